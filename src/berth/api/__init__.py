@@ -1,0 +1,574 @@
+"""The HTTP layer: the Docker Engine API over aiohttp. Parse a request, call one service,
+write the response. Errors from `berth.errors` become Docker's `{"message": ...}` with the
+error's status; nothing below this layer knows HTTP.
+
+Imports the services, `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from berth import __version__
+from berth.containers import ContainerService
+from berth.errors import BerthError, InvalidArgument, NotFound, NotModified
+from berth.images import ImageService, rfc3339
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.50"          # the docker 28 CLI's own maximum
+MIN_API_VERSION = "1.24"
+ENGINE_VERSION = "28.0.0-berth." + __version__
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _vtuple(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        raise InvalidArgument(f"invalid API version: {v}") from None
+
+
+def qbool(request: web.Request, name: str, default: bool = False) -> bool:
+    v = request.query.get(name)
+    if v is None:
+        return default
+    return v.strip().lower() not in ("", "0", "false", "no")
+
+
+def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
+    v = request.query.get(name)
+    if v in (None, ""):
+        return default
+    try:
+        return int(v)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument(f"invalid value for {name}: {v!r}") from None
+
+
+def parse_filters(raw: str | None) -> dict[str, list[str]]:
+    """`filters` in both shapes Docker accepts: {"k": ["v"]} and the legacy {"k": {"v": true}}."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid filters: {raw}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"invalid filters: {raw}")
+    out: dict[str, list[str]] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out[k] = [x for x, on in v.items() if on]
+        elif isinstance(v, list):
+            out[k] = [str(x) for x in v]
+        else:
+            out[k] = [str(v)]
+    return out
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """Docker's multiplexed stream framing: [stream, 0, 0, 0, size32be] + payload."""
+    return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        content_type="application/json")
+
+
+class SyncReader:
+    """A blocking file-like view of the request body, for a worker thread."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        self.content = request.content
+        self.loop = loop
+        self.buf = b""
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.eof and (n < 0 or len(self.buf) < n):
+            chunk = asyncio.run_coroutine_threadsafe(self.content.readany(), self.loop).result()
+            if not chunk:
+                self.eof = True
+                break
+            self.buf += chunk
+        if n < 0:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def readinto(self, b: bytearray) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def peek(self, n: int = 1) -> bytes:
+        if len(self.buf) < n:
+            more = self.read(n)
+            self.buf = more + self.buf
+        return self.buf[:n]
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+class SyncWriter:
+    """A blocking file-like that streams into an aiohttp response, for a worker thread."""
+
+    def __init__(self, resp: web.StreamResponse, loop: asyncio.AbstractEventLoop) -> None:
+        self.resp = resp
+        self.loop = loop
+        self.buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= 1 << 20:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            data, self.buf = bytes(self.buf), bytearray()
+            asyncio.run_coroutine_threadsafe(self.resp.write(data), self.loop).result()
+
+    def tell(self) -> int:
+        return 0
+
+
+class Hijacked(asyncio.Protocol):
+    """A connection taken over from aiohttp after a `101 UPGRADED` (attach, exec start).
+
+    The docker CLI half-closes its side when it has no more stdin (CloseWrite): the stream
+    must stay open for output, which aiohttp's protocol would not allow. Bytes the client sends
+    (stdin) arrive on `stdin`, b"" marks their end."""
+
+    def __init__(self, transport: asyncio.Transport, original: asyncio.BaseProtocol) -> None:
+        self.transport = transport
+        self.original = original
+        self.stdin: asyncio.Queue[bytes] = asyncio.Queue()
+        self.lost = asyncio.Event()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.stdin.put_nowait(data)
+
+    def eof_received(self) -> bool:
+        self.stdin.put_nowait(b"")
+        return True  # keep our side open for output
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+        self._can_write.set()
+        self.stdin.put_nowait(b"")
+        self.original.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    async def write(self, data: bytes) -> bool:
+        """False once the client has gone."""
+        if self.lost.is_set() or self.transport.is_closing():
+            return False
+        self.transport.write(data)
+        await self._can_write.wait()
+        return not self.lost.is_set()
+
+    def close(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.set_protocol(self.original)
+            self.transport.close()
+
+
+async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
+    await resp.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    original = transport.get_protocol()
+    h = Hijacked(transport, original)  # type: ignore[arg-type]
+    transport.set_protocol(h)
+    tail = getattr(original, "_message_tail", b"")
+    if tail:
+        h.data_received(tail)
+        original._message_tail = b""  # type: ignore[attr-defined]
+    return h
+
+
+class Api:
+    def __init__(self, *, containers: ContainerService, images: ImageService,
+                 info: Callable[[], dict[str, Any]]) -> None:
+        self.containers = containers
+        self.images = images
+        self.info_fn = info
+
+    # --- app --------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=0)
+        routes: list[tuple[str, str, Handler]] = [
+            ("HEAD", "/_ping", self.ping), ("GET", "/_ping", self.ping),
+            ("GET", "/version", self.version), ("GET", "/info", self.info),
+            ("POST", "/images/create", self.image_create),
+            ("GET", "/images/json", self.image_list),
+            ("GET", "/images/get", self.image_save),
+            ("POST", "/images/load", self.image_load),
+            ("POST", "/images/prune", self.image_prune),
+            ("GET", "/images/{name:.+}/json", self.image_inspect),
+            ("GET", "/images/{name:.+}/history", self.image_history),
+            ("GET", "/images/{name:.+}/get", self.image_save_one),
+            ("POST", "/images/{name:.+}/tag", self.image_tag),
+            ("DELETE", "/images/{name:.+}", self.image_delete),
+            ("POST", "/containers/create", self.container_create),
+            ("GET", "/containers/json", self.container_list),
+            ("POST", "/containers/prune", self.container_prune),
+            ("GET", "/containers/{id}/json", self.container_inspect),
+            ("POST", "/containers/{id}/start", self.container_start),
+            ("POST", "/containers/{id}/stop", self.container_stop),
+            ("POST", "/containers/{id}/restart", self.container_restart),
+            ("POST", "/containers/{id}/kill", self.container_kill),
+            ("POST", "/containers/{id}/wait", self.container_wait),
+            ("POST", "/containers/{id}/rename", self.container_rename),
+            ("POST", "/containers/{id}/attach", self.container_attach),
+            ("POST", "/containers/{id}/resize", self.container_resize),
+            ("GET", "/containers/{id}/logs", self.container_logs),
+            ("GET", "/containers/{id}/export", self.container_export),
+            ("DELETE", "/containers/{id}", self.container_delete),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, r"/v{version:[0-9]+\.[0-9]+}" + path, handler)
+            app.router.add_route(method, path, handler)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        headers = {"Api-Version": API_VERSION, "Ostype": "linux",
+                   "Server": f"Docker/{ENGINE_VERSION} (linux)",
+                   "Docker-Experimental": "false"}
+        try:
+            version = request.match_info.get("version")
+            if version:
+                v = _vtuple(version)
+                if v > _vtuple(API_VERSION):
+                    raise InvalidArgument(f"client version {version} is too new. Maximum "
+                                          f"supported API version is {API_VERSION}")
+                if v < _vtuple(MIN_API_VERSION):
+                    raise InvalidArgument(f"client version {version} is too old. Minimum "
+                                          f"supported API version is {MIN_API_VERSION}, "
+                                          "please upgrade your client to a newer version")
+            resp = await handler(request)
+        except NotModified:
+            resp = web.Response(status=304)
+        except BerthError as e:
+            if e.status >= 500:
+                log.error("%s %s: %s", request.method, request.path, e)
+            resp = json_response({"message": e.message}, e.status)
+        except web.HTTPException as e:
+            if e.status == 404:
+                resp = json_response({"message": "page not found"}, 404)
+            elif e.status == 405:
+                resp = json_response({"message": "method not allowed"}, 405)
+            else:
+                raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:  # noqa: BLE001 - the API's edge: every error becomes a reply
+            log.exception("%s %s failed", request.method, request.path)
+            resp = json_response({"message": str(e) or type(e).__name__}, 500)
+        if not resp.prepared:
+            for k, v in headers.items():
+                resp.headers.setdefault(k, v)
+        return resp
+
+    @staticmethod
+    def _stream(request: web.Request, content_type: str = "application/json",
+                status: int = 200) -> web.StreamResponse:
+        resp = web.StreamResponse(status=status)
+        resp.content_type = content_type
+        resp.headers.update({"Api-Version": API_VERSION, "Ostype": "linux",
+                             "Server": f"Docker/{ENGINE_VERSION} (linux)"})
+        return resp
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid JSON body: {e}") from None
+
+    # --- system -----------------------------------------------------------------------------
+    async def ping(self, request: web.Request) -> web.StreamResponse:
+        resp = web.Response(text="OK" if request.method == "GET" else None,
+                            content_type="text/plain")
+        resp.headers.update({"Builder-Version": "1", "Swarm": "inactive",
+                             "Cache-Control": "no-cache, no-store, must-revalidate",
+                             "Pragma": "no-cache"})
+        return resp
+
+    async def version(self, request: web.Request) -> web.StreamResponse:
+        u = os.uname()
+        details = {"ApiVersion": API_VERSION, "Arch": _goarch(), "BuildTime": "",
+                   "Experimental": "false", "GitCommit": "", "GoVersion": "python" +
+                   platform.python_version(), "KernelVersion": u.release,
+                   "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}
+        return json_response({
+            "Platform": {"Name": "berth"},
+            "Components": [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details}],
+            "Version": ENGINE_VERSION, "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion":
+            "python" + platform.python_version(), "Os": "linux", "Arch": _goarch(),
+            "KernelVersion": u.release, "BuildTime": "",
+        })
+
+    async def info(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.info_fn())
+
+    # --- images -----------------------------------------------------------------------------
+    async def image_create(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        if q.get("fromSrc") is None:
+            from berth import reference
+            name = q.get("fromImage", "")
+            ref = reference.parse(name + (":" + q["tag"] if q.get("tag") else ""))
+            raise NotFound(f"pull access denied for {ref.familiar_repository}: berth cannot "
+                           "pull from registries yet")
+        if q["fromSrc"] != "-":
+            raise InvalidArgument("importing from a URL is not supported: use fromSrc=-")
+        changes = q.getall("changes", [])
+        loop = asyncio.get_running_loop()
+        reader = SyncReader(request, loop)
+        # errors before the stream starts are plain HTTP errors, as in Docker
+        image_id = await asyncio.to_thread(
+            self.images.import_, reader, repo=q.get("repo", ""), tag=q.get("tag", ""),  # type: ignore[arg-type]
+            changes=changes, message=q.get("message", ""))
+        self.containers.emit("image", "import", image_id, {})
+        resp = self._stream(request)
+        await resp.prepare(request)
+        await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
+        await resp.write_eof()
+        return resp
+
+    async def image_list(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.images.list(all_=qbool(request, "all"),
+                                              filters=parse_filters(request.query.get("filters"))))
+
+    async def image_inspect(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.images.inspect(request.match_info["name"]))
+
+    async def image_history(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.images.history(request.match_info["name"]))
+
+    async def image_tag(self, request: web.Request) -> web.StreamResponse:
+        repo = request.query.get("repo", "")
+        if not repo:
+            raise InvalidArgument("repository name cannot be empty")
+        self.images.tag(request.match_info["name"], repo, request.query.get("tag", ""))
+        self.containers.emit("image", "tag", self.images.resolve(request.match_info["name"]).id,
+                             {"name": repo})
+        return web.Response(status=201)
+
+    async def image_delete(self, request: web.Request) -> web.StreamResponse:
+        res = await asyncio.to_thread(self.images.remove, request.match_info["name"],
+                                      force=qbool(request, "force"))
+        for r in res:
+            if "Untagged" in r:
+                self.containers.emit("image", "untag", r["Untagged"], {})
+            else:
+                self.containers.emit("image", "delete", r["Deleted"], {})
+        return json_response(res)
+
+    async def image_prune(self, request: web.Request) -> web.StreamResponse:
+        f = parse_filters(request.query.get("filters"))
+        all_ = any(v.lower() in ("false", "0") for v in f.get("dangling", []))
+        return json_response(await asyncio.to_thread(self.images.prune, all_=all_))
+
+    async def image_save(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, request.query.getall("names", []))
+
+    async def image_save_one(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, [request.match_info["name"]])
+
+    async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
+        if not names:
+            raise InvalidArgument("no image names given")
+        for n in names:
+            self.images.resolve(n)  # a 404 before the stream starts
+        resp = self._stream(request, "application/x-tar")
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        w = SyncWriter(resp, loop)
+
+        def run() -> None:
+            self.images.save(names, w)  # type: ignore[arg-type]
+            w.flush()
+        await asyncio.to_thread(run)
+        await resp.write_eof()
+        return resp
+
+    async def image_load(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        reader = SyncReader(request, loop)
+        lines = await asyncio.to_thread(lambda: list(self.images.load(reader)))  # type: ignore[arg-type]
+        resp = self._stream(request)
+        await resp.prepare(request)
+        for line in lines:
+            await resp.write((json.dumps({"stream": line + "\n"}) + "\r\n").encode())
+        self.containers.emit("image", "load", "", {})
+        await resp.write_eof()
+        return resp
+
+    # --- containers -------------------------------------------------------------------------
+    async def container_create(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        cid, warnings = await self.containers.create(body, request.query.get("name", ""))
+        return json_response({"Id": cid, "Warnings": warnings}, 201)
+
+    async def container_list(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.containers.list(
+            all_=qbool(request, "all"), limit=qint(request, "limit", -1) or -1,
+            size=qbool(request, "size"), filters=parse_filters(request.query.get("filters"))))
+
+    async def container_inspect(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.containers.inspect(request.match_info["id"],
+                                                     size=qbool(request, "size")))
+
+    async def container_start(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.start(request.match_info["id"])
+        return web.Response(status=204)
+
+    async def container_stop(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.stop(request.match_info["id"], qint(request, "t"),
+                                   request.query.get("signal"))
+        return web.Response(status=204)
+
+    async def container_restart(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.restart(request.match_info["id"], qint(request, "t"),
+                                      request.query.get("signal"))
+        return web.Response(status=204)
+
+    async def container_kill(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.kill(request.match_info["id"], request.query.get("signal"))
+        return web.Response(status=204)
+
+    async def container_rename(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.rename(request.match_info["id"], request.query.get("name", ""))
+        return web.Response(status=204)
+
+    async def container_resize(self, request: web.Request) -> web.StreamResponse:
+        self.containers.resolve(request.match_info["id"])
+        return web.Response(status=200)
+
+    async def container_delete(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.remove(request.match_info["id"], force=qbool(request, "force"),
+                                     volumes=qbool(request, "v"))
+        return web.Response(status=204)
+
+    async def container_prune(self, request: web.Request) -> web.StreamResponse:
+        return json_response(await self.containers.prune(
+            parse_filters(request.query.get("filters"))))
+
+    async def container_wait(self, request: web.Request) -> web.StreamResponse:
+        cid = self.containers.prepare_wait(request.match_info["id"])
+        condition = request.query.get("condition", "not-running")
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        # the headers go out at once: the docker CLI waits for them before it starts
+        resp = self._stream(request)
+        await resp.prepare(request)
+        result = await self.containers.wait(cid, condition)
+        await resp.write(json.dumps(result).encode() + b"\n")
+        await resp.write_eof()
+        return resp
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        doc = self.containers.inspect(request.match_info["id"])
+        stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
+        if not stdout and not stderr:
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
+        tty = doc["Config"]["Tty"]
+        resp = self._stream(request, "application/vnd.docker.raw-stream" if tty
+                            else "application/vnd.docker.multiplexed-stream")
+        await resp.prepare(request)
+        since = float(request.query.get("since") or 0)
+        until = float(request.query.get("until") or 0)
+        async for stream, data in self.containers.logs(
+                doc["Id"], follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
+                since=since, until=until, tail=request.query.get("tail", "all"),
+                timestamps=qbool(request, "timestamps")):
+            await resp.write(data if tty else frame(stream, data))
+        await resp.write_eof()
+        return resp
+
+    async def container_attach(self, request: web.Request) -> web.StreamResponse:
+        doc = self.containers.inspect(request.match_info["id"])
+        if not qbool(request, "stream") and not qbool(request, "logs"):
+            raise InvalidArgument("Bad parameters: must set stream or logs")
+        tty = doc["Config"]["Tty"]
+        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+        resp = self._stream(request, "application/vnd.docker.raw-stream" if tty
+                            else "application/vnd.docker.multiplexed-stream",
+                            101 if upgrade else 200)
+        if upgrade:
+            resp.headers["Connection"] = "Upgrade"
+            resp.headers["Upgrade"] = "tcp"
+        resp.force_close()
+        conn = await hijack(request, resp)
+        try:
+            async for stream, data in self.containers.attach_output(
+                    doc["Id"], stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
+                    logs=qbool(request, "logs")):
+                if not await conn.write(data if tty else frame(stream, data)):
+                    break
+        finally:
+            conn.close()
+        return resp
+
+    async def container_export(self, request: web.Request) -> web.StreamResponse:
+        self.containers.resolve(request.match_info["id"])
+        resp = self._stream(request, "application/x-tar")
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        w = SyncWriter(resp, loop)
+
+        def run() -> None:
+            self.containers.export(request.match_info["id"], w)  # type: ignore[arg-type]
+            w.flush()
+        await asyncio.to_thread(run)
+        await resp.write_eof()
+        return resp
+
+
+def _goarch() -> str:
+    from berth.images import host_arch
+    return host_arch()
+
+
+def now_rfc3339() -> str:
+    return rfc3339(time.time())
+
+
+__all__ = ["Api", "API_VERSION", "MIN_API_VERSION", "ENGINE_VERSION", "frame", "parse_filters"]

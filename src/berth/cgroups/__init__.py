@@ -1,0 +1,310 @@
+"""One cgroup manager interface over cgroup v1 and v2: create with limits, add a process,
+read OOM kills and stats, freeze, remove.
+
+Imports only `errors`. The manager is picked by `detect()` (crun's get_cgroup_manager): v2 where
+/sys/fs/cgroup is a cgroup2 mount, v1 otherwise. Both take a root so unit tests run them on a fake
+cgroupfs in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from berth.errors import InvalidArgument, System
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resources:
+    """The runtime-spec `linux.resources` subset berth applies."""
+    memory: int | None = None          # bytes
+    memory_swap: int | None = None     # memory + swap, bytes; -1 unlimited
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None       # microseconds per period
+    cpu_period: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: int | None = None      # <= 0 unlimited
+
+    @classmethod
+    def from_spec(cls, res: dict) -> Resources:  # type: ignore[type-arg]
+        mem = res.get("memory") or {}
+        cpu = res.get("cpu") or {}
+        pids = res.get("pids") or {}
+        return cls(memory=mem.get("limit"), memory_swap=mem.get("swap"),
+                   cpu_shares=cpu.get("shares"), cpu_quota=cpu.get("quota"),
+                   cpu_period=cpu.get("period"), cpuset_cpus=cpu.get("cpus"),
+                   cpuset_mems=cpu.get("mems"), pids_limit=pids.get("limit"))
+
+
+@dataclass(slots=True)
+class Stats:
+    memory_usage: int = 0
+    memory_limit: int = 0
+    pids: int = 0
+    cpu_usage_ns: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class CgroupManager(Protocol):
+    """Lifecycle: create(limits) → add(pid) … → oom_killed()/stats() → remove().
+
+    `path` is relative to the hierarchy root(s), e.g. `berth/<id>`."""
+
+    path: str
+
+    def create(self, res: Resources) -> None: ...
+    def procs_files(self) -> list[str]: ...
+    def add(self, pid: int) -> None: ...
+    def oom_killed(self) -> int: ...
+    def stats(self) -> Stats: ...
+    def freeze(self, frozen: bool) -> None: ...
+    def remove(self) -> None: ...
+
+
+def _write(path: str, value: str | int) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise System(f"write {value} to {path}: {e.strerror}") from e
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _rmdir_retry(path: str) -> None:
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                return
+            time.sleep(0.01)
+
+
+def _flat_kv(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+class V1:
+    """cgroup v1: one directory per controller hierarchy."""
+
+    CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
+
+    def __init__(self, path: str, *, mounts: dict[str, str]) -> None:
+        self.path = path.strip("/")
+        # controller -> hierarchy mount point (cpu and cpuacct may share one)
+        self.mounts = {c: m for c, m in mounts.items() if c in self.CONTROLLERS}
+
+    def _dir(self, controller: str) -> str | None:
+        m = self.mounts.get(controller)
+        return os.path.join(m, self.path) if m else None
+
+    def _dirs(self) -> list[str]:
+        return sorted({os.path.join(m, self.path) for m in self.mounts.values()})
+
+    def create(self, res: Resources) -> None:
+        cpuset = self._dir("cpuset")
+        if cpuset:
+            # cpuset refuses tasks until cpus and mems are set: fill each new level from its parent
+            root = self.mounts["cpuset"]
+            cur = root
+            for part in self.path.split("/"):
+                parent, cur = cur, os.path.join(cur, part)
+                os.makedirs(cur, exist_ok=True)
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    if not _read(os.path.join(cur, f)).strip():
+                        _write(os.path.join(cur, f), _read(os.path.join(parent, f)).strip())
+        for d in self._dirs():
+            os.makedirs(d, exist_ok=True)
+        mem = self._dir("memory")
+        if mem:
+            if res.memory:
+                _write(os.path.join(mem, "memory.limit_in_bytes"), res.memory)
+            if res.memory_swap and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes")):
+                _write(os.path.join(mem, "memory.memsw.limit_in_bytes"), res.memory_swap)
+        cpu = self._dir("cpu")
+        if cpu:
+            if res.cpu_shares:
+                _write(os.path.join(cpu, "cpu.shares"), res.cpu_shares)
+            if res.cpu_period:
+                _write(os.path.join(cpu, "cpu.cfs_period_us"), res.cpu_period)
+            if res.cpu_quota:
+                _write(os.path.join(cpu, "cpu.cfs_quota_us"), res.cpu_quota)
+        if cpuset and res.cpuset_cpus:
+            try:
+                _write(os.path.join(cpuset, "cpuset.cpus"), res.cpuset_cpus)
+            except System as e:
+                raise InvalidArgument(f"invalid cpuset.cpus {res.cpuset_cpus!r}: {e}") from e
+        if cpuset and res.cpuset_mems:
+            _write(os.path.join(cpuset, "cpuset.mems"), res.cpuset_mems)
+        pids = self._dir("pids")
+        if pids and res.pids_limit and res.pids_limit > 0:
+            _write(os.path.join(pids, "pids.max"), res.pids_limit)
+
+    def procs_files(self) -> list[str]:
+        return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
+
+    def add(self, pid: int) -> None:
+        for f in self.procs_files():
+            _write(f, pid)
+
+    def oom_killed(self) -> int:
+        mem = self._dir("memory")
+        return _flat_kv(_read(os.path.join(mem, "memory.oom_control"))).get("oom_kill", 0) if mem else 0
+
+    def stats(self) -> Stats:
+        s = Stats()
+        mem = self._dir("memory")
+        if mem:
+            s.memory_usage = int(_read(os.path.join(mem, "memory.usage_in_bytes")) or 0)
+            s.memory_limit = int(_read(os.path.join(mem, "memory.limit_in_bytes")) or 0)
+            s.extra = _flat_kv(_read(os.path.join(mem, "memory.stat")))
+        pids = self._dir("pids")
+        if pids:
+            s.pids = int(_read(os.path.join(pids, "pids.current")) or 0)
+        acct = self._dir("cpuacct")
+        if acct:
+            s.cpu_usage_ns = int(_read(os.path.join(acct, "cpuacct.usage")) or 0)
+        return s
+
+    def freeze(self, frozen: bool) -> None:
+        fr = self._dir("freezer")
+        if fr:
+            _write(os.path.join(fr, "freezer.state"), "FROZEN" if frozen else "THAWED")
+
+    def remove(self) -> None:
+        for d in self._dirs():
+            _rmdir_retry(d)
+
+
+class V2:
+    """cgroup v2: one unified hierarchy; controllers enabled down the path."""
+
+    def __init__(self, path: str, *, root: str = "/sys/fs/cgroup") -> None:
+        self.path = path.strip("/")
+        self.root = root
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.root, self.path)
+
+    def create(self, res: Resources) -> None:
+        available = _read(os.path.join(self.root, "cgroup.controllers")).split()
+        cur = self.root
+        for part in self.path.split("/"):
+            want = [c for c in ("cpu", "cpuset", "memory", "pids", "io") if c in available]
+            if want:
+                try:
+                    _write(os.path.join(cur, "cgroup.subtree_control"), " ".join("+" + c for c in want))
+                except System:
+                    pass  # a controller the parent cannot delegate: limits on it fail below
+            cur = os.path.join(cur, part)
+            os.makedirs(cur, exist_ok=True)
+        d = self.dir
+        if res.memory:
+            _write(os.path.join(d, "memory.max"), res.memory)
+            if res.memory_swap:
+                swap = "max" if res.memory_swap < 0 else max(res.memory_swap - res.memory, 0)
+                if os.path.exists(os.path.join(d, "memory.swap.max")):
+                    _write(os.path.join(d, "memory.swap.max"), swap)
+        if res.cpu_quota or res.cpu_period:
+            quota = res.cpu_quota if res.cpu_quota and res.cpu_quota > 0 else "max"
+            _write(os.path.join(d, "cpu.max"), f"{quota} {res.cpu_period or 100000}")
+        if res.cpu_shares:
+            # the conversion runc and crun use: shares [2, 262144] → weight [1, 10000]
+            weight = 1 + ((res.cpu_shares - 2) * 9999) // 262142
+            _write(os.path.join(d, "cpu.weight"), max(1, min(weight, 10000)))
+        if res.cpuset_cpus:
+            _write(os.path.join(d, "cpuset.cpus"), res.cpuset_cpus)
+        if res.cpuset_mems:
+            _write(os.path.join(d, "cpuset.mems"), res.cpuset_mems)
+        if res.pids_limit and res.pids_limit > 0:
+            _write(os.path.join(d, "pids.max"), res.pids_limit)
+
+    def procs_files(self) -> list[str]:
+        return [os.path.join(self.dir, "cgroup.procs")]
+
+    def add(self, pid: int) -> None:
+        _write(os.path.join(self.dir, "cgroup.procs"), pid)
+
+    def oom_killed(self) -> int:
+        return _flat_kv(_read(os.path.join(self.dir, "memory.events"))).get("oom_kill", 0)
+
+    def stats(self) -> Stats:
+        d = self.dir
+        s = Stats()
+        s.memory_usage = int(_read(os.path.join(d, "memory.current")) or 0)
+        lim = _read(os.path.join(d, "memory.max")).strip()
+        s.memory_limit = int(lim) if lim.isdigit() else 0
+        s.pids = int(_read(os.path.join(d, "pids.current")) or 0)
+        s.cpu_usage_ns = _flat_kv(_read(os.path.join(d, "cpu.stat"))).get("usage_usec", 0) * 1000
+        s.extra = _flat_kv(_read(os.path.join(d, "memory.stat")))
+        return s
+
+    def freeze(self, frozen: bool) -> None:
+        _write(os.path.join(self.dir, "cgroup.freeze"), 1 if frozen else 0)
+
+    def remove(self) -> None:
+        _rmdir_retry(self.dir)
+
+
+def v1_mounts(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
+    """controller name → mount point of its v1 hierarchy, from mountinfo."""
+    out: dict[str, str] = {}
+    for line in _read(mountinfo).splitlines():
+        left, _, right = line.partition(" - ")
+        fields = right.split()
+        if len(fields) < 3 or fields[0] != "cgroup":
+            continue
+        point = left.split()[4]
+        for opt in fields[2].split(","):
+            if opt in V1.CONTROLLERS:
+                out[opt] = point
+    return out
+
+
+def is_v2(root: str = "/sys/fs/cgroup") -> bool:
+    try:
+        return os.statvfs(root) is not None and _read("/proc/self/mountinfo").find(
+            f" {root} ") >= 0 and any(
+            line.split(" - ")[1].startswith("cgroup2 ")
+            for line in _read("/proc/self/mountinfo").splitlines()
+            if f" {root} " in line.split(" - ")[0])
+    except (OSError, IndexError):
+        return False
+
+
+def detect(path: str) -> CgroupManager:
+    """The manager for this machine: v2 where /sys/fs/cgroup is cgroup2, else v1."""
+    if is_v2():
+        return V2(path)
+    return V1(path, mounts=v1_mounts())
+
+
+def manager(path: str, version: int, *, v1_mounts_: dict[str, str] | None = None,
+            root: str = "/sys/fs/cgroup") -> CgroupManager:
+    if version == 2:
+        return V2(path, root=root)
+    return V1(path, mounts=v1_mounts_ if v1_mounts_ is not None else v1_mounts())
+
+
+__all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "manager", "is_v2",
+           "v1_mounts"]

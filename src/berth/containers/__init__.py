@@ -1,0 +1,941 @@
+"""The container service: create, start, stop, kill, wait, remove, list, inspect, logs,
+attach (output), rename, prune, export; and the restore of running containers at start-up.
+
+Imports `images`, `storage`, `metadata`, `cgroups`, `errors`, `containers.spec`. The runtime is
+reached only as processes: a request to the fork server starts a monitor per container (see
+`berth.runtime.monitor` for the protocol). This module never forks.
+
+A container record is kept in Docker's inspect shape (what `GET /containers/{id}/json`
+returns), plus a private `_berth` section; the metadata store holds it, this service caches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal as signal_mod
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from berth import storage
+from berth.containers import names
+from berth.containers.spec import build_spec, merge_env, validate_host_config
+from berth.errors import (BerthError, Conflict, InvalidArgument, NotFound, NotModified,
+                          System)
+from berth.images import ImageService, parse_rfc3339, rfc3339
+from berth.metadata import MetadataStore
+
+log = logging.getLogger(__name__)
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    data_root: str
+    exec_root: str
+    forkserver: str                     # the fork server's socket
+    cgroup_parent: str = "berth"
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    runtime: str = "berth"
+
+
+def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> int:
+    if sig is None or sig == "":
+        return default
+    if isinstance(sig, int) or str(sig).isdigit():
+        n = int(sig)
+        if not 0 < n < 65:
+            raise InvalidArgument(f"Invalid signal: {sig}")
+        return n
+    name = str(sig).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal_mod.Signals[name])
+    except KeyError:
+        if name.startswith("SIGRTMIN+") and name[9:].isdigit():
+            return int(signal_mod.SIGRTMIN) + int(name[9:])
+        raise InvalidArgument(f"Invalid signal: {sig}") from None
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, which `docker ps` uses."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = int(seconds / 60)
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = int(round(seconds / 3600))
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+class _Live:
+    """What the service knows of a container beyond its record: locks, waiters, output."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.exits = 0                         # how many times it has exited
+        self.changed = asyncio.Condition()     # notified on start, exit, removal
+        self.removed = False
+        self.reader: asyncio.Task[None] | None = None
+
+
+class ContainerService:
+    def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
+                 driver: storage.Driver, *,
+                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
+        self.cfg = cfg
+        self.meta = meta
+        self.images = images
+        self.driver = driver
+        self.emit = emit or (lambda typ, action, actor, attrs: None)
+        self._docs: dict[str, dict[str, Any]] = {}
+        self._live: dict[str, _Live] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.ncpu = os.cpu_count() or 1
+        os.makedirs(os.path.join(cfg.data_root, "containers"), exist_ok=True)
+        os.makedirs(os.path.join(cfg.exec_root, "containers"), exist_ok=True)
+        for doc in meta.containers():
+            self._docs[doc["Id"]] = doc
+            self._live[doc["Id"]] = _Live()
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+
+    def _save(self, doc: dict[str, Any]) -> None:
+        self.meta.put_container(doc["Id"], doc["Name"].lstrip("/"), doc["Image"],
+                                doc["_berth"]["created"], doc)
+
+    def containers_using(self, image_id: str) -> list[dict[str, Any]]:
+        return [d for d in self._docs.values() if d["Image"] == image_id]
+
+    def layers_in_use(self) -> set[str]:
+        return {c for d in self._docs.values() for c in d["_berth"]["layers"]}
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        if not ref:
+            raise NotFound("No such container: ")
+        if ref in self._docs:
+            return self._docs[ref]
+        name = "/" + ref.lstrip("/")
+        for d in self._docs.values():
+            if d["Name"] == name:
+                return d
+        matches = [d for d in self._docs.values() if d["Id"].startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def _dir(self, cid: str) -> str:
+        return os.path.join(self.cfg.data_root, "containers", cid)
+
+    def _run_dir(self, cid: str) -> str:
+        return os.path.join(self.cfg.exec_root, "containers", cid)
+
+    # --- create -----------------------------------------------------------------------------
+    async def create(self, body: dict[str, Any], name: str = "") -> tuple[str, list[str]]:
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid container config")
+        image_name = body.get("Image") or ""
+        if not image_name:
+            raise InvalidArgument("image name cannot be blank")
+        try:
+            image = self.images.resolve(image_name)
+        except NotFound:
+            from berth import reference
+            try:
+                shown = reference.parse(image_name).familiar
+            except InvalidArgument:
+                shown = image_name
+            raise NotFound(f"No such image: {shown}") from None
+        hc: dict[str, Any] = dict(body.get("HostConfig") or {})
+        warnings = validate_host_config(hc, self.ncpu)
+        icfg = image.container_config
+        cfg: dict[str, Any] = {k: v for k, v in body.items()
+                               if k not in ("HostConfig", "NetworkingConfig")}
+        entrypoint = cfg.get("Entrypoint")
+        if entrypoint is None:
+            entrypoint = icfg.get("Entrypoint")
+        elif entrypoint == [""] or entrypoint == "":
+            entrypoint = None
+        if isinstance(entrypoint, str):
+            entrypoint = [entrypoint]
+        cmd = cfg.get("Cmd")
+        if not cmd and cfg.get("Entrypoint") is None:
+            cmd = icfg.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        args = list(entrypoint or []) + list(cmd or [])
+        if not args:
+            raise InvalidArgument("no command specified")
+        cid = secrets.token_hex(32)
+        if name:
+            name = names.validate(name)
+            if any(d["Name"] == "/" + name for d in self._docs.values()):
+                other = next(d for d in self._docs.values() if d["Name"] == "/" + name)
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                               f'container "{other["Id"]}". You have to remove (or rename) '
+                               "that container to be able to reuse that name.")
+        else:
+            taken = {d["Name"] for d in self._docs.values()}
+            name = names.random_name()
+            while "/" + name in taken:
+                name = names.random_name() + str(secrets.randbelow(10))
+        hostname = cfg.get("Hostname") or ("" if hc.get("NetworkMode") == "host" else cid[:12])
+        if hc.get("NetworkMode") == "host":
+            hostname = hostname or os.uname().nodename
+        full_cfg = {
+            "Hostname": hostname, "Domainname": cfg.get("Domainname", ""),
+            "User": cfg.get("User") if cfg.get("User") is not None else icfg.get("User", ""),
+            "AttachStdin": bool(cfg.get("AttachStdin")),
+            "AttachStdout": bool(cfg.get("AttachStdout")),
+            "AttachStderr": bool(cfg.get("AttachStderr")),
+            "ExposedPorts": cfg.get("ExposedPorts") or icfg.get("ExposedPorts"),
+            "Tty": bool(cfg.get("Tty")), "OpenStdin": bool(cfg.get("OpenStdin")),
+            "StdinOnce": bool(cfg.get("StdinOnce")),
+            "Env": merge_env(icfg.get("Env"), cfg.get("Env")),
+            "Cmd": cmd or None,
+            "Image": image_name,
+            "Volumes": cfg.get("Volumes") or icfg.get("Volumes"),
+            "WorkingDir": cfg.get("WorkingDir") or icfg.get("WorkingDir", ""),
+            "Entrypoint": entrypoint or None,
+            "OnBuild": None,
+            "Labels": {**(icfg.get("Labels") or {}), **(cfg.get("Labels") or {})},
+        }
+        if cfg.get("StopSignal") or icfg.get("StopSignal"):
+            full_cfg["StopSignal"] = cfg.get("StopSignal") or icfg.get("StopSignal")
+            parse_signal(full_cfg["StopSignal"])
+        if cfg.get("StopTimeout") is not None:
+            full_cfg["StopTimeout"] = cfg["StopTimeout"]
+        if not any(e.startswith("HOSTNAME=") for e in full_cfg["Env"]) and hostname:
+            full_cfg["Env"].insert(0, f"HOSTNAME={hostname}")
+        if full_cfg["Tty"] and not any(e.startswith("TERM=") for e in full_cfg["Env"]):
+            full_cfg["Env"].append("TERM=xterm")
+        cdir = self._dir(cid)
+        now = time.time()
+        layers = self.images.layers_of(image)
+        hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+        hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        doc: dict[str, Any] = {
+            "Id": cid,
+            "Created": rfc3339(now),
+            "Path": args[0],
+            "Args": args[1:],
+            "State": {"Status": "created", "Running": False, "Paused": False,
+                      "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": 0,
+                      "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
+                      "FinishedAt": ZERO_TIME},
+            "Image": image.id,
+            "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+            "HostnamePath": os.path.join(cdir, "hostname"),
+            "HostsPath": os.path.join(cdir, "hosts"),
+            "LogPath": os.path.join(cdir, f"{cid}-json.log"),
+            "Name": "/" + name,
+            "RestartCount": 0,
+            "Driver": self.driver.name,
+            "Platform": "linux",
+            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": hc,
+            "GraphDriver": {"Name": self.driver.name, "Data": {
+                "UpperDir": self.driver.upper(cid),
+                "LowerDir": ":".join(la.path for la in reversed(layers))}},
+            "Mounts": [],
+            "Config": full_cfg,
+            "NetworkSettings": self._network_settings(hc.get("NetworkMode", "bridge")),
+            "_berth": {"layers": [la.chain_id for la in layers], "created": int(now),
+                       "monitor": 0},
+        }
+        os.makedirs(cdir, exist_ok=True)
+        try:
+            await asyncio.to_thread(self.driver.prepare, cid, layers)
+            self._write_etc_files(doc)
+            self._docs[cid] = doc
+            self._live[cid] = _Live()
+            self._save(doc)
+        except BaseException:
+            self._docs.pop(cid, None)
+            self._live.pop(cid, None)
+            self.driver.remove(cid)
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
+        log.info("created container %s", cid[:12], extra={"container": cid})
+        self.emit("container", "create", cid, {"name": name, "image": image_name})
+        return cid, warnings
+
+    @staticmethod
+    def _network_settings(mode: str) -> dict[str, Any]:
+        net = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+               "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+               "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+               "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
+        return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+                "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+                "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+                "Networks": {mode.split(":")[0] if not mode.startswith("container:") else "container": net}}
+
+    def _write_etc_files(self, doc: dict[str, Any]) -> None:
+        hc = doc["HostConfig"]
+        cfg = doc["Config"]
+        host_net = hc.get("NetworkMode") == "host"
+        hostname = cfg["Hostname"]
+        with open(doc["HostnamePath"], "w") as f:
+            f.write(hostname + "\n")
+        if host_net:
+            try:
+                with open("/etc/hosts") as f:
+                    hosts = f.read()
+            except OSError:
+                hosts = "127.0.0.1\tlocalhost\n"
+        else:
+            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                     "ff02::2\tip6-allrouters\n")
+            for extra in hc.get("ExtraHosts") or []:
+                h, _, ip = extra.partition(":")
+                hosts += f"{ip}\t{h}\n"
+        with open(doc["HostsPath"], "w") as f:
+            f.write(hosts)
+        with open(doc["ResolvConfPath"], "w") as f:
+            f.write(self._resolv_conf(hc, host_net))
+
+    def _resolv_conf(self, hc: dict[str, Any], host_net: bool) -> str:
+        dns = hc.get("Dns") or self.cfg.dns
+        search = hc.get("DnsSearch") or self.cfg.dns_search
+        options = hc.get("DnsOptions") or self.cfg.dns_options
+        if not dns:
+            try:
+                with open("/etc/resolv.conf") as f:
+                    host = f.read().splitlines()
+            except OSError:
+                host = []
+            for line in host:
+                w = line.split()
+                if len(w) >= 2 and w[0] == "nameserver":
+                    # a loopback resolver of the host is unreachable from a container netns
+                    if host_net or not (w[1].startswith("127.") or w[1] == "::1"):
+                        dns.append(w[1])
+                elif len(w) >= 2 and w[0] == "search" and not search:
+                    search = w[1:]
+                elif len(w) >= 2 and w[0] == "options" and not options:
+                    options = w[1:]
+        out = "".join(f"nameserver {d}\n" for d in dns)
+        if search:
+            out += "search " + " ".join(search) + "\n"
+        if options:
+            out += "options " + " ".join(options) + "\n"
+        return out
+
+    # --- start ------------------------------------------------------------------------------
+    async def start(self, ref: str) -> None:
+        doc = self.resolve(ref)
+        cid = doc["Id"]
+        live = self._live[cid]
+        async with live.lock:
+            if doc["State"]["Running"]:
+                raise NotModified("container already started")
+            if doc["State"]["Status"] == "removing":
+                raise Conflict(f"container {cid[:12]} is marked for removal and cannot be started")
+            try:
+                await self._start_locked(doc)
+            except BerthError as e:
+                doc["State"]["Error"] = e.message
+                self._save(doc)
+                if doc["HostConfig"].get("AutoRemove"):
+                    self._spawn(self._auto_remove(cid))
+                raise
+
+    async def _start_locked(self, doc: dict[str, Any]) -> None:
+        cid = doc["Id"]
+        run_dir = self._run_dir(cid)
+        bundle = os.path.join(run_dir, "bundle")
+        state_dir = os.path.join(run_dir, "state")
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.makedirs(bundle, exist_ok=True)
+        os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
+        layers = [self.images.layer_store.get(c) for c in doc["_berth"]["layers"]]
+        netns = None
+        mode = doc["HostConfig"].get("NetworkMode", "bridge")
+        if mode.startswith("container:"):
+            other = self.resolve(mode.split(":", 1)[1])
+            if not other["State"]["Running"]:
+                raise Conflict(f"cannot join network of a non running container: {other['Id']}")
+            netns = f"/proc/{other['State']['Pid']}/ns/net"
+        spec = build_spec(cid=cid, config=doc["Config"], host_config=doc["HostConfig"],
+                          hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
+                          resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
+                          netns_path=netns)
+        if mode == "host":
+            spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
+                                           if ns["type"] != "network"]
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        req = {"id": cid, "bundle": bundle, "log_path": doc["LogPath"], "state_dir": state_dir,
+               "rootfs_mount": self.driver.mount(cid, layers).to_dict()}
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.cfg.forkserver)
+        except OSError as e:
+            raise System(f"cannot reach the fork server: {e}") from e
+        writer.write((json.dumps(req) + "\n").encode())
+        await writer.drain()
+        line = await reader.readline()
+        msg = json.loads(line) if line else {"error": "monitor died before starting", "code": 125}
+        if "pid" not in msg:
+            writer.close()
+            code = int(msg.get("code", 125))
+            doc["State"].update({"ExitCode": code, "Error": msg.get("error", "")})
+            self._save(doc)
+            err_cls = InvalidArgument if code in (126, 127) else System
+            raise err_cls(msg.get("error", "failed to start container"))
+        now = time.time()
+        doc["State"].update({"Status": "running", "Running": True, "Paused": False,
+                             "Restarting": False, "OOMKilled": False, "Dead": False,
+                             "Pid": msg["pid"], "ExitCode": 0, "Error": "",
+                             "StartedAt": rfc3339(now), "FinishedAt": ZERO_TIME})
+        doc["_berth"]["monitor"] = msg.get("monitor", 0)
+        self._save(doc)
+        live = self._live[cid]
+        live.reader = self._spawn(self._watch(cid, reader, writer))
+        async with live.changed:
+            live.changed.notify_all()
+        log.info("started container %s pid %s", cid[:12], msg["pid"], extra={"container": cid})
+        self.emit("container", "start", cid, {"name": doc["Name"][1:],
+                                              "image": doc["Config"]["Image"]})
+
+    async def _watch(self, cid: str, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter | None) -> None:
+        """Wait for the monitor's exit message (or its death) and record the exit."""
+        record: dict[str, Any] | None = None
+        try:
+            line = await reader.readline()
+            if line:
+                record = json.loads(line)
+        except (OSError, ValueError):
+            record = None
+        finally:
+            if writer is not None:
+                writer.close()
+        if record is None:
+            record = self._read_exit_file(cid) or {"exit": 255, "oom": False,
+                                                    "finished_at": time.time_ns(),
+                                                    "error": "container monitor died"}
+        await self._on_exit(cid, record)
+
+    def _read_exit_file(self, cid: str) -> dict[str, Any] | None:
+        try:
+            with open(os.path.join(self._run_dir(cid), "state", "exit.json")) as f:
+                data: dict[str, Any] = json.load(f)
+                return data
+        except (OSError, ValueError):
+            return None
+
+    async def _on_exit(self, cid: str, record: dict[str, Any]) -> None:
+        doc = self._docs.get(cid)
+        if doc is None:
+            return
+        code = int(record.get("exit", 255))
+        doc["State"].update({"Status": "exited", "Running": False, "Paused": False,
+                             "Restarting": False, "OOMKilled": bool(record.get("oom")),
+                             "Pid": 0, "ExitCode": code,
+                             "Error": record.get("error", "") if "pid" not in record else "",
+                             "FinishedAt": rfc3339(record.get("finished_at", time.time_ns()) / 1e9)})
+        doc["_berth"]["monitor"] = 0
+        self._save(doc)
+        live = self._live[cid]
+        live.exits += 1
+        async with live.changed:
+            live.changed.notify_all()
+        log.info("container %s exited with %s", cid[:12], code, extra={"container": cid})
+        attrs = {"name": doc["Name"][1:], "image": doc["Config"]["Image"], "exitCode": str(code)}
+        if record.get("oom"):
+            self.emit("container", "oom", cid, attrs)
+        self.emit("container", "die", cid, attrs)
+        if doc["HostConfig"].get("AutoRemove"):
+            await self._auto_remove(cid)
+
+    async def _auto_remove(self, cid: str) -> None:
+        try:
+            await self.remove(cid, force=True, volumes=True)
+        except NotFound:
+            pass
+        except BerthError as e:
+            log.warning("auto-remove of %s failed: %s", cid[:12], e, extra={"container": cid})
+
+    async def restore(self) -> None:
+        """At start-up: containers whose monitor lives go on; the others get their exit."""
+        for cid, doc in list(self._docs.items()):
+            if not doc["State"]["Running"]:
+                continue
+            record = self._read_exit_file(cid)
+            mon = doc["_berth"].get("monitor") or 0
+            if record is None and mon and _alive(mon):
+                self._live[cid].reader = self._spawn(self._watch_pid(cid, mon))
+                log.info("restored running container %s", cid[:12], extra={"container": cid})
+                continue
+            await self._on_exit(cid, record or {"exit": 255, "oom": False,
+                                                "finished_at": time.time_ns(),
+                                                "error": "container monitor died"})
+
+    async def _watch_pid(self, cid: str, pid: int) -> None:
+        """A restored container: the monitor is not ours to wait for; a pidfd tells its end."""
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            done = loop.create_future()
+            loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+            try:
+                await done
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+        record = self._read_exit_file(cid) or {"exit": 255, "oom": False,
+                                               "finished_at": time.time_ns(),
+                                               "error": "container monitor died"}
+        await self._on_exit(cid, record)
+
+    # --- signals ----------------------------------------------------------------------------
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        doc = self.resolve(ref)
+        signo = parse_signal(sig, signal_mod.SIGKILL)
+        if not doc["State"]["Running"]:
+            raise Conflict(f"Cannot kill container: {ref}: Container {doc['Id']} is not running")
+        self._signal(doc, signo)
+        self.emit("container", "kill", doc["Id"], {"name": doc["Name"][1:],
+                                                   "signal": str(signo)})
+
+    @staticmethod
+    def _signal(doc: dict[str, Any], signo: int) -> None:
+        pid = doc["State"]["Pid"]
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signo)
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        doc = self.resolve(ref)
+        if not doc["State"]["Running"]:
+            raise NotModified("container already stopped")
+        await self._stop(doc, timeout, sig)
+        self.emit("container", "stop", doc["Id"], {"name": doc["Name"][1:]})
+
+    async def _stop(self, doc: dict[str, Any], timeout: int | None, sig: str | None) -> None:
+        cid = doc["Id"]
+        signo = parse_signal(sig or doc["Config"].get("StopSignal"))
+        if timeout is None:
+            timeout = doc["Config"].get("StopTimeout")
+            timeout = 10 if timeout is None else int(timeout)
+        exits = self._live[cid].exits
+        self._signal(doc, signo)
+        if timeout < 0:
+            await self._wait_exit(cid, exits, None)
+            return
+        if not await self._wait_exit(cid, exits, timeout):
+            self._signal(doc, signal_mod.SIGKILL)
+            await self._wait_exit(cid, exits, None)
+
+    async def _wait_exit(self, cid: str, exits_before: int, timeout: float | None) -> bool:
+        live = self._live[cid]
+
+        async def exited() -> None:
+            async with live.changed:
+                await live.changed.wait_for(lambda: live.exits > exits_before or live.removed)
+        try:
+            await asyncio.wait_for(exited(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        doc = self.resolve(ref)
+        if doc["State"]["Running"]:
+            await self._stop(doc, timeout, sig)
+        await self.start(doc["Id"])
+        self.emit("container", "restart", doc["Id"], {"name": doc["Name"][1:]})
+
+    # --- wait -------------------------------------------------------------------------------
+    async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+        doc = self.resolve(ref)
+        cid = doc["Id"]
+        live = self._live[cid]
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        exits = live.exits
+        async with live.changed:
+            if condition == "removed":
+                await live.changed.wait_for(lambda: live.removed)
+            elif condition == "next-exit":
+                await live.changed.wait_for(lambda: live.exits > exits or live.removed)
+            else:
+                await live.changed.wait_for(lambda: not doc["State"]["Running"] or live.removed)
+        err = doc["State"].get("Error") or ""
+        return {"StatusCode": doc["State"]["ExitCode"],
+                "Error": {"Message": err} if err else None}
+
+    def prepare_wait(self, ref: str) -> str:
+        """Resolve now, so a wait request fails fast on an unknown container."""
+        return str(self.resolve(ref)["Id"])
+
+    # --- remove -----------------------------------------------------------------------------
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        doc = self.resolve(ref)
+        cid = doc["Id"]
+        live = self._live[cid]
+        if doc["State"]["Running"]:
+            if not force:
+                raise Conflict(f'cannot remove container "{doc["Name"]}": container is running: '
+                               "stop the container before removing or force remove")
+            exits = live.exits
+            self._signal(doc, signal_mod.SIGKILL)
+            await self._wait_exit(cid, exits, None)
+        if live.removed:
+            return
+        async with live.lock:
+            if live.removed:
+                return
+            doc["State"]["Status"] = "removing"
+            await asyncio.to_thread(self._remove_files, cid)
+            self.meta.delete_container(cid)
+            self._docs.pop(cid, None)
+            live.removed = True
+        async with live.changed:
+            live.changed.notify_all()
+        self._live.pop(cid, None)
+        if not self.meta.get_image(doc["Image"]):
+            await asyncio.to_thread(self.images.gc)
+        self.emit("container", "destroy", cid, {"name": doc["Name"][1:]})
+
+    def _remove_files(self, cid: str) -> None:
+        self.driver.remove(cid)
+        shutil.rmtree(self._dir(cid), ignore_errors=True)
+        shutil.rmtree(self._run_dir(cid), ignore_errors=True)
+
+    async def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        deleted = []
+        for doc in list(self._docs.values()):
+            if doc["State"]["Running"]:
+                continue
+            if not self._labels_match(doc, (filters or {}).get("label", [])):
+                continue
+            await self.remove(doc["Id"])
+            deleted.append(doc["Id"])
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+
+    # --- views ------------------------------------------------------------------------------
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        doc = self.resolve(ref)
+        out = {k: v for k, v in doc.items() if k != "_berth"}
+        if size:
+            rw = _du(self.driver.upper(doc["Id"]))
+            out["SizeRw"] = rw
+            out["SizeRootFs"] = rw + sum(
+                self.images.layer_store.get(c).size for c in doc["_berth"]["layers"]
+                if self.images.layer_store.exists(c))
+        return out
+
+    def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
+             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        filters = filters or {}
+        for k in filters:
+            if k not in ("status", "name", "label", "ancestor", "id", "exited", "before",
+                         "since", "network", "volume", "health", "is-task", "publish", "expose"):
+                raise InvalidArgument(f"invalid filter '{k}'")
+        for s in filters.get("status", []):
+            if s not in _STATUSES:
+                raise InvalidArgument(f"invalid filter 'status={s}'")
+        docs = sorted(self._docs.values(), key=lambda d: d["_berth"]["created"], reverse=True)
+        if not all_ and limit <= 0 and "status" not in filters:
+            docs = [d for d in docs if d["State"]["Running"]]
+        out = []
+        for d in docs:
+            if not self._filter(d, filters):
+                continue
+            out.append(self._summary(d, size))
+            if 0 < limit <= len(out):
+                break
+        return out
+
+    def _filter(self, d: dict[str, Any], f: dict[str, list[str]]) -> bool:
+        import re
+        if f.get("status") and d["State"]["Status"] not in f["status"]:
+            return False
+        if f.get("id") and not any(d["Id"].startswith(i) for i in f["id"]):
+            return False
+        if f.get("name") and not any(re.search(n, d["Name"][1:]) for n in f["name"]):
+            return False
+        if f.get("exited") and not (d["State"]["Status"] == "exited" and str(
+                d["State"]["ExitCode"]) in f["exited"]):
+            return False
+        if not self._labels_match(d, f.get("label", [])):
+            return False
+        if f.get("ancestor"):
+            ok = False
+            for a in f["ancestor"]:
+                try:
+                    if self.images.resolve(a).id == d["Image"]:
+                        ok = True
+                except BerthError:
+                    pass
+                if a == d["Config"]["Image"]:
+                    ok = True
+            if not ok:
+                return False
+        return True
+
+    @staticmethod
+    def _labels_match(d: dict[str, Any], wanted: list[str]) -> bool:
+        labels = d["Config"].get("Labels") or {}
+        for w in wanted:
+            k, eq, v = w.partition("=")
+            if k not in labels or (eq and labels[k] != v):
+                return False
+        return True
+
+    def _summary(self, d: dict[str, Any], size: bool) -> dict[str, Any]:
+        st = d["State"]
+        now = time.time()
+        if st["Running"]:
+            status = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
+        elif st["Status"] == "exited":
+            status = (f"Exited ({st['ExitCode']}) "
+                      f"{human_duration(now - parse_rfc3339(st['FinishedAt']))} ago")
+        elif st["Status"] == "removing":
+            status = "Removal In Progress"
+        else:
+            status = "Created"
+        cmd = " ".join([d["Path"], *d["Args"]])
+        mode = d["HostConfig"].get("NetworkMode", "bridge")
+        s: dict[str, Any] = {
+            "Id": d["Id"], "Names": [d["Name"]], "Image": d["Config"]["Image"],
+            "ImageID": d["Image"], "Command": cmd, "Created": d["_berth"]["created"],
+            "Ports": [], "Labels": d["Config"].get("Labels") or {}, "State": st["Status"],
+            "Status": status, "HostConfig": {"NetworkMode": mode},
+            "NetworkSettings": {"Networks": d["NetworkSettings"]["Networks"]},
+            "Mounts": d.get("Mounts") or [],
+        }
+        if size:
+            rw = _du(self.driver.upper(d["Id"]))
+            s["SizeRw"] = rw
+            s["SizeRootFs"] = rw + sum(
+                self.images.layer_store.get(c).size for c in d["_berth"]["layers"]
+                if self.images.layer_store.exists(c))
+        return s
+
+    async def rename(self, ref: str, new: str) -> None:
+        doc = self.resolve(ref)
+        new = names.validate(new)
+        if doc["Name"] == "/" + new:
+            raise Conflict("Renaming a container with the same name as its current name")
+        if any(d["Name"] == "/" + new for d in self._docs.values()):
+            raise Conflict(f'Conflict. The container name "/{new}" is already in use')
+        old = doc["Name"]
+        doc["Name"] = "/" + new
+        try:
+            self._save(doc)
+        except BerthError:
+            doc["Name"] = old
+            raise
+        self.emit("container", "rename", doc["Id"], {"name": new, "oldName": old})
+
+    # --- output -----------------------------------------------------------------------------
+    async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
+                   stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
+                   timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        doc = self.resolve(ref)
+        cid = doc["Id"]
+        path = doc["LogPath"]
+        streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
+        n_tail = -1 if tail in ("all", "", None) else int(tail)
+        if n_tail < -1:
+            n_tail = -1
+
+        def fmt(entry: dict[str, Any]) -> tuple[int, bytes] | None:
+            stream = streams.get(entry.get("stream", "stdout"), 0)
+            if not stream:
+                return None
+            t = entry.get("time", "")
+            if since or until:
+                ts = parse_rfc3339(t)
+                if since and ts < since:
+                    return None
+                if until and ts > until:
+                    return None
+            data = entry.get("log", "").encode()
+            if timestamps:
+                data = t.encode() + b" " + data
+            return stream, data
+
+        pos = 0
+        lines: list[bytes] = []
+        try:
+            with open(path, "rb") as f:
+                content = f.read()
+        except FileNotFoundError:
+            content = b""
+        end = content.rfind(b"\n") + 1
+        lines = content[:end].splitlines()
+        pos = end
+        if n_tail >= 0:
+            lines = lines[-n_tail:] if n_tail else []
+        for raw in lines:
+            try:
+                item = fmt(json.loads(raw))
+            except ValueError:
+                continue
+            if item:
+                yield item
+        if not follow:
+            return
+        if until and until < time.time():
+            return
+        live = self._live.get(cid)
+        async for item in self._follow(cid, path, pos, live, fmt, stop_when_stopped=True):
+            yield item
+
+    async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
+                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None], *,
+                      stop_when_stopped: bool, exits_before: int | None = None
+                      ) -> AsyncIterator[tuple[int, bytes]]:
+        """Tail the json log from `pos`; stop once the container is no longer running (for
+        logs) or has exited once more than `exits_before` (for attach), after a last read."""
+        buf = b""
+        delay = 0.005
+        while True:
+            if live is None or live.removed:
+                done = True
+            elif exits_before is not None:
+                done = live.exits > exits_before
+            else:
+                doc = self._docs.get(cid)
+                done = doc is None or not doc["State"]["Running"]
+            try:
+                with open(path, "rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+            except FileNotFoundError:
+                chunk = b""
+            if chunk:
+                pos += len(chunk)
+                buf += chunk
+                *complete, buf = buf.split(b"\n")
+                for raw in complete:
+                    try:
+                        item = fmt(json.loads(raw))
+                    except ValueError:
+                        continue
+                    if item:
+                        yield item
+                delay = 0.005
+                continue
+            if done:
+                return
+            # wake on a state change at once, else poll the file with a growing delay
+            assert live is not None
+            async with live.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.changed.wait(), delay)
+            delay = min(delay * 2, 0.1)
+
+    async def attach_output(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+                            logs: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        """The output of the container from now until its next exit (docker attach/run)."""
+        doc = self.resolve(ref)
+        cid = doc["Id"]
+        live = self._live[cid]
+        streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
+
+        def fmt(entry: dict[str, Any]) -> tuple[int, bytes] | None:
+            s = streams.get(entry.get("stream", "stdout"), 0)
+            return (s, entry.get("log", "").encode()) if s else None
+        try:
+            pos = 0 if logs else os.path.getsize(doc["LogPath"])
+        except FileNotFoundError:
+            pos = 0
+        exits = live.exits
+        if not doc["State"]["Running"]:
+            # attached before start: wait for the start, then to the end of that run
+            async with live.changed:
+                await live.changed.wait_for(
+                    lambda: doc["State"]["Running"] or live.exits > exits or live.removed)
+        async for item in self._follow(cid, doc["LogPath"], pos, live, fmt,
+                                       stop_when_stopped=False, exits_before=exits):
+            yield item
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        doc = self.resolve(ref)
+        dirs = [self.driver.upper(doc["Id"])]
+        if self.driver.name == "overlay2":
+            dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
+        storage.write_merged_tar(dirs, out)
+
+    def counts(self) -> dict[str, int]:
+        running = sum(1 for d in self._docs.values() if d["State"]["Running"])
+        paused = sum(1 for d in self._docs.values() if d["State"]["Paused"])
+        return {"Containers": len(self._docs), "ContainersRunning": running,
+                "ContainersPaused": paused,
+                "ContainersStopped": len(self._docs) - running - paused}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _du(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+__all__ = ["ContainerService", "Config", "parse_signal", "human_duration"]

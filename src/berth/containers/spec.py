@@ -1,0 +1,215 @@
+"""From a container's Docker config (Config + HostConfig) to an OCI runtime spec, and the
+validation Docker does at create time.
+
+Imports `runtime.spec` (data only: the runtime itself runs in other processes), `errors`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from berth.errors import InvalidArgument
+from berth.linux import CAPABILITIES
+from berth.runtime.process import DEFAULT_CAPS
+from berth.runtime.spec import default_spec
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ULIMITS = {"nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "core": "RLIMIT_CORE",
+            "stack": "RLIMIT_STACK", "memlock": "RLIMIT_MEMLOCK", "as": "RLIMIT_AS",
+            "cpu": "RLIMIT_CPU", "fsize": "RLIMIT_FSIZE", "data": "RLIMIT_DATA",
+            "nice": "RLIMIT_NICE", "rtprio": "RLIMIT_RTPRIO", "msgqueue": "RLIMIT_MSGQUEUE",
+            "sigpending": "RLIMIT_SIGPENDING"}
+
+
+def merge_env(image_env: list[str] | None, env: list[str] | None) -> list[str]:
+    out: dict[str, str] = {}
+    for e in (image_env or []) + (env or []):
+        k, eq, v = e.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid environment variable: {e}")
+        if eq:
+            out[k] = v
+        else:
+            out.pop(k, None)  # `-e NAME` with NAME unset on the client: left out
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
+    """Docker's checks and defaults, in place. Returns warnings."""
+    warnings: list[str] = []
+    mem = int(hc.get("Memory") or 0)
+    swap = int(hc.get("MemorySwap") or 0)
+    if mem and mem < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if swap > 0 and mem and swap < mem:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, "
+                              "see usage")
+    if swap and not mem:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, "
+                              "see usage")
+    nano = int(hc.get("NanoCpus") or 0)
+    if nano and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano < 0 or nano > ncpu * 1_000_000_000:
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only "
+                              f"{ncpu} CPUs available")
+    shares = int(hc.get("CpuShares") or 0)
+    if shares < 0:
+        raise InvalidArgument("invalid CPU shares")
+    cpus = hc.get("CpusetCpus") or ""
+    if cpus:
+        for part in cpus.split(","):
+            lo, _, hi = part.partition("-")
+            if not lo.isdigit() or (hi and not hi.isdigit()) or max(
+                    int(lo), int(hi or lo)) >= ncpu:
+                raise InvalidArgument(f"Requested CPUs are not available - requested {cpus}, "
+                                      f"available: 0-{ncpu - 1}")
+    restart = (hc.get("RestartPolicy") or {}).get("Name") or "no"
+    if restart not in ("no", "", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy '{restart}'")
+    if hc.get("AutoRemove") and restart not in ("no", ""):
+        raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+    mode = hc.get("NetworkMode") or "default"
+    if mode == "default":
+        hc["NetworkMode"] = mode = "bridge"
+    if mode not in ("bridge", "host", "none") and not mode.startswith("container:"):
+        raise InvalidArgument(f"network {mode} not found")
+    return warnings
+
+
+def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
+               hostname_path: str, hosts_path: str, resolv_path: str,
+               cgroup_parent: str, netns_path: str | None = None) -> dict[str, Any]:
+    args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    env = list(config.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    spec = default_spec(args, env=env, cwd=config.get("WorkingDir") or "/",
+                        hostname=config.get("Hostname") or cid[:12],
+                        terminal=bool(config.get("Tty")))
+    spec["annotations"] = {}
+    if config.get("User"):
+        spec["annotations"]["berth.user"] = config["User"]
+    proc = spec["process"]
+    hc = host_config
+    if hc.get("GroupAdd"):
+        proc["user"]["additionalGids"] = [int(g) for g in hc["GroupAdd"] if str(g).isdigit()]
+
+    caps = set(DEFAULT_CAPS)
+    for c in hc.get("CapAdd") or []:
+        c = _cap_name(c)
+        caps = set(CAPABILITIES) if c == "CAP_ALL" else caps | {c}
+    for c in hc.get("CapDrop") or []:
+        c = _cap_name(c)
+        caps = set() if c == "CAP_ALL" else caps - {c}
+    if hc.get("Privileged"):
+        caps = set(CAPABILITIES)
+        spec["linux"]["maskedPaths"] = []
+        spec["linux"]["readonlyPaths"] = []
+        for m in spec["mounts"]:
+            if m["destination"] == "/sys":
+                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    caps_list = sorted(caps)
+    proc["capabilities"] = {"bounding": caps_list, "effective": caps_list,
+                            "permitted": caps_list}
+    for opt in hc.get("SecurityOpt") or []:
+        if opt in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
+            proc["noNewPrivileges"] = True
+    rlimits = []
+    for u in hc.get("Ulimits") or []:
+        name = _ULIMITS.get(u.get("Name", ""))
+        if not name:
+            raise InvalidArgument(f"invalid ulimit type: {u.get('Name')}")
+        rlimits.append({"type": name, "soft": int(u["Soft"]), "hard": int(u["Hard"])})
+    proc["rlimits"] = rlimits
+
+    if hc.get("ReadonlyRootfs"):
+        spec["root"]["readonly"] = True
+    shm = int(hc.get("ShmSize") or 0)
+    if shm:
+        for m in spec["mounts"]:
+            if m["destination"] == "/dev/shm":
+                m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [f"size={shm}"]
+    mode = hc.get("NetworkMode") or "bridge"
+    for dest, src in (("/etc/resolv.conf", resolv_path), ("/etc/hostname", hostname_path),
+                      ("/etc/hosts", hosts_path)):
+        spec["mounts"].append({"destination": dest, "type": "bind", "source": src,
+                               "options": ["rbind", "rprivate"]})
+    for path, opts in (hc.get("Tmpfs") or {}).items():
+        spec["mounts"].append({"destination": path, "type": "tmpfs", "source": "tmpfs",
+                               "options": ["nosuid", "nodev", "noexec"] + (
+                                   [o for o in opts.split(",") if o] if opts else [])})
+    for b in hc.get("Binds") or []:
+        spec["mounts"].append(_bind_mount(b))
+
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if mode == "host":
+        spec["hostname"] = ""
+        namespaces = [ns for ns in namespaces if ns["type"] != "uts"]
+    elif netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    else:
+        namespaces.append({"type": "network"})
+    spec["linux"]["namespaces"] = namespaces
+
+    res: dict[str, Any] = {}
+    mem = int(hc.get("Memory") or 0)
+    swap = int(hc.get("MemorySwap") or 0)
+    if mem:
+        res["memory"] = {"limit": mem}
+        # Docker: swap unset means as much swap as memory (memory+swap = 2x memory)
+        res["memory"]["swap"] = swap if swap else 2 * mem
+    cpu: dict[str, Any] = {}
+    if hc.get("NanoCpus"):
+        cpu["period"] = 100000
+        cpu["quota"] = int(hc["NanoCpus"]) * 100000 // 1_000_000_000
+    if hc.get("CpuQuota"):
+        cpu["quota"] = int(hc["CpuQuota"])
+    if hc.get("CpuPeriod"):
+        cpu["period"] = int(hc["CpuPeriod"])
+    if hc.get("CpuShares"):
+        cpu["shares"] = int(hc["CpuShares"])
+    if hc.get("CpusetCpus"):
+        cpu["cpus"] = hc["CpusetCpus"]
+    if hc.get("CpusetMems"):
+        cpu["mems"] = hc["CpusetMems"]
+    if cpu:
+        res["cpu"] = cpu
+    if hc.get("PidsLimit"):
+        res["pids"] = {"limit": int(hc["PidsLimit"])}
+    spec["linux"]["resources"] = res
+    spec["linux"]["cgroupsPath"] = f"{(hc.get('CgroupParent') or cgroup_parent).strip('/')}/{cid}"
+    spec["linux"]["sysctl"] = dict(hc.get("Sysctls") or {})
+    return spec
+
+
+def _cap_name(c: str) -> str:
+    c = c.upper()
+    c = c if c.startswith("CAP_") else "CAP_" + c
+    if c != "CAP_ALL" and c not in CAPABILITIES:
+        raise InvalidArgument(f"invalid capability: {c}")
+    return c
+
+
+def _bind_mount(b: str) -> dict[str, Any]:
+    parts = b.split(":")
+    if len(parts) < 2 or not parts[0].startswith("/"):
+        raise InvalidArgument(f"invalid bind mount spec {b!r}: only host paths are supported here")
+    src, dest = parts[0], parts[1]
+    mode = parts[2] if len(parts) > 2 else ""
+    if not dest.startswith("/"):
+        raise InvalidArgument(f"invalid mount config: the destination {dest!r} is not absolute")
+    if not os.path.exists(src):
+        os.makedirs(src, exist_ok=True)  # Docker creates a missing bind source for -v
+    opts = ["rbind", "rprivate"]
+    for m in mode.split(","):
+        if m in ("ro", "rw"):
+            opts.append(m)
+        elif m and not re.fullmatch(r"z|Z|r?shared|r?slave|r?private|nocopy|consistent|cached|delegated", m):
+            raise InvalidArgument(f"invalid mode: {m}")
+    return {"destination": dest, "type": "bind", "source": src, "options": opts}
+
+
+__all__ = ["build_spec", "merge_env", "validate_host_config", "DEFAULT_PATH"]

@@ -1,0 +1,250 @@
+"""berthd: configuration, wiring of the services, the fork server, start-up and shutdown.
+
+Imports everything below it. Flags take dockerd's names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from berth import __version__, cgroups, storage
+from berth.api import API_VERSION, ENGINE_VERSION, Api
+from berth.containers import Config as ContainersConfig
+from berth.containers import ContainerService
+from berth.content import ContentStore
+from berth.errors import InvalidArgument
+from berth.images import ImageService
+from berth.metadata import MetadataStore
+
+log = logging.getLogger("berthd")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaemonConfig:
+    host: str = "unix:///run/berth/berth.sock"
+    data_root: str = "/var/lib/berth"
+    exec_root: str = "/run/berth"
+    pidfile: str = ""
+    log_level: str = "info"
+    cgroup_parent: str = "berth"
+    default_runtime: str = "berth"
+    storage_driver: str = ""
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opts: list[str] = field(default_factory=list)
+
+    @property
+    def socket_path(self) -> str:
+        if not self.host.startswith("unix://"):
+            raise InvalidArgument(f"only unix sockets are supported: {self.host}")
+        return self.host[len("unix://"):]
+
+
+def parse_args(argv: list[str]) -> DaemonConfig:
+    p = argparse.ArgumentParser(prog="berthd", description="berth's engine: the Docker Engine "
+                                "API on a unix socket")
+    p.add_argument("-H", "--host", default=None, help="daemon socket (unix:///PATH)")
+    p.add_argument("--data-root", default="/var/lib/berth")
+    p.add_argument("--exec-root", default="/run/berth")
+    p.add_argument("-p", "--pidfile", default="")
+    p.add_argument("-l", "--log-level", default="info",
+                   choices=["debug", "info", "warn", "error", "fatal"])
+    p.add_argument("--cgroup-parent", default="berth")
+    p.add_argument("--default-runtime", default="berth")
+    p.add_argument("-s", "--storage-driver", default="")
+    p.add_argument("--dns", action="append", default=[])
+    p.add_argument("--dns-search", action="append", default=[])
+    p.add_argument("--dns-opt", action="append", default=[])
+    p.add_argument("-v", "--version", action="store_true")
+    a = p.parse_args(argv)
+    if a.version:
+        print(f"berthd version {__version__} (Docker Engine API {API_VERSION})")
+        sys.exit(0)
+    host = a.host or f"unix://{os.path.join(a.exec_root, 'berth.sock')}"
+    return DaemonConfig(host=host, data_root=os.path.abspath(a.data_root),
+                        exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,
+                        log_level=a.log_level, cgroup_parent=a.cgroup_parent,
+                        default_runtime=a.default_runtime, storage_driver=a.storage_driver,
+                        dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt)
+
+
+class Daemon:
+    def __init__(self, cfg: DaemonConfig) -> None:
+        self.cfg = cfg
+        self.started = time.time()
+        os.makedirs(cfg.data_root, mode=0o711, exist_ok=True)
+        os.makedirs(cfg.exec_root, mode=0o711, exist_ok=True)
+        self.meta = MetadataStore(os.path.join(cfg.data_root, "berth.db"))
+        self.content = ContentStore(os.path.join(cfg.data_root, "content"))
+        self.content.clean_ingest()
+        self.layers = storage.LayerStore(os.path.join(cfg.data_root, "storage"), self.content)
+        self.layers.clean()
+        driver_name = cfg.storage_driver or (
+            "overlay2" if storage.overlay_supported(cfg.data_root) else "vfs")
+        self.driver = storage.make_driver(driver_name, os.path.join(cfg.data_root, "storage"))
+        self.images = ImageService(self.meta, self.content, self.layers)
+        self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
+        self.containers = ContainerService(
+            ContainersConfig(data_root=cfg.data_root, exec_root=cfg.exec_root,
+                             forkserver=self.forkserver_sock, cgroup_parent=cfg.cgroup_parent,
+                             dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
+                             runtime=cfg.default_runtime),
+            self.meta, self.images, self.driver, emit=self._emit)
+        self.images.containers_using = self.containers.containers_using
+        self.images.layers_in_use = self.containers.layers_in_use
+        self.api = Api(containers=self.containers, images=self.images, info=self.info)
+        self.forkserver: asyncio.subprocess.Process | None = None
+
+    def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
+        log.debug("event %s %s %s %s", typ, action, actor[:12], attrs)
+
+    def info(self) -> dict[str, Any]:
+        u = os.uname()
+        counts = self.containers.counts()
+        v2 = cgroups.is_v2()
+        mem_total = 0
+        with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_total = int(line.split()[1]) * 1024
+        os_name = "Linux"
+        with contextlib.suppress(OSError), open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
+        return {
+            "ID": self._daemon_id(), **counts, "Images": len(self.meta.image_ids()),
+            "Driver": self.driver.name, "DriverStatus": [["Backing Filesystem", "extfs"]],
+            "Plugins": {"Volume": ["local"], "Network": ["host", "none"],
+                        "Authorization": None, "Log": ["json-file"]},
+            "MemoryLimit": True, "SwapLimit": os.path.exists(
+                "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or v2,
+            "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
+            "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": False,
+            "BridgeNfIp6tables": False, "Debug": self.cfg.log_level == "debug",
+            "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": not v2,
+            "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(),
+            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+            "CgroupVersion": "2" if v2 else "1", "NEventsListener": 0,
+            "KernelVersion": u.release, "OperatingSystem": os_name, "OSVersion": "",
+            "OSType": "linux", "Architecture": platform.machine(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
+                               "AllowNondistributableArtifactsHostnames": None,
+                               "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+                               "IndexConfigs": {"docker.io": {
+                                   "Name": "docker.io", "Mirrors": [], "Secure": True,
+                                   "Official": True}},
+                               "Mirrors": None},
+            "NCPU": os.cpu_count() or 1, "MemTotal": mem_total,
+            "GenericResources": None, "DockerRootDir": self.cfg.data_root,
+            "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": u.nodename,
+            "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
+            "Runtimes": {"berth": {"path": "berth-runtime"}},
+            "DefaultRuntime": self.cfg.default_runtime,
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""},
+            "InitCommit": {"ID": ""}, "SecurityOptions": [], "CDISpecDirs": [], "Containerd": None, "Warnings": None,
+        }
+
+    def _daemon_id(self) -> str:
+        path = os.path.join(self.cfg.data_root, "engine-id")
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            import uuid
+            ident = str(uuid.uuid4())
+            with open(path, "w") as f:
+                f.write(ident)
+            return ident
+
+    async def start_forkserver(self) -> None:
+        self.forkserver = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "berth.runtime.forkserver", self.forkserver_sock,
+            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True)
+        assert self.forkserver.stdout is not None
+        line = await asyncio.wait_for(self.forkserver.stdout.readline(), 30)
+        if line.strip() != b"ready":
+            raise RuntimeError("the fork server did not start")
+
+    async def run(self) -> None:
+        await self.start_forkserver()
+        await self.containers.restore()
+        runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        path = self.cfg.socket_path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        os.chmod(path, 0o660)
+        site = web.SockSite(runner, sock)
+        await site.start()
+        if self.cfg.pidfile:
+            with open(self.cfg.pidfile, "w") as f:
+                f.write(str(os.getpid()))
+        log.info("berthd %s listening on %s (storage %s, cgroup v%s)", __version__, path,
+                 self.driver.name, "2" if cgroups.is_v2() else "1")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(s, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down; running containers are left running (live restore)")
+            await runner.cleanup()
+            await self.containers.close()
+            if self.forkserver and self.forkserver.returncode is None:
+                self.forkserver.kill()
+                await self.forkserver.wait()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.forkserver_sock)
+            if self.cfg.pidfile:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.cfg.pidfile)
+            self.meta.close()
+
+
+def _now() -> str:
+    from berth.images import rfc3339
+    return rfc3339(time.time())
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(cfg.log_level, cfg.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        print("berthd: must run as root", file=sys.stderr)
+        sys.exit(1)
+    try:
+        daemon = Daemon(cfg)
+        asyncio.run(daemon.run())
+    except InvalidArgument as e:
+        print(f"berthd: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

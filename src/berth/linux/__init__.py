@@ -1,0 +1,231 @@
+"""The only home of ctypes and raw syscalls: mount, pivot_root, unshare, setns, prctl, caps.
+
+Imports only `errors`. Each wrapper checks errno and raises OSError with the call named,
+so callers can wrap it in a berth error with context.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from functools import lru_cache
+
+# <linux/sched.h>
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# <sys/mount.h>
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2
+
+# <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+NAMESPACE_FLAGS = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "cgroup": CLONE_NEWCGROUP,
+    "user": CLONE_NEWUSER,
+}
+# /proc/PID/ns/<name> for each runtime-spec namespace type
+NAMESPACE_FILES = {
+    "pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+    "cgroup": "cgroup", "user": "user",
+}
+
+# capability numbers, <linux/capability.h>
+CAPABILITIES = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
+    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
+    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(ret: int, what: str) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(_libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           f"mount {source or fstype} on {target}")
+
+
+def umount(target: str, flags: int = 0) -> None:
+    _check(_libc().umount2(_b(target), flags), f"umount {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    SYS_pivot_root = 155  # x86_64
+    _check(_libc().syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc().unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc().setns(fd, nstype), "setns")
+
+
+def sethostname(name: str) -> None:
+    b = name.encode()
+    _check(_libc().sethostname(b, len(b)), "sethostname")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_libc().prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                                ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def set_child_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_pdeathsig(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)
+
+
+def set_no_new_privs() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return max(CAPABILITIES.values())
+
+
+def drop_bounding_caps(keep: set[int]) -> None:
+    """Drop every capability not in `keep` from the bounding set (needs CAP_SETPCAP)."""
+    for cap in range(last_cap() + 1):
+        if cap not in keep:
+            try:
+                prctl(PR_CAPBSET_DROP, cap)
+            except OSError as e:
+                if e.errno != 22:  # EINVAL: this kernel does not know the capability
+                    raise
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def set_caps(effective: set[int], permitted: set[int], inheritable: set[int]) -> None:
+    """capset(2) with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words)."""
+    hdr = _CapHeader(0x20080522, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        def word(caps: set[int], i: int = i) -> int:
+            return sum(1 << (c - 32 * i) for c in caps if 32 * i <= c < 32 * (i + 1))
+        data[i].effective = word(effective)
+        data[i].permitted = word(permitted)
+        data[i].inheritable = word(inheritable)
+    _check(_libc().capset(ctypes.byref(hdr), data), "capset")
+
+
+def set_keepcaps(on: bool) -> None:
+    prctl(8, 1 if on else 0)  # PR_SET_KEEPCAPS
+
+
+
+
+
+def set_link_up(name: str = "lo") -> None:
+    """Bring an interface up with SIOCGIFFLAGS/SIOCSIFFLAGS (no netlink needed for lo)."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh", name.encode(), 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s.fileno(), 0x8913, req))[1]
+        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sh", name.encode(), flags | 1))  # IFF_UP
+
+
+def secure_join(root: str, path: str) -> str:
+    """Resolve `path` as if `root` were `/`: symlinks are followed but never leave `root`.
+
+    The result may not exist yet. Like filepath-securejoin: a mount destination inside a
+    hostile image resolves inside the rootfs, never onto the host."""
+    root = os.path.abspath(root)
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            resolved.append(part)
+            continue
+        import stat as _stat
+        if _stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 255:
+                raise OSError(40, f"too many levels of symbolic links: {path}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)

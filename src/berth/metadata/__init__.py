@@ -1,0 +1,173 @@
+"""One SQLite database (WAL, one writer) for images, tags and containers.
+
+Imports only `errors`. Each public method is one transaction. Records are stored as JSON
+documents beside the indexed columns the queries need; the services own their shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from berth.errors import Conflict, NotFound
+
+_MIGRATIONS = [
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,          -- sha256:<config digest>
+        created INTEGER NOT NULL,     -- unix seconds
+        doc TEXT NOT NULL             -- {"layers": [...chain ids], "size": N, ...}
+    );
+    CREATE TABLE tags (
+        ref TEXT PRIMARY KEY,         -- docker.io/library/busybox:latest
+        image_id TEXT NOT NULL REFERENCES images(id),
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    """,
+]
+
+
+class MetadataStore:
+    def __init__(self, path: str) -> None:
+        # the daemon calls this from its loop thread and from worker threads (to_thread)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a process crash; fsync at checkpoints
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for i, sql in enumerate(_MIGRATIONS[version:], start=version + 1):
+            with self.tx() as c:
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(f"PRAGMA user_version={i}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # images
+    def put_image(self, image_id: str, created: int, doc: dict[str, Any],
+                  tags: list[str] = ()) -> list[tuple[str, str]]:  # type: ignore[assignment]
+        """Insert the image and move `tags` to it; returns the (ref, old image) tags moved."""
+        moved: list[tuple[str, str]] = []
+        with self.tx() as c:
+            c.execute("INSERT OR IGNORE INTO images(id, created, doc) VALUES (?,?,?)",
+                      (image_id, created, json.dumps(doc)))
+            for ref in tags:
+                row = c.execute("SELECT image_id FROM tags WHERE ref=?", (ref,)).fetchone()
+                if row and row[0] != image_id:
+                    moved.append((ref, row[0]))
+                c.execute("INSERT OR REPLACE INTO tags(ref, image_id, created) VALUES (?,?,?)",
+                          (ref, image_id, created))
+        return moved
+
+    def get_image(self, image_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT doc, created FROM images WHERE id=?", (image_id,)).fetchone()
+        if not row:
+            return None
+        doc: dict[str, Any] = json.loads(row[0])
+        doc["created"] = row[1]
+        return doc
+
+    def image_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT id FROM images ORDER BY created DESC")]
+
+    def images(self) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for i, doc, created in self._db.execute(
+                "SELECT id, doc, created FROM images ORDER BY created DESC, id"):
+            d = json.loads(doc)
+            d["created"] = created
+            out.append((i, d))
+        return out
+
+    def delete_image(self, image_id: str) -> None:
+        with self.tx() as c:
+            if c.execute("SELECT 1 FROM tags WHERE image_id=?", (image_id,)).fetchone():
+                raise Conflict(f"image {image_id} is still tagged")
+            c.execute("DELETE FROM images WHERE id=?", (image_id,))
+
+    def resolve_id_prefix(self, prefix: str) -> list[str]:
+        return [r[0] for r in self._db.execute(
+            "SELECT id FROM images WHERE id LIKE ? LIMIT 2", ("sha256:" + prefix + "%",))]
+
+    # tags
+    def tag(self, ref: str, image_id: str, created: int) -> str | None:
+        with self.tx() as c:
+            if not c.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone():
+                raise NotFound(f"No such image: {image_id}")
+            row = c.execute("SELECT image_id FROM tags WHERE ref=?", (ref,)).fetchone()
+            c.execute("INSERT OR REPLACE INTO tags(ref, image_id, created) VALUES (?,?,?)",
+                      (ref, image_id, created))
+        return row[0] if row and row[0] != image_id else None
+
+    def untag(self, ref: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM tags WHERE ref=?", (ref,))
+
+    def tag_target(self, ref: str) -> str | None:
+        row = self._db.execute("SELECT image_id FROM tags WHERE ref=?", (ref,)).fetchone()
+        return row[0] if row else None
+
+    def tags_of(self, image_id: str) -> list[str]:
+        return [r[0] for r in self._db.execute(
+            "SELECT ref FROM tags WHERE image_id=? ORDER BY created, ref", (image_id,))]
+
+    def all_tags(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for ref, image_id in self._db.execute("SELECT ref, image_id FROM tags ORDER BY created, ref"):
+            out.setdefault(image_id, []).append(ref)
+        return out
+
+    # containers
+    def put_container(self, cid: str, name: str, image_id: str, created: int,
+                      doc: dict[str, Any]) -> None:
+        with self.tx() as c:
+            if c.execute("SELECT 1 FROM containers WHERE name=? AND id!=?", (name, cid)).fetchone():
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use')
+            c.execute("INSERT OR REPLACE INTO containers(id, name, image_id, created, doc) "
+                      "VALUES (?,?,?,?,?)", (cid, name, image_id, created, json.dumps(doc)))
+
+    def containers(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._db.execute(
+            "SELECT doc FROM containers ORDER BY created DESC")]
+
+    def delete_container(self, cid: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+    def containers_using(self, image_id: str) -> list[str]:
+        return [r[0] for r in self._db.execute(
+            "SELECT id FROM containers WHERE image_id=?", (image_id,))]
+
+
+__all__ = ["MetadataStore"]

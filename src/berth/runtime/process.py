@@ -1,0 +1,444 @@
+"""Create a container's first process from an OCI runtime-spec `config.json`.
+
+Imports `linux`, `cgroups`, `errors`. The caller must be single-threaded (a monitor or
+`berth-runtime`, never the asyncio daemon): this forks.
+
+The protocol, in process order (youki's main → intermediate → init):
+
+  caller ── fork ──► intermediate: joins the cgroup, setns() into any namespace given by path,
+                     unshare()s the rest, forks ──► init, writes init's host pid on `pid_w`, exits.
+  init (PID 1 of its pid namespace): mounts, pivot_root, hostname, rlimits, user, capabilities,
+                     then execve(). Before execve it writes nothing on `err_w`; `err_w` is
+                     close-on-exec, so EOF there means the exec succeeded. On failure it writes one
+                     JSON line {"message", "code"} with Docker's wording and exits with `code`.
+
+The caller sets PR_SET_CHILD_SUBREAPER first so init is re-parented to it and it can reap it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from berth import linux
+
+# the capabilities Docker grants by default (moby oci/caps/defaults.go)
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+_RLIMITS = {
+    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE, "RLIMIT_NPROC": resource.RLIMIT_NPROC,
+    "RLIMIT_CORE": resource.RLIMIT_CORE, "RLIMIT_STACK": resource.RLIMIT_STACK,
+    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_AS": resource.RLIMIT_AS,
+    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
+    "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_NICE": resource.RLIMIT_NICE,
+    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO, "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE,
+    "RLIMIT_SIGPENDING": resource.RLIMIT_SIGPENDING,
+}
+
+_MOUNT_FLAGS = {
+    "ro": (linux.MS_RDONLY, True), "rw": (linux.MS_RDONLY, False),
+    "nosuid": (linux.MS_NOSUID, True), "suid": (linux.MS_NOSUID, False),
+    "nodev": (linux.MS_NODEV, True), "dev": (linux.MS_NODEV, False),
+    "noexec": (linux.MS_NOEXEC, True), "exec": (linux.MS_NOEXEC, False),
+    "bind": (linux.MS_BIND, True), "rbind": (linux.MS_BIND | linux.MS_REC, True),
+    "strictatime": (linux.MS_STRICTATIME, True),
+}
+_PROPAGATION = {"private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+                "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
+                "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC}
+
+# the devices every container gets (runtime-spec "Default Devices")
+_DEFAULT_DEVICES = [
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("tty", 5, 0),
+]
+
+
+class StartError(Exception):
+    """The container's process could not be started; `code` is Docker's exit code for it."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Stdio:
+    stdin: int
+    stdout: int
+    stderr: int
+
+
+def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
+    """(flags, propagation flags, data) from runtime-spec mount options."""
+    flags = 0
+    prop = 0
+    data: list[str] = []
+    for opt in options:
+        if opt in _MOUNT_FLAGS:
+            bit, on = _MOUNT_FLAGS[opt]
+            flags = (flags | bit) if on else (flags & ~bit)
+        elif opt in _PROPAGATION:
+            prop = _PROPAGATION[opt]
+        else:
+            data.append(opt)
+    return flags, prop, ",".join(data)
+
+
+def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
+          join_cgroup: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
+
+    The caller must read the error pipe to EOF (see `wait_exec`) and reap the init."""
+    err_r, err_w = os.pipe()  # both close-on-exec (PEP 446)
+    pid_r, pid_w = os.pipe()
+    inter = os.fork()
+    if inter == 0:  # intermediate
+        code = 1
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            if join_cgroup:
+                join_cgroup(os.getpid())
+            flags = 0
+            for ns in spec.get("linux", {}).get("namespaces", []):
+                if ns.get("path"):
+                    fd = os.open(ns["path"], os.O_RDONLY)
+                    linux.setns(fd, linux.NAMESPACE_FLAGS[ns["type"]])
+                    os.close(fd)
+                else:
+                    flags |= linux.NAMESPACE_FLAGS[ns["type"]]
+            linux.unshare(flags)
+            init = os.fork()
+            if init == 0:
+                os.close(pid_w)
+                _init(spec, bundle, stdio, err_w)  # never returns
+            os.write(pid_w, str(init).encode())
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
+            _report(err_w, f"container init: {e}", 1)
+        finally:
+            os._exit(code)
+    os.close(err_w)
+    os.close(pid_w)
+    data = b""
+    while chunk := os.read(pid_r, 64):
+        data += chunk
+    os.close(pid_r)
+    os.waitpid(inter, 0)
+    if not data:
+        msg = os.read(err_r, 65536)
+        os.close(err_r)
+        raise StartError(_decode_error(msg)[0] or "container init failed", 1)
+    return int(data), err_r
+
+
+def wait_exec(err_r: int) -> None:
+    """Block until the init has exec'd (EOF) or failed (a JSON error line): raise StartError."""
+    buf = b""
+    while chunk := os.read(err_r, 65536):
+        buf += chunk
+    os.close(err_r)
+    if buf:
+        msg, code = _decode_error(buf)
+        raise StartError(msg, code)
+
+
+def _decode_error(buf: bytes) -> tuple[str, int]:
+    try:
+        d = json.loads(buf.decode(errors="replace").splitlines()[0])
+        return str(d["message"]), int(d["code"])
+    except (ValueError, KeyError, IndexError):
+        return buf.decode(errors="replace").strip(), 1
+
+
+def _report(err_w: int, message: str, code: int) -> None:
+    try:
+        os.write(err_w, (json.dumps({"message": message, "code": code}) + "\n").encode())
+    except OSError:
+        pass
+
+
+def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int) -> None:  # type: ignore[type-arg]
+    """PID 1 of the container: never returns."""
+    try:
+        _setup(spec, bundle, stdio)
+        proc = spec["process"]
+        args = proc["args"]
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
+        try:
+            os.execvpe(args[0], args, env)
+        except FileNotFoundError as e:
+            if "/" in args[0]:
+                msg = f'exec: "{args[0]}": stat {args[0]}: no such file or directory'
+            else:
+                msg = f'exec: "{args[0]}": executable file not found in $PATH'
+            _report(err_w, _oci_message(msg), 127)
+            code = 127
+        except (PermissionError, IsADirectoryError) as e:
+            _report(err_w, _oci_message(f'exec: "{args[0]}": {e.strerror.lower()}'), 126)
+            code = 126
+        except OSError as e:
+            _report(err_w, _oci_message(f'exec: "{args[0]}": {e.strerror}'), 126)
+            code = 126
+    except StartError as e:
+        _report(err_w, _oci_message(e.message), e.code)
+        code = e.code
+    except BaseException as e:  # noqa: BLE001
+        _report(err_w, _oci_message(f"error during container init: {e}"), 1)
+        code = 1
+    os._exit(code)
+
+
+def _oci_message(detail: str) -> str:
+    # the prefix Docker users see; scripts match on the tail ("executable file not found")
+    return ("failed to create task for container: OCI runtime create failed: "
+            f"unable to start container process: {detail}: unknown")
+
+
+def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-arg]
+    lx = spec.get("linux", {})
+    ns_types = {ns["type"] for ns in lx.get("namespaces", [])}
+    root = spec.get("root", {})
+    rootfs = os.path.join(bundle, root.get("path", "rootfs"))
+    if "mount" in ns_types:
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        # pivot_root needs rootfs to be a mount point: bind it onto itself (no-op for overlay)
+        linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+        for m in spec.get("mounts", []):
+            _mount_one(rootfs, m)
+        _setup_dev(rootfs, lx)
+        os.chdir(rootfs)
+        linux.pivot_root(".", ".")
+        linux.umount(".", linux.MNT_DETACH)
+        os.chdir("/")
+        for p in lx.get("maskedPaths", []):
+            _mask(p)
+        for p in lx.get("readonlyPaths", []):
+            _readonly(p)
+        if root.get("readonly"):
+            linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+    else:
+        os.chroot(rootfs)
+        os.chdir("/")
+    if "network" in ns_types and not any(
+            ns.get("path") for ns in lx.get("namespaces", []) if ns["type"] == "network"):
+        linux.set_link_up("lo")
+    if "uts" in ns_types and spec.get("hostname"):
+        linux.sethostname(spec["hostname"])
+    for sysctl, value in (lx.get("sysctl") or {}).items():
+        with open("/proc/sys/" + sysctl.replace(".", "/"), "w") as f:
+            f.write(value)
+
+    proc = spec["process"]
+    for rl in proc.get("rlimits", []):
+        resource.setrlimit(_RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+    user = proc.get("user", {})
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    groups = [int(g) for g in user.get("additionalGids", [])]
+    named = (spec.get("annotations") or {}).get("berth.user")
+    if named:
+        uid, gid, groups = resolve_user(named, groups)
+    cwd = proc.get("cwd", "/")
+    if not os.path.isdir(cwd):
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+        os.chown(cwd, uid, gid)
+    os.chdir(cwd)
+
+    caps = proc.get("capabilities")
+    keep = {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", [])
+            if c in linux.CAPABILITIES} if caps is not None else None
+    if keep is not None:
+        linux.drop_bounding_caps(keep)
+    if proc.get("noNewPrivileges"):
+        linux.set_no_new_privs()
+    if proc.get("terminal") is not True:
+        os.dup2(stdio.stdin, 0)
+        os.dup2(stdio.stdout, 1)
+        os.dup2(stdio.stderr, 2)
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    if keep is not None and uid == 0:
+        eff = {linux.CAPABILITIES[c] for c in caps.get("effective", []) if c in linux.CAPABILITIES}
+        perm = {linux.CAPABILITIES[c] for c in caps.get("permitted", []) if c in linux.CAPABILITIES}
+        linux.set_caps(eff & keep, perm & keep, set())
+    # no host descriptor may reach the container (CVE-2024-21626)
+    _close_inheritable_fds()
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _close_inheritable_fds() -> None:
+    """Close every fd >= 3 that would survive exec. Close-on-exec ones (err_w among them,
+    which must stay open until the exec) go away by themselves."""
+    import fcntl
+    for fd in _open_fds():
+        if fd < 3:
+            continue
+        try:
+            if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+def _open_fds() -> list[int]:
+    try:
+        return [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1024))
+
+
+def _mount_one(rootfs: str, m: dict) -> None:  # type: ignore[type-arg]
+    dest = linux.secure_join(rootfs, m["destination"])
+    mtype = m.get("type", "none")
+    source = m.get("source", "")
+    flags, prop, data = parse_mount_options(m.get("options", []))
+    is_bind = bool(flags & linux.MS_BIND)
+    if is_bind and not os.path.isdir(source):
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if not os.path.lexists(dest):
+            with open(dest, "a"):
+                pass
+    else:
+        os.makedirs(dest, exist_ok=True)
+    if is_bind:
+        linux.mount(source, dest, None, flags & (linux.MS_BIND | linux.MS_REC))
+        if flags & ~(linux.MS_BIND | linux.MS_REC):
+            linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | flags)
+    else:
+        try:
+            linux.mount(source or mtype, dest, mtype, flags, data or None)
+        except OSError:
+            if mtype == "sysfs":
+                # no sysfs of our own without a network namespace: bind the host's read-only
+                linux.mount("/sys", dest, None, linux.MS_BIND | linux.MS_REC)
+                linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+            elif mtype == "mqueue":
+                pass  # not fatal: an mqueue mount needs an ipc namespace of our own
+            else:
+                raise
+    if prop:
+        linux.mount(None, dest, None, prop)
+
+
+def _setup_dev(rootfs: str, lx: dict) -> None:  # type: ignore[type-arg]
+    dev = os.path.join(rootfs, "dev")
+    if not os.path.ismount(dev):
+        return  # the spec gave no /dev of its own: leave the image's
+    devices = [(d["path"].removeprefix("/dev/"), d["major"], d["minor"], d.get("type", "c"),
+                d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
+               for d in lx.get("devices", [])]
+    names = {d[0] for d in devices}
+    devices += [(n, ma, mi, "c", 0o666, 0, 0) for n, ma, mi in _DEFAULT_DEVICES if n not in names]
+    old = os.umask(0)
+    try:
+        for name, major, minor, typ, mode, uid, gid in devices:
+            path = linux.secure_join(rootfs, "/dev/" + name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            kind = stat.S_IFBLK if typ == "b" else stat.S_IFCHR
+            try:
+                os.mknod(path, (mode & 0o7777) | kind, os.makedev(major, minor))
+            except FileExistsError:
+                continue
+            os.chown(path, uid, gid)
+    finally:
+        os.umask(old)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                         ("core", "/proc/kcore")):
+        try:
+            os.symlink(target, os.path.join(dev, name))
+        except FileExistsError:
+            pass
+    if os.path.isdir(os.path.join(dev, "pts")):
+        try:
+            os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+        except FileExistsError:
+            pass
+
+
+def _mask(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        linux.mount("tmpfs", path, "tmpfs", linux.MS_RDONLY)
+    else:
+        linux.mount("/dev/null", path, None, linux.MS_BIND)
+
+
+def _readonly(path: str) -> None:
+    if not os.path.exists(path):
+        return
+    linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
+    linux.mount(None, path, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_REC)
+
+
+def resolve_user(spec_user: str, extra_groups: list[int]) -> tuple[int, int, list[int]]:
+    """`user[:group]` by name or number, through the container's /etc/passwd and /etc/group
+    (we are already inside the rootfs). Raises StartError with Docker's wording."""
+    user, _, group = spec_user.partition(":")
+    passwd = _read_db("/etc/passwd")
+    groups_db = _read_db("/etc/group")
+    uid = gid = None
+    name = None
+    if user.isdigit():
+        uid = int(user)
+        for e in passwd:
+            if len(e) > 3 and e[2] == user:
+                name, gid = e[0], int(e[3])
+                break
+        if gid is None:
+            gid = 0
+    else:
+        for e in passwd:
+            if len(e) > 3 and e[0] == user:
+                name, uid, gid = e[0], int(e[2]), int(e[3])
+                break
+        if uid is None:
+            raise StartError(f"unable to find user {user}: no matching entries in passwd file", 125)
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            for e in groups_db:
+                if len(e) > 2 and e[0] == group:
+                    gid = int(e[2])
+                    break
+            else:
+                raise StartError(
+                    f"unable to find group {group}: no matching entries in group file", 125)
+    supplementary = list(extra_groups)
+    if name and not group:
+        for e in groups_db:
+            if len(e) > 3 and name in e[3].split(",") and int(e[2]) not in supplementary:
+                supplementary.append(int(e[2]))
+    assert uid is not None and gid is not None
+    return uid, gid, supplementary
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip()
+                    and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+__all__ = ["spawn", "wait_exec", "StartError", "Stdio", "DEFAULT_CAPS", "resolve_user",
+           "parse_mount_options"]

@@ -1,0 +1,360 @@
+"""Layers: unpacked once per chain ID and shared by every image that holds them, and the
+drivers that stack them for a container (kernel overlayfs; a copying driver where overlayfs
+cannot be used).
+
+Imports `content`, `oci`, `errors`, `storage.archive`. Drivers return mounts; they never
+mount (containerd's snapshotters): the container's monitor performs the mount in its own mount
+namespace, so a rootfs mount never appears on the host.
+
+Layout under ROOT:
+  layers/<chain hex>/diff        the unpacked layer (overlayfs whiteout format)
+  layers/<chain hex>/meta.json   {"diff_id", "parent", "size"}, written last: a layer without it
+                                 is half-made and removed at start-up
+  rw/<container id>/{upper,work} the container's copy-on-write layer (overlay driver)
+  rw/<container id>/rootfs       the container's full copy (copy driver)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import stat
+from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+from berth import oci
+from berth.content import ContentStore
+from berth.errors import InvalidArgument, NotFound, System
+from berth.storage import archive
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int
+    path: str  # the diff directory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mount:
+    type: str
+    source: str
+    options: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": self.type, "source": self.source, "options": self.options}
+
+
+class LayerStore:
+    def __init__(self, root: str, content: ContentStore) -> None:
+        self.root = root
+        self.content = content
+        self.layers_dir = os.path.join(root, "layers")
+        os.makedirs(self.layers_dir, exist_ok=True)
+
+    def _dir(self, chain_id: str) -> str:
+        return os.path.join(self.layers_dir, oci.hex_of(chain_id))
+
+    def get(self, chain_id: str) -> Layer:
+        d = self._dir(chain_id)
+        try:
+            with open(os.path.join(d, "meta.json")) as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            raise NotFound(f"no such layer: {chain_id}") from None
+        return Layer(chain_id=chain_id, diff_id=meta["diff_id"], parent=meta.get("parent"),
+                     size=meta.get("size", 0), path=os.path.join(d, "diff"))
+
+    def exists(self, chain_id: str) -> bool:
+        return os.path.exists(os.path.join(self._dir(chain_id), "meta.json"))
+
+    def create(self, src: BinaryIO, parent: str | None, *,
+               expected_diff_id: str | None = None) -> Layer:
+        """Unpack a layer tarball (any compression) on top of `parent` (a chain ID).
+
+        The uncompressed tar is kept in the content store under its diff ID (for save and
+        push). Nothing is visible until the layer is complete."""
+        tmp = os.path.join(self.layers_dir, "tmp-" + secrets.token_hex(8))
+        os.makedirs(os.path.join(tmp, "diff"))
+        try:
+            with self.content.writer() as w:
+                tee = archive._Tee(archive.decompressed(src), w.write)
+                reader = io.BufferedReader(tee, 1 << 20)
+                stats = archive.unpack(reader, os.path.join(tmp, "diff"))
+                archive.drain(reader)
+                diff_id = w.digest
+                if expected_diff_id and expected_diff_id != diff_id:
+                    raise InvalidArgument(
+                        f"layer digest mismatch: expected {expected_diff_id}, got {diff_id}")
+                if not self.content.exists(diff_id):
+                    w.commit(diff_id)
+            chain = diff_id if parent is None else oci.sha256_digest(f"{parent} {diff_id}".encode())
+            final = self._dir(chain)
+            if self.exists(chain):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return self.get(chain)
+            if os.path.exists(final):
+                shutil.rmtree(final, ignore_errors=True)
+            meta = {"diff_id": diff_id, "parent": parent, "size": stats.size}
+            with open(os.path.join(tmp, "meta.json"), "w") as f:
+                json.dump(meta, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, final)
+            return self.get(chain)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def delete(self, chain_id: str) -> None:
+        d = self._dir(chain_id)
+        if os.path.exists(d):
+            # the meta file goes first, so a crash mid-delete leaves a half layer that
+            # start-up removes, never a layer that claims to be whole
+            try:
+                os.unlink(os.path.join(d, "meta.json"))
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(d, ignore_errors=True)
+
+    def list(self) -> list[str]:
+        return ["sha256:" + n for n in os.listdir(self.layers_dir)
+                if not n.startswith("tmp-") and os.path.exists(
+                    os.path.join(self.layers_dir, n, "meta.json"))]
+
+    def clean(self) -> None:
+        """Remove half-made layers: a daemon killed mid-import leaves them."""
+        for n in os.listdir(self.layers_dir):
+            p = os.path.join(self.layers_dir, n)
+            if n.startswith("tmp-") or not os.path.exists(os.path.join(p, "meta.json")):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+class Driver(Protocol):
+    """Prepares a container's writable rootfs over a stack of layers.
+
+    Lifecycle: prepare(id, chain) → mount() any number of times → remove(id)."""
+
+    name: str
+
+    def prepare(self, cid: str, layers: list[Layer]) -> None: ...
+    def mount(self, cid: str, layers: list[Layer]) -> Mount: ...
+    def upper(self, cid: str) -> str: ...
+    def remove(self, cid: str) -> None: ...
+
+
+class OverlayDriver:
+    name = "overlay2"
+
+    def __init__(self, root: str) -> None:
+        self.rw = os.path.join(root, "rw")
+        os.makedirs(self.rw, exist_ok=True)
+
+    def prepare(self, cid: str, layers: list[Layer]) -> None:
+        for d in ("upper", "work"):
+            os.makedirs(os.path.join(self.rw, cid, d), exist_ok=True)
+
+    def mount(self, cid: str, layers: list[Layer]) -> Mount:
+        lower = ":".join(layer.path for layer in reversed(layers))
+        opts = [f"lowerdir={lower}", f"upperdir={self.upper(cid)}",
+                f"workdir={os.path.join(self.rw, cid, 'work')}"]
+        if len(",".join(opts)) > 4000:
+            raise System(f"too many layers for one overlay mount ({len(layers)})")
+        return Mount(type="overlay", source="overlay", options=opts)
+
+    def upper(self, cid: str) -> str:
+        return os.path.join(self.rw, cid, "upper")
+
+    def remove(self, cid: str) -> None:
+        shutil.rmtree(os.path.join(self.rw, cid), ignore_errors=True)
+
+
+class CopyDriver:
+    """Where overlayfs cannot be used: each container gets a full copy of its layers."""
+
+    name = "vfs"
+
+    def __init__(self, root: str) -> None:
+        self.rw = os.path.join(root, "rw")
+        os.makedirs(self.rw, exist_ok=True)
+
+    def prepare(self, cid: str, layers: list[Layer]) -> None:
+        dst = self.upper(cid)
+        if os.path.exists(dst):
+            return
+        tmp = dst + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        for layer in layers:
+            apply_overlay_dir(layer.path, tmp)
+        os.rename(tmp, dst)
+
+    def mount(self, cid: str, layers: list[Layer]) -> Mount:
+        return Mount(type="bind", source=self.upper(cid), options=["rbind"])
+
+    def upper(self, cid: str) -> str:
+        return os.path.join(self.rw, cid, "rootfs")
+
+    def remove(self, cid: str) -> None:
+        shutil.rmtree(os.path.join(self.rw, cid), ignore_errors=True)
+
+
+def apply_overlay_dir(src: str, dst: str) -> None:
+    """Apply a layer in overlayfs format onto a plain directory: whiteouts delete, opaque
+    directories replace."""
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        tdir = dst if rel == "." else os.path.join(dst, rel)
+        try:
+            opaque = os.getxattr(dirpath, "trusted.overlay.opaque") == b"y"
+        except OSError:
+            opaque = False
+        if opaque and os.path.isdir(tdir) and rel != ".":
+            shutil.rmtree(tdir)
+        if not os.path.isdir(tdir) or os.path.islink(tdir):
+            if os.path.lexists(tdir):
+                os.unlink(tdir)
+            os.mkdir(tdir)
+        st = os.lstat(dirpath)
+        os.chown(tdir, st.st_uid, st.st_gid)
+        os.chmod(tdir, stat.S_IMODE(st.st_mode))
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            s = os.path.join(dirpath, name)
+            t = os.path.join(tdir, name)
+            sst = os.lstat(s)
+            if stat.S_ISCHR(sst.st_mode) and sst.st_rdev == 0:
+                if os.path.isdir(t) and not os.path.islink(t):
+                    shutil.rmtree(t)
+                elif os.path.lexists(t):
+                    os.unlink(t)
+                continue
+            if os.path.isdir(t) and not os.path.islink(t):
+                shutil.rmtree(t)
+            elif os.path.lexists(t):
+                os.unlink(t)
+            if stat.S_ISLNK(sst.st_mode):
+                os.symlink(os.readlink(s), t)
+            elif stat.S_ISREG(sst.st_mode):
+                shutil.copy2(s, t, follow_symlinks=False)
+            else:
+                os.mknod(t, sst.st_mode, sst.st_rdev)
+            os.chown(t, sst.st_uid, sst.st_gid, follow_symlinks=False)
+            if not stat.S_ISLNK(sst.st_mode):
+                os.chmod(t, stat.S_IMODE(sst.st_mode))
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+
+
+def overlay_supported(root: str) -> bool:
+    """overlayfs needs kernel support and an upper directory that is not itself on overlayfs."""
+    try:
+        with open("/proc/filesystems") as f:
+            if "overlay" not in f.read():
+                return False
+        return os.statvfs(root) is not None and _fs_type(root) not in ("overlay", "tmpfs-no")
+    except OSError:
+        return False
+
+
+def _fs_type(path: str) -> str:
+    path = os.path.realpath(path)
+    best, typ = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            point = left.split()[4]
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best, typ = point, right.split()[0]
+    return typ
+
+
+def make_driver(name: str, root: str) -> Driver:
+    if name in ("overlay2", "overlay"):
+        return OverlayDriver(root)
+    if name in ("vfs", "copy"):
+        return CopyDriver(root)
+    raise InvalidArgument(f"unknown storage driver: {name}")
+
+
+__all__ = ["Layer", "Mount", "LayerStore", "Driver", "OverlayDriver", "CopyDriver", "merged_entries", "write_merged_tar",
+           "apply_overlay_dir", "overlay_supported", "make_driver"]
+
+
+def merged_entries(dirs_top_first: list[str]) -> Iterator[tuple[str, str]]:
+    """Walk overlay-format layer dirs as overlayfs would merge them, without mounting.
+
+    Yields (relative path, source path) for every visible entry, parents before children."""
+    hidden: set[str] = set()      # whiteouts seen in upper layers
+    opaque: set[str] = set()      # directories whose lower contents are hidden
+    seen: set[str] = set()
+    for depth, top in enumerate(dirs_top_first):
+        for dirpath, dirnames, filenames in os.walk(top):
+            rel_dir = os.path.relpath(dirpath, top)
+            rel_dir = "" if rel_dir == "." else rel_dir
+            if _covered(rel_dir, hidden, opaque, depth):
+                dirnames[:] = []
+                continue
+            names = sorted(dirnames + filenames)
+            for name in names:
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                src = os.path.join(dirpath, name)
+                st = os.lstat(src)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    hidden.add(rel)
+                    continue
+                if rel in seen or rel in hidden:
+                    continue
+                seen.add(rel)
+                yield rel, src
+            for d in list(dirnames):
+                rel = f"{rel_dir}/{d}" if rel_dir else d
+                p = os.path.join(dirpath, d)
+                if os.path.islink(p) or rel in hidden:
+                    dirnames.remove(d)
+                    continue
+                try:
+                    if os.getxattr(p, "trusted.overlay.opaque") == b"y":
+                        opaque.add(f"{rel}@{depth}")
+                except OSError:
+                    pass
+
+
+def _covered(rel_dir: str, hidden: set[str], opaque: set[str], depth: int) -> bool:
+    if not rel_dir:
+        return False
+    parts = rel_dir.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if prefix in hidden:
+            return True
+        if any(f"{prefix}@{d}" in opaque for d in range(depth)):
+            return True
+    return False
+
+
+def write_merged_tar(dirs_top_first: list[str], out: BinaryIO) -> None:
+    """A tar of the merged filesystem (`docker export`), streamed to `out`."""
+    import tarfile
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        links: dict[tuple[int, int], str] = {}
+        for rel, src in merged_entries(dirs_top_first):
+            ti = tf.gettarinfo(src, arcname=rel)
+            if ti.isreg():
+                st = os.lstat(src)
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    ti.type = tarfile.LNKTYPE
+                    ti.linkname = links[key]
+                    ti.size = 0
+                    tf.addfile(ti)
+                    continue
+                links[key] = rel
+                with open(src, "rb") as f:
+                    tf.addfile(ti, f)
+            else:
+                tf.addfile(ti)
