@@ -536,11 +536,12 @@ class Api:
             resp.headers["Connection"] = "Upgrade"
             resp.headers["Upgrade"] = "tcp"
         resp.force_close()
+        output = self.containers.attach_output(
+            doc["Id"], stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
+            logs=qbool(request, "logs"))
         conn = await hijack(request, resp)
         try:
-            async for stream, data in self.containers.attach_output(
-                    doc["Id"], stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
-                    logs=qbool(request, "logs")):
+            async for stream, data in output:
                 if not await conn.write(data if tty else frame(stream, data)):
                     break
         finally:

@@ -1,0 +1,294 @@
+"""A small Engine API client over a unix socket, lean enough for the CLI's fast path.
+
+Imports `errors` only, and of the standard library only `socket`, `json` and `os`:
+`http.client` alone costs ~28 ms of start-up here (shared/PEERS.md). It speaks just enough
+HTTP/1.1: fixed-length and chunked bodies, streaming, and the `Upgrade: tcp` hijack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode
+
+from berth.errors import BerthError, from_status
+
+API_VERSION = "1.50"
+DEFAULT_HOST = "unix:///run/berth/berth.sock"
+
+
+def host_from_env(flag: str | None = None) -> str:
+    """`-H`, then BERTH_HOST, then DOCKER_HOST, then the default socket."""
+    return flag or os.environ.get("BERTH_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+class ConnectionFailed(BerthError):
+    status = 0
+
+
+class Response:
+    def __init__(self, sock: socket.socket, status: int, headers: dict[str, str],
+                 buf: bytes) -> None:
+        self.sock = sock
+        self.status = status
+        self.headers = headers
+        self._buf = buf
+        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        cl = headers.get("content-length")
+        self._remaining = int(cl) if cl is not None else None
+        self._chunk_left = 0
+        self._done = status in (204, 304) or (self._remaining == 0)
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self._buf += data
+        return True
+
+    def _readline(self) -> bytes:
+        while b"\r\n" not in self._buf:
+            if not self._fill():
+                raise ConnectionFailed("connection closed by the daemon")
+        line, _, self._buf = self._buf.partition(b"\r\n")
+        return line
+
+    def iter_raw(self) -> Iterator[bytes]:
+        """The body, as it arrives."""
+        while not self._done:
+            if self._chunked:
+                if self._chunk_left == 0:
+                    size = int(self._readline().split(b";")[0], 16)
+                    if size == 0:
+                        self._readline()
+                        self._done = True
+                        return
+                    self._chunk_left = size
+                if not self._buf and not self._fill():
+                    raise ConnectionFailed("connection closed mid-response")
+                piece = self._buf[: self._chunk_left]
+                self._buf = self._buf[len(piece):]
+                self._chunk_left -= len(piece)
+                if self._chunk_left == 0:
+                    while len(self._buf) < 2:
+                        if not self._fill():
+                            break
+                    self._buf = self._buf[2:]
+                if piece:
+                    yield piece
+            elif self._remaining is not None:
+                if not self._buf and not self._fill():
+                    raise ConnectionFailed("connection closed mid-response")
+                piece = self._buf[: self._remaining]
+                self._buf = self._buf[len(piece):]
+                self._remaining -= len(piece)
+                if self._remaining == 0:
+                    self._done = True
+                if piece:
+                    yield piece
+            else:  # until the connection closes (hijacked or HTTP/1.0 style)
+                if self._buf:
+                    piece, self._buf = self._buf, b""
+                    yield piece
+                if not self._fill():
+                    self._done = True
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_raw())
+
+    def json(self) -> Any:
+        data = self.read()
+        return json.loads(data) if data else None
+
+    def iter_lines(self) -> Iterator[bytes]:
+        buf = b""
+        for piece in self.iter_raw():
+            buf += piece
+            while b"\n" in buf:
+                line, _, buf = buf.partition(b"\n")
+                if line.strip():
+                    yield line
+        if buf.strip():
+            yield buf
+
+    def iter_json(self) -> Iterator[dict[str, Any]]:
+        for line in self.iter_lines():
+            yield json.loads(line)
+
+    def iter_frames(self) -> Iterator[tuple[int, bytes]]:
+        """Docker's multiplexed frames: (stream, payload)."""
+        buf = b""
+        for piece in self.iter_raw():
+            buf += piece
+            while len(buf) >= 8:
+                size = int.from_bytes(buf[4:8], "big")
+                if len(buf) < 8 + size:
+                    break
+                yield buf[0], buf[8:8 + size]
+                buf = buf[8 + size:]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Client:
+    def __init__(self, host: str | None = None, version: str = API_VERSION) -> None:
+        self.host = host_from_env(host)
+        if not self.host.startswith("unix://"):
+            raise ConnectionFailed(f"unsupported host {self.host}: only unix:// sockets")
+        self.path = self.host[len("unix://"):]
+        self.version = version
+        self._negotiated = False
+
+    def _connect(self) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.path)
+        except OSError:
+            s.close()
+            raise ConnectionFailed(
+                f"Cannot connect to the berth daemon at {self.host}. "
+                "Is the berth daemon running?") from None
+        return s
+
+    def url(self, path: str, query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+            versioned: bool = True) -> str:
+        u = (f"/v{self.version}" if versioned else "") + path
+        if query:
+            items = query.items() if isinstance(query, dict) else query
+            pairs = []
+            for k, v in items:
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    v = "1" if v else "0"
+                pairs.append((k, str(v)))
+            if pairs:
+                u += "?" + urlencode(pairs)
+        return u
+
+    def send(self, method: str, path: str, *, query: Any = None, body: Any = None,
+             data: bytes | BinaryIO | None = None, headers: dict[str, str] | None = None,
+             versioned: bool = True, upgrade: bool = False, check: bool = True) -> Response:
+        hdrs = {"Host": "berth", "User-Agent": "berth-cli"}
+        payload: bytes | None = None
+        stream: BinaryIO | None = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        elif isinstance(data, (bytes, bytearray)):
+            payload = bytes(data)
+        elif data is not None:
+            stream = data
+            hdrs["Transfer-Encoding"] = "chunked"
+        if payload is not None:
+            hdrs["Content-Length"] = str(len(payload))
+        elif stream is None and method in ("POST", "PUT"):
+            hdrs["Content-Length"] = "0"
+        if upgrade:
+            hdrs["Connection"] = "Upgrade"
+            hdrs["Upgrade"] = "tcp"
+        hdrs.update(headers or {})
+        target = self.url(path, query, versioned)
+        head = f"{method} {target} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        s = self._connect()
+        try:
+            s.sendall(head.encode() + (payload or b""))
+            if stream is not None:
+                while chunk := stream.read(1 << 20):
+                    s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                s.sendall(b"0\r\n\r\n")
+            resp = self._read_head(s)
+        except BaseException:
+            s.close()
+            raise
+        if (check and resp.status == 400 and self._too_new(resp)):
+            # an older daemon: negotiate down once, as the docker CLI does
+            self.negotiate()
+            return self.send(method, path, query=query, body=body, data=data, headers=headers,
+                             versioned=versioned, upgrade=upgrade, check=check)
+        if check and resp.status >= 400:
+            self.raise_for(resp)
+        return resp
+
+    def _too_new(self, resp: Response) -> bool:
+        if self._negotiated:
+            return False
+        body = resp.read()
+        resp._buf, resp._done = body, False  # keep it readable for the error path
+        resp._remaining = len(body)
+        resp._chunked = False
+        return b"is too new" in body
+
+    @staticmethod
+    def raise_for(resp: Response) -> None:
+        raw = resp.read()
+        try:
+            msg = json.loads(raw).get("message", "")
+        except (ValueError, AttributeError):
+            msg = raw.decode(errors="replace").strip()
+        resp.close()
+        raise from_status(resp.status, msg or f"status {resp.status}")
+
+    @staticmethod
+    def _read_head(s: socket.socket) -> Response:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            data = s.recv(65536)
+            if not data:
+                raise ConnectionFailed("the daemon closed the connection")
+            buf += data
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return Response(s, status, headers, rest)
+
+    def negotiate(self) -> None:
+        resp = self.send("GET", "/_ping", versioned=False, check=False)
+        resp.read()
+        resp.close()
+        server = resp.headers.get("api-version")
+        if server:
+            def t(v: str) -> tuple[int, ...]:
+                return tuple(int(x) for x in v.split("."))
+            if t(server) < t(self.version):
+                self.version = server
+        self._negotiated = True
+
+    # --- conveniences -----------------------------------------------------------------------
+    def get(self, path: str, query: Any = None) -> Any:
+        r = self.send("GET", path, query=query)
+        try:
+            return r.json()
+        finally:
+            r.close()
+
+    def post(self, path: str, query: Any = None, body: Any = None) -> Any:
+        r = self.send("POST", path, query=query, body=body)
+        try:
+            return r.json()
+        finally:
+            r.close()
+
+    def delete(self, path: str, query: Any = None) -> Any:
+        r = self.send("DELETE", path, query=query)
+        try:
+            return r.json()
+        finally:
+            r.close()
+
+
+def q(name: str) -> str:
+    """Quote a name for a path segment, keeping `/` and `:` (image references)."""
+    return quote(name, safe="/:@")
+
+
+__all__ = ["Client", "Response", "ConnectionFailed", "host_from_env", "q", "API_VERSION"]

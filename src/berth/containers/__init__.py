@@ -31,6 +31,7 @@ from berth.errors import (BerthError, Conflict, InvalidArgument, NotFound, NotMo
                           System)
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
+from berth.units import human_duration
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +67,6 @@ def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> in
         if name.startswith("SIGRTMIN+") and name[9:].isdigit():
             return int(signal_mod.SIGRTMIN) + int(name[9:])
         raise InvalidArgument(f"Invalid signal: {sig}") from None
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, which `docker ps` uses."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = int(seconds / 60)
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = int(round(seconds / 3600))
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 class _Live:
@@ -284,7 +257,7 @@ class ContainerService:
             "Config": full_cfg,
             "NetworkSettings": self._network_settings(hc.get("NetworkMode", "bridge")),
             "_berth": {"layers": [la.chain_id for la in layers], "created": int(now),
-                       "monitor": 0},
+                       "created_ns": int(now * 1e9), "monitor": 0},
         }
         os.makedirs(cdir, exist_ok=True)
         try:
@@ -686,7 +659,8 @@ class ContainerService:
         for s in filters.get("status", []):
             if s not in _STATUSES:
                 raise InvalidArgument(f"invalid filter 'status={s}'")
-        docs = sorted(self._docs.values(), key=lambda d: d["_berth"]["created"], reverse=True)
+        docs = sorted(self._docs.values(), reverse=True, key=lambda d: d["_berth"].get(
+            "created_ns", d["_berth"]["created"] * 10**9))
         if not all_ and limit <= 0 and "status" not in filters:
             docs = [d for d in docs if d["State"]["Running"]]
         out = []
@@ -879,28 +853,33 @@ class ContainerService:
                     await asyncio.wait_for(live.changed.wait(), delay)
             delay = min(delay * 2, 0.1)
 
-    async def attach_output(self, ref: str, *, stdout: bool = True, stderr: bool = True,
-                            logs: bool = False) -> AsyncIterator[tuple[int, bytes]]:
-        """The output of the container from now until its next exit (docker attach/run)."""
+    def attach_output(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+                      logs: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        """The output of the container from now until its next exit (docker attach/run).
+
+        Where "now" is is fixed here, before the caller answers the client: the client
+        starts the container as soon as it has the answer."""
         doc = self.resolve(ref)
-        cid = doc["Id"]
-        live = self._live[cid]
+        live = self._live[doc["Id"]]
+        try:
+            pos = 0 if logs else os.path.getsize(doc["LogPath"])
+        except FileNotFoundError:
+            pos = 0
+        return self._attach_stream(doc, live, pos, live.exits, stdout, stderr)
+
+    async def _attach_stream(self, doc: dict[str, Any], live: _Live, pos: int, exits: int,
+                             stdout: bool, stderr: bool) -> AsyncIterator[tuple[int, bytes]]:
         streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
 
         def fmt(entry: dict[str, Any]) -> tuple[int, bytes] | None:
             s = streams.get(entry.get("stream", "stdout"), 0)
             return (s, entry.get("log", "").encode()) if s else None
-        try:
-            pos = 0 if logs else os.path.getsize(doc["LogPath"])
-        except FileNotFoundError:
-            pos = 0
-        exits = live.exits
         if not doc["State"]["Running"]:
             # attached before start: wait for the start, then to the end of that run
             async with live.changed:
                 await live.changed.wait_for(
                     lambda: doc["State"]["Running"] or live.exits > exits or live.removed)
-        async for item in self._follow(cid, doc["LogPath"], pos, live, fmt,
+        async for item in self._follow(doc["Id"], doc["LogPath"], pos, live, fmt,
                                        stop_when_stopped=False, exits_before=exits):
             yield item
 
@@ -938,4 +917,4 @@ def _du(path: str) -> int:
     return total
 
 
-__all__ = ["ContainerService", "Config", "parse_signal", "human_duration"]
+__all__ = ["ContainerService", "Config", "parse_signal"]

@@ -262,10 +262,10 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.drop_bounding_caps(keep)
     if proc.get("noNewPrivileges"):
         linux.set_no_new_privs()
-    if proc.get("terminal") is not True:
-        os.dup2(stdio.stdin, 0)
-        os.dup2(stdio.stdout, 1)
-        os.dup2(stdio.stderr, 2)
+    # a console (a pty for `terminal: true`) is not implemented yet: the pipes serve both
+    os.dup2(stdio.stdin, 0)
+    os.dup2(stdio.stdout, 1)
+    os.dup2(stdio.stderr, 2)
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)

@@ -1,0 +1,21 @@
+# Sourced by quickstart.sh and test.sh: system packages, then a virtual environment with berth.
+# EXTRA_APT and PIP_EXTRAS add to what is installed.
+if [ "$(id -u)" != 0 ]; then echo "berth needs root (namespaces, mounts, cgroups)" >&2; exit 1; fi
+need=""
+dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
+command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+need="$need ${EXTRA_APT:-}"
+if [ -n "$(echo $need)" ]; then
+    echo "==> apt-get install$need"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $need >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+echo "==> pip install -e .${PIP_EXTRAS:-}"
+.venv/bin/pip install -q --disable-pip-version-check -e ".${PIP_EXTRAS:-}"

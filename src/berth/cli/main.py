@@ -1,0 +1,927 @@
+"""The `berth` command: docker's commands and flags, over the Engine API.
+
+Imports `client`, `cli.flags`, `cli.fmt`, `units`. Fast-path commands (run, ps, exec) must not
+import aiohttp, rich, YAML or the daemon: a unit test checks `sys.modules`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from berth.cli import fmt
+from berth.cli.flags import Spec, UsageError, flag
+from berth.client import Client, ConnectionFailed, q
+from berth.errors import BerthError, NotFound
+from berth.units import parse_size
+
+ENGINE_ERROR = 125
+
+
+class Exit(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def out(s: str = "") -> None:
+    sys.stdout.write(s + "\n")
+
+
+def err(s: str) -> None:
+    sys.stderr.write(s + "\n")
+
+
+def parse_filters(values: list[str]) -> str | None:
+    if not values:
+        return None
+    f: dict[str, list[str]] = {}
+    for v in values:
+        k, eq, val = v.partition("=")
+        if not eq:
+            raise UsageError(f"bad format of filter (expected name=value): {v}")
+        f.setdefault(k.strip(), []).append(val)
+    return json.dumps(f)
+
+
+# --- images -------------------------------------------------------------------------------
+IMPORT = Spec([flag("change", "c", "list", help="Apply Dockerfile instruction to the created image"),
+               flag("message", "m", "str", "", help="Set commit message for imported image"),
+               flag("platform", kind="str", default="")])
+
+
+def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not 1 <= len(args) <= 2:
+        raise UsageError('"import" requires at least 1 and at most 2 arguments.')
+    src = args[0]
+    repo = args[1] if len(args) > 1 else ""
+    query: list[tuple[str, Any]] = [("fromSrc", "-"), ("repo", repo),
+                                    ("message", opts["message"] or None)]
+    query += [("changes", ch) for ch in opts["change"]]
+    if src == "-":
+        f = sys.stdin.buffer
+        r = c.send("POST", "/images/create", query=query, data=f,
+                   headers={"Content-Type": "application/x-tar"})
+    else:
+        if "://" in src:
+            raise BerthError("importing from a URL is not supported yet")
+        try:
+            fh = open(src, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            err(f"open {src}: {e.strerror.lower()}")
+            return 1
+        with fh:
+            r = c.send("POST", "/images/create", query=query, data=fh,
+                       headers={"Content-Type": "application/x-tar"})
+    for msg in r.iter_json():
+        if msg.get("error"):
+            raise BerthError(msg["error"])
+        if msg.get("status"):
+            out(msg["status"])
+    return 0
+
+
+IMAGES = Spec([flag("all", "a"), flag("quiet", "q"), flag("no-trunc"), flag("digests"),
+               flag("filter", "f", "list"), flag("format", kind="str", default=""),
+               flag("tree")])
+
+
+def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    filters = opts["filter"] + ([f"reference={args[0]}"] if args else [])
+    imgs = c.get("/images/json", {"all": opts["all"] or None,
+                                  "filters": parse_filters(filters)})
+    rows = []
+    for im in imgs:
+        iid = im["Id"] if opts["no-trunc"] else im["Id"].split(":", 1)[1][:12]
+        tags = im.get("RepoTags") or ["<none>:<none>"]
+        for t in tags:
+            repo, _, tag = t.rpartition(":") if t.rfind(":") > t.rfind("/") else (t, "", "<none>")
+            rows.append({"Repository": repo, "Tag": tag, "ID": iid,
+                         "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
+                         "Size": fmt.size(im["Size"]), "Digest": "<none>"})
+    if opts["quiet"]:
+        seen = set()
+        for r in rows:
+            if r["ID"] not in seen:
+                seen.add(r["ID"])
+                out(r["ID"])
+        return 0
+    fmt.render(rows, opts["format"], [("REPOSITORY", "Repository"), ("TAG", "Tag"),
+                                      ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
+                                      ("SIZE", "Size")])
+    return 0
+
+
+TAG = Spec([])
+
+
+def cmd_tag(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 2:
+        raise UsageError('"tag" requires exactly 2 arguments.')
+    target = args[1]
+    repo, tag = target, ""
+    if target.rfind(":") > target.rfind("/"):
+        repo, tag = target.rsplit(":", 1)
+    r = c.send("POST", f"/images/{q(args[0])}/tag", query={"repo": repo, "tag": tag or None})
+    r.close()
+    return 0
+
+
+RMI = Spec([flag("force", "f"), flag("no-prune")])
+
+
+def cmd_rmi(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"rmi" requires at least 1 argument.')
+    rc = 0
+    for name in args:
+        try:
+            for item in c.delete(f"/images/{q(name)}", {"force": opts["force"] or None,
+                                                        "noprune": opts["no-prune"] or None}):
+                for k, v in item.items():
+                    out(f"{k}: {v}")
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            rc = 1
+    return rc
+
+
+HISTORY = Spec([flag("quiet", "q"), flag("no-trunc"), flag("human", "H", default=True),
+                flag("format", kind="str", default="")])
+
+
+def cmd_history(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"history" requires exactly 1 argument.')
+    hist = c.get(f"/images/{q(args[0])}/history")
+    rows = []
+    for h in hist:
+        hid = h["Id"]
+        if hid != "<missing>" and not opts["no-trunc"]:
+            hid = hid.split(":", 1)[-1][:12]
+        by = h.get("CreatedBy") or ""
+        rows.append({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
+                     "CreatedBy": by if opts["no-trunc"] else fmt.trunc(by, 45),
+                     "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")})
+    if opts["quiet"]:
+        for r in rows:
+            out(r["ID"])
+        return 0
+    fmt.render(rows, opts["format"], [("IMAGE", "ID"), ("CREATED", "CreatedSince"),
+                                      ("CREATED BY", "CreatedBy"), ("SIZE", "Size"),
+                                      ("COMMENT", "Comment")])
+    return 0
+
+
+SAVE = Spec([flag("output", "o", "str", ""), flag("platform", kind="str", default="")])
+
+
+def cmd_save(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"save" requires at least 1 argument.')
+    if not opts["output"] and sys.stdout.isatty():
+        raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    r = c.send("GET", "/images/get", query=[("names", n) for n in args])
+    _copy_to(r, opts["output"])
+    return 0
+
+
+EXPORT = Spec([flag("output", "o", "str", "")])
+
+
+def cmd_export(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"export" requires exactly 1 argument.')
+    if not opts["output"] and sys.stdout.isatty():
+        raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    r = c.send("GET", f"/containers/{q(args[0])}/export")
+    _copy_to(r, opts["output"])
+    return 0
+
+
+def _copy_to(r: Any, path: str) -> None:
+    if path:
+        tmp = path + ".berth-tmp"
+        with open(tmp, "wb") as f:
+            for piece in r.iter_raw():
+                f.write(piece)
+        os.replace(tmp, path)
+    else:
+        for piece in r.iter_raw():
+            sys.stdout.buffer.write(piece)
+        sys.stdout.buffer.flush()
+
+
+LOAD = Spec([flag("input", "i", "str", ""), flag("quiet", "q")])
+
+
+def cmd_load(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if opts["input"]:
+        fh = open(opts["input"], "rb")  # noqa: SIM115
+    else:
+        if sys.stdin.isatty():
+            raise BerthError("requested load from stdin, but stdin is empty")
+        fh = sys.stdin.buffer  # type: ignore[assignment]
+    with fh:
+        r = c.send("POST", "/images/load", query={"quiet": opts["quiet"] or None}, data=fh,
+                   headers={"Content-Type": "application/x-tar"})
+    for msg in r.iter_json():
+        if msg.get("error"):
+            raise BerthError(msg["error"])
+        if msg.get("stream"):
+            sys.stdout.write(msg["stream"])
+    return 0
+
+
+IMAGE_PRUNE = Spec([flag("all", "a"), flag("force", "f"), flag("filter", kind="list")])
+
+
+def cmd_image_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    filters = opts["filter"] + (["dangling=false"] if opts["all"] else [])
+    res = c.post("/images/prune", {"filters": parse_filters(filters)})
+    for item in res.get("ImagesDeleted") or []:
+        for k, v in item.items():
+            out(f"{k}: {v}")
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+# --- containers ---------------------------------------------------------------------------
+_RUN_FLAGS = [
+    flag("detach", "d", help="Run container in background and print container ID"),
+    flag("rm", help="Automatically remove the container when it exits"),
+    flag("name", kind="str", default=""), flag("env", "e", "list"),
+    flag("env-file", kind="list"), flag("workdir", "w", "str", ""),
+    flag("user", "u", "str", None), flag("hostname", "h", "str", ""),
+    flag("entrypoint", kind="str", default=None), flag("label", "l", "list"),
+    flag("network", kind="str", default=""), flag("net", kind="str", default=""),
+    flag("memory", "m", "str", ""), flag("memory-swap", kind="str", default=""),
+    flag("cpus", kind="str", default=""), flag("cpu-shares", "c", "int", 0),
+    flag("cpuset-cpus", kind="str", default=""), flag("cpuset-mems", kind="str", default=""),
+    flag("cpu-quota", kind="int", default=0), flag("cpu-period", kind="int", default=0),
+    flag("pids-limit", kind="int", default=0),
+    flag("interactive", "i"), flag("tty", "t"), flag("pull", kind="str", default="missing"),
+    flag("stop-signal", kind="str", default=""), flag("stop-timeout", kind="int", default=None),
+    flag("privileged"), flag("cap-add", kind="list"), flag("cap-drop", kind="list"),
+    flag("read-only"), flag("tmpfs", kind="list"), flag("volume", "v", "list"),
+    flag("ulimit", kind="list"), flag("shm-size", kind="str", default=""),
+    flag("add-host", kind="list"), flag("dns", kind="list"), flag("dns-search", kind="list"),
+    flag("dns-option", kind="list"), flag("restart", kind="str", default=""),
+    flag("security-opt", kind="list"), flag("sysctl", kind="list"), flag("init"),
+    flag("platform", kind="str", default=""), flag("sig-proxy", default=True),
+    flag("attach", "a", "list"), flag("group-add", kind="list"), flag("cidfile", kind="str", default=""),
+    flag("runtime", kind="str", default=""), flag("cgroup-parent", kind="str", default=""),
+    flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
+    flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
+]
+RUN = Spec(_RUN_FLAGS, interspersed=False)
+CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
+
+
+def _env_list(opts: dict[str, Any]) -> list[str]:
+    env: list[str] = []
+    for path in opts["env-file"]:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise UsageError(f"open {path}: {e.strerror.lower()}") from None
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            env.append(_env_item(line))
+    for e in opts["env"]:
+        env.append(_env_item(e))
+    return [e for e in env if e]
+
+
+def _env_item(e: str) -> str:
+    if "=" in e:
+        if e.startswith("="):
+            raise UsageError(f"invalid environment variable: {e}")
+        return e
+    v = os.environ.get(e)
+    return f"{e}={v}" if v is not None else ""
+
+
+def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple[dict[str, Any], str]:
+    labels: dict[str, str] = {}
+    for lab in opts["label"]:
+        k, _, v = lab.partition("=")
+        labels[k] = v
+    hc: dict[str, Any] = {"AutoRemove": bool(opts["rm"]),
+                          "NetworkMode": opts["network"] or opts["net"] or "default"}
+    try:
+        if opts["memory"]:
+            hc["Memory"] = parse_size(opts["memory"])
+        if opts["memory-swap"]:
+            hc["MemorySwap"] = -1 if opts["memory-swap"] == "-1" else parse_size(opts["memory-swap"])
+        if opts["shm-size"]:
+            hc["ShmSize"] = parse_size(opts["shm-size"])
+    except ValueError as e:
+        raise UsageError(f"invalid argument: {e}") from None
+    if opts["cpus"]:
+        try:
+            hc["NanoCpus"] = int(round(float(opts["cpus"]) * 1e9))
+        except ValueError:
+            raise UsageError(f'invalid argument "{opts["cpus"]}" for "--cpus" flag: '
+                             "failed to parse " + opts["cpus"] + " as a rational number") from None
+    for key, name in (("CpuShares", "cpu-shares"), ("CpuQuota", "cpu-quota"),
+                      ("CpuPeriod", "cpu-period"), ("PidsLimit", "pids-limit")):
+        if opts[name]:
+            hc[key] = opts[name]
+    for key, name in (("CpusetCpus", "cpuset-cpus"), ("CpusetMems", "cpuset-mems"),
+                      ("CgroupParent", "cgroup-parent"), ("Runtime", "runtime")):
+        if opts[name]:
+            hc[key] = opts[name]
+    if opts["privileged"]:
+        hc["Privileged"] = True
+    if opts["read-only"]:
+        hc["ReadonlyRootfs"] = True
+    if opts["init"]:
+        hc["Init"] = True
+    for key, name in (("CapAdd", "cap-add"), ("CapDrop", "cap-drop"), ("Binds", "volume"),
+                      ("ExtraHosts", "add-host"), ("Dns", "dns"), ("DnsSearch", "dns-search"),
+                      ("DnsOptions", "dns-option"), ("SecurityOpt", "security-opt"),
+                      ("GroupAdd", "group-add")):
+        if opts[name]:
+            hc[key] = list(opts[name])
+    if opts["tmpfs"]:
+        hc["Tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "")
+                       for t in opts["tmpfs"]}
+    if opts["sysctl"]:
+        hc["Sysctls"] = dict(s.split("=", 1) for s in opts["sysctl"] if "=" in s)
+    if opts["ulimit"]:
+        ul = []
+        for u in opts["ulimit"]:
+            name, _, val = u.partition("=")
+            soft, _, hard = val.partition(":")
+            try:
+                ul.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+            except ValueError:
+                raise UsageError(f"invalid ulimit argument: {u}") from None
+        hc["Ulimits"] = ul
+    if opts["restart"]:
+        name, _, count = opts["restart"].partition(":")
+        hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
+    if opts["publish"] or opts["publish-all"]:
+        raise UsageError("publishing ports (-p, -P) needs the bridge network, "
+                         "which berth does not have yet")
+    attach = opts.get("attach") or []
+    detached = opts.get("detach", True)
+    body: dict[str, Any] = {
+        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
+        "Tty": bool(opts["tty"]), "OpenStdin": bool(opts["interactive"]),
+        "StdinOnce": bool(opts["interactive"]) and not detached,
+        "AttachStdin": bool(opts["interactive"]) and not detached,
+        "AttachStdout": not detached and (not attach or "stdout" in attach),
+        "AttachStderr": not detached and (not attach or "stderr" in attach),
+        "HostConfig": hc,
+    }
+    if opts["workdir"]:
+        body["WorkingDir"] = opts["workdir"]
+    if opts["user"] is not None:
+        body["User"] = opts["user"]
+    if opts["hostname"]:
+        body["Hostname"] = opts["hostname"]
+    if opts["entrypoint"] is not None:
+        body["Entrypoint"] = [opts["entrypoint"]] if opts["entrypoint"] else [""]
+    if opts["stop-signal"]:
+        body["StopSignal"] = opts["stop-signal"]
+    if opts["stop-timeout"] is not None:
+        body["StopTimeout"] = opts["stop-timeout"]
+    return body, opts["name"]
+
+
+def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
+    if not args:
+        raise UsageError('"create" requires at least 1 argument.')
+    image, cmd = args[0], args[1:]
+    body, name = build_create_body(opts, image, cmd)
+    if opts["pull"] not in ("missing", "always", "never"):
+        raise UsageError(f'invalid pull option: \'{opts["pull"]}\': must be one of '
+                         '"always", "missing" or "never"')
+    try:
+        res = c.post("/containers/create", {"name": name or None}, body)
+    except NotFound as e:
+        if "No such image" not in str(e) or opts["pull"] == "never":
+            raise
+        ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
+        err(f"Unable to find image '{ref}' locally")
+        _pull(c, image)
+        res = c.post("/containers/create", {"name": name or None}, body)
+    for w in res.get("Warnings") or []:
+        err(f"WARNING: {w}")
+    if opts.get("cidfile"):
+        with open(opts["cidfile"], "w") as f:
+            f.write(res["Id"])
+    return str(res["Id"])
+
+
+def _pull(c: Client, image: str) -> None:
+    name, tag = image, "latest"
+    if image.rfind(":") > image.rfind("/"):
+        name, tag = image.rsplit(":", 1)
+    r = c.send("POST", "/images/create", query={"fromImage": name, "tag": tag})
+    for msg in r.iter_json():
+        if msg.get("error"):
+            raise BerthError(msg["error"])
+
+
+def cmd_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    opts["detach"] = True
+    out(_create(c, opts, args))
+    return 0
+
+
+def _start_error_code(message: str) -> int:
+    if ("executable file not found" in message or "no such file or directory" in message):
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return ENGINE_ERROR
+
+
+def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    cid = _create(c, opts, args)
+    if opts["detach"]:
+        try:
+            c.send("POST", f"/containers/{cid}/start").close()
+        except BerthError as e:
+            err(f"berth: Error response from daemon: {e}")
+            return _start_error_code(str(e))
+        out(cid)
+        return 0
+    attach = c.send("POST", f"/containers/{cid}/attach",
+                    query={"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
+    wait = c.send("POST", f"/containers/{cid}/wait",
+                  query={"condition": "removed" if opts["rm"] else "next-exit"})
+    try:
+        c.send("POST", f"/containers/{cid}/start").close()
+    except BerthError as e:
+        attach.close()
+        wait.close()
+        err(f"berth: Error response from daemon: {e}")
+        return _start_error_code(str(e))
+    if opts["sig-proxy"]:
+        _proxy_signals(c, cid)
+    _pump_output(attach, bool(opts["tty"]))
+    res = wait.json()
+    wait.close()
+    if res and res.get("Error") and res["Error"].get("Message"):
+        err(f"berth: Error response from daemon: {res['Error']['Message']}")
+    return int(res.get("StatusCode", 0)) if res else 0
+
+
+def _proxy_signals(c: Client, cid: str) -> None:
+    def handler(signo: int, _frame: Any) -> None:
+        def send() -> None:
+            try:
+                c.send("POST", f"/containers/{cid}/kill", query={"signal": str(signo)}).close()
+            except BerthError:
+                pass
+        threading.Thread(target=send, daemon=True).start()
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+              signal.SIGUSR2):
+        signal.signal(s, handler)
+
+
+def _pump_output(r: Any, tty: bool) -> None:
+    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        if tty:
+            for piece in r.iter_raw():
+                stdout.write(piece)
+                stdout.flush()
+        else:
+            for stream, data in r.iter_frames():
+                dest = stderr if stream == 2 else stdout
+                dest.write(data)
+                dest.flush()
+    except (ConnectionFailed, OSError):
+        pass
+    finally:
+        r.close()
+
+
+START = Spec([flag("attach", "a"), flag("interactive", "i"), flag("detach-keys", kind="str", default="")])
+
+
+def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"start" requires at least 1 argument.')
+    if opts["attach"]:
+        if len(args) > 1:
+            raise UsageError("you cannot start and attach multiple containers at once")
+        info = c.get(f"/containers/{q(args[0])}/json")
+        attach = c.send("POST", f"/containers/{q(args[0])}/attach",
+                        query={"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
+        wait = c.send("POST", f"/containers/{q(args[0])}/wait", query={"condition": "next-exit"})
+        try:
+            c.send("POST", f"/containers/{q(args[0])}/start").close()
+        except BerthError as e:
+            attach.close()
+            wait.close()
+            err(f"Error response from daemon: {e}")
+            return _start_error_code(str(e))
+        _pump_output(attach, bool(info["Config"]["Tty"]))
+        res = wait.json()
+        return int(res.get("StatusCode", 0)) if res else 0
+    rc = 0
+    for name in args:
+        try:
+            c.send("POST", f"/containers/{q(name)}/start").close()
+            out(name)
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            rc = 1
+    if rc:
+        err("Error: failed to start containers: " + ", ".join(args))
+    return rc
+
+
+PS = Spec([flag("all", "a"), flag("quiet", "q"), flag("latest", "l"), flag("last", "n", "int", -1),
+           flag("no-trunc"), flag("size", "s"), flag("filter", "f", "list"),
+           flag("format", kind="str", default="")])
+
+
+def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if args:
+        raise UsageError('"ps" accepts no arguments.')
+    limit = 1 if opts["latest"] else opts["last"]
+    cs = c.get("/containers/json", {"all": opts["all"] or None,
+                                    "limit": limit if limit > 0 else None,
+                                    "size": opts["size"] or None,
+                                    "filters": parse_filters(opts["filter"])})
+    if opts["quiet"]:
+        for ct in cs:
+            out(ct["Id"] if opts["no-trunc"] else ct["Id"][:12])
+        return 0
+    rows = []
+    for ct in cs:
+        cmd = ct["Command"]
+        row = {"ID": ct["Id"] if opts["no-trunc"] else ct["Id"][:12],
+               "Image": ct["Image"] if opts["no-trunc"] or not ct["Image"].startswith("sha256:")
+               else ct["Image"][7:19],
+               "Command": json.dumps(cmd if opts["no-trunc"] else fmt.trunc(cmd, 20),
+                                     ensure_ascii=False),
+               "RunningFor": fmt.ago(ct["Created"]), "CreatedAt": fmt.ts(ct["Created"]),
+               "Status": ct["Status"], "Ports": "", "Names": ",".join(
+                   n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
+               "Labels": ",".join(f"{k}={v}" for k, v in (ct.get("Labels") or {}).items()),
+               "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
+               "Mounts": ""}
+        if opts["size"]:
+            row["Size"] = (f"{fmt.size(ct.get('SizeRw', 0))} "
+                           f"(virtual {fmt.size(ct.get('SizeRootFs', 0))})")
+        rows.append(row)
+    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+            ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
+            ("NAMES", "Names")]
+    if opts["size"]:
+        cols.append(("SIZE", "Size"))
+    fmt.render(rows, opts["format"], cols)
+    return 0
+
+
+LOGS = Spec([flag("follow", "f"), flag("timestamps", "t"), flag("tail", "n", "str", "all"),
+             flag("since", kind="str", default=""), flag("until", kind="str", default=""),
+             flag("details")])
+
+
+def cmd_logs(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"logs" requires exactly 1 argument.')
+    info = c.get(f"/containers/{q(args[0])}/json")
+    try:
+        since = fmt.parse_time(opts["since"]) if opts["since"] else None
+        until = fmt.parse_time(opts["until"]) if opts["until"] else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    r = c.send("GET", f"/containers/{info['Id']}/logs", query={
+        "stdout": 1, "stderr": 1, "follow": opts["follow"] or None,
+        "timestamps": opts["timestamps"] or None, "tail": opts["tail"],
+        "since": since, "until": until})
+    _pump_output(r, bool(info["Config"]["Tty"]))
+    return 0
+
+
+STOP = Spec([flag("time", "t", "int", None), flag("timeout", kind="int", default=None),
+             flag("signal", "s", "str", "")])
+
+
+def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
+          verb: str) -> int:
+    if not args:
+        raise UsageError(f'"{what}" requires at least 1 argument.')
+    failed = []
+    for name in args:
+        try:
+            fn(name)
+            out(name)
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            failed.append(name)
+    return 1 if failed else 0
+
+
+def cmd_stop(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    t = opts["time"] if opts["time"] is not None else opts["timeout"]
+
+    def stop(name: str) -> None:
+        c.send("POST", f"/containers/{q(name)}/stop",
+               query={"t": t, "signal": opts["signal"] or None}).close()
+    return _each(c, args, "stop", stop, "stop")
+
+
+def cmd_restart(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    t = opts["time"] if opts["time"] is not None else opts["timeout"]
+
+    def restart(name: str) -> None:
+        c.send("POST", f"/containers/{q(name)}/restart",
+               query={"t": t, "signal": opts["signal"] or None}).close()
+    return _each(c, args, "restart", restart, "restart")
+
+
+KILL = Spec([flag("signal", "s", "str", "")])
+
+
+def cmd_kill(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    def kill(name: str) -> None:
+        c.send("POST", f"/containers/{q(name)}/kill",
+               query={"signal": opts["signal"] or None}).close()
+    return _each(c, args, "kill", kill, "kill")
+
+
+RM = Spec([flag("force", "f"), flag("volumes", "v"), flag("link", "l")])
+
+
+def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    def rm(name: str) -> None:
+        c.send("DELETE", f"/containers/{q(name)}",
+               query={"force": opts["force"] or None, "v": opts["volumes"] or None}).close()
+    return _each(c, args, "rm", rm, "remove")
+
+
+WAIT = Spec([])
+
+
+def cmd_wait(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"wait" requires at least 1 argument.')
+    rc = 0
+    for name in args:
+        try:
+            res = c.post(f"/containers/{q(name)}/wait")
+            out(str(res.get("StatusCode", 0)))
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            rc = 1
+    return rc
+
+
+RENAME = Spec([])
+
+
+def cmd_rename(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 2:
+        raise UsageError('"rename" requires exactly 2 arguments.')
+    c.send("POST", f"/containers/{q(args[0])}/rename", query={"name": args[1]}).close()
+    return 0
+
+
+CONTAINER_PRUNE = Spec([flag("force", "f"), flag("filter", kind="list")])
+
+
+def cmd_container_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    res = c.post("/containers/prune", {"filters": parse_filters(opts["filter"])})
+    deleted = res.get("ContainersDeleted") or []
+    if deleted:
+        out("Deleted Containers:")
+        for d in deleted:
+            out(d)
+        out()
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+INSPECT = Spec([flag("format", "f", "str", ""), flag("type", kind="str", default=""),
+                flag("size", "s")])
+
+
+def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = "") -> int:
+    if not args:
+        raise UsageError('"inspect" requires at least 1 argument.')
+    kind = kind or opts["type"]
+    results = []
+    rc = 0
+    for name in args:
+        obj = None
+        for k in (["container", "image"] if not kind else [kind]):
+            try:
+                if k == "container":
+                    obj = c.get(f"/containers/{q(name)}/json", {"size": opts["size"] or None})
+                else:
+                    obj = c.get(f"/images/{q(name)}/json")
+                break
+            except NotFound:
+                continue
+        if obj is None:
+            err(f"Error: No such {kind or 'object'}: {name}")
+            rc = 1
+            continue
+        results.append(obj)
+    if opts["format"]:
+        for obj in results:
+            out(fmt.template(opts["format"], obj))
+    else:
+        out(json.dumps(results, indent=4))
+    return rc
+
+
+# --- system -------------------------------------------------------------------------------
+VERSION = Spec([flag("format", "f", "str", "")])
+
+
+def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    from berth import __version__
+    out("Client:")
+    out(f" Version:           {__version__}")
+    out(f" API version:       {c.version}")
+    out(f" Python version:    {sys.version.split()[0]}")
+    out(" OS/Arch:           linux/" + os.uname().machine)
+    out()
+    v = c.get("/version")
+    out(f"Server: {v.get('Platform', {}).get('Name', '')}")
+    out(" Engine:")
+    out(f"  Version:          {v.get('Version')}")
+    out(f"  API version:      {v.get('ApiVersion')} (minimum version {v.get('MinAPIVersion')})")
+    out(f"  OS/Arch:          {v.get('Os')}/{v.get('Arch')}")
+    out(f"  Kernel:           {v.get('KernelVersion')}")
+    return 0
+
+
+INFO = Spec([flag("format", "f", "str", "")])
+
+
+def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    i = c.get("/info")
+    if opts["format"]:
+        out(fmt.template(opts["format"], i))
+        return 0
+    out("Server:")
+    for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
+                       (" Paused", "ContainersPaused"), (" Stopped", "ContainersStopped"),
+                       ("Images", "Images"), ("Server Version", "ServerVersion"),
+                       ("Storage Driver", "Driver"), ("Logging Driver", "LoggingDriver"),
+                       ("Cgroup Driver", "CgroupDriver"), ("Cgroup Version", "CgroupVersion"),
+                       ("Default Runtime", "DefaultRuntime"), ("Live Restore Enabled",
+                                                             "LiveRestoreEnabled"),
+                       ("Kernel Version", "KernelVersion"), ("Operating System",
+                                                             "OperatingSystem"),
+                       ("Architecture", "Architecture"), ("CPUs", "NCPU"),
+                       ("Total Memory", "MemTotal"), ("Name", "Name"), ("ID", "ID"),
+                       ("Berth Root Dir", "DockerRootDir")):
+        v = i.get(key)
+        if key == "MemTotal":
+            v = fmt.binary_size(v or 0)
+        out(f" {label}: {v}")
+    return 0
+
+
+# --- dispatch -----------------------------------------------------------------------------
+Command = tuple[Spec, Callable[[Client, dict[str, Any], list[str]], int], str]
+
+COMMANDS: dict[str, Command] = {
+    "run": (RUN, cmd_run, "Create and run a new container from an image"),
+    "create": (CREATE, cmd_create, "Create a new container"),
+    "start": (START, cmd_start, "Start one or more stopped containers"),
+    "ps": (PS, cmd_ps, "List containers"),
+    "logs": (LOGS, cmd_logs, "Fetch the logs of a container"),
+    "stop": (STOP, cmd_stop, "Stop one or more running containers"),
+    "restart": (STOP, cmd_restart, "Restart one or more containers"),
+    "kill": (KILL, cmd_kill, "Kill one or more running containers"),
+    "rm": (RM, cmd_rm, "Remove one or more containers"),
+    "wait": (WAIT, cmd_wait, "Block until containers stop, then print their exit codes"),
+    "rename": (RENAME, cmd_rename, "Rename a container"),
+    "inspect": (INSPECT, cmd_inspect, "Return low-level information on berth objects"),
+    "export": (EXPORT, cmd_export, "Export a container's filesystem as a tar archive"),
+    "images": (IMAGES, cmd_images, "List images"),
+    "import": (IMPORT, cmd_import, "Import the contents from a tarball to create an image"),
+    "tag": (TAG, cmd_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "rmi": (RMI, cmd_rmi, "Remove one or more images"),
+    "history": (HISTORY, cmd_history, "Show the history of an image"),
+    "save": (SAVE, cmd_save, "Save one or more images to a tar archive"),
+    "load": (LOAD, cmd_load, "Load an image from a tar archive or STDIN"),
+    "version": (VERSION, cmd_version, "Show the berth version information"),
+    "info": (INFO, cmd_info, "Display system-wide information"),
+}
+
+GROUPS: dict[str, dict[str, Command]] = {
+    "container": {
+        "ls": (PS, cmd_ps, ""), "list": (PS, cmd_ps, ""), "ps": (PS, cmd_ps, ""),
+        "prune": (CONTAINER_PRUNE, cmd_container_prune, "Remove all stopped containers"),
+        "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "container"), ""),
+        **{k: COMMANDS[k] for k in ("run", "create", "start", "logs", "stop", "restart", "kill",
+                                    "rm", "wait", "rename", "export")},
+    },
+    "image": {
+        "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),
+        "rm": (RMI, cmd_rmi, ""), "prune": (IMAGE_PRUNE, cmd_image_prune, "Remove unused images"),
+        "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "image"), ""),
+        **{k: COMMANDS[k] for k in ("import", "tag", "history", "save", "load")},
+    },
+}
+
+GLOBAL = Spec([flag("host", "H", "str", None), flag("log-level", "l", "str", "info"),
+               flag("debug", "D"), flag("version", "v"), flag("help")], interspersed=False)
+
+
+def usage() -> str:
+    lines = ["Usage:  berth [OPTIONS] COMMAND", "", "A Docker-compatible container engine",
+             "", "Commands:"]
+    for name, (_, _, h) in COMMANDS.items():
+        lines.append(f"  {name:<10} {h}")
+    lines += ["", "Management Commands:", "  container  Manage containers",
+              "  image      Manage images", "", "Global Options:", GLOBAL.usage(), "",
+              "Run 'berth COMMAND --help' for more information on a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    sys.exit(run(argv))
+
+
+def run(argv: list[str]) -> int:
+    try:
+        gopts, rest = GLOBAL.parse(argv)
+    except UsageError as e:
+        err(f"{e}\nSee 'berth --help'.")
+        return ENGINE_ERROR
+    if gopts["version"]:
+        from berth import __version__
+        out(f"berth version {__version__}")
+        return 0
+    if gopts["help"] or not rest:
+        out(usage())
+        return 0
+    name, args = rest[0], rest[1:]
+    path = name
+    if name in GROUPS:
+        if not args or args[0] in ("--help", "-h"):
+            out(f"Usage:  berth {name} COMMAND\n\nCommands:\n" + "\n".join(
+                f"  {k}" for k in GROUPS[name]))
+            return 0
+        sub = args[0]
+        if sub not in GROUPS[name]:
+            err(f"berth: unknown command: berth {name} {sub}\n\nRun 'berth {name} --help' "
+                "for more information")
+            return 1
+        spec, fn, _ = GROUPS[name][sub]
+        args = args[1:]
+        path = f"{name} {sub}"
+    elif name in COMMANDS:
+        spec, fn, _ = COMMANDS[name]
+    else:
+        err(f"berth: unknown command: berth {name}\n\nRun 'berth --help' for more information")
+        return 1
+    if args[:1] in (["--help"],):
+        out(f"Usage:  berth {path} [OPTIONS]\n\nOptions:\n{spec.usage()}")
+        return 0
+    is_run = path.split()[-1] in ("run", "create", "start")
+    try:
+        opts, pos = spec.parse(args)
+    except UsageError as e:
+        err(f"{e}\nSee 'berth {path} --help'.")
+        return ENGINE_ERROR
+    try:
+        client = Client(gopts["host"])
+        return fn(client, opts, pos)
+    except UsageError as e:
+        err(f"{'berth: ' if is_run else ''}{e}\nSee 'berth {path} --help'.")
+        return ENGINE_ERROR if is_run else 1
+    except ConnectionFailed as e:
+        err(str(e))
+        return ENGINE_ERROR if is_run else 1
+    except BerthError as e:
+        prefix = "berth: " if is_run else ""
+        err(f"{prefix}Error response from daemon: {e}")
+        if is_run:
+            err(f"\nRun 'berth {path} --help' for more information")
+            return ENGINE_ERROR
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A private berthd per test session (own data root, exec root, socket, cgroup parent), with a
+busybox image made from Debian's busybox-static; everything it made is removed at the end,
+also when a test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="session")
+def rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rootfs") / "busybox.tar"
+    subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(out)], check=True)
+    return out
+
+
+class Daemon:
+    def __init__(self, base: Path) -> None:
+        tag = secrets.token_hex(3)
+        self.base = base
+        self.data_root = base / "data"
+        self.exec_root = base / "run"
+        self.sock = self.exec_root / "berth.sock"
+        self.host = f"unix://{self.sock}"
+        self.cgroup_parent = f"berth-test-{tag}"
+        self.log = base / "berthd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {**os.environ, "BERTH_HOST": self.host, "DOCKER_HOST": self.host}
+
+    def start(self) -> None:
+        self.exec_root.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [str(BIN / "berthd"), "-H", self.host, "--data-root", str(self.data_root),
+             "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
+             "--dns", "127.0.0.1", "--log-level", "debug"],
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logf.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("berthd exited:\n" + self.log.read_text())
+            if self.berth("version").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("berthd did not answer:\n" + self.log.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if sig == signal.SIGKILL:
+            # the fork server dies with its parent (PDEATHSIG): give it a moment
+            time.sleep(0.2)
+
+    def berth(self, *args: str, input: bytes | None = None,  # noqa: A002
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "berth"), *args], env=self.env, capture_output=True,
+                              text=input is None, input=input, timeout=timeout)
+
+    def ok(self, *args: str) -> str:
+        r = self.berth(*args)
+        assert r.returncode == 0, f"berth {' '.join(args)} failed ({r.returncode}): {r.stderr}"
+        return r.stdout
+
+    def inspect(self, name: str) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.ok("inspect", name))[0]
+
+    def cgroup_dirs(self) -> list[Path]:
+        return [p for p in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}")]
+
+    def cleanup(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            ids = self.berth("ps", "-aq").stdout.split()
+            if ids:
+                self.berth("rm", "-f", *ids)
+        self.stop()
+        # containers outlive the daemon (live restore): kill whatever is left in our cgroups
+        for d in self.cgroup_dirs():
+            for procs in d.rglob("cgroup.procs"):
+                for pid in procs.read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.1)
+        for d in self.cgroup_dirs():
+            for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if sub.is_dir():
+                    with contextlib.suppress(OSError):
+                        sub.rmdir()
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def make_daemon(base: Path, rootfs: Path) -> Daemon:
+    d = Daemon(base)
+    d.start()
+    r = d.berth("import", str(rootfs), "busybox")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Daemon]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (namespaces, mounts, cgroups)")
+    d = Daemon(tmp_path_factory.mktemp("berthd"))
+    try:
+        d.start()
+        d.ok("import", str(rootfs_tar), "busybox")
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def private_daemon(tmp_path: Path, rootfs_tar: Path) -> Iterator[Daemon]:
+    """A daemon of the test's own, for tests that kill or restart it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (namespaces, mounts, cgroups)")
+    d = Daemon(tmp_path / "berthd")
+    try:
+        d.start()
+        d.ok("import", str(rootfs_tar), "busybox")
+        yield d
+    finally:
+        d.cleanup()
