@@ -895,7 +895,9 @@ def run(argv: list[str]) -> int:
     if args[:1] in (["--help"],):
         out(f"Usage:  berth {path} [OPTIONS]\n\nOptions:\n{spec.usage()}")
         return 0
-    is_run = path.split()[-1] in ("run", "create", "start")
+    # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix);
+    # a bad flag is 125 everywhere
+    is_run = path.split()[-1] == "run"
     try:
         opts, pos = spec.parse(args)
     except UsageError as e:

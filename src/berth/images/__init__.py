@@ -257,6 +257,9 @@ class ImageService:
             labels = cfg.get("Labels") or {}
             if not self._match(filters, refs, labels, image_id):
                 continue
+            if filters.get("reference"):
+                # as Docker: only the tags that match are shown
+                refs = [r for r in refs if self._ref_matches(r, filters["reference"])]
             out.append({
                 "Containers": used.get(image_id, 0), "Created": doc["created"], "Id": image_id,
                 "Labels": labels or None, "ParentId": "", "RepoDigests": [], "RepoTags": refs,
@@ -280,13 +283,7 @@ class ImageService:
                 if want != (not refs):
                     return False
             elif key == "reference":
-                ok = False
-                for pat in values:
-                    for r in refs:
-                        name = r.rsplit(":", 1)[0] if ":" in r.rsplit("/", 1)[-1] else r
-                        if fnmatch.fnmatchcase(r, pat) or fnmatch.fnmatchcase(name, pat):
-                            ok = True
-                if not ok:
+                if not any(ImageService._ref_matches(r, values) for r in refs):
                     return False
             elif key == "label":
                 for v in values:
@@ -298,6 +295,12 @@ class ImageService:
             else:
                 raise InvalidArgument(f"invalid filter '{key}'")
         return True
+
+    @staticmethod
+    def _ref_matches(ref: str, patterns: list[str]) -> bool:
+        import fnmatch
+        name = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+        return any(fnmatch.fnmatchcase(ref, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
     def inspect(self, name: str) -> dict[str, Any]:
         img = self.resolve(name)

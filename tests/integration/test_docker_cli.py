@@ -1,0 +1,93 @@
+"""The real docker CLI driving berthd, as it drives dockerd (DOCKER_HOST at berthd's socket)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Daemon
+
+pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
+
+
+def docker(d: Daemon, *args: str, input: bytes | None = None,  # noqa: A002
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("docker")
+    if exe is None:
+        pytest.skip("the docker CLI is not installed")
+    env = {**d.env, "DOCKER_CONFIG": str(d.base / "docker-config")}
+    return subprocess.run([exe, *args], env=env, capture_output=True, timeout=timeout,
+                          text=input is None, input=input)
+
+
+def ok(d: Daemon, *args: str) -> str:
+    r = docker(d, *args)
+    assert r.returncode == 0, f"docker {' '.join(args)}: {r.returncode} {r.stderr}"
+    return r.stdout
+
+
+def test_version_and_info(daemon: Daemon) -> None:
+    out = ok(daemon, "version")
+    assert "Server: berth" in out and "API version:      1.50" in out
+    info = json.loads(ok(daemon, "info", "--format", "{{json .}}"))
+    assert info["Driver"] in ("overlay2", "vfs") and info["DockerRootDir"] == str(daemon.data_root)
+
+
+def test_import_images_run_ps_logs_stop_rm(daemon: Daemon, rootfs_tar: Path) -> None:
+    iid = ok(daemon, "import", "--change", "CMD [\"echo\", \"dflt\"]", str(rootfs_tar),
+             "dk/busy:1").strip()
+    assert iid.startswith("sha256:")
+    assert "dk/busy" in ok(daemon, "images")
+    r = docker(daemon, "run", "--rm", "--pull", "never", "dk/busy:1", "sh", "-c",
+               "echo to-out; echo to-err >&2; exit 5")
+    assert (r.returncode, r.stdout, r.stderr) == (5, "to-out\n", "to-err\n")
+    assert ok(daemon, "run", "--rm", "--pull", "never", "dk/busy:1").strip() == "dflt"
+    r = docker(daemon, "run", "--rm", "--pull", "never", "dk/busy:1", "nope")
+    assert r.returncode == 127 and "executable file not found" in r.stderr
+    cid = ok(daemon, "run", "-d", "--name", "dk-bg", "--pull", "never", "dk/busy:1", "sh", "-c",
+             "for i in 1 2 3; do echo n$i; sleep 0.2; done; sleep 30").strip()
+    assert len(cid) == 64
+    assert "dk-bg" in ok(daemon, "ps")
+    deadline = time.time() + 5
+    while "n3" not in ok(daemon, "logs", "dk-bg") and time.time() < deadline:
+        time.sleep(0.1)
+    assert ok(daemon, "logs", "dk-bg") == "n1\nn2\nn3\n"
+    state = json.loads(ok(daemon, "inspect", "dk-bg"))[0]["State"]
+    assert state["Running"] is True
+    assert ok(daemon, "stop", "-t", "1", "dk-bg").strip() == "dk-bg"
+    assert json.loads(ok(daemon, "inspect", "dk-bg"))[0]["State"]["ExitCode"] == 137
+    assert "Exited (137)" in ok(daemon, "ps", "-a")
+    ok(daemon, "rm", "dk-bg")
+    r = docker(daemon, "rm", "dk-bg")
+    assert r.returncode == 1 and "No such container: dk-bg" in r.stderr
+
+
+def test_logs_follow(daemon: Daemon) -> None:
+    ok(daemon, "run", "-d", "--name", "dk-follow", "busybox", "sh", "-c",
+       "for i in 1 2 3; do echo f$i; sleep 0.2; done")
+    assert ok(daemon, "logs", "-f", "dk-follow") == "f1\nf2\nf3\n"
+    ok(daemon, "rm", "dk-follow")
+
+
+def test_errors_match_docker(daemon: Daemon) -> None:
+    r = docker(daemon, "run", "--rm", "--pull", "never", "missing-image:7", "true")
+    assert r.returncode == 125 and "No such image: missing-image:7" in r.stderr
+    ok(daemon, "create", "--name", "dk-dup", "busybox", "true")
+    r = docker(daemon, "create", "--name", "dk-dup", "busybox", "true")
+    assert r.returncode == 1 and "is already in use" in r.stderr
+    ok(daemon, "rm", "dk-dup")
+
+
+def test_save_load_rmi(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None:
+    ok(daemon, "import", str(rootfs_tar), "dk/save:1")
+    out = tmp_path / "s.tar"
+    ok(daemon, "save", "-o", str(out), "dk/save:1")
+    assert "Untagged: dk/save:1" in ok(daemon, "rmi", "dk/save:1")
+    assert "Loaded image: dk/save:1" in ok(daemon, "load", "-i", str(out))
+    assert ok(daemon, "run", "--rm", "dk/save:1", "echo", "back").strip() == "back"
+    ok(daemon, "rmi", "dk/save:1")
