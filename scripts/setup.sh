@@ -19,3 +19,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "==> pip install -e .${PIP_EXTRAS:-}"
 .venv/bin/pip install -q --disable-pip-version-check -e ".${PIP_EXTRAS:-}"
+# byte-compile now: the CLI's start-up is part of every command's latency, and an environment
+# with PYTHONDONTWRITEBYTECODE would otherwise compile berth's modules on every run
+.venv/bin/python -m compileall -q src

@@ -114,7 +114,7 @@ def test_config_env_workdir_user_hostname_entrypoint(daemon: Daemon, tmp_path: P
                     "echo $A $FROM_FILE; pwd; hostname; cat /etc/hostname")
     assert out.split("\n")[:4] == ["b 1", "/tmp/wd", "myhost", "myhost"]
     assert daemon.ok("run", "--rm", "-u", "app", "busybox", "id").strip() == \
-        "uid=1000(app) gid=1000(app) groups=50(staff)"
+        "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"
     assert daemon.ok("run", "--rm", "-u", "1000:50", "busybox", "id", "-u").strip() == "1000"
     r = daemon.berth("run", "--rm", "-u", "nosuchuser", "busybox", "id")
     assert r.returncode == 125 and "unable to find user nosuchuser" in r.stderr

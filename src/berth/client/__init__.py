@@ -11,13 +11,27 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
-from urllib.parse import quote, urlencode
+TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 from berth.errors import BerthError, from_status
 
 API_VERSION = "1.50"
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
+
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(s: str, safe: str = "") -> str:
+    """Percent-encoding as urllib.parse.quote (which costs ~2 ms of start-up to import)."""
+    ok = _SAFE | frozenset(safe.encode())
+    return "".join(chr(b) if b in ok else f"%{b:02X}" for b in s.encode())
+
+
+def urlencode(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
 
 
 def host_from_env(flag: str | None = None) -> str:

@@ -356,9 +356,11 @@ def _setup_dev(rootfs: str, lx: dict) -> None:  # type: ignore[type-arg]
             os.chown(path, uid, gid)
     finally:
         os.umask(old)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
-                         ("core", "/proc/kcore")):
+    links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+    if os.path.exists("/proc/kcore"):  # runc links it only where the kernel has one
+        links.append(("core", "/proc/kcore"))
+    for name, target in links:
         try:
             os.symlink(target, os.path.join(dev, name))
         except FileExistsError:
@@ -422,7 +424,10 @@ def resolve_user(spec_user: str, extra_groups: list[int]) -> tuple[int, int, lis
             else:
                 raise StartError(
                     f"unable to find group {group}: no matching entries in group file", 125)
+    # as runc: the primary group is among the supplementary ones
     supplementary = list(extra_groups)
+    if gid not in supplementary:
+        supplementary.append(gid)
     if name and not group:
         for e in groups_db:
             if len(e) > 3 and name in e[3].split(",") and int(e[2]) not in supplementary:

@@ -181,7 +181,12 @@ class _Extractor:
                 tparts = clean_name(m.linkname)
                 if not tparts:
                     raise InvalidArgument(f"invalid hard link {m.name!r} -> {m.linkname!r}")
-                tfd = self._open_dir(tparts[:-1], create=False)
+                try:
+                    tfd = self._open_dir(tparts[:-1], create=False)
+                except FileNotFoundError:
+                    raise InvalidArgument(
+                        f"invalid hard link {m.name!r}: target {m.linkname!r} is not in the layer"
+                    ) from None
                 try:
                     tst = os.stat(tparts[-1], dir_fd=tfd, follow_symlinks=False)
                     if stat.S_ISDIR(tst.st_mode):

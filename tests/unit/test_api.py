@@ -1,0 +1,62 @@
+"""The HTTP edge in-process: ping headers, version negotiation, errors in Docker's shape."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from berth.api import Api, frame, parse_filters
+from berth.errors import NotFound
+
+
+class FakeContainers:
+    def emit(self, *a: Any) -> None:
+        pass
+
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        raise NotFound(f"No such container: {ref}")
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _with_client(fn: Any) -> Any:
+    api = Api(containers=FakeContainers(), images=None, info=lambda: {"ID": "x"})  # type: ignore[arg-type]
+    async with TestClient(TestServer(api.app())) as client:
+        return await fn(client)
+
+
+def test_ping_and_version_headers() -> None:
+    async def go(c: TestClient) -> None:
+        r = await c.head("/_ping")
+        assert r.status == 200
+        assert r.headers["Api-Version"] == "1.50" and r.headers["Ostype"] == "linux"
+        assert r.headers["Builder-Version"] and r.headers["Swarm"] == "inactive"
+        r = await c.get("/_ping")
+        assert await r.text() == "OK"
+        v = await (await c.get("/v1.41/version")).json()
+        assert v["ApiVersion"] == "1.50" and v["MinAPIVersion"] == "1.24"
+    _run(_with_client(go))
+
+
+def test_versions_out_of_range_and_errors() -> None:
+    async def go(c: TestClient) -> None:
+        r = await c.get("/v1.99/version")
+        assert r.status == 400
+        assert "client version 1.99 is too new" in (await r.json())["message"]
+        r = await c.get("/v1.12/version")
+        assert r.status == 400 and "too old" in (await r.json())["message"]
+        r = await c.get("/v1.50/containers/nope/json")
+        assert r.status == 404 and await r.json() == {"message": "No such container: nope"}
+        r = await c.get("/v1.50/no/such/route")
+        assert r.status == 404 and await r.json() == {"message": "page not found"}
+    _run(_with_client(go))
+
+
+def test_frame_and_filters() -> None:
+    assert frame(1, b"hi") == b"\x01\x00\x00\x00\x00\x00\x00\x02hi"
+    assert parse_filters('{"status":["running"]}') == {"status": ["running"]}
+    assert parse_filters('{"label":{"a=b":true,"c":false}}') == {"label": ["a=b"]}

@@ -1,0 +1,73 @@
+"""The cgroup managers on a fake cgroupfs in a temporary directory (no root needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from berth import cgroups
+
+
+def _v1_tree(tmp: Path) -> dict[str, str]:
+    mounts = {}
+    for c in ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"):
+        (tmp / c).mkdir()
+        mounts[c] = str(tmp / c)
+    (tmp / "cpuset" / "cpuset.cpus").write_text("0-1\n")
+    (tmp / "cpuset" / "cpuset.mems").write_text("0\n")
+    return mounts
+
+
+def test_v1_applies_limits_and_fills_cpuset(tmp_path: Path) -> None:
+    mounts = _v1_tree(tmp_path)
+    m = cgroups.V1("berth/c1", mounts=mounts)
+    (tmp_path / "memory" / "berth" / "c1").mkdir(parents=True)
+    (tmp_path / "memory" / "berth" / "c1" / "memory.memsw.limit_in_bytes").write_text("")
+    m.create(cgroups.Resources(memory=64 << 20, memory_swap=128 << 20, cpu_shares=512,
+                               cpu_quota=50000, cpu_period=100000, cpuset_cpus="1",
+                               pids_limit=20))
+    c1 = "berth/c1"
+    assert (tmp_path / "memory" / c1 / "memory.limit_in_bytes").read_text() == str(64 << 20)
+    assert (tmp_path / "memory" / c1 / "memory.memsw.limit_in_bytes").read_text() == str(128 << 20)
+    assert (tmp_path / "cpu" / c1 / "cpu.shares").read_text() == "512"
+    assert (tmp_path / "cpu" / c1 / "cpu.cfs_quota_us").read_text() == "50000"
+    assert (tmp_path / "cpuset" / "berth" / "cpuset.cpus").read_text() == "0-1"
+    assert (tmp_path / "cpuset" / c1 / "cpuset.cpus").read_text() == "1"
+    assert (tmp_path / "pids" / c1 / "pids.max").read_text() == "20"
+    m.add(1234)
+    assert (tmp_path / "freezer" / c1 / "cgroup.procs").read_text() == "1234"
+    (tmp_path / "memory" / c1 / "memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert m.oom_killed() == 2
+
+
+def test_v2_applies_limits(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (tmp_path / "berth").mkdir()
+    (tmp_path / "berth" / "c2").mkdir()
+    (tmp_path / "berth" / "c2" / "memory.swap.max").write_text("max")
+    m = cgroups.V2("berth/c2", root=str(tmp_path))
+    m.create(cgroups.Resources(memory=64 << 20, memory_swap=96 << 20, cpu_shares=1024,
+                               cpu_quota=50000, cpu_period=100000, cpuset_cpus="0",
+                               pids_limit=7))
+    d = tmp_path / "berth" / "c2"
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +cpuset +memory +pids +io"
+    assert (d / "memory.max").read_text() == str(64 << 20)
+    assert (d / "memory.swap.max").read_text() == str(32 << 20)
+    assert (d / "cpu.max").read_text() == "50000 100000"
+    assert (d / "cpu.weight").read_text() == "39"
+    assert (d / "pids.max").read_text() == "7"
+    (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert m.oom_killed() == 1
+    m.freeze(True)
+    assert (d / "cgroup.freeze").read_text() == "1"
+
+
+def test_v1_mounts_from_mountinfo(tmp_path: Path) -> None:
+    mi = tmp_path / "mountinfo"
+    mi.write_text(
+        "30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
+        "31 25 0:27 / /sys/fs/cgroup/memory rw shared:10 - cgroup cgroup rw,memory\n"
+        "32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+    assert cgroups.v1_mounts(str(mi)) == {"cpu": "/sys/fs/cgroup/cpu,cpuacct",
+                                          "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
+                                          "memory": "/sys/fs/cgroup/memory"}

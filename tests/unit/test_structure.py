@@ -1,0 +1,73 @@
+"""The shape of the code: imports flow one way (shared/DESIGN.md) and the CLI stays lean."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "berth"
+
+# package -> the berth packages it may import
+ALLOWED = {
+    "errors": set(),
+    "units": set(),
+    "oci": {"errors"},
+    "reference": {"errors"},
+    "linux": {"errors"},
+    "content": {"oci", "errors"},
+    "storage": {"content", "oci", "errors", "linux"},
+    "metadata": {"errors"},
+    "cgroups": {"errors", "oci", "linux"},
+    "runtime": {"cgroups", "oci", "linux", "errors"},
+    "images": {"content", "storage", "metadata", "reference", "oci", "errors"},
+    # containers reach the runtime as processes; they import its spec data and names only
+    "containers": {"runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
+                   "reference", "units", "oci"},
+    "api": {"containers", "images", "errors", "reference"},
+    "daemon": {"api", "containers", "images", "content", "storage", "metadata", "cgroups",
+               "errors", "runtime", "oci", "reference", "linux", "units"},
+    "client": {"errors"},
+    "cli": {"client", "errors", "units"},
+}
+
+
+def _package(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py") if rel.parts[0] != "__init__.py" else ""
+
+
+def test_imports_flow_downward() -> None:
+    bad = []
+    for path in SRC.rglob("*.py"):
+        pkg = _package(path)
+        if not pkg:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for n in names:
+                parts = n.split(".")
+                if parts[0] != "berth" or len(parts) < 2:
+                    continue
+                target = parts[1]
+                if target == "__version__" or target == pkg or not (SRC / target).exists() and \
+                        not (SRC / f"{target}.py").exists():
+                    continue
+                if target not in ALLOWED[pkg]:
+                    bad.append(f"{path.relative_to(SRC)} imports berth.{target}")
+    assert bad == []
+
+
+def test_cli_fast_path_is_lean() -> None:
+    code = ("import sys, berth.cli.main as m\n"
+            "heavy = [n for n in ('aiohttp', 'asyncio', 'rich', 'yaml', 'berth.daemon', "
+            "'berth.containers', 'http.client', 'dataclasses', 'typing', 'urllib.parse') "
+            "if n in sys.modules]\n"
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
