@@ -77,6 +77,7 @@ class _Live:
         self.exits = 0                         # how many times it has exited
         self.changed = asyncio.Condition()     # notified on start, exit, removal
         self.removed = False
+        self.followers = 0                     # log/attach streams reading the log file
         self.reader: asyncio.Task[None] | None = None
 
 
@@ -610,6 +611,10 @@ class ContainerService:
             if live.removed:
                 return
             doc["State"]["Status"] = "removing"
+            # streams still reading the log (the output of a `run --rm`) finish first
+            async with live.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.changed.wait_for(lambda: live.followers == 0), 10)
             await asyncio.to_thread(self._remove_files, cid)
             self.meta.delete_container(cid)
             self._docs.pop(cid, None)
@@ -806,15 +811,29 @@ class ContainerService:
         if until and until < time.time():
             return
         live = self._live.get(cid)
-        async for item in self._follow(cid, path, pos, live, fmt, stop_when_stopped=True):
+        async for item in self._follow(cid, path, pos, live, fmt):
             yield item
 
     async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
                       fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None], *,
-                      stop_when_stopped: bool, exits_before: int | None = None
+                      exits_before: int | None = None
                       ) -> AsyncIterator[tuple[int, bytes]]:
         """Tail the json log from `pos`; stop once the container is no longer running (for
         logs) or has exited once more than `exits_before` (for attach), after a last read."""
+        if live is not None:
+            live.followers += 1
+        try:
+            async for item in self._follow_file(cid, path, pos, live, fmt, exits_before):
+                yield item
+        finally:
+            if live is not None:
+                live.followers -= 1
+                async with live.changed:
+                    live.changed.notify_all()
+
+    async def _follow_file(self, cid: str, path: str, pos: int, live: _Live | None,
+                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
+                           exits_before: int | None) -> AsyncIterator[tuple[int, bytes]]:
         buf = b""
         delay = 0.005
         while True:
@@ -880,7 +899,7 @@ class ContainerService:
                 await live.changed.wait_for(
                     lambda: doc["State"]["Running"] or live.exits > exits or live.removed)
         async for item in self._follow(doc["Id"], doc["LogPath"], pos, live, fmt,
-                                       stop_when_stopped=False, exits_before=exits):
+                                       exits_before=exits):
             yield item
 
     def export(self, ref: str, out: BinaryIO) -> None:
