@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
+import socket
+import stat
+import struct
 from functools import lru_cache
+
+# Everything this module needs is imported here, at the top: some of these functions run in a
+# container's init after pivot_root, where the host's Python library is out of reach.
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
@@ -186,10 +193,6 @@ def set_keepcaps(on: bool) -> None:
 
 def set_link_up(name: str = "lo") -> None:
     """Bring an interface up with SIOCGIFFLAGS/SIOCSIFFLAGS (no netlink needed for lo)."""
-    import fcntl
-    import socket
-    import struct
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sh", name.encode(), 0)
         flags = struct.unpack("16sh", fcntl.ioctl(s.fileno(), 0x8913, req))[1]
@@ -217,8 +220,7 @@ def secure_join(root: str, path: str) -> str:
         except OSError:
             resolved.append(part)
             continue
-        import stat as _stat
-        if _stat.S_ISLNK(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > 255:
                 raise OSError(40, f"too many levels of symbolic links: {path}")

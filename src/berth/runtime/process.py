@@ -17,6 +17,7 @@ The caller sets PR_SET_CHILD_SUBREAPER first so init is re-parented to it and it
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
@@ -96,10 +97,13 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 
 def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
-          join_cgroup: Callable[[int], None] | None = None) -> tuple[int, int]:
+          join_cgroup: Callable[[int], None] | None = None,
+          exec_fifo: str | None = None) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
 
-    The caller must read the error pipe to EOF (see `wait_exec`) and reap the init."""
+    The caller must read the error pipe to EOF (see `wait_exec`) and reap the init. With
+    `exec_fifo` (runc's create/start split) the init, once set up, writes {"ready": true} on
+    the error pipe and blocks opening the fifo for writing until `start` opens it to read."""
     err_r, err_w = os.pipe()  # both close-on-exec (PEP 446)
     pid_r, pid_w = os.pipe()
     inter = os.fork()
@@ -122,7 +126,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
             init = os.fork()
             if init == 0:
                 os.close(pid_w)
-                _init(spec, bundle, stdio, err_w)  # never returns
+                _init(spec, bundle, stdio, err_w, exec_fifo)  # never returns
             os.write(pid_w, str(init).encode())
             code = 0
         except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
@@ -143,13 +147,16 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     return int(data), err_r
 
 
-def wait_exec(err_r: int) -> None:
-    """Block until the init has exec'd (EOF) or failed (a JSON error line): raise StartError."""
+def wait_exec(err_r: int, *, until_ready: bool = False) -> None:
+    """Block until the init has exec'd (EOF) or failed (a JSON error line): raise StartError.
+    With `until_ready`, return as soon as the init reports it waits on its exec fifo."""
     buf = b""
     while chunk := os.read(err_r, 65536):
         buf += chunk
+        if until_ready and buf.endswith(b"\n"):
+            break
     os.close(err_r)
-    if buf:
+    if buf and not (until_ready and buf.startswith(b'{"ready"')):
         msg, code = _decode_error(buf)
         raise StartError(msg, code)
 
@@ -169,13 +176,23 @@ def _report(err_w: int, message: str, code: int) -> None:
         pass
 
 
-def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int) -> None:  # type: ignore[type-arg]
+def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
+          exec_fifo: str | None = None) -> None:
     """PID 1 of the container: never returns."""
     try:
+        # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
+        fifo = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
         _setup(spec, bundle, stdio)
         proc = spec["process"]
         args = proc["args"]
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
+        if fifo is not None:
+            _lookup(args[0], env)  # as runc: a missing command fails `create`, not `start`
+            os.write(err_w, b'{"ready": true}\n')
+            wfd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY)
+            os.write(wfd, b"0")
+            os.close(wfd)
+            os.close(fifo)
         try:
             os.execvpe(args[0], args, env)
         except FileNotFoundError as e:
@@ -198,6 +215,19 @@ def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int) -> None:  # type: i
         _report(err_w, _oci_message(f"error during container init: {e}"), 1)
         code = 1
     os._exit(code)
+
+
+def _lookup(cmd: str, env: dict[str, str]) -> None:
+    if "/" in cmd:
+        if not os.path.exists(cmd):
+            raise StartError(f'exec: "{cmd}": stat {cmd}: no such file or directory', 127)
+        return
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                     ).split(":"):
+        p = os.path.join(d or ".", cmd)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return
+    raise StartError(f'exec: "{cmd}": executable file not found in $PATH', 127)
 
 
 def _oci_message(detail: str) -> str:
@@ -283,7 +313,6 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
 def _close_inheritable_fds() -> None:
     """Close every fd >= 3 that would survive exec. Close-on-exec ones (err_w among them,
     which must stay open until the exec) go away by themselves."""
-    import fcntl
     for fd in _open_fds():
         if fd < 3:
             continue

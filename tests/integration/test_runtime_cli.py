@@ -1,0 +1,89 @@
+"""`berth-runtime`, the runc-compatible command, on a bundle of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+RT = str(Path(sys.executable).parent / "berth-runtime")
+
+
+def _rt(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # stdio through files: the container inherits it (as with runc), and a pipe would stay
+    # open as long as the container runs
+    with open(root.parent / "rt.out", "w+") as out, open(root.parent / "rt.err", "w+") as err:
+        r = subprocess.run([RT, "--root", str(root), *args], stdout=out, stderr=err, text=True,
+                           cwd=cwd, timeout=30)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(r.args, r.returncode, out.read(), err.read())
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, rootfs_tar: Path) -> Path:
+    b = tmp_path / "bundle"
+    (b / "rootfs").mkdir(parents=True)
+    with tarfile.open(rootfs_tar) as tf:
+        tf.extractall(b / "rootfs", filter="fully_trusted")
+    return b
+
+
+def _set_args(bundle: Path, args: list[str], cgroup: str = "") -> None:
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = args
+    if cgroup:
+        cfg["linux"]["cgroupsPath"] = cgroup
+        cfg["linux"]["resources"] = {"pids": {"limit": 10}}
+    (bundle / "config.json").write_text(json.dumps(cfg))
+
+
+def test_spec_and_run(bundle: Path, tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    assert _rt(root, "spec", cwd=bundle).returncode == 0
+    assert _rt(root, "spec", cwd=bundle).returncode == 1  # refuses to overwrite
+    _set_args(bundle, ["sh", "-c", "echo $$ $(hostname); exit 7"])
+    r = _rt(root, "run", "-b", str(bundle), "c1")
+    assert r.returncode == 7 and r.stdout == "1 berth\n"
+    assert _rt(root, "list").stdout.count("\n") == 1  # the header only: deleted after run
+
+
+def test_create_start_state_kill_delete(bundle: Path, tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    cg = f"berth-rt-test-{os.getpid()}-{time.time_ns() % 10**6}/c2"
+    _set_args(bundle, ["sleep", "30"], cg)
+    assert _rt(root, "create", "-b", str(bundle), "c2").returncode == 0
+    assert json.loads(_rt(root, "state", "c2").stdout)["status"] == "created"
+    assert _rt(root, "create", "-b", str(bundle), "c2").returncode == 1
+    assert _rt(root, "start", "c2").returncode == 0
+    st = json.loads(_rt(root, "state", "c2").stdout)
+    assert st["status"] == "running" and st["pid"] > 0
+    assert _rt(root, "delete", "c2").returncode == 1  # running: needs --force
+    assert _rt(root, "kill", "c2", "KILL").returncode == 0
+    # the init was re-parented to init(1) here: reaped at once, so `stopped` soon
+    deadline = time.time() + 5
+    while json.loads(_rt(root, "state", "c2").stdout)["status"] != "stopped":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert _rt(root, "delete", "c2").returncode == 0
+    assert _rt(root, "state", "c2").returncode == 1
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{cg}"))
+    for d in Path("/sys/fs/cgroup").glob(f"*/{cg.split('/')[0]}"):
+        d.rmdir()
+
+
+def test_missing_command_fails_create(bundle: Path, tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    _set_args(bundle, ["no-such-command"])
+    r = _rt(root, "create", "-b", str(bundle), "c3")
+    assert r.returncode == 127 and "executable file not found in $PATH" in r.stderr
+    assert not (root / "c3").exists()
