@@ -6,7 +6,9 @@ dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
-need="$need ${EXTRA_APT:-}"
+for pkg in ${EXTRA_APT:-}; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
+done
 if [ -n "$(echo $need)" ]; then
     echo "==> apt-get install$need"
     export DEBIAN_FRONTEND=noninteractive

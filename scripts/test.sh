@@ -3,6 +3,7 @@
 # (system packages with apt-get, Python packages with pip), then runs pytest.
 set -eu
 cd "$(dirname "$0")/.."
-PIP_EXTRAS="[test]"
+# docker.io: a real dockerd to compare with (tests/integration/test_dockerd_compat.py)
+EXTRA_APT="docker.io" PIP_EXTRAS="[test]"
 . scripts/setup.sh
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests

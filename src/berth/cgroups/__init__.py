@@ -106,7 +106,10 @@ def _flat_kv(text: str) -> dict[str, int]:
 class V1:
     """cgroup v1: one directory per controller hierarchy."""
 
-    CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
+    # name=systemd is no controller, but runc makes the container's cgroup there too, and
+    # the container sees that directory at /sys/fs/cgroup/systemd
+    CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
+                   "name=systemd")
 
     def __init__(self, path: str, *, mounts: dict[str, str]) -> None:
         self.path = path.strip("/")

@@ -89,9 +89,9 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     spec = default_spec(args, env=env, cwd=config.get("WorkingDir") or "/",
                         hostname=config.get("Hostname") or cid[:12],
                         terminal=bool(config.get("Tty")))
-    spec["annotations"] = {}
-    if config.get("User"):
-        spec["annotations"]["berth.user"] = config["User"]
+    # the user is resolved inside the rootfs at start, through the image's passwd and group
+    # files, as Docker does; "" is root (uid 0, with its groups and home)
+    spec["annotations"] = {"berth.user": config.get("User") or "0"}
     proc = spec["process"]
     hc = host_config
     if hc.get("GroupAdd"):

@@ -182,7 +182,7 @@ def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[typ
     try:
         # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
         fifo = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
-        _setup(spec, bundle, stdio)
+        _setup(spec, bundle, stdio)  # may add HOME to the spec's env
         proc = spec["process"]
         args = proc["args"]
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
@@ -252,10 +252,11 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.pivot_root(".", ".")
         linux.umount(".", linux.MNT_DETACH)
         os.chdir("/")
-        for p in lx.get("maskedPaths", []):
-            _mask(p)
+        # runc's order: read-only paths, then masked ones
         for p in lx.get("readonlyPaths", []):
             _readonly(p)
+        for p in lx.get("maskedPaths", []):
+            _mask(p)
         if root.get("readonly"):
             linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
     else:
@@ -277,8 +278,13 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     groups = [int(g) for g in user.get("additionalGids", [])]
     named = (spec.get("annotations") or {}).get("berth.user")
+    home = None
     if named:
-        uid, gid, groups = resolve_user(named, groups)
+        uid, gid, groups, home = resolve_user(named, groups)
+    env = proc.setdefault("env", [])
+    if not any(e.startswith("HOME=") for e in env):
+        # as runc: HOME from the user's passwd entry, else /
+        env.append("HOME=" + (home or _home_of(uid) or "/"))
     cwd = proc.get("cwd", "/")
     if not os.path.isdir(cwd):
         os.makedirs(cwd, mode=0o755, exist_ok=True)
@@ -330,11 +336,55 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
+def _mount_cgroups(dest: str, flags: int) -> None:
+    """/sys/fs/cgroup as runc sets it up without a cgroup namespace: on v1 a tmpfs with, for each
+    hierarchy, the container's own cgroup directory bound read-only; on v2 the container's
+    directory of the unified hierarchy."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            own[ctrls] = path
+    if "" in own and len(own) == 1:  # cgroup v2
+        os.makedirs(dest, exist_ok=True)
+        linux.mount("/sys/fs/cgroup" + own[""], dest, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
+        return
+    os.makedirs(dest, exist_ok=True)
+    linux.mount("tmpfs", dest, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                "mode=755")
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split(" - ") for line in f]
+    for left, right in mounts:
+        fields = right.split()
+        if fields[0] != "cgroup":
+            continue
+        point = left.split()[4]
+        opts = fields[2].split(",")
+        key = next((k for k in own if k and set(k.split(",")) <= set(opts)), None)
+        if key is None:
+            continue
+        name = os.path.basename(point)
+        target = os.path.join(dest, name)
+        os.makedirs(target, exist_ok=True)
+        linux.mount(point + own[key], target, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY |
+                    linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        if "," in name:  # cpu,cpuacct: the links runc makes for each controller
+            for ctrl in name.split(","):
+                link = os.path.join(dest, ctrl)
+                if not os.path.lexists(link):
+                    os.symlink(name, link)
+
+
 def _mount_one(rootfs: str, m: dict) -> None:  # type: ignore[type-arg]
     dest = linux.secure_join(rootfs, m["destination"])
     mtype = m.get("type", "none")
     source = m.get("source", "")
     flags, prop, data = parse_mount_options(m.get("options", []))
+    if mtype == "cgroup":
+        _mount_cgroups(dest, flags & linux.MS_NOSUID)
+        return
     is_bind = bool(flags & linux.MS_BIND)
     if is_bind and not os.path.isdir(source):
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -416,22 +466,35 @@ def _readonly(path: str) -> None:
     if not os.path.exists(path):
         return
     linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
-    linux.mount(None, path, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_REC)
+    # keep nosuid/nodev/noexec of the mount it came from (statvfs's ST_* bits are MS_*'s)
+    keep = os.statvfs(path).f_flag & (linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount(None, path, None,
+                linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_REC | keep)
 
 
-def resolve_user(spec_user: str, extra_groups: list[int]) -> tuple[int, int, list[int]]:
+def _home_of(uid: int) -> str | None:
+    for e in _read_db("/etc/passwd"):
+        if len(e) > 5 and e[2] == str(uid):
+            return e[5]
+    return None
+
+
+def resolve_user(spec_user: str, extra_groups: list[int]
+                 ) -> tuple[int, int, list[int], str | None]:
     """`user[:group]` by name or number, through the container's /etc/passwd and /etc/group
-    (we are already inside the rootfs). Raises StartError with Docker's wording."""
+    (we are already inside the rootfs). Returns uid, gid, supplementary gids and the home
+    directory. Raises StartError with Docker's wording."""
     user, _, group = spec_user.partition(":")
     passwd = _read_db("/etc/passwd")
     groups_db = _read_db("/etc/group")
     uid = gid = None
-    name = None
+    name = home = None
     if user.isdigit():
         uid = int(user)
         for e in passwd:
             if len(e) > 3 and e[2] == user:
                 name, gid = e[0], int(e[3])
+                home = e[5] if len(e) > 5 else None
                 break
         if gid is None:
             gid = 0
@@ -439,6 +502,7 @@ def resolve_user(spec_user: str, extra_groups: list[int]) -> tuple[int, int, lis
         for e in passwd:
             if len(e) > 3 and e[0] == user:
                 name, uid, gid = e[0], int(e[2]), int(e[3])
+                home = e[5] if len(e) > 5 else None
                 break
         if uid is None:
             raise StartError(f"unable to find user {user}: no matching entries in passwd file", 125)
@@ -462,7 +526,7 @@ def resolve_user(spec_user: str, extra_groups: list[int]) -> tuple[int, int, lis
             if len(e) > 3 and name in e[3].split(",") and int(e[2]) not in supplementary:
                 supplementary.append(int(e[2]))
     assert uid is not None and gid is not None
-    return uid, gid, supplementary
+    return uid, gid, supplementary, home
 
 
 def _read_db(path: str) -> list[list[str]]:

@@ -26,6 +26,8 @@ def default_mounts(shm_size: int = 64 * 1024 * 1024) -> list[dict]:  # type: ign
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["ro", "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",

@@ -1,0 +1,75 @@
+"""berthd itself: its socket and flags, how the CLI finds it, and containers outliving it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from .conftest import BIN, Daemon
+
+pytestmark = pytest.mark.root
+
+
+def test_socket_mode_and_host_resolution(daemon: Daemon) -> None:
+    assert stat.S_IMODE(os.stat(daemon.sock).st_mode) == 0o660
+    berth = str(BIN / "berth")
+    env = {k: v for k, v in os.environ.items() if k not in ("BERTH_HOST", "DOCKER_HOST")}
+    # -H beats BERTH_HOST beats DOCKER_HOST beats the default
+    bad = "unix:///nonexistent/berth.sock"
+    cases = [
+        (["-H", daemon.host], {"BERTH_HOST": bad, "DOCKER_HOST": bad}, 0),
+        ([], {"BERTH_HOST": daemon.host, "DOCKER_HOST": bad}, 0),
+        ([], {"DOCKER_HOST": daemon.host}, 0),
+        ([], {"BERTH_HOST": bad, "DOCKER_HOST": daemon.host}, 1),
+    ]
+    for flags, extra, rc in cases:
+        r = subprocess.run([berth, *flags, "ps"], env={**env, **extra}, capture_output=True,
+                           text=True)
+        assert r.returncode == rc, (flags, extra, r.stderr)
+    r = subprocess.run([berth, "-H", bad, "ps"], env=env, capture_output=True, text=True)
+    assert "Cannot connect to the berth daemon at unix:///nonexistent/berth.sock" in r.stderr
+
+
+def test_containers_outlive_the_daemon(private_daemon: Daemon) -> None:
+    d = private_daemon
+    d.ok("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
+         "trap 'exit 3' TERM; i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.1; done")
+    d.ok("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 9")
+    pid = d.inspect("survivor")["State"]["Pid"]
+    d.stop(signal.SIGKILL)
+    os.kill(pid, 0)  # still running without a daemon
+    time.sleep(1.5)  # "short" ends while no daemon runs
+    d.start()
+    st = d.inspect("survivor")["State"]
+    assert st["Running"] and st["Pid"] == pid
+    assert "survivor" in d.ok("ps", "--format", "{{.Names}}").split()
+    short = d.inspect("short")["State"]
+    assert short["Status"] == "exited" and short["ExitCode"] == 9
+    assert "tick" in d.ok("logs", "--tail", "1", "survivor")
+    d.ok("stop", "survivor")
+    st = d.inspect("survivor")["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 3
+    d.ok("rm", "survivor", "short")
+
+
+def test_pidfile_and_clean_shutdown(private_daemon: Daemon, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    d = private_daemon
+    assert d.proc is not None
+    d.stop()
+    pidfile = tmp_path / "berthd.pid"
+    d.proc = subprocess.Popen(
+        [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root), "--exec-root",
+         str(d.exec_root), "--cgroup-parent", d.cgroup_parent, "--pidfile", str(pidfile),
+         "--dns", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while d.berth("version").returncode != 0:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert int(pidfile.read_text()) == d.proc.pid
+    d.stop()
+    assert not pidfile.exists() and not d.sock.exists()
