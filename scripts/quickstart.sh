@@ -14,8 +14,7 @@ if ! .venv/bin/berth version >/dev/null 2>&1; then
         i=$((i+1)); [ $i -lt 100 ] || { echo "berthd did not start" >&2; exit 1; }; sleep 0.1; done
     started=1
 fi
-berth() { .venv/bin/berth "$@"; }
-set -x
+berth() { echo "\$ berth $*"; .venv/bin/berth "$@"; }
 berth import /tmp/berth-busybox.tar busybox
 berth images
 berth run --rm busybox echo "hello from a berth container"
@@ -25,7 +24,6 @@ berth ps
 berth logs -f quickstart
 berth ps -a
 berth rm quickstart
-set +x
 if [ "${KEEP_DAEMON:-}" = "" ] && [ "${started:-}" = 1 ]; then
     kill "$(cat /run/berthd.pid)"
     echo "==> done; berthd stopped (KEEP_DAEMON=1 leaves it running)"

@@ -73,3 +73,31 @@ def test_pidfile_and_clean_shutdown(private_daemon: Daemon, tmp_path) -> None:  
     assert int(pidfile.read_text()) == d.proc.pid
     d.stop()
     assert not pidfile.exists() and not d.sock.exists()
+
+
+def test_copying_driver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untyped-def]
+    """Where overlayfs cannot be used: `-s vfs` copies the layers for each container."""
+    d = Daemon(tmp_path / "vfs")
+    d.exec_root.mkdir(parents=True)
+    try:
+        d.proc = subprocess.Popen(
+            [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
+             "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
+             "--storage-driver", "vfs", "--dns", "127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while d.berth("version").returncode != 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        d.ok("import", str(rootfs_tar), "busybox")
+        assert "Storage Driver: vfs" in d.ok("info")
+        d.ok("run", "--name", "v1", "busybox", "sh", "-c", "echo x > /f; rm /bin/ls")
+        assert d.ok("run", "--rm", "busybox", "ls", "/").split()  # the image is untouched
+        d.ok("export", "-o", str(tmp_path / "v1.tar"), "v1")
+        import tarfile
+        with tarfile.open(tmp_path / "v1.tar") as tf:
+            names = set(tf.getnames())
+        assert "f" in names and "bin/ls" not in names and "bin/sh" in names
+        d.ok("rm", "v1")
+    finally:
+        d.cleanup()

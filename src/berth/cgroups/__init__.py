@@ -295,6 +295,18 @@ def is_v2(root: str = "/sys/fs/cgroup") -> bool:
         return False
 
 
+def remove_parent(path: str) -> None:
+    """Remove the daemon's parent cgroup where it is empty (at shutdown); a parent that still
+    holds running containers stays."""
+    dirs = [os.path.join("/sys/fs/cgroup", path)] if is_v2() else [
+        os.path.join(m, path.strip("/")) for m in set(v1_mounts().values())]
+    for d in dirs:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def detect(path: str) -> CgroupManager:
     """The manager for this machine: v2 where /sys/fs/cgroup is cgroup2, else v1."""
     if is_v2():
@@ -310,4 +322,5 @@ def manager(path: str, version: int, *, v1_mounts_: dict[str, str] | None = None
 
 
 __all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "manager", "is_v2",
+           "remove_parent",
            "v1_mounts"]

@@ -223,6 +223,7 @@ class Daemon:
             if self.cfg.pidfile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.cfg.pidfile)
+            cgroups.remove_parent(self.cfg.cgroup_parent)
             self.meta.close()
 
 

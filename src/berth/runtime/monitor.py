@@ -133,7 +133,11 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     if req.rootfs_mount:
         m = req.rootfs_mount
         os.makedirs(rootfs, exist_ok=True)
-        linux.mount(m.get("source", m["type"]), rootfs, m["type"], 0, ",".join(m.get("options", [])))
+        if m["type"] == "bind":  # the copying driver: the container's own full copy
+            linux.mount(m["source"], rootfs, None, linux.MS_BIND | linux.MS_REC)
+        else:
+            linux.mount(m.get("source", m["type"]), rootfs, m["type"], 0,
+                        ",".join(m.get("options", [])))
 
     lx = spec.get("linux", {})
     cg: cgroups.CgroupManager | None = None
