@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 # docker.io: a real dockerd to compare with (tests/integration/test_dockerd_compat.py)
 EXTRA_APT="docker.io" PIP_EXTRAS="[test]"
 . scripts/setup.sh
+.venv/bin/ruff check src tests bench
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests

@@ -11,11 +11,12 @@ import json
 import re
 import sys
 import time
+
+from berth.units import human_duration, human_size
+
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
-
-from berth.units import human_duration, human_size
 
 
 def ago(ts: float) -> str:

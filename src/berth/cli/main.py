@@ -12,15 +12,16 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
-if TYPE_CHECKING:
-    from typing import Any
 
 from berth.cli import fmt
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, ConnectionFailed, q
 from berth.errors import BerthError, NotFound
 from berth.units import parse_size
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 ENGINE_ERROR = 125
 

@@ -11,11 +11,12 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Iterator
+
+from berth.errors import BerthError, from_status
+
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
-
-from berth.errors import BerthError, from_status
 
 API_VERSION = "1.50"
 DEFAULT_HOST = "unix:///run/berth/berth.sock"

@@ -27,8 +27,7 @@ from typing import Any, BinaryIO
 from berth import storage
 from berth.containers import names
 from berth.containers.spec import build_spec, merge_env, validate_host_config
-from berth.errors import (BerthError, Conflict, InvalidArgument, NotFound, NotModified,
-                          System)
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotModified, System
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
 from berth.units import human_duration

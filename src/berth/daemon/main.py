@@ -73,6 +73,9 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     if a.version:
         print(f"berthd version {__version__} (Docker Engine API {API_VERSION})")
         sys.exit(0)
+    if a.default_runtime not in ("berth", "berth-runtime"):
+        p.error(f"unknown runtime {a.default_runtime!r}: only berth's own runtime is "
+                "supported so far (runc and crun come with issue 4)")
     host = a.host or f"unix://{os.path.join(a.exec_root, 'berth.sock')}"
     return DaemonConfig(host=host, data_root=os.path.abspath(a.data_root),
                         exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,

@@ -276,7 +276,6 @@ class ImageService:
     @staticmethod
     def _match(filters: dict[str, list[str]], refs: list[str], labels: dict[str, str],
                image_id: str) -> bool:
-        import fnmatch
         for key, values in filters.items():
             if key == "dangling":
                 want = values[-1].lower() in ("true", "1")

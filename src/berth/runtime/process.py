@@ -195,7 +195,7 @@ def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[typ
             os.close(fifo)
         try:
             os.execvpe(args[0], args, env)
-        except FileNotFoundError as e:
+        except FileNotFoundError:
             if "/" in args[0]:
                 msg = f'exec: "{args[0]}": stat {args[0]}: no such file or directory'
             else:

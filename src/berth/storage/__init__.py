@@ -22,8 +22,8 @@ import os
 import secrets
 import shutil
 import stat
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from berth import oci
