@@ -8,6 +8,7 @@ Imports the services, `errors`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ from aiohttp import web
 
 from berth import __version__
 from berth.containers import ContainerService
+from berth.containers.channel import Attachment, DetachScanner, parse_detach_keys
+from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument, NotFound, NotModified
 from berth.images import ImageService, rfc3339
 
@@ -219,8 +222,9 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
 
 class Api:
     def __init__(self, *, containers: ContainerService, images: ImageService,
-                 info: Callable[[], dict[str, Any]]) -> None:
+                 info: Callable[[], dict[str, Any]], execs: ExecService | None = None) -> None:
         self.containers = containers
+        self.execs = execs or ExecService(containers)
         self.images = images
         self.info_fn = info
 
@@ -253,6 +257,10 @@ class Api:
             ("POST", "/containers/{id}/attach", self.container_attach),
             ("POST", "/containers/{id}/resize", self.container_resize),
             ("GET", "/containers/{id}/logs", self.container_logs),
+            ("POST", "/containers/{id}/exec", self.exec_create),
+            ("POST", "/exec/{id}/start", self.exec_start),
+            ("POST", "/exec/{id}/resize", self.exec_resize),
+            ("GET", "/exec/{id}/json", self.exec_inspect),
             ("GET", "/containers/{id}/export", self.container_export),
             ("DELETE", "/containers/{id}", self.container_delete),
         ]
@@ -478,8 +486,15 @@ class Api:
         await self.containers.rename(request.match_info["id"], request.query.get("name", ""))
         return web.Response(status=204)
 
+    @staticmethod
+    def _size(request: web.Request) -> tuple[int, int]:
+        h, w = qint(request, "h", 0), qint(request, "w", 0)
+        if not h or not w or h < 0 or w < 0:
+            raise InvalidArgument("Bad parameters: h and w are required")
+        return h, w
+
     async def container_resize(self, request: web.Request) -> web.StreamResponse:
-        self.containers.resolve(request.match_info["id"])
+        self.containers.resize(request.match_info["id"], *self._size(request))
         return web.Response(status=200)
 
     async def container_delete(self, request: web.Request) -> web.StreamResponse:
@@ -500,8 +515,10 @@ class Api:
         resp = self._stream(request)
         await resp.prepare(request)
         result = await self.containers.wait(cid, condition)
-        await resp.write(json.dumps(result).encode() + b"\n")
-        await resp.write_eof()
+        # `docker run -d` registers its wait and hangs up: nobody may be listening any more
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write(json.dumps(result).encode() + b"\n")
+            await resp.write_eof()
         return resp
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
@@ -515,19 +532,24 @@ class Api:
         await resp.prepare(request)
         since = float(request.query.get("since") or 0)
         until = float(request.query.get("until") or 0)
-        async for stream, data in self.containers.logs(
-                doc["Id"], follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
-                since=since, until=until, tail=request.query.get("tail", "all"),
-                timestamps=qbool(request, "timestamps")):
-            await resp.write(data if tty else frame(stream, data))
-        await resp.write_eof()
+        # a client that hangs up in the middle of `logs -f` ends only its own stream
+        with contextlib.suppress(ConnectionResetError):
+            async for stream, data in self.containers.logs(
+                    doc["Id"], follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
+                    since=since, until=until, tail=request.query.get("tail", "all"),
+                    timestamps=qbool(request, "timestamps")):
+                await resp.write(data if tty else frame(stream, data))
+            await resp.write_eof()
         return resp
 
-    async def container_attach(self, request: web.Request) -> web.StreamResponse:
-        doc = self.containers.inspect(request.match_info["id"])
-        if not qbool(request, "stream") and not qbool(request, "logs"):
-            raise InvalidArgument("Bad parameters: must set stream or logs")
-        tty = doc["Config"]["Tty"]
+    @staticmethod
+    def _detach_keys(spec: str | None) -> bytes:
+        try:
+            return parse_detach_keys(spec or "ctrl-p,ctrl-q")
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
+
+    def _upgrade_response(self, request: web.Request, tty: bool) -> web.StreamResponse:
         upgrade = "upgrade" in request.headers.get("Connection", "").lower()
         resp = self._stream(request, "application/vnd.docker.raw-stream" if tty
                             else "application/vnd.docker.multiplexed-stream",
@@ -536,16 +558,103 @@ class Api:
             resp.headers["Connection"] = "Upgrade"
             resp.headers["Upgrade"] = "tcp"
         resp.force_close()
-        output = self.containers.attach_output(
-            doc["Id"], stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
-            logs=qbool(request, "logs"))
+        return resp
+
+    @staticmethod
+    async def _pump(conn: Hijacked, att: Attachment, *, tty: bool, stdin: bool,
+                    keys: bytes) -> None:
+        """Output to the client, its input to the process, until the process ends, the client
+        goes, or it types the detach keys (the process goes on)."""
+        async def output() -> None:
+            async for stream, data in att.output():
+                if not await conn.write(data if tty else frame(stream, data)):
+                    return
+
+        async def input_() -> None:
+            scan = DetachScanner(keys)
+            while True:
+                data = await conn.stdin.get()
+                if not data:
+                    if stdin and not conn.lost.is_set():
+                        await att.end_stdin()
+                    if conn.lost.is_set():
+                        return
+                    await conn.lost.wait()
+                    return
+                if not stdin:
+                    continue
+                data, detached = scan.feed(data)
+                if data:
+                    await att.send_stdin(data)
+                if detached:
+                    return
+        out_task = asyncio.ensure_future(output())
+        in_task = asyncio.ensure_future(input_())
+        try:
+            await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (out_task, in_task):
+                t.cancel()
+            for t in (out_task, in_task):
+                with contextlib.suppress(BaseException):
+                    await t
+            att.close()
+            conn.close()
+
+    async def container_attach(self, request: web.Request) -> web.StreamResponse:
+        doc = self.containers.inspect(request.match_info["id"])
+        if not qbool(request, "stream") and not qbool(request, "logs"):
+            raise InvalidArgument("Bad parameters: must set stream or logs")
+        keys = self._detach_keys(request.query.get("detachKeys"))
+        tty = doc["Config"]["Tty"]
+        att = self.containers.attach(doc["Id"], stdout=qbool(request, "stdout"),
+                                     stderr=qbool(request, "stderr"), logs=qbool(request, "logs"))
+        if not qbool(request, "stream"):
+            att.close()
+            att.queue.put_nowait(None)
+        resp = self._upgrade_response(request, tty)
+        conn = await hijack(request, resp)
+        await self._pump(conn, att, tty=tty, stdin=qbool(request, "stdin"), keys=keys)
+        return resp
+
+    # --- exec -------------------------------------------------------------------------------
+    async def exec_create(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        return json_response({"Id": self.execs.create(request.match_info["id"], body)}, 201)
+
+    async def exec_inspect(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.execs.inspect(request.match_info["id"]))
+
+    async def exec_resize(self, request: web.Request) -> web.StreamResponse:
+        self.execs.resize(request.match_info["id"], *self._size(request))
+        return web.Response(status=200)
+
+    async def exec_start(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        eid = request.match_info["id"]
+        info = self.execs.inspect(eid)
+        tty = bool(body.get("Tty", info["ProcessConfig"]["tty"]))
+        size = body.get("ConsoleSize")
+        if body.get("Detach"):
+            try:
+                await self.execs.start(eid, tty=tty, console_size=size)
+            except ExecStartError as e:
+                raise InvalidArgument(str(e)) from None
+            return web.Response(status=200)
+        keys = self._detach_keys(info["DetachKeys"])
+        att = self.execs.attach(eid)
+        resp = self._upgrade_response(request, tty)
         conn = await hijack(request, resp)
         try:
-            async for stream, data in output:
-                if not await conn.write(data if tty else frame(stream, data)):
-                    break
-        finally:
+            await self.execs.start(eid, tty=tty, console_size=size)
+        except (ExecStartError, BerthError) as e:
+            # after the upgrade an error can only go down the stream, as dockerd does
+            msg = (str(e) + "\r\n").encode()
+            await conn.write(msg if tty else frame(1, msg))
+            att.close()
             conn.close()
+            return resp
+        await self._pump(conn, att, tty=tty, stdin=info["OpenStdin"], keys=keys)
         return resp
 
     async def container_export(self, request: web.Request) -> web.StreamResponse:

@@ -281,6 +281,7 @@ _RUN_FLAGS = [
     flag("runtime", kind="str", default=""), flag("cgroup-parent", kind="str", default=""),
     flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
     flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
+    flag("detach-keys", kind="str", default=""),
 ]
 RUN = Spec(_RUN_FLAGS, interspersed=False)
 CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
@@ -399,6 +400,10 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         body["StopSignal"] = opts["stop-signal"]
     if opts["stop-timeout"] is not None:
         body["StopTimeout"] = opts["stop-timeout"]
+    if opts["tty"]:
+        size = _term_size()
+        if size:
+            hc["ConsoleSize"] = list(size)
     return body, opts["name"]
 
 
@@ -452,6 +457,11 @@ def _start_error_code(message: str) -> int:
 
 
 def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if opts["tty"] and opts["interactive"] and not sys.stdin.isatty():
+        err("the input device is not a TTY")
+        return 1
+    if opts["detach-keys"]:
+        _check_detach_keys(opts["detach-keys"])
     cid = _create(c, opts, args)
     if opts["detach"]:
         try:
@@ -462,7 +472,9 @@ def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         out(cid)
         return 0
     attach = c.send("POST", f"/containers/{cid}/attach",
-                    query={"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
+                    query={"stream": 1, "stdin": 1 if opts["interactive"] else None,
+                           "stdout": 1, "stderr": 1,
+                           "detachKeys": opts["detach-keys"] or None}, upgrade=True)
     wait = c.send("POST", f"/containers/{cid}/wait",
                   query={"condition": "removed" if opts["rm"] else "next-exit"})
     try:
@@ -472,14 +484,123 @@ def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         wait.close()
         err(f"berth: Error response from daemon: {e}")
         return _start_error_code(str(e))
-    if opts["sig-proxy"]:
+    if opts["sig-proxy"] and not opts["tty"]:
         _proxy_signals(c, cid)
-    _pump_output(attach, bool(opts["tty"]))
+    detached = _session(attach, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
+                        keys=opts["detach-keys"],
+                        resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w))
+    if detached:
+        wait.close()
+        return 0
     res = wait.json()
     wait.close()
     if res and res.get("Error") and res["Error"].get("Message"):
         err(f"berth: Error response from daemon: {res['Error']['Message']}")
     return int(res.get("StatusCode", 0)) if res else 0
+
+
+def _check_detach_keys(keys: str) -> None:
+    for part in keys.split(","):
+        if not (len(part) == 1 or (part.startswith("ctrl-") and len(part) == 6 and (
+                "a" <= part[5] <= "z" or part[5] in "@[\\]^_"))):
+            raise UsageError(f"Invalid detach keys ({keys}) provided")
+
+
+def _detach_bytes(keys: str) -> bytes:
+    out = bytearray()
+    for part in (keys or "ctrl-p,ctrl-q").split(","):
+        if part.startswith("ctrl-"):
+            c = part[5]
+            out.append(ord(c) - 96 if "a" <= c <= "z" else "@[\\]^_".index(c) + (
+                0 if c == "@" else 26))
+        else:
+            out.append(ord(part))
+    return bytes(out)
+
+
+def _resize(c: Client, path: str, h: int, w: int) -> None:
+    try:
+        c.send("POST", path, query={"h": h, "w": w}).close()
+    except (BerthError, OSError):
+        pass
+
+
+def _term_size() -> tuple[int, int] | None:
+    try:
+        sz = os.get_terminal_size(sys.stdout.fileno())
+        return sz.lines, sz.columns
+    except OSError:
+        return None
+
+
+def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
+             resize: Callable[[int, int], None] | None = None) -> bool:
+    """A hijacked stream: stdin to it, it to stdout/stderr; the terminal in raw mode for a Tty
+    and restored on every way out. True if the user typed the detach keys."""
+    import socket
+    detached = threading.Event()
+    in_fd = sys.stdin.fileno() if stdin else -1
+    raw = tty and stdin and os.isatty(in_fd)
+    saved = None
+    if raw:
+        import termios
+        import tty as ttymod
+        saved = termios.tcgetattr(in_fd)
+        ttymod.setraw(in_fd)
+    if tty and resize is not None:
+        size = _term_size()
+        if size:
+            resize(*size)
+
+        def on_winch(_s: int, _f: Any) -> None:
+            sz = _term_size()
+            if sz:
+                threading.Thread(target=resize, args=sz, daemon=True).start()
+        signal.signal(signal.SIGWINCH, on_winch)
+
+    def pump_stdin() -> None:
+        seq = _detach_bytes(keys) if raw else b""
+        held = b""
+        try:
+            while True:
+                data = os.read(in_fd, 4096)
+                if not data:
+                    break
+                if seq:
+                    buf = held + data
+                    if seq in buf:
+                        # the daemon sees the keys too, and ends the stream without closing
+                        # the container's stdin (closing ours would end a StdinOnce shell)
+                        r.sock.sendall(buf[:buf.index(seq) + len(seq)])
+                        detached.set()
+                        return
+                    held = b""
+                    for n in range(min(len(seq) - 1, len(buf)), 0, -1):
+                        if seq.startswith(buf[-n:]):
+                            held, buf = buf[-n:], buf[:-n]
+                            break
+                    data = buf
+                if data:
+                    r.sock.sendall(data)
+            r.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    if stdin:
+        threading.Thread(target=pump_stdin, daemon=True).start()
+    else:
+        try:
+            r.sock.shutdown(socket.SHUT_WR)  # as the docker CLI: no input coming
+        except OSError:
+            pass
+    try:
+        _pump_output(r, tty)
+    finally:
+        if saved is not None:
+            import termios
+            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+    if detached.is_set():
+        err("\r\nread escape sequence" if raw else "read escape sequence")
+    return detached.is_set()
 
 
 def _proxy_signals(c: Client, cid: str) -> None:
@@ -513,27 +634,37 @@ def _pump_output(r: Any, tty: bool) -> None:
         r.close()
 
 
-START = Spec([flag("attach", "a"), flag("interactive", "i"), flag("detach-keys", kind="str", default="")])
+START = Spec([flag("attach", "a"), flag("interactive", "i"),
+              flag("detach-keys", kind="str", default="")])
 
 
 def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if not args:
         raise UsageError('"start" requires at least 1 argument.')
-    if opts["attach"]:
+    if opts["attach"] or opts["interactive"]:
         if len(args) > 1:
             raise UsageError("you cannot start and attach multiple containers at once")
+        if opts["detach-keys"]:
+            _check_detach_keys(opts["detach-keys"])
         info = c.get(f"/containers/{q(args[0])}/json")
-        attach = c.send("POST", f"/containers/{q(args[0])}/attach",
-                        query={"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
-        wait = c.send("POST", f"/containers/{q(args[0])}/wait", query={"condition": "next-exit"})
+        cid = info["Id"]
+        tty = bool(info["Config"]["Tty"])
+        stdin = bool(opts["interactive"] and info["Config"]["OpenStdin"])
+        attach = c.send("POST", f"/containers/{cid}/attach",
+                        query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
+                               "stderr": 1, "detachKeys": opts["detach-keys"] or None},
+                        upgrade=True)
+        wait = c.send("POST", f"/containers/{cid}/wait", query={"condition": "next-exit"})
         try:
-            c.send("POST", f"/containers/{q(args[0])}/start").close()
+            c.send("POST", f"/containers/{cid}/start").close()
         except BerthError as e:
             attach.close()
             wait.close()
             err(f"Error response from daemon: {e}")
             return _start_error_code(str(e))
-        _pump_output(attach, bool(info["Config"]["Tty"]))
+        if _session(attach, tty=tty, stdin=stdin, keys=opts["detach-keys"],
+                    resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+            return 0
         res = wait.json()
         return int(res.get("StatusCode", 0)) if res else 0
     rc = 0
@@ -547,6 +678,75 @@ def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if rc:
         err("Error: failed to start containers: " + ", ".join(args))
     return rc
+
+
+ATTACH = Spec([flag("no-stdin"), flag("sig-proxy", default=True),
+               flag("detach-keys", kind="str", default="")])
+
+
+def cmd_attach(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"attach" requires exactly 1 argument.')
+    if opts["detach-keys"]:
+        _check_detach_keys(opts["detach-keys"])
+    info = c.get(f"/containers/{q(args[0])}/json")
+    cid = info["Id"]
+    if not info["State"]["Running"]:
+        raise BerthError("You cannot attach to a stopped container, start it first")
+    tty = bool(info["Config"]["Tty"])
+    stdin = bool(info["Config"]["OpenStdin"]) and not opts["no-stdin"]
+    if tty and stdin and not sys.stdin.isatty():
+        err("the input device is not a TTY")
+        return 1
+    r = c.send("POST", f"/containers/{cid}/attach",
+               query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1, "stderr": 1,
+                      "detachKeys": opts["detach-keys"] or None}, upgrade=True)
+    if opts["sig-proxy"] and not tty:
+        _proxy_signals(c, cid)
+    if _session(r, tty=tty, stdin=stdin, keys=opts["detach-keys"],
+                resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+        return 0
+    res = c.post(f"/containers/{cid}/wait")
+    return int(res.get("StatusCode", 0)) if res else 0
+
+
+EXEC = Spec([flag("detach", "d"), flag("interactive", "i"), flag("tty", "t"),
+             flag("env", "e", "list"), flag("env-file", kind="list"),
+             flag("workdir", "w", "str", ""), flag("user", "u", "str", ""),
+             flag("privileged"), flag("detach-keys", kind="str", default="")],
+            interspersed=False)
+
+
+def cmd_exec(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) < 2:
+        raise UsageError('"exec" requires at least 2 arguments.')
+    if opts["tty"] and opts["interactive"] and not sys.stdin.isatty():
+        err("the input device is not a TTY")
+        return 1
+    if opts["detach-keys"]:
+        _check_detach_keys(opts["detach-keys"])
+    detach = bool(opts["detach"])
+    body: dict[str, Any] = {
+        "Cmd": args[1:], "Tty": bool(opts["tty"]), "Env": _env_list(opts),
+        "AttachStdin": bool(opts["interactive"]) and not detach,
+        "AttachStdout": not detach, "AttachStderr": not detach,
+        "Privileged": bool(opts["privileged"]), "User": opts["user"],
+        "WorkingDir": opts["workdir"], "DetachKeys": opts["detach-keys"]}
+    size = _term_size() if opts["tty"] else None
+    if size:
+        body["ConsoleSize"] = list(size)
+    eid = c.post(f"/containers/{q(args[0])}/exec", body=body)["Id"]
+    start = {"Detach": detach, "Tty": bool(opts["tty"]), "ConsoleSize": list(size) if size else None}
+    if detach:
+        c.send("POST", f"/exec/{eid}/start", body=start).close()
+        return 0
+    r = c.send("POST", f"/exec/{eid}/start", body=start, upgrade=True)
+    if _session(r, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
+                keys=opts["detach-keys"],
+                resize=lambda h, w: _resize(c, f"/exec/{eid}/resize", h, w)):
+        return 0
+    code = c.get(f"/exec/{eid}/json").get("ExitCode")
+    return int(code) if code is not None else 0
 
 
 PS = Spec([flag("all", "a"), flag("quiet", "q"), flag("latest", "l"), flag("last", "n", "int", -1),
@@ -805,6 +1005,9 @@ COMMANDS: dict[str, Command] = {
     "run": (RUN, cmd_run, "Create and run a new container from an image"),
     "create": (CREATE, cmd_create, "Create a new container"),
     "start": (START, cmd_start, "Start one or more stopped containers"),
+    "exec": (EXEC, cmd_exec, "Execute a command in a running container"),
+    "attach": (ATTACH, cmd_attach, "Attach local standard input, output, and error streams "
+               "to a running container"),
     "ps": (PS, cmd_ps, "List containers"),
     "logs": (LOGS, cmd_logs, "Fetch the logs of a container"),
     "stop": (STOP, cmd_stop, "Stop one or more running containers"),
@@ -832,7 +1035,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "prune": (CONTAINER_PRUNE, cmd_container_prune, "Remove all stopped containers"),
         "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "container"), ""),
         **{k: COMMANDS[k] for k in ("run", "create", "start", "logs", "stop", "restart", "kill",
-                                    "rm", "wait", "rename", "export")},
+                                    "rm", "wait", "rename", "export", "exec", "attach")},
     },
     "image": {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from berth import storage
 from berth.containers import names
+from berth.containers.channel import Attachment, Channel, Fanout
 from berth.containers.spec import build_spec, merge_env, validate_host_config
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotModified, System
 from berth.images import ImageService, parse_rfc3339, rfc3339
@@ -76,8 +77,10 @@ class _Live:
         self.exits = 0                         # how many times it has exited
         self.changed = asyncio.Condition()     # notified on start, exit, removal
         self.removed = False
-        self.followers = 0                     # log/attach streams reading the log file
+        self.followers = 0                     # log streams reading the log file
         self.reader: asyncio.Task[None] | None = None
+        self.channel: Channel | None = None    # to the monitor, while it runs
+        self.fanout = Fanout()                 # output to the attach streams
 
 
 class ContainerService:
@@ -92,6 +95,7 @@ class ContainerService:
         self._docs: dict[str, dict[str, Any]] = {}
         self._live: dict[str, _Live] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.on_remove: list[Callable[[str], None]] = []  # e.g. execs forgetting their records
         self.ncpu = os.cpu_count() or 1
         os.makedirs(os.path.join(cfg.data_root, "containers"), exist_ok=True)
         os.makedirs(os.path.join(cfg.exec_root, "containers"), exist_ok=True)
@@ -385,21 +389,25 @@ class ContainerService:
                                            if ns["type"] != "network"]
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f)
+        cfg = doc["Config"]
         req = {"id": cid, "bundle": bundle, "log_path": doc["LogPath"], "state_dir": state_dir,
-               "rootfs_mount": self.driver.mount(cid, layers).to_dict()}
+               "socket": self._monitor_socket(cid),
+               "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
+               "stdin": bool(cfg.get("OpenStdin")), "tty": bool(cfg.get("Tty")),
+               "console_size": doc["HostConfig"].get("ConsoleSize") or None}
+        live = self._live[cid]
         try:
-            reader, writer = await asyncio.open_unix_connection(self.cfg.forkserver)
+            ch = await Channel.open(self.cfg.forkserver, req)
         except OSError as e:
             raise System(f"cannot reach the fork server: {e}") from e
-        writer.write((json.dumps(req) + "\n").encode())
-        await writer.drain()
-        line = await reader.readline()
-        msg = json.loads(line) if line else {"error": "monitor died before starting", "code": 125}
+        msg = await ch.read_control(live.fanout) or {
+            "error": "monitor died before starting", "code": 125}
         if "pid" not in msg:
-            writer.close()
+            ch.close()
             code = int(msg.get("code", 125))
             doc["State"].update({"ExitCode": code, "Error": msg.get("error", "")})
             self._save(doc)
+            live.fanout.end()
             err_cls = InvalidArgument if code in (126, 127) else System
             raise err_cls(msg.get("error", "failed to start container"))
         now = time.time()
@@ -409,27 +417,33 @@ class ContainerService:
                              "StartedAt": rfc3339(now), "FinishedAt": ZERO_TIME})
         doc["_berth"]["monitor"] = msg.get("monitor", 0)
         self._save(doc)
-        live = self._live[cid]
-        live.reader = self._spawn(self._watch(cid, reader, writer))
+        live.channel = ch
+        live.reader = self._spawn(self._watch(cid, ch))
         async with live.changed:
             live.changed.notify_all()
         log.info("started container %s pid %s", cid[:12], msg["pid"], extra={"container": cid})
         self.emit("container", "start", cid, {"name": doc["Name"][1:],
                                               "image": doc["Config"]["Image"]})
 
-    async def _watch(self, cid: str, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter | None) -> None:
-        """Wait for the monitor's exit message (or its death) and record the exit."""
+    def _monitor_socket(self, cid: str) -> str:
+        return os.path.join(self._run_dir(cid), "state", "monitor.sock")
+
+    async def _watch(self, cid: str, ch: Channel) -> None:
+        """Pass output on until the monitor's exit message (or its death); record the exit."""
+        live = self._live[cid]
         record: dict[str, Any] | None = None
         try:
-            line = await reader.readline()
-            if line:
-                record = json.loads(line)
+            while True:
+                msg = await ch.read_control(live.fanout)
+                if msg is None or "exit" in msg:
+                    record = msg
+                    break
         except (OSError, ValueError):
             record = None
         finally:
-            if writer is not None:
-                writer.close()
+            ch.close()
+            live.channel = None
+            live.fanout.end()
         if record is None:
             record = self._read_exit_file(cid) or {"exit": 255, "oom": False,
                                                     "finished_at": time.time_ns(),
@@ -477,39 +491,30 @@ class ContainerService:
             log.warning("auto-remove of %s failed: %s", cid[:12], e, extra={"container": cid})
 
     async def restore(self) -> None:
-        """At start-up: containers whose monitor lives go on; the others get their exit."""
+        """At start-up: reconnect to the monitors of running containers; the others get
+        their exit, from the record their monitor left."""
         for cid, doc in list(self._docs.items()):
             if not doc["State"]["Running"]:
                 continue
+            live = self._live[cid]
             record = self._read_exit_file(cid)
-            mon = doc["_berth"].get("monitor") or 0
-            if record is None and mon and _alive(mon):
-                self._live[cid].reader = self._spawn(self._watch_pid(cid, mon))
-                log.info("restored running container %s", cid[:12], extra={"container": cid})
-                continue
-            await self._on_exit(cid, record or {"exit": 255, "oom": False,
-                                                "finished_at": time.time_ns(),
-                                                "error": "container monitor died"})
-
-    async def _watch_pid(self, cid: str, pid: int) -> None:
-        """A restored container: the monitor is not ours to wait for; a pidfd tells its end."""
-        loop = asyncio.get_running_loop()
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            done = loop.create_future()
-            loop.add_reader(fd, lambda: done.done() or done.set_result(None))
-            try:
-                await done
-            finally:
-                loop.remove_reader(fd)
-                os.close(fd)
-        record = self._read_exit_file(cid) or {"exit": 255, "oom": False,
-                                               "finished_at": time.time_ns(),
-                                               "error": "container monitor died"}
-        await self._on_exit(cid, record)
+            if record is None:
+                try:
+                    ch = await Channel.open(self._monitor_socket(cid))
+                    hello = await ch.read_control(live.fanout)
+                except OSError:
+                    hello = None
+                if hello is not None and "pid" in hello:
+                    live.channel = ch
+                    live.reader = self._spawn(self._watch(cid, ch))
+                    log.info("restored running container %s", cid[:12],
+                             extra={"container": cid})
+                    continue
+                if hello is not None and "exit" in hello:
+                    record = hello
+            await self._on_exit(cid, record or self._read_exit_file(cid) or {
+                "exit": 255, "oom": False, "finished_at": time.time_ns(),
+                "error": "container monitor died"})
 
     # --- signals ----------------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
@@ -621,6 +626,8 @@ class ContainerService:
         async with live.changed:
             live.changed.notify_all()
         self._live.pop(cid, None)
+        for hook in self.on_remove:
+            hook(cid)
         if not self.meta.get_image(doc["Image"]):
             await asyncio.to_thread(self.images.gc)
         self.emit("container", "destroy", cid, {"name": doc["Name"][1:]})
@@ -814,15 +821,14 @@ class ContainerService:
             yield item
 
     async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
-                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None], *,
-                      exits_before: int | None = None
+                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
                       ) -> AsyncIterator[tuple[int, bytes]]:
-        """Tail the json log from `pos`; stop once the container is no longer running (for
-        logs) or has exited once more than `exits_before` (for attach), after a last read."""
+        """Tail the json log from `pos`; stop once the container is no longer running, after a
+        last read."""
         if live is not None:
             live.followers += 1
         try:
-            async for item in self._follow_file(cid, path, pos, live, fmt, exits_before):
+            async for item in self._follow_file(cid, path, pos, live, fmt):
                 yield item
         finally:
             if live is not None:
@@ -831,15 +837,13 @@ class ContainerService:
                     live.changed.notify_all()
 
     async def _follow_file(self, cid: str, path: str, pos: int, live: _Live | None,
-                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
-                           exits_before: int | None) -> AsyncIterator[tuple[int, bytes]]:
+                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
+                           ) -> AsyncIterator[tuple[int, bytes]]:
         buf = b""
         delay = 0.005
         while True:
             if live is None or live.removed:
                 done = True
-            elif exits_before is not None:
-                done = live.exits > exits_before
             else:
                 doc = self._docs.get(cid)
                 done = doc is None or not doc["State"]["Running"]
@@ -871,35 +875,54 @@ class ContainerService:
                     await asyncio.wait_for(live.changed.wait(), delay)
             delay = min(delay * 2, 0.1)
 
-    def attach_output(self, ref: str, *, stdout: bool = True, stderr: bool = True,
-                      logs: bool = False) -> AsyncIterator[tuple[int, bytes]]:
-        """The output of the container from now until its next exit (docker attach/run).
-
-        Where "now" is is fixed here, before the caller answers the client: the client
+    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+               logs: bool = False) -> Attachment:
+        """An attach stream: the container's output from now (after its log, with `logs`)
+        until its next exit, and its stdin. Made before the caller answers the client, who
         starts the container as soon as it has the answer."""
         doc = self.resolve(ref)
-        live = self._live[doc["Id"]]
-        try:
-            pos = 0 if logs else os.path.getsize(doc["LogPath"])
-        except FileNotFoundError:
-            pos = 0
-        return self._attach_stream(doc, live, pos, live.exits, stdout, stderr)
+        st = doc["State"]
+        if not st["Running"] and st["Status"] != "created":
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        cid = doc["Id"]
+        live = self._live[cid]
+        q = live.fanout.subscribe()
 
-    async def _attach_stream(self, doc: dict[str, Any], live: _Live, pos: int, exits: int,
-                             stdout: bool, stderr: bool) -> AsyncIterator[tuple[int, bytes]]:
-        streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
-
-        def fmt(entry: dict[str, Any]) -> tuple[int, bytes] | None:
-            s = streams.get(entry.get("stream", "stdout"), 0)
-            return (s, entry.get("log", "").encode()) if s else None
-        if not doc["State"]["Running"]:
-            # attached before start: wait for the start, then to the end of that run
+        async def channel() -> Channel | None:
+            # input typed before the start waits for the monitor
             async with live.changed:
                 await live.changed.wait_for(
-                    lambda: doc["State"]["Running"] or live.exits > exits or live.removed)
-        async for item in self._follow(doc["Id"], doc["LogPath"], pos, live, fmt,
-                                       exits_before=exits):
-            yield item
+                    lambda: live.channel is not None or live.removed or (
+                        not doc["State"]["Running"] and doc["State"]["Status"] != "created"))
+            return live.channel
+        att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
+                         stdin_once=bool(doc["Config"].get("StdinOnce")),
+                         on_close=lambda: live.fanout.unsubscribe(q))
+        if logs:
+            att.prelude = self._log_entries(doc, stdout, stderr)
+        return att
+
+    @staticmethod
+    def _log_entries(doc: dict[str, Any], stdout: bool, stderr: bool) -> list[tuple[int, bytes]]:
+        want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
+        out = []
+        try:
+            with open(doc["LogPath"], "rb") as f:
+                for raw in f:
+                    with contextlib.suppress(ValueError):
+                        e = json.loads(raw)
+                        if want.get(e.get("stream"), 0):
+                            out.append((want[e["stream"]], e.get("log", "").encode()))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def resize(self, ref: str, h: int, w: int) -> None:
+        doc = self.resolve(ref)
+        ch = self._live[doc["Id"]].channel
+        if not doc["State"]["Running"] or ch is None:
+            raise Conflict(f"Container {doc['Id']} is not running")
+        ch.resize(h, w)
 
     def export(self, ref: str, out: BinaryIO) -> None:
         doc = self.resolve(ref)
@@ -914,16 +937,6 @@ class ContainerService:
         return {"Containers": len(self._docs), "ContainersRunning": running,
                 "ContainersPaused": paused,
                 "ContainersStopped": len(self._docs) - running - paused}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def _du(path: str) -> int:

@@ -24,6 +24,7 @@ from berth import __version__, cgroups, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
 from berth.containers import Config as ContainersConfig
 from berth.containers import ContainerService
+from berth.containers.execs import ExecService
 from berth.content import ContentStore
 from berth.errors import InvalidArgument
 from berth.images import ImageService
@@ -108,7 +109,10 @@ class Daemon:
             self.meta, self.images, self.driver, emit=self._emit)
         self.images.containers_using = self.containers.containers_using
         self.images.layers_in_use = self.containers.layers_in_use
-        self.api = Api(containers=self.containers, images=self.images, info=self.info)
+        self.execs = ExecService(self.containers)
+        self.containers.on_remove.append(self.execs.forget_container)
+        self.api = Api(containers=self.containers, images=self.images, info=self.info,
+                       execs=self.execs)
         self.forkserver: asyncio.subprocess.Process | None = None
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:

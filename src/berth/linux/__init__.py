@@ -42,6 +42,10 @@ MS_SHARED = 1 << 20
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
+# <asm-generic/ioctls.h>: what `termios` does not export
+TIOCGPTN = 0x80045430    # the number of a pty master's slave
+TIOCSPTLCK = 0x40045431  # lock or unlock the slave (unlockpt)
+
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24

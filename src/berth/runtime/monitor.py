@@ -1,24 +1,35 @@
-"""The per-container monitor: holds the container's stdio, writes its log, records its exit.
+"""The per-container monitor: holds the container's stdio (pipes, or a pty for a Tty), writes
+its log, forwards stdin and window sizes, records its exit.
 
-Imports `runtime.process`, `cgroups`, `linux`. One monitor per running container, forked from the
-fork server (so no interpreter start per container) and re-parented to init: it outlives the
-daemon. It talks to the daemon over the connection it was handed, in JSON lines:
+Imports `runtime.process`, `cgroups`, `linux`. One monitor per running container (or exec
+process), forked from the fork server (so no interpreter start per container) and re-parented to
+init: it outlives the daemon.
 
-  daemon → monitor   one request line (see `Request`)
-  monitor → daemon   {"pid": N, "monitor": M} once the process has exec'd, or {"error", "code"} if it could not;
-                     then {"exit": code, "oom": bool, "finished_at": ns} when it ends.
+The daemon first writes one JSON request line (see `Request`). From then on both directions
+carry frames, `[type, 0, 0, 0, size32be] + payload`, the shape of Docker's stream framing:
 
-Every message is also written to the container's state directory (`pid`, `exit.json`, both
-atomically), so a daemon that was not there to hear it can read it later.
+  monitor → daemon   1 stdout, 2 stderr: output as it comes (also written to the log);
+                     10 control, JSON: {"pid", "monitor"} once the process has exec'd, or
+                     {"error", "code"} if it could not; {"exit", "oom", "finished_at"} at its end.
+  daemon → monitor   0 stdin data; 3 close stdin; 4 resize, JSON {"h", "w"}.
+
+The same channel is served to any later connection on the monitor's socket (a restarted
+daemon reconnects there); output goes to every channel. Exit records are also written to the
+state directory (`pid`, `exit.json`, atomically) for a daemon that was not there to hear them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import selectors
 import signal
 import socket
+import struct
+import termios
 import time
 from dataclasses import dataclass
 
@@ -28,6 +39,8 @@ from berth.runtime import process
 # Docker's json-file driver splits long lines into 16 KiB entries
 _MAX_LINE = 16 * 1024
 
+T_STDIN, T_STDOUT, T_STDERR, T_CLOSE_STDIN, T_RESIZE, T_CONTROL = 0, 1, 2, 3, 4, 10
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
@@ -35,12 +48,25 @@ class Request:
     bundle: str
     log_path: str
     state_dir: str
+    socket: str = ""                  # where later channels connect
     rootfs_mount: dict | None = None  # type: ignore[type-arg]  # {"type","source","options"}
+    stdin: bool = False               # keep a stdin pipe (OpenStdin)
+    tty: bool = False
+    console_size: tuple[int, int] | None = None
+    exec_pid: int = 0                 # an exec: join this container process instead
 
     @classmethod
     def decode(cls, d: dict) -> Request:  # type: ignore[type-arg]
-        return cls(id=d["id"], bundle=d["bundle"], log_path=d["log_path"],
-                   state_dir=d["state_dir"], rootfs_mount=d.get("rootfs_mount"))
+        cs = d.get("console_size")
+        return cls(id=d["id"], bundle=d.get("bundle", ""), log_path=d.get("log_path", ""),
+                   state_dir=d["state_dir"], socket=d.get("socket", ""),
+                   rootfs_mount=d.get("rootfs_mount"), stdin=bool(d.get("stdin")),
+                   tty=bool(d.get("tty")), console_size=(int(cs[0]), int(cs[1])) if cs else None,
+                   exec_pid=int(d.get("exec_pid") or 0))
+
+
+def frame(typ: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxI", typ, len(payload)) + payload
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -59,19 +85,49 @@ def rfc3339nano(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
+def set_winsize(fd: int, h: int, w: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
+
+
 class _Channel:
-    """The connection to the daemon; a daemon that went away is not an error."""
+    """One connection to a daemon. Reads frames; a daemon that went away is not an error."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock: socket.socket | None = sock
+        sock.settimeout(10)  # a daemon that stops reading must not stall the container forever
+        self.buf = b""
 
-    def send(self, msg: dict) -> None:  # type: ignore[type-arg]
+    def send(self, typ: int, payload: bytes) -> None:
         if self.sock is None:
             return
         try:
-            self.sock.sendall((json.dumps(msg) + "\n").encode())
+            self.sock.sendall(frame(typ, payload))
         except OSError:
             self.close()
+
+    def control(self, msg: dict) -> None:  # type: ignore[type-arg]
+        self.send(T_CONTROL, json.dumps(msg).encode())
+
+    def read_frames(self) -> list[tuple[int, bytes]] | None:
+        """The complete frames now readable; None once the peer has gone."""
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            return None
+        self.buf += data
+        out = []
+        while len(self.buf) >= 8:
+            size = struct.unpack(">I", self.buf[4:8])[0]
+            if len(self.buf) < 8 + size:
+                break
+            out.append((self.buf[0], self.buf[8:8 + size]))
+            self.buf = self.buf[8 + size:]
+        return out
 
     def close(self) -> None:
         if self.sock is not None:
@@ -83,10 +139,13 @@ class _LogWriter:
     """Docker's json-file format: one JSON object per line, {"log","stream","time"}."""
 
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640) \
+            if path else -1
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def feed(self, stream: str, data: bytes) -> None:
+        if self.fd < 0:
+            return
         buf = self.partial[stream] + data
         out = []
         now = rfc3339nano(time.time_ns())
@@ -104,9 +163,10 @@ class _LogWriter:
         if out:
             os.write(self.fd, b"".join(out))
 
-    def flush(self, stream: str) -> None:
-        if self.partial[stream]:
-            os.write(self.fd, self._entry(stream, self.partial[stream], rfc3339nano(time.time_ns())))
+    def flush(self) -> None:
+        for stream, data in self.partial.items():
+            if data and self.fd >= 0:
+                os.write(self.fd, self._entry(stream, data, rfc3339nano(time.time_ns())))
             self.partial[stream] = b""
 
     @staticmethod
@@ -115,66 +175,141 @@ class _LogWriter:
                             "time": now}, ensure_ascii=False) + "\n").encode()
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+class _Stdio:
+    """The monitor's ends of the container's stdio."""
+
+    def __init__(self, req: Request) -> None:
+        self.tty = req.tty
+        self.console_size = req.console_size
+        self.master = -1
+        self.stdin_w = -1
+        self.fds: dict[int, int] = {}  # our read end -> stream type
+        if req.tty:
+            self._console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.child = process.Stdio(console=theirs.detach())
+            self._close_after_spawn = [self.child.console]
+            return
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if req.stdin:
+            in_r, self.stdin_w = os.pipe()
+        else:
+            in_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        self.child = process.Stdio(in_r, out_w, err_w)
+        self.fds = {out_r: T_STDOUT, err_r: T_STDERR}
+        self._close_after_spawn = [in_r, out_w, err_w]
+
+    def receive_console(self) -> None:
+        """The pty master the init sends before it execs (nothing if it failed first)."""
+        if not self.tty:
+            return
+        try:
+            _, fds, _, _ = socket.recv_fds(self._console, 16, 1)
+        except OSError:
+            fds = []
+        self._console.close()
+        if fds:
+            self.master = fds[0]
+            os.set_blocking(self.master, True)
+            if self.console_size:
+                set_winsize(self.master, *self.console_size)
+            self.fds[self.master] = T_STDOUT
+
+    def after_spawn(self) -> None:
+        for fd in self._close_after_spawn:
+            os.close(fd)
+
+    def write_stdin(self, data: bytes) -> None:
+        fd = self.master if self.tty else self.stdin_w
+        if fd < 0:
+            return
+        try:
+            os.write(fd, data)  # a short write on a full pipe blocks: stdin has backpressure
+        except OSError:
+            pass
+
+    def close_stdin(self) -> None:
+        if self.tty:
+            # a Tty has no separate stdin: EOF is ^D at the start of a line
+            self.write_stdin(b"\x04")
+        elif self.stdin_w >= 0:
+            os.close(self.stdin_w)
+            self.stdin_w = -1
+
+    def resize(self, h: int, w: int) -> None:
+        if self.master >= 0:
+            set_winsize(self.master, h, w)
 
 
 def run(req: Request, chan_sock: socket.socket) -> int:
-    """The monitor's life. Returns the container's exit code."""
-    chan = _Channel(chan_sock)
+    """The monitor's life. Returns the process's exit code."""
+    chans = [_Channel(chan_sock)]
     os.makedirs(req.state_dir, exist_ok=True)
-    with open(os.path.join(req.bundle, "config.json")) as f:
-        spec = json.load(f)
     linux.set_child_subreaper()
-    # a mount namespace of the monitor's own: the rootfs mount is invisible on the host and
-    # goes away with the last process of this container, whatever happens to us
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    rootfs = os.path.join(req.bundle, spec.get("root", {}).get("path", "rootfs"))
-    if req.rootfs_mount:
-        m = req.rootfs_mount
-        os.makedirs(rootfs, exist_ok=True)
-        if m["type"] == "bind":  # the copying driver: the container's own full copy
-            linux.mount(m["source"], rootfs, None, linux.MS_BIND | linux.MS_REC)
-        else:
-            linux.mount(m.get("source", m["type"]), rootfs, m["type"], 0,
-                        ",".join(m.get("options", [])))
-
-    lx = spec.get("linux", {})
-    cg: cgroups.CgroupManager | None = None
-    if lx.get("cgroupsPath"):
-        cg = cgroups.detect(lx["cgroupsPath"])
+    if req.exec_pid:
+        with open(os.path.join(req.bundle, "process.json")) as f:
+            proc_spec = json.load(f)
+        stdio = _Stdio(req)
         try:
-            cg.create(cgroups.Resources.from_spec(lx.get("resources") or {}))
-        except Exception as e:
-            cg.remove()
-            return _failed(req, chan, f"failed to create cgroup: {e}", 125)
-
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        pid, exec_r = process.spawn(spec, req.bundle, process.Stdio(null, out_w, err_w),
-                                    join_cgroup=cg.add if cg else None)
-    except process.StartError as e:
-        if cg:
-            cg.remove()
-        return _failed(req, chan, e.message, e.code)
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-        os.close(null)
+            pid, exec_r = process.spawn_exec(req.exec_pid, proc_spec, stdio.child)
+        except process.StartError as e:
+            return _failed(req, chans, e.message, e.code)
+        finally:
+            stdio.after_spawn()
+        cg: cgroups.CgroupManager | None = None
+    else:
+        with open(os.path.join(req.bundle, "config.json")) as f:
+            spec = json.load(f)
+        # a mount namespace of the monitor's own: the rootfs mount is invisible on the host
+        # and goes away with the last process of this container, whatever happens to us
+        linux.unshare(linux.CLONE_NEWNS)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        rootfs = os.path.join(req.bundle, spec.get("root", {}).get("path", "rootfs"))
+        if req.rootfs_mount:
+            m = req.rootfs_mount
+            os.makedirs(rootfs, exist_ok=True)
+            if m["type"] == "bind":  # the copying driver: the container's own full copy
+                linux.mount(m["source"], rootfs, None, linux.MS_BIND | linux.MS_REC)
+            else:
+                linux.mount(m.get("source", m["type"]), rootfs, m["type"], 0,
+                            ",".join(m.get("options", [])))
+        lx = spec.get("linux", {})
+        cg = None
+        if lx.get("cgroupsPath"):
+            cg = cgroups.detect(lx["cgroupsPath"])
+            try:
+                cg.create(cgroups.Resources.from_spec(lx.get("resources") or {}))
+            except Exception as e:
+                cg.remove()
+                return _failed(req, chans, f"failed to create cgroup: {e}", 125)
+        stdio = _Stdio(req)
+        try:
+            pid, exec_r = process.spawn(spec, req.bundle, stdio.child,
+                                        join_cgroup=cg.add if cg else None)
+        except process.StartError as e:
+            if cg:
+                cg.remove()
+            return _failed(req, chans, e.message, e.code)
+        finally:
+            stdio.after_spawn()
     write_atomic(os.path.join(req.state_dir, "pid"), str(pid).encode())
+    stdio.receive_console()
     try:
         process.wait_exec(exec_r)
     except process.StartError as e:
         _reap(pid)
         if cg:
             cg.remove()
-        return _failed(req, chan, e.message, e.code)
-    chan.send({"pid": pid, "monitor": os.getpid()})
+        return _failed(req, chans, e.message, e.code)
+    listener = _listen(req.socket) if req.socket else None
+    chans[0].control({"pid": pid, "monitor": os.getpid()})
 
     logw = _LogWriter(req.log_path)
-    status = _pump(pid, {out_r: "stdout", err_r: "stderr"}, logw)
+    status = _loop(pid, stdio, logw, chans, listener)
     logw.close()
     oom = bool(cg and cg.oom_killed())
     if cg:
@@ -182,20 +317,38 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         code = 128 - code  # killed by signal N: 128+N, as a shell reports it
-    finished = time.time_ns()
-    record = {"exit": code, "oom": oom, "finished_at": finished}
+    record = {"exit": code, "oom": oom, "finished_at": time.time_ns()}
     write_atomic(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode())
-    chan.send(record)
-    chan.close()
+    if listener is not None:
+        listener.close()
+        with contextlib.suppress(Exception):
+            os.unlink(req.socket)
+    for ch in chans:
+        ch.control(record)
+        ch.close()
     return code
 
 
-def _failed(req: Request, chan: _Channel, message: str, code: int) -> int:
+def _listen(path: str) -> socket.socket:
+    # bound by a relative name from its directory: a unix socket path has at most 107 bytes
+    os.chdir(os.path.dirname(path))
+    name = os.path.basename(path)
+    with contextlib.suppress(Exception):
+        os.unlink(name)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(name)
+    os.chmod(name, 0o600)
+    s.listen(8)
+    return s
+
+
+def _failed(req: Request, chans: list[_Channel], message: str, code: int) -> int:
     record = {"error": message, "code": code, "exit": code, "oom": False,
               "finished_at": time.time_ns()}
     write_atomic(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode())
-    chan.send(record)
-    chan.close()
+    for ch in chans:
+        ch.control(record)
+        ch.close()
     return code
 
 
@@ -209,18 +362,26 @@ def _reap(pid: int) -> int:
             continue
 
 
-def _pump(pid: int, pipes: dict[int, str], logw: _LogWriter) -> int:
-    """Copy output into the log until the pipes close and the init is reaped."""
+def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
+          listener: socket.socket | None) -> int:
+    """Copy output to the log and the channels, stdin and resizes from the channels, until
+    the output closes and the process is reaped."""
     sel = selectors.DefaultSelector()
-    for fd, name in pipes.items():
-        sel.register(fd, selectors.EVENT_READ, name)
+    for fd, typ in stdio.fds.items():
+        sel.register(fd, selectors.EVENT_READ, ("out", typ))
+    for ch in chans:
+        assert ch.sock is not None
+        sel.register(ch.sock, selectors.EVENT_READ, ("chan", ch))
+    if listener is not None:
+        sel.register(listener, selectors.EVENT_READ, ("listen", None))
     status: int | None = None
-    open_fds = set(pipes)
-    while open_fds:
+    open_out = set(stdio.fds)
+    names = {T_STDOUT: "stdout", T_STDERR: "stderr"}
+    while open_out:
         events = sel.select(timeout=0.5 if status is None else 0.05)
         if not events:
             if status is not None:
-                break  # the init is gone but someone outside holds a pipe: stop waiting
+                break  # the process is gone but someone else holds its output open
             try:
                 wpid, st = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
@@ -229,19 +390,50 @@ def _pump(pid: int, pipes: dict[int, str], logw: _LogWriter) -> int:
                 status = st
             continue
         for key, _ in events:
-            fd = key.fd
-            data = os.read(fd, 65536)
-            if data:
-                logw.feed(key.data, data)
+            kind, what = key.data
+            if kind == "out":
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError as e:  # EIO: the pty's last holder closed it
+                    if e.errno != errno.EIO:
+                        raise
+                    data = b""
+                if data:
+                    logw.feed(names[what], data)
+                    for ch in chans:
+                        ch.send(what, data)
+                else:
+                    sel.unregister(key.fd)
+                    open_out.discard(key.fd)
+            elif kind == "listen":
+                conn, _ = listener.accept()  # type: ignore[union-attr]
+                ch = _Channel(conn)
+                chans.append(ch)
+                sel.register(conn, selectors.EVENT_READ, ("chan", ch))
+                ch.control({"pid": pid, "monitor": os.getpid()})
             else:
-                sel.unregister(fd)
-                os.close(fd)
-                open_fds.discard(fd)
-                logw.flush(key.data)
-    for fd in open_fds:
-        logw.flush(pipes[fd])
-        sel.unregister(fd)
-        os.close(fd)
+                ch = what
+                frames = ch.read_frames()
+                if frames is None:
+                    sel.unregister(key.fileobj)
+                    ch.close()
+                    chans.remove(ch)
+                    continue
+                for typ, payload in frames:
+                    if typ == T_STDIN:
+                        stdio.write_stdin(payload)
+                    elif typ == T_CLOSE_STDIN:
+                        stdio.close_stdin()
+                    elif typ == T_RESIZE:
+                        with contextlib.suppress(Exception):
+                            size = json.loads(payload)
+                            stdio.resize(int(size["h"]), int(size["w"]))
+    logw.flush()
+    for fd in stdio.fds:
+        with contextlib.suppress(Exception):
+            os.close(fd)
+    if not stdio.tty:
+        stdio.close_stdin()
     sel.close()
     if status is None:
         status = _reap(pid)
@@ -262,16 +454,19 @@ def serve_connection(conn: socket.socket) -> None:
         os.setsid()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         buf = b""
-        while not buf.endswith(b"\n"):
+        while b"\n" not in buf:
             chunk = conn.recv(65536)
             if not chunk:
                 os._exit(1)
             buf += chunk
-        req = Request.decode(json.loads(buf))
-        code = run(req, conn)
+        line, _, rest = buf.partition(b"\n")
+        if rest:
+            raise ValueError("protocol error: frames before the process has started")
+        code = run(Request.decode(json.loads(line)), conn)
     except BaseException as e:  # noqa: BLE001 - the monitor's edge: report, then exit
         try:
-            conn.sendall((json.dumps({"error": f"monitor: {e}", "code": 125}) + "\n").encode())
+            conn.sendall(frame(T_CONTROL, json.dumps({"error": f"monitor: {e}",
+                                                      "code": 125}).encode()))
         except OSError:
             pass
         code = 125
@@ -279,4 +474,5 @@ def serve_connection(conn: socket.socket) -> None:
         os._exit(code & 0xFF)
 
 
-__all__ = ["Request", "run", "serve_connection", "write_atomic", "rfc3339nano"]
+__all__ = ["Request", "run", "serve_connection", "write_atomic", "rfc3339nano", "frame",
+           "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]

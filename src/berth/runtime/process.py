@@ -17,12 +17,16 @@ The caller sets PR_SET_CHILD_SUBREAPER first so init is re-parented to it and it
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import resource
 import signal
+import socket
 import stat
+import struct
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,9 +79,13 @@ class StartError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Stdio:
-    stdin: int
-    stdout: int
-    stderr: int
+    stdin: int = -1
+    stdout: int = -1
+    stderr: int = -1
+    # a Tty: a unix socket to the caller. The init makes the pty from the container's own
+    # devpts (so `tty` inside names /dev/pts/N), hands the master over it with SCM_RIGHTS (as
+    # runc's --console-socket), and uses the slave as stdin, stdout, stderr and controlling tty
+    console: int = -1
 
 
 def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
@@ -298,10 +306,7 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.drop_bounding_caps(keep)
     if proc.get("noNewPrivileges"):
         linux.set_no_new_privs()
-    # a console (a pty for `terminal: true`) is not implemented yet: the pipes serve both
-    os.dup2(stdio.stdin, 0)
-    os.dup2(stdio.stdout, 1)
-    os.dup2(stdio.stderr, 2)
+    _set_stdio(stdio, uid)
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
@@ -314,6 +319,142 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
+    if stdio.console < 0:
+        os.dup2(stdio.stdin, 0)
+        os.dup2(stdio.stdout, 1)
+        os.dup2(stdio.stderr, 2)
+        return
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+    n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
+    slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+    os.fchown(slave, uid, 5)  # owned by the user, group tty, as runc does
+    with socket.socket(fileno=os.dup(stdio.console)) as sock:
+        socket.send_fds(sock, [b"console"], [master])
+    os.close(master)
+    os.setsid()
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # type: ignore[type-arg]
+    """`exec`: a new process inside the running container whose init is `target` (a host pid):
+    it joins the container's cgroups and namespaces, then runs `proc` (a runtime-spec
+    `process`, with `user` as the `user[:group]` string to resolve). Returns (pid, error pipe)
+    as `spawn` does."""
+    err_r, err_w = os.pipe()
+    pid_r, pid_w = os.pipe()
+    inter = os.fork()
+    if inter == 0:
+        code = 1
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            _join_cgroups_of(target)
+            fds = []
+            for ns in ("ipc", "uts", "net", "pid", "mnt"):
+                path = f"/proc/{target}/ns/{ns}"
+                if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino:
+                    fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            for fd in fds:  # mnt last: after it, /proc is the container's
+                linux.setns(fd)
+                os.close(fd)
+            child = os.fork()  # into the pid namespace
+            if child == 0:
+                os.close(pid_w)
+                _exec_init(proc, stdio, err_w)
+            os.write(pid_w, str(child).encode())
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            _report(err_w, _exec_message(f"exec: {e}"), 126)
+        finally:
+            os._exit(code)
+    os.close(err_w)
+    os.close(pid_w)
+    data = b""
+    while chunk := os.read(pid_r, 64):
+        data += chunk
+    os.close(pid_r)
+    os.waitpid(inter, 0)
+    if not data:
+        msg = os.read(err_r, 65536)
+        os.close(err_r)
+        raise StartError(_decode_error(msg)[0] or "exec failed", 126)
+    return int(data), err_r
+
+
+def _join_cgroups_of(pid: int) -> None:
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split(" - ") for line in f]
+    for _, ctrls, path in lines:
+        for left, right in mounts:
+            fields = right.split()
+            point = left.split()[4]
+            if ctrls == "" and fields[0] == "cgroup2":
+                target = point
+            elif fields[0] == "cgroup" and ctrls and set(ctrls.split(",")) <= set(
+                    fields[2].split(",")):
+                target = point
+            else:
+                continue
+            with contextlib.suppress(OSError):
+                with open(os.path.join(target + path, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            break
+
+
+def _exec_init(proc: dict, stdio: Stdio, err_w: int) -> None:  # type: ignore[type-arg]
+    """The exec'd process, inside the container's namespaces: never returns."""
+    code = 126
+    try:
+        uid, gid, groups, home = resolve_user(proc.get("user") or "0", [])
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
+        env.setdefault("HOME", home or "/")
+        cwd = proc.get("cwd") or "/"
+        os.chdir(cwd)
+        caps = proc.get("capabilities")
+        if caps is not None:
+            keep = {linux.CAPABILITIES[c] for c in caps.get("bounding", [])
+                    if c in linux.CAPABILITIES}
+            linux.drop_bounding_caps(keep)
+        if proc.get("noNewPrivileges"):
+            linux.set_no_new_privs()
+        _set_stdio(stdio, uid)
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+        _close_inheritable_fds()
+        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        args = proc["args"]
+        try:
+            os.execvpe(args[0], args, env)
+        except FileNotFoundError:
+            if "/" in args[0]:
+                detail = f'exec: "{args[0]}": stat {args[0]}: no such file or directory'
+            else:
+                detail = f'exec: "{args[0]}": executable file not found in $PATH'
+            _report(err_w, _exec_message(detail), 126)
+        except OSError as e:
+            _report(err_w, _exec_message(f'exec: "{args[0]}": {e.strerror.lower()}'), 126)
+    except StartError as e:
+        _report(err_w, _exec_message(e.message), 126)
+    except BaseException as e:  # noqa: BLE001
+        _report(err_w, _exec_message(f"exec: {e}"), 126)
+    os._exit(code)
+
+
+def _exec_message(detail: str) -> str:
+    return ("OCI runtime exec failed: exec failed: unable to start container process: "
+            f"{detail}: unknown")
 
 
 def _close_inheritable_fds() -> None:
@@ -538,5 +679,5 @@ def _read_db(path: str) -> list[list[str]]:
         return []
 
 
-__all__ = ["spawn", "wait_exec", "StartError", "Stdio", "DEFAULT_CAPS", "resolve_user",
+__all__ = ["spawn", "spawn_exec", "wait_exec", "StartError", "Stdio", "DEFAULT_CAPS", "resolve_user",
            "parse_mount_options"]

@@ -1,0 +1,190 @@
+"""The daemon's end of a monitor channel (see `berth.runtime.monitor` for the frames), and the
+fan-out of a process's output to the attach streams that follow it.
+
+Imports nothing of berth's: the frame types are repeated here, so the daemon does not import
+the runtime's modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+T_STDIN, T_STDOUT, T_STDERR, T_CLOSE_STDIN, T_RESIZE, T_CONTROL = 0, 1, 2, 3, 4, 10
+
+Output = tuple[int, bytes] | None  # (stream, data); None: the process has ended
+
+
+class Channel:
+    """A connection to one monitor: control messages in, output fanned out, input sent."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, path: str, request: dict[str, Any] | None = None) -> Channel:
+        # a unix socket path has at most 107 bytes: reach a long one through its directory
+        dirfd = -1
+        if len(path.encode()) > 100:
+            dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+            path = f"/proc/self/fd/{dirfd}/{os.path.basename(path)}"
+        try:
+            reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+        finally:
+            if dirfd >= 0:
+                os.close(dirfd)
+        ch = cls(reader, writer)
+        if request is not None:
+            writer.write((json.dumps(request) + "\n").encode())
+            await writer.drain()
+        return ch
+
+    async def read_frame(self) -> tuple[int, bytes] | None:
+        try:
+            head = await self.reader.readexactly(8)
+            typ, size = struct.unpack(">BxxxI", head)
+            return typ, await self.reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+
+    async def read_control(self, fanout: Fanout) -> dict[str, Any] | None:
+        """The next control message, passing output on to `fanout`."""
+        while True:
+            f = await self.read_frame()
+            if f is None:
+                return None
+            typ, payload = f
+            if typ == T_CONTROL:
+                msg: dict[str, Any] = json.loads(payload)
+                return msg
+            fanout.publish(typ, payload)
+
+    def send(self, typ: int, payload: bytes = b"") -> None:
+        if self.writer.is_closing():
+            return
+        self.writer.write(struct.pack(">BxxxI", typ, len(payload)) + payload)
+
+    def resize(self, h: int, w: int) -> None:
+        self.send(T_RESIZE, json.dumps({"h": h, "w": w}).encode())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Fanout:
+    """The attach streams of one container or exec: each gets its own queue of output."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[Output]] = set()
+
+    def subscribe(self) -> asyncio.Queue[Output]:
+        q: asyncio.Queue[Output] = asyncio.Queue()
+        self.queues.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[Output]) -> None:
+        self.queues.discard(q)
+
+    def publish(self, stream: int, data: bytes) -> None:
+        for q in self.queues:
+            q.put_nowait((stream, data))
+
+    def end(self) -> None:
+        for q in self.queues:
+            q.put_nowait(None)
+        self.queues.clear()
+
+
+class Attachment:
+    """One attach stream: output from the moment it was made, and a way to send input."""
+
+    def __init__(self, queue: asyncio.Queue[Output], *, stdout: bool, stderr: bool,
+                 channel: Callable[[], Awaitable[Channel | None]],
+                 stdin_once: bool, on_close: Callable[[], None]) -> None:
+        self.queue = queue
+        self.streams = {T_STDOUT: stdout, T_STDERR: stderr}
+        self._channel = channel
+        self.stdin_once = stdin_once
+        self._on_close = on_close
+        self.prelude: list[tuple[int, bytes]] = []
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        for item in self.prelude:
+            yield item
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            if self.streams.get(item[0], True):
+                yield item
+
+    async def send_stdin(self, data: bytes) -> None:
+        ch = await self._channel()
+        if ch is not None:
+            ch.send(T_STDIN, data)
+            with contextlib.suppress(ConnectionError):
+                await ch.writer.drain()
+
+    async def end_stdin(self) -> None:
+        """The client closed its input: the process's stdin closes too if it is `StdinOnce`."""
+        if self.stdin_once:
+            ch = await self._channel()
+            if ch is not None:
+                ch.send(T_CLOSE_STDIN)
+
+    def close(self) -> None:
+        self._on_close()
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """Docker's `--detach-keys`: comma-separated `ctrl-<x>` or single characters."""
+    out = bytearray()
+    for part in spec.split(","):
+        if part.startswith("ctrl-") and len(part) == 6:
+            c = part[5]
+            if "a" <= c <= "z":
+                out.append(ord(c) - ord("a") + 1)
+            elif c in "@[\\]^_":
+                out.append("@[\\]^_".index(c) + (0 if c == "@" else 26))
+            else:
+                raise ValueError(f"Invalid escape keys ({spec}) provided")
+        elif len(part) == 1:
+            out.append(ord(part))
+        else:
+            raise ValueError(f"Invalid escape keys ({spec}) provided")
+    return bytes(out)
+
+
+class DetachScanner:
+    """Finds the detach sequence in a stream of stdin; holds back a partial match."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes to pass on, whether the sequence was typed)."""
+        if not self.keys:
+            return data, False
+        buf = self.held + data
+        idx = buf.find(self.keys)
+        if idx >= 0:
+            self.held = b""
+            return buf[:idx], True
+        # keep the longest tail that could still start the sequence
+        for n in range(min(len(self.keys) - 1, len(buf)), 0, -1):
+            if self.keys.startswith(buf[-n:]):
+                self.held = buf[-n:]
+                return buf[:-n], False
+        self.held = b""
+        return buf, False
+
+
+__all__ = ["Channel", "Fanout", "Attachment", "parse_detach_keys", "DetachScanner",
+           "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]

@@ -1,0 +1,189 @@
+"""`exec`: processes started in a running container. Each runs under a monitor of its own
+(forked by the fork server), which joins the container's cgroups and namespaces.
+
+Imports `containers` (the service), `containers.channel`, `containers.spec`, `errors`. Exec
+records live in memory, as Docker's do, and go with their container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_keys
+from berth.containers.spec import merge_env
+from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.linux import CAPABILITIES
+from berth.runtime.process import DEFAULT_CAPS
+
+if TYPE_CHECKING:
+    from berth.containers import ContainerService
+
+
+class ExecStartError(Exception):
+    """The process could not be started; the message goes to the client's stream."""
+
+
+class _Exec:
+    def __init__(self, eid: str, cid: str, body: dict[str, Any]) -> None:
+        self.id = eid
+        self.cid = cid
+        self.body = body
+        self.running = False
+        self.exit_code: int | None = None
+        self.pid = 0
+        self.started = False
+        self.channel: Channel | None = None
+        self.fanout = Fanout()
+        self.done = asyncio.Event()
+
+
+class ExecService:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+        self.execs: dict[str, _Exec] = {}
+
+    def get(self, eid: str) -> _Exec:
+        ex = self.execs.get(eid)
+        if ex is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        return ex
+
+    def create(self, ref: str, body: dict[str, Any]) -> str:
+        doc = self.containers.resolve(ref)
+        if not doc["State"]["Running"]:
+            raise Conflict(f"Container {doc['Id']} is not running")
+        if doc["State"]["Paused"]:
+            raise Conflict(f"Container {doc['Id']} is paused, unpause the container before exec")
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd:
+            raise InvalidArgument("No exec command specified")
+        if body.get("DetachKeys"):
+            try:
+                parse_detach_keys(body["DetachKeys"])
+            except ValueError as e:
+                raise InvalidArgument(str(e)) from None
+        eid = secrets.token_hex(32)
+        self.execs[eid] = _Exec(eid, doc["Id"], {**body, "Cmd": list(cmd)})
+        doc["ExecIDs"] = [*(doc.get("ExecIDs") or []), eid]
+        self.containers.emit("container", f"exec_create: {' '.join(cmd)}", doc["Id"],
+                             {"execID": eid})
+        return eid
+
+    def inspect(self, eid: str) -> dict[str, Any]:
+        ex = self.get(eid)
+        b = ex.body
+        return {
+            "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,
+            "ProcessConfig": {"tty": bool(b.get("Tty")), "entrypoint": b["Cmd"][0],
+                              "arguments": b["Cmd"][1:], "privileged": bool(b.get("Privileged")),
+                              "user": b.get("User", "")},
+            "OpenStdin": bool(b.get("AttachStdin")), "OpenStderr": bool(b.get("AttachStderr")),
+            "OpenStdout": bool(b.get("AttachStdout")), "CanRemove": False,
+            "ContainerID": ex.cid, "DetachKeys": b.get("DetachKeys", ""), "Pid": ex.pid,
+        }
+
+    def resize(self, eid: str, h: int, w: int) -> None:
+        ex = self.get(eid)
+        if ex.channel is None:
+            raise Conflict(f"exec {eid} is not running")
+        ex.channel.resize(h, w)
+
+    def attach(self, eid: str) -> Attachment:
+        """Subscribe before `start`: no output is lost."""
+        ex = self.get(eid)
+        q = ex.fanout.subscribe()
+
+        async def channel() -> Channel | None:
+            return ex.channel
+        return Attachment(q, stdout=True, stderr=True, channel=channel, stdin_once=True,
+                          on_close=lambda: ex.fanout.unsubscribe(q))
+
+    async def start(self, eid: str, *, tty: bool | None = None,
+                    console_size: list[int] | None = None) -> None:
+        ex = self.get(eid)
+        if ex.started:
+            raise Conflict(f"Error: Exec command {eid} has already run")
+        doc = self.containers.resolve(ex.cid)
+        if not doc["State"]["Running"]:
+            raise Conflict(f"Container {doc['Id']} is not running")
+        ex.started = True
+        b = ex.body
+        cfg = doc["Config"]
+        caps = sorted(CAPABILITIES) if b.get("Privileged") or doc["HostConfig"].get(
+            "Privileged") else sorted(DEFAULT_CAPS)
+        proc = {"args": b["Cmd"], "env": merge_env(cfg.get("Env"), b.get("Env")),
+                "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
+                "user": b.get("User") or cfg.get("User") or "0",
+                "capabilities": {"bounding": caps},
+                "noNewPrivileges": "no-new-privileges" in (
+                    doc["HostConfig"].get("SecurityOpt") or [])}
+        tty = bool(b.get("Tty")) if tty is None else tty
+        if tty and not any(e.startswith("TERM=") for e in proc["env"]):
+            proc["env"].append("TERM=xterm")
+        d = os.path.join(self.containers._run_dir(ex.cid), "exec", eid[:16])
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "process.json"), "w") as f:
+            json.dump(proc, f)
+        req = {"id": eid, "bundle": d, "state_dir": d, "exec_pid": doc["State"]["Pid"],
+               "stdin": bool(b.get("AttachStdin")), "tty": tty,
+               "console_size": console_size or b.get("ConsoleSize") or None}
+        ch = await Channel.open(self.containers.cfg.forkserver, req)
+        msg = await ch.read_control(ex.fanout) or {"error": "exec monitor died", "code": 126}
+        if "pid" not in msg:
+            ch.close()
+            ex.exit_code = int(msg.get("code", 126))
+            ex.fanout.end()
+            ex.done.set()
+            shutil.rmtree(d, ignore_errors=True)
+            raise ExecStartError(msg.get("error", "exec failed"))
+        ex.pid = int(msg["pid"])
+        ex.running = True
+        ex.channel = ch
+        self.containers.emit("container", f"exec_start: {' '.join(b['Cmd'])}", ex.cid,
+                             {"execID": eid})
+        self.containers._spawn(self._watch(ex, ch, d))
+
+    async def _watch(self, ex: _Exec, ch: Channel, d: str) -> None:
+        record = None
+        try:
+            while True:
+                msg = await ch.read_control(ex.fanout)
+                if msg is None or "exit" in msg:
+                    record = msg
+                    break
+            if record is None:
+                with contextlib.suppress(OSError, ValueError), \
+                        open(os.path.join(d, "exit.json")) as f:
+                    record = json.load(f)
+            # the exit code is known before the stream ends: the client reads it next
+            ex.exit_code = int((record or {}).get("exit", 126))
+        finally:
+            ch.close()
+            ex.channel = None
+            ex.running = False
+            ex.fanout.end()
+            ex.done.set()
+        shutil.rmtree(d, ignore_errors=True)
+        self.containers.emit("container", "exec_die", ex.cid,
+                             {"execID": ex.id, "exitCode": str(ex.exit_code)})
+
+    async def wait(self, eid: str, timeout: float | None = None) -> int | None:
+        ex = self.get(eid)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ex.done.wait(), timeout)
+        return ex.exit_code
+
+    def forget_container(self, cid: str) -> None:
+        for eid in [e for e, ex in self.execs.items() if ex.cid == cid]:
+            del self.execs[eid]
+
+
+__all__ = ["ExecService", "ExecStartError"]
