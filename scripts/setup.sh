@@ -2,6 +2,7 @@
 # EXTRA_APT and PIP_EXTRAS add to what is installed.
 if [ "$(id -u)" != 0 ]; then echo "berth needs root (namespaces, mounts, cgroups)" >&2; exit 1; fi
 need=""
+dpkg -s tini >/dev/null 2>&1 || need="$need tini"   # --init: tini-static, as docker-init
 dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 command -v python3 >/dev/null 2>&1 || need="$need python3"

@@ -58,3 +58,16 @@ def parse_size(s: str) -> int:
     if v < 0:
         raise ValueError(f"invalid size: '{s}'")
     return int(v * mult)
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+
+
+def parse_duration(s: str) -> float:
+    """A Go duration (`30s`, `1m30s`, `500ms`) in seconds."""
+    import re
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise ValueError(f'time: invalid duration "{s}"')
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "berth"
 ALLOWED = {
     "errors": set(),
     "units": set(),
+    "events": set(),
     "oci": {"errors"},
     "reference": {"errors"},
     "linux": {"errors"},
@@ -25,9 +26,9 @@ ALLOWED = {
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
                    "reference", "units", "oci"},
-    "api": {"containers", "images", "errors", "reference"},
+    "api": {"containers", "images", "errors", "reference", "events"},
     "daemon": {"api", "containers", "images", "content", "storage", "metadata", "cgroups",
-               "errors", "runtime", "oci", "reference", "linux", "units"},
+               "errors", "runtime", "oci", "reference", "linux", "units", "events"},
     "client": {"errors"},
     "cli": {"client", "errors", "units"},
 }

@@ -25,6 +25,7 @@ from berth.containers import ContainerService
 from berth.containers.channel import Attachment, DetachScanner, parse_detach_keys
 from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument, NotFound, NotModified
+from berth.events import EventBus, matches
 from berth.images import ImageService, rfc3339
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,9 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
 
 class Api:
     def __init__(self, *, containers: ContainerService, images: ImageService,
-                 info: Callable[[], dict[str, Any]], execs: ExecService | None = None) -> None:
+                 info: Callable[[], dict[str, Any]], execs: ExecService | None = None,
+                 events: EventBus | None = None) -> None:
+        self.events = events or EventBus()
         self.containers = containers
         self.execs = execs or ExecService(containers)
         self.images = images
@@ -234,6 +237,7 @@ class Api:
         routes: list[tuple[str, str, Handler]] = [
             ("HEAD", "/_ping", self.ping), ("GET", "/_ping", self.ping),
             ("GET", "/version", self.version), ("GET", "/info", self.info),
+            ("GET", "/events", self.event_stream),
             ("POST", "/images/create", self.image_create),
             ("GET", "/images/json", self.image_list),
             ("GET", "/images/get", self.image_save),
@@ -258,6 +262,11 @@ class Api:
             ("POST", "/containers/{id}/resize", self.container_resize),
             ("GET", "/containers/{id}/logs", self.container_logs),
             ("POST", "/containers/{id}/exec", self.exec_create),
+            ("GET", "/containers/{id}/stats", self.container_stats),
+            ("GET", "/containers/{id}/top", self.container_top),
+            ("POST", "/containers/{id}/pause", self.container_pause),
+            ("POST", "/containers/{id}/unpause", self.container_unpause),
+            ("POST", "/containers/{id}/update", self.container_update),
             ("POST", "/exec/{id}/start", self.exec_start),
             ("POST", "/exec/{id}/resize", self.exec_resize),
             ("GET", "/exec/{id}/json", self.exec_inspect),
@@ -355,6 +364,43 @@ class Api:
     async def info(self, request: web.Request) -> web.StreamResponse:
         return json_response(self.info_fn())
 
+    async def event_stream(self, request: web.Request) -> web.StreamResponse:
+        def when(name: str) -> float | None:
+            v = request.query.get(name)
+            if not v:
+                return None
+            try:
+                return float(v)
+            except ValueError:
+                raise InvalidArgument(f"invalid {name} timestamp: {v}") from None
+        since, until = when("since"), when("until")
+        filters = parse_filters(request.query.get("filters"))
+        q = self.events.subscribe()
+        resp = self._stream(request)
+        try:
+            await resp.prepare(request)
+            if since is not None:
+                for ev in list(self.events.recent):
+                    t = ev["timeNano"] / 1e9
+                    if t >= since and (until is None or t <= until) and matches(ev, filters):
+                        await resp.write(json.dumps(ev).encode() + b"\n")
+            while True:
+                left = None if until is None else until - time.time()
+                if left is not None and left <= 0:
+                    break
+                try:
+                    ev = await asyncio.wait_for(q.get(), left)
+                except TimeoutError:
+                    break
+                if matches(ev, filters):
+                    await resp.write(json.dumps(ev).encode() + b"\n")
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            self.events.unsubscribe(q)
+        return resp
+
     # --- images -----------------------------------------------------------------------------
     async def image_create(self, request: web.Request) -> web.StreamResponse:
         q = request.query
@@ -373,7 +419,7 @@ class Api:
         image_id = await asyncio.to_thread(
             self.images.import_, reader, repo=q.get("repo", ""), tag=q.get("tag", ""),  # type: ignore[arg-type]
             changes=changes, message=q.get("message", ""))
-        self.containers.emit("image", "import", image_id, {})
+        self.events.publish("image", "import", image_id, {})
         resp = self._stream(request)
         await resp.prepare(request)
         await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
@@ -395,7 +441,7 @@ class Api:
         if not repo:
             raise InvalidArgument("repository name cannot be empty")
         self.images.tag(request.match_info["name"], repo, request.query.get("tag", ""))
-        self.containers.emit("image", "tag", self.images.resolve(request.match_info["name"]).id,
+        self.events.publish("image", "tag", self.images.resolve(request.match_info["name"]).id,
                              {"name": repo})
         return web.Response(status=201)
 
@@ -404,9 +450,9 @@ class Api:
                                       force=qbool(request, "force"))
         for r in res:
             if "Untagged" in r:
-                self.containers.emit("image", "untag", r["Untagged"], {})
+                self.events.publish("image", "untag", r["Untagged"], {})
             else:
-                self.containers.emit("image", "delete", r["Deleted"], {})
+                self.events.publish("image", "delete", r["Deleted"], {})
         return json_response(res)
 
     async def image_prune(self, request: web.Request) -> web.StreamResponse:
@@ -445,7 +491,7 @@ class Api:
         await resp.prepare(request)
         for line in lines:
             await resp.write((json.dumps({"stream": line + "\n"}) + "\r\n").encode())
-        self.containers.emit("image", "load", "", {})
+        self.events.publish("image", "load", "", {})
         await resp.write_eof()
         return resp
 
@@ -616,6 +662,48 @@ class Api:
         conn = await hijack(request, resp)
         await self._pump(conn, att, tty=tty, stdin=qbool(request, "stdin"), keys=keys)
         return resp
+
+    async def container_stats(self, request: web.Request) -> web.StreamResponse:
+        cid = self.containers.resolve(request.match_info["id"])["Id"]
+        stream = qbool(request, "stream", True) and not qbool(request, "one-shot")
+        resp = self._stream(request)
+        await resp.prepare(request)
+        prev = self.containers.stats(cid)
+        if not stream and not qbool(request, "one-shot"):
+            await asyncio.sleep(1)  # one sample with a CPU delta, as docker stats --no-stream
+        try:
+            while True:
+                cur = (self.containers.stats(cid) if self.containers._docs.get(cid)
+                       else prev)
+                cur["precpu_stats"] = prev["cpu_stats"]
+                cur["preread"] = prev["read"]
+                await resp.write(json.dumps(cur).encode() + b"\n")
+                if not stream or cid not in self.containers._docs:
+                    break
+                prev = cur
+                await asyncio.sleep(1)
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass
+        return resp
+
+    async def container_top(self, request: web.Request) -> web.StreamResponse:
+        return json_response(await asyncio.to_thread(
+            self.containers.top, request.match_info["id"],
+            request.query.get("ps_args") or "-ef"))
+
+    async def container_pause(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.pause(request.match_info["id"])
+        return web.Response(status=204)
+
+    async def container_unpause(self, request: web.Request) -> web.StreamResponse:
+        await self.containers.unpause(request.match_info["id"])
+        return web.Response(status=204)
+
+    async def container_update(self, request: web.Request) -> web.StreamResponse:
+        warnings = await self.containers.update(request.match_info["id"],
+                                                await self._body(request))
+        return json_response({"Warnings": warnings})
 
     # --- exec -------------------------------------------------------------------------------
     async def exec_create(self, request: web.Request) -> web.StreamResponse:

@@ -11,13 +11,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from berth.cli import fmt
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, ConnectionFailed, q
 from berth.errors import BerthError, NotFound
-from berth.units import parse_size
+from berth.units import parse_duration, parse_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -282,6 +283,9 @@ _RUN_FLAGS = [
     flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
     flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
     flag("detach-keys", kind="str", default=""),
+    flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
+    flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
+    flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
 ]
 RUN = Spec(_RUN_FLAGS, interspersed=False)
 CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
@@ -374,6 +378,11 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     if opts["restart"]:
         name, _, count = opts["restart"].partition(":")
         hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
+    if opts["log-driver"] or opts["log-opt"]:
+        if opts["log-driver"] not in ("", "json-file"):
+            raise UsageError(f"unknown log driver {opts['log-driver']!r}: berth writes json-file")
+        hc["LogConfig"] = {"Type": "json-file", "Config": dict(
+            o.split("=", 1) for o in opts["log-opt"] if "=" in o)}
     if opts["publish"] or opts["publish-all"]:
         raise UsageError("publishing ports (-p, -P) needs the bridge network, "
                          "which berth does not have yet")
@@ -404,7 +413,31 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         size = _term_size()
         if size:
             hc["ConsoleSize"] = list(size)
+    health = _healthcheck(opts)
+    if health is not None:
+        body["Healthcheck"] = health
     return body, opts["name"]
+
+
+def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
+    if opts["no-healthcheck"]:
+        if opts["health-cmd"]:
+            raise UsageError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    h: dict[str, Any] = {}
+    if opts["health-cmd"]:
+        h["Test"] = ["CMD-SHELL", opts["health-cmd"]]
+    for key, name in (("Interval", "health-interval"), ("Timeout", "health-timeout"),
+                      ("StartPeriod", "health-start-period")):
+        if opts[name]:
+            try:
+                h[key] = int(parse_duration(opts[name]) * 1e9)
+            except ValueError as e:
+                raise UsageError(f'invalid argument "{opts[name]}" for "--{name}" flag: {e}'
+                                 ) from None
+    if opts["health-retries"]:
+        h["Retries"] = opts["health-retries"]
+    return h or None
 
 
 def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
@@ -948,6 +981,127 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = ""
     return rc
 
 
+def _simple(path_tmpl: str, what: str) -> Callable[[Client, dict[str, Any], list[str]], int]:
+    def cmd(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+        def one(name: str) -> None:
+            c.send("POST", path_tmpl.format(q(name))).close()
+        return _each(c, args, what, one, what)
+    return cmd
+
+
+UPDATE = Spec([flag("memory", "m", "str", ""), flag("memory-swap", kind="str", default=""),
+               flag("cpus", kind="str", default=""), flag("cpu-shares", "c", "int", 0),
+               flag("cpuset-cpus", kind="str", default=""), flag("pids-limit", kind="int",
+                                                                  default=0),
+               flag("restart", kind="str", default="")])
+
+
+def cmd_update(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    body: dict[str, Any] = {}
+    try:
+        if opts["memory"]:
+            body["Memory"] = parse_size(opts["memory"])
+        if opts["memory-swap"]:
+            body["MemorySwap"] = -1 if opts["memory-swap"] == "-1" else parse_size(
+                opts["memory-swap"])
+    except ValueError as e:
+        raise UsageError(f"invalid argument: {e}") from None
+    if opts["cpus"]:
+        body["NanoCpus"] = int(round(float(opts["cpus"]) * 1e9))
+    for key, name in (("CpuShares", "cpu-shares"), ("PidsLimit", "pids-limit"),
+                      ("CpusetCpus", "cpuset-cpus")):
+        if opts[name]:
+            body[key] = opts[name]
+    if opts["restart"]:
+        name, _, count = opts["restart"].partition(":")
+        body["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+    def one(name: str) -> None:
+        c.post(f"/containers/{q(name)}/update", body=body)
+    return _each(c, args, "update", one, "update")
+
+
+TOP = Spec([])
+
+
+def cmd_top(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"top" requires at least 1 argument.')
+    res = c.get(f"/containers/{q(args[0])}/top", {"ps_args": " ".join(args[1:]) or None})
+    rows = [dict(zip(res["Titles"], p, strict=False)) for p in res["Processes"]]
+    fmt.render(rows, "", [(t, t) for t in res["Titles"]])
+    return 0
+
+
+STATS = Spec([flag("no-stream"), flag("all", "a"), flag("no-trunc"),
+              flag("format", kind="str", default="")])
+
+
+def _stats_row(s: dict[str, Any]) -> dict[str, str]:
+    cpu, pre = s.get("cpu_stats", {}), s.get("precpu_stats", {})
+    d_cpu = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+        "total_usage", 0)
+    d_sys = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    pct = d_cpu / d_sys * cpu.get("online_cpus", 1) * 100 if d_sys > 0 and d_cpu > 0 else 0.0
+    mem = s.get("memory_stats", {})
+    usage = mem.get("usage", 0) - mem.get("stats", {}).get("total_inactive_file", 0)
+    limit = mem.get("limit", 0)
+    return {"ID": s.get("id", "")[:12], "Name": s.get("name", "").lstrip("/"),
+            "CPUPerc": f"{pct:.2f}%",
+            "MemUsage": f"{fmt.binary_size(usage)} / {fmt.binary_size(limit)}",
+            "MemPerc": f"{usage / limit * 100:.2f}%" if limit else "0.00%",
+            "NetIO": "0B / 0B", "BlockIO": "0B / 0B",
+            "PIDs": str(s.get("pids_stats", {}).get("current", 0))}
+
+
+def cmd_stats(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    names = args or [ct["Id"] for ct in c.get("/containers/json", {"all": opts["all"] or None})]
+    cols = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
+            ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
+            ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
+    if opts["no-stream"]:
+        rows = [_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})) for n in names]
+        fmt.render(rows, opts["format"], cols)
+        return 0
+    streams = [c.send("GET", f"/containers/{q(n)}/stats", query={"stream": 1}).iter_json()
+               for n in names]
+    try:
+        while True:
+            rows = [_stats_row(next(st)) for st in streams]
+            sys.stdout.write("\x1b[2J\x1b[H")
+            fmt.render(rows, opts["format"], cols)
+            sys.stdout.flush()
+    except StopIteration:
+        return 0
+
+
+EVENTS = Spec([flag("since", kind="str", default=""), flag("until", kind="str", default=""),
+               flag("filter", "f", "list"), flag("format", kind="str", default="")])
+
+
+def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    try:
+        since = fmt.parse_time(opts["since"]) if opts["since"] else None
+        until = fmt.parse_time(opts["until"]) if opts["until"] else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    r = c.send("GET", "/events", query={"since": since, "until": until,
+                                        "filters": parse_filters(opts["filter"])})
+    for ev in r.iter_json():
+        if opts["format"]:
+            out(fmt.template(opts["format"], ev))
+            continue
+        ns = ev.get("timeNano", 0)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns // 10**9)) + \
+            f".{ns % 10**9:09d}" + time.strftime("%z", time.localtime(ns // 10**9))
+        stamp = stamp[:-2] + ":" + stamp[-2:]
+        attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
+        out(f"{stamp} {ev['Type']} {ev['Action']} {ev['Actor']['ID']}"
+            + (f" ({attrs})" if attrs else ""))
+        sys.stdout.flush()
+    return 0
+
+
 # --- system -------------------------------------------------------------------------------
 VERSION = Spec([flag("format", "f", "str", "")])
 
@@ -1016,6 +1170,14 @@ COMMANDS: dict[str, Command] = {
     "rm": (RM, cmd_rm, "Remove one or more containers"),
     "wait": (WAIT, cmd_wait, "Block until containers stop, then print their exit codes"),
     "rename": (RENAME, cmd_rename, "Rename a container"),
+    "pause": (Spec([]), _simple("/containers/{}/pause", "pause"),
+              "Pause all processes within one or more containers"),
+    "unpause": (Spec([]), _simple("/containers/{}/unpause", "unpause"),
+                "Unpause all processes within one or more containers"),
+    "update": (UPDATE, cmd_update, "Update configuration of one or more containers"),
+    "top": (TOP, cmd_top, "Display the running processes of a container"),
+    "stats": (STATS, cmd_stats, "Display a live stream of container(s) resource usage"),
+    "events": (EVENTS, cmd_events, "Get real time events from the server"),
     "inspect": (INSPECT, cmd_inspect, "Return low-level information on berth objects"),
     "export": (EXPORT, cmd_export, "Export a container's filesystem as a tar archive"),
     "images": (IMAGES, cmd_images, "List images"),
@@ -1035,7 +1197,8 @@ GROUPS: dict[str, dict[str, Command]] = {
         "prune": (CONTAINER_PRUNE, cmd_container_prune, "Remove all stopped containers"),
         "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "container"), ""),
         **{k: COMMANDS[k] for k in ("run", "create", "start", "logs", "stop", "restart", "kill",
-                                    "rm", "wait", "rename", "export", "exec", "attach")},
+                                    "rm", "wait", "rename", "export", "exec", "attach",
+                                    "pause", "unpause", "update", "top", "stats")},
     },
     "image": {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from berth import storage
+from berth import cgroups, storage
 from berth.containers import names
 from berth.containers.channel import Attachment, Channel, Fanout
 from berth.containers.spec import build_spec, merge_env, validate_host_config
@@ -49,6 +49,10 @@ class Config:
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     runtime: str = "berth"
+    init_path: str = ""                 # a static init (tini) for --init, mounted in
+    # unlike Docker, logs rotate by default, so a chatty container cannot fill the disk
+    log_max_size: int = 20 * 1024 * 1024
+    log_max_file: int = 5
 
 
 def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> int:
@@ -81,6 +85,8 @@ class _Live:
         self.reader: asyncio.Task[None] | None = None
         self.channel: Channel | None = None    # to the monitor, while it runs
         self.fanout = Fanout()                 # output to the attach streams
+        self.restart_delay = 0.0
+        self.restart_task: asyncio.Task[None] | None = None
 
 
 class ContainerService:
@@ -96,6 +102,7 @@ class ContainerService:
         self._live: dict[str, _Live] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_remove: list[Callable[[str], None]] = []  # e.g. execs forgetting their records
+        self.on_start: list[Callable[[str], None]] = []   # e.g. health checks beginning
         self.ncpu = os.cpu_count() or 1
         os.makedirs(os.path.join(cfg.data_root, "containers"), exist_ok=True)
         os.makedirs(os.path.join(cfg.exec_root, "containers"), exist_ok=True)
@@ -116,6 +123,12 @@ class ContainerService:
         for t in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await t
+
+    def _event(self, doc: dict[str, Any], action: str, **extra: str) -> None:
+        """A container event with Docker's attributes: its labels, name and image."""
+        attrs = {**(doc["Config"].get("Labels") or {}), "name": doc["Name"][1:],
+                 "image": doc["Config"]["Image"], **extra}
+        self.emit("container", action, doc["Id"], attrs)
 
     def _save(self, doc: dict[str, Any]) -> None:
         self.meta.put_container(doc["Id"], doc["Name"].lstrip("/"), doc["Image"],
@@ -219,6 +232,8 @@ class ContainerService:
             "OnBuild": None,
             "Labels": {**(icfg.get("Labels") or {}), **(cfg.get("Labels") or {})},
         }
+        if cfg.get("Healthcheck") or icfg.get("Healthcheck"):
+            full_cfg["Healthcheck"] = cfg.get("Healthcheck") or icfg.get("Healthcheck")
         if cfg.get("StopSignal") or icfg.get("StopSignal"):
             full_cfg["StopSignal"] = cfg.get("StopSignal") or icfg.get("StopSignal")
             parse_signal(full_cfg["StopSignal"])
@@ -277,7 +292,7 @@ class ContainerService:
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         log.info("created container %s", cid[:12], extra={"container": cid})
-        self.emit("container", "create", cid, {"name": name, "image": image_name})
+        self._event(doc, "create")
         return cid, warnings
 
     @staticmethod
@@ -346,10 +361,13 @@ class ContainerService:
         return out
 
     # --- start ------------------------------------------------------------------------------
-    async def start(self, ref: str) -> None:
+    async def start(self, ref: str, *, restarting: bool = False) -> None:
         doc = self.resolve(ref)
         cid = doc["Id"]
         live = self._live[cid]
+        if not restarting:
+            self._cancel_restart(doc)
+            doc["_berth"]["manually_stopped"] = False
         async with live.lock:
             if doc["State"]["Running"]:
                 raise NotModified("container already started")
@@ -380,10 +398,14 @@ class ContainerService:
             if not other["State"]["Running"]:
                 raise Conflict(f"cannot join network of a non running container: {other['Id']}")
             netns = f"/proc/{other['State']['Pid']}/ns/net"
+        if doc["HostConfig"].get("Init") and not (
+                self.cfg.init_path and os.path.exists(self.cfg.init_path)):
+            raise System('exec: "docker-init": executable file not found in $PATH '
+                         "(berthd --init-path names a static tini)")
         spec = build_spec(cid=cid, config=doc["Config"], host_config=doc["HostConfig"],
                           hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
                           resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
-                          netns_path=netns)
+                          netns_path=netns, init_path=self.cfg.init_path)
         if mode == "host":
             spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                            if ns["type"] != "network"]
@@ -394,7 +416,8 @@ class ContainerService:
                "socket": self._monitor_socket(cid),
                "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
                "stdin": bool(cfg.get("OpenStdin")), "tty": bool(cfg.get("Tty")),
-               "console_size": doc["HostConfig"].get("ConsoleSize") or None}
+               "console_size": doc["HostConfig"].get("ConsoleSize") or None,
+               **self._log_rotation(doc)}
         live = self._live[cid]
         try:
             ch = await Channel.open(self.cfg.forkserver, req)
@@ -419,11 +442,30 @@ class ContainerService:
         self._save(doc)
         live.channel = ch
         live.reader = self._spawn(self._watch(cid, ch))
+        for hook in self.on_start:
+            hook(cid)
         async with live.changed:
             live.changed.notify_all()
         log.info("started container %s pid %s", cid[:12], msg["pid"], extra={"container": cid})
-        self.emit("container", "start", cid, {"name": doc["Name"][1:],
-                                              "image": doc["Config"]["Image"]})
+        self._event(doc, "start")
+
+    def _log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
+        opts = (doc["HostConfig"].get("LogConfig") or {}).get("Config") or {}
+        size = self.cfg.log_max_size
+        if opts.get("max-size"):
+            from berth.units import parse_size
+            size = -1 if opts["max-size"] == "-1" else parse_size(opts["max-size"])
+        files = int(opts.get("max-file") or self.cfg.log_max_file)
+        return {"log_max_size": max(size, 0), "log_max_file": max(files, 1)}
+
+    def _log_files(self, path: str) -> list[str]:
+        """The log and its rotated files, oldest first."""
+        old = []
+        i = 1
+        while os.path.exists(f"{path}.{i}"):
+            old.append(f"{path}.{i}")
+            i += 1
+        return [*reversed(old), path]
 
     def _monitor_socket(self, cid: str) -> str:
         return os.path.join(self._run_dir(cid), "state", "monitor.sock")
@@ -475,12 +517,72 @@ class ContainerService:
         async with live.changed:
             live.changed.notify_all()
         log.info("container %s exited with %s", cid[:12], code, extra={"container": cid})
-        attrs = {"name": doc["Name"][1:], "image": doc["Config"]["Image"], "exitCode": str(code)}
         if record.get("oom"):
-            self.emit("container", "oom", cid, attrs)
-        self.emit("container", "die", cid, attrs)
+            self._event(doc, "oom")
+        self._event(doc, "die", exitCode=str(code))
         if doc["HostConfig"].get("AutoRemove"):
             await self._auto_remove(cid)
+        elif self._should_restart(doc, code):
+            self._schedule_restart(doc)
+
+    # --- restart policies -------------------------------------------------------------------
+    @staticmethod
+    def _should_restart(doc: dict[str, Any], code: int) -> bool:
+        policy = doc["HostConfig"].get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if doc["_berth"].get("manually_stopped") or name == "no":
+            return False
+        if name == "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            return code != 0 and (limit == 0 or doc["RestartCount"] < limit)
+        return name in ("always", "unless-stopped")
+
+    def _schedule_restart(self, doc: dict[str, Any]) -> None:
+        """Docker's back-off: 100 ms, doubling to at most a minute; back to 100 ms after a
+        run of 10 s or more. A container in a restart loop costs the daemon a timer."""
+        cid = doc["Id"]
+        live = self._live[cid]
+        ran = parse_rfc3339(doc["State"]["FinishedAt"]) - parse_rfc3339(doc["State"]["StartedAt"])
+        live.restart_delay = 0.1 if ran >= 10 or not live.restart_delay else min(
+            live.restart_delay * 2, 60.0)
+        doc["State"].update({"Status": "restarting", "Restarting": True})
+
+        async def later() -> None:
+            await asyncio.sleep(live.restart_delay)
+            if live.removed or doc["State"]["Running"] or not doc["State"]["Restarting"]:
+                return
+            doc["RestartCount"] += 1
+            try:
+                await self.start(cid, restarting=True)
+            except NotModified:
+                pass  # started by hand in the meantime
+            except BerthError as e:
+                log.warning("restart of %s failed: %s", cid[:12], e, extra={"container": cid})
+                doc["State"].update({"Status": "exited", "Restarting": False})
+                self._save(doc)
+        live.restart_task = self._spawn(later())
+
+    def _cancel_restart(self, doc: dict[str, Any]) -> None:
+        live = self._live.get(doc["Id"])
+        if live and live.restart_task is not None:
+            live.restart_task.cancel()
+            live.restart_task = None
+        if doc["State"]["Restarting"]:
+            doc["State"].update({"Status": "exited", "Restarting": False})
+
+    async def start_restartable(self) -> None:
+        """At daemon start: `always` containers start again, and `unless-stopped` ones that
+        were not stopped by hand."""
+        for doc in list(self._docs.values()):
+            name = (doc["HostConfig"].get("RestartPolicy") or {}).get("Name")
+            manual = doc["_berth"].get("manually_stopped")
+            if doc["State"]["Running"] or doc["State"]["Restarting"]:
+                continue
+            if name == "always" or (name == "unless-stopped" and not manual):
+                try:
+                    await self.start(doc["Id"])
+                except BerthError as e:
+                    log.warning("start of %s failed: %s", doc["Id"][:12], e)
 
     async def _auto_remove(self, cid: str) -> None:
         try:
@@ -507,6 +609,8 @@ class ContainerService:
                 if hello is not None and "pid" in hello:
                     live.channel = ch
                     live.reader = self._spawn(self._watch(cid, ch))
+                    for hook in self.on_start:
+                        hook(cid)
                     log.info("restored running container %s", cid[:12],
                              extra={"container": cid})
                     continue
@@ -522,9 +626,10 @@ class ContainerService:
         signo = parse_signal(sig, signal_mod.SIGKILL)
         if not doc["State"]["Running"]:
             raise Conflict(f"Cannot kill container: {ref}: Container {doc['Id']} is not running")
+        if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
+            doc["_berth"]["manually_stopped"] = True
         self._signal(doc, signo)
-        self.emit("container", "kill", doc["Id"], {"name": doc["Name"][1:],
-                                                   "signal": str(signo)})
+        self._event(doc, "kill", signal=str(signo))
 
     @staticmethod
     def _signal(doc: dict[str, Any], signo: int) -> None:
@@ -535,10 +640,15 @@ class ContainerService:
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         doc = self.resolve(ref)
+        doc["_berth"]["manually_stopped"] = True
+        if doc["State"]["Restarting"]:
+            self._cancel_restart(doc)
+            self._save(doc)
+            return
         if not doc["State"]["Running"]:
             raise NotModified("container already stopped")
         await self._stop(doc, timeout, sig)
-        self.emit("container", "stop", doc["Id"], {"name": doc["Name"][1:]})
+        self._event(doc, "stop")
 
     async def _stop(self, doc: dict[str, Any], timeout: int | None, sig: str | None) -> None:
         cid = doc["Id"]
@@ -547,6 +657,7 @@ class ContainerService:
             timeout = doc["Config"].get("StopTimeout")
             timeout = 10 if timeout is None else int(timeout)
         exits = self._live[cid].exits
+        await self._thaw(doc)
         self._signal(doc, signo)
         if timeout < 0:
             await self._wait_exit(cid, exits, None)
@@ -570,9 +681,10 @@ class ContainerService:
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         doc = self.resolve(ref)
         if doc["State"]["Running"]:
+            doc["_berth"]["manually_stopped"] = True  # no policy restart on the way
             await self._stop(doc, timeout, sig)
         await self.start(doc["Id"])
-        self.emit("container", "restart", doc["Id"], {"name": doc["Name"][1:]})
+        self._event(doc, "restart")
 
     # --- wait -------------------------------------------------------------------------------
     async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
@@ -602,11 +714,17 @@ class ContainerService:
         doc = self.resolve(ref)
         cid = doc["Id"]
         live = self._live[cid]
+        if doc["State"]["Restarting"]:
+            if not force:
+                raise Conflict(f'cannot remove container "{doc["Name"]}": container is '
+                               "restarting: stop the container before removing or force remove")
+            self._cancel_restart(doc)
         if doc["State"]["Running"]:
             if not force:
                 raise Conflict(f'cannot remove container "{doc["Name"]}": container is running: '
                                "stop the container before removing or force remove")
             exits = live.exits
+            await self._thaw(doc)
             self._signal(doc, signal_mod.SIGKILL)
             await self._wait_exit(cid, exits, None)
         if live.removed:
@@ -630,7 +748,7 @@ class ContainerService:
             hook(cid)
         if not self.meta.get_image(doc["Image"]):
             await asyncio.to_thread(self.images.gc)
-        self.emit("container", "destroy", cid, {"name": doc["Name"][1:]})
+        self._event(doc, "destroy")
 
     def _remove_files(self, cid: str) -> None:
         self.driver.remove(cid)
@@ -647,6 +765,117 @@ class ContainerService:
             await self.remove(doc["Id"])
             deleted.append(doc["Id"])
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+
+    # --- cgroup views and changes -----------------------------------------------------------
+    def _cgroup(self, doc: dict[str, Any]) -> cgroups.CgroupManager:
+        parent = doc["HostConfig"].get("CgroupParent") or self.cfg.cgroup_parent
+        return cgroups.detect(f"{parent.strip('/')}/{doc['Id']}")
+
+    def _running(self, ref: str) -> dict[str, Any]:
+        doc = self.resolve(ref)
+        if not doc["State"]["Running"]:
+            raise Conflict(f"Container {doc['Id']} is not running")
+        return doc
+
+    async def _thaw(self, doc: dict[str, Any]) -> None:
+        """A frozen process cannot act on a signal: stopping a paused container thaws it."""
+        if doc["State"]["Paused"]:
+            await asyncio.to_thread(self._cgroup(doc).freeze, False)
+            doc["State"].update({"Paused": False, "Status": "running"})
+
+    async def pause(self, ref: str) -> None:
+        doc = self._running(ref)
+        if doc["State"]["Paused"]:
+            raise Conflict(f"Container {doc['Id']} is already paused")
+        await asyncio.to_thread(self._cgroup(doc).freeze, True)
+        doc["State"].update({"Paused": True, "Status": "paused"})
+        self._save(doc)
+        self._event(doc, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        doc = self._running(ref)
+        if not doc["State"]["Paused"]:
+            raise Conflict(f"Container {doc['Id']} is not paused")
+        await asyncio.to_thread(self._cgroup(doc).freeze, False)
+        doc["State"].update({"Paused": False, "Status": "running"})
+        self._save(doc)
+        self._event(doc, "unpause")
+
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
+        doc = self.resolve(ref)
+        keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
+                "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
+        hc = dict(doc["HostConfig"])
+        for k in keys:
+            if k in body and body[k] not in (None, ""):
+                hc[k] = body[k]
+        if body.get("Memory") and not body.get("MemorySwap") and hc.get("MemorySwap", 0) > 0 \
+                and hc["MemorySwap"] < hc["Memory"]:
+            hc["MemorySwap"] = 0
+        warnings = validate_host_config(hc, self.ncpu)
+        if doc["State"]["Running"]:
+            spec = build_spec(cid=doc["Id"], config=doc["Config"], host_config=hc,
+                              hostname_path="", hosts_path="", resolv_path="",
+                              cgroup_parent=self.cfg.cgroup_parent)
+            res = cgroups.Resources.from_spec(spec["linux"]["resources"])
+            try:
+                await asyncio.to_thread(self._cgroup(doc).create, res)
+            except BerthError as e:
+                raise InvalidArgument(f"Cannot update container {doc['Id']}: {e}") from None
+        doc["HostConfig"] = hc
+        self._save(doc)
+        self._event(doc, "update")
+        return warnings
+
+    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+        """`docker top`: the host's ps, kept to the container's processes."""
+        import subprocess
+        doc = self._running(ref)
+        pids: set[int] = set()
+        for f in self._cgroup(doc).procs_files()[:1]:
+            with contextlib.suppress(OSError), open(f) as fh:
+                pids = {int(x) for x in fh.read().split()}
+        args = ps_args.split() or ["-ef"]
+        r = subprocess.run(["ps", *args], capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise InvalidArgument(f"ps: {r.stderr.strip()}")
+        lines = r.stdout.splitlines()
+        titles = lines[0].split()
+        try:
+            col = titles.index("PID")
+        except ValueError:
+            raise InvalidArgument('Couldn\'t find PID field in ps output') from None
+        procs = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+                procs.append(fields)
+        return {"Titles": titles, "Processes": procs}
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
+        doc = self.resolve(ref)
+        now = rfc3339(time.time())
+        base: dict[str, Any] = {"read": now, "name": doc["Name"], "id": doc["Id"],
+                                "num_procs": 0, "storage_stats": {}, "networks": {}}
+        if not doc["State"]["Running"]:
+            return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
+                "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+                "memory_stats": {}}
+        st = self._cgroup(doc).stats()
+        limit = doc["HostConfig"].get("PidsLimit") or 0
+        mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
+        return {**base,
+                "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},
+                "blkio_stats": {"io_service_bytes_recursive": None},
+                "cpu_stats": {"cpu_usage": {"total_usage": st.cpu_usage_ns,
+                                            "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                              "system_cpu_usage": _system_cpu_ns(),
+                              "online_cpus": self.ncpu, "throttling_data": {
+                                  "periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+                "memory_stats": {"usage": st.memory_usage, "limit": mem_limit,
+                                 "stats": st.extra}}
 
     # --- views ------------------------------------------------------------------------------
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
@@ -722,8 +951,16 @@ class ContainerService:
     def _summary(self, d: dict[str, Any], size: bool) -> dict[str, Any]:
         st = d["State"]
         now = time.time()
-        if st["Running"]:
+        if st["Restarting"]:
+            status = (f"Restarting ({st['ExitCode']}) "
+                      f"{human_duration(now - parse_rfc3339(st['FinishedAt']))} ago")
+        elif st["Running"]:
             status = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
+            if st["Paused"]:
+                status += " (Paused)"
+            elif st.get("Health"):
+                h = st["Health"]["Status"]
+                status += " (health: starting)" if h == "starting" else f" ({h})"
         elif st["Status"] == "exited":
             status = (f"Exited ({st['ExitCode']}) "
                       f"{human_duration(now - parse_rfc3339(st['FinishedAt']))} ago")
@@ -763,7 +1000,7 @@ class ContainerService:
         except BerthError:
             doc["Name"] = old
             raise
-        self.emit("container", "rename", doc["Id"], {"name": new, "oldName": old})
+        self._event(doc, "rename", oldName=old)
 
     # --- output -----------------------------------------------------------------------------
     async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
@@ -793,16 +1030,22 @@ class ContainerService:
                 data = t.encode() + b" " + data
             return stream, data
 
-        pos = 0
-        lines: list[bytes] = []
-        try:
-            with open(path, "rb") as f:
-                content = f.read()
-        except FileNotFoundError:
-            content = b""
-        end = content.rfind(b"\n") + 1
-        lines = content[:end].splitlines()
-        pos = end
+        content = b""
+        for p in self._log_files(path):
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if p != path:
+                content += data
+            else:
+                end = data.rfind(b"\n") + 1
+                content += data[:end]
+                pos = end
+        lines = content.splitlines()
+        if not os.path.exists(path):
+            pos = 0
         if n_tail >= 0:
             lines = lines[-n_tail:] if n_tail else []
         for raw in lines:
@@ -849,6 +1092,13 @@ class ContainerService:
                 done = doc is None or not doc["State"]["Running"]
             try:
                 with open(path, "rb") as f:
+                    if os.fstat(f.fileno()).st_size < pos:
+                        # rotated: the rest of the old file is in PATH.1
+                        with contextlib.suppress(FileNotFoundError), \
+                                open(path + ".1", "rb") as old:
+                            old.seek(pos)
+                            buf += old.read()
+                        pos = 0
                     f.seek(pos)
                     chunk = f.read()
             except FileNotFoundError:
@@ -937,6 +1187,21 @@ class ContainerService:
         return {"Containers": len(self._docs), "ContainersRunning": running,
                 "ContainersPaused": paused,
                 "ContainersStopped": len(self._docs) - running - paused}
+
+
+def _system_cpu_ns() -> int:
+    """The host's CPU time in ns, as Docker computes `system_cpu_usage` from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:8]
+    return sum(int(x) for x in fields) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _mem_total() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _du(path: str) -> int:

@@ -73,8 +73,7 @@ class ExecService:
         eid = secrets.token_hex(32)
         self.execs[eid] = _Exec(eid, doc["Id"], {**body, "Cmd": list(cmd)})
         doc["ExecIDs"] = [*(doc.get("ExecIDs") or []), eid]
-        self.containers.emit("container", f"exec_create: {' '.join(cmd)}", doc["Id"],
-                             {"execID": eid})
+        self.containers._event(doc, f"exec_create: {' '.join(cmd)}", execID=eid)
         return eid
 
     def inspect(self, eid: str) -> dict[str, Any]:
@@ -147,8 +146,7 @@ class ExecService:
         ex.pid = int(msg["pid"])
         ex.running = True
         ex.channel = ch
-        self.containers.emit("container", f"exec_start: {' '.join(b['Cmd'])}", ex.cid,
-                             {"execID": eid})
+        self.containers._event(doc, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
         self.containers._spawn(self._watch(ex, ch, d))
 
     async def _watch(self, ex: _Exec, ch: Channel, d: str) -> None:
@@ -172,8 +170,9 @@ class ExecService:
             ex.fanout.end()
             ex.done.set()
         shutil.rmtree(d, ignore_errors=True)
-        self.containers.emit("container", "exec_die", ex.cid,
-                             {"execID": ex.id, "exitCode": str(ex.exit_code)})
+        doc = self.containers._docs.get(ex.cid)
+        if doc is not None:
+            self.containers._event(doc, "exec_die", execID=ex.id, exitCode=str(ex.exit_code))
 
     async def wait(self, eid: str, timeout: float | None = None) -> int | None:
         ex = self.get(eid)

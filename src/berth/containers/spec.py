@@ -81,8 +81,12 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
 
 def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                hostname_path: str, hosts_path: str, resolv_path: str,
-               cgroup_parent: str, netns_path: str | None = None) -> dict[str, Any]:
+               cgroup_parent: str, netns_path: str | None = None,
+               init_path: str = "") -> dict[str, Any]:
     args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    if host_config.get("Init") and init_path:
+        # Docker's --init: tini as PID 1, reaping zombies and passing signals on
+        args = ["/sbin/docker-init", "--", *args]
     env = list(config.get("Env") or [])
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
@@ -143,6 +147,9 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                                    [o for o in opts.split(",") if o] if opts else [])})
     for b in hc.get("Binds") or []:
         spec["mounts"].append(_bind_mount(b))
+    if hc.get("Init") and init_path:
+        spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
+                               "source": init_path, "options": ["rbind", "ro", "rprivate"]})
 
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if mode == "host":

@@ -25,8 +25,10 @@ from berth.api import API_VERSION, ENGINE_VERSION, Api
 from berth.containers import Config as ContainersConfig
 from berth.containers import ContainerService
 from berth.containers.execs import ExecService
+from berth.containers.health import HealthChecker
 from berth.content import ContentStore
 from berth.errors import InvalidArgument
+from berth.events import EventBus
 from berth.images import ImageService
 from berth.metadata import MetadataStore
 
@@ -43,6 +45,8 @@ class DaemonConfig:
     cgroup_parent: str = "berth"
     default_runtime: str = "berth"
     storage_driver: str = ""
+    init_path: str = ""
+    log_opts: dict[str, str] = field(default_factory=dict)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_opts: list[str] = field(default_factory=list)
@@ -66,6 +70,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("--cgroup-parent", default="berth")
     p.add_argument("--default-runtime", default="berth")
     p.add_argument("-s", "--storage-driver", default="")
+    p.add_argument("--log-opt", action="append", default=[],
+                   help="max-size=20m, max-file=5: the default rotation of container logs")
+    p.add_argument("--init-path", default="",
+                   help="a static init for --init (default: tini-static from Debian's tini)")
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])
     p.add_argument("--dns-opt", action="append", default=[])
@@ -82,6 +90,8 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,
                         log_level=a.log_level, cgroup_parent=a.cgroup_parent,
                         default_runtime=a.default_runtime, storage_driver=a.storage_driver,
+                        init_path=a.init_path or _find_init(),
+                        log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
                         dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt)
 
 
@@ -101,22 +111,26 @@ class Daemon:
         self.driver = storage.make_driver(driver_name, os.path.join(cfg.data_root, "storage"))
         self.images = ImageService(self.meta, self.content, self.layers)
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
+        self.events = EventBus()
         self.containers = ContainerService(
             ContainersConfig(data_root=cfg.data_root, exec_root=cfg.exec_root,
                              forkserver=self.forkserver_sock, cgroup_parent=cfg.cgroup_parent,
                              dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
-                             runtime=cfg.default_runtime),
+                             runtime=cfg.default_runtime, init_path=cfg.init_path,
+                             **_log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit)
         self.images.containers_using = self.containers.containers_using
         self.images.layers_in_use = self.containers.layers_in_use
         self.execs = ExecService(self.containers)
         self.containers.on_remove.append(self.execs.forget_container)
+        self.health = HealthChecker(self.containers, self.execs)
         self.api = Api(containers=self.containers, images=self.images, info=self.info,
-                       execs=self.execs)
+                       execs=self.execs, events=self.events)
         self.forkserver: asyncio.subprocess.Process | None = None
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
         log.debug("event %s %s %s %s", typ, action, actor[:12], attrs)
+        self.events.publish(typ, action, actor, attrs)
 
     def info(self) -> dict[str, Any]:
         u = os.uname()
@@ -194,6 +208,7 @@ class Daemon:
     async def run(self) -> None:
         await self.start_forkserver()
         await self.containers.restore()
+        await self.containers.start_restartable()
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await runner.setup()
         path = self.cfg.socket_path
@@ -232,6 +247,25 @@ class Daemon:
                     os.unlink(self.cfg.pidfile)
             cgroups.remove_parent(self.cfg.cgroup_parent)
             self.meta.close()
+
+
+def _log_defaults(opts: dict[str, str]) -> dict[str, int]:
+    from berth.units import parse_size
+    out = {}
+    if opts.get("max-size"):
+        out["log_max_size"] = 0 if opts["max-size"] == "-1" else parse_size(opts["max-size"])
+    if opts.get("max-file"):
+        out["log_max_file"] = int(opts["max-file"])
+    return out
+
+
+def _find_init() -> str:
+    import shutil
+    for name in ("tini-static", "docker-init"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return ""
 
 
 def _now() -> str:

@@ -54,6 +54,8 @@ class Request:
     tty: bool = False
     console_size: tuple[int, int] | None = None
     exec_pid: int = 0                 # an exec: join this container process instead
+    log_max_size: int = 0             # bytes; 0: no rotation
+    log_max_file: int = 1
 
     @classmethod
     def decode(cls, d: dict) -> Request:  # type: ignore[type-arg]
@@ -62,7 +64,9 @@ class Request:
                    state_dir=d["state_dir"], socket=d.get("socket", ""),
                    rootfs_mount=d.get("rootfs_mount"), stdin=bool(d.get("stdin")),
                    tty=bool(d.get("tty")), console_size=(int(cs[0]), int(cs[1])) if cs else None,
-                   exec_pid=int(d.get("exec_pid") or 0))
+                   exec_pid=int(d.get("exec_pid") or 0),
+                   log_max_size=int(d.get("log_max_size") or 0),
+                   log_max_file=max(1, int(d.get("log_max_file") or 1)))
 
 
 def frame(typ: int, payload: bytes) -> bytes:
@@ -136,12 +140,38 @@ class _Channel:
 
 
 class _LogWriter:
-    """Docker's json-file format: one JSON object per line, {"log","stream","time"}."""
+    """Docker's json-file format: one JSON object per line, {"log","stream","time"}; with
+    `max_size`, rotated as Docker does: PATH.1 is the newest old file, at most `max_file`
+    files in all."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640) \
-            if path else -1
+    def __init__(self, path: str, max_size: int = 0, max_file: int = 1) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_file = max_file
+        self.fd = -1
+        self.size = 0
+        if path:
+            self._open()
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def _open(self) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                          0o640)
+        self.size = os.fstat(self.fd).st_size
+
+    def _write(self, data: bytes) -> None:
+        if self.max_size and self.size and self.size + len(data) > self.max_size:
+            os.close(self.fd)
+            if self.max_file > 1:
+                for i in range(self.max_file - 1, 0, -1):
+                    src = self.path if i == 1 else f"{self.path}.{i - 1}"
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(src, f"{self.path}.{i}")
+            else:
+                os.unlink(self.path)
+            self._open()
+        os.write(self.fd, data)
+        self.size += len(data)
 
     def feed(self, stream: str, data: bytes) -> None:
         if self.fd < 0:
@@ -160,13 +190,22 @@ class _LogWriter:
             out.append(self._entry(stream, buf[:nl + 1], now))
             buf = buf[nl + 1:]
         self.partial[stream] = buf
-        if out:
-            os.write(self.fd, b"".join(out))
+        # rotation falls between entries, never inside one
+        batch: list[bytes] = []
+        size = 0
+        for entry in out:
+            if self.max_size and batch and self.size + size + len(entry) > self.max_size:
+                self._write(b"".join(batch))
+                batch, size = [], 0
+            batch.append(entry)
+            size += len(entry)
+        if batch:
+            self._write(b"".join(batch))
 
     def flush(self) -> None:
         for stream, data in self.partial.items():
             if data and self.fd >= 0:
-                os.write(self.fd, self._entry(stream, data, rfc3339nano(time.time_ns())))
+                self._write(self._entry(stream, data, rfc3339nano(time.time_ns())))
             self.partial[stream] = b""
 
     @staticmethod
@@ -308,7 +347,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     listener = _listen(req.socket) if req.socket else None
     chans[0].control({"pid": pid, "monitor": os.getpid()})
 
-    logw = _LogWriter(req.log_path)
+    logw = _LogWriter(req.log_path, req.log_max_size, req.log_max_file)
     status = _loop(pid, stdio, logw, chans, listener)
     logw.close()
     oom = bool(cg and cg.oom_killed())

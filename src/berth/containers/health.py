@@ -1,0 +1,140 @@
+"""Health checks: the image's HEALTHCHECK or `--health-*`, run as execs in the container, with
+Docker's states (starting, healthy, unhealthy), failing streak, start period and log of the
+last five probes in `State.Health`.
+
+Imports `containers` (the service), `containers.execs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from berth.containers.execs import ExecService, ExecStartError
+from berth.errors import BerthError
+from berth.images import rfc3339
+
+if TYPE_CHECKING:
+    from berth.containers import ContainerService
+
+log = logging.getLogger(__name__)
+
+SECOND = 1_000_000_000
+DEFAULTS = {"Interval": 30 * SECOND, "Timeout": 30 * SECOND, "Retries": 3, "StartPeriod": 0}
+MAX_LOG = 5
+MAX_OUTPUT = 4096
+
+
+def effective(doc: dict[str, Any], image_hc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The container's health check: its own fields over the image's; None for none."""
+    own = doc["Config"].get("Healthcheck") or {}
+    hc = {**(image_hc or {}), **{k: v for k, v in own.items() if v}}
+    test = hc.get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD-SHELL":
+        cmd = ["/bin/sh", "-c", " ".join(test[1:])]
+    elif test[0] == "CMD":
+        cmd = list(test[1:])
+    else:
+        cmd = list(test)
+    out = {k: int(hc.get(k) or v) for k, v in DEFAULTS.items()}
+    out["Cmd"] = cmd
+    return out
+
+
+class HealthChecker:
+    def __init__(self, containers: ContainerService, execs: ExecService) -> None:
+        self.containers = containers
+        self.execs = execs
+        containers.on_start.append(self.started)
+
+    def started(self, cid: str) -> None:
+        doc = self.containers._docs.get(cid)
+        if doc is None:
+            return
+        try:
+            image_hc = self.containers.images.get(doc["Image"]).container_config.get(
+                "Healthcheck")
+        except BerthError:
+            image_hc = None
+        hc = effective(doc, image_hc)
+        if hc is None:
+            doc["State"].pop("Health", None)
+            return
+        doc["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        self.containers._spawn(self._run(cid, doc["State"]["StartedAt"], hc))
+
+    async def _run(self, cid: str, started_at: str, hc: dict[str, Any]) -> None:
+        begun = time.monotonic()
+        while True:
+            await asyncio.sleep(hc["Interval"] / SECOND)
+            doc = self.containers._docs.get(cid)
+            if doc is None or not doc["State"]["Running"] or doc["State"]["StartedAt"] != \
+                    started_at:
+                return  # a later start has checks of its own
+            if doc["State"]["Paused"]:
+                continue
+            result = await self._probe(cid, hc)
+            health = doc["State"].get("Health")
+            if health is None:
+                return
+            health["Log"] = (health["Log"] + [result])[-MAX_LOG:]
+            in_start = time.monotonic() - begun < hc["StartPeriod"] / SECOND
+            old = health["Status"]
+            if result["ExitCode"] == 0:
+                health["Status"], health["FailingStreak"] = "healthy", 0
+            elif not in_start or old != "starting":
+                health["FailingStreak"] += 1
+                if health["FailingStreak"] >= hc["Retries"]:
+                    health["Status"] = "unhealthy"
+            if health["Status"] != old:
+                self.containers._event(doc, f"health_status: {health['Status']}")
+            self.containers._save(doc)
+
+    async def _probe(self, cid: str, hc: dict[str, Any]) -> dict[str, Any]:
+        start = time.time()
+        eid = self.execs.create(cid, {"Cmd": hc["Cmd"], "AttachStdout": True,
+                                      "AttachStderr": True})
+        att = self.execs.attach(eid)
+        output = b""
+        code: int = -1
+        try:
+            await self.execs.start(eid)
+
+            async def collect() -> None:
+                nonlocal output
+                async for _, data in att.output():
+                    if len(output) < MAX_OUTPUT:
+                        output += data[:MAX_OUTPUT - len(output)]
+            try:
+                await asyncio.wait_for(collect(), hc["Timeout"] / SECOND)
+                code = await self.execs.wait(eid, 5) or 0
+            except TimeoutError:
+                pid = self.execs.get(eid).pid
+                with contextlib.suppress(ProcessLookupError):
+                    if pid:
+                        os.kill(pid, signal.SIGKILL)
+                output = (f"Health check exceeded timeout ({hc['Timeout'] / SECOND:g}s)"
+                          ).encode()
+                code = -1
+        except ExecStartError as e:
+            output, code = str(e).encode(), 1
+        except BerthError as e:
+            output, code = str(e).encode(), -1
+        finally:
+            att.close()
+            self.execs.execs.pop(eid, None)
+            doc = self.containers._docs.get(cid)
+            if doc is not None and eid in (doc.get("ExecIDs") or []):
+                doc["ExecIDs"].remove(eid)
+        return {"Start": rfc3339(start), "End": rfc3339(time.time()), "ExitCode": code,
+                "Output": output.decode("utf-8", "replace")}
+
+
+__all__ = ["HealthChecker", "effective"]
