@@ -73,12 +73,13 @@ def frame(typ: int, payload: bytes) -> bytes:
     return struct.pack(">BxxxI", typ, len(payload)) + payload
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes, *, sync: bool = True) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -335,7 +336,8 @@ def run(req: Request, chan_sock: socket.socket) -> int:
             return _failed(req, chans, e.message, e.code)
         finally:
             stdio.after_spawn()
-    write_atomic(os.path.join(req.state_dir, "pid"), str(pid).encode())
+    # the pid is only a hint (the channel carries it): no fsync on the start path
+    write_atomic(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
     stdio.receive_console()
     try:
         process.wait_exec(exec_r)
@@ -357,7 +359,9 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     if code < 0:
         code = 128 - code  # killed by signal N: 128+N, as a shell reports it
     record = {"exit": code, "oom": oom, "finished_at": time.time_ns()}
-    write_atomic(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode())
+    # a container's exit must survive a crash (live restore reads it); an exec's is in memory
+    write_atomic(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode(),
+                 sync=not req.exec_pid)
     if listener is not None:
         listener.close()
         with contextlib.suppress(Exception):
