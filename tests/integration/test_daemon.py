@@ -51,7 +51,19 @@ def test_containers_outlive_the_daemon(private_daemon: Daemon) -> None:
     short = d.inspect("short")["State"]
     assert short["Status"] == "exited" and short["ExitCode"] == 9
     assert "tick" in d.ok("logs", "--tail", "1", "survivor")
+    # exec and a following of the logs work on a container from before the restart
+    assert d.ok("exec", "survivor", "echo", "reached") == "reached\n"
+    import subprocess as sp
+    follow = sp.Popen([str(BIN / "berth"), "logs", "-f", "--tail", "0", "survivor"],
+                      env=d.env, stdout=sp.PIPE, text=True)
+    assert follow.stdout is not None
+    assert follow.stdout.readline().startswith("tick")
+    waiter = sp.Popen([str(BIN / "berth"), "wait", "survivor"], env=d.env, stdout=sp.PIPE,
+                      text=True)
     d.ok("stop", "survivor")
+    assert waiter.communicate(timeout=10)[0].strip() == "3"
+    follow.wait(10)
+    follow.stdout.close()
     st = d.inspect("survivor")["State"]
     assert st["Status"] == "exited" and st["ExitCode"] == 3
     d.ok("rm", "survivor", "short")

@@ -481,6 +481,8 @@ class Api:
             w.flush()
         await asyncio.to_thread(run)
         await resp.write_eof()
+        for n in names:
+            self.events.publish("image", "save", self.images.resolve(n).id, {"name": n})
         return resp
 
     async def image_load(self, request: web.Request) -> web.StreamResponse:
