@@ -23,12 +23,14 @@ ALLOWED = {
     "cgroups": {"errors", "oci", "linux"},
     "runtime": {"cgroups", "oci", "linux", "errors"},
     "images": {"content", "storage", "metadata", "reference", "oci", "errors"},
+    "volumes": {"metadata", "storage", "errors"},
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
-                   "reference", "units", "oci"},
-    "api": {"containers", "images", "errors", "reference", "events"},
+                   "reference", "units", "oci", "volumes"},
+    "api": {"containers", "images", "errors", "reference", "events", "volumes"},
     "daemon": {"api", "containers", "images", "content", "storage", "metadata", "cgroups",
-               "errors", "runtime", "oci", "reference", "linux", "units", "events"},
+               "errors", "runtime", "oci", "reference", "linux", "units", "events",
+               "volumes"},
     "client": {"errors"},
     "cli": {"client", "errors", "units"},
 }

@@ -272,6 +272,11 @@ class Api:
             ("GET", "/exec/{id}/json", self.exec_inspect),
             ("GET", "/containers/{id}/export", self.container_export),
             ("DELETE", "/containers/{id}", self.container_delete),
+            ("GET", "/volumes", self.volume_list),
+            ("POST", "/volumes/create", self.volume_create),
+            ("POST", "/volumes/prune", self.volume_prune),
+            ("GET", "/volumes/{name}", self.volume_inspect),
+            ("DELETE", "/volumes/{name}", self.volume_delete),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, r"/v{version:[0-9]+\.[0-9]+}" + path, handler)
@@ -706,6 +711,31 @@ class Api:
         warnings = await self.containers.update(request.match_info["id"],
                                                 await self._body(request))
         return json_response({"Warnings": warnings})
+
+    # --- volumes ----------------------------------------------------------------------------
+    async def volume_list(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.containers.volumes.list(
+            parse_filters(request.query.get("filters"))))
+
+    async def volume_create(self, request: web.Request) -> web.StreamResponse:
+        b = await self._body(request)
+        doc = self.containers.volumes.create(
+            b.get("Name") or "", driver=b.get("Driver") or "local",
+            options=b.get("DriverOpts") or {}, labels=b.get("Labels") or {})
+        self.events.publish("volume", "create", doc["Name"], {"driver": doc["Driver"]})
+        return json_response(doc, 201)
+
+    async def volume_inspect(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.containers.volumes.get(request.match_info["name"]))
+
+    async def volume_delete(self, request: web.Request) -> web.StreamResponse:
+        self.containers.volumes.remove(request.match_info["name"], force=qbool(request, "force"))
+        self.events.publish("volume", "destroy", request.match_info["name"], {})
+        return web.Response(status=204)
+
+    async def volume_prune(self, request: web.Request) -> web.StreamResponse:
+        return json_response(await asyncio.to_thread(
+            self.containers.volumes.prune, parse_filters(request.query.get("filters"))))
 
     # --- exec -------------------------------------------------------------------------------
     async def exec_create(self, request: web.Request) -> web.StreamResponse:

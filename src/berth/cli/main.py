@@ -283,6 +283,7 @@ _RUN_FLAGS = [
     flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
     flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
     flag("detach-keys", kind="str", default=""),
+    flag("mount", kind="list"), flag("volumes-from", kind="list"),
     flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
     flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
     flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
@@ -360,6 +361,10 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
                       ("GroupAdd", "group-add")):
         if opts[name]:
             hc[key] = list(opts[name])
+    if opts["mount"]:
+        hc["Mounts"] = [_parse_mount_flag(m) for m in opts["mount"]]
+    if opts["volumes-from"]:
+        hc["VolumesFrom"] = list(opts["volumes-from"])
     if opts["tmpfs"]:
         hc["Tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "")
                        for t in opts["tmpfs"]}
@@ -417,6 +422,44 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     if health is not None:
         body["Healthcheck"] = health
     return body, opts["name"]
+
+
+def _parse_mount_flag(spec: str) -> dict[str, Any]:
+    """`--mount type=volume,source=x,target=/data,readonly,volume-nocopy,...`"""
+    m: dict[str, Any] = {"Type": "volume"}
+    for field in spec.split(","):
+        k, eq, v = field.partition("=")
+        k = k.strip().lower()
+        if k == "type":
+            m["Type"] = v
+        elif k in ("source", "src"):
+            m["Source"] = v
+        elif k in ("target", "destination", "dst"):
+            m["Target"] = v
+        elif k in ("readonly", "ro"):
+            m["ReadOnly"] = not eq or v.lower() in ("1", "true")
+        elif k == "volume-nocopy":
+            m.setdefault("VolumeOptions", {})["NoCopy"] = not eq or v.lower() in ("1", "true")
+        elif k == "volume-label":
+            lk, _, lv = v.partition("=")
+            m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[lk] = lv
+        elif k == "bind-propagation":
+            m.setdefault("BindOptions", {})["Propagation"] = v
+        elif k == "tmpfs-size":
+            try:
+                m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_size(v)
+            except ValueError as e:
+                raise UsageError(f"invalid argument \"{spec}\" for \"--mount\" flag: {e}") from None
+        elif k == "tmpfs-mode":
+            m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
+        elif k in ("consistency", "bind-recursive"):
+            continue
+        else:
+            raise UsageError(f'invalid argument "{spec}" for "--mount" flag: unexpected key '
+                             f"'{k}' in '{field}'")
+    if not m.get("Target"):
+        raise UsageError(f'invalid argument "{spec}" for "--mount" flag: target is required')
+    return m
 
 
 def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
@@ -1102,6 +1145,76 @@ def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
+# --- volumes ------------------------------------------------------------------------------
+VOLUME_CREATE = Spec([flag("driver", "d", "str", "local"), flag("opt", "o", "list"),
+                      flag("label", kind="list"), flag("name", kind="str", default="")])
+
+
+def cmd_volume_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) > 1:
+        raise UsageError('"volume create" requires at most 1 argument.')
+    name = args[0] if args else opts["name"]
+    body = {"Name": name, "Driver": opts["driver"],
+            "DriverOpts": dict(o.split("=", 1) for o in opts["opt"] if "=" in o),
+            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts["label"]}}
+    for o in opts["opt"]:
+        if "=" not in o:
+            raise UsageError(f"invalid key value pair format in driver options: {o}")
+    out(c.post("/volumes/create", body=body)["Name"])
+    return 0
+
+
+VOLUME_LS = Spec([flag("quiet", "q"), flag("filter", "f", "list"),
+                  flag("format", kind="str", default="")])
+
+
+def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    vols = c.get("/volumes", {"filters": parse_filters(opts["filter"])})["Volumes"] or []
+    if opts["quiet"]:
+        for v in vols:
+            out(v["Name"])
+        return 0
+    fmt.render(vols, opts["format"], [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
+    return 0
+
+
+def cmd_volume_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"volume inspect" requires at least 1 argument.')
+    res, rc = [], 0
+    for n in args:
+        try:
+            res.append(c.get(f"/volumes/{q(n)}"))
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            rc = 1
+    if opts["format"]:
+        for v in res:
+            out(fmt.template(opts["format"], v))
+    else:
+        out(json.dumps(res, indent=4))
+    return rc
+
+
+def cmd_volume_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    def rm(name: str) -> None:
+        c.send("DELETE", f"/volumes/{q(name)}", query={"force": opts["force"] or None}).close()
+    return _each(c, args, "volume rm", rm, "remove")
+
+
+def cmd_volume_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    filters = opts["filter"] + (["all=true"] if opts["all"] else [])
+    res = c.post("/volumes/prune", {"filters": parse_filters(filters)})
+    deleted = res.get("VolumesDeleted") or []
+    if deleted:
+        out("Deleted Volumes:")
+        for d in deleted:
+            out(d)
+        out()
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
+    return 0
+
+
 # --- system -------------------------------------------------------------------------------
 VERSION = Spec([flag("format", "f", "str", "")])
 
@@ -1192,6 +1305,16 @@ COMMANDS: dict[str, Command] = {
 }
 
 GROUPS: dict[str, dict[str, Command]] = {
+    "volume": {
+        "create": (VOLUME_CREATE, cmd_volume_create, "Create a volume"),
+        "ls": (VOLUME_LS, cmd_volume_ls, "List volumes"),
+        "list": (VOLUME_LS, cmd_volume_ls, ""),
+        "inspect": (Spec([flag("format", "f", "str", "")]), cmd_volume_inspect, ""),
+        "rm": (Spec([flag("force", "f")]), cmd_volume_rm, "Remove one or more volumes"),
+        "remove": (Spec([flag("force", "f")]), cmd_volume_rm, ""),
+        "prune": (Spec([flag("all", "a"), flag("force", "f"), flag("filter", kind="list")]),
+                  cmd_volume_prune, "Remove unused volumes"),
+    },
     "container": {
         "ls": (PS, cmd_ps, ""), "list": (PS, cmd_ps, ""), "ps": (PS, cmd_ps, ""),
         "prune": (CONTAINER_PRUNE, cmd_container_prune, "Remove all stopped containers"),
@@ -1218,7 +1341,8 @@ def usage() -> str:
     for name, (_, _, h) in COMMANDS.items():
         lines.append(f"  {name:<10} {h}")
     lines += ["", "Management Commands:", "  container  Manage containers",
-              "  image      Manage images", "", "Global Options:", GLOBAL.usage(), "",
+              "  image      Manage images", "  volume     Manage volumes", "",
+              "Global Options:", GLOBAL.usage(), "",
               "Run 'berth COMMAND --help' for more information on a command."]
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotMod
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
 from berth.units import human_duration
+from berth.volumes import ANONYMOUS, MountSpec, VolumeService, parse_bind, parse_mount
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,11 @@ class _Live:
 class ContainerService:
     def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
                  driver: storage.Driver, *,
-                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
+                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
+                 volumes: VolumeService | None = None) -> None:
         self.cfg = cfg
+        self.volumes = volumes or VolumeService(meta, os.path.join(cfg.data_root, "volumes"))
+        self.volumes.users = self.volume_users
         self.meta = meta
         self.images = images
         self.driver = driver
@@ -133,6 +137,79 @@ class ContainerService:
     def _save(self, doc: dict[str, Any]) -> None:
         self.meta.put_container(doc["Id"], doc["Name"].lstrip("/"), doc["Image"],
                                 doc["_berth"]["created"], doc)
+
+    def volume_users(self, name: str) -> list[str]:
+        return [d["Id"] for d in self._docs.values()
+                if any(m.get("Name") == name for m in d.get("Mounts") or [])]
+
+    def _mount_specs(self, body: dict[str, Any], hc: dict[str, Any],
+                     image_volumes: dict[str, Any] | None) -> list[MountSpec]:
+        """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
+        specs = [parse_bind(b) for b in hc.get("Binds") or []]
+        specs += [parse_mount(m) for m in hc.get("Mounts") or []]
+        seen: set[str] = set()
+        for sp in specs:
+            if sp.target in seen:
+                raise InvalidArgument(f"Duplicate mount point: {sp.target}")
+            seen.add(sp.target)
+        for ref in hc.get("VolumesFrom") or []:
+            name, _, mode = ref.partition(":")
+            other = self.resolve(name)
+            for m in other.get("Mounts") or []:
+                if m["Destination"] in seen or m["Type"] == "tmpfs":
+                    continue
+                seen.add(m["Destination"])
+                ro = mode == "ro" or (mode != "rw" and not m.get("RW", True))
+                specs.append(MountSpec(type=m["Type"], target=m["Destination"],
+                                       source=m.get("Name") or m["Source"], read_only=ro))
+        for target in [*(image_volumes or {}), *(body.get("Volumes") or {})]:
+            if target not in seen:
+                seen.add(target)
+                specs.append(MountSpec(type="volume", target=target))
+        return specs
+
+    def _make_mounts(self, cid: str, specs: list[MountSpec],
+                     layers: list[storage.Layer]) -> list[dict[str, Any]]:
+        """Create the volumes (filled from the image) and bind sources; Docker's Mounts."""
+        out = []
+        for sp in specs:
+            if sp.type == "volume":
+                new = not sp.source or self.volumes.meta.get_volume(sp.source) is None
+                vol = self.volumes.create(sp.source, anonymous=not sp.source)
+                if new and not sp.nocopy:
+                    self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
+                                         sp.target)
+                out.append({"Type": "volume", "Name": vol["Name"], "Source": vol["Mountpoint"],
+                            "Destination": sp.target, "Driver": "local", "Mode": "z",
+                            "RW": not sp.read_only, "Propagation": ""})
+            elif sp.type == "bind":
+                if not os.path.exists(sp.source):
+                    os.makedirs(sp.source, exist_ok=True)  # -v creates a missing source
+                out.append({"Type": "bind", "Source": sp.source, "Destination": sp.target,
+                            "Mode": "", "RW": not sp.read_only,
+                            "Propagation": sp.propagation or "rprivate"})
+            else:
+                out.append({"Type": "tmpfs", "Source": "", "Destination": sp.target,
+                            "Mode": sp.tmpfs_options, "RW": not sp.read_only,
+                            "Propagation": ""})
+        return out
+
+    def _runtime_mounts(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for m in doc.get("Mounts") or []:
+            ro = [] if m.get("RW", True) else ["ro"]
+            if m["Type"] == "volume":
+                out.append(self.volumes.runtime_mount(m["Name"], m["Destination"],
+                                                      not m.get("RW", True)))
+            elif m["Type"] == "bind":
+                out.append({"destination": m["Destination"], "type": "bind",
+                            "source": m["Source"],
+                            "options": ["rbind", m.get("Propagation") or "rprivate", *ro]})
+            else:
+                opts = [o for o in (m.get("Mode") or "").split(",") if o]
+                out.append({"destination": m["Destination"], "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "nodev", "noexec", *opts, *ro]})
+        return out
 
     def containers_using(self, image_id: str) -> list[dict[str, Any]]:
         return [d for d in self._docs.values() if d["Image"] == image_id]
@@ -243,6 +320,7 @@ class ContainerService:
             full_cfg["Env"].insert(0, f"HOSTNAME={hostname}")
         if full_cfg["Tty"] and not any(e.startswith("TERM=") for e in full_cfg["Env"]):
             full_cfg["Env"].append("TERM=xterm")
+        mount_specs = self._mount_specs(cfg, hc, icfg.get("Volumes"))
         cdir = self._dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
@@ -281,6 +359,7 @@ class ContainerService:
         os.makedirs(cdir, exist_ok=True)
         try:
             await asyncio.to_thread(self.driver.prepare, cid, layers)
+            doc["Mounts"] = await asyncio.to_thread(self._make_mounts, cid, mount_specs, layers)
             self._write_etc_files(doc)
             self._docs[cid] = doc
             self._live[cid] = _Live()
@@ -288,6 +367,11 @@ class ContainerService:
         except BaseException:
             self._docs.pop(cid, None)
             self._live.pop(cid, None)
+            for m in doc.get("Mounts") or []:  # nothing half made: our anonymous volumes go
+                if m["Type"] == "volume" and not any(
+                        sp.source == m["Name"] for sp in mount_specs):
+                    with contextlib.suppress(BerthError):
+                        self.volumes.remove(m["Name"])
             self.driver.remove(cid)
             shutil.rmtree(cdir, ignore_errors=True)
             raise
@@ -405,7 +489,8 @@ class ContainerService:
         spec = build_spec(cid=cid, config=doc["Config"], host_config=doc["HostConfig"],
                           hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
                           resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
-                          netns_path=netns, init_path=self.cfg.init_path)
+                          netns_path=netns, init_path=self.cfg.init_path,
+                          mounts=self._runtime_mounts(doc))
         if mode == "host":
             spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                            if ns["type"] != "network"]
@@ -746,6 +831,13 @@ class ContainerService:
         self._live.pop(cid, None)
         for hook in self.on_remove:
             hook(cid)
+        if volumes:
+            for m in doc.get("Mounts") or []:
+                if m["Type"] != "volume":
+                    continue
+                with contextlib.suppress(BerthError):
+                    if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
+                        self.volumes.remove(m["Name"])
         if not self.meta.get_image(doc["Image"]):
             await asyncio.to_thread(self.images.gc)
         self._event(doc, "destroy")

@@ -6,8 +6,6 @@ Imports `runtime.spec` (data only: the runtime itself runs in other processes), 
 
 from __future__ import annotations
 
-import os
-import re
 from typing import Any
 
 from berth.errors import InvalidArgument
@@ -82,7 +80,8 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
 def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                hostname_path: str, hosts_path: str, resolv_path: str,
                cgroup_parent: str, netns_path: str | None = None,
-               init_path: str = "") -> dict[str, Any]:
+               init_path: str = "", mounts: list[dict[str, Any]] | None = None
+               ) -> dict[str, Any]:
     args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     if host_config.get("Init") and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
@@ -137,16 +136,20 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
             if m["destination"] == "/dev/shm":
                 m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [f"size={shm}"]
     mode = hc.get("NetworkMode") or "bridge"
+    extra: list[dict[str, Any]] = []
     for dest, src in (("/etc/resolv.conf", resolv_path), ("/etc/hostname", hostname_path),
                       ("/etc/hosts", hosts_path)):
-        spec["mounts"].append({"destination": dest, "type": "bind", "source": src,
-                               "options": ["rbind", "rprivate"]})
+        if src:
+            extra.append({"destination": dest, "type": "bind", "source": src,
+                          "options": ["rbind", "rprivate"]})
     for path, opts in (hc.get("Tmpfs") or {}).items():
-        spec["mounts"].append({"destination": path, "type": "tmpfs", "source": "tmpfs",
-                               "options": ["nosuid", "nodev", "noexec"] + (
-                                   [o for o in opts.split(",") if o] if opts else [])})
-    for b in hc.get("Binds") or []:
-        spec["mounts"].append(_bind_mount(b))
+        extra.append({"destination": path, "type": "tmpfs", "source": "tmpfs",
+                      "options": ["nosuid", "nodev", "noexec"] + (
+                          [o for o in opts.split(",") if o] if opts else [])})
+    # volumes, binds and tmpfs mounts, made into runtime-spec mounts by the service
+    extra.extend(mounts or [])
+    # as Docker: parents before children, so a volume on /etc does not hide /etc/hosts
+    spec["mounts"].extend(sorted(extra, key=lambda m: m["destination"].rstrip("/").count("/")))
     if hc.get("Init") and init_path:
         spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
                                "source": init_path, "options": ["rbind", "ro", "rprivate"]})
@@ -198,25 +201,6 @@ def _cap_name(c: str) -> str:
     if c != "CAP_ALL" and c not in CAPABILITIES:
         raise InvalidArgument(f"invalid capability: {c}")
     return c
-
-
-def _bind_mount(b: str) -> dict[str, Any]:
-    parts = b.split(":")
-    if len(parts) < 2 or not parts[0].startswith("/"):
-        raise InvalidArgument(f"invalid bind mount spec {b!r}: only host paths are supported here")
-    src, dest = parts[0], parts[1]
-    mode = parts[2] if len(parts) > 2 else ""
-    if not dest.startswith("/"):
-        raise InvalidArgument(f"invalid mount config: the destination {dest!r} is not absolute")
-    if not os.path.exists(src):
-        os.makedirs(src, exist_ok=True)  # Docker creates a missing bind source for -v
-    opts = ["rbind", "rprivate"]
-    for m in mode.split(","):
-        if m in ("ro", "rw"):
-            opts.append(m)
-        elif m and not re.fullmatch(r"z|Z|r?shared|r?slave|r?private|nocopy|consistent|cached|delegated", m):
-            raise InvalidArgument(f"invalid mode: {m}")
-    return {"destination": dest, "type": "bind", "source": src, "options": opts}
 
 
 __all__ = ["build_spec", "merge_env", "validate_host_config", "DEFAULT_PATH"]

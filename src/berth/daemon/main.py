@@ -31,6 +31,7 @@ from berth.errors import InvalidArgument
 from berth.events import EventBus
 from berth.images import ImageService
 from berth.metadata import MetadataStore
+from berth.volumes import VolumeService
 
 log = logging.getLogger("berthd")
 
@@ -118,7 +119,8 @@ class Daemon:
                              dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
                              runtime=cfg.default_runtime, init_path=cfg.init_path,
                              **_log_defaults(cfg.log_opts)),
-            self.meta, self.images, self.driver, emit=self._emit)
+            self.meta, self.images, self.driver, emit=self._emit,
+            volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes")))
         self.images.containers_using = self.containers.containers_using
         self.images.layers_in_use = self.containers.layers_in_use
         self.execs = ExecService(self.containers)
@@ -206,18 +208,29 @@ class Daemon:
             raise RuntimeError("the fork server did not start")
 
     async def run(self) -> None:
+        path = self.cfg.socket_path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            pass
+        else:
+            raise InvalidArgument(f"another daemon answers on {path}: stop it first")
+        finally:
+            probe.close()
         await self.start_forkserver()
         await self.containers.restore()
         await self.containers.start_restartable()
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await runner.setup()
         path = self.cfg.socket_path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(path)
         os.chmod(path, 0o660)
+        sock_ino = os.stat(path).st_ino
         site = web.SockSite(runner, sock)
         await site.start()
         if self.cfg.pidfile:
@@ -238,10 +251,10 @@ class Daemon:
             if self.forkserver and self.forkserver.returncode is None:
                 self.forkserver.kill()
                 await self.forkserver.wait()
+            # a daemon started after us may have bound the path again: leave its socket be
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.forkserver_sock)
+                if os.stat(path).st_ino == sock_ino:
+                    os.unlink(path)
             if self.cfg.pidfile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.cfg.pidfile)

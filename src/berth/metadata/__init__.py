@@ -37,6 +37,13 @@ _MIGRATIONS = [
     );
     CREATE INDEX containers_image ON containers(image_id);
     """,
+    """
+    CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        created INTEGER NOT NULL,
+        doc TEXT NOT NULL             -- Docker's volume shape: Driver, Labels, Options, ...
+    );
+    """,
 ]
 
 
@@ -164,6 +171,29 @@ class MetadataStore:
     def delete_container(self, cid: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+    # volumes
+    def put_volume(self, name: str, created: int, doc: dict[str, Any], *,
+                   exclusive: bool = False) -> bool:
+        """Store a volume; with `exclusive`, False if one of that name exists already."""
+        with self.tx() as c:
+            if exclusive and c.execute("SELECT 1 FROM volumes WHERE name=?", (name,)).fetchone():
+                return False
+            c.execute("INSERT OR REPLACE INTO volumes(name, created, doc) VALUES (?,?,?)",
+                      (name, created, json.dumps(doc)))
+        return True
+
+    def get_volume(self, name: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT doc FROM volumes WHERE name=?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def volumes(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._db.execute(
+            "SELECT doc FROM volumes ORDER BY created, name")]
+
+    def delete_volume(self, name: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM volumes WHERE name=?", (name,))
 
     def containers_using(self, image_id: str) -> list[str]:
         return [r[0] for r in self._db.execute(

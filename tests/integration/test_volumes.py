@@ -1,0 +1,94 @@
+"""Volumes: named, anonymous, bind and tmpfs mounts, copy-up, --volumes-from, and the volume
+commands with Docker's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+
+def test_named_volume_outlives_containers(daemon: Daemon) -> None:
+    assert daemon.ok("volume", "create", "--label", "team=x", "keep").strip() == "keep"
+    daemon.ok("run", "--rm", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+    assert daemon.ok("run", "--rm", "-v", "keep:/data:ro", "busybox", "cat", "/data/f") == "kept\n"
+    r = daemon.berth("run", "--rm", "-v", "keep:/data:ro", "busybox", "touch", "/data/g")
+    assert r.returncode == 1 and "Read-only file system" in r.stderr
+    v = json.loads(daemon.ok("volume", "inspect", "keep"))[0]
+    assert v["Driver"] == "local" and v["Labels"] == {"team": "x"}
+    assert Path(v["Mountpoint"], "f").read_text() == "kept\n"
+    assert daemon.ok("volume", "ls", "-f", "label=team=x", "-q").split() == ["keep"]
+    daemon.ok("run", "-d", "--name", "holder", "-v", "keep:/data", "busybox", "sleep", "60")
+    r = daemon.berth("volume", "rm", "keep")
+    assert r.returncode == 1 and "volume is in use" in r.stderr
+    assert daemon.ok("run", "--rm", "--volumes-from", "holder", "busybox", "cat",
+                     "/data/f") == "kept\n"
+    assert "keep" not in daemon.ok("volume", "ls", "-q", "-f", "dangling=true").split()
+    daemon.ok("rm", "-f", "holder")
+    assert "keep" in daemon.ok("volume", "ls", "-q", "-f", "dangling=true").split()
+    daemon.ok("volume", "rm", "keep")
+    assert not Path(v["Mountpoint"]).exists()
+
+
+def test_anonymous_volumes_copy_up_and_rm_v(daemon: Daemon) -> None:
+    before = set(daemon.ok("volume", "ls", "-q").split())
+    daemon.ok("run", "--name", "anon", "-v", "/home", "busybox", "sh", "-c",
+              "ls -ln /home; echo new > /home/app/x")
+    m = daemon.inspect("anon")["Mounts"]
+    assert len(m) == 1 and m[0]["Type"] == "volume" and m[0]["Destination"] == "/home"
+    st = os.stat(Path(m[0]["Source"], "app"))
+    assert (st.st_uid, st.st_gid) == (1000, 1000)  # copied with its owner
+    assert Path(m[0]["Source"], "app", "x").read_text() == "new\n"
+    assert set(daemon.ok("volume", "ls", "-q").split()) - before == {m[0]["Name"]}
+    daemon.ok("rm", "-v", "anon")
+    assert set(daemon.ok("volume", "ls", "-q").split()) == before
+    # nocopy leaves the new volume empty
+    out = daemon.ok("run", "--rm", "--mount", "type=volume,target=/etc,volume-nocopy",
+                    "busybox", "ls", "/etc")
+    assert "passwd" not in out
+    daemon.ok("volume", "prune", "-f")
+
+
+def test_bind_and_tmpfs(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "in").write_text("from host\n")
+    out = daemon.ok("run", "--rm", "-v", f"{tmp_path}:/h", "busybox", "sh", "-c",
+                    "cat /h/in; echo back > /h/out")
+    assert out == "from host\n" and (tmp_path / "out").read_text() == "back\n"
+    created = tmp_path / "made-by-v"
+    daemon.ok("run", "--rm", "-v", f"{created}:/m", "busybox", "true")
+    assert created.is_dir()  # -v creates a missing source
+    r = daemon.berth("run", "--rm", "--mount", f"type=bind,source={tmp_path}/missing,target=/m",
+                     "busybox", "true")
+    assert r.returncode == 125 and "bind source path does not exist" in r.stderr
+    out = daemon.ok("run", "--rm", "--mount", "type=tmpfs,target=/t,tmpfs-size=1m", "--tmpfs",
+                    "/u:size=2m", "busybox", "sh", "-c", "mount | grep -e ' /t ' -e ' /u '")
+    assert "size=1024k" in out and "size=2048k" in out
+    # a volume on /etc does not hide the generated /etc files
+    assert daemon.ok("run", "--rm", "-h", "vh", "-v", "/etc", "busybox", "cat",
+                     "/etc/hostname") == "vh\n"
+    daemon.ok("volume", "prune", "-f")
+
+
+def test_volume_errors(daemon: Daemon) -> None:
+    r = daemon.berth("volume", "create", "-d", "nosuchdriver", "v1")
+    assert r.returncode == 1 and 'plugin "nosuchdriver" not found' in r.stderr
+    r = daemon.berth("volume", "create", "bad/name")
+    assert r.returncode == 1 and "includes invalid characters" in r.stderr
+    r = daemon.berth("volume", "inspect", "nothing")
+    assert r.returncode == 1 and "no such volume" in r.stderr
+    r = daemon.berth("run", "--rm", "-v", "/a:/b", "-v", "/c:/b", "busybox", "true")
+    assert r.returncode == 125 and "Duplicate mount point: /b" in r.stderr
+
+
+def test_tmpfs_volume_driver_options(daemon: Daemon) -> None:
+    daemon.ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=3m",
+              "tv")
+    out = daemon.ok("run", "--rm", "-v", "tv:/tv", "busybox", "sh", "-c", "mount | grep /tv")
+    assert "tmpfs" in out and "size=3072k" in out
+    daemon.ok("volume", "rm", "tv")
