@@ -30,9 +30,15 @@ def rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+_subnets = iter(range(200, 250))
+
+
 class Daemon:
     def __init__(self, base: Path) -> None:
         tag = secrets.token_hex(3)
+        # a bridge and subnet of its own: daemons in one session never share them
+        self.bridge = f"bt{tag}"
+        self.bip = f"10.{next(_subnets)}.{os.getpid() % 200}.1/24"
         self.base = base
         self.data_root = base / "data"
         self.exec_root = base / "run"
@@ -49,6 +55,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [str(BIN / "berthd"), "-H", self.host, "--data-root", str(self.data_root),
              "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
+             "--bridge", self.bridge, "--bip", self.bip,
              "--dns", "127.0.0.1", "--log-level", "debug"],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
@@ -109,15 +116,48 @@ class Daemon:
                         sub.rmdir()
             with contextlib.suppress(OSError):
                 d.rmdir()
+        # a daemon that could not tear its network down (killed) leaves it: remove it here
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        chain = f"BERTH-{self.bridge[:12]}"
+        for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST",))):
+            parent = "FORWARD" if table == "filter" else "POSTROUTING"
+            subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
+                            f"{chain}-{chains[0]}"], capture_output=True)
+            for c in chains:
+                subprocess.run(["iptables", "-w", "-t", table, "-F", f"{chain}-{c}"],
+                               capture_output=True)
+                subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
+                               capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def make_daemon(base: Path, rootfs: Path) -> Daemon:
-    d = Daemon(base)
-    d.start()
-    r = d.berth("import", str(rootfs), "busybox")
-    assert r.returncode == 0, r.stderr
-    return d
+def _uplinks() -> list[str]:
+    out = subprocess.run(["ip", "-o", "route", "show", "default"], capture_output=True,
+                         text=True).stdout
+    return sorted({w[w.index("dev") + 1] for w in (line.split() for line in out.splitlines())
+                   if "dev" in w})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_traffic_leaves_the_machine() -> Iterator[None]:
+    """While containers run in tests, nothing is forwarded out of the machine's uplinks (a rule
+    in mangle FORWARD, which comes before any filter rule a daemon adds); the host's
+    ip_forward setting is put back at the end."""
+    if os.geteuid() != 0 or not shutil.which("iptables"):
+        yield
+        return
+    fwd = Path("/proc/sys/net/ipv4/ip_forward")
+    before = fwd.read_text()
+    rules = [["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests", "-j", "DROP"]
+             for dev in _uplinks()]
+    for r in rules:
+        subprocess.run(["iptables", "-w", "-t", "mangle", "-I", *r], check=True)
+    try:
+        yield
+    finally:
+        for r in rules:
+            subprocess.run(["iptables", "-w", "-t", "mangle", "-D", *r], capture_output=True)
+        fwd.write_text(before)
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,8 @@ def test_pidfile_and_clean_shutdown(private_daemon: Daemon, tmp_path) -> None:  
     d.proc = subprocess.Popen(
         [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root), "--exec-root",
          str(d.exec_root), "--cgroup-parent", d.cgroup_parent, "--pidfile", str(pidfile),
-         "--dns", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--bridge", d.bridge, "--bip", d.bip, "--dns", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 20
     while d.berth("version").returncode != 0:
         assert time.time() < deadline
@@ -95,7 +96,8 @@ def test_copying_driver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untype
         d.proc = subprocess.Popen(
             [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
              "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
-             "--storage-driver", "vfs", "--dns", "127.0.0.1"],
+             "--storage-driver", "vfs", "--bridge", d.bridge, "--bip", d.bip,
+             "--dns", "127.0.0.1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 20
         while d.berth("version").returncode != 0:

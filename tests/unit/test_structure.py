@@ -24,13 +24,14 @@ ALLOWED = {
     "runtime": {"cgroups", "oci", "linux", "errors"},
     "images": {"content", "storage", "metadata", "reference", "oci", "errors"},
     "volumes": {"metadata", "storage", "errors"},
+    "networks": {"metadata", "linux", "errors"},
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
-                   "reference", "units", "oci", "volumes"},
+                   "reference", "units", "oci", "volumes", "networks"},
     "api": {"containers", "images", "errors", "reference", "events", "volumes"},
     "daemon": {"api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "runtime", "oci", "reference", "linux", "units", "events",
-               "volumes"},
+               "volumes", "networks"},
     "client": {"errors"},
     "cli": {"client", "errors", "units"},
 }

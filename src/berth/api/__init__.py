@@ -272,6 +272,13 @@ class Api:
             ("GET", "/exec/{id}/json", self.exec_inspect),
             ("GET", "/containers/{id}/export", self.container_export),
             ("DELETE", "/containers/{id}", self.container_delete),
+            ("GET", "/networks", self.network_list),
+            ("POST", "/networks/create", self.network_create),
+            ("POST", "/networks/prune", self.network_prune),
+            ("GET", "/networks/{id}", self.network_inspect),
+            ("DELETE", "/networks/{id}", self.network_delete),
+            ("POST", "/networks/{id}/connect", self.network_connect),
+            ("POST", "/networks/{id}/disconnect", self.network_disconnect),
             ("GET", "/volumes", self.volume_list),
             ("POST", "/volumes/create", self.volume_create),
             ("POST", "/volumes/prune", self.volume_prune),
@@ -711,6 +718,60 @@ class Api:
         warnings = await self.containers.update(request.match_info["id"],
                                                 await self._body(request))
         return json_response({"Warnings": warnings})
+
+    # --- networks ---------------------------------------------------------------------------
+    def _nets(self) -> Any:
+        if self.containers.networks is None:
+            raise NotFound("networks are not set up")
+        return self.containers.networks
+
+    async def network_list(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self._nets().list(parse_filters(request.query.get("filters"))))
+
+    async def network_inspect(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self._nets().inspect(request.match_info["id"]))
+
+    async def network_create(self, request: web.Request) -> web.StreamResponse:
+        b = await self._body(request)
+        cfg = ((b.get("IPAM") or {}).get("Config") or [{}])
+        c = cfg[0] if cfg else {}
+        doc = await asyncio.to_thread(
+            self._nets().create, b.get("Name") or "", driver=b.get("Driver") or "bridge",
+            subnet=c.get("Subnet", ""), gateway=c.get("Gateway", ""),
+            ip_range=c.get("IPRange", ""), internal=bool(b.get("Internal")),
+            options=b.get("Options") or {}, labels=b.get("Labels") or {})
+        self.events.publish("network", "create", doc["Id"], {"name": doc["Name"],
+                                                             "type": doc["Driver"]})
+        return json_response({"Id": doc["Id"], "Warning": ""}, 201)
+
+    async def network_delete(self, request: web.Request) -> web.StreamResponse:
+        doc = self._nets().resolve(request.match_info["id"])
+        await asyncio.to_thread(self._nets().remove, doc["Id"],
+                                self.containers.network_users(doc["Name"]))
+        self.events.publish("network", "destroy", doc["Id"], {"name": doc["Name"]})
+        return web.Response(status=204)
+
+    async def network_prune(self, request: web.Request) -> web.StreamResponse:
+        deleted = []
+        for doc in list(self._nets().nets.values()):
+            if doc["Name"] in ("bridge", "host", "none"):
+                continue
+            if not self.containers.network_users(doc["Name"]):
+                await asyncio.to_thread(self._nets().remove, doc["Id"], [])
+                deleted.append(doc["Name"])
+        return json_response({"NetworksDeleted": deleted or None})
+
+    async def network_connect(self, request: web.Request) -> web.StreamResponse:
+        b = await self._body(request)
+        self.containers.connect(request.match_info["id"], b.get("Container", ""),
+                                b.get("EndpointConfig") or {})
+        return web.Response(status=200)
+
+    async def network_disconnect(self, request: web.Request) -> web.StreamResponse:
+        b = await self._body(request)
+        self.containers.disconnect(request.match_info["id"], b.get("Container", ""),
+                                   force=bool(b.get("Force")))
+        return web.Response(status=200)
 
     # --- volumes ----------------------------------------------------------------------------
     async def volume_list(self, request: web.Request) -> web.StreamResponse:

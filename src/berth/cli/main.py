@@ -284,6 +284,7 @@ _RUN_FLAGS = [
     flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
     flag("detach-keys", kind="str", default=""),
     flag("mount", kind="list"), flag("volumes-from", kind="list"),
+    flag("network-alias", kind="list"), flag("ip", kind="str", default=""),
     flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
     flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
     flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
@@ -393,6 +394,15 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
                          "which berth does not have yet")
     attach = opts.get("attach") or []
     detached = opts.get("detach", True)
+    netcfg: dict[str, Any] = {}
+    if opts["network-alias"] or opts["ip"]:
+        mode = hc["NetworkMode"]
+        ec: dict[str, Any] = {}
+        if opts["network-alias"]:
+            ec["Aliases"] = list(opts["network-alias"])
+        if opts["ip"]:
+            ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+        netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}
     body: dict[str, Any] = {
         "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
         "Tty": bool(opts["tty"]), "OpenStdin": bool(opts["interactive"]),
@@ -402,6 +412,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         "AttachStderr": not detached and (not attach or "stderr" in attach),
         "HostConfig": hc,
     }
+    if netcfg:
+        body["NetworkingConfig"] = netcfg
     if opts["workdir"]:
         body["WorkingDir"] = opts["workdir"]
     if opts["user"] is not None:
@@ -1145,6 +1157,104 @@ def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
+# --- networks -----------------------------------------------------------------------------
+NETWORK_CREATE = Spec([flag("driver", "d", "str", "bridge"), flag("subnet", kind="list"),
+                       flag("gateway", kind="list"), flag("ip-range", kind="list"),
+                       flag("internal"), flag("opt", "o", "list"), flag("label", kind="list"),
+                       flag("attachable")])
+
+
+def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"network create" requires exactly 1 argument.')
+    ipam: dict[str, Any] = {}
+    if opts["subnet"]:
+        ipam["Subnet"] = opts["subnet"][0]
+    if opts["gateway"]:
+        ipam["Gateway"] = opts["gateway"][0]
+    if opts["ip-range"]:
+        ipam["IPRange"] = opts["ip-range"][0]
+    body = {"Name": args[0], "Driver": opts["driver"], "Internal": bool(opts["internal"]),
+            "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []},
+            "Options": dict(o.split("=", 1) for o in opts["opt"] if "=" in o),
+            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts["label"]}}
+    out(c.post("/networks/create", body=body)["Id"])
+    return 0
+
+
+NETWORK_LS = Spec([flag("quiet", "q"), flag("filter", "f", "list"), flag("no-trunc"),
+                   flag("format", kind="str", default="")])
+
+
+def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    nets = c.get("/networks", {"filters": parse_filters(opts["filter"])})
+    rows = [{"ID": n["Id"] if opts["no-trunc"] else n["Id"][:12], "Name": n["Name"],
+             "Driver": n["Driver"], "Scope": n["Scope"]} for n in nets]
+    if opts["quiet"]:
+        for r in rows:
+            out(r["ID"])
+        return 0
+    fmt.render(rows, opts["format"], [("NETWORK ID", "ID"), ("NAME", "Name"),
+                                      ("DRIVER", "Driver"), ("SCOPE", "Scope")])
+    return 0
+
+
+def cmd_network_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"network inspect" requires at least 1 argument.')
+    res, rc = [], 0
+    for n in args:
+        try:
+            res.append(c.get(f"/networks/{q(n)}"))
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            rc = 1
+    if opts["format"]:
+        for v in res:
+            out(fmt.template(opts["format"], v))
+    else:
+        out(json.dumps(res, indent=4))
+    return rc
+
+
+def cmd_network_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    def rm(name: str) -> None:
+        c.send("DELETE", f"/networks/{q(name)}").close()
+    return _each(c, args, "network rm", rm, "remove")
+
+
+def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    res = c.post("/networks/prune")
+    deleted = res.get("NetworksDeleted") or []
+    if deleted:
+        out("Deleted Networks:")
+        for d in deleted:
+            out(d)
+    return 0
+
+
+NETWORK_CONNECT = Spec([flag("alias", kind="list"), flag("ip", kind="str", default="")])
+
+
+def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 2:
+        raise UsageError('"network connect" requires exactly 2 arguments.')
+    ec: dict[str, Any] = {"Aliases": list(opts["alias"])}
+    if opts["ip"]:
+        ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+    c.send("POST", f"/networks/{q(args[0])}/connect",
+           body={"Container": args[1], "EndpointConfig": ec}).close()
+    return 0
+
+
+def cmd_network_disconnect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 2:
+        raise UsageError('"network disconnect" requires exactly 2 arguments.')
+    c.send("POST", f"/networks/{q(args[0])}/disconnect",
+           body={"Container": args[1], "Force": bool(opts["force"])}).close()
+    return 0
+
+
 # --- volumes ------------------------------------------------------------------------------
 VOLUME_CREATE = Spec([flag("driver", "d", "str", "local"), flag("opt", "o", "list"),
                       flag("label", kind="list"), flag("name", kind="str", default="")])
@@ -1305,6 +1415,20 @@ COMMANDS: dict[str, Command] = {
 }
 
 GROUPS: dict[str, dict[str, Command]] = {
+    "network": {
+        "create": (NETWORK_CREATE, cmd_network_create, "Create a network"),
+        "ls": (NETWORK_LS, cmd_network_ls, "List networks"),
+        "list": (NETWORK_LS, cmd_network_ls, ""),
+        "inspect": (Spec([flag("format", "f", "str", ""), flag("verbose", "v")]),
+                    cmd_network_inspect, ""),
+        "rm": (Spec([flag("force", "f")]), cmd_network_rm, "Remove one or more networks"),
+        "remove": (Spec([flag("force", "f")]), cmd_network_rm, ""),
+        "prune": (Spec([flag("force", "f"), flag("filter", kind="list")]), cmd_network_prune,
+                  "Remove all unused networks"),
+        "connect": (NETWORK_CONNECT, cmd_network_connect, "Connect a container to a network"),
+        "disconnect": (Spec([flag("force", "f")]), cmd_network_disconnect,
+                       "Disconnect a container from a network"),
+    },
     "volume": {
         "create": (VOLUME_CREATE, cmd_volume_create, "Create a volume"),
         "ls": (VOLUME_LS, cmd_volume_ls, "List volumes"),
@@ -1341,7 +1465,8 @@ def usage() -> str:
     for name, (_, _, h) in COMMANDS.items():
         lines.append(f"  {name:<10} {h}")
     lines += ["", "Management Commands:", "  container  Manage containers",
-              "  image      Manage images", "  volume     Manage volumes", "",
+              "  image      Manage images", "  network    Manage networks",
+              "  volume     Manage volumes", "",
               "Global Options:", GLOBAL.usage(), "",
               "Run 'berth COMMAND --help' for more information on a command."]
     return "\n".join(lines)

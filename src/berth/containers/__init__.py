@@ -28,9 +28,18 @@ from berth import cgroups, storage
 from berth.containers import names
 from berth.containers.channel import Attachment, Channel, Fanout
 from berth.containers.spec import build_spec, merge_env, validate_host_config
-from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotModified, System
+from berth.errors import (
+    BerthError,
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    NotModified,
+    System,
+)
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
+from berth.networks import NetworkService
 from berth.units import human_duration
 from berth.volumes import ANONYMOUS, MountSpec, VolumeService, parse_bind, parse_mount
 
@@ -94,8 +103,10 @@ class ContainerService:
     def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
                  driver: storage.Driver, *,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
-                 volumes: VolumeService | None = None) -> None:
+                 volumes: VolumeService | None = None,
+                 networks: NetworkService | None = None) -> None:
         self.cfg = cfg
+        self.networks = networks
         self.volumes = volumes or VolumeService(meta, os.path.join(cfg.data_root, "volumes"))
         self.volumes.users = self.volume_users
         self.meta = meta
@@ -211,6 +222,48 @@ class ContainerService:
                             "options": ["nosuid", "nodev", "noexec", *opts, *ro]})
         return out
 
+    def network_users(self, net: str) -> list[str]:
+        return [d["Id"] for d in self._docs.values()
+                if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
+
+    def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+        """`network connect` of a container that is not running (a running one would need
+        its interface plugged live: not done yet)."""
+        doc = self.resolve(ref)
+        assert self.networks is not None
+        n = self.networks.resolve(net)
+        if doc["State"]["Running"]:
+            raise Conflict("connecting a running container is not supported yet: stop it, "
+                           "connect, and start it again")
+        nets = doc["_berth"].setdefault("nets", [])
+        if any(x["net"] == n["Name"] for x in nets):
+            raise Forbidden(f"endpoint with name {doc['Name'][1:]} already exists in "
+                            f"network {n['Name']}")
+        if doc["HostConfig"].get("NetworkMode") in ("host", "none"):
+            raise InvalidArgument("container cannot be disconnected from host network or "
+                                  "connected to host network")
+        nets.append({"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
+                     "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or ""})
+        doc["NetworkSettings"] = self._network_settings(
+            doc["HostConfig"].get("NetworkMode", "bridge"), nets)
+        self._save(doc)
+        self._event(doc, "connect", network=n["Name"])
+
+    def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
+        doc = self.resolve(ref)
+        assert self.networks is not None
+        n = self.networks.resolve(net)
+        if doc["State"]["Running"] and not force:
+            raise Conflict("disconnecting a running container is not supported yet")
+        nets = doc["_berth"].get("nets") or []
+        if not any(x["net"] == n["Name"] for x in nets):
+            raise Forbidden(f"container {doc['Id'][:12]} is not connected to network "
+                            f"{n['Name']}")
+        doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]
+        doc["NetworkSettings"] = self._network_settings(
+            doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"])
+        self._save(doc)
+
     def containers_using(self, image_id: str) -> list[dict[str, Any]]:
         return [d for d in self._docs.values() if d["Image"] == image_id]
 
@@ -321,6 +374,7 @@ class ContainerService:
         if full_cfg["Tty"] and not any(e.startswith("TERM=") for e in full_cfg["Env"]):
             full_cfg["Env"].append("TERM=xterm")
         mount_specs = self._mount_specs(cfg, hc, icfg.get("Volumes"))
+        nets = self._requested_networks(hc, body.get("NetworkingConfig") or {})
         cdir = self._dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
@@ -352,8 +406,9 @@ class ContainerService:
                 "LowerDir": ":".join(la.path for la in reversed(layers))}},
             "Mounts": [],
             "Config": full_cfg,
-            "NetworkSettings": self._network_settings(hc.get("NetworkMode", "bridge")),
+            "NetworkSettings": self._network_settings(hc.get("NetworkMode", "bridge"), nets),
             "_berth": {"layers": [la.chain_id for la in layers], "created": int(now),
+                       "nets": nets,
                        "created_ns": int(now * 1e9), "monitor": 0},
         }
         os.makedirs(cdir, exist_ok=True)
@@ -379,20 +434,69 @@ class ContainerService:
         self._event(doc, "create")
         return cid, warnings
 
+    def _requested_networks(self, hc: dict[str, Any], nc: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+        """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
+        mode = hc.get("NetworkMode") or "bridge"
+        if mode in ("host", "none") or mode.startswith("container:"):
+            return []
+        # the docker CLI names the default network "default"
+        eps = {("bridge" if k == "default" else k): v
+               for k, v in (nc.get("EndpointsConfig") or {}).items()}
+        names = [mode] + [n for n in eps if n != mode]
+        out = []
+        for n in names:
+            try:
+                if self.networks is None:
+                    raise NotFound(n)
+                doc = self.networks.resolve(n)
+            except NotFound:
+                # a 400, not a 404: the docker CLI takes any 404 of create for a missing
+                # image, and would try to pull
+                raise InvalidArgument(f"network {n} not found") from None
+            if doc["Driver"] in ("host", "null"):
+                raise InvalidArgument(f"container cannot be connected to network {n} "
+                                      "alongside others")
+            ec = eps.get(n) or {}
+            if doc["Name"] == "bridge" and ec.get("Aliases"):
+                raise InvalidArgument("network-scoped alias is supported only for containers "
+                                      "in user defined networks")
+            out.append({"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
+                        "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or "")})
+        return out
+
     @staticmethod
-    def _network_settings(mode: str) -> dict[str, Any]:
-        net = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-               "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-               "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-               "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
+    def _endpoint_view(ep: dict[str, Any] | None, nid: str = "",
+                       aliases: list[str] | None = None) -> dict[str, Any]:
+        ep = ep or {}
+        return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
+                "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
+                "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
+                "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "DriverOpts": None, "DNSNames": None}
+
+    def _network_settings(self, mode: str, nets: list[dict[str, Any]],
+                          eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        by_net = {e["netname"]: e for e in eps or []}
+        networks: dict[str, Any] = {}
+        if mode in ("host", "none"):
+            networks[mode] = self._endpoint_view(None)
+        for n in nets:
+            nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
+            networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"])
+        first = by_net.get(nets[0]["net"]) if nets else None
         return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
                 "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-                "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                "Networks": {mode.split(":")[0] if not mode.startswith("container:") else "container": net}}
+                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+                "EndpointID": (first or {}).get("endpoint", ""),
+                "Gateway": (first or {}).get("gateway", ""), "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "IPAddress": (first or {}).get("ip", ""),
+                "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
+                "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
-    def _write_etc_files(self, doc: dict[str, Any]) -> None:
+    def _write_etc_files(self, doc: dict[str, Any],
+                         eps: list[dict[str, Any]] | None = None) -> None:
         hc = doc["HostConfig"]
         cfg = doc["Config"]
         host_net = hc.get("NetworkMode") == "host"
@@ -412,15 +516,31 @@ class ContainerService:
             for extra in hc.get("ExtraHosts") or []:
                 h, _, ip = extra.partition(":")
                 hosts += f"{ip}\t{h}\n"
+            for ep in eps or []:
+                hosts += f"{ep['ip']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
             f.write(hosts)
+        user_net = any(self.networks and self.networks.user_defined(n["net"])
+                       for n in doc["_berth"].get("nets") or [])
         with open(doc["ResolvConfPath"], "w") as f:
-            f.write(self._resolv_conf(hc, host_net))
+            f.write(self._resolv_conf(hc, host_net, embedded=user_net))
 
-    def _resolv_conf(self, hc: dict[str, Any], host_net: bool) -> str:
-        dns = hc.get("Dns") or self.cfg.dns
-        search = hc.get("DnsSearch") or self.cfg.dns_search
-        options = hc.get("DnsOptions") or self.cfg.dns_options
+    def _upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
+        return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
+                if line.startswith("nameserver ")]
+
+    def _resolv_conf(self, hc: dict[str, Any], host_net: bool, embedded: bool = False) -> str:
+        if embedded:
+            # user-defined networks: the embedded DNS server answers names, forwards the rest
+            search = list(hc.get("DnsSearch") or self.cfg.dns_search)
+            options = ["ndots:0", *(hc.get("DnsOptions") or self.cfg.dns_options)]
+            out = "nameserver 127.0.0.11\n"
+            if search:
+                out += "search " + " ".join(search) + "\n"
+            return out + "options " + " ".join(options) + "\n"
+        dns = list(hc.get("Dns") or self.cfg.dns)
+        search = list(hc.get("DnsSearch") or self.cfg.dns_search)
+        options = list(hc.get("DnsOptions") or self.cfg.dns_options)
         if not dns:
             try:
                 with open("/etc/resolv.conf") as f:
@@ -497,20 +617,30 @@ class ContainerService:
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f)
         cfg = doc["Config"]
+        eps = self._plug_networks(doc)
         req = {"id": cid, "bundle": bundle, "log_path": doc["LogPath"], "state_dir": state_dir,
                "socket": self._monitor_socket(cid),
                "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
                "stdin": bool(cfg.get("OpenStdin")), "tty": bool(cfg.get("Tty")),
                "console_size": doc["HostConfig"].get("ConsoleSize") or None,
+               "networks": [{k: ep[k] for k in ("bridge", "host_if", "ifname", "gateway",
+                                                "mac")} | {"address": f"{ep['ip']}/{ep['prefix']}"}
+                            for ep in eps],
+               "dns": {"hosts": self.networks.hosts_files(eps) if self.networks else [],
+                       "upstream": self._upstream_dns(doc["HostConfig"], False)}
+               if any(self.networks and self.networks.user_defined(ep["netname"])
+                      for ep in eps) else None,
                **self._log_rotation(doc)}
         live = self._live[cid]
         try:
             ch = await Channel.open(self.cfg.forkserver, req)
         except OSError as e:
+            self._unplug_networks(doc)
             raise System(f"cannot reach the fork server: {e}") from e
         msg = await ch.read_control(live.fanout) or {
             "error": "monitor died before starting", "code": 125}
         if "pid" not in msg:
+            self._unplug_networks(doc)
             ch.close()
             code = int(msg.get("code", 125))
             doc["State"].update({"ExitCode": code, "Error": msg.get("error", "")})
@@ -551,6 +681,36 @@ class ContainerService:
             old.append(f"{path}.{i}")
             i += 1
         return [*reversed(old), path]
+
+    def _plug_networks(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
+        eps: list[dict[str, Any]] = []
+        nets = doc["_berth"].get("nets") or []
+        if self.networks is None or not nets:
+            self._write_etc_files(doc)
+            return eps
+        try:
+            for i, n in enumerate(nets):
+                ep = self.networks.allocate(n["net"], doc["Id"], name=doc["Name"][1:],
+                                            aliases=n["aliases"], ip=n.get("ip", ""),
+                                            ifname=f"eth{i}")
+                ep["netname"] = n["net"]
+                eps.append(ep)
+        except BaseException:
+            self.networks.release(doc["Id"])
+            raise
+        doc["_berth"]["endpoints"] = eps
+        doc["NetworkSettings"] = self._network_settings(
+            doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
+        self._write_etc_files(doc, eps)
+        return eps
+
+    def _unplug_networks(self, doc: dict[str, Any]) -> None:
+        if self.networks is not None and doc["_berth"].get("endpoints"):
+            self.networks.release(doc["Id"])
+            doc["_berth"]["endpoints"] = []
+            doc["NetworkSettings"] = self._network_settings(
+                doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"].get("nets") or [])
 
     def _monitor_socket(self, cid: str) -> str:
         return os.path.join(self._run_dir(cid), "state", "monitor.sock")
@@ -596,6 +756,7 @@ class ContainerService:
                              "Error": record.get("error", "") if "pid" not in record else "",
                              "FinishedAt": rfc3339(record.get("finished_at", time.time_ns()) / 1e9)})
         doc["_berth"]["monitor"] = 0
+        self._unplug_networks(doc)
         self._save(doc)
         live = self._live[cid]
         live.exits += 1
@@ -692,6 +853,8 @@ class ContainerService:
                 except OSError:
                     hello = None
                 if hello is not None and "pid" in hello:
+                    if self.networks is not None and doc["_berth"].get("endpoints"):
+                        self.networks.restore(cid, doc["_berth"]["endpoints"])
                     live.channel = ch
                     live.reader = self._spawn(self._watch(cid, ch))
                     for hook in self.on_start:

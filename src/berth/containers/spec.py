@@ -72,8 +72,6 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
     mode = hc.get("NetworkMode") or "default"
     if mode == "default":
         hc["NetworkMode"] = mode = "bridge"
-    if mode not in ("bridge", "host", "none") and not mode.startswith("container:"):
-        raise InvalidArgument(f"network {mode} not found")
     return warnings
 
 

@@ -31,6 +31,7 @@ from berth.errors import InvalidArgument
 from berth.events import EventBus
 from berth.images import ImageService
 from berth.metadata import MetadataStore
+from berth.networks import NetConfig, NetworkService
 from berth.volumes import VolumeService
 
 log = logging.getLogger("berthd")
@@ -48,6 +49,10 @@ class DaemonConfig:
     storage_driver: str = ""
     init_path: str = ""
     log_opts: dict[str, str] = field(default_factory=dict)
+    bridge: str = "berth0"
+    bip: str = "10.88.0.1/16"
+    iptables: bool = True
+    ip_forward: bool = True
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_opts: list[str] = field(default_factory=list)
@@ -71,6 +76,12 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("--cgroup-parent", default="berth")
     p.add_argument("--default-runtime", default="berth")
     p.add_argument("-s", "--storage-driver", default="")
+    p.add_argument("-b", "--bridge", default="berth0",
+                   help="the default bridge network's bridge, created if absent")
+    p.add_argument("--bip", default="10.88.0.1/16",
+                   help="the default bridge's address and subnet (not Docker's 172.17/16)")
+    p.add_argument("--iptables", default="true", choices=["true", "false"])
+    p.add_argument("--ip-forward", default="true", choices=["true", "false"])
     p.add_argument("--log-opt", action="append", default=[],
                    help="max-size=20m, max-file=5: the default rotation of container logs")
     p.add_argument("--init-path", default="",
@@ -93,6 +104,8 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         default_runtime=a.default_runtime, storage_driver=a.storage_driver,
                         init_path=a.init_path or _find_init(),
                         log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
+                        bridge=a.bridge, bip=a.bip, iptables=a.iptables == "true",
+                        ip_forward=a.ip_forward == "true",
                         dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt)
 
 
@@ -113,6 +126,10 @@ class Daemon:
         self.images = ImageService(self.meta, self.content, self.layers)
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
         self.events = EventBus()
+        self.networks = NetworkService(self.meta, NetConfig(
+            bridge=cfg.bridge, bip=cfg.bip, iptables=cfg.iptables, ip_forward=cfg.ip_forward,
+            run_dir=os.path.join(cfg.exec_root, "networks")))
+        self.networks.load()
         self.containers = ContainerService(
             ContainersConfig(data_root=cfg.data_root, exec_root=cfg.exec_root,
                              forkserver=self.forkserver_sock, cgroup_parent=cfg.cgroup_parent,
@@ -120,7 +137,8 @@ class Daemon:
                              runtime=cfg.default_runtime, init_path=cfg.init_path,
                              **_log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit,
-            volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes")))
+            volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes")),
+            networks=self.networks)
         self.images.containers_using = self.containers.containers_using
         self.images.layers_in_use = self.containers.layers_in_use
         self.execs = ExecService(self.containers)
@@ -151,7 +169,7 @@ class Daemon:
         return {
             "ID": self._daemon_id(), **counts, "Images": len(self.meta.image_ids()),
             "Driver": self.driver.name, "DriverStatus": [["Backing Filesystem", "extfs"]],
-            "Plugins": {"Volume": ["local"], "Network": ["host", "none"],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                         "Authorization": None, "Log": ["json-file"]},
             "MemoryLimit": True, "SwapLimit": os.path.exists(
                 "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or v2,
@@ -220,6 +238,7 @@ class Daemon:
         finally:
             probe.close()
         await self.start_forkserver()
+        await asyncio.to_thread(self.networks.setup)
         await self.containers.restore()
         await self.containers.start_restartable()
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
@@ -259,6 +278,9 @@ class Daemon:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.cfg.pidfile)
             cgroups.remove_parent(self.cfg.cgroup_parent)
+            if not self.containers.counts()["ContainersRunning"]:
+                # nothing runs on them: bridges and rules go, to be made again at start
+                await asyncio.to_thread(self.networks.teardown)
             self.meta.close()
 
 

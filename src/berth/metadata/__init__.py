@@ -44,6 +44,13 @@ _MIGRATIONS = [
         doc TEXT NOT NULL             -- Docker's volume shape: Driver, Labels, Options, ...
     );
     """,
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        doc TEXT NOT NULL             -- Docker's network shape
+    );
+    """,
 ]
 
 
@@ -194,6 +201,19 @@ class MetadataStore:
     def delete_volume(self, name: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM volumes WHERE name=?", (name,))
+
+    # networks
+    def put_network(self, nid: str, name: str, doc: dict[str, Any]) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO networks(id, name, doc) VALUES (?,?,?)",
+                      (nid, name, json.dumps(doc)))
+
+    def networks(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._db.execute("SELECT doc FROM networks")]
+
+    def delete_network(self, nid: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM networks WHERE id=?", (nid,))
 
     def containers_using(self, image_id: str) -> list[str]:
         return [r[0] for r in self._db.execute(

@@ -21,8 +21,18 @@ from berth import linux
 from berth.runtime import monitor
 
 
+def _preload() -> None:
+    """Imported once here, not in every monitor: netlink and DNS for networked containers."""
+    try:
+        import dnslib  # noqa: F401
+        import pyroute2  # noqa: F401
+    except ImportError:
+        pass
+
+
 def serve(path: str) -> None:
     linux.set_pdeathsig(signal.SIGKILL)
+    _preload()
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 from berth import cgroups, linux
+from berth.linux import netlink
 from berth.runtime import process
 
 # Docker's json-file driver splits long lines into 16 KiB entries
@@ -56,6 +57,8 @@ class Request:
     exec_pid: int = 0                 # an exec: join this container process instead
     log_max_size: int = 0             # bytes; 0: no rotation
     log_max_file: int = 1
+    networks: tuple[dict, ...] = ()   # type: ignore[type-arg]  # netlink.Endpoint fields
+    dns: dict | None = None           # type: ignore[type-arg]  # {"hosts": path, "upstream": [..]}
 
     @classmethod
     def decode(cls, d: dict) -> Request:  # type: ignore[type-arg]
@@ -66,7 +69,8 @@ class Request:
                    tty=bool(d.get("tty")), console_size=(int(cs[0]), int(cs[1])) if cs else None,
                    exec_pid=int(d.get("exec_pid") or 0),
                    log_max_size=int(d.get("log_max_size") or 0),
-                   log_max_file=max(1, int(d.get("log_max_file") or 1)))
+                   log_max_file=max(1, int(d.get("log_max_file") or 1)),
+                   networks=tuple(d.get("networks") or ()), dns=d.get("dns"))
 
 
 def frame(typ: int, payload: bytes) -> bytes:
@@ -285,11 +289,89 @@ class _Stdio:
             set_winsize(self.master, h, w)
 
 
+class _Dns:
+    """The embedded DNS server of a container on user-defined networks: at 127.0.0.11 in the
+    container's network namespace, answering A queries for container names, aliases and short
+    IDs from the tables the daemon writes (one per network), forwarding other names to the
+    daemon's upstream resolvers from the host's namespace."""
+
+    def __init__(self, fd: int, tables: list[str], upstream: list[str]) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.tables = tables
+        self.upstream = [(u, 53) for u in upstream]
+        self.fwd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.fwd.setblocking(False)
+        self.pending: dict[int, tuple[object, float]] = {}
+        self._cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
+
+    def _lookup(self, name: str) -> list[str]:
+        name = name.rstrip(".").lower()
+        out: list[str] = []
+        for path in self.tables:
+            try:
+                mtime = os.stat(path).st_mtime
+                cached = self._cache.get(path)
+                if cached is None or cached[0] != mtime:
+                    with open(path) as f:
+                        self._cache[path] = (mtime, json.load(f))
+                out += self._cache[path][1].get(name, [])
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def on_query(self) -> None:
+        from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+        try:
+            data, addr = self.sock.recvfrom(4096)
+        except OSError:
+            return
+        try:
+            q = DNSRecord.parse(data)
+        except Exception:  # noqa: BLE001 - not DNS: ignore it
+            return
+        name = str(q.q.qname)
+        ips = self._lookup(name)
+        if ips:
+            reply = q.reply()
+            if q.q.qtype in (QTYPE.A, QTYPE.ANY):
+                for ip in ips:
+                    reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=600))
+            self.sock.sendto(reply.pack(), addr)
+            return
+        if not self.upstream:
+            reply = q.reply()
+            reply.header.rcode = RCODE.SERVFAIL
+            self.sock.sendto(reply.pack(), addr)
+            return
+        self.pending[q.header.id] = (addr, time.monotonic())
+        for up in self.upstream[:1]:
+            with contextlib.suppress(OSError):
+                self.fwd.sendto(data, up)
+
+    def on_answer(self) -> None:
+        try:
+            data, _ = self.fwd.recvfrom(65536)
+        except OSError:
+            return
+        if len(data) < 2:
+            return
+        qid = int.from_bytes(data[:2], "big")
+        entry = self.pending.pop(qid, None)
+        if entry is not None:
+            with contextlib.suppress(OSError):
+                self.sock.sendto(data, entry[0])
+        now = time.monotonic()
+        for k in [k for k, (_, t) in self.pending.items() if now - t > 10]:
+            del self.pending[k]
+
+
 def run(req: Request, chan_sock: socket.socket) -> int:
     """The monitor's life. Returns the process's exit code."""
     chans = [_Channel(chan_sock)]
     os.makedirs(req.state_dir, exist_ok=True)
     linux.set_child_subreaper()
+    dns: _Dns | None = None
     if req.exec_pid:
         with open(os.path.join(req.bundle, "process.json")) as f:
             proc_spec = json.load(f)
@@ -327,15 +409,36 @@ def run(req: Request, chan_sock: socket.socket) -> int:
                 cg.remove()
                 return _failed(req, chans, f"failed to create cgroup: {e}", 125)
         stdio = _Stdio(req)
+        go_r, go_w = os.pipe() if req.networks else (-1, -1)
         try:
             pid, exec_r = process.spawn(spec, req.bundle, stdio.child,
-                                        join_cgroup=cg.add if cg else None)
+                                        join_cgroup=cg.add if cg else None,
+                                        go=(go_r, go_w) if req.networks else None)
         except process.StartError as e:
             if cg:
                 cg.remove()
             return _failed(req, chans, e.message, e.code)
         finally:
             stdio.after_spawn()
+            if go_r >= 0:
+                os.close(go_r)
+        if req.networks:
+            try:
+                eps = [netlink.Endpoint.decode(e) for e in req.networks]
+                netlink.setup_endpoints(pid, eps)
+                if req.dns:
+                    dns = _Dns(netlink.udp_socket_in_netns(pid, "127.0.0.11", 53),
+                               list(req.dns.get("hosts") or []),
+                               list(req.dns.get("upstream") or []))
+            except Exception as e:
+                os.close(go_w)  # the init gives up on its own
+                _reap(pid)
+                if cg:
+                    cg.remove()
+                return _failed(req, chans, f"failed to set up the container's network: {e}",
+                               125)
+            os.write(go_w, b"1")
+            os.close(go_w)
     # the pid is only a hint (the channel carries it): no fsync on the start path
     write_atomic(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
     stdio.receive_console()
@@ -350,7 +453,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     chans[0].control({"pid": pid, "monitor": os.getpid()})
 
     logw = _LogWriter(req.log_path, req.log_max_size, req.log_max_file)
-    status = _loop(pid, stdio, logw, chans, listener)
+    status = _loop(pid, stdio, logw, chans, listener, dns)
     logw.close()
     oom = bool(cg and cg.oom_killed())
     if cg:
@@ -406,7 +509,7 @@ def _reap(pid: int) -> int:
 
 
 def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
-          listener: socket.socket | None) -> int:
+          listener: socket.socket | None, dns: _Dns | None = None) -> int:
     """Copy output to the log and the channels, stdin and resizes from the channels, until
     the output closes and the process is reaped."""
     sel = selectors.DefaultSelector()
@@ -417,6 +520,9 @@ def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
         sel.register(ch.sock, selectors.EVENT_READ, ("chan", ch))
     if listener is not None:
         sel.register(listener, selectors.EVENT_READ, ("listen", None))
+    if dns is not None:
+        sel.register(dns.sock, selectors.EVENT_READ, ("dns", None))
+        sel.register(dns.fwd, selectors.EVENT_READ, ("dns-up", None))
     status: int | None = None
     open_out = set(stdio.fds)
     names = {T_STDOUT: "stdout", T_STDERR: "stderr"}
@@ -448,6 +554,10 @@ def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
                 else:
                     sel.unregister(key.fd)
                     open_out.discard(key.fd)
+            elif kind == "dns":
+                dns.on_query()  # type: ignore[union-attr]
+            elif kind == "dns-up":
+                dns.on_answer()  # type: ignore[union-attr]
             elif kind == "listen":
                 conn, _ = listener.accept()  # type: ignore[union-attr]
                 ch = _Channel(conn)

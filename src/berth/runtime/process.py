@@ -106,7 +106,8 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
           join_cgroup: Callable[[int], None] | None = None,
-          exec_fifo: str | None = None) -> tuple[int, int]:
+          exec_fifo: str | None = None,
+          go: tuple[int, int] | None = None) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
 
     The caller must read the error pipe to EOF (see `wait_exec`) and reap the init. With
@@ -120,6 +121,8 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
         try:
             os.close(err_r)
             os.close(pid_r)
+            if go is not None:
+                os.close(go[1])  # only the caller may write: EOF then means "give up"
             if join_cgroup:
                 join_cgroup(os.getpid())
             flags = 0
@@ -134,6 +137,8 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
             init = os.fork()
             if init == 0:
                 os.close(pid_w)
+                if go is not None and os.read(go[0], 1) != b"1":
+                    os._exit(1)  # the caller gave up on us
                 _init(spec, bundle, stdio, err_w, exec_fifo)  # never returns
             os.write(pid_w, str(init).encode())
             code = 0

@@ -1,0 +1,107 @@
+"""Networks: the default bridge, user-defined networks where containers find each other by
+name, isolation between networks, and the network commands with Docker's errors. All traffic
+stays on bridges this test's daemon made (and nothing leaves the machine: see conftest)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from .conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+
+def test_default_bridge(daemon: Daemon) -> None:
+    out = daemon.ok("run", "--rm", "-h", "bridged", "busybox", "sh", "-c",
+                    "ip -o -4 addr show eth0; ip route; tail -1 /etc/hosts")
+    gw = daemon.bip.split("/")[0]
+    prefix = gw.rsplit(".", 1)[0]
+    assert f"inet {prefix}." in out and f"default via {gw} dev eth0" in out
+    assert out.strip().endswith("bridged")
+    # the container reaches the host on its bridge address, and the host reaches it
+    r = daemon.berth("run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", gw)
+    assert r.returncode == 0
+    cid = daemon.ok("run", "-d", "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc").strip()
+    try:
+        ip = daemon.inspect(cid)["NetworkSettings"]["IPAddress"]
+        assert ip.startswith(prefix + ".")
+        net = daemon.inspect(cid)["NetworkSettings"]["Networks"]["bridge"]
+        assert net["Gateway"] == gw and net["MacAddress"].startswith("02:42:")
+        body = urllib.request.urlopen(f"http://{ip}:8080/hostname", timeout=5).read()
+        assert body.decode().strip() == cid[:12]
+    finally:
+        daemon.ok("rm", "-f", cid)
+    # on the default bridge names do not resolve, as in Docker
+    assert "nameserver 127.0.0.11" not in daemon.ok("run", "--rm", "busybox", "cat",
+                                                      "/etc/resolv.conf")
+
+
+def test_user_networks_resolve_names_and_are_isolated(daemon: Daemon) -> None:
+    daemon.ok("network", "create", "--label", "t=1", "front")
+    daemon.ok("network", "create", "back")
+    try:
+        daemon.ok("run", "-d", "--name", "srv", "--network", "front", "--network-alias", "api",
+                  "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        cid = daemon.inspect("srv")["Id"]
+        out = daemon.ok("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                        "cat /etc/resolv.conf; wget -qO- http://srv/hostname; "
+                        f"wget -qO- http://api/hostname; wget -qO- http://{cid[:12]}/hostname")
+        assert "nameserver 127.0.0.11" in out
+        assert out.count(cid[:12]) >= 3
+        ip = daemon.inspect("srv")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+        r = daemon.berth("run", "--rm", "--network", "back", "busybox", "wget", "-T", "2",
+                         "-qO-", f"http://{ip}/hostname")
+        assert r.returncode != 0  # another network cannot reach it
+        r = daemon.berth("run", "--rm", "--network", "back", "busybox", "wget", "-T", "2",
+                         "-qO-", "http://srv/hostname")
+        assert r.returncode != 0  # nor resolve its name
+        info = json.loads(daemon.ok("network", "inspect", "front"))[0]
+        assert cid in info["Containers"] and info["Labels"] == {"t": "1"}
+        assert info["IPAM"]["Config"][0]["Subnet"]
+        r = daemon.berth("network", "rm", "front")
+        assert r.returncode == 1 and "has active endpoints" in r.stderr
+    finally:
+        daemon.berth("rm", "-f", "srv")
+        daemon.berth("network", "rm", "front", "back")
+    assert "front" not in daemon.ok("network", "ls", "--format", "{{.Name}}").split()
+
+
+def test_static_ip_internal_and_connect(daemon: Daemon) -> None:
+    daemon.ok("network", "create", "--subnet", "10.250.7.0/24", "--internal", "inner")
+    try:
+        out = daemon.ok("run", "--rm", "--network", "inner", "--ip", "10.250.7.50", "busybox",
+                        "sh", "-c", "ip -o -4 addr show eth0; ip route")
+        assert "10.250.7.50/24" in out and "default" not in out  # internal: no way out
+        daemon.ok("create", "--name", "late", "busybox", "sh", "-c", "ip -o -4 addr | wc -l")
+        daemon.ok("network", "connect", "--alias", "later", "inner", "late")
+        daemon.ok("start", "late")
+        assert daemon.ok("wait", "late").strip() == "0"
+        assert daemon.ok("logs", "late").strip() == "3"  # lo, eth0 (bridge), eth1 (inner)
+        daemon.ok("rm", "late")
+    finally:
+        daemon.berth("network", "rm", "inner")
+
+
+def test_network_errors(daemon: Daemon) -> None:
+    r = daemon.berth("run", "--rm", "--network", "no-such-net", "busybox", "true")
+    assert r.returncode == 125 and "network no-such-net not found" in r.stderr
+    daemon.ok("network", "create", "--subnet", "10.251.0.0/24", "n1")
+    try:
+        r = daemon.berth("network", "create", "--subnet", "10.251.0.128/25", "n2")
+        assert r.returncode == 1 and "Pool overlaps" in r.stderr
+        r = daemon.berth("network", "create", "n1")
+        assert r.returncode == 1 and "already exists" in r.stderr
+        r = daemon.berth("network", "rm", "bridge")
+        assert r.returncode == 1 and "pre-defined network" in r.stderr
+        r = daemon.berth("run", "--rm", "--network", "bridge", "--network-alias", "x",
+                         "busybox", "true")
+        assert r.returncode == 125 and "user defined networks" in r.stderr
+    finally:
+        daemon.berth("network", "rm", "n1")
+    assert not any(line for line in subprocess.run(
+        ["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+        if "br-" in line and "10.251" in line)
