@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -105,3 +106,58 @@ def test_network_errors(daemon: Daemon) -> None:
     assert not any(line for line in subprocess.run(
         ["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
         if "br-" in line and "10.251" in line)
+
+
+def _cgi_server(daemon: Daemon, *args: str) -> str:
+    """busybox httpd with a CGI that answers the client's address."""
+    script = ("mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\n"
+              "echo\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && "
+              "exec httpd -f -p 80 -h /www")
+    return daemon.ok("run", "-d", *args, "busybox", "sh", "-c", script).strip()
+
+
+def test_published_ports(daemon: Daemon) -> None:
+    cid = _cgi_server(daemon, "-p", "127.0.0.1:0:80", "-p", "80")
+    try:
+        ports = daemon.inspect(cid)["NetworkSettings"]["Ports"]["80/tcp"]
+        loop = next(int(p["HostPort"]) for p in ports if p["HostIp"] == "127.0.0.1")
+        anyp = next(int(p["HostPort"]) for p in ports if p["HostIp"] == "0.0.0.0")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{loop}/cgi-bin/ip", timeout=5).read()
+        assert body.decode().strip()  # through the loopback proxy
+        assert f"127.0.0.1:{loop}->80/tcp" in daemon.ok("ps", "--format", "{{.Ports}}")
+        assert daemon.ok("port", cid, "80").splitlines()[0].startswith("127.0.0.1:")
+        r = daemon.berth("run", "-d", "-p", f"127.0.0.1:{loop}:80", "busybox", "true")
+        assert r.returncode == 125 and "port is already allocated" in r.stderr
+        # another host: a network namespace of this test's own, behind a veth pair
+        _from_another_host(daemon, anyp)
+    finally:
+        daemon.berth("rm", "-f", cid)
+        daemon.berth("container", "prune", "-f")
+
+
+def _from_another_host(daemon: Daemon, port: int) -> None:
+    ns = f"bt-peer-{daemon.bridge[2:]}"
+    host_if, peer_if = f"vp{daemon.bridge[2:]}", f"vq{daemon.bridge[2:]}"
+    sub = "10.252.9"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("ip", "netns", "add", ns)
+    try:
+        run("ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if)
+        run("ip", "link", "set", peer_if, "netns", ns)
+        run("ip", "addr", "add", f"{sub}.1/30", "dev", host_if)
+        run("ip", "link", "set", host_if, "up")
+        run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{sub}.2/30", "dev", peer_if)
+        run("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
+        run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        # the host's busybox-static crashes in glibc's NSS here: use Python as the client
+        fetch = ("import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], "
+                 "timeout=5).read().decode().strip())")
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", fetch,
+                              f"http://{sub}.1:{port}/cgi-bin/ip"], capture_output=True,
+                             text=True, timeout=20)
+        # kernel forwarding keeps the client's own address
+        # (busybox httpd writes it IPv4-mapped: [::ffff:a.b.c.d])
+        assert out.stdout.strip().removeprefix("[::ffff:").rstrip("]") == f"{sub}.2", out.stderr
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -389,9 +389,18 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
             raise UsageError(f"unknown log driver {opts['log-driver']!r}: berth writes json-file")
         hc["LogConfig"] = {"Type": "json-file", "Config": dict(
             o.split("=", 1) for o in opts["log-opt"] if "=" in o)}
-    if opts["publish"] or opts["publish-all"]:
-        raise UsageError("publishing ports (-p, -P) needs the bridge network, "
-                         "which berth does not have yet")
+    exposed: dict[str, Any] = {}
+    if opts["publish"]:
+        binds: dict[str, list[dict[str, str]]] = {}
+        for p in opts["publish"]:
+            for key, b in _parse_publish(p).items():
+                binds.setdefault(key, []).extend(b)
+                exposed[key] = {}
+        hc["PortBindings"] = binds
+    for e in opts["expose"]:
+        exposed[e if "/" in e else e + "/tcp"] = {}
+    if opts["publish-all"]:
+        hc["PublishAllPorts"] = True
     attach = opts.get("attach") or []
     detached = opts.get("detach", True)
     netcfg: dict[str, Any] = {}
@@ -414,6 +423,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     }
     if netcfg:
         body["NetworkingConfig"] = netcfg
+    if exposed:
+        body["ExposedPorts"] = exposed
     if opts["workdir"]:
         body["WorkingDir"] = opts["workdir"]
     if opts["user"] is not None:
@@ -434,6 +445,32 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     if health is not None:
         body["Healthcheck"] = health
     return body, opts["name"]
+
+
+def _parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
+    """`-p [ip:][hostPort:]containerPort[/proto]`, ranges included (as the daemon's parser)."""
+    import re
+    m = re.match(r"^(?:(\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:([0-9]*(?:-[0-9]+)?):)?"
+                 r"([0-9]+(?:-[0-9]+)?)(?:/(tcp|udp|sctp))?$", spec)
+    if not m:
+        raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: '
+                         "invalid port specification")
+
+    def rng(x: str) -> list[int]:
+        lo, _, hi = x.partition("-")
+        return list(range(int(lo), int(hi or lo) + 1))
+    ctr = rng(m.group(3))
+    hosts = rng(m.group(2)) if m.group(2) else [0] * len(ctr)
+    if len(hosts) != len(ctr):
+        if len(ctr) != 1:
+            raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: invalid '
+                             "ranges specified for container and host Ports")
+        hosts = [0]
+    out: dict[str, list[dict[str, str]]] = {}
+    for c, h in zip(ctr, hosts, strict=True):
+        out.setdefault(f"{c}/{m.group(4) or 'tcp'}", []).append(
+            {"HostIp": (m.group(1) or "").strip("[]"), "HostPort": str(h) if h else ""})
+    return out
 
 
 def _parse_mount_flag(spec: str) -> dict[str, Any]:
@@ -863,7 +900,8 @@ def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                "Command": json.dumps(cmd if opts["no-trunc"] else fmt.trunc(cmd, 20),
                                      ensure_ascii=False),
                "RunningFor": fmt.ago(ct["Created"]), "CreatedAt": fmt.ts(ct["Created"]),
-               "Status": ct["Status"], "Ports": "", "Names": ",".join(
+               "Status": ct["Status"], "Ports": _ports_text(ct.get("Ports") or []),
+               "Names": ",".join(
                    n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
                "Labels": ",".join(f"{k}={v}" for k, v in (ct.get("Labels") or {}).items()),
                "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
@@ -878,6 +916,40 @@ def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if opts["size"]:
         cols.append(("SIZE", "Size"))
     fmt.render(rows, opts["format"], cols)
+    return 0
+
+
+def _ports_text(ports: list[dict[str, Any]]) -> str:
+    parts = []
+    for p in ports:
+        if p.get("PublicPort"):
+            parts.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
+                         f"{p['PrivatePort']}/{p['Type']}")
+        else:
+            parts.append(f"{p['PrivatePort']}/{p['Type']}")
+    return ", ".join(parts)
+
+
+PORT = Spec([])
+
+
+def cmd_port(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not 1 <= len(args) <= 2:
+        raise UsageError('"port" requires at least 1 and at most 2 arguments.')
+    ports = c.get(f"/containers/{q(args[0])}/json")["NetworkSettings"].get("Ports") or {}
+    want = args[1] if len(args) > 1 else None
+    if want and "/" not in want:
+        want += "/tcp"
+    found = False
+    for key, binds in sorted(ports.items()):
+        if want and key != want:
+            continue
+        for b in binds or []:
+            found = True
+            out(f"{b['HostIp']}:{b['HostPort']}" if want else
+                f"{key} -> {b['HostIp']}:{b['HostPort']}")
+    if want and not found:
+        raise BerthError(f"No public port '{want}' published for {args[0]}")
     return 0
 
 
@@ -1399,6 +1471,7 @@ COMMANDS: dict[str, Command] = {
                 "Unpause all processes within one or more containers"),
     "update": (UPDATE, cmd_update, "Update configuration of one or more containers"),
     "top": (TOP, cmd_top, "Display the running processes of a container"),
+    "port": (PORT, cmd_port, "List port mappings or a specific mapping for the container"),
     "stats": (STATS, cmd_stats, "Display a live stream of container(s) resource usage"),
     "events": (EVENTS, cmd_events, "Get real time events from the server"),
     "inspect": (INSPECT, cmd_inspect, "Return low-level information on berth objects"),
@@ -1445,7 +1518,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "container"), ""),
         **{k: COMMANDS[k] for k in ("run", "create", "start", "logs", "stop", "restart", "kill",
                                     "rm", "wait", "rename", "export", "exec", "attach",
-                                    "pause", "unpause", "update", "top", "stats")},
+                                    "pause", "unpause", "update", "top", "stats", "port")},
     },
     "image": {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),

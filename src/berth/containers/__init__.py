@@ -39,7 +39,7 @@ from berth.errors import (
 )
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
-from berth.networks import NetworkService
+from berth.networks import NetworkService, ps_ports
 from berth.units import human_duration
 from berth.volumes import ANONYMOUS, MountSpec, VolumeService, parse_bind, parse_mount
 
@@ -618,6 +618,11 @@ class ContainerService:
             json.dump(spec, f)
         cfg = doc["Config"]
         eps = self._plug_networks(doc)
+        try:
+            await self._publish(doc, eps)
+        except BaseException:
+            self._unplug_networks(doc)
+            raise
         req = {"id": cid, "bundle": bundle, "log_path": doc["LogPath"], "state_dir": state_dir,
                "socket": self._monitor_socket(cid),
                "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
@@ -705,8 +710,29 @@ class ContainerService:
         self._write_etc_files(doc, eps)
         return eps
 
+    def _bindings(self, doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+        hc = doc["HostConfig"]
+        binds = dict(hc.get("PortBindings") or {})
+        if hc.get("PublishAllPorts"):
+            for key in doc["Config"].get("ExposedPorts") or {}:
+                binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
+                                                                          "HostPort": ""}])
+        return binds
+
+    async def _publish(self, doc: dict[str, Any], eps: list[dict[str, Any]]) -> None:
+        binds = self._bindings(doc)
+        if not binds or self.networks is None:
+            return
+        if not eps:
+            raise InvalidArgument("published ports need a bridge network: "
+                                  f"{doc['HostConfig'].get('NetworkMode')} has none")
+        ports = await self.networks.ports.publish(doc["Id"], binds, eps[0]["ip"],
+                                                  eps[0]["netname"])
+        doc["NetworkSettings"]["Ports"] = ports
+
     def _unplug_networks(self, doc: dict[str, Any]) -> None:
         if self.networks is not None and doc["_berth"].get("endpoints"):
+            self.networks.ports.unpublish(doc["Id"], doc["_berth"]["endpoints"][0]["netname"])
             self.networks.release(doc["Id"])
             doc["_berth"]["endpoints"] = []
             doc["NetworkSettings"] = self._network_settings(
@@ -855,6 +881,8 @@ class ContainerService:
                 if hello is not None and "pid" in hello:
                     if self.networks is not None and doc["_berth"].get("endpoints"):
                         self.networks.restore(cid, doc["_berth"]["endpoints"])
+                        with contextlib.suppress(BerthError):
+                            await self._publish(doc, doc["_berth"]["endpoints"])
                     live.channel = ch
                     live.reader = self._spawn(self._watch(cid, ch))
                     for hook in self.on_start:
@@ -1228,7 +1256,8 @@ class ContainerService:
         s: dict[str, Any] = {
             "Id": d["Id"], "Names": [d["Name"]], "Image": d["Config"]["Image"],
             "ImageID": d["Image"], "Command": cmd, "Created": d["_berth"]["created"],
-            "Ports": [], "Labels": d["Config"].get("Labels") or {}, "State": st["Status"],
+            "Ports": ps_ports(d["NetworkSettings"].get("Ports")) if st["Running"] else [],
+            "Labels": d["Config"].get("Labels") or {}, "State": st["Status"],
             "Status": status, "HostConfig": {"NetworkMode": mode},
             "NetworkSettings": {"Networks": d["NetworkSettings"]["Networks"]},
             "Mounts": d.get("Mounts") or [],

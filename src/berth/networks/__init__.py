@@ -25,6 +25,7 @@ from typing import Any
 
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System, Unavailable
 from berth.linux import netlink
+from berth.networks.ports import PortMapper, parse_publish, ps_ports
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class NetworkService:
         os.makedirs(cfg.run_dir, exist_ok=True)
         # endpoints of running containers: network id -> container id -> endpoint
         self.endpoints: dict[str, dict[str, dict[str, Any]]] = {}
+        self.ports = PortMapper(cfg.chain, lambda net: self.resolve(net)["Options"][
+            BRIDGE_NAME_OPT], iptables=cfg.iptables)
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -110,6 +113,7 @@ class NetworkService:
                 f.write("1")
         if self.cfg.iptables:
             self._chains()
+            self.ports.setup()
         for doc in self.nets.values():
             if doc["Driver"] == "bridge":
                 self._bring_up(doc)
@@ -176,6 +180,7 @@ class NetworkService:
                     self._bridge_rules(doc, add=False)
                 netlink.delete_link(doc["Options"][BRIDGE_NAME_OPT])
         if self.cfg.iptables:
+            self.ports.teardown()
             ch = self.cfg.chain
             self._ipt("-D", "FORWARD", "-j", f"{ch}-FWD", check=False)
             self._ipt("-D", "POSTROUTING", "-j", f"{ch}-POST", table="nat", check=False)
@@ -343,4 +348,4 @@ class NetworkService:
         return self.resolve(ref)["Name"] not in ("bridge", "host", "none")
 
 
-__all__ = ["NetworkService", "NetConfig", "BRIDGE_NAME_OPT"]
+__all__ = ["NetworkService", "NetConfig", "BRIDGE_NAME_OPT", "parse_publish", "ps_ports"]

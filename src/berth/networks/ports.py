@@ -1,0 +1,217 @@
+"""Published ports: `-p [ip:][hostPort:]containerPort[/proto]` and `-P`.
+
+Imports `errors`. As Docker does it: an iptables DNAT rule (nat PREROUTING and OUTPUT, through
+the daemon's PREFIX-DNAT chain) sends connections that arrive on the host's addresses to the
+container, keeping their source address (kernel forwarding); loopback connections, which DNAT
+cannot reach, go through a small TCP proxy in the daemon, which also holds the port so no one
+else takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from berth.errors import Conflict, InvalidArgument, System
+
+log = logging.getLogger(__name__)
+
+_SPEC = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:(?P<host>[0-9]*(?:-[0-9]+)?):)?"
+                   r"(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp|sctp))?$")
+
+
+def _range(s: str) -> list[int]:
+    lo, _, hi = s.partition("-")
+    a, b = int(lo), int(hi or lo)
+    if not (0 < a <= b <= 65535):
+        raise InvalidArgument(f"invalid port range: {s}")
+    return list(range(a, b + 1))
+
+
+def parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
+    """`-p` into Docker's PortBindings: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}."""
+    m = _SPEC.match(spec)
+    if not m:
+        raise InvalidArgument(f"invalid port specification: \"{spec}\"")
+    proto = m.group("proto") or "tcp"
+    ctr = _range(m.group("ctr"))
+    host = m.group("host") or ""
+    hosts = _range(host) if host else [0] * len(ctr)
+    if host and len(hosts) != len(ctr):
+        if len(ctr) == 1:  # -p 8000-8010:80 means "any one of these"
+            hosts = [0]
+            ctr = ctr[:1]
+        else:
+            raise InvalidArgument(f"invalid ranges specified for container and host Ports: "
+                                  f"{m.group('ctr')} and {host}")
+    out: dict[str, list[dict[str, str]]] = {}
+    for c, h in zip(ctr, hosts, strict=True):
+        out.setdefault(f"{c}/{proto}", []).append(
+            {"HostIp": (m.group("ip") or "").strip("[]"), "HostPort": str(h) if h else ""})
+    return out
+
+
+@dataclass(slots=True)
+class Published:
+    proto: str
+    host_ip: str
+    host_port: int
+    ctr_ip: str
+    ctr_port: int
+    server: asyncio.base_events.Server | None = None
+    holder: socket.socket | None = None
+
+
+class PortMapper:
+    def __init__(self, chain: str, bridge_of: Any, iptables: bool = True) -> None:
+        self.chain = chain            # the daemon's chain prefix
+        self.iptables = iptables
+        self.bridge_of = bridge_of    # network name -> bridge name
+        self.by_container: dict[str, list[Published]] = {}
+
+    # --- rules ------------------------------------------------------------------------------
+    def _ipt(self, *args: str, table: str = "nat", check: bool = False) -> bool:
+        r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
+                           text=True)
+        if check and r.returncode != 0:
+            raise System(f"iptables {' '.join(args)}: {r.stderr.strip()}")
+        return r.returncode == 0
+
+    def setup(self) -> None:
+        if not self.iptables:
+            return
+        c = f"{self.chain}-DNAT"
+        self._ipt("-N", c)
+        for parent, extra in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
+            rule = [parent, "-m", "addrtype", "--dst-type", "LOCAL", *extra, "-j", c]
+            if not self._ipt("-C", *rule):
+                self._ipt("-I", *rule, check=True)
+
+    def teardown(self) -> None:
+        if not self.iptables:
+            return
+        c = f"{self.chain}-DNAT"
+        self._ipt("-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", c)
+        self._ipt("-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "!", "-d",
+                  "127.0.0.0/8", "-j", c)
+        self._ipt("-F", c)
+        self._ipt("-X", c)
+
+    def _rules(self, p: Published, bridge: str) -> list[tuple[str, list[str]]]:
+        dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0") else []
+        return [
+            ("nat", [f"{self.chain}-DNAT", "!", "-i", bridge, *dst, "-p", p.proto, "--dport",
+                     str(p.host_port), "-j", "DNAT", "--to-destination",
+                     f"{p.ctr_ip}:{p.ctr_port}"]),
+            ("filter", [f"{self.chain}-FWD", "-d", p.ctr_ip, "!", "-i", bridge, "-o", bridge,
+                        "-p", p.proto, "--dport", str(p.ctr_port), "-j", "ACCEPT"]),
+        ]
+
+    # --- per container ----------------------------------------------------------------------
+    async def publish(self, cid: str, bindings: dict[str, list[dict[str, str]]],
+                      ctr_ip: str, network: str) -> dict[str, list[dict[str, str]]]:
+        """Open the ports; returns NetworkSettings.Ports. Undoes all on any failure."""
+        bridge = self.bridge_of(network)
+        done: list[Published] = []
+        ports: dict[str, list[dict[str, str]]] = {}
+        try:
+            for key, binds in bindings.items():
+                port_s, _, proto = key.partition("/")
+                proto = proto or "tcp"
+                for b in binds or [{}]:
+                    host_ip = b.get("HostIp") or "0.0.0.0"
+                    p = Published(proto=proto, host_ip=host_ip,
+                                  host_port=int(b.get("HostPort") or 0), ctr_ip=ctr_ip,
+                                  ctr_port=int(port_s))
+                    await self._open(p)
+                    done.append(p)
+                    if self.iptables:
+                        for table, r in self._rules(p, bridge):
+                            if not self._ipt("-C", *r, table=table):  # kept over a restart
+                                self._ipt("-A", *r, table=table, check=True)
+                    ports.setdefault(key, []).append({"HostIp": host_ip,
+                                                      "HostPort": str(p.host_port)})
+        except BaseException:
+            for p in done:
+                self._close(p, bridge)
+            raise
+        self.by_container[cid] = done
+        return ports
+
+    async def _open(self, p: Published) -> None:
+        """Hold the host port: a proxy for TCP (what loopback clients reach), a bound socket
+        for UDP. A taken port is Docker's error."""
+        fam = socket.AF_INET6 if ":" in p.host_ip else socket.AF_INET
+        typ = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(fam, typ)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((p.host_ip, p.host_port))
+        except OSError as e:
+            s.close()
+            raise Conflict(f"Bind for {p.host_ip}:{p.host_port} failed: port is already "
+                           f"allocated ({e.strerror})") from None
+        p.host_port = s.getsockname()[1]
+        if p.proto != "tcp":
+            p.holder = s
+            return
+        s.listen(128)
+        s.setblocking(False)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                ur, uw = await asyncio.open_connection(p.ctr_ip, p.ctr_port)
+            except OSError:
+                writer.close()
+                return
+
+            async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await r.read(65536):
+                        w.write(data)
+                        await w.drain()
+                except (ConnectionError, OSError):
+                    pass
+                finally:
+                    with contextlib.suppress(Exception):
+                        w.write_eof()
+            await asyncio.gather(pipe(reader, uw), pipe(ur, writer))
+            for w in (writer, uw):
+                w.close()
+        p.server = await asyncio.start_server(handle, sock=s)
+
+    def _close(self, p: Published, bridge: str) -> None:
+        if p.server is not None:
+            p.server.close()
+        if p.holder is not None:
+            p.holder.close()
+        if self.iptables:
+            for table, r in self._rules(p, bridge):
+                self._ipt("-D", *r, table=table)
+
+    def unpublish(self, cid: str, network: str) -> None:
+        bridge = self.bridge_of(network)
+        for p in self.by_container.pop(cid, []):
+            self._close(p, bridge)
+
+
+def ps_ports(ports: dict[str, list[dict[str, str]]] | None) -> list[dict[str, Any]]:
+    """`/containers/json`'s Ports list."""
+    out: list[dict[str, Any]] = []
+    for key, binds in (ports or {}).items():
+        port_s, _, proto = key.partition("/")
+        for b in binds or [None]:  # type: ignore[list-item]
+            e: dict[str, Any] = {"PrivatePort": int(port_s), "Type": proto}
+            if b:
+                e.update({"IP": b["HostIp"], "PublicPort": int(b["HostPort"])})
+            out.append(e)
+    return out
+
+
+__all__ = ["PortMapper", "parse_publish", "ps_ports"]
