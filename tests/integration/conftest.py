@@ -119,7 +119,11 @@ class Daemon:
         # a daemon that could not tear its network down (killed) leaves it: remove it here
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         chain = f"BERTH-{self.bridge[:12]}"
-        for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST",))):
+        for parent, rule in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
+            subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
+                            "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
+                           capture_output=True)
+        for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
             parent = "FORWARD" if table == "filter" else "POSTROUTING"
             subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
                             f"{chain}-{chains[0]}"], capture_output=True)

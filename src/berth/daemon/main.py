@@ -241,7 +241,9 @@ class Daemon:
         await asyncio.to_thread(self.networks.setup)
         await self.containers.restore()
         await self.containers.start_restartable()
-        runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        # streams that never end on their own (events, logs -f) must not hold up a shutdown
+        runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
         await runner.setup()
         path = self.cfg.socket_path
         with contextlib.suppress(FileNotFoundError):
@@ -265,11 +267,17 @@ class Daemon:
             await stop.wait()
         finally:
             log.info("shutting down; running containers are left running (live restore)")
-            await runner.cleanup()
-            await self.containers.close()
-            if self.forkserver and self.forkserver.returncode is None:
-                self.forkserver.kill()
-                await self.forkserver.wait()
+            await self._shutdown(runner, path, sock_ino)
+
+    async def _shutdown(self, runner: web.AppRunner, path: str, sock_ino: int) -> None:
+        """Every step runs, whatever the one before it did."""
+        async def step(what: str, coro: Any) -> None:
+            try:
+                await coro
+            except Exception:  # noqa: BLE001 - the daemon's edge: log, go on
+                log.exception("shutdown: %s failed", what)
+
+        async def unlink_own() -> None:
             # a daemon started after us may have bound the path again: leave its socket be
             with contextlib.suppress(FileNotFoundError):
                 if os.stat(path).st_ino == sock_ino:
@@ -277,11 +285,25 @@ class Daemon:
             if self.cfg.pidfile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.cfg.pidfile)
-            cgroups.remove_parent(self.cfg.cgroup_parent)
+
+        async def stop_forkserver() -> None:
+            if self.forkserver and self.forkserver.returncode is None:
+                self.forkserver.kill()
+                await self.forkserver.wait()
+
+        async def networks_down() -> None:
             if not self.containers.counts()["ContainersRunning"]:
                 # nothing runs on them: bridges and rules go, to be made again at start
                 await asyncio.to_thread(self.networks.teardown)
-            self.meta.close()
+
+        await step("http server", runner.cleanup())
+        await step("containers", self.containers.close())
+        await step("fork server", stop_forkserver())
+        await step("socket and pidfile", unlink_own())
+        await step("cgroup parent", asyncio.to_thread(cgroups.remove_parent,
+                                                      self.cfg.cgroup_parent))
+        await step("networks", networks_down())
+        self.meta.close()
 
 
 def _log_defaults(opts: dict[str, str]) -> dict[str, int]:
