@@ -5,6 +5,7 @@ stays on bridges this test's daemon made (and nothing leaves the machine: see co
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -161,3 +162,37 @@ def _from_another_host(daemon: Daemon, port: int) -> None:
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_network_survives_a_daemon_restart(private_daemon: Daemon) -> None:
+    d = private_daemon
+    d.ok("network", "create", "keepnet")
+    cid = _cgi_server(d, "--name", "kept", "--network", "keepnet", "-p", "127.0.0.1:0:80")
+    ip = d.inspect(cid)["NetworkSettings"]["Networks"]["keepnet"]["IPAddress"]
+    d.stop(signal.SIGKILL)
+    d.start()
+    st = d.inspect(cid)
+    assert st["State"]["Running"]
+    assert st["NetworkSettings"]["Networks"]["keepnet"]["IPAddress"] == ip
+    port = int(st["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/cgi-bin/ip", timeout=5).read()
+    assert body.strip()
+    out = d.ok("run", "--rm", "--network", "keepnet", "busybox", "wget", "-qO-",
+               "http://kept/cgi-bin/ip")
+    assert out.strip()
+    d.ok("rm", "-f", cid)
+    d.ok("network", "rm", "keepnet")
+
+
+def test_container_network_mode_and_extra_hosts(daemon: Daemon) -> None:
+    cid = daemon.ok("run", "-d", "busybox", "httpd", "-f", "-p", "81", "-h", "/etc").strip()
+    try:
+        out = daemon.ok("run", "--rm", "--network", f"container:{cid}", "busybox", "wget",
+                        "-qO-", "http://127.0.0.1:81/hostname")
+        assert out.strip() == cid[:12]  # the other container's own loopback
+        out = daemon.ok("run", "--rm", "--add-host", "db.local:10.1.2.3", "--dns-search",
+                        "example.internal", "busybox", "sh", "-c",
+                        "grep db.local /etc/hosts; grep search /etc/resolv.conf")
+        assert "10.1.2.3\tdb.local" in out and "search example.internal" in out
+    finally:
+        daemon.ok("rm", "-f", cid)
