@@ -58,7 +58,7 @@ def berthd(base: Path, rootfs: Path) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def dockerd(base: Path, rootfs: Path) -> Iterator[dict[str, str] | None]:
+def dockerd(base: Path, rootfs: Path, bridge: bool = False) -> Iterator[dict[str, str] | None]:
     docker = shutil.which("docker")
     if docker is None:
         yield None
@@ -81,7 +81,9 @@ def dockerd(base: Path, rootfs: Path) -> Iterator[dict[str, str] | None]:
     log = open(base / "dockerd.log", "wb")  # noqa: SIM115
     p = subprocess.Popen([exe, "--data-root", str(base / "data"), "--exec-root",
                           str(base / "exec"), "-H", f"unix://{sock}", "--pidfile",
-                          str(base / "dockerd.pid"), "--bridge=none", "--iptables=false",
+                          str(base / "dockerd.pid"),
+                          *(["--bip", "10.194.0.1/24"] if bridge else ["--bridge=none"]),
+                          "--iptables=false",
                           "--ip-forward=false", "--dns", "127.0.0.1", "--containerd-namespace",
                           "berthbench", "--cgroup-parent", "docker-bench"],
                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -107,6 +109,8 @@ def dockerd(base: Path, rootfs: Path) -> Iterator[dict[str, str] | None]:
         for d in Path("/sys/fs/cgroup").glob("*/docker-bench"):
             with contextlib.suppress(OSError):
                 d.rmdir()
+        if bridge:
+            subprocess.run(["ip", "link", "del", "docker0"], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
 

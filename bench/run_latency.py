@@ -23,6 +23,8 @@ from _engines import BIN, ROOT, berthd, dockerd, summary, timed
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=30, help="runs per engine")
+    ap.add_argument("--network", default="none", choices=["none", "bridge"],
+                    help="none (issue 2's figure) or the default bridge (issue 7's)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -32,11 +34,13 @@ def main() -> None:
         subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
         (base / "b").mkdir()
         (base / "d").mkdir()
-        with berthd(base / "b", rootfs) as benv, dockerd(base / "d", rootfs) as denv:
-            berth_cmd = [str(BIN / "berth"), "run", "--rm", "--network", "none", "benchbox",
-                         "true"]
+        bridge = args.network == "bridge"
+        with berthd(base / "b", rootfs) as benv, \
+                dockerd(base / "d", rootfs, bridge=bridge) as denv:
+            berth_cmd = [str(BIN / "berth"), "run", "--rm", "--network", args.network,
+                         "benchbox", "true"]
             docker = shutil.which("docker") or "docker"
-            docker_cmd = [docker, "run", "--rm", "--network", "none", "--pull", "never",
+            docker_cmd = [docker, "run", "--rm", "--network", args.network, "--pull", "never",
                           "benchbox", "true"]
             # the docker CLI against berthd: the same client, the other engine
             dcli_berth_env = {**benv, "DOCKER_HOST": benv["BERTH_HOST"],
@@ -54,7 +58,8 @@ def main() -> None:
                     d.append(timed(docker_cmd, denv))
                 if shutil.which("docker"):
                     db.append(timed(docker_cmd, dcli_berth_env))
-            print(f"run --rm --network none IMAGE true, {args.n} runs each, alternating")
+            print(f"run --rm --network {args.network} IMAGE true, {args.n} runs each, "
+                  "alternating")
             print(f"  berth  (berth CLI -> berthd):   {summary(b)}")
             if db:
                 print(f"  berth  (docker CLI -> berthd):  {summary(db)}")
