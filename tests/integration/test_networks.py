@@ -190,6 +190,9 @@ def test_container_network_mode_and_extra_hosts(daemon: Daemon) -> None:
         out = daemon.ok("run", "--rm", "--network", f"container:{cid}", "busybox", "wget",
                         "-qO-", "http://127.0.0.1:81/hostname")
         assert out.strip() == cid[:12]  # the other container's own loopback
+        out = daemon.ok("run", "--rm", "--mac-address", "02:00:00:aa:bb:cc", "busybox", "cat",
+                        "/sys/class/net/eth0/address")
+        assert out.strip() == "02:00:00:aa:bb:cc"
         out = daemon.ok("run", "--rm", "--add-host", "db.local:10.1.2.3", "--dns-search",
                         "example.internal", "busybox", "sh", "-c",
                         "grep db.local /etc/hosts; grep search /etc/resolv.conf")

@@ -285,6 +285,7 @@ _RUN_FLAGS = [
     flag("detach-keys", kind="str", default=""),
     flag("mount", kind="list"), flag("volumes-from", kind="list"),
     flag("network-alias", kind="list"), flag("ip", kind="str", default=""),
+    flag("mac-address", kind="str", default=""),
     flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
     flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
     flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
@@ -404,13 +405,15 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     attach = opts.get("attach") or []
     detached = opts.get("detach", True)
     netcfg: dict[str, Any] = {}
-    if opts["network-alias"] or opts["ip"]:
+    if opts["network-alias"] or opts["ip"] or opts["mac-address"]:
         mode = hc["NetworkMode"]
         ec: dict[str, Any] = {}
         if opts["network-alias"]:
             ec["Aliases"] = list(opts["network-alias"])
         if opts["ip"]:
             ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+        if opts["mac-address"]:
+            ec["MacAddress"] = opts["mac-address"]
         netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}
     body: dict[str, Any] = {
         "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,

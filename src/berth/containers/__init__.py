@@ -375,6 +375,8 @@ class ContainerService:
             full_cfg["Env"].append("TERM=xterm")
         mount_specs = self._mount_specs(cfg, hc, icfg.get("Volumes"))
         nets = self._requested_networks(hc, body.get("NetworkingConfig") or {})
+        if body.get("MacAddress") and nets:  # the older, container-wide field
+            nets[0]["mac"] = nets[0]["mac"] or body["MacAddress"]
         cdir = self._dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
@@ -462,7 +464,8 @@ class ContainerService:
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
             out.append({"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
-                        "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or "")})
+                        "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+                        "mac": ec.get("MacAddress") or ""})
         return out
 
     @staticmethod
@@ -698,7 +701,7 @@ class ContainerService:
             for i, n in enumerate(nets):
                 ep = self.networks.allocate(n["net"], doc["Id"], name=doc["Name"][1:],
                                             aliases=n["aliases"], ip=n.get("ip", ""),
-                                            ifname=f"eth{i}")
+                                            ifname=f"eth{i}", mac=n.get("mac", ""))
                 ep["netname"] = n["net"]
                 eps.append(ep)
         except BaseException:

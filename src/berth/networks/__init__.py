@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -287,9 +288,11 @@ class NetworkService:
 
     # --- endpoints --------------------------------------------------------------------------
     def allocate(self, ref: str, cid: str, *, name: str, aliases: list[str],
-                 ip: str = "", ifname: str = "eth0") -> dict[str, Any]:
+                 ip: str = "", ifname: str = "eth0", mac: str = "") -> dict[str, Any]:
         """An address and a veth for a starting container on a bridge network."""
         doc = self.resolve(ref)
+        if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
+            raise InvalidArgument(f"invalid MAC address: {mac}")
         c = doc["IPAM"]["Config"][0]
         net = ipaddress.ip_network(c["Subnet"])
         pool = ipaddress.ip_network(c.get("IPRange") or c["Subnet"])
@@ -307,7 +310,7 @@ class NetworkService:
                 raise Unavailable(f"no available IPv4 addresses on network {doc['Name']}")
         ep = {"network": doc["Id"], "name": name, "aliases": aliases, "ip": addr,
               "prefix": net.prefixlen, "gateway": "" if doc["Internal"] else c["Gateway"],
-              "mac": netlink.mac_for(addr), "endpoint": secrets.token_hex(32),
+              "mac": mac or netlink.mac_for(addr), "endpoint": secrets.token_hex(32),
               "bridge": doc["Options"][BRIDGE_NAME_OPT],
               "host_if": "vb" + secrets.token_hex(6)[:11], "ifname": ifname}
         self.endpoints.setdefault(doc["Id"], {})[cid] = ep
