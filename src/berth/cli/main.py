@@ -1274,13 +1274,15 @@ def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-def cmd_network_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def _inspect_each(c: Client, opts: dict[str, Any], args: list[str], kind: str,
+                  path: str) -> int:
+    """`network inspect`, `volume inspect`: a JSON list, or one template line each."""
     if not args:
-        raise UsageError('"network inspect" requires at least 1 argument.')
+        raise UsageError(f'"{kind} inspect" requires at least 1 argument.')
     res, rc = [], 0
     for n in args:
         try:
-            res.append(c.get(f"/networks/{q(n)}"))
+            res.append(c.get(path + q(n)))
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
@@ -1290,6 +1292,10 @@ def cmd_network_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int
     else:
         out(json.dumps(res, indent=4))
     return rc
+
+
+def cmd_network_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    return _inspect_each(c, opts, args, "network", "/networks/")
 
 
 def cmd_network_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -1364,21 +1370,7 @@ def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
 
 
 def cmd_volume_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    if not args:
-        raise UsageError('"volume inspect" requires at least 1 argument.')
-    res, rc = [], 0
-    for n in args:
-        try:
-            res.append(c.get(f"/volumes/{q(n)}"))
-        except BerthError as e:
-            err(f"Error response from daemon: {e}")
-            rc = 1
-    if opts["format"]:
-        for v in res:
-            out(fmt.template(opts["format"], v))
-    else:
-        out(json.dumps(res, indent=4))
-    return rc
+    return _inspect_each(c, opts, args, "volume", "/volumes/")
 
 
 def cmd_volume_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:

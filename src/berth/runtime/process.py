@@ -146,6 +146,12 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
             _report(err_w, f"container init: {e}", 1)
         finally:
             os._exit(code)
+    return _child_pid(inter, pid_r, pid_w, err_r, err_w, "container init failed", 1)
+
+
+def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what: str,
+               code: int) -> tuple[int, int]:
+    """The parent's side: the pid the intermediate reports, once it has gone; or its error."""
     os.close(err_w)
     os.close(pid_w)
     data = b""
@@ -156,7 +162,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     if not data:
         msg = os.read(err_r, 65536)
         os.close(err_r)
-        raise StartError(_decode_error(msg)[0] or "container init failed", 1)
+        raise StartError(_decode_error(msg)[0] or what, code)
     return int(data), err_r
 
 
@@ -379,18 +385,7 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
             _report(err_w, _exec_message(f"exec: {e}"), 126)
         finally:
             os._exit(code)
-    os.close(err_w)
-    os.close(pid_w)
-    data = b""
-    while chunk := os.read(pid_r, 64):
-        data += chunk
-    os.close(pid_r)
-    os.waitpid(inter, 0)
-    if not data:
-        msg = os.read(err_r, 65536)
-        os.close(err_r)
-        raise StartError(_decode_error(msg)[0] or "exec failed", 126)
-    return int(data), err_r
+    return _child_pid(inter, pid_r, pid_w, err_r, err_w, "exec failed", 126)
 
 
 def _join_cgroups_of(pid: int) -> None:
