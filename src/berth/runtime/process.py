@@ -180,6 +180,19 @@ def wait_exec(err_r: int, *, until_ready: bool = False) -> None:
         raise StartError(msg, code)
 
 
+def _exec(args: list[str], env: dict[str, str]) -> tuple[str, int]:
+    """execve, or the reason it failed in runc's words and Docker's exit code for it."""
+    try:
+        os.execvpe(args[0], args, env)
+    except FileNotFoundError:
+        if "/" in args[0]:
+            return f'exec: "{args[0]}": stat {args[0]}: no such file or directory', 127
+        return f'exec: "{args[0]}": executable file not found in $PATH', 127
+    except OSError as e:
+        return f'exec: "{args[0]}": {(e.strerror or str(e)).lower()}', 126
+    raise AssertionError("unreachable: execve returned")
+
+
 def _decode_error(buf: bytes) -> tuple[str, int]:
     try:
         d = json.loads(buf.decode(errors="replace").splitlines()[0])
@@ -212,21 +225,8 @@ def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[typ
             os.write(wfd, b"0")
             os.close(wfd)
             os.close(fifo)
-        try:
-            os.execvpe(args[0], args, env)
-        except FileNotFoundError:
-            if "/" in args[0]:
-                msg = f'exec: "{args[0]}": stat {args[0]}: no such file or directory'
-            else:
-                msg = f'exec: "{args[0]}": executable file not found in $PATH'
-            _report(err_w, _oci_message(msg), 127)
-            code = 127
-        except (PermissionError, IsADirectoryError) as e:
-            _report(err_w, _oci_message(f'exec: "{args[0]}": {e.strerror.lower()}'), 126)
-            code = 126
-        except OSError as e:
-            _report(err_w, _oci_message(f'exec: "{args[0]}": {e.strerror}'), 126)
-            code = 126
+        detail, code = _exec(args, env)
+        _report(err_w, _oci_message(detail), code)
     except StartError as e:
         _report(err_w, _oci_message(e.message), e.code)
         code = e.code
@@ -435,16 +435,8 @@ def _exec_init(proc: dict, stdio: Stdio, err_w: int) -> None:  # type: ignore[ty
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         args = proc["args"]
-        try:
-            os.execvpe(args[0], args, env)
-        except FileNotFoundError:
-            if "/" in args[0]:
-                detail = f'exec: "{args[0]}": stat {args[0]}: no such file or directory'
-            else:
-                detail = f'exec: "{args[0]}": executable file not found in $PATH'
-            _report(err_w, _exec_message(detail), 126)
-        except OSError as e:
-            _report(err_w, _exec_message(f'exec: "{args[0]}": {e.strerror.lower()}'), 126)
+        detail, _ = _exec(args, env)
+        _report(err_w, _exec_message(detail), 126)  # dockerd: 126 for any exec start failure
     except StartError as e:
         _report(err_w, _exec_message(e.message), 126)
     except BaseException as e:  # noqa: BLE001
