@@ -199,3 +199,28 @@ def test_container_network_mode_and_extra_hosts(daemon: Daemon) -> None:
         assert "10.1.2.3\tdb.local" in out and "search example.internal" in out
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
+    daemon.ok("network", "create", "live-a")
+    daemon.ok("network", "create", "live-b")
+    try:
+        daemon.ok("run", "-d", "--name", "hop", "--network", "live-a", "busybox", "sleep", "60")
+        daemon.ok("run", "-d", "--name", "dst", "--network", "live-b", "busybox", "httpd",
+                  "-f", "-p", "80", "-h", "/etc")
+        r = daemon.berth("exec", "hop", "wget", "-T", "2", "-qO-", "http://dst/hostname")
+        assert r.returncode != 0  # not on live-b yet
+        daemon.ok("network", "connect", "--alias", "hopper", "live-b", "hop")
+        assert "eth1" in daemon.ok("exec", "hop", "ls", "/sys/class/net").split()
+        out = daemon.ok("exec", "hop", "wget", "-qO-", "http://dst/hostname")
+        assert out.strip() == daemon.inspect("dst")["Id"][:12]
+        nets = daemon.inspect("hop")["NetworkSettings"]["Networks"]
+        assert set(nets) == {"live-a", "live-b"} and nets["live-b"]["IPAddress"]
+        # and the others find it by its new alias
+        assert "1 packets received" in daemon.ok("exec", "dst", "ping", "-c1", "-W2", "hopper")
+        daemon.ok("network", "disconnect", "live-b", "hop")
+        assert "eth1" not in daemon.ok("exec", "hop", "ls", "/sys/class/net").split()
+        assert set(daemon.inspect("hop")["NetworkSettings"]["Networks"]) == {"live-a"}
+    finally:
+        daemon.berth("rm", "-f", "hop", "dst")
+        daemon.berth("network", "rm", "live-a", "live-b")

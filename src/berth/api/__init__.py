@@ -763,14 +763,14 @@ class Api:
 
     async def network_connect(self, request: web.Request) -> web.StreamResponse:
         b = await self._body(request)
-        self.containers.connect(request.match_info["id"], b.get("Container", ""),
-                                b.get("EndpointConfig") or {})
+        await self.containers.connect(request.match_info["id"], b.get("Container", ""),
+                                      b.get("EndpointConfig") or {})
         return web.Response(status=200)
 
     async def network_disconnect(self, request: web.Request) -> web.StreamResponse:
         b = await self._body(request)
-        self.containers.disconnect(request.match_info["id"], b.get("Container", ""),
-                                   force=bool(b.get("Force")))
+        await self.containers.disconnect(request.match_info["id"], b.get("Container", ""),
+                                         force=bool(b.get("Force")))
         return web.Response(status=200)
 
     # --- volumes ----------------------------------------------------------------------------

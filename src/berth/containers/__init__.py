@@ -96,6 +96,7 @@ class _Live:
         self.channel: Channel | None = None    # to the monitor, while it runs
         self.fanout = Fanout()                 # output to the attach streams
         self.restart_delay = 0.0
+        self.answer: asyncio.Future[dict[str, Any]] | None = None  # to a monitor command
         self.restart_task: asyncio.Task[None] | None = None
 
 
@@ -226,43 +227,83 @@ class ContainerService:
         return [d["Id"] for d in self._docs.values()
                 if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
 
-    def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
-        """`network connect` of a container that is not running (a running one would need
-        its interface plugged live: not done yet)."""
+    async def _monitor_command(self, cid: str, cmd: dict[str, Any]) -> dict[str, Any]:
+        live = self._live[cid]
+        if live.channel is None:
+            raise Conflict(f"Container {cid} is not running")
+        async with live.lock:
+            live.answer = asyncio.get_running_loop().create_future()
+            live.channel.command(cmd)
+            try:
+                return await asyncio.wait_for(live.answer, 30)
+            finally:
+                live.answer = None
+
+    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+        """`network connect`; a running container gets its interface plugged at once."""
         doc = self.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
-        if doc["State"]["Running"]:
-            raise Conflict("connecting a running container is not supported yet: stop it, "
-                           "connect, and start it again")
+        if n["Driver"] in ("host", "null"):
+            raise Forbidden(f"container cannot be disconnected from host network or "
+                            f"connected to {n['Name']} network")
+        if doc["HostConfig"].get("NetworkMode") in ("host", "none") or \
+                doc["HostConfig"].get("NetworkMode", "").startswith("container:"):
+            raise Forbidden("container sharing network namespace with another container or "
+                            "host cannot be connected to any other network")
         nets = doc["_berth"].setdefault("nets", [])
         if any(x["net"] == n["Name"] for x in nets):
             raise Forbidden(f"endpoint with name {doc['Name'][1:]} already exists in "
                             f"network {n['Name']}")
-        if doc["HostConfig"].get("NetworkMode") in ("host", "none"):
-            raise InvalidArgument("container cannot be disconnected from host network or "
-                                  "connected to host network")
-        nets.append({"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
-                     "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or ""})
+        entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
+                 "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
+                 "mac": ec.get("MacAddress") or ""}
+        if doc["State"]["Running"]:
+            eps = doc["_berth"].setdefault("endpoints", [])
+            used = {e["ifname"] for e in eps}
+            ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+            ep = self.networks.allocate(n["Name"], doc["Id"], name=doc["Name"][1:],
+                                        aliases=entry["aliases"], ip=entry["ip"],
+                                        ifname=ifname, mac=entry["mac"])
+            ep["netname"] = n["Name"]
+            plug = {k: ep[k] for k in ("bridge", "host_if", "ifname", "mac")}
+            plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
+            answer = await self._monitor_command(
+                doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0]})
+            if "plugged" not in answer:
+                self.networks.release_one(doc["Id"], n["Id"])
+                raise System(f"connect {doc['Name'][1:]} to {n['Name']}: "
+                             f"{answer.get('failed')}")
+            eps.append(ep)
+        nets.append(entry)
         doc["NetworkSettings"] = self._network_settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), nets)
+            doc["HostConfig"].get("NetworkMode", "bridge"), nets,
+            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
         self._save(doc)
         self._event(doc, "connect", network=n["Name"])
 
-    def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
+    async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
         doc = self.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
-        if doc["State"]["Running"] and not force:
-            raise Conflict("disconnecting a running container is not supported yet")
         nets = doc["_berth"].get("nets") or []
         if not any(x["net"] == n["Name"] for x in nets):
             raise Forbidden(f"container {doc['Id'][:12]} is not connected to network "
                             f"{n['Name']}")
+        eps = doc["_berth"].get("endpoints") or []
+        ep = next((e for e in eps if e["netname"] == n["Name"]), None)
+        if doc["State"]["Running"] and ep is not None:
+            answer = await self._monitor_command(doc["Id"], {"unplug": ep["ifname"]})
+            if "unplugged" not in answer and not force:
+                raise System(f"disconnect: {answer.get('failed')}")
+            self.networks.release_one(doc["Id"], ep["network"])
+            doc["_berth"]["endpoints"] = [e for e in eps if e is not ep]
         doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]
         doc["NetworkSettings"] = self._network_settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"])
+            doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"],
+            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
         self._save(doc)
+        self._event(doc, "disconnect", network=n["Name"])
 
     def containers_using(self, image_id: str) -> list[dict[str, Any]]:
         return [d for d in self._docs.values() if d["Image"] == image_id]
@@ -754,6 +795,8 @@ class ContainerService:
                 if msg is None or "exit" in msg:
                     record = msg
                     break
+                if live.answer is not None and not live.answer.done():
+                    live.answer.set_result(msg)
         except (OSError, ValueError):
             record = None
         finally:

@@ -70,6 +70,9 @@ class Channel:
             return
         self.writer.write(struct.pack(">BxxxI", typ, len(payload)) + payload)
 
+    def command(self, cmd: dict[str, Any]) -> None:
+        self.send(T_CONTROL, json.dumps(cmd).encode())
+
     def resize(self, h: int, w: int) -> None:
         self.send(T_RESIZE, json.dumps({"h": h, "w": w}).encode())
 

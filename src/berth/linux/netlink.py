@@ -156,6 +156,17 @@ def _configure(eps: list[Endpoint]) -> None:
                 break
 
 
+def unplug(pid: int, ifname: str) -> None:
+    """Remove an interface from the namespace of `pid` (its veth peer goes with it)."""
+    def go() -> None:
+        with _ipr() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if idx:
+                ipr.link("del", index=idx[0])
+    if not _in_child(go, pid):
+        raise System(f"remove {ifname} from the container")
+
+
 def udp_socket_in_netns(pid: int, host: str, port: int) -> int:
     """A UDP socket bound inside the network namespace of `pid` (the embedded DNS server's);
     returns its fd, passed back from a child that entered the namespace."""
@@ -194,4 +205,4 @@ def mac_for(ip: str) -> str:
 
 
 __all__ = ["ensure_bridge", "delete_link", "link_exists", "routes_overlap", "Endpoint", "plug",
-           "setup_endpoints", "udp_socket_in_netns", "mac_for"]
+           "setup_endpoints", "unplug", "udp_socket_in_netns", "mac_for"]

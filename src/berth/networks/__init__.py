@@ -322,6 +322,10 @@ class NetworkService:
             if eps.pop(cid, None) is not None:
                 self._write_hosts(nid)
 
+    def release_one(self, cid: str, nid: str) -> None:
+        if self.endpoints.get(nid, {}).pop(cid, None) is not None:
+            self._write_hosts(nid)
+
     def restore(self, cid: str, eps: list[dict[str, Any]]) -> None:
         """A running container found at start-up keeps its addresses."""
         for ep in eps:

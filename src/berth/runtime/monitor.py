@@ -11,7 +11,9 @@ carry frames, `[type, 0, 0, 0, size32be] + payload`, the shape of Docker's strea
   monitor → daemon   1 stdout, 2 stderr: output as it comes (also written to the log);
                      10 control, JSON: {"pid", "monitor"} once the process has exec'd, or
                      {"error", "code"} if it could not; {"exit", "oom", "finished_at"} at its end.
-  daemon → monitor   0 stdin data; 3 close stdin; 4 resize, JSON {"h", "w"}.
+  daemon → monitor   0 stdin data; 3 close stdin; 4 resize, JSON {"h", "w"};
+                     10 command, JSON: {"plug": endpoint} or {"unplug": ifname}, answered
+                     with a control message {"plugged"|"unplugged": ifname} or {"failed": why}.
 
 The same channel is served to any later connection on the monitor's socket (a restarted
 daemon reconnects there); output goes to every channel. Exit records are also written to the
@@ -581,6 +583,8 @@ def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
                         with contextlib.suppress(Exception):
                             size = json.loads(payload)
                             stdio.resize(int(size["h"]), int(size["w"]))
+                    elif typ == T_CONTROL:
+                        ch.control(_command(pid, json.loads(payload), dns))
     logw.flush()
     for fd in stdio.fds:
         with contextlib.suppress(Exception):
@@ -598,6 +602,24 @@ def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
         except ChildProcessError:
             break
     return status
+
+
+def _command(pid: int, cmd: dict, dns: _Dns | None) -> dict:  # type: ignore[type-arg]
+    """network connect/disconnect of a running container: (un)plug one interface; the new
+    network's names join what the embedded DNS answers."""
+    try:
+        if "plug" in cmd:
+            ep = netlink.Endpoint.decode(cmd["plug"])
+            netlink.setup_endpoints(pid, [ep])
+            if dns is not None and cmd.get("hosts") and cmd["hosts"] not in dns.tables:
+                dns.tables.append(cmd["hosts"])
+            return {"plugged": ep.ifname}
+        if "unplug" in cmd:
+            netlink.unplug(pid, cmd["unplug"])
+            return {"unplugged": cmd["unplug"]}
+        return {"failed": f"unknown command {sorted(cmd)}"}
+    except Exception as e:  # noqa: BLE001 - the answer carries the error to the daemon
+        return {"failed": str(e)}
 
 
 def serve_connection(conn: socket.socket) -> None:
