@@ -224,3 +224,40 @@ def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
     finally:
         daemon.berth("rm", "-f", "hop", "dst")
         daemon.berth("network", "rm", "live-a", "live-b")
+
+
+def _kernel_has(kind: str, parent: str) -> bool:
+    probe = f"pk{parent[2:]}"
+    ok = subprocess.run(["ip", "link", "add", probe, "link", parent, "type", kind],
+                        capture_output=True).returncode == 0
+    subprocess.run(["ip", "link", "del", probe], capture_output=True)
+    return ok
+
+
+@pytest.mark.parametrize("driver", ["macvlan", "ipvlan"])
+def test_macvlan_and_ipvlan_on_a_veth_parent(daemon: Daemon, driver: str) -> None:
+    # the parent: one end of a veth pair this test makes (this kernel has no dummy links)
+    parent = f"dm{daemon.bridge[2:]}"
+    subprocess.run(["ip", "link", "add", parent, "type", "veth", "peer", "name", parent + "x"],
+                   check=True)
+    for link in (parent, parent + "x"):  # both ends up: the parent needs a carrier
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+    net = f"{driver}-net"
+    try:
+        if not _kernel_has(driver, parent):
+            pytest.skip(f"this kernel has no {driver} links")
+        r = daemon.berth("network", "create", "-d", driver, "-o", "parent=nosuchlink0",
+                         "--subnet", "10.254.1.0/24", net)
+        assert r.returncode == 1 and "parent interface was not found" in r.stderr
+        daemon.ok("network", "create", "-d", driver, "-o", f"parent={parent}", "--subnet",
+                  "10.254.1.0/24", net)
+        daemon.ok("run", "-d", "--name", f"{driver}-a", "--network", net, "busybox", "httpd",
+                  "-f", "-p", "80", "-h", "/etc")
+        out = daemon.ok("run", "--rm", "--network", net, "busybox", "sh", "-c",
+                        f"ip -o link show eth0; wget -qO- http://{driver}-a/hostname")
+        assert driver in out or "@if" in out
+        assert out.strip().endswith(daemon.inspect(f"{driver}-a")["Id"][:12])
+    finally:
+        daemon.berth("rm", "-f", f"{driver}-a")
+        daemon.berth("network", "rm", net)
+        subprocess.run(["ip", "link", "del", parent], capture_output=True)

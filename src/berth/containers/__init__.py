@@ -266,7 +266,8 @@ class ContainerService:
                                         aliases=entry["aliases"], ip=entry["ip"],
                                         ifname=ifname, mac=entry["mac"])
             ep["netname"] = n["Name"]
-            plug = {k: ep[k] for k in ("bridge", "host_if", "ifname", "mac")}
+            plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
+                                               "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
             answer = await self._monitor_command(
                 doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0]})
@@ -672,9 +673,9 @@ class ContainerService:
                "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
                "stdin": bool(cfg.get("OpenStdin")), "tty": bool(cfg.get("Tty")),
                "console_size": doc["HostConfig"].get("ConsoleSize") or None,
-               "networks": [{k: ep[k] for k in ("bridge", "host_if", "ifname", "gateway",
-                                                "mac")} | {"address": f"{ep['ip']}/{ep['prefix']}"}
-                            for ep in eps],
+               "networks": [{k: ep.get(k, "") for k in (
+                   "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
+                   | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps],
                "dns": {"hosts": self.networks.hosts_files(eps) if self.networks else [],
                        "upstream": self._upstream_dns(doc["HostConfig"], False)}
                if any(self.networks and self.networks.user_defined(ep["netname"])
@@ -767,9 +768,9 @@ class ContainerService:
         binds = self._bindings(doc)
         if not binds or self.networks is None:
             return
-        if not eps:
+        if not eps or eps[0].get("kind", "veth") != "veth":
             raise InvalidArgument("published ports need a bridge network: "
-                                  f"{doc['HostConfig'].get('NetworkMode')} has none")
+                                  f"{doc['HostConfig'].get('NetworkMode')} is not one")
         ports = await self.networks.ports.publish(doc["Id"], binds, eps[0]["ip"],
                                                   eps[0]["netname"])
         doc["NetworkSettings"]["Ports"] = ports

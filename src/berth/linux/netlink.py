@@ -85,11 +85,16 @@ class Endpoint:
     address: str          # 10.88.0.2/16
     gateway: str          # "" on an internal network: no default route
     mac: str
+    kind: str = "veth"    # veth (on `bridge`) | macvlan | ipvlan (on `parent`)
+    parent: str = ""
+    mode: str = ""        # macvlan: bridge, private, vepa, passthru; ipvlan: l2, l3
 
     @classmethod
     def decode(cls, d: dict) -> Endpoint:  # type: ignore[type-arg]
-        return cls(bridge=d["bridge"], host_if=d["host_if"], ifname=d["ifname"],
-                   address=d["address"], gateway=d.get("gateway", ""), mac=d["mac"])
+        return cls(bridge=d.get("bridge", ""), host_if=d["host_if"], ifname=d["ifname"],
+                   address=d["address"], gateway=d.get("gateway", ""), mac=d["mac"],
+                   kind=d.get("kind", "veth"), parent=d.get("parent", ""),
+                   mode=d.get("mode", ""))
 
 
 def _in_child(fn, netns_pid: int = 0) -> bool:  # type: ignore[no-untyped-def]
@@ -127,6 +132,21 @@ def plug(pid: int, eps: list[Endpoint]) -> None:
     with _ipr() as ipr:
         for ep in eps:
             peer = ep.host_if + "p"
+            if ep.kind in ("macvlan", "ipvlan"):
+                parent = ipr.link_lookup(ifname=ep.parent)
+                if not parent:
+                    raise System(f"parent interface {ep.parent} is gone")
+                extra: dict[str, object] = (
+                    {"macvlan_mode": {"private": 1, "vepa": 2, "bridge": 4,
+                                      "passthru": 8}[ep.mode or "bridge"]}
+                    if ep.kind == "macvlan" else
+                    {"ipvlan_mode": {"l2": 0, "l3": 1, "l3s": 2}[ep.mode or "l2"]})
+                try:
+                    ipr.link("add", ifname=peer, kind=ep.kind, link=parent[0], **extra)
+                except Exception as e:
+                    raise System(f"create {ep.kind} on {ep.parent}: {e}") from e
+                ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], net_ns_pid=pid)
+                continue
             try:
                 ipr.link("add", ifname=ep.host_if, kind="veth", peer=peer)
             except Exception as e:
@@ -146,7 +166,10 @@ def _configure(eps: list[Endpoint]) -> None:
     with _ipr() as ipr:
         for ep in eps:
             idx = ipr.link_lookup(ifname=ep.host_if + "p")[0]
-            ipr.link("set", index=idx, ifname=ep.ifname, address=ep.mac)
+            if ep.kind == "ipvlan":  # an ipvlan link has its parent's MAC
+                ipr.link("set", index=idx, ifname=ep.ifname)
+            else:
+                ipr.link("set", index=idx, ifname=ep.ifname, address=ep.mac)
             iface = ipaddress.ip_interface(ep.address)
             ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
             ipr.link("set", index=idx, state="up")

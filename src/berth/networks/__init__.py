@@ -59,8 +59,8 @@ class NetworkService:
         os.makedirs(cfg.run_dir, exist_ok=True)
         # endpoints of running containers: network id -> container id -> endpoint
         self.endpoints: dict[str, dict[str, dict[str, Any]]] = {}
-        self.ports = PortMapper(cfg.chain, lambda net: self.resolve(net)["Options"][
-            BRIDGE_NAME_OPT], iptables=cfg.iptables)
+        self.ports = PortMapper(cfg.chain, lambda net: self.resolve(net)["Options"].get(
+            BRIDGE_NAME_OPT, ""), iptables=cfg.iptables)
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -198,10 +198,21 @@ class NetworkService:
             raise InvalidArgument("network name cannot be empty")
         if any(n["Name"] == name for n in self.nets.values()):
             raise Conflict(f"network with name {name} already exists")
-        if driver not in ("bridge",):
+        if driver not in ("bridge", "macvlan", "ipvlan"):
             raise NotFound(f'could not find plugin {driver} in v1 plugin registry: '
                            "plugin not found")
         options = dict(options or {})
+        if driver in ("macvlan", "ipvlan"):
+            parent = options.get("parent", "")
+            if not parent:
+                raise InvalidArgument(f"the {driver} driver needs -o parent=INTERFACE "
+                                      "(a dummy parent is created by berth in no case)")
+            if not netlink.link_exists(parent):
+                raise InvalidArgument(f"-o parent interface was not found on the host: {parent}")
+            mode = options.get(f"{driver}_mode", "bridge" if driver == "macvlan" else "l2")
+            if mode not in (("bridge", "private", "vepa", "passthru") if driver == "macvlan"
+                            else ("l2", "l3", "l3s")):
+                raise InvalidArgument(f"unknown {driver}_mode: {mode}")
         try:
             net = ipaddress.ip_network(subnet) if subnet else self._free_subnet()
         except ValueError as e:
@@ -210,7 +221,7 @@ class NetworkService:
             for c in other["IPAM"]["Config"]:
                 if net.overlaps(ipaddress.ip_network(c["Subnet"])):
                     raise Forbidden("Pool overlaps with other one on this address space")
-        taken = netlink.routes_overlap(str(net))
+        taken = netlink.routes_overlap(str(net)) if driver == "bridge" else None
         if taken:
             raise Forbidden(f"Pool overlaps with other one on this address space ({taken})")
         gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
@@ -218,6 +229,12 @@ class NetworkService:
             raise InvalidArgument(f"gateway {gw} is not in subnet {net}")
         if ip_range and not ipaddress.ip_network(ip_range).subnet_of(net):  # type: ignore[arg-type]
             raise InvalidArgument(f"ip-range {ip_range} is not in subnet {net}")
+        if driver != "bridge":
+            # no bridge and no iptables: the container's link sits on the parent directly
+            doc = self._add({"Name": name, "Driver": driver, "subnet": str(net),
+                             "gateway": str(gw)}, labels=labels, internal=internal,
+                            ip_range=ip_range, options=options)
+            return doc
         br = options.pop(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
         if len(br) > 15:
             raise InvalidArgument(f"bridge name {br!r} is longer than 15 characters")
@@ -311,8 +328,11 @@ class NetworkService:
         ep = {"network": doc["Id"], "name": name, "aliases": aliases, "ip": addr,
               "prefix": net.prefixlen, "gateway": "" if doc["Internal"] else c["Gateway"],
               "mac": mac or netlink.mac_for(addr), "endpoint": secrets.token_hex(32),
-              "bridge": doc["Options"][BRIDGE_NAME_OPT],
-              "host_if": "vb" + secrets.token_hex(6)[:11], "ifname": ifname}
+              "bridge": doc["Options"].get(BRIDGE_NAME_OPT, ""),
+              "host_if": "vb" + secrets.token_hex(6)[:11], "ifname": ifname,
+              "kind": "veth" if doc["Driver"] == "bridge" else doc["Driver"],
+              "parent": doc["Options"].get("parent", ""),
+              "mode": doc["Options"].get(f"{doc['Driver']}_mode", "")}
         self.endpoints.setdefault(doc["Id"], {})[cid] = ep
         self._write_hosts(doc["Id"])
         return ep
