@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +66,7 @@ class Published:
     host_port: int
     ctr_ip: str
     ctr_port: int
-    server: asyncio.base_events.Server | None = None
+    task: asyncio.Future[None] | None = None
     holder: socket.socket | None = None
 
 
@@ -163,32 +165,20 @@ class PortMapper:
             return
         s.listen(128)
         s.setblocking(False)
+        p.holder = s
+        p.task = asyncio.ensure_future(self._accept(p, s))
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                ur, uw = await asyncio.open_connection(p.ctr_ip, p.ctr_port)
-            except OSError:
-                writer.close()
-                return
-
-            async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-                try:
-                    while data := await r.read(65536):
-                        w.write(data)
-                        await w.drain()
-                except (ConnectionError, OSError):
-                    pass
-                finally:
-                    with contextlib.suppress(Exception):
-                        w.write_eof()
-            await asyncio.gather(pipe(reader, uw), pipe(ur, writer))
-            for w in (writer, uw):
-                w.close()
-        p.server = await asyncio.start_server(handle, sock=s)
+    @staticmethod
+    async def _accept(p: Published, s: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(s)
+            threading.Thread(target=_proxy, args=(conn, p.ctr_ip, p.ctr_port),
+                             daemon=True).start()
 
     def _close(self, p: Published, bridge: str) -> None:
-        if p.server is not None:
-            p.server.close()
+        if p.task is not None:
+            p.task.cancel()
         if p.holder is not None:
             p.holder.close()
         if self.iptables:
@@ -199,6 +189,41 @@ class PortMapper:
         bridge = self.bridge_of(network)
         for p in self.by_container.pop(cid, []):
             self._close(p, bridge)
+
+
+def _proxy(client: socket.socket, host: str, port: int) -> None:
+    """One loopback connection, both ways, with splice(2): the bytes never enter Python."""
+    client.setblocking(True)
+    try:
+        upstream = socket.create_connection((host, port), timeout=10)
+    except OSError:
+        client.close()
+        return
+    upstream.settimeout(None)
+    t = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    t.start()
+    _pump(client, upstream)
+    t.join()
+    client.close()
+    upstream.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    r, w = os.pipe()
+    try:
+        while True:
+            n = os.splice(src.fileno(), w, 1 << 20)
+            if n == 0:
+                break
+            while n:
+                n -= os.splice(r, dst.fileno(), n)
+    except OSError:
+        pass
+    finally:
+        os.close(r)
+        os.close(w)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
 
 
 def ps_ports(ports: dict[str, list[dict[str, str]]] | None) -> list[dict[str, Any]]:
