@@ -119,6 +119,7 @@ def _cgi_server(daemon: Daemon, *args: str) -> str:
 
 def test_published_ports(daemon: Daemon) -> None:
     cid = _cgi_server(daemon, "-p", "127.0.0.1:0:80", "-p", "80")
+    other = daemon.ok("run", "-d", "busybox", "httpd", "-f", "-p", "81", "-h", "/etc").strip()
     try:
         ports = daemon.inspect(cid)["NetworkSettings"]["Ports"]["80/tcp"]
         loop = next(int(p["HostPort"]) for p in ports if p["HostIp"] == "127.0.0.1")
@@ -130,13 +131,14 @@ def test_published_ports(daemon: Daemon) -> None:
         r = daemon.berth("run", "-d", "-p", f"127.0.0.1:{loop}:80", "busybox", "true")
         assert r.returncode == 125 and "port is already allocated" in r.stderr
         # another host: a network namespace of this test's own, behind a veth pair
-        _from_another_host(daemon, anyp)
+        ip = daemon.inspect(other)["NetworkSettings"]["IPAddress"]
+        _from_another_host(daemon, anyp, unpublished=f"http://{ip}:81/hostname")
     finally:
-        daemon.berth("rm", "-f", cid)
+        daemon.berth("rm", "-f", cid, other)
         daemon.berth("container", "prune", "-f")
 
 
-def _from_another_host(daemon: Daemon, port: int) -> None:
+def _from_another_host(daemon: Daemon, port: int, unpublished: str) -> None:
     ns = f"bt-peer-{daemon.bridge[2:]}"
     host_if, peer_if = f"vp{daemon.bridge[2:]}", f"vq{daemon.bridge[2:]}"
     sub = "10.252.9"
@@ -159,6 +161,12 @@ def _from_another_host(daemon: Daemon, port: int) -> None:
         # kernel forwarding keeps the client's own address
         # (busybox httpd writes it IPv4-mapped: [::ffff:a.b.c.d])
         assert out.stdout.strip().removeprefix("[::ffff:").rstrip("]") == f"{sub}.2", out.stderr
+        # and nothing beyond what was published: a route to the containers does not help
+        run("ip", "netns", "exec", ns, "ip", "route", "add", daemon.bip.rsplit(".", 1)[0] +
+            ".0/24", "via", f"{sub}.1")
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", fetch,
+                              unpublished], capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0 and not out.stdout.strip()
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -165,6 +165,9 @@ class NetworkService:
                             "RELATED,ESTABLISHED", "-j", "ACCEPT"]),
                 ("filter", [f"{ch}-FWD", "-i", br, "!", "-o", br, "-j", "ACCEPT"]),
                 ("nat", [f"{ch}-POST", "-s", subnet, "!", "-o", br, "-j", "MASQUERADE"]),
+                # nothing else reaches the containers from outside: only what is published
+                # (those rules go in front of this one)
+                ("filter", [f"{ch}-FWD", "-o", br, "-j", "DROP"]),
             ]
         for table, r in rules:
             exists = self._ipt("-C", *r, table=table, check=False)

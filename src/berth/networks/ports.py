@@ -136,7 +136,8 @@ class PortMapper:
                     if self.iptables:
                         for table, r in self._rules(p, bridge):
                             if not self._ipt("-C", *r, table=table):  # kept over a restart
-                                self._ipt("-A", *r, table=table, check=True)
+                                # in front: the chain ends by dropping the unpublished rest
+                                self._ipt("-I", *r, table=table, check=True)
                     ports.setdefault(key, []).append({"HostIp": host_ip,
                                                       "HostPort": str(p.host_port)})
         except BaseException:
