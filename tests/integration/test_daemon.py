@@ -115,3 +115,28 @@ def test_copying_driver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untype
         d.ok("rm", "v1")
     finally:
         d.cleanup()
+
+
+def test_iptables_false_leaves_the_firewall_alone(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untyped-def]
+    d = Daemon(tmp_path / "noipt")
+    d.exec_root.mkdir(parents=True)
+    before = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    try:
+        d.proc = subprocess.Popen(
+            [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
+             "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
+             "--bridge", d.bridge, "--bip", d.bip, "--iptables", "false", "--ip-forward",
+             "false", "--dns", "127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while d.berth("version").returncode != 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        d.ok("import", str(rootfs_tar), "busybox")
+        gw = d.bip.split("/")[0]
+        assert d.berth("run", "--rm", "busybox", "ping", "-c1", "-W2", gw).returncode == 0
+        after = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        strip = lambda t: [x for x in t.splitlines() if not x.startswith(("#", ":"))]  # noqa: E731
+        assert strip(after) == strip(before)
+    finally:
+        d.cleanup()

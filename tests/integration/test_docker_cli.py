@@ -91,3 +91,29 @@ def test_save_load_rmi(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None
     assert "Loaded image: dk/save:1" in ok(daemon, "load", "-i", str(out))
     assert ok(daemon, "run", "--rm", "dk/save:1", "echo", "back").strip() == "back"
     ok(daemon, "rmi", "dk/save:1")
+
+
+def test_networks_ports_and_volumes(daemon: Daemon) -> None:
+    import urllib.request
+    ok(daemon, "network", "create", "dk-net")
+    ok(daemon, "volume", "create", "dk-vol")
+    try:
+        ok(daemon, "run", "--rm", "-v", "dk-vol:/data", "busybox", "sh", "-c",
+           "echo from-volume > /data/hostname")
+        ok(daemon, "run", "-d", "--name", "dk-web", "--network", "dk-net", "-p",
+           "127.0.0.1::80", "-v", "dk-vol:/www", "busybox", "httpd", "-f", "-p", "80", "-h",
+           "/www")
+        port = ok(daemon, "port", "dk-web", "80").strip().rsplit(":", 1)[1]
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=5).read()
+        assert body == b"from-volume\n"
+        assert ok(daemon, "run", "--rm", "--network", "dk-net", "busybox", "wget", "-qO-",
+                  "http://dk-web/hostname") == "from-volume\n"
+        r = docker(daemon, "run", "--rm", "busybox", "wget", "-T", "2", "-qO-",
+                   "http://dk-web/hostname")
+        assert r.returncode != 0  # the default bridge does not resolve names
+        assert "dk-net" in ok(daemon, "network", "ls")
+        assert "dk-vol" in ok(daemon, "volume", "ls")
+    finally:
+        docker(daemon, "rm", "-f", "dk-web")
+        docker(daemon, "network", "rm", "dk-net")
+        docker(daemon, "volume", "rm", "dk-vol")
