@@ -269,3 +269,63 @@ def test_macvlan_and_ipvlan_on_a_veth_parent(daemon: Daemon, driver: str) -> Non
         daemon.berth("rm", "-f", f"{driver}-a")
         daemon.berth("network", "rm", net)
         subprocess.run(["ip", "link", "del", parent], capture_output=True)
+
+
+def test_other_names_go_to_the_upstream_resolver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untyped-def]
+    """The embedded DNS forwards names it does not know to the daemon's resolvers: here a
+    stand-in on 127.0.0.2:53 (dnslib) that answers one made-up name; nothing leaves the host."""
+    import socket
+    import threading
+    import time
+
+    from dnslib import QTYPE, RR, A, DNSRecord
+
+    from .conftest import BIN
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        srv.bind(("127.0.0.2", 53))
+    except OSError as e:
+        pytest.skip(f"cannot play the upstream resolver on 127.0.0.2:53: {e}")
+    srv.settimeout(0.2)
+    stop = threading.Event()
+    asked: list[str] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, addr = srv.recvfrom(4096)
+            except OSError:
+                continue
+            q = DNSRecord.parse(data)
+            asked.append(str(q.q.qname))
+            reply = q.reply()
+            if str(q.q.qname) == "upstream.berth-test." and q.q.qtype == QTYPE.A:
+                reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A("127.0.0.1"), ttl=5))
+            srv.sendto(reply.pack(), addr)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    d = Daemon(tmp_path / "updns")
+    d.exec_root.mkdir(parents=True)
+    try:
+        d.proc = subprocess.Popen(
+            [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
+             "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
+             "--bridge", d.bridge, "--bip", d.bip, "--dns", "127.0.0.2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while d.berth("version").returncode != 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        d.ok("import", str(rootfs_tar), "busybox")
+        d.ok("network", "create", "upnet")
+        # resolves to 127.0.0.1: the ping goes to the container's own loopback
+        out = d.ok("run", "--rm", "--network", "upnet", "busybox", "ping", "-c1", "-W2",
+                   "upstream.berth-test")
+        assert "PING upstream.berth-test (127.0.0.1)" in out
+        assert "upstream.berth-test." in asked
+        d.ok("network", "rm", "upnet")
+    finally:
+        d.cleanup()
+        stop.set()
+        t.join()
+        srv.close()
