@@ -20,18 +20,21 @@ import secrets
 import shutil
 import signal as signal_mod
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
-from berth import cgroups, storage
+from berth import storage
 from berth.containers import names
-from berth.containers.channel import Attachment, Channel, Fanout
+from berth.containers._mounts import MountsMixin
+from berth.containers._networking import NetworkingMixin
+from berth.containers._output import OutputMixin
+from berth.containers._resources import ResourcesMixin
+from berth.containers.channel import Channel, Fanout
 from berth.containers.spec import build_spec, merge_env, validate_host_config
 from berth.errors import (
     BerthError,
     Conflict,
-    Forbidden,
     InvalidArgument,
     NotFound,
     NotModified,
@@ -41,7 +44,7 @@ from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
 from berth.networks import NetworkService, ps_ports
 from berth.units import human_duration
-from berth.volumes import ANONYMOUS, MountSpec, VolumeService, parse_bind, parse_mount
+from berth.volumes import ANONYMOUS, VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class _Live:
         self.restart_task: asyncio.Task[None] | None = None
 
 
-class ContainerService:
+class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin):
     def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
                  driver: storage.Driver, *,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
@@ -150,161 +153,13 @@ class ContainerService:
         self.meta.put_container(doc["Id"], doc["Name"].lstrip("/"), doc["Image"],
                                 doc["_berth"]["created"], doc)
 
-    def volume_users(self, name: str) -> list[str]:
-        return [d["Id"] for d in self._docs.values()
-                if any(m.get("Name") == name for m in d.get("Mounts") or [])]
 
-    def _mount_specs(self, body: dict[str, Any], hc: dict[str, Any],
-                     image_volumes: dict[str, Any] | None) -> list[MountSpec]:
-        """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
-        specs = [parse_bind(b) for b in hc.get("Binds") or []]
-        specs += [parse_mount(m) for m in hc.get("Mounts") or []]
-        seen: set[str] = set()
-        for sp in specs:
-            if sp.target in seen:
-                raise InvalidArgument(f"Duplicate mount point: {sp.target}")
-            seen.add(sp.target)
-        for ref in hc.get("VolumesFrom") or []:
-            name, _, mode = ref.partition(":")
-            other = self.resolve(name)
-            for m in other.get("Mounts") or []:
-                if m["Destination"] in seen or m["Type"] == "tmpfs":
-                    continue
-                seen.add(m["Destination"])
-                ro = mode == "ro" or (mode != "rw" and not m.get("RW", True))
-                specs.append(MountSpec(type=m["Type"], target=m["Destination"],
-                                       source=m.get("Name") or m["Source"], read_only=ro))
-        for target in [*(image_volumes or {}), *(body.get("Volumes") or {})]:
-            if target not in seen:
-                seen.add(target)
-                specs.append(MountSpec(type="volume", target=target))
-        return specs
 
-    def _make_mounts(self, cid: str, specs: list[MountSpec],
-                     layers: list[storage.Layer]) -> list[dict[str, Any]]:
-        """Create the volumes (filled from the image) and bind sources; Docker's Mounts."""
-        out = []
-        for sp in specs:
-            if sp.type == "volume":
-                new = not sp.source or self.volumes.meta.get_volume(sp.source) is None
-                vol = self.volumes.create(sp.source, anonymous=not sp.source)
-                if new and not sp.nocopy:
-                    self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
-                                         sp.target)
-                out.append({"Type": "volume", "Name": vol["Name"], "Source": vol["Mountpoint"],
-                            "Destination": sp.target, "Driver": "local", "Mode": "z",
-                            "RW": not sp.read_only, "Propagation": ""})
-            elif sp.type == "bind":
-                if not os.path.exists(sp.source):
-                    os.makedirs(sp.source, exist_ok=True)  # -v creates a missing source
-                out.append({"Type": "bind", "Source": sp.source, "Destination": sp.target,
-                            "Mode": "", "RW": not sp.read_only,
-                            "Propagation": sp.propagation or "rprivate"})
-            else:
-                out.append({"Type": "tmpfs", "Source": "", "Destination": sp.target,
-                            "Mode": sp.tmpfs_options, "RW": not sp.read_only,
-                            "Propagation": ""})
-        return out
 
-    def _runtime_mounts(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        out = []
-        for m in doc.get("Mounts") or []:
-            ro = [] if m.get("RW", True) else ["ro"]
-            if m["Type"] == "volume":
-                out.append(self.volumes.runtime_mount(m["Name"], m["Destination"],
-                                                      not m.get("RW", True)))
-            elif m["Type"] == "bind":
-                out.append({"destination": m["Destination"], "type": "bind",
-                            "source": m["Source"],
-                            "options": ["rbind", m.get("Propagation") or "rprivate", *ro]})
-            else:
-                opts = [o for o in (m.get("Mode") or "").split(",") if o]
-                out.append({"destination": m["Destination"], "type": "tmpfs", "source": "tmpfs",
-                            "options": ["nosuid", "nodev", "noexec", *opts, *ro]})
-        return out
 
-    def network_users(self, net: str) -> list[str]:
-        return [d["Id"] for d in self._docs.values()
-                if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
 
-    async def _monitor_command(self, cid: str, cmd: dict[str, Any]) -> dict[str, Any]:
-        live = self._live[cid]
-        if live.channel is None:
-            raise Conflict(f"Container {cid} is not running")
-        async with live.lock:
-            live.answer = asyncio.get_running_loop().create_future()
-            live.channel.command(cmd)
-            try:
-                return await asyncio.wait_for(live.answer, 30)
-            finally:
-                live.answer = None
 
-    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
-        """`network connect`; a running container gets its interface plugged at once."""
-        doc = self.resolve(ref)
-        assert self.networks is not None
-        n = self.networks.resolve(net)
-        if n["Driver"] in ("host", "null"):
-            raise Forbidden(f"container cannot be disconnected from host network or "
-                            f"connected to {n['Name']} network")
-        if doc["HostConfig"].get("NetworkMode") in ("host", "none") or \
-                doc["HostConfig"].get("NetworkMode", "").startswith("container:"):
-            raise Forbidden("container sharing network namespace with another container or "
-                            "host cannot be connected to any other network")
-        nets = doc["_berth"].setdefault("nets", [])
-        if any(x["net"] == n["Name"] for x in nets):
-            raise Forbidden(f"endpoint with name {doc['Name'][1:]} already exists in "
-                            f"network {n['Name']}")
-        entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
-                 "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                 "mac": ec.get("MacAddress") or ""}
-        if doc["State"]["Running"]:
-            eps = doc["_berth"].setdefault("endpoints", [])
-            used = {e["ifname"] for e in eps}
-            ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-            ep = self.networks.allocate(n["Name"], doc["Id"], name=doc["Name"][1:],
-                                        aliases=entry["aliases"], ip=entry["ip"],
-                                        ifname=ifname, mac=entry["mac"])
-            ep["netname"] = n["Name"]
-            plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
-                                               "parent", "mode")}
-            plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
-            answer = await self._monitor_command(
-                doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0]})
-            if "plugged" not in answer:
-                self.networks.release_one(doc["Id"], n["Id"])
-                raise System(f"connect {doc['Name'][1:]} to {n['Name']}: "
-                             f"{answer.get('failed')}")
-            eps.append(ep)
-        nets.append(entry)
-        doc["NetworkSettings"] = self._network_settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), nets,
-            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
-        self._save(doc)
-        self._event(doc, "connect", network=n["Name"])
 
-    async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
-        doc = self.resolve(ref)
-        assert self.networks is not None
-        n = self.networks.resolve(net)
-        nets = doc["_berth"].get("nets") or []
-        if not any(x["net"] == n["Name"] for x in nets):
-            raise Forbidden(f"container {doc['Id'][:12]} is not connected to network "
-                            f"{n['Name']}")
-        eps = doc["_berth"].get("endpoints") or []
-        ep = next((e for e in eps if e["netname"] == n["Name"]), None)
-        if doc["State"]["Running"] and ep is not None:
-            answer = await self._monitor_command(doc["Id"], {"unplug": ep["ifname"]})
-            if "unplugged" not in answer and not force:
-                raise System(f"disconnect: {answer.get('failed')}")
-            self.networks.release_one(doc["Id"], ep["network"])
-            doc["_berth"]["endpoints"] = [e for e in eps if e is not ep]
-        doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]
-        doc["NetworkSettings"] = self._network_settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"],
-            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
-        self._save(doc)
-        self._event(doc, "disconnect", network=n["Name"])
 
     def containers_using(self, image_id: str) -> list[dict[str, Any]]:
         return [d for d in self._docs.values() if d["Image"] == image_id]
@@ -478,136 +333,11 @@ class ContainerService:
         self._event(doc, "create")
         return cid, warnings
 
-    def _requested_networks(self, hc: dict[str, Any], nc: dict[str, Any]
-                            ) -> list[dict[str, Any]]:
-        """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
-        mode = hc.get("NetworkMode") or "bridge"
-        if mode in ("host", "none") or mode.startswith("container:"):
-            return []
-        # the docker CLI names the default network "default"
-        eps = {("bridge" if k == "default" else k): v
-               for k, v in (nc.get("EndpointsConfig") or {}).items()}
-        names = [mode] + [n for n in eps if n != mode]
-        out = []
-        for n in names:
-            try:
-                if self.networks is None:
-                    raise NotFound(n)
-                doc = self.networks.resolve(n)
-            except NotFound:
-                # a 400, not a 404: the docker CLI takes any 404 of create for a missing
-                # image, and would try to pull
-                raise InvalidArgument(f"network {n} not found") from None
-            if doc["Driver"] in ("host", "null"):
-                raise InvalidArgument(f"container cannot be connected to network {n} "
-                                      "alongside others")
-            ec = eps.get(n) or {}
-            if doc["Name"] == "bridge" and ec.get("Aliases"):
-                raise InvalidArgument("network-scoped alias is supported only for containers "
-                                      "in user defined networks")
-            out.append({"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
-                        "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
-                        "mac": ec.get("MacAddress") or ""})
-        return out
 
-    @staticmethod
-    def _endpoint_view(ep: dict[str, Any] | None, nid: str = "",
-                       aliases: list[str] | None = None) -> dict[str, Any]:
-        ep = ep or {}
-        return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
-                "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
-                "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
-                "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "DriverOpts": None, "DNSNames": None}
 
-    def _network_settings(self, mode: str, nets: list[dict[str, Any]],
-                          eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        by_net = {e["netname"]: e for e in eps or []}
-        networks: dict[str, Any] = {}
-        if mode in ("host", "none"):
-            networks[mode] = self._endpoint_view(None)
-        for n in nets:
-            nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
-            networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"])
-        first = by_net.get(nets[0]["net"]) if nets else None
-        return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-                "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-                "EndpointID": (first or {}).get("endpoint", ""),
-                "Gateway": (first or {}).get("gateway", ""), "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "IPAddress": (first or {}).get("ip", ""),
-                "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
-                "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
-    def _write_etc_files(self, doc: dict[str, Any],
-                         eps: list[dict[str, Any]] | None = None) -> None:
-        hc = doc["HostConfig"]
-        cfg = doc["Config"]
-        host_net = hc.get("NetworkMode") == "host"
-        hostname = cfg["Hostname"]
-        with open(doc["HostnamePath"], "w") as f:
-            f.write(hostname + "\n")
-        if host_net:
-            try:
-                with open("/etc/hosts") as f:
-                    hosts = f.read()
-            except OSError:
-                hosts = "127.0.0.1\tlocalhost\n"
-        else:
-            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-                     "ff02::2\tip6-allrouters\n")
-            for extra in hc.get("ExtraHosts") or []:
-                h, _, ip = extra.partition(":")
-                hosts += f"{ip}\t{h}\n"
-            for ep in eps or []:
-                hosts += f"{ep['ip']}\t{hostname}\n"
-        with open(doc["HostsPath"], "w") as f:
-            f.write(hosts)
-        user_net = any(self.networks and self.networks.user_defined(n["net"])
-                       for n in doc["_berth"].get("nets") or [])
-        with open(doc["ResolvConfPath"], "w") as f:
-            f.write(self._resolv_conf(hc, host_net, embedded=user_net))
 
-    def _upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
-        return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
-                if line.startswith("nameserver ")]
 
-    def _resolv_conf(self, hc: dict[str, Any], host_net: bool, embedded: bool = False) -> str:
-        if embedded:
-            # user-defined networks: the embedded DNS server answers names, forwards the rest
-            search = list(hc.get("DnsSearch") or self.cfg.dns_search)
-            options = ["ndots:0", *(hc.get("DnsOptions") or self.cfg.dns_options)]
-            out = "nameserver 127.0.0.11\n"
-            if search:
-                out += "search " + " ".join(search) + "\n"
-            return out + "options " + " ".join(options) + "\n"
-        dns = list(hc.get("Dns") or self.cfg.dns)
-        search = list(hc.get("DnsSearch") or self.cfg.dns_search)
-        options = list(hc.get("DnsOptions") or self.cfg.dns_options)
-        if not dns:
-            try:
-                with open("/etc/resolv.conf") as f:
-                    host = f.read().splitlines()
-            except OSError:
-                host = []
-            for line in host:
-                w = line.split()
-                if len(w) >= 2 and w[0] == "nameserver":
-                    # a loopback resolver of the host is unreachable from a container netns
-                    if host_net or not (w[1].startswith("127.") or w[1] == "::1"):
-                        dns.append(w[1])
-                elif len(w) >= 2 and w[0] == "search" and not search:
-                    search = w[1:]
-                elif len(w) >= 2 and w[0] == "options" and not options:
-                    options = w[1:]
-        out = "".join(f"nameserver {d}\n" for d in dns)
-        if search:
-            out += "search " + " ".join(search) + "\n"
-        if options:
-            out += "options " + " ".join(options) + "\n"
-        return out
 
     # --- start ------------------------------------------------------------------------------
     async def start(self, ref: str, *, restarting: bool = False) -> None:
@@ -714,74 +444,11 @@ class ContainerService:
         log.info("started container %s pid %s", cid[:12], msg["pid"], extra={"container": cid})
         self._event(doc, "start")
 
-    def _log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
-        opts = (doc["HostConfig"].get("LogConfig") or {}).get("Config") or {}
-        size = self.cfg.log_max_size
-        if opts.get("max-size"):
-            from berth.units import parse_size
-            size = -1 if opts["max-size"] == "-1" else parse_size(opts["max-size"])
-        files = int(opts.get("max-file") or self.cfg.log_max_file)
-        return {"log_max_size": max(size, 0), "log_max_file": max(files, 1)}
 
-    def _log_files(self, path: str) -> list[str]:
-        """The log and its rotated files, oldest first."""
-        old = []
-        i = 1
-        while os.path.exists(f"{path}.{i}"):
-            old.append(f"{path}.{i}")
-            i += 1
-        return [*reversed(old), path]
 
-    def _plug_networks(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
-        eps: list[dict[str, Any]] = []
-        nets = doc["_berth"].get("nets") or []
-        if self.networks is None or not nets:
-            self._write_etc_files(doc)
-            return eps
-        try:
-            for i, n in enumerate(nets):
-                ep = self.networks.allocate(n["net"], doc["Id"], name=doc["Name"][1:],
-                                            aliases=n["aliases"], ip=n.get("ip", ""),
-                                            ifname=f"eth{i}", mac=n.get("mac", ""))
-                ep["netname"] = n["net"]
-                eps.append(ep)
-        except BaseException:
-            self.networks.release(doc["Id"])
-            raise
-        doc["_berth"]["endpoints"] = eps
-        doc["NetworkSettings"] = self._network_settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
-        self._write_etc_files(doc, eps)
-        return eps
 
-    def _bindings(self, doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        hc = doc["HostConfig"]
-        binds = dict(hc.get("PortBindings") or {})
-        if hc.get("PublishAllPorts"):
-            for key in doc["Config"].get("ExposedPorts") or {}:
-                binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
-                                                                          "HostPort": ""}])
-        return binds
 
-    async def _publish(self, doc: dict[str, Any], eps: list[dict[str, Any]]) -> None:
-        binds = self._bindings(doc)
-        if not binds or self.networks is None:
-            return
-        if not eps or eps[0].get("kind", "veth") != "veth":
-            raise InvalidArgument("published ports need a bridge network: "
-                                  f"{doc['HostConfig'].get('NetworkMode')} is not one")
-        ports = await self.networks.ports.publish(doc["Id"], binds, eps[0]["ip"],
-                                                  eps[0]["netname"])
-        doc["NetworkSettings"]["Ports"] = ports
 
-    def _unplug_networks(self, doc: dict[str, Any]) -> None:
-        if self.networks is not None and doc["_berth"].get("endpoints"):
-            self.networks.ports.unpublish(doc["Id"], doc["_berth"]["endpoints"][0]["netname"])
-            self.networks.release(doc["Id"])
-            doc["_berth"]["endpoints"] = []
-            doc["NetworkSettings"] = self._network_settings(
-                doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"].get("nets") or [])
 
     def _monitor_socket(self, cid: str) -> str:
         return os.path.join(self._run_dir(cid), "state", "monitor.sock")
@@ -1097,115 +764,13 @@ class ContainerService:
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
 
     # --- cgroup views and changes -----------------------------------------------------------
-    def _cgroup(self, doc: dict[str, Any]) -> cgroups.CgroupManager:
-        parent = doc["HostConfig"].get("CgroupParent") or self.cfg.cgroup_parent
-        return cgroups.detect(f"{parent.strip('/')}/{doc['Id']}")
 
-    def _running(self, ref: str) -> dict[str, Any]:
-        doc = self.resolve(ref)
-        if not doc["State"]["Running"]:
-            raise Conflict(f"Container {doc['Id']} is not running")
-        return doc
 
-    async def _thaw(self, doc: dict[str, Any]) -> None:
-        """A frozen process cannot act on a signal: stopping a paused container thaws it."""
-        if doc["State"]["Paused"]:
-            await asyncio.to_thread(self._cgroup(doc).freeze, False)
-            doc["State"].update({"Paused": False, "Status": "running"})
 
-    async def pause(self, ref: str) -> None:
-        doc = self._running(ref)
-        if doc["State"]["Paused"]:
-            raise Conflict(f"Container {doc['Id']} is already paused")
-        await asyncio.to_thread(self._cgroup(doc).freeze, True)
-        doc["State"].update({"Paused": True, "Status": "paused"})
-        self._save(doc)
-        self._event(doc, "pause")
 
-    async def unpause(self, ref: str) -> None:
-        doc = self._running(ref)
-        if not doc["State"]["Paused"]:
-            raise Conflict(f"Container {doc['Id']} is not paused")
-        await asyncio.to_thread(self._cgroup(doc).freeze, False)
-        doc["State"].update({"Paused": False, "Status": "running"})
-        self._save(doc)
-        self._event(doc, "unpause")
 
-    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
-        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
-        doc = self.resolve(ref)
-        keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-                "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
-        hc = dict(doc["HostConfig"])
-        for k in keys:
-            if k in body and body[k] not in (None, ""):
-                hc[k] = body[k]
-        if body.get("Memory") and not body.get("MemorySwap") and hc.get("MemorySwap", 0) > 0 \
-                and hc["MemorySwap"] < hc["Memory"]:
-            hc["MemorySwap"] = 0
-        warnings = validate_host_config(hc, self.ncpu)
-        if doc["State"]["Running"]:
-            spec = build_spec(cid=doc["Id"], config=doc["Config"], host_config=hc,
-                              hostname_path="", hosts_path="", resolv_path="",
-                              cgroup_parent=self.cfg.cgroup_parent)
-            res = cgroups.Resources.from_spec(spec["linux"]["resources"])
-            try:
-                await asyncio.to_thread(self._cgroup(doc).create, res)
-            except BerthError as e:
-                raise InvalidArgument(f"Cannot update container {doc['Id']}: {e}") from None
-        doc["HostConfig"] = hc
-        self._save(doc)
-        self._event(doc, "update")
-        return warnings
 
-    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
-        """`docker top`: the host's ps, kept to the container's processes."""
-        import subprocess
-        doc = self._running(ref)
-        pids: set[int] = set()
-        for f in self._cgroup(doc).procs_files()[:1]:
-            with contextlib.suppress(OSError), open(f) as fh:
-                pids = {int(x) for x in fh.read().split()}
-        args = ps_args.split() or ["-ef"]
-        r = subprocess.run(["ps", *args], capture_output=True, text=True, timeout=10)
-        if r.returncode != 0:
-            raise InvalidArgument(f"ps: {r.stderr.strip()}")
-        lines = r.stdout.splitlines()
-        titles = lines[0].split()
-        try:
-            col = titles.index("PID")
-        except ValueError:
-            raise InvalidArgument('Couldn\'t find PID field in ps output') from None
-        procs = []
-        for line in lines[1:]:
-            fields = line.split(None, len(titles) - 1)
-            if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
-                procs.append(fields)
-        return {"Titles": titles, "Processes": procs}
 
-    def stats(self, ref: str) -> dict[str, Any]:
-        """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
-        doc = self.resolve(ref)
-        now = rfc3339(time.time())
-        base: dict[str, Any] = {"read": now, "name": doc["Name"], "id": doc["Id"],
-                                "num_procs": 0, "storage_stats": {}, "networks": {}}
-        if not doc["State"]["Running"]:
-            return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
-                "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                "memory_stats": {}}
-        st = self._cgroup(doc).stats()
-        limit = doc["HostConfig"].get("PidsLimit") or 0
-        mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
-        return {**base,
-                "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},
-                "blkio_stats": {"io_service_bytes_recursive": None},
-                "cpu_stats": {"cpu_usage": {"total_usage": st.cpu_usage_ns,
-                                            "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                              "system_cpu_usage": _system_cpu_ns(),
-                              "online_cpus": self.ncpu, "throttling_data": {
-                                  "periods": 0, "throttled_periods": 0, "throttled_time": 0}},
-                "memory_stats": {"usage": st.memory_usage, "limit": mem_limit,
-                                 "stats": st.extra}}
 
     # --- views ------------------------------------------------------------------------------
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
@@ -1334,183 +899,12 @@ class ContainerService:
         self._event(doc, "rename", oldName=old)
 
     # --- output -----------------------------------------------------------------------------
-    async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
-                   stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
-                   timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
-        doc = self.resolve(ref)
-        cid = doc["Id"]
-        path = doc["LogPath"]
-        streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
-        n_tail = -1 if tail in ("all", "", None) else int(tail)
-        if n_tail < -1:
-            n_tail = -1
 
-        def fmt(entry: dict[str, Any]) -> tuple[int, bytes] | None:
-            stream = streams.get(entry.get("stream", "stdout"), 0)
-            if not stream:
-                return None
-            t = entry.get("time", "")
-            if since or until:
-                ts = parse_rfc3339(t)
-                if since and ts < since:
-                    return None
-                if until and ts > until:
-                    return None
-            data = entry.get("log", "").encode()
-            if timestamps:
-                data = t.encode() + b" " + data
-            return stream, data
 
-        content = b""
-        for p in self._log_files(path):
-            try:
-                with open(p, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            if p != path:
-                content += data
-            else:
-                end = data.rfind(b"\n") + 1
-                content += data[:end]
-                pos = end
-        lines = content.splitlines()
-        if not os.path.exists(path):
-            pos = 0
-        if n_tail >= 0:
-            lines = lines[-n_tail:] if n_tail else []
-        for raw in lines:
-            try:
-                item = fmt(json.loads(raw))
-            except ValueError:
-                continue
-            if item:
-                yield item
-        if not follow:
-            return
-        if until and until < time.time():
-            return
-        live = self._live.get(cid)
-        async for item in self._follow(cid, path, pos, live, fmt):
-            yield item
 
-    async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
-                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
-                      ) -> AsyncIterator[tuple[int, bytes]]:
-        """Tail the json log from `pos`; stop once the container is no longer running, after a
-        last read."""
-        if live is not None:
-            live.followers += 1
-        try:
-            async for item in self._follow_file(cid, path, pos, live, fmt):
-                yield item
-        finally:
-            if live is not None:
-                live.followers -= 1
-                async with live.changed:
-                    live.changed.notify_all()
 
-    async def _follow_file(self, cid: str, path: str, pos: int, live: _Live | None,
-                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
-                           ) -> AsyncIterator[tuple[int, bytes]]:
-        buf = b""
-        delay = 0.005
-        while True:
-            if live is None or live.removed:
-                done = True
-            else:
-                doc = self._docs.get(cid)
-                done = doc is None or not doc["State"]["Running"]
-            try:
-                with open(path, "rb") as f:
-                    if os.fstat(f.fileno()).st_size < pos:
-                        # rotated: the rest of the old file is in PATH.1
-                        with contextlib.suppress(FileNotFoundError), \
-                                open(path + ".1", "rb") as old:
-                            old.seek(pos)
-                            buf += old.read()
-                        pos = 0
-                    f.seek(pos)
-                    chunk = f.read()
-            except FileNotFoundError:
-                chunk = b""
-            if chunk:
-                pos += len(chunk)
-                buf += chunk
-                *complete, buf = buf.split(b"\n")
-                for raw in complete:
-                    try:
-                        item = fmt(json.loads(raw))
-                    except ValueError:
-                        continue
-                    if item:
-                        yield item
-                delay = 0.005
-                continue
-            if done:
-                return
-            # wake on a state change at once, else poll the file with a growing delay
-            assert live is not None
-            async with live.changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(live.changed.wait(), delay)
-            delay = min(delay * 2, 0.1)
 
-    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
-               logs: bool = False) -> Attachment:
-        """An attach stream: the container's output from now (after its log, with `logs`)
-        until its next exit, and its stdin. Made before the caller answers the client, who
-        starts the container as soon as it has the answer."""
-        doc = self.resolve(ref)
-        st = doc["State"]
-        if not st["Running"] and st["Status"] != "created":
-            raise Conflict("You cannot attach to a stopped container, start it first")
-        cid = doc["Id"]
-        live = self._live[cid]
-        q = live.fanout.subscribe()
 
-        async def channel() -> Channel | None:
-            # input typed before the start waits for the monitor
-            async with live.changed:
-                await live.changed.wait_for(
-                    lambda: live.channel is not None or live.removed or (
-                        not doc["State"]["Running"] and doc["State"]["Status"] != "created"))
-            return live.channel
-        att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
-                         stdin_once=bool(doc["Config"].get("StdinOnce")),
-                         on_close=lambda: live.fanout.unsubscribe(q))
-        if logs:
-            att.prelude = self._log_entries(doc, stdout, stderr)
-        return att
-
-    @staticmethod
-    def _log_entries(doc: dict[str, Any], stdout: bool, stderr: bool) -> list[tuple[int, bytes]]:
-        want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
-        out = []
-        try:
-            with open(doc["LogPath"], "rb") as f:
-                for raw in f:
-                    with contextlib.suppress(ValueError):
-                        e = json.loads(raw)
-                        if want.get(e.get("stream"), 0):
-                            out.append((want[e["stream"]], e.get("log", "").encode()))
-        except FileNotFoundError:
-            pass
-        return out
-
-    def resize(self, ref: str, h: int, w: int) -> None:
-        doc = self.resolve(ref)
-        ch = self._live[doc["Id"]].channel
-        if not doc["State"]["Running"] or ch is None:
-            raise Conflict(f"Container {doc['Id']} is not running")
-        ch.resize(h, w)
-
-    def export(self, ref: str, out: BinaryIO) -> None:
-        doc = self.resolve(ref)
-        dirs = [self.driver.upper(doc["Id"])]
-        if self.driver.name == "overlay2":
-            dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
-        storage.write_merged_tar(dirs, out)
 
     def counts(self) -> dict[str, int]:
         running = sum(1 for d in self._docs.values() if d["State"]["Running"])
@@ -1518,21 +912,6 @@ class ContainerService:
         return {"Containers": len(self._docs), "ContainersRunning": running,
                 "ContainersPaused": paused,
                 "ContainersStopped": len(self._docs) - running - paused}
-
-
-def _system_cpu_ns() -> int:
-    """The host's CPU time in ns, as Docker computes `system_cpu_usage` from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:8]
-    return sum(int(x) for x in fields) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-
-
-def _mem_total() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def _du(path: str) -> int:

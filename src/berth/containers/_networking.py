@@ -1,0 +1,291 @@
+"""Networking of containers: the networks they ask for, their endpoints, /etc files, published ports, connect/disconnect.
+
+Part of the container service (see `berth.containers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from berth.errors import (
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    System,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from berth.containers import _Live  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+class NetworkingMixin:
+    def network_users(self, net: str) -> list[str]:
+        return [d["Id"] for d in self._docs.values()
+                if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
+
+    async def _monitor_command(self, cid: str, cmd: dict[str, Any]) -> dict[str, Any]:
+        live = self._live[cid]
+        if live.channel is None:
+            raise Conflict(f"Container {cid} is not running")
+        async with live.lock:
+            live.answer = asyncio.get_running_loop().create_future()
+            live.channel.command(cmd)
+            try:
+                return await asyncio.wait_for(live.answer, 30)
+            finally:
+                live.answer = None
+
+    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+        """`network connect`; a running container gets its interface plugged at once."""
+        doc = self.resolve(ref)
+        assert self.networks is not None
+        n = self.networks.resolve(net)
+        if n["Driver"] in ("host", "null"):
+            raise Forbidden(f"container cannot be disconnected from host network or "
+                            f"connected to {n['Name']} network")
+        if doc["HostConfig"].get("NetworkMode") in ("host", "none") or \
+                doc["HostConfig"].get("NetworkMode", "").startswith("container:"):
+            raise Forbidden("container sharing network namespace with another container or "
+                            "host cannot be connected to any other network")
+        nets = doc["_berth"].setdefault("nets", [])
+        if any(x["net"] == n["Name"] for x in nets):
+            raise Forbidden(f"endpoint with name {doc['Name'][1:]} already exists in "
+                            f"network {n['Name']}")
+        entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
+                 "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
+                 "mac": ec.get("MacAddress") or ""}
+        if doc["State"]["Running"]:
+            eps = doc["_berth"].setdefault("endpoints", [])
+            used = {e["ifname"] for e in eps}
+            ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+            ep = self.networks.allocate(n["Name"], doc["Id"], name=doc["Name"][1:],
+                                        aliases=entry["aliases"], ip=entry["ip"],
+                                        ifname=ifname, mac=entry["mac"])
+            ep["netname"] = n["Name"]
+            plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
+                                               "parent", "mode")}
+            plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
+            answer = await self._monitor_command(
+                doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0]})
+            if "plugged" not in answer:
+                self.networks.release_one(doc["Id"], n["Id"])
+                raise System(f"connect {doc['Name'][1:]} to {n['Name']}: "
+                             f"{answer.get('failed')}")
+            eps.append(ep)
+        nets.append(entry)
+        doc["NetworkSettings"] = self._network_settings(
+            doc["HostConfig"].get("NetworkMode", "bridge"), nets,
+            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
+        self._save(doc)
+        self._event(doc, "connect", network=n["Name"])
+
+    async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
+        doc = self.resolve(ref)
+        assert self.networks is not None
+        n = self.networks.resolve(net)
+        nets = doc["_berth"].get("nets") or []
+        if not any(x["net"] == n["Name"] for x in nets):
+            raise Forbidden(f"container {doc['Id'][:12]} is not connected to network "
+                            f"{n['Name']}")
+        eps = doc["_berth"].get("endpoints") or []
+        ep = next((e for e in eps if e["netname"] == n["Name"]), None)
+        if doc["State"]["Running"] and ep is not None:
+            answer = await self._monitor_command(doc["Id"], {"unplug": ep["ifname"]})
+            if "unplugged" not in answer and not force:
+                raise System(f"disconnect: {answer.get('failed')}")
+            self.networks.release_one(doc["Id"], ep["network"])
+            doc["_berth"]["endpoints"] = [e for e in eps if e is not ep]
+        doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]
+        doc["NetworkSettings"] = self._network_settings(
+            doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"],
+            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
+        self._save(doc)
+        self._event(doc, "disconnect", network=n["Name"])
+
+    def _requested_networks(self, hc: dict[str, Any], nc: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+        """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
+        mode = hc.get("NetworkMode") or "bridge"
+        if mode in ("host", "none") or mode.startswith("container:"):
+            return []
+        # the docker CLI names the default network "default"
+        eps = {("bridge" if k == "default" else k): v
+               for k, v in (nc.get("EndpointsConfig") or {}).items()}
+        names = [mode] + [n for n in eps if n != mode]
+        out = []
+        for n in names:
+            try:
+                if self.networks is None:
+                    raise NotFound(n)
+                doc = self.networks.resolve(n)
+            except NotFound:
+                # a 400, not a 404: the docker CLI takes any 404 of create for a missing
+                # image, and would try to pull
+                raise InvalidArgument(f"network {n} not found") from None
+            if doc["Driver"] in ("host", "null"):
+                raise InvalidArgument(f"container cannot be connected to network {n} "
+                                      "alongside others")
+            ec = eps.get(n) or {}
+            if doc["Name"] == "bridge" and ec.get("Aliases"):
+                raise InvalidArgument("network-scoped alias is supported only for containers "
+                                      "in user defined networks")
+            out.append({"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
+                        "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+                        "mac": ec.get("MacAddress") or ""})
+        return out
+
+    @staticmethod
+    def _endpoint_view(ep: dict[str, Any] | None, nid: str = "",
+                       aliases: list[str] | None = None) -> dict[str, Any]:
+        ep = ep or {}
+        return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
+                "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
+                "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
+                "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "DriverOpts": None, "DNSNames": None}
+
+    def _network_settings(self, mode: str, nets: list[dict[str, Any]],
+                          eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        by_net = {e["netname"]: e for e in eps or []}
+        networks: dict[str, Any] = {}
+        if mode in ("host", "none"):
+            networks[mode] = self._endpoint_view(None)
+        for n in nets:
+            nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
+            networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"])
+        first = by_net.get(nets[0]["net"]) if nets else None
+        return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+                "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+                "EndpointID": (first or {}).get("endpoint", ""),
+                "Gateway": (first or {}).get("gateway", ""), "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "IPAddress": (first or {}).get("ip", ""),
+                "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
+                "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
+
+    def _write_etc_files(self, doc: dict[str, Any],
+                         eps: list[dict[str, Any]] | None = None) -> None:
+        hc = doc["HostConfig"]
+        cfg = doc["Config"]
+        host_net = hc.get("NetworkMode") == "host"
+        hostname = cfg["Hostname"]
+        with open(doc["HostnamePath"], "w") as f:
+            f.write(hostname + "\n")
+        if host_net:
+            try:
+                with open("/etc/hosts") as f:
+                    hosts = f.read()
+            except OSError:
+                hosts = "127.0.0.1\tlocalhost\n"
+        else:
+            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                     "ff02::2\tip6-allrouters\n")
+            for extra in hc.get("ExtraHosts") or []:
+                h, _, ip = extra.partition(":")
+                hosts += f"{ip}\t{h}\n"
+            for ep in eps or []:
+                hosts += f"{ep['ip']}\t{hostname}\n"
+        with open(doc["HostsPath"], "w") as f:
+            f.write(hosts)
+        user_net = any(self.networks and self.networks.user_defined(n["net"])
+                       for n in doc["_berth"].get("nets") or [])
+        with open(doc["ResolvConfPath"], "w") as f:
+            f.write(self._resolv_conf(hc, host_net, embedded=user_net))
+
+    def _upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
+        return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
+                if line.startswith("nameserver ")]
+
+    def _resolv_conf(self, hc: dict[str, Any], host_net: bool, embedded: bool = False) -> str:
+        if embedded:
+            # user-defined networks: the embedded DNS server answers names, forwards the rest
+            search = list(hc.get("DnsSearch") or self.cfg.dns_search)
+            options = ["ndots:0", *(hc.get("DnsOptions") or self.cfg.dns_options)]
+            out = "nameserver 127.0.0.11\n"
+            if search:
+                out += "search " + " ".join(search) + "\n"
+            return out + "options " + " ".join(options) + "\n"
+        dns = list(hc.get("Dns") or self.cfg.dns)
+        search = list(hc.get("DnsSearch") or self.cfg.dns_search)
+        options = list(hc.get("DnsOptions") or self.cfg.dns_options)
+        if not dns:
+            try:
+                with open("/etc/resolv.conf") as f:
+                    host = f.read().splitlines()
+            except OSError:
+                host = []
+            for line in host:
+                w = line.split()
+                if len(w) >= 2 and w[0] == "nameserver":
+                    # a loopback resolver of the host is unreachable from a container netns
+                    if host_net or not (w[1].startswith("127.") or w[1] == "::1"):
+                        dns.append(w[1])
+                elif len(w) >= 2 and w[0] == "search" and not search:
+                    search = w[1:]
+                elif len(w) >= 2 and w[0] == "options" and not options:
+                    options = w[1:]
+        out = "".join(f"nameserver {d}\n" for d in dns)
+        if search:
+            out += "search " + " ".join(search) + "\n"
+        if options:
+            out += "options " + " ".join(options) + "\n"
+        return out
+
+    def _plug_networks(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
+        eps: list[dict[str, Any]] = []
+        nets = doc["_berth"].get("nets") or []
+        if self.networks is None or not nets:
+            self._write_etc_files(doc)
+            return eps
+        try:
+            for i, n in enumerate(nets):
+                ep = self.networks.allocate(n["net"], doc["Id"], name=doc["Name"][1:],
+                                            aliases=n["aliases"], ip=n.get("ip", ""),
+                                            ifname=f"eth{i}", mac=n.get("mac", ""))
+                ep["netname"] = n["net"]
+                eps.append(ep)
+        except BaseException:
+            self.networks.release(doc["Id"])
+            raise
+        doc["_berth"]["endpoints"] = eps
+        doc["NetworkSettings"] = self._network_settings(
+            doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
+        self._write_etc_files(doc, eps)
+        return eps
+
+    def _bindings(self, doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+        hc = doc["HostConfig"]
+        binds = dict(hc.get("PortBindings") or {})
+        if hc.get("PublishAllPorts"):
+            for key in doc["Config"].get("ExposedPorts") or {}:
+                binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
+                                                                          "HostPort": ""}])
+        return binds
+
+    async def _publish(self, doc: dict[str, Any], eps: list[dict[str, Any]]) -> None:
+        binds = self._bindings(doc)
+        if not binds or self.networks is None:
+            return
+        if not eps or eps[0].get("kind", "veth") != "veth":
+            raise InvalidArgument("published ports need a bridge network: "
+                                  f"{doc['HostConfig'].get('NetworkMode')} is not one")
+        ports = await self.networks.ports.publish(doc["Id"], binds, eps[0]["ip"],
+                                                  eps[0]["netname"])
+        doc["NetworkSettings"]["Ports"] = ports
+
+    def _unplug_networks(self, doc: dict[str, Any]) -> None:
+        if self.networks is not None and doc["_berth"].get("endpoints"):
+            self.networks.ports.unpublish(doc["Id"], doc["_berth"]["endpoints"][0]["netname"])
+            self.networks.release(doc["Id"])
+            doc["_berth"]["endpoints"] = []
+            doc["NetworkSettings"] = self._network_settings(
+                doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"].get("nets") or [])

@@ -1,0 +1,226 @@
+"""A container's output: logs (json-file, rotated), attach, resize, export.
+
+Part of the container service (see `berth.containers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, BinaryIO
+
+from berth import storage
+from berth.containers.channel import Attachment, Channel
+from berth.errors import (
+    Conflict,
+)
+from berth.images import parse_rfc3339
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from berth.containers import _Live  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+class OutputMixin:
+    def _log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
+        opts = (doc["HostConfig"].get("LogConfig") or {}).get("Config") or {}
+        size = self.cfg.log_max_size
+        if opts.get("max-size"):
+            from berth.units import parse_size
+            size = -1 if opts["max-size"] == "-1" else parse_size(opts["max-size"])
+        files = int(opts.get("max-file") or self.cfg.log_max_file)
+        return {"log_max_size": max(size, 0), "log_max_file": max(files, 1)}
+
+    def _log_files(self, path: str) -> list[str]:
+        """The log and its rotated files, oldest first."""
+        old = []
+        i = 1
+        while os.path.exists(f"{path}.{i}"):
+            old.append(f"{path}.{i}")
+            i += 1
+        return [*reversed(old), path]
+
+    async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
+                   stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
+                   timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        doc = self.resolve(ref)
+        cid = doc["Id"]
+        path = doc["LogPath"]
+        streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
+        n_tail = -1 if tail in ("all", "", None) else int(tail)
+        if n_tail < -1:
+            n_tail = -1
+
+        def fmt(entry: dict[str, Any]) -> tuple[int, bytes] | None:
+            stream = streams.get(entry.get("stream", "stdout"), 0)
+            if not stream:
+                return None
+            t = entry.get("time", "")
+            if since or until:
+                ts = parse_rfc3339(t)
+                if since and ts < since:
+                    return None
+                if until and ts > until:
+                    return None
+            data = entry.get("log", "").encode()
+            if timestamps:
+                data = t.encode() + b" " + data
+            return stream, data
+
+        content = b""
+        for p in self._log_files(path):
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if p != path:
+                content += data
+            else:
+                end = data.rfind(b"\n") + 1
+                content += data[:end]
+                pos = end
+        lines = content.splitlines()
+        if not os.path.exists(path):
+            pos = 0
+        if n_tail >= 0:
+            lines = lines[-n_tail:] if n_tail else []
+        for raw in lines:
+            try:
+                item = fmt(json.loads(raw))
+            except ValueError:
+                continue
+            if item:
+                yield item
+        if not follow:
+            return
+        if until and until < time.time():
+            return
+        live = self._live.get(cid)
+        async for item in self._follow(cid, path, pos, live, fmt):
+            yield item
+
+    async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
+                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
+                      ) -> AsyncIterator[tuple[int, bytes]]:
+        """Tail the json log from `pos`; stop once the container is no longer running, after a
+        last read."""
+        if live is not None:
+            live.followers += 1
+        try:
+            async for item in self._follow_file(cid, path, pos, live, fmt):
+                yield item
+        finally:
+            if live is not None:
+                live.followers -= 1
+                async with live.changed:
+                    live.changed.notify_all()
+
+    async def _follow_file(self, cid: str, path: str, pos: int, live: _Live | None,
+                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
+                           ) -> AsyncIterator[tuple[int, bytes]]:
+        buf = b""
+        delay = 0.005
+        while True:
+            if live is None or live.removed:
+                done = True
+            else:
+                doc = self._docs.get(cid)
+                done = doc is None or not doc["State"]["Running"]
+            try:
+                with open(path, "rb") as f:
+                    if os.fstat(f.fileno()).st_size < pos:
+                        # rotated: the rest of the old file is in PATH.1
+                        with contextlib.suppress(FileNotFoundError), \
+                                open(path + ".1", "rb") as old:
+                            old.seek(pos)
+                            buf += old.read()
+                        pos = 0
+                    f.seek(pos)
+                    chunk = f.read()
+            except FileNotFoundError:
+                chunk = b""
+            if chunk:
+                pos += len(chunk)
+                buf += chunk
+                *complete, buf = buf.split(b"\n")
+                for raw in complete:
+                    try:
+                        item = fmt(json.loads(raw))
+                    except ValueError:
+                        continue
+                    if item:
+                        yield item
+                delay = 0.005
+                continue
+            if done:
+                return
+            # wake on a state change at once, else poll the file with a growing delay
+            assert live is not None
+            async with live.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.changed.wait(), delay)
+            delay = min(delay * 2, 0.1)
+
+    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+               logs: bool = False) -> Attachment:
+        """An attach stream: the container's output from now (after its log, with `logs`)
+        until its next exit, and its stdin. Made before the caller answers the client, who
+        starts the container as soon as it has the answer."""
+        doc = self.resolve(ref)
+        st = doc["State"]
+        if not st["Running"] and st["Status"] != "created":
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        cid = doc["Id"]
+        live = self._live[cid]
+        q = live.fanout.subscribe()
+
+        async def channel() -> Channel | None:
+            # input typed before the start waits for the monitor
+            async with live.changed:
+                await live.changed.wait_for(
+                    lambda: live.channel is not None or live.removed or (
+                        not doc["State"]["Running"] and doc["State"]["Status"] != "created"))
+            return live.channel
+        att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
+                         stdin_once=bool(doc["Config"].get("StdinOnce")),
+                         on_close=lambda: live.fanout.unsubscribe(q))
+        if logs:
+            att.prelude = self._log_entries(doc, stdout, stderr)
+        return att
+
+    @staticmethod
+    def _log_entries(doc: dict[str, Any], stdout: bool, stderr: bool) -> list[tuple[int, bytes]]:
+        want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
+        out = []
+        try:
+            with open(doc["LogPath"], "rb") as f:
+                for raw in f:
+                    with contextlib.suppress(ValueError):
+                        e = json.loads(raw)
+                        if want.get(e.get("stream"), 0):
+                            out.append((want[e["stream"]], e.get("log", "").encode()))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def resize(self, ref: str, h: int, w: int) -> None:
+        doc = self.resolve(ref)
+        ch = self._live[doc["Id"]].channel
+        if not doc["State"]["Running"] or ch is None:
+            raise Conflict(f"Container {doc['Id']} is not running")
+        ch.resize(h, w)
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        doc = self.resolve(ref)
+        dirs = [self.driver.upper(doc["Id"])]
+        if self.driver.name == "overlay2":
+            dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
+        storage.write_merged_tar(dirs, out)

@@ -1,0 +1,155 @@
+"""A running container's cgroup: pause, unpause, update, top, stats.
+
+Part of the container service (see `berth.containers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+from berth import cgroups
+from berth.containers.spec import build_spec, validate_host_config
+from berth.errors import (
+    BerthError,
+    Conflict,
+    InvalidArgument,
+)
+from berth.images import rfc3339
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from berth.containers import _Live  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+class ResourcesMixin:
+    def _cgroup(self, doc: dict[str, Any]) -> cgroups.CgroupManager:
+        parent = doc["HostConfig"].get("CgroupParent") or self.cfg.cgroup_parent
+        return cgroups.detect(f"{parent.strip('/')}/{doc['Id']}")
+
+    def _running(self, ref: str) -> dict[str, Any]:
+        doc = self.resolve(ref)
+        if not doc["State"]["Running"]:
+            raise Conflict(f"Container {doc['Id']} is not running")
+        return doc
+
+    async def _thaw(self, doc: dict[str, Any]) -> None:
+        """A frozen process cannot act on a signal: stopping a paused container thaws it."""
+        if doc["State"]["Paused"]:
+            await asyncio.to_thread(self._cgroup(doc).freeze, False)
+            doc["State"].update({"Paused": False, "Status": "running"})
+
+    async def pause(self, ref: str) -> None:
+        doc = self._running(ref)
+        if doc["State"]["Paused"]:
+            raise Conflict(f"Container {doc['Id']} is already paused")
+        await asyncio.to_thread(self._cgroup(doc).freeze, True)
+        doc["State"].update({"Paused": True, "Status": "paused"})
+        self._save(doc)
+        self._event(doc, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        doc = self._running(ref)
+        if not doc["State"]["Paused"]:
+            raise Conflict(f"Container {doc['Id']} is not paused")
+        await asyncio.to_thread(self._cgroup(doc).freeze, False)
+        doc["State"].update({"Paused": False, "Status": "running"})
+        self._save(doc)
+        self._event(doc, "unpause")
+
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
+        doc = self.resolve(ref)
+        keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
+                "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
+        hc = dict(doc["HostConfig"])
+        for k in keys:
+            if k in body and body[k] not in (None, ""):
+                hc[k] = body[k]
+        if body.get("Memory") and not body.get("MemorySwap") and hc.get("MemorySwap", 0) > 0 \
+                and hc["MemorySwap"] < hc["Memory"]:
+            hc["MemorySwap"] = 0
+        warnings = validate_host_config(hc, self.ncpu)
+        if doc["State"]["Running"]:
+            spec = build_spec(cid=doc["Id"], config=doc["Config"], host_config=hc,
+                              hostname_path="", hosts_path="", resolv_path="",
+                              cgroup_parent=self.cfg.cgroup_parent)
+            res = cgroups.Resources.from_spec(spec["linux"]["resources"])
+            try:
+                await asyncio.to_thread(self._cgroup(doc).create, res)
+            except BerthError as e:
+                raise InvalidArgument(f"Cannot update container {doc['Id']}: {e}") from None
+        doc["HostConfig"] = hc
+        self._save(doc)
+        self._event(doc, "update")
+        return warnings
+
+    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+        """`docker top`: the host's ps, kept to the container's processes."""
+        import subprocess
+        doc = self._running(ref)
+        pids: set[int] = set()
+        for f in self._cgroup(doc).procs_files()[:1]:
+            with contextlib.suppress(OSError), open(f) as fh:
+                pids = {int(x) for x in fh.read().split()}
+        args = ps_args.split() or ["-ef"]
+        r = subprocess.run(["ps", *args], capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise InvalidArgument(f"ps: {r.stderr.strip()}")
+        lines = r.stdout.splitlines()
+        titles = lines[0].split()
+        try:
+            col = titles.index("PID")
+        except ValueError:
+            raise InvalidArgument('Couldn\'t find PID field in ps output') from None
+        procs = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+                procs.append(fields)
+        return {"Titles": titles, "Processes": procs}
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
+        doc = self.resolve(ref)
+        now = rfc3339(time.time())
+        base: dict[str, Any] = {"read": now, "name": doc["Name"], "id": doc["Id"],
+                                "num_procs": 0, "storage_stats": {}, "networks": {}}
+        if not doc["State"]["Running"]:
+            return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
+                "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+                "memory_stats": {}}
+        st = self._cgroup(doc).stats()
+        limit = doc["HostConfig"].get("PidsLimit") or 0
+        mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
+        return {**base,
+                "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},
+                "blkio_stats": {"io_service_bytes_recursive": None},
+                "cpu_stats": {"cpu_usage": {"total_usage": st.cpu_usage_ns,
+                                            "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                              "system_cpu_usage": _system_cpu_ns(),
+                              "online_cpus": self.ncpu, "throttling_data": {
+                                  "periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+                "memory_stats": {"usage": st.memory_usage, "limit": mem_limit,
+                                 "stats": st.extra}}
+
+
+def _system_cpu_ns() -> int:
+    """The host's CPU time in ns, as Docker computes `system_cpu_usage` from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:8]
+    return sum(int(x) for x in fields) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _mem_total() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
