@@ -50,12 +50,13 @@ class Term:
     def write(self, data: bytes) -> None:
         os.write(self.master, data)
 
-    def wait(self, timeout: float = 15) -> int:
+    def wait(self, timeout: float = 30) -> int:
         deadline = time.time() + timeout
         while self.proc.poll() is None:
             if time.time() > deadline:
                 self.proc.kill()
-                raise AssertionError("the client did not exit")
+                self.proc.wait()
+                raise AssertionError(f"the client did not exit; it showed {self.out!r}")
             r, _, _ = select.select([self.master], [], [], 0.1)
             if r:
                 try:
@@ -65,6 +66,9 @@ class Term:
         return self.proc.returncode
 
     def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
         os.close(self.master)
         os.close(self.slave)
 
