@@ -140,6 +140,13 @@ def test_events_stats_top_pause_update(daemon: Daemon) -> None:
         stats = daemon.ok("stats", "--no-stream", "watched").splitlines()
         assert stats[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
         assert "64MiB" in stats[1]
+        daemon.ok("exec", "watched", "ping", "-c", "2", "-W", "2", daemon.bip.split("/")[0])
+        from berth.client import Client
+        raw = Client(daemon.host).get("/containers/watched/stats", {"stream": 0,
+                                                                     "one-shot": 1})
+        assert raw["networks"]["eth0"]["tx_bytes"] > 0 and raw["networks"]["eth0"]["rx_bytes"] > 0
+        assert {e["op"] for e in raw["blkio_stats"]["io_service_bytes_recursive"]} == {
+            "read", "write"}
         daemon.ok("pause", "watched")
         assert daemon.inspect("watched")["State"]["Status"] == "paused"
         assert "(Paused)" in daemon.ok("ps", "-f", "name=watched", "--format", "{{.Status}}")

@@ -47,6 +47,8 @@ class Stats:
     pids: int = 0
     cpu_usage_ns: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    io_read: int = 0      # bytes
+    io_write: int = 0
 
 
 class CgroupManager(Protocol):
@@ -186,6 +188,17 @@ class V1:
         acct = self._dir("cpuacct")
         if acct:
             s.cpu_usage_ns = int(_read(os.path.join(acct, "cpuacct.usage")) or 0)
+        blk = self._dir("blkio")
+        if blk:
+            # lines "MAJ:MIN Read N" / "MAJ:MIN Write N"
+            for line in _read(os.path.join(blk, "blkio.throttle.io_service_bytes_recursive")
+                              ).splitlines():
+                w = line.split()
+                if len(w) == 3 and w[2].isdigit():
+                    if w[1] == "Read":
+                        s.io_read += int(w[2])
+                    elif w[1] == "Write":
+                        s.io_write += int(w[2])
         return s
 
     def freeze(self, frozen: bool) -> None:
@@ -260,6 +273,13 @@ class V2:
         s.pids = int(_read(os.path.join(d, "pids.current")) or 0)
         s.cpu_usage_ns = _flat_kv(_read(os.path.join(d, "cpu.stat"))).get("usage_usec", 0) * 1000
         s.extra = _flat_kv(_read(os.path.join(d, "memory.stat")))
+        for line in _read(os.path.join(d, "io.stat")).splitlines():  # "MAJ:MIN rbytes=N ..."
+            for kv in line.split()[1:]:
+                k, _, v = kv.partition("=")
+                if k == "rbytes" and v.isdigit():
+                    s.io_read += int(v)
+                elif k == "wbytes" and v.isdigit():
+                    s.io_write += int(v)
         return s
 
     def freeze(self, frozen: bool) -> None:

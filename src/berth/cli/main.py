@@ -1180,7 +1180,13 @@ def _stats_row(s: dict[str, Any]) -> dict[str, str]:
             "CPUPerc": f"{pct:.2f}%",
             "MemUsage": f"{fmt.binary_size(usage)} / {fmt.binary_size(limit)}",
             "MemPerc": f"{usage / limit * 100:.2f}%" if limit else "0.00%",
-            "NetIO": "0B / 0B", "BlockIO": "0B / 0B",
+            "NetIO": "{} / {}".format(
+                fmt.size(sum(n.get("rx_bytes", 0) for n in (s.get("networks") or {}).values())),
+                fmt.size(sum(n.get("tx_bytes", 0) for n in (s.get("networks") or {}).values()))),
+            "BlockIO": "{} / {}".format(*(fmt.size(sum(
+                e.get("value", 0) for e in (s.get("blkio_stats") or {}).get(
+                    "io_service_bytes_recursive") or [] if e.get("op", "").lower() == op))
+                for op in ("read", "write"))),
             "PIDs": str(s.get("pids_stats", {}).get("current", 0))}
 
 

@@ -115,6 +115,21 @@ class ResourcesMixin:
                 procs.append(fields)
         return {"Titles": titles, "Processes": procs}
 
+    def _net_stats(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Per interface, from the host side of its veth pair: what the host receives is what
+        the container sent."""
+        out = {}
+        for ep in doc["_berth"].get("endpoints") or []:
+            if ep.get("kind", "veth") != "veth":
+                continue
+            base = f"/sys/class/net/{ep['host_if']}/statistics/"
+            out[ep["ifname"]] = {
+                "rx_bytes": _read_int(base + "tx_bytes"), "rx_packets": _read_int(base + "tx_packets"),
+                "rx_errors": _read_int(base + "tx_errors"), "rx_dropped": _read_int(base + "tx_dropped"),
+                "tx_bytes": _read_int(base + "rx_bytes"), "tx_packets": _read_int(base + "rx_packets"),
+                "tx_errors": _read_int(base + "rx_errors"), "tx_dropped": _read_int(base + "rx_dropped")}
+        return out
+
     def stats(self, ref: str) -> dict[str, Any]:
         """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
         doc = self.resolve(ref)
@@ -130,7 +145,10 @@ class ResourcesMixin:
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
         return {**base,
                 "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},
-                "blkio_stats": {"io_service_bytes_recursive": None},
+                "blkio_stats": {"io_service_bytes_recursive": [
+                    {"major": 0, "minor": 0, "op": "read", "value": st.io_read},
+                    {"major": 0, "minor": 0, "op": "write", "value": st.io_write}]},
+                "networks": self._net_stats(doc),
                 "cpu_stats": {"cpu_usage": {"total_usage": st.cpu_usage_ns,
                                             "usage_in_kernelmode": 0, "usage_in_usermode": 0},
                               "system_cpu_usage": _system_cpu_ns(),
@@ -138,6 +156,14 @@ class ResourcesMixin:
                                   "periods": 0, "throttled_periods": 0, "throttled_time": 0}},
                 "memory_stats": {"usage": st.memory_usage, "limit": mem_limit,
                                  "stats": st.extra}}
+
+
+def _read_int(path: str) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _system_cpu_ns() -> int:
