@@ -7,6 +7,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v iptables >/dev/null 2>&1 || need="$need iptables"   # bridge networks: NAT, isolation
+command -v ps >/dev/null 2>&1 || need="$need procps"            # berth top
 for pkg in ${EXTRA_APT:-}; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done

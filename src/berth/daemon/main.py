@@ -27,7 +27,7 @@ from berth.containers import ContainerService
 from berth.containers.execs import ExecService
 from berth.containers.health import HealthChecker
 from berth.content import ContentStore
-from berth.errors import InvalidArgument
+from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
 from berth.images import ImageService
 from berth.metadata import MetadataStore
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         daemon = Daemon(cfg)
         asyncio.run(daemon.run())
-    except InvalidArgument as e:
+    except BerthError as e:
         print(f"berthd: {e}", file=sys.stderr)
         sys.exit(1)
 

@@ -127,8 +127,12 @@ class NetworkService:
             self._bridge_rules(doc, add=True)
 
     def _ipt(self, *args: str, table: str = "filter", check: bool = True) -> bool:
-        r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
-                           text=True)
+        try:
+            r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
+                               text=True)
+        except FileNotFoundError:
+            raise System("iptables is not installed: install it, or start berthd with "
+                         "--iptables=false") from None
         if check and r.returncode != 0:
             raise System(f"iptables -t {table} {' '.join(args)}: {r.stderr.strip()}")
         return r.returncode == 0

@@ -79,8 +79,12 @@ class PortMapper:
 
     # --- rules ------------------------------------------------------------------------------
     def _ipt(self, *args: str, table: str = "nat", check: bool = False) -> bool:
-        r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
-                           text=True)
+        try:
+            r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
+                               text=True)
+        except FileNotFoundError:
+            raise System("iptables is not installed: install it, or start berthd with "
+                         "--iptables=false") from None
         if check and r.returncode != 0:
             raise System(f"iptables {' '.join(args)}: {r.stderr.strip()}")
         return r.returncode == 0
