@@ -70,4 +70,15 @@ def test_v1_mounts_from_mountinfo(tmp_path: Path) -> None:
         "32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
     assert cgroups.v1_mounts(str(mi)) == {"cpu": "/sys/fs/cgroup/cpu,cpuacct",
                                           "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
-                                          "memory": "/sys/fs/cgroup/memory"}
+                                          "memory": "/sys/fs/cgroup/memory",
+                                          "": "/sys/fs/cgroup/unified"}
+
+
+def test_relative_paths_sit_under_the_callers_cgroups(tmp_path: Path) -> None:
+    own = tmp_path / "cgroup"
+    own.write_text("4:memory:/svc/a\n3:cpu,cpuacct:/svc/b\n0::/svc/c\n")
+    bases = cgroups.own_cgroups(str(own))
+    assert bases == {"memory": "svc/a", "cpu": "svc/b", "cpuacct": "svc/b", "": "svc/c"}
+    m = cgroups.V1("x/1", mounts={"memory": "/m", "cpu": "/c", "": "/u"}, bases=bases)
+    assert m._dir("memory") == "/m/svc/a/x/1" and m._dir("cpu") == "/c/svc/b/x/1"
+    assert m._dir("") == "/u/svc/c/x/1"

@@ -111,19 +111,26 @@ class V1:
     # name=systemd is no controller, but runc makes the container's cgroup there too, and
     # the container sees that directory at /sys/fs/cgroup/systemd
     CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
-                   "name=systemd")
+                   "name=systemd", "")  # "": the unified hierarchy of a hybrid layout
 
-    def __init__(self, path: str, *, mounts: dict[str, str]) -> None:
+    def __init__(self, path: str, *, mounts: dict[str, str],
+                 bases: dict[str, str] | None = None) -> None:
         self.path = path.strip("/")
         # controller -> hierarchy mount point (cpu and cpuacct may share one)
         self.mounts = {c: m for c, m in mounts.items() if c in self.CONTROLLERS}
+        # controller -> the cgroup a relative path is under ("" for the root)
+        self.bases = bases or {}
+
+    def _rel(self, controller: str) -> str:
+        base = self.bases.get(controller, "")
+        return f"{base}/{self.path}".strip("/") if base else self.path
 
     def _dir(self, controller: str) -> str | None:
         m = self.mounts.get(controller)
-        return os.path.join(m, self.path) if m else None
+        return os.path.join(m, self._rel(controller)) if m else None
 
     def _dirs(self) -> list[str]:
-        return sorted({os.path.join(m, self.path) for m in self.mounts.values()})
+        return sorted({os.path.join(m, self._rel(c)) for c, m in self.mounts.items()})
 
     def create(self, res: Resources) -> None:
         cpuset = self._dir("cpuset")
@@ -131,7 +138,7 @@ class V1:
             # cpuset refuses tasks until cpus and mems are set: fill each new level from its parent
             root = self.mounts["cpuset"]
             cur = root
-            for part in self.path.split("/"):
+            for part in self._rel("cpuset").split("/"):
                 parent, cur = cur, os.path.join(cur, part)
                 os.makedirs(cur, exist_ok=True)
                 for f in ("cpuset.cpus", "cpuset.mems"):
@@ -295,6 +302,9 @@ def v1_mounts(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
     for line in _read(mountinfo).splitlines():
         left, _, right = line.partition(" - ")
         fields = right.split()
+        if len(fields) >= 3 and fields[0] == "cgroup2":
+            out[""] = left.split()[4]  # hybrid: runc puts containers in it too
+            continue
         if len(fields) < 3 or fields[0] != "cgroup":
             continue
         point = left.split()[4]
@@ -313,6 +323,28 @@ def is_v2(root: str = "/sys/fs/cgroup") -> bool:
             if f" {root} " in line.split(" - ")[0])
     except (OSError, IndexError):
         return False
+
+
+def own_cgroups(self_cgroup: str = "/proc/self/cgroup") -> dict[str, str]:
+    """controller (or "" for the unified hierarchy) -> this process's cgroup in it."""
+    out: dict[str, str] = {}
+    for line in _read(self_cgroup).splitlines():
+        _, ctrls, cg = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            out[c] = cg.strip("/")
+    return out
+
+
+def for_spec(path: str, bases: dict[str, str] | None = None) -> CgroupManager:
+    """The manager for a runtime-spec cgroupsPath: an absolute one from each hierarchy's root,
+    a relative one under the caller's own cgroup in each hierarchy (as runc reads it), or under
+    `bases` (what own_cgroups() said for the caller that created it)."""
+    if path.startswith("/"):
+        return detect(path.strip("/"))
+    own = bases if bases is not None else own_cgroups()
+    if is_v2():
+        return V2(f"{own.get('', '')}/{path}".strip("/"))
+    return V1(path, mounts=v1_mounts(), bases=own)
 
 
 def remove_parent(path: str) -> None:
@@ -342,5 +374,5 @@ def manager(path: str, version: int, *, v1_mounts_: dict[str, str] | None = None
 
 
 __all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "manager", "is_v2",
-           "remove_parent",
+           "remove_parent", "for_spec", "own_cgroups",
            "v1_mounts"]

@@ -188,7 +188,9 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     if hc.get("PidsLimit"):
         res["pids"] = {"limit": int(hc["PidsLimit"])}
     spec["linux"]["resources"] = res
-    spec["linux"]["cgroupsPath"] = f"{(hc.get('CgroupParent') or cgroup_parent).strip('/')}/{cid}"
+    # absolute: under the hierarchy's root, wherever the daemon itself runs (as Docker's
+    # cgroupfs driver passes /docker/<id>)
+    spec["linux"]["cgroupsPath"] = f"/{(hc.get('CgroupParent') or cgroup_parent).strip('/')}/{cid}"
     spec["linux"]["sysctl"] = dict(hc.get("Sysctls") or {})
     return spec
 

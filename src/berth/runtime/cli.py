@@ -97,7 +97,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> dict[str, 
     cg = None
     try:
         if lx.get("cgroupsPath"):
-            cg = cgroups.detect(lx["cgroupsPath"])
+            cg = cgroups.for_spec(lx["cgroupsPath"])
             cg.create(cgroups.Resources.from_spec(lx.get("resources") or {}))
         pid, err_r = process.spawn(spec, bundle, process.Stdio(0, 1, 2),
                                    join_cgroup=cg.add if cg else None, exec_fifo=fifo)
@@ -112,7 +112,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> dict[str, 
           "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
               "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "annotations": spec.get("annotations") or {},
-          "cgroupsPath": lx.get("cgroupsPath", "")}
+          "cgroupsPath": lx.get("cgroupsPath", ""), "cgroupBases": cgroups.own_cgroups()}
     _save(root, st)
     if pid_file:
         with open(pid_file, "w") as f:
@@ -185,7 +185,7 @@ def delete(root: str, cid: str, force: bool) -> None:
                 break
             time.sleep(0.01)
     if st.get("cgroupsPath"):
-        cgroups.detect(st["cgroupsPath"]).remove()
+        cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases")).remove()
     shutil.rmtree(os.path.join(root, cid), ignore_errors=True)
 
 

@@ -404,7 +404,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
         lx = spec.get("linux", {})
         cg = None
         if lx.get("cgroupsPath"):
-            cg = cgroups.detect(lx["cgroupsPath"])
+            cg = cgroups.for_spec(lx["cgroupsPath"])
             try:
                 cg.create(cgroups.Resources.from_spec(lx.get("resources") or {}))
             except Exception as e:

@@ -265,7 +265,7 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         # pivot_root needs rootfs to be a mount point: bind it onto itself (no-op for overlay)
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
         for m in spec.get("mounts", []):
-            _mount_one(rootfs, m)
+            _mount_one(rootfs, m, cgroupns="cgroup" in ns_types)
         _setup_dev(rootfs, lx)
         os.chdir(rootfs)
         linux.pivot_root(".", ".")
@@ -469,10 +469,11 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
-def _mount_cgroups(dest: str, flags: int) -> None:
-    """/sys/fs/cgroup as runc sets it up without a cgroup namespace: on v1 a tmpfs with, for each
-    hierarchy, the container's own cgroup directory bound read-only; on v2 the container's
-    directory of the unified hierarchy."""
+def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
+    """/sys/fs/cgroup as runc sets it up. Without a cgroup namespace: on v1 a tmpfs with, for
+    each hierarchy, the container's own cgroup directory bound read-only; on v2 the container's
+    directory of the unified hierarchy. In a cgroup namespace: fresh cgroup mounts, which show
+    the namespace's root only (a bind of "/" there would show the host's whole tree)."""
     own: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -480,6 +481,10 @@ def _mount_cgroups(dest: str, flags: int) -> None:
             own[ctrls] = path
     if "" in own and len(own) == 1:  # cgroup v2
         os.makedirs(dest, exist_ok=True)
+        if cgroupns:
+            linux.mount("cgroup2", dest, "cgroup2", linux.MS_NOSUID | linux.MS_NODEV |
+                        linux.MS_NOEXEC | linux.MS_RDONLY)
+            return
         linux.mount("/sys/fs/cgroup" + own[""], dest, None, linux.MS_BIND | linux.MS_REC)
         linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
         return
@@ -500,9 +505,13 @@ def _mount_cgroups(dest: str, flags: int) -> None:
         name = os.path.basename(point)
         target = os.path.join(dest, name)
         os.makedirs(target, exist_ok=True)
-        linux.mount(point + own[key], target, None, linux.MS_BIND | linux.MS_REC)
-        linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY |
-                    linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        if cgroupns:
+            linux.mount("cgroup", target, "cgroup", linux.MS_NOSUID | linux.MS_NODEV |
+                        linux.MS_NOEXEC | linux.MS_RDONLY, key)
+        else:
+            linux.mount(point + own[key], target, None, linux.MS_BIND | linux.MS_REC)
+            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND |
+                        linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
         if "," in name:  # cpu,cpuacct: the links runc makes for each controller
             for ctrl in name.split(","):
                 link = os.path.join(dest, ctrl)
@@ -510,13 +519,13 @@ def _mount_cgroups(dest: str, flags: int) -> None:
                     os.symlink(name, link)
 
 
-def _mount_one(rootfs: str, m: dict) -> None:  # type: ignore[type-arg]
+def _mount_one(rootfs: str, m: dict, cgroupns: bool = False) -> None:  # type: ignore[type-arg]
     dest = linux.secure_join(rootfs, m["destination"])
     mtype = m.get("type", "none")
     source = m.get("source", "")
     flags, prop, data = parse_mount_options(m.get("options", []))
-    if mtype == "cgroup":
-        _mount_cgroups(dest, flags & linux.MS_NOSUID)
+    if mtype in ("cgroup", "cgroup2"):
+        _mount_cgroups(dest, flags & linux.MS_NOSUID, cgroupns)
         return
     is_bind = bool(flags & linux.MS_BIND)
     if is_bind and not os.path.isdir(source):

@@ -1,0 +1,88 @@
+"""berth-runtime against runc on the same bundle (runc's own default `config.json`): what the
+process inside sees must be the same; every difference is fixed or written down here with its
+reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+RT = str(Path(sys.executable).parent / "berth-runtime")
+
+# what the process prints; host-specific values (dates, sizes, the rootfs source) are cut
+SCRIPT = r"""
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status
+echo --- mounts; grep -v ' / ' /proc/self/mounts | sed 's/,size=[0-9]*k//' | sort
+echo --- dev; ls -l /dev | cut -c1-10,35- | sed 's/  */ /g' | sed 's/ [A-Z][a-z][a-z] [0-9 ]*[0-9][0-9]:[0-9][0-9]//'
+echo --- ids; hostname; id
+echo --- limits; ulimit -a
+echo --- cgroup; cat /proc/self/cgroup; ls /sys/fs/cgroup
+echo --- namespaces
+for ns in cgroup ipc mnt net pid uts; do
+  eval host=\$HOST_$ns
+  [ "$(readlink /proc/self/ns/$ns)" = "$host" ] && echo "$ns: host's" || echo "$ns: own"
+done
+echo --- devices; for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done
+cat /dev/kmsg 2>&1 | head -1 | cut -c1-40
+echo --- writes; touch /x 2>&1 | cut -d: -f3-; echo 1 > /proc/sys/kernel/domainname 2>&1 | cut -d: -f3-
+"""
+
+# differences kept on purpose, with their reasons
+DELIBERATE: dict[str, str] = {}
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, rootfs_tar: Path) -> Path:
+    if not shutil.which("runc"):
+        pytest.skip("runc is not installed (apt-get install runc)")
+    b = tmp_path / "bundle"
+    (b / "rootfs").mkdir(parents=True)
+    with tarfile.open(rootfs_tar) as tf:
+        tf.extractall(b / "rootfs", filter="fully_trusted")
+    subprocess.run(["runc", "spec"], cwd=b, check=True)
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["sh", "-c", SCRIPT]
+    cfg["process"]["env"].extend(
+        f"HOST_{ns}={os.readlink(f'/proc/self/ns/{ns}')}"
+        for ns in ("cgroup", "ipc", "mnt", "net", "pid", "uts"))
+    cfg["linux"]["cgroupsPath"] = f"berth-conf-{secrets.token_hex(3)}/c"
+    (b / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+def _run(argv: list[str], tmp: Path) -> str:
+    with open(tmp / "out", "w+") as out:
+        r = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        out.seek(0)
+        text = out.read()
+    assert r.returncode == 0, text
+    return text
+
+
+def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
+    cg = json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"]
+    try:
+        theirs = _run(["runc", "--root", str(tmp_path / "runc"), "run", "-b", str(bundle),
+                       "c-runc"], tmp_path)
+        ours = _run([RT, "--root", str(tmp_path / "berth"), "run", "-b", str(bundle),
+                     "c-berth"], tmp_path)
+    finally:
+        # relative: under this process's own cgroup in each hierarchy, wherever that is
+        top = cg.split("/")[0]
+        for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+            for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if sub.is_dir():
+                    sub.rmdir()
+            d.rmdir()
+    assert ours.splitlines() == theirs.splitlines()
