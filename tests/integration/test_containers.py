@@ -272,3 +272,18 @@ def test_export(daemon: Daemon, tmp_path: Path) -> None:
         assert hello is not None and hello.read() == b"hi\n"
     assert "bin/sh" in names and "bin/ls" not in names
     daemon.ok("rm", "ex")
+
+
+def test_device_cgroup_allows_only_the_standard_devices(daemon: Daemon) -> None:
+    cid = daemon.ok("run", "-d", "busybox", "sleep", "30").strip()
+    try:
+        rules = Path(f"/sys/fs/cgroup/devices/{daemon.cgroup_parent}/{cid}/devices.list")
+        if rules.exists():
+            listed = rules.read_text().split("\n")
+            assert "c 1:3 rwm" in listed and "b *:* m" in listed and "a *:* rwm" not in listed
+        # a block device can be made, not used (the host's disks stay out of reach)
+        r = daemon.berth("exec", cid, "sh", "-c", "mknod /tmp/blk b 7 0 && head -c1 /tmp/blk")
+        assert r.returncode != 0 and "Operation not permitted" in r.stderr
+        assert daemon.ok("exec", cid, "sh", "-c", "echo ok > /dev/null && echo fine") == "fine\n"
+    finally:
+        daemon.ok("rm", "-f", cid)

@@ -281,3 +281,16 @@ def test_attach_json_api_shapes(daemon: Daemon) -> None:
 
 
 
+
+
+def test_exec_helper_is_not_reachable_from_the_container(daemon: Daemon) -> None:
+    """While an exec is being set up it runs the host's interpreter: a container process must
+    not be able to open it through /proc/PID/exe (CVE-2019-5736). After execve, the program is
+    the container's own."""
+    daemon.ok("run", "-d", "--name", "cve", "busybox", "sleep", "60")
+    try:
+        out = daemon.ok("exec", "cve", "sh", "-c", "readlink /proc/self/exe; cat /proc/self/status"
+                        " | grep -c ^Name")
+        assert out.splitlines()[0] == "/bin/busybox"
+    finally:
+        daemon.ok("rm", "-f", "cve")

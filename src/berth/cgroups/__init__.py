@@ -28,6 +28,8 @@ class Resources:
     cpuset_cpus: str | None = None
     cpuset_mems: str | None = None
     pids_limit: int | None = None      # <= 0 unlimited
+    # runtime-spec device rules, in order: {"allow", "type", "major", "minor", "access"}
+    devices: tuple[dict, ...] = ()     # type: ignore[type-arg]
 
     @classmethod
     def from_spec(cls, res: dict) -> Resources:  # type: ignore[type-arg]
@@ -37,7 +39,8 @@ class Resources:
         return cls(memory=mem.get("limit"), memory_swap=mem.get("swap"),
                    cpu_shares=cpu.get("shares"), cpu_quota=cpu.get("quota"),
                    cpu_period=cpu.get("period"), cpuset_cpus=cpu.get("cpus"),
-                   cpuset_mems=cpu.get("mems"), pids_limit=pids.get("limit"))
+                   cpuset_mems=cpu.get("mems"), pids_limit=pids.get("limit"),
+                   devices=tuple(res.get("devices") or ()))
 
 
 @dataclass(slots=True)
@@ -81,6 +84,16 @@ def _read(path: str) -> str:
             return f.read()
     except OSError:
         return ""
+
+
+def _device_rule(rule: dict) -> str:  # type: ignore[type-arg]
+    """A runtime-spec device rule as the v1 devices controller writes it: `c 1:3 rwm`."""
+    typ = rule.get("type") or "a"
+    if typ == "a":
+        return "a"
+    major = "*" if rule.get("major") in (None, -1) else rule["major"]
+    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+    return f"{typ} {major}:{minor} {rule.get('access') or 'rwm'}"
 
 
 def _rmdir_retry(path: str) -> None:
@@ -170,6 +183,11 @@ class V1:
         pids = self._dir("pids")
         if pids and res.pids_limit and res.pids_limit > 0:
             _write(os.path.join(pids, "pids.max"), res.pids_limit)
+        dev = self._dir("devices")
+        if dev and res.devices:
+            for rule in res.devices:
+                _write(os.path.join(dev, "devices.allow" if rule.get("allow") else
+                                    "devices.deny"), _device_rule(rule))
 
     def procs_files(self) -> list[str]:
         return [os.path.join(d, "cgroup.procs") for d in self._dirs()]

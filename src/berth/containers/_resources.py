@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -80,7 +81,9 @@ class ResourcesMixin:
             spec = build_spec(cid=doc["Id"], config=doc["Config"], host_config=hc,
                               hostname_path="", hosts_path="", resolv_path="",
                               cgroup_parent=self.cfg.cgroup_parent)
-            res = cgroups.Resources.from_spec(spec["linux"]["resources"])
+            # the device rules stay as they are: rewriting them would deny all for a moment
+            res = dataclasses.replace(
+                cgroups.Resources.from_spec(spec["linux"]["resources"]), devices=())
             try:
                 await asyncio.to_thread(self._cgroup(doc).create, res)
             except BerthError as e:

@@ -14,6 +14,16 @@ from berth.runtime.process import DEFAULT_CAPS
 from berth.runtime.spec import default_spec
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Docker's default device rules (after "deny all"): mknod of anything, and use of the
+# standard devices only
+DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
+    {"allow": True, "type": "c", "major": -1, "minor": -1, "access": "m"},
+    {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "m"},
+    *({"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
+      for ma, mi in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
+                     (136, -1), (10, 200))),
+]
 _ULIMITS = {"nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "core": "RLIMIT_CORE",
             "stack": "RLIMIT_STACK", "memlock": "RLIMIT_MEMLOCK", "as": "RLIMIT_AS",
             "cpu": "RLIMIT_CPU", "fsize": "RLIMIT_FSIZE", "data": "RLIMIT_DATA",
@@ -187,6 +197,9 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         res["cpu"] = cpu
     if hc.get("PidsLimit"):
         res["pids"] = {"limit": int(hc["PidsLimit"])}
+    # the device cgroup: all denied, then Docker's defaults (a privileged one gets all)
+    res["devices"] = [{"allow": True, "access": "rwm"}] if hc.get("Privileged") else [
+        {"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES]
     spec["linux"]["resources"] = res
     # absolute: under the hierarchy's root, wherever the daemon itself runs (as Docker's
     # cgroupfs driver passes /docker/<id>)

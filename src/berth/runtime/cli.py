@@ -98,7 +98,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> dict[str, 
     try:
         if lx.get("cgroupsPath"):
             cg = cgroups.for_spec(lx["cgroupsPath"])
-            cg.create(cgroups.Resources.from_spec(lx.get("resources") or {}))
+            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
         pid, err_r = process.spawn(spec, bundle, process.Stdio(0, 1, 2),
                                    join_cgroup=cg.add if cg else None, exec_fifo=fifo)
         process.wait_exec(err_r, until_ready=True)

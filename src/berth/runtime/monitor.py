@@ -406,7 +406,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
         if lx.get("cgroupsPath"):
             cg = cgroups.for_spec(lx["cgroupsPath"])
             try:
-                cg.create(cgroups.Resources.from_spec(lx.get("resources") or {}))
+                cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
             except Exception as e:
                 cg.remove()
                 return _failed(req, chans, f"failed to create cgroup: {e}", 125)

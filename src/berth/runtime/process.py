@@ -68,6 +68,21 @@ _DEFAULT_DEVICES = [
 ]
 
 
+def cgroup_resources(lx: dict) -> dict:  # type: ignore[type-arg]
+    """The spec's resources, with the device rules runc adds: the default devices and those
+    the spec's `linux.devices` creates stay usable whatever the rules before them deny."""
+    res = dict(lx.get("resources") or {})
+    if res.get("devices"):
+        extra = [{"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
+                 for _, ma, mi in _DEFAULT_DEVICES]
+        extra += [{"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+                  {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"}]
+        extra += [{"allow": True, "type": d.get("type", "c"), "major": d["major"],
+                   "minor": d["minor"], "access": "rwm"} for d in lx.get("devices") or []]
+        res["devices"] = [*res["devices"], *extra]
+    return res
+
+
 class StartError(Exception):
     """The container's process could not be started; `code` is Docker's exit code for it."""
 
@@ -121,6 +136,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
         try:
             os.close(err_r)
             os.close(pid_r)
+            linux.set_dumpable(False)  # as for exec: no /proc/PID/exe for the container
             if go is not None:
                 os.close(go[1])  # only the caller may write: EOF then means "give up"
             if join_cgroup:
@@ -366,6 +382,10 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
         try:
             os.close(err_r)
             os.close(pid_r)
+            # not dumpable until execve: a process of the container must not reach our
+            # /proc/PID/exe (the host's interpreter) while we enter its namespaces
+            # (CVE-2019-5736); execve makes the new program dumpable again
+            linux.set_dumpable(False)
             _join_cgroups_of(target)
             fds = []
             for ns in ("ipc", "uts", "net", "pid", "mnt"):
