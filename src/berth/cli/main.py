@@ -698,9 +698,10 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
                     buf = held + data
                     if seq in buf:
                         # the daemon sees the keys too, and ends the stream without closing
-                        # the container's stdin (closing ours would end a StdinOnce shell)
-                        r.sock.sendall(buf[:buf.index(seq) + len(seq)])
+                        # the container's stdin (closing ours would end a StdinOnce shell).
+                        # Flag first: the stream may end before sendall returns
                         detached.set()
+                        r.sock.sendall(buf[:buf.index(seq) + len(seq)])
                         return
                     held = b""
                     for n in range(min(len(seq) - 1, len(buf)), 0, -1):
