@@ -19,14 +19,13 @@ import logging
 import os
 import re
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System, Unavailable
 from berth.linux import netlink
-from berth.networks.ports import PortMapper, parse_publish, ps_ports
+from berth.networks.ports import PortMapper, iptables, parse_publish, ps_ports
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +126,7 @@ class NetworkService:
             self._bridge_rules(doc, add=True)
 
     def _ipt(self, *args: str, table: str = "filter", check: bool = True) -> bool:
-        try:
-            r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
-                               text=True)
-        except FileNotFoundError:
-            raise System("iptables is not installed: install it, or start berthd with "
-                         "--iptables=false") from None
-        if check and r.returncode != 0:
-            raise System(f"iptables -t {table} {' '.join(args)}: {r.stderr.strip()}")
-        return r.returncode == 0
+        return iptables(*args, table=table, check=check)
 
     def _chains(self) -> None:
         ch = self.cfg.chain

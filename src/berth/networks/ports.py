@@ -79,15 +79,7 @@ class PortMapper:
 
     # --- rules ------------------------------------------------------------------------------
     def _ipt(self, *args: str, table: str = "nat", check: bool = False) -> bool:
-        try:
-            r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
-                               text=True)
-        except FileNotFoundError:
-            raise System("iptables is not installed: install it, or start berthd with "
-                         "--iptables=false") from None
-        if check and r.returncode != 0:
-            raise System(f"iptables {' '.join(args)}: {r.stderr.strip()}")
-        return r.returncode == 0
+        return iptables(*args, table=table, check=check)
 
     def setup(self) -> None:
         if not self.iptables:
@@ -196,6 +188,20 @@ class PortMapper:
             self._close(p, bridge)
 
 
+def iptables(*args: str, table: str = "filter", check: bool = True) -> bool:
+    """One iptables call (waiting for the xtables lock); True if it succeeded. With `check`,
+    a failure is an error naming the rule."""
+    try:
+        r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
+                           text=True)
+    except FileNotFoundError:
+        raise System("iptables is not installed: install it, or start berthd with "
+                     "--iptables=false") from None
+    if check and r.returncode != 0:
+        raise System(f"iptables -t {table} {' '.join(args)}: {r.stderr.strip()}")
+    return r.returncode == 0
+
+
 def _proxy(client: socket.socket, host: str, port: int) -> None:
     """One loopback connection, both ways, with splice(2): the bytes never enter Python."""
     client.setblocking(True)
@@ -244,4 +250,4 @@ def ps_ports(ports: dict[str, list[dict[str, str]]] | None) -> list[dict[str, An
     return out
 
 
-__all__ = ["PortMapper", "parse_publish", "ps_ports"]
+__all__ = ["PortMapper", "parse_publish", "ps_ports", "iptables"]

@@ -326,6 +326,13 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         os.chown(cwd, uid, gid)
     os.chdir(cwd)
 
+    _become(proc, stdio, uid, gid, groups)
+
+
+def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
+            groups: list[int]) -> None:
+    """The last steps before execve, for a container's init and for an exec alike:
+    capabilities, no_new_privs, stdio, the user, no inherited descriptor, default signals."""
     caps = proc.get("capabilities")
     keep = {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", [])
             if c in linux.CAPABILITIES} if caps is not None else None
@@ -439,21 +446,7 @@ def _exec_init(proc: dict, stdio: Stdio, err_w: int) -> None:  # type: ignore[ty
         env.setdefault("HOME", home or "/")
         cwd = proc.get("cwd") or "/"
         os.chdir(cwd)
-        caps = proc.get("capabilities")
-        if caps is not None:
-            keep = {linux.CAPABILITIES[c] for c in caps.get("bounding", [])
-                    if c in linux.CAPABILITIES}
-            linux.drop_bounding_caps(keep)
-        if proc.get("noNewPrivileges"):
-            linux.set_no_new_privs()
-        _set_stdio(stdio, uid)
-        os.setgroups(groups)
-        os.setgid(gid)
-        os.setuid(uid)
-        _close_inheritable_fds()
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        _become(proc, stdio, uid, gid, groups)
         args = proc["args"]
         detail, _ = _exec(args, env)
         _report(err_w, _exec_message(detail), 126)  # dockerd: 126 for any exec start failure
