@@ -49,14 +49,15 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "BERTH_HOST": self.host, "DOCKER_HOST": self.host}
 
-    def start(self) -> None:
+    def start(self, *extra: str, dns: str = "127.0.0.1") -> None:
+        """Start berthd with this daemon's own paths, bridge and subnet, plus `extra` flags."""
         self.exec_root.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [str(BIN / "berthd"), "-H", self.host, "--data-root", str(self.data_root),
              "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
              "--bridge", self.bridge, "--bip", self.bip,
-             "--dns", "127.0.0.1", "--log-level", "debug"],
+             "--dns", dns, "--log-level", "debug", *extra],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.time() + 20

@@ -74,15 +74,7 @@ def test_pidfile_and_clean_shutdown(private_daemon: Daemon, tmp_path) -> None:  
     assert d.proc is not None
     d.stop()
     pidfile = tmp_path / "berthd.pid"
-    d.proc = subprocess.Popen(
-        [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root), "--exec-root",
-         str(d.exec_root), "--cgroup-parent", d.cgroup_parent, "--pidfile", str(pidfile),
-         "--bridge", d.bridge, "--bip", d.bip, "--dns", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while d.berth("version").returncode != 0:
-        assert time.time() < deadline
-        time.sleep(0.05)
+    d.start("--pidfile", str(pidfile))
     assert int(pidfile.read_text()) == d.proc.pid
     d.stop()
     assert not pidfile.exists() and not d.sock.exists()
@@ -91,18 +83,8 @@ def test_pidfile_and_clean_shutdown(private_daemon: Daemon, tmp_path) -> None:  
 def test_copying_driver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untyped-def]
     """Where overlayfs cannot be used: `-s vfs` copies the layers for each container."""
     d = Daemon(tmp_path / "vfs")
-    d.exec_root.mkdir(parents=True)
     try:
-        d.proc = subprocess.Popen(
-            [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
-             "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
-             "--storage-driver", "vfs", "--bridge", d.bridge, "--bip", d.bip,
-             "--dns", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while d.berth("version").returncode != 0:
-            assert time.time() < deadline
-            time.sleep(0.05)
+        d.start("--storage-driver", "vfs")
         d.ok("import", str(rootfs_tar), "busybox")
         assert "Storage Driver: vfs" in d.ok("info")
         d.ok("run", "--name", "v1", "busybox", "sh", "-c", "echo x > /f; rm /bin/ls")
@@ -119,19 +101,9 @@ def test_copying_driver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untype
 
 def test_iptables_false_leaves_the_firewall_alone(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untyped-def]
     d = Daemon(tmp_path / "noipt")
-    d.exec_root.mkdir(parents=True)
     before = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     try:
-        d.proc = subprocess.Popen(
-            [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
-             "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
-             "--bridge", d.bridge, "--bip", d.bip, "--iptables", "false", "--ip-forward",
-             "false", "--dns", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while d.berth("version").returncode != 0:
-            assert time.time() < deadline
-            time.sleep(0.05)
+        d.start("--iptables", "false", "--ip-forward", "false")
         d.ok("import", str(rootfs_tar), "busybox")
         gw = d.bip.split("/")[0]
         assert d.berth("run", "--rm", "busybox", "ping", "-c1", "-W2", gw).returncode == 0

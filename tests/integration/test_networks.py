@@ -276,11 +276,9 @@ def test_other_names_go_to_the_upstream_resolver(tmp_path, rootfs_tar) -> None: 
     stand-in on 127.0.0.2:53 (dnslib) that answers one made-up name; nothing leaves the host."""
     import socket
     import threading
-    import time
 
     from dnslib import QTYPE, RR, A, DNSRecord
 
-    from .conftest import BIN
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         srv.bind(("127.0.0.2", 53))
@@ -305,17 +303,8 @@ def test_other_names_go_to_the_upstream_resolver(tmp_path, rootfs_tar) -> None: 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     d = Daemon(tmp_path / "updns")
-    d.exec_root.mkdir(parents=True)
     try:
-        d.proc = subprocess.Popen(
-            [str(BIN / "berthd"), "-H", d.host, "--data-root", str(d.data_root),
-             "--exec-root", str(d.exec_root), "--cgroup-parent", d.cgroup_parent,
-             "--bridge", d.bridge, "--bip", d.bip, "--dns", "127.0.0.2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while d.berth("version").returncode != 0:
-            assert time.time() < deadline
-            time.sleep(0.05)
+        d.start(dns="127.0.0.2")
         d.ok("import", str(rootfs_tar), "busybox")
         d.ok("network", "create", "upnet")
         # resolves to 127.0.0.1: the ping goes to the container's own loopback
