@@ -11,6 +11,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,23 @@ def dockerd(base: Path, rootfs: Path, bridge: bool = False) -> Iterator[dict[str
             subprocess.run(["ip", "link", "del", "docker0"], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
+
+
+@contextlib.contextmanager
+def engines(bridge: bool = False) -> Iterator[tuple[dict[str, str], dict[str, str] | None]]:
+    """As root: a busybox image from Debian's busybox-static, a private berthd and (where one
+    is installed) a private dockerd with it; yields their environments (Docker's or None)."""
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
+        base = Path(tmp)
+        rootfs = base / "busybox.tar"
+        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
+        (base / "b").mkdir()
+        (base / "d").mkdir()
+        with berthd(base / "b", rootfs) as benv, \
+                dockerd(base / "d", rootfs, bridge=bridge) as denv:
+            yield benv, denv
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:

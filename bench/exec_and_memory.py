@@ -12,15 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-from _engines import BIN, ROOT, berthd, dockerd, pids_matching, pss_kib, summary, timed
+from _engines import BIN, engines, pids_matching, pss_kib, summary, timed
 
 
 def engine_pss(env: dict[str, str], kind: str) -> int:
@@ -52,49 +49,41 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=30, help="exec runs per engine")
     ap.add_argument("--containers", type=int, default=50)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root")
     docker = shutil.which("docker") or "docker"
-    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
-        base = Path(tmp)
-        rootfs = base / "busybox.tar"
-        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
-        (base / "b").mkdir()
-        (base / "d").mkdir()
-        with berthd(base / "b", rootfs) as benv, dockerd(base / "d", rootfs) as denv:
-            berth = [str(BIN / "berth")]
-            subprocess.run([*berth, "run", "-d", "--name", "ex", "--network", "none",
-                            "benchbox", "sleep", "600"], env=benv, check=True,
-                           capture_output=True)
-            if denv:
-                subprocess.run([docker, "run", "-d", "--name", "ex", "--pull", "never",
-                                "--network", "none", "benchbox", "sleep", "600"], env=denv,
-                               check=True, capture_output=True)
-            b: list[float] = []
-            d: list[float] = []
-            for i in range(args.n + 3):
-                tb = timed([*berth, "exec", "ex", "true"], benv)
-                td = timed([docker, "exec", "ex", "true"], denv) if denv else 0.0
-                if i >= 3:  # warm-up
-                    b.append(tb)
-                    d.append(td)
-            print(f"exec CTR true, {args.n} runs each, alternating")
-            print(f"  berth  (berth CLI -> berthd):   {summary(b)}")
-            if denv:
-                print(f"  docker (docker CLI -> dockerd): {summary(d)}")
-                print(f"  ratio berth/docker (medians):   "
-                      f"{statistics.median(b) / statistics.median(d):.2f}")
-            subprocess.run([*berth, "rm", "-f", "ex"], env=benv, capture_output=True)
-            if denv:
-                subprocess.run([docker, "rm", "-f", "ex"], env=denv, capture_output=True)
-            n = args.containers
-            mb = per_container(berth, benv, "berth", n)
-            print(f"engine PSS per running idle container ({n} containers)")
-            print(f"  berth  (berthd + fork server + monitors): {mb:.2f} MiB")
-            if denv:
-                md = per_container([docker], denv, "docker", n)
-                print(f"  docker (dockerd + containerd + shims):    {md:.2f} MiB")
-                print(f"  ratio berth/docker:                       {mb / md:.2f}")
+    with engines(bridge=False) as (benv, denv):
+        berth = [str(BIN / "berth")]
+        subprocess.run([*berth, "run", "-d", "--name", "ex", "--network", "none",
+                        "benchbox", "sleep", "600"], env=benv, check=True,
+                       capture_output=True)
+        if denv:
+            subprocess.run([docker, "run", "-d", "--name", "ex", "--pull", "never",
+                            "--network", "none", "benchbox", "sleep", "600"], env=denv,
+                           check=True, capture_output=True)
+        b: list[float] = []
+        d: list[float] = []
+        for i in range(args.n + 3):
+            tb = timed([*berth, "exec", "ex", "true"], benv)
+            td = timed([docker, "exec", "ex", "true"], denv) if denv else 0.0
+            if i >= 3:  # warm-up
+                b.append(tb)
+                d.append(td)
+        print(f"exec CTR true, {args.n} runs each, alternating")
+        print(f"  berth  (berth CLI -> berthd):   {summary(b)}")
+        if denv:
+            print(f"  docker (docker CLI -> dockerd): {summary(d)}")
+            print(f"  ratio berth/docker (medians):   "
+                  f"{statistics.median(b) / statistics.median(d):.2f}")
+        subprocess.run([*berth, "rm", "-f", "ex"], env=benv, capture_output=True)
+        if denv:
+            subprocess.run([docker, "rm", "-f", "ex"], env=denv, capture_output=True)
+        n = args.containers
+        mb = per_container(berth, benv, "berth", n)
+        print(f"engine PSS per running idle container ({n} containers)")
+        print(f"  berth  (berthd + fork server + monitors): {mb:.2f} MiB")
+        if denv:
+            md = per_container([docker], denv, "docker", n)
+            print(f"  docker (dockerd + containerd + shims):    {md:.2f} MiB")
+            print(f"  ratio berth/docker:                       {mb / md:.2f}")
 
 
 if __name__ == "__main__":

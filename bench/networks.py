@@ -12,15 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
-from _engines import BIN, ROOT, berthd, dockerd
+from _engines import BIN, engines
 
 
 def resolve_all(cli: list[str], env: dict[str, str], n: int, extra: list[str]) -> tuple[int, float]:
@@ -82,32 +79,23 @@ def main() -> None:
     ap.add_argument("--containers", type=int, default=50)
     ap.add_argument("--mib", type=int, default=256)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root")
     docker = shutil.which("docker") or "docker"
-    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
-        base = Path(tmp)
-        rootfs = base / "busybox.tar"
-        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
-        (base / "b").mkdir()
-        (base / "d").mkdir()
-        with berthd(base / "b", rootfs) as benv, \
-                dockerd(base / "d", rootfs, bridge=True) as denv:
-            berth = [str(BIN / "berth")]
-            n = args.containers
-            ok, secs = resolve_all(berth, benv, n, [])
-            print(f"{n} containers on one network, each resolving all the others by name")
-            print(f"  berth:  {ok}/{n * (n - 1)} succeeded in {secs:.1f} s")
-            if denv:
-                ok, secs = resolve_all([docker], denv, n, ["--pull", "never"])
-                print(f"  docker: {ok}/{n * (n - 1)} succeeded in {secs:.1f} s")
-            mb = throughput(berth, benv, args.mib, [])
-            print(f"published port, {args.mib} MiB from the container through 127.0.0.1")
-            print(f"  berth:  {mb:.0f} MiB/s")
-            if denv:
-                md = throughput([docker], denv, args.mib, ["--pull", "never"])
-                print(f"  docker: {md:.0f} MiB/s")
-                print(f"  ratio berth/docker: {mb / md:.2f} (target at least 0.8)")
+    with engines(bridge=True) as (benv, denv):
+        berth = [str(BIN / "berth")]
+        n = args.containers
+        ok, secs = resolve_all(berth, benv, n, [])
+        print(f"{n} containers on one network, each resolving all the others by name")
+        print(f"  berth:  {ok}/{n * (n - 1)} succeeded in {secs:.1f} s")
+        if denv:
+            ok, secs = resolve_all([docker], denv, n, ["--pull", "never"])
+            print(f"  docker: {ok}/{n * (n - 1)} succeeded in {secs:.1f} s")
+        mb = throughput(berth, benv, args.mib, [])
+        print(f"published port, {args.mib} MiB from the container through 127.0.0.1")
+        print(f"  berth:  {mb:.0f} MiB/s")
+        if denv:
+            md = throughput([docker], denv, args.mib, ["--pull", "never"])
+            print(f"  docker: {md:.0f} MiB/s")
+            print(f"  ratio berth/docker: {mb / md:.2f} (target at least 0.8)")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,10 @@ The engines are private ones (see _engines.py); Docker's only where dockerd is i
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
-import tempfile
-from pathlib import Path
 
-from _engines import BIN, ROOT, berthd, dockerd, summary, timed
+from _engines import BIN, engines, summary, timed
 
 
 def main() -> None:
@@ -26,49 +22,39 @@ def main() -> None:
     ap.add_argument("--network", default="none", choices=["none", "bridge"],
                     help="none (issue 2's figure) or the default bridge (issue 7's)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root")
-    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
-        base = Path(tmp)
-        rootfs = base / "busybox.tar"
-        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
-        (base / "b").mkdir()
-        (base / "d").mkdir()
-        bridge = args.network == "bridge"
-        with berthd(base / "b", rootfs) as benv, \
-                dockerd(base / "d", rootfs, bridge=bridge) as denv:
-            berth_cmd = [str(BIN / "berth"), "run", "--rm", "--network", args.network,
-                         "benchbox", "true"]
-            docker = shutil.which("docker") or "docker"
-            docker_cmd = [docker, "run", "--rm", "--network", args.network, "--pull", "never",
-                          "benchbox", "true"]
-            # the docker CLI against berthd: the same client, the other engine
-            dcli_berth_env = {**benv, "DOCKER_HOST": benv["BERTH_HOST"],
-                              "DOCKER_CONFIG": str(base / "cfg")}
-            for _ in range(3):  # warm-up
-                timed(berth_cmd, benv)
-                if denv:
-                    timed(docker_cmd, denv)
-            b: list[float] = []
-            d: list[float] = []
-            db: list[float] = []
-            for _ in range(args.n):
-                b.append(timed(berth_cmd, benv))
-                if denv:
-                    d.append(timed(docker_cmd, denv))
-                if shutil.which("docker"):
-                    db.append(timed(docker_cmd, dcli_berth_env))
-            print(f"run --rm --network {args.network} IMAGE true, {args.n} runs each, "
-                  "alternating")
-            print(f"  berth  (berth CLI -> berthd):   {summary(b)}")
-            if db:
-                print(f"  berth  (docker CLI -> berthd):  {summary(db)}")
-            if d:
-                print(f"  docker (docker CLI -> dockerd): {summary(d)}")
-                print(f"  ratio berth/docker (medians):   "
-                      f"{statistics.median(b) / statistics.median(d):.2f}")
-            else:
-                print("  docker: no Docker daemon here (install docker.io, or set DOCKER_HOST)")
+    with engines(bridge=args.network == "bridge") as (benv, denv):
+        berth_cmd = [str(BIN / "berth"), "run", "--rm", "--network", args.network,
+                     "benchbox", "true"]
+        docker = shutil.which("docker") or "docker"
+        docker_cmd = [docker, "run", "--rm", "--network", args.network, "--pull", "never",
+                      "benchbox", "true"]
+        # the docker CLI against berthd: the same client, the other engine
+        dcli_berth_env = {**benv, "DOCKER_HOST": benv["BERTH_HOST"],
+                          "DOCKER_CONFIG": benv["BENCH_FORKSERVER"] + ".docker-cfg"}
+        for _ in range(3):  # warm-up
+            timed(berth_cmd, benv)
+            if denv:
+                timed(docker_cmd, denv)
+        b: list[float] = []
+        d: list[float] = []
+        db: list[float] = []
+        for _ in range(args.n):
+            b.append(timed(berth_cmd, benv))
+            if denv:
+                d.append(timed(docker_cmd, denv))
+            if shutil.which("docker"):
+                db.append(timed(docker_cmd, dcli_berth_env))
+        print(f"run --rm --network {args.network} IMAGE true, {args.n} runs each, "
+              "alternating")
+        print(f"  berth  (berth CLI -> berthd):   {summary(b)}")
+        if db:
+            print(f"  berth  (docker CLI -> berthd):  {summary(db)}")
+        if d:
+            print(f"  docker (docker CLI -> dockerd): {summary(d)}")
+            print(f"  ratio berth/docker (medians):   "
+                  f"{statistics.median(b) / statistics.median(d):.2f}")
+        else:
+            print("  docker: no Docker daemon here (install docker.io, or set DOCKER_HOST)")
 
 
 if __name__ == "__main__":
