@@ -287,3 +287,19 @@ def test_device_cgroup_allows_only_the_standard_devices(daemon: Daemon) -> None:
         assert daemon.ok("exec", cid, "sh", "-c", "echo ok > /dev/null && echo fine") == "fine\n"
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+def test_device_flag(daemon: Daemon) -> None:
+    out = daemon.ok("run", "--rm", "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c",
+                    "ls -l /dev/mynull | cut -c1; echo x > /dev/mynull && echo written")
+    assert out.split() == ["c", "written"]
+    # read-only: opening for reading works, for writing not (nothing is read or written:
+    # loop-control is not one of the default devices, so only the rule given here applies)
+    if Path("/dev/loop-control").exists():
+        r = daemon.berth("run", "--rm", "--device", "/dev/loop-control:/dev/rodev:r", "busybox",
+                         "sh",
+                         "-c", "true < /dev/rodev && echo opened; : > /dev/rodev")
+        assert "opened" in r.stdout
+        assert r.returncode != 0 and "Operation not permitted" in r.stderr
+    r = daemon.berth("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true")
+    assert r.returncode == 125 and "error gathering device information" in r.stderr

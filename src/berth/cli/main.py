@@ -285,7 +285,7 @@ _RUN_FLAGS = [
     flag("detach-keys", kind="str", default=""),
     flag("mount", kind="list"), flag("volumes-from", kind="list"),
     flag("network-alias", kind="list"), flag("ip", kind="str", default=""),
-    flag("mac-address", kind="str", default=""),
+    flag("mac-address", kind="str", default=""), flag("device", kind="list"),
     flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
     flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
     flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
@@ -365,6 +365,15 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
             hc[key] = list(opts[name])
     if opts["mount"]:
         hc["Mounts"] = [_parse_mount_flag(m) for m in opts["mount"]]
+    if opts["device"]:
+        devs = []
+        for d in opts["device"]:
+            parts = d.split(":")
+            host = parts[0]
+            ctr = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+            perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+            devs.append({"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms})
+        hc["Devices"] = devs
     if opts["volumes-from"]:
         hc["VolumesFrom"] = list(opts["volumes-from"])
     if opts["tmpfs"]:

@@ -31,7 +31,7 @@ from berth.containers._networking import NetworkingMixin
 from berth.containers._output import OutputMixin
 from berth.containers._resources import ResourcesMixin
 from berth.containers.channel import Channel, Fanout
-from berth.containers.spec import build_spec, merge_env, validate_host_config
+from berth.containers.spec import build_spec, host_device, merge_env, validate_host_config
 from berth.errors import (
     BerthError,
     Conflict,
@@ -270,6 +270,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             full_cfg["Env"].insert(0, f"HOSTNAME={hostname}")
         if full_cfg["Tty"] and not any(e.startswith("TERM=") for e in full_cfg["Env"]):
             full_cfg["Env"].append("TERM=xterm")
+        for dev in hc.get("Devices") or []:
+            host_device(dev)  # a missing device fails the create, not only the start
         mount_specs = self._mount_specs(cfg, hc, icfg.get("Volumes"))
         nets = self._requested_networks(hc, body.get("NetworkingConfig") or {})
         if body.get("MacAddress") and nets:  # the older, container-wide field

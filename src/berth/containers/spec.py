@@ -6,6 +6,8 @@ Imports `runtime.spec` (data only: the runtime itself runs in other processes), 
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
 from berth.errors import InvalidArgument
@@ -197,15 +199,40 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         res["cpu"] = cpu
     if hc.get("PidsLimit"):
         res["pids"] = {"limit": int(hc["PidsLimit"])}
-    # the device cgroup: all denied, then Docker's defaults (a privileged one gets all)
+    # the device cgroup: all denied, then Docker's defaults (a privileged one gets all), then
+    # the --device ones
+    extra_devices = [host_device(d) for d in hc.get("Devices") or []]
     res["devices"] = [{"allow": True, "access": "rwm"}] if hc.get("Privileged") else [
-        {"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES]
+        {"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES,
+        *({"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"],
+           "access": perms} for d, perms in extra_devices)]
+    spec["linux"]["devices"] = [d for d, _ in extra_devices]
     spec["linux"]["resources"] = res
     # absolute: under the hierarchy's root, wherever the daemon itself runs (as Docker's
     # cgroupfs driver passes /docker/<id>)
     spec["linux"]["cgroupsPath"] = f"/{(hc.get('CgroupParent') or cgroup_parent).strip('/')}/{cid}"
     spec["linux"]["sysctl"] = dict(hc.get("Sysctls") or {})
     return spec
+
+
+def host_device(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """`--device HOST[:CONTAINER[:PERMS]]` as a runtime-spec device, and its cgroup access."""
+    host = d.get("PathOnHost") or ""
+    perms = d.get("CgroupPermissions") or "rwm"
+    if not perms or any(c not in "rwm" for c in perms):
+        raise InvalidArgument(f"invalid device mode: {perms}")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise InvalidArgument(f'error gathering device information while adding custom device '
+                              f'"{host}": {e.strerror.lower()}') from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise InvalidArgument(f'error gathering device information while adding custom device '
+                              f'"{host}": not a device node')
+    return ({"path": d.get("PathInContainer") or host,
+             "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+             "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+             "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}, perms)
 
 
 def _cap_name(c: str) -> str:

@@ -77,8 +77,11 @@ def cgroup_resources(lx: dict) -> dict:  # type: ignore[type-arg]
                  for _, ma, mi in _DEFAULT_DEVICES]
         extra += [{"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
                   {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"}]
+        # a device the spec creates is usable, unless a rule of its own says how
+        ruled = {(r.get("type"), r.get("major"), r.get("minor")) for r in res["devices"]}
         extra += [{"allow": True, "type": d.get("type", "c"), "major": d["major"],
-                   "minor": d["minor"], "access": "rwm"} for d in lx.get("devices") or []]
+                   "minor": d["minor"], "access": "rwm"} for d in lx.get("devices") or []
+                  if (d.get("type", "c"), d["major"], d["minor"]) not in ruled]
         res["devices"] = [*res["devices"], *extra]
     return res
 
