@@ -26,7 +26,7 @@ from berth.containers.channel import Attachment, DetachScanner, parse_detach_key
 from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument, NotFound, NotModified
 from berth.events import EventBus, matches
-from berth.images import ImageService, rfc3339
+from berth.images import ImageService
 
 log = logging.getLogger(__name__)
 
@@ -856,10 +856,6 @@ class Api:
 def _goarch() -> str:
     from berth.images import host_arch
     return host_arch()
-
-
-def now_rfc3339() -> str:
-    return rfc3339(time.time())
 
 
 __all__ = ["Api", "API_VERSION", "MIN_API_VERSION", "ENGINE_VERSION", "frame", "parse_filters"]

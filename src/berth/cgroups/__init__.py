@@ -384,13 +384,6 @@ def detect(path: str) -> CgroupManager:
     return V1(path, mounts=v1_mounts())
 
 
-def manager(path: str, version: int, *, v1_mounts_: dict[str, str] | None = None,
-            root: str = "/sys/fs/cgroup") -> CgroupManager:
-    if version == 2:
-        return V2(path, root=root)
-    return V1(path, mounts=v1_mounts_ if v1_mounts_ is not None else v1_mounts())
-
-
-__all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "manager", "is_v2",
+__all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "is_v2",
            "remove_parent", "for_spec", "own_cgroups",
            "v1_mounts"]

@@ -27,12 +27,6 @@ if TYPE_CHECKING:
 ENGINE_ERROR = 125
 
 
-class Exit(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 def out(s: str = "") -> None:
     sys.stdout.write(s + "\n")
 

@@ -215,9 +215,5 @@ class MetadataStore:
         with self.tx() as c:
             c.execute("DELETE FROM networks WHERE id=?", (nid,))
 
-    def containers_using(self, image_id: str) -> list[str]:
-        return [r[0] for r in self._db.execute(
-            "SELECT id FROM containers WHERE image_id=?", (image_id,))]
-
 
 __all__ = ["MetadataStore"]
