@@ -165,28 +165,27 @@ def no_traffic_leaves_the_machine() -> Iterator[None]:
         fwd.write_text(before)
 
 
-@pytest.fixture(scope="session")
-def daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Daemon]:
+@contextlib.contextmanager
+def _running(base: Path, rootfs: Path) -> Iterator[Daemon]:
     if os.geteuid() != 0:
         pytest.skip("needs root (namespaces, mounts, cgroups)")
-    d = Daemon(tmp_path_factory.mktemp("berthd"))
+    d = Daemon(base)
     try:
         d.start()
-        d.ok("import", str(rootfs_tar), "busybox")
+        d.ok("import", str(rootfs), "busybox")
         yield d
     finally:
         d.cleanup()
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Daemon]:
+    with _running(tmp_path_factory.mktemp("berthd"), rootfs_tar) as d:
+        yield d
 
 
 @pytest.fixture
 def private_daemon(tmp_path: Path, rootfs_tar: Path) -> Iterator[Daemon]:
     """A daemon of the test's own, for tests that kill or restart it."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (namespaces, mounts, cgroups)")
-    d = Daemon(tmp_path / "berthd")
-    try:
-        d.start()
-        d.ok("import", str(rootfs_tar), "busybox")
+    with _running(tmp_path / "berthd", rootfs_tar) as d:
         yield d
-    finally:
-        d.cleanup()

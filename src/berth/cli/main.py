@@ -602,19 +602,12 @@ def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             return _start_error_code(str(e))
         out(cid)
         return 0
-    attach = c.send("POST", f"/containers/{cid}/attach",
-                    query={"stream": 1, "stdin": 1 if opts["interactive"] else None,
-                           "stdout": 1, "stderr": 1,
-                           "detachKeys": opts["detach-keys"] or None}, upgrade=True)
-    wait = c.send("POST", f"/containers/{cid}/wait",
-                  query={"condition": "removed" if opts["rm"] else "next-exit"})
-    try:
-        c.send("POST", f"/containers/{cid}/start").close()
-    except BerthError as e:
-        attach.close()
-        wait.close()
-        err(f"berth: Error response from daemon: {e}")
-        return _start_error_code(str(e))
+    started = _attach_and_start(c, cid, stdin=bool(opts["interactive"]),
+                                keys=opts["detach-keys"], condition="removed" if opts["rm"]
+                                else "next-exit", prefix="berth: ")
+    if isinstance(started, int):
+        return started
+    attach, wait = started
     if opts["sig-proxy"] and not opts["tty"]:
         _proxy_signals(c, cid)
     detached = _session(attach, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
@@ -628,6 +621,24 @@ def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if res and res.get("Error") and res["Error"].get("Message"):
         err(f"berth: Error response from daemon: {res['Error']['Message']}")
     return int(res.get("StatusCode", 0)) if res else 0
+
+
+def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition: str,
+                      prefix: str) -> tuple[Any, Any] | int:
+    """The docker CLI's order: attach (hijacked) and register the wait before the start, so no
+    output and no exit is missed. Returns both streams, or the exit code of a failed start."""
+    attach = c.send("POST", f"/containers/{cid}/attach",
+                    query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
+                           "stderr": 1, "detachKeys": keys or None}, upgrade=True)
+    wait = c.send("POST", f"/containers/{cid}/wait", query={"condition": condition})
+    try:
+        c.send("POST", f"/containers/{cid}/start").close()
+    except BerthError as e:
+        attach.close()
+        wait.close()
+        err(f"{prefix}Error response from daemon: {e}")
+        return _start_error_code(str(e))
+    return attach, wait
 
 
 def _check_detach_keys(keys: str) -> None:
@@ -782,18 +793,11 @@ def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         cid = info["Id"]
         tty = bool(info["Config"]["Tty"])
         stdin = bool(opts["interactive"] and info["Config"]["OpenStdin"])
-        attach = c.send("POST", f"/containers/{cid}/attach",
-                        query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
-                               "stderr": 1, "detachKeys": opts["detach-keys"] or None},
-                        upgrade=True)
-        wait = c.send("POST", f"/containers/{cid}/wait", query={"condition": "next-exit"})
-        try:
-            c.send("POST", f"/containers/{cid}/start").close()
-        except BerthError as e:
-            attach.close()
-            wait.close()
-            err(f"Error response from daemon: {e}")
-            return _start_error_code(str(e))
+        started = _attach_and_start(c, cid, stdin=stdin, keys=opts["detach-keys"],
+                                    condition="next-exit", prefix="")
+        if isinstance(started, int):
+            return started
+        attach, wait = started
         if _session(attach, tty=tty, stdin=stdin, keys=opts["detach-keys"],
                     resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
             return 0

@@ -92,13 +92,8 @@ class OutputMixin:
             pos = 0
         if n_tail >= 0:
             lines = lines[-n_tail:] if n_tail else []
-        for raw in lines:
-            try:
-                item = fmt(json.loads(raw))
-            except ValueError:
-                continue
-            if item:
-                yield item
+        for item in _entries(lines, fmt):
+            yield item
         if not follow:
             return
         if until and until < time.time():
@@ -151,13 +146,8 @@ class OutputMixin:
                 pos += len(chunk)
                 buf += chunk
                 *complete, buf = buf.split(b"\n")
-                for raw in complete:
-                    try:
-                        item = fmt(json.loads(raw))
-                    except ValueError:
-                        continue
-                    if item:
-                        yield item
+                for item in _entries(complete, fmt):
+                    yield item
                 delay = 0.005
                 continue
             if done:
@@ -224,3 +214,17 @@ class OutputMixin:
         if self.driver.name == "overlay2":
             dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
         storage.write_merged_tar(dirs, out)
+
+
+def _entries(lines: list[bytes], fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
+             ) -> list[tuple[int, bytes]]:
+    """json-file lines through `fmt`; a line that is not JSON (cut by a crash) is skipped."""
+    out = []
+    for raw in lines:
+        try:
+            item = fmt(json.loads(raw))
+        except ValueError:
+            continue
+        if item:
+            out.append(item)
+    return out
