@@ -458,17 +458,12 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
     async def _watch(self, cid: str, ch: Channel) -> None:
         """Pass output on until the monitor's exit message (or its death); record the exit."""
         live = self._live[cid]
-        record: dict[str, Any] | None = None
+
+        def answer(msg: dict[str, Any]) -> None:
+            if live.answer is not None and not live.answer.done():
+                live.answer.set_result(msg)
         try:
-            while True:
-                msg = await ch.read_control(live.fanout)
-                if msg is None or "exit" in msg:
-                    record = msg
-                    break
-                if live.answer is not None and not live.answer.done():
-                    live.answer.set_result(msg)
-        except (OSError, ValueError):
-            record = None
+            record = await ch.until_exit(live.fanout, answer)
         finally:
             ch.close()
             live.channel = None

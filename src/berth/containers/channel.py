@@ -65,6 +65,21 @@ class Channel:
                 return msg
             fanout.publish(typ, payload)
 
+    async def until_exit(self, fanout: Fanout,
+                         other: Callable[[dict[str, Any]], None] | None = None
+                         ) -> dict[str, Any] | None:
+        """Pass output on until the exit record; None if the monitor went without one. Other
+        control messages (answers to commands) go to `other`."""
+        try:
+            while True:
+                msg = await self.read_control(fanout)
+                if msg is None or "exit" in msg:
+                    return msg
+                if other is not None:
+                    other(msg)
+        except (OSError, ValueError):
+            return None
+
     def send(self, typ: int, payload: bytes = b"") -> None:
         if self.writer.is_closing():
             return

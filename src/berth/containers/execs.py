@@ -150,13 +150,8 @@ class ExecService:
         self.containers._spawn(self._watch(ex, ch, d))
 
     async def _watch(self, ex: _Exec, ch: Channel, d: str) -> None:
-        record = None
         try:
-            while True:
-                msg = await ch.read_control(ex.fanout)
-                if msg is None or "exit" in msg:
-                    record = msg
-                    break
+            record = await ch.until_exit(ex.fanout)
             if record is None:
                 with contextlib.suppress(OSError, ValueError), \
                         open(os.path.join(d, "exit.json")) as f:
