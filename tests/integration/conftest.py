@@ -52,12 +52,17 @@ class Daemon:
     def start(self, *extra: str, dns: str = "127.0.0.1") -> None:
         """Start berthd with this daemon's own paths, bridge and subnet, plus `extra` flags."""
         self.exec_root.mkdir(parents=True, exist_ok=True)
+        cfg = self.base / "daemon.json"
+        if not cfg.exists():
+            cfg.write_text("{}")
         logf = open(self.log, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [str(BIN / "berthd"), "-H", self.host, "--data-root", str(self.data_root),
              "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
              "--bridge", self.bridge, "--bip", self.bip,
-             "--dns", dns, "--log-level", "debug", *extra],
+             "--dns", dns, "--log-level", "debug",
+             # nothing a test does may reach Docker Hub: docker.io names fail fast
+             "--docker-hub", "false", "--config-file", str(self.base / "daemon.json"), *extra],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.time() + 20

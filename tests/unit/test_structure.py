@@ -22,18 +22,21 @@ ALLOWED = {
     "metadata": {"errors"},
     "cgroups": {"errors", "oci", "linux"},
     "runtime": {"cgroups", "oci", "linux", "errors"},
-    "images": {"content", "storage", "metadata", "reference", "oci", "errors"},
+    "registry": {"oci", "reference", "errors"},
+    "images": {"content", "storage", "metadata", "reference", "oci", "errors", "registry",
+               "units"},
     "volumes": {"metadata", "storage", "errors"},
     "networks": {"metadata", "linux", "errors"},
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
                    "reference", "units", "oci", "volumes", "networks"},
-    "api": {"containers", "images", "errors", "reference", "events", "volumes"},
+    "api": {"containers", "images", "errors", "reference", "events", "volumes", "registry"},
     "daemon": {"api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "runtime", "oci", "reference", "linux", "units", "events",
-               "volumes", "networks"},
+               "volumes", "networks", "registry"},
     "client": {"errors"},
-    "cli": {"client", "errors", "units"},
+    # reference only where a name must be read the way the daemon reads it (pull, push)
+    "cli": {"client", "errors", "units", "reference"},
 }
 
 

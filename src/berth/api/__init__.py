@@ -27,6 +27,8 @@ from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument, NotFound, NotModified
 from berth.events import EventBus, matches
 from berth.images import ImageService
+from berth.images.distribution import Distribution
+from berth.registry import AuthConfig
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +226,10 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
 class Api:
     def __init__(self, *, containers: ContainerService, images: ImageService,
                  info: Callable[[], dict[str, Any]], execs: ExecService | None = None,
-                 events: EventBus | None = None) -> None:
+                 events: EventBus | None = None,
+                 distribution: Distribution | None = None) -> None:
         self.events = events or EventBus()
+        self.distribution = distribution
         self.containers = containers
         self.execs = execs or ExecService(containers)
         self.images = images
@@ -239,6 +243,8 @@ class Api:
             ("GET", "/version", self.version), ("GET", "/info", self.info),
             ("GET", "/events", self.event_stream),
             ("POST", "/images/create", self.image_create),
+            ("POST", "/auth", self.auth),
+            ("POST", "/images/{name:.+}/push", self.image_push),
             ("GET", "/images/json", self.image_list),
             ("GET", "/images/get", self.image_save),
             ("POST", "/images/load", self.image_load),
@@ -417,11 +423,13 @@ class Api:
     async def image_create(self, request: web.Request) -> web.StreamResponse:
         q = request.query
         if q.get("fromSrc") is None:
-            from berth import reference
-            name = q.get("fromImage", "")
-            ref = reference.parse(name + (":" + q["tag"] if q.get("tag") else ""))
-            raise NotFound(f"pull access denied for {ref.familiar_repository}: berth cannot "
-                           "pull from registries yet")
+            if not q.get("fromImage"):
+                raise InvalidArgument("fromImage or fromSrc is required")
+            if self.distribution is None:
+                raise NotFound("this daemon has no registry client")
+            return await self._progress(request, self.distribution.pull(
+                q["fromImage"], q.get("tag", ""), platform=q.get("platform", ""),
+                auth=AuthConfig.from_header(request.headers.get("X-Registry-Auth"))))
         if q["fromSrc"] != "-":
             raise InvalidArgument("importing from a URL is not supported: use fromSrc=-")
         changes = q.getall("changes", [])
@@ -437,6 +445,50 @@ class Api:
         await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
         await resp.write_eof()
         return resp
+
+    async def image_push(self, request: web.Request) -> web.StreamResponse:
+        if self.distribution is None:
+            raise NotFound("this daemon has no registry client")
+        return await self._progress(request, self.distribution.push(
+            request.match_info["name"], request.query.get("tag", ""),
+            auth=AuthConfig.from_header(request.headers.get("X-Registry-Auth"))))
+
+    async def _progress(self, request: web.Request, messages: Any) -> web.StreamResponse:
+        """A JSON message stream. An error before the first message is an HTTP error; a
+        later one is an `errorDetail` message, as dockerd writes them."""
+        it = aiter(messages)
+        try:
+            first = await anext(it)
+        except StopAsyncIteration:
+            first = None
+        resp = self._stream(request)
+        await resp.prepare(request)
+        try:
+            if first is not None:
+                await resp.write(json.dumps(first).encode() + b"\r\n")
+            async for m in it:
+                await resp.write(json.dumps(m).encode() + b"\r\n")
+        except BerthError as e:
+            await resp.write(json.dumps({"errorDetail": {"message": e.message},
+                                         "error": e.message}).encode() + b"\r\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
+                await it.aclose()  # type: ignore[attr-defined]
+            raise
+        except Exception as e:  # noqa: BLE001 - the stream has begun: the error goes in it
+            log.exception("%s %s failed", request.method, request.path)
+            msg = str(e) or type(e).__name__
+            await resp.write(json.dumps({"errorDetail": {"message": msg},
+                                         "error": msg}).encode() + b"\r\n")
+        await resp.write_eof()
+        return resp
+
+    async def auth(self, request: web.Request) -> web.StreamResponse:
+        if self.distribution is None:
+            raise NotFound("this daemon has no registry client")
+        body = await self._body(request)
+        await self.distribution.registry.login(AuthConfig.from_dict(body))
+        return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
 
     async def image_list(self, request: web.Request) -> web.StreamResponse:
         return json_response(self.images.list(all_=qbool(request, "all"),

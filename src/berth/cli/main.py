@@ -96,12 +96,15 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     rows = []
     for im in imgs:
         iid = im["Id"] if opts["no-trunc"] else im["Id"].split(":", 1)[1][:12]
-        tags = im.get("RepoTags") or ["<none>:<none>"]
+        digests = dict(d.split("@", 1) for d in im.get("RepoDigests") or [] if "@" in d)
+        tags = im.get("RepoTags") or []
+        if not tags:  # as Docker: an image known only by digest shows its repository
+            tags = [f"{r}:<none>" for r in digests] or ["<none>:<none>"]
         for t in tags:
             repo, _, tag = t.rpartition(":") if t.rfind(":") > t.rfind("/") else (t, "", "<none>")
             rows.append({"Repository": repo, "Tag": tag, "ID": iid,
                          "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
-                         "Size": fmt.size(im["Size"]), "Digest": "<none>"})
+                         "Size": fmt.size(im["Size"]), "Digest": digests.get(repo, "<none>")})
     if opts["quiet"]:
         seen = set()
         for r in rows:
@@ -109,9 +112,10 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                 seen.add(r["ID"])
                 out(r["ID"])
         return 0
-    fmt.render(rows, opts["format"], [("REPOSITORY", "Repository"), ("TAG", "Tag"),
-                                      ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
-                                      ("SIZE", "Size")])
+    cols = [("REPOSITORY", "Repository"), ("TAG", "Tag")]
+    cols += [("DIGEST", "Digest")] if opts["digests"] else []
+    cols += [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
+    fmt.render(rows, opts["format"], cols)
     return 0
 
 
@@ -546,6 +550,8 @@ def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
     if opts["pull"] not in ("missing", "always", "never"):
         raise UsageError(f'invalid pull option: \'{opts["pull"]}\': must be one of '
                          '"always", "missing" or "never"')
+    if opts["pull"] == "always":
+        _pull(c, image, opts.get("platform") or "")
     try:
         res = c.post("/containers/create", {"name": name or None}, body)
     except NotFound as e:
@@ -553,7 +559,7 @@ def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
             raise
         ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
         err(f"Unable to find image '{ref}' locally")
-        _pull(c, image)
+        _pull(c, image, opts.get("platform") or "")
         res = c.post("/containers/create", {"name": name or None}, body)
     for w in res.get("Warnings") or []:
         err(f"WARNING: {w}")
@@ -563,14 +569,12 @@ def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
     return str(res["Id"])
 
 
-def _pull(c: Client, image: str) -> None:
-    name, tag = image, "latest"
-    if image.rfind(":") > image.rfind("/"):
-        name, tag = image.rsplit(":", 1)
-    r = c.send("POST", "/images/create", query={"fromImage": name, "tag": tag})
-    for msg in r.iter_json():
-        if msg.get("error"):
-            raise BerthError(msg["error"])
+def _pull(c: Client, image: str, platform: str = "") -> None:
+    """As the docker CLI: the progress of a pull that `run`/`create` needs goes to stderr."""
+    from berth.cli import registry
+    name, tag = registry.split_name(image)
+    registry.pull(c, f"{name}{'@' if tag.startswith('sha256:') else ':'}{tag or 'latest'}",
+                  platform=platform, quiet=False, out=sys.stderr)
 
 
 def cmd_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -1459,6 +1463,22 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
 # --- dispatch -----------------------------------------------------------------------------
 Command = tuple  # (Spec, handler(client, opts, args) -> exit code, help)
 
+
+class _lazy(Spec):  # noqa: N801 - stands for a Spec of cli.registry, loaded when first used
+    def __init__(self, name: str) -> None:  # noqa: D107
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        from berth.cli import registry
+        return getattr(getattr(registry, self._name), attr)
+
+
+def _lazy_cmd(name: str) -> Callable[..., int]:
+    def call(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+        from berth.cli import registry
+        return int(getattr(registry, name)(c, opts, args))
+    return call
+
 COMMANDS: dict[str, Command] = {
     "run": (RUN, cmd_run, "Create and run a new container from an image"),
     "create": (CREATE, cmd_create, "Create a new container"),
@@ -1492,6 +1512,10 @@ COMMANDS: dict[str, Command] = {
     "history": (HISTORY, cmd_history, "Show the history of an image"),
     "save": (SAVE, cmd_save, "Save one or more images to a tar archive"),
     "load": (LOAD, cmd_load, "Load an image from a tar archive or STDIN"),
+    "pull": (_lazy("PULL"), _lazy_cmd("cmd_pull"), "Download an image from a registry"),
+    "push": (_lazy("PUSH"), _lazy_cmd("cmd_push"), "Upload an image to a registry"),
+    "login": (_lazy("LOGIN"), _lazy_cmd("cmd_login"), "Log in to a registry"),
+    "logout": (Spec([]), _lazy_cmd("cmd_logout"), "Log out from a registry"),
     "version": (VERSION, cmd_version, "Show the berth version information"),
     "info": (INFO, cmd_info, "Display system-wide information"),
 }
@@ -1533,7 +1557,8 @@ GROUPS: dict[str, dict[str, Command]] = {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),
         "rm": (RMI, cmd_rmi, ""), "prune": (IMAGE_PRUNE, cmd_image_prune, "Remove unused images"),
         "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "image"), ""),
-        **{k: COMMANDS[k] for k in ("import", "tag", "history", "save", "load")},
+        **{k: COMMANDS[k] for k in ("import", "tag", "history", "save", "load", "pull",
+                                    "push")},
     },
 }
 

@@ -30,8 +30,10 @@ from berth.content import ContentStore
 from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
 from berth.images import ImageService
+from berth.images.distribution import Distribution
 from berth.metadata import MetadataStore
 from berth.networks import NetConfig, NetworkService
+from berth.registry import RegistryClient, RegistryOptions
 from berth.volumes import VolumeService
 
 log = logging.getLogger("berthd")
@@ -56,6 +58,10 @@ class DaemonConfig:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_opts: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    insecure_registries: list[str] = field(default_factory=list)
+    certs_dir: str = "/etc/docker/certs.d"
+    docker_hub: bool = True
 
     @property
     def socket_path(self) -> str:
@@ -89,8 +95,20 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])
     p.add_argument("--dns-opt", action="append", default=[])
+    p.add_argument("--registry-mirror", action="append", default=[],
+                   help="a mirror of Docker Hub, tried before it (http(s)://HOST[:PORT])")
+    p.add_argument("--insecure-registry", action="append", default=[],
+                   help="a registry (HOST[:PORT] or CIDR) reached without verified TLS")
+    p.add_argument("--docker-hub", default="true", choices=["true", "false"],
+                   help="false: never contact Docker Hub itself; docker.io names go only to "
+                   "the registry mirrors (an air-gapped host; berth's tests)")
+    p.add_argument("--certs-dir", default="/etc/docker/certs.d",
+                   help="per-registry certificates: DIR/HOST[:PORT]/ca.crt, client.cert/.key")
+    p.add_argument("--config-file", default="/etc/berth/daemon.json",
+                   help="daemon.json: registry-mirrors, insecure-registries, dns, log-opts, ...")
     p.add_argument("-v", "--version", action="store_true")
     a = p.parse_args(argv)
+    _apply_config_file(p, a)
     if a.version:
         print(f"berthd version {__version__} (Docker Engine API {API_VERSION})")
         sys.exit(0)
@@ -106,7 +124,50 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
                         bridge=a.bridge, bip=a.bip, iptables=a.iptables == "true",
                         ip_forward=a.ip_forward == "true",
-                        dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt)
+                        dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt,
+                        registry_mirrors=a.registry_mirror,
+                        insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
+                        docker_hub=a.docker_hub == "true")
+
+
+_CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
+    "registry-mirrors": "registry_mirror", "insecure-registries": "insecure_registry",
+    "dns": "dns", "dns-search": "dns_search", "dns-opts": "dns_opt", "bridge": "bridge",
+    "bip": "bip", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
+    "log-level": "log_level", "cgroup-parent": "cgroup_parent", "storage-driver":
+    "storage_driver", "default-runtime": "default_runtime", "init-path": "init_path",
+}
+
+
+def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Values from daemon.json, where no flag gave one; a key set in both is an error, as
+    in dockerd."""
+    import json
+    path = a.config_file
+    if not os.path.exists(path):
+        if path != p.get_default("config_file"):
+            p.error(f"config file {path} does not exist")
+        return
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        assert isinstance(doc, dict)
+    except (OSError, ValueError, AssertionError) as e:
+        p.error(f"{path}: not a JSON object: {e}")
+    for key, value in doc.items():
+        if key == "log-opts" and isinstance(value, dict):
+            a.log_opt = [f"{k}={v}" for k, v in value.items()] + a.log_opt
+            continue
+        dest = _CONFIG_KEYS.get(key)
+        if dest is None:
+            p.error(f"{path}: the following directives are not supported by berthd: {key}")
+        current, default = getattr(a, dest), p.get_default(dest)
+        if current != default and current:
+            p.error(f"the following directives are specified both as a flag and in the "
+                    f"configuration file: {key}")
+        if isinstance(default, list) != isinstance(value, list):
+            p.error(f"{path}: {key} must be {'a list' if isinstance(default, list) else 'a string'}")
+        setattr(a, dest, value)
 
 
 class Daemon:
@@ -144,8 +205,12 @@ class Daemon:
         self.execs = ExecService(self.containers)
         self.containers.on_remove.append(self.execs.forget_container)
         self.health = HealthChecker(self.containers, self.execs)
+        self.registry = RegistryClient(RegistryOptions(
+            mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
+            certs_dir=cfg.certs_dir, docker_hub=cfg.docker_hub))
+        self.distribution = Distribution(self.images, self.registry, emit=self._emit)
         self.api = Api(containers=self.containers, images=self.images, info=self.info,
-                       execs=self.execs, events=self.events)
+                       execs=self.execs, events=self.events, distribution=self.distribution)
         self.forkserver: asyncio.subprocess.Process | None = None
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
@@ -185,11 +250,15 @@ class Daemon:
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
                                "AllowNondistributableArtifactsHostnames": None,
-                               "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+                               "InsecureRegistryCIDRs": [
+                                   str(n) for n in self.registry.options.insecure_cidrs()],
                                "IndexConfigs": {"docker.io": {
-                                   "Name": "docker.io", "Mirrors": [], "Secure": True,
-                                   "Official": True}},
-                               "Mirrors": None},
+                                   "Name": "docker.io", "Mirrors": self.cfg.registry_mirrors,
+                                   "Secure": True, "Official": True}, **{
+                                   r: {"Name": r, "Mirrors": [], "Secure": False,
+                                       "Official": False}
+                                   for r in self.cfg.insecure_registries if "/" not in r}},
+                               "Mirrors": self.cfg.registry_mirrors or None},
             "NCPU": os.cpu_count() or 1, "MemTotal": mem_total,
             "GenericResources": None, "DockerRootDir": self.cfg.data_root,
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": u.nodename,
@@ -298,6 +367,7 @@ class Daemon:
 
         await step("http server", runner.cleanup())
         await step("containers", self.containers.close())
+        await step("registry client", self.registry.close())
         await step("fork server", stop_forkserver())
         await step("socket and pidfile", unlink_own())
         await step("cgroup parent", asyncio.to_thread(cgroups.remove_parent,

@@ -175,8 +175,9 @@ class ImageService:
             ref = reference.parse(name)
         except InvalidArgument:
             ref = None
-        if ref is not None and not ref.digest:
-            target = self.meta.tag_target(str(ref))
+        if ref is not None:
+            target = (self.meta.digest_target(f"{ref.repository}@{ref.digest}") if ref.digest
+                      else self.meta.tag_target(str(ref)))
             if target:
                 return self.get(target)
         if re.fullmatch(r"[a-f0-9]{1,63}", raw) and (len(raw) >= 4 or name.startswith("sha256:")):
@@ -262,7 +263,9 @@ class ImageService:
                 refs = [r for r in refs if self._ref_matches(r, filters["reference"])]
             out.append({
                 "Containers": used.get(image_id, 0), "Created": doc["created"], "Id": image_id,
-                "Labels": labels or None, "ParentId": "", "RepoDigests": [], "RepoTags": refs,
+                "Labels": labels or None, "ParentId": "",
+                "RepoDigests": [self.familiar(r) for r in self.meta.digests_of(image_id)],
+                "RepoTags": refs,
                 "SharedSize": -1, "Size": doc["size"], "VirtualSize": doc["size"],
             })
         return out
@@ -308,7 +311,7 @@ class ImageService:
         return {
             "Id": img.id,
             "RepoTags": [self.familiar(r) for r in self.meta.tags_of(img.id)],
-            "RepoDigests": [],
+            "RepoDigests": [self.familiar(r) for r in self.meta.digests_of(img.id)],
             "Parent": "",
             "Comment": cfg.get("comment", ""),
             "Created": cfg.get("created", rfc3339(img.created)),
@@ -350,8 +353,14 @@ class ImageService:
     def remove(self, name: str, *, force: bool = False) -> list[dict[str, str]]:
         """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts."""
         img = self.resolve(name)
+        digests = self.meta.digests_of(img.id)
         tags = self.meta.tags_of(img.id)
-        by_ref = self._named_ref(name, tags)
+        by_ref = self._named_ref(name, tags + digests)
+        if by_ref is not None and by_ref in digests:
+            if len(tags) + len(digests) > 1:
+                self.meta.delete_digest(by_ref)
+                return [{"Untagged": self.familiar(by_ref)}]
+            tags = [by_ref]
         users = self.containers_using(img.id)
         running = [c for c in users if c.get("State", {}).get("Running")]
         out: list[dict[str, str]] = []
@@ -373,7 +382,12 @@ class ImageService:
                            f"image is being used by stopped container {users[0]['Id'][:12]}")
         for t in tags:
             self.meta.untag(t)
+            self.meta.delete_digest(t)
             out.append({"Untagged": self.familiar(t)})
+        for d in digests:
+            if d not in tags:
+                self.meta.delete_digest(d)
+                out.append({"Untagged": self.familiar(d)})
         if users:
             return out  # forced off a container's image: the image stays, untagged
         self.meta.delete_image(img.id)

@@ -51,6 +51,21 @@ _MIGRATIONS = [
         doc TEXT NOT NULL             -- Docker's network shape
     );
     """,
+    """
+    CREATE TABLE digests (
+        ref TEXT PRIMARY KEY,         -- docker.io/library/busybox@sha256:<manifest digest>
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+    );
+    CREATE INDEX digests_image ON digests(image_id);
+    CREATE TABLE blob_sources (
+        diff_id TEXT NOT NULL,        -- sha256 of the uncompressed layer
+        digest TEXT NOT NULL,         -- the compressed blob a registry holds
+        media_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        repository TEXT NOT NULL,     -- host/path where it was seen
+        PRIMARY KEY (diff_id, digest, repository)
+    );
+    """,
 ]
 
 
@@ -161,6 +176,35 @@ class MetadataStore:
         for ref, image_id in self._db.execute("SELECT ref, image_id FROM tags ORDER BY created, ref"):
             out.setdefault(image_id, []).append(ref)
         return out
+
+    # repository digests (what a registry called an image) and where layers' blobs live
+    def put_digest(self, ref: str, image_id: str) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO digests(ref, image_id) VALUES (?,?)", (ref, image_id))
+
+    def digest_target(self, ref: str) -> str | None:
+        row = self._db.execute("SELECT image_id FROM digests WHERE ref=?", (ref,)).fetchone()
+        return row[0] if row else None
+
+    def digests_of(self, image_id: str) -> list[str]:
+        return [r[0] for r in self._db.execute(
+            "SELECT ref FROM digests WHERE image_id=? ORDER BY ref", (image_id,))]
+
+    def delete_digest(self, ref: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM digests WHERE ref=?", (ref,))
+
+    def add_blob_source(self, diff_id: str, digest: str, media_type: str, size: int,
+                        repository: str) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO blob_sources VALUES (?,?,?,?,?)",
+                      (diff_id, digest, media_type, size, repository))
+
+    def blob_sources(self, diff_id: str) -> list[tuple[str, str, int, str]]:
+        """(digest, media type, size, repository) of the compressed blobs known for a layer."""
+        return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(
+            "SELECT digest, media_type, size, repository FROM blob_sources WHERE diff_id=?",
+            (diff_id,))]
 
     # containers
     def put_container(self, cid: str, name: str, image_id: str, created: int,

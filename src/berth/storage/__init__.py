@@ -42,6 +42,13 @@ class Layer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StagedLayer:
+    path: str          # a private directory with diff/ inside
+    diff_id: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Mount:
     type: str
     source: str
@@ -80,6 +87,12 @@ class LayerStore:
 
         The uncompressed tar is kept in the content store under its diff ID (for save and
         push). Nothing is visible until the layer is complete."""
+        staged = self.stage(src, expected_diff_id=expected_diff_id)
+        return self.commit(staged, parent)
+
+    def stage(self, src: BinaryIO, *, expected_diff_id: str | None = None) -> StagedLayer:
+        """Unpack a layer into a private directory. A layer's files do not depend on its
+        parent, so layers of one image can be staged in parallel and committed in order."""
         tmp = os.path.join(self.layers_dir, "tmp-" + secrets.token_hex(8))
         os.makedirs(os.path.join(tmp, "diff"))
         try:
@@ -94,14 +107,26 @@ class LayerStore:
                         f"layer digest mismatch: expected {expected_diff_id}, got {diff_id}")
                 if not self.content.exists(diff_id):
                     w.commit(diff_id)
-            chain = diff_id if parent is None else oci.sha256_digest(f"{parent} {diff_id}".encode())
+            return StagedLayer(path=tmp, diff_id=diff_id, size=stats.size)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def discard(self, staged: StagedLayer) -> None:
+        shutil.rmtree(staged.path, ignore_errors=True)
+
+    def commit(self, staged: StagedLayer, parent: str | None) -> Layer:
+        tmp = staged.path
+        try:
+            chain = staged.diff_id if parent is None else oci.sha256_digest(
+                f"{parent} {staged.diff_id}".encode())
             final = self._dir(chain)
             if self.exists(chain):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return self.get(chain)
             if os.path.exists(final):
                 shutil.rmtree(final, ignore_errors=True)
-            meta = {"diff_id": diff_id, "parent": parent, "size": stats.size}
+            meta = {"diff_id": staged.diff_id, "parent": parent, "size": staged.size}
             with open(os.path.join(tmp, "meta.json"), "w") as f:
                 json.dump(meta, f)
                 f.flush()
