@@ -171,12 +171,12 @@ def no_traffic_leaves_the_machine() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _running(base: Path, rootfs: Path) -> Iterator[Daemon]:
+def running_daemon(base: Path, rootfs: Path, *extra: str) -> Iterator[Daemon]:
     if os.geteuid() != 0:
         pytest.skip("needs root (namespaces, mounts, cgroups)")
     d = Daemon(base)
     try:
-        d.start()
+        d.start(*extra)
         d.ok("import", str(rootfs), "busybox")
         yield d
     finally:
@@ -185,12 +185,12 @@ def _running(base: Path, rootfs: Path) -> Iterator[Daemon]:
 
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Daemon]:
-    with _running(tmp_path_factory.mktemp("berthd"), rootfs_tar) as d:
+    with running_daemon(tmp_path_factory.mktemp("berthd"), rootfs_tar) as d:
         yield d
 
 
 @pytest.fixture
 def private_daemon(tmp_path: Path, rootfs_tar: Path) -> Iterator[Daemon]:
     """A daemon of the test's own, for tests that kill or restart it."""
-    with _running(tmp_path / "berthd", rootfs_tar) as d:
+    with running_daemon(tmp_path / "berthd", rootfs_tar) as d:
         yield d
