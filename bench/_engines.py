@@ -37,7 +37,8 @@ def berthd(base: Path, rootfs: Path) -> Iterator[dict[str, str]]:
     p = subprocess.Popen([str(BIN / "berthd"), "--data-root", str(base / "data"), "--exec-root",
                           str(base / "run"), "--cgroup-parent", "berth-bench", "--dns",
                           "127.0.0.1", "--bridge", "bbench", "--bip", "10.198.0.1/24",
-                          "--ip-forward", "false"], stdout=log, stderr=subprocess.STDOUT)
+                          "--ip-forward", "false", "--docker-hub", "false"],
+                         stdout=log, stderr=subprocess.STDOUT)
     env["BENCH_PID"] = str(p.pid)
     env["BENCH_FORKSERVER"] = str(base / "run" / "forkserver.sock")
     try:
