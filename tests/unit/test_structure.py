@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "berth"
 # package -> the berth packages it may import
 ALLOWED = {
     "errors": set(),
+    "dockerignore": set(),
     "units": set(),
     "events": set(),
     "oci": {"errors"},
@@ -30,13 +31,16 @@ ALLOWED = {
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
                    "reference", "units", "oci", "volumes", "networks"},
-    "api": {"containers", "images", "errors", "reference", "events", "volumes", "registry"},
+    "build": {"images", "containers", "storage", "metadata", "reference", "errors", "units",
+              "registry"},
+    "api": {"containers", "images", "errors", "reference", "events", "volumes", "registry",
+            "build"},
     "daemon": {"api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "runtime", "oci", "reference", "linux", "units", "events",
-               "volumes", "networks", "registry"},
+               "volumes", "networks", "registry", "build"},
     "client": {"errors"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
-    "cli": {"client", "errors", "units", "reference"},
+    "cli": {"client", "errors", "units", "reference", "dockerignore"},
 }
 
 

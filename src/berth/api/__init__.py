@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from berth import __version__
+from berth.build import Builder
+from berth.build import Options as BuildOptions
 from berth.containers import ContainerService
 from berth.containers.channel import Attachment, DetachScanner, parse_detach_keys
 from berth.containers.execs import ExecService, ExecStartError
@@ -227,9 +229,11 @@ class Api:
     def __init__(self, *, containers: ContainerService, images: ImageService,
                  info: Callable[[], dict[str, Any]], execs: ExecService | None = None,
                  events: EventBus | None = None,
-                 distribution: Distribution | None = None) -> None:
+                 distribution: Distribution | None = None,
+                 builder: Builder | None = None) -> None:
         self.events = events or EventBus()
         self.distribution = distribution
+        self.builder = builder
         self.containers = containers
         self.execs = execs or ExecService(containers)
         self.images = images
@@ -244,6 +248,10 @@ class Api:
             ("GET", "/events", self.event_stream),
             ("POST", "/images/create", self.image_create),
             ("POST", "/auth", self.auth),
+            ("POST", "/build", self.build),
+            ("POST", "/build/prune", self.build_prune),
+            ("POST", "/commit", self.commit),
+            ("GET", "/containers/{id}/changes", self.container_changes),
             ("POST", "/images/{name:.+}/push", self.image_push),
             ("GET", "/images/json", self.image_list),
             ("GET", "/images/get", self.image_save),
@@ -482,6 +490,109 @@ class Api:
                                          "error": msg}).encode() + b"\r\n")
         await resp.write_eof()
         return resp
+
+    # --- build, commit, diff -------------------------------------------------------------------
+    def _builder(self) -> Builder:
+        if self.builder is None:
+            raise NotFound("this daemon has no builder")
+        return self.builder
+
+    async def build(self, request: web.Request) -> web.StreamResponse:
+        import base64
+        b = self._builder()
+        q = request.query
+        if q.get("version", "1") == "2":
+            raise InvalidArgument("BuildKit (version=2) is not supported: berth builds with the "
+                                  "classic builder's API (DOCKER_BUILDKIT=0)")
+        if q.get("remote"):
+            raise InvalidArgument("building from a remote context is not supported: send the "
+                                  "context as a tar stream")
+
+        def js(name: str, default: Any) -> Any:
+            raw = q.get(name)
+            if not raw:
+                return default
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise InvalidArgument(f"invalid {name}: not JSON") from None
+        auth: dict[str, Any] = {}
+        hdr = request.headers.get("X-Registry-Config")
+        if hdr:
+            try:
+                auth = json.loads(base64.urlsafe_b64decode(hdr + "=" * (-len(hdr) % 4)))
+            except ValueError:
+                raise InvalidArgument("invalid X-Registry-Config header") from None
+        secrets_hdr = request.headers.get("X-Berth-Build-Secrets")
+        secrets: dict[str, bytes] = {}
+        if secrets_hdr:
+            try:
+                secrets = {k: base64.b64decode(v) for k, v in json.loads(
+                    base64.b64decode(secrets_hdr)).items()}
+            except ValueError:
+                raise InvalidArgument("invalid X-Berth-Build-Secrets header") from None
+        opts = BuildOptions(
+            tags=q.getall("t", []), dockerfile=q.get("dockerfile", "") or "Dockerfile",
+            buildargs=js("buildargs", {}), labels=js("labels", {}), target=q.get("target", ""),
+            nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),
+            quiet=qbool(request, "q"), cachefrom=js("cachefrom", []),
+            network=q.get("networkmode", ""), platform=q.get("platform", ""),
+            rm=q.get("rm", "1") not in ("0", "false", "False"),
+            forcerm=qbool(request, "forcerm"), secrets=secrets,
+            registry_auth=auth if isinstance(auth, dict) else {})
+        for t in opts.tags:
+            from berth import reference
+            r = reference.parse(t)
+            if r.digest:
+                raise InvalidArgument(f"invalid tag {t!r}: a tag cannot hold a digest")
+        loop = asyncio.get_running_loop()
+        reader = SyncReader(request, loop)
+        resp = self._stream(request)
+        await resp.prepare(request)
+
+        async def send(m: dict[str, Any]) -> None:
+            if opts.quiet and "stream" in m and not m["stream"].startswith("sha256:"):
+                return
+            await resp.write(json.dumps(m).encode() + b"\r\n")
+        image_id = ""
+        try:
+            async for m in b.build(reader, opts):  # type: ignore[arg-type]
+                if "aux" in m:
+                    image_id = m["aux"].get("ID", "")
+                await send(m)
+            if opts.quiet and image_id:
+                await resp.write(json.dumps({"stream": image_id + "\n"}).encode() + b"\r\n")
+        except BerthError as e:
+            code = getattr(e, "code", 1)
+            await resp.write(json.dumps({"errorDetail": {"code": code, "message": e.message},
+                                         "error": e.message}).encode() + b"\r\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:  # noqa: BLE001 - the stream has begun: the error goes in it
+            log.exception("build failed")
+            msg = str(e) or type(e).__name__
+            await resp.write(json.dumps({"errorDetail": {"message": msg},
+                                         "error": msg}).encode() + b"\r\n")
+        await resp.write_eof()
+        return resp
+
+    async def build_prune(self, request: web.Request) -> web.StreamResponse:
+        return json_response(await asyncio.to_thread(self._builder().prune))
+
+    async def commit(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        body = await self._body(request)
+        image_id = await self._builder().commit(
+            q.get("container", ""), repo=q.get("repo", ""), tag=q.get("tag", ""),
+            comment=q.get("comment", ""), author=q.get("author", ""),
+            changes=q.getall("changes", []), config=body if isinstance(body, dict) else None,
+            pause=q.get("pause", "1") not in ("0", "false", "False"))
+        self.events.publish("container", "commit", q.get("container", ""), {})
+        return json_response({"Id": image_id}, 201)
+
+    async def container_changes(self, request: web.Request) -> web.StreamResponse:
+        return json_response(await asyncio.to_thread(self._builder().changes,
+                                                     request.match_info["id"]) or None)
 
     async def auth(self, request: web.Request) -> web.StreamResponse:
         if self.distribution is None:

@@ -1460,23 +1460,38 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
+def _builder_prune(c: Client) -> int:
+    res = c.post("/build/prune")
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed') or 0)}")
+    return 0
+
+
 # --- dispatch -----------------------------------------------------------------------------
 Command = tuple  # (Spec, handler(client, opts, args) -> exit code, help)
 
 
-class _lazy(Spec):  # noqa: N801 - stands for a Spec of cli.registry, loaded when first used
-    def __init__(self, name: str) -> None:  # noqa: D107
+class _lazy(Spec):  # noqa: N801 - a Spec of a CLI module loaded when first used
+    def __init__(self, name: str, module: str = "registry") -> None:  # noqa: D107
         self._name = name
+        self._module = module
 
     def __getattr__(self, attr: str) -> Any:
-        from berth.cli import registry
-        return getattr(getattr(registry, self._name), attr)
+        import importlib
+        mod = importlib.import_module(f"berth.cli.{self._module}")
+        return getattr(getattr(mod, self._name), attr)
 
 
-def _lazy_cmd(name: str) -> Callable[..., int]:
+def _lazy_cmd(name: str, module: str = "registry") -> Callable[..., int]:
     def call(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-        from berth.cli import registry
-        return int(getattr(registry, name)(c, opts, args))
+        import importlib
+        mod = importlib.import_module(f"berth.cli.{module}")
+        try:
+            return int(getattr(mod, name)(c, opts, args))
+        except BerthError as e:
+            if type(e).__name__ != "BuildFailed":
+                raise
+            err(str(e))   # as the docker CLI: a failed build's message, and its code
+            return int(getattr(e, "code", 1)) or 1
     return call
 
 COMMANDS: dict[str, Command] = {
@@ -1515,12 +1530,23 @@ COMMANDS: dict[str, Command] = {
     "pull": (_lazy("PULL"), _lazy_cmd("cmd_pull"), "Download an image from a registry"),
     "push": (_lazy("PUSH"), _lazy_cmd("cmd_push"), "Upload an image to a registry"),
     "login": (_lazy("LOGIN"), _lazy_cmd("cmd_login"), "Log in to a registry"),
+    "build": (_lazy("BUILD", "build"), _lazy_cmd("cmd_build", "build"),
+              "Build an image from a Dockerfile"),
+    "commit": (_lazy("COMMIT", "build"), _lazy_cmd("cmd_commit", "build"),
+               "Create a new image from a container's changes"),
+    "diff": (Spec([]), _lazy_cmd("cmd_diff", "build"),
+             "Inspect changes to files or directories on a container's filesystem"),
     "logout": (Spec([]), _lazy_cmd("cmd_logout"), "Log out from a registry"),
     "version": (VERSION, cmd_version, "Show the berth version information"),
     "info": (INFO, cmd_info, "Display system-wide information"),
 }
 
 GROUPS: dict[str, dict[str, Command]] = {
+    "builder": {
+        "prune": (Spec([flag("all", "a"), flag("force", "f"), flag("filter", kind="list")]),
+                  lambda c, o, a: _builder_prune(c), "Remove build cache"),
+        "build": COMMANDS["build"],
+    },
     "network": {
         "create": (NETWORK_CREATE, cmd_network_create, "Create a network"),
         "ls": (NETWORK_LS, cmd_network_ls, "List networks"),
@@ -1551,14 +1577,15 @@ GROUPS: dict[str, dict[str, Command]] = {
         "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "container"), ""),
         **{k: COMMANDS[k] for k in ("run", "create", "start", "logs", "stop", "restart", "kill",
                                     "rm", "wait", "rename", "export", "exec", "attach",
-                                    "pause", "unpause", "update", "top", "stats", "port")},
+                                    "pause", "unpause", "update", "top", "stats", "port",
+                                    "commit", "diff")},
     },
     "image": {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),
         "rm": (RMI, cmd_rmi, ""), "prune": (IMAGE_PRUNE, cmd_image_prune, "Remove unused images"),
         "inspect": (INSPECT, lambda c, o, a: cmd_inspect(c, o, a, "image"), ""),
         **{k: COMMANDS[k] for k in ("import", "tag", "history", "save", "load", "pull",
-                                    "push")},
+                                    "push", "build")},
     },
 }
 

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from berth import __version__, cgroups, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
+from berth.build import Builder
 from berth.containers import Config as ContainersConfig
 from berth.containers import ContainerService
 from berth.containers.execs import ExecService
@@ -209,8 +210,11 @@ class Daemon:
             mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
             certs_dir=cfg.certs_dir, docker_hub=cfg.docker_hub))
         self.distribution = Distribution(self.images, self.registry, emit=self._emit)
+        self.builder = Builder(self.images, self.containers, data_root=cfg.data_root,
+                               pull=self.distribution.pull)
         self.api = Api(containers=self.containers, images=self.images, info=self.info,
-                       execs=self.execs, events=self.events, distribution=self.distribution)
+                       execs=self.execs, events=self.events, distribution=self.distribution,
+                       builder=self.builder)
         self.forkserver: asyncio.subprocess.Process | None = None
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:

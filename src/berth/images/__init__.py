@@ -251,8 +251,13 @@ class ImageService:
         filters = filters or {}
         tags = self.meta.all_tags()
         used = self._container_counts()
+        # a build's intermediate images (steps that later steps ran on) show only with -a
+        hidden = set() if all_ else self.meta.cache_children()
         out = []
         for image_id, doc in self.meta.images():
+            if image_id in hidden and not tags.get(image_id) and \
+                    not self.meta.digests_of(image_id):
+                continue
             refs = [self.familiar(r) for r in tags.get(image_id, [])]
             cfg = doc["config"].get("config") or {}
             labels = cfg.get("Labels") or {}
@@ -434,8 +439,9 @@ class ImageService:
         deleted: list[dict[str, str]] = []
         tags = self.meta.all_tags()
         used = self._container_counts()
+        parents = set() if all_ else self.meta.cache_children()
         for image_id, _ in self.meta.images():
-            if used.get(image_id):
+            if used.get(image_id) or image_id in parents:
                 continue
             if tags.get(image_id) and not all_:
                 continue

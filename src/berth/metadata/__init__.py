@@ -66,6 +66,17 @@ _MIGRATIONS = [
         PRIMARY KEY (diff_id, digest, repository)
     );
     """,
+    """
+    CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,         -- sha256 of (parent, instruction, build args, files)
+        parent TEXT NOT NULL,         -- the image the step ran on ("scratch" for none)
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        created INTEGER NOT NULL,
+        doc TEXT NOT NULL             -- {"instruction", "args", "files"}: to explain a miss
+    );
+    CREATE INDEX build_cache_parent ON build_cache(parent);
+    CREATE INDEX build_cache_image ON build_cache(image_id);
+    """,
 ]
 
 
@@ -205,6 +216,39 @@ class MetadataStore:
         return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(
             "SELECT digest, media_type, size, repository FROM blob_sources WHERE diff_id=?",
             (diff_id,))]
+
+    # the build cache: which image a build step made
+    def put_cache(self, key: str, parent: str, image_id: str, created: int,
+                  doc: dict[str, Any]) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO build_cache VALUES (?,?,?,?,?)",
+                      (key, parent, image_id, created, json.dumps(doc)))
+
+    def get_cache(self, key: str) -> str | None:
+        row = self._db.execute("SELECT image_id FROM build_cache WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def cache_by_parent(self, parent: str) -> list[tuple[str, dict[str, Any]]]:
+        """(image, doc) of the steps that ran on `parent`, newest first."""
+        return [(r[0], json.loads(r[1])) for r in self._db.execute(
+            "SELECT image_id, doc FROM build_cache WHERE parent=? ORDER BY created DESC",
+            (parent,))]
+
+    def cache_parent_of(self, image_id: str) -> str | None:
+        row = self._db.execute("SELECT parent FROM build_cache WHERE image_id=? LIMIT 1",
+                               (image_id,)).fetchone()
+        return row[0] if row else None
+
+    def cache_children(self) -> set[str]:
+        """Images some other cached step ran on (intermediate images with children)."""
+        return {r[0] for r in self._db.execute("SELECT DISTINCT parent FROM build_cache")}
+
+    def cache_images(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT image_id FROM build_cache")}
+
+    def clear_cache(self) -> int:
+        with self.tx() as c:
+            return c.execute("DELETE FROM build_cache").rowcount
 
     # containers
     def put_container(self, cid: str, name: str, image_id: str, created: int,

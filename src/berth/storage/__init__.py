@@ -16,6 +16,7 @@ Layout under ROOT:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -383,3 +384,113 @@ def write_merged_tar(dirs_top_first: list[str], out: BinaryIO) -> None:
                     tf.addfile(ti, f)
             else:
                 tf.addfile(ti)
+
+
+# --- the changes of a container's upper directory -----------------------------------------------
+def _lower_stat(rel: str, lowers_top_first: list[str]) -> os.stat_result | None:
+    """What the image below has at `rel` (whiteouts and opaque directories honoured)."""
+    parts = rel.split("/")
+    for top in lowers_top_first:
+        # a whiteout or an opaque parent in this layer ends the search
+        for k in range(1, len(parts) + 1):
+            p = os.path.join(top, *parts[:k])
+            try:
+                st = os.lstat(p)
+            except OSError:
+                break
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                return None
+            if k == len(parts):
+                return st
+            if not stat.S_ISDIR(st.st_mode):
+                break
+        parent = os.path.join(top, *parts[:-1])
+        try:
+            if os.getxattr(parent, "trusted.overlay.opaque") == b"y" and os.path.isdir(parent):
+                return None
+        except OSError:
+            pass
+    return None
+
+
+def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = frozenset()  # type: ignore[assignment]
+                  ) -> Iterator[tuple[str, str, str]]:
+    """(kind, relative path, source path) for what a container changed, parents first:
+    kind is "A" (added), "C" (changed) or "D" (deleted). `exclude` names paths the runtime
+    made as mount points (/etc/hosts, ...), which are not part of the container's changes.
+    A directory only copied up (same owner and mode, nothing else changed in it) is not a
+    change of its own."""
+    entries: list[tuple[str, str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(upper):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, upper)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        for name in sorted(dirnames + filenames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if rel in exclude:
+                continue
+            src = os.path.join(dirpath, name)
+            st = os.lstat(src)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                entries.append(("D", rel, src))
+                continue
+            low = _lower_stat(rel, lowers_top_first)
+            entries.append(("A" if low is None else "C", rel, src))
+    # directories that are only copied up: keep them only when something below them changed,
+    # or their own owner or mode did
+    keep_dirs: set[str] = set()
+    for kind, rel, src in entries:
+        if not os.path.isdir(src) or os.path.islink(src) or kind != "C":
+            parts = rel.split("/")
+            for k in range(1, len(parts)):
+                keep_dirs.add("/".join(parts[:k]))
+    for kind, rel, src in entries:
+        if kind == "C" and os.path.isdir(src) and not os.path.islink(src) and rel not in keep_dirs:
+            st = os.lstat(src)
+            low = _lower_stat(rel, lowers_top_first)
+            opaque = False
+            with contextlib.suppress(OSError):
+                opaque = os.getxattr(src, "trusted.overlay.opaque") == b"y"
+            if (low is not None and not opaque and stat.S_IMODE(st.st_mode) ==
+                    stat.S_IMODE(low.st_mode) and (st.st_uid, st.st_gid) ==
+                    (low.st_uid, low.st_gid)):
+                continue
+        yield kind, rel, src
+
+
+def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
+                   exclude: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """A layer tarball of a container's changes: whiteouts become `.wh.` entries and opaque
+    directories a `.wh..wh..opq` entry, as in an image layer."""
+    import tarfile
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        links: dict[tuple[int, int], str] = {}
+        for kind, rel, src in upper_changes(upper, lowers_top_first, exclude):
+            if kind == "D":
+                head, _, name = rel.rpartition("/")
+                ti = tarfile.TarInfo((head + "/" if head else "") + ".wh." + name)
+                ti.mtime = int(os.lstat(src).st_mtime)
+                tf.addfile(ti)
+                continue
+            ti = tf.gettarinfo(src, arcname=rel)
+            ti.uname = ti.gname = ""
+            if ti.isreg():
+                st = os.lstat(src)
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    ti.type = tarfile.LNKTYPE
+                    ti.linkname = links[key]
+                    ti.size = 0
+                    tf.addfile(ti)
+                    continue
+                links[key] = rel
+                with open(src, "rb") as f:
+                    tf.addfile(ti, f)
+            else:
+                tf.addfile(ti)
+                if ti.isdir():
+                    with contextlib.suppress(OSError):
+                        if os.getxattr(src, "trusted.overlay.opaque") == b"y":
+                            wh = tarfile.TarInfo(rel + "/.wh..wh..opq")
+                            wh.mtime = ti.mtime
+                            tf.addfile(wh)

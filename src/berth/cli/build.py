@@ -1,0 +1,269 @@
+"""`build`, `commit` and `diff`.
+
+`build` sends the context as the docker CLI does for the classic builder: a tar stream of the
+context directory, filtered by `.dockerignore` (or `<Dockerfile>.dockerignore`), with files
+owned by root; a Dockerfile from stdin (`-f -`) or from outside the context is added under a
+name of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import secrets
+import stat
+import sys
+import tarfile
+import threading
+from typing import Any, BinaryIO
+
+from berth import dockerignore
+from berth.cli.flags import Spec, UsageError, flag
+from berth.client import Client
+from berth.errors import BerthError
+
+BUILD = Spec([
+    flag("tag", "t", "list"), flag("file", "f", "str", ""), flag("build-arg", kind="list"),
+    flag("label", kind="list"), flag("target", kind="str", default=""), flag("no-cache"),
+    flag("pull"), flag("quiet", "q"), flag("iidfile", kind="str", default=""),
+    flag("progress", kind="str", default="auto"), flag("cache-from", kind="list"),
+    flag("network", kind="str", default=""), flag("platform", kind="str", default=""),
+    flag("rm", kind="str", default="true"), flag("force-rm"), flag("secret", kind="list"),
+    flag("shm-size", kind="str", default=""), flag("add-host", kind="list"),
+])
+
+
+def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
+                 extra: list[tuple[str, bytes]], out: BinaryIO) -> None:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        if root:
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                rel_dir = os.path.relpath(dirpath, root)
+                rel_dir = "" if rel_dir == "." else rel_dir
+                for name in sorted(dirnames + filenames):
+                    rel = f"{rel_dir}/{name}" if rel_dir else name
+                    path = os.path.join(dirpath, name)
+                    if rel not in keep and matcher.excluded(rel):
+                        if name in dirnames and not matcher.may_have_inclusions():
+                            dirnames.remove(name)
+                        continue
+                    st = os.lstat(path)
+                    ti = tf.gettarinfo(path, arcname=rel)
+                    ti.uid = ti.gid = 0
+                    ti.uname = ti.gname = ""
+                    if stat.S_ISREG(st.st_mode):
+                        try:
+                            with open(path, "rb") as f:
+                                tf.addfile(ti, f)
+                        except PermissionError:
+                            raise BerthError(f"error checking context: can't stat "
+                                             f"'{path}'") from None
+                    elif stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                        tf.addfile(ti)
+        for name, data in extra:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o644
+            tf.addfile(ti, io.BytesIO(data))
+
+
+class _PipeReader:
+    """The tar, made by a thread while the client sends it."""
+
+    def __init__(self, make: Any) -> None:
+        r, w = os.pipe()
+        self.r = os.fdopen(r, "rb")
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                with os.fdopen(w, "wb") as wf:
+                    make(wf)
+            except BaseException as e:  # noqa: BLE001 - reported by the reader
+                self.error = e
+        self.t = threading.Thread(target=run, daemon=True)
+        self.t.start()
+
+    def read(self, n: int = -1) -> bytes:
+        return self.r.read(n)
+
+    def close(self) -> None:
+        self.r.close()
+        self.t.join()
+
+
+def _registry_config() -> str:
+    from berth.cli import registry
+    doc = registry.load_config()
+    out = {}
+    for key in (doc.get("auths") or {}):
+        creds = registry.get_credentials(key)
+        if creds:
+            out[key] = creds
+    return base64.urlsafe_b64encode(json.dumps(out).encode()).decode()
+
+
+def _secrets(specs: list[str]) -> str:
+    out = {}
+    for spec in specs:
+        kv = dict(p.split("=", 1) if "=" in p else (p, "") for p in spec.split(","))
+        sid = kv.get("id", "")
+        if not sid:
+            raise UsageError(f"invalid secret {spec!r}: id= is required")
+        if kv.get("env"):
+            data = os.environ.get(kv["env"], "").encode()
+        else:
+            src = kv.get("src") or kv.get("source") or ""
+            if not src:
+                data = os.environ.get(sid, "").encode()
+            else:
+                try:
+                    with open(src, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    raise UsageError(f"failed to read secret {sid}: {e}") from None
+        out[sid] = base64.b64encode(data).decode()
+    return base64.b64encode(json.dumps(out).encode()).decode()
+
+
+def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"build" requires exactly 1 argument.')
+    src = args[0]
+    if opts["progress"] not in ("auto", "plain", "tty", "quiet", "rawjson"):
+        raise UsageError(f"invalid progress mode {opts['progress']!r}: auto, plain, tty or quiet")
+    extra: list[tuple[str, bytes]] = []
+    dockerfile = opts["file"]
+    stdin_body: BinaryIO | None = None
+    root = ""
+    if src == "-":
+        if dockerfile == "-":
+            raise UsageError("invalid argument: can't use stdin for both build context and "
+                             "dockerfile")
+        data = sys.stdin.buffer.read()
+        if data[257:262] == b"ustar" or data[:2] == b"\x1f\x8b" or data[:4] == b"\x28\xb5\x2f\xfd":
+            stdin_body = io.BytesIO(data)
+        else:
+            extra.append(("Dockerfile", data))
+            dockerfile = "Dockerfile"
+    elif src.startswith(("http://", "https://", "git@", "git://")):
+        raise UsageError("building from a URL is not supported: clone it and build the "
+                         "directory")
+    else:
+        root = os.path.abspath(src)
+        if not os.path.isdir(root):
+            raise UsageError(f'unable to prepare context: path "{src}" not found')
+    keep: set[str] = set()
+    if dockerfile == "-":
+        name = f".dockerfile.{secrets.token_hex(10)}"
+        extra.append((name, sys.stdin.buffer.read()))
+        dockerfile = name
+    elif root:
+        path = os.path.abspath(dockerfile) if dockerfile else os.path.join(root, "Dockerfile")
+        if not os.path.exists(path):
+            raise UsageError(f"unable to prepare context: unable to evaluate symlinks in "
+                             f"Dockerfile path: lstat {path}: no such file or directory")
+        rel = os.path.relpath(path, root)
+        if rel.startswith("../"):
+            name = f".dockerfile.{secrets.token_hex(10)}"
+            with open(path, "rb") as f:
+                extra.append((name, f.read()))
+            dockerfile = name
+        else:
+            dockerfile = rel
+            keep.add(rel)
+    matcher = dockerignore.load(root, os.path.join(root, dockerfile)) if root else \
+        dockerignore.Matcher([])
+    buildargs: dict[str, str | None] = {}
+    for a in opts["build-arg"]:
+        k, eq, v = a.partition("=")
+        buildargs[k] = v if eq else os.environ.get(k)
+    labels = {}
+    for a in opts["label"]:
+        k, _, v = a.partition("=")
+        labels[k] = v
+    query: list[tuple[str, Any]] = [("t", t) for t in opts["tag"]]
+    query += [("dockerfile", dockerfile or "Dockerfile"), ("buildargs", json.dumps(buildargs)),
+              ("labels", json.dumps(labels)), ("target", opts["target"] or None),
+              ("nocache", "1" if opts["no-cache"] else None),
+              ("pull", "1" if opts["pull"] else None), ("q", "1" if opts["quiet"] else None),
+              ("cachefrom", json.dumps(opts["cache-from"]) if opts["cache-from"] else None),
+              ("networkmode", opts["network"] or None), ("platform", opts["platform"] or None),
+              ("rm", "0" if opts["rm"] in ("false", "0") else "1"),
+              ("forcerm", "1" if opts["force-rm"] else None), ("version", "1")]
+    headers = {"Content-Type": "application/x-tar", "X-Registry-Config": _registry_config()}
+    if opts["secret"]:
+        headers["X-Berth-Build-Secrets"] = _secrets(opts["secret"])
+    body: Any = stdin_body if stdin_body is not None else _PipeReader(
+        lambda out: _tar_context(root, matcher, keep, extra, out))
+    try:
+        r = c.send("POST", "/build", query=[(k, v) for k, v in query if v is not None],
+                   data=body, headers=headers)
+    finally:
+        if isinstance(body, _PipeReader):
+            body.close()
+            if body.error and not isinstance(body.error, BrokenPipeError):
+                raise body.error
+    image_id = ""
+    from berth.cli.registry import Progress
+    progress = Progress(sys.stdout)
+    for msg in r.iter_json():
+        if msg.get("error") or msg.get("errorDetail"):
+            text = msg.get("error") or msg["errorDetail"].get("message", "")
+            sys.stdout.flush()
+            code = (msg.get("errorDetail") or {}).get("code") or 1
+            raise BuildFailed(text, int(code))
+        if "aux" in msg:
+            image_id = msg["aux"].get("ID", "")
+            continue
+        if opts["quiet"]:
+            continue
+        progress.show(msg)
+    if opts["quiet"] and image_id:
+        sys.stdout.write(image_id + "\n")
+    if opts["iidfile"] and image_id:
+        with open(opts["iidfile"], "w") as f:
+            f.write(image_id)
+    return 0
+
+
+class BuildFailed(BerthError):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+COMMIT = Spec([flag("author", "a", "str", ""), flag("change", "c", "list"),
+               flag("message", "m", "str", ""), flag("pause", "p", "str", "true")])
+
+
+def cmd_commit(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) not in (1, 2):
+        raise UsageError('"commit" requires at least 1 and at most 2 arguments.')
+    repo, tag = "", ""
+    if len(args) == 2:
+        repo = args[1]
+        if repo.rfind(":") > repo.rfind("/"):
+            repo, tag = repo.rsplit(":", 1)
+    res = c.post("/commit", [("container", args[0]), ("repo", repo or None),
+                             ("tag", tag or None), ("comment", opts["message"] or None),
+                             ("author", opts["author"] or None),
+                             ("pause", "0" if opts["pause"] in ("false", "0") else "1"),
+                             *[("changes", ch) for ch in opts["change"]]], {})
+    sys.stdout.write(res["Id"] + "\n")
+    return 0
+
+
+def cmd_diff(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"diff" requires exactly 1 argument.')
+    from berth.client import q
+    for ch in c.get(f"/containers/{q(args[0])}/changes") or []:
+        sys.stdout.write(f"{'CAD'[ch['Kind']]} {ch['Path']}\n")
+    return 0
+
+
+__all__ = ["cmd_build", "cmd_commit", "cmd_diff", "BUILD", "COMMIT", "BuildFailed"]
