@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,94 @@ def test_a_container_sees_the_same(dockerd: Dockerd, daemon: Daemon, script: str
     args = ["run", "--rm", "--network", "none", "busybox", "sh", "-c", script]
     theirs = dockerd.docker(args[0], "--pull", "never", *args[1:])
     assert daemon.ok(*args) == theirs
+
+
+COMPARE_DOCKERFILE = """\
+FROM busybox
+ARG VER=1
+ENV APP=/app NAME="my app" PATH=/app/bin:$PATH
+WORKDIR $APP
+COPY a.txt ./
+COPY --chown=app:staff sub /app/sub/
+ADD archive.tar.gz /opt/
+COPY link.txt empty/ /app/more/
+RUN mkdir -p /data/x && echo "built $VER" > built.txt && rm /bin/vi && ln -s /app/a.txt link \\
+    && chmod 700 /data/x && chown 1000:50 /data
+USER app
+VOLUME ["/data"]
+EXPOSE 8080 53/udp
+LABEL version=$VER maintainer="someone"
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --timeout=2s --retries=2 CMD echo ok
+SHELL ["/bin/sh", "-ec"]
+ONBUILD RUN echo child
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /app/built.txt"]
+"""
+CONFIG_KEYS = ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes",
+               "Labels", "Healthcheck", "StopSignal", "Shell", "OnBuild"]
+# what a container's own init layer holds (Docker) or the runtime makes (berth)
+RUNTIME_PATHS = {".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab", "dev",
+                 "proc", "sys"}
+
+
+def _tree(tar_bytes: bytes) -> dict[str, tuple[str, int, int, int, str]]:
+    import io
+    import tarfile
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tf:
+        for m in tf:
+            name = m.name.removeprefix("./").lstrip("/").rstrip("/")
+            if not name or name.split("/")[0] in RUNTIME_PATHS or name in RUNTIME_PATHS:
+                continue
+            out[name] = (m.type.decode() if isinstance(m.type, bytes) else str(m.type),
+                         m.mode & 0o7777, m.uid, m.gid,
+                         m.linkname or str(m.size if m.isreg() else ""))
+    return out
+
+
+def test_a_build_makes_the_image_docker_makes(dockerd: Dockerd, daemon: Daemon,
+                                              tmp_path: Path) -> None:
+    import gzip
+    import io
+    import json
+    import tarfile
+    ctx = tmp_path / "ctx"
+    (ctx / "sub" / "deep").mkdir(parents=True)
+    (ctx / "empty").mkdir()
+    (ctx / "Dockerfile").write_text(COMPARE_DOCKERFILE)
+    (ctx / "a.txt").write_text("hello\n")
+    (ctx / "sub" / "deep" / "c.txt").write_text("c\n")
+    (ctx / "sub" / "run.sh").write_text("#!/bin/sh\n")
+    (ctx / "sub" / "run.sh").chmod(0o755)
+    (ctx / "link.txt").symlink_to("a.txt")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data, mode in (("pkg/one", b"1\n", 0o600), ("pkg/bin/two", b"2\n", 0o755)):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.uid, ti.gid = len(data), mode, 7, 8
+            tf.addfile(ti, io.BytesIO(data))
+    (ctx / "archive.tar.gz").write_bytes(gzip.compress(buf.getvalue()))
+    env = {**dockerd.env, "DOCKER_BUILDKIT": "0"}
+    r = subprocess.run(["docker", "build", "--network", "none", "-t", "cmp:1", str(ctx)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    daemon.ok("build", "--network", "none", "-t", "cmp:1", str(ctx))
+    theirs = json.loads(dockerd.docker("image", "inspect", "cmp:1"))[0]["Config"]
+    ours = json.loads(daemon.ok("image", "inspect", "cmp:1"))[0]["Config"]
+    assert {k: ours.get(k) for k in CONFIG_KEYS} == {k: theirs.get(k) for k in CONFIG_KEYS}
+    trees = []
+    for cli, environ in (("docker", dockerd.env), (str(Path(sys.executable).parent / "berth"),
+                                                     daemon.env)):
+        cid = subprocess.run([cli, "create", "cmp:1"], env=environ, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        exported = subprocess.run([cli, "export", cid], env=environ, capture_output=True,
+                                  check=True).stdout
+        subprocess.run([cli, "rm", "-v", cid], env=environ, capture_output=True, check=True)
+        trees.append(_tree(exported))
+    theirs_tree, ours_tree = trees
+    only = {k: v for k, v in theirs_tree.items() if ours_tree.get(k) != v}
+    extra = {k: v for k, v in ours_tree.items() if theirs_tree.get(k) != v}
+    assert only == extra == {}, f"docker only: {only}\nberth only: {extra}"
+    dockerd.docker("rmi", "cmp:1")
+    daemon.ok("rmi", "cmp:1")

@@ -1,0 +1,379 @@
+"""`berth build` (and the classic /build API through the docker CLI), the layer cache and why it
+misses, multi-stage builds, .dockerignore, RUN mounts, bad Dockerfiles; `commit` and `diff`."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for name, data in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            p.write_bytes(data)
+        else:
+            p.write_text(data)
+    return root
+
+
+def build(d: Daemon, ctx: Path, *args: str, input: bytes | None = None
+          ) -> subprocess.CompletedProcess[str]:  # noqa: A002
+    r = d.berth("build", *args, str(ctx) if input is None else "-", input=input, timeout=120)
+    if isinstance(r.stdout, bytes):
+        r = subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(),
+                                        r.stderr.decode())
+    return r
+
+
+def steps(out: str) -> list[str]:
+    """The cache verdict of each step after FROM: "cache" or the reason of the miss."""
+    verdicts = []
+    for line in out.splitlines():
+        if line == " ---> Using cache":
+            verdicts.append("cache")
+        elif line.startswith(" ---> Not in the cache: "):
+            verdicts.append(line[len(" ---> Not in the cache: "):])
+    return verdicts
+
+
+DOCKERFILE = """\
+FROM busybox
+ARG VER=1
+ENV APP=/app NAME="my app"
+WORKDIR $APP
+COPY a.txt ./
+COPY sub /app/sub/
+RUN echo "built $VER" > built.txt
+LABEL version=$VER
+USER app
+EXPOSE 8080 53/udp
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD echo ok
+SHELL ["/bin/sh", "-ec"]
+ONBUILD RUN echo child
+CMD ["cat", "/app/built.txt"]
+"""
+
+
+def test_build_config_files_and_cache(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": DOCKERFILE, "a.txt": "hello\n", "sub/b.txt": "b\n",
+                           "sub/deep/c.txt": "c\n"})
+    r = build(daemon, ctx, "-t", "built:1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Successfully tagged built:1" in r.stdout
+    cfg = daemon.inspect("built:1")["Config"]
+    assert cfg["Env"][-2:] == ["APP=/app", "NAME=my app"]
+    assert cfg["WorkingDir"] == "/app" and cfg["User"] == "app"
+    assert cfg["Labels"] == {"version": "1"}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
+    assert cfg["Volumes"] == {"/data": {}} and cfg["StopSignal"] == "SIGINT"
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "echo ok"], "Interval": 5_000_000_000,
+                                  "Retries": 2}
+    assert cfg["Shell"] == ["/bin/sh", "-ec"] and cfg["OnBuild"] == ["RUN echo child"]
+    assert cfg["Cmd"] == ["cat", "/app/built.txt"]
+    assert daemon.ok("run", "--rm", "built:1") == "built 1\n"
+    assert daemon.ok("run", "--rm", "built:1", "cat", "/app/a.txt", "/app/sub/deep/c.txt") == \
+        "hello\nc\n"
+    # the runtime's mount points are not part of a RUN's layer
+    diff = daemon.ok("run", "--rm", "--entrypoint", "", "built:1", "sh", "-c",
+                     "ls -la /etc/hosts /etc/resolv.conf | wc -l")
+    assert diff.strip() == "2"
+    # the same again: every step from the cache, the same image
+    r2 = build(daemon, ctx, "-t", "built:2")
+    assert steps(r2.stdout) == ["cache"] * 15, r2.stdout
+    assert daemon.inspect("built:2")["Id"] == daemon.inspect("built:1")["Id"]
+    # a new mtime alone changes nothing
+    os.utime(ctx / "a.txt", (time.time() + 100, time.time() + 100))
+    assert steps(build(daemon, ctx).stdout) == ["cache"] * 15
+    # one copied file changes: that step says which, and everything after it runs again
+    (ctx / "sub" / "deep" / "c.txt").write_text("changed\n")
+    v = steps(build(daemon, ctx, "-t", "built:3").stdout)
+    assert v[:4] == ["cache"] * 4
+    assert v[4] == "copied files changed: sub/deep/c.txt", v
+    assert all(x.startswith("the parent changed") for x in v[5:])
+    # a build arg: the first step that uses it misses, and says so
+    v = steps(build(daemon, ctx, "--build-arg", "VER=2").stdout)
+    assert v[:5] == ["cache"] * 5
+    assert v[5] == "build arg VER changed (1 -> 2)", v
+    # --no-cache runs everything
+    v = steps(build(daemon, ctx, "--no-cache").stdout)
+    assert v == ["--no-cache"] * 15
+    # the instruction changed
+    (ctx / "Dockerfile").write_text(DOCKERFILE.replace("LABEL version=$VER",
+                                                       "LABEL version=$VER other=x"))
+    v = steps(build(daemon, ctx).stdout)
+    assert v[6] == "the instruction changed (was: LABEL version=1)", v
+    # intermediate images only show with -a
+    shown = daemon.ok("images", "-q")
+    every = daemon.ok("images", "-aq")
+    assert len(every.split()) > len(shown.split())
+    daemon.ok("rmi", "built:1", "built:2", "built:3")
+
+
+def test_onbuild_entrypoint_and_scratch(daemon: Daemon, tmp_path: Path) -> None:
+    parent = write(tmp_path / "p", {"Dockerfile": "FROM busybox\nONBUILD COPY f /from-child\n"
+                                                  "ENTRYPOINT [\"cat\"]\nCMD [\"/etc/hostname\"]\n"})
+    assert build(daemon, parent, "-t", "onb:parent").returncode == 0
+    child = write(tmp_path / "c", {"Dockerfile": "FROM onb:parent\nENTRYPOINT [\"cat\"]\n",
+                                   "f": "triggered\n"})
+    r = build(daemon, child, "-t", "onb:child")
+    assert r.returncode == 0 and "# Executing 1 build trigger" in r.stdout, r.stdout
+    cfg = daemon.inspect("onb:child")["Config"]
+    assert cfg["OnBuild"] is None and cfg["Entrypoint"] == ["cat"]
+    assert cfg["Cmd"] is None   # an ENTRYPOINT resets the CMD it inherited
+    assert daemon.ok("run", "--rm", "onb:child", "/from-child") == "triggered\n"
+    scratch = write(tmp_path / "s", {"Dockerfile": "FROM scratch\nCOPY f /f\n", "f": "x"})
+    r = build(daemon, scratch, "-t", "onb:scratch")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(daemon.inspect("onb:scratch")["RootFS"]["Layers"]) == 1
+    daemon.ok("rmi", "onb:child", "onb:parent", "onb:scratch")
+
+
+def test_multistage_target_and_unused_stages(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": """\
+ARG BASE=busybox
+FROM $BASE AS builder
+RUN echo compiled > /out.bin
+FROM busybox AS never
+RUN echo "this stage is not needed" && exit 1
+FROM builder AS tested
+RUN test -f /out.bin
+FROM busybox
+COPY --from=builder /out.bin /app/
+COPY --from=0 /out.bin /app/again.bin
+COPY --from=busybox /etc/group /app/group
+CMD ["cat", "/app/out.bin"]
+"""})
+    r = build(daemon, ctx, "-t", "multi:1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "this stage is not needed" not in r.stdout
+    assert daemon.ok("run", "--rm", "multi:1") == "compiled\n"
+    assert daemon.ok("run", "--rm", "multi:1", "cat", "/app/again.bin") == "compiled\n"
+    r = build(daemon, ctx, "-t", "multi:tested", "--target", "tested")
+    assert r.returncode == 0 and "Step" in r.stdout
+    assert daemon.ok("run", "--rm", "multi:tested", "cat", "/out.bin") == "compiled\n"
+    r = build(daemon, ctx, "--target", "nope")
+    assert r.returncode != 0 and "failed to reach build target nope" in r.stderr
+    daemon.ok("rmi", "multi:1", "multi:tested")
+
+
+def test_dockerignore_other_dockerfiles_and_stdin(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "ctx", {
+        ".dockerignore": "*.log\n!keep.log\n**/tmp\nsecret/\n",
+        "a.log": "x", "keep.log": "kept", "src/tmp/t": "x", "src/ok": "ok", "secret/key": "k",
+        "other/Dockerfile": "FROM busybox\nCOPY . /ctx/\n",
+        "other/Dockerfile.dockerignore": "src\n",
+        "Dockerfile": "FROM busybox\nCOPY . /ctx/\n"})
+    assert build(daemon, ctx, "-t", "ign:1").returncode == 0
+    listing = daemon.ok("run", "--rm", "ign:1", "find", "/ctx", "-type", "f").split()
+    assert sorted(listing) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/keep.log",
+                               "/ctx/other/Dockerfile", "/ctx/other/Dockerfile.dockerignore",
+                               "/ctx/src/ok"]
+    # -f: another Dockerfile, and its own .dockerignore
+    assert build(daemon, ctx, "-t", "ign:2", "-f", str(ctx / "other" / "Dockerfile")
+                 ).returncode == 0
+    listing = daemon.ok("run", "--rm", "ign:2", "find", "/ctx", "-type", "f").split()
+    assert "/ctx/a.log" in listing and not any(p.startswith("/ctx/src") for p in listing)
+    # -f -: the Dockerfile from stdin, the context from the directory
+    r = daemon.berth("build", "-t", "ign:3", "-f", "-", str(ctx),
+                     input=b"FROM busybox\nCOPY keep.log /k\nCMD [\"cat\", \"/k\"]\n")
+    assert r.returncode == 0, r.stderr
+    assert daemon.ok("run", "--rm", "ign:3") == "kept"
+    # - : a Dockerfile and no context
+    r = build(daemon, ctx, "-t", "ign:4", input=b"FROM busybox\nRUN echo no context\n")
+    assert r.returncode == 0 and "no context" in r.stdout
+    # -q and --iidfile
+    iid = tmp_path / "iid"
+    r = build(daemon, ctx, "-q", "--iidfile", str(iid))
+    assert r.stdout.strip() == iid.read_text() and iid.read_text().startswith("sha256:")
+    daemon.ok("rmi", "ign:1", "ign:2", "ign:3", "ign:4")
+
+
+def test_copy_add_forms(daemon: Daemon, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("pkg/one", b"1\n"), ("pkg/two", b"2\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "remote.txt").write_text("from a url\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(served)))  # type: ignore[misc]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/remote.txt"
+        ctx = write(tmp_path / "ctx", {
+            "pkg.tar.gz": gzip.compress(buf.getvalue()), "x1.txt": "x1", "x2.txt": "x2",
+            "run.sh": "#!/bin/sh\necho ran\n",
+            "Dockerfile": f"""\
+FROM busybox
+ADD pkg.tar.gz /opt/
+ADD {url} /srv/
+COPY x*.txt /many/
+COPY --chown=app:staff x1.txt /owned/x1
+COPY --chmod=0750 run.sh /usr/local/bin/run
+COPY <<EOF /etc/motd
+hello from a heredoc
+EOF
+RUN <<EOF
+echo script line 1 > /script.out
+echo script line 2 >> /script.out
+EOF
+"""})
+        r = build(daemon, ctx, "-t", "forms:1")
+        assert r.returncode == 0, r.stdout + r.stderr
+        sh = daemon.ok("run", "--rm", "forms:1", "sh", "-c",
+                       "cat /opt/pkg/one /opt/pkg/two /srv/remote.txt /etc/motd /script.out; "
+                       "ls /many; stat -c '%u:%g %a' /owned/x1 /usr/local/bin/run /srv/remote.txt;"
+                       " run")
+        assert sh.split("\n") == ["1", "2", "from a url", "hello from a heredoc",
+                                  "script line 1", "script line 2", "x1.txt", "x2.txt",
+                                  "1000:50 644", "0:0 750", "0:0 600", "ran", ""]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    daemon.ok("rmi", "forms:1")
+
+
+def test_run_mounts_and_network(daemon: Daemon, tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t")
+    ctx = write(tmp_path / "ctx", {"data/in.txt": "bound\n", "Dockerfile": """\
+FROM busybox
+RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count
+RUN --mount=type=bind,source=data,target=/mnt cat /mnt/in.txt > /bound
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ! test -e /scratch/y
+RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok > /dev/null && test -s /run/secrets/tok
+RUN --network=none sh -c '! ip link | grep -q eth0'
+"""})
+    r = build(daemon, ctx, "-t", "mounts:1", "--secret", f"id=tok,src={secret}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = daemon.ok("run", "--rm", "mounts:1", "sh", "-c",
+                    "cat /count /bound; ls /cache /scratch /run/secrets 2>&1 | wc -l")
+    first, bound, _ = out.split("\n", 2)
+    assert first == "1" and bound == "bound"
+    assert "s3cr3t" not in daemon.ok("history", "--no-trunc", "mounts:1")
+    # the cache mount outlives the build
+    r = build(daemon, ctx, "-t", "mounts:2", "--no-cache", "--secret", f"id=tok,src={secret}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert daemon.ok("run", "--rm", "mounts:2", "cat", "/count") == "2\n"
+    r = build(daemon, ctx, "--no-cache")
+    assert r.returncode != 0 and "secret tok not found" in r.stderr
+    daemon.ok("rmi", "mounts:1", "mounts:2")
+
+
+@pytest.mark.parametrize("dockerfile,wanted", [
+    ("FROM busybox\nFOO bar\n", "Dockerfile:2: dockerfile parse error on line 2: "
+                                "unknown instruction: FOO"),
+    ("RUN echo\nFROM busybox\n", "Dockerfile:1: no build stage in current context"),
+    ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: COPY failed: file not found in build "
+                                           "context or excluded by .dockerignore: stat "
+                                           "missing.txt: file does not exist"),
+    ("FROM busybox\nCOPY ../outside /\n", "forbidden path outside the build context"),
+    ("FROM busybox\nCOPY --from=nostage /x /\n", "invalid from flag value nostage"),
+    ("FROM busybox\nENV\n", "Dockerfile:2: ENV requires at least one argument"),
+    ("FROM busybox\nCOPY a b c\n", "When using COPY with more than one source file, the "
+                                   "destination must be a directory and end with a /"),
+])
+def test_bad_dockerfiles(daemon: Daemon, tmp_path: Path, dockerfile: str, wanted: str) -> None:
+    ctx = write(tmp_path, {"Dockerfile": dockerfile, "a": "a", "b": "b"})
+    r = build(daemon, ctx, "-t", "bad:1")
+    assert r.returncode != 0
+    assert wanted in r.stderr, r.stderr
+    assert daemon.berth("image", "inspect", "bad:1").returncode == 1
+
+
+def test_failing_run_keeps_tags_and_complete_cache(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo first > /f\n"
+                                         "RUN echo out; echo err >&2; exit 3\n"})
+    daemon.ok("tag", "busybox", "keep:1")
+    before = daemon.inspect("keep:1")["Id"]
+    r = build(daemon, ctx, "-t", "keep:1", "--force-rm")
+    assert r.returncode == 3
+    assert "out\n" in r.stdout and "err" in r.stdout
+    assert "The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero " \
+           "code: 3" in r.stderr
+    assert daemon.inspect("keep:1")["Id"] == before
+    assert daemon.ok("ps", "-aq", "--filter", "label=berth.build") == ""
+    # the steps before the failure were complete: they are in the cache
+    v = steps(build(daemon, ctx, "--force-rm").stdout)
+    assert v[0] == "cache"
+    daemon.ok("rmi", "keep:1")
+
+
+def test_commit_and_diff(daemon: Daemon) -> None:
+    cid = daemon.ok("run", "-d", "busybox", "sh", "-c",
+                    "mkdir -p /new/dir && echo x > /new/dir/f && rm /bin/vi && "
+                    "echo changed >> /etc/group && sleep 60").strip()
+    try:
+        deadline = time.time() + 10
+        while "A /new/dir/f" not in daemon.ok("diff", cid) and time.time() < deadline:
+            time.sleep(0.1)
+        diff = daemon.ok("diff", cid).splitlines()
+        assert {"A /new", "A /new/dir", "A /new/dir/f", "C /bin", "D /bin/vi", "C /etc",
+                "C /etc/group"} <= set(diff), diff
+        assert not any("hosts" in x or "resolv" in x for x in diff)
+        iid = daemon.ok("commit", "-m", "a message", "-a", "me", "-c", "ENV COMMITTED=1",
+                        "-c", 'CMD ["cat", "/new/dir/f"]', cid, "committed:1").strip()
+        assert iid.startswith("sha256:")
+    finally:
+        daemon.ok("rm", "-f", cid)
+    info = daemon.inspect("committed:1")
+    assert info["Author"] == "me" and info["Comment"] == "a message"
+    assert "COMMITTED=1" in info["Config"]["Env"]
+    assert daemon.ok("run", "--rm", "committed:1") == "x\n"
+    assert daemon.berth("run", "--rm", "committed:1", "test", "-e", "/bin/vi").returncode == 1
+    daemon.ok("rmi", "committed:1")
+
+
+def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
+    if not shutil.which("docker"):
+        pytest.skip("needs the docker CLI")
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nARG MSG=dflt\nCOPY f /f\n"
+                                         "RUN echo $MSG > /msg\nCMD [\"cat\", \"/msg\", \"/f\"]\n",
+                           "f": "file\n"})
+    env = {**daemon.env, "DOCKER_BUILDKIT": "0"}
+
+    def docker(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *a], env=env, capture_output=True, text=True,
+                              timeout=120)
+    r = docker("build", "-t", "dkbuild:1", "--build-arg", "MSG=given", str(ctx))
+    assert r.returncode == 0, r.stderr
+    assert "Successfully tagged dkbuild:1" in r.stdout
+    assert docker("run", "--rm", "dkbuild:1").stdout == "given\nfile\n"
+    r = docker("build", "-q", "--build-arg", "MSG=given", str(ctx))
+    assert r.stdout.strip() == json.loads(daemon.ok("image", "inspect", "dkbuild:1"))[0]["Id"]
+    import docker as dockerpy
+    client = dockerpy.DockerClient(base_url=daemon.host)
+    try:
+        img, logs = client.images.build(path=str(ctx), tag="dkbuild:2", buildargs={"MSG": "py"})
+        assert "dkbuild:2" in img.tags
+        assert any("Successfully built" in m.get("stream", "") for m in logs)
+    finally:
+        client.close()
+    daemon.ok("rmi", "dkbuild:1", "dkbuild:2")
