@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,13 @@ import pytest
 from .conftest import Daemon
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_images_left(daemon: Daemon) -> Iterator[None]:
+    """Builds without -t leave untagged images; the daemon is shared with other modules."""
+    yield
+    daemon.ok("image", "prune", "-f")
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -371,7 +379,8 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
     import docker as dockerpy
     client = dockerpy.DockerClient(base_url=daemon.host)
     try:
-        img, logs = client.images.build(path=str(ctx), tag="dkbuild:2", buildargs={"MSG": "py"})
+        img, logs = client.images.build(path=str(ctx), tag="dkbuild:2", buildargs={"MSG": "py"},
+                                        rm=True)
         assert "dkbuild:2" in img.tags
         assert any("Successfully built" in m.get("stream", "") for m in logs)
     finally:
