@@ -395,9 +395,27 @@ class ImageService:
                 out.append({"Untagged": self.familiar(d)})
         if users:
             return out  # forced off a container's image: the image stays, untagged
+        parent = self.meta.cache_parent_of(img.id)
         self.meta.delete_image(img.id)
         out.append({"Deleted": img.id})
+        out += self._delete_unused_parents(parent)
         self.gc()
+        return out
+
+    def _delete_unused_parents(self, parent: str | None) -> list[dict[str, str]]:
+        """As Docker's rmi: a build's intermediate images go with the last image that needed
+        them (untagged, no container, no other step made from them)."""
+        out = []
+        while parent and parent.startswith("sha256:") and self.meta.get_image(parent):
+            if self.meta.tags_of(parent) or self.meta.digests_of(parent) or \
+                    self.containers_using(parent) or self.meta.cache_by_parent(parent):
+                break
+            up = self.meta.cache_parent_of(parent)
+            if up is None:
+                break   # not a build's intermediate image (a base image): it stays
+            self.meta.delete_image(parent)
+            out.append({"Deleted": parent})
+            parent = up
         return out
 
     @staticmethod
