@@ -1,0 +1,66 @@
+"""The builder's pure parts: BuildKit's word expansion, .dockerignore patterns, parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from berth.build import parse, stages_of
+from berth.build.shell import Lexer
+from berth.dockerignore import Matcher, read_patterns
+from berth.errors import InvalidArgument
+
+ENV = {"A": "a", "EMPTY": "", "PATH": "/usr/bin:/bin", "FILE": "dir/name.tar.gz"}
+
+
+@pytest.mark.parametrize("word,want", [
+    ("$A", "a"), ("${A}", "a"), ("x${A}y", "xay"), ("$A$A", "aa"), ("$NOPE", ""),
+    ("${NOPE:-dflt}", "dflt"), ("${EMPTY:-dflt}", "dflt"), ("${EMPTY-dflt}", ""),
+    ("${A:-dflt}", "a"), ("${A:+alt}", "alt"), ("${NOPE:+alt}", ""), ("${EMPTY:+alt}", ""),
+    ("${EMPTY+alt}", "alt"), ("${NOPE+alt}", ""), ("${NOPE:-$A}", "a"),
+    ("'$A'", "$A"), ('"$A"', "a"), ('"a b"', "a b"), ('"\\$A"', "$A"), ("\\$A", "$A"),
+    ('"\\"q\\""', '"q"'), ('"x\\y"', "x\\y"), ("a\\ b", "a b"), ("$", "$"), ("$1", ""),
+    ("${FILE#*/}", "name.tar.gz"), ("${FILE##*.}", "gz"), ("${FILE%.*}", "dir/name.tar"),
+    ("${FILE%%.*}", "dir/name"), ("it's", None),
+])
+def test_word_expansion(word: str, want: str | None) -> None:
+    lx = Lexer()
+    if want is None:
+        with pytest.raises(InvalidArgument):
+            lx.word(word, ENV)
+    else:
+        assert lx.word(word, ENV) == want
+
+
+def test_escape_directive_and_words() -> None:
+    assert Lexer("`").word("a`$A", ENV) == "a$A"
+    assert Lexer().words('a "b c" $A ${NOPE}x', ENV) == ["a", "b c", "a", "x"]
+    with pytest.raises(InvalidArgument, match="NOPE: must be set"):
+        Lexer().word("${NOPE:?must be set}", ENV)
+
+
+@pytest.mark.parametrize("patterns,path,excluded", [
+    (["*.log"], "a.log", True), (["*.log"], "sub/a.log", False), (["**/*.log"], "sub/a.log", True),
+    (["*.log", "!keep.log"], "keep.log", False), (["tmp"], "tmp/x/y", True),
+    (["**/tmp"], "a/b/tmp/x", True), (["/abs"], "abs", True), (["./dot"], "dot", True),
+    (["a/*/c"], "a/b/c", True), (["a/*/c"], "a/b/x/c", False), (["file?"], "file1", True),
+    (["[ab].txt"], "b.txt", True), (["dir", "!dir/keep"], "dir/keep", False),
+    (["dir", "!dir/keep"], "dir/other", True), (["**"], "anything/at/all", True),
+])
+def test_dockerignore(patterns: list[str], path: str, excluded: bool) -> None:
+    assert Matcher(read_patterns("\n".join(patterns))).excluded(path) is excluded
+
+
+def test_dockerignore_comments_and_blank_lines() -> None:
+    assert read_patterns("# comment\n\n  *.o  \n!\n") == ["*.o", "!"]
+
+
+def test_parse_errors_name_file_and_line() -> None:
+    with pytest.raises(InvalidArgument, match=r"^df:3: dockerfile parse error on line 3: "
+                                              "unknown instruction: BOGUS"):
+        parse("FROM x\nRUN a\nBOGUS b\n", "df")
+    ins, _ = parse("ARG V=1\nFROM x AS one\nRUN a\nFROM one\n")
+    meta, stages = stages_of(ins, "Dockerfile")
+    assert [m.cmd for m in meta] == ["ARG"]
+    assert [(s.name, s.base, len(s.steps)) for s in stages] == [("one", "x", 1), ("", "one", 0)]
+    with pytest.raises(InvalidArgument, match="FROM requires either one or three"):
+        stages_of(parse("FROM a b\n")[0], "Dockerfile")
