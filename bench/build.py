@@ -35,6 +35,7 @@ CMD ["sh"]
 
 
 def make_context(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     (root / "Dockerfile").write_text(DOCKERFILE)
     for part in ("deps", "src"):
         for i in range(2500):

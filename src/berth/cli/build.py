@@ -37,32 +37,42 @@ BUILD = Spec([
 
 def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
                  extra: list[tuple[str, bytes]], out: BinaryIO) -> None:
+    """The context as a tar stream, owned by root (TarInfo made from lstat directly: tarfile's
+    gettarinfo looks up user and group names for every file)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        if root:
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
-                rel_dir = os.path.relpath(dirpath, root)
-                rel_dir = "" if rel_dir == "." else rel_dir
-                for name in sorted(dirnames + filenames):
-                    rel = f"{rel_dir}/{name}" if rel_dir else name
-                    path = os.path.join(dirpath, name)
-                    if rel not in keep and matcher.excluded(rel):
-                        if name in dirnames and not matcher.may_have_inclusions():
-                            dirnames.remove(name)
-                        continue
-                    st = os.lstat(path)
-                    ti = tf.gettarinfo(path, arcname=rel)
-                    ti.uid = ti.gid = 0
-                    ti.uname = ti.gname = ""
-                    if stat.S_ISREG(st.st_mode):
+        def walk(path: str, rel_dir: str) -> None:
+            with os.scandir(path) as it:
+                ents = sorted(it, key=lambda e: e.name)
+            for ent in ents:
+                rel = f"{rel_dir}/{ent.name}" if rel_dir else ent.name
+                excluded = rel not in keep and matcher and matcher.excluded(rel)
+                st = ent.stat(follow_symlinks=False)
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if excluded and not (is_dir and matcher.may_have_inclusions()):
+                    continue
+                ti = tarfile.TarInfo(rel)
+                ti.mode = stat.S_IMODE(st.st_mode)
+                ti.mtime = int(st.st_mtime)
+                if stat.S_ISREG(st.st_mode):
+                    ti.size = st.st_size
+                    if not excluded:
                         try:
-                            with open(path, "rb") as f:
+                            with open(ent.path, "rb") as f:
                                 tf.addfile(ti, f)
                         except PermissionError:
                             raise BerthError(f"error checking context: can't stat "
-                                             f"'{path}'") from None
-                    elif stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                                             f"'{ent.path}'") from None
+                elif is_dir:
+                    ti.type = tarfile.DIRTYPE
+                    if not excluded:
                         tf.addfile(ti)
+                    walk(ent.path, rel)
+                elif stat.S_ISLNK(st.st_mode) and not excluded:
+                    ti.type = tarfile.SYMTYPE
+                    ti.linkname = os.readlink(ent.path)
+                    tf.addfile(ti)
+        if root:
+            walk(root, "")
         for name, data in extra:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
