@@ -386,3 +386,23 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
     finally:
         client.close()
     daemon.ok("rmi", "dkbuild:1", "dkbuild:2")
+
+
+def test_labels_cache_from_and_proxy_args(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo \"proxy=$http_proxy\" > /p\n"
+                                         "LABEL from=dockerfile\n"})
+    r = build(daemon, ctx, "-t", "lab:1", "--label", "extra=yes", "--build-arg",
+              "http_proxy=http://127.0.0.1:9")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "were not consumed" not in r.stdout   # the proxy args need no ARG
+    assert daemon.inspect("lab:1")["Config"]["Labels"] == {"from": "dockerfile", "extra": "yes"}
+    assert daemon.ok("run", "--rm", "lab:1", "cat", "/p") == "proxy=http://127.0.0.1:9\n"
+    # an unused build arg is named
+    r = build(daemon, ctx, "--build-arg", "UNUSED=1")
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in r.stdout
+    # --cache-from: only steps in that image's history come from the cache
+    r = build(daemon, ctx, "--cache-from", "busybox")
+    assert steps(r.stdout)[0] == "not in the history of the --cache-from images"
+    r = build(daemon, ctx, "--cache-from", "lab:1", "-t", "lab:2")
+    assert steps(r.stdout) == ["cache", "cache"], r.stdout
+    daemon.ok("rmi", "lab:1", "lab:2")

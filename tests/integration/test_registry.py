@@ -414,3 +414,18 @@ def test_bad_references_and_credentials(rd: Daemon, tmp_path: Path,
     r = rd.berth("pull", "127.0.0.1:1/x:1")
     assert r.returncode == 1 and "config.json" in r.stderr
     assert config.read_text() == "{not json"
+
+
+def test_build_pulls_its_base_image(rd: Daemon, plain: Registry, tmp_path: Path) -> None:
+    base = f"{plain.addr}/tests/base:1"
+    rd.ok("tag", "busybox", base)
+    rd.ok("push", base)
+    rd.ok("rmi", base)
+    (tmp_path / "Dockerfile").write_text(f"FROM {base}\nRUN echo on-pulled > /x\n")
+    r = rd.berth("build", "-t", "frompulled:1", str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Pulling from tests/base" in r.stdout
+    assert rd.ok("run", "--rm", "frompulled:1", "cat", "/x") == "on-pulled\n"
+    r = rd.berth("build", "--pull", "-t", "frompulled:2", str(tmp_path), timeout=120)
+    assert r.returncode == 0 and "Image is up to date" in r.stdout, r.stdout + r.stderr
+    rd.ok("rmi", "frompulled:1", "frompulled:2", base)

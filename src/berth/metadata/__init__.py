@@ -68,11 +68,12 @@ _MIGRATIONS = [
     """,
     """
     CREATE TABLE build_cache (
-        key TEXT PRIMARY KEY,         -- sha256 of (parent, instruction, build args, files)
+        key TEXT NOT NULL,            -- sha256 of (parent, instruction, build args, files)
         parent TEXT NOT NULL,         -- the image the step ran on ("scratch" for none)
         image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
         created INTEGER NOT NULL,
-        doc TEXT NOT NULL             -- {"instruction", "args", "files"}: to explain a miss
+        doc TEXT NOT NULL,            -- {"instruction", "args", "files"}: to explain a miss
+        PRIMARY KEY (key, image_id)
     );
     CREATE INDEX build_cache_parent ON build_cache(parent);
     CREATE INDEX build_cache_image ON build_cache(image_id);
@@ -224,9 +225,11 @@ class MetadataStore:
             c.execute("INSERT OR REPLACE INTO build_cache VALUES (?,?,?,?,?)",
                       (key, parent, image_id, created, json.dumps(doc)))
 
-    def get_cache(self, key: str) -> str | None:
-        row = self._db.execute("SELECT image_id FROM build_cache WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
+    def get_cache(self, key: str) -> list[str]:
+        """The images a step with this key made, newest first."""
+        return [r[0] for r in self._db.execute(
+            "SELECT image_id FROM build_cache WHERE key=? ORDER BY created DESC, rowid DESC",
+            (key,))]
 
     def cache_by_parent(self, parent: str) -> list[tuple[str, dict[str, Any]]]:
         """(image, doc) of the steps that ran on `parent`, newest first."""
