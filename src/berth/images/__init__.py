@@ -459,15 +459,19 @@ class ImageService:
         used = self._container_counts()
         parents = set() if all_ else self.meta.cache_children()
         for image_id, _ in self.meta.images():
-            if used.get(image_id) or image_id in parents:
+            if used.get(image_id) or image_id in parents or not self.meta.get_image(image_id):
                 continue
             if tags.get(image_id) and not all_:
                 continue
             for t in tags.get(image_id, []):
                 self.meta.untag(t)
                 deleted.append({"Untagged": self.familiar(t)})
+            for d in self.meta.digests_of(image_id):
+                self.meta.delete_digest(d)
+            parent = self.meta.cache_parent_of(image_id)
             self.meta.delete_image(image_id)
             deleted.append({"Deleted": image_id})
+            deleted += self._delete_unused_parents(parent)
         self.gc()
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": 0}
 
