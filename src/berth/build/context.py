@@ -1,0 +1,369 @@
+"""A build's file sources: the context (a tarball kept as it came, with an index) and other
+file trees (a stage's or an image's, as a directory).
+
+Imports `errors`. The context is not unpacked: writing thousands of small files costs more than
+a whole cached rebuild, so the tar is spooled to one file while an index of its entries (kind,
+mode, size, mtime, link, data offset, sha256 of the content) is made in the same pass. COPY
+reads the bytes it needs straight from the spool. Names are cleaned as they are indexed: nothing
+can name a path outside the context, and a symlink is only ever followed by `resolve`, inside
+the root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import stat
+import tarfile
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from berth.errors import InvalidArgument
+
+
+@dataclass(slots=True)
+class Entry:
+    kind: str            # "f" file, "d" directory, "l" symlink
+    mode: int            # permission bits
+    size: int = 0
+    mtime: int = 0
+    link: str = ""
+    offset: int = -1     # where a file's bytes start in the spool
+    digest: str = ""     # sha256 hex of a file's bytes
+
+
+class Tree(Protocol):
+    def get(self, rel: str) -> Entry | None: ...
+    def children(self, rel: str) -> list[str]: ...
+    def paths(self) -> list[str]: ...
+    def open(self, rel: str) -> BinaryIO: ...
+    def digest(self, rel: str) -> str: ...
+    def materialize(self, rel: str, dest: str) -> None: ...
+
+
+def _clean(name: str) -> str:
+    parts = []
+    for p in name.replace("\\", "/").split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            raise InvalidArgument(f"invalid build context: {name!r} leaves the context")
+        parts.append(p)
+    return "/".join(parts)
+
+
+class _Tee(io.RawIOBase):
+    def __init__(self, src: BinaryIO, out: BinaryIO) -> None:
+        self.src, self.out = src, out
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self.src.read(len(b))
+        n = len(data)
+        b[:n] = data
+        if n:
+            self.out.write(data)
+        return n
+
+
+class TarContext:
+    """The context tarball as it came, and its index."""
+
+    def __init__(self, spool: str) -> None:
+        self.spool = spool
+        self.entries: dict[str, Entry] = {"": Entry("d", 0o755)}
+        self._kids: dict[str, set[str]] = {"": set()}
+        self._f: BinaryIO | None = None
+
+    @classmethod
+    def ingest(cls, src: BinaryIO, spool: str) -> TarContext:
+        from berth.storage import archive
+        ctx = cls(spool)
+        stream = archive.decompressed(src)
+        with open(spool, "wb") as out:
+            tee = io.BufferedReader(_Tee(stream, out), 1 << 20)  # type: ignore[arg-type]
+            try:
+                with tarfile.open(fileobj=tee, mode="r|") as tf:
+                    for m in tf:
+                        ctx._add(tf, m)
+                    # read to the end, so that the spool holds every byte
+                    while tee.read(1 << 20):
+                        pass
+            except tarfile.ReadError as e:
+                if "empty file" not in str(e):
+                    raise InvalidArgument(f"invalid build context: {e}") from None
+            except tarfile.TarError as e:
+                raise InvalidArgument(f"invalid build context: {e}") from None
+        return ctx
+
+    def _add(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        rel = _clean(m.name)
+        if not rel:
+            return
+        mode = m.mode & 0o7777
+        if m.isdir():
+            e = Entry("d", mode, mtime=int(m.mtime))
+        elif m.issym():
+            e = Entry("l", 0o777, mtime=int(m.mtime), link=m.linkname)
+        elif m.islnk():
+            target = self.entries.get(_clean(m.linkname))
+            if target is None or target.kind != "f":
+                raise InvalidArgument(f"invalid build context: hard link {m.name} to "
+                                      f"{m.linkname}, which it does not hold")
+            e = Entry("f", mode, target.size, int(m.mtime), offset=target.offset,
+                      digest=target.digest)
+        elif m.isreg():
+            h = hashlib.sha256()
+            f = tf.extractfile(m)
+            assert f is not None
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+            e = Entry("f", mode, m.size, int(m.mtime), offset=m.offset_data,
+                      digest=h.hexdigest())
+        else:
+            return  # devices and fifos have no place in a context
+        # parents that the tar does not list are directories
+        parent = posixpath.dirname(rel)
+        chain = []
+        while parent and parent not in self.entries:
+            chain.append(parent)
+            parent = posixpath.dirname(parent)
+        for p in reversed(chain):
+            self.entries[p] = Entry("d", 0o755)
+            self._kids.setdefault(posixpath.dirname(p), set()).add(posixpath.basename(p))
+            self._kids.setdefault(p, set())
+        pe = self.entries.get(posixpath.dirname(rel))
+        if pe is not None and pe.kind != "d":
+            raise InvalidArgument(f"invalid build context: {m.name} is inside a "
+                                  f"{'symlink' if pe.kind == 'l' else 'file'}")
+        self.entries[rel] = e
+        self._kids.setdefault(posixpath.dirname(rel), set()).add(posixpath.basename(rel))
+        if e.kind == "d":
+            self._kids.setdefault(rel, set())
+
+    def get(self, rel: str) -> Entry | None:
+        return self.entries.get(rel)
+
+    def children(self, rel: str) -> list[str]:
+        return sorted(self._kids.get(rel, ()))
+
+    def paths(self) -> list[str]:
+        return sorted(p for p in self.entries if p)
+
+    def open(self, rel: str) -> BinaryIO:
+        e = self.entries[rel]
+        f = open(self.spool, "rb")  # noqa: SIM115 - the caller closes it
+        f.seek(e.offset)
+        return f
+
+    def digest(self, rel: str) -> str:
+        return self.entries[rel].digest
+
+    def read(self, rel: str) -> bytes:
+        e = self.entries[rel]
+        with self.open(rel) as f:
+            return f.read(e.size)
+
+    def materialize(self, rel: str, dest: str) -> None:
+        """Write `rel` (a file, or a directory and what is below it) to `dest` on disk."""
+        e = self.entries[rel]
+        if e.kind == "f":
+            with self.open(rel) as src, open(dest, "wb") as out:
+                left = e.size
+                while left:
+                    chunk = src.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    left -= len(chunk)
+            os.chmod(dest, e.mode)
+        elif e.kind == "l":
+            os.symlink(e.link, dest)
+        else:
+            os.mkdir(dest)
+            for n in self.children(rel):
+                self.materialize(f"{rel}/{n}" if rel else n, os.path.join(dest, n))
+            os.chmod(dest, e.mode)
+        if e.kind != "l":
+            os.utime(dest, (e.mtime, e.mtime))
+
+
+class DirTree:
+    """A file tree on disk (a stage's files, for COPY --from)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def _p(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def get(self, rel: str) -> Entry | None:
+        try:
+            st = os.lstat(self._p(rel))
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            return Entry("d", stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime))
+        if stat.S_ISLNK(st.st_mode):
+            return Entry("l", 0o777, mtime=int(st.st_mtime), link=os.readlink(self._p(rel)))
+        if stat.S_ISREG(st.st_mode):
+            return Entry("f", stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime))
+        return None
+
+    def children(self, rel: str) -> list[str]:
+        return sorted(os.listdir(self._p(rel)))
+
+    def paths(self) -> list[str]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rd = os.path.relpath(dirpath, self.root)
+            for n in dirnames + filenames:
+                out.append(n if rd == "." else f"{rd}/{n}")
+        return sorted(out)
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self._p(rel), "rb")  # noqa: SIM115 - the caller closes it
+
+    def digest(self, rel: str) -> str:
+        h = hashlib.sha256()
+        with self.open(rel) as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def materialize(self, rel: str, dest: str) -> None:
+        import shutil
+        src = self._p(rel)
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, dest, symlinks=True)
+        else:
+            shutil.copy2(src, dest, follow_symlinks=False)
+
+
+def resolve(tree: Tree, rel: str, where: str = "") -> str:
+    """Follow symlinks in `rel` as if the tree's root were /: the result stays inside."""
+    parts = [p for p in rel.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            if done:
+                done.pop()
+            continue
+        if p == ".":
+            continue
+        cur = "/".join(done + [p])
+        e = tree.get(cur)
+        if e is not None and e.kind == "l":
+            hops += 1
+            if hops > 40:
+                raise InvalidArgument(f"{where}too many levels of symbolic links: {rel}")
+            link = e.link
+            if link.startswith("/"):
+                done = []
+            parts = [x for x in link.split("/") if x] + parts
+            continue
+        done.append(p)
+    return "/".join(done)
+
+
+__all__ = ["Entry", "Tree", "TarContext", "DirTree", "resolve"]
+
+
+class LayersTree:
+    """An image's or a stage's files, read from its layer directories as overlayfs would
+    merge them (whiteouts and opaque directories honoured), without mounting or copying."""
+
+    def __init__(self, dirs_top_first: list[str]) -> None:
+        self.dirs = dirs_top_first
+
+    def _find(self, rel: str) -> str | None:
+        from berth.storage import _lower_stat
+        if not rel:
+            return self.dirs[0] if self.dirs else None
+        if _lower_stat(rel, self.dirs) is None:
+            return None
+        for d in self.dirs:
+            p = os.path.join(d, rel)
+            if os.path.lexists(p):
+                return p
+        return None
+
+    def get(self, rel: str) -> Entry | None:
+        if not rel:
+            return Entry("d", 0o755)
+        p = self._find(rel)
+        return DirTree("/").get(p.lstrip("/")) if p else None
+
+    def children(self, rel: str) -> list[str]:
+        names: set[str] = set()
+        hidden: set[str] = set()
+        for d in self.dirs:
+            p = os.path.join(d, rel) if rel else d
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                break
+            for n in os.listdir(p):
+                q = os.path.join(p, n)
+                qs = os.lstat(q)
+                if stat.S_ISCHR(qs.st_mode) and qs.st_rdev == 0:
+                    hidden.add(n)
+                elif n not in hidden:
+                    names.add(n)
+            try:
+                if os.getxattr(p, "trusted.overlay.opaque") == b"y":
+                    break
+            except OSError:
+                pass
+        return sorted(names)
+
+    def paths(self) -> list[str]:
+        out: list[str] = []
+
+        def walk(rel: str) -> None:
+            for n in self.children(rel):
+                sub = f"{rel}/{n}" if rel else n
+                out.append(sub)
+                e = self.get(sub)
+                if e is not None and e.kind == "d":
+                    walk(sub)
+        walk("")
+        return sorted(out)
+
+    def open(self, rel: str) -> BinaryIO:
+        p = self._find(rel)
+        if p is None:
+            raise FileNotFoundError(rel)
+        return open(p, "rb")  # noqa: SIM115 - the caller closes it
+
+    def digest(self, rel: str) -> str:
+        h = hashlib.sha256()
+        with self.open(rel) as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def materialize(self, rel: str, dest: str) -> None:
+        e = self.get(rel)
+        if e is None:
+            raise FileNotFoundError(rel)
+        if e.kind == "d":
+            os.mkdir(dest)
+            for n in self.children(rel):
+                self.materialize(f"{rel}/{n}" if rel else n, os.path.join(dest, n))
+            os.chmod(dest, e.mode)
+        elif e.kind == "l":
+            os.symlink(e.link, dest)
+        else:
+            import shutil
+            with self.open(rel) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.chmod(dest, e.mode)
