@@ -24,6 +24,19 @@ berth ps
 berth logs -f quickstart
 berth ps -a
 berth rm quickstart
+ctx=$(mktemp -d)
+printf 'hello from a berth build\n' > "$ctx/greeting.txt"
+cat > "$ctx/Dockerfile" <<'DF'
+FROM busybox
+COPY greeting.txt /srv/
+RUN wc -c /srv/greeting.txt > /srv/size
+CMD ["cat", "/srv/greeting.txt", "/srv/size"]
+DF
+berth build -t quickstart-app "$ctx"
+berth build -t quickstart-app "$ctx"
+berth run --rm quickstart-app
+berth rmi quickstart-app
+rm -rf "$ctx"
 if [ "${KEEP_DAEMON:-}" = "" ] && [ "${started:-}" = 1 ]; then
     kill "$(cat /run/berthd.pid)"
     echo "==> done; berthd stopped (KEEP_DAEMON=1 leaves it running)"
