@@ -1320,14 +1320,6 @@ class _SpoolPipe(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
         super().__init__(max_size=16 << 20)
 
 
-def _file_hash(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _archive_entries(src: str, dest: str, scratch: str
                      ) -> list[tuple[tarfile.TarInfo, str | None]]:
     """ADD of a local archive: its entries under `dest` (extracted safely first)."""

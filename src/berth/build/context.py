@@ -229,11 +229,7 @@ class DirTree:
         return open(self._p(rel), "rb")  # noqa: SIM115 - the caller closes it
 
     def digest(self, rel: str) -> str:
-        h = hashlib.sha256()
-        with self.open(rel) as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+        return _sha256_of(self.open(rel))
 
     def materialize(self, rel: str, dest: str) -> None:
         import shutil
@@ -242,6 +238,14 @@ class DirTree:
             shutil.copytree(src, dest, symlinks=True)
         else:
             shutil.copy2(src, dest, follow_symlinks=False)
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    h = hashlib.sha256()
+    with f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def resolve(tree: Tree, rel: str, where: str = "") -> str:
@@ -345,11 +349,7 @@ class LayersTree:
         return open(p, "rb")  # noqa: SIM115 - the caller closes it
 
     def digest(self, rel: str) -> str:
-        h = hashlib.sha256()
-        with self.open(rel) as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+        return _sha256_of(self.open(rel))
 
     def materialize(self, rel: str, dest: str) -> None:
         e = self.get(rel)

@@ -25,7 +25,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from berth import oci
 from berth.content import ContentStore
@@ -369,21 +369,29 @@ def write_merged_tar(dirs_top_first: list[str], out: BinaryIO) -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         links: dict[tuple[int, int], str] = {}
         for rel, src in merged_entries(dirs_top_first):
-            ti = tf.gettarinfo(src, arcname=rel)
-            if ti.isreg():
-                st = os.lstat(src)
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    ti.type = tarfile.LNKTYPE
-                    ti.linkname = links[key]
-                    ti.size = 0
-                    tf.addfile(ti)
-                    continue
-                links[key] = rel
-                with open(src, "rb") as f:
-                    tf.addfile(ti, f)
-            else:
-                tf.addfile(ti)
+            _add_to_tar(tf, src, rel, links)
+
+
+def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str]) -> Any:
+    """Add one file as `rel`; a file seen before under another name becomes a hard link."""
+    import tarfile
+    ti = tf.gettarinfo(src, arcname=rel)
+    ti.uname = ti.gname = ""
+    if ti.isreg():
+        st = os.lstat(src)
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            ti.type = tarfile.LNKTYPE
+            ti.linkname = links[key]
+            ti.size = 0
+            tf.addfile(ti)
+            return ti
+        links[key] = rel
+        with open(src, "rb") as f:
+            tf.addfile(ti, f)
+    else:
+        tf.addfile(ti)
+    return ti
 
 
 # --- the changes of a container's upper directory -----------------------------------------------
@@ -472,25 +480,10 @@ def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
                 ti.mtime = int(os.lstat(src).st_mtime)
                 tf.addfile(ti)
                 continue
-            ti = tf.gettarinfo(src, arcname=rel)
-            ti.uname = ti.gname = ""
-            if ti.isreg():
-                st = os.lstat(src)
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    ti.type = tarfile.LNKTYPE
-                    ti.linkname = links[key]
-                    ti.size = 0
-                    tf.addfile(ti)
-                    continue
-                links[key] = rel
-                with open(src, "rb") as f:
-                    tf.addfile(ti, f)
-            else:
-                tf.addfile(ti)
-                if ti.isdir():
-                    with contextlib.suppress(OSError):
-                        if os.getxattr(src, "trusted.overlay.opaque") == b"y":
-                            wh = tarfile.TarInfo(rel + "/.wh..wh..opq")
-                            wh.mtime = ti.mtime
-                            tf.addfile(wh)
+            ti = _add_to_tar(tf, src, rel, links)
+            if ti.isdir():
+                with contextlib.suppress(OSError):
+                    if os.getxattr(src, "trusted.overlay.opaque") == b"y":
+                        wh = tarfile.TarInfo(rel + "/.wh..wh..opq")
+                        wh.mtime = ti.mtime
+                        tf.addfile(wh)
