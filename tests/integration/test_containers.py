@@ -303,3 +303,59 @@ def test_device_flag(daemon: Daemon) -> None:
         assert r.returncode != 0 and "Operation not permitted" in r.stderr
     r = daemon.berth("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true")
     assert r.returncode == 125 and "error gathering device information" in r.stderr
+
+
+def test_seccomp_profiles(daemon: Daemon, tmp_path: Path) -> None:
+    # the default filter: namespaces of one's own are refused without CAP_SYS_ADMIN
+    out = daemon.ok("run", "--rm", "busybox", "sh", "-c",
+                    "grep ^Seccomp: /proc/self/status; unshare -U true 2>/dev/null; echo $?")
+    assert out.split() == ["Seccomp:", "2", "1"]
+    out = daemon.ok("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
+                    "unshare -U true; echo $?")
+    assert out == "0\n"
+    for opts in (["--security-opt", "seccomp=unconfined"], ["--privileged"]):
+        out = daemon.ok("run", "--rm", *opts, "busybox", "grep", "^Seccomp:", "/proc/self/status")
+        assert out.split() == ["Seccomp:", "0"], opts
+    # a profile of the user's, in Docker's format: mkdir answers EACCES
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                     "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 13},
+                     {"names": ["nosuchsyscall"], "action": "SCMP_ACT_ERRNO"},
+                     {"names": ["chmod"], "action": "SCMP_ACT_ERRNO",
+                      "includes": {"caps": ["CAP_SYS_MODULE"]}}]}))
+    r = daemon.berth("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "sh",
+                     "-c", "chmod 600 /tmp && mkdir /tmp/x")
+    assert r.returncode == 1 and "Permission denied" in r.stderr, r.stderr
+    # exec gets the container's filter
+    cid = daemon.ok("run", "-d", "--security-opt", f"seccomp={profile}", "busybox",
+                    "sleep", "30").strip()
+    try:
+        r = daemon.berth("exec", cid, "mkdir", "/tmp/y")
+        assert r.returncode == 1 and "Permission denied" in r.stderr
+    finally:
+        daemon.ok("rm", "-f", cid)
+    # bad profiles fail the create, with the reason
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"defaultAction": "SCMP_ACT_NOPE"}')
+    r = daemon.berth("create", "--security-opt", f"seccomp={bad}", "busybox")
+    assert r.returncode != 0 and "unknown seccomp action" in r.stderr
+    r = daemon.berth("create", "--security-opt", "seccomp=/no/such/file", "busybox")
+    assert r.returncode != 0 and "opening seccomp profile" in r.stderr
+
+
+def test_cgroup_namespace(daemon: Daemon) -> None:
+    host_ns = os.readlink("/proc/self/ns/cgroup")
+    own = daemon.ok("run", "--rm", "--cgroupns", "private", "busybox", "readlink",
+                    "/proc/self/ns/cgroup").strip()
+    assert own != host_ns
+    assert daemon.ok("run", "--rm", "--cgroupns", "private", "busybox", "sh", "-c",
+                     "grep pids /proc/self/cgroup").strip().endswith(":/")
+    shared = daemon.ok("run", "--rm", "--cgroupns", "host", "busybox", "readlink",
+                       "/proc/self/ns/cgroup").strip()
+    assert shared == host_ns
+    r = daemon.berth("create", "--cgroupns", "weird", "busybox")
+    assert r.returncode != 0 and "invalid cgroup namespace mode" in r.stderr

@@ -126,6 +126,10 @@ def test_berth_save_loads_into_docker(dockerd: Dockerd, daemon: Daemon, tmp_path
     # /proc/interrupts, which Docker masks since 25 (Debian's docker.io is older)
     "mount | grep -v -e ' on / ' -e ' on /etc/' -e /proc/interrupts | sed 's/,size=[0-9]*k//'",
     "ls -l /sys/fs/cgroup | cut -c1-10,43- | sort", "ulimit -a", "umask",
+    # the default seccomp filter: loaded, and what it refuses
+    "grep ^Seccomp /proc/self/status",
+    "unshare -U true 2>/dev/null; echo $?; unshare -n true 2>/dev/null; echo $?",
+    "readlink /proc/self/ns/cgroup | grep -q \"$(readlink /proc/1/ns/cgroup)\"; echo $?",
 ])
 def test_a_container_sees_the_same(dockerd: Dockerd, daemon: Daemon, script: str) -> None:
     args = ["run", "--rm", "--network", "none", "busybox", "sh", "-c", script]

@@ -36,14 +36,15 @@ cat /dev/kmsg 2>&1 | head -1 | cut -c1-40
 echo --- writes
 (touch /x) 2>&1 | cut -d: -f3-
 (echo 1 > /proc/sys/kernel/domainname) 2>&1 | cut -d: -f3-
+echo --- syscalls; unshare -U true 2>&1; echo "unshare user: $?"
 """
 
 # differences kept on purpose, with their reasons
 DELIBERATE: dict[str, str] = {}
 
 
-@pytest.fixture
-def bundle(tmp_path: Path, rootfs_tar: Path) -> Path:
+@pytest.fixture(params=["no seccomp", "seccomp"])
+def bundle(request: pytest.FixtureRequest, tmp_path: Path, rootfs_tar: Path) -> Path:
     if not shutil.which("runc"):
         pytest.skip("runc is not installed (apt-get install runc)")
     b = tmp_path / "bundle"
@@ -58,6 +59,10 @@ def bundle(tmp_path: Path, rootfs_tar: Path) -> Path:
         f"HOST_{ns}={os.readlink(f'/proc/self/ns/{ns}')}"
         for ns in ("cgroup", "ipc", "mnt", "net", "pid", "uts"))
     cfg["linux"]["cgroupsPath"] = f"berth-conf-{secrets.token_hex(3)}/c"
+    if request.param == "seccomp":
+        # berth's default filter for these capabilities, loaded by each runtime
+        from berth.containers.seccomp import default_profile
+        cfg["linux"]["seccomp"] = default_profile(set(cfg["process"]["capabilities"]["bounding"]))
     (b / "config.json").write_text(json.dumps(cfg))
     return b
 
@@ -88,3 +93,6 @@ def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
                     sub.rmdir()
             d.rmdir()
     assert ours.splitlines() == theirs.splitlines()
+    filtered = "seccomp" in json.loads((bundle / "config.json").read_text())["linux"]
+    assert ("Seccomp:\t2" in ours) is filtered
+    assert ("unshare user: 0" in ours) is not filtered

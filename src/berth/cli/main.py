@@ -278,6 +278,7 @@ _RUN_FLAGS = [
     flag("platform", kind="str", default=""), flag("sig-proxy", default=True),
     flag("attach", "a", "list"), flag("group-add", kind="list"), flag("cidfile", kind="str", default=""),
     flag("runtime", kind="str", default=""), flag("cgroup-parent", kind="str", default=""),
+    flag("cgroupns", kind="str", default=""),
     flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
     flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
     flag("detach-keys", kind="str", default=""),
@@ -346,7 +347,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         if opts[name]:
             hc[key] = opts[name]
     for key, name in (("CpusetCpus", "cpuset-cpus"), ("CpusetMems", "cpuset-mems"),
-                      ("CgroupParent", "cgroup-parent"), ("Runtime", "runtime")):
+                      ("CgroupParent", "cgroup-parent"), ("Runtime", "runtime"),
+                      ("CgroupnsMode", "cgroupns")):
         if opts[name]:
             hc[key] = opts[name]
     if opts["privileged"]:
@@ -361,6 +363,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
                       ("GroupAdd", "group-add")):
         if opts[name]:
             hc[key] = list(opts[name])
+    if hc.get("SecurityOpt"):
+        hc["SecurityOpt"] = [_security_opt(o) for o in hc["SecurityOpt"]]
     if opts["mount"]:
         hc["Mounts"] = [_parse_mount_flag(m) for m in opts["mount"]]
     if opts["device"]:
@@ -540,6 +544,20 @@ def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
     if opts["health-retries"]:
         h["Retries"] = opts["health-retries"]
     return h or None
+
+
+def _security_opt(opt: str) -> str:
+    """As the docker CLI: `seccomp=FILE` is sent as the file's content."""
+    key, sep, value = opt.partition("=")
+    if not sep:
+        key, sep, value = opt.partition(":")
+    if key == "seccomp" and value and value != "unconfined":
+        try:
+            with open(value) as f:
+                return f"seccomp={f.read()}"
+        except OSError as e:
+            raise UsageError(f"opening seccomp profile ({value}) failed: {e.strerror}") from None
+    return opt
 
 
 def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:

@@ -25,13 +25,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth import storage
-from berth.containers import names
+from berth.containers import names, seccomp
 from berth.containers._mounts import MountsMixin
 from berth.containers._networking import NetworkingMixin
 from berth.containers._output import OutputMixin
 from berth.containers._resources import ResourcesMixin
 from berth.containers.channel import Channel, Fanout
-from berth.containers.spec import build_spec, host_device, merge_env, validate_host_config
+from berth.containers.spec import (
+    build_spec,
+    cgroupns_mode,
+    container_caps,
+    host_device,
+    merge_env,
+    validate_host_config,
+)
 from berth.errors import (
     BerthError,
     Conflict,
@@ -207,6 +214,9 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             raise NotFound(f"No such image: {shown}") from None
         hc: dict[str, Any] = dict(body.get("HostConfig") or {})
         warnings = validate_host_config(hc, self.ncpu)
+        # a bad seccomp profile or cgroupns mode fails the create, not the start
+        seccomp.for_container(hc, container_caps(hc))
+        cgroupns_mode(hc)
         icfg = image.container_config
         cfg: dict[str, Any] = {k: v for k, v in body.items()
                                if k not in ("HostConfig", "NetworkingConfig")}

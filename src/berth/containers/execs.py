@@ -15,11 +15,10 @@ import secrets
 import shutil
 from typing import TYPE_CHECKING, Any
 
+from berth.containers import seccomp
 from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_keys
-from berth.containers.spec import merge_env
+from berth.containers.spec import container_caps, host_caps, merge_env
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.linux import CAPABILITIES
-from berth.runtime.process import DEFAULT_CAPS
 
 if TYPE_CHECKING:
     from berth.containers import ContainerService
@@ -116,14 +115,18 @@ class ExecService:
         ex.started = True
         b = ex.body
         cfg = doc["Config"]
-        caps = sorted(CAPABILITIES) if b.get("Privileged") or doc["HostConfig"].get(
-            "Privileged") else sorted(DEFAULT_CAPS)
+        hc = doc["HostConfig"]
+        # the container's own capabilities and seccomp filter (as runc gives an exec)
+        capset = host_caps() if b.get("Privileged") else container_caps(hc)
+        caps = sorted(capset)
         proc = {"args": b["Cmd"], "env": merge_env(cfg.get("Env"), b.get("Env")),
                 "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
                 "user": b.get("User") or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps},
-                "noNewPrivileges": "no-new-privileges" in (
-                    doc["HostConfig"].get("SecurityOpt") or [])}
+                "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])}
+        filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
+        if filt is not None:
+            proc["_seccomp"] = filt
         tty = bool(b.get("Tty")) if tty is None else tty
         if tty and not any(e.startswith("TERM=") for e in proc["env"]):
             proc["env"].append("TERM=xterm")

@@ -10,6 +10,7 @@ import os
 import stat
 from typing import Any
 
+from berth.containers import seccomp
 from berth.errors import InvalidArgument
 from berth.linux import CAPABILITIES
 from berth.runtime.process import DEFAULT_CAPS
@@ -87,6 +88,45 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
     return warnings
 
 
+def host_caps() -> set[str]:
+    """The capabilities this process may hand on (its bounding set): a host, or a container
+    berth runs in, may lack some, and asking for one of those fails."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    bits = int(line.split()[1], 16)
+                    return {n for n, v in CAPABILITIES.items() if bits >> v & 1}
+    except OSError:
+        pass
+    return set(CAPABILITIES)
+
+
+def container_caps(hc: dict[str, Any]) -> set[str]:
+    """The capabilities of a container's processes (its init and its execs). "All" (for
+    --privileged and --cap-add ALL) is all that the host has, as Docker takes it."""
+    caps = set(DEFAULT_CAPS)
+    for c in hc.get("CapAdd") or []:
+        c = _cap_name(c)
+        caps = host_caps() if c == "CAP_ALL" else caps | {c}
+    for c in hc.get("CapDrop") or []:
+        c = _cap_name(c)
+        caps = set() if c == "CAP_ALL" else caps - {c}
+    if hc.get("Privileged"):
+        caps = host_caps()
+    return caps
+
+
+def cgroupns_mode(hc: dict[str, Any]) -> str:
+    """`--cgroupns`: Docker's default is `host` on cgroup v1 and `private` on v2."""
+    mode = hc.get("CgroupnsMode") or ""
+    if mode not in ("", "host", "private"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {mode}")
+    if not mode:
+        mode = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
+    return mode
+
+
 def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                hostname_path: str, hosts_path: str, resolv_path: str,
                cgroup_parent: str, netns_path: str | None = None,
@@ -110,15 +150,8 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     if hc.get("GroupAdd"):
         proc["user"]["additionalGids"] = [int(g) for g in hc["GroupAdd"] if str(g).isdigit()]
 
-    caps = set(DEFAULT_CAPS)
-    for c in hc.get("CapAdd") or []:
-        c = _cap_name(c)
-        caps = set(CAPABILITIES) if c == "CAP_ALL" else caps | {c}
-    for c in hc.get("CapDrop") or []:
-        c = _cap_name(c)
-        caps = set() if c == "CAP_ALL" else caps - {c}
+    caps = container_caps(hc)
     if hc.get("Privileged"):
-        caps = set(CAPABILITIES)
         spec["linux"]["maskedPaths"] = []
         spec["linux"]["readonlyPaths"] = []
         for m in spec["mounts"]:
@@ -130,6 +163,9 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     for opt in hc.get("SecurityOpt") or []:
         if opt in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
             proc["noNewPrivileges"] = True
+    filt = seccomp.for_container(hc, caps)
+    if filt is not None:
+        spec["linux"]["seccomp"] = filt
     rlimits = []
     for u in hc.get("Ulimits") or []:
         name = _ULIMITS.get(u.get("Name", ""))
@@ -172,6 +208,8 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         namespaces.append({"type": "network", "path": netns_path})
     else:
         namespaces.append({"type": "network"})
+    if cgroupns_mode(hc) == "private":
+        namespaces.append({"type": "cgroup"})
     spec["linux"]["namespaces"] = namespaces
 
     res: dict[str, Any] = {}

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from berth import linux
+from berth.linux import seccomp
 
 # the capabilities Docker grants by default (moby oci/caps/defaults.go)
 DEFAULT_CAPS = [
@@ -329,6 +330,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         os.chown(cwd, uid, gid)
     os.chdir(cwd)
 
+    if lx.get("seccomp"):
+        proc["_seccomp"] = lx["seccomp"]
     _become(proc, stdio, uid, gid, groups)
 
 
@@ -339,9 +342,15 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
     caps = proc.get("capabilities")
     keep = {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", [])
             if c in linux.CAPABILITIES} if caps is not None else None
+    filt = proc.get("_seccomp")
+    nnp = bool(proc.get("noNewPrivileges"))
+    if filt and not nnp:
+        # as runc: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in while
+        # we still hold it (the filter must let setuid, capset and execve through)
+        seccomp.load(filt)
     if keep is not None:
         linux.drop_bounding_caps(keep)
-    if proc.get("noNewPrivileges"):
+    if nnp:
         linux.set_no_new_privs()
     _set_stdio(stdio, uid)
     os.setgroups(groups)
@@ -356,6 +365,8 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if filt and nnp:
+        seccomp.load(filt)   # last, as runc: nothing after it but execve
 
 
 def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
