@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth import __version__, cgroups, storage
+from berth import __version__, cgroups, linux, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
 from berth.build import Builder
 from berth.containers import Config as ContainersConfig
@@ -289,10 +289,17 @@ class Daemon:
             return ident
 
     async def start_forkserver(self) -> None:
-        self.forkserver = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "berth.runtime.forkserver", self.forkserver_sock,
-            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
+        # the fork server (and so every monitor and container init it forks) runs from a
+        # sealed copy of the interpreter: see linux.sealed_copy (CVE-2019-5736)
+        exe_fd = linux.sealed_copy(os.path.realpath(sys.executable), "berth-runtime")
+        try:
+            self.forkserver = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "berth.runtime.forkserver", self.forkserver_sock,
+                executable=f"/proc/self/fd/{exe_fd}", pass_fds=[exe_fd],
+                stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            os.close(exe_fd)
         assert self.forkserver.stdout is not None
         line = await asyncio.wait_for(self.forkserver.stdout.readline(), 30)
         if line.strip() != b"ready":

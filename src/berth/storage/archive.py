@@ -170,8 +170,16 @@ class _Extractor:
                 try:
                     src = tf.extractfile(m)
                     assert src is not None
+                    holes = False
                     while chunk := src.read(1 << 20):
-                        os.write(fd, chunk)
+                        if chunk.count(0) == len(chunk):
+                            # zeros become a hole: a huge sparse file costs no disk
+                            os.lseek(fd, len(chunk), os.SEEK_CUR)
+                            holes = True
+                        else:
+                            os.write(fd, chunk)
+                    if holes:
+                        os.ftruncate(fd, m.size)
                     self.stats.size += m.size
                 finally:
                     os.close(fd)
