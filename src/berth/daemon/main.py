@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth import __version__, cgroups, linux, storage
+from berth import __version__, cgroups, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
 from berth.build import Builder
 from berth.containers import Config as ContainersConfig
@@ -35,6 +35,7 @@ from berth.images.distribution import Distribution
 from berth.metadata import MetadataStore
 from berth.networks import NetConfig, NetworkService
 from berth.registry import RegistryClient, RegistryOptions
+from berth.runtime.sealed import sealed_copy
 from berth.volumes import VolumeService
 
 log = logging.getLogger("berthd")
@@ -290,8 +291,8 @@ class Daemon:
 
     async def start_forkserver(self) -> None:
         # the fork server (and so every monitor and container init it forks) runs from a
-        # sealed copy of the interpreter: see linux.sealed_copy (CVE-2019-5736)
-        exe_fd = linux.sealed_copy(os.path.realpath(sys.executable), "berth-runtime")
+        # sealed copy of the interpreter: see runtime/sealed.py (CVE-2019-5736)
+        exe_fd = sealed_copy(os.path.realpath(sys.executable))
         try:
             self.forkserver = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "berth.runtime.forkserver", self.forkserver_sock,

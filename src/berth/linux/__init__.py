@@ -241,38 +241,3 @@ def secure_join(root: str, path: str) -> str:
         resolved.append(part)
     return os.path.join(root, *resolved)
 
-
-_F_ADD_SEALS = 1033
-_F_GET_SEALS = 1034
-_SEALS = 1 | 2 | 4 | 8   # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
-
-
-def sealed_copy(path: str, name: str) -> int:
-    """A read-only, sealed in-memory copy of an executable (an inheritable fd), to exec in its
-    place: the processes that then enter containers have a /proc/self/exe that nothing can
-    write to, so a container cannot overwrite the host's interpreter through it
-    (CVE-2019-5736, the way runc answers it)."""
-    fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                os.write(fd, chunk)
-        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def exe_is_sealed() -> bool:
-    """Is this process running from a sealed copy (see sealed_copy)?"""
-    try:
-        fd = os.open("/proc/self/exe", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fcntl.fcntl(fd, _F_GET_SEALS) & _SEALS == _SEALS
-    except OSError:
-        return False
-    finally:
-        os.close(fd)

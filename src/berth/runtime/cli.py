@@ -230,23 +230,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 128 - code if code < 0 else code
 
 
-def _reexec_sealed(argv: list[str]) -> None:
-    """As runc does: the command that starts container processes runs from a sealed copy of
-    its own binary (here the interpreter), so that /proc/self/exe in those processes cannot be
-    written through (CVE-2019-5736)."""
-    if os.environ.get("_BERTH_RUNTIME_SEALED") or linux.exe_is_sealed():
-        return
-    fd = linux.sealed_copy(os.path.realpath(sys.executable), "berth-runtime")
-    os.environ["_BERTH_RUNTIME_SEALED"] = "1"
-    os.execve(f"/proc/self/fd/{fd}", [sys.executable, "-m", "berth.runtime.cli", *argv],
-              os.environ)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if any(c in args for c in ("create", "run", "exec")):
-        _reexec_sealed(args)
-    os.environ.pop("_BERTH_RUNTIME_SEALED", None)
+        from berth.runtime.sealed import reexec_sealed
+        reexec_sealed("berth.runtime.cli", args)
     p = argparse.ArgumentParser(prog="berth-runtime", description="berth's OCI runtime "
                                 "(a runc-compatible command line)")
     p.add_argument("--root", default=DEFAULT_ROOT)
@@ -280,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     s.set_defaults(fn=cmd_delete)
     s = sub.add_parser("list")
     s.set_defaults(fn=cmd_list)
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    a = p.parse_args(args)
     if getattr(a, "console_socket", None):
         _die("--console-socket is not supported yet")
     os.makedirs(a.root, mode=0o700, exist_ok=True)

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Issue 4's figure: the runtime's share of `run --rm IMAGE true`, from the create to the exit
+of the process, for berth-runtime, runc and crun (where installed) on the same bundle (runc's
+default config.json over a busybox rootfs, no network namespace setup beyond the spec's),
+alternating, in one run:
+
+    .venv/bin/python bench/runtime.py [-n 20]
+
+Each run is `RUNTIME --root R run -b BUNDLE ID`: create, start, wait, delete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=20)
+    a = ap.parse_args()
+    runtimes = {"berth-runtime": str(BIN / "berth-runtime")}
+    for name in ("runc", "crun"):
+        if shutil.which(name):
+            runtimes[name] = shutil.which(name) or name
+    if "runc" not in runtimes:
+        raise SystemExit("needs runc for its default config.json (apt-get install runc)")
+    cg = f"berth-rtbench-{secrets.token_hex(3)}"
+    with tempfile.TemporaryDirectory(prefix="berth-bench-rt-") as t:
+        tmp = Path(t)
+        rootfs_tar = tmp / "busybox.tar"
+        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs_tar)],
+                       check=True)
+        bundle = tmp / "bundle"
+        (bundle / "rootfs").mkdir(parents=True)
+        with tarfile.open(rootfs_tar) as tf:
+            tf.extractall(bundle / "rootfs", filter="fully_trusted")
+        subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = ["true"]
+        cfg["linux"]["cgroupsPath"] = f"{cg}/c"
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        times: dict[str, list[float]] = {k: [] for k in runtimes}
+        skipped: dict[str, str] = {}
+        try:
+            for i in range(a.n):
+                order = list(runtimes.items())
+                if i % 2:
+                    order.reverse()
+                for name, exe in order:
+                    if name in skipped:
+                        continue
+                    t0 = time.perf_counter()
+                    r = subprocess.run([exe, "--root", str(tmp / f"root-{name}"), "run", "-b",
+                                        str(bundle), f"c{i}"], capture_output=True)
+                    times[name].append(time.perf_counter() - t0)
+                    if r.returncode != 0:
+                        if name == "crun":   # e.g. "cgroups in hybrid mode not supported"
+                            skipped[name] = r.stderr.decode().strip()
+                            del times[name]
+                            continue
+                        raise SystemExit(f"{name} failed: {r.stderr.decode()}")
+        finally:
+            for d in sorted(Path("/sys/fs/cgroup").glob(f"*/{cg}/**"), reverse=True):
+                if d.is_dir():
+                    d.rmdir()
+            for d in Path("/sys/fs/cgroup").glob(f"*/{cg}"):
+                d.rmdir()
+        runc = statistics.median(times["runc"])
+        print(f"`RUNTIME run` of `true` on one bundle, {a.n} runs each, alternating")
+        for name, why in skipped.items():
+            print(f"{name}: cannot run on this machine: {why}")
+        for name, xs in times.items():
+            med = statistics.median(xs)
+            print(f"{name}: median {med * 1000:.1f} ms (min {min(xs) * 1000:.1f}, "
+                  f"max {max(xs) * 1000:.1f}); ratio to runc {med / runc:.2f}")
+
+
+if __name__ == "__main__":
+    main()
