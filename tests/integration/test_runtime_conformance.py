@@ -96,3 +96,94 @@ def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
     filtered = "seccomp" in json.loads((bundle / "config.json").read_text())["linux"]
     assert ("Seccomp:\t2" in ours) is filtered
     assert ("unshare user: 0" in ours) is not filtered
+
+
+EXEC_SCRIPT = ("id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
+               "ps -o pid,comm | grep -c sleep; echo $FROM_EXEC")
+
+
+def _cleanup_cgroup(cg: str) -> None:
+    top = cg.split("/")[0]
+    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+        for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if sub.is_dir():
+                sub.rmdir()
+        d.rmdir()
+
+
+@pytest.mark.parametrize("bundle", ["seccomp"], indirect=True)
+def test_exec_sees_what_runc_exec_sees(bundle: Path, tmp_path: Path) -> None:
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = ["sleep", "60"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    outs = []
+    try:
+        for rt in ("runc", RT):
+            root = str(tmp_path / f"root-{Path(rt).name}")
+            subprocess.run([rt, "--root", root, "create", "-b", str(bundle), "c"], check=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+            try:
+                subprocess.run([rt, "--root", root, "start", "c"], check=True, timeout=30)
+                outs.append(_run([rt, "--root", root, "exec", "--cwd", "/tmp", "-e",
+                                  "FROM_EXEC=yes", "c", "sh", "-c", EXEC_SCRIPT], tmp_path))
+                r = subprocess.run([rt, "--root", root, "exec", "c", "sh", "-c", "exit 7"],
+                                   timeout=30)
+                assert r.returncode == 7
+            finally:
+                subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)
+    finally:
+        _cleanup_cgroup(cfg["linux"]["cgroupsPath"])
+    theirs, ours = outs
+    assert ours == theirs
+    assert "Seccomp:\t2" in ours and "/tmp" in ours and "yes" in ours
+
+
+@pytest.mark.parametrize("bundle", ["no seccomp"], indirect=True)
+def test_console_socket(bundle: Path, tmp_path: Path) -> None:
+    import socket
+    import threading
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = True
+    cfg["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    outs = []
+    try:
+        for rt in ("runc", RT):
+            path = str(tmp_path / f"console-{Path(rt).name}.sock")
+            srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            srv.bind(path)
+            srv.listen(1)
+            got: list[bytes] = []
+
+            def receive(srv: socket.socket = srv, got: list[bytes] = got) -> None:
+                conn, _ = srv.accept()
+                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+                conn.close()
+                data = b""
+                while True:
+                    try:
+                        chunk = os.read(fds[0], 4096)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    data += chunk
+                os.close(fds[0])
+                got.append(data)
+            t = threading.Thread(target=receive, daemon=True)
+            t.start()
+            root = str(tmp_path / f"croot-{Path(rt).name}")
+            # as containerd does: create with the socket, start, wait, delete
+            r = subprocess.run([rt, "--root", root, "create", "--console-socket", path, "-b",
+                                str(bundle), "c"], timeout=30, capture_output=True)
+            assert r.returncode == 0, r.stderr
+            subprocess.run([rt, "--root", root, "start", "c"], check=True, timeout=30)
+            t.join(10)
+            subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)
+            srv.close()
+            outs.append(got[0].decode().replace("\r", ""))
+    finally:
+        _cleanup_cgroup(cfg["linux"]["cgroupsPath"])
+    theirs, ours = outs
+    assert ours == theirs and "on-the-pty" in ours and "/dev/pts/" in ours

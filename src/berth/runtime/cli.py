@@ -1,8 +1,9 @@
 """`berth-runtime`: a runc-compatible command over berth's runtime.
 
 Imports `runtime.process`, `runtime.spec`, `cgroups`, `linux`. Supported: `spec`, `create`,
-`start`, `state`, `kill`, `delete`, `list`, `run`, with `--root`, `--bundle/-b`, `--pid-file`.
-Not yet: `exec`, `--console-socket` (issue 3 and 4).
+`start`, `state`, `kill`, `delete`, `list`, `run`, `exec`, with `--root`, `--bundle/-b`,
+`--pid-file`, `--console-socket` (a terminal's master end is sent over it, as runc sends it),
+and for `exec` `--process`, `-t`, `-d`, `--cwd`, `-e`, `-u`.
 
 State lives in ROOT/<id>/state.json; `create` leaves the container's init blocked on
 ROOT/<id>/exec.fifo (as runc does) until `start` opens it. The init is re-parented to the
@@ -79,7 +80,24 @@ def cmd_spec(a: argparse.Namespace) -> int:
     return 0
 
 
-def create(root: str, cid: str, bundle: str, pid_file: str | None) -> dict[str, Any]:
+def _stdio(terminal: bool, console_socket: str | None) -> process.Stdio:
+    if not terminal:
+        if console_socket:
+            _die("--console-socket is for a process with a terminal (process.terminal)")
+        return process.Stdio(0, 1, 2)
+    if not console_socket:
+        _die("cannot allocate tty if runc will detach without setting console socket")
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(console_socket)
+    except OSError as e:
+        _die(f"cannot connect to the console socket {console_socket}: {e.strerror}")
+    return process.Stdio(console=sock.detach())
+
+
+def create(root: str, cid: str, bundle: str, pid_file: str | None,
+           console_socket: str | None = None) -> dict[str, Any]:
     bundle = os.path.abspath(bundle)
     sdir = _state_dir(root, cid)
     try:
@@ -99,8 +117,11 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None) -> dict[str, 
         if lx.get("cgroupsPath"):
             cg = cgroups.for_spec(lx["cgroupsPath"])
             cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
-        pid, err_r = process.spawn(spec, bundle, process.Stdio(0, 1, 2),
+        stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
+        pid, err_r = process.spawn(spec, bundle, stdio,
                                    join_cgroup=cg.add if cg else None, exec_fifo=fifo)
+        if stdio.console >= 0:
+            os.close(stdio.console)
         process.wait_exec(err_r, until_ready=True)
     except (process.StartError, OSError, Exception) as e:
         if cg:
@@ -132,8 +153,63 @@ def start(root: str, cid: str) -> None:
 
 
 def cmd_create(a: argparse.Namespace) -> int:
-    create(a.root, a.id, a.bundle or ".", a.pid_file)
+    create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket)
     return 0
+
+
+def cmd_exec(a: argparse.Namespace) -> int:
+    """A new process in a running container, as `runc exec`: the container's namespaces,
+    cgroups, capabilities and seccomp filter, the process from --process or the arguments."""
+    st = _load(a.root, a.id)
+    if _status(st, a.root) != "running":
+        _die(f"cannot exec in a stopped container: {a.id}")
+    with open(os.path.join(st["bundle"], "config.json")) as f:
+        spec = json.load(f)
+    if a.process:
+        try:
+            with open(a.process) as f:
+                proc = json.load(f)
+        except (OSError, ValueError) as e:
+            _die(f"cannot read the process file {a.process}: {e}")
+    else:
+        if not a.command:
+            _die("exec needs a command, or --process")
+        proc = dict(spec.get("process") or {})
+        proc["args"] = a.command
+        proc["terminal"] = a.tty
+        proc["env"] = list(proc.get("env") or []) + list(a.env)
+        if a.cwd:
+            proc["cwd"] = a.cwd
+        if a.user:
+            uid, _, gid = a.user.partition(":")
+            proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+    lx = spec.get("linux") or {}
+    if lx.get("seccomp"):
+        proc["_seccomp"] = lx["seccomp"]
+    stdio = _stdio(bool(proc.get("terminal")), a.console_socket)
+    linux.set_child_subreaper()   # the process is our grandchild: wait for it
+    pid, err_r = process.spawn_exec(st["pid"], proc, stdio)
+    if stdio.console >= 0:
+        os.close(stdio.console)
+    try:
+        process.wait_exec(err_r)
+    except process.StartError as e:
+        _die(e.message, e.code)
+    if a.pid_file:
+        with open(a.pid_file, "w") as f:
+            f.write(str(pid))
+    if a.detach:
+        return 0
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def cmd_start(a: argparse.Namespace) -> int:
@@ -212,7 +288,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     # the init is re-parented to us when the intermediate exits: we can wait for it
     linux.set_child_subreaper()
-    st = create(a.root, a.id, a.bundle or ".", a.pid_file)
+    st = create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket)
     start(a.root, a.id)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda signo, _f: os.kill(st["pid"], signo))
@@ -257,6 +333,18 @@ def main(argv: list[str] | None = None) -> None:
         s = sub.add_parser(name)
         s.add_argument("id")
         s.set_defaults(fn=fn)
+    s = sub.add_parser("exec")
+    s.add_argument("--process", "-p", default="")
+    s.add_argument("--tty", "-t", action="store_true")
+    s.add_argument("--detach", "-d", action="store_true")
+    s.add_argument("--console-socket", default=None)
+    s.add_argument("--pid-file", default=None)
+    s.add_argument("--cwd", default="")
+    s.add_argument("--env", "-e", action="append", default=[])
+    s.add_argument("--user", "-u", default="")
+    s.add_argument("id")
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    s.set_defaults(fn=cmd_exec)
     s = sub.add_parser("kill")
     s.add_argument("id")
     s.add_argument("signal", nargs="?", default="SIGTERM")
@@ -269,8 +357,6 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("list")
     s.set_defaults(fn=cmd_list)
     a = p.parse_args(args)
-    if getattr(a, "console_socket", None):
-        _die("--console-socket is not supported yet")
     os.makedirs(a.root, mode=0o700, exist_ok=True)
     sys.exit(a.fn(a))
 

@@ -455,7 +455,13 @@ def _exec_init(proc: dict, stdio: Stdio, err_w: int) -> None:  # type: ignore[ty
     """The exec'd process, inside the container's namespaces: never returns."""
     code = 126
     try:
-        uid, gid, groups, home = resolve_user(proc.get("user") or "0", [])
+        user = proc.get("user") or "0"
+        if isinstance(user, dict):   # a runtime-spec user (berth-runtime exec --process)
+            uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+            groups = [int(g) for g in user.get("additionalGids") or []]
+            home = _home_of(uid)
+        else:                        # a `user[:group]` string (docker exec -u)
+            uid, gid, groups, home = resolve_user(user, [])
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
         env.setdefault("HOME", home or "/")
         cwd = proc.get("cwd") or "/"
