@@ -5,7 +5,16 @@ set -eu
 cd "$(dirname "$0")/.."
 # docker.io: a real dockerd to compare with (tests/integration/test_dockerd_compat.py)
 # docker-registry and skopeo: the registries and the other client of tests/integration/test_registry.py
-EXTRA_APT="docker.io docker-registry skopeo" PIP_EXTRAS="[test]"
+# runc: the conformance tests, and the containers' tests run again with runc as berthd's runtime
+EXTRA_APT="docker.io docker-registry skopeo runc" PIP_EXTRAS="[test]"
 . scripts/setup.sh
 .venv/bin/ruff check src tests bench
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
+if [ $# -eq 0 ] && command -v runc >/dev/null; then
+    echo "==> the containers' tests again, with runc as berthd's runtime"
+    BERTH_TEST_RUNTIME=runc .venv/bin/python -m pytest -q -p no:cacheprovider \
+        tests/integration/test_containers.py tests/integration/test_interactive.py \
+        tests/integration/test_durable.py tests/integration/test_volumes.py \
+        tests/integration/test_networks.py tests/integration/test_docker_cli.py \
+        tests/integration/test_hostile.py
+fi

@@ -62,7 +62,9 @@ class Daemon:
              "--bridge", self.bridge, "--bip", self.bip,
              "--dns", dns, "--log-level", "debug",
              # nothing a test does may reach Docker Hub: docker.io names fail fast
-             "--docker-hub", "false", "--config-file", str(self.base / "daemon.json"), *extra],
+             "--docker-hub", "false", "--config-file", str(self.base / "daemon.json"),
+             # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh)
+             "--default-runtime", os.environ.get("BERTH_TEST_RUNTIME", "berth"), *extra],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.time() + 20

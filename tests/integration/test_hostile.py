@@ -156,14 +156,14 @@ def test_a_huge_sparse_file(daemon: Daemon, tmp_path: Path) -> None:
 @pytest.mark.parametrize("target", ["proc", "dev", "sys"])
 def test_symlinked_proc_dev_sys(daemon: Daemon, tmp_path: Path, host_dir: Path,
                                 target: str) -> None:
-    """An image whose /proc (/dev, /sys) is a symlink to a host path: the runtime refuses, or
-    mounts inside the rootfs; the host path gets nothing."""
+    """An image whose /proc (/dev, /sys) is a symlink to a host path: as under Docker (its
+    init layer), the container gets a real directory there; the host path gets nothing."""
     hostile = _tar((_info(target, tarfile.SYMTYPE, str(host_dir)), None))
     r = _import(daemon, tmp_path, hostile, f"hostile:{target}")
     assert r.returncode == 0, r.stderr
-    r = daemon.berth("run", "--rm", f"hostile:{target}", "sh", "-c", f"ls /{target}/ | wc -l")
-    # either way is safe; the host_dir fixture checks the host side
-    assert r.returncode in (0, 125, 126, 127), r.stderr
+    r = daemon.berth("run", "--rm", f"hostile:{target}", "sh", "-c",
+                     f"test -d /{target} && ! test -L /{target} && ls /{target}/ | wc -l")
+    assert r.returncode == 0 and int(r.stdout) > 0, r.stderr   # the host_dir fixture checks
     daemon.ok("rmi", f"hostile:{target}")
 
 

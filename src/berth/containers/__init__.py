@@ -69,6 +69,7 @@ class Config:
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     runtime: str = "berth"
+    runtimes: dict[str, str] = field(default_factory=lambda: {"berth": ""})  # name -> path
     init_path: str = ""                 # a static init (tini) for --init, mounted in
     # unlike Docker, logs rotate by default, so a chatty container cannot fill the disk
     log_max_size: int = 20 * 1024 * 1024
@@ -214,6 +215,11 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             raise NotFound(f"No such image: {shown}") from None
         hc: dict[str, Any] = dict(body.get("HostConfig") or {})
         warnings = validate_host_config(hc, self.ncpu)
+        hc["Runtime"] = hc.get("Runtime") or self.cfg.runtime
+        if hc["Runtime"] == "berth-runtime":
+            hc["Runtime"] = "berth"
+        if hc["Runtime"] not in self.cfg.runtimes:
+            raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}")
         # a bad seccomp profile or cgroupns mode fails the create, not the start
         seccomp.for_container(hc, container_caps(hc))
         cgroupns_mode(hc)
@@ -411,6 +417,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             self._unplug_networks(doc)
             raise
         req = {"id": cid, "bundle": bundle, "log_path": doc["LogPath"], "state_dir": state_dir,
+               **self._runtime_of(doc),
                "socket": self._monitor_socket(cid),
                "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
                "stdin": bool(cfg.get("OpenStdin")), "tty": bool(cfg.get("Tty")),
@@ -461,6 +468,15 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
 
 
 
+
+    def _runtime_of(self, doc: dict[str, Any]) -> dict[str, str]:
+        """For the monitor: an OCI runtime binary to drive (none for berth's own)."""
+        name = doc["HostConfig"].get("Runtime") or "berth"
+        path = self.cfg.runtimes.get(name, "")
+        if not path:
+            return {}
+        return {"runtime": path,
+                "runtime_root": os.path.join(self.cfg.exec_root, "runtimes", name)}
 
     def _monitor_socket(self, cid: str) -> str:
         return os.path.join(self._run_dir(cid), "state", "monitor.sock")

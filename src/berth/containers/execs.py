@@ -135,6 +135,7 @@ class ExecService:
         with open(os.path.join(d, "process.json"), "w") as f:
             json.dump(proc, f)
         req = {"id": eid, "bundle": d, "state_dir": d, "exec_pid": doc["State"]["Pid"],
+               "container_id": doc["Id"], **self.containers._runtime_of(doc),
                "stdin": bool(b.get("AttachStdin")), "tty": tty,
                "console_size": console_size or b.get("ConsoleSize") or None}
         ch = await Channel.open(self.containers.cfg.forkserver, req)

@@ -50,6 +50,7 @@ class DaemonConfig:
     log_level: str = "info"
     cgroup_parent: str = "berth"
     default_runtime: str = "berth"
+    runtimes: dict[str, str] = field(default_factory=dict)   # name -> path ("" for berth)
     storage_driver: str = ""
     init_path: str = ""
     log_opts: dict[str, str] = field(default_factory=dict)
@@ -82,7 +83,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("-l", "--log-level", default="info",
                    choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("--cgroup-parent", default="berth")
-    p.add_argument("--default-runtime", default="berth")
+    p.add_argument("--default-runtime", default="berth",
+                   help="berth (its own runtime), runc, crun, or a name from --add-runtime")
+    p.add_argument("--add-runtime", action="append", default=[],
+                   help="NAME=PATH: another OCI runtime with runc's command line")
     p.add_argument("-s", "--storage-driver", default="")
     p.add_argument("-b", "--bridge", default="berth0",
                    help="the default bridge network's bridge, created if absent")
@@ -114,14 +118,18 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     if a.version:
         print(f"berthd version {__version__} (Docker Engine API {API_VERSION})")
         sys.exit(0)
-    if a.default_runtime not in ("berth", "berth-runtime"):
-        p.error(f"unknown runtime {a.default_runtime!r}: only berth's own runtime is "
-                "supported so far (runc and crun come with issue 4)")
+    runtimes = _runtimes(p, a.add_runtime)
+    if a.default_runtime == "berth-runtime":
+        a.default_runtime = "berth"
+    if a.default_runtime not in runtimes:
+        p.error(f"unknown runtime {a.default_runtime!r}: berth, "
+                + ", ".join(sorted(set(runtimes) - {"berth"})) + " (--add-runtime adds one)")
     host = a.host or f"unix://{os.path.join(a.exec_root, 'berth.sock')}"
     return DaemonConfig(host=host, data_root=os.path.abspath(a.data_root),
                         exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,
                         log_level=a.log_level, cgroup_parent=a.cgroup_parent,
-                        default_runtime=a.default_runtime, storage_driver=a.storage_driver,
+                        default_runtime=a.default_runtime, runtimes=runtimes,
+                        storage_driver=a.storage_driver,
                         init_path=a.init_path or _find_init(),
                         log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
                         bridge=a.bridge, bip=a.bip, iptables=a.iptables == "true",
@@ -130,6 +138,25 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         registry_mirrors=a.registry_mirror,
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
                         docker_hub=a.docker_hub == "true")
+
+
+def _runtimes(p: argparse.ArgumentParser, added: list[str]) -> dict[str, str]:
+    """berth's own runtime, runc and crun where installed, and those of --add-runtime."""
+    import shutil
+    out = {"berth": ""}
+    for name in ("runc", "crun"):
+        path = shutil.which(name)
+        if path:
+            out[name] = path
+    for spec in added:
+        name, eq, path = spec.partition("=")
+        if not eq or not name or not path:
+            p.error(f"--add-runtime {spec!r}: NAME=PATH")
+        found = shutil.which(path)
+        if not found:
+            p.error(f"--add-runtime {name}: {path}: executable file not found")
+        out[name] = found
+    return out
 
 
 _CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
@@ -197,7 +224,8 @@ class Daemon:
             ContainersConfig(data_root=cfg.data_root, exec_root=cfg.exec_root,
                              forkserver=self.forkserver_sock, cgroup_parent=cfg.cgroup_parent,
                              dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
-                             runtime=cfg.default_runtime, init_path=cfg.init_path,
+                             runtime=cfg.default_runtime, runtimes=dict(cfg.runtimes),
+                             init_path=cfg.init_path,
                              **_log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit,
             volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes")),
@@ -268,7 +296,8 @@ class Daemon:
             "GenericResources": None, "DockerRootDir": self.cfg.data_root,
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": u.nodename,
             "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
-            "Runtimes": {"berth": {"path": "berth-runtime"}},
+            "Runtimes": {name: {"path": path or "berth-runtime"}
+                         for name, path in self.cfg.runtimes.items()},
             "DefaultRuntime": self.cfg.default_runtime,
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},

@@ -61,6 +61,9 @@ class Request:
     log_max_file: int = 1
     networks: tuple[dict, ...] = ()   # type: ignore[type-arg]  # netlink.Endpoint fields
     dns: dict | None = None           # type: ignore[type-arg]  # {"hosts": path, "upstream": [..]}
+    runtime: str = ""                 # an OCI runtime binary (runc, crun) instead of berth's
+    runtime_root: str = ""
+    container_id: str = ""            # an exec's container, by the runtime's id
 
     @classmethod
     def decode(cls, d: dict) -> Request:  # type: ignore[type-arg]
@@ -72,7 +75,9 @@ class Request:
                    exec_pid=int(d.get("exec_pid") or 0),
                    log_max_size=int(d.get("log_max_size") or 0),
                    log_max_file=max(1, int(d.get("log_max_file") or 1)),
-                   networks=tuple(d.get("networks") or ()), dns=d.get("dns"))
+                   networks=tuple(d.get("networks") or ()), dns=d.get("dns"),
+                   runtime=d.get("runtime", ""), runtime_root=d.get("runtime_root", ""),
+                   container_id=d.get("container_id", ""))
 
 
 def frame(typ: int, payload: bytes) -> bytes:
@@ -234,6 +239,22 @@ class _Stdio:
         self.master = -1
         self.stdin_w = -1
         self.fds: dict[int, int] = {}  # our read end -> stream type
+        self.console_path = ""
+        if req.tty and req.runtime:
+            # an OCI runtime connects to a socket path and sends the master (--console-socket)
+            # a unix socket path has at most 107 bytes: the runtime's root is short enough
+            os.makedirs(req.runtime_root, exist_ok=True)
+            self.console_path = os.path.join(req.runtime_root,
+                                             f"console-{os.urandom(4).hex()}.sock")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.console_path)
+            self._console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._console.bind(self.console_path)
+            self._console.listen(1)
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            self.child = process.Stdio(null, null, null)
+            self._close_after_spawn = [null]
+            return
         if req.tty:
             self._console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             self.child = process.Stdio(console=theirs.detach())
@@ -251,10 +272,17 @@ class _Stdio:
 
     def receive_console(self) -> None:
         """The pty master the init sends before it execs (nothing if it failed first)."""
-        if not self.tty:
-            return
+        if not self.tty or self._console.fileno() < 0:
+            return   # no terminal, or received already
         try:
-            _, fds, _, _ = socket.recv_fds(self._console, 16, 1)
+            if self.console_path:
+                self._console.settimeout(10)
+                conn, _ = self._console.accept()
+                with conn:
+                    _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+                os.unlink(self.console_path)
+            else:
+                _, fds, _, _ = socket.recv_fds(self._console, 16, 1)
         except OSError:
             fds = []
         self._console.close()
@@ -268,6 +296,7 @@ class _Stdio:
     def after_spawn(self) -> None:
         for fd in self._close_after_spawn:
             os.close(fd)
+        self._close_after_spawn = []
 
     def write_stdin(self, data: bytes) -> None:
         fd = self.master if self.tty else self.stdin_w
@@ -379,7 +408,11 @@ def run(req: Request, chan_sock: socket.socket) -> int:
             proc_spec = json.load(f)
         stdio = _Stdio(req)
         try:
-            pid, exec_r = process.spawn_exec(req.exec_pid, proc_spec, stdio.child)
+            if req.runtime:
+                pid, exec_r = _oci_exec(req, proc_spec, stdio), -1
+                stdio.receive_console()
+            else:
+                pid, exec_r = process.spawn_exec(req.exec_pid, proc_spec, stdio.child)
         except process.StartError as e:
             return _failed(req, chans, e.message, e.code)
         finally:
@@ -406,17 +439,24 @@ def run(req: Request, chan_sock: socket.socket) -> int:
         if lx.get("cgroupsPath"):
             cg = cgroups.for_spec(lx["cgroupsPath"])
             try:
-                cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
+                if not req.runtime:   # an OCI runtime makes the cgroup itself
+                    cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
             except Exception as e:
                 cg.remove()
                 return _failed(req, chans, f"failed to create cgroup: {e}", 125)
         stdio = _Stdio(req)
-        go_r, go_w = os.pipe() if req.networks else (-1, -1)
+        go_r, go_w = os.pipe() if req.networks and not req.runtime else (-1, -1)
         try:
-            pid, exec_r = process.spawn(spec, req.bundle, stdio.child,
-                                        join_cgroup=cg.add if cg else None,
-                                        go=(go_r, go_w) if req.networks else None)
+            if req.runtime:
+                pid, exec_r = _oci_create(req, spec, rootfs, stdio), -1
+                stdio.receive_console()   # sized before the process starts
+            else:
+                pid, exec_r = process.spawn(spec, req.bundle, stdio.child,
+                                            join_cgroup=cg.add if cg else None,
+                                            go=(go_r, go_w) if req.networks else None)
         except process.StartError as e:
+            if req.runtime:
+                _oci_delete(req)
             if cg:
                 cg.remove()
             return _failed(req, chans, e.message, e.code)
@@ -433,19 +473,33 @@ def run(req: Request, chan_sock: socket.socket) -> int:
                                list(req.dns.get("hosts") or []),
                                list(req.dns.get("upstream") or []))
             except Exception as e:
-                os.close(go_w)  # the init gives up on its own
+                if req.runtime:
+                    _oci_delete(req)
+                else:
+                    os.close(go_w)  # the init gives up on its own
                 _reap(pid)
                 if cg:
                     cg.remove()
                 return _failed(req, chans, f"failed to set up the container's network: {e}",
                                125)
-            os.write(go_w, b"1")
-            os.close(go_w)
+            if go_w >= 0:
+                os.write(go_w, b"1")
+                os.close(go_w)
+        if req.runtime:
+            try:
+                _oci_start(req)
+            except process.StartError as e:
+                _oci_delete(req)
+                _reap(pid)
+                if cg:
+                    cg.remove()
+                return _failed(req, chans, e.message, e.code)
     # the pid is only a hint (the channel carries it): no fsync on the start path
     write_atomic(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
     stdio.receive_console()
     try:
-        process.wait_exec(exec_r)
+        if exec_r >= 0:
+            process.wait_exec(exec_r)
     except process.StartError as e:
         _reap(pid)
         if cg:
@@ -458,6 +512,8 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     status = _loop(pid, stdio, logw, chans, listener, dns)
     logw.close()
     oom = bool(cg and cg.oom_killed())
+    if req.runtime and not req.exec_pid:
+        _oci_delete(req)
     if cg:
         cg.remove()
     code = os.waitstatus_to_exitcode(status)
@@ -475,6 +531,108 @@ def run(req: Request, chan_sock: socket.socket) -> int:
         ch.control(record)
         ch.close()
     return code
+
+
+# --- an OCI runtime (runc, crun) instead of berth's own ------------------------------------------
+def _oci(req: Request) -> list[str]:
+    return [req.runtime, "--root", req.runtime_root, "--log",
+            os.path.join(req.state_dir, "runtime.log"), "--log-format", "json"]
+
+
+def _oci_run(req: Request, args: list[str], stdio: _Stdio | None, what: str,
+             code: int) -> None:
+    """Run one runtime command; its failure becomes a StartError with its own message."""
+    import subprocess
+    os.makedirs(req.runtime_root, exist_ok=True)
+    child = stdio.child if stdio is not None else None
+    r = subprocess.run(_oci(req) + args, stdin=child.stdin if child else subprocess.DEVNULL,
+                       stdout=child.stdout if child else subprocess.DEVNULL,
+                       stderr=child.stderr if child else subprocess.DEVNULL,
+                       close_fds=True, timeout=120)
+    if r.returncode != 0:
+        msg = ""
+        with contextlib.suppress(OSError):
+            with open(os.path.join(req.state_dir, "runtime.log")) as f:
+                for line in f:
+                    with contextlib.suppress(ValueError):
+                        entry = json.loads(line)
+                        if entry.get("level") in ("error", "fatal"):
+                            msg = entry.get("msg", msg)
+        msg = msg or f"{os.path.basename(req.runtime)} {what} failed ({r.returncode})"
+        if "executable file not found" in msg or "no such file or directory" in msg:
+            code = 127 if code == 125 else code
+        elif "permission denied" in msg:
+            code = 126 if code == 125 else code
+        raise process.StartError(f"OCI runtime {what} failed: {msg}: unknown", code)
+
+
+def _pid_file(req: Request, name: str) -> int:
+    with open(os.path.join(req.state_dir, name)) as f:
+        return int(f.read().strip())
+
+
+def _oci_user(proc: dict, root: str, named: str | None) -> None:  # type: ignore[type-arg]
+    """A user name becomes the numbers the runtime wants, read from the container's files."""
+    if not named:
+        return
+    extra = [int(g) for g in (proc.get("user") or {}).get("additionalGids") or []]
+    uid, gid, groups, home = process.resolve_user(named, extra, root)
+    proc["user"] = {"uid": uid, "gid": gid, "additionalGids": groups}
+    env = proc.setdefault("env", [])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + (home or "/"))
+
+
+def _oci_create(req: Request, spec: dict, rootfs: str, stdio: _Stdio) -> int:  # type: ignore[type-arg]
+    proc = spec["process"]
+    _oci_user(proc, rootfs, (spec.get("annotations") or {}).get("berth.user"))
+    proc["terminal"] = req.tty
+    if req.tty and req.console_size:
+        proc["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
+    with open(os.path.join(req.bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    args = ["create", "--bundle", req.bundle, "--pid-file",
+            os.path.join(req.state_dir, "init.pid")]
+    if stdio.console_path:
+        args += ["--console-socket", stdio.console_path]
+    _oci_run(req, args + [req.id], stdio, "create", 125)
+    return _pid_file(req, "init.pid")
+
+
+def _oci_start(req: Request) -> None:
+    _oci_run(req, ["start", req.id], None, "start", 125)
+
+
+def _oci_delete(req: Request) -> None:
+    with contextlib.suppress(Exception):
+        _oci_run(req, ["delete", "--force", req.id], None, "delete", 125)
+
+
+def _oci_exec(req: Request, proc: dict, stdio: _Stdio) -> int:  # type: ignore[type-arg]
+    """`RUNTIME exec -d`: the process runs detached and is re-parented to us (a subreaper)."""
+    user = proc.get("user") or "0"
+    oci_proc: dict = {"terminal": req.tty, "args": proc["args"],  # type: ignore[type-arg]
+                      "env": list(proc.get("env") or []), "cwd": proc.get("cwd") or "/",
+                      "noNewPrivileges": bool(proc.get("noNewPrivileges"))}
+    if not any(e.startswith("PATH=") for e in oci_proc["env"]):
+        oci_proc["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                                  "/sbin:/bin")
+    caps = (proc.get("capabilities") or {}).get("bounding")
+    if caps is not None:
+        oci_proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    oci_proc["user"] = {"uid": 0, "gid": 0}
+    _oci_user(oci_proc, f"/proc/{req.exec_pid}/root", user)
+    if req.tty and req.console_size:
+        oci_proc["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
+    path = os.path.join(req.state_dir, "process-oci.json")
+    with open(path, "w") as f:
+        json.dump(oci_proc, f)
+    args = ["exec", "--process", path, "--detach", "--pid-file",
+            os.path.join(req.state_dir, "exec.pid")]
+    if stdio.console_path:
+        args += ["--console-socket", stdio.console_path]
+    _oci_run(req, args + [req.container_id], stdio, "exec", 126)
+    return _pid_file(req, "exec.pid")
 
 
 def _listen(path: str) -> socket.socket:

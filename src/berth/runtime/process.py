@@ -654,14 +654,14 @@ def _home_of(uid: int) -> str | None:
     return None
 
 
-def resolve_user(spec_user: str, extra_groups: list[int]
+def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
                  ) -> tuple[int, int, list[int], str | None]:
     """`user[:group]` by name or number, through the container's /etc/passwd and /etc/group
     (we are already inside the rootfs). Returns uid, gid, supplementary gids and the home
     directory. Raises StartError with Docker's wording."""
     user, _, group = spec_user.partition(":")
-    passwd = _read_db("/etc/passwd")
-    groups_db = _read_db("/etc/group")
+    passwd = _read_db(os.path.join(root, "etc/passwd"))
+    groups_db = _read_db(os.path.join(root, "etc/group"))
     uid = gid = None
     name = home = None
     if user.isdigit():

@@ -185,6 +185,7 @@ class OverlayDriver:
     def prepare(self, cid: str, layers: list[Layer]) -> None:
         for d in ("upper", "work"):
             os.makedirs(os.path.join(self.rw, cid, d), exist_ok=True)
+        init_dirs(self.upper(cid), [la.path for la in reversed(layers)])
 
     def mount(self, cid: str, layers: list[Layer]) -> Mount:
         lower = ":".join(layer.path for layer in reversed(layers))
@@ -219,6 +220,11 @@ class CopyDriver:
         os.makedirs(tmp)
         for layer in layers:
             apply_overlay_dir(layer.path, tmp)
+        for name in INIT_DIRS:   # see init_dirs
+            p = os.path.join(tmp, name)
+            if os.path.islink(p) or (os.path.lexists(p) and not os.path.isdir(p)):
+                os.unlink(p)
+            os.makedirs(p, mode=0o755, exist_ok=True)
         os.rename(tmp, dst)
 
     def mount(self, cid: str, layers: list[Layer]) -> Mount:
@@ -229,6 +235,20 @@ class CopyDriver:
 
     def remove(self, cid: str) -> None:
         shutil.rmtree(os.path.join(self.rw, cid), ignore_errors=True)
+
+
+INIT_DIRS = ("proc", "dev", "sys")
+
+
+def init_dirs(top: str, lowers_top_first: list[str]) -> None:
+    """As Docker's init layer: /proc, /dev and /sys are directories in every container,
+    whatever the image has there. A symlink in an image (to a host path, say) is hidden by a
+    directory above it, so no runtime ever mounts or makes device nodes through it."""
+    for name in INIT_DIRS:
+        st = _lower_stat(name, lowers_top_first) if lowers_top_first else None
+        p = os.path.join(top, name)
+        if (st is None or not stat.S_ISDIR(st.st_mode)) and not os.path.lexists(p):
+            os.mkdir(p, 0o755)
 
 
 def apply_overlay_dir(src: str, dst: str) -> None:
