@@ -30,14 +30,15 @@ def wait_for(cmd: list[str], env: dict[str, str], what: str, timeout: float = 30
 
 
 @contextlib.contextmanager
-def berthd(base: Path, rootfs: Path) -> Iterator[dict[str, str]]:
+def berthd(base: Path, rootfs: Path, extra: tuple[str, ...] = (), name: str = "bench",
+           bip: str = "10.198.0.1/24") -> Iterator[dict[str, str]]:
     sock = base / "run" / "berth.sock"
     env = {**os.environ, "BERTH_HOST": f"unix://{sock}"}
     log = open(base / "berthd.log", "wb")  # noqa: SIM115
     p = subprocess.Popen([str(BIN / "berthd"), "--data-root", str(base / "data"), "--exec-root",
-                          str(base / "run"), "--cgroup-parent", "berth-bench", "--dns",
-                          "127.0.0.1", "--bridge", "bbench", "--bip", "10.198.0.1/24",
-                          "--ip-forward", "false", "--docker-hub", "false"],
+                          str(base / "run"), "--cgroup-parent", f"berth-{name}", "--dns",
+                          "127.0.0.1", "--bridge", f"b{name}", "--bip", bip,
+                          "--ip-forward", "false", "--docker-hub", "false", *extra],
                          stdout=log, stderr=subprocess.STDOUT)
     env["BENCH_PID"] = str(p.pid)
     env["BENCH_FORKSERVER"] = str(base / "run" / "forkserver.sock")
@@ -54,7 +55,7 @@ def berthd(base: Path, rootfs: Path) -> Iterator[dict[str, str]]:
         p.send_signal(signal.SIGTERM)
         p.wait(15)
         log.close()
-        for d in Path("/sys/fs/cgroup").glob("*/berth-bench"):
+        for d in Path("/sys/fs/cgroup").glob(f"*/berth-{name}"):
             with contextlib.suppress(OSError):
                 d.rmdir()
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Issue 4's figure: the runtime's share of `run --rm IMAGE true`, from the create to the exit
-of the process, for berth-runtime, runc and crun (where installed) on the same bundle (runc's
-default config.json over a busybox rootfs, no network namespace setup beyond the spec's),
-alternating, in one run:
+"""Issue 4's figures: the runtime's share of `run --rm IMAGE true`, for berth's runtime, runc
+and crun (where installed), alternating, in one run, measured two ways:
+
+1. in the engine: two private berthd, the same but for `--default-runtime berth|runc`, each
+   timing `berth run --rm --network none busybox true`. All else being equal, the difference
+   is the runtimes' shares (the monitor drives runc with create/start/delete; berth's runtime
+   runs inside the warm fork server);
+2. on the command line: `RUNTIME --root R run -b BUNDLE ID` (create, start, wait, delete) on
+   one bundle (runc's default config.json over a busybox rootfs).
 
     .venv/bin/python bench/runtime.py [-n 20]
-
-Each run is `RUNTIME --root R run -b BUNDLE ID`: create, start, wait, delete.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from _engines import berthd
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -79,14 +84,46 @@ def main() -> None:
                     d.rmdir()
             for d in Path("/sys/fs/cgroup").glob(f"*/{cg}"):
                 d.rmdir()
+        engine = _in_engine(tmp, rootfs_tar, a.n)
         runc = statistics.median(times["runc"])
-        print(f"`RUNTIME run` of `true` on one bundle, {a.n} runs each, alternating")
+        print(f"1. `berth run --rm --network none busybox true`, {a.n} runs each, alternating")
+        for name, xs in engine.items():
+            print(f"berthd with {name}: median {statistics.median(xs) * 1000:.1f} ms "
+                  f"(min {min(xs) * 1000:.1f}, max {max(xs) * 1000:.1f})")
+        if "runc" in engine:
+            d = statistics.median(engine["runc"]) - statistics.median(engine["berth"])
+            print(f"berth's runtime takes {d * 1000:.1f} ms less of it than runc "
+                  f"(target: at most runc's)")
+        print(f"2. `RUNTIME run` of `true` on one bundle, {a.n} runs each, alternating")
         for name, why in skipped.items():
             print(f"{name}: cannot run on this machine: {why}")
         for name, xs in times.items():
             med = statistics.median(xs)
             print(f"{name}: median {med * 1000:.1f} ms (min {min(xs) * 1000:.1f}, "
                   f"max {max(xs) * 1000:.1f}); ratio to runc {med / runc:.2f}")
+
+
+def _in_engine(tmp: Path, rootfs_tar: Path, n: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    names = ["berth"] + (["runc"] if shutil.which("runc") else [])
+    (tmp / "e-berth").mkdir()
+    (tmp / "e-runc").mkdir()
+    with berthd(tmp / "e-berth", rootfs_tar, ("--default-runtime", "berth"), "rtb",
+                "10.197.1.1/24") as eb, \
+            berthd(tmp / "e-runc", rootfs_tar, ("--default-runtime", names[-1]), "rtr",
+                   "10.197.2.1/24") as er:
+        envs = {"berth": eb, "runc": er}
+        cli = str(BIN / "berth")
+        for name in names:   # warm up
+            subprocess.run([cli, "run", "--rm", "--network", "none", "benchbox", "true"],
+                           env=envs[name], check=True, capture_output=True)
+        for i in range(n):
+            for name in (names if i % 2 == 0 else names[::-1]):
+                t0 = time.perf_counter()
+                subprocess.run([cli, "run", "--rm", "--network", "none", "benchbox", "true"],
+                               env=envs[name], check=True, capture_output=True)
+                out.setdefault(name, []).append(time.perf_counter() - t0)
+    return out
 
 
 if __name__ == "__main__":
