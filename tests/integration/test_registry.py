@@ -327,6 +327,15 @@ def test_a_wrong_digest_keeps_nothing(rd: Daemon, fake: FakeRegistry) -> None:
     assert f"verification failed for digest {blob}" in r.stderr, r.stderr
     assert layers_and_ingest(rd) == before
     assert rd.berth("image", "inspect", f"{fake.addr}/liar/img:1").returncode == 1
+    # two layers at once: when one fails, the other stops too and leaves nothing staged
+    two = hand_image([({"big": BIG}, "gzip"), ({"small": b"s"}, "gzip")])
+    fake.add("liar/two", "1", two)
+    fake.lie[two.layer_digests[1]] = b"not the layer"
+    fake.slow = 0.002
+    r = rd.berth("pull", f"{fake.addr}/liar/two:1")
+    assert r.returncode == 1 and "verification failed" in r.stderr, r.stderr
+    assert layers_and_ingest(rd) == before
+    fake.slow = 0
     # a manifest that is not what its digest says
     fake.lie.clear()
     fake.manifests[("liar/img", img.digest)] = (img.media_type, img.manifest + b" ")

@@ -290,7 +290,7 @@ class Distribution:
 
         async def run() -> None:
             try:
-                await asyncio.gather(*(one(i) for i in todo))
+                await _all_or_none([one(i) for i in todo])
                 for i in range(len(chains)):
                     short = p.layers[i]["digest"][7:19]
                     if i in waits:
@@ -471,7 +471,7 @@ class Distribution:
 
         async def run() -> None:
             try:
-                await asyncio.gather(*(one(i, la) for i, la in enumerate(layers)))
+                await _all_or_none([one(i, la) for i, la in enumerate(layers)])
             finally:
                 queue.put_nowait(None)
 
@@ -595,6 +595,19 @@ class Distribution:
                 chunks.get_nowait()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(worker, 5)
+
+
+async def _all_or_none(coros: list[Any]) -> None:
+    """Run these together; when one fails, cancel the others and wait for them to clean up
+    (a download discards what it staged) before the error goes on."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _oci_type(media: str) -> str:
