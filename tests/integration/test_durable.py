@@ -121,6 +121,17 @@ def test_logs_rotate_and_read_across_files(daemon: Daemon) -> None:
     daemon.ok("rm", "rot")
 
 
+def test_logs_follow_across_rotations(daemon: Daemon) -> None:
+    """`logs -f` while the log rotates (by inode): every line, in order, none twice."""
+    daemon.ok("run", "-d", "--name", "rotf", "--log-opt", "max-size=2k", "--log-opt",
+              "max-file=5", "busybox", "sh", "-c",
+              "sleep 0.5; i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); "
+              "[ $((i % 40)) = 0 ] && sleep 0.05; done")
+    out = daemon.ok("logs", "-f", "rotf").splitlines()
+    assert out == [f"line-{i}" for i in range(300)]
+    daemon.ok("rm", "rotf")
+
+
 def test_default_rotation_is_on(daemon: Daemon) -> None:
     cid = daemon.ok("create", "busybox", "true").strip()
     from berth.client import Client

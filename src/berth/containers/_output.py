@@ -123,6 +123,9 @@ class OutputMixin:
                            ) -> AsyncIterator[tuple[int, bytes]]:
         buf = b""
         delay = 0.005
+        ino = None   # the file `pos` counts in: a rotation gives PATH a new inode
+        with contextlib.suppress(FileNotFoundError):
+            ino = os.stat(path).st_ino
         while True:
             if live is None or live.removed:
                 done = True
@@ -131,13 +134,15 @@ class OutputMixin:
                 done = doc is None or not doc["State"]["Running"]
             try:
                 with open(path, "rb") as f:
-                    if os.fstat(f.fileno()).st_size < pos:
-                        # rotated: the rest of the old file is in PATH.1
-                        with contextlib.suppress(FileNotFoundError), \
-                                open(path + ".1", "rb") as old:
-                            old.seek(pos)
-                            buf += old.read()
-                        pos = 0
+                    st = os.fstat(f.fileno())
+                    if ino is None:
+                        ino = st.st_ino
+                    elif st.st_ino != ino:
+                        # rotated, perhaps more than once since we looked: the rest of the
+                        # file we were reading is PATH.K (found by inode), then come PATH.K-1
+                        # ... PATH.1 whole, then PATH from its start
+                        buf += _rotated_rest(path, ino, pos)
+                        pos, ino = 0, st.st_ino
                     f.seek(pos)
                     chunk = f.read()
             except FileNotFoundError:
@@ -214,6 +219,25 @@ class OutputMixin:
         if self.driver.name == "overlay2":
             dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
         storage.write_merged_tar(dirs, out)
+
+
+def _rotated_rest(path: str, ino: int, pos: int) -> bytes:
+    rotated = []
+    for k in range(1, 100):
+        try:
+            rotated.append(os.stat(f"{path}.{k}").st_ino)
+        except FileNotFoundError:
+            break
+    if ino not in rotated:
+        return b""   # rotated away before we could read it: those lines are gone
+    k = rotated.index(ino) + 1
+    out = b""
+    for j in range(k, 0, -1):
+        with contextlib.suppress(FileNotFoundError), open(f"{path}.{j}", "rb") as f:
+            if j == k:
+                f.seek(pos)
+            out += f.read()
+    return out
 
 
 def _entries(lines: list[bytes], fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
