@@ -302,7 +302,8 @@ class Builder:
         def writer() -> None:
             try:
                 with os.fdopen(w, "wb") as wf:
-                    storage.write_diff_tar(upper, lowers, wf, exclude)
+                    storage.write_diff_tar(upper, lowers, wf, exclude,
+                                           self.images.layer_store.shift)
             except BaseException as e:  # noqa: BLE001 - handed to the reader
                 err.append(e)
         import threading
@@ -1398,6 +1399,7 @@ class _RootView:
 
     def __init__(self, b: Builder, layers: list[str]) -> None:
         self.dirs = [b.images.layer_store.get(c).path for c in reversed(layers)]
+        self.shift = b.images.layer_store.shift   # owners on disk, less this, are the image's
 
     def lookup(self, path: str) -> os.stat_result | None:
         rel = path.strip("/")
@@ -1422,7 +1424,9 @@ class _RootView:
             ti = tarfile.TarInfo(rel)
             ti.type = tarfile.DIRTYPE
             if st is not None and stat.S_ISDIR(st.st_mode):
-                ti.mode, ti.uid, ti.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+                ti.mode = stat.S_IMODE(st.st_mode)
+                ti.uid = max(st.st_uid - self.shift[0], 0)
+                ti.gid = max(st.st_gid - self.shift[1], 0)
                 ti.mtime = int(st.st_mtime)
             elif st is not None:
                 break  # a file or a symlink there: leave it to the layer's writer

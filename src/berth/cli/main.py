@@ -278,7 +278,7 @@ _RUN_FLAGS = [
     flag("platform", kind="str", default=""), flag("sig-proxy", default=True),
     flag("attach", "a", "list"), flag("group-add", kind="list"), flag("cidfile", kind="str", default=""),
     flag("runtime", kind="str", default=""), flag("cgroup-parent", kind="str", default=""),
-    flag("cgroupns", kind="str", default=""),
+    flag("cgroupns", kind="str", default=""), flag("userns", kind="str", default=""),
     flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
     flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
     flag("detach-keys", kind="str", default=""),
@@ -348,7 +348,7 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
             hc[key] = opts[name]
     for key, name in (("CpusetCpus", "cpuset-cpus"), ("CpusetMems", "cpuset-mems"),
                       ("CgroupParent", "cgroup-parent"), ("Runtime", "runtime"),
-                      ("CgroupnsMode", "cgroupns")):
+                      ("CgroupnsMode", "cgroupns"), ("UsernsMode", "userns")):
         if opts[name]:
             hc[key] = opts[name]
     if opts["privileged"]:

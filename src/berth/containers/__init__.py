@@ -70,6 +70,7 @@ class Config:
     dns_options: list[str] = field(default_factory=list)
     runtime: str = "berth"
     runtimes: dict[str, str] = field(default_factory=lambda: {"berth": ""})  # name -> path
+    idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
     init_path: str = ""                 # a static init (tini) for --init, mounted in
     # unlike Docker, logs rotate by default, so a chatty container cannot fill the disk
     log_max_size: int = 20 * 1024 * 1024
@@ -215,6 +216,16 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             raise NotFound(f"No such image: {shown}") from None
         hc: dict[str, Any] = dict(body.get("HostConfig") or {})
         warnings = validate_host_config(hc, self.ncpu)
+        if self.cfg.idmap is not None and hc.get("UsernsMode") != "host":
+            if hc.get("Privileged"):
+                raise InvalidArgument("privileged mode is incompatible with user namespaces.  "
+                                      "You must run the container in the host namespace when "
+                                      "running privileged mode")
+            if (hc.get("NetworkMode") or "") == "host":
+                raise InvalidArgument("cannot share the host's network namespace when user "
+                                      "namespaces are enabled")
+        elif hc.get("UsernsMode") not in (None, "", "host"):
+            raise InvalidArgument(f"invalid USER mode: {hc['UsernsMode']}")
         hc["Runtime"] = hc.get("Runtime") or self.cfg.runtime
         if hc["Runtime"] == "berth-runtime":
             hc["Runtime"] = "berth"
@@ -403,7 +414,12 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                           hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
                           resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
                           netns_path=netns, init_path=self.cfg.init_path,
-                          mounts=self._runtime_mounts(doc))
+                          mounts=self._runtime_mounts(doc), idmap=self.cfg.idmap)
+        if self.cfg.idmap is not None:
+            # the files the runtime binds in belong to the container's root, as in Docker
+            for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
+                with contextlib.suppress(OSError):
+                    os.chown(doc[key], self.cfg.idmap[0], self.cfg.idmap[1])
         if mode == "host":
             spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                            if ns["type"] != "network"]

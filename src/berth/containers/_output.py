@@ -218,7 +218,7 @@ class OutputMixin:
         dirs = [self.driver.upper(doc["Id"])]
         if self.driver.name == "overlay2":
             dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
-        storage.write_merged_tar(dirs, out)
+        storage.write_merged_tar(dirs, out, self.images.layer_store.shift)
 
 
 def _rotated_rest(path: str, ino: int, pos: int) -> bytes:

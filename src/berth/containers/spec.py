@@ -130,8 +130,8 @@ def cgroupns_mode(hc: dict[str, Any]) -> str:
 def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                hostname_path: str, hosts_path: str, resolv_path: str,
                cgroup_parent: str, netns_path: str | None = None,
-               init_path: str = "", mounts: list[dict[str, Any]] | None = None
-               ) -> dict[str, Any]:
+               init_path: str = "", mounts: list[dict[str, Any]] | None = None,
+               idmap: tuple[int, int, int] | None = None) -> dict[str, Any]:
     args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     if host_config.get("Init") and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
@@ -210,6 +210,12 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         namespaces.append({"type": "network"})
     if cgroupns_mode(hc) == "private":
         namespaces.append({"type": "cgroup"})
+    if idmap is not None and hc.get("UsernsMode") != "host":
+        # berthd --userns-remap: root in the container is idmap's unprivileged range outside
+        uid, gid, size = idmap
+        namespaces.insert(0, {"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": size}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": size}]
     spec["linux"]["namespaces"] = namespaces
 
     res: dict[str, Any] = {}

@@ -65,6 +65,7 @@ class DaemonConfig:
     insecure_registries: list[str] = field(default_factory=list)
     certs_dir: str = "/etc/docker/certs.d"
     docker_hub: bool = True
+    idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
 
     @property
     def socket_path(self) -> str:
@@ -101,6 +102,9 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])
     p.add_argument("--dns-opt", action="append", default=[])
+    p.add_argument("--userns-remap", default="",
+                   help="default|USER[:GROUP]|UID[:GID]: containers' root is that user's "
+                   "subordinate range (/etc/subuid, /etc/subgid) outside")
     p.add_argument("--registry-mirror", action="append", default=[],
                    help="a mirror of Docker Hub, tried before it (http(s)://HOST[:PORT])")
     p.add_argument("--insecure-registry", action="append", default=[],
@@ -124,6 +128,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     if a.default_runtime not in runtimes:
         p.error(f"unknown runtime {a.default_runtime!r}: berth, "
                 + ", ".join(sorted(set(runtimes) - {"berth"})) + " (--add-runtime adds one)")
+    idmap = _userns_remap(p, a.userns_remap) if a.userns_remap else None
+    if idmap is not None:
+        # as Docker: a remapped daemon keeps its images and containers apart
+        a.data_root = os.path.join(a.data_root, f"{idmap[0]}.{idmap[1]}")
     host = a.host or f"unix://{os.path.join(a.exec_root, 'berth.sock')}"
     return DaemonConfig(host=host, data_root=os.path.abspath(a.data_root),
                         exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,
@@ -137,7 +145,68 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt,
                         registry_mirrors=a.registry_mirror,
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
-                        docker_hub=a.docker_hub == "true")
+                        docker_hub=a.docker_hub == "true", idmap=idmap)
+
+
+REMAP_USER = "berthremap"
+
+
+def _subordinate(path: str, names: set[str]) -> tuple[int, int] | None:
+    """The first range (start, count) for one of `names` in /etc/subuid or /etc/subgid."""
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] in names and parts[1].isdigit() \
+                        and parts[2].isdigit():
+                    return int(parts[1]), int(parts[2])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _userns_remap(p: argparse.ArgumentParser, spec: str) -> tuple[int, int, int]:
+    """`--userns-remap` as dockerd reads it. `default` is the user berthremap, made (with a
+    range of 65536 ids in /etc/subuid and /etc/subgid) if it is missing, as dockerd makes
+    dockremap. Only the first range of a user is used."""
+    import grp
+    import pwd
+    import subprocess
+    user, _, group = spec.partition(":")
+    if spec == "default":
+        user = group = REMAP_USER
+        try:
+            pwd.getpwnam(REMAP_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/false",
+                            REMAP_USER], check=True, capture_output=True)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            if _subordinate(path, {REMAP_USER}) is None:
+                start = 100000
+                with open(path, "a+") as f:
+                    f.seek(0)
+                    for line in f:
+                        parts = line.strip().split(":")
+                        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                            start = max(start, int(parts[1]) + int(parts[2]))
+                    f.write(f"{REMAP_USER}:{start}:65536\n")
+    group = group or user
+    unames = {user}
+    with contextlib.suppress(KeyError, ValueError):
+        unames.add(pwd.getpwuid(int(user)).pw_name if user.isdigit() else
+                   str(pwd.getpwnam(user).pw_uid))
+    gnames = {group}
+    with contextlib.suppress(KeyError, ValueError):
+        gnames.add(grp.getgrgid(int(group)).gr_name if group.isdigit() else
+                   str(grp.getgrnam(group).gr_gid))
+    uids = _subordinate("/etc/subuid", unames)
+    gids = _subordinate("/etc/subgid", gnames)
+    if uids is None or gids is None:
+        p.error(f"--userns-remap {spec}: no subordinate "
+                f"{'uid' if uids is None else 'gid'} range for {user if uids is None else group} "
+                f"in /etc/sub{'uid' if uids is None else 'gid'}")
+    assert uids is not None and gids is not None
+    return uids[0], gids[0], min(uids[1], gids[1])
 
 
 def _runtimes(p: argparse.ArgumentParser, added: list[str]) -> dict[str, str]:
@@ -208,11 +277,14 @@ class Daemon:
         self.meta = MetadataStore(os.path.join(cfg.data_root, "berth.db"))
         self.content = ContentStore(os.path.join(cfg.data_root, "content"))
         self.content.clean_ingest()
-        self.layers = storage.LayerStore(os.path.join(cfg.data_root, "storage"), self.content)
+        shift = (cfg.idmap[0], cfg.idmap[1]) if cfg.idmap else (0, 0)
+        self.layers = storage.LayerStore(os.path.join(cfg.data_root, "storage"), self.content,
+                                         shift)
         self.layers.clean()
         driver_name = cfg.storage_driver or (
             "overlay2" if storage.overlay_supported(cfg.data_root) else "vfs")
         self.driver = storage.make_driver(driver_name, os.path.join(cfg.data_root, "storage"))
+        self.driver.shift = shift
         self.images = ImageService(self.meta, self.content, self.layers)
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
         self.events = EventBus()
@@ -225,10 +297,12 @@ class Daemon:
                              forkserver=self.forkserver_sock, cgroup_parent=cfg.cgroup_parent,
                              dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
                              runtime=cfg.default_runtime, runtimes=dict(cfg.runtimes),
+                             idmap=cfg.idmap,
                              init_path=cfg.init_path,
                              **_log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit,
-            volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes")),
+            volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),
+                                  owner=shift),
             networks=self.networks)
         self.images.containers_using = self.containers.containers_using
         self.images.layers_in_use = self.containers.layers_in_use
@@ -303,7 +377,9 @@ class Daemon:
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""},
-            "InitCommit": {"ID": ""}, "SecurityOptions": [], "CDISpecDirs": [], "Containerd": None, "Warnings": None,
+            "InitCommit": {"ID": ""}, "SecurityOptions": [
+                "name=seccomp,profile=builtin", "name=no-new-privileges",
+                *(["name=userns"] if self.cfg.idmap else [])], "CDISpecDirs": [], "Containerd": None, "Warnings": None,
         }
 
     def _daemon_id(self) -> str:

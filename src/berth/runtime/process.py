@@ -134,6 +134,11 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     the error pipe and blocks opening the fifo for writing until `start` opens it to read."""
     err_r, err_w = os.pipe()  # both close-on-exec (PEP 446)
     pid_r, pid_w = os.pipe()
+    lx = spec.get("linux", {})
+    userns = any(ns["type"] == "user" and not ns.get("path") for ns in lx.get("namespaces", []))
+    if userns:
+        uns_r, uns_w = os.pipe()   # intermediate -> us: "my user namespace exists"
+        map_r, map_w = os.pipe()   # us -> intermediate: "its maps are written"
     inter = os.fork()
     if inter == 0:  # intermediate
         code = 1
@@ -145,13 +150,27 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
                 os.close(go[1])  # only the caller may write: EOF then means "give up"
             if join_cgroup:
                 join_cgroup(os.getpid())
+            if userns:
+                # first the user namespace, mapped from outside by our parent; then root in
+                # it, so that every other namespace belongs to it
+                os.close(uns_r)
+                os.close(map_w)
+                linux.unshare(linux.CLONE_NEWUSER)
+                os.write(uns_w, b"1")
+                os.close(uns_w)
+                if os.read(map_r, 1) != b"1":
+                    raise OSError("the user namespace was not mapped")
+                os.close(map_r)
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+                os.setgroups([])
             flags = 0
-            for ns in spec.get("linux", {}).get("namespaces", []):
+            for ns in lx.get("namespaces", []):
                 if ns.get("path"):
                     fd = os.open(ns["path"], os.O_RDONLY)
                     linux.setns(fd, linux.NAMESPACE_FLAGS[ns["type"]])
                     os.close(fd)
-                else:
+                elif ns["type"] != "user":
                     flags |= linux.NAMESPACE_FLAGS[ns["type"]]
             linux.unshare(flags)
             init = os.fork()
@@ -166,7 +185,28 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
             _report(err_w, f"container init: {e}", 1)
         finally:
             os._exit(code)
+    if userns:
+        os.close(uns_w)
+        os.close(map_r)
+        try:
+            if os.read(uns_r, 1) == b"1":
+                _write_id_maps(inter, lx)
+                os.write(map_w, b"1")
+        finally:
+            os.close(uns_r)
+            os.close(map_w)
     return _child_pid(inter, pid_r, pid_w, err_r, err_w, "container init failed", 1)
+
+
+def _write_id_maps(pid: int, lx: dict) -> None:  # type: ignore[type-arg]
+    """uid_map and gid_map of a process's new user namespace, from the spec's mappings."""
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                        for m in lx.get(key) or [])
+        if not lines:
+            raise StartError(f"a user namespace needs linux.{key}", 1)
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(lines)
 
 
 def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what: str,
@@ -409,11 +449,11 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
             linux.set_dumpable(False)
             _join_cgroups_of(target)
             fds = []
-            for ns in ("ipc", "uts", "net", "pid", "mnt"):
+            for ns in ("user", "ipc", "uts", "net", "pid", "mnt"):
                 path = f"/proc/{target}/ns/{ns}"
                 if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino:
                     fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-            for fd in fds:  # mnt last: after it, /proc is the container's
+            for fd in fds:  # user first (it owns the others), mnt last (then /proc is theirs)
                 linux.setns(fd)
                 os.close(fd)
             child = os.fork()  # into the pid namespace
@@ -606,6 +646,15 @@ def _setup_dev(rootfs: str, lx: dict) -> None:  # type: ignore[type-arg]
             try:
                 os.mknod(path, (mode & 0o7777) | kind, os.makedev(major, minor))
             except FileExistsError:
+                continue
+            except PermissionError:
+                # in a user namespace no device node can be made: bind the host's, as runc
+                host = "/dev/" + name
+                if not os.path.exists(host):
+                    continue
+                with open(path, "a"):
+                    pass
+                linux.mount(host, path, None, linux.MS_BIND)
                 continue
             os.chown(path, uid, gid)
     finally:

@@ -60,9 +60,13 @@ class Mount:
 
 
 class LayerStore:
-    def __init__(self, root: str, content: ContentStore) -> None:
+    def __init__(self, root: str, content: ContentStore, shift: tuple[int, int] = (0, 0)
+                 ) -> None:
         self.root = root
         self.content = content
+        # --userns-remap: files are owned on disk by the container's ids plus this (uid, gid),
+        # as Docker keeps a remapped daemon's layers; tars in and out carry the container's ids
+        self.shift = shift
         self.layers_dir = os.path.join(root, "layers")
         os.makedirs(self.layers_dir, exist_ok=True)
 
@@ -100,7 +104,7 @@ class LayerStore:
             with self.content.writer() as w:
                 tee = archive._Tee(archive.decompressed(src), w.write)
                 reader = io.BufferedReader(tee, 1 << 20)
-                stats = archive.unpack(reader, os.path.join(tmp, "diff"))
+                stats = archive.unpack(reader, os.path.join(tmp, "diff"), self.shift)
                 archive.drain(reader)
                 diff_id = w.digest
                 if expected_diff_id and expected_diff_id != diff_id:
@@ -182,10 +186,16 @@ class OverlayDriver:
         self.rw = os.path.join(root, "rw")
         os.makedirs(self.rw, exist_ok=True)
 
+    shift: tuple[int, int] = (0, 0)   # --userns-remap (see LayerStore.shift)
+
     def prepare(self, cid: str, layers: list[Layer]) -> None:
         for d in ("upper", "work"):
             os.makedirs(os.path.join(self.rw, cid, d), exist_ok=True)
-        init_dirs(self.upper(cid), [la.path for la in reversed(layers)])
+        upper = self.upper(cid)
+        if self.shift != (0, 0):
+            # the merged root takes the upper directory's owner: the container's root
+            os.chown(upper, *self.shift)
+        init_dirs(upper, [la.path for la in reversed(layers)], self.shift)
 
     def mount(self, cid: str, layers: list[Layer]) -> Mount:
         lower = ":".join(layer.path for layer in reversed(layers))
@@ -206,6 +216,7 @@ class CopyDriver:
     """Where overlayfs cannot be used: each container gets a full copy of its layers."""
 
     name = "vfs"
+    shift: tuple[int, int] = (0, 0)
 
     def __init__(self, root: str) -> None:
         self.rw = os.path.join(root, "rw")
@@ -224,7 +235,10 @@ class CopyDriver:
             p = os.path.join(tmp, name)
             if os.path.islink(p) or (os.path.lexists(p) and not os.path.isdir(p)):
                 os.unlink(p)
-            os.makedirs(p, mode=0o755, exist_ok=True)
+            if not os.path.exists(p):
+                os.mkdir(p, 0o755)
+                os.chown(p, *self.shift)
+        os.chown(tmp, *self.shift)
         os.rename(tmp, dst)
 
     def mount(self, cid: str, layers: list[Layer]) -> Mount:
@@ -240,7 +254,7 @@ class CopyDriver:
 INIT_DIRS = ("proc", "dev", "sys")
 
 
-def init_dirs(top: str, lowers_top_first: list[str]) -> None:
+def init_dirs(top: str, lowers_top_first: list[str], owner: tuple[int, int] = (0, 0)) -> None:
     """As Docker's init layer: /proc, /dev and /sys are directories in every container,
     whatever the image has there. A symlink in an image (to a host path, say) is hidden by a
     directory above it, so no runtime ever mounts or makes device nodes through it."""
@@ -249,6 +263,7 @@ def init_dirs(top: str, lowers_top_first: list[str]) -> None:
         p = os.path.join(top, name)
         if (st is None or not stat.S_ISDIR(st.st_mode)) and not os.path.lexists(p):
             os.mkdir(p, 0o755)
+            os.chown(p, *owner)
 
 
 def apply_overlay_dir(src: str, dst: str) -> None:
@@ -383,20 +398,26 @@ def _covered(rel_dir: str, hidden: set[str], opaque: set[str], depth: int) -> bo
     return False
 
 
-def write_merged_tar(dirs_top_first: list[str], out: BinaryIO) -> None:
+def write_merged_tar(dirs_top_first: list[str], out: BinaryIO,
+                     shift: tuple[int, int] = (0, 0)) -> None:
     """A tar of the merged filesystem (`docker export`), streamed to `out`."""
     import tarfile
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         links: dict[tuple[int, int], str] = {}
         for rel, src in merged_entries(dirs_top_first):
-            _add_to_tar(tf, src, rel, links)
+            _add_to_tar(tf, src, rel, links, shift)
 
 
-def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str]) -> Any:
-    """Add one file as `rel`; a file seen before under another name becomes a hard link."""
+def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str],
+                shift: tuple[int, int] = (0, 0)) -> Any:
+    """Add one file as `rel`; a file seen before under another name becomes a hard link.
+    Owners are moved down by `shift` (see LayerStore.shift)."""
     import tarfile
     ti = tf.gettarinfo(src, arcname=rel)
     ti.uname = ti.gname = ""
+    if shift != (0, 0):
+        ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
+        ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
     if ti.isreg():
         st = os.lstat(src)
         key = (st.st_dev, st.st_ino)
@@ -487,7 +508,8 @@ def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = f
 
 
 def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
-                   exclude: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+                   exclude: set[str] = frozenset(),  # type: ignore[assignment]
+                   shift: tuple[int, int] = (0, 0)) -> None:
     """A layer tarball of a container's changes: whiteouts become `.wh.` entries and opaque
     directories a `.wh..wh..opq` entry, as in an image layer."""
     import tarfile
@@ -500,7 +522,7 @@ def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
                 ti.mtime = int(os.lstat(src).st_mtime)
                 tf.addfile(ti)
                 continue
-            ti = _add_to_tar(tf, src, rel, links)
+            ti = _add_to_tar(tf, src, rel, links, shift)
             if ti.isdir():
                 with contextlib.suppress(OSError):
                     if os.getxattr(src, "trusted.overlay.opaque") == b"y":

@@ -87,10 +87,11 @@ def clean_name(name: str) -> list[str]:
 
 
 class _Extractor:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, shift: tuple[int, int] = (0, 0)) -> None:
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dir_times: list[tuple[list[str], int]] = []
         self.stats = UnpackStats()
+        self.shift = shift   # --userns-remap: owners as the host sees them
 
     def close(self) -> None:
         os.close(self.root_fd)
@@ -212,13 +213,14 @@ class _Extractor:
                 os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
             else:
                 return  # other entry types carry nothing for a filesystem
-            self._apply_metadata(m, name, pfd)
+            self._apply_metadata(m, name, pfd, self.shift)
         finally:
             os.close(pfd)
 
     @staticmethod
-    def _apply_metadata(m: tarfile.TarInfo, name: str, pfd: int) -> None:
-        os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+    def _apply_metadata(m: tarfile.TarInfo, name: str, pfd: int,
+                        shift: tuple[int, int] = (0, 0)) -> None:
+        os.chown(name, m.uid + shift[0], m.gid + shift[1], dir_fd=pfd, follow_symlinks=False)
         if not m.issym():
             # chmod after chown: chown clears setuid/setgid bits
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
@@ -244,11 +246,12 @@ class _Extractor:
                 os.close(pfd)
 
 
-def unpack(stream: BinaryIO, target: str) -> UnpackStats:
-    """Extract the (already uncompressed) tar `stream` into `target` safely.
+def unpack(stream: BinaryIO, target: str, shift: tuple[int, int] = (0, 0)) -> UnpackStats:
+    """Extract the (already uncompressed) tar `stream` into `target` safely; owners are moved
+    up by `shift` (uid, gid) for a daemon with --userns-remap.
 
     Raises InvalidArgument for a malformed archive or a hostile entry."""
-    ex = _Extractor(target)
+    ex = _Extractor(target, shift)
     try:
         with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tf:
             for m in tf:

@@ -124,9 +124,11 @@ def parse_mount(m: dict[str, Any]) -> MountSpec:
 
 class VolumeService:
     def __init__(self, meta: MetadataStore, root: str,
-                 users: Callable[[str], list[str]] | None = None) -> None:
+                 users: Callable[[str], list[str]] | None = None,
+                 owner: tuple[int, int] = (0, 0)) -> None:
         self.meta = meta
         self.root = root
+        self.owner = owner   # --userns-remap: a new volume belongs to the container's root
         os.makedirs(root, mode=0o701, exist_ok=True)
         self.users = users or (lambda name: [])  # container IDs that mount a volume
 
@@ -161,6 +163,8 @@ class VolumeService:
         if anonymous:
             labels[ANONYMOUS] = ""
         os.makedirs(self._path(name), mode=0o755, exist_ok=True)
+        if self.owner != (0, 0):
+            os.chown(self._path(name), *self.owner)
         doc = {"CreatedAt": _now(), "Driver": driver, "Labels": labels,
                "Mountpoint": self._path(name), "Name": name, "Options": options or None,
                "Scope": "local"}
