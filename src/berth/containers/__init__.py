@@ -790,6 +790,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         self.driver.remove(cid)
         shutil.rmtree(self._dir(cid), ignore_errors=True)
         shutil.rmtree(self._run_dir(cid), ignore_errors=True)
+        # an OCI runtime's state, should its monitor have died before `delete`
+        for name in self.cfg.runtimes:
+            shutil.rmtree(os.path.join(self.cfg.exec_root, "runtimes", name, cid),
+                          ignore_errors=True)
 
     async def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
         deleted = []
