@@ -406,3 +406,21 @@ def test_labels_cache_from_and_proxy_args(daemon: Daemon, tmp_path: Path) -> Non
     r = build(daemon, ctx, "--cache-from", "lab:1", "-t", "lab:2")
     assert steps(r.stdout) == ["cache", "cache"], r.stdout
     daemon.ok("rmi", "lab:1", "lab:2")
+
+
+def test_bind_mount_sources_stay_in_their_tree(daemon: Daemon, tmp_path: Path) -> None:
+    """A symlink to a host path, in the context or in a stage, is followed inside that tree:
+    a RUN --mount never binds a host directory."""
+    (tmp_path / "ctxlink").symlink_to("/etc")
+    write(tmp_path, {"Dockerfile": """\
+FROM busybox AS s
+RUN ln -s /etc /evil
+FROM busybox
+RUN --mount=type=bind,from=s,source=evil,target=/m test -e /m/passwd && ! test -e /m/os-release
+RUN --mount=type=bind,source=ctxlink,target=/c ! test -e /c/os-release
+"""})
+    assert Path("/etc/os-release").exists()
+    r = build(daemon, tmp_path, "--no-cache")
+    # the stage's link leads to the stage's /etc; the context's to nothing in the context
+    assert "Step 4/5" in r.stdout and "Step 5/5" in r.stdout, r.stdout + r.stderr
+    assert r.returncode != 0 and "ctxlink: not found in the build context" in r.stderr
