@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -438,3 +439,23 @@ def test_build_pulls_its_base_image(rd: Daemon, plain: Registry, tmp_path: Path)
     r = rd.berth("build", "--pull", "-t", "frompulled:2", str(tmp_path), timeout=120)
     assert r.returncode == 0 and "Image is up to date" in r.stdout, r.stdout + r.stderr
     rd.ok("rmi", "frompulled:1", "frompulled:2", base)
+
+
+def test_daemon_json_sets_mirrors_and_insecure_registries(tmp_path: Path, rootfs_tar: Path,
+                                                          plain: Registry) -> None:
+    base = tmp_path / "d"
+    base.mkdir()
+    (base / "daemon.json").write_text(json.dumps({
+        "registry-mirrors": [f"http://{plain.addr}"],
+        "insecure-registries": ["myregistry.test:5000", "10.99.0.0/16"]}))
+    with running_daemon(base, rootfs_tar) as d:
+        info = json.loads(d.ok("info", "--format", "{{json .RegistryConfig}}"))
+        assert info["Mirrors"] == [f"http://{plain.addr}"]
+        assert "10.99.0.0/16" in info["InsecureRegistryCIDRs"]
+        assert info["IndexConfigs"]["myregistry.test:5000"]["Secure"] is False
+        # a key given both ways is refused, as dockerd refuses it
+        r = subprocess.run([str(Path(sys.executable).parent / "berthd"), "--config-file",
+                            str(base / "daemon.json"), "--registry-mirror", "http://x",
+                            "--data-root", str(tmp_path / "unused")], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode != 0 and "both as a flag and in the configuration file" in r.stderr
