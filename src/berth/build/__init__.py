@@ -701,40 +701,24 @@ class _Run:
                 for p in self.lexer.words(word, env):
                     ports += _ports(p, where)
 
-            def f(st: State) -> None:
-                ex = dict(st.cfg.get("ExposedPorts") or {})
-                for p in ports:
-                    ex[p] = {}
-                st.cfg["ExposedPorts"] = ex
-            return f, "EXPOSE " + " ".join(sorted(ports))
+            return _add_keys("ExposedPorts", ports), "EXPOSE " + " ".join(sorted(ports))
         if c == "USER":
             if len(a) != 1:
                 raise BuildError(f"{where}: USER requires exactly one argument")
             user = w(a[0], env)
-
-            def f(st: State) -> None:
-                st.cfg["User"] = user
-            return f, f"USER {user}"
+            return _set("User", user), f"USER {user}"
         if c == "VOLUME":
             vols = [w(v, env) for v in a] if ins.json else [
                 x for v in a for x in self.lexer.words(v, env)]
             if not vols or any(not v.strip() for v in vols):
                 raise BuildError(f"{where}: VOLUME specified can not be an empty string")
 
-            def f(st: State) -> None:
-                vs = dict(st.cfg.get("Volumes") or {})
-                for v in vols:
-                    vs[v] = {}
-                st.cfg["Volumes"] = vs
-            return f, "VOLUME " + json.dumps(vols)
+            return _add_keys("Volumes", vols), "VOLUME " + json.dumps(vols)
         if c == "STOPSIGNAL":
             if len(a) != 1:
                 raise BuildError(f"{where}: STOPSIGNAL requires exactly one argument")
             sig = w(a[0], env)
-
-            def f(st: State) -> None:
-                st.cfg["StopSignal"] = sig
-            return f, f"STOPSIGNAL {sig}"
+            return _set("StopSignal", sig), f"STOPSIGNAL {sig}"
         if c in ("CMD", "ENTRYPOINT"):
             shell = state.cfg.get("Shell") or DEFAULT_SHELL
             argv = list(a) if ins.json else ([*shell, a[0]] if a and a[0] else [])
@@ -752,10 +736,7 @@ class _Run:
             if not ins.json or not a:
                 raise BuildError(f"{where}: SHELL requires the arguments to be in JSON form")
             sh = list(a)
-
-            def f(st: State) -> None:
-                st.cfg["Shell"] = sh
-            return f, f"SHELL {json.dumps(sh)}"
+            return _set("Shell", sh), f"SHELL {json.dumps(sh)}"
         if c == "ONBUILD":
             trig = a[0] if a else ""
             first = trig.split(None, 1)[0].upper() if trig.strip() else ""
@@ -798,10 +779,7 @@ class _Run:
                 hc["Retries"] = int(ins.flags["retries"])
         else:
             raise BuildError(f"{where}: Unknown type \"{a[0]}\" in HEALTHCHECK (try CMD)")
-
-        def f(st: State) -> None:
-            st.cfg["Healthcheck"] = hc
-        return f
+        return _set("Healthcheck", hc)
 
     # --- the cache ----------------------------------------------------------------------------
     def _key(self, parent: str, instruction: str, args: dict[str, str], files: str) -> str:
@@ -1361,6 +1339,20 @@ def _kv(spec: str) -> dict[str, str]:
         if k:
             out[k.lower()] = v if eq else ""
     return out
+
+
+def _set(key: str, value: Any) -> Callable[[State], None]:
+    """A config step that sets one field of the container config."""
+    def f(st: State) -> None:
+        st.cfg[key] = value
+    return f
+
+
+def _add_keys(key: str, names: list[str]) -> Callable[[State], None]:
+    """A config step that adds names to a set-like field (ExposedPorts, Volumes)."""
+    def f(st: State) -> None:
+        st.cfg[key] = {**(st.cfg.get(key) or {}), **{n: {} for n in names}}
+    return f
 
 
 def _ports(p: str, where: str) -> list[str]:

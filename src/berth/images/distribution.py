@@ -289,32 +289,24 @@ class Distribution:
                 staged[i] = await self._download(repo, p.layers[i], p.diff_ids[i], short, queue)
 
         async def run() -> None:
-            try:
-                await _all_or_none([one(i) for i in todo])
-                for i in range(len(chains)):
-                    short = p.layers[i]["digest"][7:19]
-                    if i in waits:
-                        await waits[i]
-                        queue.put_nowait({"status": "Already exists", "progressDetail": {},
-                                          "id": short})
-                    elif i in staged:
-                        parent = chains[i - 1] if i else None
-                        layer = await asyncio.to_thread(store.commit, staged.pop(i), parent)
-                        mine[i].set_result(layer)
-                        queue.put_nowait({"status": "Pull complete", "progressDetail": {},
-                                          "id": short})
-            finally:
-                queue.put_nowait(None)
+            await _all_or_none([one(i) for i in todo])
+            for i in range(len(chains)):
+                short = p.layers[i]["digest"][7:19]
+                if i in waits:
+                    await waits[i]
+                    queue.put_nowait({"status": "Already exists", "progressDetail": {},
+                                      "id": short})
+                elif i in staged:
+                    parent = chains[i - 1] if i else None
+                    layer = await asyncio.to_thread(store.commit, staged.pop(i), parent)
+                    mine[i].set_result(layer)
+                    queue.put_nowait({"status": "Pull complete", "progressDetail": {},
+                                      "id": short})
 
-        task = asyncio.create_task(run())
         try:
-            while (m := await queue.get()) is not None:
+            async for m in _messages(run(), queue):
                 yield m
-            await task
         except BaseException as e:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
             for s in staged.values():
                 store.discard(s)
             for f in mine.values():
@@ -469,22 +461,9 @@ class Distribution:
             async with sem:
                 descs[i] = await self._push_layer(repo, la, short, queue)
 
-        async def run() -> None:
-            try:
-                await _all_or_none([one(i, la) for i, la in enumerate(layers)])
-            finally:
-                queue.put_nowait(None)
-
-        task = asyncio.create_task(run())
-        try:
-            while (m := await queue.get()) is not None:
-                yield m
-            await task
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise
+        async for m in _messages(_all_or_none([one(i, la) for i, la in enumerate(layers)]),
+                                 queue):
+            yield m
         config_raw = self.images.content.read(img.id)
         await repo.put_blob(config_raw)
         ordered = [descs[i] for i in range(len(layers))]
@@ -595,6 +574,27 @@ class Distribution:
                 chunks.get_nowait()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(worker, 5)
+
+
+async def _messages(work: Any, queue: asyncio.Queue[Message | None]) -> AsyncIterator[Message]:
+    """The progress messages `work` (a coroutine) puts on `queue`, as they come, then its
+    result; if the consumer goes away or `work` fails, `work` is cancelled and waited for."""
+    async def run() -> None:
+        try:
+            await work
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    try:
+        while (m := await queue.get()) is not None:
+            yield m
+        await task
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 async def _all_or_none(coros: list[Any]) -> None:
