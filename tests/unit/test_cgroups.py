@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from berth import cgroups
+import pytest
+
+from berth import cgroups, linux
 
 
 def _v1_tree(tmp: Path) -> dict[str, str]:
@@ -82,3 +85,50 @@ def test_relative_paths_sit_under_the_callers_cgroups(tmp_path: Path) -> None:
     m = cgroups.V1("x/1", mounts={"memory": "/m", "cpu": "/c", "": "/u"}, bases=bases)
     assert m._dir("memory") == "/m/svc/a/x/1" and m._dir("cpu") == "/c/svc/b/x/1"
     assert m._dir("") == "/u/svc/c/x/1"
+
+
+def test_join_self_writes_zero_to_v1_tasks_and_leaves_unified_to_clone(tmp_path: Path) -> None:
+    mounts = _v1_tree(tmp_path)
+    (tmp_path / "unified").mkdir()
+    mounts[""] = str(tmp_path / "unified")
+    m = cgroups.V1("berth/c1", mounts=mounts)
+    for c in mounts.values():
+        Path(c, "berth", "c1").mkdir(parents=True)
+    m.join_self()
+    assert (tmp_path / "pids" / "berth" / "c1" / "tasks").read_text() == "0"
+    assert not (tmp_path / "unified" / "berth" / "c1" / "cgroup.procs").exists()
+    assert m.unified_dir() == str(tmp_path / "unified" / "berth" / "c1")
+
+
+def _unified_mount() -> str | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    return None
+
+
+@pytest.mark.parametrize("clone3", [True, False], ids=["clone3", "fallback"])
+def test_fork_into_cgroup(clone3: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child is born in the v2 directory (clone3), or writes itself there (older kernels)."""
+    root = _unified_mount()
+    if os.geteuid() != 0 or not root:
+        pytest.skip("needs root and a cgroup2 mount")
+    d = os.path.join(root, f"berth-test-{os.getpid()}")
+    os.mkdir(d)
+    try:
+        monkeypatch.setattr(linux, "_clone3_works", clone3)
+        r, w = os.pipe()
+        pid = linux.fork_into_cgroup(d)
+        if pid == 0:
+            with open("/proc/self/cgroup") as f:
+                os.write(w, f.read().encode())
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            seen = f.read()
+        assert os.waitpid(pid, 0)[1] == 0
+        assert f"0::/berth-test-{os.getpid()}\n" in seen
+    finally:
+        os.rmdir(d)

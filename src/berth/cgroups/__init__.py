@@ -55,7 +55,8 @@ class Stats:
 
 
 class CgroupManager(Protocol):
-    """Lifecycle: create(limits) → add(pid) … → oom_killed()/stats() → remove().
+    """Lifecycle: create(limits) → a child forked into unified_dir() (linux.fork_into_cgroup)
+    calls join_self(), or add(pid) from outside … → oom_killed()/stats() → remove().
 
     `path` is relative to the hierarchy root(s), e.g. `berth/<id>`."""
 
@@ -64,6 +65,8 @@ class CgroupManager(Protocol):
     def create(self, res: Resources) -> None: ...
     def procs_files(self) -> list[str]: ...
     def add(self, pid: int) -> None: ...
+    def join_self(self) -> None: ...
+    def unified_dir(self) -> str | None: ...
     def oom_killed(self) -> int: ...
     def stats(self) -> Stats: ...
     def freeze(self, frozen: bool) -> None: ...
@@ -196,6 +199,20 @@ class V1:
         for f in self.procs_files():
             _write(f, pid)
 
+    def join_self(self) -> None:
+        """Move the calling process, which must be single-threaded, into the v1 hierarchies;
+        the unified one of a hybrid layout is `unified_dir`, for `linux.fork_into_cgroup`.
+
+        Written as "0" to each hierarchy's `tasks`: a thread moving itself skips the kernel's
+        thread-group lock, whose first writer after a quiet spell waits out an RCU grace
+        period (6 to 15 ms per start or exec here), which a write to `cgroup.procs` pays."""
+        files = {os.path.join(m, self._rel(c), "tasks") for c, m in self.mounts.items() if c}
+        for f in sorted(files):
+            _write(f, 0)
+
+    def unified_dir(self) -> str | None:
+        return self._dir("")
+
     def oom_killed(self) -> int:
         mem = self._dir("memory")
         return _flat_kv(_read(os.path.join(mem, "memory.oom_control"))).get("oom_kill", 0) if mem else 0
@@ -285,6 +302,12 @@ class V2:
 
     def add(self, pid: int) -> None:
         _write(os.path.join(self.dir, "cgroup.procs"), pid)
+
+    def join_self(self) -> None:
+        pass  # all in `unified_dir`, which `linux.fork_into_cgroup` places a child in
+
+    def unified_dir(self) -> str | None:
+        return self.dir
 
     def oom_killed(self) -> int:
         return _flat_kv(_read(os.path.join(self.dir, "memory.events"))).get("oom_kill", 0)

@@ -119,7 +119,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None,
             cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
         stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
         pid, err_r = process.spawn(spec, bundle, stdio,
-                                   join_cgroup=cg.add if cg else None, exec_fifo=fifo)
+                                   cgroup=cg, exec_fifo=fifo)
         if stdio.console >= 0:
             os.close(stdio.console)
         process.wait_exec(err_r, until_ready=True)

@@ -452,7 +452,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
                 stdio.receive_console()   # sized before the process starts
             else:
                 pid, exec_r = process.spawn(spec, req.bundle, stdio.child,
-                                            join_cgroup=cg.add if cg else None,
+                                            cgroup=cg,
                                             go=(go_r, go_w) if req.networks else None)
         except process.StartError as e:
             if req.runtime:

@@ -27,11 +27,14 @@ import socket
 import stat
 import struct
 import termios
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from berth import linux
 from berth.linux import seccomp
+
+if TYPE_CHECKING:
+    from berth.cgroups import CgroupManager
 
 # the capabilities Docker grants by default (moby oci/caps/defaults.go)
 DEFAULT_CAPS = [
@@ -124,7 +127,7 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 
 def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
-          join_cgroup: Callable[[int], None] | None = None,
+          cgroup: CgroupManager | None = None,
           exec_fifo: str | None = None,
           go: tuple[int, int] | None = None) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
@@ -139,7 +142,8 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     if userns:
         uns_r, uns_w = os.pipe()   # intermediate -> us: "my user namespace exists"
         map_r, map_w = os.pipe()   # us -> intermediate: "its maps are written"
-    inter = os.fork()
+    unified = cgroup.unified_dir() if cgroup else None
+    inter = linux.fork_into_cgroup(unified) if unified else os.fork()
     if inter == 0:  # intermediate
         code = 1
         try:
@@ -148,8 +152,8 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
             linux.set_dumpable(False)  # as for exec: no /proc/PID/exe for the container
             if go is not None:
                 os.close(go[1])  # only the caller may write: EOF then means "give up"
-            if join_cgroup:
-                join_cgroup(os.getpid())
+            if cgroup:
+                cgroup.join_self()
             if userns:
                 # first the user namespace, mapped from outside by our parent; then root in
                 # it, so that every other namespace belongs to it
@@ -437,7 +441,8 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     as `spawn` does."""
     err_r, err_w = os.pipe()
     pid_r, pid_w = os.pipe()
-    inter = os.fork()
+    v1, unified = _cgroups_of(target)
+    inter = linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified) else os.fork()
     if inter == 0:
         code = 1
         try:
@@ -447,7 +452,9 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
             # /proc/PID/exe (the host's interpreter) while we enter its namespaces
             # (CVE-2019-5736); execve makes the new program dumpable again
             linux.set_dumpable(False)
-            _join_cgroups_of(target)
+            for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
+                with contextlib.suppress(OSError), open(os.path.join(d, "tasks"), "w") as f:
+                    f.write("0")
             fds = []
             for ns in ("user", "ipc", "uts", "net", "pid", "mnt"):
                 path = f"/proc/{target}/ns/{ns}"
@@ -469,26 +476,28 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     return _child_pid(inter, pid_r, pid_w, err_r, err_w, "exec failed", 126)
 
 
-def _join_cgroups_of(pid: int) -> None:
+def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
+    """The cgroup directories of process `pid`: those of the v1 hierarchies, and the one of
+    the unified (v2) hierarchy if it is mounted."""
     with open(f"/proc/{pid}/cgroup") as f:
         lines = [line.rstrip("\n").split(":", 2) for line in f]
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split(" - ") for line in f]
+    v1: list[str] = []
+    unified = None
     for _, ctrls, path in lines:
         for left, right in mounts:
             fields = right.split()
             point = left.split()[4]
             if ctrls == "" and fields[0] == "cgroup2":
-                target = point
+                unified = point + path
             elif fields[0] == "cgroup" and ctrls and set(ctrls.split(",")) <= set(
                     fields[2].split(",")):
-                target = point
+                v1.append(point + path)
             else:
                 continue
-            with contextlib.suppress(OSError):
-                with open(os.path.join(target + path, "cgroup.procs"), "w") as f:
-                    f.write(str(os.getpid()))
             break
+    return v1, unified
 
 
 def _exec_init(proc: dict, stdio: Stdio, err_w: int) -> None:  # type: ignore[type-arg]
