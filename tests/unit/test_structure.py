@@ -77,8 +77,17 @@ def test_imports_flow_downward() -> None:
 def test_cli_fast_path_is_lean() -> None:
     code = ("import sys, berth.cli.main as m\n"
             "heavy = [n for n in ('aiohttp', 'asyncio', 'rich', 'yaml', 'berth.daemon', "
-            "'berth.containers', 'http.client', 'dataclasses', 'typing', 'urllib.parse') "
+            "'berth.containers', 'http.client', 'dataclasses', 'typing', 'urllib.parse', "
+            # each of these costs milliseconds: every command pays for them
+            "'re', 'enum', 'json', 'socket', 'signal', 'threading', 'selectors') "
             "if n in sys.modules]\n"
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_launcher_is_ours() -> None:
+    """The installed `berth` is bin/berth (pip's entry-point wrapper would import `re`)."""
+    launcher = Path(sys.executable).parent / "berth"
+    if launcher.exists():
+        assert "import re" not in launcher.read_text()

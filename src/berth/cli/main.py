@@ -6,22 +6,23 @@ import aiohttp, rich, YAML or the daemon: a unit test checks `sys.modules`.
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # `signal` and `threading` import enum: ~4 ms of start-up
+import _socket
+import _thread
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
 
 from berth.cli import fmt
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, ConnectionFailed, q
+from berth.client import jsonc as json
 from berth.errors import BerthError, NotFound
 from berth.units import parse_duration, parse_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 ENGINE_ERROR = 125
@@ -701,8 +702,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
              resize: Callable[[int, int], None] | None = None) -> bool:
     """A hijacked stream: stdin to it, it to stdout/stderr; the terminal in raw mode for a Tty
     and restored on every way out. True if the user typed the detach keys."""
-    import socket
-    detached = threading.Event()
+    detached: list[bool] = []  # set by the stdin thread
     in_fd = sys.stdin.fileno() if stdin else -1
     raw = tty and stdin and os.isatty(in_fd)
     saved = None
@@ -719,7 +719,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
         def on_winch(_s: int, _f: Any) -> None:
             sz = _term_size()
             if sz:
-                threading.Thread(target=resize, args=sz, daemon=True).start()
+                _thread.start_new_thread(resize, sz)
         signal.signal(signal.SIGWINCH, on_winch)
 
     def pump_stdin() -> None:
@@ -736,7 +736,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
                         # the daemon sees the keys too, and ends the stream without closing
                         # the container's stdin (closing ours would end a StdinOnce shell).
                         # Flag first: the stream may end before sendall returns
-                        detached.set()
+                        detached.append(True)
                         r.sock.sendall(buf[:buf.index(seq) + len(seq)])
                         return
                     held = b""
@@ -747,14 +747,14 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
                     data = buf
                 if data:
                     r.sock.sendall(data)
-            r.sock.shutdown(socket.SHUT_WR)
+            r.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
     if stdin:
-        threading.Thread(target=pump_stdin, daemon=True).start()
+        _thread.start_new_thread(pump_stdin, ())
     else:
         try:
-            r.sock.shutdown(socket.SHUT_WR)  # as the docker CLI: no input coming
+            r.sock.shutdown(_socket.SHUT_WR)  # as the docker CLI: no input coming
         except OSError:
             pass
     try:
@@ -763,9 +763,9 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
         if saved is not None:
             import termios
             termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
-    if detached.is_set():
+    if detached:
         err("\r\nread escape sequence" if raw else "read escape sequence")
-    return detached.is_set()
+    return bool(detached)
 
 
 def _proxy_signals(c: Client, cid: str) -> None:
@@ -775,7 +775,7 @@ def _proxy_signals(c: Client, cid: str) -> None:
                 c.send("POST", f"/containers/{cid}/kill", query={"signal": str(signo)}).close()
             except BerthError:
                 pass
-        threading.Thread(target=send, daemon=True).start()
+        _thread.start_new_thread(send, ())
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
               signal.SIGUSR2):
         signal.signal(s, handler)

@@ -1,21 +1,23 @@
 """A small Engine API client over a unix socket, lean enough for the CLI's fast path.
 
-Imports `errors` only, and of the standard library only `socket`, `json` and `os`:
-`http.client` alone costs ~28 ms of start-up here (shared/PEERS.md). It speaks just enough
+Imports `errors` only, and of the standard library only `_socket`, `_json` (through `jsonc`)
+and `os`: `http.client` alone costs ~28 ms of start-up here (shared/PEERS.md), and `socket`
+and `json` about 6 ms each, for the `enum` and `re` they import. It speaks just enough
 HTTP/1.1: fixed-length and chunked bodies, streaming, and the `Upgrade: tcp` hijack.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import socket
-from collections.abc import Iterable, Iterator
 
+from berth.client import jsonc as json
 from berth.errors import BerthError, from_status
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from socket import socket
     from typing import Any, BinaryIO
 
 API_VERSION = "1.50"
@@ -45,7 +47,7 @@ class ConnectionFailed(BerthError):
 
 
 class Response:
-    def __init__(self, sock: socket.socket, status: int, headers: dict[str, str],
+    def __init__(self, sock: socket, status: int, headers: dict[str, str],
                  buf: bytes) -> None:
         self.sock = sock
         self.status = status
@@ -158,8 +160,8 @@ class Client:
         self.version = version
         self._negotiated = False
 
-    def _connect(self) -> socket.socket:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _connect(self) -> socket:
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             s.connect(self.path)
         except OSError:
@@ -250,7 +252,7 @@ class Client:
         raise from_status(resp.status, msg or f"status {resp.status}")
 
     @staticmethod
-    def _read_head(s: socket.socket) -> Response:
+    def _read_head(s: socket) -> Response:
         buf = b""
         while b"\r\n\r\n" not in buf:
             data = s.recv(65536)
