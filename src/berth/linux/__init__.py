@@ -89,7 +89,19 @@ CAPABILITIES = {
 
 @lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.CDLL(_LIBC_NAME, use_errno=True)
+
+
+def _libc_name() -> str:
+    # find_library runs ldconfig (milliseconds): only where libc.so.6 is not glibc's name
+    try:
+        ctypes.CDLL("libc.so.6")
+        return "libc.so.6"
+    except OSError:
+        return ctypes.util.find_library("c") or "libc.so.6"
+
+
+_LIBC_NAME = _libc_name()
 
 
 def _check(ret: int, what: str) -> int:
@@ -175,7 +187,15 @@ def fork_into_cgroup(cgroup_dir: str) -> int:
 @lru_cache(maxsize=1)
 def _libc_gil() -> ctypes.PyDLL:
     """libc called with the GIL held: no other thread runs Python across a raw clone."""
-    return ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.PyDLL(_LIBC_NAME, use_errno=True)
+
+
+def preload() -> None:
+    """Resolve, in a process that forks many, what the children would each look up again."""
+    _libc()
+    getattr(_libc_gil(), "syscall")  # noqa: B009 - ctypes resolves the symbol on first access
+    for name in ("PyOS_BeforeFork", "PyOS_AfterFork_Child", "PyOS_AfterFork_Parent"):
+        getattr(ctypes.pythonapi, name)
 
 
 def sethostname(name: str) -> None:

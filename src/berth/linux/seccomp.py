@@ -10,9 +10,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno as _errno
+import hashlib
+import json
+import os
 from typing import Any
 
 from berth.errors import InvalidArgument, System
+from berth.linux import _LIBC_NAME
 
 ACT_KILL_THREAD = 0x00000000
 ACT_KILL_PROCESS = 0x80000000
@@ -37,10 +41,15 @@ class _ArgCmp(ctypes.Structure):
 
 
 def _open() -> Any:
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
-    try:
-        lib = ctypes.CDLL(name, use_errno=True)
-    except OSError:
+    # find_library runs ldconfig (milliseconds of every berth-runtime command): the usual
+    # name first
+    for name in ("libseccomp.so.2", ctypes.util.find_library("seccomp")):
+        try:
+            lib = ctypes.CDLL(name, use_errno=True)
+            break
+        except (OSError, TypeError):
+            continue
+    else:
         return None
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
@@ -53,10 +62,12 @@ def _open() -> Any:
                                            ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
     lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     return lib
 
 
 _LIB = _open()
+_LIBC = ctypes.CDLL(_LIBC_NAME, use_errno=True)
 
 
 def available() -> bool:
@@ -94,8 +105,8 @@ def validate(profile: dict[str, Any]) -> None:
                 raise InvalidArgument(f"unknown seccomp comparison {arg.get('op')!r}")
 
 
-def load(profile: dict[str, Any], *, set_nnp: bool = False) -> None:
-    """Build the filter and load it into this process (and so the program it will exec)."""
+def _build(profile: dict[str, Any], set_nnp: bool) -> Any:
+    """A libseccomp filter context for the profile; the caller releases it."""
     if _LIB is None:
         raise System("seccomp: libseccomp.so.2 is not installed (apt-get install libseccomp2)")
     default = action(profile.get("defaultAction", "SCMP_ACT_ALLOW"),
@@ -127,6 +138,16 @@ def load(profile: dict[str, Any], *, set_nnp: bool = False) -> None:
                 rc = _LIB.seccomp_rule_add_array(ctx, act, nr, len(args), arr)
                 if rc < 0 and rc != -_errno.EEXIST:
                     raise System(f"seccomp: rule for {name}: {_errno.errorcode.get(-rc, rc)}")
+    except BaseException:
+        _LIB.seccomp_release(ctx)
+        raise
+    return ctx
+
+
+def load(profile: dict[str, Any], *, set_nnp: bool = False) -> None:
+    """Build the filter and load it into this process (and so the program it will exec)."""
+    ctx = _build(profile, set_nnp)
+    try:
         rc = _LIB.seccomp_load(ctx)
         if rc < 0:
             raise System(f"seccomp: loading the filter: {_errno.errorcode.get(-rc, rc)}")
@@ -134,4 +155,55 @@ def load(profile: dict[str, Any], *, set_nnp: bool = False) -> None:
         _LIB.seccomp_release(ctx)
 
 
-__all__ = ["load", "validate", "available", "action", "ARCHES"]
+def compile_bpf(profile: dict[str, Any]) -> bytes:
+    """The profile as the classic BPF program the kernel runs (`struct sock_filter`s)."""
+    ctx = _build(profile, False)
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        rc = _LIB.seccomp_export_bpf(ctx, fd)
+        if rc < 0:
+            raise System(f"seccomp: exporting the filter: {_errno.errorcode.get(-rc, rc)}")
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+        _LIB.seccomp_release(ctx)
+
+
+def cached_bpf(profile: dict[str, Any], cache_dir: str) -> bytes:
+    """compile_bpf, kept in `cache_dir` by the profile's digest: libseccomp takes about 2 ms
+    to build the default profile, which every start and exec would pay."""
+    key = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
+    path = os.path.join(cache_dir, f"{key}.bpf")
+    try:
+        with open(path, "rb") as f:
+            prog = f.read()
+        if prog and len(prog) % 8 == 0:
+            return prog
+    except FileNotFoundError:
+        pass
+    prog = compile_bpf(profile)
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(prog)
+    os.replace(tmp, path)
+    return prog
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_bpf(prog: bytes) -> None:
+    """Load a program from compile_bpf into this process, as seccomp_load would (no flags).
+    Needs no_new_privs or CAP_SYS_ADMIN, as any filter."""
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = _SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    SYS_seccomp, SECCOMP_SET_MODE_FILTER = 317, 1  # x86_64
+    if _LIBC.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog)) < 0:
+        err = ctypes.get_errno()
+        raise System(f"seccomp: loading the filter: {os.strerror(err)}")
+
+
+__all__ = ["load", "validate", "available", "action", "compile_bpf", "cached_bpf", "load_bpf",
+           "ARCHES"]

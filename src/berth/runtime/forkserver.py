@@ -3,8 +3,8 @@ that forks a monitor per container. The asyncio daemon never forks (shared/DESIG
 this warm interpreter costs about a millisecond, where a new interpreter costs tens.
 
 Protocol: the daemon connects to the unix socket and writes one request line; the server forks
-twice (the monitor is re-parented to init, so it outlives us and the daemon) and the monitor
-answers on the same connection (see `monitor`).
+a monitor (which outlives us and the daemon: orphans are re-parented) and the monitor answers on
+the same connection (see `monitor`).
 
 Run as `python -m berth.runtime.forkserver SOCKET`; it prints `ready` once it listens and dies
 with its parent (PR_SET_PDEATHSIG).
@@ -12,6 +12,7 @@ with its parent (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -22,7 +23,9 @@ from berth.runtime import monitor
 
 
 def _preload() -> None:
-    """Imported once here, not in every monitor: netlink and DNS for networked containers."""
+    """Imported once here, not in every monitor: netlink and DNS for networked containers, and
+    the C functions the monitors call."""
+    linux.preload()
     try:
         import dnslib  # noqa: F401
         import pyroute2  # noqa: F401
@@ -33,6 +36,7 @@ def _preload() -> None:
 def serve(path: str) -> None:
     linux.set_pdeathsig(signal.SIGKILL)
     _preload()
+    monitor.SECCOMP_CACHE = os.path.join(os.path.dirname(path), "seccomp")
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -43,16 +47,19 @@ def serve(path: str) -> None:
     srv.listen(128)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    # Monitors are our direct children, reaped by the kernel (SIGCHLD ignored): no second fork
+    # to detach them, and no wait before the next request. Should we die, they are re-parented
+    # and live on, as live restore wants.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # what is loaded now stays out of the children's garbage collections: a collection that
+    # walked it would copy every page it touched (copy-on-write) in every monitor
+    gc.freeze()
     while True:
         conn, _ = srv.accept()
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:
             srv.close()
-            if os.fork() == 0:
-                monitor.serve_connection(conn)  # never returns
-            os._exit(0)
+            monitor.serve_connection(conn)  # never returns
         conn.close()
-        os.waitpid(pid, 0)
 
 
 def main() -> None:

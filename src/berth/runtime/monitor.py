@@ -36,13 +36,15 @@ import time
 from dataclasses import dataclass
 
 from berth import cgroups, linux
-from berth.linux import netlink
+from berth.linux import netlink, seccomp
 from berth.runtime import process
 
 # Docker's json-file driver splits long lines into 16 KiB entries
 _MAX_LINE = 16 * 1024
 
 T_STDIN, T_STDOUT, T_STDERR, T_CLOSE_STDIN, T_RESIZE, T_CONTROL = 0, 1, 2, 3, 4, 10
+# where compiled seccomp filters are kept (the fork server sets it under its exec root)
+SECCOMP_CACHE = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -406,6 +408,8 @@ def run(req: Request, chan_sock: socket.socket) -> int:
     if req.exec_pid:
         with open(os.path.join(req.bundle, "process.json")) as f:
             proc_spec = json.load(f)
+        if proc_spec.get("_seccomp") and SECCOMP_CACHE and not req.runtime:
+            proc_spec["_seccomp_bpf"] = seccomp.cached_bpf(proc_spec["_seccomp"], SECCOMP_CACHE)
         stdio = _Stdio(req)
         try:
             if req.runtime:
@@ -435,6 +439,9 @@ def run(req: Request, chan_sock: socket.socket) -> int:
                 linux.mount(m.get("source", m["type"]), rootfs, m["type"], 0,
                             ",".join(m.get("options", [])))
         lx = spec.get("linux", {})
+        if lx.get("seccomp") and SECCOMP_CACHE and not req.runtime:
+            # not a runtime-spec field: only berth's own init reads it
+            lx["_seccompBPF"] = seccomp.cached_bpf(lx["seccomp"], SECCOMP_CACHE)
         cg = None
         if lx.get("cgroupsPath"):
             cg = cgroups.for_spec(lx["cgroupsPath"])
@@ -784,6 +791,8 @@ def serve_connection(conn: socket.socket) -> None:
     """Entry in the forked monitor: read the request line and run. Never returns."""
     code = 1
     try:
+        # the fork server ignores SIGCHLD, which would reap our children before we wait
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         buf = b""

@@ -376,6 +376,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
 
     if lx.get("seccomp"):
         proc["_seccomp"] = lx["seccomp"]
+        if lx.get("_seccompBPF"):
+            proc["_seccomp_bpf"] = lx["_seccompBPF"]
     _become(proc, stdio, uid, gid, groups)
 
 
@@ -391,7 +393,7 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
     if filt and not nnp:
         # as runc: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in while
         # we still hold it (the filter must let setuid, capset and execve through)
-        seccomp.load(filt)
+        _load_seccomp(proc)
     if keep is not None:
         linux.drop_bounding_caps(keep)
     if nnp:
@@ -410,7 +412,15 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     if filt and nnp:
-        seccomp.load(filt)   # last, as runc: nothing after it but execve
+        _load_seccomp(proc)   # last, as runc: nothing after it but execve
+
+
+def _load_seccomp(proc: dict) -> None:  # type: ignore[type-arg]
+    """The filter compiled ahead (by the monitor, from its cache), else built now."""
+    if proc.get("_seccomp_bpf"):
+        seccomp.load_bpf(proc["_seccomp_bpf"])
+    else:
+        seccomp.load(proc["_seccomp"])
 
 
 def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
@@ -438,16 +448,33 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     """`exec`: a new process inside the running container whose init is `target` (a host pid):
     it joins the container's cgroups and namespaces, then runs `proc` (a runtime-spec
     `process`, with `user` as the `user[:group]` string to resolve). Returns (pid, error pipe)
-    as `spawn` does."""
-    err_r, err_w = os.pipe()
-    pid_r, pid_w = os.pipe()
+    as `spawn` does.
+
+    No intermediate process: the caller joins the container's pid namespace for its children
+    only (setns of a pid namespace never moves the caller itself), so the one child is born in
+    it, and in the container's v2 cgroup; it joins the rest itself. The caller must fork nothing
+    else afterwards."""
     v1, unified = _cgroups_of(target)
-    inter = linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified) else os.fork()
-    if inter == 0:
-        code = 1
+    pid_ns = f"/proc/{target}/ns/pid"
+    if os.stat(pid_ns).st_ino != os.stat("/proc/self/ns/pid_for_children").st_ino:
+        fd = os.open(pid_ns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            linux.setns(fd, linux.CLONE_NEWPID)
+        except OSError as e:
+            raise StartError(_exec_message(f"exec: joining the pid namespace: {e}"), 126) from e
+        finally:
+            os.close(fd)
+    err_r, err_w = os.pipe()
+    try:
+        child = (linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified)
+                 else os.fork())
+    except OSError as e:  # ENOMEM: the pid namespace has no init any more
+        os.close(err_r)
+        os.close(err_w)
+        raise StartError(_exec_message(f"exec: {e}"), 126) from e
+    if child == 0:
         try:
             os.close(err_r)
-            os.close(pid_r)
             # not dumpable until execve: a process of the container must not reach our
             # /proc/PID/exe (the host's interpreter) while we enter its namespaces
             # (CVE-2019-5736); execve makes the new program dumpable again
@@ -456,24 +483,19 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
                 with contextlib.suppress(OSError), open(os.path.join(d, "tasks"), "w") as f:
                     f.write("0")
             fds = []
-            for ns in ("user", "ipc", "uts", "net", "pid", "mnt"):
+            for ns in ("user", "ipc", "uts", "net", "mnt"):
                 path = f"/proc/{target}/ns/{ns}"
                 if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino:
                     fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
             for fd in fds:  # user first (it owns the others), mnt last (then /proc is theirs)
                 linux.setns(fd)
                 os.close(fd)
-            child = os.fork()  # into the pid namespace
-            if child == 0:
-                os.close(pid_w)
-                _exec_init(proc, stdio, err_w)
-            os.write(pid_w, str(child).encode())
-            code = 0
         except BaseException as e:  # noqa: BLE001
             _report(err_w, _exec_message(f"exec: {e}"), 126)
-        finally:
-            os._exit(code)
-    return _child_pid(inter, pid_r, pid_w, err_r, err_w, "exec failed", 126)
+            os._exit(126)
+        _exec_init(proc, stdio, err_w)  # never returns
+    os.close(err_w)
+    return child, err_r
 
 
 def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
