@@ -11,25 +11,49 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from berth.errors import InvalidArgument, System
 
+TYPE_CHECKING = False  # not typing's (~3 ms of berth-runtime's start-up)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # CgroupManager is a protocol for the type checker only
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Resources:
-    """The runtime-spec `linux.resources` subset berth applies."""
-    memory: int | None = None          # bytes
-    memory_swap: int | None = None     # memory + swap, bytes; -1 unlimited
-    cpu_shares: int | None = None
-    cpu_quota: int | None = None       # microseconds per period
-    cpu_period: int | None = None
-    cpuset_cpus: str | None = None
-    cpuset_mems: str | None = None
-    pids_limit: int | None = None      # <= 0 unlimited
-    # runtime-spec device rules, in order: {"allow", "type", "major", "minor", "access"}
-    devices: tuple[dict, ...] = ()     # type: ignore[type-arg]
+    """The runtime-spec `linux.resources` subset berth applies. Plain classes here, not
+    dataclasses: berth-runtime imports this module, and `dataclasses` costs ~4 ms of its
+    start-up."""
+
+    __slots__ = ("memory", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period",
+                 "cpuset_cpus", "cpuset_mems", "pids_limit", "devices")
+
+    def __init__(self, *, memory: int | None = None, memory_swap: int | None = None,
+                 cpu_shares: int | None = None, cpu_quota: int | None = None,
+                 cpu_period: int | None = None, cpuset_cpus: str | None = None,
+                 cpuset_mems: str | None = None, pids_limit: int | None = None,
+                 devices: tuple[dict, ...] = ()) -> None:  # type: ignore[type-arg]
+        self.memory = memory                # bytes
+        self.memory_swap = memory_swap      # memory + swap, bytes; -1 unlimited
+        self.cpu_shares = cpu_shares
+        self.cpu_quota = cpu_quota          # microseconds per period
+        self.cpu_period = cpu_period
+        self.cpuset_cpus = cpuset_cpus
+        self.cpuset_mems = cpuset_mems
+        self.pids_limit = pids_limit        # <= 0 unlimited
+        # runtime-spec device rules, in order: {"allow", "type", "major", "minor", "access"}
+        self.devices = devices
+
+    def replace(self, **changes: Any) -> Resources:
+        return Resources(**{**{k: getattr(self, k) for k in self.__slots__}, **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Resources) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Resources(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     @classmethod
     def from_spec(cls, res: dict) -> Resources:  # type: ignore[type-arg]
@@ -43,15 +67,18 @@ class Resources:
                    devices=tuple(res.get("devices") or ()))
 
 
-@dataclass(slots=True)
 class Stats:
-    memory_usage: int = 0
-    memory_limit: int = 0
-    pids: int = 0
-    cpu_usage_ns: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-    io_read: int = 0      # bytes
-    io_write: int = 0
+    __slots__ = ("memory_usage", "memory_limit", "pids", "cpu_usage_ns", "extra", "io_read",
+                 "io_write")
+
+    def __init__(self) -> None:
+        self.memory_usage = 0
+        self.memory_limit = 0
+        self.pids = 0
+        self.cpu_usage_ns = 0
+        self.extra: dict[str, int] = {}
+        self.io_read = 0       # bytes
+        self.io_write = 0
 
 
 class CgroupManager(Protocol):

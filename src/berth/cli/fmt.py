@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from berth.client import jsonc as json
+from berth import jsonc as json
 from berth.units import human_duration, human_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up

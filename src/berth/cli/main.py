@@ -13,10 +13,10 @@ import os
 import sys
 import time
 
+from berth import jsonc as json
 from berth.cli import fmt
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, ConnectionFailed, q
-from berth.client import jsonc as json
 from berth.errors import BerthError, NotFound
 from berth.units import parse_duration, parse_size
 

@@ -1,7 +1,7 @@
 """A small Engine API client over a unix socket, lean enough for the CLI's fast path.
 
-Imports `errors` only, and of the standard library only `_socket`, `_json` (through `jsonc`)
-and `os`: `http.client` alone costs ~28 ms of start-up here (shared/PEERS.md), and `socket`
+Imports `errors` and `jsonc` only, and of the standard library only `_socket` and `os`:
+`http.client` alone costs ~28 ms of start-up here (shared/PEERS.md), and `socket`
 and `json` about 6 ms each, for the `enum` and `re` they import. It speaks just enough
 HTTP/1.1: fixed-length and chunked bodies, streaming, and the `Upgrade: tcp` hijack.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import _socket
 import os
 
-from berth.client import jsonc as json
+from berth import jsonc as json
 from berth.errors import BerthError, from_status
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -82,8 +81,7 @@ class ResourcesMixin:
                               hostname_path="", hosts_path="", resolv_path="",
                               cgroup_parent=self.cfg.cgroup_parent)
             # the device rules stay as they are: rewriting them would deny all for a moment
-            res = dataclasses.replace(
-                cgroups.Resources.from_spec(spec["linux"]["resources"]), devices=())
+            res = cgroups.Resources.from_spec(spec["linux"]["resources"]).replace(devices=())
             try:
                 await asyncio.to_thread(self._cgroup(doc).create, res)
             except BerthError as e:

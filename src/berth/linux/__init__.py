@@ -6,15 +6,13 @@ so callers can wrap it in a berth error with context.
 
 from __future__ import annotations
 
+import _socket
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
-import socket
 import stat
 import struct
-from functools import lru_cache
 
 # Everything this module needs is imported here, at the top: some of these functions run in a
 # container's init after pivot_root, where the host's Python library is out of reach.
@@ -87,9 +85,11 @@ CAPABILITIES = {
 }
 
 
-@lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(_LIBC_NAME, use_errno=True)
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(_LIBC_NAME, use_errno=True)
+    return _LIBC
 
 
 def _libc_name() -> str:
@@ -98,10 +98,13 @@ def _libc_name() -> str:
         ctypes.CDLL("libc.so.6")
         return "libc.so.6"
     except OSError:
-        return ctypes.util.find_library("c") or "libc.so.6"
+        from ctypes.util import find_library  # subprocess, shutil...: only as a fallback
+        return find_library("c") or "libc.so.6"
 
 
 _LIBC_NAME = _libc_name()
+_LIBC: ctypes.CDLL | None = None
+_LIBC_GIL: ctypes.PyDLL | None = None
 
 
 def _check(ret: int, what: str) -> int:
@@ -184,10 +187,12 @@ def fork_into_cgroup(cgroup_dir: str) -> int:
     return pid
 
 
-@lru_cache(maxsize=1)
 def _libc_gil() -> ctypes.PyDLL:
     """libc called with the GIL held: no other thread runs Python across a raw clone."""
-    return ctypes.PyDLL(_LIBC_NAME, use_errno=True)
+    global _LIBC_GIL
+    if _LIBC_GIL is None:
+        _LIBC_GIL = ctypes.PyDLL(_LIBC_NAME, use_errno=True)
+    return _LIBC_GIL
 
 
 def preload() -> None:
@@ -275,10 +280,13 @@ def set_keepcaps(on: bool) -> None:
 
 def set_link_up(name: str = "lo") -> None:
     """Bring an interface up with SIOCGIFFLAGS/SIOCSIFFLAGS (no netlink needed for lo)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sh", name.encode(), 0)
         flags = struct.unpack("16sh", fcntl.ioctl(s.fileno(), 0x8913, req))[1]
         fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sh", name.encode(), flags | 1))  # IFF_UP
+    finally:
+        s.close()
 
 
 def secure_join(root: str, path: str) -> str:

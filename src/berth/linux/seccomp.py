@@ -8,15 +8,15 @@ host's libraries are out of reach.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as _errno
-import hashlib
-import json
 import os
-from typing import Any
 
 from berth.errors import InvalidArgument, System
 from berth.linux import _LIBC_NAME
+
+TYPE_CHECKING = False  # not typing's (~3 ms of berth-runtime's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 ACT_KILL_THREAD = 0x00000000
 ACT_KILL_PROCESS = 0x80000000
@@ -43,14 +43,17 @@ class _ArgCmp(ctypes.Structure):
 def _open() -> Any:
     # find_library runs ldconfig (milliseconds of every berth-runtime command): the usual
     # name first
-    for name in ("libseccomp.so.2", ctypes.util.find_library("seccomp")):
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library  # runs ldconfig: only as a fallback
+        name = find_library("seccomp")
+        if not name:
+            return None
         try:
             lib = ctypes.CDLL(name, use_errno=True)
-            break
-        except (OSError, TypeError):
-            continue
-    else:
-        return None
+        except OSError:
+            return None
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
@@ -172,6 +175,8 @@ def compile_bpf(profile: dict[str, Any]) -> bytes:
 def cached_bpf(profile: dict[str, Any], cache_dir: str) -> bytes:
     """compile_bpf, kept in `cache_dir` by the profile's digest: libseccomp takes about 2 ms
     to build the default profile, which every start and exec would pay."""
+    import hashlib
+    import json
     key = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
     path = os.path.join(cache_dir, f"{key}.bpf")
     try:

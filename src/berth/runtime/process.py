@@ -17,22 +17,23 @@ The caller sets PR_SET_CHILD_SUBREAPER first so init is re-parented to it and it
 
 from __future__ import annotations
 
-import contextlib
+# berth-runtime imports this module: `_signal`, `_socket` and `jsonc`, not `signal`, `socket`,
+# `json`, `dataclasses`, `contextlib` or `typing`, which cost ~25 ms of its start-up
+import _signal as signal
+import _socket
 import fcntl
-import json
 import os
 import resource
-import signal
-import socket
 import stat
 import struct
 import termios
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import warnings  # noqa: F401 - os.execvpe imports it, in the init after pivot_root
 
+from berth import jsonc as json
 from berth import linux
 from berth.linux import seccomp
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from berth.cgroups import CgroupManager
 
@@ -99,15 +100,17 @@ class StartError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
 class Stdio:
-    stdin: int = -1
-    stdout: int = -1
-    stderr: int = -1
-    # a Tty: a unix socket to the caller. The init makes the pty from the container's own
-    # devpts (so `tty` inside names /dev/pts/N), hands the master over it with SCM_RIGHTS (as
-    # runc's --console-socket), and uses the slave as stdin, stdout, stderr and controlling tty
-    console: int = -1
+    __slots__ = ("stdin", "stdout", "stderr", "console")
+
+    def __init__(self, stdin: int = -1, stdout: int = -1, stderr: int = -1,
+                 console: int = -1) -> None:
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        # a Tty: a unix socket to the caller. The init makes the pty from the container's own
+        # devpts (so `tty` inside names /dev/pts/N), hands the master over it with SCM_RIGHTS
+        # (as runc's --console-socket), and uses the slave as stdin, stdout, stderr and
+        # controlling tty
+        self.console = console
 
 
 def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
@@ -434,8 +437,12 @@ def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
     n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
     slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
     os.fchown(slave, uid, 5)  # owned by the user, group tty, as runc does
-    with socket.socket(fileno=os.dup(stdio.console)) as sock:
-        socket.send_fds(sock, [b"console"], [master])
+    sock = _socket.socket(fileno=os.dup(stdio.console))
+    try:
+        sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                     struct.pack("i", master))])
+    finally:
+        sock.close()
     os.close(master)
     os.setsid()
     for fd in (0, 1, 2):
@@ -480,8 +487,11 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
             # (CVE-2019-5736); execve makes the new program dumpable again
             linux.set_dumpable(False)
             for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
-                with contextlib.suppress(OSError), open(os.path.join(d, "tasks"), "w") as f:
-                    f.write("0")
+                try:
+                    with open(os.path.join(d, "tasks"), "w") as f:
+                        f.write("0")
+                except OSError:
+                    pass
             fds = []
             for ns in ("user", "ipc", "uts", "net", "mnt"):
                 path = f"/proc/{target}/ns/{ns}"

@@ -1,4 +1,5 @@
-"""JSON for the CLI's fast path: `loads` and compact `dumps` straight from CPython's `_json`.
+"""JSON for the fast paths (the CLI, berth-runtime): `loads` and compact `dumps` straight from
+CPython's `_json`. Imports nothing of berth's.
 
 The `json` package imports `re` and with it `enum`, about 6 ms of every command's start-up
 here. The C scanner and encoder under it need neither. Anything beyond compact output
@@ -36,7 +37,7 @@ _scan = _json.make_scanner(_Context()) if _json else None
 
 
 def loads(s: str | bytes | bytearray) -> Any:
-    """json.loads for a document from the daemon; ValueError if it is not JSON."""
+    """json.loads; ValueError if it is not JSON."""
     if _scan is None:
         import json
         return json.loads(s)
@@ -70,3 +71,11 @@ def dumps(obj: Any, *, ensure_ascii: bool = True, **kw: Any) -> str:
         _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring,
         None, ": ", ", ", False, False, True)
     return "".join(enc(obj, 0))
+
+
+def load(f: Any) -> Any:
+    return loads(f.read())
+
+
+def dump(obj: Any, f: Any, **kw: Any) -> None:
+    f.write(dumps(obj, **kw))

@@ -1,0 +1,37 @@
+"""berth-runtime's command line: runc's options and positionals, argparse's rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from berth.runtime import cli
+
+
+def test_global_and_command_options() -> None:
+    a = cli.parse(["--root", "/r", "--log=/l", "run", "-b", "/b", "--pid-file", "/p", "c1"])
+    assert (a.fn, a.root, a.log, a.bundle, a.pid_file, a.id) == \
+        (cli.cmd_run, "/r", "/l", "/b", "/p", "c1")
+    assert cli.parse(["run", "c1", "--bundle=/b"]).bundle == "/b"  # options after positionals
+
+
+def test_exec_takes_everything_after_the_id() -> None:
+    a = cli.parse(["exec", "-t", "-e", "A=1", "--env", "B=2", "c1", "sh", "-c", "ls -t"])
+    assert (a.tty, a.env, a.id, a.command) == (True, ["A=1", "B=2"], "c1", ["sh", "-c", "ls -t"])
+    assert cli.parse(["exec", "c1"]).command == []
+
+
+def test_optional_positional_and_defaults() -> None:
+    assert cli.parse(["kill", "c1"]).signal == "SIGTERM"
+    assert cli.parse(["kill", "c1", "KILL"]).signal == "KILL"
+    assert cli.parse(["list"]).root == cli.DEFAULT_ROOT
+    assert cli._signal("kill") == 9 and cli._signal("SIGHUP") == 1 and cli._signal("15") == 15
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["run"], ["run", "c1", "extra"],
+                                  ["run", "--nope", "c1"], ["run", "-b"], ["state", "--bundle",
+                                                                          "x", "c1"]])
+def test_bad_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.parse(argv)
+    assert e.value.code == 2
+    assert "berth-runtime: error:" in capsys.readouterr().err
