@@ -4,6 +4,7 @@ events, stats, top, pause/unpause and update."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -206,3 +207,21 @@ def test_events_stream_live(daemon: Daemon) -> None:
 
 
 
+
+
+def test_sigterm_leaves_containers_running(private_daemon: Daemon) -> None:
+    """berthd stops at once on SIGTERM and leaves its containers to a later berthd (their
+    monitors must not hold the daemon's pipes: it would wait for them)."""
+    d = private_daemon
+    d.ok("run", "-d", "--name", "lr", "busybox", "sleep", "60")
+    pid = d.inspect("lr")["State"]["Pid"]
+    assert d.proc is not None
+    t0 = time.time()
+    d.proc.send_signal(signal.SIGTERM)
+    d.proc.wait(8)
+    assert time.time() - t0 < 8
+    assert Path(f"/proc/{pid}").exists()
+    d.start()
+    st = d.inspect("lr")["State"]
+    assert st["Running"] and st["Pid"] == pid
+    d.ok("rm", "-f", "lr")

@@ -77,13 +77,23 @@ def serve(path: str) -> None:
     lean = _listen(exec_socket(path))
     if os.fork() == 0:
         linux.set_pdeathsig(signal.SIGKILL)  # dies with us
+        _leave_stdout()
         _accept_loop(lean)  # never returns
     lean.close()
     _preload()
     srv = _listen(path)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    _leave_stdout()
     _accept_loop(srv)
+
+
+def _leave_stdout() -> None:
+    """Our stdout is the daemon's pipe for "ready": no monitor may inherit it, or the daemon,
+    which waits for that pipe to close when it stops us, waits as long as any container runs."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
 
 
 def main() -> None:
