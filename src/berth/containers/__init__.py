@@ -76,6 +76,11 @@ class Config:
     log_max_size: int = 20 * 1024 * 1024
     log_max_file: int = 5
 
+    @property
+    def lean_forkserver(self) -> str:
+        """The lean fork server's socket (runtime.forkserver.lean_socket)."""
+        return self.forkserver + ".lean"
+
 
 def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> int:
     if sig is None or sig == "":
@@ -448,7 +453,9 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                **self._log_rotation(doc)}
         live = self._live[cid]
         try:
-            ch = await Channel.open(self.cfg.forkserver, req)
+            # only a monitor that plumbs interfaces needs the server with netlink loaded
+            ch = await Channel.open(self.cfg.forkserver if req["networks"] else
+                                    self.cfg.lean_forkserver, req)
         except OSError as e:
             self._unplug_networks(doc)
             raise System(f"cannot reach the fork server: {e}") from e

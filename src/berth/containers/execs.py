@@ -138,8 +138,7 @@ class ExecService:
                "container_id": doc["Id"], **self.containers._runtime_of(doc),
                "stdin": bool(b.get("AttachStdin")), "tty": tty,
                "console_size": console_size or b.get("ConsoleSize") or None}
-        # the lean fork server of execs (runtime.forkserver.exec_socket)
-        ch = await Channel.open(self.containers.cfg.forkserver + ".exec", req)
+        ch = await Channel.open(self.containers.cfg.lean_forkserver, req)
         msg = await ch.read_control(ex.fanout) or {"error": "exec monitor died", "code": 126}
         if "pid" not in msg:
             ch.close()

@@ -2,8 +2,8 @@
 that forks a monitor per container. The asyncio daemon never forks (shared/DESIGN.md); a fork of
 this warm interpreter costs about a millisecond, where a new interpreter costs tens.
 
-Protocol: the daemon connects to the unix socket (SOCKET for containers, SOCKET.exec for execs:
-see `serve`) and writes one request line; the server forks a monitor (which outlives us and the
+Protocol: the daemon connects to the unix socket (SOCKET for containers with network
+interfaces, SOCKET.lean for the rest and for execs: see `serve`) and writes one request line; the server forks a monitor (which outlives us and the
 daemon: orphans are re-parented) and the monitor answers on the same connection (see `monitor`).
 
 Run as `python -m berth.runtime.forkserver SOCKET`; it prints `ready` once it listens and dies
@@ -45,9 +45,10 @@ def _listen(path: str) -> socket.socket:
     return srv
 
 
-def exec_socket(path: str) -> str:
-    """The socket of the lean server that forks the monitors of execs (see `serve`)."""
-    return path + ".exec"
+def lean_socket(path: str) -> str:
+    """The socket of the lean server: the monitors of execs and of containers without a
+    network of their own (see `serve`)."""
+    return path + ".lean"
 
 
 def _accept_loop(srv: socket.socket) -> None:
@@ -67,14 +68,17 @@ def _accept_loop(srv: socket.socket) -> None:
 
 
 def serve(path: str) -> None:
-    """Two servers: on `path`, this process, with netlink and DNS preloaded for the monitors of
-    containers; on exec_socket(path), a child forked before that preload, for the monitors of
-    execs. A fork costs with the size of the process (0.65 ms at 15 MB here, 1.6 ms at 35 MB),
-    and an exec pays two of them."""
+    """Two servers: on `path`, this process, with netlink and DNS preloaded (~150 ms of
+    imports) for the monitors of containers that get network interfaces; on lean_socket(path),
+    a child forked before that preload, for the monitors of execs and of the other containers.
+
+    A fork costs with the size of the process (0.65 ms at 15 MB here, 1.6 ms at 35 MB), and
+    an exec pays two of them. A monitor forked from the lean server also keeps about 0.6 MB
+    less to itself: the preloaded libraries add fork-time work in every child."""
     linux.set_pdeathsig(signal.SIGKILL)
     linux.preload()
     monitor.SECCOMP_CACHE = os.path.join(os.path.dirname(path), "seccomp")
-    lean = _listen(exec_socket(path))
+    lean = _listen(lean_socket(path))
     if os.fork() == 0:
         linux.set_pdeathsig(signal.SIGKILL)  # dies with us
         _leave_stdout()
