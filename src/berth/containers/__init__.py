@@ -78,7 +78,7 @@ class Config:
 
     @property
     def lean_forkserver(self) -> str:
-        """The lean fork server's socket (runtime.forkserver.lean_socket)."""
+        """The lean fork server's socket (runtime.forkserver.lean_socket; .dns: dns_socket)."""
         return self.forkserver + ".lean"
 
 
@@ -453,8 +453,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                **self._log_rotation(doc)}
         live = self._live[cid]
         try:
-            # only a monitor that plumbs interfaces needs the server with netlink loaded
-            ch = await Channel.open(self.cfg.forkserver if req["networks"] else
+            # a monitor that answers DNS queries comes from the fork server with dnslib
+            ch = await Channel.open(self.cfg.forkserver + ".dns" if req["dns"] else
                                     self.cfg.lean_forkserver, req)
         except OSError as e:
             self._unplug_networks(doc)

@@ -2,9 +2,9 @@
 that forks a monitor per container. The asyncio daemon never forks (shared/DESIGN.md); a fork of
 this warm interpreter costs about a millisecond, where a new interpreter costs tens.
 
-Protocol: the daemon connects to the unix socket (SOCKET for containers with network
-interfaces, SOCKET.lean for the rest and for execs: see `serve`) and writes one request line; the server forks a monitor (which outlives us and the
-daemon: orphans are re-parented) and the monitor answers on the same connection (see `monitor`).
+Protocol: the daemon connects to a unix socket (SOCKET.lean or SOCKET.dns, see `serve`) and
+writes one request line; the server forks a monitor (which outlives us and the daemon: orphans are
+re-parented) and the monitor answers on the same connection (see `monitor`).
 
 Run as `python -m berth.runtime.forkserver SOCKET`; it prints `ready` once it listens and dies
 with its parent (PR_SET_PDEATHSIG).
@@ -24,10 +24,18 @@ from berth import linux
 from berth.runtime import monitor
 
 
-def _preload() -> None:
-    """Imported once here, not in every monitor: netlink and DNS for networked containers."""
+def _preload_dns() -> None:
+    """The embedded DNS server's library (for containers on user-defined networks): imported
+    in a monitor, it would cost each of them 16 ms and 3 MB of its own."""
     try:
         import dnslib  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _preload() -> None:
+    """Imported once here, not in every helper: netlink (~140 ms)."""
+    try:
         import pyroute2  # noqa: F401
     except ImportError:
         pass
@@ -46,9 +54,13 @@ def _listen(path: str) -> socket.socket:
 
 
 def lean_socket(path: str) -> str:
-    """The socket of the lean server: the monitors of execs and of containers without a
-    network of their own (see `serve`)."""
+    """The socket of the lean server (see `serve`)."""
     return path + ".lean"
+
+
+def dns_socket(path: str) -> str:
+    """The socket of the server with the DNS library (see `serve`)."""
+    return path + ".dns"
 
 
 def _accept_loop(srv: socket.socket) -> None:
@@ -68,28 +80,40 @@ def _accept_loop(srv: socket.socket) -> None:
 
 
 def serve(path: str) -> None:
-    """Two servers: on `path`, this process, with netlink and DNS preloaded (~150 ms of
-    imports) for the monitors of containers that get network interfaces; on lean_socket(path),
-    a child forked before that preload, for the monitors of execs and of the other containers.
+    """Three servers, each forked from the one before it loaded more:
+    - on lean_socket(path), nothing more: the monitors of execs and of most containers;
+    - on dns_socket(path), with the DNS library: the monitors of containers on user-defined
+      networks, which answer their DNS queries (imported in a monitor, dnslib would cost it
+      16 ms and 3 MB of its own);
+    - on `path`, this process, with netlink too (~140 ms of imports): the children that plumb
+      a container's interfaces for its monitor (monitor._setup_endpoints).
 
     A fork costs with the size of the process (0.65 ms at 15 MB here, 1.6 ms at 35 MB), and
-    an exec pays two of them. A monitor forked from the lean server also keeps about 0.6 MB
-    less to itself: the preloaded libraries add fork-time work in every child."""
+    an exec pays two of them. A monitor forked from a smaller server also keeps less to itself
+    (2.3 MB instead of 2.9 without netlink): preloaded libraries (their threading and logging)
+    add fork-time work in every child."""
     linux.set_pdeathsig(signal.SIGKILL)
     linux.preload()
     monitor.SECCOMP_CACHE = os.path.join(os.path.dirname(path), "seccomp")
-    lean = _listen(lean_socket(path))
-    if os.fork() == 0:
-        linux.set_pdeathsig(signal.SIGKILL)  # dies with us
-        _leave_stdout()
-        _accept_loop(lean)  # never returns
-    lean.close()
+    _fork_server(lean_socket(path), path)
+    _preload_dns()
+    _fork_server(dns_socket(path), path)
     _preload()
     srv = _listen(path)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     _leave_stdout()
     _accept_loop(srv)
+
+
+def _fork_server(sock_path: str, network_server: str) -> None:
+    srv = _listen(sock_path)
+    if os.fork() == 0:
+        linux.set_pdeathsig(signal.SIGKILL)  # dies with us
+        _leave_stdout()
+        monitor.NETWORK_SERVER = network_server
+        _accept_loop(srv)  # never returns
+    srv.close()
 
 
 def _leave_stdout() -> None:
