@@ -6,7 +6,7 @@
   berthd, its fork server and monitors (berth), or of dockerd, containerd and the shims
   (Docker), with N containers running minus idle, divided by N.
 
-    .venv/bin/python bench/exec_and_memory.py [-n 30] [--containers 50]
+    .venv/bin/python bench/exec_and_memory.py [-n 30] [--containers 50] [--network bridge]
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ def engine_pss(env: dict[str, str], kind: str) -> int:
     return pss_kib(sorted(set(pids)))
 
 
-def per_container(cli: list[str], env: dict[str, str], kind: str, n: int) -> float:
+def per_container(cli: list[str], env: dict[str, str], kind: str, n: int,
+                  network: str = "none") -> float:
     time.sleep(1)
     idle = engine_pss(env, kind)
     ids = []
     for _ in range(n):
         r = subprocess.run([*cli, "run", "-d", *(["--pull", "never"] if kind == "docker" else []),
-                            "--network", "none", "benchbox", "sleep", "600"], env=env,
+                            "--network", network, "benchbox", "sleep", "600"], env=env,
                            capture_output=True, text=True, check=True)
         ids.append(r.stdout.strip())
     time.sleep(2)
@@ -48,9 +49,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=30, help="exec runs per engine")
     ap.add_argument("--containers", type=int, default=50)
+    ap.add_argument("--network", default="none", choices=["none", "bridge"],
+                    help="the idle containers' network (the exec target's is none)")
     args = ap.parse_args()
     docker = shutil.which("docker") or "docker"
-    with engines(bridge=False) as (benv, denv):
+    with engines(bridge=args.network == "bridge") as (benv, denv):
         berth = [str(BIN / "berth")]
         subprocess.run([*berth, "run", "-d", "--name", "ex", "--network", "none",
                         "benchbox", "sleep", "600"], env=benv, check=True,
@@ -77,11 +80,12 @@ def main() -> None:
         if denv:
             subprocess.run([docker, "rm", "-f", "ex"], env=denv, capture_output=True)
         n = args.containers
-        mb = per_container(berth, benv, "berth", n)
-        print(f"engine PSS per running idle container ({n} containers)")
+        mb = per_container(berth, benv, "berth", n, args.network)
+        print(f"engine PSS per running idle container ({n} containers, --network "
+              f"{args.network})")
         print(f"  berth  (berthd + fork server + monitors): {mb:.2f} MiB")
         if denv:
-            md = per_container([docker], denv, "docker", n)
+            md = per_container([docker], denv, "docker", n, args.network)
             print(f"  docker (dockerd + containerd + shims):    {md:.2f} MiB")
             print(f"  ratio berth/docker:                       {mb / md:.2f}")
 
