@@ -66,10 +66,14 @@ def dumps(obj: Any, *, ensure_ascii: bool = True, **kw: Any) -> str:
         return json.dumps(obj, ensure_ascii=ensure_ascii, **kw)
     if isinstance(obj, str):  # the C encoder takes containers and scalars, but not top strings
         return (_json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring)(obj)
-    enc = _json.make_encoder(
-        {}, _no_default,
-        _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring,
-        None, ": ", ", ", False, False, True)
+    try:
+        enc = _json.make_encoder(
+            {}, _no_default,
+            _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring,
+            None, ": ", ", ", False, False, True)
+    except TypeError:  # a Python whose C encoder takes other arguments: the package's
+        import json
+        return json.dumps(obj, ensure_ascii=ensure_ascii)
     return "".join(enc(obj, 0))
 
 
