@@ -458,10 +458,12 @@ class Daemon:
     async def _shutdown(self, runner: web.AppRunner, path: str, sock_ino: int) -> None:
         """Every step runs, whatever the one before it did."""
         async def step(what: str, coro: Any) -> None:
+            t0 = time.monotonic()
             try:
                 await coro
             except Exception:  # noqa: BLE001 - the daemon's edge: log, go on
                 log.exception("shutdown: %s failed", what)
+            log.debug("shutdown: %s took %.3f s", what, time.monotonic() - t0)
 
         async def unlink_own() -> None:
             # a daemon started after us may have bound the path again: leave its socket be
