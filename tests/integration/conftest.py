@@ -84,6 +84,10 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                # a daemon that does not stop on SIGTERM is a bug (it once waited for every
+                # running container to exit): fail, after cleaning up
+                raise AssertionError(f"berthd did not stop within 10 s of signal {sig}") \
+                    from None
         if sig == signal.SIGKILL:
             # the fork server dies with its parent (PDEATHSIG): give it a moment
             time.sleep(0.2)
@@ -109,38 +113,40 @@ class Daemon:
             ids = self.berth("ps", "-aq").stdout.split()
             if ids:
                 self.berth("rm", "-f", *ids)
-        self.stop()
-        # containers outlive the daemon (live restore): kill whatever is left in our cgroups
-        for d in self.cgroup_dirs():
-            for procs in d.rglob("cgroup.procs"):
-                for pid in procs.read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-        time.sleep(0.1)
-        for d in self.cgroup_dirs():
-            for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir():
-                    with contextlib.suppress(OSError):
-                        sub.rmdir()
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        # a daemon that could not tear its network down (killed) leaves it: remove it here
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        chain = f"BERTH-{self.bridge[:12]}"
-        for parent, rule in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
-            subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
-                            "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
-                           capture_output=True)
-        for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
-            parent = "FORWARD" if table == "filter" else "POSTROUTING"
-            subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
-                            f"{chain}-{chains[0]}"], capture_output=True)
-            for c in chains:
-                subprocess.run(["iptables", "-w", "-t", table, "-F", f"{chain}-{c}"],
+        try:
+            self.stop()  # raises if berthd would not stop: after the sweep below
+        finally:
+            # containers outlive the daemon (live restore): kill whatever is left in our cgroups
+            for d in self.cgroup_dirs():
+                for procs in d.rglob("cgroup.procs"):
+                    for pid in procs.read_text().split():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.1)
+            for d in self.cgroup_dirs():
+                for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                    if sub.is_dir():
+                        with contextlib.suppress(OSError):
+                            sub.rmdir()
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            # a daemon that could not tear its network down (killed) leaves it: remove it here
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+            chain = f"BERTH-{self.bridge[:12]}"
+            for parent, rule in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
+                subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
+                                "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
                                capture_output=True)
-                subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
-                               capture_output=True)
-        shutil.rmtree(self.base, ignore_errors=True)
+            for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
+                parent = "FORWARD" if table == "filter" else "POSTROUTING"
+                subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
+                                f"{chain}-{chains[0]}"], capture_output=True)
+                for c in chains:
+                    subprocess.run(["iptables", "-w", "-t", table, "-F", f"{chain}-{c}"],
+                                   capture_output=True)
+                    subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
+                                   capture_output=True)
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _uplinks() -> list[str]:
