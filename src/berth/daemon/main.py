@@ -437,7 +437,10 @@ class Daemon:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(path)
         os.chmod(path, 0o660)
-        sock_ino = os.stat(path).st_ino
+        st = os.stat(path)
+        # the inode number alone does not say the socket is still ours at shutdown: a daemon
+        # started after us may have bound the path again and got the same number back
+        sock_id = (st.st_ino, st.st_ctime_ns)
         site = web.SockSite(runner, sock)
         await site.start()
         if self.cfg.pidfile:
@@ -453,9 +456,10 @@ class Daemon:
             await stop.wait()
         finally:
             log.info("shutting down; running containers are left running (live restore)")
-            await self._shutdown(runner, path, sock_ino)
+            await self._shutdown(runner, path, sock_id)
 
-    async def _shutdown(self, runner: web.AppRunner, path: str, sock_ino: int) -> None:
+    async def _shutdown(self, runner: web.AppRunner, path: str,
+                        sock_id: tuple[int, int]) -> None:
         """Every step runs, whatever the one before it did."""
         async def step(what: str, coro: Any) -> None:
             t0 = time.monotonic()
@@ -468,7 +472,8 @@ class Daemon:
         async def unlink_own() -> None:
             # a daemon started after us may have bound the path again: leave its socket be
             with contextlib.suppress(FileNotFoundError):
-                if os.stat(path).st_ino == sock_ino:
+                st = os.stat(path)
+                if (st.st_ino, st.st_ctime_ns) == sock_id:
                     os.unlink(path)
             if self.cfg.pidfile:
                 with contextlib.suppress(FileNotFoundError):
