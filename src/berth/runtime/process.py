@@ -1,12 +1,14 @@
-"""Create a container's first process from an OCI runtime-spec `config.json`.
+"""Create a container's first process from an OCI runtime-spec `config.json`, or an exec'd one.
 
-Imports `linux`, `cgroups`, `errors`. The caller must be single-threaded (a monitor or
-`berth-runtime`, never the asyncio daemon): this forks.
+Imports `linux`, `jsonc`, `errors` (and `cgroups` for types). The caller must be
+single-threaded (a monitor or `berth-runtime`, never the asyncio daemon): this forks. It is
+also what berth-runtime imports on every command, so it stays off heavy modules.
 
 The protocol, in process order (youki's main → intermediate → init):
 
-  caller ── fork ──► intermediate: joins the cgroup, setns() into any namespace given by path,
-                     unshare()s the rest, forks ──► init, writes init's host pid on `pid_w`, exits.
+  caller ── fork ──► intermediate (born in the cgroup's v2 directory, linux.fork_into_cgroup):
+                     joins the v1 cgroups, setns() into any namespace given by path, unshare()s
+                     the rest, forks ──► init, writes init's host pid on `pid_w`, exits.
   init (PID 1 of its pid namespace): mounts, pivot_root, hostname, rlimits, user, capabilities,
                      then execve(). Before execve it writes nothing on `err_w`; `err_w` is
                      close-on-exec, so EOF there means the exec succeeded. On failure it writes one
