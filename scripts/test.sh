@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 EXTRA_APT="docker.io docker-registry skopeo runc" PIP_EXTRAS="[test]"
 . scripts/setup.sh
 .venv/bin/ruff check src tests bench
+.venv/bin/mypy   # --strict on src (pyproject.toml [tool.mypy])
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
 if [ $# -eq 0 ] && command -v runc >/dev/null; then
     echo "==> the containers' tests again, with runc as berthd's runtime"

@@ -60,7 +60,7 @@ def qint(request: web.Request, name: str, default: int | None = None) -> int | N
     if v in (None, ""):
         return default
     try:
-        return int(v)  # type: ignore[arg-type]
+        return int(v)
     except ValueError:
         raise InvalidArgument(f"invalid value for {name}: {v!r}") from None
 
@@ -216,7 +216,7 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
     transport = request.transport
     assert transport is not None
     original = transport.get_protocol()
-    h = Hijacked(transport, original)  # type: ignore[arg-type]
+    h = Hijacked(transport, original)
     transport.set_protocol(h)
     tail = getattr(original, "_message_tail", b"")
     if tail:
@@ -340,8 +340,8 @@ class Api:
             log.exception("%s %s failed", request.method, request.path)
             resp = json_response({"message": str(e) or type(e).__name__}, 500)
         if not resp.prepared:
-            for k, v in headers.items():
-                resp.headers.setdefault(k, v)
+            for k, val in headers.items():
+                resp.headers.setdefault(k, val)
         return resp
 
     @staticmethod
@@ -481,7 +481,7 @@ class Api:
                                          "error": e.message}).encode() + b"\r\n")
         except (ConnectionResetError, asyncio.CancelledError):
             with contextlib.suppress(BaseException):
-                await it.aclose()  # type: ignore[attr-defined]
+                await it.aclose()
             raise
         except Exception as e:  # noqa: BLE001 - the stream has begun: the error goes in it
             log.exception("%s %s failed", request.method, request.path)

@@ -115,7 +115,8 @@ class State:
 
     @property
     def cfg(self) -> dict[str, Any]:
-        return self.config.setdefault("config", {})
+        cfg: dict[str, Any] = self.config.setdefault("config", {})
+        return cfg
 
     @property
     def parent_key(self) -> str:
@@ -556,8 +557,8 @@ class _Run:
                            f"{'s' if len(triggers) > 1 else ''}\n")
             state.cfg["OnBuild"] = None
             for trig in triggers:
-                ins, _ = parse(trig + "\n", self.filename)
-                for t in ins:
+                trig_steps, _ = parse(trig + "\n", self.filename)
+                for t in trig_steps:
                     async for m in self._step(t, state, stage_args, s, trigger=True):
                         if isinstance(m, State):
                             state = m

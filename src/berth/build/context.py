@@ -85,7 +85,7 @@ class TarContext:
         ctx = cls(spool)
         stream = archive.decompressed(src)
         with open(spool, "wb") as out:
-            tee = io.BufferedReader(_Tee(stream, out), 1 << 20)  # type: ignore[arg-type]
+            tee = io.BufferedReader(_Tee(stream, out), 1 << 20)  # type: ignore[type-var]
             try:
                 with tarfile.open(fileobj=tee, mode="r|") as tf:
                     for m in tf:

@@ -159,7 +159,7 @@ class Lexer:
         value = env.get(name)
         is_set = value is not None and (value != "" or not colon)
         if op == "-":
-            return (value if is_set else word) or "", end + 1  # type: ignore[return-value]
+            return (value if is_set else word) or "", end + 1
         if op == "+":
             return (word if is_set else ""), end + 1
         if not is_set:

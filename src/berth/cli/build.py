@@ -119,7 +119,7 @@ def _registry_config() -> str:
 def _secrets(specs: list[str]) -> str:
     out = {}
     for spec in specs:
-        kv = dict(p.split("=", 1) if "=" in p else (p, "") for p in spec.split(","))
+        kv = {k: v for k, _, v in (p.partition("=") for p in spec.split(","))}
         sid = kv.get("id", "")
         if not sid:
             raise UsageError(f"invalid secret {spec!r}: id= is required")

@@ -74,9 +74,10 @@ class Spec:
                 break
             if a.startswith("--") and len(a) > 2:
                 name, eq, val = a[2:].partition("=")
-                f = by_long.get(name)
-                if f is None:
+                found = by_long.get(name)
+                if found is None:
                     raise UsageError(f"unknown flag: --{name}")
+                f = found
                 if f.kind == "bool":
                     if eq:
                         if val.lower() not in ("true", "false", "1", "0"):
@@ -92,9 +93,10 @@ class Spec:
                 j = 1
                 while j < len(a):
                     c = a[j]
-                    f = by_short.get(c)
-                    if f is None:
+                    short = by_short.get(c)
+                    if short is None:
                         raise UsageError(f"unknown shorthand flag: '{c}' in {a}")
+                    f = short
                     if f.kind == "bool":
                         opts[f.long] = True
                         j += 1

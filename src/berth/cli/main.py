@@ -72,7 +72,7 @@ def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         try:
             fh = open(src, "rb")  # noqa: SIM115 - closed below
         except OSError as e:
-            err(f"open {src}: {e.strerror.lower()}")
+            err(f"open {src}: {(e.strerror or str(e)).lower()}")
             return 1
         with fh:
             r = c.send("POST", "/images/create", query=query, data=fh,
@@ -301,15 +301,15 @@ def _env_list(opts: dict[str, Any]) -> list[str]:
             with open(path) as f:
                 lines = f.read().splitlines()
         except OSError as e:
-            raise UsageError(f"open {path}: {e.strerror.lower()}") from None
+            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
         for line in lines:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             env.append(_env_item(line))
-    for e in opts["env"]:
-        env.append(_env_item(e))
-    return [e for e in env if e]
+    for item in opts["env"]:
+        env.append(_env_item(item))
+    return [x for x in env if x]
 
 
 def _env_item(e: str) -> str:
@@ -410,8 +410,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
                 binds.setdefault(key, []).extend(b)
                 exposed[key] = {}
         hc["PortBindings"] = binds
-    for e in opts["expose"]:
-        exposed[e if "/" in e else e + "/tcp"] = {}
+    for port in opts["expose"]:
+        exposed[port if "/" in port else port + "/tcp"] = {}
     if opts["publish-all"]:
         hc["PublishAllPorts"] = True
     attach = opts.get("attach") or []
@@ -1485,7 +1485,10 @@ def _builder_prune(c: Client) -> int:
 
 
 # --- dispatch -----------------------------------------------------------------------------
-Command = tuple  # (Spec, handler(client, opts, args) -> exit code, help)
+if TYPE_CHECKING:  # (Spec, handler(client, opts, args) -> exit code, help)
+    Command = tuple[Spec, Callable[[Client, dict[str, Any], list[str]], int], str]
+else:
+    Command = tuple
 
 
 class _lazy(Spec):  # noqa: N801 - a Spec of a CLI module loaded when first used
@@ -1675,7 +1678,7 @@ def run(argv: list[str]) -> int:
         return ENGINE_ERROR
     try:
         client = Client(gopts["host"])
-        return fn(client, opts, pos)
+        return int(fn(client, opts, pos))
     except UsageError as e:
         err(f"{'berth: ' if is_run else ''}{e}\nSee 'berth {path} --help'.")
         return ENGINE_ERROR if is_run else 1

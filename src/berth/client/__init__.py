@@ -16,8 +16,8 @@ from berth.errors import BerthError, from_status
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
+    from _socket import socket
     from collections.abc import Iterable, Iterator
-    from socket import socket
     from typing import Any, BinaryIO
 
 API_VERSION = "1.50"

@@ -12,6 +12,7 @@ returns), plus a private `_berth` section; the metadata store holds it, this ser
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -145,7 +146,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
 
     # --- helpers ----------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        t = asyncio.ensure_future(coro)
+        t: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
         return t
@@ -857,7 +858,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                 break
         return out
 
-    def _filter(self, d: dict[str, Any], f: dict[str, list[str]]) -> bool:
+    def _filter(self, d: dict[str, Any], f: dict[str, builtins.list[str]]) -> bool:
         import re
         if f.get("status") and d["State"]["Status"] not in f["status"]:
             return False
@@ -885,7 +886,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         return True
 
     @staticmethod
-    def _labels_match(d: dict[str, Any], wanted: list[str]) -> bool:
+    def _labels_match(d: dict[str, Any], wanted: builtins.list[str]) -> bool:
         labels = d["Config"].get("Labels") or {}
         for w in wanted:
             k, eq, v = w.partition("=")

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from berth import storage
+from berth.containers._base import ServiceState
 from berth.errors import (
     InvalidArgument,
 )
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class MountsMixin:
+class MountsMixin(ServiceState):
     def volume_users(self, name: str) -> list[str]:
         return [d["Id"] for d in self._docs.values()
                 if any(m.get("Name") == name for m in d.get("Mounts") or [])]

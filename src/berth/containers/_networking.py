@@ -9,6 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
+from berth.containers._base import ServiceState
 from berth.errors import (
     Conflict,
     Forbidden,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class NetworkingMixin:
+class NetworkingMixin(ServiceState):
     def network_users(self, net: str) -> list[str]:
         return [d["Id"] for d in self._docs.values()
                 if any(n["net"] == net for n in d["_berth"].get("nets") or [])]

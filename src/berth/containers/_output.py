@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
 
 from berth import storage
+from berth.containers._base import ServiceState
 from berth.containers.channel import Attachment, Channel
 from berth.errors import (
     Conflict,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class OutputMixin:
+class OutputMixin(ServiceState):
     def _log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
         opts = (doc["HostConfig"].get("LogConfig") or {}).get("Config") or {}
         size = self.cfg.log_max_size

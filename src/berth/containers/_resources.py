@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from berth import cgroups
+from berth.containers._base import ServiceState
 from berth.containers.spec import build_spec, validate_host_config
 from berth.errors import (
     BerthError,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ResourcesMixin:
+class ResourcesMixin(ServiceState):
     def _cgroup(self, doc: dict[str, Any]) -> cgroups.CgroupManager:
         parent = doc["HostConfig"].get("CgroupParent") or self.cfg.cgroup_parent
         return cgroups.detect(f"{parent.strip('/')}/{doc['Id']}")

@@ -136,11 +136,11 @@ class Attachment:
         for item in self.prelude:
             yield item
         while True:
-            item = await self.queue.get()
-            if item is None:
+            got = await self.queue.get()
+            if got is None:
                 return
-            if self.streams.get(item[0], True):
-                yield item
+            if self.streams.get(got[0], True):
+                yield got
 
     async def send_stdin(self, data: bytes) -> None:
         ch = await self._channel()

@@ -43,7 +43,7 @@ def effective(doc: dict[str, Any], image_hc: dict[str, Any] | None) -> dict[str,
         cmd = list(test[1:])
     else:
         cmd = list(test)
-    out = {k: int(hc.get(k) or v) for k, v in DEFAULTS.items()}
+    out: dict[str, Any] = {k: int(hc.get(k) or v) for k, v in DEFAULTS.items()}
     out["Cmd"] = cmd
     return out
 

@@ -269,7 +269,7 @@ def host_device(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
         st = os.stat(host)
     except OSError as e:
         raise InvalidArgument(f'error gathering device information while adding custom device '
-                              f'"{host}": {e.strerror.lower()}') from None
+                              f'"{host}": {(e.strerror or str(e)).lower()}') from None
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         raise InvalidArgument(f'error gathering device information while adding custom device '
                               f'"{host}": not a device node')

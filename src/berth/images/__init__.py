@@ -10,6 +10,7 @@ image and no container refers to it (`gc`).
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 import logging
@@ -282,7 +283,7 @@ class ImageService:
         return counts
 
     @staticmethod
-    def _match(filters: dict[str, list[str]], refs: list[str], labels: dict[str, str],
+    def _match(filters: dict[str, builtins.list[str]], refs: builtins.list[str], labels: dict[str, str],
                image_id: str) -> bool:
         for key, values in filters.items():
             if key == "dangling":
@@ -304,7 +305,7 @@ class ImageService:
         return True
 
     @staticmethod
-    def _ref_matches(ref: str, patterns: list[str]) -> bool:
+    def _ref_matches(ref: str, patterns: builtins.list[str]) -> bool:
         import fnmatch
         name = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
         return any(fnmatch.fnmatchcase(ref, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
@@ -334,7 +335,7 @@ class ImageService:
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
         }
 
-    def history(self, name: str) -> list[dict[str, Any]]:
+    def history(self, name: str) -> builtins.list[dict[str, Any]]:
         img = self.resolve(name)
         hist = list(img.config.get("history") or [])
         layers = self.layers_of(img)
@@ -355,7 +356,7 @@ class ImageService:
         return out
 
     # --- remove -----------------------------------------------------------------------------
-    def remove(self, name: str, *, force: bool = False) -> list[dict[str, str]]:
+    def remove(self, name: str, *, force: bool = False) -> builtins.list[dict[str, str]]:
         """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts."""
         img = self.resolve(name)
         digests = self.meta.digests_of(img.id)
@@ -402,7 +403,7 @@ class ImageService:
         self.gc()
         return out
 
-    def _delete_unused_parents(self, parent: str | None) -> list[dict[str, str]]:
+    def _delete_unused_parents(self, parent: str | None) -> builtins.list[dict[str, str]]:
         """As Docker's rmi: a build's intermediate images go with the last image that needed
         them (untagged, no container, no other step made from them)."""
         out = []
@@ -419,7 +420,7 @@ class ImageService:
         return out
 
     @staticmethod
-    def _named_ref(name: str, tags: list[str]) -> str | None:
+    def _named_ref(name: str, tags: builtins.list[str]) -> str | None:
         raw = name.removeprefix("sha256:")
         if re.fullmatch(r"[a-f0-9]{4,64}", raw):
             try:
@@ -476,7 +477,7 @@ class ImageService:
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": 0}
 
     # --- save / load ------------------------------------------------------------------------
-    def save(self, names: list[str], out: BinaryIO) -> None:
+    def save(self, names: builtins.list[str], out: BinaryIO) -> None:
         """docker-archive with the OCI layout beside it, as Docker 25+ writes it."""
         images: list[tuple[Image, list[str]]] = []
         for n in names:
@@ -532,7 +533,7 @@ class ImageService:
                 if "blobs/sha256/" + oci.hex_of(mdigest) not in written:
                     written.add("blobs/sha256/" + oci.hex_of(mdigest))
                     add_bytes("blobs/sha256/" + oci.hex_of(mdigest), mraw)
-                for t in tagged or [None]:
+                for t in tagged or [""]:  # "": the untagged image's one entry
                     desc: dict[str, Any] = {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": mdigest,
                                             "size": len(mraw)}
                     if t:
@@ -572,8 +573,8 @@ class ImageService:
                 raise InvalidArgument("invalid archive: no manifest.json "
                                       "(only docker-archive tarballs can be loaded)")
             try:
-                with open(mpath) as f:
-                    manifest = json.load(f)
+                with open(mpath) as mf:
+                    manifest = json.load(mf)
                 assert isinstance(manifest, list)
             except (ValueError, AssertionError):
                 raise InvalidArgument("invalid archive: malformed manifest.json") from None
@@ -586,7 +587,7 @@ class ImageService:
                     lines.append(f"Loaded image ID: {image_id}")
         yield from lines
 
-    def _load_one(self, tmp: str, entry: dict[str, Any]) -> tuple[str, list[str]]:
+    def _load_one(self, tmp: str, entry: dict[str, Any]) -> tuple[str, builtins.list[str]]:
         def inside(rel: str) -> str:
             p = os.path.normpath(os.path.join(tmp, rel))
             if not p.startswith(tmp + "/"):

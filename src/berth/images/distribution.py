@@ -338,7 +338,7 @@ class Distribution:
         feed = _Feed(loop)
         store = self.images.layer_store
         stage = asyncio.ensure_future(asyncio.to_thread(
-            store.stage, io.BufferedReader(feed, 1 << 20), expected_diff_id=diff_id))  # type: ignore[arg-type]
+            store.stage, io.BufferedReader(feed, 1 << 20), expected_diff_id=diff_id))
         h = hashlib.sha256()
         got = 0
         last_report = 0.0
@@ -479,7 +479,7 @@ class Distribution:
                                    "digest": img.id},
                         "layers": [{**d, "mediaType": _oci_type(d["mediaType"])} for d in ordered]}
         raw = json.dumps(manifest, indent=3).encode()
-        mdigest = await repo.put_manifest(tag, manifest["mediaType"], raw)
+        mdigest = await repo.put_manifest(tag, str(manifest["mediaType"]), raw)
         self.images.meta.put_digest(f"{ref.repository}@{mdigest}", img.id)
         self.emit("image", "push", f"{ref.familiar_repository}:{tag}",
                   {"name": f"{ref.familiar_repository}:{tag}"})

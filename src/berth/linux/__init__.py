@@ -173,7 +173,7 @@ def fork_into_cgroup(cgroup_dir: str) -> int:
             api.PyOS_AfterFork_Parent()
         os.close(fd)
         if pid >= 0:
-            return pid
+            return int(pid)
         if err not in (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EOPNOTSUPP):
             raise OSError(err, f"clone3 into {cgroup_dir}: {os.strerror(err)}")
         _clone3_works = False

@@ -11,11 +11,12 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from berth.errors import Conflict, System
 
 
-def _ipr():  # type: ignore[no-untyped-def]
+def _ipr() -> Any:
     from pyroute2 import IPRoute  # noqa: PLC0415 - heavy: only where networking is done
     return IPRoute()
 
@@ -73,7 +74,7 @@ def routes_overlap(cidr: str, skip_ifname: str = "") -> str | None:
             other = ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}",
                                          strict=False)
             if net.overlaps(other):
-                return name
+                return str(name)
     return None
 
 

@@ -12,6 +12,7 @@ bridges), PREFIX-POST (nat POSTROUTING, masquerade).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import ipaddress
 import json
@@ -302,7 +303,7 @@ class NetworkService:
         return out
 
     # --- endpoints --------------------------------------------------------------------------
-    def allocate(self, ref: str, cid: str, *, name: str, aliases: list[str],
+    def allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
                  ip: str = "", ifname: str = "eth0", mac: str = "") -> dict[str, Any]:
         """An address and a veth for a starting container on a bridge network."""
         doc = self.resolve(ref)
@@ -344,7 +345,7 @@ class NetworkService:
         if self.endpoints.get(nid, {}).pop(cid, None) is not None:
             self._write_hosts(nid)
 
-    def restore(self, cid: str, eps: list[dict[str, Any]]) -> None:
+    def restore(self, cid: str, eps: builtins.list[dict[str, Any]]) -> None:
         """A running container found at start-up keeps its addresses."""
         for ep in eps:
             if ep["network"] in self.nets:
@@ -354,7 +355,7 @@ class NetworkService:
     def _hosts_file(self, nid: str) -> str:
         return os.path.join(self.cfg.run_dir, f"{nid[:16]}.json")
 
-    def hosts_files(self, eps: list[dict[str, Any]]) -> list[str]:
+    def hosts_files(self, eps: builtins.list[dict[str, Any]]) -> builtins.list[str]:
         return [self._hosts_file(ep["network"]) for ep in eps]
 
     def _write_hosts(self, nid: str) -> None:

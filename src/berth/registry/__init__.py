@@ -477,7 +477,7 @@ class Repository:
             rbody = await r.read()
             if r.status not in (201, 204):
                 raise _status_error(r.status, rbody, f"upload to {self.name}")
-        return digest
+        return str(digest)
 
     async def put_blob(self, data: bytes) -> str:
         digest = oci.sha256_digest(data)

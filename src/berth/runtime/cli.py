@@ -24,12 +24,12 @@ from berth.runtime.spec import default_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 DEFAULT_ROOT = "/run/berth-runtime"
 
 
-def _die(msg: str, code: int = 1) -> None:
+def _die(msg: str, code: int = 1) -> NoReturn:
     sys.stderr.write(f"berth-runtime: {msg}\n")
     sys.exit(code)
 
@@ -335,6 +335,27 @@ def cmd_run(a: Args) -> int:
 class Args:
     """The parsed command line: options by their long names ('-' as '_'), and positionals."""
 
+    fn: Any
+    root: str
+    log: str
+    log_format: str
+    debug: bool
+    systemd_cgroup: bool
+    id: str
+    bundle: str
+    pid_file: str | None
+    console_socket: str | None
+    process: str
+    tty: bool
+    detach: bool
+    cwd: str
+    env: list[str]
+    user: str
+    all: bool
+    force: bool
+    signal: str
+    command: list[str]
+
     def __init__(self, **kw: Any) -> None:
         self.__dict__.update(kw)
 
@@ -372,7 +393,7 @@ _DEFAULTS = {"root": DEFAULT_ROOT, "log": "", "log_format": "text", "debug": Fal
              "all": False, "force": False, "signal": "SIGTERM", "command": []}
 
 
-def _usage(msg: str) -> None:
+def _usage(msg: str) -> NoReturn:
     sys.stderr.write(f"usage: berth-runtime [--root ROOT] COMMAND [OPTIONS] ID\n"
                      f"berth-runtime: error: {msg}\n"
                      f"commands: {', '.join(_COMMANDS)}\n")

@@ -39,6 +39,10 @@ from berth import cgroups, linux
 from berth.linux import netlink, seccomp
 from berth.runtime import process
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # Docker's json-file driver splits long lines into 16 KiB entries
 _MAX_LINE = 16 * 1024
 
@@ -337,7 +341,7 @@ class _Dns:
         self.upstream = [(u, 53) for u in upstream]
         self.fwd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.fwd.setblocking(False)
-        self.pending: dict[int, tuple[object, float]] = {}
+        self.pending: dict[int, tuple[Any, float]] = {}  # query id -> (client address, when)
         self._cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
 
     def _lookup(self, name: str) -> list[str]:

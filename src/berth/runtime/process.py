@@ -408,6 +408,7 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
     os.setgid(gid)
     os.setuid(uid)
     if keep is not None and uid == 0:
+        caps = caps or {}  # not None when `keep` is set
         eff = {linux.CAPABILITIES[c] for c in caps.get("effective", []) if c in linux.CAPABILITIES}
         perm = {linux.CAPABILITIES[c] for c in caps.get("permitted", []) if c in linux.CAPABILITIES}
         linux.set_caps(eff & keep, perm & keep, set())
@@ -784,6 +785,7 @@ def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
             else:
                 raise StartError(
                     f"unable to find group {group}: no matching entries in group file", 125)
+    assert uid is not None and gid is not None  # found, or StartError above
     # as runc: the primary group is among the supplementary ones
     supplementary = list(extra_groups)
     if gid not in supplementary:
@@ -792,7 +794,6 @@ def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
         for e in groups_db:
             if len(e) > 3 and name in e[3].split(",") and int(e[2]) not in supplementary:
                 supplementary.append(int(e[2]))
-    assert uid is not None and gid is not None
     return uid, gid, supplementary, home
 
 

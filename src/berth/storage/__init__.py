@@ -103,7 +103,7 @@ class LayerStore:
         try:
             with self.content.writer() as w:
                 tee = archive._Tee(archive.decompressed(src), w.write)
-                reader = io.BufferedReader(tee, 1 << 20)
+                reader = io.BufferedReader(tee, 1 << 20)  # type: ignore[type-var]
                 stats = archive.unpack(reader, os.path.join(tmp, "diff"), self.shift)
                 archive.drain(reader)
                 diff_id = w.digest
@@ -172,6 +172,7 @@ class Driver(Protocol):
     Lifecycle: prepare(id, chain) → mount() any number of times → remove(id)."""
 
     name: str
+    shift: tuple[int, int]   # --userns-remap: (uid, gid) added to every owner
 
     def prepare(self, cid: str, layers: list[Layer]) -> None: ...
     def mount(self, cid: str, layers: list[Layer]) -> Mount: ...

@@ -48,14 +48,14 @@ class _Tee(io.RawIOBase):
 
 def decompressed(src: BinaryIO) -> BinaryIO:
     """A reader of the uncompressed tar, whatever compression `src` has (gzip, zstd, none)."""
-    buf = io.BufferedReader(src, 1 << 20) if not isinstance(src, io.BufferedReader) else src  # type: ignore[arg-type]
+    buf = io.BufferedReader(src, 1 << 20) if not isinstance(src, io.BufferedReader) else src  # type: ignore[type-var]
     head = buf.peek(4)[:4]
     if head.startswith(GZIP_MAGIC):
         from isal import igzip  # ~2x zlib's inflate speed (shared/PEERS.md)
-        return igzip.IGzipFile(fileobj=buf, mode="rb")  # type: ignore[return-value]
+        return igzip.IGzipFile(fileobj=buf, mode="rb")  # type: ignore[no-untyped-call,return-value]
     if head == ZSTD_MAGIC:
         import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(buf)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(buf)
     if head.startswith(b"BZh"):
         import bz2
         return bz2.BZ2File(buf)  # type: ignore[return-value]

@@ -6,6 +6,7 @@ Imports `metadata`, `storage`, `errors`. Layout: ROOT/<name>/_data.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import secrets
@@ -215,7 +216,7 @@ class VolumeService:
         self.meta.delete_volume(name)
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
 
-    def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> dict[str, Any]:
         """Unused volumes; only anonymous ones unless the filter `all=true` (Docker 23+)."""
         filters = filters or {}
         all_ = any(v.lower() in ("true", "1") for v in filters.get("all", []))
@@ -252,7 +253,7 @@ class VolumeService:
         return {"destination": target, "type": "bind", "source": self._path(name),
                 "options": ["rbind", "rprivate", *ro]}
 
-    def copy_up(self, name: str, layer_dirs_top_first: list[str], path: str) -> None:
+    def copy_up(self, name: str, layer_dirs_top_first: builtins.list[str], path: str) -> None:
         """Fill a new, empty volume with what the image has at `path` (owners and modes kept)."""
         doc = self.get(name)
         if (doc.get("Options") or {}).get("type"):
