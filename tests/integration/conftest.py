@@ -124,12 +124,7 @@ class Daemon:
                             os.kill(int(pid), signal.SIGKILL)
             time.sleep(0.1)
             for d in self.cgroup_dirs():
-                for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                    if sub.is_dir():
-                        with contextlib.suppress(OSError):
-                            sub.rmdir()
-                with contextlib.suppress(OSError):
-                    d.rmdir()
+                remove_cgroup_tree(d)
             # a daemon that could not tear its network down (killed) leaves it: remove it here
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
             chain = f"BERTH-{self.bridge[:12]}"
@@ -147,6 +142,16 @@ class Daemon:
                     subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
                                    capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def remove_cgroup_tree(d: Path) -> None:
+    """rmdir a cgroup and every cgroup below it, deepest first (what is busy stays)."""
+    for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir():
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+    with contextlib.suppress(OSError):
+        d.rmdir()
 
 
 def _uplinks() -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Daemon
+from .conftest import Daemon, remove_cgroup_tree
 
 pytestmark = pytest.mark.root
 
@@ -73,12 +73,7 @@ class Dockerd:
         for p in (self.base / "exec", self.base / "data"):
             subprocess.run(["umount", "-R", "-l", str(p)], capture_output=True)
         for d in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
-            for sub in sorted(d.rglob("*"), key=lambda x: len(x.parts), reverse=True):
-                if sub.is_dir():
-                    with contextlib.suppress(OSError):
-                        sub.rmdir()
-            with contextlib.suppress(OSError):
-                d.rmdir()
+            remove_cgroup_tree(d)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -86,10 +86,19 @@ CAPABILITIES = {
 
 
 def _libc() -> ctypes.CDLL:
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(_LIBC_NAME, use_errno=True)
-    return _LIBC
+    return _opened(ctypes.CDLL)
+
+
+def _libc_gil() -> ctypes.CDLL:
+    """libc called with the GIL held: no other thread runs Python across a raw clone."""
+    return _opened(ctypes.PyDLL)
+
+
+def _opened(kind: type[ctypes.CDLL]) -> ctypes.CDLL:
+    lib = _LIBS.get(kind)
+    if lib is None:
+        lib = _LIBS[kind] = kind(_LIBC_NAME, use_errno=True)
+    return lib
 
 
 def _libc_name() -> str:
@@ -103,8 +112,7 @@ def _libc_name() -> str:
 
 
 _LIBC_NAME = _libc_name()
-_LIBC: ctypes.CDLL | None = None
-_LIBC_GIL: ctypes.PyDLL | None = None
+_LIBS: dict[type[ctypes.CDLL], ctypes.CDLL] = {}  # libc, opened once per calling convention
 
 
 def _check(ret: int, what: str) -> int:
@@ -185,14 +193,6 @@ def fork_into_cgroup(cgroup_dir: str) -> int:
         except OSError:
             os._exit(1)  # never back into the caller's code as a second process
     return pid
-
-
-def _libc_gil() -> ctypes.PyDLL:
-    """libc called with the GIL held: no other thread runs Python across a raw clone."""
-    global _LIBC_GIL
-    if _LIBC_GIL is None:
-        _LIBC_GIL = ctypes.PyDLL(_LIBC_NAME, use_errno=True)
-    return _LIBC_GIL
 
 
 def preload() -> None:
