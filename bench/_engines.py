@@ -20,6 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def remove_cgroups_named(top: str) -> None:
+    """The cgroup `top/...` that runtimes made for a bundle, in every hierarchy: a relative
+    path sits under this process's own cgroup (memory/process_api/... here), at any depth."""
+    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+        for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if sub.is_dir():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
 def wait_for(cmd: list[str], env: dict[str, str], what: str, timeout: float = 30) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _engines import berthd
+from _engines import berthd, remove_cgroups_named
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -79,11 +79,7 @@ def main() -> None:
                             continue
                         raise SystemExit(f"{name} failed: {r.stderr.decode()}")
         finally:
-            for d in sorted(Path("/sys/fs/cgroup").glob(f"*/{cg}/**"), reverse=True):
-                if d.is_dir():
-                    d.rmdir()
-            for d in Path("/sys/fs/cgroup").glob(f"*/{cg}"):
-                d.rmdir()
+            remove_cgroups_named(cg)
         engine = _in_engine(tmp, rootfs_tar, a.n)
         runc = statistics.median(times["runc"])
         print(f"1. `berth run --rm --network none busybox true`, {a.n} runs each, alternating")

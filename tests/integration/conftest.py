@@ -144,6 +144,21 @@ class Daemon:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
+def remove_cgroups_named(top: str) -> None:
+    """A runtime test's cgroup `top/...`, in every hierarchy: it sits under this process's own
+    cgroup wherever that is (relative paths), so look everywhere. What still runs in it is
+    killed first, so a failed test leaves nothing."""
+    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+        for procs in d.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                for pid in procs.read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+    time.sleep(0.05)
+    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+        remove_cgroup_tree(d)
+
+
 def remove_cgroup_tree(d: Path) -> None:
     """rmdir a cgroup and every cgroup below it, deepest first (what is busy stays)."""
     for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):

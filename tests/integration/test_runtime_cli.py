@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import remove_cgroups_named
+
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
 
@@ -58,29 +60,30 @@ def test_spec_and_run(bundle: Path, tmp_path: Path) -> None:
 def test_create_start_state_kill_delete(bundle: Path, tmp_path: Path) -> None:
     root = tmp_path / "state"
     _rt(root, "spec", "-b", str(bundle))
-    cg = f"berth-rt-test-{os.getpid()}-{time.time_ns() % 10**6}/c2"
-    _set_args(bundle, ["sleep", "30"], cg)
-    assert _rt(root, "create", "-b", str(bundle), "c2").returncode == 0
-    assert json.loads(_rt(root, "state", "c2").stdout)["status"] == "created"
-    assert _rt(root, "create", "-b", str(bundle), "c2").returncode == 1
-    assert _rt(root, "start", "c2").returncode == 0
-    st = json.loads(_rt(root, "state", "c2").stdout)
-    assert st["status"] == "running" and st["pid"] > 0
-    assert _rt(root, "delete", "c2").returncode == 1  # running: needs --force
-    assert _rt(root, "kill", "c2", "KILL").returncode == 0
-    # the init was re-parented to init(1) here: reaped at once, so `stopped` soon
-    deadline = time.time() + 5
-    while json.loads(_rt(root, "state", "c2").stdout)["status"] != "stopped":
-        assert time.time() < deadline
-        time.sleep(0.05)
-    assert _rt(root, "delete", "c2").returncode == 0
-    assert _rt(root, "state", "c2").returncode == 1
-    # relative: under this process's own cgroup in each hierarchy, wherever that is
-    parent = cg.split("/")[0]
-    left = [p for p in Path("/sys/fs/cgroup").rglob(parent) if p.is_dir()]
-    assert left and not any((p / "c2").exists() for p in left)
-    for d in left:
-        d.rmdir()
+    top = f"berth-rt-test-{os.getpid()}-{time.time_ns() % 10**6}"
+    cg = f"{top}/c2"
+    try:
+        _set_args(bundle, ["sleep", "30"], cg)
+        assert _rt(root, "create", "-b", str(bundle), "c2").returncode == 0
+        assert json.loads(_rt(root, "state", "c2").stdout)["status"] == "created"
+        assert _rt(root, "create", "-b", str(bundle), "c2").returncode == 1
+        assert _rt(root, "start", "c2").returncode == 0
+        st = json.loads(_rt(root, "state", "c2").stdout)
+        assert st["status"] == "running" and st["pid"] > 0
+        assert _rt(root, "delete", "c2").returncode == 1  # running: needs --force
+        assert _rt(root, "kill", "c2", "KILL").returncode == 0
+        # the init was re-parented to init(1) here: reaped at once, so `stopped` soon
+        deadline = time.time() + 5
+        while json.loads(_rt(root, "state", "c2").stdout)["status"] != "stopped":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert _rt(root, "delete", "c2").returncode == 0
+        assert _rt(root, "state", "c2").returncode == 1
+        # relative: under this process's own cgroup in each hierarchy, wherever that is
+        left = [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]
+        assert left and not any((p / "c2").exists() for p in left)
+    finally:
+        remove_cgroups_named(top)  # also when an assertion failed
 
 
 def test_missing_command_fails_create(bundle: Path, tmp_path: Path) -> None:

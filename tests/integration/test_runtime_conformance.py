@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import remove_cgroups_named
+
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
 
@@ -85,13 +87,7 @@ def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
         ours = _run([RT, "--root", str(tmp_path / "berth"), "run", "-b", str(bundle),
                      "c-berth"], tmp_path)
     finally:
-        # relative: under this process's own cgroup in each hierarchy, wherever that is
-        top = cg.split("/")[0]
-        for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
-            for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir():
-                    sub.rmdir()
-            d.rmdir()
+        _cleanup_cgroup(cg)
     assert ours.splitlines() == theirs.splitlines()
     filtered = "seccomp" in json.loads((bundle / "config.json").read_text())["linux"]
     assert ("Seccomp:\t2" in ours) is filtered
@@ -103,12 +99,7 @@ EXEC_SCRIPT = ("id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/se
 
 
 def _cleanup_cgroup(cg: str) -> None:
-    top = cg.split("/")[0]
-    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
-        for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if sub.is_dir():
-                sub.rmdir()
-        d.rmdir()
+    remove_cgroups_named(cg.split("/")[0])
 
 
 @pytest.mark.parametrize("bundle", ["seccomp"], indirect=True)
