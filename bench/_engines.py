@@ -32,6 +32,18 @@ def remove_cgroups_named(top: str) -> None:
             d.rmdir()
 
 
+def print_ratios(times: dict[tuple[str, str], list[float]],
+                 targets: list[tuple[str, float]]) -> None:
+    """One line per figure: berth's median, Docker's where it ran, their ratio, the target."""
+    for what, target in targets:
+        b = statistics.median(times[("berth", what)])
+        line = f"{what}: berth {b:.2f} s"
+        if ("docker", what) in times:
+            d = statistics.median(times[("docker", what)])
+            line += f", docker {d:.2f} s, ratio {b / d:.2f} (target <= {target})"
+        print(line)
+
+
 def wait_for(cmd: list[str], env: dict[str, str], what: str, timeout: float = 30) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 from pathlib import Path
 
-from _engines import BIN, engines, timed
+from _engines import BIN, engines, print_ratios, timed
 
 DOCKERFILE = """\
 FROM benchbox
@@ -66,13 +65,7 @@ def main() -> None:
                 changed.write_bytes(os.urandom(10000))
                 times.setdefault((kind, "one file"), []).append(timed(base, env))
         print(f"Dockerfile of 10 steps, context of 5,000 files (50 MB); {a.n} rounds")
-        for what, target in (("cold", 1.0), ("no change", 0.5), ("one file", 1.0)):
-            b = statistics.median(times[("berth", what)])
-            line = f"{what}: berth {b:.2f} s"
-            if ("docker", what) in times:
-                d = statistics.median(times[("docker", what)])
-                line += f", docker {d:.2f} s, ratio {b / d:.2f} (target <= {target})"
-            print(line)
+        print_ratios(times, [("cold", 1.0), ("no change", 0.5), ("one file", 1.0)])
 
 
 if __name__ == "__main__":

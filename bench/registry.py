@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import tarfile
 import tempfile
@@ -27,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from _engines import BIN, engines, timed
+from _engines import BIN, engines, print_ratios, timed
 
 
 def make_archive(path: Path, mb: int) -> None:
@@ -138,13 +137,7 @@ def main() -> None:
                     if kind == "docker":
                         run([*cli, "image", "prune", "-af"], env)
         print(f"image: 3 layers, {a.mb} MB; {a.n} rounds, alternating")
-        for op in ("push", "pull"):
-            b = statistics.median(times[("berth", op)])
-            line = f"{op}: berth {b:.2f} s"
-            if ("docker", op) in times:
-                d = statistics.median(times[("docker", op)])
-                line += f", docker {d:.2f} s, ratio {b / d:.2f} (target <= 1)"
-            print(line)
+        print_ratios(times, [("push", 1), ("pull", 1)])
 
 
 if __name__ == "__main__":

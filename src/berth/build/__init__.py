@@ -877,6 +877,12 @@ class _Run:
         img = self.b.images.get(image_id)
         return State(image_id, json.loads(json.dumps(img.config)), list(img.layers))
 
+    def _from_cache(self, hit: str) -> list[Any]:
+        """What a step found in the cache yields: the classic builder's two lines, then the
+        cached image's state."""
+        return [self.say(" ---> Using cache\n"), self.say(f" ---> {hit[7:19]}\n"),
+                self._state_of(hit)]
+
     async def _commit_config(self, state: State, shown: str, layer: storage.Layer | None = None,
                              created_by: str | None = None) -> State:
         now = time.time()
@@ -925,10 +931,8 @@ class _Run:
         key = self._key(state.parent_key, shown + extra, args, "")
         hit = self._lookup(key)
         if hit:
-            yield self.say(" ---> Using cache\n")
-            new = self._state_of(hit)
-            yield self.say(f" ---> {hit[7:19]}\n")
-            yield new
+            for m in self._from_cache(hit):
+                yield m
             return
         yield self.say(f" ---> Not in the cache: "
                        f"{self._why(state.parent_key, shown + extra, args, None)}\n")
@@ -1057,9 +1061,8 @@ class _Run:
         key = self._key(state.parent_key, shown, {}, "")
         hit = self._lookup(key)
         if hit:
-            yield self.say(" ---> Using cache\n")
-            yield self.say(f" ---> {hit[7:19]}\n")
-            yield self._state_of(hit)
+            for m in self._from_cache(hit):
+                yield m
             return
         yield self.say(f" ---> Not in the cache: {self._why(state.parent_key, shown, {}, None)}\n")
         new = State(state.image_id, json.loads(json.dumps(state.config)), list(state.layers))
@@ -1132,9 +1135,8 @@ class _Run:
         key = self._key(state.parent_key, shown, {}, files_hash)
         hit = self._lookup(key)
         if hit:
-            yield self.say(" ---> Using cache\n")
-            yield self.say(f" ---> {hit[7:19]}\n")
-            yield self._state_of(hit)
+            for m in self._from_cache(hit):
+                yield m
             return
         yield self.say(f" ---> Not in the cache: "
                        f"{self._why(state.parent_key, shown, {}, manifest)}\n")

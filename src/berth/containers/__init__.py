@@ -79,8 +79,13 @@ class Config:
 
     @property
     def lean_forkserver(self) -> str:
-        """The lean fork server's socket (runtime.forkserver.lean_socket; .dns: dns_socket)."""
+        """The lean fork server's socket (runtime.forkserver.lean_socket)."""
         return self.forkserver + ".lean"
+
+    @property
+    def dns_forkserver(self) -> str:
+        """The socket of the fork server with dnslib (runtime.forkserver.dns_socket)."""
+        return self.forkserver + ".dns"
 
 
 def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> int:
@@ -455,7 +460,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         live = self._live[cid]
         try:
             # a monitor that answers DNS queries comes from the fork server with dnslib
-            ch = await Channel.open(self.cfg.forkserver + ".dns" if req["dns"] else
+            ch = await Channel.open(self.cfg.dns_forkserver if req["dns"] else
                                     self.cfg.lean_forkserver, req)
         except OSError as e:
             self._unplug_networks(doc)

@@ -16,10 +16,6 @@ from berth.errors import (
 )
 from berth.volumes import MountSpec, parse_bind, parse_mount
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from berth.containers import _Live  # noqa: F401
-
 log = logging.getLogger(__name__)
 
 

@@ -18,10 +18,6 @@ from berth.errors import (
     System,
 )
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from berth.containers import _Live  # noqa: F401
-
 log = logging.getLogger(__name__)
 
 

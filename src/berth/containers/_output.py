@@ -24,7 +24,7 @@ from berth.images import parse_rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from berth.containers import _Live  # noqa: F401
+    from berth.containers import _Live
 
 log = logging.getLogger(__name__)
 

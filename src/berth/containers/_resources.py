@@ -22,10 +22,6 @@ from berth.errors import (
 )
 from berth.images import rfc3339
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from berth.containers import _Live  # noqa: F401
-
 log = logging.getLogger(__name__)
 
 

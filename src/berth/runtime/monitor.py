@@ -798,17 +798,20 @@ def _setup_endpoints(pid: int, networks: list[dict]) -> None:  # type: ignore[ty
     if not NETWORK_SERVER:
         netlink.setup_endpoints(pid, [netlink.Endpoint.decode(e) for e in networks])
         return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(60)
-        s.connect(NETWORK_SERVER)
-        s.sendall(json.dumps({"netsetup": {"pid": pid, "networks": networks}}).encode() + b"\n")
-        buf = b""
-        while len(buf) < 8 or len(buf) < 8 + struct.unpack(">I", buf[4:8])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise OSError("the network helper went away")
-            buf += chunk
-    answer = json.loads(buf[8:8 + struct.unpack(">I", buf[4:8])[0]])
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(NETWORK_SERVER)
+    s.sendall(json.dumps({"netsetup": {"pid": pid, "networks": networks}}).encode() + b"\n")
+    helper = _Channel(s)
+    s.settimeout(60)  # plumbing may take longer than the channel's usual 10 s
+    try:
+        frames: list[tuple[int, bytes]] | None = []
+        while frames == []:
+            frames = helper.read_frames()
+        if not frames:
+            raise OSError("the network helper went away")
+    finally:
+        helper.close()
+    answer = json.loads(frames[0][1])
     if "error" in answer:
         raise OSError(answer["error"])
 
