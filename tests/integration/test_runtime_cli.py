@@ -93,3 +93,32 @@ def test_missing_command_fails_create(bundle: Path, tmp_path: Path) -> None:
     r = _rt(root, "create", "-b", str(bundle), "c3")
     assert r.returncode == 127 and "executable file not found in $PATH" in r.stderr
     assert not (root / "c3").exists()
+
+
+def test_run_reports_a_missing_command(bundle: Path, tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    _set_args(bundle, ["no-such-command"])
+    r = _rt(root, "run", "-b", str(bundle), "c4")
+    assert r.returncode == 127 and "executable file not found in $PATH" in r.stderr
+    assert not (root / "c4").exists()
+
+
+def test_run_never_hands_the_host_interpreter_to_the_image(bundle: Path, tmp_path: Path) -> None:
+    """CVE-2019-5736 under `run`, which sets the container up from the host's interpreter (no
+    sealed copy): the image's program is a script whose interpreter is /proc/self/exe. Exec'd
+    from the init, that would be the host's Python: in an image with its libraries it would
+    run the script, create /marker and open its own executable for writing; in this busybox
+    one it fails to load (127). Exec'd through the sealed trampoline, it finds the
+    trampoline, which runs out of arguments and exits 126."""
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    evil = bundle / "rootfs" / "evil"
+    evil.write_text("#!/proc/self/exe\nopen('/marker', 'w').write('x')\n"
+                    "open('/proc/self/exe', 'r+b')\n")
+    evil.chmod(0o755)
+    _set_args(bundle, ["/evil", "one", "two"])
+    r = _rt(root, "run", "-b", str(bundle), "c5")
+    assert r.returncode == 126, (r.stdout, r.stderr)
+    assert not (bundle / "rootfs" / "marker").exists()
+    assert not (root / "c5").exists()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
-from berth.runtime import cli
+from berth.runtime import cli, sealed
 
 
 def test_global_and_command_options() -> None:
@@ -35,3 +39,24 @@ def test_bad_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture
         cli.parse(argv)
     assert e.value.code == 2
     assert "berth-runtime: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("namespaces", "fast"), [
+    ([{"type": "pid"}, {"type": "mount"}], True),
+    ([{"type": "pid", "path": "/proc/1/ns/pid"}, {"type": "mount"}], False),   # shared
+    ([{"type": "mount"}], False),                                               # the host's
+], ids=["new-pid-ns", "joined-pid-ns", "host-pid-ns"])
+def test_run_skips_the_sealed_copy_only_in_a_new_pid_namespace(
+        namespaces: list[dict[str, str]], fast: bool, tmp_path: Path) -> None:
+    """`run` sets up from the host's interpreter only where nothing of the container can see
+    the init before it execs through the trampoline: PID 1 of a new pid namespace."""
+    (tmp_path / "config.json").write_text(json.dumps({"linux": {"namespaces": namespaces}}))
+    got = cli._fast_run(cli.parse(["run", "-b", str(tmp_path), "c"]))
+    if got is not None:
+        os.close(got[1])
+    if sealed.trampoline_elf() is None:
+        assert got is None
+    else:
+        assert (got is not None) == fast
+    (tmp_path / "config.json").write_text("{not json")
+    assert cli._fast_run(cli.parse(["run", "-b", str(tmp_path), "c"])) is None

@@ -95,12 +95,14 @@ def test_cli_launcher_is_ours() -> None:
 
 
 def test_runtime_command_is_lean() -> None:
-    """berth-runtime starts two interpreters per `run` (one from a sealed copy): what its
-    second one imports is most of its own start-up."""
+    """berth-runtime's `run` is one interpreter start-up (-I -S) and then its imports: what it
+    imports is most of its own start-up. ctypes' package, libseccomp's module and `warnings`
+    come only when a spec needs them."""
     code = ("import sys, berth.runtime.cli\n"
             "heavy = [n for n in ('argparse', 'json', 're', 'enum', 'dataclasses', 'typing', "
-            "'socket', 'signal', 'shutil', 'contextlib', 'ctypes.util', 'hashlib', "
-            "'subprocess', 'runpy') if n in sys.modules]\n"
+            "'socket', 'signal', 'shutil', 'contextlib', 'ctypes', 'ctypes.util', 'hashlib', "
+            "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.runtime.spec', "
+            "'berth.runtime.sealed', 'termios') if n in sys.modules]\n"
             "print(heavy)")
     out = subprocess.run([sys.executable, "-I", "-S", "-c",
                           f"import sys; sys.path[:0] = [{str(SRC.parent)!r}]\n" + code],

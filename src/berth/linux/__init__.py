@@ -1,4 +1,5 @@
-"""The only home of ctypes and raw syscalls: mount, pivot_root, unshare, setns, prctl, caps.
+"""The only home of raw syscalls (through `_ffi`, a slice of ctypes): mount, pivot_root, unshare,
+setns, prctl, caps.
 
 Imports only `errors`. Each wrapper checks errno and raises OSError with the call named,
 so callers can wrap it in a berth error with context.
@@ -7,12 +8,13 @@ so callers can wrap it in a berth error with context.
 from __future__ import annotations
 
 import _socket
-import ctypes
 import errno
 import fcntl
 import os
 import stat
 import struct
+
+from berth.linux import _ffi
 
 # Everything this module needs is imported here, at the top: some of these functions run in a
 # container's init after pivot_root, where the host's Python library is out of reach.
@@ -44,6 +46,7 @@ MNT_DETACH = 2
 # <asm-generic/ioctls.h>: what `termios` does not export
 TIOCGPTN = 0x80045430    # the number of a pty master's slave
 TIOCSPTLCK = 0x40045431  # lock or unlock the slave (unlockpt)
+TIOCSCTTY = 0x540E       # make a terminal the controlling one
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
@@ -85,16 +88,16 @@ CAPABILITIES = {
 }
 
 
-def _libc() -> ctypes.CDLL:
-    return _opened(ctypes.CDLL)
+def _libc() -> _ffi.CDLL:
+    return _opened(_ffi.CDLL)
 
 
-def _libc_gil() -> ctypes.CDLL:
+def _libc_gil() -> _ffi.CDLL:
     """libc called with the GIL held: no other thread runs Python across a raw clone."""
-    return _opened(ctypes.PyDLL)
+    return _opened(_ffi.PyDLL)
 
 
-def _opened(kind: type[ctypes.CDLL]) -> ctypes.CDLL:
+def _opened(kind: type[_ffi.CDLL]) -> _ffi.CDLL:
     lib = _LIBS.get(kind)
     if lib is None:
         lib = _LIBS[kind] = kind(_LIBC_NAME, use_errno=True)
@@ -104,7 +107,7 @@ def _opened(kind: type[ctypes.CDLL]) -> ctypes.CDLL:
 def _libc_name() -> str:
     # find_library runs ldconfig (milliseconds): only where libc.so.6 is not glibc's name
     try:
-        ctypes.CDLL("libc.so.6")
+        _ffi.CDLL("libc.so.6")
         return "libc.so.6"
     except OSError:
         from ctypes.util import find_library  # subprocess, shutil...: only as a fallback
@@ -112,12 +115,12 @@ def _libc_name() -> str:
 
 
 _LIBC_NAME = _libc_name()
-_LIBS: dict[type[ctypes.CDLL], ctypes.CDLL] = {}  # libc, opened once per calling convention
+_LIBS: dict[type[_ffi.CDLL], _ffi.CDLL] = {}  # libc, opened once per calling convention
 
 
 def _check(ret: int, what: str) -> int:
     if ret < 0:
-        err = ctypes.get_errno()
+        err = _ffi.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
 
@@ -128,7 +131,7 @@ def _b(s: str | None) -> bytes | None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
-    _check(_libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+    _check(_libc().mount(_b(source), _b(target), _b(fstype), _ffi.c_ulong(flags), _b(data)),
            f"mount {source or fstype} on {target}")
 
 
@@ -149,8 +152,8 @@ def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc().setns(fd, nstype), "setns")
 
 
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint64) for n in (
+class _CloneArgs(_ffi.Structure):
+    _fields_ = [(n, _ffi.c_uint64) for n in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
         "tls", "set_tid", "set_tid_size", "cgroup")]
 
@@ -159,32 +162,51 @@ CLONE_INTO_CGROUP = 0x200000000
 _clone3_works = True
 
 
+def clone3(flags: int, cgroup_dir: str | None = None) -> int | None:
+    """os.fork() through clone3(2): the child is born in the new namespaces that `flags` ask
+    for (CLONE_NEWPID makes it PID 1 of its own), and, with `cgroup_dir`, in that cgroup v2
+    directory. Returns 0 in the child, its pid in the parent; None, and no child, on a kernel
+    without clone3 (before 5.7). The caller must be single-threaded.
+
+    Python's own fork bookkeeping runs around the raw call, as os.fork() does it."""
+    global _clone3_works
+    if not _clone3_works:
+        return None
+    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cgroup_dir else -1
+    try:
+        args = _CloneArgs(flags=flags | (CLONE_INTO_CGROUP if cgroup_dir else 0),
+                          exit_signal=17, cgroup=max(fd, 0))  # SIGCHLD
+        api, libc = _ffi.pythonapi, _libc_gil()
+        api.PyOS_BeforeFork()
+        pid = libc.syscall(435, _ffi.byref(args), _ffi.c_size_t(_ffi.sizeof(args)))
+        err = _ffi.get_errno()
+        if pid == 0:
+            api.PyOS_AfterFork_Child()
+        else:
+            api.PyOS_AfterFork_Parent()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if pid >= 0:
+        return int(pid)
+    if err not in (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EOPNOTSUPP) or (
+            err == errno.EINVAL and flags):
+        what = f"clone3 into {cgroup_dir}" if cgroup_dir else "clone3"
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    _clone3_works = False
+    return None
+
+
 def fork_into_cgroup(cgroup_dir: str) -> int:
     """os.fork(), with the child born in the cgroup v2 directory `cgroup_dir` (returns 0 in the
     child, its pid in the parent). The caller must be single-threaded.
 
     clone3(CLONE_INTO_CGROUP) places the child at birth, so nobody writes `cgroup.procs`, whose
     first write after a quiet spell waits out an RCU grace period (6 to 15 ms per start or
-    exec). Python's own fork bookkeeping runs around the raw call, as os.fork() does it. On a
-    kernel without clone3 (before 5.7) the child writes itself into `cgroup.procs`."""
-    global _clone3_works
-    if _clone3_works:
-        fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=17, cgroup=fd)  # SIGCHLD
-        api, libc = ctypes.pythonapi, _libc_gil()
-        api.PyOS_BeforeFork()
-        pid = libc.syscall(435, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
-        err = ctypes.get_errno()
-        if pid == 0:
-            api.PyOS_AfterFork_Child()
-        else:
-            api.PyOS_AfterFork_Parent()
-        os.close(fd)
-        if pid >= 0:
-            return int(pid)
-        if err not in (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EOPNOTSUPP):
-            raise OSError(err, f"clone3 into {cgroup_dir}: {os.strerror(err)}")
-        _clone3_works = False
+    exec). On a kernel without clone3 the child writes itself into `cgroup.procs`."""
+    pid = clone3(0, cgroup_dir)
+    if pid is not None:
+        return pid
     pid = os.fork()
     if pid == 0:
         try:
@@ -200,7 +222,7 @@ def preload() -> None:
     _libc()
     getattr(_libc_gil(), "syscall")  # noqa: B009 - ctypes resolves the symbol on first access
     for name in ("PyOS_BeforeFork", "PyOS_AfterFork_Child", "PyOS_AfterFork_Parent"):
-        getattr(ctypes.pythonapi, name)
+        getattr(_ffi.pythonapi, name)
 
 
 def sethostname(name: str) -> None:
@@ -209,8 +231,8 @@ def sethostname(name: str) -> None:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc().prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                                ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+    return _check(_libc().prctl(option, _ffi.c_ulong(arg2), _ffi.c_ulong(arg3),
+                                _ffi.c_ulong(arg4), _ffi.c_ulong(arg5)), "prctl")
 
 
 def set_child_subreaper() -> None:
@@ -249,13 +271,13 @@ def drop_bounding_caps(keep: set[int]) -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(_ffi.Structure):
+    _fields_ = [("version", _ffi.c_uint32), ("pid", _ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(_ffi.Structure):
+    _fields_ = [("effective", _ffi.c_uint32), ("permitted", _ffi.c_uint32),
+                ("inheritable", _ffi.c_uint32)]
 
 
 def set_caps(effective: set[int], permitted: set[int], inheritable: set[int]) -> None:
@@ -268,7 +290,7 @@ def set_caps(effective: set[int], permitted: set[int], inheritable: set[int]) ->
         data[i].effective = word(effective)
         data[i].permitted = word(permitted)
         data[i].inheritable = word(inheritable)
-    _check(_libc().capset(ctypes.byref(hdr), data), "capset")
+    _check(_libc().capset(_ffi.byref(hdr), data), "capset")
 
 
 def set_keepcaps(on: bool) -> None:

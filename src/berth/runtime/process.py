@@ -4,7 +4,9 @@ Imports `linux`, `jsonc`, `errors` (and `cgroups` for types). The caller must be
 single-threaded (a monitor or `berth-runtime`, never the asyncio daemon): this forks. It is
 also what berth-runtime imports on every command, so it stays off heavy modules.
 
-The protocol, in process order (youki's main → intermediate → init):
+The protocol, in process order (youki's main → intermediate → init). Where the spec joins no
+namespace by path and maps no user namespace, the caller clones the init straight into its new
+namespaces instead (`_clone_init`: one process fewer).
 
   caller ── fork ──► intermediate (born in the cgroup's v2 directory, linux.fork_into_cgroup):
                      joins the v1 cgroups, setns() into any namespace given by path, unshare()s
@@ -28,12 +30,9 @@ import os
 import resource
 import stat
 import struct
-import termios
-import warnings  # noqa: F401 - os.execvpe imports it, in the init after pivot_root
 
 from berth import jsonc as json
 from berth import linux
-from berth.linux import seccomp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -133,21 +132,31 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
           cgroup: CgroupManager | None = None,
-          exec_fifo: str | None = None,
+          exec_fifo: str | None = None, trampoline: int | None = None,
           go: tuple[int, int] | None = None) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
 
     The caller must read the error pipe to EOF (see `wait_exec`) and reap the init. With
     `exec_fifo` (runc's create/start split) the init, once set up, writes {"ready": true} on
-    the error pipe and blocks opening the fifo for writing until `start` opens it to read."""
+    the error pipe and blocks opening the fifo for writing until `start` opens it to read, then
+    execs its program through `trampoline` if given."""
+    lx = spec.get("linux", {})
+    _preload(bool(lx.get("seccomp")), execvpe=trampoline is None)
     err_r, err_w = os.pipe()  # both close-on-exec (PEP 446)
     pid_r, pid_w = os.pipe()
-    lx = spec.get("linux", {})
     userns = any(ns["type"] == "user" and not ns.get("path") for ns in lx.get("namespaces", []))
     if userns:
         uns_r, uns_w = os.pipe()   # intermediate -> us: "my user namespace exists"
         map_r, map_w = os.pipe()   # us -> intermediate: "its maps are written"
     unified = cgroup.unified_dir() if cgroup else None
+    if not userns and not any(ns.get("path") for ns in lx.get("namespaces", [])):
+        init = _clone_init(spec, bundle, stdio, err_r, err_w, exec_fifo, trampoline, cgroup,
+                           unified, go)
+        if init is not None:
+            os.close(pid_r)
+            os.close(pid_w)
+            os.close(err_w)
+            return init, err_r
     inter = linux.fork_into_cgroup(unified) if unified else os.fork()
     if inter == 0:  # intermediate
         code = 1
@@ -187,7 +196,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
                 os.close(pid_w)
                 if go is not None and os.read(go[0], 1) != b"1":
                     os._exit(1)  # the caller gave up on us
-                _init(spec, bundle, stdio, err_w, exec_fifo)  # never returns
+                _init(spec, bundle, stdio, err_w, exec_fifo, trampoline)  # never returns
             os.write(pid_w, str(init).encode())
             code = 0
         except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
@@ -216,6 +225,38 @@ def _write_id_maps(pid: int, lx: dict) -> None:  # type: ignore[type-arg]
             raise StartError(f"a user namespace needs linux.{key}", 1)
         with open(f"/proc/{pid}/{name}", "w") as f:
             f.write(lines)
+
+
+def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
+                err_r: int, err_w: int, exec_fifo: str | None, trampoline: int | None,
+                cgroup: CgroupManager | None, unified: str | None,
+                go: tuple[int, int] | None) -> int | None:
+    """The init cloned straight into its new namespaces (and v2 cgroup): no intermediate, for a
+    spec that joins no namespace by path and maps no user namespace. Its cgroup namespace, if
+    any, it makes itself once in its v1 cgroups (clone3 would root it in ours). None where the
+    kernel has no clone3."""
+    flags = 0
+    for ns in spec.get("linux", {}).get("namespaces", []):
+        flags |= linux.NAMESPACE_FLAGS[ns["type"]]
+    init = linux.clone3(flags & ~linux.CLONE_NEWCGROUP, unified)
+    if init != 0:
+        return init
+    try:
+        os.close(err_r)
+        linux.set_dumpable(False)  # as for exec: no /proc/PID/exe for the container
+        if go is not None:
+            os.close(go[1])
+        if cgroup:
+            cgroup.join_self()
+        if flags & linux.CLONE_NEWCGROUP:
+            linux.unshare(linux.CLONE_NEWCGROUP)
+        if go is not None and os.read(go[0], 1) != b"1":
+            os._exit(1)  # the caller gave up on us
+    except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
+        _report(err_w, f"container init: {e}", 1)
+        os._exit(1)
+    _init(spec, bundle, stdio, err_w, exec_fifo, trampoline)  # never returns
+    return None
 
 
 def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what: str,
@@ -278,8 +319,9 @@ def _report(err_w: int, message: str, code: int) -> None:
 
 
 def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
-          exec_fifo: str | None = None) -> None:
-    """PID 1 of the container: never returns."""
+          exec_fifo: str | None = None, trampoline: int | None = None) -> None:
+    """PID 1 of the container: never returns. With `trampoline` (see sealed.trampoline; only
+    with `exec_fifo`), the program is exec'd through it."""
     try:
         # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
         fifo = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
@@ -288,12 +330,16 @@ def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[typ
         args = proc["args"]
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
         if fifo is not None:
-            _lookup(args[0], env)  # as runc: a missing command fails `create`, not `start`
+            # as runc: a missing command fails `create`, not `start`
+            path = _lookup(args[0], env)
             os.write(err_w, b'{"ready": true}\n')
             wfd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY)
             os.write(wfd, b"0")
             os.close(wfd)
             os.close(fifo)
+            if trampoline is not None:
+                # once ready nobody reads err_w: the trampoline's exit code tells a failure
+                os.execve(trampoline, [path, *args], env)
         detail, code = _exec(args, env)
         _report(err_w, _oci_message(detail), code)
     except StartError as e:
@@ -305,16 +351,17 @@ def _init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[typ
     os._exit(code)
 
 
-def _lookup(cmd: str, env: dict[str, str]) -> None:
+def _lookup(cmd: str, env: dict[str, str]) -> str:
+    """The path execvpe would run for `cmd`."""
     if "/" in cmd:
         if not os.path.exists(cmd):
             raise StartError(f'exec: "{cmd}": stat {cmd}: no such file or directory', 127)
-        return
+        return cmd
     for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                      ).split(":"):
         p = os.path.join(d or ".", cmd)
         if os.path.isfile(p) and os.access(p, os.X_OK):
-            return
+            return p
     raise StartError(f'exec: "{cmd}": executable file not found in $PATH', 127)
 
 
@@ -421,8 +468,20 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
         _load_seccomp(proc)   # last, as runc: nothing after it but execve
 
 
+def _preload(seccomp: bool, execvpe: bool = True) -> None:
+    """Import now what the child will need after pivot_root, when the host's files are gone
+    and berth-runtime has not imported it: the seccomp module (and libseccomp) for a filter,
+    `warnings` for os.execvpe (not needed with a trampoline)."""
+    if seccomp:
+        from berth.linux import seccomp as _  # noqa: F401
+    if execvpe:
+        import warnings  # noqa: F401
+
+
 def _load_seccomp(proc: dict) -> None:  # type: ignore[type-arg]
-    """The filter compiled ahead (by the monitor, from its cache), else built now."""
+    """The filter compiled ahead (by the monitor, from its cache), else built now. Runs after
+    pivot_root: `_preload` imported the module (and opened libseccomp) before."""
+    from berth.linux import seccomp
     if proc.get("_seccomp_bpf"):
         seccomp.load_bpf(proc["_seccomp_bpf"])
     else:
@@ -451,7 +510,7 @@ def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     os.close(slave)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    fcntl.ioctl(0, linux.TIOCSCTTY, 0)
 
 
 def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # type: ignore[type-arg]
@@ -464,6 +523,7 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     only (setns of a pid namespace never moves the caller itself), so the one child is born in
     it, and in the container's v2 cgroup; it joins the rest itself. The caller must fork nothing
     else afterwards."""
+    _preload(bool(proc.get("_seccomp")))
     v1, unified = _cgroups_of(target)
     pid_ns = f"/proc/{target}/ns/pid"
     if os.stat(pid_ns).st_ino != os.stat("/proc/self/ns/pid_for_children").st_ino:

@@ -1,15 +1,17 @@
 """Running from a sealed copy of the interpreter (CVE-2019-5736, the way runc answers it).
 
-Imports nothing of berth's, so that `berth-runtime` can re-execute itself before it imports
-anything heavy. A process that enters a container runs from a read-only, sealed in-memory copy
-of the executable: a container that reaches its /proc/PID/exe cannot write through it to the
-host's interpreter.
+Imports nothing of berth's. A process that enters a container runs from a read-only, sealed
+in-memory copy of the executable: a container that reaches its /proc/PID/exe cannot write
+through it to the host's interpreter. Or, where nothing of the container can reach the process
+before it execs (`berth-runtime run`, see cli._fast_run), its program is exec'd through a
+sealed trampoline instead.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import sys
 
 _F_ADD_SEALS = 1033
@@ -25,6 +27,63 @@ def sealed_copy(path: str, name: str = "berth-runtime") -> int:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 os.write(fd, chunk)
+        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+# The trampoline: a static ELF of a few instructions, `execve(argv[0], argv + 1, envp)`, then,
+# if that failed, exit 127 for ENOENT and 126 otherwise (Docker's codes); with fewer than two
+# arguments, exit 126. A container's init that
+# runs the host's interpreter (not sealed: `berth-runtime run`, see cli.py) execs its program
+# through it, so that when the kernel resolves the program's interpreter, `#!/proc/self/exe`
+# included, /proc/self/exe is this sealed in-memory file and not the host's interpreter. runc
+# 1.2 shipped the same idea as runc-dmz. Machine code per architecture; None elsewhere.
+_TRAMPOLINE_CODE = {
+    "x86_64": (62, bytes.fromhex(
+        "48833c2402"      # cmp qword [rsp], 2      argc: a path and a program's argv[0]
+        "7c24"            # jl fail                 (what `#!/proc/self/exe` ends in)
+        "488b7c2408"      # mov rdi, [rsp+8]        path: argv[0]
+        "488d742410"      # lea rsi, [rsp+16]       argv + 1
+        "488b0424"        # mov rax, [rsp]          argc
+        "488d54c410"      # lea rdx, [rsp+rax*8+16] envp
+        "b83b000000"      # mov eax, 59             execve
+        "0f05"            # syscall
+        "bf7f000000"      # mov edi, 127
+        "83f8fe"          # cmp eax, -ENOENT
+        "7405"            # je exit
+        "bf7e000000"      # fail: mov edi, 126
+        "b8e7000000"      # exit: mov eax, 231      exit_group
+        "0f05")),         # syscall
+}
+_LOAD_ADDR = 0x400000
+
+
+def trampoline_elf(machine: str | None = None) -> bytes | None:
+    """The trampoline as an ELF file for `machine` (default: this one), or None."""
+    entry = _TRAMPOLINE_CODE.get(machine or os.uname().machine)
+    if entry is None:
+        return None
+    e_machine, code = entry
+    size = 64 + 56 + len(code)
+    header = struct.pack("<4sBBBB8sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, b"",
+                         2, e_machine, 1, _LOAD_ADDR + 120, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, _LOAD_ADDR, _LOAD_ADDR, size, size, 0x1000)
+    return header + phdr + code
+
+
+def trampoline() -> int | None:
+    """The trampoline in a sealed memfd (close-on-exec: exec it with os.execve(fd, ...)), or
+    None on an architecture it has no code for."""
+    elf = trampoline_elf()
+    if elf is None:
+        return None
+    fd = os.memfd_create("berth-exec", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    try:
+        os.write(fd, elf)
+        os.fchmod(fd, 0o555)
         fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
     except BaseException:
         os.close(fd)
@@ -60,13 +119,4 @@ def reexec_sealed(module: str, argv: list[str]) -> None:
               {**os.environ, _MARK: "1"})
 
 
-def main() -> None:
-    """`berth-runtime`: the commands that start processes in containers run sealed."""
-    args = sys.argv[1:]
-    if any(c in args for c in ("create", "run", "exec")):
-        reexec_sealed("berth.runtime.cli", args)
-    from berth.runtime import cli
-    cli.main(args)
-
-
-__all__ = ["sealed_copy", "exe_is_sealed", "reexec_sealed", "main"]
+__all__ = ["sealed_copy", "trampoline", "trampoline_elf", "exe_is_sealed", "reexec_sealed"]

@@ -1,0 +1,85 @@
+"""The sealed exec trampoline (runtime/sealed.py): a static ELF that runs `argv[0]` with the
+rest of its arguments and its environment, and fails with Docker's exit codes."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import struct
+from pathlib import Path
+
+import pytest
+
+from berth.runtime import sealed
+
+pytestmark = pytest.mark.skipif(sealed.trampoline_elf() is None,
+                                reason=f"no trampoline for {platform.machine()}")
+
+
+def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    first = sealed.trampoline()
+    assert first is not None
+    fd = fcntl.fcntl(first, fcntl.F_DUPFD_CLOEXEC, 300)   # a number nothing else holds
+    os.close(first)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(w, 1)
+        os.execve(fd, argv, env)
+    os.close(w)
+    os.close(fd)
+    with os.fdopen(r) as f:
+        out = f.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out
+
+
+def test_the_file_is_a_small_static_elf() -> None:
+    elf = sealed.trampoline_elf("x86_64")
+    assert elf is not None and elf[:4] == b"\x7fELF" and len(elf) < 256
+    e_type, e_machine = struct.unpack_from("<HH", elf, 16)
+    assert (e_type, e_machine) == (2, 62)   # ET_EXEC, x86-64: no interpreter to load
+    assert sealed.trampoline_elf("no-such-machine") is None
+
+
+def test_it_is_sealed() -> None:
+    fd = sealed.trampoline()
+    assert fd is not None
+    try:
+        assert fcntl.fcntl(fd, 1034) & 0b1111 == 0b1111   # F_GET_SEALS: seal, shrink, grow, write
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        with pytest.raises(OSError):
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def test_runs_the_path_with_argv_and_env() -> None:
+    code, out = _run(["/bin/sh", "a-name", "-c", 'echo "$0 $X"; ls /proc/self/fd'],
+                     {"X": "42", "PATH": "/bin:/usr/bin"})
+    assert code == 0
+    lines = out.split()
+    assert lines[:2] == ["a-name", "42"]
+    # the trampoline's own descriptor went with its exec
+    assert all(int(x) < 300 for x in lines[2:])
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    assert _run(["/nonexistent", "x"], {})[0] == 127
+    plain = tmp_path / "plain"
+    plain.write_text("not a program\n")
+    assert _run([str(plain), "x"], {})[0] == 126   # EACCES
+    assert _run(["/bin/true"], {})[0] == 126       # no argv[0] for the program
+
+
+def test_a_script_naming_proc_self_exe_finds_only_the_trampoline(tmp_path: Path) -> None:
+    """`#!/proc/self/exe` (CVE-2019-5736's way back to the runtime's binary) runs the
+    trampoline again, which runs out of arguments: it never reaches the caller's
+    interpreter, which would run this file as Python and create the marker."""
+    marker = tmp_path / "marker"
+    script = tmp_path / "evil"
+    script.write_text(f"#!/proc/self/exe\nopen({str(marker)!r}, 'w').write('x')\n")
+    script.chmod(0o755)
+    code, _ = _run([str(script), "evil", "more", "args"], {})
+    assert code == 126
+    assert not marker.exists()
