@@ -21,15 +21,14 @@ The caller sets PR_SET_CHILD_SUBREAPER first so init is re-parented to it and it
 
 from __future__ import annotations
 
-# berth-runtime imports this module: `_signal`, `_socket` and `jsonc`, not `signal`, `socket`,
+# berth-runtime imports this module: `_signal`, `_struct` and `jsonc`, not `signal`, `socket`,
 # `json`, `dataclasses`, `contextlib` or `typing`, which cost ~25 ms of its start-up
 import _signal as signal
-import _socket
+import _struct as struct  # struct's own module, without its Python wrapper
 import fcntl
 import os
 import resource
 import stat
-import struct
 
 from berth import jsonc as json
 from berth import linux
@@ -141,7 +140,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     the error pipe and blocks opening the fifo for writing until `start` opens it to read, then
     execs its program through `trampoline` if given."""
     lx = spec.get("linux", {})
-    _preload(bool(lx.get("seccomp")), execvpe=trampoline is None)
+    _preload(bool(lx.get("seccomp")), execvpe=trampoline is None, console=stdio.console >= 0)
     err_r, err_w = os.pipe()  # both close-on-exec (PEP 446)
     pid_r, pid_w = os.pipe()
     userns = any(ns["type"] == "user" and not ns.get("path") for ns in lx.get("namespaces", []))
@@ -468,14 +467,16 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
         _load_seccomp(proc)   # last, as runc: nothing after it but execve
 
 
-def _preload(seccomp: bool, execvpe: bool = True) -> None:
+def _preload(seccomp: bool, execvpe: bool = True, console: bool = False) -> None:
     """Import now what the child will need after pivot_root, when the host's files are gone
     and berth-runtime has not imported it: the seccomp module (and libseccomp) for a filter,
-    `warnings` for os.execvpe (not needed with a trampoline)."""
+    `warnings` for os.execvpe (not needed with a trampoline), `_socket` to send a console."""
     if seccomp:
         from berth.linux import seccomp as _  # noqa: F401
     if execvpe:
         import warnings  # noqa: F401
+    if console:
+        import _socket  # noqa: F401
 
 
 def _load_seccomp(proc: dict) -> None:  # type: ignore[type-arg]
@@ -499,6 +500,7 @@ def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
     n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
     slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
     os.fchown(slave, uid, 5)  # owned by the user, group tty, as runc does
+    import _socket  # preloaded (`_preload`): this runs after pivot_root
     sock = _socket.socket(fileno=os.dup(stdio.console))
     try:
         sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
@@ -523,7 +525,7 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     only (setns of a pid namespace never moves the caller itself), so the one child is born in
     it, and in the container's v2 cgroup; it joins the rest itself. The caller must fork nothing
     else afterwards."""
-    _preload(bool(proc.get("_seccomp")))
+    _preload(bool(proc.get("_seccomp")), console=stdio.console >= 0)
     v1, unified = _cgroups_of(target)
     pid_ns = f"/proc/{target}/ns/pid"
     if os.stat(pid_ns).st_ino != os.stat("/proc/self/ns/pid_for_children").st_ino:
@@ -551,8 +553,11 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
             linux.set_dumpable(False)
             for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
                 try:
-                    with open(os.path.join(d, "tasks"), "w") as f:
-                        f.write("0")
+                    fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+                    try:
+                        os.write(fd, b"0")
+                    finally:
+                        os.close(fd)
                 except OSError:
                     pass
             fds = []
@@ -574,10 +579,8 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
 def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
     """The cgroup directories of process `pid`: those of the v1 hierarchies, and the one of
     the unified (v2) hierarchy if it is mounted."""
-    with open(f"/proc/{pid}/cgroup") as f:
-        lines = [line.rstrip("\n").split(":", 2) for line in f]
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split(" - ") for line in f]
+    lines = [line.split(":", 2) for line in _read_text(f"/proc/{pid}/cgroup").splitlines()]
+    mounts = [line.split(" - ") for line in _read_text("/proc/self/mountinfo").splitlines()]
     v1: list[str] = []
     unified = None
     for _, ctrls, path in lines:
@@ -646,16 +649,27 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
+def _read_text(path: str) -> str:
+    """A small file's text, without the ~15 us of a Python file object."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+        return data.decode()
+    finally:
+        os.close(fd)
+
+
 def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
     """/sys/fs/cgroup as runc sets it up. Without a cgroup namespace: on v1 a tmpfs with, for
     each hierarchy, the container's own cgroup directory bound read-only; on v2 the container's
     directory of the unified hierarchy. In a cgroup namespace: fresh cgroup mounts, which show
     the namespace's root only (a bind of "/" there would show the host's whole tree)."""
     own: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            own[ctrls] = path
+    for line in _read_text("/proc/self/cgroup").splitlines():
+        _, ctrls, path = line.split(":", 2)
+        own[ctrls] = path
     if "" in own and len(own) == 1:  # cgroup v2
         os.makedirs(dest, exist_ok=True)
         if cgroupns:
@@ -668,8 +682,7 @@ def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
     os.makedirs(dest, exist_ok=True)
     linux.mount("tmpfs", dest, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                 "mode=755")
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split(" - ") for line in f]
+    mounts = [line.split(" - ") for line in _read_text("/proc/self/mountinfo").splitlines()]
     for left, right in mounts:
         fields = right.split()
         if fields[0] != "cgroup":
@@ -859,11 +872,11 @@ def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
 
 def _read_db(path: str) -> list[list[str]]:
     try:
-        with open(path) as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip()
-                    and not line.startswith("#")]
+        text = _read_text(path)
     except OSError:
         return []
+    return [line.split(":") for line in text.splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 __all__ = ["spawn", "spawn_exec", "wait_exec", "StartError", "Stdio", "DEFAULT_CAPS", "resolve_user",
