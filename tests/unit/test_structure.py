@@ -95,7 +95,7 @@ def test_cli_launcher_is_ours() -> None:
 
 
 def test_runtime_command_is_lean() -> None:
-    """berth-runtime's `run` is one interpreter start-up (-I -S) and then its imports: what it
+    """berth-runtime's `run` is one interpreter start-up and then its imports: what it
     imports is most of its own start-up. ctypes' package, libseccomp's module and `warnings`
     come only when a spec needs them."""
     code = ("import sys, berth.runtime.cli\n"
