@@ -122,3 +122,17 @@ def test_run_never_hands_the_host_interpreter_to_the_image(bundle: Path, tmp_pat
     assert r.returncode == 126, (r.stdout, r.stderr)
     assert not (bundle / "rootfs" / "marker").exists()
     assert not (root / "c5").exists()
+
+
+def test_run_under_a_filter_that_refuses_execveat(bundle: Path, tmp_path: Path) -> None:
+    """The trampoline is exec'd by descriptor (execveat); a seccomp profile that refuses
+    execveat but allows execve still runs the program, through the container's /proc."""
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    _set_args(bundle, ["sh", "-c", "echo ran"])
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]}
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    r = _rt(root, "run", "-b", str(bundle), "c6")
+    assert r.returncode == 0 and r.stdout == "ran\n", (r.stdout, r.stderr)
