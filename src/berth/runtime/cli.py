@@ -326,7 +326,7 @@ def cmd_list(a: Args) -> int:
 
 
 def cmd_run(a: Args) -> int:
-    # the init is re-parented to us when the intermediate exits: we can wait for it
+    # the init is our child, or re-parented to us when an intermediate exits: we can wait for it
     linux.set_child_subreaper()
     st, cg = _create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket, a.spec,
                      a.trampoline)
@@ -484,11 +484,11 @@ def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
     try:
         with open(os.path.join(os.path.abspath(a.bundle or "."), "config.json")) as f:
             spec = json.load(f)
-        namespaces = spec["linux"]["namespaces"]
-    except (OSError, ValueError, KeyError, TypeError):
+        if not any(ns.get("type") == "pid" and not ns.get("path")
+                   for ns in spec["linux"]["namespaces"]):
+            return None
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None   # the sealed process reports it
-    if not any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces):
-        return None
     from berth.runtime.sealed import trampoline
     fd = trampoline()
     return None if fd is None else (spec, fd)
