@@ -1,7 +1,7 @@
 """One cgroup manager interface over cgroup v1 and v2: create with limits, add a process,
 read OOM kills and stats, freeze, remove.
 
-Imports only `errors`. The manager is picked by `detect()` (crun's get_cgroup_manager): v2 where
+Imports `errors` and `linux`. The manager is picked by `detect()` (crun's get_cgroup_manager): v2 where
 /sys/fs/cgroup is a cgroup2 mount, v1 otherwise. Both take a root so unit tests run them on a fake
 cgroupfs in a temporary directory.
 """
@@ -12,6 +12,7 @@ import errno
 import os
 import time
 
+from berth import linux
 from berth.errors import InvalidArgument, System
 
 TYPE_CHECKING = False  # not typing's (~3 ms of berth-runtime's start-up)
@@ -100,8 +101,8 @@ class CgroupManager(Protocol):
     def remove(self) -> None: ...
 
 
-# cgroup files through os.open/os.read/os.write (as open() would: created, truncated): a Python
-# file object costs ~15 us to set up, and a container's start reads or writes some forty of them
+# cgroup files through os.open/os.read/os.write (writes as open() would: created, truncated): a
+# Python file object costs ~15 us to set up, and a container's start reads or writes some forty
 
 
 def _write(path: str, value: str | int) -> None:
@@ -117,18 +118,9 @@ def _write(path: str, value: str | int) -> None:
 
 def _read(path: str) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return linux.read_text(path)
     except OSError:
         return ""
-    try:
-        data = b""
-        while chunk := os.read(fd, 65536):
-            data += chunk
-        return data.decode()
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
 
 
 def _device_rule(rule: dict) -> str:  # type: ignore[type-arg]

@@ -128,6 +128,18 @@ def _b(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
 
 
+def read_text(path: str) -> str:
+    """A small file's text (/proc, cgroupfs), without the ~15 us of a Python file object."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+        return data.decode()
+    finally:
+        os.close(fd)
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
     _check(_libc().mount(_b(source), _b(target), _b(fstype), _ffi.c_ulong(flags), _b(data)),

@@ -590,8 +590,8 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
 def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
     """The cgroup directories of process `pid`: those of the v1 hierarchies, and the one of
     the unified (v2) hierarchy if it is mounted."""
-    lines = [line.split(":", 2) for line in _read_text(f"/proc/{pid}/cgroup").splitlines()]
-    mounts = [line.split(" - ") for line in _read_text("/proc/self/mountinfo").splitlines()]
+    lines = [line.split(":", 2) for line in linux.read_text(f"/proc/{pid}/cgroup").splitlines()]
+    mounts = [line.split(" - ") for line in linux.read_text("/proc/self/mountinfo").splitlines()]
     v1: list[str] = []
     unified = None
     for _, ctrls, path in lines:
@@ -660,25 +660,13 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
-def _read_text(path: str) -> str:
-    """A small file's text, without the ~15 us of a Python file object."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = b""
-        while chunk := os.read(fd, 65536):
-            data += chunk
-        return data.decode()
-    finally:
-        os.close(fd)
-
-
 def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
     """/sys/fs/cgroup as runc sets it up. Without a cgroup namespace: on v1 a tmpfs with, for
     each hierarchy, the container's own cgroup directory bound read-only; on v2 the container's
     directory of the unified hierarchy. In a cgroup namespace: fresh cgroup mounts, which show
     the namespace's root only (a bind of "/" there would show the host's whole tree)."""
     own: dict[str, str] = {}
-    for line in _read_text("/proc/self/cgroup").splitlines():
+    for line in linux.read_text("/proc/self/cgroup").splitlines():
         _, ctrls, path = line.split(":", 2)
         own[ctrls] = path
     if "" in own and len(own) == 1:  # cgroup v2
@@ -693,7 +681,7 @@ def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
     os.makedirs(dest, exist_ok=True)
     linux.mount("tmpfs", dest, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                 "mode=755")
-    mounts = [line.split(" - ") for line in _read_text("/proc/self/mountinfo").splitlines()]
+    mounts = [line.split(" - ") for line in linux.read_text("/proc/self/mountinfo").splitlines()]
     for left, right in mounts:
         fields = right.split()
         if fields[0] != "cgroup":
@@ -883,7 +871,7 @@ def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
 
 def _read_db(path: str) -> list[list[str]]:
     try:
-        text = _read_text(path)
+        text = linux.read_text(path)
     except OSError:
         return []
     return [line.split(":") for line in text.splitlines()
