@@ -17,7 +17,9 @@ import sys
 _F_ADD_SEALS = 1033
 _F_GET_SEALS = 1034
 _SEALS = 1 | 2 | 4 | 8   # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
-_MARK = "_BERTH_RUNTIME_SEALED"
+# set by the second interpreter's own code (reexec_sealed): it never re-executes again, even
+# where /proc/self/exe cannot be checked; nothing outside the process can set it
+REEXECUTED = False
 
 
 def sealed_copy(path: str, name: str = "berth-runtime") -> int:
@@ -110,13 +112,14 @@ def reexec_sealed(module: str, argv: list[str]) -> None:
 
     The second interpreter starts isolated and without `site` (-I -S), with only berth's own
     directory on its path: about 3 ms less than a full start, and no runpy (`-m`)."""
-    if os.environ.pop(_MARK, None) or exe_is_sealed():
+    if REEXECUTED or exe_is_sealed():
         return
     fd = sealed_copy(os.path.realpath(sys.executable))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = f"import sys; sys.path[:0] = [{root!r}]; from {module} import main; main()"
+    code = (f"import sys; sys.path[:0] = [{root!r}]; import {__name__} as s; "
+            f"s.REEXECUTED = True; from {module} import main; main()")
     os.execve(f"/proc/self/fd/{fd}", [sys.executable, "-I", "-S", "-c", code, *argv],
-              {**os.environ, _MARK: "1"})
+              dict(os.environ))
 
 
 __all__ = ["sealed_copy", "trampoline", "trampoline_elf", "exe_is_sealed", "reexec_sealed"]
