@@ -6,7 +6,10 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,24 @@ def test_a_script_naming_proc_self_exe_finds_only_the_trampoline(tmp_path: Path)
     code, _ = _run([str(script), "evil", "more", "args"], {})
     assert code == 126
     assert not marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/proc/sys/vm/memfd_noexec")
+                    or not shutil.which("unshare"),
+                    reason="needs root, Linux 6.3's vm.memfd_noexec, and unshare(1)")
+def test_executable_where_memfds_are_not_by_default() -> None:
+    """vm.memfd_noexec = 1 makes memfds non-executable unless asked (MFD_EXEC). Set in a pid
+    namespace of its own (the sysctl is per pid namespace), so the host keeps its value."""
+    code = ("import os, sys\n"
+            f"sys.path[:0] = [{str(Path(sealed.__file__).parents[2])!r}]\n"
+            "from berth.runtime import sealed\n"
+            "fd = sealed.trampoline()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os.execve(fd, ['/bin/sh', 'sh', '-c', 'exit 7'], {})\n"
+            "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+            "os.close(sealed.sealed_copy('/bin/true'))\n")
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                        'echo 1 > /proc/sys/vm/memfd_noexec && exec "$0" -c "$1"',
+                        sys.executable, code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr

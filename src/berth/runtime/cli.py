@@ -490,7 +490,10 @@ def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None   # the sealed process reports it
     from berth.runtime.sealed import trampoline
-    fd = trampoline()
+    try:
+        fd = trampoline()
+    except OSError:
+        return None   # no executable memfd: the sealed path says why
     return None if fd is None else (spec, fd)
 
 
@@ -502,7 +505,10 @@ def main(argv: list[str] | None = None) -> None:
         a.spec, a.trampoline = fast
     elif a.fn in (cmd_create, cmd_run, cmd_exec):
         from berth.runtime.sealed import reexec_sealed
-        reexec_sealed("berth.runtime.cli", args)
+        try:
+            reexec_sealed("berth.runtime.cli", args)
+        except OSError as e:
+            _die(f"cannot run from a sealed copy of the interpreter: {e}")
     os.makedirs(a.root, mode=0o700, exist_ok=True)
     code = a.fn(a)
     try:

@@ -9,6 +9,7 @@ sealed trampoline instead.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -22,9 +23,23 @@ _SEALS = 1 | 2 | 4 | 8   # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WR
 REEXECUTED = False
 
 
+_MFD_EXEC = 0x10   # Linux 6.3: executable even where vm.memfd_noexec = 1 makes it opt-in
+
+
+def _memfd_exec(name: str, flags: int) -> int:
+    """An executable memfd; kernels before 6.3 know no MFD_EXEC, and all of theirs are."""
+    try:
+        return os.memfd_create(name, flags | os.MFD_ALLOW_SEALING | _MFD_EXEC)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise OSError(e.errno, f"an executable memfd: {e.strerror} "
+                          "(see sysctl vm.memfd_noexec)") from e
+    return os.memfd_create(name, flags | os.MFD_ALLOW_SEALING)
+
+
 def sealed_copy(path: str, name: str = "berth-runtime") -> int:
     """A sealed in-memory copy of an executable, as an inheritable descriptor to exec."""
-    fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
+    fd = _memfd_exec(name, 0)
     try:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -82,7 +97,7 @@ def trampoline() -> int | None:
     elf = trampoline_elf()
     if elf is None:
         return None
-    fd = os.memfd_create("berth-exec", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    fd = _memfd_exec("berth-exec", os.MFD_CLOEXEC)
     try:
         os.write(fd, elf)
         os.fchmod(fd, 0o555)
