@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -129,3 +131,41 @@ def test_run_under_a_filter_that_refuses_execveat(bundle: Path, tmp_path: Path) 
     (bundle / "config.json").write_text(json.dumps(cfg))
     r = _rt(root, "run", "-b", str(bundle), "c6")
     assert r.returncode == 0 and r.stdout == "ran\n", (r.stdout, r.stderr)
+
+
+def test_run_with_a_console_socket(bundle: Path, tmp_path: Path) -> None:
+    """`run` (set up from the host's interpreter) sends the pty's master over the socket, as
+    `create` does: what the init needs for it after pivot_root was imported before."""
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = True
+    cfg["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty; exit 3"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    path = str(tmp_path / "console.sock")
+    got: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+        srv.bind(path)
+        srv.listen(1)
+
+        def receive() -> None:
+            conn, _ = srv.accept()
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            conn.close()
+            data = b""
+            while True:
+                try:
+                    chunk = os.read(fds[0], 4096)
+                except OSError:   # EIO: the last holder of the pty's other end is gone
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            os.close(fds[0])
+            got.append(data)
+        t = threading.Thread(target=receive, daemon=True)
+        t.start()
+        r = _rt(root, "run", "--console-socket", path, "-b", str(bundle), "c7")
+        t.join(10)
+    assert r.returncode == 3, r.stderr
+    assert got and got[0].split() == [b"/dev/pts/0", b"on-the-pty"]
