@@ -169,3 +169,24 @@ def test_run_with_a_console_socket(bundle: Path, tmp_path: Path) -> None:
         t.join(10)
     assert r.returncode == 3, r.stderr
     assert got and got[0].split() == [b"/dev/pts/0", b"on-the-pty"]
+
+
+@pytest.mark.parametrize("pid_ns", ["new", "host"])
+def test_run_of_a_program_that_cannot_exec(pid_ns: str, bundle: Path, tmp_path: Path) -> None:
+    """A program found at create but refused by execve (ENOEXEC) exits 126. From a sealed copy
+    (the host's pid namespace), where the init execs it itself, `run` also says why."""
+    root = tmp_path / "state"
+    _rt(root, "spec", "-b", str(bundle))
+    bad = bundle / "rootfs" / "bad"
+    bad.write_bytes(b"\x00\x01 not a program\n")
+    bad.chmod(0o755)
+    _set_args(bundle, ["/bad"])
+    if pid_ns == "host":
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+        (bundle / "config.json").write_text(json.dumps(cfg))
+    r = _rt(root, "run", "-b", str(bundle), "c8")
+    assert r.returncode == 126, (r.stdout, r.stderr)
+    if pid_ns == "host":
+        assert "exec format error" in r.stderr
+    assert not (root / "c8").exists()

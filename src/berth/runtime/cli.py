@@ -98,15 +98,16 @@ def _stdio(terminal: bool, console_socket: str | None) -> process.Stdio:
 
 
 def create(root: str, cid: str, bundle: str, pid_file: str | None,
-           console_socket: str | None = None, spec: dict[str, Any] | None = None,
-           trampoline: int | None = None) -> dict[str, Any]:
-    return _create(root, cid, bundle, pid_file, console_socket, spec, trampoline)[0]
+           console_socket: str | None = None) -> dict[str, Any]:
+    return _create(root, cid, bundle, pid_file, console_socket)[0]
 
 
 def _create(root: str, cid: str, bundle: str, pid_file: str | None,
-            console_socket: str | None, spec: dict[str, Any] | None,
-            trampoline: int | None) -> tuple[dict[str, Any], cgroups.CgroupManager | None]:
-    """`create`, and the container's cgroup manager (for `run`)."""
+            console_socket: str | None, spec: dict[str, Any] | None = None,
+            trampoline: int | None = None, keep_err: bool = False,
+            ) -> tuple[dict[str, Any], cgroups.CgroupManager | None, int | None]:
+    """`create`; and for `run`, the container's cgroup manager and, with `keep_err`, the init's
+    error pipe, open, to wait for its exec."""
     bundle = os.path.abspath(bundle)
     sdir = _state_dir(root, cid)
     if spec is None:
@@ -132,7 +133,7 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
                                    trampoline=trampoline)
         if stdio.console >= 0:
             os.close(stdio.console)
-        process.wait_exec(err_r, until_ready=True)
+        process.wait_exec(err_r, until_ready=True, close=not keep_err)
     except (process.StartError, OSError, Exception) as e:
         if cg:
             cg.remove()
@@ -148,7 +149,7 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
     if pid_file:
         with open(pid_file, "w") as f:
             f.write(str(pid))
-    return st, cg
+    return st, cg, err_r if keep_err else None
 
 
 def start(root: str, cid: str) -> None:
@@ -158,12 +159,19 @@ def start(root: str, cid: str) -> None:
     _release(root, cid)
 
 
-def _release(root: str, cid: str) -> None:
-    """Let a created container's init exec its program."""
+def _release(root: str, cid: str, err_r: int | None = None) -> None:
+    """Let a created container's init exec its program. With its error pipe, the container
+    stays `created` (no `exec` joins it) until the init has exec'd, and an exec that failed
+    is told."""
     fifo = os.path.join(root, cid, "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY)
     os.read(fd, 1)
     os.close(fd)
+    if err_r is not None:
+        try:
+            process.wait_exec(err_r)
+        except process.StartError as e:
+            sys.stderr.write(f"berth-runtime: {e.message}\n")
     os.unlink(fifo)
 
 
@@ -328,11 +336,11 @@ def cmd_list(a: Args) -> int:
 def cmd_run(a: Args) -> int:
     # the init is our child, or re-parented to us when an intermediate exits: we can wait for it
     linux.set_child_subreaper()
-    st, cg = _create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket, a.spec,
-                     a.trampoline)
+    st, cg, err_r = _create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket,
+                            a.spec, a.trampoline, keep_err=True)
     if a.trampoline is not None:
         os.close(a.trampoline)
-    _release(a.root, a.id)   # `start`, without reading back what we just wrote
+    _release(a.root, a.id, err_r)   # `start`, without reading back what we just wrote
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda signo, _f: os.kill(st["pid"], signo))
     while True:
@@ -479,8 +487,9 @@ def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
     host's interpreter, CVE-2019-5736) before its init execs the program, which it then does
     through the sealed trampoline (so `#!/proc/self/exe` finds only that): the init is PID 1 of
     a new pid namespace, not dumpable, and `exec` refuses a container until `start` is done,
-    which `run` does at once. Anything else (`create`, `exec`, a shared pid namespace, an
-    architecture without a trampoline) runs from a sealed copy of the interpreter."""
+    which under `run` is once the init has exec'd (`_release`). Anything else (`create`,
+    `exec`, a shared pid namespace, an architecture without a trampoline) runs from a sealed
+    copy of the interpreter."""
     try:
         with open(os.path.join(os.path.abspath(a.bundle or "."), "config.json")) as f:
             spec = json.load(f)

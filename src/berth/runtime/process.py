@@ -275,15 +275,17 @@ def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what:
     return int(data), err_r
 
 
-def wait_exec(err_r: int, *, until_ready: bool = False) -> None:
+def wait_exec(err_r: int, *, until_ready: bool = False, close: bool = True) -> None:
     """Block until the init has exec'd (EOF) or failed (a JSON error line): raise StartError.
-    With `until_ready`, return as soon as the init reports it waits on its exec fifo."""
+    With `until_ready`, return as soon as the init reports it waits on its exec fifo (and,
+    with `close` false, leave the pipe open to wait for its exec later)."""
     buf = b""
     while chunk := os.read(err_r, 65536):
         buf += chunk
         if until_ready and buf.endswith(b"\n"):
             break
-    os.close(err_r)
+    if close or not until_ready:
+        os.close(err_r)
     if buf and not (until_ready and buf.startswith(b'{"ready"')):
         msg, code = _decode_error(buf)
         raise StartError(msg, code)
