@@ -1,5 +1,6 @@
 # Sourced by quickstart.sh and test.sh: system packages, then a virtual environment with berth.
-# EXTRA_APT and PIP_EXTRAS add to what is installed.
+# EXTRA_APT, EXTRA_APT_BARE (installed without their recommended packages) and PIP_EXTRAS add
+# to what is installed.
 if [ "$(id -u)" != 0 ]; then echo "berth needs root (namespaces, mounts, cgroups)" >&2; exit 1; fi
 need=""
 dpkg -s tini >/dev/null 2>&1 || need="$need tini"   # --init: tini-static, as docker-init
@@ -12,12 +13,18 @@ command -v ps >/dev/null 2>&1 || need="$need procps"            # berth top
 for pkg in ${EXTRA_APT:-}; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
-if [ -n "$(echo $need)" ]; then
-    echo "==> apt-get install$need"
+bare=""
+for pkg in ${EXTRA_APT_BARE:-}; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || bare="$bare $pkg"
+done
+if [ -n "$(echo $need $bare)" ]; then
+    echo "==> apt-get install$need$bare"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086
-    apt-get install -y -qq $need >/dev/null
+    [ -z "$(echo $need)" ] || apt-get install -y -qq $need >/dev/null
+    # shellcheck disable=SC2086
+    [ -z "$(echo $bare)" ] || apt-get install -y -qq --no-install-recommends $bare >/dev/null
 fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

@@ -107,3 +107,27 @@ def test_executable_where_memfds_are_not_by_default() -> None:
                         'echo 1 > /proc/sys/vm/memfd_noexec && exec "$0" -c "$1"',
                         sys.executable, code], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("qemu-aarch64"), reason="needs qemu-user (qemu-aarch64)")
+def test_the_aarch64_code_under_qemu(tmp_path: Path) -> None:
+    """The aarch64 trampoline, run by qemu-user on this machine: qemu passes the execve it
+    makes to the kernel, which runs this machine's programs natively."""
+    elf = sealed.trampoline_elf("aarch64")
+    assert elf is not None and struct.unpack_from("<H", elf, 18)[0] == 183   # EM_AARCH64
+    exe = tmp_path / "trampoline"
+    exe.write_bytes(elf)
+    exe.chmod(0o755)
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        # -0: the program's argv[0] (qemu would pass the trampoline's path)
+        return subprocess.run(["qemu-aarch64", "-0", argv[0], str(exe), *argv[1:]],
+                              env={"X": "42"}, capture_output=True, text=True, timeout=30)
+
+    r = run(["/bin/sh", "a-name", "-c", 'echo "$0 $X"'])
+    assert r.returncode == 0 and r.stdout == "a-name 42\n", r.stderr
+    assert run(["/nonexistent", "x"]).returncode == 127
+    plain = tmp_path / "plain"
+    plain.write_text("not a program\n")
+    assert run([str(plain), "x"]).returncode == 126
+    assert run(["/bin/true"]).returncode == 126

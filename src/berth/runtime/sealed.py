@@ -57,7 +57,8 @@ def sealed_copy(path: str, name: str = "berth-runtime") -> int:
 # runs the host's interpreter (not sealed: `berth-runtime run`, see cli.py) execs its program
 # through it, so that when the kernel resolves the program's interpreter, `#!/proc/self/exe`
 # included, /proc/self/exe is this sealed in-memory file and not the host's interpreter. runc
-# 1.2 shipped the same idea as runc-dmz. Machine code per architecture; None elsewhere.
+# 1.2 shipped the same idea as runc-dmz. Machine code per architecture (x86-64, and aarch64,
+# assembled with GNU as and tried under qemu-aarch64); None elsewhere.
 _TRAMPOLINE_CODE = {
     "x86_64": (62, bytes.fromhex(
         "48833c2402"      # cmp qword [rsp], 2      argc: a path and a program's argv[0]
@@ -74,6 +75,23 @@ _TRAMPOLINE_CODE = {
         "bf7e000000"      # fail: mov edi, 126
         "b8e7000000"      # exit: mov eax, 231      exit_group
         "0f05")),         # syscall
+    "aarch64": (183, bytes.fromhex(
+        "e30340f9"        # ldr x3, [sp]            argc
+        "7f0800f1"        # cmp x3, #2
+        "4b010054"        # b.lt fail
+        "e00740f9"        # ldr x0, [sp, #8]        path: argv[0]
+        "e1430091"        # add x1, sp, #16         argv + 1
+        "e26f238b"        # add x2, sp, x3, lsl #3
+        "42400091"        # add x2, x2, #16         envp
+        "a81b80d2"        # mov x8, #221            execve
+        "010000d4"        # svc #0
+        "e90f80d2"        # mov x9, #127
+        "1f0800b1"        # cmn x0, #2              -ENOENT?
+        "40000054"        # b.eq out
+        "c90f80d2"        # fail: mov x9, #126
+        "e00309aa"        # out: mov x0, x9
+        "c80b80d2"        # mov x8, #94             exit_group
+        "010000d4")),     # svc #0
 }
 _LOAD_ADDR = 0x400000
 
