@@ -144,6 +144,43 @@ class Daemon:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def console_socket(path: str) -> Iterator[list[bytes]]:
+    """A --console-socket at `path`: receives one pty master (as runc sends it) and reads it
+    until the container's end is gone. The list it yields holds what was read, once the
+    `with` block has ended (the reader is joined there)."""
+    import socket
+    import threading
+    got: list[bytes] = []
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def receive() -> None:
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        conn.close()
+        data = b""
+        while True:
+            try:
+                chunk = os.read(fds[0], 4096)
+            except OSError:   # EIO: the last holder of the pty's other end is gone
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(fds[0])
+        got.append(data)
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    try:
+        yield got
+        t.join(10)
+    finally:
+        srv.close()
+
+
 def remove_cgroups_named(top: str) -> None:
     """A runtime test's cgroup `top/...`, in every hierarchy: it sits under this process's own
     cgroup wherever that is (relative paths), so look everywhere. What still runs in it is

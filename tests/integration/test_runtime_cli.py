@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import remove_cgroups_named
+from .conftest import console_socket, remove_cgroups_named
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -143,30 +141,8 @@ def test_run_with_a_console_socket(bundle: Path, tmp_path: Path) -> None:
     cfg["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty; exit 3"]
     (bundle / "config.json").write_text(json.dumps(cfg))
     path = str(tmp_path / "console.sock")
-    got: list[bytes] = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
-        srv.bind(path)
-        srv.listen(1)
-
-        def receive() -> None:
-            conn, _ = srv.accept()
-            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-            conn.close()
-            data = b""
-            while True:
-                try:
-                    chunk = os.read(fds[0], 4096)
-                except OSError:   # EIO: the last holder of the pty's other end is gone
-                    break
-                if not chunk:
-                    break
-                data += chunk
-            os.close(fds[0])
-            got.append(data)
-        t = threading.Thread(target=receive, daemon=True)
-        t.start()
+    with console_socket(path) as got:
         r = _rt(root, "run", "--console-socket", path, "-b", str(bundle), "c7")
-        t.join(10)
     assert r.returncode == 3, r.stderr
     assert got and got[0].split() == [b"/dev/pts/0", b"on-the-pty"]
 

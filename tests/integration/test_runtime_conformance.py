@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import remove_cgroups_named
+from .conftest import console_socket, remove_cgroups_named
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -132,8 +132,6 @@ def test_exec_sees_what_runc_exec_sees(bundle: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bundle", ["no seccomp"], indirect=True)
 def test_console_socket(bundle: Path, tmp_path: Path) -> None:
-    import socket
-    import threading
     cfg = json.loads((bundle / "config.json").read_text())
     cfg["process"]["terminal"] = True
     cfg["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty"]
@@ -142,37 +140,14 @@ def test_console_socket(bundle: Path, tmp_path: Path) -> None:
     try:
         for rt in ("runc", RT):
             path = str(tmp_path / f"console-{Path(rt).name}.sock")
-            srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            srv.bind(path)
-            srv.listen(1)
-            got: list[bytes] = []
-
-            def receive(srv: socket.socket = srv, got: list[bytes] = got) -> None:
-                conn, _ = srv.accept()
-                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-                conn.close()
-                data = b""
-                while True:
-                    try:
-                        chunk = os.read(fds[0], 4096)
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
-                os.close(fds[0])
-                got.append(data)
-            t = threading.Thread(target=receive, daemon=True)
-            t.start()
             root = str(tmp_path / f"croot-{Path(rt).name}")
-            # as containerd does: create with the socket, start, wait, delete
-            r = subprocess.run([rt, "--root", root, "create", "--console-socket", path, "-b",
-                                str(bundle), "c"], timeout=30, capture_output=True)
-            assert r.returncode == 0, r.stderr
-            subprocess.run([rt, "--root", root, "start", "c"], check=True, timeout=30)
-            t.join(10)
+            with console_socket(path) as got:
+                # as containerd does: create with the socket, start, wait, delete
+                r = subprocess.run([rt, "--root", root, "create", "--console-socket", path,
+                                    "-b", str(bundle), "c"], timeout=30, capture_output=True)
+                assert r.returncode == 0, r.stderr
+                subprocess.run([rt, "--root", root, "start", "c"], check=True, timeout=30)
             subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)
-            srv.close()
             outs.append(got[0].decode().replace("\r", ""))
     finally:
         _cleanup_cgroup(cfg["linux"]["cgroupsPath"])
