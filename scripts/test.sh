@@ -19,5 +19,5 @@ if [ $# -eq 0 ] && command -v runc >/dev/null; then
         tests/integration/test_containers.py tests/integration/test_interactive.py \
         tests/integration/test_durable.py tests/integration/test_volumes.py \
         tests/integration/test_networks.py tests/integration/test_docker_cli.py \
-        tests/integration/test_hostile.py
+        tests/security/test_layers_and_archives.py tests/security/test_runtime_escapes.py
 fi

@@ -4,6 +4,11 @@ aims at a host path or resource and checks that it is untouched.
 
 The daemons and images are the integration tests' own fixtures."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.integration.conftest import (  # noqa: F401 - fixtures, re-exported for this directory
@@ -16,4 +21,15 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures, re-exported f
     running_daemon,
 )
 
-pytestmark = pytest.mark.root
+
+@pytest.fixture
+def host_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on the host that hostile images aim at; it must stay as it is."""
+    d = tmp_path / "host-target"
+    d.mkdir()
+    (d / "sentinel").write_text("untouched")
+    yield d
+    assert sorted(p.name for p in d.iterdir()) == ["sentinel"], list(d.iterdir())
+    assert (d / "sentinel").read_text() == "untouched"
+    with open("/proc/self/mountinfo") as f:
+        assert str(d) not in f.read(), "something was mounted on the host"
