@@ -117,3 +117,19 @@ def test_networks_ports_and_volumes(daemon: Daemon) -> None:
         docker(daemon, "rm", "-f", "dk-web")
         docker(daemon, "network", "rm", "dk-net")
         docker(daemon, "volume", "rm", "dk-vol")
+
+
+def test_swarm_routes_answer_as_a_daemon_outside_a_swarm(daemon: Daemon) -> None:
+    """Clients call `swarm leave --force` in their set-up and tolerate dockerd's 503, not a 404."""
+    r = docker(daemon, "swarm", "leave", "--force")
+    assert r.returncode == 1 and "This node is not part of a swarm" in r.stderr, r.stderr
+    for args in (("node", "ls"), ("service", "ls"), ("secret", "ls"), ("config", "ls")):
+        r = docker(daemon, *args)
+        assert r.returncode == 1 and "This node is not a swarm manager" in r.stderr, (args, r)
+    import docker as dockerpy
+
+    client = dockerpy.DockerClient(base_url=daemon.host)
+    try:
+        assert client.swarm.leave(force=True) is True   # docker-py tolerates the 503
+    finally:
+        client.close()

@@ -60,3 +60,19 @@ def test_frame_and_filters() -> None:
     assert frame(1, b"hi") == b"\x01\x00\x00\x00\x00\x00\x00\x02hi"
     assert parse_filters('{"status":["running"]}') == {"status": ["running"]}
     assert parse_filters('{"label":{"a=b":true,"c":false}}') == {"label": ["a=b"]}
+
+
+def test_swarm_routes_answer_503_outside_a_swarm() -> None:
+    async def go(c: TestClient) -> None:
+        r = await c.post("/v1.50/swarm/leave?force=1")
+        assert r.status == 503
+        assert await r.json() == {"message": "This node is not part of a swarm"}
+        for method, path in (("GET", "/nodes"), ("GET", "/v1.41/services/x"),
+                             ("POST", "/secrets/create"), ("DELETE", "/configs/c"),
+                             ("GET", "/tasks/t/logs"), ("GET", "/swarm")):
+            r = await c.request(method, path)
+            assert r.status == 503, path
+            assert "This node is not a swarm manager" in (await r.json())["message"]
+        r = await c.post("/swarm/init")
+        assert r.status == 503 and "does not support swarm" in (await r.json())["message"]
+    _run(_with_client(go))

@@ -26,7 +26,7 @@ from berth.build import Options as BuildOptions
 from berth.containers import ContainerService
 from berth.containers.channel import Attachment, DetachScanner, parse_detach_keys
 from berth.containers.execs import ExecService, ExecStartError
-from berth.errors import BerthError, InvalidArgument, NotFound, NotModified
+from berth.errors import BerthError, InvalidArgument, NotFound, NotModified, Unavailable
 from berth.events import EventBus, matches
 from berth.images import ImageService
 from berth.images.distribution import Distribution
@@ -225,6 +225,25 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
     return h
 
 
+NOT_A_SWARM_MANAGER = ("This node is not a swarm manager. Use \"docker swarm init\" or "
+                       "\"docker swarm join\" to connect this node to swarm and try again.")
+# the Engine API's swarm-mode routes (v1.50: Swarm, Node, Service, Task, Secret, Config)
+SWARM_ROUTES = [
+    ("GET", "/swarm"), ("POST", "/swarm/init"), ("POST", "/swarm/join"),
+    ("POST", "/swarm/leave"), ("POST", "/swarm/update"), ("GET", "/swarm/unlockkey"),
+    ("POST", "/swarm/unlock"),
+    ("GET", "/nodes"), ("GET", "/nodes/{id}"), ("DELETE", "/nodes/{id}"),
+    ("POST", "/nodes/{id}/update"),
+    ("GET", "/services"), ("POST", "/services/create"), ("GET", "/services/{id}"),
+    ("DELETE", "/services/{id}"), ("POST", "/services/{id}/update"),
+    ("GET", "/services/{id}/logs"),
+    ("GET", "/tasks"), ("GET", "/tasks/{id}"), ("GET", "/tasks/{id}/logs"),
+    *[(m, f"/{kind}{p}") for kind in ("secrets", "configs")
+      for m, p in (("GET", ""), ("POST", "/create"), ("GET", "/{id}"), ("DELETE", "/{id}"),
+                   ("POST", "/{id}/update"))],
+]
+
+
 class Api:
     def __init__(self, *, containers: ContainerService, images: ImageService,
                  info: Callable[[], dict[str, Any]], execs: ExecService | None = None,
@@ -299,6 +318,7 @@ class Api:
             ("GET", "/volumes/{name}", self.volume_inspect),
             ("DELETE", "/volumes/{name}", self.volume_delete),
         ]
+        routes += [(method, path, self.not_in_a_swarm) for method, path in SWARM_ROUTES]
         for method, path, handler in routes:
             app.router.add_route(method, r"/v{version:[0-9]+\.[0-9]+}" + path, handler)
             app.router.add_route(method, path, handler)
@@ -364,6 +384,17 @@ class Api:
             raise InvalidArgument(f"invalid JSON body: {e}") from None
 
     # --- system -----------------------------------------------------------------------------
+    async def not_in_a_swarm(self, request: web.Request) -> web.StreamResponse:
+        """Swarm mode's routes answer as a dockerd that is not in a swarm: 503, in its words.
+        Clients tolerate that (`POST /swarm/leave?force=1` in a test's set-up), not a 404."""
+        path = request.path.rstrip("/")
+        if path.endswith("/swarm/leave"):
+            raise Unavailable("This node is not part of a swarm")
+        if path.endswith(("/swarm/init", "/swarm/join")):
+            raise Unavailable("berth does not support swarm mode: it runs containers on one "
+                              "machine (use compose, or Kubernetes through berth's CRI)")
+        raise Unavailable(NOT_A_SWARM_MANAGER)
+
     async def ping(self, request: web.Request) -> web.StreamResponse:
         resp = web.Response(text="OK" if request.method == "GET" else None,
                             content_type="text/plain")
