@@ -133,3 +133,23 @@ def test_swarm_routes_answer_as_a_daemon_outside_a_swarm(daemon: Daemon) -> None
         assert client.swarm.leave(force=True) is True   # docker-py tolerates the 503
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata"])
+def test_events_print_as_docker_prints_them(daemon: Daemon, tz: str) -> None:
+    """Scripts parse `events`: berth's lines are docker's to the letter (Go's RFC3339Nano with
+    nine digits: "Z" in UTC, else +hh:mm)."""
+    since = f"{time.time():.3f}"
+    daemon.ok("run", "--rm", "--name", f"ev-{tz[:3].lower()}", "busybox", "true")
+    until = f"{time.time() + 0.5:.3f}"
+    time.sleep(0.6)
+    daemon.env["TZ"] = tz
+    try:
+        mine = daemon.ok("events", "--since", since, "--until", until)
+        theirs = subprocess.run(["docker", "events", "--since", since, "--until", until],
+                                env={**daemon.env, "DOCKER_CONFIG": str(daemon.base / "dcfg")},
+                                capture_output=True, text=True, timeout=30).stdout
+    finally:
+        del daemon.env["TZ"]
+    assert mine and mine == theirs
+    assert mine.split()[0].endswith("Z" if tz == "UTC" else "+05:30")

@@ -1260,7 +1260,9 @@ def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         ns = ev.get("timeNano", 0)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns // 10**9)) + \
             f".{ns % 10**9:09d}" + time.strftime("%z", time.localtime(ns // 10**9))
-        stamp = stamp[:-2] + ":" + stamp[-2:]
+        # Go's RFC3339NanoFixed, as the docker CLI prints it: "Z" for UTC, else +hh:mm
+        stamp = stamp[:-5] + "Z" if stamp.endswith(("+0000", "-0000")) else \
+            stamp[:-2] + ":" + stamp[-2:]
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
         out(f"{stamp} {ev['Type']} {ev['Action']} {ev['Actor']['ID']}"
             + (f" ({attrs})" if attrs else ""))
