@@ -60,3 +60,20 @@ def test_run_skips_the_sealed_copy_only_in_a_new_pid_namespace(
         assert (got is not None) == fast
     (tmp_path / "config.json").write_text("{not json")
     assert cli._fast_run(cli.parse(["run", "-b", str(tmp_path), "c"])) is None
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["help"], ["run", "--help"],
+                                  ["exec", "-h"], ["help", "kill"], ["--root", "/r", "state", "-h"]])
+def test_help_prints_usage_and_exits_0(argv: list[str]) -> None:
+    """As runc: `--help`, `help` and each command's `--help` print usage on stdout, exit 0."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "berth.runtime.cli", *argv], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stderr == "", r
+    assert r.stdout.startswith("NAME:\n   berth-runtime") and "USAGE:" in r.stdout
+    command = next((a for a in argv if a in cli._COMMANDS), None)
+    if command:
+        assert f"berth-runtime {command} -" in r.stdout and "OPTIONS:" in r.stdout
+    else:
+        assert all(f"   {c} " in r.stdout for c in cli._COMMANDS)

@@ -431,6 +431,69 @@ def _usage(msg: str) -> NoReturn:
     sys.exit(2)
 
 
+_SUMMARY = {
+    "spec": ("create a new specification file", ""),
+    "create": ("create a container", "<container-id>"),
+    "run": ("create and run a container", "<container-id>"),
+    "start": ("executes the user defined process in a created container", "<container-id>"),
+    "state": ("output the state of a container", "<container-id>"),
+    "exec": ("execute new process inside the container",
+             "<container-id> <command> [command options]"),
+    "kill": ("kill sends the specified signal (default: SIGTERM) to the container's init "
+             "process", "<container-id> [signal]"),
+    "delete": ("delete any resources held by the container often used with detached "
+               "container", "<container-id>"),
+    "list": ("lists containers started by berth-runtime with the given root", ""),
+}
+_OPTION_HELP = {
+    "--root": "root directory for storage of container state (default: \"/run/berth-runtime\")",
+    "--log": "set the log file to write berth-runtime logs to (default is '/dev/stderr')",
+    "--log-format": "set the log format ('text' (default), or 'json')",
+    "--debug": "enable debug logging", "--systemd-cgroup": "accepted for runc's callers; "
+    "berth-runtime manages cgroupfs itself",
+    "--bundle": "path to the root of the bundle directory, defaults to the current directory",
+    "--pid-file": "specify the file to write the process id to",
+    "--console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
+    "referencing the master end of the console's pseudoterminal",
+    "--process": "path to the process.json", "--tty": "allocate a pseudo-TTY",
+    "--detach": "detach from the container's process", "--cwd": "current working directory "
+    "in the container", "--env": "set environment variables", "--user": "UID (format: "
+    "<uid>[:<gid>])", "--all": "send the specified signal to all processes inside the "
+    "container", "--force": "forcibly deletes the container if it is still running (uses "
+    "SIGKILL)",
+}
+
+
+def _help(command: str | None) -> NoReturn:
+    """runc's help, on stdout with exit 0: the whole command's, or one command's."""
+    def options(table: dict[str, tuple[str, bool, bool]]) -> list[str]:
+        by_dest: dict[str, list[str]] = {}
+        for name, (dest, takes, _m) in table.items():
+            by_dest.setdefault(dest, []).append(name + (" value" if takes else ""))
+        lines = []
+        for names in by_dest.values():
+            long = next((n for n in names if n.startswith("--")), names[0]).split()[0]
+            lines.append(f"   {', '.join(sorted(names, key=len, reverse=True)):<28} "
+                         f"{_OPTION_HELP.get(long, '')}")
+        return lines + [f"   {'--help, -h':<28} show help"]
+    if command is None:
+        text = ["NAME:", "   berth-runtime - Open Container Initiative runtime", "",
+                "berth-runtime is berth's implementation of the OCI runtime specification, "
+                "with runc's", "command line.", "", "USAGE:",
+                "   berth-runtime [global options] command [command options] [arguments...]",
+                "", "COMMANDS:"]
+        text += [f"   {c:<10} {d}" for c, (d, _) in _SUMMARY.items()]
+        text += ["", "GLOBAL OPTIONS:", *options(_GLOBAL)]
+    else:
+        summary, usage = _SUMMARY[command]
+        text = ["NAME:", f"   berth-runtime {command} - {summary}", "", "USAGE:",
+                f"   berth-runtime {command} [command options] {usage}".rstrip(), "",
+                "OPTIONS:", *options(_COMMANDS[command][1])]
+    sys.stdout.write("\n".join(text) + "\n")
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def parse(argv: list[str]) -> Args:
     """runc's command line (argparse's rules for what berth-runtime takes, without its ~7 ms of
     imports): global options, a command, its options and positionals; `exec`'s command takes
@@ -447,7 +510,7 @@ def parse(argv: list[str]) -> Args:
         if arg.startswith("-") and arg != "-":
             name, eq, value = arg.partition("=")
             if name in ("-h", "--help"):
-                _usage("help: see runc(8); the commands and options are runc's")
+                _help(next((c for c, v in _COMMANDS.items() if v[0] is fn), None))
             if name not in opts:
                 _usage(f"unrecognized arguments: {arg}")
             dest, takes, multi = opts[name]
@@ -460,6 +523,8 @@ def parse(argv: list[str]) -> Args:
             else:
                 vals[dest] = value if takes else True
         elif fn is None:
+            if arg == "help":
+                _help(argv[i] if i < len(argv) and argv[i] in _COMMANDS else None)
             if arg not in _COMMANDS:
                 _usage(f"argument cmd: invalid choice: {arg!r}")
             fn, opts, want = _COMMANDS[arg][0], _COMMANDS[arg][1], list(_COMMANDS[arg][2])
