@@ -153,3 +153,27 @@ def test_events_print_as_docker_prints_them(daemon: Daemon, tz: str) -> None:
         del daemon.env["TZ"]
     assert mine and mine == theirs
     assert mine.split()[0].endswith("Z" if tz == "UTC" else "+05:30")
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_kill_returns_once_the_container_is_dead(daemon: Daemon, paused: bool) -> None:
+    """docker-py's kill() with the default signal, then at once the state: exited, 137."""
+    import docker as dockerpy
+
+    client = dockerpy.DockerClient(base_url=daemon.host)
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    try:
+        if paused:
+            c.pause()
+        c.kill()
+        c.reload()
+        assert (c.status, c.attrs["State"]["ExitCode"]) == ("exited", 137)
+        assert c.attrs["State"]["Paused"] is False
+        ok(daemon, "start", c.id)
+        r = docker(daemon, "kill", c.id)
+        assert r.returncode == 0 and r.stdout.strip() == c.id
+        assert ok(daemon, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", c.id) == \
+            "exited 137\n"
+    finally:
+        c.remove(force=True)
+        client.close()

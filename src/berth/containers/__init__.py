@@ -670,8 +670,14 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             raise Conflict(f"Cannot kill container: {ref}: Container {doc['Id']} is not running")
         if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
             doc["_berth"]["manually_stopped"] = True
+        exits = self._live[doc["Id"]].exits
         self._signal(doc, signo)
         self._event(doc, "kill", signal=str(signo))
+        if signo == signal_mod.SIGKILL:
+            # as dockerd: the call returns once SIGKILL has taken effect, so an inspect right
+            # after shows the container exited (137); a frozen process dies only when thawed
+            await self._thaw(doc)
+            await self._wait_exit(doc["Id"], exits, 10)
 
     @staticmethod
     def _signal(doc: dict[str, Any], signo: int) -> None:
