@@ -177,3 +177,27 @@ def test_kill_returns_once_the_container_is_dead(daemon: Daemon, paused: bool) -
     finally:
         c.remove(force=True)
         client.close()
+
+
+def test_log_drivers(daemon: Daemon) -> None:
+    """json-file when none is named; local and none accepted; an unknown one refused at
+    create; `logs` of a container with `none` says it cannot read."""
+    r = docker(daemon, "run", "--rm", "--log-driver", "bogus", "busybox", "true")
+    assert r.returncode == 125 and "no log driver named 'bogus' is registered" in r.stderr
+    cid = ok(daemon, "create", "busybox", "true").strip()
+    assert ok(daemon, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", cid) == "json-file\n"
+    ok(daemon, "rm", cid)
+    for driver in ("local", "none"):
+        cid = ok(daemon, "run", "-d", "--log-driver", driver, "busybox", "echo", "hi").strip()
+        try:
+            ok(daemon, "wait", cid)
+            assert ok(daemon, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", cid) == \
+                f"{driver}\n"
+            r = docker(daemon, "logs", cid)
+            if driver == "local":
+                assert r.returncode == 0 and r.stdout == "hi\n", r
+            else:
+                assert r.returncode == 1 and \
+                    "configured logging driver does not support reading" in r.stderr, r
+        finally:
+            ok(daemon, "rm", "-f", cid)

@@ -781,17 +781,17 @@ class Api:
         if not stdout and not stderr:
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
         tty = doc["Config"]["Tty"]
+        entries = self.containers.logs(
+            doc["Id"], follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
+            since=float(request.query.get("since") or 0),
+            until=float(request.query.get("until") or 0),
+            tail=request.query.get("tail", "all"), timestamps=qbool(request, "timestamps"))
         resp = self._stream(request, "application/vnd.docker.raw-stream" if tty
                             else "application/vnd.docker.multiplexed-stream")
         await resp.prepare(request)
-        since = float(request.query.get("since") or 0)
-        until = float(request.query.get("until") or 0)
         # a client that hangs up in the middle of `logs -f` ends only its own stream
         with contextlib.suppress(ConnectionResetError):
-            async for stream, data in self.containers.logs(
-                    doc["Id"], follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
-                    since=since, until=until, tail=request.query.get("tail", "all"),
-                    timestamps=qbool(request, "timestamps")):
+            async for stream, data in entries:
                 await resp.write(data if tty else frame(stream, data))
             await resp.write_eof()
         return resp

@@ -398,9 +398,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         name, _, count = opts["restart"].partition(":")
         hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
     if opts["log-driver"] or opts["log-opt"]:
-        if opts["log-driver"] not in ("", "json-file"):
-            raise UsageError(f"unknown log driver {opts['log-driver']!r}: berth writes json-file")
-        hc["LogConfig"] = {"Type": "json-file", "Config": dict(
+        # the daemon says which drivers it has, as dockerd does
+        hc["LogConfig"] = {"Type": opts["log-driver"], "Config": dict(
             o.split("=", 1) for o in opts["log-opt"] if "=" in o)}
     exposed: dict[str, Any] = {}
     if opts["publish"]:

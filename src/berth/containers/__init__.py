@@ -106,6 +106,20 @@ def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> in
         raise InvalidArgument(f"Invalid signal: {sig}") from None
 
 
+# json-file and local keep Docker's json-file lines (local's compressed format is Docker's own)
+LOG_DRIVERS = ("json-file", "local", "none")
+
+
+def _log_config(given: dict[str, Any] | None) -> dict[str, Any]:
+    """HostConfig.LogConfig as dockerd keeps it: no type is json-file; an unknown one is
+    refused at create."""
+    given = given or {}
+    kind = given.get("Type") or "json-file"
+    if kind not in LOG_DRIVERS:
+        raise InvalidArgument(f"logger: no log driver named '{kind}' is registered")
+    return {"Type": kind, "Config": dict(given.get("Config") or {})}
+
+
 class _Live:
     """What the service knows of a container beyond its record: locks, waiters, output."""
 
@@ -318,7 +332,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         now = time.time()
         layers = self.images.layers_of(image)
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
-        hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        hc["LogConfig"] = _log_config(hc.get("LogConfig"))
         doc: dict[str, Any] = {
             "Id": cid,
             "Created": rfc3339(now),
@@ -332,7 +346,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
             "HostnamePath": os.path.join(cdir, "hostname"),
             "HostsPath": os.path.join(cdir, "hosts"),
-            "LogPath": os.path.join(cdir, f"{cid}-json.log"),
+            "LogPath": "" if hc["LogConfig"]["Type"] == "none" else
+            os.path.join(cdir, f"{cid}-json.log"),
             "Name": "/" + name,
             "RestartCount": 0,
             "Driver": self.driver.name,

@@ -17,9 +17,7 @@ from typing import Any, BinaryIO
 from berth import storage
 from berth.containers._base import ServiceState
 from berth.containers.channel import Attachment, Channel
-from berth.errors import (
-    Conflict,
-)
+from berth.errors import Conflict, NotImplemented_
 from berth.images import parse_rfc3339
 
 TYPE_CHECKING = False
@@ -48,10 +46,20 @@ class OutputMixin(ServiceState):
             i += 1
         return [*reversed(old), path]
 
-    async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
-                   stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
-                   timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+    def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
+             stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
+             timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        """The container's log entries; refused at once (before any of the stream is sent)
+        where its log driver keeps nothing to read."""
         doc = self.resolve(ref)
+        if not doc["LogPath"]:   # the `none` log driver
+            raise NotImplemented_("configured logging driver does not support reading")
+        return self._log_stream(doc, follow=follow, stdout=stdout, stderr=stderr, since=since,
+                                until=until, tail=tail, timestamps=timestamps)
+
+    async def _log_stream(self, doc: dict[str, Any], *, follow: bool, stdout: bool,
+                          stderr: bool, since: float, until: float, tail: str,
+                          timestamps: bool) -> AsyncIterator[tuple[int, bytes]]:
         cid = doc["Id"]
         path = doc["LogPath"]
         streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
