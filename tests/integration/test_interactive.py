@@ -297,3 +297,21 @@ def test_exec_helper_is_not_reachable_from_the_container(daemon: Daemon) -> None
         assert out.splitlines()[0] == "/bin/busybox"
     finally:
         daemon.ok("rm", "-f", "cve")
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_exec_tty_without_stdin_gets_a_pty(daemon: Daemon) -> None:
+    """docker-py's exec_run(tty=True) and exec_start(tty=False) of a tty exec: the pty comes
+    from the exec's create, as with dockerd (so the output has the pty's \\r\\n)."""
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=daemon.host)
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    try:
+        assert c.exec_run("echo hi", tty=True).output == b"hi\r\n"
+        assert c.exec_run("tty", tty=True).output.startswith(b"/dev/pts/")
+        eid = client.api.exec_create(c.id, "echo hi", tty=True)["Id"]
+        assert client.api.exec_start(eid, tty=False) == b"hi\r\n"   # framed, from a pty
+        assert c.exec_run("echo hi").output == b"hi\n"
+    finally:
+        c.remove(force=True)
+        client.close()

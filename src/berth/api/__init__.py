@@ -1012,7 +1012,7 @@ class Api:
         size = body.get("ConsoleSize")
         if body.get("Detach"):
             try:
-                await self.execs.start(eid, tty=tty, console_size=size)
+                await self.execs.start(eid, console_size=size)
             except ExecStartError as e:
                 raise InvalidArgument(str(e)) from None
             return web.Response(status=200)
@@ -1021,7 +1021,7 @@ class Api:
         resp = self._upgrade_response(request, tty)
         conn = await hijack(request, resp)
         try:
-            await self.execs.start(eid, tty=tty, console_size=size)
+            await self.execs.start(eid, console_size=size)
         except (ExecStartError, BerthError) as e:
             # after the upgrade an error can only go down the stream, as dockerd does
             msg = (str(e) + "\r\n").encode()

@@ -104,8 +104,9 @@ class ExecService:
         return Attachment(q, stdout=True, stderr=True, channel=channel, stdin_once=True,
                           on_close=lambda: ex.fanout.unsubscribe(q))
 
-    async def start(self, eid: str, *, tty: bool | None = None,
-                    console_size: list[int] | None = None) -> None:
+    async def start(self, eid: str, *, console_size: list[int] | None = None) -> None:
+        """Run the exec. Its pty comes from its create (`Tty`), as with dockerd: the start's own
+        `Tty` only says how the API frames the stream."""
         ex = self.get(eid)
         if ex.started:
             raise Conflict(f"Error: Exec command {eid} has already run")
@@ -127,7 +128,7 @@ class ExecService:
         filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt
-        tty = bool(b.get("Tty")) if tty is None else tty
+        tty = bool(b.get("Tty"))
         if tty and not any(e.startswith("TERM=") for e in proc["env"]):
             proc["env"].append("TERM=xterm")
         d = os.path.join(self.containers._run_dir(ex.cid), "exec", eid[:16])
