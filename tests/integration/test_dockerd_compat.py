@@ -8,6 +8,7 @@ bridge and no iptables changes; nothing is pulled (`--pull never`, images are im
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -130,6 +131,33 @@ def test_a_container_sees_the_same(dockerd: Dockerd, daemon: Daemon, script: str
     args = ["run", "--rm", "--network", "none", "busybox", "sh", "-c", script]
     theirs = dockerd.docker(args[0], "--pull", "never", *args[1:])
     assert daemon.ok(*args) == theirs
+
+
+@pytest.mark.parametrize("env", [["Foo", "A=1"], ["PATH=/x:/bin", "HOME", "B="],
+                                 ["HOSTNAME=mine", "TERM=dumb", "A=1", "A=2"]])
+@pytest.mark.parametrize("tty", [False, True])
+def test_the_environment_is_dockerd_s(dockerd: Dockerd, daemon: Daemon, env: list[str],
+                                      tty: bool) -> None:
+    """Config.Env as given (an entry without `=` too); the process gets dockerd's PATH,
+    HOSTNAME and TERM under it, and a name without `=` unset; an exec's the same way."""
+    got = []
+    berth = Dockerd(daemon.base)   # the same docker CLI, at berthd's socket
+    berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
+    for engine in (dockerd.docker, berth.docker):
+        cid = engine("create", "--pull", "never", "-h", "envhost", "--network", "none",
+                     *(["-t"] if tty else []), *[a for e in env for a in ("-e", e)],
+                     "busybox", "sh", "-c", "env | sort; sleep 30").strip()
+        try:
+            # sorted: docker CLI 28 sends -e entries in no fixed order
+            record = sorted(json.loads(engine("inspect", "-f", "{{json .Config.Env}}", cid)))
+            engine("start", cid)
+            time.sleep(0.5)
+            execd = engine("exec", "-e", "X=1", "-e", "A", cid, "sh", "-c", "env | sort")
+            logs = engine("logs", cid)
+        finally:
+            engine("rm", "-f", cid)
+        got.append((record, logs, execd))
+    assert got[0] == got[1]
 
 
 COMPARE_DOCKERFILE = """\

@@ -317,8 +317,10 @@ def _env_item(e: str) -> str:
         if e.startswith("="):
             raise UsageError(f"invalid environment variable: {e}")
         return e
+    # as the docker CLI: the value from the client's environment, or the bare name, which the
+    # daemon keeps in Config.Env and which unsets the name in the process
     v = os.environ.get(e)
-    return f"{e}={v}" if v is not None else ""
+    return f"{e}={v}" if v is not None else e
 
 
 def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple[dict[str, Any], str]:

@@ -318,10 +318,6 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             parse_signal(full_cfg["StopSignal"])
         if cfg.get("StopTimeout") is not None:
             full_cfg["StopTimeout"] = cfg["StopTimeout"]
-        if not any(e.startswith("HOSTNAME=") for e in full_cfg["Env"]) and hostname:
-            full_cfg["Env"].insert(0, f"HOSTNAME={hostname}")
-        if full_cfg["Tty"] and not any(e.startswith("TERM=") for e in full_cfg["Env"]):
-            full_cfg["Env"].append("TERM=xterm")
         for dev in hc.get("Devices") or []:
             host_device(dev)  # a missing device fails the create, not only the start
         mount_specs = self._mount_specs(cfg, hc, icfg.get("Volumes"))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth.containers import seccomp
 from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_keys
-from berth.containers.spec import container_caps, host_caps, merge_env
+from berth.containers.spec import container_caps, host_caps, process_env
 from berth.errors import Conflict, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
@@ -120,7 +120,9 @@ class ExecService:
         # the container's own capabilities and seccomp filter (as runc gives an exec)
         capset = host_caps() if b.get("Privileged") else container_caps(hc)
         caps = sorted(capset)
-        proc = {"args": b["Cmd"], "env": merge_env(cfg.get("Env"), b.get("Env")),
+        tty = bool(b.get("Tty"))
+        proc = {"args": b["Cmd"],
+                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env")),
                 "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
                 "user": b.get("User") or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps},
@@ -128,9 +130,6 @@ class ExecService:
         filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt
-        tty = bool(b.get("Tty"))
-        if tty and not any(e.startswith("TERM=") for e in proc["env"]):
-            proc["env"].append("TERM=xterm")
         d = os.path.join(self.containers._run_dir(ex.cid), "exec", eid[:16])
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "process.json"), "w") as f:

@@ -34,17 +34,40 @@ _ULIMITS = {"nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "core": "RLIMIT_
             "sigpending": "RLIMIT_SIGPENDING"}
 
 
+def _env_name(entry: str) -> str:
+    name = entry.partition("=")[0]
+    if not name:
+        raise InvalidArgument(f"invalid environment variable: {entry}")
+    return name
+
+
 def merge_env(image_env: list[str] | None, env: list[str] | None) -> list[str]:
-    out: dict[str, str] = {}
-    for e in (image_env or []) + (env or []):
-        k, eq, v = e.partition("=")
-        if not k:
-            raise InvalidArgument(f"invalid environment variable: {e}")
-        if eq:
-            out[k] = v
+    """A container's Config.Env as dockerd records it: the given entries as they are (`NAME`
+    without `=` too), then the image's entries whose names were not given."""
+    given = list(env or [])
+    names = {_env_name(e) for e in given}
+    return given + [e for e in image_env or [] if e.partition("=")[0] not in names]
+
+
+def replace_or_append(defaults: list[str], overrides: list[str] | None) -> list[str]:
+    """dockerd's rule for an environment: an override replaces the entry of the same name or is
+    appended; an override without `=` unsets the name."""
+    out = {_env_name(e): e for e in defaults}
+    for e in overrides or []:
+        name = _env_name(e)
+        if "=" in e:
+            out[name] = e
         else:
-            out.pop(k, None)  # `-e NAME` with NAME unset on the client: left out
-    return [f"{k}={v}" for k, v in out.items()]
+            out.pop(name, None)
+    return [e for e in out.values() if "=" in e]
+
+
+def process_env(config_env: list[str] | None, hostname: str, tty: bool,
+                extra: list[str] | None = None) -> list[str]:
+    """The environment a container's process (or an exec's, with `extra`) gets, as dockerd
+    makes it: PATH, HOSTNAME and, with a tty, TERM, overridden by Config.Env, then `extra`."""
+    base = [DEFAULT_PATH, f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else [])]
+    return replace_or_append(replace_or_append(base, config_env), extra)
 
 
 def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
@@ -136,11 +159,10 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     if host_config.get("Init") and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
         args = ["/sbin/docker-init", "--", *args]
-    env = list(config.get("Env") or [])
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, DEFAULT_PATH)
+    hostname = config.get("Hostname") or cid[:12]
+    env = process_env(config.get("Env"), hostname, bool(config.get("Tty")))
     spec = default_spec(args, env=env, cwd=config.get("WorkingDir") or "/",
-                        hostname=config.get("Hostname") or cid[:12],
+                        hostname=hostname,
                         terminal=bool(config.get("Tty")))
     # the user is resolved inside the rootfs at start, through the image's passwd and group
     # files, as Docker does; "" is root (uid 0, with its groups and home)
@@ -287,4 +309,5 @@ def _cap_name(c: str) -> str:
     return c
 
 
-__all__ = ["build_spec", "merge_env", "validate_host_config", "DEFAULT_PATH"]
+__all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
+           "DEFAULT_PATH"]
