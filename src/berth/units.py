@@ -31,14 +31,14 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24 // 365} years"
 
 
-def human_size(size: float) -> str:
-    """go-units HumanSizeWithPrecision(size, 3): decimal units."""
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision(size, precision): decimal units (4 is its HumanSize)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000
         i += 1
-    return f"{size:.3g}{units[i]}"
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def parse_size(s: str) -> int:

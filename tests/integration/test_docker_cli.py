@@ -201,3 +201,28 @@ def test_log_drivers(daemon: Daemon) -> None:
                     "configured logging driver does not support reading" in r.stderr, r
         finally:
             ok(daemon, "rm", "-f", cid)
+
+
+def test_system_df_and_prune(daemon: Daemon) -> None:
+    """`system df` (plain, -v, --format) prints what the docker CLI prints from the same
+    /system/df; `system prune -f --volumes` removes what docker's would."""
+    cid = daemon.ok("run", "-d", "-v", "dfvol:/v", "busybox", "sh", "-c",
+                    "echo x > /v/a; head -c 100000 /dev/zero > /big; sleep 60").strip()
+    daemon.ok("run", "--name", "df-stopped", "-v", "/anon", "busybox", "true")
+    try:
+        time.sleep(0.3)
+        for args in (["system", "df"], ["system", "df", "-v"],
+                     ["system", "df", "--format", "{{.Type}}: {{.Size}} {{.Reclaimable}}"],
+                     ["system", "df", "--format", "table {{.Type}}\t{{.Active}}"]):
+            assert daemon.ok(*args) == ok(daemon, *args), args
+        r = daemon.berth("system", "df", "-v", "--format", "x")
+        assert r.returncode != 0
+        out = daemon.ok("system", "prune", "-f", "--volumes")
+        assert "Deleted Containers:\n" in out and "Total reclaimed space:" in out
+        assert daemon.berth("inspect", "df-stopped").returncode != 0
+        assert daemon.inspect(cid)["State"]["Running"]     # in use: kept
+        assert "dfvol" in daemon.ok("volume", "ls", "-q")
+        assert daemon.ok("system", "info", "--format", "{{.ID}}").strip()
+    finally:
+        daemon.berth("rm", "-f", cid, "df-stopped")
+        daemon.berth("volume", "rm", "dfvol")

@@ -225,6 +225,7 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
     return h
 
 
+DF_TYPES = ("container", "image", "volume", "build-cache")
 NOT_A_SWARM_MANAGER = ("This node is not a swarm manager. Use \"docker swarm init\" or "
                        "\"docker swarm join\" to connect this node to swarm and try again.")
 # the Engine API's swarm-mode routes (v1.50: Swarm, Node, Service, Task, Secret, Config)
@@ -264,7 +265,7 @@ class Api:
         routes: list[tuple[str, str, Handler]] = [
             ("HEAD", "/_ping", self.ping), ("GET", "/_ping", self.ping),
             ("GET", "/version", self.version), ("GET", "/info", self.info),
-            ("GET", "/events", self.event_stream),
+            ("GET", "/events", self.event_stream), ("GET", "/system/df", self.system_df),
             ("POST", "/images/create", self.image_create),
             ("POST", "/auth", self.auth),
             ("POST", "/build", self.build),
@@ -420,6 +421,23 @@ class Api:
 
     async def info(self, request: web.Request) -> web.StreamResponse:
         return json_response(self.info_fn())
+
+    async def system_df(self, request: web.Request) -> web.StreamResponse:
+        kinds = request.query.getall("type", []) or list(DF_TYPES)
+        for kind in kinds:
+            if kind not in DF_TYPES:
+                raise InvalidArgument(f"unknown object type: {kind}")
+        out: dict[str, Any] = {}
+        if "image" in kinds:
+            out["LayersSize"], out["Images"] = await asyncio.to_thread(self.images.disk_usage)
+        if "container" in kinds:
+            out["Containers"] = await asyncio.to_thread(self.containers.list, all_=True,
+                                                        size=True)
+        if "volume" in kinds:
+            out["Volumes"] = await asyncio.to_thread(self.containers.volumes.usage)
+        if "build-cache" in kinds:
+            out["BuildCache"] = []   # the classic builder's cache is images (as dockerd's)
+        return json_response(out)
 
     async def event_stream(self, request: web.Request) -> web.StreamResponse:
         def when(name: str) -> float | None:

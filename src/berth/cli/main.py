@@ -1604,6 +1604,14 @@ GROUPS: dict[str, dict[str, Command]] = {
                                     "pause", "unpause", "update", "top", "stats", "port",
                                     "commit", "diff")},
     },
+    "system": {
+        "df": (_lazy("SYSTEM_DF", "system"), _lazy_cmd("cmd_system_df", "system"),
+               "Show docker disk usage"),
+        "prune": (_lazy("SYSTEM_PRUNE", "system"), _lazy_cmd("cmd_system_prune", "system"),
+                  "Remove unused data"),
+        "info": (INFO, cmd_info, "Display system-wide information"),
+        "events": (EVENTS, cmd_events, "Get real time events from the server"),
+    },
     "image": {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),
         "rm": (RMI, cmd_rmi, ""), "prune": (IMAGE_PRUNE, cmd_image_prune, "Remove unused images"),
@@ -1624,6 +1632,7 @@ def usage() -> str:
         lines.append(f"  {name:<10} {h}")
     lines += ["", "Management Commands:", "  container  Manage containers",
               "  image      Manage images", "  network    Manage networks",
+              "  system     Manage berth",
               "  volume     Manage volumes", "",
               "Global Options:", GLOBAL.usage(), "",
               "Run 'berth COMMAND --help' for more information on a command."]

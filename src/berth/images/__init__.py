@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from berth import oci, reference
 from berth.content import ContentStore
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.metadata import MetadataStore
 from berth.storage import Layer, LayerStore
 
@@ -275,6 +275,28 @@ class ImageService:
                 "SharedSize": -1, "Size": doc["size"], "VirtualSize": doc["size"],
             })
         return out
+
+    def disk_usage(self) -> tuple[int, builtins.list[dict[str, Any]]]:
+        """`GET /system/df`'s images: the size of every layer held (each counted once), and the
+        images as `images` lists them, each with the size of the layers it shares with
+        other images."""
+        sizes: dict[str, int] = {}
+        holders: dict[str, int] = {}
+        chains: dict[str, set[str]] = {}
+        for image_id, doc in self.meta.images():
+            chains[image_id] = set(doc["layers"])
+            for chain in chains[image_id]:
+                holders[chain] = holders.get(chain, 0) + 1
+                if chain not in sizes:
+                    try:
+                        sizes[chain] = self.layer_store.get(chain).size
+                    except BerthError:
+                        sizes[chain] = 0   # a layer being removed
+        images = self.list()
+        for img in images:
+            img["SharedSize"] = sum(sizes[c] for c in chains.get(img["Id"], ())
+                                    if holders[c] > 1)
+        return sum(sizes.values()), images
 
     def _container_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -204,6 +204,16 @@ class VolumeService:
                 out.append(v)
         return {"Volumes": out, "Warnings": None}
 
+    def usage(self) -> builtins.list[dict[str, Any]]:
+        """`GET /system/df`'s volumes: each with its size on disk and how many containers use
+        it (-1 where the size cannot be known: tmpfs and device volumes)."""
+        out = []
+        for v in self.meta.volumes():
+            opts = v.get("Options") or {}
+            size = -1 if opts.get("type") or opts.get("device") else _du(self._path(v["Name"]))
+            out.append({**v, "UsageData": {"Size": size, "RefCount": len(self.users(v["Name"]))}})
+        return out
+
     def remove(self, name: str, *, force: bool = False) -> None:
         doc = self.meta.get_volume(name)
         if doc is None:

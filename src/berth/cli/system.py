@@ -1,0 +1,179 @@
+"""`system df` and `system prune`, printed as the docker CLI prints them.
+
+Imported only by those commands. `system info` and `system events` are `info` and `events`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from berth.cli import fmt
+from berth.cli.flags import Spec, UsageError, flag
+from berth.client import Client
+from berth.units import human_size
+
+SYSTEM_DF = Spec([flag("verbose", "v", help="Show detailed information on space usage"),
+                  flag("format", kind="str", default="",
+                       help="Format output using a custom template")])
+
+SYSTEM_PRUNE = Spec([
+    flag("all", "a", help="Remove all unused images not just dangling ones"),
+    flag("force", "f", help="Do not prompt for confirmation"),
+    flag("volumes", help="Prune anonymous volumes"),
+    flag("filter", kind="list", help='Provide filter values (e.g. "label=<key>=<value>")'),
+])
+
+
+def _size(n: float) -> str:
+    return human_size(n, 4)   # go-units HumanSize, as `system df` prints sizes
+
+
+def _reclaimable(reclaimable: int, total: int) -> str:
+    if total <= 0:
+        return _size(reclaimable)
+    return f"{_size(reclaimable)} ({reclaimable * 100 // total}%)"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    """Go's tabwriter as the docker CLI sets it up: cells at least 10 wide, 3 of padding."""
+    if not rows:
+        return []
+    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]))]
+    return ["".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
+            for r in rows]
+
+
+def summary(df: dict[str, Any]) -> list[dict[str, Any]]:
+    """The four rows of `system df`: Images, Containers, Local Volumes, Build Cache."""
+    images = df.get("Images") or []
+    layers = int(df.get("LayersSize") or 0)
+    used = sum(i["Size"] - i["SharedSize"] for i in images
+               if i.get("Containers") and i.get("SharedSize", -1) != -1)
+    containers = df.get("Containers") or []
+    c_size = sum(int(c.get("SizeRw") or 0) for c in containers)
+    c_free = sum(int(c.get("SizeRw") or 0) for c in containers
+                 if c.get("State") not in ("running", "paused", "restarting"))
+    volumes = df.get("Volumes") or []
+    v_size = sum(max(int(v["UsageData"]["Size"]), 0) for v in volumes)
+    v_free = sum(max(int(v["UsageData"]["Size"]), 0) for v in volumes
+                 if v["UsageData"]["RefCount"] == 0)
+    cache = df.get("BuildCache") or []
+    b_size = sum(int(b.get("Size") or 0) for b in cache)
+    b_free = sum(int(b.get("Size") or 0) for b in cache if not b.get("InUse"))
+    return [
+        {"Type": "Images", "TotalCount": str(len(images)),
+         "Active": str(sum(1 for i in images if i.get("Containers"))), "Size": _size(layers),
+         "Reclaimable": _reclaimable(max(layers - used, 0), layers)},
+        {"Type": "Containers", "TotalCount": str(len(containers)),
+         "Active": str(sum(1 for c in containers if c.get("State") == "running")),
+         "Size": _size(c_size), "Reclaimable": _reclaimable(c_free, c_size)},
+        {"Type": "Local Volumes", "TotalCount": str(len(volumes)),
+         "Active": str(sum(1 for v in volumes if v["UsageData"]["RefCount"])),
+         "Size": _size(v_size), "Reclaimable": _reclaimable(v_free, v_size)},
+        {"Type": "Build Cache", "TotalCount": str(len(cache)),
+         "Active": str(sum(1 for b in cache if b.get("InUse"))), "Size": _size(b_size),
+         "Reclaimable": _size(b_free)},
+    ]
+
+
+def _verbose(df: dict[str, Any]) -> list[str]:
+    lines = ["Images space usage:", ""]
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
+             "CONTAINERS"]]
+    for i in df.get("Images") or []:
+        tags = i.get("RepoTags") or ["<none>:<none>"]
+        for ref in tags:
+            repo, _, tag = ref.rpartition(":")
+            shared = i.get("SharedSize", -1)
+            rows.append([repo, tag, i["Id"].removeprefix("sha256:")[:12],
+                         fmt.ago(i["Created"]), human_size(i["Size"]),
+                         _size(shared) if shared != -1 else "N/A",
+                         _size(i["Size"] - shared) if shared != -1 else "N/A",
+                         str(i.get("Containers", 0))])
+    lines += _table(rows) + ["", "Containers space usage:", ""]
+    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS",
+             "NAMES"]]
+    for c in df.get("Containers") or []:
+        command = c.get("Command") or ""
+        rows.append([c["Id"][:12], c.get("Image", ""),
+                     f'"{fmt.trunc(command, 20)}"',
+                     str(sum(1 for m in c.get("Mounts") or [] if m.get("Type") == "volume")),
+                     _size(int(c.get("SizeRw") or 0)), fmt.ago(c["Created"]),
+                     c.get("Status", ""), ",".join(n.lstrip("/") for n in c.get("Names") or [])])
+    lines += _table(rows) + ["", "Local Volumes space usage:", ""]
+    rows = [["VOLUME NAME", "LINKS", "SIZE"]]
+    for v in df.get("Volumes") or []:
+        size = int(v["UsageData"]["Size"])
+        rows.append([v["Name"], str(v["UsageData"]["RefCount"]),
+                     _size(size) if size >= 0 else "N/A"])
+    lines += _table(rows)
+    cache = df.get("BuildCache") or []
+    lines += ["", f"Build cache usage: {_size(sum(int(b.get('Size') or 0) for b in cache))}",
+              ""]
+    lines += _table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE",
+                      "SHARED"]])
+    return lines
+
+
+def cmd_system_df(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if args:
+        raise UsageError('"system df" accepts no arguments.')
+    df = c.get("/system/df")
+    if opts["verbose"]:
+        if opts["format"]:
+            raise UsageError("--format is not supported with --verbose")
+        sys.stdout.write("\n".join(_verbose(df)) + "\n")
+        return 0
+    rows = summary(df)
+    if opts["format"] and not opts["format"].startswith("table"):
+        for r in rows:
+            sys.stdout.write(fmt.template(opts["format"], r) + "\n")
+        return 0
+    cols = [("TYPE", "Type"), ("TOTAL", "TotalCount"), ("ACTIVE", "Active"), ("SIZE", "Size"),
+            ("RECLAIMABLE", "Reclaimable")]
+    fmt.render(rows, opts["format"], cols)
+    return 0
+
+
+def cmd_system_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if args:
+        raise UsageError('"system prune" accepts no arguments.')
+    what = ["all stopped containers", "all networks not used by at least one container"]
+    if opts["volumes"]:
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("all images without at least one container associated to them" if opts["all"]
+                else "all dangling images")
+    what.append("unused build cache")
+    if not opts["force"]:
+        sys.stdout.write("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what) +
+                         "\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    from berth.cli.main import parse_filters
+    filters = parse_filters(opts["filter"])
+    total = 0
+    sections: list[tuple[str, list[str]]] = []
+    res = c.post("/containers/prune", {"filters": filters})
+    sections.append(("Deleted Containers:", res.get("ContainersDeleted") or []))
+    total += int(res.get("SpaceReclaimed") or 0)
+    if opts["volumes"]:
+        res = c.post("/volumes/prune", {"filters": filters})
+        sections.append(("Deleted Volumes:", res.get("VolumesDeleted") or []))
+        total += int(res.get("SpaceReclaimed") or 0)
+    res = c.post("/networks/prune", {"filters": filters})
+    sections.append(("Deleted Networks:", res.get("NetworksDeleted") or []))
+    image_filters = parse_filters(opts["filter"] + (["dangling=false"] if opts["all"] else []))
+    res = c.post("/images/prune", {"filters": image_filters})
+    images = [f"{k}: {v}" for item in res.get("ImagesDeleted") or [] for k, v in item.items()]
+    sections.append(("Deleted Images:", images))
+    total += int(res.get("SpaceReclaimed") or 0)
+    res = c.post("/build/prune")
+    total += int(res.get("SpaceReclaimed") or 0)
+    for title, items in sections:
+        if items:
+            sys.stdout.write(title + "\n" + "".join(f"{i}\n" for i in items) + "\n")
+    sys.stdout.write(f"Total reclaimed space: {fmt.size(total)}\n")
+    return 0
