@@ -4,6 +4,10 @@ read OOM kills and stats, freeze, remove.
 Imports `errors` and `linux`. The manager is picked by `detect()` (crun's get_cgroup_manager): v2 where
 /sys/fs/cgroup is a cgroup2 mount, v1 otherwise. Both take a root so unit tests run them on a fake
 cgroupfs in a temporary directory.
+
+Device rules: v1 writes them to the devices controller; v2, which has none, attaches a BPF
+device program built from them (`devices`, loaded through `linux.bpf`), and refuses to create
+the cgroup when it cannot.
 """
 
 from __future__ import annotations
@@ -133,6 +137,20 @@ def _device_rule(rule: dict) -> str:  # type: ignore[type-arg]
     return f"{typ} {major}:{minor} {rule.get('access') or 'rwm'}"
 
 
+def _attach_devices(cgroup_dir: str, rules: tuple[dict, ...]) -> None:  # type: ignore[type-arg]
+    """Enforce the device rules on a cgroup v2 directory, which has no devices controller: a
+    BPF device program built from them (`devices`), attached before any process joins. A
+    failure raises: a container must not start with its device rules dropped."""
+    from berth.cgroups import devices  # only where there is a v2 cgroup with rules
+    from berth.linux import bpf
+    prog = devices.compile_rules(rules)
+    try:
+        bpf.attach_cgroup_device(cgroup_dir, prog)
+    except OSError as e:
+        raise System(f"cannot apply the device rules to cgroup {cgroup_dir}: loading or "
+                     f"attaching its BPF device program failed: {e.strerror or e}") from e
+
+
 def _rmdir_retry(path: str) -> None:
     for _ in range(50):
         try:
@@ -225,6 +243,14 @@ class V1:
             for rule in res.devices:
                 _write(os.path.join(dev, "devices.allow" if rule.get("allow") else
                                     "devices.deny"), _device_rule(rule))
+        elif res.devices:
+            # no v1 devices controller: the unified hierarchy of a hybrid layout enforces
+            # them as v2 does; with neither, the container would get every device
+            unified = self._dir("")
+            if not unified:
+                raise System("cannot apply the device rules: no devices cgroup controller "
+                             "and no cgroup2 hierarchy is mounted")
+            _attach_devices(unified, res.devices)
 
     def procs_files(self) -> list[str]:
         return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
@@ -311,6 +337,8 @@ class V2:
             cur = os.path.join(cur, part)
             os.makedirs(cur, exist_ok=True)
         d = self.dir
+        if res.devices:  # before any process joins: its first open is already checked
+            _attach_devices(d, res.devices)
         if res.memory:
             _write(os.path.join(d, "memory.max"), res.memory)
             if res.memory_swap:
