@@ -459,3 +459,36 @@ def test_daemon_json_sets_mirrors_and_insecure_registries(tmp_path: Path, rootfs
                             "--data-root", str(tmp_path / "unused")], capture_output=True,
                            text=True, timeout=30)
         assert r.returncode != 0 and "both as a flag and in the configuration file" in r.stderr
+
+
+def test_distribution_inspect_through_docker_py(rd: Daemon, fake: FakeRegistry) -> None:
+    """GET /distribution/{name}/json (docker-py's get_registry_data, compose): the manifest's
+    descriptor and platforms, for a single manifest and an index, with nothing pulled."""
+    import docker as dockerpy
+
+    one = hand_image([({"a": b"a"}, "gzip")])
+    fake.add("dist/one", "1", one)
+    arm = hand_image([({"arch": b"arm64\n"}, "gzip")], arch="arm64")
+    ppc = hand_image([({"arch": b"ppc64le\n"}, "gzip")], arch="ppc64le")
+    fake.add_index("dist/multi", "1", [(arm, {"os": "linux", "architecture": "arm64",
+                                              "variant": "v8"}),
+                                       (ppc, {"os": "linux", "architecture": "ppc64le"})])
+    before = layers_and_ingest(rd)
+    client = dockerpy.DockerClient(base_url=rd.host)
+    try:
+        data = client.images.get_registry_data(f"{fake.addr}/dist/one:1")
+        assert data.id == one.digest
+        assert data.attrs["Descriptor"] == {"mediaType": one.media_type, "digest": one.digest,
+                                            "size": len(one.manifest)}
+        assert data.attrs["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+        assert data.has_platform("linux/amd64") and not data.has_platform("linux/arm64")
+        multi = client.images.get_registry_data(f"{fake.addr}/dist/multi:1")
+        assert multi.attrs["Platforms"] == [
+            {"architecture": "arm64", "os": "linux", "variant": "v8"},
+            {"architecture": "ppc64le", "os": "linux"}]
+        assert multi.has_platform("linux/ppc64le")
+        with pytest.raises(dockerpy.errors.NotFound):
+            client.images.get_registry_data(f"{fake.addr}/dist/none:1")
+    finally:
+        client.close()
+    assert layers_and_ingest(rd) == before

@@ -273,6 +273,7 @@ class Api:
             ("POST", "/commit", self.commit),
             ("GET", "/containers/{id}/changes", self.container_changes),
             ("POST", "/images/{name:.+}/push", self.image_push),
+            ("GET", "/distribution/{name:.+}/json", self.distribution_inspect),
             ("GET", "/images/json", self.image_list),
             ("GET", "/images/get", self.image_save),
             ("POST", "/images/load", self.image_load),
@@ -502,6 +503,13 @@ class Api:
         await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
         await resp.write_eof()
         return resp
+
+    async def distribution_inspect(self, request: web.Request) -> web.StreamResponse:
+        if self.distribution is None:
+            raise NotFound("this daemon has no registry client")
+        return json_response(await self.distribution.inspect(
+            request.match_info["name"],
+            auth=AuthConfig.from_header(request.headers.get("X-Registry-Auth"))))
 
     async def image_push(self, request: web.Request) -> web.StreamResponse:
         if self.distribution is None:

@@ -147,6 +147,44 @@ class Distribution:
             async for m in self._pull_one(ref, platform, auth):
                 yield m
 
+    async def inspect(self, name: str, *, auth: AuthConfig | None = None) -> dict[str, Any]:
+        """`GET /distribution/{name}/json`: the descriptor of the manifest a name resolves to
+        on its registry, and the platforms it offers, without pulling anything."""
+        auth = auth or AuthConfig()
+        ref = reference.parse(name)
+        last: BerthError | None = None
+        async for repo in self.registry.candidates(ref.domain, ref.path, auth):
+            try:
+                media, raw, digest = await repo.get_manifest(ref.digest or ref.tag or "latest")
+                return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(raw)},
+                        "Platforms": await self._platforms(repo, ref, media, raw)}
+            except (NotFound, Unavailable) as e:
+                if not repo.ep.mirror:
+                    raise self._pull_error(ref, e) from None
+                last = e
+        raise self._pull_error(ref, last or NotFound("manifest unknown"))
+
+    async def _platforms(self, repo: Repository, ref: reference.Reference, media: str,
+                         raw: bytes) -> list[dict[str, Any]]:
+        """An index's platforms; a single manifest's, from its image config."""
+        try:
+            doc = json.loads(raw)
+            if "manifests" in doc:
+                found = [m.get("platform") for m in doc["manifests"]]
+            else:
+                cdesc = doc["config"]
+                oci.validate_digest(cdesc["digest"])
+                cfg = json.loads(await self._small_blob(repo, cdesc["digest"],
+                                                        int(cdesc.get("size", 0))))
+                found = [{"architecture": cfg.get("architecture"), "os": cfg.get("os"),
+                          "os.version": cfg.get("os.version"),
+                          "os.features": cfg.get("os.features"),
+                          "variant": cfg.get("variant")}]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InvalidArgument(f"{ref.familiar}: malformed manifest ({media})") from None
+        # as the OCI platform's JSON: the fields that are set
+        return [{k: v for k, v in p.items() if v} for p in found if isinstance(p, dict)]
+
     async def _tags(self, ref: reference.Reference, auth: AuthConfig) -> list[str]:
         async for repo in self.registry.candidates(ref.domain, ref.path, auth):
             async with repo.request("GET", repo.url("tags/list")) as r:
