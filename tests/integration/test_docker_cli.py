@@ -226,3 +226,35 @@ def test_system_df_and_prune(daemon: Daemon) -> None:
     finally:
         daemon.berth("rm", "-f", cid, "df-stopped")
         daemon.berth("volume", "rm", "dfvol")
+
+
+@pytest.mark.parametrize("content", [b"\x8f garbage " * 300, b"not a tar\n", b""])
+def test_load_of_a_bad_archive(daemon: Daemon, tmp_path: Path, content: bytes) -> None:
+    """As dockerd: a 200 whose JSON stream carries the error, so the docker CLI prints the
+    message as it is and exits 1, docker-py raises ImageLoadError; nothing is kept."""
+    import tarfile
+
+    bad = tmp_path / "bad.tar"
+    if content:
+        bad.write_bytes(content)
+    else:
+        with tarfile.open(bad, "w"):
+            pass
+    before = daemon.ok("images", "-aq")
+    r = docker(daemon, "load", "-i", str(bad))
+    assert r.returncode == 1 and "Error response from daemon" not in r.stderr, r
+    if content:
+        assert r.stderr.startswith("Error processing tar file(exit status 1): "), r.stderr
+    else:
+        assert "no manifest.json" in r.stderr
+    mine = daemon.berth("load", "-i", str(bad))
+    assert (mine.returncode, mine.stderr) == (1, r.stderr)
+    import docker as dockerpy
+
+    client = dockerpy.DockerClient(base_url=daemon.host)
+    try:
+        with pytest.raises(dockerpy.errors.ImageLoadError):
+            client.images.load(bad.read_bytes())
+    finally:
+        client.close()
+    assert daemon.ok("images", "-aq") == before

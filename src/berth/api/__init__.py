@@ -720,12 +720,22 @@ class Api:
     async def image_load(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         reader = SyncReader(request, loop)
-        lines = await asyncio.to_thread(lambda: list(self.images.load(reader)))  # type: ignore[arg-type]
+        error = ""
+        try:
+            lines = await asyncio.to_thread(lambda: list(self.images.load(reader)))  # type: ignore[arg-type]
+        except InvalidArgument as e:
+            # as dockerd: a bad archive is a 200 whose stream carries the error (the docker
+            # CLI prints it as it is; docker-py raises ImageLoadError)
+            lines, error = [], e.message
         resp = self._stream(request)
         await resp.prepare(request)
         for line in lines:
             await resp.write((json.dumps({"stream": line + "\n"}) + "\r\n").encode())
-        self.events.publish("image", "load", "", {})
+        if error:
+            await resp.write((json.dumps({"errorDetail": {"message": error},
+                                          "error": error}) + "\r\n").encode())
+        else:
+            self.events.publish("image", "load", "", {})
         await resp.write_eof()
         return resp
 

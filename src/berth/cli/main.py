@@ -235,7 +235,8 @@ def cmd_load(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                    headers={"Content-Type": "application/x-tar"})
     for msg in r.iter_json():
         if msg.get("error"):
-            raise BerthError(msg["error"])
+            err(msg["error"])   # from the stream, as the docker CLI prints it
+            return 1
         if msg.get("stream"):
             sys.stdout.write(msg["stream"])
     return 0

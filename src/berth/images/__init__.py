@@ -589,7 +589,7 @@ class ImageService:
                             while chunk := f.read(1 << 20):
                                 outf.write(chunk)
             except (tarfile.TarError, EOFError) as e:
-                raise InvalidArgument(f"invalid tar archive: {e}") from e
+                raise InvalidArgument(f"Error processing tar file(exit status 1): {e}") from e
             mpath = os.path.join(tmp, "manifest.json")
             if not os.path.exists(mpath):
                 raise InvalidArgument("invalid archive: no manifest.json "
