@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from berth.build import parse, stages_of
@@ -64,3 +66,40 @@ def test_parse_errors_name_file_and_line() -> None:
     assert [(s.name, s.base, len(s.steps)) for s in stages] == [("one", "x", 1), ("", "one", 0)]
     with pytest.raises(InvalidArgument, match="FROM requires either one or three"):
         stages_of(parse("FROM a b\n")[0], "Dockerfile")
+
+
+@pytest.mark.parametrize("flag,ok", [
+    ("--network=host", True), ("--network=none", True), ("--network=default", True),
+    ("--network=container:abc", False), ("--network=bridge", False), ("--network", False),
+])
+def test_run_network_modes(flag: str, ok: bool) -> None:
+    text = f"FROM busybox\nRUN {flag} true\n"
+    if ok:
+        assert parse(text)[0][1].flags["network"] == flag.split("=", 1)[1]
+    else:
+        with pytest.raises(InvalidArgument, match=r"Dockerfile:2: invalid network mode"):
+            parse(text)
+
+
+def test_entitlement_names() -> None:
+    from berth.build import check_entitlements
+    assert check_entitlements(["network.host", "network.host"]) == ["network.host"]
+    with pytest.raises(InvalidArgument, match="unknown entitlement"):
+        check_entitlements(["network.hots"])
+    with pytest.raises(InvalidArgument, match="security.insecure is not supported"):
+        check_entitlements(["security.insecure"])
+
+
+def test_daemon_entitlements_from_flag_and_daemon_json(tmp_path: Path) -> None:
+    from berth.daemon.main import parse_args
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text("{}")
+    base = ["--config-file", str(cfg), "--init-path", "/bin/true"]
+    assert parse_args(base).insecure_entitlements == frozenset()
+    assert parse_args([*base, "--allow-insecure-entitlement", "network.host"]
+                      ).insecure_entitlements == {"network.host"}
+    cfg.write_text('{"allow-insecure-entitlement": ["network.host"]}')
+    assert parse_args(base).insecure_entitlements == {"network.host"}
+    cfg.write_text('{"allow-insecure-entitlement": ["device"]}')
+    with pytest.raises(SystemExit):
+        parse_args(base)

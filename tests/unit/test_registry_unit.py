@@ -103,3 +103,12 @@ def test_cli_credentials_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert cr.erase_credentials("h:5000")
     assert cr.get_credentials("h:5000") == {}
     assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_origin_is_scheme_host_and_port() -> None:
+    from berth.registry import origin
+    assert origin("https://Reg.example/v2/x") == origin("https://reg.example:443/v2/y")
+    assert origin("http://reg.example/") == ("http", "reg.example", 80)
+    assert origin("https://reg.example/") != origin("http://reg.example:443/")
+    assert origin("https://reg.example:5000/") != origin("https://reg.example/")
+    assert origin("https://user:pw@[::1]:5000/") == ("https", "::1", 5000)

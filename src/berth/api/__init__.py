@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import __version__
-from berth.build import Builder
+from berth.build import Builder, check_entitlements
 from berth.build import Options as BuildOptions
 from berth.containers import ContainerService
 from berth.containers.channel import Attachment, DetachScanner, parse_detach_keys
@@ -588,7 +588,23 @@ class Api:
                     base64.b64decode(secrets_hdr)).items()}
             except ValueError:
                 raise InvalidArgument("invalid X-Berth-Build-Secrets header") from None
+        # `allow`: the entitlements the build asks for (berth's own parameter; the classic
+        # builder's API has none). Either repeated (allow=network.host&allow=...) or one JSON
+        # list (allow=["network.host"]); both forms may be mixed.
+        allow: list[str] = []
+        for raw in q.getall("allow", []):
+            if raw.lstrip().startswith("["):
+                try:
+                    names = json.loads(raw)
+                except ValueError:
+                    raise InvalidArgument("invalid allow: not a JSON list") from None
+                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                    raise InvalidArgument("invalid allow: not a JSON list of names")
+                allow += names
+            elif raw:
+                allow.append(raw)
         opts = BuildOptions(
+            allow=check_entitlements(allow),
             tags=q.getall("t", []), dockerfile=q.get("dockerfile", "") or "Dockerfile",
             buildargs=js("buildargs", {}), labels=js("labels", {}), target=q.get("target", ""),
             nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),

@@ -51,6 +51,22 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # what the runtime makes in a container's upper directory as mount points
 RUNTIME_STUBS = {"etc/hosts", "etc/hostname", "etc/resolv.conf", "dev", "proc", "sys",
                  ".dockerenv"}
+# BuildKit's RUN --network modes; anything else (container:ID, a named network) is refused
+RUN_NETWORKS = ("default", "none", "host")
+# BuildKit's entitlements that berth's builder knows; only network.host does anything here
+NETWORK_HOST = "network.host"
+ENTITLEMENTS = (NETWORK_HOST,)
+
+
+def check_entitlements(names: list[str]) -> list[str]:
+    """Entitlement names as `--allow` and `--allow-insecure-entitlement` give them."""
+    for n in names:
+        if n == "security.insecure":
+            raise InvalidArgument("entitlement security.insecure is not supported: berth's "
+                                  "builder has no RUN --security=insecure")
+        if n not in ENTITLEMENTS:
+            raise InvalidArgument(f"unknown entitlement {n!r} (berth knows {NETWORK_HOST})")
+    return sorted(set(names))
 
 
 class BuildError(BerthError):
@@ -80,6 +96,9 @@ class Options:
     forcerm: bool = False
     secrets: dict[str, bytes] = field(default_factory=dict)
     registry_auth: dict[str, Any] = field(default_factory=dict)
+    # entitlements the client asks for (`berth build --allow network.host`); a RUN step gets
+    # one only if the daemon grants it too (Builder.entitlements)
+    allow: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -151,6 +170,11 @@ def parse(text: str, filename: str = "Dockerfile") -> tuple[list[Instruction], s
         flags: dict[str, str] = {}
         for f in c.flags:
             k, eq, v = f.lstrip("-").partition("=")
+            if k == "network" and name == "RUN" and (not eq or v not in RUN_NETWORKS):
+                # as BuildKit's parser: container:ID or a named network is no RUN option
+                raise InvalidArgument(
+                    f"{filename}:{c.start_line}: invalid network mode {json.dumps(v if eq else '')}"
+                    f": RUN --network takes {', '.join(RUN_NETWORKS)}")
             if k == "mount":
                 flags.setdefault("mount", "")
                 flags["mount"] += ("\n" if flags["mount"] else "") + v
@@ -201,8 +225,11 @@ def stages_of(instructions: list[Instruction], filename: str
 # --- the builder -----------------------------------------------------------------------------------
 class Builder:
     def __init__(self, images: ImageService, containers: Any, *, data_root: str,
-                 pull: Callable[..., AsyncIterator[Message]] | None = None) -> None:
+                 pull: Callable[..., AsyncIterator[Message]] | None = None,
+                 entitlements: frozenset[str] = frozenset()) -> None:
         self.images = images
+        # what the daemon may grant (berthd --allow-insecure-entitlement), as buildkitd
+        self.entitlements = entitlements
         self.containers = containers
         self.meta = images.meta
         self.pull = pull
@@ -924,6 +951,8 @@ class _Run:
             raise BuildError(f"{self.filename}:{ins.line}: RUN requires at least one argument")
         args = self._cache_args(stage_args)
         mounts = [_kv(m) for m in ins.flags.get("mount", "").split("\n") if m]
+        if ins.flags.get("network") == "host":
+            self._entitled(NETWORK_HOST, ins)     # before the cache: a hit needs it as well
         network = ins.flags.get("network", "") or self.opts.network
         shown = "RUN " + (json.dumps(argv) if ins.json else argv[-1])
         extra = json.dumps({"mounts": mounts, "network": ins.flags.get("network", "")},
@@ -979,6 +1008,17 @@ class _Run:
         self._remember(key, state.parent_key, new.image_id or "", shown + extra, args, None)
         yield self.say(f" ---> {new.image_id[7:19] if new.image_id else ''}\n")
         yield new
+
+    def _entitled(self, name: str, ins: Instruction) -> None:
+        """BuildKit's two-sided grant: the build asks for it and the daemon allows it; the
+        errors in BuildKit's words."""
+        where = f"{self.filename}:{ins.line}"
+        if name not in self.opts.allow:
+            raise BuildError(f"{where}: {name} is not allowed (RUN --network=host needs "
+                             f"`berth build --allow {name}`)")
+        if name not in self.b.entitlements:
+            raise BuildError(f"{where}: granting entitlement {name} is not allowed by build "
+                             f"daemon configuration (berthd --allow-insecure-entitlement {name})")
 
     def _run_mounts(self, mounts: list[dict[str, str]], ins: Instruction) -> list[dict[str, Any]]:
         out = []
@@ -1462,4 +1502,5 @@ class _RootView:
         return uid, gid
 
 
-__all__ = ["Builder", "Options", "BuildError", "parse", "extract_context"]
+__all__ = ["Builder", "Options", "BuildError", "parse", "extract_context", "check_entitlements",
+           "ENTITLEMENTS", "NETWORK_HOST"]

@@ -32,6 +32,7 @@ BUILD = Spec([
     flag("network", kind="str", default=""), flag("platform", kind="str", default=""),
     flag("rm", kind="str", default="true"), flag("force-rm"), flag("secret", kind="list"),
     flag("shm-size", kind="str", default=""), flag("add-host", kind="list"),
+    flag("allow", kind="list"),
 ])
 
 
@@ -204,6 +205,9 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
               ("networkmode", opts["network"] or None), ("platform", opts["platform"] or None),
               ("rm", "0" if opts["rm"] in ("false", "0") else "1"),
               ("forcerm", "1" if opts["force-rm"] else None), ("version", "1")]
+    # `--allow network.host`: BuildKit's entitlement, sent as a repeated `allow` parameter;
+    # the daemon grants it only if berthd was started with --allow-insecure-entitlement
+    query += [("allow", a) for a in opts["allow"]]
     headers = {"Content-Type": "application/x-tar", "X-Registry-Config": _registry_config()}
     if opts["secret"]:
         headers["X-Berth-Build-Secrets"] = _secrets(opts["secret"])

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from berth import __version__, cgroups, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
-from berth.build import Builder
+from berth.build import Builder, check_entitlements
 from berth.containers import Config as ContainersConfig
 from berth.containers import ContainerService
 from berth.containers.execs import ExecService
@@ -65,6 +65,8 @@ class DaemonConfig:
     insecure_registries: list[str] = field(default_factory=list)
     certs_dir: str = "/etc/docker/certs.d"
     docker_hub: bool = True
+    # entitlements a build may be granted when it asks (buildkitd's flag of the same name)
+    insecure_entitlements: frozenset[str] = frozenset()
     idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
 
     @property
@@ -114,6 +116,9 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                    "the registry mirrors (an air-gapped host; berth's tests)")
     p.add_argument("--certs-dir", default="/etc/docker/certs.d",
                    help="per-registry certificates: DIR/HOST[:PORT]/ca.crt, client.cert/.key")
+    p.add_argument("--allow-insecure-entitlement", action="append", default=[],
+                   help="network.host: a build may run RUN --network=host steps when it asks "
+                   "for it (berth build --allow network.host)")
     p.add_argument("--config-file", default="/etc/berth/daemon.json",
                    help="daemon.json: registry-mirrors, insecure-registries, dns, log-opts, ...")
     p.add_argument("-v", "--version", action="store_true")
@@ -129,6 +134,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
         p.error(f"unknown runtime {a.default_runtime!r}: berth, "
                 + ", ".join(sorted(set(runtimes) - {"berth"})) + " (--add-runtime adds one)")
     idmap = _userns_remap(p, a.userns_remap) if a.userns_remap else None
+    try:
+        entitlements = frozenset(check_entitlements(a.allow_insecure_entitlement))
+    except InvalidArgument as e:
+        p.error(f"--allow-insecure-entitlement: {e}")
     if idmap is not None:
         # as Docker: a remapped daemon keeps its images and containers apart
         a.data_root = os.path.join(a.data_root, f"{idmap[0]}.{idmap[1]}")
@@ -145,7 +154,8 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt,
                         registry_mirrors=a.registry_mirror,
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
-                        docker_hub=a.docker_hub == "true", idmap=idmap)
+                        docker_hub=a.docker_hub == "true", idmap=idmap,
+                        insecure_entitlements=entitlements)
 
 
 REMAP_USER = "berthremap"
@@ -234,6 +244,7 @@ _CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
     "bip": "bip", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
     "log-level": "log_level", "cgroup-parent": "cgroup_parent", "storage-driver":
     "storage_driver", "default-runtime": "default_runtime", "init-path": "init_path",
+    "allow-insecure-entitlement": "allow_insecure_entitlement",
 }
 
 
@@ -314,7 +325,8 @@ class Daemon:
             certs_dir=cfg.certs_dir, docker_hub=cfg.docker_hub))
         self.distribution = Distribution(self.images, self.registry, emit=self._emit)
         self.builder = Builder(self.images, self.containers, data_root=cfg.data_root,
-                               pull=self.distribution.pull)
+                               pull=self.distribution.pull,
+                               entitlements=cfg.insecure_entitlements)
         self.api = Api(containers=self.containers, images=self.images, info=self.info,
                        execs=self.execs, events=self.events, distribution=self.distribution,
                        builder=self.builder)

@@ -46,6 +46,20 @@ DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 MANIFEST_LIMIT = 4 << 20
 MANIFEST_ACCEPT = ", ".join([oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST, oci.MEDIA_OCI_MANIFEST,
                              oci.MEDIA_DOCKER_MANIFEST])
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the default port filled in: credentials go only to the
+    origin they belong to."""
+    u = urlsplit(url)
+    scheme = u.scheme.lower()
+    try:
+        port = u.port
+    except ValueError:
+        port = None
+    return scheme, (u.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme, 0)
 
 
 @dataclass(slots=True)
@@ -167,6 +181,43 @@ class RegistryClient:
             self._ssl[key] = ctx
         return self._ssl[key]
 
+    def ssl_for_url(self, url: str) -> ssl.SSLContext | bool:
+        """TLS for any URL a registry sends us to, as for a registry of that address."""
+        u = urlsplit(url)
+        hostport = u.netloc.rpartition("@")[2]
+        return self.ssl_for(Endpoint(f"{u.scheme.lower()}://{hostport}",
+                                     self.options.is_secure(hostport)))
+
+    async def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                   data: Any = None, authorization: str | None = None, owner: str = ""
+                   ) -> aiohttp.ClientResponse:
+        """One request, following redirects here rather than in aiohttp so that the rule is
+        ours: `authorization` goes only to URLs of the origin (scheme, host, port) of `owner`
+        (the registry, or the token realm), never to a host a redirect or a Location names.
+        GET and HEAD follow any redirect; other methods only a 307/308 with a body that can be
+        sent again. The caller releases the response."""
+        http = await self.http()
+        own = origin(owner or url)
+        for _ in range(MAX_REDIRECTS + 1):
+            hdrs = dict(headers or {})
+            if authorization and origin(url) == own:
+                hdrs["Authorization"] = authorization
+            r = await http.request(method, url, headers=hdrs, data=data,
+                                   ssl=self.ssl_for_url(url), allow_redirects=False)
+            loc = r.headers.get("Location", "")
+            if not (r.status in REDIRECTS and loc and (
+                    method in ("GET", "HEAD") or (r.status in (307, 308)
+                                                  and isinstance(data, bytes | None)))):
+                return r
+            r.release()
+            nxt = urljoin(url, loc)
+            if urlsplit(nxt).scheme.lower() not in ("http", "https"):
+                raise Unavailable(f'{method.capitalize()} "{url}": redirected to a URL that is '
+                                  "not http(s)")
+            url = nxt
+        raise Unavailable(f'{method.capitalize()} "{url}": stopped after {MAX_REDIRECTS} '
+                          "redirects")
+
     def endpoints(self, domain: str, *, push: bool = False) -> list[Endpoint]:
         out: list[Endpoint] = []
         if domain == "docker.io" and not push:
@@ -258,12 +309,12 @@ class Repository:
 
     # --- connection and auth ------------------------------------------------------------------
     async def ping(self) -> None:
-        http = await self.client.http()
         url = self.ep.base + "/v2/"
         try:
-            async with http.get(url, ssl=self.client.ssl_for(self.ep)) as r:
+            async with await self.client.send("GET", url) as r:
                 await r.read()
-                if r.status == 401:
+                # a challenge counts only from the registry itself, not from where it redirects
+                if r.status == 401 and self._own(str(r.url)):
                     ch = parse_challenges(r.headers.get("WWW-Authenticate", ""))
                     self.challenge = next((c for c in ch if c.scheme == "bearer"),
                                           ch[0] if ch else None)
@@ -274,6 +325,9 @@ class Repository:
                               f"{e.certificate_error}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise Unavailable(f'Get "{url}": {_describe(e)}') from None
+
+    def _own(self, url: str) -> bool:
+        return origin(url) == origin(self.ep.base)
 
     def _scopes(self) -> list[str]:
         scopes = []
@@ -301,35 +355,31 @@ class Repository:
 
     async def _token(self, ch: Challenge, *, refresh: bool) -> str:
         realm = ch.params.get("realm", "")
-        if not realm.startswith(("http://", "https://")):
+        if not realm.startswith(("http://", "https://")) or not urlsplit(realm).hostname:
             raise Unauthorized(f"registry {self.ep.host} gave no usable token realm")
+        self._check_realm(realm)
         service = ch.params.get("service", "")
         scopes = self._scopes()
         key = (realm, service, " ".join(scopes), self.auth.username or self.auth.identitytoken)
         cached = None if refresh else self.client.tokens.get(key)
         if cached:
             return cached
-        http = await self.client.http()
-        sslctx: ssl.SSLContext | bool = ssl.create_default_context()
-        rhost = urlsplit(realm).netloc
-        if realm.startswith("https://"):
-            sslctx = self.client.ssl_for(Endpoint("https://" + rhost,
-                                                  self.client.options.is_secure(rhost)))
         try:
             if self.auth.identitytoken:
                 form = {"grant_type": "refresh_token", "refresh_token": self.auth.identitytoken,
                         "service": service, "client_id": "berth", "scope": " ".join(scopes)}
-                req = http.post(realm, data=form, ssl=sslctx)
+                req = self.client.send("POST", realm, data=form)
             else:
                 q: list[tuple[str, str]] = [("service", service)] if service else []
                 q += [("scope", s) for s in scopes]
                 if not scopes:
                     q += [("account", self.auth.username)] if self.auth.username else []
                     q += [("client_id", "berth"), ("offline_token", "true")]
-                headers = {"Authorization": basic_header(self.auth)} if self.auth.username else {}
-                req = http.get(realm + ("&" if "?" in realm else "?") + urlencode(q),
-                               headers=headers, ssl=sslctx)
-            async with req as r:
+                # the credentials go to the realm's own origin only, not where it redirects
+                req = self.client.send(
+                    "GET", realm + ("&" if "?" in realm else "?") + urlencode(q), owner=realm,
+                    authorization=basic_header(self.auth) if self.auth.username else None)
+            async with await req as r:
                 body = await r.read()
                 if r.status in (401, 403):
                     raise Unauthorized(f'Get "{self.ep.base}/v2/": unauthorized: '
@@ -348,15 +398,30 @@ class Repository:
         self.client.tokens.put(key, token, float(doc.get("expires_in") or 60))
         return token
 
+    def _check_realm(self, realm: str) -> None:
+        """A token realm in plain HTTP only for an insecure registry, and even then no
+        credentials in plain HTTP to a host other than the registry's."""
+        if urlsplit(realm).scheme.lower() != "http":
+            return
+        if self.client.options.is_secure(self.ep.host):
+            raise Unauthorized(f"registry {self.ep.host} names a token realm in plain http "
+                               f"({realm}): refused, only an insecure registry "
+                               "(--insecure-registry) may use one")
+        own = (urlsplit(self.ep.base).hostname or "").lower()
+        if (self.auth.username or self.auth.identitytoken) and \
+                (urlsplit(realm).hostname or "").lower() != own:
+            raise Unauthorized(f"registry {self.ep.host} names a token realm in plain http on "
+                               f"another host ({realm}): refused to send the credentials "
+                               "for it there unencrypted")
+
     async def check_login(self) -> None:
         if self.challenge is None:
             return
         if self.auth.anonymous:
             raise Unauthorized(f'Get "{self.ep.base}/v2/": unauthorized: authentication required')
         await self._authorization()
-        http = await self.client.http()
-        async with http.get(self.ep.base + "/v2/", headers={"Authorization": self._authz or ""},
-                            ssl=self.client.ssl_for(self.ep)) as r:
+        async with await self.client.send("GET", self.ep.base + "/v2/", owner=self.ep.base,
+                                          authorization=self._authz) as r:
             body = await r.read()
             if r.status != 200:
                 text = _error_text(body) or "unauthorized: incorrect username or password"
@@ -368,19 +433,18 @@ class Repository:
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                       data: Any = None, retry_auth: bool = True
                       ) -> AsyncIterator[aiohttp.ClientResponse]:
-        http = await self.client.http()
         for attempt in (0, 1):
-            hdrs = dict(headers or {})
             authz = await self._authorization(refresh=attempt == 1)
-            if authz:
-                hdrs["Authorization"] = authz
             try:
-                r = await http.request(method, url, headers=hdrs, data=data,
-                                       ssl=self.client.ssl_for(self.ep))
+                # the registry's credentials go to the registry's origin only: not to a host
+                # that a redirect (a blob on a CDN) or an upload Location names
+                r = await self.client.send(method, url, headers=headers, data=data,
+                                           authorization=authz, owner=self.ep.base)
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 raise Unavailable(f'{method.capitalize()} "{url}": {_describe(e)}') from None
             try:
-                if (r.status == 401 and attempt == 0 and retry_auth
+                # a challenge from another host (where a redirect led) changes nothing
+                if (r.status == 401 and attempt == 0 and retry_auth and self._own(str(r.url))
                         and not isinstance(data, (AsyncIterator, aiohttp.StreamReader))):
                     ch = parse_challenges(r.headers.get("WWW-Authenticate", ""))
                     if ch:
@@ -538,4 +602,4 @@ def _describe(e: BaseException) -> str:
 
 
 __all__ = ["AuthConfig", "RegistryClient", "RegistryOptions", "Repository", "Endpoint",
-           "auth_key", "normalize_server", "registry_host", "DOCKER_HUB_AUTH_KEY"]
+           "origin", "auth_key", "normalize_server", "registry_host", "DOCKER_HUB_AUTH_KEY"]
