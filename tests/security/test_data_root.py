@@ -245,3 +245,51 @@ def test_an_old_data_root_is_closed_at_start(rootfs_tar: Path) -> None:
             assert d.ok("wait", "old") == "0\n"
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+REMAP_UID, REMAP_BASE = "23457", 470000   # test_userns.py's are 23456 and 400000
+
+
+@pytest.fixture
+def remap_ids() -> Iterator[None]:
+    """A subordinate range for REMAP_UID in /etc/subuid and /etc/subgid, for one test."""
+    line = f"{REMAP_UID}:{REMAP_BASE}:65536\n"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with open(path, "a") as f:
+            f.write(line)
+    try:
+        yield
+    finally:
+        for path in ("/etc/subuid", "/etc/subgid"):
+            p = Path(path)
+            p.write_text("".join(x for x in p.read_text().splitlines(keepends=True)
+                                 if x != line))
+
+
+def test_remapped_root_walks_in_and_nobody_else(remap_ids: None, rootfs_tar: Path) -> None:
+    """--userns-remap: the container's root (REMAP_BASE outside) reaches its rootfs, files and
+    volumes through directories of its group (0710); nobody else does."""
+    base = open_base()
+    try:
+        with running_daemon(base / "d", rootfs_tar, "--userns-remap",
+                            f"{REMAP_UID}:{REMAP_UID}") as d:
+            secret = "s3cr3t-" + secrets.token_hex(8)
+            out = d.ok("run", "--rm", "-e", f"S={secret}", "-v", "rvol:/vol", "busybox", "sh",
+                       "-c", "cat /etc/hosts >/dev/null && touch /vol/f && echo $S")
+            assert out == secret + "\n"
+            data = d.data_root / f"{REMAP_BASE}.{REMAP_BASE}"
+            g = REMAP_BASE
+            assert mode(d.data_root) == (0o710, 0, g)
+            assert mode(data) == (0o710, 0, g)
+            for name in ("containers", "volumes", "build"):
+                assert mode(data / name) == (0o710, 0, g), name
+            for name in ("content", "storage"):
+                assert mode(data / name) == (0o700, 0, 0), name
+            assert mode(d.exec_root) == (0o711, 0, 0)
+            assert mode(d.exec_root / "containers") == (0o710, 0, g)
+            assert mode(data / "berth.db") == (0o600, 0, 0)
+            assert as_nobody([("walk", str(d.data_root)), ("walk", str(d.exec_root))],
+                             secret) == [[], []]
+            d.ok("volume", "rm", "rvol")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
