@@ -114,11 +114,11 @@ class Planted:
     disk: bool        # whether the container could make a node of the host's disk
 
 
-@pytest.fixture(scope="module")
-def planted(rootfs_tar: Path) -> Iterator[Planted]:
+@pytest.fixture(scope="module", params=["overlay2", "vfs"])
+def planted(request: pytest.FixtureRequest, rootfs_tar: Path) -> Iterator[Planted]:
     base = open_base()
     try:
-        with running_daemon(base / "d", rootfs_tar) as d:
+        with running_daemon(base / "d", rootfs_tar, "--storage-driver", request.param) as d:
             secret = "s3cr3t-" + secrets.token_hex(8)
             st = os.stat(d.data_root)
             major, minor = os.major(st.st_dev), os.minor(st.st_dev)
