@@ -48,6 +48,7 @@ from berth.errors import (
     NotModified,
     System,
 )
+from berth.fs import atomic_write
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
 from berth.networks import NetworkService, ps_ports
@@ -157,8 +158,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         self.on_remove: list[Callable[[str], None]] = []  # e.g. execs forgetting their records
         self.on_start: list[Callable[[str], None]] = []   # e.g. health checks beginning
         self.ncpu = os.cpu_count() or 1
-        os.makedirs(os.path.join(cfg.data_root, "containers"), exist_ok=True)
-        os.makedirs(os.path.join(cfg.exec_root, "containers"), exist_ok=True)
+        # closed to other local users (berthd gives them the modes and group of
+        # --userns-remap before this runs)
+        os.makedirs(os.path.join(cfg.data_root, "containers"), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(cfg.exec_root, "containers"), mode=0o700, exist_ok=True)
         for doc in meta.containers():
             self._docs[doc["Id"]] = doc
             self._live[doc["Id"]] = _Live()
@@ -445,8 +448,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         if mode == "host":
             spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                            if ns["type"] != "network"]
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(spec, f)
+        # the container's environment is in it: 0600 (no fsync: made again at every start)
+        atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), sync=False)
         cfg = doc["Config"]
         eps = self._plug_networks(doc)
         try:

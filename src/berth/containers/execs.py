@@ -19,6 +19,7 @@ from berth.containers import seccomp
 from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_keys
 from berth.containers.spec import container_caps, host_caps, process_env
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.fs import atomic_write
 
 if TYPE_CHECKING:
     from berth.containers import ContainerService
@@ -132,8 +133,8 @@ class ExecService:
             proc["_seccomp"] = filt
         d = os.path.join(self.containers._run_dir(ex.cid), "exec", eid[:16])
         os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "process.json"), "w") as f:
-            json.dump(proc, f)
+        # the exec's environment is in it: 0600 (no fsync: the run directory, for this exec)
+        atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
         req = {"id": eid, "bundle": d, "state_dir": d, "exec_pid": doc["State"]["Pid"],
                "container_id": doc["Id"], **self.containers._runtime_of(doc),
                "stdin": bool(b.get("AttachStdin")), "tty": tty,

@@ -23,7 +23,10 @@ class Writer:
     def __init__(self, store: ContentStore) -> None:
         self._store = store
         self.path = os.path.join(store.root, "ingest", secrets.token_hex(16))
-        self._f: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in commit/abort
+        # a new file of ours (nothing planted at the name is followed), readable by root only
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        self._f: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed in commit/abort
         self._h = hashlib.sha256()
         self.size = 0
 
@@ -59,8 +62,10 @@ class Writer:
 class ContentStore:
     def __init__(self, root: str) -> None:
         self.root = root
-        os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
-        os.makedirs(os.path.join(root, "ingest"), exist_ok=True)
+        # blobs are the images' files: other local users have no business in them
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(root, "blobs", "sha256"), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(root, "ingest"), mode=0o700, exist_ok=True)
 
     def path(self, digest: str) -> str:
         return os.path.join(self.root, "blobs", "sha256", oci.hex_of(digest))

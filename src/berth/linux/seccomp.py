@@ -12,6 +12,7 @@ import errno as _errno
 import os
 
 from berth.errors import InvalidArgument, System
+from berth.fs import atomic_write
 from berth.linux import _LIBC_NAME
 
 TYPE_CHECKING = False  # not typing's (~3 ms of berth-runtime's start-up)
@@ -188,10 +189,8 @@ def cached_bpf(profile: dict[str, Any], cache_dir: str) -> bytes:
         pass
     prog = compile_bpf(profile)
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(prog)
-    os.replace(tmp, path)
+    # synced, unlike before: written once per profile, and a filter read back must be whole
+    atomic_write(path, prog)
     return prog
 
 

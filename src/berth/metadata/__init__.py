@@ -7,13 +7,14 @@ documents beside the indexed columns the queries need; the services own their sh
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from berth.errors import Conflict, NotFound
+from berth.errors import Conflict, NotFound, System
 
 _MIGRATIONS = [
     """
@@ -81,8 +82,29 @@ _MIGRATIONS = [
 ]
 
 
+def _private(path: str) -> None:
+    """The database holds every container's environment: 0600, and so are its -wal and -shm,
+    which SQLite creates with the database's own mode. A database from before is closed too."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise System(f"{path}: {e.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class MetadataStore:
     def __init__(self, path: str) -> None:
+        _private(path)
         # the daemon calls this from its loop thread and from worker threads (to_thread)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System, Unavailable
+from berth.fs import atomic_write
 from berth.linux import netlink
 from berth.networks.ports import PortMapper, iptables, parse_publish, ps_ports
 
@@ -364,11 +365,9 @@ class NetworkService:
         for cid, ep in self.endpoints.get(nid, {}).items():
             for n in {ep["name"], cid[:12], *ep["aliases"]}:
                 table.setdefault(n.lower(), []).append(ep["ip"])
-        path = self._hosts_file(nid)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(table, f)
-        os.replace(tmp, path)
+        # as before: no fsync (the run directory's copy of what the database holds, made
+        # again at start; it is written on every container's start)
+        atomic_write(self._hosts_file(nid), json.dumps(table).encode(), sync=False)
 
     def user_defined(self, ref: str) -> bool:
         return self.resolve(ref)["Name"] not in ("bridge", "host", "none")

@@ -19,6 +19,7 @@ import time
 
 from berth import cgroups, linux
 from berth import jsonc as json
+from berth.fs import atomic_write
 from berth.runtime import process
 
 TYPE_CHECKING = False
@@ -63,10 +64,9 @@ def _status(st: dict[str, Any], root: str) -> str:
 
 
 def _save(root: str, st: dict[str, Any]) -> None:
-    path = os.path.join(root, st["id"], "state.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(st, f)
-    os.rename(path + ".tmp", path)
+    # as before: no fsync (a runtime's state lives in a run directory, gone at boot)
+    atomic_write(os.path.join(root, st["id"], "state.json"), json.dumps(st).encode(),
+                 sync=False)
 
 
 def cmd_spec(a: Args) -> int:

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 
 from berth import cgroups, linux
+from berth.fs import atomic_write
 from berth.linux import netlink, seccomp
 from berth.runtime import process
 
@@ -90,18 +91,6 @@ class Request:
 
 def frame(typ: int, payload: bytes) -> bytes:
     return struct.pack(">BxxxI", typ, len(payload)) + payload
-
-
-def write_atomic(path: str, data: bytes, *, sync: bool = True) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def rfc3339nano(ns: int) -> str:
@@ -507,7 +496,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
                     cg.remove()
                 return _failed(req, chans, e.message, e.code)
     # the pid is only a hint (the channel carries it): no fsync on the start path
-    write_atomic(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
+    atomic_write(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
     stdio.receive_console()
     try:
         if exec_r >= 0:
@@ -533,7 +522,7 @@ def run(req: Request, chan_sock: socket.socket) -> int:
         code = 128 - code  # killed by signal N: 128+N, as a shell reports it
     record = {"exit": code, "oom": oom, "finished_at": time.time_ns()}
     # a container's exit must survive a crash (live restore reads it); an exec's is in memory
-    write_atomic(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode(),
+    atomic_write(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode(),
                  sync=not req.exec_pid)
     if listener is not None:
         listener.close()
@@ -601,8 +590,8 @@ def _oci_create(req: Request, spec: dict, rootfs: str, stdio: _Stdio) -> int:  #
     proc["terminal"] = req.tty
     if req.tty and req.console_size:
         proc["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
-    with open(os.path.join(req.bundle, "config.json"), "w") as f:
-        json.dump(spec, f)
+    # the container's environment is in it: 0600, as the daemon wrote it
+    atomic_write(os.path.join(req.bundle, "config.json"), json.dumps(spec).encode(), sync=False)
     args = ["create", "--bundle", req.bundle, "--pid-file",
             os.path.join(req.state_dir, "init.pid")]
     if stdio.console_path:
@@ -637,8 +626,7 @@ def _oci_exec(req: Request, proc: dict, stdio: _Stdio) -> int:  # type: ignore[t
     if req.tty and req.console_size:
         oci_proc["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
     path = os.path.join(req.state_dir, "process-oci.json")
-    with open(path, "w") as f:
-        json.dump(oci_proc, f)
+    atomic_write(path, json.dumps(oci_proc).encode(), sync=False)
     args = ["exec", "--process", path, "--detach", "--pid-file",
             os.path.join(req.state_dir, "exec.pid")]
     if stdio.console_path:
@@ -663,7 +651,7 @@ def _listen(path: str) -> socket.socket:
 def _failed(req: Request, chans: list[_Channel], message: str, code: int) -> int:
     record = {"error": message, "code": code, "exit": code, "oom": False,
               "finished_at": time.time_ns()}
-    write_atomic(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode())
+    atomic_write(os.path.join(req.state_dir, "exit.json"), json.dumps(record).encode())
     for ch in chans:
         ch.control(record)
         ch.close()
@@ -861,5 +849,5 @@ def serve_connection(conn: socket.socket) -> None:
         os._exit(code & 0xFF)
 
 
-__all__ = ["Request", "run", "serve_connection", "write_atomic", "rfc3339nano", "frame",
+__all__ = ["Request", "run", "serve_connection", "rfc3339nano", "frame",
            "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]

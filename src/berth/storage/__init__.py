@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Protocol
 from berth import oci
 from berth.content import ContentStore
 from berth.errors import InvalidArgument, NotFound, System
+from berth.fs import atomic_write
 from berth.storage import archive
 
 
@@ -68,7 +69,9 @@ class LayerStore:
         # as Docker keeps a remapped daemon's layers; tars in and out carry the container's ids
         self.shift = shift
         self.layers_dir = os.path.join(root, "layers")
-        os.makedirs(self.layers_dir, exist_ok=True)
+        # closed: a layer's setuid files and device nodes are for containers, not local users
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
 
     def _dir(self, chain_id: str) -> str:
         return os.path.join(self.layers_dir, oci.hex_of(chain_id))
@@ -132,10 +135,7 @@ class LayerStore:
             if os.path.exists(final):
                 shutil.rmtree(final, ignore_errors=True)
             meta = {"diff_id": staged.diff_id, "parent": parent, "size": staged.size}
-            with open(os.path.join(tmp, "meta.json"), "w") as f:
-                json.dump(meta, f)
-                f.flush()
-                os.fsync(f.fileno())
+            atomic_write(os.path.join(tmp, "meta.json"), json.dumps(meta).encode())
             os.rename(tmp, final)
             return self.get(chain)
         except BaseException:
@@ -185,7 +185,10 @@ class OverlayDriver:
 
     def __init__(self, root: str) -> None:
         self.rw = os.path.join(root, "rw")
-        os.makedirs(self.rw, exist_ok=True)
+        # closed: what a container plants in its layer (setuid files, device nodes) must not
+        # be reachable from the host; the upper directory keeps its mode (the rootfs's)
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.makedirs(self.rw, mode=0o700, exist_ok=True)
 
     shift: tuple[int, int] = (0, 0)   # --userns-remap (see LayerStore.shift)
 
@@ -221,7 +224,10 @@ class CopyDriver:
 
     def __init__(self, root: str) -> None:
         self.rw = os.path.join(root, "rw")
-        os.makedirs(self.rw, exist_ok=True)
+        # closed: what a container plants in its layer (setuid files, device nodes) must not
+        # be reachable from the host; the upper directory keeps its mode (the rootfs's)
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.makedirs(self.rw, mode=0o700, exist_ok=True)
 
     def prepare(self, cid: str, layers: list[Layer]) -> None:
         dst = self.upper(cid)

@@ -130,7 +130,9 @@ class VolumeService:
         self.meta = meta
         self.root = root
         self.owner = owner   # --userns-remap: a new volume belongs to the container's root
-        os.makedirs(root, mode=0o701, exist_ok=True)
+        # closed (berthd gives it the group of --userns-remap): what a container plants in a
+        # volume must not be reachable from the host; a volume's own _data keeps its mode
+        os.makedirs(root, mode=0o700, exist_ok=True)
         self.users = users or (lambda name: [])  # container IDs that mount a volume
 
     def _path(self, name: str) -> str:
