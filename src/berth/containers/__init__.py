@@ -453,7 +453,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                    "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
                    | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps],
                "dns": {"hosts": self.networks.hosts_files(eps) if self.networks else [],
-                       "upstream": self._upstream_dns(doc["HostConfig"], False)}
+                       "upstream": self._upstream_dns(doc["HostConfig"], False),
+                       "forward": self._dns_forward([ep["netname"] for ep in eps])}
                if any(self.networks and self.networks.user_defined(ep["netname"])
                       for ep in eps) else None,
                **self._log_rotation(doc)}
