@@ -386,7 +386,7 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         hc["Tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "")
                        for t in opts["tmpfs"]}
     if opts["sysctl"]:
-        hc["Sysctls"] = dict(s.split("=", 1) for s in opts["sysctl"] if "=" in s)
+        hc["Sysctls"] = dict(_sysctl_flag(s).split("=", 1) for s in opts["sysctl"])
     if opts["ulimit"]:
         ul = []
         for u in opts["ulimit"]:
@@ -488,6 +488,19 @@ def _parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
         out.setdefault(f"{c}/{m.group(4) or 'tcp'}", []).append(
             {"HostIp": (m.group(1) or "").strip("[]"), "HostPort": str(h) if h else ""})
     return out
+
+
+# the docker CLI's own check of --sysctl (opts.ValidateSysctl); the daemon checks it again
+_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _sysctl_flag(val: str) -> str:
+    key, eq, _ = val.partition("=")
+    if not eq or not (key in _SYSCTLS or key.startswith(("net.", "fs.mqueue."))):
+        raise UsageError(f'invalid argument "{val}" for "--sysctl" flag: '
+                         f"sysctl '{val}' is not allowed")
+    return val
 
 
 def _parse_mount_flag(spec: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from berth.containers.spec import (
     host_device,
     merge_env,
     validate_host_config,
+    validate_sysctls,
 )
 from berth.errors import (
     BerthError,
@@ -262,6 +263,12 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         # a bad seccomp profile or cgroupns mode fails the create, not the start
         seccomp.for_container(hc, container_caps(hc))
         cgroupns_mode(hc)
+        joined = ""
+        if (hc.get("NetworkMode") or "").startswith("container:") and hc.get("Sysctls"):
+            with contextlib.suppress(NotFound):
+                joined = self.resolve(hc["NetworkMode"].split(":", 1)[1])[
+                    "HostConfig"].get("NetworkMode") or ""
+        validate_sysctls(hc, joined)
         icfg = image.container_config
         cfg: dict[str, Any] = {k: v for k, v in body.items()
                                if k not in ("HostConfig", "NetworkingConfig")}
@@ -467,7 +474,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                    "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
                    | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps],
                "dns": {"hosts": self.networks.hosts_files(eps) if self.networks else [],
-                       "upstream": self._upstream_dns(doc["HostConfig"], False)}
+                       "upstream": self._upstream_dns(doc["HostConfig"], False),
+                       "forward": self._dns_forward([ep["netname"] for ep in eps])}
                if any(self.networks and self.networks.user_defined(ep["netname"])
                       for ep in eps) else None,
                **self._log_rotation(doc)}

@@ -69,7 +69,9 @@ class NetworkingMixin(ServiceState):
                                                "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
             answer = await self._monitor_command(
-                doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0]})
+                doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0],
+                            "dns_forward": self._dns_forward(
+                                [*(x["net"] for x in nets), n["Name"]])})
             if "plugged" not in answer:
                 self.networks.release_one(doc["Id"], n["Id"])
                 raise System(f"connect {doc['Name'][1:]} to {n['Name']}: "
@@ -93,7 +95,9 @@ class NetworkingMixin(ServiceState):
         eps = doc["_berth"].get("endpoints") or []
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
         if doc["State"]["Running"] and ep is not None:
-            answer = await self._monitor_command(doc["Id"], {"unplug": ep["ifname"]})
+            answer = await self._monitor_command(
+                doc["Id"], {"unplug": ep["ifname"], "dns_forward": self._dns_forward(
+                    [x["net"] for x in nets if x["net"] != n["Name"]])})
             if "unplugged" not in answer and not force:
                 raise System(f"disconnect: {answer.get('failed')}")
             self.networks.release_one(doc["Id"], ep["network"])
@@ -104,6 +108,19 @@ class NetworkingMixin(ServiceState):
             doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
         self._save(doc)
         self._event(doc, "disconnect", network=n["Name"])
+
+    def _dns_forward(self, nets: list[str]) -> bool:
+        """Whether the embedded DNS of a container on these networks forwards the names it
+        does not know to the upstream resolvers: not if they are all `--internal` (as Docker
+        since CVE-2024-29018: an internal network has no way out, not even through the DNS
+        server, which forwards from the host's namespace)."""
+        for net in nets:
+            try:
+                if self.networks is not None and not self.networks.resolve(net).get("Internal"):
+                    return True
+            except NotFound:
+                continue
+        return False
 
     def _requested_networks(self, hc: dict[str, Any], nc: dict[str, Any]
                             ) -> list[dict[str, Any]]:

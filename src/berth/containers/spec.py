@@ -13,6 +13,7 @@ from typing import Any
 from berth.containers import seccomp
 from berth.errors import InvalidArgument
 from berth.linux import CAPABILITIES
+from berth.runtime import sysctl
 from berth.runtime.process import DEFAULT_CAPS
 from berth.runtime.spec import default_spec
 
@@ -109,6 +110,18 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
     if mode == "default":
         hc["NetworkMode"] = mode = "bridge"
     return warnings
+
+
+def validate_sysctls(hc: dict[str, Any], joined_mode: str = "") -> None:
+    """`--sysctl`: only the namespaced ones, where the container has the namespace of its own
+    (runc's rules and words, at create as a 400). `joined_mode`: the NetworkMode of the container
+    whose network a `container:` one joins."""
+    mode = hc.get("NetworkMode") or "bridge"
+    host_net = mode == "host" or joined_mode == "host"
+    # --network host shares the host's UTS namespace too; berth has no --ipc host
+    why = sysctl.check(hc.get("Sysctls"), ipc=True, net=not host_net, uts=not host_net)
+    if why:
+        raise InvalidArgument(why)
 
 
 def host_caps() -> set[str]:
@@ -310,4 +323,4 @@ def _cap_name(c: str) -> str:
 
 
 __all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
-           "DEFAULT_PATH"]
+           "validate_sysctls", "DEFAULT_PATH"]

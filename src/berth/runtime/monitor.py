@@ -12,8 +12,10 @@ carry frames, `[type, 0, 0, 0, size32be] + payload`, the shape of Docker's strea
                      10 control, JSON: {"pid", "monitor"} once the process has exec'd, or
                      {"error", "code"} if it could not; {"exit", "oom", "finished_at"} at its end.
   daemon → monitor   0 stdin data; 3 close stdin; 4 resize, JSON {"h", "w"};
-                     10 command, JSON: {"plug": endpoint} or {"unplug": ifname}, answered
-                     with a control message {"plugged"|"unplugged": ifname} or {"failed": why}.
+                     10 command, JSON: {"plug": endpoint} or {"unplug": ifname}, with
+                     "dns_forward": whether the embedded DNS forwards other names now (not if
+                     all the container's networks are internal), answered with a control
+                     message {"plugged"|"unplugged": ifname} or {"failed": why}.
 
 The same channel is served to any later connection on the monitor's socket (a restarted
 daemon reconnects there); output goes to every channel. Exit records are also written to the
@@ -69,7 +71,8 @@ class Request:
     log_max_size: int = 0             # bytes; 0: no rotation
     log_max_file: int = 1
     networks: tuple[dict, ...] = ()   # type: ignore[type-arg]  # netlink.Endpoint fields
-    dns: dict | None = None           # type: ignore[type-arg]  # {"hosts": path, "upstream": [..]}
+    # {"hosts": [path], "upstream": [server], "forward": bool (no: all networks internal)}
+    dns: dict | None = None           # type: ignore[type-arg]
     runtime: str = ""                 # an OCI runtime binary (runc, crun) instead of berth's
     runtime_root: str = ""
     container_id: str = ""            # an exec's container, by the runtime's id
@@ -320,18 +323,45 @@ class _Stdio:
 class _Dns:
     """The embedded DNS server of a container on user-defined networks: at 127.0.0.11 in the
     container's network namespace, answering A queries for container names, aliases and short
-    IDs from the tables the daemon writes (one per network), forwarding other names to the
-    daemon's upstream resolvers from the host's namespace."""
+    IDs from the tables the daemon writes (one per network), and, when `forward` is set,
+    forwarding other names to the daemon's upstream resolvers from the host's namespace.
 
-    def __init__(self, fd: int, tables: list[str], upstream: list[str]) -> None:
+    `forward` is off for a container whose networks are all `--internal` (as Docker since
+    CVE-2024-29018): such a container must not reach outside names through us, so other names
+    get SERVFAIL at once (Docker's answer) and nothing leaves the monitor.
+
+    Each upstream server has one UDP socket connect()ed to it: the kernel drops datagrams from
+    any other source. A query goes up under an ID of ours (random, unique among those pending);
+    an answer is relayed only if its ID is pending on that socket and its question is the one
+    asked (name, type, class), with the client's ID put back."""
+
+    MAX_PENDING = 1024
+    TIMEOUT = 10.0
+
+    def __init__(self, fd: int, tables: list[str], upstream: list[str], *,
+                 forward: bool, port: int = 53) -> None:
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(False)
         self.tables = tables
-        self.upstream = [(u, 53) for u in upstream]
-        self.fwd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.fwd.setblocking(False)
-        self.pending: dict[int, tuple[Any, float]] = {}  # query id -> (client address, when)
+        self.forward = forward
+        self.upstream: list[socket.socket] = []
+        for server in upstream:
+            family = socket.AF_INET6 if ":" in server else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                s.connect((server, port))
+            except OSError:
+                s.close()
+                continue
+            s.setblocking(False)
+            self.upstream.append(s)
+        # (upstream index, our query id) -> (client address, client's id, question, when)
+        self.pending: dict[tuple[int, int], tuple[Any, bytes, tuple[str, int, int], float]] = {}
         self._cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
+
+    def close(self) -> None:
+        for s in [self.sock, *self.upstream]:
+            s.close()
 
     def _lookup(self, name: str) -> list[str]:
         name = name.rstrip(".").lower()
@@ -348,6 +378,11 @@ class _Dns:
                 continue
         return out
 
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for k in [k for k, v in self.pending.items() if now - v[3] > self.TIMEOUT]:
+            del self.pending[k]
+
     def on_query(self) -> None:
         from dnslib import QTYPE, RCODE, RR, A, DNSRecord
         try:
@@ -358,6 +393,8 @@ class _Dns:
             q = DNSRecord.parse(data)
         except Exception:  # noqa: BLE001 - not DNS: ignore it
             return
+        if q.header.qr or len(q.questions) != 1:
+            return  # an answer, or not one question: nothing we answer or forward
         name = str(q.q.qname)
         ips = self._lookup(name)
         if ips:
@@ -367,31 +404,46 @@ class _Dns:
                     reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=600))
             self.sock.sendto(reply.pack(), addr)
             return
-        if not self.upstream:
-            reply = q.reply()
-            reply.header.rcode = RCODE.SERVFAIL
+        self._expire()
+        if self.forward and len(self.pending) < self.MAX_PENDING:
+            question = (name.lower(), int(q.q.qtype), int(q.q.qclass))
+            for i, up in enumerate(self.upstream):
+                ours = int.from_bytes(os.urandom(2), "big")
+                while (i, ours) in self.pending:
+                    ours = int.from_bytes(os.urandom(2), "big")
+                try:
+                    up.send(ours.to_bytes(2, "big") + data[2:])
+                except OSError:
+                    continue  # e.g. refused earlier: try the next server
+                self.pending[(i, ours)] = (addr, data[:2], question, time.monotonic())
+                return
+        reply = q.reply()
+        reply.header.rcode = RCODE.SERVFAIL
+        with contextlib.suppress(OSError):
             self.sock.sendto(reply.pack(), addr)
-            return
-        self.pending[q.header.id] = (addr, time.monotonic())
-        for up in self.upstream[:1]:
-            with contextlib.suppress(OSError):
-                self.fwd.sendto(data, up)
 
-    def on_answer(self) -> None:
+    def on_answer(self, index: int) -> None:
+        from dnslib import DNSRecord
         try:
-            data, _ = self.fwd.recvfrom(65536)
+            data = self.upstream[index].recv(65536)
         except OSError:
             return
-        if len(data) < 2:
+        if len(data) < 12:
             return
-        qid = int.from_bytes(data[:2], "big")
-        entry = self.pending.pop(qid, None)
-        if entry is not None:
-            with contextlib.suppress(OSError):
-                self.sock.sendto(data, entry[0])
-        now = time.monotonic()
-        for k in [k for k, (_, t) in self.pending.items() if now - t > 10]:
-            del self.pending[k]
+        key = (index, int.from_bytes(data[:2], "big"))
+        entry = self.pending.get(key)
+        if entry is None:
+            return
+        try:
+            a = DNSRecord.parse(data)
+        except Exception:  # noqa: BLE001 - not DNS: drop it
+            return
+        if not a.header.qr or len(a.questions) != 1 or (
+                str(a.q.qname).lower(), int(a.q.qtype), int(a.q.qclass)) != entry[2]:
+            return  # not the answer to what we asked
+        del self.pending[key]
+        with contextlib.suppress(OSError):
+            self.sock.sendto(entry[1] + data[2:], entry[0])
 
 
 def run(req: Request, chan_sock: socket.socket) -> int:
@@ -472,7 +524,8 @@ def run(req: Request, chan_sock: socket.socket) -> int:
                 if req.dns:
                     dns = _Dns(netlink.udp_socket_in_netns(pid, "127.0.0.11", 53),
                                list(req.dns.get("hosts") or []),
-                               list(req.dns.get("upstream") or []))
+                               list(req.dns.get("upstream") or []),
+                               forward=bool(req.dns.get("forward")))
             except Exception as e:
                 if req.runtime:
                     _oci_delete(req)
@@ -682,7 +735,8 @@ def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
         sel.register(listener, selectors.EVENT_READ, ("listen", None))
     if dns is not None:
         sel.register(dns.sock, selectors.EVENT_READ, ("dns", None))
-        sel.register(dns.fwd, selectors.EVENT_READ, ("dns-up", None))
+        for i, up in enumerate(dns.upstream):
+            sel.register(up, selectors.EVENT_READ, ("dns-up", i))
     status: int | None = None
     open_out = set(stdio.fds)
     names = {T_STDOUT: "stdout", T_STDERR: "stderr"}
@@ -717,7 +771,7 @@ def _loop(pid: int, stdio: _Stdio, logw: _LogWriter, chans: list[_Channel],
             elif kind == "dns":
                 dns.on_query()  # type: ignore[union-attr]
             elif kind == "dns-up":
-                dns.on_answer()  # type: ignore[union-attr]
+                dns.on_answer(what)  # type: ignore[union-attr]
             elif kind == "listen":
                 conn, _ = listener.accept()  # type: ignore[union-attr]
                 ch = _Channel(conn)
@@ -771,8 +825,12 @@ def _command(pid: int, cmd: dict, dns: _Dns | None) -> dict:  # type: ignore[typ
             netlink.setup_endpoints(pid, [ep])
             if dns is not None and cmd.get("hosts") and cmd["hosts"] not in dns.tables:
                 dns.tables.append(cmd["hosts"])
+            if dns is not None and "dns_forward" in cmd:
+                dns.forward = bool(cmd["dns_forward"])
             return {"plugged": ep.ifname}
         if "unplug" in cmd:
+            if dns is not None and "dns_forward" in cmd:
+                dns.forward = bool(cmd["dns_forward"])  # before: never more than it may
             netlink.unplug(pid, cmd["unplug"])
             return {"unplugged": cmd["unplug"]}
         return {"failed": f"unknown command {sorted(cmd)}"}

@@ -32,6 +32,7 @@ import stat
 
 from berth import jsonc as json
 from berth import linux
+from berth.runtime import sysctl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,6 +141,9 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     the error pipe and blocks opening the fifo for writing until `start` opens it to read, then
     execs its program through `trampoline` if given."""
     lx = spec.get("linux", {})
+    why = sysctl.check_spec(lx)   # as runc: only namespaced sysctls, in the container's own
+    if why:
+        raise StartError(_oci_message(why), 1)
     _preload(bool(lx.get("seccomp")), execvpe=trampoline is None, console=stdio.console >= 0)
     err_r, err_w = os.pipe()  # both close-on-exec (PEP 446)
     pid_r, pid_w = os.pipe()
@@ -399,6 +403,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.pivot_root(".", ".")
         linux.umount(".", linux.MNT_DETACH)
         os.chdir("/")
+        # through the container's own /proc, in its namespaces, before /proc/sys is read-only
+        _write_sysctls(lx)
         # runc's order: read-only paths, then masked ones
         for p in lx.get("readonlyPaths", []):
             _readonly(p)
@@ -409,14 +415,12 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
     else:
         os.chroot(rootfs)
         os.chdir("/")
+        _write_sysctls(lx)
     if "network" in ns_types and not any(
             ns.get("path") for ns in lx.get("namespaces", []) if ns["type"] == "network"):
         linux.set_link_up("lo")
     if "uts" in ns_types and spec.get("hostname"):
         linux.sethostname(spec["hostname"])
-    for sysctl, value in (lx.get("sysctl") or {}).items():
-        with open("/proc/sys/" + sysctl.replace(".", "/"), "w") as f:
-            f.write(value)
 
     proc = spec["process"]
     for rl in proc.get("rlimits", []):
@@ -443,6 +447,13 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         if lx.get("_seccompBPF"):
             proc["_seccomp_bpf"] = lx["_seccompBPF"]
     _become(proc, stdio, uid, gid, groups)
+
+
+def _write_sysctls(lx: dict) -> None:  # type: ignore[type-arg]
+    try:
+        sysctl.write_all(lx.get("sysctl") or {})
+    except (OSError, ValueError) as e:
+        raise StartError(f"error during container init: write sysctl: {e}", 1) from None
 
 
 def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
