@@ -258,3 +258,23 @@ def test_load_of_a_bad_archive(daemon: Daemon, tmp_path: Path, content: bytes) -
     finally:
         client.close()
     assert daemon.ok("images", "-aq") == before
+
+
+def test_network_prune_filters(daemon: Daemon) -> None:
+    """`network prune --filter label=/label!=/until=` selects as dockerd does (it once removed
+    every unused network, whatever the filter); the docker CLI's output from berthd."""
+    for name, labels in (("np-a", ["tier=web"]), ("np-b", ["tier=db", "keep"]), ("np-c", [])):
+        ok(daemon, "network", "create", *[a for lab in labels for a in ("--label", lab)], name)
+    try:
+        assert ok(daemon, "network", "prune", "-f", "--filter", "until=1h") == ""
+        assert ok(daemon, "network", "prune", "-f", "--filter", "label=tier",
+                  "--filter", "label!=keep") == "Deleted Networks:\nnp-a\n\n"
+        assert daemon.ok("network", "prune", "--filter", "label=tier=db") == \
+            "Deleted Networks:\nnp-b\n"
+        r = docker(daemon, "network", "prune", "-f", "--filter", "dangling=true")
+        assert r.returncode == 1 and "invalid filter 'dangling'" in r.stderr
+        names = ok(daemon, "network", "ls", "--format", "{{.Name}}").split()
+        assert "np-c" in names and "np-a" not in names and "np-b" not in names
+    finally:
+        for name in ("np-a", "np-b", "np-c"):
+            daemon.berth("network", "rm", name)

@@ -18,6 +18,8 @@ ALLOWED = {
     "events": set(),
     # root-confined file access (directory fds, O_NOFOLLOW) and atomic writes: every package's
     "fs": {"errors"},
+    # the prune routes' filters (until, label)
+    "filters": {"errors", "units"},
     "oci": {"errors"},
     "reference": {"errors"},
     "linux": {"fs", "errors"},
@@ -30,7 +32,7 @@ ALLOWED = {
     "images": {"fs", "content", "storage", "metadata", "reference", "oci", "errors", "registry",
                "units"},
     "volumes": {"fs", "metadata", "storage", "errors"},
-    "networks": {"fs", "metadata", "linux", "errors"},
+    "networks": {"fs", "filters", "metadata", "linux", "errors"},
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"fs", "runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
                    "reference", "units", "oci", "volumes", "networks"},

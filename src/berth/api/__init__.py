@@ -998,14 +998,11 @@ class Api:
         return web.Response(status=204)
 
     async def network_prune(self, request: web.Request) -> web.StreamResponse:
-        deleted = []
-        for doc in list(self._nets().nets.values()):
-            if doc["Name"] in ("bridge", "host", "none"):
-                continue
-            if not self.containers.network_users(doc["Name"]):
-                await asyncio.to_thread(self._nets().remove, doc["Id"], [])
-                deleted.append(doc["Name"])
-        return json_response({"NetworksDeleted": deleted or None})
+        deleted = await asyncio.to_thread(self._nets().prune, self.containers.network_users,
+                                          parse_filters(request.query.get("filters")))
+        for doc in deleted:
+            self.events.publish("network", "destroy", doc["Id"], {"name": doc["Name"]})
+        return json_response({"NetworksDeleted": [d["Name"] for d in deleted] or None})
 
     async def network_connect(self, request: web.Request) -> web.StreamResponse:
         b = await self._body(request)

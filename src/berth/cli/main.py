@@ -1358,7 +1358,7 @@ def cmd_network_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
 
 
 def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    res = c.post("/networks/prune")
+    res = c.post("/networks/prune", {"filters": parse_filters(opts["filter"])})
     deleted = res.get("NetworksDeleted") or []
     if deleted:
         out("Deleted Networks:")

@@ -21,10 +21,12 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System, Unavailable
+from berth.filters import PruneFilter, parse_timestamp
 from berth.fs import atomic_write
 from berth.linux import netlink
 from berth.networks.ports import PortMapper, iptables, parse_publish, ps_ports
@@ -261,6 +263,22 @@ class NetworkService:
         self.meta.delete_network(doc["Id"])
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._hosts_file(doc["Id"]))
+
+    def prune(self, users_of: Callable[[str], builtins.list[str]],
+              filters: dict[str, builtins.list[str]] | None = None
+              ) -> builtins.list[dict[str, Any]]:
+        """Remove the user-defined networks no container uses that `filters` select (`until`,
+        `label`, `label!`); the records of those removed."""
+        selected = PruneFilter.parse(filters)
+        deleted = []
+        for doc in builtins.list(self.nets.values()):
+            if doc["Name"] in ("bridge", "host", "none") or users_of(doc["Name"]):
+                continue
+            if not selected.selects(parse_timestamp(doc["Created"]), doc.get("Labels")):
+                continue
+            self.remove(doc["Id"], [])
+            deleted.append(doc)
+        return deleted
 
     def remove(self, ref: str, users: list[str]) -> None:
         doc = self.resolve(ref)
