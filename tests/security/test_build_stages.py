@@ -74,21 +74,25 @@ def _image_holds(daemon: Daemon, tmp_path: Path, tag: str, secret: bytes) -> boo
     return False
 
 
+# A stage whose /a is, from the top: a directory that a COPY made (no opaque marker), a symlink
+# to the host's directory, a directory holding `secret`. The kernel shows only the top /a: the
+# symlink ends the merge, so /a/secret does not exist in the stage.
 STAGE = """\
 FROM busybox AS src
-RUN mkdir -p /link && echo decoy > /link/secret
-RUN rm -rf /link && ln -s {host} /link
+RUN mkdir -p /a && echo decoy > /a/secret
+RUN rm -rf /a && ln -s {host} /a
+COPY Dockerfile /a/
 """
 
 
 def test_copy_from_a_stage_through_its_symlink(daemon: Daemon, tmp_path: Path, tag: str,
                                                host_secret: tuple[Path, bytes]) -> None:
-    """/link/secret of the stage: a lower layer had it, a higher one made /link a symlink to a
-    host directory holding a secret. The path does not exist in the stage."""
+    """/a/secret of the stage (see STAGE): it does not exist there; the host's must not be
+    read through the middle layer's symlink."""
     host, secret = host_secret
     _build(daemon, tmp_path / "ctx", tag, STAGE.format(host=host) + """\
 FROM busybox
-COPY --from=src /link/secret /got
+COPY --from=src /a/secret /got
 """)
     assert not _image_holds(daemon, tmp_path, tag, secret)
 
@@ -111,7 +115,7 @@ def test_run_mount_from_a_stage_through_its_symlink(daemon: Daemon, tmp_path: Pa
     host, secret = host_secret
     _build(daemon, tmp_path / "ctx", tag, STAGE.format(host=host) + """\
 FROM busybox
-RUN --mount=type=bind,from=src,source=/link/secret,target=/m cat /m > /got
+RUN --mount=type=bind,from=src,source=/a/secret,target=/m cat /m > /got
 """)
     assert not _image_holds(daemon, tmp_path, tag, secret)
 
