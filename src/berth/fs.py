@@ -52,8 +52,9 @@ def walk(walker: Walker[Any], root: Any, path: str, *, follow: bool = True,
     absolute target starts again at the root, and `..` never goes above the root. `follow`
     False leaves a symlink in the last place unfollowed.
 
-    With `missing_ok`, a missing component and what follows it are taken as they are written
-    (their node is None: the caller creates them); otherwise FileNotFoundError. The caller
+    With `missing_ok`, a missing component (or one under a non-directory) and what follows it
+    are taken as they are written (their node is None: the caller creates them); otherwise
+    FileNotFoundError or NotADirectoryError. The caller
     closes the nodes of the stack but the root's (`close_stack`)."""
     stack: list[tuple[str, Any]] = [("", root)]
     parts = components(path)
@@ -70,7 +71,10 @@ def walk(walker: Walker[Any], root: Any, path: str, *, follow: bool = True,
                 stack.append((name, None))   # below a missing name: as written
                 continue
             if not walker.is_dir(parent):
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+                if not missing_ok:
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+                stack.append((name, None))   # as filepath-securejoin: ENOTDIR is missing
+                continue
             node = walker.lookup(parent, name)
             if node is None:
                 if not missing_ok:

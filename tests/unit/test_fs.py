@@ -92,6 +92,9 @@ def test_secure_join_keeps_missing_names(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     assert secure_join(str(root), "/abs/new/../x") == str(root / "etc" / "x")
     assert secure_join(str(root), "/") == str(root)
+    assert secure_join(str(root), "etc/passwd/x") == str(root / "etc" / "passwd" / "x")
+    with pytest.raises(NotADirectoryError):
+        _read(root, "etc/passwd/x")
 
 
 def test_symlink_swapped_in_mid_walk_is_not_followed_out(tree: tuple[Path, Path],
