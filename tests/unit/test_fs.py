@@ -12,7 +12,9 @@ import pytest
 
 from berth import fs
 from berth.linux import secure_join
+from berth.metadata import MetadataStore
 from berth.storage import MergedView, copy_into, merged_entries
+from berth.volumes import VolumeService
 
 
 @pytest.fixture
@@ -217,3 +219,34 @@ def test_merged_view_whiteouts_and_opaque(tmp_path: Path) -> None:
     (top / "o" / "new").write_text("4")
     assert sorted(dict(merged_entries([str(top), str(low)]))) == [
         "a", "a/kept", "o", "o/new"]
+
+
+# --- volume copy-up ----------------------------------------------------------------------------
+def _volumes(tmp_path: Path) -> VolumeService:
+    return VolumeService(MetadataStore(str(tmp_path / "meta.db")), str(tmp_path / "volumes"))
+
+
+def test_copy_up_gives_the_kernels_view(tmp_path: Path) -> None:
+    top, mid, low = _layers(tmp_path)
+    host = tmp_path / "host"
+    host.mkdir()
+    vols = _volumes(tmp_path)
+    v = vols.create("v1")
+    vols.copy_up("v1", [str(top), str(mid), str(low)], "/data")
+    data = Path(v["Mountpoint"])
+    assert sorted(os.listdir(data)) == ["file", "keep", "link", "new"]
+    assert os.listdir(host) == []
+
+
+def test_copy_up_never_follows_a_symlinked_volume_dir(tmp_path: Path) -> None:
+    top, mid, low = _layers(tmp_path)
+    host = tmp_path / "host"
+    host.mkdir()
+    vols = _volumes(tmp_path)
+    v = vols.create("v2")
+    data = Path(v["Mountpoint"])
+    data.rmdir()
+    data.symlink_to(host)
+    with pytest.raises(OSError):
+        vols.copy_up("v2", [str(top), str(mid), str(low)], "/data")
+    assert os.listdir(host) == []

@@ -2,8 +2,9 @@
 drivers that stack them for a container (kernel overlayfs; a copying driver where overlayfs
 cannot be used).
 
-Imports `content`, `oci`, `errors`, `storage.archive`. Drivers return mounts; they never
-mount (containerd's snapshotters): the container's monitor performs the mount in its own mount
+Imports `fs`, `content`, `oci`, `errors`, `storage.archive`, `storage.merged` (an image's files
+as the kernel merges them, by directory fd). Drivers return mounts; they never mount
+(containerd's snapshotters): the container's monitor performs the mount in its own mount
 namespace, so a rootfs mount never appears on the host.
 
 Layout under ROOT:

@@ -1,7 +1,7 @@
 """Volumes: the local driver (a directory per volume, or a tmpfs or a device mounted per use),
 the parsing of `-v`/`--mount` specs, and the copy-up of an image's content into a new volume.
 
-Imports `metadata`, `storage`, `errors`. Layout: ROOT/<name>/_data.
+Imports `fs`, `metadata`, `storage`, `errors`. Layout: ROOT/<name>/_data.
 """
 
 from __future__ import annotations
