@@ -250,3 +250,20 @@ def test_copy_up_never_follows_a_symlinked_volume_dir(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         vols.copy_up("v2", [str(top), str(mid), str(low)], "/data")
     assert os.listdir(host) == []
+
+
+def test_export_tar_is_the_kernels_view(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from berth.storage import write_merged_tar
+    top, mid, low = _layers(tmp_path)
+    buf = io.BytesIO()
+    write_merged_tar([str(top), str(mid), str(low)], buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tf:
+        members = {m.name: m for m in tf}
+        assert sorted(members) == ["data", "data/file", "data/keep", "data/link", "data/new"]
+        assert members["data/link"].issym() and members["data/link"].linkname.endswith("host")
+        f = tf.extractfile(members["data/file"])
+        assert f is not None and f.read() == b"now a file"

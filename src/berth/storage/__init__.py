@@ -364,12 +364,51 @@ def merged_entries(dirs_top_first: list[str]) -> Iterator[tuple[str, str]]:
 
 def write_merged_tar(dirs_top_first: list[str], out: BinaryIO,
                      shift: tuple[int, int] = (0, 0)) -> None:
-    """A tar of the merged filesystem (`docker export`), streamed to `out`."""
+    """A tar of the merged filesystem (`docker export`), streamed to `out`. Read by directory
+    fd (a running container's upper directory may change under the walk: a symlink swapped in
+    is archived as a symlink, never followed)."""
     import tarfile
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf, \
+            MergedView(dirs_top_first) as view:
         links: dict[tuple[int, int], str] = {}
-        for rel, src in merged_entries(dirs_top_first):
-            _add_to_tar(tf, src, rel, links, shift)
+        for rel, node in view.entries():
+            _add_node_to_tar(tf, view, node, rel, links, shift)
+
+
+def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
+                     links: dict[tuple[int, int], str], shift: tuple[int, int]) -> None:
+    import tarfile
+    st = node.st
+    ti = tarfile.TarInfo(rel)
+    ti.mode = stat.S_IMODE(st.st_mode)
+    ti.uid, ti.gid, ti.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
+    if shift != (0, 0):
+        ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
+        ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFDIR:
+        ti.type = tarfile.DIRTYPE
+    elif fmt == stat.S_IFLNK:
+        ti.type, ti.linkname = tarfile.SYMTYPE, view.readlink(node)
+    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        ti.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif fmt == stat.S_IFIFO:
+        ti.type = tarfile.FIFOTYPE
+    elif fmt == stat.S_IFREG:
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
+            tf.addfile(ti)
+            return
+        links[key] = rel
+        ti.size = st.st_size
+        with os.fdopen(view.open(node), "rb") as f:
+            tf.addfile(ti, f)
+        return
+    else:
+        return   # sockets have no place in a tar
+    tf.addfile(ti)
 
 
 def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str],
