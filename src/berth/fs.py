@@ -54,7 +54,7 @@ def walk(walker: Walker[Any], root: Any, path: str, *, follow: bool = True,
 
     With `missing_ok`, a missing component (or one under a non-directory) and what follows it
     are taken as they are written (their node is None: the caller creates them); otherwise
-    FileNotFoundError or NotADirectoryError. The caller
+    FileNotFoundError or NotADirectoryError. More than `max_hops` symlinks: ELOOP. The caller
     closes the nodes of the stack but the root's (`close_stack`)."""
     stack: list[tuple[str, Any]] = [("", root)]
     parts = components(path)
