@@ -1467,12 +1467,22 @@ class _RootView:
         return out
 
     def _read(self, path: str) -> list[list[str]]:
-        for d in self.dirs:
-            p = os.path.join(d, path.strip("/"))
-            if os.path.isfile(p) and not os.path.islink(p):
-                with open(p, errors="replace") as f:
-                    return [line.rstrip("\n").split(":") for line in f if line.strip()]
-        return []
+        """/etc/passwd or /etc/group as the image has it: followed inside the image's root
+        only (a symlink there to the host's file reads the image's own or nothing), and
+        bounded."""
+        with storage.MergedView(self.dirs) as view:
+            node = view.resolve(path)
+            if node is None:
+                return []
+            try:
+                if not stat.S_ISREG(node.st.st_mode):
+                    return []
+                fd = view.open(node)
+            finally:
+                node.close()
+        with os.fdopen(fd, "rb") as f:
+            text = f.read(4 << 20).decode(errors="replace")
+        return [line.split(":") for line in text.splitlines() if line.strip()]
 
     def owner(self, spec: str, where: str) -> tuple[int, int]:
         user, _, group = spec.partition(":")

@@ -1,7 +1,7 @@
 """A build's file sources: the context (a tarball kept as it came, with an index) and other
 file trees (a stage's or an image's, as a directory).
 
-Imports `errors`. The context is not unpacked: writing thousands of small files costs more than
+Imports `fs`, `errors` (and `storage` for a stage's layers). The context is not unpacked: writing thousands of small files costs more than
 a whole cached rebuild, so the tar is spooled to one file while an index of its entries (kind,
 mode, size, mtime, link, data offset, sha256 of the content) is made in the same pass. COPY
 reads the bytes it needs straight from the spool. Names are cleaned as they are indexed: nothing
@@ -11,6 +11,7 @@ the root.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -20,6 +21,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from berth import fs
 from berth.errors import InvalidArgument
 
 
@@ -248,32 +250,37 @@ def _sha256_of(f: BinaryIO) -> str:
     return h.hexdigest()
 
 
+class _TreeWalker:
+    """berth.fs.walk over a Tree: nodes are paths relative to the tree's root."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def lookup(self, parent: str, name: str) -> str | None:
+        rel = f"{parent}/{name}" if parent else name
+        return rel if self.tree.get(rel) is not None else None
+
+    def readlink(self, node: str) -> str | None:
+        e = self.tree.get(node)
+        return e.link if e is not None and e.kind == "l" else None
+
+    def is_dir(self, node: str) -> bool:
+        return True   # a name under a file is missing, as written
+
+    def close(self, node: str) -> None:
+        pass
+
+
 def resolve(tree: Tree, rel: str, where: str = "") -> str:
-    """Follow symlinks in `rel` as if the tree's root were /: the result stays inside."""
-    parts = [p for p in rel.split("/") if p]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if done:
-                done.pop()
-            continue
-        if p == ".":
-            continue
-        cur = "/".join(done + [p])
-        e = tree.get(cur)
-        if e is not None and e.kind == "l":
-            hops += 1
-            if hops > 40:
-                raise InvalidArgument(f"{where}too many levels of symbolic links: {rel}")
-            link = e.link
-            if link.startswith("/"):
-                done = []
-            parts = [x for x in link.split("/") if x] + parts
-            continue
-        done.append(p)
-    return "/".join(done)
+    """Follow symlinks in `rel` as if the tree's root were /: the result stays inside. Missing
+    names are kept as written. The walk is berth.fs's, the one root-confined resolver."""
+    try:
+        stack = fs.walk(_TreeWalker(tree), "", rel, missing_ok=True)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InvalidArgument(f"{where}too many levels of symbolic links: {rel}") from None
+        raise
+    return "/".join(name for name, _ in stack[1:])
 
 
 __all__ = ["Entry", "Tree", "TarContext", "DirTree", "resolve"]
@@ -281,89 +288,98 @@ __all__ = ["Entry", "Tree", "TarContext", "DirTree", "resolve"]
 
 class LayersTree:
     """An image's or a stage's files, read from its layer directories as overlayfs would
-    merge them (whiteouts and opaque directories honoured), without mounting or copying."""
+    merge them (whiteouts, opaque directories, and nothing of a lower layer under a higher
+    one's file or symlink), by directory fd, without mounting or copying. A path is taken as
+    written: a symlink on the way is not followed here, only by `resolve`, inside the root."""
 
     def __init__(self, dirs_top_first: list[str]) -> None:
+        from berth.storage import MergedView
         self.dirs = dirs_top_first
+        self.view = MergedView(dirs_top_first)
 
-    def _find(self, rel: str) -> str | None:
-        from berth.storage import _lower_stat
-        if not rel:
-            return self.dirs[0] if self.dirs else None
-        if _lower_stat(rel, self.dirs) is None:
-            return None
-        for d in self.dirs:
-            p = os.path.join(d, rel)
-            if os.path.lexists(p):
-                return p
-        return None
+    def close(self) -> None:
+        self.view.close()
+
+    def __del__(self) -> None:
+        view = getattr(self, "view", None)
+        if view is not None:
+            view.close()
 
     def get(self, rel: str) -> Entry | None:
         if not rel:
             return Entry("d", 0o755)
-        p = self._find(rel)
-        return DirTree("/").get(p.lstrip("/")) if p else None
+        node = self.view.lookup(rel)
+        if node is None:
+            return None
+        try:
+            st = node.st
+            if node.is_dir:
+                return Entry("d", stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime))
+            if stat.S_ISLNK(st.st_mode):
+                return Entry("l", 0o777, mtime=int(st.st_mtime), link=self.view.readlink(node))
+            if stat.S_ISREG(st.st_mode):
+                return Entry("f", stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime))
+            return None
+        finally:
+            node.close()
 
     def children(self, rel: str) -> list[str]:
-        names: set[str] = set()
-        hidden: set[str] = set()
-        for d in self.dirs:
-            p = os.path.join(d, rel) if rel else d
-            try:
-                st = os.lstat(p)
-            except OSError:
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                break
-            for n in os.listdir(p):
-                q = os.path.join(p, n)
-                qs = os.lstat(q)
-                if stat.S_ISCHR(qs.st_mode) and qs.st_rdev == 0:
-                    hidden.add(n)
-                elif n not in hidden:
-                    names.add(n)
-            try:
-                if os.getxattr(p, "trusted.overlay.opaque") == b"y":
-                    break
-            except OSError:
-                pass
-        return sorted(names)
+        from berth.storage.merged import names
+        node = self.view.lookup(rel)
+        if node is None:
+            return []
+        try:
+            return names(node) if node.is_dir else []
+        finally:
+            node.close()
 
     def paths(self) -> list[str]:
-        out: list[str] = []
-
-        def walk(rel: str) -> None:
-            for n in self.children(rel):
-                sub = f"{rel}/{n}" if rel else n
-                out.append(sub)
-                e = self.get(sub)
-                if e is not None and e.kind == "d":
-                    walk(sub)
-        walk("")
-        return sorted(out)
+        return sorted(rel for rel, _ in self.view.entries())
 
     def open(self, rel: str) -> BinaryIO:
-        p = self._find(rel)
-        if p is None:
+        node = self.view.lookup(rel)
+        if node is None:
             raise FileNotFoundError(rel)
-        return open(p, "rb")  # noqa: SIM115 - the caller closes it
+        try:
+            return os.fdopen(self.view.open(node), "rb")
+        finally:
+            node.close()
 
     def digest(self, rel: str) -> str:
         return _sha256_of(self.open(rel))
 
     def materialize(self, rel: str, dest: str) -> None:
-        e = self.get(rel)
-        if e is None:
+        """Write `rel` to `dest`, a new name in a directory of berth's own: through directory
+        fds with O_NOFOLLOW|O_EXCL only (berth.fs)."""
+        from berth.storage import copy_into
+        node = self.view.lookup(rel)
+        if node is None:
             raise FileNotFoundError(rel)
-        if e.kind == "d":
-            os.mkdir(dest)
-            for n in self.children(rel):
-                self.materialize(f"{rel}/{n}" if rel else n, os.path.join(dest, n))
-            os.chmod(dest, e.mode)
-        elif e.kind == "l":
-            os.symlink(e.link, dest)
-        else:
-            import shutil
-            with self.open(rel) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.chmod(dest, e.mode)
+        parent = fs.open_dir(os.path.dirname(dest))
+        name = os.path.basename(dest)
+        try:
+            st = node.st
+            if node.is_dir:
+                os.mkdir(name, 0o700, dir_fd=parent)
+                fd = fs.mkdir_at(parent, name)
+                try:
+                    copy_into(self.view, node, fd)
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+                finally:
+                    os.close(fd)
+            elif stat.S_ISLNK(st.st_mode):
+                fs.symlink_at(self.view.readlink(node), parent, name)
+            elif stat.S_ISREG(st.st_mode):
+                src = self.view.open(node)
+                try:
+                    out = fs.create_at(parent, name, 0o600)
+                    try:
+                        fs.copy_fd(src, out)
+                        os.fchmod(out, stat.S_IMODE(st.st_mode))
+                    finally:
+                        os.close(out)
+                finally:
+                    os.close(src)
+        finally:
+            node.close()
+            os.close(parent)

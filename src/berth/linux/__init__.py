@@ -11,8 +11,8 @@ import _struct as struct  # struct's own module, without its Python wrapper
 import errno
 import fcntl
 import os
-import stat
 
+from berth import fs
 from berth.linux import _ffi
 
 # Everything this module needs is imported here, at the top: some of these functions run in a
@@ -327,32 +327,7 @@ def secure_join(root: str, path: str) -> str:
     """Resolve `path` as if `root` were `/`: symlinks are followed but never leave `root`.
 
     The result may not exist yet. Like filepath-securejoin: a mount destination inside a
-    hostile image resolves inside the rootfs, never onto the host."""
-    root = os.path.abspath(root)
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 255:
-                raise OSError(40, f"too many levels of symbolic links: {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+    hostile image resolves inside the rootfs, never onto the host. The walk is berth.fs's, the
+    one root-confined resolver, by directory fd."""
+    return fs.resolve_path(root, path)
 

@@ -2,8 +2,9 @@
 drivers that stack them for a container (kernel overlayfs; a copying driver where overlayfs
 cannot be used).
 
-Imports `content`, `oci`, `errors`, `storage.archive`. Drivers return mounts; they never
-mount (containerd's snapshotters): the container's monitor performs the mount in its own mount
+Imports `fs`, `content`, `oci`, `errors`, `storage.archive`, `storage.merged` (an image's files
+as the kernel merges them, by directory fd). Drivers return mounts; they never mount
+(containerd's snapshotters): the container's monitor performs the mount in its own mount
 namespace, so a rootfs mount never appears on the host.
 
 Layout under ROOT:
@@ -32,6 +33,7 @@ from berth.content import ContentStore
 from berth.errors import InvalidArgument, NotFound, System
 from berth.fs import atomic_write
 from berth.storage import archive
+from berth.storage.merged import MergedView, copy_into
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -350,69 +352,69 @@ def make_driver(name: str, root: str) -> Driver:
 
 
 __all__ = ["Layer", "Mount", "LayerStore", "Driver", "OverlayDriver", "CopyDriver", "merged_entries", "write_merged_tar",
+           "MergedView", "copy_into",
            "apply_overlay_dir", "overlay_supported", "make_driver"]
 
 
 def merged_entries(dirs_top_first: list[str]) -> Iterator[tuple[str, str]]:
-    """Walk overlay-format layer dirs as overlayfs would merge them, without mounting.
+    """Walk overlay-format layer dirs as overlayfs would merge them, without mounting: a
+    whiteout or a non-directory (file, symlink) in a higher layer hides everything of the lower
+    ones at and below its path; an opaque directory hides the lower ones' contents.
 
-    Yields (relative path, source path) for every visible entry, parents before children."""
-    hidden: set[str] = set()      # whiteouts seen in upper layers
-    opaque: set[str] = set()      # directories whose lower contents are hidden
-    seen: set[str] = set()
-    for depth, top in enumerate(dirs_top_first):
-        for dirpath, dirnames, filenames in os.walk(top):
-            rel_dir = os.path.relpath(dirpath, top)
-            rel_dir = "" if rel_dir == "." else rel_dir
-            if _covered(rel_dir, hidden, opaque, depth):
-                dirnames[:] = []
-                continue
-            names = sorted(dirnames + filenames)
-            for name in names:
-                rel = f"{rel_dir}/{name}" if rel_dir else name
-                src = os.path.join(dirpath, name)
-                st = os.lstat(src)
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    hidden.add(rel)
-                    continue
-                if rel in seen or rel in hidden:
-                    continue
-                seen.add(rel)
-                yield rel, src
-            for d in list(dirnames):
-                rel = f"{rel_dir}/{d}" if rel_dir else d
-                p = os.path.join(dirpath, d)
-                if os.path.islink(p) or rel in hidden:
-                    dirnames.remove(d)
-                    continue
-                try:
-                    if os.getxattr(p, "trusted.overlay.opaque") == b"y":
-                        opaque.add(f"{rel}@{depth}")
-                except OSError:
-                    pass
-
-
-def _covered(rel_dir: str, hidden: set[str], opaque: set[str], depth: int) -> bool:
-    if not rel_dir:
-        return False
-    parts = rel_dir.split("/")
-    for i in range(1, len(parts) + 1):
-        prefix = "/".join(parts[:i])
-        if prefix in hidden:
-            return True
-        if any(f"{prefix}@{d}" in opaque for d in range(depth)):
-            return True
-    return False
+    Yields (relative path, source path) for every visible entry, parents before children. Each
+    source path is made of directories of its own layer only (see merged.MergedView)."""
+    with MergedView(dirs_top_first) as view:
+        for rel, node in view.entries():
+            yield rel, view.source_path(node, rel)
 
 
 def write_merged_tar(dirs_top_first: list[str], out: BinaryIO,
                      shift: tuple[int, int] = (0, 0)) -> None:
-    """A tar of the merged filesystem (`docker export`), streamed to `out`."""
+    """A tar of the merged filesystem (`docker export`), streamed to `out`. Read by directory
+    fd (a running container's upper directory may change under the walk: a symlink swapped in
+    is archived as a symlink, never followed)."""
     import tarfile
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf, \
+            MergedView(dirs_top_first) as view:
         links: dict[tuple[int, int], str] = {}
-        for rel, src in merged_entries(dirs_top_first):
-            _add_to_tar(tf, src, rel, links, shift)
+        for rel, node in view.entries():
+            _add_node_to_tar(tf, view, node, rel, links, shift)
+
+
+def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
+                     links: dict[tuple[int, int], str], shift: tuple[int, int]) -> None:
+    import tarfile
+    st = node.st
+    ti = tarfile.TarInfo(rel)
+    ti.mode = stat.S_IMODE(st.st_mode)
+    ti.uid, ti.gid, ti.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
+    if shift != (0, 0):
+        ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
+        ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFDIR:
+        ti.type = tarfile.DIRTYPE
+    elif fmt == stat.S_IFLNK:
+        ti.type, ti.linkname = tarfile.SYMTYPE, view.readlink(node)
+    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        ti.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif fmt == stat.S_IFIFO:
+        ti.type = tarfile.FIFOTYPE
+    elif fmt == stat.S_IFREG:
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
+            tf.addfile(ti)
+            return
+        links[key] = rel
+        ti.size = st.st_size
+        with os.fdopen(view.open(node), "rb") as f:
+            tf.addfile(ti, f)
+        return
+    else:
+        return   # sockets have no place in a tar
+    tf.addfile(ti)
 
 
 def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str],
@@ -443,30 +445,20 @@ def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str],
 
 
 # --- the changes of a container's upper directory -----------------------------------------------
-def _lower_stat(rel: str, lowers_top_first: list[str]) -> os.stat_result | None:
-    """What the image below has at `rel` (whiteouts and opaque directories honoured)."""
-    parts = rel.split("/")
-    for top in lowers_top_first:
-        # a whiteout or an opaque parent in this layer ends the search
-        for k in range(1, len(parts) + 1):
-            p = os.path.join(top, *parts[:k])
-            try:
-                st = os.lstat(p)
-            except OSError:
-                break
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                return None
-            if k == len(parts):
-                return st
-            if not stat.S_ISDIR(st.st_mode):
-                break
-        parent = os.path.join(top, *parts[:-1])
-        try:
-            if os.getxattr(parent, "trusted.overlay.opaque") == b"y" and os.path.isdir(parent):
-                return None
-        except OSError:
-            pass
-    return None
+def _lower_stat(rel: str, lowers_top_first: list[str],
+                view: MergedView | None = None) -> os.stat_result | None:
+    """What the image below has at `rel`, as the kernel would show it (whiteouts, opaque
+    directories and non-directories of higher layers honoured; no symlink followed)."""
+    if view is None:
+        if not lowers_top_first:
+            return None
+        with MergedView(lowers_top_first) as v:
+            return _lower_stat(rel, lowers_top_first, v)
+    node = view.lookup(rel)
+    if node is None:
+        return None
+    node.close()
+    return node.st
 
 
 def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = frozenset()  # type: ignore[assignment]
@@ -476,6 +468,13 @@ def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = f
     made as mount points (/etc/hosts, ...), which are not part of the container's changes.
     A directory only copied up (same owner and mode, nothing else changed in it) is not a
     change of its own."""
+    with contextlib.ExitStack() as stack:
+        view = stack.enter_context(MergedView(lowers_top_first)) if lowers_top_first else None
+        yield from _upper_changes(upper, lowers_top_first, exclude, view)
+
+
+def _upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str],
+                   view: MergedView | None) -> Iterator[tuple[str, str, str]]:
     entries: list[tuple[str, str, str]] = []
     for dirpath, dirnames, filenames in os.walk(upper):
         dirnames.sort()
@@ -490,7 +489,7 @@ def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = f
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 entries.append(("D", rel, src))
                 continue
-            low = _lower_stat(rel, lowers_top_first)
+            low = _lower_stat(rel, lowers_top_first, view)
             entries.append(("A" if low is None else "C", rel, src))
     # directories that are only copied up: keep them only when something below them changed,
     # or their own owner or mode did
@@ -503,7 +502,7 @@ def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = f
     for kind, rel, src in entries:
         if kind == "C" and os.path.isdir(src) and not os.path.islink(src) and rel not in keep_dirs:
             st = os.lstat(src)
-            low = _lower_stat(rel, lowers_top_first)
+            low = _lower_stat(rel, lowers_top_first, view)
             opaque = False
             with contextlib.suppress(OSError):
                 opaque = os.getxattr(src, "trusted.overlay.opaque") == b"y"

@@ -1,7 +1,7 @@
 """Volumes: the local driver (a directory per volume, or a tmpfs or a device mounted per use),
 the parsing of `-v`/`--mount` specs, and the copy-up of an image's content into a new volume.
 
-Imports `metadata`, `storage`, `errors`. Layout: ROOT/<name>/_data.
+Imports `fs`, `metadata`, `storage`, `errors`. Layout: ROOT/<name>/_data.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from berth import fs, storage
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.metadata import MetadataStore
-from berth.storage import merged_entries
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS = "com.docker.volume.anonymous"
@@ -270,38 +270,28 @@ class VolumeService:
         doc = self.get(name)
         if (doc.get("Options") or {}).get("type"):
             return  # tmpfs or device volumes are not filled
-        dest = self._path(name)
-        if os.listdir(dest):
-            return
-        prefix = path.strip("/")
-        found = False
-        for rel, src in merged_entries(layer_dirs_top_first):
-            if rel == prefix:
-                st = os.lstat(src)
-                if stat.S_ISDIR(st.st_mode):
-                    os.chown(dest, st.st_uid, st.st_gid)
-                    os.chmod(dest, stat.S_IMODE(st.st_mode))
-                    found = True
-                continue
-            if not found or not rel.startswith(prefix + "/"):
-                continue
-            _copy_entry(src, os.path.join(dest, rel[len(prefix) + 1:]))
-
-
-def _copy_entry(src: str, dst: str) -> None:
-    st = os.lstat(src)
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    if stat.S_ISDIR(st.st_mode):
-        os.makedirs(dst, exist_ok=True)
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-    elif stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), dst)
-    elif stat.S_ISREG(st.st_mode):
-        shutil.copyfile(src, dst, follow_symlinks=False)
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-    else:
-        return  # devices and fifos are not copied into volumes
-    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+        # the volume's directory by fd (a symlink there is not followed), the image's files
+        # as the kernel would show them (a path under a symlink or a whiteout of a higher layer
+        # does not exist), and every write through a directory fd with O_NOFOLLOW|O_EXCL
+        dest = fs.open_dir(self._path(name))
+        try:
+            if os.listdir(dest):
+                return
+            with storage.MergedView(layer_dirs_top_first) as view:
+                # as Docker: the path is followed inside the image's root if it is a symlink
+                node = view.resolve(path)
+                if node is None:
+                    return
+                try:
+                    if not node.is_dir:
+                        return
+                    storage.copy_into(view, node, dest)
+                    os.fchown(dest, node.st.st_uid, node.st.st_gid)
+                    os.fchmod(dest, stat.S_IMODE(node.st.st_mode))
+                finally:
+                    node.close()
+        finally:
+            os.close(dest)
 
 
 def _du(path: str) -> int:
