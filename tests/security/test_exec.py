@@ -20,7 +20,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,10 +83,10 @@ def _seen(daemon: Daemon, cid: str) -> str:
     return daemon.ok("exec", cid, "cat", "/seen")
 
 
-def _wait_for(cond: object, what: str, timeout: float = 20) -> None:
+def _wait_for(cond: Callable[[], bool], what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
+        if cond():
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
