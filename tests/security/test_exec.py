@@ -207,3 +207,15 @@ def test_setuid_probe_is_a_valid_program(tmp_path: Path) -> None:
     p.write_bytes(_euid_elf())
     p.chmod(0o755)
     assert subprocess.run([str(p)]).returncode == os.geteuid() % 256
+
+
+def test_an_exec_joins_the_cgroup_namespace(daemon: Daemon) -> None:
+    """In a container with a cgroup namespace of its own, an exec sees its cgroups from the
+    container's root, not the host's paths."""
+    with _container(daemon, "--cgroupns", "private") as cid:
+        mine = daemon.ok("exec", cid, "readlink", "/proc/self/ns/cgroup").strip()
+        assert mine == daemon.ok("exec", cid, "readlink", "/proc/1/ns/cgroup").strip()
+        host = os.readlink("/proc/self/ns/cgroup")
+        assert mine != host
+        lines = daemon.ok("exec", cid, "cat", "/proc/self/cgroup").splitlines()
+        assert lines and all(line.endswith(":/") for line in lines), lines
