@@ -607,6 +607,7 @@ def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ig
     # /proc/PID/exe (the host's interpreter) (CVE-2019-5736); execve makes the new program
     # dumpable again. The second process inherits it.
     linux.set_dumpable(False)
+    inherited = _open_fds()  # while /proc/self is still ours (see below)
     for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
         try:
             fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
@@ -651,14 +652,15 @@ def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ig
     env.setdefault("HOME", home or "/")
     os.chdir(proc.get("cwd") or "/")
     slave = _drop_privileges(proc, stdio, uid, gid, groups)
-    # nothing of the caller's but stdio and our two pipes goes into the pid namespace
-    keep = sorted({fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr, slave, err_w, pid_w)
-                   if fd >= 0})
-    low = 0
-    for fd in [*keep, 0x7FFFFFFF]:  # close_range(2): cheap whatever the bound
-        if fd > low:
-            os.closerange(low, fd)
-        low = fd + 1
+    # nothing of the caller's but stdio and our two pipes goes into the pid namespace (closed
+    # one by one: a seccomp filter loaded above may refuse close_range)
+    keep = {stdio.stdin, stdio.stdout, stdio.stderr, slave, err_w, pid_w}
+    for fd in inherited:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     child = os.fork()
     if child == 0:
         _exec_init(proc, stdio, slave, env, err_w)  # never returns
