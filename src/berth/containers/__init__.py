@@ -38,6 +38,7 @@ from berth.containers.spec import (
     container_caps,
     host_device,
     merge_env,
+    no_new_privileges,
     validate_host_config,
     validate_sysctls,
 )
@@ -260,8 +261,9 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             hc["Runtime"] = "berth"
         if hc["Runtime"] not in self.cfg.runtimes:
             raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}")
-        # a bad seccomp profile or cgroupns mode fails the create, not the start
+        # a bad seccomp profile, no-new-privileges or cgroupns mode fails the create, not the start
         seccomp.for_container(hc, container_caps(hc))
+        no_new_privileges(hc)
         cgroupns_mode(hc)
         joined = ""
         if (hc.get("NetworkMode") or "").startswith("container:") and hc.get("Sysctls"):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth.containers import seccomp
 from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_keys
-from berth.containers.spec import container_caps, host_caps, process_env
+from berth.containers.spec import container_caps, host_caps, no_new_privileges, process_env
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.fs import atomic_write
 
@@ -118,7 +118,9 @@ class ExecService:
         b = ex.body
         cfg = doc["Config"]
         hc = doc["HostConfig"]
-        # the container's own capabilities and seccomp filter (as runc gives an exec)
+        # the container's own capabilities (all three sets, as the init's: a root exec must not
+        # count on execve to raise them, which no_new_privs forbids), no_new_privs and seccomp
+        # filter, as runc gives an exec
         capset = host_caps() if b.get("Privileged") else container_caps(hc)
         caps = sorted(capset)
         tty = bool(b.get("Tty"))
@@ -126,8 +128,8 @@ class ExecService:
                 "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env")),
                 "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
                 "user": b.get("User") or cfg.get("User") or "0",
-                "capabilities": {"bounding": caps},
-                "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])}
+                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+                "noNewPrivileges": no_new_privileges(hc)}
         filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt

@@ -153,6 +153,28 @@ def container_caps(hc: dict[str, Any]) -> set[str]:
     return caps
 
 
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")      # Go's strconv.ParseBool, as Docker
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def no_new_privileges(hc: dict[str, Any]) -> bool:
+    """`--security-opt no-new-privileges`, `no-new-privileges:VALUE` or `=VALUE` (a boolean,
+    `:false` turns it off; the last one given wins), for the init and for every exec alike.
+    A bad value is Docker's error."""
+    on = False
+    for opt in hc.get("SecurityOpt") or []:
+        if opt == "no-new-privileges":
+            on = True
+            continue
+        key, sep, value = opt.partition("=") if "=" in opt else opt.partition(":")
+        if key != "no-new-privileges" or not sep:
+            continue
+        if value not in _TRUE + _FALSE:
+            raise InvalidArgument(f'invalid --security-opt 2: "{opt}"')
+        on = value in _TRUE
+    return on
+
+
 def cgroupns_mode(hc: dict[str, Any]) -> str:
     """`--cgroupns`: Docker's default is `host` on cgroup v1 and `private` on v2."""
     mode = hc.get("CgroupnsMode") or ""
@@ -195,9 +217,8 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     caps_list = sorted(caps)
     proc["capabilities"] = {"bounding": caps_list, "effective": caps_list,
                             "permitted": caps_list}
-    for opt in hc.get("SecurityOpt") or []:
-        if opt in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
-            proc["noNewPrivileges"] = True
+    if no_new_privileges(hc):
+        proc["noNewPrivileges"] = True
     filt = seccomp.for_container(hc, caps)
     if filt is not None:
         spec["linux"]["seccomp"] = filt

@@ -46,6 +46,7 @@ MNT_DETACH = 2
 TIOCGPTN = 0x80045430    # the number of a pty master's slave
 TIOCSPTLCK = 0x40045431  # lock or unlock the slave (unlockpt)
 TIOCSCTTY = 0x540E       # make a terminal the controlling one
+TIOCSWINSZ = 0x5414      # set a terminal's window size
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1

@@ -457,6 +457,9 @@ def run(req: Request, chan_sock: socket.socket) -> int:
             proc_spec = json.load(f)
         if proc_spec.get("_seccomp") and SECCOMP_CACHE and not req.runtime:
             proc_spec["_seccomp_bpf"] = seccomp.cached_bpf(proc_spec["_seccomp"], SECCOMP_CACHE)
+        if req.tty and req.console_size:  # sized before the process can ask
+            proc_spec["consoleSize"] = {"height": req.console_size[0],
+                                        "width": req.console_size[1]}
         stdio = _Stdio(req)
         try:
             if req.runtime:

@@ -458,14 +458,22 @@ def _write_sysctls(lx: dict) -> None:  # type: ignore[type-arg]
 
 def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
             groups: list[int]) -> None:
-    """The last steps before execve, for a container's init and for an exec alike:
-    capabilities, no_new_privs, stdio, the user, no inherited descriptor, default signals."""
+    """The last steps before execve, for a container's init: `_drop_privileges`, then
+    `_finish`. An exec runs the two in different processes (see `spawn_exec`)."""
+    slave = _drop_privileges(proc, stdio, uid, gid, groups)
+    _finish(proc, stdio, slave)
+
+
+def _drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
+                     groups: list[int]) -> int:
+    """What needs privileges: seccomp without no_new_privs, the bounding set, no_new_privs,
+    the console's pty (made and sent while root), the user and the capabilities. Returns the
+    pty's slave descriptor (-1 without a console), for `_finish`."""
     caps = proc.get("capabilities")
     keep = {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", [])
             if c in linux.CAPABILITIES} if caps is not None else None
-    filt = proc.get("_seccomp")
     nnp = bool(proc.get("noNewPrivileges"))
-    if filt and not nnp:
+    if proc.get("_seccomp") and not nnp:
         # as runc: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in while
         # we still hold it (the filter must let setuid, capset and execve through)
         _load_seccomp(proc)
@@ -473,7 +481,7 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
         linux.drop_bounding_caps(keep)
     if nnp:
         linux.set_no_new_privs()
-    _set_stdio(stdio, uid)
+    slave = _open_console(stdio, uid, proc.get("consoleSize")) if stdio.console >= 0 else -1
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
@@ -482,12 +490,19 @@ def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-a
         eff = {linux.CAPABILITIES[c] for c in caps.get("effective", []) if c in linux.CAPABILITIES}
         perm = {linux.CAPABILITIES[c] for c in caps.get("permitted", []) if c in linux.CAPABILITIES}
         linux.set_caps(eff & keep, perm & keep, set())
+    return slave
+
+
+def _finish(proc: dict, stdio: Stdio, slave: int) -> None:  # type: ignore[type-arg]
+    """What needs no privileges, just before execve: stdio (and the console as controlling
+    terminal), no inherited descriptor, default signals, seccomp with no_new_privs."""
+    _set_stdio(stdio, slave)
     # no host descriptor may reach the container (CVE-2024-21626)
     _close_inheritable_fds()
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    if filt and nnp:
+    if proc.get("_seccomp") and proc.get("noNewPrivileges"):
         _load_seccomp(proc)   # last, as runc: nothing after it but execve
 
 
@@ -513,91 +528,169 @@ def _load_seccomp(proc: dict) -> None:  # type: ignore[type-arg]
         seccomp.load(proc["_seccomp"])
 
 
-def _set_stdio(stdio: Stdio, uid: int = 0) -> None:
-    if stdio.console < 0:
+def _open_console(stdio: Stdio, uid: int, size: dict | None) -> int:  # type: ignore[type-arg]
+    """A pty in the container's /dev/pts: its master goes over the console socket, its slave
+    (owned by the user, group tty, as runc does) is returned. Sized here (the spec's
+    `consoleSize`): the process may ask before the receiver has the master."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        if size and size.get("height") and size.get("width"):
+            fcntl.ioctl(master, linux.TIOCSWINSZ, struct.pack(
+                "HHHH", int(size["height"]), int(size["width"]), 0, 0))
+        n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
+        slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+        os.fchown(slave, uid, 5)
+        import _socket  # preloaded (`_preload`): this runs after pivot_root
+        sock = _socket.socket(fileno=os.dup(stdio.console))
+        try:
+            sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                         struct.pack("i", master))])
+        finally:
+            sock.close()
+    finally:
+        os.close(master)
+    return slave
+
+
+def _set_stdio(stdio: Stdio, slave: int) -> None:
+    """stdio from the caller's descriptors, or the console's slave as controlling terminal."""
+    if slave < 0:
         os.dup2(stdio.stdin, 0)
         os.dup2(stdio.stdout, 1)
         os.dup2(stdio.stderr, 2)
         return
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
-    n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
-    slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
-    os.fchown(slave, uid, 5)  # owned by the user, group tty, as runc does
-    import _socket  # preloaded (`_preload`): this runs after pivot_root
-    sock = _socket.socket(fileno=os.dup(stdio.console))
-    try:
-        sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                     struct.pack("i", master))])
-    finally:
-        sock.close()
-    os.close(master)
     os.setsid()
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
-    os.close(slave)
+    if slave > 2:
+        os.close(slave)
     fcntl.ioctl(0, linux.TIOCSCTTY, 0)
+
+
+# the namespaces an exec joins, in order: the user namespace first (it owns the others), the
+# mount namespace late (then /proc is the container's), the pid namespace last (for children
+# only: setns never moves the caller itself)
+_EXEC_NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "mnt", "pid")
 
 
 def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # type: ignore[type-arg]
     """`exec`: a new process inside the running container whose init is `target` (a host pid):
     it joins the container's cgroups and namespaces, then runs `proc` (a runtime-spec
     `process`, with `user` as the `user[:group]` string to resolve). Returns (pid, error pipe)
-    as `spawn` does.
+    as `spawn` does. The caller must be a child subreaper (the process is its grandchild).
 
-    No intermediate process: the caller joins the container's pid namespace for its children
-    only (setns of a pid namespace never moves the caller itself), so the one child is born in
-    it, and in the container's v2 cgroup; it joins the rest itself. The caller must fork nothing
-    else afterwards."""
+    As runc's nsexec, in two processes, so that nothing of the host is ever visible in the
+    container's pid namespace: the first, born in the container's v2 cgroup, joins its v1
+    cgroups and every namespace (the pid namespace for its children only), takes the
+    container's root, the exec's user and capabilities, and keeps no descriptor but stdio;
+    only then does it fork the second, born into the pid namespace, which sets up stdio, loads
+    a no_new_privs seccomp filter and execs. A process of the container with CAP_SYS_PTRACE
+    that reads /proc/PID/root of a new pid finds the container's own root."""
     _preload(bool(proc.get("_seccomp")), console=stdio.console >= 0)
     v1, unified = _cgroups_of(target)
-    pid_ns = f"/proc/{target}/ns/pid"
-    if os.stat(pid_ns).st_ino != os.stat("/proc/self/ns/pid_for_children").st_ino:
-        fd = os.open(pid_ns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            linux.setns(fd, linux.CLONE_NEWPID)
-        except OSError as e:
-            raise StartError(_exec_message(f"exec: joining the pid namespace: {e}"), 126) from e
-        finally:
-            os.close(fd)
     err_r, err_w = os.pipe()
+    pid_r, pid_w = os.pipe()
     try:
-        child = (linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified)
+        inter = (linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified)
                  else os.fork())
-    except OSError as e:  # ENOMEM: the pid namespace has no init any more
-        os.close(err_r)
-        os.close(err_w)
+    except OSError as e:
+        for fd in (err_r, err_w, pid_r, pid_w):
+            os.close(fd)
         raise StartError(_exec_message(f"exec: {e}"), 126) from e
-    if child == 0:
+    if inter == 0:
         try:
             os.close(err_r)
-            # not dumpable until execve: a process of the container must not reach our
-            # /proc/PID/exe (the host's interpreter) while we enter its namespaces
-            # (CVE-2019-5736); execve makes the new program dumpable again
-            linux.set_dumpable(False)
-            for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
-                try:
-                    fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
-                    try:
-                        os.write(fd, b"0")
-                    finally:
-                        os.close(fd)
-                except OSError:
-                    pass
-            fds = []
-            for ns in ("user", "ipc", "uts", "net", "mnt"):
-                path = f"/proc/{target}/ns/{ns}"
-                if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino:
-                    fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-            for fd in fds:  # user first (it owns the others), mnt last (then /proc is theirs)
-                linux.setns(fd)
-                os.close(fd)
+            os.close(pid_r)
+            _exec_join(target, v1, proc, stdio, err_w, pid_w)  # never returns
+        except StartError as e:
+            _report(err_w, _exec_message(e.message), 126)
         except BaseException as e:  # noqa: BLE001
             _report(err_w, _exec_message(f"exec: {e}"), 126)
-            os._exit(126)
-        _exec_init(proc, stdio, err_w)  # never returns
-    os.close(err_w)
-    return child, err_r
+        os._exit(126)
+    return _child_pid(inter, pid_r, pid_w, err_r, err_w, _exec_message("exec failed"), 126)
+
+
+def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ignore[type-arg]
+               err_w: int, pid_w: int) -> None:
+    """The first process of an exec, outside the container's pid namespace: never returns."""
+    # not dumpable until execve: a process of the container must not reach our
+    # /proc/PID/exe (the host's interpreter) (CVE-2019-5736); execve makes the new program
+    # dumpable again. The second process inherits it.
+    linux.set_dumpable(False)
+    inherited = _open_fds()  # while /proc/self is still ours (see below)
+    for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
+        try:
+            fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    # every descriptor opened through the host's /proc, before the mount namespace changes
+    fds = []
+    for ns in _EXEC_NAMESPACES:
+        path = f"/proc/{target}/ns/{ns}"
+        try:
+            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{ns}").st_ino:
+                continue
+        except FileNotFoundError:  # a kernel without this namespace type
+            continue
+        fds.append((ns, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+    root = None
+    if "mnt" not in {ns for ns, _ in fds}:  # no mount namespace of its own: its chroot
+        root = os.open(f"/proc/{target}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for ns, fd in fds:
+        try:
+            linux.setns(fd, linux.CLONE_NEWPID if ns == "pid" else 0)
+        except OSError as e:
+            raise StartError(f"exec: joining the {ns} namespace: {e}", 126) from e
+        os.close(fd)
+    if root is not None:
+        os.fchdir(root)
+        os.chroot(".")
+        os.close(root)
+    # (/proc/self does not resolve from here: we have no pid in the container's /proc)
+    user = proc.get("user") or "0"
+    if isinstance(user, dict):   # a runtime-spec user (berth-runtime exec --process)
+        uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+        groups = [int(g) for g in user.get("additionalGids") or []]
+        home = _home_of(uid)
+    else:                        # a `user[:group]` string (docker exec -u)
+        uid, gid, groups, home = resolve_user(user, [])
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
+    env.setdefault("HOME", home or "/")
+    os.chdir(proc.get("cwd") or "/")
+    slave = _drop_privileges(proc, stdio, uid, gid, groups)
+    # nothing of the caller's but stdio and our two pipes goes into the pid namespace (closed
+    # one by one: a seccomp filter loaded above may refuse close_range)
+    keep = {stdio.stdin, stdio.stdout, stdio.stderr, slave, err_w, pid_w}
+    for fd in inherited:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    child = os.fork()
+    if child == 0:
+        _exec_init(proc, stdio, slave, env, err_w)  # never returns
+    os.write(pid_w, str(child).encode())
+    os._exit(0)
+
+
+def _exec_init(proc: dict, stdio: Stdio, slave: int,  # type: ignore[type-arg]
+               env: dict[str, str], err_w: int) -> None:
+    """The exec'd process, in the container's pid namespace: never returns."""
+    try:
+        _finish(proc, stdio, slave)
+        detail, _ = _exec(proc["args"], env)
+        _report(err_w, _exec_message(detail), 126)  # dockerd: 126 for any exec start failure
+    except StartError as e:
+        _report(err_w, _exec_message(e.message), 126)
+    except BaseException as e:  # noqa: BLE001
+        _report(err_w, _exec_message(f"exec: {e}"), 126)
+    os._exit(126)
 
 
 def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
@@ -620,32 +713,6 @@ def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
                 continue
             break
     return v1, unified
-
-
-def _exec_init(proc: dict, stdio: Stdio, err_w: int) -> None:  # type: ignore[type-arg]
-    """The exec'd process, inside the container's namespaces: never returns."""
-    code = 126
-    try:
-        user = proc.get("user") or "0"
-        if isinstance(user, dict):   # a runtime-spec user (berth-runtime exec --process)
-            uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-            groups = [int(g) for g in user.get("additionalGids") or []]
-            home = _home_of(uid)
-        else:                        # a `user[:group]` string (docker exec -u)
-            uid, gid, groups, home = resolve_user(user, [])
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
-        env.setdefault("HOME", home or "/")
-        cwd = proc.get("cwd") or "/"
-        os.chdir(cwd)
-        _become(proc, stdio, uid, gid, groups)
-        args = proc["args"]
-        detail, _ = _exec(args, env)
-        _report(err_w, _exec_message(detail), 126)  # dockerd: 126 for any exec start failure
-    except StartError as e:
-        _report(err_w, _exec_message(e.message), 126)
-    except BaseException as e:  # noqa: BLE001
-        _report(err_w, _exec_message(f"exec: {e}"), 126)
-    os._exit(code)
 
 
 def _exec_message(detail: str) -> str:
