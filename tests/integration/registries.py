@@ -338,6 +338,7 @@ class FakeRegistry:
     slow: float = 0.0
     gets: dict[str, int] = field(default_factory=dict)
     ranges: list[str] = field(default_factory=list)
+    search: list[dict[str, Any]] = field(default_factory=list)   # what /v1/search answers
     port: int = field(default_factory=free_port)
     _srv: ThreadingHTTPServer | None = None
 
@@ -378,6 +379,15 @@ class FakeRegistry:
 
             def do_GET(self, head: bool = False) -> None:  # noqa: N802
                 path = urlsplit(self.path).path
+                if path == "/v1/search":
+                    from urllib.parse import parse_qs
+                    q = parse_qs(urlsplit(self.path).query)
+                    term = q.get("q", [""])[0]
+                    n = int(q.get("n", ["25"])[0])
+                    found = [r for r in reg.search if term in r["name"]][:n]
+                    return self._send(200, json.dumps({"query": term, "num_results": len(found),
+                                                       "results": found}).encode(),
+                                      "application/json", head)
                 if path == "/v2/":
                     return self._send(200, b"{}", "application/json", head)
                 rest = path[len("/v2/"):]

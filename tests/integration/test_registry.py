@@ -492,3 +492,31 @@ def test_distribution_inspect_through_docker_py(rd: Daemon, fake: FakeRegistry) 
     finally:
         client.close()
     assert layers_and_ingest(rd) == before
+
+
+def test_search(rd: Daemon, fake: FakeRegistry) -> None:
+    """GET /images/search against the registry named in the term (its v1 search), filters
+    applied by the daemon; `berth search` prints what `docker search` prints; Docker Hub is
+    refused with a clear error where the daemon may not reach it."""
+    fake.search = [
+        {"name": "tools/busybox", "description": "A tiny box\nwith tools " + "x" * 60,
+         "star_count": 12, "is_official": True, "is_automated": False},
+        {"name": "tools/busy-app", "description": "an app", "star_count": 3,
+         "is_official": False, "is_automated": True},
+        {"name": "other/thing", "description": "", "star_count": 0, "is_official": False,
+         "is_automated": False}]
+    term = f"{fake.addr}/busy"
+    from .test_docker_cli import docker
+    for args in (["search", term], ["search", "--no-trunc", term],
+                 ["search", "--limit", "1", term], ["search", "-f", "is-official=true", term],
+                 ["search", "-f", "stars=5", "--format", "{{.Name}}: {{.StarCount}}", term]):
+        mine = rd.ok(*args)
+        theirs = docker(rd, *args)
+        assert theirs.returncode == 0, theirs.stderr
+        assert mine == theirs.stdout, args
+    assert rd.ok("search", "--format", "{{.Name}}", term).split() == \
+        ["tools/busybox", "tools/busy-app"]
+    r = rd.berth("search", "-f", "stars=x", term)
+    assert r.returncode == 1 and "invalid filter" in r.stderr
+    r = rd.berth("search", "busybox")
+    assert r.returncode == 1 and "--docker-hub=false" in r.stderr, r.stderr

@@ -274,6 +274,7 @@ class Api:
             ("GET", "/containers/{id}/changes", self.container_changes),
             ("POST", "/images/{name:.+}/push", self.image_push),
             ("GET", "/distribution/{name:.+}/json", self.distribution_inspect),
+            ("GET", "/images/search", self.image_search),
             ("GET", "/images/json", self.image_list),
             ("GET", "/images/get", self.image_save),
             ("POST", "/images/load", self.image_load),
@@ -503,6 +504,17 @@ class Api:
         await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
         await resp.write_eof()
         return resp
+
+    async def image_search(self, request: web.Request) -> web.StreamResponse:
+        if self.distribution is None:
+            raise NotFound("this daemon has no registry client")
+        term = request.query.get("term", "")
+        if not term:
+            raise InvalidArgument("term is required")
+        return json_response(await self.distribution.search(
+            term, limit=qint(request, "limit", 25) or 25,
+            filters=parse_filters(request.query.get("filters")),
+            auth=AuthConfig.from_header(request.headers.get("X-Registry-Auth"))))
 
     async def distribution_inspect(self, request: web.Request) -> web.StreamResponse:
         if self.distribution is None:

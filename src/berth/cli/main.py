@@ -1568,6 +1568,7 @@ COMMANDS: dict[str, Command] = {
     "pull": (_lazy("PULL"), _lazy_cmd("cmd_pull"), "Download an image from a registry"),
     "push": (_lazy("PUSH"), _lazy_cmd("cmd_push"), "Upload an image to a registry"),
     "login": (_lazy("LOGIN"), _lazy_cmd("cmd_login"), "Log in to a registry"),
+    "search": (_lazy("SEARCH"), _lazy_cmd("cmd_search"), "Search Docker Hub for images"),
     "build": (_lazy("BUILD", "build"), _lazy_cmd("cmd_build", "build"),
               "Build an image from a Dockerfile"),
     "commit": (_lazy("COMMIT", "build"), _lazy_cmd("cmd_commit", "build"),

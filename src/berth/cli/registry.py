@@ -316,4 +316,41 @@ def cmd_logout(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-__all__ = ["cmd_pull", "cmd_push", "cmd_login", "cmd_logout", "pull", "PULL", "PUSH", "LOGIN"]
+SEARCH = Spec([flag("filter", "f", "list", help="Filter output based on conditions provided"),
+               flag("format", kind="str", default="",
+                    help="Pretty-print search using a Go template"),
+               flag("limit", kind="int", default=0, help="Max number of search results"),
+               flag("no-trunc", help="Don't truncate output")])
+
+
+def cmd_search(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"search" requires exactly 1 argument.')
+    from berth.cli import fmt
+    from berth.cli.main import parse_filters
+    term = args[0]
+    first, slash, _ = term.partition("/")
+    server = first if slash and ("." in first or ":" in first or first == "localhost") \
+        else "docker.io"
+    r = c.send("GET", "/images/search", query={"term": term, "limit": opts["limit"] or None,
+                                                "filters": parse_filters(opts["filter"])},
+               headers=auth_header(f"{server}/x" if server != "docker.io" else "x"))
+    try:
+        results = r.json()
+    finally:
+        r.close()
+    rows = []
+    for r in results:
+        desc = " ".join(str(r.get("description") or "").split("\n"))
+        if not opts["no-trunc"] and len(desc) > 45:
+            desc = desc[:44] + "…"
+        rows.append({"Name": r["name"], "Description": desc, "StarCount": str(r["star_count"]),
+                     "IsOfficial": "[OK]" if r["is_official"] else "",
+                     "IsAutomated": "[OK]" if r["is_automated"] else ""})
+    fmt.render(rows, opts["format"], [("NAME", "Name"), ("DESCRIPTION", "Description"),
+                                      ("STARS", "StarCount"), ("OFFICIAL", "IsOfficial")])
+    return 0
+
+
+__all__ = ["cmd_pull", "cmd_push", "cmd_login", "cmd_logout", "cmd_search", "pull", "PULL",
+           "PUSH", "LOGIN", "SEARCH"]

@@ -185,6 +185,38 @@ class Distribution:
         # as the OCI platform's JSON: the fields that are set
         return [{k: v for k, v in p.items() if v} for p in found if isinstance(p, dict)]
 
+    async def search(self, term: str, *, limit: int = 25,
+                     filters: dict[str, list[str]] | None = None,
+                     auth: AuthConfig | None = None) -> list[dict[str, Any]]:
+        """`GET /images/search`: a registry host named first in the term is searched (as
+        dockerd splits `localhost:5000/name`), else Docker Hub's index; `filters` as dockerd's:
+        is-official, is-automated, stars."""
+        if not 1 <= limit <= 100:
+            raise InvalidArgument(f"limit {limit} is outside the range of [1, 100]")
+        want: dict[str, bool | int] = {}
+        for key, values in (filters or {}).items():
+            if key not in ("is-official", "is-automated", "stars"):
+                raise InvalidArgument(f"invalid filter '{key}'")
+            for v in values:
+                if key == "stars":
+                    if not v.isdigit():
+                        raise InvalidArgument(f"invalid filter 'stars={v}'")
+                    want[key] = max(int(v), int(want.get(key, 0)))
+                elif v.lower() in ("true", "1", "false", "0"):
+                    want[key] = v.lower() in ("true", "1")
+                else:
+                    raise InvalidArgument(f"invalid filter '{key}={v}'")
+        first, slash, rest = term.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            domain, query = first, rest
+        else:
+            domain, query = "docker.io", term
+        results = await self.registry.search(domain, query, limit, auth)
+        return [r for r in results
+                if r["star_count"] >= int(want.get("stars", 0))
+                and want.get("is-official", r["is_official"]) == r["is_official"]
+                and want.get("is-automated", r["is_automated"]) == r["is_automated"]]
+
     async def _tags(self, ref: reference.Reference, auth: AuthConfig) -> list[str]:
         async for repo in self.registry.candidates(ref.domain, ref.path, auth):
             async with repo.request("GET", repo.url("tags/list")) as r:

@@ -48,6 +48,7 @@ MANIFEST_ACCEPT = ", ".join([oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST, oci.MED
                              oci.MEDIA_DOCKER_MANIFEST])
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
+SEARCH_LIMIT = 4 << 20          # bytes of a search answer
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -217,6 +218,42 @@ class RegistryClient:
             url = nxt
         raise Unavailable(f'{method.capitalize()} "{url}": stopped after {MAX_REDIRECTS} '
                           "redirects")
+
+    async def search(self, domain: str, term: str, limit: int,
+                     auth: AuthConfig | None = None) -> list[dict[str, Any]]:
+        """The registry's v1 search (`/v1/search?q=TERM&n=LIMIT`), as dockerd asks it: Docker
+        Hub's index for names without a registry host. Results are checked for shape."""
+        if domain == "docker.io" and not self.options.docker_hub:
+            raise Unavailable("searching Docker Hub is turned off in this daemon "
+                              "(--docker-hub=false): name a registry in the term "
+                              "(REGISTRY/TERM)")
+        host = "index.docker.io" if domain == "docker.io" else registry_host(domain)
+        bases = ["https://" + host] + ([] if self.options.is_secure(host) else ["http://" + host])
+        authorization = basic_header(auth) if auth is not None and auth.username else None
+        errors: list[str] = []
+        for base in bases:
+            url = f"{base}/v1/search?{urlencode({'q': term, 'n': str(limit)})}"
+            try:
+                r = await self.send("GET", url, authorization=authorization, owner=base)
+                try:
+                    body = await _read_limited(r, SEARCH_LIMIT)
+                finally:
+                    r.release()
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+                errors.append(f"{url}: {_describe(e)}")
+                continue
+            if r.status != 200:
+                raise _status_error(r.status, body, f"search on {host}")
+            try:
+                results = json.loads(body).get("results") or []
+                return [{"name": str(x["name"]), "description": str(x.get("description") or ""),
+                         "star_count": int(x.get("star_count") or 0),
+                         "is_official": bool(x.get("is_official")),
+                         "is_automated": bool(x.get("is_automated"))}
+                        for x in results[:limit]]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise Unavailable(f"search on {host}: malformed answer") from None
+        raise Unavailable(f"search on {host}: " + "; ".join(errors))
 
     def endpoints(self, domain: str, *, push: bool = False) -> list[Endpoint]:
         out: list[Endpoint] = []
