@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 
 DOCKER_HUB_HOST = "registry-1.docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
-MANIFEST_LIMIT = 4 << 20
+# Every answer a registry sends is read whole into memory except blobs (streamed to disk and
+# digest-checked): each kind has a bound, and a registry that sends more is an error.
+MANIFEST_LIMIT = 4 << 20     # manifests and indexes (containerd's limit too)
+CONFIG_LIMIT = 8 << 20       # image configs (long histories, many env/labels)
+LIST_LIMIT = 8 << 20         # tag lists, catalogs, referrers
+SMALL_LIMIT = 1 << 20        # pings, tokens, error bodies, upload answers
 MANIFEST_ACCEPT = ", ".join([oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST, oci.MEDIA_OCI_MANIFEST,
                              oci.MEDIA_DOCKER_MANIFEST])
 
@@ -262,7 +267,7 @@ class Repository:
         url = self.ep.base + "/v2/"
         try:
             async with http.get(url, ssl=self.client.ssl_for(self.ep)) as r:
-                await r.read()
+                await read_limited(r, SMALL_LIMIT, f"answer to {url}")
                 if r.status == 401:
                     ch = parse_challenges(r.headers.get("WWW-Authenticate", ""))
                     self.challenge = next((c for c in ch if c.scheme == "bearer"),
@@ -330,7 +335,7 @@ class Repository:
                 req = http.get(realm + ("&" if "?" in realm else "?") + urlencode(q),
                                headers=headers, ssl=sslctx)
             async with req as r:
-                body = await r.read()
+                body = await read_limited(r, SMALL_LIMIT, f"token server {realm}'s answer")
                 if r.status in (401, 403):
                     raise Unauthorized(f'Get "{self.ep.base}/v2/": unauthorized: '
                                        f"{_error_text(body) or 'incorrect username or password'}")
@@ -357,7 +362,7 @@ class Repository:
         http = await self.client.http()
         async with http.get(self.ep.base + "/v2/", headers={"Authorization": self._authz or ""},
                             ssl=self.client.ssl_for(self.ep)) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, f"answer to {self.ep.base}/v2/")
             if r.status != 200:
                 text = _error_text(body) or "unauthorized: incorrect username or password"
                 if not text.startswith("unauthorized"):
@@ -397,11 +402,11 @@ class Repository:
         async with self.request("GET", self.url(f"manifests/{ref}"),
                                 headers={"Accept": MANIFEST_ACCEPT}) as r:
             if r.status != 200:
-                body = await r.read()
+                body = await read_limited(r, SMALL_LIMIT, "error body")
                 raise _status_error(r.status, body, f"manifest for {self.name}:{ref}"
                                     if not ref.startswith("sha256:") else
                                     f"manifest for {self.name}@{ref}")
-            raw = await _read_limited(r, MANIFEST_LIMIT)
+            raw = await read_limited(r, MANIFEST_LIMIT, f"manifest {ref}")
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
             header_digest = r.headers.get("Docker-Content-Digest", "")
         digest = oci.sha256_digest(raw)
@@ -421,7 +426,7 @@ class Repository:
     async def put_manifest(self, ref: str, media_type: str, raw: bytes) -> str:
         async with self.request("PUT", self.url(f"manifests/{ref}"),
                                 headers={"Content-Type": media_type}, data=raw) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer to the manifest upload")
             if r.status not in (200, 201, 202):
                 raise _status_error(r.status, body, f"manifest {self.name}:{ref}")
             return r.headers.get("Docker-Content-Digest") or oci.sha256_digest(raw)
@@ -442,7 +447,7 @@ class Repository:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         async with self.request("GET", self.url(f"blobs/{digest}"), headers=headers) as r:
             if r.status not in (200, 206):
-                body = await r.read()
+                body = await read_limited(r, SMALL_LIMIT, "error body")
                 raise _status_error(r.status, body, f"blob {digest} of {self.name}")
             yield r, (offset if r.status == 206 else 0)
 
@@ -451,7 +456,7 @@ class Repository:
         q = f"?{urlencode({'mount': mount, 'from': mount_from})}" if mount else ""
         async with self.request("POST", self.url("blobs/uploads/") + q,
                                 headers={"Content-Length": "0"}) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer to the upload request")
             if r.status == 201 and mount:
                 return True, ""
             if r.status != 202:
@@ -466,7 +471,7 @@ class Repository:
         the stream is done; returns the registry's digest."""
         async with self.request("PATCH", location, data=body,
                                 headers={"Content-Type": "application/octet-stream"}) as r:
-            rbody = await r.read()
+            rbody = await read_limited(r, SMALL_LIMIT, "answer to the blob upload")
             if r.status != 202:
                 raise _status_error(r.status, rbody, f"upload to {self.name}")
             location = urljoin(location, r.headers.get("Location", location))
@@ -474,7 +479,7 @@ class Repository:
         sep = "&" if "?" in location else "?"
         async with self.request("PUT", location + sep + urlencode({"digest": digest}),
                                 headers={"Content-Length": "0"}) as r:
-            rbody = await r.read()
+            rbody = await read_limited(r, SMALL_LIMIT, "answer to the blob upload")
             if r.status not in (201, 204):
                 raise _status_error(r.status, rbody, f"upload to {self.name}")
         return str(digest)
@@ -487,18 +492,25 @@ class Repository:
         sep = "&" if "?" in loc else "?"
         async with self.request("PUT", loc + sep + urlencode({"digest": digest}), data=data,
                                 headers={"Content-Type": "application/octet-stream"}) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer to the blob upload")
             if r.status not in (201, 204):
                 raise _status_error(r.status, body, f"upload to {self.name}")
         return digest
 
 
-async def _read_limited(r: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_limited(r: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body of a response that is not a blob, at most `limit` bytes: a registry that
+    sends more (or says it will) is refused before the excess is read. Every non-streamed
+    answer of a registry goes through here."""
+    too_large = InvalidArgument(f"registry response too large: {what} from {r.url.host} is "
+                                f"over {limit} bytes")
+    if r.content_length is not None and r.content_length > limit:
+        raise too_large
     buf = bytearray()
     async for chunk in r.content.iter_chunked(1 << 16):
         buf += chunk
         if len(buf) > limit:
-            raise InvalidArgument(f"manifest larger than {limit} bytes")
+            raise too_large
     return bytes(buf)
 
 
@@ -537,5 +549,6 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-__all__ = ["AuthConfig", "RegistryClient", "RegistryOptions", "Repository", "Endpoint",
+__all__ = ["AuthConfig", "RegistryClient", "read_limited", "MANIFEST_LIMIT", "CONFIG_LIMIT",
+           "LIST_LIMIT", "SMALL_LIMIT", "RegistryOptions", "Repository", "Endpoint",
            "auth_key", "normalize_server", "registry_host", "DOCKER_HUB_AUTH_KEY"]
