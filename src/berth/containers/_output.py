@@ -176,7 +176,7 @@ class OutputMixin(ServiceState):
             raise Conflict("You cannot attach to a stopped container, start it first")
         cid = doc["Id"]
         live = self._live[cid]
-        q = live.fanout.subscribe()
+        q = live.fanout.subscribe(f"container {cid[:12]}")
 
         async def channel() -> Channel | None:
             # input typed before the start waits for the monitor
