@@ -15,7 +15,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 T_STDIN, T_STDOUT, T_STDERR, T_CLOSE_STDIN, T_RESIZE, T_CONTROL = 0, 1, 2, 3, 4, 10
@@ -152,6 +152,13 @@ class Outbox:
                 self._progress.set()
         return item
 
+    def touch(self) -> None:
+        """The client took something else (the log, before the live output): it is not
+        stalled."""
+        self.since = time.monotonic()
+        if self.full and self._progress is not None:
+            self._progress.set()
+
     def cut(self) -> None:
         """Drop the client: what it holds is freed, its stream ends."""
         log.warning("attach stream%s: the client took no output for %.0f s with %d bytes "
@@ -221,10 +228,11 @@ class Attachment:
         self._channel = channel
         self.stdin_once = stdin_once
         self._on_close = on_close
-        self.prelude: list[tuple[int, bytes]] = []
+        self.prelude: Iterable[tuple[int, bytes]] = ()
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
         for item in self.prelude:
+            self.queue.touch()
             yield item
         while True:
             got = await self.queue.get()
