@@ -42,6 +42,27 @@ def rss(pid: int) -> int:
     return _status(pid, "VmRSS") * 1024
 
 
+@contextlib.contextmanager
+def peak_rss(pid: int) -> Iterator[list[int]]:
+    """[start, peak] of berthd's RSS over the block, sampled every 20 ms."""
+    out = [rss(pid)] * 2
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError, AssertionError):
+                out[1] = max(out[1], rss(pid))
+            stop.wait(0.02)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        t.join()
+        out[1] = max(out[1], rss(pid))
+
+
 def threads(pid: int) -> int:
     return _status(pid, "Threads")
 
@@ -178,6 +199,40 @@ def test_attach_with_a_reader_that_reads_nothing(fd_daemon: Daemon) -> None:
         for s in (stalled, reader):
             if s is not None:
                 s.close()
+        d.berth("rm", "-f", cid)
+
+
+def test_logs_of_a_flooded_log(fd_daemon: Daemon) -> None:
+    """`logs` (and attach with logs=1) of a container that filled its log: berthd reads it as
+    the client takes it, never whole."""
+    import subprocess
+
+    from tests.integration.conftest import BIN
+    d = fd_daemon
+    pid = _pid(d)
+    # 100 MB of 4 KB lines: the default rotation keeps five files of 20 MiB
+    cid = d.ok("run", "-d", "busybox", "sh", "-c",
+               "yes $(head -c 4000 /dev/zero | tr '\\0' a) | head -c 100000000").strip()
+    try:
+        assert d.ok("wait", cid).strip() == "0"
+        logpath = Path(d.inspect(cid)["LogPath"])
+        on_disk = sum(p.read_bytes().count(b"\n")
+                      for p in logpath.parent.glob(logpath.name + "*"))
+        assert on_disk > 10000
+        for args in (["--tail", "5"], []):
+            with peak_rss(pid) as m:
+                p = subprocess.Popen([str(BIN / "berth"), "logs", *args, cid], env=d.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                lines = 0
+                assert p.stdout is not None
+                for _line in p.stdout:
+                    lines += 1
+                p.stdout.close()
+                p.wait(60)
+            grew = m[1] - m[0]
+            assert grew <= RSS_GROWTH, f"berthd grew by {grew // MiB} MiB for logs {args}"
+            assert lines == (5 if args else on_disk)
+    finally:
         d.berth("rm", "-f", cid)
 
 
