@@ -80,3 +80,16 @@ def test_proxy_copies_both_ways_in_one_thread() -> None:
     assert not t.is_alive() and slots.open == 0 and not p.conns
     for s in (client, up, front):
         s.close()
+
+
+def test_an_events_subscriber_that_does_not_read_is_bounded() -> None:
+    from berth.events import SUBSCRIBER_BUFFER, EventBus
+
+    async def main() -> None:
+        bus = EventBus()
+        q = bus.subscribe()
+        for i in range(SUBSCRIBER_BUFFER * 3):
+            bus.publish("container", "start", f"c{i}", {})
+        assert q.qsize() == SUBSCRIBER_BUFFER
+        assert (await q.get())["Actor"]["ID"] == "c0"
+    asyncio.run(main())
