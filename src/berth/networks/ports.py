@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import resource
 import select
 import socket
 import struct
@@ -111,7 +112,11 @@ class PortMapper:
         self.iptables = iptables
         self.bridge_of = bridge_of    # network name -> bridge name
         self.by_container: dict[str, list[Published]] = {}
-        self.slots = _Slots(max_per_port, max_conns)
+        # never more than the fd limit allows, with room for everything else berthd holds
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY:
+            max_conns = max(16, min(max_conns, (soft - 1024) // 6))
+        self.slots = _Slots(min(max_per_port, max_conns), max_conns)
 
     # --- rules ------------------------------------------------------------------------------
     def _ipt(self, *args: str, table: str = "nat", check: bool = False) -> bool:
