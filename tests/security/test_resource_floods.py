@@ -341,12 +341,11 @@ class _Flood(http.server.BaseHTTPRequestHandler):
         if self.path == "/v2/":
             if self.mode in ("ping", "ping-length"):
                 return self._flood(200, length=self.mode == "ping-length")
-            if self.mode == "token":
-                return self._flood(401, headers={"WWW-Authenticate":
-                                                 f'Bearer realm="http://{host}/token",'
-                                                 'service="flood"'})
             body = b"{}"
-            self.send_response(200)
+            self.send_response(401 if self.mode == "token" else 200)
+            if self.mode == "token":
+                self.send_header("WWW-Authenticate",
+                                 f'Bearer realm="http://{host}/token",service="flood"')
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -402,4 +401,6 @@ def test_registry_answers_a_gigabyte(fd_daemon: Daemon,
         f"berthd grew by {(peak - base) // MiB} MiB reading a registry's {mode} answer"
     assert p.returncode != 0
     assert "registry response too large" in err, err
+    assert {"ping": "/v2/ ", "ping-length": "/v2/ ", "token": "/token ",
+            "error": "/manifests/1 "}[mode] in err, err
     d.ok("ps")   # berthd still answers

@@ -260,7 +260,7 @@ class Distribution:
             raise InvalidArgument(f"registry response too large: the manifest names a config "
                                   f"blob {digest} of {size} bytes, over {CONFIG_LIMIT}")
         async with repo.open_blob(digest) as (r, _):
-            data = await read_limited(r, CONFIG_LIMIT, f"config blob {digest}")
+            data = await read_limited(r, CONFIG_LIMIT, "image config")
         if oci.sha256_digest(data) != digest:
             raise InvalidArgument(f"blob {digest} failed verification: the registry sent content "
                                   f"with digest {oci.sha256_digest(data)}")

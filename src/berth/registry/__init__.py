@@ -267,7 +267,7 @@ class Repository:
         url = self.ep.base + "/v2/"
         try:
             async with http.get(url, ssl=self.client.ssl_for(self.ep)) as r:
-                await read_limited(r, SMALL_LIMIT, f"answer to {url}")
+                await read_limited(r, SMALL_LIMIT, "answer")
                 if r.status == 401:
                     ch = parse_challenges(r.headers.get("WWW-Authenticate", ""))
                     self.challenge = next((c for c in ch if c.scheme == "bearer"),
@@ -335,7 +335,7 @@ class Repository:
                 req = http.get(realm + ("&" if "?" in realm else "?") + urlencode(q),
                                headers=headers, ssl=sslctx)
             async with req as r:
-                body = await read_limited(r, SMALL_LIMIT, f"token server {realm}'s answer")
+                body = await read_limited(r, SMALL_LIMIT, "token server's answer")
                 if r.status in (401, 403):
                     raise Unauthorized(f'Get "{self.ep.base}/v2/": unauthorized: '
                                        f"{_error_text(body) or 'incorrect username or password'}")
@@ -362,7 +362,7 @@ class Repository:
         http = await self.client.http()
         async with http.get(self.ep.base + "/v2/", headers={"Authorization": self._authz or ""},
                             ssl=self.client.ssl_for(self.ep)) as r:
-            body = await read_limited(r, SMALL_LIMIT, f"answer to {self.ep.base}/v2/")
+            body = await read_limited(r, SMALL_LIMIT, "answer")
             if r.status != 200:
                 text = _error_text(body) or "unauthorized: incorrect username or password"
                 if not text.startswith("unauthorized"):
@@ -406,7 +406,7 @@ class Repository:
                 raise _status_error(r.status, body, f"manifest for {self.name}:{ref}"
                                     if not ref.startswith("sha256:") else
                                     f"manifest for {self.name}@{ref}")
-            raw = await read_limited(r, MANIFEST_LIMIT, f"manifest {ref}")
+            raw = await read_limited(r, MANIFEST_LIMIT, "manifest")
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
             header_digest = r.headers.get("Docker-Content-Digest", "")
         digest = oci.sha256_digest(raw)
@@ -502,8 +502,9 @@ async def read_limited(r: aiohttp.ClientResponse, limit: int, what: str) -> byte
     """The whole body of a response that is not a blob, at most `limit` bytes: a registry that
     sends more (or says it will) is refused before the excess is read. Every non-streamed
     answer of a registry goes through here."""
-    too_large = InvalidArgument(f"registry response too large: {what} from {r.url.host} is "
-                                f"over {limit} bytes")
+    url = r.url.with_query(None)
+    too_large = InvalidArgument(f"registry response too large: the {what} from {url} is over "
+                                f"{limit} bytes")
     if r.content_length is not None and r.content_length > limit:
         raise too_large
     buf = bytearray()
