@@ -159,11 +159,11 @@ class Outbox:
         if self.full and self._progress is not None:
             self._progress.set()
 
-    def cut(self) -> None:
+    def cut(self, stalled: float) -> None:
         """Drop the client: what it holds is freed, its stream ends."""
         log.warning("attach stream%s: the client took no output for %.0f s with %d bytes "
                     "waiting: it is cut off", f" of {self.label}" if self.label else "",
-                    STALL_TIMEOUT, self.size)
+                    stalled, self.size)
         self.items.clear()
         self.size = 0
         self.items.append(None)
@@ -201,7 +201,7 @@ class Fanout:
             now = time.monotonic()
             for q in full:
                 if now - q.since >= self.stall:
-                    q.cut()
+                    q.cut(now - q.since)
                     self.queues.discard(q)
             full = [q for q in full if not q.cut_off.is_set()]
             if not full:
@@ -307,5 +307,6 @@ class DetachScanner:
         return buf, False
 
 
-__all__ = ["Channel", "Fanout", "Outbox", "Attachment", "OUTBOX_LIMIT", "STALL_TIMEOUT", "parse_detach_keys", "DetachScanner",
+__all__ = ["Channel", "Fanout", "Outbox", "Attachment", "OUTBOX_LIMIT", "STALL_TIMEOUT",
+           "parse_detach_keys", "DetachScanner",
            "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]
