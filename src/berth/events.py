@@ -7,11 +7,13 @@ events are kept in memory for `--since` (Docker keeps its last 256 too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from typing import Any
 
 Event = dict[str, Any]
+SUBSCRIBER_BUFFER = 1024   # events a subscriber may be behind
 
 
 class EventBus:
@@ -28,10 +30,13 @@ class EventBus:
             ev.update({"status": action, "id": actor, "from": attrs.get("image", "")})
         self.recent.append(ev)
         for q in self.subscribers:
-            q.put_nowait(ev)
+            # a subscriber that does not read loses events rather than growing the daemon,
+            # as with Docker's event publisher (1024 a subscriber)
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(ev)
 
     def subscribe(self) -> asyncio.Queue[Event]:
-        q: asyncio.Queue[Event] = asyncio.Queue()
+        q: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
         self.subscribers.add(q)
         return q
 

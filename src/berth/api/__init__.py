@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.50"          # the docker 28 CLI's own maximum
 MIN_API_VERSION = "1.24"
+# input an attach client sends ahead of the process: past this much, its connection is not read
+STDIN_LIMIT = 1 << 20
 ENGINE_VERSION = "28.0.0-berth." + __version__
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -177,9 +179,24 @@ class Hijacked(asyncio.Protocol):
         self.lost = asyncio.Event()
         self._can_write = asyncio.Event()
         self._can_write.set()
+        self._held = 0          # bytes of stdin queued: past STDIN_LIMIT, reading pauses
+        self._paused = False
 
     def data_received(self, data: bytes) -> None:
         self.stdin.put_nowait(data)
+        self._held += len(data)
+        if self._held > STDIN_LIMIT and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    async def read_stdin(self) -> bytes:
+        """The next piece of the client's input; b"" at its end."""
+        data = await self.stdin.get()
+        self._held -= len(data)
+        if self._paused and self._held <= STDIN_LIMIT // 2 and not self.transport.is_closing():
+            self._paused = False
+            self.transport.resume_reading()
+        return data
 
     def eof_received(self) -> bool:
         self.stdin.put_nowait(b"")
@@ -209,6 +226,11 @@ class Hijacked(asyncio.Protocol):
         if not self.transport.is_closing():
             self.transport.set_protocol(self.original)
             self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping output the client has not read."""
+        self.transport.set_protocol(self.original)
+        self.transport.abort()
 
 
 async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
@@ -891,7 +913,7 @@ class Api:
         async def input_() -> None:
             scan = DetachScanner(keys)
             while True:
-                data = await conn.stdin.get()
+                data = await conn.read_stdin()
                 if not data:
                     if stdin and not conn.lost.is_set():
                         await att.end_stdin()
@@ -908,16 +930,22 @@ class Api:
                     return
         out_task = asyncio.ensure_future(output())
         in_task = asyncio.ensure_future(input_())
+        # a client that stopped taking output is dropped, even while a write to it waits
+        cut_task = asyncio.ensure_future(att.cut_off())
+        tasks = (out_task, in_task, cut_task)
         try:
-            await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (out_task, in_task):
+            for t in tasks:
                 t.cancel()
-            for t in (out_task, in_task):
+            for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
             att.close()
-            conn.close()
+            if cut_task.done() and not cut_task.cancelled():
+                conn.abort()
+            else:
+                conn.close()
 
     async def container_attach(self, request: web.Request) -> web.StreamResponse:
         doc = self.containers.inspect(request.match_info["id"])

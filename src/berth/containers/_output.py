@@ -6,12 +6,13 @@ Part of the container service (see `berth.containers`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from berth import storage
@@ -83,43 +84,60 @@ class OutputMixin(ServiceState):
                 data = t.encode() + b" " + data
             return stream, data
 
-        content = b""
+        # opened first, all of them: a rotation while we read renames files, not what we hold
+        files: list[tuple[str, BinaryIO]] = []
         for p in self._log_files(path):
-            try:
-                with open(p, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            if p != path:
-                content += data
-            else:
-                end = data.rfind(b"\n") + 1
-                content += data[:end]
-                pos = end
-        lines = content.splitlines()
-        if not os.path.exists(path):
-            pos = 0
-        if n_tail >= 0:
-            lines = lines[-n_tail:] if n_tail else []
-        for item in _entries(lines, fmt):
-            yield item
+            with contextlib.suppress(FileNotFoundError):
+                files.append((p, open(p, "rb")))  # noqa: SIM115 - closed in the finally
+        try:
+            ino = None   # the inode of PATH as we read it: following goes on from it
+            pos = 0      # where its complete lines end
+            for p, f in files:
+                if p == path:
+                    ino = os.fstat(f.fileno()).st_ino
+
+            def raw_lines() -> Iterator[bytes]:
+                """Every complete line of the log, oldest first, read as it goes: a log is
+                as large as a container made it, berthd holds a line (or `tail` lines)."""
+                nonlocal pos
+                for p, f in files:
+                    for line in f:
+                        if p == path:
+                            if not line.endswith(b"\n"):
+                                break   # being written: following reads it whole
+                            pos += len(line)
+                        yield line
+
+            lines: Iterable[bytes] = raw_lines()
+            if n_tail >= 0:
+                lines = collections.deque(lines, maxlen=n_tail)
+            n = 0
+            for raw in lines:
+                for item in _entries([raw], fmt):
+                    yield item
+                n += 1
+                if n % 256 == 0:
+                    await asyncio.sleep(0)   # a long log does not hold the event loop
+        finally:
+            for _, f in files:
+                f.close()
         if not follow:
             return
         if until and until < time.time():
             return
         live = self._live.get(cid)
-        async for item in self._follow(cid, path, pos, live, fmt):
+        async for item in self._follow(cid, path, pos, live, fmt, ino):
             yield item
 
     async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
-                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
-                      ) -> AsyncIterator[tuple[int, bytes]]:
+                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
+                      ino: int | None = None) -> AsyncIterator[tuple[int, bytes]]:
         """Tail the json log from `pos`; stop once the container is no longer running, after a
         last read."""
         if live is not None:
             live.followers += 1
         try:
-            async for item in self._follow_file(cid, path, pos, live, fmt):
+            async for item in self._follow_file(cid, path, pos, live, fmt, ino):
                 yield item
         finally:
             if live is not None:
@@ -128,13 +146,14 @@ class OutputMixin(ServiceState):
                     live.changed.notify_all()
 
     async def _follow_file(self, cid: str, path: str, pos: int, live: _Live | None,
-                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
-                           ) -> AsyncIterator[tuple[int, bytes]]:
+                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
+                           ino: int | None = None) -> AsyncIterator[tuple[int, bytes]]:
         buf = b""
         delay = 0.005
-        ino = None   # the file `pos` counts in: a rotation gives PATH a new inode
-        with contextlib.suppress(FileNotFoundError):
-            ino = os.stat(path).st_ino
+        # `ino`: the file `pos` counts in (a rotation gives PATH a new inode)
+        if ino is None:
+            with contextlib.suppress(FileNotFoundError):
+                ino = os.stat(path).st_ino
         while True:
             if live is None or live.removed:
                 done = True
@@ -184,7 +203,7 @@ class OutputMixin(ServiceState):
             raise Conflict("You cannot attach to a stopped container, start it first")
         cid = doc["Id"]
         live = self._live[cid]
-        q = live.fanout.subscribe()
+        q = live.fanout.subscribe(f"container {cid[:12]}")
 
         async def channel() -> Channel | None:
             # input typed before the start waits for the monitor
@@ -201,19 +220,30 @@ class OutputMixin(ServiceState):
         return att
 
     @staticmethod
-    def _log_entries(doc: dict[str, Any], stdout: bool, stderr: bool) -> list[tuple[int, bytes]]:
+    def _log_entries(doc: dict[str, Any], stdout: bool, stderr: bool
+                     ) -> Iterator[tuple[int, bytes]]:
+        """The log as it is now (what comes later reaches the stream live), read as the
+        client takes it: a log is as large as the container made it."""
         want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
-        out = []
         try:
-            with open(doc["LogPath"], "rb") as f:
-                for raw in f:
+            f = open(doc["LogPath"], "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            return iter(())
+        size = os.fstat(f.fileno()).st_size
+
+        def entries() -> Iterator[tuple[int, bytes]]:
+            with f:
+                left = size
+                while left > 0:
+                    raw = f.readline(left)
+                    if not raw:
+                        return
+                    left -= len(raw)
                     with contextlib.suppress(ValueError):
                         e = json.loads(raw)
                         if want.get(e.get("stream"), 0):
-                            out.append((want[e["stream"]], e.get("log", "").encode()))
-        except FileNotFoundError:
-            pass
-        return out
+                            yield want[e["stream"]], e.get("log", "").encode()
+        return entries()
 
     def resize(self, ref: str, h: int, w: int) -> None:
         doc = self.resolve(ref)

@@ -8,16 +8,21 @@ the runtime's modules.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
+import logging
 import os
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 T_STDIN, T_STDOUT, T_STDERR, T_CLOSE_STDIN, T_RESIZE, T_CONTROL = 0, 1, 2, 3, 4, 10
 
 Output = tuple[int, bytes] | None  # (stream, data); None: the process has ended
+
+log = logging.getLogger(__name__)
 
 
 class Channel:
@@ -63,7 +68,7 @@ class Channel:
             if typ == T_CONTROL:
                 msg: dict[str, Any] = json.loads(payload)
                 return msg
-            fanout.publish(typ, payload)
+            await fanout.publish(typ, payload)
 
     async def until_exit(self, fanout: Fanout,
                          other: Callable[[dict[str, Any]], None] | None = None
@@ -95,23 +100,116 @@ class Channel:
         self.writer.close()
 
 
+# What an attach stream may hold of output its client has not taken yet (Docker's attach pipe
+# blocks at 1 MiB). Beyond it the fan-out waits for the client (lossless, as with Docker: a
+# pipeline such as `berth exec db dump | gzip` runs at the reader's pace); a client that takes
+# nothing for STALL_TIMEOUT is cut off, so the monitor (whose writes to a daemon that stops
+# reading time out after 10 s), the log and the other attach streams go on.
+OUTBOX_LIMIT = 2 << 20
+STALL_TIMEOUT = 5.0
+
+
+class Outbox:
+    """One attach stream's output, bounded by `limit` bytes: `put_nowait` always queues (one
+    frame may go over), `Fanout.publish` waits for room; `get` takes the next frame, None at
+    the end (also after `cut`)."""
+
+    def __init__(self, limit: int = OUTBOX_LIMIT, label: str = "",
+                 progress: asyncio.Event | None = None) -> None:
+        self.limit = limit
+        self.label = label
+        self.size = 0
+        self.since = 0.0                  # last time the client took output, or the box filled
+        self.items: collections.deque[Output] = collections.deque()
+        self.cut_off = asyncio.Event()    # set when the client was dropped for stalling
+        self._ready = asyncio.Event()
+        self._progress = progress
+
+    @property
+    def full(self) -> bool:
+        return self.size > self.limit
+
+    def put_nowait(self, item: Output) -> None:
+        if self.cut_off.is_set():
+            return
+        was_full = self.full
+        self.items.append(item)
+        if item is not None:
+            self.size += len(item[1])
+            if self.full and not was_full:
+                self.since = time.monotonic()
+        self._ready.set()
+
+    async def get(self) -> Output:
+        while not self.items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self.items.popleft()
+        if item is not None:
+            self.size -= len(item[1])
+            self.since = time.monotonic()
+            if self._progress is not None:
+                self._progress.set()
+        return item
+
+    def touch(self) -> None:
+        """The client took something else (the log, before the live output): it is not
+        stalled."""
+        self.since = time.monotonic()
+        if self.full and self._progress is not None:
+            self._progress.set()
+
+    def cut(self, stalled: float) -> None:
+        """Drop the client: what it holds is freed, its stream ends."""
+        log.warning("attach stream%s: the client took no output for %.0f s with %d bytes "
+                    "waiting: it is cut off", f" of {self.label}" if self.label else "",
+                    stalled, self.size)
+        self.items.clear()
+        self.size = 0
+        self.items.append(None)
+        self.cut_off.set()
+        self._ready.set()
+
+
 class Fanout:
-    """The attach streams of one container or exec: each gets its own queue of output."""
+    """The attach streams of one container or exec: each gets its own bounded `Outbox`."""
 
-    def __init__(self) -> None:
-        self.queues: set[asyncio.Queue[Output]] = set()
+    def __init__(self, limit: int = OUTBOX_LIMIT, stall: float = STALL_TIMEOUT) -> None:
+        self.limit = limit
+        self.stall = stall
+        self.queues: set[Outbox] = set()
+        self._progress = asyncio.Event()
 
-    def subscribe(self) -> asyncio.Queue[Output]:
-        q: asyncio.Queue[Output] = asyncio.Queue()
+    def subscribe(self, label: str = "") -> Outbox:
+        q = Outbox(self.limit, label, self._progress)
         self.queues.add(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[Output]) -> None:
+    def unsubscribe(self, q: Outbox) -> None:
         self.queues.discard(q)
+        self._progress.set()
 
-    def publish(self, stream: int, data: bytes) -> None:
+    async def publish(self, stream: int, data: bytes) -> None:
+        """Queue for every stream, then wait while one is full and its client still takes
+        output; a client that has taken nothing for `stall` seconds is cut off."""
         for q in self.queues:
             q.put_nowait((stream, data))
+        while True:
+            full = [q for q in self.queues if q.full]
+            if not full:
+                return
+            now = time.monotonic()
+            for q in full:
+                if now - q.since >= self.stall:
+                    q.cut(now - q.since)
+                    self.queues.discard(q)
+            full = [q for q in full if not q.cut_off.is_set()]
+            if not full:
+                return
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(),
+                                       min(q.since for q in full) + self.stall - now)
 
     def end(self) -> None:
         for q in self.queues:
@@ -122,7 +220,7 @@ class Fanout:
 class Attachment:
     """One attach stream: output from the moment it was made, and a way to send input."""
 
-    def __init__(self, queue: asyncio.Queue[Output], *, stdout: bool, stderr: bool,
+    def __init__(self, queue: Outbox, *, stdout: bool, stderr: bool,
                  channel: Callable[[], Awaitable[Channel | None]],
                  stdin_once: bool, on_close: Callable[[], None]) -> None:
         self.queue = queue
@@ -130,10 +228,11 @@ class Attachment:
         self._channel = channel
         self.stdin_once = stdin_once
         self._on_close = on_close
-        self.prelude: list[tuple[int, bytes]] = []
+        self.prelude: Iterable[tuple[int, bytes]] = ()
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
         for item in self.prelude:
+            self.queue.touch()
             yield item
         while True:
             got = await self.queue.get()
@@ -141,6 +240,10 @@ class Attachment:
                 return
             if self.streams.get(got[0], True):
                 yield got
+
+    async def cut_off(self) -> None:
+        """Returns once the client was dropped for taking no output (see `Fanout.publish`)."""
+        await self.queue.cut_off.wait()
 
     async def send_stdin(self, data: bytes) -> None:
         ch = await self._channel()
@@ -204,5 +307,6 @@ class DetachScanner:
         return buf, False
 
 
-__all__ = ["Channel", "Fanout", "Attachment", "parse_detach_keys", "DetachScanner",
+__all__ = ["Channel", "Fanout", "Outbox", "Attachment", "OUTBOX_LIMIT", "STALL_TIMEOUT",
+           "parse_detach_keys", "DetachScanner",
            "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]

@@ -98,7 +98,7 @@ class ExecService:
     def attach(self, eid: str) -> Attachment:
         """Subscribe before `start`: no output is lost."""
         ex = self.get(eid)
-        q = ex.fanout.subscribe()
+        q = ex.fanout.subscribe(f"exec {eid[:12]}")
 
         async def channel() -> Channel | None:
             return ex.channel

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import platform
+import resource
 import signal
 import socket
 import sys
@@ -384,6 +385,7 @@ class Daemon:
                        execs=self.execs, events=self.events, distribution=self.distribution,
                        builder=self.builder)
         self.forkserver: asyncio.subprocess.Process | None = None
+        self.nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]   # main() sets it
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
         log.debug("event %s %s %s %s", typ, action, actor[:12], attrs)
@@ -466,6 +468,8 @@ class Daemon:
             self.forkserver = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "berth.runtime.forkserver", self.forkserver_sock,
                 executable=f"/proc/self/fd/{exe_fd}", pass_fds=[exe_fd],
+                # the soft RLIMIT_NOFILE berthd started with, for the containers (forkserver.py)
+                env={**os.environ, "BERTH_NOFILE_SOFT": str(self.nofile_soft)},
                 stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True)
         finally:
@@ -588,6 +592,23 @@ def _now() -> str:
     return rfc3339(time.time())
 
 
+def raise_nofile() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as dockerd and containerd do: the
+    daemon holds sockets, pipes and proxied connections by the thousand. Returns the soft
+    limit it had, which the fork server gives back to monitors and containers."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard
+    if want == resource.RLIM_INFINITY:   # the kernel caps open files at nr_open anyway
+        with open("/proc/sys/fs/nr_open") as f:
+            want = int(f.read())
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise RLIMIT_NOFILE from %d to %d: %s", soft, want, e)
+    return soft
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(cfg.log_level, cfg.log_level.upper())
@@ -595,8 +616,10 @@ def main(argv: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         print("berthd: must run as root", file=sys.stderr)
         sys.exit(1)
+    nofile = raise_nofile()
     try:
         daemon = Daemon(cfg)
+        daemon.nofile_soft = nofile
         asyncio.run(daemon.run())
     except BerthError as e:
         print(f"berthd: {e}", file=sys.stderr)

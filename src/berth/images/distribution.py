@@ -27,7 +27,15 @@ import aiohttp
 from berth import oci, reference
 from berth.errors import BerthError, InvalidArgument, NotFound, System, Unavailable
 from berth.images import ImageService, host_arch
-from berth.registry import AuthConfig, RegistryClient, Repository
+from berth.registry import (
+    CONFIG_LIMIT,
+    LIST_LIMIT,
+    SMALL_LIMIT,
+    AuthConfig,
+    RegistryClient,
+    Repository,
+    read_limited,
+)
 from berth.storage import Layer, StagedLayer
 
 log = logging.getLogger(__name__)
@@ -222,7 +230,8 @@ class Distribution:
             async with repo.request("GET", repo.url("tags/list")) as r:
                 if r.status == 404 and repo.ep.mirror:
                     continue
-                body = await r.read()
+                body = await read_limited(r, LIST_LIMIT if r.status == 200 else SMALL_LIMIT,
+                                          "tag list" if r.status == 200 else "error body")
                 if r.status != 200:
                     from berth.registry import _status_error
                     raise _status_error(r.status, body, f"tags of {ref.familiar_repository}")
@@ -317,8 +326,11 @@ class Distribution:
         return best
 
     async def _small_blob(self, repo: Repository, digest: str, size: int) -> bytes:
+        if size > CONFIG_LIMIT:
+            raise InvalidArgument(f"registry response too large: the manifest names a config "
+                                  f"blob {digest} of {size} bytes, over {CONFIG_LIMIT}")
         async with repo.open_blob(digest) as (r, _):
-            data = await r.read()
+            data = await read_limited(r, CONFIG_LIMIT, "image config")
         if oci.sha256_digest(data) != digest:
             raise InvalidArgument(f"blob {digest} failed verification: the registry sent content "
                                   f"with digest {oci.sha256_digest(data)}")

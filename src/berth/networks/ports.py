@@ -14,10 +14,13 @@ import contextlib
 import logging
 import os
 import re
+import resource
+import select
 import socket
+import struct
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import Conflict, InvalidArgument, System
@@ -59,6 +62,12 @@ def parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+# The loopback proxy spends one thread and six fds (two sockets, two pipes) per connection:
+# past these many at once, a new connection is refused (reset) rather than queued.
+MAX_CONNS_PER_PORT = 512
+MAX_CONNS = 4096
+
+
 @dataclass(slots=True)
 class Published:
     proto: str
@@ -68,14 +77,46 @@ class Published:
     ctr_port: int
     task: asyncio.Future[None] | None = None
     holder: socket.socket | None = None
+    conns: set[socket.socket] = field(default_factory=set)   # proxied clients, open now
+
+
+class _Slots:
+    """How many proxied connections are open, per port and in all (threads end them)."""
+
+    def __init__(self, per_port: int, total: int) -> None:
+        self.per_port = per_port
+        self.total = total
+        self.open = 0
+        self.lock = threading.Lock()
+        self.refused = 0
+
+    def take(self, p: Published, conn: socket.socket) -> bool:
+        with self.lock:
+            if len(p.conns) >= self.per_port or self.open >= self.total:
+                self.refused += 1
+                return False
+            p.conns.add(conn)
+            self.open += 1
+            return True
+
+    def give(self, p: Published, conn: socket.socket) -> None:
+        with self.lock:
+            p.conns.discard(conn)
+            self.open -= 1
 
 
 class PortMapper:
-    def __init__(self, chain: str, bridge_of: Any, iptables: bool = True) -> None:
+    def __init__(self, chain: str, bridge_of: Any, iptables: bool = True,
+                 max_per_port: int = MAX_CONNS_PER_PORT, max_conns: int = MAX_CONNS) -> None:
         self.chain = chain            # the daemon's chain prefix
         self.iptables = iptables
         self.bridge_of = bridge_of    # network name -> bridge name
         self.by_container: dict[str, list[Published]] = {}
+        # never more than the fd limit allows, with room for everything else berthd holds
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY:
+            max_conns = max(16, min(max_conns, (soft - 1024) // 6))
+        self.slots = _Slots(min(max_per_port, max_conns), max_conns)
 
     # --- rules ------------------------------------------------------------------------------
     def _ipt(self, *args: str, table: str = "nat", check: bool = False) -> bool:
@@ -165,19 +206,43 @@ class PortMapper:
         p.holder = s
         p.task = asyncio.ensure_future(self._accept(p, s))
 
-    @staticmethod
-    async def _accept(p: Published, s: socket.socket) -> None:
+    async def _accept(self, p: Published, s: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            conn, _ = await loop.sock_accept(s)
-            threading.Thread(target=_proxy, args=(conn, p.ctr_ip, p.ctr_port),
-                             daemon=True).start()
+            try:
+                conn, _ = await loop.sock_accept(s)
+            except OSError as e:   # EMFILE and friends: wait, do not spin
+                log.warning("port %s:%d: accept: %s", p.host_ip, p.host_port, e)
+                await asyncio.sleep(0.1)
+                continue
+            if not self.slots.take(p, conn):
+                # reset at once: a client should not wait on a connection no one will serve
+                with contextlib.suppress(OSError):
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+                conn.close()
+                if self.slots.refused % 1000 == 1:
+                    log.warning("port %s:%d: too many proxied connections (%d on this port, "
+                                "%d in all): refusing new ones", p.host_ip, p.host_port,
+                                self.slots.per_port, self.slots.total)
+                continue
+            try:
+                threading.Thread(target=_proxy, args=(conn, p, self.slots),
+                                 daemon=True).start()
+            except RuntimeError:   # no more threads
+                self.slots.give(p, conn)
+                conn.close()
 
     def _close(self, p: Published, bridge: str) -> None:
         if p.task is not None:
             p.task.cancel()
         if p.holder is not None:
             p.holder.close()
+        with self.slots.lock:
+            conns = list(p.conns)
+        for c in conns:   # their threads see the end and close both sides
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
         if self.iptables:
             for table, r in self._rules(p, bridge):
                 self._ipt("-D", *r, table=table)
@@ -202,39 +267,98 @@ def iptables(*args: str, table: str = "filter", check: bool = True) -> bool:
     return r.returncode == 0
 
 
-def _proxy(client: socket.socket, host: str, port: int) -> None:
-    """One loopback connection, both ways, with splice(2): the bytes never enter Python."""
-    client.setblocking(True)
+def _proxy(client: socket.socket, p: Published, slots: _Slots) -> None:
+    """One loopback connection, both ways, in this one thread, with splice(2): the bytes never
+    enter Python."""
     try:
-        upstream = socket.create_connection((host, port), timeout=10)
-    except OSError:
-        client.close()
-        return
-    upstream.settimeout(None)
-    t = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
-    t.start()
-    _pump(client, upstream)
-    t.join()
-    client.close()
-    upstream.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    r, w = os.pipe()
-    try:
-        while True:
-            n = os.splice(src.fileno(), w, 1 << 20)
-            if n == 0:
-                break
-            while n:
-                n -= os.splice(r, dst.fileno(), n)
-    except OSError:
-        pass
+        client.setblocking(True)
+        try:
+            upstream = socket.create_connection((p.ctr_ip, p.ctr_port), timeout=10)
+        except OSError:
+            return
+        try:
+            _splice_both(client, upstream)
+        finally:
+            upstream.close()
     finally:
-        os.close(r)
-        os.close(w)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
+        client.close()
+        slots.give(p, client)
+
+
+_PIPE = 1 << 16   # a pipe's default capacity
+
+
+@dataclass(slots=True)
+class _Way:
+    src: socket.socket
+    dst: socket.socket
+    r: int
+    w: int
+    held: int = 0          # bytes in the pipe
+    pipe_full: bool = False
+    eof: bool = False
+    shut: bool = False
+
+
+def _splice_both(a: socket.socket, b: socket.socket) -> None:
+    """Copy a→b and b→a through a pipe each until both ends have closed (or one fails)."""
+    a.setblocking(False)
+    b.setblocking(False)
+    flags = os.SPLICE_F_NONBLOCK | os.SPLICE_F_MOVE
+    ways: list[_Way] = []
+    try:
+        for src, dst in ((a, b), (b, a)):
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            ways.append(_Way(src, dst, r, w))
+        poller = select.poll()
+        registered: dict[int, int] = {}
+        while True:
+            want: dict[int, int] = {}
+            for x in ways:
+                if not x.eof and not x.pipe_full and x.held < _PIPE:
+                    want[x.src.fileno()] = want.get(x.src.fileno(), 0) | select.POLLIN
+                if x.held:
+                    want[x.dst.fileno()] = want.get(x.dst.fileno(), 0) | select.POLLOUT
+            if not want:
+                return   # both ways have ended
+            for fd in set(registered) - set(want):
+                poller.unregister(fd)
+                del registered[fd]
+            for fd, ev in want.items():
+                if registered.get(fd) != ev:
+                    poller.register(fd, ev)
+                    registered[fd] = ev
+            ready = dict(poller.poll())
+            bad = select.POLLHUP | select.POLLERR
+            for x in ways:
+                if (not x.eof and not x.pipe_full
+                        and ready.get(x.src.fileno(), 0) & (select.POLLIN | bad)):
+                    try:
+                        n = os.splice(x.src.fileno(), x.w, _PIPE - x.held, flags=flags)
+                    except BlockingIOError:
+                        x.pipe_full = x.held > 0   # out of pipe slots: drain first
+                    else:
+                        if n == 0:
+                            x.eof = True
+                        x.held += n
+                if x.held and ready.get(x.dst.fileno(), 0) & (select.POLLOUT | bad):
+                    try:
+                        n = os.splice(x.r, x.dst.fileno(), x.held, flags=flags)
+                    except BlockingIOError:
+                        n = 0
+                    x.held -= n
+                    if n:
+                        x.pipe_full = False
+                if x.eof and not x.held and not x.shut:
+                    x.shut = True
+                    with contextlib.suppress(OSError):
+                        x.dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass   # a reset or a broken pipe ends the connection both ways
+    finally:
+        for x in ways:
+            os.close(x.r)
+            os.close(x.w)
 
 
 def ps_ports(ports: dict[str, list[dict[str, str]]] | None) -> list[dict[str, Any]]:

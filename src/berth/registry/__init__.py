@@ -43,12 +43,16 @@ log = logging.getLogger(__name__)
 
 DOCKER_HUB_HOST = "registry-1.docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
-MANIFEST_LIMIT = 4 << 20
+# Every answer a registry sends is read whole into memory except blobs (streamed to disk and
+# digest-checked): each kind has a bound, and a registry that sends more is an error.
+MANIFEST_LIMIT = 4 << 20     # manifests and indexes (containerd's limit too)
+CONFIG_LIMIT = 8 << 20       # image configs (long histories, many env/labels)
+LIST_LIMIT = 8 << 20         # tag lists, catalogs, referrers
+SMALL_LIMIT = 1 << 20        # pings, tokens, error bodies, upload answers
 MANIFEST_ACCEPT = ", ".join([oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST, oci.MEDIA_OCI_MANIFEST,
                              oci.MEDIA_DOCKER_MANIFEST])
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
-SEARCH_LIMIT = 4 << 20          # bytes of a search answer
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -236,7 +240,7 @@ class RegistryClient:
             try:
                 r = await self.send("GET", url, authorization=authorization, owner=base)
                 try:
-                    body = await _read_limited(r, SEARCH_LIMIT)
+                    body = await read_limited(r, LIST_LIMIT, "search answer")
                 finally:
                     r.release()
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
@@ -349,7 +353,7 @@ class Repository:
         url = self.ep.base + "/v2/"
         try:
             async with await self.client.send("GET", url) as r:
-                await r.read()
+                await read_limited(r, SMALL_LIMIT, "answer")
                 # a challenge counts only from the registry itself, not from where it redirects
                 if r.status == 401 and self._own(str(r.url)):
                     ch = parse_challenges(r.headers.get("WWW-Authenticate", ""))
@@ -417,7 +421,7 @@ class Repository:
                     "GET", realm + ("&" if "?" in realm else "?") + urlencode(q), owner=realm,
                     authorization=basic_header(self.auth) if self.auth.username else None)
             async with await req as r:
-                body = await r.read()
+                body = await read_limited(r, SMALL_LIMIT, "token server's answer")
                 if r.status in (401, 403):
                     raise Unauthorized(f'Get "{self.ep.base}/v2/": unauthorized: '
                                        f"{_error_text(body) or 'incorrect username or password'}")
@@ -459,7 +463,7 @@ class Repository:
         await self._authorization()
         async with await self.client.send("GET", self.ep.base + "/v2/", owner=self.ep.base,
                                           authorization=self._authz) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer")
             if r.status != 200:
                 text = _error_text(body) or "unauthorized: incorrect username or password"
                 if not text.startswith("unauthorized"):
@@ -498,11 +502,11 @@ class Repository:
         async with self.request("GET", self.url(f"manifests/{ref}"),
                                 headers={"Accept": MANIFEST_ACCEPT}) as r:
             if r.status != 200:
-                body = await r.read()
+                body = await read_limited(r, SMALL_LIMIT, "error body")
                 raise _status_error(r.status, body, f"manifest for {self.name}:{ref}"
                                     if not ref.startswith("sha256:") else
                                     f"manifest for {self.name}@{ref}")
-            raw = await _read_limited(r, MANIFEST_LIMIT)
+            raw = await read_limited(r, MANIFEST_LIMIT, "manifest")
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
             header_digest = r.headers.get("Docker-Content-Digest", "")
         digest = oci.sha256_digest(raw)
@@ -522,7 +526,7 @@ class Repository:
     async def put_manifest(self, ref: str, media_type: str, raw: bytes) -> str:
         async with self.request("PUT", self.url(f"manifests/{ref}"),
                                 headers={"Content-Type": media_type}, data=raw) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer to the manifest upload")
             if r.status not in (200, 201, 202):
                 raise _status_error(r.status, body, f"manifest {self.name}:{ref}")
             return r.headers.get("Docker-Content-Digest") or oci.sha256_digest(raw)
@@ -543,7 +547,7 @@ class Repository:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         async with self.request("GET", self.url(f"blobs/{digest}"), headers=headers) as r:
             if r.status not in (200, 206):
-                body = await r.read()
+                body = await read_limited(r, SMALL_LIMIT, "error body")
                 raise _status_error(r.status, body, f"blob {digest} of {self.name}")
             yield r, (offset if r.status == 206 else 0)
 
@@ -552,7 +556,7 @@ class Repository:
         q = f"?{urlencode({'mount': mount, 'from': mount_from})}" if mount else ""
         async with self.request("POST", self.url("blobs/uploads/") + q,
                                 headers={"Content-Length": "0"}) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer to the upload request")
             if r.status == 201 and mount:
                 return True, ""
             if r.status != 202:
@@ -567,7 +571,7 @@ class Repository:
         the stream is done; returns the registry's digest."""
         async with self.request("PATCH", location, data=body,
                                 headers={"Content-Type": "application/octet-stream"}) as r:
-            rbody = await r.read()
+            rbody = await read_limited(r, SMALL_LIMIT, "answer to the blob upload")
             if r.status != 202:
                 raise _status_error(r.status, rbody, f"upload to {self.name}")
             location = urljoin(location, r.headers.get("Location", location))
@@ -575,7 +579,7 @@ class Repository:
         sep = "&" if "?" in location else "?"
         async with self.request("PUT", location + sep + urlencode({"digest": digest}),
                                 headers={"Content-Length": "0"}) as r:
-            rbody = await r.read()
+            rbody = await read_limited(r, SMALL_LIMIT, "answer to the blob upload")
             if r.status not in (201, 204):
                 raise _status_error(r.status, rbody, f"upload to {self.name}")
         return str(digest)
@@ -588,18 +592,26 @@ class Repository:
         sep = "&" if "?" in loc else "?"
         async with self.request("PUT", loc + sep + urlencode({"digest": digest}), data=data,
                                 headers={"Content-Type": "application/octet-stream"}) as r:
-            body = await r.read()
+            body = await read_limited(r, SMALL_LIMIT, "answer to the blob upload")
             if r.status not in (201, 204):
                 raise _status_error(r.status, body, f"upload to {self.name}")
         return digest
 
 
-async def _read_limited(r: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_limited(r: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body of a response that is not a blob, at most `limit` bytes: a registry that
+    sends more (or says it will) is refused before the excess is read. Every non-streamed
+    answer of a registry goes through here."""
+    url = r.url.with_query(None)
+    too_large = InvalidArgument(f"registry response too large: the {what} from {url} is over "
+                                f"{limit} bytes")
+    if r.content_length is not None and r.content_length > limit:
+        raise too_large
     buf = bytearray()
     async for chunk in r.content.iter_chunked(1 << 16):
         buf += chunk
         if len(buf) > limit:
-            raise InvalidArgument(f"manifest larger than {limit} bytes")
+            raise too_large
     return bytes(buf)
 
 
@@ -638,5 +650,6 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-__all__ = ["AuthConfig", "RegistryClient", "RegistryOptions", "Repository", "Endpoint",
+__all__ = ["AuthConfig", "RegistryClient", "read_limited", "MANIFEST_LIMIT", "CONFIG_LIMIT",
+           "LIST_LIMIT", "SMALL_LIMIT", "RegistryOptions", "Repository", "Endpoint",
            "origin", "auth_key", "normalize_server", "registry_host", "DOCKER_HUB_AUTH_KEY"]

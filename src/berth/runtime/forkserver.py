@@ -16,12 +16,16 @@ import gc
 import hashlib  # noqa: F401 - for every monitor: seccomp.cached_bpf imports it late
 import json  # noqa: F401 - the same
 import os
+import resource
 import signal
 import socket
 import sys
 
 from berth import linux
 from berth.runtime import monitor
+
+# berthd's own soft RLIMIT_NOFILE before it raised it (see `_restore_nofile`)
+NOFILE_ENV = "BERTH_NOFILE_SOFT"
 
 
 def _preload_dns() -> None:
@@ -124,8 +128,18 @@ def _leave_stdout() -> None:
     os.close(null)
 
 
+def _restore_nofile() -> None:
+    """berthd raised its own soft RLIMIT_NOFILE to the hard limit; monitors and containers get
+    the one it was started with (as Go programs such as containerd restore it for children)."""
+    soft = os.environ.pop(NOFILE_ENV, "")
+    if soft.isdigit():
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(int(soft), hard), hard))
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _restore_nofile()
     serve(sys.argv[1])
 
 
