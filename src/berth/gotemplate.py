@@ -457,9 +457,9 @@ class _Parser:
         return it
 
     def peek_non_space(self) -> _Item:
-        it = self.next_non_space()
-        self.backup()
-        return it
+        while self.items[self.i].kind == SPACE:
+            self.i += 1
+        return self.items[self.i]
 
     def fail(self, msg: str, it: _Item | None = None) -> Any:
         it = it or self.last
@@ -1746,12 +1746,13 @@ class _State:
         variadic = params.endswith("*")
         fixed = params[:-2] if variadic else params
         got = len(nodes) + (final is not _NO_FINAL)
+        # as Go's, reported at the function's name (the node being evaluated)
         if variadic:
             if got < len(fixed):
                 self.fail(f"wrong number of args for {name}: want at least {len(fixed)} "
-                          f"got {got}", node)
+                          f"got {len(nodes)}")
         elif got != len(fixed):
-            self.fail(f"wrong number of args for {name}: want {len(fixed)} got {got}", node)
+            self.fail(f"wrong number of args for {name}: want {len(fixed)} got {got}")
 
         def kind_at(i: int) -> str:
             return fixed[i] if i < len(fixed) else params[-2]
