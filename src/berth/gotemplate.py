@@ -28,7 +28,9 @@ class ParseError(TemplateError):
 
 
 class ExecError(TemplateError):
-    pass
+    """A template that fails as it runs; `partial` is what it had written by then."""
+
+    partial = ""
 
 
 class _Missing:
@@ -1488,7 +1490,11 @@ class Template:
 
     def execute(self, data: Any, funcs: dict[str, _Fn] | None = None) -> str:
         st = _State(self, data, {**self.funcs, **(funcs or {})})
-        st.walk(data, self.root)
+        try:
+            st.walk(data, self.root)
+        except ExecError as e:
+            e.partial = "".join(st.out)
+            raise
         return "".join(st.out)
 
 
@@ -1697,6 +1703,15 @@ class _State:
         if method is not None:
             return self.call(dot, _Fn(method[0], method[1]), node, name, args, final)
         if isinstance(receiver, dict):
+            renames = getattr(receiver, "go_renames", None)
+            if renames:  # a Go struct whose field is named otherwise in its JSON
+                if name in renames:
+                    name = renames[name]
+                elif name in renames.values():
+                    self.fail(f"can't evaluate field {name} in type "
+                              f"{getattr(receiver, 'go_type', type_name(receiver))}", node)
+            elif name not in receiver and self.tmpl.missingkey == "inspect":
+                name = _json_name(name)
             if name in receiver:
                 if has_args:
                     self.fail(f"{name} is not a method but has arguments", node)
@@ -1819,6 +1834,18 @@ class _State:
         if kind == "a":
             return None if v is MISSING else v
         return self.check_value(kind, v, n)
+
+
+_ACRONYMS = (("ID", "Id"), ("CPU", "Cpu"), ("DNS", "Dns"), ("API", "Api"), ("OOM", "Oom"),
+             ("IPC", "Ipc"), ("PID", "Pid"), ("UTS", "Uts"), ("IO", "Io"))
+
+
+def _json_name(name: str) -> str:
+    """The JSON key of a Go field named with an acronym (ID: Id, NanoCPUs: NanoCpus): docker
+    inspect runs a template over its typed struct first, so both names work there."""
+    for go, js in _ACRONYMS:
+        name = name.replace(go, js)
+    return name
 
 
 def execute(text: str, data: Any, *, name: str = "", missingkey: str = "default",

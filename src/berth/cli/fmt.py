@@ -150,9 +150,11 @@ class Struct(dict):  # type: ignore[type-arg]
     """A JSON object standing for one of docker's Go structs: a field it lacks is an error
     naming the type, as for docker's typed templates."""
 
-    def __init__(self, fields: dict[str, Any], go_type: str) -> None:
+    def __init__(self, fields: dict[str, Any], go_type: str,
+                 renames: dict[str, str] | None = None) -> None:
         super().__init__(fields)
         self.go_type = go_type
+        self.go_renames = renames or {}
 
 
 class Header(dict):  # type: ignore[type-arg]
@@ -216,9 +218,11 @@ def compile_format(fmt: str, name: str = "", missingkey: str = "inspect") -> Any
         raise FormatFailed(f"template parsing error: {e}", 64) from None
 
 
-def template(tmpl: Any, obj: Any, error: str = "template parsing error: ") -> str:
+def template(tmpl: Any, obj: Any, error: str = "template parsing error: ",
+             partial: bool = False) -> str:
     """`obj` through a compiled (or not yet compiled) inspect-style format. A failure prints
-    the empty line docker's does on stdout before the error."""
+    on stdout what docker's does before the error: an empty line, or (`partial`: info,
+    version) what the template had written by then and a newline."""
     if isinstance(tmpl, str):
         tmpl = compile_format(tmpl, missingkey="default")
     if tmpl == "json":
@@ -226,8 +230,8 @@ def template(tmpl: Any, obj: Any, error: str = "template parsing error: ") -> st
     from berth import gotemplate
     try:
         return str(tmpl.execute(obj))
-    except gotemplate.TemplateError as e:
-        raise FormatFailed(error + str(e), 1, "\n") from None
+    except gotemplate.ExecError as e:
+        raise FormatFailed(error + str(e), 1, (e.partial if partial else "") + "\n") from None
 
 
 # Go types that are slices or maps in docker's inspect structs: a null there prints as `[]`

@@ -1167,8 +1167,20 @@ def _print_inspected(tmpl: Any, results: list[Any]) -> None:
         from berth import gotemplate
         out(gotemplate.to_json(results, escape_html=False, sort_maps=False))
     else:
+        # as docker's: each object that goes through, every error after them, and an empty
+        # line when none went through
+        errors = []
+        printed = False
         for obj in results:
-            out(fmt.template(tmpl, fmt.typed_nils(obj)))
+            try:
+                line = fmt.template(tmpl, fmt.typed_nils(obj))
+            except fmt.FormatFailed as e:
+                errors.append(str(e))
+                continue
+            out(line)
+            printed = True
+        if errors:
+            raise fmt.FormatFailed("\n".join(errors), 1, "" if printed else "\n")
 
 
 def _simple(path_tmpl: str, what: str) -> Callable[[Client, dict[str, Any], list[str]], int]:
@@ -1494,14 +1506,15 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         pyver = "python" + sys.version.split()[0]
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
                                                            os.uname().machine)
+        api = {"APIVersion": "ApiVersion"}  # the Go field's name, the JSON key
         client = fmt.Struct({"Version": __version__, "ApiVersion": c.version,
                              "DefaultAPIVersion": c.version, "GitCommit": "",
                              "GoVersion": pyver, "Os": "linux", "Arch": arch, "BuildTime": "",
-                             "Context": "default"}, "*system.clientVersion")
+                             "Context": "default"}, "*system.clientVersion", api)
         data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.get("/version"),
-                                                                  "*types.Version")},
+                                                                  "*types.Version", api)},
                           "system.versionInfo")
-        out(fmt.template(tmpl, data, ""))
+        out(fmt.template(tmpl, data, "", partial=True))
         return 0
     out("Client:")
     out(f" Version:           {__version__}")
@@ -1526,7 +1539,8 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     tmpl = fmt.compile_format(opts["format"], missingkey="default") if opts["format"] else None
     i = c.get("/info")
     if tmpl is not None:
-        out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), ""))
+        out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "",
+                         partial=True))
         return 0
     out("Server:")
     for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
