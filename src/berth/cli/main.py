@@ -1355,7 +1355,7 @@ def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                   key=lambda n: fmt.natural(n["Name"]))
     rows = [fmt.Row({"ID": n["Id"] if opts["no-trunc"] else n["Id"][:12], "Name": n["Name"],
                      "Driver": n["Driver"], "Scope": n["Scope"],
-                     "IPv4": "true" if n.get("EnableIPv4", True) else "false",
+                     "IPv4": "true" if n.get("EnableIPv4") else "false",
                      "IPv6": "true" if n.get("EnableIPv6") else "false",
                      "Internal": "true" if n.get("Internal") else "false",
                      "Labels": fmt.labels_text(n.get("Labels")),
@@ -1466,7 +1466,8 @@ def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                      "Labels": fmt.labels_text(v.get("Labels")),
                      "Links": _count((v.get("UsageData") or {}).get("RefCount")),
                      "Size": _count((v.get("UsageData") or {}).get("Size"), fmt.size),
-                     "Group": "", "Availability": "", "Status": ""},
+                     # cluster volumes' fields: N/A for a local one, as docker shows them
+                     "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
                     v.get("Labels"), "*formatter.volumeContext") for v in vols]
     fmt.render(rows, opts["format"], [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
     return 0
