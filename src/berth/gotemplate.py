@@ -1054,10 +1054,11 @@ def _pad(s: str, width: int, minus: bool, zero: bool = False) -> str:
     return " " * (width - len(s)) + s
 
 
-def _bad(verb: str, a: Any) -> str:
+def _bad(verb: str, a: Any, flags: str = "", width: int = -1, prec: int = -1) -> str:
+    """Go's %!verb(type=value), the value printed with %v and the verb's flags."""
     if a is None or a is MISSING:
         return f"%!{verb}(<nil>)"
-    return f"%!{verb}({type_name(a)}={show(a)})"
+    return f"%!{verb}({type_name(a)}={_fmt_one('v', a, flags, width, prec)})"
 
 
 def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
@@ -1085,7 +1086,7 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
     if isinstance(a, bool):
         if verb == "t":
             return _pad("true" if a else "false", width, minus)
-        return _bad(verb, a)
+        return _bad(verb, a, flags, width, prec)
     if isinstance(a, int):
         if verb == "c":
             return _pad(chr(a), width, minus)
@@ -1097,8 +1098,8 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
         base = {"d": "d", "x": "x", "X": "X", "o": "o", "O": "o", "b": "b"}.get(verb)
         if base is None:
             if verb in "eEfFgG":
-                return _bad(verb, a)
-            return _bad(verb, a)
+                return _bad(verb, a, flags, width, prec)
+            return _bad(verb, a, flags, width, prec)
         digits = format(abs(a), base)
         if prec >= 0:
             digits = digits.rjust(prec, "0") if prec else ("" if a == 0 else digits)
@@ -1106,9 +1107,20 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
             digits = {"x": "0x", "X": "0X", "o": "0", "O": "0o", "b": "0b"}.get(verb, "") + digits
         sign = "-" if a < 0 else "+" if plus else " " if space else ""
         return _pad(sign + digits, width, minus, zero and prec < 0)
+    if isinstance(a, float) and verb in "xX" and a == a and abs(a) != float("inf"):
+        mant, _, e = float.hex(abs(a)).partition("p")
+        mant = mant.rstrip("0").rstrip(".")
+        if prec >= 0:  # hex digits after the point: cut, where Go rounds
+            whole, _, frac = mant[2:].partition(".")
+            digits = (frac + "0" * prec)[:prec]
+            mant = "0x" + whole + ("." + digits if prec else "")
+        x = int(e)
+        h = ("-" if a < 0 else "+" if plus else "") + mant + "p" + ("-" if x < 0 else "+") + \
+            f"{abs(x):02d}"
+        return _pad(h.upper() if verb == "X" else h, width, minus)
     if isinstance(a, float):
         if verb not in "eEfFgG":
-            return _bad(verb, a)
+            return _bad(verb, a, flags, width, prec)
         s = format_float(a, verb, prec)
         if plus and not s.startswith(("-", "+")):
             s = "+" + s
@@ -1119,7 +1131,7 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
         if prec >= 0 and verb in "sq":
             a = a[:prec]
         if verb == "s":
-            return _pad(a, width, minus)
+            return _pad(a, width, minus, zero)
         if verb == "q":
             if sharp and "`" not in a and all(c.isprintable() or c == "\t" for c in a):
                 return _pad("`" + a + "`", width, minus)
@@ -1133,8 +1145,8 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
             if space:
                 return _pad(" ".join(pre + h for h in hexes), width, minus)
             return _pad(pre + "".join(hexes), width, minus)
-        return _bad(verb, a)
-    return _bad(verb, a)
+        return _bad(verb, a, flags, width, prec)
+    return _bad(verb, a, flags, width, prec)
 
 
 def sprintf(fmt: str, args: list[Any]) -> str:
@@ -1386,6 +1398,15 @@ def _urlquery(*args: Any) -> str:
     return "".join(out)
 
 
+def _upper(s: str) -> str:
+    """strings.ToUpper: each rune's own upper case (ß stays ß)."""
+    return "".join(u if len(u := c.upper()) == 1 else c for c in s)
+
+
+def _lower(s: str) -> str:
+    return "".join(lo if len(lo := c.lower()) == 1 else c for c in s)
+
+
 def _split(s: str, sep: str) -> list[str]:
     if sep == "":
         return list(s)
@@ -1397,7 +1418,7 @@ def _title(s: str) -> str:
     out = []
     prev_sep = True
     for c in s:
-        out.append(c.upper() if prev_sep else c)
+        out.append(_upper(c) if prev_sep else c)
         if c.isascii():
             prev_sep = not (c.isalnum() or c == "_")
         else:
@@ -1419,7 +1440,7 @@ def _truncate(s: str, length: int) -> str:
 
 def _call(fn: Any, *args: Any) -> Any:
     if not callable(fn):
-        raise _CallError(f"non-function of type {type_name(fn)}")
+        raise _CallError(f"non-function {show(fn)} of type {type_name(fn)}")
     return fn(*args)
 
 
@@ -1445,8 +1466,8 @@ BUILTINS: dict[str, _Fn] = {
 DOCKER_FUNCS: dict[str, _Fn] = {
     "json": _Fn(lambda v: to_json(v, escape_html=False).strip(" \t\r\n"), "a"),
     "split": _Fn(_split, "ss"), "join": _Fn(lambda a, sep: sep.join(a), "Ls"),
-    "title": _Fn(_title, "s"), "lower": _Fn(lambda s: s.lower(), "s"),
-    "upper": _Fn(lambda s: s.upper(), "s"), "pad": _Fn(_pad_space, "sii"),
+    "title": _Fn(_title, "s"), "lower": _Fn(_lower, "s"),
+    "upper": _Fn(_upper, "s"), "pad": _Fn(_pad_space, "sii"),
     "truncate": _Fn(_truncate, "si"),
 }
 
@@ -1576,7 +1597,7 @@ class _State:
         elif v is None or v is MISSING:
             items = []
         else:
-            self.fail(f"range can't iterate over {show(v)}", node)
+            self.fail(f"range can't iterate over {show(v)}")
         for k, elem in items:
             if node.pipe.decl:
                 decl = node.pipe.decl

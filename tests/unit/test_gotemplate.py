@@ -151,6 +151,11 @@ def test_values_print_as_go_fmt(value: Any, text: str) -> None:
     ("%d%%", [50], "50%"), ("%d %d", [1], "1 %!d(MISSING)"), ("%d", [1, "x"], "1%!(EXTRA string=x)"),
     ("%d %s %f", ["x", 3, 1], "%!d(string=x) %!s(int=3) %!f(int=1)"), ("%s", [None], "%!s(<nil>)"),
     ("%q", ["\x01\\\""], '"\\x01\\\\\\""'), ("%*d|", [4, 7], "   7|"),
+    # checked against the docker CLI (Go 1.24): strings pad with zeros, a bad verb keeps its
+    # flags, floats print in hex
+    ("%06s|%-06s|", ["ab", "x"], "0000ab|x     |"),
+    ("%.2f %5.1s", [1, 4], "%!f(int=01) %!s(int=    4)"),
+    ("%x %X %x", [1.5, -2.0, 1.0], "0x1.8p+00 -0X1P+01 0x1p+00"),
 ])
 def test_printf(f: str, args: list[Any], out: str) -> None:
     assert gt.sprintf(f, args) == out
@@ -167,6 +172,7 @@ def test_docker_functions() -> None:
         "Foo.Bar X_y Hello-World WEB abc"
     assert run('[{{pad "x" 1 2}}][{{pad "" 1 1}}] {{truncate .ID 3}} {{truncate "ab" 5}}', d) == \
         "[ x  ][] abc ab"
+    assert run('{{upper "straße"}} {{title "élan straße"}}') == "STRAßE Élan Straße"
 
 
 def test_go_json() -> None:

@@ -1515,7 +1515,9 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.get("/version"),
                                                                   "*types.Version", api)},
                           "system.versionInfo")
-        out(fmt.template(tmpl, data, "", partial=True))
+        # docker writes it through a tabwriter (cells at least 20 wide, padding 1)
+        from berth import gotemplate
+        out(gotemplate.tabwrite(fmt.template(tmpl, data, "", partial=True), 20, 1))
         return 0
     out("Client:")
     out(f" Version:           {__version__}")
