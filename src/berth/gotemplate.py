@@ -43,6 +43,38 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class _NilPtr:
+    """A typed nil pointer or interface of a Go struct: prints `<nil>` (a null in a raw JSON
+    map prints `<no value>`), is false, marshals as null."""
+
+    def __str__(self) -> str:
+        return "<nil>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NILPTR: Any = _NilPtr()
+
+
+def omitted(v: Any) -> Any:
+    """`v` (a typed nil) marked as a field the JSON left out: `json` leaves it out too."""
+    if isinstance(v, _NilPtr):
+        v = _NilPtr()
+    v.go_omit = True
+    return v
+
+
+class GoMap(dict):  # type: ignore[type-arg]
+    """A JSON object known to come from a Go map: `json` sorts its keys, as Go's does."""
+
+
+class GoTime(str):
+    """A time.Time field: the JSON text, printed as Go's Time.String (`go_string`)."""
+
+    go_string = ""
+
+
 class NilList(list):  # type: ignore[type-arg]
     """A typed nil slice ([]string(nil)): prints `[]`, is false and empty, marshals as null."""
 
@@ -817,7 +849,7 @@ def _unquote(q: str, p: _Parser | None = None) -> str:
 
 
 def type_name(v: Any) -> str:
-    if v is None or v is MISSING:
+    if v is None or v is MISSING or isinstance(v, _NilPtr):
         return "<nil>"
     if isinstance(v, bool):
         return "bool"
@@ -907,7 +939,7 @@ def show(v: Any) -> str:
     if v is False:
         return "false"
     if isinstance(v, str):
-        return v
+        return getattr(v, "go_string", None) or v
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
@@ -1002,12 +1034,10 @@ def _json_float(f: float) -> str:
 def _is_go_map(d: dict[Any, Any]) -> bool:
     """JSON objects from Go maps have their keys sorted; Go structs keep their field order.
     A map of strings, or one whose keys are not exported Go names, is taken for a map."""
-    if isinstance(d, NilMap):
+    if isinstance(d, (NilMap, GoMap)):
         return True
     if getattr(d, "go_type", None):  # a struct: its fields in their order
         return False
-    if all(isinstance(x, str) for x in d.values()):
-        return True
     return not all(isinstance(k, str) and k[:1].isupper() and all(_is_alnum(c) for c in k)
                    for k in d)
 
@@ -1018,7 +1048,7 @@ def to_json(v: Any, escape_html: bool = True, sort_maps: bool = True) -> str:
     marshal = getattr(v, "go_json", None)
     if marshal is not None:
         return str(marshal())
-    if v is None or v is MISSING or isinstance(v, (NilList, NilMap)):
+    if v is None or v is MISSING or isinstance(v, _NilPtr) or isinstance(v, (NilList, NilMap)):
         return "null"
     if v is True:
         return "true"
@@ -1033,7 +1063,8 @@ def to_json(v: Any, escape_html: bool = True, sort_maps: bool = True) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(to_json(x, escape_html, sort_maps) for x in v) + "]"
     if isinstance(v, dict):
-        items = sorted(v.items()) if sort_maps and _is_go_map(v) else list(v.items())
+        items = [(k, x) for k, x in (sorted(v.items()) if sort_maps and _is_go_map(v)
+                                     else v.items()) if not getattr(x, "go_omit", False)]
         return "{" + ",".join(_json_str(str(k), escape_html) + ":" +
                               to_json(x, escape_html, sort_maps) for k, x in items) + "}"
     raise ExecError(f"json: unsupported type: {type_name(v)}")
@@ -1128,6 +1159,7 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
             s = " " + s
         return _pad(s, width, minus, zero and s[-1:].isdigit())
     if isinstance(a, str):
+        a = getattr(a, "go_string", None) or a
         if prec >= 0 and verb in "sq":
             a = a[:prec]
         if verb == "s":
@@ -1229,7 +1261,7 @@ def sprintf(fmt: str, args: list[Any]) -> str:
 
 def truth(v: Any) -> bool:
     """Go's isTrue: empty strings, collections, zero numbers, false and nil are false."""
-    if v is None or v is MISSING:
+    if v is None or v is MISSING or isinstance(v, _NilPtr):
         return False
     if isinstance(v, (str, list, dict, tuple, bool, int, float)):
         return bool(v)
@@ -1594,7 +1626,7 @@ class _State:
             if len(node.pipe.decl) > 1:
                 self.fail("can't use {} to iterate over more than one variable".format(v), node)
             items = [(i, i) for i in range(v)]
-        elif v is None or v is MISSING:
+        elif v is None or v is MISSING or isinstance(v, _NilPtr):
             items = []
         else:
             self.fail(f"range can't iterate over {show(v)}")
@@ -1714,7 +1746,7 @@ class _State:
     def eval_field(self, dot: Any, name: str, node: Node, args: list[Node], final: Any,
                    receiver: Any) -> Any:
         self.node = node
-        if receiver is None or receiver is MISSING:
+        if receiver is None or receiver is MISSING or isinstance(receiver, _NilPtr):
             if self.tmpl.missingkey in ("error", "inspect") and not isinstance(receiver, NilMap):
                 self.fail(f"nil data; no entry for key {_quote(name)}", node)
             return MISSING
@@ -1796,7 +1828,7 @@ class _State:
         values = [self.eval_arg(dot, kind_at(i), n) for i, n in enumerate(nodes)]
         if final is not _NO_FINAL:
             values.append(self.check_value(kind_at(len(nodes)), final, node))
-        values = [None if v is MISSING else v for v in values]
+        values = [None if v is MISSING or isinstance(v, _NilPtr) else v for v in values]
         try:
             return fn.fn(*values)
         except _CallError as e:
@@ -1807,6 +1839,8 @@ class _State:
             self.fail(f"error calling {name}: {e}", node)
 
     def check_value(self, kind: str, v: Any, node: Node) -> Any:
+        if isinstance(v, _NilPtr):
+            v = None
         if kind == "s" and not isinstance(v, str):
             want = "string"
         elif kind == "i" and (not isinstance(v, int) or isinstance(v, bool)):
@@ -1853,7 +1887,7 @@ class _State:
         else:
             v = self.fail(f"can't handle {n} for arg", n)
         if kind == "a":
-            return None if v is MISSING else v
+            return None if v is MISSING or isinstance(v, _NilPtr) else v
         return self.check_value(kind, v, n)
 
 

@@ -231,6 +231,9 @@ _FORMATS = [
                       "{{with .State}}{{.Status}}{{end}}{{if .State.Running}} yes{{end}}",
      "tf-web"),
     ("inspect", "-f", "{{.Name}}\\t{{.Config.Image}}\\n", "tf-web", "busybox"),
+    ("inspect", "-f", "{{.State.Health}} {{.SizeRw}} {{.Config.Volumes}} {{.HostConfig.CapAdd}} "
+                      "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAMConfig}}"
+                      "{{end}} {{json .GraphDriver.Data}}", "tf-web"),
     ("inspect", "-f", "{{.Nope}}", "tf-web"),
     ("inspect", "-f", "{{.ID}} {{.HostConfig.NanoCPUs}}", "tf-web"),
     ("inspect", "-f", "{{.Id}} {{.HostConfig.NanoCpus}}", "tf-web"),
@@ -252,7 +255,11 @@ _FORMATS = [
                                   "{{.IPv6}}|{{.Internal}}|{{.Scope}}"),
     ("network", "ls", "--format", "table {{.ID}}\\t{{.Name}}\\t{{.Labels}}"),
     ("network", "ls", "--format", "{{.Nope}}"),
-    ("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{json .Labels}}", "tf-net"),
+    ("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{json .Labels}} {{json .IPAM}} "
+                                 "{{.Created}} {{.Peers}} {{with .Peers}}p{{else}}none{{end}}",
+     "tf-net"),
+    ("version", "--format", '{{printf "%06s|%.2f|%x|%v|%q" "ab" 1 1.5 1e6 "é\\n"}} '
+                            '{{upper "straße"}} {{slice "abcdef" 1 3}} {{html "<a&b>"}}'),
     ("volume", "ls", "--format", '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "k"}}|{{.Scope}}|'
                                  "{{.Mountpoint}}|{{.Links}}|{{.Size}}"),
     ("volume", "ls", "--format", 'table {{.Name}}\\t{{.Labels}}\\t{{.Label "k"}}'),

@@ -277,3 +277,25 @@ def test_rows_labels_headers_and_tables(capsys: pytest.CaptureFixture[str]) -> N
         fmt.compile_format("{{.ID")
     assert e.value.code == 64 and str(e.value) == \
         "template parsing error: template: :1: unclosed action"
+
+
+def test_typed_values_of_docker_inspect() -> None:
+    """docker inspect runs its template over a typed struct first: a null there is a typed
+    nil, known maps marshal sorted, a field the JSON left out is still there (and stays out of
+    `json`), a network's Created prints as Go's Time.String."""
+    obj = fmt.typed_nils({"Id": "x", "Config": {"Entrypoint": None, "Labels": {"b": "1", "a": "2"},
+                                                "Volumes": None, "Healthcheck": None},
+                          "State": {"Status": "running"},
+                          "GraphDriver": {"Data": {"UpperDir": "u", "LowerDir": "l"}}},
+                         "container")
+    t = ("{{.Config.Entrypoint}} {{.Config.Volumes}} {{.Config.Healthcheck}} {{.State.Health}} "
+         "{{.SizeRw}} {{if .SizeRw}}y{{else}}n{{end}} {{json .GraphDriver}} {{json .State}} "
+         "{{json .Config.Entrypoint}}")
+    assert run(t, obj, missingkey="inspect") == \
+        '[] map[] <nil> <nil> <nil> n {"Data":{"LowerDir":"l","UpperDir":"u"}} ' \
+        '{"Status":"running"} null'
+    net = fmt.typed_nils({"Name": "n", "Created": "2026-12-01T03:11:14.5Z"}, "network")
+    assert run("{{.Created}} {{json .Created}} {{.Peers}}", net) == \
+        '2026-12-01 03:11:14.5 +0000 UTC "2026-12-01T03:11:14.5Z" []'
+    assert fmt.go_time("2026-12-01T03:11:14.123000+05:30") == \
+        "2026-12-01 03:11:14.123 +0530 +0530"

@@ -245,22 +245,45 @@ _MAPS = {"Labels", "Volumes", "ExposedPorts", "Tmpfs", "StorageOpt", "Sysctls", 
          "Ports", "Options", "DriverOpts", "Annotations", "Networks", "Data"}
 
 
-def typed_nils(obj: Any) -> Any:
-    """Inspect JSON with its nulls at known slice and map fields made Go's typed nils."""
+# fields docker's structs have that the JSON leaves out when empty, by kind of object
+_ABSENT: dict[str, dict[tuple[str, ...], str]] = {
+    "container": {("State", "Health"): "nil", ("SizeRw",): "nil", ("SizeRootFs",): "nil",
+                  ("Node",): "nil"},
+    "network": {("Peers",): "list", ("Services",): "map"},
+    "volume": {("Status",): "map", ("UsageData",): "nil", ("ClusterVolume",): "nil"}}
+
+
+def typed_nils(obj: Any, kind: str = "") -> Any:
+    """Inspect JSON as the typed struct docker's template sees first: a null is a typed nil
+    (`[]` at a known slice, `map[]` at a map, else `<nil>`), known maps marshal sorted, fields
+    left out when empty are there, a network's Created prints as Go's Time.String."""
     from berth import gotemplate
     if isinstance(obj, list):
         return [typed_nils(x) for x in obj]
     if not isinstance(obj, dict):
         return obj
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in obj.items():
-        if v is None and k in _SLICES:
-            v = gotemplate.NilList()
-        elif v is None and k in _MAPS:
-            v = gotemplate.NilMap()
+        if v is None:
+            v = gotemplate.NilList() if k in _SLICES else gotemplate.NilMap() if k in _MAPS \
+                else gotemplate.NILPTR
         else:
             v = typed_nils(v)
+            if k in _MAPS and isinstance(v, dict) and not isinstance(v, Struct):
+                v = gotemplate.GoMap(v)
         out[k] = v
+    for path, what in _ABSENT.get(kind, {}).items():
+        parent: Any = out
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] not in parent:
+            parent[path[-1]] = gotemplate.omitted(
+                {"nil": gotemplate.NILPTR, "list": gotemplate.NilList(),
+                 "map": gotemplate.NilMap()}[what])
+    if kind == "network" and isinstance(out.get("Created"), str):
+        t = gotemplate.GoTime(out["Created"])
+        t.go_string = go_time(t)
+        out["Created"] = t
     return Struct(out, obj.go_type) if isinstance(obj, Struct) else out
 
 

@@ -1136,7 +1136,7 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = ""
         raise UsageError('"inspect" requires at least 1 argument.')
     kind = kind or opts["type"]
     tmpl = fmt.compile_format(opts["format"]) if opts["format"] else None
-    results = []
+    results, kinds = [], []
     rc = 0
     for name in args:
         obj = None
@@ -1154,11 +1154,12 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = ""
             rc = 1
             continue
         results.append(obj)
-    _print_inspected(tmpl, results)
+        kinds.append(k)
+    _print_inspected(tmpl, results, kinds)
     return rc
 
 
-def _print_inspected(tmpl: Any, results: list[Any]) -> None:
+def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = None) -> None:
     """inspect's output: an indented JSON list, or each object through the --format (`json`:
     the list as compact JSON)."""
     if tmpl is None:
@@ -1171,9 +1172,9 @@ def _print_inspected(tmpl: Any, results: list[Any]) -> None:
         # line when none went through
         errors = []
         printed = False
-        for obj in results:
+        for i, obj in enumerate(results):
             try:
-                line = fmt.template(tmpl, fmt.typed_nils(obj))
+                line = fmt.template(tmpl, fmt.typed_nils(obj, kinds[i] if kinds else ""))
             except fmt.FormatFailed as e:
                 errors.append(str(e))
                 continue
@@ -1385,7 +1386,7 @@ def _inspect_each(c: Client, opts: dict[str, Any], args: list[str], kind: str,
             rc = 1
     if kind == "volume":  # docker tries only its typed struct for volumes
         res = [fmt.Struct(v, "volume.Volume") for v in res]
-    _print_inspected(tmpl, res)
+    _print_inspected(tmpl, res, [kind] * len(res))
     return rc
 
 
