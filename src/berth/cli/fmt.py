@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import time
 
-from berth import jsonc as json
 from berth.units import human_duration, human_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -225,9 +224,9 @@ def template(tmpl: Any, obj: Any, error: str = "template parsing error: ",
     version) what the template had written by then and a newline."""
     if isinstance(tmpl, str):
         tmpl = compile_format(tmpl, missingkey="default")
-    if tmpl == "json":
-        return json.dumps(obj)
     from berth import gotemplate
+    if tmpl == "json":  # docker's shorthand for {{json .}}
+        return gotemplate.to_json(obj, escape_html=False)
     try:
         return str(tmpl.execute(obj))
     except gotemplate.ExecError as e:

@@ -931,6 +931,8 @@ def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if args:
         raise UsageError('"ps" accepts no arguments.')
     limit = 1 if opts["latest"] else opts["last"]
+    if ".Size" in opts["format"] and not opts["quiet"]:
+        opts["size"] = True  # as docker: a format that shows the size asks for it
     cs = c.get("/containers/json", {"all": opts["all"] or None,
                                     "limit": limit if limit > 0 else None,
                                     "size": opts["size"] or None,
