@@ -1272,14 +1272,16 @@ def cmd_stats(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
             ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
     if opts["no-stream"]:
-        rows = [_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})) for n in names]
+        rows = [fmt.Row(_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})), None,
+                        "*container.statsContext") for n in names]
         fmt.render(rows, opts["format"], cols)
         return 0
     streams = [c.send("GET", f"/containers/{q(n)}/stats", query={"stream": 1}).iter_json()
                for n in names]
     try:
         while True:
-            rows = [_stats_row(next(st)) for st in streams]
+            rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext")
+                    for st in streams]
             sys.stdout.write("\x1b[2J\x1b[H")
             fmt.render(rows, opts["format"], cols)
             sys.stdout.flush()
