@@ -1766,6 +1766,9 @@ class _State:
             elif name not in receiver and self.tmpl.missingkey == "inspect":
                 name = _json_name(name)
             if name in receiver:
+                if has_args and getattr(receiver, "go_fields_are_methods", False):
+                    got = len(args) - 1 + (final is not _NO_FINAL)
+                    self.fail(f"wrong number of args for {name}: want 0 got {got}", node)
                 if has_args:
                     self.fail(f"{name} is not a method but has arguments", node)
                 return receiver[name]

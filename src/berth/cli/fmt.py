@@ -130,14 +130,19 @@ class Row(dict):  # type: ignore[type-arg]
     `.Label "k"` method over the object's labels, Go's type name for errors, and `{{json .}}`
     as json.Marshal of the fields (keys sorted, `<>&` escaped)."""
 
+    go_fields_are_methods = True  # docker's fields are methods taking no argument
+
     def __init__(self, fields: dict[str, Any], labels: dict[str, str] | None = None,
-                 go_type: str = "") -> None:
+                 go_type: str = "", has_labels: bool = True) -> None:
         super().__init__(fields)
         self.labels = labels or {}
         self.go_type = go_type
+        self.has_labels = has_labels
 
     @property
     def go_methods(self) -> dict[str, Any]:
+        if not self.has_labels:
+            return {}
         return {"Label": (lambda k: self.labels.get(k, ""), "s")}
 
     def go_json(self) -> str:

@@ -112,7 +112,7 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                 "SharedSize": _count(im.get("SharedSize"), fmt.size),
                 "UniqueSize": _count(None if im.get("SharedSize", -1) < 0 else
                                      im["Size"] - im["SharedSize"], fmt.size)},
-                im.get("Labels"), "*formatter.imageContext"))
+                None, "*formatter.imageContext", has_labels=False))
     if opts["quiet"]:
         seen = set()
         for r in rows:
@@ -184,7 +184,7 @@ def cmd_history(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                              "CreatedAt": fmt.rfc3339(h["Created"]),
                              "CreatedBy": by if opts["no-trunc"] else fmt.trunc(by, 45),
                              "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")},
-                            None, "*image.historyContext"))
+                            None, "*image.historyContext", has_labels=False))
     if opts["quiet"]:
         for r in rows:
             out(r["ID"])
@@ -1273,15 +1273,15 @@ def cmd_stats(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
     if opts["no-stream"]:
         rows = [fmt.Row(_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})), None,
-                        "*container.statsContext") for n in names]
+                        "*container.statsContext", has_labels=False) for n in names]
         fmt.render(rows, opts["format"], cols)
         return 0
     streams = [c.send("GET", f"/containers/{q(n)}/stats", query={"stream": 1}).iter_json()
                for n in names]
     try:
         while True:
-            rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext")
-                    for st in streams]
+            rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext",
+                            has_labels=False) for st in streams]
             sys.stdout.write("\x1b[2J\x1b[H")
             fmt.render(rows, opts["format"], cols)
             sys.stdout.flush()
