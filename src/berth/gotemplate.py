@@ -107,7 +107,7 @@ class _Item:
             return "EOF"
         if self.kind == ERROR:
             return self.val
-        if self.kind == KEYWORD:
+        if self.kind in (KEYWORD, DOT, NIL):
             return f"<{self.val}>"
         if len(self.val) > 10:
             return _quote(self.val[:10]) + "..."
@@ -173,7 +173,9 @@ def lex(text: str) -> list[_Item]:
         depth = 0
         while True:
             is_delim, trim_right = right_delim(p)
-            if is_delim and depth == 0:
+            if is_delim and depth > 0:
+                return fail("unclosed left paren", p)
+            if is_delim:
                 start = p
                 p += 2 + (2 if trim_right else 0)
                 emit(RIGHT, start, p)
@@ -252,15 +254,9 @@ def lex(text: str) -> list[_Item]:
                 if p < n and not _at_terminator(text, p):
                     return fail(f"bad character {_rune(text[p])}", p)
             elif c.isdigit() or c in "+-.":
-                q = p + 1
-                while q < n:
-                    ch = text[q]
-                    hexa = text[p:q].lstrip("+-")[:2].lower() == "0x"
-                    if _is_alnum(ch) or ch == "." or \
-                            (ch in "+-" and text[q - 1] in ("pP" if hexa else "eE")):
-                        q += 1
-                        continue
-                    break
+                q = _scan_number(text, p)
+                if q < 0:
+                    return fail(f"bad number syntax: {_quote(text[p:-q])}", p)
                 emit(NUMBER, p, q)
                 p = q
             elif c == "(":
@@ -270,7 +266,7 @@ def lex(text: str) -> list[_Item]:
             elif c == ")":
                 depth -= 1
                 if depth < 0:
-                    return fail(f"unexpected right paren {_rune(')')}", p)
+                    return fail("unexpected right paren", p)
                 emit(RPAREN, p, p + 1)
                 p += 1
             elif _is_alnum(c):
@@ -290,6 +286,38 @@ def lex(text: str) -> list[_Item]:
             else:
                 return fail(f"unrecognized character in action: {_rune(c)}", p)
         pos = p
+
+
+def _scan_number(text: str, p: int) -> int:
+    """Where the number at `p` ends, as Go's lexer scans one (sign, base prefix, digits, one
+    point, exponent); minus one past the end when a letter or digit follows it."""
+    n = len(text)
+
+    def run(q: int, chars: str) -> int:
+        while q < n and text[q] in chars:
+            q += 1
+        return q
+
+    q = p + 1 if text[p] in "+-" else p
+    digits = "0123456789_"
+    if text.startswith("0", q) and q + 1 < n and text[q + 1] in "xXoObB":
+        digits = {"x": "0123456789abcdefABCDEF_", "o": "01234567_", "b": "01_"}[
+            text[q + 1].lower()]
+        q += 2
+    q = run(q, digits)
+    if q < n and text[q] == ".":
+        q = run(q + 1, digits)
+    if len(digits) == 11 and q < n and text[q] in "eE":
+        q = run(q + 1, "+-")
+        q = run(q, "0123456789_")
+    if len(digits) == 23 and q < n and text[q] in "pP":
+        q = run(q + 1, "+-")
+        q = run(q, "0123456789_")
+    if q < n and text[q] == "i":
+        q += 1
+    if q < n and _is_alnum(text[q]):
+        return -(q + 1)
+    return q
 
 
 def _at_terminator(text: str, p: int) -> bool:
@@ -441,6 +469,9 @@ class ContinueNode(Node):
 class TemplateNode(Node):
     def __init__(self, pos: int, name: str, pipe: PipeNode | None) -> None:
         self.pos, self.name, self.pipe = pos, name, pipe
+
+    def __str__(self) -> str:
+        return f"{{{{template {_quote(self.name)}{' ' + str(self.pipe) if self.pipe else ''}}}}}"
 
 
 class _Else(Node):
@@ -619,7 +650,7 @@ class _Parser:
             pipe = self.pipeline("template clause", RIGHT)
         else:
             self.next_non_space()
-        return TemplateNode(it.pos, name, pipe)
+        return TemplateNode(name_item.pos, name, pipe)
 
     def block_control(self, it: _Item) -> TemplateNode:
         name_item = self.next_non_space()
@@ -634,7 +665,7 @@ class _Parser:
         if not isinstance(end, _End):
             self.fail("unexpected {{else}} in block clause")
         self.defs.setdefault(name, body)
-        return TemplateNode(it.pos, name, pipe)
+        return TemplateNode(name_item.pos, name, pipe)
 
     def pipeline(self, context: str, end: int) -> PipeNode:
         start = self.peek_non_space()
@@ -754,7 +785,7 @@ class _Parser:
             return NumberNode(it.pos, text, ord(s), True)
         val = _parse_number(text)
         if val is None:
-            self.fail(f"bad number syntax: {_quote(text)}")
+            self.fail(f"illegal number syntax: {_quote(text)}")
         assert val is not None
         is_float = isinstance(val, float) and not text.lower().lstrip("+-").startswith("0x") \
             and any(ch in text for ch in ".eEpP")
@@ -1601,7 +1632,7 @@ class _State:
         elif isinstance(node, TemplateNode):
             body = self.tmpl.defs.get(node.name)
             if body is None:
-                self.fail(f"no such template {_quote(node.name)}", node)
+                self.fail(f"template {_quote(node.name)} not defined", node)
             assert body is not None
             new_dot = self.eval_pipeline(dot, node.pipe) if node.pipe else None
             if self.depth >= 10000:
