@@ -1534,9 +1534,10 @@ DOCKER_FUNCS: dict[str, _Fn] = {
     "truncate": _Fn(_truncate, "si"),
 }
 
-# what the docker CLI runs a table's header through: each function gives back its first argument
+# what the docker CLI runs a table's header through: each function gives back its first
+# argument, but pad, which pads the title as it pads the column
 HEADER_FUNCS: dict[str, _Fn] = {
-    name: _Fn(lambda v, *rest: v, "aa*") for name in DOCKER_FUNCS
+    name: _Fn(lambda v, *rest: v, "aa*") for name in DOCKER_FUNCS if name != "pad"
 }
 
 
