@@ -218,6 +218,8 @@ _FORMATS = [
     ("ps", "--format", "{{.ID"),
     ("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}} {{.Digest}} {{.CreatedAt}}"),
     ("images", "--format", "table {{.ID}}\\t{{.Repository}}\\t{{.Tag}}\\t{{.Containers}}"),
+    ("images", "--format", "table {{.Repository}}:{{.Tag}}\\t{{json .Size}}\\t{{pad .Tag 1 1}}\\t"
+                           "{{truncate .ID 4}}\\t{{split .Tag \":\"}}"),
     ("images", "--format", "{{.Nope}}"),
     ("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}", "tf-web"),
     ("inspect", "-f", "{{json .Config.Env}} {{join .Config.Env \",\"}} {{.Config.Env}}", "tf-web"),
