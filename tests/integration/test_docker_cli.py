@@ -278,3 +278,86 @@ def test_network_prune_filters(daemon: Daemon) -> None:
     finally:
         for name in ("np-a", "np-b", "np-c"):
             daemon.berth("network", "rm", name)
+
+
+# the same --format through berth and through the docker CLI, against the same berthd: the same
+# stdout, stderr and exit code (ages like "5 seconds ago" left out: they tick between the two)
+_FORMATS = [
+    ("ps", "--format", "{{.Names}}\\t{{.ID}}|{{.Image}}|{{.Command}}|{{.State}}|{{.CreatedAt}}"),
+    ("ps", "--format", 'table {{.ID}}\\t{{.Image}}\\t{{.Label "com.example.foo"}}\\t{{.Labels}}'),
+    ("ps", "--format", '{{.Label "a"}}|{{.Label "nope"}}|{{if eq .State "running"}}up'
+                       '{{else}}down{{end}}|{{printf "%-10s|" .Names}}|{{upper .Names}}'),
+    ("ps", "--format", "{{truncate .ID 5}} {{pad .Names 1 2}}| {{json .Names}} {{.Mounts}} "
+                       "{{.Networks}} {{.LocalVolumes}} {{split .Names \"-\"}}"),
+    ("ps", "--format", "table {{.ID}}\\t{{.Mounts}}\\t{{.Networks}}\\t{{.State}}\\t{{.Ports}}"),
+    ("ps", "--format", "table"),
+    ("ps", "--format", "{{.Nope}}"),
+    ("ps", "--format", "{{.ID"),
+    ("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}} {{.Digest}} {{.CreatedAt}}"),
+    ("images", "--format", "table {{.ID}}\\t{{.Repository}}\\t{{.Tag}}\\t{{.Containers}}"),
+    ("images", "--format", "table {{.Repository}}:{{.Tag}}\\t{{json .Size}}\\t{{pad .Tag 1 1}}\\t"
+                           "{{truncate .ID 4}}\\t{{split .Tag \":\"}}"),
+    ("images", "--format", "{{.Nope}}"),
+    ("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}", "tf-web"),
+    ("inspect", "-f", "{{json .Config.Env}} {{join .Config.Env \",\"}} {{.Config.Env}}", "tf-web"),
+    ("inspect", "-f", '{{index .Config.Labels "a"}}|{{index .Config.Labels "nope"}}|'
+                      "{{.Config.Labels}}|{{json .Config.Labels}}|{{.Config.Labels.nope}}",
+     "tf-web"),
+    ("inspect", "-f", "{{join .Args \",\"}} {{.Path}} {{upper .Name}} {{len .Args}} "
+                      "{{.Config.Entrypoint}} {{json .Config.Entrypoint}} {{.State.Pid | "
+                      'printf "%T"}} {{.HostConfig.LogConfig.Type}}', "tf-web"),
+    ("inspect", "-f", "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}"
+                      "{{with .State}}{{.Status}}{{end}}{{if .State.Running}} yes{{end}}",
+     "tf-web"),
+    ("inspect", "-f", "{{.Name}}\\t{{.Config.Image}}\\n", "tf-web", "busybox"),
+    ("inspect", "-f", "{{.State.Health}} {{.SizeRw}} {{.Config.Volumes}} {{.HostConfig.CapAdd}} "
+                      "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAMConfig}}"
+                      "{{end}} {{json .GraphDriver.Data}}", "tf-web"),
+    ("inspect", "-f", "{{.Nope}}", "tf-web"),
+    ("inspect", "-f", "{{.ID}} {{.HostConfig.NanoCPUs}}", "tf-web"),
+    ("inspect", "-f", "{{.Id}} {{.HostConfig.NanoCpus}}", "tf-web"),
+    ("inspect", "-f", "{{.Name}} {{.Nope}}", "tf-web", "tf-web"),
+    ("inspect", "-f", "{{.Name}} {{.Config.Image}}", "tf-web", "busybox"),
+    ("inspect", "-f", "{{index .Config.Env 9}}", "tf-web"),
+    ("inspect", "-f", "{{.ID", "tf-web"),
+    ("inspect", "-f", "{{nope 3}}", "tf-web"),
+    ("inspect", "-f", "json", "tf-web"),
+    ("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}/"
+                            "{{.Server.Arch}} {{json .Server.Platform}} {{lower .Client.Os}}"),
+    ("version", "--format", "{{.Server.Version}} {{.Nope}}"),
+    ("version", "--format", "{{.Server.ApiVersion}}"),
+    ("version", "--format", "{{.ID"),
+    ("info", "--format", "{{.Name}} {{.Driver}} {{.NCPU}} {{.Images}} {{json .Plugins.Volume}} "
+                         "{{.Swarm.LocalNodeState}}"),
+    ("info", "--format", "{{.Name}} {{.Nope}}"),
+    ("network", "ls", "--format", '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "nl"}}|'
+                                  "{{.IPv6}}|{{.Internal}}|{{.Scope}}"),
+    ("network", "ls", "--format", "table {{.ID}}\\t{{.Name}}\\t{{.Labels}}"),
+    ("network", "ls", "--format", "{{.Nope}}"),
+    ("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{json .Labels}} {{json .IPAM}} "
+                                 "{{.Created}} {{.Peers}} {{with .Peers}}p{{else}}none{{end}}",
+     "tf-net"),
+    ("version", "--format", '{{printf "%06s|%.2f|%x|%v|%q" "ab" 1 1.5 1e6 "é\\n"}} '
+                            '{{upper "straße"}} {{slice "abcdef" 1 3}} {{html "<a&b>"}}'),
+    ("volume", "ls", "--format", '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "k"}}|{{.Scope}}|'
+                                 "{{.Mountpoint}}|{{.Links}}|{{.Size}}"),
+    ("volume", "ls", "--format", 'table {{.Name}}\\t{{.Labels}}\\t{{.Label "k"}}'),
+    ("volume", "inspect", "-f", "{{.Name}} {{.Labels}} {{.Nope}}", "tf-vol"),
+]
+
+
+def test_format_as_the_docker_cli(daemon: Daemon) -> None:
+    ok(daemon, "volume", "create", "--label", "k=v", "tf-vol")
+    ok(daemon, "network", "create", "--label", "nl=1", "tf-net")
+    ok(daemon, "run", "-d", "--name", "tf-web", "-l", "a=x<&>y", "-l", "com.example.foo=bar",
+       "-e", "A=1", "-e", "B", "-v", "tf-vol:/data", "busybox", "sleep", "60")
+    try:
+        for args in _FORMATS:
+            mine = daemon.berth(*args)
+            theirs = docker(daemon, *args)
+            assert (mine.returncode, mine.stdout, mine.stderr) == \
+                (theirs.returncode, theirs.stdout, theirs.stderr), args
+    finally:
+        docker(daemon, "rm", "-f", "tf-web")
+        docker(daemon, "network", "rm", "tf-net")
+        docker(daemon, "volume", "rm", "tf-vol")

@@ -103,9 +103,16 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             tags = [f"{r}:<none>" for r in digests] or ["<none>:<none>"]
         for t in tags:
             repo, _, tag = t.rpartition(":") if t.rfind(":") > t.rfind("/") else (t, "", "<none>")
-            rows.append({"Repository": repo, "Tag": tag, "ID": iid,
-                         "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
-                         "Size": fmt.size(im["Size"]), "Digest": digests.get(repo, "<none>")})
+            rows.append(fmt.Row({
+                "Repository": repo, "Tag": tag, "ID": iid,
+                "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
+                "Size": fmt.size(im["Size"]), "Digest": digests.get(repo, "<none>"),
+                "Containers": _count(im.get("Containers")),
+                "VirtualSize": fmt.size4(im.get("VirtualSize", im["Size"])),
+                "SharedSize": _count(im.get("SharedSize"), fmt.size),
+                "UniqueSize": _count(None if im.get("SharedSize", -1) < 0 else
+                                     im["Size"] - im["SharedSize"], fmt.size)},
+                None, "*formatter.imageContext", has_labels=False))
     if opts["quiet"]:
         seen = set()
         for r in rows:
@@ -118,6 +125,11 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     cols += [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
     fmt.render(rows, opts["format"], cols)
     return 0
+
+
+def _count(n: int | None, show: Callable[[int], str] = str) -> str:
+    """docker's N/A for a count or size the daemon did not work out (-1)."""
+    return "N/A" if n is None or n < 0 else show(n)
 
 
 TAG = Spec([])
@@ -168,9 +180,11 @@ def cmd_history(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if hid != "<missing>" and not opts["no-trunc"]:
             hid = hid.split(":", 1)[-1][:12]
         by = h.get("CreatedBy") or ""
-        rows.append({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
-                     "CreatedBy": by if opts["no-trunc"] else fmt.trunc(by, 45),
-                     "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")})
+        rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
+                             "CreatedAt": fmt.rfc3339(h["Created"]),
+                             "CreatedBy": by if opts["no-trunc"] else fmt.trunc(by, 45),
+                             "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")},
+                            None, "*image.historyContext", has_labels=False))
     if opts["quiet"]:
         for r in rows:
             out(r["ID"])
@@ -931,6 +945,8 @@ def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if args:
         raise UsageError('"ps" accepts no arguments.')
     limit = 1 if opts["latest"] else opts["last"]
+    if ".Size" in opts["format"] and not opts["quiet"]:
+        opts["size"] = True  # as docker: a format that shows the size asks for it
     cs = c.get("/containers/json", {"all": opts["all"] or None,
                                     "limit": limit if limit > 0 else None,
                                     "size": opts["size"] or None,
@@ -942,6 +958,7 @@ def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     rows = []
     for ct in cs:
         cmd = ct["Command"]
+        mounts = ct.get("Mounts") or []
         row = {"ID": ct["Id"] if opts["no-trunc"] else ct["Id"][:12],
                "Image": ct["Image"] if opts["no-trunc"] or not ct["Image"].startswith("sha256:")
                else ct["Image"][7:19],
@@ -951,19 +968,23 @@ def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                "Status": ct["Status"], "Ports": _ports_text(ct.get("Ports") or []),
                "Names": ",".join(
                    n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
-               "Labels": ",".join(f"{k}={v}" for k, v in (ct.get("Labels") or {}).items()),
+               "Labels": fmt.labels_text(ct.get("Labels")),
                "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
-               "Mounts": ""}
+               "Mounts": ",".join(
+                   m.get("Name") or m.get("Source", "") if opts["no-trunc"] else
+                   fmt.trunc(m.get("Name") or m.get("Source", ""), 15) for m in mounts),
+               "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local"))}
         if opts["size"]:
             row["Size"] = (f"{fmt.size(ct.get('SizeRw', 0))} "
                            f"(virtual {fmt.size(ct.get('SizeRootFs', 0))})")
-        rows.append(row)
+        rows.append(fmt.Row(row, ct.get("Labels"), "*formatter.ContainerContext"))
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
             ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
             ("NAMES", "Names")]
     if opts["size"]:
         cols.append(("SIZE", "Size"))
-    fmt.render(rows, opts["format"], cols)
+    fmt.render(rows, opts["format"], cols, "failed to parse template: ",
+               "failed to execute template: ")
     return 0
 
 
@@ -1130,7 +1151,8 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = ""
     if not args:
         raise UsageError('"inspect" requires at least 1 argument.')
     kind = kind or opts["type"]
-    results = []
+    tmpl = fmt.compile_format(opts["format"]) if opts["format"] else None
+    results, kinds = [], []
     rc = 0
     for name in args:
         obj = None
@@ -1148,12 +1170,34 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = ""
             rc = 1
             continue
         results.append(obj)
-    if opts["format"]:
-        for obj in results:
-            out(fmt.template(opts["format"], obj))
-    else:
-        out(json.dumps(results, indent=4))
+        kinds.append(k)
+    _print_inspected(tmpl, results, kinds)
     return rc
+
+
+def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = None) -> None:
+    """inspect's output: an indented JSON list, or each object through the --format (`json`:
+    the list as compact JSON)."""
+    if tmpl is None:
+        out(json.dumps(results, indent=4))
+    elif tmpl == "json":
+        from berth import gotemplate
+        out(gotemplate.to_json(results, escape_html=False, sort_maps=False))
+    else:
+        # as docker's: each object that goes through, every error after them, and an empty
+        # line when none went through
+        errors = []
+        printed = False
+        for i, obj in enumerate(results):
+            try:
+                line = fmt.template(tmpl, fmt.typed_nils(obj, kinds[i] if kinds else ""))
+            except fmt.FormatFailed as e:
+                errors.append(str(e))
+                continue
+            out(line)
+            printed = True
+        if errors:
+            raise fmt.FormatFailed("\n".join(errors), 1, "" if printed else "\n")
 
 
 def _simple(path_tmpl: str, what: str) -> Callable[[Client, dict[str, Any], list[str]], int]:
@@ -1221,7 +1265,8 @@ def _stats_row(s: dict[str, Any]) -> dict[str, str]:
     mem = s.get("memory_stats", {})
     usage = mem.get("usage", 0) - mem.get("stats", {}).get("total_inactive_file", 0)
     limit = mem.get("limit", 0)
-    return {"ID": s.get("id", "")[:12], "Name": s.get("name", "").lstrip("/"),
+    return {"ID": s.get("id", "")[:12], "Container": s.get("id", "")[:12],
+            "Name": s.get("name", "").lstrip("/"),
             "CPUPerc": f"{pct:.2f}%",
             "MemUsage": f"{fmt.binary_size(usage)} / {fmt.binary_size(limit)}",
             "MemPerc": f"{usage / limit * 100:.2f}%" if limit else "0.00%",
@@ -1241,14 +1286,16 @@ def cmd_stats(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
             ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
     if opts["no-stream"]:
-        rows = [_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})) for n in names]
+        rows = [fmt.Row(_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})), None,
+                        "*container.statsContext", has_labels=False) for n in names]
         fmt.render(rows, opts["format"], cols)
         return 0
     streams = [c.send("GET", f"/containers/{q(n)}/stats", query={"stream": 1}).iter_json()
                for n in names]
     try:
         while True:
-            rows = [_stats_row(next(st)) for st in streams]
+            rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext",
+                            has_labels=False) for st in streams]
             sys.stdout.write("\x1b[2J\x1b[H")
             fmt.render(rows, opts["format"], cols)
             sys.stdout.flush()
@@ -1266,11 +1313,19 @@ def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         until = fmt.parse_time(opts["until"]) if opts["until"] else None
     except ValueError as e:
         raise UsageError(str(e)) from None
+    tmpl = None
+    if opts["format"]:
+        try:
+            tmpl = fmt.compile_format(opts["format"], missingkey="default")
+        except fmt.FormatFailed as e:
+            raise fmt.FormatFailed(str(e).replace("template parsing error: ",
+                                                  "Error parsing format: "), 64) from None
     r = c.send("GET", "/events", query={"since": since, "until": until,
                                         "filters": parse_filters(opts["filter"])})
     for ev in r.iter_json():
-        if opts["format"]:
-            out(fmt.template(opts["format"], ev))
+        if tmpl is not None:
+            out(fmt.template(tmpl, fmt.Struct(ev, "*events.Message"), "Error parsing format: "))
+            sys.stdout.flush()
             continue
         ns = ev.get("timeNano", 0)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns // 10**9)) + \
@@ -1315,9 +1370,16 @@ NETWORK_LS = Spec([flag("quiet", "q"), flag("filter", "f", "list"), flag("no-tru
 
 
 def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    nets = c.get("/networks", {"filters": parse_filters(opts["filter"])})
-    rows = [{"ID": n["Id"] if opts["no-trunc"] else n["Id"][:12], "Name": n["Name"],
-             "Driver": n["Driver"], "Scope": n["Scope"]} for n in nets]
+    nets = sorted(c.get("/networks", {"filters": parse_filters(opts["filter"])}),
+                  key=lambda n: fmt.natural(n["Name"]))
+    rows = [fmt.Row({"ID": n["Id"] if opts["no-trunc"] else n["Id"][:12], "Name": n["Name"],
+                     "Driver": n["Driver"], "Scope": n["Scope"],
+                     "IPv4": "true" if n.get("EnableIPv4") else "false",
+                     "IPv6": "true" if n.get("EnableIPv6") else "false",
+                     "Internal": "true" if n.get("Internal") else "false",
+                     "Labels": fmt.labels_text(n.get("Labels")),
+                     "CreatedAt": fmt.go_time(n.get("Created") or "")},
+                    n.get("Labels"), "*network.networkContext") for n in nets]
     if opts["quiet"]:
         for r in rows:
             out(r["ID"])
@@ -1332,6 +1394,7 @@ def _inspect_each(c: Client, opts: dict[str, Any], args: list[str], kind: str,
     """`network inspect`, `volume inspect`: a JSON list, or one template line each."""
     if not args:
         raise UsageError(f'"{kind} inspect" requires at least 1 argument.')
+    tmpl = fmt.compile_format(opts["format"]) if opts["format"] else None
     res, rc = [], 0
     for n in args:
         try:
@@ -1339,11 +1402,9 @@ def _inspect_each(c: Client, opts: dict[str, Any], args: list[str], kind: str,
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
-    if opts["format"]:
-        for v in res:
-            out(fmt.template(opts["format"], v))
-    else:
-        out(json.dumps(res, indent=4))
+    if kind == "volume":  # docker tries only its typed struct for volumes
+        res = [fmt.Struct(v, "volume.Volume") for v in res]
+    _print_inspected(tmpl, res, [kind] * len(res))
     return rc
 
 
@@ -1413,12 +1474,21 @@ VOLUME_LS = Spec([flag("quiet", "q"), flag("filter", "f", "list"),
 
 
 def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    vols = c.get("/volumes", {"filters": parse_filters(opts["filter"])})["Volumes"] or []
+    vols = sorted(c.get("/volumes", {"filters": parse_filters(opts["filter"])})["Volumes"] or [],
+                  key=lambda v: fmt.natural(v["Name"]))
     if opts["quiet"]:
         for v in vols:
             out(v["Name"])
         return 0
-    fmt.render(vols, opts["format"], [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
+    rows = [fmt.Row({"Name": v["Name"], "Driver": v["Driver"], "Scope": v.get("Scope", "local"),
+                     "Mountpoint": v.get("Mountpoint", ""),
+                     "Labels": fmt.labels_text(v.get("Labels")),
+                     "Links": _count((v.get("UsageData") or {}).get("RefCount")),
+                     "Size": _count((v.get("UsageData") or {}).get("Size"), fmt.size),
+                     # cluster volumes' fields: N/A for a local one, as docker shows them
+                     "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
+                    v.get("Labels"), "*formatter.volumeContext") for v in vols]
+    fmt.render(rows, opts["format"], [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
     return 0
 
 
@@ -1451,6 +1521,23 @@ VERSION = Spec([flag("format", "f", "str", "")])
 
 def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     from berth import __version__
+    if opts["format"]:
+        tmpl = fmt.compile_format(opts["format"], name="version", missingkey="default")
+        pyver = "python" + sys.version.split()[0]
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                           os.uname().machine)
+        api = {"APIVersion": "ApiVersion"}  # the Go field's name, the JSON key
+        client = fmt.Struct({"Version": __version__, "ApiVersion": c.version,
+                             "DefaultAPIVersion": c.version, "GitCommit": "",
+                             "GoVersion": pyver, "Os": "linux", "Arch": arch, "BuildTime": "",
+                             "Context": "default"}, "*system.clientVersion", api)
+        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.get("/version"),
+                                                                  "*types.Version", api)},
+                          "system.versionInfo")
+        # docker writes it through a tabwriter (cells at least 20 wide, padding 1)
+        from berth import gotemplate
+        out(gotemplate.tabwrite(fmt.template(tmpl, data, "", partial=True), 20, 1))
+        return 0
     out("Client:")
     out(f" Version:           {__version__}")
     out(f" API version:       {c.version}")
@@ -1471,9 +1558,11 @@ INFO = Spec([flag("format", "f", "str", "")])
 
 
 def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    tmpl = fmt.compile_format(opts["format"], missingkey="default") if opts["format"] else None
     i = c.get("/info")
-    if opts["format"]:
-        out(fmt.template(opts["format"], i))
+    if tmpl is not None:
+        out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "",
+                         partial=True))
         return 0
     out("Server:")
     for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
@@ -1712,6 +1801,10 @@ def run(argv: list[str]) -> int:
     except ConnectionFailed as e:
         err(str(e))
         return ENGINE_ERROR if is_run else 1
+    except fmt.FormatFailed as e:
+        sys.stdout.write(e.stdout)
+        err(str(e))
+        return e.code
     except BerthError as e:
         prefix = "berth: " if is_run else ""
         err(f"{prefix}Error response from daemon: {e}")
