@@ -315,3 +315,19 @@ def test_exec_tty_without_stdin_gets_a_pty(daemon: Daemon) -> None:
     finally:
         c.remove(force=True)
         client.close()
+
+
+def test_start_attach_runs_again(daemon: Daemon) -> None:
+    """`start -a` attaches, then starts: it works for a container that already ran, as with
+    dockerd (the daemon refused to attach to a stopped container)."""
+    daemon.ok("create", "--name", "again", "busybox", "echo", "hello")
+    try:
+        for _ in range(3):
+            assert daemon.ok("start", "-a", "again") == "hello\n"
+        if not shutil.which("docker"):
+            return
+        r = subprocess.run(["docker", "start", "-a", "again"], env=daemon.env,
+                           capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stdout) == (0, "hello\n"), r.stderr
+    finally:
+        daemon.ok("rm", "-f", "again")

@@ -198,19 +198,24 @@ class OutputMixin(ServiceState):
         until its next exit, and its stdin. Made before the caller answers the client, who
         starts the container as soon as it has the answer."""
         doc = self.resolve(ref)
-        st = doc["State"]
-        if not st["Running"] and st["Status"] != "created":
-            raise Conflict("You cannot attach to a stopped container, start it first")
+        if doc["State"]["Restarting"]:
+            raise Conflict("You cannot attach to a restarting container, wait until it is "
+                           "running")
+        # a stopped container may be attached to, as with dockerd (`start -a` attaches, then
+        # starts): the stream carries its next run
         cid = doc["Id"]
         live = self._live[cid]
         q = live.fanout.subscribe(f"container {cid[:12]}")
+        exits = live.exits
+        was_created = doc["State"]["Status"] == "created"
 
         async def channel() -> Channel | None:
-            # input typed before the start waits for the monitor
+            # input typed before the start waits for the monitor; a start that fails ends it
             async with live.changed:
                 await live.changed.wait_for(
-                    lambda: live.channel is not None or live.removed or (
-                        not doc["State"]["Running"] and doc["State"]["Status"] != "created"))
+                    lambda: live.channel is not None or live.removed or live.exits > exits or (
+                        was_created and not doc["State"]["Running"]
+                        and doc["State"]["Status"] != "created"))
             return live.channel
         att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
                          stdin_once=bool(doc["Config"].get("StdinOnce")),
