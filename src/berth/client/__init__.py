@@ -355,7 +355,10 @@ class Client:
             resp = self._read_head(s)
         except ConnectionFailed as e:
             s.close()
-            if self.tcp is not None and self.tls is None:
+            if self.tls is not None:
+                raise ConnectionFailed(f"error during connect: {method} {self._url()}{target}: "
+                                       "EOF") from None
+            if self.tcp is not None:
                 # as the docker CLI says it when a TLS daemon answers plain HTTP
                 raise ConnectionFailed(f"{e}\n* Are you trying to connect to a TLS-enabled "
                                        "daemon without TLS?") from None
