@@ -173,6 +173,15 @@ def test_berth_cli_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
     assert (r.returncode, r.stdout) == (0, b"stdin too\n"), r.stderr
     r = _run([BERTH, "ps", "-a"], env2)
     assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID"), r.stderr
+    cid = _run([BERTH, "run", "-d", "busybox", "sleep", "60"], env2).stdout.strip()
+    try:
+        r = subprocess.run([BERTH, "exec", "-i", cid, "sh", "-c", "cat; echo done"], env=env2,
+                           input=b"x" * 200_000, capture_output=True, timeout=60)
+        assert (r.returncode, len(r.stdout)) == (0, 200_005), r.stderr
+        r = _run([BERTH, "logs", cid], env2)
+        assert r.returncode == 0, r.stderr
+    finally:
+        _run([BERTH, "rm", "-f", cid], env2)
     # a context made by berth (with the TLS files copied into the store), used by both CLIs
     r = _run([BERTH, "context", "create", "tlsd", "--description", "berth over tls",
               "--docker", f"host={host},ca={client / 'ca.pem'},cert={client / 'cert.pem'},"

@@ -287,22 +287,26 @@ class Client:
         assert self.tls is not None
         if self._ssl is None:
             self._ssl = self.tls.context()
+        from berth.client.tls import TLSConn
         try:
-            return self._ssl.wrap_socket(s, server_hostname=name)  # type: ignore[no-any-return]
+            conn: Any = TLSConn(self._ssl.wrap_socket(s, server_hostname=name))
         except (ssl.SSLError, ssl.CertificateError, OSError) as e:
             s.close()
             raise ConnectionFailed(f"error during connect: {self._url()}: {_tls_reason(e)}") \
                 from None
+        return conn  # type: ignore[no-any-return]
 
     def _url(self) -> str:
         return ("https://" if self.tls else "http://") + self.host[len("tcp://"):]
 
     @staticmethod
     def close_write(s: socket) -> None:
-        """Half-close: no more input (the daemon sees EOF). On TLS too, as the docker CLI
-        does it: the TCP connection's write side, not a TLS close_notify (SSLSocket's own
-        shutdown would drop the TLS layer, and with it the output still to come)."""
-        _socket.socket.shutdown(s, _socket.SHUT_WR)
+        """Half-close: no more input (the daemon sees EOF). On TLS the TCP connection's
+        write side too (client/tls.py), not a TLS close_notify."""
+        if hasattr(s, "close_write"):
+            s.close_write()
+        else:
+            s.shutdown(_socket.SHUT_WR)
 
     def url(self, path: str, query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
             versioned: bool = True) -> str:
