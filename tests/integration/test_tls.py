@@ -251,7 +251,7 @@ def test_contexts_read_alike(tmp_path: Path, pki: Path) -> None:
     for args in (["ls"], ["ls", "--format", "json"], ["ls", "-q"], ["inspect", "bt"],
                  ["ls", "--format", "{{.Name}}: {{.DockerEndpoint}} {{.Current}}"]):
         b, d = _run([BERTH, "context", *args], env), _run([docker, "context", *args], env)
-        assert (b.returncode, b.stdout) == (d.returncode, d.stdout), args
+        assert (b.returncode, b.stdout, b.stderr) == (d.returncode, d.stdout, d.stderr), args
     meta = next((tmp_path / "dockercfg" / "contexts" / "meta").glob("*/meta.json"))
     assert meta.stat().st_mode & 0o777 == 0o644
     tls = next((tmp_path / "dockercfg" / "contexts" / "tls").glob("*/docker/key.pem"))

@@ -231,6 +231,11 @@ def cmd_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         _err(e)
     if errors:
         return 1
+    env = "BERTH_HOST" if os.environ.get("BERTH_HOST") else "DOCKER_HOST"
+    if os.environ.get(env) and current == store.DEFAULT:
+        _err(f"Warning: {env} environment variable overrides the active context. To use a "
+             f"context, either set the global --context flag, or unset {env} environment "
+             "variable.")
     if opts["quiet"]:
         for r in rows:
             _out(r["Name"])
@@ -247,12 +252,6 @@ def cmd_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                   "Error": fmt.trunc(r["Error"], 45)} for r in rows]
         fmt.render(table, "", [("NAME", "Name"), ("DESCRIPTION", "Description"),
                                ("DOCKER ENDPOINT", "DockerEndpoint"), ("ERROR", "Error")])
-    env = "BERTH_HOST" if os.environ.get("BERTH_HOST") else "DOCKER_HOST"
-    if os.environ.get(env) and current == store.DEFAULT and store.current_name() not in (
-            "", store.DEFAULT):
-        _err(f"Warning: {env} environment variable overrides the active context. To use a "
-             f"context, either set the global --context flag, or unset {env} environment "
-             "variable.")
     return 0
 
 
