@@ -281,3 +281,30 @@ def test_contexts_read_alike(tmp_path: Path, pki: Path) -> None:
                  ["create", "zz", "--docker", "foo=bar"]):
         b, d = _run([BERTH, "context", *args], env), _run([docker, "context", *args], env)
         assert (b.returncode, b.stderr) == (d.returncode, d.stderr), args
+
+
+def test_daemon_stops_with_tls_streams_open(tmp_path: Path, pki: Path) -> None:
+    """A TLS client still reading (events) does not hold up the daemon's shutdown."""
+    port = free_port()
+    d = Daemon(tmp_path / "stopd")
+    try:
+        d.start("-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                "--tlscacert", str(pki / "ca.pem"), "--tlscert", str(pki / "server-cert.pem"),
+                "--tlskey", str(pki / "server-key.pem"))
+        env = _env(tmp_path, DOCKER_CERT_PATH=str(pki / "client"))
+        events = subprocess.Popen([BERTH, "--tlsverify", "-H", f"tcp://127.0.0.1:{port}",
+                                   "events"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)
+            assert events.poll() is None, events.communicate()
+            t0 = time.monotonic()
+            d.stop()   # fails if berthd takes more than 10 s
+            assert time.monotonic() - t0 < 5
+            events.wait(10)
+        finally:
+            if events.poll() is None:
+                events.kill()
+            events.communicate()
+    finally:
+        d.cleanup()
