@@ -308,3 +308,29 @@ def test_daemon_stops_with_tls_streams_open(tmp_path: Path, pki: Path) -> None:
             events.communicate()
     finally:
         d.cleanup()
+
+
+def test_docker_py_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    dockerpy = pytest.importorskip("docker")
+    # requests lets these override a session's own CA (psf/requests#3829)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    _, host = tls_daemon
+    client = pki / "client"
+    tls = dockerpy.tls.TLSConfig(client_cert=(str(client / "cert.pem"), str(client / "key.pem")),
+                                 ca_cert=str(client / "ca.pem"), verify=True)
+    api = dockerpy.DockerClient(base_url=host.replace("tcp://", "https://"), tls=tls)
+    try:
+        assert api.version()["ApiVersion"]
+        assert api.containers.run("busybox", ["echo", "py"], remove=True) == b"py\n"
+    finally:
+        api.close()
+    no_cert = dockerpy.tls.TLSConfig(ca_cert=str(client / "ca.pem"), verify=True)
+    refused = dockerpy.DockerClient(base_url=host.replace("tcp://", "https://"), tls=no_cert,
+                                    version="1.50")
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - requests' SSLError or ConnectionError
+            refused.ping()
+    finally:
+        refused.close()
