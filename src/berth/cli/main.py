@@ -15,7 +15,7 @@ import time
 from berth import jsonc as json
 from berth.cli import fmt
 from berth.cli.flags import Spec, UsageError, flag
-from berth.client import DEFAULT_HOST, Client, ConnectionFailed, q
+from berth.client import DEFAULT_HOST, Client, ConnectionFailed, InvalidHost, q
 from berth.errors import BerthError, NotFound
 from berth.units import parse_duration, parse_size
 
@@ -1640,7 +1640,7 @@ GLOBAL = Spec([flag("config", kind="str", default=None,
                     help="Name of the context to use to connect to the daemon (overrides "
                     "DOCKER_HOST env var and default context set with \"berth context use\")"),
                flag("debug", "D", help="Enable debug mode"),
-               flag("host", "H", "str", None, help="Daemon socket to connect to"),
+               flag("host", "H", "list", help="Daemon socket to connect to"),
                flag("log-level", "l", "str", "info", help="Set the logging level"),
                flag("tls", help="Use TLS; implied by --tlsverify"),
                flag("tlscacert", kind="str", default=None,
@@ -1660,15 +1660,19 @@ def make_client(gopts: dict[str, Any]) -> Client:
     socket's costs nothing more than before but a look at config.json."""
     if gopts["config"]:
         os.environ["DOCKER_CONFIG"] = gopts["config"]
-    if not (gopts["host"] or gopts["context"] or gopts["tls"] or gopts["tlsverify"] != ""):
+    hosts = gopts["host"]
+    if len(hosts) > 1:
+        raise InvalidHost("Specify only one -H")
+    host = hosts[0] if hosts else None
+    if not (host or gopts["context"] or gopts["tls"] or gopts["tlsverify"] != ""):
         env = os.environ
-        host = env.get("BERTH_HOST") or env.get("DOCKER_HOST")
-        if host and host.startswith("unix://") and not (
+        env_host = env.get("BERTH_HOST") or env.get("DOCKER_HOST")
+        if env_host and env_host.startswith("unix://") and not (
                 env.get("DOCKER_TLS") or env.get("DOCKER_TLS_VERIFY")):
-            return Client(host)   # the fast path: nothing to read
+            return Client(env_host)   # the fast path: nothing to read
     from berth.client import contexts
     verify = gopts["tlsverify"]
-    ctx = contexts.resolve(gopts["host"], gopts["context"], gopts["tls"],
+    ctx = contexts.resolve(host, gopts["context"], gopts["tls"],
                            None if verify == "" else bool(verify), gopts["tlscacert"],
                            gopts["tlscert"], gopts["tlskey"])
     return Client(ctx.host, tls=ctx.tls(), context=ctx.name)
@@ -1677,7 +1681,8 @@ def make_client(gopts: dict[str, Any]) -> Client:
 def _context_name(gopts: dict[str, Any]) -> str:
     from berth.client import contexts
     try:
-        return contexts.resolve_name(gopts["host"], gopts["context"])
+        return contexts.resolve_name(gopts["host"][0] if gopts["host"] else None,
+                                     gopts["context"])
     except BerthError:
         return gopts["context"] or contexts.DEFAULT
 
