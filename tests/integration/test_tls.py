@@ -222,6 +222,12 @@ def test_plain_tcp_warns_and_waits(tmp_path: Path, rootfs_tar: Path) -> None:
         assert f"API is accessible on http://127.0.0.1:{port} without encryption" in r.stdout
         r = _run([BERTH, "-H", f"127.0.0.1:{port}", "version"], env)
         assert r.returncode == 0, r.stderr
+        r = _run([BERTH, "-H", f"tcp://127.0.0.1:{port}", "info"], env)
+        assert r.stderr.startswith("[DEPRECATION NOTICE]: API is accessible on "
+                                   f"http://127.0.0.1:{port} without encryption."), r.stderr
+        if DOCKER:   # the docker CLI shows the same
+            d_info = _run([str(DOCKER), "-H", f"tcp://127.0.0.1:{port}", "info"], env)
+            assert r.stderr in d_info.stderr, d_info.stderr
     finally:
         d.cleanup()
 

@@ -1441,6 +1441,7 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     out(f" API version:       {c.version}")
     out(f" Python version:    {sys.version.split()[0]}")
     out(" OS/Arch:           linux/" + os.uname().machine)
+    out(f" Context:           {c.context}")
     out()
     v = c.get("/version")
     out(f"Server: {v.get('Platform', {}).get('Name', '')}")
@@ -1477,6 +1478,8 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if key == "MemTotal":
             v = fmt.binary_size(v or 0)
         out(f" {label}: {v}")
+    for w in i.get("Warnings") or []:   # as the docker CLI: the daemon's warnings, on stderr
+        err(w)
     return 0
 
 
