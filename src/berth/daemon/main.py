@@ -79,7 +79,7 @@ class DaemonConfig:
 
 def parse_args(argv: list[str]) -> DaemonConfig:
     p = argparse.ArgumentParser(prog="berthd", description="berth's engine: the Docker Engine "
-                                "API on a unix socket")
+                                "API on a unix socket, and over TCP with TLS")
     p.add_argument("-H", "--host", action="append", default=[],
                    help="daemon socket(s) to listen on: unix:///PATH, tcp://ADDR:PORT")
     p.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
