@@ -7,7 +7,6 @@ import aiohttp, rich, YAML or the daemon: a unit test checks `sys.modules`.
 from __future__ import annotations
 
 import _signal as signal  # `signal` and `threading` import enum: ~4 ms of start-up
-import _socket
 import _thread
 import os
 import sys
@@ -16,7 +15,7 @@ import time
 from berth import jsonc as json
 from berth.cli import fmt
 from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, ConnectionFailed, q
+from berth.client import DEFAULT_HOST, Client, ConnectionFailed, InvalidHost, q
 from berth.errors import BerthError, NotFound
 from berth.units import parse_duration, parse_size
 
@@ -776,14 +775,14 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
                     data = buf
                 if data:
                     r.sock.sendall(data)
-            r.sock.shutdown(_socket.SHUT_WR)
+            Client.close_write(r.sock)
         except OSError:
             pass
     if stdin:
         _thread.start_new_thread(pump_stdin, ())
     else:
         try:
-            r.sock.shutdown(_socket.SHUT_WR)  # as the docker CLI: no input coming
+            Client.close_write(r.sock)  # as the docker CLI: no input coming
         except OSError:
             pass
     try:
@@ -1543,6 +1542,7 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     out(f" API version:       {c.version}")
     out(f" Python version:    {sys.version.split()[0]}")
     out(" OS/Arch:           linux/" + os.uname().machine)
+    out(f" Context:           {c.context}")
     out()
     v = c.get("/version")
     out(f"Server: {v.get('Platform', {}).get('Name', '')}")
@@ -1581,6 +1581,8 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if key == "MemTotal":
             v = fmt.binary_size(v or 0)
         out(f" {label}: {v}")
+    for w in i.get("Warnings") or []:   # as the docker CLI: the daemon's warnings, on stderr
+        err(w)
     return 0
 
 
@@ -1716,6 +1718,20 @@ GROUPS: dict[str, dict[str, Command]] = {
         "info": (INFO, cmd_info, "Display system-wide information"),
         "events": (EVENTS, cmd_events, "Get real time events from the server"),
     },
+    "context": {
+        "create": (_lazy("CREATE", "context"), _lazy_cmd("cmd_create", "context"),
+                   "Create a context"),
+        "inspect": (_lazy("INSPECT", "context"), _lazy_cmd("cmd_inspect", "context"),
+                    "Display detailed information on one or more contexts"),
+        "ls": (_lazy("LS", "context"), _lazy_cmd("cmd_ls", "context"), "List contexts"),
+        "list": (_lazy("LS", "context"), _lazy_cmd("cmd_ls", "context"), ""),
+        "rm": (_lazy("RM", "context"), _lazy_cmd("cmd_rm", "context"),
+               "Remove one or more contexts"),
+        "remove": (_lazy("RM", "context"), _lazy_cmd("cmd_rm", "context"), ""),
+        "show": (Spec([]), _lazy_cmd("cmd_show", "context"), "Print the name of the current "
+                 "context"),
+        "use": (Spec([]), _lazy_cmd("cmd_use", "context"), "Set the current berth context"),
+    },
     "image": {
         "ls": (IMAGES, cmd_images, ""), "list": (IMAGES, cmd_images, ""),
         "rm": (RMI, cmd_rmi, ""), "prune": (IMAGE_PRUNE, cmd_image_prune, "Remove unused images"),
@@ -1725,8 +1741,57 @@ GROUPS: dict[str, dict[str, Command]] = {
     },
 }
 
-GLOBAL = Spec([flag("host", "H", "str", None), flag("log-level", "l", "str", "info"),
-               flag("debug", "D"), flag("version", "v"), flag("help")], interspersed=False)
+GLOBAL = Spec([flag("config", kind="str", default=None,
+                    help="Location of client config files (default \"~/.docker\")"),
+               flag("context", "c", "str", None,
+                    help="Name of the context to use to connect to the daemon (overrides "
+                    "DOCKER_HOST env var and default context set with \"berth context use\")"),
+               flag("debug", "D", help="Enable debug mode"),
+               flag("host", "H", "list", help="Daemon socket to connect to"),
+               flag("log-level", "l", "str", "info", help="Set the logging level"),
+               flag("tls", help="Use TLS; implied by --tlsverify"),
+               flag("tlscacert", kind="str", default=None,
+                    help="Trust certs signed only by this CA (default \"~/.docker/ca.pem\")"),
+               flag("tlscert", kind="str", default=None,
+                    help="Path to TLS certificate file (default \"~/.docker/cert.pem\")"),
+               flag("tlskey", kind="str", default=None,
+                    help="Path to TLS key file (default \"~/.docker/key.pem\")"),
+               # "" until given: --tlsverify=false still turns TLS on, as for the docker CLI
+               flag("tlsverify", default="", help="Use TLS and verify the remote"),
+               flag("version", "v", help="Print version information and quit"),
+               flag("help")], interspersed=False)
+
+
+def make_client(gopts: dict[str, Any]) -> Client:
+    """The client for the context this command talks to (berth.client.contexts). A unix
+    socket's costs nothing more than before but a look at config.json."""
+    if gopts["config"]:
+        os.environ["DOCKER_CONFIG"] = gopts["config"]
+    hosts = gopts["host"]
+    if len(hosts) > 1:
+        raise InvalidHost("Specify only one -H")
+    host = hosts[0] if hosts else None
+    if not (host or gopts["context"] or gopts["tls"] or gopts["tlsverify"] != ""):
+        env = os.environ
+        env_host = env.get("BERTH_HOST") or env.get("DOCKER_HOST")
+        if env_host and env_host.startswith("unix://") and not (
+                env.get("DOCKER_TLS") or env.get("DOCKER_TLS_VERIFY")):
+            return Client(env_host)   # the fast path: nothing to read
+    from berth.client import contexts
+    verify = gopts["tlsverify"]
+    ctx = contexts.resolve(host, gopts["context"], gopts["tls"],
+                           None if verify == "" else bool(verify), gopts["tlscacert"],
+                           gopts["tlscert"], gopts["tlskey"])
+    return Client(ctx.host, tls=ctx.tls(), context=ctx.name)
+
+
+def _context_name(gopts: dict[str, Any]) -> str:
+    from berth.client import contexts
+    try:
+        return contexts.resolve_name(gopts["host"][0] if gopts["host"] else None,
+                                     gopts["context"])
+    except BerthError:
+        return gopts["context"] or contexts.DEFAULT
 
 
 def usage() -> str:
@@ -1735,6 +1800,7 @@ def usage() -> str:
     for name, (_, _, h) in COMMANDS.items():
         lines.append(f"  {name:<10} {h}")
     lines += ["", "Management Commands:", "  container  Manage containers",
+              "  context    Manage contexts",
               "  image      Manage images", "  network    Manage networks",
               "  system     Manage berth",
               "  volume     Manage volumes", "",
@@ -1793,7 +1859,16 @@ def run(argv: list[str]) -> int:
         err(f"{e}\nSee 'berth {path} --help'.")
         return ENGINE_ERROR
     try:
-        client = Client(gopts["host"])
+        client = make_client(gopts)
+    except BerthError as e:
+        if name != "context":
+            err(f"{e}" if "conflicting options" in str(e) else
+                f"Failed to initialize: unable to resolve docker endpoint: {e}")
+            return 1
+        # the context commands work whatever the current context is
+        client = Client("unix://" + DEFAULT_HOST.split("://", 1)[1])
+        client.context = _context_name(gopts)
+    try:
         return int(fn(client, opts, pos))
     except UsageError as e:
         err(f"{'berth: ' if is_run else ''}{e}\nSee 'berth {path} --help'.")

@@ -1,8 +1,10 @@
-"""A small Engine API client over a unix socket, lean enough for the CLI's fast path.
+"""A small Engine API client over a unix socket or TCP (with TLS), lean enough for the CLI's
+fast path.
 
 Imports `errors` and `jsonc` only, and of the standard library only `_socket` and `os`:
 `http.client` alone costs ~28 ms of start-up here (shared/PEERS.md), and `socket`
-and `json` about 6 ms each, for the `enum` and `re` they import. It speaks just enough
+and `json` about 6 ms each, for the `enum` and `re` they import. `ssl` (which imports
+`socket`, `enum` and `re`) comes only when a TLS endpoint is used. It speaks just enough
 HTTP/1.1: fixed-length and chunked bodies, streaming, and the `Upgrade: tcp` hijack.
 """
 
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 
 API_VERSION = "1.50"
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
+# as the docker CLI: a TLS client with no host goes to this one; a tcp:// host without a port
+# gets 2375 whatever the TLS settings (dopts.ParseHost)
+DEFAULT_TLS_HOST = "tcp://localhost:2376"
+DEFAULT_TCP_PORT = 2375
 
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -44,6 +50,83 @@ def host_from_env(flag: str | None = None) -> str:
 
 class ConnectionFailed(BerthError):
     status = 0
+
+
+class InvalidHost(BerthError):
+    status = 0
+
+
+def parse_host(host: str, default_tls: bool = False) -> str:
+    """A host as the docker CLI reads `-H`/DOCKER_HOST: `unix:///path` (`unix://` is the
+    default socket), `tcp://[host][:port][/path]` (localhost, 2375), a bare `host[:port]` is
+    tcp; nothing at all is the default socket, or `tcp://localhost:2376` for a TLS client."""
+    h = host.strip()
+    if not h:
+        return DEFAULT_TLS_HOST if default_tls else DEFAULT_HOST
+    proto, sep, addr = h.partition("://")
+    if not sep:
+        proto, addr = "tcp", h
+    if proto == "unix":
+        return "unix://" + (addr or DEFAULT_HOST[len("unix://"):])
+    if proto != "tcp":
+        raise InvalidHost(f"invalid bind address format: {host}")
+    hostport, slash, path = addr.partition("/")
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        name, rest = hostport[1:end], hostport[end + 1:]
+        if end < 0 or rest[:1] != ":":
+            raise InvalidHost(f"invalid bind address format: {addr}")
+        port = rest[1:]
+    else:
+        name, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+        if ":" in name:
+            raise InvalidHost(f"invalid bind address format: {addr}")
+    if port and not port.isdigit():
+        raise InvalidHost(f"invalid bind address format: {addr}")
+    name = name or "localhost"
+    shown = f"[{name}]" if ":" in name else name
+    return f"tcp://{shown}:{port or DEFAULT_TCP_PORT}" + (slash + path if path else "")
+
+
+def split_tcp(host: str) -> tuple[str, int]:
+    """(hostname, port) of a normalised `tcp://` host."""
+    hostport = host[len("tcp://"):].split("/", 1)[0]
+    name, _, port = hostport.rpartition(":")
+    return name.strip("[]"), int(port)
+
+
+class TLS:
+    """TLS settings of a tcp:// endpoint: PEM files ("" for none) and whether the daemon's
+    certificate is checked (against `ca`, and its name against the host's). A plain class:
+    `dataclasses` costs ~8 ms of CLI start-up."""
+
+    __slots__ = ("ca", "cert", "key", "skip_verify")
+
+    def __init__(self, ca: str = "", cert: str = "", key: str = "",
+                 skip_verify: bool = False) -> None:
+        self.ca = ca
+        self.cert = cert
+        self.key = key
+        self.skip_verify = skip_verify
+
+    def context(self) -> Any:
+        """An ssl.SSLContext for the client side (imports ssl)."""
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2   # as docker's tlsconfig
+        try:
+            if self.skip_verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            elif self.ca:
+                ctx.load_verify_locations(cafile=self.ca)
+            else:
+                ctx.load_default_certs()
+            if self.cert or self.key:
+                ctx.load_cert_chain(self.cert, self.key or None)
+        except (OSError, ValueError) as e:
+            raise ConnectionFailed(f"could not load TLS material: {e}") from None
+        return ctx
 
 
 class Response:
@@ -152,24 +235,78 @@ class Response:
 
 
 class Client:
-    def __init__(self, host: str | None = None, version: str = API_VERSION) -> None:
-        self.host = host_from_env(host)
-        if not self.host.startswith("unix://"):
-            raise ConnectionFailed(f"unsupported host {self.host}: only unix:// sockets")
-        self.path = self.host[len("unix://"):]
+    def __init__(self, host: str | None = None, version: str = API_VERSION,
+                 tls: TLS | None = None, context: str = "default") -> None:
+        self.host = parse_host(host_from_env(host), tls is not None)
+        self.tls = tls
+        self.context = context   # the name of the context the host came from
+        self.path = ""
+        self.tcp: tuple[str, int] | None = None
+        if self.host.startswith("unix://"):
+            self.path = self.host[len("unix://"):]
+            self.tls = None
+        else:
+            self.tcp = split_tcp(self.host)
         self.version = version
         self._negotiated = False
+        self._ssl: Any = None
+
+    def _refused(self) -> ConnectionFailed:
+        return ConnectionFailed(f"Cannot connect to the berth daemon at {self.host}. "
+                                "Is the berth daemon running?")
 
     def _connect(self) -> socket:
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        if self.tcp is None:
+            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            try:
+                s.connect(self.path)
+            except OSError:
+                s.close()
+                raise self._refused() from None
+            return s
+        name, port = self.tcp
         try:
-            s.connect(self.path)
-        except OSError:
+            addrs = _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM)
+        except OSError as e:
+            raise ConnectionFailed(f"error during connect: {self.host}: {e}") from None
+        for family, kind, proto, _, addr in addrs:
+            s = _socket.socket(family, kind, proto)
+            try:
+                s.connect(addr)
+            except OSError:
+                s.close()
+                continue
+            s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if self.tls is None:
+                return s
+            return self._wrap(s, name)
+        raise self._refused()
+
+    def _wrap(self, s: socket, name: str) -> socket:
+        import ssl
+        assert self.tls is not None
+        if self._ssl is None:
+            self._ssl = self.tls.context()
+        from berth.client.tls import TLSConn
+        try:
+            conn: Any = TLSConn(self._ssl.wrap_socket(s, server_hostname=name))
+        except (ssl.SSLError, ssl.CertificateError, OSError) as e:
             s.close()
-            raise ConnectionFailed(
-                f"Cannot connect to the berth daemon at {self.host}. "
-                "Is the berth daemon running?") from None
-        return s
+            raise ConnectionFailed(f"error during connect: {self._url()}: {_tls_reason(e)}") \
+                from None
+        return conn  # type: ignore[no-any-return]
+
+    def _url(self) -> str:
+        return ("https://" if self.tls else "http://") + self.host[len("tcp://"):]
+
+    @staticmethod
+    def close_write(s: socket) -> None:
+        """Half-close: no more input (the daemon sees EOF). On TLS the TCP connection's
+        write side too (client/tls.py), not a TLS close_notify."""
+        if hasattr(s, "close_write"):
+            s.close_write()
+        else:
+            s.shutdown(_socket.SHUT_WR)
 
     def url(self, path: str, query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
             versioned: bool = True) -> str:
@@ -220,6 +357,23 @@ class Client:
                     s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 s.sendall(b"0\r\n\r\n")
             resp = self._read_head(s)
+        except ConnectionFailed as e:
+            s.close()
+            if self.tls is not None:
+                raise ConnectionFailed(f"error during connect: {method} {self._url()}{target}: "
+                                       "EOF") from None
+            if self.tcp is not None:
+                # as the docker CLI says it when a TLS daemon answers plain HTTP
+                raise ConnectionFailed(f"{e}\n* Are you trying to connect to a TLS-enabled "
+                                       "daemon without TLS?") from None
+            raise
+        except OSError as e:
+            s.close()
+            if self.tls is None:
+                raise
+            # a daemon that refuses our certificate says so after the handshake (TLS 1.3)
+            raise ConnectionFailed(f"error during connect: {method} {self._url()}{target}: "
+                                   f"{_tls_reason(e)}") from None
         except BaseException:
             s.close()
             raise
@@ -303,9 +457,14 @@ class Client:
             r.close()
 
 
+def _tls_reason(e: BaseException) -> str:
+    return str(e) or type(e).__name__
+
+
 def q(name: str) -> str:
     """Quote a name for a path segment, keeping `/` and `:` (image references)."""
     return quote(name, safe="/:@")
 
 
-__all__ = ["Client", "Response", "ConnectionFailed", "host_from_env", "q", "API_VERSION"]
+__all__ = ["Client", "Response", "ConnectionFailed", "InvalidHost", "TLS", "host_from_env",
+           "parse_host", "q", "API_VERSION"]

@@ -29,6 +29,8 @@ from berth.containers import ContainerService
 from berth.containers.execs import ExecService
 from berth.containers.health import HealthChecker
 from berth.content import ContentStore
+from berth.daemon import listeners
+from berth.daemon.listeners import TLSSettings
 from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
 from berth.fs import atomic_write
@@ -45,7 +47,10 @@ log = logging.getLogger("berthd")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
-    host: str = "unix:///run/berth/berth.sock"
+    # unix:///PATH and tcp://HOST:PORT, normalised as dockerd does (listeners.normalize_host)
+    hosts: list[str] = field(default_factory=lambda: ["unix:///run/berth/berth.sock"])
+    tls: TLSSettings | None = None   # the tcp:// hosts' TLS
+    tls_explicit: bool = False        # --tls or --tlsverify given (flag or daemon.json)
     data_root: str = "/var/lib/berth"
     exec_root: str = "/run/berth"
     pidfile: str = ""
@@ -72,16 +77,26 @@ class DaemonConfig:
     idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
 
     @property
-    def socket_path(self) -> str:
-        if not self.host.startswith("unix://"):
-            raise InvalidArgument(f"only unix sockets are supported: {self.host}")
-        return self.host[len("unix://"):]
+    def socket_paths(self) -> list[str]:
+        return [h[len("unix://"):] for h in self.hosts if h.startswith("unix://")]
 
 
 def parse_args(argv: list[str]) -> DaemonConfig:
     p = argparse.ArgumentParser(prog="berthd", description="berth's engine: the Docker Engine "
-                                "API on a unix socket")
-    p.add_argument("-H", "--host", default=None, help="daemon socket (unix:///PATH)")
+                                "API on a unix socket, and over TCP with TLS")
+    p.add_argument("-H", "--host", action="append", default=[],
+                   help="daemon socket(s) to listen on: unix:///PATH, tcp://ADDR:PORT")
+    p.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
+                   help="use TLS; implied by --tlsverify")
+    p.add_argument("--tlsverify", nargs="?", const="true", default=None, metavar="BOOL",
+                   help="use TLS and verify the remote (client certificates signed by "
+                   "--tlscacert)")
+    p.add_argument("--tlscacert", default=None,
+                   help="trust certs signed only by this CA (default ~/.docker/ca.pem)")
+    p.add_argument("--tlscert", default=None,
+                   help="path to TLS certificate file (default ~/.docker/cert.pem)")
+    p.add_argument("--tlskey", default=None,
+                   help="path to TLS key file (default ~/.docker/key.pem)")
     p.add_argument("--data-root", default="/var/lib/berth")
     p.add_argument("--exec-root", default="/run/berth")
     p.add_argument("-p", "--pidfile", default="")
@@ -143,8 +158,17 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     if idmap is not None:
         # as Docker: a remapped daemon keeps its images and containers apart
         a.data_root = os.path.join(a.data_root, f"{idmap[0]}.{idmap[1]}")
-    host = a.host or f"unix://{os.path.join(a.exec_root, 'berth.sock')}"
-    return DaemonConfig(host=host, data_root=os.path.abspath(a.data_root),
+    tls, tls_explicit = _tls_settings(p, a)
+    default_unix = os.path.join(a.exec_root, "berth.sock")
+    hosts: list[str] = []
+    try:
+        for h in a.host or [""]:
+            n = listeners.normalize_host(h, default_unix, tls is not None)
+            if n not in hosts:
+                hosts.append(n)
+    except InvalidArgument as e:
+        p.error(str(e))
+    return DaemonConfig(hosts=hosts, tls=tls, tls_explicit=tls_explicit, data_root=os.path.abspath(a.data_root),
                         exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,
                         log_level=a.log_level, cgroup_parent=a.cgroup_parent,
                         default_runtime=a.default_runtime, runtimes=runtimes,
@@ -158,6 +182,38 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
                         docker_hub=a.docker_hub == "true", idmap=idmap,
                         insecure_entitlements=entitlements)
+
+
+def _bool(p: argparse.ArgumentParser, name: str, v: str | bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("true", "1", "t"):
+        return True
+    if v.lower() in ("false", "0", "f"):
+        return False
+    p.error(f'invalid argument "{v}" for "--{name}" flag: strconv.ParseBool: parsing "{v}": '
+            "invalid syntax")
+    raise AssertionError  # p.error exits
+
+
+def _tls_settings(p: argparse.ArgumentParser, a: argparse.Namespace) -> \
+        tuple[TLSSettings | None, bool]:
+    """dockerd's TLS options: --tlsverify (any value) turns TLS on; --tls alone verifies
+    clients too (TLSVerify takes TLS's value); --tlsverify=false is TLS that does not. Files
+    default to ca.pem, cert.pem, key.pem in DOCKER_CERT_PATH, else DOCKER_CONFIG, else
+    ~/.docker (dockerd's defaultCertPath). The second value: was TLS set either way."""
+    tls_set, verify_set = a.tls is not None, a.tlsverify is not None
+    on = _bool(p, "tls", a.tls) if tls_set else False
+    if verify_set:
+        on = True
+    verify = _bool(p, "tlsverify", a.tlsverify) if verify_set else on
+    if not on:
+        return None, tls_set or verify_set
+    base = os.environ.get("DOCKER_CERT_PATH") or os.environ.get("DOCKER_CONFIG") or \
+        os.path.join(os.path.expanduser("~"), ".docker")
+    return TLSSettings(verify=verify, ca=a.tlscacert or os.path.join(base, "ca.pem"),
+                       cert=a.tlscert or os.path.join(base, "cert.pem"),
+                       key=a.tlskey or os.path.join(base, "key.pem")), True
 
 
 REMAP_USER = "berthremap"
@@ -247,7 +303,10 @@ _CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
     "log-level": "log_level", "cgroup-parent": "cgroup_parent", "storage-driver":
     "storage_driver", "default-runtime": "default_runtime", "init-path": "init_path",
     "allow-insecure-entitlement": "allow_insecure_entitlement",
+    "hosts": "host", "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert",
+    "tlscert": "tlscert", "tlskey": "tlskey",
 }
+_BOOL_KEYS = ("tls", "tlsverify")
 
 
 def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
@@ -276,6 +335,11 @@ def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> Non
         if current != default and current:
             p.error(f"the following directives are specified both as a flag and in the "
                     f"configuration file: {key}")
+        if key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                p.error(f"{path}: {key} must be a boolean")
+            setattr(a, dest, "true" if value else "false")
+            continue
         if isinstance(default, list) != isinstance(value, list):
             p.error(f"{path}: {key} must be {'a list' if isinstance(default, list) else 'a string'}")
         setattr(a, dest, value)
@@ -446,7 +510,9 @@ class Daemon:
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""},
             "InitCommit": {"ID": ""}, "SecurityOptions": [
                 "name=seccomp,profile=builtin", "name=no-new-privileges",
-                *(["name=userns"] if self.cfg.idmap else [])], "CDISpecDirs": [], "Containerd": None, "Warnings": None,
+                *(["name=userns"] if self.cfg.idmap else [])], "CDISpecDirs": [],
+            "Containerd": None,
+            "Warnings": listeners.api_warnings(self.cfg.hosts, self.cfg.tls) or None,
         }
 
     def _daemon_id(self) -> str:
@@ -480,17 +546,22 @@ class Daemon:
             raise RuntimeError("the fork server did not start")
 
     async def run(self) -> None:
-        path = self.cfg.socket_path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            pass
-        else:
-            raise InvalidArgument(f"another daemon answers on {path}: stop it first")
-        finally:
-            probe.close()
+        for path in self.cfg.socket_paths:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except OSError:
+                pass
+            else:
+                raise InvalidArgument(f"another daemon answers on {path}: stop it first")
+            finally:
+                probe.close()
+        tcp = [h for h in self.cfg.hosts if h.startswith("tcp://")]
+        ssl_ctx = listeners.server_context(self.cfg.tls) if tcp and self.cfg.tls else None
+        for h in tcp:
+            # as dockerd (loadListeners): the warnings, and the wait, before anything listens
+            await listeners.warn_insecure(h, self.cfg.tls, self.cfg.tls_explicit)
         await self.start_forkserver()
         await asyncio.to_thread(self.networks.setup)
         await self.containers.restore()
@@ -499,23 +570,36 @@ class Daemon:
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         await runner.setup()
-        path = self.cfg.socket_path
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(path)
-        os.chmod(path, 0o660)
-        st = os.stat(path)
-        # the inode number alone does not say the socket is still ours at shutdown: a daemon
-        # started after us may have bound the path again and got the same number back
-        sock_id = (st.st_ino, st.st_ctime_ns)
-        site = web.SockSite(runner, sock)
-        await site.start()
+        owned: list[tuple[str, tuple[int, int]]] = []
+        for h in self.cfg.hosts:
+            site: web.SockSite
+            if h.startswith("tcp://"):
+                sock = listeners.bind_tcp(h)
+                site = listeners.TLSSite(runner, sock, ssl_context=ssl_ctx) if ssl_ctx \
+                    else web.SockSite(runner, sock)
+            else:
+                path = h[len("unix://"):]
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.bind(path)
+                os.chmod(path, 0o660)
+                st = os.stat(path)
+                # the inode number alone does not say the socket is still ours at shutdown:
+                # a daemon started after us may have bound the path again and got the same
+                # number back
+                owned.append((path, (st.st_ino, st.st_ctime_ns)))
+                site = web.SockSite(runner, sock)
+            await site.start()
+            log.info("API listen on %s%s", h[len("unix://"):] if h.startswith("unix://")
+                     else h[len("tcp://"):], " (TLS)" if h.startswith("tcp://") and ssl_ctx
+                     else "")
         if self.cfg.pidfile:
             with open(self.cfg.pidfile, "w") as f:
                 f.write(str(os.getpid()))
-        log.info("berthd %s listening on %s (storage %s, cgroup v%s)", __version__, path,
-                 self.driver.name, "2" if cgroups.is_v2() else "1")
+        log.info("berthd %s listening on %s (storage %s, cgroup v%s)", __version__,
+                 ", ".join(self.cfg.hosts), self.driver.name,
+                 "2" if cgroups.is_v2() else "1")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for s in (signal.SIGTERM, signal.SIGINT):
@@ -524,10 +608,10 @@ class Daemon:
             await stop.wait()
         finally:
             log.info("shutting down; running containers are left running (live restore)")
-            await self._shutdown(runner, path, sock_id)
+            await self._shutdown(runner, owned)
 
-    async def _shutdown(self, runner: web.AppRunner, path: str,
-                        sock_id: tuple[int, int]) -> None:
+    async def _shutdown(self, runner: web.AppRunner,
+                        owned: list[tuple[str, tuple[int, int]]]) -> None:
         """Every step runs, whatever the one before it did."""
         async def step(what: str, coro: Any) -> None:
             t0 = time.monotonic()
@@ -539,10 +623,11 @@ class Daemon:
 
         async def unlink_own() -> None:
             # a daemon started after us may have bound the path again: leave its socket be
-            with contextlib.suppress(FileNotFoundError):
-                st = os.stat(path)
-                if (st.st_ino, st.st_ctime_ns) == sock_id:
-                    os.unlink(path)
+            for path, sock_id in owned:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(path)
+                    if (st.st_ino, st.st_ctime_ns) == sock_id:
+                        os.unlink(path)
             if self.cfg.pidfile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.cfg.pidfile)
