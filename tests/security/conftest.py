@@ -6,6 +6,7 @@ The daemons and images are the integration tests' own fixtures."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,3 +34,16 @@ def host_dir(tmp_path: Path) -> Iterator[Path]:
     assert (d / "sentinel").read_text() == "untouched"
     with open("/proc/self/mountinfo") as f:
         assert str(d) not in f.read(), "something was mounted on the host"
+
+
+@pytest.fixture
+def tag(daemon: Daemon) -> Iterator[str]:  # noqa: F811 - the fixture above
+    """A tag of the test's own; the image, what the build left and unused volumes are removed
+    afterwards."""
+    t = f"sec-{secrets.token_hex(4)}"
+    try:
+        yield t
+    finally:
+        daemon.berth("rmi", "-f", t)
+        daemon.berth("image", "prune", "-f")
+        daemon.berth("volume", "prune", "-f")

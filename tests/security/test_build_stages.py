@@ -30,16 +30,6 @@ def host_secret() -> Iterator[tuple[Path, bytes]]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture
-def tag(daemon: Daemon) -> Iterator[str]:
-    t = f"sec-stages-{secrets.token_hex(4)}"
-    try:
-        yield t
-    finally:
-        daemon.berth("rmi", "-f", t)
-        daemon.berth("image", "prune", "-f")
-
-
 def _build(daemon: Daemon, ctx: Path, tag: str, dockerfile: str) -> str:
     ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text(dockerfile)

@@ -27,17 +27,6 @@ def host_dir() -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture
-def tag(daemon: Daemon) -> Iterator[str]:
-    t = f"sec-copyup-{secrets.token_hex(4)}"
-    try:
-        yield t
-    finally:
-        daemon.berth("rmi", "-f", t)
-        daemon.berth("image", "prune", "-f")
-        daemon.berth("volume", "prune", "-f")
-
-
 def _build(daemon: Daemon, tmp_path: Path, tag: str, dockerfile: str) -> str:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
