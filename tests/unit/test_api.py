@@ -76,3 +76,21 @@ def test_swarm_routes_answer_503_outside_a_swarm() -> None:
         r = await c.post("/swarm/init")
         assert r.status == 503 and "does not support swarm" in (await r.json())["message"]
     _run(_with_client(go))
+
+
+def test_plugins_sessions_and_cluster_volumes_answer_as_dockerd_without_them() -> None:
+    async def go(c: TestClient) -> None:
+        r = await c.get("/v1.50/plugins")
+        assert r.status == 200 and await r.json() == []
+        r = await c.get("/plugins/vieux/sshfs:latest/json")
+        assert r.status == 404
+        assert await r.json() == {"message": 'plugin "vieux/sshfs:latest" not found'}
+        for method, path in (("POST", "/plugins/x/enable"), ("DELETE", "/plugins/x")):
+            assert (await c.request(method, path)).status == 404
+        for method, path in (("POST", "/plugins/pull?remote=x"), ("GET", "/plugins/privileges"),
+                             ("POST", "/session")):
+            r = await c.request(method, path)
+            assert r.status == 501 and "berth" in (await r.json())["message"]
+        r = await c.put("/volumes/v1", json={"Spec": {}})
+        assert r.status == 503 and "not a swarm manager" in (await r.json())["message"]
+    _run(_with_client(go))

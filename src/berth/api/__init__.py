@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from berth import __version__
+from berth.api import plugins
+from berth.api.plugins import NOT_A_SWARM_MANAGER
 from berth.build import Builder, check_entitlements
 from berth.build import Options as BuildOptions
 from berth.containers import ContainerService
@@ -248,8 +250,6 @@ async def hijack(request: web.Request, resp: web.StreamResponse) -> Hijacked:
 
 
 DF_TYPES = ("container", "image", "volume", "build-cache")
-NOT_A_SWARM_MANAGER = ("This node is not a swarm manager. Use \"docker swarm init\" or "
-                       "\"docker swarm join\" to connect this node to swarm and try again.")
 # the Engine API's swarm-mode routes (v1.50: Swarm, Node, Service, Task, Secret, Config)
 SWARM_ROUTES = [
     ("GET", "/swarm"), ("POST", "/swarm/init"), ("POST", "/swarm/join"),
@@ -344,6 +344,7 @@ class Api:
             ("DELETE", "/volumes/{name}", self.volume_delete),
         ]
         routes += [(method, path, self.not_in_a_swarm) for method, path in SWARM_ROUTES]
+        routes += plugins.ROUTES
         for method, path, handler in routes:
             app.router.add_route(method, r"/v{version:[0-9]+\.[0-9]+}" + path, handler)
             app.router.add_route(method, path, handler)
