@@ -331,3 +331,35 @@ def test_start_attach_runs_again(daemon: Daemon) -> None:
         assert (r.returncode, r.stdout) == (0, "hello\n"), r.stderr
     finally:
         daemon.ok("rm", "-f", "again")
+
+
+def test_attach_over_a_websocket(daemon: Daemon) -> None:
+    """GET /containers/{id}/attach/ws (browser consoles): output as raw binary messages, each
+    message sent is the process's input, as with dockerd."""
+    import asyncio
+
+    import aiohttp
+
+    cid = daemon.ok("run", "-d", "-i", "busybox", "sh", "-c",
+                    "echo ready; read line; echo got $line; echo err >&2").strip()
+
+    async def go() -> bytes:
+        conn = aiohttp.UnixConnector(path=str(daemon.sock))
+        async with aiohttp.ClientSession(connector=conn) as s:
+            async with s.ws_connect(f"http://localhost/v1.50/containers/{cid}/attach/ws"
+                                    "?stream=1&stdin=1&stdout=1&stderr=1&logs=1") as ws:
+                got = b""
+                while b"ready" not in got:
+                    got += (await asyncio.wait_for(ws.receive_bytes(), 10))
+                await ws.send_bytes(b"hello\n")
+                while b"err" not in got:
+                    msg = await asyncio.wait_for(ws.receive(), 10)
+                    if msg.type != aiohttp.WSMsgType.BINARY:
+                        break
+                    got += msg.data
+                return got
+    try:
+        out = asyncio.run(go())
+        assert out.replace(b"\r", b"") == b"ready\ngot hello\nerr\n", out
+    finally:
+        daemon.ok("rm", "-f", cid)

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import __version__
-from berth.api import plugins
+from berth.api import plugins, websocket
 from berth.api.plugins import NOT_A_SWARM_MANAGER
 from berth.build import Builder, check_entitlements
 from berth.build import Options as BuildOptions
@@ -317,6 +317,8 @@ class Api:
             ("POST", "/containers/{id}/wait", self.container_wait),
             ("POST", "/containers/{id}/rename", self.container_rename),
             ("POST", "/containers/{id}/attach", self.container_attach),
+            ("GET", "/containers/{id}/attach/ws",
+             lambda request: websocket.attach_ws(request, self.containers)),
             ("POST", "/containers/{id}/resize", self.container_resize),
             ("GET", "/containers/{id}/logs", self.container_logs),
             ("POST", "/containers/{id}/exec", self.exec_create),
