@@ -249,3 +249,23 @@ def test_a_build_makes_the_image_docker_makes(dockerd: Dockerd, daemon: Daemon,
     assert only == extra == {}, f"docker only: {only}\nberth only: {extra}"
     dockerd.docker("rmi", "cmp:1")
     daemon.ok("rmi", "cmp:1")
+
+
+def test_a_network_inspects_as_dockerd_s(dockerd: Dockerd, daemon: Daemon) -> None:
+    """A user network's Options hold what the user set, nothing more (docker-compose 1.29
+    refuses to reuse a network whose options differ from its file), and IPAM's shape is
+    dockerd's. Subnets, ids and times differ by nature and are left out."""
+    berth = Dockerd(daemon.base)   # the same docker CLI, at berthd's socket
+    berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
+    fmt = ("{{json .Options}} {{json .IPAM.Options}} {{.IPAM.Driver}} {{.Driver}} {{.Scope}} "
+           "{{.Internal}} {{.EnableIPv6}} {{json .Labels}} {{json .Containers}}")
+    for args in ([], ["-o", "com.docker.network.bridge.name=brcmp0", "--label", "a=b"],
+                 ["--internal", "-o", "com.docker.network.driver.mtu=1400"]):
+        got = []
+        for engine in (dockerd.docker, berth.docker):
+            engine("network", "create", *args, "cmpnet")
+            try:
+                got.append(engine("network", "inspect", "-f", fmt, "cmpnet"))
+            finally:
+                engine("network", "rm", "cmpnet")
+        assert got[0] == got[1], args

@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 
 
+def bridge_of(doc: dict[str, Any]) -> str:
+    """The kernel bridge of a bridge network. Kept beside the record's Options, which hold only
+    what the user set, as dockerd shows them (docker-compose compares them with its file);
+    records from before keep it in Options."""
+    return str(doc.get("_bridge") or doc["Options"].get(BRIDGE_NAME_OPT, ""))
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetConfig:
     bridge: str = "berth0"
@@ -62,8 +73,7 @@ class NetworkService:
         os.makedirs(cfg.run_dir, exist_ok=True)
         # endpoints of running containers: network id -> container id -> endpoint
         self.endpoints: dict[str, dict[str, dict[str, Any]]] = {}
-        self.ports = PortMapper(cfg.chain, lambda net: self.resolve(net)["Options"].get(
-            BRIDGE_NAME_OPT, ""), iptables=cfg.iptables)
+        self.ports = PortMapper(cfg.chain, lambda net: bridge_of(self.resolve(net)), iptables=cfg.iptables)
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -88,14 +98,21 @@ class NetworkService:
                 c["IPRange"] = ip_range
             config.append(c)
         opts = dict(options or {})
-        if spec["Driver"] == "bridge":
-            opts[BRIDGE_NAME_OPT] = spec["bridge"]
+        if spec.get("default"):   # the options dockerd shows on its default bridge
+            opts.update({"com.docker.network.bridge.default_bridge": "true",
+                         "com.docker.network.bridge.enable_icc": "true",
+                         "com.docker.network.bridge.enable_ip_masquerade": "true",
+                         "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                         BRIDGE_NAME_OPT: spec["bridge"],
+                         "com.docker.network.driver.mtu": "1500"})
         doc = {"Name": spec["Name"], "Id": nid, "Created": _now(), "Scope": "local",
                "Driver": spec["Driver"], "EnableIPv6": False,
-               "IPAM": {"Driver": "default", "Options": None, "Config": config},
+               "IPAM": {"Driver": "default", "Options": {}, "Config": config},
                "Internal": internal, "Attachable": False, "Ingress": False,
                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
                "Options": opts, "Labels": labels or {}}
+        if spec["Driver"] == "bridge":
+            doc["_bridge"] = spec["bridge"]
         self.nets[nid] = doc
         self.meta.put_network(nid, spec["Name"], doc)
         return doc
@@ -125,7 +142,7 @@ class NetworkService:
     def _bring_up(self, doc: dict[str, Any]) -> None:
         c = doc["IPAM"]["Config"][0]
         prefix = ipaddress.ip_network(c["Subnet"]).prefixlen
-        netlink.ensure_bridge(doc["Options"][BRIDGE_NAME_OPT], f"{c['Gateway']}/{prefix}")
+        netlink.ensure_bridge(bridge_of(doc), f"{c['Gateway']}/{prefix}")
         if self.cfg.iptables:
             self._bridge_rules(doc, add=True)
 
@@ -147,7 +164,7 @@ class NetworkService:
 
     def _bridge_rules(self, doc: dict[str, Any], *, add: bool) -> None:
         ch = self.cfg.chain
-        br = doc["Options"][BRIDGE_NAME_OPT]
+        br = bridge_of(doc)
         subnet = doc["IPAM"]["Config"][0]["Subnet"]
         op = "-A" if add else "-D"
         rules: list[tuple[str, list[str]]] = [
@@ -181,7 +198,7 @@ class NetworkService:
             if doc["Driver"] == "bridge":
                 if self.cfg.iptables:
                     self._bridge_rules(doc, add=False)
-                netlink.delete_link(doc["Options"][BRIDGE_NAME_OPT])
+                netlink.delete_link(bridge_of(doc))
         if self.cfg.iptables:
             self.ports.teardown()
             ch = self.cfg.chain
@@ -237,7 +254,7 @@ class NetworkService:
                              "gateway": str(gw)}, labels=labels, internal=internal,
                             ip_range=ip_range, options=options)
             return doc
-        br = options.pop(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
+        br = options.get(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
         if len(br) > 15:
             raise InvalidArgument(f"bridge name {br!r} is longer than 15 characters")
         doc = self._add({"Name": name, "Driver": "bridge", "subnet": str(net),
@@ -290,7 +307,7 @@ class NetworkService:
         if doc["Driver"] == "bridge":
             if self.cfg.iptables:
                 self._bridge_rules(doc, add=False)
-            netlink.delete_link(doc["Options"][BRIDGE_NAME_OPT])
+            netlink.delete_link(bridge_of(doc))
         self._forget(doc)
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
@@ -313,7 +330,7 @@ class NetworkService:
 
     def inspect(self, ref: str) -> dict[str, Any]:
         doc = self.resolve(ref)
-        out = dict(doc)
+        out = _public(doc)
         out["Containers"] = {cid: {"Name": ep["name"], "EndpointID": ep["endpoint"],
                                    "MacAddress": ep["mac"],
                                    "IPv4Address": f"{ep['ip']}/{ep['prefix']}",
@@ -346,7 +363,7 @@ class NetworkService:
         ep = {"network": doc["Id"], "name": name, "aliases": aliases, "ip": addr,
               "prefix": net.prefixlen, "gateway": "" if doc["Internal"] else c["Gateway"],
               "mac": mac or netlink.mac_for(addr), "endpoint": secrets.token_hex(32),
-              "bridge": doc["Options"].get(BRIDGE_NAME_OPT, ""),
+              "bridge": bridge_of(doc),
               "host_if": "vb" + secrets.token_hex(6)[:11], "ifname": ifname,
               "kind": "veth" if doc["Driver"] == "bridge" else doc["Driver"],
               "parent": doc["Options"].get("parent", ""),
@@ -391,4 +408,4 @@ class NetworkService:
         return self.resolve(ref)["Name"] not in ("bridge", "host", "none")
 
 
-__all__ = ["NetworkService", "NetConfig", "BRIDGE_NAME_OPT", "parse_publish", "ps_ports"]
+__all__ = ["NetworkService", "NetConfig", "BRIDGE_NAME_OPT", "bridge_of", "parse_publish", "ps_ports"]
