@@ -160,6 +160,40 @@ def open_beneath(root_fd: int, path: str, flags: int = O_PATH, *, follow: bool =
         close_stack(FD_WALKER, stack)
 
 
+def make_beneath(root_fd: int, path: str, *, directory: bool = True,
+                 mode: int = 0o755) -> tuple[int, str, int]:
+    """A mount point: `path` inside `root_fd` (see `walk`), made where missing (directories,
+    and the last name a directory or, with `directory` False, an empty file), never through a
+    symlink. Returns (parent fd, last name, O_PATH fd of the entry), all the caller's to close.
+    A name swapped for a symlink while it is made fails (ELOOP, ENOTDIR) instead of leading out
+    of the root: the runtime mounts onto the fd (`/proc/self/fd/N`), never onto a path string
+    that the kernel would resolve again (CVE-2021-30465)."""
+    stack = walk(FD_WALKER, root_fd, path, missing_ok=True)
+    try:
+        if len(stack) == 1:
+            raise IsADirectoryError(errno.EISDIR, "the root itself is not a mount point", path)
+        for i in range(1, len(stack)):
+            name, node = stack[i]
+            parent = stack[i - 1][1]
+            last = i == len(stack) - 1
+            if node is None:
+                if not last or directory:
+                    node = mkdir_at(parent, name, mode)
+                else:
+                    try:
+                        os.close(create_at(parent, name, 0o644))
+                    except FileExistsError:
+                        pass
+                    node = os.open(name, _NOFOLLOW_PATH, dir_fd=parent)
+                stack[i] = (name, node)
+            if not last and not stat.S_ISDIR(os.fstat(node).st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        name, node = stack[-1]
+        return os.dup(stack[-2][1]), name, os.dup(node)
+    finally:
+        close_stack(FD_WALKER, stack)
+
+
 def resolve_path(root: str, path: str) -> str:
     """`path` resolved inside `root` as a path string under `root` (filepath-securejoin's
     SecureJoin): symlinks are followed inside the root; missing names are kept as written. For
@@ -271,5 +305,5 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: bool = True
 
 
 __all__ = ["MAX_HOPS", "O_PATH", "walk", "close_stack", "components", "FdWalker", "FD_WALKER",
-           "open_dir", "open_beneath", "resolve_path", "mkdir_at", "create_at", "symlink_at",
+           "open_dir", "open_beneath", "make_beneath", "resolve_path", "mkdir_at", "create_at", "symlink_at",
            "chown_at", "copy_fd", "atomic_write"]

@@ -267,3 +267,27 @@ def test_export_tar_is_the_kernels_view(tmp_path: Path) -> None:
         assert members["data/link"].issym() and members["data/link"].linkname.endswith("host")
         f = tf.extractfile(members["data/file"])
         assert f is not None and f.read() == b"now a file"
+
+
+def test_make_beneath_makes_mount_points_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "a" / "out").symlink_to(outside)          # an absolute link to a host dir
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        parent, name, target = fs.make_beneath(root_fd, "/a/out/x/y")
+        os.close(parent)
+        os.close(target)
+        parent, name, target = fs.make_beneath(root_fd, "a/f", directory=False)
+        assert name == "f" and (root / "a" / "f").is_file()
+        os.close(parent)
+        os.close(target)
+        (root / "file").write_text("")
+        with pytest.raises(NotADirectoryError):
+            fs.make_beneath(root_fd, "file/x")
+    finally:
+        os.close(root_fd)
+    assert list(outside.iterdir()) == []              # made inside: root/<outside>/x/y
+    assert (root / str(outside).lstrip("/") / "x" / "y").is_dir()

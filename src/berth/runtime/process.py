@@ -30,8 +30,8 @@ import os
 import resource
 import stat
 
+from berth import fs, linux
 from berth import jsonc as json
-from berth import linux
 from berth.runtime import sysctl
 
 TYPE_CHECKING = False
@@ -396,8 +396,12 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         # pivot_root needs rootfs to be a mount point: bind it onto itself (no-op for overlay)
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
-        for m in spec.get("mounts", []):
-            _mount_one(rootfs, m, cgroupns="cgroup" in ns_types)
+        rootfs_fd = os.open(rootfs, fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for m in spec.get("mounts", []):
+                _mount_one(rootfs_fd, m, cgroupns="cgroup" in ns_types)
+        finally:
+            os.close(rootfs_fd)
         _setup_dev(rootfs, lx)
         os.chdir(rootfs)
         linux.pivot_root(".", ".")
@@ -740,27 +744,42 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
-def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
-    """/sys/fs/cgroup as runc sets it up. Without a cgroup namespace: on v1 a tmpfs with, for
-    each hierarchy, the container's own cgroup directory bound read-only; on v2 the container's
-    directory of the unified hierarchy. In a cgroup namespace: fresh cgroup mounts, which show
-    the namespace's root only (a bind of "/" there would show the host's whole tree)."""
+def _mount_cgroups(parent: int, name: str, target: int, flags: int,
+                   cgroupns: bool = False) -> None:
+    """/sys/fs/cgroup as runc sets it up, on the mount point `target` (`name` in `parent`).
+    Without a cgroup namespace: on v1 a tmpfs with, for each hierarchy, the container's own
+    cgroup directory bound read-only; on v2 the container's directory of the unified
+    hierarchy. In a cgroup namespace: fresh cgroup mounts, which show the namespace's root only
+    (a bind of "/" there would show the host's whole tree)."""
     own: dict[str, str] = {}
     for line in linux.read_text("/proc/self/cgroup").splitlines():
         _, ctrls, path = line.split(":", 2)
         own[ctrls] = path
+    dest = _fd_path(target)
     if "" in own and len(own) == 1:  # cgroup v2
-        os.makedirs(dest, exist_ok=True)
         if cgroupns:
             linux.mount("cgroup2", dest, "cgroup2", linux.MS_NOSUID | linux.MS_NODEV |
                         linux.MS_NOEXEC | linux.MS_RDONLY)
             return
         linux.mount("/sys/fs/cgroup" + own[""], dest, None, linux.MS_BIND | linux.MS_REC)
-        linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
+        new = _mounted(parent, name, target)
+        try:
+            linux.mount(None, _fd_path(new), None,
+                        linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
+        finally:
+            os.close(new)
         return
-    os.makedirs(dest, exist_ok=True)
     linux.mount("tmpfs", dest, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                 "mode=755")
+    # a fresh tmpfs of this process's own: paths below it are safe to use
+    new = _mounted(parent, name, target)
+    try:
+        _cgroup_hierarchies(_fd_path(new), own, cgroupns)
+    finally:
+        os.close(new)
+
+
+def _cgroup_hierarchies(dest: str, own: dict[str, str], cgroupns: bool) -> None:
     mounts = [line.split(" - ") for line in linux.read_text("/proc/self/mountinfo").splitlines()]
     for left, right in mounts:
         fields = right.split()
@@ -788,26 +807,60 @@ def _mount_cgroups(dest: str, flags: int, cgroupns: bool = False) -> None:
                     os.symlink(name, link)
 
 
-def _mount_one(rootfs: str, m: dict, cgroupns: bool = False) -> None:  # type: ignore[type-arg]
-    dest = linux.secure_join(rootfs, m["destination"])
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _mnt_id(fd: int) -> int:
+    for line in linux.read_text(f"/proc/self/fdinfo/{fd}").splitlines():
+        if line.startswith("mnt_id:"):
+            return int(line.split()[1])
+    return -1
+
+
+def _mounted(parent: int, name: str, under: int) -> int:
+    """The mount just made on `name` of `parent`, opened again so that its path leads into it
+    (a path through the fd of the mount point leads to what the mount covers). It must be a
+    new mount: a name swapped meanwhile is refused, not remounted."""
+    fd = os.open(name, fs.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    if _mnt_id(fd) == _mnt_id(under):
+        os.close(fd)
+        raise OSError(16, f"the mount point {name!r} changed while it was mounted on")  # EBUSY
+    return fd
+
+
+def _mount_one(rootfs_fd: int, m: dict, cgroupns: bool = False) -> None:  # type: ignore[type-arg]
+    """One mount of the spec, onto its destination resolved inside the rootfs by fd (made where
+    missing): never onto a path string, which a container sharing a volume with this one could
+    turn into a symlink out of the rootfs between the check and the mount."""
     mtype = m.get("type", "none")
     source = m.get("source", "")
     flags, prop, data = parse_mount_options(m.get("options", []))
-    if mtype in ("cgroup", "cgroup2"):
-        _mount_cgroups(dest, flags & linux.MS_NOSUID, cgroupns)
-        return
     is_bind = bool(flags & linux.MS_BIND)
-    if is_bind and not os.path.isdir(source):
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if not os.path.lexists(dest):
-            with open(dest, "a"):
-                pass
-    else:
-        os.makedirs(dest, exist_ok=True)
+    src_fd = -1
     if is_bind:
-        linux.mount(source, dest, None, flags & (linux.MS_BIND | linux.MS_REC))
-        if flags & ~(linux.MS_BIND | linux.MS_REC):
-            linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | flags)
+        src_fd = os.open(source, fs.O_PATH | os.O_CLOEXEC)   # the source as it is now
+    try:
+        directory = not is_bind or stat.S_ISDIR(os.fstat(src_fd).st_mode)
+        parent, name, target = fs.make_beneath(rootfs_fd, m["destination"], directory=directory)
+        try:
+            _mount_at(parent, name, target, mtype, source, src_fd, flags, prop, data, cgroupns)
+        finally:
+            os.close(parent)
+            os.close(target)
+    finally:
+        if src_fd >= 0:
+            os.close(src_fd)
+
+
+def _mount_at(parent: int, name: str, target: int, mtype: str, source: str, src_fd: int,
+              flags: int, prop: int, data: str, cgroupns: bool) -> None:
+    if mtype in ("cgroup", "cgroup2"):
+        _mount_cgroups(parent, name, target, flags & linux.MS_NOSUID, cgroupns)
+        return
+    dest = _fd_path(target)
+    if src_fd >= 0:
+        linux.mount(_fd_path(src_fd), dest, None, flags & (linux.MS_BIND | linux.MS_REC))
     else:
         try:
             linux.mount(source or mtype, dest, mtype, flags, data or None)
@@ -815,13 +868,27 @@ def _mount_one(rootfs: str, m: dict, cgroupns: bool = False) -> None:  # type: i
             if mtype == "sysfs":
                 # no sysfs of our own without a network namespace: bind the host's read-only
                 linux.mount("/sys", dest, None, linux.MS_BIND | linux.MS_REC)
-                linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+                flags = linux.MS_BIND | linux.MS_RDONLY
+                src_fd = -2   # remount it below
             elif mtype == "mqueue":
-                pass  # not fatal: an mqueue mount needs an ipc namespace of our own
+                return  # not fatal: an mqueue mount needs an ipc namespace of our own
             else:
                 raise
-    if prop:
-        linux.mount(None, dest, None, prop)
+    remount = src_fd != -1 and bool(flags & ~(linux.MS_BIND | linux.MS_REC))
+    if not remount and not prop:
+        return
+    new = _mounted(parent, name, target)
+    try:
+        if src_fd >= 0:
+            got, want = os.fstat(new), os.fstat(src_fd)
+            if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
+                raise OSError(16, f"the mount point {name!r} changed while it was mounted on")
+        if remount:
+            linux.mount(None, _fd_path(new), None, linux.MS_REMOUNT | linux.MS_BIND | flags)
+        if prop:
+            linux.mount(None, _fd_path(new), None, prop)
+    finally:
+        os.close(new)
 
 
 def _setup_dev(rootfs: str, lx: dict) -> None:  # type: ignore[type-arg]
