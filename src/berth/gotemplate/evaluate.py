@@ -5,10 +5,8 @@ what Go's reflection would know (struct types, methods, typed nils, renamed fiel
 
 from __future__ import annotations
 
-from berth.gotemplate.fmt import show
 from berth.gotemplate.funcs import BUILTINS, CallError, Fn
-from berth.gotemplate.marshal import is_go_map
-from berth.gotemplate.nodes import (
+from berth.gotemplate.parse import (
     ActionNode,
     BoolNode,
     BranchNode,
@@ -29,8 +27,17 @@ from berth.gotemplate.nodes import (
     TextNode,
     VariableNode,
 )
-from berth.gotemplate.strconv import quote
-from berth.gotemplate.values import MISSING, ExecError, NilMap, NilPtr, truth, type_name
+from berth.gotemplate.values import (
+    MISSING,
+    ExecError,
+    NilMap,
+    NilPtr,
+    is_go_map,
+    quote,
+    show,
+    truth,
+    type_name,
+)
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:

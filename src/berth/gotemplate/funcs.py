@@ -4,10 +4,7 @@ split, join, title, lower, upper, pad, truncate), with the errors Go's give."""
 
 from __future__ import annotations
 
-from berth.gotemplate.fmt import show, sprint, sprintf, sprintln
-from berth.gotemplate.lex import ALNUM
-from berth.gotemplate.marshal import to_json
-from berth.gotemplate.values import MISSING, truth, type_name
+from berth.gotemplate.values import ALNUM, MISSING, show, sprint, sprintln, truth, type_name
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -219,6 +216,16 @@ def _truncate(s: str, length: int) -> str:
     return s[:length]
 
 
+def _printf(fmt: str, *args: Any) -> str:
+    from berth.gotemplate import printf  # the verbs only when a template uses them
+    return printf.sprintf(fmt, list(args))
+
+
+def _json(v: Any) -> str:
+    from berth.gotemplate import marshal
+    return marshal.to_json(v, escape_html=False).strip(" \t\r\n")
+
+
 def _call(fn: Any, *args: Any) -> Any:
     if not callable(fn):
         raise CallError(f"non-function {show(fn)} of type {type_name(fn)}")
@@ -232,7 +239,7 @@ BUILTINS: dict[str, Fn] = {
     "not": Fn(lambda a: not truth(a), "a"), "len": Fn(_len, "a"),
     "index": Fn(_index, "aa*"), "slice": Fn(_slice, "aa*"),
     "print": Fn(lambda *a: sprint(list(a)), "a*"),
-    "printf": Fn(lambda f, *a: sprintf(f, list(a)), "sa*"), "println": Fn(sprintln, "a*"),
+    "printf": Fn(_printf, "sa*"), "println": Fn(sprintln, "a*"),
     "eq": Fn(_eq, "aa*"), "ne": Fn(lambda a, b: not _eq(a, b), "aa"),
     "lt": Fn(_lt, "aa"), "le": Fn(lambda a, b: _lt(a, b) or _eq(a, b), "aa"),
     "gt": Fn(lambda a, b: not (_lt(a, b) or _eq(a, b)), "aa"),
@@ -243,7 +250,7 @@ BUILTINS: dict[str, Fn] = {
 
 # the docker CLI's (cli/templates): json without HTML escaping, as its encoder is set up
 DOCKER_FUNCS: dict[str, Fn] = {
-    "json": Fn(lambda v: to_json(v, escape_html=False).strip(" \t\r\n"), "a"),
+    "json": Fn(_json, "a"),
     "split": Fn(_split, "ss"), "join": Fn(lambda a, sep: sep.join(a), "Ls"),
     "title": Fn(_title, "s"), "lower": Fn(_lower, "s"),
     "upper": Fn(_upper, "s"), "pad": Fn(_pad_space, "sii"),

@@ -4,10 +4,9 @@ and comments (`{{/* */}}`) leave nothing."""
 
 from __future__ import annotations
 
-from berth.gotemplate.strconv import quote, quote_rune
+from berth.gotemplate.values import is_alnum, quote, quote_rune
 
 SPACE_CHARS = " \t\r\n"
-ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _KEYWORDS = frozenset(["block", "break", "continue", "define", "else", "end", "if", "range",
                        "template", "with"])
 
@@ -34,11 +33,6 @@ class Item:
         if len(self.val) > 10:
             return quote(self.val[:10]) + "..."
         return quote(self.val)
-
-
-def is_alnum(c: str) -> bool:
-    """A letter, digit or underscore as Go's lexer takes one (Unicode letters too)."""
-    return c in ALNUM or (c > "\x7f" and (c.isalnum() or c == "_"))
 
 
 def lex(text: str) -> list[Item]:

@@ -4,9 +4,19 @@ order."""
 
 from __future__ import annotations
 
-from berth.gotemplate.lex import is_alnum
-from berth.gotemplate.strconv import exp_form, fixed_form, format_float, shortest
-from berth.gotemplate.values import MISSING, ExecError, GoMap, NilList, NilMap, NilPtr, type_name
+from berth.gotemplate.values import (
+    MISSING,
+    ExecError,
+    NilList,
+    NilMap,
+    NilPtr,
+    exp_form,
+    fixed_form,
+    format_float,
+    is_go_map,
+    shortest,
+    type_name,
+)
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -49,17 +59,6 @@ def _json_float(f: float) -> str:
         m, _, e = s.partition("e")
         return sign + m + "e" + e[0] + e[1:].lstrip("0").rjust(1, "0")
     return sign + fixed_form(digits, dp)
-
-
-def is_go_map(d: dict[Any, Any]) -> bool:
-    """JSON objects from Go maps have their keys sorted; Go structs keep their field order.
-    A map of strings, or one whose keys are not exported Go names, is taken for a map."""
-    if isinstance(d, (NilMap, GoMap)):
-        return True
-    if getattr(d, "go_type", None):  # a struct: its fields in their order
-        return False
-    return not all(isinstance(k, str) and k[:1].isupper() and all(is_alnum(c) for c in k)
-                   for k in d)
 
 
 def to_json(v: Any, escape_html: bool = True, sort_maps: bool = True) -> str:

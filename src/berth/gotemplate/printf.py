@@ -1,56 +1,13 @@
-"""Go's fmt over the values templates have: Sprint (`print`, and how an action prints its
-value), Sprintln and Sprintf with its verbs, flags, width and precision, and its `%!verb(...)`
-complaints. Maps print as `map[k:v]` in key order, lists as `[a b]`, floats as `%v` does."""
+"""Go's fmt.Sprintf over the values templates have (`printf`): its verbs, flags, width and
+precision, and its `%!verb(...)` complaints. Imported when a template first calls printf."""
 
 from __future__ import annotations
 
-from berth.gotemplate.strconv import format_float, quote, quote_rune
-from berth.gotemplate.values import MISSING, type_name
+from berth.gotemplate.values import MISSING, format_float, quote, quote_rune, show, type_name
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
-
-
-def show(v: Any) -> str:
-    """fmt.Sprint of one value (%v)."""
-    if v is None:
-        return "<nil>"
-    if v is MISSING:
-        return "<no value>"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, str):
-        return getattr(v, "go_string", None) or v
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return format_float(v)
-    if isinstance(v, list):
-        return "[" + " ".join(show(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "map[" + " ".join(f"{show(k)}:{show(x)}" for k, x in sorted(v.items())) + "]"
-    return str(v)
-
-
-def sprint(args: list[Any]) -> str:
-    """fmt.Sprint: a space between two operands when neither is a string."""
-    out = []
-    prev_str = False
-    for i, a in enumerate(args):
-        is_str = isinstance(a, str)
-        if i > 0 and not is_str and not prev_str:
-            out.append(" ")
-        out.append(show(a))
-        prev_str = is_str
-    return "".join(out)
-
-
-def sprintln(*args: Any) -> str:
-    """fmt.Sprintln: a space between every two operands, a newline at the end."""
-    return " ".join(show(a) for a in args) + "\n"
 
 
 def _pad(s: str, width: int, minus: bool, zero: bool = False) -> str:
