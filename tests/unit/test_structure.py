@@ -86,11 +86,26 @@ def test_cli_fast_path_is_lean() -> None:
             "heavy = [n for n in ('aiohttp', 'asyncio', 'rich', 'yaml', 'berth.daemon', "
             "'berth.containers', 'http.client', 'dataclasses', 'typing', 'urllib.parse', "
             # each of these costs milliseconds: every command pays for them
-            "'re', 'enum', 'json', 'socket', 'signal', 'threading', 'selectors') "
+            "'re', 'enum', 'json', 'socket', 'signal', 'threading', 'selectors', "
+            # Go's templates: only a command given --format imports them
+            "'berth.gotemplate') "
             "if n in sys.modules]\n"
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_template_package_is_lean() -> None:
+    """berth.gotemplate is what a --format adds to a command's start-up: a few modules of its
+    own (printf's verbs, JSON and the tabwriter come when first used) and nothing of the
+    standard library's."""
+    code = ("import sys\n"
+            "before = set(sys.modules)\n"
+            "import berth.gotemplate\n"
+            "print(sorted(n for n in set(sys.modules) - before if n != '__future__'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(["berth"] + [f"berth.gotemplate{m}" for m in (
+        "", ".evaluate", ".funcs", ".lex", ".parse", ".values")])
 
 
 def test_cli_launcher_is_ours() -> None:
