@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-from berth import oci
+from berth import fs, oci
 from berth.content import ContentStore
 from berth.errors import InvalidArgument, NotFound, System
 from berth.fs import atomic_write
@@ -417,31 +417,53 @@ def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
     tf.addfile(ti)
 
 
-def _add_to_tar(tf: Any, src: str, rel: str, links: dict[tuple[int, int], str],
+def _add_to_tar(tf: Any, root_fd: int, rel: str, links: dict[tuple[int, int], str],
                 shift: tuple[int, int] = (0, 0)) -> Any:
-    """Add one file as `rel`; a file seen before under another name becomes a hard link.
-    Owners are moved down by `shift` (see LayerStore.shift)."""
+    """Add the entry `rel` of the directory `root_fd` (a container's upper directory, which its
+    processes may be changing right now): opened beneath the root by fd, never through a path
+    string, described from that fd and read only as long as its size then. A file seen before
+    under another name becomes a hard link. Owners are moved down by `shift` (see
+    LayerStore.shift). None if the entry is gone or is a socket."""
     import tarfile
-    ti = tf.gettarinfo(src, arcname=rel)
-    ti.uname = ti.gname = ""
-    if shift != (0, 0):
-        ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
-        ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
-    if ti.isreg():
-        st = os.lstat(src)
-        key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in links:
-            ti.type = tarfile.LNKTYPE
-            ti.linkname = links[key]
-            ti.size = 0
-            tf.addfile(ti)
+    try:
+        fd = fs.open_beneath(root_fd, rel, fs.O_PATH, follow=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        st = os.fstat(fd)
+        ti = tarfile.TarInfo(rel)
+        ti.mode, ti.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        ti.uid, ti.gid = st.st_uid, st.st_gid
+        if shift != (0, 0):
+            ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
+            ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
+        if stat.S_ISDIR(st.st_mode):
+            ti.type = tarfile.DIRTYPE
+        elif stat.S_ISLNK(st.st_mode):
+            ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        elif stat.S_ISFIFO(st.st_mode):
+            ti.type = tarfile.FIFOTYPE
+        elif not stat.S_ISREG(st.st_mode):
+            return None
+        else:
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
+                tf.addfile(ti)
+                return ti
+            links[key] = rel
+            ti.size = st.st_size
+            # the very inode just described: its O_PATH fd opened again for reading
+            with open(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+                tf.addfile(ti, f)
             return ti
-        links[key] = rel
-        with open(src, "rb") as f:
-            tf.addfile(ti, f)
-    else:
         tf.addfile(ti)
-    return ti
+        return ti
+    finally:
+        os.close(fd)
 
 
 # --- the changes of a container's upper directory -----------------------------------------------
@@ -513,25 +535,37 @@ def _upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str],
         yield kind, rel, src
 
 
+class _Fd:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
                    exclude: set[str] = frozenset(),  # type: ignore[assignment]
                    shift: tuple[int, int] = (0, 0)) -> None:
     """A layer tarball of a container's changes: whiteouts become `.wh.` entries and opaque
     directories a `.wh..wh..opq` entry, as in an image layer."""
     import tarfile
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    root_fd = fs.open_dir(upper)
+    with contextlib.closing(_Fd(root_fd)), \
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         links: dict[tuple[int, int], str] = {}
         for kind, rel, src in upper_changes(upper, lowers_top_first, exclude):
             if kind == "D":
                 head, _, name = rel.rpartition("/")
                 ti = tarfile.TarInfo((head + "/" if head else "") + ".wh." + name)
-                ti.mtime = int(os.lstat(src).st_mtime)
+                with contextlib.suppress(OSError):
+                    ti.mtime = int(os.lstat(src).st_mtime)
                 tf.addfile(ti)
                 continue
-            ti = _add_to_tar(tf, src, rel, links, shift)
-            if ti.isdir():
+            ti = _add_to_tar(tf, root_fd, rel, links, shift)
+            if ti is not None and ti.isdir():
                 with contextlib.suppress(OSError):
-                    if os.getxattr(src, "trusted.overlay.opaque") == b"y":
+                    if os.getxattr(src, "trusted.overlay.opaque",
+                                   follow_symlinks=False) == b"y":
                         wh = tarfile.TarInfo(rel + "/.wh..wh..opq")
                         wh.mtime = ti.mtime
                         tf.addfile(wh)
