@@ -105,7 +105,7 @@ def test_runtime_command_is_lean() -> None:
     code = ("import sys, berth.runtime.cli\n"
             "heavy = [n for n in ('argparse', 'json', 're', 'enum', 'dataclasses', 'typing', "
             "'socket', 'signal', 'shutil', 'contextlib', 'ctypes', 'ctypes.util', 'hashlib', "
-            "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.runtime.spec', "
+            "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.oci.defaults', "
             "'berth.runtime.sealed', 'termios') if n in sys.modules]\n"
             "print(heavy)")
     out = subprocess.run([sys.executable, "-I", "-S", "-c",
