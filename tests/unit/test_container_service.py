@@ -51,9 +51,8 @@ class _Images:
 @dataclass
 class _Mount:
     source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "bind", "source": self.source, "options": []}
+    type: str = "bind"
+    options: tuple[str, ...] = ()
 
 
 class _Driver:

@@ -478,7 +478,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             raise
         rotation = self._log_rotation(doc)
         runtime, runtime_root = self._runtime_of(doc)
-        mount = self.driver.mount(cid, layers).to_dict()
+        mount = self.driver.mount(cid, layers)
         dns = protocol.DnsConfig(
             hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
             upstream=tuple(self._upstream_dns(doc["HostConfig"], False)),
@@ -488,7 +488,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         req = StartRequest(
             id=cid, bundle=bundle, log_path=doc["LogPath"], state_dir=state_dir,
             runtime=runtime, runtime_root=runtime_root, socket=self._monitor_socket(cid),
-            rootfs_mount=protocol.RootfsMount.decode(mount),
+            rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
+                                              options=tuple(mount.options)),
             stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
             console_size=(int(size[0]), int(size[1])) if size else None,
             networks=tuple({k: ep.get(k, "") for k in (
