@@ -6,8 +6,8 @@ Protocol: the daemon connects to a unix socket (SOCKET.lean or SOCKET.dns, see `
 writes one request line; the server forks a monitor (which outlives us and the daemon: orphans are
 re-parented) and the monitor answers on the same connection (see `shim.protocol`).
 
-Run as `python -m berth.shim.forkserver SOCKET` (`shim.launch` does); it prints `ready` once it listens and dies
-with its parent (PR_SET_PDEATHSIG).
+Run as `python -m berth.shim.forkserver SOCKET` (`shim.launch` does); it prints `ready` once it
+listens and dies with its parent (PR_SET_PDEATHSIG). Imports `linux`, `shim.monitor`.
 """
 
 from __future__ import annotations
