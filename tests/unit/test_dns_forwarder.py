@@ -1,4 +1,4 @@
-"""The embedded DNS server's forwarder (runtime.monitor._Dns), driven directly over loopback
+"""The embedded DNS server's forwarder (shim.dns.DnsServer), driven directly over loopback
 sockets on ports of the kernel's choosing: no root, no container, nothing leaves the host."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
-from berth.runtime.monitor import _Dns
+from berth.shim.dns import DnsServer
 
 
 def _udp(addr: str = "127.0.0.1") -> socket.socket:
@@ -30,7 +30,7 @@ class Rig:
         listen = _udp()
         self.table = tmp / "net.json"
         self.table.write_text(json.dumps({"web": ["10.9.0.2"]}))
-        self.dns = _Dns(listen.detach(), [str(self.table)], ["127.0.0.1"], forward=forward,
+        self.dns = DnsServer(listen.detach(), [str(self.table)], ["127.0.0.1"], forward=forward,
                         port=self.upstream.getsockname()[1])
         self.server = self.dns.sock.getsockname()
 

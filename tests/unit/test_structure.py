@@ -30,25 +30,33 @@ ALLOWED = {
     "metadata": {"fs", "errors"},
     "cgroups": {"fs", "errors", "oci", "linux"},
     "runtime": {"fs", "cgroups", "oci", "linux", "errors", "jsonc"},
+    # the monitors and the fork server; berthd reaches them through shim.protocol (containers)
+    # and shim.launch (daemon) only
+    "shim": {"runtime", "cgroups", "linux", "fs"},
     "registry": {"fs", "oci", "reference", "errors"},
     "images": {"fs", "content", "storage", "metadata", "reference", "oci", "errors", "registry",
                "units"},
     "volumes": {"fs", "metadata", "storage", "errors"},
     "networks": {"fs", "filters", "metadata", "linux", "errors"},
-    # containers reach the runtime as processes; they import its spec data and names only
-    "containers": {"fs", "runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
+    # containers reach the runtime as processes, through the shim protocol (SHIM_FOR)
+    "containers": {"fs", "shim", "storage", "images", "metadata", "cgroups", "errors", "linux",
                    "reference", "units", "oci", "volumes", "networks"},
     "build": {"fs", "images", "containers", "storage", "metadata", "reference", "errors", "units",
               "registry"},
     "api": {"fs", "containers", "images", "errors", "reference", "events", "volumes", "registry",
             "build"},
     "daemon": {"fs", "api", "containers", "images", "content", "storage", "metadata", "cgroups",
-               "errors", "runtime", "oci", "reference", "linux", "units", "events",
+               "errors", "shim", "oci", "reference", "linux", "units", "events",
                "volumes", "networks", "registry", "build"},
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate"},
 }
+
+
+# package -> the only modules of the shim it may import: berthd's services speak the protocol and
+# never load the monitor's or the runtime's code
+SHIM_FOR = {"containers": {"berth.shim.protocol"}, "daemon": {"berth.shim.launch"}}
 
 
 def _package(path: Path) -> str:
@@ -79,6 +87,41 @@ def test_imports_flow_downward() -> None:
                 if target not in ALLOWED[pkg]:
                     bad.append(f"{path.relative_to(SRC)} imports berth.{target}")
     assert bad == []
+
+
+def _imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from berth.shim import protocol` names the module berth.shim.protocol
+            out += [f"{node.module}.{a.name}" if node.module in ("berth", "berth.shim")
+                    else node.module for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    return out
+
+
+def test_services_see_only_the_shim_protocol() -> None:
+    """containers import `berth.shim.protocol` and the daemon `berth.shim.launch`, nothing
+    else of the shim (the runtime's code must not load into berthd)."""
+    bad = []
+    for pkg, allowed in SHIM_FOR.items():
+        for path in (SRC / pkg).rglob("*.py"):
+            for name in _imports(path):
+                if name == "berth.shim" or name.startswith("berth.shim.") and \
+                        not any(name == a or name.startswith(a + ".") for a in allowed):
+                    bad.append(f"{path.relative_to(SRC)} imports {name}")
+    assert bad == []
+
+
+def test_daemon_does_not_load_the_runtime() -> None:
+    """Importing the container service loads no module of the runtime or the monitor."""
+    code = ("import sys, berth.containers, berth.containers.execs\n"
+            "print(sorted(n for n in sys.modules if n.startswith(('berth.runtime', "
+            "'berth.shim.monitor', 'berth.shim.runtimes', 'berth.shim.stdio', "
+            "'berth.shim.forkserver'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_cli_fast_path_is_lean() -> None:
@@ -122,7 +165,7 @@ def test_runtime_command_is_lean() -> None:
     code = ("import sys, berth.runtime.cli\n"
             "heavy = [n for n in ('argparse', 'json', 're', 'enum', 'dataclasses', 'typing', "
             "'socket', 'signal', 'shutil', 'contextlib', 'ctypes', 'ctypes.util', 'hashlib', "
-            "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.runtime.spec', "
+            "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.oci.defaults', "
             "'berth.runtime.sealed', 'termios') if n in sys.modules]\n"
             "print(heavy)")
     out = subprocess.run([sys.executable, "-I", "-S", "-c",

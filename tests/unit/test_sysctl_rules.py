@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from berth.runtime import sysctl
+from berth.oci import sysctl
 
 PRIVATE = {"ipc": True, "net": True, "uts": True}
 

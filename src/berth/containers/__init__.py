@@ -1,9 +1,10 @@
 """The container service: create, start, stop, kill, wait, remove, list, inspect, logs,
 attach (output), rename, prune, export; and the restore of running containers at start-up.
 
-Imports `images`, `storage`, `metadata`, `cgroups`, `errors`, `containers.spec`. The runtime is
-reached only as processes: a request to the fork server starts a monitor per container (see
-`berth.runtime.monitor` for the protocol). This module never forks.
+Imports `images`, `storage`, `metadata`, `cgroups`, `errors`, `containers.spec`, and of the
+shim only `shim.protocol`. The runtime is reached only as processes: a request to the fork
+server starts a shim (a monitor) per container, and the service talks to it through the shim
+protocol. This module never forks.
 
 A container record is kept in Docker's inspect shape (what `GET /containers/{id}/json`
 returns), plus a private `_berth` section; the metadata store holds it, this service caches it.
@@ -21,7 +22,7 @@ import secrets
 import shutil
 import signal as signal_mod
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ from berth.fs import atomic_write
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
 from berth.networks import NetworkService, ps_ports
+from berth.shim import protocol
+from berth.shim.protocol import Exit, Ready, StartRequest
 from berth.units import human_duration
 from berth.volumes import ANONYMOUS, VolumeService
 
@@ -82,13 +85,18 @@ class Config:
 
     @property
     def lean_forkserver(self) -> str:
-        """The lean fork server's socket (runtime.forkserver.lean_socket)."""
-        return self.forkserver + ".lean"
+        """The lean fork server's socket."""
+        return protocol.lean_socket(self.forkserver)
 
     @property
     def dns_forkserver(self) -> str:
-        """The socket of the fork server with dnslib (runtime.forkserver.dns_socket)."""
-        return self.forkserver + ".dns"
+        """The socket of the fork server with dnslib."""
+        return protocol.dns_socket(self.forkserver)
+
+
+# connects to a fork server with a request, or to a running shim's socket without one: the seam
+# where unit tests put a fake shim
+ChannelOpener = Callable[[str, StartRequest | None], Awaitable[Channel]]
 
 
 def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> int:
@@ -136,7 +144,7 @@ class _Live:
         self.channel: Channel | None = None    # to the monitor, while it runs
         self.fanout = Fanout()                 # output to the attach streams
         self.restart_delay = 0.0
-        self.answer: asyncio.Future[dict[str, Any]] | None = None  # to a monitor command
+        self.answer: asyncio.Future[protocol.Answer] | None = None  # to a monitor command
         self.restart_task: asyncio.Task[None] | None = None
 
 
@@ -145,8 +153,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                  driver: storage.Driver, *,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
                  volumes: VolumeService | None = None,
-                 networks: NetworkService | None = None) -> None:
+                 networks: NetworkService | None = None,
+                 open_channel: ChannelOpener | None = None) -> None:
         self.cfg = cfg
+        self.open_channel: ChannelOpener = open_channel or Channel.open
         self.networks = networks
         self.volumes = volumes or VolumeService(meta, os.path.join(cfg.data_root, "volumes"))
         self.volumes.users = self.volume_users
@@ -466,46 +476,58 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         except BaseException:
             self._unplug_networks(doc)
             raise
-        req = {"id": cid, "bundle": bundle, "log_path": doc["LogPath"], "state_dir": state_dir,
-               **self._runtime_of(doc),
-               "socket": self._monitor_socket(cid),
-               "rootfs_mount": self.driver.mount(cid, layers).to_dict(),
-               "stdin": bool(cfg.get("OpenStdin")), "tty": bool(cfg.get("Tty")),
-               "console_size": doc["HostConfig"].get("ConsoleSize") or None,
-               "networks": [{k: ep.get(k, "") for k in (
-                   "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
-                   | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps],
-               "dns": {"hosts": self.networks.hosts_files(eps) if self.networks else [],
-                       "upstream": self._upstream_dns(doc["HostConfig"], False),
-                       "forward": self._dns_forward([ep["netname"] for ep in eps])}
-               if any(self.networks and self.networks.user_defined(ep["netname"])
-                      for ep in eps) else None,
-               **self._log_rotation(doc)}
+        rotation = self._log_rotation(doc)
+        runtime, runtime_root = self._runtime_of(doc)
+        mount = self.driver.mount(cid, layers)
+        dns = protocol.DnsConfig(
+            hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
+            upstream=tuple(self._upstream_dns(doc["HostConfig"], False)),
+            forward=self._dns_forward([ep["netname"] for ep in eps])) if any(
+            self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
+        size = doc["HostConfig"].get("ConsoleSize")
+        req = StartRequest(
+            id=cid, bundle=bundle, log_path=doc["LogPath"], state_dir=state_dir,
+            runtime=runtime, runtime_root=runtime_root, socket=self._monitor_socket(cid),
+            rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
+                                              options=tuple(mount.options)),
+            stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
+            console_size=(int(size[0]), int(size[1])) if size else None,
+            networks=tuple({k: ep.get(k, "") for k in (
+                "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
+                | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps),
+            dns=dns, log_max_size=rotation["log_max_size"],
+            log_max_file=rotation["log_max_file"])
         live = self._live[cid]
         try:
             # a monitor that answers DNS queries comes from the fork server with dnslib
-            ch = await Channel.open(self.cfg.dns_forkserver if req["dns"] else
-                                    self.cfg.lean_forkserver, req)
+            ch = await self.open_channel(self.cfg.dns_forkserver if req.dns else
+                                         self.cfg.lean_forkserver, req)
         except OSError as e:
             self._unplug_networks(doc)
             raise System(f"cannot reach the fork server: {e}") from e
-        msg = await ch.read_control(live.fanout) or {
-            "error": "monitor died before starting", "code": 125}
-        if "pid" not in msg:
+        try:
+            msg = await ch.read_control(live.fanout)
+        except ValueError as e:
+            msg = protocol.StartFailed(error=f"monitor: {e}")
+        if not isinstance(msg, Ready):
             self._unplug_networks(doc)
             ch.close()
-            code = int(msg.get("code", 125))
-            doc["State"].update({"ExitCode": code, "Error": msg.get("error", "")})
+            if isinstance(msg, protocol.StartFailed | Exit) and msg.error:
+                code = msg.code if msg.code is not None else 125
+                error = msg.error
+            else:
+                code, error = 125, "monitor died before starting"
+            doc["State"].update({"ExitCode": code, "Error": error})
             self._save(doc)
             live.fanout.end()
             err_cls = InvalidArgument if code in (126, 127) else System
-            raise err_cls(msg.get("error", "failed to start container"))
+            raise err_cls(error)
         now = time.time()
         doc["State"].update({"Status": "running", "Running": True, "Paused": False,
                              "Restarting": False, "OOMKilled": False, "Dead": False,
-                             "Pid": msg["pid"], "ExitCode": 0, "Error": "",
+                             "Pid": msg.pid, "ExitCode": 0, "Error": "",
                              "StartedAt": rfc3339(now), "FinishedAt": ZERO_TIME})
-        doc["_berth"]["monitor"] = msg.get("monitor", 0)
+        doc["_berth"]["monitor"] = msg.monitor
         self._save(doc)
         live.channel = ch
         live.reader = self._spawn(self._watch(cid, ch))
@@ -513,7 +535,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             hook(cid)
         async with live.changed:
             live.changed.notify_all()
-        log.info("started container %s pid %s", cid[:12], msg["pid"], extra={"container": cid})
+        log.info("started container %s pid %s", cid[:12], msg.pid, extra={"container": cid})
         self._event(doc, "start")
 
 
@@ -522,14 +544,13 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
 
 
 
-    def _runtime_of(self, doc: dict[str, Any]) -> dict[str, str]:
-        """For the monitor: an OCI runtime binary to drive (none for berth's own)."""
+    def _runtime_of(self, doc: dict[str, Any]) -> tuple[str, str]:
+        """For the shim: an OCI runtime binary to drive and its root ("" for berth's own)."""
         name = doc["HostConfig"].get("Runtime") or "berth"
         path = self.cfg.runtimes.get(name, "")
         if not path:
-            return {}
-        return {"runtime": path,
-                "runtime_root": os.path.join(self.cfg.exec_root, "runtimes", name)}
+            return "", ""
+        return path, os.path.join(self.cfg.exec_root, "runtimes", name)
 
     def _monitor_socket(self, cid: str) -> str:
         return os.path.join(self._run_dir(cid), "state", "monitor.sock")
@@ -538,7 +559,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         """Pass output on until the monitor's exit message (or its death); record the exit."""
         live = self._live[cid]
 
-        def answer(msg: dict[str, Any]) -> None:
+        def answer(msg: protocol.Answer) -> None:
             if live.answer is not None and not live.answer.done():
                 live.answer.set_result(msg)
         try:
@@ -548,29 +569,25 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             live.channel = None
             live.fanout.end()
         if record is None:
-            record = self._read_exit_file(cid) or {"exit": 255, "oom": False,
-                                                    "finished_at": time.time_ns(),
-                                                    "error": "container monitor died"}
+            record = self._read_exit_file(cid) or _monitor_died()
         await self._on_exit(cid, record)
 
-    def _read_exit_file(self, cid: str) -> dict[str, Any] | None:
+    def _read_exit_file(self, cid: str) -> Exit | None:
         try:
-            with open(os.path.join(self._run_dir(cid), "state", "exit.json")) as f:
-                data: dict[str, Any] = json.load(f)
-                return data
+            with open(os.path.join(self._run_dir(cid), "state", "exit.json"), "rb") as f:
+                return Exit.from_json(f.read())
         except (OSError, ValueError):
             return None
 
-    async def _on_exit(self, cid: str, record: dict[str, Any]) -> None:
+    async def _on_exit(self, cid: str, record: Exit) -> None:
         doc = self._docs.get(cid)
         if doc is None:
             return
-        code = int(record.get("exit", 255))
+        code = record.exit
         doc["State"].update({"Status": "exited", "Running": False, "Paused": False,
-                             "Restarting": False, "OOMKilled": bool(record.get("oom")),
-                             "Pid": 0, "ExitCode": code,
-                             "Error": record.get("error", "") if "pid" not in record else "",
-                             "FinishedAt": rfc3339(record.get("finished_at", time.time_ns()) / 1e9)})
+                             "Restarting": False, "OOMKilled": record.oom,
+                             "Pid": 0, "ExitCode": code, "Error": record.error,
+                             "FinishedAt": rfc3339((record.finished_at or time.time_ns()) / 1e9)})
         doc["_berth"]["monitor"] = 0
         self._unplug_networks(doc)
         self._save(doc)
@@ -579,7 +596,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         async with live.changed:
             live.changed.notify_all()
         log.info("container %s exited with %s", cid[:12], code, extra={"container": cid})
-        if record.get("oom"):
+        if record.oom:
             self._event(doc, "oom")
         self._event(doc, "die", exitCode=str(code))
         if doc["HostConfig"].get("AutoRemove"):
@@ -663,12 +680,13 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             live = self._live[cid]
             record = self._read_exit_file(cid)
             if record is None:
+                hello: protocol.ShimMessage | None = None
                 try:
-                    ch = await Channel.open(self._monitor_socket(cid))
+                    ch = await self.open_channel(self._monitor_socket(cid), None)
                     hello = await ch.read_control(live.fanout)
-                except OSError:
+                except (OSError, ValueError):
                     hello = None
-                if hello is not None and "pid" in hello:
+                if isinstance(hello, Ready):
                     if self.networks is not None and doc["_berth"].get("endpoints"):
                         self.networks.restore(cid, doc["_berth"]["endpoints"])
                         with contextlib.suppress(BerthError):
@@ -680,11 +698,9 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                     log.info("restored running container %s", cid[:12],
                              extra={"container": cid})
                     continue
-                if hello is not None and "exit" in hello:
+                if isinstance(hello, Exit):
                     record = hello
-            await self._on_exit(cid, record or self._read_exit_file(cid) or {
-                "exit": 255, "oom": False, "finished_at": time.time_ns(),
-                "error": "container monitor died"})
+            await self._on_exit(cid, record or self._read_exit_file(cid) or _monitor_died())
 
     # --- signals ----------------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
@@ -998,6 +1014,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         return {"Containers": len(self._docs), "ContainersRunning": running,
                 "ContainersPaused": paused,
                 "ContainersStopped": len(self._docs) - running - paused}
+
+
+def _monitor_died() -> Exit:
+    return Exit(exit=255, finished_at=time.time_ns(), error="container monitor died")
 
 
 def _du(path: str) -> int:

@@ -17,8 +17,13 @@ from berth.errors import (
     NotFound,
     System,
 )
+from berth.shim import protocol
 
 log = logging.getLogger(__name__)
+
+
+def _why(answer: protocol.Answer) -> str | None:
+    return answer.why if isinstance(answer, protocol.CommandFailed) else None
 
 
 class NetworkingMixin(ServiceState):
@@ -26,7 +31,7 @@ class NetworkingMixin(ServiceState):
         return [d["Id"] for d in self._docs.values()
                 if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
 
-    async def _monitor_command(self, cid: str, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def _monitor_command(self, cid: str, cmd: protocol.Command) -> protocol.Answer:
         live = self._live[cid]
         if live.channel is None:
             raise Conflict(f"Container {cid} is not running")
@@ -68,14 +73,12 @@ class NetworkingMixin(ServiceState):
             plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
                                                "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
-            answer = await self._monitor_command(
-                doc["Id"], {"plug": plug, "hosts": self.networks.hosts_files([ep])[0],
-                            "dns_forward": self._dns_forward(
-                                [*(x["net"] for x in nets), n["Name"]])})
-            if "plugged" not in answer:
+            answer = await self._monitor_command(doc["Id"], protocol.Plug(
+                endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
+                dns_forward=self._dns_forward([*(x["net"] for x in nets), n["Name"]])))
+            if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(doc["Id"], n["Id"])
-                raise System(f"connect {doc['Name'][1:]} to {n['Name']}: "
-                             f"{answer.get('failed')}")
+                raise System(f"connect {doc['Name'][1:]} to {n['Name']}: {_why(answer)}")
             eps.append(ep)
         nets.append(entry)
         doc["NetworkSettings"] = self._network_settings(
@@ -95,11 +98,11 @@ class NetworkingMixin(ServiceState):
         eps = doc["_berth"].get("endpoints") or []
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
         if doc["State"]["Running"] and ep is not None:
-            answer = await self._monitor_command(
-                doc["Id"], {"unplug": ep["ifname"], "dns_forward": self._dns_forward(
-                    [x["net"] for x in nets if x["net"] != n["Name"]])})
-            if "unplugged" not in answer and not force:
-                raise System(f"disconnect: {answer.get('failed')}")
+            answer = await self._monitor_command(doc["Id"], protocol.Unplug(
+                ifname=ep["ifname"], dns_forward=self._dns_forward(
+                    [x["net"] for x in nets if x["net"] != n["Name"]])))
+            if not isinstance(answer, protocol.Unplugged) and not force:
+                raise System(f"disconnect: {_why(answer)}")
             self.networks.release_one(doc["Id"], ep["network"])
             doc["_berth"]["endpoints"] = [e for e in eps if e is not ep]
         doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]

@@ -1,8 +1,8 @@
-"""The daemon's end of a monitor channel (see `berth.runtime.monitor` for the frames), and the
+"""The daemon's end of a shim channel (`berth.shim.protocol` says what goes over it), and the
 fan-out of a process's output to the attach streams that follow it.
 
-Imports nothing of berth's: the frame types are repeated here, so the daemon does not import
-the runtime's modules.
+Imports `shim.protocol` and nothing else of the shim: the runtime's code never loads into the
+daemon.
 """
 
 from __future__ import annotations
@@ -13,12 +13,23 @@ import contextlib
 import json
 import logging
 import os
-import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
 
-T_STDIN, T_STDOUT, T_STDERR, T_CLOSE_STDIN, T_RESIZE, T_CONTROL = 0, 1, 2, 3, 4, 10
+from berth.shim import protocol
+from berth.shim.protocol import (
+    T_CLOSE_STDIN,
+    T_CONTROL,
+    T_RESIZE,
+    T_STDERR,
+    T_STDIN,
+    T_STDOUT,
+    Answer,
+    Command,
+    Exit,
+    ShimMessage,
+    StartRequest,
+)
 
 Output = tuple[int, bytes] | None  # (stream, data); None: the process has ended
 
@@ -33,7 +44,9 @@ class Channel:
         self.writer = writer
 
     @classmethod
-    async def open(cls, path: str, request: dict[str, Any] | None = None) -> Channel:
+    async def open(cls, path: str, request: StartRequest | None = None) -> Channel:
+        """Connect to a fork server and send `request` (a new shim answers), or, without
+        one, to a running shim's own socket (it answers `Ready`)."""
         # a unix socket path has at most 107 bytes: reach a long one through its directory
         dirfd = -1
         if len(path.encode()) > 100:
@@ -46,41 +59,41 @@ class Channel:
                 os.close(dirfd)
         ch = cls(reader, writer)
         if request is not None:
-            writer.write((json.dumps(request) + "\n").encode())
+            writer.write(request.encode())
             await writer.drain()
         return ch
 
     async def read_frame(self) -> tuple[int, bytes] | None:
         try:
-            head = await self.reader.readexactly(8)
-            typ, size = struct.unpack(">BxxxI", head)
+            head = await self.reader.readexactly(protocol.HEADER_SIZE)
+            typ, size = protocol.frame_header(head)
             return typ, await self.reader.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
 
-    async def read_control(self, fanout: Fanout) -> dict[str, Any] | None:
-        """The next control message, passing output on to `fanout`."""
+    async def read_control(self, fanout: Fanout) -> ShimMessage | None:
+        """The next control message, passing output on to `fanout`. Raises ProtocolError
+        (a ValueError) for one the protocol does not know."""
         while True:
             f = await self.read_frame()
             if f is None:
                 return None
             typ, payload = f
             if typ == T_CONTROL:
-                msg: dict[str, Any] = json.loads(payload)
-                return msg
+                return protocol.decode_control(payload)
             await fanout.publish(typ, payload)
 
     async def until_exit(self, fanout: Fanout,
-                         other: Callable[[dict[str, Any]], None] | None = None
-                         ) -> dict[str, Any] | None:
-        """Pass output on until the exit record; None if the monitor went without one. Other
-        control messages (answers to commands) go to `other`."""
+                         other: Callable[[Answer], None] | None = None) -> Exit | None:
+        """Pass output on until the exit record; None if the monitor went without one.
+        Answers to commands go to `other`."""
         try:
             while True:
                 msg = await self.read_control(fanout)
-                if msg is None or "exit" in msg:
+                if msg is None or isinstance(msg, Exit):
                     return msg
-                if other is not None:
+                if other is not None and isinstance(
+                        msg, protocol.Plugged | protocol.Unplugged | protocol.CommandFailed):
                     other(msg)
         except (OSError, ValueError):
             return None
@@ -88,13 +101,14 @@ class Channel:
     def send(self, typ: int, payload: bytes = b"") -> None:
         if self.writer.is_closing():
             return
-        self.writer.write(struct.pack(">BxxxI", typ, len(payload)) + payload)
+        self.writer.write(protocol.frame(typ, payload))
 
-    def command(self, cmd: dict[str, Any]) -> None:
-        self.send(T_CONTROL, json.dumps(cmd).encode())
+    def command(self, cmd: Command) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(protocol.encode_control(cmd))
 
     def resize(self, h: int, w: int) -> None:
-        self.send(T_RESIZE, json.dumps({"h": h, "w": w}).encode())
+        self.send(T_RESIZE, json.dumps(protocol.Resize(h=h, w=w).encode()).encode())
 
     def close(self) -> None:
         self.writer.close()
@@ -224,7 +238,7 @@ class Attachment:
                  channel: Callable[[], Awaitable[Channel | None]],
                  stdin_once: bool, on_close: Callable[[], None]) -> None:
         self.queue = queue
-        self.streams = {T_STDOUT: stdout, T_STDERR: stderr}
+        self.streams: dict[int, bool] = {T_STDOUT: stdout, T_STDERR: stderr}
         self._channel = channel
         self.stdin_once = stdin_once
         self._on_close = on_close

@@ -20,6 +20,8 @@ from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_k
 from berth.containers.spec import container_caps, host_caps, no_new_privileges, process_env
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.fs import atomic_write
+from berth.shim import protocol
+from berth.shim.protocol import Exit, Ready, StartRequest
 
 if TYPE_CHECKING:
     from berth.containers import ContainerService
@@ -137,20 +139,29 @@ class ExecService:
         os.makedirs(d, exist_ok=True)
         # the exec's environment is in it: 0600 (no fsync: the run directory, for this exec)
         atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
-        req = {"id": eid, "bundle": d, "state_dir": d, "exec_pid": doc["State"]["Pid"],
-               "container_id": doc["Id"], **self.containers._runtime_of(doc),
-               "stdin": bool(b.get("AttachStdin")), "tty": tty,
-               "console_size": console_size or b.get("ConsoleSize") or None}
-        ch = await Channel.open(self.containers.cfg.lean_forkserver, req)
-        msg = await ch.read_control(ex.fanout) or {"error": "exec monitor died", "code": 126}
-        if "pid" not in msg:
+        runtime, runtime_root = self.containers._runtime_of(doc)
+        size = console_size or b.get("ConsoleSize")
+        req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=doc["State"]["Pid"],
+                           container_id=doc["Id"], runtime=runtime, runtime_root=runtime_root,
+                           stdin=bool(b.get("AttachStdin")), tty=tty,
+                           console_size=(int(size[0]), int(size[1])) if size else None)
+        ch = await self.containers.open_channel(self.containers.cfg.lean_forkserver, req)
+        try:
+            msg = await ch.read_control(ex.fanout)
+        except ValueError as e:
+            msg = protocol.StartFailed(error=f"monitor: {e}", code=126)
+        if not isinstance(msg, Ready):
             ch.close()
-            ex.exit_code = int(msg.get("code", 126))
+            if isinstance(msg, protocol.StartFailed | Exit) and msg.error:
+                ex.exit_code = msg.code if msg.code is not None else 126
+                error = msg.error
+            else:
+                ex.exit_code, error = 126, "exec monitor died"
             ex.fanout.end()
             ex.done.set()
             shutil.rmtree(d, ignore_errors=True)
-            raise ExecStartError(msg.get("error", "exec failed"))
-        ex.pid = int(msg["pid"])
+            raise ExecStartError(error)
+        ex.pid = msg.pid
         ex.running = True
         ex.channel = ch
         self.containers._event(doc, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
@@ -161,10 +172,10 @@ class ExecService:
             record = await ch.until_exit(ex.fanout)
             if record is None:
                 with contextlib.suppress(OSError, ValueError), \
-                        open(os.path.join(d, "exit.json")) as f:
-                    record = json.load(f)
+                        open(os.path.join(d, "exit.json"), "rb") as f:
+                    record = Exit.from_json(f.read())
             # the exit code is known before the stream ends: the client reads it next
-            ex.exit_code = int((record or {}).get("exit", 126))
+            ex.exit_code = record.exit if record is not None else 126
         finally:
             ch.close()
             ex.channel = None

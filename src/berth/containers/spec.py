@@ -1,7 +1,8 @@
 """From a container's Docker config (Config + HostConfig) to an OCI runtime spec, and the
 validation Docker does at create time.
 
-Imports `runtime.spec` (data only: the runtime itself runs in other processes), `errors`.
+Imports `oci.defaults` and `oci.sysctl` (spec data: the runtime itself runs in other
+processes), `errors`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any
 from berth.containers import seccomp
 from berth.errors import InvalidArgument
 from berth.linux import CAPABILITIES
-from berth.runtime import sysctl
-from berth.runtime.process import DEFAULT_CAPS
-from berth.runtime.spec import default_spec
+from berth.oci import sysctl
+from berth.oci.defaults import DEFAULT_CAPS, default_spec
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

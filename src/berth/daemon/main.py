@@ -39,7 +39,7 @@ from berth.images.distribution import Distribution
 from berth.metadata import MetadataStore
 from berth.networks import NetConfig, NetworkService
 from berth.registry import RegistryClient, RegistryOptions
-from berth.runtime.sealed import sealed_copy
+from berth.shim.launch import start_forkserver
 from berth.volumes import VolumeService
 
 log = logging.getLogger("berthd")
@@ -527,23 +527,7 @@ class Daemon:
             return ident
 
     async def start_forkserver(self) -> None:
-        # the fork server (and so every monitor and container init it forks) runs from a
-        # sealed copy of the interpreter: see runtime/sealed.py (CVE-2019-5736)
-        exe_fd = sealed_copy(os.path.realpath(sys.executable))
-        try:
-            self.forkserver = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "berth.runtime.forkserver", self.forkserver_sock,
-                executable=f"/proc/self/fd/{exe_fd}", pass_fds=[exe_fd],
-                # the soft RLIMIT_NOFILE berthd started with, for the containers (forkserver.py)
-                env={**os.environ, "BERTH_NOFILE_SOFT": str(self.nofile_soft)},
-                stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True)
-        finally:
-            os.close(exe_fd)
-        assert self.forkserver.stdout is not None
-        line = await asyncio.wait_for(self.forkserver.stdout.readline(), 30)
-        if line.strip() != b"ready":
-            raise RuntimeError("the fork server did not start")
+        self.forkserver = await start_forkserver(self.forkserver_sock, self.nofile_soft)
 
     async def run(self) -> None:
         for path in self.cfg.socket_paths:

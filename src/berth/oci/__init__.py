@@ -1,16 +1,18 @@
-"""OCI image-spec bits: media types, digests, chain IDs, the canonical JSON berth hashes.
+"""OCI image-spec bits: media types, digests, chain IDs, the canonical JSON berth hashes;
+runtime-spec data in `oci.defaults` (Docker's default spec) and `oci.sysctl` (which sysctls a
+container may set).
 
-Imports only `errors`.
+Imports only `errors`. Lean at import (hashlib, json and re come with their first use):
+berth-runtime imports this package's runtime-spec modules on every `create`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from typing import Any
-
 from berth.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -23,15 +25,18 @@ MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_HEX = frozenset("0123456789abcdef")
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def validate_digest(d: str) -> str:
-    if not _DIGEST_RE.match(d):
+    # r"^sha256:[a-f0-9]{64}$", without importing re
+    if not (isinstance(d, str) and len(d) == 71 and d.startswith("sha256:")
+            and set(d[7:]) <= _HEX):
         raise InvalidArgument(f"invalid digest: {d!r}")
     return d
 
@@ -49,6 +54,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 def canonical_json(obj: Any) -> bytes:
+    import json
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 

@@ -1,6 +1,6 @@
 """`berth-runtime`: a runc-compatible command over berth's runtime.
 
-Imports `runtime.process`, `runtime.spec`, `cgroups`, `linux`. Supported: `spec`, `create`,
+Imports `runtime.process`, `oci.defaults`, `cgroups`, `linux`. Supported: `spec`, `create`,
 `start`, `state`, `kill`, `delete`, `list`, `run`, `exec`, with `--root`, `--bundle/-b`,
 `--pid-file`, `--console-socket` (a terminal's master end is sent over it, as runc sends it),
 and for `exec` `--process`, `-t`, `-d`, `--cwd`, `-e`, `-u`.
@@ -73,7 +73,7 @@ def cmd_spec(a: Args) -> int:
     path = os.path.join(a.bundle or ".", "config.json")
     if os.path.exists(path):
         _die("File config.json exists. Remove it first")
-    from berth.runtime.spec import default_spec
+    from berth.oci.defaults import default_spec
     spec = default_spec(["sh"], hostname="berth")
     spec["root"]["readonly"] = True
     with open(path, "w") as f:

@@ -1,6 +1,6 @@
 """Create a container's first process from an OCI runtime-spec `config.json`, or an exec'd one.
 
-Imports `linux`, `jsonc`, `errors` (and `cgroups` for types). The caller must be
+Imports `linux`, `jsonc`, `oci.sysctl`, `errors` (and `cgroups` for types). The caller must be
 single-threaded (a monitor or `berth-runtime`, never the asyncio daemon): this forks. It is
 also what berth-runtime imports on every command, so it stays off heavy modules.
 
@@ -32,18 +32,12 @@ import stat
 
 from berth import fs, linux
 from berth import jsonc as json
+from berth.oci import sysctl as sysctl_rules
 from berth.runtime import sysctl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from berth.cgroups import CgroupManager
-
-# the capabilities Docker grants by default (moby oci/caps/defaults.go)
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
 
 _RLIMITS = {
     "RLIMIT_NOFILE": resource.RLIMIT_NOFILE, "RLIMIT_NPROC": resource.RLIMIT_NPROC,
@@ -141,7 +135,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     the error pipe and blocks opening the fifo for writing until `start` opens it to read, then
     execs its program through `trampoline` if given."""
     lx = spec.get("linux", {})
-    why = sysctl.check_spec(lx)   # as runc: only namespaced sysctls, in the container's own
+    why = sysctl_rules.check_spec(lx)   # as runc: only namespaced sysctls, in the container's own
     if why:
         raise StartError(_oci_message(why), 1)
     _preload(bool(lx.get("seccomp")), execvpe=trampoline is None, console=stdio.console >= 0)
@@ -1025,5 +1019,5 @@ def _read_db(path: str) -> list[list[str]]:
             if line.strip() and not line.startswith("#")]
 
 
-__all__ = ["spawn", "spawn_exec", "wait_exec", "StartError", "Stdio", "DEFAULT_CAPS", "resolve_user",
+__all__ = ["spawn", "spawn_exec", "wait_exec", "StartError", "Stdio", "resolve_user",
            "parse_mount_options"]

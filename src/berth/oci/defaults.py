@@ -1,12 +1,18 @@
-"""Docker's default OCI runtime spec (moby oci/defaults.go), as plain runtime-spec JSON.
+"""Docker's default OCI runtime spec (moby oci/defaults.go), as plain runtime-spec JSON, and
+its default capabilities.
 
-Imports nothing of berth's. The containers service starts from `default_spec()` and fills in
-the process, the mounts and the limits of one container.
+Imports nothing. The containers service starts from `default_spec()` and fills in the process,
+the mounts and the limits of one container; `berth-runtime spec` prints it.
 """
 
 from __future__ import annotations
 
-from berth.runtime.process import DEFAULT_CAPS
+# the capabilities Docker grants by default (moby oci/caps/defaults.go)
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
 
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -62,4 +68,4 @@ def default_spec(args: list[str], *, env: list[str] | None = None, cwd: str = "/
     }
 
 
-__all__ = ["default_spec", "default_mounts", "MASKED_PATHS", "READONLY_PATHS"]
+__all__ = ["DEFAULT_CAPS", "default_spec", "default_mounts", "MASKED_PATHS", "READONLY_PATHS"]

@@ -4,10 +4,10 @@ this warm interpreter costs about a millisecond, where a new interpreter costs t
 
 Protocol: the daemon connects to a unix socket (SOCKET.lean or SOCKET.dns, see `serve`) and
 writes one request line; the server forks a monitor (which outlives us and the daemon: orphans are
-re-parented) and the monitor answers on the same connection (see `monitor`).
+re-parented) and the monitor answers on the same connection (see `shim.protocol`).
 
-Run as `python -m berth.runtime.forkserver SOCKET`; it prints `ready` once it listens and dies
-with its parent (PR_SET_PDEATHSIG).
+Run as `python -m berth.shim.forkserver SOCKET` (`shim.launch` does); it prints `ready` once it
+listens and dies with its parent (PR_SET_PDEATHSIG). Imports `linux`, `shim.monitor`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ import socket
 import sys
 
 from berth import linux
-from berth.runtime import monitor
-
-# berthd's own soft RLIMIT_NOFILE before it raised it (see `_restore_nofile`)
-NOFILE_ENV = "BERTH_NOFILE_SOFT"
+from berth.shim import monitor
+from berth.shim.protocol import NOFILE_ENV, dns_socket, lean_socket
 
 
 def _preload_dns() -> None:
@@ -57,17 +55,7 @@ def _listen(path: str) -> socket.socket:
     return srv
 
 
-def lean_socket(path: str) -> str:
-    """The socket of the lean server (see `serve`)."""
-    return path + ".lean"
-
-
-def dns_socket(path: str) -> str:
-    """The socket of the server with the DNS library (see `serve`)."""
-    return path + ".dns"
-
-
-def _accept_loop(srv: socket.socket) -> None:
+def _accept_loop(srv: socket.socket, cfg: monitor.ShimConfig) -> None:
     # Monitors are our direct children, reaped by the kernel (SIGCHLD ignored): no second fork
     # to detach them, and no wait before the next request. Should we die, they are re-parented
     # and live on, as live restore wants.
@@ -79,7 +67,7 @@ def _accept_loop(srv: socket.socket) -> None:
         conn, _ = srv.accept()
         if os.fork() == 0:
             srv.close()
-            monitor.serve_connection(conn)  # never returns
+            monitor.serve_connection(conn, cfg)  # never returns
         conn.close()
 
 
@@ -90,7 +78,7 @@ def serve(path: str) -> None:
       networks, which answer their DNS queries (imported in a monitor, dnslib would cost it
       16 ms and 3 MB of its own);
     - on `path`, this process, with netlink too (~140 ms of imports): the children that plumb
-      a container's interfaces for its monitor (monitor._setup_endpoints).
+      a container's interfaces for its monitor (`shim.netsetup`).
 
     A fork costs with the size of the process (0.65 ms at 15 MB here, 1.6 ms at 35 MB), and
     an exec pays two of them. A monitor forked from a smaller server also keeps less to itself
@@ -98,25 +86,26 @@ def serve(path: str) -> None:
     add fork-time work in every child."""
     linux.set_pdeathsig(signal.SIGKILL)
     linux.preload()
-    monitor.SECCOMP_CACHE = os.path.join(os.path.dirname(path), "seccomp")
-    _fork_server(lean_socket(path), path)
+    cache = os.path.join(os.path.dirname(path), "seccomp")
+    # the monitors forked from the first two get their interfaces plugged by this one's
+    lean = monitor.ShimConfig(seccomp_cache=cache, network_server=path)
+    _fork_server(lean_socket(path), lean)
     _preload_dns()
-    _fork_server(dns_socket(path), path)
+    _fork_server(dns_socket(path), lean)
     _preload()
     srv = _listen(path)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     _leave_stdout()
-    _accept_loop(srv)
+    _accept_loop(srv, monitor.ShimConfig(seccomp_cache=cache))
 
 
-def _fork_server(sock_path: str, network_server: str) -> None:
+def _fork_server(sock_path: str, cfg: monitor.ShimConfig) -> None:
     srv = _listen(sock_path)
     if os.fork() == 0:
         linux.set_pdeathsig(signal.SIGKILL)  # dies with us
         _leave_stdout()
-        monitor.NETWORK_SERVER = network_server
-        _accept_loop(srv)  # never returns
+        _accept_loop(srv, cfg)  # never returns
     srv.close()
 
 

@@ -1,0 +1,206 @@
+"""ContainerService over a fake shim (tests/unit/fake_shim.py): the container lifecycle without
+root, a fork server or a runtime. The processes are plain children of the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.containers import Config, ContainerService
+from berth.errors import Conflict, InvalidArgument, NotFound, NotModified
+from berth.metadata import MetadataStore
+from berth.shim import protocol
+
+from .fake_shim import FakeShim
+
+
+@dataclass
+class _Image:
+    id: str = "sha256:" + "ab" * 32
+    container_config: dict[str, Any] = field(default_factory=lambda: {
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
+
+
+class _Images:
+    """The image service as far as containers use it: one image, no layers."""
+
+    def __init__(self) -> None:
+        self.image = _Image()
+        self.layer_store = None
+
+    def resolve(self, name: str) -> _Image:
+        if name != "fake":
+            raise NotFound(f"No such image: {name}")
+        return self.image
+
+    def layers_of(self, image: _Image) -> list[Any]:
+        return []
+
+    def gc(self) -> None:
+        pass
+
+
+@dataclass
+class _Mount:
+    source: str
+    type: str = "bind"
+    options: tuple[str, ...] = ()
+
+
+class _Driver:
+    """A storage driver that makes an empty directory per container."""
+    name = "fake"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def upper(self, cid: str) -> str:
+        return str(self.root / cid)
+
+    def prepare(self, cid: str, layers: list[Any]) -> None:
+        (self.root / cid).mkdir(parents=True)
+
+    def mount(self, cid: str, layers: list[Any]) -> _Mount:
+        return _Mount(self.upper(cid))
+
+    def remove(self, cid: str) -> None:
+        import shutil
+        shutil.rmtree(self.root / cid, ignore_errors=True)
+
+
+Scenario = Callable[[ContainerService, FakeShim], Awaitable[None]]
+
+
+def _run(tmp_path: Path, scenario: Scenario) -> list[tuple[str, str]]:
+    """Run `scenario` against a fresh service; the events it emitted."""
+    events: list[tuple[str, str]] = []
+
+    async def main() -> None:
+        shim = FakeShim()
+        meta = MetadataStore(str(tmp_path / "meta.db"))
+        cfg = Config(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "exec"),
+                     forkserver=str(tmp_path / "forkserver.sock"))
+        svc = ContainerService(cfg, meta, _Images(), _Driver(tmp_path / "layers"),  # type: ignore[arg-type]
+                               emit=lambda typ, action, actor, attrs: events.append(
+                                   (action, actor)),
+                               open_channel=shim.open)
+        try:
+            await asyncio.wait_for(scenario(svc, shim), 30)
+        finally:
+            await svc.close()
+            await shim.close()
+            meta.close()
+    asyncio.run(main())
+    return events
+
+
+async def _create(svc: ContainerService, *cmd: str, **hc: Any) -> str:
+    cid, _ = await svc.create({"Image": "fake", "Cmd": list(cmd),
+                               "HostConfig": {"NetworkMode": "none", **hc}})
+    return cid
+
+
+def test_run_to_its_exit_code_with_output_in_the_log(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "sh", "-c", "echo hello; echo oops >&2; exit 3")
+        assert svc.inspect(cid)["State"]["Status"] == "created"
+        await svc.start(cid)
+        assert (await svc.wait(cid))["StatusCode"] == 3
+        st = svc.inspect(cid)["State"]
+        assert (st["Status"], st["Running"], st["ExitCode"], st["Pid"]) == ("exited", False, 3, 0)
+        with open(svc.inspect(cid)["LogPath"]) as f:
+            entries = [json.loads(line) for line in f]
+        assert {(e["stream"], e["log"]) for e in entries} == {("stdout", "hello\n"),
+                                                              ("stderr", "oops\n")}
+        req = shim.requests[0]
+        assert req.version == protocol.PROTOCOL_VERSION and req.id == cid and not req.tty
+        assert req.rootfs_mount is not None and req.rootfs_mount.type == "bind"
+    events = _run(tmp_path, scenario)
+    assert [a for a, _ in events] == ["create", "start", "die"]
+
+
+def test_start_twice_is_not_modified_and_stop_ends_it(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "sleep", "30")
+        await svc.start(cid)
+        st = svc.inspect(cid)["State"]
+        assert st["Running"] and st["Pid"] > 0
+        os.kill(st["Pid"], 0)   # a real process, which the service signals by pid
+        with pytest.raises(NotModified):
+            await svc.start(cid)
+        await svc.stop(cid, timeout=5)
+        st = svc.inspect(cid)["State"]
+        assert (st["Status"], st["ExitCode"]) == ("exited", 128 + signal.SIGTERM)
+        with pytest.raises(NotModified):
+            await svc.stop(cid)
+    _run(tmp_path, scenario)
+
+
+def test_kill_returns_once_the_container_is_dead(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "sleep", "30")
+        await svc.start(cid)
+        await svc.kill(cid)
+        assert svc.inspect(cid)["State"]["ExitCode"] == 137
+        with pytest.raises(Conflict):
+            await svc.kill(cid)
+    _run(tmp_path, scenario)
+
+
+def test_remove_a_running_container_needs_force(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "sleep", "30")
+        await svc.start(cid)
+        with pytest.raises(Conflict):
+            await svc.remove(cid)
+        await svc.remove(cid, force=True)
+        with pytest.raises(NotFound):
+            svc.inspect(cid)
+        assert not os.path.exists(svc._dir(cid))
+    events = _run(tmp_path, scenario)
+    assert [a for a, _ in events][-2:] == ["die", "destroy"]
+
+
+def test_on_failure_restarts_up_to_its_count(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "sh", "-c", "exit 1",
+                            RestartPolicy={"Name": "on-failure", "MaximumRetryCount": 2})
+        await svc.start(cid)
+        for _ in range(3):   # the first run and two restarts (100 ms, then 200 ms later)
+            assert (await svc.wait(cid, "next-exit"))["StatusCode"] == 1
+        await asyncio.sleep(0.5)
+        doc = svc.inspect(cid)
+        assert (doc["RestartCount"], doc["State"]["Status"]) == (2, "exited")
+        assert len(shim.requests) == 3
+    events = _run(tmp_path, scenario)
+    assert [a for a, _ in events].count("start") == 3
+
+
+def test_a_command_that_is_not_found_fails_the_start(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "/no/such/command")
+        with pytest.raises(InvalidArgument, match="no/such/command"):
+            await svc.start(cid)
+        st = svc.inspect(cid)["State"]
+        assert (st["Status"], st["ExitCode"], st["Running"]) == ("created", 127, False)
+        assert "no/such/command" in st["Error"]
+    _run(tmp_path, scenario)
+
+
+def test_a_shim_that_fails_before_the_process_reports_its_error(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        shim.before_start = lambda req: protocol.Exit(
+            exit=125, error="failed to create cgroup: no", code=125)
+        cid = await _create(svc, "true")
+        with pytest.raises(Exception, match="failed to create cgroup"):
+            await svc.start(cid)
+        assert svc.inspect(cid)["State"]["ExitCode"] == 125
+    _run(tmp_path, scenario)
