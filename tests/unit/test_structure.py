@@ -36,13 +36,13 @@ ALLOWED = {
     # containers reach the runtime as processes; they import its spec data and names only
     "containers": {"fs", "runtime", "storage", "images", "metadata", "cgroups", "errors", "linux",
                    "reference", "units", "oci", "volumes", "networks"},
-    "build": {"fs", "images", "containers", "storage", "metadata", "reference", "errors", "units",
-              "registry"},
+    "builder": {"fs", "images", "containers", "storage", "metadata", "reference", "errors", "units",
+                "registry"},
     "api": {"fs", "containers", "images", "errors", "reference", "events", "volumes", "registry",
-            "build"},
+            "builder"},
     "daemon": {"fs", "api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "runtime", "oci", "reference", "linux", "units", "events",
-               "volumes", "networks", "registry", "build"},
+               "volumes", "networks", "registry", "builder"},
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc"},

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from berth import __version__, cgroups, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
-from berth.build import Builder, check_entitlements
+from berth.builder import Builder, check_entitlements
 from berth.containers import Config as ContainersConfig
 from berth.containers import ContainerService
 from berth.containers.execs import ExecService

@@ -2,7 +2,7 @@
 
 Imports `images`, `containers`, `storage`, `metadata`, `reference`, `errors`. The Dockerfile is
 parsed by BuildKit's own parser (the `dockerfile` package); words are expanded by a lexer that
-follows BuildKit's (build/shell.py). Each step makes an image, as the classic builder does; RUN
+follows BuildKit's (builder/shell.py). Each step makes an image, as the classic builder does; RUN
 steps run in a container of the containers service and their changes become a layer; COPY and
 ADD write their layer directly from the context. A step reuses the image of an earlier build
 with the same parent and the same instruction, build args and (for COPY and ADD) the same
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from berth import reference, storage
-from berth.build.context import DirTree, LayersTree, TarContext, Tree, resolve
-from berth.build.shell import Lexer
+from berth.builder.context import DirTree, LayersTree, TarContext, Tree, resolve
+from berth.builder.shell import Lexer
 from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.images import ImageService, host_arch, rfc3339
 
