@@ -32,11 +32,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from berth import reference, storage
+from berth import reference
 from berth.builder.context import DirTree, LayersTree, TarContext, Tree, resolve
+from berth.builder.runner import ContainerRunner
 from berth.builder.shell import Lexer
+from berth.containers.buildrunner import StepMount, StepSpec
 from berth.errors import BerthError, InvalidArgument, NotFound
-from berth.images import ImageService, host_arch, rfc3339
+from berth.images import ImageService, Layer, LayerView, decompressed, host_arch, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,6 @@ EXPANDED = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER
 KNOWN = EXPANDED | {"RUN", "CMD", "ENTRYPOINT", "HEALTHCHECK", "SHELL", "ONBUILD", "MAINTAINER"}
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# what the runtime makes in a container's upper directory as mount points
-RUNTIME_STUBS = {"etc/hosts", "etc/hostname", "etc/resolv.conf", "dev", "proc", "sys",
-                 ".dockerenv"}
 # BuildKit's RUN --network modes; anything else (container:ID, a named network) is refused
 RUN_NETWORKS = ("default", "none", "host")
 # BuildKit's entitlements that berth's builder knows; only network.host does anything here
@@ -224,7 +223,7 @@ def stages_of(instructions: list[Instruction], filename: str
 
 # --- the builder -----------------------------------------------------------------------------------
 class Builder:
-    def __init__(self, images: ImageService, containers: Any, *, data_root: str,
+    def __init__(self, images: ImageService, containers: ContainerRunner, *, data_root: str,
                  pull: Callable[..., AsyncIterator[Message]] | None = None,
                  entitlements: frozenset[str] = frozenset()) -> None:
         self.images = images
@@ -259,47 +258,39 @@ class Builder:
         return {"CachesDeleted": None, "SpaceReclaimed": 0, "Deleted": n}
 
     # --- commit and diff -------------------------------------------------------------------
-    def _container_dirs(self, ref: str) -> tuple[dict[str, Any], str, list[str]]:
-        doc = self.containers.resolve(ref)
-        upper = self.containers.driver.upper(doc["Id"])
-        layers = doc["_berth"]["layers"]
-        lowers = [self.images.layer_store.get(c).path for c in reversed(layers)]
-        return doc, upper, lowers
-
     def changes(self, ref: str) -> list[dict[str, Any]]:
-        doc, upper, lowers = self._container_dirs(ref)
-        if self.containers.driver.name != "overlay2":
+        c = self.containers.layer(ref)
+        if not c.diffable:
             raise InvalidArgument("diff needs the overlay2 storage driver")
         kinds = {"C": 0, "A": 1, "D": 2}
-        exclude = _stub_paths(doc)
         return [{"Path": "/" + rel, "Kind": kinds[k]}
-                for k, rel, _ in storage.upper_changes(upper, lowers, exclude)]
+                for k, rel in self.images.diff_changes(c.upper, c.lowers, set(c.mount_points))]
 
     async def commit(self, ref: str, *, repo: str = "", tag: str = "", comment: str = "",
                      author: str = "", changes: list[str] | None = None,
                      config: dict[str, Any] | None = None, pause: bool = True) -> str:
         from berth.images import apply_changes
-        doc, upper, lowers = self._container_dirs(ref)
-        if self.containers.driver.name != "overlay2":
+        c = self.containers.layer(ref)
+        if not c.diffable:
             raise InvalidArgument("commit needs the overlay2 storage driver")
         paused = False
-        if pause and doc["State"].get("Running") and not doc["State"].get("Paused"):
-            await self.containers.pause(doc["Id"])
+        if pause and c.running and not c.paused:
+            await self.containers.pause(c.id)
             paused = True
         try:
-            layer = await asyncio.to_thread(self._layer_from_upper, upper, lowers,
-                                            _stub_paths(doc), doc["_berth"]["layers"][-1]
-                                            if doc["_berth"]["layers"] else None)
+            layer = await asyncio.to_thread(self.images.layer_from_diff, c.upper, c.lowers,
+                                            set(c.mount_points),
+                                            c.layers[-1] if c.layers else None)
         finally:
             if paused:
-                await self.containers.unpause(doc["Id"])
-        image = self.images.get(doc["Image"])
+                await self.containers.unpause(c.id)
+        image = self.images.get(c.image)
         cfg = dict(image.config)
-        ccfg = {k: doc["Config"].get(k) for k in (
+        ccfg = {k: c.config.get(k) for k in (
             "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
             "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
             "Image", "Volumes", "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal",
-            "Shell") if doc["Config"].get(k) not in (None, "", [], {})}
+            "Shell") if c.config.get(k) not in (None, "", [], {})}
         ccfg.pop("Image", None)
         if config:
             ccfg.update({k: v for k, v in config.items() if v not in (None, "")})
@@ -307,60 +298,24 @@ class Builder:
         now = time.time()
         cfg["config"] = ccfg
         cfg["created"] = rfc3339(now)
-        cfg["container"] = doc["Id"]
+        cfg["container"] = c.id
         if author:
             cfg["author"] = author
         if comment:
             cfg["comment"] = comment
-        layers = list(doc["_berth"]["layers"]) + [layer.chain_id]
-        cfg["rootfs"] = {"type": "layers",
-                         "diff_ids": [self.images.layer_store.get(c).diff_id for c in layers]}
+        layers = list(c.layers) + [layer.chain_id]
+        cfg["rootfs"] = {"type": "layers", "diff_ids": self.images.diff_ids(layers)}
         cfg["history"] = list(cfg.get("history") or []) + [
             {"created": rfc3339(now), **({"author": author} if author else {}),
              **({"comment": comment} if comment else {})}]
         tags = [self.images._tag_ref(repo, tag)] if repo else []
         return self.images._commit_image(cfg, layers, tags)
 
-    def _layer_from_upper(self, upper: str, lowers: list[str], exclude: set[str],
-                          parent: str | None) -> storage.Layer:
-        r, w = os.pipe()
-        rf = os.fdopen(r, "rb")
-        err: list[BaseException] = []
-
-        def writer() -> None:
-            try:
-                with os.fdopen(w, "wb") as wf:
-                    storage.write_diff_tar(upper, lowers, wf, exclude,
-                                           self.images.layer_store.shift)
-            except BaseException as e:  # noqa: BLE001 - handed to the reader
-                err.append(e)
-        import threading
-        t = threading.Thread(target=writer, daemon=True)
-        t.start()
-        try:
-            layer = self.images.layer_store.create(rf, parent)
-        finally:
-            rf.close()
-            t.join()
-        if err:
-            raise err[0]
-        return layer
-
-
-def _stub_paths(doc: dict[str, Any]) -> set[str]:
-    out = set(RUNTIME_STUBS)
-    for m in doc.get("Mounts") or []:
-        dest = str(m.get("Destination", "")).strip("/")
-        if dest:
-            out.add(dest)
-    return out
-
 
 def extract_context(src: BinaryIO, dest: str, *, keep_owners: bool = False) -> None:
     """The build context tarball (any compression), with nothing outside `dest`: names with
     `..` and links that lead out are refused, device nodes are skipped."""
-    from berth.storage import archive
-    stream = archive.decompressed(src)
+    stream = decompressed(src)
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tf:
             for m in tf:
@@ -604,12 +559,9 @@ class _Run:
     async def _pull(self, name: str, platform: str) -> AsyncIterator[Message]:
         if self.b.pull is None:
             raise NotFound(f"pull access denied for {name}: this daemon cannot pull")
-        from berth.registry import AuthConfig
+        from berth.images.distribution import auth_for
         ref = reference.parse(name)
-        auth = AuthConfig()
-        for key, value in self.opts.registry_auth.items():
-            if _same_registry(key, ref.domain) and isinstance(value, dict):
-                auth = AuthConfig.from_dict(value)
+        auth = auth_for(self.opts.registry_auth, ref.domain)
         async for m in self.b.pull(ref.repository, ref.digest or ref.tag or "latest",
                                    platform=platform, auth=auth):
             yield m
@@ -910,7 +862,7 @@ class _Run:
         return [self.say(" ---> Using cache\n"), self.say(f" ---> {hit[7:19]}\n"),
                 self._state_of(hit)]
 
-    async def _commit_config(self, state: State, shown: str, layer: storage.Layer | None = None,
+    async def _commit_config(self, state: State, shown: str, layer: Layer | None = None,
                              created_by: str | None = None) -> State:
         now = time.time()
         cfg = json.loads(json.dumps(state.config))
@@ -971,35 +923,28 @@ class _Run:
         env += [f"{k}={v}" for k, v in self.opts.buildargs.items()
                 if k in PROXY_ARGS and v is not None and k not in stage_args]
         host_mounts = await asyncio.to_thread(self._run_mounts, mounts, ins)
-        body: dict[str, Any] = {
-            "Image": state.image_id, "Cmd": argv, "Entrypoint": [""], "Env": env,
-            "AttachStdout": True, "AttachStderr": True, "Tty": False,
-            "Labels": {"berth.build": "1"},
-            "HostConfig": {"NetworkMode": {"": "default", "default": "default"}.get(
-                network, network), "Mounts": host_mounts},
-        }
-        cid, _ = await self.b.containers.create(body, "")
+        cid = await self.b.containers.create(StepSpec(
+            image=state.image_id or "", argv=argv, env=env, network=network, mounts=host_mounts))
         yield self.say(f" ---> Running in {cid[:12]}\n")
         keep = False
         try:
             await self.b.containers.start(cid)
-            async for _, data in self.b.containers.logs(cid, follow=True):
+            async for data in self.b.containers.output(cid):
                 yield self.say(data.decode(errors="replace"))
-            res = await self.b.containers.wait(cid)
-            code = int(res.get("StatusCode", 1))
+            code = await self.b.containers.wait(cid)
             if code != 0:
                 # left for a look, as Docker's classic builder does, unless --force-rm
                 keep = not self.opts.forcerm
                 raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: "
                                  f"{code}", code)
-            doc, upper, lowers = self.b._container_dirs(cid)
-            exclude = _stub_paths(doc) | {m["Target"].strip("/") for m in host_mounts}
-            layer = await asyncio.to_thread(self.b._layer_from_upper, upper, lowers, exclude,
-                                            state.layers[-1] if state.layers else None)
+            c = self.b.containers.layer(cid)
+            exclude = set(c.mount_points) | {m.target.strip("/") for m in host_mounts}
+            layer = await asyncio.to_thread(self.b.images.layer_from_diff, c.upper, c.lowers,
+                                            exclude, state.layers[-1] if state.layers else None)
         finally:
             if not keep and (self.opts.rm or self.opts.forcerm):
                 with contextlib.suppress(BerthError):
-                    await self.b.containers.remove(cid, force=True, volumes=True)
+                    await self.b.containers.remove(cid)
         if self.opts.rm:
             yield self.say(f" ---> Removed intermediate container {cid[:12]}\n")
         new = await self._commit_config(state, shown, layer,
@@ -1020,7 +965,7 @@ class _Run:
             raise BuildError(f"{where}: granting entitlement {name} is not allowed by build "
                              f"daemon configuration (berthd --allow-insecure-entitlement {name})")
 
-    def _run_mounts(self, mounts: list[dict[str, str]], ins: Instruction) -> list[dict[str, Any]]:
+    def _run_mounts(self, mounts: list[dict[str, str]], ins: Instruction) -> list[StepMount]:
         out = []
         where = f"{self.filename}:{ins.line}"
         for m in mounts:
@@ -1037,12 +982,12 @@ class _Run:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
                 with os.fdopen(fd, "wb") as f:
                     f.write(self.opts.secrets[sid])
-                out.append({"Type": "bind", "Source": path, "Target": target, "ReadOnly": True})
+                out.append(StepMount(type="bind", source=path, target=target, read_only=True))
                 continue
             if not target:
                 raise BuildError(f"{where}: mount of type {typ} needs a target")
             if typ == "tmpfs":
-                out.append({"Type": "tmpfs", "Target": target})
+                out.append(StepMount(type="tmpfs", target=target))
             elif typ == "cache":
                 cid = m.get("id") or target
                 d = os.path.join(self.b.cache_mounts,
@@ -1051,14 +996,14 @@ class _Run:
                     os.makedirs(d)
                     os.chmod(d, int(m.get("mode", "755"), 8))
                     os.chown(d, int(m.get("uid", "0")), int(m.get("gid", "0")))
-                out.append({"Type": "bind", "Source": d, "Target": target, "ReadOnly": False})
+                out.append(StepMount(type="bind", source=d, target=target, read_only=False))
             elif typ == "bind":
                 rw = m.get("rw", m.get("readwrite", "false")) in ("true", "1", "")
                 source = m.get("source", m.get("src", ""))
                 if m.get("from"):
                     # the source is followed inside the stage's tree, never to a host path:
                     # a symlink there must not make the bind mount reach the host
-                    tree = LayersTree(self._source_dirs(m["from"]))
+                    tree = LayersTree(self._source_view(m["from"]))
                     rel = resolve(tree, posixpath.normpath("/" + source).lstrip("/"))
                     if tree.get(rel) is None:
                         raise BuildError(f"{where}: bind mount source {source}: not found in "
@@ -1072,13 +1017,12 @@ class _Run:
                                          "the build context")
                     src = os.path.join(self.tmp, f"bind-{secrets.token_hex(4)}")
                     self.ctx.materialize(rel, src)
-                out.append({"Type": "bind", "Source": src, "Target": target,
-                            "ReadOnly": not rw})
+                out.append(StepMount(type="bind", source=src, target=target, read_only=not rw))
             else:
                 raise BuildError(f"{where}: unsupported mount type {typ!r}")
         return out
 
-    def _source_dirs(self, ref: str) -> list[str]:
+    def _source_view(self, ref: str) -> LayerView:
         idx = int(ref) if ref.isdigit() else None
         names = {name: i for i, name in self._stage_names.items() if name}
         if ref.lower() in names:
@@ -1092,7 +1036,7 @@ class _Run:
                 raise BuildError(f"invalid from flag value {ref}: no stage or image of that "
                                  "name") from None
             layers = img.layers
-        return [self.b.images.layer_store.get(c).path for c in reversed(layers)]
+        return self.b.images.layer_view(layers)
 
     # --- WORKDIR ----------------------------------------------------------------------------
     async def _workdir(self, ins: Instruction, state: State, stage_args: dict[str, str],
@@ -1119,7 +1063,7 @@ class _Run:
 
     def _layer_of_entries(self, entries: list[tarfile.TarInfo], state: State,
                           files: list[tuple[tarfile.TarInfo, Any]] = ()  # type: ignore[assignment]
-                          ) -> storage.Layer:
+                          ) -> Layer:
         buf = _SpoolPipe()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
             for ti in entries:
@@ -1132,7 +1076,7 @@ class _Run:
                     tf.addfile(ti)
         buf.seek(0)
         try:
-            return self.b.images.layer_store.create(buf, state.layers[-1] if state.layers else None)  # type: ignore[arg-type]
+            return self.b.images.add_layer(buf, state.layers[-1] if state.layers else None)  # type: ignore[arg-type]
         finally:
             buf.close()
 
@@ -1196,7 +1140,7 @@ class _Run:
         """The tar entries of a COPY/ADD layer, and the manifest its cache key hashes."""
         tree: Tree = self.ctx
         if from_ref:
-            tree = LayersTree(self._source_dirs(from_ref))
+            tree = LayersTree(self._source_view(from_ref))
         matches: list[str] = []   # names relative to the tree's root
         urls: list[str] = []
         for s in srcs:
@@ -1419,23 +1363,18 @@ def _show(ins: Instruction) -> str:
     return ins.original.split("\n", 1)[0] if ins.heredocs else ins.original
 
 
-def _same_registry(key: str, domain: str) -> bool:
-    from berth.registry import normalize_server
-    return normalize_server(key) == domain
-
-
 class _RootView:
     """Looks up paths in an image's layers without mounting them."""
 
     def __init__(self, b: Builder, layers: list[str]) -> None:
-        self.dirs = [b.images.layer_store.get(c).path for c in reversed(layers)]
-        self.shift = b.images.layer_store.shift   # owners on disk, less this, are the image's
+        self.view = b.images.layer_view(layers)
+        self.shift = self.view.shift   # owners on disk, less this, are the image's
 
     def lookup(self, path: str) -> os.stat_result | None:
         rel = path.strip("/")
         if not rel:
             return os.stat("/")
-        return storage._lower_stat(rel, self.dirs)
+        return self.view.lower_stat(rel)
 
     def is_dir(self, path: str) -> bool:
         st = self.lookup(path)
@@ -1470,18 +1409,10 @@ class _RootView:
         """/etc/passwd or /etc/group as the image has it: followed inside the image's root
         only (a symlink there to the host's file reads the image's own or nothing), and
         bounded."""
-        with storage.MergedView(self.dirs) as view:
-            node = view.resolve(path)
-            if node is None:
-                return []
-            try:
-                if not stat.S_ISREG(node.st.st_mode):
-                    return []
-                fd = view.open(node)
-            finally:
-                node.close()
-        with os.fdopen(fd, "rb") as f:
-            text = f.read(4 << 20).decode(errors="replace")
+        data = self.view.read_file(path, 4 << 20)
+        if data is None:
+            return []
+        text = data.decode(errors="replace")
         return [line.split(":") for line in text.splitlines() if line.strip()]
 
     def owner(self, spec: str, where: str) -> tuple[int, int]:
