@@ -4,13 +4,14 @@ file trees (a stage's or an image's, as a directory).
 Imports `fs`, `errors`, `images` (a stage's layers, read through images.LayerView). The
 context is not unpacked: writing thousands of small files costs more than a whole cached
 rebuild, so the tar is spooled to one file while an index of its entries (kind, mode, size,
-mtime, link, data offset, sha256 of the content) is made in the same pass. COPY reads the bytes it needs straight from the spool. Names are cleaned as they are indexed: nothing
-can name a path outside the context, and a symlink is only ever followed by `resolve`, inside
-the root.
+mtime, link, data offset, sha256 of the content) is made in the same pass. COPY reads the
+bytes it needs straight from the spool. Names are cleaned as they are indexed: nothing can name
+a path outside the context, and a symlink is only ever followed by `resolve`, inside the root.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import io
@@ -283,7 +284,41 @@ def resolve(tree: Tree, rel: str, where: str = "") -> str:
     return "/".join(name for name, _ in stack[1:])
 
 
-__all__ = ["Entry", "Tree", "TarContext", "DirTree", "resolve"]
+def extract_context(src: BinaryIO, dest: str, *, keep_owners: bool = False) -> None:
+    """The build context tarball (any compression), with nothing outside `dest`: names with
+    `..` and links that lead out are refused, device nodes are skipped."""
+    stream = decompressed(src)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tf:
+            for m in tf:
+                try:
+                    if m.issym():
+                        # a symlink may point anywhere (COPY copies it as it is); only its
+                        # own name must stay inside, and nothing is written through it
+                        probe = copy.copy(m)
+                        probe.type, probe.linkname = tarfile.REGTYPE, ""
+                        tarfile.data_filter(probe, dest)
+                        checked = m
+                    else:
+                        checked = tarfile.data_filter(m, dest)
+                except tarfile.SpecialFileError:
+                    continue
+                except tarfile.FilterError as e:
+                    raise InvalidArgument(f"invalid build context: {e}") from None
+                keep = checked.replace(mode=m.mode & 0o7777, uid=m.uid if keep_owners else 0,
+                                       gid=m.gid if keep_owners else 0, uname="", gname="",
+                                       deep=False)
+                tf.extract(keep, dest, set_attrs=True, numeric_owner=True,
+                           filter="fully_trusted")
+    except tarfile.ReadError as e:
+        if "empty file" in str(e):
+            return
+        raise InvalidArgument(f"invalid build context: {e}") from None
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"invalid build context: {e}") from None
+
+
+__all__ = ["Entry", "Tree", "TarContext", "DirTree", "LayersTree", "resolve", "extract_context"]
 
 
 class LayersTree:
