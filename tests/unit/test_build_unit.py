@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.build import parse, stages_of
-from berth.build.shell import Lexer
+from berth.builder import parse, stages_of
+from berth.builder.shell import Lexer
 from berth.dockerignore import Matcher, read_patterns
 from berth.errors import InvalidArgument
 
@@ -82,7 +82,7 @@ def test_run_network_modes(flag: str, ok: bool) -> None:
 
 
 def test_entitlement_names() -> None:
-    from berth.build import check_entitlements
+    from berth.builder import check_entitlements
     assert check_entitlements(["network.host", "network.host"]) == ["network.host"]
     with pytest.raises(InvalidArgument, match="unknown entitlement"):
         check_entitlements(["network.hots"])

@@ -23,8 +23,8 @@ from aiohttp import web
 from berth import __version__
 from berth.api import plugins, websocket
 from berth.api.plugins import NOT_A_SWARM_MANAGER
-from berth.build import Builder, check_entitlements
-from berth.build import Options as BuildOptions
+from berth.builder import Builder, check_entitlements
+from berth.builder import Options as BuildOptions
 from berth.containers import ContainerService
 from berth.containers.channel import Attachment, DetachScanner, parse_detach_keys
 from berth.containers.execs import ExecService, ExecStartError

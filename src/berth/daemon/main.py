@@ -23,9 +23,10 @@ from aiohttp import web
 
 from berth import __version__, cgroups, storage
 from berth.api import API_VERSION, ENGINE_VERSION, Api
-from berth.build import Builder, check_entitlements
+from berth.builder import Builder, check_entitlements
 from berth.containers import Config as ContainersConfig
 from berth.containers import ContainerService
+from berth.containers.buildrunner import BuildRunner
 from berth.containers.execs import ExecService
 from berth.containers.health import HealthChecker
 from berth.content import ContentStore
@@ -442,7 +443,7 @@ class Daemon:
             mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
             certs_dir=cfg.certs_dir, docker_hub=cfg.docker_hub))
         self.distribution = Distribution(self.images, self.registry, emit=self._emit)
-        self.builder = Builder(self.images, self.containers, data_root=cfg.data_root,
+        self.builder = Builder(self.images, BuildRunner(self.containers), data_root=cfg.data_root,
                                pull=self.distribution.pull,
                                entitlements=cfg.insecure_entitlements)
         self.api = Api(containers=self.containers, images=self.images, info=self.info,

@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from berth import oci, reference
+from berth import oci, reference, storage
 from berth.content import ContentStore
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.images.layerview import LayerView
 from berth.metadata import MetadataStore
 from berth.storage import Layer, LayerStore
+from berth.storage.archive import decompressed
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,56 @@ class ImageService:
 
     def layers_of(self, image: Image) -> list[Layer]:
         return [self.layer_store.get(c) for c in image.layers]
+
+    # --- layers for the builder and commit ------------------------------------------------
+    def layer_dirs(self, chain_ids: list[str]) -> list[str]:
+        """The directories of a chain of layers, the top layer first (as overlayfs stacks)."""
+        return [self.layer_store.get(c).path for c in reversed(chain_ids)]
+
+    def diff_ids(self, chain_ids: list[str]) -> list[str]:
+        return [self.layer_store.get(c).diff_id for c in chain_ids]
+
+    def layer_view(self, chain_ids: list[str]) -> LayerView:
+        """The merged files of a chain of layers, read without mounting."""
+        return LayerView(self.layer_dirs(chain_ids), self.layer_store.shift)
+
+    def add_layer(self, tar: BinaryIO, parent: str | None) -> Layer:
+        """A layer from a tar stream, on top of the chain `parent` (or of nothing)."""
+        return self.layer_store.create(tar, parent)
+
+    def layer_from_diff(self, upper: str, lowers: list[str], exclude: set[str],
+                        parent: str | None) -> Layer:
+        """A layer of what a container changed in `upper` over `lowers` (its image's layer
+        directories, top first), less the paths in `exclude` (the runtime's mount points).
+        The diff tar is written in a thread and read into the layer store as it comes."""
+        r, w = os.pipe()
+        rf = os.fdopen(r, "rb")
+        err: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                with os.fdopen(w, "wb") as wf:
+                    storage.write_diff_tar(upper, lowers, wf, exclude, self.layer_store.shift)
+            except BaseException as e:  # noqa: BLE001 - handed to the reader
+                err.append(e)
+        import threading
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            layer = self.layer_store.create(rf, parent)
+        finally:
+            rf.close()
+            t.join()
+        if err:
+            raise err[0]
+        return layer
+
+    @staticmethod
+    def diff_changes(upper: str, lowers: list[str], exclude: set[str]
+                     ) -> list[tuple[str, str]]:
+        """(kind, path) of what a container changed: kind "A", "C" or "D" (see
+        storage.upper_changes)."""
+        return [(k, rel) for k, rel, _ in storage.upper_changes(upper, lowers, exclude)]
 
     # --- create -----------------------------------------------------------------------------
     def _commit_image(self, config: dict[str, Any], layers: list[str], tags: list[str]) -> str:
@@ -659,4 +711,7 @@ def _full_container_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-__all__ = ["ImageService", "Image", "apply_changes", "rfc3339", "parse_rfc3339", "host_arch"]
+# Layer and LayerView are the types of ImageService's layer methods; decompressed (any of the
+# compressions a layer or a build context may come in) is storage's, named here for the builder
+__all__ = ["ImageService", "Image", "Layer", "LayerView", "apply_changes", "decompressed",
+           "rfc3339", "parse_rfc3339", "host_arch"]

@@ -51,6 +51,17 @@ _LAYER_TYPES = {
 Message = dict[str, Any]
 
 
+def auth_for(auths: dict[str, Any], domain: str) -> AuthConfig:
+    """The credentials for `domain` among X-Registry-Config's (keyed by server, in any of the
+    spellings `docker login` writes); anonymous where none is given. The last match wins."""
+    from berth.registry import normalize_server
+    auth = AuthConfig()
+    for key, value in auths.items():
+        if normalize_server(key) == domain and isinstance(value, dict):
+            auth = AuthConfig.from_dict(value)
+    return auth
+
+
 def progress_bar(current: int, total: int) -> str:
     """Docker's `[=====>      ]  1.2MB/3.4MB`."""
     from berth.units import human_size
@@ -696,4 +707,4 @@ def _oci_type(media: str) -> str:
     return {oci.MEDIA_DOCKER_LAYER: oci.MEDIA_OCI_LAYER_GZIP}.get(media, media)
 
 
-__all__ = ["Distribution", "progress_bar", "parse_platform"]
+__all__ = ["Distribution", "auth_for", "progress_bar", "parse_platform"]

@@ -1,16 +1,17 @@
 """A build's file sources: the context (a tarball kept as it came, with an index) and other
 file trees (a stage's or an image's, as a directory).
 
-Imports `fs`, `errors` (and `storage` for a stage's layers). The context is not unpacked: writing thousands of small files costs more than
-a whole cached rebuild, so the tar is spooled to one file while an index of its entries (kind,
-mode, size, mtime, link, data offset, sha256 of the content) is made in the same pass. COPY
-reads the bytes it needs straight from the spool. Names are cleaned as they are indexed: nothing
-can name a path outside the context, and a symlink is only ever followed by `resolve`, inside
-the root.
+Imports `fs`, `errors`, `images` (a stage's layers, read through images.LayerView). The
+context is not unpacked: writing thousands of small files costs more than a whole cached
+rebuild, so the tar is spooled to one file while an index of its entries (kind, mode, size,
+mtime, link, data offset, sha256 of the content) is made in the same pass. COPY reads the
+bytes it needs straight from the spool. Names are cleaned as they are indexed: nothing can name
+a path outside the context, and a symlink is only ever followed by `resolve`, inside the root.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import io
@@ -23,6 +24,7 @@ from typing import BinaryIO, Protocol
 
 from berth import fs
 from berth.errors import InvalidArgument
+from berth.images import LayerView, decompressed
 
 
 @dataclass(slots=True)
@@ -83,9 +85,8 @@ class TarContext:
 
     @classmethod
     def ingest(cls, src: BinaryIO, spool: str) -> TarContext:
-        from berth.storage import archive
         ctx = cls(spool)
-        stream = archive.decompressed(src)
+        stream = decompressed(src)
         with open(spool, "wb") as out:
             tee = io.BufferedReader(_Tee(stream, out), 1 << 20)  # type: ignore[type-var]
             try:
@@ -283,103 +284,81 @@ def resolve(tree: Tree, rel: str, where: str = "") -> str:
     return "/".join(name for name, _ in stack[1:])
 
 
-__all__ = ["Entry", "Tree", "TarContext", "DirTree", "resolve"]
+def extract_context(src: BinaryIO, dest: str, *, keep_owners: bool = False) -> None:
+    """The build context tarball (any compression), with nothing outside `dest`: names with
+    `..` and links that lead out are refused, device nodes are skipped."""
+    stream = decompressed(src)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tf:
+            for m in tf:
+                try:
+                    if m.issym():
+                        # a symlink may point anywhere (COPY copies it as it is); only its
+                        # own name must stay inside, and nothing is written through it
+                        probe = copy.copy(m)
+                        probe.type, probe.linkname = tarfile.REGTYPE, ""
+                        tarfile.data_filter(probe, dest)
+                        checked = m
+                    else:
+                        checked = tarfile.data_filter(m, dest)
+                except tarfile.SpecialFileError:
+                    continue
+                except tarfile.FilterError as e:
+                    raise InvalidArgument(f"invalid build context: {e}") from None
+                keep = checked.replace(mode=m.mode & 0o7777, uid=m.uid if keep_owners else 0,
+                                       gid=m.gid if keep_owners else 0, uname="", gname="",
+                                       deep=False)
+                tf.extract(keep, dest, set_attrs=True, numeric_owner=True,
+                           filter="fully_trusted")
+    except tarfile.ReadError as e:
+        if "empty file" in str(e):
+            return
+        raise InvalidArgument(f"invalid build context: {e}") from None
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"invalid build context: {e}") from None
+
+
+__all__ = ["Entry", "Tree", "TarContext", "DirTree", "LayersTree", "resolve", "extract_context"]
 
 
 class LayersTree:
     """An image's or a stage's files, read from its layer directories as overlayfs would
-    merge them (whiteouts, opaque directories, and nothing of a lower layer under a higher
-    one's file or symlink), by directory fd, without mounting or copying. A path is taken as
-    written: a symlink on the way is not followed here, only by `resolve`, inside the root."""
+    merge them (images.LayerView), without mounting or copying. A path is taken as written: a
+    symlink on the way is not followed here, only by `resolve`, inside the root."""
 
-    def __init__(self, dirs_top_first: list[str]) -> None:
-        from berth.storage import MergedView
-        self.dirs = dirs_top_first
-        self.view = MergedView(dirs_top_first)
+    def __init__(self, view: LayerView) -> None:
+        self.view = view
 
     def close(self) -> None:
         self.view.close()
 
-    def __del__(self) -> None:
-        view = getattr(self, "view", None)
-        if view is not None:
-            view.close()
-
     def get(self, rel: str) -> Entry | None:
         if not rel:
             return Entry("d", 0o755)
-        node = self.view.lookup(rel)
-        if node is None:
+        st = self.view.lstat(rel)
+        if st is None:
             return None
-        try:
-            st = node.st
-            if node.is_dir:
-                return Entry("d", stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime))
-            if stat.S_ISLNK(st.st_mode):
-                return Entry("l", 0o777, mtime=int(st.st_mtime), link=self.view.readlink(node))
-            if stat.S_ISREG(st.st_mode):
-                return Entry("f", stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime))
-            return None
-        finally:
-            node.close()
+        if stat.S_ISDIR(st.st_mode):
+            return Entry("d", stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime))
+        if stat.S_ISLNK(st.st_mode):
+            return Entry("l", 0o777, mtime=int(st.st_mtime), link=self.view.readlink(rel))
+        if stat.S_ISREG(st.st_mode):
+            return Entry("f", stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime))
+        return None
 
     def children(self, rel: str) -> list[str]:
-        from berth.storage.merged import names
-        node = self.view.lookup(rel)
-        if node is None:
-            return []
-        try:
-            return names(node) if node.is_dir else []
-        finally:
-            node.close()
+        return self.view.children(rel)
 
     def paths(self) -> list[str]:
-        return sorted(rel for rel, _ in self.view.entries())
+        return self.view.paths()
 
     def open(self, rel: str) -> BinaryIO:
-        node = self.view.lookup(rel)
-        if node is None:
-            raise FileNotFoundError(rel)
-        try:
-            return os.fdopen(self.view.open(node), "rb")
-        finally:
-            node.close()
+        return os.fdopen(self.view.open(rel), "rb")
 
     def digest(self, rel: str) -> str:
         return _sha256_of(self.open(rel))
 
     def materialize(self, rel: str, dest: str) -> None:
-        """Write `rel` to `dest`, a new name in a directory of berth's own: through directory
-        fds with O_NOFOLLOW|O_EXCL only (berth.fs)."""
-        from berth.storage import copy_into
-        node = self.view.lookup(rel)
-        if node is None:
-            raise FileNotFoundError(rel)
-        parent = fs.open_dir(os.path.dirname(dest))
-        name = os.path.basename(dest)
-        try:
-            st = node.st
-            if node.is_dir:
-                os.mkdir(name, 0o700, dir_fd=parent)
-                fd = fs.mkdir_at(parent, name)
-                try:
-                    copy_into(self.view, node, fd)
-                    os.fchmod(fd, stat.S_IMODE(st.st_mode))
-                finally:
-                    os.close(fd)
-            elif stat.S_ISLNK(st.st_mode):
-                fs.symlink_at(self.view.readlink(node), parent, name)
-            elif stat.S_ISREG(st.st_mode):
-                src = self.view.open(node)
-                try:
-                    out = fs.create_at(parent, name, 0o600)
-                    try:
-                        fs.copy_fd(src, out)
-                        os.fchmod(out, stat.S_IMODE(st.st_mode))
-                    finally:
-                        os.close(out)
-                finally:
-                    os.close(src)
-        finally:
-            node.close()
-            os.close(parent)
+        """Write `rel` to `dest`, a new name in a directory of berth's own (see
+        LayerView.materialize)."""
+        self.view.materialize(rel, dest)

@@ -1,0 +1,129 @@
+"""The builder's way into the container service: one step's container, and what it changed.
+
+Imports `containers`, `images`. The builder (berth.builder) runs a RUN step through its
+`ContainerRunner` protocol and reads a container's read-write layer for `commit` and `diff`;
+`BuildRunner` implements that protocol over `ContainerService`, so that what the builder needs
+of the storage driver (a container's upper directory, which driver it is) is reached here and
+Docker's container JSON stays inside this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth.containers import ContainerService
+
+# what the runtime makes in a container's upper directory as mount points: not the
+# container's own changes
+RUNTIME_STUBS = frozenset({"etc/hosts", "etc/hostname", "etc/resolv.conf", "dev", "proc", "sys",
+                           ".dockerenv"})
+# a step's container carries this label (`berth ps -a --filter label=berth.build`)
+STEP_LABEL = "berth.build"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepMount:
+    """A mount of a RUN step: `bind` (source a host path of the builder's own) or `tmpfs`."""
+
+    type: str
+    target: str
+    source: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepSpec:
+    """The container of one RUN step: `argv` run as it is (no entrypoint), output not on a
+    TTY, in `network` (a network mode: "default", "none", "host", ...)."""
+
+    image: str
+    argv: list[str]
+    env: list[str]
+    network: str
+    mounts: list[StepMount] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerLayer:
+    """A container's read-write layer and what it sits on: `upper` over `lowers` (its image's
+    layer directories, top first; `layers` their chain IDs, bottom first). `mount_points` are
+    paths (relative to the root) that mounts cover and that are not the container's changes.
+    `diffable` is false where the storage driver keeps no upper directory (vfs-like copies)."""
+
+    id: str
+    image: str
+    config: dict[str, Any]       # the container's config (Docker's Config)
+    running: bool
+    paused: bool
+    layers: list[str]
+    upper: str
+    lowers: list[str]
+    mount_points: frozenset[str]
+    diffable: bool
+
+
+class BuildRunner:
+    """`berth.builder.ContainerRunner` over the container service."""
+
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+
+    async def create(self, spec: StepSpec) -> str:
+        mounts: list[dict[str, Any]] = []
+        for m in spec.mounts:
+            if m.type == "tmpfs":
+                mounts.append({"Type": "tmpfs", "Target": m.target})
+            else:
+                mounts.append({"Type": m.type, "Source": m.source, "Target": m.target,
+                               "ReadOnly": m.read_only})
+        body: dict[str, Any] = {
+            "Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": spec.env,
+            "AttachStdout": True, "AttachStderr": True, "Tty": False,
+            "Labels": {STEP_LABEL: "1"},
+            "HostConfig": {"NetworkMode": {"": "default", "default": "default"}.get(
+                spec.network, spec.network), "Mounts": mounts},
+        }
+        cid, _ = await self.containers.create(body, "")
+        return cid
+
+    async def start(self, cid: str) -> None:
+        await self.containers.start(cid)
+
+    async def output(self, cid: str) -> AsyncIterator[bytes]:
+        async for _, data in self.containers.logs(cid, follow=True):
+            yield data
+
+    async def wait(self, cid: str) -> int:
+        res = await self.containers.wait(cid)
+        return int(res.get("StatusCode", 1))
+
+    async def remove(self, cid: str) -> None:
+        await self.containers.remove(cid, force=True, volumes=True)
+
+    async def pause(self, cid: str) -> None:
+        await self.containers.pause(cid)
+
+    async def unpause(self, cid: str) -> None:
+        await self.containers.unpause(cid)
+
+    def layer(self, ref: str) -> ContainerLayer:
+        doc = self.containers.resolve(ref)
+        driver = self.containers.driver
+        layers = list(doc["_berth"]["layers"])
+        mount_points = set(RUNTIME_STUBS)
+        for m in doc.get("Mounts") or []:
+            dest = str(m.get("Destination", "")).strip("/")
+            if dest:
+                mount_points.add(dest)
+        return ContainerLayer(
+            id=doc["Id"], image=doc["Image"], config=doc["Config"],
+            running=bool(doc["State"].get("Running")), paused=bool(doc["State"].get("Paused")),
+            layers=layers, upper=driver.upper(doc["Id"]),
+            lowers=self.containers.images.layer_dirs(layers),
+            mount_points=frozenset(mount_points), diffable=driver.name == "overlay2")
+
+
+__all__ = ["BuildRunner", "ContainerLayer", "StepSpec", "StepMount", "RUNTIME_STUBS",
+           "STEP_LABEL"]

@@ -1,0 +1,108 @@
+"""The seam between the builder and the container service: BuildRunner turns a step's spec
+into the container the classic builder makes, and the builder uses a ContainerRunner only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from berth.builder import ContainerRunner
+from berth.builder.commit import changes, commit
+from berth.containers.buildrunner import (
+    RUNTIME_STUBS,
+    BuildRunner,
+    ContainerLayer,
+    StepMount,
+    StepSpec,
+)
+from berth.errors import InvalidArgument
+
+
+class _Service:
+    """What BuildRunner calls on the container service, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def create(self, body: dict[str, Any], name: str = "") -> tuple[str, list[str]]:
+        self.calls.append(("create", body))
+        return "c" * 64, []
+
+    async def wait(self, ref: str) -> dict[str, Any]:
+        return {"StatusCode": 3, "Error": None}
+
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        self.calls.append(("remove", (ref, force, volumes)))
+
+    async def logs(self, ref: str, *, follow: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        yield 1, b"out"
+        yield 2, b"err"
+
+
+def test_step_container_is_the_classic_builders() -> None:
+    svc = _Service()
+    runner = BuildRunner(svc)  # type: ignore[arg-type]
+    spec = StepSpec(image="sha256:" + "a" * 64, argv=["/bin/sh", "-c", "true"], env=["A=1"],
+                    network="", mounts=[StepMount(type="tmpfs", target="/t"),
+                                        StepMount(type="bind", source="/s", target="/b",
+                                                  read_only=True)])
+
+    async def go() -> tuple[str, int, list[bytes]]:
+        cid = await runner.create(spec)
+        out = [d async for d in runner.output(cid)]
+        code = await runner.wait(cid)
+        await runner.remove(cid)
+        return cid, code, out
+
+    cid, code, out = asyncio.run(go())
+    assert (code, out) == (3, [b"out", b"err"])
+    assert svc.calls == [
+        ("create", {"Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": ["A=1"],
+                    "AttachStdout": True, "AttachStderr": True, "Tty": False,
+                    "Labels": {"berth.build": "1"},
+                    "HostConfig": {"NetworkMode": "default", "Mounts": [
+                        {"Type": "tmpfs", "Target": "/t"},
+                        {"Type": "bind", "Source": "/s", "Target": "/b", "ReadOnly": True}]}}),
+        ("remove", (cid, True, True))]
+
+
+class _FakeRunner:
+    """A container the storage driver cannot diff (a copying driver)."""
+
+    def __init__(self) -> None:
+        self.paused: list[str] = []
+
+    async def create(self, spec: StepSpec) -> str:
+        raise AssertionError("not used")
+
+    async def start(self, cid: str) -> None: ...
+
+    async def output(self, cid: str) -> AsyncIterator[bytes]:
+        yield b""
+
+    async def wait(self, cid: str) -> int:
+        return 0
+
+    async def remove(self, cid: str) -> None: ...
+
+    async def pause(self, cid: str) -> None:
+        self.paused.append(cid)
+
+    async def unpause(self, cid: str) -> None: ...
+
+    def layer(self, ref: str) -> ContainerLayer:
+        return ContainerLayer(id=ref, image="sha256:x", config={}, running=True, paused=False,
+                              layers=[], upper="/nonexistent", lowers=[],
+                              mount_points=RUNTIME_STUBS, diffable=False)
+
+
+def test_commit_and_diff_need_an_upper_directory() -> None:
+    runner: ContainerRunner = _FakeRunner()
+    with pytest.raises(InvalidArgument, match="diff needs the overlay2"):
+        changes(None, runner, "c1")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="commit needs the overlay2"):
+        asyncio.run(commit(None, runner, "c1"))  # type: ignore[arg-type]
+    assert runner.paused == []  # type: ignore[attr-defined]
