@@ -389,6 +389,16 @@ def _oci_message(detail: str) -> str:
 
 def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-arg]
     lx = spec.get("linux", {})
+    adj = spec.get("process", {}).get("oomScoreAdj")
+    if adj is not None:
+        # as runc: before exec, while still root with every capability (lowering it needs
+        # CAP_SYS_RESOURCE)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(int(adj)))
+        except OSError as e:
+            raise StartError(f"error during container init: write oom_score_adj: {e}", 1
+                             ) from None
     ns_types = {ns["type"] for ns in lx.get("namespaces", [])}
     root = spec.get("root", {})
     rootfs = os.path.join(bundle, root.get("path", "rootfs"))
@@ -421,6 +431,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.set_link_up("lo")
     if "uts" in ns_types and spec.get("hostname"):
         linux.sethostname(spec["hostname"])
+    if "uts" in ns_types and spec.get("domainname"):
+        linux.setdomainname(spec["domainname"])
 
     proc = spec["process"]
     for rl in proc.get("rlimits", []):
