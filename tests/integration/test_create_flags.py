@@ -84,10 +84,16 @@ def test_ipc_modes(daemon: Daemon) -> None:
     assert r.returncode != 0 and "invalid IPC mode" in r.stderr
 
 
-def test_uts_host_and_domainname(daemon: Daemon) -> None:
+def test_uts_host(daemon: Daemon) -> None:
     assert _run(daemon, "--uts", "host", "busybox", "hostname").strip() == os.uname().nodename
     r = docker(daemon, "run", "--rm", "--uts", "host", "-h", "x", "busybox", "true")
     assert r.returncode == 125 and "conflicting options: hostname and the UTS mode" in r.stderr
+
+
+
+def test_domainname(daemon: Daemon) -> None:
+    if os.environ.get("BERTH_TEST_RUNTIME") == "runc":
+        pytest.skip("runc before 1.2 does not set the spec's domainname")
     out = _run(daemon, "--hostname", "web", "--domainname", "example.test", "busybox", "sh", "-c",
                "hostname; cat /proc/sys/kernel/domainname")
     assert out.split() == ["web", "example.test"]
@@ -105,7 +111,9 @@ def test_oom_score_adj(daemon: Daemon) -> None:
     if can_lower:
         assert r.stdout.strip() == "-200", r.stderr
     else:
-        assert r.returncode != 0 and "oom_score_adj" in r.stderr
+        assert r.returncode != 0
+        if os.environ.get("BERTH_TEST_RUNTIME") != "runc":  # runc's words say less
+            assert "oom_score_adj" in r.stderr
     r = docker(daemon, "run", "--rm", "--oom-score-adj", "1001", "busybox", "true")
     assert r.returncode == 125 and "range for oom score adj is [-1000, 1000]" in r.stderr
 
