@@ -114,6 +114,11 @@ def test_oom_score_adj(daemon: Daemon) -> None:
         assert r.returncode != 0
         if os.environ.get("BERTH_TEST_RUNTIME") != "runc":  # runc's words say less
             assert "oom_score_adj" in r.stderr
+    cid = ok(daemon, "run", "-d", "--oom-score-adj", "400", "busybox", "sleep", "60").strip()
+    try:  # an exec gets the container's, as with dockerd
+        assert ok(daemon, "exec", cid, "cat", "/proc/self/oom_score_adj").strip() == "400"
+    finally:
+        docker(daemon, "rm", "-f", cid)
     r = docker(daemon, "run", "--rm", "--oom-score-adj", "1001", "busybox", "true")
     assert r.returncode == 125 and "range for oom score adj is [-1000, 1000]" in r.stderr
 

@@ -18,6 +18,7 @@ from berth.containers.spec import (
     build_spec,
     device_cgroup_rule,
     refuse_unsupported,
+    validate_healthcheck,
     validate_host_config,
 )
 from berth.errors import InvalidArgument
@@ -241,3 +242,12 @@ def test_health_start_interval_during_the_start_period() -> None:
     eff = health.effective({"Config": {"Healthcheck": {"Test": ["CMD", "true"]}}}, None)
     assert eff is not None and eff["StartInterval"] == 5 * health.SECOND
     assert health.next_interval(eff, 0.0, starting) == 30.0
+
+
+def test_healthcheck_durations() -> None:
+    validate_healthcheck({"Interval": 0, "StartInterval": 1_000_000})
+    with pytest.raises(InvalidArgument, match="StartInterval in Healthcheck cannot be less "
+                       "than 1ms"):
+        validate_healthcheck({"StartInterval": 999})
+    with pytest.raises(InvalidArgument, match="Retries in Healthcheck cannot be negative"):
+        validate_healthcheck({"Retries": -1})

@@ -40,6 +40,7 @@ from berth.containers.spec import (
     merge_env,
     no_new_privileges,
     refuse_unsupported,
+    validate_healthcheck,
     validate_host_config,
     validate_sysctls,
 )
@@ -248,6 +249,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         hc: dict[str, Any] = dict(body.get("HostConfig") or {})
         warnings = validate_host_config(hc, self.ncpu)
         refuse_unsupported(hc, body)
+        validate_healthcheck(body.get("Healthcheck"))
         if hc.get("UTSMode") == "host" and body.get("Hostname"):
             raise InvalidArgument("conflicting options: hostname and the UTS mode")
         if self.cfg.idmap is not None and hc.get("UsernsMode") != "host":

@@ -193,6 +193,17 @@ def _validate_resources(hc: dict[str, Any], mem: int) -> list[str]:
     return warnings
 
 
+def validate_healthcheck(health: dict[str, Any] | None) -> None:
+    """dockerd's checks of Config.Healthcheck: each duration 0 (the default) or at least
+    1ms, Retries not negative."""
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        v = int((health or {}).get(key) or 0)
+        if v and v < 1_000_000:
+            raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
+    if int((health or {}).get("Retries") or 0) < 0:
+        raise InvalidArgument("Retries in Healthcheck cannot be negative")
+
+
 # the throttling fields: HostConfig key -> runtime-spec blockIO key, cgroup v1 file
 THROTTLE = {
     "BlkioDeviceReadBps": ("throttleReadBpsDevice", "read_bps_device"),
@@ -541,5 +552,5 @@ def _cap_name(c: str) -> str:
 
 
 __all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
-           "validate_sysctls", "refuse_unsupported", "block_device", "device_cgroup_rule",
+           "validate_sysctls", "validate_healthcheck", "refuse_unsupported", "block_device", "device_cgroup_rule",
            "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG", "UNSUPPORTED_HOST_CONFIG"]
