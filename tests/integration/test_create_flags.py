@@ -290,3 +290,47 @@ def test_unsupported_fields_refused_by_name(daemon: Daemon) -> None:
                                         "Cgroup": "", "MemorySwappiness": -1}})
     assert status == 201, res
     docker(daemon, "rm", res["Id"])
+
+
+@pytest.fixture(scope="module")
+def cdi_daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path):  # type: ignore[no-untyped-def]
+    from .conftest import running_daemon
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse on this host to stand for a CDI device")
+    base = tmp_path_factory.mktemp("cdi")
+    specs = base / "cdi"
+    specs.mkdir()
+    (base / "lib.txt").write_text("vendor library\n")
+    (specs / "example.json").write_text(json.dumps({
+        "cdiVersion": "0.6.0", "kind": "example.com/dev",
+        "containerEdits": {"env": ["EXAMPLE_COMMON=1"]},
+        "devices": [{"name": "fuse", "containerEdits": {
+            "env": ["EXAMPLE_DEV=fuse"], "deviceNodes": [{"path": "/dev/fuse"}],
+            "mounts": [{"hostPath": str(base / "lib.txt"), "containerPath": "/opt/lib.txt",
+                        "options": ["ro", "rbind"]}]}},
+            {"name": "hooked", "containerEdits": {"hooks": [
+                {"hookName": "createContainer", "path": "/bin/true"}]}}]}))
+    (specs / "gpu.json").write_text(json.dumps({
+        "cdiVersion": "0.6.0", "kind": "nvidia.com/gpu",
+        "devices": [{"name": "0", "containerEdits": {
+            "env": ["FAKE_GPU=0"], "deviceNodes": [{"path": "/dev/fakegpu0",
+                                                    "hostPath": "/dev/fuse"}]}}]}))
+    with running_daemon(base / "berthd", rootfs_tar, "--cdi-spec-dir", str(specs)) as d:
+        yield d
+
+
+def test_cdi_devices(cdi_daemon: Daemon) -> None:
+    out = _run(cdi_daemon, "--device", "example.com/dev=fuse", "busybox", "sh", "-c",
+               "echo $EXAMPLE_DEV $EXAMPLE_COMMON; cat /opt/lib.txt; "
+               "head -c0 /dev/fuse && echo opened")
+    assert out.split("\n")[:3] == ["fuse 1", "vendor library", "opened"]
+    r = docker(cdi_daemon, "run", "--rm", "--device", "example.com/dev=nope", "busybox", "true")
+    assert r.returncode == 125 and ("CDI device injection failed: unresolvable CDI devices "
+                                    "example.com/dev=nope") in r.stderr
+    r = docker(cdi_daemon, "run", "--rm", "--device", "example.com/dev=hooked", "busybox",
+               "true")
+    assert r.returncode == 125 and "OCI hooks, which berth does not run" in r.stderr
+    # --gpus takes the nvidia.com/gpu CDI devices where the host has them (dockerd 28)
+    out = _run(cdi_daemon, "--gpus", "all", "busybox", "sh", "-c",
+               "echo $FAKE_GPU; head -c0 /dev/fakegpu0 && echo opened")
+    assert out.split() == ["0", "opened"]

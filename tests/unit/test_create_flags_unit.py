@@ -251,3 +251,52 @@ def test_healthcheck_durations() -> None:
         validate_healthcheck({"StartInterval": 999})
     with pytest.raises(InvalidArgument, match="Retries in Healthcheck cannot be negative"):
         validate_healthcheck({"Retries": -1})
+
+
+def _registry(tmp_path: Path) -> Any:
+    import json
+
+    from berth.containers import cdi
+    (tmp_path / "a.json").write_text(json.dumps({
+        "kind": "nvidia.com/gpu", "containerEdits": {"env": ["COMMON=1"]},
+        "devices": [{"name": n, "containerEdits": {"env": [f"GPU{n}=1"], "deviceNodes": [
+            {"path": f"/dev/nvidia{n}", "type": "c", "major": 195, "minor": int(n),
+             "fileMode": 0o666}]}} for n in ("0", "1")]}))
+    (tmp_path / "bad.json").write_text("{not json")
+    return cdi.Registry((str(tmp_path),)).load()
+
+
+def test_cdi_resolve_and_apply(tmp_path: Path) -> None:
+    from berth.containers import cdi
+    reg = _registry(tmp_path)
+    assert reg.kind("nvidia.com/gpu") == ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
+    gpu = {"Driver": "", "Capabilities": [["gpu"]]}
+    assert cdi.resolve([{**gpu, "Count": -1}], reg) == ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
+    assert cdi.resolve([{**gpu, "Count": 1}], reg) == ["nvidia.com/gpu=0"]
+    assert cdi.resolve([{**gpu, "DeviceIDs": ["1"]}], reg) == ["nvidia.com/gpu=1"]
+    with pytest.raises(InvalidArgument, match="unresolvable CDI devices x.com/y=z"):
+        cdi.resolve([{"Driver": "cdi", "DeviceIDs": ["x.com/y=z"]}], reg)
+    spec = _spec({})
+    cdi.apply(spec, ["nvidia.com/gpu=0", "nvidia.com/gpu=1"], reg)
+    env = spec["process"]["env"]
+    assert env.count("COMMON=1") == 1 and "GPU0=1" in env and "GPU1=1" in env
+    assert [d["path"] for d in spec["linux"]["devices"]] == ["/dev/nvidia0", "/dev/nvidia1"]
+    assert spec["linux"]["resources"]["devices"][-1] == {
+        "allow": True, "type": "c", "major": 195, "minor": 1, "access": "rwm"}
+
+
+def test_no_driver_is_dockers_error(tmp_path: Path) -> None:
+    from berth.containers import cdi
+    empty = cdi.Registry((str(tmp_path / "none"),)).load()
+    with pytest.raises(InvalidArgument) as e:
+        cdi.resolve([{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}], empty)
+    assert e.value.message == 'could not select device driver "" with capabilities: [[gpu]]'
+
+
+def test_cli_cdi_device() -> None:
+    opts, pos = RUN.parse(["--device", "vendor.com/class=dev0", "--device", "/dev/fuse",
+                           "busybox"])
+    hc = build_create_body(opts, pos[0], pos[1:])[0]["HostConfig"]
+    assert hc["DeviceRequests"] == [{"Driver": "cdi", "DeviceIDs": ["vendor.com/class=dev0"],
+                                     "Count": 0, "Capabilities": None, "Options": {}}]
+    assert [d["PathOnHost"] for d in hc["Devices"]] == ["/dev/fuse"]

@@ -498,7 +498,7 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
             so[k] = v
         hc["StorageOpt"] = so
     if opts["gpus"]:
-        hc["DeviceRequests"] = [_gpus(opts["gpus"])]
+        hc.setdefault("DeviceRequests", []).append(_gpus(opts["gpus"]))
     if opts["annotation"]:
         ann: dict[str, str] = {}
         for a in opts["annotation"]:
@@ -527,12 +527,20 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     if opts["device"]:
         devs = []
         for d in opts["device"]:
+            kind, eq, _ = d.partition("=")
+            if eq and "/" in kind and not d.startswith("/"):
+                # a CDI name (vendor.com/class=name): a DeviceRequest, as the docker CLI
+                hc.setdefault("DeviceRequests", []).append(
+                    {"Driver": "cdi", "DeviceIDs": [d], "Count": 0, "Capabilities": None,
+                     "Options": {}})
+                continue
             parts = d.split(":")
             host = parts[0]
             ctr = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
             perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
             devs.append({"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms})
-        hc["Devices"] = devs
+        if devs:
+            hc["Devices"] = devs
     if opts["volumes-from"]:
         hc["VolumesFrom"] = list(opts["volumes-from"])
     if opts["tmpfs"]:

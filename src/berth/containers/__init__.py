@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth import linux, storage
-from berth.containers import names, seccomp
+from berth.containers import cdi, names, seccomp
 from berth.containers._mounts import MountsMixin
 from berth.containers._networking import NetworkingMixin
 from berth.containers._output import OutputMixin
@@ -78,6 +78,7 @@ class Config:
     runtimes: dict[str, str] = field(default_factory=lambda: {"berth": ""})  # name -> path
     idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
     init_path: str = ""                 # a static init (tini) for --init, mounted in
+    cdi_spec_dirs: tuple[str, ...] = cdi.DEFAULT_SPEC_DIRS   # CDI specs for DeviceRequests
     # unlike Docker, logs rotate by default, so a chatty container cannot fill the disk
     log_max_size: int = 20 * 1024 * 1024
     log_max_file: int = 5
@@ -447,7 +448,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             if not other["State"]["Running"]:
                 raise Conflict(f"cannot join network of a non running container: {other['Id']}")
             netns = f"/proc/{other['State']['Pid']}/ns/net"
-        _device_requests(doc["HostConfig"])
+        # DeviceRequests (--gpus, CDI --device): CDI devices, or dockerd's error
+        requests = doc["HostConfig"].get("DeviceRequests") or []
+        registry = cdi.Registry(self.cfg.cdi_spec_dirs).load() if requests else None
+        cdi_devices = cdi.resolve(requests, registry) if registry else []
         pidns = ipcns = None
         pid_mode = doc["HostConfig"].get("PidMode") or ""
         if pid_mode.startswith("container:"):
@@ -471,6 +475,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                           netns_path=netns, init_path=self.cfg.init_path,
                           mounts=self._runtime_mounts(doc), idmap=self.cfg.idmap,
                           pidns_path=pidns, ipcns_path=ipcns, shm_path=self._shm_path(doc))
+        if registry is not None:
+            cdi.apply(spec, cdi_devices, registry)
         if self.cfg.idmap is not None:
             # the files the runtime binds in belong to the container's root, as in Docker
             for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
@@ -1078,16 +1084,6 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         return {"Containers": len(self._docs), "ContainersRunning": running,
                 "ContainersPaused": paused,
                 "ContainersStopped": len(self._docs) - running - paused}
-
-
-def _device_requests(hc: dict[str, Any]) -> None:
-    """`--gpus` and other DeviceRequests: berth has no device driver (no GPU driver hook,
-    no CDI registry), so each one gets dockerd's error where none matches."""
-    for req in hc.get("DeviceRequests") or []:
-        caps = "[" + " ".join("[" + " ".join(c) + "]" for c in req.get("Capabilities") or []
-                              ) + "]"
-        raise InvalidArgument(f'could not select device driver "{req.get("Driver") or ""}" '
-                              f"with capabilities: {caps}")
 
 
 def _du(path: str) -> int:
