@@ -300,3 +300,13 @@ def test_cli_cdi_device() -> None:
     assert hc["DeviceRequests"] == [{"Driver": "cdi", "DeviceIDs": ["vendor.com/class=dev0"],
                                      "Count": 0, "Capabilities": None, "Options": {}}]
     assert [d["PathOnHost"] for d in hc["Devices"]] == ["/dev/fuse"]
+
+
+def test_ipc_and_uts_sysctls_need_a_namespace_of_their_own() -> None:
+    from berth.containers.spec import validate_sysctls
+    validate_sysctls({"Sysctls": {"kernel.shmmax": "1"}})
+    validate_sysctls({"IpcMode": "container:x", "Sysctls": {"kernel.shmmax": "1"}})
+    with pytest.raises(InvalidArgument, match="kernel.shmmax"):
+        validate_sysctls({"IpcMode": "host", "Sysctls": {"kernel.shmmax": "1"}})
+    with pytest.raises(InvalidArgument, match="kernel.domainname"):
+        validate_sysctls({"UTSMode": "host", "Sysctls": {"kernel.domainname": "x"}})

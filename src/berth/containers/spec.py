@@ -267,8 +267,9 @@ def validate_sysctls(hc: dict[str, Any], joined_mode: str = "") -> None:
     whose network a `container:` one joins."""
     mode = hc.get("NetworkMode") or "bridge"
     host_net = mode == "host" or joined_mode == "host"
-    # --network host shares the host's UTS namespace too; berth has no --ipc host
-    why = sysctl.check(hc.get("Sysctls"), ipc=True, net=not host_net, uts=not host_net)
+    # --network host shares the host's UTS namespace too
+    why = sysctl.check(hc.get("Sysctls"), ipc=hc.get("IpcMode") != "host", net=not host_net,
+                       uts=not host_net and hc.get("UTSMode") != "host")
     if why:
         raise InvalidArgument(why)
 
@@ -442,12 +443,9 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     if not any(ns["type"] == "uts" for ns in namespaces):
         spec["hostname"] = ""
         spec.pop("domainname", None)
-    if mode == "host":
-        pass  # the host's network namespace
-    elif netns_path:
-        namespaces.append({"type": "network", "path": netns_path})
-    else:
-        namespaces.append({"type": "network"})
+    if mode != "host":  # host: the host's network namespace
+        namespaces.append({"type": "network", "path": netns_path} if netns_path
+                          else {"type": "network"})
     if cgroupns_mode(hc) == "private":
         namespaces.append({"type": "cgroup"})
     if idmap is not None and hc.get("UsernsMode") != "host":
@@ -552,5 +550,6 @@ def _cap_name(c: str) -> str:
 
 
 __all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
-           "validate_sysctls", "validate_healthcheck", "refuse_unsupported", "block_device", "device_cgroup_rule",
-           "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG", "UNSUPPORTED_HOST_CONFIG"]
+           "validate_sysctls", "validate_healthcheck", "refuse_unsupported", "block_device",
+           "device_cgroup_rule", "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG",
+           "UNSUPPORTED_HOST_CONFIG"]
