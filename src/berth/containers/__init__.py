@@ -568,7 +568,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
     def _shm_dir(self, cid: str) -> str:
         return os.path.join(self._dir(cid), "mounts", "shm")
 
-    def _shm_path(self, doc: dict[str, Any]) -> str | None:
+    def _shm_path(self, doc: dict[str, Any], depth: int = 0) -> str | None:
         """The host directory a container's /dev/shm is, where others may share it (dockerd's
         ShmPath): a shareable one's own tmpfs, the host's, or the donor's; None for a
         private one (or a shareable one not running)."""
@@ -578,9 +578,9 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         if mode == "shareable":
             d = self._shm_dir(doc["Id"])
             return d if os.path.ismount(d) else None
-        if mode.startswith("container:"):
+        if mode.startswith("container:") and depth < 8:  # no loop through renamed donors
             with contextlib.suppress(NotFound):
-                return self._shm_path(self.resolve(mode.split(":", 1)[1]))
+                return self._shm_path(self.resolve(mode.split(":", 1)[1]), depth + 1)
         return None
 
     def _mount_shm(self, doc: dict[str, Any]) -> None:
