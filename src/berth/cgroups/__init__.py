@@ -32,15 +32,28 @@ class Resources:
     start-up."""
 
     __slots__ = ("memory", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period",
-                 "cpuset_cpus", "cpuset_mems", "pids_limit", "devices")
+                 "cpuset_cpus", "cpuset_mems", "pids_limit", "devices", "memory_reservation",
+                 "memory_swappiness", "oom_kill_disable", "blkio_weight", "blkio_weight_devices",
+                 "blkio_throttle")
 
     def __init__(self, *, memory: int | None = None, memory_swap: int | None = None,
                  cpu_shares: int | None = None, cpu_quota: int | None = None,
                  cpu_period: int | None = None, cpuset_cpus: str | None = None,
                  cpuset_mems: str | None = None, pids_limit: int | None = None,
-                 devices: tuple[dict, ...] = ()) -> None:  # type: ignore[type-arg]
+                 devices: tuple[dict, ...] = (),  # type: ignore[type-arg]
+                 memory_reservation: int | None = None, memory_swappiness: int | None = None,
+                 oom_kill_disable: bool = False, blkio_weight: int | None = None,
+                 blkio_weight_devices: tuple[tuple[int, int, int], ...] = (),
+                 blkio_throttle: tuple[tuple[str, int, int, int], ...] = ()) -> None:
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # memory + swap, bytes; -1 unlimited
+        self.memory_reservation = memory_reservation    # soft limit, bytes
+        self.memory_swappiness = memory_swappiness      # 0..100 (v1 only)
+        self.oom_kill_disable = oom_kill_disable        # v1 only
+        self.blkio_weight = blkio_weight                # 10..1000
+        self.blkio_weight_devices = blkio_weight_devices   # (major, minor, weight)
+        # (kind, major, minor, limit): kind one of THROTTLE_KINDS
+        self.blkio_throttle = blkio_throttle
         self.cpu_shares = cpu_shares
         self.cpu_quota = cpu_quota          # microseconds per period
         self.cpu_period = cpu_period
@@ -65,11 +78,39 @@ class Resources:
         mem = res.get("memory") or {}
         cpu = res.get("cpu") or {}
         pids = res.get("pids") or {}
+        blk = res.get("blockIO") or {}
         return cls(memory=mem.get("limit"), memory_swap=mem.get("swap"),
                    cpu_shares=cpu.get("shares"), cpu_quota=cpu.get("quota"),
                    cpu_period=cpu.get("period"), cpuset_cpus=cpu.get("cpus"),
                    cpuset_mems=cpu.get("mems"), pids_limit=pids.get("limit"),
-                   devices=tuple(res.get("devices") or ()))
+                   devices=tuple(res.get("devices") or ()),
+                   memory_reservation=mem.get("reservation"),
+                   memory_swappiness=mem.get("swappiness"),
+                   oom_kill_disable=bool(mem.get("disableOOMKiller")),
+                   blkio_weight=blk.get("weight"),
+                   blkio_weight_devices=tuple((d["major"], d["minor"], d["weight"])
+                                              for d in blk.get("weightDevice") or ()),
+                   blkio_throttle=tuple((kind, d["major"], d["minor"], d["rate"])
+                                        for kind in THROTTLE_KINDS
+                                        for d in blk.get(kind) or ()))
+
+
+# runtime-spec blockIO throttle keys → (v1 file suffix, v2 io.max key)
+THROTTLE_KINDS = {
+    "throttleReadBpsDevice": ("read_bps_device", "rbps"),
+    "throttleWriteBpsDevice": ("write_bps_device", "wbps"),
+    "throttleReadIOPSDevice": ("read_iops_device", "riops"),
+    "throttleWriteIOPSDevice": ("write_iops_device", "wiops"),
+}
+BLKIO_WEIGHT_UNSUPPORTED = ("Your kernel does not support Block I/O weight or the cgroup is "
+                            "not mounted")
+
+
+def _first_present(d: str, names: tuple[str, ...]) -> str | None:
+    for n in names:
+        if os.path.exists(os.path.join(d, n)):
+            return os.path.join(d, n)
+    return None
 
 
 class Stats:
@@ -220,6 +261,16 @@ class V1:
                 _write(os.path.join(mem, "memory.limit_in_bytes"), res.memory)
             if res.memory_swap and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes")):
                 _write(os.path.join(mem, "memory.memsw.limit_in_bytes"), res.memory_swap)
+            if res.memory_reservation:
+                _write(os.path.join(mem, "memory.soft_limit_in_bytes"), res.memory_reservation)
+            if res.memory_swappiness is not None and res.memory_swappiness >= 0:
+                _write(os.path.join(mem, "memory.swappiness"), res.memory_swappiness)
+            if res.oom_kill_disable:
+                _write(os.path.join(mem, "memory.oom_control"), 1)
+        elif res.memory_reservation or res.memory_swappiness is not None or res.oom_kill_disable:
+            raise InvalidArgument("no memory cgroup controller is mounted: cannot apply the "
+                                  "memory reservation, swappiness or OOM killer setting")
+        self._blkio(res)
         cpu = self._dir("cpu")
         if cpu:
             if res.cpu_shares:
@@ -251,6 +302,31 @@ class V1:
                 raise System("cannot apply the device rules: no devices cgroup controller "
                              "and no cgroup2 hierarchy is mounted")
             _attach_devices(unified, res.devices)
+
+    def _blkio(self, res: Resources) -> None:
+        """blkio.weight (CFQ) or blkio.bfq.weight (BFQ), per-device weights, and the
+        throttling files; an error where the kernel has none of a file asked for."""
+        if not (res.blkio_weight or res.blkio_weight_devices or res.blkio_throttle):
+            return
+        blk = self._dir("blkio")
+        if not blk:
+            raise InvalidArgument("no blkio cgroup controller is mounted: cannot apply the "
+                                  "block I/O weight or throttling")
+        if res.blkio_weight:
+            f = _first_present(blk, ("blkio.weight", "blkio.bfq.weight"))
+            if f is None:
+                raise InvalidArgument(BLKIO_WEIGHT_UNSUPPORTED)
+            _write(f, res.blkio_weight)
+        if res.blkio_weight_devices:
+            f = _first_present(blk, ("blkio.weight_device", "blkio.bfq.weight_device"))
+            if f is None:
+                raise InvalidArgument("Your kernel does not support Block I/O weight_device "
+                                      "or the cgroup is not mounted")
+            for major, minor, weight in res.blkio_weight_devices:
+                _write(f, f"{major}:{minor} {weight}")
+        for kind, major, minor, limit in res.blkio_throttle:
+            _write(os.path.join(blk, "blkio.throttle." + THROTTLE_KINDS[kind][0]),
+                   f"{major}:{minor} {limit}")
 
     def procs_files(self) -> list[str]:
         return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
@@ -345,6 +421,11 @@ class V2:
                 swap = "max" if res.memory_swap < 0 else max(res.memory_swap - res.memory, 0)
                 if os.path.exists(os.path.join(d, "memory.swap.max")):
                     _write(os.path.join(d, "memory.swap.max"), swap)
+        if res.memory_reservation:
+            _write(os.path.join(d, "memory.low"), res.memory_reservation)
+        # swappiness and the OOM killer switch have no v2 file: the daemon warned and
+        # discarded them at create, as dockerd
+        self._io(res)
         if res.cpu_quota or res.cpu_period:
             quota = res.cpu_quota if res.cpu_quota and res.cpu_quota > 0 else "max"
             _write(os.path.join(d, "cpu.max"), f"{quota} {res.cpu_period or 100000}")
@@ -358,6 +439,38 @@ class V2:
             _write(os.path.join(d, "cpuset.mems"), res.cpuset_mems)
         if res.pids_limit and res.pids_limit > 0:
             _write(os.path.join(d, "pids.max"), res.pids_limit)
+
+    def _io(self, res: Resources) -> None:
+        """The io controller: io.bfq.weight as it is, else io.weight with runc's conversion
+        of a blkio weight [10, 1000] to [1, 10000]; throttling in io.max."""
+        d = self.dir
+        if not (res.blkio_weight or res.blkio_weight_devices or res.blkio_throttle):
+            return
+        if not os.path.exists(os.path.join(d, "io.max")) and not _first_present(
+                d, ("io.weight", "io.bfq.weight")):
+            raise InvalidArgument("the io cgroup controller is not enabled: cannot apply the "
+                                  "block I/O weight or throttling")
+
+        def weight_file() -> tuple[str, bool]:
+            bfq = os.path.join(d, "io.bfq.weight")
+            if os.path.exists(bfq):
+                return bfq, False
+            if os.path.exists(os.path.join(d, "io.weight")):
+                return os.path.join(d, "io.weight"), True
+            raise InvalidArgument(BLKIO_WEIGHT_UNSUPPORTED)
+
+        def conv(w: int, convert: bool) -> int:
+            return 1 + (w - 10) * 9999 // 990 if convert else w
+
+        if res.blkio_weight:
+            f, convert = weight_file()
+            _write(f, f"default {conv(res.blkio_weight, convert)}" if convert
+                   else res.blkio_weight)
+        for major, minor, weight in res.blkio_weight_devices:
+            f, convert = weight_file()
+            _write(f, f"{major}:{minor} {conv(weight, convert)}")
+        for kind, major, minor, limit in res.blkio_throttle:
+            _write(os.path.join(d, "io.max"), f"{major}:{minor} {THROTTLE_KINDS[kind][1]}={limit}")
 
     def procs_files(self) -> list[str]:
         return [os.path.join(self.dir, "cgroup.procs")]
@@ -468,5 +581,6 @@ def detect(path: str) -> CgroupManager:
 
 
 __all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "is_v2",
+           "THROTTLE_KINDS", "BLKIO_WEIGHT_UNSUPPORTED",
            "remove_parent", "for_spec", "own_cgroups",
            "v1_mounts"]

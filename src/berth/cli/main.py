@@ -303,6 +303,17 @@ _RUN_FLAGS = [
     flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
     flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
     flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
+    flag("health-start-interval", kind="str", default=""),
+    flag("pid", kind="str", default=""), flag("ipc", kind="str", default=""),
+    flag("uts", kind="str", default=""), flag("oom-score-adj", kind="int", default=0),
+    flag("memory-reservation", kind="str", default=""),
+    flag("memory-swappiness", kind="int", default=-1), flag("oom-kill-disable"),
+    flag("blkio-weight", kind="int", default=0), flag("blkio-weight-device", kind="list"),
+    flag("device-read-bps", kind="list"), flag("device-write-bps", kind="list"),
+    flag("device-read-iops", kind="list"), flag("device-write-iops", kind="list"),
+    flag("label-file", kind="list"), flag("domainname", kind="str", default=""),
+    flag("device-cgroup-rule", kind="list"), flag("storage-opt", kind="list"),
+    flag("gpus", kind="str", default=""), flag("annotation", kind="list"),
 ]
 RUN = Spec(_RUN_FLAGS, interspersed=False)
 CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
@@ -337,9 +348,87 @@ def _env_item(e: str) -> str:
     return f"{e}={v}" if v is not None else e
 
 
+def _label_file_lines(paths: list[str]) -> list[str]:
+    """`--label-file`: one `key=value` (or bare `key`) a line; blank lines and `#` comments
+    skipped, as the docker CLI reads it."""
+    lines: list[str] = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        for line in text.splitlines():
+            line = line.lstrip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def _device_rate(spec: str, flag_name: str, sized: bool) -> dict[str, Any]:
+    """`--device-read-bps /dev/sda:1mb`, `--device-write-iops /dev/sda:100`."""
+    path, sep, rate = spec.rpartition(":")
+    if not sep or not path:
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format: '
+                         f"{spec}")
+    if not path.startswith("/dev/"):
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format '
+                         f"for device path: {spec}")
+    try:
+        value = parse_size(rate) if sized else int(rate)
+        if value < 0:
+            raise ValueError(rate)
+    except ValueError:
+        shape = "<number>[<unit>]" if sized else "<number>"
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: invalid rate '
+                         f"for device: {spec}. The correct format is <device-path>:{shape}. "
+                         "Number must be a positive integer"
+                         + (". Unit is optional and can be kb, mb, or gb" if sized else "")
+                         ) from None
+    return {"Path": path, "Rate": value}
+
+
+def _gpus(value: str) -> dict[str, Any]:
+    """`--gpus all`, `--gpus 2`, `--gpus '"device=0,1",capabilities=compute'` as the docker
+    CLI makes a DeviceRequest (the daemon says whether a driver takes it)."""
+    req: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None,
+                           "Capabilities": [["gpu"]], "Options": {}}
+    fields: list[str] = []
+    cur, quoted = "", False
+    for ch in value:  # a small CSV reader: a quoted field may hold commas
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            fields.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    fields.append(cur)
+    for f in fields:
+        key, sep, val = f.partition("=")
+        if not sep and key == "all":
+            req["Count"] = -1
+        elif not sep and key.isdigit():
+            req["Count"] = int(key)
+        elif key == "count":
+            req["Count"] = -1 if val == "all" else int(val) if val.isdigit() else 0
+        elif key == "device":
+            req["DeviceIDs"] = val.split(",")
+        elif key == "driver":
+            req["Driver"] = val
+        elif key == "capabilities":
+            req["Capabilities"] = [val.split(",")]
+        elif key == "options":
+            req["Options"] = dict(o.partition("=")[::2] for o in val.split(","))
+        else:
+            raise UsageError(f'invalid argument "{value}" for "--gpus" flag: unexpected key '
+                             f"'{key}' in '{f}'")
+    return req
+
+
 def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple[dict[str, Any], str]:
     labels: dict[str, str] = {}
-    for lab in opts["label"]:
+    for lab in _label_file_lines(opts["label-file"]) + list(opts["label"]):
         k, _, v = lab.partition("=")
         labels[k] = v
     hc: dict[str, Any] = {"AutoRemove": bool(opts["rm"]),
@@ -351,6 +440,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
             hc["MemorySwap"] = -1 if opts["memory-swap"] == "-1" else parse_size(opts["memory-swap"])
         if opts["shm-size"]:
             hc["ShmSize"] = parse_size(opts["shm-size"])
+        if opts["memory-reservation"]:
+            hc["MemoryReservation"] = parse_size(opts["memory-reservation"])
     except ValueError as e:
         raise UsageError(f"invalid argument: {e}") from None
     if opts["cpus"]:
@@ -368,6 +459,68 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
                       ("CgroupnsMode", "cgroupns"), ("UsernsMode", "userns")):
         if opts[name]:
             hc[key] = opts[name]
+    for key, name, what in (("PidMode", "pid", "PID"), ("IpcMode", "ipc", "IPC"),
+                            ("UTSMode", "uts", "UTS")):
+        mode = opts[name]
+        if mode:
+            if mode not in (("host",) if name == "uts" else (
+                    "host", "private", "shareable", "none") if name == "ipc" else ("host",)) \
+                    and not (name != "uts" and mode.startswith("container:") and mode[10:]):
+                raise UsageError(f"--{name}: invalid {what} mode")
+            hc[key] = mode
+    if opts["oom-score-adj"]:
+        hc["OomScoreAdj"] = opts["oom-score-adj"]
+    if opts["memory-swappiness"] != -1:
+        hc["MemorySwappiness"] = opts["memory-swappiness"]
+    if opts["oom-kill-disable"]:
+        hc["OomKillDisable"] = True
+    if opts["blkio-weight"]:
+        hc["BlkioWeight"] = opts["blkio-weight"]
+    weights = []
+    for w in opts["blkio-weight-device"]:
+        path, sep, weight = w.rpartition(":")
+        if not sep or not path.startswith("/dev/") or not weight.isdigit() or not (
+                10 <= int(weight) <= 1000):
+            raise UsageError(f'invalid argument "{w}" for "--blkio-weight-device" flag: '
+                             f"invalid weight for device: {w}")
+        weights.append({"Path": path, "Weight": int(weight)})
+    if weights:
+        hc["BlkioWeightDevice"] = weights
+    for key, name, sized in (("BlkioDeviceReadBps", "device-read-bps", True),
+                             ("BlkioDeviceWriteBps", "device-write-bps", True),
+                             ("BlkioDeviceReadIOps", "device-read-iops", False),
+                             ("BlkioDeviceWriteIOps", "device-write-iops", False)):
+        if opts[name]:
+            hc[key] = [_device_rate(d, name, sized) for d in opts[name]]
+    for rule in opts["device-cgroup-rule"]:
+        parts = rule.split(" ")
+        ok = len(parts) == 3 and parts[0] in ("a", "b", "c") and all(
+            x == "*" or x.isdigit() for x in parts[1].split(":")) and parts[1].count(":") == 1 \
+            and 1 <= len(parts[2]) <= 3 and all(c in "rwm" for c in parts[2])
+        if not ok:
+            raise UsageError(f'invalid argument "{rule}" for "--device-cgroup-rule" flag: '
+                             f"invalid device cgroup format '{rule}'")
+    if opts["device-cgroup-rule"]:
+        hc["DeviceCgroupRules"] = list(opts["device-cgroup-rule"])
+    if opts["storage-opt"]:
+        so: dict[str, str] = {}
+        for o in opts["storage-opt"]:
+            k, sep, v = o.partition("=")
+            if not sep:
+                raise UsageError(f"invalid storage option {o}")
+            so[k] = v
+        hc["StorageOpt"] = so
+    if opts["gpus"]:
+        hc.setdefault("DeviceRequests", []).append(_gpus(opts["gpus"]))
+    if opts["annotation"]:
+        ann: dict[str, str] = {}
+        for a in opts["annotation"]:
+            k, sep, v = a.partition("=")
+            if not sep or not k:
+                raise UsageError(f'invalid argument "{a}" for "--annotation" flag: bad '
+                                 "format for annotation: must be in the form key=value")
+            ann[k] = v
+        hc["Annotations"] = ann
     if opts["privileged"]:
         hc["Privileged"] = True
     if opts["read-only"]:
@@ -387,12 +540,20 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     if opts["device"]:
         devs = []
         for d in opts["device"]:
+            kind, eq, _ = d.partition("=")
+            if eq and "/" in kind and not d.startswith("/"):
+                # a CDI name (vendor.com/class=name): a DeviceRequest, as the docker CLI
+                hc.setdefault("DeviceRequests", []).append(
+                    {"Driver": "cdi", "DeviceIDs": [d], "Count": 0, "Capabilities": None,
+                     "Options": {}})
+                continue
             parts = d.split(":")
             host = parts[0]
             ctr = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
             perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
             devs.append({"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms})
-        hc["Devices"] = devs
+        if devs:
+            hc["Devices"] = devs
     if opts["volumes-from"]:
         hc["VolumesFrom"] = list(opts["volumes-from"])
     if opts["tmpfs"]:
@@ -461,6 +622,8 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         body["User"] = opts["user"]
     if opts["hostname"]:
         body["Hostname"] = opts["hostname"]
+    if opts["domainname"]:
+        body["Domainname"] = opts["domainname"]
     if opts["entrypoint"] is not None:
         body["Entrypoint"] = [opts["entrypoint"]] if opts["entrypoint"] else [""]
     if opts["stop-signal"]:
@@ -563,7 +726,8 @@ def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
     if opts["health-cmd"]:
         h["Test"] = ["CMD-SHELL", opts["health-cmd"]]
     for key, name in (("Interval", "health-interval"), ("Timeout", "health-timeout"),
-                      ("StartPeriod", "health-start-period")):
+                      ("StartPeriod", "health-start-period"),
+                      ("StartInterval", "health-start-interval")):
         if opts[name]:
             try:
                 h[key] = int(parse_duration(opts[name]) * 1e9)

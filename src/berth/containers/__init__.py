@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth import storage
-from berth.containers import names, seccomp
+from berth import linux, storage
+from berth.containers import cdi, names, seccomp
 from berth.containers._mounts import MountsMixin
 from berth.containers._networking import NetworkingMixin
 from berth.containers._output import OutputMixin
@@ -40,6 +40,8 @@ from berth.containers.spec import (
     host_device,
     merge_env,
     no_new_privileges,
+    refuse_unsupported,
+    validate_healthcheck,
     validate_host_config,
     validate_sysctls,
 )
@@ -79,6 +81,7 @@ class Config:
     runtimes: dict[str, str] = field(default_factory=lambda: {"berth": ""})  # name -> path
     idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
     init_path: str = ""                 # a static init (tini) for --init, mounted in
+    cdi_spec_dirs: tuple[str, ...] = cdi.DEFAULT_SPEC_DIRS   # CDI specs for DeviceRequests
     # unlike Docker, logs rotate by default, so a chatty container cannot fill the disk
     log_max_size: int = 20 * 1024 * 1024
     log_max_file: int = 5
@@ -256,6 +259,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             raise NotFound(f"No such image: {shown}") from None
         hc: dict[str, Any] = dict(body.get("HostConfig") or {})
         warnings = validate_host_config(hc, self.ncpu)
+        refuse_unsupported(hc, body)
+        validate_healthcheck(body.get("Healthcheck"))
+        if hc.get("UTSMode") == "host" and body.get("Hostname"):
+            raise InvalidArgument("conflicting options: hostname and the UTS mode")
         if self.cfg.idmap is not None and hc.get("UsernsMode") != "host":
             if hc.get("Privileged"):
                 raise InvalidArgument("privileged mode is incompatible with user namespaces.  "
@@ -312,8 +319,9 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             name = names.random_name()
             while "/" + name in taken:
                 name = names.random_name() + str(secrets.randbelow(10))
-        hostname = cfg.get("Hostname") or ("" if hc.get("NetworkMode") == "host" else cid[:12])
-        if hc.get("NetworkMode") == "host":
+        host_uts = hc.get("NetworkMode") == "host" or hc.get("UTSMode") == "host"
+        hostname = cfg.get("Hostname") or ("" if host_uts else cid[:12])
+        if host_uts:
             hostname = hostname or os.uname().nodename
         full_cfg = {
             "Hostname": hostname, "Domainname": cfg.get("Domainname", ""),
@@ -450,6 +458,23 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             if not other["State"]["Running"]:
                 raise Conflict(f"cannot join network of a non running container: {other['Id']}")
             netns = f"/proc/{other['State']['Pid']}/ns/net"
+        # DeviceRequests (--gpus, CDI --device): CDI devices, or dockerd's error
+        requests = doc["HostConfig"].get("DeviceRequests") or []
+        registry = cdi.Registry(self.cfg.cdi_spec_dirs).load() if requests else None
+        cdi_devices = cdi.resolve(requests, registry) if registry else []
+        pidns = ipcns = None
+        pid_mode = doc["HostConfig"].get("PidMode") or ""
+        if pid_mode.startswith("container:"):
+            pidns = f"/proc/{self._running_donor(pid_mode)['State']['Pid']}/ns/pid"
+        ipc_mode = doc["HostConfig"].get("IpcMode") or ""
+        if ipc_mode.startswith("container:"):
+            donor = self._running_donor(ipc_mode)
+            if self._shm_path(donor) is None:
+                raise InvalidArgument(f"container {ipc_mode[10:]}: non-shareable IPC (hint: use "
+                                      "IpcMode:shareable for the donor container)")
+            ipcns = f"/proc/{donor['State']['Pid']}/ns/ipc"
+        elif ipc_mode == "shareable":
+            self._mount_shm(doc)
         if doc["HostConfig"].get("Init") and not (
                 self.cfg.init_path and os.path.exists(self.cfg.init_path)):
             raise System('exec: "docker-init": executable file not found in $PATH '
@@ -458,7 +483,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                           hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
                           resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
                           netns_path=netns, init_path=self.cfg.init_path,
-                          mounts=self._runtime_mounts(doc), idmap=self.cfg.idmap)
+                          mounts=self._runtime_mounts(doc), idmap=self.cfg.idmap,
+                          pidns_path=pidns, ipcns_path=ipcns, shm_path=self._shm_path(doc))
+        if registry is not None:
+            cdi.apply(spec, cdi_devices, registry)
         if self.cfg.idmap is not None:
             # the files the runtime binds in belong to the container's root, as in Docker
             for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
@@ -544,6 +572,62 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
 
 
 
+    def _running_donor(self, mode: str) -> dict[str, Any]:
+        """The container a `container:NAME` PID or IPC mode joins: dockerd's errors where it
+        does not exist (400) or does not run (409)."""
+        ref = mode.split(":", 1)[1]
+        try:
+            other = self.resolve(ref)
+        except NotFound as e:
+            raise InvalidArgument(e.message) from None
+        if not other["State"]["Running"] or not other["State"]["Pid"]:
+            raise Conflict(f"container {ref} is not running")
+        if other["State"].get("Restarting"):
+            raise Conflict(f"Container {other['Id']} is restarting, wait until the container "
+                           "is running")
+        return other
+
+    def _shm_dir(self, cid: str) -> str:
+        return os.path.join(self._dir(cid), "mounts", "shm")
+
+    def _shm_path(self, doc: dict[str, Any], depth: int = 0) -> str | None:
+        """The host directory a container's /dev/shm is, where others may share it (dockerd's
+        ShmPath): a shareable one's own tmpfs, the host's, or the donor's; None for a
+        private one (or a shareable one not running)."""
+        mode = doc["HostConfig"].get("IpcMode") or ""
+        if mode == "host":
+            return "/dev/shm"
+        if mode == "shareable":
+            d = self._shm_dir(doc["Id"])
+            return d if os.path.ismount(d) else None
+        if mode.startswith("container:") and depth < 8:  # no loop through renamed donors
+            with contextlib.suppress(NotFound):
+                return self._shm_path(self.resolve(mode.split(":", 1)[1]), depth + 1)
+        return None
+
+    def _mount_shm(self, doc: dict[str, Any]) -> None:
+        """A shareable IPC's /dev/shm: a tmpfs on the host (containers/<id>/mounts/shm, as
+        dockerd), which a `container:` one binds too; unmounted when the container stops."""
+        d = self._shm_dir(doc["Id"])
+        if os.path.ismount(d):
+            return
+        os.makedirs(d, exist_ok=True)
+        size = int(doc["HostConfig"].get("ShmSize") or 64 * 1024 * 1024)
+        try:
+            linux.mount("shm", d, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                        f"mode=1777,size={size}")
+        except OSError as e:
+            raise System(f"mounting shm tmpfs: {e}") from e
+        if self.cfg.idmap is not None:
+            with contextlib.suppress(OSError):
+                os.chown(d, self.cfg.idmap[0], self.cfg.idmap[1])
+
+    def _unmount_shm(self, cid: str) -> None:
+        d = self._shm_dir(cid)
+        if os.path.ismount(d):
+            with contextlib.suppress(OSError):
+                linux.umount(d, linux.MNT_DETACH)
+
     def _runtime_of(self, doc: dict[str, Any]) -> tuple[str, str]:
         """For the shim: an OCI runtime binary to drive and its root ("" for berth's own)."""
         name = doc["HostConfig"].get("Runtime") or "berth"
@@ -590,6 +674,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                              "FinishedAt": rfc3339((record.finished_at or time.time_ns()) / 1e9)})
         doc["_berth"]["monitor"] = 0
         self._unplug_networks(doc)
+        self._unmount_shm(cid)
         self._save(doc)
         live = self._live[cid]
         live.exits += 1
@@ -846,6 +931,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         self._event(doc, "destroy")
 
     def _remove_files(self, cid: str) -> None:
+        self._unmount_shm(cid)
         self.driver.remove(cid)
         shutil.rmtree(self._dir(cid), ignore_errors=True)
         shutil.rmtree(self._run_dir(cid), ignore_errors=True)

@@ -132,6 +132,8 @@ class ExecService:
                 "user": b.get("User") or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": no_new_privileges(hc)}
+        if hc.get("OomScoreAdj"):
+            proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
         filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SECOND = 1_000_000_000
-DEFAULTS = {"Interval": 30 * SECOND, "Timeout": 30 * SECOND, "Retries": 3, "StartPeriod": 0}
+DEFAULTS = {"Interval": 30 * SECOND, "Timeout": 30 * SECOND, "Retries": 3, "StartPeriod": 0,
+            "StartInterval": 5 * SECOND}
 MAX_LOG = 5
 MAX_OUTPUT = 4096
 
@@ -46,6 +47,15 @@ def effective(doc: dict[str, Any], image_hc: dict[str, Any] | None) -> dict[str,
     out: dict[str, Any] = {k: int(hc.get(k) or v) for k, v in DEFAULTS.items()}
     out["Cmd"] = cmd
     return out
+
+
+def next_interval(hc: dict[str, Any], since_start: float, doc: dict[str, Any] | None) -> float:
+    """Seconds to the next probe, as dockerd 25+: StartInterval while in the start period and
+    still `starting`, Interval otherwise."""
+    status = ((doc or {}).get("State", {}).get("Health") or {}).get("Status")
+    if since_start < hc["StartPeriod"] / SECOND and status == "starting":
+        return float(hc["StartInterval"] / SECOND)
+    return float(hc["Interval"] / SECOND)
 
 
 class HealthChecker:
@@ -73,7 +83,8 @@ class HealthChecker:
     async def _run(self, cid: str, started_at: str, hc: dict[str, Any]) -> None:
         begun = time.monotonic()
         while True:
-            await asyncio.sleep(hc["Interval"] / SECOND)
+            await asyncio.sleep(next_interval(hc, time.monotonic() - begun,
+                                              self.containers._docs.get(cid)))
             doc = self.containers._docs.get(cid)
             if doc is None or not doc["State"]["Running"] or doc["State"]["StartedAt"] != \
                     started_at:
@@ -137,4 +148,4 @@ class HealthChecker:
                 "Output": output.decode("utf-8", "replace")}
 
 
-__all__ = ["HealthChecker", "effective"]
+__all__ = ["HealthChecker", "effective", "next_interval"]

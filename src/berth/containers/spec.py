@@ -109,7 +109,156 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
     mode = hc.get("NetworkMode") or "default"
     if mode == "default":
         hc["NetworkMode"] = mode = "bridge"
+    warnings += _validate_namespaces(hc)
+    warnings += _validate_resources(hc, mem)
+    refuse_unsupported(hc)
     return warnings
+
+
+def _validate_namespaces(hc: dict[str, Any]) -> list[str]:
+    """PidMode, IpcMode, UTSMode: dockerd's valid values and words; IpcMode gets dockerd's
+    default (`private`, its default-ipc-mode) as it records it."""
+    pid = hc.get("PidMode") or ""
+    if pid not in ("", "host") and not (pid.startswith("container:") and pid[10:]):
+        raise InvalidArgument(f"invalid PID mode: {pid}")
+    ipc = hc.get("IpcMode") or ""
+    if ipc not in ("", "host", "private", "shareable", "none") and not (
+            ipc.startswith("container:") and ipc[10:]):
+        raise InvalidArgument(f"invalid IPC mode: {ipc}")
+    if not ipc:
+        hc["IpcMode"] = "private"
+    uts = hc.get("UTSMode") or ""
+    if uts not in ("", "host"):
+        raise InvalidArgument(f"invalid UTS mode: {uts}")
+    return []
+
+
+def _validate_resources(hc: dict[str, Any], mem: int) -> list[str]:
+    """The memory, OOM and block I/O fields: dockerd's ranges and words, and its warnings
+    where cgroup v2 has no such knob."""
+    warnings: list[str] = []
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    adj = int(hc.get("OomScoreAdj") or 0)
+    if not -1000 <= adj <= 1000:
+        raise InvalidArgument(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")
+    res = int(hc.get("MemoryReservation") or 0)
+    if res and res < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory reservation allowed is 6MB")
+    if res and mem and mem < res:
+        raise InvalidArgument("Minimum memory limit can not be less than memory reservation "
+                              "limit, see usage")
+    swappiness = hc.get("MemorySwappiness")
+    if swappiness is not None and int(swappiness) != -1:
+        if not 0 <= int(swappiness) <= 100:
+            raise InvalidArgument(f"Invalid value: {swappiness}, valid memory swappiness range "
+                                  "is 0-100")
+        if v2:
+            warnings.append("Your kernel does not support memory swappiness capabilities or "
+                            "the cgroup is not mounted. Memory swappiness discarded.")
+            hc["MemorySwappiness"] = None
+    if hc.get("OomKillDisable"):
+        if v2:
+            warnings.append("Your kernel does not support OomKillDisable. OomKillDisable "
+                            "discarded.")
+            hc["OomKillDisable"] = False
+        elif not mem:
+            warnings.append("OOM killer is disabled for the container, but no memory limit "
+                            "is set, this can result in the system running out of resources.")
+    weight = int(hc.get("BlkioWeight") or 0)
+    if weight and not 10 <= weight <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    for d in hc.get("BlkioWeightDevice") or []:
+        w = int(d.get("Weight") or 0)
+        if not 10 <= w <= 1000:
+            raise InvalidArgument(f"invalid weight for device: {d.get('Path')}: range of blkio "
+                                  "weight is from 10 to 1000")
+        block_device(d.get("Path") or "")
+    for key in THROTTLE:
+        for d in hc.get(key) or []:
+            if int(d.get("Rate") or 0) < 0:
+                raise InvalidArgument(f"invalid rate for device: {d.get('Path')}")
+            block_device(d.get("Path") or "")
+    for rule in hc.get("DeviceCgroupRules") or []:
+        device_cgroup_rule(rule)
+    for key in (hc.get("Annotations") or {}):
+        if not key or key.startswith("berth."):
+            raise InvalidArgument(f"invalid annotation {key!r}: the berth. prefix is the "
+                                  "daemon's own")
+    storage = hc.get("StorageOpt") or {}
+    if storage:
+        if "size" in storage:
+            raise InvalidArgument("--storage-opt is supported only for overlay over xfs with "
+                                  "'pquota' mount option")
+        raise InvalidArgument(f"overlay2: unknown option {next(iter(storage))}")
+    return warnings
+
+
+def validate_healthcheck(health: dict[str, Any] | None) -> None:
+    """dockerd's checks of Config.Healthcheck: each duration 0 (the default) or at least
+    1ms, Retries not negative."""
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        v = int((health or {}).get(key) or 0)
+        if v and v < 1_000_000:
+            raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
+    if int((health or {}).get("Retries") or 0) < 0:
+        raise InvalidArgument("Retries in Healthcheck cannot be negative")
+
+
+# the throttling fields: HostConfig key -> runtime-spec blockIO key, cgroup v1 file
+THROTTLE = {
+    "BlkioDeviceReadBps": ("throttleReadBpsDevice", "read_bps_device"),
+    "BlkioDeviceWriteBps": ("throttleWriteBpsDevice", "write_bps_device"),
+    "BlkioDeviceReadIOps": ("throttleReadIOPSDevice", "read_iops_device"),
+    "BlkioDeviceWriteIOps": ("throttleWriteIOPSDevice", "write_iops_device"),
+}
+
+# HostConfig and Config fields (v1.50) berth does not implement, with the value each has
+# when not asked for: any other value is refused, never dropped (README: "Refused fields")
+UNSUPPORTED_HOST_CONFIG: dict[str, tuple[Any, ...]] = {
+    "CpuRealtimePeriod": (None, 0), "CpuRealtimeRuntime": (None, 0),
+    "KernelMemoryTCP": (None, 0), "CpuCount": (None, 0), "CpuPercent": (None, 0),
+    "IOMaximumIOps": (None, 0), "IOMaximumBandwidth": (None, 0),
+    "VolumeDriver": (None, "", "local"), "Cgroup": (None, ""),
+    "Isolation": (None, "", "default"),
+}
+UNSUPPORTED_CONFIG: dict[str, tuple[Any, ...]] = {
+    "NetworkDisabled": (None, False),
+}
+
+
+def refuse_unsupported(hc: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+    """A HostConfig (or Config) field berth does not implement, given a value other than its
+    default: a 400 naming it, as nothing may be dropped silently."""
+    for fields, doc, what in ((UNSUPPORTED_HOST_CONFIG, hc, "HostConfig"),
+                              (UNSUPPORTED_CONFIG, config or {}, "Config")):
+        for key, defaults in fields.items():
+            if key in doc and doc[key] not in defaults:
+                raise InvalidArgument(f"{what}.{key} is not supported by berth "
+                                      f"(given {doc[key]!r})")
+
+
+def block_device(path: str) -> tuple[int, int]:
+    """A `--blkio-weight-device` or `--device-*-bps/iops` path: the host's block device, as
+    major and minor."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidArgument(f"stat {path}: {(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise InvalidArgument(f"{path} is not a block device")
+    return os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+def device_cgroup_rule(rule: str) -> dict[str, Any]:
+    """`--device-cgroup-rule 'c 1:3 mr'` (`a`, `b` or `c`; numbers or `*`; `rwm`) as a
+    runtime-spec device rule; dockerd's error for anything else."""
+    import re
+    m = re.fullmatch(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})", rule or "")
+    if not m:
+        raise InvalidArgument(f"invalid device cgroup rule format: '{rule}'")
+    typ, major, minor, access = m.groups()
+    return {"allow": True, "type": typ, "major": -1 if major == "*" else int(major),
+            "minor": -1 if minor == "*" else int(minor), "access": access}
 
 
 def validate_sysctls(hc: dict[str, Any], joined_mode: str = "") -> None:
@@ -118,8 +267,9 @@ def validate_sysctls(hc: dict[str, Any], joined_mode: str = "") -> None:
     whose network a `container:` one joins."""
     mode = hc.get("NetworkMode") or "bridge"
     host_net = mode == "host" or joined_mode == "host"
-    # --network host shares the host's UTS namespace too; berth has no --ipc host
-    why = sysctl.check(hc.get("Sysctls"), ipc=True, net=not host_net, uts=not host_net)
+    # --network host shares the host's UTS namespace too
+    why = sysctl.check(hc.get("Sysctls"), ipc=hc.get("IpcMode") != "host", net=not host_net,
+                       uts=not host_net and hc.get("UTSMode") != "host")
     if why:
         raise InvalidArgument(why)
 
@@ -189,7 +339,11 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                hostname_path: str, hosts_path: str, resolv_path: str,
                cgroup_parent: str, netns_path: str | None = None,
                init_path: str = "", mounts: list[dict[str, Any]] | None = None,
-               idmap: tuple[int, int, int] | None = None) -> dict[str, Any]:
+               idmap: tuple[int, int, int] | None = None, pidns_path: str | None = None,
+               ipcns_path: str | None = None, shm_path: str | None = None) -> dict[str, Any]:
+    """`netns_path`, `pidns_path`, `ipcns_path`: the namespaces a `container:` mode joins;
+    `shm_path`: the host directory bound on /dev/shm (a shareable IPC's own or the one it
+    joins)."""
     args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     if host_config.get("Init") and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
@@ -201,9 +355,14 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                         terminal=bool(config.get("Tty")))
     # the user is resolved inside the rootfs at start, through the image's passwd and group
     # files, as Docker does; "" is root (uid 0, with its groups and home)
-    spec["annotations"] = {"berth.user": config.get("User") or "0"}
-    proc = spec["process"]
     hc = host_config
+    spec["annotations"] = {**(hc.get("Annotations") or {}),
+                           "berth.user": config.get("User") or "0"}
+    if config.get("Domainname"):
+        spec["domainname"] = config["Domainname"]
+    proc = spec["process"]
+    if hc.get("OomScoreAdj"):
+        proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
     if hc.get("GroupAdd"):
         proc["user"]["additionalGids"] = [int(g) for g in hc["GroupAdd"] if str(g).isdigit()]
 
@@ -214,6 +373,11 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         for m in spec["mounts"]:
             if m["destination"] == "/sys":
                 m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    else:
+        if hc.get("MaskedPaths") is not None:
+            spec["linux"]["maskedPaths"] = list(hc["MaskedPaths"])
+        if hc.get("ReadonlyPaths") is not None:
+            spec["linux"]["readonlyPaths"] = list(hc["ReadonlyPaths"])
     caps_list = sorted(caps)
     proc["capabilities"] = {"bounding": caps_list, "effective": caps_list,
                             "permitted": caps_list}
@@ -237,6 +401,16 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         for m in spec["mounts"]:
             if m["destination"] == "/dev/shm":
                 m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [f"size={shm}"]
+    ipc = hc.get("IpcMode") or "private"
+    if ipc == "none":
+        spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/dev/shm"]
+    elif ipc == "host" or shm_path:
+        # as dockerd: the host's /dev/shm, or the shareable one's directory on the host
+        spec["mounts"] = [m if m["destination"] != "/dev/shm" else {
+            "destination": "/dev/shm", "type": "bind",
+            "source": "/dev/shm" if ipc == "host" else shm_path,
+            "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}
+            for m in spec["mounts"]]
     mode = hc.get("NetworkMode") or "bridge"
     extra: list[dict[str, Any]] = []
     for dest, src in (("/etc/resolv.conf", resolv_path), ("/etc/hostname", hostname_path),
@@ -256,14 +430,22 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
         spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
                                "source": init_path, "options": ["rbind", "ro", "rprivate"]})
 
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    if mode == "host":
+    namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    # --pid, --ipc, --uts: none of its own (host), or another container's joined by path
+    for typ, host, path in (("pid", hc.get("PidMode") == "host", pidns_path),
+                            ("ipc", ipc == "host", ipcns_path),
+                            ("uts", hc.get("UTSMode") == "host" or mode == "host", None)):
+        if host:
+            namespaces = [ns for ns in namespaces if ns["type"] != typ]
+        elif path:
+            namespaces = [{"type": typ, "path": path} if ns["type"] == typ else ns
+                          for ns in namespaces]
+    if not any(ns["type"] == "uts" for ns in namespaces):
         spec["hostname"] = ""
-        namespaces = [ns for ns in namespaces if ns["type"] != "uts"]
-    elif netns_path:
-        namespaces.append({"type": "network", "path": netns_path})
-    else:
-        namespaces.append({"type": "network"})
+        spec.pop("domainname", None)
+    if mode != "host":  # host: the host's network namespace
+        namespaces.append({"type": "network", "path": netns_path} if netns_path
+                          else {"type": "network"})
     if cgroupns_mode(hc) == "private":
         namespaces.append({"type": "cgroup"})
     if idmap is not None and hc.get("UsernsMode") != "host":
@@ -277,10 +459,33 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     res: dict[str, Any] = {}
     mem = int(hc.get("Memory") or 0)
     swap = int(hc.get("MemorySwap") or 0)
+    memory: dict[str, Any] = {}
     if mem:
-        res["memory"] = {"limit": mem}
+        memory = {"limit": mem}
         # Docker: swap unset means as much swap as memory (memory+swap = 2x memory)
-        res["memory"]["swap"] = swap if swap else 2 * mem
+        memory["swap"] = swap if swap else 2 * mem
+    if hc.get("MemoryReservation"):
+        memory["reservation"] = int(hc["MemoryReservation"])
+    if hc.get("MemorySwappiness") is not None and int(hc["MemorySwappiness"]) >= 0:
+        memory["swappiness"] = int(hc["MemorySwappiness"])
+    if hc.get("OomKillDisable"):
+        memory["disableOOMKiller"] = True
+    if memory:
+        res["memory"] = memory
+    blkio: dict[str, Any] = {}
+    if hc.get("BlkioWeight"):
+        blkio["weight"] = int(hc["BlkioWeight"])
+    for d in hc.get("BlkioWeightDevice") or []:
+        major, minor = block_device(d.get("Path") or "")
+        blkio.setdefault("weightDevice", []).append(
+            {"major": major, "minor": minor, "weight": int(d["Weight"])})
+    for key, (spec_key, _) in THROTTLE.items():
+        for d in hc.get(key) or []:
+            major, minor = block_device(d.get("Path") or "")
+            blkio.setdefault(spec_key, []).append(
+                {"major": major, "minor": minor, "rate": int(d.get("Rate") or 0)})
+    if blkio:
+        res["blockIO"] = blkio
     cpu: dict[str, Any] = {}
     if hc.get("NanoCpus"):
         cpu["period"] = 100000
@@ -305,7 +510,8 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     res["devices"] = [{"allow": True, "access": "rwm"}] if hc.get("Privileged") else [
         {"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES,
         *({"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"],
-           "access": perms} for d, perms in extra_devices)]
+           "access": perms} for d, perms in extra_devices),
+        *(device_cgroup_rule(r) for r in hc.get("DeviceCgroupRules") or [])]
     spec["linux"]["devices"] = [d for d, _ in extra_devices]
     spec["linux"]["resources"] = res
     # absolute: under the hierarchy's root, wherever the daemon itself runs (as Docker's
@@ -344,4 +550,6 @@ def _cap_name(c: str) -> str:
 
 
 __all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
-           "validate_sysctls", "DEFAULT_PATH"]
+           "validate_sysctls", "validate_healthcheck", "refuse_unsupported", "block_device",
+           "device_cgroup_rule", "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG",
+           "UNSUPPORTED_HOST_CONFIG"]

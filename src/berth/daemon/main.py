@@ -61,6 +61,7 @@ class DaemonConfig:
     runtimes: dict[str, str] = field(default_factory=dict)   # name -> path ("" for berth)
     storage_driver: str = ""
     init_path: str = ""
+    cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
     log_opts: dict[str, str] = field(default_factory=dict)
     bridge: str = "berth0"
     bip: str = "10.88.0.1/16"
@@ -119,6 +120,9 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                    help="max-size=20m, max-file=5: the default rotation of container logs")
     p.add_argument("--init-path", default="",
                    help="a static init for --init (default: tini-static from Debian's tini)")
+    p.add_argument("--cdi-spec-dir", action="append", default=[],
+                   help="a directory of CDI specs for --device vendor/class=name and --gpus "
+                   "(default: /etc/cdi and /var/run/cdi)")
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])
     p.add_argument("--dns-opt", action="append", default=[])
@@ -175,6 +179,7 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         default_runtime=a.default_runtime, runtimes=runtimes,
                         storage_driver=a.storage_driver,
                         init_path=a.init_path or _find_init(),
+                        cdi_spec_dirs=tuple(a.cdi_spec_dir) or ("/etc/cdi", "/var/run/cdi"),
                         log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
                         bridge=a.bridge, bip=a.bip, iptables=a.iptables == "true",
                         ip_forward=a.ip_forward == "true",
@@ -306,6 +311,7 @@ _CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
     "allow-insecure-entitlement": "allow_insecure_entitlement",
     "hosts": "host", "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert",
     "tlscert": "tlscert", "tlskey": "tlskey",
+    "cdi-spec-dirs": "cdi_spec_dir",
 }
 _BOOL_KEYS = ("tls", "tlsverify")
 
@@ -428,7 +434,7 @@ class Daemon:
                              dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
                              runtime=cfg.default_runtime, runtimes=dict(cfg.runtimes),
                              idmap=cfg.idmap,
-                             init_path=cfg.init_path,
+                             init_path=cfg.init_path, cdi_spec_dirs=cfg.cdi_spec_dirs,
                              **_log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit,
             volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),

@@ -242,6 +242,12 @@ def sethostname(name: str) -> None:
     _check(_libc().sethostname(b, len(b)), "sethostname")
 
 
+def setdomainname(name: str) -> None:
+    """The UTS namespace's NIS domain name (what `hostname -d` and `domainname` print)."""
+    b = name.encode()
+    _check(_libc().setdomainname(b, len(b)), "setdomainname")
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc().prctl(option, _ffi.c_ulong(arg2), _ffi.c_ulong(arg3),
                                 _ffi.c_ulong(arg4), _ffi.c_ulong(arg5)), "prctl")

@@ -383,6 +383,7 @@ def _oci_message(detail: str) -> str:
 
 def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-arg]
     lx = spec.get("linux", {})
+    _oom_score_adj(spec.get("process", {}), "error during container init", 1)
     ns_types = {ns["type"] for ns in lx.get("namespaces", [])}
     root = spec.get("root", {})
     rootfs = os.path.join(bundle, root.get("path", "rootfs"))
@@ -419,6 +420,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         linux.set_link_up("lo")
     if "uts" in ns_types and spec.get("hostname"):
         linux.sethostname(spec["hostname"])
+    if "uts" in ns_types and spec.get("domainname"):
+        linux.setdomainname(spec["domainname"])
 
     proc = spec["process"]
     for rl in proc.get("rlimits", []):
@@ -445,6 +448,22 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         if lx.get("_seccompBPF"):
             proc["_seccomp_bpf"] = lx["_seccompBPF"]
     _become(proc, stdio, uid, gid, groups)
+
+
+def _oom_score_adj(proc: dict, what: str, code: int) -> None:  # type: ignore[type-arg]
+    """process.oomScoreAdj, as runc: before exec, while still root with every capability
+    (lowering it needs CAP_SYS_RESOURCE); an exec gets the container's, as dockerd's."""
+    adj = proc.get("oomScoreAdj")
+    if adj is None:
+        return
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(int(adj)).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StartError(f"{what}: write oom_score_adj: {e}", code) from None
 
 
 def _write_sysctls(lx: dict) -> None:  # type: ignore[type-arg]
@@ -616,6 +635,7 @@ def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ig
     # /proc/PID/exe (the host's interpreter) (CVE-2019-5736); execve makes the new program
     # dumpable again. The second process inherits it.
     linux.set_dumpable(False)
+    _oom_score_adj(proc, "exec", 126)
     inherited = _open_fds()  # while /proc/self is still ours (see below)
     for d in v1:  # a single thread moving itself: see cgroups.V1.join_self
         try:
