@@ -38,7 +38,8 @@ ALLOWED = {
                    "reference", "units", "oci", "volumes", "networks"},
     "build": {"fs", "images", "containers", "storage", "metadata", "reference", "errors", "units",
               "registry"},
-    "api": {"fs", "containers", "images", "errors", "reference", "events", "volumes", "registry",
+    # the services it serves (each handed to it by the daemon), never what lies below them
+    "api": {"containers", "images", "errors", "reference", "events", "volumes", "networks",
             "build"},
     "daemon": {"fs", "api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "runtime", "oci", "reference", "linux", "units", "events",

@@ -319,7 +319,10 @@ class Builder:
             {"created": rfc3339(now), **({"author": author} if author else {}),
              **({"comment": comment} if comment else {})}]
         tags = [self.images._tag_ref(repo, tag)] if repo else []
-        return self.images._commit_image(cfg, layers, tags)
+        image_id = self.images._commit_image(cfg, layers, tags)
+        # the container's event, its actor as the client named it (as before the API split)
+        self.containers.emit("container", "commit", ref, {})
+        return image_id
 
     def _layer_from_upper(self, upper: str, lowers: list[str], exclude: set[str],
                           parent: str | None) -> storage.Layer:
