@@ -44,7 +44,8 @@ ALLOWED = {
     # DESIGN.md: images and containers (steps run through builder.runner.ContainerRunner), and
     # the leaf modules
     "builder": {"fs", "images", "containers", "reference", "errors", "units"},
-    "api": {"fs", "containers", "images", "errors", "reference", "events", "volumes", "registry",
+    # the services it serves (each handed to it by the daemon), never what lies below them
+    "api": {"containers", "images", "errors", "reference", "events", "volumes", "networks",
             "builder"},
     "daemon": {"fs", "api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "shim", "oci", "reference", "linux", "units", "events",

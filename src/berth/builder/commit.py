@@ -54,7 +54,9 @@ async def commit(images: ImageService, runner: ContainerRunner, ref: str, *, rep
     cfg = _image_config(images, c, layers, comment=comment, author=author, changes=changes,
                         config=config)
     tags = [images._tag_ref(repo, tag)] if repo else []
-    return images._commit_image(cfg, layers, tags)
+    image_id = images._commit_image(cfg, layers, tags)
+    runner.committed(ref)
+    return image_id
 
 
 def _image_config(images: ImageService, c: ContainerLayer, layers: list[str], *, comment: str,

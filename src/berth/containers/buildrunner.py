@@ -108,6 +108,10 @@ class BuildRunner:
     async def unpause(self, cid: str) -> None:
         await self.containers.unpause(cid)
 
+    def committed(self, ref: str) -> None:
+        # the actor as the client named the container, as dockerd's event
+        self.containers.emit("container", "commit", ref, {})
+
     def layer(self, ref: str) -> ContainerLayer:
         doc = self.containers.resolve(ref)
         driver = self.containers.driver

@@ -421,12 +421,14 @@ class Daemon:
             "overlay2" if storage.overlay_supported(cfg.data_root) else "vfs")
         self.driver = storage.make_driver(driver_name, os.path.join(cfg.data_root, "storage"))
         self.driver.shift = shift
-        self.images = ImageService(self.meta, self.content, self.layers)
-        self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
         self.events = EventBus()
+        self.images = ImageService(self.meta, self.content, self.layers, emit=self._emit)
+        self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
         self.networks = NetworkService(self.meta, NetConfig(
             bridge=cfg.bridge, bip=cfg.bip, iptables=cfg.iptables, ip_forward=cfg.ip_forward,
-            run_dir=os.path.join(cfg.exec_root, "networks")))
+            run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
+        self.volumes = VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),
+                                     owner=shift, emit=self._emit)
         self.networks.load()
         self.containers = ContainerService(
             ContainersConfig(data_root=cfg.data_root, exec_root=cfg.exec_root,
@@ -437,9 +439,7 @@ class Daemon:
                              init_path=cfg.init_path, cdi_spec_dirs=cfg.cdi_spec_dirs,
                              **_log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit,
-            volumes=VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),
-                                  owner=shift),
-            networks=self.networks)
+            volumes=self.volumes, networks=self.networks)
         self.images.containers_using = self.containers.containers_using
         self.images.layers_in_use = self.containers.layers_in_use
         self.execs = ExecService(self.containers)
@@ -454,7 +454,7 @@ class Daemon:
                                entitlements=cfg.insecure_entitlements)
         self.api = Api(containers=self.containers, images=self.images, info=self.info,
                        execs=self.execs, events=self.events, distribution=self.distribution,
-                       builder=self.builder)
+                       builder=self.builder, networks=self.networks, volumes=self.volumes)
         self.forkserver: asyncio.subprocess.Process | None = None
         self.nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]   # main() sets it
 

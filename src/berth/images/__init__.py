@@ -151,8 +151,11 @@ def _kv_pairs(rest: str, instr: str) -> list[tuple[str, str]]:
 class ImageService:
     def __init__(self, meta: MetadataStore, content: ContentStore, layers: LayerStore,
                  *, containers_using: Callable[[str], list[dict[str, Any]]] | None = None,
-                 layers_in_use: Callable[[], set[str]] | None = None) -> None:
+                 layers_in_use: Callable[[], set[str]] | None = None,
+                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
+        # the daemon's event bus: tag, untag, delete, import, load, save are published here
+        self.emit = emit or (lambda typ, action, actor, attrs: None)
         self.content = content
         self.layer_store = layers
         # set by the daemon's wiring: which containers use an image, which layers containers hold
@@ -277,7 +280,9 @@ class ImageService:
         }
         if message:
             config["comment"] = message
-        return self._commit_image(config, [layer.chain_id], tags)
+        image_id = self._commit_image(config, [layer.chain_id], tags)
+        self.emit("image", "import", image_id, {})
+        return image_id
 
     @staticmethod
     def _tag_ref(repo: str, tag: str) -> str:
@@ -293,6 +298,7 @@ class ImageService:
     def tag(self, name: str, repo: str, tag: str = "") -> None:
         img = self.resolve(name)
         self.meta.tag(self._tag_ref(repo, tag), img.id, int(time.time()))
+        self.emit("image", "tag", img.id, {"name": repo})
 
     # --- views ------------------------------------------------------------------------------
     @staticmethod
@@ -431,7 +437,17 @@ class ImageService:
 
     # --- remove -----------------------------------------------------------------------------
     def remove(self, name: str, *, force: bool = False) -> builtins.list[dict[str, str]]:
-        """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts."""
+        """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts.
+        An `untag` or `delete` event for each line of the result."""
+        out = self._remove(name, force=force)
+        for r in out:
+            if "Untagged" in r:
+                self.emit("image", "untag", r["Untagged"], {})
+            else:
+                self.emit("image", "delete", r["Deleted"], {})
+        return out
+
+    def _remove(self, name: str, *, force: bool) -> builtins.list[dict[str, str]]:
         img = self.resolve(name)
         digests = self.meta.digests_of(img.id)
         tags = self.meta.tags_of(img.id)
@@ -552,7 +568,13 @@ class ImageService:
 
     # --- save / load ------------------------------------------------------------------------
     def save(self, names: builtins.list[str], out: BinaryIO) -> None:
-        """docker-archive with the OCI layout beside it, as Docker 25+ writes it."""
+        """docker-archive with the OCI layout beside it, as Docker 25+ writes it; a `save`
+        event for each name."""
+        self._save(names, out)
+        for n in names:
+            self.emit("image", "save", self.resolve(n).id, {"name": n})
+
+    def _save(self, names: builtins.list[str], out: BinaryIO) -> None:
         images: list[tuple[Image, list[str]]] = []
         for n in names:
             img = self.resolve(n)
@@ -660,6 +682,7 @@ class ImageService:
                 else:
                     lines.append(f"Loaded image ID: {image_id}")
         yield from lines
+        self.emit("image", "load", "", {})
 
     def _load_one(self, tmp: str, entry: dict[str, Any]) -> tuple[str, builtins.list[str]]:
         def inside(rel: str) -> str:

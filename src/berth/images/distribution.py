@@ -144,6 +144,18 @@ class Distribution:
         # chain ID → the layer another pull is committing right now
         self._inflight: dict[str, asyncio.Future[Layer]] = {}
 
+    # --- credentials --------------------------------------------------------------------------
+    @staticmethod
+    def credentials(header: str | None) -> AuthConfig:
+        """The credentials a client sent in X-Registry-Auth (base64url JSON), for the calls
+        below; anonymous without the header."""
+        return AuthConfig.from_header(header)
+
+    async def login(self, body: dict[str, Any]) -> None:
+        """`POST /auth`: check the credentials in `body` (Docker's AuthConfig) against their
+        registry."""
+        await self.registry.login(AuthConfig.from_dict(body))
+
     # --- pull ---------------------------------------------------------------------------------
     async def pull(self, name: str, tag: str = "", *, platform: str = "",
                    auth: AuthConfig | None = None) -> AsyncIterator[Message]:

@@ -66,9 +66,12 @@ def _now() -> str:
 
 
 class NetworkService:
-    def __init__(self, meta: Any, cfg: NetConfig) -> None:
+    def __init__(self, meta: Any, cfg: NetConfig, *,
+                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
         self.cfg = cfg
+        # the daemon's event bus: a network's create and destroy are published here
+        self.emit = emit or (lambda typ, action, actor, attrs: None)
         self.nets: dict[str, dict[str, Any]] = {}
         os.makedirs(cfg.run_dir, exist_ok=True)
         # endpoints of running containers: network id -> container id -> endpoint
@@ -213,6 +216,15 @@ class NetworkService:
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
                ip_range: str = "", internal: bool = False, options: dict[str, str] | None = None,
                labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """A user-defined network (a `create` event); its record."""
+        doc = self._create(name, driver=driver, subnet=subnet, gateway=gateway,
+                           ip_range=ip_range, internal=internal, options=options, labels=labels)
+        self.emit("network", "create", doc["Id"], {"name": doc["Name"], "type": doc["Driver"]})
+        return doc
+
+    def _create(self, name: str, *, driver: str, subnet: str, gateway: str, ip_range: str,
+                internal: bool, options: dict[str, str] | None, labels: dict[str, str] | None
+                ) -> dict[str, Any]:
         if not name:
             raise InvalidArgument("network name cannot be empty")
         if any(n["Name"] == name for n in self.nets.values()):
@@ -285,7 +297,7 @@ class NetworkService:
               filters: dict[str, builtins.list[str]] | None = None
               ) -> builtins.list[dict[str, Any]]:
         """Remove the user-defined networks no container uses that `filters` select (`until`,
-        `label`, `label!`); the records of those removed."""
+        `label`, `label!`); the records of those removed (a `destroy` event each)."""
         selected = PruneFilter.parse(filters)
         deleted = []
         for doc in builtins.list(self.nets.values()):
@@ -298,6 +310,8 @@ class NetworkService:
         return deleted
 
     def remove(self, ref: str, users: list[str]) -> None:
+        """Remove a user-defined network that `users` (container IDs) no longer hold; a
+        `destroy` event."""
         doc = self.resolve(ref)
         if doc["Name"] in ("bridge", "host", "none"):
             raise Forbidden(f"{doc['Name']} is a pre-defined network and cannot be removed")
@@ -309,6 +323,7 @@ class NetworkService:
                 self._bridge_rules(doc, add=False)
             netlink.delete_link(bridge_of(doc))
         self._forget(doc)
+        self.emit("network", "destroy", doc["Id"], {"name": doc["Name"]})
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         filters = filters or {}

@@ -126,8 +126,11 @@ def parse_mount(m: dict[str, Any]) -> MountSpec:
 class VolumeService:
     def __init__(self, meta: MetadataStore, root: str,
                  users: Callable[[str], list[str]] | None = None,
-                 owner: tuple[int, int] = (0, 0)) -> None:
+                 owner: tuple[int, int] = (0, 0),
+                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
+        # the daemon's event bus: a volume's create and destroy are published here
+        self.emit = emit or (lambda typ, action, actor, attrs: None)
         self.root = root
         self.owner = owner   # --userns-remap: a new volume belongs to the container's root
         # closed (berthd gives it the group of --userns-remap): what a container plants in a
@@ -141,6 +144,15 @@ class VolumeService:
     def create(self, name: str = "", *, driver: str = "local",
                options: dict[str, str] | None = None, labels: dict[str, str] | None = None,
                anonymous: bool = False) -> dict[str, Any]:
+        """A volume, or the one of that name that exists; a `create` event either way (as
+        dockerd's volume service)."""
+        doc = self._create(name, driver=driver, options=options, labels=labels,
+                           anonymous=anonymous)
+        self.emit("volume", "create", doc["Name"], {"driver": doc["Driver"]})
+        return doc
+
+    def _create(self, name: str, *, driver: str, options: dict[str, str] | None,
+                labels: dict[str, str] | None, anonymous: bool) -> dict[str, Any]:
         driver = driver or "local"
         if driver != "local":
             raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" '
@@ -217,9 +229,12 @@ class VolumeService:
         return out
 
     def remove(self, name: str, *, force: bool = False) -> None:
+        """Remove an unused volume (a `destroy` event); with `force`, a missing one is no
+        error."""
         doc = self.meta.get_volume(name)
         if doc is None:
             if force:
+                self.emit("volume", "destroy", name, {})
                 return
             raise NotFound(f"get {name}: no such volume")
         users = self.users(name)
@@ -227,6 +242,7 @@ class VolumeService:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         self.meta.delete_volume(name)
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        self.emit("volume", "destroy", name, {})
 
     def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> dict[str, Any]:
         """Unused volumes; only anonymous ones unless the filter `all=true` (Docker 23+)."""

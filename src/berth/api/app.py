@@ -1,0 +1,190 @@
+"""The aiohttp application: the route table (each route with and without the /v1.xx prefix),
+API version negotiation, and the middleware that turns `berth.errors` into Docker's
+`{"message": ...}` with the error's status. `Api` takes the services it serves through its
+constructor and hands each handler module only the ones it needs.
+
+Imports the services, `events` and `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from berth.builder import Builder
+from berth.containers import ContainerService
+from berth.containers.execs import ExecService
+from berth.errors import BerthError, InvalidArgument, NotModified
+from berth.events import EventBus
+from berth.images import ImageService
+from berth.images.distribution import Distribution
+from berth.networks import NetworkService
+from berth.volumes import VolumeService
+
+from . import plugins
+from .build import BuildHandlers
+from .containers import ContainerHandlers
+from .execs import ExecHandlers
+from .images import ImageHandlers
+from .networks import NetworkHandlers
+from .system import SWARM_ROUTES, SystemHandlers
+from .volumes import VolumeHandlers
+from .wire import API_VERSION, ENGINE_VERSION, MIN_API_VERSION, json_response
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"
+
+
+def _vtuple(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        raise InvalidArgument(f"invalid API version: {v}") from None
+
+
+def check_version(version: str) -> None:
+    """The /v1.xx prefix a client asked for, within [MIN_API_VERSION, API_VERSION]."""
+    v = _vtuple(version)
+    if v > _vtuple(API_VERSION):
+        raise InvalidArgument(f"client version {version} is too new. Maximum "
+                              f"supported API version is {API_VERSION}")
+    if v < _vtuple(MIN_API_VERSION):
+        raise InvalidArgument(f"client version {version} is too old. Minimum "
+                              f"supported API version is {MIN_API_VERSION}, "
+                              "please upgrade your client to a newer version")
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    headers = {"Api-Version": API_VERSION, "Ostype": "linux",
+               "Server": f"Docker/{ENGINE_VERSION} (linux)",
+               "Docker-Experimental": "false"}
+    try:
+        version = request.match_info.get("version")
+        if version:
+            check_version(version)
+        resp = await handler(request)
+    except NotModified:
+        resp = web.Response(status=304)
+    except BerthError as e:
+        if e.status >= 500:
+            log.error("%s %s: %s", request.method, request.path, e)
+        resp = json_response({"message": e.message}, e.status)
+    except web.HTTPException as e:
+        if e.status == 404:
+            resp = json_response({"message": "page not found"}, 404)
+        elif e.status == 405:
+            resp = json_response({"message": "method not allowed"}, 405)
+        else:
+            raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the API's edge: every error becomes a reply
+        log.exception("%s %s failed", request.method, request.path)
+        resp = json_response({"message": str(e) or type(e).__name__}, 500)
+    if not resp.prepared:
+        for k, val in headers.items():
+            resp.headers.setdefault(k, val)
+    return resp
+
+
+class Api:
+    def __init__(self, *, containers: ContainerService, images: ImageService,
+                 info: Callable[[], dict[str, Any]], execs: ExecService | None = None,
+                 events: EventBus | None = None,
+                 distribution: Distribution | None = None,
+                 builder: Builder | None = None,
+                 networks: NetworkService | None = None,
+                 volumes: VolumeService | None = None) -> None:
+        self.events = events or EventBus()
+        self.system = SystemHandlers(containers=containers, images=images, volumes=volumes,
+                                     events=self.events, info=info)
+        self.containers = ContainerHandlers(containers)
+        self.execs = ExecHandlers(execs or ExecService(containers))
+        self.images = ImageHandlers(images, distribution)
+        self.build = BuildHandlers(builder)
+        self.networks = NetworkHandlers(networks, containers)
+        self.volumes = VolumeHandlers(volumes)
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """(method, path, handler) in the order aiohttp tries them."""
+        s, c, x, i, b = self.system, self.containers, self.execs, self.images, self.build
+        n, v = self.networks, self.volumes
+        routes: list[tuple[str, str, Handler]] = [
+            ("HEAD", "/_ping", s.ping), ("GET", "/_ping", s.ping),
+            ("GET", "/version", s.version), ("GET", "/info", s.info),
+            ("GET", "/events", s.event_stream), ("GET", "/system/df", s.df),
+            ("POST", "/images/create", i.create),
+            ("POST", "/auth", i.auth),
+            ("POST", "/build", b.build),
+            ("POST", "/build/prune", b.prune),
+            ("POST", "/commit", b.commit),
+            ("GET", "/containers/{id}/changes", b.changes),
+            ("POST", "/images/{name:.+}/push", i.push),
+            ("GET", "/distribution/{name:.+}/json", i.distribution_inspect),
+            ("GET", "/images/search", i.search),
+            ("GET", "/images/json", i.list),
+            ("GET", "/images/get", i.save),
+            ("POST", "/images/load", i.load),
+            ("POST", "/images/prune", i.prune),
+            ("GET", "/images/{name:.+}/json", i.inspect),
+            ("GET", "/images/{name:.+}/history", i.history),
+            ("GET", "/images/{name:.+}/get", i.save_one),
+            ("POST", "/images/{name:.+}/tag", i.tag),
+            ("DELETE", "/images/{name:.+}", i.delete),
+            ("POST", "/containers/create", c.create),
+            ("GET", "/containers/json", c.list),
+            ("POST", "/containers/prune", c.prune),
+            ("GET", "/containers/{id}/json", c.inspect),
+            ("POST", "/containers/{id}/start", c.start),
+            ("POST", "/containers/{id}/stop", c.stop),
+            ("POST", "/containers/{id}/restart", c.restart),
+            ("POST", "/containers/{id}/kill", c.kill),
+            ("POST", "/containers/{id}/wait", c.wait),
+            ("POST", "/containers/{id}/rename", c.rename),
+            ("POST", "/containers/{id}/attach", c.attach),
+            ("GET", "/containers/{id}/attach/ws", c.attach_ws),
+            ("POST", "/containers/{id}/resize", c.resize),
+            ("GET", "/containers/{id}/logs", c.logs),
+            ("POST", "/containers/{id}/exec", x.create),
+            ("GET", "/containers/{id}/stats", c.stats),
+            ("GET", "/containers/{id}/top", c.top),
+            ("POST", "/containers/{id}/pause", c.pause),
+            ("POST", "/containers/{id}/unpause", c.unpause),
+            ("POST", "/containers/{id}/update", c.update),
+            ("POST", "/exec/{id}/start", x.start),
+            ("POST", "/exec/{id}/resize", x.resize),
+            ("GET", "/exec/{id}/json", x.inspect),
+            ("GET", "/containers/{id}/export", c.export),
+            ("DELETE", "/containers/{id}", c.delete),
+            ("GET", "/networks", n.list),
+            ("POST", "/networks/create", n.create),
+            ("POST", "/networks/prune", n.prune),
+            ("GET", "/networks/{id}", n.inspect),
+            ("DELETE", "/networks/{id}", n.delete),
+            ("POST", "/networks/{id}/connect", n.connect),
+            ("POST", "/networks/{id}/disconnect", n.disconnect),
+            ("GET", "/volumes", v.list),
+            ("POST", "/volumes/create", v.create),
+            ("POST", "/volumes/prune", v.prune),
+            ("GET", "/volumes/{name}", v.inspect),
+            ("DELETE", "/volumes/{name}", v.delete),
+        ]
+        routes += [(method, path, s.not_in_a_swarm) for method, path in SWARM_ROUTES]
+        return routes + plugins.ROUTES
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[middleware], client_max_size=0)
+        for method, path, handler in self.routes():
+            app.router.add_route(method, VERSION_PREFIX + path, handler)
+            app.router.add_route(method, path, handler)
+        return app
+
+
+__all__ = ["Api", "middleware", "check_version"]

@@ -1,0 +1,195 @@
+"""The image routes: list, inspect, history, tag, remove, prune, save, load, import, and the
+distribution ones (pull, push, search, `GET /distribution/{name}/json`, `POST /auth`) with
+their JSON progress streams. The services publish the events.
+
+Imports the image service, its distribution service and `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterable
+from typing import Any
+
+from aiohttp import web
+
+from berth.errors import BerthError, InvalidArgument, NotFound
+from berth.images import ImageService
+from berth.images.distribution import Distribution
+
+from .wire import (
+    SyncReader,
+    SyncWriter,
+    error_message,
+    filters,
+    json_response,
+    qbool,
+    qint,
+    read_json,
+    stream_response,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def progress(request: web.Request, messages: AsyncIterable[Any]) -> web.StreamResponse:
+    """A JSON message stream. An error before the first message is an HTTP error; a later one
+    is an `errorDetail` message, as dockerd writes them."""
+    it = aiter(messages)
+    try:
+        first = await anext(it)
+    except StopAsyncIteration:
+        first = None
+    resp = stream_response()
+    await resp.prepare(request)
+    try:
+        if first is not None:
+            await resp.write(json.dumps(first).encode() + b"\r\n")
+        async for m in it:
+            await resp.write(json.dumps(m).encode() + b"\r\n")
+    except BerthError as e:
+        await resp.write(error_message(e.message))
+    except (ConnectionResetError, asyncio.CancelledError):
+        with contextlib.suppress(BaseException):
+            await it.aclose()  # type: ignore[attr-defined]
+        raise
+    except Exception as e:  # noqa: BLE001 - the stream has begun: the error goes in it
+        log.exception("%s %s failed", request.method, request.path)
+        await resp.write(error_message(str(e) or type(e).__name__))
+    await resp.write_eof()
+    return resp
+
+
+class ImageHandlers:
+    def __init__(self, images: ImageService, distribution: Distribution | None) -> None:
+        self.images = images
+        self._distribution = distribution
+
+    def _dist(self) -> Distribution:
+        if self._distribution is None:
+            raise NotFound("this daemon has no registry client")
+        return self._distribution
+
+    # --- distribution -----------------------------------------------------------------------
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """`POST /images/create`: a pull (fromImage) or an import (fromSrc=-)."""
+        q = request.query
+        if q.get("fromSrc") is None:
+            if not q.get("fromImage"):
+                raise InvalidArgument("fromImage or fromSrc is required")
+            dist = self._dist()
+            return await progress(request, dist.pull(
+                q["fromImage"], q.get("tag", ""), platform=q.get("platform", ""),
+                auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+        if q["fromSrc"] != "-":
+            raise InvalidArgument("importing from a URL is not supported: use fromSrc=-")
+        reader = SyncReader(request, asyncio.get_running_loop())
+        # errors before the stream starts are plain HTTP errors, as in Docker
+        image_id = await asyncio.to_thread(
+            self.images.import_, reader, repo=q.get("repo", ""), tag=q.get("tag", ""),  # type: ignore[arg-type]
+            changes=q.getall("changes", []), message=q.get("message", ""))
+        resp = stream_response()
+        await resp.prepare(request)
+        await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
+        await resp.write_eof()
+        return resp
+
+    async def search(self, request: web.Request) -> web.StreamResponse:
+        dist = self._dist()
+        term = request.query.get("term", "")
+        if not term:
+            raise InvalidArgument("term is required")
+        return json_response(await dist.search(
+            term, limit=qint(request, "limit", 25) or 25, filters=filters(request),
+            auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+
+    async def distribution_inspect(self, request: web.Request) -> web.StreamResponse:
+        dist = self._dist()
+        return json_response(await dist.inspect(
+            request.match_info["name"],
+            auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+
+    async def push(self, request: web.Request) -> web.StreamResponse:
+        dist = self._dist()
+        return await progress(request, dist.push(
+            request.match_info["name"], request.query.get("tag", ""),
+            auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+
+    async def auth(self, request: web.Request) -> web.StreamResponse:
+        dist = self._dist()
+        await dist.login(await read_json(request))
+        return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+    # --- local images -----------------------------------------------------------------------
+    async def list(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.images.list(all_=qbool(request, "all"),
+                                              filters=filters(request)))
+
+    async def inspect(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.images.inspect(request.match_info["name"]))
+
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.images.history(request.match_info["name"]))
+
+    async def tag(self, request: web.Request) -> web.StreamResponse:
+        repo = request.query.get("repo", "")
+        if not repo:
+            raise InvalidArgument("repository name cannot be empty")
+        self.images.tag(request.match_info["name"], repo, request.query.get("tag", ""))
+        return web.Response(status=201)
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        return json_response(await asyncio.to_thread(
+            self.images.remove, request.match_info["name"], force=qbool(request, "force")))
+
+    async def prune(self, request: web.Request) -> web.StreamResponse:
+        f = filters(request)
+        all_ = any(v.lower() in ("false", "0") for v in f.get("dangling", []))
+        return json_response(await asyncio.to_thread(self.images.prune, all_=all_))
+
+    async def save(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, request.query.getall("names", []))
+
+    async def save_one(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, [request.match_info["name"]])
+
+    async def _save(self, request: web.Request, names: builtins.list[str]) -> web.StreamResponse:
+        if not names:
+            raise InvalidArgument("no image names given")
+        for n in names:
+            self.images.resolve(n)  # a 404 before the stream starts
+        resp = stream_response("application/x-tar")
+        await resp.prepare(request)
+        w = SyncWriter(resp, asyncio.get_running_loop())
+
+        def run() -> None:
+            self.images.save(names, w)  # type: ignore[arg-type]
+            w.flush()
+        await asyncio.to_thread(run)
+        await resp.write_eof()
+        return resp
+
+    async def load(self, request: web.Request) -> web.StreamResponse:
+        reader = SyncReader(request, asyncio.get_running_loop())
+        error = ""
+        try:
+            lines = await asyncio.to_thread(lambda: [*self.images.load(reader)])  # type: ignore[arg-type]
+        except InvalidArgument as e:
+            # as dockerd: a bad archive is a 200 whose stream carries the error (the docker
+            # CLI prints it as it is; docker-py raises ImageLoadError)
+            lines, error = [], e.message
+        resp = stream_response()
+        await resp.prepare(request)
+        for line in lines:
+            await resp.write((json.dumps({"stream": line + "\n"}) + "\r\n").encode())
+        if error:
+            await resp.write(error_message(error))
+        await resp.write_eof()
+        return resp
+
+
+__all__ = ["ImageHandlers", "progress"]
