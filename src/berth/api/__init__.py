@@ -16,11 +16,13 @@ import platform
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from berth import __version__
+from berth.api import archive
 from berth.build import Builder, check_entitlements
 from berth.build import Options as BuildOptions
 from berth.containers import ContainerService
@@ -329,6 +331,9 @@ class Api:
             ("POST", "/exec/{id}/resize", self.exec_resize),
             ("GET", "/exec/{id}/json", self.exec_inspect),
             ("GET", "/containers/{id}/export", self.container_export),
+            ("HEAD", "/containers/{id}/archive", partial(archive.archive_head, service=self.containers)),
+            ("GET", "/containers/{id}/archive", partial(archive.archive_get, service=self.containers)),
+            ("PUT", "/containers/{id}/archive", partial(archive.archive_put, service=self.containers)),
             ("DELETE", "/containers/{id}", self.container_delete),
             ("GET", "/networks", self.network_list),
             ("POST", "/networks/create", self.network_create),
