@@ -92,20 +92,29 @@ async def archive_head(request: web.Request, service: ContainerService) -> web.S
 
 
 async def archive_get(request: web.Request, service: ContainerService) -> web.StreamResponse:
-    archives = ArchiveService(service)
+    loop = asyncio.get_running_loop()
     ref, path = request.match_info["id"], _path(request)
-    ps = await asyncio.to_thread(archives.stat, ref, path)   # errors before the 200
-    resp = web.StreamResponse(status=200, headers={STAT_HEADER: stat_header(ps)})
+    resp = web.StreamResponse(status=200)
     resp.content_type = "application/x-tar"
-    await resp.prepare(request)
-    w = _RespWriter(resp, asyncio.get_running_loop())
+    w = _RespWriter(resp, loop)
+    started = False
+
+    def on_stat(ps: PathStat) -> None:
+        # the walk has found the entry and holds it: now the 200 with its stat
+        nonlocal started
+        resp.headers[STAT_HEADER] = stat_header(ps)
+        asyncio.run_coroutine_threadsafe(resp.prepare(request), loop).result()
+        started = True
 
     def run() -> None:
-        archives.archive(ref, path, w)  # type: ignore[arg-type]
+        ArchiveService(service).archive(ref, path, w, on_stat)  # type: ignore[arg-type]
         w.flush()
     try:
         await asyncio.to_thread(run)
-    except Exception:   # the 200 is sent: a cut tar is how the client learns of it
+    except Exception:
+        if not started:
+            raise   # an error response, as usual
+        # the 200 is sent: a cut tar is how the client learns of it
         if request.transport is not None:
             request.transport.close()
         raise

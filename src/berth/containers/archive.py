@@ -22,7 +22,7 @@ import logging
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -480,14 +480,19 @@ class ArchiveService:
                         mtime=st.st_mtime, link_target=link)
 
     # --- archive (GET) ------------------------------------------------------------------
-    def archive(self, ref: str, path: str, out: BinaryIO) -> PathStat:
+    def archive(self, ref: str, path: str, out: BinaryIO,
+                on_stat: Callable[[PathStat], None] | None = None) -> PathStat:
         """Write a tar of `path` to `out` (its entries under the path's base name; a path that
-        ends in `/.` gives the directory's content): the path's stat."""
+        ends in `/.` gives the directory's content): the path's stat, also handed to `on_stat`
+        before the first byte (the tar is of the very entry that was stat'ed: it is held open
+        from the walk on)."""
         doc = self.containers.resolve(ref)
         with self._tree(doc) as tree:
             node = self._resolve(tree, doc, path)
             try:
                 ps = self._stat(tree, node, path)
+                if on_stat is not None:
+                    on_stat(ps)
                 base = _base(path)
                 self._write_tar(tree, node, "." if base == "/" else base, out)
             finally:
