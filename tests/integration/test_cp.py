@@ -108,6 +108,32 @@ def test_stopped_container(daemon: Daemon, tmp_path: Path, tool: str) -> None:
         daemon.berth("rm", "-f", c)
 
 
+def test_stopped_copy_up_and_whiteouts(daemon: Daemon, tmp_path: Path) -> None:
+    """Into a stopped container: a directory only in the image keeps its owner and mode when
+    made in the writable layer; a directory the container deleted comes back with only what
+    was copied (no file of the image's shows through)."""
+    c = name("cp-wh")
+    daemon.ok("run", "--name", c, "busybox", "sh", "-c",
+              "rm -rf /usr; rm /bin/true; chmod 0750 /home/app")
+    try:
+        (tmp_path / "f").write_text("f\n")
+        cp_ok(daemon, "docker", str(tmp_path / "f"), f"{c}:/home/app/f")
+        (tmp_path / "true").mkdir()
+        (tmp_path / "true" / "inner").write_text("i\n")
+        cp_ok(daemon, "berth", str(tmp_path / "true"), f"{c}:/bin/")
+        (tmp_path / "usr").mkdir()
+        (tmp_path / "usr" / "only").write_text("o\n")
+        cp_ok(daemon, "docker", str(tmp_path / "usr"), f"{c}:/")
+        daemon.ok("commit", c, f"{c}:img")
+        out = daemon.ok("run", "--rm", f"{c}:img", "sh", "-c",
+                        "stat -c '%u %a' /home/app; cat /home/app/f; ls /usr; "
+                        "ls /bin/true; test -e /bin/sh && echo sh-there")
+        assert out == "1000 750\nf\nonly\ninner\nsh-there\n", out
+        daemon.ok("rmi", f"{c}:img")
+    finally:
+        daemon.berth("rm", "-f", c)
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 def test_into_a_named_volume(daemon: Daemon, tmp_path: Path, tool: str) -> None:
     vol, c = name("cpvol"), name("cp-vol")
