@@ -184,6 +184,11 @@ def test_archive_mode_and_follow_link(daemon: Daemon, tmp_path: Path, tool: str)
         assert daemon.ok("exec", c, "cat", "/tmp/fromlink") == "x"
         cp_ok(daemon, tool, "-q", str(tmp_path / "locallink"), f"{c}:/tmp/aslink")
         assert daemon.ok("exec", c, "readlink", "/tmp/aslink").strip() == str(f)
+        # a destination that is a symlink to a directory: into that directory
+        daemon.ok("exec", c, "sh", "-c", "mkdir /tmp/realdir && ln -s realdir /tmp/dirlink")
+        cp_ok(daemon, tool, str(f), f"{c}:/tmp/dirlink")
+        assert daemon.ok("exec", c, "cat", "/tmp/realdir/owned") == "x"
+        assert daemon.ok("exec", c, "readlink", "/tmp/dirlink").strip() == "realdir"
     finally:
         daemon.berth("rm", "-f", c)
 

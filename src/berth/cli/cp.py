@@ -224,6 +224,11 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: dict[str,
     contents = src_is_dir and (src.endswith("/.") or src == ".")
     name = os.path.basename(os.path.normpath(src)) if not contents else "."
     st = _stat(c, container, dst)
+    if st is not None and st.get("mode", 0) & MODE_SYMLINK and st.get("linkTarget"):
+        # a destination that is a symlink is the path it leads to (resolved by the daemon,
+        # inside the container), as the docker CLI takes it
+        dst = st["linkTarget"]
+        st = _stat(c, container, dst)
     if st is not None and st.get("mode", 0) & MODE_DIR:
         put_path, arc = dst, name
     elif st is not None:
