@@ -422,8 +422,8 @@ class ArchiveService:
                 if (ns.st_ino == mine.st_ino and ns.st_dev == mine.st_dev) or \
                         (rst.st_ino == host.st_ino and rst.st_dev == host.st_dev):
                     raise NotFound(f"container {cid[:12]} is not running")
-                doc = self.containers._docs.get(cid) or {}
-                if not (doc.get("State") or {}).get("Running") or doc["State"]["Pid"] != pid:
+                state = self.containers.resolve(cid).get("State") or {}
+                if not state.get("Running") or state.get("Pid") != pid:
                     raise NotFound(f"container {cid[:12]} is not running")
             except BaseException:
                 os.close(root)
