@@ -15,7 +15,7 @@ from aiohttp import web
 from berth.containers import ContainerService
 from berth.errors import InvalidArgument
 
-from . import websocket
+from . import archive, websocket
 from .hijack import detach_keys, hijack, pump, upgrade_response
 from .wire import (
     SyncWriter,
@@ -133,6 +133,15 @@ class ContainerHandlers:
         conn = await hijack(request, resp)
         await pump(conn, att, tty=tty, stdin=qbool(request, "stdin"), keys=keys)
         return resp
+
+    async def archive_head(self, request: web.Request) -> web.StreamResponse:
+        return await archive.archive_head(request, service=self.containers)
+
+    async def archive_get(self, request: web.Request) -> web.StreamResponse:
+        return await archive.archive_get(request, service=self.containers)
+
+    async def archive_put(self, request: web.Request) -> web.StreamResponse:
+        return await archive.archive_put(request, service=self.containers)
 
     async def attach_ws(self, request: web.Request) -> web.StreamResponse:
         return await websocket.attach_ws(request, self.containers)

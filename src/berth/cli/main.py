@@ -1831,6 +1831,7 @@ COMMANDS: dict[str, Command] = {
     "diff": (Spec([]), _lazy_cmd("cmd_diff", "build"),
              "Inspect changes to files or directories on a container's filesystem"),
     "logout": (Spec([]), _lazy_cmd("cmd_logout"), "Log out from a registry"),
+    "cp": (_lazy("CP", "cp"), _lazy_cmd("cmd_cp", "cp"), "Copy files/folders between a container and the local filesystem"),
     "version": (VERSION, cmd_version, "Show the berth version information"),
     "info": (INFO, cmd_info, "Display system-wide information"),
 }
