@@ -4,14 +4,12 @@ misses, multi-stage builds, .dockerignore, RUN mounts, bad Dockerfiles; `commit`
 from __future__ import annotations
 
 import gzip
-import http.server
 import io
 import json
 import os
 import shutil
 import subprocess
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,19 +220,14 @@ def test_copy_add_forms(daemon: Daemon, tmp_path: Path) -> None:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
-    served = tmp_path / "www"
-    served.mkdir()
-    (served / "remote.txt").write_text("from a url\n")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *a: object) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(served)))  # type: ignore[misc]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    # the URL is served by a container on the daemon's bridge: the host's own addresses are
+    # refused without network.host (tests/security/test_build_entitlements.py)
+    web = daemon.ok("run", "-d", "busybox", "sh", "-c",
+                    "mkdir /www && echo 'from a url' > /www/remote.txt && "
+                    "exec httpd -f -p 8080 -h /www").strip()
     try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}/remote.txt"
+        ip = daemon.inspect(web)["NetworkSettings"]["IPAddress"]
+        url = f"http://{ip}:8080/remote.txt"
         ctx = write(tmp_path / "ctx", {
             "pkg.tar.gz": gzip.compress(buf.getvalue()), "x1.txt": "x1", "x2.txt": "x2",
             "run.sh": "#!/bin/sh\necho ran\n",
@@ -263,8 +256,7 @@ EOF
                                   "script line 1", "script line 2", "x1.txt", "x2.txt",
                                   "1000:50 644", "0:0 750", "0:0 600", "ran", ""]
     finally:
-        srv.shutdown()
-        srv.server_close()
+        daemon.berth("rm", "-f", web)
     daemon.ok("rmi", "forms:1")
 
 

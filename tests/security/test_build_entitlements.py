@@ -144,3 +144,55 @@ RUN --network=default sh -c 'ip link | grep -q eth0'
     r = build(daemon, ctx, "-t", "ent-none:1")
     assert r.returncode == 0, r.stdout + r.stderr
     daemon.ok("rmi", "ent-none:1")
+
+
+def _add_ctx(tmp_path: Path, url: str, name: str) -> Path:
+    return write(tmp_path / f"ctx-add-{name}", {"Dockerfile": f"""\
+FROM busybox
+RUN echo before
+ADD {url} /fetched
+"""})
+
+
+def test_add_url_may_not_reach_the_host(daemon: Daemon, tmp_path: Path,
+                                        listener: Listener) -> None:
+    """berthd fetches ADD's URLs from the host's own namespace: its loopback, its own
+    addresses (the bridge's gateway) and link-local ones are refused without network.host."""
+    gateway = daemon.bip.split("/")[0]
+    for name, url in (("lo", f"http://127.0.0.1:{listener.port}/secret"),
+                      ("lo2", f"http://127.9.9.9:{listener.port}/secret"),
+                      ("gw", f"http://{gateway}:{listener.port}/secret"),
+                      ("ll", "http://169.254.169.254/latest/meta-data/")):
+        r = build(daemon, _add_ctx(tmp_path, url, name), "-t", f"ent-add:{name}")
+        assert r.returncode != 0, r.stdout + r.stderr
+        assert "is this host's own address" in r.stderr, r.stderr
+        assert "Dockerfile:3" in r.stderr
+    assert listener.seen == [], "ADD reached the host's loopback"
+
+
+def test_add_url_to_the_host_with_both(tmp_path: Path, rootfs_tar: Path) -> None:
+    import http.server
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "f").write_text("from the host\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(served)))  # type: ignore[misc]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        ctx = _add_ctx(tmp_path, f"http://127.0.0.1:{srv.server_address[1]}/f", "both")
+        with running_daemon(tmp_path / "berthd", rootfs_tar,
+                            "--allow-insecure-entitlement", "network.host") as d:
+            r = build(d, ctx, "-t", "ent-add:both")
+            assert r.returncode != 0 and "is this host's own address" in r.stderr
+            r = build(d, ctx, "-t", "ent-add:both", "--allow", "network.host")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert d.ok("run", "--rm", "ent-add:both", "cat", "/fetched") == "from the host\n"
+    finally:
+        srv.shutdown()
+        srv.server_close()

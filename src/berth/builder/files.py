@@ -24,13 +24,14 @@ import stat
 import tarfile
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from berth.builder._base import StepContext
 from berth.builder.cache import key as cache_key
 from berth.builder.context import DirTree, LayersTree, Tree, extract_context, resolve
-from berth.builder.state import BuildError, State
+from berth.builder.state import NETWORK_HOST, BuildError, State
 from berth.builder.syntax import Instruction, Stage
 from berth.images import Layer
 
@@ -222,8 +223,16 @@ class FileSteps(StepContext):
         import email.utils
         import urllib.request
         path = os.path.join(self.tmp, f"url-{secrets.token_hex(4)}")
+        # berthd fetches from the host's own network namespace: the host's own services are
+        # for a build granted network.host only, as a RUN step's host network is
+        host_ok = NETWORK_HOST in self.opts.allow and NETWORK_HOST in self.b.entitlements
+        def check(u: str) -> None:
+            if not host_ok:
+                _refuse_the_host(u, where)
+        check(url)
+        opener = urllib.request.build_opener(_CheckedRedirects(check))
         try:
-            with urllib.request.urlopen(url, timeout=60) as r, open(path, "wb") as f:  # noqa: S310
+            with opener.open(url, timeout=60) as r, open(path, "wb") as f:
                 shutil.copyfileobj(r, f, 1 << 20)
                 lm = r.headers.get("Last-Modified")
         except OSError as e:
@@ -234,6 +243,54 @@ class FileSteps(StepContext):
             with contextlib.suppress(TypeError, ValueError):
                 mtime = int(email.utils.parsedate_to_datetime(lm).timestamp())
         return path, name, mtime
+
+
+def _refuse_the_host(url: str, where: str) -> None:
+    """An ADD URL (or a redirect's) may not lead to this host itself: its loopback, its own
+    addresses (a bridge's gateway too), link-local ones (cloud metadata) or the unspecified
+    address. The name is resolved here; the fetch resolves it again, so a name whose answer
+    changes in between is not covered (the build then reaches what a RUN step could)."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise BuildError(f"{where}: ADD failed: {url}: not an http(s) URL")
+    try:
+        infos = socket.getaddrinfo(u.hostname, u.port or 80, proto=socket.IPPROTO_TCP)
+    except OSError as e:
+        raise BuildError(f"{where}: ADD failed: {url}: {e}") from None
+    for family, _, _, _, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast or \
+                _is_own_address(family, str(sockaddr[0])):
+            raise BuildError(f"{where}: ADD failed: {url}: {ip} is this host's own address: "
+                             f"a build reaches the host only with the {NETWORK_HOST} "
+                             f"entitlement (`berth build --allow {NETWORK_HOST}`, with the "
+                             f"daemon's consent)")
+
+
+def _is_own_address(family: int, addr: str) -> bool:
+    """Whether `addr` is one of this host's: a socket can be bound to it."""
+    import socket
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((addr, 0))
+        except OSError:
+            return False
+    return True
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Each redirect's target is checked as the first URL was."""
+
+    def __init__(self, check: Callable[[str], None]) -> None:
+        self.check = check
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> Any:
+        self.check(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _match_sources(cmd: str, srcs: list[str], tree: Tree, where: str
