@@ -692,6 +692,9 @@ def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ig
                 pass
     child = os.fork()
     if child == 0:
+        # visible in the container from here: nothing of ours it does not need (a process
+        # of the container with CAP_SYS_PTRACE could write to the pid pipe through /proc)
+        os.close(pid_w)
         _exec_init(proc, stdio, slave, env, err_w)  # never returns
     os.write(pid_w, str(child).encode())
     os._exit(0)
