@@ -63,6 +63,16 @@ class Term:
                     self.out += os.read(self.master, 65536)
                 except OSError:
                     pass
+        # what the client wrote just before it exited is still in the terminal: read it all
+        # (the test holds the other end, so no EOF comes: stop when nothing is left)
+        while select.select([self.master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.out += chunk
         return self.proc.returncode
 
     def close(self) -> None:
