@@ -209,7 +209,17 @@ class MergedView:
         """A regular file of the view, opened for reading."""
         if not stat.S_ISREG(node.st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", node.name)
-        return os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=node.parent)
+        # a running container's layer may change under the walk: what the name is now is
+        # checked on an O_PATH fd before it is opened for reading, so a device node or fifo
+        # swapped in is never opened
+        path_fd = os.open(node.name, fs.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=node.parent)
+        try:
+            if not stat.S_ISREG(os.fstat(path_fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", node.name)
+            return os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(path_fd)
 
     @staticmethod
     def readlink(node: Node) -> str:
