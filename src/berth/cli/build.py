@@ -43,7 +43,8 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
     """The context as a tar stream, owned by root (TarInfo made from lstat directly: tarfile's
     gettarinfo looks up user and group names for every file). `replace`: files of the
     context sent with other contents (the .dockerignore that lists a Dockerfile from
-    outside); those the context lacks are added, mode 0600, as the docker CLI does."""
+    outside); those the context lacks (that Dockerfile, a .dockerignore) are added, mode
+    0600, as the docker CLI does."""
     replace = dict(replace or {})
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         def walk(path: str, rel_dir: str) -> None:
@@ -221,7 +222,7 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         # its own, listed in the .dockerignore sent (made if there is none), so that the
         # daemon takes both out of the context once it has read them
         dockerfile = f".dockerfile.{secrets.token_hex(10)}"
-        extra.append((dockerfile, outside))
+        replace[dockerfile] = outside
         try:
             with open(os.path.join(root, ".dockerignore"), "rb") as f:
                 ignore = f.read()
