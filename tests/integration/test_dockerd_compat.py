@@ -337,6 +337,14 @@ def test_a_build_copies_the_context_docker_copies(dockerd: Dockerd, daemon: Daem
     assert got[1] == got[0]
 
 
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_extra_hosts_as_docker(dockerd: Dockerd, daemon: Daemon, network: str) -> None:
+    """--add-host lines in /etc/hosts, on no network and on the host's."""
+    args = ["run", "--rm", "--network", network, "--add-host", "one.test:10.9.9.9",
+            "--add-host", "six.test:fd00::9", "busybox", "grep", "-e", ".test", "/etc/hosts"]
+    assert daemon.ok(*args) == dockerd.docker(args[0], "--pull", "never", *args[1:])
+
+
 def test_a_failing_step_reports_as_docker(dockerd: Dockerd, daemon: Daemon,
                                           tmp_path: Path) -> None:
     """A failing RUN: the stream's last message is dockerd's errorDetail, and the docker CLI

@@ -206,11 +206,15 @@ class NetworkingMixin(ServiceState):
             hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                      "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                      "ff02::2\tip6-allrouters\n")
-            for extra in hc.get("ExtraHosts") or []:
-                h, _, ip = extra.partition(":")
-                if ip == "host-gateway":
-                    ip = self._host_gateway()
-                hosts += f"{ip}\t{h}\n"
+        if hosts and not hosts.endswith("\n"):
+            hosts += "\n"
+        # --add-host: in the host's network too, as dockerd
+        for extra in hc.get("ExtraHosts") or []:
+            h, _, ip = extra.partition(":")
+            if ip == "host-gateway":
+                ip = self._host_gateway()
+            hosts += f"{ip}\t{h}\n"
+        if not host_net:
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
