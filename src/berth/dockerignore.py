@@ -17,10 +17,18 @@ import re
 
 
 def read_patterns(text: str) -> list[str]:
+    """The patterns of a .dockerignore, as moby's ignorefile.ReadAll reads them: a line that
+    starts with `#` is a comment (a `#` after a blank is part of a pattern), blanks around a
+    pattern and after its `!` are trimmed, the pattern is cleaned as a path and a leading `/`
+    dropped."""
     out = []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines()):
+        if n == 0:
+            line = line.removeprefix("\ufeff")
+        if line.startswith("#"):
+            continue
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line:
             continue
         neg = line.startswith("!")
         if neg:

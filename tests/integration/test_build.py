@@ -416,3 +416,137 @@ RUN --mount=type=bind,source=ctxlink,target=/c ! test -e /c/os-release
     # the stage's link leads to the stage's /etc; the context's to nothing in the context
     assert "Step 4/5" in r.stdout and "Step 5/5" in r.stdout, r.stdout + r.stderr
     assert r.returncode != 0 and "ctxlink: not found in the build context" in r.stderr
+
+
+def _docker(daemon: Daemon, *a: str, input: bytes | None = None  # noqa: A002
+            ) -> subprocess.CompletedProcess[str]:
+    """The real docker CLI's classic builder against berthd."""
+    if not shutil.which("docker"):
+        pytest.skip("needs the docker CLI")
+    r = subprocess.run(["docker", *a], env={**daemon.env, "DOCKER_BUILDKIT": "0"},
+                       capture_output=True, input=input, timeout=120)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(),
+                                       r.stderr.decode())
+
+
+def _files(daemon: Daemon, image: str) -> dict[str, str]:
+    """What `COPY . /ctx/` copied: path -> content."""
+    out = daemon.ok("run", "--rm", image, "sh", "-c",
+                    "cd /ctx && find . -type f | sort | while read f; do "
+                    "echo \"== $f\"; cat \"$f\"; echo; done")
+    files: dict[str, str] = {}
+    name = ""
+    for line in out.splitlines():
+        if line.startswith("== ./"):
+            name = line[5:]
+            files[name] = ""
+        else:
+            files[name] += line + "\n"
+    return {k: v[:-1] for k, v in files.items()}
+
+
+@pytest.mark.parametrize("client", ["berth", "docker"])
+def test_build_files_are_not_copied(daemon: Daemon, tmp_path: Path, client: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with dockerd: a Dockerfile from outside the context (or stdin) comes as
+    `.dockerfile.<random>` and, like an ignored Dockerfile or .dockerignore, is read by the
+    daemon but not copied by `COPY .`."""
+    def run(*a: str, input: bytes | None = None) -> None:  # noqa: A002
+        if client == "berth":
+            r = daemon.berth("build", *a, input=input, timeout=120)
+        else:
+            r = _docker(daemon, "build", *a, input=input)
+        assert r.returncode == 0, f"{r.stdout!r} {r.stderr!r}"
+    df = "FROM busybox\nCOPY . /ctx/\n"
+    outside = write(tmp_path / "outside", {"Dockerfile": df})
+    ctx = write(tmp_path / "ctx", {"a": "a", "sub/b": "b"})
+    # no .dockerignore: the one the client makes is not copied either
+    run("-t", "bf:1", "-f", str(outside / "Dockerfile"), str(ctx))
+    assert _files(daemon, "bf:1") == {"a": "a", "sub/b": "b"}
+    monkeypatch.chdir(ctx)
+    run("-t", "bf:1", "-f", "../outside/Dockerfile", ".")
+    assert _files(daemon, "bf:1") == {"a": "a", "sub/b": "b"}
+    run("-t", "bf:1", "-f", "-", str(ctx), input=df.encode())
+    assert _files(daemon, "bf:1") == {"a": "a", "sub/b": "b"}
+    # a .dockerignore that does not name itself is copied, with the random name added
+    write(ctx, {".dockerignore": "*.log\n", "x.log": "x"})
+    run("-t", "bf:1", "-f", str(outside / "Dockerfile"), str(ctx))
+    files = _files(daemon, "bf:1")
+    ignore = files.pop(".dockerignore")
+    assert files == {"a": "a", "sub/b": "b"}
+    assert ignore.startswith("*.log\n\n.dockerfile.") and len(ignore.splitlines()) == 3, ignore
+    # the Dockerfile and .dockerignore named in .dockerignore: read, not copied
+    write(ctx, {".dockerignore": "Dockerfile\n.dockerignore\n*.log\n", "Dockerfile": df})
+    run("-t", "bf:1", str(ctx))
+    assert _files(daemon, "bf:1") == {"a": "a", "sub/b": "b"}
+    # a Dockerfile in an ignored directory
+    write(ctx, {".dockerignore": "sub\n", "sub/Dockerfile": df})
+    run("-t", "bf:1", "-f", str(ctx / "sub" / "Dockerfile"), str(ctx))
+    assert _files(daemon, "bf:1") == {"Dockerfile": df, "a": "a", "x.log": "x",
+                                      ".dockerignore": "sub\n"}
+    # exceptions: a later ! brings back what an earlier pattern left out
+    write(ctx, {".dockerignore": "# the docs' example\n*.md\n!README*.md\nREADME-secret.md\n"
+                                 "sub\n!sub/keep\n/Dockerfile\n.dockerignore\n",
+                "README.md": "r", "README-secret.md": "s", "CHANGES.md": "c", "sub/keep": "k"})
+    run("-t", "bf:1", str(ctx))
+    assert _files(daemon, "bf:1") == {"README.md": "r", "a": "a", "sub/keep": "k",
+                                      "x.log": "x"}
+    daemon.ok("rmi", "bf:1")
+
+
+def test_build_extra_hosts(daemon: Daemon, tmp_path: Path) -> None:
+    """--add-host (the API's `extrahosts`): every RUN step's /etc/hosts; host-gateway is the
+    daemon's default bridge's gateway."""
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN cat /etc/hosts > /h1\n"
+                                         "RUN cat /etc/hosts > /h2\n"})
+    gateway = daemon.bip.split("/")[0]
+    r = build(daemon, ctx, "-t", "xh:1", "--add-host", "db.local:10.9.8.7", "--add-host",
+              "gw:host-gateway", "--add-host", "six=::1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for h in ("/h1", "/h2"):
+        hosts = daemon.ok("run", "--rm", "xh:1", "cat", h)
+        assert "10.9.8.7\tdb.local\n" in hosts and f"{gateway}\tgw\n" in hosts, hosts
+        assert "::1\tsix\n" in hosts
+    # the docker CLI sends the same (one extrahosts per --add-host); docker-py too
+    r = _docker(daemon, "build", "--no-cache", "-t", "xh:2", "--add-host", "other:10.1.1.1",
+                str(ctx))
+    assert r.returncode == 0, r.stderr
+    assert "10.1.1.1\tother\n" in daemon.ok("run", "--rm", "xh:2", "cat", "/h2")
+    import docker as dockerpy
+    client = dockerpy.DockerClient(base_url=daemon.host)
+    try:
+        client.images.build(path=str(ctx), tag="xh:3", nocache=True,
+                            extra_hosts={"py": "10.2.2.2"})
+    finally:
+        client.close()
+    assert "10.2.2.2\tpy\n" in daemon.ok("run", "--rm", "xh:3", "cat", "/h1")
+    r = build(daemon, ctx, "--add-host", "bad")
+    assert r.returncode != 0 and "bad format for add-host" in r.stderr
+    daemon.ok("rmi", "xh:1", "xh:2", "xh:3")
+
+
+def test_failing_step_error_detail(daemon: Daemon, tmp_path: Path) -> None:
+    """A failing RUN step, as the classic builder reports it: its output in the stream, then
+    errorDetail with the command and its code; the docker CLI exits with that code and
+    docker-py raises BuildError with the log."""
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo to-stderr >&2; exit 7\n"})
+    r = _docker(daemon, "build", str(ctx))
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "to-stderr" in r.stdout
+    assert "The command '/bin/sh -c echo to-stderr >&2; exit 7' returned a non-zero code: 7" \
+        in r.stderr
+    import docker as dockerpy
+    client = dockerpy.DockerClient(base_url=daemon.host)
+    try:
+        with pytest.raises(dockerpy.errors.BuildError) as err:
+            client.images.build(path=str(ctx), rm=True)
+        raw = list(client.api.build(path=str(ctx), rm=True, decode=True))
+    finally:
+        client.close()
+    assert "returned a non-zero code: 7" in err.value.msg
+    assert any("to-stderr" in m.get("stream", "") for m in err.value.build_log)
+    assert raw[-1] == {"errorDetail": {"code": 7, "message": "The command '/bin/sh -c echo "
+                                       "to-stderr >&2; exit 7' returned a non-zero code: 7"},
+                       "error": "The command '/bin/sh -c echo to-stderr >&2; exit 7' returned "
+                                "a non-zero code: 7"}
+    daemon.ok("container", "prune", "-f")

@@ -269,3 +269,100 @@ def test_a_network_inspects_as_dockerd_s(dockerd: Dockerd, daemon: Daemon) -> No
             finally:
                 engine("network", "rm", "cmpnet")
         assert got[0] == got[1], args
+
+
+def _copied(engine: Dockerd, image: str) -> str:
+    """What `COPY . /ctx/` copied, each file with its content, the random name of a
+    Dockerfile from outside the context masked."""
+    import re
+    out = engine.docker("run", "--rm", "--pull", "never", "--network", "none", image, "sh", "-c",
+                        "cd /ctx && find . -type f | sort | while read f; do echo \"== $f\"; "
+                        "cat \"$f\"; echo; done")
+    return re.sub(r"\.dockerfile\.[0-9a-f]{20}", ".dockerfile.RANDOM", out)
+
+
+@pytest.mark.parametrize("case", ["outside", "stdin", "ignored", "kept", "exceptions", "raw"])
+def test_a_build_copies_the_context_docker_copies(dockerd: Dockerd, daemon: Daemon,
+                                                  tmp_path: Path, case: str) -> None:
+    """The same context built by both (the docker CLI's classic builder, or docker-py with a
+    tar of its own): `COPY .` copies the same files. A Dockerfile from outside the context
+    (or stdin), and a Dockerfile or .dockerignore that .dockerignore names, are read but not
+    copied; the daemon takes the rest of the context as the client sent it."""
+    import io
+    import tarfile
+
+    import docker as dockerpy
+    df = "FROM busybox\nCOPY . /ctx/\n"
+    ctx = tmp_path / "ctx"
+    (ctx / "sub").mkdir(parents=True)
+    for name, data in {"a": "a", "x.log": "x", "sub/b": "b", "README.md": "r",
+                       "README-secret.md": "s", "CHANGES.md": "c"}.items():
+        (ctx / name).write_text(data)
+    (tmp_path / "Dockerfile").write_text(df)
+    ignore = {"outside": None, "stdin": "*.log\n", "ignored": "Dockerfile\n.dockerignore\n",
+              "kept": "*.log\n", "exceptions": "# docs\n*.md\n!README*.md\nREADME-secret.md\n"
+              "sub\n!sub/b\n/Dockerfile\n", "raw": "*.log\nDockerfile\n"}[case]
+    if ignore is not None:
+        (ctx / ".dockerignore").write_text(ignore)
+    if case not in ("outside", "stdin"):
+        (ctx / "Dockerfile").write_text(df)
+    berth = Dockerd(daemon.base)   # the same docker CLI, at berthd's socket
+    berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
+    got = []
+    for engine in (dockerd, berth):
+        if case == "raw":
+            # a client that sends the whole directory, .dockerignore and all
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tf:
+                tf.add(str(ctx), arcname=".")
+            buf.seek(0)
+            client = dockerpy.DockerClient(base_url=engine.env["DOCKER_HOST"])
+            try:
+                client.images.build(fileobj=buf, custom_context=True, tag="ctxcmp:1",
+                                    network_mode="none")
+            finally:
+                client.close()
+        else:
+            args = ["build", "--network", "none", "-t", "ctxcmp:1"]
+            if case == "outside":
+                args += ["-f", str(tmp_path / "Dockerfile")]
+            elif case == "stdin":
+                args += ["-f", "-"]
+            r = subprocess.run(["docker", *args, str(ctx)], env={**engine.env,
+                               "DOCKER_BUILDKIT": "0"}, capture_output=True,
+                               input=df.encode() if case == "stdin" else None, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+        got.append(_copied(engine, "ctxcmp:1"))
+        engine.docker("rmi", "ctxcmp:1")
+    assert got[1] == got[0]
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_extra_hosts_as_docker(dockerd: Dockerd, daemon: Daemon, network: str) -> None:
+    """--add-host lines in /etc/hosts, on no network and on the host's."""
+    args = ["run", "--rm", "--network", network, "--add-host", "one.test:10.9.9.9",
+            "--add-host", "six.test:fd00::9", "busybox", "grep", "-e", ".test", "/etc/hosts"]
+    assert daemon.ok(*args) == dockerd.docker(args[0], "--pull", "never", *args[1:])
+
+
+def test_a_failing_step_reports_as_docker(dockerd: Dockerd, daemon: Daemon,
+                                          tmp_path: Path) -> None:
+    """A failing RUN: the stream's last message is dockerd's errorDetail, and the docker CLI
+    exits with the step's code and dockerd's message."""
+    import docker as dockerpy
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo oops >&2; exit 4\n")
+    berth_env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
+    results = []
+    for env in (dockerd.env, berth_env):
+        client = dockerpy.APIClient(base_url=env["DOCKER_HOST"])
+        try:
+            msgs = list(client.build(path=str(tmp_path), network_mode="none", decode=True,
+                                     forcerm=True))
+        finally:
+            client.close()
+        r = subprocess.run(["docker", "build", "--network", "none", "--force-rm", str(tmp_path)],
+                           env={**env, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True,
+                           timeout=120)
+        results.append((msgs[-1], any("oops" in m.get("stream", "") for m in msgs),
+                        r.returncode, r.stderr.strip().splitlines()[-1]))
+    assert results[1] == results[0]

@@ -52,8 +52,39 @@ def test_dockerignore(patterns: list[str], path: str, excluded: bool) -> None:
     assert Matcher(read_patterns("\n".join(patterns))).excluded(path) is excluded
 
 
+# the examples of Docker's documentation (the .dockerignore file, in the build context page)
+DOCS_IGNORE = "# comment\n*/temp*\n*/*/temp*\ntemp?\n"
+
+
+@pytest.mark.parametrize("text,path,excluded", [
+    (DOCS_IGNORE, "somedir/temporary.txt", True), (DOCS_IGNORE, "somedir/temp", True),
+    (DOCS_IGNORE, "temporary.txt", False), (DOCS_IGNORE, "somedir/subdir/temporary.txt", True),
+    (DOCS_IGNORE, "a/b/c/temporary.txt", False), (DOCS_IGNORE, "tempa", True),
+    (DOCS_IGNORE, "tempab", False), (DOCS_IGNORE, "x/y/z/tempa", False),
+    ("**/*.go\n", "a/b/c.go", True), ("**/*.go\n", "c.go", True), ("**/*.go\n", "c.gox", False),
+    ("*.md\n!README.md\n", "README.md", False), ("*.md\n!README.md\n", "CHANGELOG.md", True),
+    # a later pattern decides: README-secret.md is left out, then brought back
+    ("*.md\n!README*.md\nREADME-secret.md\n", "README-secret.md", True),
+    ("*.md\n!README*.md\nREADME-secret.md\n", "README-x.md", False),
+    ("*.md\nREADME-secret.md\n!README*.md\n", "README-secret.md", False),
+    # a directory's exclusion covers what is below it; an exception below brings that back
+    ("docs\n!docs/keep.md\n", "docs/keep.md", False), ("docs\n!docs/keep.md\n", "docs/x", True),
+    ("/docs/\n", "docs/x/y", True), ("./a/../b\n", "b", True), ("a/**/z\n", "a/z", True),
+    ("a/**/z\n", "a/b/c/z", True), ("a/**\n", "a/b", True), ("a/**\n", "b/a", False),
+    ("*\n!keep\n", "keep", False), ("*\n!keep\n", "keep2", True),
+    ("\\*x\n", "*x", True), ("\\*x\n", "ax", False), ("[!a]b\n", "cb", True),
+    ("[!a]b\n", "ab", False), ("  !  keep  \n*\n", "keep", True),
+])
+def test_dockerignore_docs_examples(text: str, path: str, excluded: bool) -> None:
+    assert Matcher(read_patterns(text)).excluded(path) is excluded
+
+
 def test_dockerignore_comments_and_blank_lines() -> None:
     assert read_patterns("# comment\n\n  *.o  \n!\n") == ["*.o", "!"]
+    # as moby's ignorefile: only a line that starts with # is a comment; a BOM is dropped;
+    # blanks after ! are trimmed; the pattern is cleaned as a path, its leading / dropped
+    assert read_patterns("\ufeff*.a\n #x\n!  b \n/c/../d/\n./e\n") == \
+        ["*.a", "#x", "!b", "d", "e"]
 
 
 def test_parse_errors_name_file_and_line() -> None:

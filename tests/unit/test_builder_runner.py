@@ -67,6 +67,12 @@ def test_step_container_is_the_classic_builders() -> None:
                         {"Type": "tmpfs", "Target": "/t"},
                         {"Type": "bind", "Source": "/s", "Target": "/b", "ReadOnly": True}]}}),
         ("remove", (cid, True, True))]
+    # --add-host of the build: the step's /etc/hosts
+    svc.calls.clear()
+    asyncio.run(runner.create(StepSpec(image=spec.image, argv=spec.argv, env=[], network="none",
+                                       extra_hosts=["db:10.0.0.9", "gw:host-gateway"])))
+    assert svc.calls[0][1]["HostConfig"]["ExtraHosts"] == ["db:10.0.0.9", "gw:host-gateway"]
+    assert svc.calls[0][1]["HostConfig"]["NetworkMode"] == "none"
 
 
 class _FakeRunner:

@@ -43,7 +43,7 @@ ALLOWED = {
                    "reference", "units", "oci", "volumes", "networks"},
     # DESIGN.md: images and containers (steps run through builder.runner.ContainerRunner), and
     # the leaf modules
-    "builder": {"fs", "images", "containers", "reference", "errors", "units"},
+    "builder": {"fs", "images", "containers", "reference", "errors", "units", "dockerignore"},
     # the services it serves (each handed to it by the daemon), never what lies below them
     "api": {"containers", "images", "errors", "reference", "events", "volumes", "networks",
             "builder"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import logging
 from typing import Any
@@ -76,6 +77,28 @@ def _allow(request: web.Request) -> list[str]:
     return allow
 
 
+def _extra_hosts(request: web.Request) -> list[str]:
+    """`extrahosts`: repeated, one `name:ip` each (the docker CLI's --add-host, docker-py's
+    extra_hosts); a comma-separated list is taken as well. The ip may be `host-gateway`."""
+    out: list[str] = []
+    for raw in request.query.getall("extrahosts", []):
+        for h in raw.split(","):
+            h = h.strip()
+            if not h:
+                continue
+            name, sep, ip = h.partition(":")
+            if not sep or not name or not ip:
+                raise InvalidArgument(f"invalid IP address in add-host: {ip!r}" if sep else
+                                      f"bad format for add-host: {h!r}")
+            if ip != "host-gateway":
+                try:
+                    ipaddress.ip_address(ip.strip("[]"))
+                except ValueError:
+                    raise InvalidArgument(f"invalid IP address in add-host: {ip!r}") from None
+            out.append(f"{name}:{ip.strip('[]')}")
+    return out
+
+
 def build_options(request: web.Request) -> BuildOptions:
     """The build's options from its query and headers; InvalidArgument for what berth does
     not build (BuildKit's session API, a remote context) or cannot read."""
@@ -97,7 +120,8 @@ def build_options(request: web.Request) -> BuildOptions:
         quiet=qbool(request, "q"), cachefrom=_json_query(request, "cachefrom", []),
         network=q.get("networkmode", ""), platform=q.get("platform", ""),
         rm=q.get("rm", "1") not in ("0", "false", "False"),
-        forcerm=qbool(request, "forcerm"), secrets=secrets, registry_auth=registry_auth)
+        forcerm=qbool(request, "forcerm"), secrets=secrets, registry_auth=registry_auth,
+        extra_hosts=_extra_hosts(request))
     for t in opts.tags:
         if reference.parse(t).digest:
             raise InvalidArgument(f"invalid tag {t!r}: a tag cannot hold a digest")

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
 
-from berth import reference
+from berth import dockerignore, reference
 from berth.builder import commit as _commit
 from berth.builder.cache import CacheStore, StepCache
 from berth.builder.cache import key as cache_key
@@ -109,7 +109,24 @@ class _Run(RunStep, FileSteps):
             raise InvalidArgument(f"Cannot locate specified Dockerfile: {name}")
         if e.kind != "f":
             raise InvalidArgument(f"Cannot locate specified Dockerfile: {name}: not a file")
-        return self.ctx.read(rel).decode("utf-8", errors="replace")
+        text = self.ctx.read(rel).decode("utf-8", errors="replace")
+        self._drop_build_files(norm)
+        return text
+
+    def _drop_build_files(self, dockerfile: str) -> None:
+        """As dockerd once it has read the Dockerfile: `.dockerignore` and the Dockerfile
+        leave the context if the context's `.dockerignore` names them. The docker CLI sends
+        both even when they are ignored (the daemon reads them), and names a Dockerfile from
+        stdin or from outside the context `.dockerfile.<random>` and lists it there, so that
+        `COPY . /x` copies neither. The rest of the context is taken as the client sent it."""
+        e = self.ctx.get(".dockerignore")
+        if e is None or e.kind != "f":
+            return
+        matcher = dockerignore.Matcher(dockerignore.read_patterns(
+            self.ctx.read(".dockerignore").decode("utf-8", errors="replace")))
+        for rel in (".dockerignore", dockerfile):
+            if matcher.excluded(rel):
+                self.ctx.remove(rel)
 
     async def go(self) -> AsyncIterator[Message]:
         stages, by_name, needed = self._plan()

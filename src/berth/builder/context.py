@@ -91,8 +91,25 @@ class TarContext:
             tee = io.BufferedReader(_Tee(stream, out), 1 << 20)  # type: ignore[type-var]
             try:
                 with tarfile.open(fileobj=tee, mode="r|") as tf:
-                    for m in tf:
+                    end = 0   # where the last member's data ends
+                    while True:
+                        try:
+                            m = tf.next()
+                        except tarfile.ReadError as e:
+                            # the docker CLI's tar of a Dockerfile from stdin or from outside
+                            # the context (moby's ReplaceFileTarWrapper) ends right after the
+                            # last file's data, with no padding and no end blocks; Go's reader
+                            # (dockerd's) takes that end as the archive's
+                            while tee.read(1 << 20):
+                                pass
+                            if end and str(e) == "unexpected end of data" and \
+                                    out.tell() == end:
+                                break
+                            raise
+                        if m is None:
+                            break
                         ctx._add(tf, m)
+                        end = m.offset_data + (m.size if m.isreg() else 0)
                     # read to the end, so that the spool holds every byte
                     while tee.read(1 << 20):
                         pass
@@ -150,6 +167,17 @@ class TarContext:
 
     def get(self, rel: str) -> Entry | None:
         return self.entries.get(rel)
+
+    def remove(self, rel: str) -> None:
+        """Leave `rel` (and what is below it) out of the context, as if it had not come."""
+        if not rel or rel not in self.entries:
+            return
+        todo = [rel]
+        while todo:
+            p = todo.pop()
+            self.entries.pop(p, None)
+            todo += [f"{p}/{n}" for n in self._kids.pop(p, ())]
+        self._kids.get(posixpath.dirname(rel), set()).discard(posixpath.basename(rel))
 
     def children(self, rel: str) -> list[str]:
         return sorted(self._kids.get(rel, ()))

@@ -94,7 +94,8 @@ class RunStep(StepContext):
         host_mounts = await asyncio.to_thread(self._run_mounts, mounts, ins)
         runner = self.b.containers
         cid = await runner.create(StepSpec(
-            image=state.image_id or "", argv=argv, env=env, network=network, mounts=host_mounts))
+            image=state.image_id or "", argv=argv, env=env, network=network, mounts=host_mounts,
+            extra_hosts=self.opts.extra_hosts))
         yield self.say(f" ---> Running in {cid[:12]}\n")
         keep = False
         try:

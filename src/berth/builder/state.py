@@ -61,6 +61,9 @@ class Options:
     # entitlements the client asks for (`berth build --allow network.host`); a RUN step gets
     # one only if the daemon grants it too (Builder.entitlements)
     allow: list[str] = field(default_factory=list)
+    # `--add-host name:ip` (`extrahosts`): lines of each RUN step's /etc/hosts; the ip may be
+    # `host-gateway`
+    extra_hosts: list[str] = field(default_factory=list)
 
 
 

@@ -17,6 +17,7 @@ import stat
 import sys
 import tarfile
 import threading
+import time
 from typing import Any, BinaryIO
 
 from berth import dockerignore
@@ -37,9 +38,14 @@ BUILD = Spec([
 
 
 def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
-                 extra: list[tuple[str, bytes]], out: BinaryIO) -> None:
+                 extra: list[tuple[str, bytes]], out: BinaryIO,
+                 replace: dict[str, bytes] | None = None) -> None:
     """The context as a tar stream, owned by root (TarInfo made from lstat directly: tarfile's
-    gettarinfo looks up user and group names for every file)."""
+    gettarinfo looks up user and group names for every file). `replace`: files of the
+    context sent with other contents (the .dockerignore that lists a Dockerfile from
+    outside); those the context lacks (that Dockerfile, a .dockerignore) are added, mode
+    0600, as the docker CLI does."""
+    replace = dict(replace or {})
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         def walk(path: str, rel_dir: str) -> None:
             with os.scandir(path) as it:
@@ -49,12 +55,17 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
                 excluded = rel not in keep and matcher and matcher.excluded(rel)
                 st = ent.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(st.st_mode)
-                if excluded and not (is_dir and matcher.may_have_inclusions()):
+                if excluded and not (is_dir and (matcher.may_have_inclusions() or any(
+                        k.startswith(rel + "/") for k in keep))):
                     continue
                 ti = tarfile.TarInfo(rel)
                 ti.mode = stat.S_IMODE(st.st_mode)
                 ti.mtime = int(st.st_mtime)
-                if stat.S_ISREG(st.st_mode):
+                if stat.S_ISREG(st.st_mode) and rel in replace and not excluded:
+                    data = replace.pop(rel)
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
+                elif stat.S_ISREG(st.st_mode):
                     ti.size = st.st_size
                     if not excluded:
                         try:
@@ -74,10 +85,13 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
                     tf.addfile(ti)
         if root:
             walk(root, "")
-        for name, data in extra:
+        now = int(time.time())
+        for name, data, mode in [(n, d, 0o644) for n, d in extra] + \
+                [(n, d, 0o600) for n, d in replace.items()]:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
-            ti.mode = 0o644
+            ti.mode = mode
+            ti.mtime = now
             tf.addfile(ti, io.BytesIO(data))
 
 
@@ -140,6 +154,17 @@ def _secrets(specs: list[str]) -> str:
     return base64.b64encode(json.dumps(out).encode()).decode()
 
 
+def _add_host(spec: str) -> str:
+    """`--add-host name:ip` (or `name=ip`, as docker 25 also takes) in the API's form."""
+    name, sep, ip = spec.partition("=")
+    if not sep:
+        name, sep, ip = spec.partition(":")
+    if not sep or not name or not ip:
+        raise UsageError(f"invalid argument {spec!r} for \"--add-host\" flag: bad format "
+                         f"for add-host: {spec!r}")
+    return f"{name}:{ip}"
+
+
 def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"build" requires exactly 1 argument.')
@@ -168,10 +193,9 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if not os.path.isdir(root):
             raise UsageError(f'unable to prepare context: path "{src}" not found')
     keep: set[str] = set()
+    outside: bytes | None = None   # a Dockerfile from stdin or from outside the context
     if dockerfile == "-":
-        name = f".dockerfile.{secrets.token_hex(10)}"
-        extra.append((name, sys.stdin.buffer.read()))
-        dockerfile = name
+        outside = sys.stdin.buffer.read()
     elif root:
         path = os.path.abspath(dockerfile) if dockerfile else os.path.join(root, "Dockerfile")
         if not os.path.exists(path):
@@ -179,15 +203,32 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                              f"Dockerfile path: lstat {path}: no such file or directory")
         rel = os.path.relpath(path, root)
         if rel.startswith("../"):
-            name = f".dockerfile.{secrets.token_hex(10)}"
             with open(path, "rb") as f:
-                extra.append((name, f.read()))
-            dockerfile = name
+                outside = f.read()
         else:
             dockerfile = rel
-            keep.add(rel)
     matcher = dockerignore.load(root, os.path.join(root, dockerfile)) if root else \
         dockerignore.Matcher([])
+    replace: dict[str, bytes] = {}
+    if root:
+        # as the docker CLI (TrimBuildFilesFromExcludes): .dockerignore and the Dockerfile
+        # are sent even where .dockerignore excludes them, for the daemon reads them; it
+        # then leaves them out of what COPY sees
+        keep.add(".dockerignore")
+        if outside is None:
+            keep.add(dockerfile)
+    if outside is not None:
+        # as the docker CLI (AddDockerfileToBuildContext): the Dockerfile under a name of
+        # its own, listed in the .dockerignore sent (made if there is none), so that the
+        # daemon takes both out of the context once it has read them
+        dockerfile = f".dockerfile.{secrets.token_hex(10)}"
+        replace[dockerfile] = outside
+        try:
+            with open(os.path.join(root, ".dockerignore"), "rb") as f:
+                ignore = f.read()
+        except OSError:
+            ignore = b".dockerignore"
+        replace[".dockerignore"] = ignore + f"\n{dockerfile}\n".encode()
     buildargs: dict[str, str | None] = {}
     for a in opts["build-arg"]:
         k, eq, v = a.partition("=")
@@ -208,11 +249,13 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     # `--allow network.host`: BuildKit's entitlement, sent as a repeated `allow` parameter;
     # the daemon grants it only if berthd was started with --allow-insecure-entitlement
     query += [("allow", a) for a in opts["allow"]]
+    # as the docker CLI: one `extrahosts` per --add-host (name:ip, or name=ip)
+    query += [("extrahosts", _add_host(h)) for h in opts["add-host"]]
     headers = {"Content-Type": "application/x-tar", "X-Registry-Config": _registry_config()}
     if opts["secret"]:
         headers["X-Berth-Build-Secrets"] = _secrets(opts["secret"])
     body: Any = stdin_body if stdin_body is not None else _PipeReader(
-        lambda out: _tar_context(root, matcher, keep, extra, out))
+        lambda out: _tar_context(root, matcher, keep, extra, out, replace))
     try:
         r = c.send("POST", "/build", query=[(k, v) for k, v in query if v is not None],
                    data=body, headers=headers)

@@ -6,6 +6,7 @@ Part of the container service (see `berth.containers`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -205,9 +206,15 @@ class NetworkingMixin(ServiceState):
             hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                      "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                      "ff02::2\tip6-allrouters\n")
-            for extra in hc.get("ExtraHosts") or []:
-                h, _, ip = extra.partition(":")
-                hosts += f"{ip}\t{h}\n"
+        if hosts and not hosts.endswith("\n"):
+            hosts += "\n"
+        # --add-host: in the host's network too, as dockerd
+        for extra in hc.get("ExtraHosts") or []:
+            h, _, ip = extra.partition(":")
+            if ip == "host-gateway":
+                ip = self._host_gateway()
+            hosts += f"{ip}\t{h}\n"
+        if not host_net:
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
@@ -216,6 +223,18 @@ class NetworkingMixin(ServiceState):
                        for n in doc["_berth"].get("nets") or [])
         with open(doc["ResolvConfPath"], "w") as f:
             f.write(self._resolv_conf(hc, host_net, embedded=user_net))
+
+    def _host_gateway(self) -> str:
+        """`host-gateway` in --add-host, as dockerd resolves it: the default bridge's
+        gateway, the host's address as the containers on that bridge reach it."""
+        gw = ""
+        if self.networks is not None:
+            with contextlib.suppress(NotFound):
+                cfg = (self.networks.resolve("bridge").get("IPAM") or {}).get("Config") or []
+                gw = cfg[0].get("Gateway", "") if cfg else ""
+        if not gw:
+            raise InvalidArgument("unable to derive the IP value for host-gateway")
+        return str(gw)
 
     def _upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
         return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()

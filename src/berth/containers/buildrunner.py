@@ -43,6 +43,7 @@ class StepSpec:
     env: list[str]
     network: str
     mounts: list[StepMount] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)   # "name:ip", as --add-host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +86,8 @@ class BuildRunner:
             "HostConfig": {"NetworkMode": {"": "default", "default": "default"}.get(
                 spec.network, spec.network), "Mounts": mounts},
         }
+        if spec.extra_hosts:
+            body["HostConfig"]["ExtraHosts"] = list(spec.extra_hosts)
         cid, _ = await self.containers.create(body, "")
         return cid
 
