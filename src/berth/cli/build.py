@@ -20,6 +20,7 @@ import threading
 from typing import Any, BinaryIO
 
 from berth import dockerignore
+from berth.cli.common import CommandFailed
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client
 from berth.errors import BerthError
@@ -244,10 +245,8 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-class BuildFailed(BerthError):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+class BuildFailed(CommandFailed):
+    pass
 
 
 COMMIT = Spec([flag("author", "a", "str", ""), flag("change", "c", "list"),

@@ -1,0 +1,561 @@
+"""`run`'s and `create`'s flags and the container-create body they build (docker's flag to Engine API field mapping).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from berth.cli.attach import (
+    _attach_and_start,
+    _check_detach_keys,
+    _proxy_signals,
+    _resize,
+    _session,
+    _start_error_code,
+)
+from berth.cli.common import (
+    _env_list,
+    _term_size,
+    err,
+    out,
+)
+from berth.cli.flags import Spec, UsageError, flag
+from berth.client import Client
+from berth.errors import BerthError, NotFound
+from berth.units import parse_duration, parse_size
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+
+_RUN_FLAGS = [
+    flag("detach", "d", help="Run container in background and print container ID"),
+    flag("rm", help="Automatically remove the container when it exits"),
+    flag("name", kind="str", default=""), flag("env", "e", "list"),
+    flag("env-file", kind="list"), flag("workdir", "w", "str", ""),
+    flag("user", "u", "str", None), flag("hostname", "h", "str", ""),
+    flag("entrypoint", kind="str", default=None), flag("label", "l", "list"),
+    flag("network", kind="str", default=""), flag("net", kind="str", default=""),
+    flag("memory", "m", "str", ""), flag("memory-swap", kind="str", default=""),
+    flag("cpus", kind="str", default=""), flag("cpu-shares", "c", "int", 0),
+    flag("cpuset-cpus", kind="str", default=""), flag("cpuset-mems", kind="str", default=""),
+    flag("cpu-quota", kind="int", default=0), flag("cpu-period", kind="int", default=0),
+    flag("pids-limit", kind="int", default=0),
+    flag("interactive", "i"), flag("tty", "t"), flag("pull", kind="str", default="missing"),
+    flag("stop-signal", kind="str", default=""), flag("stop-timeout", kind="int", default=None),
+    flag("privileged"), flag("cap-add", kind="list"), flag("cap-drop", kind="list"),
+    flag("read-only"), flag("tmpfs", kind="list"), flag("volume", "v", "list"),
+    flag("ulimit", kind="list"), flag("shm-size", kind="str", default=""),
+    flag("add-host", kind="list"), flag("dns", kind="list"), flag("dns-search", kind="list"),
+    flag("dns-option", kind="list"), flag("restart", kind="str", default=""),
+    flag("security-opt", kind="list"), flag("sysctl", kind="list"), flag("init"),
+    flag("platform", kind="str", default=""), flag("sig-proxy", default=True),
+    flag("attach", "a", "list"), flag("group-add", kind="list"), flag("cidfile", kind="str", default=""),
+    flag("runtime", kind="str", default=""), flag("cgroup-parent", kind="str", default=""),
+    flag("cgroupns", kind="str", default=""), flag("userns", kind="str", default=""),
+    flag("log-driver", kind="str", default=""), flag("log-opt", kind="list"),
+    flag("publish", "p", "list"), flag("expose", kind="list"), flag("publish-all", "P"),
+    flag("detach-keys", kind="str", default=""),
+    flag("mount", kind="list"), flag("volumes-from", kind="list"),
+    flag("network-alias", kind="list"), flag("ip", kind="str", default=""),
+    flag("mac-address", kind="str", default=""), flag("device", kind="list"),
+    flag("health-cmd", kind="str", default=""), flag("health-interval", kind="str", default=""),
+    flag("health-timeout", kind="str", default=""), flag("health-retries", kind="int", default=0),
+    flag("health-start-period", kind="str", default=""), flag("no-healthcheck"),
+    flag("health-start-interval", kind="str", default=""),
+    flag("pid", kind="str", default=""), flag("ipc", kind="str", default=""),
+    flag("uts", kind="str", default=""), flag("oom-score-adj", kind="int", default=0),
+    flag("memory-reservation", kind="str", default=""),
+    flag("memory-swappiness", kind="int", default=-1), flag("oom-kill-disable"),
+    flag("blkio-weight", kind="int", default=0), flag("blkio-weight-device", kind="list"),
+    flag("device-read-bps", kind="list"), flag("device-write-bps", kind="list"),
+    flag("device-read-iops", kind="list"), flag("device-write-iops", kind="list"),
+    flag("label-file", kind="list"), flag("domainname", kind="str", default=""),
+    flag("device-cgroup-rule", kind="list"), flag("storage-opt", kind="list"),
+    flag("gpus", kind="str", default=""), flag("annotation", kind="list"),
+]
+RUN = Spec(_RUN_FLAGS, interspersed=False)
+CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
+
+
+def _label_file_lines(paths: list[str]) -> list[str]:
+    """`--label-file`: one `key=value` (or bare `key`) a line; blank lines and `#` comments
+    skipped, as the docker CLI reads it."""
+    lines: list[str] = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        for line in text.splitlines():
+            line = line.lstrip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def _device_rate(spec: str, flag_name: str, sized: bool) -> dict[str, Any]:
+    """`--device-read-bps /dev/sda:1mb`, `--device-write-iops /dev/sda:100`."""
+    path, sep, rate = spec.rpartition(":")
+    if not sep or not path:
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format: '
+                         f"{spec}")
+    if not path.startswith("/dev/"):
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format '
+                         f"for device path: {spec}")
+    try:
+        value = parse_size(rate) if sized else int(rate)
+        if value < 0:
+            raise ValueError(rate)
+    except ValueError:
+        shape = "<number>[<unit>]" if sized else "<number>"
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: invalid rate '
+                         f"for device: {spec}. The correct format is <device-path>:{shape}. "
+                         "Number must be a positive integer"
+                         + (". Unit is optional and can be kb, mb, or gb" if sized else "")
+                         ) from None
+    return {"Path": path, "Rate": value}
+
+
+def _gpus(value: str) -> dict[str, Any]:
+    """`--gpus all`, `--gpus 2`, `--gpus '"device=0,1",capabilities=compute'` as the docker
+    CLI makes a DeviceRequest (the daemon says whether a driver takes it)."""
+    req: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None,
+                           "Capabilities": [["gpu"]], "Options": {}}
+    fields: list[str] = []
+    cur, quoted = "", False
+    for ch in value:  # a small CSV reader: a quoted field may hold commas
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            fields.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    fields.append(cur)
+    for f in fields:
+        key, sep, val = f.partition("=")
+        if not sep and key == "all":
+            req["Count"] = -1
+        elif not sep and key.isdigit():
+            req["Count"] = int(key)
+        elif key == "count":
+            req["Count"] = -1 if val == "all" else int(val) if val.isdigit() else 0
+        elif key == "device":
+            req["DeviceIDs"] = val.split(",")
+        elif key == "driver":
+            req["Driver"] = val
+        elif key == "capabilities":
+            req["Capabilities"] = [val.split(",")]
+        elif key == "options":
+            req["Options"] = dict(o.partition("=")[::2] for o in val.split(","))
+        else:
+            raise UsageError(f'invalid argument "{value}" for "--gpus" flag: unexpected key '
+                             f"'{key}' in '{f}'")
+    return req
+
+
+def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple[dict[str, Any], str]:
+    labels: dict[str, str] = {}
+    for lab in _label_file_lines(opts["label-file"]) + list(opts["label"]):
+        k, _, v = lab.partition("=")
+        labels[k] = v
+    hc: dict[str, Any] = {"AutoRemove": bool(opts["rm"]),
+                          "NetworkMode": opts["network"] or opts["net"] or "default"}
+    try:
+        if opts["memory"]:
+            hc["Memory"] = parse_size(opts["memory"])
+        if opts["memory-swap"]:
+            hc["MemorySwap"] = -1 if opts["memory-swap"] == "-1" else parse_size(opts["memory-swap"])
+        if opts["shm-size"]:
+            hc["ShmSize"] = parse_size(opts["shm-size"])
+        if opts["memory-reservation"]:
+            hc["MemoryReservation"] = parse_size(opts["memory-reservation"])
+    except ValueError as e:
+        raise UsageError(f"invalid argument: {e}") from None
+    if opts["cpus"]:
+        try:
+            hc["NanoCpus"] = int(round(float(opts["cpus"]) * 1e9))
+        except ValueError:
+            raise UsageError(f'invalid argument "{opts["cpus"]}" for "--cpus" flag: '
+                             "failed to parse " + opts["cpus"] + " as a rational number") from None
+    for key, name in (("CpuShares", "cpu-shares"), ("CpuQuota", "cpu-quota"),
+                      ("CpuPeriod", "cpu-period"), ("PidsLimit", "pids-limit")):
+        if opts[name]:
+            hc[key] = opts[name]
+    for key, name in (("CpusetCpus", "cpuset-cpus"), ("CpusetMems", "cpuset-mems"),
+                      ("CgroupParent", "cgroup-parent"), ("Runtime", "runtime"),
+                      ("CgroupnsMode", "cgroupns"), ("UsernsMode", "userns")):
+        if opts[name]:
+            hc[key] = opts[name]
+    for key, name, what in (("PidMode", "pid", "PID"), ("IpcMode", "ipc", "IPC"),
+                            ("UTSMode", "uts", "UTS")):
+        mode = opts[name]
+        if mode:
+            if mode not in (("host",) if name == "uts" else (
+                    "host", "private", "shareable", "none") if name == "ipc" else ("host",)) \
+                    and not (name != "uts" and mode.startswith("container:") and mode[10:]):
+                raise UsageError(f"--{name}: invalid {what} mode")
+            hc[key] = mode
+    if opts["oom-score-adj"]:
+        hc["OomScoreAdj"] = opts["oom-score-adj"]
+    if opts["memory-swappiness"] != -1:
+        hc["MemorySwappiness"] = opts["memory-swappiness"]
+    if opts["oom-kill-disable"]:
+        hc["OomKillDisable"] = True
+    if opts["blkio-weight"]:
+        hc["BlkioWeight"] = opts["blkio-weight"]
+    weights = []
+    for w in opts["blkio-weight-device"]:
+        path, sep, weight = w.rpartition(":")
+        if not sep or not path.startswith("/dev/") or not weight.isdigit() or not (
+                10 <= int(weight) <= 1000):
+            raise UsageError(f'invalid argument "{w}" for "--blkio-weight-device" flag: '
+                             f"invalid weight for device: {w}")
+        weights.append({"Path": path, "Weight": int(weight)})
+    if weights:
+        hc["BlkioWeightDevice"] = weights
+    for key, name, sized in (("BlkioDeviceReadBps", "device-read-bps", True),
+                             ("BlkioDeviceWriteBps", "device-write-bps", True),
+                             ("BlkioDeviceReadIOps", "device-read-iops", False),
+                             ("BlkioDeviceWriteIOps", "device-write-iops", False)):
+        if opts[name]:
+            hc[key] = [_device_rate(d, name, sized) for d in opts[name]]
+    for rule in opts["device-cgroup-rule"]:
+        parts = rule.split(" ")
+        ok = len(parts) == 3 and parts[0] in ("a", "b", "c") and all(
+            x == "*" or x.isdigit() for x in parts[1].split(":")) and parts[1].count(":") == 1 \
+            and 1 <= len(parts[2]) <= 3 and all(c in "rwm" for c in parts[2])
+        if not ok:
+            raise UsageError(f'invalid argument "{rule}" for "--device-cgroup-rule" flag: '
+                             f"invalid device cgroup format '{rule}'")
+    if opts["device-cgroup-rule"]:
+        hc["DeviceCgroupRules"] = list(opts["device-cgroup-rule"])
+    if opts["storage-opt"]:
+        so: dict[str, str] = {}
+        for o in opts["storage-opt"]:
+            k, sep, v = o.partition("=")
+            if not sep:
+                raise UsageError(f"invalid storage option {o}")
+            so[k] = v
+        hc["StorageOpt"] = so
+    if opts["gpus"]:
+        hc.setdefault("DeviceRequests", []).append(_gpus(opts["gpus"]))
+    if opts["annotation"]:
+        ann: dict[str, str] = {}
+        for a in opts["annotation"]:
+            k, sep, v = a.partition("=")
+            if not sep or not k:
+                raise UsageError(f'invalid argument "{a}" for "--annotation" flag: bad '
+                                 "format for annotation: must be in the form key=value")
+            ann[k] = v
+        hc["Annotations"] = ann
+    if opts["privileged"]:
+        hc["Privileged"] = True
+    if opts["read-only"]:
+        hc["ReadonlyRootfs"] = True
+    if opts["init"]:
+        hc["Init"] = True
+    for key, name in (("CapAdd", "cap-add"), ("CapDrop", "cap-drop"), ("Binds", "volume"),
+                      ("ExtraHosts", "add-host"), ("Dns", "dns"), ("DnsSearch", "dns-search"),
+                      ("DnsOptions", "dns-option"), ("SecurityOpt", "security-opt"),
+                      ("GroupAdd", "group-add")):
+        if opts[name]:
+            hc[key] = list(opts[name])
+    if hc.get("SecurityOpt"):
+        hc["SecurityOpt"] = [_security_opt(o) for o in hc["SecurityOpt"]]
+    if opts["mount"]:
+        hc["Mounts"] = [_parse_mount_flag(m) for m in opts["mount"]]
+    if opts["device"]:
+        devs = []
+        for d in opts["device"]:
+            kind, eq, _ = d.partition("=")
+            if eq and "/" in kind and not d.startswith("/"):
+                # a CDI name (vendor.com/class=name): a DeviceRequest, as the docker CLI
+                hc.setdefault("DeviceRequests", []).append(
+                    {"Driver": "cdi", "DeviceIDs": [d], "Count": 0, "Capabilities": None,
+                     "Options": {}})
+                continue
+            parts = d.split(":")
+            host = parts[0]
+            ctr = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+            perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+            devs.append({"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms})
+        if devs:
+            hc["Devices"] = devs
+    if opts["volumes-from"]:
+        hc["VolumesFrom"] = list(opts["volumes-from"])
+    if opts["tmpfs"]:
+        hc["Tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "")
+                       for t in opts["tmpfs"]}
+    if opts["sysctl"]:
+        hc["Sysctls"] = dict(_sysctl_flag(s).split("=", 1) for s in opts["sysctl"])
+    if opts["ulimit"]:
+        ul = []
+        for u in opts["ulimit"]:
+            name, _, val = u.partition("=")
+            soft, _, hard = val.partition(":")
+            try:
+                ul.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+            except ValueError:
+                raise UsageError(f"invalid ulimit argument: {u}") from None
+        hc["Ulimits"] = ul
+    if opts["restart"]:
+        name, _, count = opts["restart"].partition(":")
+        hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
+    if opts["log-driver"] or opts["log-opt"]:
+        # the daemon says which drivers it has, as dockerd does
+        hc["LogConfig"] = {"Type": opts["log-driver"], "Config": dict(
+            o.split("=", 1) for o in opts["log-opt"] if "=" in o)}
+    exposed: dict[str, Any] = {}
+    if opts["publish"]:
+        binds: dict[str, list[dict[str, str]]] = {}
+        for p in opts["publish"]:
+            for key, b in _parse_publish(p).items():
+                binds.setdefault(key, []).extend(b)
+                exposed[key] = {}
+        hc["PortBindings"] = binds
+    for port in opts["expose"]:
+        exposed[port if "/" in port else port + "/tcp"] = {}
+    if opts["publish-all"]:
+        hc["PublishAllPorts"] = True
+    attach = opts.get("attach") or []
+    detached = opts.get("detach", True)
+    netcfg: dict[str, Any] = {}
+    if opts["network-alias"] or opts["ip"] or opts["mac-address"]:
+        mode = hc["NetworkMode"]
+        ec: dict[str, Any] = {}
+        if opts["network-alias"]:
+            ec["Aliases"] = list(opts["network-alias"])
+        if opts["ip"]:
+            ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+        if opts["mac-address"]:
+            ec["MacAddress"] = opts["mac-address"]
+        netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}
+    body: dict[str, Any] = {
+        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
+        "Tty": bool(opts["tty"]), "OpenStdin": bool(opts["interactive"]),
+        "StdinOnce": bool(opts["interactive"]) and not detached,
+        "AttachStdin": bool(opts["interactive"]) and not detached,
+        "AttachStdout": not detached and (not attach or "stdout" in attach),
+        "AttachStderr": not detached and (not attach or "stderr" in attach),
+        "HostConfig": hc,
+    }
+    if netcfg:
+        body["NetworkingConfig"] = netcfg
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if opts["workdir"]:
+        body["WorkingDir"] = opts["workdir"]
+    if opts["user"] is not None:
+        body["User"] = opts["user"]
+    if opts["hostname"]:
+        body["Hostname"] = opts["hostname"]
+    if opts["domainname"]:
+        body["Domainname"] = opts["domainname"]
+    if opts["entrypoint"] is not None:
+        body["Entrypoint"] = [opts["entrypoint"]] if opts["entrypoint"] else [""]
+    if opts["stop-signal"]:
+        body["StopSignal"] = opts["stop-signal"]
+    if opts["stop-timeout"] is not None:
+        body["StopTimeout"] = opts["stop-timeout"]
+    if opts["tty"]:
+        size = _term_size()
+        if size:
+            hc["ConsoleSize"] = list(size)
+    health = _healthcheck(opts)
+    if health is not None:
+        body["Healthcheck"] = health
+    return body, opts["name"]
+
+
+def _parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
+    """`-p [ip:][hostPort:]containerPort[/proto]`, ranges included (as the daemon's parser)."""
+    import re
+    m = re.match(r"^(?:(\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:([0-9]*(?:-[0-9]+)?):)?"
+                 r"([0-9]+(?:-[0-9]+)?)(?:/(tcp|udp|sctp))?$", spec)
+    if not m:
+        raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: '
+                         "invalid port specification")
+
+    def rng(x: str) -> list[int]:
+        lo, _, hi = x.partition("-")
+        return list(range(int(lo), int(hi or lo) + 1))
+    ctr = rng(m.group(3))
+    hosts = rng(m.group(2)) if m.group(2) else [0] * len(ctr)
+    if len(hosts) != len(ctr):
+        if len(ctr) != 1:
+            raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: invalid '
+                             "ranges specified for container and host Ports")
+        hosts = [0]
+    out: dict[str, list[dict[str, str]]] = {}
+    for c, h in zip(ctr, hosts, strict=True):
+        out.setdefault(f"{c}/{m.group(4) or 'tcp'}", []).append(
+            {"HostIp": (m.group(1) or "").strip("[]"), "HostPort": str(h) if h else ""})
+    return out
+
+
+# the docker CLI's own check of --sysctl (opts.ValidateSysctl); the daemon checks it again
+_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _sysctl_flag(val: str) -> str:
+    key, eq, _ = val.partition("=")
+    if not eq or not (key in _SYSCTLS or key.startswith(("net.", "fs.mqueue."))):
+        raise UsageError(f'invalid argument "{val}" for "--sysctl" flag: '
+                         f"sysctl '{val}' is not allowed")
+    return val
+
+
+def _parse_mount_flag(spec: str) -> dict[str, Any]:
+    """`--mount type=volume,source=x,target=/data,readonly,volume-nocopy,...`"""
+    m: dict[str, Any] = {"Type": "volume"}
+    for field in spec.split(","):
+        k, eq, v = field.partition("=")
+        k = k.strip().lower()
+        if k == "type":
+            m["Type"] = v
+        elif k in ("source", "src"):
+            m["Source"] = v
+        elif k in ("target", "destination", "dst"):
+            m["Target"] = v
+        elif k in ("readonly", "ro"):
+            m["ReadOnly"] = not eq or v.lower() in ("1", "true")
+        elif k == "volume-nocopy":
+            m.setdefault("VolumeOptions", {})["NoCopy"] = not eq or v.lower() in ("1", "true")
+        elif k == "volume-label":
+            lk, _, lv = v.partition("=")
+            m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[lk] = lv
+        elif k == "bind-propagation":
+            m.setdefault("BindOptions", {})["Propagation"] = v
+        elif k == "tmpfs-size":
+            try:
+                m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_size(v)
+            except ValueError as e:
+                raise UsageError(f"invalid argument \"{spec}\" for \"--mount\" flag: {e}") from None
+        elif k == "tmpfs-mode":
+            m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
+        elif k in ("consistency", "bind-recursive"):
+            continue
+        else:
+            raise UsageError(f'invalid argument "{spec}" for "--mount" flag: unexpected key '
+                             f"'{k}' in '{field}'")
+    if not m.get("Target"):
+        raise UsageError(f'invalid argument "{spec}" for "--mount" flag: target is required')
+    return m
+
+
+def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
+    if opts["no-healthcheck"]:
+        if opts["health-cmd"]:
+            raise UsageError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    h: dict[str, Any] = {}
+    if opts["health-cmd"]:
+        h["Test"] = ["CMD-SHELL", opts["health-cmd"]]
+    for key, name in (("Interval", "health-interval"), ("Timeout", "health-timeout"),
+                      ("StartPeriod", "health-start-period"),
+                      ("StartInterval", "health-start-interval")):
+        if opts[name]:
+            try:
+                h[key] = int(parse_duration(opts[name]) * 1e9)
+            except ValueError as e:
+                raise UsageError(f'invalid argument "{opts[name]}" for "--{name}" flag: {e}'
+                                 ) from None
+    if opts["health-retries"]:
+        h["Retries"] = opts["health-retries"]
+    return h or None
+
+
+def _security_opt(opt: str) -> str:
+    """As the docker CLI: `seccomp=FILE` is sent as the file's content."""
+    key, sep, value = opt.partition("=")
+    if not sep:
+        key, sep, value = opt.partition(":")
+    if key == "seccomp" and value and value != "unconfined":
+        try:
+            with open(value) as f:
+                return f"seccomp={f.read()}"
+        except OSError as e:
+            raise UsageError(f"opening seccomp profile ({value}) failed: {e.strerror}") from None
+    return opt
+
+
+def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
+    if not args:
+        raise UsageError('"create" requires at least 1 argument.')
+    image, cmd = args[0], args[1:]
+    body, name = build_create_body(opts, image, cmd)
+    if opts["pull"] not in ("missing", "always", "never"):
+        raise UsageError(f'invalid pull option: \'{opts["pull"]}\': must be one of '
+                         '"always", "missing" or "never"')
+    if opts["pull"] == "always":
+        _pull(c, image, opts.get("platform") or "")
+    try:
+        res = c.post("/containers/create", {"name": name or None}, body)
+    except NotFound as e:
+        if "No such image" not in str(e) or opts["pull"] == "never":
+            raise
+        ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
+        err(f"Unable to find image '{ref}' locally")
+        _pull(c, image, opts.get("platform") or "")
+        res = c.post("/containers/create", {"name": name or None}, body)
+    for w in res.get("Warnings") or []:
+        err(f"WARNING: {w}")
+    if opts.get("cidfile"):
+        with open(opts["cidfile"], "w") as f:
+            f.write(res["Id"])
+    return str(res["Id"])
+
+
+def _pull(c: Client, image: str, platform: str = "") -> None:
+    """As the docker CLI: the progress of a pull that `run`/`create` needs goes to stderr."""
+    from berth.cli import registry
+    name, tag = registry.split_name(image)
+    registry.pull(c, f"{name}{'@' if tag.startswith('sha256:') else ':'}{tag or 'latest'}",
+                  platform=platform, quiet=False, out=sys.stderr)
+
+
+def cmd_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    opts["detach"] = True
+    out(_create(c, opts, args))
+    return 0
+
+
+def cmd_run(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if opts["tty"] and opts["interactive"] and not sys.stdin.isatty():
+        err("the input device is not a TTY")
+        return 1
+    if opts["detach-keys"]:
+        _check_detach_keys(opts["detach-keys"])
+    cid = _create(c, opts, args)
+    if opts["detach"]:
+        try:
+            c.send("POST", f"/containers/{cid}/start").close()
+        except BerthError as e:
+            err(f"berth: Error response from daemon: {e}")
+            return _start_error_code(str(e))
+        out(cid)
+        return 0
+    started = _attach_and_start(c, cid, stdin=bool(opts["interactive"]),
+                                keys=opts["detach-keys"], condition="removed" if opts["rm"]
+                                else "next-exit", prefix="berth: ")
+    if isinstance(started, int):
+        return started
+    attach, wait = started
+    if opts["sig-proxy"] and not opts["tty"]:
+        _proxy_signals(c, cid)
+    detached = _session(attach, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
+                        keys=opts["detach-keys"],
+                        resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w))
+    if detached:
+        wait.close()
+        return 0
+    res = wait.json()
+    wait.close()
+    if res and res.get("Error") and res["Error"].get("Message"):
+        err(f"berth: Error response from daemon: {res['Error']['Message']}")
+    return int(res.get("StatusCode", 0)) if res else 0
