@@ -178,8 +178,10 @@ def _pump_output(r: Any, tty: bool) -> None:
         r.close()
 
 
-ATTACH = Spec([flag("no-stdin"), flag("sig-proxy", default=True),
-               flag("detach-keys", kind="str", default="")])
+ATTACH = Spec([flag("no-stdin", help="Do not attach STDIN"),
+               flag("sig-proxy", default=True, help="Proxy all received signals to the process"),
+               flag("detach-keys", kind="str", default="",
+                    help="Override the key sequence for detaching a container")])
 
 
 def cmd_attach(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -208,10 +210,17 @@ def cmd_attach(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return int(res.get("StatusCode", 0)) if res else 0
 
 
-EXEC = Spec([flag("detach", "d"), flag("interactive", "i"), flag("tty", "t"),
-             flag("env", "e", "list"), flag("env-file", kind="list"),
-             flag("workdir", "w", "str", ""), flag("user", "u", "str", ""),
-             flag("privileged"), flag("detach-keys", kind="str", default="")],
+EXEC = Spec([flag("detach", "d", help="Detached mode: run command in the background"),
+             flag("interactive", "i", help="Keep STDIN open even if not attached"),
+             flag("tty", "t", help="Allocate a pseudo-TTY"),
+             flag("env", "e", "list", help="Set environment variables"),
+             flag("env-file", kind="list", help="Read in a file of environment variables"),
+             flag("workdir", "w", "str", "", help="Working directory inside the container"),
+             flag("user", "u", "str", "",
+                  help="Username or UID (format: \"<name|uid>[:<group|gid>]\")"),
+             flag("privileged", help="Give extended privileges to the command"),
+             flag("detach-keys", kind="str", default="",
+                  help="Override the key sequence for detaching a container")],
             interspersed=False)
 
 
@@ -247,8 +256,10 @@ def cmd_exec(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return int(code) if code is not None else 0
 
 
-START = Spec([flag("attach", "a"), flag("interactive", "i"),
-              flag("detach-keys", kind="str", default="")])
+START = Spec([flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),
+              flag("interactive", "i", help="Attach container's STDIN"),
+              flag("detach-keys", kind="str", default="",
+                   help="Override the key sequence for detaching a container")])
 
 
 def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:

@@ -67,8 +67,9 @@ def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
     return 1 if failed else 0
 
 
-INSPECT = Spec([flag("format", "f", "str", ""), flag("type", kind="str", default=""),
-                flag("size", "s")])
+INSPECT = Spec([flag("format", "f", "str", "", help="Format output using a custom template"),
+                flag("type", kind="str", default="", help="Only inspect objects of the given type"),
+                flag("size", "s", help="Display total file sizes if the type is container")])
 
 
 def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = "") -> int:

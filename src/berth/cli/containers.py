@@ -24,9 +24,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-PS = Spec([flag("all", "a"), flag("quiet", "q"), flag("latest", "l"), flag("last", "n", "int", -1),
-           flag("no-trunc"), flag("size", "s"), flag("filter", "f", "list"),
-           flag("format", kind="str", default="")])
+PS = Spec([flag("all", "a", help="Show all containers"),
+           flag("quiet", "q", help="Only display container IDs"),
+           flag("latest", "l", help="Show the latest created container (includes all states)"),
+           flag("last", "n", "int", -1,
+                help="Show n last created containers (includes all states)"),
+           flag("no-trunc", help="Don't truncate output"),
+           flag("size", "s", help="Display total file sizes"),
+           flag("filter", "f", "list", help="Filter output based on conditions provided"),
+           flag("format", kind="str", default="", help="Format output using a custom template")])
 
 
 def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -110,9 +116,17 @@ def cmd_port(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-LOGS = Spec([flag("follow", "f"), flag("timestamps", "t"), flag("tail", "n", "str", "all"),
-             flag("since", kind="str", default=""), flag("until", kind="str", default=""),
-             flag("details")])
+LOGS = Spec([flag("follow", "f", help="Follow log output"),
+             flag("timestamps", "t", help="Show timestamps"),
+             flag("tail", "n", "str", "all",
+                  help="Number of lines to show from the end of the logs"),
+             flag("since", kind="str", default="",
+                  help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
+                       "(e.g. \"42m\" for 42 minutes)"),
+             flag("until", kind="str", default="",
+                  help="Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
+                       "(e.g. \"42m\" for 42 minutes)"),
+             flag("details", help="Show extra details provided to logs")])
 
 
 def cmd_logs(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -133,8 +147,10 @@ def cmd_logs(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-STOP = Spec([flag("time", "t", "int", None), flag("timeout", kind="int", default=None),
-             flag("signal", "s", "str", "")])
+STOP = Spec([flag("time", "t", "int", None, help="Seconds to wait before killing the container"),
+             flag("timeout", kind="int", default=None,
+                  help="Seconds to wait before killing the container"),
+             flag("signal", "s", "str", "", help="Signal to send to the container")])
 
 
 def cmd_stop(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -155,7 +171,7 @@ def cmd_restart(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return _each(c, args, "restart", restart, "restart")
 
 
-KILL = Spec([flag("signal", "s", "str", "")])
+KILL = Spec([flag("signal", "s", "str", "", help="Signal to send to the container")])
 
 
 def cmd_kill(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -165,7 +181,9 @@ def cmd_kill(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return _each(c, args, "kill", kill, "kill")
 
 
-RM = Spec([flag("force", "f"), flag("volumes", "v"), flag("link", "l")])
+RM = Spec([flag("force", "f", help="Force the removal of a running container (uses SIGKILL)"),
+           flag("volumes", "v", help="Remove anonymous volumes associated with the container"),
+           flag("link", "l", help="Remove the specified link")])
 
 
 def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -202,7 +220,9 @@ def cmd_rename(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-CONTAINER_PRUNE = Spec([flag("force", "f"), flag("filter", kind="list")])
+CONTAINER_PRUNE = Spec([flag("force", "f", help="Do not prompt for confirmation"),
+                        flag("filter", kind="list",
+                             help="Provide filter values (e.g. \"until=<timestamp>\")")])
 
 
 def cmd_container_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -217,11 +237,17 @@ def cmd_container_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int
     return 0
 
 
-UPDATE = Spec([flag("memory", "m", "str", ""), flag("memory-swap", kind="str", default=""),
-               flag("cpus", kind="str", default=""), flag("cpu-shares", "c", "int", 0),
-               flag("cpuset-cpus", kind="str", default=""), flag("pids-limit", kind="int",
-                                                                  default=0),
-               flag("restart", kind="str", default="")])
+UPDATE = Spec([flag("memory", "m", "str", "", help="Memory limit"),
+               flag("memory-swap", kind="str", default="",
+                    help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
+               flag("cpus", kind="str", default="", help="Number of CPUs"),
+               flag("cpu-shares", "c", "int", 0, help="CPU shares (relative weight)"),
+               flag("cpuset-cpus", kind="str", default="",
+                    help="CPUs in which to allow execution (0-3, 0,1)"),
+               flag("pids-limit", kind="int",
+                                                                  default=0, help="Tune container pids limit (set -1 for unlimited)"),
+               flag("restart", kind="str", default="",
+                    help="Restart policy to apply when a container exits")])
 
 
 def cmd_update(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -261,8 +287,10 @@ def cmd_top(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-STATS = Spec([flag("no-stream"), flag("all", "a"), flag("no-trunc"),
-              flag("format", kind="str", default="")])
+STATS = Spec([flag("no-stream", help="Disable streaming stats and only pull the first result"),
+              flag("all", "a", help="Show all containers"),
+              flag("no-trunc", help="Do not truncate output"),
+              flag("format", kind="str", default="", help="Format output using a custom template")])
 
 
 def _stats_row(s: dict[str, Any]) -> dict[str, str]:

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-IMPORT = Spec([flag("change", "c", "list", help="Apply Dockerfile instruction to the created image"),
+IMPORT = Spec([flag("change", "c", "list",
+                    help="Apply Dockerfile instruction to the created image"),
                flag("message", "m", "str", "", help="Set commit message for imported image"),
-               flag("platform", kind="str", default="")])
+               flag("platform", kind="str", default="",
+                    help="Set platform if server is multi-platform capable")])
 
 
 def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -58,9 +60,13 @@ def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-IMAGES = Spec([flag("all", "a"), flag("quiet", "q"), flag("no-trunc"), flag("digests"),
-               flag("filter", "f", "list"), flag("format", kind="str", default=""),
-               flag("tree")])
+IMAGES = Spec([flag("all", "a", help="Show all images"),
+               flag("quiet", "q", help="Only show image IDs"),
+               flag("no-trunc", help="Don't truncate output"),
+               flag("digests", help="Show digests"),
+               flag("filter", "f", "list", help="Filter output based on conditions provided"),
+               flag("format", kind="str", default="", help="Format output using a custom template"),
+               flag("tree", help="List multi-platform images as a tree (EXPERIMENTAL)")])
 
 
 def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -115,7 +121,8 @@ def cmd_tag(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-RMI = Spec([flag("force", "f"), flag("no-prune")])
+RMI = Spec([flag("force", "f", help="Force removal of the image"),
+            flag("no-prune", help="Do not delete untagged parents")])
 
 
 def cmd_rmi(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -134,8 +141,12 @@ def cmd_rmi(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return rc
 
 
-HISTORY = Spec([flag("quiet", "q"), flag("no-trunc"), flag("human", "H", default=True),
-                flag("format", kind="str", default="")])
+HISTORY = Spec([flag("quiet", "q", help="Only show image IDs"),
+                flag("no-trunc", help="Don't truncate output"),
+                flag("human", "H", default=True,
+                     help="Print sizes and dates in human readable format"),
+                flag("format", kind="str", default="",
+                     help="Format output using a custom template")])
 
 
 def cmd_history(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -163,7 +174,10 @@ def cmd_history(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-SAVE = Spec([flag("output", "o", "str", ""), flag("platform", kind="str", default="")])
+SAVE = Spec([flag("output", "o", "str", "", help="Write to a file, instead of STDOUT"),
+             flag("platform", kind="str", default="",
+                  help="Save only the given platform variant. Formatted as \"os[/arch[/variant]]\" "
+                       "(e.g., \"linux/amd64\")")])
 
 
 def cmd_save(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -176,7 +190,7 @@ def cmd_save(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-EXPORT = Spec([flag("output", "o", "str", "")])
+EXPORT = Spec([flag("output", "o", "str", "", help="Write to a file, instead of STDOUT")])
 
 
 def cmd_export(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -202,7 +216,8 @@ def _copy_to(r: Any, path: str) -> None:
         sys.stdout.buffer.flush()
 
 
-LOAD = Spec([flag("input", "i", "str", ""), flag("quiet", "q")])
+LOAD = Spec([flag("input", "i", "str", "", help="Read from tar archive file, instead of STDIN"),
+             flag("quiet", "q", help="Suppress the load output")])
 
 
 def cmd_load(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -224,7 +239,10 @@ def cmd_load(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-IMAGE_PRUNE = Spec([flag("all", "a"), flag("force", "f"), flag("filter", kind="list")])
+IMAGE_PRUNE = Spec([flag("all", "a", help="Remove all unused images, not just dangling ones"),
+                    flag("force", "f", help="Do not prompt for confirmation"),
+                    flag("filter", kind="list",
+                         help="Provide filter values (e.g. \"until=<timestamp>\")")])
 
 
 def cmd_image_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:

@@ -25,124 +25,168 @@ if TYPE_CHECKING:
     Handler = Callable[[Client, dict[str, Any], list[str]], int]
 
 # A command: (module under berth.cli, its Spec's name or "" for no flags, its handler's name,
-# the one-line help; "" hides an alias from the lists)
-Command = tuple[str, str, str, str]
+# its arguments as docker's usage line names them, the one-line help: "" hides an alias from
+# the lists). `--help`, the completion scripts and the tests all read this table.
+Command = tuple[str, str, str, str, str]
 
 COMMANDS: dict[str, Command] = {
-    "run": ("create", "RUN", "cmd_run", "Create and run a new container from an image"),
-    "create": ("create", "CREATE", "cmd_create", "Create a new container"),
-    "start": ("attach", "START", "cmd_start", "Start one or more stopped containers"),
-    "exec": ("attach", "EXEC", "cmd_exec", "Execute a command in a running container"),
-    "attach": ("attach", "ATTACH", "cmd_attach", "Attach local standard input, output, and "
-               "error streams to a running container"),
-    "ps": ("containers", "PS", "cmd_ps", "List containers"),
-    "logs": ("containers", "LOGS", "cmd_logs", "Fetch the logs of a container"),
-    "stop": ("containers", "STOP", "cmd_stop", "Stop one or more running containers"),
-    "restart": ("containers", "STOP", "cmd_restart", "Restart one or more containers"),
-    "kill": ("containers", "KILL", "cmd_kill", "Kill one or more running containers"),
-    "rm": ("containers", "RM", "cmd_rm", "Remove one or more containers"),
-    "wait": ("containers", "", "cmd_wait",
+    "run": ("create", "RUN", "cmd_run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+            "Create and run a new container from an image"),
+    "create": ("create", "CREATE", "cmd_create", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+               "Create a new container"),
+    "start": ("attach", "START", "cmd_start", "[OPTIONS] CONTAINER [CONTAINER...]",
+              "Start one or more stopped containers"),
+    "exec": ("attach", "EXEC", "cmd_exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
+             "Execute a command in a running container"),
+    "attach": ("attach", "ATTACH", "cmd_attach", "[OPTIONS] CONTAINER",
+               "Attach local standard input, output, and error streams to a running container"),
+    "ps": ("containers", "PS", "cmd_ps", "[OPTIONS]", "List containers"),
+    "logs": ("containers", "LOGS", "cmd_logs", "[OPTIONS] CONTAINER",
+             "Fetch the logs of a container"),
+    "stop": ("containers", "STOP", "cmd_stop", "[OPTIONS] CONTAINER [CONTAINER...]",
+             "Stop one or more running containers"),
+    "restart": ("containers", "STOP", "cmd_restart", "[OPTIONS] CONTAINER [CONTAINER...]",
+                "Restart one or more containers"),
+    "kill": ("containers", "KILL", "cmd_kill", "[OPTIONS] CONTAINER [CONTAINER...]",
+             "Kill one or more running containers"),
+    "rm": ("containers", "RM", "cmd_rm", "[OPTIONS] CONTAINER [CONTAINER...]",
+           "Remove one or more containers"),
+    "wait": ("containers", "", "cmd_wait", "CONTAINER [CONTAINER...]",
              "Block until containers stop, then print their exit codes"),
-    "rename": ("containers", "", "cmd_rename", "Rename a container"),
-    "pause": ("containers", "", "cmd_pause", "Pause all processes within one or more containers"),
-    "unpause": ("containers", "", "cmd_unpause",
+    "rename": ("containers", "", "cmd_rename", "CONTAINER NEW_NAME", "Rename a container"),
+    "pause": ("containers", "", "cmd_pause", "CONTAINER [CONTAINER...]",
+              "Pause all processes within one or more containers"),
+    "unpause": ("containers", "", "cmd_unpause", "CONTAINER [CONTAINER...]",
                 "Unpause all processes within one or more containers"),
-    "update": ("containers", "UPDATE", "cmd_update",
+    "update": ("containers", "UPDATE", "cmd_update", "[OPTIONS] CONTAINER [CONTAINER...]",
                "Update configuration of one or more containers"),
-    "top": ("containers", "", "cmd_top", "Display the running processes of a container"),
-    "port": ("containers", "", "cmd_port",
+    "top": ("containers", "", "cmd_top", "CONTAINER [ps OPTIONS]",
+            "Display the running processes of a container"),
+    "port": ("containers", "", "cmd_port", "CONTAINER [PRIVATE_PORT[/PROTO]]",
              "List port mappings or a specific mapping for the container"),
-    "stats": ("containers", "STATS", "cmd_stats",
+    "stats": ("containers", "STATS", "cmd_stats", "[OPTIONS] [CONTAINER...]",
               "Display a live stream of container(s) resource usage"),
-    "events": ("system", "EVENTS", "cmd_events", "Get real time events from the server"),
-    "inspect": ("common", "INSPECT", "cmd_inspect", "Return low-level information on berth objects"),
-    "export": ("images", "EXPORT", "cmd_export", "Export a container's filesystem as a tar archive"),
-    "images": ("images", "IMAGES", "cmd_images", "List images"),
-    "import": ("images", "IMPORT", "cmd_import",
+    "events": ("system", "EVENTS", "cmd_events", "[OPTIONS]",
+               "Get real time events from the server"),
+    "inspect": ("common", "INSPECT", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
+                "Return low-level information on berth objects"),
+    "export": ("images", "EXPORT", "cmd_export", "[OPTIONS] CONTAINER",
+               "Export a container's filesystem as a tar archive"),
+    "images": ("images", "IMAGES", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", "List images"),
+    "import": ("images", "IMPORT", "cmd_import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                "Import the contents from a tarball to create an image"),
-    "tag": ("images", "", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
-    "rmi": ("images", "RMI", "cmd_rmi", "Remove one or more images"),
-    "history": ("images", "HISTORY", "cmd_history", "Show the history of an image"),
-    "save": ("images", "SAVE", "cmd_save", "Save one or more images to a tar archive"),
-    "load": ("images", "LOAD", "cmd_load", "Load an image from a tar archive or STDIN"),
-    "pull": ("registry", "PULL", "cmd_pull", "Download an image from a registry"),
-    "push": ("registry", "PUSH", "cmd_push", "Upload an image to a registry"),
-    "login": ("registry", "LOGIN", "cmd_login", "Log in to a registry"),
-    "search": ("registry", "SEARCH", "cmd_search", "Search Docker Hub for images"),
-    "build": ("build", "BUILD", "cmd_build", "Build an image from a Dockerfile"),
-    "commit": ("build", "COMMIT", "cmd_commit", "Create a new image from a container's changes"),
-    "diff": ("build", "", "cmd_diff",
+    "tag": ("images", "", "cmd_tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+            "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "rmi": ("images", "RMI", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images"),
+    "history": ("images", "HISTORY", "cmd_history", "[OPTIONS] IMAGE",
+                "Show the history of an image"),
+    "save": ("images", "SAVE", "cmd_save", "[OPTIONS] IMAGE [IMAGE...]",
+             "Save one or more images to a tar archive"),
+    "load": ("images", "LOAD", "cmd_load", "[OPTIONS]",
+             "Load an image from a tar archive or STDIN"),
+    "pull": ("registry", "PULL", "cmd_pull", "[OPTIONS] NAME[:TAG|@DIGEST]",
+             "Download an image from a registry"),
+    "push": ("registry", "PUSH", "cmd_push", "[OPTIONS] NAME[:TAG]",
+             "Upload an image to a registry"),
+    "login": ("registry", "LOGIN", "cmd_login", "[OPTIONS] [SERVER]", "Log in to a registry"),
+    "search": ("registry", "SEARCH", "cmd_search", "[OPTIONS] TERM",
+               "Search Docker Hub for images"),
+    "build": ("build", "BUILD", "cmd_build", "[OPTIONS] PATH | URL | -",
+              "Build an image from a Dockerfile"),
+    "commit": ("build", "COMMIT", "cmd_commit", "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+               "Create a new image from a container's changes"),
+    "diff": ("build", "", "cmd_diff", "CONTAINER",
              "Inspect changes to files or directories on a container's filesystem"),
-    "logout": ("registry", "", "cmd_logout", "Log out from a registry"),
-    "cp": ("cp", "CP", "cmd_cp", "Copy files/folders between a container and the local filesystem"),
-    "version": ("system", "VERSION", "cmd_version", "Show the berth version information"),
-    "info": ("system", "INFO", "cmd_info", "Display system-wide information"),
+    "logout": ("registry", "", "cmd_logout", "[SERVER]", "Log out from a registry"),
+    "cp": ("cp", "CP", "cmd_cp", "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-",
+           "Copy files/folders between a container and the local filesystem"),
+    "version": ("system", "VERSION", "cmd_version", "[OPTIONS]",
+                "Show the berth version information"),
+    "info": ("system", "INFO", "cmd_info", "[OPTIONS]", "Display system-wide information"),
 }
 
 GROUPS: dict[str, dict[str, Command]] = {
     "builder": {
-        "prune": ("system", "BUILDER_PRUNE", "cmd_builder_prune", "Remove build cache"),
-        "build": COMMANDS["build"],
+        "prune": ("system", "BUILDER_PRUNE", "cmd_builder_prune", "[OPTIONS]",
+                  "Remove build cache"),
+        **{k: COMMANDS[k] for k in (
+            "build",)},
     },
     "network": {
-        "create": ("networks", "NETWORK_CREATE", "cmd_network_create", "Create a network"),
-        "ls": ("networks", "NETWORK_LS", "cmd_network_ls", "List networks"),
-        "list": ("networks", "NETWORK_LS", "cmd_network_ls", ""),
-        "inspect": ("networks", "NETWORK_INSPECT", "cmd_network_inspect", ""),
-        "rm": ("networks", "NETWORK_RM", "cmd_network_rm", "Remove one or more networks"),
-        "remove": ("networks", "NETWORK_RM", "cmd_network_rm", ""),
-        "prune": ("networks", "NETWORK_PRUNE", "cmd_network_prune", "Remove all unused networks"),
+        "create": ("networks", "NETWORK_CREATE", "cmd_network_create", "[OPTIONS] NETWORK",
+                   "Create a network"),
+        "ls": ("networks", "NETWORK_LS", "cmd_network_ls", "[OPTIONS]", "List networks"),
+        "list": ("networks", "NETWORK_LS", "cmd_network_ls", "[OPTIONS]", ""),
+        "inspect": ("networks", "NETWORK_INSPECT", "cmd_network_inspect",
+                    "[OPTIONS] NETWORK [NETWORK...]",
+                    ""),
+        "rm": ("networks", "NETWORK_RM", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
+               "Remove one or more networks"),
+        "remove": ("networks", "NETWORK_RM", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
+                   ""),
+        "prune": ("networks", "NETWORK_PRUNE", "cmd_network_prune", "[OPTIONS]",
+                  "Remove all unused networks"),
         "connect": ("networks", "NETWORK_CONNECT", "cmd_network_connect",
+                    "[OPTIONS] NETWORK CONTAINER",
                     "Connect a container to a network"),
         "disconnect": ("networks", "NETWORK_DISCONNECT", "cmd_network_disconnect",
+                       "[OPTIONS] NETWORK CONTAINER",
                        "Disconnect a container from a network"),
     },
     "volume": {
-        "create": ("volumes", "VOLUME_CREATE", "cmd_volume_create", "Create a volume"),
-        "ls": ("volumes", "VOLUME_LS", "cmd_volume_ls", "List volumes"),
-        "list": ("volumes", "VOLUME_LS", "cmd_volume_ls", ""),
-        "inspect": ("volumes", "VOLUME_INSPECT", "cmd_volume_inspect", ""),
-        "rm": ("volumes", "VOLUME_RM", "cmd_volume_rm", "Remove one or more volumes"),
-        "remove": ("volumes", "VOLUME_RM", "cmd_volume_rm", ""),
-        "prune": ("volumes", "VOLUME_PRUNE", "cmd_volume_prune", "Remove unused volumes"),
+        "create": ("volumes", "VOLUME_CREATE", "cmd_volume_create", "[OPTIONS] [VOLUME]",
+                   "Create a volume"),
+        "ls": ("volumes", "VOLUME_LS", "cmd_volume_ls", "[OPTIONS]", "List volumes"),
+        "list": ("volumes", "VOLUME_LS", "cmd_volume_ls", "[OPTIONS]", ""),
+        "inspect": ("volumes", "VOLUME_INSPECT", "cmd_volume_inspect",
+                    "[OPTIONS] VOLUME [VOLUME...]",
+                    ""),
+        "rm": ("volumes", "VOLUME_RM", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]",
+               "Remove one or more volumes"),
+        "remove": ("volumes", "VOLUME_RM", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]", ""),
+        "prune": ("volumes", "VOLUME_PRUNE", "cmd_volume_prune", "[OPTIONS]",
+                  "Remove unused volumes"),
     },
     "container": {
-        "ls": ("containers", "PS", "cmd_ps", ""),
-        "list": ("containers", "PS", "cmd_ps", ""),
-        "ps": ("containers", "PS", "cmd_ps", ""),
-        "prune": ("containers", "CONTAINER_PRUNE", "cmd_container_prune",
+        "ls": ("containers", "PS", "cmd_ps", "[OPTIONS]", ""),
+        "list": ("containers", "PS", "cmd_ps", "[OPTIONS]", ""),
+        "ps": ("containers", "PS", "cmd_ps", "[OPTIONS]", ""),
+        "prune": ("containers", "CONTAINER_PRUNE", "cmd_container_prune", "[OPTIONS]",
                   "Remove all stopped containers"),
-        "inspect": ("common", "INSPECT", "cmd_container_inspect", ""),
-        **{k: COMMANDS[k] for k in ("run", "create", "start", "logs", "stop", "restart", "kill",
-                                    "rm", "wait", "rename", "export", "exec", "attach",
-                                    "pause", "unpause", "update", "top", "stats", "port",
-                                    "commit", "diff")},
+        "inspect": ("common", "INSPECT", "cmd_container_inspect",
+                    "[OPTIONS] CONTAINER [CONTAINER...]",
+                    ""),
+        **{k: COMMANDS[k] for k in (
+            "run", "create", "start", "logs", "stop", "restart", "kill", "rm", "wait", "rename",
+            "export", "exec", "attach", "pause", "unpause", "update", "top", "stats", "port",
+            "commit", "diff",)},
     },
     "system": {
-        "df": ("system", "SYSTEM_DF", "cmd_system_df", "Show docker disk usage"),
-        "prune": ("system", "SYSTEM_PRUNE", "cmd_system_prune", "Remove unused data"),
-        "info": COMMANDS["info"],
-        "events": COMMANDS["events"],
+        "df": ("system", "SYSTEM_DF", "cmd_system_df", "[OPTIONS]", "Show docker disk usage"),
+        "prune": ("system", "SYSTEM_PRUNE", "cmd_system_prune", "[OPTIONS]", "Remove unused data"),
+        **{k: COMMANDS[k] for k in (
+            "info", "events",)},
     },
     "context": {
-        "create": ("context", "CREATE", "cmd_create", "Create a context"),
-        "inspect": ("context", "INSPECT", "cmd_inspect",
+        "create": ("context", "CREATE", "cmd_create", "[OPTIONS] CONTEXT", "Create a context"),
+        "inspect": ("context", "INSPECT", "cmd_inspect", "[OPTIONS] [CONTEXT] [CONTEXT...]",
                     "Display detailed information on one or more contexts"),
-        "ls": ("context", "LS", "cmd_ls", "List contexts"),
-        "list": ("context", "LS", "cmd_ls", ""),
-        "rm": ("context", "RM", "cmd_rm", "Remove one or more contexts"),
-        "remove": ("context", "RM", "cmd_rm", ""),
-        "show": ("context", "", "cmd_show", "Print the name of the current context"),
-        "use": ("context", "", "cmd_use", "Set the current berth context"),
+        "ls": ("context", "LS", "cmd_ls", "[OPTIONS]", "List contexts"),
+        "list": ("context", "LS", "cmd_ls", "[OPTIONS]", ""),
+        "rm": ("context", "RM", "cmd_rm", "[OPTIONS] CONTEXT [CONTEXT...]",
+               "Remove one or more contexts"),
+        "remove": ("context", "RM", "cmd_rm", "[OPTIONS] CONTEXT [CONTEXT...]", ""),
+        "show": ("context", "", "cmd_show", "", "Print the name of the current context"),
+        "use": ("context", "", "cmd_use", "CONTEXT", "Set the current berth context"),
     },
     "image": {
-        "ls": ("images", "IMAGES", "cmd_images", ""),
-        "list": ("images", "IMAGES", "cmd_images", ""),
-        "rm": ("images", "RMI", "cmd_rmi", ""),
-        "prune": ("images", "IMAGE_PRUNE", "cmd_image_prune", "Remove unused images"),
-        "inspect": ("common", "INSPECT", "cmd_image_inspect", ""),
-        **{k: COMMANDS[k] for k in ("import", "tag", "history", "save", "load", "pull",
-                                    "push", "build")},
+        "ls": ("images", "IMAGES", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
+        "list": ("images", "IMAGES", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
+        "rm": ("images", "RMI", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", ""),
+        "prune": ("images", "IMAGE_PRUNE", "cmd_image_prune", "[OPTIONS]", "Remove unused images"),
+        "inspect": ("common", "INSPECT", "cmd_image_inspect", "[OPTIONS] IMAGE [IMAGE...]", ""),
+        **{k: COMMANDS[k] for k in (
+            "import", "tag", "history", "save", "load", "pull", "push", "build",)},
     },
 }
 
@@ -174,7 +218,7 @@ GLOBAL = Spec([flag("config", kind="str", default=None,
                # "" until given: --tlsverify=false still turns TLS on, as for the docker CLI
                flag("tlsverify", default="", help="Use TLS and verify the remote"),
                flag("version", "v", help="Print version information and quit"),
-               flag("help")], interspersed=False)
+               flag("help", help="Print usage")], interspersed=False)
 
 
 def make_client(gopts: dict[str, Any]) -> Client:
@@ -207,6 +251,16 @@ def _context_name(gopts: dict[str, Any]) -> str:
                                      gopts["context"])
     except BerthError:
         return gopts["context"] or contexts.DEFAULT
+
+
+def command_help(path: str, cmd: Command, spec: Spec) -> str:
+    """`berth COMMAND --help`, laid out as docker's."""
+    text = f"Usage:  berth {path} {cmd[3]}".rstrip()
+    if cmd[4]:
+        text += f"\n\n{cmd[4]}"
+    if spec.flags:
+        text += f"\n\nOptions:\n{spec.usage()}"
+    return text
 
 
 def usage() -> str:
@@ -254,16 +308,17 @@ def run(argv: list[str]) -> int:
             err(f"berth: unknown command: berth {name} {sub}\n\nRun 'berth {name} --help' "
                 "for more information")
             return 1
-        spec, fn = load(GROUPS[name][sub])
+        cmd = GROUPS[name][sub]
         args = args[1:]
         path = f"{name} {sub}"
     elif name in COMMANDS:
-        spec, fn = load(COMMANDS[name])
+        cmd = COMMANDS[name]
     else:
         err(f"berth: unknown command: berth {name}\n\nRun 'berth --help' for more information")
         return 1
+    spec, fn = load(cmd)
     if args[:1] in (["--help"],):
-        out(f"Usage:  berth {path} [OPTIONS]\n\nOptions:\n{spec.usage()}")
+        out(command_help(path, cmd, spec))
         return 0
     # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix);
     # a bad flag is 125 everywhere

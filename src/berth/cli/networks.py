@@ -18,10 +18,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-NETWORK_CREATE = Spec([flag("driver", "d", "str", "bridge"), flag("subnet", kind="list"),
-                       flag("gateway", kind="list"), flag("ip-range", kind="list"),
-                       flag("internal"), flag("opt", "o", "list"), flag("label", kind="list"),
-                       flag("attachable")])
+NETWORK_CREATE = Spec([flag("driver", "d", "str", "bridge", help="Driver to manage the Network"),
+                       flag("subnet", kind="list",
+                            help="Subnet in CIDR format that represents a network segment"),
+                       flag("gateway", kind="list",
+                            help="IPv4 or IPv6 Gateway for the master subnet"),
+                       flag("ip-range", kind="list", help="Allocate container ip from a sub-range"),
+                       flag("internal", help="Restrict external access to the network"),
+                       flag("opt", "o", "list", help="Set driver specific options"),
+                       flag("label", kind="list", help="Set metadata on a network"),
+                       flag("attachable", help="Enable manual container attachment")])
 
 
 def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -42,8 +48,12 @@ def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-NETWORK_LS = Spec([flag("quiet", "q"), flag("filter", "f", "list"), flag("no-trunc"),
-                   flag("format", kind="str", default="")])
+NETWORK_LS = Spec([flag("quiet", "q", help="Only display network IDs"),
+                   flag("filter", "f", "list",
+                        help="Provide filter values (e.g. \"driver=bridge\")"),
+                   flag("no-trunc", help="Do not truncate the output"),
+                   flag("format", kind="str", default="",
+                        help="Format output using a custom template")])
 
 
 def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -86,7 +96,10 @@ def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-NETWORK_CONNECT = Spec([flag("alias", kind="list"), flag("ip", kind="str", default="")])
+NETWORK_CONNECT = Spec([flag("alias", kind="list",
+                             help="Add network-scoped alias for the container"),
+                        flag("ip", kind="str", default="",
+                             help="IPv4 address (e.g., \"172.30.100.104\")")])
 
 
 def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -108,7 +121,12 @@ def cmd_network_disconnect(c: Client, opts: dict[str, Any], args: list[str]) -> 
     return 0
 
 
-NETWORK_INSPECT = Spec([flag("format", "f", "str", ""), flag("verbose", "v")])
-NETWORK_RM = Spec([flag("force", "f")])
-NETWORK_PRUNE = Spec([flag("force", "f"), flag("filter", kind="list")])
-NETWORK_DISCONNECT = Spec([flag("force", "f")])
+NETWORK_INSPECT = Spec([flag("format", "f", "str", "",
+                             help="Format output using a custom template"),
+                        flag("verbose", "v", help="Verbose output for diagnostics")])
+NETWORK_RM = Spec([flag("force", "f", help="Do not error if the network does not exist")])
+NETWORK_PRUNE = Spec([flag("force", "f", help="Do not prompt for confirmation"),
+                      flag("filter", kind="list",
+                           help="Provide filter values (e.g. \"until=<timestamp>\")")])
+NETWORK_DISCONNECT = Spec([flag("force", "f",
+                                help="Force the container to disconnect from a network")])

@@ -183,8 +183,12 @@ def cmd_system_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-EVENTS = Spec([flag("since", kind="str", default=""), flag("until", kind="str", default=""),
-               flag("filter", "f", "list"), flag("format", kind="str", default="")])
+EVENTS = Spec([flag("since", kind="str", default="",
+                    help="Show all events created since timestamp"),
+               flag("until", kind="str", default="", help="Stream events until this timestamp"),
+               flag("filter", "f", "list", help="Filter output based on conditions provided"),
+               flag("format", kind="str", default="",
+                    help="Format output using a custom template")])
 
 
 def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -220,7 +224,7 @@ def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-VERSION = Spec([flag("format", "f", "str", "")])
+VERSION = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
 
 
 def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -259,7 +263,7 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-INFO = Spec([flag("format", "f", "str", "")])
+INFO = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
 
 
 def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -291,7 +295,11 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-BUILDER_PRUNE = Spec([flag("all", "a"), flag("force", "f"), flag("filter", kind="list")])
+BUILDER_PRUNE = Spec([flag("all", "a",
+                           help="Remove all unused build cache, not just dangling ones"),
+                      flag("force", "f", help="Do not prompt for confirmation"),
+                      flag("filter", kind="list",
+                           help="Provide filter values (e.g. \"until=24h\")")])
 
 
 def cmd_builder_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:

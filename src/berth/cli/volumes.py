@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-VOLUME_CREATE = Spec([flag("driver", "d", "str", "local"), flag("opt", "o", "list"),
-                      flag("label", kind="list"), flag("name", kind="str", default="")])
+VOLUME_CREATE = Spec([flag("driver", "d", "str", "local", help="Specify volume driver name"),
+                      flag("opt", "o", "list", help="Set driver specific options"),
+                      flag("label", kind="list", help="Set metadata for a volume"),
+                      flag("name", kind="str", default="", help="Specify volume name")])
 
 
 def cmd_volume_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -37,8 +39,11 @@ def cmd_volume_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-VOLUME_LS = Spec([flag("quiet", "q"), flag("filter", "f", "list"),
-                  flag("format", kind="str", default="")])
+VOLUME_LS = Spec([flag("quiet", "q", help="Only display volume names"),
+                  flag("filter", "f", "list",
+                       help="Provide filter values (e.g. \"dangling=true\")"),
+                  flag("format", kind="str", default="",
+                       help="Format output using a custom template")])
 
 
 def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -83,6 +88,10 @@ def cmd_volume_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-VOLUME_INSPECT = Spec([flag("format", "f", "str", "")])
-VOLUME_RM = Spec([flag("force", "f")])
-VOLUME_PRUNE = Spec([flag("all", "a"), flag("force", "f"), flag("filter", kind="list")])
+VOLUME_INSPECT = Spec([flag("format", "f", "str", "",
+                            help="Format output using a custom template")])
+VOLUME_RM = Spec([flag("force", "f", help="Force the removal of one or more volumes")])
+VOLUME_PRUNE = Spec([flag("all", "a", help="Remove all unused volumes, not just anonymous ones"),
+                     flag("force", "f", help="Do not prompt for confirmation"),
+                     flag("filter", kind="list",
+                          help="Provide filter values (e.g. \"label=<label>\")")])
