@@ -103,6 +103,8 @@ COMMANDS: dict[str, Command] = {
     "version": ("system", "VERSION", "cmd_version", "[OPTIONS]",
                 "Show the berth version information"),
     "info": ("system", "INFO", "cmd_info", "[OPTIONS]", "Display system-wide information"),
+    "completion": ("completion", "", "cmd_completion", "bash|zsh|fish",
+                   "Generate the autocompletion script for the specified shell"),
 }
 
 GROUPS: dict[str, dict[str, Command]] = {
@@ -267,7 +269,8 @@ def usage() -> str:
     lines = ["Usage:  berth [OPTIONS] COMMAND", "", "A Docker-compatible container engine",
              "", "Commands:"]
     for name, (*_, h) in COMMANDS.items():
-        lines.append(f"  {name:<10} {h}")
+        if h and name != "completion":   # docker's list leaves completion out too
+            lines.append(f"  {name:<10} {h}")
     lines += ["", "Management Commands:", "  container  Manage containers",
               "  context    Manage contexts",
               "  image      Manage images", "  network    Manage networks",
