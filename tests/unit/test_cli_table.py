@@ -33,3 +33,21 @@ def test_help_prints_docker_usage_line(capsys: pytest.CaptureFixture[str]) -> No
     assert m.run(["network", "connect", "--help"]) == 0
     assert capsys.readouterr().out.startswith(
         "Usage:  berth network connect [OPTIONS] NETWORK CONTAINER")
+
+
+def test_exit_codes_come_from_error_types(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """-H with --context is a ConflictingOptions (its message alone, exit 1); a CommandFailed
+    exits with its own code and prints its message alone."""
+    assert m.run(["-H", "unix:///nowhere.sock", "--context", "x", "ps"]) == 1
+    assert capsys.readouterr().err == (
+        "conflicting options: cannot specify both --host and --context\n")
+    from berth.cli import common
+
+    def fails(c: object, opts: object, args: object) -> int:
+        raise common.CommandFailed("step 2 failed", 3)
+    monkeypatch.setitem(m.COMMANDS, "wait", ("common", "", "fails", "", "test"))
+    monkeypatch.setattr(common, "fails", fails, raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
+    assert m.run(["wait", "x"]) == 3
+    assert capsys.readouterr().err == "step 2 failed\n"

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 
 def _start_error_code(message: str) -> int:
+    """The exit code of a start that failed: 127 (command not found), 126 (cannot be invoked)
+    or 125. The Engine API carries only a status and a message, so this reads the message, as
+    the docker CLI's runStartContainerErr does."""
     if ("executable file not found" in message or "no such file or directory" in message):
         return 127
     if "permission denied" in message or "is a directory" in message:

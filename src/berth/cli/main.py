@@ -14,7 +14,13 @@ import sys
 from berth.cli import fmt
 from berth.cli.common import ENGINE_ERROR, CommandFailed, err, out
 from berth.cli.flags import Spec, UsageError, flag
-from berth.client import DEFAULT_HOST, Client, ConnectionFailed, InvalidHost
+from berth.client import (
+    DEFAULT_HOST,
+    Client,
+    ConflictingOptions,
+    ConnectionFailed,
+    InvalidHost,
+)
 from berth.errors import BerthError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -335,7 +341,7 @@ def run(argv: list[str]) -> int:
         client = make_client(gopts)
     except BerthError as e:
         if name != "context":
-            err(f"{e}" if "conflicting options" in str(e) else
+            err(f"{e}" if isinstance(e, ConflictingOptions) else
                 f"Failed to initialize: unable to resolve docker endpoint: {e}")
             return 1
         # the context commands work whatever the current context is
