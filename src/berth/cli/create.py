@@ -20,9 +20,19 @@ from berth.cli.common import (
     out,
 )
 from berth.cli.flags import Spec, UsageError, flag
+from berth.cli.runflags import (
+    _device_rate,
+    _gpus,
+    _healthcheck,
+    _label_file_lines,
+    _parse_mount_flag,
+    _parse_publish,
+    _security_opt,
+    _sysctl_flag,
+)
 from berth.client import Client
 from berth.errors import BerthError, NotFound
-from berth.units import parse_duration, parse_size
+from berth.units import parse_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -147,91 +157,61 @@ RUN = Spec(_RUN_FLAGS, interspersed=False)
 CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
 
 
-def _label_file_lines(paths: list[str]) -> list[str]:
-    """`--label-file`: one `key=value` (or bare `key`) a line; blank lines and `#` comments
-    skipped, as the docker CLI reads it."""
-    lines: list[str] = []
-    for path in paths:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as e:
-            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-        for line in text.splitlines():
-            line = line.lstrip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-    return lines
-
-
-def _device_rate(spec: str, flag_name: str, sized: bool) -> dict[str, Any]:
-    """`--device-read-bps /dev/sda:1mb`, `--device-write-iops /dev/sda:100`."""
-    path, sep, rate = spec.rpartition(":")
-    if not sep or not path:
-        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format: '
-                         f"{spec}")
-    if not path.startswith("/dev/"):
-        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format '
-                         f"for device path: {spec}")
-    try:
-        value = parse_size(rate) if sized else int(rate)
-        if value < 0:
-            raise ValueError(rate)
-    except ValueError:
-        shape = "<number>[<unit>]" if sized else "<number>"
-        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: invalid rate '
-                         f"for device: {spec}. The correct format is <device-path>:{shape}. "
-                         "Number must be a positive integer"
-                         + (". Unit is optional and can be kb, mb, or gb" if sized else "")
-                         ) from None
-    return {"Path": path, "Rate": value}
-
-
-def _gpus(value: str) -> dict[str, Any]:
-    """`--gpus all`, `--gpus 2`, `--gpus '"device=0,1",capabilities=compute'` as the docker
-    CLI makes a DeviceRequest (the daemon says whether a driver takes it)."""
-    req: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None,
-                           "Capabilities": [["gpu"]], "Options": {}}
-    fields: list[str] = []
-    cur, quoted = "", False
-    for ch in value:  # a small CSV reader: a quoted field may hold commas
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            fields.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    fields.append(cur)
-    for f in fields:
-        key, sep, val = f.partition("=")
-        if not sep and key == "all":
-            req["Count"] = -1
-        elif not sep and key.isdigit():
-            req["Count"] = int(key)
-        elif key == "count":
-            req["Count"] = -1 if val == "all" else int(val) if val.isdigit() else 0
-        elif key == "device":
-            req["DeviceIDs"] = val.split(",")
-        elif key == "driver":
-            req["Driver"] = val
-        elif key == "capabilities":
-            req["Capabilities"] = [val.split(",")]
-        elif key == "options":
-            req["Options"] = dict(o.partition("=")[::2] for o in val.split(","))
-        else:
-            raise UsageError(f'invalid argument "{value}" for "--gpus" flag: unexpected key '
-                             f"'{key}' in '{f}'")
-    return req
-
-
-def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple[dict[str, Any], str]:
+def build_create_body(opts: dict[str, Any], image: str,
+                      cmd: list[str]) -> tuple[dict[str, Any], str]:
+    """`run`'s and `create`'s flags as the Engine API's create body, and the name to create."""
     labels: dict[str, str] = {}
     for lab in _label_file_lines(opts["label-file"]) + list(opts["label"]):
         k, _, v = lab.partition("=")
         labels[k] = v
     hc: dict[str, Any] = {"AutoRemove": bool(opts["rm"]),
                           "NetworkMode": opts["network"] or opts["net"] or "default"}
+    _limits(opts, hc)
+    _block_io_and_devices(opts, hc)
+    _security_mounts_and_policies(opts, hc)
+    exposed = _ports(opts, hc)
+    attach = opts.get("attach") or []
+    detached = opts.get("detach", True)
+    netcfg = _endpoint_config(opts, hc["NetworkMode"])
+    body: dict[str, Any] = {
+        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
+        "Tty": bool(opts["tty"]), "OpenStdin": bool(opts["interactive"]),
+        "StdinOnce": bool(opts["interactive"]) and not detached,
+        "AttachStdin": bool(opts["interactive"]) and not detached,
+        "AttachStdout": not detached and (not attach or "stdout" in attach),
+        "AttachStderr": not detached and (not attach or "stderr" in attach),
+        "HostConfig": hc,
+    }
+    if netcfg:
+        body["NetworkingConfig"] = netcfg
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if opts["workdir"]:
+        body["WorkingDir"] = opts["workdir"]
+    if opts["user"] is not None:
+        body["User"] = opts["user"]
+    if opts["hostname"]:
+        body["Hostname"] = opts["hostname"]
+    if opts["domainname"]:
+        body["Domainname"] = opts["domainname"]
+    if opts["entrypoint"] is not None:
+        body["Entrypoint"] = [opts["entrypoint"]] if opts["entrypoint"] else [""]
+    if opts["stop-signal"]:
+        body["StopSignal"] = opts["stop-signal"]
+    if opts["stop-timeout"] is not None:
+        body["StopTimeout"] = opts["stop-timeout"]
+    if opts["tty"]:
+        size = _term_size()
+        if size:
+            hc["ConsoleSize"] = list(size)
+    health = _healthcheck(opts)
+    if health is not None:
+        body["Healthcheck"] = health
+    return body, opts["name"]
+
+
+def _limits(opts: dict[str, Any], hc: dict[str, Any]) -> None:
+    """The cgroup limits and the namespace modes of a HostConfig."""
     try:
         if opts["memory"]:
             hc["Memory"] = parse_size(opts["memory"])
@@ -273,6 +253,9 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         hc["MemorySwappiness"] = opts["memory-swappiness"]
     if opts["oom-kill-disable"]:
         hc["OomKillDisable"] = True
+
+def _block_io_and_devices(opts: dict[str, Any], hc: dict[str, Any]) -> None:
+    """Block I/O weights and rates, device cgroup rules, storage options, GPUs, annotations."""
     if opts["blkio-weight"]:
         hc["BlkioWeight"] = opts["blkio-weight"]
     weights = []
@@ -320,6 +303,9 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
                                  "format for annotation: must be in the form key=value")
             ann[k] = v
         hc["Annotations"] = ann
+
+def _security_mounts_and_policies(opts: dict[str, Any], hc: dict[str, Any]) -> None:
+    """Privileges, capabilities, mounts, devices, sysctls, ulimits, restart and log policies."""
     if opts["privileged"]:
         hc["Privileged"] = True
     if opts["read-only"]:
@@ -377,6 +363,9 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         # the daemon says which drivers it has, as dockerd does
         hc["LogConfig"] = {"Type": opts["log-driver"], "Config": dict(
             o.split("=", 1) for o in opts["log-opt"] if "=" in o)}
+
+def _ports(opts: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
+    """`-p`, `--expose`, `-P`: the port bindings into hc, the exposed ports returned."""
     exposed: dict[str, Any] = {}
     if opts["publish"]:
         binds: dict[str, list[dict[str, str]]] = {}
@@ -389,11 +378,13 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         exposed[port if "/" in port else port + "/tcp"] = {}
     if opts["publish-all"]:
         hc["PublishAllPorts"] = True
-    attach = opts.get("attach") or []
-    detached = opts.get("detach", True)
+    return exposed
+
+
+def _endpoint_config(opts: dict[str, Any], mode: str) -> dict[str, Any]:
+    """`--network-alias`, `--ip`, `--mac-address`: the NetworkingConfig of the first network."""
     netcfg: dict[str, Any] = {}
     if opts["network-alias"] or opts["ip"] or opts["mac-address"]:
-        mode = hc["NetworkMode"]
         ec: dict[str, Any] = {}
         if opts["network-alias"]:
             ec["Aliases"] = list(opts["network-alias"])
@@ -402,154 +393,7 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
         if opts["mac-address"]:
             ec["MacAddress"] = opts["mac-address"]
         netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}
-    body: dict[str, Any] = {
-        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
-        "Tty": bool(opts["tty"]), "OpenStdin": bool(opts["interactive"]),
-        "StdinOnce": bool(opts["interactive"]) and not detached,
-        "AttachStdin": bool(opts["interactive"]) and not detached,
-        "AttachStdout": not detached and (not attach or "stdout" in attach),
-        "AttachStderr": not detached and (not attach or "stderr" in attach),
-        "HostConfig": hc,
-    }
-    if netcfg:
-        body["NetworkingConfig"] = netcfg
-    if exposed:
-        body["ExposedPorts"] = exposed
-    if opts["workdir"]:
-        body["WorkingDir"] = opts["workdir"]
-    if opts["user"] is not None:
-        body["User"] = opts["user"]
-    if opts["hostname"]:
-        body["Hostname"] = opts["hostname"]
-    if opts["domainname"]:
-        body["Domainname"] = opts["domainname"]
-    if opts["entrypoint"] is not None:
-        body["Entrypoint"] = [opts["entrypoint"]] if opts["entrypoint"] else [""]
-    if opts["stop-signal"]:
-        body["StopSignal"] = opts["stop-signal"]
-    if opts["stop-timeout"] is not None:
-        body["StopTimeout"] = opts["stop-timeout"]
-    if opts["tty"]:
-        size = _term_size()
-        if size:
-            hc["ConsoleSize"] = list(size)
-    health = _healthcheck(opts)
-    if health is not None:
-        body["Healthcheck"] = health
-    return body, opts["name"]
-
-
-def _parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
-    """`-p [ip:][hostPort:]containerPort[/proto]`, ranges included (as the daemon's parser)."""
-    import re
-    m = re.match(r"^(?:(\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:([0-9]*(?:-[0-9]+)?):)?"
-                 r"([0-9]+(?:-[0-9]+)?)(?:/(tcp|udp|sctp))?$", spec)
-    if not m:
-        raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: '
-                         "invalid port specification")
-
-    def rng(x: str) -> list[int]:
-        lo, _, hi = x.partition("-")
-        return list(range(int(lo), int(hi or lo) + 1))
-    ctr = rng(m.group(3))
-    hosts = rng(m.group(2)) if m.group(2) else [0] * len(ctr)
-    if len(hosts) != len(ctr):
-        if len(ctr) != 1:
-            raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: invalid '
-                             "ranges specified for container and host Ports")
-        hosts = [0]
-    out: dict[str, list[dict[str, str]]] = {}
-    for c, h in zip(ctr, hosts, strict=True):
-        out.setdefault(f"{c}/{m.group(4) or 'tcp'}", []).append(
-            {"HostIp": (m.group(1) or "").strip("[]"), "HostPort": str(h) if h else ""})
-    return out
-
-
-# the docker CLI's own check of --sysctl (opts.ValidateSysctl); the daemon checks it again
-_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
-
-
-def _sysctl_flag(val: str) -> str:
-    key, eq, _ = val.partition("=")
-    if not eq or not (key in _SYSCTLS or key.startswith(("net.", "fs.mqueue."))):
-        raise UsageError(f'invalid argument "{val}" for "--sysctl" flag: '
-                         f"sysctl '{val}' is not allowed")
-    return val
-
-
-def _parse_mount_flag(spec: str) -> dict[str, Any]:
-    """`--mount type=volume,source=x,target=/data,readonly,volume-nocopy,...`"""
-    m: dict[str, Any] = {"Type": "volume"}
-    for field in spec.split(","):
-        k, eq, v = field.partition("=")
-        k = k.strip().lower()
-        if k == "type":
-            m["Type"] = v
-        elif k in ("source", "src"):
-            m["Source"] = v
-        elif k in ("target", "destination", "dst"):
-            m["Target"] = v
-        elif k in ("readonly", "ro"):
-            m["ReadOnly"] = not eq or v.lower() in ("1", "true")
-        elif k == "volume-nocopy":
-            m.setdefault("VolumeOptions", {})["NoCopy"] = not eq or v.lower() in ("1", "true")
-        elif k == "volume-label":
-            lk, _, lv = v.partition("=")
-            m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[lk] = lv
-        elif k == "bind-propagation":
-            m.setdefault("BindOptions", {})["Propagation"] = v
-        elif k == "tmpfs-size":
-            try:
-                m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_size(v)
-            except ValueError as e:
-                raise UsageError(f"invalid argument \"{spec}\" for \"--mount\" flag: {e}") from None
-        elif k == "tmpfs-mode":
-            m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
-        elif k in ("consistency", "bind-recursive"):
-            continue
-        else:
-            raise UsageError(f'invalid argument "{spec}" for "--mount" flag: unexpected key '
-                             f"'{k}' in '{field}'")
-    if not m.get("Target"):
-        raise UsageError(f'invalid argument "{spec}" for "--mount" flag: target is required')
-    return m
-
-
-def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
-    if opts["no-healthcheck"]:
-        if opts["health-cmd"]:
-            raise UsageError("--no-healthcheck conflicts with --health-* options")
-        return {"Test": ["NONE"]}
-    h: dict[str, Any] = {}
-    if opts["health-cmd"]:
-        h["Test"] = ["CMD-SHELL", opts["health-cmd"]]
-    for key, name in (("Interval", "health-interval"), ("Timeout", "health-timeout"),
-                      ("StartPeriod", "health-start-period"),
-                      ("StartInterval", "health-start-interval")):
-        if opts[name]:
-            try:
-                h[key] = int(parse_duration(opts[name]) * 1e9)
-            except ValueError as e:
-                raise UsageError(f'invalid argument "{opts[name]}" for "--{name}" flag: {e}'
-                                 ) from None
-    if opts["health-retries"]:
-        h["Retries"] = opts["health-retries"]
-    return h or None
-
-
-def _security_opt(opt: str) -> str:
-    """As the docker CLI: `seccomp=FILE` is sent as the file's content."""
-    key, sep, value = opt.partition("=")
-    if not sep:
-        key, sep, value = opt.partition(":")
-    if key == "seccomp" and value and value != "unconfined":
-        try:
-            with open(value) as f:
-                return f"seccomp={f.read()}"
-        except OSError as e:
-            raise UsageError(f"opening seccomp profile ({value}) failed: {e.strerror}") from None
-    return opt
+    return netcfg
 
 
 def _create(c: Client, opts: dict[str, Any], args: list[str]) -> str:
