@@ -305,8 +305,35 @@ def run(argv: list[str]) -> int:
     if gopts["help"] or not rest:
         out(usage())
         return 0
-    name, args = rest[0], rest[1:]
-    path = name
+    found = _find(rest[0], rest[1:])
+    if isinstance(found, int):
+        return found
+    path, cmd, args = found
+    spec, fn = load(cmd)
+    if args[:1] in (["--help"],):
+        out(command_help(path, cmd, spec))
+        return 0
+    try:
+        opts, pos = spec.parse(args)
+    except UsageError as e:   # a bad flag is 125 everywhere
+        err(f"{e}\nSee 'berth {path} --help'.")
+        return ENGINE_ERROR
+    try:
+        client = make_client(gopts)
+    except BerthError as e:
+        if path.split()[0] != "context":
+            err(f"{e}" if isinstance(e, ConflictingOptions) else
+                f"Failed to initialize: unable to resolve docker endpoint: {e}")
+            return 1
+        # the context commands work whatever the current context is
+        client = Client("unix://" + DEFAULT_HOST.split("://", 1)[1])
+        client.context = _context_name(gopts)
+    return _call(fn, client, opts, pos, path)
+
+
+def _find(name: str, args: list[str]) -> tuple[str, Command, list[str]] | int:
+    """The command `berth NAME ARGS...` names: its path ("network ls"), its entry and its
+    arguments; or the exit code once its group's help or an unknown command is reported."""
     if name in GROUPS:
         if not args or args[0] in ("--help", "-h"):
             out(f"Usage:  berth {name} COMMAND\n\nCommands:\n" + "\n".join(
@@ -317,36 +344,17 @@ def run(argv: list[str]) -> int:
             err(f"berth: unknown command: berth {name} {sub}\n\nRun 'berth {name} --help' "
                 "for more information")
             return 1
-        cmd = GROUPS[name][sub]
-        args = args[1:]
-        path = f"{name} {sub}"
-    elif name in COMMANDS:
-        cmd = COMMANDS[name]
-    else:
-        err(f"berth: unknown command: berth {name}\n\nRun 'berth --help' for more information")
-        return 1
-    spec, fn = load(cmd)
-    if args[:1] in (["--help"],):
-        out(command_help(path, cmd, spec))
-        return 0
-    # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix);
-    # a bad flag is 125 everywhere
+        return f"{name} {sub}", GROUPS[name][sub], args[1:]
+    if name in COMMANDS:
+        return name, COMMANDS[name], args
+    err(f"berth: unknown command: berth {name}\n\nRun 'berth --help' for more information")
+    return 1
+
+
+def _call(fn: Handler, client: Client, opts: dict[str, Any], pos: list[str], path: str) -> int:
+    """Run a command; its errors, by type, to docker's messages and exit codes."""
+    # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix)
     is_run = path.split()[-1] == "run"
-    try:
-        opts, pos = spec.parse(args)
-    except UsageError as e:
-        err(f"{e}\nSee 'berth {path} --help'.")
-        return ENGINE_ERROR
-    try:
-        client = make_client(gopts)
-    except BerthError as e:
-        if name != "context":
-            err(f"{e}" if isinstance(e, ConflictingOptions) else
-                f"Failed to initialize: unable to resolve docker endpoint: {e}")
-            return 1
-        # the context commands work whatever the current context is
-        client = Client("unix://" + DEFAULT_HOST.split("://", 1)[1])
-        client.context = _context_name(gopts)
     try:
         return int(fn(client, opts, pos))
     except UsageError as e:
@@ -363,8 +371,7 @@ def run(argv: list[str]) -> int:
         err(str(e))   # as the docker CLI: a failed build's message, and its code
         return e.code or 1
     except BerthError as e:
-        prefix = "berth: " if is_run else ""
-        err(f"{prefix}Error response from daemon: {e}")
+        err(f"{'berth: ' if is_run else ''}Error response from daemon: {e}")
         if is_run:
             err(f"\nRun 'berth {path} --help' for more information")
             return ENGINE_ERROR
