@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from berth import cgroups
-from berth.cli.main import RUN, build_create_body
+from berth.cli.create import RUN, build_create_body
 from berth.containers import health
 from berth.containers.spec import (
     UNSUPPORTED_HOST_CONFIG,

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[2] / "src" / "berth"
 
 # package -> the berth packages it may import
@@ -138,6 +140,21 @@ def test_cli_fast_path_is_lean() -> None:
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("command", "modules"), [
+    ("ps", ["common", "containers", "flags", "fmt", "main"]),
+    ("exec", ["attach", "common", "flags", "fmt", "main"]),
+    ("run", ["attach", "common", "create", "flags", "fmt", "main", "runflags"]),
+])
+def test_cli_commands_load_only_their_module(command: str, modules: list[str]) -> None:
+    """The command table loads one command group's module: `ps` does not pay for `run`'s flags
+    nor the TTY handling, `exec` not for the create body."""
+    code = ("import sys, berth.cli.main as m\n"
+            f"m.load(m.COMMANDS[{command!r}])\n"
+            "print(sorted(n.split('.')[-1] for n in sys.modules if n.startswith('berth.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(modules)
 
 
 def test_template_package_is_lean() -> None:

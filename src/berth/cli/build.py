@@ -21,19 +21,38 @@ import time
 from typing import Any, BinaryIO
 
 from berth import dockerignore
+from berth.cli.common import CommandFailed
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client
 from berth.errors import BerthError
 
 BUILD = Spec([
-    flag("tag", "t", "list"), flag("file", "f", "str", ""), flag("build-arg", kind="list"),
-    flag("label", kind="list"), flag("target", kind="str", default=""), flag("no-cache"),
-    flag("pull"), flag("quiet", "q"), flag("iidfile", kind="str", default=""),
-    flag("progress", kind="str", default="auto"), flag("cache-from", kind="list"),
-    flag("network", kind="str", default=""), flag("platform", kind="str", default=""),
-    flag("rm", kind="str", default="true"), flag("force-rm"), flag("secret", kind="list"),
-    flag("shm-size", kind="str", default=""), flag("add-host", kind="list"),
-    flag("allow", kind="list"),
+    flag("tag", "t", "list", help="Name and optionally a tag in the \"name:tag\" format"),
+    flag("file", "f", "str", "", help="Name of the Dockerfile (Default is \"PATH/Dockerfile\")"),
+    flag("build-arg", kind="list", help="Set build-time variables"),
+    flag("label", kind="list", help="Set metadata for an image"),
+    flag("target", kind="str", default="", help="Set the target build stage to build."),
+    flag("no-cache", help="Do not use cache when building the image"),
+    flag("pull", help="Always attempt to pull a newer version of the image"),
+    flag("quiet", "q", help="Suppress the build output and print image ID on success"),
+    flag("iidfile", kind="str", default="", help="Write the image ID to the file"),
+    flag("progress", kind="str", default="auto",
+         help='Set type of progress output ("auto", "quiet", "plain", "tty", "rawjson"). Use plain '
+              'to show container output'),
+    flag("cache-from", kind="list", help="Images to consider as cache sources"),
+    flag("network", kind="str", default="",
+         help="Set the networking mode for the RUN instructions during build"),
+    flag("platform", kind="str", default="",
+         help="Set platform if server is multi-platform capable"),
+    flag("rm", kind="str", default="true",
+         help="Remove intermediate containers after a successful build"),
+    flag("force-rm", help="Always remove intermediate containers"),
+    flag("secret", kind="list",
+         help='Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")'),
+    flag("shm-size", kind="str", default="", help="Size of \"/dev/shm\""),
+    flag("add-host", kind="list", help="Add a custom host-to-IP mapping (\"host:ip\")"),
+    flag("allow", kind="list",
+         help='Allow extra privileged entitlement (e.g., "network.host", "security.insecure")'),
 ])
 
 
@@ -287,14 +306,16 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-class BuildFailed(BerthError):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+class BuildFailed(CommandFailed):
+    pass
 
 
-COMMIT = Spec([flag("author", "a", "str", ""), flag("change", "c", "list"),
-               flag("message", "m", "str", ""), flag("pause", "p", "str", "true")])
+COMMIT = Spec([flag("author", "a", "str", "",
+                    help="Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")"),
+               flag("change", "c", "list",
+                    help="Apply Dockerfile instruction to the created image"),
+               flag("message", "m", "str", "", help="Commit message"),
+               flag("pause", "p", "str", "true", help="Pause container during commit")])
 
 
 def cmd_commit(c: Client, opts: dict[str, Any], args: list[str]) -> int:

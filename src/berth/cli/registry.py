@@ -200,8 +200,11 @@ def stream_messages(r: Any, progress: Progress) -> None:
 
 
 # --- commands --------------------------------------------------------------------------------
-PULL = Spec([flag("all-tags", "a"), flag("platform", kind="str", default=""),
-             flag("quiet", "q"), flag("disable-content-trust")])
+PULL = Spec([flag("all-tags", "a", help="Download all tagged images in the repository"),
+             flag("platform", kind="str", default="",
+                  help="Set platform if server is multi-platform capable"),
+             flag("quiet", "q", help="Suppress verbose output"),
+             flag("disable-content-trust", help="Skip image verification")])
 
 
 def split_name(image: str) -> tuple[str, str]:
@@ -242,8 +245,14 @@ def cmd_pull(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-PUSH = Spec([flag("all-tags", "a"), flag("quiet", "q"), flag("platform", kind="str", default=""),
-             flag("disable-content-trust")])
+PUSH = Spec([flag("all-tags", "a", help="Push all tags of an image to the repository"),
+             flag("quiet", "q", help="Suppress verbose output"),
+             flag("platform", kind="str", default="",
+                  help="Push a platform-specific manifest as a single-platform image to the "
+                       "registry. Image index won't be pushed, meaning that other manifests, "
+                       "including attestations won't be preserved. 'os[/arch[/variant]]': Explicit "
+                       "platform (eg. linux/amd64)"),
+             flag("disable-content-trust", help="Skip image signing")])
 
 
 def cmd_push(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -266,8 +275,10 @@ def cmd_push(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-LOGIN = Spec([flag("username", "u", "str", ""), flag("password", "p", "str", ""),
-              flag("password-stdin")])
+LOGIN = Spec([flag("username", "u", "str", "", help="Username"),
+              flag("password", "p", "str", "", help="Password or Personal Access Token (PAT)"),
+              flag("password-stdin",
+                   help="Take the Password or Personal Access Token (PAT) from stdin")])
 
 
 def cmd_login(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -327,7 +338,7 @@ def cmd_search(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"search" requires exactly 1 argument.')
     from berth.cli import fmt
-    from berth.cli.main import parse_filters
+    from berth.cli.common import parse_filters
     term = args[0]
     first, slash, _ = term.partition("/")
     server = first if slash and ("." in first or ":" in first or first == "localhost") \

@@ -1,17 +1,22 @@
-"""`system df` and `system prune`, printed as the docker CLI prints them.
-
-Imported only by those commands. `system info` and `system events` are `info` and `events`.
+"""The system commands: version, info, events, `system df`, `system prune`, `builder prune`,
+printed as the docker CLI prints them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+import time
 
 from berth.cli import fmt
+from berth.cli.common import err, out, parse_filters
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client
 from berth.units import human_size
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 SYSTEM_DF = Spec([flag("verbose", "v", help="Show detailed information on space usage"),
                   flag("format", kind="str", default="",
@@ -152,7 +157,6 @@ def cmd_system_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    from berth.cli.main import parse_filters
     filters = parse_filters(opts["filter"])
     total = 0
     sections: list[tuple[str, list[str]]] = []
@@ -176,4 +180,129 @@ def cmd_system_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if items:
             sys.stdout.write(title + "\n" + "".join(f"{i}\n" for i in items) + "\n")
     sys.stdout.write(f"Total reclaimed space: {fmt.size(total)}\n")
+    return 0
+
+
+EVENTS = Spec([flag("since", kind="str", default="",
+                    help="Show all events created since timestamp"),
+               flag("until", kind="str", default="", help="Stream events until this timestamp"),
+               flag("filter", "f", "list", help="Filter output based on conditions provided"),
+               flag("format", kind="str", default="",
+                    help="Format output using a custom template")])
+
+
+def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    try:
+        since = fmt.parse_time(opts["since"]) if opts["since"] else None
+        until = fmt.parse_time(opts["until"]) if opts["until"] else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    tmpl = None
+    if opts["format"]:
+        try:
+            tmpl = fmt.compile_format(opts["format"], missingkey="default")
+        except fmt.FormatFailed as e:
+            raise fmt.FormatFailed(str(e).replace("template parsing error: ",
+                                                  "Error parsing format: "), 64) from None
+    r = c.send("GET", "/events", query={"since": since, "until": until,
+                                        "filters": parse_filters(opts["filter"])})
+    for ev in r.iter_json():
+        if tmpl is not None:
+            out(fmt.template(tmpl, fmt.Struct(ev, "*events.Message"), "Error parsing format: "))
+            sys.stdout.flush()
+            continue
+        ns = ev.get("timeNano", 0)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns // 10**9)) + \
+            f".{ns % 10**9:09d}" + time.strftime("%z", time.localtime(ns // 10**9))
+        # Go's RFC3339NanoFixed, as the docker CLI prints it: "Z" for UTC, else +hh:mm
+        stamp = stamp[:-5] + "Z" if stamp.endswith(("+0000", "-0000")) else \
+            stamp[:-2] + ":" + stamp[-2:]
+        attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
+        out(f"{stamp} {ev['Type']} {ev['Action']} {ev['Actor']['ID']}"
+            + (f" ({attrs})" if attrs else ""))
+        sys.stdout.flush()
+    return 0
+
+
+VERSION = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
+
+
+def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    from berth import __version__
+    if opts["format"]:
+        tmpl = fmt.compile_format(opts["format"], name="version", missingkey="default")
+        pyver = "python" + sys.version.split()[0]
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                           os.uname().machine)
+        api = {"APIVersion": "ApiVersion"}  # the Go field's name, the JSON key
+        client = fmt.Struct({"Version": __version__, "ApiVersion": c.version,
+                             "DefaultAPIVersion": c.version, "GitCommit": "",
+                             "GoVersion": pyver, "Os": "linux", "Arch": arch, "BuildTime": "",
+                             "Context": "default"}, "*system.clientVersion", api)
+        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.get("/version"),
+                                                                  "*types.Version", api)},
+                          "system.versionInfo")
+        # docker writes it through a tabwriter (cells at least 20 wide, padding 1)
+        from berth import gotemplate
+        out(gotemplate.tabwrite(fmt.template(tmpl, data, "", partial=True), 20, 1))
+        return 0
+    out("Client:")
+    out(f" Version:           {__version__}")
+    out(f" API version:       {c.version}")
+    out(f" Python version:    {sys.version.split()[0]}")
+    out(" OS/Arch:           linux/" + os.uname().machine)
+    out(f" Context:           {c.context}")
+    out()
+    v = c.get("/version")
+    out(f"Server: {v.get('Platform', {}).get('Name', '')}")
+    out(" Engine:")
+    out(f"  Version:          {v.get('Version')}")
+    out(f"  API version:      {v.get('ApiVersion')} (minimum version {v.get('MinAPIVersion')})")
+    out(f"  OS/Arch:          {v.get('Os')}/{v.get('Arch')}")
+    out(f"  Kernel:           {v.get('KernelVersion')}")
+    return 0
+
+
+INFO = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
+
+
+def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    tmpl = fmt.compile_format(opts["format"], missingkey="default") if opts["format"] else None
+    i = c.get("/info")
+    if tmpl is not None:
+        out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "",
+                         partial=True))
+        return 0
+    out("Server:")
+    for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
+                       (" Paused", "ContainersPaused"), (" Stopped", "ContainersStopped"),
+                       ("Images", "Images"), ("Server Version", "ServerVersion"),
+                       ("Storage Driver", "Driver"), ("Logging Driver", "LoggingDriver"),
+                       ("Cgroup Driver", "CgroupDriver"), ("Cgroup Version", "CgroupVersion"),
+                       ("Default Runtime", "DefaultRuntime"), ("Live Restore Enabled",
+                                                             "LiveRestoreEnabled"),
+                       ("Kernel Version", "KernelVersion"), ("Operating System",
+                                                             "OperatingSystem"),
+                       ("Architecture", "Architecture"), ("CPUs", "NCPU"),
+                       ("Total Memory", "MemTotal"), ("Name", "Name"), ("ID", "ID"),
+                       ("Berth Root Dir", "DockerRootDir")):
+        v = i.get(key)
+        if key == "MemTotal":
+            v = fmt.binary_size(v or 0)
+        out(f" {label}: {v}")
+    for w in i.get("Warnings") or []:   # as the docker CLI: the daemon's warnings, on stderr
+        err(w)
+    return 0
+
+
+BUILDER_PRUNE = Spec([flag("all", "a",
+                           help="Remove all unused build cache, not just dangling ones"),
+                      flag("force", "f", help="Do not prompt for confirmation"),
+                      flag("filter", kind="list",
+                           help="Provide filter values (e.g. \"until=24h\")")])
+
+
+def cmd_builder_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    res = c.post("/build/prune")
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed') or 0)}")
     return 0

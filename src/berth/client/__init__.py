@@ -56,6 +56,11 @@ class InvalidHost(BerthError):
     status = 0
 
 
+class ConflictingOptions(InvalidHost):
+    """Global flags that contradict each other (`-H` with `--context`): the docker CLI prints
+    the message alone, not as an endpoint it failed to resolve."""
+
+
 def parse_host(host: str, default_tls: bool = False) -> str:
     """A host as the docker CLI reads `-H`/DOCKER_HOST: `unix:///path` (`unix://` is the
     default socket), `tcp://[host][:port][/path]` (localhost, 2375), a bare `host[:port]` is
@@ -466,5 +471,6 @@ def q(name: str) -> str:
     return quote(name, safe="/:@")
 
 
-__all__ = ["Client", "Response", "ConnectionFailed", "InvalidHost", "TLS", "host_from_env",
+__all__ = ["Client", "Response", "ConnectionFailed", "InvalidHost",
+           "ConflictingOptions", "TLS", "host_from_env",
            "parse_host", "q", "API_VERSION"]

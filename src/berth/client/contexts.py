@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from berth import jsonc as json
-from berth.client import TLS, InvalidHost, parse_host
+from berth.client import TLS, ConflictingOptions, InvalidHost, parse_host
 from berth.errors import NotFound
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -185,7 +185,7 @@ def default_context(host: str | None = None, tls: bool = False, tlsverify: bool 
 
 def resolve_name(host: str | None, context: str | None) -> str:
     if host and context:
-        raise InvalidHost("conflicting options: cannot specify both --host and --context")
+        raise ConflictingOptions("conflicting options: cannot specify both --host and --context")
     if context:
         return context
     if host or os.environ.get("BERTH_HOST") or os.environ.get("DOCKER_HOST"):

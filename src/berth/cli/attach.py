@@ -1,0 +1,300 @@
+"""Hijacked streams: attach, exec, and the TTY (raw mode, resize, detach keys, signal proxying) that run and start share.
+"""
+
+from __future__ import annotations
+
+import _signal as signal  # `signal` and `threading` import enum: ~4 ms of start-up
+import _thread
+import os
+import sys
+
+from berth.cli.common import (
+    ENGINE_ERROR,
+    _env_list,
+    _term_size,
+    err,
+    out,
+)
+from berth.cli.flags import Spec, UsageError, flag
+from berth.client import Client, ConnectionFailed, q
+from berth.errors import BerthError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+def _start_error_code(message: str) -> int:
+    """The exit code of a start that failed: 127 (command not found), 126 (cannot be invoked)
+    or 125. The Engine API carries only a status and a message, so this reads the message, as
+    the docker CLI's runStartContainerErr does."""
+    if ("executable file not found" in message or "no such file or directory" in message):
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return ENGINE_ERROR
+
+
+def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition: str,
+                      prefix: str) -> tuple[Any, Any] | int:
+    """The docker CLI's order: attach (hijacked) and register the wait before the start, so no
+    output and no exit is missed. Returns both streams, or the exit code of a failed start."""
+    attach = c.send("POST", f"/containers/{cid}/attach",
+                    query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
+                           "stderr": 1, "detachKeys": keys or None}, upgrade=True)
+    wait = c.send("POST", f"/containers/{cid}/wait", query={"condition": condition})
+    try:
+        c.send("POST", f"/containers/{cid}/start").close()
+    except BerthError as e:
+        attach.close()
+        wait.close()
+        err(f"{prefix}Error response from daemon: {e}")
+        return _start_error_code(str(e))
+    return attach, wait
+
+
+def _check_detach_keys(keys: str) -> None:
+    for part in keys.split(","):
+        if not (len(part) == 1 or (part.startswith("ctrl-") and len(part) == 6 and (
+                "a" <= part[5] <= "z" or part[5] in "@[\\]^_"))):
+            raise UsageError(f"Invalid detach keys ({keys}) provided")
+
+
+def _detach_bytes(keys: str) -> bytes:
+    out = bytearray()
+    for part in (keys or "ctrl-p,ctrl-q").split(","):
+        if part.startswith("ctrl-"):
+            c = part[5]
+            out.append(ord(c) - 96 if "a" <= c <= "z" else "@[\\]^_".index(c) + (
+                0 if c == "@" else 26))
+        else:
+            out.append(ord(part))
+    return bytes(out)
+
+
+def _resize(c: Client, path: str, h: int, w: int) -> None:
+    try:
+        c.send("POST", path, query={"h": h, "w": w}).close()
+    except (BerthError, OSError):
+        pass
+
+
+def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
+             resize: Callable[[int, int], None] | None = None) -> bool:
+    """A hijacked stream: stdin to it, it to stdout/stderr; the terminal in raw mode for a Tty
+    and restored on every way out. True if the user typed the detach keys."""
+    detached: list[bool] = []  # set by the stdin thread
+    in_fd = sys.stdin.fileno() if stdin else -1
+    raw = tty and stdin and os.isatty(in_fd)
+    saved = None
+    if raw:
+        import termios
+        import tty as ttymod
+        saved = termios.tcgetattr(in_fd)
+        ttymod.setraw(in_fd)
+    if tty and resize is not None:
+        size = _term_size()
+        if size:
+            resize(*size)
+
+        def on_winch(_s: int, _f: Any) -> None:
+            sz = _term_size()
+            if sz:
+                _thread.start_new_thread(resize, sz)
+        signal.signal(signal.SIGWINCH, on_winch)
+
+    def pump_stdin() -> None:
+        seq = _detach_bytes(keys) if raw else b""
+        held = b""
+        try:
+            while True:
+                data = os.read(in_fd, 4096)
+                if not data:
+                    break
+                if seq:
+                    buf = held + data
+                    if seq in buf:
+                        # the daemon sees the keys too, and ends the stream without closing
+                        # the container's stdin (closing ours would end a StdinOnce shell).
+                        # Flag first: the stream may end before sendall returns
+                        detached.append(True)
+                        r.sock.sendall(buf[:buf.index(seq) + len(seq)])
+                        return
+                    held = b""
+                    for n in range(min(len(seq) - 1, len(buf)), 0, -1):
+                        if seq.startswith(buf[-n:]):
+                            held, buf = buf[-n:], buf[:-n]
+                            break
+                    data = buf
+                if data:
+                    r.sock.sendall(data)
+            Client.close_write(r.sock)
+        except OSError:
+            pass
+    if stdin:
+        _thread.start_new_thread(pump_stdin, ())
+    else:
+        try:
+            Client.close_write(r.sock)  # as the docker CLI: no input coming
+        except OSError:
+            pass
+    try:
+        _pump_output(r, tty)
+    finally:
+        if saved is not None:
+            import termios
+            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+    if detached:
+        err("\r\nread escape sequence" if raw else "read escape sequence")
+    return bool(detached)
+
+
+def _proxy_signals(c: Client, cid: str) -> None:
+    def handler(signo: int, _frame: Any) -> None:
+        def send() -> None:
+            try:
+                c.send("POST", f"/containers/{cid}/kill", query={"signal": str(signo)}).close()
+            except BerthError:
+                pass
+        _thread.start_new_thread(send, ())
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+              signal.SIGUSR2):
+        signal.signal(s, handler)
+
+
+def _pump_output(r: Any, tty: bool) -> None:
+    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        if tty:
+            for piece in r.iter_raw():
+                stdout.write(piece)
+                stdout.flush()
+        else:
+            for stream, data in r.iter_frames():
+                dest = stderr if stream == 2 else stdout
+                dest.write(data)
+                dest.flush()
+    except (ConnectionFailed, OSError):
+        pass
+    finally:
+        r.close()
+
+
+ATTACH = Spec([flag("no-stdin", help="Do not attach STDIN"),
+               flag("sig-proxy", default=True, help="Proxy all received signals to the process"),
+               flag("detach-keys", kind="str", default="",
+                    help="Override the key sequence for detaching a container")])
+
+
+def cmd_attach(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"attach" requires exactly 1 argument.')
+    if opts["detach-keys"]:
+        _check_detach_keys(opts["detach-keys"])
+    info = c.get(f"/containers/{q(args[0])}/json")
+    cid = info["Id"]
+    if not info["State"]["Running"]:
+        raise BerthError("You cannot attach to a stopped container, start it first")
+    tty = bool(info["Config"]["Tty"])
+    stdin = bool(info["Config"]["OpenStdin"]) and not opts["no-stdin"]
+    if tty and stdin and not sys.stdin.isatty():
+        err("the input device is not a TTY")
+        return 1
+    r = c.send("POST", f"/containers/{cid}/attach",
+               query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1, "stderr": 1,
+                      "detachKeys": opts["detach-keys"] or None}, upgrade=True)
+    if opts["sig-proxy"] and not tty:
+        _proxy_signals(c, cid)
+    if _session(r, tty=tty, stdin=stdin, keys=opts["detach-keys"],
+                resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+        return 0
+    res = c.post(f"/containers/{cid}/wait")
+    return int(res.get("StatusCode", 0)) if res else 0
+
+
+EXEC = Spec([flag("detach", "d", help="Detached mode: run command in the background"),
+             flag("interactive", "i", help="Keep STDIN open even if not attached"),
+             flag("tty", "t", help="Allocate a pseudo-TTY"),
+             flag("env", "e", "list", help="Set environment variables"),
+             flag("env-file", kind="list", help="Read in a file of environment variables"),
+             flag("workdir", "w", "str", "", help="Working directory inside the container"),
+             flag("user", "u", "str", "",
+                  help="Username or UID (format: \"<name|uid>[:<group|gid>]\")"),
+             flag("privileged", help="Give extended privileges to the command"),
+             flag("detach-keys", kind="str", default="",
+                  help="Override the key sequence for detaching a container")],
+            interspersed=False)
+
+
+def cmd_exec(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) < 2:
+        raise UsageError('"exec" requires at least 2 arguments.')
+    if opts["tty"] and opts["interactive"] and not sys.stdin.isatty():
+        err("the input device is not a TTY")
+        return 1
+    if opts["detach-keys"]:
+        _check_detach_keys(opts["detach-keys"])
+    detach = bool(opts["detach"])
+    body: dict[str, Any] = {
+        "Cmd": args[1:], "Tty": bool(opts["tty"]), "Env": _env_list(opts),
+        "AttachStdin": bool(opts["interactive"]) and not detach,
+        "AttachStdout": not detach, "AttachStderr": not detach,
+        "Privileged": bool(opts["privileged"]), "User": opts["user"],
+        "WorkingDir": opts["workdir"], "DetachKeys": opts["detach-keys"]}
+    size = _term_size() if opts["tty"] else None
+    if size:
+        body["ConsoleSize"] = list(size)
+    eid = c.post(f"/containers/{q(args[0])}/exec", body=body)["Id"]
+    start = {"Detach": detach, "Tty": bool(opts["tty"]), "ConsoleSize": list(size) if size else None}
+    if detach:
+        c.send("POST", f"/exec/{eid}/start", body=start).close()
+        return 0
+    r = c.send("POST", f"/exec/{eid}/start", body=start, upgrade=True)
+    if _session(r, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
+                keys=opts["detach-keys"],
+                resize=lambda h, w: _resize(c, f"/exec/{eid}/resize", h, w)):
+        return 0
+    code = c.get(f"/exec/{eid}/json").get("ExitCode")
+    return int(code) if code is not None else 0
+
+
+START = Spec([flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),
+              flag("interactive", "i", help="Attach container's STDIN"),
+              flag("detach-keys", kind="str", default="",
+                   help="Override the key sequence for detaching a container")])
+
+
+def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if not args:
+        raise UsageError('"start" requires at least 1 argument.')
+    if opts["attach"] or opts["interactive"]:
+        if len(args) > 1:
+            raise UsageError("you cannot start and attach multiple containers at once")
+        if opts["detach-keys"]:
+            _check_detach_keys(opts["detach-keys"])
+        info = c.get(f"/containers/{q(args[0])}/json")
+        cid = info["Id"]
+        tty = bool(info["Config"]["Tty"])
+        stdin = bool(opts["interactive"] and info["Config"]["OpenStdin"])
+        started = _attach_and_start(c, cid, stdin=stdin, keys=opts["detach-keys"],
+                                    condition="next-exit", prefix="")
+        if isinstance(started, int):
+            return started
+        attach, wait = started
+        if _session(attach, tty=tty, stdin=stdin, keys=opts["detach-keys"],
+                    resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+            return 0
+        res = wait.json()
+        return int(res.get("StatusCode", 0)) if res else 0
+    rc = 0
+    for name in args:
+        try:
+            c.send("POST", f"/containers/{q(name)}/start").close()
+            out(name)
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            rc = 1
+    if rc:
+        err("Error: failed to start containers: " + ", ".join(args))
+    return rc
