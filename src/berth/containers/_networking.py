@@ -73,13 +73,26 @@ class NetworkingMixin(ServiceState):
             plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
                                                "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
+            forward = self._dns_forward([*(x["net"] for x in nets), n["Name"]])
+            user_net = self.networks.user_defined(n["Name"])
+            # a container started on the default bridge has no embedded DNS yet: its monitor
+            # starts one now, answering from the tables of all its user-defined networks
+            dns = protocol.DnsConfig(
+                hosts=tuple(self.networks.hosts_files(
+                    [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
+                upstream=tuple(self._upstream_dns(doc["HostConfig"], False)),
+                forward=forward) if user_net else None
             answer = await self._monitor_command(doc["Id"], protocol.Plug(
                 endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
-                dns_forward=self._dns_forward([*(x["net"] for x in nets), n["Name"]])))
+                dns_forward=forward, dns=dns))
             if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(doc["Id"], n["Id"])
                 raise System(f"connect {doc['Name'][1:]} to {n['Name']}: {_why(answer)}")
             eps.append(ep)
+            if user_net:
+                # as dockerd: the container's resolv.conf now names the embedded DNS (and
+                # keeps it after a disconnect; the server forwards other names upstream)
+                self._write_resolv_conf(doc, embedded=True)
         nets.append(entry)
         doc["NetworkSettings"] = self._network_settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), nets,
@@ -99,7 +112,8 @@ class NetworkingMixin(ServiceState):
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
         if doc["State"]["Running"] and ep is not None:
             answer = await self._monitor_command(doc["Id"], protocol.Unplug(
-                ifname=ep["ifname"], dns_forward=self._dns_forward(
+                ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
+                dns_forward=self._dns_forward(
                     [x["net"] for x in nets if x["net"] != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
@@ -214,8 +228,13 @@ class NetworkingMixin(ServiceState):
             f.write(hosts)
         user_net = any(self.networks and self.networks.user_defined(n["net"])
                        for n in doc["_berth"].get("nets") or [])
+        self._write_resolv_conf(doc, embedded=user_net)
+
+    def _write_resolv_conf(self, doc: dict[str, Any], *, embedded: bool) -> None:
+        """In place: the file is bind-mounted into a running container."""
+        hc = doc["HostConfig"]
         with open(doc["ResolvConfPath"], "w") as f:
-            f.write(self._resolv_conf(hc, host_net, embedded=user_net))
+            f.write(self._resolv_conf(hc, hc.get("NetworkMode") == "host", embedded=embedded))
 
     def _upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
         return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
