@@ -165,7 +165,8 @@ class Api:
             ("HEAD", "/containers/{id}/archive", c.archive_head),
             ("GET", "/containers/{id}/archive", c.archive_get),
             ("PUT", "/containers/{id}/archive", c.archive_put),
-            ("DELETE", "/containers/{id}", c.delete),
+            # `rm --link /PARENT/ALIAS`: the docker CLI sends the name's slashes as they are
+            ("DELETE", "/containers/{id:.+}", c.delete),
             ("GET", "/networks", n.list),
             ("POST", "/networks/create", n.create),
             ("POST", "/networks/prune", n.prune),

@@ -314,6 +314,7 @@ _RUN_FLAGS = [
     flag("label-file", kind="list"), flag("domainname", kind="str", default=""),
     flag("device-cgroup-rule", kind="list"), flag("storage-opt", kind="list"),
     flag("gpus", kind="str", default=""), flag("annotation", kind="list"),
+    flag("link", kind="list"),
 ]
 RUN = Spec(_RUN_FLAGS, interspersed=False)
 CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
@@ -593,11 +594,15 @@ def build_create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> tuple
     attach = opts.get("attach") or []
     detached = opts.get("detach", True)
     netcfg: dict[str, Any] = {}
-    if opts["network-alias"] or opts["ip"] or opts["mac-address"]:
+    if opts["link"]:
+        hc["Links"] = list(opts["link"])
+    if opts["network-alias"] or opts["ip"] or opts["mac-address"] or opts["link"]:
         mode = hc["NetworkMode"]
         ec: dict[str, Any] = {}
         if opts["network-alias"]:
             ec["Aliases"] = list(opts["network-alias"])
+        if opts["link"]:  # as the docker CLI: the first network's endpoint has them too
+            ec["Links"] = list(opts["link"])
         if opts["ip"]:
             ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
         if opts["mac-address"]:
@@ -1260,7 +1265,8 @@ RM = Spec([flag("force", "f"), flag("volumes", "v"), flag("link", "l")])
 def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     def rm(name: str) -> None:
         c.send("DELETE", f"/containers/{q(name)}",
-               query={"force": opts["force"] or None, "v": opts["volumes"] or None}).close()
+               query={"force": opts["force"] or None, "v": opts["volumes"] or None,
+                      "link": opts["link"] or None}).close()
     return _each(c, args, "rm", rm, "remove")
 
 
@@ -1591,13 +1597,16 @@ def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-NETWORK_CONNECT = Spec([flag("alias", kind="list"), flag("ip", kind="str", default="")])
+NETWORK_CONNECT = Spec([flag("alias", kind="list"), flag("ip", kind="str", default=""),
+                        flag("link", kind="list")])
 
 
 def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"network connect" requires exactly 2 arguments.')
     ec: dict[str, Any] = {"Aliases": list(opts["alias"])}
+    if opts["link"]:
+        ec["Links"] = list(opts["link"])
     if opts["ip"]:
         ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
     c.send("POST", f"/networks/{q(args[0])}/connect",

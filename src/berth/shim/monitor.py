@@ -105,7 +105,8 @@ def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = No
                 netsetup.setup_endpoints(h.pid, list(req.networks), cfg.network_server)
                 if req.dns:
                     dns = DnsServer(netsetup.dns_socket(h.pid), list(req.dns.hosts),
-                                    list(req.dns.upstream), forward=req.dns.forward)
+                                    list(req.dns.upstream), forward=req.dns.forward,
+                                    links=dict(req.dns.links))
             except Exception as e:
                 rt.abort(h)
                 _reap(h.pid)
@@ -309,7 +310,10 @@ def _command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
             started = None
             if dns is None and cmd.dns is not None:
                 dns = started = DnsServer(netsetup.dns_socket(h.pid), list(cmd.dns.hosts),
-                                          list(cmd.dns.upstream), forward=cmd.dns.forward)
+                                          list(cmd.dns.upstream), forward=cmd.dns.forward,
+                                          links=dict(cmd.dns.links))
+            if dns is not None:
+                dns.links.update(cmd.links)
             if dns is not None and cmd.hosts and cmd.hosts not in dns.tables:
                 dns.tables.append(cmd.hosts)
             if dns is not None and cmd.dns_forward is not None:

@@ -121,15 +121,22 @@ class DnsConfig:
     hosts: tuple[str, ...] = ()        # the name tables the daemon writes, one per network
     upstream: tuple[str, ...] = ()     # resolvers for other names
     forward: bool = False              # whether other names go upstream (no: all internal)
+    # the endpoints' links: alias -> the name in the tables it stands for, for this
+    # container only
+    links: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> dict[str, Any]:
-        return {"hosts": list(self.hosts), "upstream": list(self.upstream),
-                "forward": self.forward}
+        d = {"hosts": list(self.hosts), "upstream": list(self.upstream),
+             "forward": self.forward}
+        if self.links:
+            d["links"] = dict(self.links)
+        return d
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> DnsConfig:
         return cls(hosts=tuple(d.get("hosts") or ()), upstream=tuple(d.get("upstream") or ()),
-                   forward=bool(d.get("forward")))
+                   forward=bool(d.get("forward")),
+                   links={str(k): str(v) for k, v in (d.get("links") or {}).items()})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -325,9 +332,12 @@ class Plug:
     hosts: str = ""
     dns_forward: bool | None = None
     dns: DnsConfig | None = None
+    links: dict[str, str] = field(default_factory=dict)   # the endpoint's (`DnsConfig.links`)
 
     def encode(self) -> dict[str, Any]:
         d: dict[str, Any] = {"plug": dict(self.endpoint)}
+        if self.links:
+            d["links"] = dict(self.links)
         if self.hosts:
             d["hosts"] = self.hosts
         if self.dns_forward is not None:
@@ -407,7 +417,8 @@ def decode_command(payload: bytes) -> Command:
         dns = d.get("dns")
         return Plug(endpoint=dict(d["plug"]), hosts=str(d.get("hosts") or ""),
                     dns_forward=_opt_bool(d, "dns_forward"),
-                    dns=DnsConfig.decode(dns) if isinstance(dns, dict) else None)
+                    dns=DnsConfig.decode(dns) if isinstance(dns, dict) else None,
+                    links={str(k): str(v) for k, v in (d.get("links") or {}).items()})
     if "unplug" in d:
         return Unplug(ifname=str(d["unplug"]), dns_forward=_opt_bool(d, "dns_forward"),
                       hosts=str(d.get("hosts") or ""))
