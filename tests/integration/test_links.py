@@ -77,11 +77,18 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, cli: str) -> None:
         hosts = ok("exec", me, "cat", "/etc/hosts")
         assert f"{ip}\tmy-db {dbid[:12]} {db}\n" in hosts
         assert ok("exec", me, "ping", "-c1", "-W2", "my-db")
+        # a removed target's link goes with it
+        ok("rm", "-f", db)
+        assert not daemon.inspect(me)["HostConfig"]["Links"]
+        ok("restart", me)
+        ok("run", "-d", "--name", db, "busybox", "sleep", "60")
+        ok("rm", "-f", me)
+        ok("run", "-d", "--name", me, "--link", f"{db}:my-db", "busybox", "sleep", "60")
         # the link goes: HostConfig.Links no longer shows it, a second removal fails
         ok("rm", "--link", f"/{me}/my-db")
         assert not daemon.inspect(me)["HostConfig"]["Links"]
         r = run("rm", "--link", f"/{me}/my-db")
-        assert r.returncode != 0 and "No such container" in r.stderr
+        assert r.returncode != 0 and f"No such container: {me}/my-db" in r.stderr
         r = run("rm", "--link", db)
         assert r.returncode != 0 and "cannot remove the default link name" in r.stderr
     finally:
@@ -124,6 +131,10 @@ def test_links_on_a_user_network_are_dns_aliases(daemon: Daemon, cli: str) -> No
            "busybox", "sleep", "60")
         info = daemon.inspect(f"{db}-a")
         assert info["NetworkSettings"]["Networks"][net]["Links"] == [f"{db}:mydb"]
+        assert info["HostConfig"]["Links"] is None  # as dockerd
+        # the target may come later: no check at create
+        ok("create", "--name", f"{db}-x", "--network", net, "--link", "lk-nothere:x",
+           "busybox", "true")
         assert ip in ok("exec", f"{db}-a", "nslookup", "mydb", "127.0.0.11")
         # for that container only
         ok("run", "-d", "--name", f"{db}-b", "--network", net, "busybox", "sleep", "60")
@@ -134,5 +145,5 @@ def test_links_on_a_user_network_are_dns_aliases(daemon: Daemon, cli: str) -> No
         ok("network", "connect", "--link", f"{db}:other", net, f"{db}-c")
         assert ip in ok("exec", f"{db}-c", "nslookup", "other", "127.0.0.11")
     finally:
-        daemon.berth("rm", "-f", f"{db}-a", f"{db}-b", f"{db}-c", db)
+        daemon.berth("rm", "-f", f"{db}-a", f"{db}-b", f"{db}-c", f"{db}-x", db)
         daemon.berth("network", "rm", net)

@@ -107,8 +107,8 @@ class NetworkingMixin(ServiceState):
                  "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
                  "mac": ec.get("MacAddress") or ""}
         if ec.get("Links") and self.networks.user_defined(n["Name"]):
-            for link in ec["Links"]:
-                self._link_target(parse_link(link)[0])
+            for link in ec["Links"]:  # their format; a target may come later (dockerd)
+                parse_link(link)
             entry["links"] = list(ec["Links"])
         if doc["State"]["Running"]:
             eps = doc["_berth"].setdefault("endpoints", [])
@@ -205,12 +205,12 @@ class NetworkingMixin(ServiceState):
         if not links or mode in ("none",) or mode.startswith("container:"):
             return []
         parsed = [parse_link(link) for link in links]
-        targets = [(self._link_target(name), alias) for name, alias in parsed]
+        hc["Links"] = None  # legacy links are shown from `_berth.links` by inspect
         if nets and self.networks is not None and self.networks.user_defined(nets[0]["net"]):
             have = nets[0].get("links") or []
             nets[0]["links"] = [*have, *(link for link in links if link not in have)]
             return []
-        hc["Links"] = None  # shown from `_berth.links` by inspect
+        targets = [(self._link_target(name), alias) for name, alias in parsed]
         return [{"id": child["Id"], "alias": alias} for child, alias in targets]
 
     def links_view(self, doc: dict[str, Any]) -> list[str] | None:
@@ -272,7 +272,7 @@ class NetworkingMixin(ServiceState):
             raise System(f"Cannot get parent {parent} for link name {name}") from None
         links = pdoc["_berth"].get("links") or []
         if not any(lk["alias"] == alias for lk in links):
-            raise NotFound(f"No such container: {ref}")
+            raise NotFound(f"No such container: {name[1:]}")
         pdoc["_berth"]["links"] = [lk for lk in links if lk["alias"] != alias]
         self._save(pdoc)
 
@@ -333,8 +333,8 @@ class NetworkingMixin(ServiceState):
                      "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
                      "mac": ec.get("MacAddress") or ""}
             if ec.get("Links") and doc["Name"] != "bridge":
-                for link in ec["Links"]:
-                    self._link_target(parse_link(link)[0])
+                for link in ec["Links"]:  # their format; a target may come later (dockerd)
+                    parse_link(link)
                 entry["links"] = list(ec["Links"])
             out.append(entry)
         return out
