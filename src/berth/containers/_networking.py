@@ -57,6 +57,22 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
     if ports:
         num, _, proto = ports[0].partition("/")
         out.append(f"{a}_PORT={proto}://{ip}:{num}")
+    i = 0
+    while i < len(ports):  # runs of ports, dockerd's way (it counts other protocols in)
+        j, value = i, _port_key(ports[i])[0]
+        while j + 1 < len(ports) and _port_key(ports[j + 1])[0] <= value + 1:
+            j, value = j + 1, value + 1
+        if j > i + 1:
+            num, _, proto = ports[i].partition("/")
+            end, _, end_proto = ports[j].partition("/")
+            key = f"{a}_PORT_{num}_{proto.upper()}"
+            out += [f"{key}_START={proto}://{ip}:{num}", f"{key}_ADDR={ip}",
+                    f"{key}_PROTO={proto}", f"{key}_PORT_START={num}",
+                    f"{a}_PORT_{num}_{end_proto.upper()}_END={end_proto}://{ip}:{end}",
+                    f"{a}_PORT_{num}_{end_proto.upper()}_PORT_END={end}"]
+            i = j + 1
+        else:
+            i += 1
     for p in ports:
         num, _, proto = p.partition("/")
         key = f"{a}_PORT_{num}_{proto.upper()}"
