@@ -77,6 +77,13 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, cli: str) -> None:
         hosts = ok("exec", me, "cat", "/etc/hosts")
         assert f"{ip}\tmy-db {dbid[:12]} {db}\n" in hosts
         assert ok("exec", me, "ping", "-c1", "-W2", "my-db")
+        # the target restarted at another address: the linking container's hosts follow
+        ok("stop", "-t", "0", db)
+        ok("run", "-d", "--name", f"{db}-2", "busybox", "sleep", "60")  # takes its address
+        ok("start", db)
+        ip2 = daemon.inspect(db)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        assert ip2 != ip
+        assert f"{ip2}\tmy-db {dbid[:12]} {db}\n" in ok("exec", me, "cat", "/etc/hosts")
         # a removed target's link goes with it
         ok("rm", "-f", db)
         assert not daemon.inspect(me)["HostConfig"]["Links"]
@@ -92,7 +99,7 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, cli: str) -> None:
         r = run("rm", "--link", db)
         assert r.returncode != 0 and "cannot remove the default link name" in r.stderr
     finally:
-        daemon.berth("rm", "-f", me, db)
+        daemon.berth("rm", "-f", me, db, f"{db}-2")
 
 
 def test_link_errors(daemon: Daemon) -> None:

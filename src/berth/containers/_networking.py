@@ -388,13 +388,15 @@ class NetworkingMixin(ServiceState):
                 "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
     def _write_etc_files(self, doc: dict[str, Any],
-                         eps: list[dict[str, Any]] | None = None) -> None:
+                         eps: list[dict[str, Any]] | None = None, *,
+                         only_hosts: bool = False) -> None:
         hc = doc["HostConfig"]
         cfg = doc["Config"]
         host_net = hc.get("NetworkMode") == "host"
         hostname = cfg["Hostname"]
-        with open(doc["HostnamePath"], "w") as f:
-            f.write(hostname + "\n")
+        if not only_hosts:
+            with open(doc["HostnamePath"], "w") as f:
+                f.write(hostname + "\n")
         if host_net:
             try:
                 with open("/etc/hosts") as f:
@@ -413,6 +415,8 @@ class NetworkingMixin(ServiceState):
                 hosts += f"{ep['ip']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
             f.write(hosts)
+        if only_hosts:
+            return
         user_net = any(self.networks and self.networks.user_defined(n["net"])
                        for n in doc["_berth"].get("nets") or [])
         self._write_resolv_conf(doc, embedded=user_net)
@@ -483,6 +487,13 @@ class NetworkingMixin(ServiceState):
         doc["NetworkSettings"] = self._network_settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
         self._write_etc_files(doc, eps)
+        # running containers linked to this one see its new address (dockerd's
+        # updateParentsHosts)
+        for parent in self._docs.values():
+            if parent["State"]["Running"] and any(
+                    lk["id"] == doc["Id"] for lk in parent["_berth"].get("links") or []):
+                self._write_etc_files(parent, parent["_berth"].get("endpoints"),
+                                      only_hosts=True)
         return eps
 
     def _bindings(self, doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
