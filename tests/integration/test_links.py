@@ -111,6 +111,9 @@ def test_link_errors(daemon: Daemon) -> None:
     assert "Unable to find image" not in r.stderr
     r = daemon.berth("create", "--network", "host", "--link", "x:y", "busybox", "true")
     assert r.returncode != 0 and "host type networking can't be used with links" in r.stderr
+    r = daemon.berth("create", "--network", "container:x", "--link", "x:y", "busybox", "true")
+    assert r.returncode != 0
+    assert "container type network can't be used with links" in r.stderr
     try:
         daemon.ok("create", "--name", "lk-stopped", "busybox", "sleep", "60")
         daemon.ok("create", "--name", "lk-parent", "--link", "lk-stopped:s", "busybox",

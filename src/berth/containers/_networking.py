@@ -218,7 +218,10 @@ class NetworkingMixin(ServiceState):
         if links and mode == "host":
             raise InvalidArgument("conflicting options: host type networking can't be used "
                                   "with links. This would result in undefined behavior")
-        if not links or mode in ("none",) or mode.startswith("container:"):
+        if links and mode.startswith("container:"):
+            raise InvalidArgument("conflicting options: container type network can't be used "
+                                  "with links. This would result in undefined behavior")
+        if not links or mode == "none":
             return []
         parsed = [parse_link(link) for link in links]
         hc["Links"] = None  # legacy links are shown from `_berth.links` by inspect
