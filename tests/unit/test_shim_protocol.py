@@ -76,7 +76,10 @@ def test_shim_messages_round_trip(msg: protocol.ShimMessage) -> None:
 
 @pytest.mark.parametrize("cmd", [
     Plug(endpoint={"ifname": "eth1"}, hosts="/h", dns_forward=False), Plug(endpoint={}),
-    Unplug(ifname="eth1", dns_forward=True), Unplug(ifname="eth2"), Signal(signo=15),
+    Plug(endpoint={}, hosts="/h", dns=protocol.DnsConfig(hosts=("/h",), upstream=("10.0.0.1",),
+                                                         forward=True)),
+    Unplug(ifname="eth1", dns_forward=True), Unplug(ifname="eth2"),
+    Unplug(ifname="eth1", hosts="/h"), Signal(signo=15),
 ])
 def test_commands_round_trip(cmd: protocol.Command) -> None:
     assert protocol.decode_command(_control(cmd)) == cmd

@@ -166,6 +166,11 @@ class Api:
             ("GET", "/containers/{id}/archive", c.archive_get),
             ("PUT", "/containers/{id}/archive", c.archive_put),
             ("DELETE", "/containers/{id}", c.delete),
+            # `rm --link /PARENT/ALIAS`: the docker CLI sends the name's slashes as they are
+            # (two segments only: a path that only this route matched would be a 405 for the
+            # other methods, and the CLI takes only a 404 of a container's inspect to try an
+            # image of that name)
+            ("DELETE", "/containers/{id:/?[^/]+/[^/]+}", c.delete),
             ("GET", "/networks", n.list),
             ("POST", "/networks/create", n.create),
             ("POST", "/networks/prune", n.prune),

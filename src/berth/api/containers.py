@@ -76,7 +76,7 @@ class ContainerHandlers:
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         await self.containers.remove(request.match_info["id"], force=qbool(request, "force"),
-                                     volumes=qbool(request, "v"))
+                                     volumes=qbool(request, "v"), link=qbool(request, "link"))
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.StreamResponse:

@@ -189,7 +189,8 @@ RM = Spec([flag("force", "f", help="Force the removal of a running container (us
 def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     def rm(name: str) -> None:
         c.send("DELETE", f"/containers/{q(name)}",
-               query={"force": opts["force"] or None, "v": opts["volumes"] or None}).close()
+               query={"force": opts["force"] or None, "v": opts["volumes"] or None,
+                      "link": opts["link"] or None}).close()
     return _each(c, args, "rm", rm, "remove")
 
 

@@ -152,6 +152,7 @@ _RUN_FLAGS = [
          help="GPU devices to add to the container ('all' to pass all GPUs)"),
     flag("annotation", kind="list",
          help="Add an annotation to the container (passed through to the OCI runtime)"),
+    flag("link", kind="list", help="Add link to another container"),
 ]
 RUN = Spec(_RUN_FLAGS, interspersed=False)
 CREATE = Spec([f for f in _RUN_FLAGS if f.long not in ("detach", "sig-proxy")], interspersed=False)
@@ -172,6 +173,8 @@ def build_create_body(opts: dict[str, Any], image: str,
     exposed = _ports(opts, hc)
     attach = opts.get("attach") or []
     detached = opts.get("detach", True)
+    if opts["link"]:
+        hc["Links"] = list(opts["link"])
     netcfg = _endpoint_config(opts, hc["NetworkMode"])
     body: dict[str, Any] = {
         "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
@@ -382,12 +385,15 @@ def _ports(opts: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _endpoint_config(opts: dict[str, Any], mode: str) -> dict[str, Any]:
-    """`--network-alias`, `--ip`, `--mac-address`: the NetworkingConfig of the first network."""
+    """`--network-alias`, `--ip`, `--mac-address`, `--link`: the NetworkingConfig of the
+    first network (links there too, as the docker CLI sends them)."""
     netcfg: dict[str, Any] = {}
-    if opts["network-alias"] or opts["ip"] or opts["mac-address"]:
+    if opts["network-alias"] or opts["ip"] or opts["mac-address"] or opts["link"]:
         ec: dict[str, Any] = {}
         if opts["network-alias"]:
             ec["Aliases"] = list(opts["network-alias"])
+        if opts["link"]:
+            ec["Links"] = list(opts["link"])
         if opts["ip"]:
             ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
         if opts["mac-address"]:

@@ -99,13 +99,16 @@ def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
 NETWORK_CONNECT = Spec([flag("alias", kind="list",
                              help="Add network-scoped alias for the container"),
                         flag("ip", kind="str", default="",
-                             help="IPv4 address (e.g., \"172.30.100.104\")")])
+                             help="IPv4 address (e.g., \"172.30.100.104\")"),
+                        flag("link", kind="list", help="Add link to another container")])
 
 
 def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"network connect" requires exactly 2 arguments.')
     ec: dict[str, Any] = {"Aliases": list(opts["alias"])}
+    if opts["link"]:
+        ec["Links"] = list(opts["link"])
     if opts["ip"]:
         ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
     c.send("POST", f"/networks/{q(args[0])}/connect",

@@ -352,6 +352,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             host_device(dev)  # a missing device fails the create, not only the start
         mount_specs = self._mount_specs(cfg, hc, icfg.get("Volumes"))
         nets = self._requested_networks(hc, body.get("NetworkingConfig") or {})
+        links = self._register_links(hc, nets)
         if body.get("MacAddress") and nets:  # the older, container-wide field
             nets[0]["mac"] = nets[0]["mac"] or body["MacAddress"]
         cdir = self._dir(cid)
@@ -388,7 +389,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             "Config": full_cfg,
             "NetworkSettings": self._network_settings(hc.get("NetworkMode", "bridge"), nets),
             "_berth": {"layers": [la.chain_id for la in layers], "created": int(now),
-                       "nets": nets,
+                       "nets": nets, **({"links": links} if links else {}),
                        "created_ns": int(now * 1e9), "monitor": 0},
         }
         os.makedirs(cdir, exist_ok=True)
@@ -479,7 +480,10 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                 self.cfg.init_path and os.path.exists(self.cfg.init_path)):
             raise System('exec: "docker-init": executable file not found in $PATH '
                          "(berthd --init-path names a static tini)")
+        # legacy links: their targets run, and their environment is the process's
+        doc["_berth"]["link_env"] = self._link_env(doc)
         spec = build_spec(cid=cid, config=doc["Config"], host_config=doc["HostConfig"],
+                          link_env=doc["_berth"]["link_env"],
                           hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
                           resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
                           netns_path=netns, init_path=self.cfg.init_path,
@@ -510,7 +514,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         dns = protocol.DnsConfig(
             hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
             upstream=tuple(self._upstream_dns(doc["HostConfig"], False)),
-            forward=self._dns_forward([ep["netname"] for ep in eps])) if any(
+            forward=self._dns_forward([ep["netname"] for ep in eps]),
+            links=self._dns_links(doc["_berth"].get("nets") or [])) if any(
             self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
         size = doc["HostConfig"].get("ConsoleSize")
         req = StartRequest(
@@ -883,7 +888,11 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         return str(self.resolve(ref)["Id"])
 
     # --- remove -----------------------------------------------------------------------------
-    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
+                     link: bool = False) -> None:
+        if link:  # `rm --link`: the legacy link /PARENT/ALIAS, not a container
+            self.remove_link(ref)
+            return
         doc = self.resolve(ref)
         cid = doc["Id"]
         live = self._live[cid]
@@ -964,6 +973,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
         doc = self.resolve(ref)
         out = {k: v for k, v in doc.items() if k != "_berth"}
+        out["HostConfig"] = {**doc["HostConfig"], "Links": self.links_view(doc)}
         if size:
             rw = _du(self.driver.upper(doc["Id"]))
             out["SizeRw"] = rw

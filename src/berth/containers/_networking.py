@@ -27,6 +27,66 @@ def _why(answer: protocol.Answer) -> str | None:
     return answer.why if isinstance(answer, protocol.CommandFailed) else None
 
 
+def parse_link(link: str) -> tuple[str, str]:
+    """`NAME[:ALIAS]` of `--link` as dockerd reads it (also the `/NAME:/PARENT/ALIAS` form
+    that inspect shows): the target's name and the alias."""
+    if not link:
+        raise InvalidArgument("empty string specified for links")
+    parts = link.split(":")
+    if len(parts) > 2:
+        raise InvalidArgument(f"bad format for links: {link}")
+    if len(parts) == 1:
+        return link.lstrip("/"), link.lstrip("/")
+    if parts[0].startswith("/"):
+        return parts[0][1:], parts[1].rsplit("/", 1)[-1]
+    return parts[0], parts[1]
+
+
+def _port_key(port: str) -> tuple[int, int]:
+    num, _, proto = port.partition("/")
+    return int(num), 0 if (proto or "tcp") == "tcp" else 1
+
+
+def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
+             env: list[str] | None) -> list[str]:
+    """The environment a legacy link gives (dockerd's): ALIAS_PORT for the lowest exposed port
+    (TCP first), ALIAS_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO] for each, ALIAS_NAME, and the
+    target's Config.Env as ALIAS_ENV_<VAR> (but HOME and PATH)."""
+    a = alias.upper().replace("-", "_")
+    ports = sorted((p if "/" in p else p + "/tcp" for p in exposed), key=_port_key)
+    out: list[str] = []
+    if ports:
+        num, _, proto = ports[0].partition("/")
+        out.append(f"{a}_PORT={proto}://{ip}:{num}")
+    i = 0
+    while i < len(ports):  # runs of ports, dockerd's way (it counts other protocols in)
+        j, value = i, _port_key(ports[i])[0]
+        while j + 1 < len(ports) and _port_key(ports[j + 1])[0] <= value + 1:
+            j, value = j + 1, value + 1
+        if j > i + 1:
+            num, _, proto = ports[i].partition("/")
+            end, _, end_proto = ports[j].partition("/")
+            key = f"{a}_PORT_{num}_{proto.upper()}"
+            out += [f"{key}_START={proto}://{ip}:{num}", f"{key}_ADDR={ip}",
+                    f"{key}_PROTO={proto}", f"{key}_PORT_START={num}",
+                    f"{a}_PORT_{num}_{end_proto.upper()}_END={end_proto}://{ip}:{end}",
+                    f"{a}_PORT_{num}_{end_proto.upper()}_PORT_END={end}"]
+            i = j + 1
+        else:
+            i += 1
+    for p in ports:
+        num, _, proto = p.partition("/")
+        key = f"{a}_PORT_{num}_{proto.upper()}"
+        out += [f"{key}={proto}://{ip}:{num}", f"{key}_ADDR={ip}", f"{key}_PORT={num}",
+                f"{key}_PROTO={proto}"]
+    out.append(f"{a}_NAME={full_name}")
+    for e in env or []:
+        name, eq, val = e.partition("=")
+        if eq and name not in ("HOME", "PATH"):
+            out.append(f"{a}_ENV_{name}={val}")
+    return out
+
+
 class NetworkingMixin(ServiceState):
     def network_users(self, net: str) -> list[str]:
         return [d["Id"] for d in self._docs.values()
@@ -63,6 +123,10 @@ class NetworkingMixin(ServiceState):
         entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
                  "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
                  "mac": ec.get("MacAddress") or ""}
+        if ec.get("Links") and self.networks.user_defined(n["Name"]):
+            for link in ec["Links"]:  # their format; a target may come later (dockerd)
+                parse_link(link)
+            entry["links"] = list(ec["Links"])
         if doc["State"]["Running"]:
             eps = doc["_berth"].setdefault("endpoints", [])
             used = {e["ifname"] for e in eps}
@@ -74,13 +138,26 @@ class NetworkingMixin(ServiceState):
             plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
                                                "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
+            forward = self._dns_forward([*(x["net"] for x in nets), n["Name"]])
+            user_net = self.networks.user_defined(n["Name"])
+            # a container started on the default bridge has no embedded DNS yet: its monitor
+            # starts one now, answering from the tables of all its user-defined networks
+            dns = protocol.DnsConfig(
+                hosts=tuple(self.networks.hosts_files(
+                    [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
+                upstream=tuple(self._upstream_dns(doc["HostConfig"], False)),
+                forward=forward, links=self._dns_links([*nets, entry])) if user_net else None
             answer = await self._monitor_command(doc["Id"], protocol.Plug(
                 endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
-                dns_forward=self._dns_forward([*(x["net"] for x in nets), n["Name"]])))
+                dns_forward=forward, dns=dns, links=self._dns_links([entry])))
             if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(doc["Id"], n["Id"])
                 raise System(f"connect {doc['Name'][1:]} to {n['Name']}: {_why(answer)}")
             eps.append(ep)
+            if user_net:
+                # as dockerd: the container's resolv.conf now names the embedded DNS (and
+                # keeps it after a disconnect; the server forwards other names upstream)
+                self._write_resolv_conf(doc, embedded=True)
         nets.append(entry)
         doc["NetworkSettings"] = self._network_settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), nets,
@@ -100,7 +177,8 @@ class NetworkingMixin(ServiceState):
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
         if doc["State"]["Running"] and ep is not None:
             answer = await self._monitor_command(doc["Id"], protocol.Unplug(
-                ifname=ep["ifname"], dns_forward=self._dns_forward(
+                ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
+                dns_forward=self._dns_forward(
                     [x["net"] for x in nets if x["net"] != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
@@ -112,6 +190,124 @@ class NetworkingMixin(ServiceState):
             doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
         self._save(doc)
         self._event(doc, "disconnect", network=n["Name"])
+
+    # --- legacy links ---------------------------------------------------------------------
+    def _link_target(self, name: str) -> dict[str, Any]:
+        try:
+            child = self.resolve(name)
+        except NotFound:
+            # a 400, not a 404: the docker CLI takes any 404 of create for a missing image
+            raise InvalidArgument(f"could not get container for {name}: No such container: "
+                                  f"{name}") from None
+        seen = set()
+        while (child["HostConfig"].get("NetworkMode") or "").startswith("container:") \
+                and child["Id"] not in seen:
+            seen.add(child["Id"])
+            child = self._link_target(child["HostConfig"]["NetworkMode"].split(":", 1)[1])
+        if child["HostConfig"].get("NetworkMode") == "host":
+            raise InvalidArgument("conflicting options: host type networking can't be used "
+                                  "with links. This would result in undefined behavior")
+        return child
+
+    def _register_links(self, hc: dict[str, Any], nets: list[dict[str, Any]]
+                        ) -> list[dict[str, str]]:
+        """`--link` at create. On the default bridge: the legacy links, kept as the targets'
+        IDs (inspect shows them under their current names); on a user-defined network they
+        are the endpoint's links (aliases of its embedded DNS), as dockerd."""
+        links = list(hc.get("Links") or [])
+        mode = hc.get("NetworkMode") or "bridge"
+        if links and mode == "host":
+            raise InvalidArgument("conflicting options: host type networking can't be used "
+                                  "with links. This would result in undefined behavior")
+        if links and mode.startswith("container:"):
+            raise InvalidArgument("conflicting options: container type network can't be used "
+                                  "with links. This would result in undefined behavior")
+        if not links or mode == "none":
+            return []
+        parsed = [parse_link(link) for link in links]
+        hc["Links"] = None  # legacy links are shown from `_berth.links` by inspect
+        if nets and self.networks is not None and self.networks.user_defined(nets[0]["net"]):
+            have = nets[0].get("links") or []
+            nets[0]["links"] = [*have, *(link for link in links if link not in have)]
+            return []
+        targets = [(self._link_target(name), alias) for name, alias in parsed]
+        return [{"id": child["Id"], "alias": alias} for child, alias in targets]
+
+    def links_view(self, doc: dict[str, Any]) -> list[str] | None:
+        """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
+        out = [f"{self._docs[lk['id']]['Name']}:{doc['Name']}/{lk['alias']}"
+               for lk in doc["_berth"].get("links") or [] if lk["id"] in self._docs]
+        return out or doc["HostConfig"].get("Links")
+
+    def _linked(self, doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        """The targets of the legacy links (those not removed since) with their aliases; each
+        must run, as dockerd."""
+        out = []
+        for lk in doc["_berth"].get("links") or []:
+            child = self._docs.get(lk["id"])
+            if child is None:
+                continue
+            if not child["State"]["Running"]:
+                raise System(f"Cannot link to a non running container: {child['Name']} AS "
+                             f"{doc['Name']}/{lk['alias']}")
+            out.append((child, lk["alias"]))
+        return out
+
+    @staticmethod
+    def _bridge_ip(child: dict[str, Any]) -> str:
+        return str(((child.get("NetworkSettings") or {}).get("Networks") or {})
+                   .get("bridge", {}).get("IPAddress") or "")
+
+    def _link_env(self, doc: dict[str, Any]) -> list[str]:
+        env: list[str] = []
+        for child, alias in self._linked(doc):
+            env += link_env(alias, f"{doc['Name']}/{alias}", self._bridge_ip(child),
+                            list(child["Config"].get("ExposedPorts") or {}),
+                            child["Config"].get("Env"))
+        return env
+
+    def _link_hosts(self, doc: dict[str, Any]) -> str:
+        """/etc/hosts lines of the legacy links: the alias, the target's hostname and name."""
+        out = ""
+        for lk in doc["_berth"].get("links") or []:
+            child = self._docs.get(lk["id"])
+            ip = self._bridge_ip(child) if child is not None else ""
+            if child is None or not ip:
+                continue
+            names = [lk["alias"], child["Config"].get("Hostname") or child["Id"][:12]]
+            if lk["alias"] != child["Name"][1:]:
+                names.append(child["Name"][1:])
+            out += f"{ip}\t{' '.join(names)}\n"
+        return out
+
+    def remove_link(self, ref: str) -> None:
+        """`rm --link /PARENT/ALIAS`: the legacy link goes (dockerd's errors)."""
+        name = ref if ref.startswith("/") else "/" + ref
+        parent, _, alias = name.rpartition("/")
+        if not parent:
+            raise System("Conflict, cannot remove the default link name of the container")
+        try:
+            pdoc = self.resolve(parent)
+        except NotFound:
+            raise System(f"Cannot get parent {parent} for link name {name}") from None
+        links = pdoc["_berth"].get("links") or []
+        if not any(lk["alias"] == alias for lk in links):
+            raise NotFound(f"No such container: {name[1:]}")
+        pdoc["_berth"]["links"] = [lk for lk in links if lk["alias"] != alias]
+        self._save(pdoc)
+
+    def _dns_links(self, nets: list[dict[str, Any]]) -> dict[str, str]:
+        """alias → the target's short ID (a name in the network's table), for the embedded
+        DNS of a container whose endpoints have links (user-defined networks)."""
+        out = {}
+        for n in nets:
+            for link in n.get("links") or []:
+                name, alias = parse_link(link)
+                try:
+                    out[alias.lower()] = self.resolve(name)["Id"][:12]
+                except NotFound:
+                    continue
+        return out
 
     def _dns_forward(self, nets: list[str]) -> bool:
         """Whether the embedded DNS of a container on these networks forwards the names it
@@ -153,16 +349,22 @@ class NetworkingMixin(ServiceState):
             if doc["Name"] == "bridge" and ec.get("Aliases"):
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
-            out.append({"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
-                        "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
-                        "mac": ec.get("MacAddress") or ""})
+            entry = {"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
+                     "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+                     "mac": ec.get("MacAddress") or ""}
+            if ec.get("Links") and doc["Name"] != "bridge":
+                for link in ec["Links"]:  # their format; a target may come later (dockerd)
+                    parse_link(link)
+                entry["links"] = list(ec["Links"])
+            out.append(entry)
         return out
 
     @staticmethod
     def _endpoint_view(ep: dict[str, Any] | None, nid: str = "",
-                       aliases: list[str] | None = None) -> dict[str, Any]:
+                       aliases: list[str] | None = None,
+                       links: list[str] | None = None) -> dict[str, Any]:
         ep = ep or {}
-        return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
+        return {"IPAMConfig": None, "Links": links or None, "Aliases": aliases or None,
                 "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
                 "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
                 "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
@@ -177,7 +379,8 @@ class NetworkingMixin(ServiceState):
             networks[mode] = self._endpoint_view(None)
         for n in nets:
             nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
-            networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"])
+            networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"],
+                                                     n.get("links"))
         first = by_net.get(nets[0]["net"]) if nets else None
         return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
                 "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
@@ -189,13 +392,15 @@ class NetworkingMixin(ServiceState):
                 "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
     def _write_etc_files(self, doc: dict[str, Any],
-                         eps: list[dict[str, Any]] | None = None) -> None:
+                         eps: list[dict[str, Any]] | None = None, *,
+                         only_hosts: bool = False) -> None:
         hc = doc["HostConfig"]
         cfg = doc["Config"]
         host_net = hc.get("NetworkMode") == "host"
         hostname = cfg["Hostname"]
-        with open(doc["HostnamePath"], "w") as f:
-            f.write(hostname + "\n")
+        if not only_hosts:
+            with open(doc["HostnamePath"], "w") as f:
+                f.write(hostname + "\n")
         if host_net:
             try:
                 with open("/etc/hosts") as f:
@@ -215,14 +420,22 @@ class NetworkingMixin(ServiceState):
                 ip = self._host_gateway()
             hosts += f"{ip}\t{h}\n"
         if not host_net:
+            hosts += self._link_hosts(doc)
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
             f.write(hosts)
+        if only_hosts:
+            return
         user_net = any(self.networks and self.networks.user_defined(n["net"])
                        for n in doc["_berth"].get("nets") or [])
+        self._write_resolv_conf(doc, embedded=user_net)
+
+    def _write_resolv_conf(self, doc: dict[str, Any], *, embedded: bool) -> None:
+        """In place: the file is bind-mounted into a running container."""
+        hc = doc["HostConfig"]
         with open(doc["ResolvConfPath"], "w") as f:
-            f.write(self._resolv_conf(hc, host_net, embedded=user_net))
+            f.write(self._resolv_conf(hc, hc.get("NetworkMode") == "host", embedded=embedded))
 
     def _host_gateway(self) -> str:
         """`host-gateway` in --add-host, as dockerd resolves it: the default bridge's
@@ -296,6 +509,13 @@ class NetworkingMixin(ServiceState):
         doc["NetworkSettings"] = self._network_settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
         self._write_etc_files(doc, eps)
+        # running containers linked to this one see its new address (dockerd's
+        # updateParentsHosts)
+        for parent in self._docs.values():
+            if parent["State"]["Running"] and any(
+                    lk["id"] == doc["Id"] for lk in parent["_berth"].get("links") or []):
+                self._write_etc_files(parent, parent["_berth"].get("endpoints"),
+                                      only_hosts=True)
         return eps
 
     def _bindings(self, doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:

@@ -127,7 +127,8 @@ class ExecService:
         caps = sorted(capset)
         tty = bool(b.get("Tty"))
         proc = {"args": b["Cmd"],
-                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env")),
+                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env"),
+                                   links=doc["_berth"].get("link_env")),
                 "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
                 "user": b.get("User") or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},

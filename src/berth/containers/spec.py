@@ -64,11 +64,12 @@ def replace_or_append(defaults: list[str], overrides: list[str] | None) -> list[
 
 
 def process_env(config_env: list[str] | None, hostname: str, tty: bool,
-                extra: list[str] | None = None) -> list[str]:
+                extra: list[str] | None = None, links: list[str] | None = None) -> list[str]:
     """The environment a container's process (or an exec's, with `extra`) gets, as dockerd
-    makes it: PATH, HOSTNAME and, with a tty, TERM, overridden by Config.Env, then `extra`."""
+    makes it: PATH, HOSTNAME and, with a tty, TERM, then the legacy links' variables,
+    overridden by Config.Env, then `extra`."""
     base = [DEFAULT_PATH, f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else [])]
-    return replace_or_append(replace_or_append(base, config_env), extra)
+    return replace_or_append(replace_or_append(base + list(links or []), config_env), extra)
 
 
 def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
@@ -340,16 +341,17 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                cgroup_parent: str, netns_path: str | None = None,
                init_path: str = "", mounts: list[dict[str, Any]] | None = None,
                idmap: tuple[int, int, int] | None = None, pidns_path: str | None = None,
-               ipcns_path: str | None = None, shm_path: str | None = None) -> dict[str, Any]:
+               ipcns_path: str | None = None, shm_path: str | None = None,
+               link_env: list[str] | None = None) -> dict[str, Any]:
     """`netns_path`, `pidns_path`, `ipcns_path`: the namespaces a `container:` mode joins;
     `shm_path`: the host directory bound on /dev/shm (a shareable IPC's own or the one it
-    joins)."""
+    joins); `link_env`: the variables of its legacy links."""
     args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     if host_config.get("Init") and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
         args = ["/sbin/docker-init", "--", *args]
     hostname = config.get("Hostname") or cid[:12]
-    env = process_env(config.get("Env"), hostname, bool(config.get("Tty")))
+    env = process_env(config.get("Env"), hostname, bool(config.get("Tty")), links=link_env)
     spec = default_spec(args, env=env, cwd=config.get("WorkingDir") or "/",
                         hostname=hostname,
                         terminal=bool(config.get("Tty")))

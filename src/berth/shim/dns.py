@@ -36,8 +36,10 @@ class DnsServer:
     TIMEOUT = 10.0
 
     def __init__(self, fd: int, tables: list[str], upstream: list[str], *,
-                 forward: bool, port: int = 53) -> None:
+                 forward: bool, port: int = 53, links: dict[str, str] | None = None) -> None:
         self.sock = socket.socket(fileno=fd)
+        # the container's links on user-defined networks: alias -> a name in the tables
+        self.links = dict(links or {})
         self.sock.setblocking(False)
         self.tables = tables
         self.forward = forward
@@ -62,6 +64,10 @@ class DnsServer:
 
     def _lookup(self, name: str) -> list[str]:
         name = name.rstrip(".").lower()
+        return self._table_lookup(name) or (
+            self._table_lookup(self.links[name]) if name in self.links else [])
+
+    def _table_lookup(self, name: str) -> list[str]:
         out: list[str] = []
         for path in self.tables:
             try:

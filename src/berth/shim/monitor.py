@@ -105,7 +105,8 @@ def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = No
                 netsetup.setup_endpoints(h.pid, list(req.networks), cfg.network_server)
                 if req.dns:
                     dns = DnsServer(netsetup.dns_socket(h.pid), list(req.dns.hosts),
-                                    list(req.dns.upstream), forward=req.dns.forward)
+                                    list(req.dns.upstream), forward=req.dns.forward,
+                                    links=dict(req.dns.links))
             except Exception as e:
                 rt.abort(h)
                 _reap(h.pid)
@@ -270,7 +271,12 @@ def _loop(rt: runtimes.Runtime, h: runtimes.Handle, stdio: Stdio, logw: LogWrite
                             size = protocol.Resize.decode(payload)
                             stdio.resize(size.h, size.w)
                     elif typ == T_CONTROL:
-                        answer = _command(rt, h, payload, dns)
+                        answer, started = _command(rt, h, payload, dns)
+                        if started is not None:  # the first user-defined network joined
+                            dns = started
+                            sel.register(dns.sock, selectors.EVENT_READ, ("dns", None))
+                            for i, up in enumerate(dns.upstream):
+                                sel.register(up, selectors.EVENT_READ, ("dns-up", i))
                         if answer is not None:
                             ch.control(answer)
     logw.flush()
@@ -293,28 +299,37 @@ def _loop(rt: runtimes.Runtime, h: runtimes.Handle, stdio: Stdio, logw: LogWrite
 
 
 def _command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
-             dns: DnsServer | None) -> protocol.Answer | None:
+             dns: DnsServer | None) -> tuple[protocol.Answer | None, DnsServer | None]:
     """A command from the daemon. Network connect/disconnect of a running container: (un)plug
-    one interface; the new network's names join what the embedded DNS answers. A signal has
-    no answer."""
+    one interface; the new network's names join what the embedded DNS answers, which starts
+    now if it did not run (the server started, if so). A signal has no answer."""
     try:
         cmd = protocol.decode_command(payload)
         if isinstance(cmd, protocol.Plug):
             ifname = netsetup.plug(h.pid, cmd.endpoint)
+            started = None
+            if dns is None and cmd.dns is not None:
+                dns = started = DnsServer(netsetup.dns_socket(h.pid), list(cmd.dns.hosts),
+                                          list(cmd.dns.upstream), forward=cmd.dns.forward,
+                                          links=dict(cmd.dns.links))
+            if dns is not None:
+                dns.links.update(cmd.links)
             if dns is not None and cmd.hosts and cmd.hosts not in dns.tables:
                 dns.tables.append(cmd.hosts)
             if dns is not None and cmd.dns_forward is not None:
                 dns.forward = cmd.dns_forward
-            return protocol.Plugged(ifname=ifname)
+            return protocol.Plugged(ifname=ifname), started
         if isinstance(cmd, protocol.Unplug):
             if dns is not None and cmd.dns_forward is not None:
                 dns.forward = cmd.dns_forward  # before: never more than it may
+            if dns is not None and cmd.hosts in dns.tables:
+                dns.tables.remove(cmd.hosts)
             netsetup.unplug(h.pid, cmd.ifname)
-            return protocol.Unplugged(ifname=cmd.ifname)
+            return protocol.Unplugged(ifname=cmd.ifname), None
         rt.kill(h, cmd.signo)
-        return None
+        return None, None
     except Exception as e:  # noqa: BLE001 - the answer carries the error to the daemon
-        return protocol.CommandFailed(why=str(e))
+        return protocol.CommandFailed(why=str(e)), None
 
 
 def serve_connection(conn: socket.socket, cfg: ShimConfig | None = None) -> None:

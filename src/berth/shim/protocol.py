@@ -121,15 +121,22 @@ class DnsConfig:
     hosts: tuple[str, ...] = ()        # the name tables the daemon writes, one per network
     upstream: tuple[str, ...] = ()     # resolvers for other names
     forward: bool = False              # whether other names go upstream (no: all internal)
+    # the endpoints' links: alias -> the name in the tables it stands for, for this
+    # container only
+    links: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> dict[str, Any]:
-        return {"hosts": list(self.hosts), "upstream": list(self.upstream),
-                "forward": self.forward}
+        d = {"hosts": list(self.hosts), "upstream": list(self.upstream),
+             "forward": self.forward}
+        if self.links:
+            d["links"] = dict(self.links)
+        return d
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> DnsConfig:
         return cls(hosts=tuple(d.get("hosts") or ()), upstream=tuple(d.get("upstream") or ()),
-                   forward=bool(d.get("forward")))
+                   forward=bool(d.get("forward")),
+                   links={str(k): str(v) for k, v in (d.get("links") or {}).items()})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,27 +325,40 @@ class Resize:
 class Plug:
     """Plug one interface into the running container (`network connect`); its network's
     name table joins what the embedded DNS answers; `dns_forward`: whether the DNS forwards
-    other names from now on (not if all the container's networks are internal)."""
+    other names from now on (not if all the container's networks are internal); `dns`: the
+    embedded DNS server to start if the monitor runs none yet (a container started on the
+    default bridge and connected to a user-defined network later, as dockerd does)."""
     endpoint: dict[str, str] = field(default_factory=dict)
     hosts: str = ""
     dns_forward: bool | None = None
+    dns: DnsConfig | None = None
+    links: dict[str, str] = field(default_factory=dict)   # the endpoint's (`DnsConfig.links`)
 
     def encode(self) -> dict[str, Any]:
         d: dict[str, Any] = {"plug": dict(self.endpoint)}
+        if self.links:
+            d["links"] = dict(self.links)
         if self.hosts:
             d["hosts"] = self.hosts
         if self.dns_forward is not None:
             d["dns_forward"] = self.dns_forward
+        if self.dns is not None:
+            d["dns"] = self.dns.encode()
         return d
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unplug:
+    """Unplug one interface (`network disconnect`); `hosts`: its network's name table, which
+    the embedded DNS no longer answers from."""
     ifname: str
     dns_forward: bool | None = None
+    hosts: str = ""
 
     def encode(self) -> dict[str, Any]:
         d: dict[str, Any] = {"unplug": self.ifname}
+        if self.hosts:
+            d["hosts"] = self.hosts
         if self.dns_forward is not None:
             d["dns_forward"] = self.dns_forward
         return d
@@ -394,10 +414,14 @@ def decode_command(payload: bytes) -> Command:
     if not isinstance(d, dict):
         raise ProtocolError("protocol error: a command is not an object")
     if "plug" in d:
+        dns = d.get("dns")
         return Plug(endpoint=dict(d["plug"]), hosts=str(d.get("hosts") or ""),
-                    dns_forward=_opt_bool(d, "dns_forward"))
+                    dns_forward=_opt_bool(d, "dns_forward"),
+                    dns=DnsConfig.decode(dns) if isinstance(dns, dict) else None,
+                    links={str(k): str(v) for k, v in (d.get("links") or {}).items()})
     if "unplug" in d:
-        return Unplug(ifname=str(d["unplug"]), dns_forward=_opt_bool(d, "dns_forward"))
+        return Unplug(ifname=str(d["unplug"]), dns_forward=_opt_bool(d, "dns_forward"),
+                      hosts=str(d.get("hosts") or ""))
     if "signal" in d:
         return Signal(signo=int(d["signal"]))
     raise ProtocolError(f"unknown command {sorted(d)}")
