@@ -15,6 +15,8 @@ from berth.containers import ContainerService
 from berth.containers.archive import ArchiveService, PathStat
 from berth.errors import InvalidArgument
 
+from .wire import SyncReader, SyncWriter, qbool
+
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 
 
@@ -25,63 +27,12 @@ def _path(request: web.Request) -> str:
     return path
 
 
-def _qbool(request: web.Request, name: str) -> bool:
-    v = request.query.get(name)
-    return v is not None and v.strip().lower() not in ("", "0", "false", "no")
-
-
 def stat_header(ps: PathStat) -> str:
     """Docker's container.PathStat as JSON, base64 (mtime as Go marshals a time.Time)."""
     mtime = datetime.datetime.fromtimestamp(ps.mtime, datetime.UTC)
     doc = {"name": ps.name, "size": ps.size, "mode": ps.mode,
            "mtime": mtime.isoformat().replace("+00:00", "Z"), "linkTarget": ps.link_target}
     return base64.b64encode(json.dumps(doc).encode()).decode()
-
-
-class _BodyReader:
-    """The request body as a blocking file, for the worker thread."""
-
-    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
-        self.content = request.content
-        self.loop = loop
-        self.buf = b""
-        self.eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        while not self.eof and (n < 0 or len(self.buf) < n):
-            chunk = asyncio.run_coroutine_threadsafe(self.content.readany(), self.loop).result()
-            if not chunk:
-                self.eof = True
-                break
-            self.buf += chunk
-        if n < 0:
-            out, self.buf = self.buf, b""
-        else:
-            out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-
-class _RespWriter:
-    """A blocking file that streams into the response, for the worker thread."""
-
-    def __init__(self, resp: web.StreamResponse, loop: asyncio.AbstractEventLoop) -> None:
-        self.resp = resp
-        self.loop = loop
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        if len(self.buf) >= 1 << 20:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if self.buf:
-            data, self.buf = bytes(self.buf), bytearray()
-            asyncio.run_coroutine_threadsafe(self.resp.write(data), self.loop).result()
-
-    def tell(self) -> int:
-        return 0
 
 
 async def archive_head(request: web.Request, service: ContainerService) -> web.StreamResponse:
@@ -96,7 +47,7 @@ async def archive_get(request: web.Request, service: ContainerService) -> web.St
     ref, path = request.match_info["id"], _path(request)
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/x-tar"
-    w = _RespWriter(resp, loop)
+    w = SyncWriter(resp, loop)
     started = False
 
     def on_stat(ps: PathStat) -> None:
@@ -123,10 +74,10 @@ async def archive_get(request: web.Request, service: ContainerService) -> web.St
 
 
 async def archive_put(request: web.Request, service: ContainerService) -> web.StreamResponse:
-    reader = _BodyReader(request, asyncio.get_running_loop())
+    reader = SyncReader(request, asyncio.get_running_loop())
     ref, path = request.match_info["id"], _path(request)
-    kw: dict[str, Any] = {"no_overwrite_dir_non_dir": _qbool(request, "noOverwriteDirNonDir"),
-                          "copy_uid_gid": _qbool(request, "copyUIDGID")}
+    kw: dict[str, Any] = {"no_overwrite_dir_non_dir": qbool(request, "noOverwriteDirNonDir"),
+                          "copy_uid_gid": qbool(request, "copyUIDGID")}
     await asyncio.to_thread(ArchiveService(service).extract, ref, path, reader,  # type: ignore[arg-type]
                             **kw)
     return web.Response(status=200)

@@ -505,15 +505,10 @@ class ArchiveService:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
             def add(n: Any, name: str) -> None:
                 st = tree.stat(n)
-                ti = tarfile.TarInfo(name)
-                ti.mode = stat.S_IMODE(st.st_mode)
-                ti.uid, ti.gid, ti.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
-                if shift != (0, 0):
-                    ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
-                    ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
-                fmt = stat.S_IFMT(st.st_mode)
-                if fmt == stat.S_IFDIR:
-                    ti.type = tarfile.DIRTYPE
+                ti = storage.tar_header(name, st, links, lambda: tree.readlink(n), shift)
+                if ti is None:
+                    return   # a socket has no place in a tar
+                if ti.isdir():
                     tf.addfile(ti)
                     for child_name in tree.names(n):
                         c = tree.walker.lookup(n, child_name)
@@ -524,28 +519,12 @@ class ArchiveService:
                         finally:
                             tree.walker.close(c)
                     return
-                if fmt == stat.S_IFLNK:
-                    ti.type, ti.linkname = tarfile.SYMTYPE, tree.readlink(n)
-                elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-                    ti.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
-                    ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-                elif fmt == stat.S_IFIFO:
-                    ti.type = tarfile.FIFOTYPE
-                elif fmt == stat.S_IFREG:
-                    key = (st.st_dev, st.st_ino)
-                    if st.st_nlink > 1 and key in links:
-                        ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
-                        tf.addfile(ti)
-                        return
-                    links[key] = name
+                if ti.isreg():
                     fd = tree.open_read(n)
                     with os.fdopen(fd, "rb") as f:
-                        size = os.fstat(fd).st_size
-                        ti.size = size
-                        tf.addfile(ti, _Exactly(f, size))
+                        ti.size = os.fstat(fd).st_size
+                        tf.addfile(ti, _Exactly(f, ti.size))
                     return
-                else:
-                    return   # a socket has no place in a tar
                 tf.addfile(ti)
             add(node, arc)
 

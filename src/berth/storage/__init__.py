@@ -24,7 +24,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -381,11 +381,15 @@ def write_merged_tar(dirs_top_first: list[str], out: BinaryIO,
             _add_node_to_tar(tf, view, node, rel, links, shift)
 
 
-def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
-                     links: dict[tuple[int, int], str], shift: tuple[int, int]) -> None:
+def tar_header(name: str, st: os.stat_result, links: dict[tuple[int, int], str],
+               readlink: Callable[[], str], shift: tuple[int, int] = (0, 0)) -> Any:
+    """The tar header of an entry described by `st`, or None for a socket (no place in a tar).
+    A regular file seen before under another name (`links`, by device and inode) becomes a hard
+    link to it; any other regular file's header has its size, and its content is the caller's
+    to add. Owners are moved down by `shift` (see LayerStore.shift); a symlink's target comes
+    from `readlink`. One place for export, commit and `cp`."""
     import tarfile
-    st = node.st
-    ti = tarfile.TarInfo(rel)
+    ti = tarfile.TarInfo(name)
     ti.mode = stat.S_IMODE(st.st_mode)
     ti.uid, ti.gid, ti.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
     if shift != (0, 0):
@@ -395,7 +399,7 @@ def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
     if fmt == stat.S_IFDIR:
         ti.type = tarfile.DIRTYPE
     elif fmt == stat.S_IFLNK:
-        ti.type, ti.linkname = tarfile.SYMTYPE, view.readlink(node)
+        ti.type, ti.linkname = tarfile.SYMTYPE, readlink()
     elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
         ti.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
         ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
@@ -405,15 +409,23 @@ def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in links:
             ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
-            tf.addfile(ti)
-            return
-        links[key] = rel
-        ti.size = st.st_size
+        else:
+            links[key] = name
+            ti.size = st.st_size
+    else:
+        return None
+    return ti
+
+
+def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
+                     links: dict[tuple[int, int], str], shift: tuple[int, int]) -> None:
+    ti = tar_header(rel, node.st, links, lambda: view.readlink(node), shift)
+    if ti is None:
+        return
+    if ti.isreg():
         with os.fdopen(view.open(node), "rb") as f:
             tf.addfile(ti, f)
         return
-    else:
-        return   # sockets have no place in a tar
     tf.addfile(ti)
 
 
@@ -421,46 +433,22 @@ def _add_to_tar(tf: Any, root_fd: int, rel: str, links: dict[tuple[int, int], st
                 shift: tuple[int, int] = (0, 0)) -> Any:
     """Add the entry `rel` of the directory `root_fd` (a container's upper directory, which its
     processes may be changing right now): opened beneath the root by fd, never through a path
-    string, described from that fd and read only as long as its size then. A file seen before
-    under another name becomes a hard link. Owners are moved down by `shift` (see
-    LayerStore.shift). None if the entry is gone or is a socket."""
-    import tarfile
+    string, described from that fd and read only as long as its size then. None if the entry
+    is gone or is a socket."""
     try:
         fd = fs.open_beneath(root_fd, rel, fs.O_PATH, follow=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        st = os.fstat(fd)
-        ti = tarfile.TarInfo(rel)
-        ti.mode, ti.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
-        ti.uid, ti.gid = st.st_uid, st.st_gid
-        if shift != (0, 0):
-            ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
-            ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
-        if stat.S_ISDIR(st.st_mode):
-            ti.type = tarfile.DIRTYPE
-        elif stat.S_ISLNK(st.st_mode):
-            ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        elif stat.S_ISFIFO(st.st_mode):
-            ti.type = tarfile.FIFOTYPE
-        elif not stat.S_ISREG(st.st_mode):
+        ti = tar_header(rel, os.fstat(fd), links, lambda: os.readlink("", dir_fd=fd), shift)
+        if ti is None:
             return None
-        else:
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in links:
-                ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
-                tf.addfile(ti)
-                return ti
-            links[key] = rel
-            ti.size = st.st_size
+        if ti.isreg():
             # the very inode just described: its O_PATH fd opened again for reading
             with open(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
                 tf.addfile(ti, f)
-            return ti
-        tf.addfile(ti)
+        else:
+            tf.addfile(ti)
         return ti
     finally:
         os.close(fd)
