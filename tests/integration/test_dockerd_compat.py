@@ -71,8 +71,13 @@ class Dockerd:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        for p in (self.base / "exec", self.base / "data"):
-            subprocess.run(["umount", "-R", "-l", str(p)], capture_output=True)
+        # every mount dockerd left below its directories (its netns files are nsfs mounts
+        # under exec/, which is no mount point itself: `umount -R exec` would miss them)
+        base = str(self.base) + "/"
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for point in sorted((p for p in points if p.startswith(base)), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
         for d in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
             remove_cgroup_tree(d)
         shutil.rmtree(self.base, ignore_errors=True)
