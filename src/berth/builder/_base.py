@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from berth.builder.cache import StepCache
+from berth.builder.cache import key as cache_key
 from berth.builder.context import TarContext
 from berth.builder.shell import Lexer
 from berth.builder.state import BuildError, Message, Options, State
@@ -53,6 +54,17 @@ class StepContext:
         cached image's state."""
         return [self.say(" ---> Using cache\n"), self.say(f" ---> {hit[7:19]}\n"),
                 self._state_of(hit)]
+
+    def _consult(self, state: State, shown: str, args: dict[str, str], files_hash: str,
+                 manifest: dict[str, str] | None) -> tuple[str, list[Any], bool]:
+        """A step's look in the cache: its key, what it yields (the cached image's lines, or
+        why it missed), and whether it hit."""
+        key = cache_key(state.parent_key, shown, args, files_hash)
+        hit = self.cache.lookup(key)
+        if hit:
+            return key, self._from_cache(hit), True
+        why = self.cache.why(state.parent_key, shown, args, manifest)
+        return key, [self.say(f" ---> Not in the cache: {why}\n")], False
 
     async def _commit_config(self, state: State, shown: str, layer: Layer | None = None,
                              created_by: str | None = None) -> State:

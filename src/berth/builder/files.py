@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from berth.builder._base import StepContext
-from berth.builder.cache import key as cache_key
 from berth.builder.context import DirTree, LayersTree, Tree, extract_context, resolve
 from berth.builder.state import NETWORK_HOST, BuildError, State
 from berth.builder.syntax import Instruction, Stage
@@ -47,14 +46,11 @@ class FileSteps(StepContext):
     async def _workdir(self, ins: Instruction, state: State, stage_args: dict[str, str],
                        path: str, set_wd: Callable[[State], None]) -> AsyncIterator[Any]:
         shown = f"WORKDIR {path}"
-        key = cache_key(state.parent_key, shown, {}, "")
-        hit = self.cache.lookup(key)
+        key, said, hit = self._consult(state, shown, {}, "", None)
+        for m in said:
+            yield m
         if hit:
-            for m in self._from_cache(hit):
-                yield m
             return
-        yield self.say(f" ---> Not in the cache: "
-                       f"{self.cache.why(state.parent_key, shown, {}, None)}\n")
         new = State(state.image_id, json.loads(json.dumps(state.config)), list(state.layers))
         set_wd(new)
         view = _RootView(self.b, state.layers)
@@ -122,14 +118,11 @@ class FileSteps(StepContext):
             (" " if any(k in ins.flags for k in ("from", "chown", "chmod", "link")) else "") + \
             " ".join(srcs + [dest])
         files_hash = hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()
-        key = cache_key(state.parent_key, shown, {}, files_hash)
-        hit = self.cache.lookup(key)
+        key, said, hit = self._consult(state, shown, {}, files_hash, manifest)
+        for m in said:
+            yield m
         if hit:
-            for m in self._from_cache(hit):
-                yield m
             return
-        yield self.say(f" ---> Not in the cache: "
-                       f"{self.cache.why(state.parent_key, shown, {}, manifest)}\n")
         layer = await asyncio.to_thread(self._layer_of_entries, entries, state, files)
         new = await self._commit_config(state, shown, layer, created_by=(
             f"/bin/sh -c #(nop) {ins.cmd} {'dir' if len(files) != 1 else 'file'}:"

@@ -22,7 +22,6 @@ from typing import Any
 
 from berth.builder._base import StepContext
 from berth.builder.cache import cache_args
-from berth.builder.cache import key as cache_key
 from berth.builder.context import LayersTree, resolve
 from berth.builder.state import DEFAULT_SHELL, NETWORK_HOST, PROXY_ARGS, BuildError, State
 from berth.builder.syntax import Instruction, kv
@@ -42,14 +41,11 @@ class RunStep(StepContext):
         shown = "RUN " + (json.dumps(argv) if ins.json else argv[-1])
         extra = json.dumps({"mounts": mounts, "network": ins.flags.get("network", "")},
                            sort_keys=True) if mounts or "network" in ins.flags else ""
-        key = cache_key(state.parent_key, shown + extra, args, "")
-        hit = self.cache.lookup(key)
+        key, said, hit = self._consult(state, shown + extra, args, "", None)
+        for m in said:
+            yield m
         if hit:
-            for m in self._from_cache(hit):
-                yield m
             return
-        yield self.say(f" ---> Not in the cache: "
-                       f"{self.cache.why(state.parent_key, shown + extra, args, None)}\n")
         if state.image_id is None:
             state = await self._commit_config(state, "")
         layer: list[Layer] = []
