@@ -46,7 +46,7 @@ def test_containers_outlive_the_daemon(private_daemon: Daemon) -> None:
     time.sleep(1.5)  # "short" ends while no daemon runs
     d.start()
     st = d.inspect("survivor")["State"]
-    assert st["Running"] and st["Pid"] == pid
+    assert st["Running"] and st["Pid"] == pid, (st, d.log.read_text()[-4000:])
     assert "survivor" in d.ok("ps", "--format", "{{.Names}}").split()
     short = d.inspect("short")["State"]
     assert short["Status"] == "exited" and short["ExitCode"] == 9

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,4 +204,34 @@ def test_a_shim_that_fails_before_the_process_reports_its_error(tmp_path: Path) 
         with pytest.raises(Exception, match="failed to create cgroup"):
             await svc.start(cid)
         assert svc.inspect(cid)["State"]["ExitCode"] == 125
+    _run(tmp_path, scenario)
+
+
+def test_a_live_monitor_that_answers_late_is_reconnected(tmp_path: Path) -> None:
+    """At start-up a monitor may not answer at once (a loaded machine): while it lives, the
+    service tries again instead of declaring the container dead; a dead one is given up."""
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        from berth.containers.channel import Channel
+        tries: list[str] = []
+
+        async def late(path: str, request: protocol.StartRequest | None) -> Channel:
+            tries.append(path)
+            if len(tries) < 3:
+                raise ConnectionRefusedError("not yet")
+            ours, theirs = socket.socketpair()
+            theirs.sendall(protocol.encode_control(protocol.Ready(pid=1, monitor=os.getpid())))
+            theirs.close()
+            reader, writer = await asyncio.open_unix_connection(sock=ours)
+            return Channel(reader, writer)
+        svc.open_channel = late
+        cid = await _create(svc, "true")
+        ch, hello = await svc._reconnect(cid, os.getpid())
+        assert isinstance(hello, protocol.Ready) and len(tries) == 3
+        assert ch is not None
+        ch.writer.close()
+        tries.clear()
+        dead = await asyncio.create_subprocess_exec("true")
+        await dead.wait()
+        assert await svc._reconnect(cid, dead.pid) == (None, None)
+        assert len(tries) == 1
     _run(tmp_path, scenario)

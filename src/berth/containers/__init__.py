@@ -770,13 +770,8 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
             live = self._live[cid]
             record = self._read_exit_file(cid)
             if record is None:
-                hello: protocol.ShimMessage | None = None
-                try:
-                    ch = await self.open_channel(self._monitor_socket(cid), None)
-                    hello = await ch.read_control(live.fanout)
-                except (OSError, ValueError):
-                    hello = None
-                if isinstance(hello, Ready):
+                ch, hello = await self._reconnect(cid, doc["_berth"].get("monitor", 0))
+                if ch is not None and isinstance(hello, Ready):
                     if self.networks is not None and doc["_berth"].get("endpoints"):
                         self.networks.restore(cid, doc["_berth"]["endpoints"])
                         with contextlib.suppress(BerthError):
@@ -791,6 +786,30 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                 if isinstance(hello, Exit):
                     record = hello
             await self._on_exit(cid, record or self._read_exit_file(cid) or _monitor_died())
+
+    async def _reconnect(self, cid: str, monitor: int
+                         ) -> tuple[Channel | None, protocol.ShimMessage | None]:
+        """A channel to a running container's monitor and its first message. A monitor that
+        is alive but does not answer yet (a loaded machine, its listener's backlog) gets a few
+        more tries before the container counts as exited."""
+        live = self._live[cid]
+        deadline = time.monotonic() + 5
+        while True:
+            reason = ""
+            try:
+                ch = await self.open_channel(self._monitor_socket(cid), None)
+                hello = await asyncio.wait_for(ch.read_control(live.fanout), 5)
+                if hello is not None:
+                    return ch, hello
+                reason = "closed without a word"
+            except (OSError, ValueError, TimeoutError) as e:
+                reason = str(e) or type(e).__name__
+            if self._read_exit_file(cid) is not None or not _alive(monitor) \
+                    or time.monotonic() > deadline:
+                log.warning("monitor of %s not reached at start-up: %s", cid[:12], reason,
+                            extra={"container": cid})
+                return None, None
+            await asyncio.sleep(0.1)
 
     # --- signals ----------------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
@@ -1110,6 +1129,18 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         return {"Containers": len(self._docs), "ContainersRunning": running,
                 "ContainersPaused": paused,
                 "ContainersStopped": len(self._docs) - running - paused}
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _monitor_died() -> Exit:
