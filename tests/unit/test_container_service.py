@@ -165,7 +165,7 @@ def test_remove_a_running_container_needs_force(tmp_path: Path) -> None:
         await svc.remove(cid, force=True)
         with pytest.raises(NotFound):
             svc.inspect(cid)
-        assert not os.path.exists(svc._dir(cid))
+        assert not os.path.exists(svc.store.dir(cid))
     events = _run(tmp_path, scenario)
     assert [a for a, _ in events][-2:] == ["die", "destroy"]
 
@@ -225,13 +225,13 @@ def test_a_live_monitor_that_answers_late_is_reconnected(tmp_path: Path) -> None
             return Channel(reader, writer)
         svc.open_channel = late
         cid = await _create(svc, "true")
-        ch, hello = await svc._reconnect(cid, os.getpid())
+        ch, hello = await svc.monitors.reconnect(cid, os.getpid())
         assert isinstance(hello, protocol.Ready) and len(tries) == 3
         assert ch is not None
         ch.writer.close()
         tries.clear()
         dead = await asyncio.create_subprocess_exec("true")
         await dead.wait()
-        assert await svc._reconnect(cid, dead.pid) == (None, None)
+        assert await svc.monitors.reconnect(cid, dead.pid) == (None, None)
         assert len(tries) == 1
     _run(tmp_path, scenario)

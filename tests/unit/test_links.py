@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from berth.containers._networking import link_env, parse_link
+from berth.containers.networking import link_env, parse_link
 from berth.containers.spec import process_env
 from berth.errors import InvalidArgument
 

@@ -156,12 +156,12 @@ class ContainerHandlers:
             await asyncio.sleep(1)  # one sample with a CPU delta, as docker stats --no-stream
         try:
             while True:
-                cur = (self.containers.stats(cid) if self.containers._docs.get(cid)
+                cur = (self.containers.stats(cid) if self.containers.store.get(cid)
                        else prev)
                 cur["precpu_stats"] = prev["cpu_stats"]
                 cur["preread"] = prev["read"]
                 await resp.write(json.dumps(cur).encode() + b"\n")
-                if not stream or cid not in self.containers._docs:
+                if not stream or self.containers.store.get(cid) is None:
                     break
                 prev = cur
                 await asyncio.sleep(1)

@@ -257,5 +257,4 @@ class ArchiveService:
             raise Forbidden("container rootfs is marked read-only")
 
 
-
 __all__ = ["ArchiveService", "PathStat", "go_mode"]

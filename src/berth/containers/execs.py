@@ -58,9 +58,10 @@ class ExecService:
 
     def create(self, ref: str, body: dict[str, Any]) -> str:
         doc = self.containers.resolve(ref)
-        if not doc["State"]["Running"]:
+        status = self.containers.store.status(doc)
+        if not status.is_running:
             raise Conflict(f"Container {doc['Id']} is not running")
-        if doc["State"]["Paused"]:
+        if not status.can_exec():
             raise Conflict(f"Container {doc['Id']} is paused, unpause the container before exec")
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
@@ -75,7 +76,7 @@ class ExecService:
         eid = secrets.token_hex(32)
         self.execs[eid] = _Exec(eid, doc["Id"], {**body, "Cmd": list(cmd)})
         doc["ExecIDs"] = [*(doc.get("ExecIDs") or []), eid]
-        self.containers._event(doc, f"exec_create: {' '.join(cmd)}", execID=eid)
+        self.containers.store.event(doc, f"exec_create: {' '.join(cmd)}", execID=eid)
         return eid
 
     def inspect(self, eid: str) -> dict[str, Any]:
@@ -114,7 +115,7 @@ class ExecService:
         if ex.started:
             raise Conflict(f"Error: Exec command {eid} has already run")
         doc = self.containers.resolve(ex.cid)
-        if not doc["State"]["Running"]:
+        if not self.containers.store.status(doc).is_running:
             raise Conflict(f"Container {doc['Id']} is not running")
         ex.started = True
         b = ex.body
@@ -138,11 +139,11 @@ class ExecService:
         filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt
-        d = os.path.join(self.containers._run_dir(ex.cid), "exec", eid[:16])
+        d = os.path.join(self.containers.store.run_dir(ex.cid), "exec", eid[:16])
         os.makedirs(d, exist_ok=True)
         # the exec's environment is in it: 0600 (no fsync: the run directory, for this exec)
         atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
-        runtime, runtime_root = self.containers._runtime_of(doc)
+        runtime, runtime_root = self.containers.store.runtime_of(doc)
         size = console_size or b.get("ConsoleSize")
         req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=doc["State"]["Pid"],
                            container_id=doc["Id"], runtime=runtime, runtime_root=runtime_root,
@@ -167,8 +168,8 @@ class ExecService:
         ex.pid = msg.pid
         ex.running = True
         ex.channel = ch
-        self.containers._event(doc, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
-        self.containers._spawn(self._watch(ex, ch, d))
+        self.containers.store.event(doc, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
+        self.containers.store.spawn(self._watch(ex, ch, d))
 
     async def _watch(self, ex: _Exec, ch: Channel, d: str) -> None:
         try:
@@ -186,9 +187,9 @@ class ExecService:
             ex.fanout.end()
             ex.done.set()
         shutil.rmtree(d, ignore_errors=True)
-        doc = self.containers._docs.get(ex.cid)
+        doc = self.containers.store.docs.get(ex.cid)
         if doc is not None:
-            self.containers._event(doc, "exec_die", execID=ex.id, exitCode=str(ex.exit_code))
+            self.containers.store.event(doc, "exec_die", execID=ex.id, exitCode=str(ex.exit_code))
 
     async def wait(self, eid: str, timeout: float | None = None) -> int | None:
         ex = self.get(eid)

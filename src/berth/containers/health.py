@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from berth.containers.execs import ExecService, ExecStartError
+from berth.containers.status import ContainerStatus
 from berth.errors import BerthError
 from berth.images import rfc3339
 
@@ -65,7 +66,7 @@ class HealthChecker:
         containers.on_start.append(self.started)
 
     def started(self, cid: str) -> None:
-        doc = self.containers._docs.get(cid)
+        doc = self.containers.store.docs.get(cid)
         if doc is None:
             return
         try:
@@ -78,18 +79,19 @@ class HealthChecker:
             doc["State"].pop("Health", None)
             return
         doc["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        self.containers._spawn(self._run(cid, doc["State"]["StartedAt"], hc))
+        self.containers.store.spawn(self._run(cid, doc["State"]["StartedAt"], hc))
 
     async def _run(self, cid: str, started_at: str, hc: dict[str, Any]) -> None:
         begun = time.monotonic()
         while True:
             await asyncio.sleep(next_interval(hc, time.monotonic() - begun,
-                                              self.containers._docs.get(cid)))
-            doc = self.containers._docs.get(cid)
-            if doc is None or not doc["State"]["Running"] or doc["State"]["StartedAt"] != \
-                    started_at:
+                                              self.containers.store.docs.get(cid)))
+            doc = self.containers.store.docs.get(cid)
+            status = self.containers.store.status(doc) if doc is not None else None
+            if doc is None or status is None or not status.is_running or \
+                    doc["State"]["StartedAt"] != started_at:
                 return  # a later start has checks of its own
-            if doc["State"]["Paused"]:
+            if status is ContainerStatus.PAUSED:
                 continue
             result = await self._probe(cid, hc)
             health = doc["State"].get("Health")
@@ -105,8 +107,8 @@ class HealthChecker:
                 if health["FailingStreak"] >= hc["Retries"]:
                     health["Status"] = "unhealthy"
             if health["Status"] != old:
-                self.containers._event(doc, f"health_status: {health['Status']}")
-            self.containers._save(doc)
+                self.containers.store.event(doc, f"health_status: {health['Status']}")
+            self.containers.store.save(doc)
 
     async def _probe(self, cid: str, hc: dict[str, Any]) -> dict[str, Any]:
         start = time.time()
@@ -141,7 +143,7 @@ class HealthChecker:
         finally:
             att.close()
             self.execs.execs.pop(eid, None)
-            doc = self.containers._docs.get(cid)
+            doc = self.containers.store.docs.get(cid)
             if doc is not None and eid in (doc.get("ExecIDs") or []):
                 doc["ExecIDs"].remove(eid)
         return {"Start": rfc3339(start), "End": rfc3339(time.time()), "ExitCode": code,

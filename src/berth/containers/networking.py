@@ -1,6 +1,7 @@
 """Networking of containers: the networks they ask for, their endpoints, /etc files, published ports, connect/disconnect.
 
-Part of the container service (see `berth.containers`).
+A part of the container service (see `berth.containers.service`), holding the shared
+`ContainerStore`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
-from berth.containers._base import ServiceState
+from berth.containers.store import ContainerStore
 from berth.errors import (
     Conflict,
     Forbidden,
@@ -18,6 +19,7 @@ from berth.errors import (
     NotFound,
     System,
 )
+from berth.networks import NetworkService
 from berth.shim import protocol
 
 log = logging.getLogger(__name__)
@@ -87,13 +89,21 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
     return out
 
 
-class NetworkingMixin(ServiceState):
+class Networking:
+    """The networks of containers: what they ask for at create, their endpoints while they
+    run, their /etc files, published ports, legacy links, `network connect`/`disconnect`."""
+
+    def __init__(self, store: ContainerStore, networks: NetworkService | None) -> None:
+        self.store = store
+        self.cfg = store.cfg
+        self.networks = networks
+
     def network_users(self, net: str) -> list[str]:
-        return [d["Id"] for d in self._docs.values()
+        return [d["Id"] for d in self.store.docs.values()
                 if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
 
-    async def _monitor_command(self, cid: str, cmd: protocol.Command) -> protocol.Answer:
-        live = self._live[cid]
+    async def monitor_command(self, cid: str, cmd: protocol.Command) -> protocol.Answer:
+        live = self.store.live[cid]
         if live.channel is None:
             raise Conflict(f"Container {cid} is not running")
         async with live.lock:
@@ -106,7 +116,7 @@ class NetworkingMixin(ServiceState):
 
     async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
         """`network connect`; a running container gets its interface plugged at once."""
-        doc = self.resolve(ref)
+        doc = self.store.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
         if n["Driver"] in ("host", "null"):
@@ -127,7 +137,7 @@ class NetworkingMixin(ServiceState):
             for link in ec["Links"]:  # their format; a target may come later (dockerd)
                 parse_link(link)
             entry["links"] = list(ec["Links"])
-        if doc["State"]["Running"]:
+        if self.store.status(doc).is_running:
             eps = doc["_berth"].setdefault("endpoints", [])
             used = {e["ifname"] for e in eps}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
@@ -138,18 +148,18 @@ class NetworkingMixin(ServiceState):
             plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
                                                "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
-            forward = self._dns_forward([*(x["net"] for x in nets), n["Name"]])
+            forward = self.dns_forward([*(x["net"] for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
             # starts one now, answering from the tables of all its user-defined networks
             dns = protocol.DnsConfig(
                 hosts=tuple(self.networks.hosts_files(
                     [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
-                upstream=tuple(self._upstream_dns(doc["HostConfig"], False)),
-                forward=forward, links=self._dns_links([*nets, entry])) if user_net else None
-            answer = await self._monitor_command(doc["Id"], protocol.Plug(
+                upstream=tuple(self.upstream_dns(doc["HostConfig"], False)),
+                forward=forward, links=self.dns_links([*nets, entry])) if user_net else None
+            answer = await self.monitor_command(doc["Id"], protocol.Plug(
                 endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
-                dns_forward=forward, dns=dns, links=self._dns_links([entry])))
+                dns_forward=forward, dns=dns, links=self.dns_links([entry])))
             if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(doc["Id"], n["Id"])
                 raise System(f"connect {doc['Name'][1:]} to {n['Name']}: {_why(answer)}")
@@ -157,16 +167,16 @@ class NetworkingMixin(ServiceState):
             if user_net:
                 # as dockerd: the container's resolv.conf now names the embedded DNS (and
                 # keeps it after a disconnect; the server forwards other names upstream)
-                self._write_resolv_conf(doc, embedded=True)
+                self.write_resolv_conf(doc, embedded=True)
         nets.append(entry)
-        doc["NetworkSettings"] = self._network_settings(
+        doc["NetworkSettings"] = self.settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), nets,
-            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
-        self._save(doc)
-        self._event(doc, "connect", network=n["Name"])
+            doc["_berth"].get("endpoints") if self.store.status(doc).is_running else None)
+        self.store.save(doc)
+        self.store.event(doc, "connect", network=n["Name"])
 
     async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
-        doc = self.resolve(ref)
+        doc = self.store.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
         nets = doc["_berth"].get("nets") or []
@@ -175,26 +185,26 @@ class NetworkingMixin(ServiceState):
                             f"{n['Name']}")
         eps = doc["_berth"].get("endpoints") or []
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
-        if doc["State"]["Running"] and ep is not None:
-            answer = await self._monitor_command(doc["Id"], protocol.Unplug(
+        if self.store.status(doc).is_running and ep is not None:
+            answer = await self.monitor_command(doc["Id"], protocol.Unplug(
                 ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
-                dns_forward=self._dns_forward(
+                dns_forward=self.dns_forward(
                     [x["net"] for x in nets if x["net"] != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
             self.networks.release_one(doc["Id"], ep["network"])
             doc["_berth"]["endpoints"] = [e for e in eps if e is not ep]
         doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]
-        doc["NetworkSettings"] = self._network_settings(
+        doc["NetworkSettings"] = self.settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"],
-            doc["_berth"].get("endpoints") if doc["State"]["Running"] else None)
-        self._save(doc)
-        self._event(doc, "disconnect", network=n["Name"])
+            doc["_berth"].get("endpoints") if self.store.status(doc).is_running else None)
+        self.store.save(doc)
+        self.store.event(doc, "disconnect", network=n["Name"])
 
     # --- legacy links ---------------------------------------------------------------------
     def _link_target(self, name: str) -> dict[str, Any]:
         try:
-            child = self.resolve(name)
+            child = self.store.resolve(name)
         except NotFound:
             # a 400, not a 404: the docker CLI takes any 404 of create for a missing image
             raise InvalidArgument(f"could not get container for {name}: No such container: "
@@ -209,7 +219,7 @@ class NetworkingMixin(ServiceState):
                                   "with links. This would result in undefined behavior")
         return child
 
-    def _register_links(self, hc: dict[str, Any], nets: list[dict[str, Any]]
+    def register_links(self, hc: dict[str, Any], nets: list[dict[str, Any]]
                         ) -> list[dict[str, str]]:
         """`--link` at create. On the default bridge: the legacy links, kept as the targets'
         IDs (inspect shows them under their current names); on a user-defined network they
@@ -235,8 +245,8 @@ class NetworkingMixin(ServiceState):
 
     def links_view(self, doc: dict[str, Any]) -> list[str] | None:
         """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
-        out = [f"{self._docs[lk['id']]['Name']}:{doc['Name']}/{lk['alias']}"
-               for lk in doc["_berth"].get("links") or [] if lk["id"] in self._docs]
+        out = [f"{self.store.docs[lk['id']]['Name']}:{doc['Name']}/{lk['alias']}"
+               for lk in doc["_berth"].get("links") or [] if lk["id"] in self.store.docs]
         return out or doc["HostConfig"].get("Links")
 
     def _linked(self, doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
@@ -244,10 +254,10 @@ class NetworkingMixin(ServiceState):
         must run, as dockerd."""
         out = []
         for lk in doc["_berth"].get("links") or []:
-            child = self._docs.get(lk["id"])
+            child = self.store.docs.get(lk["id"])
             if child is None:
                 continue
-            if not child["State"]["Running"]:
+            if not self.store.status(child).is_running:
                 raise System(f"Cannot link to a non running container: {child['Name']} AS "
                              f"{doc['Name']}/{lk['alias']}")
             out.append((child, lk["alias"]))
@@ -258,7 +268,7 @@ class NetworkingMixin(ServiceState):
         return str(((child.get("NetworkSettings") or {}).get("Networks") or {})
                    .get("bridge", {}).get("IPAddress") or "")
 
-    def _link_env(self, doc: dict[str, Any]) -> list[str]:
+    def links_env(self, doc: dict[str, Any]) -> list[str]:
         env: list[str] = []
         for child, alias in self._linked(doc):
             env += link_env(alias, f"{doc['Name']}/{alias}", self._bridge_ip(child),
@@ -270,7 +280,7 @@ class NetworkingMixin(ServiceState):
         """/etc/hosts lines of the legacy links: the alias, the target's hostname and name."""
         out = ""
         for lk in doc["_berth"].get("links") or []:
-            child = self._docs.get(lk["id"])
+            child = self.store.docs.get(lk["id"])
             ip = self._bridge_ip(child) if child is not None else ""
             if child is None or not ip:
                 continue
@@ -287,16 +297,16 @@ class NetworkingMixin(ServiceState):
         if not parent:
             raise System("Conflict, cannot remove the default link name of the container")
         try:
-            pdoc = self.resolve(parent)
+            pdoc = self.store.resolve(parent)
         except NotFound:
             raise System(f"Cannot get parent {parent} for link name {name}") from None
         links = pdoc["_berth"].get("links") or []
         if not any(lk["alias"] == alias for lk in links):
             raise NotFound(f"No such container: {name[1:]}")
         pdoc["_berth"]["links"] = [lk for lk in links if lk["alias"] != alias]
-        self._save(pdoc)
+        self.store.save(pdoc)
 
-    def _dns_links(self, nets: list[dict[str, Any]]) -> dict[str, str]:
+    def dns_links(self, nets: list[dict[str, Any]]) -> dict[str, str]:
         """alias → the target's short ID (a name in the network's table), for the embedded
         DNS of a container whose endpoints have links (user-defined networks)."""
         out = {}
@@ -304,12 +314,12 @@ class NetworkingMixin(ServiceState):
             for link in n.get("links") or []:
                 name, alias = parse_link(link)
                 try:
-                    out[alias.lower()] = self.resolve(name)["Id"][:12]
+                    out[alias.lower()] = self.store.resolve(name)["Id"][:12]
                 except NotFound:
                     continue
         return out
 
-    def _dns_forward(self, nets: list[str]) -> bool:
+    def dns_forward(self, nets: list[str]) -> bool:
         """Whether the embedded DNS of a container on these networks forwards the names it
         does not know to the upstream resolvers: not if they are all `--internal` (as Docker
         since CVE-2024-29018: an internal network has no way out, not even through the DNS
@@ -322,7 +332,7 @@ class NetworkingMixin(ServiceState):
                 continue
         return False
 
-    def _requested_networks(self, hc: dict[str, Any], nc: dict[str, Any]
+    def requested(self, hc: dict[str, Any], nc: dict[str, Any]
                             ) -> list[dict[str, Any]]:
         """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
         mode = hc.get("NetworkMode") or "bridge"
@@ -371,7 +381,7 @@ class NetworkingMixin(ServiceState):
                 "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
                 "DriverOpts": None, "DNSNames": None}
 
-    def _network_settings(self, mode: str, nets: list[dict[str, Any]],
+    def settings(self, mode: str, nets: list[dict[str, Any]],
                           eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         by_net = {e["netname"]: e for e in eps or []}
         networks: dict[str, Any] = {}
@@ -391,7 +401,7 @@ class NetworkingMixin(ServiceState):
                 "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
                 "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
-    def _write_etc_files(self, doc: dict[str, Any],
+    def write_etc_files(self, doc: dict[str, Any],
                          eps: list[dict[str, Any]] | None = None, *,
                          only_hosts: bool = False) -> None:
         hc = doc["HostConfig"]
@@ -429,9 +439,9 @@ class NetworkingMixin(ServiceState):
             return
         user_net = any(self.networks and self.networks.user_defined(n["net"])
                        for n in doc["_berth"].get("nets") or [])
-        self._write_resolv_conf(doc, embedded=user_net)
+        self.write_resolv_conf(doc, embedded=user_net)
 
-    def _write_resolv_conf(self, doc: dict[str, Any], *, embedded: bool) -> None:
+    def write_resolv_conf(self, doc: dict[str, Any], *, embedded: bool) -> None:
         """In place: the file is bind-mounted into a running container."""
         hc = doc["HostConfig"]
         with open(doc["ResolvConfPath"], "w") as f:
@@ -449,7 +459,7 @@ class NetworkingMixin(ServiceState):
             raise InvalidArgument("unable to derive the IP value for host-gateway")
         return str(gw)
 
-    def _upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
+    def upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
         return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
                 if line.startswith("nameserver ")]
 
@@ -488,12 +498,12 @@ class NetworkingMixin(ServiceState):
             out += "options " + " ".join(options) + "\n"
         return out
 
-    def _plug_networks(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    def plug(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
         eps: list[dict[str, Any]] = []
         nets = doc["_berth"].get("nets") or []
         if self.networks is None or not nets:
-            self._write_etc_files(doc)
+            self.write_etc_files(doc)
             return eps
         try:
             for i, n in enumerate(nets):
@@ -506,15 +516,15 @@ class NetworkingMixin(ServiceState):
             self.networks.release(doc["Id"])
             raise
         doc["_berth"]["endpoints"] = eps
-        doc["NetworkSettings"] = self._network_settings(
+        doc["NetworkSettings"] = self.settings(
             doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
-        self._write_etc_files(doc, eps)
+        self.write_etc_files(doc, eps)
         # running containers linked to this one see its new address (dockerd's
         # updateParentsHosts)
-        for parent in self._docs.values():
-            if parent["State"]["Running"] and any(
+        for parent in self.store.docs.values():
+            if self.store.status(parent).is_running and any(
                     lk["id"] == doc["Id"] for lk in parent["_berth"].get("links") or []):
-                self._write_etc_files(parent, parent["_berth"].get("endpoints"),
+                self.write_etc_files(parent, parent["_berth"].get("endpoints"),
                                       only_hosts=True)
         return eps
 
@@ -527,7 +537,7 @@ class NetworkingMixin(ServiceState):
                                                                           "HostPort": ""}])
         return binds
 
-    async def _publish(self, doc: dict[str, Any], eps: list[dict[str, Any]]) -> None:
+    async def publish(self, doc: dict[str, Any], eps: list[dict[str, Any]]) -> None:
         binds = self._bindings(doc)
         if not binds or self.networks is None:
             return
@@ -538,10 +548,10 @@ class NetworkingMixin(ServiceState):
                                                   eps[0]["netname"])
         doc["NetworkSettings"]["Ports"] = ports
 
-    def _unplug_networks(self, doc: dict[str, Any]) -> None:
+    def unplug(self, doc: dict[str, Any]) -> None:
         if self.networks is not None and doc["_berth"].get("endpoints"):
             self.networks.ports.unpublish(doc["Id"], doc["_berth"]["endpoints"][0]["netname"])
             self.networks.release(doc["Id"])
             doc["_berth"]["endpoints"] = []
-            doc["NetworkSettings"] = self._network_settings(
+            doc["NetworkSettings"] = self.settings(
                 doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"].get("nets") or [])

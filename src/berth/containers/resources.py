@@ -1,6 +1,7 @@
 """A running container's cgroup: pause, unpause, update, top, stats.
 
-Part of the container service (see `berth.containers`).
+A part of the container service (see `berth.containers.service`), holding the shared
+`ContainerStore`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 from typing import Any
 
 from berth import cgroups
-from berth.containers._base import ServiceState
 from berth.containers.spec import build_spec, validate_host_config
+from berth.containers.status import ContainerStatus
+from berth.containers.store import ContainerStore
 from berth.errors import (
     BerthError,
     Conflict,
@@ -25,44 +27,51 @@ from berth.images import rfc3339
 log = logging.getLogger(__name__)
 
 
-class ResourcesMixin(ServiceState):
+class Resources:
+    """A container's cgroup: pause, unpause, update, top, stats."""
+
+    def __init__(self, store: ContainerStore, ncpu: int) -> None:
+        self.store = store
+        self.cfg = store.cfg
+        self.ncpu = ncpu
+
     def _cgroup(self, doc: dict[str, Any]) -> cgroups.CgroupManager:
         parent = doc["HostConfig"].get("CgroupParent") or self.cfg.cgroup_parent
         return cgroups.detect(f"{parent.strip('/')}/{doc['Id']}")
 
     def _running(self, ref: str) -> dict[str, Any]:
-        doc = self.resolve(ref)
-        if not doc["State"]["Running"]:
+        doc = self.store.resolve(ref)
+        if not self.store.status(doc).is_running:
             raise Conflict(f"Container {doc['Id']} is not running")
         return doc
 
-    async def _thaw(self, doc: dict[str, Any]) -> None:
+    async def thaw(self, doc: dict[str, Any]) -> None:
         """A frozen process cannot act on a signal: stopping a paused container thaws it."""
-        if doc["State"]["Paused"]:
+        if self.store.status(doc) is ContainerStatus.PAUSED:
             await asyncio.to_thread(self._cgroup(doc).freeze, False)
-            doc["State"].update({"Paused": False, "Status": "running"})
+            self.store.set_status(doc, ContainerStatus.RUNNING)
 
     async def pause(self, ref: str) -> None:
         doc = self._running(ref)
-        if doc["State"]["Paused"]:
+        if not self.store.status(doc).can_pause():
             raise Conflict(f"Container {doc['Id']} is already paused")
         await asyncio.to_thread(self._cgroup(doc).freeze, True)
-        doc["State"].update({"Paused": True, "Status": "paused"})
-        self._save(doc)
-        self._event(doc, "pause")
+        self.store.set_status(doc, ContainerStatus.PAUSED)
+        self.store.save(doc)
+        self.store.event(doc, "pause")
 
     async def unpause(self, ref: str) -> None:
         doc = self._running(ref)
-        if not doc["State"]["Paused"]:
+        if not self.store.status(doc).can_unpause():
             raise Conflict(f"Container {doc['Id']} is not paused")
         await asyncio.to_thread(self._cgroup(doc).freeze, False)
-        doc["State"].update({"Paused": False, "Status": "running"})
-        self._save(doc)
-        self._event(doc, "unpause")
+        self.store.set_status(doc, ContainerStatus.RUNNING)
+        self.store.save(doc)
+        self.store.event(doc, "unpause")
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
         """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
-        doc = self.resolve(ref)
+        doc = self.store.resolve(ref)
         keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
                 "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
         hc = dict(doc["HostConfig"])
@@ -73,7 +82,7 @@ class ResourcesMixin(ServiceState):
                 and hc["MemorySwap"] < hc["Memory"]:
             hc["MemorySwap"] = 0
         warnings = validate_host_config(hc, self.ncpu)
-        if doc["State"]["Running"]:
+        if self.store.status(doc).is_running:
             spec = build_spec(cid=doc["Id"], config=doc["Config"], host_config=hc,
                               hostname_path="", hosts_path="", resolv_path="",
                               cgroup_parent=self.cfg.cgroup_parent)
@@ -84,8 +93,8 @@ class ResourcesMixin(ServiceState):
             except BerthError as e:
                 raise InvalidArgument(f"Cannot update container {doc['Id']}: {e}") from None
         doc["HostConfig"] = hc
-        self._save(doc)
-        self._event(doc, "update")
+        self.store.save(doc)
+        self.store.event(doc, "update")
         return warnings
 
     def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
@@ -130,11 +139,11 @@ class ResourcesMixin(ServiceState):
 
     def stats(self, ref: str) -> dict[str, Any]:
         """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
-        doc = self.resolve(ref)
+        doc = self.store.resolve(ref)
         now = rfc3339(time.time())
         base: dict[str, Any] = {"read": now, "name": doc["Name"], "id": doc["Id"],
                                 "num_procs": 0, "storage_stats": {}, "networks": {}}
-        if not doc["State"]["Running"]:
+        if not self.store.status(doc).is_running:
             return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
                 "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
                 "memory_stats": {}}

@@ -1,6 +1,7 @@
 """A container's mounts: volumes, binds and tmpfs, from -v, --mount, --volumes-from and VOLUME.
 
-Part of the container service (see `berth.containers`).
+A part of the container service (see `berth.containers.service`), holding the shared
+`ContainerStore`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,28 @@ import os
 from typing import Any
 
 from berth import storage
-from berth.containers._base import ServiceState
+from berth.containers.store import ContainerStore
 from berth.errors import (
     InvalidArgument,
 )
-from berth.volumes import MountSpec, parse_bind, parse_mount
+from berth.volumes import MountSpec, VolumeService, parse_bind, parse_mount
 
 log = logging.getLogger(__name__)
 
 
-class MountsMixin(ServiceState):
+class Mounts:
+    """A container's mounts: the volumes, binds and tmpfs it asks for, made at create and
+    given to the runtime at each start."""
+
+    def __init__(self, store: ContainerStore, volumes: VolumeService) -> None:
+        self.store = store
+        self.volumes = volumes
+
     def volume_users(self, name: str) -> list[str]:
-        return [d["Id"] for d in self._docs.values()
+        return [d["Id"] for d in self.store.docs.values()
                 if any(m.get("Name") == name for m in d.get("Mounts") or [])]
 
-    def _mount_specs(self, body: dict[str, Any], hc: dict[str, Any],
+    def specs(self, body: dict[str, Any], hc: dict[str, Any],
                      image_volumes: dict[str, Any] | None) -> list[MountSpec]:
         """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
         specs = [parse_bind(b) for b in hc.get("Binds") or []]
@@ -36,7 +44,7 @@ class MountsMixin(ServiceState):
             seen.add(sp.target)
         for ref in hc.get("VolumesFrom") or []:
             name, _, mode = ref.partition(":")
-            other = self.resolve(name)
+            other = self.store.resolve(name)
             for m in other.get("Mounts") or []:
                 if m["Destination"] in seen or m["Type"] == "tmpfs":
                     continue
@@ -50,7 +58,7 @@ class MountsMixin(ServiceState):
                 specs.append(MountSpec(type="volume", target=target))
         return specs
 
-    def _make_mounts(self, cid: str, specs: list[MountSpec],
+    def make(self, cid: str, specs: list[MountSpec],
                      layers: list[storage.Layer]) -> list[dict[str, Any]]:
         """Create the volumes (filled from the image) and bind sources; Docker's Mounts."""
         out = []
@@ -76,7 +84,7 @@ class MountsMixin(ServiceState):
                             "Propagation": ""})
         return out
 
-    def _runtime_mounts(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    def runtime_mounts(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
         for m in doc.get("Mounts") or []:
             ro = [] if m.get("RW", True) else ["ro"]

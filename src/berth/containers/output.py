@@ -1,6 +1,7 @@
 """A container's output: logs (json-file, rotated), attach, resize, export.
 
-Part of the container service (see `berth.containers`).
+A part of the container service (see `berth.containers.service`), holding the shared
+`ContainerStore`.
 """
 
 from __future__ import annotations
@@ -16,20 +17,26 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from berth import storage
-from berth.containers._base import ServiceState
 from berth.containers.channel import Attachment, Channel
+from berth.containers.status import ContainerStatus
+from berth.containers.store import ContainerStore, Live
 from berth.errors import Conflict, NotImplemented_
-from berth.images import parse_rfc3339
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from berth.containers import _Live
+from berth.images import ImageService, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
 
-class OutputMixin(ServiceState):
-    def _log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
+class Output:
+    """A container's output: its log (read, followed), attach streams, resize, export."""
+
+    def __init__(self, store: ContainerStore, driver: storage.Driver,
+                 images: ImageService) -> None:
+        self.store = store
+        self.cfg = store.cfg
+        self.driver = driver
+        self.images = images
+
+    def log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
         opts = (doc["HostConfig"].get("LogConfig") or {}).get("Config") or {}
         size = self.cfg.log_max_size
         if opts.get("max-size"):
@@ -52,7 +59,7 @@ class OutputMixin(ServiceState):
              timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
         """The container's log entries; refused at once (before any of the stream is sent)
         where its log driver keeps nothing to read."""
-        doc = self.resolve(ref)
+        doc = self.store.resolve(ref)
         if not doc["LogPath"]:   # the `none` log driver
             raise NotImplemented_("configured logging driver does not support reading")
         return self._log_stream(doc, follow=follow, stdout=stdout, stderr=stderr, since=since,
@@ -125,11 +132,11 @@ class OutputMixin(ServiceState):
             return
         if until and until < time.time():
             return
-        live = self._live.get(cid)
+        live = self.store.live.get(cid)
         async for item in self._follow(cid, path, pos, live, fmt, ino):
             yield item
 
-    async def _follow(self, cid: str, path: str, pos: int, live: _Live | None,
+    async def _follow(self, cid: str, path: str, pos: int, live: Live | None,
                       fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
                       ino: int | None = None) -> AsyncIterator[tuple[int, bytes]]:
         """Tail the json log from `pos`; stop once the container is no longer running, after a
@@ -145,7 +152,7 @@ class OutputMixin(ServiceState):
                 async with live.changed:
                     live.changed.notify_all()
 
-    async def _follow_file(self, cid: str, path: str, pos: int, live: _Live | None,
+    async def _follow_file(self, cid: str, path: str, pos: int, live: Live | None,
                            fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
                            ino: int | None = None) -> AsyncIterator[tuple[int, bytes]]:
         buf = b""
@@ -158,8 +165,8 @@ class OutputMixin(ServiceState):
             if live is None or live.removed:
                 done = True
             else:
-                doc = self._docs.get(cid)
-                done = doc is None or not doc["State"]["Running"]
+                doc = self.store.docs.get(cid)
+                done = doc is None or not self.store.status(doc).is_running
             try:
                 with open(path, "rb") as f:
                     st = os.fstat(f.fileno())
@@ -197,25 +204,26 @@ class OutputMixin(ServiceState):
         """An attach stream: the container's output from now (after its log, with `logs`)
         until its next exit, and its stdin. Made before the caller answers the client, who
         starts the container as soon as it has the answer."""
-        doc = self.resolve(ref)
-        if doc["State"]["Restarting"]:
+        doc = self.store.resolve(ref)
+        if not self.store.status(doc).can_attach():
             raise Conflict("You cannot attach to a restarting container, wait until it is "
                            "running")
         # a stopped container may be attached to, as with dockerd (`start -a` attaches, then
         # starts): the stream carries its next run
         cid = doc["Id"]
-        live = self._live[cid]
+        live = self.store.live[cid]
         q = live.fanout.subscribe(f"container {cid[:12]}")
         exits = live.exits
-        was_created = doc["State"]["Status"] == "created"
+        was_created = self.store.status(doc) is ContainerStatus.CREATED
 
         async def channel() -> Channel | None:
             # input typed before the start waits for the monitor; a start that fails ends it
             async with live.changed:
                 await live.changed.wait_for(
                     lambda: live.channel is not None or live.removed or live.exits > exits or (
-                        was_created and not doc["State"]["Running"]
-                        and doc["State"]["Status"] != "created"))
+                        was_created and self.store.status(doc) not in (
+                            ContainerStatus.CREATED, ContainerStatus.RUNNING,
+                            ContainerStatus.PAUSED)))
             return live.channel
         att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
                          stdin_once=bool(doc["Config"].get("StdinOnce")),
@@ -251,14 +259,14 @@ class OutputMixin(ServiceState):
         return entries()
 
     def resize(self, ref: str, h: int, w: int) -> None:
-        doc = self.resolve(ref)
-        ch = self._live[doc["Id"]].channel
-        if not doc["State"]["Running"] or ch is None:
+        doc = self.store.resolve(ref)
+        ch = self.store.live[doc["Id"]].channel
+        if not self.store.status(doc).is_running or ch is None:
             raise Conflict(f"Container {doc['Id']} is not running")
         ch.resize(h, w)
 
     def export(self, ref: str, out: BinaryIO) -> None:
-        doc = self.resolve(ref)
+        doc = self.store.resolve(ref)
         dirs = [self.driver.upper(doc["Id"])]
         if self.driver.name == "overlay2":
             dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]

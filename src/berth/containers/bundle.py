@@ -1,0 +1,97 @@
+"""A container's OCI bundle for its next start: `config.json` made from its record, with the
+namespaces it joins (another container's network, PID or IPC), its CDI devices, its mounts.
+
+A part of the container service (see `berth.containers.service`), holding the shared
+`ContainerStore`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from typing import Any
+
+from berth.containers import cdi
+from berth.containers.ipc import Ipc
+from berth.containers.mounts import Mounts
+from berth.containers.networking import Networking
+from berth.containers.spec import build_spec
+from berth.containers.store import ContainerStore
+from berth.errors import Conflict, InvalidArgument, System
+from berth.fs import atomic_write
+
+
+class Bundles:
+    """Writes the bundle a container's shim hands its runtime."""
+
+    def __init__(self, store: ContainerStore, ipc: Ipc, mounts: Mounts, net: Networking) -> None:
+        self.store = store
+        self.cfg = store.cfg
+        self.ipc = ipc
+        self.mounts = mounts
+        self.net = net
+
+    def write(self, doc: dict[str, Any]) -> tuple[str, str]:
+        """The bundle's directory and the shim's (emptied) state directory."""
+        cid = doc["Id"]
+        run_dir = self.store.run_dir(cid)
+        bundle = os.path.join(run_dir, "bundle")
+        state_dir = os.path.join(run_dir, "state")
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.makedirs(bundle, exist_ok=True)
+        os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
+        netns = None
+        mode = doc["HostConfig"].get("NetworkMode", "bridge")
+        if mode.startswith("container:"):
+            other = self.store.resolve(mode.split(":", 1)[1])
+            if not self.store.status(other).is_running:
+                raise Conflict(f"cannot join network of a non running container: {other['Id']}")
+            netns = f"/proc/{other['State']['Pid']}/ns/net"
+        # DeviceRequests (--gpus, CDI --device): CDI devices, or dockerd's error
+        requests = doc["HostConfig"].get("DeviceRequests") or []
+        registry = cdi.Registry(self.cfg.cdi_spec_dirs).load() if requests else None
+        cdi_devices = cdi.resolve(requests, registry) if registry else []
+        pidns = ipcns = None
+        pid_mode = doc["HostConfig"].get("PidMode") or ""
+        if pid_mode.startswith("container:"):
+            pidns = f"/proc/{self.ipc.running_donor(pid_mode)['State']['Pid']}/ns/pid"
+        ipc_mode = doc["HostConfig"].get("IpcMode") or ""
+        if ipc_mode.startswith("container:"):
+            donor = self.ipc.running_donor(ipc_mode)
+            if self.ipc.shm_path(donor) is None:
+                raise InvalidArgument(f"container {ipc_mode[10:]}: non-shareable IPC (hint: use "
+                                      "IpcMode:shareable for the donor container)")
+            ipcns = f"/proc/{donor['State']['Pid']}/ns/ipc"
+        elif ipc_mode == "shareable":
+            self.ipc.mount_shm(doc)
+        if doc["HostConfig"].get("Init") and not (
+                self.cfg.init_path and os.path.exists(self.cfg.init_path)):
+            raise System('exec: "docker-init": executable file not found in $PATH '
+                         "(berthd --init-path names a static tini)")
+        # legacy links: their targets run, and their environment is the process's
+        doc["_berth"]["link_env"] = self.net.links_env(doc)
+        spec = build_spec(cid=cid, config=doc["Config"], host_config=doc["HostConfig"],
+                          link_env=doc["_berth"]["link_env"],
+                          hostname_path=doc["HostnamePath"], hosts_path=doc["HostsPath"],
+                          resolv_path=doc["ResolvConfPath"], cgroup_parent=self.cfg.cgroup_parent,
+                          netns_path=netns, init_path=self.cfg.init_path,
+                          mounts=self.mounts.runtime_mounts(doc), idmap=self.cfg.idmap,
+                          pidns_path=pidns, ipcns_path=ipcns, shm_path=self.ipc.shm_path(doc))
+        if registry is not None:
+            cdi.apply(spec, cdi_devices, registry)
+        if self.cfg.idmap is not None:
+            # the files the runtime binds in belong to the container's root, as in Docker
+            for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
+                with contextlib.suppress(OSError):
+                    os.chown(doc[key], self.cfg.idmap[0], self.cfg.idmap[1])
+        if mode == "host":
+            spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
+                                           if ns["type"] != "network"]
+        # the container's environment is in it: 0600 (no fsync: made again at every start)
+        atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), sync=False)
+        return bundle, state_dir
+
+
+__all__ = ["Bundles"]

@@ -1,0 +1,618 @@
+"""The container service: create, start, stop, kill, wait, remove, rename, prune; the restore of
+running containers at start-up. Its parts, each an object it holds and hands the shared
+`ContainerStore`: `Networking` (networks, endpoints, /etc files, links), `Mounts` (volumes,
+binds, tmpfs), `Output` (logs, attach, resize, export), `Resources` (the cgroup: pause,
+update, top, stats), `Ipc` (shared IPC and PID namespaces), `Restarts` (restart policies) and
+`Views` (inspect, ps, counts).
+
+Imports `images`, `storage`, `metadata`, `networks`, `volumes`, `errors`, and of the shim only
+`shim.protocol`. The runtime is reached only as processes: a request to the fork server starts
+a shim (a monitor) per container, and the service talks to it through the shim protocol. This
+module never forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal as signal_mod
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, BinaryIO
+
+from berth import storage
+from berth.containers import names
+from berth.containers.bundle import Bundles
+from berth.containers.channel import Attachment, Channel
+from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config, parse_signal
+from berth.containers.create import check_host_config, container_config, pick_name
+from berth.containers.ipc import Ipc
+from berth.containers.monitors import Monitors, monitor_died
+from berth.containers.mounts import Mounts
+from berth.containers.networking import Networking
+from berth.containers.output import Output
+from berth.containers.resources import Resources
+from berth.containers.restarts import Restarts
+from berth.containers.status import ContainerStatus
+from berth.containers.store import ContainerStore, Emit
+from berth.containers.views import Views
+from berth.errors import (
+    BerthError,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    NotModified,
+    System,
+)
+from berth.images import ImageService, rfc3339
+from berth.metadata import MetadataStore
+from berth.networks import NetworkService
+from berth.shim import protocol
+from berth.shim.protocol import Exit, Ready, StartRequest
+from berth.volumes import ANONYMOUS, VolumeService
+
+log = logging.getLogger(__name__)
+
+
+class ContainerService:
+    def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
+                 driver: storage.Driver, *, emit: Emit | None = None,
+                 volumes: VolumeService | None = None,
+                 networks: NetworkService | None = None,
+                 open_channel: ChannelOpener | None = None) -> None:
+        self.cfg = cfg
+        self.networks = networks
+        self.volumes = volumes or VolumeService(meta, os.path.join(cfg.data_root, "volumes"))
+        self.meta = meta
+        self.images = images
+        self.driver = driver
+        self.on_remove: builtins.list[Callable[[str], None]] = []  # e.g. execs forgetting their records
+        self.on_start: builtins.list[Callable[[str], None]] = []   # e.g. health checks beginning
+        self.ncpu = os.cpu_count() or 1
+        # closed to other local users (berthd gives them the modes and group of
+        # --userns-remap before this runs)
+        os.makedirs(os.path.join(cfg.data_root, "containers"), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(cfg.exec_root, "containers"), mode=0o700, exist_ok=True)
+        self.store = ContainerStore(cfg, meta, emit)
+        self.monitors = Monitors(self.store, open_channel or Channel.open)
+        self.net = Networking(self.store, networks)
+        self.mounts = Mounts(self.store, self.volumes)
+        self.output = Output(self.store, driver, images)
+        self.resources = Resources(self.store, self.ncpu)
+        self.ipc = Ipc(self.store)
+        self.restarts = Restarts(self.store, self.start)
+        self.views = Views(self.store, images, driver, self.net)
+        self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net)
+        self.volumes.users = self.mounts.volume_users
+
+    @property
+    def emit(self) -> Emit:
+        return self.store.emit
+
+    @property
+    def open_channel(self) -> ChannelOpener:
+        """How the service reaches a fork server or a shim (a fake shim's, in unit tests)."""
+        return self.monitors.open_channel
+
+    @open_channel.setter
+    def open_channel(self, opener: ChannelOpener) -> None:
+        self.monitors.open_channel = opener
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        return self.store.resolve(ref)
+
+    def containers_using(self, image_id: str) -> builtins.list[dict[str, Any]]:
+        return [d for d in self.store.all() if d["Image"] == image_id]
+
+    def layers_in_use(self) -> set[str]:
+        return {c for d in self.store.all() for c in d["_berth"]["layers"]}
+
+    # --- what the parts do, as the API and the daemon reach it ------------------------------
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        return self.views.inspect(ref, size)
+
+    def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
+             filters: dict[str, builtins.list[str]] | None = None) -> builtins.list[dict[str, Any]]:
+        return self.views.list(all_=all_, limit=limit, size=size, filters=filters)
+
+    def counts(self) -> dict[str, int]:
+        return self.views.counts()
+
+    def network_users(self, net: str) -> builtins.list[str]:
+        return self.net.network_users(net)
+
+    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+        await self.net.connect(net, ref, ec)
+
+    async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
+        await self.net.disconnect(net, ref, force=force)
+
+    def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
+             stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
+             timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        return self.output.logs(ref, follow=follow, stdout=stdout, stderr=stderr, since=since,
+                                until=until, tail=tail, timestamps=timestamps)
+
+    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+               logs: bool = False) -> Attachment:
+        return self.output.attach(ref, stdout=stdout, stderr=stderr, logs=logs)
+
+    def resize(self, ref: str, h: int, w: int) -> None:
+        self.output.resize(ref, h, w)
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        self.output.export(ref, out)
+
+    async def pause(self, ref: str) -> None:
+        await self.resources.pause(ref)
+
+    async def unpause(self, ref: str) -> None:
+        await self.resources.unpause(ref)
+
+    async def update(self, ref: str, body: dict[str, Any]) -> builtins.list[str]:
+        return await self.resources.update(ref, body)
+
+    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+        return self.resources.top(ref, ps_args)
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        return self.resources.stats(ref)
+
+    async def start_restartable(self) -> None:
+        await self.restarts.start_all()
+
+    # --- create -----------------------------------------------------------------------------
+    async def create(self, body: dict[str, Any], name: str = "") -> tuple[str, builtins.list[str]]:
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid container config")
+        image_name = body.get("Image") or ""
+        if not image_name:
+            raise InvalidArgument("image name cannot be blank")
+        try:
+            image = self.images.resolve(image_name)
+        except NotFound:
+            from berth import reference
+            try:
+                shown = reference.parse(image_name).familiar
+            except InvalidArgument:
+                shown = image_name
+            raise NotFound(f"No such image: {shown}") from None
+        hc: dict[str, Any] = dict(body.get("HostConfig") or {})
+        warnings = check_host_config(body, hc, self.cfg, self.ncpu, self.store.resolve)
+        icfg = image.container_config
+        cid = secrets.token_hex(32)
+        full_cfg = container_config(body, hc, icfg, cid)
+        name = pick_name(name, self.store.all())
+        mount_specs = self.mounts.specs(body, hc, icfg.get("Volumes"))
+        nets = self.net.requested(hc, body.get("NetworkingConfig") or {})
+        links = self.net.register_links(hc, nets)
+        if body.get("MacAddress") and nets:  # the older, container-wide field
+            nets[0]["mac"] = nets[0]["mac"] or body["MacAddress"]
+        cdir = self.store.dir(cid)
+        now = time.time()
+        layers = self.images.layers_of(image)
+        hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+        hc["LogConfig"] = log_config(hc.get("LogConfig"))
+        args = [*(full_cfg["Entrypoint"] or []), *(full_cfg["Cmd"] or [])]
+        doc: dict[str, Any] = {
+            "Id": cid,
+            "Created": rfc3339(now),
+            "Path": args[0],
+            "Args": args[1:],
+            "State": {"Status": "created", "Running": False, "Paused": False,
+                      "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": 0,
+                      "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
+                      "FinishedAt": ZERO_TIME},
+            "Image": image.id,
+            "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+            "HostnamePath": os.path.join(cdir, "hostname"),
+            "HostsPath": os.path.join(cdir, "hosts"),
+            "LogPath": "" if hc["LogConfig"]["Type"] == "none" else
+            os.path.join(cdir, f"{cid}-json.log"),
+            "Name": "/" + name,
+            "RestartCount": 0,
+            "Driver": self.driver.name,
+            "Platform": "linux",
+            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": hc,
+            "GraphDriver": {"Name": self.driver.name, "Data": {
+                "UpperDir": self.driver.upper(cid),
+                "LowerDir": ":".join(la.path for la in reversed(layers))}},
+            "Mounts": [],
+            "Config": full_cfg,
+            "NetworkSettings": self.net.settings(hc.get("NetworkMode", "bridge"), nets),
+            "_berth": {"layers": [la.chain_id for la in layers], "created": int(now),
+                       "nets": nets, **({"links": links} if links else {}),
+                       "created_ns": int(now * 1e9), "monitor": 0},
+        }
+        # each step registers its undo; nothing half made stays if a later one fails
+        with contextlib.ExitStack() as undo:
+            os.makedirs(cdir, exist_ok=True)
+            undo.callback(shutil.rmtree, cdir, ignore_errors=True)
+            undo.callback(self.driver.remove, cid)
+            await asyncio.to_thread(self.driver.prepare, cid, layers)
+            doc["Mounts"] = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers)
+            undo.callback(self._remove_new_volumes, doc["Mounts"], mount_specs)
+            self.net.write_etc_files(doc)
+            self.store.add(doc)
+            undo.callback(self.store.forget, cid)
+            self.store.save(doc)
+            undo.pop_all()
+        log.info("created container %s", cid[:12], extra={"container": cid})
+        self.store.event(doc, "create")
+        return cid, warnings
+
+    def _remove_new_volumes(self, mounts: builtins.list[dict[str, Any]], specs: builtins.list[Any]) -> None:
+        """The anonymous volumes a failed create made (not those it was given by name)."""
+        for m in mounts:
+            if m["Type"] == "volume" and not any(sp.source == m["Name"] for sp in specs):
+                with contextlib.suppress(BerthError):
+                    self.volumes.remove(m["Name"])
+
+    # --- start ------------------------------------------------------------------------------
+    async def start(self, ref: str, *, restarting: bool = False) -> None:
+        doc = self.store.resolve(ref)
+        cid = doc["Id"]
+        live = self.store.live[cid]
+        if not restarting:
+            self.restarts.cancel(doc)
+            doc["_berth"]["manually_stopped"] = False
+        async with live.lock:
+            status = self.store.status(doc)
+            if status.is_running:
+                raise NotModified("container already started")
+            if not status.can_start():
+                raise Conflict(f"container {cid[:12]} is marked for removal and cannot be started")
+            try:
+                await self._start_locked(doc)
+            except BerthError as e:
+                doc["State"]["Error"] = e.message
+                self.store.save(doc)
+                if doc["HostConfig"].get("AutoRemove"):
+                    self.store.spawn(self._auto_remove(cid))
+                raise
+
+    async def _start_locked(self, doc: dict[str, Any]) -> None:
+        cid = doc["Id"]
+        live = self.store.live[cid]
+        bundle, state_dir = self.bundles.write(doc)
+        # each step registers its undo: a start that fails leaves no address nor port behind
+        with contextlib.ExitStack() as undo:
+            eps = self.net.plug(doc)
+            undo.callback(self.net.unplug, doc)
+            await self.net.publish(doc, eps)
+            req = self._start_request(doc, bundle, state_dir, eps)
+            try:
+                # a monitor that answers DNS queries comes from the fork server with dnslib
+                ch = await self.open_channel(self.cfg.dns_forkserver if req.dns else
+                                             self.cfg.lean_forkserver, req)
+            except OSError as e:
+                raise System(f"cannot reach the fork server: {e}") from e
+            undo.callback(ch.close)
+            try:
+                msg = await ch.read_control(live.fanout)
+            except ValueError as e:
+                msg = protocol.StartFailed(error=f"monitor: {e}")
+            if not isinstance(msg, Ready):
+                if isinstance(msg, protocol.StartFailed | Exit) and msg.error:
+                    code = msg.code if msg.code is not None else 125
+                    error = msg.error
+                else:
+                    code, error = 125, "monitor died before starting"
+                doc["State"].update({"ExitCode": code, "Error": error})
+                self.store.save(doc)
+                live.fanout.end()
+                err_cls = InvalidArgument if code in (126, 127) else System
+                raise err_cls(error)
+            undo.pop_all()
+        now = time.time()
+        self.store.set_status(doc, ContainerStatus.RUNNING, OOMKilled=False, Pid=msg.pid,
+                              ExitCode=0, Error="", StartedAt=rfc3339(now),
+                              FinishedAt=ZERO_TIME)
+        doc["_berth"]["monitor"] = msg.monitor
+        self.store.save(doc)
+        live.channel = ch
+        live.reader = self.store.spawn(self._watch(cid, ch))
+        for hook in self.on_start:
+            hook(cid)
+        async with live.changed:
+            live.changed.notify_all()
+        log.info("started container %s pid %s", cid[:12], msg.pid, extra={"container": cid})
+        self.store.event(doc, "start")
+
+    def _start_request(self, doc: dict[str, Any], bundle: str, state_dir: str,
+                       eps: builtins.list[dict[str, Any]]) -> StartRequest:
+        """What the fork server needs to start the container's shim."""
+        cid = doc["Id"]
+        cfg = doc["Config"]
+        layers = [self.images.layer_store.get(c) for c in doc["_berth"]["layers"]]
+        rotation = self.output.log_rotation(doc)
+        runtime, runtime_root = self.store.runtime_of(doc)
+        mount = self.driver.mount(cid, layers)
+        dns = protocol.DnsConfig(
+            hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
+            upstream=tuple(self.net.upstream_dns(doc["HostConfig"], False)),
+            forward=self.net.dns_forward([ep["netname"] for ep in eps]),
+            links=self.net.dns_links(doc["_berth"].get("nets") or [])) if any(
+            self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
+        size = doc["HostConfig"].get("ConsoleSize")
+        return StartRequest(
+            id=cid, bundle=bundle, log_path=doc["LogPath"], state_dir=state_dir,
+            runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
+            rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
+                                              options=tuple(mount.options)),
+            stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
+            console_size=(int(size[0]), int(size[1])) if size else None,
+            networks=tuple({k: ep.get(k, "") for k in (
+                "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
+                | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps),
+            dns=dns, log_max_size=rotation["log_max_size"],
+            log_max_file=rotation["log_max_file"])
+
+    async def _watch(self, cid: str, ch: Channel) -> None:
+        """Pass output on until the monitor's exit message (or its death); record the exit."""
+        await self._on_exit(cid, await self.monitors.watch(cid, ch))
+
+    async def _on_exit(self, cid: str, record: Exit) -> None:
+        doc = self.store.docs.get(cid)
+        if doc is None:
+            return
+        code = record.exit
+        self.store.set_status(
+            doc, ContainerStatus.EXITED, OOMKilled=record.oom, Pid=0, ExitCode=code,
+            Error=record.error, FinishedAt=rfc3339((record.finished_at or time.time_ns()) / 1e9))
+        doc["_berth"]["monitor"] = 0
+        self.net.unplug(doc)
+        self.ipc.unmount_shm(cid)
+        self.store.save(doc)
+        live = self.store.live[cid]
+        live.exits += 1
+        async with live.changed:
+            live.changed.notify_all()
+        log.info("container %s exited with %s", cid[:12], code, extra={"container": cid})
+        if record.oom:
+            self.store.event(doc, "oom")
+        self.store.event(doc, "die", exitCode=str(code))
+        if doc["HostConfig"].get("AutoRemove"):
+            await self._auto_remove(cid)
+        elif self.restarts.should_restart(doc, code):
+            self.restarts.schedule(doc)
+
+    async def _auto_remove(self, cid: str) -> None:
+        try:
+            await self.remove(cid, force=True, volumes=True)
+        except NotFound:
+            pass
+        except BerthError as e:
+            log.warning("auto-remove of %s failed: %s", cid[:12], e, extra={"container": cid})
+
+    async def restore(self) -> None:
+        """At start-up: reconnect to the monitors of running containers; the others get
+        their exit, from the record their monitor left."""
+        for cid, doc in list(self.store.docs.items()):
+            if not self.store.status(doc).is_running:
+                continue
+            live = self.store.live[cid]
+            record = self.monitors.exit_file(cid)
+            if record is None:
+                ch, hello = await self.monitors.reconnect(cid, doc["_berth"].get("monitor", 0))
+                if ch is not None and isinstance(hello, Ready):
+                    if self.networks is not None and doc["_berth"].get("endpoints"):
+                        self.networks.restore(cid, doc["_berth"]["endpoints"])
+                        with contextlib.suppress(BerthError):
+                            await self.net.publish(doc, doc["_berth"]["endpoints"])
+                    live.channel = ch
+                    live.reader = self.store.spawn(self._watch(cid, ch))
+                    for hook in self.on_start:
+                        hook(cid)
+                    log.info("restored running container %s", cid[:12],
+                             extra={"container": cid})
+                    continue
+                if isinstance(hello, Exit):
+                    record = hello
+            await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
+
+    # --- signals ----------------------------------------------------------------------------
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        doc = self.store.resolve(ref)
+        signo = parse_signal(sig, signal_mod.SIGKILL)
+        if not self.store.status(doc).can_kill():
+            raise Conflict(f"Cannot kill container: {ref}: Container {doc['Id']} is not running")
+        if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
+            doc["_berth"]["manually_stopped"] = True
+        exits = self.store.live[doc["Id"]].exits
+        self._signal(doc, signo)
+        self.store.event(doc, "kill", signal=str(signo))
+        if signo == signal_mod.SIGKILL:
+            # as dockerd: the call returns once SIGKILL has taken effect, so an inspect right
+            # after shows the container exited (137); a frozen process dies only when thawed
+            await self.resources.thaw(doc)
+            await self._wait_exit(doc["Id"], exits, 10)
+
+    @staticmethod
+    def _signal(doc: dict[str, Any], signo: int) -> None:
+        pid = doc["State"]["Pid"]
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signo)
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        doc = self.store.resolve(ref)
+        doc["_berth"]["manually_stopped"] = True
+        status = self.store.status(doc)
+        if status is ContainerStatus.RESTARTING:
+            self.restarts.cancel(doc)
+            self.store.save(doc)
+            return
+        if not status.can_stop():
+            raise NotModified("container already stopped")
+        await self._stop(doc, timeout, sig)
+        self.store.event(doc, "stop")
+
+    async def _stop(self, doc: dict[str, Any], timeout: int | None, sig: str | None) -> None:
+        cid = doc["Id"]
+        signo = parse_signal(sig or doc["Config"].get("StopSignal"))
+        if timeout is None:
+            timeout = doc["Config"].get("StopTimeout")
+            timeout = 10 if timeout is None else int(timeout)
+        exits = self.store.live[cid].exits
+        await self.resources.thaw(doc)
+        self._signal(doc, signo)
+        if timeout < 0:
+            await self._wait_exit(cid, exits, None)
+            return
+        if not await self._wait_exit(cid, exits, timeout):
+            self._signal(doc, signal_mod.SIGKILL)
+            await self._wait_exit(cid, exits, None)
+
+    async def _wait_exit(self, cid: str, exits_before: int, timeout: float | None) -> bool:
+        live = self.store.live[cid]
+
+        async def exited() -> None:
+            async with live.changed:
+                await live.changed.wait_for(lambda: live.exits > exits_before or live.removed)
+        try:
+            await asyncio.wait_for(exited(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        doc = self.store.resolve(ref)
+        if self.store.status(doc).can_stop():
+            doc["_berth"]["manually_stopped"] = True  # no policy restart on the way
+            await self._stop(doc, timeout, sig)
+        await self.start(doc["Id"])
+        self.store.event(doc, "restart")
+
+    # --- wait -------------------------------------------------------------------------------
+    async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+        doc = self.store.resolve(ref)
+        cid = doc["Id"]
+        live = self.store.live[cid]
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        exits = live.exits
+        async with live.changed:
+            if condition == "removed":
+                await live.changed.wait_for(lambda: live.removed)
+            elif condition == "next-exit":
+                await live.changed.wait_for(lambda: live.exits > exits or live.removed)
+            else:
+                await live.changed.wait_for(
+                    lambda: not self.store.status(doc).is_running or live.removed)
+        err = doc["State"].get("Error") or ""
+        return {"StatusCode": doc["State"]["ExitCode"],
+                "Error": {"Message": err} if err else None}
+
+    def prepare_wait(self, ref: str) -> str:
+        """Resolve now, so a wait request fails fast on an unknown container."""
+        return str(self.store.resolve(ref)["Id"])
+
+    # --- remove -----------------------------------------------------------------------------
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
+                     link: bool = False) -> None:
+        if link:  # `rm --link`: the legacy link /PARENT/ALIAS, not a container
+            self.net.remove_link(ref)
+            return
+        doc = self.store.resolve(ref)
+        cid = doc["Id"]
+        live = self.store.live[cid]
+        status = self.store.status(doc)
+        if not status.can_remove(force=force) and status is not ContainerStatus.REMOVING:
+            what = "restarting" if status is ContainerStatus.RESTARTING else "running"
+            raise Conflict(f'cannot remove container "{doc["Name"]}": container is {what}: '
+                           "stop the container before removing or force remove")
+        if status is ContainerStatus.RESTARTING:
+            self.restarts.cancel(doc)
+        if status.is_running:
+            exits = live.exits
+            await self.resources.thaw(doc)
+            self._signal(doc, signal_mod.SIGKILL)
+            await self._wait_exit(cid, exits, None)
+        if live.removed:
+            return
+        async with live.lock:
+            if live.removed:
+                return
+            self.store.set_status(doc, ContainerStatus.REMOVING)
+            # streams still reading the log (the output of a `run --rm`) finish first
+            async with live.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.changed.wait_for(lambda: live.followers == 0), 10)
+            try:
+                await asyncio.to_thread(self._remove_files, cid)
+                self.meta.delete_container(cid)
+            except BaseException:
+                # as dockerd: a removal that fails half-way leaves a dead container, which
+                # may be removed again
+                self.store.set_status(doc, ContainerStatus.DEAD)
+                with contextlib.suppress(BerthError):
+                    self.store.save(doc)
+                raise
+            self.store.docs.pop(cid, None)
+            live.removed = True
+        async with live.changed:
+            live.changed.notify_all()
+        self.store.live.pop(cid, None)
+        for hook in self.on_remove:
+            hook(cid)
+        if volumes:
+            for m in doc.get("Mounts") or []:
+                if m["Type"] != "volume":
+                    continue
+                with contextlib.suppress(BerthError):
+                    if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
+                        self.volumes.remove(m["Name"])
+        if not self.meta.get_image(doc["Image"]):
+            await asyncio.to_thread(self.images.gc)
+        self.store.event(doc, "destroy")
+
+    def _remove_files(self, cid: str) -> None:
+        self.ipc.unmount_shm(cid)
+        self.driver.remove(cid)
+        shutil.rmtree(self.store.dir(cid), ignore_errors=True)
+        shutil.rmtree(self.store.run_dir(cid), ignore_errors=True)
+        # an OCI runtime's state, should its monitor have died before `delete`
+        for name in self.cfg.runtimes:
+            shutil.rmtree(os.path.join(self.cfg.exec_root, "runtimes", name, cid),
+                          ignore_errors=True)
+
+    async def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> dict[str, Any]:
+        deleted = []
+        for doc in list(self.store.docs.values()):
+            if self.store.status(doc).is_running:
+                continue
+            if not self.views._labels_match(doc, (filters or {}).get("label", [])):
+                continue
+            await self.remove(doc["Id"])
+            deleted.append(doc["Id"])
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+
+    async def rename(self, ref: str, new: str) -> None:
+        doc = self.store.resolve(ref)
+        new = names.validate(new)
+        if doc["Name"] == "/" + new:
+            raise Conflict("Renaming a container with the same name as its current name")
+        if any(d["Name"] == "/" + new for d in self.store.docs.values()):
+            raise Conflict(f'Conflict. The container name "/{new}" is already in use')
+        old = doc["Name"]
+        doc["Name"] = "/" + new
+        try:
+            self.store.save(doc)
+        except BerthError:
+            doc["Name"] = old
+            raise
+        self.store.event(doc, "rename", oldName=old)
+
+
+__all__ = ["ContainerService"]
