@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from berth.api import Api, frame, parse_filters
+from berth.containers.record import ContainerRecord
+from berth.containers.views import ContainerView
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from berth.events import EventBus
 from berth.metadata import MetadataStore
@@ -24,18 +26,25 @@ class FakeContainers:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.connected: list[tuple[str, str]] = []
+        self.listed: list[tuple[bool, dict[str, list[str]] | None]] = []
 
     def emit(self, *a: Any) -> None:
         pass
 
-    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+    def resolve(self, ref: str) -> ContainerRecord:
         if ref != "c1":
             raise NotFound(f"No such container: {ref}")
-        return {"Id": "c1" * 32, "Name": "/one", "Config": {"Tty": False}}
+        return ContainerRecord(id="c1" * 32, name="/one", created_ns=0, image="sha256:x",
+                               path="true", args=[], config={"Tty": False, "Image": "x"},
+                               host_config={}, network_settings={"Networks": {}})
+
+    def inspect(self, ref: str, size: bool = False) -> ContainerView:
+        return ContainerView(self.resolve(ref))
 
     def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        return [{"Id": "c1" * 32, "All": all_, "Filters": filters}]
+             filters: dict[str, list[str]] | None = None) -> list[ContainerView]:
+        self.listed.append((all_, filters))
+        return [self.inspect("c1")]
 
     async def start(self, ref: str) -> None:
         if ref == "running":
@@ -276,8 +285,8 @@ def test_container_routes() -> None:
 
     async def go(c: TestClient) -> None:
         status, listed = await _both(c, "GET", '/containers/json?all=1&filters={"name":["x"]}')
-        assert status == 200 and listed[0]["All"] is True
-        assert listed[0]["Filters"] == {"name": ["x"]}
+        assert status == 200 and listed[0]["Id"] == "c1" * 32 and listed[0]["Names"] == ["/one"]
+        assert containers.listed[0] == (True, {"name": ["x"]})
         assert (await _both(c, "POST", "/containers/c1/start"))[0] == 204
         assert containers.started == ["c1", "c1"]
         assert await _both(c, "POST", "/containers/c1/kill") == (

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from berth.api.wire import container_inspect
 from berth.containers import Config, ContainerService
 from berth.errors import Conflict, InvalidArgument, NotFound, NotModified
 from berth.metadata import MetadataStore
@@ -103,6 +104,11 @@ def _run(tmp_path: Path, scenario: Scenario) -> list[tuple[str, str]]:
     return events
 
 
+def _inspect(svc: ContainerService, cid: str) -> dict[str, Any]:
+    """Docker's inspect JSON of the container, as the API makes it from the record."""
+    return container_inspect(svc.inspect(cid))
+
+
 async def _create(svc: ContainerService, *cmd: str, **hc: Any) -> str:
     cid, _ = await svc.create({"Image": "fake", "Cmd": list(cmd),
                                "HostConfig": {"NetworkMode": "none", **hc}})
@@ -112,12 +118,12 @@ async def _create(svc: ContainerService, *cmd: str, **hc: Any) -> str:
 def test_run_to_its_exit_code_with_output_in_the_log(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         cid = await _create(svc, "sh", "-c", "echo hello; echo oops >&2; exit 3")
-        assert svc.inspect(cid)["State"]["Status"] == "created"
+        assert svc.resolve(cid).state.status == "created"
         await svc.start(cid)
         assert (await svc.wait(cid))["StatusCode"] == 3
-        st = svc.inspect(cid)["State"]
+        st = _inspect(svc, cid)["State"]
         assert (st["Status"], st["Running"], st["ExitCode"], st["Pid"]) == ("exited", False, 3, 0)
-        with open(svc.inspect(cid)["LogPath"]) as f:
+        with open(svc.resolve(cid).log_path) as f:
             entries = [json.loads(line) for line in f]
         assert {(e["stream"], e["log"]) for e in entries} == {("stdout", "hello\n"),
                                                               ("stderr", "oops\n")}
@@ -132,13 +138,13 @@ def test_start_twice_is_not_modified_and_stop_ends_it(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         cid = await _create(svc, "sleep", "30")
         await svc.start(cid)
-        st = svc.inspect(cid)["State"]
+        st = _inspect(svc, cid)["State"]
         assert st["Running"] and st["Pid"] > 0
         os.kill(st["Pid"], 0)   # a real process, which the service signals by pid
         with pytest.raises(NotModified):
             await svc.start(cid)
         await svc.stop(cid, timeout=5)
-        st = svc.inspect(cid)["State"]
+        st = _inspect(svc, cid)["State"]
         assert (st["Status"], st["ExitCode"]) == ("exited", 128 + signal.SIGTERM)
         with pytest.raises(NotModified):
             await svc.stop(cid)
@@ -150,7 +156,7 @@ def test_kill_returns_once_the_container_is_dead(tmp_path: Path) -> None:
         cid = await _create(svc, "sleep", "30")
         await svc.start(cid)
         await svc.kill(cid)
-        assert svc.inspect(cid)["State"]["ExitCode"] == 137
+        assert svc.resolve(cid).state.exit_code == 137
         with pytest.raises(Conflict):
             await svc.kill(cid)
     _run(tmp_path, scenario)
@@ -164,7 +170,7 @@ def test_remove_a_running_container_needs_force(tmp_path: Path) -> None:
             await svc.remove(cid)
         await svc.remove(cid, force=True)
         with pytest.raises(NotFound):
-            svc.inspect(cid)
+            _inspect(svc, cid)
         assert not os.path.exists(svc.store.dir(cid))
     events = _run(tmp_path, scenario)
     assert [a for a, _ in events][-2:] == ["die", "destroy"]
@@ -178,7 +184,7 @@ def test_on_failure_restarts_up_to_its_count(tmp_path: Path) -> None:
         for _ in range(3):   # the first run and two restarts (100 ms, then 200 ms later)
             assert (await svc.wait(cid, "next-exit"))["StatusCode"] == 1
         await asyncio.sleep(0.5)
-        doc = svc.inspect(cid)
+        doc = _inspect(svc, cid)
         assert (doc["RestartCount"], doc["State"]["Status"]) == (2, "exited")
         assert len(shim.requests) == 3
     events = _run(tmp_path, scenario)
@@ -190,7 +196,7 @@ def test_a_command_that_is_not_found_fails_the_start(tmp_path: Path) -> None:
         cid = await _create(svc, "/no/such/command")
         with pytest.raises(InvalidArgument, match="no/such/command"):
             await svc.start(cid)
-        st = svc.inspect(cid)["State"]
+        st = _inspect(svc, cid)["State"]
         assert (st["Status"], st["ExitCode"], st["Running"]) == ("created", 127, False)
         assert "no/such/command" in st["Error"]
     _run(tmp_path, scenario)
@@ -203,7 +209,7 @@ def test_a_shim_that_fails_before_the_process_reports_its_error(tmp_path: Path) 
         cid = await _create(svc, "true")
         with pytest.raises(Exception, match="failed to create cgroup"):
             await svc.start(cid)
-        assert svc.inspect(cid)["State"]["ExitCode"] == 125
+        assert svc.resolve(cid).state.exit_code == 125
     _run(tmp_path, scenario)
 
 
@@ -234,4 +240,28 @@ def test_a_live_monitor_that_answers_late_is_reconnected(tmp_path: Path) -> None
         await dead.wait()
         assert await svc.monitors.reconnect(cid, dead.pid) == (None, None)
         assert len(tries) == 1
+    _run(tmp_path, scenario)
+
+
+def test_an_upgraded_daemon_keeps_the_containers_an_older_one_stored(tmp_path: Path) -> None:
+    """berthd before typed records stored Docker's inspect document with `_berth`: the service
+    loads it, can run it, and saves it back as its own versioned record."""
+    from .test_container_record import LEGACY
+    legacy = json.loads(json.dumps(LEGACY))
+    legacy["HostConfig"]["NetworkMode"] = "none"
+    legacy["NetworkSettings"] = {"Networks": {"none": {}}, "Ports": {}}
+    legacy["_berth"].update(nets=[], links=[])
+    legacy["_berth"]["layers"] = []
+    cid = legacy["Id"]
+    meta = MetadataStore(str(tmp_path / "meta.db"))
+    meta.put_container(cid, "web", legacy["Image"], 1796101200, legacy)
+    meta.close()
+
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        assert svc.resolve("web").id == cid
+        assert _inspect(svc, cid)["State"]["ExitCode"] == 3
+        assert [v.record.id for v in svc.list(all_=True)] == [cid]
+        await svc.rename("web", "web2")
+        stored = svc.meta.containers()
+        assert [(s["v"], s["name"]) for s in stored] == [(2, "/web2")]
     _run(tmp_path, scenario)

@@ -233,13 +233,12 @@ def test_cli_errors(argv: list[str], msg: str) -> None:
 def test_health_start_interval_during_the_start_period() -> None:
     hc = {"Interval": 60 * health.SECOND, "StartPeriod": 30 * health.SECOND,
           "StartInterval": health.SECOND // 5}
-    starting = {"State": {"Health": {"Status": "starting"}}}
-    healthy = {"State": {"Health": {"Status": "healthy"}}}
+    starting, healthy = "starting", "healthy"
     assert health.next_interval(hc, 1.0, starting) == 0.2
     assert health.next_interval(hc, 1.0, healthy) == 60.0
     assert health.next_interval(hc, 31.0, starting) == 60.0
     # the default start interval (5 s) applies only with a start period
-    eff = health.effective({"Config": {"Healthcheck": {"Test": ["CMD", "true"]}}}, None)
+    eff = health.effective({"Healthcheck": {"Test": ["CMD", "true"]}}, None)
     assert eff is not None and eff["StartInterval"] == 5 * health.SECOND
     assert health.next_interval(eff, 0.0, starting) == 30.0
 

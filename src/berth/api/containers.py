@@ -19,6 +19,8 @@ from . import archive, websocket
 from .hijack import detach_keys, hijack, pump, upgrade_response
 from .wire import (
     SyncWriter,
+    container_inspect,
+    container_summary,
     filters,
     frame,
     json_response,
@@ -40,13 +42,13 @@ class ContainerHandlers:
         return json_response({"Id": cid, "Warnings": warnings}, 201)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.containers.list(
+        return json_response([container_summary(v) for v in self.containers.list(
             all_=qbool(request, "all"), limit=qint(request, "limit", -1) or -1,
-            size=qbool(request, "size"), filters=filters(request)))
+            size=qbool(request, "size"), filters=filters(request))])
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.containers.inspect(request.match_info["id"],
-                                                     size=qbool(request, "size")))
+        return json_response(container_inspect(self.containers.inspect(
+            request.match_info["id"], size=qbool(request, "size"))))
 
     async def start(self, request: web.Request) -> web.StreamResponse:
         await self.containers.start(request.match_info["id"])
@@ -98,13 +100,13 @@ class ContainerHandlers:
         return resp
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
-        doc = self.containers.inspect(request.match_info["id"])
+        doc = self.containers.resolve(request.match_info["id"])
         stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
         if not stdout and not stderr:
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
-        tty = doc["Config"]["Tty"]
+        tty = doc.config["Tty"]
         entries = self.containers.logs(
-            doc["Id"], follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
+            doc.id, follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
             since=float(request.query.get("since") or 0),
             until=float(request.query.get("until") or 0),
             tail=request.query.get("tail", "all"), timestamps=qbool(request, "timestamps"))
@@ -119,12 +121,12 @@ class ContainerHandlers:
         return resp
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
-        doc = self.containers.inspect(request.match_info["id"])
+        doc = self.containers.resolve(request.match_info["id"])
         if not qbool(request, "stream") and not qbool(request, "logs"):
             raise InvalidArgument("Bad parameters: must set stream or logs")
         keys = detach_keys(request.query.get("detachKeys"))
-        tty = doc["Config"]["Tty"]
-        att = self.containers.attach(doc["Id"], stdout=qbool(request, "stdout"),
+        tty = doc.config["Tty"]
+        att = self.containers.attach(doc.id, stdout=qbool(request, "stdout"),
                                      stderr=qbool(request, "stderr"), logs=qbool(request, "logs"))
         if not qbool(request, "stream"):
             att.close()
@@ -147,7 +149,7 @@ class ContainerHandlers:
         return await websocket.attach_ws(request, self.containers)
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
-        cid = self.containers.resolve(request.match_info["id"])["Id"]
+        cid = self.containers.resolve(request.match_info["id"]).id
         stream = qbool(request, "stream", True) and not qbool(request, "one-shot")
         resp = stream_response()
         await resp.prepare(request)

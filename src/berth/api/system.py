@@ -27,6 +27,7 @@ from .wire import (
     API_VERSION,
     ENGINE_VERSION,
     MIN_API_VERSION,
+    container_summary,
     filters,
     json_response,
     stream_response,
@@ -115,8 +116,8 @@ class SystemHandlers:
         if "image" in kinds:
             out["LayersSize"], out["Images"] = await asyncio.to_thread(self.images.disk_usage)
         if "container" in kinds:
-            out["Containers"] = await asyncio.to_thread(self.containers.list, all_=True,
-                                                        size=True)
+            views = await asyncio.to_thread(self.containers.list, all_=True, size=True)
+            out["Containers"] = [container_summary(v) for v in views]
         if "volume" in kinds:
             out["Volumes"] = (await asyncio.to_thread(self.volumes.usage)
                               if self.volumes is not None else [])

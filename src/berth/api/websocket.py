@@ -27,7 +27,7 @@ async def attach_ws(request: web.Request, containers: ContainerService) -> web.S
         keys = parse_detach_keys(request.query.get("detachKeys") or "ctrl-p,ctrl-q")
     except ValueError as e:
         raise InvalidArgument(str(e)) from None
-    att = containers.attach(doc["Id"], stdout=_flag(request, "stdout"),
+    att = containers.attach(doc.record.id, stdout=_flag(request, "stdout"),
                             stderr=_flag(request, "stderr"), logs=_flag(request, "logs"))
     if not _flag(request, "stream"):
         att.close()

@@ -2,7 +2,7 @@
 `filters`, the multiplexed stream framing, streamed responses and blocking views of a body.
 `Any` is allowed here: this is where JSON enters.
 
-Imports `errors` and aiohttp only.
+Imports `errors`, aiohttp, and the containers' and networks' types whose JSON it makes.
 """
 
 from __future__ import annotations
@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 from typing import Any
 
 from aiohttp import web
 
 from berth import __version__
+from berth.containers.record import ContainerState
+from berth.containers.status import ContainerStatus
+from berth.containers.views import ContainerView
 from berth.errors import InvalidArgument
+from berth.networks import ps_ports
 
 API_VERSION = "1.50"          # the docker 28 CLI's own maximum
 MIN_API_VERSION = "1.24"
@@ -181,3 +186,63 @@ class SyncWriter:
 __all__ = ["API_VERSION", "MIN_API_VERSION", "ENGINE_VERSION", "qbool", "qint", "qsize",
            "parse_filters", "filters", "frame", "json_response", "error_message",
            "stream_response", "read_json", "SyncReader", "SyncWriter"]
+
+
+# --- containers: Docker's JSON of the containers service's typed records ------------------------
+def _rfc3339_ns(ns: int) -> str:
+    secs, nanos = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{base}.{nanos:09d}Z" if nanos else base + "Z"
+
+
+def container_state(st: ContainerState) -> dict[str, Any]:
+    """State as `GET /containers/{id}/json` shows it."""
+    out: dict[str, Any] = {
+        "Status": st.status.value, "Running": st.running, "Paused": st.paused,
+        "Restarting": st.restarting, "OOMKilled": st.oom_killed,
+        "Dead": st.status is ContainerStatus.DEAD, "Pid": st.pid, "ExitCode": st.exit_code,
+        "Error": st.error, "StartedAt": st.started_at, "FinishedAt": st.finished_at}
+    if st.health is not None:
+        out["Health"] = st.health
+    return out
+
+
+def container_inspect(v: ContainerView) -> dict[str, Any]:
+    """`GET /containers/{id}/json`: dockerd's keys, in dockerd's order."""
+    r = v.record
+    out: dict[str, Any] = {
+        "Id": r.id, "Created": _rfc3339_ns(r.created_ns), "Path": r.path, "Args": r.args,
+        "State": container_state(r.state), "Image": r.image,
+        "ResolvConfPath": r.resolv_conf_path, "HostnamePath": r.hostname_path,
+        "HostsPath": r.hosts_path, "LogPath": r.log_path, "Name": r.name,
+        "RestartCount": r.restart_count, "Driver": r.driver, "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": list(r.exec_ids) or None,
+        "HostConfig": {**r.host_config, "Links": v.links},
+        "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
+                                                   "LowerDir": ":".join(r.lower_dirs)}},
+        "Mounts": r.mounts, "Config": r.config, "NetworkSettings": r.network_settings,
+    }
+    if v.size_rw is not None:
+        out["SizeRw"] = v.size_rw
+        out["SizeRootFs"] = v.size_root_fs
+    return out
+
+
+def container_summary(v: ContainerView) -> dict[str, Any]:
+    """One entry of `GET /containers/json`."""
+    r = v.record
+    out: dict[str, Any] = {
+        "Id": r.id, "Names": [r.name], "Image": r.config["Image"], "ImageID": r.image,
+        "Command": " ".join([r.path, *r.args]), "Created": r.created,
+        "Ports": ps_ports(r.network_settings.get("Ports")) if r.state.running else [],
+        "Labels": r.config.get("Labels") or {}, "State": r.state.status.value,
+        "Status": v.status_text,
+        "HostConfig": {"NetworkMode": r.host_config.get("NetworkMode", "bridge")},
+        "NetworkSettings": {"Networks": r.network_settings["Networks"]},
+        "Mounts": r.mounts,
+    }
+    if v.size_rw is not None:
+        out["SizeRw"] = v.size_rw
+        out["SizeRootFs"] = v.size_root_fs
+    return out

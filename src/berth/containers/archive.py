@@ -42,6 +42,7 @@ from berth.errors import BerthError, Forbidden, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from berth.containers import ContainerService
+    from berth.containers.record import ContainerRecord
 
 log = logging.getLogger(__name__)
 
@@ -54,23 +55,22 @@ class ArchiveService:
         self.containers = containers
 
     @contextmanager
-    def _tree(self, doc: dict[str, Any]) -> Iterator[_Tree]:
+    def _tree(self, doc: ContainerRecord) -> Iterator[_Tree]:
         shift = self.containers.driver.shift
-        state = doc.get("State") or {}
-        pid = int(state.get("Pid") or 0)
+        pid = doc.state.pid
         tree: _Tree
-        if state.get("Running") and pid > 0:
-            tree = _LiveTree(self._live_root(doc["Id"], pid), shift)
+        if doc.state.running and pid > 0:
+            tree = _LiveTree(self._live_root(doc.id, pid), shift)
         else:
-            cid = doc["Id"]
+            cid = doc.id
             upper = self.containers.driver.upper(cid)
             lowers: list[str] = []
             if self.containers.driver.name == "overlay2":
                 lowers = [self.containers.images.layer_store.get(c).path
-                          for c in reversed(doc["_berth"]["layers"])]
+                          for c in reversed(doc.layers)]
             mounts = [_Mount(tuple(fs.components(m["Destination"])), m["Source"],
                              bool(m.get("RW", True)))
-                      for m in doc.get("Mounts") or [] if m.get("Type") in ("volume", "bind")
+                      for m in doc.mounts or [] if m.get("Type") in ("volume", "bind")
                       and m.get("Source")]
             try:
                 tree = _StoppedTree(upper, lowers, mounts, shift)
@@ -97,8 +97,8 @@ class ArchiveService:
                 if (ns.st_ino == mine.st_ino and ns.st_dev == mine.st_dev) or \
                         (rst.st_ino == host.st_ino and rst.st_dev == host.st_dev):
                     raise NotFound(f"container {cid[:12]} is not running")
-                state = self.containers.resolve(cid).get("State") or {}
-                if not state.get("Running") or state.get("Pid") != pid:
+                state = self.containers.resolve(cid).state
+                if not state.running or state.pid != pid:
                     raise NotFound(f"container {cid[:12]} is not running")
             except BaseException:
                 os.close(root)
@@ -123,14 +123,14 @@ class ArchiveService:
     def _follow_last(path: str) -> bool:
         return path.endswith(("/", "/.")) or path in ("", ".")
 
-    def _resolve(self, tree: _Tree, doc: dict[str, Any], path: str) -> Any:
+    def _resolve(self, tree: _Tree, doc: ContainerRecord, path: str) -> Any:
         """The node `path` names: symlinks followed but in its last place (unless it ends in
         `/` or `/.`), as Docker resolves a copy's source."""
         try:
             stack = fs.walk(tree.walker, tree.root, path, follow=self._follow_last(path))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"Could not find the file {path} in container "
-                           f"{doc['Name'].lstrip('/')}") from None
+                           f"{doc.name.lstrip('/')}") from None
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise InvalidArgument(f"{path}: too many levels of symbolic links") from None
@@ -208,7 +208,7 @@ class ArchiveService:
                 False, copy_uid_gid: bool = False) -> None:
         """Extract the tar `src` into the directory `path` of the container."""
         doc = self.containers.resolve(ref)
-        name = doc["Name"].lstrip("/")
+        name = doc.name.lstrip("/")
         with self._tree(doc) as tree:
             try:
                 stack = fs.walk(tree.walker, tree.root, path, follow=True)
@@ -239,13 +239,13 @@ class ArchiveService:
                     raise InvalidArgument(f"cannot extract {e.filename or ''}: {e.strerror} "
                                           "(a symlink is never followed)") from None
                 raise
-        log.info("copied into %s:%s", doc["Id"][:12], path, extra={"container": doc["Id"]})
+        log.info("copied into %s:%s", doc.id[:12], path, extra={"container": doc.id})
 
     @staticmethod
-    def _check_writable(doc: dict[str, Any], dest: list[str]) -> None:
+    def _check_writable(doc: ContainerRecord, dest: list[str]) -> None:
         best: dict[str, Any] | None = None
         best_len = -1
-        for m in doc.get("Mounts") or []:
+        for m in doc.mounts or []:
             parts = fs.components(m["Destination"])
             if dest[:len(parts)] == parts and len(parts) > best_len:
                 best, best_len = m, len(parts)
@@ -253,7 +253,7 @@ class ArchiveService:
             if not best.get("RW", True):
                 raise Forbidden("mounted volume is marked read-only")
             return
-        if (doc.get("HostConfig") or {}).get("ReadonlyRootfs"):
+        if (doc.host_config or {}).get("ReadonlyRootfs"):
             raise Forbidden("container rootfs is marked read-only")
 
 

@@ -118,16 +118,16 @@ class BuildRunner:
     def layer(self, ref: str) -> ContainerLayer:
         doc = self.containers.resolve(ref)
         driver = self.containers.driver
-        layers = list(doc["_berth"]["layers"])
+        layers = list(doc.layers)
         mount_points = set(RUNTIME_STUBS)
-        for m in doc.get("Mounts") or []:
+        for m in doc.mounts or []:
             dest = str(m.get("Destination", "")).strip("/")
             if dest:
                 mount_points.add(dest)
         return ContainerLayer(
-            id=doc["Id"], image=doc["Image"], config=doc["Config"],
-            running=bool(doc["State"].get("Running")), paused=bool(doc["State"].get("Paused")),
-            layers=layers, upper=driver.upper(doc["Id"]),
+            id=doc.id, image=doc.image, config=doc.config,
+            running=bool(doc.state.running), paused=bool(doc.state.paused),
+            layers=layers, upper=driver.upper(doc.id),
             lowers=self.containers.images.layer_dirs(layers),
             mount_points=frozenset(mount_points), diffable=driver.name == "overlay2")
 

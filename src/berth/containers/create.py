@@ -15,6 +15,7 @@ from typing import Any
 
 from berth.containers import names, seccomp
 from berth.containers.config import Config, parse_signal
+from berth.containers.record import ContainerRecord
 from berth.containers.spec import (
     cgroupns_mode,
     container_caps,
@@ -30,7 +31,7 @@ from berth.errors import Conflict, InvalidArgument, NotFound
 
 
 def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncpu: int,
-                      resolve: Callable[[str], dict[str, Any]]) -> list[str]:
+                      resolve: Callable[[str], ContainerRecord]) -> list[str]:
     """Refuse what dockerd refuses at create (fills in HostConfig.Runtime); its warnings.
     `resolve` finds another container (whose network a `container:` mode joins)."""
     warnings = validate_host_config(hc, ncpu)
@@ -60,8 +61,8 @@ def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncp
     joined = ""
     if (hc.get("NetworkMode") or "").startswith("container:") and hc.get("Sysctls"):
         with contextlib.suppress(NotFound):
-            joined = resolve(hc["NetworkMode"].split(":", 1)[1])[
-                "HostConfig"].get("NetworkMode") or ""
+            joined = resolve(hc["NetworkMode"].split(":", 1)[1]).host_config.get(
+                "NetworkMode") or ""
     validate_sysctls(hc, joined)
     for dev in hc.get("Devices") or []:
         host_device(dev)  # a missing device fails the create, not only the start
@@ -89,18 +90,18 @@ def command(cfg: dict[str, Any], icfg: dict[str, Any]
     return entrypoint or None, cmd or None
 
 
-def pick_name(name: str, records: Iterable[dict[str, Any]]) -> str:
+def pick_name(name: str, records: Iterable[ContainerRecord]) -> str:
     """The given name, checked and free, or a random one not taken."""
     records = list(records)
     if name:
         name = names.validate(name)
-        other = next((d for d in records if d["Name"] == "/" + name), None)
+        other = next((r for r in records if r.name == "/" + name), None)
         if other is not None:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
-                           f'container "{other["Id"]}". You have to remove (or rename) '
+                           f'container "{other.id}". You have to remove (or rename) '
                            "that container to be able to reuse that name.")
         return name
-    taken = {d["Name"] for d in records}
+    taken = {r.name for r in records}
     name = names.random_name()
     while "/" + name in taken:
         name = names.random_name() + str(secrets.randbelow(10))

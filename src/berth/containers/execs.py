@@ -58,11 +58,11 @@ class ExecService:
 
     def create(self, ref: str, body: dict[str, Any]) -> str:
         doc = self.containers.resolve(ref)
-        status = self.containers.store.status(doc)
+        status = doc.state.status
         if not status.is_running:
-            raise Conflict(f"Container {doc['Id']} is not running")
+            raise Conflict(f"Container {doc.id} is not running")
         if not status.can_exec():
-            raise Conflict(f"Container {doc['Id']} is paused, unpause the container before exec")
+            raise Conflict(f"Container {doc.id} is paused, unpause the container before exec")
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
@@ -74,8 +74,8 @@ class ExecService:
             except ValueError as e:
                 raise InvalidArgument(str(e)) from None
         eid = secrets.token_hex(32)
-        self.execs[eid] = _Exec(eid, doc["Id"], {**body, "Cmd": list(cmd)})
-        doc["ExecIDs"] = [*(doc.get("ExecIDs") or []), eid]
+        self.execs[eid] = _Exec(eid, doc.id, {**body, "Cmd": list(cmd)})
+        doc.exec_ids = [*(doc.exec_ids or []), eid]
         self.containers.store.event(doc, f"exec_create: {' '.join(cmd)}", execID=eid)
         return eid
 
@@ -115,12 +115,12 @@ class ExecService:
         if ex.started:
             raise Conflict(f"Error: Exec command {eid} has already run")
         doc = self.containers.resolve(ex.cid)
-        if not self.containers.store.status(doc).is_running:
-            raise Conflict(f"Container {doc['Id']} is not running")
+        if not doc.state.status.is_running:
+            raise Conflict(f"Container {doc.id} is not running")
         ex.started = True
         b = ex.body
-        cfg = doc["Config"]
-        hc = doc["HostConfig"]
+        cfg = doc.config
+        hc = doc.host_config
         # the container's own capabilities (all three sets, as the init's: a root exec must not
         # count on execve to raise them, which no_new_privs forbids), no_new_privs and seccomp
         # filter, as runc gives an exec
@@ -129,7 +129,7 @@ class ExecService:
         tty = bool(b.get("Tty"))
         proc = {"args": b["Cmd"],
                 "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env"),
-                                   links=doc["_berth"].get("link_env")),
+                                   links=doc.link_env),
                 "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
                 "user": b.get("User") or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -145,8 +145,8 @@ class ExecService:
         atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
         runtime, runtime_root = self.containers.store.runtime_of(doc)
         size = console_size or b.get("ConsoleSize")
-        req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=doc["State"]["Pid"],
-                           container_id=doc["Id"], runtime=runtime, runtime_root=runtime_root,
+        req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=doc.state.pid,
+                           container_id=doc.id, runtime=runtime, runtime_root=runtime_root,
                            stdin=bool(b.get("AttachStdin")), tty=tty,
                            console_size=(int(size[0]), int(size[1])) if size else None)
         ch = await self.containers.open_channel(self.containers.cfg.lean_forkserver, req)
@@ -187,7 +187,7 @@ class ExecService:
             ex.fanout.end()
             ex.done.set()
         shutil.rmtree(d, ignore_errors=True)
-        doc = self.containers.store.docs.get(ex.cid)
+        doc = self.containers.store.records.get(ex.cid)
         if doc is not None:
             self.containers.store.event(doc, "exec_die", execID=ex.id, exitCode=str(ex.exit_code))
 

@@ -32,9 +32,11 @@ MAX_LOG = 5
 MAX_OUTPUT = 4096
 
 
-def effective(doc: dict[str, Any], image_hc: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The container's health check: its own fields over the image's; None for none."""
-    own = doc["Config"].get("Healthcheck") or {}
+def effective(config: dict[str, Any], image_hc: dict[str, Any] | None
+              ) -> dict[str, Any] | None:
+    """The health check of a container of this Config: its own fields over the image's;
+    None for none."""
+    own = config.get("Healthcheck") or {}
     hc = {**(image_hc or {}), **{k: v for k, v in own.items() if v}}
     test = hc.get("Test") or []
     if not test or test[0] == "NONE":
@@ -50,10 +52,9 @@ def effective(doc: dict[str, Any], image_hc: dict[str, Any] | None) -> dict[str,
     return out
 
 
-def next_interval(hc: dict[str, Any], since_start: float, doc: dict[str, Any] | None) -> float:
+def next_interval(hc: dict[str, Any], since_start: float, status: str | None) -> float:
     """Seconds to the next probe, as dockerd 25+: StartInterval while in the start period and
-    still `starting`, Interval otherwise."""
-    status = ((doc or {}).get("State", {}).get("Health") or {}).get("Status")
+    still `starting` (the health `status`), Interval otherwise."""
     if since_start < hc["StartPeriod"] / SECOND and status == "starting":
         return float(hc["StartInterval"] / SECOND)
     return float(hc["Interval"] / SECOND)
@@ -66,35 +67,37 @@ class HealthChecker:
         containers.on_start.append(self.started)
 
     def started(self, cid: str) -> None:
-        doc = self.containers.store.docs.get(cid)
+        doc = self.containers.store.records.get(cid)
         if doc is None:
             return
         try:
-            image_hc = self.containers.images.get(doc["Image"]).container_config.get(
+            image_hc = self.containers.images.get(doc.image).container_config.get(
                 "Healthcheck")
         except BerthError:
             image_hc = None
-        hc = effective(doc, image_hc)
+        hc = effective(doc.config, image_hc)
         if hc is None:
-            doc["State"].pop("Health", None)
+            doc.state.health = None
             return
-        doc["State"]["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        self.containers.store.spawn(self._run(cid, doc["State"]["StartedAt"], hc))
+        doc.state.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        self.containers.store.spawn(self._run(cid, doc.state.started_at, hc))
 
     async def _run(self, cid: str, started_at: str, hc: dict[str, Any]) -> None:
         begun = time.monotonic()
         while True:
+            doc = self.containers.store.records.get(cid)
+            health = doc.state.health if doc is not None else None
             await asyncio.sleep(next_interval(hc, time.monotonic() - begun,
-                                              self.containers.store.docs.get(cid)))
-            doc = self.containers.store.docs.get(cid)
-            status = self.containers.store.status(doc) if doc is not None else None
+                                              (health or {}).get("Status")))
+            doc = self.containers.store.records.get(cid)
+            status = doc.state.status if doc is not None else None
             if doc is None or status is None or not status.is_running or \
-                    doc["State"]["StartedAt"] != started_at:
+                    doc.state.started_at != started_at:
                 return  # a later start has checks of its own
             if status is ContainerStatus.PAUSED:
                 continue
             result = await self._probe(cid, hc)
-            health = doc["State"].get("Health")
+            health = doc.state.health
             if health is None:
                 return
             health["Log"] = (health["Log"] + [result])[-MAX_LOG:]
@@ -143,9 +146,9 @@ class HealthChecker:
         finally:
             att.close()
             self.execs.execs.pop(eid, None)
-            doc = self.containers.store.docs.get(cid)
-            if doc is not None and eid in (doc.get("ExecIDs") or []):
-                doc["ExecIDs"].remove(eid)
+            doc = self.containers.store.records.get(cid)
+            if doc is not None and eid in (doc.exec_ids or []):
+                doc.exec_ids.remove(eid)
         return {"Start": rfc3339(start), "End": rfc3339(time.time()), "ExitCode": code,
                 "Output": output.decode("utf-8", "replace")}
 

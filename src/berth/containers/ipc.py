@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
 
 from berth import linux
+from berth.containers.record import ContainerRecord
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore
 from berth.errors import Conflict, InvalidArgument, NotFound, System
@@ -24,7 +24,7 @@ class Ipc:
         self.store = store
         self.cfg = store.cfg
 
-    def running_donor(self, mode: str) -> dict[str, Any]:
+    def running_donor(self, mode: str) -> ContainerRecord:
         """The container a `container:NAME` PID or IPC mode joins: dockerd's errors where it
         does not exist (400) or does not run (409)."""
         ref = mode.split(":", 1)[1]
@@ -32,40 +32,40 @@ class Ipc:
             other = self.store.resolve(ref)
         except NotFound as e:
             raise InvalidArgument(e.message) from None
-        status = self.store.status(other)
+        status = other.state.status
         if status is ContainerStatus.RESTARTING:
-            raise Conflict(f"Container {other['Id']} is restarting, wait until the container "
+            raise Conflict(f"Container {other.id} is restarting, wait until the container "
                            "is running")
-        if not status.is_running or not other["State"]["Pid"]:
+        if not status.is_running or not other.state.pid:
             raise Conflict(f"container {ref} is not running")
         return other
 
     def _shm_dir(self, cid: str) -> str:
         return os.path.join(self.store.dir(cid), "mounts", "shm")
 
-    def shm_path(self, doc: dict[str, Any], depth: int = 0) -> str | None:
+    def shm_path(self, doc: ContainerRecord, depth: int = 0) -> str | None:
         """The host directory a container's /dev/shm is, where others may share it (dockerd's
         ShmPath): a shareable one's own tmpfs, the host's, or the donor's; None for a
         private one (or a shareable one not running)."""
-        mode = doc["HostConfig"].get("IpcMode") or ""
+        mode = doc.host_config.get("IpcMode") or ""
         if mode == "host":
             return "/dev/shm"
         if mode == "shareable":
-            d = self._shm_dir(doc["Id"])
+            d = self._shm_dir(doc.id)
             return d if os.path.ismount(d) else None
         if mode.startswith("container:") and depth < 8:  # no loop through renamed donors
             with contextlib.suppress(NotFound):
                 return self.shm_path(self.store.resolve(mode.split(":", 1)[1]), depth + 1)
         return None
 
-    def mount_shm(self, doc: dict[str, Any]) -> None:
+    def mount_shm(self, doc: ContainerRecord) -> None:
         """A shareable IPC's /dev/shm: a tmpfs on the host (containers/<id>/mounts/shm, as
         dockerd), which a `container:` one binds too; unmounted when the container stops."""
-        d = self._shm_dir(doc["Id"])
+        d = self._shm_dir(doc.id)
         if os.path.ismount(d):
             return
         os.makedirs(d, exist_ok=True)
-        size = int(doc["HostConfig"].get("ShmSize") or 64 * 1024 * 1024)
+        size = int(doc.host_config.get("ShmSize") or 64 * 1024 * 1024)
         try:
             linux.mount("shm", d, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                         f"mode=1777,size={size}")

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from berth import storage
+from berth.containers.record import ContainerRecord
 from berth.containers.store import ContainerStore
 from berth.errors import (
     InvalidArgument,
@@ -29,8 +30,8 @@ class Mounts:
         self.volumes = volumes
 
     def volume_users(self, name: str) -> list[str]:
-        return [d["Id"] for d in self.store.docs.values()
-                if any(m.get("Name") == name for m in d.get("Mounts") or [])]
+        return [d.id for d in self.store.records.values()
+                if any(m.get("Name") == name for m in d.mounts or [])]
 
     def specs(self, body: dict[str, Any], hc: dict[str, Any],
                      image_volumes: dict[str, Any] | None) -> list[MountSpec]:
@@ -45,7 +46,7 @@ class Mounts:
         for ref in hc.get("VolumesFrom") or []:
             name, _, mode = ref.partition(":")
             other = self.store.resolve(name)
-            for m in other.get("Mounts") or []:
+            for m in other.mounts or []:
                 if m["Destination"] in seen or m["Type"] == "tmpfs":
                     continue
                 seen.add(m["Destination"])
@@ -84,9 +85,9 @@ class Mounts:
                             "Propagation": ""})
         return out
 
-    def runtime_mounts(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    def runtime_mounts(self, doc: ContainerRecord) -> list[dict[str, Any]]:
         out = []
-        for m in doc.get("Mounts") or []:
+        for m in doc.mounts or []:
             ro = [] if m.get("RW", True) else ["ro"]
             if m["Type"] == "volume":
                 out.append(self.volumes.runtime_mount(m["Name"], m["Destination"],

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
+from berth.containers.record import ContainerRecord, Link
 from berth.containers.store import ContainerStore
 from berth.errors import (
     Conflict,
@@ -99,8 +100,8 @@ class Networking:
         self.networks = networks
 
     def network_users(self, net: str) -> list[str]:
-        return [d["Id"] for d in self.store.docs.values()
-                if any(n["net"] == net for n in d["_berth"].get("nets") or [])]
+        return [d.id for d in self.store.records.values()
+                if any(n["net"] == net for n in d.nets or [])]
 
     async def monitor_command(self, cid: str, cmd: protocol.Command) -> protocol.Answer:
         live = self.store.live[cid]
@@ -122,13 +123,13 @@ class Networking:
         if n["Driver"] in ("host", "null"):
             raise Forbidden(f"container cannot be disconnected from host network or "
                             f"connected to {n['Name']} network")
-        if doc["HostConfig"].get("NetworkMode") in ("host", "none") or \
-                doc["HostConfig"].get("NetworkMode", "").startswith("container:"):
+        if doc.host_config.get("NetworkMode") in ("host", "none") or \
+                doc.host_config.get("NetworkMode", "").startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
-        nets = doc["_berth"].setdefault("nets", [])
+        nets = doc.nets
         if any(x["net"] == n["Name"] for x in nets):
-            raise Forbidden(f"endpoint with name {doc['Name'][1:]} already exists in "
+            raise Forbidden(f"endpoint with name {doc.name[1:]} already exists in "
                             f"network {n['Name']}")
         entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
                  "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
@@ -137,11 +138,11 @@ class Networking:
             for link in ec["Links"]:  # their format; a target may come later (dockerd)
                 parse_link(link)
             entry["links"] = list(ec["Links"])
-        if self.store.status(doc).is_running:
-            eps = doc["_berth"].setdefault("endpoints", [])
+        if doc.state.status.is_running:
+            eps = doc.endpoints
             used = {e["ifname"] for e in eps}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-            ep = self.networks.allocate(n["Name"], doc["Id"], name=doc["Name"][1:],
+            ep = self.networks.allocate(n["Name"], doc.id, name=doc.name[1:],
                                         aliases=entry["aliases"], ip=entry["ip"],
                                         ifname=ifname, mac=entry["mac"])
             ep["netname"] = n["Name"]
@@ -155,23 +156,23 @@ class Networking:
             dns = protocol.DnsConfig(
                 hosts=tuple(self.networks.hosts_files(
                     [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
-                upstream=tuple(self.upstream_dns(doc["HostConfig"], False)),
+                upstream=tuple(self.upstream_dns(doc.host_config, False)),
                 forward=forward, links=self.dns_links([*nets, entry])) if user_net else None
-            answer = await self.monitor_command(doc["Id"], protocol.Plug(
+            answer = await self.monitor_command(doc.id, protocol.Plug(
                 endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
                 dns_forward=forward, dns=dns, links=self.dns_links([entry])))
             if not isinstance(answer, protocol.Plugged):
-                self.networks.release_one(doc["Id"], n["Id"])
-                raise System(f"connect {doc['Name'][1:]} to {n['Name']}: {_why(answer)}")
+                self.networks.release_one(doc.id, n["Id"])
+                raise System(f"connect {doc.name[1:]} to {n['Name']}: {_why(answer)}")
             eps.append(ep)
             if user_net:
                 # as dockerd: the container's resolv.conf now names the embedded DNS (and
                 # keeps it after a disconnect; the server forwards other names upstream)
                 self.write_resolv_conf(doc, embedded=True)
         nets.append(entry)
-        doc["NetworkSettings"] = self.settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), nets,
-            doc["_berth"].get("endpoints") if self.store.status(doc).is_running else None)
+        doc.network_settings = self.settings(
+            doc.host_config.get("NetworkMode", "bridge"), nets,
+            doc.endpoints if doc.state.status.is_running else None)
         self.store.save(doc)
         self.store.event(doc, "connect", network=n["Name"])
 
@@ -179,30 +180,30 @@ class Networking:
         doc = self.store.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
-        nets = doc["_berth"].get("nets") or []
+        nets = doc.nets or []
         if not any(x["net"] == n["Name"] for x in nets):
-            raise Forbidden(f"container {doc['Id'][:12]} is not connected to network "
+            raise Forbidden(f"container {doc.id[:12]} is not connected to network "
                             f"{n['Name']}")
-        eps = doc["_berth"].get("endpoints") or []
+        eps = doc.endpoints or []
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
-        if self.store.status(doc).is_running and ep is not None:
-            answer = await self.monitor_command(doc["Id"], protocol.Unplug(
+        if doc.state.status.is_running and ep is not None:
+            answer = await self.monitor_command(doc.id, protocol.Unplug(
                 ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
                 dns_forward=self.dns_forward(
                     [x["net"] for x in nets if x["net"] != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
-            self.networks.release_one(doc["Id"], ep["network"])
-            doc["_berth"]["endpoints"] = [e for e in eps if e is not ep]
-        doc["_berth"]["nets"] = [x for x in nets if x["net"] != n["Name"]]
-        doc["NetworkSettings"] = self.settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"]["nets"],
-            doc["_berth"].get("endpoints") if self.store.status(doc).is_running else None)
+            self.networks.release_one(doc.id, ep["network"])
+            doc.endpoints = [e for e in eps if e is not ep]
+        doc.nets = [x for x in nets if x["net"] != n["Name"]]
+        doc.network_settings = self.settings(
+            doc.host_config.get("NetworkMode", "bridge"), doc.nets,
+            doc.endpoints if doc.state.status.is_running else None)
         self.store.save(doc)
         self.store.event(doc, "disconnect", network=n["Name"])
 
     # --- legacy links ---------------------------------------------------------------------
-    def _link_target(self, name: str) -> dict[str, Any]:
+    def _link_target(self, name: str) -> ContainerRecord:
         try:
             child = self.store.resolve(name)
         except NotFound:
@@ -210,17 +211,17 @@ class Networking:
             raise InvalidArgument(f"could not get container for {name}: No such container: "
                                   f"{name}") from None
         seen = set()
-        while (child["HostConfig"].get("NetworkMode") or "").startswith("container:") \
-                and child["Id"] not in seen:
-            seen.add(child["Id"])
-            child = self._link_target(child["HostConfig"]["NetworkMode"].split(":", 1)[1])
-        if child["HostConfig"].get("NetworkMode") == "host":
+        while (child.host_config.get("NetworkMode") or "").startswith("container:") \
+                and child.id not in seen:
+            seen.add(child.id)
+            child = self._link_target(child.host_config["NetworkMode"].split(":", 1)[1])
+        if child.host_config.get("NetworkMode") == "host":
             raise InvalidArgument("conflicting options: host type networking can't be used "
                                   "with links. This would result in undefined behavior")
         return child
 
     def register_links(self, hc: dict[str, Any], nets: list[dict[str, Any]]
-                        ) -> list[dict[str, str]]:
+                        ) -> list[Link]:
         """`--link` at create. On the default bridge: the legacy links, kept as the targets'
         IDs (inspect shows them under their current names); on a user-defined network they
         are the endpoint's links (aliases of its embedded DNS), as dockerd."""
@@ -235,58 +236,58 @@ class Networking:
         if not links or mode == "none":
             return []
         parsed = [parse_link(link) for link in links]
-        hc["Links"] = None  # legacy links are shown from `_berth.links` by inspect
+        hc["Links"] = None  # legacy links are shown from the record's `links` by inspect
         if nets and self.networks is not None and self.networks.user_defined(nets[0]["net"]):
             have = nets[0].get("links") or []
             nets[0]["links"] = [*have, *(link for link in links if link not in have)]
             return []
         targets = [(self._link_target(name), alias) for name, alias in parsed]
-        return [{"id": child["Id"], "alias": alias} for child, alias in targets]
+        return [Link(id=child.id, alias=alias) for child, alias in targets]
 
-    def links_view(self, doc: dict[str, Any]) -> list[str] | None:
+    def links_view(self, doc: ContainerRecord) -> list[str] | None:
         """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
-        out = [f"{self.store.docs[lk['id']]['Name']}:{doc['Name']}/{lk['alias']}"
-               for lk in doc["_berth"].get("links") or [] if lk["id"] in self.store.docs]
-        return out or doc["HostConfig"].get("Links")
+        out = [f"{self.store.records[lk.id].name}:{doc.name}/{lk.alias}"
+               for lk in doc.links or [] if lk.id in self.store.records]
+        return out or doc.host_config.get("Links")
 
-    def _linked(self, doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    def _linked(self, doc: ContainerRecord) -> list[tuple[ContainerRecord, str]]:
         """The targets of the legacy links (those not removed since) with their aliases; each
         must run, as dockerd."""
         out = []
-        for lk in doc["_berth"].get("links") or []:
-            child = self.store.docs.get(lk["id"])
+        for lk in doc.links or []:
+            child = self.store.records.get(lk.id)
             if child is None:
                 continue
-            if not self.store.status(child).is_running:
-                raise System(f"Cannot link to a non running container: {child['Name']} AS "
-                             f"{doc['Name']}/{lk['alias']}")
-            out.append((child, lk["alias"]))
+            if not child.state.status.is_running:
+                raise System(f"Cannot link to a non running container: {child.name} AS "
+                             f"{doc.name}/{lk.alias}")
+            out.append((child, lk.alias))
         return out
 
     @staticmethod
-    def _bridge_ip(child: dict[str, Any]) -> str:
-        return str(((child.get("NetworkSettings") or {}).get("Networks") or {})
+    def _bridge_ip(child: ContainerRecord) -> str:
+        return str(((child.network_settings or {}).get("Networks") or {})
                    .get("bridge", {}).get("IPAddress") or "")
 
-    def links_env(self, doc: dict[str, Any]) -> list[str]:
+    def links_env(self, doc: ContainerRecord) -> list[str]:
         env: list[str] = []
         for child, alias in self._linked(doc):
-            env += link_env(alias, f"{doc['Name']}/{alias}", self._bridge_ip(child),
-                            list(child["Config"].get("ExposedPorts") or {}),
-                            child["Config"].get("Env"))
+            env += link_env(alias, f"{doc.name}/{alias}", self._bridge_ip(child),
+                            list(child.config.get("ExposedPorts") or {}),
+                            child.config.get("Env"))
         return env
 
-    def _link_hosts(self, doc: dict[str, Any]) -> str:
+    def _link_hosts(self, doc: ContainerRecord) -> str:
         """/etc/hosts lines of the legacy links: the alias, the target's hostname and name."""
         out = ""
-        for lk in doc["_berth"].get("links") or []:
-            child = self.store.docs.get(lk["id"])
+        for lk in doc.links or []:
+            child = self.store.records.get(lk.id)
             ip = self._bridge_ip(child) if child is not None else ""
             if child is None or not ip:
                 continue
-            names = [lk["alias"], child["Config"].get("Hostname") or child["Id"][:12]]
-            if lk["alias"] != child["Name"][1:]:
-                names.append(child["Name"][1:])
+            names = [lk.alias, child.config.get("Hostname") or child.id[:12]]
+            if lk.alias != child.name[1:]:
+                names.append(child.name[1:])
             out += f"{ip}\t{' '.join(names)}\n"
         return out
 
@@ -300,10 +301,10 @@ class Networking:
             pdoc = self.store.resolve(parent)
         except NotFound:
             raise System(f"Cannot get parent {parent} for link name {name}") from None
-        links = pdoc["_berth"].get("links") or []
-        if not any(lk["alias"] == alias for lk in links):
+        links = pdoc.links or []
+        if not any(lk.alias == alias for lk in links):
             raise NotFound(f"No such container: {name[1:]}")
-        pdoc["_berth"]["links"] = [lk for lk in links if lk["alias"] != alias]
+        pdoc.links = [lk for lk in links if lk.alias != alias]
         self.store.save(pdoc)
 
     def dns_links(self, nets: list[dict[str, Any]]) -> dict[str, str]:
@@ -314,7 +315,7 @@ class Networking:
             for link in n.get("links") or []:
                 name, alias = parse_link(link)
                 try:
-                    out[alias.lower()] = self.store.resolve(name)["Id"][:12]
+                    out[alias.lower()] = self.store.resolve(name).id[:12]
                 except NotFound:
                     continue
         return out
@@ -347,22 +348,22 @@ class Networking:
             try:
                 if self.networks is None:
                     raise NotFound(n)
-                doc = self.networks.resolve(n)
+                ndoc = self.networks.resolve(n)
             except NotFound:
                 # a 400, not a 404: the docker CLI takes any 404 of create for a missing
                 # image, and would try to pull
                 raise InvalidArgument(f"network {n} not found") from None
-            if doc["Driver"] in ("host", "null"):
+            if ndoc["Driver"] in ("host", "null"):
                 raise InvalidArgument(f"container cannot be connected to network {n} "
                                       "alongside others")
             ec = eps.get(n) or {}
-            if doc["Name"] == "bridge" and ec.get("Aliases"):
+            if ndoc["Name"] == "bridge" and ec.get("Aliases"):
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
-            entry = {"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
+            entry = {"net": ndoc["Name"], "aliases": list(ec.get("Aliases") or []),
                      "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
                      "mac": ec.get("MacAddress") or ""}
-            if ec.get("Links") and doc["Name"] != "bridge":
+            if ec.get("Links") and ndoc["Name"] != "bridge":
                 for link in ec["Links"]:  # their format; a target may come later (dockerd)
                     parse_link(link)
                 entry["links"] = list(ec["Links"])
@@ -401,15 +402,15 @@ class Networking:
                 "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
                 "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
-    def write_etc_files(self, doc: dict[str, Any],
+    def write_etc_files(self, doc: ContainerRecord,
                          eps: list[dict[str, Any]] | None = None, *,
                          only_hosts: bool = False) -> None:
-        hc = doc["HostConfig"]
-        cfg = doc["Config"]
+        hc = doc.host_config
+        cfg = doc.config
         host_net = hc.get("NetworkMode") == "host"
         hostname = cfg["Hostname"]
         if not only_hosts:
-            with open(doc["HostnamePath"], "w") as f:
+            with open(doc.hostname_path, "w") as f:
                 f.write(hostname + "\n")
         if host_net:
             try:
@@ -433,18 +434,18 @@ class Networking:
             hosts += self._link_hosts(doc)
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
-        with open(doc["HostsPath"], "w") as f:
+        with open(doc.hosts_path, "w") as f:
             f.write(hosts)
         if only_hosts:
             return
         user_net = any(self.networks and self.networks.user_defined(n["net"])
-                       for n in doc["_berth"].get("nets") or [])
+                       for n in doc.nets or [])
         self.write_resolv_conf(doc, embedded=user_net)
 
-    def write_resolv_conf(self, doc: dict[str, Any], *, embedded: bool) -> None:
+    def write_resolv_conf(self, doc: ContainerRecord, *, embedded: bool) -> None:
         """In place: the file is bind-mounted into a running container."""
-        hc = doc["HostConfig"]
-        with open(doc["ResolvConfPath"], "w") as f:
+        hc = doc.host_config
+        with open(doc.resolv_conf_path, "w") as f:
             f.write(self._resolv_conf(hc, hc.get("NetworkMode") == "host", embedded=embedded))
 
     def _host_gateway(self) -> str:
@@ -498,60 +499,60 @@ class Networking:
             out += "options " + " ".join(options) + "\n"
         return out
 
-    def plug(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    def plug(self, doc: ContainerRecord) -> list[dict[str, Any]]:
         """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
         eps: list[dict[str, Any]] = []
-        nets = doc["_berth"].get("nets") or []
+        nets = doc.nets or []
         if self.networks is None or not nets:
             self.write_etc_files(doc)
             return eps
         try:
             for i, n in enumerate(nets):
-                ep = self.networks.allocate(n["net"], doc["Id"], name=doc["Name"][1:],
+                ep = self.networks.allocate(n["net"], doc.id, name=doc.name[1:],
                                             aliases=n["aliases"], ip=n.get("ip", ""),
                                             ifname=f"eth{i}", mac=n.get("mac", ""))
                 ep["netname"] = n["net"]
                 eps.append(ep)
         except BaseException:
-            self.networks.release(doc["Id"])
+            self.networks.release(doc.id)
             raise
-        doc["_berth"]["endpoints"] = eps
-        doc["NetworkSettings"] = self.settings(
-            doc["HostConfig"].get("NetworkMode", "bridge"), nets, eps)
+        doc.endpoints = eps
+        doc.network_settings = self.settings(
+            doc.host_config.get("NetworkMode", "bridge"), nets, eps)
         self.write_etc_files(doc, eps)
         # running containers linked to this one see its new address (dockerd's
         # updateParentsHosts)
-        for parent in self.store.docs.values():
-            if self.store.status(parent).is_running and any(
-                    lk["id"] == doc["Id"] for lk in parent["_berth"].get("links") or []):
-                self.write_etc_files(parent, parent["_berth"].get("endpoints"),
+        for parent in self.store.records.values():
+            if parent.state.status.is_running and any(
+                    lk.id == doc.id for lk in parent.links or []):
+                self.write_etc_files(parent, parent.endpoints,
                                       only_hosts=True)
         return eps
 
-    def _bindings(self, doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        hc = doc["HostConfig"]
+    def _bindings(self, doc: ContainerRecord) -> dict[str, list[dict[str, str]]]:
+        hc = doc.host_config
         binds = dict(hc.get("PortBindings") or {})
         if hc.get("PublishAllPorts"):
-            for key in doc["Config"].get("ExposedPorts") or {}:
+            for key in doc.config.get("ExposedPorts") or {}:
                 binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
                                                                           "HostPort": ""}])
         return binds
 
-    async def publish(self, doc: dict[str, Any], eps: list[dict[str, Any]]) -> None:
+    async def publish(self, doc: ContainerRecord, eps: list[dict[str, Any]]) -> None:
         binds = self._bindings(doc)
         if not binds or self.networks is None:
             return
         if not eps or eps[0].get("kind", "veth") != "veth":
             raise InvalidArgument("published ports need a bridge network: "
-                                  f"{doc['HostConfig'].get('NetworkMode')} is not one")
-        ports = await self.networks.ports.publish(doc["Id"], binds, eps[0]["ip"],
+                                  f"{doc.host_config.get('NetworkMode')} is not one")
+        ports = await self.networks.ports.publish(doc.id, binds, eps[0]["ip"],
                                                   eps[0]["netname"])
-        doc["NetworkSettings"]["Ports"] = ports
+        doc.network_settings["Ports"] = ports
 
-    def unplug(self, doc: dict[str, Any]) -> None:
-        if self.networks is not None and doc["_berth"].get("endpoints"):
-            self.networks.ports.unpublish(doc["Id"], doc["_berth"]["endpoints"][0]["netname"])
-            self.networks.release(doc["Id"])
-            doc["_berth"]["endpoints"] = []
-            doc["NetworkSettings"] = self.settings(
-                doc["HostConfig"].get("NetworkMode", "bridge"), doc["_berth"].get("nets") or [])
+    def unplug(self, doc: ContainerRecord) -> None:
+        if self.networks is not None and doc.endpoints:
+            self.networks.ports.unpublish(doc.id, doc.endpoints[0]["netname"])
+            self.networks.release(doc.id)
+            doc.endpoints = []
+            doc.network_settings = self.settings(
+                doc.host_config.get("NetworkMode", "bridge"), doc.nets or [])

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from berth import storage
 from berth.containers.channel import Attachment, Channel
+from berth.containers.record import ContainerRecord
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore, Live
 from berth.errors import Conflict, NotImplemented_
@@ -36,8 +37,8 @@ class Output:
         self.driver = driver
         self.images = images
 
-    def log_rotation(self, doc: dict[str, Any]) -> dict[str, int]:
-        opts = (doc["HostConfig"].get("LogConfig") or {}).get("Config") or {}
+    def log_rotation(self, doc: ContainerRecord) -> dict[str, int]:
+        opts = (doc.host_config.get("LogConfig") or {}).get("Config") or {}
         size = self.cfg.log_max_size
         if opts.get("max-size"):
             from berth.units import parse_size
@@ -60,16 +61,16 @@ class Output:
         """The container's log entries; refused at once (before any of the stream is sent)
         where its log driver keeps nothing to read."""
         doc = self.store.resolve(ref)
-        if not doc["LogPath"]:   # the `none` log driver
+        if not doc.log_path:   # the `none` log driver
             raise NotImplemented_("configured logging driver does not support reading")
         return self._log_stream(doc, follow=follow, stdout=stdout, stderr=stderr, since=since,
                                 until=until, tail=tail, timestamps=timestamps)
 
-    async def _log_stream(self, doc: dict[str, Any], *, follow: bool, stdout: bool,
+    async def _log_stream(self, doc: ContainerRecord, *, follow: bool, stdout: bool,
                           stderr: bool, since: float, until: float, tail: str,
                           timestamps: bool) -> AsyncIterator[tuple[int, bytes]]:
-        cid = doc["Id"]
-        path = doc["LogPath"]
+        cid = doc.id
+        path = doc.log_path
         streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
         n_tail = -1 if tail in ("all", "", None) else int(tail)
         if n_tail < -1:
@@ -165,8 +166,8 @@ class Output:
             if live is None or live.removed:
                 done = True
             else:
-                doc = self.store.docs.get(cid)
-                done = doc is None or not self.store.status(doc).is_running
+                doc = self.store.records.get(cid)
+                done = doc is None or not doc.state.status.is_running
             try:
                 with open(path, "rb") as f:
                     st = os.fstat(f.fileno())
@@ -205,41 +206,41 @@ class Output:
         until its next exit, and its stdin. Made before the caller answers the client, who
         starts the container as soon as it has the answer."""
         doc = self.store.resolve(ref)
-        if not self.store.status(doc).can_attach():
+        if not doc.state.status.can_attach():
             raise Conflict("You cannot attach to a restarting container, wait until it is "
                            "running")
         # a stopped container may be attached to, as with dockerd (`start -a` attaches, then
         # starts): the stream carries its next run
-        cid = doc["Id"]
+        cid = doc.id
         live = self.store.live[cid]
         q = live.fanout.subscribe(f"container {cid[:12]}")
         exits = live.exits
-        was_created = self.store.status(doc) is ContainerStatus.CREATED
+        was_created = doc.state.status is ContainerStatus.CREATED
 
         async def channel() -> Channel | None:
             # input typed before the start waits for the monitor; a start that fails ends it
             async with live.changed:
                 await live.changed.wait_for(
                     lambda: live.channel is not None or live.removed or live.exits > exits or (
-                        was_created and self.store.status(doc) not in (
+                        was_created and doc.state.status not in (
                             ContainerStatus.CREATED, ContainerStatus.RUNNING,
                             ContainerStatus.PAUSED)))
             return live.channel
         att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
-                         stdin_once=bool(doc["Config"].get("StdinOnce")),
+                         stdin_once=bool(doc.config.get("StdinOnce")),
                          on_close=lambda: live.fanout.unsubscribe(q))
         if logs:
             att.prelude = self._log_entries(doc, stdout, stderr)
         return att
 
     @staticmethod
-    def _log_entries(doc: dict[str, Any], stdout: bool, stderr: bool
+    def _log_entries(doc: ContainerRecord, stdout: bool, stderr: bool
                      ) -> Iterator[tuple[int, bytes]]:
         """The log as it is now (what comes later reaches the stream live), read as the
         client takes it: a log is as large as the container made it."""
         want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
         try:
-            f = open(doc["LogPath"], "rb")  # noqa: SIM115 - closed by the generator
+            f = open(doc.log_path, "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
             return iter(())
         size = os.fstat(f.fileno()).st_size
@@ -260,16 +261,16 @@ class Output:
 
     def resize(self, ref: str, h: int, w: int) -> None:
         doc = self.store.resolve(ref)
-        ch = self.store.live[doc["Id"]].channel
-        if not self.store.status(doc).is_running or ch is None:
-            raise Conflict(f"Container {doc['Id']} is not running")
+        ch = self.store.live[doc.id].channel
+        if not doc.state.status.is_running or ch is None:
+            raise Conflict(f"Container {doc.id} is not running")
         ch.resize(h, w)
 
     def export(self, ref: str, out: BinaryIO) -> None:
         doc = self.store.resolve(ref)
-        dirs = [self.driver.upper(doc["Id"])]
+        dirs = [self.driver.upper(doc.id)]
         if self.driver.name == "overlay2":
-            dirs += [self.images.layer_store.get(c).path for c in reversed(doc["_berth"]["layers"])]
+            dirs += [self.images.layer_store.get(c).path for c in reversed(doc.layers)]
         storage.write_merged_tar(dirs, out, self.images.layer_store.shift)
 
 

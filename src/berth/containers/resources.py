@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from berth import cgroups
+from berth.containers.record import ContainerRecord
 from berth.containers.spec import build_spec, validate_host_config
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore
@@ -35,37 +36,37 @@ class Resources:
         self.cfg = store.cfg
         self.ncpu = ncpu
 
-    def _cgroup(self, doc: dict[str, Any]) -> cgroups.CgroupManager:
-        parent = doc["HostConfig"].get("CgroupParent") or self.cfg.cgroup_parent
-        return cgroups.detect(f"{parent.strip('/')}/{doc['Id']}")
+    def _cgroup(self, doc: ContainerRecord) -> cgroups.CgroupManager:
+        parent = doc.host_config.get("CgroupParent") or self.cfg.cgroup_parent
+        return cgroups.detect(f"{parent.strip('/')}/{doc.id}")
 
-    def _running(self, ref: str) -> dict[str, Any]:
+    def _running(self, ref: str) -> ContainerRecord:
         doc = self.store.resolve(ref)
-        if not self.store.status(doc).is_running:
-            raise Conflict(f"Container {doc['Id']} is not running")
+        if not doc.state.status.is_running:
+            raise Conflict(f"Container {doc.id} is not running")
         return doc
 
-    async def thaw(self, doc: dict[str, Any]) -> None:
+    async def thaw(self, doc: ContainerRecord) -> None:
         """A frozen process cannot act on a signal: stopping a paused container thaws it."""
-        if self.store.status(doc) is ContainerStatus.PAUSED:
+        if doc.state.status is ContainerStatus.PAUSED:
             await asyncio.to_thread(self._cgroup(doc).freeze, False)
-            self.store.set_status(doc, ContainerStatus.RUNNING)
+            doc.state.become(ContainerStatus.RUNNING)
 
     async def pause(self, ref: str) -> None:
         doc = self._running(ref)
-        if not self.store.status(doc).can_pause():
-            raise Conflict(f"Container {doc['Id']} is already paused")
+        if not doc.state.status.can_pause():
+            raise Conflict(f"Container {doc.id} is already paused")
         await asyncio.to_thread(self._cgroup(doc).freeze, True)
-        self.store.set_status(doc, ContainerStatus.PAUSED)
+        doc.state.become(ContainerStatus.PAUSED)
         self.store.save(doc)
         self.store.event(doc, "pause")
 
     async def unpause(self, ref: str) -> None:
         doc = self._running(ref)
-        if not self.store.status(doc).can_unpause():
-            raise Conflict(f"Container {doc['Id']} is not paused")
+        if not doc.state.status.can_unpause():
+            raise Conflict(f"Container {doc.id} is not paused")
         await asyncio.to_thread(self._cgroup(doc).freeze, False)
-        self.store.set_status(doc, ContainerStatus.RUNNING)
+        doc.state.become(ContainerStatus.RUNNING)
         self.store.save(doc)
         self.store.event(doc, "unpause")
 
@@ -74,7 +75,7 @@ class Resources:
         doc = self.store.resolve(ref)
         keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
                 "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
-        hc = dict(doc["HostConfig"])
+        hc = dict(doc.host_config)
         for k in keys:
             if k in body and body[k] not in (None, ""):
                 hc[k] = body[k]
@@ -82,8 +83,8 @@ class Resources:
                 and hc["MemorySwap"] < hc["Memory"]:
             hc["MemorySwap"] = 0
         warnings = validate_host_config(hc, self.ncpu)
-        if self.store.status(doc).is_running:
-            spec = build_spec(cid=doc["Id"], config=doc["Config"], host_config=hc,
+        if doc.state.status.is_running:
+            spec = build_spec(cid=doc.id, config=doc.config, host_config=hc,
                               hostname_path="", hosts_path="", resolv_path="",
                               cgroup_parent=self.cfg.cgroup_parent)
             # the device rules stay as they are: rewriting them would deny all for a moment
@@ -91,8 +92,8 @@ class Resources:
             try:
                 await asyncio.to_thread(self._cgroup(doc).create, res)
             except BerthError as e:
-                raise InvalidArgument(f"Cannot update container {doc['Id']}: {e}") from None
-        doc["HostConfig"] = hc
+                raise InvalidArgument(f"Cannot update container {doc.id}: {e}") from None
+        doc.host_config = hc
         self.store.save(doc)
         self.store.event(doc, "update")
         return warnings
@@ -122,11 +123,11 @@ class Resources:
                 procs.append(fields)
         return {"Titles": titles, "Processes": procs}
 
-    def _net_stats(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def _net_stats(self, doc: ContainerRecord) -> dict[str, Any]:
         """Per interface, from the host side of its veth pair: what the host receives is what
         the container sent."""
         out = {}
-        for ep in doc["_berth"].get("endpoints") or []:
+        for ep in doc.endpoints or []:
             if ep.get("kind", "veth") != "veth":
                 continue
             base = f"/sys/class/net/{ep['host_if']}/statistics/"
@@ -141,14 +142,14 @@ class Resources:
         """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
         doc = self.store.resolve(ref)
         now = rfc3339(time.time())
-        base: dict[str, Any] = {"read": now, "name": doc["Name"], "id": doc["Id"],
+        base: dict[str, Any] = {"read": now, "name": doc.name, "id": doc.id,
                                 "num_procs": 0, "storage_stats": {}, "networks": {}}
-        if not self.store.status(doc).is_running:
+        if not doc.state.status.is_running:
             return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
                 "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
                 "memory_stats": {}}
         st = self._cgroup(doc).stats()
-        limit = doc["HostConfig"].get("PidsLimit") or 0
+        limit = doc.host_config.get("PidsLimit") or 0
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
         return {**base,
                 "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},

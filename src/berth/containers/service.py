@@ -36,11 +36,12 @@ from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
+from berth.containers.record import ContainerRecord
 from berth.containers.resources import Resources
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore, Emit
-from berth.containers.views import Views
+from berth.containers.views import ContainerView, Views
 from berth.errors import (
     BerthError,
     Conflict,
@@ -106,21 +107,25 @@ class ContainerService:
     async def close(self) -> None:
         await self.store.close()
 
-    def resolve(self, ref: str) -> dict[str, Any]:
+    def resolve(self, ref: str) -> ContainerRecord:
         return self.store.resolve(ref)
 
     def containers_using(self, image_id: str) -> builtins.list[dict[str, Any]]:
-        return [d for d in self.store.all() if d["Image"] == image_id]
+        """The containers made from an image, as the image service asks (their ID and whether
+        they run)."""
+        return [{"Id": r.id, "State": {"Running": r.state.running}}
+                for r in self.store.all() if r.image == image_id]
 
     def layers_in_use(self) -> set[str]:
-        return {c for d in self.store.all() for c in d["_berth"]["layers"]}
+        return {c for d in self.store.all() for c in d.layers}
 
     # --- what the parts do, as the API and the daemon reach it ------------------------------
-    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+    def inspect(self, ref: str, size: bool = False) -> ContainerView:
         return self.views.inspect(ref, size)
 
     def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, builtins.list[str]] | None = None) -> builtins.list[dict[str, Any]]:
+             filters: dict[str, builtins.list[str]] | None = None
+             ) -> builtins.list[ContainerView]:
         return self.views.list(all_=all_, limit=limit, size=size, filters=filters)
 
     def counts(self) -> dict[str, int]:
@@ -202,46 +207,24 @@ class ContainerService:
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["LogConfig"] = log_config(hc.get("LogConfig"))
         args = [*(full_cfg["Entrypoint"] or []), *(full_cfg["Cmd"] or [])]
-        doc: dict[str, Any] = {
-            "Id": cid,
-            "Created": rfc3339(now),
-            "Path": args[0],
-            "Args": args[1:],
-            "State": {"Status": "created", "Running": False, "Paused": False,
-                      "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": 0,
-                      "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
-                      "FinishedAt": ZERO_TIME},
-            "Image": image.id,
-            "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
-            "HostnamePath": os.path.join(cdir, "hostname"),
-            "HostsPath": os.path.join(cdir, "hosts"),
-            "LogPath": "" if hc["LogConfig"]["Type"] == "none" else
+        doc = ContainerRecord(
+            id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
+            args=args[1:], config=full_cfg, host_config=hc, driver=self.driver.name,
+            upper_dir=self.driver.upper(cid), lower_dirs=[la.path for la in reversed(layers)],
+            resolv_conf_path=os.path.join(cdir, "resolv.conf"),
+            hostname_path=os.path.join(cdir, "hostname"), hosts_path=os.path.join(cdir, "hosts"),
+            log_path="" if hc["LogConfig"]["Type"] == "none" else
             os.path.join(cdir, f"{cid}-json.log"),
-            "Name": "/" + name,
-            "RestartCount": 0,
-            "Driver": self.driver.name,
-            "Platform": "linux",
-            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
-            "ExecIDs": None,
-            "HostConfig": hc,
-            "GraphDriver": {"Name": self.driver.name, "Data": {
-                "UpperDir": self.driver.upper(cid),
-                "LowerDir": ":".join(la.path for la in reversed(layers))}},
-            "Mounts": [],
-            "Config": full_cfg,
-            "NetworkSettings": self.net.settings(hc.get("NetworkMode", "bridge"), nets),
-            "_berth": {"layers": [la.chain_id for la in layers], "created": int(now),
-                       "nets": nets, **({"links": links} if links else {}),
-                       "created_ns": int(now * 1e9), "monitor": 0},
-        }
+            network_settings=self.net.settings(hc.get("NetworkMode", "bridge"), nets),
+            layers=[la.chain_id for la in layers], nets=nets, links=links)
         # each step registers its undo; nothing half made stays if a later one fails
         with contextlib.ExitStack() as undo:
             os.makedirs(cdir, exist_ok=True)
             undo.callback(shutil.rmtree, cdir, ignore_errors=True)
             undo.callback(self.driver.remove, cid)
             await asyncio.to_thread(self.driver.prepare, cid, layers)
-            doc["Mounts"] = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers)
-            undo.callback(self._remove_new_volumes, doc["Mounts"], mount_specs)
+            doc.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers)
+            undo.callback(self._remove_new_volumes, doc.mounts, mount_specs)
             self.net.write_etc_files(doc)
             self.store.add(doc)
             undo.callback(self.store.forget, cid)
@@ -261,13 +244,13 @@ class ContainerService:
     # --- start ------------------------------------------------------------------------------
     async def start(self, ref: str, *, restarting: bool = False) -> None:
         doc = self.store.resolve(ref)
-        cid = doc["Id"]
+        cid = doc.id
         live = self.store.live[cid]
         if not restarting:
             self.restarts.cancel(doc)
-            doc["_berth"]["manually_stopped"] = False
+            doc.manually_stopped = False
         async with live.lock:
-            status = self.store.status(doc)
+            status = doc.state.status
             if status.is_running:
                 raise NotModified("container already started")
             if not status.can_start():
@@ -275,14 +258,14 @@ class ContainerService:
             try:
                 await self._start_locked(doc)
             except BerthError as e:
-                doc["State"]["Error"] = e.message
+                doc.state.error = e.message
                 self.store.save(doc)
-                if doc["HostConfig"].get("AutoRemove"):
+                if doc.host_config.get("AutoRemove"):
                     self.store.spawn(self._auto_remove(cid))
                 raise
 
-    async def _start_locked(self, doc: dict[str, Any]) -> None:
-        cid = doc["Id"]
+    async def _start_locked(self, doc: ContainerRecord) -> None:
+        cid = doc.id
         live = self.store.live[cid]
         bundle, state_dir = self.bundles.write(doc)
         # each step registers its undo: a start that fails leaves no address nor port behind
@@ -308,17 +291,18 @@ class ContainerService:
                     error = msg.error
                 else:
                     code, error = 125, "monitor died before starting"
-                doc["State"].update({"ExitCode": code, "Error": error})
+                doc.state.exit_code, doc.state.error = code, error
                 self.store.save(doc)
                 live.fanout.end()
                 err_cls = InvalidArgument if code in (126, 127) else System
                 raise err_cls(error)
             undo.pop_all()
         now = time.time()
-        self.store.set_status(doc, ContainerStatus.RUNNING, OOMKilled=False, Pid=msg.pid,
-                              ExitCode=0, Error="", StartedAt=rfc3339(now),
-                              FinishedAt=ZERO_TIME)
-        doc["_berth"]["monitor"] = msg.monitor
+        doc.state.become(ContainerStatus.RUNNING)
+        doc.state.oom_killed, doc.state.pid, doc.state.exit_code, doc.state.error = (
+            False, msg.pid, 0, "")
+        doc.state.started_at, doc.state.finished_at = rfc3339(now), ZERO_TIME
+        doc.monitor = msg.monitor
         self.store.save(doc)
         live.channel = ch
         live.reader = self.store.spawn(self._watch(cid, ch))
@@ -329,24 +313,24 @@ class ContainerService:
         log.info("started container %s pid %s", cid[:12], msg.pid, extra={"container": cid})
         self.store.event(doc, "start")
 
-    def _start_request(self, doc: dict[str, Any], bundle: str, state_dir: str,
+    def _start_request(self, doc: ContainerRecord, bundle: str, state_dir: str,
                        eps: builtins.list[dict[str, Any]]) -> StartRequest:
         """What the fork server needs to start the container's shim."""
-        cid = doc["Id"]
-        cfg = doc["Config"]
-        layers = [self.images.layer_store.get(c) for c in doc["_berth"]["layers"]]
+        cid = doc.id
+        cfg = doc.config
+        layers = [self.images.layer_store.get(c) for c in doc.layers]
         rotation = self.output.log_rotation(doc)
         runtime, runtime_root = self.store.runtime_of(doc)
         mount = self.driver.mount(cid, layers)
         dns = protocol.DnsConfig(
             hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
-            upstream=tuple(self.net.upstream_dns(doc["HostConfig"], False)),
+            upstream=tuple(self.net.upstream_dns(doc.host_config, False)),
             forward=self.net.dns_forward([ep["netname"] for ep in eps]),
-            links=self.net.dns_links(doc["_berth"].get("nets") or [])) if any(
+            links=self.net.dns_links(doc.nets or [])) if any(
             self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
-        size = doc["HostConfig"].get("ConsoleSize")
+        size = doc.host_config.get("ConsoleSize")
         return StartRequest(
-            id=cid, bundle=bundle, log_path=doc["LogPath"], state_dir=state_dir,
+            id=cid, bundle=bundle, log_path=doc.log_path, state_dir=state_dir,
             runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
             rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
                                               options=tuple(mount.options)),
@@ -363,14 +347,15 @@ class ContainerService:
         await self._on_exit(cid, await self.monitors.watch(cid, ch))
 
     async def _on_exit(self, cid: str, record: Exit) -> None:
-        doc = self.store.docs.get(cid)
+        doc = self.store.records.get(cid)
         if doc is None:
             return
         code = record.exit
-        self.store.set_status(
-            doc, ContainerStatus.EXITED, OOMKilled=record.oom, Pid=0, ExitCode=code,
-            Error=record.error, FinishedAt=rfc3339((record.finished_at or time.time_ns()) / 1e9))
-        doc["_berth"]["monitor"] = 0
+        st = doc.state
+        st.become(ContainerStatus.EXITED)
+        st.oom_killed, st.pid, st.exit_code, st.error = record.oom, 0, code, record.error
+        st.finished_at = rfc3339((record.finished_at or time.time_ns()) / 1e9)
+        doc.monitor = 0
         self.net.unplug(doc)
         self.ipc.unmount_shm(cid)
         self.store.save(doc)
@@ -382,7 +367,7 @@ class ContainerService:
         if record.oom:
             self.store.event(doc, "oom")
         self.store.event(doc, "die", exitCode=str(code))
-        if doc["HostConfig"].get("AutoRemove"):
+        if doc.host_config.get("AutoRemove"):
             await self._auto_remove(cid)
         elif self.restarts.should_restart(doc, code):
             self.restarts.schedule(doc)
@@ -398,18 +383,18 @@ class ContainerService:
     async def restore(self) -> None:
         """At start-up: reconnect to the monitors of running containers; the others get
         their exit, from the record their monitor left."""
-        for cid, doc in list(self.store.docs.items()):
-            if not self.store.status(doc).is_running:
+        for cid, doc in list(self.store.records.items()):
+            if not doc.state.status.is_running:
                 continue
             live = self.store.live[cid]
             record = self.monitors.exit_file(cid)
             if record is None:
-                ch, hello = await self.monitors.reconnect(cid, doc["_berth"].get("monitor", 0))
+                ch, hello = await self.monitors.reconnect(cid, doc.monitor)
                 if ch is not None and isinstance(hello, Ready):
-                    if self.networks is not None and doc["_berth"].get("endpoints"):
-                        self.networks.restore(cid, doc["_berth"]["endpoints"])
+                    if self.networks is not None and doc.endpoints:
+                        self.networks.restore(cid, doc.endpoints)
                         with contextlib.suppress(BerthError):
-                            await self.net.publish(doc, doc["_berth"]["endpoints"])
+                            await self.net.publish(doc, doc.endpoints)
                     live.channel = ch
                     live.reader = self.store.spawn(self._watch(cid, ch))
                     for hook in self.on_start:
@@ -425,30 +410,30 @@ class ContainerService:
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
         doc = self.store.resolve(ref)
         signo = parse_signal(sig, signal_mod.SIGKILL)
-        if not self.store.status(doc).can_kill():
-            raise Conflict(f"Cannot kill container: {ref}: Container {doc['Id']} is not running")
+        if not doc.state.status.can_kill():
+            raise Conflict(f"Cannot kill container: {ref}: Container {doc.id} is not running")
         if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
-            doc["_berth"]["manually_stopped"] = True
-        exits = self.store.live[doc["Id"]].exits
+            doc.manually_stopped = True
+        exits = self.store.live[doc.id].exits
         self._signal(doc, signo)
         self.store.event(doc, "kill", signal=str(signo))
         if signo == signal_mod.SIGKILL:
             # as dockerd: the call returns once SIGKILL has taken effect, so an inspect right
             # after shows the container exited (137); a frozen process dies only when thawed
             await self.resources.thaw(doc)
-            await self._wait_exit(doc["Id"], exits, 10)
+            await self._wait_exit(doc.id, exits, 10)
 
     @staticmethod
-    def _signal(doc: dict[str, Any], signo: int) -> None:
-        pid = doc["State"]["Pid"]
+    def _signal(doc: ContainerRecord, signo: int) -> None:
+        pid = doc.state.pid
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signo)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         doc = self.store.resolve(ref)
-        doc["_berth"]["manually_stopped"] = True
-        status = self.store.status(doc)
+        doc.manually_stopped = True
+        status = doc.state.status
         if status is ContainerStatus.RESTARTING:
             self.restarts.cancel(doc)
             self.store.save(doc)
@@ -458,11 +443,11 @@ class ContainerService:
         await self._stop(doc, timeout, sig)
         self.store.event(doc, "stop")
 
-    async def _stop(self, doc: dict[str, Any], timeout: int | None, sig: str | None) -> None:
-        cid = doc["Id"]
-        signo = parse_signal(sig or doc["Config"].get("StopSignal"))
+    async def _stop(self, doc: ContainerRecord, timeout: int | None, sig: str | None) -> None:
+        cid = doc.id
+        signo = parse_signal(sig or doc.config.get("StopSignal"))
         if timeout is None:
-            timeout = doc["Config"].get("StopTimeout")
+            timeout = doc.config.get("StopTimeout")
             timeout = 10 if timeout is None else int(timeout)
         exits = self.store.live[cid].exits
         await self.resources.thaw(doc)
@@ -488,16 +473,16 @@ class ContainerService:
 
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         doc = self.store.resolve(ref)
-        if self.store.status(doc).can_stop():
-            doc["_berth"]["manually_stopped"] = True  # no policy restart on the way
+        if doc.state.status.can_stop():
+            doc.manually_stopped = True  # no policy restart on the way
             await self._stop(doc, timeout, sig)
-        await self.start(doc["Id"])
+        await self.start(doc.id)
         self.store.event(doc, "restart")
 
     # --- wait -------------------------------------------------------------------------------
     async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
         doc = self.store.resolve(ref)
-        cid = doc["Id"]
+        cid = doc.id
         live = self.store.live[cid]
         if condition not in ("not-running", "next-exit", "removed", ""):
             raise InvalidArgument(f"invalid condition: {condition!r}")
@@ -509,14 +494,14 @@ class ContainerService:
                 await live.changed.wait_for(lambda: live.exits > exits or live.removed)
             else:
                 await live.changed.wait_for(
-                    lambda: not self.store.status(doc).is_running or live.removed)
-        err = doc["State"].get("Error") or ""
-        return {"StatusCode": doc["State"]["ExitCode"],
+                    lambda: not doc.state.status.is_running or live.removed)
+        err = doc.state.error or ""
+        return {"StatusCode": doc.state.exit_code,
                 "Error": {"Message": err} if err else None}
 
     def prepare_wait(self, ref: str) -> str:
         """Resolve now, so a wait request fails fast on an unknown container."""
-        return str(self.store.resolve(ref)["Id"])
+        return str(self.store.resolve(ref).id)
 
     # --- remove -----------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
@@ -525,12 +510,12 @@ class ContainerService:
             self.net.remove_link(ref)
             return
         doc = self.store.resolve(ref)
-        cid = doc["Id"]
+        cid = doc.id
         live = self.store.live[cid]
-        status = self.store.status(doc)
+        status = doc.state.status
         if not status.can_remove(force=force) and status is not ContainerStatus.REMOVING:
             what = "restarting" if status is ContainerStatus.RESTARTING else "running"
-            raise Conflict(f'cannot remove container "{doc["Name"]}": container is {what}: '
+            raise Conflict(f'cannot remove container "{doc.name}": container is {what}: '
                            "stop the container before removing or force remove")
         if status is ContainerStatus.RESTARTING:
             self.restarts.cancel(doc)
@@ -544,7 +529,7 @@ class ContainerService:
         async with live.lock:
             if live.removed:
                 return
-            self.store.set_status(doc, ContainerStatus.REMOVING)
+            doc.state.become(ContainerStatus.REMOVING)
             # streams still reading the log (the output of a `run --rm`) finish first
             async with live.changed:
                 with contextlib.suppress(TimeoutError):
@@ -555,11 +540,11 @@ class ContainerService:
             except BaseException:
                 # as dockerd: a removal that fails half-way leaves a dead container, which
                 # may be removed again
-                self.store.set_status(doc, ContainerStatus.DEAD)
+                doc.state.become(ContainerStatus.DEAD)
                 with contextlib.suppress(BerthError):
                     self.store.save(doc)
                 raise
-            self.store.docs.pop(cid, None)
+            self.store.records.pop(cid, None)
             live.removed = True
         async with live.changed:
             live.changed.notify_all()
@@ -567,13 +552,13 @@ class ContainerService:
         for hook in self.on_remove:
             hook(cid)
         if volumes:
-            for m in doc.get("Mounts") or []:
+            for m in doc.mounts or []:
                 if m["Type"] != "volume":
                     continue
                 with contextlib.suppress(BerthError):
                     if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
                         self.volumes.remove(m["Name"])
-        if not self.meta.get_image(doc["Image"]):
+        if not self.meta.get_image(doc.image):
             await asyncio.to_thread(self.images.gc)
         self.store.event(doc, "destroy")
 
@@ -589,28 +574,28 @@ class ContainerService:
 
     async def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> dict[str, Any]:
         deleted = []
-        for doc in list(self.store.docs.values()):
-            if self.store.status(doc).is_running:
+        for doc in list(self.store.records.values()):
+            if doc.state.status.is_running:
                 continue
             if not self.views._labels_match(doc, (filters or {}).get("label", [])):
                 continue
-            await self.remove(doc["Id"])
-            deleted.append(doc["Id"])
+            await self.remove(doc.id)
+            deleted.append(doc.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
 
     async def rename(self, ref: str, new: str) -> None:
         doc = self.store.resolve(ref)
         new = names.validate(new)
-        if doc["Name"] == "/" + new:
+        if doc.name == "/" + new:
             raise Conflict("Renaming a container with the same name as its current name")
-        if any(d["Name"] == "/" + new for d in self.store.docs.values()):
+        if any(d.name == "/" + new for d in self.store.records.values()):
             raise Conflict(f'Conflict. The container name "/{new}" is already in use')
-        old = doc["Name"]
-        doc["Name"] = "/" + new
+        old = doc.name
+        doc.name = "/" + new
         try:
             self.store.save(doc)
         except BerthError:
-            doc["Name"] = old
+            doc.name = old
             raise
         self.store.event(doc, "rename", oldName=old)
 

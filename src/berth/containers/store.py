@@ -17,7 +17,7 @@ from typing import Any
 
 from berth.containers.channel import Channel, Fanout
 from berth.containers.config import Config
-from berth.containers.status import ContainerStatus
+from berth.containers.record import ContainerRecord
 from berth.errors import InvalidArgument, NotFound
 from berth.metadata import MetadataStore
 from berth.shim import protocol
@@ -53,72 +53,55 @@ class ContainerStore:
         self.cfg = cfg
         self.meta = meta
         self.emit: Emit = emit or (lambda typ, action, actor, attrs: None)
-        self.docs: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, ContainerRecord] = {}
         self.live: dict[str, Live] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        for doc in meta.containers():
-            self.docs[doc["Id"]] = doc
-            self.live[doc["Id"]] = Live()
+        for stored in meta.containers():
+            rec = ContainerRecord.from_stored(stored)
+            self.records[rec.id] = rec
+            self.live[rec.id] = Live()
 
     # --- records ----------------------------------------------------------------------------
-    def add(self, doc: dict[str, Any]) -> None:
-        self.docs[doc["Id"]] = doc
-        self.live[doc["Id"]] = Live()
+    def add(self, rec: ContainerRecord) -> None:
+        self.records[rec.id] = rec
+        self.live[rec.id] = Live()
 
     def forget(self, cid: str) -> None:
-        self.docs.pop(cid, None)
+        self.records.pop(cid, None)
         self.live.pop(cid, None)
 
-    def get(self, cid: str) -> dict[str, Any] | None:
-        return self.docs.get(cid)
+    def get(self, cid: str) -> ContainerRecord | None:
+        return self.records.get(cid)
 
-    def all(self) -> list[dict[str, Any]]:
-        return list(self.docs.values())
+    def all(self) -> list[ContainerRecord]:
+        return list(self.records.values())
 
-    def resolve(self, ref: str) -> dict[str, Any]:
+    def resolve(self, ref: str) -> ContainerRecord:
         """A container by full ID, name (with or without its `/`) or unique ID prefix."""
         if not ref:
             raise NotFound("No such container: ")
-        if ref in self.docs:
-            return self.docs[ref]
+        if ref in self.records:
+            return self.records[ref]
         name = "/" + ref.lstrip("/")
-        for d in self.docs.values():
-            if d["Name"] == name:
-                return d
-        matches = [d for d in self.docs.values() if d["Id"].startswith(ref)]
+        for r in self.records.values():
+            if r.name == name:
+                return r
+        matches = [r for r in self.records.values() if r.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
-    def by_name(self, name: str) -> dict[str, Any] | None:
-        """The container named `name` (without its `/`), if any."""
-        return next((d for d in self.docs.values() if d["Name"] == "/" + name), None)
+    def save(self, rec: ContainerRecord) -> None:
+        """Into the metadata store, as the record's own versioned JSON."""
+        self.meta.put_container(rec.id, rec.short_name, rec.image, rec.created, rec.to_json())
 
-    @staticmethod
-    def status(doc: dict[str, Any]) -> ContainerStatus:
-        return ContainerStatus(doc["State"]["Status"])
-
-    @staticmethod
-    def set_status(doc: dict[str, Any], status: ContainerStatus, **fields: Any) -> None:
-        """Move the container to `status` (a Conflict where that transition is not allowed),
-        with Docker's booleans kept in step and the other State `fields` given."""
-        ContainerStatus(doc["State"]["Status"]).check(status)
-        doc["State"].update({"Status": status.value, "Running": status.is_running,
-                             "Paused": status is ContainerStatus.PAUSED,
-                             "Restarting": status is ContainerStatus.RESTARTING,
-                             "Dead": status is ContainerStatus.DEAD, **fields})
-
-    def save(self, doc: dict[str, Any]) -> None:
-        self.meta.put_container(doc["Id"], doc["Name"].lstrip("/"), doc["Image"],
-                                doc["_berth"]["created"], doc)
-
-    def event(self, doc: dict[str, Any], action: str, **extra: str) -> None:
+    def event(self, rec: ContainerRecord, action: str, **extra: str) -> None:
         """A container event with Docker's attributes: its labels, name and image."""
-        attrs = {**(doc["Config"].get("Labels") or {}), "name": doc["Name"][1:],
-                 "image": doc["Config"]["Image"], **extra}
-        self.emit("container", action, doc["Id"], attrs)
+        attrs = {**(rec.config.get("Labels") or {}), "name": rec.short_name,
+                 "image": rec.config["Image"], **extra}
+        self.emit("container", action, rec.id, attrs)
 
     # --- where its files are ----------------------------------------------------------------
     def dir(self, cid: str) -> str:
@@ -130,9 +113,9 @@ class ContainerStore:
     def monitor_socket(self, cid: str) -> str:
         return os.path.join(self.run_dir(cid), "state", "monitor.sock")
 
-    def runtime_of(self, doc: dict[str, Any]) -> tuple[str, str]:
+    def runtime_of(self, rec: ContainerRecord) -> tuple[str, str]:
         """For the shim: an OCI runtime binary to drive and its root ("" for berth's own)."""
-        name = doc["HostConfig"].get("Runtime") or "berth"
+        name = rec.host_config.get("Runtime") or "berth"
         path = self.cfg.runtimes.get(name, "")
         if not path:
             return "", ""

@@ -1,7 +1,7 @@
 """The container service's views: inspect, the list of `ps` with its filters, counts.
 
 A part of the container service (see `berth.containers.service`), holding the shared
-`ContainerStore`. Docker's JSON shapes, until `api/wire.py` makes them from typed records.
+`ContainerStore`. Views are typed; Docker's JSON of them is made at the API edge.
 """
 
 from __future__ import annotations
@@ -10,20 +10,33 @@ import builtins
 import contextlib
 import os
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from berth import storage
 from berth.containers.networking import Networking
+from berth.containers.record import ContainerRecord
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore
 from berth.errors import BerthError, InvalidArgument
 from berth.images import ImageService, parse_rfc3339
-from berth.networks import ps_ports
 from berth.units import human_duration
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerView:
+    """A record as `inspect` and `ps` show it, with what is not in the record itself: the
+    legacy links under their targets' current names, and sizes on disk where asked for.
+    The API makes Docker's JSON of it (`berth.api.wire`)."""
+
+    record: ContainerRecord
+    links: list[str] | None = None      # HostConfig.Links: `/TARGET:/PARENT/ALIAS`
+    size_rw: int | None = None
+    size_root_fs: int | None = None
+    status_text: str = ""               # `ps`'s STATUS column: "Up 2 minutes (healthy)"
+
+
 class Views:
-    """Read-only views of the records, in Docker's shapes."""
+    """Read-only views of the records: inspect, the list of `ps` and its filters, counts."""
 
     def __init__(self, store: ContainerStore, images: ImageService, driver: storage.Driver,
                  net: Networking) -> None:
@@ -32,20 +45,22 @@ class Views:
         self.driver = driver
         self.net = net
 
-    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
-        doc = self.store.resolve(ref)
-        out = {k: v for k, v in doc.items() if k != "_berth"}
-        out["HostConfig"] = {**doc["HostConfig"], "Links": self.net.links_view(doc)}
-        if size:
-            rw = _du(self.driver.upper(doc["Id"]))
-            out["SizeRw"] = rw
-            out["SizeRootFs"] = rw + sum(
-                self.images.layer_store.get(c).size for c in doc["_berth"]["layers"]
-                if self.images.layer_store.exists(c))
-        return out
+    def inspect(self, ref: str, size: bool = False) -> ContainerView:
+        rec = self.store.resolve(ref)
+        return self._view(rec, size, links=self.net.links_view(rec))
+
+    def _view(self, rec: ContainerRecord, size: bool,
+              links: builtins.list[str] | None = None) -> ContainerView:
+        if not size:
+            return ContainerView(rec, links)
+        rw = _du(self.driver.upper(rec.id))
+        return ContainerView(rec, links, rw, rw + sum(
+            self.images.layer_store.get(c).size for c in rec.layers
+            if self.images.layer_store.exists(c)))
 
     def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+             filters: dict[str, builtins.list[str]] | None = None
+             ) -> builtins.list[ContainerView]:
         filters = filters or {}
         for k in filters:
             if k not in ("status", "name", "label", "ancestor", "id", "exited", "before",
@@ -54,29 +69,30 @@ class Views:
         for s in filters.get("status", []):
             if s not in {c.value for c in ContainerStatus}:
                 raise InvalidArgument(f"invalid filter 'status={s}'")
-        docs = sorted(self.store.docs.values(), reverse=True, key=lambda d: d["_berth"].get(
-            "created_ns", d["_berth"]["created"] * 10**9))
+        recs = sorted(self.store.all(), reverse=True, key=lambda r: r.created_ns)
         if not all_ and limit <= 0 and "status" not in filters:
-            docs = [d for d in docs if self.store.status(d).is_running]
+            recs = [r for r in recs if r.state.running]
         out = []
-        for d in docs:
-            if not self._filter(d, filters):
+        for r in recs:
+            if not self._filter(r, filters):
                 continue
-            out.append(self._summary(d, size))
+            v = self._view(r, size)
+            out.append(ContainerView(v.record, size_rw=v.size_rw, size_root_fs=v.size_root_fs,
+                                     status_text=status_text(r, time.time())))
             if 0 < limit <= len(out):
                 break
         return out
 
-    def _filter(self, d: dict[str, Any], f: dict[str, builtins.list[str]]) -> bool:
+    def _filter(self, d: ContainerRecord, f: dict[str, builtins.list[str]]) -> bool:
         import re
-        if f.get("status") and d["State"]["Status"] not in f["status"]:
+        if f.get("status") and d.state.status not in f["status"]:
             return False
-        if f.get("id") and not any(d["Id"].startswith(i) for i in f["id"]):
+        if f.get("id") and not any(d.id.startswith(i) for i in f["id"]):
             return False
-        if f.get("name") and not any(re.search(n, d["Name"][1:]) for n in f["name"]):
+        if f.get("name") and not any(re.search(n, d.name[1:]) for n in f["name"]):
             return False
-        if f.get("exited") and not (d["State"]["Status"] == "exited" and str(
-                d["State"]["ExitCode"]) in f["exited"]):
+        if f.get("exited") and not (d.state.status == "exited" and str(
+                d.state.exit_code) in f["exited"]):
             return False
         if not self._labels_match(d, f.get("label", [])):
             return False
@@ -84,72 +100,57 @@ class Views:
             ok = False
             for a in f["ancestor"]:
                 try:
-                    if self.images.resolve(a).id == d["Image"]:
+                    if self.images.resolve(a).id == d.image:
                         ok = True
                 except BerthError:
                     pass
-                if a == d["Config"]["Image"]:
+                if a == d.config["Image"]:
                     ok = True
             if not ok:
                 return False
         return True
 
     @staticmethod
-    def _labels_match(d: dict[str, Any], wanted: builtins.list[str]) -> bool:
-        labels = d["Config"].get("Labels") or {}
+    def _labels_match(d: ContainerRecord, wanted: builtins.list[str]) -> bool:
+        labels = d.config.get("Labels") or {}
         for w in wanted:
             k, eq, v = w.partition("=")
             if k not in labels or (eq and labels[k] != v):
                 return False
         return True
 
-    def _summary(self, d: dict[str, Any], size: bool) -> dict[str, Any]:
-        st = d["State"]
-        now = time.time()
-        if st["Restarting"]:
-            status = (f"Restarting ({st['ExitCode']}) "
-                      f"{human_duration(now - parse_rfc3339(st['FinishedAt']))} ago")
-        elif st["Running"]:
-            status = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
-            if st["Paused"]:
-                status += " (Paused)"
-            elif st.get("Health"):
-                h = st["Health"]["Status"]
-                status += " (health: starting)" if h == "starting" else f" ({h})"
-        elif st["Status"] == "exited":
-            status = (f"Exited ({st['ExitCode']}) "
-                      f"{human_duration(now - parse_rfc3339(st['FinishedAt']))} ago")
-        elif st["Status"] == "removing":
-            status = "Removal In Progress"
-        else:
-            status = "Created"
-        cmd = " ".join([d["Path"], *d["Args"]])
-        mode = d["HostConfig"].get("NetworkMode", "bridge")
-        s: dict[str, Any] = {
-            "Id": d["Id"], "Names": [d["Name"]], "Image": d["Config"]["Image"],
-            "ImageID": d["Image"], "Command": cmd, "Created": d["_berth"]["created"],
-            "Ports": ps_ports(d["NetworkSettings"].get("Ports")) if st["Running"] else [],
-            "Labels": d["Config"].get("Labels") or {}, "State": st["Status"],
-            "Status": status, "HostConfig": {"NetworkMode": mode},
-            "NetworkSettings": {"Networks": d["NetworkSettings"]["Networks"]},
-            "Mounts": d.get("Mounts") or [],
-        }
-        if size:
-            rw = _du(self.driver.upper(d["Id"]))
-            s["SizeRw"] = rw
-            s["SizeRootFs"] = rw + sum(
-                self.images.layer_store.get(c).size for c in d["_berth"]["layers"]
-                if self.images.layer_store.exists(c))
-        return s
-
     def counts(self) -> dict[str, int]:
-        statuses = [self.store.status(d) for d in self.store.all()]
+        statuses = [d.state.status for d in self.store.all()]
         running = sum(1 for s in statuses if s.is_running)
         paused = statuses.count(ContainerStatus.PAUSED)
-        return {"Containers": len(self.store.docs), "ContainersRunning": running,
+        return {"Containers": len(self.store.records), "ContainersRunning": running,
                 "ContainersPaused": paused,
-                "ContainersStopped": len(self.store.docs) - running - paused}
+                "ContainersStopped": len(self.store.records) - running - paused}
 
+
+
+def status_text(rec: ContainerRecord, now: float) -> str:
+    """The STATUS column of `docker ps`, as dockerd words it."""
+    st = rec.state
+    if st.restarting:
+        return (f"Restarting ({st.exit_code}) "
+                f"{human_duration(now - parse_rfc3339(st.finished_at))} ago")
+    if st.running:
+        out = "Up " + human_duration(now - parse_rfc3339(st.started_at))
+        if st.paused:
+            out += " (Paused)"
+        elif st.health:
+            h = st.health["Status"]
+            out += " (health: starting)" if h == "starting" else f" ({h})"
+        return out
+    if st.status is ContainerStatus.EXITED:
+        return (f"Exited ({st.exit_code}) "
+                f"{human_duration(now - parse_rfc3339(st.finished_at))} ago")
+    if st.status is ContainerStatus.REMOVING:
+        return "Removal In Progress"
+    if st.status is ContainerStatus.DEAD:
+        return "Dead"
+    return "Created"
 
 def _du(path: str) -> int:
     total = 0
@@ -160,4 +161,4 @@ def _du(path: str) -> int:
     return total
 
 
-__all__ = ["Views"]
+__all__ = ["ContainerView", "Views", "status_text"]

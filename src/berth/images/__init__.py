@@ -359,7 +359,8 @@ class ImageService:
     def _container_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for c in self.meta.containers():
-            counts[c["Image"]] = counts.get(c["Image"], 0) + 1
+            image = str(c.get("image") or c.get("Image"))  # a record, or berthd's older one
+            counts[image] = counts.get(image, 0) + 1
         return counts
 
     @staticmethod

@@ -1,0 +1,202 @@
+"""The container record: what the service knows of a container, typed, and its serialised form
+in the metadata store.
+
+The record is the service's truth; Docker's inspect JSON is made from it at the API edge
+(`berth.api.wire`). It is saved as its own versioned JSON (`"v": 2`); a record saved by an
+older berthd, which kept Docker's inspect document with berth's fields under `_berth`, loads
+too (`from_stored`), so a daemon upgraded in place still sees its containers.
+
+Still Docker-shaped (JSON-like dicts, named here so it is clear what is not typed yet):
+`config` (Docker's Config), `host_config` (HostConfig), `mounts` (MountPoints),
+`network_settings` (NetworkSettings), `nets` (the networks asked for, with their aliases,
+addresses and links), `endpoints` (the networks service's endpoints) and `state.health`.
+
+Imports `containers.status`, `errors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth.containers.status import ContainerStatus
+from berth.errors import System
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+VERSION = 2
+
+Json = dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ContainerState:
+    """Docker's State: the status and the last run's process, exit and times."""
+
+    status: ContainerStatus = ContainerStatus.CREATED
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = ZERO_TIME     # RFC 3339, as Docker shows them
+    finished_at: str = ZERO_TIME
+    health: Json | None = None      # Docker's Health (Status, FailingStreak, Log)
+
+    @property
+    def running(self) -> bool:
+        return self.status.is_running
+
+    @property
+    def paused(self) -> bool:
+        return self.status is ContainerStatus.PAUSED
+
+    @property
+    def restarting(self) -> bool:
+        return self.status is ContainerStatus.RESTARTING
+
+    def become(self, status: ContainerStatus) -> None:
+        """Move to `status`: a Conflict where that transition is not allowed."""
+        self.status = self.status.check(status)
+
+    def to_json(self) -> Json:
+        return {"status": self.status.value, "pid": self.pid, "exit_code": self.exit_code,
+                "error": self.error, "oom_killed": self.oom_killed,
+                "started_at": self.started_at, "finished_at": self.finished_at,
+                **({"health": self.health} if self.health is not None else {})}
+
+    @classmethod
+    def from_json(cls, j: Json) -> ContainerState:
+        return cls(status=ContainerStatus(j["status"]), pid=int(j.get("pid") or 0),
+                   exit_code=int(j.get("exit_code") or 0), error=str(j.get("error") or ""),
+                   oom_killed=bool(j.get("oom_killed")),
+                   started_at=str(j.get("started_at") or ZERO_TIME),
+                   finished_at=str(j.get("finished_at") or ZERO_TIME), health=j.get("health"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """A legacy link (`--link NAME:ALIAS` on the default bridge): the target's ID, so that
+    inspect shows it under the target's current name."""
+
+    id: str
+    alias: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ContainerRecord:
+    id: str
+    name: str                       # with its leading "/", as Docker names containers
+    created_ns: int                 # nanoseconds since the epoch
+    image: str                      # the image's ID
+    path: str                       # the process: its executable and arguments
+    args: list[str]
+    config: Json                    # Docker's Config, as create merged it with the image's
+    host_config: Json               # Docker's HostConfig, with the defaults create filled in
+    state: ContainerState = field(default_factory=ContainerState)
+    restart_count: int = 0
+    driver: str = ""                # the storage driver
+    upper_dir: str = ""             # its writable layer
+    lower_dirs: list[str] = field(default_factory=list)   # the image's layers, top first
+    resolv_conf_path: str = ""
+    hostname_path: str = ""
+    hosts_path: str = ""
+    log_path: str = ""              # "" with the `none` log driver
+    mounts: list[Json] = field(default_factory=list)
+    network_settings: Json = field(default_factory=dict)
+    exec_ids: list[str] = field(default_factory=list)
+    # berth's own
+    layers: list[str] = field(default_factory=list)        # the image's layers' chain IDs
+    nets: list[Json] = field(default_factory=list)          # networks asked for
+    links: list[Link] = field(default_factory=list)
+    endpoints: list[Json] = field(default_factory=list)     # while it runs
+    monitor: int = 0                # its shim's PID while it runs
+    manually_stopped: bool = False  # for `unless-stopped` and the restart policies
+    link_env: list[str] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        """Seconds since the epoch."""
+        return self.created_ns // 1_000_000_000
+
+    @property
+    def short_name(self) -> str:
+        return self.name[1:]
+
+    # --- the stored form --------------------------------------------------------------------
+    def to_json(self) -> Json:
+        return {
+            "v": VERSION, "id": self.id, "name": self.name, "created_ns": self.created_ns,
+            "image": self.image, "path": self.path, "args": list(self.args),
+            "config": self.config, "host_config": self.host_config,
+            "state": self.state.to_json(), "restart_count": self.restart_count,
+            "driver": self.driver, "upper_dir": self.upper_dir,
+            "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
+            "hostname_path": self.hostname_path, "hosts_path": self.hosts_path,
+            "log_path": self.log_path, "mounts": self.mounts,
+            "network_settings": self.network_settings, "exec_ids": list(self.exec_ids),
+            "layers": list(self.layers), "nets": self.nets,
+            "links": [{"id": lk.id, "alias": lk.alias} for lk in self.links],
+            "endpoints": self.endpoints, "monitor": self.monitor,
+            "manually_stopped": self.manually_stopped, "link_env": list(self.link_env),
+        }
+
+    @classmethod
+    def from_stored(cls, j: Json) -> ContainerRecord:
+        """A record as the metadata store holds it: this version's form, or the Docker-shaped
+        document of berthd before it."""
+        version = j.get("v")
+        if version is None and "Id" in j:
+            return cls._from_docker_doc(j)
+        if version != VERSION:
+            raise System(f"container record of an unknown version {version!r}: "
+                         f"{str(j.get('id'))[:12]}")
+        return cls(
+            id=j["id"], name=j["name"], created_ns=int(j["created_ns"]), image=j["image"],
+            path=j["path"], args=list(j["args"]), config=j["config"],
+            host_config=j["host_config"], state=ContainerState.from_json(j["state"]),
+            restart_count=int(j.get("restart_count") or 0), driver=j.get("driver", ""),
+            upper_dir=j.get("upper_dir", ""), lower_dirs=list(j.get("lower_dirs") or []),
+            resolv_conf_path=j.get("resolv_conf_path", ""),
+            hostname_path=j.get("hostname_path", ""), hosts_path=j.get("hosts_path", ""),
+            log_path=j.get("log_path", ""), mounts=list(j.get("mounts") or []),
+            network_settings=j.get("network_settings") or {},
+            exec_ids=list(j.get("exec_ids") or []), layers=list(j.get("layers") or []),
+            nets=list(j.get("nets") or []),
+            links=[Link(id=lk["id"], alias=lk["alias"]) for lk in j.get("links") or []],
+            endpoints=list(j.get("endpoints") or []), monitor=int(j.get("monitor") or 0),
+            manually_stopped=bool(j.get("manually_stopped")),
+            link_env=list(j.get("link_env") or []))
+
+    @classmethod
+    def _from_docker_doc(cls, d: Json) -> ContainerRecord:
+        """berthd's record before version 2: Docker's inspect document, berth's own fields
+        under `_berth`."""
+        st = d.get("State") or {}
+        own = d.get("_berth") or {}
+        graph = (d.get("GraphDriver") or {}).get("Data") or {}
+        lower = graph.get("LowerDir") or ""
+        created_ns = own.get("created_ns") or int(own.get("created") or 0) * 1_000_000_000
+        return cls(
+            id=d["Id"], name=d["Name"], created_ns=int(created_ns), image=d["Image"],
+            path=d.get("Path", ""), args=list(d.get("Args") or []), config=d.get("Config") or {},
+            host_config=d.get("HostConfig") or {},
+            state=ContainerState(
+                status=ContainerStatus(st.get("Status") or "created"),
+                pid=int(st.get("Pid") or 0), exit_code=int(st.get("ExitCode") or 0),
+                error=st.get("Error") or "", oom_killed=bool(st.get("OOMKilled")),
+                started_at=st.get("StartedAt") or ZERO_TIME,
+                finished_at=st.get("FinishedAt") or ZERO_TIME, health=st.get("Health")),
+            restart_count=int(d.get("RestartCount") or 0), driver=d.get("Driver", ""),
+            upper_dir=graph.get("UpperDir", ""), lower_dirs=lower.split(":") if lower else [],
+            resolv_conf_path=d.get("ResolvConfPath", ""),
+            hostname_path=d.get("HostnamePath", ""), hosts_path=d.get("HostsPath", ""),
+            log_path=d.get("LogPath", ""), mounts=list(d.get("Mounts") or []),
+            network_settings=d.get("NetworkSettings") or {},
+            exec_ids=list(d.get("ExecIDs") or []), layers=list(own.get("layers") or []),
+            nets=list(own.get("nets") or []),
+            links=[Link(id=lk["id"], alias=lk["alias"]) for lk in own.get("links") or []],
+            endpoints=list(own.get("endpoints") or []), monitor=int(own.get("monitor") or 0),
+            manually_stopped=bool(own.get("manually_stopped")),
+            link_env=list(own.get("link_env") or []))
+
+
+__all__ = ["VERSION", "ZERO_TIME", "ContainerRecord", "ContainerState", "Link"]

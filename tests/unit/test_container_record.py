@@ -1,0 +1,120 @@
+"""ContainerRecord: its own versioned JSON in the metadata store, the Docker-shaped documents of
+berthd before it (a daemon upgraded in place keeps its containers), and Docker's inspect JSON
+made of it at the API edge."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from berth.api.wire import container_inspect, container_state, container_summary
+from berth.containers.record import VERSION, ContainerRecord, ContainerState, Link
+from berth.containers.status import ContainerStatus
+from berth.containers.views import ContainerView
+from berth.errors import Conflict, System
+
+CID = "ab" * 32
+
+# what berthd stored before records were typed: Docker's inspect JSON plus `_berth`
+LEGACY: dict[str, Any] = {
+    "Id": CID, "Created": "2026-12-01T05:00:00.5Z", "Path": "sh", "Args": ["-c", "exit 3"],
+    "State": {"Status": "exited", "Running": False, "Paused": False, "Restarting": False,
+              "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 3, "Error": "",
+              "StartedAt": "2026-12-01T05:00:01Z", "FinishedAt": "2026-12-01T05:00:02Z"},
+    "Image": "sha256:" + "cd" * 32,
+    "ResolvConfPath": f"/d/containers/{CID}/resolv.conf",
+    "HostnamePath": f"/d/containers/{CID}/hostname",
+    "HostsPath": f"/d/containers/{CID}/hosts",
+    "LogPath": f"/d/containers/{CID}/{CID}-json.log", "Name": "/web", "RestartCount": 1,
+    "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+    "AppArmorProfile": "", "ExecIDs": None,
+    "HostConfig": {"NetworkMode": "bridge", "Runtime": "berth", "Links": None,
+                   "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                   "LogConfig": {"Type": "json-file", "Config": {}}},
+    "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": "/d/overlay/up",
+                                                 "LowerDir": "/d/l/2:/d/l/1"}},
+    "Mounts": [{"Type": "volume", "Name": "v", "Source": "/d/volumes/v/_data",
+                "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True,
+                "Propagation": ""}],
+    "Config": {"Hostname": CID[:12], "Image": "busybox", "Cmd": ["sh", "-c", "exit 3"],
+               "Labels": {"a": "b"}, "Tty": False},
+    "NetworkSettings": {"Networks": {"bridge": {"IPAddress": ""}}, "Ports": {}},
+    "_berth": {"layers": ["sha256:1", "sha256:2"], "created": 1796101200,
+               "created_ns": 1796101200_500000000, "nets": [{"net": "bridge", "aliases": [],
+                                                             "ip": "", "mac": ""}],
+               "links": [{"id": "ef" * 32, "alias": "db"}], "monitor": 0,
+               "manually_stopped": True, "link_env": ["DB_NAME=/web/db"]},
+}
+
+
+def test_an_older_berthds_document_loads_as_a_record() -> None:
+    r = ContainerRecord.from_stored(copy.deepcopy(LEGACY))
+    assert (r.id, r.name, r.short_name, r.image) == (CID, "/web", "web", LEGACY["Image"])
+    assert (r.path, r.args, r.restart_count) == ("sh", ["-c", "exit 3"], 1)
+    assert r.state == ContainerState(status=ContainerStatus.EXITED, exit_code=3,
+                                     started_at="2026-12-01T05:00:01Z",
+                                     finished_at="2026-12-01T05:00:02Z")
+    assert (r.created_ns, r.created) == (1796101200_500000000, 1796101200)
+    assert (r.upper_dir, r.lower_dirs) == ("/d/overlay/up", ["/d/l/2", "/d/l/1"])
+    assert r.layers == ["sha256:1", "sha256:2"] and r.links == [Link(id="ef" * 32, alias="db")]
+    assert r.manually_stopped and r.link_env == ["DB_NAME=/web/db"] and r.exec_ids == []
+
+
+def test_the_stored_form_is_versioned_and_round_trips() -> None:
+    r = ContainerRecord.from_stored(copy.deepcopy(LEGACY))
+    j = r.to_json()
+    assert j["v"] == VERSION and "_berth" not in j and "State" not in j
+    assert ContainerRecord.from_stored(j) == r
+
+
+def test_a_record_of_an_unknown_version_is_refused() -> None:
+    j = ContainerRecord.from_stored(copy.deepcopy(LEGACY)).to_json()
+    with pytest.raises(System, match="unknown version 99"):
+        ContainerRecord.from_stored({**j, "v": 99})
+
+
+def test_inspect_json_is_the_older_document_without_berths_own() -> None:
+    """The API's inspect of a record equals what berthd stored and showed before, key for key
+    and in the same order (but the legacy links, shown under their targets' names)."""
+    r = ContainerRecord.from_stored(copy.deepcopy(LEGACY))
+    out = container_inspect(ContainerView(r, links=["/db:/web/db"]))
+    want = {k: v for k, v in LEGACY.items() if k != "_berth"}
+    want["Created"] = "2026-12-01T05:00:00.500000000Z"   # from the nanoseconds kept
+    want["HostConfig"] = {**want["HostConfig"], "Links": ["/db:/web/db"]}
+    assert list(out) == list(want)
+    assert out == want
+    sized = container_inspect(ContainerView(r, size_rw=5, size_root_fs=9))
+    assert (sized["SizeRw"], sized["SizeRootFs"]) == (5, 9)
+
+
+def test_state_json_follows_the_status() -> None:
+    for status, running, paused, restarting, dead in [
+            (ContainerStatus.RUNNING, True, False, False, False),
+            (ContainerStatus.PAUSED, True, True, False, False),
+            (ContainerStatus.RESTARTING, False, False, True, False),
+            (ContainerStatus.DEAD, False, False, False, True)]:
+        j = container_state(ContainerState(status=status))
+        assert (j["Status"], j["Running"], j["Paused"], j["Restarting"], j["Dead"]) == (
+            status.value, running, paused, restarting, dead)
+
+
+def test_a_state_changes_only_along_its_transitions() -> None:
+    st = ContainerState()
+    st.become(ContainerStatus.RUNNING)
+    st.become(ContainerStatus.PAUSED)
+    with pytest.raises(Conflict):
+        st.become(ContainerStatus.REMOVING)
+    assert st.status is ContainerStatus.PAUSED
+
+
+def test_ps_summary() -> None:
+    r = ContainerRecord.from_stored(copy.deepcopy(LEGACY))
+    s = container_summary(ContainerView(r, status_text="Exited (3) 2 minutes ago"))
+    assert s == {"Id": CID, "Names": ["/web"], "Image": "busybox", "ImageID": LEGACY["Image"],
+                 "Command": "sh -c exit 3", "Created": 1796101200, "Ports": [],
+                 "Labels": {"a": "b"}, "State": "exited", "Status": "Exited (3) 2 minutes ago",
+                 "HostConfig": {"NetworkMode": "bridge"},
+                 "NetworkSettings": {"Networks": {"bridge": {"IPAddress": ""}}},
+                 "Mounts": LEGACY["Mounts"]}
