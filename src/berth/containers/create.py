@@ -28,6 +28,7 @@ from berth.containers.spec import (
     validate_sysctls,
 )
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.oci.defaults import MASKED_PATHS, READONLY_PATHS
 
 
 def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncpu: int,
@@ -66,7 +67,33 @@ def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncp
     validate_sysctls(hc, joined)
     for dev in hc.get("Devices") or []:
         host_device(dev)  # a missing device fails the create, not only the start
+    fill_defaults(hc)
     return warnings
+
+
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+
+
+def fill_defaults(hc: dict[str, Any]) -> None:
+    """What dockerd writes into a HostConfig at create, so that inspect shows the values the
+    container runs with: the cgroup namespace mode, 64 MiB of /dev/shm, swap as much as
+    memory, the masked and read-only paths of /proc and /sys; and no value for "unset"
+    swappiness or pids limit (given as -1 or 0)."""
+    hc["CgroupnsMode"] = cgroupns_mode(hc)
+    if not hc.get("ShmSize"):
+        hc["ShmSize"] = DEFAULT_SHM_SIZE
+    mem = int(hc.get("Memory") or 0)
+    if mem > 0 and not hc.get("MemorySwap"):
+        hc["MemorySwap"] = 2 * mem
+    if hc.get("MemorySwappiness") is not None and int(hc["MemorySwappiness"]) == -1:
+        hc["MemorySwappiness"] = None
+    if hc.get("PidsLimit") is not None and int(hc["PidsLimit"]) <= 0:
+        hc["PidsLimit"] = None
+    if not hc.get("Privileged"):
+        if hc.get("MaskedPaths") is None:
+            hc["MaskedPaths"] = list(MASKED_PATHS)
+        if hc.get("ReadonlyPaths") is None:
+            hc["ReadonlyPaths"] = list(READONLY_PATHS)
 
 
 def command(cfg: dict[str, Any], icfg: dict[str, Any]
@@ -124,10 +151,9 @@ def container_config(body: dict[str, Any], hc: dict[str, Any], icfg: dict[str, A
         "AttachStdin": bool(cfg.get("AttachStdin")),
         "AttachStdout": bool(cfg.get("AttachStdout")),
         "AttachStderr": bool(cfg.get("AttachStderr")),
-        "ExposedPorts": cfg.get("ExposedPorts") or icfg.get("ExposedPorts"),
         "Tty": bool(cfg.get("Tty")), "OpenStdin": bool(cfg.get("OpenStdin")),
         "StdinOnce": bool(cfg.get("StdinOnce")),
-        "Env": merge_env(icfg.get("Env"), cfg.get("Env")),
+        "Env": merge_env(icfg.get("Env"), cfg.get("Env")) or None,
         "Cmd": cmd,
         "Image": body["Image"],
         "Volumes": cfg.get("Volumes") or icfg.get("Volumes"),
@@ -136,6 +162,9 @@ def container_config(body: dict[str, Any], hc: dict[str, Any], icfg: dict[str, A
         "OnBuild": None,
         "Labels": {**(icfg.get("Labels") or {}), **(cfg.get("Labels") or {})},
     }
+    exposed = cfg.get("ExposedPorts") or icfg.get("ExposedPorts")
+    if exposed:   # as dockerd: no key where there are none
+        full_cfg["ExposedPorts"] = exposed
     if cfg.get("Healthcheck") or icfg.get("Healthcheck"):
         full_cfg["Healthcheck"] = cfg.get("Healthcheck") or icfg.get("Healthcheck")
     if cfg.get("StopSignal") or icfg.get("StopSignal"):
@@ -146,4 +175,4 @@ def container_config(body: dict[str, Any], hc: dict[str, Any], icfg: dict[str, A
     return full_cfg
 
 
-__all__ = ["check_host_config", "command", "container_config", "pick_name"]
+__all__ = ["check_host_config", "command", "container_config", "fill_defaults", "pick_name"]

@@ -60,7 +60,7 @@ class Mounts:
         return specs
 
     def make(self, cid: str, specs: list[MountSpec],
-                     layers: list[storage.Layer]) -> list[dict[str, Any]]:
+             layers: list[storage.Layer]) -> list[dict[str, Any]]:
         """Create the volumes (filled from the image) and bind sources; Docker's Mounts."""
         out = []
         for sp in specs:
@@ -70,8 +70,10 @@ class Mounts:
                 if new and not sp.nocopy:
                     self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
                                          sp.target)
+                # dockerd's Mode: "z" for a named volume, "" for an anonymous one
                 out.append({"Type": "volume", "Name": vol["Name"], "Source": vol["Mountpoint"],
-                            "Destination": sp.target, "Driver": "local", "Mode": "z",
+                            "Destination": sp.target, "Driver": "local",
+                            "Mode": "z" if sp.source else "",
                             "RW": not sp.read_only, "Propagation": ""})
             elif sp.type == "bind":
                 if not os.path.exists(sp.source):
