@@ -81,7 +81,7 @@ class _Driver:
 Scenario = Callable[[ContainerService, FakeShim], Awaitable[None]]
 
 
-def _run(tmp_path: Path, scenario: Scenario) -> list[tuple[str, str]]:
+def _run(tmp_path: Path, scenario: Scenario, **cfg_kw: Any) -> list[tuple[str, str]]:
     """Run `scenario` against a fresh service; the events it emitted."""
     events: list[tuple[str, str]] = []
 
@@ -89,7 +89,7 @@ def _run(tmp_path: Path, scenario: Scenario) -> list[tuple[str, str]]:
         shim = FakeShim()
         meta = MetadataStore(str(tmp_path / "meta.db"))
         cfg = Config(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "exec"),
-                     forkserver=str(tmp_path / "forkserver.sock"))
+                     forkserver=str(tmp_path / "forkserver.sock"), **cfg_kw)
         svc = ContainerService(cfg, meta, _Images(), _Driver(tmp_path / "layers"),  # type: ignore[arg-type]
                                emit=lambda typ, action, actor, attrs: events.append(
                                    (action, actor)),
@@ -265,3 +265,28 @@ def test_an_upgraded_daemon_keeps_the_containers_an_older_one_stored(tmp_path: P
         stored = svc.meta.containers()
         assert [(s["v"], s["name"]) for s in stored] == [(2, "/web2")]
     _run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("real_runc", [False, True])
+def test_runtime_names_as_clients_know_them(tmp_path: Path, real_runc: bool) -> None:
+    """Where no real runc is configured, berth's own runtime goes by dockerd's name "runc" in
+    what the API shows and accepts; where one is, "runc" is that binary and berth's is "berth"
+    (issue 15)."""
+    runtimes = {"berth": "", **({"runc": "/usr/sbin/runc"} if real_runc else {})}
+    cfg = Config(data_root="d", exec_root="e", forkserver="f", runtimes=runtimes)
+    assert cfg.runtime_key("") == cfg.runtime_key("berth-runtime") == "berth"
+    assert cfg.runtime_key("runc") == ("runc" if real_runc else "berth")
+    assert cfg.runtime_shown("berth") == ("berth" if real_runc else "runc")
+    assert cfg.runtime_shown("crun") == "crun"
+
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        default = await _create(svc, "true")
+        named = await _create(svc, "true", Runtime="runc")
+        assert svc.resolve(default).host_config["Runtime"] == "berth"
+        assert _inspect(svc, default)["HostConfig"]["Runtime"] == (
+            "berth" if real_runc else "runc")
+        assert svc.resolve(named).host_config["Runtime"] == ("runc" if real_runc else "berth")
+        assert _inspect(svc, named)["HostConfig"]["Runtime"] == "runc"
+        with pytest.raises(InvalidArgument, match="unknown or invalid runtime name: nope"):
+            await _create(svc, "true", Runtime="nope")
+    _run(tmp_path, scenario, runtimes=runtimes)

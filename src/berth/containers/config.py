@@ -37,6 +37,27 @@ class Config:
     log_max_size: int = 20 * 1024 * 1024
     log_max_file: int = 5
 
+    # --- runtime names ----------------------------------------------------------------------
+    # berth's own runtime is "berth" in the runtimes table (a real runc, crun or one of
+    # --add-runtime beside it under their names). Clients expect dockerd's name for the default
+    # runtime, "runc" (issue 15), so where no real runc is in the table "runc" names berth's
+    # own runtime, in what the API shows and in what it accepts. Where berthd has a real runc,
+    # "runc" keeps meaning that binary, and berth's own runtime is shown as "berth".
+    @property
+    def runc_is_berth(self) -> bool:
+        return "runc" not in self.runtimes
+
+    def runtime_key(self, name: str | None) -> str:
+        """The table's name of a runtime a client named ("" for the default)."""
+        name = name or self.runtime
+        if name == "berth-runtime" or (name == "runc" and self.runc_is_berth):
+            return "berth"
+        return name
+
+    def runtime_shown(self, key: str) -> str:
+        """The name the API shows for a runtime of the table."""
+        return "runc" if key == "berth" and self.runc_is_berth else key
+
     @property
     def lean_forkserver(self) -> str:
         """The lean fork server's socket."""

@@ -50,11 +50,10 @@ def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncp
                                   "namespaces are enabled")
     elif hc.get("UsernsMode") not in (None, "", "host"):
         raise InvalidArgument(f"invalid USER mode: {hc['UsernsMode']}")
-    hc["Runtime"] = hc.get("Runtime") or cfg.runtime
-    if hc["Runtime"] == "berth-runtime":
-        hc["Runtime"] = "berth"
+    given = hc.get("Runtime")
+    hc["Runtime"] = cfg.runtime_key(given)
     if hc["Runtime"] not in cfg.runtimes:
-        raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}")
+        raise InvalidArgument(f"unknown or invalid runtime name: {given}")
     # a bad seccomp profile, no-new-privileges or cgroupns mode fails the create, not the start
     seccomp.for_container(hc, container_caps(hc))
     no_new_privileges(hc)

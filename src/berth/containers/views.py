@@ -33,6 +33,7 @@ class ContainerView:
     size_rw: int | None = None
     size_root_fs: int | None = None
     status_text: str = ""               # `ps`'s STATUS column: "Up 2 minutes (healthy)"
+    runtime: str = ""                   # HostConfig.Runtime as clients know it ("runc")
 
 
 class Views:
@@ -47,7 +48,9 @@ class Views:
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         rec = self.store.resolve(ref)
-        return self._view(rec, size, links=self.net.links_view(rec))
+        v = self._view(rec, size, links=self.net.links_view(rec))
+        runtime = self.store.cfg.runtime_shown(rec.host_config.get("Runtime") or "")
+        return ContainerView(rec, v.links, v.size_rw, v.size_root_fs, runtime=runtime)
 
     def _view(self, rec: ContainerRecord, size: bool,
               links: builtins.list[str] | None = None) -> ContainerView:

@@ -508,9 +508,10 @@ class Daemon:
             "GenericResources": None, "DockerRootDir": self.cfg.data_root,
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": u.nodename,
             "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
-            "Runtimes": {name: {"path": path or "berth-runtime"}
+            # under the names clients know: berth's own is "runc" where no real runc is
+            "Runtimes": {self.containers.cfg.runtime_shown(name): {"path": path or "berth-runtime"}
                          for name, path in self.cfg.runtimes.items()},
-            "DefaultRuntime": self.cfg.default_runtime,
+            "DefaultRuntime": self.containers.cfg.runtime_shown(self.containers.cfg.runtime),
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
