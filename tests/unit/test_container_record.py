@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from berth.api.wire import container_inspect, container_state, container_summary
-from berth.containers.record import VERSION, ContainerRecord, ContainerState, Link
+from berth.containers.record import (
+    VERSION,
+    ContainerRecord,
+    ContainerState,
+    Health,
+    HealthProbe,
+    HealthStatus,
+    Link,
+    NetworkRequest,
+)
 from berth.containers.status import ContainerStatus
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, System
@@ -60,6 +69,7 @@ def test_an_older_berthds_document_loads_as_a_record() -> None:
     assert (r.upper_dir, r.lower_dirs) == ("/d/overlay/up", ["/d/l/2", "/d/l/1"])
     assert r.layers == ["sha256:1", "sha256:2"] and r.links == [Link(id="ef" * 32, alias="db")]
     assert r.manually_stopped and r.link_env == ["DB_NAME=/web/db"] and r.exec_ids == []
+    assert r.nets == [NetworkRequest(net="bridge")]
 
 
 def test_the_stored_form_is_versioned_and_round_trips() -> None:
@@ -67,6 +77,27 @@ def test_the_stored_form_is_versioned_and_round_trips() -> None:
     j = r.to_json()
     assert j["v"] == VERSION and "_berth" not in j and "State" not in j
     assert ContainerRecord.from_stored(j) == r
+
+
+def test_a_network_request_round_trips() -> None:
+    n = NetworkRequest(net="front", aliases=["web"], ip="10.1.0.9", mac="02:42:0a:01:00:09",
+                       links=["db:data"])
+    assert NetworkRequest.from_json(n.to_json()) == n
+    assert "links" not in NetworkRequest(net="front").to_json()
+
+
+def test_health_keeps_dockers_shape() -> None:
+    docker = {"Status": "unhealthy", "FailingStreak": 3, "Log": [
+        {"Start": "2026-12-01T05:00:01Z", "End": "2026-12-01T05:00:02Z", "ExitCode": 1,
+         "Output": "no\n"}]}
+    legacy = copy.deepcopy(LEGACY)
+    legacy["State"]["Health"] = docker
+    r = ContainerRecord.from_stored(legacy)
+    assert r.state.health == Health(status=HealthStatus.UNHEALTHY, failing_streak=3, log=[
+        HealthProbe(start="2026-12-01T05:00:01Z", end="2026-12-01T05:00:02Z", exit_code=1,
+                    output="no\n")])
+    assert ContainerRecord.from_stored(r.to_json()) == r
+    assert container_inspect(ContainerView(r))["State"]["Health"] == docker
 
 
 def test_a_record_of_an_unknown_version_is_refused() -> None:

@@ -290,3 +290,19 @@ def test_runtime_names_as_clients_know_them(tmp_path: Path, real_runc: bool) -> 
         with pytest.raises(InvalidArgument, match="unknown or invalid runtime name: nope"):
             await _create(svc, "true", Runtime="nope")
     _run(tmp_path, scenario, runtimes=runtimes)
+
+
+def test_a_create_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    """Each step of create registers its undo: a failure after the volumes were made takes
+    the anonymous volume, the container's directory and its writable layer away again."""
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        def broken(rec: Any, *a: Any, **kw: Any) -> None:
+            raise OSError("disk full")
+        svc.net.write_etc_files = broken  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="disk full"):
+            await svc.create({"Image": "fake", "Cmd": ["true"], "Volumes": {"/data": {}},
+                              "HostConfig": {"NetworkMode": "none"}})
+        assert svc.volumes.meta.volumes() == [] and svc.list(all_=True) == []
+        assert os.listdir(tmp_path / "data" / "containers") == []
+        assert os.listdir(tmp_path / "layers") == []
+    _run(tmp_path, scenario)

@@ -203,7 +203,7 @@ def container_state(st: ContainerState) -> dict[str, Any]:
         "Dead": st.status is ContainerStatus.DEAD, "Pid": st.pid, "ExitCode": st.exit_code,
         "Error": st.error, "StartedAt": st.started_at, "FinishedAt": st.finished_at}
     if st.health is not None:
-        out["Health"] = st.health
+        out["Health"] = st.health.to_json()
     return out
 
 

@@ -55,22 +55,22 @@ class ArchiveService:
         self.containers = containers
 
     @contextmanager
-    def _tree(self, doc: ContainerRecord) -> Iterator[_Tree]:
+    def _tree(self, rec: ContainerRecord) -> Iterator[_Tree]:
         shift = self.containers.driver.shift
-        pid = doc.state.pid
+        pid = rec.state.pid
         tree: _Tree
-        if doc.state.running and pid > 0:
-            tree = _LiveTree(self._live_root(doc.id, pid), shift)
+        if rec.state.running and pid > 0:
+            tree = _LiveTree(self._live_root(rec.id, pid), shift)
         else:
-            cid = doc.id
+            cid = rec.id
             upper = self.containers.driver.upper(cid)
             lowers: list[str] = []
             if self.containers.driver.name == "overlay2":
                 lowers = [self.containers.images.layer_store.get(c).path
-                          for c in reversed(doc.layers)]
+                          for c in reversed(rec.layers)]
             mounts = [_Mount(tuple(fs.components(m["Destination"])), m["Source"],
                              bool(m.get("RW", True)))
-                      for m in doc.mounts or [] if m.get("Type") in ("volume", "bind")
+                      for m in rec.mounts or [] if m.get("Type") in ("volume", "bind")
                       and m.get("Source")]
             try:
                 tree = _StoppedTree(upper, lowers, mounts, shift)
@@ -111,9 +111,9 @@ class ArchiveService:
 
     # --- stat ---------------------------------------------------------------------------
     def stat(self, ref: str, path: str) -> PathStat:
-        doc = self.containers.resolve(ref)
-        with self._tree(doc) as tree:
-            node = self._resolve(tree, doc, path)
+        rec = self.containers.resolve(ref)
+        with self._tree(rec) as tree:
+            node = self._resolve(tree, rec, path)
             try:
                 return self._stat(tree, node, path)
             finally:
@@ -123,14 +123,14 @@ class ArchiveService:
     def _follow_last(path: str) -> bool:
         return path.endswith(("/", "/.")) or path in ("", ".")
 
-    def _resolve(self, tree: _Tree, doc: ContainerRecord, path: str) -> Any:
+    def _resolve(self, tree: _Tree, rec: ContainerRecord, path: str) -> Any:
         """The node `path` names: symlinks followed but in its last place (unless it ends in
         `/` or `/.`), as Docker resolves a copy's source."""
         try:
             stack = fs.walk(tree.walker, tree.root, path, follow=self._follow_last(path))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"Could not find the file {path} in container "
-                           f"{doc.name.lstrip('/')}") from None
+                           f"{rec.name.lstrip('/')}") from None
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise InvalidArgument(f"{path}: too many levels of symbolic links") from None
@@ -161,9 +161,9 @@ class ArchiveService:
         ends in `/.` gives the directory's content): the path's stat, also handed to `on_stat`
         before the first byte (the tar is of the very entry that was stat'ed: it is held open
         from the walk on)."""
-        doc = self.containers.resolve(ref)
-        with self._tree(doc) as tree:
-            node = self._resolve(tree, doc, path)
+        rec = self.containers.resolve(ref)
+        with self._tree(rec) as tree:
+            node = self._resolve(tree, rec, path)
             try:
                 ps = self._stat(tree, node, path)
                 if on_stat is not None:
@@ -207,9 +207,9 @@ class ArchiveService:
     def extract(self, ref: str, path: str, src: BinaryIO, *, no_overwrite_dir_non_dir: bool =
                 False, copy_uid_gid: bool = False) -> None:
         """Extract the tar `src` into the directory `path` of the container."""
-        doc = self.containers.resolve(ref)
-        name = doc.name.lstrip("/")
-        with self._tree(doc) as tree:
+        rec = self.containers.resolve(ref)
+        name = rec.name.lstrip("/")
+        with self._tree(rec) as tree:
             try:
                 stack = fs.walk(tree.walker, tree.root, path, follow=True)
             except (FileNotFoundError, NotADirectoryError):
@@ -220,7 +220,7 @@ class ArchiveService:
                 dest = [n for n, _ in stack[1:]]
             finally:
                 fs.close_stack(tree.walker, stack)
-            self._check_writable(doc, dest)
+            self._check_writable(rec, dest)
             ex = _Extract(tree, dest, self.containers.driver.shift, no_overwrite_dir_non_dir,
                           copy_uid_gid)
             try:
@@ -239,13 +239,13 @@ class ArchiveService:
                     raise InvalidArgument(f"cannot extract {e.filename or ''}: {e.strerror} "
                                           "(a symlink is never followed)") from None
                 raise
-        log.info("copied into %s:%s", doc.id[:12], path, extra={"container": doc.id})
+        log.info("copied into %s:%s", rec.id[:12], path, extra={"container": rec.id})
 
     @staticmethod
-    def _check_writable(doc: ContainerRecord, dest: list[str]) -> None:
+    def _check_writable(rec: ContainerRecord, dest: list[str]) -> None:
         best: dict[str, Any] | None = None
         best_len = -1
-        for m in doc.mounts or []:
+        for m in rec.mounts or []:
             parts = fs.components(m["Destination"])
             if dest[:len(parts)] == parts and len(parts) > best_len:
                 best, best_len = m, len(parts)
@@ -253,7 +253,7 @@ class ArchiveService:
             if not best.get("RW", True):
                 raise Forbidden("mounted volume is marked read-only")
             return
-        if (doc.host_config or {}).get("ReadonlyRootfs"):
+        if (rec.host_config or {}).get("ReadonlyRootfs"):
             raise Forbidden("container rootfs is marked read-only")
 
 

@@ -116,18 +116,18 @@ class BuildRunner:
         self.containers.emit("container", "commit", ref, {})
 
     def layer(self, ref: str) -> ContainerLayer:
-        doc = self.containers.resolve(ref)
+        rec = self.containers.resolve(ref)
         driver = self.containers.driver
-        layers = list(doc.layers)
+        layers = list(rec.layers)
         mount_points = set(RUNTIME_STUBS)
-        for m in doc.mounts or []:
+        for m in rec.mounts or []:
             dest = str(m.get("Destination", "")).strip("/")
             if dest:
                 mount_points.add(dest)
         return ContainerLayer(
-            id=doc.id, image=doc.image, config=doc.config,
-            running=bool(doc.state.running), paused=bool(doc.state.paused),
-            layers=layers, upper=driver.upper(doc.id),
+            id=rec.id, image=rec.image, config=rec.config,
+            running=bool(rec.state.running), paused=bool(rec.state.paused),
+            layers=layers, upper=driver.upper(rec.id),
             lowers=self.containers.images.layer_dirs(layers),
             mount_points=frozenset(mount_points), diffable=driver.name == "overlay2")
 

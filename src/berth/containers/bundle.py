@@ -33,9 +33,9 @@ class Bundles:
         self.mounts = mounts
         self.net = net
 
-    def write(self, doc: ContainerRecord) -> tuple[str, str]:
+    def write(self, rec: ContainerRecord) -> tuple[str, str]:
         """The bundle's directory and the shim's (emptied) state directory."""
-        cid = doc.id
+        cid = rec.id
         run_dir = self.store.run_dir(cid)
         bundle = os.path.join(run_dir, "bundle")
         state_dir = os.path.join(run_dir, "state")
@@ -43,21 +43,21 @@ class Bundles:
         os.makedirs(bundle, exist_ok=True)
         os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
         netns = None
-        mode = doc.host_config.get("NetworkMode", "bridge")
+        mode = rec.host_config.get("NetworkMode", "bridge")
         if mode.startswith("container:"):
             other = self.store.resolve(mode.split(":", 1)[1])
             if not other.state.status.is_running:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
             netns = f"/proc/{other.state.pid}/ns/net"
         # DeviceRequests (--gpus, CDI --device): CDI devices, or dockerd's error
-        requests = doc.host_config.get("DeviceRequests") or []
+        requests = rec.host_config.get("DeviceRequests") or []
         registry = cdi.Registry(self.cfg.cdi_spec_dirs).load() if requests else None
         cdi_devices = cdi.resolve(requests, registry) if registry else []
         pidns = ipcns = None
-        pid_mode = doc.host_config.get("PidMode") or ""
+        pid_mode = rec.host_config.get("PidMode") or ""
         if pid_mode.startswith("container:"):
             pidns = f"/proc/{self.ipc.running_donor(pid_mode).state.pid}/ns/pid"
-        ipc_mode = doc.host_config.get("IpcMode") or ""
+        ipc_mode = rec.host_config.get("IpcMode") or ""
         if ipc_mode.startswith("container:"):
             donor = self.ipc.running_donor(ipc_mode)
             if self.ipc.shm_path(donor) is None:
@@ -65,25 +65,25 @@ class Bundles:
                                       "IpcMode:shareable for the donor container)")
             ipcns = f"/proc/{donor.state.pid}/ns/ipc"
         elif ipc_mode == "shareable":
-            self.ipc.mount_shm(doc)
-        if doc.host_config.get("Init") and not (
+            self.ipc.mount_shm(rec)
+        if rec.host_config.get("Init") and not (
                 self.cfg.init_path and os.path.exists(self.cfg.init_path)):
             raise System('exec: "docker-init": executable file not found in $PATH '
                          "(berthd --init-path names a static tini)")
         # legacy links: their targets run, and their environment is the process's
-        doc.link_env = self.net.links_env(doc)
-        spec = build_spec(cid=cid, config=doc.config, host_config=doc.host_config,
-                          link_env=doc.link_env,
-                          hostname_path=doc.hostname_path, hosts_path=doc.hosts_path,
-                          resolv_path=doc.resolv_conf_path, cgroup_parent=self.cfg.cgroup_parent,
+        rec.link_env = self.net.links_env(rec)
+        spec = build_spec(cid=cid, config=rec.config, host_config=rec.host_config,
+                          link_env=rec.link_env,
+                          hostname_path=rec.hostname_path, hosts_path=rec.hosts_path,
+                          resolv_path=rec.resolv_conf_path, cgroup_parent=self.cfg.cgroup_parent,
                           netns_path=netns, init_path=self.cfg.init_path,
-                          mounts=self.mounts.runtime_mounts(doc), idmap=self.cfg.idmap,
-                          pidns_path=pidns, ipcns_path=ipcns, shm_path=self.ipc.shm_path(doc))
+                          mounts=self.mounts.runtime_mounts(rec), idmap=self.cfg.idmap,
+                          pidns_path=pidns, ipcns_path=ipcns, shm_path=self.ipc.shm_path(rec))
         if registry is not None:
             cdi.apply(spec, cdi_devices, registry)
         if self.cfg.idmap is not None:
             # the files the runtime binds in belong to the container's root, as in Docker
-            for path in (doc.hostname_path, doc.hosts_path, doc.resolv_conf_path):
+            for path in (rec.hostname_path, rec.hosts_path, rec.resolv_conf_path):
                 with contextlib.suppress(OSError):
                     os.chown(path, self.cfg.idmap[0], self.cfg.idmap[1])
         if mode == "host":

@@ -57,12 +57,12 @@ class ExecService:
         return ex
 
     def create(self, ref: str, body: dict[str, Any]) -> str:
-        doc = self.containers.resolve(ref)
-        status = doc.state.status
+        rec = self.containers.resolve(ref)
+        status = rec.state.status
         if not status.is_running:
-            raise Conflict(f"Container {doc.id} is not running")
+            raise Conflict(f"Container {rec.id} is not running")
         if not status.can_exec():
-            raise Conflict(f"Container {doc.id} is paused, unpause the container before exec")
+            raise Conflict(f"Container {rec.id} is paused, unpause the container before exec")
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
@@ -74,9 +74,9 @@ class ExecService:
             except ValueError as e:
                 raise InvalidArgument(str(e)) from None
         eid = secrets.token_hex(32)
-        self.execs[eid] = _Exec(eid, doc.id, {**body, "Cmd": list(cmd)})
-        doc.exec_ids = [*(doc.exec_ids or []), eid]
-        self.containers.store.event(doc, f"exec_create: {' '.join(cmd)}", execID=eid)
+        self.execs[eid] = _Exec(eid, rec.id, {**body, "Cmd": list(cmd)})
+        rec.exec_ids = [*(rec.exec_ids or []), eid]
+        self.containers.store.event(rec, f"exec_create: {' '.join(cmd)}", execID=eid)
         return eid
 
     def inspect(self, eid: str) -> dict[str, Any]:
@@ -114,13 +114,13 @@ class ExecService:
         ex = self.get(eid)
         if ex.started:
             raise Conflict(f"Error: Exec command {eid} has already run")
-        doc = self.containers.resolve(ex.cid)
-        if not doc.state.status.is_running:
-            raise Conflict(f"Container {doc.id} is not running")
+        rec = self.containers.resolve(ex.cid)
+        if not rec.state.status.is_running:
+            raise Conflict(f"Container {rec.id} is not running")
         ex.started = True
         b = ex.body
-        cfg = doc.config
-        hc = doc.host_config
+        cfg = rec.config
+        hc = rec.host_config
         # the container's own capabilities (all three sets, as the init's: a root exec must not
         # count on execve to raise them, which no_new_privs forbids), no_new_privs and seccomp
         # filter, as runc gives an exec
@@ -129,7 +129,7 @@ class ExecService:
         tty = bool(b.get("Tty"))
         proc = {"args": b["Cmd"],
                 "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env"),
-                                   links=doc.link_env),
+                                   links=rec.link_env),
                 "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
                 "user": b.get("User") or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -143,10 +143,10 @@ class ExecService:
         os.makedirs(d, exist_ok=True)
         # the exec's environment is in it: 0600 (no fsync: the run directory, for this exec)
         atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
-        runtime, runtime_root = self.containers.store.runtime_of(doc)
+        runtime, runtime_root = self.containers.store.runtime_of(rec)
         size = console_size or b.get("ConsoleSize")
-        req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=doc.state.pid,
-                           container_id=doc.id, runtime=runtime, runtime_root=runtime_root,
+        req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=rec.state.pid,
+                           container_id=rec.id, runtime=runtime, runtime_root=runtime_root,
                            stdin=bool(b.get("AttachStdin")), tty=tty,
                            console_size=(int(size[0]), int(size[1])) if size else None)
         ch = await self.containers.open_channel(self.containers.cfg.lean_forkserver, req)
@@ -168,7 +168,7 @@ class ExecService:
         ex.pid = msg.pid
         ex.running = True
         ex.channel = ch
-        self.containers.store.event(doc, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
+        self.containers.store.event(rec, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
         self.containers.store.spawn(self._watch(ex, ch, d))
 
     async def _watch(self, ex: _Exec, ch: Channel, d: str) -> None:
@@ -187,9 +187,9 @@ class ExecService:
             ex.fanout.end()
             ex.done.set()
         shutil.rmtree(d, ignore_errors=True)
-        doc = self.containers.store.records.get(ex.cid)
-        if doc is not None:
-            self.containers.store.event(doc, "exec_die", execID=ex.id, exitCode=str(ex.exit_code))
+        rec = self.containers.store.records.get(ex.cid)
+        if rec is not None:
+            self.containers.store.event(rec, "exec_die", execID=ex.id, exitCode=str(ex.exit_code))
 
     async def wait(self, eid: str, timeout: float | None = None) -> int | None:
         ex = self.get(eid)

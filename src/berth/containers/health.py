@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from berth.containers.execs import ExecService, ExecStartError
+from berth.containers.record import Health, HealthProbe, HealthStatus
 from berth.containers.status import ContainerStatus
 from berth.errors import BerthError
 from berth.images import rfc3339
@@ -67,53 +68,53 @@ class HealthChecker:
         containers.on_start.append(self.started)
 
     def started(self, cid: str) -> None:
-        doc = self.containers.store.records.get(cid)
-        if doc is None:
+        rec = self.containers.store.records.get(cid)
+        if rec is None:
             return
         try:
-            image_hc = self.containers.images.get(doc.image).container_config.get(
+            image_hc = self.containers.images.get(rec.image).container_config.get(
                 "Healthcheck")
         except BerthError:
             image_hc = None
-        hc = effective(doc.config, image_hc)
+        hc = effective(rec.config, image_hc)
         if hc is None:
-            doc.state.health = None
+            rec.state.health = None
             return
-        doc.state.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        self.containers.store.spawn(self._run(cid, doc.state.started_at, hc))
+        rec.state.health = Health()
+        self.containers.store.spawn(self._run(cid, rec.state.started_at, hc))
 
     async def _run(self, cid: str, started_at: str, hc: dict[str, Any]) -> None:
         begun = time.monotonic()
         while True:
-            doc = self.containers.store.records.get(cid)
-            health = doc.state.health if doc is not None else None
+            rec = self.containers.store.records.get(cid)
+            health = rec.state.health if rec is not None else None
             await asyncio.sleep(next_interval(hc, time.monotonic() - begun,
-                                              (health or {}).get("Status")))
-            doc = self.containers.store.records.get(cid)
-            status = doc.state.status if doc is not None else None
-            if doc is None or status is None or not status.is_running or \
-                    doc.state.started_at != started_at:
+                                              health.status if health else None))
+            rec = self.containers.store.records.get(cid)
+            status = rec.state.status if rec is not None else None
+            if rec is None or status is None or not status.is_running or \
+                    rec.state.started_at != started_at:
                 return  # a later start has checks of its own
             if status is ContainerStatus.PAUSED:
                 continue
             result = await self._probe(cid, hc)
-            health = doc.state.health
+            health = rec.state.health
             if health is None:
                 return
-            health["Log"] = (health["Log"] + [result])[-MAX_LOG:]
+            health.log = [*health.log, result][-MAX_LOG:]
             in_start = time.monotonic() - begun < hc["StartPeriod"] / SECOND
-            old = health["Status"]
-            if result["ExitCode"] == 0:
-                health["Status"], health["FailingStreak"] = "healthy", 0
-            elif not in_start or old != "starting":
-                health["FailingStreak"] += 1
-                if health["FailingStreak"] >= hc["Retries"]:
-                    health["Status"] = "unhealthy"
-            if health["Status"] != old:
-                self.containers.store.event(doc, f"health_status: {health['Status']}")
-            self.containers.store.save(doc)
+            old = health.status
+            if result.exit_code == 0:
+                health.status, health.failing_streak = HealthStatus.HEALTHY, 0
+            elif not in_start or old is not HealthStatus.STARTING:
+                health.failing_streak += 1
+                if health.failing_streak >= hc["Retries"]:
+                    health.status = HealthStatus.UNHEALTHY
+            if health.status != old:
+                self.containers.store.event(rec, f"health_status: {health.status.value}")
+            self.containers.store.save(rec)
 
-    async def _probe(self, cid: str, hc: dict[str, Any]) -> dict[str, Any]:
+    async def _probe(self, cid: str, hc: dict[str, Any]) -> HealthProbe:
         start = time.time()
         eid = self.execs.create(cid, {"Cmd": hc["Cmd"], "AttachStdout": True,
                                       "AttachStderr": True})
@@ -146,11 +147,11 @@ class HealthChecker:
         finally:
             att.close()
             self.execs.execs.pop(eid, None)
-            doc = self.containers.store.records.get(cid)
-            if doc is not None and eid in (doc.exec_ids or []):
-                doc.exec_ids.remove(eid)
-        return {"Start": rfc3339(start), "End": rfc3339(time.time()), "ExitCode": code,
-                "Output": output.decode("utf-8", "replace")}
+            rec = self.containers.store.records.get(cid)
+            if rec is not None and eid in (rec.exec_ids or []):
+                rec.exec_ids.remove(eid)
+        return HealthProbe(start=rfc3339(start), end=rfc3339(time.time()), exit_code=code,
+                           output=output.decode("utf-8", "replace"))
 
 
 __all__ = ["HealthChecker", "effective", "next_interval"]

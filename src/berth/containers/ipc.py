@@ -43,29 +43,29 @@ class Ipc:
     def _shm_dir(self, cid: str) -> str:
         return os.path.join(self.store.dir(cid), "mounts", "shm")
 
-    def shm_path(self, doc: ContainerRecord, depth: int = 0) -> str | None:
+    def shm_path(self, rec: ContainerRecord, depth: int = 0) -> str | None:
         """The host directory a container's /dev/shm is, where others may share it (dockerd's
         ShmPath): a shareable one's own tmpfs, the host's, or the donor's; None for a
         private one (or a shareable one not running)."""
-        mode = doc.host_config.get("IpcMode") or ""
+        mode = rec.host_config.get("IpcMode") or ""
         if mode == "host":
             return "/dev/shm"
         if mode == "shareable":
-            d = self._shm_dir(doc.id)
+            d = self._shm_dir(rec.id)
             return d if os.path.ismount(d) else None
         if mode.startswith("container:") and depth < 8:  # no loop through renamed donors
             with contextlib.suppress(NotFound):
                 return self.shm_path(self.store.resolve(mode.split(":", 1)[1]), depth + 1)
         return None
 
-    def mount_shm(self, doc: ContainerRecord) -> None:
+    def mount_shm(self, rec: ContainerRecord) -> None:
         """A shareable IPC's /dev/shm: a tmpfs on the host (containers/<id>/mounts/shm, as
         dockerd), which a `container:` one binds too; unmounted when the container stops."""
-        d = self._shm_dir(doc.id)
+        d = self._shm_dir(rec.id)
         if os.path.ismount(d):
             return
         os.makedirs(d, exist_ok=True)
-        size = int(doc.host_config.get("ShmSize") or 64 * 1024 * 1024)
+        size = int(rec.host_config.get("ShmSize") or 64 * 1024 * 1024)
         try:
             linux.mount("shm", d, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                         f"mode=1777,size={size}")

@@ -51,7 +51,7 @@ class Monitors:
             return None
 
     async def reconnect(self, cid: str, monitor: int
-                         ) -> tuple[Channel | None, protocol.ShimMessage | None]:
+                        ) -> tuple[Channel | None, protocol.ShimMessage | None]:
         """A channel to a running container's monitor and its first message. A monitor that
         is alive but does not answer yet (a loaded machine, its listener's backlog) gets a few
         more tries before the container counts as exited."""

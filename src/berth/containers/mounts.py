@@ -6,6 +6,7 @@ A part of the container service (see `berth.containers.service`), holding the sh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -13,9 +14,7 @@ from typing import Any
 from berth import storage
 from berth.containers.record import ContainerRecord
 from berth.containers.store import ContainerStore
-from berth.errors import (
-    InvalidArgument,
-)
+from berth.errors import BerthError, InvalidArgument
 from berth.volumes import MountSpec, VolumeService, parse_bind, parse_mount
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class Mounts:
                 if any(m.get("Name") == name for m in d.mounts or [])]
 
     def specs(self, body: dict[str, Any], hc: dict[str, Any],
-                     image_volumes: dict[str, Any] | None) -> list[MountSpec]:
+              image_volumes: dict[str, Any] | None) -> list[MountSpec]:
         """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
         specs = [parse_bind(b) for b in hc.get("Binds") or []]
         specs += [parse_mount(m) for m in hc.get("Mounts") or []]
@@ -59,14 +58,17 @@ class Mounts:
                 specs.append(MountSpec(type="volume", target=target))
         return specs
 
-    def make(self, cid: str, specs: list[MountSpec],
-             layers: list[storage.Layer]) -> list[dict[str, Any]]:
-        """Create the volumes (filled from the image) and bind sources; Docker's Mounts."""
+    def make(self, cid: str, specs: list[MountSpec], layers: list[storage.Layer],
+             undo: contextlib.ExitStack) -> list[dict[str, Any]]:
+        """Create the volumes (filled from the image) and bind sources; Docker's Mounts.
+        The anonymous volumes made go again if the create fails (`undo`)."""
         out = []
         for sp in specs:
             if sp.type == "volume":
                 new = not sp.source or self.volumes.meta.get_volume(sp.source) is None
                 vol = self.volumes.create(sp.source, anonymous=not sp.source)
+                if not sp.source:
+                    undo.callback(self._remove_quietly, vol["Name"])
                 if new and not sp.nocopy:
                     self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
                                          sp.target)
@@ -87,9 +89,13 @@ class Mounts:
                             "Propagation": ""})
         return out
 
-    def runtime_mounts(self, doc: ContainerRecord) -> list[dict[str, Any]]:
+    def _remove_quietly(self, name: str) -> None:
+        with contextlib.suppress(BerthError):
+            self.volumes.remove(name)
+
+    def runtime_mounts(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         out = []
-        for m in doc.mounts or []:
+        for m in rec.mounts or []:
             ro = [] if m.get("RW", True) else ["ro"]
             if m["Type"] == "volume":
                 out.append(self.volumes.runtime_mount(m["Name"], m["Destination"],

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
-from berth.containers.record import ContainerRecord, Link
+from berth.containers.record import ContainerRecord, Link, NetworkRequest
 from berth.containers.store import ContainerStore
 from berth.errors import (
     Conflict,
@@ -101,7 +101,7 @@ class Networking:
 
     def network_users(self, net: str) -> list[str]:
         return [d.id for d in self.store.records.values()
-                if any(n["net"] == net for n in d.nets or [])]
+                if any(n.net == net for n in d.nets)]
 
     async def monitor_command(self, cid: str, cmd: protocol.Command) -> protocol.Answer:
         live = self.store.live[cid]
@@ -117,90 +117,90 @@ class Networking:
 
     async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
         """`network connect`; a running container gets its interface plugged at once."""
-        doc = self.store.resolve(ref)
+        rec = self.store.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
         if n["Driver"] in ("host", "null"):
             raise Forbidden(f"container cannot be disconnected from host network or "
                             f"connected to {n['Name']} network")
-        if doc.host_config.get("NetworkMode") in ("host", "none") or \
-                doc.host_config.get("NetworkMode", "").startswith("container:"):
+        if rec.host_config.get("NetworkMode") in ("host", "none") or \
+                rec.host_config.get("NetworkMode", "").startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
-        nets = doc.nets
-        if any(x["net"] == n["Name"] for x in nets):
-            raise Forbidden(f"endpoint with name {doc.name[1:]} already exists in "
+        nets = rec.nets
+        if any(x.net == n["Name"] for x in nets):
+            raise Forbidden(f"endpoint with name {rec.name[1:]} already exists in "
                             f"network {n['Name']}")
-        entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
-                 "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                 "mac": ec.get("MacAddress") or ""}
+        entry = NetworkRequest(net=n["Name"], aliases=list(ec.get("Aliases") or []),
+                               ip=(ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
+                               mac=ec.get("MacAddress") or "")
         if ec.get("Links") and self.networks.user_defined(n["Name"]):
             for link in ec["Links"]:  # their format; a target may come later (dockerd)
                 parse_link(link)
-            entry["links"] = list(ec["Links"])
-        if doc.state.status.is_running:
-            eps = doc.endpoints
+            entry.links = list(ec["Links"])
+        if rec.state.status.is_running:
+            eps = rec.endpoints
             used = {e["ifname"] for e in eps}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-            ep = self.networks.allocate(n["Name"], doc.id, name=doc.name[1:],
-                                        aliases=entry["aliases"], ip=entry["ip"],
-                                        ifname=ifname, mac=entry["mac"])
+            ep = self.networks.allocate(n["Name"], rec.id, name=rec.name[1:],
+                                        aliases=entry.aliases, ip=entry.ip,
+                                        ifname=ifname, mac=entry.mac)
             ep["netname"] = n["Name"]
             plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
                                                "parent", "mode")}
             plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
-            forward = self.dns_forward([*(x["net"] for x in nets), n["Name"]])
+            forward = self.dns_forward([*(x.net for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
             # starts one now, answering from the tables of all its user-defined networks
             dns = protocol.DnsConfig(
                 hosts=tuple(self.networks.hosts_files(
                     [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
-                upstream=tuple(self.upstream_dns(doc.host_config, False)),
+                upstream=tuple(self.upstream_dns(rec.host_config, False)),
                 forward=forward, links=self.dns_links([*nets, entry])) if user_net else None
-            answer = await self.monitor_command(doc.id, protocol.Plug(
+            answer = await self.monitor_command(rec.id, protocol.Plug(
                 endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
                 dns_forward=forward, dns=dns, links=self.dns_links([entry])))
             if not isinstance(answer, protocol.Plugged):
-                self.networks.release_one(doc.id, n["Id"])
-                raise System(f"connect {doc.name[1:]} to {n['Name']}: {_why(answer)}")
+                self.networks.release_one(rec.id, n["Id"])
+                raise System(f"connect {rec.name[1:]} to {n['Name']}: {_why(answer)}")
             eps.append(ep)
             if user_net:
                 # as dockerd: the container's resolv.conf now names the embedded DNS (and
                 # keeps it after a disconnect; the server forwards other names upstream)
-                self.write_resolv_conf(doc, embedded=True)
+                self.write_resolv_conf(rec, embedded=True)
         nets.append(entry)
-        doc.network_settings = self.settings(
-            doc.host_config.get("NetworkMode", "bridge"), nets,
-            doc.endpoints if doc.state.status.is_running else None)
-        self.store.save(doc)
-        self.store.event(doc, "connect", network=n["Name"])
+        rec.network_settings = self.settings(
+            rec.host_config.get("NetworkMode", "bridge"), nets,
+            rec.endpoints if rec.state.status.is_running else None)
+        self.store.save(rec)
+        self.store.event(rec, "connect", network=n["Name"])
 
     async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
-        doc = self.store.resolve(ref)
+        rec = self.store.resolve(ref)
         assert self.networks is not None
         n = self.networks.resolve(net)
-        nets = doc.nets or []
-        if not any(x["net"] == n["Name"] for x in nets):
-            raise Forbidden(f"container {doc.id[:12]} is not connected to network "
+        nets = rec.nets
+        if not any(x.net == n["Name"] for x in nets):
+            raise Forbidden(f"container {rec.id[:12]} is not connected to network "
                             f"{n['Name']}")
-        eps = doc.endpoints or []
+        eps = rec.endpoints or []
         ep = next((e for e in eps if e["netname"] == n["Name"]), None)
-        if doc.state.status.is_running and ep is not None:
-            answer = await self.monitor_command(doc.id, protocol.Unplug(
+        if rec.state.status.is_running and ep is not None:
+            answer = await self.monitor_command(rec.id, protocol.Unplug(
                 ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
                 dns_forward=self.dns_forward(
-                    [x["net"] for x in nets if x["net"] != n["Name"]])))
+                    [x.net for x in nets if x.net != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
-            self.networks.release_one(doc.id, ep["network"])
-            doc.endpoints = [e for e in eps if e is not ep]
-        doc.nets = [x for x in nets if x["net"] != n["Name"]]
-        doc.network_settings = self.settings(
-            doc.host_config.get("NetworkMode", "bridge"), doc.nets,
-            doc.endpoints if doc.state.status.is_running else None)
-        self.store.save(doc)
-        self.store.event(doc, "disconnect", network=n["Name"])
+            self.networks.release_one(rec.id, ep["network"])
+            rec.endpoints = [e for e in eps if e is not ep]
+        rec.nets = [x for x in nets if x.net != n["Name"]]
+        rec.network_settings = self.settings(
+            rec.host_config.get("NetworkMode", "bridge"), rec.nets,
+            rec.endpoints if rec.state.status.is_running else None)
+        self.store.save(rec)
+        self.store.event(rec, "disconnect", network=n["Name"])
 
     # --- legacy links ---------------------------------------------------------------------
     def _link_target(self, name: str) -> ContainerRecord:
@@ -220,8 +220,8 @@ class Networking:
                                   "with links. This would result in undefined behavior")
         return child
 
-    def register_links(self, hc: dict[str, Any], nets: list[dict[str, Any]]
-                        ) -> list[Link]:
+    def register_links(self, hc: dict[str, Any], nets: list[NetworkRequest]
+                       ) -> list[Link]:
         """`--link` at create. On the default bridge: the legacy links, kept as the targets'
         IDs (inspect shows them under their current names); on a user-defined network they
         are the endpoint's links (aliases of its embedded DNS), as dockerd."""
@@ -237,30 +237,30 @@ class Networking:
             return []
         parsed = [parse_link(link) for link in links]
         hc["Links"] = None  # legacy links are shown from the record's `links` by inspect
-        if nets and self.networks is not None and self.networks.user_defined(nets[0]["net"]):
-            have = nets[0].get("links") or []
-            nets[0]["links"] = [*have, *(link for link in links if link not in have)]
+        if nets and self.networks is not None and self.networks.user_defined(nets[0].net):
+            have = nets[0].links or []
+            nets[0].links = [*have, *(link for link in links if link not in have)]
             return []
         targets = [(self._link_target(name), alias) for name, alias in parsed]
         return [Link(id=child.id, alias=alias) for child, alias in targets]
 
-    def links_view(self, doc: ContainerRecord) -> list[str] | None:
+    def links_view(self, rec: ContainerRecord) -> list[str] | None:
         """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
-        out = [f"{self.store.records[lk.id].name}:{doc.name}/{lk.alias}"
-               for lk in doc.links or [] if lk.id in self.store.records]
-        return out or doc.host_config.get("Links")
+        out = [f"{self.store.records[lk.id].name}:{rec.name}/{lk.alias}"
+               for lk in rec.links or [] if lk.id in self.store.records]
+        return out or rec.host_config.get("Links")
 
-    def _linked(self, doc: ContainerRecord) -> list[tuple[ContainerRecord, str]]:
+    def _linked(self, rec: ContainerRecord) -> list[tuple[ContainerRecord, str]]:
         """The targets of the legacy links (those not removed since) with their aliases; each
         must run, as dockerd."""
         out = []
-        for lk in doc.links or []:
+        for lk in rec.links or []:
             child = self.store.records.get(lk.id)
             if child is None:
                 continue
             if not child.state.status.is_running:
                 raise System(f"Cannot link to a non running container: {child.name} AS "
-                             f"{doc.name}/{lk.alias}")
+                             f"{rec.name}/{lk.alias}")
             out.append((child, lk.alias))
         return out
 
@@ -269,18 +269,18 @@ class Networking:
         return str(((child.network_settings or {}).get("Networks") or {})
                    .get("bridge", {}).get("IPAddress") or "")
 
-    def links_env(self, doc: ContainerRecord) -> list[str]:
+    def links_env(self, rec: ContainerRecord) -> list[str]:
         env: list[str] = []
-        for child, alias in self._linked(doc):
-            env += link_env(alias, f"{doc.name}/{alias}", self._bridge_ip(child),
+        for child, alias in self._linked(rec):
+            env += link_env(alias, f"{rec.name}/{alias}", self._bridge_ip(child),
                             list(child.config.get("ExposedPorts") or {}),
                             child.config.get("Env"))
         return env
 
-    def _link_hosts(self, doc: ContainerRecord) -> str:
+    def _link_hosts(self, rec: ContainerRecord) -> str:
         """/etc/hosts lines of the legacy links: the alias, the target's hostname and name."""
         out = ""
-        for lk in doc.links or []:
+        for lk in rec.links or []:
             child = self.store.records.get(lk.id)
             ip = self._bridge_ip(child) if child is not None else ""
             if child is None or not ip:
@@ -298,21 +298,21 @@ class Networking:
         if not parent:
             raise System("Conflict, cannot remove the default link name of the container")
         try:
-            pdoc = self.store.resolve(parent)
+            prec = self.store.resolve(parent)
         except NotFound:
             raise System(f"Cannot get parent {parent} for link name {name}") from None
-        links = pdoc.links or []
+        links = prec.links or []
         if not any(lk.alias == alias for lk in links):
             raise NotFound(f"No such container: {name[1:]}")
-        pdoc.links = [lk for lk in links if lk.alias != alias]
-        self.store.save(pdoc)
+        prec.links = [lk for lk in links if lk.alias != alias]
+        self.store.save(prec)
 
-    def dns_links(self, nets: list[dict[str, Any]]) -> dict[str, str]:
+    def dns_links(self, nets: list[NetworkRequest]) -> dict[str, str]:
         """alias → the target's short ID (a name in the network's table), for the embedded
         DNS of a container whose endpoints have links (user-defined networks)."""
         out = {}
         for n in nets:
-            for link in n.get("links") or []:
+            for link in n.links or []:
                 name, alias = parse_link(link)
                 try:
                     out[alias.lower()] = self.store.resolve(name).id[:12]
@@ -334,7 +334,7 @@ class Networking:
         return False
 
     def requested(self, hc: dict[str, Any], nc: dict[str, Any]
-                            ) -> list[dict[str, Any]]:
+                  ) -> list[NetworkRequest]:
         """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
         mode = hc.get("NetworkMode") or "bridge"
         if mode in ("host", "none") or mode.startswith("container:"):
@@ -343,7 +343,7 @@ class Networking:
         eps = {("bridge" if k == "default" else k): v
                for k, v in (nc.get("EndpointsConfig") or {}).items()}
         names = [mode] + [n for n in eps if n != mode]
-        out = []
+        out: list[NetworkRequest] = []
         for n in names:
             try:
                 if self.networks is None:
@@ -360,13 +360,13 @@ class Networking:
             if ndoc["Name"] == "bridge" and ec.get("Aliases"):
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
-            entry = {"net": ndoc["Name"], "aliases": list(ec.get("Aliases") or []),
-                     "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
-                     "mac": ec.get("MacAddress") or ""}
+            entry = NetworkRequest(net=ndoc["Name"], aliases=list(ec.get("Aliases") or []),
+                                   ip=(ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
+                                   mac=ec.get("MacAddress") or "")
             if ec.get("Links") and ndoc["Name"] != "bridge":
                 for link in ec["Links"]:  # their format; a target may come later (dockerd)
                     parse_link(link)
-                entry["links"] = list(ec["Links"])
+                entry.links = list(ec["Links"])
             out.append(entry)
         return out
 
@@ -382,17 +382,16 @@ class Networking:
                 "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
                 "DriverOpts": None, "DNSNames": None}
 
-    def settings(self, mode: str, nets: list[dict[str, Any]],
-                          eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def settings(self, mode: str, nets: list[NetworkRequest],
+                 eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         by_net = {e["netname"]: e for e in eps or []}
         networks: dict[str, Any] = {}
         if mode in ("host", "none"):
             networks[mode] = self._endpoint_view(None)
         for n in nets:
-            nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
-            networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"],
-                                                     n.get("links"))
-        first = by_net.get(nets[0]["net"]) if nets else None
+            nid = self.networks.resolve(n.net)["Id"] if self.networks else ""
+            networks[n.net] = self._endpoint_view(by_net.get(n.net), nid, n.aliases, n.links)
+        first = by_net.get(nets[0].net) if nets else None
         return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
                 "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                 "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
@@ -402,15 +401,15 @@ class Networking:
                 "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
                 "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
-    def write_etc_files(self, doc: ContainerRecord,
-                         eps: list[dict[str, Any]] | None = None, *,
-                         only_hosts: bool = False) -> None:
-        hc = doc.host_config
-        cfg = doc.config
+    def write_etc_files(self, rec: ContainerRecord,
+                        eps: list[dict[str, Any]] | None = None, *,
+                        only_hosts: bool = False) -> None:
+        hc = rec.host_config
+        cfg = rec.config
         host_net = hc.get("NetworkMode") == "host"
         hostname = cfg["Hostname"]
         if not only_hosts:
-            with open(doc.hostname_path, "w") as f:
+            with open(rec.hostname_path, "w") as f:
                 f.write(hostname + "\n")
         if host_net:
             try:
@@ -431,21 +430,20 @@ class Networking:
                 ip = self._host_gateway()
             hosts += f"{ip}\t{h}\n"
         if not host_net:
-            hosts += self._link_hosts(doc)
+            hosts += self._link_hosts(rec)
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
-        with open(doc.hosts_path, "w") as f:
+        with open(rec.hosts_path, "w") as f:
             f.write(hosts)
         if only_hosts:
             return
-        user_net = any(self.networks and self.networks.user_defined(n["net"])
-                       for n in doc.nets or [])
-        self.write_resolv_conf(doc, embedded=user_net)
+        user_net = any(self.networks and self.networks.user_defined(n.net) for n in rec.nets)
+        self.write_resolv_conf(rec, embedded=user_net)
 
-    def write_resolv_conf(self, doc: ContainerRecord, *, embedded: bool) -> None:
+    def write_resolv_conf(self, rec: ContainerRecord, *, embedded: bool) -> None:
         """In place: the file is bind-mounted into a running container."""
-        hc = doc.host_config
-        with open(doc.resolv_conf_path, "w") as f:
+        hc = rec.host_config
+        with open(rec.resolv_conf_path, "w") as f:
             f.write(self._resolv_conf(hc, hc.get("NetworkMode") == "host", embedded=embedded))
 
     def _host_gateway(self) -> str:
@@ -499,60 +497,60 @@ class Networking:
             out += "options " + " ".join(options) + "\n"
         return out
 
-    def plug(self, doc: ContainerRecord) -> list[dict[str, Any]]:
+    def plug(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
         eps: list[dict[str, Any]] = []
-        nets = doc.nets or []
+        nets = rec.nets
         if self.networks is None or not nets:
-            self.write_etc_files(doc)
+            self.write_etc_files(rec)
             return eps
         try:
             for i, n in enumerate(nets):
-                ep = self.networks.allocate(n["net"], doc.id, name=doc.name[1:],
-                                            aliases=n["aliases"], ip=n.get("ip", ""),
-                                            ifname=f"eth{i}", mac=n.get("mac", ""))
-                ep["netname"] = n["net"]
+                ep = self.networks.allocate(n.net, rec.id, name=rec.name[1:],
+                                            aliases=n.aliases, ip=n.ip, ifname=f"eth{i}",
+                                            mac=n.mac)
+                ep["netname"] = n.net
                 eps.append(ep)
         except BaseException:
-            self.networks.release(doc.id)
+            self.networks.release(rec.id)
             raise
-        doc.endpoints = eps
-        doc.network_settings = self.settings(
-            doc.host_config.get("NetworkMode", "bridge"), nets, eps)
-        self.write_etc_files(doc, eps)
+        rec.endpoints = eps
+        rec.network_settings = self.settings(
+            rec.host_config.get("NetworkMode", "bridge"), nets, eps)
+        self.write_etc_files(rec, eps)
         # running containers linked to this one see its new address (dockerd's
         # updateParentsHosts)
         for parent in self.store.records.values():
             if parent.state.status.is_running and any(
-                    lk.id == doc.id for lk in parent.links or []):
+                    lk.id == rec.id for lk in parent.links or []):
                 self.write_etc_files(parent, parent.endpoints,
                                       only_hosts=True)
         return eps
 
-    def _bindings(self, doc: ContainerRecord) -> dict[str, list[dict[str, str]]]:
-        hc = doc.host_config
+    def _bindings(self, rec: ContainerRecord) -> dict[str, list[dict[str, str]]]:
+        hc = rec.host_config
         binds = dict(hc.get("PortBindings") or {})
         if hc.get("PublishAllPorts"):
-            for key in doc.config.get("ExposedPorts") or {}:
+            for key in rec.config.get("ExposedPorts") or {}:
                 binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
                                                                           "HostPort": ""}])
         return binds
 
-    async def publish(self, doc: ContainerRecord, eps: list[dict[str, Any]]) -> None:
-        binds = self._bindings(doc)
+    async def publish(self, rec: ContainerRecord, eps: list[dict[str, Any]]) -> None:
+        binds = self._bindings(rec)
         if not binds or self.networks is None:
             return
         if not eps or eps[0].get("kind", "veth") != "veth":
             raise InvalidArgument("published ports need a bridge network: "
-                                  f"{doc.host_config.get('NetworkMode')} is not one")
-        ports = await self.networks.ports.publish(doc.id, binds, eps[0]["ip"],
+                                  f"{rec.host_config.get('NetworkMode')} is not one")
+        ports = await self.networks.ports.publish(rec.id, binds, eps[0]["ip"],
                                                   eps[0]["netname"])
-        doc.network_settings["Ports"] = ports
+        rec.network_settings["Ports"] = ports
 
-    def unplug(self, doc: ContainerRecord) -> None:
-        if self.networks is not None and doc.endpoints:
-            self.networks.ports.unpublish(doc.id, doc.endpoints[0]["netname"])
-            self.networks.release(doc.id)
-            doc.endpoints = []
-            doc.network_settings = self.settings(
-                doc.host_config.get("NetworkMode", "bridge"), doc.nets or [])
+    def unplug(self, rec: ContainerRecord) -> None:
+        if self.networks is not None and rec.endpoints:
+            self.networks.ports.unpublish(rec.id, rec.endpoints[0]["netname"])
+            self.networks.release(rec.id)
+            rec.endpoints = []
+            rec.network_settings = self.settings(
+                rec.host_config.get("NetworkMode", "bridge"), rec.nets)

@@ -37,8 +37,8 @@ class Output:
         self.driver = driver
         self.images = images
 
-    def log_rotation(self, doc: ContainerRecord) -> dict[str, int]:
-        opts = (doc.host_config.get("LogConfig") or {}).get("Config") or {}
+    def log_rotation(self, rec: ContainerRecord) -> dict[str, int]:
+        opts = (rec.host_config.get("LogConfig") or {}).get("Config") or {}
         size = self.cfg.log_max_size
         if opts.get("max-size"):
             from berth.units import parse_size
@@ -60,17 +60,17 @@ class Output:
              timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
         """The container's log entries; refused at once (before any of the stream is sent)
         where its log driver keeps nothing to read."""
-        doc = self.store.resolve(ref)
-        if not doc.log_path:   # the `none` log driver
+        rec = self.store.resolve(ref)
+        if not rec.log_path:   # the `none` log driver
             raise NotImplemented_("configured logging driver does not support reading")
-        return self._log_stream(doc, follow=follow, stdout=stdout, stderr=stderr, since=since,
+        return self._log_stream(rec, follow=follow, stdout=stdout, stderr=stderr, since=since,
                                 until=until, tail=tail, timestamps=timestamps)
 
-    async def _log_stream(self, doc: ContainerRecord, *, follow: bool, stdout: bool,
+    async def _log_stream(self, rec: ContainerRecord, *, follow: bool, stdout: bool,
                           stderr: bool, since: float, until: float, tail: str,
                           timestamps: bool) -> AsyncIterator[tuple[int, bytes]]:
-        cid = doc.id
-        path = doc.log_path
+        cid = rec.id
+        path = rec.log_path
         streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
         n_tail = -1 if tail in ("all", "", None) else int(tail)
         if n_tail < -1:
@@ -166,8 +166,8 @@ class Output:
             if live is None or live.removed:
                 done = True
             else:
-                doc = self.store.records.get(cid)
-                done = doc is None or not doc.state.status.is_running
+                rec = self.store.records.get(cid)
+                done = rec is None or not rec.state.status.is_running
             try:
                 with open(path, "rb") as f:
                     st = os.fstat(f.fileno())
@@ -205,42 +205,42 @@ class Output:
         """An attach stream: the container's output from now (after its log, with `logs`)
         until its next exit, and its stdin. Made before the caller answers the client, who
         starts the container as soon as it has the answer."""
-        doc = self.store.resolve(ref)
-        if not doc.state.status.can_attach():
+        rec = self.store.resolve(ref)
+        if not rec.state.status.can_attach():
             raise Conflict("You cannot attach to a restarting container, wait until it is "
                            "running")
         # a stopped container may be attached to, as with dockerd (`start -a` attaches, then
         # starts): the stream carries its next run
-        cid = doc.id
+        cid = rec.id
         live = self.store.live[cid]
         q = live.fanout.subscribe(f"container {cid[:12]}")
         exits = live.exits
-        was_created = doc.state.status is ContainerStatus.CREATED
+        was_created = rec.state.status is ContainerStatus.CREATED
 
         async def channel() -> Channel | None:
             # input typed before the start waits for the monitor; a start that fails ends it
             async with live.changed:
                 await live.changed.wait_for(
                     lambda: live.channel is not None or live.removed or live.exits > exits or (
-                        was_created and doc.state.status not in (
+                        was_created and rec.state.status not in (
                             ContainerStatus.CREATED, ContainerStatus.RUNNING,
                             ContainerStatus.PAUSED)))
             return live.channel
         att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
-                         stdin_once=bool(doc.config.get("StdinOnce")),
+                         stdin_once=bool(rec.config.get("StdinOnce")),
                          on_close=lambda: live.fanout.unsubscribe(q))
         if logs:
-            att.prelude = self._log_entries(doc, stdout, stderr)
+            att.prelude = self._log_entries(rec, stdout, stderr)
         return att
 
     @staticmethod
-    def _log_entries(doc: ContainerRecord, stdout: bool, stderr: bool
+    def _log_entries(rec: ContainerRecord, stdout: bool, stderr: bool
                      ) -> Iterator[tuple[int, bytes]]:
         """The log as it is now (what comes later reaches the stream live), read as the
         client takes it: a log is as large as the container made it."""
         want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
         try:
-            f = open(doc.log_path, "rb")  # noqa: SIM115 - closed by the generator
+            f = open(rec.log_path, "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
             return iter(())
         size = os.fstat(f.fileno()).st_size
@@ -260,17 +260,17 @@ class Output:
         return entries()
 
     def resize(self, ref: str, h: int, w: int) -> None:
-        doc = self.store.resolve(ref)
-        ch = self.store.live[doc.id].channel
-        if not doc.state.status.is_running or ch is None:
-            raise Conflict(f"Container {doc.id} is not running")
+        rec = self.store.resolve(ref)
+        ch = self.store.live[rec.id].channel
+        if not rec.state.status.is_running or ch is None:
+            raise Conflict(f"Container {rec.id} is not running")
         ch.resize(h, w)
 
     def export(self, ref: str, out: BinaryIO) -> None:
-        doc = self.store.resolve(ref)
-        dirs = [self.driver.upper(doc.id)]
+        rec = self.store.resolve(ref)
+        dirs = [self.driver.upper(rec.id)]
         if self.driver.name == "overlay2":
-            dirs += [self.images.layer_store.get(c).path for c in reversed(doc.layers)]
+            dirs += [self.images.layer_store.get(c).path for c in reversed(rec.layers)]
         storage.write_merged_tar(dirs, out, self.images.layer_store.shift)
 
 

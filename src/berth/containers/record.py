@@ -8,14 +8,14 @@ too (`from_stored`), so a daemon upgraded in place still sees its containers.
 
 Still Docker-shaped (JSON-like dicts, named here so it is clear what is not typed yet):
 `config` (Docker's Config), `host_config` (HostConfig), `mounts` (MountPoints),
-`network_settings` (NetworkSettings), `nets` (the networks asked for, with their aliases,
-addresses and links), `endpoints` (the networks service's endpoints) and `state.health`.
+`network_settings` (NetworkSettings) and `endpoints` (the networks service's endpoints).
 
 Imports `containers.status`, `errors`.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,51 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 VERSION = 2
 
 Json = dict[str, Any]
+
+
+class HealthStatus(enum.StrEnum):
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthProbe:
+    """One run of the health check, as Docker logs it."""
+
+    start: str                      # RFC 3339
+    end: str
+    exit_code: int
+    output: str
+
+    def to_json(self) -> Json:
+        return {"Start": self.start, "End": self.end, "ExitCode": self.exit_code,
+                "Output": self.output}
+
+    @classmethod
+    def from_json(cls, j: Json) -> HealthProbe:
+        return cls(start=j.get("Start") or "", end=j.get("End") or "",
+                   exit_code=int(j.get("ExitCode") or 0), output=j.get("Output") or "")
+
+
+@dataclass(slots=True, kw_only=True)
+class Health:
+    """Docker's State.Health: the check's status, its failing streak and its last probes."""
+
+    status: HealthStatus = HealthStatus.STARTING
+    failing_streak: int = 0
+    log: list[HealthProbe] = field(default_factory=list)
+
+    def to_json(self) -> Json:
+        """Docker's shape, which is also the stored one."""
+        return {"Status": self.status.value, "FailingStreak": self.failing_streak,
+                "Log": [p.to_json() for p in self.log]}
+
+    @classmethod
+    def from_json(cls, j: Json) -> Health:
+        return cls(status=HealthStatus(j.get("Status") or "starting"),
+                   failing_streak=int(j.get("FailingStreak") or 0),
+                   log=[HealthProbe.from_json(p) for p in j.get("Log") or []])
 
 
 @dataclass(slots=True, kw_only=True)
@@ -39,7 +84,7 @@ class ContainerState:
     oom_killed: bool = False
     started_at: str = ZERO_TIME     # RFC 3339, as Docker shows them
     finished_at: str = ZERO_TIME
-    health: Json | None = None      # Docker's Health (Status, FailingStreak, Log)
+    health: Health | None = None    # where the container has a health check
 
     @property
     def running(self) -> bool:
@@ -61,7 +106,7 @@ class ContainerState:
         return {"status": self.status.value, "pid": self.pid, "exit_code": self.exit_code,
                 "error": self.error, "oom_killed": self.oom_killed,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                **({"health": self.health} if self.health is not None else {})}
+                **({"health": self.health.to_json()} if self.health is not None else {})}
 
     @classmethod
     def from_json(cls, j: Json) -> ContainerState:
@@ -69,7 +114,8 @@ class ContainerState:
                    exit_code=int(j.get("exit_code") or 0), error=str(j.get("error") or ""),
                    oom_killed=bool(j.get("oom_killed")),
                    started_at=str(j.get("started_at") or ZERO_TIME),
-                   finished_at=str(j.get("finished_at") or ZERO_TIME), health=j.get("health"))
+                   finished_at=str(j.get("finished_at") or ZERO_TIME),
+                   health=Health.from_json(j["health"]) if j.get("health") else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +125,28 @@ class Link:
 
     id: str
     alias: str
+
+
+@dataclass(slots=True, kw_only=True)
+class NetworkRequest:
+    """A network the container joins whenever it runs: asked for at create (NetworkMode,
+    NetworkingConfig) or by `network connect`."""
+
+    net: str                        # the network's name
+    aliases: list[str] = field(default_factory=list)
+    ip: str = ""                    # the IPv4 address asked for ("" for one from IPAM)
+    mac: str = ""
+    links: list[str] | None = None  # the endpoint's links (`NAME[:ALIAS]`, user networks)
+
+    def to_json(self) -> Json:
+        return {"net": self.net, "aliases": list(self.aliases), "ip": self.ip, "mac": self.mac,
+                **({"links": list(self.links)} if self.links is not None else {})}
+
+    @classmethod
+    def from_json(cls, j: Json) -> NetworkRequest:
+        links = j.get("links")
+        return cls(net=j["net"], aliases=list(j.get("aliases") or []), ip=j.get("ip") or "",
+                   mac=j.get("mac") or "", links=list(links) if links is not None else None)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -105,7 +173,7 @@ class ContainerRecord:
     exec_ids: list[str] = field(default_factory=list)
     # berth's own
     layers: list[str] = field(default_factory=list)        # the image's layers' chain IDs
-    nets: list[Json] = field(default_factory=list)          # networks asked for
+    nets: list[NetworkRequest] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     endpoints: list[Json] = field(default_factory=list)     # while it runs
     monitor: int = 0                # its shim's PID while it runs
@@ -133,7 +201,7 @@ class ContainerRecord:
             "hostname_path": self.hostname_path, "hosts_path": self.hosts_path,
             "log_path": self.log_path, "mounts": self.mounts,
             "network_settings": self.network_settings, "exec_ids": list(self.exec_ids),
-            "layers": list(self.layers), "nets": self.nets,
+            "layers": list(self.layers), "nets": [n.to_json() for n in self.nets],
             "links": [{"id": lk.id, "alias": lk.alias} for lk in self.links],
             "endpoints": self.endpoints, "monitor": self.monitor,
             "manually_stopped": self.manually_stopped, "link_env": list(self.link_env),
@@ -160,7 +228,7 @@ class ContainerRecord:
             log_path=j.get("log_path", ""), mounts=list(j.get("mounts") or []),
             network_settings=j.get("network_settings") or {},
             exec_ids=list(j.get("exec_ids") or []), layers=list(j.get("layers") or []),
-            nets=list(j.get("nets") or []),
+            nets=[NetworkRequest.from_json(n) for n in j.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in j.get("links") or []],
             endpoints=list(j.get("endpoints") or []), monitor=int(j.get("monitor") or 0),
             manually_stopped=bool(j.get("manually_stopped")),
@@ -184,7 +252,8 @@ class ContainerRecord:
                 pid=int(st.get("Pid") or 0), exit_code=int(st.get("ExitCode") or 0),
                 error=st.get("Error") or "", oom_killed=bool(st.get("OOMKilled")),
                 started_at=st.get("StartedAt") or ZERO_TIME,
-                finished_at=st.get("FinishedAt") or ZERO_TIME, health=st.get("Health")),
+                finished_at=st.get("FinishedAt") or ZERO_TIME,
+                health=Health.from_json(st["Health"]) if st.get("Health") else None),
             restart_count=int(d.get("RestartCount") or 0), driver=d.get("Driver", ""),
             upper_dir=graph.get("UpperDir", ""), lower_dirs=lower.split(":") if lower else [],
             resolv_conf_path=d.get("ResolvConfPath", ""),
@@ -192,11 +261,12 @@ class ContainerRecord:
             log_path=d.get("LogPath", ""), mounts=list(d.get("Mounts") or []),
             network_settings=d.get("NetworkSettings") or {},
             exec_ids=list(d.get("ExecIDs") or []), layers=list(own.get("layers") or []),
-            nets=list(own.get("nets") or []),
+            nets=[NetworkRequest.from_json(n) for n in own.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in own.get("links") or []],
             endpoints=list(own.get("endpoints") or []), monitor=int(own.get("monitor") or 0),
             manually_stopped=bool(own.get("manually_stopped")),
             link_env=list(own.get("link_env") or []))
 
 
-__all__ = ["VERSION", "ZERO_TIME", "ContainerRecord", "ContainerState", "Link"]
+__all__ = ["VERSION", "ZERO_TIME", "ContainerRecord", "ContainerState", "Health",
+           "HealthProbe", "HealthStatus", "Link", "NetworkRequest"]

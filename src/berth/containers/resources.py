@@ -36,46 +36,46 @@ class Resources:
         self.cfg = store.cfg
         self.ncpu = ncpu
 
-    def _cgroup(self, doc: ContainerRecord) -> cgroups.CgroupManager:
-        parent = doc.host_config.get("CgroupParent") or self.cfg.cgroup_parent
-        return cgroups.detect(f"{parent.strip('/')}/{doc.id}")
+    def _cgroup(self, rec: ContainerRecord) -> cgroups.CgroupManager:
+        parent = rec.host_config.get("CgroupParent") or self.cfg.cgroup_parent
+        return cgroups.detect(f"{parent.strip('/')}/{rec.id}")
 
     def _running(self, ref: str) -> ContainerRecord:
-        doc = self.store.resolve(ref)
-        if not doc.state.status.is_running:
-            raise Conflict(f"Container {doc.id} is not running")
-        return doc
+        rec = self.store.resolve(ref)
+        if not rec.state.status.is_running:
+            raise Conflict(f"Container {rec.id} is not running")
+        return rec
 
-    async def thaw(self, doc: ContainerRecord) -> None:
+    async def thaw(self, rec: ContainerRecord) -> None:
         """A frozen process cannot act on a signal: stopping a paused container thaws it."""
-        if doc.state.status is ContainerStatus.PAUSED:
-            await asyncio.to_thread(self._cgroup(doc).freeze, False)
-            doc.state.become(ContainerStatus.RUNNING)
+        if rec.state.status is ContainerStatus.PAUSED:
+            await asyncio.to_thread(self._cgroup(rec).freeze, False)
+            rec.state.become(ContainerStatus.RUNNING)
 
     async def pause(self, ref: str) -> None:
-        doc = self._running(ref)
-        if not doc.state.status.can_pause():
-            raise Conflict(f"Container {doc.id} is already paused")
-        await asyncio.to_thread(self._cgroup(doc).freeze, True)
-        doc.state.become(ContainerStatus.PAUSED)
-        self.store.save(doc)
-        self.store.event(doc, "pause")
+        rec = self._running(ref)
+        if not rec.state.status.can_pause():
+            raise Conflict(f"Container {rec.id} is already paused")
+        await asyncio.to_thread(self._cgroup(rec).freeze, True)
+        rec.state.become(ContainerStatus.PAUSED)
+        self.store.save(rec)
+        self.store.event(rec, "pause")
 
     async def unpause(self, ref: str) -> None:
-        doc = self._running(ref)
-        if not doc.state.status.can_unpause():
-            raise Conflict(f"Container {doc.id} is not paused")
-        await asyncio.to_thread(self._cgroup(doc).freeze, False)
-        doc.state.become(ContainerStatus.RUNNING)
-        self.store.save(doc)
-        self.store.event(doc, "unpause")
+        rec = self._running(ref)
+        if not rec.state.status.can_unpause():
+            raise Conflict(f"Container {rec.id} is not paused")
+        await asyncio.to_thread(self._cgroup(rec).freeze, False)
+        rec.state.become(ContainerStatus.RUNNING)
+        self.store.save(rec)
+        self.store.event(rec, "unpause")
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
         """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
-        doc = self.store.resolve(ref)
+        rec = self.store.resolve(ref)
         keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
                 "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
-        hc = dict(doc.host_config)
+        hc = dict(rec.host_config)
         for k in keys:
             if k in body and body[k] not in (None, ""):
                 hc[k] = body[k]
@@ -83,27 +83,27 @@ class Resources:
                 and hc["MemorySwap"] < hc["Memory"]:
             hc["MemorySwap"] = 0
         warnings = validate_host_config(hc, self.ncpu)
-        if doc.state.status.is_running:
-            spec = build_spec(cid=doc.id, config=doc.config, host_config=hc,
+        if rec.state.status.is_running:
+            spec = build_spec(cid=rec.id, config=rec.config, host_config=hc,
                               hostname_path="", hosts_path="", resolv_path="",
                               cgroup_parent=self.cfg.cgroup_parent)
             # the device rules stay as they are: rewriting them would deny all for a moment
             res = cgroups.Resources.from_spec(spec["linux"]["resources"]).replace(devices=())
             try:
-                await asyncio.to_thread(self._cgroup(doc).create, res)
+                await asyncio.to_thread(self._cgroup(rec).create, res)
             except BerthError as e:
-                raise InvalidArgument(f"Cannot update container {doc.id}: {e}") from None
-        doc.host_config = hc
-        self.store.save(doc)
-        self.store.event(doc, "update")
+                raise InvalidArgument(f"Cannot update container {rec.id}: {e}") from None
+        rec.host_config = hc
+        self.store.save(rec)
+        self.store.event(rec, "update")
         return warnings
 
     def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
         """`docker top`: the host's ps, kept to the container's processes."""
         import subprocess
-        doc = self._running(ref)
+        rec = self._running(ref)
         pids: set[int] = set()
-        for f in self._cgroup(doc).procs_files()[:1]:
+        for f in self._cgroup(rec).procs_files()[:1]:
             with contextlib.suppress(OSError), open(f) as fh:
                 pids = {int(x) for x in fh.read().split()}
         args = ps_args.split() or ["-ef"]
@@ -123,11 +123,11 @@ class Resources:
                 procs.append(fields)
         return {"Titles": titles, "Processes": procs}
 
-    def _net_stats(self, doc: ContainerRecord) -> dict[str, Any]:
+    def _net_stats(self, rec: ContainerRecord) -> dict[str, Any]:
         """Per interface, from the host side of its veth pair: what the host receives is what
         the container sent."""
         out = {}
-        for ep in doc.endpoints or []:
+        for ep in rec.endpoints or []:
             if ep.get("kind", "veth") != "veth":
                 continue
             base = f"/sys/class/net/{ep['host_if']}/statistics/"
@@ -140,23 +140,23 @@ class Resources:
 
     def stats(self, ref: str) -> dict[str, Any]:
         """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
-        doc = self.store.resolve(ref)
+        rec = self.store.resolve(ref)
         now = rfc3339(time.time())
-        base: dict[str, Any] = {"read": now, "name": doc.name, "id": doc.id,
+        base: dict[str, Any] = {"read": now, "name": rec.name, "id": rec.id,
                                 "num_procs": 0, "storage_stats": {}, "networks": {}}
-        if not doc.state.status.is_running:
+        if not rec.state.status.is_running:
             return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
                 "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
                 "memory_stats": {}}
-        st = self._cgroup(doc).stats()
-        limit = doc.host_config.get("PidsLimit") or 0
+        st = self._cgroup(rec).stats()
+        limit = rec.host_config.get("PidsLimit") or 0
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
         return {**base,
                 "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},
                 "blkio_stats": {"io_service_bytes_recursive": [
                     {"major": 0, "minor": 0, "op": "read", "value": st.io_read},
                     {"major": 0, "minor": 0, "op": "write", "value": st.io_write}]},
-                "networks": self._net_stats(doc),
+                "networks": self._net_stats(rec),
                 "cpu_stats": {"cpu_usage": {"total_usage": st.cpu_usage_ns,
                                             "usage_in_kernelmode": 0, "usage_in_usermode": 0},
                               "system_cpu_usage": _system_cpu_ns(),

@@ -33,64 +33,64 @@ class Restarts:
         self.start = start
 
     @staticmethod
-    def should_restart(doc: ContainerRecord, code: int) -> bool:
-        policy = doc.host_config.get("RestartPolicy") or {}
+    def should_restart(rec: ContainerRecord, code: int) -> bool:
+        policy = rec.host_config.get("RestartPolicy") or {}
         name = policy.get("Name") or "no"
-        if doc.manually_stopped or name == "no":
+        if rec.manually_stopped or name == "no":
             return False
         if name == "on-failure":
             limit = int(policy.get("MaximumRetryCount") or 0)
-            return code != 0 and (limit == 0 or doc.restart_count < limit)
+            return code != 0 and (limit == 0 or rec.restart_count < limit)
         return name in ("always", "unless-stopped")
 
-    def schedule(self, doc: ContainerRecord) -> None:
+    def schedule(self, rec: ContainerRecord) -> None:
         """Docker's back-off: 100 ms, doubling to at most a minute; back to 100 ms after a
         run of 10 s or more. A container in a restart loop costs the daemon a timer."""
-        cid = doc.id
+        cid = rec.id
         live = self.store.live[cid]
-        ran = parse_rfc3339(doc.state.finished_at) - parse_rfc3339(doc.state.started_at)
+        ran = parse_rfc3339(rec.state.finished_at) - parse_rfc3339(rec.state.started_at)
         live.restart_delay = 0.1 if ran >= 10 or not live.restart_delay else min(
             live.restart_delay * 2, 60.0)
-        doc.state.become(ContainerStatus.RESTARTING)
+        rec.state.become(ContainerStatus.RESTARTING)
 
         async def later() -> None:
             await asyncio.sleep(live.restart_delay)
-            if live.removed or doc.state.status is not ContainerStatus.RESTARTING:
+            if live.removed or rec.state.status is not ContainerStatus.RESTARTING:
                 return
-            doc.restart_count += 1
+            rec.restart_count += 1
             try:
                 await self.start(cid, restarting=True)
             except NotModified:
                 pass  # started by hand in the meantime
             except BerthError as e:
                 log.warning("restart of %s failed: %s", cid[:12], e, extra={"container": cid})
-                if doc.state.status is ContainerStatus.RESTARTING:
-                    doc.state.become(ContainerStatus.EXITED)
-                self.store.save(doc)
+                if rec.state.status is ContainerStatus.RESTARTING:
+                    rec.state.become(ContainerStatus.EXITED)
+                self.store.save(rec)
         live.restart_task = self.store.spawn(later())
 
-    def cancel(self, doc: ContainerRecord) -> None:
-        live = self.store.live.get(doc.id)
+    def cancel(self, rec: ContainerRecord) -> None:
+        live = self.store.live.get(rec.id)
         if live and live.restart_task is not None:
             live.restart_task.cancel()
             live.restart_task = None
-        if doc.state.status is ContainerStatus.RESTARTING:
-            doc.state.become(ContainerStatus.EXITED)
+        if rec.state.status is ContainerStatus.RESTARTING:
+            rec.state.become(ContainerStatus.EXITED)
 
     async def start_all(self) -> None:
         """At daemon start: `always` containers start again, and `unless-stopped` ones that
         were not stopped by hand."""
-        for doc in list(self.store.records.values()):
-            name = (doc.host_config.get("RestartPolicy") or {}).get("Name")
-            manual = doc.manually_stopped
-            if doc.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED,
+        for rec in list(self.store.records.values()):
+            name = (rec.host_config.get("RestartPolicy") or {}).get("Name")
+            manual = rec.manually_stopped
+            if rec.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED,
                                           ContainerStatus.RESTARTING):
                 continue
             if name == "always" or (name == "unless-stopped" and not manual):
                 try:
-                    await self.start(doc.id)
+                    await self.start(rec.id)
                 except BerthError as e:
-                    log.warning("start of %s failed: %s", doc.id[:12], e)
+                    log.warning("start of %s failed: %s", rec.id[:12], e)
 
 
 __all__ = ["Restarts"]

@@ -200,14 +200,14 @@ class ContainerService:
         nets = self.net.requested(hc, body.get("NetworkingConfig") or {})
         links = self.net.register_links(hc, nets)
         if body.get("MacAddress") and nets:  # the older, container-wide field
-            nets[0]["mac"] = nets[0]["mac"] or body["MacAddress"]
+            nets[0].mac = nets[0].mac or body["MacAddress"]
         cdir = self.store.dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["LogConfig"] = log_config(hc.get("LogConfig"))
         args = [*(full_cfg["Entrypoint"] or []), *(full_cfg["Cmd"] or [])]
-        doc = ContainerRecord(
+        rec = ContainerRecord(
             id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
             args=args[1:], config=full_cfg, host_config=hc, driver=self.driver.name,
             upper_dir=self.driver.upper(cid), lower_dirs=[la.path for la in reversed(layers)],
@@ -223,57 +223,50 @@ class ContainerService:
             undo.callback(shutil.rmtree, cdir, ignore_errors=True)
             undo.callback(self.driver.remove, cid)
             await asyncio.to_thread(self.driver.prepare, cid, layers)
-            doc.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers)
-            undo.callback(self._remove_new_volumes, doc.mounts, mount_specs)
-            self.net.write_etc_files(doc)
-            self.store.add(doc)
+            rec.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers,
+                                                 undo)
+            self.net.write_etc_files(rec)
+            self.store.add(rec)
             undo.callback(self.store.forget, cid)
-            self.store.save(doc)
+            self.store.save(rec)
             undo.pop_all()
         log.info("created container %s", cid[:12], extra={"container": cid})
-        self.store.event(doc, "create")
+        self.store.event(rec, "create")
         return cid, warnings
-
-    def _remove_new_volumes(self, mounts: builtins.list[dict[str, Any]], specs: builtins.list[Any]) -> None:
-        """The anonymous volumes a failed create made (not those it was given by name)."""
-        for m in mounts:
-            if m["Type"] == "volume" and not any(sp.source == m["Name"] for sp in specs):
-                with contextlib.suppress(BerthError):
-                    self.volumes.remove(m["Name"])
 
     # --- start ------------------------------------------------------------------------------
     async def start(self, ref: str, *, restarting: bool = False) -> None:
-        doc = self.store.resolve(ref)
-        cid = doc.id
+        rec = self.store.resolve(ref)
+        cid = rec.id
         live = self.store.live[cid]
         if not restarting:
-            self.restarts.cancel(doc)
-            doc.manually_stopped = False
+            self.restarts.cancel(rec)
+            rec.manually_stopped = False
         async with live.lock:
-            status = doc.state.status
+            status = rec.state.status
             if status.is_running:
                 raise NotModified("container already started")
             if not status.can_start():
                 raise Conflict(f"container {cid[:12]} is marked for removal and cannot be started")
             try:
-                await self._start_locked(doc)
+                await self._start_locked(rec)
             except BerthError as e:
-                doc.state.error = e.message
-                self.store.save(doc)
-                if doc.host_config.get("AutoRemove"):
+                rec.state.error = e.message
+                self.store.save(rec)
+                if rec.host_config.get("AutoRemove"):
                     self.store.spawn(self._auto_remove(cid))
                 raise
 
-    async def _start_locked(self, doc: ContainerRecord) -> None:
-        cid = doc.id
+    async def _start_locked(self, rec: ContainerRecord) -> None:
+        cid = rec.id
         live = self.store.live[cid]
-        bundle, state_dir = self.bundles.write(doc)
+        bundle, state_dir = self.bundles.write(rec)
         # each step registers its undo: a start that fails leaves no address nor port behind
         with contextlib.ExitStack() as undo:
-            eps = self.net.plug(doc)
-            undo.callback(self.net.unplug, doc)
-            await self.net.publish(doc, eps)
-            req = self._start_request(doc, bundle, state_dir, eps)
+            eps = self.net.plug(rec)
+            undo.callback(self.net.unplug, rec)
+            await self.net.publish(rec, eps)
+            req = self._start_request(rec, bundle, state_dir, eps)
             try:
                 # a monitor that answers DNS queries comes from the fork server with dnslib
                 ch = await self.open_channel(self.cfg.dns_forkserver if req.dns else
@@ -291,19 +284,19 @@ class ContainerService:
                     error = msg.error
                 else:
                     code, error = 125, "monitor died before starting"
-                doc.state.exit_code, doc.state.error = code, error
-                self.store.save(doc)
+                rec.state.exit_code, rec.state.error = code, error
+                self.store.save(rec)
                 live.fanout.end()
                 err_cls = InvalidArgument if code in (126, 127) else System
                 raise err_cls(error)
             undo.pop_all()
         now = time.time()
-        doc.state.become(ContainerStatus.RUNNING)
-        doc.state.oom_killed, doc.state.pid, doc.state.exit_code, doc.state.error = (
+        rec.state.become(ContainerStatus.RUNNING)
+        rec.state.oom_killed, rec.state.pid, rec.state.exit_code, rec.state.error = (
             False, msg.pid, 0, "")
-        doc.state.started_at, doc.state.finished_at = rfc3339(now), ZERO_TIME
-        doc.monitor = msg.monitor
-        self.store.save(doc)
+        rec.state.started_at, rec.state.finished_at = rfc3339(now), ZERO_TIME
+        rec.monitor = msg.monitor
+        self.store.save(rec)
         live.channel = ch
         live.reader = self.store.spawn(self._watch(cid, ch))
         for hook in self.on_start:
@@ -311,26 +304,26 @@ class ContainerService:
         async with live.changed:
             live.changed.notify_all()
         log.info("started container %s pid %s", cid[:12], msg.pid, extra={"container": cid})
-        self.store.event(doc, "start")
+        self.store.event(rec, "start")
 
-    def _start_request(self, doc: ContainerRecord, bundle: str, state_dir: str,
+    def _start_request(self, rec: ContainerRecord, bundle: str, state_dir: str,
                        eps: builtins.list[dict[str, Any]]) -> StartRequest:
         """What the fork server needs to start the container's shim."""
-        cid = doc.id
-        cfg = doc.config
-        layers = [self.images.layer_store.get(c) for c in doc.layers]
-        rotation = self.output.log_rotation(doc)
-        runtime, runtime_root = self.store.runtime_of(doc)
+        cid = rec.id
+        cfg = rec.config
+        layers = [self.images.layer_store.get(c) for c in rec.layers]
+        rotation = self.output.log_rotation(rec)
+        runtime, runtime_root = self.store.runtime_of(rec)
         mount = self.driver.mount(cid, layers)
         dns = protocol.DnsConfig(
             hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
-            upstream=tuple(self.net.upstream_dns(doc.host_config, False)),
+            upstream=tuple(self.net.upstream_dns(rec.host_config, False)),
             forward=self.net.dns_forward([ep["netname"] for ep in eps]),
-            links=self.net.dns_links(doc.nets or [])) if any(
+            links=self.net.dns_links(rec.nets)) if any(
             self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
-        size = doc.host_config.get("ConsoleSize")
+        size = rec.host_config.get("ConsoleSize")
         return StartRequest(
-            id=cid, bundle=bundle, log_path=doc.log_path, state_dir=state_dir,
+            id=cid, bundle=bundle, log_path=rec.log_path, state_dir=state_dir,
             runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
             rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
                                               options=tuple(mount.options)),
@@ -347,30 +340,30 @@ class ContainerService:
         await self._on_exit(cid, await self.monitors.watch(cid, ch))
 
     async def _on_exit(self, cid: str, record: Exit) -> None:
-        doc = self.store.records.get(cid)
-        if doc is None:
+        rec = self.store.records.get(cid)
+        if rec is None:
             return
         code = record.exit
-        st = doc.state
+        st = rec.state
         st.become(ContainerStatus.EXITED)
         st.oom_killed, st.pid, st.exit_code, st.error = record.oom, 0, code, record.error
         st.finished_at = rfc3339((record.finished_at or time.time_ns()) / 1e9)
-        doc.monitor = 0
-        self.net.unplug(doc)
+        rec.monitor = 0
+        self.net.unplug(rec)
         self.ipc.unmount_shm(cid)
-        self.store.save(doc)
+        self.store.save(rec)
         live = self.store.live[cid]
         live.exits += 1
         async with live.changed:
             live.changed.notify_all()
         log.info("container %s exited with %s", cid[:12], code, extra={"container": cid})
         if record.oom:
-            self.store.event(doc, "oom")
-        self.store.event(doc, "die", exitCode=str(code))
-        if doc.host_config.get("AutoRemove"):
+            self.store.event(rec, "oom")
+        self.store.event(rec, "die", exitCode=str(code))
+        if rec.host_config.get("AutoRemove"):
             await self._auto_remove(cid)
-        elif self.restarts.should_restart(doc, code):
-            self.restarts.schedule(doc)
+        elif self.restarts.should_restart(rec, code):
+            self.restarts.schedule(rec)
 
     async def _auto_remove(self, cid: str) -> None:
         try:
@@ -383,18 +376,18 @@ class ContainerService:
     async def restore(self) -> None:
         """At start-up: reconnect to the monitors of running containers; the others get
         their exit, from the record their monitor left."""
-        for cid, doc in list(self.store.records.items()):
-            if not doc.state.status.is_running:
+        for cid, rec in list(self.store.records.items()):
+            if not rec.state.status.is_running:
                 continue
             live = self.store.live[cid]
             record = self.monitors.exit_file(cid)
             if record is None:
-                ch, hello = await self.monitors.reconnect(cid, doc.monitor)
+                ch, hello = await self.monitors.reconnect(cid, rec.monitor)
                 if ch is not None and isinstance(hello, Ready):
-                    if self.networks is not None and doc.endpoints:
-                        self.networks.restore(cid, doc.endpoints)
+                    if self.networks is not None and rec.endpoints:
+                        self.networks.restore(cid, rec.endpoints)
                         with contextlib.suppress(BerthError):
-                            await self.net.publish(doc, doc.endpoints)
+                            await self.net.publish(rec, rec.endpoints)
                     live.channel = ch
                     live.reader = self.store.spawn(self._watch(cid, ch))
                     for hook in self.on_start:
@@ -408,55 +401,55 @@ class ContainerService:
 
     # --- signals ----------------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
-        doc = self.store.resolve(ref)
+        rec = self.store.resolve(ref)
         signo = parse_signal(sig, signal_mod.SIGKILL)
-        if not doc.state.status.can_kill():
-            raise Conflict(f"Cannot kill container: {ref}: Container {doc.id} is not running")
+        if not rec.state.status.can_kill():
+            raise Conflict(f"Cannot kill container: {ref}: Container {rec.id} is not running")
         if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
-            doc.manually_stopped = True
-        exits = self.store.live[doc.id].exits
-        self._signal(doc, signo)
-        self.store.event(doc, "kill", signal=str(signo))
+            rec.manually_stopped = True
+        exits = self.store.live[rec.id].exits
+        self._signal(rec, signo)
+        self.store.event(rec, "kill", signal=str(signo))
         if signo == signal_mod.SIGKILL:
             # as dockerd: the call returns once SIGKILL has taken effect, so an inspect right
             # after shows the container exited (137); a frozen process dies only when thawed
-            await self.resources.thaw(doc)
-            await self._wait_exit(doc.id, exits, 10)
+            await self.resources.thaw(rec)
+            await self._wait_exit(rec.id, exits, 10)
 
     @staticmethod
-    def _signal(doc: ContainerRecord, signo: int) -> None:
-        pid = doc.state.pid
+    def _signal(rec: ContainerRecord, signo: int) -> None:
+        pid = rec.state.pid
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signo)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        doc = self.store.resolve(ref)
-        doc.manually_stopped = True
-        status = doc.state.status
+        rec = self.store.resolve(ref)
+        rec.manually_stopped = True
+        status = rec.state.status
         if status is ContainerStatus.RESTARTING:
-            self.restarts.cancel(doc)
-            self.store.save(doc)
+            self.restarts.cancel(rec)
+            self.store.save(rec)
             return
         if not status.can_stop():
             raise NotModified("container already stopped")
-        await self._stop(doc, timeout, sig)
-        self.store.event(doc, "stop")
+        await self._stop(rec, timeout, sig)
+        self.store.event(rec, "stop")
 
-    async def _stop(self, doc: ContainerRecord, timeout: int | None, sig: str | None) -> None:
-        cid = doc.id
-        signo = parse_signal(sig or doc.config.get("StopSignal"))
+    async def _stop(self, rec: ContainerRecord, timeout: int | None, sig: str | None) -> None:
+        cid = rec.id
+        signo = parse_signal(sig or rec.config.get("StopSignal"))
         if timeout is None:
-            timeout = doc.config.get("StopTimeout")
+            timeout = rec.config.get("StopTimeout")
             timeout = 10 if timeout is None else int(timeout)
         exits = self.store.live[cid].exits
-        await self.resources.thaw(doc)
-        self._signal(doc, signo)
+        await self.resources.thaw(rec)
+        self._signal(rec, signo)
         if timeout < 0:
             await self._wait_exit(cid, exits, None)
             return
         if not await self._wait_exit(cid, exits, timeout):
-            self._signal(doc, signal_mod.SIGKILL)
+            self._signal(rec, signal_mod.SIGKILL)
             await self._wait_exit(cid, exits, None)
 
     async def _wait_exit(self, cid: str, exits_before: int, timeout: float | None) -> bool:
@@ -472,17 +465,17 @@ class ContainerService:
             return False
 
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        doc = self.store.resolve(ref)
-        if doc.state.status.can_stop():
-            doc.manually_stopped = True  # no policy restart on the way
-            await self._stop(doc, timeout, sig)
-        await self.start(doc.id)
-        self.store.event(doc, "restart")
+        rec = self.store.resolve(ref)
+        if rec.state.status.can_stop():
+            rec.manually_stopped = True  # no policy restart on the way
+            await self._stop(rec, timeout, sig)
+        await self.start(rec.id)
+        self.store.event(rec, "restart")
 
     # --- wait -------------------------------------------------------------------------------
     async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
-        doc = self.store.resolve(ref)
-        cid = doc.id
+        rec = self.store.resolve(ref)
+        cid = rec.id
         live = self.store.live[cid]
         if condition not in ("not-running", "next-exit", "removed", ""):
             raise InvalidArgument(f"invalid condition: {condition!r}")
@@ -494,9 +487,9 @@ class ContainerService:
                 await live.changed.wait_for(lambda: live.exits > exits or live.removed)
             else:
                 await live.changed.wait_for(
-                    lambda: not doc.state.status.is_running or live.removed)
-        err = doc.state.error or ""
-        return {"StatusCode": doc.state.exit_code,
+                    lambda: not rec.state.status.is_running or live.removed)
+        err = rec.state.error or ""
+        return {"StatusCode": rec.state.exit_code,
                 "Error": {"Message": err} if err else None}
 
     def prepare_wait(self, ref: str) -> str:
@@ -509,27 +502,27 @@ class ContainerService:
         if link:  # `rm --link`: the legacy link /PARENT/ALIAS, not a container
             self.net.remove_link(ref)
             return
-        doc = self.store.resolve(ref)
-        cid = doc.id
+        rec = self.store.resolve(ref)
+        cid = rec.id
         live = self.store.live[cid]
-        status = doc.state.status
+        status = rec.state.status
         if not status.can_remove(force=force) and status is not ContainerStatus.REMOVING:
             what = "restarting" if status is ContainerStatus.RESTARTING else "running"
-            raise Conflict(f'cannot remove container "{doc.name}": container is {what}: '
+            raise Conflict(f'cannot remove container "{rec.name}": container is {what}: '
                            "stop the container before removing or force remove")
         if status is ContainerStatus.RESTARTING:
-            self.restarts.cancel(doc)
+            self.restarts.cancel(rec)
         if status.is_running:
             exits = live.exits
-            await self.resources.thaw(doc)
-            self._signal(doc, signal_mod.SIGKILL)
+            await self.resources.thaw(rec)
+            self._signal(rec, signal_mod.SIGKILL)
             await self._wait_exit(cid, exits, None)
         if live.removed:
             return
         async with live.lock:
             if live.removed:
                 return
-            doc.state.become(ContainerStatus.REMOVING)
+            rec.state.become(ContainerStatus.REMOVING)
             # streams still reading the log (the output of a `run --rm`) finish first
             async with live.changed:
                 with contextlib.suppress(TimeoutError):
@@ -540,9 +533,9 @@ class ContainerService:
             except BaseException:
                 # as dockerd: a removal that fails half-way leaves a dead container, which
                 # may be removed again
-                doc.state.become(ContainerStatus.DEAD)
+                rec.state.become(ContainerStatus.DEAD)
                 with contextlib.suppress(BerthError):
-                    self.store.save(doc)
+                    self.store.save(rec)
                 raise
             self.store.records.pop(cid, None)
             live.removed = True
@@ -552,15 +545,15 @@ class ContainerService:
         for hook in self.on_remove:
             hook(cid)
         if volumes:
-            for m in doc.mounts or []:
+            for m in rec.mounts or []:
                 if m["Type"] != "volume":
                     continue
                 with contextlib.suppress(BerthError):
                     if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
                         self.volumes.remove(m["Name"])
-        if not self.meta.get_image(doc.image):
+        if not self.meta.get_image(rec.image):
             await asyncio.to_thread(self.images.gc)
-        self.store.event(doc, "destroy")
+        self.store.event(rec, "destroy")
 
     def _remove_files(self, cid: str) -> None:
         self.ipc.unmount_shm(cid)
@@ -574,30 +567,30 @@ class ContainerService:
 
     async def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> dict[str, Any]:
         deleted = []
-        for doc in list(self.store.records.values()):
-            if doc.state.status.is_running:
+        for rec in list(self.store.records.values()):
+            if rec.state.status.is_running:
                 continue
-            if not self.views._labels_match(doc, (filters or {}).get("label", [])):
+            if not self.views._labels_match(rec, (filters or {}).get("label", [])):
                 continue
-            await self.remove(doc.id)
-            deleted.append(doc.id)
+            await self.remove(rec.id)
+            deleted.append(rec.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
 
     async def rename(self, ref: str, new: str) -> None:
-        doc = self.store.resolve(ref)
+        rec = self.store.resolve(ref)
         new = names.validate(new)
-        if doc.name == "/" + new:
+        if rec.name == "/" + new:
             raise Conflict("Renaming a container with the same name as its current name")
         if any(d.name == "/" + new for d in self.store.records.values()):
             raise Conflict(f'Conflict. The container name "/{new}" is already in use')
-        old = doc.name
-        doc.name = "/" + new
+        old = rec.name
+        rec.name = "/" + new
         try:
-            self.store.save(doc)
+            self.store.save(rec)
         except BerthError:
-            doc.name = old
+            rec.name = old
             raise
-        self.store.event(doc, "rename", oldName=old)
+        self.store.event(rec, "rename", oldName=old)
 
 
 __all__ = ["ContainerService"]

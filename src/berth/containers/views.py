@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from berth import storage
 from berth.containers.networking import Networking
-from berth.containers.record import ContainerRecord
+from berth.containers.record import ContainerRecord, HealthStatus
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore
 from berth.errors import BerthError, InvalidArgument
@@ -143,8 +143,8 @@ def status_text(rec: ContainerRecord, now: float) -> str:
         if st.paused:
             out += " (Paused)"
         elif st.health:
-            h = st.health["Status"]
-            out += " (health: starting)" if h == "starting" else f" ({h})"
+            h = st.health.status
+            out += " (health: starting)" if h is HealthStatus.STARTING else f" ({h.value})"
         return out
     if st.status is ContainerStatus.EXITED:
         return (f"Exited ({st.exit_code}) "
