@@ -306,3 +306,49 @@ def test_a_create_that_fails_leaves_nothing(tmp_path: Path) -> None:
         assert os.listdir(tmp_path / "data" / "containers") == []
         assert os.listdir(tmp_path / "layers") == []
     _run(tmp_path, scenario)
+
+
+def test_names_rename_and_resolution(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid, _ = await svc.create({"Image": "fake", "Cmd": ["true"],
+                                   "HostConfig": {"NetworkMode": "none"}}, "web")
+        assert svc.resolve("web").id == svc.resolve("/web").id == svc.resolve(cid[:8]).id
+        with pytest.raises(Conflict, match='"/web" is already in use'):
+            await svc.create({"Image": "fake", "Cmd": ["true"]}, "web")
+        other = await _create(svc, "true")
+        with pytest.raises(Conflict, match="already in use"):
+            await svc.rename(other, "web")
+        await svc.rename("web", "api")
+        assert svc.resolve("api").id == cid and svc.resolve(other).name != "/api"
+        with pytest.raises(NotFound):
+            svc.resolve("web")
+        with pytest.raises(NotFound, match="No such image: nope"):
+            await svc.create({"Image": "nope", "Cmd": ["true"]})
+    events = _run(tmp_path, scenario)
+    assert ("rename", events[0][1]) in events
+
+
+def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        done = await _create(svc, "sh", "-c", "exit 2")
+        await svc.start(done)
+        assert (await svc.wait(done))["StatusCode"] == 2
+        long = await _create(svc, "sleep", "30")
+        await svc.start(long)
+        running = [v.record.id for v in svc.list()]
+        assert running == [long]
+        assert [v.record.id for v in svc.list(all_=True, filters={"exited": ["2"]})] == [done]
+        assert [v.record.id for v in svc.list(filters={"status": ["exited"]})] == [done]
+        with pytest.raises(InvalidArgument, match="invalid filter 'status=nope'"):
+            svc.list(filters={"status": ["nope"]})
+        assert "Up " in svc.list()[0].status_text
+        waiting = asyncio.ensure_future(svc.wait(long, "removed"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await svc.remove(long, force=True)
+        assert (await waiting)["StatusCode"] == 137
+        counts = svc.counts()
+        assert (counts["Containers"], counts["ContainersRunning"]) == (1, 0)
+        pruned = await svc.prune()
+        assert pruned["ContainersDeleted"] == [done] and svc.list(all_=True) == []
+    _run(tmp_path, scenario)

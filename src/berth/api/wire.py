@@ -222,7 +222,8 @@ def container_inspect(v: ContainerView) -> dict[str, Any]:
                        **({"Runtime": v.runtime} if v.runtime else {})},
         "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
                                                    "LowerDir": ":".join(r.lower_dirs)}},
-        "Mounts": r.mounts, "Config": r.config, "NetworkSettings": r.network_settings,
+        "Mounts": [m.to_json() for m in r.mounts], "Config": r.config,
+        "NetworkSettings": r.network_settings,
     }
     if v.size_rw is not None:
         out["SizeRw"] = v.size_rw
@@ -241,7 +242,7 @@ def container_summary(v: ContainerView) -> dict[str, Any]:
         "Status": v.status_text,
         "HostConfig": {"NetworkMode": r.host_config.get("NetworkMode", "bridge")},
         "NetworkSettings": {"Networks": r.network_settings["Networks"]},
-        "Mounts": r.mounts,
+        "Mounts": [m.to_json() for m in r.mounts],
     }
     if v.size_rw is not None:
         out["SizeRw"] = v.size_rw

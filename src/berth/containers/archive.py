@@ -42,7 +42,7 @@ from berth.errors import BerthError, Forbidden, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from berth.containers import ContainerService
-    from berth.containers.record import ContainerRecord
+    from berth.containers.record import ContainerRecord, MountPoint
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,8 @@ class ArchiveService:
             if self.containers.driver.name == "overlay2":
                 lowers = [self.containers.images.layer_store.get(c).path
                           for c in reversed(rec.layers)]
-            mounts = [_Mount(tuple(fs.components(m["Destination"])), m["Source"],
-                             bool(m.get("RW", True)))
-                      for m in rec.mounts or [] if m.get("Type") in ("volume", "bind")
-                      and m.get("Source")]
+            mounts = [_Mount(tuple(fs.components(m.destination)), m.source, m.rw)
+                      for m in rec.mounts if m.type in ("volume", "bind") and m.source]
             try:
                 tree = _StoppedTree(upper, lowers, mounts, shift)
             except FileNotFoundError:
@@ -243,14 +241,14 @@ class ArchiveService:
 
     @staticmethod
     def _check_writable(rec: ContainerRecord, dest: list[str]) -> None:
-        best: dict[str, Any] | None = None
+        best: MountPoint | None = None
         best_len = -1
-        for m in rec.mounts or []:
-            parts = fs.components(m["Destination"])
+        for m in rec.mounts:
+            parts = fs.components(m.destination)
             if dest[:len(parts)] == parts and len(parts) > best_len:
                 best, best_len = m, len(parts)
         if best is not None:
-            if not best.get("RW", True):
+            if not best.rw:
                 raise Forbidden("mounted volume is marked read-only")
             return
         if (rec.host_config or {}).get("ReadonlyRootfs"):

@@ -120,8 +120,8 @@ class BuildRunner:
         driver = self.containers.driver
         layers = list(rec.layers)
         mount_points = set(RUNTIME_STUBS)
-        for m in rec.mounts or []:
-            dest = str(m.get("Destination", "")).strip("/")
+        for m in rec.mounts:
+            dest = m.destination.strip("/")
             if dest:
                 mount_points.add(dest)
         return ContainerLayer(

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from berth import storage
-from berth.containers.record import ContainerRecord
+from berth.containers.record import ContainerRecord, MountPoint
 from berth.containers.store import ContainerStore
 from berth.errors import BerthError, InvalidArgument
 from berth.volumes import MountSpec, VolumeService, parse_bind, parse_mount
@@ -30,7 +30,7 @@ class Mounts:
 
     def volume_users(self, name: str) -> list[str]:
         return [d.id for d in self.store.records.values()
-                if any(m.get("Name") == name for m in d.mounts or [])]
+                if any(m.name == name for m in d.mounts)]
 
     def specs(self, body: dict[str, Any], hc: dict[str, Any],
               image_volumes: dict[str, Any] | None) -> list[MountSpec]:
@@ -45,13 +45,13 @@ class Mounts:
         for ref in hc.get("VolumesFrom") or []:
             name, _, mode = ref.partition(":")
             other = self.store.resolve(name)
-            for m in other.mounts or []:
-                if m["Destination"] in seen or m["Type"] == "tmpfs":
+            for m in other.mounts:
+                if m.destination in seen or m.type == "tmpfs":
                     continue
-                seen.add(m["Destination"])
-                ro = mode == "ro" or (mode != "rw" and not m.get("RW", True))
-                specs.append(MountSpec(type=m["Type"], target=m["Destination"],
-                                       source=m.get("Name") or m["Source"], read_only=ro))
+                seen.add(m.destination)
+                ro = mode == "ro" or (mode != "rw" and not m.rw)
+                specs.append(MountSpec(type=m.type, target=m.destination,
+                                       source=m.name or m.source, read_only=ro))
         for target in [*(image_volumes or {}), *(body.get("Volumes") or {})]:
             if target not in seen:
                 seen.add(target)
@@ -59,10 +59,10 @@ class Mounts:
         return specs
 
     def make(self, cid: str, specs: list[MountSpec], layers: list[storage.Layer],
-             undo: contextlib.ExitStack) -> list[dict[str, Any]]:
+             undo: contextlib.ExitStack) -> list[MountPoint]:
         """Create the volumes (filled from the image) and bind sources; Docker's Mounts.
         The anonymous volumes made go again if the create fails (`undo`)."""
-        out = []
+        out: list[MountPoint] = []
         for sp in specs:
             if sp.type == "volume":
                 new = not sp.source or self.volumes.meta.get_volume(sp.source) is None
@@ -73,20 +73,18 @@ class Mounts:
                     self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
                                          sp.target)
                 # dockerd's Mode: "z" for a named volume, "" for an anonymous one
-                out.append({"Type": "volume", "Name": vol["Name"], "Source": vol["Mountpoint"],
-                            "Destination": sp.target, "Driver": "local",
-                            "Mode": "z" if sp.source else "",
-                            "RW": not sp.read_only, "Propagation": ""})
+                out.append(MountPoint(type="volume", name=vol["Name"], source=vol["Mountpoint"],
+                                      destination=sp.target, driver="local",
+                                      mode="z" if sp.source else "", rw=not sp.read_only))
             elif sp.type == "bind":
                 if not os.path.exists(sp.source):
                     os.makedirs(sp.source, exist_ok=True)  # -v creates a missing source
-                out.append({"Type": "bind", "Source": sp.source, "Destination": sp.target,
-                            "Mode": "", "RW": not sp.read_only,
-                            "Propagation": sp.propagation or "rprivate"})
+                out.append(MountPoint(type="bind", source=sp.source, destination=sp.target,
+                                      rw=not sp.read_only,
+                                      propagation=sp.propagation or "rprivate"))
             else:
-                out.append({"Type": "tmpfs", "Source": "", "Destination": sp.target,
-                            "Mode": sp.tmpfs_options, "RW": not sp.read_only,
-                            "Propagation": ""})
+                out.append(MountPoint(type="tmpfs", destination=sp.target,
+                                      mode=sp.tmpfs_options, rw=not sp.read_only))
         return out
 
     def _remove_quietly(self, name: str) -> None:
@@ -95,17 +93,15 @@ class Mounts:
 
     def runtime_mounts(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         out = []
-        for m in rec.mounts or []:
-            ro = [] if m.get("RW", True) else ["ro"]
-            if m["Type"] == "volume":
-                out.append(self.volumes.runtime_mount(m["Name"], m["Destination"],
-                                                      not m.get("RW", True)))
-            elif m["Type"] == "bind":
-                out.append({"destination": m["Destination"], "type": "bind",
-                            "source": m["Source"],
-                            "options": ["rbind", m.get("Propagation") or "rprivate", *ro]})
+        for m in rec.mounts:
+            ro = [] if m.rw else ["ro"]
+            if m.type == "volume":
+                out.append(self.volumes.runtime_mount(m.name, m.destination, not m.rw))
+            elif m.type == "bind":
+                out.append({"destination": m.destination, "type": "bind", "source": m.source,
+                            "options": ["rbind", m.propagation or "rprivate", *ro]})
             else:
-                opts = [o for o in (m.get("Mode") or "").split(",") if o]
-                out.append({"destination": m["Destination"], "type": "tmpfs", "source": "tmpfs",
+                opts = [o for o in m.mode.split(",") if o]
+                out.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
                             "options": ["nosuid", "nodev", "noexec", *opts, *ro]})
         return out

@@ -7,7 +7,7 @@ older berthd, which kept Docker's inspect document with berth's fields under `_b
 too (`from_stored`), so a daemon upgraded in place still sees its containers.
 
 Still Docker-shaped (JSON-like dicts, named here so it is clear what is not typed yet):
-`config` (Docker's Config), `host_config` (HostConfig), `mounts` (MountPoints),
+`config` (Docker's Config), `host_config` (HostConfig),
 `network_settings` (NetworkSettings) and `endpoints` (the networks service's endpoints).
 
 Imports `containers.status`, `errors`.
@@ -127,6 +127,39 @@ class Link:
     alias: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MountPoint:
+    """One of the container's mounts (Docker's MountPoint): a volume, a bind or a tmpfs."""
+
+    type: str                       # "volume", "bind" or "tmpfs"
+    destination: str
+    source: str = ""                # the host directory ("" for a tmpfs)
+    name: str = ""                  # a volume's name
+    driver: str = ""                # a volume's driver
+    mode: str = ""                  # a tmpfs's options; "z" for a named volume
+    rw: bool = True
+    propagation: str = ""
+
+    def to_json(self) -> Json:
+        """Docker's shape, which is also the stored one (a volume's has Name and Driver)."""
+        out: Json = {"Type": self.type}
+        if self.type == "volume":
+            out["Name"] = self.name
+        out["Source"] = self.source
+        out["Destination"] = self.destination
+        if self.type == "volume":
+            out["Driver"] = self.driver
+        out.update({"Mode": self.mode, "RW": self.rw, "Propagation": self.propagation})
+        return out
+
+    @classmethod
+    def from_json(cls, j: Json) -> MountPoint:
+        return cls(type=j["Type"], destination=j["Destination"], source=j.get("Source") or "",
+                   name=j.get("Name") or "", driver=j.get("Driver") or "",
+                   mode=j.get("Mode") or "", rw=bool(j.get("RW", True)),
+                   propagation=j.get("Propagation") or "")
+
+
 @dataclass(slots=True, kw_only=True)
 class NetworkRequest:
     """A network the container joins whenever it runs: asked for at create (NetworkMode,
@@ -168,7 +201,7 @@ class ContainerRecord:
     hostname_path: str = ""
     hosts_path: str = ""
     log_path: str = ""              # "" with the `none` log driver
-    mounts: list[Json] = field(default_factory=list)
+    mounts: list[MountPoint] = field(default_factory=list)
     network_settings: Json = field(default_factory=dict)
     exec_ids: list[str] = field(default_factory=list)
     # berth's own
@@ -199,7 +232,7 @@ class ContainerRecord:
             "driver": self.driver, "upper_dir": self.upper_dir,
             "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
             "hostname_path": self.hostname_path, "hosts_path": self.hosts_path,
-            "log_path": self.log_path, "mounts": self.mounts,
+            "log_path": self.log_path, "mounts": [m.to_json() for m in self.mounts],
             "network_settings": self.network_settings, "exec_ids": list(self.exec_ids),
             "layers": list(self.layers), "nets": [n.to_json() for n in self.nets],
             "links": [{"id": lk.id, "alias": lk.alias} for lk in self.links],
@@ -225,7 +258,8 @@ class ContainerRecord:
             upper_dir=j.get("upper_dir", ""), lower_dirs=list(j.get("lower_dirs") or []),
             resolv_conf_path=j.get("resolv_conf_path", ""),
             hostname_path=j.get("hostname_path", ""), hosts_path=j.get("hosts_path", ""),
-            log_path=j.get("log_path", ""), mounts=list(j.get("mounts") or []),
+            log_path=j.get("log_path", ""),
+            mounts=[MountPoint.from_json(m) for m in j.get("mounts") or []],
             network_settings=j.get("network_settings") or {},
             exec_ids=list(j.get("exec_ids") or []), layers=list(j.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in j.get("nets") or []],
@@ -258,7 +292,8 @@ class ContainerRecord:
             upper_dir=graph.get("UpperDir", ""), lower_dirs=lower.split(":") if lower else [],
             resolv_conf_path=d.get("ResolvConfPath", ""),
             hostname_path=d.get("HostnamePath", ""), hosts_path=d.get("HostsPath", ""),
-            log_path=d.get("LogPath", ""), mounts=list(d.get("Mounts") or []),
+            log_path=d.get("LogPath", ""),
+            mounts=[MountPoint.from_json(m) for m in d.get("Mounts") or []],
             network_settings=d.get("NetworkSettings") or {},
             exec_ids=list(d.get("ExecIDs") or []), layers=list(own.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in own.get("nets") or []],
@@ -269,4 +304,4 @@ class ContainerRecord:
 
 
 __all__ = ["VERSION", "ZERO_TIME", "ContainerRecord", "ContainerState", "Health",
-           "HealthProbe", "HealthStatus", "Link", "NetworkRequest"]
+           "HealthProbe", "HealthStatus", "Link", "MountPoint", "NetworkRequest"]

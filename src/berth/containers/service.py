@@ -545,12 +545,12 @@ class ContainerService:
         for hook in self.on_remove:
             hook(cid)
         if volumes:
-            for m in rec.mounts or []:
-                if m["Type"] != "volume":
+            for m in rec.mounts:
+                if m.type != "volume":
                     continue
                 with contextlib.suppress(BerthError):
-                    if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
-                        self.volumes.remove(m["Name"])
+                    if ANONYMOUS in (self.volumes.get(m.name).get("Labels") or {}):
+                        self.volumes.remove(m.name)
         if not self.meta.get_image(rec.image):
             await asyncio.to_thread(self.images.gc)
         self.store.event(rec, "destroy")
