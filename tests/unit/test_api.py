@@ -36,7 +36,7 @@ class FakeContainers:
             raise NotFound(f"No such container: {ref}")
         return ContainerRecord(id="c1" * 32, name="/one", created_ns=0, image="sha256:x",
                                path="true", args=[], config={"Tty": False, "Image": "x"},
-                               host_config={}, network_settings={"Networks": {}})
+                               host_config={})
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         return ContainerView(self.resolve(ref))

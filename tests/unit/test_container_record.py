@@ -25,6 +25,7 @@ from berth.containers.views import ContainerView
 from berth.errors import Conflict, System
 
 CID = "ab" * 32
+NID = "12" * 32
 
 # what berthd stored before records were typed: Docker's inspect JSON plus `_berth`
 LEGACY: dict[str, Any] = {
@@ -49,7 +50,17 @@ LEGACY: dict[str, Any] = {
                 "Propagation": ""}],
     "Config": {"Hostname": CID[:12], "Image": "busybox", "Cmd": ["sh", "-c", "exit 3"],
                "Labels": {"a": "b"}, "Tty": False},
-    "NetworkSettings": {"Networks": {"bridge": {"IPAddress": ""}}, "Ports": {}},
+    # as berthd kept it for a stopped container on the default bridge
+    "NetworkSettings": {
+        "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "MacAddress": "", "Networks": {"bridge": {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+            "NetworkID": NID, "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}}},
     "_berth": {"layers": ["sha256:1", "sha256:2"], "created": 1796101200,
                "created_ns": 1796101200_500000000, "nets": [{"net": "bridge", "aliases": [],
                                                              "ip": "", "mac": ""}],
@@ -110,7 +121,8 @@ def test_inspect_json_is_the_older_document_without_berths_own() -> None:
     """The API's inspect of a record equals what berthd stored and showed before, key for key
     and in the same order (but the legacy links, shown under their targets' names)."""
     r = ContainerRecord.from_stored(copy.deepcopy(LEGACY))
-    out = container_inspect(ContainerView(r, links=["/db:/web/db"]))
+    out = container_inspect(ContainerView(r, links=["/db:/web/db"],
+                                          network_ids={"bridge": NID}))
     want = {k: v for k, v in LEGACY.items() if k != "_berth"}
     want["Created"] = "2026-12-01T05:00:00.500000000Z"   # from the nanoseconds kept
     want["HostConfig"] = {**want["HostConfig"], "Links": ["/db:/web/db"]}
@@ -142,10 +154,11 @@ def test_a_state_changes_only_along_its_transitions() -> None:
 
 def test_ps_summary() -> None:
     r = ContainerRecord.from_stored(copy.deepcopy(LEGACY))
-    s = container_summary(ContainerView(r, status_text="Exited (3) 2 minutes ago"))
+    s = container_summary(ContainerView(r, status_text="Exited (3) 2 minutes ago",
+                                        network_ids={"bridge": NID}))
     assert s == {"Id": CID, "Names": ["/web"], "Image": "busybox", "ImageID": LEGACY["Image"],
                  "Command": "sh -c exit 3", "Created": 1796101200, "Ports": [],
                  "Labels": {"a": "b"}, "State": "exited", "Status": "Exited (3) 2 minutes ago",
                  "HostConfig": {"NetworkMode": "bridge"},
-                 "NetworkSettings": {"Networks": {"bridge": {"IPAddress": ""}}},
+                 "NetworkSettings": {"Networks": LEGACY["NetworkSettings"]["Networks"]},
                  "Mounts": LEGACY["Mounts"]}

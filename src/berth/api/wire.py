@@ -207,6 +207,45 @@ def container_state(st: ContainerState) -> dict[str, Any]:
     return out
 
 
+def _endpoint(ep: dict[str, Any] | None, nid: str = "", aliases: list[str] | None = None,
+              links: list[str] | None = None) -> dict[str, Any]:
+    ep = ep or {}
+    return {"IPAMConfig": None, "Links": links or None, "Aliases": aliases or None,
+            "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
+            "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
+            "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DriverOpts": None, "DNSNames": None}
+
+
+def container_networks(v: ContainerView) -> dict[str, Any]:
+    """NetworkSettings.Networks: one entry per network asked for (with this run's endpoint
+    while it runs), or the host's or none's."""
+    r = v.record
+    mode = r.host_config.get("NetworkMode", "bridge")
+    by_net = {e["netname"]: e for e in r.endpoints}
+    networks: dict[str, Any] = {}
+    if mode in ("host", "none"):
+        networks[mode] = _endpoint(None)
+    for n in r.nets:
+        networks[n.net] = _endpoint(by_net.get(n.net), v.network_ids.get(n.net, ""),
+                                    n.aliases, n.links)
+    return networks
+
+
+def container_network_settings(v: ContainerView) -> dict[str, Any]:
+    """NetworkSettings, the first network's endpoint at its top level (the older fields)."""
+    r = v.record
+    first = next((e for e in r.endpoints if r.nets and e["netname"] == r.nets[0].net), {})
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": r.ports,
+            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": first.get("endpoint", ""), "Gateway": first.get("gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": first.get("ip", ""),
+            "IPPrefixLen": first.get("prefix", 0), "IPv6Gateway": "",
+            "MacAddress": first.get("mac", ""), "Networks": container_networks(v)}
+
+
 def container_inspect(v: ContainerView) -> dict[str, Any]:
     """`GET /containers/{id}/json`: dockerd's keys, in dockerd's order."""
     r = v.record
@@ -223,7 +262,7 @@ def container_inspect(v: ContainerView) -> dict[str, Any]:
         "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
                                                    "LowerDir": ":".join(r.lower_dirs)}},
         "Mounts": [m.to_json() for m in r.mounts], "Config": r.config,
-        "NetworkSettings": r.network_settings,
+        "NetworkSettings": container_network_settings(v),
     }
     if v.size_rw is not None:
         out["SizeRw"] = v.size_rw
@@ -237,11 +276,11 @@ def container_summary(v: ContainerView) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Id": r.id, "Names": [r.name], "Image": r.config["Image"], "ImageID": r.image,
         "Command": " ".join([r.path, *r.args]), "Created": r.created,
-        "Ports": ps_ports(r.network_settings.get("Ports")) if r.state.running else [],
+        "Ports": ps_ports(r.ports) if r.state.running else [],
         "Labels": r.config.get("Labels") or {}, "State": r.state.status.value,
         "Status": v.status_text,
         "HostConfig": {"NetworkMode": r.host_config.get("NetworkMode", "bridge")},
-        "NetworkSettings": {"Networks": r.network_settings["Networks"]},
+        "NetworkSettings": {"Networks": container_networks(v)},
         "Mounts": [m.to_json() for m in r.mounts],
     }
     if v.size_rw is not None:

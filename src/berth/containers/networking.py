@@ -170,9 +170,6 @@ class Networking:
                 # keeps it after a disconnect; the server forwards other names upstream)
                 self.write_resolv_conf(rec, embedded=True)
         nets.append(entry)
-        rec.network_settings = self.settings(
-            rec.host_config.get("NetworkMode", "bridge"), nets,
-            rec.endpoints if rec.state.status.is_running else None)
         self.store.save(rec)
         self.store.event(rec, "connect", network=n["Name"])
 
@@ -196,9 +193,6 @@ class Networking:
             self.networks.release_one(rec.id, ep["network"])
             rec.endpoints = [e for e in eps if e is not ep]
         rec.nets = [x for x in nets if x.net != n["Name"]]
-        rec.network_settings = self.settings(
-            rec.host_config.get("NetworkMode", "bridge"), rec.nets,
-            rec.endpoints if rec.state.status.is_running else None)
         self.store.save(rec)
         self.store.event(rec, "disconnect", network=n["Name"])
 
@@ -266,8 +260,9 @@ class Networking:
 
     @staticmethod
     def _bridge_ip(child: ContainerRecord) -> str:
-        return str(((child.network_settings or {}).get("Networks") or {})
-                   .get("bridge", {}).get("IPAddress") or "")
+        """Its address on the default bridge, while it runs."""
+        return str(next((e.get("ip") or "" for e in child.endpoints
+                         if e.get("netname") == "bridge"), ""))
 
     def links_env(self, rec: ContainerRecord) -> list[str]:
         env: list[str] = []
@@ -370,36 +365,17 @@ class Networking:
             out.append(entry)
         return out
 
-    @staticmethod
-    def _endpoint_view(ep: dict[str, Any] | None, nid: str = "",
-                       aliases: list[str] | None = None,
-                       links: list[str] | None = None) -> dict[str, Any]:
-        ep = ep or {}
-        return {"IPAMConfig": None, "Links": links or None, "Aliases": aliases or None,
-                "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
-                "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
-                "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "DriverOpts": None, "DNSNames": None}
-
-    def settings(self, mode: str, nets: list[NetworkRequest],
-                 eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        by_net = {e["netname"]: e for e in eps or []}
-        networks: dict[str, Any] = {}
-        if mode in ("host", "none"):
-            networks[mode] = self._endpoint_view(None)
-        for n in nets:
-            nid = self.networks.resolve(n.net)["Id"] if self.networks else ""
-            networks[n.net] = self._endpoint_view(by_net.get(n.net), nid, n.aliases, n.links)
-        first = by_net.get(nets[0].net) if nets else None
-        return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-                "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-                "EndpointID": (first or {}).get("endpoint", ""),
-                "Gateway": (first or {}).get("gateway", ""), "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "IPAddress": (first or {}).get("ip", ""),
-                "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
-                "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
+    def network_ids(self, rec: ContainerRecord) -> dict[str, str]:
+        """The IDs of the networks it asked for, by name (the endpoint's where the network
+        is gone meanwhile)."""
+        out = {}
+        by_net = {e.get("netname"): e for e in rec.endpoints}
+        for n in rec.nets:
+            try:
+                out[n.net] = self.networks.resolve(n.net)["Id"] if self.networks else ""
+            except NotFound:
+                out[n.net] = str((by_net.get(n.net) or {}).get("network") or "")
+        return out
 
     def write_etc_files(self, rec: ContainerRecord,
                         eps: list[dict[str, Any]] | None = None, *,
@@ -515,8 +491,6 @@ class Networking:
             self.networks.release(rec.id)
             raise
         rec.endpoints = eps
-        rec.network_settings = self.settings(
-            rec.host_config.get("NetworkMode", "bridge"), nets, eps)
         self.write_etc_files(rec, eps)
         # running containers linked to this one see its new address (dockerd's
         # updateParentsHosts)
@@ -545,12 +519,11 @@ class Networking:
                                   f"{rec.host_config.get('NetworkMode')} is not one")
         ports = await self.networks.ports.publish(rec.id, binds, eps[0]["ip"],
                                                   eps[0]["netname"])
-        rec.network_settings["Ports"] = ports
+        rec.ports = ports
 
     def unplug(self, rec: ContainerRecord) -> None:
         if self.networks is not None and rec.endpoints:
             self.networks.ports.unpublish(rec.id, rec.endpoints[0]["netname"])
             self.networks.release(rec.id)
             rec.endpoints = []
-            rec.network_settings = self.settings(
-                rec.host_config.get("NetworkMode", "bridge"), rec.nets)
+            rec.ports = {}

@@ -6,9 +6,10 @@ The record is the service's truth; Docker's inspect JSON is made from it at the 
 older berthd, which kept Docker's inspect document with berth's fields under `_berth`, loads
 too (`from_stored`), so a daemon upgraded in place still sees its containers.
 
-Still Docker-shaped (JSON-like dicts, named here so it is clear what is not typed yet):
-`config` (Docker's Config), `host_config` (HostConfig),
-`network_settings` (NetworkSettings) and `endpoints` (the networks service's endpoints).
+NetworkSettings is not kept: the API makes it from the networks asked for, the endpoints and
+the published ports. Still Docker-shaped (JSON-like dicts, named here so it is clear what is
+not typed yet): `config` (Docker's Config), `host_config` (HostConfig), `ports` (a PortMap,
+as the networks service publishes it) and `endpoints` (the networks service's endpoints).
 
 Imports `containers.status`, `errors`.
 """
@@ -202,7 +203,7 @@ class ContainerRecord:
     hosts_path: str = ""
     log_path: str = ""              # "" with the `none` log driver
     mounts: list[MountPoint] = field(default_factory=list)
-    network_settings: Json = field(default_factory=dict)
+    ports: Json = field(default_factory=dict)   # published while it runs: Docker's PortMap
     exec_ids: list[str] = field(default_factory=list)
     # berth's own
     layers: list[str] = field(default_factory=list)        # the image's layers' chain IDs
@@ -233,7 +234,7 @@ class ContainerRecord:
             "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
             "hostname_path": self.hostname_path, "hosts_path": self.hosts_path,
             "log_path": self.log_path, "mounts": [m.to_json() for m in self.mounts],
-            "network_settings": self.network_settings, "exec_ids": list(self.exec_ids),
+            "ports": self.ports, "exec_ids": list(self.exec_ids),
             "layers": list(self.layers), "nets": [n.to_json() for n in self.nets],
             "links": [{"id": lk.id, "alias": lk.alias} for lk in self.links],
             "endpoints": self.endpoints, "monitor": self.monitor,
@@ -260,7 +261,7 @@ class ContainerRecord:
             hostname_path=j.get("hostname_path", ""), hosts_path=j.get("hosts_path", ""),
             log_path=j.get("log_path", ""),
             mounts=[MountPoint.from_json(m) for m in j.get("mounts") or []],
-            network_settings=j.get("network_settings") or {},
+            ports=j.get("ports") or {},
             exec_ids=list(j.get("exec_ids") or []), layers=list(j.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in j.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in j.get("links") or []],
@@ -294,7 +295,7 @@ class ContainerRecord:
             hostname_path=d.get("HostnamePath", ""), hosts_path=d.get("HostsPath", ""),
             log_path=d.get("LogPath", ""),
             mounts=[MountPoint.from_json(m) for m in d.get("Mounts") or []],
-            network_settings=d.get("NetworkSettings") or {},
+            ports=(d.get("NetworkSettings") or {}).get("Ports") or {},
             exec_ids=list(d.get("ExecIDs") or []), layers=list(own.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in own.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in own.get("links") or []],

@@ -215,7 +215,6 @@ class ContainerService:
             hostname_path=os.path.join(cdir, "hostname"), hosts_path=os.path.join(cdir, "hosts"),
             log_path="" if hc["LogConfig"]["Type"] == "none" else
             os.path.join(cdir, f"{cid}-json.log"),
-            network_settings=self.net.settings(hc.get("NetworkMode", "bridge"), nets),
             layers=[la.chain_id for la in layers], nets=nets, links=links)
         # each step registers its undo; nothing half made stays if a later one fails
         with contextlib.ExitStack() as undo:

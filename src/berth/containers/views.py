@@ -10,7 +10,8 @@ import builtins
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from berth import storage
 from berth.containers.networking import Networking
@@ -34,6 +35,7 @@ class ContainerView:
     size_root_fs: int | None = None
     status_text: str = ""               # `ps`'s STATUS column: "Up 2 minutes (healthy)"
     runtime: str = ""                   # HostConfig.Runtime as clients know it ("runc")
+    network_ids: dict[str, str] = field(default_factory=dict)   # of the networks asked for
 
 
 class Views:
@@ -48,18 +50,19 @@ class Views:
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         rec = self.store.resolve(ref)
-        v = self._view(rec, size, links=self.net.links_view(rec))
-        runtime = self.store.cfg.runtime_shown(rec.host_config.get("Runtime") or "")
-        return ContainerView(rec, v.links, v.size_rw, v.size_root_fs, runtime=runtime)
+        return self._view(rec, size, links=self.net.links_view(rec),
+                          runtime=self.store.cfg.runtime_shown(
+                              rec.host_config.get("Runtime") or ""))
 
-    def _view(self, rec: ContainerRecord, size: bool,
-              links: builtins.list[str] | None = None) -> ContainerView:
-        if not size:
-            return ContainerView(rec, links)
-        rw = _du(self.driver.upper(rec.id))
-        return ContainerView(rec, links, rw, rw + sum(
-            self.images.layer_store.get(c).size for c in rec.layers
-            if self.images.layer_store.exists(c)))
+    def _view(self, rec: ContainerRecord, size: bool, **extra: Any) -> ContainerView:
+        """The record with what the API shows beside it; its sizes on disk with `size`."""
+        rw = root_fs = None
+        if size:
+            rw = _du(self.driver.upper(rec.id))
+            root_fs = rw + sum(self.images.layer_store.get(c).size for c in rec.layers
+                               if self.images.layer_store.exists(c))
+        return ContainerView(rec, size_rw=rw, size_root_fs=root_fs,
+                             network_ids=self.net.network_ids(rec), **extra)
 
     def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
              filters: dict[str, builtins.list[str]] | None = None
@@ -79,9 +82,7 @@ class Views:
         for r in recs:
             if not self._filter(r, filters):
                 continue
-            v = self._view(r, size)
-            out.append(ContainerView(v.record, size_rw=v.size_rw, size_root_fs=v.size_root_fs,
-                                     status_text=status_text(r, time.time())))
+            out.append(self._view(r, size, status_text=status_text(r, time.time())))
             if 0 < limit <= len(out):
                 break
         return out
