@@ -158,12 +158,11 @@ class ContainerHandlers:
             await asyncio.sleep(1)  # one sample with a CPU delta, as docker stats --no-stream
         try:
             while True:
-                cur = (self.containers.stats(cid) if self.containers.store.get(cid)
-                       else prev)
+                cur = self.containers.stats(cid) if self.containers.exists(cid) else prev
                 cur["precpu_stats"] = prev["cpu_stats"]
                 cur["preread"] = prev["read"]
                 await resp.write(json.dumps(cur).encode() + b"\n")
-                if not stream or self.containers.store.get(cid) is None:
+                if not stream or not self.containers.exists(cid):
                     break
                 prev = cur
                 await asyncio.sleep(1)

@@ -110,6 +110,10 @@ class ContainerService:
     def resolve(self, ref: str) -> ContainerRecord:
         return self.store.resolve(ref)
 
+    def exists(self, cid: str) -> bool:
+        """Whether the container of this full ID is still there (not removed)."""
+        return self.store.get(cid) is not None
+
     def containers_using(self, image_id: str) -> builtins.list[dict[str, Any]]:
         """The containers made from an image, as the image service asks (their ID and whether
         they run)."""
