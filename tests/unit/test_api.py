@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from berth.api import Api, frame, parse_filters
+from berth.containers.execs import Exec, ExecConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
@@ -70,11 +71,10 @@ class FakeExecs:
             raise InvalidArgument("No exec command specified")
         return "e1"
 
-    def inspect(self, eid: str) -> dict[str, Any]:
+    def inspect(self, eid: str) -> Exec:
         if eid != "e1":
             raise NotFound(f"No such exec instance: {eid}")
-        return {"ID": "e1", "Running": False, "ProcessConfig": {"tty": False},
-                "DetachKeys": "", "OpenStdin": False}
+        return Exec("e1", "c1" * 32, ExecConfig(cmd=("true",)))
 
 
     def resize(self, eid: str, h: int, w: int) -> None:
@@ -307,7 +307,8 @@ def test_exec_routes() -> None:
             201, {"Id": "e1"})
         assert await _both(c, "POST", "/containers/c1/exec", json={}) == (
             400, {"message": "No exec command specified"})
-        assert (await _both(c, "GET", "/exec/e1/json"))[1]["ID"] == "e1"
+        status, ex = await _both(c, "GET", "/exec/e1/json")
+        assert (status, ex["ID"], ex["ProcessConfig"]["entrypoint"]) == (200, "e1", "true")
         assert await _both(c, "POST", "/exec/e9/start", json={"Detach": True}) == (
             404, {"message": "No such exec instance: e9"})
         assert await _both(c, "POST", "/exec/e1/resize?h=0&w=80") == (

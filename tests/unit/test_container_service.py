@@ -352,3 +352,29 @@ def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
         pruned = await svc.prune()
         assert pruned["ContainersDeleted"] == [done] and svc.list(all_=True) == []
     _run(tmp_path, scenario)
+
+
+def test_an_exec_runs_with_its_typed_config(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        from berth.containers.execs import ExecService
+        execs = ExecService(svc)
+        cid = await _create(svc, "sleep", "30")
+        with pytest.raises(Conflict, match="is not running"):
+            execs.create(cid, {"Cmd": ["true"]})
+        await svc.start(cid)
+        with pytest.raises(InvalidArgument, match="No exec command specified"):
+            execs.create(cid, {"Cmd": []})
+        eid = execs.create(cid, {"Cmd": ["sh", "-c", "echo $X; exit 5"], "Env": ["X=hi"],
+                                 "AttachStdout": True})
+        ex = execs.inspect(eid)
+        assert (ex.config.cmd, ex.config.env, ex.config.attach_stdout) == (
+            ("sh", "-c", "echo $X; exit 5"), ("X=hi",), True)
+        assert svc.resolve(cid).exec_ids == [eid]
+        att = execs.attach(eid)
+        await execs.start(eid)
+        out = b"".join([data async for _, data in att.output()])
+        assert out == b"hi\n" and await execs.wait(eid, 10) == 5
+        with pytest.raises(Conflict, match="has already run"):
+            await execs.start(eid)
+        await svc.remove(cid, force=True)
+    _run(tmp_path, scenario)

@@ -11,7 +11,7 @@ from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument
 
 from .hijack import detach_keys, hijack, pump, upgrade_response
-from .wire import frame, json_response, qsize, read_json
+from .wire import exec_inspect, frame, json_response, qsize, read_json
 
 
 class ExecHandlers:
@@ -23,7 +23,7 @@ class ExecHandlers:
         return json_response({"Id": self.execs.create(request.match_info["id"], body)}, 201)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.execs.inspect(request.match_info["id"]))
+        return json_response(exec_inspect(self.execs.inspect(request.match_info["id"])))
 
     async def resize(self, request: web.Request) -> web.StreamResponse:
         self.execs.resize(request.match_info["id"], *qsize(request))
@@ -32,16 +32,17 @@ class ExecHandlers:
     async def start(self, request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
         eid = request.match_info["id"]
-        info = self.execs.inspect(eid)
-        tty = bool(body.get("Tty", info["ProcessConfig"]["tty"]))
-        size = body.get("ConsoleSize")
+        ex = self.execs.inspect(eid)
+        tty = bool(body.get("Tty", ex.config.tty))
+        given = body.get("ConsoleSize")
+        size = (int(given[0]), int(given[1])) if given else None
         if body.get("Detach"):
             try:
                 await self.execs.start(eid, console_size=size)
             except ExecStartError as e:
                 raise InvalidArgument(str(e)) from None
             return web.Response(status=200)
-        keys = detach_keys(info["DetachKeys"])
+        keys = detach_keys(ex.config.detach_keys)
         att = self.execs.attach(eid)
         resp = upgrade_response(request, tty)
         conn = await hijack(request, resp)
@@ -54,7 +55,7 @@ class ExecHandlers:
             att.close()
             conn.close()
             return resp
-        await pump(conn, att, tty=tty, stdin=info["OpenStdin"], keys=keys)
+        await pump(conn, att, tty=tty, stdin=ex.config.attach_stdin, keys=keys)
         return resp
 
 

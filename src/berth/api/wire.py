@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import __version__
+from berth.containers.execs import Exec
 from berth.containers.record import ContainerState
 from berth.containers.status import ContainerStatus
 from berth.containers.views import ContainerView
@@ -287,3 +288,16 @@ def container_summary(v: ContainerView) -> dict[str, Any]:
         out["SizeRw"] = v.size_rw
         out["SizeRootFs"] = v.size_root_fs
     return out
+
+
+def exec_inspect(ex: Exec) -> dict[str, Any]:
+    """`GET /exec/{id}/json`."""
+    c = ex.config
+    return {
+        "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,
+        "ProcessConfig": {"tty": c.tty, "entrypoint": c.cmd[0], "arguments": list(c.cmd[1:]),
+                          "privileged": c.privileged, "user": c.user},
+        "OpenStdin": c.attach_stdin, "OpenStderr": c.attach_stderr,
+        "OpenStdout": c.attach_stdout, "CanRemove": False, "ContainerID": ex.cid,
+        "DetachKeys": c.detach_keys, "Pid": ex.pid,
+    }

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from berth.containers import seccomp
@@ -31,11 +32,54 @@ class ExecStartError(Exception):
     """The process could not be started; the message goes to the client's stream."""
 
 
-class _Exec:
-    def __init__(self, eid: str, cid: str, body: dict[str, Any]) -> None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecConfig:
+    """What `POST /containers/{id}/exec` asked for, checked."""
+
+    cmd: tuple[str, ...]
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    privileged: bool = False
+    user: str = ""
+    working_dir: str = ""
+    env: tuple[str, ...] = ()
+    detach_keys: str = ""
+    console_size: tuple[int, int] | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> ExecConfig:
+        """Docker's exec config; a missing command or bad detach keys are refused."""
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd:
+            raise InvalidArgument("No exec command specified")
+        keys = body.get("DetachKeys") or ""
+        if keys:
+            try:
+                parse_detach_keys(keys)
+            except ValueError as e:
+                raise InvalidArgument(str(e)) from None
+        size = body.get("ConsoleSize")
+        return cls(cmd=tuple(str(c) for c in cmd), tty=bool(body.get("Tty")),
+                   attach_stdin=bool(body.get("AttachStdin")),
+                   attach_stdout=bool(body.get("AttachStdout")),
+                   attach_stderr=bool(body.get("AttachStderr")),
+                   privileged=bool(body.get("Privileged")), user=body.get("User") or "",
+                   working_dir=body.get("WorkingDir") or "",
+                   env=tuple(body.get("Env") or ()), detach_keys=keys,
+                   console_size=(int(size[0]), int(size[1])) if size else None)
+
+
+class Exec:
+    """An exec instance: its config, and its process while it runs."""
+
+    def __init__(self, eid: str, cid: str, config: ExecConfig) -> None:
         self.id = eid
         self.cid = cid
-        self.body = body
+        self.config = config
         self.running = False
         self.exit_code: int | None = None
         self.pid = 0
@@ -48,9 +92,9 @@ class _Exec:
 class ExecService:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
-        self.execs: dict[str, _Exec] = {}
+        self.execs: dict[str, Exec] = {}
 
-    def get(self, eid: str) -> _Exec:
+    def get(self, eid: str) -> Exec:
         ex = self.execs.get(eid)
         if ex is None:
             raise NotFound(f"No such exec instance: {eid}")
@@ -63,34 +107,16 @@ class ExecService:
             raise Conflict(f"Container {rec.id} is not running")
         if not status.can_exec():
             raise Conflict(f"Container {rec.id} is paused, unpause the container before exec")
-        cmd = body.get("Cmd")
-        if isinstance(cmd, str):
-            cmd = [cmd]
-        if not cmd:
-            raise InvalidArgument("No exec command specified")
-        if body.get("DetachKeys"):
-            try:
-                parse_detach_keys(body["DetachKeys"])
-            except ValueError as e:
-                raise InvalidArgument(str(e)) from None
+        config = ExecConfig.parse(body)
         eid = secrets.token_hex(32)
-        self.execs[eid] = _Exec(eid, rec.id, {**body, "Cmd": list(cmd)})
+        self.execs[eid] = Exec(eid, rec.id, config)
         rec.exec_ids = [*(rec.exec_ids or []), eid]
-        self.containers.store.event(rec, f"exec_create: {' '.join(cmd)}", execID=eid)
+        self.containers.store.event(rec, f"exec_create: {' '.join(config.cmd)}", execID=eid)
         return eid
 
-    def inspect(self, eid: str) -> dict[str, Any]:
-        ex = self.get(eid)
-        b = ex.body
-        return {
-            "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,
-            "ProcessConfig": {"tty": bool(b.get("Tty")), "entrypoint": b["Cmd"][0],
-                              "arguments": b["Cmd"][1:], "privileged": bool(b.get("Privileged")),
-                              "user": b.get("User", "")},
-            "OpenStdin": bool(b.get("AttachStdin")), "OpenStderr": bool(b.get("AttachStderr")),
-            "OpenStdout": bool(b.get("AttachStdout")), "CanRemove": False,
-            "ContainerID": ex.cid, "DetachKeys": b.get("DetachKeys", ""), "Pid": ex.pid,
-        }
+    def inspect(self, eid: str) -> Exec:
+        """The exec instance (the API makes Docker's JSON of it)."""
+        return self.get(eid)
 
     def resize(self, eid: str, h: int, w: int) -> None:
         ex = self.get(eid)
@@ -108,7 +134,7 @@ class ExecService:
         return Attachment(q, stdout=True, stderr=True, channel=channel, stdin_once=True,
                           on_close=lambda: ex.fanout.unsubscribe(q))
 
-    async def start(self, eid: str, *, console_size: list[int] | None = None) -> None:
+    async def start(self, eid: str, *, console_size: tuple[int, int] | None = None) -> None:
         """Run the exec. Its pty comes from its create (`Tty`), as with dockerd: the start's own
         `Tty` only says how the API frames the stream."""
         ex = self.get(eid)
@@ -118,25 +144,25 @@ class ExecService:
         if not rec.state.status.is_running:
             raise Conflict(f"Container {rec.id} is not running")
         ex.started = True
-        b = ex.body
+        b = ex.config
         cfg = rec.config
         hc = rec.host_config
         # the container's own capabilities (all three sets, as the init's: a root exec must not
         # count on execve to raise them, which no_new_privs forbids), no_new_privs and seccomp
         # filter, as runc gives an exec
-        capset = host_caps() if b.get("Privileged") else container_caps(hc)
+        capset = host_caps() if b.privileged else container_caps(hc)
         caps = sorted(capset)
-        tty = bool(b.get("Tty"))
-        proc = {"args": b["Cmd"],
-                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, b.get("Env"),
+        tty = b.tty
+        proc = {"args": list(b.cmd),
+                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, list(b.env),
                                    links=rec.link_env),
-                "cwd": b.get("WorkingDir") or cfg.get("WorkingDir") or "/",
-                "user": b.get("User") or cfg.get("User") or "0",
+                "cwd": b.working_dir or cfg.get("WorkingDir") or "/",
+                "user": b.user or cfg.get("User") or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": no_new_privileges(hc)}
         if hc.get("OomScoreAdj"):
             proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
-        filt = None if b.get("Privileged") else seccomp.for_container(hc, capset)
+        filt = None if b.privileged else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt
         d = os.path.join(self.containers.store.run_dir(ex.cid), "exec", eid[:16])
@@ -144,11 +170,10 @@ class ExecService:
         # the exec's environment is in it: 0600 (no fsync: the run directory, for this exec)
         atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
         runtime, runtime_root = self.containers.store.runtime_of(rec)
-        size = console_size or b.get("ConsoleSize")
         req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=rec.state.pid,
                            container_id=rec.id, runtime=runtime, runtime_root=runtime_root,
-                           stdin=bool(b.get("AttachStdin")), tty=tty,
-                           console_size=(int(size[0]), int(size[1])) if size else None)
+                           stdin=b.attach_stdin, tty=tty,
+                           console_size=console_size or b.console_size)
         ch = await self.containers.open_channel(self.containers.cfg.lean_forkserver, req)
         try:
             msg = await ch.read_control(ex.fanout)
@@ -168,10 +193,10 @@ class ExecService:
         ex.pid = msg.pid
         ex.running = True
         ex.channel = ch
-        self.containers.store.event(rec, f"exec_start: {' '.join(b['Cmd'])}", execID=eid)
+        self.containers.store.event(rec, f"exec_start: {' '.join(b.cmd)}", execID=eid)
         self.containers.store.spawn(self._watch(ex, ch, d))
 
-    async def _watch(self, ex: _Exec, ch: Channel, d: str) -> None:
+    async def _watch(self, ex: Exec, ch: Channel, d: str) -> None:
         try:
             record = await ch.until_exit(ex.fanout)
             if record is None:
@@ -202,4 +227,4 @@ class ExecService:
             del self.execs[eid]
 
 
-__all__ = ["ExecService", "ExecStartError"]
+__all__ = ["Exec", "ExecConfig", "ExecService", "ExecStartError"]
