@@ -1,0 +1,84 @@
+"""A berthd upgraded in place keeps its containers: records that an older berthd stored (Docker's
+inspect document, berth's own fields under `_berth`) are found again, a running one still
+running under its monitor, and are saved back in the record's own versioned form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.api.wire import container_inspect
+from berth.containers.record import ContainerRecord
+from berth.containers.views import ContainerView
+from berth.metadata import MetadataStore
+
+from .conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+
+def _legacy(rec: ContainerRecord) -> dict[str, Any]:
+    """The document the berthd before typed records kept for this container."""
+    doc = container_inspect(ContainerView(rec))
+    doc["HostConfig"]["Links"] = rec.host_config.get("Links")
+    doc["_berth"] = {
+        "layers": rec.layers, "created": rec.created, "created_ns": rec.created_ns,
+        "nets": [n.to_json() for n in rec.nets], "monitor": rec.monitor,
+        "endpoints": rec.endpoints, "manually_stopped": rec.manually_stopped,
+        "link_env": rec.link_env,
+        **({"links": [{"id": lk.id, "alias": lk.alias} for lk in rec.links]}
+           if rec.links else {})}
+    return json.loads(json.dumps(doc))
+
+
+def _rewrite_as_legacy(db: Path) -> int:
+    meta = MetadataStore(str(db))
+    try:
+        stored = meta.containers()
+        for j in stored:
+            rec = ContainerRecord.from_stored(j)
+            meta.put_container(rec.id, rec.short_name, rec.image, rec.created, _legacy(rec))
+        return len(stored)
+    finally:
+        meta.close()
+
+
+def test_an_upgraded_daemon_keeps_its_containers(private_daemon: Daemon) -> None:
+    d = private_daemon
+    d.ok("run", "-d", "--name", "up-running", "-l", "k=v", "busybox", "sleep", "60")
+    d.ok("create", "--name", "up-created", "-v", "/data", "busybox", "true")
+    assert d.berth("run", "--name", "up-exited", "busybox", "sh", "-c", "exit 3").returncode == 3
+    before = {n: d.inspect(n) for n in ("up-running", "up-created", "up-exited")}
+    d.stop()
+    db = d.data_root / "berth.db"
+    assert _rewrite_as_legacy(db) == 3
+    meta = MetadataStore(str(db))
+    assert all("_berth" in j for j in meta.containers())
+    meta.close()
+    d.start()
+    try:
+        after = {n: d.inspect(n) for n in before}
+        for name, old in before.items():
+            new = after[name]
+            assert {k: v for k, v in new.items() if k != "Created"} == \
+                {k: v for k, v in old.items() if k != "Created"}, name
+        assert after["up-running"]["State"]["Running"]
+        assert d.ok("exec", "up-running", "echo", "still") == "still\n"
+        d.ok("start", "up-created")
+        assert d.ok("wait", "up-created").strip() == "0"
+        assert after["up-exited"]["State"]["ExitCode"] == 3
+        assert d.ok("ps", "-a", "--filter", "label=k=v", "--format", "{{.Names}}") == \
+            "up-running\n"
+        # saved back in the record's own form once changed
+        d.ok("rename", "up-exited", "up-renamed")
+        d.stop()
+        meta = MetadataStore(str(db))
+        forms = {j.get("name") or j.get("Name"): j.get("v") for j in meta.containers()}
+        meta.close()
+        assert forms["/up-renamed"] == 2
+        d.start()
+    finally:
+        d.berth("rm", "-f", "-v", "up-running", "up-created", "up-exited", "up-renamed")
