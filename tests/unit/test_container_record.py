@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from berth.api.wire import container_inspect, container_state, container_summary
+from berth.api.wire import (
+    container_inspect,
+    container_state,
+    container_stats,
+    container_summary,
+)
 from berth.containers.record import (
     VERSION,
     ContainerRecord,
@@ -20,6 +25,7 @@ from berth.containers.record import (
     Link,
     NetworkRequest,
 )
+from berth.containers.resources import NetStats, StatsSample
 from berth.containers.status import ContainerStatus
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, System
@@ -162,3 +168,17 @@ def test_ps_summary() -> None:
                  "HostConfig": {"NetworkMode": "bridge"},
                  "NetworkSettings": {"Networks": LEGACY["NetworkSettings"]["Networks"]},
                  "Mounts": LEGACY["Mounts"]}
+
+
+def test_stats_json_of_two_samples() -> None:
+    stopped = StatsSample(read="t0", name="/web", id=CID)
+    running = StatsSample(read="t1", name="/web", id=CID, running=True, pids=3, pids_limit=10,
+                          cpu_usage_ns=5, system_cpu_ns=7, online_cpus=2, memory_usage=4,
+                          memory_limit=8, networks={"eth0": NetStats(rx_bytes=1, tx_bytes=2)})
+    j = container_stats(running, stopped)
+    assert (j["read"], j["preread"], j["pids_stats"]) == ("t1", "t0", {"current": 3, "limit": 10})
+    assert j["precpu_stats"] == {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}
+    assert j["cpu_stats"]["cpu_usage"]["total_usage"] == 5 and j["cpu_stats"]["online_cpus"] == 2
+    assert j["networks"]["eth0"]["rx_bytes"] == 1 and j["networks"]["eth0"]["tx_dropped"] == 0
+    assert j["memory_stats"] == {"usage": 4, "limit": 8, "stats": {}}
+    assert container_stats(stopped, stopped)["memory_stats"] == {}

@@ -20,6 +20,7 @@ from .hijack import detach_keys, hijack, pump, upgrade_response
 from .wire import (
     SyncWriter,
     container_inspect,
+    container_stats,
     container_summary,
     filters,
     frame,
@@ -159,9 +160,7 @@ class ContainerHandlers:
         try:
             while True:
                 cur = self.containers.stats(cid) if self.containers.exists(cid) else prev
-                cur["precpu_stats"] = prev["cpu_stats"]
-                cur["preread"] = prev["read"]
-                await resp.write(json.dumps(cur).encode() + b"\n")
+                await resp.write(json.dumps(container_stats(cur, prev)).encode() + b"\n")
                 if not stream or not self.containers.exists(cid):
                     break
                 prev = cur

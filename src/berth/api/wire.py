@@ -8,6 +8,7 @@ Imports `errors`, aiohttp, and the containers' and networks' types whose JSON it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import struct
 import time
@@ -18,6 +19,7 @@ from aiohttp import web
 from berth import __version__
 from berth.containers.execs import Exec
 from berth.containers.record import ContainerState
+from berth.containers.resources import StatsSample
 from berth.containers.status import ContainerStatus
 from berth.containers.views import ContainerView
 from berth.errors import InvalidArgument
@@ -301,3 +303,33 @@ def exec_inspect(ex: Exec) -> dict[str, Any]:
         "OpenStdout": c.attach_stdout, "CanRemove": False, "ContainerID": ex.cid,
         "DetachKeys": c.detach_keys, "Pid": ex.pid,
     }
+
+
+def container_stats(cur: StatsSample, prev: StatsSample) -> dict[str, Any]:
+    """One entry of `GET /containers/{id}/stats`: a sample and the one before it (whose CPU
+    figures are `precpu_stats`), in Docker's shape."""
+    out = _stats(cur)
+    out["precpu_stats"] = _stats(prev)["cpu_stats"]
+    out["preread"] = prev.read
+    return out
+
+
+def _stats(s: StatsSample) -> dict[str, Any]:
+    base: dict[str, Any] = {"read": s.read, "name": s.name, "id": s.id, "num_procs": 0,
+                            "storage_stats": {}, "networks": {}}
+    if not s.running:
+        return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
+            "cpu_usage": {"total_usage": 0}, "throttling_data": {}}, "memory_stats": {}}
+    return {**base,
+            "pids_stats": {"current": s.pids, **({"limit": s.pids_limit} if s.pids_limit else {})},
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 0, "minor": 0, "op": "read", "value": s.io_read},
+                {"major": 0, "minor": 0, "op": "write", "value": s.io_write}]},
+            "networks": {name: dataclasses.asdict(n) for name, n in s.networks.items()},
+            "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_usage_ns, "usage_in_kernelmode": 0,
+                                        "usage_in_usermode": 0},
+                          "system_cpu_usage": s.system_cpu_ns, "online_cpus": s.online_cpus,
+                          "throttling_data": {"periods": 0, "throttled_periods": 0,
+                                              "throttled_time": 0}},
+            "memory_stats": {"usage": s.memory_usage, "limit": s.memory_limit,
+                             "stats": s.memory_extra}}

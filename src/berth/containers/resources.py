@@ -1,4 +1,4 @@
-"""A running container's cgroup: pause, unpause, update, top, stats.
+"""A running container's cgroup: pause, unpause, update, top, stats (typed samples).
 
 A part of the container service (see `berth.containers.service`), holding the shared
 `ContainerStore`.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth import cgroups
@@ -26,6 +28,41 @@ from berth.errors import (
 from berth.images import rfc3339
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetStats:
+    """An interface's counters, as the container sees them."""
+
+    rx_bytes: int = 0
+    rx_packets: int = 0
+    rx_errors: int = 0
+    rx_dropped: int = 0
+    tx_bytes: int = 0
+    tx_packets: int = 0
+    tx_errors: int = 0
+    tx_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsSample:
+    """One reading of a container's cgroup and interfaces (all zero while it is stopped)."""
+
+    read: str                       # when, RFC 3339
+    name: str
+    id: str
+    running: bool = False
+    pids: int = 0
+    pids_limit: int = 0             # 0: none
+    io_read: int = 0                # bytes
+    io_write: int = 0
+    networks: dict[str, NetStats] = field(default_factory=dict)
+    cpu_usage_ns: int = 0
+    system_cpu_ns: int = 0          # the host's, for the CPU share
+    online_cpus: int = 0
+    memory_usage: int = 0
+    memory_limit: int = 0
+    memory_extra: dict[str, int] = field(default_factory=dict)
 
 
 class Resources:
@@ -123,7 +160,7 @@ class Resources:
                 procs.append(fields)
         return {"Titles": titles, "Processes": procs}
 
-    def _net_stats(self, rec: ContainerRecord) -> dict[str, Any]:
+    def _net_stats(self, rec: ContainerRecord) -> dict[str, NetStats]:
         """Per interface, from the host side of its veth pair: what the host receives is what
         the container sent."""
         out = {}
@@ -131,40 +168,28 @@ class Resources:
             if ep.get("kind", "veth") != "veth":
                 continue
             base = f"/sys/class/net/{ep['host_if']}/statistics/"
-            out[ep["ifname"]] = {
-                "rx_bytes": _read_int(base + "tx_bytes"), "rx_packets": _read_int(base + "tx_packets"),
-                "rx_errors": _read_int(base + "tx_errors"), "rx_dropped": _read_int(base + "tx_dropped"),
-                "tx_bytes": _read_int(base + "rx_bytes"), "tx_packets": _read_int(base + "rx_packets"),
-                "tx_errors": _read_int(base + "rx_errors"), "tx_dropped": _read_int(base + "rx_dropped")}
+            out[ep["ifname"]] = NetStats(
+                rx_bytes=_read_int(base + "tx_bytes"), rx_packets=_read_int(base + "tx_packets"),
+                rx_errors=_read_int(base + "tx_errors"), rx_dropped=_read_int(base + "tx_dropped"),
+                tx_bytes=_read_int(base + "rx_bytes"), tx_packets=_read_int(base + "rx_packets"),
+                tx_errors=_read_int(base + "rx_errors"), tx_dropped=_read_int(base + "rx_dropped"))
         return out
 
-    def stats(self, ref: str) -> dict[str, Any]:
-        """One sample in Docker's stats shape (the API adds `precpu_stats`)."""
+    def stats(self, ref: str) -> StatsSample:
+        """One sample of the container's use (the API makes Docker's stats JSON of two)."""
         rec = self.store.resolve(ref)
-        now = rfc3339(time.time())
-        base: dict[str, Any] = {"read": now, "name": rec.name, "id": rec.id,
-                                "num_procs": 0, "storage_stats": {}, "networks": {}}
+        base = StatsSample(read=rfc3339(time.time()), name=rec.name, id=rec.id)
         if not rec.state.status.is_running:
-            return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
-                "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                "memory_stats": {}}
+            return base
         st = self._cgroup(rec).stats()
-        limit = rec.host_config.get("PidsLimit") or 0
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
-        return {**base,
-                "pids_stats": {"current": st.pids, **({"limit": limit} if limit else {})},
-                "blkio_stats": {"io_service_bytes_recursive": [
-                    {"major": 0, "minor": 0, "op": "read", "value": st.io_read},
-                    {"major": 0, "minor": 0, "op": "write", "value": st.io_write}]},
-                "networks": self._net_stats(rec),
-                "cpu_stats": {"cpu_usage": {"total_usage": st.cpu_usage_ns,
-                                            "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                              "system_cpu_usage": _system_cpu_ns(),
-                              "online_cpus": self.ncpu, "throttling_data": {
-                                  "periods": 0, "throttled_periods": 0, "throttled_time": 0}},
-                "memory_stats": {"usage": st.memory_usage, "limit": mem_limit,
-                                 "stats": st.extra}}
-
+        return dataclasses.replace(
+            base, running=True, pids=st.pids,
+            pids_limit=int(rec.host_config.get("PidsLimit") or 0),
+            io_read=st.io_read, io_write=st.io_write, networks=self._net_stats(rec),
+            cpu_usage_ns=st.cpu_usage_ns, system_cpu_ns=_system_cpu_ns(),
+            online_cpus=self.ncpu, memory_usage=st.memory_usage, memory_limit=mem_limit,
+            memory_extra=dict(st.extra))
 
 def _read_int(path: str) -> int:
     try:

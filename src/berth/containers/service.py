@@ -37,7 +37,7 @@ from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
 from berth.containers.record import ContainerRecord
-from berth.containers.resources import Resources
+from berth.containers.resources import Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore, Emit
@@ -172,7 +172,7 @@ class ContainerService:
     def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
         return self.resources.top(ref, ps_args)
 
-    def stats(self, ref: str) -> dict[str, Any]:
+    def stats(self, ref: str) -> StatsSample:
         return self.resources.stats(ref)
 
     async def start_restartable(self) -> None:
