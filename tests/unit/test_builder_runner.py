@@ -18,6 +18,7 @@ from berth.containers.buildrunner import (
     StepMount,
     StepSpec,
 )
+from berth.containers.record import WaitResult
 from berth.errors import InvalidArgument
 
 
@@ -31,8 +32,8 @@ class _Service:
         self.calls.append(("create", body))
         return "c" * 64, []
 
-    async def wait(self, ref: str) -> dict[str, Any]:
-        return {"StatusCode": 3, "Error": None}
+    async def wait(self, ref: str) -> WaitResult:
+        return WaitResult(3)
 
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         self.calls.append(("remove", (ref, force, volumes)))

@@ -120,7 +120,7 @@ def test_run_to_its_exit_code_with_output_in_the_log(tmp_path: Path) -> None:
         cid = await _create(svc, "sh", "-c", "echo hello; echo oops >&2; exit 3")
         assert svc.resolve(cid).state.status == "created"
         await svc.start(cid)
-        assert (await svc.wait(cid))["StatusCode"] == 3
+        assert (await svc.wait(cid)).code == 3
         st = _inspect(svc, cid)["State"]
         assert (st["Status"], st["Running"], st["ExitCode"], st["Pid"]) == ("exited", False, 3, 0)
         with open(svc.resolve(cid).log_path) as f:
@@ -182,7 +182,7 @@ def test_on_failure_restarts_up_to_its_count(tmp_path: Path) -> None:
                             RestartPolicy={"Name": "on-failure", "MaximumRetryCount": 2})
         await svc.start(cid)
         for _ in range(3):   # the first run and two restarts (100 ms, then 200 ms later)
-            assert (await svc.wait(cid, "next-exit"))["StatusCode"] == 1
+            assert (await svc.wait(cid, "next-exit")).code == 1
         await asyncio.sleep(0.5)
         doc = _inspect(svc, cid)
         assert (doc["RestartCount"], doc["State"]["Status"]) == (2, "exited")
@@ -332,7 +332,7 @@ def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         done = await _create(svc, "sh", "-c", "exit 2")
         await svc.start(done)
-        assert (await svc.wait(done))["StatusCode"] == 2
+        assert (await svc.wait(done)).code == 2
         long = await _create(svc, "sleep", "30")
         await svc.start(long)
         running = [v.record.id for v in svc.list()]
@@ -346,11 +346,11 @@ def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
         assert not waiting.done()
         await svc.remove(long, force=True)
-        assert (await waiting)["StatusCode"] == 137
+        assert (await waiting).code == 137
         counts = svc.counts()
         assert (counts["Containers"], counts["ContainersRunning"]) == (1, 0)
         pruned = await svc.prune()
-        assert pruned["ContainersDeleted"] == [done] and svc.list(all_=True) == []
+        assert pruned == [done] and svc.list(all_=True) == []
     _run(tmp_path, scenario)
 
 

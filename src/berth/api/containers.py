@@ -83,7 +83,8 @@ class ContainerHandlers:
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await self.containers.prune(filters(request)))
+        deleted = await self.containers.prune(filters(request))
+        return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
     async def wait(self, request: web.Request) -> web.StreamResponse:
         cid = self.containers.prepare_wait(request.match_info["id"])
@@ -93,7 +94,8 @@ class ContainerHandlers:
         # the headers go out at once: the docker CLI waits for them before it starts
         resp = stream_response()
         await resp.prepare(request)
-        result = await self.containers.wait(cid, condition)
+        res = await self.containers.wait(cid, condition)
+        result = {"StatusCode": res.code, "Error": {"Message": res.error} if res.error else None}
         # `docker run -d` registers its wait and hangs up: nobody may be listening any more
         with contextlib.suppress(ConnectionResetError):
             await resp.write(json.dumps(result).encode() + b"\n")

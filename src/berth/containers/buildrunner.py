@@ -99,8 +99,7 @@ class BuildRunner:
             yield data
 
     async def wait(self, cid: str) -> int:
-        res = await self.containers.wait(cid)
-        return int(res.get("StatusCode", 1))
+        return (await self.containers.wait(cid)).code
 
     async def remove(self, cid: str) -> None:
         await self.containers.remove(cid, force=True, volumes=True)

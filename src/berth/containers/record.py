@@ -119,6 +119,14 @@ class ContainerState:
                    health=Health.from_json(j["health"]) if j.get("health") else None)
 
 
+@dataclass(frozen=True, slots=True)
+class WaitResult:
+    """How a container's wait ended: its exit code and the error of its last run, if any."""
+
+    code: int
+    error: str = ""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Link:
     """A legacy link (`--link NAME:ALIAS` on the default bridge): the target's ID, so that
@@ -305,4 +313,4 @@ class ContainerRecord:
 
 
 __all__ = ["VERSION", "ZERO_TIME", "ContainerRecord", "ContainerState", "Health",
-           "HealthProbe", "HealthStatus", "Link", "MountPoint", "NetworkRequest"]
+           "HealthProbe", "HealthStatus", "Link", "MountPoint", "NetworkRequest", "WaitResult"]

@@ -36,7 +36,7 @@ from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord
+from berth.containers.record import ContainerRecord, WaitResult
 from berth.containers.resources import Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
@@ -476,7 +476,7 @@ class ContainerService:
         self.store.event(rec, "restart")
 
     # --- wait -------------------------------------------------------------------------------
-    async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+    async def wait(self, ref: str, condition: str = "not-running") -> WaitResult:
         rec = self.store.resolve(ref)
         cid = rec.id
         live = self.store.live[cid]
@@ -491,9 +491,7 @@ class ContainerService:
             else:
                 await live.changed.wait_for(
                     lambda: not rec.state.status.is_running or live.removed)
-        err = rec.state.error or ""
-        return {"StatusCode": rec.state.exit_code,
-                "Error": {"Message": err} if err else None}
+        return WaitResult(rec.state.exit_code, rec.state.error or "")
 
     def prepare_wait(self, ref: str) -> str:
         """Resolve now, so a wait request fails fast on an unknown container."""
@@ -568,16 +566,18 @@ class ContainerService:
             shutil.rmtree(os.path.join(self.cfg.exec_root, "runtimes", name, cid),
                           ignore_errors=True)
 
-    async def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> dict[str, Any]:
+    async def prune(self, filters: dict[str, builtins.list[str]] | None = None
+                    ) -> builtins.list[str]:
+        """Remove the stopped containers (with the labels asked for); their IDs."""
         deleted = []
         for rec in list(self.store.records.values()):
             if rec.state.status.is_running:
                 continue
-            if not self.views._labels_match(rec, (filters or {}).get("label", [])):
+            if not self.views.labels_match(rec, (filters or {}).get("label", [])):
                 continue
             await self.remove(rec.id)
             deleted.append(rec.id)
-        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+        return deleted
 
     async def rename(self, ref: str, new: str) -> None:
         rec = self.store.resolve(ref)

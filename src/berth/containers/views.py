@@ -98,7 +98,7 @@ class Views:
         if f.get("exited") and not (d.state.status == "exited" and str(
                 d.state.exit_code) in f["exited"]):
             return False
-        if not self._labels_match(d, f.get("label", [])):
+        if not self.labels_match(d, f.get("label", [])):
             return False
         if f.get("ancestor"):
             ok = False
@@ -115,7 +115,7 @@ class Views:
         return True
 
     @staticmethod
-    def _labels_match(d: ContainerRecord, wanted: builtins.list[str]) -> bool:
+    def labels_match(d: ContainerRecord, wanted: builtins.list[str]) -> bool:
         labels = d.config.get("Labels") or {}
         for w in wanted:
             k, eq, v = w.partition("=")
