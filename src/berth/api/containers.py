@@ -173,9 +173,9 @@ class ContainerHandlers:
         return resp
 
     async def top(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(
-            self.containers.top, request.match_info["id"],
-            request.query.get("ps_args") or "-ef"))
+        table = await asyncio.to_thread(self.containers.top, request.match_info["id"],
+                                        request.query.get("ps_args") or "-ef")
+        return json_response({"Titles": table.titles, "Processes": table.processes})
 
     async def pause(self, request: web.Request) -> web.StreamResponse:
         await self.containers.pause(request.match_info["id"])

@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessTable:
+    """`docker top`: ps's column titles and the container's rows."""
+
+    titles: list[str]
+    processes: list[list[str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NetStats:
     """An interface's counters, as the container sees them."""
 
@@ -135,7 +143,7 @@ class Resources:
         self.store.event(rec, "update")
         return warnings
 
-    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+    def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
         """`docker top`: the host's ps, kept to the container's processes."""
         import subprocess
         rec = self._running(ref)
@@ -158,7 +166,7 @@ class Resources:
             fields = line.split(None, len(titles) - 1)
             if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
                 procs.append(fields)
-        return {"Titles": titles, "Processes": procs}
+        return ProcessTable(titles=titles, processes=procs)
 
     def _net_stats(self, rec: ContainerRecord) -> dict[str, NetStats]:
         """Per interface, from the host side of its veth pair: what the host receives is what

@@ -37,7 +37,7 @@ from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
 from berth.containers.record import ContainerRecord, WaitResult
-from berth.containers.resources import Resources, StatsSample
+from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
 from berth.containers.store import ContainerStore, Emit
@@ -169,7 +169,7 @@ class ContainerService:
     async def update(self, ref: str, body: dict[str, Any]) -> builtins.list[str]:
         return await self.resources.update(ref, body)
 
-    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+    def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
         return self.resources.top(ref, ps_args)
 
     def stats(self, ref: str) -> StatsSample:
