@@ -17,6 +17,7 @@ from berth.api import Api, frame, parse_filters
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from berth.events import EventBus
 from berth.metadata import MetadataStore
+from berth.networks import Driver, NetworkRecord, NetworkView
 from berth.volumes import VolumeService
 
 
@@ -127,27 +128,30 @@ class FakeBuilder:
 class FakeNetworks:
     def __init__(self, events: EventBus) -> None:
         self.events = events
-        self.nets = {"n1": {"Id": "n1" * 32, "Name": "front", "Driver": "bridge"},
-                     "busy": {"Id": "b" * 64, "Name": "busy", "Driver": "bridge"}}
+        self.nets = {"n1": _net("n1" * 32, "front"), "busy": _net("b" * 64, "busy")}
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        return list(self.nets.values())
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[NetworkView]:
+        return [NetworkView(record=rec, endpoints={}) for rec in self.nets.values()]
 
-    def resolve(self, ref: str) -> dict[str, Any]:
-        for doc in self.nets.values():
-            if ref in (doc["Id"], doc["Name"]):
-                return doc
+    def get(self, ref: str) -> NetworkRecord:
+        for rec in self.nets.values():
+            if ref in (rec.id, rec.name):
+                return rec
         raise NotFound(f"network {ref} not found")
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return self.resolve(ref)
+    def inspect(self, ref: str) -> NetworkView:
+        return NetworkView(record=self.get(ref), endpoints={})
 
-    def create(self, name: str, **kw: Any) -> dict[str, Any]:
-        return {"Id": "n2" * 32, "Name": name, "Driver": kw["driver"]}
+    def create(self, name: str, **kw: Any) -> NetworkRecord:
+        return _net("n2" * 32, name)
 
     def remove(self, ref: str, users: list[str]) -> None:
         if users:
             raise Forbidden(f"error while removing network: network {ref} has active endpoints")
+
+
+def _net(nid: str, name: str) -> NetworkRecord:
+    return NetworkRecord(id=nid, name=name, driver=Driver.BRIDGE, created="2024-01-01T00:00:00Z")
 
 
 def _run(coro: Any) -> Any:

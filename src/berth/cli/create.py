@@ -112,6 +112,8 @@ _RUN_FLAGS = [
     flag("volumes-from", kind="list", help="Mount volumes from the specified container(s)"),
     flag("network-alias", kind="list", help="Add network-scoped alias for the container"),
     flag("ip", kind="str", default="", help="IPv4 address (e.g., 172.30.100.104)"),
+    flag("ip6", kind="str", default="", help="IPv6 address (e.g., 2001:db8::33)"),
+    flag("link-local-ip", kind="list", help="Container IPv4/IPv6 link-local addresses"),
     flag("mac-address", kind="str", default="",
          help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     flag("device", kind="list", help="Add a host device to the container"),
@@ -388,14 +390,17 @@ def _endpoint_config(opts: dict[str, Any], mode: str) -> dict[str, Any]:
     """`--network-alias`, `--ip`, `--mac-address`, `--link`: the NetworkingConfig of the
     first network (links there too, as the docker CLI sends them)."""
     netcfg: dict[str, Any] = {}
-    if opts["network-alias"] or opts["ip"] or opts["mac-address"] or opts["link"]:
+    if opts["network-alias"] or opts["ip"] or opts["mac-address"] or opts["link"] \
+            or opts["ip6"] or opts["link-local-ip"]:
         ec: dict[str, Any] = {}
         if opts["network-alias"]:
             ec["Aliases"] = list(opts["network-alias"])
         if opts["link"]:
             ec["Links"] = list(opts["link"])
-        if opts["ip"]:
-            ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+        if opts["ip"] or opts["ip6"] or opts["link-local-ip"]:
+            ec["IPAMConfig"] = {k: v for k, v in (
+                ("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"]),
+                ("LinkLocalIPs", list(opts["link-local-ip"]))) if v}
         if opts["mac-address"]:
             ec["MacAddress"] = opts["mac-address"]
         netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}

@@ -24,25 +24,86 @@ NETWORK_CREATE = Spec([flag("driver", "d", "str", "bridge", help="Driver to mana
                        flag("gateway", kind="list",
                             help="IPv4 or IPv6 Gateway for the master subnet"),
                        flag("ip-range", kind="list", help="Allocate container ip from a sub-range"),
+                       flag("aux-address", kind="list",
+                            help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+                       flag("ipam-driver", kind="str", default="default",
+                            help="IP Address Management Driver"),
+                       flag("ipam-opt", kind="list", help="Set IPAM driver specific options"),
+                       flag("ipv6", help="Enable or disable IPv6 networking"),
                        flag("internal", help="Restrict external access to the network"),
                        flag("opt", "o", "list", help="Set driver specific options"),
                        flag("label", kind="list", help="Set metadata on a network"),
                        flag("attachable", help="Enable manual container attachment")])
 
 
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UsageError(f'invalid argument "{item}" for "--{what}" flag: '
+                             "expected key=value")
+        out[key] = value
+    return out
+
+
+def _subnet_of(subnet: str, addr: str) -> bool:
+    """Whether `addr` (an address or a range in CIDR) lies in `subnet`, as the docker CLI
+    matches gateways, ranges and auxiliary addresses to the subnets they belong to."""
+    import ipaddress  # noqa: PLC0415 - only network create pays for it
+
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+        other = ipaddress.ip_network(addr, strict=False)
+    except ValueError as e:
+        raise UsageError(f"invalid CIDR address: {e}") from None
+    return other.version == net.version and other.subnet_of(net)  # type: ignore[arg-type]
+
+
+def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
+                     aux: dict[str, str]) -> list[dict[str, Any]]:
+    """IPAM.Config from the flags, each range, gateway and auxiliary address given to the
+    subnet it lies in (the docker CLI's rules and messages)."""
+    if len(subnets) < len(ranges) or len(subnets) < len(gateways):
+        raise UsageError("every ip-range or gateway must have a corresponding subnet")
+    pools: dict[str, dict[str, Any]] = {}
+    for s in subnets:
+        if any(_subnet_of(s, k) or _subnet_of(k, s) for k in pools):
+            raise UsageError("multiple overlapping subnet configuration is not supported")
+        pools[s] = {"Subnet": s, "AuxiliaryAddresses": {}}
+    for key, what, values in (("IPRange", "range", ranges), ("Gateway", "gateway", gateways)):
+        for v in values:
+            matched = [s for s in subnets if _subnet_of(s, v)]
+            if not matched:
+                raise UsageError(f"no matching subnet for {what} {v}")
+            for s in matched:
+                if pools[s].get(key):
+                    raise UsageError(f"cannot configure multiple {what}s ({v}, "
+                                     f"{pools[s][key]}) on the same subnet ({s})"
+                                     if what == "range" else
+                                     f"cannot configure multiple gateways ({v}, "
+                                     f"{pools[s][key]}) for the same subnet ({s})")
+                pools[s][key] = v
+    for name, addr in aux.items():
+        matched = [s for s in subnets if _subnet_of(s, addr)]
+        if not matched:
+            raise UsageError(f"no matching subnet for aux-address {addr}")
+        for s in matched:
+            pools[s]["AuxiliaryAddresses"][name] = addr
+    return list(pools.values())
+
+
 def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"network create" requires exactly 1 argument.')
-    ipam: dict[str, Any] = {}
-    if opts["subnet"]:
-        ipam["Subnet"] = opts["subnet"][0]
-    if opts["gateway"]:
-        ipam["Gateway"] = opts["gateway"][0]
-    if opts["ip-range"]:
-        ipam["IPRange"] = opts["ip-range"][0]
+    config = consolidate_ipam(list(opts["subnet"]), list(opts["ip-range"]),
+                              list(opts["gateway"]), _key_values(opts["aux-address"],
+                                                                 "aux-address"))
     body = {"Name": args[0], "Driver": opts["driver"], "Internal": bool(opts["internal"]),
-            "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []},
-            "Options": dict(o.split("=", 1) for o in opts["opt"] if "=" in o),
+            "Attachable": bool(opts["attachable"]), "EnableIPv6": bool(opts["ipv6"]),
+            "IPAM": {"Driver": opts["ipam-driver"], "Config": config,
+                     "Options": _key_values(opts["ipam-opt"], "ipam-opt")},
+            "Options": _key_values(opts["opt"], "opt"),
             "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts["label"]}}
     out(c.post("/networks/create", body=body)["Id"])
     return 0
@@ -98,9 +159,15 @@ def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
 
 NETWORK_CONNECT = Spec([flag("alias", kind="list",
                              help="Add network-scoped alias for the container"),
+                        flag("driver-opt", kind="list",
+                             help="driver options for the network"),
                         flag("ip", kind="str", default="",
                              help="IPv4 address (e.g., \"172.30.100.104\")"),
-                        flag("link", kind="list", help="Add link to another container")])
+                        flag("ip6", kind="str", default="",
+                             help="IPv6 address (e.g., \"2001:db8::33\")"),
+                        flag("link", kind="list", help="Add link to another container"),
+                        flag("link-local-ip", kind="list",
+                             help="Add a link-local address for the container")])
 
 
 def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
@@ -109,8 +176,12 @@ def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int
     ec: dict[str, Any] = {"Aliases": list(opts["alias"])}
     if opts["link"]:
         ec["Links"] = list(opts["link"])
-    if opts["ip"]:
-        ec["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+    if opts["ip"] or opts["ip6"] or opts["link-local-ip"]:
+        ec["IPAMConfig"] = {k: v for k, v in (
+                ("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"]),
+                ("LinkLocalIPs", list(opts["link-local-ip"]))) if v}
+    if opts["driver-opt"]:
+        ec["DriverOpts"] = _key_values(opts["driver-opt"], "driver-opt")
     c.send("POST", f"/networks/{q(args[0])}/connect",
            body={"Container": args[1], "EndpointConfig": ec}).close()
     return 0

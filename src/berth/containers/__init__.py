@@ -56,7 +56,7 @@ from berth.errors import (
 from berth.fs import atomic_write
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
-from berth.networks import NetworkService, ps_ports
+from berth.networks import NetworkService, link_spec, ps_ports
 from berth.shim import protocol
 from berth.shim.protocol import Exit, Ready, StartRequest
 from berth.units import human_duration
@@ -525,9 +525,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                                               options=tuple(mount.options)),
             stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
             console_size=(int(size[0]), int(size[1])) if size else None,
-            networks=tuple({k: ep.get(k, "") for k in (
-                "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
-                | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps),
+            networks=tuple(link_spec(ep) for ep in eps),
             dns=dns, log_max_size=rotation["log_max_size"],
             log_max_file=rotation["log_max_file"])
         live = self._live[cid]
