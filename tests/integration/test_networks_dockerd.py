@@ -118,3 +118,40 @@ def test_a_container_on_it_is_the_same(dockerd: Dockerd, daemon: Daemon) -> None
     assert have_in == want_in
     # every key dockerd 20.10 shows (API 1.41), and those of later versions berth serves
     assert set(want_keys) <= set(have_keys)
+
+
+def _create_1_41(engine: Dockerd, sock: str, body: dict[str, Any]) -> str:
+    """A container created as a client of API 1.41 does it (docker-py, compose 1.29)."""
+    out = subprocess.run(["curl", "-sf", "--unix-socket", sock, "-H",
+                          "Content-Type: application/json", "-d", json.dumps(body),
+                          "http://localhost/v1.41/containers/create?name=cmpm"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return str(json.loads(out.stdout)["Id"])
+
+
+def test_a_mac_address_shows_as_on_dockerd(dockerd: Dockerd, daemon: Daemon) -> None:  # noqa: F811
+    """A MAC address in Config.MacAddress, the container-wide field of API 1.41 (the docker
+    CLI 28 sends it per network, which dockerd 20.10 refuses), shows where dockerd shows it;
+    the top-level NetworkSettings fields are dockerd's (filled for the default bridge only)."""
+    mac = "02:42:0a:fd:09:99"
+    seen = []
+    for engine, sock in ((dockerd, str(dockerd.sock)), (_berth(daemon), str(daemon.sock))):
+        engine.docker("network", "create", "--subnet", "10.253.9.0/24", "cmpnet")
+        try:
+            _create_1_41(engine, sock, {
+                "Image": "busybox", "Cmd": ["sleep", "60"], "MacAddress": mac,
+                "HostConfig": {"NetworkMode": "cmpnet"}})
+            engine.docker("start", "cmpm")
+            inside = engine.docker("exec", "cmpm", "cat", "/sys/class/net/eth0/address")
+            ctr = json.loads(engine.docker("inspect", "cmpm"))[0]
+            ns = ctr["NetworkSettings"]
+            seen.append((inside.strip(), ctr["Config"].get("MacAddress"),
+                         ns["Networks"]["cmpnet"]["MacAddress"],
+                         {k: v for k, v in ns.items() if k not in (
+                             "Networks", "SandboxID", "SandboxKey")}))
+        finally:
+            engine.docker("rm", "-f", "cmpm")
+            engine.docker("network", "rm", "cmpnet")
+    assert seen[0][:3] == (mac, mac, mac)
+    assert seen[1] == seen[0]

@@ -355,6 +355,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         links = self._register_links(hc, nets)
         if body.get("MacAddress") and nets:  # the older, container-wide field
             nets[0]["mac"] = nets[0]["mac"] or body["MacAddress"]
+            full_cfg["MacAddress"] = body["MacAddress"]   # inspect shows it, as dockerd
         cdir = self._dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)

@@ -401,7 +401,8 @@ class NetworkingMixin(ServiceState):
             nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
             networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"],
                                                      n.get("links"), n)
-        first = by_net.get(nets[0]["net"]) if nets else None
+        # the top-level fields are the default bridge's, empty on other networks (dockerd)
+        first = by_net.get("bridge")
         return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
                 "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                 "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
