@@ -132,15 +132,19 @@ class Daemon:
                 subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
                                 "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
                                capture_output=True)
-            for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
-                parent = "FORWARD" if table == "filter" else "POSTROUTING"
-                subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
-                                f"{chain}-{chains[0]}"], capture_output=True)
-                for c in chains:
-                    subprocess.run(["iptables", "-w", "-t", table, "-F", f"{chain}-{c}"],
-                                   capture_output=True)
-                    subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
-                                   capture_output=True)
+            # ip6tables holds the same chains (but DNAT) once an IPv6 network was made
+            for binary in ("iptables", "ip6tables"):
+                for table, chains in (("filter", ("FWD", "ISO1", "ISO2")),
+                                      ("nat", ("POST", "DNAT"))):
+                    parent = "FORWARD" if table == "filter" else "POSTROUTING"
+                    with contextlib.suppress(FileNotFoundError):
+                        subprocess.run([binary, "-w", "-t", table, "-D", parent, "-j",
+                                        f"{chain}-{chains[0]}"], capture_output=True)
+                        for c in chains:
+                            subprocess.run([binary, "-w", "-t", table, "-F", f"{chain}-{c}"],
+                                           capture_output=True)
+                            subprocess.run([binary, "-w", "-t", table, "-X", f"{chain}-{c}"],
+                                           capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -420,6 +420,12 @@ def test_ipv6_networks(daemon: Daemon) -> None:
         assert ep["IPAMConfig"] == {"IPv6Address": "fd00:b3:1::50"}
         info = json.loads(daemon.ok("network", "inspect", "v6net"))[0]
         assert [c["IPv6Address"] for c in info["Containers"].values()] == ["fd00:b3:1::50/64"]
+        # a running container connected to it gets its IPv6 address at once
+        daemon.ok("run", "-d", "--name", "v6late", "busybox", "sleep", "60")
+        daemon.ok("network", "connect", "--ip6", "fd00:b3:1::77", "v6net", "v6late")
+        out = daemon.ok("exec", "v6late", "sh", "-c", "ip -o -6 addr show eth1 scope global; "
+                        "ping -6 -c1 -W2 fd00:b3:1::50")
+        assert "inet6 fd00:b3:1::77/64" in out and "1 packets received" in out
         r = daemon.berth("run", "--rm", "--network", "v6net", "--ip6", "fd00:b3:2::5",
                          "busybox", "true")
         assert r.returncode == 125 and "does not belong to any of this network" in r.stderr
@@ -432,7 +438,7 @@ def test_ipv6_networks(daemon: Daemon) -> None:
         assert len(pools) == 2 and pools[1]["Subnet"].startswith("fd")
         assert pools[1]["Subnet"].endswith("::/64") and pools[1]["Gateway"].endswith("::1")
     finally:
-        daemon.berth("rm", "-f", "v6a")
+        daemon.berth("rm", "-f", "v6a", "v6late")
         daemon.berth("network", "rm", "v6net", "v6auto")
     rules = _ip6tables("-S", f"{chain}-FWD") + _ip6tables("-t", "nat", "-S", f"{chain}-POST")
     assert "fd00:b3:1" not in rules and bridge not in rules
@@ -454,16 +460,5 @@ def test_ip6tables_chains_go_with_the_daemon(private_daemon: Daemon) -> None:
         assert f"-j {chain}-FWD" in _ip6tables("-S", "FORWARD")
         d.ok("network", "rm", "v6gone")
     finally:
-        d.stop()
-        _remove_ip6_chains(chain)
+        d.cleanup()   # what a failure left, ip6tables chains too (conftest)
     assert chain not in _ip6tables("-S") + _ip6tables("-t", "nat", "-S")
-
-
-def _remove_ip6_chains(chain: str) -> None:
-    """What a daemon that failed a test may have left in ip6tables."""
-    for table, parent, first in (("filter", "FORWARD", "FWD"), ("nat", "POSTROUTING", "POST")):
-        _ip6tables("-t", table, "-D", parent, "-j", f"{chain}-{first}")
-    for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST",))):
-        for c in chains:
-            _ip6tables("-t", table, "-F", f"{chain}-{c}")
-            _ip6tables("-t", table, "-X", f"{chain}-{c}")
