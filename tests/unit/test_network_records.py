@@ -81,7 +81,7 @@ def test_decode_create() -> None:
     assert kw["ipam"] == [IpamConfig(subnet="10.1.0.0/24", aux_addresses={"k": "10.1.0.9"}),
                           IpamConfig(subnet="fd00::/64")]
     for bad in ({"Ingress": True}, {"ConfigOnly": True}, {"Options": {"mtu": 1}},
-                {"IPAM": {"Config": "x"}}, {"Scope": "swarm"}):
+                {"IPAM": {"Config": "x"}}, {"Scope": "swarm"}, {"EnableIPv4": False}):
         with pytest.raises(InvalidArgument):
             decode_create({"Name": "n", **bad})
     with pytest.raises(InvalidArgument):

@@ -74,6 +74,8 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgument("ingress network can only be created in swarm mode")
     if b.get("ConfigOnly") or (b.get("ConfigFrom") or {}).get("Network"):
         raise InvalidArgument("config-only networks are not supported by berth")
+    if b.get("EnableIPv4") is False:   # API 1.47's IPv6-only networks
+        raise InvalidArgument("IPv4 cannot be disabled: berth has no IPv6-only networks")
     if (b.get("Scope") or "local") != "local":
         raise InvalidArgument(f"scope {b['Scope']} is not supported: only local")
     ipam = b.get("IPAM") or {}

@@ -122,7 +122,7 @@ def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                   key=lambda n: fmt.natural(n["Name"]))
     rows = [fmt.Row({"ID": n["Id"] if opts["no-trunc"] else n["Id"][:12], "Name": n["Name"],
                      "Driver": n["Driver"], "Scope": n["Scope"],
-                     "IPv4": "true" if n.get("EnableIPv4") else "false",
+                     "IPv4": "true" if n.get("EnableIPv4", True) else "false",
                      "IPv6": "true" if n.get("EnableIPv6") else "false",
                      "Internal": "true" if n.get("Internal") else "false",
                      "Labels": fmt.labels_text(n.get("Labels")),
