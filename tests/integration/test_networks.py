@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -462,3 +463,38 @@ def test_ip6tables_chains_go_with_the_daemon(private_daemon: Daemon) -> None:
     finally:
         d.cleanup()   # what a failure left, ip6tables chains too (conftest)
     assert chain not in _ip6tables("-S") + _ip6tables("-t", "nat", "-S")
+
+
+def test_a_data_root_from_before_the_typed_records_loads(private_daemon: Daemon) -> None:
+    """Networks stored as Docker-shaped documents (berth before its typed records) come back
+    as they were, with their bridges, and a container on one runs."""
+    d = private_daemon
+    d.ok("network", "create", "--subnet", "10.253.11.0/24", "--label", "k=v", "oldnet")
+    want = json.loads(d.ok("network", "inspect", "oldnet"))[0]
+    d.stop()
+    db = sqlite3.connect(d.data_root / "berth.db")
+    try:
+        for nid, raw in db.execute("SELECT id, doc FROM networks").fetchall():
+            new = json.loads(raw)
+            pools = [{"Subnet": c["subnet"], "Gateway": c["gateway"]} for c in new["ipam"]]
+            old = {"Name": new["name"], "Id": new["id"], "Created": new["created"],
+                   "Scope": "local", "Driver": new["driver"], "EnableIPv6": False,
+                   "IPAM": {"Driver": "default", "Options": {}, "Config": pools},
+                   "Internal": False, "Attachable": False, "Ingress": False,
+                   "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
+                   "Options": new["options"], "Labels": new["labels"]}
+            if new["bridge"]:
+                old["_bridge"] = new["bridge"]
+            db.execute("UPDATE networks SET doc=? WHERE id=?", (json.dumps(old), nid))
+        db.commit()
+    finally:
+        db.close()
+    d.start()
+    have = json.loads(d.ok("network", "inspect", "oldnet"))[0]
+    # as berth showed it then: with the gateway it used
+    want["IPAM"]["Config"][0]["Gateway"] = "10.253.11.1"
+    assert have == want
+    out = d.ok("run", "--rm", "--network", "oldnet", "busybox", "ip", "-o", "-4", "addr",
+               "show", "eth0")
+    assert "10.253.11.2/24" in out
+    d.ok("network", "rm", "oldnet")
