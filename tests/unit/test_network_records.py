@@ -100,3 +100,51 @@ def test_consolidate_ipam_as_the_docker_cli() -> None:
                       ((["10.1.0.0/24"], [], [], {"a": "10.3.0.1"}), "aux-address 10.3.0.1")):
         with pytest.raises(UsageError, match=msg):
             consolidate_ipam(*args)
+
+
+class _FakeTables:
+    """iptables and ip6tables as a set of rules per binary and table (`-C` checks it)."""
+
+    def __init__(self) -> None:
+        self.rules: set[tuple[str, str, tuple[str, ...]]] = set()
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, *args: str, table: str = "filter", check: bool = True,
+                 binary: str = "iptables") -> bool:
+        op, rule = args[0], (binary, table, tuple(args[1:]))
+        self.calls.append((binary, table, *args))
+        if op == "-C":
+            return rule in self.rules
+        if op in ("-A", "-I"):
+            self.rules.add(rule)
+        elif op == "-D":
+            self.rules.discard(rule)
+        elif op == "-F":
+            self.rules = {r for r in self.rules if r[:2] != rule[:2] or r[2][0] != args[1]}
+        return True
+
+
+def test_ip6tables_mirrors_iptables_and_a_bridge_leaves_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from berth.networks import rules
+
+    fake = _FakeTables()
+    monkeypatch.setattr(rules, "iptables", fake)
+    monkeypatch.setattr(rules.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    v4, v6 = rules.Rules("BERTH-x", "iptables"), rules.Rules("BERTH-x", "ip6tables")
+    for internal in (False, True):
+        v4.bridge("br-a", "10.1.0.0/24", internal=internal, add=True)
+        v6.bridge("br-a", "fd00::/64", internal=internal, add=True)
+        mine = {(t, r) for b, t, r in fake.rules if b == "iptables"}
+        theirs = {(t, tuple(a.replace("fd00::/64", "10.1.0.0/24") for a in r))
+                  for b, t, r in fake.rules if b == "ip6tables"}
+        assert mine == theirs and mine
+        assert any("MASQUERADE" in r for _, r in mine) is not internal
+        v4.bridge("br-a", "10.1.0.0/24", internal=internal, add=False)
+        v6.bridge("br-a", "fd00::/64", internal=internal, add=False)
+        assert fake.rules == set()
+    v6.chains()
+    assert ("ip6tables", "filter", ("FORWARD", "-j", "BERTH-x-FWD")) in fake.rules
+    v6.remove_chains()
+    assert fake.rules == set()
+    assert ("ip6tables", "nat", "-X", "BERTH-x-POST") in fake.calls

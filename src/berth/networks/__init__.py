@@ -5,7 +5,7 @@ families: `networks.rules`); the name tables the embedded DNS of each container 
 The service's truth is typed (`networks.records`: `NetworkRecord`, `IpamConfig`, `Endpoint`);
 Docker's JSON for a network is made at the API edge.
 
-Imports `metadata`, `linux` (netlink), `errors`. The bridges and rules are set up by the daemon;
+Imports `metadata`, `linux` (netlink), `fs`, `filters`, `errors`. The bridges and rules are set up by the daemon;
 a container's veth pair is plugged by its monitor (`linux.netlink`).
 """
 
@@ -28,7 +28,7 @@ from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System,
 from berth.filters import PruneFilter, parse_timestamp
 from berth.fs import atomic_write
 from berth.linux import netlink
-from berth.networks.ports import PortMapper, iptables, parse_publish, ps_ports
+from berth.networks.ports import PortMapper, parse_publish, ps_ports
 from berth.networks.records import (
     BRIDGE_NAME_OPT,
     MTU_OPT,
@@ -48,11 +48,6 @@ _DEFAULT_BRIDGE_OPTIONS = {  # the options dockerd shows on its default bridge
     "com.docker.network.bridge.enable_ip_masquerade": "true",
     "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
     MTU_OPT: "1500"}
-
-
-def bridge_of(rec: NetworkRecord) -> str:
-    """The kernel bridge of a bridge network."""
-    return rec.bridge
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,9 +179,6 @@ class NetworkService:
                 f.write("0")
         if self.cfg.iptables:
             self._bridge_rules(rec, add=True)
-
-    def _ipt(self, *args: str, table: str = "filter", check: bool = True) -> bool:
-        return iptables(*args, table=table, check=check)
 
     def _bridge_rules(self, rec: NetworkRecord, *, add: bool) -> None:
         for rules, c in ((self.rules4, rec.ipv4), (self.rules6, rec.ipv6)):
@@ -516,5 +508,5 @@ def link_spec(ep: dict[str, Any]) -> dict[str, str]:
 
 
 __all__ = ["BRIDGE_NAME_OPT", "Driver", "Endpoint", "IpamConfig", "MTU_OPT", "NetConfig",
-           "NetworkRecord", "NetworkService", "NetworkView", "bridge_of", "link_spec",
+           "NetworkRecord", "NetworkService", "NetworkView", "link_spec",
            "parse_publish", "ps_ports"]
