@@ -498,3 +498,43 @@ def test_a_data_root_from_before_the_typed_records_loads(private_daemon: Daemon)
                "show", "eth0")
     assert "10.253.11.2/24" in out
     d.ok("network", "rm", "oldnet")
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_docker_py_networks(daemon: Daemon) -> None:
+    """What docker-py's models send: IPAM pools with auxiliary addresses and options,
+    EnableIPv6, driver options; a container connected with an IPv6 address, link-local
+    addresses and driver options."""
+    docker = pytest.importorskip("docker")
+    from docker.types import IPAMConfig, IPAMPool
+
+    client = docker.DockerClient(base_url=daemon.host)
+    net = None
+    try:
+        net = client.networks.create(
+            "pynet", driver="bridge", enable_ipv6=True, options={"o": "1"}, ipam=IPAMConfig(
+                pool_configs=[IPAMPool(subnet="10.253.12.0/24", aux_addresses={"r": "10.253.12.2"}),
+                              IPAMPool(subnet="fd00:b3:12::/64")], options={"i": "2"}))
+        attrs = client.networks.get("pynet").attrs
+        assert attrs["EnableIPv6"] and attrs["Options"] == {"o": "1"}
+        assert attrs["IPAM"]["Options"] == {"i": "2"}
+        assert attrs["IPAM"]["Config"] == [
+            {"Subnet": "10.253.12.0/24", "AuxiliaryAddresses": {"r": "10.253.12.2"}},
+            {"Subnet": "fd00:b3:12::/64"}]
+        c = client.containers.create("busybox", ["sleep", "60"], name="pyc")
+        net.connect(c, ipv6_address="fd00:b3:12::9", link_local_ips=["169.254.12.12"],
+                    driver_opt={"d": "3"})
+        c.start()
+        out = c.exec_run(["ip", "-o", "addr", "show", "eth1"]).output.decode()
+        assert "10.253.12.3/24" in out and "fd00:b3:12::9/64" in out
+        assert "169.254.12.12/16" in out
+        c.reload()
+        ep = c.attrs["NetworkSettings"]["Networks"]["pynet"]
+        assert ep["IPAMConfig"] == {"IPv6Address": "fd00:b3:12::9",
+                                    "LinkLocalIPs": ["169.254.12.12"]}
+        assert ep["DriverOpts"] == {"d": "3"} and ep["GlobalIPv6Address"] == "fd00:b3:12::9"
+    finally:
+        daemon.berth("rm", "-f", "pyc")
+        if net is not None:
+            net.remove()
+        client.close()
