@@ -421,6 +421,9 @@ def test_ipv6_networks(daemon: Daemon) -> None:
         assert ep["IPAMConfig"] == {"IPv6Address": "fd00:b3:1::50"}
         info = json.loads(daemon.ok("network", "inspect", "v6net"))[0]
         assert [c["IPv6Address"] for c in info["Containers"].values()] == ["fd00:b3:1::50/64"]
+        # out through the host, masqueraded: the other end has no route back to the subnet
+        assert Path("/proc/sys/net/ipv6/conf/all/forwarding").read_text().strip() == "1"
+        _ping6_another_host(daemon, "v6net")
         # a running container connected to it gets its IPv6 address at once
         daemon.ok("run", "-d", "--name", "v6late", "busybox", "sleep", "60")
         daemon.ok("network", "connect", "--ip6", "fd00:b3:1::77", "v6net", "v6late")
@@ -444,6 +447,29 @@ def test_ipv6_networks(daemon: Daemon) -> None:
     rules = _ip6tables("-S", f"{chain}-FWD") + _ip6tables("-t", "nat", "-S", f"{chain}-POST")
     assert "fd00:b3:1" not in rules and bridge not in rules
     assert bridge not in _sh("ip", "-o", "link")
+
+
+def _ping6_another_host(daemon: Daemon, network: str) -> None:
+    """A container on `network` pings an address of a network namespace of this test's own
+    behind a veth pair (not an uplink), which sees the host's address only."""
+    ns = f"bt-p6-{daemon.bridge[2:]}"
+    host_if, peer_if = f"v6p{daemon.bridge[2:]}", f"v6q{daemon.bridge[2:]}"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("ip", "netns", "add", ns)
+    try:
+        run("ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if)
+        run("ip", "link", "set", peer_if, "netns", ns)
+        run("ip", "addr", "add", "fd00:b3:99::1/64", "dev", host_if, "nodad")
+        run("ip", "link", "set", host_if, "up")
+        run("ip", "netns", "exec", ns, "ip", "addr", "add", "fd00:b3:99::2/64", "dev",
+            peer_if, "nodad")
+        run("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
+        out = daemon.ok("run", "--rm", "--network", network, "busybox", "ping", "-6", "-c1",
+                        "-W3", "fd00:b3:99::2")
+        assert "1 packets received" in out
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def test_ip6tables_chains_go_with_the_daemon(private_daemon: Daemon) -> None:

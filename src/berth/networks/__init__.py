@@ -177,6 +177,13 @@ class NetworkService:
             with contextlib.suppress(OSError), open(
                     f"/proc/sys/net/ipv6/conf/{rec.bridge}/disable_ipv6", "w") as f:
                 f.write("0")
+            if self.cfg.ip_forward:
+                # as dockerd (libnetwork's setupIPv6Forwarding): containers reach out over
+                # IPv6 through the host, masqueraded by the ip6tables rules
+                for conf in ("default", "all"):
+                    with contextlib.suppress(OSError), open(
+                            f"/proc/sys/net/ipv6/conf/{conf}/forwarding", "w") as f:
+                        f.write("1")
         if self.cfg.iptables:
             self._bridge_rules(rec, add=True)
 
