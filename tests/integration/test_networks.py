@@ -411,9 +411,10 @@ def test_ipv6_networks(daemon: Daemon) -> None:
                   "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
         out = daemon.ok("run", "--rm", "--network", "v6net", "busybox", "sh", "-c",
                         "ip -o -6 addr show eth0 scope global; ip -6 route; "
-                        "ping -6 -c1 -W2 fd00:b3:1::50 && "
+                        "ping -6 -c1 -W2 fd00:b3:1::50 && ping -6 -c1 -W2 v6a && "
                         "wget -qO- http://[fd00:b3:1::50]/hostname")
         assert "inet6 fd00:b3:1::2/64" in out and "default via fd00:b3:1::1" in out
+        assert "PING v6a (fd00:b3:1::50)" in out   # the embedded DNS's AAAA answer
         assert out.strip().endswith(daemon.inspect("v6a")["Id"][:12])
         ep = daemon.inspect("v6a")["NetworkSettings"]["Networks"]["v6net"]
         assert (ep["GlobalIPv6Address"], ep["GlobalIPv6PrefixLen"], ep["IPv6Gateway"]) == (

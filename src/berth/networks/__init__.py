@@ -490,11 +490,12 @@ class NetworkService:
         return [self._hosts_file(ep["network"]) for ep in eps]
 
     def _write_hosts(self, nid: str) -> None:
-        """name → addresses on this network, for the embedded DNS (names, aliases, short IDs)."""
+        """name → addresses on this network (IPv4, and IPv6 where it has it), for the embedded
+        DNS (names, aliases, short IDs)."""
         table: dict[str, list[str]] = {}
         for cid, ep in self.endpoints.get(nid, {}).items():
             for n in {ep.name, cid[:12], *ep.aliases}:
-                table.setdefault(n.lower(), []).append(ep.ip)
+                table.setdefault(n.lower(), []).extend(a for a in (ep.ip, ep.ip6) if a)
         # as before: no fsync (the run directory's copy of what the database holds, made
         # again at start; it is written on every container's start)
         atomic_write(self._hosts_file(nid), json.dumps(table).encode(), sync=False)
