@@ -101,7 +101,8 @@ def test_a_container_on_it_is_the_same(dockerd: Dockerd, daemon: Daemon) -> None
                                    "cat /sys/class/net/eth0/mtu; ip -o addr show eth0 | "
                                    "grep -v 'scope link' | awk '{print $4}'; "
                                    "ip -o addr show eth0 | grep 169.254 | awk '{print $4}'; "
-                                   "ip route; ip -6 route | grep default")
+                                   "ip route; ip -6 route | grep default; "
+                                   "tail -2 /etc/hosts | sed \"s/$(hostname)$/HOST/\"")
             ctr = json.loads(engine.docker("inspect", "cmpc"))[0]
             ep = ctr["NetworkSettings"]["Networks"]["cmpnet"]
             listed = json.loads(engine.docker("network", "inspect", "cmpnet"))[0]

@@ -447,6 +447,8 @@ class NetworkingMixin(ServiceState):
             hosts += self._link_hosts(doc)
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
+                if ep.get("ip6"):   # as dockerd: the IPv6 address names the host too
+                    hosts += f"{ep['ip6']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
             f.write(hosts)
         if only_hosts:
