@@ -54,6 +54,8 @@ def test_a_network_inspects_key_by_key_as_dockerd_s(dockerd: Dockerd,  # noqa: F
                                                      daemon: Daemon, args: list[str]) -> None:
     got = []
     for engine in (dockerd, _berth(daemon)):
+        # both at dockerd 20.10's API version (the CLI asks berth for 1.50 otherwise)
+        engine.env = {**engine.env, "DOCKER_API_VERSION": "1.41"}
         engine.docker("network", "create", *args, "cmpnet")
         try:
             got.append(json.loads(engine.docker("network", "inspect", "cmpnet"))[0])
@@ -63,6 +65,21 @@ def test_a_network_inspects_key_by_key_as_dockerd_s(dockerd: Dockerd,  # noqa: F
     assert list(have) == list(want)
     for key in want:
         assert have[key] == want[key], key
+
+
+def test_api_1_47_on_shows_enable_ipv4(daemon: Daemon) -> None:
+    berth = _berth(daemon)
+    berth.docker("network", "create", "cmpnet")
+    try:
+        doc = json.loads(berth.docker("network", "inspect", "cmpnet"))[0]
+        assert list(doc)[4:7] == ["Driver", "EnableIPv4", "EnableIPv6"]
+        assert doc["EnableIPv4"] is True
+        assert berth.docker("network", "ls", "--filter", "name=cmpnet", "--format",
+                            "{{.IPv4}} {{.IPv6}}").split() == ["true", "false"]
+        none = json.loads(berth.docker("network", "inspect", "none"))[0]
+        assert none["EnableIPv4"] is False
+    finally:
+        berth.docker("network", "rm", "cmpnet")
 
 
 @pytest.mark.parametrize("args", [

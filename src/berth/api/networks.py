@@ -38,11 +38,13 @@ def endpoint_json(ep: Endpoint) -> dict[str, Any]:
             "IPv6Address": f"{ep.ip6}/{ep.prefix6}" if ep.ip6 else ""}
 
 
-def network_json(view: NetworkView) -> dict[str, Any]:
-    """A network in the shape (and key order) of dockerd's inspect."""
+def network_json(view: NetworkView, *, enable_ipv4: bool = False) -> dict[str, Any]:
+    """A network in the shape (and key order) of dockerd's inspect; with `enable_ipv4` (API
+    1.47 on) the EnableIPv4 field too, true where the network has IPv4 addresses."""
     rec = view.record
+    ipv4 = {"EnableIPv4": rec.ipv4 is not None} if enable_ipv4 else {}
     return {"Name": rec.name, "Id": rec.id, "Created": rec.created, "Scope": "local",
-            "Driver": str(rec.driver), "EnableIPv6": rec.enable_ipv6,
+            "Driver": str(rec.driver), **ipv4, "EnableIPv6": rec.enable_ipv6,
             "IPAM": {"Driver": rec.ipam_driver, "Options": dict(rec.ipam_options),
                      "Config": [ipam_config_json(c) for c in rec.ipam]},
             "Internal": rec.internal, "Attachable": rec.attachable, "Ingress": False,
@@ -99,6 +101,16 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
             "labels": _strings(b.get("Labels"), "Labels")}
 
 
+def _shows_ipv4(request: web.Request) -> bool:
+    """Whether the client's API version has a network's EnableIPv4 (1.47 on; no version in
+    the path is the latest)."""
+    version = request.match_info.get("version")
+    if not version:
+        return True
+    major, _, minor = version.partition(".")
+    return (int(major), int(minor or 0)) >= (1, 47)
+
+
 class NetworkHandlers:
     def __init__(self, networks: NetworkService | None, containers: ContainerService) -> None:
         self._networks = networks
@@ -110,10 +122,13 @@ class NetworkHandlers:
         return self._networks
 
     async def list(self, request: web.Request) -> web.StreamResponse:
-        return json_response([network_json(v) for v in self._nets().list(filters(request))])
+        v4 = _shows_ipv4(request)
+        return json_response([network_json(v, enable_ipv4=v4)
+                              for v in self._nets().list(filters(request))])
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(network_json(self._nets().inspect(request.match_info["id"])))
+        return json_response(network_json(self._nets().inspect(request.match_info["id"]),
+                                          enable_ipv4=_shows_ipv4(request)))
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         kwargs = decode_create(await read_json(request))
