@@ -397,10 +397,11 @@ def _endpoint_config(opts: dict[str, Any], mode: str) -> dict[str, Any]:
             ec["Aliases"] = list(opts["network-alias"])
         if opts["link"]:
             ec["Links"] = list(opts["link"])
-        if opts["ip"] or opts["ip6"] or opts["link-local-ip"]:
-            ec["IPAMConfig"] = {k: v for k, v in (
-                ("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"]),
-                ("LinkLocalIPs", list(opts["link-local-ip"]))) if v}
+        from berth.cli.networks import endpoint_ipam  # noqa: PLC0415 - rare flags: not for every run
+
+        ipam = endpoint_ipam(opts["ip"], opts["ip6"], opts["link-local-ip"])
+        if ipam:
+            ec["IPAMConfig"] = ipam
         if opts["mac-address"]:
             ec["MacAddress"] = opts["mac-address"]
         netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}

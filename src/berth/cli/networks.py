@@ -93,19 +93,32 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
     return list(pools.values())
 
 
-def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    if len(args) != 1:
-        raise UsageError('"network create" requires exactly 1 argument.')
+def network_create_body(name: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """The body of `POST /networks/create` from `network create`'s options (by flag name):
+    the IPAM pools consolidated as the docker CLI does, key=value options split."""
     config = consolidate_ipam(list(opts["subnet"]), list(opts["ip-range"]),
-                              list(opts["gateway"]), _key_values(opts["aux-address"],
-                                                                 "aux-address"))
-    body = {"Name": args[0], "Driver": opts["driver"], "Internal": bool(opts["internal"]),
+                              list(opts["gateway"]),
+                              _key_values(opts["aux-address"], "aux-address"))
+    return {"Name": name, "Driver": opts["driver"], "Internal": bool(opts["internal"]),
             "Attachable": bool(opts["attachable"]), "EnableIPv6": bool(opts["ipv6"]),
             "IPAM": {"Driver": opts["ipam-driver"], "Config": config,
                      "Options": _key_values(opts["ipam-opt"], "ipam-opt")},
             "Options": _key_values(opts["opt"], "opt"),
             "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts["label"]}}
-    out(c.post("/networks/create", body=body)["Id"])
+
+
+def endpoint_ipam(ip: str, ip6: str, link_local: list[str]) -> dict[str, Any] | None:
+    """An EndpointConfig's IPAMConfig from `--ip`, `--ip6` and `--link-local-ip` (None if
+    none is given); empty fields are left out, as the docker CLI sends them."""
+    ipam = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6),
+                              ("LinkLocalIPs", list(link_local))) if v}
+    return ipam or None
+
+
+def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError('"network create" requires exactly 1 argument.')
+    out(c.post("/networks/create", body=network_create_body(args[0], opts))["Id"])
     return 0
 
 
@@ -176,10 +189,9 @@ def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int
     ec: dict[str, Any] = {"Aliases": list(opts["alias"])}
     if opts["link"]:
         ec["Links"] = list(opts["link"])
-    if opts["ip"] or opts["ip6"] or opts["link-local-ip"]:
-        ec["IPAMConfig"] = {k: v for k, v in (
-                ("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"]),
-                ("LinkLocalIPs", list(opts["link-local-ip"]))) if v}
+    ipam = endpoint_ipam(opts["ip"], opts["ip6"], opts["link-local-ip"])
+    if ipam:
+        ec["IPAMConfig"] = ipam
     if opts["driver-opt"]:
         ec["DriverOpts"] = _key_values(opts["driver-opt"], "driver-opt")
     c.send("POST", f"/networks/{q(args[0])}/connect",
