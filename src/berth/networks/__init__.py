@@ -170,13 +170,14 @@ class NetworkService:
             self.rules6.chains()   # raises if ip6tables is missing: nothing made yet
             self._chains6 = True
         mtu = rec.mtu or 1500
-        for c in (v4, v6):
-            if c is not None:
-                netlink.ensure_bridge(rec.bridge, f"{c.gateway}/{c.network.prefixlen}", mtu)
+        if v4 is not None:
+            netlink.ensure_bridge(rec.bridge, f"{v4.gateway}/{v4.network.prefixlen}", mtu)
         if v6 is not None:
-            with contextlib.suppress(OSError), open(
-                    f"/proc/sys/net/ipv6/conf/{rec.bridge}/disable_ipv6", "w") as f:
-                f.write("0")
+            if v4 is not None:   # the bridge is there: IPv6 on it before its address
+                with contextlib.suppress(OSError), open(
+                        f"/proc/sys/net/ipv6/conf/{rec.bridge}/disable_ipv6", "w") as f:
+                    f.write("0")
+            netlink.ensure_bridge(rec.bridge, f"{v6.gateway}/{v6.network.prefixlen}", mtu)
             if self.cfg.ip_forward:
                 # as dockerd (libnetwork's setupIPv6Forwarding): containers reach out over
                 # IPv6 through the host, masqueraded by the ip6tables rules
