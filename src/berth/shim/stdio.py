@@ -224,6 +224,43 @@ class Stdio:
             os.close(fd)
         self._close_after_spawn = []
 
+    # --- a shim host's: the process is started by a forked starter, which uses the child's
+    # ends (and the console socket); the host keeps only its own
+    def keep_fds(self) -> set[int]:
+        """What a starter needs of these: the child's ends and the console socket."""
+        keep = set(self._close_after_spawn)
+        if self.tty and self._console.fileno() >= 0:
+            keep.add(self._console.fileno())
+        return keep
+
+    def after_fork(self) -> None:
+        """In the host, once the starter is forked: the child's ends and the console socket
+        are the starter's now."""
+        self.after_spawn()
+        if self.tty:
+            self._console.close()
+
+    def take_master(self, fd: int) -> None:
+        """The pty master the starter received."""
+        self.master = fd
+        self.fds[fd] = protocol.T_STDOUT
+
+    def stdin_fd(self) -> int:
+        return self.master if self.tty else self.stdin_w
+
+    def close(self) -> None:
+        """Close the host's ends (a container's end)."""
+        for fd in list(self.fds):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = {}
+        if self.stdin_w >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin_w)
+            self.stdin_w = -1
+        self.master = -1
+        self.after_spawn()
+
     def write_stdin(self, data: bytes) -> None:
         fd = self.master if self.tty else self.stdin_w
         if fd < 0:
