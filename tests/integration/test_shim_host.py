@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
@@ -109,3 +110,26 @@ def test_a_flood_or_a_crash_does_not_stall_the_neighbours(private_daemon: Daemon
     with contextlib.suppress(BrokenPipeError):
         attach.stdin.close()
     d.ok("rm", "-f", "calm", "flood", "deaf")
+
+
+def test_a_tty_whose_input_waits_keeps_its_output(private_daemon: Daemon) -> None:
+    """A terminal's master is both the output and the input: input that waits for the
+    container must not stop its output being read (a paste bigger than the pty takes)."""
+    from .test_interactive import Term
+    t = Term([str(BIN / "berth"), "run", "-it", "--rm", "--network", "none", "busybox", "sh",
+              "-c", "stty raw -echo; echo ready; sleep 1; head -c 200000 >/dev/null; "
+              "echo done-reading"], private_daemon.env)
+    t.read_until(b"ready")
+    payload = b"y" * 200000
+    written = 0
+    deadline = time.monotonic() + 30
+    while written < len(payload) and time.monotonic() < deadline:
+        r, w, _ = select.select([t.master], [t.master], [], 1)
+        if r:
+            with contextlib.suppress(OSError):
+                t.out += os.read(t.master, 65536)
+        if w:
+            written += os.write(t.master, payload[written:written + 4096])
+    assert written == len(payload)
+    t.read_until(b"done-reading", 30)
+    assert t.wait() == 0

@@ -9,15 +9,17 @@ from berth.shim import host, protocol
 
 def test_a_daemon_that_does_not_read_never_blocks_the_host() -> None:
     ours, theirs = socket.socketpair()
+    closed: list[socket.socket] = []
     try:
-        ch = host.QueuedChannel(ours)
+        ch = host.QueuedChannel(ours, on_close=closed.append)
         chunk = b"x" * 65536
-        for _ in range((host.QUEUE_LIMIT >> 16) + 64):  # far more than the socket takes
-            ch.send(protocol.T_STDOUT, chunk)          # returns at once
-        assert ch.dropped > 0 and len(ch.out) <= host.QUEUE_LIMIT + len(chunk) + 8
-        ch.control(protocol.Exit(exit=0, finished_at=1))  # control is never dropped
-        assert ch.out.endswith(protocol.encode_control(protocol.Exit(exit=0, finished_at=1)))
-        # once the daemon reads, everything queued arrives in order
+        n = (host.HIGH_WATER >> 16) + 64  # far more than the socket takes
+        for _ in range(n):
+            ch.send(protocol.T_STDOUT, chunk)  # returns at once
+        # full: the host stops reading the container's output (lossless backpressure)
+        assert ch.full and ch.full_since > 0
+        ch.control(protocol.Exit(exit=0, finished_at=1))
+        # once the daemon reads, everything queued arrives, in order
         theirs.setblocking(False)
         got = bytearray()
         while ch.out:
@@ -31,19 +33,25 @@ def test_a_daemon_that_does_not_read_never_blocks_the_host() -> None:
             got += theirs.recv(1 << 20)
         except BlockingIOError:
             pass
+        assert not ch.full and ch.full_since == 0
         frames, rest = protocol.split_frames(bytes(got))
-        assert rest == b"" and frames[-1][0] == protocol.T_CONTROL
+        assert rest == b"" and len(frames) == n + 1 and frames[-1][0] == protocol.T_CONTROL
         assert all(f == (protocol.T_STDOUT, chunk) for f in frames[:-1])
+        assert closed == []
     finally:
         ours.close()
         theirs.close()
 
 
-def test_a_gone_daemon_is_a_closed_channel() -> None:
+def test_a_gone_daemon_is_a_closed_channel_the_host_is_told_of() -> None:
     ours, theirs = socket.socketpair()
-    ch = host.QueuedChannel(ours)
+    closed: list[socket.socket] = []
+    ch = host.QueuedChannel(ours, on_close=closed.append)
     theirs.close()
     ch.send(protocol.T_STDOUT, b"x")
-    assert ch.sock is None  # no error reaches the host's loop
+    # no error reaches the host's loop, and it hears of the close while the descriptor's
+    # number is still this socket's (to stop watching it)
+    assert ch.sock is None and closed == [ours]
     ch.control(protocol.Exit(exit=0, finished_at=1))
     ch.close()
+    assert closed == [ours]

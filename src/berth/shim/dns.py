@@ -108,7 +108,8 @@ class DnsServer:
                 if q.q.qtype in (QTYPE.AAAA if v6 else QTYPE.A, QTYPE.ANY):
                     reply.add_answer(RR(q.q.qname, QTYPE.AAAA if v6 else QTYPE.A,
                                         rdata=AAAA(ip) if v6 else A(ip), ttl=600))
-            self.sock.sendto(reply.pack(), addr)
+            with contextlib.suppress(OSError):  # a full buffer or a gone client: one answer
+                self.sock.sendto(reply.pack(), addr)
             return
         self._expire()
         if self.forward and len(self.pending) < self.MAX_PENDING:

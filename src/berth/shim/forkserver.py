@@ -111,12 +111,19 @@ class _Hosts:
         self.ctl: socket.socket | None = None
         self.taken = 0
 
-    def _new(self) -> socket.socket:
+    def _new(self, conn: socket.socket) -> socket.socket:
         self.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.fork() == 0:
+        try:
+            pid = os.fork()
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
             self.srv.close()
             ours.close()
+            conn.close()  # the host gets it over `theirs`: no copy of its own
             host.run_host(theirs, self.cfg)  # never returns
         theirs.close()
         self.ctl, self.taken = ours, 0
@@ -124,9 +131,9 @@ class _Hosts:
 
     def hand(self, line: bytes, conn: socket.socket) -> None:
         for attempt in range(2):
-            ctl = self.ctl if self.ctl is not None and self.taken < host.CAPACITY \
-                else self._new()
             try:
+                ctl = self.ctl if self.ctl is not None and self.taken < host.CAPACITY \
+                    else self._new(conn)
                 host.handoff(ctl, line, conn)
             except OSError:
                 if attempt:

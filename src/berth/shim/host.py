@@ -39,6 +39,8 @@ import socket
 import struct
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,29 +61,43 @@ from berth.shim.stdio import LogWriter, Stdio
 
 # container starts a host takes over its life; then the fork server starts another
 CAPACITY = 64
-# output queued for one channel to the daemon beyond which output frames are dropped
-QUEUE_LIMIT = 8 << 20
+# output queued for one channel to the daemon above which the container's output is no longer
+# read (backpressure, lossless as the monitor's blocking write was) ...
+HIGH_WATER = 1 << 20
+# ... and how long a channel may stay above it before it is given up (the monitor's write
+# timed out after as long): the container's other channels and its log go on
+STALL_LIMIT = 10.0
 # how long output may still come after a container's init has ended (a process that kept
 # its stdout open): as long as it keeps coming, and this long after it stops
 QUIET_AFTER_EXIT = 0.05
+# what is still read of a container's output at its end (a survivor may keep writing)
+DRAIN_AT_END = 1 << 20
+# a read of a container's output: bounded, so every container gets its turn
+READ_SIZE = 65536
+# exits reaped before the starter has told the pid, kept this long
+EARLY_KEEP = 60.0
 _LEN = struct.Struct(">I")
 
 
 class QueuedChannel:
     """A channel to the daemon that never blocks the host: what cannot be written now waits
-    in a queue, written when the socket is writable."""
+    in a queue, written when the socket is writable. `on_close` is told before the socket
+    closes (the host stops watching it while its number is still its own)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket,
+                 on_close: Callable[[socket.socket], None] | None = None) -> None:
         self.sock: socket.socket | None = sock
         sock.setblocking(False)
+        self.on_close = on_close
         self.buf = b""
         self.out = bytearray()
-        self.dropped = 0
+        self.full_since = 0.0  # when the queue went above HIGH_WATER; 0 when below
+
+    @property
+    def full(self) -> bool:
+        return len(self.out) > HIGH_WATER
 
     def send(self, typ: int, payload: bytes) -> None:
-        if len(self.out) > QUEUE_LIMIT:
-            self.dropped += len(payload)
-            return
         self._queue(protocol.frame(typ, payload))
 
     def control(self, msg: protocol.ShimMessage) -> None:
@@ -98,21 +114,15 @@ class QueuedChannel:
             try:
                 n = self.sock.send(self.out)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
                 self.close()
                 return
             del self.out[:n]
-
-    def drain(self, timeout: float) -> None:
-        """Write what is queued, waiting at most `timeout` (at the container's end)."""
-        end = time.monotonic() + timeout
-        while self.out and self.sock is not None and time.monotonic() < end:
-            self.flush()
-            if self.out and self.sock is not None:
-                with selectors.DefaultSelector() as sel:
-                    sel.register(self.sock, selectors.EVENT_WRITE)
-                    sel.select(max(0.0, end - time.monotonic()))
+        if not self.full:
+            self.full_since = 0.0
+        elif not self.full_since:
+            self.full_since = time.monotonic()
 
     def read_frames(self) -> list[tuple[int, bytes]] | None:
         assert self.sock is not None
@@ -129,8 +139,11 @@ class QueuedChannel:
 
     def close(self) -> None:
         if self.sock is not None:
+            if self.on_close is not None:
+                self.on_close(self.sock)
             self.sock.close()
             self.sock = None
+        self.out = bytearray()
 
 
 @dataclass(eq=False)
@@ -141,6 +154,7 @@ class Held:
     stdio: Stdio
     cg: cgroups.CgroupManager | None
     chans: list[QueuedChannel]
+    forked_at: float = 0.0  # when its starter was forked
     pid: int = 0
     logw: LogWriter | None = None
     listener: socket.socket | None = None
@@ -151,6 +165,7 @@ class Held:
     stdin_buf: bytearray = field(default_factory=bytearray)
     # frames that came after input the container has not taken yet
     later: list[tuple[QueuedChannel, tuple[int, bytes]]] = field(default_factory=list)
+    watched: set[int] = field(default_factory=set)  # its stdio descriptors being watched
 
 
 @dataclass(eq=False)
@@ -168,7 +183,9 @@ class Host:
         self.sel = selectors.DefaultSelector()
         self.held: dict[int, Held] = {}          # by the init's pid
         self.starting: dict[int, Starting] = {}  # by the starter's pid
-        self.early: dict[int, int] = {}          # pid -> wait status, reaped before known
+        self.starters: set[int] = set()          # starters not reaped yet
+        self.early: dict[int, tuple[int, float]] = {}  # pid -> (wait status, when reaped)
+        self.closing: dict[QueuedChannel, float] = {}  # channels with a last word to write
         self.wake_r, self.wake_w = os.pipe()
 
     # --- selector bookkeeping -------------------------------------------------------------
@@ -177,14 +194,30 @@ class Host:
         try:
             self.sel.register(fileobj, mask, data)
         except KeyError:
+            old = self.sel.get_key(fileobj)
+            if old.fileobj is not fileobj if not isinstance(fileobj, int) else \
+                    _owner(old.data) is not _owner(data):
+                # a number left registered by something closed: now another's (defensive;
+                # every close unwatches first)
+                _log(f"shim host: a stale watch of {fileobj!r} replaced")
+                self.sel.unregister(fileobj)
+                self.sel.register(fileobj, mask, data)
+                return
             self.sel.modify(fileobj, mask, data)
 
     def _unwatch(self, fileobj: Any) -> None:
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.sel.unregister(fileobj)
 
+    def _channel(self, sock: socket.socket) -> QueuedChannel:
+        return QueuedChannel(sock, on_close=self._unwatch)
+
     def _chan_mask(self, c: Held, ch: QueuedChannel) -> None:
+        """Watch a channel for what it needs now: its input unless the container's input
+        waits; writability while anything is queued."""
         if ch.sock is None:
+            with contextlib.suppress(ValueError):
+                c.chans.remove(ch)
             return
         mask = 0 if c.stdin_buf else selectors.EVENT_READ
         if ch.out:
@@ -194,6 +227,32 @@ class Host:
         else:
             self._unwatch(ch.sock)
 
+    def _io_mask(self, c: Held) -> None:
+        """Watch the container's output (unless a channel is full: backpressure) and, while
+        its input waits, the input's descriptor (a tty's master is both: one watch)."""
+        paused = any(ch.full for ch in c.chans)
+        stdin = c.stdio.stdin_fd() if c.stdin_buf else -1
+        watched = set()
+        for fd in {*c.stdio.fds, *([stdin] if stdin >= 0 else [])}:
+            mask = 0
+            if fd in c.open_out and not paused:
+                mask |= selectors.EVENT_READ
+            if fd == stdin:
+                mask |= selectors.EVENT_WRITE
+            if mask:
+                self._watch(fd, ("io", (c, fd)), mask)
+                watched.add(fd)
+        for fd in c.watched - watched:
+            self._unwatch(fd)
+        c.watched = watched
+
+    def _sent(self, c: Held) -> None:
+        """After output went to the channels: drop the closed ones, watch the others, and
+        pause the output while one is full."""
+        for ch in list(c.chans):
+            self._chan_mask(c, ch)
+        self._io_mask(c)
+
     # --- the loop -------------------------------------------------------------------------
     def serve(self) -> None:
         os.set_blocking(self.wake_w, False)
@@ -202,7 +261,7 @@ class Host:
         self._watch(self.wake_r, ("wake", None))
         assert self.ctl is not None
         self._watch(self.ctl, ("ctl", None))
-        while self.ctl is not None or self.held or self.starting:
+        while self.ctl is not None or self.held or self.starting or self.closing:
             draining = any(c.status is not None for c in self.held.values())
             for key, mask in self.sel.select(timeout=QUIET_AFTER_EXIT if draining else 0.5):
                 kind, what = key.data
@@ -213,20 +272,27 @@ class Host:
                     self._confine(kind, what, key.fileobj)
             self._reap()
             self._finish_ended()
+            self._give_up_stalled()
 
     def _event(self, kind: str, what: Any, mask: int) -> None:
-        if kind == "out":
+        if kind == "io":
             c, fd = what
-            self._output(c, fd)
+            if mask & selectors.EVENT_READ:
+                self._output(c, fd)
+            if mask & selectors.EVENT_WRITE:
+                self._flush_stdin(c)
         elif kind == "chan":
             c, ch = what
             if mask & selectors.EVENT_WRITE:
                 ch.flush()
-            if mask & selectors.EVENT_READ:
+            if mask & selectors.EVENT_READ and ch.sock is not None:
                 self._channel_input(c, ch)
-            self._chan_mask(c, ch)
-        elif kind == "stdin":
-            self._flush_stdin(what)
+            self._sent(c)
+        elif kind == "closing":
+            what.flush()
+            if not what.out or what.sock is None:
+                self.closing.pop(what, None)
+                what.close()
         elif kind == "listen":
             self._accept(what)
         elif kind == "dns":
@@ -244,15 +310,42 @@ class Host:
 
     def _confine(self, kind: str, what: Any, fileobj: Any) -> None:
         """After an unexpected error: stop serving the one thing it came from."""
-        self._unwatch(fileobj)
         if kind == "chan":
             c, ch = what
             ch.close()
-            with contextlib.suppress(ValueError):
-                c.chans.remove(ch)
-        elif kind == "out":
+            self._sent(c)
+        elif kind == "io":
             c, fd = what
             c.open_out.discard(fd)
+            self._io_mask(c)
+        elif kind == "ctl":
+            self._retire()
+        elif kind in ("dns", "dns-up", "listen", "wake"):
+            pass  # a failed query, answer or accept: the next one is served
+        else:
+            self._unwatch(fileobj)
+
+    def _retire(self) -> None:
+        """No more starts: the fork server went, retired us, or its socket failed. We end
+        with our last container."""
+        if self.ctl is not None:
+            self._unwatch(self.ctl)
+            self.ctl.close()
+            self.ctl = None
+
+    def _give_up_stalled(self) -> None:
+        now = time.monotonic()
+        for c in list(self.held.values()):
+            for ch in list(c.chans):
+                if ch.full_since and now - ch.full_since > STALL_LIMIT:
+                    _log(f"shim host: {c.req.id[:12]}: a channel read nothing for "
+                         f"{STALL_LIMIT:.0f} s: closed")
+                    ch.close()
+                    self._sent(c)
+        for ch, deadline in list(self.closing.items()):
+            if now > deadline:
+                self.closing.pop(ch, None)
+                ch.close()
 
     # --- container starts -------------------------------------------------------------------
     def _ctl(self) -> None:
@@ -267,15 +360,17 @@ class Host:
             data, fds = b"", []
         for fd in fds:
             os.set_inheritable(fd, False)
-        if not data:
-            # the fork server went, or retired us: no more starts; we end with our last
+        if len(data) < _LEN.size:
             for fd in fds:
                 os.close(fd)
-            self._unwatch(self.ctl)
-            self.ctl.close()
-            self.ctl = None
+            self._retire()
             return
         (size,) = _LEN.unpack_from(data)
+        if size > protocol.MAX_REQUEST:
+            for fd in fds:
+                os.close(fd)
+            self._retire()
+            return
         while len(data) < _LEN.size + size:
             more = self.ctl.recv(_LEN.size + size - len(data))
             if not more:
@@ -289,13 +384,15 @@ class Host:
             req = protocol.decode_request(line)
             if not isinstance(req, StartRequest) or req.exec_pid:
                 raise protocol.ProtocolError("protocol error: not a container start")
+            self._start(req, conn)
         except Exception as e:  # noqa: BLE001 - reported on the connection it came on
+            _log(f"shim host: a start failed: {''.join(traceback.format_exception(e))}")
             with contextlib.suppress(OSError):
+                conn.setblocking(True)
+                conn.settimeout(1)
                 conn.sendall(protocol.encode_control(
                     protocol.StartFailed(error=f"monitor: {e}", code=125)))
             conn.close()
-            return
-        self._start(req, conn)
 
     def _start(self, req: StartRequest, conn: socket.socket) -> None:
         os.makedirs(req.state_dir, exist_ok=True)
@@ -306,10 +403,15 @@ class Host:
         if path:
             cg = cgroups.for_spec(path)
         stdio = Stdio(req, rt.console_dir())
-        c = Held(req=req, rt=rt, stdio=stdio, cg=cg, chans=[QueuedChannel(conn)])
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        keep = {0, 1, 2, theirs.fileno(), *stdio.keep_fds()}
-        pid = os.fork()
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            keep = {0, 1, 2, theirs.fileno(), *stdio.keep_fds()}
+            forked_at = time.monotonic()
+            pid = os.fork()
+        except BaseException:
+            stdio.after_fork()
+            stdio.close()
+            raise
         if pid == 0:  # the starter
             code = 0
             try:
@@ -321,6 +423,9 @@ class Host:
         theirs.close()
         stdio.after_fork()
         ours.setblocking(False)
+        self.starters.add(pid)
+        c = Held(req=req, rt=rt, stdio=stdio, cg=cg, chans=[self._channel(conn)],
+                 forked_at=forked_at)
         self.starting[pid] = Starting(c, ours, pid)
         self._watch(ours, ("started", self.starting[pid]))
 
@@ -338,16 +443,38 @@ class Host:
         s.result.close()
         self.starting.pop(s.starter, None)
         c = s.held
-        word: dict[str, Any] = json.loads(data) if data else {
-            "error": "monitor: the container's starter died", "code": 125}
+        try:
+            word: dict[str, Any] = json.loads(data) if data else {
+                "error": "monitor: the container's starter died", "code": 125}
+        except ValueError:
+            word = {"error": "monitor: the container's starter said nonsense", "code": 125}
         if "error" in word:
             for fd in fds:
                 os.close(fd)
             c.stdio.close()
-            monitor.fail(c.req, c.chans, str(word["error"]), int(word.get("code", 125)))
+            self._fail(c, str(word["error"]), int(word.get("code", 125)))
             return
         c.pid = int(word["pid"])
-        fds = list(fds)
+        try:
+            self._hold(c, word, list(fds))
+        except Exception as e:  # noqa: BLE001 - this container's start fails, not the host
+            _log(f"shim host: {c.req.id[:12]}: {e!r}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(c.pid, signal.SIGKILL)
+            self._release(c)
+            if c.cg:
+                with contextlib.suppress(Exception):
+                    c.cg.remove()
+            self._fail(c, f"monitor: {e}", 125)
+
+    def _fail(self, c: Held, message: str, code: int) -> None:
+        record = protocol.Exit(exit=code, oom=False, finished_at=time.time_ns(), error=message,
+                               code=code)
+        with contextlib.suppress(OSError):
+            atomic_write(os.path.join(c.req.state_dir, "exit.json"), record.to_json())
+        self._last_word(c, record)
+
+    def _hold(self, c: Held, word: dict[str, Any], fds: list[int]) -> None:
         if word.get("master"):
             c.stdio.take_master(fds.pop(0))
         if word.get("dns") and fds and c.req.dns is not None:
@@ -360,20 +487,22 @@ class Host:
         for fd in c.stdio.fds:
             os.set_blocking(fd, False)
             c.open_out.add(fd)
-            self._watch(fd, ("out", (c, fd)))
         if c.stdio.stdin_fd() >= 0:
             os.set_blocking(c.stdio.stdin_fd(), False)
-        if c.dns is not None:
-            self._watch_dns(c)
         if c.req.socket:
             c.listener = _listen(c.req.socket)
+        # from here on nothing fails: the container is held
+        if c.dns is not None:
+            self._watch_dns(c)
+        if c.listener is not None:
             self._watch(c.listener, ("listen", c))
         self.held[c.pid] = c
         for ch in c.chans:
             ch.control(protocol.Ready(pid=c.pid, monitor=os.getpid()))
-            self._chan_mask(c, ch)
-        if c.pid in self.early:
-            c.status = self.early.pop(c.pid)
+        self._sent(c)
+        early = self.early.pop(c.pid, None)
+        if early is not None and early[1] >= c.forked_at:
+            c.status = early[0]
             c.last_output = time.monotonic()
 
     def _watch_dns(self, c: Held) -> None:
@@ -385,7 +514,7 @@ class Host:
     # --- serving a container ---------------------------------------------------------------
     def _output(self, c: Held, fd: int) -> None:
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return
         except OSError as e:  # EIO: the pty's last holder closed it
@@ -393,36 +522,36 @@ class Host:
                 raise
             data = b""
         if not data:
-            self._unwatch(fd)
             c.open_out.discard(fd)
+            self._io_mask(c)
             return
         c.last_output = time.monotonic()
-        name = "stderr" if c.stdio.fds.get(fd) == T_STDERR else "stdout"
-        assert c.logw is not None
-        c.logw.feed(name, data)
-        typ = T_STDERR if name == "stderr" else T_STDOUT
-        for ch in list(c.chans):
+        self._pass_on(c, fd, data)
+        self._sent(c)
+
+    def _pass_on(self, c: Held, fd: int, data: bytes) -> None:
+        typ = T_STDERR if c.stdio.fds.get(fd) == T_STDERR else T_STDOUT
+        if c.logw is not None:
+            c.logw.feed("stderr" if typ == T_STDERR else "stdout", data)
+        for ch in c.chans:
             ch.send(typ, data)
-            self._chan_mask(c, ch)
 
     def _accept(self, c: Held) -> None:
         assert c.listener is not None
         try:
             conn, _ = c.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        ch = QueuedChannel(conn)
+        except OSError:
+            return  # EAGAIN, ECONNABORTED, EMFILE: the listener stays, the next one is served
+        os.set_inheritable(conn.fileno(), False)
+        ch = self._channel(conn)
         c.chans.append(ch)
         ch.control(protocol.Ready(pid=c.pid, monitor=os.getpid()))
-        self._chan_mask(c, ch)
+        self._sent(c)
 
     def _channel_input(self, c: Held, ch: QueuedChannel) -> None:
         frames = ch.read_frames()
         if frames is None:
-            self._unwatch(ch.sock)
             ch.close()
-            with contextlib.suppress(ValueError):
-                c.chans.remove(ch)
             return
         self._frames(c, ch, frames)
 
@@ -435,8 +564,12 @@ class Host:
             if typ == T_STDIN:
                 self._stdin(c, payload)
             elif typ == T_CLOSE_STDIN:
-                # in order: no channel is read while input waits for the container
-                c.stdio.close_stdin()
+                if c.stdio.tty:
+                    self._stdin(c, b"\x04")  # a tty's EOF is ^D: it queues as input does
+                else:
+                    self._unwatch(c.stdio.stdin_fd())  # still its own number: unwatched
+                    c.watched.discard(c.stdio.stdin_fd())
+                    c.stdio.close_stdin()
             elif typ == T_RESIZE:
                 with contextlib.suppress(Exception):
                     size = protocol.Resize.decode(payload)
@@ -446,7 +579,7 @@ class Host:
                 if started is not None:
                     c.dns = started
                     self._watch_dns(c)
-                if answer is not None:
+                if answer is not None and ch.sock is not None:
                     ch.control(answer)
 
     def _stdin(self, c: Held, data: bytes) -> None:
@@ -464,9 +597,7 @@ class Host:
         if data:
             # the container does not keep up: hold its input, and read no more of it
             c.stdin_buf += data
-            self._watch(fd, ("stdin", c), selectors.EVENT_WRITE)
-            for ch in c.chans:
-                self._chan_mask(c, ch)
+            self._sent(c)
 
     def _flush_stdin(self, c: Held) -> None:
         fd = c.stdio.stdin_fd()
@@ -478,69 +609,86 @@ class Host:
             n = len(c.stdin_buf)
         del c.stdin_buf[:n]
         if not c.stdin_buf:
-            self._unwatch(fd)
             later, c.later = c.later, []
             for ch, f in later:
                 self._frames(c, ch, [f])
-            for ch in c.chans:
-                self._chan_mask(c, ch)
+        self._sent(c)
 
     # --- ends ---------------------------------------------------------------------------------
     def _reap(self) -> None:
+        now = time.monotonic()
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
+            if pid in self.starters:
+                self.starters.discard(pid)
+                continue
             c = self.held.get(pid)
             if c is not None:
                 c.status = status
-                c.last_output = time.monotonic()
-            elif pid not in self.starting:
-                # an init whose starter has not spoken yet (or a runtime's helper): kept a while
-                self.early[pid] = status
-                while len(self.early) > 256:
-                    del self.early[next(iter(self.early))]
+                c.last_output = now
+            else:
+                # an init whose starter has not spoken yet (or a runtime's helper, re-parented
+                # to us): kept a while, and taken only by a container started before it ended
+                self.early[pid] = (status, now)
+        for pid in [p for p, (_, t) in self.early.items() if now - t > EARLY_KEEP]:
+            del self.early[pid]
 
     def _finish_ended(self) -> None:
         now = time.monotonic()
         for pid, c in list(self.held.items()):
             if c.status is None:
                 continue
-            if c.open_out and now - c.last_output < QUIET_AFTER_EXIT:
+            if c.open_out and now - c.last_output < QUIET_AFTER_EXIT and not any(
+                    ch.full for ch in c.chans):
                 continue
             del self.held[pid]
             try:
                 self._finish(c)
             except Exception as e:  # noqa: BLE001 - one container's end, not the host's
                 _log(f"shim host: end of {c.req.id[:12]}: {e!r}")
+                self._release(c)
 
-    def _finish(self, c: Held) -> None:
-        assert c.status is not None
-        for fd in list(c.stdio.fds):
+    def _release(self, c: Held) -> None:
+        """Stop watching and close what the host holds of a container."""
+        for fd in {*c.stdio.fds, *c.watched, c.stdio.stdin_fd()} - {-1}:
             self._unwatch(fd)
-        # what is still readable, then the log's last line
-        for fd in list(c.open_out):
-            with contextlib.suppress(OSError):
-                while data := os.read(fd, 65536):
-                    assert c.logw is not None
-                    name = "stderr" if c.stdio.fds.get(fd) == T_STDERR else "stdout"
-                    c.logw.feed(name, data)
-                    for ch in c.chans:
-                        ch.send(T_STDERR if name == "stderr" else T_STDOUT, data)
-        if c.stdio.stdin_fd() >= 0:
-            self._unwatch(c.stdio.stdin_fd())
-        if c.logw is not None:
-            c.logw.flush()
-            c.logw.close()
+        c.watched = set()
         c.stdio.close()
+        if c.logw is not None:
+            with contextlib.suppress(OSError):
+                c.logw.close()
+            c.logw = None
         if c.dns is not None:
             self._unwatch(c.dns.sock)
             for up in c.dns.upstream:
                 self._unwatch(up)
             c.dns.close()
+            c.dns = None
+        if c.listener is not None:
+            self._unwatch(c.listener)
+            c.listener.close()
+            c.listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(c.req.socket)
+
+    def _finish(self, c: Held) -> None:
+        assert c.status is not None
+        # what is still readable (bounded: a survivor may keep writing), then the log's
+        # last line
+        left = DRAIN_AT_END
+        for fd in list(c.open_out):
+            with contextlib.suppress(OSError):
+                while left > 0 and (data := os.read(fd, min(READ_SIZE, left))):
+                    left -= len(data)
+                    self._pass_on(c, fd, data)
+        if c.logw is not None:
+            c.logw.flush()
+        self._release(c)
         oom = bool(c.cg and c.cg.oom_killed())
         c.rt.delete()
         if c.cg:
@@ -550,17 +698,22 @@ class Host:
             code = 128 - code  # killed by signal N: 128+N, as a shell reports it
         record = protocol.Exit(exit=code, oom=oom, finished_at=time.time_ns())
         atomic_write(os.path.join(c.req.state_dir, "exit.json"), record.to_json())
-        if c.listener is not None:
-            self._unwatch(c.listener)
-            c.listener.close()
-            with contextlib.suppress(OSError):
-                os.unlink(c.req.socket)
+        self._last_word(c, record)
+
+    def _last_word(self, c: Held, record: protocol.Exit) -> None:
+        """The exit record to every channel, written by the loop as the daemon takes it
+        (never waited for here), then each is closed."""
+        deadline = time.monotonic() + STALL_LIMIT
         for ch in c.chans:
-            if ch.sock is not None:
-                self._unwatch(ch.sock)
+            if ch.sock is None:
+                continue
             ch.control(record)
-            ch.drain(1.0)
-            ch.close()
+            if not ch.out:
+                ch.close()
+                continue
+            self.closing[ch] = deadline
+            self._watch(ch.sock, ("closing", ch), selectors.EVENT_WRITE)
+        c.chans = []
 
 
 def _starter(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: monitor.ShimConfig,
@@ -581,6 +734,7 @@ def _starter(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: monitor
         result.send(json.dumps({"error": e.message, "code": e.code}).encode())
         return
     except Exception as e:  # noqa: BLE001 - the host reports it
+        _log(f"shim host: a starter failed: {''.join(traceback.format_exception(e))}")
         result.send(json.dumps({"error": f"monitor: {e}", "code": 125}).encode())
         return
     fds = []
@@ -610,6 +764,12 @@ def _listen(path: str) -> socket.socket:
     finally:
         os.chdir("/")
     return s
+
+
+def _owner(data: tuple[str, Any]) -> Any:
+    """Whose a watch is: a container's descriptor's, or the object's it names."""
+    kind, what = data
+    return what[0] if kind == "io" else what
 
 
 def _log(msg: str) -> None:
@@ -642,4 +802,4 @@ def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
         os._exit(code)
 
 
-__all__ = ["CAPACITY", "Host", "QueuedChannel", "handoff", "run_host"]
+__all__ = ["CAPACITY", "HIGH_WATER", "Host", "QueuedChannel", "handoff", "run_host"]

@@ -18,6 +18,9 @@ import time
 from berth.runtime import process
 from berth.shim import protocol
 
+# a JSON string as json.dumps(ensure_ascii=False) writes it (the C encoder)
+_json_string = json.encoder.encode_basestring
+
 # Docker's json-file driver splits long lines into 16 KiB entries
 _MAX_LINE = 16 * 1024
 
@@ -115,17 +118,20 @@ class LogWriter:
         buf = self.partial[stream] + data
         out = []
         now = rfc3339nano(time.time_ns())
-        while True:
-            nl = buf.find(b"\n")
+        start, end = 0, len(buf)
+        # a line per entry, a long one cut every 16 KiB, as Docker's json-file; by index,
+        # never re-slicing what is left (64 KiB of empty lines was 0.4 s of copying)
+        while start < end:
+            nl = buf.find(b"\n", start, start + _MAX_LINE)
             if nl < 0:
-                if len(buf) >= _MAX_LINE:
-                    out.append(self._entry(stream, buf[:_MAX_LINE], now))
-                    buf = buf[_MAX_LINE:]
-                    continue
-                break
-            out.append(self._entry(stream, buf[:nl + 1], now))
-            buf = buf[nl + 1:]
-        self.partial[stream] = buf
+                if end - start < _MAX_LINE:
+                    break
+                out.append(self._entry(stream, buf[start:start + _MAX_LINE], now))
+                start += _MAX_LINE
+                continue
+            out.append(self._entry(stream, buf[start:nl + 1], now))
+            start = nl + 1
+        self.partial[stream] = buf[start:]
         # rotation falls between entries, never inside one
         batch: list[bytes] = []
         size = 0
@@ -146,8 +152,9 @@ class LogWriter:
 
     @staticmethod
     def _entry(stream: str, data: bytes, now: str) -> bytes:
-        return (json.dumps({"log": data.decode("utf-8", errors="replace"), "stream": stream,
-                            "time": now}, ensure_ascii=False) + "\n").encode()
+        # Docker's own bytes: {"log":"...","stream":"stdout","time":"..."} (no spaces)
+        return (f'{{"log":{_json_string(data.decode("utf-8", errors="replace"))},'
+                f'"stream":"{stream}","time":"{now}"}}\n').encode()
 
     def close(self) -> None:
         if self.fd >= 0:
