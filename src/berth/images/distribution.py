@@ -256,8 +256,8 @@ class Distribution:
                 body = await read_limited(r, LIST_LIMIT if r.status == 200 else SMALL_LIMIT,
                                           "tag list" if r.status == 200 else "error body")
                 if r.status != 200:
-                    from berth.registry import _status_error
-                    raise _status_error(r.status, body, f"tags of {ref.familiar_repository}")
+                    from berth.registry import status_error
+                    raise status_error(r.status, body, f"tags of {ref.familiar_repository}")
             tags = json.loads(body).get("tags") or []
             if not tags:
                 raise NotFound(f"no tags found for {ref.familiar_repository}")
