@@ -23,6 +23,7 @@ from berth.images import ImageService, host_arch
 from berth.volumes import VolumeService
 
 from .plugins import NOT_A_SWARM_MANAGER
+from .volumes import usage_json
 from .wire import (
     API_VERSION,
     ENGINE_VERSION,
@@ -118,8 +119,8 @@ class SystemHandlers:
             out["Containers"] = await asyncio.to_thread(self.containers.list, all_=True,
                                                         size=True)
         if "volume" in kinds:
-            out["Volumes"] = (await asyncio.to_thread(self.volumes.usage)
-                              if self.volumes is not None else [])
+            usage = await asyncio.to_thread(self.volumes.usage) if self.volumes is not None else []
+            out["Volumes"] = [usage_json(u) for u in usage]
         if "build-cache" in kinds:
             out["BuildCache"] = []   # the classic builder's cache is images (as dockerd's)
         return json_response(out)

@@ -96,10 +96,21 @@ class Daemon:
                        execs=self.execs, events=self.events, distribution=self.distribution,
                        builder=self.builder, networks=self.networks, volumes=self.volumes)
         self.forkserver: asyncio.subprocess.Process | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None   # run() sets it
         self.nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]   # main() sets it
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
         log.debug("event %s %s %s %s", typ, action, actor[:12], attrs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # a service's blocking method in a worker thread (rmi, volume rm, load): the bus's
+            # subscriber queues are the loop's, and an asyncio.Queue is not thread-safe
+            if self.loop is not None:
+                with contextlib.suppress(RuntimeError):   # the loop has closed: no one listens
+                    self.loop.call_soon_threadsafe(self.events.publish, typ, action, actor,
+                                                   dict(attrs))
+                    return
         self.events.publish(typ, action, actor, attrs)
 
     def info(self) -> dict[str, Any]:
@@ -110,6 +121,7 @@ class Daemon:
         self.forkserver = await start_forkserver(self.forkserver_sock, self.nofile_soft)
 
     async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
         for path in self.cfg.socket_paths:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
