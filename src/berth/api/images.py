@@ -126,20 +126,23 @@ class ImageHandlers:
 
     # --- local images -----------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.images.list(all_=qbool(request, "all"),
-                                              filters=filters(request)))
+        return json_response(await asyncio.to_thread(
+            self.images.list, all_=qbool(request, "all"), filters=filters(request)))
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.images.inspect(request.match_info["name"]))
+        return json_response(await asyncio.to_thread(self.images.inspect,
+                                                     request.match_info["name"]))
 
     async def history(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.images.history(request.match_info["name"]))
+        return json_response(await asyncio.to_thread(self.images.history,
+                                                     request.match_info["name"]))
 
     async def tag(self, request: web.Request) -> web.StreamResponse:
         repo = request.query.get("repo", "")
         if not repo:
             raise InvalidArgument("repository name cannot be empty")
-        self.images.tag(request.match_info["name"], repo, request.query.get("tag", ""))
+        await asyncio.to_thread(self.images.tag, request.match_info["name"], repo,
+                                request.query.get("tag", ""))
         return web.Response(status=201)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
@@ -161,7 +164,7 @@ class ImageHandlers:
         if not names:
             raise InvalidArgument("no image names given")
         for n in names:
-            self.images.resolve(n)  # a 404 before the stream starts
+            await asyncio.to_thread(self.images.resolve, n)  # a 404 before the stream starts
         resp = stream_response("application/x-tar")
         await resp.prepare(request)
         w = SyncWriter(resp, asyncio.get_running_loop())

@@ -136,9 +136,11 @@ class ImageService:
     # --- create -----------------------------------------------------------------------------
     def _commit_image(self, config: dict[str, Any], layers: list[str], tags: list[str]) -> str:
         raw = json.dumps(config, separators=(",", ":")).encode()
-        return self._commit_raw_config(raw, layers, tags)
+        return self.commit_raw_config(raw, layers, tags)
 
-    def _commit_raw_config(self, raw: bytes, layers: list[str], tags: list[str]) -> str:
+    def commit_raw_config(self, raw: bytes, layers: list[str], tags: list[str]) -> str:
+        """An image of the config document `raw` (its digest is the image's ID: the bytes are
+        kept as they are) over the chain `layers`, tagged `tags`."""
         image_id = self.content.put(raw)
         config = json.loads(raw)
         size = sum(self.layer_store.get(c).size for c in layers)

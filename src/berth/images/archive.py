@@ -179,7 +179,7 @@ def _load_one(svc: ImageService, tmp: str, entry: dict[str, Any]) -> tuple[str, 
             raise InvalidArgument(f"invalid archive: missing layer {lp}") from None
         chain.append(layer.chain_id)
         parent = layer.chain_id
-    return svc._commit_raw_config(raw, chain, tags), tags
+    return svc.commit_raw_config(raw, chain, tags), tags
 
 
 

@@ -374,19 +374,27 @@ class Distribution:
             for i, f in mine.items():
                 if self._inflight.get(chains[i]) is f:
                     del self._inflight[chains[i]]
-        for i, la in enumerate(p.layers):
-            self.images.meta.add_blob_source(p.diff_ids[i], la["digest"], la["mediaType"],
-                                             int(la.get("size", 0)), repo.name)
-        config_id = oci.sha256_digest(p.config_raw)
-        existed = (self.images.meta.tag_target(str(ref)) == config_id if ref.tag else
-                   self.images.meta.digest_target(f"{ref.repository}@{ref.digest}") == config_id)
-        tags = [str(ref)] if ref.tag else []
-        image_id = self.images._commit_raw_config(p.config_raw, chains, tags)
-        self.images.meta.put_digest(f"{ref.repository}@{p.manifest_digest}", image_id)
+        existed = await asyncio.to_thread(self._commit, ref, p, chains, repo.name)
         self.emit("image", "pull", ref.familiar, {"name": ref.familiar})
         yield {"status": f"Digest: {p.manifest_digest}"}
         yield {"status": f"Status: {'Image is up to date' if existed else 'Downloaded newer image'} for {ref.familiar}"}
 
+
+    def _commit(self, ref: reference.Reference, p: _Pulled, chains: list[str], source: str
+                ) -> bool:
+        """The pulled image into the stores (blocking: a worker thread's); whether it was
+        there already under `ref`."""
+        meta = self.images.meta
+        for diff_id, la in zip(p.diff_ids, p.layers, strict=True):
+            meta.add_blob_source(diff_id, la["digest"], la["mediaType"], int(la.get("size", 0)),
+                                 source)
+        config_id = oci.sha256_digest(p.config_raw)
+        existed = (meta.tag_target(str(ref)) == config_id if ref.tag else
+                   meta.digest_target(f"{ref.repository}@{ref.digest}") == config_id)
+        image_id = self.images.commit_raw_config(p.config_raw, chains,
+                                                 [str(ref)] if ref.tag else [])
+        meta.put_digest(f"{ref.repository}@{p.manifest_digest}", image_id)
+        return existed
 
     # --- push (images/push.py) ----------------------------------------------------------------
     def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None
