@@ -18,7 +18,15 @@ from typing import Any
 from aiohttp import web
 
 from berth.errors import BerthError, InvalidArgument, NotFound
-from berth.images import ImageService
+from berth.images import (
+    HistoryLine,
+    ImageDetails,
+    ImageService,
+    ImageSummary,
+    RunConfig,
+    host_arch,
+    rfc3339,
+)
 from berth.images.distribution import Distribution
 
 from .wire import (
@@ -34,6 +42,65 @@ from .wire import (
 )
 
 log = logging.getLogger(__name__)
+
+# the fields of a container's config that an image's inspect always shows
+_RUN_CONFIG_BASE: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+    "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+    "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+    "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+}
+
+
+def summary_json(s: ImageSummary) -> dict[str, Any]:
+    """An image of `GET /images/json` (and of `GET /system/df`)."""
+    return {"Containers": s.containers, "Created": s.created, "Id": s.id,
+            "Labels": dict(s.labels) if s.labels is not None else None, "ParentId": "",
+            "RepoDigests": s.repo_digests, "RepoTags": s.repo_tags,
+            "SharedSize": s.shared_size, "Size": s.size, "VirtualSize": s.size}
+
+
+def run_config_json(rc: RunConfig) -> dict[str, Any]:
+    """An image's `Config` in dockerd's shape: every field of a container's config, what the
+    image's document has of the rest as it came."""
+    def listed(v: tuple[str, ...] | None) -> list[str] | None:
+        return None if v is None else list(v)
+    out = {**_RUN_CONFIG_BASE, **rc.other, "User": rc.user, "Env": listed(rc.env),
+           "Cmd": listed(rc.cmd), "Entrypoint": listed(rc.entrypoint),
+           "WorkingDir": rc.working_dir,
+           "Labels": None if rc.labels is None else dict(rc.labels),
+           "Volumes": None if rc.volumes is None else {v: {} for v in rc.volumes}}
+    if rc.exposed_ports is not None:
+        out["ExposedPorts"] = {p: {} for p in rc.exposed_ports}
+    if rc.stop_signal is not None:
+        out["StopSignal"] = rc.stop_signal
+    return out
+
+
+def inspect_json(d: ImageDetails) -> dict[str, Any]:
+    """`GET /images/{name}/json`."""
+    img, spec = d.image, d.spec
+    out = {
+        "Id": img.id, "RepoTags": d.repo_tags, "RepoDigests": d.repo_digests, "Parent": "",
+        "Comment": spec.comment, "Created": spec.created or rfc3339(img.created),
+        "DockerVersion": "", "Author": spec.author, "Config": run_config_json(spec.config),
+        "Architecture": spec.architecture or host_arch(), "Os": spec.os or "linux",
+        "Size": img.size, "VirtualSize": img.size,
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "LowerDir": ":".join(reversed(d.layer_dirs[:-1])) or None,
+            "UpperDir": d.layer_dirs[-1] if d.layer_dirs else None}},
+        "RootFS": {"Type": "layers", "Layers": list(spec.diff_ids)},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+    if spec.variant:
+        out["Variant"] = spec.variant
+    return out
+
+
+def history_json(h: HistoryLine) -> dict[str, Any]:
+    """A line of `GET /images/{name}/history`."""
+    return {"Id": h.id, "Created": h.created, "CreatedBy": h.created_by, "Tags": h.tags,
+            "Size": h.size, "Comment": h.comment}
 
 
 async def progress(request: web.Request, messages: AsyncIterable[Any]) -> web.StreamResponse:
@@ -126,16 +193,17 @@ class ImageHandlers:
 
     # --- local images -----------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(
-            self.images.list, all_=qbool(request, "all"), filters=filters(request)))
+        images = await asyncio.to_thread(self.images.list, all_=qbool(request, "all"),
+                                         filters=filters(request))
+        return json_response([summary_json(s) for s in images])
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(self.images.inspect,
-                                                     request.match_info["name"]))
+        return json_response(inspect_json(await asyncio.to_thread(
+            self.images.inspect, request.match_info["name"])))
 
     async def history(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(self.images.history,
-                                                     request.match_info["name"]))
+        lines = await asyncio.to_thread(self.images.history, request.match_info["name"])
+        return json_response([history_json(h) for h in lines])
 
     async def tag(self, request: web.Request) -> web.StreamResponse:
         repo = request.query.get("repo", "")
@@ -195,4 +263,5 @@ class ImageHandlers:
         return resp
 
 
-__all__ = ["ImageHandlers", "progress"]
+__all__ = ["ImageHandlers", "history_json", "inspect_json", "progress", "run_config_json",
+           "summary_json"]

@@ -22,6 +22,7 @@ from berth.events import EventBus, matches
 from berth.images import ImageService, host_arch
 from berth.volumes import VolumeService
 
+from .images import summary_json
 from .plugins import NOT_A_SWARM_MANAGER
 from .volumes import usage_json
 from .wire import (
@@ -114,7 +115,8 @@ class SystemHandlers:
                 raise InvalidArgument(f"unknown object type: {kind}")
         out: dict[str, Any] = {}
         if "image" in kinds:
-            out["LayersSize"], out["Images"] = await asyncio.to_thread(self.images.disk_usage)
+            out["LayersSize"], images = await asyncio.to_thread(self.images.disk_usage)
+            out["Images"] = [summary_json(s) for s in images]
         if "container" in kinds:
             out["Containers"] = await asyncio.to_thread(self.containers.list, all_=True,
                                                         size=True)

@@ -28,7 +28,8 @@ from berth.errors import InvalidArgument, NotFound
 from berth.images import archive, removal, views
 from berth.images.changes import apply_changes
 from berth.images.layerview import LayerView
-from berth.images.records import Image, host_arch, parse_rfc3339, rfc3339
+from berth.images.records import Image, ImageConfig, RunConfig, host_arch, parse_rfc3339, rfc3339
+from berth.images.views import HistoryLine, ImageDetails, ImageSummary
 from berth.metadata import MetadataStore
 from berth.storage import Layer, LayerStore
 from berth.storage.archive import decompressed
@@ -196,18 +197,18 @@ class ImageService:
         return views.familiar(ref)
 
     def list(self, *, all_: bool = False, filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[dict[str, Any]]:
+             ) -> builtins.list[ImageSummary]:
         return views.list_images(self, all_=all_, filters=filters)
 
-    def disk_usage(self) -> tuple[int, builtins.list[dict[str, Any]]]:
+    def disk_usage(self) -> tuple[int, builtins.list[ImageSummary]]:
         """The bytes the layers take, and the images each with the size it shares with
         other images."""
         return views.disk_usage(self)
 
-    def inspect(self, name: str) -> dict[str, Any]:
+    def inspect(self, name: str) -> ImageDetails:
         return views.inspect(self, name)
 
-    def history(self, name: str) -> builtins.list[dict[str, Any]]:
+    def history(self, name: str) -> builtins.list[HistoryLine]:
         return views.history(self, name)
 
     # --- remove (images/removal.py) -----------------------------------------------------------
@@ -237,5 +238,6 @@ class ImageService:
 
 # Layer and LayerView are the types of ImageService's layer methods; decompressed (any of the
 # compressions a layer or a build context may come in) is storage's, named here for the builder
-__all__ = ["ImageService", "Image", "Layer", "LayerView", "apply_changes", "decompressed",
-           "rfc3339", "parse_rfc3339", "host_arch"]
+__all__ = ["ImageService", "Image", "ImageConfig", "RunConfig", "ImageSummary", "ImageDetails",
+           "HistoryLine", "Layer", "LayerView", "apply_changes", "decompressed", "rfc3339",
+           "parse_rfc3339", "host_arch"]

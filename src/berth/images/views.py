@@ -1,19 +1,56 @@
-"""The image service's views in Docker's shapes: the list, `system df`'s images, inspect and
-history.
+"""The image service's views, typed: the list (and `system df`'s images), inspect and history.
+The API makes Docker's JSON of them.
 
 Imports `reference`, `errors` and the modules beside it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from berth import reference
 from berth.errors import BerthError, InvalidArgument
-from berth.images.records import host_arch, parse_rfc3339, rfc3339
+from berth.images.records import Image, ImageConfig
 
 if TYPE_CHECKING:
     from berth.images import ImageService
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageSummary:
+    """An image as `images` lists it."""
+    id: str
+    created: int                  # seconds since the epoch
+    size: int
+    labels: Mapping[str, str] | None
+    repo_tags: list[str]          # familiar names
+    repo_digests: list[str]
+    containers: int               # containers made from it
+    shared_size: int = -1         # bytes of its layers other images hold too; -1: not counted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageDetails:
+    """An image as `image inspect` shows it."""
+    image: Image
+    spec: ImageConfig
+    repo_tags: list[str]
+    repo_digests: list[str]
+    layer_dirs: list[str]         # its layers' directories, the bottom first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryLine:
+    """A line of `image history`, the newest first."""
+    id: str                       # the image's ID on the top line, else "<missing>"
+    created: int
+    created_by: str
+    tags: list[str] | None        # the image's tags, on the top line
+    size: int
+    comment: str
 
 
 def familiar(ref: str) -> str:
@@ -21,7 +58,7 @@ def familiar(ref: str) -> str:
 
 
 def list_images(svc: ImageService, *, all_: bool = False,
-                filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+                filters: dict[str, list[str]] | None = None) -> list[ImageSummary]:
     filters = filters or {}
     tags = svc.meta.all_tags()
     used = container_counts(svc)
@@ -33,24 +70,20 @@ def list_images(svc: ImageService, *, all_: bool = False,
                 not svc.meta.digests_of(image_id):
             continue
         refs = [familiar(r) for r in tags.get(image_id, [])]
-        cfg = doc["config"].get("config") or {}
-        labels = cfg.get("Labels") or {}
-        if not _match(filters, refs, labels, image_id):
+        labels = ImageConfig.from_doc(doc["config"]).config.labels
+        if not _match(filters, refs, labels or {}, image_id):
             continue
         if filters.get("reference"):
             # as Docker: only the tags that match are shown
             refs = [r for r in refs if _ref_matches(r, filters["reference"])]
-        out.append({
-            "Containers": used.get(image_id, 0), "Created": doc["created"], "Id": image_id,
-            "Labels": labels or None, "ParentId": "",
-            "RepoDigests": [familiar(r) for r in svc.meta.digests_of(image_id)],
-            "RepoTags": refs,
-            "SharedSize": -1, "Size": doc["size"], "VirtualSize": doc["size"],
-        })
+        out.append(ImageSummary(
+            id=image_id, created=doc["created"], size=doc["size"], labels=labels or None,
+            repo_tags=refs, repo_digests=[familiar(r) for r in svc.meta.digests_of(image_id)],
+            containers=used.get(image_id, 0)))
     return out
 
 
-def disk_usage(svc: ImageService) -> tuple[int, list[dict[str, Any]]]:
+def disk_usage(svc: ImageService) -> tuple[int, list[ImageSummary]]:
     """`GET /system/df`'s images: the size of every layer held (each counted once), and the
     images as `images` lists them, each with the size of the layers it shares with
     other images."""
@@ -66,10 +99,8 @@ def disk_usage(svc: ImageService) -> tuple[int, list[dict[str, Any]]]:
                     sizes[chain] = svc.layer_store.get(chain).size
                 except BerthError:
                     sizes[chain] = 0   # a layer being removed
-    images = list_images(svc)
-    for img in images:
-        img["SharedSize"] = sum(sizes[c] for c in chains.get(img["Id"], ())
-                                if holders[c] > 1)
+    images = [dataclasses.replace(img, shared_size=sum(
+        sizes[c] for c in chains.get(img.id, ()) if holders[c] > 1)) for img in list_images(svc)]
     return sum(sizes.values()), images
 
 
@@ -80,7 +111,7 @@ def container_counts(svc: ImageService) -> dict[str, int]:
     return counts
 
 
-def _match(filters: dict[str, list[str]], refs: list[str], labels: dict[str, str],
+def _match(filters: dict[str, list[str]], refs: list[str], labels: Mapping[str, str],
            image_id: str) -> bool:
     for key, values in filters.items():
         if key == "dangling":
@@ -108,62 +139,32 @@ def _ref_matches(ref: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(ref, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def inspect(svc: ImageService, name: str) -> dict[str, Any]:
+def inspect(svc: ImageService, name: str) -> ImageDetails:
     img = svc.resolve(name)
-    cfg = img.config
-    layers = svc.layers_of(img)
-    return {
-        "Id": img.id,
-        "RepoTags": [familiar(r) for r in svc.meta.tags_of(img.id)],
-        "RepoDigests": [familiar(r) for r in svc.meta.digests_of(img.id)],
-        "Parent": "",
-        "Comment": cfg.get("comment", ""),
-        "Created": cfg.get("created", rfc3339(img.created)),
-        "DockerVersion": "",
-        "Author": cfg.get("author", ""),
-        "Config": _full_container_config(img.container_config),
-        "Architecture": cfg.get("architecture", host_arch()),
-        "Os": cfg.get("os", "linux"),
-        "Size": img.size,
-        "VirtualSize": img.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "LowerDir": ":".join(la.path for la in reversed(layers[:-1])) or None,
-            "UpperDir": layers[-1].path if layers else None}},
-        "RootFS": {"Type": "layers", "Layers": list(cfg.get("rootfs", {}).get("diff_ids", []))},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    }
+    return ImageDetails(image=img, spec=img.spec,
+                        repo_tags=[familiar(r) for r in svc.meta.tags_of(img.id)],
+                        repo_digests=[familiar(r) for r in svc.meta.digests_of(img.id)],
+                        layer_dirs=[la.path for la in svc.layers_of(img)])
 
 
-def history(svc: ImageService, name: str) -> list[dict[str, Any]]:
+def history(svc: ImageService, name: str) -> list[HistoryLine]:
     img = svc.resolve(name)
-    hist = list(img.config.get("history") or [])
     layers = svc.layers_of(img)
     out = []
     li = 0
-    for h in hist:
+    for h in img.spec.history:
         size = 0
-        if not h.get("empty_layer"):
+        if not h.empty_layer:
             size = layers[li].size if li < len(layers) else 0
             li += 1
-        out.append({"Id": "<missing>", "Created": int(parse_rfc3339(h.get("created", ""))),
-                    "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
-                    "Comment": h.get("comment", "")})
+        out.append(HistoryLine(id="<missing>", created=int(h.created), created_by=h.created_by,
+                               tags=None, size=size, comment=h.comment))
     out.reverse()
     if out:
-        out[0]["Id"] = img.id
-        out[0]["Tags"] = [familiar(r) for r in svc.meta.tags_of(img.id)] or None
+        out[0] = dataclasses.replace(
+            out[0], id=img.id, tags=[familiar(r) for r in svc.meta.tags_of(img.id)] or None)
     return out
 
 
-def _full_container_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
-        "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
-        "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
-        "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
-    }
-    base.update(cfg)
-    return base
-
-
-__all__ = ["container_counts", "disk_usage", "familiar", "history", "inspect", "list_images"]
+__all__ = ["HistoryLine", "ImageDetails", "ImageSummary", "container_counts", "disk_usage",
+           "familiar", "history", "inspect", "list_images"]
