@@ -34,7 +34,7 @@ from berth.daemon.info import system_info
 from berth.daemon.roots import close_roots
 from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
-from berth.images import ImageService
+from berth.images import ImageService, ImageUser
 from berth.images.distribution import Distribution
 from berth.metadata import MetadataStore
 from berth.networks import NetConfig, NetworkService
@@ -80,7 +80,9 @@ class Daemon:
                              **log_defaults(cfg.log_opts)),
             self.meta, self.images, self.driver, emit=self._emit,
             volumes=self.volumes, networks=self.networks)
-        self.images.containers_using = self.containers.containers_using
+        self.images.containers_using = lambda image_id: [
+            ImageUser(c["Id"], bool(c["State"]["Running"]))
+            for c in self.containers.containers_using(image_id)]
         self.images.layers_in_use = self.containers.layers_in_use
         self.execs = ExecService(self.containers)
         self.containers.on_remove.append(self.execs.forget_container)

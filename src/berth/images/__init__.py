@@ -28,7 +28,15 @@ from berth.errors import InvalidArgument, NotFound
 from berth.images import archive, removal, views
 from berth.images.changes import apply_changes
 from berth.images.layerview import LayerView
-from berth.images.records import Image, ImageConfig, RunConfig, host_arch, parse_rfc3339, rfc3339
+from berth.images.records import (
+    Image,
+    ImageConfig,
+    ImageUser,
+    RunConfig,
+    host_arch,
+    parse_rfc3339,
+    rfc3339,
+)
 from berth.images.views import HistoryLine, ImageDetails, ImageSummary
 from berth.metadata import MetadataStore
 from berth.storage import Layer, LayerStore
@@ -39,7 +47,7 @@ log = logging.getLogger(__name__)
 
 class ImageService:
     def __init__(self, meta: MetadataStore, content: ContentStore, layers: LayerStore,
-                 *, containers_using: Callable[[str], list[dict[str, Any]]] | None = None,
+                 *, containers_using: Callable[[str], list[ImageUser]] | None = None,
                  layers_in_use: Callable[[], set[str]] | None = None,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
@@ -238,6 +246,6 @@ class ImageService:
 
 # Layer and LayerView are the types of ImageService's layer methods; decompressed (any of the
 # compressions a layer or a build context may come in) is storage's, named here for the builder
-__all__ = ["ImageService", "Image", "ImageConfig", "RunConfig", "ImageSummary", "ImageDetails",
-           "HistoryLine", "Layer", "LayerView", "apply_changes", "decompressed", "rfc3339",
-           "parse_rfc3339", "host_arch"]
+__all__ = ["ImageService", "Image", "ImageConfig", "ImageUser", "RunConfig", "ImageSummary",
+           "ImageDetails", "HistoryLine", "Layer", "LayerView", "apply_changes", "decompressed",
+           "rfc3339", "parse_rfc3339", "host_arch"]

@@ -153,6 +153,14 @@ class Image:
         return c
 
 
+@dataclass(frozen=True, slots=True)
+class ImageUser:
+    """A container made from an image, as the image service sees it (rmi's conflicts, the
+    list's counts): the daemon's wiring asks the container service."""
+    id: str
+    running: bool
+
+
 def _str(v: object) -> str:
     return v if isinstance(v, str) else ""
 
@@ -161,5 +169,5 @@ def _strs(v: object) -> tuple[str, ...] | None:
     return tuple(str(x) for x in v) if isinstance(v, list) else None
 
 
-__all__ = ["HistoryEntry", "Image", "ImageConfig", "RunConfig", "host_arch", "parse_rfc3339",
-           "rfc3339"]
+__all__ = ["HistoryEntry", "Image", "ImageConfig", "ImageUser", "RunConfig", "host_arch",
+           "parse_rfc3339", "rfc3339"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth import reference
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.images.views import container_counts, familiar
+from berth.images.views import familiar
 
 if TYPE_CHECKING:
     from berth.images import ImageService
@@ -40,7 +40,7 @@ def _remove(svc: ImageService, name: str, *, force: bool) -> list[dict[str, str]
             return [{"Untagged": familiar(by_ref)}]
         tags = [by_ref]
     users = svc.containers_using(img.id)
-    running = [c for c in users if c.get("State", {}).get("Running")]
+    running = [u for u in users if u.running]
     out: list[dict[str, str]] = []
     if by_ref is not None and len(tags) > 1:
         svc.meta.untag(by_ref)
@@ -50,14 +50,14 @@ def _remove(svc: ImageService, name: str, *, force: bool) -> list[dict[str, str]
                        "image is referenced in multiple repositories")
     if running and (by_ref is None or not force):
         raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - "
-                       f"image is being used by running container {running[0]['Id'][:12]}")
+                       f"image is being used by running container {running[0].id[:12]}")
     if users and not force:
         if by_ref is not None:
             raise Conflict(
                 f'conflict: unable to remove repository reference "{name}" (must force) - '
-                f"container {users[0]['Id'][:12]} is using its referenced image {img.id[7:19]}")
+                f"container {users[0].id[:12]} is using its referenced image {img.id[7:19]}")
         raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
-                       f"image is being used by stopped container {users[0]['Id'][:12]}")
+                       f"image is being used by stopped container {users[0].id[:12]}")
     for t in tags:
         svc.meta.untag(t)
         svc.meta.delete_digest(t)
@@ -132,10 +132,10 @@ def gc(svc: ImageService) -> None:
 def prune(svc: ImageService, *, all_: bool = False) -> dict[str, Any]:
     deleted: list[dict[str, str]] = []
     tags = svc.meta.all_tags()
-    used = container_counts(svc)
     parents = set() if all_ else svc.meta.cache_children()
     for image_id, _ in svc.meta.images():
-        if used.get(image_id) or image_id in parents or not svc.meta.get_image(image_id):
+        if image_id in parents or svc.containers_using(image_id) or \
+                not svc.meta.get_image(image_id):
             continue
         if tags.get(image_id) and not all_:
             continue

@@ -61,7 +61,6 @@ def list_images(svc: ImageService, *, all_: bool = False,
                 filters: dict[str, list[str]] | None = None) -> list[ImageSummary]:
     filters = filters or {}
     tags = svc.meta.all_tags()
-    used = container_counts(svc)
     # a build's intermediate images (steps that later steps ran on) show only with -a
     hidden = set() if all_ else svc.meta.cache_children()
     out = []
@@ -79,7 +78,7 @@ def list_images(svc: ImageService, *, all_: bool = False,
         out.append(ImageSummary(
             id=image_id, created=doc["created"], size=doc["size"], labels=labels or None,
             repo_tags=refs, repo_digests=[familiar(r) for r in svc.meta.digests_of(image_id)],
-            containers=used.get(image_id, 0)))
+            containers=len(svc.containers_using(image_id))))
     return out
 
 
@@ -102,13 +101,6 @@ def disk_usage(svc: ImageService) -> tuple[int, list[ImageSummary]]:
     images = [dataclasses.replace(img, shared_size=sum(
         sizes[c] for c in chains.get(img.id, ()) if holders[c] > 1)) for img in list_images(svc)]
     return sum(sizes.values()), images
-
-
-def container_counts(svc: ImageService) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in svc.meta.containers():
-        counts[c["Image"]] = counts.get(c["Image"], 0) + 1
-    return counts
 
 
 def _match(filters: dict[str, list[str]], refs: list[str], labels: Mapping[str, str],
@@ -166,5 +158,5 @@ def history(svc: ImageService, name: str) -> list[HistoryLine]:
     return out
 
 
-__all__ = ["HistoryLine", "ImageDetails", "ImageSummary", "container_counts", "disk_usage",
+__all__ = ["HistoryLine", "ImageDetails", "ImageSummary", "disk_usage",
            "familiar", "history", "inspect", "list_images"]
