@@ -235,3 +235,14 @@ def test_kill_9_during_import_restarts_consistent(private_daemon: Daemon, tmp_pa
     # the store still works
     d.ok("import", str(big), "whole:1")
     d.ok("rmi", "whole:1")
+
+
+def test_image_prune_deletes_dangling_images(daemon: Daemon, rootfs_tar: Path) -> None:
+    iid = daemon.ok("import", str(rootfs_tar)).strip()   # no tag: dangling
+    daemon.ok("import", str(rootfs_tar), "kept-by-prune:1")
+    out = daemon.ok("image", "prune", "-f")
+    assert iid in out
+    assert "kept-by-prune" not in out
+    r = daemon.berth("image", "inspect", iid)
+    assert r.returncode == 1 and "No such image" in r.stderr
+    daemon.ok("rmi", "kept-by-prune:1")

@@ -3,8 +3,14 @@ edge (`image inspect`'s Config, history)."""
 
 from __future__ import annotations
 
-from berth.api.images import history_json, inspect_json, run_config_json, summary_json
-from berth.images import Image, ImageConfig, ImageDetails, ImageSummary, RunConfig
+from berth.api.images import (
+    history_json,
+    inspect_json,
+    removed_json,
+    run_config_json,
+    summary_json,
+)
+from berth.images import Image, ImageConfig, ImageDetails, ImageSummary, Removed, RunConfig
 from berth.images.records import HistoryEntry, parse_rfc3339
 from berth.images.views import HistoryLine
 
@@ -89,3 +95,5 @@ def test_list_and_history_json() -> None:
                     comment="")
     assert history_json(h) == {"Id": "<missing>", "Created": 1, "CreatedBy": "RUN x",
                                "Tags": None, "Size": 0, "Comment": ""}
+    assert [removed_json(r) for r in (Removed("a:1"), Removed("sha256:x", deleted=True))] == [
+        {"Untagged": "a:1"}, {"Deleted": "sha256:x"}]

@@ -23,6 +23,7 @@ from berth.images import (
     ImageDetails,
     ImageService,
     ImageSummary,
+    Removed,
     RunConfig,
     host_arch,
     rfc3339,
@@ -95,6 +96,11 @@ def inspect_json(d: ImageDetails) -> dict[str, Any]:
     if spec.variant:
         out["Variant"] = spec.variant
     return out
+
+
+def removed_json(r: Removed) -> dict[str, str]:
+    """A line of `DELETE /images/{name}` (and of the prune's ImagesDeleted)."""
+    return {"Deleted": r.ref} if r.deleted else {"Untagged": r.ref}
 
 
 def history_json(h: HistoryLine) -> dict[str, Any]:
@@ -214,13 +220,17 @@ class ImageHandlers:
         return web.Response(status=201)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(
-            self.images.remove, request.match_info["name"], force=qbool(request, "force")))
+        removed = await asyncio.to_thread(self.images.remove, request.match_info["name"],
+                                          force=qbool(request, "force"))
+        return json_response([removed_json(r) for r in removed])
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
         f = filters(request)
         all_ = any(v.lower() in ("false", "0") for v in f.get("dangling", []))
-        return json_response(await asyncio.to_thread(self.images.prune, all_=all_))
+        removed = await asyncio.to_thread(self.images.prune, all_=all_)
+        # the layers' bytes are not counted (SpaceReclaimed 0)
+        return json_response({"ImagesDeleted": [removed_json(r) for r in removed] or None,
+                              "SpaceReclaimed": 0})
 
     async def save(self, request: web.Request) -> web.StreamResponse:
         return await self._save(request, request.query.getall("names", []))
@@ -263,5 +273,5 @@ class ImageHandlers:
         return resp
 
 
-__all__ = ["ImageHandlers", "history_json", "inspect_json", "progress", "run_config_json",
-           "summary_json"]
+__all__ = ["ImageHandlers", "history_json", "inspect_json", "progress", "removed_json",
+           "run_config_json", "summary_json"]

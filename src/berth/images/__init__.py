@@ -32,6 +32,7 @@ from berth.images.records import (
     Image,
     ImageConfig,
     ImageUser,
+    Removed,
     RunConfig,
     host_arch,
     parse_rfc3339,
@@ -220,7 +221,7 @@ class ImageService:
         return views.history(self, name)
 
     # --- remove (images/removal.py) -----------------------------------------------------------
-    def remove(self, name: str, *, force: bool = False) -> builtins.list[dict[str, str]]:
+    def remove(self, name: str, *, force: bool = False) -> builtins.list[Removed]:
         """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts.
         An `untag` or `delete` event for each line of the result."""
         return removal.remove(self, name, force=force)
@@ -229,7 +230,7 @@ class ImageService:
         """Delete layers and blobs that no image and no container refers to."""
         removal.gc(self)
 
-    def prune(self, *, all_: bool = False) -> dict[str, Any]:
+    def prune(self, *, all_: bool = False) -> builtins.list[Removed]:
         return removal.prune(self, all_=all_)
 
     # --- save / load (images/archive.py) ------------------------------------------------------
@@ -246,6 +247,6 @@ class ImageService:
 
 # Layer and LayerView are the types of ImageService's layer methods; decompressed (any of the
 # compressions a layer or a build context may come in) is storage's, named here for the builder
-__all__ = ["ImageService", "Image", "ImageConfig", "ImageUser", "RunConfig", "ImageSummary",
-           "ImageDetails", "HistoryLine", "Layer", "LayerView", "apply_changes", "decompressed",
-           "rfc3339", "parse_rfc3339", "host_arch"]
+__all__ = ["ImageService", "Image", "ImageConfig", "ImageUser", "Removed", "RunConfig",
+           "ImageSummary", "ImageDetails", "HistoryLine", "Layer", "LayerView", "apply_changes",
+           "decompressed", "rfc3339", "parse_rfc3339", "host_arch"]

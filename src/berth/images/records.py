@@ -154,6 +154,13 @@ class Image:
 
 
 @dataclass(frozen=True, slots=True)
+class Removed:
+    """A line of rmi's (and prune's) answer: a reference untagged, or an image deleted."""
+    ref: str                      # the familiar reference untagged, or the image's ID
+    deleted: bool = False         # True: the image itself went
+
+
+@dataclass(frozen=True, slots=True)
 class ImageUser:
     """A container made from an image, as the image service sees it (rmi's conflicts, the
     list's counts): the daemon's wiring asks the container service."""
@@ -169,5 +176,5 @@ def _strs(v: object) -> tuple[str, ...] | None:
     return tuple(str(x) for x in v) if isinstance(v, list) else None
 
 
-__all__ = ["HistoryEntry", "Image", "ImageConfig", "ImageUser", "RunConfig", "host_arch",
-           "parse_rfc3339", "rfc3339"]
+__all__ = ["HistoryEntry", "Image", "ImageConfig", "ImageUser", "Removed", "RunConfig",
+           "host_arch", "parse_rfc3339", "rfc3339"]

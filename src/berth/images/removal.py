@@ -7,29 +7,27 @@ Imports `reference`, `errors` and the modules beside it.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from berth import reference
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.images.records import Removed
 from berth.images.views import familiar
 
 if TYPE_CHECKING:
     from berth.images import ImageService
 
 
-def remove(svc: ImageService, name: str, *, force: bool = False) -> list[dict[str, str]]:
+def remove(svc: ImageService, name: str, *, force: bool = False) -> list[Removed]:
     """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts.
     An `untag` or `delete` event for each line of the result."""
     out = _remove(svc, name, force=force)
     for r in out:
-        if "Untagged" in r:
-            svc.emit("image", "untag", r["Untagged"], {})
-        else:
-            svc.emit("image", "delete", r["Deleted"], {})
+        svc.emit("image", "delete" if r.deleted else "untag", r.ref, {})
     return out
 
 
-def _remove(svc: ImageService, name: str, *, force: bool) -> list[dict[str, str]]:
+def _remove(svc: ImageService, name: str, *, force: bool) -> list[Removed]:
     img = svc.resolve(name)
     digests = svc.meta.digests_of(img.id)
     tags = svc.meta.tags_of(img.id)
@@ -37,14 +35,14 @@ def _remove(svc: ImageService, name: str, *, force: bool) -> list[dict[str, str]
     if by_ref is not None and by_ref in digests:
         if len(tags) + len(digests) > 1:
             svc.meta.delete_digest(by_ref)
-            return [{"Untagged": familiar(by_ref)}]
+            return [Removed(familiar(by_ref))]
         tags = [by_ref]
     users = svc.containers_using(img.id)
     running = [u for u in users if u.running]
-    out: list[dict[str, str]] = []
+    out: list[Removed] = []
     if by_ref is not None and len(tags) > 1:
         svc.meta.untag(by_ref)
-        return [{"Untagged": familiar(by_ref)}]
+        return [Removed(familiar(by_ref))]
     if by_ref is None and len(tags) > 1 and not force:
         raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
                        "image is referenced in multiple repositories")
@@ -61,22 +59,22 @@ def _remove(svc: ImageService, name: str, *, force: bool) -> list[dict[str, str]
     for t in tags:
         svc.meta.untag(t)
         svc.meta.delete_digest(t)
-        out.append({"Untagged": familiar(t)})
+        out.append(Removed(familiar(t)))
     for d in digests:
         if d not in tags:
             svc.meta.delete_digest(d)
-            out.append({"Untagged": familiar(d)})
+            out.append(Removed(familiar(d)))
     if users:
         return out  # forced off a container's image: the image stays, untagged
     parent = svc.meta.cache_parent_of(img.id)
     svc.meta.delete_image(img.id)
-    out.append({"Deleted": img.id})
+    out.append(Removed(img.id, deleted=True))
     out += _delete_unused_parents(svc, parent)
     gc(svc)
     return out
 
 
-def _delete_unused_parents(svc: ImageService, parent: str | None) -> list[dict[str, str]]:
+def _delete_unused_parents(svc: ImageService, parent: str | None) -> list[Removed]:
     """As Docker's rmi: a build's intermediate images go with the last image that needed
     them (untagged, no container, no other step made from them)."""
     out = []
@@ -88,7 +86,7 @@ def _delete_unused_parents(svc: ImageService, parent: str | None) -> list[dict[s
         if up is None:
             break   # not a build's intermediate image (a base image): it stays
         svc.meta.delete_image(parent)
-        out.append({"Deleted": parent})
+        out.append(Removed(parent, deleted=True))
         parent = up
     return out
 
@@ -129,8 +127,9 @@ def gc(svc: ImageService) -> None:
             svc.content.delete(blob)
 
 
-def prune(svc: ImageService, *, all_: bool = False) -> dict[str, Any]:
-    deleted: list[dict[str, str]] = []
+def prune(svc: ImageService, *, all_: bool = False) -> list[Removed]:
+    """Unused images: dangling ones, or with `all_` every one no container uses."""
+    deleted: list[Removed] = []
     tags = svc.meta.all_tags()
     parents = set() if all_ else svc.meta.cache_children()
     for image_id, _ in svc.meta.images():
@@ -141,15 +140,15 @@ def prune(svc: ImageService, *, all_: bool = False) -> dict[str, Any]:
             continue
         for t in tags.get(image_id, []):
             svc.meta.untag(t)
-            deleted.append({"Untagged": familiar(t)})
+            deleted.append(Removed(familiar(t)))
         for d in svc.meta.digests_of(image_id):
             svc.meta.delete_digest(d)
         parent = svc.meta.cache_parent_of(image_id)
         svc.meta.delete_image(image_id)
-        deleted.append({"Deleted": image_id})
+        deleted.append(Removed(image_id, deleted=True))
         deleted += _delete_unused_parents(svc, parent)
     gc(svc)
-    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": 0}
+    return deleted
 
 
 
