@@ -6,11 +6,14 @@ from __future__ import annotations
 from berth.api.images import (
     history_json,
     inspect_json,
+    platform_json,
+    registry_image_json,
     removed_json,
     run_config_json,
     summary_json,
 )
 from berth.images import Image, ImageConfig, ImageDetails, ImageSummary, Removed, RunConfig
+from berth.images.distribution import Platform, RegistryImage
 from berth.images.records import HistoryEntry, parse_rfc3339
 from berth.images.views import HistoryLine
 
@@ -97,3 +100,13 @@ def test_list_and_history_json() -> None:
                                "Tags": None, "Size": 0, "Comment": ""}
     assert [removed_json(r) for r in (Removed("a:1"), Removed("sha256:x", deleted=True))] == [
         {"Untagged": "a:1"}, {"Deleted": "sha256:x"}]
+
+
+def test_a_platform_shows_the_fields_set() -> None:
+    p = Platform.from_doc({"os": "windows", "architecture": "amd64", "os.version": "10.0",
+                           "os.features": ["win32k"], "variant": 7})
+    assert platform_json(p) == {"architecture": "amd64", "os": "windows", "os.version": "10.0",
+                                "os.features": ["win32k"]}
+    r = RegistryImage(media_type="m", digest="sha256:d", size=3, platforms=[p])
+    assert registry_image_json(r)["Descriptor"] == {"mediaType": "m", "digest": "sha256:d",
+                                                    "size": 3}

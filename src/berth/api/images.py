@@ -28,7 +28,7 @@ from berth.images import (
     host_arch,
     rfc3339,
 )
-from berth.images.distribution import Distribution
+from berth.images.distribution import Distribution, Platform, RegistryImage, SearchResult
 
 from .wire import (
     SyncReader,
@@ -101,6 +101,26 @@ def inspect_json(d: ImageDetails) -> dict[str, Any]:
 def removed_json(r: Removed) -> dict[str, str]:
     """A line of `DELETE /images/{name}` (and of the prune's ImagesDeleted)."""
     return {"Deleted": r.ref} if r.deleted else {"Untagged": r.ref}
+
+
+def platform_json(p: Platform) -> dict[str, Any]:
+    """OCI's platform JSON: the fields that are set."""
+    out: dict[str, Any] = {"architecture": p.architecture, "os": p.os,
+                           "os.version": p.os_version, "os.features": list(p.os_features),
+                           "variant": p.variant}
+    return {k: v for k, v in out.items() if v}
+
+
+def registry_image_json(r: RegistryImage) -> dict[str, Any]:
+    """`GET /distribution/{name}/json`."""
+    return {"Descriptor": {"mediaType": r.media_type, "digest": r.digest, "size": r.size},
+            "Platforms": [platform_json(p) for p in r.platforms]}
+
+
+def search_json(r: SearchResult) -> dict[str, Any]:
+    """A result of `GET /images/search`."""
+    return {"name": r.name, "description": r.description, "star_count": r.star_count,
+            "is_official": r.is_official, "is_automated": r.is_automated}
 
 
 def history_json(h: HistoryLine) -> dict[str, Any]:
@@ -176,15 +196,16 @@ class ImageHandlers:
         term = request.query.get("term", "")
         if not term:
             raise InvalidArgument("term is required")
-        return json_response(await dist.search(
+        found = await dist.search(
             term, limit=qint(request, "limit", 25) or 25, filters=filters(request),
-            auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+            auth=dist.credentials(request.headers.get("X-Registry-Auth")))
+        return json_response([search_json(r) for r in found])
 
     async def distribution_inspect(self, request: web.Request) -> web.StreamResponse:
         dist = self._dist()
-        return json_response(await dist.inspect(
+        return json_response(registry_image_json(await dist.inspect(
             request.match_info["name"],
-            auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+            auth=dist.credentials(request.headers.get("X-Registry-Auth")))))
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         dist = self._dist()
@@ -273,5 +294,6 @@ class ImageHandlers:
         return resp
 
 
-__all__ = ["ImageHandlers", "history_json", "inspect_json", "progress", "removed_json",
-           "run_config_json", "summary_json"]
+__all__ = ["ImageHandlers", "history_json", "inspect_json", "platform_json", "progress",
+           "registry_image_json", "removed_json", "run_config_json", "search_json",
+           "summary_json"]

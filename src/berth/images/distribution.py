@@ -33,6 +33,7 @@ from berth.registry import (
     AuthConfig,
     RegistryClient,
     Repository,
+    SearchResult,
     read_limited,
 )
 from berth.storage import Layer, StagedLayer
@@ -74,6 +75,37 @@ def parse_platform(s: str) -> tuple[str, str, str]:
     if arch == "arm64" and variant == "v8":
         variant = ""
     return os_, arch, variant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Platform:
+    """What an image runs on (OCI image-spec's platform): "" and () are fields not set."""
+    os: str = ""
+    architecture: str = ""
+    variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> Platform:
+        """An index entry's `platform`, or the same fields of an image config."""
+        def s(key: str) -> str:
+            v = d.get(key)
+            return v if isinstance(v, str) else ""
+        feats = d.get("os.features")
+        return cls(os=s("os"), architecture=s("architecture"), variant=s("variant"),
+                   os_version=s("os.version"),
+                   os_features=tuple(str(f) for f in feats) if isinstance(feats, list) else ())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryImage:
+    """What a name resolves to on its registry (`GET /distribution/{name}/json`): its
+    manifest's descriptor and the platforms it offers."""
+    media_type: str
+    digest: str
+    size: int
+    platforms: list[Platform]
 
 
 @dataclass(slots=True)
@@ -129,7 +161,7 @@ class Distribution:
             async for m in self._pull_one(ref, platform, auth):
                 yield m
 
-    async def inspect(self, name: str, *, auth: AuthConfig | None = None) -> dict[str, Any]:
+    async def inspect(self, name: str, *, auth: AuthConfig | None = None) -> RegistryImage:
         """`GET /distribution/{name}/json`: the descriptor of the manifest a name resolves to
         on its registry, and the platforms it offers, without pulling anything."""
         auth = auth or AuthConfig()
@@ -138,8 +170,8 @@ class Distribution:
         async for repo in self.registry.candidates(ref.domain, ref.path, auth):
             try:
                 media, raw, digest = await repo.get_manifest(ref.digest or ref.tag or "latest")
-                return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(raw)},
-                        "Platforms": await self._platforms(repo, ref, media, raw)}
+                return RegistryImage(media_type=media, digest=digest, size=len(raw),
+                                     platforms=await self._platforms(repo, ref, media, raw))
             except (NotFound, Unavailable) as e:
                 if not repo.ep.mirror:
                     raise self._pull_error(ref, e) from None
@@ -147,7 +179,7 @@ class Distribution:
         raise self._pull_error(ref, last or NotFound("manifest unknown"))
 
     async def _platforms(self, repo: Repository, ref: reference.Reference, media: str,
-                         raw: bytes) -> list[dict[str, Any]]:
+                         raw: bytes) -> list[Platform]:
         """An index's platforms; a single manifest's, from its image config."""
         try:
             doc = json.loads(raw)
@@ -164,12 +196,11 @@ class Distribution:
                           "variant": cfg.get("variant")}]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidArgument(f"{ref.familiar}: malformed manifest ({media})") from None
-        # as the OCI platform's JSON: the fields that are set
-        return [{k: v for k, v in p.items() if v} for p in found if isinstance(p, dict)]
+        return [Platform.from_doc(p) for p in found if isinstance(p, dict)]
 
     async def search(self, term: str, *, limit: int = 25,
                      filters: dict[str, list[str]] | None = None,
-                     auth: AuthConfig | None = None) -> list[dict[str, Any]]:
+                     auth: AuthConfig | None = None) -> list[SearchResult]:
         """`GET /images/search`: a registry host named first in the term is searched (as
         dockerd splits `localhost:5000/name`), else Docker Hub's index; `filters` as dockerd's:
         is-official, is-automated, stars."""
@@ -195,9 +226,9 @@ class Distribution:
             domain, query = "docker.io", term
         results = await self.registry.search(domain, query, limit, auth)
         return [r for r in results
-                if r["star_count"] >= int(want.get("stars", 0))
-                and want.get("is-official", r["is_official"]) == r["is_official"]
-                and want.get("is-automated", r["is_automated"]) == r["is_automated"]]
+                if r.star_count >= int(want.get("stars", 0))
+                and want.get("is-official", r.is_official) == r.is_official
+                and want.get("is-automated", r.is_automated) == r.is_automated]
 
     async def _tags(self, ref: reference.Reference, auth: AuthConfig) -> list[str]:
         async for repo in self.registry.candidates(ref.domain, ref.path, auth):
@@ -403,4 +434,6 @@ class Distribution:
         return pushing.push(self, name, tag, auth=auth)
 
 
-__all__ = ["Distribution", "auth_for", "progress_bar", "parse_platform"]
+# SearchResult is the registry client's, named here for the API (which does not reach registry)
+__all__ = ["Distribution", "Platform", "RegistryImage", "SearchResult", "auth_for",
+           "parse_platform", "progress_bar"]

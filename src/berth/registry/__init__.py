@@ -34,6 +34,7 @@ from berth.registry.answers import (
     MAX_REDIRECTS,
     REDIRECTS,
     SMALL_LIMIT,
+    SearchResult,
     describe,
     read_limited,
     status_error,
@@ -140,7 +141,7 @@ class RegistryClient:
                           "redirects")
 
     async def search(self, domain: str, term: str, limit: int,
-                     auth: AuthConfig | None = None) -> list[dict[str, Any]]:
+                     auth: AuthConfig | None = None) -> list[SearchResult]:
         """The registry's v1 search (`/v1/search?q=TERM&n=LIMIT`), as dockerd asks it: Docker
         Hub's index for names without a registry host. Results are checked for shape."""
         if domain == "docker.io" and not self.options.docker_hub:
@@ -166,10 +167,11 @@ class RegistryClient:
                 raise status_error(r.status, body, f"search on {host}")
             try:
                 results = json.loads(body).get("results") or []
-                return [{"name": str(x["name"]), "description": str(x.get("description") or ""),
-                         "star_count": int(x.get("star_count") or 0),
-                         "is_official": bool(x.get("is_official")),
-                         "is_automated": bool(x.get("is_automated"))}
+                return [SearchResult(name=str(x["name"]),
+                                     description=str(x.get("description") or ""),
+                                     star_count=int(x.get("star_count") or 0),
+                                     is_official=bool(x.get("is_official")),
+                                     is_automated=bool(x.get("is_automated")))
                         for x in results[:limit]]
             except (ValueError, KeyError, TypeError, AttributeError):
                 raise Unavailable(f"search on {host}: malformed answer") from None
@@ -244,4 +246,4 @@ class RegistryClient:
 __all__ = ["AuthConfig", "RegistryClient", "read_limited", "MANIFEST_LIMIT", "CONFIG_LIMIT",
            "LIST_LIMIT", "SMALL_LIMIT", "RegistryOptions", "Repository", "Endpoint",
            "origin", "auth_key", "normalize_server", "registry_host", "DOCKER_HUB_AUTH_KEY",
-           "status_error"]
+           "SearchResult", "status_error"]

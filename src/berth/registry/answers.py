@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -24,6 +25,16 @@ MANIFEST_ACCEPT = ", ".join([oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST, oci.MED
                              oci.MEDIA_DOCKER_MANIFEST])
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchResult:
+    """A repository a registry's search found."""
+    name: str
+    description: str
+    star_count: int
+    is_official: bool
+    is_automated: bool
 
 
 async def read_limited(r: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
@@ -79,4 +90,4 @@ def describe(e: BaseException) -> str:
 
 
 __all__ = ["CONFIG_LIMIT", "LIST_LIMIT", "MANIFEST_ACCEPT", "MANIFEST_LIMIT", "MAX_REDIRECTS",
-           "REDIRECTS", "SMALL_LIMIT", "describe", "error_text", "read_limited", "status_error"]
+           "REDIRECTS", "SMALL_LIMIT", "SearchResult", "describe", "error_text", "read_limited", "status_error"]
