@@ -3,6 +3,10 @@ edge (`image inspect`'s Config, history)."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from berth.api.images import (
     history_json,
     inspect_json,
@@ -12,8 +16,18 @@ from berth.api.images import (
     run_config_json,
     summary_json,
 )
-from berth.images import Image, ImageConfig, ImageDetails, ImageSummary, Removed, RunConfig
+from berth.errors import InvalidArgument
+from berth.images import (
+    Image,
+    ImageConfig,
+    ImageDetails,
+    ImageSummary,
+    Removed,
+    RunConfig,
+    manifests,
+)
 from berth.images.distribution import Platform, RegistryImage
+from berth.images.manifests import Descriptor
 from berth.images.records import HistoryEntry, parse_rfc3339
 from berth.images.views import HistoryLine
 
@@ -110,3 +124,35 @@ def test_a_platform_shows_the_fields_set() -> None:
     r = RegistryImage(media_type="m", digest="sha256:d", size=3, platforms=[p])
     assert registry_image_json(r)["Descriptor"] == {"mediaType": "m", "digest": "sha256:d",
                                                     "size": 3}
+
+
+def test_manifests_read_typed_and_refuse_what_is_malformed() -> None:
+    d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    m = manifests.parse_manifest(manifests.document(json.dumps({
+        "schemaVersion": 2, "config": {"mediaType": "c", "size": 5, "digest": d1},
+        "layers": [{"mediaType": "l", "size": 7, "digest": d2}]}).encode(), "m"), "m")
+    assert m.config == Descriptor(media_type="c", size=5, digest=d1)
+    assert [(la.digest, la.size, la.short) for la in m.layers] == [(d2, 7, "2" * 12)]
+    assert m.layers[0].to_doc() == {"mediaType": "l", "size": 7, "digest": d2}
+    idx = manifests.parse_index({"manifests": [
+        {"digest": d1, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {"digest": d2, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+        {"digest": d2, "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
+    ]}, "i")
+    assert idx.select("linux", "arm64", "") == idx.manifests[0]
+    assert idx.select("linux", "arm", "v6") == idx.manifests[2]
+    assert idx.select("linux", "arm", "") == idx.manifests[1]
+    assert idx.select("linux", "amd64", "") is None
+    # a registry is not trusted: an entry that would name a path, sizes that are not sizes,
+    # documents that are not objects
+    for bad in ({"manifests": [{"digest": "../../v2/other/manifests/x"}]},
+                {"manifests": "x"}):
+        with pytest.raises(InvalidArgument):
+            manifests.parse_index(bad, "i")
+    for doc in ({"config": {"digest": d1, "size": "5"}}, {"config": {"digest": d1, "size": -1}},
+                {"config": None}, {"config": {"digest": d1}, "layers": {"a": 1}}):
+        with pytest.raises(InvalidArgument):
+            manifests.parse_manifest(doc, "m")
+    for raw in (b"[1]", b"not json", b'"s"'):
+        with pytest.raises(InvalidArgument):
+            manifests.document(raw, "m")

@@ -22,9 +22,11 @@ from typing import Any
 
 from berth import oci, reference
 from berth.errors import BerthError, InvalidArgument, NotFound, Unavailable
-from berth.images import ImageService, host_arch
+from berth.images import ImageService, host_arch, manifests
 from berth.images import push as pushing
 from berth.images.download import download
+from berth.images.manifests import Descriptor, Platform
+from berth.images.records import ImageConfig
 from berth.images.streams import Message, all_or_none, messages, progress_bar
 from berth.registry import (
     CONFIG_LIMIT,
@@ -78,27 +80,6 @@ def parse_platform(s: str) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Platform:
-    """What an image runs on (OCI image-spec's platform): "" and () are fields not set."""
-    os: str = ""
-    architecture: str = ""
-    variant: str = ""
-    os_version: str = ""
-    os_features: tuple[str, ...] = ()
-
-    @classmethod
-    def from_doc(cls, d: dict[str, Any]) -> Platform:
-        """An index entry's `platform`, or the same fields of an image config."""
-        def s(key: str) -> str:
-            v = d.get(key)
-            return v if isinstance(v, str) else ""
-        feats = d.get("os.features")
-        return cls(os=s("os"), architecture=s("architecture"), variant=s("variant"),
-                   os_version=s("os.version"),
-                   os_features=tuple(str(f) for f in feats) if isinstance(feats, list) else ())
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RegistryImage:
     """What a name resolves to on its registry (`GET /distribution/{name}/json`): its
     manifest's descriptor and the platforms it offers."""
@@ -114,7 +95,7 @@ class _Pulled:
     manifest_digest: str
     config_raw: bytes
     diff_ids: list[str]
-    layers: list[dict[str, Any]]
+    layers: tuple[Descriptor, ...]
 
 
 
@@ -181,22 +162,15 @@ class Distribution:
     async def _platforms(self, repo: Repository, ref: reference.Reference, media: str,
                          raw: bytes) -> list[Platform]:
         """An index's platforms; a single manifest's, from its image config."""
-        try:
-            doc = json.loads(raw)
-            if "manifests" in doc:
-                found = [m.get("platform") for m in doc["manifests"]]
-            else:
-                cdesc = doc["config"]
-                oci.validate_digest(cdesc["digest"])
-                cfg = json.loads(await self._small_blob(repo, cdesc["digest"],
-                                                        int(cdesc.get("size", 0))))
-                found = [{"architecture": cfg.get("architecture"), "os": cfg.get("os"),
-                          "os.version": cfg.get("os.version"),
-                          "os.features": cfg.get("os.features"),
-                          "variant": cfg.get("variant")}]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise InvalidArgument(f"{ref.familiar}: malformed manifest ({media})") from None
-        return [Platform.from_doc(p) for p in found if isinstance(p, dict)]
+        what = f"{ref.familiar}: manifest ({media})"
+        doc = manifests.document(raw, what)
+        if manifests.is_index(media, doc):
+            return [e.platform for e in manifests.parse_index(doc, what).manifests
+                    if e.platform is not None]
+        config = manifests.parse_manifest(doc, what).config
+        cfg = manifests.document(await self._small_blob(repo, config.digest, config.size),
+                                 f"{ref.familiar}: image config")
+        return [Platform.from_doc(cfg)]
 
     async def search(self, term: str, *, limit: int = 25,
                      filters: dict[str, list[str]] | None = None,
@@ -270,65 +244,42 @@ class Distribution:
     async def _manifest(self, repo: Repository, ref: reference.Reference,
                         want: tuple[str, str, str]) -> _Pulled:
         media, raw, digest = await repo.get_manifest(ref.digest or ref.tag or "latest")
-        doc = json.loads(raw)
+        what = f"{ref.familiar}: manifest {digest}"
+        doc = manifests.document(raw, what)
         top_digest = digest
-        if media in (oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST) or (
-                not media and "manifests" in doc):
-            child = self._select(doc.get("manifests") or [], want)
+        if manifests.is_index(media, doc):
+            child = manifests.parse_index(doc, what).select(*want)
             if child is None:
                 os_, arch, variant = want
                 raise NotFound(f"no matching manifest for {os_}/{arch}"
                                f"{'/' + variant if variant else ''} in the manifest list entries")
-            media, raw, digest = await repo.get_manifest(child["digest"])
-            doc = json.loads(raw)
-        if media not in (oci.MEDIA_OCI_MANIFEST, oci.MEDIA_DOCKER_MANIFEST):
+            media, raw, digest = await repo.get_manifest(child.digest)
+            what = f"{ref.familiar}: manifest {digest}"
+            doc = manifests.document(raw, what)
+        if media not in manifests.MANIFEST_TYPES:
             if doc.get("schemaVersion") == 1:
                 raise InvalidArgument(f"{ref.familiar}: Docker Image manifest schema 1 is not "
                                       "supported: the image must be pushed again with a newer "
                                       "client")
             raise InvalidArgument(f"{ref.familiar}: unsupported manifest media type {media!r}")
-        try:
-            cdesc = doc["config"]
-            layers = list(doc.get("layers") or [])
-            oci.validate_digest(cdesc["digest"])
-            for la in layers:
-                oci.validate_digest(la["digest"])
-                if la.get("mediaType") not in _LAYER_TYPES:
-                    raise InvalidArgument(f"{ref.familiar}: unsupported layer media type "
-                                          f"{la.get('mediaType')!r}")
-        except (KeyError, TypeError):
-            raise InvalidArgument(f"{ref.familiar}: malformed manifest {digest}") from None
-        if self.images.content.exists(cdesc["digest"]):
-            config_raw = self.images.content.read(cdesc["digest"])
+        m = manifests.parse_manifest(doc, what)
+        for la in m.layers:
+            if la.media_type not in _LAYER_TYPES:
+                raise InvalidArgument(f"{ref.familiar}: unsupported layer media type "
+                                      f"{la.media_type!r}")
+        content = self.images.content
+        if await asyncio.to_thread(content.exists, m.config.digest):
+            config_raw = await asyncio.to_thread(content.read, m.config.digest)
         else:
-            config_raw = await self._small_blob(repo, cdesc["digest"], int(cdesc.get("size", 0)))
-        try:
-            config = json.loads(config_raw)
-            diff_ids = list(config["rootfs"]["diff_ids"])
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgument(f"{ref.familiar}: malformed image config") from None
-        if len(diff_ids) != len(layers):
-            raise InvalidArgument(f"{ref.familiar}: the manifest has {len(layers)} layers, the "
+            config_raw = await self._small_blob(repo, m.config.digest, m.config.size)
+        diff_ids = ImageConfig.from_doc(
+            manifests.document(config_raw, f"{ref.familiar}: image config")).diff_ids
+        for d in diff_ids:
+            oci.validate_digest(d)
+        if len(diff_ids) != len(m.layers):
+            raise InvalidArgument(f"{ref.familiar}: the manifest has {len(m.layers)} layers, the "
                                   f"config {len(diff_ids)}")
-        return _Pulled(ref, top_digest, config_raw, diff_ids, layers)
-
-    @staticmethod
-    def _select(entries: list[dict[str, Any]], want: tuple[str, str, str]) -> dict[str, Any] | None:
-        os_, arch, variant = want
-        best = None
-        for e in entries:
-            p = e.get("platform") or {}
-            if p.get("os") != os_ or p.get("architecture") != arch:
-                continue
-            v = p.get("variant", "")
-            if arch == "arm64" and v == "v8":
-                v = ""
-            if variant and v != variant:
-                continue
-            if v == variant:
-                return e
-            best = best or e
-        return best
+        return _Pulled(ref, top_digest, config_raw, list(diff_ids), m.layers)
 
     async def _small_blob(self, repo: Repository, digest: str, size: int) -> bytes:
         if size > CONFIG_LIMIT:
@@ -354,7 +305,7 @@ class Distribution:
         todo: list[int] = []
         loop = asyncio.get_running_loop()
         for i, chain in enumerate(chains):
-            short = p.layers[i]["digest"][7:19]
+            short = p.layers[i].short
             if store.exists(chain):
                 yield {"status": "Already exists", "progressDetail": {}, "id": short}
             elif chain in self._inflight:
@@ -370,15 +321,16 @@ class Distribution:
         sem = asyncio.Semaphore(MAX_DOWNLOADS)
 
         async def one(i: int) -> None:
-            short = p.layers[i]["digest"][7:19]
+            short = p.layers[i].short
             queue.put_nowait({"status": "Waiting", "progressDetail": {}, "id": short})
             async with sem:
-                staged[i] = await download(self.images.layer_store, repo, p.layers[i], p.diff_ids[i], short, queue)
+                staged[i] = await download(self.images.layer_store, repo, p.layers[i],
+                                           p.diff_ids[i], short, queue)
 
         async def run() -> None:
             await all_or_none([one(i) for i in todo])
             for i in range(len(chains)):
-                short = p.layers[i]["digest"][7:19]
+                short = p.layers[i].short
                 if i in waits:
                     await waits[i]
                     queue.put_nowait({"status": "Already exists", "progressDetail": {},
@@ -417,8 +369,7 @@ class Distribution:
         there already under `ref`."""
         meta = self.images.meta
         for diff_id, la in zip(p.diff_ids, p.layers, strict=True):
-            meta.add_blob_source(diff_id, la["digest"], la["mediaType"], int(la.get("size", 0)),
-                                 source)
+            meta.add_blob_source(diff_id, la.digest, la.media_type, la.size, source)
         config_id = oci.sha256_digest(p.config_raw)
         existed = (meta.tag_target(str(ref)) == config_id if ref.tag else
                    meta.digest_target(f"{ref.repository}@{ref.digest}") == config_id)

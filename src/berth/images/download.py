@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from berth.errors import InvalidArgument, System, Unavailable
+from berth.images.manifests import Descriptor
 from berth.images.streams import Message, progress_bar
 from berth.registry import Repository
 from berth.storage import LayerStore, StagedLayer
@@ -61,11 +62,11 @@ class _Feed(io.RawIOBase):
         self.q.put_nowait(exc)
 
 
-async def download(store: LayerStore, repo: Repository, desc: dict[str, Any], diff_id: str,
+async def download(store: LayerStore, repo: Repository, desc: Descriptor, diff_id: str,
                    short: str, queue: asyncio.Queue[Message | None]) -> StagedLayer:
     """The layer `desc` of `repo`, staged in `store` (not committed: the pull commits its
     layers in order when all are here); discarded on any failure."""
-    digest, size = desc["digest"], int(desc.get("size", 0))
+    digest, size = desc.digest, desc.size
     loop = asyncio.get_running_loop()
     feed = _Feed(loop)
     stage = asyncio.ensure_future(asyncio.to_thread(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import threading
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from berth import oci, reference
 from berth.errors import InvalidArgument, NotFound
+from berth.images.manifests import Descriptor
 from berth.images.records import Image
 from berth.images.streams import Message, all_or_none, messages, progress_bar
 from berth.registry import AuthConfig, Repository
@@ -68,7 +70,7 @@ async def _push_one(dist: Distribution, repo: Repository, ref: reference.Referen
     for la in reversed(layers):
         yield {"status": "Preparing", "progressDetail": {}, "id": la.diff_id[7:19]}
     sem = asyncio.Semaphore(MAX_UPLOADS)
-    descs: dict[int, dict[str, Any]] = {}
+    descs: dict[int, Descriptor] = {}
 
     async def one(i: int, la: Layer) -> None:
         short = la.diff_id[7:19]
@@ -79,20 +81,19 @@ async def _push_one(dist: Distribution, repo: Repository, ref: reference.Referen
     async for m in messages(all_or_none([one(i, la) for i, la in enumerate(layers)]),
                              queue):
         yield m
-    config_raw = dist.images.content.read(img.id)
+    config_raw = await asyncio.to_thread(dist.images.content.read, img.id)
     await repo.put_blob(config_raw)
     ordered = [descs[i] for i in range(len(layers))]
-    docker_types = all(d["mediaType"] == oci.MEDIA_DOCKER_LAYER for d in ordered)
-    if docker_types:
-        manifest = {"schemaVersion": 2, "mediaType": oci.MEDIA_DOCKER_MANIFEST,
-                    "config": {"mediaType": oci.MEDIA_DOCKER_CONFIG, "size": len(config_raw),
-                               "digest": img.id},
-                    "layers": ordered}
-    else:
-        manifest = {"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST,
-                    "config": {"mediaType": oci.MEDIA_OCI_CONFIG, "size": len(config_raw),
-                               "digest": img.id},
-                    "layers": [{**d, "mediaType": _oci_type(d["mediaType"])} for d in ordered]}
+    # Docker's manifest where every layer is Docker's gzip type, else OCI's
+    docker_types = all(d.media_type == oci.MEDIA_DOCKER_LAYER for d in ordered)
+    config = Descriptor(media_type=oci.MEDIA_DOCKER_CONFIG if docker_types else
+                        oci.MEDIA_OCI_CONFIG, size=len(config_raw), digest=img.id)
+    if not docker_types:
+        ordered = [dataclasses.replace(d, media_type=_oci_type(d.media_type)) for d in ordered]
+    manifest = {"schemaVersion": 2,
+                "mediaType": oci.MEDIA_DOCKER_MANIFEST if docker_types else
+                oci.MEDIA_OCI_MANIFEST,
+                "config": config.to_doc(), "layers": [d.to_doc() for d in ordered]}
     raw = json.dumps(manifest, indent=3).encode()
     mdigest = await repo.put_manifest(tag, str(manifest["mediaType"]), raw)
     dist.images.meta.put_digest(f"{ref.repository}@{mdigest}", img.id)
@@ -103,7 +104,7 @@ async def _push_one(dist: Distribution, repo: Repository, ref: reference.Referen
 
 
 async def _push_layer(dist: Distribution, repo: Repository, la: Layer, short: str,
-                      queue: asyncio.Queue[Message | None]) -> dict[str, Any]:
+                      queue: asyncio.Queue[Message | None]) -> Descriptor:
     meta = dist.images.meta
     known = [k for k in meta.blob_sources(la.diff_id)
              if k[3].split("/", 1)[0] == repo.ep.host]
@@ -111,7 +112,7 @@ async def _push_layer(dist: Distribution, repo: Repository, la: Layer, short: st
         if where == repo.name and await repo.blob_exists(digest):
             queue.put_nowait({"status": "Layer already exists", "progressDetail": {},
                               "id": short})
-            return {"mediaType": media, "size": size, "digest": digest}
+            return Descriptor(media_type=media, size=size, digest=digest)
     for digest, media, size, where in known:
         src = where.split("/", 1)[1]
         if src == repo.path:
@@ -120,17 +121,17 @@ async def _push_layer(dist: Distribution, repo: Repository, la: Layer, short: st
             queue.put_nowait({"status": "Layer already exists", "progressDetail": {},
                               "id": short})
             meta.add_blob_source(la.diff_id, digest, media, size, repo.name)
-            return {"mediaType": media, "size": size, "digest": digest}
+            return Descriptor(media_type=media, size=size, digest=digest)
         mounted, _ = await repo.start_upload(digest, src)
         if mounted:
             queue.put_nowait({"status": f"Mounted from {src}", "progressDetail": {},
                               "id": short})
             meta.add_blob_source(la.diff_id, digest, media, size, repo.name)
-            return {"mediaType": media, "size": size, "digest": digest}
+            return Descriptor(media_type=media, size=size, digest=digest)
     digest, size = await _upload_layer(dist, repo, la, short, queue)
     meta.add_blob_source(la.diff_id, digest, oci.MEDIA_DOCKER_LAYER, size, repo.name)
     queue.put_nowait({"status": "Pushed", "progressDetail": {}, "id": short})
-    return {"mediaType": oci.MEDIA_DOCKER_LAYER, "size": size, "digest": digest}
+    return Descriptor(media_type=oci.MEDIA_DOCKER_LAYER, size=size, digest=digest)
 
 
 async def _upload_layer(dist: Distribution, repo: Repository, la: Layer, short: str,
