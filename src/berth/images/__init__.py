@@ -3,8 +3,11 @@
 Imports `content`, `storage`, `metadata`, `reference`, `oci`, `errors`. Methods are blocking
 (file and SQLite work); the API runs them in worker threads.
 
-Split by job: `records` (the Image and its formats), `changes` (`--change`), `views` (list,
-inspect, history), `removal` (rmi, prune, GC), `archive` (save, load), `distribution` (pull, push).
+Split by job: `records` (the Image, its typed config, and their formats), `changes`
+(`--change`), `views` (list, inspect, history, typed: the API makes Docker's JSON of them),
+`removal` (rmi, prune, GC), `archive` (save, load), `layerview` (a chain's files unmounted), and
+the registry side: `distribution` (pull, registry queries), `manifests` (typed descriptors),
+`download` (one layer), `push`, `streams` (the progress messages).
 
 An image is its config blob (the image ID is the config's digest) plus the chain of layers its
 `rootfs.diff_ids` name. Tags live in the metadata store. A layer or blob is deleted only when no
