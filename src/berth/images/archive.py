@@ -12,11 +12,12 @@ import os
 import re
 import tarfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berth import oci, reference
 from berth.errors import InvalidArgument
-from berth.images.records import Image
+from berth.images.records import Image, ImageConfig
 from berth.images.views import familiar
 
 if TYPE_CHECKING:
@@ -99,14 +100,55 @@ def _save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
         add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
 
 
+# what is read whole from an archive, bounded as a registry's answers are (registry/answers.py)
+CONFIG_LIMIT = 8 << 20        # an image config
+MANIFEST_LIMIT = 8 << 20      # manifest.json (an entry per image)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """An image of a docker-archive's manifest.json."""
+    config: str                   # the config's path in the archive
+    layers: list[str]             # the layers' paths, the bottom first
+    repo_tags: list[str]
+
+
+def _entries(doc: object) -> list[_Entry]:
+    def strings(v: object) -> list[str] | None:
+        return v if isinstance(v, list) and all(isinstance(x, str) for x in v) else None
+    bad = InvalidArgument("invalid archive: malformed manifest.json")
+    if not isinstance(doc, list):
+        raise bad
+    out = []
+    for e in doc:
+        if not isinstance(e, dict) or not isinstance(e.get("Config"), str):
+            raise bad
+        layers, tags = strings(e.get("Layers") or []), strings(e.get("RepoTags") or [])
+        if layers is None or tags is None:
+            raise bad
+        out.append(_Entry(e["Config"], layers, tags))
+    return out
+
+
+def _read_bounded(path: str, limit: int, what: str) -> bytes:
+    """A small file of the archive, whole: an archive is not trusted with the daemon's memory."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidArgument(f"invalid archive: the {what} is over {limit} bytes")
+    return data
+
+
 def load(svc: ImageService, src: BinaryIO) -> Iterator[str]:
     """`docker load` of a docker-archive (old per-layer directories or Docker 25+'s
     blobs/ layout). Everything is verified before a tag moves. Yields the lines to print."""
     import tempfile
     with tempfile.TemporaryDirectory(dir=svc.content.root, prefix="load-") as tmp:
+        name = ""
         try:
             with tarfile.open(fileobj=src, mode="r|*") as tf:
                 for m in tf:
+                    name = m.name
                     parts = [p for p in m.name.split("/") if p not in ("", ".")]
                     if not parts or ".." in parts or not (m.isreg() or m.isdir()):
                         continue
@@ -122,18 +164,18 @@ def load(svc: ImageService, src: BinaryIO) -> Iterator[str]:
                             outf.write(chunk)
         except (tarfile.TarError, EOFError) as e:
             raise InvalidArgument(f"Error processing tar file(exit status 1): {e}") from e
+        except OSError as e:   # a name that is a file and a directory both
+            raise InvalidArgument(f"invalid archive: {name}: {e.strerror or e}") from None
         mpath = os.path.join(tmp, "manifest.json")
         if not os.path.exists(mpath):
             raise InvalidArgument("invalid archive: no manifest.json "
                                   "(only docker-archive tarballs can be loaded)")
         try:
-            with open(mpath) as mf:
-                manifest = json.load(mf)
-            assert isinstance(manifest, list)
-        except (ValueError, AssertionError):
+            manifest = json.loads(_read_bounded(mpath, MANIFEST_LIMIT, "manifest.json"))
+        except (ValueError, OSError):
             raise InvalidArgument("invalid archive: malformed manifest.json") from None
         lines = []
-        for entry in manifest:
+        for entry in _entries(manifest):
             image_id, tags = _load_one(svc, tmp, entry)
             if tags:
                 lines += [f"Loaded image: {familiar(t)}" for t in tags]
@@ -143,30 +185,29 @@ def load(svc: ImageService, src: BinaryIO) -> Iterator[str]:
     svc.emit("image", "load", "", {})
 
 
-def _load_one(svc: ImageService, tmp: str, entry: dict[str, Any]) -> tuple[str, list[str]]:
+def _load_one(svc: ImageService, tmp: str, entry: _Entry) -> tuple[str, list[str]]:
     def inside(rel: str) -> str:
         p = os.path.normpath(os.path.join(tmp, rel))
         if not p.startswith(tmp + "/"):
             raise InvalidArgument(f"invalid archive: path {rel!r} escapes the archive")
         return p
     try:
-        with open(inside(entry["Config"]), "rb") as f:
-            raw = f.read()
+        raw = _read_bounded(inside(entry.config), CONFIG_LIMIT, "image config")
         config = json.loads(raw)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError) as e:
         raise InvalidArgument(f"invalid archive: image config: {e}") from None
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    layer_paths = entry.get("Layers") or []
-    if len(diff_ids) != len(layer_paths):
+    if not isinstance(config, dict):
+        raise InvalidArgument("invalid archive: image config: not a JSON object")
+    diff_ids = ImageConfig.from_doc(config).diff_ids
+    for d in diff_ids:
+        oci.validate_digest(d)
+    if len(diff_ids) != len(entry.layers):
         raise InvalidArgument("invalid archive: the config names "
-                              f"{len(diff_ids)} layers, the manifest {len(layer_paths)}")
-    tags = []
-    for t in entry.get("RepoTags") or []:
-        ref = reference.parse(t)
-        tags.append(str(ref))
+                              f"{len(diff_ids)} layers, the manifest {len(entry.layers)}")
+    tags = [str(reference.parse(t)) for t in entry.repo_tags]
     chain: list[str] = []
     parent = None
-    for diff_id, lp in zip(diff_ids, layer_paths, strict=True):
+    for diff_id, lp in zip(diff_ids, entry.layers, strict=True):
         expect = oci.chain_ids([*([svc.layer_store.get(c).diff_id for c in chain]), diff_id])[-1]
         if svc.layer_store.exists(expect):
             chain.append(expect)
@@ -175,12 +216,11 @@ def _load_one(svc: ImageService, tmp: str, entry: dict[str, Any]) -> tuple[str, 
         try:
             with open(inside(lp), "rb") as f:
                 layer = svc.layer_store.create(f, parent, expected_diff_id=diff_id)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             raise InvalidArgument(f"invalid archive: missing layer {lp}") from None
         chain.append(layer.chain_id)
         parent = layer.chain_id
     return svc.commit_raw_config(raw, chain, tags), tags
-
 
 
 __all__ = ["load", "save"]
