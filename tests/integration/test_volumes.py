@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -174,3 +175,33 @@ def test_volume_events_stream_live(daemon: Daemon) -> None:
         p.kill()
         p.wait()
         p.stdout.close()
+
+
+def test_a_data_root_from_before_the_volume_record_loads(private_daemon: Daemon) -> None:
+    """Volumes stored as Docker's inspect JSON (berth before VolumeRecord) come back as they
+    were: inspect the same, their data there, an anonymous one still removed with its
+    container."""
+    d = private_daemon
+    d.ok("volume", "create", "--label", "k=v", "oldvol")
+    d.ok("run", "--rm", "-v", "oldvol:/d", "busybox", "sh", "-c", "echo kept > /d/f")
+    d.ok("create", "--name", "anon-user", "-v", "/data", "busybox", "true")
+    anon = d.inspect("anon-user")["Mounts"][0]["Name"]
+    want = {v["Name"]: v for v in json.loads(d.ok("volume", "inspect", "oldvol", anon))}
+    d.stop()
+    db = sqlite3.connect(d.data_root / "berth.db")
+    try:
+        for name, raw in db.execute("SELECT name, doc FROM volumes").fetchall():
+            assert json.loads(raw)["v"] == 1    # stored as the record
+            db.execute("UPDATE volumes SET doc=? WHERE name=?", (json.dumps(want[name]), name))
+        db.commit()
+    finally:
+        db.close()
+    d.start()
+    have = {v["Name"]: v for v in json.loads(d.ok("volume", "inspect", "oldvol", anon))}
+    assert have == want
+    assert d.ok("run", "--rm", "-v", "oldvol:/d", "busybox", "cat", "/d/f") == "kept\n"
+    assert d.ok("volume", "ls", "-q", "-f", "label=com.docker.volume.anonymous").split() == \
+        [anon]
+    d.ok("rm", "-v", "anon-user")
+    assert anon not in d.ok("volume", "ls", "-q").split()
+    d.ok("volume", "rm", "oldvol")
