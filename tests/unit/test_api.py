@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from berth.api import Api, frame, parse_filters
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from berth.events import EventBus
+from berth.images import Image, ImageDetails, ImageSummary
 from berth.metadata import MetadataStore
 from berth.networks import Driver, NetworkRecord, NetworkView
 from berth.volumes import VolumeService
@@ -82,21 +83,24 @@ class FakeImages:
         self.events = events
 
     def list(self, *, all_: bool = False, filters: dict[str, list[str]] | None = None
-             ) -> list[dict[str, Any]]:
-        return [{"Id": FakeImage.id, "Filters": filters}]
+             ) -> list[ImageSummary]:
+        return [ImageSummary(id=FakeImage.id, created=0, size=0, labels=None, repo_tags=[],
+                             repo_digests=[], containers=0)]
 
     def resolve(self, name: str) -> FakeImage:
         if name != "busybox":
             raise NotFound(f"No such image: {name}")
         return FakeImage()
 
-    def inspect(self, name: str) -> dict[str, Any]:
-        return {"Id": self.resolve(name).id}
+    def inspect(self, name: str) -> ImageDetails:
+        img = Image(id=self.resolve(name).id, config={}, layers=[], size=0, created=0)
+        return ImageDetails(image=img, spec=img.spec, repo_tags=[], repo_digests=[],
+                            layer_dirs=[])
 
     def tag(self, name: str, repo: str, tag: str = "") -> None:
         self.events.publish("image", "tag", self.resolve(name).id, {"name": repo})
 
-    def disk_usage(self) -> tuple[int, list[dict[str, Any]]]:
+    def disk_usage(self) -> tuple[int, list[ImageSummary]]:
         return 0, []
 
 

@@ -60,7 +60,7 @@ from berth.networks import NetworkService, link_spec, ps_ports
 from berth.shim import protocol
 from berth.shim.protocol import Exit, Ready, StartRequest
 from berth.units import human_duration
-from berth.volumes import ANONYMOUS, VolumeService
+from berth.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -951,7 +951,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                 if m["Type"] != "volume":
                     continue
                 with contextlib.suppress(BerthError):
-                    if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
+                    if self.volumes.get(m["Name"]).anonymous:
                         self.volumes.remove(m["Name"])
         if not self.meta.get_image(doc["Image"]):
             await asyncio.to_thread(self.images.gc)
