@@ -1,0 +1,314 @@
+"""The container's init (PID 1 of its pid namespace), from fork to execve: mounts and
+pivot_root, sysctls, hostname, rlimits, user, capabilities, seccomp, console, stdio; and the
+privilege and stdio steps an exec shares with it.
+
+Imports `fs`, `linux`, `runtime.*`. Runs in the forked child only: nothing here may raise past
+`run_init`, which reports on the error pipe and exits.
+"""
+
+from __future__ import annotations
+
+import _signal as signal
+import _struct as struct  # struct's own module, without its Python wrapper
+import fcntl
+import os
+import resource
+
+from berth import fs, linux
+from berth.runtime import sysctl
+from berth.runtime.devices import setup_dev
+from berth.runtime.mounts import mask, mount_one, readonly
+from berth.runtime.report import StartError, Stdio, exec_program, oci_message, report
+from berth.runtime.users import home_of, resolve_user
+
+_RLIMITS = {
+    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE, "RLIMIT_NPROC": resource.RLIMIT_NPROC,
+    "RLIMIT_CORE": resource.RLIMIT_CORE, "RLIMIT_STACK": resource.RLIMIT_STACK,
+    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_AS": resource.RLIMIT_AS,
+    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
+    "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_NICE": resource.RLIMIT_NICE,
+    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO, "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE,
+    "RLIMIT_SIGPENDING": resource.RLIMIT_SIGPENDING,
+}
+
+
+def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
+          exec_fifo: str | None = None, trampoline: int | None = None) -> None:
+    """PID 1 of the container: never returns. With `trampoline` (see sealed.trampoline; only
+    with `exec_fifo`), the program is exec'd through it."""
+    try:
+        # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
+        fifo = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
+        _setup(spec, bundle, stdio)  # may add HOME to the spec's env
+        proc = spec["process"]
+        args = proc["args"]
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
+        if fifo is not None:
+            # as runc: a missing command fails `create`, not `start`
+            path = _lookup(args[0], env)
+            os.write(err_w, b'{"ready": true}\n')
+            wfd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY)
+            os.write(wfd, b"0")
+            os.close(wfd)
+            os.close(fifo)
+            if trampoline is not None:
+                # once ready nobody reads err_w: the trampoline's exit code tells a failure
+                _exec_trampoline(trampoline, [path, *args], env)
+        detail, code = exec_program(args, env)
+        report(err_w, oci_message(detail), code)
+    except StartError as e:
+        report(err_w, oci_message(e.message), e.code)
+        code = e.code
+    except BaseException as e:  # noqa: BLE001
+        report(err_w, oci_message(f"error during container init: {e}"), 1)
+        code = 1
+    os._exit(code)
+
+
+def _exec_trampoline(fd: int, argv: list[str], env: dict[str, str]) -> None:
+    """execveat(fd) (glibc's fexecve); where a seccomp profile refuses execveat but not
+    execve, through the container's /proc. Raises OSError if neither runs it."""
+    try:
+        os.execve(fd, argv, env)
+    except OSError as e:
+        if e.errno not in (1, 13, 38):   # EPERM, EACCES, ENOSYS: what a filter answers
+            raise
+    os.execve(f"/proc/self/fd/{fd}", argv, env)
+
+
+def _lookup(cmd: str, env: dict[str, str]) -> str:
+    """The path execvpe would run for `cmd`."""
+    if "/" in cmd:
+        if not os.path.exists(cmd):
+            raise StartError(f'exec: "{cmd}": stat {cmd}: no such file or directory', 127)
+        return cmd
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                     ).split(":"):
+        p = os.path.join(d or ".", cmd)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    raise StartError(f'exec: "{cmd}": executable file not found in $PATH', 127)
+
+
+def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-arg]
+    lx = spec.get("linux", {})
+    oom_score_adj(spec.get("process", {}), "error during container init", 1)
+    ns_types = {ns["type"] for ns in lx.get("namespaces", [])}
+    root = spec.get("root", {})
+    rootfs = os.path.join(bundle, root.get("path", "rootfs"))
+    if "mount" in ns_types:
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        # pivot_root needs rootfs to be a mount point: bind it onto itself (no-op for overlay)
+        linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+        rootfs_fd = os.open(rootfs, fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for m in spec.get("mounts", []):
+                mount_one(rootfs_fd, m, cgroupns="cgroup" in ns_types)
+        finally:
+            os.close(rootfs_fd)
+        setup_dev(rootfs, lx)
+        os.chdir(rootfs)
+        linux.pivot_root(".", ".")
+        linux.umount(".", linux.MNT_DETACH)
+        os.chdir("/")
+        # through the container's own /proc, in its namespaces, before /proc/sys is read-only
+        _write_sysctls(lx)
+        # runc's order: read-only paths, then masked ones
+        for p in lx.get("readonlyPaths", []):
+            readonly(p)
+        for p in lx.get("maskedPaths", []):
+            mask(p)
+        if root.get("readonly"):
+            linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+    else:
+        os.chroot(rootfs)
+        os.chdir("/")
+        _write_sysctls(lx)
+    if "network" in ns_types and not any(
+            ns.get("path") for ns in lx.get("namespaces", []) if ns["type"] == "network"):
+        linux.set_link_up("lo")
+    if "uts" in ns_types and spec.get("hostname"):
+        linux.sethostname(spec["hostname"])
+    if "uts" in ns_types and spec.get("domainname"):
+        linux.setdomainname(spec["domainname"])
+
+    proc = spec["process"]
+    for rl in proc.get("rlimits", []):
+        resource.setrlimit(_RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+    user = proc.get("user", {})
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    groups = [int(g) for g in user.get("additionalGids", [])]
+    named = (spec.get("annotations") or {}).get("berth.user")
+    home = None
+    if named:
+        uid, gid, groups, home = resolve_user(named, groups)
+    env = proc.setdefault("env", [])
+    if not any(e.startswith("HOME=") for e in env):
+        # as runc: HOME from the user's passwd entry, else /
+        env.append("HOME=" + (home or home_of(uid) or "/"))
+    cwd = proc.get("cwd", "/")
+    if not os.path.isdir(cwd):
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+        os.chown(cwd, uid, gid)
+    os.chdir(cwd)
+
+    if lx.get("seccomp"):
+        proc["_seccomp"] = lx["seccomp"]
+        if lx.get("_seccompBPF"):
+            proc["_seccomp_bpf"] = lx["_seccompBPF"]
+    _become(proc, stdio, uid, gid, groups)
+
+
+def oom_score_adj(proc: dict, what: str, code: int) -> None:  # type: ignore[type-arg]
+    """process.oomScoreAdj, as runc: before exec, while still root with every capability
+    (lowering it needs CAP_SYS_RESOURCE); an exec gets the container's, as dockerd's."""
+    adj = proc.get("oomScoreAdj")
+    if adj is None:
+        return
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(int(adj)).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StartError(f"{what}: write oom_score_adj: {e}", code) from None
+
+
+def _write_sysctls(lx: dict) -> None:  # type: ignore[type-arg]
+    try:
+        sysctl.write_all(lx.get("sysctl") or {})
+    except (OSError, ValueError) as e:
+        raise StartError(f"error during container init: write sysctl: {e}", 1) from None
+
+
+def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
+            groups: list[int]) -> None:
+    """The last steps before execve, for a container's init: `drop_privileges`, then
+    `finish`. An exec runs the two in different processes (see `spawn_exec`)."""
+    slave = drop_privileges(proc, stdio, uid, gid, groups)
+    finish(proc, stdio, slave)
+
+
+def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
+                     groups: list[int]) -> int:
+    """What needs privileges: seccomp without no_new_privs, the bounding set, no_new_privs,
+    the console's pty (made and sent while root), the user and the capabilities. Returns the
+    pty's slave descriptor (-1 without a console), for `finish`."""
+    caps = proc.get("capabilities")
+    keep = {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", [])
+            if c in linux.CAPABILITIES} if caps is not None else None
+    nnp = bool(proc.get("noNewPrivileges"))
+    if proc.get("_seccomp") and not nnp:
+        # as runc: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in while
+        # we still hold it (the filter must let setuid, capset and execve through)
+        _load_seccomp(proc)
+    if keep is not None:
+        linux.drop_bounding_caps(keep)
+    if nnp:
+        linux.set_no_new_privs()
+    slave = _open_console(stdio, uid, proc.get("consoleSize")) if stdio.console >= 0 else -1
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    if keep is not None and uid == 0:
+        caps = caps or {}  # not None when `keep` is set
+        eff = {linux.CAPABILITIES[c] for c in caps.get("effective", []) if c in linux.CAPABILITIES}
+        perm = {linux.CAPABILITIES[c] for c in caps.get("permitted", []) if c in linux.CAPABILITIES}
+        linux.set_caps(eff & keep, perm & keep, set())
+    return slave
+
+
+def finish(proc: dict, stdio: Stdio, slave: int) -> None:  # type: ignore[type-arg]
+    """What needs no privileges, just before execve: stdio (and the console as controlling
+    terminal), no inherited descriptor, default signals, seccomp with no_new_privs."""
+    _set_stdio(stdio, slave)
+    # no host descriptor may reach the container (CVE-2024-21626)
+    _close_inheritable_fds()
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if proc.get("_seccomp") and proc.get("noNewPrivileges"):
+        _load_seccomp(proc)   # last, as runc: nothing after it but execve
+
+
+def preload(seccomp: bool, execvpe: bool = True, console: bool = False) -> None:
+    """Import now what the child will need after pivot_root, when the host's files are gone
+    and berth-runtime has not imported it: the seccomp module (and libseccomp) for a filter,
+    `warnings` for os.execvpe (not needed with a trampoline), `_socket` to send a console."""
+    if seccomp:
+        from berth.linux import seccomp as _  # noqa: F401
+    if execvpe:
+        import warnings  # noqa: F401
+    if console:
+        import _socket  # noqa: F401
+
+
+def _load_seccomp(proc: dict) -> None:  # type: ignore[type-arg]
+    """The filter compiled ahead (by the monitor, from its cache), else built now. Runs after
+    pivot_root: `preload` imported the module (and opened libseccomp) before."""
+    from berth.linux import seccomp
+    if proc.get("_seccomp_bpf"):
+        seccomp.load_bpf(proc["_seccomp_bpf"])
+    else:
+        seccomp.load(proc["_seccomp"])
+
+
+def _open_console(stdio: Stdio, uid: int, size: dict | None) -> int:  # type: ignore[type-arg]
+    """A pty in the container's /dev/pts: its master goes over the console socket, its slave
+    (owned by the user, group tty, as runc does) is returned. Sized here (the spec's
+    `consoleSize`): the process may ask before the receiver has the master."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        if size and size.get("height") and size.get("width"):
+            fcntl.ioctl(master, linux.TIOCSWINSZ, struct.pack(
+                "HHHH", int(size["height"]), int(size["width"]), 0, 0))
+        n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
+        slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+        os.fchown(slave, uid, 5)
+        import _socket  # preloaded (`preload`): this runs after pivot_root
+        sock = _socket.socket(fileno=os.dup(stdio.console))
+        try:
+            sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                         struct.pack("i", master))])
+        finally:
+            sock.close()
+    finally:
+        os.close(master)
+    return slave
+
+
+def _set_stdio(stdio: Stdio, slave: int) -> None:
+    """stdio from the caller's descriptors, or the console's slave as controlling terminal."""
+    if slave < 0:
+        os.dup2(stdio.stdin, 0)
+        os.dup2(stdio.stdout, 1)
+        os.dup2(stdio.stderr, 2)
+        return
+    os.setsid()
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, linux.TIOCSCTTY, 0)
+
+
+def _close_inheritable_fds() -> None:
+    """Close every fd >= 3 that would survive exec. Close-on-exec ones (err_w among them,
+    which must stay open until the exec) go away by themselves."""
+    for fd in open_fds():
+        if fd < 3:
+            continue
+        try:
+            if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+def open_fds() -> list[int]:
+    try:
+        return [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1024))
