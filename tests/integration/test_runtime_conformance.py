@@ -11,7 +11,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +157,240 @@ def test_console_socket(bundle: Path, tmp_path: Path) -> None:
         _cleanup_cgroup(cfg["linux"]["cgroupsPath"])
     theirs, ours = outs
     assert ours == theirs and "on-the-pty" in ours and "/dev/pts/" in ours
+
+
+# --- issue 20: the runtime-spec's fields, each under runc and berth-runtime -----------------
+#
+# A bundle per case (runc's own `spec`, a program given per test), driven as the OCI's
+# validation programs drive a runtime: create, state, start, wait until stopped, delete.
+# What the container printed and what its cgroup held while created are compared.
+
+
+@dataclass
+class Life:
+    """One runtime's run of a bundle: what each step returned and what was seen."""
+
+    create: subprocess.CompletedProcess[str]
+    state: dict[str, Any] = field(default_factory=dict)
+    cgroup: dict[str, str] = field(default_factory=dict)
+    start: subprocess.CompletedProcess[str] | None = None
+    delete: subprocess.CompletedProcess[str] | None = None
+    output: str = ""
+
+
+@pytest.fixture
+def spec_bundle(tmp_path: Path, rootfs_tar: Path) -> Iterator[Path]:
+    """runc's default bundle, the program `sh -c true`, a cgroup path of its own (relative)
+    that is removed afterwards, also on failure."""
+    if not shutil.which("runc"):
+        pytest.skip("runc is not installed (apt-get install runc)")
+    b = tmp_path / "bundle"
+    (b / "rootfs").mkdir(parents=True)
+    with tarfile.open(rootfs_tar) as tf:
+        tf.extractall(b / "rootfs", filter="fully_trusted")
+    subprocess.run(["runc", "spec"], cwd=b, check=True)
+    top = f"berth-conf-{secrets.token_hex(3)}"
+    _edit(b, lambda c: (c["process"].update(terminal=False, args=["sh", "-c", "true"]),
+                        c["linux"].update(cgroupsPath=f"{top}/c")))
+    try:
+        yield b
+    finally:
+        remove_cgroups_named(top)
+
+
+def _edit(bundle: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    cfg = json.loads((bundle / "config.json").read_text())
+    change(cfg)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+
+
+def _rt(rt: str, root: Path, *args: str, cwd: Path | None = None,
+        out: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """One command of a runtime; the container inherits stdout (to `out`) and stderr."""
+    err = root.parent / f"{root.name}.err"
+    with open(out or os.devnull, "a") as o, open(err, "w+") as e:
+        r = subprocess.run([rt, "--root", str(root), *args], stdout=o, stderr=e,
+                           stdin=subprocess.DEVNULL, cwd=cwd, timeout=60)
+        e.seek(0)
+        return subprocess.CompletedProcess(r.args, r.returncode, "", e.read())
+
+
+def _cgroup_files(pid: int, files: list[str]) -> dict[str, str]:
+    """The files of process `pid`'s v1 cgroups, each `controller/file` (the controller's
+    hierarchy found by its name among the process's)."""
+    own = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(","):
+            own[c] = path
+    mounts = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, right = line.split(" - ")
+        if right.split()[0] == "cgroup":
+            for opt in right.split()[2].split(","):
+                mounts[opt] = left.split()[4]
+    got = {}
+    for f in files:
+        ctrl, name = f.split("/")
+        try:
+            got[f] = (Path(mounts[ctrl] + own[ctrl]) / name).read_text().strip()
+        except (KeyError, OSError) as e:
+            got[f] = f"unreadable: {e!r}"
+    return got
+
+
+def _life(rt: str, bundle: Path, tmp: Path, *, files: list[str] = (),  # type: ignore[assignment]
+          start: bool = True) -> Life:
+    """create, state (and the cgroup's `files`), start, wait until stopped, delete -f."""
+    root = tmp / f"root-{Path(rt).name}"
+    out = tmp / f"out-{Path(rt).name}"
+    life = Life(create=_rt(rt, root, "create", "-b", str(bundle), "c", cwd=bundle, out=out))
+    if life.create.returncode != 0:
+        return life
+    try:
+        life.state = json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
+                                               capture_output=True, text=True,
+                                               check=True).stdout)
+        life.cgroup = _cgroup_files(life.state["pid"], list(files))
+        if start:
+            life.start = _rt(rt, root, "start", "c", cwd=bundle)
+            deadline = time.monotonic() + 20
+            while json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
+                                            capture_output=True, text=True).stdout or
+                             '{"status": "stopped"}')["status"] != "stopped":
+                assert time.monotonic() < deadline, f"{rt}: the container did not stop"
+                time.sleep(0.05)
+    finally:
+        life.delete = _rt(rt, root, "delete", "-f", "c", cwd=bundle)
+    life.output = out.read_text() if out.exists() else ""
+    return life
+
+
+def _both(bundle: Path, tmp: Path, **kw: Any) -> tuple[Life, Life]:
+    """(runc's, berth-runtime's)"""
+    return _life("runc", bundle, tmp, **kw), _life(RT, bundle, tmp, **kw)
+
+
+HOOK = r"""#!/bin/sh
+# $1: the hook's kind, $2: where to write (on the host; /hooks in the container)
+d=$2; [ -d "$d" ] || d=/hooks
+cat > "$d/$1.json"
+echo "$1 argv0=$0 argc=$# env=$(env | grep -v -e ^PWD= -e ^SHLVL= -e ^PATH= | sort | tr '\n' ' ') cwd=$(pwd) uid=$(id -u)" >> "$d/order"
+exit ${HOOK_EXIT:-0}
+"""
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+
+
+def _hooks(bundle: Path, tmp: Path, fail: str = "", sleep: str = "") -> Path:
+    """Every kind of hook, each writing its stdin and a line (argv, env, cwd) to a directory
+    of its own; `fail` exits 3, `sleep` runs past its timeout."""
+    out = tmp / "hooks"
+    out.mkdir(exist_ok=True)
+    for f in out.iterdir():
+        f.unlink()
+    host = tmp / "hook.sh"
+    host.write_text(HOOK)
+    host.chmod(0o755)
+    inside = bundle / "rootfs" / "bin" / "hook.sh"
+    inside.write_text(HOOK)
+    inside.chmod(0o755)
+
+    def change(c: dict[str, Any]) -> None:
+        c["process"]["args"] = ["sh", "-c", "echo ran"]
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/hooks"]
+        c["mounts"].append({"destination": "/hooks", "type": "bind", "source": str(out),
+                            "options": ["rbind", "rw"]})
+        c["hooks"] = {}
+        for kind in HOOK_KINDS:
+            # startContainer's path resolves in the container, the others' on the host
+            path = "/bin/hook.sh" if kind == "startContainer" else str(host)
+            hook = {"path": path, "args": ["hookname", kind, str(out)],
+                    "env": ["FOO=bar"] + (["HOOK_EXIT=3"] if kind == fail else []),
+                    "timeout": 5}
+            if kind == sleep:
+                hook.update(path="/bin/sleep", args=["sleep", "10"], timeout=1)
+            c["hooks"][kind] = [hook]
+    _edit(bundle, change)
+    return out
+
+
+def _hook_view(out: Path, init_pid: int) -> tuple[list[str], dict[str, Any]]:
+    """What the hooks saw: their lines, and each one's state with the init's pid as "init"."""
+    lines = out.joinpath("order").read_text().splitlines() if out.joinpath("order").exists() \
+        else []
+    states = {}
+    for kind in HOOK_KINDS:
+        f = out / f"{kind}.json"
+        if f.exists():
+            st = json.loads(f.read_text())
+            if st.get("pid") == init_pid:
+                st["pid"] = "init"
+            states[kind] = st
+    return lines, states
+
+
+def test_hooks_run_as_runc_runs_them(spec_bundle: Path, tmp_path: Path) -> None:
+    """All six kinds: the state on stdin (the init's host pid in the runtime's namespaces,
+    its own pid in the container's), their args and env only, the cwd they run in."""
+    views = []
+    for rt in ("runc", RT):
+        out = _hooks(spec_bundle, tmp_path)
+        life = _life(rt, spec_bundle, tmp_path)
+        assert life.create.returncode == 0, life.create.stderr
+        assert life.start is not None and life.start.returncode == 0, life.start
+        assert life.output == "ran\n"
+        views.append(_hook_view(out, life.state["pid"]))
+    (runc_lines, runc_states), (lines, states) = views
+    # runc 1.1 runs poststart at `create`, racing with startContainer, and gives it the
+    # state `created`: the spec's place is `start`, once the program runs
+    assert runc_states.pop("poststart")["status"] == "created"
+    assert states.pop("poststart") == {**runc_states["prestart"], "status": "running"}
+    assert states == runc_states
+    assert sorted(lines) == sorted(runc_lines)
+    assert [line.split()[0] for line in lines] == list(HOOK_KINDS)   # the spec's order
+    assert states["createContainer"]["pid"] == states["startContainer"]["pid"] == 1
+    assert "env=FOO=bar  cwd=" in lines[0] and "argv0=" + str(tmp_path / "hook.sh") in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "timeout"])
+def test_a_failing_create_hook_fails_create(kind: str, spec_bundle: Path,
+                                            tmp_path: Path) -> None:
+    """As runc and the spec: `create` fails, nothing is left of the container, and the
+    poststop hooks still run."""
+    outs = []
+    for rt in ("runc", RT):
+        out = _hooks(spec_bundle, tmp_path, fail="" if kind == "timeout" else kind,
+                     sleep="createRuntime" if kind == "timeout" else "")
+        life = _life(rt, spec_bundle, tmp_path)
+        assert life.create.returncode != 0
+        assert ("timeout of 1.0s" if kind == "timeout" else "exit status 3") in \
+            life.create.stderr, life.create.stderr
+        assert not (tmp_path / f"root-{Path(rt).name}" / "c").exists()
+        outs.append([line.split()[0] for line in _hook_view(out, 0)[0]])
+    assert outs[0] == outs[1] and outs[1][-1] == "poststop"
+
+
+def test_a_failing_start_container_hook_fails_start(spec_bundle: Path, tmp_path: Path) -> None:
+    """runc 1.1 says nothing (its init just exits); the spec and berth-runtime: `start` fails
+    with the hook's error, and the container is stopped, its program never run."""
+    out = _hooks(spec_bundle, tmp_path, fail="startContainer")
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert theirs.start is not None and theirs.start.returncode == 0
+    assert ours.start is not None and ours.start.returncode == 1
+    assert "startContainer hook #0: exit status 3" in ours.start.stderr
+    assert theirs.output == ours.output == ""
+    assert [line.split()[0] for line in _hook_view(out, 0)[0]][-2:] == [
+        "startContainer", "poststop"]
+
+
+@pytest.mark.parametrize("kind", ["poststart", "poststop"])
+def test_a_failing_post_hook_is_a_warning(kind: str, spec_bundle: Path, tmp_path: Path) -> None:
+    """The spec: a failing poststart or poststop hook is a warning, and the lifecycle goes
+    on (runc 1.1 fails `create` or `delete` instead: see the README)."""
+    _hooks(spec_bundle, tmp_path, fail=kind)
+    life = _life(RT, spec_bundle, tmp_path)
+    step = life.start if kind == "poststart" else life.delete
+    assert life.create.returncode == 0 and step is not None and step.returncode == 0
+    assert f"warning: error running {kind} hook #0: exit status 3" in step.stderr
+    assert life.output == "ran\n"

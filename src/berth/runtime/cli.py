@@ -20,7 +20,7 @@ import time
 from berth import cgroups, linux
 from berth import jsonc as json
 from berth.fs import atomic_write
-from berth.runtime import process
+from berth.runtime import hooks, process
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,34 +117,77 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
         except (OSError, ValueError) as e:
             _die(f"cannot read {bundle}/config.json: {e}")
     try:
+        hooks.check(spec)
+    except hooks.HookError as e:
+        _die(str(e))
+    try:
         os.makedirs(sdir)
     except FileExistsError:
         _die(f"container with id exists: {cid}")
     fifo = os.path.join(sdir, "exec.fifo")
     os.mkfifo(fifo, 0o600)
     lx = spec.get("linux", {})
+    st = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": cid, "pid": 0,
+          "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
+              "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+          "annotations": spec.get("annotations") or {},
+          "cgroupsPath": lx.get("cgroupsPath", ""), "cgroupBases": cgroups.own_cgroups()}
+    if spec.get("hooks"):
+        st["hooks"] = spec["hooks"]
     cg = None
+    sync = None
+    if any(hooks.of(spec, k) for k in ("prestart", "createRuntime", "createContainer",
+                                       "startContainer")):
+        sync = os.pipe()
+
+    def on_hooks() -> None:
+        """The init waits before pivot_root: prestart and createRuntime hooks here, then
+        the state to the init, for its createContainer and startContainer hooks."""
+        assert sync is not None
+        state = _hook_state(st, "creating")
+        try:
+            hooks.run_all(spec, "prestart", state)
+            hooks.run_all(spec, "createRuntime", state)
+        except hooks.HookError as e:
+            raise process.StartError(str(e), 1) from None
+        os.write(sync[1], json.dumps(state).encode() + b"\n")
+        os.close(sync[1])
+
+    mem = (lx.get("resources") or {}).get("memory") or {}
+    if mem.get("kernel") and not cgroups.kernel_memory_enforced():
+        _warn("linux.resources.memory.kernel is ignored: Linux 5.16 and later no longer "
+              "limit kernel memory")
     try:
         if lx.get("cgroupsPath"):
             cg = cgroups.for_spec(lx["cgroupsPath"])
             cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
         stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
         pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo,
-                                   trampoline=trampoline)
+                                   trampoline=trampoline, hook_sync=sync)
+        st["pid"] = pid
+        if sync is not None:
+            os.close(sync[0])
         if stdio.console >= 0:
             os.close(stdio.console)
-        process.wait_exec(err_r, until_ready=True, close=not keep_err)
+        process.wait_exec(err_r, until_ready=True, close=not keep_err,
+                          on_hooks=on_hooks if sync is not None else None)
     except (process.StartError, OSError, Exception) as e:
+        if st["pid"]:
+            _kill_reap(st["pid"])
         if cg:
             cg.remove()
+        # runtime-spec lifecycle: a create that fails continues at "destroy", then poststop
+        hooks.run_warn(spec, "poststop", _hook_state(st, "stopped"), _warn)
         _rmtree(sdir)
         _die(str(getattr(e, "message", e)), getattr(e, "code", 1))
         raise
-    st = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": cid, "pid": pid,
-          "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
-              "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-          "annotations": spec.get("annotations") or {},
-          "cgroupsPath": lx.get("cgroupsPath", ""), "cgroupBases": cgroups.own_cgroups()}
+    finally:
+        if sync is not None:
+            for fd in sync:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
     _save(root, st)
     if pid_file:
         with open(pid_file, "w") as f:
@@ -152,21 +195,59 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
     return st, cg, err_r if keep_err else None
 
 
+def _hook_state(st: dict[str, Any], status: str) -> dict[str, Any]:
+    """The container's state as a hook reads it on its stdin (runtime-spec "State"): no pid
+    once stopped, no annotations where there are none (both optional there, as runc)."""
+    out = {"ociVersion": st["ociVersion"], "id": st["id"], "status": status}
+    if status != "stopped":
+        out["pid"] = st["pid"]
+    out["bundle"] = st["bundle"]
+    if st["annotations"]:
+        out["annotations"] = st["annotations"]
+    return out
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"berth-runtime: warning: {message}\n")
+
+
+def _kill_reap(pid: int) -> None:
+    """SIGKILL a failed create's init, and reap it where it is our child."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 def start(root: str, cid: str) -> None:
     st = _load(root, cid)
     if _status(st, root) != "created":
         _die(f"cannot start a container that is not created: {cid}")
-    _release(root, cid)
+    _release(root, st)
+    hooks.run_warn(st, "poststart", _hook_state(st, "running"), _warn)
 
 
-def _release(root: str, cid: str, err_r: int | None = None) -> None:
-    """Let a created container's init exec its program. With its error pipe, the container
-    stays `created` (no `exec` joins it) until the init has exec'd, and an exec that failed
-    is told."""
-    fifo = os.path.join(root, cid, "exec.fifo")
+def _release(root: str, st: dict[str, Any], err_r: int | None = None) -> None:
+    """Let a created container's init run its startContainer hooks and exec its program. With
+    its error pipe, the container stays `created` (no `exec` joins it) until the init has
+    exec'd, and an exec that failed is told. A startContainer hook that failed fails this
+    (the init has exited; as the spec says, the container is stopped)."""
+    fifo = os.path.join(root, st["id"], "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY)
-    os.read(fd, 1)
-    os.close(fd)
+    got = b""
+    try:
+        while len(got) < 65536 and (chunk := os.read(fd, 65536)):
+            got += chunk
+    finally:
+        os.close(fd)
+    if got[:1] == b"E":
+        os.unlink(fifo)
+        _kill_reap(st["pid"])
+        _die(got[1:].decode(errors="replace"))
     if err_r is not None:
         try:
             process.wait_exec(err_r)
@@ -310,6 +391,7 @@ def delete(root: str, cid: str, force: bool) -> None:
             time.sleep(0.01)
     if st.get("cgroupsPath"):
         cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases")).remove()
+    hooks.run_warn(st, "poststop", _hook_state(st, "stopped"), _warn)
     _rmtree(os.path.join(root, cid))
 
 
@@ -340,7 +422,8 @@ def cmd_run(a: Args) -> int:
                             a.spec, a.trampoline, keep_err=True)
     if a.trampoline is not None:
         os.close(a.trampoline)
-    _release(a.root, a.id, err_r)   # `start`, without reading back what we just wrote
+    _release(a.root, st, err_r)   # `start`, without reading back what we just wrote
+    hooks.run_warn(st, "poststart", _hook_state(st, "running"), _warn)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda signo, _f: os.kill(st["pid"], signo))
     while True:
@@ -355,6 +438,7 @@ def cmd_run(a: Args) -> int:
     # `delete -f` of what we hold: the init is reaped, and its pid namespace gone with it
     if cg:
         cg.remove()
+    hooks.run_warn(st, "poststop", _hook_state(st, "stopped"), _warn)
     _rmtree(os.path.join(a.root, a.id))
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

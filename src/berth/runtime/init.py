@@ -15,7 +15,8 @@ import os
 import resource
 
 from berth import fs, linux
-from berth.runtime import sysctl
+from berth import jsonc as json
+from berth.runtime import hooks, sysctl
 from berth.runtime.devices import setup_dev
 from berth.runtime.mounts import mask, mount_one, readonly
 from berth.runtime.report import StartError, Stdio, exec_program, oci_message, report
@@ -33,13 +34,16 @@ _RLIMITS = {
 
 
 def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
-          exec_fifo: str | None = None, trampoline: int | None = None) -> None:
+             exec_fifo: str | None = None, trampoline: int | None = None,
+             hook_sync: int | None = None) -> None:
     """PID 1 of the container: never returns. With `trampoline` (see sealed.trampoline; only
-    with `exec_fifo`), the program is exec'd through it."""
+    with `exec_fifo`), the program is exec'd through it. With `hook_sync` (the read end of a
+    pipe from the caller), it stops before pivot_root for the caller's createRuntime hooks
+    (see `_hook_point`)."""
     try:
         # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
         fifo = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
-        _setup(spec, bundle, stdio)  # may add HOME to the spec's env
+        state = _setup(spec, bundle, stdio, err_w, hook_sync)  # may add HOME to the env
         proc = spec["process"]
         args = proc["args"]
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
@@ -48,9 +52,16 @@ def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[
             path = _lookup(args[0], env)
             os.write(err_w, b'{"ready": true}\n')
             wfd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY)
+            os.close(fifo)
+            # `start` reads the fifo to its end: "0", or why the container could not start
+            if state is not None:
+                try:
+                    hooks.run_all(spec, "startContainer", {**state, "status": "created"})
+                except hooks.HookError as e:
+                    os.write(wfd, f"E{e}".encode())
+                    os._exit(1)
             os.write(wfd, b"0")
             os.close(wfd)
-            os.close(fifo)
             if trampoline is not None:
                 # once ready nobody reads err_w: the trampoline's exit code tells a failure
                 _exec_trampoline(trampoline, [path, *args], env)
@@ -63,6 +74,33 @@ def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[
         report(err_w, oci_message(f"error during container init: {e}"), 1)
         code = 1
     os._exit(code)
+
+
+def _hook_point(spec: dict, err_w: int, hook_sync: int | None,  # type: ignore[type-arg]
+                ) -> dict | None:  # type: ignore[type-arg]
+    """Where the namespaces exist and pivot_root is next: the caller runs the prestart and
+    createRuntime hooks (told by a `{"hooks": true}` line on the error pipe) and answers with
+    the container's state as one JSON line; then the createContainer hooks run here, in the
+    container's namespaces. Returns that state (for startContainer), None without hooks."""
+    if hook_sync is None:
+        return None
+    os.write(err_w, b'{"hooks": true}\n')
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(hook_sync, 65536)
+        if not chunk:
+            os._exit(1)   # the caller gave up (a hook of its own failed): nothing to report
+        line += chunk
+    os.close(hook_sync)
+    state: dict = json.loads(line.decode())  # type: ignore[type-arg]
+    # runtime-spec "State": for a hook in the container's namespaces, the pid as the
+    # container sees it (1 in a pid namespace of its own)
+    state["pid"] = os.getpid()
+    try:
+        hooks.run_all(spec, "createContainer", state)
+    except hooks.HookError as e:
+        raise StartError(str(e), 1) from None
+    return state
 
 
 def _exec_trampoline(fd: int, argv: list[str], env: dict[str, str]) -> None:
@@ -90,7 +128,9 @@ def _lookup(cmd: str, env: dict[str, str]) -> str:
     raise StartError(f'exec: "{cmd}": executable file not found in $PATH', 127)
 
 
-def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-arg]
+def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
+           hook_sync: int | None) -> dict | None:  # type: ignore[type-arg]
+    """Everything before execve; returns the state of `_hook_point`."""
     lx = spec.get("linux", {})
     oom_score_adj(spec.get("process", {}), "error during container init", 1)
     ns_types = {ns["type"] for ns in lx.get("namespaces", [])}
@@ -108,6 +148,7 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
             os.close(rootfs_fd)
         setup_dev(rootfs, lx)
         os.chdir(rootfs)
+        state = _hook_point(spec, err_w, hook_sync)
         linux.pivot_root(".", ".")
         linux.umount(".", linux.MNT_DETACH)
         os.chdir("/")
@@ -121,6 +162,7 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         if root.get("readonly"):
             linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
     else:
+        state = _hook_point(spec, err_w, hook_sync)
         os.chroot(rootfs)
         os.chdir("/")
         _write_sysctls(lx)
@@ -157,6 +199,7 @@ def _setup(spec: dict, bundle: str, stdio: Stdio) -> None:  # type: ignore[type-
         if lx.get("_seccompBPF"):
             proc["_seccomp_bpf"] = lx["_seccompBPF"]
     _become(proc, stdio, uid, gid, groups)
+    return state
 
 
 def oom_score_adj(proc: dict, what: str, code: int) -> None:  # type: ignore[type-arg]

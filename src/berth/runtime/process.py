@@ -46,19 +46,24 @@ from berth.runtime.users import home_of, resolve_user
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from berth.cgroups import CgroupManager
 
 
 def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
           cgroup: CgroupManager | None = None,
           exec_fifo: str | None = None, trampoline: int | None = None,
-          go: tuple[int, int] | None = None) -> tuple[int, int]:
+          go: tuple[int, int] | None = None,
+          hook_sync: tuple[int, int] | None = None) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
 
     The caller must read the error pipe to EOF (see `wait_exec`) and reap the init. With
     `exec_fifo` (runc's create/start split) the init, once set up, writes {"ready": true} on
     the error pipe and blocks opening the fifo for writing until `start` opens it to read, then
-    execs its program through `trampoline` if given."""
+    execs its program through `trampoline` if given. With `hook_sync` (a pipe: read end, write
+    end) the init stops before pivot_root for the hooks (`wait_exec`'s `on_hooks`); the caller
+    closes the read end once this returns, and answers on the write end."""
     lx = spec.get("linux", {})
     why = sysctl_rules.check_spec(lx)   # as runc: only namespaced sysctls, in the container's own
     if why:
@@ -73,7 +78,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     unified = cgroup.unified_dir() if cgroup else None
     if not userns and not any(ns.get("path") for ns in lx.get("namespaces", [])):
         init = _clone_init(spec, bundle, stdio, err_r, err_w, exec_fifo, trampoline, cgroup,
-                           unified, go)
+                           unified, go, hook_sync)
         if init is not None:
             os.close(pid_r)
             os.close(pid_w)
@@ -118,7 +123,8 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
                 os.close(pid_w)
                 if go is not None and os.read(go[0], 1) != b"1":
                     os._exit(1)  # the caller gave up on us
-                run_init(spec, bundle, stdio, err_w, exec_fifo, trampoline)  # never returns
+                run_init(spec, bundle, stdio, err_w, exec_fifo, trampoline,
+                         _hook_end(hook_sync))  # never returns
             os.write(pid_w, str(init).encode())
             code = 0
         except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
@@ -152,7 +158,8 @@ def _write_id_maps(pid: int, lx: dict) -> None:  # type: ignore[type-arg]
 def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
                 err_r: int, err_w: int, exec_fifo: str | None, trampoline: int | None,
                 cgroup: CgroupManager | None, unified: str | None,
-                go: tuple[int, int] | None) -> int | None:
+                go: tuple[int, int] | None,
+                hook_sync: tuple[int, int] | None = None) -> int | None:
     """The init cloned straight into its new namespaces (and v2 cgroup): no intermediate, for a
     spec that joins no namespace by path and maps no user namespace. Its cgroup namespace, if
     any, it makes itself once in its v1 cgroups (clone3 would root it in ours). None where the
@@ -177,8 +184,18 @@ def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
     except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
         report(err_w, f"container init: {e}", 1)
         os._exit(1)
-    run_init(spec, bundle, stdio, err_w, exec_fifo, trampoline)  # never returns
+    run_init(spec, bundle, stdio, err_w, exec_fifo, trampoline,
+             _hook_end(hook_sync))  # never returns
     return None
+
+
+def _hook_end(hook_sync: tuple[int, int] | None) -> int | None:
+    """The init's end of the hooks' pipe: it reads; the caller alone writes, so that EOF
+    means the caller gave up."""
+    if hook_sync is None:
+        return None
+    os.close(hook_sync[1])
+    return hook_sync[0]
 
 
 def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what: str,
@@ -198,13 +215,19 @@ def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what:
     return int(data), err_r
 
 
-def wait_exec(err_r: int, *, until_ready: bool = False, close: bool = True) -> None:
+def wait_exec(err_r: int, *, until_ready: bool = False, close: bool = True,
+              on_hooks: Callable[[], None] | None = None) -> None:
     """Block until the init has exec'd (EOF) or failed (a JSON error line): raise StartError.
     With `until_ready`, return as soon as the init reports it waits on its exec fifo (and,
-    with `close` false, leave the pipe open to wait for its exec later)."""
+    with `close` false, leave the pipe open to wait for its exec later). `on_hooks` is called
+    when the init stops for the hooks (spawn's `hook_sync`); what it raises is raised."""
     buf = b""
     while chunk := os.read(err_r, 65536):
         buf += chunk
+        if on_hooks is not None and buf.startswith(b'{"hooks"') and b"\n" in buf:
+            buf = buf.split(b"\n", 1)[1]
+            call, on_hooks = on_hooks, None
+            call()
         if until_ready and buf.endswith(b"\n"):
             break
     if close or not until_ready:
