@@ -4,6 +4,7 @@ reason."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -394,3 +396,112 @@ def test_a_failing_post_hook_is_a_warning(kind: str, spec_bundle: Path, tmp_path
     assert life.create.returncode == 0 and step is not None and step.returncode == 0
     assert f"warning: error running {kind} hook #0: exit status 3" in step.stderr
     assert life.output == "ran\n"
+
+
+NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
+            "cgroup": "cgroup", "user": "user"}
+
+
+def _unshared(pid: int) -> bool:
+    """Whether `pid` has made its namespaces (its children's pid namespace last)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid_for_children") != os.readlink(
+            "/proc/self/ns/pid")
+    except OSError:   # while it changes namespaces
+        return False
+
+
+@contextlib.contextmanager
+def _ns_holder() -> Iterator[int]:
+    """A process in a new namespace of each type (its children's pid namespace), to join
+    by path. One per runtime: a container that joins a mount namespace pivots its root."""
+    holder = subprocess.Popen(["unshare", "--user", "--map-root-user", "--mount", "--uts",
+                               "--ipc", "--net", "--cgroup", "--pid", "--fork", "--kill-child",
+                               "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        while not _unshared(holder.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _ns_path(holder: int, typ: str) -> str:
+    return f"/proc/{holder}/ns/" + ("pid_for_children" if typ == "pid" else NS_FILES[typ])
+
+
+def _join_all(holder: int) -> Callable[[dict[str, Any]], None]:
+    def change(c: dict[str, Any]) -> None:
+        c["linux"]["namespaces"] = [{"type": t, "path": _ns_path(holder, t)} for t in NS_FILES]
+        # runc wants the mappings of a user namespace it joins: the holder's
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+        for m in c["mounts"]:   # gid 5 (tty) is not mapped there
+            m["options"] = [o for o in m.get("options", []) if o != "gid=5"]
+    return change
+
+
+@pytest.mark.parametrize("how", ["new", "path"])
+def test_state_pid_of_a_created_container(how: str, spec_bundle: Path, tmp_path: Path) -> None:
+    """`state` of a created container gives its init's host pid, whose /proc/PID/ns/* are
+    the container's: new ones, or those joined by path (each type, the user namespace too)."""
+    _edit(spec_bundle, lambda c: (c["process"].update(args=["sleep", "30"]), c["linux"][
+        "namespaces"].extend([{"type": "cgroup"}] if not any(
+            n["type"] == "cgroup" for n in c["linux"]["namespaces"]) else [])))
+    seen = []
+    for rt in ("runc", RT):
+        with contextlib.ExitStack() as stack:
+            holder = stack.enter_context(_ns_holder()) if how == "path" else None
+            if holder is not None:
+                _edit(spec_bundle, _join_all(holder))
+            root = tmp_path / f"root-{Path(rt).name}"
+            r = _rt(rt, root, "create", "-b", str(spec_bundle), "c", cwd=spec_bundle)
+            assert r.returncode == 0, r.stderr
+            stack.callback(_rt, rt, root, "delete", "-f", "c")
+            st = json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
+                                           capture_output=True, text=True, check=True).stdout)
+            assert st["status"] == "created" and st["pid"] > 0
+            view = {}
+            for t, f in NS_FILES.items():
+                mine = os.readlink(f"/proc/{st['pid']}/ns/{f}")
+                if holder is not None:
+                    view[t] = "joined" if mine == os.readlink(_ns_path(holder, t)) else mine
+                else:
+                    view[t] = "host's" if mine == os.readlink(f"/proc/self/ns/{f}") else "own"
+            seen.append(view)
+    theirs, ours = seen
+    assert ours == theirs
+    if how == "path":
+        assert set(ours.values()) == {"joined"}
+    else:
+        assert ours == {**{t: "own" for t in NS_FILES}, "user": "host's"}
+
+
+def test_user_namespace_without_a_path(spec_bundle: Path, tmp_path: Path) -> None:
+    """A new user namespace mapped to an unprivileged range: its root opens the exec fifo
+    (handed over as a descriptor, owned by that root) and sees what it sees under runc."""
+    # the mapped root must reach the rootfs: one outside pytest's private temp directory
+    outside = Path(tempfile.mkdtemp(prefix="berth-conf-userns-"))
+    try:
+        outside.chmod(0o755)
+        shutil.move(spec_bundle / "rootfs", outside / "rootfs")
+
+        def change(c: dict[str, Any]) -> None:
+            c["root"]["path"] = str(outside / "rootfs")
+            c["linux"]["namespaces"].append({"type": "user"})
+            c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            c["process"]["args"] = ["sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map;"
+                                    " ls -ln / | grep -c ' 65534 '; ls -l /proc/1/exe 2>&1 |"
+                                    " cut -d: -f2-; echo done"]
+        _edit(spec_bundle, change)
+        theirs, ours = _both(spec_bundle, tmp_path)
+        assert ours.create.returncode == 0, ours.create.stderr
+        assert ours.output == theirs.output
+        assert "uid=0(root)" in ours.output and "100000" in ours.output
+        assert ours.output.endswith("done\n")
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)

@@ -127,6 +127,11 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
     fifo = os.path.join(sdir, "exec.fifo")
     os.mkfifo(fifo, 0o600)
     lx = spec.get("linux", {})
+    # as runc: the init gets the fifo as a descriptor (it may not be able to reach our state
+    # directory), and a new user namespace's root owns it, to open it for writing
+    fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+    if any(ns.get("type") == "user" and not ns.get("path") for ns in lx.get("namespaces", [])):
+        os.chown(fifo, _host_id(lx.get("uidMappings")), _host_id(lx.get("gidMappings")))
     st = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": cid, "pid": 0,
           "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
               "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -162,7 +167,7 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
             cg = cgroups.for_spec(lx["cgroupsPath"])
             cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
         stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
-        pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo,
+        pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo_fd,
                                    trampoline=trampoline, hook_sync=sync)
         st["pid"] = pid
         if sync is not None:
@@ -182,6 +187,7 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
         _die(str(getattr(e, "message", e)), getattr(e, "code", 1))
         raise
     finally:
+        os.close(fifo_fd)
         if sync is not None:
             for fd in sync:
                 try:
@@ -193,6 +199,17 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
         with open(pid_file, "w") as f:
             f.write(str(pid))
     return st, cg, err_r if keep_err else None
+
+
+def _host_id(mappings: list[dict[str, int]] | None) -> int:
+    """The host id that id 0 of a user namespace maps to (-1, no change, if none does)."""
+    for m in mappings or []:
+        try:
+            if m["containerID"] <= 0 < m["containerID"] + m["size"]:
+                return int(m["hostID"]) - int(m["containerID"])
+        except (KeyError, TypeError):
+            continue
+    return -1
 
 
 def _hook_state(st: dict[str, Any], status: str) -> dict[str, Any]:

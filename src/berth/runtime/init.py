@@ -34,7 +34,7 @@ _RLIMITS = {
 
 
 def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
-             exec_fifo: str | None = None, trampoline: int | None = None,
+             exec_fifo: str | int | None = None, trampoline: int | None = None,
              hook_sync: int | None = None) -> None:
     """PID 1 of the container: never returns. With `trampoline` (see sealed.trampoline; only
     with `exec_fifo`), the program is exec'd through it. With `hook_sync` (the read end of a
@@ -42,7 +42,9 @@ def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[
     (see `_hook_point`)."""
     try:
         # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
-        fifo = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
+        # (or given as such a descriptor, by a caller whose path to it we may not reach)
+        fifo = (exec_fifo if isinstance(exec_fifo, int) else
+                os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None)
         state = _setup(spec, bundle, stdio, err_w, hook_sync)  # may add HOME to the env
         proc = spec["process"]
         args = proc["args"]
@@ -251,7 +253,13 @@ def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignor
     if nnp:
         linux.set_no_new_privs()
     slave = _open_console(stdio, uid, proc.get("consoleSize")) if stdio.console >= 0 else -1
-    os.setgroups(groups)
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        # a user namespace joined by path whose setgroups is "deny": as runc, no
+        # supplementary groups is fine then, and asking for some is an error
+        if groups and groups != [gid]:
+            raise
     os.setgid(gid)
     os.setuid(uid)
     if keep is not None and uid == 0:

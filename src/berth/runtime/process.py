@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
           cgroup: CgroupManager | None = None,
-          exec_fifo: str | None = None, trampoline: int | None = None,
+          exec_fifo: str | int | None = None, trampoline: int | None = None,
           go: tuple[int, int] | None = None,
           hook_sync: tuple[int, int] | None = None) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
@@ -110,12 +110,17 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
                 os.setresuid(0, 0, 0)
                 os.setgroups([])
             flags = 0
+            # every path opened first (joining one, a mount namespace above all, changes
+            # what the next path names), then joined as runc's nsexec does: the user
+            # namespace first (it owns the others), the mount namespace last
+            joins = [(ns["type"], os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC))
+                     for ns in lx.get("namespaces", []) if ns.get("path")]
+            joins.sort(key=lambda j: (j[0] != "user", j[0] == "mount"))
+            for typ, fd in joins:
+                linux.setns(fd, linux.NAMESPACE_FLAGS[typ])
+                os.close(fd)
             for ns in lx.get("namespaces", []):
-                if ns.get("path"):
-                    fd = os.open(ns["path"], os.O_RDONLY)
-                    linux.setns(fd, linux.NAMESPACE_FLAGS[ns["type"]])
-                    os.close(fd)
-                elif ns["type"] != "user":
+                if not ns.get("path") and ns["type"] != "user":
                     flags |= linux.NAMESPACE_FLAGS[ns["type"]]
             linux.unshare(flags)
             init = os.fork()
@@ -156,7 +161,7 @@ def _write_id_maps(pid: int, lx: dict) -> None:  # type: ignore[type-arg]
 
 
 def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
-                err_r: int, err_w: int, exec_fifo: str | None, trampoline: int | None,
+                err_r: int, err_w: int, exec_fifo: str | int | None, trampoline: int | None,
                 cgroup: CgroupManager | None, unified: str | None,
                 go: tuple[int, int] | None,
                 hook_sync: tuple[int, int] | None = None) -> int | None:
