@@ -505,3 +505,96 @@ def test_user_namespace_without_a_path(spec_bundle: Path, tmp_path: Path) -> Non
         assert ours.output.endswith("done\n")
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+MEMORY_FILES = ["memory/memory.limit_in_bytes", "memory/memory.soft_limit_in_bytes",
+                "memory/memory.swappiness", "memory/memory.oom_control",
+                "memory/memory.kmem.limit_in_bytes", "memory/memory.kmem.tcp.limit_in_bytes"]
+
+
+def _v1_only() -> None:
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("a cgroup v1 test: this host's cgroups are v2")
+
+
+@pytest.mark.parametrize("path", ["relative", "absolute"])
+def test_memory(path: str, spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.resources.memory: limit, reservation, swappiness, disableOOMKiller, kernel and
+    kernelTCP, as the cgroup holds them and as the container reads them back."""
+    _v1_only()
+
+    def change(c: dict[str, Any]) -> None:
+        if path == "absolute":
+            c["linux"]["cgroupsPath"] = "/" + c["linux"]["cgroupsPath"]
+        c["linux"]["resources"] = {"memory": {
+            "limit": 256 << 20, "reservation": 128 << 20, "swappiness": 33,
+            "disableOOMKiller": True, "kernel": 64 << 20, "kernelTCP": 32 << 20}}
+        c["process"]["args"] = ["sh", "-c", "cd /sys/fs/cgroup/memory && cat "
+                                "memory.limit_in_bytes memory.soft_limit_in_bytes "
+                                "memory.swappiness memory.oom_control"]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path, files=MEMORY_FILES)
+    assert ours.create.returncode == 0, ours.create.stderr
+    # runc 1.1 ignores kernelTCP as well as kernel; this kernel (5.16+) ignores only the
+    # kernel limit, and berth-runtime applies kernelTCP (see the README)
+    tcp = "memory/memory.kmem.tcp.limit_in_bytes"
+    assert ours.cgroup.pop(tcp) == str(32 << 20)
+    theirs.cgroup.pop(tcp)
+    assert ours.cgroup == theirs.cgroup
+    assert ours.output == theirs.output
+    assert ours.cgroup["memory/memory.soft_limit_in_bytes"] == str(128 << 20)
+    assert "oom_kill_disable 1" in ours.output and "\n33\n" in ours.output
+    from berth.cgroups import kernel_memory_enforced
+    if not kernel_memory_enforced():
+        assert "memory.kernel is ignored" in ours.create.stderr
+
+
+def _root_device() -> tuple[int, int]:
+    """The block device of the filesystem that holds /, as blkio names it."""
+    dev = os.stat("/").st_dev
+    major, minor = os.major(dev), os.minor(dev)
+    if not Path(f"/sys/dev/block/{major}:{minor}").exists():
+        pytest.skip(f"/ is not on a block device ({major}:{minor})")
+    part = Path(f"/sys/dev/block/{major}:{minor}/partition")
+    if part.exists():   # throttling is per disk, not per partition
+        disk = Path(f"/sys/dev/block/{major}:{minor}").resolve().parent / "dev"
+        major, minor = (int(x) for x in disk.read_text().split(":"))
+    return major, minor
+
+
+BLKIO_FILES = ["blkio/blkio.throttle.read_bps_device", "blkio/blkio.throttle.write_bps_device",
+               "blkio/blkio.throttle.read_iops_device", "blkio/blkio.throttle.write_iops_device",
+               "blkio/blkio.bfq.weight", "blkio/blkio.weight", "blkio/blkio.leaf_weight"]
+
+
+@pytest.mark.parametrize("what", ["throttle", "weight", "leafWeight", "weightDevice"])
+def test_block_io(what: str, spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.resources.blockIO on v1 (blkio): where the kernel has the file, the same value
+    as runc's; where it has not (leafWeight needs CFQ, weightDevice a device under BFQ), an
+    error from both."""
+    _v1_only()
+    major, minor = _root_device()
+    dev = {"major": major, "minor": minor}
+    blkio = {
+        "throttle": {"throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
+                     "throttleWriteBpsDevice": [{**dev, "rate": 2 << 20}],
+                     "throttleReadIOPSDevice": [{**dev, "rate": 100}],
+                     "throttleWriteIOPSDevice": [{**dev, "rate": 200}]},
+        "weight": {"weight": 300},
+        "leafWeight": {"leafWeight": 300},
+        "weightDevice": {"weightDevice": [{**dev, "weight": 500}]},
+    }[what]
+
+    def change(c: dict[str, Any]) -> None:
+        c["linux"]["resources"] = {"blockIO": blkio}
+        c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/blkio/blkio.throttle.*_device"]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path, files=BLKIO_FILES)
+    assert (ours.create.returncode == 0) is (theirs.create.returncode == 0), (
+        ours.create.stderr, theirs.create.stderr)
+    assert ours.cgroup == theirs.cgroup
+    assert ours.output == theirs.output
+    if what == "throttle":
+        assert f"{major}:{minor} {2 << 20}" in ours.output
+    if ours.create.returncode != 0:
+        assert "blkio" in ours.create.stderr
