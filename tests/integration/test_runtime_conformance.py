@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import secrets
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import console_socket, remove_cgroups_named
+from .conftest import console_socket, remove_cgroup_tree, remove_cgroups_named
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -598,3 +600,137 @@ def test_block_io(what: str, spec_bundle: Path, tmp_path: Path) -> None:
         assert f"{major}:{minor} {2 << 20}" in ours.output
     if ours.create.returncode != 0:
         assert "blkio" in ours.create.stderr
+
+
+def _with_hierarchy(tmp: Path, controllers: str, fn: Callable[[], Any]) -> Any:
+    """`fn()` in a child process with a private mount namespace where the v1 hierarchy of
+    `controllers` (none of this host's own) is mounted: both runtimes find it there, as
+    they find any cgroup mount. The cgroups made in it are removed before the child ends,
+    so that the hierarchy goes with its mount."""
+    from berth import linux
+    point = tmp / controllers
+    point.mkdir()
+    result = tmp / "result.pickle"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+            linux.mount("cgroup", str(point), "cgroup", 0, controllers)
+            try:
+                out: tuple[str, Any] = ("ok", fn())
+            except BaseException:  # noqa: BLE001 - reported to the parent
+                out = ("error", traceback.format_exc())
+            finally:
+                _empty_hierarchy(point)
+            result.write_bytes(pickle.dumps(out))
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    _unmounted_hierarchy_gone(controllers, point)
+    if not result.exists():
+        pytest.fail(f"the child with a {controllers} hierarchy reported nothing")
+    status, value = pickle.loads(result.read_bytes())
+    if status != "ok":
+        pytest.fail(value)
+    return value
+
+
+def _hierarchy_of(controller: str) -> tuple[int, int]:
+    """(hierarchy id, number of cgroups) of a v1 controller, from /proc/cgroups."""
+    for line in Path("/proc/cgroups").read_text().splitlines()[1:]:
+        name, hier, num, _ = line.split()
+        if name == controller:
+            return int(hier), int(num)
+    return 0, 0
+
+
+def _unmounted_hierarchy_gone(controllers: str, point: Path) -> None:
+    """The kernel ends an unmounted v1 hierarchy only if no cgroup (dying ones included) was
+    left at its last unmount, and then a while later: wait for that; mount and unmount it
+    once more where it stays, so that the host's /proc/*/cgroup end as they began."""
+    first = controllers.split(",")[0]
+    for remount, wait in ((True, 3), (False, 20)):
+        deadline = time.monotonic() + wait
+        while _hierarchy_of(first)[0] != 0:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
+        if remount:
+            subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            'mount -t cgroup -o "$1" cgroup "$2" && umount "$2"', "sh",
+                            controllers, str(point)], check=False, timeout=10)
+    pytest.fail(f"the {controllers} hierarchy stays after the test")
+
+
+def _empty_hierarchy(point: Path) -> None:
+    """Kill what runs in the cgroups below `point`, then remove them, deepest first."""
+    for procs in point.rglob("*/cgroup.procs"):
+        with contextlib.suppress(OSError):
+            for pid in procs.read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), 9)
+    time.sleep(0.05)
+    for sub in [p for p in point.iterdir() if p.is_dir()]:
+        remove_cgroup_tree(sub)
+
+
+def test_network_class_id_and_priorities(spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.resources.network on v1: net_cls.classid and net_prio.ifpriomap, under a
+    net_cls,net_prio hierarchy mounted for the test."""
+    _v1_only()
+    if any(",net_cls" in line or ":net_cls" in line
+           for line in Path("/proc/self/cgroup").read_text().splitlines()):
+        pytest.skip("this host mounts net_cls itself")
+
+    def change(c: dict[str, Any]) -> None:
+        c["linux"]["resources"] = {"network": {
+            "classID": 0x100010, "priorities": [{"name": "lo", "priority": 7}]}}
+        c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/net_cls,net_prio/"
+                                "net_cls.classid; grep lo /sys/fs/cgroup/net_cls/"
+                                "net_prio.ifpriomap; ls /sys/fs/cgroup"]
+    _edit(spec_bundle, change)
+    files = ["net_cls/net_cls.classid", "net_prio/net_prio.ifpriomap"]
+    theirs, ours = _with_hierarchy(tmp_path, "net_cls,net_prio",
+                                   lambda: _both(spec_bundle, tmp_path, files=files))
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert ours.cgroup == theirs.cgroup
+    assert ours.output == theirs.output
+    assert ours.cgroup["net_cls/net_cls.classid"] == str(0x100010)
+    assert "lo 7" in ours.cgroup["net_prio/net_prio.ifpriomap"]
+
+
+def test_network_without_the_controllers(spec_bundle: Path, tmp_path: Path) -> None:
+    """Where no net_cls hierarchy is mounted both refuse the container."""
+    _v1_only()
+    if "net_cls" in Path("/proc/self/mountinfo").read_text():
+        pytest.skip("this host mounts net_cls")
+    _edit(spec_bundle, lambda c: c["linux"].update(resources={"network": {"classID": 1}}))
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert theirs.create.returncode == ours.create.returncode == 1
+    assert "net_cls" in theirs.create.stderr
+    assert "network.classID: no net_cls cgroup controller" in ours.create.stderr
+
+
+def test_hugepage_limits(spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.resources.hugepageLimits on v1, under a hugetlb hierarchy mounted for the
+    test: each size's limit_in_bytes."""
+    _v1_only()
+    if not Path("/sys/kernel/mm/hugepages/hugepages-2048kB").exists():
+        pytest.skip("no 2 MB huge pages on this host")
+    if "hugetlb" in Path("/proc/self/mountinfo").read_text():
+        pytest.skip("this host mounts hugetlb itself")
+
+    def change(c: dict[str, Any]) -> None:
+        c["linux"]["resources"] = {"hugepageLimits": [{"pageSize": "2MB", "limit": 8 << 20}]}
+        c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/hugetlb/"
+                                "hugetlb.2MB.limit_in_bytes"]
+    _edit(spec_bundle, change)
+    files = ["hugetlb/hugetlb.2MB.limit_in_bytes", "hugetlb/hugetlb.1GB.limit_in_bytes"]
+    theirs, ours = _with_hierarchy(tmp_path, "hugetlb",
+                                   lambda: _both(spec_bundle, tmp_path, files=files))
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert ours.cgroup == theirs.cgroup
+    assert ours.output == theirs.output == f"{8 << 20}\n"
