@@ -36,7 +36,7 @@ class Resources:
                  "memory_swappiness", "oom_kill_disable", "blkio_weight", "blkio_weight_devices",
                  "blkio_throttle", "kernel_memory", "kernel_tcp", "blkio_leaf_weight",
                  "blkio_leaf_weight_devices", "net_classid", "net_priorities", "hugetlb", "rdma",
-                 "unified")
+                 "unified", "cpu_rt_runtime", "cpu_rt_period", "cpu_idle")
 
     def __init__(self, *, memory: int | None = None, memory_swap: int | None = None,
                  cpu_shares: int | None = None, cpu_quota: int | None = None,
@@ -54,7 +54,9 @@ class Resources:
                  net_priorities: tuple[tuple[str, int], ...] = (),
                  hugetlb: tuple[tuple[str, int], ...] = (),
                  rdma: tuple[tuple[str, int | None, int | None], ...] = (),
-                 unified: tuple[tuple[str, str], ...] = ()) -> None:
+                 unified: tuple[tuple[str, str], ...] = (),
+                 cpu_rt_runtime: int | None = None, cpu_rt_period: int | None = None,
+                 cpu_idle: int | None = None) -> None:
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # memory + swap, bytes; -1 unlimited
         self.memory_reservation = memory_reservation    # soft limit, bytes
@@ -74,6 +76,9 @@ class Resources:
         self.rdma = rdma                    # (device, hca_handle, hca_object); None is "max"
         # v2 files by name, written as they are (runtime-spec linux.resources.unified)
         self.unified = unified
+        self.cpu_rt_runtime = cpu_rt_runtime    # v1 cpu.rt_runtime_us
+        self.cpu_rt_period = cpu_rt_period      # v1 cpu.rt_period_us
+        self.cpu_idle = cpu_idle                # cpu.idle (SCHED_IDLE for the group)
         self.cpu_shares = cpu_shares
         self.cpu_quota = cpu_quota          # microseconds per period
         self.cpu_period = cpu_period
@@ -130,6 +135,8 @@ class Resources:
                        rdma=tuple((str(dev), _opt_int(v.get("hcaHandles")),
                                    _opt_int(v.get("hcaObjects")))
                                   for dev, v in (res.get("rdma") or {}).items()),
+                       cpu_rt_runtime=cpu.get("realtimeRuntime"),
+                       cpu_rt_period=cpu.get("realtimePeriod"), cpu_idle=cpu.get("idle"),
                        unified=tuple((str(k), str(v))
                                      for k, v in (res.get("unified") or {}).items()))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -358,6 +365,16 @@ class V1:
                 _write(os.path.join(cpu, "cpu.cfs_period_us"), res.cpu_period)
             if res.cpu_quota:
                 _write(os.path.join(cpu, "cpu.cfs_quota_us"), res.cpu_quota)
+            # the period first: the kernel checks the runtime against it
+            if res.cpu_rt_period:
+                _write(os.path.join(cpu, "cpu.rt_period_us"), res.cpu_rt_period)
+            if res.cpu_rt_runtime:
+                _write(os.path.join(cpu, "cpu.rt_runtime_us"), res.cpu_rt_runtime)
+            if res.cpu_idle is not None:
+                _write(os.path.join(cpu, "cpu.idle"), res.cpu_idle)
+        elif res.cpu_rt_period or res.cpu_rt_runtime or res.cpu_idle is not None:
+            raise InvalidArgument("no cpu cgroup controller is mounted: cannot apply the "
+                                  "realtime or idle setting")
         if cpuset and res.cpuset_cpus:
             try:
                 _write(os.path.join(cpuset, "cpuset.cpus"), res.cpuset_cpus)
@@ -569,7 +586,11 @@ class V2:
         """hugetlb and rdma in their v2 files; `unified` as given; an error for what v2 has
         no file for (net_cls, net_prio, kernelTCP, leaf weights)."""
         d = self.dir
-        for field, asked in (("network.classID", res.net_classid is not None),
+        if res.cpu_idle is not None:
+            _write(os.path.join(d, "cpu.idle"), res.cpu_idle)
+        for field, asked in (("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
+                             ("cpu.realtimePeriod", bool(res.cpu_rt_period)),
+                             ("network.classID", res.net_classid is not None),
                              ("network.priorities", bool(res.net_priorities)),
                              ("memory.kernelTCP", bool(res.kernel_tcp)),
                              ("blockIO leafWeight", bool(res.blkio_leaf_weight or

@@ -20,7 +20,7 @@ import time
 from berth import cgroups, linux
 from berth import jsonc as json
 from berth.fs import atomic_write
-from berth.runtime import hooks, process
+from berth.runtime import hooks, process, validate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +118,9 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
             _die(f"cannot read {bundle}/config.json: {e}")
     try:
         hooks.check(spec)
-    except hooks.HookError as e:
+        for warning in validate.check(spec):
+            _warn(warning)
+    except (hooks.HookError, validate.SpecError) as e:
         _die(str(e))
     try:
         os.makedirs(sdir)

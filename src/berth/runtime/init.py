@@ -138,8 +138,14 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
     ns_types = {ns["type"] for ns in lx.get("namespaces", [])}
     root = spec.get("root", {})
     rootfs = os.path.join(bundle, root.get("path", "rootfs"))
+    prop = lx.get("rootfsPropagation")
+    if prop and prop not in _ROOT_PROPAGATION:
+        raise StartError(f"linux.rootfsPropagation: unknown value {prop!r}", 1)
     if "mount" in ns_types:
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        # nothing we mount goes back to the host; slave where the spec wants mounts from it
+        linux.mount(None, "/", None, linux.MS_REC | (
+            linux.MS_SLAVE if prop and prop.lstrip("r") in ("slave", "shared")
+            else linux.MS_PRIVATE))
         # pivot_root needs rootfs to be a mount point: bind it onto itself (no-op for overlay)
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
         rootfs_fd = os.open(rootfs, fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -154,6 +160,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
         linux.pivot_root(".", ".")
         linux.umount(".", linux.MNT_DETACH)
         os.chdir("/")
+        if prop:   # the container's root, once it is one (as runc)
+            linux.mount(None, "/", None, _ROOT_PROPAGATION[prop])
         # through the container's own /proc, in its namespaces, before /proc/sys is read-only
         _write_sysctls(lx)
         # runc's order: read-only paths, then masked ones
@@ -200,8 +208,72 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
         proc["_seccomp"] = lx["seccomp"]
         if lx.get("_seccompBPF"):
             proc["_seccomp_bpf"] = lx["_seccompBPF"]
+    _process_attributes(spec)
     _become(proc, stdio, uid, gid, groups)
     return state
+
+
+_MS_UNBINDABLE = 1 << 17
+_ROOT_PROPAGATION = {
+    "private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC,
+    "unbindable": _MS_UNBINDABLE, "runbindable": _MS_UNBINDABLE | linux.MS_REC}
+_PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+_SCHED_POLICY = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                 "SCHED_IDLE": 5}
+_IOPRIO_CLASS = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _process_attributes(spec: dict) -> None:  # type: ignore[type-arg]
+    """What the process inherits through execve and needs privileges to set, while the init
+    still has them: linux.personality, process.scheduler, process.ioPriority, the AppArmor
+    profile (validate refused it where AppArmor is off), and process.user.umask."""
+    proc = spec["process"]
+    pers = (spec.get("linux") or {}).get("personality")
+    if pers:
+        if pers.get("domain") not in _PERSONALITY:
+            raise StartError(f"linux.personality: unknown domain {pers.get('domain')!r}", 1)
+        if pers.get("flags"):
+            raise StartError("linux.personality: no flags are defined", 1)
+        linux.personality(_PERSONALITY[pers["domain"]])
+    sched = proc.get("scheduler")
+    if sched:
+        policy = _SCHED_POLICY.get(sched.get("policy", ""))
+        if policy is None:
+            raise StartError(f"process.scheduler: unknown policy {sched.get('policy')!r}", 1)
+        try:
+            os.sched_setscheduler(0, policy, os.sched_param(int(sched.get("priority", 0))))
+            if "nice" in sched:
+                os.setpriority(os.PRIO_PROCESS, 0, int(sched["nice"]))
+        except OSError as e:
+            raise StartError(f"process.scheduler: {e}", 1) from None
+    io = proc.get("ioPriority")
+    if io:
+        cls = _IOPRIO_CLASS.get(io.get("class", ""))
+        level = int(io.get("priority", 0))
+        if cls is None or not 0 <= level <= 7:
+            raise StartError(f"process.ioPriority: invalid {io!r}", 1)
+        try:
+            linux.ioprio_set(cls, level)
+        except OSError as e:
+            raise StartError(f"process.ioPriority: {e}", 1) from None
+    profile = proc.get("apparmorProfile")
+    if profile:
+        # applied at execve (as runc): the container's /proc, after pivot_root
+        path = ("/proc/self/attr/apparmor/exec" if os.path.exists("/proc/self/attr/apparmor")
+                else "/proc/self/attr/exec")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, f"exec {profile}".encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise StartError(f"apply the AppArmor profile {profile!r}: {e}", 1) from None
+    umask = (proc.get("user") or {}).get("umask")
+    if umask is not None:
+        os.umask(int(umask))
 
 
 def oom_score_adj(proc: dict, what: str, code: int) -> None:  # type: ignore[type-arg]

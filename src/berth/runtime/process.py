@@ -43,6 +43,7 @@ from berth.runtime.report import (
     report,
 )
 from berth.runtime.users import home_of, resolve_user
+from berth.runtime.validate import CLONE_NEWTIME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,7 +77,12 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
         uns_r, uns_w = os.pipe()   # intermediate -> us: "my user namespace exists"
         map_r, map_w = os.pipe()   # us -> intermediate: "its maps are written"
     unified = cgroup.unified_dir() if cgroup else None
-    if not userns and not any(ns.get("path") for ns in lx.get("namespaces", [])):
+    # a new time namespace takes its offsets before its first process: made by the
+    # intermediate, which writes them, for the init it forks
+    timens = any(ns["type"] == "time" and not ns.get("path")
+                 for ns in lx.get("namespaces", []))
+    if not userns and not timens and not any(ns.get("path")
+                                             for ns in lx.get("namespaces", [])):
         init = _clone_init(spec, bundle, stdio, err_r, err_w, exec_fifo, trampoline, cgroup,
                            unified, go, hook_sync)
         if init is not None:
@@ -117,12 +123,14 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
                      for ns in lx.get("namespaces", []) if ns.get("path")]
             joins.sort(key=lambda j: (j[0] != "user", j[0] == "mount"))
             for typ, fd in joins:
-                linux.setns(fd, linux.NAMESPACE_FLAGS[typ])
+                linux.setns(fd, _ns_flag(typ))
                 os.close(fd)
             for ns in lx.get("namespaces", []):
                 if not ns.get("path") and ns["type"] != "user":
-                    flags |= linux.NAMESPACE_FLAGS[ns["type"]]
+                    flags |= _ns_flag(ns["type"])
             linux.unshare(flags)
+            if timens:
+                _write_time_offsets(lx.get("timeOffsets") or {})
             init = os.fork()
             if init == 0:
                 os.close(pid_w)
@@ -194,6 +202,30 @@ def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
     return None
 
 
+def _ns_flag(typ: str) -> int:
+    return CLONE_NEWTIME if typ == "time" else linux.NAMESPACE_FLAGS[typ]
+
+
+def _write_time_offsets(offsets: dict) -> None:  # type: ignore[type-arg]
+    """linux.timeOffsets of a new time namespace, before any process is in it
+    (time_namespaces(7)): `monotonic` and `boottime`, each {secs, nanosecs}."""
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        o = offsets.get(clock)
+        if o:
+            lines.append(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n")
+    unknown = set(offsets) - {"monotonic", "boottime"}
+    if unknown:
+        raise OSError(22, f"linux.timeOffsets: unknown clock {sorted(unknown)[0]!r}")
+    if lines:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            for line in lines:   # one clock per write: the kernel reads one line each
+                os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
 def _hook_end(hook_sync: tuple[int, int] | None) -> int | None:
     """The init's end of the hooks' pipe: it reads; the caller alone writes, so that EOF
     means the caller gave up."""
@@ -245,7 +277,7 @@ def wait_exec(err_r: int, *, until_ready: bool = False, close: bool = True,
 # the namespaces an exec joins, in order: the user namespace first (it owns the others), the
 # mount namespace late (then /proc is the container's), the pid namespace last (for children
 # only: setns never moves the caller itself)
-_EXEC_NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "mnt", "pid")
+_EXEC_NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "time", "mnt", "pid")
 
 
 def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # type: ignore[type-arg]
