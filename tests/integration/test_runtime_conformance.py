@@ -696,10 +696,14 @@ def test_network_class_id_and_priorities(spec_bundle: Path, tmp_path: Path) -> N
     theirs, ours = _with_hierarchy(tmp_path, "net_cls,net_prio",
                                    lambda: _both(spec_bundle, tmp_path, files=files))
     assert ours.create.returncode == 0, ours.create.stderr
+    for life in (theirs, ours):   # the host's other interfaces come and go meanwhile
+        life.cgroup["net_prio/net_prio.ifpriomap"] = [
+            line for line in life.cgroup["net_prio/net_prio.ifpriomap"].splitlines()
+            if line.startswith("lo ")]
     assert ours.cgroup == theirs.cgroup
     assert ours.output == theirs.output
     assert ours.cgroup["net_cls/net_cls.classid"] == str(0x100010)
-    assert "lo 7" in ours.cgroup["net_prio/net_prio.ifpriomap"]
+    assert ours.cgroup["net_prio/net_prio.ifpriomap"] == ["lo 7"]
 
 
 def test_network_without_the_controllers(spec_bundle: Path, tmp_path: Path) -> None:
@@ -734,3 +738,127 @@ def test_hugepage_limits(spec_bundle: Path, tmp_path: Path) -> None:
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.cgroup == theirs.cgroup
     assert ours.output == theirs.output == f"{8 << 20}\n"
+
+
+# (berth-runtime's message, and whether runc 1.1 refuses it too)
+REFUSED: dict[str, tuple[Callable[[dict[str, Any]], object], str, bool]] = {
+    "ociVersion 2": (lambda c: c.update(ociVersion="2.0.0"), "unsupported ociVersion 2.0.0",
+                     False),
+    "ociVersion not SemVer": (lambda c: c.update(ociVersion="1.0"), "invalid ociVersion",
+                              False),
+    "duplicated namespace": (lambda c: c["linux"]["namespaces"].append({"type": "ipc"}),
+                             "duplicated namespace type 'ipc'", True),
+    "unknown namespace": (lambda c: c["linux"]["namespaces"].append({"type": "nosuch"}),
+                          "unknown namespace type 'nosuch'", True),
+    "intelRdt": (lambda c: c["linux"].update(intelRdt={"closID": "x",
+                                                       "l3CacheSchema": "L3:0=f"}),
+                 "linux.intelRdt: Intel RDT (resctrl) is not supported", True),
+    "rdma": (lambda c: c["linux"].update(resources={"rdma": {"mlx5_1": {"hcaHandles": 3}}}),
+             "linux.resources.rdma: no rdma cgroup controller", True),
+    "unified on v1": (lambda c: c["linux"].update(resources={"unified": {"memory.high": "1"}}),
+                      "linux.resources.unified needs cgroup v2", True),
+    "timeOffsets without a time namespace": (
+        lambda c: c["linux"].update(timeOffsets={"boottime": {"secs": 1}}),
+        "linux.timeOffsets needs a new time namespace", False),
+    "apparmorProfile": (lambda c: c["process"].update(apparmorProfile="berth-test"),
+                        "AppArmor is not enabled on this host", True),
+    "idmapped mount": (lambda c: c["mounts"].append({
+        "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+        "idmapped mounts (/mnt) are not supported", False),
+    "SCHED_DEADLINE": (lambda c: c["process"].update(scheduler={
+        "policy": "SCHED_DEADLINE", "runtime": 1000, "deadline": 2000, "period": 3000}),
+        "SCHED_DEADLINE and scheduler flags", False),
+    "personality domain": (lambda c: c["linux"].update(personality={"domain": "BAD"}),
+                           "linux.personality: unknown domain 'BAD'", False),
+    "cpu realtime beyond the parent's": (lambda c: c["linux"].update(resources={"cpu": {
+        "realtimeRuntime": 1000, "realtimePeriod": 1000000}}), "cpu.rt_runtime_us", True),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refused_with_a_clear_error(case: str, spec_bundle: Path, tmp_path: Path) -> None:
+    """What berth-runtime does not implement, or this host lacks: `create` fails, says
+    which field, and leaves nothing; runc refuses the same, or ignores a field it does not
+    know (the README lists each)."""
+    change, message, runc_refuses = REFUSED[case]
+    if case == "apparmorProfile" and Path("/sys/module/apparmor/parameters/enabled").exists():
+        pytest.skip("AppArmor is enabled on this host")
+    if case in ("rdma", "unified on v1"):
+        _v1_only()
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert ours.create.returncode != 0
+    assert message in ours.create.stderr, ours.create.stderr
+    assert (theirs.create.returncode != 0) is runc_refuses, theirs.create.stderr
+    assert not (tmp_path / "root-berth-runtime" / "c").exists()
+
+
+def test_umask_and_rootfs_propagation(spec_bundle: Path, tmp_path: Path) -> None:
+    """process.user.umask as runc applies it; linux.rootfsPropagation "rshared" makes the
+    container's root a shared mount (runc 1.1 leaves it private: see the README)."""
+    def change(c: dict[str, Any]) -> None:
+        c["process"]["user"]["umask"] = 0o027
+        c["linux"]["rootfsPropagation"] = "rshared"
+        # the optional fields (shared:N, master:N) of the root's mountinfo line
+        c["process"]["args"] = ["sh", "-c", "umask; awk '$5 == \"/\" { for (i = 7; $i != "
+                                "\"-\"; i++) print $i }' /proc/self/mountinfo | cut -d: -f1"]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert theirs.output == "0027\n"
+    assert ours.output == "0027\nshared\n"
+
+
+NEWER = r"""
+uname -m; cat /proc/sys/kernel/domainname
+cut -d' ' -f19,41 /proc/self/stat   # nice, scheduling policy
+ionice
+cut -d. -f1 /proc/uptime
+"""
+
+
+def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> None:
+    """domainname, linux.personality, process.scheduler, process.ioPriority, a time
+    namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1 ignores them (the time
+    namespace it refuses); berth-runtime applies them, and the container sees them."""
+    def change(c: dict[str, Any]) -> None:
+        c["domainname"] = "berth.test"
+        c["linux"]["personality"] = {"domain": "LINUX32"}
+        c["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+        c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+        c["process"]["args"] = ["sh", "-c", NEWER]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert theirs.create.returncode == 0 and ours.create.returncode == 0, ours.create.stderr
+    machine = os.uname().machine
+    assert theirs.output.splitlines()[:4] == [machine, "(none)", "0 0", "none: prio 0"]
+    want32 = {"x86_64": "i686", "aarch64": "armv8l"}.get(machine, machine)
+    assert ours.output.splitlines()[:4] == [want32, "berth.test", "7 3", "idle"]
+
+    days = 1000 * 86400
+    _edit(spec_bundle, lambda c: (c["linux"]["namespaces"].append({"type": "time"}),
+                                  c["linux"].update(timeOffsets={
+                                      "boottime": {"secs": days, "nanosecs": 0},
+                                      "monotonic": {"secs": days, "nanosecs": 0}})))
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert theirs.create.returncode != 0 and "time" in theirs.create.stderr
+    assert ours.create.returncode == 0, ours.create.stderr
+    host_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    assert int(ours.output.splitlines()[-1]) >= days + int(host_uptime) - 5
+
+
+def test_selinux_labels_without_selinux(spec_bundle: Path, tmp_path: Path) -> None:
+    """mountLabel and selinuxLabel where SELinux is off: runc fails (its mounts get a
+    context= option the kernel refuses); berth-runtime warns and ignores them."""
+    if Path("/sys/fs/selinux/enforce").exists():
+        pytest.skip("SELinux is enabled on this host")
+    _edit(spec_bundle, lambda c: (
+        c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0"),
+        c["process"].update(selinuxLabel="system_u:system_r:container_t:s0",
+                            args=["echo", "ran"])))
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert theirs.create.returncode != 0
+    assert ours.create.returncode == 0 and ours.output == "ran\n"
+    assert "linux.mountLabel, process.selinuxLabel ignored: SELinux is not enabled" in \
+        ours.create.stderr

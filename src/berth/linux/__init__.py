@@ -254,17 +254,16 @@ def personality(persona: int) -> None:
     _check(_libc().personality(_ffi.c_ulong(persona)), "personality")
 
 
-# ioprio_set(2) has no libc wrapper
-_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
+# ioprio_set(2) has no libc wrapper; the machine as at start-up (a personality changes uname's)
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)
 
 
 def ioprio_set(io_class: int, level: int) -> None:
     """ioprio_set(IOPRIO_WHO_PROCESS, 0, ...): this process's I/O scheduling class (1 RT,
     2 best effort, 3 idle) and level (0-7)."""
-    nr = _SYS_IOPRIO_SET.get(os.uname().machine)
-    if nr is None:
-        raise OSError(38, f"ioprio_set: no syscall number known for {os.uname().machine}")
-    _check(_libc().syscall(nr, 1, 0, (io_class << 13) | level), "ioprio_set")
+    if _SYS_IOPRIO_SET is None:
+        raise OSError(38, "ioprio_set: no syscall number known for this machine")
+    _check(_libc().syscall(_SYS_IOPRIO_SET, 1, 0, (io_class << 13) | level), "ioprio_set")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -230,13 +230,6 @@ def _process_attributes(spec: dict) -> None:  # type: ignore[type-arg]
     still has them: linux.personality, process.scheduler, process.ioPriority, the AppArmor
     profile (validate refused it where AppArmor is off), and process.user.umask."""
     proc = spec["process"]
-    pers = (spec.get("linux") or {}).get("personality")
-    if pers:
-        if pers.get("domain") not in _PERSONALITY:
-            raise StartError(f"linux.personality: unknown domain {pers.get('domain')!r}", 1)
-        if pers.get("flags"):
-            raise StartError("linux.personality: no flags are defined", 1)
-        linux.personality(_PERSONALITY[pers["domain"]])
     sched = proc.get("scheduler")
     if sched:
         policy = _SCHED_POLICY.get(sched.get("policy", ""))
@@ -274,6 +267,14 @@ def _process_attributes(spec: dict) -> None:  # type: ignore[type-arg]
     umask = (proc.get("user") or {}).get("umask")
     if umask is not None:
         os.umask(int(umask))
+    # last: it changes what uname says
+    pers = (spec.get("linux") or {}).get("personality")
+    if pers:
+        if pers.get("domain") not in _PERSONALITY:
+            raise StartError(f"linux.personality: unknown domain {pers.get('domain')!r}", 1)
+        if pers.get("flags"):
+            raise StartError("linux.personality: no flags are defined", 1)
+        linux.personality(_PERSONALITY[pers["domain"]])
 
 
 def oom_score_adj(proc: dict, what: str, code: int) -> None:  # type: ignore[type-arg]
