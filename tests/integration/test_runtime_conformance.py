@@ -244,28 +244,28 @@ def _cgroup_files(pid: int, files: list[str]) -> dict[str, str]:
 
 
 def _life(rt: str, bundle: Path, tmp: Path, *, files: list[str] = (),  # type: ignore[assignment]
-          start: bool = True) -> Life:
+          start: bool = True, cid: str = "c") -> Life:
     """create, state (and the cgroup's `files`), start, wait until stopped, delete -f."""
     root = tmp / f"root-{Path(rt).name}"
     out = tmp / f"out-{Path(rt).name}"
-    life = Life(create=_rt(rt, root, "create", "-b", str(bundle), "c", cwd=bundle, out=out))
+    life = Life(create=_rt(rt, root, "create", "-b", str(bundle), cid, cwd=bundle, out=out))
     if life.create.returncode != 0:
         return life
     try:
-        life.state = json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
+        life.state = json.loads(subprocess.run([rt, "--root", str(root), "state", cid],
                                                capture_output=True, text=True,
                                                check=True).stdout)
         life.cgroup = _cgroup_files(life.state["pid"], list(files))
         if start:
-            life.start = _rt(rt, root, "start", "c", cwd=bundle)
+            life.start = _rt(rt, root, "start", cid, cwd=bundle)
             deadline = time.monotonic() + 20
-            while json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
+            while json.loads(subprocess.run([rt, "--root", str(root), "state", cid],
                                             capture_output=True, text=True).stdout or
                              '{"status": "stopped"}')["status"] != "stopped":
                 assert time.monotonic() < deadline, f"{rt}: the container did not stop"
                 time.sleep(0.05)
     finally:
-        life.delete = _rt(rt, root, "delete", "-f", "c", cwd=bundle)
+        life.delete = _rt(rt, root, "delete", "-f", cid, cwd=bundle)
     life.output = out.read_text() if out.exists() else ""
     return life
 
@@ -862,3 +862,42 @@ def test_selinux_labels_without_selinux(spec_bundle: Path, tmp_path: Path) -> No
     assert ours.create.returncode == 0 and ours.output == "ran\n"
     assert "linux.mountLabel, process.selinuxLabel ignored: SELinux is not enabled" in \
         ours.create.stderr
+
+
+def test_no_cgroups_path(spec_bundle: Path, tmp_path: Path) -> None:
+    """Without linux.cgroupsPath, as runc: a cgroup named after the container, under the
+    caller's own in each hierarchy, with the resources applied, gone at delete."""
+    cid = f"berth-conf-{secrets.token_hex(3)}"
+
+    def change(c: dict[str, Any]) -> None:
+        del c["linux"]["cgroupsPath"]
+        c["linux"]["resources"] = {"pids": {"limit": 42}}
+        c["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup; "
+                                "cat /sys/fs/cgroup/pids/pids.max"]
+    _edit(spec_bundle, change)
+    try:
+        theirs, ours = (_life(rt, spec_bundle, tmp_path, cid=cid, files=["pids/pids.max"])
+                        for rt in ("runc", RT))
+    finally:
+        remove_cgroups_named(cid)
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert ours.output == theirs.output and ours.cgroup == theirs.cgroup
+    assert ours.cgroup == {"pids/pids.max": "42"} and ours.output.endswith("42\n")
+    assert not [p for p in Path("/sys/fs/cgroup").rglob(cid) if p.is_dir()]
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_capabilities_of_a_user(uid: int, spec_bundle: Path, tmp_path: Path) -> None:
+    """process.capabilities, all five sets, for root and for another user (the capabilities
+    kept across setuid, the ambient ones raised), as runc applies them."""
+    def change(c: dict[str, Any]) -> None:
+        c["process"]["user"] = {"uid": uid, "gid": uid}
+        caps = c["process"]["capabilities"]
+        caps["inheritable"] = ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
+        caps["ambient"] = ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]   # the second: skipped
+        c["process"]["args"] = ["sh", "-c", "grep ^Cap /proc/self/status; id"]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert ours.output == theirs.output
+    assert "CapAmb:\t0000000000000400" in ours.output   # CAP_NET_BIND_SERVICE (10)

@@ -127,7 +127,10 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
     except FileExistsError:
         _die(f"container with id exists: {cid}")
     fifo = os.path.join(sdir, "exec.fifo")
-    os.mkfifo(fifo, 0o600)
+    # as runc, 0622: the init opens it for writing once it is the spec's user (through the
+    # descriptor below: the state directory stays ours alone)
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o622)
     lx = spec.get("linux", {})
     # as runc: the init gets the fifo as a descriptor (it may not be able to reach our state
     # directory), and a new user namespace's root owns it, to open it for writing
@@ -138,7 +141,8 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
           "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
               "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
           "annotations": spec.get("annotations") or {},
-          "cgroupsPath": lx.get("cgroupsPath", ""), "cgroupBases": cgroups.own_cgroups()}
+          # as runc: without a cgroupsPath, a cgroup named after the container, under ours
+          "cgroupsPath": lx.get("cgroupsPath") or cid, "cgroupBases": cgroups.own_cgroups()}
     if spec.get("hooks"):
         st["hooks"] = spec["hooks"]
     cg = None
@@ -165,8 +169,8 @@ def _create(root: str, cid: str, bundle: str, pid_file: str | None,
         _warn("linux.resources.memory.kernel is ignored: Linux 5.16 and later no longer "
               "limit kernel memory")
     try:
-        if lx.get("cgroupsPath"):
-            cg = cgroups.for_spec(lx["cgroupsPath"])
+        if st["cgroupsPath"]:
+            cg = cgroups.for_spec(st["cgroupsPath"])
             cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
         stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
         pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo_fd,

@@ -326,6 +326,8 @@ def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignor
     if nnp:
         linux.set_no_new_privs()
     slave = _open_console(stdio, uid, proc.get("consoleSize")) if stdio.console >= 0 else -1
+    if keep is not None and uid != 0:
+        linux.set_keepcaps(True)   # as runc: the capabilities outlive setuid to a user
     try:
         os.setgroups(groups)
     except PermissionError:
@@ -335,12 +337,25 @@ def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignor
             raise
     os.setgid(gid)
     os.setuid(uid)
-    if keep is not None and uid == 0:
+    if keep is not None:
         caps = caps or {}  # not None when `keep` is set
-        eff = {linux.CAPABILITIES[c] for c in caps.get("effective", []) if c in linux.CAPABILITIES}
-        perm = {linux.CAPABILITIES[c] for c in caps.get("permitted", []) if c in linux.CAPABILITIES}
-        linux.set_caps(eff & keep, perm & keep, set())
+
+        def capset(kind: str) -> set[int]:
+            return {linux.CAPABILITIES[c] for c in caps.get(kind) or []
+                    if c in linux.CAPABILITIES} & keep
+        if uid != 0:
+            linux.set_keepcaps(False)
+        linux.set_caps(capset("effective"), capset("permitted"), capset("inheritable"))
+        # ambient ones need to be permitted and inheritable: the kernel refuses the others
+        for cap in sorted(capset("ambient")):
+            try:
+                linux.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, cap)
+            except OSError:
+                pass   # as runc: an ambient capability that cannot be raised is skipped
     return slave
+
+
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE = 47, 2
 
 
 def finish(proc: dict, stdio: Stdio, slave: int) -> None:  # type: ignore[type-arg]
