@@ -819,17 +819,20 @@ cut -d. -f1 /proc/uptime
 
 
 def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> None:
-    """domainname, linux.personality, process.scheduler, process.ioPriority, a time
-    namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1 ignores them (the time
+    """domainname, linux.personality, process.scheduler, process.ioPriority, cpu.idle, a
+    time namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1 ignores them (the time
     namespace it refuses); berth-runtime applies them, and the container sees them."""
     def change(c: dict[str, Any]) -> None:
         c["domainname"] = "berth.test"
         c["linux"]["personality"] = {"domain": "LINUX32"}
         c["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
         c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+        c["linux"]["resources"] = {"cpu": {"idle": 1}}
         c["process"]["args"] = ["sh", "-c", NEWER]
     _edit(spec_bundle, change)
-    theirs, ours = _both(spec_bundle, tmp_path)
+    theirs, ours = _both(spec_bundle, tmp_path, files=["cpu/cpu.idle"])
+    if not theirs.cgroup["cpu/cpu.idle"].startswith("unreadable"):
+        assert (theirs.cgroup, ours.cgroup) == ({"cpu/cpu.idle": "0"}, {"cpu/cpu.idle": "1"})
     assert theirs.create.returncode == 0 and ours.create.returncode == 0, ours.create.stderr
     machine = os.uname().machine
     assert theirs.output.splitlines()[:4] == [machine, "(none)", "0 0", "none: prio 0"]
