@@ -644,6 +644,12 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Any]], object], str, bool]] = {
     "SCHED_DEADLINE": (lambda c: c["process"].update(scheduler={
         "policy": "SCHED_DEADLINE", "runtime": 1000, "deadline": 2000, "period": 3000}),
         "SCHED_DEADLINE and scheduler flags", False),
+    "seccomp flags": (lambda c: c["linux"].update(seccomp={
+        "defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}),
+        "linux.seccomp.flags: seccomp filter flags are not supported", True),
+    "unknown rlimit": (lambda c: c["process"]["rlimits"].append(
+        {"type": "RLIMIT_NOSUCH", "soft": 1, "hard": 1}),
+        "process.rlimits: unknown type 'RLIMIT_NOSUCH'", True),
     "personality domain": (lambda c: c["linux"].update(personality={"domain": "BAD"}),
                            "linux.personality: unknown domain 'BAD'", False),
     "cpu realtime beyond the parent's": (lambda c: c["linux"].update(resources={"cpu": {
@@ -694,20 +700,22 @@ cut -d. -f1 /proc/uptime
 
 
 def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> None:
-    """domainname, linux.personality, process.scheduler, process.ioPriority, cpu.idle, a
-    time namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1 ignores them (the time
+    """domainname, linux.personality, process.scheduler, process.ioPriority, cpu.idle and
+    cpu.burst, a time namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1 ignores them (the time
     namespace it refuses); berth-runtime applies them, and the container sees them."""
     def change(c: dict[str, Any]) -> None:
         c["domainname"] = "berth.test"
         c["linux"]["personality"] = {"domain": "LINUX32"}
         c["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
         c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
-        c["linux"]["resources"] = {"cpu": {"idle": 1}}
+        c["linux"]["resources"] = {"cpu": {"idle": 1, "burst": 20000}}
         c["process"]["args"] = ["sh", "-c", NEWER]
     _edit(spec_bundle, change)
-    theirs, ours = _both(spec_bundle, tmp_path, files=["cpu/cpu.idle"])
-    if not theirs.cgroup["cpu/cpu.idle"].startswith("unreadable"):
-        assert (theirs.cgroup, ours.cgroup) == ({"cpu/cpu.idle": "0"}, {"cpu/cpu.idle": "1"})
+    files = ["cpu/cpu.idle", "cpu/cpu.cfs_burst_us"]
+    theirs, ours = _both(spec_bundle, tmp_path, files=files)
+    for f, runc_value, value in zip(files, ("0", "0"), ("1", "20000"), strict=True):
+        if not theirs.cgroup[f].startswith("unreadable"):   # a kernel with the file
+            assert (theirs.cgroup[f], ours.cgroup[f]) == (runc_value, value)
     assert theirs.create.returncode == 0 and ours.create.returncode == 0, ours.create.stderr
     machine = os.uname().machine
     assert theirs.output.splitlines()[:4] == [machine, "(none)", "0 0", "none: prio 0"]

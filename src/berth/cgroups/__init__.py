@@ -36,7 +36,8 @@ class Resources:
                  "memory_swappiness", "oom_kill_disable", "blkio_weight", "blkio_weight_devices",
                  "blkio_throttle", "kernel_memory", "kernel_tcp", "blkio_leaf_weight",
                  "blkio_leaf_weight_devices", "net_classid", "net_priorities", "hugetlb", "rdma",
-                 "unified", "cpu_rt_runtime", "cpu_rt_period", "cpu_idle")
+                 "unified", "cpu_rt_runtime", "cpu_rt_period", "cpu_idle", "cpu_burst",
+                 "memory_use_hierarchy")
 
     def __init__(self, *, memory: int | None = None, memory_swap: int | None = None,
                  cpu_shares: int | None = None, cpu_quota: int | None = None,
@@ -56,7 +57,8 @@ class Resources:
                  rdma: tuple[tuple[str, int | None, int | None], ...] = (),
                  unified: tuple[tuple[str, str], ...] = (),
                  cpu_rt_runtime: int | None = None, cpu_rt_period: int | None = None,
-                 cpu_idle: int | None = None) -> None:
+                 cpu_idle: int | None = None, cpu_burst: int | None = None,
+                 memory_use_hierarchy: bool | None = None) -> None:
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # memory + swap, bytes; -1 unlimited
         self.memory_reservation = memory_reservation    # soft limit, bytes
@@ -79,6 +81,8 @@ class Resources:
         self.cpu_rt_runtime = cpu_rt_runtime    # v1 cpu.rt_runtime_us
         self.cpu_rt_period = cpu_rt_period      # v1 cpu.rt_period_us
         self.cpu_idle = cpu_idle                # cpu.idle (SCHED_IDLE for the group)
+        self.cpu_burst = cpu_burst              # microseconds: cfs_burst_us, cpu.max.burst
+        self.memory_use_hierarchy = memory_use_hierarchy    # v1 memory.use_hierarchy
         self.cpu_shares = cpu_shares
         self.cpu_quota = cpu_quota          # microseconds per period
         self.cpu_period = cpu_period
@@ -137,6 +141,8 @@ class Resources:
                                   for dev, v in (res.get("rdma") or {}).items()),
                        cpu_rt_runtime=cpu.get("realtimeRuntime"),
                        cpu_rt_period=cpu.get("realtimePeriod"), cpu_idle=cpu.get("idle"),
+                       cpu_burst=cpu.get("burst"),
+                       memory_use_hierarchy=mem.get("useHierarchy"),
                        unified=tuple((str(k), str(v))
                                      for k, v in (res.get("unified") or {}).items()))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -347,6 +353,8 @@ class V1:
             raise InvalidArgument("no memory cgroup controller is mounted: cannot apply the "
                                   "memory reservation, swappiness, OOM killer or kernelTCP "
                                   "setting")
+        if mem and res.memory_use_hierarchy is not None:
+            _write(os.path.join(mem, "memory.use_hierarchy"), int(res.memory_use_hierarchy))
         if mem and res.kernel_tcp:
             f = os.path.join(mem, "memory.kmem.tcp.limit_in_bytes")
             if not os.path.exists(f):
@@ -372,7 +380,10 @@ class V1:
                 _write(os.path.join(cpu, "cpu.rt_runtime_us"), res.cpu_rt_runtime)
             if res.cpu_idle is not None:
                 _write(os.path.join(cpu, "cpu.idle"), res.cpu_idle)
-        elif res.cpu_rt_period or res.cpu_rt_runtime or res.cpu_idle is not None:
+            if res.cpu_burst is not None:
+                _write(os.path.join(cpu, "cpu.cfs_burst_us"), res.cpu_burst)
+        elif res.cpu_rt_period or res.cpu_rt_runtime or res.cpu_idle is not None or \
+                res.cpu_burst is not None:
             raise InvalidArgument("no cpu cgroup controller is mounted: cannot apply the "
                                   "realtime or idle setting")
         if cpuset and res.cpuset_cpus:
@@ -588,7 +599,9 @@ class V2:
         d = self.dir
         if res.cpu_idle is not None:
             _write(os.path.join(d, "cpu.idle"), res.cpu_idle)
-        for field, asked in (("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
+        if res.cpu_burst is not None:
+            _write(os.path.join(d, "cpu.max.burst"), res.cpu_burst)
+        for field, asked in (("memory.useHierarchy", res.memory_use_hierarchy is False),("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
                              ("cpu.realtimePeriod", bool(res.cpu_rt_period)),
                              ("network.classID", res.net_classid is not None),
                              ("network.priorities", bool(res.net_priorities)),

@@ -31,7 +31,11 @@ _NOT_IMPLEMENTED = (
     (("linux", "seccomp", "listenerPath"), "seccomp notify listeners are not supported by "
                                            "berth-runtime"),
     (("process", "execCPUAffinity"), "exec CPU affinity is not supported by berth-runtime"),
+    (("linux", "seccomp", "flags"), "seccomp filter flags are not supported by berth-runtime"),
 )
+_RLIMIT_TYPES = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_STACK",
+                 "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA",
+                 "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_MSGQUEUE", "RLIMIT_SIGPENDING")
 
 
 class SpecError(Exception):
@@ -84,6 +88,10 @@ def check(spec: dict[str, Any]) -> list[str]:
     for path, why in _NOT_IMPLEMENTED:
         if _get(spec, path) not in (None, {}, []):
             raise SpecError(f"{'.'.join(path)}: {why}")
+    for rl in _get(spec, ("process", "rlimits")) or []:   # type: ignore[attr-defined]
+        typ = rl.get("type") if isinstance(rl, dict) else None
+        if typ not in _RLIMIT_TYPES:
+            raise SpecError(f"process.rlimits: unknown type {typ!r}")
     warnings = []
     labels = [f for f, v in (("linux.mountLabel", lx.get("mountLabel")),
                              ("process.selinuxLabel", _get(spec, ("process", "selinuxLabel"))))
