@@ -787,3 +787,38 @@ def test_capabilities_of_a_user(uid: int, spec_bundle: Path, tmp_path: Path) -> 
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.output == theirs.output
     assert "CapAmb:\t0000000000000400" in ours.output   # CAP_NET_BIND_SERVICE (10)
+
+
+def test_hooks_under_run(spec_bundle: Path, tmp_path: Path) -> None:
+    """`run` is create, start, wait and delete in one: every hook runs, in the spec's order
+    (runc 1.1's poststart again at create), with the container's output as under runc."""
+    lines = []
+    for rt in ("runc", RT):
+        out = _hooks(spec_bundle, tmp_path)
+        r = _rt(rt, tmp_path / f"run-{Path(rt).name}", "run", "-b", str(spec_bundle),
+                f"r{secrets.token_hex(3)}", cwd=spec_bundle, out=tmp_path / f"o-{rt[-4:]}")
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / f"o-{rt[-4:]}").read_text() == "ran\n"
+        lines.append([line.split()[0] for line in _hook_view(out, 0)[0]])
+    theirs, ours = lines
+    assert sorted(ours) == sorted(theirs)
+    assert ours == list(HOOK_KINDS)
+
+
+def test_exec_joins_the_time_namespace(spec_bundle: Path, tmp_path: Path) -> None:
+    """An exec in a container with a time namespace of its own sees its offsets too."""
+    days = 500 * 86400
+    _edit(spec_bundle, lambda c: (
+        c["linux"]["namespaces"].append({"type": "time"}),
+        c["linux"].update(timeOffsets={"boottime": {"secs": days, "nanosecs": 0}}),
+        c["process"].update(args=["sleep", "30"])))
+    root = tmp_path / "root"
+    try:
+        assert _rt(RT, root, "create", "-b", str(spec_bundle), "t").returncode == 0
+        assert _rt(RT, root, "start", "t").returncode == 0
+        out = tmp_path / "exec.out"
+        r = _rt(RT, root, "exec", "t", "cut", "-d.", "-f1", "/proc/uptime", out=out)
+        assert r.returncode == 0, r.stderr
+        assert int(out.read_text()) >= days
+    finally:
+        _rt(RT, root, "delete", "-f", "t")
