@@ -139,7 +139,8 @@ HOOK = r"""#!/bin/sh
 # $1: the hook's kind, $2: where to write (on the host; /hooks in the container)
 d=$2; [ -d "$d" ] || d=/hooks
 cat > "$d/$1.json"
-echo "$1 argv0=$0 argc=$# env=$(env | grep -v -e ^PWD= -e ^SHLVL= -e ^PATH= | sort | tr '\n' ' ') cwd=$(pwd) uid=$(id -u)" >> "$d/order"
+env=$(env | grep -v -e ^PWD= -e ^SHLVL= -e ^PATH= | sort | tr '\n' ' ')
+echo "$1 argv0=$0 argc=$# env=$env cwd=$(pwd) uid=$(id -u)" >> "$d/order"
 exit ${HOOK_EXIT:-0}
 """
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
@@ -701,8 +702,9 @@ cut -d. -f1 /proc/uptime
 
 def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> None:
     """domainname, linux.personality, process.scheduler, process.ioPriority, cpu.idle and
-    cpu.burst, a time namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1 ignores them (the time
-    namespace it refuses); berth-runtime applies them, and the container sees them."""
+    cpu.burst, a time namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1
+    ignores them (the time namespace it refuses); berth-runtime applies them, and the
+    container sees them."""
     def change(c: dict[str, Any]) -> None:
         c["domainname"] = "berth.test"
         c["linux"]["personality"] = {"domain": "LINUX32"}
@@ -822,3 +824,14 @@ def test_exec_joins_the_time_namespace(spec_bundle: Path, tmp_path: Path) -> Non
         assert int(out.read_text()) >= days
     finally:
         _rt(RT, root, "delete", "-f", "t")
+
+
+def test_a_failing_start_container_hook_under_run(spec_bundle: Path, tmp_path: Path) -> None:
+    """`run` whose startContainer hook fails: it fails, and leaves no state and no cgroup."""
+    _hooks(spec_bundle, tmp_path, fail="startContainer")
+    root = tmp_path / "run-root"
+    r = _rt(RT, root, "run", "-b", str(spec_bundle), "rf", cwd=spec_bundle)
+    assert r.returncode == 1 and "startContainer hook #0: exit status 3" in r.stderr
+    assert not (root / "rf").exists()
+    top = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
+    assert not [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]

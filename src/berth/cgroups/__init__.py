@@ -601,7 +601,8 @@ class V2:
             _write(os.path.join(d, "cpu.idle"), res.cpu_idle)
         if res.cpu_burst is not None:
             _write(os.path.join(d, "cpu.max.burst"), res.cpu_burst)
-        for field, asked in (("memory.useHierarchy", res.memory_use_hierarchy is False),("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
+        for field, asked in (("memory.useHierarchy", res.memory_use_hierarchy is False),
+                             ("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
                              ("cpu.realtimePeriod", bool(res.cpu_rt_period)),
                              ("network.classID", res.net_classid is not None),
                              ("network.priorities", bool(res.net_priorities)),
@@ -772,7 +773,8 @@ def detect(path: str) -> CgroupManager:
     return V1(path, mounts=v1_mounts())
 
 
-__all__ = ["Resources", "Stats", "kernel_memory_enforced", "CgroupManager", "V1", "V2", "detect", "is_v2",
+__all__ = ["Resources", "Stats", "kernel_memory_enforced",
+           "CgroupManager", "V1", "V2", "detect", "is_v2",
            "THROTTLE_KINDS", "BLKIO_WEIGHT_UNSUPPORTED",
            "remove_parent", "for_spec", "own_cgroups",
            "v1_mounts"]

@@ -123,7 +123,8 @@ def cmd_start(a: Args) -> int:
 
 def cmd_state(a: Args) -> int:
     st = container.load(a.root, a.id)
-    out = {"ociVersion": st["ociVersion"], "id": st["id"], "status": container.status_of(st, a.root),
+    out = {"ociVersion": st["ociVersion"], "id": st["id"],
+           "status": container.status_of(st, a.root),
            "pid": st["pid"], "bundle": st["bundle"], "rootfs": st["rootfs"],
            "created": st["created"], "annotations": st["annotations"]}
     if out["status"] == "stopped":
@@ -171,7 +172,8 @@ def cmd_list(a: Args) -> int:
                 st = container.load(a.root, cid)
             except SystemExit:
                 continue
-            rows.append((cid, str(st["pid"]), container.status_of(st, a.root), st["bundle"], st["created"]))
+            rows.append((cid, str(st["pid"]), container.status_of(st, a.root), st["bundle"],
+                         st["created"]))
     print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}CREATED")
     for r in rows:
         print(f"{r[0]:<20}{r[1]:<10}{r[2]:<10}{r[3]:<40}{r[4]}")
@@ -181,11 +183,24 @@ def cmd_list(a: Args) -> int:
 def cmd_run(a: Args) -> int:
     # the init is our child, or re-parented to us when an intermediate exits: we can wait for it
     linux.set_child_subreaper()
-    st, cg, err_r = container.create_container(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket,
-                            a.spec, a.trampoline, keep_err=True)
+    st, cg, err_r = container.create_container(a.root, a.id, a.bundle or ".", a.pid_file,
+                                               a.console_socket, a.spec, a.trampoline,
+                                               keep_err=True)
     if a.trampoline is not None:
         os.close(a.trampoline)
-    container.release(a.root, st, err_r)   # `start`, without reading back what we just wrote
+
+    def destroy() -> None:
+        """`delete -f` of what we hold: the init is reaped, its pid namespace gone with it."""
+        if cg:
+            cg.remove()
+        hooks.run_warn(st, "poststop", container.hook_state(st, "stopped"), container.warn)
+        container.rmtree(os.path.join(a.root, a.id))
+
+    try:
+        container.release(a.root, st, err_r)   # `start`, without reading back our own state
+    except SystemExit:   # a startContainer hook failed: the init is gone
+        destroy()
+        raise
     hooks.run_warn(st, "poststart", container.hook_state(st, "running"), container.warn)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda signo, _f: os.kill(st["pid"], signo))
@@ -198,11 +213,7 @@ def cmd_run(a: Args) -> int:
         except ChildProcessError:
             status = 0
             break
-    # `delete -f` of what we hold: the init is reaped, and its pid namespace gone with it
-    if cg:
-        cg.remove()
-    hooks.run_warn(st, "poststop", container.hook_state(st, "stopped"), container.warn)
-    container.rmtree(os.path.join(a.root, a.id))
+    destroy()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
