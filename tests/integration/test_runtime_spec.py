@@ -835,3 +835,26 @@ def test_a_failing_start_container_hook_under_run(spec_bundle: Path, tmp_path: P
     assert not (root / "rf").exists()
     top = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
     assert not [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]
+
+
+def test_devices_and_their_rules(spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.devices of each type (a FIFO, an unbuffered character device) under a deny-all
+    device cgroup: the nodes the container sees, and the rules the cgroup holds (runc's
+    allowed list: the default devices, mknod of any, /dev/net/tun, the spec's devices)."""
+    _v1_only()
+
+    def change(c: dict[str, Any]) -> None:
+        c["linux"]["devices"] = [
+            {"path": "/dev/myfifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o640},
+            {"path": "/dev/mynull", "type": "u", "major": 1, "minor": 3, "fileMode": 0o666}]
+        c["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+        c["process"]["args"] = ["sh", "-c", "ls -l /dev/myfifo /dev/mynull | cut -c1-10; "
+                                "echo x > /dev/mynull && echo wrote; cat /dev/kmsg 2>&1 | "
+                                "head -1 | cut -d: -f2-"]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path, files=["devices/devices.list"])
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert ours.output == theirs.output
+    assert ours.output.startswith("prw-r-----\ncrw-rw-rw-\nwrote\n")
+    rules = [sorted(life.cgroup["devices/devices.list"].splitlines()) for life in (theirs, ours)]
+    assert rules[0] == rules[1] and "c 10:200 rwm" in rules[1]

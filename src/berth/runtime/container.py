@@ -153,7 +153,7 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
     try:
         if st["cgroupsPath"]:
             cg = cgroups.for_spec(st["cgroupsPath"])
-            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
+            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx, runc_allowed=True)))
         stdio = stdio_for(bool(spec.get("process", {}).get("terminal")), console_socket)
         pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo_fd,
                                    trampoline=trampoline, hook_sync=sync)

@@ -18,22 +18,35 @@ _DEFAULT_DEVICES = [
 ]
 
 
-def cgroup_resources(lx: dict) -> dict:  # type: ignore[type-arg]
+def cgroup_resources(lx: dict, *, runc_allowed: bool = False) -> dict:  # type: ignore[type-arg]
     """The spec's resources, with the device rules runc adds: the default devices and those
-    the spec's `linux.devices` creates stay usable whatever the rules before them deny."""
+    the spec's `linux.devices` creates stay usable whatever the rules before them deny.
+    `runc_allowed` (berth-runtime, runc's stand-in) adds the rest of runc's allowed list:
+    mknod of any device, and /dev/net/tun."""
     res = dict(lx.get("resources") or {})
     if res.get("devices"):
         extra = [{"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
                  for _, ma, mi in _DEFAULT_DEVICES]
+        if runc_allowed:
+            extra += [{"allow": True, "type": t, "major": -1, "minor": -1, "access": "m"}
+                      for t in ("c", "b")]
+            extra.append({"allow": True, "type": "c", "major": 10, "minor": 200,
+                          "access": "rwm"})
         extra += [{"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
                   {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"}]
         # a device the spec creates is usable, unless a rule of its own says how
         ruled = {(r.get("type"), r.get("major"), r.get("minor")) for r in res["devices"]}
-        extra += [{"allow": True, "type": d.get("type", "c"), "major": d["major"],
+        # (a FIFO, "p", needs no rule; "u", unbuffered, is a character device to the cgroup)
+        extra += [{"allow": True, "type": _rule_type(d), "major": d["major"],
                    "minor": d["minor"], "access": "rwm"} for d in lx.get("devices") or []
-                  if (d.get("type", "c"), d["major"], d["minor"]) not in ruled]
+                  if d.get("type", "c") != "p"
+                  and (_rule_type(d), d["major"], d["minor"]) not in ruled]
         res["devices"] = [*res["devices"], *extra]
     return res
+
+
+def _rule_type(device: dict) -> str:  # type: ignore[type-arg]
+    return "c" if device.get("type", "c") == "u" else str(device.get("type", "c"))
 
 
 def setup_dev(rootfs: str, lx: dict) -> None:  # type: ignore[type-arg]
@@ -50,9 +63,11 @@ def setup_dev(rootfs: str, lx: dict) -> None:  # type: ignore[type-arg]
         for name, major, minor, typ, mode, uid, gid in devices:
             path = linux.secure_join(rootfs, "/dev/" + name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            kind = stat.S_IFBLK if typ == "b" else stat.S_IFCHR
+            # runtime-spec device types: c and u character, b block, p FIFO
+            kind = {"b": stat.S_IFBLK, "p": stat.S_IFIFO}.get(typ, stat.S_IFCHR)
             try:
-                os.mknod(path, (mode & 0o7777) | kind, os.makedev(major, minor))
+                os.mknod(path, (mode & 0o7777) | kind,
+                         0 if typ == "p" else os.makedev(major, minor))
             except FileExistsError:
                 continue
             except PermissionError:
