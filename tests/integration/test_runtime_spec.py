@@ -858,3 +858,25 @@ def test_devices_and_their_rules(spec_bundle: Path, tmp_path: Path) -> None:
     assert ours.output.startswith("prw-r-----\ncrw-rw-rw-\nwrote\n")
     rules = [sorted(life.cgroup["devices/devices.list"].splitlines()) for life in (theirs, ours)]
     assert rules[0] == rules[1] and "c 10:200 rwm" in rules[1]
+
+
+def test_seccomp_fields(spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.seccomp: defaultAction with defaultErrnoRet, architectures, a rule's errnoRet,
+    and a rule on an argument's value, as runc loads them."""
+    def change(c: dict[str, Any]) -> None:
+        c["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28},
+                # umask(0o077) refused, any other umask allowed
+                {"names": ["umask"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                 "args": [{"index": 0, "value": 0o077, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["rmdir"], "action": "SCMP_ACT_KILL"}]}
+        c["process"]["args"] = ["sh", "-c", "mkdir /tmp/x 2>&1 | cut -d: -f3-; umask 077; "
+                                "umask; umask 027; umask; (rmdir /tmp); echo rmdir $?"]
+    _edit(spec_bundle, change)
+    theirs, ours = _both(spec_bundle, tmp_path)
+    assert ours.create.returncode == 0, ours.create.stderr
+    assert ours.output == theirs.output
+    assert "No space left on device" in ours.output and "rmdir 159" in ours.output
