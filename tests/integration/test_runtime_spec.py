@@ -880,3 +880,35 @@ def test_seccomp_fields(spec_bundle: Path, tmp_path: Path) -> None:
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.output == theirs.output
     assert "No space left on device" in ours.output and "rmdir 159" in ours.output
+
+
+@pytest.mark.parametrize("how", ["kill --all", "delete -f"])
+def test_a_container_without_its_own_pid_namespace(how: str, spec_bundle: Path,
+                                                   tmp_path: Path) -> None:
+    """Its processes outlive its init: `kill --all` signals every one in its cgroup, and
+    `delete -f` kills what is left before it removes the cgroup, as runc does."""
+    _edit(spec_bundle, lambda c: (
+        c["linux"].update(namespaces=[n for n in c["linux"]["namespaces"]
+                                      if n["type"] != "pid"]),
+        c["process"].update(args=["sh", "-c", "sleep 61 & sleep 62 & exec sleep 63"])))
+    cg = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
+    left = []
+    for rt in ("runc", RT):
+        root = tmp_path / f"root-{Path(rt).name}"
+        assert _rt(rt, root, "create", "-b", str(spec_bundle), "p").returncode == 0
+        assert _rt(rt, root, "start", "p").returncode == 0
+        time.sleep(0.3)
+        procs = [p for p in Path("/sys/fs/cgroup/pids").rglob("cgroup.procs")
+                 if str(p).endswith(f"/{cg}/cgroup.procs")]
+        assert procs and len(procs[0].read_text().split()) == 3
+        if how == "kill --all":
+            assert _rt(rt, root, "kill", "--all", "p", "KILL").returncode == 0
+            deadline = time.monotonic() + 5
+            while procs[0].read_text().split() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left.append(procs[0].read_text().split())
+            assert _rt(rt, root, "delete", "p").returncode == 0
+        else:
+            assert _rt(rt, root, "delete", "-f", "p").returncode == 0
+            left.append([str(p) for p in Path("/sys/fs/cgroup/pids").rglob(cg)])
+    assert left == [[], []]

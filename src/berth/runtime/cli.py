@@ -151,9 +151,13 @@ def cmd_kill(a: Args) -> int:
     if container.status_of(st, a.root) == "stopped":
         container.die("container not running")
     try:
-        os.kill(st["pid"], _signal(a.signal))
+        sig = _signal(a.signal)
     except KeyError:
         container.die(f"unknown signal {a.signal!r}")
+    if a.all:   # runc's --all: every process in the container's cgroup
+        container.signal_all(st, sig)
+    else:
+        os.kill(st["pid"], sig)
     return 0
 
 

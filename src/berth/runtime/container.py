@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from berth import cgroups
+from berth import cgroups, linux
 from berth import jsonc as json
 from berth.fs import atomic_write
 from berth.runtime import hooks, process, validate
@@ -127,6 +127,8 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
           "cgroupsPath": lx.get("cgroupsPath") or cid, "cgroupBases": cgroups.own_cgroups()}
     if spec.get("hooks"):
         st["hooks"] = spec["hooks"]
+    st["ownPidNamespace"] = any(ns.get("type") == "pid" and not ns.get("path")
+                                for ns in lx.get("namespaces") or [])
     cg = None
     sync = None
     if any(hooks.of(spec, k) for k in ("prestart", "createRuntime", "createContainer",
@@ -296,7 +298,35 @@ def delete(root: str, cid: str, force: bool) -> None:
             if status_of(st, root) == "stopped":
                 break
             time.sleep(0.01)
+    # as runc: a container without a pid namespace of its own outlives its init; what is
+    # left in its cgroup is killed, so that the cgroup can go
+    for _ in range(50 if not st.get("ownPidNamespace", True) else 0):
+        if not signal_all(st, signal.SIGKILL):
+            break
+        time.sleep(0.01)
     if st.get("cgroupsPath"):
         cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases")).remove()
     hooks.run_warn(st, "poststop", hook_state(st, "stopped"), warn)
     rmtree(os.path.join(root, cid))
+
+
+def signal_all(st: dict[str, Any], sig: int) -> int:
+    """Send `sig` to every process in the container's cgroup (`kill --all`); how many."""
+    if not st.get("cgroupsPath"):
+        return 0
+    cg = cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases"))
+    pids: set[int] = set()
+    for f in cg.procs_files():
+        try:
+            pids.update(int(p) for p in linux.read_text(f).split())
+        except (OSError, ValueError):
+            continue
+        break   # one hierarchy holds them all
+    sent = 0
+    for pid in sorted(pids):
+        try:
+            os.kill(pid, sig)
+            sent += 1
+        except ProcessLookupError:
+            pass
+    return sent
