@@ -912,3 +912,16 @@ def test_a_container_without_its_own_pid_namespace(how: str, spec_bundle: Path,
             assert _rt(rt, root, "delete", "-f", "p").returncode == 0
             left.append([str(p) for p in Path("/sys/fs/cgroup/pids").rglob(cg)])
     assert left == [[], []]
+
+
+def test_run_without_its_own_pid_namespace(spec_bundle: Path, tmp_path: Path) -> None:
+    """`run` of such a container leaves none of its processes, and no cgroup, when the init
+    exits."""
+    _edit(spec_bundle, lambda c: (
+        c["linux"].update(namespaces=[n for n in c["linux"]["namespaces"]
+                                      if n["type"] != "pid"]),
+        c["process"].update(args=["sh", "-c", "sleep 64 & echo started"])))
+    cg = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
+    r = _rt(RT, tmp_path / "root", "run", "-b", str(spec_bundle), "rp")
+    assert r.returncode == 0, r.stderr
+    assert not [p for p in Path("/sys/fs/cgroup/pids").rglob(cg) if p.is_dir()]

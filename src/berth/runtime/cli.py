@@ -14,6 +14,7 @@ from __future__ import annotations
 import _signal as signal  # `signal`, `argparse`, `json`, `shutil`, `typing`: ~20 ms of start-up
 import os
 import sys
+import time
 
 from berth import jsonc as json
 from berth import linux
@@ -194,7 +195,12 @@ def cmd_run(a: Args) -> int:
         os.close(a.trampoline)
 
     def destroy() -> None:
-        """`delete -f` of what we hold: the init is reaped, its pid namespace gone with it."""
+        """`delete -f` of what we hold: the init is reaped, its pid namespace gone with it
+        (without a pid namespace of its own, what outlives it is killed here)."""
+        for _ in range(50 if not st.get("ownPidNamespace", True) else 0):
+            if not container.signal_all(st, signal.SIGKILL):
+                break
+            time.sleep(0.01)
         if cg:
             cg.remove()
         hooks.run_warn(st, "poststop", container.hook_state(st, "stopped"), container.warn)
