@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import remove_cgroup_tree, remove_cgroups_named
+from .conftest import remove_cgroup_tree
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -59,7 +59,29 @@ def spec_bundle(tmp_path: Path, rootfs_tar: Path) -> Iterator[Path]:
     try:
         yield b
     finally:
-        remove_cgroups_named(top)
+        _remove_cgroups(top)
+
+
+def _cgroup_dirs(rel: str, under: str = "/sys/fs/cgroup") -> list[Path]:
+    """The cgroup directories whose path ends in `rel`, anywhere below `under`: os.walk,
+    which skips what other tests remove meanwhile (Path.rglob raises on it)."""
+    return [Path(d) for d, _, _ in os.walk(under) if d.endswith("/" + rel.strip("/"))]
+
+
+def _remove_cgroups(top: str) -> None:
+    """conftest's remove_cgroups_named, over os.walk: kill what runs in every cgroup named
+    `top` (in any hierarchy, below wherever this process's own cgroup is), then remove them."""
+    found = [Path(d) for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == top]
+    for d in found:
+        for sub, _, _ in os.walk(d):
+            with contextlib.suppress(OSError):
+                for pid in Path(sub, "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), 9)
+    if found:
+        time.sleep(0.05)
+    for d in found:
+        remove_cgroup_tree(d)
 
 
 def _edit(bundle: Path, change: Callable[[dict[str, Any]], object]) -> None:
@@ -767,11 +789,11 @@ def test_no_cgroups_path(spec_bundle: Path, tmp_path: Path) -> None:
         theirs, ours = (_life(rt, spec_bundle, tmp_path, cid=cid, files=["pids/pids.max"])
                         for rt in ("runc", RT))
     finally:
-        remove_cgroups_named(cid)
+        _remove_cgroups(cid)
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.output == theirs.output and ours.cgroup == theirs.cgroup
     assert ours.cgroup == {"pids/pids.max": "42"} and ours.output.endswith("42\n")
-    assert not [p for p in Path("/sys/fs/cgroup").rglob(cid) if p.is_dir()]
+    assert not _cgroup_dirs(cid)
 
 
 @pytest.mark.parametrize("uid", [0, 1000])
@@ -834,7 +856,7 @@ def test_a_failing_start_container_hook_under_run(spec_bundle: Path, tmp_path: P
     assert r.returncode == 1 and "startContainer hook #0: exit status 3" in r.stderr
     assert not (root / "rf").exists()
     top = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
-    assert not [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]
+    assert not _cgroup_dirs(top)
 
 
 def test_devices_and_their_rules(spec_bundle: Path, tmp_path: Path) -> None:
@@ -898,8 +920,7 @@ def test_a_container_without_its_own_pid_namespace(how: str, spec_bundle: Path,
         assert _rt(rt, root, "create", "-b", str(spec_bundle), "p").returncode == 0
         assert _rt(rt, root, "start", "p").returncode == 0
         time.sleep(0.3)
-        procs = [p for p in Path("/sys/fs/cgroup/pids").rglob("cgroup.procs")
-                 if str(p).endswith(f"/{cg}/cgroup.procs")]
+        procs = [d / "cgroup.procs" for d in _cgroup_dirs(cg, "/sys/fs/cgroup/pids")]
         assert procs and len(procs[0].read_text().split()) == 3
         if how == "kill --all":
             assert _rt(rt, root, "kill", "--all", "p", "KILL").returncode == 0
@@ -910,7 +931,7 @@ def test_a_container_without_its_own_pid_namespace(how: str, spec_bundle: Path,
             assert _rt(rt, root, "delete", "p").returncode == 0
         else:
             assert _rt(rt, root, "delete", "-f", "p").returncode == 0
-            left.append([str(p) for p in Path("/sys/fs/cgroup/pids").rglob(cg)])
+            left.append([str(p) for p in _cgroup_dirs(cg, "/sys/fs/cgroup/pids")])
     assert left == [[], []]
 
 
@@ -924,4 +945,4 @@ def test_run_without_its_own_pid_namespace(spec_bundle: Path, tmp_path: Path) ->
     cg = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
     r = _rt(RT, tmp_path / "root", "run", "-b", str(spec_bundle), "rp")
     assert r.returncode == 0, r.stderr
-    assert not [p for p in Path("/sys/fs/cgroup/pids").rglob(cg) if p.is_dir()]
+    assert not _cgroup_dirs(cg, "/sys/fs/cgroup/pids")
