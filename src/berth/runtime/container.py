@@ -134,6 +134,12 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
     if any(hooks.of(spec, k) for k in ("prestart", "createRuntime", "createContainer",
                                        "startContainer")):
         sync = os.pipe()
+    unclosed = list(sync or ())   # each closed once, whichever way create ends
+
+    def close(fd: int) -> None:
+        if fd in unclosed:
+            unclosed.remove(fd)
+            os.close(fd)
 
     def on_hooks() -> None:
         """The init waits before pivot_root: prestart and createRuntime hooks here, then
@@ -146,22 +152,23 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
         except hooks.HookError as e:
             raise process.StartError(str(e), 1) from None
         os.write(sync[1], json.dumps(state).encode() + b"\n")
-        os.close(sync[1])
+        close(sync[1])
 
     mem = (lx.get("resources") or {}).get("memory") or {}
     if mem.get("kernel") and not cgroups.kernel_memory_enforced():
         warn("linux.resources.memory.kernel is ignored: Linux 5.16 and later no longer "
-              "limit kernel memory")
+             "limit kernel memory")
     try:
         if st["cgroupsPath"]:
             cg = cgroups.for_spec(st["cgroupsPath"])
-            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx, runc_allowed=True)))
+            cg.create(cgroups.Resources.from_spec(
+                process.cgroup_resources(lx, runc_allowed=True)))
         stdio = stdio_for(bool(spec.get("process", {}).get("terminal")), console_socket)
         pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo_fd,
                                    trampoline=trampoline, hook_sync=sync)
         st["pid"] = pid
         if sync is not None:
-            os.close(sync[0])
+            close(sync[0])   # the init's end
         if stdio.console >= 0:
             os.close(stdio.console)
         process.wait_exec(err_r, until_ready=True, close=not keep_err,
@@ -178,12 +185,8 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
         raise
     finally:
         os.close(fifo_fd)
-        if sync is not None:
-            for fd in sync:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        for fd in list(unclosed):
+            close(fd)
     _save(root, st)
     if pid_file:
         with open(pid_file, "w") as f:
