@@ -248,6 +248,24 @@ def setdomainname(name: str) -> None:
     _check(_libc().setdomainname(b, len(b)), "setdomainname")
 
 
+def personality(persona: int) -> None:
+    """personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8) of this process and
+    what it execs."""
+    _check(_libc().personality(_ffi.c_ulong(persona)), "personality")
+
+
+# ioprio_set(2) has no libc wrapper; the machine as at start-up (a personality changes uname's)
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)
+
+
+def ioprio_set(io_class: int, level: int) -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, ...): this process's I/O scheduling class (1 RT,
+    2 best effort, 3 idle) and level (0-7)."""
+    if _SYS_IOPRIO_SET is None:
+        raise OSError(38, "ioprio_set: no syscall number known for this machine")
+    _check(_libc().syscall(_SYS_IOPRIO_SET, 1, 0, (io_class << 13) | level), "ioprio_set")
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc().prctl(option, _ffi.c_ulong(arg2), _ffi.c_ulong(arg3),
                                 _ffi.c_ulong(arg4), _ffi.c_ulong(arg5)), "prctl")

@@ -1,13 +1,12 @@
 """`berth-runtime`: a runc-compatible command over berth's runtime.
 
-Imports `runtime.process`, `oci.defaults`, `cgroups`, `linux`. Supported: `spec`, `create`,
+Imports `runtime.container` (state and the lifecycle verbs), `runtime.process`, `runtime.hooks`,
+`oci.defaults`, `linux`. Supported: `spec`, `create`,
 `start`, `state`, `kill`, `delete`, `list`, `run`, `exec`, with `--root`, `--bundle/-b`,
 `--pid-file`, `--console-socket` (a terminal's master end is sent over it, as runc sends it),
 and for `exec` `--process`, `-t`, `-d`, `--cwd`, `-e`, `-u`.
 
-State lives in ROOT/<id>/state.json; `create` leaves the container's init blocked on
-ROOT/<id>/exec.fifo (as runc does) until `start` opens it. The init is re-parented to the
-caller's subreaper, or to init, when `create` returns.
+State lives in ROOT/<id>/state.json (see `runtime.container`).
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ import os
 import sys
 import time
 
-from berth import cgroups, linux
 from berth import jsonc as json
-from berth.fs import atomic_write
-from berth.runtime import process
+from berth import linux
+from berth.runtime import container, hooks, process
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,50 +27,10 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/run/berth-runtime"
 
 
-def _die(msg: str, code: int = 1) -> NoReturn:
-    sys.stderr.write(f"berth-runtime: {msg}\n")
-    sys.exit(code)
-
-
-def _state_dir(root: str, cid: str) -> str:
-    if not cid or "/" in cid or cid in (".", ".."):
-        _die(f"invalid container id: {cid!r}")
-    return os.path.join(root, cid)
-
-
-def _load(root: str, cid: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(_state_dir(root, cid), "state.json")) as f:
-            data: dict[str, Any] = json.load(f)
-            return data
-    except FileNotFoundError:
-        _die(f"container does not exist: {cid}")
-        raise
-
-
-def _status(st: dict[str, Any], root: str) -> str:
-    pid = st.get("pid", 0)
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return "stopped"
-    except (ProcessLookupError, FileNotFoundError, ValueError):
-        return "stopped"
-    fifo = os.path.join(root, st["id"], "exec.fifo")
-    return "created" if os.path.exists(fifo) else "running"
-
-
-def _save(root: str, st: dict[str, Any]) -> None:
-    # as before: no fsync (a runtime's state lives in a run directory, gone at boot)
-    atomic_write(os.path.join(root, st["id"], "state.json"), json.dumps(st).encode(),
-                 sync=False)
-
-
 def cmd_spec(a: Args) -> int:
     path = os.path.join(a.bundle or ".", "config.json")
     if os.path.exists(path):
-        _die("File config.json exists. Remove it first")
+        container.die("File config.json exists. Remove it first")
     from berth.oci.defaults import default_spec
     spec = default_spec(["sh"], hostname="berth")
     spec["root"]["readonly"] = True
@@ -81,111 +39,35 @@ def cmd_spec(a: Args) -> int:
     return 0
 
 
-def _stdio(terminal: bool, console_socket: str | None) -> process.Stdio:
-    if not terminal:
-        if console_socket:
-            _die("--console-socket is for a process with a terminal (process.terminal)")
-        return process.Stdio(0, 1, 2)
-    if not console_socket:
-        _die("cannot allocate tty if runc will detach without setting console socket")
-    import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(console_socket)
-    except OSError as e:
-        _die(f"cannot connect to the console socket {console_socket}: {e.strerror}")
-    return process.Stdio(console=sock.detach())
 
 
-def create(root: str, cid: str, bundle: str, pid_file: str | None,
-           console_socket: str | None = None) -> dict[str, Any]:
-    return _create(root, cid, bundle, pid_file, console_socket)[0]
 
 
-def _create(root: str, cid: str, bundle: str, pid_file: str | None,
-            console_socket: str | None, spec: dict[str, Any] | None = None,
-            trampoline: int | None = None, keep_err: bool = False,
-            ) -> tuple[dict[str, Any], cgroups.CgroupManager | None, int | None]:
-    """`create`; and for `run`, the container's cgroup manager and, with `keep_err`, the init's
-    error pipe, open, to wait for its exec."""
-    bundle = os.path.abspath(bundle)
-    sdir = _state_dir(root, cid)
-    if spec is None:
-        try:
-            with open(os.path.join(bundle, "config.json")) as f:
-                spec = json.load(f)
-        except (OSError, ValueError) as e:
-            _die(f"cannot read {bundle}/config.json: {e}")
-    try:
-        os.makedirs(sdir)
-    except FileExistsError:
-        _die(f"container with id exists: {cid}")
-    fifo = os.path.join(sdir, "exec.fifo")
-    os.mkfifo(fifo, 0o600)
-    lx = spec.get("linux", {})
-    cg = None
-    try:
-        if lx.get("cgroupsPath"):
-            cg = cgroups.for_spec(lx["cgroupsPath"])
-            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
-        stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
-        pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo,
-                                   trampoline=trampoline)
-        if stdio.console >= 0:
-            os.close(stdio.console)
-        process.wait_exec(err_r, until_ready=True, close=not keep_err)
-    except (process.StartError, OSError, Exception) as e:
-        if cg:
-            cg.remove()
-        _rmtree(sdir)
-        _die(str(getattr(e, "message", e)), getattr(e, "code", 1))
-        raise
-    st = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": cid, "pid": pid,
-          "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
-              "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-          "annotations": spec.get("annotations") or {},
-          "cgroupsPath": lx.get("cgroupsPath", ""), "cgroupBases": cgroups.own_cgroups()}
-    _save(root, st)
-    if pid_file:
-        with open(pid_file, "w") as f:
-            f.write(str(pid))
-    return st, cg, err_r if keep_err else None
 
 
-def start(root: str, cid: str) -> None:
-    st = _load(root, cid)
-    if _status(st, root) != "created":
-        _die(f"cannot start a container that is not created: {cid}")
-    _release(root, cid)
 
 
-def _release(root: str, cid: str, err_r: int | None = None) -> None:
-    """Let a created container's init exec its program. With its error pipe, the container
-    stays `created` (no `exec` joins it) until the init has exec'd, and an exec that failed
-    is told."""
-    fifo = os.path.join(root, cid, "exec.fifo")
-    fd = os.open(fifo, os.O_RDONLY)
-    os.read(fd, 1)
-    os.close(fd)
-    if err_r is not None:
-        try:
-            process.wait_exec(err_r)
-        except process.StartError as e:
-            sys.stderr.write(f"berth-runtime: {e.message}\n")
-    os.unlink(fifo)
+
+
+
+
+
+
+
+
 
 
 def cmd_create(a: Args) -> int:
-    create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket)
+    container.create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket)
     return 0
 
 
 def cmd_exec(a: Args) -> int:
     """A new process in a running container, as `runc exec`: the container's namespaces,
     cgroups, capabilities and seccomp filter, the process from --process or the arguments."""
-    st = _load(a.root, a.id)
-    if _status(st, a.root) != "running":
-        _die(f"cannot exec in a stopped container: {a.id}")
+    st = container.load(a.root, a.id)
+    if container.status_of(st, a.root) != "running":
+        container.die(f"cannot exec in a stopped container: {a.id}")
     with open(os.path.join(st["bundle"], "config.json")) as f:
         spec = json.load(f)
     if a.process:
@@ -193,10 +75,10 @@ def cmd_exec(a: Args) -> int:
             with open(a.process) as f:
                 proc = json.load(f)
         except (OSError, ValueError) as e:
-            _die(f"cannot read the process file {a.process}: {e}")
+            container.die(f"cannot read the process file {a.process}: {e}")
     else:
         if not a.command:
-            _die("exec needs a command, or --process")
+            container.die("exec needs a command, or --process")
         proc = dict(spec.get("process") or {})
         proc["args"] = a.command
         proc["terminal"] = a.tty
@@ -209,7 +91,7 @@ def cmd_exec(a: Args) -> int:
     lx = spec.get("linux") or {}
     if lx.get("seccomp"):
         proc["_seccomp"] = lx["seccomp"]
-    stdio = _stdio(bool(proc.get("terminal")), a.console_socket)
+    stdio = container.stdio_for(bool(proc.get("terminal")), a.console_socket)
     linux.set_child_subreaper()   # the process is our grandchild: wait for it
     pid, err_r = process.spawn_exec(st["pid"], proc, stdio)
     if stdio.console >= 0:
@@ -217,7 +99,7 @@ def cmd_exec(a: Args) -> int:
     try:
         process.wait_exec(err_r)
     except process.StartError as e:
-        _die(e.message, e.code)
+        container.die(e.message, e.code)
     if a.pid_file:
         with open(a.pid_file, "w") as f:
             f.write(str(pid))
@@ -236,13 +118,14 @@ def cmd_exec(a: Args) -> int:
 
 
 def cmd_start(a: Args) -> int:
-    start(a.root, a.id)
+    container.start(a.root, a.id)
     return 0
 
 
 def cmd_state(a: Args) -> int:
-    st = _load(a.root, a.id)
-    out = {"ociVersion": st["ociVersion"], "id": st["id"], "status": _status(st, a.root),
+    st = container.load(a.root, a.id)
+    out = {"ociVersion": st["ociVersion"], "id": st["id"],
+           "status": container.status_of(st, a.root),
            "pid": st["pid"], "bundle": st["bundle"], "rootfs": st["rootfs"],
            "created": st["created"], "annotations": st["annotations"]}
     if out["status"] == "stopped":
@@ -262,59 +145,27 @@ def _signal(name: str) -> int:
     return _SIGNALS[n if n.startswith("SIG") else "SIG" + n]
 
 
-def _rmtree(path: str) -> None:
-    """shutil.rmtree(ignore_errors=True) for a state directory (flat, or one level deep)."""
-    try:
-        entries = os.listdir(path)
-    except OSError:
-        return
-    for e in entries:
-        p = os.path.join(path, e)
-        try:
-            if os.path.isdir(p) and not os.path.islink(p):
-                _rmtree(p)
-            else:
-                os.unlink(p)
-        except OSError:
-            pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def cmd_kill(a: Args) -> int:
-    st = _load(a.root, a.id)
-    if _status(st, a.root) == "stopped":
-        _die("container not running")
+    st = container.load(a.root, a.id)
+    if container.status_of(st, a.root) == "stopped":
+        container.die("container not running")
     try:
-        os.kill(st["pid"], _signal(a.signal))
+        sig = _signal(a.signal)
     except KeyError:
-        _die(f"unknown signal {a.signal!r}")
+        container.die(f"unknown signal {a.signal!r}")
+    if a.all:   # runc's --all: every process in the container's cgroup
+        container.signal_all(st, sig)
+    else:
+        os.kill(st["pid"], sig)
     return 0
 
 
-def delete(root: str, cid: str, force: bool) -> None:
-    st = _load(root, cid)
-    status = _status(st, root)
-    if status == "running" and not force:
-        _die(f"cannot delete container {cid} that is not stopped: {status}")
-    if status != "stopped":
-        try:
-            os.kill(st["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        for _ in range(200):
-            if _status(st, root) == "stopped":
-                break
-            time.sleep(0.01)
-    if st.get("cgroupsPath"):
-        cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases")).remove()
-    _rmtree(os.path.join(root, cid))
 
 
 def cmd_delete(a: Args) -> int:
-    delete(a.root, a.id, a.force)
+    container.delete(a.root, a.id, a.force)
     return 0
 
 
@@ -323,10 +174,11 @@ def cmd_list(a: Args) -> int:
     if os.path.isdir(a.root):
         for cid in sorted(os.listdir(a.root)):
             try:
-                st = _load(a.root, cid)
+                st = container.load(a.root, cid)
             except SystemExit:
                 continue
-            rows.append((cid, str(st["pid"]), _status(st, a.root), st["bundle"], st["created"]))
+            rows.append((cid, str(st["pid"]), container.status_of(st, a.root), st["bundle"],
+                         st["created"]))
     print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}CREATED")
     for r in rows:
         print(f"{r[0]:<20}{r[1]:<10}{r[2]:<10}{r[3]:<40}{r[4]}")
@@ -336,11 +188,30 @@ def cmd_list(a: Args) -> int:
 def cmd_run(a: Args) -> int:
     # the init is our child, or re-parented to us when an intermediate exits: we can wait for it
     linux.set_child_subreaper()
-    st, cg, err_r = _create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket,
-                            a.spec, a.trampoline, keep_err=True)
+    st, cg, err_r = container.create_container(a.root, a.id, a.bundle or ".", a.pid_file,
+                                               a.console_socket, a.spec, a.trampoline,
+                                               keep_err=True)
     if a.trampoline is not None:
         os.close(a.trampoline)
-    _release(a.root, a.id, err_r)   # `start`, without reading back what we just wrote
+
+    def destroy() -> None:
+        """`delete -f` of what we hold: the init is reaped, its pid namespace gone with it
+        (without a pid namespace of its own, what outlives it is killed here)."""
+        for _ in range(50 if not st.get("ownPidNamespace", True) else 0):
+            if not container.signal_all(st, signal.SIGKILL):
+                break
+            time.sleep(0.01)
+        if cg:
+            cg.remove()
+        hooks.run_warn(st, "poststop", container.hook_state(st, "stopped"), container.warn)
+        container.rmtree(os.path.join(a.root, a.id))
+
+    try:
+        container.release(a.root, st, err_r)   # `start`, without reading back our own state
+    except SystemExit:   # a startContainer hook failed: the init is gone
+        destroy()
+        raise
+    hooks.run_warn(st, "poststart", container.hook_state(st, "running"), container.warn)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda signo, _f: os.kill(st["pid"], signo))
     while True:
@@ -352,10 +223,7 @@ def cmd_run(a: Args) -> int:
         except ChildProcessError:
             status = 0
             break
-    # `delete -f` of what we hold: the init is reaped, and its pid namespace gone with it
-    if cg:
-        cg.remove()
-    _rmtree(os.path.join(a.root, a.id))
+    destroy()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
@@ -552,9 +420,9 @@ def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
     host's interpreter, CVE-2019-5736) before its init execs the program, which it then does
     through the sealed trampoline (so `#!/proc/self/exe` finds only that): the init is PID 1 of
     a new pid namespace, not dumpable, and `exec` refuses a container until `start` is done,
-    which under `run` is once the init has exec'd (`_release`). Anything else (`create`,
-    `exec`, a shared pid namespace, an architecture without a trampoline) runs from a sealed
-    copy of the interpreter."""
+    which under `run` is once the init has exec'd (`container.release`). Anything else
+    (`create`, `exec`, a shared pid namespace, an architecture without a trampoline) runs from
+    a sealed copy of the interpreter."""
     try:
         with open(os.path.join(os.path.abspath(a.bundle or "."), "config.json")) as f:
             spec = json.load(f)
@@ -582,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             reexec_sealed("berth.runtime.cli", args)
         except OSError as e:
-            _die(f"cannot run from a sealed copy of the interpreter: {e}")
+            container.die(f"cannot run from a sealed copy of the interpreter: {e}")
     os.makedirs(a.root, mode=0o700, exist_ok=True)
     code = a.fn(a)
     try:
