@@ -189,23 +189,34 @@ def remove_cgroups_named(top: str) -> None:
     """A runtime test's cgroup `top/...`, in every hierarchy: it sits under this process's own
     cgroup wherever that is (relative paths), so look everywhere. What still runs in it is
     killed first, so a failed test leaves nothing."""
-    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
-        for procs in d.rglob("cgroup.procs"):
+    for d in _cgroups_named(top):
+        for sub, _, _ in os.walk(d):
             with contextlib.suppress(OSError):
-                for pid in procs.read_text().split():
+                for pid in Path(sub, "cgroup.procs").read_text().split():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
     time.sleep(0.05)
-    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+    for d in _cgroups_named(top):
         remove_cgroup_tree(d)
+
+
+def _cgroups_named(top: str) -> list[Path]:
+    """Every cgroup directory called `top`. With os.walk, which passes over a directory that
+    another test removes meanwhile (Path.rglob raised then)."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if top in dirs:
+            found.append(Path(root, top))
+            dirs.remove(top)
+    return found
 
 
 def remove_cgroup_tree(d: Path) -> None:
     """rmdir a cgroup and every cgroup below it, deepest first (what is busy stays)."""
-    for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if sub.is_dir():
-            with contextlib.suppress(OSError):
-                sub.rmdir()
+    subs = [Path(root) for root, _, _ in os.walk(d)]
+    for sub in sorted(subs, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
     with contextlib.suppress(OSError):
         d.rmdir()
 
