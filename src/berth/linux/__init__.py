@@ -152,8 +152,11 @@ def umount(target: str, flags: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    SYS_pivot_root = 155  # x86_64
-    _check(_libc().syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root")
+    nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"pivot_root: no syscall number known for "
+                                    f"{os.uname().machine}")
+    _check(_libc().syscall(nr, _b(new_root), _b(put_old)), "pivot_root")
 
 
 def unshare(flags: int) -> None:
@@ -255,6 +258,7 @@ def personality(persona: int) -> None:
 
 
 # ioprio_set(2) has no libc wrapper; the machine as at start-up (a personality changes uname's)
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 _SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)
 
 
