@@ -20,6 +20,8 @@ ALLOWED = {
     # Go's text/template for `--format`: a leaf, imported by the CLI only when a format is given
     "gotemplate": set(),
     "events": set(),
+    # `--detach-keys`: the CLI and the daemon parse them alike
+    "detachkeys": set(),
     # root-confined file access (directory fds, O_NOFOLLOW) and atomic writes: every package's
     "fs": {"errors"},
     # the prune routes' filters (until, label)
@@ -42,7 +44,7 @@ ALLOWED = {
     "networks": {"fs", "filters", "metadata", "linux", "errors"},
     # containers reach the runtime as processes, through the shim protocol (SHIM_FOR)
     "containers": {"fs", "shim", "storage", "images", "metadata", "cgroups", "errors", "linux",
-                   "reference", "units", "oci", "volumes", "networks"},
+                   "reference", "units", "oci", "volumes", "networks", "detachkeys"},
     # DESIGN.md: images and containers (steps run through builder.runner.ContainerRunner), and
     # the leaf modules
     "builder": {"fs", "images", "containers", "reference", "errors", "units", "dockerignore"},
@@ -54,7 +56,8 @@ ALLOWED = {
                "volumes", "networks", "registry", "builder"},
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
-    "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate"},
+    "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",
+            "detachkeys"},
 }
 
 

@@ -17,6 +17,8 @@ from berth.cli.common import (
 )
 from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, ConnectionFailed, q
+from berth.detachkeys import DEFAULT as DEFAULT_DETACH_KEYS
+from berth.detachkeys import DetachScanner, parse_detach_keys
 from berth.errors import BerthError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -55,22 +57,11 @@ def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition:
 
 
 def _check_detach_keys(keys: str) -> None:
-    for part in keys.split(","):
-        if not (len(part) == 1 or (part.startswith("ctrl-") and len(part) == 6 and (
-                "a" <= part[5] <= "z" or part[5] in "@[\\]^_"))):
-            raise UsageError(f"Invalid detach keys ({keys}) provided")
-
-
-def _detach_bytes(keys: str) -> bytes:
-    out = bytearray()
-    for part in (keys or "ctrl-p,ctrl-q").split(","):
-        if part.startswith("ctrl-"):
-            c = part[5]
-            out.append(ord(c) - 96 if "a" <= c <= "z" else "@[\\]^_".index(c) + (
-                0 if c == "@" else 26))
-        else:
-            out.append(ord(part))
-    return bytes(out)
+    """A `--detach-keys` the daemon would refuse, refused here first (docker's wording)."""
+    try:
+        parse_detach_keys(keys)
+    except ValueError:
+        raise UsageError(f"Invalid detach keys ({keys}) provided") from None
 
 
 def _resize(c: Client, path: str, h: int, w: int) -> None:
@@ -105,28 +96,20 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
         signal.signal(signal.SIGWINCH, on_winch)
 
     def pump_stdin() -> None:
-        seq = _detach_bytes(keys) if raw else b""
-        held = b""
+        scan = DetachScanner(parse_detach_keys(keys or DEFAULT_DETACH_KEYS) if raw else b"")
         try:
             while True:
                 data = os.read(in_fd, 4096)
                 if not data:
                     break
-                if seq:
-                    buf = held + data
-                    if seq in buf:
-                        # the daemon sees the keys too, and ends the stream without closing
-                        # the container's stdin (closing ours would end a StdinOnce shell).
-                        # Flag first: the stream may end before sendall returns
-                        detached.append(True)
-                        r.sock.sendall(buf[:buf.index(seq) + len(seq)])
-                        return
-                    held = b""
-                    for n in range(min(len(seq) - 1, len(buf)), 0, -1):
-                        if seq.startswith(buf[-n:]):
-                            held, buf = buf[-n:], buf[:-n]
-                            break
-                    data = buf
+                data, typed = scan.feed(data)
+                if typed:
+                    # the daemon sees the keys too, and ends the stream without closing the
+                    # container's stdin (closing ours would end a StdinOnce shell). Flag
+                    # first: the stream may end before sendall returns
+                    detached.append(True)
+                    r.sock.sendall(data + scan.keys)
+                    return
                 if data:
                     r.sock.sendall(data)
             Client.close_write(r.sock)
