@@ -17,11 +17,11 @@ def _paths() -> list[tuple[str, m.Command]]:
 def test_every_flag_has_help(path: str, cmd: m.Command) -> None:
     spec, fn = m.load(cmd)
     assert callable(fn)
-    assert [f.long for f in spec.flags if not f.help] == [], path
+    assert [f.long for f in spec.FLAGS if not f.help] == [], path
 
 
 def test_global_flags_have_help() -> None:
-    assert [f.long for f in m.GLOBAL.flags if not f.help] == []
+    assert [f.long for f in m.GLOBAL.FLAGS if not f.help] == []
 
 
 def test_help_prints_docker_usage_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,8 @@ ALLOWED = {
     "events": set(),
     # `--detach-keys`: the CLI and the daemon parse them alike
     "detachkeys": set(),
+    # command-line flags with typed results: berth's and berth-runtime's
+    "cmdline": set(),
     # root-confined file access (directory fds, O_NOFOLLOW) and atomic writes: every package's
     "fs": {"errors"},
     # the prune routes' filters (until, label)
@@ -57,7 +59,7 @@ ALLOWED = {
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",
-            "detachkeys"},
+            "detachkeys", "cmdline"},
 }
 
 

@@ -7,12 +7,13 @@ Imports `cli.main`'s table, and through it every command module: only this comma
 from __future__ import annotations
 
 from berth.cli.common import out
-from berth.cli.flags import Spec, UsageError
+from berth.cmdline import UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from berth.cli.main import FlagTable as Spec
     from berth.client import Client
 
 SHELLS = ("bash", "zsh", "fish")
@@ -30,13 +31,13 @@ def _table() -> tuple[dict[str, tuple[str, Spec]], dict[str, dict[str, tuple[str
 
 
 def _names(spec: Spec) -> list[str]:
-    return [n for f in spec.flags for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short
+    return [n for f in spec.FLAGS for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short
                                                                   else []))]
 
 
 def bash() -> str:
     commands, groups, gspec = _table()
-    value_flags = [n for f in gspec.flags if f.kind != "bool"
+    value_flags = [n for f in gspec.FLAGS if f.kind != "bool"
                    for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])]
     lines = ["# bash completion for berth (berth completion bash)",
              "_berth() {",
@@ -86,7 +87,7 @@ def _zsh_items(pairs: list[tuple[str, str]]) -> str:
 
 
 def _zsh_flags(spec: Spec) -> str:
-    return _zsh_items([(n, f.help) for f in spec.flags
+    return _zsh_items([(n, f.help) for f in spec.FLAGS
                        for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])])
 
 
@@ -138,7 +139,7 @@ def _fq(s: str) -> str:
 
 def _fish_flags(cond: str, spec: Spec) -> list[str]:
     lines = []
-    for f in spec.flags:
+    for f in spec.FLAGS:
         short = f" -s {f.short}" if f.short else ""
         req = " -r" if f.kind != "bool" else ""
         lines.append(f"complete -c berth -n {_fq(cond)}{short} -l {f.long}{req} "

@@ -3,7 +3,7 @@
 Each command lives in the module of its group (containers, create, attach, images, networks,
 volumes, system, registry, build, cp, context) and only the one a command needs is imported:
 `berth ps`, `run` and `exec` must not import aiohttp, rich, YAML or the daemon (a unit test
-checks `sys.modules`). Imports `client`, `cli.flags`, `cli.common`.
+checks `sys.modules`). Imports `client`, `cmdline`, `cli.common`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,21 @@ import sys
 
 from berth.cli import fmt
 from berth.cli.common import ENGINE_ERROR, CommandFailed, err, out
-from berth.cli.flags import Spec, UsageError, flag
 from berth.client import (
     DEFAULT_HOST,
     Client,
     ConflictingOptions,
     ConnectionFailed,
     InvalidHost,
+)
+from berth.cmdline import (
+    Options,
+    UsageError,
+    boolean,
+    optional_string,
+    string,
+    strings,
+    tristate,
 )
 from berth.errors import BerthError
 
@@ -28,7 +36,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    Handler = Callable[[Client, dict[str, Any], list[str]], int]
+    from berth.cli.flags import Spec
+
+    Handler = Callable[[Client, Any, list[str]], int]
+    # a command's flags: its options class, or (until each group has one) a Spec
+    FlagTable = Spec | type[Options]
 
 # A command: (module under berth.cli, its Spec's name or "" for no flags, its handler's name,
 # its arguments as docker's usage line names them, the one-line help: "" hides an alias from
@@ -199,74 +211,78 @@ GROUPS: dict[str, dict[str, Command]] = {
 }
 
 
-def load(cmd: Command) -> tuple[Spec, Handler]:
+def load(cmd: Command) -> tuple[FlagTable, Handler]:
     """A command's flags and handler, importing its module (only now: the lean fast path)."""
     name = f"berth.cli.{cmd[0]}"
     __import__(name)
     mod = sys.modules[name]
-    spec = getattr(mod, cmd[1]) if cmd[1] else Spec([])
+    spec = getattr(mod, cmd[1]) if cmd[1] else Options
     return spec, getattr(mod, cmd[2])
 
 
-GLOBAL = Spec([flag("config", kind="str", default=None,
-                    help="Location of client config files (default \"~/.docker\")"),
-               flag("context", "c", "str", None,
-                    help="Name of the context to use to connect to the daemon (overrides "
-                    "DOCKER_HOST env var and default context set with \"berth context use\")"),
-               flag("debug", "D", help="Enable debug mode"),
-               flag("host", "H", "list", help="Daemon socket to connect to"),
-               flag("log-level", "l", "str", "info", help="Set the logging level"),
-               flag("tls", help="Use TLS; implied by --tlsverify"),
-               flag("tlscacert", kind="str", default=None,
-                    help="Trust certs signed only by this CA (default \"~/.docker/ca.pem\")"),
-               flag("tlscert", kind="str", default=None,
-                    help="Path to TLS certificate file (default \"~/.docker/cert.pem\")"),
-               flag("tlskey", kind="str", default=None,
-                    help="Path to TLS key file (default \"~/.docker/key.pem\")"),
-               # "" until given: --tlsverify=false still turns TLS on, as for the docker CLI
-               flag("tlsverify", default="", help="Use TLS and verify the remote"),
-               flag("version", "v", help="Print version information and quit"),
-               flag("help", help="Print usage")], interspersed=False)
+class GlobalOptions(Options):
+    """The flags before the command (`berth -H HOST ps`)."""
+
+    INTERSPERSED = False
+    config = optional_string("config",
+                             help="Location of client config files (default \"~/.docker\")")
+    context = optional_string(
+        "context", "c", help="Name of the context to use to connect to the daemon (overrides "
+        "DOCKER_HOST env var and default context set with \"berth context use\")")
+    debug = boolean("debug", "D", help="Enable debug mode")
+    host = strings("host", "H", help="Daemon socket to connect to")
+    log_level = string("log-level", "l", default="info", help="Set the logging level")
+    tls = boolean("tls", help="Use TLS; implied by --tlsverify")
+    tlscacert = optional_string(
+        "tlscacert", help="Trust certs signed only by this CA (default \"~/.docker/ca.pem\")")
+    tlscert = optional_string(
+        "tlscert", help="Path to TLS certificate file (default \"~/.docker/cert.pem\")")
+    tlskey = optional_string("tlskey",
+                             help="Path to TLS key file (default \"~/.docker/key.pem\")")
+    # None until given: --tlsverify=false still turns TLS on, as for the docker CLI
+    tlsverify = tristate("tlsverify", help="Use TLS and verify the remote")
+    version = boolean("version", "v", help="Print version information and quit")
+    help = boolean("help", help="Print usage")
 
 
-def make_client(gopts: dict[str, Any]) -> Client:
+GLOBAL = GlobalOptions
+
+
+def make_client(gopts: GlobalOptions) -> Client:
     """The client for the context this command talks to (berth.client.contexts). A unix
     socket's costs nothing more than before but a look at config.json."""
-    if gopts["config"]:
-        os.environ["DOCKER_CONFIG"] = gopts["config"]
-    hosts = gopts["host"]
+    if gopts.config:
+        os.environ["DOCKER_CONFIG"] = gopts.config
+    hosts = gopts.host
     if len(hosts) > 1:
         raise InvalidHost("Specify only one -H")
     host = hosts[0] if hosts else None
-    if not (host or gopts["context"] or gopts["tls"] or gopts["tlsverify"] != ""):
+    if not (host or gopts.context or gopts.tls or gopts.tlsverify is not None):
         env = os.environ
         env_host = env.get("BERTH_HOST") or env.get("DOCKER_HOST")
         if env_host and env_host.startswith("unix://") and not (
                 env.get("DOCKER_TLS") or env.get("DOCKER_TLS_VERIFY")):
             return Client(env_host)   # the fast path: nothing to read
     from berth.client import contexts
-    verify = gopts["tlsverify"]
-    ctx = contexts.resolve(host, gopts["context"], gopts["tls"],
-                           None if verify == "" else bool(verify), gopts["tlscacert"],
-                           gopts["tlscert"], gopts["tlskey"])
+    ctx = contexts.resolve(host, gopts.context, gopts.tls, gopts.tlsverify, gopts.tlscacert,
+                           gopts.tlscert, gopts.tlskey)
     return Client(ctx.host, tls=ctx.tls(), context=ctx.name)
 
 
-def _context_name(gopts: dict[str, Any]) -> str:
+def _context_name(gopts: GlobalOptions) -> str:
     from berth.client import contexts
     try:
-        return contexts.resolve_name(gopts["host"][0] if gopts["host"] else None,
-                                     gopts["context"])
+        return contexts.resolve_name(gopts.host[0] if gopts.host else None, gopts.context)
     except BerthError:
-        return gopts["context"] or contexts.DEFAULT
+        return gopts.context or contexts.DEFAULT
 
 
-def command_help(path: str, cmd: Command, spec: Spec) -> str:
+def command_help(path: str, cmd: Command, spec: FlagTable) -> str:
     """`berth COMMAND --help`, laid out as docker's."""
     text = f"Usage:  berth {path} {cmd[3]}".rstrip()
     if cmd[4]:
         text += f"\n\n{cmd[4]}"
-    if spec.flags:
+    if spec.FLAGS:
         text += f"\n\nOptions:\n{spec.usage()}"
     return text
 
@@ -298,11 +314,11 @@ def run(argv: list[str]) -> int:
     except UsageError as e:
         err(f"{e}\nSee 'berth --help'.")
         return ENGINE_ERROR
-    if gopts["version"]:
+    if gopts.version:
         from berth import __version__
         out(f"berth version {__version__}")
         return 0
-    if gopts["help"] or not rest:
+    if gopts.help or not rest:
         out(usage())
         return 0
     found = _find(rest[0], rest[1:])
@@ -351,7 +367,7 @@ def _find(name: str, args: list[str]) -> tuple[str, Command, list[str]] | int:
     return 1
 
 
-def _call(fn: Handler, client: Client, opts: dict[str, Any], pos: list[str], path: str) -> int:
+def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> int:
     """Run a command; its errors, by type, to docker's messages and exit codes."""
     # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix)
     is_run = path.split()[-1] == "run"
