@@ -220,7 +220,7 @@ def cmd_exec(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         _check_detach_keys(opts["detach-keys"])
     detach = bool(opts["detach"])
     body: dict[str, Any] = {
-        "Cmd": args[1:], "Tty": bool(opts["tty"]), "Env": _env_list(opts),
+        "Cmd": args[1:], "Tty": bool(opts["tty"]), "Env": _env_list(opts["env-file"], opts["env"]),
         "AttachStdin": bool(opts["interactive"]) and not detach,
         "AttachStdout": not detach, "AttachStderr": not detach,
         "Privileged": bool(opts["privileged"]), "User": opts["user"],

@@ -1,6 +1,6 @@
 """What every command module shares: output, filters, `inspect` and the one-name-at-a-time loop.
 
-Imports `client`, `cli.flags`, `cli.fmt`. On every command's path: keep it lean.
+Imports `client`, `cmdline`, `cli.fmt`. On every command's path: keep it lean.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 
 from berth import jsonc as json
 from berth.cli import fmt
-from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, q
+from berth.cmdline import Options, UsageError, boolean, string
 from berth.errors import BerthError, NotFound
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -67,16 +67,17 @@ def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
     return 1 if failed else 0
 
 
-INSPECT = Spec([flag("format", "f", "str", "", help="Format output using a custom template"),
-                flag("type", kind="str", default="", help="Only inspect objects of the given type"),
-                flag("size", "s", help="Display total file sizes if the type is container")])
+class InspectOptions(Options):
+    format = string("format", "f", help="Format output using a custom template")
+    type = string("type", help="Only inspect objects of the given type")
+    size = boolean("size", "s", help="Display total file sizes if the type is container")
 
 
-def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = "") -> int:
+def cmd_inspect(c: Client, opts: InspectOptions, args: list[str], kind: str = "") -> int:
     if not args:
         raise UsageError('"inspect" requires at least 1 argument.')
-    kind = kind or opts["type"]
-    tmpl = fmt.compile_format(opts["format"]) if opts["format"] else None
+    kind = kind or opts.type
+    tmpl = fmt.compile_format(opts.format) if opts.format else None
     results, kinds = [], []
     rc = 0
     for name in args:
@@ -84,7 +85,7 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str], kind: str = ""
         for k in (["container", "image"] if not kind else [kind]):
             try:
                 if k == "container":
-                    obj = c.get(f"/containers/{q(name)}/json", {"size": opts["size"] or None})
+                    obj = c.get(f"/containers/{q(name)}/json", {"size": opts.size or None})
                 else:
                     obj = c.get(f"/images/{q(name)}/json")
                 break
@@ -125,20 +126,19 @@ def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = No
             raise fmt.FormatFailed("\n".join(errors), 1, "" if printed else "\n")
 
 
-def _simple(path_tmpl: str, what: str) -> Callable[[Client, dict[str, Any], list[str]], int]:
-    def cmd(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def _simple(path_tmpl: str, what: str) -> Callable[[Client, Options, list[str]], int]:
+    def cmd(c: Client, opts: Options, args: list[str]) -> int:
         def one(name: str) -> None:
             c.send("POST", path_tmpl.format(q(name))).close()
         return _each(c, args, what, one, what)
     return cmd
 
 
-def _inspect_each(c: Client, opts: dict[str, Any], args: list[str], kind: str,
-                  path: str) -> int:
+def _inspect_each(c: Client, format_: str, args: list[str], kind: str, path: str) -> int:
     """`network inspect`, `volume inspect`: a JSON list, or one template line each."""
     if not args:
         raise UsageError(f'"{kind} inspect" requires at least 1 argument.')
-    tmpl = fmt.compile_format(opts["format"]) if opts["format"] else None
+    tmpl = fmt.compile_format(format_) if format_ else None
     res, rc = [], 0
     for n in args:
         try:
@@ -165,9 +165,10 @@ def _term_size() -> tuple[int, int] | None:
         return None
 
 
-def _env_list(opts: dict[str, Any]) -> list[str]:
+def _env_list(env_files: list[str], items: list[str]) -> list[str]:
+    """`--env-file` and `-e`, in that order, as `K=V` (or a bare `K`)."""
     env: list[str] = []
-    for path in opts["env-file"]:
+    for path in env_files:
         try:
             with open(path) as f:
                 lines = f.read().splitlines()
@@ -178,7 +179,7 @@ def _env_list(opts: dict[str, Any]) -> list[str]:
             if not line or line.startswith("#"):
                 continue
             env.append(_env_item(line))
-    for item in opts["env"]:
+    for item in items:
         env.append(_env_item(item))
     return [x for x in env if x]
 
@@ -194,9 +195,9 @@ def _env_item(e: str) -> str:
     return f"{e}={v}" if v is not None else e
 
 
-def cmd_container_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_container_inspect(c: Client, opts: InspectOptions, args: list[str]) -> int:
     return cmd_inspect(c, opts, args, "container")
 
 
-def cmd_image_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_image_inspect(c: Client, opts: InspectOptions, args: list[str]) -> int:
     return cmd_inspect(c, opts, args, "image")

@@ -177,7 +177,7 @@ def build_create_body(opts: dict[str, Any], image: str,
         hc["Links"] = list(opts["link"])
     netcfg = _endpoint_config(opts, hc["NetworkMode"])
     body: dict[str, Any] = {
-        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts), "Labels": labels,
+        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts["env-file"], opts["env"]), "Labels": labels,
         "Tty": bool(opts["tty"]), "OpenStdin": bool(opts["interactive"]),
         "StdinOnce": bool(opts["interactive"]) and not detached,
         "AttachStdin": bool(opts["interactive"]) and not detached,
