@@ -148,7 +148,7 @@ def test_cli_fast_path_is_lean() -> None:
 
 
 @pytest.mark.parametrize(("command", "modules"), [
-    ("ps", ["common", "containers", "flags", "fmt", "main"]),
+    ("ps", ["common", "containers", "fmt", "main"]),
     ("exec", ["attach", "common", "flags", "fmt", "main"]),
     ("run", ["attach", "common", "create", "flags", "fmt", "main", "runflags"]),
 ])
