@@ -16,15 +16,16 @@ import sys
 import tarfile
 from typing import Any
 
-from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, q
+from berth.cmdline import Options, UsageError, boolean
 
-CP = Spec([
-    flag("archive", "a", help="Archive mode (copy all uid/gid information)"),
-    flag("follow-link", "L", help="Always follow symbol link in SRC_PATH"),
-    flag("quiet", "q", help="Suppress progress output during copy. Progress output is "
-                            "automatically suppressed if no terminal is attached"),
-])
+
+class CpOptions(Options):
+    archive = boolean("archive", "a", help="Archive mode (copy all uid/gid information)")
+    follow_link = boolean("follow-link", "L", help="Always follow symbol link in SRC_PATH")
+    quiet = boolean("quiet", "q",
+                    help="Suppress progress output during copy. Progress output is automatically "
+                         "suppressed if no terminal is attached")
 
 MODE_DIR = 1 << 31
 MODE_SYMLINK = 1 << 27
@@ -43,7 +44,7 @@ def _split(arg: str) -> tuple[str, str]:
     return name, path
 
 
-def cmd_cp(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_cp(c: Client, opts: CpOptions, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"cp" requires exactly 2 arguments.')
     (sc, sp), (dc, dp) = _split(args[0]), _split(args[1])
@@ -63,7 +64,7 @@ def cmd_cp(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     except _Local as e:
         sys.stderr.write(f"{e}\n")
         return 1
-    if not opts["quiet"] and where != "-" and sys.stderr.isatty():
+    if not opts.quiet and where != "-" and sys.stderr.isatty():
         from berth.units import human_size
         sys.stderr.write(f"Successfully copied {human_size(n)} to {where}\n")
     return 0
@@ -93,9 +94,9 @@ def _decode(header: str) -> dict[str, Any]:
 
 # --- container -> local -------------------------------------------------------------------
 def _from_container(c: Client, container: str, src: str, dst: str,
-                    opts: dict[str, Any]) -> int:
+                    opts: CpOptions) -> int:
     rebase = ""
-    if opts["follow-link"]:
+    if opts.follow_link:
         st = _stat(c, container, src)
         if st and st.get("mode", 0) & MODE_SYMLINK and st.get("linkTarget"):
             rebase = os.path.basename(src.rstrip("/")) or ""
@@ -133,7 +134,7 @@ def _from_container(c: Client, container: str, src: str, dst: str,
             into, new_root = dst, "."
         else:
             into, new_root = parent, os.path.basename(dst.rstrip("/"))
-    return _extract_local(_Stream(r.iter_raw()), into, root, new_root, opts["archive"])
+    return _extract_local(_Stream(r.iter_raw()), into, root, new_root, opts.archive)
 
 
 class _Stream(io.RawIOBase):
@@ -206,15 +207,15 @@ def _inside(m: tarfile.TarInfo, into: str) -> bool:
 
 
 # --- local -> container -------------------------------------------------------------------
-def _to_container(c: Client, src: str, container: str, dst: str, opts: dict[str, Any]) -> int:
-    query = {"path": dst, "noOverwriteDirNonDir": True, "copyUIDGID": opts["archive"]}
+def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions) -> int:
+    query = {"path": dst, "noOverwriteDirNonDir": True, "copyUIDGID": opts.archive}
     if src == "-":
         r = c.send("PUT", f"/containers/{q(container)}/archive", query=query,
                    data=sys.stdin.buffer, headers={"Content-Type": "application/x-tar"})
         r.read()
         r.close()
         return 0
-    follow = bool(opts["follow-link"])
+    follow = bool(opts.follow_link)
     try:
         lst = os.stat(src) if follow else os.lstat(src)
     except OSError as e:
@@ -325,4 +326,4 @@ class _Pipe:
             return data
 
 
-__all__ = ["CP", "cmd_cp"]
+__all__ = ["CpOptions", "cmd_cp"]

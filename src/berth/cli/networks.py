@@ -128,6 +128,8 @@ class NetworkInspectOptions(Options):
 
 class NetworkRmOptions(Options):
     force = boolean("force", "f", help="Do not error if the network does not exist")
+
+
 class NetworkPruneOptions(Options):
     force = boolean("force", "f", help="Do not prompt for confirmation")
     filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")

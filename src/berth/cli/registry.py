@@ -200,6 +200,8 @@ def stream_messages(r: Any, progress: Progress) -> None:
 
 
 # --- commands --------------------------------------------------------------------------------
+
+
 class PullOptions(Options):
     all_tags = boolean("all-tags", "a", help="Download all tagged images in the repository")
     platform = string("platform", help="Set platform if server is multi-platform capable")

@@ -18,9 +18,11 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start
 if TYPE_CHECKING:
     from typing import Any
 
+
 class SystemDfOptions(Options):
     verbose = boolean("verbose", "v", help="Show detailed information on space usage")
     format = string("format", help="Format output using a custom template")
+
 
 class SystemPruneOptions(Options):
     all = boolean("all", "a", help="Remove all unused images not just dangling ones")

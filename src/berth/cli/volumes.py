@@ -90,6 +90,8 @@ class VolumeInspectOptions(Options):
 
 class VolumeRmOptions(Options):
     force = boolean("force", "f", help="Force the removal of one or more volumes")
+
+
 class VolumePruneOptions(Options):
     all = boolean("all", "a", help="Remove all unused volumes, not just anonymous ones")
     force = boolean("force", "f", help="Do not prompt for confirmation")
