@@ -39,7 +39,7 @@ class Flag:
 
     __slots__ = ("long", "short", "kind", "default", "help", "attr")
 
-    def __init__(self, long: str, short: str, kind: str, default: Any, help: str) -> None:  # noqa: A002
+    def __init__(self, long: str, short: str, kind: str, default: Any, help: str) -> None:
         self.long = long
         self.short = short
         self.kind = kind
@@ -55,34 +55,34 @@ class Flag:
 # The constructors claim to return the value's type: the class attribute is a Flag, but what
 # a parsed instance holds under that name is the value, and that is what mypy should check.
 
-def boolean(long: str, short: str = "", *, default: bool = False, help: str = "") -> bool:  # noqa: A002
+def boolean(long: str, short: str = "", *, default: bool = False, help: str = "") -> bool:
     """`--long` (true), `--long=false`; shorthands combine (`-it`)."""
     return Flag(long, short, "bool", default, help)  # type: ignore[return-value]
 
 
-def tristate(long: str, short: str = "", *, help: str = "") -> bool | None:  # noqa: A002
+def tristate(long: str, short: str = "", *, help: str = "") -> bool | None:
     """A boolean that is None until given (a default that depends on other flags)."""
     return Flag(long, short, "bool", None, help)  # type: ignore[return-value]
 
 
-def string(long: str, short: str = "", *, default: str = "", help: str = "") -> str:  # noqa: A002
+def string(long: str, short: str = "", *, default: str = "", help: str = "") -> str:
     return Flag(long, short, "str", default, help)  # type: ignore[return-value]
 
 
-def optional_string(long: str, short: str = "", *, help: str = "") -> str | None:  # noqa: A002
+def optional_string(long: str, short: str = "", *, help: str = "") -> str | None:
     """A string that is None until given: `--user ""` is not the same as no `--user`."""
     return Flag(long, short, "str", None, help)  # type: ignore[return-value]
 
 
-def integer(long: str, short: str = "", *, default: int = 0, help: str = "") -> int:  # noqa: A002
+def integer(long: str, short: str = "", *, default: int = 0, help: str = "") -> int:
     return Flag(long, short, "int", default, help)  # type: ignore[return-value]
 
 
-def optional_integer(long: str, short: str = "", *, help: str = "") -> int | None:  # noqa: A002
+def optional_integer(long: str, short: str = "", *, help: str = "") -> int | None:
     return Flag(long, short, "int", None, help)  # type: ignore[return-value]
 
 
-def strings(long: str, short: str = "", *, help: str = "") -> list[str]:  # noqa: A002
+def strings(long: str, short: str = "", *, help: str = "") -> list[str]:
     """A flag that may be given many times; its values in order."""
     return Flag(long, short, "list", None, help)  # type: ignore[return-value]
 

@@ -224,7 +224,7 @@ def test_cli_body(tmp_path: Path) -> None:
     (["--annotation", "k"], "bad format for annotation"),
 ])
 def test_cli_errors(argv: list[str], msg: str) -> None:
-    from berth.cli.flags import UsageError
+    from berth.cmdline import UsageError
     opts, pos = RUN.parse([*argv, "busybox"])
     with pytest.raises(UsageError, match=msg.replace("(", r"\(")):
         build_create_body(opts, pos[0], pos[1:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from berth.cli.attach import _check_detach_keys
-from berth.cli.flags import UsageError
+from berth.cmdline import UsageError
 from berth.containers import channel
 from berth.detachkeys import DEFAULT, DetachScanner, parse_detach_keys
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from berth.cmdline import (
@@ -15,6 +20,8 @@ from berth.cmdline import (
     strings,
     tristate,
 )
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 class RunLike(Options):
@@ -100,3 +107,17 @@ def test_usage_lists_each_flag() -> None:
 def test_errors_are_dockers(argv: list[str], msg: str) -> None:
     with pytest.raises(UsageError, match=msg):
         RunLike.parse(argv)
+
+
+def test_a_misspelt_option_is_a_type_error(tmp_path: Path) -> None:
+    """What the options classes are for: mypy finds a name no flag has."""
+    code = ("from berth.cli.containers import PsOptions\n"
+            "opts, _ = PsOptions.parse([])\n"
+            "print(opts.all, opts.no_trunc, opts.al)\n")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file=", "--strict",
+                        "--follow-imports=silent", "--cache-dir", str(tmp_path), "-c", code],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "MYPYPATH": str(SRC)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.splitlines()[0] == (
+        '<string>:3: error: "PsOptions" has no attribute "al"; maybe "all"?  [attr-defined]')

@@ -15,8 +15,8 @@ from berth.cli.common import (
     err,
     out,
 )
-from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, ConnectionFailed, q
+from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.detachkeys import DEFAULT as DEFAULT_DETACH_KEYS
 from berth.detachkeys import DetachScanner, parse_detach_keys
 from berth.errors import BerthError
@@ -164,108 +164,107 @@ def _pump_output(r: Any, tty: bool) -> None:
         r.close()
 
 
-ATTACH = Spec([flag("no-stdin", help="Do not attach STDIN"),
-               flag("sig-proxy", default=True, help="Proxy all received signals to the process"),
-               flag("detach-keys", kind="str", default="",
-                    help="Override the key sequence for detaching a container")])
+class AttachOptions(Options):
+    no_stdin = boolean("no-stdin", help="Do not attach STDIN")
+    sig_proxy = boolean("sig-proxy", default=True, help="Proxy all received signals to the process")
+    detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
 
-def cmd_attach(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_attach(c: Client, opts: AttachOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"attach" requires exactly 1 argument.')
-    if opts["detach-keys"]:
-        _check_detach_keys(opts["detach-keys"])
+    if opts.detach_keys:
+        _check_detach_keys(opts.detach_keys)
     info = c.get(f"/containers/{q(args[0])}/json")
     cid = info["Id"]
     if not info["State"]["Running"]:
         raise BerthError("You cannot attach to a stopped container, start it first")
     tty = bool(info["Config"]["Tty"])
-    stdin = bool(info["Config"]["OpenStdin"]) and not opts["no-stdin"]
+    stdin = bool(info["Config"]["OpenStdin"]) and not opts.no_stdin
     if tty and stdin and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
     r = c.send("POST", f"/containers/{cid}/attach",
                query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1, "stderr": 1,
-                      "detachKeys": opts["detach-keys"] or None}, upgrade=True)
-    if opts["sig-proxy"] and not tty:
+                      "detachKeys": opts.detach_keys or None}, upgrade=True)
+    if opts.sig_proxy and not tty:
         _proxy_signals(c, cid)
-    if _session(r, tty=tty, stdin=stdin, keys=opts["detach-keys"],
+    if _session(r, tty=tty, stdin=stdin, keys=opts.detach_keys,
                 resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
         return 0
     res = c.post(f"/containers/{cid}/wait")
     return int(res.get("StatusCode", 0)) if res else 0
 
 
-EXEC = Spec([flag("detach", "d", help="Detached mode: run command in the background"),
-             flag("interactive", "i", help="Keep STDIN open even if not attached"),
-             flag("tty", "t", help="Allocate a pseudo-TTY"),
-             flag("env", "e", "list", help="Set environment variables"),
-             flag("env-file", kind="list", help="Read in a file of environment variables"),
-             flag("workdir", "w", "str", "", help="Working directory inside the container"),
-             flag("user", "u", "str", "",
-                  help="Username or UID (format: \"<name|uid>[:<group|gid>]\")"),
-             flag("privileged", help="Give extended privileges to the command"),
-             flag("detach-keys", kind="str", default="",
-                  help="Override the key sequence for detaching a container")],
-            interspersed=False)
+class ExecOptions(Options):
+    INTERSPERSED = False
+    detach = boolean("detach", "d", help="Detached mode: run command in the background")
+    interactive = boolean("interactive", "i", help="Keep STDIN open even if not attached")
+    tty = boolean("tty", "t", help="Allocate a pseudo-TTY")
+    env = strings("env", "e", help="Set environment variables")
+    env_file = strings("env-file", help="Read in a file of environment variables")
+    workdir = string("workdir", "w", help="Working directory inside the container")
+    user = string("user", "u", help="Username or UID (format: \"<name|uid>[:<group|gid>]\")")
+    privileged = boolean("privileged", help="Give extended privileges to the command")
+    detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
 
-def cmd_exec(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
     if len(args) < 2:
         raise UsageError('"exec" requires at least 2 arguments.')
-    if opts["tty"] and opts["interactive"] and not sys.stdin.isatty():
+    if opts.tty and opts.interactive and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
-    if opts["detach-keys"]:
-        _check_detach_keys(opts["detach-keys"])
-    detach = bool(opts["detach"])
+    if opts.detach_keys:
+        _check_detach_keys(opts.detach_keys)
+    detach = opts.detach
     body: dict[str, Any] = {
-        "Cmd": args[1:], "Tty": bool(opts["tty"]), "Env": _env_list(opts["env-file"], opts["env"]),
-        "AttachStdin": bool(opts["interactive"]) and not detach,
+        "Cmd": args[1:], "Tty": opts.tty, "Env": _env_list(opts.env_file, opts.env),
+        "AttachStdin": opts.interactive and not detach,
         "AttachStdout": not detach, "AttachStderr": not detach,
-        "Privileged": bool(opts["privileged"]), "User": opts["user"],
-        "WorkingDir": opts["workdir"], "DetachKeys": opts["detach-keys"]}
-    size = _term_size() if opts["tty"] else None
+        "Privileged": opts.privileged, "User": opts.user,
+        "WorkingDir": opts.workdir, "DetachKeys": opts.detach_keys}
+    size = _term_size() if opts.tty else None
     if size:
         body["ConsoleSize"] = list(size)
     eid = c.post(f"/containers/{q(args[0])}/exec", body=body)["Id"]
-    start = {"Detach": detach, "Tty": bool(opts["tty"]), "ConsoleSize": list(size) if size else None}
+    start = {"Detach": detach, "Tty": opts.tty, "ConsoleSize": list(size) if size else None}
     if detach:
         c.send("POST", f"/exec/{eid}/start", body=start).close()
         return 0
     r = c.send("POST", f"/exec/{eid}/start", body=start, upgrade=True)
-    if _session(r, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
-                keys=opts["detach-keys"],
+    if _session(r, tty=opts.tty, stdin=opts.interactive,
+                keys=opts.detach_keys,
                 resize=lambda h, w: _resize(c, f"/exec/{eid}/resize", h, w)):
         return 0
     code = c.get(f"/exec/{eid}/json").get("ExitCode")
     return int(code) if code is not None else 0
 
 
-START = Spec([flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),
-              flag("interactive", "i", help="Attach container's STDIN"),
-              flag("detach-keys", kind="str", default="",
-                   help="Override the key sequence for detaching a container")])
+class StartOptions(Options):
+    attach = boolean("attach", "a", help="Attach STDOUT/STDERR and forward signals")
+    interactive = boolean("interactive", "i", help="Attach container's STDIN")
+    detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
 
-def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_start(c: Client, opts: StartOptions, args: list[str]) -> int:
     if not args:
         raise UsageError('"start" requires at least 1 argument.')
-    if opts["attach"] or opts["interactive"]:
+    if opts.attach or opts.interactive:
         if len(args) > 1:
             raise UsageError("you cannot start and attach multiple containers at once")
-        if opts["detach-keys"]:
-            _check_detach_keys(opts["detach-keys"])
+        if opts.detach_keys:
+            _check_detach_keys(opts.detach_keys)
         info = c.get(f"/containers/{q(args[0])}/json")
         cid = info["Id"]
         tty = bool(info["Config"]["Tty"])
-        stdin = bool(opts["interactive"] and info["Config"]["OpenStdin"])
-        started = _attach_and_start(c, cid, stdin=stdin, keys=opts["detach-keys"],
+        stdin = bool(opts.interactive and info["Config"]["OpenStdin"])
+        started = _attach_and_start(c, cid, stdin=stdin, keys=opts.detach_keys,
                                     condition="next-exit", prefix="")
         if isinstance(started, int):
             return started
         attach, wait = started
-        if _session(attach, tty=tty, stdin=stdin, keys=opts["detach-keys"],
+        if _session(attach, tty=tty, stdin=stdin, keys=opts.detach_keys,
                     resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
             return 0
         res = wait.json()

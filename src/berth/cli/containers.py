@@ -120,8 +120,8 @@ class LogsOptions(Options):
     tail = string("tail", "n", default="all",
                   help="Number of lines to show from the end of the logs")
     since = string("since",
-                   help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g."
-                        " \"42m\" for 42 minutes)")
+                   help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
+                        "(e.g. \"42m\" for 42 minutes)")
     until = string("until",
                    help="Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
                         "(e.g. \"42m\" for 42 minutes)")

@@ -215,7 +215,7 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions
         r.read()
         r.close()
         return 0
-    follow = bool(opts.follow_link)
+    follow = opts.follow_link
     try:
         lst = os.stat(src) if follow else os.lstat(src)
     except OSError as e:

@@ -36,11 +36,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from berth.cli.flags import Spec
-
     Handler = Callable[[Client, Any, list[str]], int]
-    # a command's flags: its options class, or (until each group has one) a Spec
-    FlagTable = Spec | type[Options]
+    # a command's flags: its options class (berth.cmdline)
+    FlagTable = type[Options]
 
 # A command: (module under berth.cli, its Spec's name or "" for no flags, its handler's name,
 # its arguments as docker's usage line names them, the one-line help: "" hides an alias from
@@ -48,15 +46,15 @@ if TYPE_CHECKING:
 Command = tuple[str, str, str, str, str]
 
 COMMANDS: dict[str, Command] = {
-    "run": ("create", "RUN", "cmd_run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+    "run": ("create", "RunOptions", "cmd_run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
             "Create and run a new container from an image"),
-    "create": ("create", "CREATE", "cmd_create", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+    "create": ("create", "CreateOptions", "cmd_create", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
                "Create a new container"),
-    "start": ("attach", "START", "cmd_start", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "start": ("attach", "StartOptions", "cmd_start", "[OPTIONS] CONTAINER [CONTAINER...]",
               "Start one or more stopped containers"),
-    "exec": ("attach", "EXEC", "cmd_exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
+    "exec": ("attach", "ExecOptions", "cmd_exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
              "Execute a command in a running container"),
-    "attach": ("attach", "ATTACH", "cmd_attach", "[OPTIONS] CONTAINER",
+    "attach": ("attach", "AttachOptions", "cmd_attach", "[OPTIONS] CONTAINER",
                "Attach local standard input, output, and error streams to a running container"),
     "ps": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", "List containers"),
     "logs": ("containers", "LogsOptions", "cmd_logs", "[OPTIONS] CONTAINER",
@@ -90,12 +88,14 @@ COMMANDS: dict[str, Command] = {
                 "Return low-level information on berth objects"),
     "export": ("images", "ExportOptions", "cmd_export", "[OPTIONS] CONTAINER",
                "Export a container's filesystem as a tar archive"),
-    "images": ("images", "ImagesOptions", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", "List images"),
+    "images": ("images", "ImagesOptions", "cmd_images",
+               "[OPTIONS] [REPOSITORY[:TAG]]", "List images"),
     "import": ("images", "ImportOptions", "cmd_import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                "Import the contents from a tarball to create an image"),
     "tag": ("images", "", "cmd_tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
             "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
-    "rmi": ("images", "RmiOptions", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images"),
+    "rmi": ("images", "RmiOptions", "cmd_rmi",
+            "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images"),
     "history": ("images", "HistoryOptions", "cmd_history", "[OPTIONS] IMAGE",
                 "Show the history of an image"),
     "save": ("images", "SaveOptions", "cmd_save", "[OPTIONS] IMAGE [IMAGE...]",
@@ -106,7 +106,8 @@ COMMANDS: dict[str, Command] = {
              "Download an image from a registry"),
     "push": ("registry", "PushOptions", "cmd_push", "[OPTIONS] NAME[:TAG]",
              "Upload an image to a registry"),
-    "login": ("registry", "LoginOptions", "cmd_login", "[OPTIONS] [SERVER]", "Log in to a registry"),
+    "login": ("registry", "LoginOptions", "cmd_login",
+              "[OPTIONS] [SERVER]", "Log in to a registry"),
     "search": ("registry", "SearchOptions", "cmd_search", "[OPTIONS] TERM",
                "Search Docker Hub for images"),
     "build": ("build", "BuildOptions", "cmd_build", "[OPTIONS] PATH | URL | -",
@@ -142,7 +143,8 @@ GROUPS: dict[str, dict[str, Command]] = {
                     ""),
         "rm": ("networks", "NetworkRmOptions", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
                "Remove one or more networks"),
-        "remove": ("networks", "NetworkRmOptions", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
+        "remove": ("networks", "NetworkRmOptions", "cmd_network_rm",
+                   "[OPTIONS] NETWORK [NETWORK...]",
                    ""),
         "prune": ("networks", "NetworkPruneOptions", "cmd_network_prune", "[OPTIONS]",
                   "Remove all unused networks"),
@@ -163,7 +165,8 @@ GROUPS: dict[str, dict[str, Command]] = {
                     ""),
         "rm": ("volumes", "VolumeRmOptions", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]",
                "Remove one or more volumes"),
-        "remove": ("volumes", "VolumeRmOptions", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]", ""),
+        "remove": ("volumes", "VolumeRmOptions", "cmd_volume_rm",
+                   "[OPTIONS] VOLUME [VOLUME...]", ""),
         "prune": ("volumes", "VolumePruneOptions", "cmd_volume_prune", "[OPTIONS]",
                   "Remove unused volumes"),
     },
@@ -183,13 +186,16 @@ GROUPS: dict[str, dict[str, Command]] = {
     },
     "system": {
         "df": ("system", "SystemDfOptions", "cmd_system_df", "[OPTIONS]", "Show docker disk usage"),
-        "prune": ("system", "SystemPruneOptions", "cmd_system_prune", "[OPTIONS]", "Remove unused data"),
+        "prune": ("system", "SystemPruneOptions", "cmd_system_prune",
+                  "[OPTIONS]", "Remove unused data"),
         **{k: COMMANDS[k] for k in (
             "info", "events",)},
     },
     "context": {
-        "create": ("context", "ContextCreateOptions", "cmd_create", "[OPTIONS] CONTEXT", "Create a context"),
-        "inspect": ("context", "ContextInspectOptions", "cmd_inspect", "[OPTIONS] [CONTEXT] [CONTEXT...]",
+        "create": ("context", "ContextCreateOptions", "cmd_create",
+                   "[OPTIONS] CONTEXT", "Create a context"),
+        "inspect": ("context", "ContextInspectOptions", "cmd_inspect",
+                    "[OPTIONS] [CONTEXT] [CONTEXT...]",
                     "Display detailed information on one or more contexts"),
         "ls": ("context", "ContextLsOptions", "cmd_ls", "[OPTIONS]", "List contexts"),
         "list": ("context", "ContextLsOptions", "cmd_ls", "[OPTIONS]", ""),
@@ -203,8 +209,10 @@ GROUPS: dict[str, dict[str, Command]] = {
         "ls": ("images", "ImagesOptions", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
         "list": ("images", "ImagesOptions", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
         "rm": ("images", "RmiOptions", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", ""),
-        "prune": ("images", "ImagePruneOptions", "cmd_image_prune", "[OPTIONS]", "Remove unused images"),
-        "inspect": ("common", "InspectOptions", "cmd_image_inspect", "[OPTIONS] IMAGE [IMAGE...]", ""),
+        "prune": ("images", "ImagePruneOptions", "cmd_image_prune",
+                  "[OPTIONS]", "Remove unused images"),
+        "inspect": ("common", "InspectOptions", "cmd_image_inspect",
+                    "[OPTIONS] IMAGE [IMAGE...]", ""),
         **{k: COMMANDS[k] for k in (
             "import", "tag", "history", "save", "load", "pull", "push", "build",)},
     },

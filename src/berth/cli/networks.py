@@ -39,7 +39,7 @@ def cmd_network_create(c: Client, opts: NetworkCreateOptions, args: list[str]) -
         ipam["Gateway"] = opts.gateway[0]
     if opts.ip_range:
         ipam["IPRange"] = opts.ip_range[0]
-    body = {"Name": args[0], "Driver": opts.driver, "Internal": bool(opts.internal),
+    body = {"Name": args[0], "Driver": opts.driver, "Internal": opts.internal,
             "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []},
             "Options": dict(o.split("=", 1) for o in opts.opt if "=" in o),
             "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
@@ -117,7 +117,7 @@ def cmd_network_disconnect(c: Client, opts: NetworkDisconnectOptions, args: list
     if len(args) != 2:
         raise UsageError('"network disconnect" requires exactly 2 arguments.')
     c.send("POST", f"/networks/{q(args[0])}/disconnect",
-           body={"Container": args[1], "Force": bool(opts.force)}).close()
+           body={"Container": args[1], "Force": opts.force}).close()
     return 0
 
 
