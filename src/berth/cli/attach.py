@@ -15,7 +15,7 @@ from berth.cli.common import (
     err,
     out,
 )
-from berth.client import Client, ConnectionFailed, q
+from berth.client import Client, ConnectionFailed, Response, Waiting
 from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.detachkeys import DEFAULT as DEFAULT_DETACH_KEYS
 from berth.detachkeys import DetachScanner, parse_detach_keys
@@ -39,15 +39,13 @@ def _start_error_code(message: str) -> int:
 
 
 def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition: str,
-                      prefix: str) -> tuple[Any, Any] | int:
+                      prefix: str) -> tuple[Response, Waiting] | int:
     """The docker CLI's order: attach (hijacked) and register the wait before the start, so no
     output and no exit is missed. Returns both streams, or the exit code of a failed start."""
-    attach = c.send("POST", f"/containers/{cid}/attach",
-                    query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
-                           "stderr": 1, "detachKeys": keys or None}, upgrade=True)
-    wait = c.send("POST", f"/containers/{cid}/wait", query={"condition": condition})
+    attach = c.attach_container(cid, stdin=stdin, detach_keys=keys)
+    wait = c.begin_wait(cid, condition)
     try:
-        c.send("POST", f"/containers/{cid}/start").close()
+        c.start_container(cid)
     except BerthError as e:
         attach.close()
         wait.close()
@@ -64,9 +62,10 @@ def _check_detach_keys(keys: str) -> None:
         raise UsageError(f"Invalid detach keys ({keys}) provided") from None
 
 
-def _resize(c: Client, path: str, h: int, w: int) -> None:
+def _resize(resize: Callable[[str, int, int], None], target: str, h: int, w: int) -> None:
+    """A terminal's new size to a container or an exec; a failure only loses the resize."""
     try:
-        c.send("POST", path, query={"h": h, "w": w}).close()
+        resize(target, h, w)
     except (BerthError, OSError):
         pass
 
@@ -137,7 +136,7 @@ def _proxy_signals(c: Client, cid: str) -> None:
     def handler(signo: int, _frame: Any) -> None:
         def send() -> None:
             try:
-                c.send("POST", f"/containers/{cid}/kill", query={"signal": str(signo)}).close()
+                c.kill_container(cid, str(signo))
             except BerthError:
                 pass
         _thread.start_new_thread(send, ())
@@ -175,25 +174,22 @@ def cmd_attach(c: Client, opts: AttachOptions, args: list[str]) -> int:
         raise UsageError('"attach" requires exactly 1 argument.')
     if opts.detach_keys:
         _check_detach_keys(opts.detach_keys)
-    info = c.get(f"/containers/{q(args[0])}/json")
-    cid = info["Id"]
-    if not info["State"]["Running"]:
+    info = c.inspect_container(args[0])
+    cid = info.id
+    if not info.running:
         raise BerthError("You cannot attach to a stopped container, start it first")
-    tty = bool(info["Config"]["Tty"])
-    stdin = bool(info["Config"]["OpenStdin"]) and not opts.no_stdin
+    tty = info.tty
+    stdin = info.open_stdin and not opts.no_stdin
     if tty and stdin and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
-    r = c.send("POST", f"/containers/{cid}/attach",
-               query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1, "stderr": 1,
-                      "detachKeys": opts.detach_keys or None}, upgrade=True)
+    r = c.attach_container(cid, stdin=stdin, detach_keys=opts.detach_keys)
     if opts.sig_proxy and not tty:
         _proxy_signals(c, cid)
     if _session(r, tty=tty, stdin=stdin, keys=opts.detach_keys,
-                resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+                resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
         return 0
-    res = c.post(f"/containers/{cid}/wait")
-    return int(res.get("StatusCode", 0)) if res else 0
+    return c.wait_container(cid).status_code
 
 
 class ExecOptions(Options):
@@ -227,18 +223,16 @@ def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
     size = _term_size() if opts.tty else None
     if size:
         body["ConsoleSize"] = list(size)
-    eid = c.post(f"/containers/{q(args[0])}/exec", body=body)["Id"]
-    start = {"Detach": detach, "Tty": opts.tty, "ConsoleSize": list(size) if size else None}
-    if detach:
-        c.send("POST", f"/exec/{eid}/start", body=start).close()
+    eid = c.create_exec(args[0], body)
+    r = c.start_exec(eid, tty=opts.tty, detach=detach, console_size=list(size) if size else None)
+    if r is None:
         return 0
-    r = c.send("POST", f"/exec/{eid}/start", body=start, upgrade=True)
     if _session(r, tty=opts.tty, stdin=opts.interactive,
                 keys=opts.detach_keys,
-                resize=lambda h, w: _resize(c, f"/exec/{eid}/resize", h, w)):
+                resize=lambda h, w: _resize(c.resize_exec, eid, h, w)):
         return 0
-    code = c.get(f"/exec/{eid}/json").get("ExitCode")
-    return int(code) if code is not None else 0
+    code = c.inspect_exec(eid).exit_code
+    return code if code is not None else 0
 
 
 class StartOptions(Options):
@@ -255,24 +249,23 @@ def cmd_start(c: Client, opts: StartOptions, args: list[str]) -> int:
             raise UsageError("you cannot start and attach multiple containers at once")
         if opts.detach_keys:
             _check_detach_keys(opts.detach_keys)
-        info = c.get(f"/containers/{q(args[0])}/json")
-        cid = info["Id"]
-        tty = bool(info["Config"]["Tty"])
-        stdin = bool(opts.interactive and info["Config"]["OpenStdin"])
+        info = c.inspect_container(args[0])
+        cid = info.id
+        tty = info.tty
+        stdin = opts.interactive and info.open_stdin
         started = _attach_and_start(c, cid, stdin=stdin, keys=opts.detach_keys,
                                     condition="next-exit", prefix="")
         if isinstance(started, int):
             return started
         attach, wait = started
         if _session(attach, tty=tty, stdin=stdin, keys=opts.detach_keys,
-                    resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+                    resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
             return 0
-        res = wait.json()
-        return int(res.get("StatusCode", 0)) if res else 0
+        return wait.result().status_code
     rc = 0
     for name in args:
         try:
-            c.send("POST", f"/containers/{q(name)}/start").close()
+            c.start_container(name)
             out(name)
         except BerthError as e:
             err(f"Error response from daemon: {e}")

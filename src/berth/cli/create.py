@@ -435,20 +435,20 @@ def _create(c: Client, opts: CreateOptions, args: list[str], detached: bool) -> 
     if opts.pull == "always":
         _pull(c, image, opts.platform)
     try:
-        res = c.post("/containers/create", {"name": name or None}, body)
+        res = c.create_container(body, name)
     except NotFound as e:
         if "No such image" not in str(e) or opts.pull == "never":
             raise
         ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
         err(f"Unable to find image '{ref}' locally")
         _pull(c, image, opts.platform)
-        res = c.post("/containers/create", {"name": name or None}, body)
-    for w in res.get("Warnings") or []:
+        res = c.create_container(body, name)
+    for w in res.warnings:
         err(f"WARNING: {w}")
     if opts.cidfile:
         with open(opts.cidfile, "w") as f:
-            f.write(res["Id"])
-    return str(res["Id"])
+            f.write(res.id)
+    return res.id
 
 
 def _pull(c: Client, image: str, platform: str = "") -> None:
@@ -473,7 +473,7 @@ def cmd_run(c: Client, opts: RunOptions, args: list[str]) -> int:
     cid = _create(c, opts, args, opts.detach)
     if opts.detach:
         try:
-            c.send("POST", f"/containers/{cid}/start").close()
+            c.start_container(cid)
         except BerthError as e:
             err(f"berth: Error response from daemon: {e}")
             return _start_error_code(str(e))
@@ -489,12 +489,11 @@ def cmd_run(c: Client, opts: RunOptions, args: list[str]) -> int:
         _proxy_signals(c, cid)
     detached = _session(attach, tty=opts.tty, stdin=opts.interactive,
                         keys=opts.detach_keys,
-                        resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w))
+                        resize=lambda h, w: _resize(c.resize_container, cid, h, w))
     if detached:
         wait.close()
         return 0
-    res = wait.json()
-    wait.close()
-    if res and res.get("Error") and res["Error"].get("Message"):
-        err(f"berth: Error response from daemon: {res['Error']['Message']}")
-    return int(res.get("StatusCode", 0)) if res else 0
+    res = wait.result()
+    if res.error:
+        err(f"berth: Error response from daemon: {res.error}")
+    return res.status_code
