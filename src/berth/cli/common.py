@@ -10,7 +10,7 @@ import sys
 
 from berth import jsonc as json
 from berth.cli import fmt
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string
 from berth.errors import BerthError, NotFound
 
@@ -85,9 +85,9 @@ def cmd_inspect(c: Client, opts: InspectOptions, args: list[str], kind: str = ""
         for k in (["container", "image"] if not kind else [kind]):
             try:
                 if k == "container":
-                    obj = c.get(f"/containers/{q(name)}/json", {"size": opts.size or None})
+                    obj = c.inspect_container(name, size=opts.size).raw
                 else:
-                    obj = c.get(f"/images/{q(name)}/json")
+                    obj = c.inspect_image(name)
                 break
             except NotFound:
                 continue
@@ -126,15 +126,16 @@ def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = No
             raise fmt.FormatFailed("\n".join(errors), 1, "" if printed else "\n")
 
 
-def _simple(path_tmpl: str, what: str) -> Callable[[Client, Options, list[str]], int]:
+def _simple(action: Callable[[Client, str], None], what: str
+            ) -> Callable[[Client, Options, list[str]], int]:
+    """A command that does one route's `action` to each name it is given."""
     def cmd(c: Client, opts: Options, args: list[str]) -> int:
-        def one(name: str) -> None:
-            c.send("POST", path_tmpl.format(q(name))).close()
-        return _each(c, args, what, one, what)
+        return _each(c, args, what, lambda name: action(c, name), what)
     return cmd
 
 
-def _inspect_each(c: Client, format_: str, args: list[str], kind: str, path: str) -> int:
+def _inspect_each(fetch: Callable[[str], dict[str, Any]], format_: str, args: list[str],
+                  kind: str) -> int:
     """`network inspect`, `volume inspect`: a JSON list, or one template line each."""
     if not args:
         raise UsageError(f'"{kind} inspect" requires at least 1 argument.')
@@ -142,7 +143,7 @@ def _inspect_each(c: Client, format_: str, args: list[str], kind: str, path: str
     res, rc = [], 0
     for n in args:
         try:
-            res.append(c.get(path + q(n)))
+            res.append(fetch(n))
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1

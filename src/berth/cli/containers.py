@@ -14,7 +14,7 @@ from berth.cli.common import (
     out,
     parse_filters,
 )
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, integer, optional_integer, string, strings
 from berth.errors import BerthError
 from berth.units import parse_size
@@ -22,6 +22,8 @@ from berth.units import parse_size
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
+
+    from berth.client.types import Port
 
 
 class PsOptions(Options):
@@ -42,37 +44,31 @@ def cmd_ps(c: Client, opts: PsOptions, args: list[str]) -> int:
     limit = 1 if opts.latest else opts.last
     if ".Size" in opts.format and not opts.quiet:
         opts.size = True  # as docker: a format that shows the size asks for it
-    cs = c.get("/containers/json", {"all": opts.all or None,
-                                    "limit": limit if limit > 0 else None,
-                                    "size": opts.size or None,
-                                    "filters": parse_filters(opts.filter)})
+    cs = c.containers(all=opts.all, limit=limit if limit > 0 else 0, size=opts.size,
+                      filters=parse_filters(opts.filter))
     if opts.quiet:
         for ct in cs:
-            out(ct["Id"] if opts.no_trunc else ct["Id"][:12])
+            out(ct.id if opts.no_trunc else ct.id[:12])
         return 0
     rows = []
     for ct in cs:
-        cmd = ct["Command"]
-        mounts = ct.get("Mounts") or []
-        row = {"ID": ct["Id"] if opts.no_trunc else ct["Id"][:12],
-               "Image": ct["Image"] if opts.no_trunc or not ct["Image"].startswith("sha256:")
-               else ct["Image"][7:19],
-               "Command": json.dumps(cmd if opts.no_trunc else fmt.trunc(cmd, 20),
+        row = {"ID": ct.id if opts.no_trunc else ct.id[:12],
+               "Image": ct.image if opts.no_trunc or not ct.image.startswith("sha256:")
+               else ct.image[7:19],
+               "Command": json.dumps(ct.command if opts.no_trunc else fmt.trunc(ct.command, 20),
                                      ensure_ascii=False),
-               "RunningFor": fmt.ago(ct["Created"]), "CreatedAt": fmt.ts(ct["Created"]),
-               "Status": ct["Status"], "Ports": _ports_text(ct.get("Ports") or []),
-               "Names": ",".join(
-                   n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
-               "Labels": fmt.labels_text(ct.get("Labels")),
-               "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
+               "RunningFor": fmt.ago(ct.created), "CreatedAt": fmt.ts(ct.created),
+               "Status": ct.status, "Ports": _ports_text(ct.ports),
+               "Names": ",".join(n.lstrip("/") for n in ct.names), "State": ct.state,
+               "Labels": fmt.labels_text(ct.labels),
+               "Networks": ",".join(ct.networks),
                "Mounts": ",".join(
-                   m.get("Name") or m.get("Source", "") if opts.no_trunc else
-                   fmt.trunc(m.get("Name") or m.get("Source", ""), 15) for m in mounts),
-               "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local"))}
+                   m.name or m.source if opts.no_trunc else fmt.trunc(m.name or m.source, 15)
+                   for m in ct.mounts),
+               "LocalVolumes": str(sum(1 for m in ct.mounts if m.driver == "local"))}
         if opts.size:
-            row["Size"] = (f"{fmt.size(ct.get('SizeRw', 0))} "
-                           f"(virtual {fmt.size(ct.get('SizeRootFs', 0))})")
-        rows.append(fmt.Row(row, ct.get("Labels"), "*formatter.ContainerContext"))
+            row["Size"] = f"{fmt.size(ct.size_rw)} (virtual {fmt.size(ct.size_root_fs)})"
+        rows.append(fmt.Row(row, ct.labels, "*formatter.ContainerContext"))
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
             ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
             ("NAMES", "Names")]
@@ -83,21 +79,20 @@ def cmd_ps(c: Client, opts: PsOptions, args: list[str]) -> int:
     return 0
 
 
-def _ports_text(ports: list[dict[str, Any]]) -> str:
+def _ports_text(ports: list[Port]) -> str:
     parts = []
     for p in ports:
-        if p.get("PublicPort"):
-            parts.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
-                         f"{p['PrivatePort']}/{p['Type']}")
+        if p.public_port:
+            parts.append(f"{p.ip or '0.0.0.0'}:{p.public_port}->{p.private_port}/{p.type}")
         else:
-            parts.append(f"{p['PrivatePort']}/{p['Type']}")
+            parts.append(f"{p.private_port}/{p.type}")
     return ", ".join(parts)
 
 
 def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     if not 1 <= len(args) <= 2:
         raise UsageError('"port" requires at least 1 and at most 2 arguments.')
-    ports = c.get(f"/containers/{q(args[0])}/json")["NetworkSettings"].get("Ports") or {}
+    ports = c.inspect_container(args[0]).port_bindings
     want = args[1] if len(args) > 1 else None
     if want and "/" not in want:
         want += "/tcp"
@@ -105,10 +100,9 @@ def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     for key, binds in sorted(ports.items()):
         if want and key != want:
             continue
-        for b in binds or []:
+        for host_ip, host_port in binds:
             found = True
-            out(f"{b['HostIp']}:{b['HostPort']}" if want else
-                f"{key} -> {b['HostIp']}:{b['HostPort']}")
+            out(f"{host_ip}:{host_port}" if want else f"{key} -> {host_ip}:{host_port}")
     if want and not found:
         raise BerthError(f"No public port '{want}' published for {args[0]}")
     return 0
@@ -131,18 +125,16 @@ class LogsOptions(Options):
 def cmd_logs(c: Client, opts: LogsOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"logs" requires exactly 1 argument.')
-    info = c.get(f"/containers/{q(args[0])}/json")
+    info = c.inspect_container(args[0])
     try:
         since = fmt.parse_time(opts.since) if opts.since else None
         until = fmt.parse_time(opts.until) if opts.until else None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    r = c.send("GET", f"/containers/{info['Id']}/logs", query={
-        "stdout": 1, "stderr": 1, "follow": opts.follow or None,
-        "timestamps": opts.timestamps or None, "tail": opts.tail,
-        "since": since, "until": until})
+    r = c.container_logs(info.id, follow=opts.follow, timestamps=opts.timestamps,
+                         tail=opts.tail, since=since, until=until)
     from berth.cli.attach import _pump_output
-    _pump_output(r, bool(info["Config"]["Tty"]))
+    _pump_output(r, info.tty)
     return 0
 
 
@@ -156,8 +148,7 @@ def cmd_stop(c: Client, opts: StopOptions, args: list[str]) -> int:
     t = opts.time if opts.time is not None else opts.timeout
 
     def stop(name: str) -> None:
-        c.send("POST", f"/containers/{q(name)}/stop",
-               query={"t": t, "signal": opts.signal or None}).close()
+        c.stop_container(name, timeout=t, signal=opts.signal)
     return _each(c, args, "stop", stop, "stop")
 
 
@@ -165,8 +156,7 @@ def cmd_restart(c: Client, opts: StopOptions, args: list[str]) -> int:
     t = opts.time if opts.time is not None else opts.timeout
 
     def restart(name: str) -> None:
-        c.send("POST", f"/containers/{q(name)}/restart",
-               query={"t": t, "signal": opts.signal or None}).close()
+        c.restart_container(name, timeout=t, signal=opts.signal)
     return _each(c, args, "restart", restart, "restart")
 
 
@@ -176,8 +166,7 @@ class KillOptions(Options):
 
 def cmd_kill(c: Client, opts: KillOptions, args: list[str]) -> int:
     def kill(name: str) -> None:
-        c.send("POST", f"/containers/{q(name)}/kill",
-               query={"signal": opts.signal or None}).close()
+        c.kill_container(name, opts.signal)
     return _each(c, args, "kill", kill, "kill")
 
 
@@ -189,9 +178,7 @@ class RmOptions(Options):
 
 def cmd_rm(c: Client, opts: RmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
-        c.send("DELETE", f"/containers/{q(name)}",
-               query={"force": opts.force or None, "v": opts.volumes or None,
-                      "link": opts.link or None}).close()
+        c.remove_container(name, force=opts.force, volumes=opts.volumes, link=opts.link)
     return _each(c, args, "rm", rm, "remove")
 
 
@@ -201,8 +188,7 @@ def cmd_wait(c: Client, opts: Options, args: list[str]) -> int:
     rc = 0
     for name in args:
         try:
-            res = c.post(f"/containers/{q(name)}/wait")
-            out(str(res.get("StatusCode", 0)))
+            out(str(c.wait_container(name).status_code))
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
@@ -212,7 +198,7 @@ def cmd_wait(c: Client, opts: Options, args: list[str]) -> int:
 def cmd_rename(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"rename" requires exactly 2 arguments.')
-    c.send("POST", f"/containers/{q(args[0])}/rename", query={"name": args[1]}).close()
+    c.rename_container(args[0], args[1])
     return 0
 
 
@@ -222,14 +208,13 @@ class ContainerPruneOptions(Options):
 
 
 def cmd_container_prune(c: Client, opts: ContainerPruneOptions, args: list[str]) -> int:
-    res = c.post("/containers/prune", {"filters": parse_filters(opts.filter)})
-    deleted = res.get("ContainersDeleted") or []
-    if deleted:
+    res = c.prune_containers(parse_filters(opts.filter))
+    if res.deleted:
         out("Deleted Containers:")
-        for d in deleted:
-            out(d)
+        for _, cid in res.deleted:
+            out(cid)
         out()
-    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
+    out(f"Total reclaimed space: {fmt.size(res.space_reclaimed)}")
     return 0
 
 
@@ -265,16 +250,16 @@ def cmd_update(c: Client, opts: UpdateOptions, args: list[str]) -> int:
         body["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
 
     def one(name: str) -> None:
-        c.post(f"/containers/{q(name)}/update", body=body)
+        c.update_container(name, body)
     return _each(c, args, "update", one, "update")
 
 
 def cmd_top(c: Client, opts: Options, args: list[str]) -> int:
     if not args:
         raise UsageError('"top" requires at least 1 argument.')
-    res = c.get(f"/containers/{q(args[0])}/top", {"ps_args": " ".join(args[1:]) or None})
-    rows = [dict(zip(res["Titles"], p, strict=False)) for p in res["Processes"]]
-    fmt.render(rows, "", [(t, t) for t in res["Titles"]])
+    top = c.container_top(args[0], " ".join(args[1:]))
+    rows = [dict(zip(top.titles, p, strict=False)) for p in top.processes]
+    fmt.render(rows, "", [(t, t) for t in top.titles])
     return 0
 
 
@@ -310,17 +295,16 @@ def _stats_row(s: dict[str, Any]) -> dict[str, str]:
 
 
 def cmd_stats(c: Client, opts: StatsOptions, args: list[str]) -> int:
-    names = args or [ct["Id"] for ct in c.get("/containers/json", {"all": opts.all or None})]
+    names = args or [ct.id for ct in c.containers(all=opts.all)]
     cols = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
             ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
             ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
     if opts.no_stream:
-        rows = [fmt.Row(_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})), None,
+        rows = [fmt.Row(_stats_row(c.container_stats(n)), None,
                         "*container.statsContext", has_labels=False) for n in names]
         fmt.render(rows, opts.format, cols)
         return 0
-    streams = [c.send("GET", f"/containers/{q(n)}/stats", query={"stream": 1}).iter_json()
-               for n in names]
+    streams = [c.stream_stats(n).iter_json() for n in names]
     try:
         while True:
             rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext",
@@ -332,5 +316,5 @@ def cmd_stats(c: Client, opts: StatsOptions, args: list[str]) -> int:
         return 0
 
 
-cmd_pause = _simple("/containers/{}/pause", "pause")
-cmd_unpause = _simple("/containers/{}/unpause", "unpause")
+cmd_pause = _simple(Client.pause_container, "pause")
+cmd_unpause = _simple(Client.unpause_container, "unpause")

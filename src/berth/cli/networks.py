@@ -75,7 +75,7 @@ def cmd_network_ls(c: Client, opts: NetworkLsOptions, args: list[str]) -> int:
 
 
 def cmd_network_inspect(c: Client, opts: NetworkInspectOptions, args: list[str]) -> int:
-    return _inspect_each(c, opts.format, args, "network", "/networks/")
+    return _inspect_each(c.inspect_network, opts.format, args, "network")
 
 
 def cmd_network_rm(c: Client, opts: NetworkRmOptions, args: list[str]) -> int:

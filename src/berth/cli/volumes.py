@@ -62,7 +62,7 @@ def cmd_volume_ls(c: Client, opts: VolumeLsOptions, args: list[str]) -> int:
 
 
 def cmd_volume_inspect(c: Client, opts: VolumeInspectOptions, args: list[str]) -> int:
-    return _inspect_each(c, opts.format, args, "volume", "/volumes/")
+    return _inspect_each(c.inspect_volume, opts.format, args, "volume")
 
 
 def cmd_volume_rm(c: Client, opts: VolumeRmOptions, args: list[str]) -> int:
