@@ -277,8 +277,7 @@ def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
     body: Any = stdin_body if stdin_body is not None else _PipeReader(
         lambda out: _tar_context(root, matcher, keep, extra, out, replace))
     try:
-        r = c.send("POST", "/build", query=[(k, v) for k, v in query if v is not None],
-                   data=body, headers=headers)
+        r = c.build(body, [(k, v) for k, v in query if v is not None], headers)
     finally:
         if isinstance(body, _PipeReader):
             body.close()
@@ -327,21 +326,17 @@ def cmd_commit(c: Client, opts: CommitOptions, args: list[str]) -> int:
         repo = args[1]
         if repo.rfind(":") > repo.rfind("/"):
             repo, tag = repo.rsplit(":", 1)
-    res = c.post("/commit", [("container", args[0]), ("repo", repo or None),
-                             ("tag", tag or None), ("comment", opts.message or None),
-                             ("author", opts.author or None),
-                             ("pause", "0" if opts.pause in ("false", "0") else "1"),
-                             *[("changes", ch) for ch in opts.change]], {})
-    sys.stdout.write(res["Id"] + "\n")
+    image_id = c.commit(args[0], repo=repo, tag=tag, comment=opts.message, author=opts.author,
+                        pause=opts.pause not in ("false", "0"), changes=opts.change)
+    sys.stdout.write(image_id + "\n")
     return 0
 
 
 def cmd_diff(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"diff" requires exactly 1 argument.')
-    from berth.client import q
-    for ch in c.get(f"/containers/{q(args[0])}/changes") or []:
-        sys.stdout.write(f"{'CAD'[ch['Kind']]} {ch['Path']}\n")
+    for ch in c.container_changes(args[0]):
+        sys.stdout.write(f"{'CAD'[ch.kind] if 0 <= ch.kind < 3 else '?'} {ch.path}\n")
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 import tarfile
 from typing import Any
 
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean
 
 
@@ -72,16 +72,14 @@ def cmd_cp(c: Client, opts: CpOptions, args: list[str]) -> int:
 
 def _stat(c: Client, container: str, path: str) -> dict[str, Any] | None:
     """The container path's stat (X-Docker-Container-Path-Stat); None if it does not exist."""
-    r = c.send("HEAD", f"/containers/{q(container)}/archive", query={"path": path},
-               check=False)
-    r.close()
+    r = c.stat_path(container, path)
     if r.status == 404:
         # no such path, or no such container: the container's inspect says which
-        c.send("GET", f"/containers/{q(container)}/json").close()
+        c.inspect_container(container)
         return None
     if r.status >= 400:
         # a HEAD has no body to carry the daemon's message: a GET does
-        c.send("GET", f"/containers/{q(container)}/archive", query={"path": path}).close()
+        c.get_archive(container, path).close()
     return _decode(r.headers.get("x-docker-container-path-stat", ""))
 
 
@@ -101,7 +99,7 @@ def _from_container(c: Client, container: str, src: str, dst: str,
         if st and st.get("mode", 0) & MODE_SYMLINK and st.get("linkTarget"):
             rebase = os.path.basename(src.rstrip("/")) or ""
             src = st["linkTarget"]
-    r = c.send("GET", f"/containers/{q(container)}/archive", query={"path": src})
+    r = c.get_archive(container, src)
     st = _decode(r.headers.get("x-docker-container-path-stat", ""))
     if dst == "-":
         n = 0
@@ -208,12 +206,8 @@ def _inside(m: tarfile.TarInfo, into: str) -> bool:
 
 # --- local -> container -------------------------------------------------------------------
 def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions) -> int:
-    query = {"path": dst, "noOverwriteDirNonDir": True, "copyUIDGID": opts.archive}
     if src == "-":
-        r = c.send("PUT", f"/containers/{q(container)}/archive", query=query,
-                   data=sys.stdin.buffer, headers={"Content-Type": "application/x-tar"})
-        r.read()
-        r.close()
+        c.put_archive(container, dst, sys.stdin.buffer, copy_uid_gid=opts.archive)
         return 0
     follow = opts.follow_link
     try:
@@ -241,7 +235,6 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions
             raise _Local(f"no such directory: {container}:{dst}")
         put_path = os.path.dirname(dst.rstrip("/")) or "/"
         arc = os.path.basename(dst.rstrip("/"))
-    query["path"] = put_path
     buf = _Pipe()
     total = [0]
     errors: list[BaseException] = []
@@ -265,10 +258,7 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions
     t = threading.Thread(target=produce, daemon=True)
     t.start()
     try:
-        r = c.send("PUT", f"/containers/{q(container)}/archive", query=query, data=buf,  # type: ignore[arg-type]
-                   headers={"Content-Type": "application/x-tar"})
-        r.read()
-        r.close()
+        c.put_archive(container, put_path, buf, copy_uid_gid=opts.archive)  # type: ignore[arg-type]
     finally:
         buf.close_read()
         t.join()

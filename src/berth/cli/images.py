@@ -13,7 +13,7 @@ from berth.cli.common import (
     out,
     parse_filters,
 )
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.errors import BerthError
 
@@ -33,13 +33,9 @@ def cmd_import(c: Client, opts: ImportOptions, args: list[str]) -> int:
         raise UsageError('"import" requires at least 1 and at most 2 arguments.')
     src = args[0]
     repo = args[1] if len(args) > 1 else ""
-    query: list[tuple[str, Any]] = [("fromSrc", "-"), ("repo", repo),
-                                    ("message", opts.message or None)]
-    query += [("changes", ch) for ch in opts.change]
     if src == "-":
-        f = sys.stdin.buffer
-        r = c.send("POST", "/images/create", query=query, data=f,
-                   headers={"Content-Type": "application/x-tar"})
+        r = c.import_image(sys.stdin.buffer, repo=repo, message=opts.message,
+                           changes=opts.change)
     else:
         if "://" in src:
             raise BerthError("importing from a URL is not supported yet")
@@ -49,8 +45,7 @@ def cmd_import(c: Client, opts: ImportOptions, args: list[str]) -> int:
             err(f"open {src}: {(e.strerror or str(e)).lower()}")
             return 1
         with fh:
-            r = c.send("POST", "/images/create", query=query, data=fh,
-                       headers={"Content-Type": "application/x-tar"})
+            r = c.import_image(fh, repo=repo, message=opts.message, changes=opts.change)
     for msg in r.iter_json():
         if msg.get("error"):
             raise BerthError(msg["error"])
@@ -71,26 +66,24 @@ class ImagesOptions(Options):
 
 def cmd_images(c: Client, opts: ImagesOptions, args: list[str]) -> int:
     filters = opts.filter + ([f"reference={args[0]}"] if args else [])
-    imgs = c.get("/images/json", {"all": opts.all or None,
-                                  "filters": parse_filters(filters)})
     rows = []
-    for im in imgs:
-        iid = im["Id"] if opts.no_trunc else im["Id"].split(":", 1)[1][:12]
-        digests = dict(d.split("@", 1) for d in im.get("RepoDigests") or [] if "@" in d)
-        tags = im.get("RepoTags") or []
+    for im in c.images(all=opts.all, filters=parse_filters(filters)):
+        iid = im.id if opts.no_trunc else im.id.split(":", 1)[-1][:12]
+        digests = dict(d.split("@", 1) for d in im.repo_digests if "@" in d)
+        tags = im.repo_tags
         if not tags:  # as Docker: an image known only by digest shows its repository
             tags = [f"{r}:<none>" for r in digests] or ["<none>:<none>"]
         for t in tags:
             repo, _, tag = t.rpartition(":") if t.rfind(":") > t.rfind("/") else (t, "", "<none>")
             rows.append(fmt.Row({
                 "Repository": repo, "Tag": tag, "ID": iid,
-                "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
-                "Size": fmt.size(im["Size"]), "Digest": digests.get(repo, "<none>"),
-                "Containers": _count(im.get("Containers")),
-                "VirtualSize": fmt.size4(im.get("VirtualSize", im["Size"])),
-                "SharedSize": _count(im.get("SharedSize"), fmt.size),
-                "UniqueSize": _count(None if im.get("SharedSize", -1) < 0 else
-                                     im["Size"] - im["SharedSize"], fmt.size)},
+                "CreatedSince": fmt.ago(im.created), "CreatedAt": fmt.ts(im.created),
+                "Size": fmt.size(im.size), "Digest": digests.get(repo, "<none>"),
+                "Containers": _count(im.containers),
+                "VirtualSize": fmt.size4(im.virtual_size),
+                "SharedSize": _count(im.shared_size, fmt.size),
+                "UniqueSize": _count(None if im.shared_size < 0 else
+                                     im.size - im.shared_size, fmt.size)},
                 None, "*formatter.imageContext", has_labels=False))
     if opts.quiet:
         seen = set()
@@ -113,8 +106,7 @@ def cmd_tag(c: Client, opts: Options, args: list[str]) -> int:
     repo, tag = target, ""
     if target.rfind(":") > target.rfind("/"):
         repo, tag = target.rsplit(":", 1)
-    r = c.send("POST", f"/images/{q(args[0])}/tag", query={"repo": repo, "tag": tag or None})
-    r.close()
+    c.tag_image(args[0], repo, tag)
     return 0
 
 
@@ -129,10 +121,8 @@ def cmd_rmi(c: Client, opts: RmiOptions, args: list[str]) -> int:
     rc = 0
     for name in args:
         try:
-            for item in c.delete(f"/images/{q(name)}", {"force": opts.force or None,
-                                                        "noprune": opts.no_prune or None}):
-                for k, v in item.items():
-                    out(f"{k}: {v}")
+            for what, ref in c.remove_image(name, force=opts.force, no_prune=opts.no_prune):
+                out(f"{what}: {ref}")
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
@@ -150,17 +140,16 @@ class HistoryOptions(Options):
 def cmd_history(c: Client, opts: HistoryOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"history" requires exactly 1 argument.')
-    hist = c.get(f"/images/{q(args[0])}/history")
     rows = []
-    for h in hist:
-        hid = h["Id"]
+    for h in c.image_history(args[0]):
+        hid = h.id
         if hid != "<missing>" and not opts.no_trunc:
             hid = hid.split(":", 1)[-1][:12]
-        by = h.get("CreatedBy") or ""
-        rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
-                             "CreatedAt": fmt.rfc3339(h["Created"]),
+        by = h.created_by
+        rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h.created),
+                             "CreatedAt": fmt.rfc3339(h.created),
                              "CreatedBy": by if opts.no_trunc else fmt.trunc(by, 45),
-                             "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")},
+                             "Size": fmt.size(h.size), "Comment": h.comment},
                             None, "*image.historyContext", has_labels=False))
     if opts.quiet:
         for r in rows:
@@ -184,7 +173,7 @@ def cmd_save(c: Client, opts: SaveOptions, args: list[str]) -> int:
         raise UsageError('"save" requires at least 1 argument.')
     if not opts.output and sys.stdout.isatty():
         raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    r = c.send("GET", "/images/get", query=[("names", n) for n in args])
+    r = c.save_images(args)
     _copy_to(r, opts.output)
     return 0
 
@@ -198,7 +187,7 @@ def cmd_export(c: Client, opts: ExportOptions, args: list[str]) -> int:
         raise UsageError('"export" requires exactly 1 argument.')
     if not opts.output and sys.stdout.isatty():
         raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    r = c.send("GET", f"/containers/{q(args[0])}/export")
+    r = c.export_container(args[0])
     _copy_to(r, opts.output)
     return 0
 
@@ -229,8 +218,7 @@ def cmd_load(c: Client, opts: LoadOptions, args: list[str]) -> int:
             raise BerthError("requested load from stdin, but stdin is empty")
         fh = sys.stdin.buffer  # type: ignore[assignment]
     with fh:
-        r = c.send("POST", "/images/load", query={"quiet": opts.quiet or None}, data=fh,
-                   headers={"Content-Type": "application/x-tar"})
+        r = c.load_images(fh, quiet=opts.quiet)
     for msg in r.iter_json():
         if msg.get("error"):
             err(msg["error"])   # from the stream, as the docker CLI prints it
@@ -248,9 +236,8 @@ class ImagePruneOptions(Options):
 
 def cmd_image_prune(c: Client, opts: ImagePruneOptions, args: list[str]) -> int:
     filters = opts.filter + (["dangling=false"] if opts.all else [])
-    res = c.post("/images/prune", {"filters": parse_filters(filters)})
-    for item in res.get("ImagesDeleted") or []:
-        for k, v in item.items():
-            out(f"{k}: {v}")
-    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
+    res = c.prune_images(parse_filters(filters))
+    for what, ref in res.deleted:
+        out(f"{what}: {ref}")
+    out(f"Total reclaimed space: {fmt.size(res.space_reclaimed)}")
     return 0

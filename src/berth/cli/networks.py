@@ -10,7 +10,7 @@ from berth.cli.common import (
     out,
     parse_filters,
 )
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -43,7 +43,7 @@ def cmd_network_create(c: Client, opts: NetworkCreateOptions, args: list[str]) -
             "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []},
             "Options": dict(o.split("=", 1) for o in opts.opt if "=" in o),
             "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
-    out(c.post("/networks/create", body=body)["Id"])
+    out(c.create_network(body).id)
     return 0
 
 
@@ -55,16 +55,15 @@ class NetworkLsOptions(Options):
 
 
 def cmd_network_ls(c: Client, opts: NetworkLsOptions, args: list[str]) -> int:
-    nets = sorted(c.get("/networks", {"filters": parse_filters(opts.filter)}),
-                  key=lambda n: fmt.natural(n["Name"]))
-    rows = [fmt.Row({"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"],
-                     "Driver": n["Driver"], "Scope": n["Scope"],
-                     "IPv4": "true" if n.get("EnableIPv4") else "false",
-                     "IPv6": "true" if n.get("EnableIPv6") else "false",
-                     "Internal": "true" if n.get("Internal") else "false",
-                     "Labels": fmt.labels_text(n.get("Labels")),
-                     "CreatedAt": fmt.go_time(n.get("Created") or "")},
-                    n.get("Labels"), "*network.networkContext") for n in nets]
+    nets = sorted(c.networks(parse_filters(opts.filter)), key=lambda n: fmt.natural(n.name))
+    rows = [fmt.Row({"ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name,
+                     "Driver": n.driver, "Scope": n.scope,
+                     "IPv4": "true" if n.ipv4 else "false",
+                     "IPv6": "true" if n.ipv6 else "false",
+                     "Internal": "true" if n.internal else "false",
+                     "Labels": fmt.labels_text(n.labels),
+                     "CreatedAt": fmt.go_time(n.created)},
+                    n.labels, "*network.networkContext") for n in nets]
     if opts.quiet:
         for r in rows:
             out(r["ID"])
@@ -80,17 +79,16 @@ def cmd_network_inspect(c: Client, opts: NetworkInspectOptions, args: list[str])
 
 def cmd_network_rm(c: Client, opts: NetworkRmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
-        c.send("DELETE", f"/networks/{q(name)}").close()
+        c.remove_network(name)
     return _each(c, args, "network rm", rm, "remove")
 
 
 def cmd_network_prune(c: Client, opts: NetworkPruneOptions, args: list[str]) -> int:
-    res = c.post("/networks/prune", {"filters": parse_filters(opts.filter)})
-    deleted = res.get("NetworksDeleted") or []
-    if deleted:
+    res = c.prune_networks(parse_filters(opts.filter))
+    if res.deleted:
         out("Deleted Networks:")
-        for d in deleted:
-            out(d)
+        for _, name in res.deleted:
+            out(name)
     return 0
 
 
@@ -108,16 +106,14 @@ def cmd_network_connect(c: Client, opts: NetworkConnectOptions, args: list[str])
         ec["Links"] = list(opts.link)
     if opts.ip:
         ec["IPAMConfig"] = {"IPv4Address": opts.ip}
-    c.send("POST", f"/networks/{q(args[0])}/connect",
-           body={"Container": args[1], "EndpointConfig": ec}).close()
+    c.connect_network(args[0], args[1], ec)
     return 0
 
 
 def cmd_network_disconnect(c: Client, opts: NetworkDisconnectOptions, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"network disconnect" requires exactly 2 arguments.')
-    c.send("POST", f"/networks/{q(args[0])}/disconnect",
-           body={"Container": args[1], "Force": opts.force}).close()
+    c.disconnect_network(args[0], args[1], force=opts.force)
     return 0
 
 

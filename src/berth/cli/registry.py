@@ -19,7 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, integer, string, strings
 from berth.errors import BerthError
 
@@ -231,9 +231,7 @@ def pull(c: Client, image: str, *, all_tags: bool = False, platform: str = "",
         tag = "latest"
         if not quiet:
             stream.write("Using default tag: latest\n")
-    r = c.send("POST", "/images/create",
-               query={"fromImage": name, "tag": tag or None, "platform": platform or None},
-               headers=auth_header(image))
+    r = c.pull_image(name, tag, platform=platform, auth=auth_header(image))
     stream_messages(r, Progress(stream, quiet))
     return str(ref) if not all_tags else ref.repository
 
@@ -270,8 +268,7 @@ def cmd_push(c: Client, opts: PushOptions, args: list[str]) -> int:
     if not tag and not opts.all_tags:
         tag = "latest"
         sys.stdout.write("Using default tag: latest\n")
-    r = c.send("POST", f"/images/{q(name)}/push", query={"tag": tag or None},
-               headers=auth_header(image))
+    r = c.push_image(name, tag, auth=auth_header(image))
     stream_messages(r, Progress(sys.stdout, opts.quiet))
     if opts.quiet:
         sys.stdout.write(f"{ref.familiar}\n")
@@ -311,12 +308,12 @@ def cmd_login(c: Client, opts: LoginOptions, args: list[str]) -> int:
         raise BerthError("Error: Non-null Username Required")
     if not pw:
         raise BerthError("Error: Password Required")
-    res = c.post("/auth", None, {"username": user, "password": pw, "serveraddress": key})
-    if res.get("IdentityToken"):
-        store_credentials(key, "<token>", res["IdentityToken"])
+    res = c.auth(user, pw, key)
+    if res.identity_token:
+        store_credentials(key, "<token>", res.identity_token)
     else:
         store_credentials(key, user, pw)
-    sys.stdout.write(f"{res.get('Status') or 'Login Succeeded'}\n")
+    sys.stdout.write(f"{res.status or 'Login Succeeded'}\n")
     return 0
 
 
@@ -347,13 +344,8 @@ def cmd_search(c: Client, opts: SearchOptions, args: list[str]) -> int:
     first, slash, _ = term.partition("/")
     server = first if slash and ("." in first or ":" in first or first == "localhost") \
         else "docker.io"
-    r = c.send("GET", "/images/search", query={"term": term, "limit": opts.limit or None,
-                                                "filters": parse_filters(opts.filter)},
-               headers=auth_header(f"{server}/x" if server != "docker.io" else "x"))
-    try:
-        results = r.json()
-    finally:
-        r.close()
+    results = c.search_images(term, limit=opts.limit, filters=parse_filters(opts.filter),
+                              auth=auth_header(f"{server}/x" if server != "docker.io" else "x"))
     rows = []
     for r in results:
         desc = " ".join(str(r.get("description") or "").split("\n"))

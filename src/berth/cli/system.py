@@ -125,7 +125,7 @@ def _verbose(df: dict[str, Any]) -> list[str]:
 def cmd_system_df(c: Client, opts: SystemDfOptions, args: list[str]) -> int:
     if args:
         raise UsageError('"system df" accepts no arguments.')
-    df = c.get("/system/df")
+    df = c.disk_usage()
     if opts.verbose:
         if opts.format:
             raise UsageError("--format is not supported with --verbose")
@@ -161,22 +161,20 @@ def cmd_system_prune(c: Client, opts: SystemPruneOptions, args: list[str]) -> in
     filters = parse_filters(opts.filter)
     total = 0
     sections: list[tuple[str, list[str]]] = []
-    res = c.post("/containers/prune", {"filters": filters})
-    sections.append(("Deleted Containers:", res.get("ContainersDeleted") or []))
-    total += int(res.get("SpaceReclaimed") or 0)
+    res = c.prune_containers(filters)
+    sections.append(("Deleted Containers:", [cid for _, cid in res.deleted]))
+    total += res.space_reclaimed
     if opts.volumes:
-        res = c.post("/volumes/prune", {"filters": filters})
-        sections.append(("Deleted Volumes:", res.get("VolumesDeleted") or []))
-        total += int(res.get("SpaceReclaimed") or 0)
-    res = c.post("/networks/prune", {"filters": filters})
-    sections.append(("Deleted Networks:", res.get("NetworksDeleted") or []))
+        res = c.prune_volumes(filters)
+        sections.append(("Deleted Volumes:", [name for _, name in res.deleted]))
+        total += res.space_reclaimed
+    res = c.prune_networks(filters)
+    sections.append(("Deleted Networks:", [name for _, name in res.deleted]))
     image_filters = parse_filters(opts.filter + (["dangling=false"] if opts.all else []))
-    res = c.post("/images/prune", {"filters": image_filters})
-    images = [f"{k}: {v}" for item in res.get("ImagesDeleted") or [] for k, v in item.items()]
-    sections.append(("Deleted Images:", images))
-    total += int(res.get("SpaceReclaimed") or 0)
-    res = c.post("/build/prune")
-    total += int(res.get("SpaceReclaimed") or 0)
+    res = c.prune_images(image_filters)
+    sections.append(("Deleted Images:", [f"{what}: {ref}" for what, ref in res.deleted]))
+    total += res.space_reclaimed
+    total += c.prune_build_cache().space_reclaimed
     for title, items in sections:
         if items:
             sys.stdout.write(title + "\n" + "".join(f"{i}\n" for i in items) + "\n")
@@ -204,8 +202,7 @@ def cmd_events(c: Client, opts: EventsOptions, args: list[str]) -> int:
         except fmt.FormatFailed as e:
             raise fmt.FormatFailed(str(e).replace("template parsing error: ",
                                                   "Error parsing format: "), 64) from None
-    r = c.send("GET", "/events", query={"since": since, "until": until,
-                                        "filters": parse_filters(opts.filter)})
+    r = c.events(since=since, until=until, filters=parse_filters(opts.filter))
     for ev in r.iter_json():
         if tmpl is not None:
             out(fmt.template(tmpl, fmt.Struct(ev, "*events.Message"), "Error parsing format: "))
@@ -240,7 +237,7 @@ def cmd_version(c: Client, opts: VersionOptions, args: list[str]) -> int:
                              "DefaultAPIVersion": c.version, "GitCommit": "",
                              "GoVersion": pyver, "Os": "linux", "Arch": arch, "BuildTime": "",
                              "Context": "default"}, "*system.clientVersion", api)
-        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.get("/version"),
+        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.version_info(),
                                                                   "*types.Version", api)},
                           "system.versionInfo")
         # docker writes it through a tabwriter (cells at least 20 wide, padding 1)
@@ -254,7 +251,7 @@ def cmd_version(c: Client, opts: VersionOptions, args: list[str]) -> int:
     out(" OS/Arch:           linux/" + os.uname().machine)
     out(f" Context:           {c.context}")
     out()
-    v = c.get("/version")
+    v = c.version_info()
     out(f"Server: {v.get('Platform', {}).get('Name', '')}")
     out(" Engine:")
     out(f"  Version:          {v.get('Version')}")
@@ -270,7 +267,7 @@ class InfoOptions(Options):
 
 def cmd_info(c: Client, opts: InfoOptions, args: list[str]) -> int:
     tmpl = fmt.compile_format(opts.format, missingkey="default") if opts.format else None
-    i = c.get("/info")
+    i = c.info()
     if tmpl is not None:
         out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "",
                          partial=True))
@@ -304,6 +301,5 @@ class BuilderPruneOptions(Options):
 
 
 def cmd_builder_prune(c: Client, opts: BuilderPruneOptions, args: list[str]) -> int:
-    res = c.post("/build/prune")
-    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed') or 0)}")
+    out(f"Total reclaimed space: {fmt.size(c.prune_build_cache().space_reclaimed)}")
     return 0

@@ -11,7 +11,7 @@ from berth.cli.common import (
     out,
     parse_filters,
 )
-from berth.client import Client, q
+from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 
 
@@ -32,7 +32,7 @@ def cmd_volume_create(c: Client, opts: VolumeCreateOptions, args: list[str]) -> 
     for o in opts.opt:
         if "=" not in o:
             raise UsageError(f"invalid key value pair format in driver options: {o}")
-    out(c.post("/volumes/create", body=body)["Name"])
+    out(c.create_volume(body))
     return 0
 
 
@@ -43,20 +43,17 @@ class VolumeLsOptions(Options):
 
 
 def cmd_volume_ls(c: Client, opts: VolumeLsOptions, args: list[str]) -> int:
-    vols = sorted(c.get("/volumes", {"filters": parse_filters(opts.filter)})["Volumes"] or [],
-                  key=lambda v: fmt.natural(v["Name"]))
+    vols = sorted(c.volumes(parse_filters(opts.filter)), key=lambda v: fmt.natural(v.name))
     if opts.quiet:
         for v in vols:
-            out(v["Name"])
+            out(v.name)
         return 0
-    rows = [fmt.Row({"Name": v["Name"], "Driver": v["Driver"], "Scope": v.get("Scope", "local"),
-                     "Mountpoint": v.get("Mountpoint", ""),
-                     "Labels": fmt.labels_text(v.get("Labels")),
-                     "Links": _count((v.get("UsageData") or {}).get("RefCount")),
-                     "Size": _count((v.get("UsageData") or {}).get("Size"), fmt.size),
+    rows = [fmt.Row({"Name": v.name, "Driver": v.driver, "Scope": v.scope,
+                     "Mountpoint": v.mountpoint, "Labels": fmt.labels_text(v.labels),
+                     "Links": _count(v.ref_count), "Size": _count(v.size, fmt.size),
                      # cluster volumes' fields: N/A for a local one, as docker shows them
                      "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
-                    v.get("Labels"), "*formatter.volumeContext") for v in vols]
+                    v.labels, "*formatter.volumeContext") for v in vols]
     fmt.render(rows, opts.format, [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
     return 0
 
@@ -67,20 +64,19 @@ def cmd_volume_inspect(c: Client, opts: VolumeInspectOptions, args: list[str]) -
 
 def cmd_volume_rm(c: Client, opts: VolumeRmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
-        c.send("DELETE", f"/volumes/{q(name)}", query={"force": opts.force or None}).close()
+        c.remove_volume(name, force=opts.force)
     return _each(c, args, "volume rm", rm, "remove")
 
 
 def cmd_volume_prune(c: Client, opts: VolumePruneOptions, args: list[str]) -> int:
     filters = opts.filter + (["all=true"] if opts.all else [])
-    res = c.post("/volumes/prune", {"filters": parse_filters(filters)})
-    deleted = res.get("VolumesDeleted") or []
-    if deleted:
+    res = c.prune_volumes(parse_filters(filters))
+    if res.deleted:
         out("Deleted Volumes:")
-        for d in deleted:
-            out(d)
+        for _, name in res.deleted:
+            out(name)
         out()
-    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
+    out(f"Total reclaimed space: {fmt.size(res.space_reclaimed)}")
     return 0
 
 
