@@ -8,11 +8,15 @@ cost. A benchmark, not a test: run it by hand as root.
 With `--baseline`, the same commands run from another checkout's `src` too (for instance
 `git archive main src | tar -x -C /tmp/base`), alternating with this one's, so a busy machine
 slows both alike; the medians and their ratio (this / baseline) are printed.
+
+Both run from compiled bytecode, as an installed berth does: the checkouts are compiled
+first, and PYTHONDONTWRITEBYTECODE is cleared (without it every run would time the compiler).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,11 @@ def import_ms(launcher: Path, args: list[str], env: dict[str, str]) -> tuple[flo
     return total / 1000, own / 1000
 
 
+def _bytecode_env(env: dict[str, str]) -> dict[str, str]:
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20, help="runs per command and checkout")
@@ -56,7 +65,12 @@ def main() -> None:
         rootfs = base / "busybox.tar"
         subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
         (base / "b").mkdir()
+        srcs = [ROOT / "src"] + ([args.baseline] if args.baseline else [])
+        for src in srcs:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True,
+                           env=_bytecode_env(dict(os.environ)), stdout=subprocess.DEVNULL)
         with berthd(base / "b", rootfs, name="clistart", bip="10.197.0.1/24") as env:
+            env = _bytecode_env(env)
             for i in range(3):
                 subprocess.run([str(BIN / "berth"), "create", "--name", f"c{i}", "benchbox",
                                 "true"], env=env, check=True, capture_output=True)
@@ -75,11 +89,12 @@ def main() -> None:
                 line = f"berth {what}:"
                 for which, launcher in launchers.items():
                     xs = times[(which, what)]
-                    imp = [import_ms(launcher, argv, env) for _ in range(5)]
+                    imp = [import_ms(launcher, argv, env) for _ in range(args.n)]
+                    # the least of N: what the imports cost when nothing else ran
                     line += (f" {which} median {statistics.median(xs) * 1000:.1f} ms "
-                             f"(min {min(xs) * 1000:.1f}), imports "
-                             f"{statistics.median(i[0] for i in imp):.1f} ms "
-                             f"(berth's {statistics.median(i[1] for i in imp):.1f});")
+                             f"(min {min(xs) * 1000:.1f}), imports min "
+                             f"{min(i[0] for i in imp):.2f} ms "
+                             f"(berth's {min(i[1] for i in imp):.2f});")
                 if args.baseline:
                     ratio = (statistics.median(times[("this", what)])
                              / statistics.median(times[("baseline", what)]))
