@@ -175,11 +175,11 @@ def cmd_attach(c: Client, opts: AttachOptions, args: list[str]) -> int:
     if opts.detach_keys:
         _check_detach_keys(opts.detach_keys)
     info = c.inspect_container(args[0])
-    cid = info.id
-    if not info.running:
+    cid = info["Id"]
+    if not info["State"]["Running"]:
         raise BerthError("You cannot attach to a stopped container, start it first")
-    tty = info.tty
-    stdin = info.open_stdin and not opts.no_stdin
+    tty = bool(info["Config"]["Tty"])
+    stdin = bool(info["Config"]["OpenStdin"]) and not opts.no_stdin
     if tty and stdin and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
@@ -189,7 +189,7 @@ def cmd_attach(c: Client, opts: AttachOptions, args: list[str]) -> int:
     if _session(r, tty=tty, stdin=stdin, keys=opts.detach_keys,
                 resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
         return 0
-    return c.wait_container(cid).status_code
+    return c.wait_container(cid).get("StatusCode", 0)
 
 
 class ExecOptions(Options):
@@ -223,7 +223,7 @@ def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
     size = _term_size() if opts.tty else None
     if size:
         body["ConsoleSize"] = list(size)
-    eid = c.create_exec(args[0], body)
+    eid = c.create_exec(args[0], body)["Id"]
     r = c.start_exec(eid, tty=opts.tty, detach=detach, console_size=list(size) if size else None)
     if r is None:
         return 0
@@ -231,7 +231,7 @@ def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
                 keys=opts.detach_keys,
                 resize=lambda h, w: _resize(c.resize_exec, eid, h, w)):
         return 0
-    code = c.inspect_exec(eid).exit_code
+    code = c.inspect_exec(eid).get("ExitCode")
     return code if code is not None else 0
 
 
@@ -250,9 +250,9 @@ def cmd_start(c: Client, opts: StartOptions, args: list[str]) -> int:
         if opts.detach_keys:
             _check_detach_keys(opts.detach_keys)
         info = c.inspect_container(args[0])
-        cid = info.id
-        tty = info.tty
-        stdin = opts.interactive and info.open_stdin
+        cid = info["Id"]
+        tty = bool(info["Config"]["Tty"])
+        stdin = opts.interactive and bool(info["Config"]["OpenStdin"])
         started = _attach_and_start(c, cid, stdin=stdin, keys=opts.detach_keys,
                                     condition="next-exit", prefix="")
         if isinstance(started, int):
@@ -261,7 +261,7 @@ def cmd_start(c: Client, opts: StartOptions, args: list[str]) -> int:
         if _session(attach, tty=tty, stdin=stdin, keys=opts.detach_keys,
                     resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
             return 0
-        return wait.result().status_code
+        return wait.result().get("StatusCode", 0)
     rc = 0
     for name in args:
         try:

@@ -326,9 +326,9 @@ def cmd_commit(c: Client, opts: CommitOptions, args: list[str]) -> int:
         repo = args[1]
         if repo.rfind(":") > repo.rfind("/"):
             repo, tag = repo.rsplit(":", 1)
-    image_id = c.commit(args[0], repo=repo, tag=tag, comment=opts.message, author=opts.author,
-                        pause=opts.pause not in ("false", "0"), changes=opts.change)
-    sys.stdout.write(image_id + "\n")
+    res = c.commit(args[0], repo=repo, tag=tag, comment=opts.message, author=opts.author,
+                   pause=opts.pause not in ("false", "0"), changes=opts.change)
+    sys.stdout.write(res["Id"] + "\n")
     return 0
 
 
@@ -336,7 +336,7 @@ def cmd_diff(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"diff" requires exactly 1 argument.')
     for ch in c.container_changes(args[0]):
-        sys.stdout.write(f"{'CAD'[ch.kind] if 0 <= ch.kind < 3 else '?'} {ch.path}\n")
+        sys.stdout.write(f"{'CAD'[ch['Kind']]} {ch['Path']}\n")
     return 0
 
 

@@ -81,11 +81,11 @@ def cmd_inspect(c: Client, opts: InspectOptions, args: list[str], kind: str = ""
     results, kinds = [], []
     rc = 0
     for name in args:
-        obj = None
+        obj: Any = None
         for k in (["container", "image"] if not kind else [kind]):
             try:
                 if k == "container":
-                    obj = c.inspect_container(name, size=opts.size).raw
+                    obj = c.inspect_container(name, size=opts.size)
                 else:
                     obj = c.inspect_image(name)
                 break

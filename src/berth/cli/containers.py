@@ -48,27 +48,30 @@ def cmd_ps(c: Client, opts: PsOptions, args: list[str]) -> int:
                       filters=parse_filters(opts.filter))
     if opts.quiet:
         for ct in cs:
-            out(ct.id if opts.no_trunc else ct.id[:12])
+            out(ct["Id"] if opts.no_trunc else ct["Id"][:12])
         return 0
     rows = []
     for ct in cs:
-        row = {"ID": ct.id if opts.no_trunc else ct.id[:12],
-               "Image": ct.image if opts.no_trunc or not ct.image.startswith("sha256:")
-               else ct.image[7:19],
-               "Command": json.dumps(ct.command if opts.no_trunc else fmt.trunc(ct.command, 20),
+        cmd = ct["Command"]
+        mounts = ct.get("Mounts") or []
+        row = {"ID": ct["Id"] if opts.no_trunc else ct["Id"][:12],
+               "Image": ct["Image"] if opts.no_trunc or not ct["Image"].startswith("sha256:")
+               else ct["Image"][7:19],
+               "Command": json.dumps(cmd if opts.no_trunc else fmt.trunc(cmd, 20),
                                      ensure_ascii=False),
-               "RunningFor": fmt.ago(ct.created), "CreatedAt": fmt.ts(ct.created),
-               "Status": ct.status, "Ports": _ports_text(ct.ports),
-               "Names": ",".join(n.lstrip("/") for n in ct.names), "State": ct.state,
-               "Labels": fmt.labels_text(ct.labels),
-               "Networks": ",".join(ct.networks),
+               "RunningFor": fmt.ago(ct["Created"]), "CreatedAt": fmt.ts(ct["Created"]),
+               "Status": ct["Status"], "Ports": _ports_text(ct.get("Ports") or []),
+               "Names": ",".join(n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
+               "Labels": fmt.labels_text(ct.get("Labels")),
+               "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
                "Mounts": ",".join(
-                   m.name or m.source if opts.no_trunc else fmt.trunc(m.name or m.source, 15)
-                   for m in ct.mounts),
-               "LocalVolumes": str(sum(1 for m in ct.mounts if m.driver == "local"))}
+                   m.get("Name") or m.get("Source", "") if opts.no_trunc else
+                   fmt.trunc(m.get("Name") or m.get("Source", ""), 15) for m in mounts),
+               "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local"))}
         if opts.size:
-            row["Size"] = f"{fmt.size(ct.size_rw)} (virtual {fmt.size(ct.size_root_fs)})"
-        rows.append(fmt.Row(row, ct.labels, "*formatter.ContainerContext"))
+            row["Size"] = (f"{fmt.size(ct.get('SizeRw', 0))} "
+                           f"(virtual {fmt.size(ct.get('SizeRootFs', 0))})")
+        rows.append(fmt.Row(row, ct.get("Labels"), "*formatter.ContainerContext"))
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
             ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
             ("NAMES", "Names")]
@@ -82,17 +85,18 @@ def cmd_ps(c: Client, opts: PsOptions, args: list[str]) -> int:
 def _ports_text(ports: list[Port]) -> str:
     parts = []
     for p in ports:
-        if p.public_port:
-            parts.append(f"{p.ip or '0.0.0.0'}:{p.public_port}->{p.private_port}/{p.type}")
+        if p.get("PublicPort"):
+            parts.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
+                         f"{p['PrivatePort']}/{p['Type']}")
         else:
-            parts.append(f"{p.private_port}/{p.type}")
+            parts.append(f"{p['PrivatePort']}/{p['Type']}")
     return ", ".join(parts)
 
 
 def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     if not 1 <= len(args) <= 2:
         raise UsageError('"port" requires at least 1 and at most 2 arguments.')
-    ports = c.inspect_container(args[0]).port_bindings
+    ports = c.inspect_container(args[0])["NetworkSettings"].get("Ports") or {}
     want = args[1] if len(args) > 1 else None
     if want and "/" not in want:
         want += "/tcp"
@@ -100,9 +104,10 @@ def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     for key, binds in sorted(ports.items()):
         if want and key != want:
             continue
-        for host_ip, host_port in binds:
+        for b in binds or []:
             found = True
-            out(f"{host_ip}:{host_port}" if want else f"{key} -> {host_ip}:{host_port}")
+            out(f"{b['HostIp']}:{b['HostPort']}" if want else
+                f"{key} -> {b['HostIp']}:{b['HostPort']}")
     if want and not found:
         raise BerthError(f"No public port '{want}' published for {args[0]}")
     return 0
@@ -131,10 +136,10 @@ def cmd_logs(c: Client, opts: LogsOptions, args: list[str]) -> int:
         until = fmt.parse_time(opts.until) if opts.until else None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    r = c.container_logs(info.id, follow=opts.follow, timestamps=opts.timestamps,
+    r = c.container_logs(info["Id"], follow=opts.follow, timestamps=opts.timestamps,
                          tail=opts.tail, since=since, until=until)
     from berth.cli.attach import _pump_output
-    _pump_output(r, info.tty)
+    _pump_output(r, bool(info["Config"]["Tty"]))
     return 0
 
 
@@ -188,7 +193,7 @@ def cmd_wait(c: Client, opts: Options, args: list[str]) -> int:
     rc = 0
     for name in args:
         try:
-            out(str(c.wait_container(name).status_code))
+            out(str(c.wait_container(name).get("StatusCode", 0)))
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
@@ -209,12 +214,13 @@ class ContainerPruneOptions(Options):
 
 def cmd_container_prune(c: Client, opts: ContainerPruneOptions, args: list[str]) -> int:
     res = c.prune_containers(parse_filters(opts.filter))
-    if res.deleted:
+    deleted = res.get("ContainersDeleted") or []
+    if deleted:
         out("Deleted Containers:")
-        for _, cid in res.deleted:
-            out(cid)
+        for d in deleted:
+            out(d)
         out()
-    out(f"Total reclaimed space: {fmt.size(res.space_reclaimed)}")
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
     return 0
 
 
@@ -258,8 +264,8 @@ def cmd_top(c: Client, opts: Options, args: list[str]) -> int:
     if not args:
         raise UsageError('"top" requires at least 1 argument.')
     top = c.container_top(args[0], " ".join(args[1:]))
-    rows = [dict(zip(top.titles, p, strict=False)) for p in top.processes]
-    fmt.render(rows, "", [(t, t) for t in top.titles])
+    rows = [dict(zip(top["Titles"], p, strict=False)) for p in top["Processes"]]
+    fmt.render(rows, "", [(t, t) for t in top["Titles"]])
     return 0
 
 
@@ -295,7 +301,7 @@ def _stats_row(s: dict[str, Any]) -> dict[str, str]:
 
 
 def cmd_stats(c: Client, opts: StatsOptions, args: list[str]) -> int:
-    names = args or [ct.id for ct in c.containers(all=opts.all)]
+    names = args or [ct["Id"] for ct in c.containers(all=opts.all)]
     cols = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
             ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
             ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]

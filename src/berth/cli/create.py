@@ -443,12 +443,12 @@ def _create(c: Client, opts: CreateOptions, args: list[str], detached: bool) -> 
         err(f"Unable to find image '{ref}' locally")
         _pull(c, image, opts.platform)
         res = c.create_container(body, name)
-    for w in res.warnings:
+    for w in res.get("Warnings") or []:
         err(f"WARNING: {w}")
     if opts.cidfile:
         with open(opts.cidfile, "w") as f:
-            f.write(res.id)
-    return res.id
+            f.write(res["Id"])
+    return res["Id"]
 
 
 def _pull(c: Client, image: str, platform: str = "") -> None:
@@ -494,6 +494,7 @@ def cmd_run(c: Client, opts: RunOptions, args: list[str]) -> int:
         wait.close()
         return 0
     res = wait.result()
-    if res.error:
-        err(f"berth: Error response from daemon: {res.error}")
-    return res.status_code
+    error = (res.get("Error") or {}).get("Message")
+    if error:
+        err(f"berth: Error response from daemon: {error}")
+    return res.get("StatusCode", 0)

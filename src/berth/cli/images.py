@@ -68,22 +68,22 @@ def cmd_images(c: Client, opts: ImagesOptions, args: list[str]) -> int:
     filters = opts.filter + ([f"reference={args[0]}"] if args else [])
     rows = []
     for im in c.images(all=opts.all, filters=parse_filters(filters)):
-        iid = im.id if opts.no_trunc else im.id.split(":", 1)[-1][:12]
-        digests = dict(d.split("@", 1) for d in im.repo_digests if "@" in d)
-        tags = im.repo_tags
+        iid = im["Id"] if opts.no_trunc else im["Id"].split(":", 1)[-1][:12]
+        digests = dict(d.split("@", 1) for d in im.get("RepoDigests") or [] if "@" in d)
+        tags = im.get("RepoTags") or []
         if not tags:  # as Docker: an image known only by digest shows its repository
             tags = [f"{r}:<none>" for r in digests] or ["<none>:<none>"]
         for t in tags:
             repo, _, tag = t.rpartition(":") if t.rfind(":") > t.rfind("/") else (t, "", "<none>")
             rows.append(fmt.Row({
                 "Repository": repo, "Tag": tag, "ID": iid,
-                "CreatedSince": fmt.ago(im.created), "CreatedAt": fmt.ts(im.created),
-                "Size": fmt.size(im.size), "Digest": digests.get(repo, "<none>"),
-                "Containers": _count(im.containers),
-                "VirtualSize": fmt.size4(im.virtual_size),
-                "SharedSize": _count(im.shared_size, fmt.size),
-                "UniqueSize": _count(None if im.shared_size < 0 else
-                                     im.size - im.shared_size, fmt.size)},
+                "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
+                "Size": fmt.size(im["Size"]), "Digest": digests.get(repo, "<none>"),
+                "Containers": _count(im.get("Containers")),
+                "VirtualSize": fmt.size4(im.get("VirtualSize", im["Size"])),
+                "SharedSize": _count(im.get("SharedSize"), fmt.size),
+                "UniqueSize": _count(None if im.get("SharedSize", -1) < 0 else
+                                     im["Size"] - im["SharedSize"], fmt.size)},
                 None, "*formatter.imageContext", has_labels=False))
     if opts.quiet:
         seen = set()
@@ -121,8 +121,9 @@ def cmd_rmi(c: Client, opts: RmiOptions, args: list[str]) -> int:
     rc = 0
     for name in args:
         try:
-            for what, ref in c.remove_image(name, force=opts.force, no_prune=opts.no_prune):
-                out(f"{what}: {ref}")
+            for item in c.remove_image(name, force=opts.force, no_prune=opts.no_prune):
+                for k, v in item.items():
+                    out(f"{k}: {v}")
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
@@ -142,14 +143,14 @@ def cmd_history(c: Client, opts: HistoryOptions, args: list[str]) -> int:
         raise UsageError('"history" requires exactly 1 argument.')
     rows = []
     for h in c.image_history(args[0]):
-        hid = h.id
+        hid = h["Id"]
         if hid != "<missing>" and not opts.no_trunc:
             hid = hid.split(":", 1)[-1][:12]
-        by = h.created_by
-        rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h.created),
-                             "CreatedAt": fmt.rfc3339(h.created),
+        by = h.get("CreatedBy") or ""
+        rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
+                             "CreatedAt": fmt.rfc3339(h["Created"]),
                              "CreatedBy": by if opts.no_trunc else fmt.trunc(by, 45),
-                             "Size": fmt.size(h.size), "Comment": h.comment},
+                             "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")},
                             None, "*image.historyContext", has_labels=False))
     if opts.quiet:
         for r in rows:
@@ -237,7 +238,8 @@ class ImagePruneOptions(Options):
 def cmd_image_prune(c: Client, opts: ImagePruneOptions, args: list[str]) -> int:
     filters = opts.filter + (["dangling=false"] if opts.all else [])
     res = c.prune_images(parse_filters(filters))
-    for what, ref in res.deleted:
-        out(f"{what}: {ref}")
-    out(f"Total reclaimed space: {fmt.size(res.space_reclaimed)}")
+    for item in res.get("ImagesDeleted") or []:
+        for k, v in item.items():
+            out(f"{k}: {v}")
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
     return 0

@@ -43,7 +43,7 @@ def cmd_network_create(c: Client, opts: NetworkCreateOptions, args: list[str]) -
             "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []},
             "Options": dict(o.split("=", 1) for o in opts.opt if "=" in o),
             "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
-    out(c.create_network(body).id)
+    out(c.create_network(body)["Id"])
     return 0
 
 
@@ -55,15 +55,15 @@ class NetworkLsOptions(Options):
 
 
 def cmd_network_ls(c: Client, opts: NetworkLsOptions, args: list[str]) -> int:
-    nets = sorted(c.networks(parse_filters(opts.filter)), key=lambda n: fmt.natural(n.name))
-    rows = [fmt.Row({"ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name,
-                     "Driver": n.driver, "Scope": n.scope,
-                     "IPv4": "true" if n.ipv4 else "false",
-                     "IPv6": "true" if n.ipv6 else "false",
-                     "Internal": "true" if n.internal else "false",
-                     "Labels": fmt.labels_text(n.labels),
-                     "CreatedAt": fmt.go_time(n.created)},
-                    n.labels, "*network.networkContext") for n in nets]
+    nets = sorted(c.networks(parse_filters(opts.filter)), key=lambda n: fmt.natural(n["Name"]))
+    rows = [fmt.Row({"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"],
+                     "Driver": n["Driver"], "Scope": n["Scope"],
+                     "IPv4": "true" if n.get("EnableIPv4") else "false",
+                     "IPv6": "true" if n.get("EnableIPv6") else "false",
+                     "Internal": "true" if n.get("Internal") else "false",
+                     "Labels": fmt.labels_text(n.get("Labels")),
+                     "CreatedAt": fmt.go_time(n.get("Created") or "")},
+                    n.get("Labels"), "*network.networkContext") for n in nets]
     if opts.quiet:
         for r in rows:
             out(r["ID"])
@@ -85,10 +85,11 @@ def cmd_network_rm(c: Client, opts: NetworkRmOptions, args: list[str]) -> int:
 
 def cmd_network_prune(c: Client, opts: NetworkPruneOptions, args: list[str]) -> int:
     res = c.prune_networks(parse_filters(opts.filter))
-    if res.deleted:
+    deleted = res.get("NetworksDeleted") or []
+    if deleted:
         out("Deleted Networks:")
-        for _, name in res.deleted:
-            out(name)
+        for d in deleted:
+            out(d)
     return 0
 
 

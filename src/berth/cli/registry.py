@@ -309,11 +309,11 @@ def cmd_login(c: Client, opts: LoginOptions, args: list[str]) -> int:
     if not pw:
         raise BerthError("Error: Password Required")
     res = c.auth(user, pw, key)
-    if res.identity_token:
-        store_credentials(key, "<token>", res.identity_token)
+    if res.get("IdentityToken"):
+        store_credentials(key, "<token>", res["IdentityToken"])
     else:
         store_credentials(key, user, pw)
-    sys.stdout.write(f"{res.status or 'Login Succeeded'}\n")
+    sys.stdout.write(f"{res.get('Status') or 'Login Succeeded'}\n")
     return 0
 
 

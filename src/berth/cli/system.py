@@ -162,19 +162,20 @@ def cmd_system_prune(c: Client, opts: SystemPruneOptions, args: list[str]) -> in
     total = 0
     sections: list[tuple[str, list[str]]] = []
     res = c.prune_containers(filters)
-    sections.append(("Deleted Containers:", [cid for _, cid in res.deleted]))
-    total += res.space_reclaimed
+    sections.append(("Deleted Containers:", res.get("ContainersDeleted") or []))
+    total += res.get("SpaceReclaimed") or 0
     if opts.volumes:
         res = c.prune_volumes(filters)
-        sections.append(("Deleted Volumes:", [name for _, name in res.deleted]))
-        total += res.space_reclaimed
+        sections.append(("Deleted Volumes:", res.get("VolumesDeleted") or []))
+        total += res.get("SpaceReclaimed") or 0
     res = c.prune_networks(filters)
-    sections.append(("Deleted Networks:", [name for _, name in res.deleted]))
+    sections.append(("Deleted Networks:", res.get("NetworksDeleted") or []))
     image_filters = parse_filters(opts.filter + (["dangling=false"] if opts.all else []))
     res = c.prune_images(image_filters)
-    sections.append(("Deleted Images:", [f"{what}: {ref}" for what, ref in res.deleted]))
-    total += res.space_reclaimed
-    total += c.prune_build_cache().space_reclaimed
+    images = [f"{k}: {v}" for item in res.get("ImagesDeleted") or [] for k, v in item.items()]
+    sections.append(("Deleted Images:", images))
+    total += res.get("SpaceReclaimed") or 0
+    total += c.prune_build_cache().get("SpaceReclaimed") or 0
     for title, items in sections:
         if items:
             sys.stdout.write(title + "\n" + "".join(f"{i}\n" for i in items) + "\n")
@@ -301,5 +302,5 @@ class BuilderPruneOptions(Options):
 
 
 def cmd_builder_prune(c: Client, opts: BuilderPruneOptions, args: list[str]) -> int:
-    out(f"Total reclaimed space: {fmt.size(c.prune_build_cache().space_reclaimed)}")
+    out(f"Total reclaimed space: {fmt.size(c.prune_build_cache().get('SpaceReclaimed') or 0)}")
     return 0

@@ -32,7 +32,7 @@ def cmd_volume_create(c: Client, opts: VolumeCreateOptions, args: list[str]) -> 
     for o in opts.opt:
         if "=" not in o:
             raise UsageError(f"invalid key value pair format in driver options: {o}")
-    out(c.create_volume(body))
+    out(c.create_volume(body)["Name"])
     return 0
 
 
@@ -43,17 +43,19 @@ class VolumeLsOptions(Options):
 
 
 def cmd_volume_ls(c: Client, opts: VolumeLsOptions, args: list[str]) -> int:
-    vols = sorted(c.volumes(parse_filters(opts.filter)), key=lambda v: fmt.natural(v.name))
+    vols = sorted(c.volumes(parse_filters(opts.filter)), key=lambda v: fmt.natural(v["Name"]))
     if opts.quiet:
         for v in vols:
-            out(v.name)
+            out(v["Name"])
         return 0
-    rows = [fmt.Row({"Name": v.name, "Driver": v.driver, "Scope": v.scope,
-                     "Mountpoint": v.mountpoint, "Labels": fmt.labels_text(v.labels),
-                     "Links": _count(v.ref_count), "Size": _count(v.size, fmt.size),
+    rows = [fmt.Row({"Name": v["Name"], "Driver": v["Driver"], "Scope": v.get("Scope", "local"),
+                     "Mountpoint": v.get("Mountpoint", ""),
+                     "Labels": fmt.labels_text(v.get("Labels")),
+                     "Links": _count((v.get("UsageData") or {}).get("RefCount")),
+                     "Size": _count((v.get("UsageData") or {}).get("Size"), fmt.size),
                      # cluster volumes' fields: N/A for a local one, as docker shows them
                      "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
-                    v.labels, "*formatter.volumeContext") for v in vols]
+                    v.get("Labels"), "*formatter.volumeContext") for v in vols]
     fmt.render(rows, opts.format, [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
     return 0
 
@@ -71,12 +73,13 @@ def cmd_volume_rm(c: Client, opts: VolumeRmOptions, args: list[str]) -> int:
 def cmd_volume_prune(c: Client, opts: VolumePruneOptions, args: list[str]) -> int:
     filters = opts.filter + (["all=true"] if opts.all else [])
     res = c.prune_volumes(parse_filters(filters))
-    if res.deleted:
+    deleted = res.get("VolumesDeleted") or []
+    if deleted:
         out("Deleted Volumes:")
-        for _, name in res.deleted:
-            out(name)
+        for d in deleted:
+            out(d)
         out()
-    out(f"Total reclaimed space: {fmt.size(res.space_reclaimed)}")
+    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed', 0))}")
     return 0
 
 
