@@ -42,12 +42,10 @@ def test_exit_codes_come_from_error_types(capsys: pytest.CaptureFixture[str],
     assert m.run(["-H", "unix:///nowhere.sock", "--context", "x", "ps"]) == 1
     assert capsys.readouterr().err == (
         "conflicting options: cannot specify both --host and --context\n")
-    from berth.cli import common
-
     def fails(c: object, opts: object, args: object) -> int:
-        raise common.CommandFailed("step 2 failed", 3)
-    monkeypatch.setitem(m.COMMANDS, "wait", ("common", "", "fails", "", "test"))
-    monkeypatch.setattr(common, "fails", fails, raising=False)
+        raise m.CommandFailed("step 2 failed", 3)
+    monkeypatch.setitem(m.COMMANDS, "wait", ("main", "", "fails", "", "test"))
+    monkeypatch.setattr(m, "fails", fails, raising=False)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
     assert m.run(["wait", "x"]) == 3
     assert capsys.readouterr().err == "step 2 failed\n"

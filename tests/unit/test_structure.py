@@ -148,9 +148,9 @@ def test_cli_fast_path_is_lean() -> None:
 
 
 @pytest.mark.parametrize(("command", "modules"), [
-    ("ps", ["common", "containers", "fmt", "main"]),
-    ("exec", ["attach", "common", "fmt", "main"]),
-    ("run", ["attach", "common", "create", "fmt", "main", "runflags"]),
+    ("ps", ["containers", "fmt", "main"]),
+    ("exec", ["attach", "main"]),
+    ("run", ["attach", "create", "main", "runflags"]),
 ])
 def test_cli_commands_load_only_their_module(command: str, modules: list[str]) -> None:
     """The command table loads one command group's module: `ps` does not pay for `run`'s flags

@@ -8,13 +8,7 @@ import _thread
 import os
 import sys
 
-from berth.cli.common import (
-    ENGINE_ERROR,
-    _env_list,
-    _term_size,
-    err,
-    out,
-)
+from berth.cli.main import ENGINE_ERROR, err, out
 from berth.client import Client, ConnectionFailed, Response, Waiting
 from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.detachkeys import DEFAULT as DEFAULT_DETACH_KEYS
@@ -25,6 +19,44 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+
+def _term_size() -> tuple[int, int] | None:
+    try:
+        sz = os.get_terminal_size(sys.stdout.fileno())
+        return sz.lines, sz.columns
+    except OSError:
+        return None
+
+
+def _env_list(env_files: list[str], items: list[str]) -> list[str]:
+    """`--env-file` and `-e`, in that order, as `K=V` (or a bare `K`)."""
+    env: list[str] = []
+    for path in env_files:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            env.append(_env_item(line))
+    for item in items:
+        env.append(_env_item(item))
+    return [x for x in env if x]
+
+
+def _env_item(e: str) -> str:
+    if "=" in e:
+        if e.startswith("="):
+            raise UsageError(f"invalid environment variable: {e}")
+        return e
+    # as the docker CLI: the value from the client's environment, or the bare name, which the
+    # daemon keeps in Config.Env and which unsets the name in the process
+    v = os.environ.get(e)
+    return f"{e}={v}" if v is not None else e
 
 
 def _start_error_code(message: str) -> int:

@@ -21,7 +21,7 @@ import time
 from typing import Any, BinaryIO
 
 from berth import dockerignore
-from berth.cli.common import CommandFailed
+from berth.cli.main import CommandFailed
 from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.errors import BerthError

@@ -6,7 +6,7 @@ Imports `cli.main`'s table, and through it every command module: only this comma
 
 from __future__ import annotations
 
-from berth.cli.common import out
+from berth.cli.main import out
 from berth.cmdline import UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up

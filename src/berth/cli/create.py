@@ -8,17 +8,14 @@ import sys
 from berth.cli.attach import (
     _attach_and_start,
     _check_detach_keys,
+    _env_list,
     _proxy_signals,
     _resize,
     _session,
     _start_error_code,
-)
-from berth.cli.common import (
-    _env_list,
     _term_size,
-    err,
-    out,
 )
+from berth.cli.main import err, out
 from berth.cli.runflags import (
     _device_rate,
     _gpus,

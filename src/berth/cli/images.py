@@ -7,12 +7,8 @@ import os
 import sys
 
 from berth.cli import fmt
-from berth.cli.common import (
-    _count,
-    err,
-    out,
-    parse_filters,
-)
+from berth.cli.fmt import _count
+from berth.cli.main import err, out, parse_filters
 from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.errors import BerthError

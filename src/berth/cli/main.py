@@ -3,7 +3,10 @@
 Each command lives in the module of its group (containers, create, attach, images, networks,
 volumes, system, registry, build, cp, context) and only the one a command needs is imported:
 `berth ps`, `run` and `exec` must not import aiohttp, rich, YAML or the daemon (a unit test
-checks `sys.modules`). Imports `client`, `cmdline`, `cli.common`.
+checks `sys.modules`). `--version` and `--help` import nothing else of berth's but
+`cmdline` and `errors`: the client and the command's module come once a command runs. Also
+what every command module shares (output, exit codes, filters, the one-name-at-a-time loop).
+Imports `client`, `cmdline`, `errors`.
 """
 
 from __future__ import annotations
@@ -11,15 +14,6 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cli import fmt
-from berth.cli.common import ENGINE_ERROR, CommandFailed, err, out
-from berth.client import (
-    DEFAULT_HOST,
-    Client,
-    ConflictingOptions,
-    ConnectionFailed,
-    InvalidHost,
-)
 from berth.cmdline import (
     Options,
     UsageError,
@@ -35,6 +29,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from berth.client import Client
 
     Handler = Callable[[Client, Any, list[str]], int]
     # a command's flags: its options class (berth.cmdline)
@@ -84,7 +80,7 @@ COMMANDS: dict[str, Command] = {
               "Display a live stream of container(s) resource usage"),
     "events": ("system", "EventsOptions", "cmd_events", "[OPTIONS]",
                "Get real time events from the server"),
-    "inspect": ("common", "InspectOptions", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
+    "inspect": ("containers", "InspectOptions", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
                 "Return low-level information on berth objects"),
     "export": ("images", "ExportOptions", "cmd_export", "[OPTIONS] CONTAINER",
                "Export a container's filesystem as a tar archive"),
@@ -176,7 +172,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "ps": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
         "prune": ("containers", "ContainerPruneOptions", "cmd_container_prune", "[OPTIONS]",
                   "Remove all stopped containers"),
-        "inspect": ("common", "InspectOptions", "cmd_container_inspect",
+        "inspect": ("containers", "InspectOptions", "cmd_container_inspect",
                     "[OPTIONS] CONTAINER [CONTAINER...]",
                     ""),
         **{k: COMMANDS[k] for k in (
@@ -211,7 +207,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "rm": ("images", "RmiOptions", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", ""),
         "prune": ("images", "ImagePruneOptions", "cmd_image_prune",
                   "[OPTIONS]", "Remove unused images"),
-        "inspect": ("common", "InspectOptions", "cmd_image_inspect",
+        "inspect": ("containers", "InspectOptions", "cmd_image_inspect",
                     "[OPTIONS] IMAGE [IMAGE...]", ""),
         **{k: COMMANDS[k] for k in (
             "import", "tag", "history", "save", "load", "pull", "push", "build",)},
@@ -259,6 +255,7 @@ GLOBAL = GlobalOptions
 def make_client(gopts: GlobalOptions) -> Client:
     """The client for the context this command talks to (berth.client.contexts). A unix
     socket's costs nothing more than before but a look at config.json."""
+    from berth.client import Client, InvalidHost
     if gopts.config:
         os.environ["DOCKER_CONFIG"] = gopts.config
     hosts = gopts.host
@@ -311,6 +308,65 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# --- what the command modules share (here, where nothing more has to be imported) -----------
+ENGINE_ERROR = 125
+
+
+def out(s: str = "") -> None:
+    sys.stdout.write(s + "\n")
+
+
+def err(s: str) -> None:
+    sys.stderr.write(s + "\n")
+
+
+class CommandFailed(BerthError):
+    """A command that failed in a way that chose its own exit code (a failed build's step, as
+    the docker CLI): `main` prints the message alone and exits with `code`."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_filters(values: list[str]) -> str | None:
+    """`--filter k=v` flags as the JSON of docker's filter map (None for none)."""
+    if not values:
+        return None
+    from berth import jsonc as json
+    f: dict[str, list[str]] = {}
+    for v in values:
+        k, eq, val = v.partition("=")
+        if not eq:
+            raise UsageError(f"bad format of filter (expected name=value): {v}")
+        f.setdefault(k.strip(), []).append(val)
+    return json.dumps(f)
+
+
+def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
+          verb: str) -> int:
+    """`fn` for each name, printed once done; an error is reported and the rest go on."""
+    if not args:
+        raise UsageError(f'"{what}" requires at least 1 argument.')
+    failed = []
+    for name in args:
+        try:
+            fn(name)
+            out(name)
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            failed.append(name)
+    return 1 if failed else 0
+
+
+def _simple(action: Callable[[Client, str], None], what: str
+            ) -> Callable[[Client, Options, list[str]], int]:
+    """A command that does one route's `action` to each name it is given."""
+    def cmd(c: Client, opts: Options, args: list[str]) -> int:
+        return _each(c, args, what, lambda name: action(c, name), what)
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     sys.exit(run(argv))
@@ -342,6 +398,7 @@ def run(argv: list[str]) -> int:
     except UsageError as e:   # a bad flag is 125 everywhere
         err(f"{e}\nSee 'berth {path} --help'.")
         return ENGINE_ERROR
+    from berth.client import DEFAULT_HOST, Client, ConflictingOptions
     try:
         client = make_client(gopts)
     except BerthError as e:
@@ -377,6 +434,7 @@ def _find(name: str, args: list[str]) -> tuple[str, Command, list[str]] | int:
 
 def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> int:
     """Run a command; its errors, by type, to docker's messages and exit codes."""
+    from berth.client import ConnectionFailed
     # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix)
     is_run = path.split()[-1] == "run"
     try:
@@ -387,10 +445,6 @@ def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> 
     except ConnectionFailed as e:
         err(str(e))
         return ENGINE_ERROR if is_run else 1
-    except fmt.FormatFailed as e:
-        sys.stdout.write(e.stdout)
-        err(str(e))
-        return e.code
     except CommandFailed as e:
         err(str(e))   # as the docker CLI: a failed build's message, and its code
         return e.code or 1
@@ -404,6 +458,14 @@ def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> 
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:
+        # a --format that failed (cli.fmt, imported only by the commands that format)
+        fmt = sys.modules.get("berth.cli.fmt")
+        if fmt is None or not isinstance(e, fmt.FormatFailed):
+            raise
+        sys.stdout.write(e.stdout)
+        err(str(e))
+        return int(e.code)
 
 
 if __name__ == "__main__":

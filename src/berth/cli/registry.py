@@ -339,7 +339,7 @@ def cmd_search(c: Client, opts: SearchOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"search" requires exactly 1 argument.')
     from berth.cli import fmt
-    from berth.cli.common import parse_filters
+    from berth.cli.main import parse_filters
     term = args[0]
     first, slash, _ = term.partition("/")
     server = first if slash and ("." in first or ":" in first or first == "localhost") \

@@ -9,7 +9,7 @@ import sys
 import time
 
 from berth.cli import fmt
-from berth.cli.common import err, out, parse_filters
+from berth.cli.main import err, out, parse_filters
 from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.units import human_size

@@ -4,13 +4,8 @@
 from __future__ import annotations
 
 from berth.cli import fmt
-from berth.cli.common import (
-    _count,
-    _each,
-    _inspect_each,
-    out,
-    parse_filters,
-)
+from berth.cli.fmt import _count, _inspect_each
+from berth.cli.main import _each, out, parse_filters
 from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, string, strings
 
