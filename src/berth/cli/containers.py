@@ -10,7 +10,7 @@ from berth.cli import fmt
 from berth.cli.main import _each, _simple, err, out, parse_filters
 from berth.client import Client
 from berth.cmdline import Options, UsageError, boolean, integer, optional_integer, string, strings
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError
 from berth.units import parse_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -318,45 +318,3 @@ def cmd_stats(c: Client, opts: StatsOptions, args: list[str]) -> int:
 
 cmd_pause = _simple(Client.pause_container, "pause")
 cmd_unpause = _simple(Client.unpause_container, "unpause")
-
-
-class InspectOptions(Options):
-    format = string("format", "f", help="Format output using a custom template")
-    type = string("type", help="Only inspect objects of the given type")
-    size = boolean("size", "s", help="Display total file sizes if the type is container")
-
-
-def cmd_inspect(c: Client, opts: InspectOptions, args: list[str], kind: str = "") -> int:
-    if not args:
-        raise UsageError('"inspect" requires at least 1 argument.')
-    kind = kind or opts.type
-    tmpl = fmt.compile_format(opts.format) if opts.format else None
-    results, kinds = [], []
-    rc = 0
-    for name in args:
-        obj: Any = None
-        for k in (["container", "image"] if not kind else [kind]):
-            try:
-                if k == "container":
-                    obj = c.inspect_container(name, size=opts.size)
-                else:
-                    obj = c.inspect_image(name)
-                break
-            except NotFound:
-                continue
-        if obj is None:
-            err(f"Error: No such {kind or 'object'}: {name}")
-            rc = 1
-            continue
-        results.append(obj)
-        kinds.append(k)
-    fmt._print_inspected(tmpl, results, kinds)
-    return rc
-
-
-def cmd_container_inspect(c: Client, opts: InspectOptions, args: list[str]) -> int:
-    return cmd_inspect(c, opts, args, "container")
-
-
-def cmd_image_inspect(c: Client, opts: InspectOptions, args: list[str]) -> int:
-    return cmd_inspect(c, opts, args, "image")

@@ -1,7 +1,6 @@
 """Output for the CLI: docker-style tables, `--format` templates, times and sizes.
 
-Also inspect's output and docker's N/A for a count. Imports `units`, `jsonc`, `errors`,
-`cmdline`, `cli.main` (its output). `--format` is Go's text/template (berth.gotemplate, imported only when a
+Imports `units`. `--format` is Go's text/template (berth.gotemplate, imported only when a
 format is given), with docker's rows, `table` headers and tabwriter.
 """
 
@@ -10,10 +9,6 @@ from __future__ import annotations
 import sys
 import time
 
-from berth import jsonc as json
-from berth.cli.main import err, out
-from berth.cmdline import UsageError
-from berth.errors import BerthError
 from berth.units import human_duration, human_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -328,51 +323,7 @@ def parse_time(s: str) -> str:
     return f"{base + float(m.group(3) or 0):.9f}"
 
 
-# --- inspect's output, and counts ----------------------------------------------------------
-def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = None) -> None:
-    """inspect's output: an indented JSON list, or each object through the --format (`json`:
-    the list as compact JSON)."""
-    if tmpl is None:
-        out(json.dumps(results, indent=4))
-    elif tmpl == "json":
-        from berth import gotemplate
-        out(gotemplate.to_json(results, escape_html=False, sort_maps=False))
-    else:
-        # as docker's: each object that goes through, every error after them, and an empty
-        # line when none went through
-        errors = []
-        printed = False
-        for i, obj in enumerate(results):
-            try:
-                line = template(tmpl, typed_nils(obj, kinds[i] if kinds else ""))
-            except FormatFailed as e:
-                errors.append(str(e))
-                continue
-            out(line)
-            printed = True
-        if errors:
-            raise FormatFailed("\n".join(errors), 1, "" if printed else "\n")
-
-
-def _inspect_each(fetch: Callable[[str], dict[str, Any]], format_: str, args: list[str],
-                  kind: str) -> int:
-    """`network inspect`, `volume inspect`: a JSON list, or one template line each."""
-    if not args:
-        raise UsageError(f'"{kind} inspect" requires at least 1 argument.')
-    tmpl = compile_format(format_) if format_ else None
-    res, rc = [], 0
-    for n in args:
-        try:
-            res.append(fetch(n))
-        except BerthError as e:
-            err(f"Error response from daemon: {e}")
-            rc = 1
-    if kind == "volume":  # docker tries only its typed struct for volumes
-        res = [Struct(v, "volume.Volume") for v in res]
-    _print_inspected(tmpl, res, [kind] * len(res))
-    return rc
-
-
+# --- counts ------------------------------------------------------------------------------
 def _count(n: int | None, show: Callable[[int], str] = str) -> str:
     """docker's N/A for a count or size the daemon did not work out (-1)."""
     return "N/A" if n is None or n < 0 else show(n)

@@ -80,7 +80,7 @@ COMMANDS: dict[str, Command] = {
               "Display a live stream of container(s) resource usage"),
     "events": ("system", "EventsOptions", "cmd_events", "[OPTIONS]",
                "Get real time events from the server"),
-    "inspect": ("containers", "InspectOptions", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
+    "inspect": ("inspect", "InspectOptions", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
                 "Return low-level information on berth objects"),
     "export": ("images", "ExportOptions", "cmd_export", "[OPTIONS] CONTAINER",
                "Export a container's filesystem as a tar archive"),
@@ -172,7 +172,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "ps": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
         "prune": ("containers", "ContainerPruneOptions", "cmd_container_prune", "[OPTIONS]",
                   "Remove all stopped containers"),
-        "inspect": ("containers", "InspectOptions", "cmd_container_inspect",
+        "inspect": ("inspect", "InspectOptions", "cmd_container_inspect",
                     "[OPTIONS] CONTAINER [CONTAINER...]",
                     ""),
         **{k: COMMANDS[k] for k in (
@@ -207,7 +207,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "rm": ("images", "RmiOptions", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", ""),
         "prune": ("images", "ImagePruneOptions", "cmd_image_prune",
                   "[OPTIONS]", "Remove unused images"),
-        "inspect": ("containers", "InspectOptions", "cmd_image_inspect",
+        "inspect": ("inspect", "InspectOptions", "cmd_image_inspect",
                     "[OPTIONS] IMAGE [IMAGE...]", ""),
         **{k: COMMANDS[k] for k in (
             "import", "tag", "history", "save", "load", "pull", "push", "build",)},
