@@ -13,14 +13,14 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start
 if TYPE_CHECKING:
     from typing import Any
 
-    from berth.cli.main import FlagTable as Spec
+    from berth.cli.main import FlagTable
     from berth.client import Client
 
 SHELLS = ("bash", "zsh", "fish")
 
 
-def _table() -> tuple[dict[str, tuple[str, Spec]], dict[str, dict[str, tuple[str, Spec]]],
-                      Spec]:
+def _table() -> tuple[dict[str, tuple[str, FlagTable]], dict[str, dict[str, tuple[str, FlagTable]]],
+                      FlagTable]:
     """(command -> (help, flags), group -> subcommand -> (help, flags), the global flags)."""
     from berth.cli import main
     commands = {name: (cmd[4], main.load(cmd)[0]) for name, cmd in main.COMMANDS.items()
@@ -30,7 +30,7 @@ def _table() -> tuple[dict[str, tuple[str, Spec]], dict[str, dict[str, tuple[str
     return commands, groups, main.GLOBAL
 
 
-def _names(spec: Spec) -> list[str]:
+def _names(spec: FlagTable) -> list[str]:
     return [n for f in spec.FLAGS for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short
                                                                   else []))]
 
@@ -86,7 +86,7 @@ def _zsh_items(pairs: list[tuple[str, str]]) -> str:
                     for n, h in pairs)
 
 
-def _zsh_flags(spec: Spec) -> str:
+def _zsh_flags(spec: FlagTable) -> str:
     return _zsh_items([(n, f.help) for f in spec.FLAGS
                        for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])])
 
@@ -137,7 +137,7 @@ def _fq(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _fish_flags(cond: str, spec: Spec) -> list[str]:
+def _fish_flags(cond: str, spec: FlagTable) -> list[str]:
     lines = []
     for f in spec.FLAGS:
         short = f" -s {f.short}" if f.short else ""

@@ -166,8 +166,6 @@ class RunOptions(CreateOptions):
     sig_proxy = boolean("sig-proxy", default=True, help="Proxy received signals to the process")
 
 
-RUN = RunOptions   # the name the tests and the command table knew
-
 
 def build_create_body(opts: CreateOptions, image: str, cmd: list[str],
                       detached: bool | None = None) -> tuple[dict[str, Any], str]:

@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     # a command's flags: its options class (berth.cmdline)
     FlagTable = type[Options]
 
-# A command: (module under berth.cli, its Spec's name or "" for no flags, its handler's name,
-# its arguments as docker's usage line names them, the one-line help: "" hides an alias from
-# the lists). `--help`, the completion scripts and the tests all read this table.
+# A command: (module under berth.cli, its options class's name (berth.cmdline.Options) or ""
+# for no flags, its handler's name, its arguments as docker's usage line names them, the
+# one-line help: "" hides an alias from the lists). `--help`, the completion scripts and the tests all read this table.
 Command = tuple[str, str, str, str, str]
 
 COMMANDS: dict[str, Command] = {
