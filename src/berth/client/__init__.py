@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
     from berth.client import types as t
+    from berth.client.contexts import TLS
 
     Query = dict[str, Any] | list[tuple[str, Any]]
 
@@ -106,40 +107,6 @@ def split_tcp(host: str) -> tuple[str, int]:
     hostport = host[len("tcp://"):].split("/", 1)[0]
     name, _, port = hostport.rpartition(":")
     return name.strip("[]"), int(port)
-
-
-class TLS:
-    """TLS settings of a tcp:// endpoint: PEM files ("" for none) and whether the daemon's
-    certificate is checked (against `ca`, and its name against the host's). A plain class:
-    `dataclasses` costs ~8 ms of CLI start-up."""
-
-    __slots__ = ("ca", "cert", "key", "skip_verify")
-
-    def __init__(self, ca: str = "", cert: str = "", key: str = "",
-                 skip_verify: bool = False) -> None:
-        self.ca = ca
-        self.cert = cert
-        self.key = key
-        self.skip_verify = skip_verify
-
-    def context(self) -> Any:
-        """An ssl.SSLContext for the client side (imports ssl)."""
-        import ssl
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2   # as docker's tlsconfig
-        try:
-            if self.skip_verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            elif self.ca:
-                ctx.load_verify_locations(cafile=self.ca)
-            else:
-                ctx.load_default_certs()
-            if self.cert or self.key:
-                ctx.load_cert_chain(self.cert, self.key or None)
-        except (OSError, ValueError) as e:
-            raise ConnectionFailed(f"could not load TLS material: {e}") from None
-        return ctx
 
 
 class Response:
@@ -818,6 +785,6 @@ def q(name: str) -> str:
     return quote(name, safe="/:@")
 
 
-__all__ = ["API_VERSION", "DEFAULT_HOST", "TLS", "Client", "ConflictingOptions",
+__all__ = ["API_VERSION", "DEFAULT_HOST", "Client", "ConflictingOptions",
            "ConnectionFailed", "InvalidHost", "Response", "Transport", "Waiting",
            "host_from_env", "parse_host", "q"]
