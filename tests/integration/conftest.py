@@ -132,15 +132,19 @@ class Daemon:
                 subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
                                 "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
                                capture_output=True)
-            for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
-                parent = "FORWARD" if table == "filter" else "POSTROUTING"
-                subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
-                                f"{chain}-{chains[0]}"], capture_output=True)
-                for c in chains:
-                    subprocess.run(["iptables", "-w", "-t", table, "-F", f"{chain}-{c}"],
-                                   capture_output=True)
-                    subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
-                                   capture_output=True)
+            # ip6tables holds the same chains (but DNAT) once an IPv6 network was made
+            for binary in ("iptables", "ip6tables"):
+                for table, chains in (("filter", ("FWD", "ISO1", "ISO2")),
+                                      ("nat", ("POST", "DNAT"))):
+                    parent = "FORWARD" if table == "filter" else "POSTROUTING"
+                    with contextlib.suppress(FileNotFoundError):
+                        subprocess.run([binary, "-w", "-t", table, "-D", parent, "-j",
+                                        f"{chain}-{chains[0]}"], capture_output=True)
+                        for c in chains:
+                            subprocess.run([binary, "-w", "-t", table, "-F", f"{chain}-{c}"],
+                                           capture_output=True)
+                            subprocess.run([binary, "-w", "-t", table, "-X", f"{chain}-{c}"],
+                                           capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -206,8 +210,8 @@ def remove_cgroup_tree(d: Path) -> None:
         d.rmdir()
 
 
-def _uplinks() -> list[str]:
-    out = subprocess.run(["ip", "-o", "route", "show", "default"], capture_output=True,
+def _uplinks(family: str = "-4") -> list[str]:
+    out = subprocess.run(["ip", family, "-o", "route", "show", "default"], capture_output=True,
                          text=True).stdout
     return sorted({w[w.index("dev") + 1] for w in (line.split() for line in out.splitlines())
                    if "dev" in w})
@@ -216,23 +220,29 @@ def _uplinks() -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def no_traffic_leaves_the_machine() -> Iterator[None]:
     """While containers run in tests, nothing is forwarded out of the machine's uplinks (a rule
-    in mangle FORWARD, which comes before any filter rule a daemon adds); the host's
-    ip_forward setting is put back at the end."""
+    in mangle FORWARD, which comes before any filter rule a daemon adds; for IPv6 too, which a
+    daemon forwards once it has an IPv6 network); the host's forwarding settings are put back
+    at the end."""
     if os.geteuid() != 0 or not shutil.which("iptables"):
         yield
         return
-    fwd = Path("/proc/sys/net/ipv4/ip_forward")
-    before = fwd.read_text()
-    rules = [["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests", "-j", "DROP"]
-             for dev in _uplinks()]
-    for r in rules:
-        subprocess.run(["iptables", "-w", "-t", "mangle", "-I", *r], check=True)
+    settings = [Path("/proc/sys/net/ipv4/ip_forward"),
+                Path("/proc/sys/net/ipv6/conf/all/forwarding"),
+                Path("/proc/sys/net/ipv6/conf/default/forwarding")]
+    before = {p: p.read_text() for p in settings if p.exists()}
+    rules = [(binary, ["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests",
+                       "-j", "DROP"])
+             for binary, family in (("iptables", "-4"), ("ip6tables", "-6"))
+             if shutil.which(binary) for dev in _uplinks(family)]
+    for binary, r in rules:
+        subprocess.run([binary, "-w", "-t", "mangle", "-I", *r], check=True)
     try:
         yield
     finally:
-        for r in rules:
-            subprocess.run(["iptables", "-w", "-t", "mangle", "-D", *r], capture_output=True)
-        fwd.write_text(before)
+        for binary, r in rules:
+            subprocess.run([binary, "-w", "-t", "mangle", "-D", *r], capture_output=True)
+        for p, value in before.items():
+            p.write_text(value)
 
 
 @contextlib.contextmanager

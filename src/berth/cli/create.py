@@ -114,6 +114,8 @@ class CreateOptions(Options):
     volumes_from = strings("volumes-from", help="Mount volumes from the specified container(s)")
     network_alias = strings("network-alias", help="Add network-scoped alias for the container")
     ip = string("ip", help="IPv4 address (e.g., 172.30.100.104)")
+    ip6 = string("ip6", help="IPv6 address (e.g., 2001:db8::33)")
+    link_local_ip = strings("link-local-ip", help="Container IPv4/IPv6 link-local addresses")
     mac_address = string("mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
     device = strings("device", help="Add a host device to the container")
     health_cmd = string("health-cmd", help="Command to run to check health")
@@ -402,17 +404,21 @@ def _ports(opts: CreateOptions, hc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _endpoint_config(opts: CreateOptions, mode: str) -> dict[str, Any]:
-    """`--network-alias`, `--ip`, `--mac-address`, `--link`: the NetworkingConfig of the
-    first network (links there too, as the docker CLI sends them)."""
+    """`--network-alias`, `--ip`, `--ip6`, `--link-local-ip`, `--mac-address`, `--link`: the
+    NetworkingConfig of the first network (links there too, as the docker CLI sends them)."""
     netcfg: dict[str, Any] = {}
-    if opts.network_alias or opts.ip or opts.mac_address or opts.link:
+    if opts.network_alias or opts.ip or opts.mac_address or opts.link or opts.ip6 \
+            or opts.link_local_ip:
         ec: dict[str, Any] = {}
         if opts.network_alias:
             ec["Aliases"] = list(opts.network_alias)
         if opts.link:
             ec["Links"] = list(opts.link)
-        if opts.ip:
-            ec["IPAMConfig"] = {"IPv4Address": opts.ip}
+        from berth.cli.networks import endpoint_ipam  # rare flags: not for every run
+
+        ipam = endpoint_ipam(opts.ip, opts.ip6, opts.link_local_ip)
+        if ipam:
+            ec["IPAMConfig"] = ipam
         if opts.mac_address:
             ec["MacAddress"] = opts.mac_address
         netcfg = {"EndpointsConfig": {mode if mode != "default" else "bridge": ec}}

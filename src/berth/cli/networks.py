@@ -19,27 +19,99 @@ class NetworkCreateOptions(Options):
     subnet = strings("subnet", help="Subnet in CIDR format that represents a network segment")
     gateway = strings("gateway", help="IPv4 or IPv6 Gateway for the master subnet")
     ip_range = strings("ip-range", help="Allocate container ip from a sub-range")
+    aux_address = strings("aux-address",
+                          help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
+    ipam_driver = string("ipam-driver", default="default", help="IP Address Management Driver")
+    ipam_opt = strings("ipam-opt", help="Set IPAM driver specific options")
+    ipv6 = boolean("ipv6", help="Enable or disable IPv6 networking")
     internal = boolean("internal", help="Restrict external access to the network")
     opt = strings("opt", "o", help="Set driver specific options")
     label = strings("label", help="Set metadata on a network")
     attachable = boolean("attachable", help="Enable manual container attachment")
 
 
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UsageError(f'invalid argument "{item}" for "--{what}" flag: '
+                             "expected key=value")
+        out[key] = value
+    return out
+
+
+def _subnet_of(subnet: str, addr: str) -> bool:
+    """Whether `addr` (an address or a range in CIDR) lies in `subnet`, as the docker CLI
+    matches gateways, ranges and auxiliary addresses to the subnets they belong to."""
+    import ipaddress  # noqa: PLC0415 - only network create pays for it
+
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+        other = ipaddress.ip_network(addr, strict=False)
+    except ValueError as e:
+        raise UsageError(f"invalid CIDR address: {e}") from None
+    return other.version == net.version and other.subnet_of(net)  # type: ignore[arg-type]
+
+
+def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
+                     aux: dict[str, str]) -> list[dict[str, Any]]:
+    """IPAM.Config from the flags, each range, gateway and auxiliary address given to the
+    subnet it lies in (the docker CLI's rules and messages)."""
+    if len(subnets) < len(ranges) or len(subnets) < len(gateways):
+        raise UsageError("every ip-range or gateway must have a corresponding subnet")
+    pools: dict[str, dict[str, Any]] = {}
+    for s in subnets:
+        if any(_subnet_of(s, k) or _subnet_of(k, s) for k in pools):
+            raise UsageError("multiple overlapping subnet configuration is not supported")
+        pools[s] = {"Subnet": s, "AuxiliaryAddresses": {}}
+    for key, what, values in (("IPRange", "range", ranges), ("Gateway", "gateway", gateways)):
+        for v in values:
+            matched = [s for s in subnets if _subnet_of(s, v)]
+            if not matched:
+                raise UsageError(f"no matching subnet for {what} {v}")
+            for s in matched:
+                if pools[s].get(key):
+                    raise UsageError(f"cannot configure multiple {what}s ({v}, "
+                                     f"{pools[s][key]}) on the same subnet ({s})"
+                                     if what == "range" else
+                                     f"cannot configure multiple gateways ({v}, "
+                                     f"{pools[s][key]}) for the same subnet ({s})")
+                pools[s][key] = v
+    for name, addr in aux.items():
+        matched = [s for s in subnets if _subnet_of(s, addr)]
+        if not matched:
+            raise UsageError(f"no matching subnet for aux-address {addr}")
+        for s in matched:
+            pools[s]["AuxiliaryAddresses"][name] = addr
+    return list(pools.values())
+
+
+def network_create_body(name: str, opts: NetworkCreateOptions) -> dict[str, Any]:
+    """The body of `POST /networks/create` from `network create`'s options: the IPAM pools
+    consolidated as the docker CLI does, key=value options split."""
+    config = consolidate_ipam(list(opts.subnet), list(opts.ip_range), list(opts.gateway),
+                              _key_values(opts.aux_address, "aux-address"))
+    return {"Name": name, "Driver": opts.driver, "Internal": opts.internal,
+            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6,
+            "IPAM": {"Driver": opts.ipam_driver, "Config": config,
+                     "Options": _key_values(opts.ipam_opt, "ipam-opt")},
+            "Options": _key_values(opts.opt, "opt"),
+            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
+
+
+def endpoint_ipam(ip: str, ip6: str, link_local: list[str]) -> dict[str, Any] | None:
+    """An EndpointConfig's IPAMConfig from `--ip`, `--ip6` and `--link-local-ip` (None if
+    none is given); empty fields are left out, as the docker CLI sends them."""
+    ipam = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6),
+                              ("LinkLocalIPs", list(link_local))) if v}
+    return ipam or None
+
+
 def cmd_network_create(c: Client, opts: NetworkCreateOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"network create" requires exactly 1 argument.')
-    ipam: dict[str, Any] = {}
-    if opts.subnet:
-        ipam["Subnet"] = opts.subnet[0]
-    if opts.gateway:
-        ipam["Gateway"] = opts.gateway[0]
-    if opts.ip_range:
-        ipam["IPRange"] = opts.ip_range[0]
-    body = {"Name": args[0], "Driver": opts.driver, "Internal": opts.internal,
-            "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []},
-            "Options": dict(o.split("=", 1) for o in opts.opt if "=" in o),
-            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
-    out(c.create_network(body)["Id"])
+    out(c.create_network(network_create_body(args[0], opts))["Id"])
     return 0
 
 
@@ -54,7 +126,7 @@ def cmd_network_ls(c: Client, opts: NetworkLsOptions, args: list[str]) -> int:
     nets = sorted(c.networks(parse_filters(opts.filter)), key=lambda n: fmt.natural(n["Name"]))
     rows = [fmt.Row({"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"],
                      "Driver": n["Driver"], "Scope": n["Scope"],
-                     "IPv4": "true" if n.get("EnableIPv4") else "false",
+                     "IPv4": "true" if n.get("EnableIPv4", True) else "false",
                      "IPv6": "true" if n.get("EnableIPv6") else "false",
                      "Internal": "true" if n.get("Internal") else "false",
                      "Labels": fmt.labels_text(n.get("Labels")),
@@ -91,8 +163,11 @@ def cmd_network_prune(c: Client, opts: NetworkPruneOptions, args: list[str]) -> 
 
 class NetworkConnectOptions(Options):
     alias = strings("alias", help="Add network-scoped alias for the container")
+    driver_opt = strings("driver-opt", help="driver options for the network")
     ip = string("ip", help="IPv4 address (e.g., \"172.30.100.104\")")
+    ip6 = string("ip6", help="IPv6 address (e.g., \"2001:db8::33\")")
     link = strings("link", help="Add link to another container")
+    link_local_ip = strings("link-local-ip", help="Add a link-local address for the container")
 
 
 def cmd_network_connect(c: Client, opts: NetworkConnectOptions, args: list[str]) -> int:
@@ -101,8 +176,11 @@ def cmd_network_connect(c: Client, opts: NetworkConnectOptions, args: list[str])
     ec: dict[str, Any] = {"Aliases": list(opts.alias)}
     if opts.link:
         ec["Links"] = list(opts.link)
-    if opts.ip:
-        ec["IPAMConfig"] = {"IPv4Address": opts.ip}
+    ipam = endpoint_ipam(opts.ip, opts.ip6, opts.link_local_ip)
+    if ipam:
+        ec["IPAMConfig"] = ipam
+    if opts.driver_opt:
+        ec["DriverOpts"] = _key_values(opts.driver_opt, "driver-opt")
     c.connect_network(args[0], args[1], ec)
     return 0
 

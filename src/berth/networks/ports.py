@@ -253,17 +253,18 @@ class PortMapper:
             self._close(p, bridge)
 
 
-def iptables(*args: str, table: str = "filter", check: bool = True) -> bool:
-    """One iptables call (waiting for the xtables lock); True if it succeeded. With `check`,
-    a failure is an error naming the rule."""
+def iptables(*args: str, table: str = "filter", check: bool = True,
+             binary: str = "iptables") -> bool:
+    """One iptables (or ip6tables) call, waiting for the xtables lock; True if it succeeded.
+    With `check`, a failure is an error naming the rule."""
     try:
-        r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
+        r = subprocess.run([binary, "-w", "-t", table, *args], capture_output=True,
                            text=True)
     except FileNotFoundError:
-        raise System("iptables is not installed: install it, or start berthd with "
+        raise System(f"{binary} is not installed: install it, or start berthd with "
                      "--iptables=false") from None
     if check and r.returncode != 0:
-        raise System(f"iptables -t {table} {' '.join(args)}: {r.stderr.strip()}")
+        raise System(f"{binary} -t {table} {' '.join(args)}: {r.stderr.strip()}")
     return r.returncode == 0
 
 
