@@ -111,7 +111,7 @@ def test_errors_are_dockers(argv: list[str], msg: str) -> None:
 
 def test_a_misspelt_option_is_a_type_error(tmp_path: Path) -> None:
     """What the options classes are for: mypy finds a name no flag has."""
-    code = ("from berth.cli.containers import PsOptions\n"
+    code = ("from berth.cli.ps import PsOptions\n"
             "opts, _ = PsOptions.parse([])\n"
             "print(opts.all, opts.no_trunc, opts.al)\n")
     r = subprocess.run([sys.executable, "-m", "mypy", "--config-file=", "--strict",

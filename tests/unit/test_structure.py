@@ -149,7 +149,7 @@ def test_cli_fast_path_is_lean() -> None:
 
 
 @pytest.mark.parametrize(("command", "modules"), [
-    ("ps", ["containers", "fmt", "main"]),
+    ("ps", ["fmt", "main", "ps"]),
     ("exec", ["attach", "main"]),
     ("run", ["attach", "create", "main", "runflags"]),
 ])

@@ -1,8 +1,8 @@
 """The `berth` command: the command table, the global flags and the dispatch.
 
-Each command lives in the module of its group (containers, create, attach, images, networks,
-volumes, system, registry, build, cp, context) and only the one a command needs is imported:
-`berth ps`, `run` and `exec` must not import aiohttp, rich, YAML or the daemon (a unit test
+Each command lives in the module of its group (ps, containers, create, attach, inspect,
+images, networks, volumes, system, registry, build, cp, context) and only the one a command
+needs is imported: `berth ps`, `run` and `exec` must not import aiohttp, rich, YAML or the daemon (a unit test
 checks `sys.modules`). `--version` and `--help` import nothing else of berth's but
 `cmdline` and `errors`: the client and the command's module come once a command runs. Also
 what every command module shares (output, exit codes, filters, the one-name-at-a-time loop).
@@ -52,7 +52,7 @@ COMMANDS: dict[str, Command] = {
              "Execute a command in a running container"),
     "attach": ("attach", "AttachOptions", "cmd_attach", "[OPTIONS] CONTAINER",
                "Attach local standard input, output, and error streams to a running container"),
-    "ps": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", "List containers"),
+    "ps": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", "List containers"),
     "logs": ("containers", "LogsOptions", "cmd_logs", "[OPTIONS] CONTAINER",
              "Fetch the logs of a container"),
     "stop": ("containers", "StopOptions", "cmd_stop", "[OPTIONS] CONTAINER [CONTAINER...]",
@@ -167,9 +167,9 @@ GROUPS: dict[str, dict[str, Command]] = {
                   "Remove unused volumes"),
     },
     "container": {
-        "ls": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
-        "list": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
-        "ps": ("containers", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
+        "ls": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
+        "list": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
+        "ps": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
         "prune": ("containers", "ContainerPruneOptions", "cmd_container_prune", "[OPTIONS]",
                   "Remove all stopped containers"),
         "inspect": ("inspect", "InspectOptions", "cmd_container_inspect",
