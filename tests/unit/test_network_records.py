@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from berth.api.networks import decode_create, network_json
-from berth.cli.flags import UsageError
 from berth.cli.networks import consolidate_ipam
+from berth.cmdline import UsageError
 from berth.errors import InvalidArgument
 from berth.networks import Endpoint, IpamConfig, NetworkRecord, NetworkView, link_spec
 from berth.networks.records import Driver, mtu_of

@@ -4,36 +4,30 @@
 from __future__ import annotations
 
 from berth.cli import fmt
-from berth.cli.common import (
-    _each,
-    _inspect_each,
-    out,
-    parse_filters,
-)
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, q
+from berth.cli.inspect import _inspect_each
+from berth.cli.main import _each, out, parse_filters
+from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, string, strings
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
 
 
-NETWORK_CREATE = Spec([flag("driver", "d", "str", "bridge", help="Driver to manage the Network"),
-                       flag("subnet", kind="list",
-                            help="Subnet in CIDR format that represents a network segment"),
-                       flag("gateway", kind="list",
-                            help="IPv4 or IPv6 Gateway for the master subnet"),
-                       flag("ip-range", kind="list", help="Allocate container ip from a sub-range"),
-                       flag("aux-address", kind="list",
-                            help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
-                       flag("ipam-driver", kind="str", default="default",
-                            help="IP Address Management Driver"),
-                       flag("ipam-opt", kind="list", help="Set IPAM driver specific options"),
-                       flag("ipv6", help="Enable or disable IPv6 networking"),
-                       flag("internal", help="Restrict external access to the network"),
-                       flag("opt", "o", "list", help="Set driver specific options"),
-                       flag("label", kind="list", help="Set metadata on a network"),
-                       flag("attachable", help="Enable manual container attachment")])
+class NetworkCreateOptions(Options):
+    driver = string("driver", "d", default="bridge", help="Driver to manage the Network")
+    subnet = strings("subnet", help="Subnet in CIDR format that represents a network segment")
+    gateway = strings("gateway", help="IPv4 or IPv6 Gateway for the master subnet")
+    ip_range = strings("ip-range", help="Allocate container ip from a sub-range")
+    aux_address = strings("aux-address",
+                          help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
+    ipam_driver = string("ipam-driver", default="default", help="IP Address Management Driver")
+    ipam_opt = strings("ipam-opt", help="Set IPAM driver specific options")
+    ipv6 = boolean("ipv6", help="Enable or disable IPv6 networking")
+    internal = boolean("internal", help="Restrict external access to the network")
+    opt = strings("opt", "o", help="Set driver specific options")
+    label = strings("label", help="Set metadata on a network")
+    attachable = boolean("attachable", help="Enable manual container attachment")
 
 
 def _key_values(items: list[str], what: str) -> dict[str, str]:
@@ -93,18 +87,17 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
     return list(pools.values())
 
 
-def network_create_body(name: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """The body of `POST /networks/create` from `network create`'s options (by flag name):
-    the IPAM pools consolidated as the docker CLI does, key=value options split."""
-    config = consolidate_ipam(list(opts["subnet"]), list(opts["ip-range"]),
-                              list(opts["gateway"]),
-                              _key_values(opts["aux-address"], "aux-address"))
-    return {"Name": name, "Driver": opts["driver"], "Internal": bool(opts["internal"]),
-            "Attachable": bool(opts["attachable"]), "EnableIPv6": bool(opts["ipv6"]),
-            "IPAM": {"Driver": opts["ipam-driver"], "Config": config,
-                     "Options": _key_values(opts["ipam-opt"], "ipam-opt")},
-            "Options": _key_values(opts["opt"], "opt"),
-            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts["label"]}}
+def network_create_body(name: str, opts: NetworkCreateOptions) -> dict[str, Any]:
+    """The body of `POST /networks/create` from `network create`'s options: the IPAM pools
+    consolidated as the docker CLI does, key=value options split."""
+    config = consolidate_ipam(list(opts.subnet), list(opts.ip_range), list(opts.gateway),
+                              _key_values(opts.aux_address, "aux-address"))
+    return {"Name": name, "Driver": opts.driver, "Internal": opts.internal,
+            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6,
+            "IPAM": {"Driver": opts.ipam_driver, "Config": config,
+                     "Options": _key_values(opts.ipam_opt, "ipam-opt")},
+            "Options": _key_values(opts.opt, "opt"),
+            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
 
 
 def endpoint_ipam(ip: str, ip6: str, link_local: list[str]) -> dict[str, Any] | None:
@@ -115,25 +108,23 @@ def endpoint_ipam(ip: str, ip6: str, link_local: list[str]) -> dict[str, Any] | 
     return ipam or None
 
 
-def cmd_network_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_network_create(c: Client, opts: NetworkCreateOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"network create" requires exactly 1 argument.')
-    out(c.post("/networks/create", body=network_create_body(args[0], opts))["Id"])
+    out(c.create_network(network_create_body(args[0], opts))["Id"])
     return 0
 
 
-NETWORK_LS = Spec([flag("quiet", "q", help="Only display network IDs"),
-                   flag("filter", "f", "list",
-                        help="Provide filter values (e.g. \"driver=bridge\")"),
-                   flag("no-trunc", help="Do not truncate the output"),
-                   flag("format", kind="str", default="",
-                        help="Format output using a custom template")])
+class NetworkLsOptions(Options):
+    quiet = boolean("quiet", "q", help="Only display network IDs")
+    filter = strings("filter", "f", help="Provide filter values (e.g. \"driver=bridge\")")
+    no_trunc = boolean("no-trunc", help="Do not truncate the output")
+    format = string("format", help="Format output using a custom template")
 
 
-def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    nets = sorted(c.get("/networks", {"filters": parse_filters(opts["filter"])}),
-                  key=lambda n: fmt.natural(n["Name"]))
-    rows = [fmt.Row({"ID": n["Id"] if opts["no-trunc"] else n["Id"][:12], "Name": n["Name"],
+def cmd_network_ls(c: Client, opts: NetworkLsOptions, args: list[str]) -> int:
+    nets = sorted(c.networks(parse_filters(opts.filter)), key=lambda n: fmt.natural(n["Name"]))
+    rows = [fmt.Row({"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"],
                      "Driver": n["Driver"], "Scope": n["Scope"],
                      "IPv4": "true" if n.get("EnableIPv4", True) else "false",
                      "IPv6": "true" if n.get("EnableIPv6") else "false",
@@ -141,27 +132,27 @@ def cmd_network_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                      "Labels": fmt.labels_text(n.get("Labels")),
                      "CreatedAt": fmt.go_time(n.get("Created") or "")},
                     n.get("Labels"), "*network.networkContext") for n in nets]
-    if opts["quiet"]:
+    if opts.quiet:
         for r in rows:
             out(r["ID"])
         return 0
-    fmt.render(rows, opts["format"], [("NETWORK ID", "ID"), ("NAME", "Name"),
+    fmt.render(rows, opts.format, [("NETWORK ID", "ID"), ("NAME", "Name"),
                                       ("DRIVER", "Driver"), ("SCOPE", "Scope")])
     return 0
 
 
-def cmd_network_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    return _inspect_each(c, opts, args, "network", "/networks/")
+def cmd_network_inspect(c: Client, opts: NetworkInspectOptions, args: list[str]) -> int:
+    return _inspect_each(c.inspect_network, opts.format, args, "network")
 
 
-def cmd_network_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_network_rm(c: Client, opts: NetworkRmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
-        c.send("DELETE", f"/networks/{q(name)}").close()
+        c.remove_network(name)
     return _each(c, args, "network rm", rm, "remove")
 
 
-def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    res = c.post("/networks/prune", {"filters": parse_filters(opts["filter"])})
+def cmd_network_prune(c: Client, opts: NetworkPruneOptions, args: list[str]) -> int:
+    res = c.prune_networks(parse_filters(opts.filter))
     deleted = res.get("NetworksDeleted") or []
     if deleted:
         out("Deleted Networks:")
@@ -170,49 +161,50 @@ def cmd_network_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-NETWORK_CONNECT = Spec([flag("alias", kind="list",
-                             help="Add network-scoped alias for the container"),
-                        flag("driver-opt", kind="list",
-                             help="driver options for the network"),
-                        flag("ip", kind="str", default="",
-                             help="IPv4 address (e.g., \"172.30.100.104\")"),
-                        flag("ip6", kind="str", default="",
-                             help="IPv6 address (e.g., \"2001:db8::33\")"),
-                        flag("link", kind="list", help="Add link to another container"),
-                        flag("link-local-ip", kind="list",
-                             help="Add a link-local address for the container")])
+class NetworkConnectOptions(Options):
+    alias = strings("alias", help="Add network-scoped alias for the container")
+    driver_opt = strings("driver-opt", help="driver options for the network")
+    ip = string("ip", help="IPv4 address (e.g., \"172.30.100.104\")")
+    ip6 = string("ip6", help="IPv6 address (e.g., \"2001:db8::33\")")
+    link = strings("link", help="Add link to another container")
+    link_local_ip = strings("link-local-ip", help="Add a link-local address for the container")
 
 
-def cmd_network_connect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_network_connect(c: Client, opts: NetworkConnectOptions, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"network connect" requires exactly 2 arguments.')
-    ec: dict[str, Any] = {"Aliases": list(opts["alias"])}
-    if opts["link"]:
-        ec["Links"] = list(opts["link"])
-    ipam = endpoint_ipam(opts["ip"], opts["ip6"], opts["link-local-ip"])
+    ec: dict[str, Any] = {"Aliases": list(opts.alias)}
+    if opts.link:
+        ec["Links"] = list(opts.link)
+    ipam = endpoint_ipam(opts.ip, opts.ip6, opts.link_local_ip)
     if ipam:
         ec["IPAMConfig"] = ipam
-    if opts["driver-opt"]:
-        ec["DriverOpts"] = _key_values(opts["driver-opt"], "driver-opt")
-    c.send("POST", f"/networks/{q(args[0])}/connect",
-           body={"Container": args[1], "EndpointConfig": ec}).close()
+    if opts.driver_opt:
+        ec["DriverOpts"] = _key_values(opts.driver_opt, "driver-opt")
+    c.connect_network(args[0], args[1], ec)
     return 0
 
 
-def cmd_network_disconnect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_network_disconnect(c: Client, opts: NetworkDisconnectOptions, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"network disconnect" requires exactly 2 arguments.')
-    c.send("POST", f"/networks/{q(args[0])}/disconnect",
-           body={"Container": args[1], "Force": bool(opts["force"])}).close()
+    c.disconnect_network(args[0], args[1], force=opts.force)
     return 0
 
 
-NETWORK_INSPECT = Spec([flag("format", "f", "str", "",
-                             help="Format output using a custom template"),
-                        flag("verbose", "v", help="Verbose output for diagnostics")])
-NETWORK_RM = Spec([flag("force", "f", help="Do not error if the network does not exist")])
-NETWORK_PRUNE = Spec([flag("force", "f", help="Do not prompt for confirmation"),
-                      flag("filter", kind="list",
-                           help="Provide filter values (e.g. \"until=<timestamp>\")")])
-NETWORK_DISCONNECT = Spec([flag("force", "f",
-                                help="Force the container to disconnect from a network")])
+class NetworkInspectOptions(Options):
+    format = string("format", "f", help="Format output using a custom template")
+    verbose = boolean("verbose", "v", help="Verbose output for diagnostics")
+
+
+class NetworkRmOptions(Options):
+    force = boolean("force", "f", help="Do not error if the network does not exist")
+
+
+class NetworkPruneOptions(Options):
+    force = boolean("force", "f", help="Do not prompt for confirmation")
+    filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")
+
+
+class NetworkDisconnectOptions(Options):
+    force = boolean("force", "f", help="Force the container to disconnect from a network")
