@@ -18,6 +18,14 @@ import time
 
 from berth import jsonc as json
 from berth import linux
+from berth.cmdline import (
+    Options,
+    UsageError,
+    boolean,
+    optional_string,
+    string,
+    strings,
+)
 from berth.runtime import container, hooks, process
 
 TYPE_CHECKING = False
@@ -228,68 +236,98 @@ def cmd_run(a: Args) -> int:
     return 128 - code if code < 0 else code
 
 
+class GlobalArgs(Options):
+    """Options before the command (`berth-runtime --root R create ...`)."""
+
+    INTERSPERSED = False
+    root = string("root", default=DEFAULT_ROOT, help="root directory for storage of container "
+                  "state (default: \"/run/berth-runtime\")")
+    log = string("log", help="set the log file to write berth-runtime logs to (default is "
+                 "'/dev/stderr')")
+    log_format = string("log-format", default="text",
+                        help="set the log format ('text' (default), or 'json')")
+    debug = boolean("debug", help="enable debug logging")
+    systemd_cgroup = boolean("systemd-cgroup", help="accepted for runc's callers; "
+                             "berth-runtime manages cgroupfs itself")
+    help = boolean("help", "h", help="show help")
+
+
+class CommandArgs(Options):
+    help = boolean("help", "h", help="show help")
+
+
+class SpecArgs(CommandArgs):
+    bundle = string("bundle", "b", help="path to the root of the bundle directory, defaults "
+                    "to the current directory")
+
+
+class CreateArgs(SpecArgs):
+    pid_file = optional_string("pid-file", help="specify the file to write the process id to")
+    console_socket = optional_string(
+        "console-socket", help="path to an AF_UNIX socket which will receive a file "
+        "descriptor referencing the master end of the console's pseudoterminal")
+
+
+class ExecArgs(CommandArgs):
+    INTERSPERSED = False   # everything after the id is the command
+    process = string("process", "p", help="path to the process.json")
+    tty = boolean("tty", "t", help="allocate a pseudo-TTY")
+    detach = boolean("detach", "d", help="detach from the container's process")
+    console_socket = optional_string(
+        "console-socket", help="path to an AF_UNIX socket which will receive a file "
+        "descriptor referencing the master end of the console's pseudoterminal")
+    pid_file = optional_string("pid-file", help="specify the file to write the process id to")
+    cwd = string("cwd", help="current working directory in the container")
+    env = strings("env", "e", help="set environment variables")
+    user = string("user", "u", help="UID (format: <uid>[:<gid>])")
+
+
+class KillArgs(CommandArgs):
+    all = boolean("all", "a", help="send the specified signal to all processes inside the "
+                  "container")
+
+
+class DeleteArgs(CommandArgs):
+    force = boolean("force", "f", help="forcibly deletes the container if it is still running "
+                    "(uses SIGKILL)")
+
+
 class Args:
-    """The parsed command line: options by their long names ('-' as '_'), and positionals."""
+    """The parsed command line: the global options, the command's, and its positionals."""
 
-    fn: Any
-    root: str
-    log: str
-    log_format: str
-    debug: bool
-    systemd_cgroup: bool
-    id: str
-    bundle: str
-    pid_file: str | None
-    console_socket: str | None
-    process: str
-    tty: bool
-    detach: bool
-    cwd: str
-    env: list[str]
-    user: str
-    all: bool
-    force: bool
-    signal: str
-    command: list[str]
-    spec: dict[str, Any] | None
-    trampoline: int | None
-
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
+    def __init__(self, fn: Any, g: GlobalArgs, opts: CommandArgs, **pos: Any) -> None:
+        self.fn = fn
+        self.root, self.log, self.debug = g.root, g.log, g.debug
+        self.bundle = getattr(opts, "bundle", "")
+        self.pid_file: str | None = getattr(opts, "pid_file", None)
+        self.console_socket: str | None = getattr(opts, "console_socket", None)
+        self.process = getattr(opts, "process", "")
+        self.tty = getattr(opts, "tty", False)
+        self.detach = getattr(opts, "detach", False)
+        self.cwd = getattr(opts, "cwd", "")
+        self.env: list[str] = getattr(opts, "env", [])
+        self.user = getattr(opts, "user", "")
+        self.all = getattr(opts, "all", False)
+        self.force = getattr(opts, "force", False)
+        self.id: str = pos.get("id", "")
+        self.signal: str = pos.get("signal", "SIGTERM")
+        self.command: list[str] = pos.get("command", [])
+        self.spec: dict[str, Any] | None = None
+        self.trampoline: int | None = None
 
 
-# global options, then per command: {option: (dest, takes a value, repeatable)}, positionals
-_GLOBAL = {"--root": ("root", True, False), "--log": ("log", True, False),
-           "--log-format": ("log_format", True, False), "--debug": ("debug", False, False),
-           "--systemd-cgroup": ("systemd_cgroup", False, False)}
-_BUNDLE = {"-b": ("bundle", True, False), "--bundle": ("bundle", True, False)}
-_CREATE = {**_BUNDLE, "--pid-file": ("pid_file", True, False),
-           "--console-socket": ("console_socket", True, False)}
-_COMMANDS: dict[str, tuple[Any, dict[str, tuple[str, bool, bool]], list[str]]] = {
-    "spec": (cmd_spec, _BUNDLE, []),
-    "create": (cmd_create, _CREATE, ["id"]),
-    "run": (cmd_run, _CREATE, ["id"]),
-    "start": (cmd_start, {}, ["id"]),
-    "state": (cmd_state, {}, ["id"]),
-    "exec": (cmd_exec, {
-        "--process": ("process", True, False), "-p": ("process", True, False),
-        "--tty": ("tty", False, False), "-t": ("tty", False, False),
-        "--detach": ("detach", False, False), "-d": ("detach", False, False),
-        "--console-socket": ("console_socket", True, False),
-        "--pid-file": ("pid_file", True, False), "--cwd": ("cwd", True, False),
-        "--env": ("env", True, True), "-e": ("env", True, True),
-        "--user": ("user", True, False), "-u": ("user", True, False)}, ["id", "command..."]),
-    "kill": (cmd_kill, {"-a": ("all", False, False), "--all": ("all", False, False)},
-             ["id", "signal?"]),
-    "delete": (cmd_delete, {"-f": ("force", False, False), "--force": ("force", False, False)},
-               ["id"]),
-    "list": (cmd_list, {}, []),
+# per command: its handler, its options, its positionals ("?" optional, "..." the rest)
+_COMMANDS: dict[str, tuple[Any, type[CommandArgs], list[str]]] = {
+    "spec": (cmd_spec, SpecArgs, []),
+    "create": (cmd_create, CreateArgs, ["id"]),
+    "run": (cmd_run, CreateArgs, ["id"]),
+    "start": (cmd_start, CommandArgs, ["id"]),
+    "state": (cmd_state, CommandArgs, ["id"]),
+    "exec": (cmd_exec, ExecArgs, ["id", "command..."]),
+    "kill": (cmd_kill, KillArgs, ["id", "signal?"]),
+    "delete": (cmd_delete, DeleteArgs, ["id"]),
+    "list": (cmd_list, CommandArgs, []),
 }
-_DEFAULTS = {"root": DEFAULT_ROOT, "log": "", "log_format": "text", "debug": False,
-             "systemd_cgroup": False, "bundle": "", "pid_file": None, "console_socket": None,
-             "process": "", "tty": False, "detach": False, "cwd": "", "env": [], "user": "",
-             "all": False, "force": False, "signal": "SIGTERM", "command": [], "spec": None,
-             "trampoline": None}
 
 
 def _usage(msg: str) -> NoReturn:
@@ -313,37 +351,17 @@ _SUMMARY = {
                "container", "<container-id>"),
     "list": ("lists containers started by berth-runtime with the given root", ""),
 }
-_OPTION_HELP = {
-    "--root": "root directory for storage of container state (default: \"/run/berth-runtime\")",
-    "--log": "set the log file to write berth-runtime logs to (default is '/dev/stderr')",
-    "--log-format": "set the log format ('text' (default), or 'json')",
-    "--debug": "enable debug logging", "--systemd-cgroup": "accepted for runc's callers; "
-    "berth-runtime manages cgroupfs itself",
-    "--bundle": "path to the root of the bundle directory, defaults to the current directory",
-    "--pid-file": "specify the file to write the process id to",
-    "--console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
-    "referencing the master end of the console's pseudoterminal",
-    "--process": "path to the process.json", "--tty": "allocate a pseudo-TTY",
-    "--detach": "detach from the container's process", "--cwd": "current working directory "
-    "in the container", "--env": "set environment variables", "--user": "UID (format: "
-    "<uid>[:<gid>])", "--all": "send the specified signal to all processes inside the "
-    "container", "--force": "forcibly deletes the container if it is still running (uses "
-    "SIGKILL)",
-}
 
 
 def _help(command: str | None) -> NoReturn:
     """runc's help, on stdout with exit 0: the whole command's, or one command's."""
-    def options(table: dict[str, tuple[str, bool, bool]]) -> list[str]:
-        by_dest: dict[str, list[str]] = {}
-        for name, (dest, takes, _m) in table.items():
-            by_dest.setdefault(dest, []).append(name + (" value" if takes else ""))
+    def options(cls: type[Options]) -> list[str]:
         lines = []
-        for names in by_dest.values():
-            long = next((n for n in names if n.startswith("--")), names[0]).split()[0]
-            lines.append(f"   {', '.join(sorted(names, key=len, reverse=True)):<28} "
-                         f"{_OPTION_HELP.get(long, '')}")
-        return lines + [f"   {'--help, -h':<28} show help"]
+        for f in cls.FLAGS:
+            names = f"--{f.long}" + (", -" + f.short if f.short else "")
+            names += " value" if f.kind != "bool" else ""
+            lines.append(f"   {names:<28} {f.help}")
+        return lines
     if command is None:
         text = ["NAME:", "   berth-runtime - Open Container Initiative runtime", "",
                 "berth-runtime is berth's implementation of the OCI runtime specification, "
@@ -351,7 +369,7 @@ def _help(command: str | None) -> NoReturn:
                 "   berth-runtime [global options] command [command options] [arguments...]",
                 "", "COMMANDS:"]
         text += [f"   {c:<10} {d}" for c, (d, _) in _SUMMARY.items()]
-        text += ["", "GLOBAL OPTIONS:", *options(_GLOBAL)]
+        text += ["", "GLOBAL OPTIONS:", *options(GlobalArgs)]
     else:
         summary, usage = _SUMMARY[command]
         text = ["NAME:", f"   berth-runtime {command} - {summary}", "", "USAGE:",
@@ -363,53 +381,39 @@ def _help(command: str | None) -> NoReturn:
 
 
 def parse(argv: list[str]) -> Args:
-    """runc's command line (argparse's rules for what berth-runtime takes, without its ~7 ms of
-    imports): global options, a command, its options and positionals; `exec`'s command takes
-    everything after the id."""
-    vals: dict[str, Any] = {k: (list(v) if isinstance(v, list) else v)
-                            for k, v in _DEFAULTS.items()}
-    opts = _GLOBAL
-    fn = None
-    want: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg.startswith("-") and arg != "-":
-            name, eq, value = arg.partition("=")
-            if name in ("-h", "--help"):
-                _help(next((c for c, v in _COMMANDS.items() if v[0] is fn), None))
-            if name not in opts:
-                _usage(f"unrecognized arguments: {arg}")
-            dest, takes, multi = opts[name]
-            if takes and not eq:
-                if i >= len(argv):
-                    _usage(f"argument {name}: expected one argument")
-                value, i = argv[i], i + 1
-            if multi:
-                vals[dest].append(value)
-            else:
-                vals[dest] = value if takes else True
-        elif fn is None:
-            if arg == "help":
-                _help(argv[i] if i < len(argv) and argv[i] in _COMMANDS else None)
-            if arg not in _COMMANDS:
-                _usage(f"argument cmd: invalid choice: {arg!r}")
-            fn, opts, want = _COMMANDS[arg][0], _COMMANDS[arg][1], list(_COMMANDS[arg][2])
-        elif not want:
-            _usage(f"unrecognized arguments: {arg}")
-        else:
-            vals[want.pop(0).rstrip("?")] = arg
-            if want and want[0] == "command...":
-                vals["command"] = argv[i:]  # everything after the id, options too
-                want.pop(0)
-                break
-    if fn is None:
+    """runc's command line (berth.cmdline, the CLI's parser): global options, a command, its
+    options and positionals; `exec`'s command takes everything after the id."""
+    try:
+        g, rest = GlobalArgs.parse(argv)
+    except UsageError as e:
+        _usage(str(e))
+    if g.help:
+        _help(None)
+    if not rest:
         _usage("the following arguments are required: cmd")
-    missing = [w for w in want if not w.endswith(("?", "..."))]
-    if missing:
-        _usage(f"the following arguments are required: {', '.join(missing)}")
-    return Args(fn=fn, **vals)
+    name = rest[0]
+    if name == "help":
+        _help(rest[1] if len(rest) > 1 and rest[1] in _COMMANDS else None)
+    if name not in _COMMANDS:
+        _usage(f"argument cmd: invalid choice: {name!r}")
+    fn, cls, want = _COMMANDS[name]
+    try:
+        opts, pos = cls.parse(rest[1:])
+    except UsageError as e:
+        _usage(str(e))
+    if opts.help:
+        _help(name)
+    got: dict[str, Any] = {}
+    for w in want:
+        if w == "command...":
+            got["command"], pos = pos, []
+        elif pos:
+            got[w.rstrip("?")] = pos.pop(0)
+        elif not w.endswith("?"):
+            _usage(f"the following arguments are required: {w}")
+    if pos:
+        _usage(f"unrecognized arguments: {' '.join(pos)}")
+    return Args(fn, g, opts, **got)
 
 
 def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
