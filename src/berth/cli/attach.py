@@ -240,7 +240,8 @@ class ExecOptions(Options):
 def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
     if len(args) < 2:
         raise UsageError('"exec" requires at least 2 arguments.')
-    if opts.tty and opts.interactive and not sys.stdin.isatty():
+    # as the docker CLI: only a command that attaches its input needs a terminal
+    if opts.tty and opts.interactive and not opts.detach and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
     if opts.detach_keys:

@@ -466,7 +466,8 @@ def cmd_create(c: Client, opts: CreateOptions, args: list[str]) -> int:
 
 
 def cmd_run(c: Client, opts: RunOptions, args: list[str]) -> int:
-    if opts.tty and opts.interactive and not sys.stdin.isatty():
+    # as the docker CLI: only a command that attaches its input needs a terminal
+    if opts.tty and opts.interactive and not opts.detach and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
     if opts.detach_keys:
