@@ -113,6 +113,11 @@ class NetworkService:
         # network create, remove and prune, and the rules' repair, run in worker threads:
         # one at a time (two creates of one name were two networks)
         self._lock = threading.RLock()
+        # held for moments only (allocate runs on berthd's event loop): a network's removal
+        # and a container's endpoint on it exclude each other, so that a network removed has
+        # no running container on it, and a starting container's network is not removed
+        # under it (the users the API passes to `remove` were read before it ran)
+        self._ep_lock = threading.Lock()
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -137,12 +142,17 @@ class NetworkService:
         self.meta.put_network(rec.id, rec.name, rec.encode())
         return rec
 
+    def _records(self) -> builtins.list[NetworkRecord]:
+        """The networks now: a copy, as worker threads add and remove them while the event
+        loop reads (iterating the dict itself could fail with 'changed size')."""
+        return builtins.list(self.nets.values())
+
     def get(self, ref: str) -> NetworkRecord:
         """The network named `ref`, or with that ID or unique ID prefix."""
-        for rec in self.nets.values():
+        for rec in self._records():
             if ref in (rec.name, rec.id):
                 return rec
-        matches = [rec for rec in self.nets.values() if rec.id.startswith(ref)]
+        matches = [rec for rec in self._records() if rec.id.startswith(ref)]
         if ref and len(matches) == 1:
             return matches[0]
         raise NotFound(f"network {ref} not found")
@@ -300,7 +310,7 @@ class NetworkService:
                 labels: dict[str, str]) -> NetworkRecord:
         if not name:
             raise InvalidArgument("network name cannot be empty")
-        if any(n.name == name for n in self.nets.values()):
+        if any(n.name == name for n in self._records()):
             raise Conflict(f"network with name {name} already exists")
         kind = self._check_driver(driver, ipam_driver, options)
         v4 = [p for p in pools if not p.subnet or _ip_network(p.subnet, "subnet").version == 4]
@@ -315,7 +325,7 @@ class NetworkService:
             bridge = options.get(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
             if len(bridge) > 15:
                 raise InvalidArgument(f"bridge name {bridge!r} is longer than 15 characters")
-            if any(n.bridge == bridge for n in self.nets.values()):
+            if any(n.bridge == bridge for n in self._records()):
                 raise Conflict(f"bridge name {bridge} is already used by another network")
         rec = NetworkRecord(
             id=secrets.token_hex(32), name=name, driver=kind, created=_now(),
@@ -360,7 +370,7 @@ class NetworkService:
             net = self._free_subnet() if version == 4 else self._free_subnet6()
             return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
         net = _ip_network(asked.subnet, "subnet")
-        for other in self.nets.values():
+        for other in self._records():
             for c in other.ipam:
                 if net.overlaps(c.network):
                     raise Forbidden("Pool overlaps with other one on this address space")
@@ -382,7 +392,7 @@ class NetworkService:
                           gateway_shown=bool(asked.gateway))
 
     def _used(self) -> builtins.list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [c.network for n in self.nets.values() for c in n.ipam]
+        return [c.network for n in self._records() for c in n.ipam]
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
         used = self._used()
@@ -431,14 +441,21 @@ class NetworkService:
             rec = self.get(ref)
             if rec.predefined:
                 raise Forbidden(f"{rec.name} is a pre-defined network and cannot be removed")
-            if users:
-                raise Forbidden(f"error while removing network: network {rec.name} id "
-                                f"{rec.id} has active endpoints")
-            if rec.driver == Driver.BRIDGE:
-                if self.cfg.iptables:
-                    self._bridge_rules(rec, add=False)
-                netlink.delete_link(rec.bridge)
-                self.claims.release("bridge", rec.bridge)
+            with self._ep_lock:
+                if users or self.endpoints.get(rec.id):
+                    raise Forbidden(f"error while removing network: network {rec.name} id "
+                                    f"{rec.id} has active endpoints")
+                # gone for `get` (and so for `allocate`) from here on
+                self.nets.pop(rec.id, None)
+            try:
+                if rec.driver == Driver.BRIDGE:
+                    if self.cfg.iptables:
+                        self._bridge_rules(rec, add=False)
+                    netlink.delete_link(rec.bridge)
+                    self.claims.release("bridge", rec.bridge)
+            except BaseException:
+                self.nets[rec.id] = rec
+                raise
             self._forget(rec)
         self.emit("network", "destroy", rec.id, {"name": rec.name})
 
@@ -446,7 +463,7 @@ class NetworkService:
              ) -> builtins.list[NetworkView]:
         filters = filters or {}
         out = []
-        for rec in sorted(self.nets.values(), key=lambda n: n.created):
+        for rec in sorted(self._records(), key=lambda n: n.created):
             if filters.get("name") and not any(f in rec.name for f in filters["name"]):
                 continue
             if filters.get("id") and not any(rec.id.startswith(f) for f in filters["id"]):
@@ -475,6 +492,14 @@ class NetworkService:
                  driver_opts: dict[str, str] | None = None) -> dict[str, Any]:
         """Addresses and a link for a starting container on a bridge (or macvlan, ipvlan)
         network; the endpoint in the form the container service keeps."""
+        with self._ep_lock:   # not while the network is being removed (see _ep_lock)
+            return self._allocate(ref, cid, name=name, aliases=aliases, ip=ip, ifname=ifname,
+                                  mac=mac, ip6=ip6, link_local=link_local,
+                                  driver_opts=driver_opts)
+
+    def _allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
+                  ip: str, ifname: str, mac: str, ip6: str, link_local: Sequence[str],
+                  driver_opts: dict[str, str] | None) -> dict[str, Any]:
         rec = self.get(ref)
         if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")

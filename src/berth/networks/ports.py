@@ -268,9 +268,10 @@ class PortMapper:
                 self._ipt("-D", *r, table=table)
 
     def unpublish(self, cid: str, network: str) -> None:
-        bridge = self.bridge_of(network)
+        """Close a container's ports. Each rule names the bridge it was made with, so a
+        network gone since (removed, or its daemon's record lost) does not keep them open."""
         for p in self.by_container.pop(cid, []):
-            self._close(p, bridge)
+            self._close(p, p.bridge or self.bridge_of(network))
 
 
 def iptables(*args: str, table: str = "filter", check: bool = True,
