@@ -425,3 +425,78 @@ def test_one_host_port_many_containers(d: Daemon) -> None:
     finally:
         for i in range(CLIENTS):
             call(d, "DELETE", f"/containers/port-{i}?force=1")
+
+
+# --- the races found in the networks package, each pinned where timing cannot hide it ---------
+class _Meta:
+    """The metadata store's network table, in memory."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Any] = {}
+
+    def networks(self) -> list[Any]:
+        return list(self.docs.values())
+
+    def put_network(self, nid: str, name: str, doc: Any) -> None:
+        self.docs[nid] = doc
+
+    def delete_network(self, nid: str) -> None:
+        self.docs.pop(nid, None)
+
+
+def _service(tmp_path: Path) -> Any:
+    from berth.networks import NetConfig, NetworkService
+    svc = NetworkService(_Meta(), NetConfig(bridge="btconc", iptables=False,
+                                            run_dir=str(tmp_path / "networks")))
+    svc.load()
+    return svc
+
+
+def test_a_network_with_a_running_container_is_not_removed_on_stale_users(
+        tmp_path: Path) -> None:
+    """The API reads a network's users before its removal runs in a worker thread; a
+    container that started in between holds an endpoint, and the removal is refused (it was
+    done, leaving the container on a network that no longer existed)."""
+    from berth.errors import Forbidden, NotFound
+    from berth.networks import Driver, IpamConfig, NetworkRecord
+    svc = _service(tmp_path)
+    # a macvlan network: a record and no link, so no root is needed
+    svc._add(NetworkRecord(id="n" * 64, name="stale", driver=Driver.MACVLAN, created="",
+                           ipam=(IpamConfig(subnet="10.251.0.0/24", gateway="10.251.0.1"),),
+                           options={"parent": "lo"}))
+    users_read_by_the_api: list[str] = []     # before the container below started
+    svc.allocate("stale", "c" * 64, name="late", aliases=[])
+    with pytest.raises(Forbidden, match="has active endpoints"):
+        svc.remove("stale", users_read_by_the_api)
+    svc.release("c" * 64)
+    svc.remove("stale", [])
+    with pytest.raises(NotFound):
+        svc.allocate("stale", "d" * 64, name="later", aliases=[])
+
+
+def test_ports_close_when_their_network_is_gone(tmp_path: Path) -> None:
+    """A container's ports are closed by the bridge they were opened on: its network, removed
+    since, is not looked up (the lookup's NotFound left the container's rm hanging)."""
+    import asyncio
+
+    from berth.errors import NotFound
+    from berth.networks.ports import PortMapper
+    from tests.integration.registries import free_port
+    gone = {"net": False}
+
+    def bridge_of(net: str) -> str:
+        if gone["net"]:
+            raise NotFound(f"network {net} not found")
+        return "btconc1"
+
+    async def go() -> None:
+        pm = PortMapper("BERTH-conc", bridge_of, iptables=False)
+        port = free_port()
+        await pm.publish("c" * 64, {"80/tcp": [{"HostIp": "127.0.0.1",
+                                                "HostPort": str(port)}]}, "10.9.9.9", "n")
+        gone["net"] = True
+        pm.unpublish("c" * 64, "n")
+        with socket.socket() as s:   # the port is free again
+            s.bind(("127.0.0.1", port))
+
+    asyncio.run(go())
