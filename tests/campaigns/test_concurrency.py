@@ -200,7 +200,8 @@ def test_one_image_name_many_clients(d: Daemon, rootfs_tar: Path) -> None:
     busybox = json.loads(body)["Id"]
     for rnd in range(ROUNDS):
         repo = f"conc-import-{rnd}"
-        res = at_once(d, "import", "POST", f"/images/create?fromSrc=-&repo={repo}&tag=x", tar,
+        res = at_once(d, "import", "POST", f"/images/create?fromSrc=-&repo={repo}&tag=x"
+                      f"&changes=ENV%20ROUND%3D{rnd}", tar,
                       "application/x-tar")
         assert statuses(res, "import") == {200: CLIENTS}
         assert not [b for _, _, b in res if b"errorDetail" in b or b'"error"' in b]
@@ -229,8 +230,9 @@ def test_one_tag_removed_once(d: Daemon, rootfs_tar: Path) -> None:
     tar = rootfs_tar.read_bytes()
     try:
         for rnd in range(ROUNDS * 3):
-            assert call(d, "POST", "/images/create?fromSrc=-&repo=conc-victim&tag=keep", tar,
-                        "application/x-tar")[0] == 200
+            # an image of its own (busybox's rootfs imported as is would be busybox's ID)
+            assert call(d, "POST", "/images/create?fromSrc=-&repo=conc-victim&tag=keep"
+                        "&changes=ENV%20VICTIM%3D1", tar, "application/x-tar")[0] == 200
             assert call(d, "POST", f"/images/conc-victim:keep/tag?repo=conc-victim&tag=r{rnd}"
                         )[0] == 201
             res = at_once(d, "rmi", "DELETE", f"/images/conc-victim:r{rnd}")
