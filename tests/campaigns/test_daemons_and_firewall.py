@@ -178,3 +178,67 @@ def test_rules_removed_under_the_daemon_are_put_back(private_daemon: Daemon) -> 
     finally:
         d.ok("rm", "-f", cid)
         d.ok("network", "rm", "fw-net")
+
+
+def test_claims_exclude_each_other_and_go_with_their_holder(tmp_path: Path) -> None:
+    """The claims themselves (no daemon): held by one holder at a time; a daemon whose bridge
+    differs but whose chain prefix is the same (bridge names cut at 12 characters) is refused
+    too; a holder killed with SIGKILL leaves nothing behind."""
+    import secrets
+    import signal
+    import sys
+
+    from berth.errors import Conflict
+    from berth.networks import NetConfig, NetworkService
+    from berth.networks.locks import Claims
+
+    name = "test-" + secrets.token_hex(4)
+    a, b = Claims(), Claims()
+    a.claim("chain", name)
+    a.claim("chain", name)   # held here already: nothing to do
+    with pytest.raises(Conflict, match="in use by another berthd"):
+        b.claim("chain", name)
+    a.release("chain", name)
+    b.claim("chain", name)
+    b.release_all()
+
+    class Meta:
+        def networks(self) -> list[object]:
+            return []
+
+        def put_network(self, *a: object) -> None:
+            pass
+
+    tag = secrets.token_hex(3)
+    one, two = (NetworkService(Meta(), NetConfig(bridge=f"btlong{tag}{x}", iptables=False,
+                                                 run_dir=str(tmp_path / x)))
+                for x in ("a", "b"))
+    assert one.cfg.chain == two.cfg.chain
+    one.load()
+    two.load()
+    one.claim()
+    try:
+        with pytest.raises(Conflict, match="iptables chain prefix"):
+            two.claim()
+        assert not two.claims.holds("bridge", two.cfg.bridge)   # nothing kept on refusal
+    finally:
+        one.claims.release_all()
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from berth.networks.locks import Claims; "
+         f"c = Claims(); c.claim('chain', {name!r}); print('held', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(Conflict):
+            b.claim("chain", name)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        b.claim("chain", name)
+        b.release_all()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
