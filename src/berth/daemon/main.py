@@ -44,6 +44,9 @@ from berth.volumes import VolumeService
 
 log = logging.getLogger("berthd")
 
+# how often the packet filter rules are checked (and put back if flushed under the daemon)
+RULES_CHECK_INTERVAL = 5.0
+
 
 class Daemon:
     def __init__(self, cfg: DaemonConfig) -> None:
@@ -140,8 +143,12 @@ class Daemon:
         for h in tcp:
             # as dockerd (loadListeners): the warnings, and the wait, before anything listens
             await listeners.warn_insecure(h, self.cfg.tls, self.cfg.tls_explicit)
+        # another berthd on our bridge or chains is refused before anything is touched: its
+        # exit would tear them down under us (and ours under it)
+        self.networks.claim()
         await self.start_forkserver()
         await asyncio.to_thread(self.networks.setup)
+        watcher = asyncio.create_task(self._watch_rules()) if self.cfg.iptables else None
         await self.containers.restore()
         await self.containers.start_restartable()
         # streams that never end on their own (events, logs -f) must not hold up a shutdown
@@ -186,7 +193,22 @@ class Daemon:
             await stop.wait()
         finally:
             log.info("shutting down; running containers are left running (live restore)")
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await self._shutdown(runner, owned)
+
+    async def _watch_rules(self) -> None:
+        """Every RULES_CHECK_INTERVAL seconds, the rules are put back if a firewall reload or
+        an `iptables -F` removed them (dockerd does it on firewalld's reload signal; without
+        firewalld nothing tells a daemon, so it looks)."""
+        while True:
+            await asyncio.sleep(RULES_CHECK_INTERVAL)
+            try:
+                await asyncio.to_thread(self.networks.check_rules)
+            except Exception:  # noqa: BLE001 - the daemon's edge: log, look again later
+                log.exception("putting the iptables rules back failed")
 
     async def _shutdown(self, runner: web.AppRunner,
                         owned: list[tuple[str, tuple[int, int]]]) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System,
 from berth.filters import PruneFilter, parse_timestamp
 from berth.fs import atomic_write
 from berth.linux import netlink
+from berth.networks.locks import Claims
 from berth.networks.ports import PortMapper, parse_publish, ps_ports
 from berth.networks.records import (
     BRIDGE_NAME_OPT,
@@ -106,6 +108,16 @@ class NetworkService:
         self.rules4 = Rules(cfg.chain, "iptables")
         self.rules6 = Rules(cfg.chain, "ip6tables")
         self._chains6 = False     # the ip6tables chains are made with the first IPv6 bridge
+        # the bridges and the chain prefix this daemon uses, held against other daemons
+        self.claims = Claims()
+        # network create, remove and prune, and the rules' repair, run in worker threads:
+        # one at a time (two creates of one name were two networks)
+        self._lock = threading.RLock()
+        # held for moments only (allocate runs on berthd's event loop): a network's removal
+        # and a container's endpoint on it exclude each other, so that a network removed has
+        # no running container on it, and a starting container's network is not removed
+        # under it (the users the API passes to `remove` were read before it ran)
+        self._ep_lock = threading.Lock()
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -130,12 +142,17 @@ class NetworkService:
         self.meta.put_network(rec.id, rec.name, rec.encode())
         return rec
 
+    def _records(self) -> builtins.list[NetworkRecord]:
+        """The networks now: a copy, as worker threads add and remove them while the event
+        loop reads (iterating the dict itself could fail with 'changed size')."""
+        return builtins.list(self.nets.values())
+
     def get(self, ref: str) -> NetworkRecord:
         """The network named `ref`, or with that ID or unique ID prefix."""
-        for rec in self.nets.values():
+        for rec in self._records():
             if ref in (rec.name, rec.id):
                 return rec
-        matches = [rec for rec in self.nets.values() if rec.id.startswith(ref)]
+        matches = [rec for rec in self._records() if rec.id.startswith(ref)]
         if ref and len(matches) == 1:
             return matches[0]
         raise NotFound(f"network {ref} not found")
@@ -152,17 +169,54 @@ class NetworkService:
                                     for c in rec.ipam]}}
 
     # --- set-up -----------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Hold the default bridge, the chain prefix and every bridge network's bridge against
+        other daemons (`networks.locks`), before anything is set up: Conflict, with nothing
+        held, if another berthd uses one of them. Held until the daemon exits."""
+        try:
+            self.claims.claim("bridge", self.cfg.bridge, "bridge")
+            self.claims.claim("chain", self.cfg.chain, "iptables chain prefix")
+            for rec in builtins.list(self.nets.values()):
+                if rec.driver == Driver.BRIDGE:
+                    self.claims.claim("bridge", rec.bridge, f"bridge of network {rec.name}:")
+        except Conflict:
+            self.claims.release_all()
+            raise
+
+    def check_rules(self) -> bool:
+        """Put the daemon's packet filter rules back if they were removed under it (an
+        `iptables -F`/`-X`, a firewalld reload), as dockerd does on firewalld's reload; True if
+        it did. Called periodically by the daemon and before each network create; cheap when
+        all is in place (four `iptables -C`)."""
+        if not self.cfg.iptables:
+            return False
+        with self._lock:
+            if self.rules4.intact() and self.ports.intact() and (
+                    not self._chains6 or self.rules6.intact()):
+                return False
+            log.warning("the iptables rules of chain %s were removed (a firewall reload?): "
+                        "putting them back", self.cfg.chain)
+            self.rules4.chains()
+            if self._chains6:
+                self.rules6.chains()
+            for rec in builtins.list(self.nets.values()):
+                if rec.driver == Driver.BRIDGE:
+                    self._bridge_rules(rec, add=True)
+            self.ports.reapply()   # in front of the bridges' last rules, as publish does
+            return True
+
     def setup(self) -> None:
         """At start: bridges and rules for every bridge network."""
         if self.cfg.ip_forward:
             with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as f:
                 f.write("1")
-        if self.cfg.iptables:
-            self.rules4.chains()
-            self.ports.setup()
-        for rec in self.nets.values():
-            if rec.driver == Driver.BRIDGE:
-                self._bring_up(rec)
+        with self._lock:
+            if self.cfg.iptables:
+                self.rules4.chains()
+                self.ports.setup()
+            for rec in self.nets.values():
+                if rec.driver == Driver.BRIDGE:
+                    self._bring_up(rec)
 
     def _bring_up(self, rec: NetworkRecord) -> None:
         v4, v6 = rec.ipv4, rec.ipv6
@@ -196,16 +250,17 @@ class NetworkService:
     def teardown(self) -> None:
         """At a shutdown with no container running: bridges and rules go (those of both
         address families)."""
-        for rec in self.nets.values():
-            if rec.driver == Driver.BRIDGE:
-                if self.cfg.iptables:
-                    self._bridge_rules(rec, add=False)
-                netlink.delete_link(rec.bridge)
-        if self.cfg.iptables:
-            self.ports.teardown()
-            self.rules4.remove_chains()
-            self.rules6.remove_chains()
-            self._chains6 = False
+        with self._lock:
+            for rec in self.nets.values():
+                if rec.driver == Driver.BRIDGE:
+                    if self.cfg.iptables:
+                        self._bridge_rules(rec, add=False)
+                    netlink.delete_link(rec.bridge)
+            if self.cfg.iptables:
+                self.ports.teardown()
+                self.rules4.remove_chains()
+                self.rules6.remove_chains()
+                self._chains6 = False
 
     # --- user networks ----------------------------------------------------------------------
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
@@ -220,10 +275,11 @@ class NetworkService:
         pools = list(ipam)
         if subnet or gateway or ip_range:
             pools.insert(0, IpamConfig(subnet=subnet, gateway=gateway, ip_range=ip_range))
-        rec = self._create(name, driver=driver, pools=pools, ipam_driver=ipam_driver,
-                           ipam_options=dict(ipam_options or {}), enable_ipv6=enable_ipv6,
-                           internal=internal, attachable=attachable,
-                           options=dict(options or {}), labels=dict(labels or {}))
+        with self._lock:
+            rec = self._create(name, driver=driver, pools=pools, ipam_driver=ipam_driver,
+                               ipam_options=dict(ipam_options or {}), enable_ipv6=enable_ipv6,
+                               internal=internal, attachable=attachable,
+                               options=dict(options or {}), labels=dict(labels or {}))
         self.emit("network", "create", rec.id, {"name": rec.name, "type": str(rec.driver)})
         return rec
 
@@ -254,7 +310,7 @@ class NetworkService:
                 labels: dict[str, str]) -> NetworkRecord:
         if not name:
             raise InvalidArgument("network name cannot be empty")
-        if any(n.name == name for n in self.nets.values()):
+        if any(n.name == name for n in self._records()):
             raise Conflict(f"network with name {name} already exists")
         kind = self._check_driver(driver, ipam_driver, options)
         v4 = [p for p in pools if not p.subnet or _ip_network(p.subnet, "subnet").version == 4]
@@ -269,6 +325,8 @@ class NetworkService:
             bridge = options.get(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
             if len(bridge) > 15:
                 raise InvalidArgument(f"bridge name {bridge!r} is longer than 15 characters")
+            if any(n.bridge == bridge for n in self._records()):
+                raise Conflict(f"bridge name {bridge} is already used by another network")
         rec = NetworkRecord(
             id=secrets.token_hex(32), name=name, driver=kind, created=_now(),
             ipam=tuple(configs), ipam_driver="default", ipam_options=ipam_options,
@@ -278,6 +336,15 @@ class NetworkService:
                 and not self.rules6.available():
             raise System("ip6tables is not installed: an IPv6 network needs it, or berthd "
                          "started with --iptables=false")
+        if kind == Driver.BRIDGE:
+            # another berthd's bridge is refused before it is touched
+            self.claims.claim("bridge", bridge, "bridge")
+            # rules flushed under the daemon are put back first: the new bridge's go in them
+            try:
+                self.check_rules()
+            except Exception:
+                self.claims.release("bridge", bridge)
+                raise
         self._add(rec)
         if kind != Driver.BRIDGE:
             # no bridge and no iptables: the container's link sits on the parent directly
@@ -290,6 +357,7 @@ class NetworkService:
                     self._bridge_rules(rec, add=False)
                 netlink.delete_link(rec.bridge)
             self._forget(rec)
+            self.claims.release("bridge", bridge)
             raise
         return rec
 
@@ -302,7 +370,7 @@ class NetworkService:
             net = self._free_subnet() if version == 4 else self._free_subnet6()
             return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
         net = _ip_network(asked.subnet, "subnet")
-        for other in self.nets.values():
+        for other in self._records():
             for c in other.ipam:
                 if net.overlaps(c.network):
                     raise Forbidden("Pool overlaps with other one on this address space")
@@ -324,7 +392,7 @@ class NetworkService:
                           gateway_shown=bool(asked.gateway))
 
     def _used(self) -> builtins.list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [c.network for n in self.nets.values() for c in n.ipam]
+        return [c.network for n in self._records() for c in n.ipam]
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
         used = self._used()
@@ -356,36 +424,46 @@ class NetworkService:
         `label`, `label!`); the records of those removed (a `destroy` event each)."""
         selected = PruneFilter.parse(filters)
         deleted = []
-        for rec in builtins.list(self.nets.values()):
-            if rec.predefined or users_of(rec.name):
-                continue
-            if not selected.selects(parse_timestamp(rec.created), rec.labels):
-                continue
-            self.remove(rec.id, [])
-            deleted.append(rec)
+        with self._lock:
+            for rec in builtins.list(self.nets.values()):
+                if rec.predefined or users_of(rec.name):
+                    continue
+                if not selected.selects(parse_timestamp(rec.created), rec.labels):
+                    continue
+                self.remove(rec.id, [])
+                deleted.append(rec)
         return deleted
 
     def remove(self, ref: str, users: builtins.list[str]) -> None:
         """Remove a user-defined network that `users` (container IDs) no longer hold; a
         `destroy` event."""
-        rec = self.get(ref)
-        if rec.predefined:
-            raise Forbidden(f"{rec.name} is a pre-defined network and cannot be removed")
-        if users:
-            raise Forbidden(f"error while removing network: network {rec.name} id "
-                            f"{rec.id} has active endpoints")
-        if rec.driver == Driver.BRIDGE:
-            if self.cfg.iptables:
-                self._bridge_rules(rec, add=False)
-            netlink.delete_link(rec.bridge)
-        self._forget(rec)
+        with self._lock:
+            rec = self.get(ref)
+            if rec.predefined:
+                raise Forbidden(f"{rec.name} is a pre-defined network and cannot be removed")
+            with self._ep_lock:
+                if users or self.endpoints.get(rec.id):
+                    raise Forbidden(f"error while removing network: network {rec.name} id "
+                                    f"{rec.id} has active endpoints")
+                # gone for `get` (and so for `allocate`) from here on
+                self.nets.pop(rec.id, None)
+            try:
+                if rec.driver == Driver.BRIDGE:
+                    if self.cfg.iptables:
+                        self._bridge_rules(rec, add=False)
+                    netlink.delete_link(rec.bridge)
+                    self.claims.release("bridge", rec.bridge)
+            except BaseException:
+                self.nets[rec.id] = rec
+                raise
+            self._forget(rec)
         self.emit("network", "destroy", rec.id, {"name": rec.name})
 
     def list(self, filters: dict[str, builtins.list[str]] | None = None
              ) -> builtins.list[NetworkView]:
         filters = filters or {}
         out = []
-        for rec in sorted(self.nets.values(), key=lambda n: n.created):
+        for rec in sorted(self._records(), key=lambda n: n.created):
             if filters.get("name") and not any(f in rec.name for f in filters["name"]):
                 continue
             if filters.get("id") and not any(rec.id.startswith(f) for f in filters["id"]):
@@ -414,6 +492,14 @@ class NetworkService:
                  driver_opts: dict[str, str] | None = None) -> dict[str, Any]:
         """Addresses and a link for a starting container on a bridge (or macvlan, ipvlan)
         network; the endpoint in the form the container service keeps."""
+        with self._ep_lock:   # not while the network is being removed (see _ep_lock)
+            return self._allocate(ref, cid, name=name, aliases=aliases, ip=ip, ifname=ifname,
+                                  mac=mac, ip6=ip6, link_local=link_local,
+                                  driver_opts=driver_opts)
+
+    def _allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
+                  ip: str, ifname: str, mac: str, ip6: str, link_local: Sequence[str],
+                  driver_opts: dict[str, str] | None) -> dict[str, Any]:
         rec = self.get(ref)
         if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")

@@ -48,6 +48,16 @@ class Rules:
         if not self._ipt("-C", "POSTROUTING", "-j", f"{ch}-POST", table="nat", check=False):
             self._ipt("-I", "POSTROUTING", "-j", f"{ch}-POST", table="nat")
 
+    def intact(self) -> bool:
+        """Whether the daemon's anchors are in place: the jumps from FORWARD and POSTROUTING
+        and the first rule of PREFIX-FWD. A flush of the tables (`iptables -F`, `-X`, a
+        firewalld reload) removes them all; a missing one means the rules must be put back."""
+        ch = self.prefix
+        return (self._ipt("-C", "FORWARD", "-j", f"{ch}-FWD", check=False)
+                and self._ipt("-C", f"{ch}-FWD", "-j", f"{ch}-ISO1", check=False)
+                and self._ipt("-C", "POSTROUTING", "-j", f"{ch}-POST", table="nat",
+                              check=False))
+
     def remove_chains(self) -> None:
         """The jumps and the chains go, with whatever is left in them."""
         if not self.available():
