@@ -109,10 +109,13 @@ class Daemon:
         return [p for p in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}")]
 
     def cleanup(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            ids = self.berth("ps", "-aq").stdout.split()
-            if ids:
-                self.berth("rm", "-f", *ids)
+        try:
+            if self.proc and self.proc.poll() is None:
+                ids = self.berth("ps", "-aq").stdout.split()
+                if ids:
+                    self.berth("rm", "-f", *ids)
+        except subprocess.TimeoutExpired:
+            pass  # a daemon that hangs is stopped all the same, below
         try:
             self.stop()  # raises if berthd would not stop: after the sweep below
         finally:
