@@ -220,12 +220,6 @@ def test_one_image_name_many_clients(d: Daemon, rootfs_tar: Path) -> None:
 
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "images (another helper's package): removal is not serialized. A client whose rmi "
-    "resolved a tag before another client untagged it reads the image's tags again without "
-    "it, takes the name for the image's ID and deletes the image under its OTHER tags "
-    "(images/removal.py _remove: by_ref None, one tag left); the others answer 200 too. A "
-    "race, so not every run loses it; dockerd answers 404 to all but one"))
 def test_one_tag_removed_once(d: Daemon, rootfs_tar: Path) -> None:
     tar = rootfs_tar.read_bytes()
     try:
@@ -254,11 +248,6 @@ def _context(dockerfile: str) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "storage (another helper's package): LayerStore.commit of one chain ID by two builds at "
-    "once: both see no layer, the second's rename fails with ENOTEMPTY (a build error), and "
-    "one that looks between the other's rename and its check removes the layer just "
-    "committed (rmtree(final)). A race, so not every run hits it"))
 def test_one_dockerfile_many_clients(d: Daemon) -> None:
     for rnd in range(max(1, ROUNDS // 2)):
         ctx = _context(f"FROM busybox\nRUN echo round {rnd} > /round\nCMD cat /round\n")
@@ -331,9 +320,6 @@ def test_one_volume_name_many_clients(d: Daemon) -> None:
     assert call(d, "GET", "/volumes/conc-vol")[0] == 404
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "volumes (another helper's package): removal is not serialized; clients that found the "
-    "volume before another removed it answer 204 too (dockerd: 404 to all but one). A race"))
 def test_one_volume_removed_once(d: Daemon) -> None:
     for rnd in range(ROUNDS * 3):
         assert call(d, "POST", "/volumes/create", {"Name": f"conc-vol1-{rnd}"})[0] == 201

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
@@ -55,6 +56,9 @@ class ImageService:
                  layers_in_use: Callable[[], set[str]] | None = None,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
+        # rmi, prune and tag, one at a time: an rmi that resolved a tag another one removed
+        # meanwhile would take the name for an ID and remove the image under its other tags
+        self.names_lock = threading.RLock()
         # the daemon's event bus: tag, untag, delete, import, load, save are published here
         self.emit = emit or (lambda typ, action, actor, attrs: None)
         self.content = content
@@ -199,8 +203,9 @@ class ImageService:
         return f"{ref.repository}:{tag or 'latest'}"
 
     def tag(self, name: str, repo: str, tag: str = "") -> None:
-        img = self.resolve(name)
-        self.meta.tag(self._tag_ref(repo, tag), img.id, int(time.time()))
+        with self.names_lock:
+            img = self.resolve(name)
+            self.meta.tag(self._tag_ref(repo, tag), img.id, int(time.time()))
         self.emit("image", "tag", img.id, {"name": repo})
 
     # --- views (images/views.py) --------------------------------------------------------------
@@ -234,7 +239,8 @@ class ImageService:
         removal.gc(self)
 
     def prune(self, *, all_: bool = False) -> builtins.list[Removed]:
-        return removal.prune(self, all_=all_)
+        with self.names_lock:
+            return removal.prune(self, all_=all_)
 
     # --- save / load (images/archive.py) ------------------------------------------------------
     def save(self, names: builtins.list[str], out: BinaryIO) -> None:

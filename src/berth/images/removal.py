@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def remove(svc: ImageService, name: str, *, force: bool = False) -> list[Removed]:
     """`docker rmi`: untag; delete the image when no tag is left. Docker's conflicts.
     An `untag` or `delete` event for each line of the result."""
-    out = _remove(svc, name, force=force)
+    with svc.names_lock:
+        out = _remove(svc, name, force=force)
     for r in out:
         svc.emit("image", "delete" if r.deleted else "untag", r.ref, {})
     return out

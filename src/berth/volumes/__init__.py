@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ class VolumeService:
                  owner: tuple[int, int] = (0, 0),
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
+        self._remove_lock = threading.RLock()
         # the daemon's event bus: a volume's create and destroy are published here
         self.emit = emit or (lambda typ, action, actor, attrs: None)
         self.root = root
@@ -143,16 +145,17 @@ class VolumeService:
     def remove(self, name: str, *, force: bool = False) -> None:
         """Remove an unused volume (a `destroy` event); with `force`, a missing one is no
         error."""
-        if not self.exists(name):
-            if force:
-                self.emit("volume", "destroy", name, {})
-                return
-            raise NotFound(f"get {name}: no such volume")
-        users = self.users(name)
-        if users:
-            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        self.meta.delete_volume(name)
-        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        with self._remove_lock:  # concurrent removals: one removes, the others find none
+            if not self.exists(name):
+                if force:
+                    self.emit("volume", "destroy", name, {})
+                    return
+                raise NotFound(f"get {name}: no such volume")
+            users = self.users(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            self.meta.delete_volume(name)
+            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
         self.emit("volume", "destroy", name, {})
 
     def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> VolumePruneReport:
