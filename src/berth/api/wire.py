@@ -18,7 +18,7 @@ from aiohttp import web
 
 from berth import __version__
 from berth.containers.execs import Exec
-from berth.containers.record import ContainerState
+from berth.containers.record import ContainerState, NetworkRequest
 from berth.containers.resources import StatsSample
 from berth.containers.status import ContainerStatus
 from berth.containers.views import ContainerView
@@ -210,15 +210,20 @@ def container_state(st: ContainerState) -> dict[str, Any]:
     return out
 
 
-def _endpoint(ep: dict[str, Any] | None, nid: str = "", aliases: list[str] | None = None,
-              links: list[str] | None = None) -> dict[str, Any]:
+def _endpoint(ep: dict[str, Any] | None, nid: str = "",
+              req: NetworkRequest | None = None) -> dict[str, Any]:
+    """One network's entry: what was asked of it (`req`) and this run's endpoint (`ep`)."""
     ep = ep or {}
-    return {"IPAMConfig": None, "Links": links or None, "Aliases": aliases or None,
+    ipam = {k: v for k, v in (("IPv4Address", req.ip), ("IPv6Address", req.ip6),
+                              ("LinkLocalIPs", req.link_local)) if v} if req else {}
+    return {"IPAMConfig": ipam or None, "Links": (req.links if req else None) or None,
+            "Aliases": (req.aliases if req else None) or None,
             "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
             "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
             "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "DriverOpts": None, "DNSNames": None}
+            "IPv6Gateway": ep.get("gateway6", ""), "GlobalIPv6Address": ep.get("ip6", ""),
+            "GlobalIPv6PrefixLen": ep.get("prefix6", 0),
+            "DriverOpts": (req.driver_opts if req else None) or None, "DNSNames": None}
 
 
 def container_networks(v: ContainerView) -> dict[str, Any]:
@@ -231,21 +236,22 @@ def container_networks(v: ContainerView) -> dict[str, Any]:
     if mode in ("host", "none"):
         networks[mode] = _endpoint(None)
     for n in r.nets:
-        networks[n.net] = _endpoint(by_net.get(n.net), v.network_ids.get(n.net, ""),
-                                    n.aliases, n.links)
+        networks[n.net] = _endpoint(by_net.get(n.net), v.network_ids.get(n.net, ""), n)
     return networks
 
 
 def container_network_settings(v: ContainerView) -> dict[str, Any]:
-    """NetworkSettings, the first network's endpoint at its top level (the older fields)."""
+    """NetworkSettings; its top-level (older) fields are the default bridge's endpoint's,
+    empty on other networks, as dockerd fills them."""
     r = v.record
-    first = next((e for e in r.endpoints if r.nets and e["netname"] == r.nets[0].net), {})
+    first = next((e for e in r.endpoints if e["netname"] == "bridge"), {})
     return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": r.ports,
             "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
             "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
             "EndpointID": first.get("endpoint", ""), "Gateway": first.get("gateway", ""),
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": first.get("ip", ""),
-            "IPPrefixLen": first.get("prefix", 0), "IPv6Gateway": "",
+            "GlobalIPv6Address": first.get("ip6", ""),
+            "GlobalIPv6PrefixLen": first.get("prefix6", 0), "IPAddress": first.get("ip", ""),
+            "IPPrefixLen": first.get("prefix", 0), "IPv6Gateway": first.get("gateway6", ""),
             "MacAddress": first.get("mac", ""), "Networks": container_networks(v)}
 
 

@@ -68,12 +68,12 @@ class Mounts:
                 new = not sp.source or self.volumes.meta.get_volume(sp.source) is None
                 vol = self.volumes.create(sp.source, anonymous=not sp.source)
                 if not sp.source:
-                    undo.callback(self._remove_quietly, vol["Name"])
+                    undo.callback(self._remove_quietly, vol.name)
                 if new and not sp.nocopy:
-                    self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
+                    self.volumes.copy_up(vol.name, [la.path for la in reversed(layers)],
                                          sp.target)
                 # dockerd's Mode: "z" for a named volume, "" for an anonymous one
-                out.append(MountPoint(type="volume", name=vol["Name"], source=vol["Mountpoint"],
+                out.append(MountPoint(type="volume", name=vol.name, source=vol.mountpoint,
                                       destination=sp.target, driver="local",
                                       mode="z" if sp.source else "", rw=not sp.read_only))
             elif sp.type == "bind":

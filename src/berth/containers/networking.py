@@ -20,7 +20,7 @@ from berth.errors import (
     NotFound,
     System,
 )
-from berth.networks import NetworkService
+from berth.networks import NetworkService, link_spec
 from berth.shim import protocol
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,16 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
     return out
 
 
+def _request(net: str, ec: dict[str, Any]) -> NetworkRequest:
+    """What a container asks of one network (its EndpointConfig), as its record keeps it."""
+    ipam = ec.get("IPAMConfig") or {}
+    return NetworkRequest(net=net, aliases=list(ec.get("Aliases") or []),
+                          ip=ipam.get("IPv4Address") or "", mac=ec.get("MacAddress") or "",
+                          ip6=ipam.get("IPv6Address") or "",
+                          link_local=list(ipam.get("LinkLocalIPs") or []),
+                          driver_opts=dict(ec.get("DriverOpts") or {}))
+
+
 class Networking:
     """The networks of containers: what they ask for at create, their endpoints while they
     run, their /etc files, published ports, legacy links, `network connect`/`disconnect`."""
@@ -131,9 +141,7 @@ class Networking:
         if any(x.net == n["Name"] for x in nets):
             raise Forbidden(f"endpoint with name {rec.name[1:]} already exists in "
                             f"network {n['Name']}")
-        entry = NetworkRequest(net=n["Name"], aliases=list(ec.get("Aliases") or []),
-                               ip=(ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                               mac=ec.get("MacAddress") or "")
+        entry = _request(n["Name"], ec)
         if ec.get("Links") and self.networks.user_defined(n["Name"]):
             for link in ec["Links"]:  # their format; a target may come later (dockerd)
                 parse_link(link)
@@ -144,11 +152,11 @@ class Networking:
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
             ep = self.networks.allocate(n["Name"], rec.id, name=rec.name[1:],
                                         aliases=entry.aliases, ip=entry.ip,
-                                        ifname=ifname, mac=entry.mac)
+                                        ifname=ifname, mac=entry.mac, ip6=entry.ip6,
+                                        link_local=entry.link_local,
+                                        driver_opts=entry.driver_opts)
             ep["netname"] = n["Name"]
-            plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
-                                               "parent", "mode")}
-            plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
+            plug = link_spec(ep) | {"gateway": "", "gateway6": ""}
             forward = self.dns_forward([*(x.net for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
@@ -355,9 +363,7 @@ class Networking:
             if ndoc["Name"] == "bridge" and ec.get("Aliases"):
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
-            entry = NetworkRequest(net=ndoc["Name"], aliases=list(ec.get("Aliases") or []),
-                                   ip=(ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                                   mac=ec.get("MacAddress") or "")
+            entry = _request(ndoc["Name"], ec)
             if ec.get("Links") and ndoc["Name"] != "bridge":
                 for link in ec["Links"]:  # their format; a target may come later (dockerd)
                     parse_link(link)
@@ -409,6 +415,8 @@ class Networking:
             hosts += self._link_hosts(rec)
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
+                if ep.get("ip6"):   # as dockerd: the IPv6 address names the host too
+                    hosts += f"{ep['ip6']}\t{hostname}\n"
         with open(rec.hosts_path, "w") as f:
             f.write(hosts)
         if only_hosts:
@@ -484,7 +492,8 @@ class Networking:
             for i, n in enumerate(nets):
                 ep = self.networks.allocate(n.net, rec.id, name=rec.name[1:],
                                             aliases=n.aliases, ip=n.ip, ifname=f"eth{i}",
-                                            mac=n.mac)
+                                            mac=n.mac, ip6=n.ip6, link_local=n.link_local,
+                                            driver_opts=n.driver_opts)
                 ep["netname"] = n.net
                 eps.append(ep)
         except BaseException:

@@ -179,16 +179,24 @@ class NetworkRequest:
     ip: str = ""                    # the IPv4 address asked for ("" for one from IPAM)
     mac: str = ""
     links: list[str] | None = None  # the endpoint's links (`NAME[:ALIAS]`, user networks)
+    ip6: str = ""                   # the IPv6 address asked for
+    link_local: list[str] = field(default_factory=list)
+    driver_opts: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> Json:
         return {"net": self.net, "aliases": list(self.aliases), "ip": self.ip, "mac": self.mac,
-                **({"links": list(self.links)} if self.links is not None else {})}
+                **({"links": list(self.links)} if self.links is not None else {}),
+                "ip6": self.ip6, "link_local": list(self.link_local),
+                "driver_opts": dict(self.driver_opts)}
 
     @classmethod
     def from_json(cls, j: Json) -> NetworkRequest:
+        """This version's form, or an older berthd's (which had no IPv6 nor driver options)."""
         links = j.get("links")
         return cls(net=j["net"], aliases=list(j.get("aliases") or []), ip=j.get("ip") or "",
-                   mac=j.get("mac") or "", links=list(links) if links is not None else None)
+                   mac=j.get("mac") or "", links=list(links) if links is not None else None,
+                   ip6=j.get("ip6") or "", link_local=list(j.get("link_local") or []),
+                   driver_opts=dict(j.get("driver_opts") or {}))
 
 
 @dataclass(slots=True, kw_only=True)

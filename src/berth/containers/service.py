@@ -52,10 +52,10 @@ from berth.errors import (
 )
 from berth.images import ImageService, rfc3339
 from berth.metadata import MetadataStore
-from berth.networks import NetworkService
+from berth.networks import NetworkService, link_spec
 from berth.shim import protocol
 from berth.shim.protocol import Exit, Ready, StartRequest
-from berth.volumes import ANONYMOUS, VolumeService
+from berth.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,7 @@ class ContainerService:
         links = self.net.register_links(hc, nets)
         if body.get("MacAddress") and nets:  # the older, container-wide field
             nets[0].mac = nets[0].mac or body["MacAddress"]
+            full_cfg["MacAddress"] = body["MacAddress"]   # inspect shows it, as dockerd
         cdir = self.store.dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
@@ -332,9 +333,7 @@ class ContainerService:
                                               options=tuple(mount.options)),
             stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
             console_size=(int(size[0]), int(size[1])) if size else None,
-            networks=tuple({k: ep.get(k, "") for k in (
-                "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
-                | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps),
+            networks=tuple(link_spec(ep) for ep in eps),
             dns=dns, log_max_size=rotation["log_max_size"],
             log_max_file=rotation["log_max_file"])
 
@@ -550,7 +549,7 @@ class ContainerService:
                 if m.type != "volume":
                     continue
                 with contextlib.suppress(BerthError):
-                    if ANONYMOUS in (self.volumes.get(m.name).get("Labels") or {}):
+                    if self.volumes.get(m.name).anonymous:
                         self.volumes.remove(m.name)
         if not self.meta.get_image(rec.image):
             await asyncio.to_thread(self.images.gc)
