@@ -54,7 +54,10 @@ ALLOWED = {
                "volumes", "networks", "registry", "builder"},
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
-    "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate"},
+    "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",
+            "compose"},
+    # compose files and the orchestrator, a client of the Engine API only (DESIGN.md)
+    "compose": {"client", "errors", "units", "jsonc", "fs"},
 }
 
 
