@@ -1,0 +1,553 @@
+"""The compose orchestrator: converges a daemon's containers, networks and volumes on a
+`Project` through the Engine API (`compose.engine`), with Docker Compose's names and labels so
+that docker compose and berth compose see each other's projects.
+
+`up` recreates only what changed (the config hash and the image in the labels), in dependency
+order, waiting on depends_on's conditions; `down` removes what the project made and never
+external objects. Progress goes to a callback, one event per object and state.
+
+Imports the compose modules below it.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from berth.compose import labels as L
+from berth.compose.engine import ContainerSummary, Engine
+from berth.compose.model import Condition, Project, Service
+from berth.compose.spec import container_body, endpoint, network_body, volume_body
+from berth.errors import BerthError, InvalidArgument, NotFound
+
+# (kind, name, state): ("Container", "proj-web-1", "Started")
+Progress = Callable[[str, str, str], None]
+# (context directory, Dockerfile) -> the context as a tar
+ContextTar = Callable[[str, str], bytes]
+
+
+class ComposeError(BerthError):
+    """A failure of a compose operation that names the service or container at fault."""
+
+    status = 500
+
+
+def _number(c: ContainerSummary) -> int:
+    try:
+        return int(c.label(L.NUMBER))
+    except ValueError:
+        return 0
+
+
+@dataclass(slots=True, kw_only=True)
+class UpOptions:
+    services: list[str] = field(default_factory=list)
+    force_recreate: bool = False
+    no_recreate: bool = False
+    no_deps: bool = False
+    no_start: bool = False
+    remove_orphans: bool = False
+    build: bool = False
+    no_build: bool = False
+    pull: str = ""                  # "", always, missing, never
+    scale: dict[str, int] = field(default_factory=dict)
+    wait: bool = False
+    wait_timeout: float = 0.0
+    timeout: int | None = None
+
+
+class Orchestrator:
+    def __init__(self, project: Project, engine: Engine, progress: Progress,
+                 warn: Callable[[str], None], context_tar: ContextTar | None = None,
+                 poll: float = 0.1) -> None:
+        self.project = project
+        self.engine = engine
+        self.progress = progress
+        self.warn = warn
+        self.context_tar = context_tar
+        self.poll = poll
+        self._images: dict[str, str] = {}
+
+    # --- looking ---------------------------------------------------------------------------
+    def containers(self, services: list[str] | None = None, all: bool = True,  # noqa: A002
+                   oneoff: bool = False) -> list[ContainerSummary]:
+        """The project's containers (of `services`), by service then number."""
+        found = self.engine.containers(
+            [f"{L.PROJECT}={self.project.name}", f"{L.ONEOFF}={'True' if oneoff else 'False'}"],
+            all=all)
+        if services:
+            found = [c for c in found if c.label(L.SERVICE) in services]
+        return sorted(found, key=lambda c: (c.label(L.SERVICE), _number(c)))
+
+    def _check_services(self, names: list[str]) -> None:
+        for n in names:
+            if n not in self.project.services:
+                raise NotFound(f"no such service: {n}")
+
+    # --- images ------------------------------------------------------------------------------
+    def image_id(self, svc: Service, opts: UpOptions) -> str:
+        """The image the service runs, built or pulled if it must be; its ID."""
+        ref = svc.image_name(self.project.name)
+        if ref in self._images:
+            return self._images[ref]
+        info = self.engine.image(ref)
+        policy = opts.pull or svc.pull_policy or "missing"
+        if svc.build is not None and not opts.no_build and (
+                opts.build or info is None or policy == "build"):
+            self.build(svc)
+            info = self.engine.image(ref)
+        elif policy == "always" or (info is None and policy in ("missing", "if_not_present")):
+            self.pull(svc)
+            info = self.engine.image(ref)
+        if info is None:
+            raise ComposeError(f"service {svc.name!r}: no such image: {ref}")
+        self._images[ref] = info.id
+        return info.id
+
+    def pull(self, svc: Service) -> None:
+        ref = svc.image_name(self.project.name)
+        self.progress("Image", ref, "Pulling")
+        for msg in self.engine.pull(ref):
+            if msg.get("error"):
+                self.progress("Image", ref, "Error")
+                raise ComposeError(f"service {svc.name!r}: pull {ref}: {msg['error']}")
+        self.progress("Image", ref, "Pulled")
+
+    def build(self, svc: Service) -> str:
+        assert svc.build is not None
+        if self.context_tar is None:
+            raise ComposeError("building is not available here")
+        ref = svc.image_name(self.project.name)
+        self.progress("Image", ref, "Building")
+        tar = self.context_tar(svc.build.context, svc.build.dockerfile)
+        import json
+        query: dict[str, object] = {"t": ref, "dockerfile": svc.build.dockerfile, "rm": True}
+        if svc.build.args:
+            query["buildargs"] = json.dumps(svc.build.args)
+        if svc.build.target:
+            query["target"] = svc.build.target
+        if svc.build.labels:
+            query["labels"] = json.dumps(svc.build.labels)
+        if svc.build.cache_from:
+            query["cachefrom"] = json.dumps(list(svc.build.cache_from))
+        for msg in self.engine.build(tar, query):
+            if msg.get("error"):
+                self.progress("Image", ref, "Error")
+                raise ComposeError(f"service {svc.name!r} failed to build: {msg['error']}")
+        self.progress("Image", ref, "Built")
+        self._images.pop(ref, None)
+        return ref
+
+    # --- networks and volumes ---------------------------------------------------------------
+    def ensure_networks(self, services: list[str]) -> None:
+        used = {n.name for s in services for n in self.project.services[s].networks}
+        for key in sorted(used):
+            net = self.project.networks[key]
+            found = self.engine.network(net.name)
+            if net.external:
+                if found is None:
+                    raise ComposeError(f"network {net.name} declared as external, but could "
+                                       "not be found")
+                continue
+            if found is not None:
+                if found.labels.get(L.PROJECT, self.project.name) != self.project.name:
+                    self.warn(f'a network with name {net.name} exists but was not created for '
+                              f'project "{self.project.name}".')
+                continue
+            self.progress("Network", net.name, "Creating")
+            self.engine.create_network(network_body(self.project, net))
+            self.progress("Network", net.name, "Created")
+
+    def ensure_volumes(self, services: list[str]) -> None:
+        used = {m.source for s in services for m in self.project.services[s].mounts
+                if m.type.value == "volume" and m.source}
+        for key in sorted(used):
+            vol = self.project.volumes[key]
+            found = self.engine.volume(vol.name)
+            if vol.external:
+                if found is None:
+                    raise ComposeError(f"external volume \"{vol.name}\" not found")
+                continue
+            if found is not None:
+                if found.labels.get(L.PROJECT, self.project.name) != self.project.name:
+                    self.warn(f'volume "{vol.name}" already exists but was not created by '
+                              "Docker Compose. Use `external: true` to use an existing volume")
+                continue
+            self.progress("Volume", vol.name, "Creating")
+            self.engine.create_volume(volume_body(self.project, vol))
+            self.progress("Volume", vol.name, "Created")
+
+    # --- up ----------------------------------------------------------------------------------
+    def up(self, opts: UpOptions) -> None:
+        self._check_services(opts.services)
+        names = (list(opts.services) if opts.no_deps and opts.services
+                 else self.project.order(opts.services or None))
+        existing = self.containers()
+        orphans = [c for c in existing if c.label(L.SERVICE) not in self.project.services]
+        if orphans:
+            if opts.remove_orphans:
+                for c in orphans:
+                    self._stop_remove(c, opts.timeout)
+            else:
+                self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for "
+                          "this project. If you removed or renamed this service in your "
+                          "compose file, you can run this command with the --remove-orphans "
+                          "flag to clean it up.")
+        self.ensure_networks(names)
+        self.ensure_volumes(names)
+        images = {n: self.image_id(self.project.services[n], opts) for n in names}
+        recreated: set[str] = set()
+        for n in names:
+            svc = self.project.services[n]
+            if not opts.no_start:
+                self.wait_dependencies(svc, names)
+            mine = [c for c in existing if c.label(L.SERVICE) == n]
+            force = opts.force_recreate or any(d in recreated for d in svc.dependencies())
+            if self.converge(svc, mine, images[n], opts, force):
+                recreated.add(n)
+        if opts.wait:
+            self.wait_running(names, opts.wait_timeout)
+
+    def converge(self, svc: Service, mine: list[ContainerSummary], image_id: str,
+                 opts: UpOptions, force: bool) -> bool:
+        """The service's containers made as the model says; whether any was recreated."""
+        want = opts.scale.get(svc.name, svc.replicas)
+        if svc.container_name and want > 1:
+            raise ComposeError(f'service "{svc.name}" has container_name set and cannot be '
+                               "scaled beyond 1")
+        h = L.config_hash(svc)
+        mine = sorted(mine, key=_number)
+        for c in mine[want:][::-1]:
+            self._stop_remove(c, opts.timeout)
+        recreated = False
+        for c in mine[:want]:
+            outdated = c.label(L.CONFIG_HASH) != h or c.label(L.IMAGE) != image_id
+            if (outdated or force) and not opts.no_recreate:
+                self.recreate(svc, c, image_id, opts)
+                recreated = True
+            elif opts.no_start:
+                continue
+            elif c.state in ("running", "restarting"):
+                self.progress("Container", c.name, "Running")
+            elif c.state == "paused":
+                self.progress("Container", c.name, "Running")
+            else:
+                self.progress("Container", c.name, "Starting")
+                self.engine.start(c.id)
+                self.progress("Container", c.name, "Started")
+        used = {_number(c) for c in mine[:want]}
+        n = 1
+        while len(used) < want:
+            while n in used:
+                n += 1
+            used.add(n)
+            self.create(svc, n, image_id, start=not opts.no_start)
+        return recreated
+
+    def _service_network_mode(self, svc: Service) -> str:
+        if not svc.network_mode.startswith("service:"):
+            return ""
+        other = svc.network_mode[len("service:"):]
+        found = [c for c in self.containers([other], all=False)]
+        if not found:
+            raise ComposeError(f"service {svc.name!r} uses the network stack of service "
+                               f"{other!r}, which has no running container")
+        return f"container:{found[0].id}"
+
+    def create(self, svc: Service, number: int, image_id: str, start: bool = True,
+               anonymous: dict[str, str] | None = None) -> str:
+        name = L.container_name(self.project, svc, number)
+        self.progress("Container", name, "Creating")
+        body = container_body(self.project, svc, number, image_id, name,
+                              network_mode=self._service_network_mode(svc),
+                              anonymous=anonymous)
+        cid = self.engine.create(name, body)
+        try:
+            if not svc.network_mode:
+                for sn in svc.networks[1:]:
+                    net = self.project.networks[sn.name].name
+                    ec = endpoint(svc, sn.name, name)
+                    self.engine.connect(net, cid, ec["Aliases"],
+                                        (ec.get("IPAMConfig") or {}).get("IPv4Address", ""))
+            self._inline_files(svc, cid)
+        except BaseException:
+            self.engine.remove(cid, force=True)
+            raise
+        self.progress("Container", name, "Created")
+        if start:
+            self.progress("Container", name, "Starting")
+            self.engine.start(cid)
+            self.progress("Container", name, "Started")
+        return cid
+
+    def _inline_files(self, svc: Service, cid: str) -> None:
+        """Secrets and configs given as `content` or `environment`: copied into the created
+        container (bind mounts serve those from files)."""
+        for refs, objs, base in ((svc.secrets, self.project.secrets, "/run/secrets/"),
+                                 (svc.configs, self.project.configs, "/")):
+            for r in refs:
+                obj = objs[r.source]
+                if obj.file:
+                    continue
+                if obj.content is not None:
+                    data = obj.content.encode()
+                elif obj.environment:
+                    data = self.project.env.get(obj.environment, "").encode()
+                else:
+                    continue
+                target = r.target or r.source
+                if not target.startswith("/"):
+                    target = base + target
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as tf:
+                    ti = tarfile.TarInfo(target.lstrip("/"))
+                    ti.size = len(data)
+                    ti.mode = r.mode if r.mode is not None else 0o444
+                    ti.uid = int(r.uid or 0)
+                    ti.gid = int(r.gid or 0)
+                    ti.mtime = int(time.time())
+                    tf.addfile(ti, io.BytesIO(data))
+                self.engine.put_archive(cid, "/", buf.getvalue())
+
+    def recreate(self, svc: Service, old: ContainerSummary, image_id: str,
+                 opts: UpOptions) -> None:
+        """Stop the old container, make the new one under its name (keeping its anonymous
+        volumes), remove the old, start the new: as docker compose does."""
+        self.progress("Container", old.name, "Recreate")
+        state = self.engine.inspect(old.id)
+        if state.running:
+            self.engine.stop(old.id, opts.timeout)
+        self.engine.rename(old.id, f"{old.id[:12]}_{old.name}")
+        try:
+            self.create(svc, _number(old) or 1, image_id, start=False,
+                        anonymous=state.anonymous_volumes)
+        except BaseException:
+            self.engine.rename(old.id, old.name)
+            raise
+        self.engine.remove(old.id, force=True)
+        self.progress("Container", old.name, "Recreated")
+        if not opts.no_start:
+            self.progress("Container", old.name, "Starting")
+            self.engine.start(old.name)
+            self.progress("Container", old.name, "Started")
+
+    # --- waiting -----------------------------------------------------------------------------
+    def wait_dependencies(self, svc: Service, started: list[str]) -> None:
+        for dep in svc.depends_on:
+            if dep.service not in self.project.services or dep.service not in started:
+                continue
+            if dep.condition is Condition.STARTED:
+                continue
+            for c in self.containers([dep.service]):
+                if dep.condition is Condition.HEALTHY:
+                    self._wait_healthy(c)
+                else:
+                    self._wait_completed(dep.service, c)
+
+    def _wait_healthy(self, c: ContainerSummary, deadline: float = 0.0) -> None:
+        self.progress("Container", c.name, "Waiting")
+        while True:
+            st = self.engine.inspect(c.id)
+            if st.health == "healthy":
+                self.progress("Container", c.name, "Healthy")
+                return
+            if st.health == "unhealthy":
+                self.progress("Container", c.name, "Error")
+                raise ComposeError(f"dependency failed to start: container {c.name} is "
+                                   "unhealthy")
+            if not st.health:
+                raise ComposeError(f"container {c.name} has no healthcheck configured")
+            if not st.running:
+                self.progress("Container", c.name, "Error")
+                raise ComposeError(f"dependency failed to start: container {c.name} exited "
+                                   f"({st.exit_code})")
+            if deadline and time.monotonic() > deadline:
+                raise ComposeError(f"container {c.name} is not healthy in time: "
+                                   f"{st.health}")
+            time.sleep(self.poll)
+
+    def _wait_completed(self, service: str, c: ContainerSummary) -> None:
+        self.progress("Container", c.name, "Waiting")
+        while True:
+            st = self.engine.inspect(c.id)
+            if not st.running and st.status in ("exited", "dead"):
+                if st.exit_code != 0:
+                    self.progress("Container", c.name, "Error")
+                    raise ComposeError(f"service \"{service}\" didn't complete successfully: "
+                                       f"exit {st.exit_code}")
+                self.progress("Container", c.name, "Exited")
+                return
+            time.sleep(self.poll)
+
+    def wait_running(self, services: list[str], timeout: float) -> None:
+        """`up --wait`: every container running, and healthy where it has a health check."""
+        deadline = time.monotonic() + timeout if timeout else 0.0
+        for c in self.containers(services):
+            svc = self.project.services[c.label(L.SERVICE)]
+            while True:
+                st = self.engine.inspect(c.id)
+                if st.health == "healthy" or (st.running and not st.health):
+                    self.progress("Container", c.name, "Healthy" if st.health else "Running")
+                    break
+                if st.health == "unhealthy":
+                    raise ComposeError(f"container {c.name} is unhealthy")
+                if not st.running and st.status in ("exited", "dead"):
+                    if any(d.condition is Condition.COMPLETED and d.service == svc.name
+                           for s in self.project.services.values() for d in s.depends_on):
+                        if st.exit_code == 0:
+                            break
+                    raise ComposeError(f"container {c.name} exited ({st.exit_code})")
+                if deadline and time.monotonic() > deadline:
+                    raise ComposeError(f"container {c.name} is not running and healthy "
+                                       f"after {timeout:g}s")
+                time.sleep(self.poll)
+
+    # --- the other verbs ----------------------------------------------------------------------
+    def _stop_remove(self, c: ContainerSummary, timeout: int | None,
+                     volumes: bool = False) -> None:
+        if c.state in ("running", "restarting", "paused"):
+            self.progress("Container", c.name, "Stopping")
+            self.engine.stop(c.id, timeout)
+            self.progress("Container", c.name, "Stopped")
+        self.progress("Container", c.name, "Removing")
+        try:
+            self.engine.remove(c.id, force=True, volumes=volumes)
+        except NotFound:
+            pass
+        self.progress("Container", c.name, "Removed")
+
+    def _reverse(self, services: list[str]) -> list[str]:
+        return self.project.order(services or None)[::-1]
+
+    def down(self, *, volumes: bool = False, remove_orphans: bool = False,
+             timeout: int | None = None, rmi: str = "") -> None:
+        """Containers (in reverse dependency order), then networks, then (with `volumes`)
+        volumes; external ones are never touched."""
+        everything = self.containers() + self.containers(oneoff=True)
+        order = {n: i for i, n in enumerate(self._reverse([]))}
+        known = [c for c in everything if c.label(L.SERVICE) in order]
+        orphans = [c for c in everything if c.label(L.SERVICE) not in order]
+        known.sort(key=lambda c: (order[c.label(L.SERVICE)], -_number(c)))
+        for c in known:
+            self._stop_remove(c, timeout, volumes=volumes)
+        if remove_orphans:
+            for c in orphans:
+                self._stop_remove(c, timeout, volumes=volumes)
+        elif orphans:
+            self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this "
+                      "project. If you removed or renamed this service in your compose file, "
+                      "you can run this command with the --remove-orphans flag to clean it up.")
+        for net in self.project.networks.values():
+            if net.external:
+                continue
+            found = self.engine.network(net.name)
+            if found is None or found.labels.get(L.PROJECT) != self.project.name:
+                continue
+            self.progress("Network", net.name, "Removing")
+            try:
+                self.engine.remove_network(found.id)
+            except BerthError as e:
+                self.warn(f"network {net.name}: {e}")
+                continue
+            self.progress("Network", net.name, "Removed")
+        if volumes:
+            for vol in self.project.volumes.values():
+                if vol.external:
+                    continue
+                vfound = self.engine.volume(vol.name)
+                if vfound is None or vfound.labels.get(L.PROJECT) != self.project.name:
+                    continue
+                self.progress("Volume", vol.name, "Removing")
+                self.engine.remove_volume(vol.name)
+                self.progress("Volume", vol.name, "Removed")
+        if rmi:
+            if rmi not in ("local", "all"):
+                raise InvalidArgument(f"invalid value for --rmi: {rmi}")
+            for svc in self.project.services.values():
+                if rmi == "local" and svc.image:
+                    continue
+                ref = svc.image_name(self.project.name)
+                if self.engine.image(ref) is None:
+                    continue
+                self.progress("Image", ref, "Removing")
+                try:
+                    self.engine.remove_image(ref)
+                except BerthError as e:
+                    self.warn(f"image {ref}: {e}")
+                    continue
+                self.progress("Image", ref, "Removed")
+
+    def stop(self, services: list[str], timeout: int | None = None) -> None:
+        self._check_services(services)
+        order = {n: i for i, n in enumerate(self._reverse(services))}
+        for c in sorted(self.containers(services or None, all=False),
+                        key=lambda c: order.get(c.label(L.SERVICE), 0)):
+            self.progress("Container", c.name, "Stopping")
+            self.engine.stop(c.id, timeout)
+            self.progress("Container", c.name, "Stopped")
+
+    def start(self, services: list[str]) -> None:
+        self._check_services(services)
+        names = self.project.order(services or None)
+        found = self.containers(names)
+        if not found:
+            raise ComposeError("service(s) have no container to start: run up first")
+        for n in names:
+            svc = self.project.services[n]
+            self.wait_dependencies(svc, names)
+            for c in found:
+                if c.label(L.SERVICE) == n and c.state not in ("running", "restarting"):
+                    self.progress("Container", c.name, "Starting")
+                    self.engine.start(c.id)
+                    self.progress("Container", c.name, "Started")
+
+    def restart(self, services: list[str], timeout: int | None = None) -> None:
+        self._check_services(services)
+        for n in self.project.order(services or None):
+            for c in self.containers([n]):
+                self.progress("Container", c.name, "Restarting")
+                self.engine.restart(c.id, timeout)
+                self.progress("Container", c.name, "Started")
+
+    def kill(self, services: list[str], signal: str = "") -> None:
+        self._check_services(services)
+        for c in self.containers(services or None, all=False):
+            self.progress("Container", c.name, "Killing")
+            self.engine.kill(c.id, signal)
+            self.progress("Container", c.name, "Killed")
+
+    def pause(self, services: list[str]) -> None:
+        self._check_services(services)
+        for c in self.containers(services or None, all=False):
+            self.progress("Container", c.name, "Pausing")
+            self.engine.pause(c.id)
+            self.progress("Container", c.name, "Paused")
+
+    def unpause(self, services: list[str]) -> None:
+        self._check_services(services)
+        for c in self.containers(services or None):
+            if c.state != "paused":
+                continue
+            self.progress("Container", c.name, "Unpausing")
+            self.engine.unpause(c.id)
+            self.progress("Container", c.name, "Unpaused")
+
+    def rm(self, services: list[str], *, stop: bool = False, volumes: bool = False,
+           timeout: int | None = None) -> list[ContainerSummary]:
+        """Stopped containers removed (running ones too, stopped first, with `stop`)."""
+        self._check_services(services)
+        gone = []
+        for c in self.containers(services or None):
+            if c.state in ("running", "restarting", "paused"):
+                if not stop:
+                    continue
+                self._stop_remove(c, timeout, volumes)
+            else:
+                self.progress("Container", c.name, "Removing")
+                self.engine.remove(c.id, force=True, volumes=volumes)
+                self.progress("Container", c.name, "Removed")
+            gone.append(c)
+        return gone

@@ -1,0 +1,317 @@
+"""berth compose against a private berthd: a web server (busybox httpd) in front of a
+database-like service with a named volume and a health check, on the project's network,
+reached through a port published on 127.0.0.1; Docker Compose's names and labels; an
+idempotent `up -d`; recreation of only what changed; stop/start/ps/logs; `down` and
+`down -v`. Images are the local busybox and images built here: nothing is pulled."""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+COMPOSE = """\
+services:
+  web:
+    image: busybox
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: ["127.0.0.1:${WEB_PORT}:80"]
+    volumes: ["./www:/www:ro"]
+    environment:
+      GREETING: ${GREETING:-hello}
+    depends_on:
+      db:
+        condition: service_healthy
+  db:
+    image: busybox
+    command: ["sh", "-c", "echo stored > /var/lib/db/greeting; exec httpd -f -p 5432 -h /var/lib/db"]
+    volumes: ["dbdata:/var/lib/db"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -f /var/lib/db/greeting"]
+      interval: 200ms
+      retries: 20
+volumes:
+  dbdata: {}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str = "/", timeout: float = 10) -> str:
+    """GET over a plain socket (no proxies, loopback only), retried until the server answers."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            if data:
+                return data.decode(errors="replace")
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise AssertionError(f"nothing answered on 127.0.0.1:{port}")
+        time.sleep(0.1)
+
+
+class Compose:
+    def __init__(self, daemon: Daemon, workdir: Path, name: str, port: int) -> None:
+        self.d = daemon
+        self.dir = workdir
+        self.name = name
+        self.port = port
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> Any:
+        import subprocess
+
+        from tests.integration.conftest import BIN
+        return subprocess.run([str(BIN / "berth"), "compose", *args], cwd=self.dir,
+                              env={**self.d.env, "COMPOSE_PROJECT_NAME": self.name,
+                                   "WEB_PORT": str(self.port), **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def ok(self, *args: str, env: dict[str, str] | None = None) -> Any:
+        r = self.run(*args, env=env)
+        assert r.returncode == 0, f"compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
+        return r
+
+    def containers(self) -> list[dict[str, Any]]:
+        ids = self.d.ok("ps", "-aq", "--filter",
+                        f"label=com.docker.compose.project={self.name}").split()
+        return [self.d.inspect(i) for i in ids]
+
+
+@pytest.fixture
+def app(daemon: Daemon, tmp_path: Path) -> Iterator[Compose]:
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("<h1>front page</h1>\n")
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    c = Compose(daemon, tmp_path, f"cp{tmp_path.name[-6:].lower().replace('_', '')}",
+                free_port())
+    try:
+        yield c
+    finally:
+        c.run("down", "-v", "--remove-orphans", "-t", "1")
+
+
+def test_up_names_labels_network_volume_and_ports(app: Compose) -> None:
+    r = app.ok("up", "-d")
+    p = app.name
+    assert f"Container {p}-db-1  Healthy" in r.stderr
+    cs = {c["Name"].lstrip("/"): c for c in app.containers()}
+    assert sorted(cs) == [f"{p}-db-1", f"{p}-web-1"]
+    web = cs[f"{p}-web-1"]
+    labels = web["Config"]["Labels"]
+    assert labels["com.docker.compose.project"] == p
+    assert labels["com.docker.compose.service"] == "web"
+    assert labels["com.docker.compose.container-number"] == "1"
+    assert labels["com.docker.compose.oneoff"] == "False"
+    assert labels["com.docker.compose.project.working_dir"] == str(app.dir)
+    assert labels["com.docker.compose.project.config_files"] == str(app.dir / "compose.yaml")
+    assert labels["com.docker.compose.depends_on"] == "db:service_healthy:false"
+    assert labels["com.docker.compose.image"] == web["Image"]
+    assert len(labels["com.docker.compose.config-hash"]) == 64
+    assert "com.docker.compose.version" in labels
+    assert f"{p}_default" in web["NetworkSettings"]["Networks"]
+    net = json.loads(app.d.ok("network", "inspect", f"{p}_default"))[0]
+    assert net["Labels"]["com.docker.compose.network"] == "default"
+    assert net["Labels"]["com.docker.compose.project"] == p
+    vol = json.loads(app.d.ok("volume", "inspect", f"{p}_dbdata"))[0]
+    assert vol["Labels"]["com.docker.compose.volume"] == "dbdata"
+    # the web server, through the published port
+    assert "<h1>front page</h1>" in http_get(app.port)
+    # services find each other by name on the project's network
+    out = app.ok("exec", "-T", "web", "sh", "-c",
+                 "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432").stdout
+    assert "stored" in out
+    ps = app.ok("ps").stdout
+    assert ps.splitlines()[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED",
+                                          "STATUS", "PORTS"]
+    assert f"127.0.0.1:{app.port}->80/tcp" in ps
+    assert app.ok("ps", "--services").stdout.split() == ["db", "web"]
+    assert f"{p}  " in app.ok("ls").stdout
+
+
+def test_second_up_changes_nothing_and_a_change_recreates_only_its_service(
+        app: Compose) -> None:
+    app.ok("up", "-d")
+    before = {c["Name"]: c["Id"] for c in app.containers()}
+    r = app.ok("up", "-d")
+    for word in ("Creat", "Recreat", "Starting", "Stopping"):
+        assert word not in r.stderr, r.stderr
+    assert {c["Name"]: c["Id"] for c in app.containers()} == before
+    r = app.ok("up", "-d", env={"GREETING": "changed"})
+    after = {c["Name"]: c["Id"] for c in app.containers()}
+    p = app.name
+    assert after[f"/{p}-db-1"] == before[f"/{p}-db-1"]
+    assert after[f"/{p}-web-1"] != before[f"/{p}-web-1"]
+    assert f"Container {p}-web-1  Recreated" in r.stderr
+    web = app.d.inspect(f"{p}-web-1")
+    assert "GREETING=changed" in web["Config"]["Env"]
+    assert "<h1>front page</h1>" in http_get(app.port)
+    # --force-recreate makes new containers of everything
+    app.ok("up", "-d", "--force-recreate", env={"GREETING": "changed"})
+    again = {c["Name"]: c["Id"] for c in app.containers()}
+    assert not set(again.values()) & set(after.values())
+
+
+def test_stop_start_logs_down_keeps_volumes_and_down_v_removes_them(app: Compose) -> None:
+    p = app.name
+    app.ok("up", "-d")
+    app.ok("stop", "-t", "1")
+    assert {c["State"]["Status"] for c in app.containers()} == {"exited"}
+    assert app.ok("ps").stdout.count("\n") == 1
+    assert len(app.ok("ps", "-a", "-q").stdout.split()) == 2
+    app.ok("start")
+    assert {c["State"]["Status"] for c in app.containers()} == {"running"}
+    http_get(app.port)
+    logs = app.ok("logs", "web").stdout
+    assert logs == "" or logs.startswith(f"{p}-web-1")
+    app.ok("down", "-t", "1")
+    assert app.containers() == []
+    assert app.d.berth("network", "inspect", f"{p}_default").returncode != 0
+    assert app.d.berth("volume", "inspect", f"{p}_dbdata").returncode == 0
+    app.ok("down", "-v")
+    assert app.d.berth("volume", "inspect", f"{p}_dbdata").returncode != 0
+
+
+def test_down_never_touches_external_objects_and_orphans(app: Compose) -> None:
+    ext = f"{app.name}-ext"
+    app.d.ok("volume", "create", ext)
+    app.d.ok("network", "create", ext)
+    try:
+        (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+            services:
+              a:
+                image: busybox
+                command: ["sleep", "1000"]
+                volumes: ["shared:/shared"]
+                networks: [outside]
+              b:
+                image: busybox
+                command: ["sleep", "1000"]
+            volumes:
+              shared: {{external: true, name: {ext}}}
+            networks:
+              outside: {{external: true, name: {ext}}}
+            """))
+        app.ok("up", "-d")
+        a = app.d.inspect(f"{app.name}-a-1")
+        assert ext in a["NetworkSettings"]["Networks"]
+        # b leaves the file: an orphan, reported, then removed with --remove-orphans
+        text = (app.dir / "compose.yaml").read_text()
+        (app.dir / "compose.yaml").write_text(text.replace(
+            '  b:\n    image: busybox\n    command: ["sleep", "1000"]\n', ""))
+        r = app.ok("up", "-d")
+        assert "orphan containers" in r.stderr and f"{app.name}-b-1" in r.stderr
+        r = app.ok("up", "-d", "--remove-orphans")
+        assert len(app.containers()) == 1
+        app.ok("down", "-v", "-t", "1")
+        assert app.containers() == []
+        assert app.d.berth("volume", "inspect", ext).returncode == 0
+        assert app.d.berth("network", "inspect", ext).returncode == 0
+    finally:
+        app.run("down", "-t", "1")
+        app.d.berth("volume", "rm", ext)
+        app.d.berth("network", "rm", ext)
+
+
+def test_depends_on_conditions_and_up_wait(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          migrate:
+            image: busybox
+            command: ["sh", "-c", "echo migrated"]
+          sick:
+            image: busybox
+            command: ["sleep", "1000"]
+            healthcheck: {test: ["CMD", "false"], interval: 100ms, retries: 2}
+          app:
+            image: busybox
+            command: ["sleep", "1000"]
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+          needs_sick:
+            image: busybox
+            command: ["sleep", "1000"]
+            profiles: [sick]
+            depends_on:
+              sick: {condition: service_healthy}
+          failing:
+            image: busybox
+            command: ["sh", "-c", "exit 3"]
+            profiles: [failing]
+          after_failing:
+            image: busybox
+            command: ["sleep", "1000"]
+            profiles: [failing]
+            depends_on:
+              failing: {condition: service_completed_successfully}
+        """))
+    r = app.ok("up", "-d", "--wait", "app")
+    assert f"Container {app.name}-migrate-1  Exited" in r.stderr
+    assert app.d.inspect(f"{app.name}-app-1")["State"]["Running"]
+    r = app.run("--profile", "sick", "up", "-d", "needs_sick")
+    assert r.returncode == 1
+    assert f"dependency failed to start: container {app.name}-sick-1 is unhealthy" in r.stderr
+    r = app.run("--profile", "failing", "up", "-d", "after_failing")
+    assert r.returncode == 1
+    assert "service \"failing\" didn't complete successfully: exit 3" in r.stderr
+
+
+def test_build_run_exec_scale_and_the_small_verbs(app: Compose) -> None:
+    (app.dir / "ctx").mkdir()
+    (app.dir / "ctx" / "Dockerfile").write_text(
+        "FROM busybox\nCOPY page.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", "
+        "\"-h\", \"/www\"]\n")
+    (app.dir / "ctx" / "page.html").write_text("built page\n")
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          site:
+            build: ./ctx
+            ports: ["127.0.0.1:${WEB_PORT}:80"]
+          worker:
+            image: busybox
+            command: ["sleep", "1000"]
+            scale: 2
+        """))
+    r = app.ok("up", "-d")
+    assert f"Image {app.name}-site  Built" in r.stderr
+    assert "built page" in http_get(app.port)
+    names = sorted(c["Name"].lstrip("/") for c in app.containers())
+    assert names == [f"{app.name}-site-1", f"{app.name}-worker-1", f"{app.name}-worker-2"]
+    app.ok("up", "-d", "--scale", "worker=1")
+    assert len(app.containers()) == 2
+    out = app.ok("run", "--rm", "-T", "worker", "sh", "-c", "echo one-off $X", "-e", "X=1")
+    assert "one-off" in out.stdout
+    assert app.ok("exec", "-T", "--index", "1", "worker", "echo", "inside").stdout == "inside\n"
+    assert app.ok("port", "site", "80").stdout.strip() == f"127.0.0.1:{app.port}"
+    app.ok("pause", "worker")
+    assert app.d.inspect(f"{app.name}-worker-1")["State"]["Paused"]
+    app.ok("unpause", "worker")
+    app.ok("restart", "-t", "1", "worker")
+    assert "PID" in app.ok("top", "worker").stdout
+    app.ok("kill", "worker")
+    assert not app.d.inspect(f"{app.name}-worker-1")["State"]["Running"]
+    app.ok("rm", "-f", "worker")
+    assert len(app.containers()) == 1
+    assert f"{app.name}-site" in app.ok("images").stdout
+    app.ok("down", "--rmi", "local", "-t", "1")
+    assert app.d.berth("image", "inspect", f"{app.name}-site").returncode != 0
