@@ -1,0 +1,347 @@
+"""The compose orchestrator against a fake engine: what `up` creates and in which order, that a
+second `up` does nothing, that a change recreates only its service (and its dependents), scale,
+`down` and external objects; and the container bodies it sends."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.compose import LoadOptions, load_project
+from berth.compose import labels as L
+from berth.compose.engine import (
+    ContainerState,
+    ContainerSummary,
+    ImageInfo,
+    NetworkInfo,
+    VolumeInfo,
+)
+from berth.compose.orchestrator import ComposeError, Orchestrator, UpOptions
+from berth.compose.spec import container_body
+from berth.errors import NotFound
+
+
+class FakeEngine:
+    """The Engine's calls, in memory; `calls` records the ones that change something."""
+
+    def __init__(self) -> None:
+        self.containers_: dict[str, dict[str, Any]] = {}
+        self.networks_: dict[str, dict[str, str]] = {}
+        self.volumes_: dict[str, dict[str, str]] = {}
+        self.images = {"busybox": "sha256:" + "b" * 64}
+        self.calls: list[tuple[str, str]] = []
+        self.n = 0
+
+    def _find(self, ref: str) -> str:
+        for cid, c in self.containers_.items():
+            if ref in (cid, c["name"]):
+                return cid
+        raise NotFound(f"no such container: {ref}")
+
+    def containers(self, labels: list[str], all: bool = True) -> list[ContainerSummary]:
+        out = []
+        for cid, c in self.containers_.items():
+            want = dict(x.split("=", 1) if "=" in x else (x, None) for x in labels)
+            if any(k not in c["labels"] or (v is not None and c["labels"][k] != v)
+                   for k, v in want.items()):
+                continue
+            if not all and c["state"] != "running":
+                continue
+            out.append(ContainerSummary(id=cid, name=c["name"], image=c["body"]["Image"],
+                                        command="", created=0, state=c["state"], status="",
+                                        labels=dict(c["labels"])))
+        return out
+
+    def inspect(self, ref: str) -> ContainerState:
+        c = self.containers_[self._find(ref)]
+        return ContainerState(id=self._find(ref), name=c["name"], status=c["state"],
+                              running=c["state"] == "running", exit_code=0,
+                              health=c.get("health", ""), image_id=c["body"]["Image"],
+                              tty=False, anonymous_volumes=c.get("anon", {}))
+
+    def create(self, name: str, body: dict[str, Any]) -> str:
+        self.n += 1
+        cid = f"{self.n:064x}"
+        anon = {m["Target"]: m.get("Source") or f"anon{self.n}"
+                for m in body["HostConfig"].get("Mounts") or [] if m["Type"] == "volume"
+                and not m.get("Source", "").startswith("p_")}
+        self.containers_[cid] = {"name": name, "labels": body["Labels"], "state": "created",
+                                 "body": body, "anon": anon,
+                                 "health": "healthy" if "Healthcheck" in body else ""}
+        self.calls.append(("create", name))
+        return cid
+
+    def start(self, ref: str) -> None:
+        c = self.containers_[self._find(ref)]
+        c["state"] = "running"
+        self.calls.append(("start", c["name"]))
+
+    def stop(self, ref: str, timeout: int | None = None) -> None:
+        c = self.containers_[self._find(ref)]
+        c["state"] = "exited"
+        self.calls.append(("stop", c["name"]))
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.containers_.pop(self._find(ref))
+        self.calls.append(("remove", c["name"]))
+
+    def rename(self, ref: str, name: str) -> None:
+        self.containers_[self._find(ref)]["name"] = name
+
+    def connect(self, network: str, container: str, aliases: list[str], ipv4: str = "") -> None:
+        self.calls.append(("connect", network))
+
+    def network(self, name: str) -> NetworkInfo | None:
+        n = self.networks_.get(name)
+        return NetworkInfo(id=name, name=name, labels=n) if n is not None else None
+
+    def create_network(self, body: dict[str, Any]) -> None:
+        self.networks_[body["Name"]] = body["Labels"]
+        self.calls.append(("network", body["Name"]))
+
+    def remove_network(self, name: str) -> None:
+        del self.networks_[name]
+        self.calls.append(("rm-network", name))
+
+    def volume(self, name: str) -> VolumeInfo | None:
+        v = self.volumes_.get(name)
+        return VolumeInfo(name=name, labels=v) if v is not None else None
+
+    def create_volume(self, body: dict[str, Any]) -> None:
+        self.volumes_[body["Name"]] = body["Labels"]
+        self.calls.append(("volume", body["Name"]))
+
+    def remove_volume(self, name: str) -> None:
+        del self.volumes_[name]
+        self.calls.append(("rm-volume", name))
+
+    def image(self, ref: str) -> ImageInfo | None:
+        i = self.images.get(ref)
+        return ImageInfo(id=i, tags=(ref,), size=0, created="") if i else None
+
+
+FILE = """\
+services:
+  web:
+    image: busybox
+    environment: {V: "${V:-1}"}
+    depends_on: [api]
+  api:
+    image: busybox
+    volumes: ["data:/data", "/anon"]
+    depends_on:
+      db: {condition: service_healthy}
+  db:
+    image: busybox
+    healthcheck: {test: "true", interval: 1s}
+    networks: [default, back]
+networks:
+  back: {}
+volumes:
+  data: {}
+"""
+
+
+def project(tmp_path: Path, text: str = FILE, **env: str) -> Any:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(text))
+    p, _ = load_project(LoadOptions(environ=env, cwd=str(tmp_path), project_name="p"))
+    return p
+
+
+def orch(p: Any, engine: FakeEngine) -> tuple[Orchestrator, list[tuple[str, str, str]]]:
+    events: list[tuple[str, str, str]] = []
+    warnings: list[str] = []
+    o = Orchestrator(p, engine, lambda k, n, s: events.append((k, n, s)),  # type: ignore[arg-type]
+                     warnings.append, poll=0)
+    return o, events
+
+
+def test_up_creates_in_dependency_order_then_does_nothing(tmp_path: Path) -> None:
+    e = FakeEngine()
+    o, events = orch(project(tmp_path), e)
+    o.up(UpOptions())
+    assert e.calls == [
+        ("network", "p_back"), ("network", "p_default"), ("volume", "p_data"),
+        ("create", "p-db-1"), ("connect", "p_default"), ("start", "p-db-1"),
+        ("create", "p-api-1"), ("start", "p-api-1"), ("create", "p-web-1"),
+        ("start", "p-web-1")]
+    assert ("Container", "p-db-1", "Healthy") in events
+    db = next(c for c in e.containers_.values() if c["name"] == "p-db-1")
+    assert db["labels"][L.NUMBER] == "1" and db["labels"][L.ONEOFF] == "False"
+    e.calls.clear()
+    o, events = orch(project(tmp_path), e)
+    o.up(UpOptions())
+    assert e.calls == []
+    assert {s for _, _, s in events} <= {"Running", "Waiting", "Healthy"}
+
+
+def test_a_change_recreates_its_service_and_dependents_only(tmp_path: Path) -> None:
+    e = FakeEngine()
+    orch(project(tmp_path), e)[0].up(UpOptions())
+    api_before = next(c for c in e.containers_.values() if c["name"] == "p-api-1")
+    e.calls.clear()
+    o, events = orch(project(tmp_path, V="2"), e)
+    o.up(UpOptions())
+    # the old container steps aside under `ID12_NAME` while the new one takes its name
+    assert e.calls == [("stop", "p-web-1"), ("create", "p-web-1"),
+                       ("remove", "000000000000_p-web-1"),
+                       ("start", "p-web-1")]
+    assert ("Container", "p-web-1", "Recreated") in events
+    # a change of api recreates web too, which depends on it; api keeps its anonymous volume
+    (tmp_path / "compose.yaml").write_text(FILE.replace("/anon\"]", "/anon\"]\n    user: '1'"))
+    e.calls.clear()
+    p2, _ = load_project(LoadOptions(environ={"V": "2"}, cwd=str(tmp_path), project_name="p"))
+    orch(p2, e)[0].up(UpOptions())
+    assert [c for c in e.calls if c[0] == "create"] == [("create", "p-api-1"),
+                                                        ("create", "p-web-1")]
+    api = next(c for c in e.containers_.values() if c["name"] == "p-api-1")
+    anon = [m for m in api["body"]["HostConfig"]["Mounts"] if m["Target"] == "/anon"][0]
+    assert anon["Source"] == api_before["anon"]["/anon"]
+    e.calls.clear()
+    orch(p2, e)[0].up(UpOptions(force_recreate=True, services=["db"], no_deps=True))
+    assert [c for c in e.calls if c[0] == "create"] == [("create", "p-db-1")]
+
+
+def test_stopped_containers_start_and_no_recreate(tmp_path: Path) -> None:
+    e = FakeEngine()
+    orch(project(tmp_path), e)[0].up(UpOptions())
+    for c in e.containers_.values():
+        c["state"] = "exited"
+    e.calls.clear()
+    orch(project(tmp_path, V="3"), e)[0].up(UpOptions(no_recreate=True))
+    assert sorted(e.calls) == [("start", "p-api-1"), ("start", "p-db-1"), ("start", "p-web-1")]
+
+
+def test_scale_up_and_down(tmp_path: Path) -> None:
+    e = FakeEngine()
+    o, _ = orch(project(tmp_path), e)
+    o.up(UpOptions(scale={"web": 3}))
+    names = sorted(c["name"] for c in e.containers_.values())
+    assert names == ["p-api-1", "p-db-1", "p-web-1", "p-web-2", "p-web-3"]
+    e.calls.clear()
+    o.up(UpOptions(scale={"web": 1}))
+    assert e.calls == [("stop", "p-web-3"), ("remove", "p-web-3"), ("stop", "p-web-2"),
+                       ("remove", "p-web-2")]
+
+
+def test_down_order_volumes_and_external_objects(tmp_path: Path) -> None:
+    text = FILE + "  ext: {external: true}\n"
+    text = text.replace('volumes: ["data:/data", "/anon"]', 'volumes: ["data:/data", "ext:/e"]')
+    e = FakeEngine()
+    e.volumes_["ext"] = {}
+    e.networks_["p_other"] = {L.PROJECT: "someone-else"}
+    p = project(tmp_path, text)
+    o, _ = orch(p, e)
+    o.up(UpOptions())
+    assert "ext" in e.volumes_ and ("volume", "ext") not in e.calls
+    e.calls.clear()
+    o.down()
+    assert [c for c in e.calls if c[0] == "remove"] == [
+        ("remove", "p-web-1"), ("remove", "p-api-1"), ("remove", "p-db-1")]
+    assert ("rm-network", "p_default") in e.calls and "p_data" in e.volumes_
+    o.down(volumes=True)
+    assert "p_data" not in e.volumes_ and "ext" in e.volumes_ and "p_other" in e.networks_
+
+
+def test_missing_external_network_and_image(tmp_path: Path) -> None:
+    e = FakeEngine()
+    p = project(tmp_path, """\
+        services:
+          s: {image: busybox, networks: [n]}
+        networks:
+          n: {external: true}
+        """)
+    with pytest.raises(ComposeError, match="network n declared as external, but could not be "
+                                           "found"):
+        orch(p, e)[0].up(UpOptions())
+    p = project(tmp_path, "services:\n  s: {image: nothere, pull_policy: never}\n")
+    with pytest.raises(ComposeError, match="no such image: nothere"):
+        orch(p, e)[0].up(UpOptions())
+
+
+def test_orphans_are_reported_then_removed(tmp_path: Path) -> None:
+    e = FakeEngine()
+    orch(project(tmp_path), e)[0].up(UpOptions())
+    p = project(tmp_path, "services:\n  db: {image: busybox, healthcheck: {test: 'true'}}\n")
+    warnings: list[str] = []
+    o = Orchestrator(p, e, lambda *a: None, warnings.append, poll=0)  # type: ignore[arg-type]
+    o.up(UpOptions())
+    assert "orphan containers (p-api-1, p-web-1)" in warnings[0]
+    o.up(UpOptions(remove_orphans=True))
+    assert sorted(c["name"] for c in e.containers_.values()) == ["p-db-1"]
+
+
+def test_container_body(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_text("secret")
+    p = project(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            command: echo hi
+            entrypoint: [sh, -c]
+            environment: {A: "1"}
+            ports: ["127.0.0.1:8080:80", "53:53/udp", "9000"]
+            expose: ["3000"]
+            volumes: ["./html:/html:ro", "data:/data", "/anon",
+                      {type: tmpfs, target: /t, tmpfs: {size: 1024}}]
+            tmpfs: /run
+            networks:
+              front: {aliases: [www], ipv4_address: 10.9.0.9}
+            restart: on-failure:2
+            healthcheck: {test: [CMD, "true"], interval: 1s, timeout: 500ms, retries: 3}
+            stop_grace_period: 5s
+            stop_signal: SIGINT
+            cap_add: [NET_ADMIN]
+            user: "1000"
+            working_dir: /w
+            hostname: h
+            init: true
+            read_only: true
+            privileged: true
+            extra_hosts: ["a.test=10.0.0.1"]
+            sysctls: {net.core.somaxconn: "1024"}
+            ulimits: {nofile: {soft: 100, hard: 200}}
+            logging: {driver: json-file, options: {max-size: 1m}}
+            secrets: [s]
+            labels: {mine: "yes"}
+        networks:
+          front: {}
+        volumes:
+          data: {}
+        secrets:
+          s: {file: ./s.txt}
+        """)
+    svc = p.services["web"]
+    b = container_body(p, svc, 1, "sha256:x", "p-web-1")
+    hc = b["HostConfig"]
+    assert b["Image"] == "busybox" and b["Cmd"] == ["echo", "hi"]
+    assert b["Entrypoint"] == ["sh", "-c"] and b["Env"] == ["A=1"]
+    assert hc["PortBindings"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+        "53/udp": [{"HostIp": "", "HostPort": "53"}], "9000/tcp": [{"HostIp": "",
+                                                                   "HostPort": ""}]}
+    assert set(b["ExposedPorts"]) == {"80/tcp", "53/udp", "9000/tcp", "3000/tcp"}
+    assert hc["Binds"] == [f"{tmp_path}/html:/html:ro", f"{tmp_path}/s.txt:/run/secrets/s:ro"]
+    assert hc["Mounts"] == [
+        {"Type": "volume", "Target": "/data", "ReadOnly": False, "Source": "p_data"},
+        {"Type": "volume", "Target": "/anon", "ReadOnly": False},
+        {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024}}]
+    assert hc["Tmpfs"] == {"/run": ""}
+    assert hc["NetworkMode"] == "p_front"
+    assert b["NetworkingConfig"]["EndpointsConfig"]["p_front"] == {
+        "Aliases": ["web", "p-web-1", "www"], "IPAMConfig": {"IPv4Address": "10.9.0.9"}}
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert b["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 1_000_000_000,
+                                "Timeout": 500_000_000, "Retries": 3}
+    assert (b["StopTimeout"], b["StopSignal"]) == (5, "SIGINT")
+    assert (b["User"], b["WorkingDir"], b["Hostname"]) == ("1000", "/w", "h")
+    assert hc["CapAdd"] == ["NET_ADMIN"] and hc["Init"] and hc["ReadonlyRootfs"]
+    assert hc["Privileged"] and hc["ExtraHosts"] == ["a.test:10.0.0.1"]
+    assert hc["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert hc["Ulimits"] == [{"Name": "nofile", "Soft": 100, "Hard": 200}]
+    assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+    assert b["Labels"]["mine"] == "yes" and b["Labels"][L.IMAGE] == "sha256:x"
+    assert b["Labels"][L.CONFIG_HASH] == L.config_hash(svc)
