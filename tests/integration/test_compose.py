@@ -315,3 +315,60 @@ def test_build_run_exec_scale_and_the_small_verbs(app: Compose) -> None:
     assert f"{app.name}-site" in app.ok("images").stdout
     app.ok("down", "--rmi", "local", "-t", "1")
     assert app.d.berth("image", "inspect", f"{app.name}-site").returncode != 0
+
+
+def test_docker_compose_1_29_and_berth_compose_see_each_others_projects(app: Compose) -> None:
+    """The same file under docker-compose 1.29 (Debian's, docker-py over the API) and under
+    berth compose, both against berthd: the objects have the same names and labels (berth's
+    adds Compose v2's depends_on and image), each tool lists and removes the other's."""
+    import shutil
+    import subprocess
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose (1.29, Debian's) is not installed")
+    theirs = app.name + "dc"
+    env = {**app.d.env, "WEB_PORT": str(free_port())}
+
+    def dc(*args: str) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(["docker-compose", "-p", theirs, *args], cwd=app.dir, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"docker-compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
+        return r
+
+    try:
+        dc("up", "-d")
+        app.ok("up", "-d")
+        mine = app.d.inspect(f"{app.name}-web-1")
+        other = app.d.inspect(f"{theirs}_web_1")
+        ml, ol = mine["Config"]["Labels"], other["Config"]["Labels"]
+        assert set(ol) <= set(ml)
+        for key in ("com.docker.compose.service", "com.docker.compose.container-number",
+                    "com.docker.compose.oneoff", "com.docker.compose.project.working_dir"):
+            assert ml[key] == ol[key], key
+        assert mine["HostConfig"]["Binds"] == other["HostConfig"]["Binds"]
+        assert mine["HostConfig"]["RestartPolicy"]["Name"] in ("", "no")
+        for kind, name in (("network", "default"), ("volume", "dbdata")):
+            a = json.loads(app.d.ok(kind, "inspect", f"{app.name}_{name}"))[0]["Labels"]
+            b = json.loads(app.d.ok(kind, "inspect", f"{theirs}_{name}"))[0]["Labels"]
+            assert set(a) == set(b)
+            assert a[f"com.docker.compose.{kind}"] == b[f"com.docker.compose.{kind}"] == name
+        assert "web" in mine["NetworkSettings"]["Networks"][f"{app.name}_default"]["Aliases"]
+        # each sees the other's project
+        ps = app.run("-p", theirs, "ps", "--services").stdout.split()
+        assert ps == ["db", "web"]
+        listed = subprocess.run(["docker-compose", "-p", app.name, "ps", "-q"], cwd=app.dir,
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert len(listed.stdout.split()) == 2
+        assert theirs in app.ok("ls").stdout
+        # and takes it down
+        r = app.run("-p", theirs, "down", "-v", "-t", "1")
+        assert r.returncode == 0, r.stderr
+        assert app.d.berth("volume", "inspect", f"{theirs}_dbdata").returncode != 0
+        dc_down = subprocess.run(["docker-compose", "-p", app.name, "down", "-v", "-t", "1"],
+                                 cwd=app.dir, env=env, capture_output=True, text=True,
+                                 timeout=120)
+        assert dc_down.returncode == 0, dc_down.stderr
+        assert app.containers() == []
+        assert app.d.berth("network", "inspect", f"{app.name}_default").returncode != 0
+    finally:
+        subprocess.run(["docker-compose", "-p", theirs, "down", "-v", "-t", "1"], cwd=app.dir,
+                       env=env, capture_output=True, timeout=120)
