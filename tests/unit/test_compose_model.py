@@ -477,3 +477,19 @@ def test_config_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert m.run(["compose", "config", "-q"]) == 1
     assert "services.web: Additional property bogus is not allowed" in capsys.readouterr().err
     assert m.run(["compose", "nope"]) == 1
+
+
+def test_validated_trees_are_remembered_and_invalid_ones_are_not(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    write(tmp_path, "compose.yaml", "services:\n  s: {image: busybox}\n")
+    load(tmp_path, cache_dir=str(cache))
+    markers = list(cache.iterdir())
+    assert len(markers) == 1 and markers[0].stat().st_size == 0
+    assert cache.stat().st_mode & 0o777 == 0o700
+    load(tmp_path, cache_dir=str(cache))
+    assert list(cache.iterdir()) == markers
+    write(tmp_path, "compose.yaml", "services:\n  s: {image: busybox, bogus: 1}\n")
+    for _ in range(2):
+        with pytest.raises(ComposeFileError, match="bogus"):
+            load(tmp_path, cache_dir=str(cache))
+    assert list(cache.iterdir()) == markers

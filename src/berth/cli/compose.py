@@ -34,12 +34,20 @@ COMPOSE = Spec([
 ], interspersed=False)
 
 
+def _cache_dir() -> str | None:
+    """Where validated compose trees are remembered: $XDG_CACHE_HOME/berth/compose-valid."""
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        os.path.join(os.environ["HOME"], ".cache") if os.environ.get("HOME") else "")
+    return os.path.join(base, "berth", "compose-valid") if base else None
+
+
 def _load(gopts: dict[str, Any], enable: tuple[str, ...] = ()) -> Any:
     from berth.compose import LoadOptions, load_project
     opts = LoadOptions(files=tuple(gopts["file"]), project_name=gopts["project-name"],
                        project_directory=gopts["project-directory"],
                        env_files=tuple(gopts["env-file"]), profiles=tuple(gopts["profile"]),
-                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable)
+                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
+                       cache_dir=_cache_dir())
     project, warnings = load_project(opts)
     for w in warnings:
         err(f"WARN[0000] {w}")

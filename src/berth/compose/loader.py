@@ -41,6 +41,8 @@ class LoadOptions:
     cwd: str = "."
     # services named on the command line: enabled whatever their profiles
     enable: tuple[str, ...] = ()
+    # where trees that passed schema validation are remembered (None: validate every time)
+    cache_dir: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -124,8 +126,9 @@ def load_env(project_dir: Path, env_files: tuple[str, ...], cwd: Path,
 class _Context:
     """One load: the variables and the warnings, and files seen (for include cycles)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cache_dir: Path | None = None) -> None:
         self.env = env
+        self.cache_dir = cache_dir
         self.interp = Interpolator(env)
         self.warnings: list[str] = []
 
@@ -134,7 +137,7 @@ class _Context:
         data = interpolate_tree(src.data, self.interp)
         if not isinstance(data, dict):
             raise ComposeFileError(f"{path}: top-level object must be a mapping")
-        validate(src, data)
+        validate(src, data, self.cache_dir)
         if "version" in data:
             self.warnings.append(f"{path}: the attribute `version` is obsolete, it will be "
                                  "ignored, please remove it to avoid potential confusion")
@@ -224,7 +227,7 @@ def _include(ctx: _Context, src: Source, data: dict[str, Any], depth: int,
         env_files = entry.get("env_file")
         env_files = [env_files] if isinstance(env_files, str) else list(env_files or [])
         sub_env = load_env(pdir, tuple(_abs(base, e) for e in env_files), base, ctx.env)
-        sub = _Context(sub_env)
+        sub = _Context(sub_env, ctx.cache_dir)
         merged: dict[str, Any] = {}
         for f in files:
             fsrc, fdata = sub.read(f)
@@ -338,7 +341,7 @@ def load(opts: LoadOptions) -> Loaded:
     project_dir = (Path(os.path.normpath(cwd / opts.project_directory))
                    if opts.project_directory else files[0].parent)
     env = load_env(project_dir, opts.env_files, cwd, opts.environ)
-    ctx = _Context(env)
+    ctx = _Context(env, Path(opts.cache_dir) if opts.cache_dir else None)
     merged: dict[str, Any] = {}
     for f in files:
         src, data = ctx.read(f)

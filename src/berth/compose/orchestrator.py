@@ -422,21 +422,48 @@ class Orchestrator:
     def _reverse(self, services: list[str]) -> list[str]:
         return self.project.order(services or None)[::-1]
 
+    def _stop_levels(self, containers: list[ContainerSummary]) -> list[list[ContainerSummary]]:
+        """Containers grouped for stopping: those no service depends on first, then what
+        those depend on, and so on; orphans with the first."""
+        rank: dict[str, int] = {}
+
+        def r(name: str, seen: tuple[str, ...] = ()) -> int:
+            if name not in rank:
+                users = [s.name for s in self.project.services.values()
+                         if name in s.dependencies() and s.name not in seen]
+                rank[name] = 1 + max((r(u, (*seen, name)) for u in users), default=-1)
+            return rank[name]
+
+        levels: dict[int, list[ContainerSummary]] = {}
+        for c in containers:
+            svc = c.label(L.SERVICE)
+            levels.setdefault(r(svc) if svc in self.project.services else 0, []).append(c)
+        return [levels[k] for k in sorted(levels)]
+
+    @staticmethod
+    def _each(fn: Callable[[ContainerSummary], None], items: list[ContainerSummary]) -> None:
+        """fn on every item at once (the daemon stops containers in parallel, as docker
+        compose asks it to); the first error is raised once all are done."""
+        if len(items) <= 1:
+            for c in items:
+                fn(c)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+            futures = [pool.submit(fn, c) for c in items]
+        for f in futures:
+            f.result()
+
     def down(self, *, volumes: bool = False, remove_orphans: bool = False,
              timeout: int | None = None, rmi: str = "") -> None:
         """Containers (in reverse dependency order), then networks, then (with `volumes`)
         volumes; external ones are never touched."""
         everything = self.containers() + self.containers(oneoff=True)
-        order = {n: i for i, n in enumerate(self._reverse([]))}
-        known = [c for c in everything if c.label(L.SERVICE) in order]
-        orphans = [c for c in everything if c.label(L.SERVICE) not in order]
-        known.sort(key=lambda c: (order[c.label(L.SERVICE)], -_number(c)))
-        for c in known:
-            self._stop_remove(c, timeout, volumes=volumes)
-        if remove_orphans:
-            for c in orphans:
-                self._stop_remove(c, timeout, volumes=volumes)
-        elif orphans:
+        known = [c for c in everything if c.label(L.SERVICE) in self.project.services]
+        orphans = [c for c in everything if c.label(L.SERVICE) not in self.project.services]
+        for level in self._stop_levels(known + (orphans if remove_orphans else [])):
+            self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), level)
+        if orphans and not remove_orphans:
             self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this "
                       "project. If you removed or renamed this service in your compose file, "
                       "you can run this command with the --remove-orphans flag to clean it up.")
@@ -482,12 +509,13 @@ class Orchestrator:
 
     def stop(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
-        order = {n: i for i, n in enumerate(self._reverse(services))}
-        for c in sorted(self.containers(services or None, all=False),
-                        key=lambda c: order.get(c.label(L.SERVICE), 0)):
+
+        def one(c: ContainerSummary) -> None:
             self.progress("Container", c.name, "Stopping")
             self.engine.stop(c.id, timeout)
             self.progress("Container", c.name, "Stopped")
+        for level in self._stop_levels(self.containers(services or None, all=False)):
+            self._each(one, level)
 
     def start(self, services: list[str]) -> None:
         self._check_services(services)

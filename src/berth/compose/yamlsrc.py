@@ -7,7 +7,9 @@ Imports `errors` only. YAML enters here as `Any` and leaves as plain dicts and l
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -174,13 +176,30 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def validate(src: Source, data: dict[str, Any]) -> None:
+@cache
+def _schema_digest() -> bytes:
+    return hashlib.sha256((Path(__file__).parent / "schema" / "compose-spec.json").read_bytes()
+                          ).digest()
+
+
+def validate(src: Source, data: dict[str, Any], cache_dir: Path | None = None) -> None:
     """Checks one (interpolated) file against the compose-spec schema; the error names the
-    file, the line and the key path."""
-    import jsonschema
+    file, the line and the key path. With `cache_dir`, a tree that passed once (the same
+    tree, the same schema) is not checked again: importing jsonschema and validating is most
+    of an unchanged `up -d`."""
     plain = _plain(data)
+    marker = None
+    if cache_dir is not None:
+        h = hashlib.sha256(_schema_digest())
+        h.update(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode())
+        marker = cache_dir / h.hexdigest()
+        if marker.is_file():
+            return
+    import jsonschema
     errors = list(_validator().iter_errors(plain))
     if not errors:
+        if marker is not None:
+            _remember(marker)
         return
     best = jsonschema.exceptions.best_match(errors)
     keypath = tuple(str(p) for p in best.absolute_path)
@@ -198,3 +217,17 @@ def validate(src: Source, data: dict[str, Any]) -> None:
                    f"Additional properties {', '.join(extra)} are not allowed")
             at = (*keypath, extra[0])
     raise ComposeFileError(f"validating {src.where(at)}: {shown}: {msg}")
+
+
+def _remember(marker: Path) -> None:
+    """Records a validated tree (an empty file named by its digest), in a directory only its
+    owner can write; a cache that cannot be written is no error."""
+    try:
+        marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = marker.parent.stat()
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+    except OSError:
+        pass
