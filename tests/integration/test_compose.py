@@ -84,7 +84,10 @@ class Compose:
         from tests.integration.conftest import BIN
         return subprocess.run([str(BIN / "berth"), "compose", *args], cwd=self.dir,
                               env={**self.d.env, "COMPOSE_PROJECT_NAME": self.name,
-                                   "WEB_PORT": str(self.port), **(env or {})},
+                                   "WEB_PORT": str(self.port),
+                                   # the validation cache stays in the test's directory
+                                   "XDG_CACHE_HOME": str(self.dir / ".cache"),
+                                   **(env or {})},
                               capture_output=True, text=True, timeout=timeout)
 
     def ok(self, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -372,3 +375,106 @@ def test_docker_compose_1_29_and_berth_compose_see_each_others_projects(app: Com
     finally:
         subprocess.run(["docker-compose", "-p", theirs, "down", "-v", "-t", "1"], cwd=app.dir,
                        env=env, capture_output=True, timeout=120)
+
+
+def test_service_keys_reach_the_containers(app: Compose) -> None:
+    p = app.name
+    (app.dir / "secret.txt").write_text("s3cret\n")
+    (app.dir / "app.env").write_text("FROM_FILE=yes\nSHARED=file\n")
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: busybox
+            command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+            volumes: ["./www:/www:ro", "/anon", {type: tmpfs, target: /t}]
+            networks:
+              front: {aliases: [www.front]}
+              back: {ipv4_address: 10.231.7.7}
+            env_file: [app.env]
+            environment: {SHARED: env}
+            secrets: [pw, {source: inline, target: inline.txt}]
+            configs: [{source: conf, target: /etc/app.conf}]
+            hostname: webhost
+            extra_hosts: ["db.test=10.1.2.3"]
+            working_dir: /www
+            restart: unless-stopped
+            stop_signal: SIGINT
+            stop_grace_period: 3s
+            labels: {tier: front}
+            init: true
+            cap_add: [NET_ADMIN]
+            ulimits: {nofile: {soft: 1000, hard: 2000}}
+            deploy: {resources: {limits: {memory: 64m}}}
+          sidecar:
+            image: busybox
+            command: ["sleep", "1000"]
+            network_mode: "service:web"
+            user: "1000"
+            tmpfs: /scratch
+          client:
+            image: busybox
+            command: ["sleep", "1000"]
+            networks: [front]
+        networks:
+          front: {}
+          back:
+            ipam: {config: [{subnet: 10.231.7.0/24}]}
+        secrets:
+          pw: {file: ./secret.txt}
+          inline: {environment: INLINE_SECRET}
+        configs:
+          conf: {content: "key=value"}
+        """))
+    env = {"INLINE_SECRET": "from-env"}
+    app.ok("up", "-d", env=env)
+    web = app.d.inspect(f"{p}-web-1")
+    hc, cfg = web["HostConfig"], web["Config"]
+    assert "FROM_FILE=yes" in cfg["Env"] and "SHARED=env" in cfg["Env"]
+    assert cfg["Hostname"] == "webhost" and cfg["WorkingDir"] == "/www"
+    assert cfg["StopSignal"] == "SIGINT" and cfg["StopTimeout"] == 3
+    assert cfg["Labels"]["tier"] == "front"
+    assert hc["RestartPolicy"]["Name"] == "unless-stopped" and hc["Init"] is True
+    assert hc["Memory"] == 64 << 20 and "NET_ADMIN" in hc["CapAdd"]
+    assert hc["Ulimits"] == [{"Name": "nofile", "Soft": 1000, "Hard": 2000}]
+    nets = web["NetworkSettings"]["Networks"]
+    assert nets[f"{p}_back"]["IPAddress"] == "10.231.7.7"
+    assert "www.front" in nets[f"{p}_front"]["Aliases"]
+
+    def sh(service: str, script: str) -> str:
+        return str(app.ok("exec", "-T", service, "sh", "-c", script, env=env).stdout)
+
+    assert sh("web", "cat /run/secrets/pw /run/secrets/inline.txt /etc/app.conf") == \
+        "s3cret\nfrom-env" + "key=value"
+    assert "db.test" in sh("web", "cat /etc/hosts")
+    assert " /t tmpfs" in sh("web", "cat /proc/mounts")
+    # the sidecar shares web's network stack; the client finds web by its alias
+    assert "front page" in sh("sidecar", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80")
+    assert sh("sidecar", "id -u").strip() == "1000"
+    assert " /scratch tmpfs" in sh("sidecar", "cat /proc/mounts")
+    assert "front page" in sh("client", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc www.front 80")
+    # an anonymous volume outlives the recreation of its container
+    sh("web", "echo kept > /anon/f")
+    app.ok("up", "-d", "--force-recreate", "web", env=env)
+    assert sh("web", "cat /anon/f") == "kept\n"
+
+
+def test_attached_up_prefixes_logs_and_returns_the_exit_code(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          job:
+            image: busybox
+            command: ["sh", "-c", "echo working; echo done; exit 3"]
+          idle:
+            image: busybox
+            command: ["sleep", "1000"]
+        """))
+    r = app.run("up", "--exit-code-from", "job", "-t", "1")
+    assert r.returncode == 3, r.stderr
+    assert f"{app.name}-job-1   | working" in r.stdout
+    assert f"{app.name}-job-1 exited with code 3" in r.stdout
+    assert not app.d.inspect(f"{app.name}-idle-1")["State"]["Running"]
+    logs = app.ok("logs", "--no-log-prefix", "job").stdout
+    assert logs == "working\ndone\n"
+    # as docker compose: the exit code printed and returned
+    w = app.run("wait", "job")
+    assert (w.returncode, w.stdout) == (3, "3\n")
