@@ -302,8 +302,9 @@ def test_build_run_exec_scale_and_the_small_verbs(app: Compose) -> None:
     assert names == [f"{app.name}-site-1", f"{app.name}-worker-1", f"{app.name}-worker-2"]
     app.ok("up", "-d", "--scale", "worker=1")
     assert len(app.containers()) == 2
-    out = app.ok("run", "--rm", "-T", "worker", "sh", "-c", "echo one-off $X", "-e", "X=1")
-    assert "one-off" in out.stdout
+    out = app.ok("run", "--rm", "-T", "-e", "X=1", "worker", "sh", "-c", "echo one-off $X")
+    assert out.stdout == "one-off 1\n"
+    assert [c for c in app.containers() if "-run-" in c["Name"]] == []
     assert app.ok("exec", "-T", "--index", "1", "worker", "echo", "inside").stdout == "inside\n"
     assert app.ok("port", "site", "80").stdout.strip() == f"127.0.0.1:{app.port}"
     app.ok("pause", "worker")
@@ -478,3 +479,25 @@ def test_attached_up_prefixes_logs_and_returns_the_exit_code(app: Compose) -> No
     # as docker compose: the exit code printed and returned
     w = app.run("wait", "job")
     assert (w.returncode, w.stdout) == (3, "3\n")
+
+
+def test_links_volumes_from_and_ipc_of_a_service(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          store:
+            image: busybox
+            command: ["sh", "-c", "echo shared > /vol/f; exec httpd -f -p 80 -h /vol"]
+            volumes: ["/vol"]
+          reader:
+            image: busybox
+            command: ["sleep", "1000"]
+            volumes_from: ["store:ro"]
+            links: ["store:legacy"]
+            ipc: "service:store"
+        """))
+    app.ok("up", "-d")
+    r = app.ok("exec", "-T", "reader", "sh", "-c",
+               "cat /vol/f; printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc legacy 80").stdout
+    assert r.startswith("shared\n") and r.rstrip().endswith("shared")
+    reader = app.d.inspect(f"{app.name}-reader-1")
+    assert reader["HostConfig"]["IpcMode"] == f"container:{app.name}-store-1"

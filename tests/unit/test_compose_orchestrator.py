@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from berth.compose import LoadOptions, load_project
+from berth.compose import ComposeFileError, LoadOptions, load_project
 from berth.compose import labels as L
 from berth.compose.engine import (
     ContainerState,
@@ -345,3 +345,41 @@ def test_container_body(tmp_path: Path) -> None:
     assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
     assert b["Labels"]["mine"] == "yes" and b["Labels"][L.IMAGE] == "sha256:x"
     assert b["Labels"][L.CONFIG_HASH] == L.config_hash(svc)
+
+
+def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          db: {image: busybox}
+          app:
+            image: busybox
+            links: ["db:database"]
+            external_links: [other]
+            volumes_from: ["db:ro", "container:plain"]
+            ipc: "service:db"
+            pid: host
+            devices: ["/dev/null:/dev/nothing:r"]
+            oom_score_adj: -10
+            cpu_shares: 512
+            attach: false
+            deploy: {mode: global}
+        """))
+    p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
+    assert warnings == ["services.app.attach is not supported by berth compose and is ignored",
+                        "services.app.deploy.mode is not supported by berth compose and is "
+                        "ignored"]
+    app = p.services["app"]
+    assert app.dependencies() == ["db"] and p.order() == ["db", "app"]
+    b = container_body(p, app, 1, "sha256:x", "p-app-1",
+                       container_of=lambda s: f"p-{s}-1")
+    hc = b["HostConfig"]
+    assert hc["IpcMode"] == "container:p-db-1" and hc["PidMode"] == "host"
+    assert hc["VolumesFrom"] == ["p-db-1:ro", "plain"]
+    assert hc["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/nothing",
+                              "CgroupPermissions": "r"}]
+    assert (hc["OomScoreAdj"], hc["CpuShares"]) == (-10, 512)
+    assert b["NetworkingConfig"]["EndpointsConfig"]["p_default"]["Links"] == [
+        "p-db-1:database", "other:other"]
+    (tmp_path / "compose.yaml").write_text("services:\n  a: {image: busybox, links: [nope]}\n")
+    with pytest.raises(ComposeFileError, match="undefined service 'nope'"):
+        load_project(LoadOptions(environ={}, cwd=str(tmp_path)))

@@ -610,7 +610,7 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
                  for e in opts["env"])
     body = container_body(o.project, svc, 1, image_id, cname, oneoff=True,
                           command=args[1:] or None, extra_env=extra,
-                          network_mode=o._service_network_mode(svc))
+                          container_of=o.container_of)
     if svc.networks and not svc.network_mode:
         net = o.project.networks[svc.networks[0].name].name
         body["NetworkingConfig"] = {"EndpointsConfig": {net: endpoint(svc, svc.networks[0].name,

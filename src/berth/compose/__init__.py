@@ -11,6 +11,7 @@ from __future__ import annotations
 from berth.compose.loader import Loaded, LoadOptions, load
 from berth.compose.model import Project, Service, build_project
 from berth.compose.normalize import project as normalize_project
+from berth.compose.normalize import unsupported
 from berth.compose.yamlsrc import ComposeFileError
 
 
@@ -19,7 +20,7 @@ def load_project(opts: LoadOptions) -> tuple[Project, list[str]]:
     loaded = load(opts)
     canonical = normalize_project(loaded.name, loaded.data, loaded.working_dir, loaded.env)
     return (build_project(canonical, loaded.working_dir, loaded.config_files, loaded.env),
-            loaded.warnings)
+            loaded.warnings + unsupported(canonical["services"]))
 
 
 __all__ = ["LoadOptions", "Loaded", "Project", "Service", "ComposeFileError", "load_project"]

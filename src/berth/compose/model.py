@@ -144,6 +144,23 @@ class Service:
     profiles: tuple[str, ...] = ()
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
+    ipc: str = ""
+    pid: str = ""
+    uts: str = ""
+    userns_mode: str = ""
+    cgroup_parent: str = ""
+    runtime: str = ""
+    mac_address: str = ""
+    devices: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    cpu_shares: int = 0
+    cpuset: str = ""
+    mem_reservation: int = 0
+    memswap_limit: int = 0
+    links: tuple[str, ...] = ()
+    external_links: tuple[str, ...] = ()
+    volumes_from: tuple[str, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -153,9 +170,13 @@ class Service:
 
     def dependencies(self) -> list[str]:
         deps = [d.service for d in self.depends_on]
-        if self.network_mode.startswith("service:"):
-            deps.append(self.network_mode[8:])
-        return deps
+        for mode in (self.network_mode, self.ipc, self.pid):
+            if mode.startswith("service:"):
+                deps.append(mode[8:])
+        deps += [link.split(":", 1)[0] for link in self.links]
+        deps += [v.split(":", 1)[0] for v in self.volumes_from
+                 if not v.startswith("container:")]
+        return list(dict.fromkeys(deps))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -320,7 +341,23 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         shm_size=size_bytes(s["shm_size"], w) if s.get("shm_size") else 0,
         security_opt=_strs(s.get("security_opt")), group_add=_strs(s.get("group_add")),
         pull_policy=str(s.get("pull_policy") or ""), profiles=_strs(s.get("profiles")),
-        secrets=refs("secrets"), configs=refs("configs"), raw=s)
+        secrets=refs("secrets"), configs=refs("configs"),
+        ipc=str(s.get("ipc") or ""), pid=str(s.get("pid") or ""), uts=str(s.get("uts") or ""),
+        userns_mode=str(s.get("userns_mode") or ""),
+        cgroup_parent=str(s.get("cgroup_parent") or ""), runtime=str(s.get("runtime") or ""),
+        mac_address=str(s.get("mac_address") or ""),
+        devices=tuple(d if isinstance(d, str) else
+                      f"{d.get('source')}:{d.get('target')}:{d.get('permissions', 'rwm')}"
+                      for d in s.get("devices") or []),
+        oom_score_adj=to_int(s["oom_score_adj"], w) if s.get("oom_score_adj") is not None
+        else None,
+        cpu_shares=to_int(s["cpu_shares"], w) if s.get("cpu_shares") else 0,
+        cpuset=str(s.get("cpuset") or ""),
+        mem_reservation=size_bytes(s["mem_reservation"], w) if s.get("mem_reservation") else 0,
+        memswap_limit=size_bytes(s["memswap_limit"], w) if s.get("memswap_limit") else 0,
+        links=_strs(s.get("links")), external_links=_strs(s.get("external_links")),
+        volumes_from=_strs(s.get("volumes_from")),
+        annotations=dict(s.get("annotations") or {}), raw=s)
 
 
 def build_project(canonical: dict[str, Any], working_dir: Path, config_files: list[Path],

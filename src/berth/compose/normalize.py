@@ -222,6 +222,36 @@ def _mapping(v: Any) -> dict[str, str]:
     return {str(k): _as_str(x) for k, x in (v or {}).items() if x is not None}
 
 
+# the service keys berth compose acts on; the others (valid in the schema) are reported as
+# ignored rather than silently dropped
+SUPPORTED = frozenset("""
+    annotations build cap_add cap_drop cgroup_parent command configs container_name
+    cpu_shares cpus cpuset depends_on deploy devices dns dns_opt dns_search domainname
+    entrypoint env_file environment expose extends external_links extra_hosts group_add
+    healthcheck hostname image init ipc labels links logging mac_address mem_limit
+    mem_reservation memswap_limit network_mode networks oom_score_adj pid pids_limit
+    privileged profiles ports pull_policy read_only restart runtime scale secrets
+    security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
+    user userns_mode uts volumes volumes_from working_dir
+    """.split())
+DEPLOY_SUPPORTED = frozenset({"replicas", "resources"})
+
+
+def unsupported(services: dict[str, Any]) -> list[str]:
+    """Warnings for the keys of the model that berth compose does not act on."""
+    out = []
+    for name, s in services.items():
+        for k in s:
+            if k not in SUPPORTED and not k.startswith("x-"):
+                out.append(f"services.{name}.{k} is not supported by berth compose and is "
+                           "ignored")
+        for k in (s.get("deploy") or {}):
+            if k not in DEPLOY_SUPPORTED:
+                out.append(f"services.{name}.deploy.{k} is not supported by berth compose "
+                           "and is ignored")
+    return out
+
+
 def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
             project: str) -> dict[str, Any]:
     """One service in canonical form."""
@@ -361,10 +391,16 @@ def project(name: str, data: dict[str, Any], base: Path,
             if d not in services and spec["required"]:
                 raise ComposeFileError(f"service {sname!r} depends on undefined service "
                                        f"{d!r}: invalid compose project")
-        mode = str(s.get("network_mode") or "")
-        if mode.startswith("service:") and mode[8:] not in services:
-            raise ComposeFileError(f"service {sname!r} uses the network stack of undefined "
-                                   f"service {mode[8:]!r}")
+        for key in ("network_mode", "ipc", "pid"):
+            mode = str(s.get(key) or "")
+            if mode.startswith("service:") and mode[8:] not in services:
+                raise ComposeFileError(f"service {sname!r} refers to undefined service "
+                                       f"{mode[8:]!r} in {key}")
+        for ref in [*(s.get("links") or []), *(s.get("volumes_from") or [])]:
+            target = str(ref).split(":", 1)[0]
+            if target != "container" and target not in services:
+                raise ComposeFileError(f"service {sname!r} refers to undefined service "
+                                       f"{target!r}: invalid compose project")
     out["networks"] = dict(sorted(nets.items()))
     if vols:
         out["volumes"] = dict(sorted(vols.items()))

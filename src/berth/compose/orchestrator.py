@@ -247,23 +247,21 @@ class Orchestrator:
             self.create(svc, n, image_id, start=not opts.no_start)
         return recreated
 
-    def _service_network_mode(self, svc: Service) -> str:
-        if not svc.network_mode.startswith("service:"):
-            return ""
-        other = svc.network_mode[len("service:"):]
-        found = [c for c in self.containers([other], all=False)]
+    def container_of(self, service: str) -> str:
+        """The name of the service's first container (for `service:NAME`, links and
+        volumes_from): it must exist."""
+        found = self.containers([service])
         if not found:
-            raise ComposeError(f"service {svc.name!r} uses the network stack of service "
-                               f"{other!r}, which has no running container")
-        return f"container:{found[0].id}"
+            raise ComposeError(f"service {service!r} has no container: it is needed by "
+                               "another service")
+        return found[0].name
 
     def create(self, svc: Service, number: int, image_id: str, start: bool = True,
                anonymous: dict[str, str] | None = None) -> str:
         name = L.container_name(self.project, svc, number)
         self.progress("Container", name, "Creating")
         body = container_body(self.project, svc, number, image_id, name,
-                              network_mode=self._service_network_mode(svc),
-                              anonymous=anonymous)
+                              anonymous=anonymous, container_of=self.container_of)
         cid = self.engine.create(name, body)
         try:
             if not svc.network_mode:

@@ -6,6 +6,7 @@ Imports the compose modules below it only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from berth.compose import labels as L
@@ -28,13 +29,25 @@ def primary_network(project: Project, svc: Service) -> str:
     return project.networks[svc.networks[0].name].name if svc.networks else ""
 
 
+def _no_service(name: str) -> str:
+    raise KeyError(name)
+
+
 def container_body(project: Project, svc: Service, number: int, image_id: str, name: str,
-                   *, network_mode: str = "", anonymous: dict[str, str] | None = None,
+                   *, anonymous: dict[str, str] | None = None,
                    oneoff: bool = False, command: list[str] | None = None,
-                   extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """POST /containers/create's body for replica `number` of `svc`. `network_mode`: the
-    resolved `service:X` (`container:ID`); `anonymous`: target → volume name, the anonymous
-    volumes a recreated container keeps."""
+                   extra_env: dict[str, str] | None = None,
+                   container_of: Callable[[str], str] = _no_service) -> dict[str, Any]:
+    """POST /containers/create's body for replica `number` of `svc`. `anonymous`: target →
+    volume name, the anonymous volumes a recreated container keeps; `container_of`: the
+    name of a service's (first) container, for `service:NAME` modes, links and
+    volumes_from."""
+
+    def mode(value: str) -> str:
+        if value.startswith("service:"):
+            return f"container:{container_of(value[len('service:'):])}"
+        return value
+    network_mode = mode(svc.network_mode)
     env = {**svc.environment, **(extra_env or {})}
     body: dict[str, Any] = {
         "Image": svc.image_name(project.name),
@@ -145,17 +158,60 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
     if svc.logging_driver or svc.logging_options:
         host["LogConfig"] = {"Type": svc.logging_driver, "Config": dict(svc.logging_options)}
     for key, num in (("Memory", svc.mem_limit), ("NanoCpus", svc.nano_cpus),
-                     ("PidsLimit", svc.pids_limit), ("ShmSize", svc.shm_size)):
+                     ("PidsLimit", svc.pids_limit), ("ShmSize", svc.shm_size),
+                     ("CpuShares", svc.cpu_shares), ("MemoryReservation", svc.mem_reservation),
+                     ("MemorySwap", svc.memswap_limit)):
         if num:
             host[key] = num
+    ipc = mode(svc.ipc)
+    if not ipc and any(o.ipc == f"service:{svc.name}" for o in project.services.values()):
+        ipc = "shareable"   # as docker compose: a service whose IPC namespace others join
+    for key, text in (("IpcMode", ipc), ("PidMode", mode(svc.pid)),
+                      ("UTSMode", svc.uts), ("UsernsMode", svc.userns_mode),
+                      ("CgroupParent", svc.cgroup_parent), ("Runtime", svc.runtime),
+                      ("CpusetCpus", svc.cpuset)):
+        if text:
+            host[key] = text
+    if svc.oom_score_adj is not None:
+        host["OomScoreAdj"] = svc.oom_score_adj
+    if svc.annotations:
+        host["Annotations"] = dict(svc.annotations)
+    if svc.devices:
+        devs = []
+        for d in svc.devices:
+            parts = d.split(":")
+            devs.append({"PathOnHost": parts[0],
+                         "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
+                         "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"})
+        host["Devices"] = devs
+    if svc.volumes_from:
+        vf = []
+        for ref in svc.volumes_from:
+            src, _, opt = ref.partition(":")
+            if src == "container":
+                cname, _, opt = opt.partition(":")
+            else:
+                cname = container_of(src)
+            vf.append(cname + (f":{opt}" if opt else ""))
+        host["VolumesFrom"] = vf
+    if svc.mac_address:
+        body["MacAddress"] = svc.mac_address
     networking: dict[str, Any] = {}
-    if network_mode or svc.network_mode:
-        host["NetworkMode"] = network_mode or svc.network_mode
+    if network_mode:
+        host["NetworkMode"] = network_mode
     elif svc.networks:
         first = svc.networks[0]
         net = project.networks[first.name].name
         host["NetworkMode"] = net
-        networking = {"EndpointsConfig": {net: endpoint(svc, first.name, name)}}
+        ec = endpoint(svc, first.name, name)
+        links = []
+        for link in svc.links:
+            target, _, alias = link.partition(":")
+            links.append(f"{container_of(target)}:{alias or target}")
+        links += [x if ":" in x else f"{x}:{x}" for x in svc.external_links]
+        if links:
+            ec["Links"] = links
+        networking = {"EndpointsConfig": {net: ec}}
     body["HostConfig"] = host
     if networking:
         body["NetworkingConfig"] = networking
