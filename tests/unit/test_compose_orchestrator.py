@@ -383,3 +383,43 @@ def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("services:\n  a: {image: busybox, links: [nope]}\n")
     with pytest.raises(ComposeFileError, match="undefined service 'nope'"):
         load_project(LoadOptions(environ={}, cwd=str(tmp_path)))
+
+
+def test_progress_display() -> None:
+    import io
+
+    from berth.cli.composeprogress import Progress, mode_for
+    assert mode_for("auto", "auto", True) == "tty" and mode_for("auto", "auto", False) == "plain"
+    assert mode_for("auto", "never", True) == "plain" and mode_for("quiet", "always", True) == \
+        "quiet"
+    out = io.StringIO()
+    p = Progress(out, "plain")
+    p("Container", "p-web-1", "Creating")
+    p("Layer", "abc", "Downloading 1/2")
+    p("Layer", "abc", "Pull complete")
+    assert out.getvalue() == " Container p-web-1  Creating\n Layer abc  Pull complete\n"
+    now = [0.0]
+    out = io.StringIO()
+    p = Progress(out, "tty", clock=lambda: now[0])
+    p("Network", "p_default", "Creating")
+    now[0] = 0.5
+    p("Network", "p_default", "Created")
+    p("Container", "p-web-1", "Error")
+    screen = out.getvalue()
+    # the second drawing goes back over the first (2 lines), then draws 3
+    assert "\x1b[2A" in screen
+    last = screen.rsplit("\x1b[2A", 1)[1]
+    assert "[+] Running 2/2" in last
+    assert "✔\x1b[0m Network p_default  Created" in last and "0.5s" in last
+    assert "✘\x1b[0m Container p-web-1" in last
+    Progress(io.StringIO(), "quiet")("Container", "x", "Created")
+
+
+def test_down_of_named_services_leaves_the_rest(tmp_path: Path) -> None:
+    e = FakeEngine()
+    o, _ = orch(project(tmp_path), e)
+    o.up(UpOptions())
+    e.calls.clear()
+    o.down(services=["web"])
+    assert e.calls == [("stop", "p-web-1"), ("remove", "p-web-1")]
+    assert sorted(c["name"] for c in e.containers_.values()) == ["p-api-1", "p-db-1"]

@@ -121,11 +121,6 @@ def cmd_config(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[st
 
 # --- the orchestrator's commands ---------------------------------------------------------------
 
-def _progress(kind: str, name: str, state: str) -> None:
-    sys.stderr.write(f" {kind} {name}  {state}\n")
-    sys.stderr.flush()
-
-
 def _warn(msg: str) -> None:
     err(f"WARN[0000] {msg}")
 
@@ -146,10 +141,12 @@ def _context_tar(context: str, dockerfile: str) -> bytes:
 
 def _orch(c: Client, g: dict[str, Any], enable: tuple[str, ...] = (),
           project: Any = None) -> Any:
+    from berth.cli.composeprogress import Progress, mode_for
     from berth.compose.engine import Engine
     from berth.compose.orchestrator import Orchestrator
     project = project if project is not None else _load(g, enable)
-    return Orchestrator(project, Engine(c), _progress, _warn, _context_tar)
+    progress = Progress(sys.stderr, mode_for(g["progress"], g["ansi"], sys.stderr.isatty()))
+    return Orchestrator(project, Engine(c), progress, _warn, _context_tar)
 
 
 def _timeout(opts: dict[str, Any]) -> int | None:
@@ -322,7 +319,7 @@ DOWN = Spec([
 def cmd_down(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
     o = _orch(c, g)
     o.down(volumes=opts["volumes"], remove_orphans=opts["remove-orphans"],
-           timeout=_timeout(opts), rmi=opts["rmi"])
+           timeout=_timeout(opts), rmi=opts["rmi"], services=args)
     return 0
 
 
@@ -808,7 +805,7 @@ def cmd_push(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
         svc = o.project.services[n]
         if not svc.image:
             continue
-        _progress("Image", svc.image, "Pushing")
+        o.progress("Image", svc.image, "Pushing")
         try:
             for msg in o.engine.push(svc.image):
                 if msg.get("error"):
@@ -818,7 +815,7 @@ def cmd_push(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
                 raise
             _warn(f"{svc.image}: {e}")
             continue
-        _progress("Image", svc.image, "Pushed")
+        o.progress("Image", svc.image, "Pushed")
     return 0
 
 

@@ -114,6 +114,12 @@ class Orchestrator:
             if msg.get("error"):
                 self.progress("Image", ref, "Error")
                 raise ComposeError(f"service {svc.name!r}: pull {ref}: {msg['error']}")
+            if msg.get("id") and msg.get("status"):
+                detail = msg.get("progressDetail") or {}
+                state = str(msg["status"])
+                if detail.get("total"):
+                    state += f" {detail.get('current', 0)}/{detail['total']}"
+                self.progress("Layer", str(msg["id"]), state)
         self.progress("Image", ref, "Pulled")
 
     def build(self, svc: Service) -> str:
@@ -453,9 +459,15 @@ class Orchestrator:
             f.result()
 
     def down(self, *, volumes: bool = False, remove_orphans: bool = False,
-             timeout: int | None = None, rmi: str = "") -> None:
+             timeout: int | None = None, rmi: str = "", services: list[str] | None = None,
+             ) -> None:
         """Containers (in reverse dependency order), then networks, then (with `volumes`)
-        volumes; external ones are never touched."""
+        volumes; external ones are never touched. With `services`, only their containers."""
+        if services:
+            self._check_services(services)
+            for level in self._stop_levels(self.containers(services)):
+                self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), level)
+            return
         everything = self.containers() + self.containers(oneoff=True)
         known = [c for c in everything if c.label(L.SERVICE) in self.project.services]
         orphans = [c for c in everything if c.label(L.SERVICE) not in self.project.services]
