@@ -501,3 +501,75 @@ def test_links_volumes_from_and_ipc_of_a_service(app: Compose) -> None:
     assert r.startswith("shared\n") and r.rstrip().endswith("shared")
     reader = app.d.inspect(f"{app.name}-reader-1")
     assert reader["HostConfig"]["IpcMode"] == f"container:{app.name}-store-1"
+
+
+def test_watch_syncs_restarts_and_rebuilds(app: Compose) -> None:
+    import signal
+    import subprocess
+
+    from tests.integration.conftest import BIN
+    (app.dir / "ctx").mkdir()
+    (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY v.txt /v.txt\n")
+    (app.dir / "ctx" / "v.txt").write_text("v1\n")
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: busybox
+            command: ["sh", "-c", "mkdir -p /www && exec httpd -f -p 80 -h /www"]
+            ports: ["127.0.0.1:${WEB_PORT}:80"]
+            develop:
+              watch:
+                - {path: ./www, action: sync, target: /www, ignore: ["*.tmp"]}
+          built:
+            build: ./ctx
+            command: ["sleep", "1000"]
+            develop:
+              watch:
+                - {path: ./ctx, action: rebuild}
+        """))
+    logf = open(app.dir / "watch.log", "w")  # noqa: SIM115 - closed below
+    w = subprocess.Popen([str(BIN / "berth"), "compose", "watch"], cwd=app.dir,
+                         env={**app.d.env, "COMPOSE_PROJECT_NAME": app.name,
+                              "WEB_PORT": str(app.port),
+                              "XDG_CACHE_HOME": str(app.dir / ".cache")},
+                         stdout=subprocess.DEVNULL, stderr=logf)
+    try:
+        deadline = time.time() + 60
+        while "built" not in app.run("ps", "--services").stdout:
+            assert time.time() < deadline and w.poll() is None, \
+                (app.dir / "watch.log").read_text()
+            time.sleep(0.2)
+        time.sleep(1)
+        (app.dir / "www" / "new.html").write_text("synced\n")
+        (app.dir / "www" / "skip.tmp").write_text("no\n")
+        deadline = time.time() + 20
+        while "synced" not in http_get(app.port, "/new.html"):
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert " 404 " in http_get(app.port, "/skip.tmp").splitlines()[0]
+        (app.dir / "www" / "new.html").unlink()
+        deadline = time.time() + 20
+        while " 404 " not in http_get(app.port, "/new.html").splitlines()[0]:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        before = app.d.inspect(f"{app.name}-built-1")["Id"]
+        (app.dir / "ctx" / "v.txt").write_text("v2\n")
+        deadline = time.time() + 60
+        while True:
+            r = app.run("exec", "-T", "built", "cat", "/v.txt")
+            if r.stdout == "v2\n":
+                break
+            assert time.time() < deadline, r.stderr
+            time.sleep(0.5)
+        assert app.d.inspect(f"{app.name}-built-1")["Id"] != before
+    finally:
+        w.send_signal(signal.SIGINT)
+        try:
+            w.wait(20)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait()
+        logf.close()
+    log = (app.dir / "watch.log").read_text()
+    assert w.returncode == 0, log
+    assert "Syncing service 'web'" in log and "Rebuilding service 'built'" in log

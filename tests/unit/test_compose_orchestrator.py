@@ -423,3 +423,43 @@ def test_down_of_named_services_leaves_the_rest(tmp_path: Path) -> None:
     o.down(services=["web"])
     assert e.calls == [("stop", "p-web-1"), ("remove", "p-web-1")]
     assert sorted(c["name"] for c in e.containers_.values()) == ["p-api-1", "p-db-1"]
+
+
+def test_watch_scan_diff_and_sync_tar(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from berth.compose.model import WatchAction, WatchRule
+    from berth.compose.watch import diff, scan, sync_tar
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("a")
+    (src / "sub" / "b.py").write_text("b")
+    (src / "x.tmp").write_text("x")
+    (src / ".git").mkdir()
+    (src / ".git" / "HEAD").write_text("ref")
+    rule = WatchRule(path=str(src), action=WatchAction.SYNC, target="/app", ignore=("*.tmp",))
+    before = scan(rule)
+    assert sorted(before) == ["a.txt", "sub/b.py"]
+    only_py = WatchRule(path=str(src), action=WatchAction.SYNC, target="/app",
+                        include=("**/*.py",))
+    assert sorted(scan(only_py)) == ["sub/b.py"]
+    (src / "a.txt").unlink()
+    (src / "sub" / "b.py").write_text("bb")
+    (src / "c.txt").write_text("c")
+    changed, deleted = diff(before, scan(rule))
+    assert (changed, deleted) == (("c.txt", "sub/b.py"), ("a.txt",))
+    with tarfile.open(fileobj=io.BytesIO(sync_tar(rule, changed))) as tf:
+        got = {m.name: tf.extractfile(m).read() for m in tf.getmembers()}  # type: ignore[union-attr]
+    assert got == {"app/c.txt": b"c", "app/sub/b.py": b"bb"}
+
+
+def test_watch_needs_rules_and_targets(tmp_path: Path) -> None:
+    from berth.compose.watch import Watcher
+    p = project(tmp_path, "services:\n  s: {image: busybox}\n")
+    with pytest.raises(ComposeError, match="consider setting a 'develop' section"):
+        Watcher(orch(p, FakeEngine())[0], [], print)
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  s: {image: busybox, develop: {watch: [{path: ., action: sync}]}}\n")
+    with pytest.raises(ComposeFileError, match="sync needs a target"):
+        load_project(LoadOptions(environ={}, cwd=str(tmp_path)))

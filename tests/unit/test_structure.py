@@ -57,7 +57,7 @@ ALLOWED = {
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",
             "compose"},
     # compose files and the orchestrator, a client of the Engine API only (DESIGN.md)
-    "compose": {"client", "errors", "units", "jsonc", "fs"},
+    "compose": {"client", "errors", "units", "jsonc", "fs", "dockerignore"},
 }
 
 

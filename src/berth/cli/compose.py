@@ -870,6 +870,25 @@ def cmd_cp(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
     return cp.cmd_cp(c, copts, pos)
 
 
+WATCH = Spec([flag("no-up", help="Do not build & start services before watching"),
+              flag("quiet", help="hide build output"),
+              flag("prune", default=True, help="Prune dangling images on rebuild")])
+
+
+def cmd_watch(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+    """Applies the services' `develop.watch` rules as files change, until Ctrl-C."""
+    from berth.compose.watch import Watcher
+    o = _orch(c, g, tuple(args))
+    watcher = Watcher(o, list(args), lambda m: err(m))
+    if not opts["no-up"]:
+        o.up(_up_options({}, args))
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 # --- the table --------------------------------------------------------------------------------
 
 # name -> (its flags, its handler, its arguments, its help)
@@ -908,6 +927,9 @@ SUBCOMMANDS: dict[str, tuple[Spec, Handler, str, str]] = {
     "unpause": (Spec([]), cmd_unpause, "[SERVICE...]", "Unpause services"),
     "up": (UP, cmd_up, "[OPTIONS] [SERVICE...]", "Create and start containers"),
     "version": (VERSION, cmd_version, "[OPTIONS]", "Show the berth compose version information"),
+    "watch": (WATCH, cmd_watch, "[SERVICE...]",
+              "Watch build context for service and rebuild/refresh containers when files are "
+              "updated"),
     "wait": (WAIT, cmd_wait, "SERVICE [SERVICE...] [OPTIONS]",
              "Block until containers of all (or specified) services stop."),
 }

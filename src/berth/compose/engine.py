@@ -169,6 +169,13 @@ class Engine:
         finally:
             r.close()
 
+    def exec_detached(self, ref: str, cmd: list[str]) -> None:
+        """Runs `cmd` in the container without waiting for it (watch's deletions, sync+exec)."""
+        r = self.client.post(f"/containers/{q(ref)}/exec", body={
+            "Cmd": cmd, "AttachStdout": False, "AttachStderr": False})
+        self.client.send("POST", f"/exec/{q(str(r['Id']))}/start",
+                         body={"Detach": True, "Tty": False}).close()
+
     def connect(self, network: str, container: str, aliases: list[str],
                 ipv4: str = "") -> None:
         ec: dict[str, Any] = {"Aliases": aliases}

@@ -172,6 +172,11 @@ def rebase_service(svc: dict[str, Any], base: Path) -> dict[str, Any]:
         s["label_file"] = _abs(base, s["label_file"])
     if isinstance(s.get("extends"), dict) and isinstance(s["extends"].get("file"), str):
         s["extends"] = {**s["extends"], "file": _abs(base, s["extends"]["file"])}
+    develop = s.get("develop")
+    if isinstance(develop, dict) and isinstance(develop.get("watch"), list):
+        s["develop"] = {**develop, "watch": [
+            {**r, "path": _abs(base, str(r["path"]))} if isinstance(r, dict) and
+            isinstance(r.get("path"), str) else r for r in develop["watch"]]}
     if isinstance(s.get("volumes"), list):
         vols: list[Any] = []
         for v in s["volumes"]:

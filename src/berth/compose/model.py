@@ -93,6 +93,27 @@ class FileRef:
     mode: int | None = None
 
 
+class WatchAction(enum.StrEnum):
+    SYNC = "sync"
+    REBUILD = "rebuild"
+    RESTART = "restart"
+    SYNC_RESTART = "sync+restart"
+    SYNC_EXEC = "sync+exec"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchRule:
+    """One `develop.watch` entry: a host path (absolute), what a change there does, and for
+    the sync actions where it goes in the container."""
+
+    path: str
+    action: WatchAction
+    target: str = ""
+    ignore: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exec_command: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     name: str
@@ -161,6 +182,7 @@ class Service:
     external_links: tuple[str, ...] = ()
     volumes_from: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    watch: tuple[WatchRule, ...] = ()
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -357,7 +379,12 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         memswap_limit=size_bytes(s["memswap_limit"], w) if s.get("memswap_limit") else 0,
         links=_strs(s.get("links")), external_links=_strs(s.get("external_links")),
         volumes_from=_strs(s.get("volumes_from")),
-        annotations=dict(s.get("annotations") or {}), raw=s)
+        annotations=dict(s.get("annotations") or {}),
+        watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
+                              target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
+                              include=_strs(r.get("include")),
+                              exec_command=_strs((r.get("exec") or {}).get("command")))
+                    for r in (s.get("develop") or {}).get("watch") or []), raw=s)
 
 
 def build_project(canonical: dict[str, Any], working_dir: Path, config_files: list[Path],

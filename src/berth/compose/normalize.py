@@ -226,7 +226,7 @@ def _mapping(v: Any) -> dict[str, str]:
 # ignored rather than silently dropped
 SUPPORTED = frozenset("""
     annotations build cap_add cap_drop cgroup_parent command configs container_name
-    cpu_shares cpus cpuset depends_on deploy devices dns dns_opt dns_search domainname
+    cpu_shares cpus cpuset depends_on deploy develop devices dns dns_opt dns_search domainname
     entrypoint env_file environment expose extends external_links extra_hosts group_add
     healthcheck hostname image init ipc labels links logging mac_address mem_limit
     mem_reservation memswap_limit network_mode networks oom_score_adj pid pids_limit
@@ -344,6 +344,15 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
         if k in out:
             out[k] = [{"source": str(x)} if not isinstance(x, dict) else dict(x)
                       for x in out[k]]
+    if isinstance(out.get("develop"), dict) and out["develop"].get("watch"):
+        rules = []
+        for r in out["develop"]["watch"]:
+            r = dict(r)
+            r["path"] = os.path.normpath(base / str(r["path"]))
+            if r["action"] in ("sync", "sync+restart", "sync+exec") and not r.get("target"):
+                raise ComposeFileError(f"{w}.develop.watch: {r['action']} needs a target")
+            rules.append(r)
+        out["develop"] = {**out["develop"], "watch": rules}
     if "container_name" in out and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*",
                                                     str(out["container_name"])):
         raise ComposeFileError(f"{w}.container_name: invalid container name "
