@@ -573,3 +573,32 @@ def test_watch_syncs_restarts_and_rebuilds(app: Compose) -> None:
     log = (app.dir / "watch.log").read_text()
     assert w.returncode == 0, log
     assert "Syncing service 'web'" in log and "Rebuilding service 'built'" in log
+
+
+@pytest.mark.registry
+def test_build_push_and_pull_through_a_local_registry(app: Compose, tmp_path: Path) -> None:
+    from tests.integration.registries import Registry, running
+    with running(Registry(tmp_path / "registry")) as reg:
+        ref = f"{reg.addr}/tests/compose-app:1"
+        (app.dir / "ctx").mkdir()
+        (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY v.txt /v.txt\n")
+        (app.dir / "ctx" / "v.txt").write_text("from the registry\n")
+        (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+            services:
+              app:
+                image: {ref}
+                build: ./ctx
+                command: ["sleep", "1000"]
+            """))
+        r = app.ok("build")
+        assert f"Image {ref}  Built" in r.stderr
+        r = app.ok("push")
+        assert f"Image {ref}  Pushed" in r.stderr
+        app.d.ok("rmi", ref)
+        r = app.ok("pull")
+        assert f"Image {ref}  Pulled" in r.stderr
+        assert "Pull complete" in r.stderr or "Already exists" in r.stderr
+        app.ok("up", "-d", "--no-build")
+        assert app.ok("exec", "-T", "app", "cat", "/v.txt").stdout == "from the registry\n"
+        app.ok("down", "--rmi", "all", "-t", "1")
+        assert app.d.berth("image", "inspect", ref).returncode != 0
