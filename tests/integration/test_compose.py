@@ -602,3 +602,42 @@ def test_build_push_and_pull_through_a_local_registry(app: Compose, tmp_path: Pa
         assert app.ok("exec", "-T", "app", "cat", "/v.txt").stdout == "from the registry\n"
         app.ok("down", "--rmi", "all", "-t", "1")
         assert app.d.berth("image", "inspect", ref).returncode != 0
+
+
+def test_build_keys_args_target_secrets_and_tags(app: Compose) -> None:
+    (app.dir / "ctx").mkdir()
+    (app.dir / "ctx" / "Dockerfile").write_text(textwrap.dedent("""\
+        FROM busybox AS base
+        ARG GREETING=unset
+        RUN echo "$GREETING" > /greeting
+        RUN --mount=type=secret,id=token cat /run/secrets/token > /token
+        FROM base AS final
+        RUN echo final > /stage
+        FROM base AS other
+        RUN echo other > /stage
+        """))
+    (app.dir / "ctx" / ".dockerignore").write_text("ignored.txt\n")
+    (app.dir / "ctx" / "ignored.txt").write_text("x")
+    (app.dir / "token.txt").write_text("t0ken")
+    (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          app:
+            build:
+              context: ./ctx
+              args: {{GREETING: hi}}
+              target: other
+              secrets: [token]
+              tags: ["{app.name}-extra:2"]
+            command: ["sleep", "1000"]
+        secrets:
+          token: {{file: ./token.txt}}
+        """))
+    app.ok("up", "-d")
+    out = app.ok("exec", "-T", "app", "cat", "/greeting", "/token", "/stage").stdout
+    assert out == "hi\nt0kenother\n"
+    assert app.d.berth("image", "inspect", f"{app.name}-extra:2").returncode == 0
+    # --build rebuilds; with nothing changed the service keeps its container
+    before = app.d.inspect(f"{app.name}-app-1")["Id"]
+    app.ok("up", "-d", "--build")
+    assert app.d.inspect(f"{app.name}-app-1")["Id"] == before
+    app.d.berth("rmi", f"{app.name}-extra:2")

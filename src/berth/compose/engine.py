@@ -250,12 +250,17 @@ class Engine:
         finally:
             r.close()
 
+    def tag(self, ref: str, repo: str, tag: str) -> None:
+        self.client.send("POST", f"/images/{q(ref)}/tag",
+                         query={"repo": repo, "tag": tag}).close()
+
     def remove_image(self, ref: str) -> None:
         self.client.send("DELETE", f"/images/{q(ref)}").close()
 
-    def build(self, context_tar: bytes, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def build(self, context_tar: bytes, query: dict[str, Any],
+              headers: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         r = self.client.send("POST", "/build", query=query, data=context_tar,
-                             headers={"Content-Type": "application/x-tar"})
+                             headers={"Content-Type": "application/x-tar", **(headers or {})})
         try:
             yield from r.iter_json()
         finally:

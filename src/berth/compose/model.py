@@ -80,6 +80,13 @@ class Build:
     target: str = ""
     cache_from: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()        # keys of the project's secrets
+    network: str = ""
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    shm_size: int = 0
+    no_cache: bool = False
+    pull: bool = False
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,8 +293,14 @@ def _service(name: str, s: dict[str, Any]) -> Service:
     build = Build(context=str(b["context"]), dockerfile=str(b.get("dockerfile") or "Dockerfile"),
                   args={str(k): str(v) for k, v in (b.get("args") or {}).items()},
                   target=str(b.get("target") or ""), cache_from=_strs(b.get("cache_from")),
-                  labels={str(k): str(v) for k, v in (b.get("labels") or {}).items()}
-                  ) if b else None
+                  labels={str(k): str(v) for k, v in (b.get("labels") or {}).items()},
+                  secrets=tuple(str(x["source"]) if isinstance(x, dict) else str(x)
+                                for x in b.get("secrets") or []),
+                  network=str(b.get("network") or ""),
+                  extra_hosts={str(k): str(v) for k, v in (b.get("extra_hosts") or {}).items()},
+                  shm_size=size_bytes(b["shm_size"], w) if b.get("shm_size") else 0,
+                  no_cache=bool(b.get("no_cache", False)), pull=bool(b.get("pull", False)),
+                  tags=_strs(b.get("tags"))) if b else None
     mounts = []
     for v in s.get("volumes") or []:
         mounts.append(Mount(type=MountType(v["type"]) if v["type"] in ("volume", "bind", "tmpfs")
@@ -395,6 +408,10 @@ def build_project(canonical: dict[str, Any], working_dir: Path, config_files: li
         if not s.image and not s.build:
             raise _err(f"service {s.name!r} has neither an image nor a build context "
                        "specified: invalid compose project")
+        for key in (s.build.secrets if s.build else ()):
+            if key not in (canonical.get("secrets") or {}):
+                raise _err(f"service {s.name!r} refers to undefined build secret {key}: "
+                           "invalid compose project")
     networks = {}
     for k, v in (canonical.get("networks") or {}).items():
         ipam = v.get("ipam") or {}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from berth.compose import labels as L
 from berth.compose.engine import ContainerSummary, Engine
-from berth.compose.model import Condition, Project, Service
+from berth.compose.model import Condition, FileObject, Project, Service
 from berth.compose.spec import container_body, endpoint, network_body, volume_body
 from berth.errors import BerthError, InvalidArgument, NotFound
 
@@ -137,15 +137,49 @@ class Orchestrator:
             query["target"] = svc.build.target
         if svc.build.labels:
             query["labels"] = json.dumps(svc.build.labels)
-        if svc.build.cache_from:
-            query["cachefrom"] = json.dumps(list(svc.build.cache_from))
-        for msg in self.engine.build(tar, query):
+        b = svc.build
+        if b.cache_from:
+            query["cachefrom"] = json.dumps(list(b.cache_from))
+        if b.network:
+            query["networkmode"] = b.network
+        if b.extra_hosts:
+            query["extrahosts"] = ",".join(f"{k}:{v}" for k, v in b.extra_hosts.items())
+        if b.shm_size:
+            query["shmsize"] = b.shm_size
+        if b.no_cache:
+            query["nocache"] = True
+        if b.pull:
+            query["pull"] = True
+        headers = {}
+        if b.secrets:
+            import base64
+            data = {key: base64.b64encode(self._file_object(self.project.secrets[key])).decode()
+                    for key in b.secrets}
+            headers["X-Berth-Build-Secrets"] = base64.b64encode(
+                json.dumps(data).encode()).decode()
+        for msg in self.engine.build(tar, query, headers):
             if msg.get("error"):
                 self.progress("Image", ref, "Error")
                 raise ComposeError(f"service {svc.name!r} failed to build: {msg['error']}")
+        for extra in b.tags:
+            name, _, tag = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (
+                extra, "", "latest")
+            self.engine.tag(ref, name or extra, tag)
         self.progress("Image", ref, "Built")
         self._images.pop(ref, None)
         return ref
+
+    def _file_object(self, obj: FileObject) -> bytes:
+        """A secret's or config's contents: its file, its content, or its variable."""
+        if obj.file:
+            try:
+                with open(obj.file, "rb") as f:
+                    return f.read(1 << 20)
+            except OSError as e:
+                raise ComposeError(f"secret {obj.key}: {e.strerror}: {obj.file}") from None
+        if obj.content is not None:
+            return obj.content.encode()
+        return self.project.env.get(obj.environment, "").encode()
 
     # --- networks and volumes ---------------------------------------------------------------
     def ensure_networks(self, services: list[str]) -> None:
@@ -294,14 +328,9 @@ class Orchestrator:
                                  (svc.configs, self.project.configs, "/")):
             for r in refs:
                 obj = objs[r.source]
-                if obj.file:
+                if obj.file or (obj.content is None and not obj.environment):
                     continue
-                if obj.content is not None:
-                    data = obj.content.encode()
-                elif obj.environment:
-                    data = self.project.env.get(obj.environment, "").encode()
-                else:
-                    continue
+                data = self._file_object(obj)
                 target = r.target or r.source
                 if not target.startswith("/"):
                     target = base + target
