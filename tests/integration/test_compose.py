@@ -641,3 +641,69 @@ def test_build_keys_args_target_secrets_and_tags(app: Compose) -> None:
     app.ok("up", "-d", "--build")
     assert app.d.inspect(f"{app.name}-app-1")["Id"] == before
     app.d.berth("rmi", f"{app.name}-extra:2")
+
+
+def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> None:
+    import os
+    import pty
+    import signal
+    import subprocess
+
+    from tests.integration.conftest import BIN
+    p = app.name
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          talker:
+            image: busybox
+            command: ["sh", "-c", "for i in 1 2 3; do echo line$$i; done; exec sleep 1000"]
+          web:
+            image: busybox
+            command: ["httpd", "-f", "-p", "80"]
+            ports: ["127.0.0.1:${WEB_PORT}:80"]
+            profiles: [web]
+        """))
+    env = {**app.d.env, "COMPOSE_PROJECT_NAME": p, "WEB_PORT": str(app.port),
+           "XDG_CACHE_HOME": str(app.dir / ".cache")}
+    # attached: the logs, then Ctrl-C stops the containers
+    up = subprocess.Popen([str(BIN / "berth"), "compose", "up", "-t", "1"], cwd=app.dir,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert up.stdout is not None
+    seen = ""
+    deadline = time.time() + 30
+    while "line3" not in seen:
+        assert time.time() < deadline
+        seen += up.stdout.readline()
+    up.send_signal(signal.SIGINT)
+    up.wait(30)
+    up.stdout.close()
+    assert up.returncode == 130
+    assert f"{p}-talker-1  | line1" in seen
+    assert not app.d.inspect(f"{p}-talker-1")["State"]["Running"]
+    app.ok("start")
+    # logs: --tail, -t
+    assert app.ok("logs", "--tail", "1", "--no-log-prefix", "talker").stdout.endswith(
+        "line3\n")
+    stamped = app.ok("logs", "-t", "talker").stdout.splitlines()[0]
+    assert stamped.startswith(f"{p}-talker-1  | 20") and stamped.endswith("line1")
+    rows = [json.loads(line) for line in app.ok("ps", "--format", "json").stdout.splitlines()]
+    assert [(r["Name"], r["Service"], r["State"]) for r in rows] == [
+        (f"{p}-talker-1", "talker", "running")]
+    assert app.ok("ps", "--status", "exited", "-q").stdout == ""
+    # exec allocates a TTY when it has one
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([str(BIN / "berth"), "compose", "exec", "talker", "tty"],
+                           cwd=app.dir, env=env, stdin=slave, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().startswith(b"/dev/pts/")
+    # a port already taken: up fails and says which container
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", app.port))
+        s.listen(1)
+        r = app.run("--profile", "web", "up", "-d", "web")
+    assert r.returncode == 1
+    assert f"failed to start container {p}-web-1" in r.stderr

@@ -275,9 +275,7 @@ class Orchestrator:
             elif c.state == "paused":
                 self.progress("Container", c.name, "Running")
             else:
-                self.progress("Container", c.name, "Starting")
-                self.engine.start(c.id)
-                self.progress("Container", c.name, "Started")
+                self._start(c.id, c.name)
         used = {_number(c) for c in mine[:want]}
         n = 1
         while len(used) < want:
@@ -316,10 +314,19 @@ class Orchestrator:
             raise
         self.progress("Container", name, "Created")
         if start:
-            self.progress("Container", name, "Starting")
-            self.engine.start(cid)
-            self.progress("Container", name, "Started")
+            self._start(cid, name)
         return cid
+
+    def _start(self, ref: str, name: str) -> None:
+        """Starts a container; a failure names it (the daemon's message alone may not)."""
+        self.progress("Container", name, "Starting")
+        try:
+            self.engine.start(ref)
+        except BerthError as e:
+            self.progress("Container", name, "Error")
+            raise ComposeError(f"Error response from daemon: failed to start container "
+                               f"{name}: {e}") from None
+        self.progress("Container", name, "Started")
 
     def _inline_files(self, svc: Service, cid: str) -> None:
         """Secrets and configs given as `content` or `environment`: copied into the created
@@ -363,9 +370,7 @@ class Orchestrator:
         self.engine.remove(old.id, force=True)
         self.progress("Container", old.name, "Recreated")
         if not opts.no_start:
-            self.progress("Container", old.name, "Starting")
-            self.engine.start(old.name)
-            self.progress("Container", old.name, "Started")
+            self._start(old.name, old.name)
 
     # --- waiting -----------------------------------------------------------------------------
     def wait_dependencies(self, svc: Service, started: list[str]) -> None:
@@ -567,9 +572,7 @@ class Orchestrator:
             self.wait_dependencies(svc, names)
             for c in found:
                 if c.label(L.SERVICE) == n and c.state not in ("running", "restarting"):
-                    self.progress("Container", c.name, "Starting")
-                    self.engine.start(c.id)
-                    self.progress("Container", c.name, "Started")
+                    self._start(c.id, c.name)
 
     def restart(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
