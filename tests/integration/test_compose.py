@@ -98,7 +98,12 @@ class Compose:
     def containers(self) -> list[dict[str, Any]]:
         ids = self.d.ok("ps", "-aq", "--filter",
                         f"label=com.docker.compose.project={self.name}").split()
-        return [self.d.inspect(i) for i in ids]
+        out = []
+        for i in ids:   # a container of `run --rm` may go between the list and the look
+            r = self.d.berth("inspect", i)
+            if r.returncode == 0:
+                out.append(json.loads(r.stdout)[0])
+        return out
 
 
 @pytest.fixture
@@ -141,8 +146,13 @@ def test_up_names_labels_network_volume_and_ports(app: Compose) -> None:
     # the web server, through the published port
     assert "<h1>front page</h1>" in http_get(app.port)
     # services find each other by name on the project's network
-    out = app.ok("exec", "-T", "web", "sh", "-c",
-                 "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432").stdout
+    deadline = time.time() + 15
+    while True:
+        out = app.ok("exec", "-T", "web", "sh", "-c",
+                     "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432").stdout
+        if "stored" in out or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert "stored" in out
     ps = app.ok("ps").stdout
     assert ps.splitlines()[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED",
@@ -441,18 +451,27 @@ def test_service_keys_reach_the_containers(app: Compose) -> None:
     assert nets[f"{p}_back"]["IPAddress"] == "10.231.7.7"
     assert "www.front" in nets[f"{p}_front"]["Aliases"]
 
-    def sh(service: str, script: str) -> str:
-        return str(app.ok("exec", "-T", service, "sh", "-c", script, env=env).stdout)
+    def sh(service: str, script: str, expect: str = "") -> str:
+        """The script's output; with `expect`, retried until it holds that (a server that
+        has just started may not listen yet)."""
+        deadline = time.time() + 15
+        while True:
+            out = str(app.ok("exec", "-T", service, "sh", "-c", script, env=env).stdout)
+            if expect in out or time.time() > deadline:
+                return out
+            time.sleep(0.2)
 
     assert sh("web", "cat /run/secrets/pw /run/secrets/inline.txt /etc/app.conf") == \
         "s3cret\nfrom-env" + "key=value"
     assert "db.test" in sh("web", "cat /etc/hosts")
     assert " /t tmpfs" in sh("web", "cat /proc/mounts")
     # the sidecar shares web's network stack; the client finds web by its alias
-    assert "front page" in sh("sidecar", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80")
+    assert "front page" in sh("sidecar", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80",
+                              "front page")
     assert sh("sidecar", "id -u").strip() == "1000"
     assert " /scratch tmpfs" in sh("sidecar", "cat /proc/mounts")
-    assert "front page" in sh("client", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc www.front 80")
+    assert "front page" in sh("client", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc www.front 80",
+                              "front page")
     # an anonymous volume outlives the recreation of its container
     sh("web", "echo kept > /anon/f")
     app.ok("up", "-d", "--force-recreate", "web", env=env)
@@ -496,8 +515,13 @@ def test_links_volumes_from_and_ipc_of_a_service(app: Compose) -> None:
             ipc: "service:store"
         """))
     app.ok("up", "-d")
-    r = app.ok("exec", "-T", "reader", "sh", "-c",
-               "cat /vol/f; printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc legacy 80").stdout
+    deadline = time.time() + 15
+    while True:
+        r = app.ok("exec", "-T", "reader", "sh", "-c",
+                   "cat /vol/f; printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc legacy 80").stdout
+        if r.rstrip().endswith("shared") or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert r.startswith("shared\n") and r.rstrip().endswith("shared")
     reader = app.d.inspect(f"{app.name}-reader-1")
     assert reader["HostConfig"]["IpcMode"] == f"container:{app.name}-store-1"
