@@ -201,7 +201,18 @@ def test_stop_start_logs_down_keeps_volumes_and_down_v_removes_them(app: Compose
     assert app.containers() == []
     assert app.d.berth("network", "inspect", f"{p}_default").returncode != 0
     assert app.d.berth("volume", "inspect", f"{p}_dbdata").returncode == 0
-    app.ok("down", "-v")
+    # with no compose file, -p NAME alone: what carries the project's label goes
+    app.ok("up", "-d")
+    elsewhere = app.dir / "elsewhere"
+    elsewhere.mkdir()
+    app.dir, here = elsewhere, app.dir
+    try:
+        assert app.ok("-p", p, "ps", "--services").stdout.split() == ["db", "web"]
+        app.ok("-p", p, "down", "-v", "-t", "1")
+    finally:
+        app.dir = here
+    assert app.containers() == []
+    assert app.d.berth("network", "inspect", f"{p}_default").returncode != 0
     assert app.d.berth("volume", "inspect", f"{p}_dbdata").returncode != 0
 
 

@@ -41,8 +41,20 @@ def _cache_dir() -> str | None:
     return os.path.join(base, "berth", "compose-valid") if base else None
 
 
-def _load(gopts: dict[str, Any], enable: tuple[str, ...] = ()) -> Any:
-    from berth.compose import LoadOptions, load_project
+def _load(gopts: dict[str, Any], enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
+    from berth.compose import ComposeFileError, LoadOptions, load_project
+    if by_name and gopts["project-name"] and not gopts["file"]:
+        try:
+            return _load(gopts, enable)
+        except ComposeFileError as e:
+            if "no configuration file provided" not in str(e):
+                raise
+            from pathlib import Path
+
+            from berth.compose.model import Project
+            return Project(name=gopts["project-name"], working_dir=Path(os.getcwd()),
+                           config_files=(), services={}, networks={}, volumes={},
+                           secrets={}, configs={})
     opts = LoadOptions(files=tuple(gopts["file"]), project_name=gopts["project-name"],
                        project_directory=gopts["project-directory"],
                        env_files=tuple(gopts["env-file"]), profiles=tuple(gopts["profile"]),
@@ -140,11 +152,15 @@ def _context_tar(context: str, dockerfile: str) -> bytes:
 
 
 def _orch(c: Client, g: dict[str, Any], enable: tuple[str, ...] = (),
-          project: Any = None) -> Any:
+          project: Any = None, by_name: bool = False) -> Any:
+    """The orchestrator of the project the flags name. `by_name`: with `-p NAME` and no
+    compose file, a project with no services, known by its labels alone (down, ps, logs,
+    stop, ... work on it as docker compose's do)."""
     from berth.cli.composeprogress import Progress, mode_for
     from berth.compose.engine import Engine
     from berth.compose.orchestrator import Orchestrator
-    project = project if project is not None else _load(g, enable)
+    if project is None:
+        project = _load(g, enable, by_name=by_name)
     progress = Progress(sys.stderr, mode_for(g["progress"], g["ansi"], sys.stderr.isatty()))
     return Orchestrator(project, Engine(c), progress, _warn, _context_tar)
 
@@ -317,7 +333,7 @@ DOWN = Spec([
 
 
 def cmd_down(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    o = _orch(c, g)
+    o = _orch(c, g, by_name=True)
     o.down(volumes=opts["volumes"], remove_orphans=opts["remove-orphans"],
            timeout=_timeout(opts), rmi=opts["rmi"], services=args)
     return 0
@@ -327,17 +343,17 @@ TIMEOUT = Spec([flag("timeout", "t", "int", None, help="Specify a shutdown timeo
 
 
 def cmd_stop(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    _orch(c, g).stop(args, _timeout(opts))
+    _orch(c, g, by_name=True).stop(args, _timeout(opts))
     return 0
 
 
 def cmd_restart(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    _orch(c, g).restart(args, _timeout(opts))
+    _orch(c, g, by_name=True).restart(args, _timeout(opts))
     return 0
 
 
 def cmd_start(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    _orch(c, g).start(args)
+    _orch(c, g, by_name=True).start(args)
     return 0
 
 
@@ -347,17 +363,17 @@ KILL = Spec([flag("signal", "s", "str", "SIGKILL", help="SIGNAL to send to the c
 
 
 def cmd_kill(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    _orch(c, g).kill(args, opts["signal"])
+    _orch(c, g, by_name=True).kill(args, opts["signal"])
     return 0
 
 
 def cmd_pause(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    _orch(c, g).pause(args)
+    _orch(c, g, by_name=True).pause(args)
     return 0
 
 
 def cmd_unpause(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    _orch(c, g).unpause(args)
+    _orch(c, g, by_name=True).unpause(args)
     return 0
 
 
@@ -367,7 +383,7 @@ RM = Spec([flag("force", "f", help="Don't ask to confirm removal"),
 
 
 def cmd_rm(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    o = _orch(c, g)
+    o = _orch(c, g, by_name=True)
     gone = o.rm(args, stop=opts["stop"], volumes=opts["volumes"])
     if not gone:
         err("No stopped containers")
@@ -404,7 +420,7 @@ def cmd_ps(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
 
     from berth.compose import labels as L
     from berth.units import human_duration
-    o = _orch(c, g)
+    o = _orch(c, g, by_name=True)
     found = o.containers(args or None, all=bool(opts["all"] or opts["status"]))
     if opts["all"]:
         found += o.containers(args or None, all=True, oneoff=True)
@@ -466,7 +482,7 @@ def cmd_logs(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
     import threading
 
     from berth.compose import labels as L
-    o = _orch(c, g)
+    o = _orch(c, g, by_name=True)
     found = o.containers(args or None)
     if opts["index"]:
         found = [x for x in found if x.label(L.NUMBER) == str(opts["index"])]
@@ -679,7 +695,7 @@ def cmd_version(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[s
 
 
 def cmd_top(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
-    o = _orch(c, g)
+    o = _orch(c, g, by_name=True)
     for x in o.containers(args or None, all=False):
         titles, procs = o.engine.top(x.id)
         out(x.name)
@@ -715,7 +731,7 @@ IMAGES = Spec([flag("quiet", "q", help="Only display IDs"),
 def cmd_images(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
     from berth.compose import labels as L
     from berth.units import human_size
-    o = _orch(c, g)
+    o = _orch(c, g, by_name=True)
     rows = []
     for x in o.containers(args or None):
         img = o.engine.image(x.label(L.IMAGE) or x.image)

@@ -503,6 +503,9 @@ class Orchestrator:
                 self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), level)
             return
         everything = self.containers() + self.containers(oneoff=True)
+        if not self.project.services:
+            self._down_by_labels(everything, volumes, timeout)
+            return
         known = [c for c in everything if c.label(L.SERVICE) in self.project.services]
         orphans = [c for c in everything if c.label(L.SERVICE) not in self.project.services]
         for level in self._stop_levels(known + (orphans if remove_orphans else [])):
@@ -550,6 +553,22 @@ class Orchestrator:
                     self.warn(f"image {ref}: {e}")
                     continue
                 self.progress("Image", ref, "Removed")
+
+    def _down_by_labels(self, containers: list[ContainerSummary], volumes: bool,
+                        timeout: int | None) -> None:
+        """`down` of a project known only by its name (`-p NAME` with no file): what carries
+        its label goes, as docker compose does."""
+        self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), containers)
+        label = [f"{L.PROJECT}={self.project.name}"]
+        for net in self.engine.networks(label):
+            self.progress("Network", net.name, "Removing")
+            self.engine.remove_network(net.id)
+            self.progress("Network", net.name, "Removed")
+        if volumes:
+            for vol in self.engine.volumes(label):
+                self.progress("Volume", vol.name, "Removing")
+                self.engine.remove_volume(vol.name)
+                self.progress("Volume", vol.name, "Removed")
 
     def stop(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
