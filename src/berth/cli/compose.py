@@ -384,9 +384,18 @@ RM = Spec([flag("force", "f", help="Don't ask to confirm removal"),
 
 def cmd_rm(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
     o = _orch(c, g, by_name=True)
-    gone = o.rm(args, stop=opts["stop"], volumes=opts["volumes"])
-    if not gone:
+    running = ("running", "restarting", "paused")
+    doomed = [x for x in o.containers(args or None) if opts["stop"] or x.state not in running]
+    if not doomed:
         err("No stopped containers")
+        return 0
+    if not opts["force"] and sys.stdin.isatty():
+        sys.stderr.write(f"Going to remove {', '.join(x.name for x in doomed)}\n"
+                         "? Are you sure? [yN] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    o.rm(args, stop=opts["stop"], volumes=opts["volumes"])
     return 0
 
 
