@@ -742,3 +742,49 @@ def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> No
         r = app.run("--profile", "web", "up", "-d", "web")
     assert r.returncode == 1
     assert f"failed to start container {p}-web-1" in r.stderr
+
+
+def test_run_flags_cp_and_an_unattached_service(app: Compose) -> None:
+    p = app.name
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          dep:
+            image: busybox
+            command: ["sleep", "1000"]
+          tool:
+            image: busybox
+            command: ["true"]
+            depends_on: [dep]
+          chatty:
+            image: busybox
+            command: ["sh", "-c", "echo from-chatty; sleep 1000"]
+            attach: false
+          job:
+            image: busybox
+            command: ["sh", "-c", "echo from-job"]
+        volumes:
+          data: {}
+        """))
+    # run: --no-deps leaves dep alone; -v, -p and -l reach the one-off container
+    out = app.ok("run", "--rm", "-T", "--no-deps", "-v", "data:/data", "-v",
+                 f"{app.dir}:/host:ro", "tool", "sh", "-c", "ls /host; echo x > /data/f")
+    assert "compose.yaml" in out.stdout
+    assert app.d.berth("inspect", f"{p}-dep-1").returncode != 0
+    r = app.ok("run", "-d", "-T", "--no-deps", "-p", f"127.0.0.1:{app.port}:80", "-l", "k=v",
+               "tool", "httpd", "-f", "-p", "80")
+    cid = r.stdout.strip()
+    info = app.d.inspect(cid)
+    assert info["Config"]["Labels"]["k"] == "v"
+    assert info["Config"]["Labels"]["com.docker.compose.oneoff"] == "True"
+    assert info["Name"].startswith(f"/{p}-tool-run-")
+    http_get(app.port)
+    app.d.ok("rm", "-f", cid)
+    # cp both ways through a service's container
+    app.ok("up", "-d", "dep")
+    (app.dir / "in.txt").write_text("copied in\n")
+    app.ok("cp", str(app.dir / "in.txt"), "dep:/tmp/in.txt")
+    app.ok("cp", "dep:/tmp/in.txt", str(app.dir / "back.txt"))
+    assert (app.dir / "back.txt").read_text() == "copied in\n"
+    # attached: a service with attach: false is not shown
+    r = app.run("up", "--abort-on-container-exit", "-t", "1", "chatty", "job")
+    assert "from-job" in r.stdout and "from-chatty" not in r.stdout

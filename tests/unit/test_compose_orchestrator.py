@@ -88,6 +88,11 @@ class FakeEngine:
         c = self.containers_.pop(self._find(ref))
         self.calls.append(("remove", c["name"]))
 
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        c = self.containers_[self._find(ref)]
+        c["state"] = "running"
+        self.calls.append(("restart", c["name"]))
+
     def rename(self, ref: str, name: str) -> None:
         self.containers_[self._find(ref)]["name"] = name
 
@@ -361,11 +366,11 @@ def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
             devices: ["/dev/null:/dev/nothing:r"]
             oom_score_adj: -10
             cpu_shares: 512
-            attach: false
+            gpus: all
             deploy: {mode: global}
         """))
     p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
-    assert warnings == ["services.app.attach is not supported by berth compose and is ignored",
+    assert warnings == ["services.app.gpus is not supported by berth compose and is ignored",
                         "services.app.deploy.mode is not supported by berth compose and is "
                         "ignored"]
     app = p.services["app"]
@@ -463,3 +468,24 @@ def test_watch_needs_rules_and_targets(tmp_path: Path) -> None:
         "services:\n  s: {image: busybox, develop: {watch: [{path: ., action: sync}]}}\n")
     with pytest.raises(ComposeFileError, match="sync needs a target"):
         load_project(LoadOptions(environ={}, cwd=str(tmp_path)))
+
+
+def test_restart_takes_the_dependents_that_ask_for_it_and_deploy_keys(tmp_path: Path) -> None:
+    p = project(tmp_path, """\
+        services:
+          db: {image: busybox, deploy: {restart_policy: {condition: on-failure,
+                                                         max_attempts: 4},
+                                        resources: {reservations: {memory: 8m}}}}
+          app: {image: busybox, depends_on: {db: {condition: service_started, restart: true}}}
+          other: {image: busybox, depends_on: [db]}
+          quiet: {image: busybox, attach: false}
+        """)
+    assert p.services["db"].restart == "on-failure:4"
+    assert p.services["db"].mem_reservation == 8 << 20
+    assert not p.services["quiet"].attach and p.services["app"].attach
+    e = FakeEngine()
+    o, _ = orch(p, e)
+    o.up(UpOptions())
+    e.calls.clear()
+    o.restart(["db"])
+    assert e.calls == [("restart", "p-db-1"), ("restart", "p-app-1")]

@@ -198,6 +198,8 @@ UP = Spec([
     flag("no-log-prefix", help="Don't print prefix in logs"),
     flag("timestamps", help="Show timestamps"),
     flag("quiet-pull", help="Pull without printing progress information"),
+    flag("watch", "w", help="Watch source code and rebuild/refresh containers when files are "
+         "updated."),
 ])
 
 
@@ -230,7 +232,22 @@ def cmd_up(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
         raise UsageError('"-d" and "--abort-on-container-exit" cannot be combined.')
     o = _orch(c, g, tuple(args))
     up = _up_options(opts, args)
+    watcher = None
+    if opts["watch"]:
+        from berth.compose.watch import Watcher
+        watcher = Watcher(o, list(args), lambda m: err(m))
     o.up(up)
+    if watcher is not None:
+        import threading
+        stop = threading.Event()
+        t = threading.Thread(target=watcher.run, args=(stop.is_set,), daemon=True)
+        t.start()
+        if opts["detach"]:
+            try:
+                t.join()
+            except KeyboardInterrupt:
+                stop.set()
+            return 0
     if opts["detach"] or opts["wait"] or opts["no-start"]:
         return 0
     names = o.project.order(args or None)
@@ -244,7 +261,9 @@ def _attached(c: Client, o: Any, names: list[str], opts: dict[str, Any]) -> int:
     import threading
 
     from berth.compose import labels as L
-    containers = o.containers(names)
+    containers = [x for x in o.containers(names)
+                  if o.project.services.get(x.label(L.SERVICE)) is None
+                  or o.project.services[x.label(L.SERVICE)].attach]
     width = max((len(x.name) for x in containers), default=0)
     colour = sys.stdout.isatty() and not opts.get("no-color")
     lock = threading.Lock()
@@ -590,6 +609,10 @@ RUN = Spec([
          "the host"),
     flag("interactive", "i", default=True, help="Keep STDIN open even if not attached"),
     flag("build", help="Build image before starting container"),
+    flag("volume", "v", "list", help="Bind mount a volume"),
+    flag("publish", "p", "list", help="Publish a container's port(s) to the host"),
+    flag("label", "l", "list", help="Add or override a label"),
+    flag("quiet-pull", help="Pull without printing progress information"),
 ], interspersed=False)
 
 
@@ -625,6 +648,33 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
         changes["working_dir"] = opts["workdir"]
     if not opts["service-ports"]:
         changes["ports"] = ()
+    if opts["publish"]:
+        from berth.compose.model import Port
+        from berth.compose.normalize import parse_ports
+        changes["ports"] = tuple(changes.get("ports", svc.ports)) + tuple(
+            Port(target=int(x["target"]), published=str(x.get("published") or ""),
+                 host_ip=str(x.get("host_ip") or ""), protocol=str(x["protocol"]))
+            for x in parse_ports(list(opts["publish"]), "--publish"))
+    if opts["volume"]:
+        from pathlib import Path
+
+        from berth.compose.model import Mount, MountType
+        from berth.compose.normalize import parse_volume
+        extra_mounts = []
+        for v in opts["volume"]:
+            m = parse_volume(v, Path(os.getcwd()), "--volume")
+            if m["type"] == "volume" and m.get("source") and \
+                    m["source"] not in o.project.volumes:
+                raise UsageError(f"invalid volume {v!r}: {m['source']} is not a volume of "
+                                 "the project")
+            extra_mounts.append(Mount(type=MountType(m["type"]), target=m["target"],
+                                      source=str(m.get("source") or ""),
+                                      read_only=bool(m.get("read_only", False))))
+        kept = [m for m in svc.mounts if m.target not in {x.target for x in extra_mounts}]
+        changes["mounts"] = tuple(kept + extra_mounts)
+    if opts["label"]:
+        changes["labels"] = {**svc.labels, **dict(
+            x.split("=", 1) if "=" in x else (x, "") for x in opts["label"])}
     svc = dataclasses.replace(svc, **changes)
     image_id = o.image_id(svc, UpOptions(build=opts["build"]))
     cname = opts["name"] or L.oneoff_name(o.project, svc, secrets.token_hex(6))

@@ -190,6 +190,7 @@ class Service:
     volumes_from: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
     watch: tuple[WatchRule, ...] = ()
+    attach: bool = True
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -328,6 +329,15 @@ def _service(name: str, s: dict[str, Any]) -> Service:
     deploy = s.get("deploy") or {}
     replicas = s.get("scale", deploy.get("replicas", 1))
     limits = ((deploy.get("resources") or {}).get("limits") or {})
+    reservations = ((deploy.get("resources") or {}).get("reservations") or {})
+    rp = deploy.get("restart_policy") or {}
+    restart = str(s.get("restart") or "")
+    if not restart and rp:
+        cond = {"none": "no", "on-failure": "on-failure", "any": "always"}.get(
+            str(rp.get("condition") or "any"), "always")
+        attempts = rp.get("max_attempts")
+        restart = cond + (f":{to_int(attempts, w)}" if cond == "on-failure" and attempts
+                          else "")
     mem = s.get("mem_limit") or limits.get("memory")
     cpus = s.get("cpus") or limits.get("cpus")
     pids = s.get("pids_limit") or limits.get("pids")
@@ -355,7 +365,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         depends_on=tuple(Dependency(service=d, condition=Condition(v["condition"]),
                                     required=v["required"], restart=v["restart"])
                          for d, v in (s.get("depends_on") or {}).items()),
-        healthcheck=health, restart=str(s.get("restart") or ""), replicas=int(replicas),
+        healthcheck=health, restart=restart, replicas=int(replicas),
         container_name=str(s.get("container_name") or ""), hostname=str(s.get("hostname") or ""),
         domainname=str(s.get("domainname") or ""), user=str(s.get("user") or ""),
         working_dir=str(s.get("working_dir") or ""), cap_add=_strs(s.get("cap_add")),
@@ -388,11 +398,13 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         else None,
         cpu_shares=to_int(s["cpu_shares"], w) if s.get("cpu_shares") else 0,
         cpuset=str(s.get("cpuset") or ""),
-        mem_reservation=size_bytes(s["mem_reservation"], w) if s.get("mem_reservation") else 0,
+        mem_reservation=size_bytes(s.get("mem_reservation") or reservations.get("memory"), w)
+        if s.get("mem_reservation") or reservations.get("memory") else 0,
         memswap_limit=size_bytes(s["memswap_limit"], w) if s.get("memswap_limit") else 0,
         links=_strs(s.get("links")), external_links=_strs(s.get("external_links")),
         volumes_from=_strs(s.get("volumes_from")),
         annotations=dict(s.get("annotations") or {}),
+        attach=bool(s.get("attach", True)),
         watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
                               target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
                               include=_strs(r.get("include")),

@@ -225,7 +225,7 @@ def _mapping(v: Any) -> dict[str, str]:
 # the service keys berth compose acts on; the others (valid in the schema) are reported as
 # ignored rather than silently dropped
 SUPPORTED = frozenset("""
-    annotations build cap_add cap_drop cgroup_parent command configs container_name
+    annotations attach build cap_add cap_drop cgroup_parent command configs container_name
     cpu_shares cpus cpuset depends_on deploy develop devices dns dns_opt dns_search domainname
     entrypoint env_file environment expose extends external_links extra_hosts group_add
     healthcheck hostname image init ipc labels links logging mac_address mem_limit
@@ -234,7 +234,7 @@ SUPPORTED = frozenset("""
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
     """.split())
-DEPLOY_SUPPORTED = frozenset({"replicas", "resources"})
+DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy"})
 
 
 def unsupported(services: dict[str, Any]) -> list[str]:
@@ -324,7 +324,7 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
         if "disable" in hc:
             hc["disable"] = to_bool(hc["disable"], f"{w}.healthcheck.disable")
         out["healthcheck"] = hc
-    for k in ("privileged", "read_only", "init", "tty", "stdin_open"):
+    for k in ("privileged", "read_only", "init", "tty", "stdin_open", "attach"):
         if k in out:
             out[k] = to_bool(out[k], f"{w}.{k}")
     if "scale" in out:

@@ -595,7 +595,18 @@ class Orchestrator:
 
     def restart(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
-        for n in self.project.order(services or None):
+        names = self.project.order(services or None)
+        # as docker compose: a service whose depends_on says `restart: true` is restarted
+        # with what it depends on
+        more = True
+        while more:
+            more = False
+            for s in self.project.services.values():
+                if s.name not in names and any(d.restart and d.service in names
+                                               for d in s.depends_on):
+                    names.append(s.name)
+                    more = True
+        for n in names:
             for c in self.containers([n]):
                 self.progress("Container", c.name, "Restarting")
                 self.engine.restart(c.id, timeout)

@@ -94,7 +94,7 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
         bindings.setdefault(key, []).append({"HostIp": p.host_ip, "HostPort": p.published})
     if exposed:
         body["ExposedPorts"] = exposed
-    if bindings and not oneoff:
+    if bindings:
         host["PortBindings"] = bindings
     binds: list[str] = []
     mounts: list[dict[str, Any]] = []
