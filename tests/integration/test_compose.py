@@ -788,3 +788,79 @@ def test_run_flags_cp_and_an_unattached_service(app: Compose) -> None:
     # attached: a service with attach: false is not shown
     r = app.run("up", "--abort-on-container-exit", "-t", "1", "chatty", "job")
     assert "from-job" in r.stdout and "from-chatty" not in r.stdout
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Any]:
+    import shutil
+
+    from .test_dockerd_compat import Dockerd
+    if not shutil.which("dockerd") or not shutil.which("docker"):
+        pytest.skip("no dockerd here to compare with (apt-get install docker.io)")
+    d = Dockerd(tmp_path_factory.mktemp("compose-dockerd"))
+    try:
+        d.start()
+        d.docker("import", str(rootfs_tar), "busybox")
+        yield d
+    finally:
+        d.stop()
+
+
+def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd: Any) -> None:
+    """berth compose talks only to the API: against a real dockerd it makes the same objects,
+    with the same names and labels, as against berthd."""
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: busybox
+            command: ["sh", "-c", "exec httpd -f -p 80 -h /www"]
+            volumes: ["./www:/www:ro"]
+            depends_on:
+              db: {condition: service_healthy}
+          db:
+            image: busybox
+            command: ["sh", "-c", "echo stored > /var/lib/db/greeting; exec httpd -f -p 5432 -h /var/lib/db"]
+            volumes: ["dbdata:/var/lib/db"]
+            healthcheck: {test: ["CMD-SHELL", "test -f /var/lib/db/greeting"], interval: 200ms}
+        volumes:
+          dbdata: {}
+        """))
+    denv = {"DOCKER_HOST": dockerd.env["DOCKER_HOST"], "BERTH_HOST": dockerd.env["DOCKER_HOST"]}
+    p = app.name
+
+    def objects(inspect: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in (f"{p}-web-1", f"{p}-db-1"):
+            c = json.loads(inspect("inspect", name))[0]
+            out[name] = ({k: v for k, v in c["Config"]["Labels"].items()
+                          if k not in ("com.docker.compose.config-hash",
+                                       "com.docker.compose.image")},
+                         sorted(c["NetworkSettings"]["Networks"]),
+                         c["State"]["Health"]["Status"] if "Health" in c["State"] else "")
+        for kind, name in (("network", f"{p}_default"), ("volume", f"{p}_dbdata")):
+            out[name] = json.loads(inspect(kind, "inspect", name))[0]["Labels"]
+        return out
+
+    try:
+        r = app.run("up", "-d", env=denv)
+        assert r.returncode == 0, r.stderr
+        deadline = time.time() + 20
+        while True:
+            r = app.run("exec", "-T", "web", "sh", "-c",
+                        "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432", env=denv)
+            if "stored" in r.stdout or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert "stored" in r.stdout, r.stderr
+        theirs = objects(dockerd.docker)
+        again = app.run("up", "-d", env=denv)
+        assert "Creat" not in again.stderr and "Start" not in again.stderr
+        app.ok("up", "-d")
+        mine = objects(app.d.ok)
+        assert mine == theirs
+    finally:
+        r = app.run("down", "-v", "-t", "1", env=denv)
+    assert r.returncode == 0, r.stderr
+    assert dockerd.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={p}") == ""
+    assert p not in dockerd.docker("volume", "ls", "-q")
+    assert f"{p}_default" not in dockerd.docker("network", "ls", "--format", "{{.Name}}")
