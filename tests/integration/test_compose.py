@@ -864,3 +864,34 @@ def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd:
     assert dockerd.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={p}") == ""
     assert p not in dockerd.docker("volume", "ls", "-q")
     assert f"{p}_default" not in dockerd.docker("network", "ls", "--format", "{{.Name}}")
+
+
+def test_post_start_and_pre_stop_hooks(app: Compose) -> None:
+    (app.dir / "out").mkdir()
+    (app.dir / "out").chmod(0o777)   # the post_start hook writes as uid 1000
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          svc:
+            image: busybox
+            command: ["sleep", "1000"]
+            volumes: ["./out:/out"]
+            post_start:
+              - command: ["sh", "-c", "echo \\"started as $$(id -u) $$HOOK\\" > /out/post"]
+                user: "1000"
+                environment: {HOOK: yes-env}
+            pre_stop:
+              - command: sh -c 'echo stopping > /out/pre'
+          bad:
+            image: busybox
+            command: ["sleep", "1000"]
+            profiles: [bad]
+            post_start:
+              - command: ["sh", "-c", "echo nope >&2; exit 4"]
+        """))
+    app.ok("up", "-d")
+    assert (app.dir / "out" / "post").read_text() == "started as 1000 yes-env\n"
+    app.ok("stop", "-t", "1")
+    assert (app.dir / "out" / "pre").read_text() == "stopping\n"
+    r = app.run("--profile", "bad", "up", "-d", "bad")
+    assert r.returncode == 1
+    assert f"container {app.name}-bad-1: post_start hook" in r.stderr and "code 4" in r.stderr

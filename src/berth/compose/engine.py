@@ -176,6 +176,33 @@ class Engine:
         self.client.send("POST", f"/exec/{q(str(r['Id']))}/start",
                          body={"Detach": True, "Tty": False}).close()
 
+    def exec_run(self, ref: str, cmd: list[str], *, user: str = "", privileged: bool = False,
+                 workdir: str = "", env: list[str] | None = None) -> tuple[int, bytes]:
+        """Runs `cmd` in the container to its end: (exit code, its output)."""
+        body: dict[str, Any] = {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True,
+                                "Privileged": privileged}
+        if user:
+            body["User"] = user
+        if workdir:
+            body["WorkingDir"] = workdir
+        if env:
+            body["Env"] = env
+        eid = str(self.client.post(f"/containers/{q(ref)}/exec", body=body)["Id"])
+        r = self.client.send("POST", f"/exec/{q(eid)}/start", body={"Detach": False,
+                                                                      "Tty": False},
+                             upgrade=True)
+        try:
+            output = b"".join(data for _, data in r.iter_frames())
+        finally:
+            r.close()
+        for _ in range(100):
+            info = self.client.get(f"/exec/{q(eid)}/json")
+            if not info.get("Running"):
+                return int(info.get("ExitCode") or 0), output
+            import time
+            time.sleep(0.05)
+        return -1, output
+
     def connect(self, network: str, container: str, aliases: list[str],
                 ipv4: str = "") -> None:
         ec: dict[str, Any] = {"Aliases": aliases}

@@ -7,6 +7,7 @@ Imports `errors`, `units` and the compose modules below it.
 from __future__ import annotations
 
 import enum
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,17 @@ class WatchRule:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Hook:
+    """A `post_start` or `pre_stop` command, run in the service's container."""
+
+    command: tuple[str, ...]
+    user: str = ""
+    privileged: bool = False
+    working_dir: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     name: str
     image: str = ""
@@ -191,6 +203,8 @@ class Service:
     annotations: dict[str, str] = field(default_factory=dict)
     watch: tuple[WatchRule, ...] = ()
     attach: bool = True
+    post_start: tuple[Hook, ...] = ()
+    pre_stop: tuple[Hook, ...] = ()
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -282,6 +296,20 @@ def _strs(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         return (v,)
     return tuple(str(x) for x in v)
+
+
+def _hooks(v: Any) -> tuple[Hook, ...]:
+    out = []
+    for h in v or []:
+        cmd = h.get("command")
+        env = h.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(x.split("=", 1) if "=" in x else (x, "") for x in env)
+        out.append(Hook(command=tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
+                        user=str(h.get("user") or ""), privileged=bool(h.get("privileged")),
+                        working_dir=str(h.get("working_dir") or ""),
+                        environment={str(k): str(x) for k, x in env.items()}))
+    return tuple(out)
 
 
 def _dur(v: Any, where: str) -> float:
@@ -405,6 +433,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         volumes_from=_strs(s.get("volumes_from")),
         annotations=dict(s.get("annotations") or {}),
         attach=bool(s.get("attach", True)),
+        post_start=_hooks(s.get("post_start")), pre_stop=_hooks(s.get("pre_stop")),
         watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
                               target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
                               include=_strs(r.get("include")),

@@ -275,7 +275,7 @@ class Orchestrator:
             elif c.state == "paused":
                 self.progress("Container", c.name, "Running")
             else:
-                self._start(c.id, c.name)
+                self._start(c.id, c.name, svc)
         used = {_number(c) for c in mine[:want]}
         n = 1
         while len(used) < want:
@@ -314,10 +314,10 @@ class Orchestrator:
             raise
         self.progress("Container", name, "Created")
         if start:
-            self._start(cid, name)
+            self._start(cid, name, svc)
         return cid
 
-    def _start(self, ref: str, name: str) -> None:
+    def _start(self, ref: str, name: str, svc: Service) -> None:
         """Starts a container; a failure names it (the daemon's message alone may not)."""
         self.progress("Container", name, "Starting")
         try:
@@ -327,6 +327,21 @@ class Orchestrator:
             raise ComposeError(f"Error response from daemon: failed to start container "
                                f"{name}: {e}") from None
         self.progress("Container", name, "Started")
+        self._hooks(ref, name, svc, "post_start")
+
+    def _hooks(self, ref: str, name: str, svc: Service, which: str) -> None:
+        """`post_start` or `pre_stop`: each command run to its end in the container; one
+        that fails stops what was being done, naming it."""
+        hooks = svc.post_start if which == "post_start" else svc.pre_stop
+        for h in hooks:
+            env = [f"{k}={v}" for k, v in h.environment.items()]
+            code, output = self.engine.exec_run(ref, list(h.command), user=h.user,
+                                                privileged=h.privileged,
+                                                workdir=h.working_dir, env=env)
+            if code != 0:
+                raise ComposeError(f"container {name}: {which} hook {' '.join(h.command)!r} "
+                                   f"exited with code {code}: "
+                                   f"{output.decode(errors='replace').strip()}")
 
     def _inline_files(self, svc: Service, cid: str) -> None:
         """Secrets and configs given as `content` or `environment`: copied into the created
@@ -370,7 +385,7 @@ class Orchestrator:
         self.engine.remove(old.id, force=True)
         self.progress("Container", old.name, "Recreated")
         if not opts.no_start:
-            self._start(old.name, old.name)
+            self._start(old.name, old.name, svc)
 
     # --- waiting -----------------------------------------------------------------------------
     def wait_dependencies(self, svc: Service, started: list[str]) -> None:
@@ -444,9 +459,15 @@ class Orchestrator:
                 time.sleep(self.poll)
 
     # --- the other verbs ----------------------------------------------------------------------
+    def _pre_stop(self, c: ContainerSummary) -> None:
+        svc = self.project.services.get(c.label(L.SERVICE))
+        if svc is not None and svc.pre_stop and c.state == "running":
+            self._hooks(c.id, c.name, svc, "pre_stop")
+
     def _stop_remove(self, c: ContainerSummary, timeout: int | None,
                      volumes: bool = False) -> None:
         if c.state in ("running", "restarting", "paused"):
+            self._pre_stop(c)
             self.progress("Container", c.name, "Stopping")
             self.engine.stop(c.id, timeout)
             self.progress("Container", c.name, "Stopped")
@@ -574,6 +595,7 @@ class Orchestrator:
         self._check_services(services)
 
         def one(c: ContainerSummary) -> None:
+            self._pre_stop(c)
             self.progress("Container", c.name, "Stopping")
             self.engine.stop(c.id, timeout)
             self.progress("Container", c.name, "Stopped")
@@ -591,7 +613,7 @@ class Orchestrator:
             self.wait_dependencies(svc, names)
             for c in found:
                 if c.label(L.SERVICE) == n and c.state not in ("running", "restarting"):
-                    self._start(c.id, c.name)
+                    self._start(c.id, c.name, svc)
 
     def restart(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
