@@ -895,3 +895,4 @@ def test_post_start_and_pre_stop_hooks(app: Compose) -> None:
     r = app.run("--profile", "bad", "up", "-d", "bad")
     assert r.returncode == 1
     assert f"container {app.name}-bad-1: post_start hook" in r.stderr and "code 4" in r.stderr
+

@@ -366,11 +366,12 @@ def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
             devices: ["/dev/null:/dev/nothing:r"]
             oom_score_adj: -10
             cpu_shares: 512
-            gpus: all
+            isolation: default
             deploy: {mode: global}
         """))
     p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
-    assert warnings == ["services.app.gpus is not supported by berth compose and is ignored",
+    assert warnings == ["services.app.isolation is not supported by berth compose and is "
+                        "ignored",
                         "services.app.deploy.mode is not supported by berth compose and is "
                         "ignored"]
     app = p.services["app"]
@@ -489,3 +490,22 @@ def test_restart_takes_the_dependents_that_ask_for_it_and_deploy_keys(tmp_path: 
     e.calls.clear()
     o.restart(["db"])
     assert e.calls == [("restart", "p-db-1"), ("restart", "p-app-1")]
+
+
+def test_gpus_become_device_requests(tmp_path: Path) -> None:
+    p = project(tmp_path, """\
+        services:
+          all: {image: busybox, gpus: all}
+          some:
+            image: busybox
+            deploy:
+              resources:
+                reservations:
+                  devices: [{driver: nvidia, count: 1, capabilities: [gpu, compute]}]
+        """)
+    b = container_body(p, p.services["all"], 1, "sha256:x", "p-all-1")
+    assert b["HostConfig"]["DeviceRequests"] == [
+        {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]]}]
+    b = container_body(p, p.services["some"], 1, "sha256:x", "p-some-1")
+    assert b["HostConfig"]["DeviceRequests"] == [
+        {"Driver": "nvidia", "Count": 1, "DeviceIDs": None, "Capabilities": [["gpu", "compute"]]}]

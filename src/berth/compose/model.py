@@ -134,6 +134,14 @@ class Hook:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRequest:
+    driver: str = ""
+    count: int = 0
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     name: str
     image: str = ""
@@ -205,6 +213,9 @@ class Service:
     attach: bool = True
     post_start: tuple[Hook, ...] = ()
     pre_stop: tuple[Hook, ...] = ()
+    # device requests (`gpus`, deploy.resources.reservations.devices): driver, count (-1 for
+    # all), device IDs, capabilities
+    device_requests: tuple[DeviceRequest, ...] = ()
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -302,13 +313,35 @@ def _hooks(v: Any) -> tuple[Hook, ...]:
     out = []
     for h in v or []:
         cmd = h.get("command")
-        env = h.get("environment") or {}
-        if isinstance(env, list):
-            env = dict(x.split("=", 1) if "=" in x else (x, "") for x in env)
         out.append(Hook(command=tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
                         user=str(h.get("user") or ""), privileged=bool(h.get("privileged")),
                         working_dir=str(h.get("working_dir") or ""),
-                        environment={str(k): str(x) for k, x in env.items()}))
+                        environment=_env_map(h.get("environment"))))
+    return tuple(out)
+
+
+def _env_map(env: Any) -> dict[str, str]:
+    if isinstance(env, list):
+        env = dict(x.split("=", 1) if "=" in x else (x, "") for x in env)
+    return {str(k): str(x) for k, x in (env or {}).items()}
+
+
+def _device_requests(gpus: Any, devices: Any, where: str) -> tuple[DeviceRequest, ...]:
+    out = []
+    if gpus == "all":
+        out.append(DeviceRequest(count=-1, capabilities=("gpu",)))
+    elif isinstance(gpus, list):
+        for g in gpus:
+            out.append(DeviceRequest(
+                driver=str(g.get("driver") or ""),
+                count=-1 if g.get("count") == "all" else to_int(g.get("count") or 0, where),
+                device_ids=_strs(g.get("device_ids")),
+                capabilities=_strs(g.get("capabilities")) or ("gpu",)))
+    for d in devices or []:
+        out.append(DeviceRequest(
+            driver=str(d.get("driver") or ""),
+            count=-1 if d.get("count") == "all" else to_int(d.get("count") or 0, where),
+            device_ids=_strs(d.get("device_ids")), capabilities=_strs(d.get("capabilities"))))
     return tuple(out)
 
 
@@ -434,6 +467,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         annotations=dict(s.get("annotations") or {}),
         attach=bool(s.get("attach", True)),
         post_start=_hooks(s.get("post_start")), pre_stop=_hooks(s.get("pre_stop")),
+        device_requests=_device_requests(s.get("gpus"), reservations.get("devices"), w),
         watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
                               target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
                               include=_strs(r.get("include")),

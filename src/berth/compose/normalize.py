@@ -230,7 +230,7 @@ SUPPORTED = frozenset("""
     entrypoint env_file environment expose extends external_links extra_hosts group_add
     healthcheck hostname image init ipc labels links logging mac_address mem_limit
     mem_reservation memswap_limit network_mode networks oom_score_adj pid pids_limit
-    post_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
+    gpus post_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
     """.split())

@@ -196,6 +196,11 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
         host["VolumesFrom"] = vf
     if svc.mac_address:
         body["MacAddress"] = svc.mac_address
+    if svc.device_requests:
+        host["DeviceRequests"] = [{"Driver": d.driver, "Count": d.count,
+                                   "DeviceIDs": list(d.device_ids) or None,
+                                   "Capabilities": [list(d.capabilities)]}
+                                  for d in svc.device_requests]
     networking: dict[str, Any] = {}
     if network_mode:
         host["NetworkMode"] = network_mode
