@@ -896,3 +896,40 @@ def test_post_start_and_pre_stop_hooks(app: Compose) -> None:
     assert r.returncode == 1
     assert f"container {app.name}-bad-1: post_start hook" in r.stderr and "code 4" in r.stderr
 
+
+
+def test_create_version_and_events(app: Compose) -> None:
+    import subprocess
+
+    from tests.integration.conftest import BIN
+    p = app.name
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          one:
+            image: busybox
+            command: ["sleep", "1000"]
+        """))
+    assert app.ok("version", "--short").stdout.strip().count(".") == 2
+    assert "berth compose version v" in app.ok("version").stdout
+    app.ok("create")
+    assert app.d.inspect(f"{p}-one-1")["State"]["Status"] == "created"
+    ev = subprocess.Popen([str(BIN / "berth"), "compose", "events", "--json"], cwd=app.dir,
+                          env={**app.d.env, "COMPOSE_PROJECT_NAME": p,
+                               "XDG_CACHE_HOME": str(app.dir / ".cache")},
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(1)
+        app.ok("start")
+        assert ev.stdout is not None
+        seen = []
+        deadline = time.time() + 20
+        while not any(e["action"] == "start" for e in seen):
+            assert time.time() < deadline
+            seen.append(json.loads(ev.stdout.readline()))
+        start = next(e for e in seen if e["action"] == "start")
+        assert start["service"] == "one" and start["type"] == "container"
+    finally:
+        ev.kill()
+        ev.wait()
+        if ev.stdout:
+            ev.stdout.close()
