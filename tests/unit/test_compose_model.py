@@ -493,3 +493,12 @@ def test_validated_trees_are_remembered_and_invalid_ones_are_not(tmp_path: Path)
         with pytest.raises(ComposeFileError, match="bogus"):
             load(tmp_path, cache_dir=str(cache))
     assert list(cache.iterdir()) == markers
+
+
+def test_compose_file_variable_and_its_separator(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "services:\n  s: {image: busybox, command: [a]}\n")
+    write(tmp_path, "b.yaml", "services:\n  s: {command: [b]}\n")
+    p = load(tmp_path, env={"COMPOSE_FILE": "a.yaml:b.yaml"})
+    assert p.services["s"].command == ("b",)
+    p = load(tmp_path, env={"COMPOSE_FILE": "a.yaml;b.yaml", "COMPOSE_PATH_SEPARATOR": ";"})
+    assert [f.name for f in p.config_files] == ["a.yaml", "b.yaml"]

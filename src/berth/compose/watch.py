@@ -99,10 +99,12 @@ def sync_tar(rule: WatchRule, changed: tuple[str, ...]) -> bytes:
                 ti.linkname = os.readlink(src)
                 tf.addfile(ti)
             elif stat.S_ISREG(st.st_mode):
-                with open(src, "rb") as f:
-                    data = f.read()
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
+                try:
+                    with open(src, "rb") as f:
+                        ti.size = os.fstat(f.fileno()).st_size
+                        tf.addfile(ti, f)   # streamed, not read whole into memory
+                except (OSError, tarfile.TarError):
+                    continue   # changed or gone while copied: the next poll sees it again
     return buf.getvalue()
 
 
