@@ -933,3 +933,69 @@ def test_create_version_and_events(app: Compose) -> None:
         ev.wait()
         if ev.stdout:
             ev.stdout.close()
+
+
+def test_docker_compose_1_29_runs_a_richer_project_on_berthd(app: Compose) -> None:
+    """A build service, a health-checked dependency, two networks (an alias, a fixed address
+    on an IPAM subnet), a file secret, a tmpfs and an anonymous volume, under Debian's
+    docker-compose 1.29 against berthd; then berth compose takes the project down."""
+    import shutil
+    import subprocess
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose (1.29, Debian's) is not installed")
+    (app.dir / "ctx").mkdir()
+    (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY v.txt /v.txt\n")
+    (app.dir / "ctx" / "v.txt").write_text("v1\n")
+    (app.dir / "secret.txt").write_text("s3\n")
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          built:
+            build: ./ctx
+            command: ["sleep", "1000"]
+            depends_on:
+              db: {condition: service_healthy}
+            networks:
+              front: {aliases: [b.front]}
+            secrets: [pw]
+            tmpfs: /scratch
+            volumes: ["/anon"]
+          db:
+            image: busybox
+            command: ["sh", "-c", "exec httpd -f -p 80 -h /"]
+            healthcheck: {test: ["CMD", "true"], interval: 1s}
+            networks:
+              back: {ipv4_address: 10.232.9.9}
+              front: {}
+        networks:
+          front: {}
+          back:
+            ipam: {config: [{subnet: 10.232.9.0/24}]}
+        secrets:
+          pw: {file: ./secret.txt}
+        """))
+    env = {**app.d.env}
+
+    def dc(*args: str) -> str:
+        r = subprocess.run(["docker-compose", "-p", app.name, *args], cwd=app.dir, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"docker-compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
+        return r.stdout
+
+    try:
+        dc("up", "-d")
+        out = dc("exec", "-T", "built", "sh", "-c",
+                 "cat /run/secrets/pw /v.txt; grep -c ' /scratch tmpfs' /proc/mounts; "
+                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc db 80 | head -1")
+        assert out.startswith("s3\nv1\n1\nHTTP/1.")   # db answered, found by name
+        db = app.d.inspect(f"{app.name}_db_1")
+        assert db["NetworkSettings"]["Networks"][f"{app.name}_back"]["IPAddress"] == \
+            "10.232.9.9"
+        # berth compose sees the project and takes it down, built image and all
+        assert app.ok("ps", "--services").stdout.split() == ["built", "db"]
+        app.ok("down", "-v", "--rmi", "local", "-t", "1")
+        assert app.containers() == []
+        # Compose v2 names a built image PROJECT-SERVICE, 1.29 PROJECT_SERVICE: 1.29's stays
+        assert app.d.berth("image", "inspect", f"{app.name}_built").returncode == 0
+    finally:
+        subprocess.run(["docker-compose", "-p", app.name, "down", "-v", "--rmi", "local",
+                        "-t", "1"], cwd=app.dir, env=env, capture_output=True, timeout=120)
