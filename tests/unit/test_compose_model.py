@@ -502,3 +502,29 @@ def test_compose_file_variable_and_its_separator(tmp_path: Path) -> None:
     assert p.services["s"].command == ("b",)
     p = load(tmp_path, env={"COMPOSE_FILE": "a.yaml;b.yaml", "COMPOSE_PATH_SEPARATOR": ";"})
     assert [f.name for f in p.config_files] == ["a.yaml", "b.yaml"]
+
+
+def test_include_with_project_directory_and_env_file(tmp_path: Path) -> None:
+    write(tmp_path, "lib/svc.yaml", """\
+        services:
+          lib:
+            image: "busybox:${LIB_TAG}"
+            volumes: ["./state:/state"]
+        """)
+    write(tmp_path, "lib/lib.env", "LIB_TAG=1.36\n")
+    (tmp_path / "libroot").mkdir()
+    write(tmp_path, "compose.yaml", """\
+        include:
+          - path: [lib/svc.yaml]
+            project_directory: libroot
+            env_file: lib/lib.env
+        services:
+          app: {image: busybox, depends_on: [lib]}
+        """)
+    p = load(tmp_path)
+    lib = p.services["lib"]
+    assert lib.image == "busybox:1.36"
+    assert lib.mounts[0].source == str(tmp_path / "libroot" / "state")
+    write(tmp_path, "loop.yaml", "include: [loop.yaml]\nservices: {}\n")
+    with pytest.raises(ComposeFileError, match="include cycle"):
+        load(tmp_path, "loop.yaml")

@@ -478,9 +478,6 @@ class Orchestrator:
             pass
         self.progress("Container", c.name, "Removed")
 
-    def _reverse(self, services: list[str]) -> list[str]:
-        return self.project.order(services or None)[::-1]
-
     def _stop_levels(self, containers: list[ContainerSummary]) -> list[list[ContainerSummary]]:
         """Containers grouped for stopping: those no service depends on first, then what
         those depend on, and so on; orphans with the first."""

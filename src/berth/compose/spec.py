@@ -24,11 +24,6 @@ def restart_policy(value: str) -> dict[str, Any]:
     return {"Name": name or "no", "MaximumRetryCount": int(count or 0)}
 
 
-def primary_network(project: Project, svc: Service) -> str:
-    """The network the container is created on (the others are connected before start)."""
-    return project.networks[svc.networks[0].name].name if svc.networks else ""
-
-
 def _no_service(name: str) -> str:
     raise KeyError(name)
 
