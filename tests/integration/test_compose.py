@@ -289,8 +289,10 @@ def test_depends_on_conditions_and_up_wait(app: Compose) -> None:
             depends_on:
               failing: {condition: service_completed_successfully}
         """))
+    # a one-off waits on its service's conditions as up does
+    r = app.ok("run", "--rm", "-T", "app", "echo", "ran")
+    assert r.stdout == "ran\n" and f"Container {app.name}-migrate-1  Exited" in r.stderr
     r = app.ok("up", "-d", "--wait", "app")
-    assert f"Container {app.name}-migrate-1  Exited" in r.stderr
     assert app.d.inspect(f"{app.name}-app-1")["State"]["Running"]
     r = app.run("--profile", "sick", "up", "-d", "needs_sick")
     assert r.returncode == 1

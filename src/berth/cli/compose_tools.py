@@ -209,6 +209,9 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
     deps = [d for d in o.project.order([name]) if d != name]
     if deps and not opts["no-deps"]:
         o.up(UpOptions(services=deps, no_recreate=True))
+        o.wait_dependencies(svc, deps)   # the one-off waits on its conditions too
+        o.ensure_networks([name])
+        o.ensure_volumes([name])
     else:
         o.ensure_networks([name])
         o.ensure_volumes([name])
