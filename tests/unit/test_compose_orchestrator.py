@@ -93,6 +93,12 @@ class FakeEngine:
         c["state"] = "running"
         self.calls.append(("restart", c["name"]))
 
+    def put_archive(self, ref: str, path: str, tar: bytes) -> None:
+        self.calls.append(("put_archive", self.containers_[self._find(ref)]["name"]))
+
+    def exec_detached(self, ref: str, cmd: list[str]) -> None:
+        self.calls.append(("exec", " ".join(cmd)))
+
     def rename(self, ref: str, name: str) -> None:
         self.containers_[self._find(ref)]["name"] = name
 
@@ -509,3 +515,32 @@ def test_gpus_become_device_requests(tmp_path: Path) -> None:
     b = container_body(p, p.services["some"], 1, "sha256:x", "p-some-1")
     assert b["HostConfig"]["DeviceRequests"] == [
         {"Driver": "nvidia", "Count": 1, "DeviceIDs": None, "Capabilities": [["gpu", "compute"]]}]
+
+
+def test_watch_actions(tmp_path: Path) -> None:
+    from berth.compose.watch import Watcher
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    p = project(tmp_path, """\
+        services:
+          s:
+            image: busybox
+            develop:
+              watch:
+                - {path: ./src, action: sync+restart, target: /app}
+                - {path: ./src, action: sync+exec, target: /app2, exec: {command: [reload]}}
+        """)
+    e = FakeEngine()
+    o, _ = orch(p, e)
+    o.up(UpOptions())
+    logs: list[str] = []
+    w = Watcher(o, [], logs.append, interval=0)
+    e.calls.clear()
+    (tmp_path / "src" / "a.txt").unlink()
+    (tmp_path / "src" / "b.txt").write_text("b")
+    for change in w.poll():
+        w.apply(change)
+    assert e.calls == [("put_archive", "p-s-1"), ("exec", "rm -rf -- /app/a.txt"),
+                       ("restart", "p-s-1"), ("put_archive", "p-s-1"),
+                       ("exec", "rm -rf -- /app2/a.txt"), ("exec", "reload")]
+    assert w.poll() == []
