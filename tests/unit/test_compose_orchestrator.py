@@ -544,3 +544,25 @@ def test_watch_actions(tmp_path: Path) -> None:
                        ("restart", "p-s-1"), ("put_archive", "p-s-1"),
                        ("exec", "rm -rf -- /app2/a.txt"), ("exec", "reload")]
     assert w.poll() == []
+
+
+def test_label_file_and_the_small_resource_keys(tmp_path: Path) -> None:
+    (tmp_path / "labels.txt").write_text("team=core\nowner=file\n")
+    p = project(tmp_path, """\
+        services:
+          s:
+            image: busybox
+            label_file: ./labels.txt
+            labels: {owner: inline}
+            mem_swappiness: 10
+            oom_kill_disable: true
+            cpu_quota: 50000
+            cpu_period: 100000
+            device_cgroup_rules: ["c 1:3 mr"]
+        """)
+    svc = p.services["s"]
+    assert svc.labels == {"team": "core", "owner": "inline"}
+    hc = container_body(p, svc, 1, "sha256:x", "p-s-1")["HostConfig"]
+    assert (hc["MemorySwappiness"], hc["OomKillDisable"]) == (10, True)
+    assert (hc["CpuQuota"], hc["CpuPeriod"]) == (50000, 100000)
+    assert hc["DeviceCgroupRules"] == ["c 1:3 mr"]

@@ -170,6 +170,8 @@ def rebase_service(svc: dict[str, Any], base: Path) -> dict[str, Any]:
                          for e in s["env_file"]]
     if isinstance(s.get("label_file"), str):
         s["label_file"] = _abs(base, s["label_file"])
+    elif isinstance(s.get("label_file"), list):
+        s["label_file"] = [_abs(base, str(x)) for x in s["label_file"]]
     if isinstance(s.get("extends"), dict) and isinstance(s["extends"].get("file"), str):
         s["extends"] = {**s["extends"], "file": _abs(base, s["extends"]["file"])}
     develop = s.get("develop")

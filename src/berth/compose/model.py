@@ -216,6 +216,11 @@ class Service:
     # device requests (`gpus`, deploy.resources.reservations.devices): driver, count (-1 for
     # all), device IDs, capabilities
     device_requests: tuple[DeviceRequest, ...] = ()
+    mem_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    cpu_quota: int = 0
+    cpu_period: int = 0
+    device_cgroup_rules: tuple[str, ...] = ()
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -468,6 +473,12 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         attach=bool(s.get("attach", True)),
         post_start=_hooks(s.get("post_start")), pre_stop=_hooks(s.get("pre_stop")),
         device_requests=_device_requests(s.get("gpus"), reservations.get("devices"), w),
+        mem_swappiness=to_int(s["mem_swappiness"], w) if s.get("mem_swappiness") is not None
+        else None,
+        oom_kill_disable=bool(s.get("oom_kill_disable", False)),
+        cpu_quota=to_int(s["cpu_quota"], w) if s.get("cpu_quota") else 0,
+        cpu_period=to_int(s["cpu_period"], w) if s.get("cpu_period") else 0,
+        device_cgroup_rules=_strs(s.get("device_cgroup_rules")),
         watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
                               target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
                               include=_strs(r.get("include")),

@@ -226,10 +226,12 @@ def _mapping(v: Any) -> dict[str, str]:
 # ignored rather than silently dropped
 SUPPORTED = frozenset("""
     annotations attach build cap_add cap_drop cgroup_parent command configs container_name
-    cpu_shares cpus cpuset depends_on deploy develop devices dns dns_opt dns_search domainname
+    cpu_period cpu_quota cpu_shares cpus cpuset depends_on deploy develop device_cgroup_rules
+    devices dns dns_opt dns_search domainname
     entrypoint env_file environment expose extends external_links extra_hosts group_add
-    healthcheck hostname image init ipc labels links logging mac_address mem_limit
-    mem_reservation memswap_limit network_mode networks oom_score_adj pid pids_limit
+    healthcheck hostname image init ipc label_file labels links logging mac_address mem_limit
+    mem_reservation mem_swappiness memswap_limit network_mode networks oom_kill_disable
+    oom_score_adj pid pids_limit
     gpus post_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
@@ -288,6 +290,13 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
             environment[str(k)] = _as_str(x)
     if environment or "environment" in out:
         out["environment"] = environment
+    if out.get("label_file"):
+        files = out.pop("label_file")
+        files = [files] if isinstance(files, str) else list(files)
+        from_files = _env_from_files(files, {}, f"{w}.label_file", base)
+        out["labels"] = {**from_files, **_mapping(out.get("labels"))}
+    else:
+        out.pop("label_file", None)
     for k in ("labels", "sysctls", "annotations"):
         if k in out:
             out[k] = _mapping(out[k])
@@ -324,7 +333,8 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
         if "disable" in hc:
             hc["disable"] = to_bool(hc["disable"], f"{w}.healthcheck.disable")
         out["healthcheck"] = hc
-    for k in ("privileged", "read_only", "init", "tty", "stdin_open", "attach"):
+    for k in ("privileged", "read_only", "init", "tty", "stdin_open", "attach",
+              "oom_kill_disable"):
         if k in out:
             out[k] = to_bool(out[k], f"{w}.{k}")
     if "scale" in out:

@@ -155,7 +155,8 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
     for key, num in (("Memory", svc.mem_limit), ("NanoCpus", svc.nano_cpus),
                      ("PidsLimit", svc.pids_limit), ("ShmSize", svc.shm_size),
                      ("CpuShares", svc.cpu_shares), ("MemoryReservation", svc.mem_reservation),
-                     ("MemorySwap", svc.memswap_limit)):
+                     ("MemorySwap", svc.memswap_limit), ("CpuQuota", svc.cpu_quota),
+                     ("CpuPeriod", svc.cpu_period)):
         if num:
             host[key] = num
     ipc = mode(svc.ipc)
@@ -169,6 +170,12 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
             host[key] = text
     if svc.oom_score_adj is not None:
         host["OomScoreAdj"] = svc.oom_score_adj
+    if svc.mem_swappiness is not None:
+        host["MemorySwappiness"] = svc.mem_swappiness
+    if svc.oom_kill_disable:
+        host["OomKillDisable"] = True
+    if svc.device_cgroup_rules:
+        host["DeviceCgroupRules"] = list(svc.device_cgroup_rules)
     if svc.annotations:
         host["Annotations"] = dict(svc.annotations)
     if svc.devices:
