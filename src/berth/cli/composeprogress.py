@@ -7,6 +7,7 @@ Imports nothing of berth's.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -31,10 +32,15 @@ class Progress:
         # (kind, name) -> [state, started, ended or None]
         self.rows: dict[tuple[str, str], tuple[str, float, float | None]] = {}
         self.drawn = 0
+        self.lock = threading.Lock()   # services converge in threads
 
     def __call__(self, kind: str, name: str, state: str) -> None:
         if self.mode == "quiet":
             return
+        with self.lock:
+            self._event(kind, name, state)
+
+    def _event(self, kind: str, name: str, state: str) -> None:
         if self.mode != "tty":
             if kind != "Layer" or state in ("Pull complete", "Already exists"):
                 self.out.write(f" {kind} {name}  {state}\n")

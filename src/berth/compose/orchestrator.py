@@ -240,16 +240,43 @@ class Orchestrator:
         self.ensure_volumes(names)
         images = {n: self.image_id(self.project.services[n], opts) for n in names}
         recreated: set[str] = set()
-        for n in names:
-            svc = self.project.services[n]
-            if not opts.no_start:
-                self.wait_dependencies(svc, names)
-            mine = [c for c in existing if c.label(L.SERVICE) == n]
-            force = opts.force_recreate or any(d in recreated for d in svc.dependencies())
-            if self.converge(svc, mine, images[n], opts, force):
-                recreated.add(n)
+        # services at the same depth of the dependency graph converge at once, as docker
+        # compose's do; each waits on its own dependencies' conditions first
+        for level in self._start_levels(names):
+            def one(n: str) -> bool:
+                svc = self.project.services[n]
+                if not opts.no_start:
+                    self.wait_dependencies(svc, names)
+                mine = [c for c in existing if c.label(L.SERVICE) == n]
+                force = opts.force_recreate or any(d in recreated for d in svc.dependencies())
+                return self.converge(svc, mine, images[n], opts, force)
+            for n, changed in zip(level, self._map(one, level), strict=True):
+                if changed:
+                    recreated.add(n)
         if opts.wait:
             self.wait_running(names, opts.wait_timeout)
+
+    def _start_levels(self, names: list[str]) -> list[list[str]]:
+        """`names` (in start order) grouped by depth: a service comes after everything it
+        depends on among them."""
+        depth: dict[str, int] = {}
+        for n in names:   # start order: dependencies first
+            deps = [d for d in self.project.services[n].dependencies() if d in depth]
+            depth[n] = 1 + max((depth[d] for d in deps), default=-1)
+        levels: dict[int, list[str]] = {}
+        for n in names:
+            levels.setdefault(depth[n], []).append(n)
+        return [levels[k] for k in sorted(levels)]
+
+    @staticmethod
+    def _map(fn: Callable[[str], bool], items: list[str]) -> list[bool]:
+        """fn on each item at once; the first error is raised once all are done."""
+        if len(items) <= 1:
+            return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+            futures = [pool.submit(fn, x) for x in items]
+        return [f.result() for f in futures]
 
     def converge(self, svc: Service, mine: list[ContainerSummary], image_id: str,
                  opts: UpOptions, force: bool) -> bool:
