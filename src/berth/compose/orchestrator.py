@@ -11,11 +11,10 @@ Imports the compose modules below it.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from berth.compose import labels as L
 from berth.compose.engine import ContainerSummary, Engine
@@ -27,6 +26,33 @@ from berth.errors import BerthError, InvalidArgument, NotFound
 Progress = Callable[[str, str, str], None]
 # (context directory, Dockerfile) -> the context as a tar
 ContextTar = Callable[[str, str], bytes]
+
+
+def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """fn on each item, each in a thread of its own (plain threads: concurrent.futures and the
+    logging it imports cost an unchanged `up` milliseconds); the results in order, or the
+    first error once all are done."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    import threading
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = fn(items[i])
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            errors[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(items))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
 
 
 class ComposeError(BerthError):
@@ -271,12 +297,7 @@ class Orchestrator:
     @staticmethod
     def _map(fn: Callable[[str], bool], items: list[str]) -> list[bool]:
         """fn on each item at once; the first error is raised once all are done."""
-        if len(items) <= 1:
-            return [fn(x) for x in items]
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
-            futures = [pool.submit(fn, x) for x in items]
-        return [f.result() for f in futures]
+        return _parallel(fn, items)
 
     def converge(self, svc: Service, mine: list[ContainerSummary], image_id: str,
                  opts: UpOptions, force: bool) -> bool:
@@ -383,6 +404,8 @@ class Orchestrator:
                 target = r.target or r.source
                 if not target.startswith("/"):
                     target = base + target
+                import io
+                import tarfile
                 buf = io.BytesIO()
                 with tarfile.open(fileobj=buf, mode="w") as tf:
                     ti = tarfile.TarInfo(target.lstrip("/"))
@@ -527,15 +550,7 @@ class Orchestrator:
     def _each(fn: Callable[[ContainerSummary], None], items: list[ContainerSummary]) -> None:
         """fn on every item at once (the daemon stops containers in parallel, as docker
         compose asks it to); the first error is raised once all are done."""
-        if len(items) <= 1:
-            for c in items:
-                fn(c)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
-            futures = [pool.submit(fn, c) for c in items]
-        for f in futures:
-            f.result()
+        _parallel(fn, items)
 
     def down(self, *, volumes: bool = False, remove_orphans: bool = False,
              timeout: int | None = None, rmi: str = "", services: list[str] | None = None,
