@@ -727,6 +727,8 @@ def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> No
     assert [(r["Name"], r["Service"], r["State"]) for r in rows] == [
         (f"{p}-talker-1", "talker", "running")]
     assert app.ok("ps", "--status", "exited", "-q").stdout == ""
+    assert app.ok("ps", "--format", "{{.Service}} {{.State}} {{.Label \"com.docker.compose."
+                  "container-number\"}}").stdout == "talker running 1\n"
     # exec allocates a TTY when it has one
     master, slave = pty.openpty()
     try:

@@ -31,7 +31,7 @@ PS = Spec([
     flag("status", kind="list", help="Filter services by status. Values: [paused | restarting "
          "| removing | running | dead | created | exited]"),
     flag("format", kind="str", default="table", help='Format output using a custom template: '
-         '"table", "json"'),
+         '"table", "json", "TEMPLATE" (a Go template)'),
     flag("no-trunc", help="Don't truncate output"),
     flag("orphans", kind="str", default="true", help="Include orphaned services (not declared "
          "by project)"),
@@ -65,17 +65,13 @@ def cmd_ps(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
              "Service": x.label(L.SERVICE), "Created": f"{human_duration(now - x.created)} ago",
              "State": x.state, "Status": x.status, "Ports": _ports(x.ports),
              "ExitCode": 0} for x in found]
-    if opts["format"] == "json":
-        import json
-        for r in rows:
-            out(json.dumps(r))
-        return 0
-    if opts["format"] != "table":
-        raise UsageError(f"unsupported format {opts['format']!r}: table or json")
+    from berth.cli import fmt
     cols = [("NAME", "Name"), ("IMAGE", "Image"), ("COMMAND", "Command"),
             ("SERVICE", "Service"), ("CREATED", "Created"), ("STATUS", "Status"),
             ("PORTS", "Ports")]
-    _table(cols, rows)
+    labels = {x.id[:12] if not opts["no-trunc"] else x.id: x.labels for x in found}
+    # table, json (one object a line) or a Go template, as docker compose ps takes
+    fmt.render([fmt.Row(r, labels.get(r["ID"])) for r in rows], opts["format"], cols)
     return 0
 
 
