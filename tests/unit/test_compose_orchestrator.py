@@ -566,3 +566,32 @@ def test_label_file_and_the_small_resource_keys(tmp_path: Path) -> None:
     assert (hc["MemorySwappiness"], hc["OomKillDisable"]) == (10, True)
     assert (hc["CpuQuota"], hc["CpuPeriod"]) == (50000, 100000)
     assert hc["DeviceCgroupRules"] == ["c 1:3 mr"]
+
+
+def test_parallel_limit() -> None:
+    import threading
+    import time
+
+    from berth.compose.orchestrator import _parallel
+    active = [0, 0]   # now, most at once
+    lock = threading.Lock()
+
+    def fn(x: int) -> int:
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+        return x * 2
+
+    assert _parallel(fn, [1, 2, 3, 4, 5], limit=2) == [2, 4, 6, 8, 10]
+    assert active[1] == 2
+
+    def boom(x: int) -> int:
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    with pytest.raises(ValueError, match="two"):
+        _parallel(boom, [1, 2, 3])

@@ -76,7 +76,8 @@ def _orch(c: Client, g: dict[str, Any], enable: tuple[str, ...] = (),
     if project is None:
         project = _load(g, enable, by_name=by_name)
     progress = Progress(sys.stderr, mode_for(g["progress"], g["ansi"], sys.stderr.isatty()))
-    return Orchestrator(project, Engine(c), progress, _warn, _context_tar)
+    return Orchestrator(project, Engine(c), progress, _warn, _context_tar,
+                        parallel=int(g.get("parallel") or -1))
 
 
 def _timeout(opts: dict[str, Any]) -> int | None:

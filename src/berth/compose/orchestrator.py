@@ -28,19 +28,24 @@ Progress = Callable[[str, str, str], None]
 ContextTar = Callable[[str, str], bytes]
 
 
-def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def _parallel(fn: Callable[[Any], Any], items: list[Any], limit: int = 0) -> list[Any]:
     """fn on each item, each in a thread of its own (plain threads: concurrent.futures and the
     logging it imports cost an unchanged `up` milliseconds); the results in order, or the
-    first error once all are done."""
-    if len(items) <= 1:
+    first error once all are done. `limit`: at most that many at once (0: no limit)."""
+    if len(items) <= 1 or limit == 1:
         return [fn(x) for x in items]
     import threading
     results: list[Any] = [None] * len(items)
     errors: list[BaseException | None] = [None] * len(items)
+    gate = threading.Semaphore(limit) if limit > 0 else None
 
     def run(i: int) -> None:
         try:
-            results[i] = fn(items[i])
+            if gate is not None:
+                with gate:
+                    results[i] = fn(items[i])
+            else:
+                results[i] = fn(items[i])
         except BaseException as e:  # noqa: BLE001 - handed to the caller below
             errors[i] = e
 
@@ -88,8 +93,9 @@ class UpOptions:
 class Orchestrator:
     def __init__(self, project: Project, engine: Engine, progress: Progress,
                  warn: Callable[[str], None], context_tar: ContextTar | None = None,
-                 poll: float = 0.1) -> None:
+                 poll: float = 0.1, parallel: int = 0) -> None:
         self.project = project
+        self.parallel = parallel if parallel > 0 else 0   # --parallel; -1 (0): no limit
         self.engine = engine
         self.progress = progress
         self.warn = warn
@@ -294,10 +300,9 @@ class Orchestrator:
             levels.setdefault(depth[n], []).append(n)
         return [levels[k] for k in sorted(levels)]
 
-    @staticmethod
-    def _map(fn: Callable[[str], bool], items: list[str]) -> list[bool]:
+    def _map(self, fn: Callable[[str], bool], items: list[str]) -> list[bool]:
         """fn on each item at once; the first error is raised once all are done."""
-        return _parallel(fn, items)
+        return _parallel(fn, items, self.parallel)
 
     def converge(self, svc: Service, mine: list[ContainerSummary], image_id: str,
                  opts: UpOptions, force: bool) -> bool:
@@ -546,11 +551,11 @@ class Orchestrator:
             levels.setdefault(r(svc) if svc in self.project.services else 0, []).append(c)
         return [levels[k] for k in sorted(levels)]
 
-    @staticmethod
-    def _each(fn: Callable[[ContainerSummary], None], items: list[ContainerSummary]) -> None:
+    def _each(self, fn: Callable[[ContainerSummary], None],
+              items: list[ContainerSummary]) -> None:
         """fn on every item at once (the daemon stops containers in parallel, as docker
         compose asks it to); the first error is raised once all are done."""
-        _parallel(fn, items)
+        _parallel(fn, items, self.parallel)
 
     def down(self, *, volumes: bool = False, remove_orphans: bool = False,
              timeout: int | None = None, rmi: str = "", services: list[str] | None = None,
