@@ -427,7 +427,6 @@ PULL = Spec([flag("ignore-pull-failures", help="Pull what it can and ignores ima
 def cmd_pull(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
     from berth.errors import BerthError
     o = _orch(c, g, tuple(args))
-    code = 0
     for n in o.project.order(args or None):
         svc = o.project.services[n]
         if not svc.image or (svc.build is not None and opts["ignore-buildable"]):
@@ -437,9 +436,8 @@ def cmd_pull(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
         except BerthError as e:
             if not opts["ignore-pull-failures"]:
                 raise
-            _warn(str(e))
-            code = 0
-    return code
+            _warn(str(e))   # as docker compose: reported, and the exit code stays 0
+    return 0
 
 
 PUSH = Spec([flag("ignore-push-failures", help="Push what it can and ignores images with push "
