@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from berth.compose.model import Project, Service
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
+if TYPE_CHECKING:
+    from typing import Any
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
