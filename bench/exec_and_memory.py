@@ -3,7 +3,7 @@
 
 - `exec CTR true` latency, alternating, medians and ratio;
 - memory the engine spends per running idle container: the proportional set size (PSS) of
-  berthd, its fork server and monitors (berth), or of dockerd, containerd and the shims
+  berthd, its fork servers, shim hosts and monitors (berth), or of dockerd, containerd and the shims
   (Docker), with N containers running minus idle, divided by N.
 
     .venv/bin/python bench/exec_and_memory.py [-n 30] [--containers 50] [--network bridge]
@@ -83,7 +83,7 @@ def main() -> None:
         mb = per_container(berth, benv, "berth", n, args.network)
         print(f"engine PSS per running idle container ({n} containers, --network "
               f"{args.network})")
-        print(f"  berth  (berthd + fork server + monitors): {mb:.2f} MiB")
+        print(f"  berth  (berthd + fork servers + shim hosts): {mb:.2f} MiB")
         if denv:
             md = per_container([docker], denv, "docker", n, args.network)
             print(f"  docker (dockerd + containerd + shims):    {md:.2f} MiB")

@@ -109,10 +109,13 @@ class Daemon:
         return [p for p in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}")]
 
     def cleanup(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            ids = self.berth("ps", "-aq").stdout.split()
-            if ids:
-                self.berth("rm", "-f", *ids)
+        try:
+            if self.proc and self.proc.poll() is None:
+                ids = self.berth("ps", "-aq").stdout.split()
+                if ids:
+                    self.berth("rm", "-f", *ids)
+        except subprocess.TimeoutExpired:
+            pass  # a daemon that hangs is stopped all the same, below
         try:
             self.stop()  # raises if berthd would not stop: after the sweep below
         finally:
@@ -132,15 +135,19 @@ class Daemon:
                 subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
                                 "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
                                capture_output=True)
-            for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
-                parent = "FORWARD" if table == "filter" else "POSTROUTING"
-                subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j",
-                                f"{chain}-{chains[0]}"], capture_output=True)
-                for c in chains:
-                    subprocess.run(["iptables", "-w", "-t", table, "-F", f"{chain}-{c}"],
-                                   capture_output=True)
-                    subprocess.run(["iptables", "-w", "-t", table, "-X", f"{chain}-{c}"],
-                                   capture_output=True)
+            # ip6tables holds the same chains (but DNAT) once an IPv6 network was made
+            for binary in ("iptables", "ip6tables"):
+                for table, chains in (("filter", ("FWD", "ISO1", "ISO2")),
+                                      ("nat", ("POST", "DNAT"))):
+                    parent = "FORWARD" if table == "filter" else "POSTROUTING"
+                    with contextlib.suppress(FileNotFoundError):
+                        subprocess.run([binary, "-w", "-t", table, "-D", parent, "-j",
+                                        f"{chain}-{chains[0]}"], capture_output=True)
+                        for c in chains:
+                            subprocess.run([binary, "-w", "-t", table, "-F", f"{chain}-{c}"],
+                                           capture_output=True)
+                            subprocess.run([binary, "-w", "-t", table, "-X", f"{chain}-{c}"],
+                                           capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -185,29 +192,40 @@ def remove_cgroups_named(top: str) -> None:
     """A runtime test's cgroup `top/...`, in every hierarchy: it sits under this process's own
     cgroup wherever that is (relative paths), so look everywhere. What still runs in it is
     killed first, so a failed test leaves nothing."""
-    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
-        for procs in d.rglob("cgroup.procs"):
+    for d in _cgroups_named(top):
+        for sub, _, _ in os.walk(d):
             with contextlib.suppress(OSError):
-                for pid in procs.read_text().split():
+                for pid in Path(sub, "cgroup.procs").read_text().split():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
     time.sleep(0.05)
-    for d in [p for p in Path("/sys/fs/cgroup").rglob(top) if p.is_dir()]:
+    for d in _cgroups_named(top):
         remove_cgroup_tree(d)
+
+
+def _cgroups_named(top: str) -> list[Path]:
+    """Every cgroup directory called `top`. With os.walk, which passes over a directory that
+    another test removes meanwhile (Path.rglob raised then)."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if top in dirs:
+            found.append(Path(root, top))
+            dirs.remove(top)
+    return found
 
 
 def remove_cgroup_tree(d: Path) -> None:
     """rmdir a cgroup and every cgroup below it, deepest first (what is busy stays)."""
-    for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if sub.is_dir():
-            with contextlib.suppress(OSError):
-                sub.rmdir()
+    subs = [Path(root) for root, _, _ in os.walk(d)]
+    for sub in sorted(subs, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
     with contextlib.suppress(OSError):
         d.rmdir()
 
 
-def _uplinks() -> list[str]:
-    out = subprocess.run(["ip", "-o", "route", "show", "default"], capture_output=True,
+def _uplinks(family: str = "-4") -> list[str]:
+    out = subprocess.run(["ip", family, "-o", "route", "show", "default"], capture_output=True,
                          text=True).stdout
     return sorted({w[w.index("dev") + 1] for w in (line.split() for line in out.splitlines())
                    if "dev" in w})
@@ -216,23 +234,29 @@ def _uplinks() -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def no_traffic_leaves_the_machine() -> Iterator[None]:
     """While containers run in tests, nothing is forwarded out of the machine's uplinks (a rule
-    in mangle FORWARD, which comes before any filter rule a daemon adds); the host's
-    ip_forward setting is put back at the end."""
+    in mangle FORWARD, which comes before any filter rule a daemon adds; for IPv6 too, which a
+    daemon forwards once it has an IPv6 network); the host's forwarding settings are put back
+    at the end."""
     if os.geteuid() != 0 or not shutil.which("iptables"):
         yield
         return
-    fwd = Path("/proc/sys/net/ipv4/ip_forward")
-    before = fwd.read_text()
-    rules = [["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests", "-j", "DROP"]
-             for dev in _uplinks()]
-    for r in rules:
-        subprocess.run(["iptables", "-w", "-t", "mangle", "-I", *r], check=True)
+    settings = [Path("/proc/sys/net/ipv4/ip_forward"),
+                Path("/proc/sys/net/ipv6/conf/all/forwarding"),
+                Path("/proc/sys/net/ipv6/conf/default/forwarding")]
+    before = {p: p.read_text() for p in settings if p.exists()}
+    rules = [(binary, ["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests",
+                       "-j", "DROP"])
+             for binary, family in (("iptables", "-4"), ("ip6tables", "-6"))
+             if shutil.which(binary) for dev in _uplinks(family)]
+    for binary, r in rules:
+        subprocess.run([binary, "-w", "-t", "mangle", "-I", *r], check=True)
     try:
         yield
     finally:
-        for r in rules:
-            subprocess.run(["iptables", "-w", "-t", "mangle", "-D", *r], capture_output=True)
-        fwd.write_text(before)
+        for binary, r in rules:
+            subprocess.run([binary, "-w", "-t", "mangle", "-D", *r], capture_output=True)
+        for p, value in before.items():
+            p.write_text(value)
 
 
 @contextlib.contextmanager

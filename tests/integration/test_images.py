@@ -117,6 +117,9 @@ def test_images_tag_filters_history(daemon: Daemon) -> None:
 def test_rmi_refuses_an_image_in_use(daemon: Daemon, rootfs_tar: Path) -> None:
     daemon.ok("import", str(rootfs_tar), "inuse:1")
     daemon.ok("create", "--name", "user-of-inuse", "inuse:1", "true")
+    # the containers made from it, as `system df -v` counts them
+    df = daemon.ok("system", "df", "-v").splitlines()
+    assert [line.split()[-1] for line in df if line.startswith("inuse ")] == ["1"]
     r = daemon.berth("rmi", "inuse:1")
     assert r.returncode == 1
     assert 'unable to remove repository reference "inuse:1" (must force)' in r.stderr
@@ -126,6 +129,17 @@ def test_rmi_refuses_an_image_in_use(daemon: Daemon, rootfs_tar: Path) -> None:
     daemon.ok("start", "user-of-inuse")
     assert daemon.ok("wait", "user-of-inuse").strip() == "0"
     daemon.ok("rm", "user-of-inuse")
+    # a running container's image cannot be removed even by force
+    daemon.ok("import", str(rootfs_tar), "inuse:2")
+    cid = daemon.ok("run", "-d", "inuse:2", "sleep", "60").strip()
+    try:
+        r = daemon.berth("rmi", "-f", daemon.inspect(cid)["Image"])
+        assert r.returncode == 1
+        assert f"(cannot be forced) - image is being used by running container {cid[:12]}" \
+            in r.stderr
+    finally:
+        daemon.ok("rm", "-f", cid)
+    daemon.ok("rmi", "inuse:2")
 
 
 def test_save_and_load_round_trip(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None:
@@ -221,3 +235,14 @@ def test_kill_9_during_import_restarts_consistent(private_daemon: Daemon, tmp_pa
     # the store still works
     d.ok("import", str(big), "whole:1")
     d.ok("rmi", "whole:1")
+
+
+def test_image_prune_deletes_dangling_images(daemon: Daemon, rootfs_tar: Path) -> None:
+    iid = daemon.ok("import", str(rootfs_tar)).strip()   # no tag: dangling
+    daemon.ok("import", str(rootfs_tar), "kept-by-prune:1")
+    out = daemon.ok("image", "prune", "-f")
+    assert iid in out
+    assert "kept-by-prune" not in out
+    r = daemon.berth("image", "inspect", iid)
+    assert r.returncode == 1 and "No such image" in r.stderr
+    daemon.ok("rmi", "kept-by-prune:1")

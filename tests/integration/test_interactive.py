@@ -373,3 +373,16 @@ def test_attach_over_a_websocket(daemon: Daemon) -> None:
         assert out.replace(b"\r", b"") == b"ready\ngot hello\nerr\n", out
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+def test_a_detached_tty_needs_no_terminal(daemon: Daemon) -> None:
+    """As the docker CLI: `run -dit` and `exec -dit` attach nothing, so they work without a
+    terminal; `run -it` needs one."""
+    r = daemon.berth("run", "-dit", "--name", "dit", "--network", "none", "busybox", "sh",
+                     input=b"")
+    assert r.returncode == 0, r.stderr
+    r = daemon.berth("exec", "-dit", "dit", "true", input=b"")
+    assert r.returncode == 0, r.stderr
+    r = daemon.berth("run", "-it", "--rm", "busybox", "true", input=b"")
+    assert r.returncode == 1 and b"the input device is not a TTY" in r.stderr
+    daemon.ok("rm", "-f", "dit")

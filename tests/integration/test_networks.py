@@ -5,10 +5,13 @@ stays on bridges this test's daemon made (and nothing leaves the machine: see co
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -318,3 +321,247 @@ def test_other_names_go_to_the_upstream_resolver(tmp_path, rootfs_tar) -> None: 
         stop.set()
         t.join()
         srv.close()
+
+
+def _sh(*args: str) -> str:
+    return subprocess.run(args, capture_output=True, text=True).stdout
+
+
+def _link_with(cidr: str) -> str:
+    """The host's link that has the address `cidr` (a network's bridge)."""
+    return next(line.split()[1] for line in _sh("ip", "-o", "addr").splitlines()
+                if f" {cidr} " in line)
+
+
+def test_ipam_pools_aux_addresses_mtu_and_endpoint_options(daemon: Daemon) -> None:
+    """Auxiliary addresses are never given out, IPAM and driver options are echoed as given,
+    the MTU option is the bridge's and the containers' links', and an endpoint's MAC address,
+    link-local addresses and driver options are its own."""
+    r = daemon.berth("network", "create", "--subnet", "10.253.1.0/29", "--aux-address",
+                     "far=10.253.2.1", "badaux")
+    assert r.returncode != 0 and "no matching subnet for aux-address 10.253.2.1" in r.stderr
+    r = daemon.berth("network", "create", "--subnet", "10.253.1.0/29", "--subnet",
+                     "10.253.3.0/29", "twosub")
+    assert r.returncode == 1 and "bridge driver doesn't support multiple subnets" in r.stderr
+    r = daemon.berth("network", "create", "-o", "com.docker.network.driver.mtu=40", "badmtu")
+    assert r.returncode == 1 and "invalid MTU number" in r.stderr
+    daemon.ok("network", "create", "--subnet", "10.253.1.0/29", "--aux-address", "r1=10.253.1.2",
+              "--aux-address", "r2=10.253.1.3", "--ipam-opt", "foo=bar", "-o", "x=y",
+              "-o", "com.docker.network.driver.mtu=1400", "auxnet")
+    try:
+        info = json.loads(daemon.ok("network", "inspect", "auxnet"))[0]
+        assert info["IPAM"]["Options"] == {"foo": "bar"}
+        assert info["IPAM"]["Config"] == [{"Subnet": "10.253.1.0/29", "AuxiliaryAddresses": {
+            "r1": "10.253.1.2", "r2": "10.253.1.3"}}]
+        assert info["Options"] == {"x": "y", "com.docker.network.driver.mtu": "1400"}
+        bridge = _link_with("10.253.1.1/29")
+        daemon.ok("run", "-d", "--name", "auxa", "--network", "auxnet", "--mac-address",
+                  "02:00:00:00:00:07", "--link-local-ip", "169.254.7.7", "busybox",
+                  "sleep", "60")
+        out = daemon.ok("exec", "auxa", "sh", "-c", "cat /sys/class/net/eth0/mtu; "
+                        "cat /sys/class/net/eth0/address; ip -o -4 addr show eth0")
+        assert out.split()[:2] == ["1400", "02:00:00:00:00:07"]
+        assert "inet 10.253.1.4/29" in out and "inet 169.254.7.7/16" in out  # .2, .3 kept
+        assert _sh("cat", f"/sys/class/net/{bridge}/mtu").strip() == "1400"
+        veths = [p.name for p in Path(f"/sys/class/net/{bridge}/brif").iterdir()]
+        assert veths and all(_sh("cat", f"/sys/class/net/{v}/mtu").strip() == "1400"
+                             for v in veths)
+        ep = daemon.inspect("auxa")["NetworkSettings"]["Networks"]["auxnet"]
+        assert ep["MacAddress"] == "02:00:00:00:00:07"
+        assert ep["IPAMConfig"] == {"LinkLocalIPs": ["169.254.7.7"]}
+        info = json.loads(daemon.ok("network", "inspect", "auxnet"))[0]
+        assert next(iter(info["Containers"].values()))["MacAddress"] == "02:00:00:00:00:07"
+        daemon.ok("network", "connect", "--driver-opt", "k=v", "--ip", "10.253.1.6",
+                  "auxnet", daemon.ok("create", "--name", "auxb", "busybox", "true").strip())
+        ep = daemon.inspect("auxb")["NetworkSettings"]["Networks"]["auxnet"]
+        assert ep["DriverOpts"] == {"k": "v"} and ep["IPAMConfig"] == {"IPv4Address":
+                                                                        "10.253.1.6"}
+        r = daemon.berth("run", "--rm", "--network", "auxnet", "--ip", "10.253.1.3", "busybox",
+                         "true")
+        assert r.returncode == 125 and "Address already in use" in r.stderr
+    finally:
+        daemon.berth("rm", "-f", "auxa", "auxb")
+        daemon.berth("network", "rm", "auxnet")
+
+
+def _ip6tables(*args: str) -> str:
+    return _sh("ip6tables", "-w", *args)
+
+
+def test_ipv6_networks(daemon: Daemon) -> None:
+    """--ipv6 with a subnet of the user's (or a unique local /64 picked for them): the bridge
+    has the gateway, containers get addresses (--ip6 too) and a default route, reach each
+    other over IPv6, and ip6tables holds the same rules as iptables until the network goes."""
+    if not shutil.which("ip6tables"):
+        pytest.skip("no ip6tables here")
+    chain = f"BERTH-{daemon.bridge[:12]}"
+    daemon.ok("network", "create", "--ipv6", "--subnet", "fd00:b3:1::/64", "--subnet",
+              "10.253.5.0/24", "v6net")
+    try:
+        info = json.loads(daemon.ok("network", "inspect", "v6net"))[0]
+        assert info["EnableIPv6"] is True
+        assert info["IPAM"]["Config"] == [{"Subnet": "10.253.5.0/24"},
+                                          {"Subnet": "fd00:b3:1::/64"}]
+        bridge = _link_with("10.253.5.1/24")
+        assert "inet6 fd00:b3:1::1/64" in _sh("ip", "-6", "addr", "show", "dev", bridge)
+        rules = _ip6tables("-S", f"{chain}-FWD") + _ip6tables("-t", "nat", "-S", f"{chain}-POST")
+        assert f"-i {bridge} -o {bridge} -j ACCEPT" in rules
+        assert "-s fd00:b3:1::/64 ! -o " + bridge + " -j MASQUERADE" in rules
+        daemon.ok("run", "-d", "--name", "v6a", "--network", "v6net", "--ip6", "fd00:b3:1::50",
+                  "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        out = daemon.ok("run", "--rm", "--network", "v6net", "busybox", "sh", "-c",
+                        "ip -o -6 addr show eth0 scope global; ip -6 route; "
+                        "ping -6 -c1 -W2 fd00:b3:1::50 && ping -6 -c1 -W2 v6a && "
+                        "wget -qO- http://[fd00:b3:1::50]/hostname")
+        assert "inet6 fd00:b3:1::2/64" in out and "default via fd00:b3:1::1" in out
+        assert "PING v6a (fd00:b3:1::50)" in out   # the embedded DNS's AAAA answer
+        assert out.strip().endswith(daemon.inspect("v6a")["Id"][:12])
+        ep = daemon.inspect("v6a")["NetworkSettings"]["Networks"]["v6net"]
+        assert (ep["GlobalIPv6Address"], ep["GlobalIPv6PrefixLen"], ep["IPv6Gateway"]) == (
+            "fd00:b3:1::50", 64, "fd00:b3:1::1")
+        assert ep["IPAMConfig"] == {"IPv6Address": "fd00:b3:1::50"}
+        info = json.loads(daemon.ok("network", "inspect", "v6net"))[0]
+        assert [c["IPv6Address"] for c in info["Containers"].values()] == ["fd00:b3:1::50/64"]
+        # out through the host, masqueraded: the other end has no route back to the subnet
+        assert Path("/proc/sys/net/ipv6/conf/all/forwarding").read_text().strip() == "1"
+        _ping6_another_host(daemon, "v6net")
+        # a running container connected to it gets its IPv6 address at once
+        daemon.ok("run", "-d", "--name", "v6late", "busybox", "sleep", "60")
+        daemon.ok("network", "connect", "--ip6", "fd00:b3:1::77", "v6net", "v6late")
+        out = daemon.ok("exec", "v6late", "sh", "-c", "ip -o -6 addr show eth1 scope global; "
+                        "ping -6 -c1 -W2 fd00:b3:1::50")
+        assert "inet6 fd00:b3:1::77/64" in out and "1 packets received" in out
+        r = daemon.berth("run", "--rm", "--network", "v6net", "--ip6", "fd00:b3:2::5",
+                         "busybox", "true")
+        assert r.returncode == 125 and "does not belong to any of this network" in r.stderr
+        r = daemon.berth("run", "--rm", "--network", "bridge", "--ip6", "fd00:b3:1::6",
+                         "busybox", "true")
+        assert r.returncode == 125
+        # no subnet given: a unique local /64 is picked
+        daemon.ok("network", "create", "--ipv6", "v6auto")
+        pools = json.loads(daemon.ok("network", "inspect", "v6auto"))[0]["IPAM"]["Config"]
+        assert len(pools) == 2 and pools[1]["Subnet"].startswith("fd")
+        assert pools[1]["Subnet"].endswith("::/64") and pools[1]["Gateway"].endswith("::1")
+    finally:
+        daemon.berth("rm", "-f", "v6a", "v6late")
+        daemon.berth("network", "rm", "v6net", "v6auto")
+    rules = _ip6tables("-S", f"{chain}-FWD") + _ip6tables("-t", "nat", "-S", f"{chain}-POST")
+    assert "fd00:b3:1" not in rules and bridge not in rules
+    assert bridge not in _sh("ip", "-o", "link")
+
+
+def _ping6_another_host(daemon: Daemon, network: str) -> None:
+    """A container on `network` pings an address of a network namespace of this test's own
+    behind a veth pair (not an uplink), which sees the host's address only."""
+    ns = f"bt-p6-{daemon.bridge[2:]}"
+    host_if, peer_if = f"v6p{daemon.bridge[2:]}", f"v6q{daemon.bridge[2:]}"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("ip", "netns", "add", ns)
+    try:
+        run("ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if)
+        run("ip", "link", "set", peer_if, "netns", ns)
+        run("ip", "addr", "add", "fd00:b3:99::1/64", "dev", host_if, "nodad")
+        run("ip", "link", "set", host_if, "up")
+        run("ip", "netns", "exec", ns, "ip", "addr", "add", "fd00:b3:99::2/64", "dev",
+            peer_if, "nodad")
+        run("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
+        out = daemon.ok("run", "--rm", "--network", network, "busybox", "ping", "-6", "-c1",
+                        "-W3", "fd00:b3:99::2")
+        assert "1 packets received" in out
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_ip6tables_chains_go_with_the_daemon(private_daemon: Daemon) -> None:
+    if not shutil.which("ip6tables"):
+        pytest.skip("no ip6tables here")
+    d = private_daemon
+    chain = f"BERTH-{d.bridge[:12]}"
+    try:
+        d.ok("network", "create", "--ipv6", "--subnet", "fd00:b3:7::/64", "v6gone")
+        assert f"-j {chain}-FWD" in _ip6tables("-S", "FORWARD")
+        d.stop()
+        assert chain not in _ip6tables("-S") + _ip6tables("-t", "nat", "-S")
+        assert "fd00:b3:7::1" not in _sh("ip", "-6", "addr")
+        d.start()  # the bridge and rules come back with the network
+        assert f"-j {chain}-FWD" in _ip6tables("-S", "FORWARD")
+        d.ok("network", "rm", "v6gone")
+    finally:
+        d.cleanup()   # what a failure left, ip6tables chains too (conftest)
+    assert chain not in _ip6tables("-S") + _ip6tables("-t", "nat", "-S")
+
+
+def test_a_data_root_from_before_the_typed_records_loads(private_daemon: Daemon) -> None:
+    """Networks stored as Docker-shaped documents (berth before its typed records) come back
+    as they were, with their bridges, and a container on one runs."""
+    d = private_daemon
+    d.ok("network", "create", "--subnet", "10.253.11.0/24", "--label", "k=v", "oldnet")
+    want = json.loads(d.ok("network", "inspect", "oldnet"))[0]
+    d.stop()
+    db = sqlite3.connect(d.data_root / "berth.db")
+    try:
+        for nid, raw in db.execute("SELECT id, doc FROM networks").fetchall():
+            new = json.loads(raw)
+            pools = [{"Subnet": c["subnet"], "Gateway": c["gateway"]} for c in new["ipam"]]
+            old = {"Name": new["name"], "Id": new["id"], "Created": new["created"],
+                   "Scope": "local", "Driver": new["driver"], "EnableIPv6": False,
+                   "IPAM": {"Driver": "default", "Options": {}, "Config": pools},
+                   "Internal": False, "Attachable": False, "Ingress": False,
+                   "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
+                   "Options": new["options"], "Labels": new["labels"]}
+            if new["bridge"]:
+                old["_bridge"] = new["bridge"]
+            db.execute("UPDATE networks SET doc=? WHERE id=?", (json.dumps(old), nid))
+        db.commit()
+    finally:
+        db.close()
+    d.start()
+    have = json.loads(d.ok("network", "inspect", "oldnet"))[0]
+    # as berth showed it then: with the gateway it used
+    want["IPAM"]["Config"][0]["Gateway"] = "10.253.11.1"
+    assert have == want
+    out = d.ok("run", "--rm", "--network", "oldnet", "busybox", "ip", "-o", "-4", "addr",
+               "show", "eth0")
+    assert "10.253.11.2/24" in out
+    d.ok("network", "rm", "oldnet")
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_docker_py_networks(daemon: Daemon) -> None:
+    """What docker-py's models send: IPAM pools with auxiliary addresses and options,
+    EnableIPv6, driver options; a container connected with an IPv6 address, link-local
+    addresses and driver options."""
+    docker = pytest.importorskip("docker")
+    from docker.types import IPAMConfig, IPAMPool
+
+    client = docker.DockerClient(base_url=daemon.host)
+    net = None
+    try:
+        net = client.networks.create(
+            "pynet", driver="bridge", enable_ipv6=True, options={"o": "1"}, ipam=IPAMConfig(
+                pool_configs=[IPAMPool(subnet="10.253.12.0/24", aux_addresses={"r": "10.253.12.2"}),
+                              IPAMPool(subnet="fd00:b3:12::/64")], options={"i": "2"}))
+        attrs = client.networks.get("pynet").attrs
+        assert attrs["EnableIPv6"] and attrs["Options"] == {"o": "1"}
+        assert attrs["IPAM"]["Options"] == {"i": "2"}
+        assert attrs["IPAM"]["Config"] == [
+            {"Subnet": "10.253.12.0/24", "AuxiliaryAddresses": {"r": "10.253.12.2"}},
+            {"Subnet": "fd00:b3:12::/64"}]
+        c = client.containers.create("busybox", ["sleep", "60"], name="pyc")
+        net.connect(c, ipv6_address="fd00:b3:12::9", link_local_ips=["169.254.12.12"],
+                    driver_opt={"d": "3"})
+        c.start()
+        out = c.exec_run(["ip", "-o", "addr", "show", "eth1"]).output.decode()
+        assert "10.253.12.3/24" in out and "fd00:b3:12::9/64" in out
+        assert "169.254.12.12/16" in out
+        c.reload()
+        ep = c.attrs["NetworkSettings"]["Networks"]["pynet"]
+        assert ep["IPAMConfig"] == {"IPv6Address": "fd00:b3:12::9",
+                                    "LinkLocalIPs": ["169.254.12.12"]}
+        assert ep["DriverOpts"] == {"d": "3"} and ep["GlobalIPv6Address"] == "fd00:b3:12::9"
+    finally:
+        daemon.berth("rm", "-f", "pyc")
+        if net is not None:
+            net.remove()
+        client.close()

@@ -4,6 +4,7 @@ reason."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,11 +12,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import console_socket, remove_cgroups_named
+from .conftest import console_socket, remove_cgroup_tree
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -99,7 +101,20 @@ EXEC_SCRIPT = ("id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/se
 
 
 def _cleanup_cgroup(cg: str) -> None:
-    remove_cgroups_named(cg.split("/")[0])
+    """The test's cgroups (relative: under this process's own, in each hierarchy), found with
+    os.walk, which skips what other tests remove meanwhile (conftest's rglob raises on it)."""
+    top = cg.split("/")[0]
+    found = [Path(d) for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == top]
+    for d in found:
+        for sub, _, _ in os.walk(d):
+            with contextlib.suppress(OSError):
+                for pid in Path(sub, "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), 9)
+    if found:
+        time.sleep(0.05)
+    for d in found:
+        remove_cgroup_tree(d)
 
 
 @pytest.mark.parametrize("bundle", ["seccomp"], indirect=True)

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import Daemon
+from . import test_dockerd_compat
+from .conftest import BIN, Daemon
+from .test_dockerd_compat import Dockerd
 
 pytestmark = pytest.mark.root
+
+# a private dockerd to compare with (skipped where docker.io is absent)
+dockerd = test_dockerd_compat.dockerd
 
 
 def test_named_volume_outlives_containers(daemon: Daemon) -> None:
@@ -92,3 +102,106 @@ def test_tmpfs_volume_driver_options(daemon: Daemon) -> None:
     out = daemon.ok("run", "--rm", "-v", "tv:/tv", "busybox", "sh", "-c", "mount | grep /tv")
     assert "tmpfs" in out and "size=3072k" in out
     daemon.ok("volume", "rm", "tv")
+
+
+
+@pytest.mark.parametrize("args", [
+    [], ["--label", "team=x", "--label", "empty="],
+    ["-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m,uid=1000"],
+])
+def test_volume_inspects_as_dockerd_s(dockerd: Dockerd, daemon: Daemon, args: list[str]) -> None:
+    """The same `volume create` inspects the same under both engines: the Mountpoint in its
+    place, Options only as given, the labels as given. Times and roots differ by nature."""
+    berth = Dockerd(daemon.base)   # the docker CLI, at berthd's socket
+    berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
+    got = []
+    for engine in (dockerd, berth):
+        assert engine.docker("volume", "create", *args, "cmpvol").strip() == "cmpvol"
+        try:
+            v = json.loads(engine.docker("volume", "inspect", "cmpvol"))[0]
+        finally:
+            engine.docker("volume", "rm", "cmpvol")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", v.pop("CreatedAt"))
+        assert v.pop("Mountpoint").endswith("/volumes/cmpvol/_data")
+        # the API (v1.50) never has Labels null; dockerd before 23 wrote null for none
+        v["Labels"] = v["Labels"] or {}
+        got.append(v)
+    assert got[0] == got[1]
+
+
+def test_anonymous_volume_inspects_as_dockerd_s(dockerd: Dockerd, daemon: Daemon) -> None:
+    """`run -v /data` makes an anonymous volume that inspects as dockerd's (its label)."""
+    berth = Dockerd(daemon.base)
+    berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
+    got = []
+    for engine, pull in ((dockerd, ["--pull", "never"]), (berth, [])):
+        cid = engine.docker("create", *pull, "--network", "none", "-v", "/data", "busybox",
+                            "true").strip()
+        try:
+            name = engine.docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}",
+                                 cid).strip()
+            v = json.loads(engine.docker("volume", "inspect", name))[0]
+        finally:
+            engine.docker("rm", "-v", cid)
+        assert re.fullmatch(r"[0-9a-f]{64}", v.pop("Name"))
+        del v["CreatedAt"], v["Mountpoint"]
+        got.append(v)
+    if int(dockerd.docker("version", "-f", "{{.Server.Version}}").split(".")[0]) < 23:
+        # dockerd labels anonymous volumes since 23 (what `volume prune` keys on): berth is
+        # the newer dockerd here
+        got[0]["Labels"] = {**(got[0]["Labels"] or {}), "com.docker.volume.anonymous": ""}
+    assert got[0] == got[1]
+
+
+def test_volume_events_stream_live(daemon: Daemon) -> None:
+    """The volume service runs in worker threads; its events still reach a listening client
+    as they happen (each one read before the next command)."""
+    # --since: what happens before the stream is open is replayed, not missed
+    p = subprocess.Popen([str(BIN / "berth"), "events", "--since", str(int(time.time())),
+                          "-f", "type=volume", "-f", "volume=live-vol", "--format",
+                          "{{.Action}}"], env=daemon.env, stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    try:
+
+        def line() -> str:
+            assert select.select([p.stdout], [], [], 20)[0], "no event in 20 s"
+            assert p.stdout is not None
+            return p.stdout.readline().strip()
+        daemon.ok("volume", "create", "live-vol")
+        assert line() == "create"
+        daemon.ok("volume", "rm", "live-vol")
+        assert line() == "destroy"
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def test_a_data_root_from_before_the_volume_record_loads(private_daemon: Daemon) -> None:
+    """Volumes stored as Docker's inspect JSON (berth before VolumeRecord) come back as they
+    were: inspect the same, their data there, an anonymous one still removed with its
+    container."""
+    d = private_daemon
+    d.ok("volume", "create", "--label", "k=v", "oldvol")
+    d.ok("run", "--rm", "-v", "oldvol:/d", "busybox", "sh", "-c", "echo kept > /d/f")
+    d.ok("create", "--name", "anon-user", "-v", "/data", "busybox", "true")
+    anon = d.inspect("anon-user")["Mounts"][0]["Name"]
+    want = {v["Name"]: v for v in json.loads(d.ok("volume", "inspect", "oldvol", anon))}
+    d.stop()
+    db = sqlite3.connect(d.data_root / "berth.db")
+    try:
+        for name, raw in db.execute("SELECT name, doc FROM volumes").fetchall():
+            assert json.loads(raw)["v"] == 1    # stored as the record
+            db.execute("UPDATE volumes SET doc=? WHERE name=?", (json.dumps(want[name]), name))
+        db.commit()
+    finally:
+        db.close()
+    d.start()
+    have = {v["Name"]: v for v in json.loads(d.ok("volume", "inspect", "oldvol", anon))}
+    assert have == want
+    assert d.ok("run", "--rm", "-v", "oldvol:/d", "busybox", "cat", "/d/f") == "kept\n"
+    assert d.ok("volume", "ls", "-q", "-f", "label=com.docker.volume.anonymous").split() == \
+        [anon]
+    d.ok("rm", "-v", "anon-user")
+    assert anon not in d.ok("volume", "ls", "-q").split()
+    d.ok("volume", "rm", "oldvol")

@@ -16,7 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from berth.api import Api, frame, parse_filters
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from berth.events import EventBus
+from berth.images import Image, ImageDetails, ImageSummary
 from berth.metadata import MetadataStore
+from berth.networks import Driver, NetworkRecord, NetworkView
 from berth.volumes import VolumeService
 
 
@@ -81,21 +83,24 @@ class FakeImages:
         self.events = events
 
     def list(self, *, all_: bool = False, filters: dict[str, list[str]] | None = None
-             ) -> list[dict[str, Any]]:
-        return [{"Id": FakeImage.id, "Filters": filters}]
+             ) -> list[ImageSummary]:
+        return [ImageSummary(id=FakeImage.id, created=0, size=0, labels=None, repo_tags=[],
+                             repo_digests=[], containers=0)]
 
     def resolve(self, name: str) -> FakeImage:
         if name != "busybox":
             raise NotFound(f"No such image: {name}")
         return FakeImage()
 
-    def inspect(self, name: str) -> dict[str, Any]:
-        return {"Id": self.resolve(name).id}
+    def inspect(self, name: str) -> ImageDetails:
+        img = Image(id=self.resolve(name).id, config={}, layers=[], size=0, created=0)
+        return ImageDetails(image=img, spec=img.spec, repo_tags=[], repo_digests=[],
+                            layer_dirs=[])
 
     def tag(self, name: str, repo: str, tag: str = "") -> None:
         self.events.publish("image", "tag", self.resolve(name).id, {"name": repo})
 
-    def disk_usage(self) -> tuple[int, list[dict[str, Any]]]:
+    def disk_usage(self) -> tuple[int, list[ImageSummary]]:
         return 0, []
 
 
@@ -127,27 +132,30 @@ class FakeBuilder:
 class FakeNetworks:
     def __init__(self, events: EventBus) -> None:
         self.events = events
-        self.nets = {"n1": {"Id": "n1" * 32, "Name": "front", "Driver": "bridge"},
-                     "busy": {"Id": "b" * 64, "Name": "busy", "Driver": "bridge"}}
+        self.nets = {"n1": _net("n1" * 32, "front"), "busy": _net("b" * 64, "busy")}
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        return list(self.nets.values())
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[NetworkView]:
+        return [NetworkView(record=rec, endpoints={}) for rec in self.nets.values()]
 
-    def resolve(self, ref: str) -> dict[str, Any]:
-        for doc in self.nets.values():
-            if ref in (doc["Id"], doc["Name"]):
-                return doc
+    def get(self, ref: str) -> NetworkRecord:
+        for rec in self.nets.values():
+            if ref in (rec.id, rec.name):
+                return rec
         raise NotFound(f"network {ref} not found")
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return self.resolve(ref)
+    def inspect(self, ref: str) -> NetworkView:
+        return NetworkView(record=self.get(ref), endpoints={})
 
-    def create(self, name: str, **kw: Any) -> dict[str, Any]:
-        return {"Id": "n2" * 32, "Name": name, "Driver": kw["driver"]}
+    def create(self, name: str, **kw: Any) -> NetworkRecord:
+        return _net("n2" * 32, name)
 
     def remove(self, ref: str, users: list[str]) -> None:
         if users:
             raise Forbidden(f"error while removing network: network {ref} has active endpoints")
+
+
+def _net(nid: str, name: str) -> NetworkRecord:
+    return NetworkRecord(id=nid, name=name, driver=Driver.BRIDGE, created="2024-01-01T00:00:00Z")
 
 
 def _run(coro: Any) -> Any:
@@ -372,8 +380,13 @@ def test_network_routes() -> None:
     containers = FakeContainers()
 
     async def go(c: TestClient) -> None:
-        status, nets = await _both(c, "GET", "/networks")
-        assert status == 200 and [n["Name"] for n in nets] == ["front", "busy"]
+        r = await c.get("/networks")
+        nets = await r.json()
+        assert r.status == 200 and [n["Name"] for n in nets] == ["front", "busy"]
+        # the one field that depends on the version: EnableIPv4, from API 1.47 on
+        old = await (await c.get("/v1.41/networks")).json()
+        assert [{k: v for k, v in n.items() if k != "EnableIPv4"} for n in nets] == old
+        assert "EnableIPv4" in nets[0] and "EnableIPv4" not in old[0]
         assert await _both(c, "GET", "/networks/nope") == (
             404, {"message": "network nope not found"})
         assert await _both(c, "POST", "/networks/create", json={"Name": "back"}) == (

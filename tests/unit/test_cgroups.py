@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from berth import cgroups, linux
+from berth.errors import InvalidArgument
 
 
 def _v1_tree(tmp: Path) -> dict[str, str]:
@@ -132,3 +133,74 @@ def test_fork_into_cgroup(clone3: bool, monkeypatch: pytest.MonkeyPatch) -> None
         assert f"0::/berth-test-{os.getpid()}\n" in seen
     finally:
         os.rmdir(d)
+
+
+def test_v1_network_hugetlb_rdma_and_kernel_tcp(tmp_path: Path) -> None:
+    """runtime-spec network, hugepageLimits, rdma and memory.kernelTCP in their v1 files."""
+    mounts = _v1_tree(tmp_path)
+    for c in ("net_cls", "hugetlb", "rdma"):
+        (tmp_path / c).mkdir()
+        mounts[c] = str(tmp_path / c)
+    mounts["net_prio"] = mounts["net_cls"]   # co-mounted, as usual
+    c = "berth/c5"
+    for ctrl in ("hugetlb", "memory"):
+        (tmp_path / ctrl / c).mkdir(parents=True)
+    (tmp_path / "hugetlb" / c / "hugetlb.2MB.limit_in_bytes").write_text("")
+    (tmp_path / "memory" / c / "memory.kmem.tcp.limit_in_bytes").write_text("")
+    res = cgroups.Resources.from_spec({
+        "network": {"classID": 0x100001, "priorities": [{"name": "eth0", "priority": 5}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+        "rdma": {"mlx5_1": {"hcaHandles": 3}},
+        "memory": {"kernelTCP": 16 << 20}})
+    cgroups.V1(c, mounts=mounts).create(res)
+    assert (tmp_path / "net_cls" / c / "net_cls.classid").read_text() == str(0x100001)
+    assert (tmp_path / "net_cls" / c / "net_prio.ifpriomap").read_text() == "eth0 5"
+    assert (tmp_path / "hugetlb" / c / "hugetlb.2MB.limit_in_bytes").read_text() == str(4 << 20)
+    assert (tmp_path / "rdma" / c / "rdma.max").read_text() == \
+        "mlx5_1 hca_handle=3 hca_object=max"
+    assert (tmp_path / "memory" / c / "memory.kmem.tcp.limit_in_bytes").read_text() == \
+        str(16 << 20)
+
+
+@pytest.mark.parametrize(("res", "message"), [
+    ({"network": {"classID": 1}}, "no net_cls cgroup controller"),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, "no hugetlb cgroup controller"),
+    ({"rdma": {"mlx5_1": {"hcaObjects": 1}}}, "no rdma cgroup controller"),
+    ({"unified": {"memory.high": "1M"}}, "needs cgroup v2"),
+    ({"blockIO": {"leafWeight": 300}}, "no blkio.leaf_weight"),
+])
+def test_v1_refuses_what_the_host_lacks(tmp_path: Path, res: dict[str, object],
+                                        message: str) -> None:
+    """runc drops such a limit without a word; berth-runtime refuses the container."""
+    mounts = _v1_tree(tmp_path)
+    (tmp_path / "blkio").mkdir()
+    mounts["blkio"] = str(tmp_path / "blkio")
+    with pytest.raises(InvalidArgument, match=message):
+        cgroups.V1("berth/c6", mounts=mounts).create(cgroups.Resources.from_spec(res))
+
+
+def test_v2_unified_hugetlb_rdma(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("memory hugetlb rdma\n")
+    d = tmp_path / "berth" / "c7"
+    d.mkdir(parents=True)
+    (d / "memory.high").write_text("max")
+    (d / "hugetlb.2MB.max").write_text("max")
+    m = cgroups.V2("berth/c7", root=str(tmp_path))
+    m.create(cgroups.Resources.from_spec({
+        "unified": {"memory.high": "1048576"},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}],
+        "rdma": {"mlx5_1": {"hcaHandles": 1, "hcaObjects": 9}}}))
+    assert (d / "memory.high").read_text() == "1048576"
+    assert (d / "hugetlb.2MB.max").read_text() == str(2 << 20)
+    assert (d / "rdma.max").read_text() == "mlx5_1 hca_handle=1 hca_object=9"
+    for bad in ("cgroup.procs", "../x.y", "memory", "nosuch.file"):
+        with pytest.raises(InvalidArgument, match="unified"):
+            m.create(cgroups.Resources.from_spec({"unified": {bad: "1"}}))
+    with pytest.raises(InvalidArgument, match="no cgroup v2 equivalent"):
+        m.create(cgroups.Resources.from_spec({"network": {"classID": 1}}))
+
+
+def test_kernel_memory_enforced_until_5_16() -> None:
+    assert cgroups.kernel_memory_enforced("5.15.0-91-generic")
+    assert not cgroups.kernel_memory_enforced("5.16.1")
+    assert not cgroups.kernel_memory_enforced("6.18.44-fc")

@@ -17,11 +17,11 @@ def _paths() -> list[tuple[str, m.Command]]:
 def test_every_flag_has_help(path: str, cmd: m.Command) -> None:
     spec, fn = m.load(cmd)
     assert callable(fn)
-    assert [f.long for f in spec.flags if not f.help] == [], path
+    assert [f.long for f in spec.FLAGS if not f.help] == [], path
 
 
 def test_global_flags_have_help() -> None:
-    assert [f.long for f in m.GLOBAL.flags if not f.help] == []
+    assert [f.long for f in m.GLOBAL.FLAGS if not f.help] == []
 
 
 def test_help_prints_docker_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,12 +42,37 @@ def test_exit_codes_come_from_error_types(capsys: pytest.CaptureFixture[str],
     assert m.run(["-H", "unix:///nowhere.sock", "--context", "x", "ps"]) == 1
     assert capsys.readouterr().err == (
         "conflicting options: cannot specify both --host and --context\n")
-    from berth.cli import common
-
     def fails(c: object, opts: object, args: object) -> int:
-        raise common.CommandFailed("step 2 failed", 3)
-    monkeypatch.setitem(m.COMMANDS, "wait", ("common", "", "fails", "", "test"))
-    monkeypatch.setattr(common, "fails", fails, raising=False)
+        raise m.CommandFailed("step 2 failed", 3)
+    monkeypatch.setitem(m.COMMANDS, "wait", ("main", "", "fails", "", "test"))
+    monkeypatch.setattr(m, "fails", fails, raising=False)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
     assert m.run(["wait", "x"]) == 3
     assert capsys.readouterr().err == "step 2 failed\n"
+
+
+def test_a_failed_format_prints_what_it_had_and_exits_with_its_code(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """main catches cli.fmt's FormatFailed without importing fmt itself (--version's path)."""
+    from berth.cli import fmt
+
+    def fails(c: object, opts: object, args: object) -> int:
+        raise fmt.FormatFailed("template: bad", 64, "partial\n")
+    monkeypatch.setitem(m.COMMANDS, "wait", ("main", "", "fails", "", "test"))
+    monkeypatch.setattr(m, "fails", fails, raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
+    assert m.run(["wait", "x"]) == 64
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("partial\n", "template: bad\n")
+
+
+def test_version_and_help_load_no_client() -> None:
+    import subprocess
+    import sys
+    code = ("import sys, berth.cli.main as m\n"
+            "m.run(['--version'])\n"
+            "print(sorted(n for n in sys.modules if n.startswith('berth')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.splitlines()[-1] == str(["berth", "berth.cli", "berth.cli.main",
+                                                "berth.cmdline", "berth.errors"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from berth import cgroups
-from berth.cli.create import RUN, build_create_body
+from berth.cli.create import RunOptions, build_create_body
 from berth.containers import health
 from berth.containers.spec import (
     UNSUPPORTED_HOST_CONFIG,
@@ -180,7 +180,7 @@ def test_v2_memory_low_and_io(tmp_path: Path) -> None:
 def test_cli_body(tmp_path: Path) -> None:
     lf = tmp_path / "labels"
     lf.write_text("# comment\n\na=1\n  b=2\n")
-    opts, pos = RUN.parse([
+    opts, pos = RunOptions.parse([
         "--pid", "host", "--ipc", "shareable", "--uts", "host", "--oom-score-adj", "-5",
         "--memory-reservation", "32m", "--memory-swappiness", "0", "--oom-kill-disable",
         "--blkio-weight", "300", "--blkio-weight-device", "/dev/sda:20",
@@ -207,7 +207,7 @@ def test_cli_body(tmp_path: Path) -> None:
                                      "Capabilities": [["gpu"]], "Options": {}}]
     assert hc["Annotations"] == {"k": "v"}
     assert body["Healthcheck"]["StartInterval"] == 2_000_000_000
-    opts, pos = RUN.parse(["busybox"])
+    opts, pos = RunOptions.parse(["busybox"])
     body, _ = build_create_body(opts, pos[0], pos[1:])
     assert not {"PidMode", "IpcMode", "MemorySwappiness", "OomScoreAdj"} & body["HostConfig"].keys()
 
@@ -224,8 +224,8 @@ def test_cli_body(tmp_path: Path) -> None:
     (["--annotation", "k"], "bad format for annotation"),
 ])
 def test_cli_errors(argv: list[str], msg: str) -> None:
-    from berth.cli.flags import UsageError
-    opts, pos = RUN.parse([*argv, "busybox"])
+    from berth.cmdline import UsageError
+    opts, pos = RunOptions.parse([*argv, "busybox"])
     with pytest.raises(UsageError, match=msg.replace("(", r"\(")):
         build_create_body(opts, pos[0], pos[1:])
 
@@ -294,7 +294,7 @@ def test_no_driver_is_dockers_error(tmp_path: Path) -> None:
 
 
 def test_cli_cdi_device() -> None:
-    opts, pos = RUN.parse(["--device", "vendor.com/class=dev0", "--device", "/dev/fuse",
+    opts, pos = RunOptions.parse(["--device", "vendor.com/class=dev0", "--device", "/dev/fuse",
                            "busybox"])
     hc = build_create_body(opts, pos[0], pos[1:])[0]["HostConfig"]
     assert hc["DeviceRequests"] == [{"Driver": "cdi", "DeviceIDs": ["vendor.com/class=dev0"],

@@ -233,7 +233,7 @@ def test_copy_up_gives_the_kernels_view(tmp_path: Path) -> None:
     vols = _volumes(tmp_path)
     v = vols.create("v1")
     vols.copy_up("v1", [str(top), str(mid), str(low)], "/data")
-    data = Path(v["Mountpoint"])
+    data = Path(v.mountpoint)
     assert sorted(os.listdir(data)) == ["file", "keep", "link", "new"]
     assert os.listdir(host) == []
 
@@ -244,7 +244,7 @@ def test_copy_up_never_follows_a_symlinked_volume_dir(tmp_path: Path) -> None:
     host.mkdir()
     vols = _volumes(tmp_path)
     v = vols.create("v2")
-    data = Path(v["Mountpoint"])
+    data = Path(v.mountpoint)
     data.rmdir()
     data.symlink_to(host)
     with pytest.raises(OSError):

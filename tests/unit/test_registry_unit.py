@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from berth.errors import InvalidArgument, Unavailable
-from berth.images.distribution import Distribution, parse_platform, progress_bar
+from berth.images.distribution import parse_platform, progress_bar
+from berth.images.manifests import parse_index
 from berth.registry import RegistryClient, RegistryOptions, normalize_server
 from berth.registry.auth import AuthConfig, TokenCache, parse_challenges
 
@@ -76,13 +77,15 @@ def test_platforms() -> None:
     assert parse_platform("linux/x86_64") == ("linux", "amd64", "")
     with pytest.raises(InvalidArgument):
         parse_platform("a/b/c/d")
-    entries = [{"digest": "1", "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
-               {"digest": "2", "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-               {"digest": "3", "platform": {"os": "linux", "architecture": "arm64",
-                                            "variant": "v8"}}]
-    assert Distribution._select(entries, ("linux", "arm", "v7"))["digest"] == "2"
-    assert Distribution._select(entries, ("linux", "arm64", ""))["digest"] == "3"
-    assert Distribution._select(entries, ("linux", "amd64", "")) is None
+    d1, d2, d3 = ("sha256:" + c * 64 for c in "123")
+    index = parse_index({"manifests": [
+        {"digest": d1, "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
+        {"digest": d2, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+        {"digest": d3, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+    ]}, "index")
+    assert getattr(index.select("linux", "arm", "v7"), "digest", None) == d2
+    assert getattr(index.select("linux", "arm64", ""), "digest", None) == d3
+    assert index.select("linux", "amd64", "") is None
 
 
 def test_progress_bar() -> None:

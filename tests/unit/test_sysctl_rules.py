@@ -65,8 +65,8 @@ def test_check_spec_reads_the_namespaces() -> None:
 
 
 def test_cli_flag_is_checked_as_the_docker_cli_does() -> None:
-    from berth.cli.flags import UsageError
     from berth.cli.runflags import _sysctl_flag
+    from berth.cmdline import UsageError
     assert _sysctl_flag("net.ipv4.ip_forward=1") == "net.ipv4.ip_forward=1"
     assert _sysctl_flag("kernel.sem=1 2 3 4") == "kernel.sem=1 2 3 4"
     for bad in ("net.ipv4.ip_forward", "kernel.core_pattern=x", "=1"):

@@ -22,7 +22,9 @@ from berth.events import EventBus, matches
 from berth.images import ImageService, host_arch
 from berth.volumes import VolumeService
 
+from .images import summary_json
 from .plugins import NOT_A_SWARM_MANAGER
+from .volumes import usage_json
 from .wire import (
     API_VERSION,
     ENGINE_VERSION,
@@ -113,13 +115,14 @@ class SystemHandlers:
                 raise InvalidArgument(f"unknown object type: {kind}")
         out: dict[str, Any] = {}
         if "image" in kinds:
-            out["LayersSize"], out["Images"] = await asyncio.to_thread(self.images.disk_usage)
+            out["LayersSize"], images = await asyncio.to_thread(self.images.disk_usage)
+            out["Images"] = [summary_json(s) for s in images]
         if "container" in kinds:
             out["Containers"] = await asyncio.to_thread(self.containers.list, all_=True,
                                                         size=True)
         if "volume" in kinds:
-            out["Volumes"] = (await asyncio.to_thread(self.volumes.usage)
-                              if self.volumes is not None else [])
+            usage = await asyncio.to_thread(self.volumes.usage) if self.volumes is not None else []
+            out["Volumes"] = [usage_json(u) for u in usage]
         if "build-cache" in kinds:
             out["BuildCache"] = []   # the classic builder's cache is images (as dockerd's)
         return json_response(out)

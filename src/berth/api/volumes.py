@@ -1,19 +1,38 @@
 """The volume routes: list, create, inspect, remove, prune; the volume service publishes the
-events.
+events. Docker's JSON of a volume is made here, from the service's `VolumeRecord`.
 
-Imports the volume service and `errors`.
+Imports the volume service and `errors`. The service's methods block (SQLite, a volume's
+directory made or removed): they run in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from berth.errors import NotFound
-from berth.volumes import VolumeService
+from berth.volumes import VolumePruneReport, VolumeRecord, VolumeService, VolumeUsage
+from berth.volumes.records import format_created
 
 from .wire import filters, json_response, qbool, read_json
+
+
+def volume_json(v: VolumeRecord) -> dict[str, Any]:
+    """`GET /volumes/{name}` in dockerd's shape."""
+    return {"CreatedAt": format_created(v.created), "Driver": v.driver,
+            "Labels": v.all_labels(), "Mountpoint": v.mountpoint, "Name": v.name,
+            "Options": dict(v.options) or None, "Scope": v.scope.value}
+
+
+def usage_json(u: VolumeUsage) -> dict[str, Any]:
+    """A volume of `GET /system/df`."""
+    return {**volume_json(u.volume), "UsageData": {"Size": u.size, "RefCount": u.ref_count}}
+
+
+def prune_json(r: VolumePruneReport) -> dict[str, Any]:
+    return {"VolumesDeleted": r.deleted or None, "SpaceReclaimed": r.reclaimed}
 
 
 class VolumeHandlers:
@@ -26,24 +45,28 @@ class VolumeHandlers:
         return self._volumes
 
     async def list(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self._vols().list(filters(request)))
+        vols = await asyncio.to_thread(self._vols().list, filters(request))
+        return json_response({"Volumes": [volume_json(v) for v in vols], "Warnings": None})
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
-        doc = self._vols().create(
-            b.get("Name") or "", driver=b.get("Driver") or "local",
+        vol = await asyncio.to_thread(
+            self._vols().create, b.get("Name") or "", driver=b.get("Driver") or "local",
             options=b.get("DriverOpts") or {}, labels=b.get("Labels") or {})
-        return json_response(doc, 201)
+        return json_response(volume_json(vol), 201)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self._vols().get(request.match_info["name"]))
+        vol = await asyncio.to_thread(self._vols().get, request.match_info["name"])
+        return json_response(volume_json(vol))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        self._vols().remove(request.match_info["name"], force=qbool(request, "force"))
+        await asyncio.to_thread(self._vols().remove, request.match_info["name"],
+                                force=qbool(request, "force"))
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(self._vols().prune, filters(request)))
+        return json_response(prune_json(
+            await asyncio.to_thread(self._vols().prune, filters(request))))
 
 
-__all__ = ["VolumeHandlers"]
+__all__ = ["VolumeHandlers", "prune_json", "usage_json", "volume_json"]

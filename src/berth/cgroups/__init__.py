@@ -34,7 +34,10 @@ class Resources:
     __slots__ = ("memory", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period",
                  "cpuset_cpus", "cpuset_mems", "pids_limit", "devices", "memory_reservation",
                  "memory_swappiness", "oom_kill_disable", "blkio_weight", "blkio_weight_devices",
-                 "blkio_throttle")
+                 "blkio_throttle", "kernel_memory", "kernel_tcp", "blkio_leaf_weight",
+                 "blkio_leaf_weight_devices", "net_classid", "net_priorities", "hugetlb", "rdma",
+                 "unified", "cpu_rt_runtime", "cpu_rt_period", "cpu_idle", "cpu_burst",
+                 "memory_use_hierarchy")
 
     def __init__(self, *, memory: int | None = None, memory_swap: int | None = None,
                  cpu_shares: int | None = None, cpu_quota: int | None = None,
@@ -44,7 +47,18 @@ class Resources:
                  memory_reservation: int | None = None, memory_swappiness: int | None = None,
                  oom_kill_disable: bool = False, blkio_weight: int | None = None,
                  blkio_weight_devices: tuple[tuple[int, int, int], ...] = (),
-                 blkio_throttle: tuple[tuple[str, int, int, int], ...] = ()) -> None:
+                 blkio_throttle: tuple[tuple[str, int, int, int], ...] = (),
+                 kernel_memory: int | None = None, kernel_tcp: int | None = None,
+                 blkio_leaf_weight: int | None = None,
+                 blkio_leaf_weight_devices: tuple[tuple[int, int, int], ...] = (),
+                 net_classid: int | None = None,
+                 net_priorities: tuple[tuple[str, int], ...] = (),
+                 hugetlb: tuple[tuple[str, int], ...] = (),
+                 rdma: tuple[tuple[str, int | None, int | None], ...] = (),
+                 unified: tuple[tuple[str, str], ...] = (),
+                 cpu_rt_runtime: int | None = None, cpu_rt_period: int | None = None,
+                 cpu_idle: int | None = None, cpu_burst: int | None = None,
+                 memory_use_hierarchy: bool | None = None) -> None:
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # memory + swap, bytes; -1 unlimited
         self.memory_reservation = memory_reservation    # soft limit, bytes
@@ -54,6 +68,21 @@ class Resources:
         self.blkio_weight_devices = blkio_weight_devices   # (major, minor, weight)
         # (kind, major, minor, limit): kind one of THROTTLE_KINDS
         self.blkio_throttle = blkio_throttle
+        self.blkio_leaf_weight = blkio_leaf_weight      # v1 CFQ only
+        self.blkio_leaf_weight_devices = blkio_leaf_weight_devices   # (major, minor, weight)
+        self.kernel_memory = kernel_memory  # v1 before Linux 5.16 only
+        self.kernel_tcp = kernel_tcp        # v1 only: memory.kmem.tcp.limit_in_bytes
+        self.net_classid = net_classid      # v1 net_cls.classid
+        self.net_priorities = net_priorities    # v1 net_prio.ifpriomap: (interface, priority)
+        self.hugetlb = hugetlb              # (page size as "2MB", limit in bytes)
+        self.rdma = rdma                    # (device, hca_handle, hca_object); None is "max"
+        # v2 files by name, written as they are (runtime-spec linux.resources.unified)
+        self.unified = unified
+        self.cpu_rt_runtime = cpu_rt_runtime    # v1 cpu.rt_runtime_us
+        self.cpu_rt_period = cpu_rt_period      # v1 cpu.rt_period_us
+        self.cpu_idle = cpu_idle                # cpu.idle (SCHED_IDLE for the group)
+        self.cpu_burst = cpu_burst              # microseconds: cfs_burst_us, cpu.max.burst
+        self.memory_use_hierarchy = memory_use_hierarchy    # v1 memory.use_hierarchy
         self.cpu_shares = cpu_shares
         self.cpu_quota = cpu_quota          # microseconds per period
         self.cpu_period = cpu_period
@@ -79,20 +108,49 @@ class Resources:
         cpu = res.get("cpu") or {}
         pids = res.get("pids") or {}
         blk = res.get("blockIO") or {}
-        return cls(memory=mem.get("limit"), memory_swap=mem.get("swap"),
-                   cpu_shares=cpu.get("shares"), cpu_quota=cpu.get("quota"),
-                   cpu_period=cpu.get("period"), cpuset_cpus=cpu.get("cpus"),
-                   cpuset_mems=cpu.get("mems"), pids_limit=pids.get("limit"),
-                   devices=tuple(res.get("devices") or ()),
-                   memory_reservation=mem.get("reservation"),
-                   memory_swappiness=mem.get("swappiness"),
-                   oom_kill_disable=bool(mem.get("disableOOMKiller")),
-                   blkio_weight=blk.get("weight"),
-                   blkio_weight_devices=tuple((d["major"], d["minor"], d["weight"])
-                                              for d in blk.get("weightDevice") or ()),
-                   blkio_throttle=tuple((kind, d["major"], d["minor"], d["rate"])
-                                        for kind in THROTTLE_KINDS
-                                        for d in blk.get(kind) or ()))
+        net = res.get("network") or {}
+        try:
+            return cls(memory=mem.get("limit"), memory_swap=mem.get("swap"),
+                       cpu_shares=cpu.get("shares"), cpu_quota=cpu.get("quota"),
+                       cpu_period=cpu.get("period"), cpuset_cpus=cpu.get("cpus"),
+                       cpuset_mems=cpu.get("mems"), pids_limit=pids.get("limit"),
+                       devices=tuple(res.get("devices") or ()),
+                       memory_reservation=mem.get("reservation"),
+                       memory_swappiness=mem.get("swappiness"),
+                       oom_kill_disable=bool(mem.get("disableOOMKiller")),
+                       kernel_memory=mem.get("kernel"), kernel_tcp=mem.get("kernelTCP"),
+                       blkio_weight=blk.get("weight"),
+                       blkio_leaf_weight=blk.get("leafWeight"),
+                       blkio_weight_devices=tuple(
+                           (int(d["major"]), int(d["minor"]), int(d["weight"]))
+                           for d in blk.get("weightDevice") or () if d.get("weight")),
+                       blkio_leaf_weight_devices=tuple(
+                           (int(d["major"]), int(d["minor"]), int(d["leafWeight"]))
+                           for d in blk.get("weightDevice") or () if d.get("leafWeight")),
+                       blkio_throttle=tuple((kind, int(d["major"]), int(d["minor"]),
+                                             int(d["rate"]))
+                                            for kind in THROTTLE_KINDS
+                                            for d in blk.get(kind) or ()),
+                       net_classid=net.get("classID"),
+                       net_priorities=tuple((str(p["name"]), int(p["priority"]))
+                                            for p in net.get("priorities") or ()),
+                       hugetlb=tuple((str(h["pageSize"]), int(h["limit"]))
+                                     for h in res.get("hugepageLimits") or ()),
+                       rdma=tuple((str(dev), _opt_int(v.get("hcaHandles")),
+                                   _opt_int(v.get("hcaObjects")))
+                                  for dev, v in (res.get("rdma") or {}).items()),
+                       cpu_rt_runtime=cpu.get("realtimeRuntime"),
+                       cpu_rt_period=cpu.get("realtimePeriod"), cpu_idle=cpu.get("idle"),
+                       cpu_burst=cpu.get("burst"),
+                       memory_use_hierarchy=mem.get("useHierarchy"),
+                       unified=tuple((str(k), str(v))
+                                     for k, v in (res.get("unified") or {}).items()))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InvalidArgument(f"invalid linux.resources: {e!r}") from None
+
+
+def _opt_int(v: object) -> int | None:
+    return None if v is None else int(v)  # type: ignore[call-overload]
 
 
 # runtime-spec blockIO throttle keys → (v1 file suffix, v2 io.max key)
@@ -104,6 +162,28 @@ THROTTLE_KINDS = {
 }
 BLKIO_WEIGHT_UNSUPPORTED = ("Your kernel does not support Block I/O weight or the cgroup is "
                             "not mounted")
+
+
+def kernel_memory_enforced(release: str | None = None) -> bool:
+    """Whether this kernel still enforces a v1 kernel memory limit: Linux 5.16 and later
+    accept a write to memory.kmem.limit_in_bytes and ignore it."""
+    parts = (release or os.uname().release).split(".")
+    try:
+        return (int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)) < (5, 16)
+    except (IndexError, ValueError):
+        return False
+
+
+def _check_word(value: str, what: str) -> None:
+    """A name written into a cgroup file as one word of a line: nothing that would add a
+    field or a line."""
+    if not value or any(c.isspace() for c in value) or "/" in value:
+        raise InvalidArgument(f"invalid {what}: {value!r}")
+
+
+def _rdma_line(dev: str, handles: int | None, objects: int | None) -> str:
+    return (f"{dev} hca_handle={'max' if handles is None else handles} "
+            f"hca_object={'max' if objects is None else objects}")
 
 
 def _first_present(d: str, names: tuple[str, ...]) -> str | None:
@@ -220,6 +300,7 @@ class V1:
     # name=systemd is no controller, but runc makes the container's cgroup there too, and
     # the container sees that directory at /sys/fs/cgroup/systemd
     CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
+                   "net_cls", "net_prio", "hugetlb", "rdma", "perf_event",
                    "name=systemd", "")  # "": the unified hierarchy of a hybrid layout
 
     def __init__(self, path: str, *, mounts: dict[str, str],
@@ -267,10 +348,23 @@ class V1:
                 _write(os.path.join(mem, "memory.swappiness"), res.memory_swappiness)
             if res.oom_kill_disable:
                 _write(os.path.join(mem, "memory.oom_control"), 1)
-        elif res.memory_reservation or res.memory_swappiness is not None or res.oom_kill_disable:
+        elif res.memory_reservation or res.memory_swappiness is not None or res.oom_kill_disable \
+                or res.kernel_tcp:
             raise InvalidArgument("no memory cgroup controller is mounted: cannot apply the "
-                                  "memory reservation, swappiness or OOM killer setting")
+                                  "memory reservation, swappiness, OOM killer or kernelTCP "
+                                  "setting")
+        if mem and res.memory_use_hierarchy is not None:
+            _write(os.path.join(mem, "memory.use_hierarchy"), int(res.memory_use_hierarchy))
+        if mem and res.kernel_tcp:
+            f = os.path.join(mem, "memory.kmem.tcp.limit_in_bytes")
+            if not os.path.exists(f):
+                raise InvalidArgument("linux.resources.memory.kernelTCP: this kernel has no "
+                                      "kernel TCP memory accounting (memory.kmem.tcp)")
+            _write(f, res.kernel_tcp)
+        if mem and res.kernel_memory and kernel_memory_enforced():
+            _write(os.path.join(mem, "memory.kmem.limit_in_bytes"), res.kernel_memory)
         self._blkio(res)
+        self._v1_only(res)
         cpu = self._dir("cpu")
         if cpu:
             if res.cpu_shares:
@@ -279,6 +373,19 @@ class V1:
                 _write(os.path.join(cpu, "cpu.cfs_period_us"), res.cpu_period)
             if res.cpu_quota:
                 _write(os.path.join(cpu, "cpu.cfs_quota_us"), res.cpu_quota)
+            # the period first: the kernel checks the runtime against it
+            if res.cpu_rt_period:
+                _write(os.path.join(cpu, "cpu.rt_period_us"), res.cpu_rt_period)
+            if res.cpu_rt_runtime:
+                _write(os.path.join(cpu, "cpu.rt_runtime_us"), res.cpu_rt_runtime)
+            if res.cpu_idle is not None:
+                _write(os.path.join(cpu, "cpu.idle"), res.cpu_idle)
+            if res.cpu_burst is not None:
+                _write(os.path.join(cpu, "cpu.cfs_burst_us"), res.cpu_burst)
+        elif res.cpu_rt_period or res.cpu_rt_runtime or res.cpu_idle is not None or \
+                res.cpu_burst is not None:
+            raise InvalidArgument("no cpu cgroup controller is mounted: cannot apply the "
+                                  "realtime or idle setting")
         if cpuset and res.cpuset_cpus:
             try:
                 _write(os.path.join(cpuset, "cpuset.cpus"), res.cpuset_cpus)
@@ -303,9 +410,53 @@ class V1:
                              "and no cgroup2 hierarchy is mounted")
             _attach_devices(unified, res.devices)
 
+    def _v1_only(self, res: Resources) -> None:
+        """net_cls, net_prio, hugetlb and rdma: each an error where its hierarchy is not
+        mounted (runc drops such a limit without a word), and unified, which needs v2."""
+        if res.unified:
+            raise InvalidArgument("linux.resources.unified needs cgroup v2: this host's "
+                                  "cgroups are v1")
+        wanted = (("net_cls", res.net_classid is not None, "network.classID"),
+                  ("net_prio", bool(res.net_priorities), "network.priorities"),
+                  ("hugetlb", bool(res.hugetlb), "hugepageLimits"),
+                  ("rdma", bool(res.rdma), "rdma"))
+        for ctrl, asked, field in wanted:
+            if asked and not self._dir(ctrl):
+                raise InvalidArgument(f"linux.resources.{field}: no {ctrl} cgroup controller "
+                                      "is mounted on this host")
+        if res.net_classid is not None:
+            _write(os.path.join(self._dir("net_cls") or "", "net_cls.classid"),
+                   res.net_classid)
+        for name, prio in res.net_priorities:
+            _check_word(name, "network.priorities name")
+            _write(os.path.join(self._dir("net_prio") or "", "net_prio.ifpriomap"),
+                   f"{name} {prio}")
+        for size, limit in res.hugetlb:
+            _check_word(size, "hugepageLimits pageSize")
+            f = os.path.join(self._dir("hugetlb") or "", f"hugetlb.{size}.limit_in_bytes")
+            if not os.path.exists(f):
+                raise InvalidArgument(f"linux.resources.hugepageLimits: this host has no "
+                                      f"huge pages of size {size}")
+            _write(f, limit)
+        for dev, handles, objects in res.rdma:
+            _check_word(dev, "rdma device")
+            _write(os.path.join(self._dir("rdma") or "", "rdma.max"), _rdma_line(
+                dev, handles, objects))
+
     def _blkio(self, res: Resources) -> None:
-        """blkio.weight (CFQ) or blkio.bfq.weight (BFQ), per-device weights, and the
-        throttling files; an error where the kernel has none of a file asked for."""
+        """blkio.weight (CFQ) or blkio.bfq.weight (BFQ), per-device weights, the leaf
+        weights (CFQ only) and the throttling files; an error where the kernel has none of a
+        file asked for."""
+        if res.blkio_leaf_weight or res.blkio_leaf_weight_devices:
+            blk = self._dir("blkio")
+            if not blk or not os.path.exists(os.path.join(blk, "blkio.leaf_weight")):
+                raise InvalidArgument("linux.resources.blockIO leafWeight: this kernel has no "
+                                      "blkio.leaf_weight (the CFQ I/O scheduler is gone)")
+            if res.blkio_leaf_weight:
+                _write(os.path.join(blk, "blkio.leaf_weight"), res.blkio_leaf_weight)
+            for major, minor, weight in res.blkio_leaf_weight_devices:
+                _write(os.path.join(blk, "blkio.leaf_weight_device"),
+                       f"{major}:{minor} {weight}")
         if not (res.blkio_weight or res.blkio_weight_devices or res.blkio_throttle):
             return
         blk = self._dir("blkio")
@@ -404,7 +555,8 @@ class V2:
         available = _read(os.path.join(self.root, "cgroup.controllers")).split()
         cur = self.root
         for part in self.path.split("/"):
-            want = [c for c in ("cpu", "cpuset", "memory", "pids", "io") if c in available]
+            want = [c for c in ("cpu", "cpuset", "memory", "pids", "io", "hugetlb", "rdma")
+                    if c in available]
             if want:
                 try:
                     _write(os.path.join(cur, "cgroup.subtree_control"), " ".join("+" + c for c in want))
@@ -439,6 +591,47 @@ class V2:
             _write(os.path.join(d, "cpuset.mems"), res.cpuset_mems)
         if res.pids_limit and res.pids_limit > 0:
             _write(os.path.join(d, "pids.max"), res.pids_limit)
+        self._v2_rest(res)
+
+    def _v2_rest(self, res: Resources) -> None:
+        """hugetlb and rdma in their v2 files; `unified` as given; an error for what v2 has
+        no file for (net_cls, net_prio, kernelTCP, leaf weights)."""
+        d = self.dir
+        if res.cpu_idle is not None:
+            _write(os.path.join(d, "cpu.idle"), res.cpu_idle)
+        if res.cpu_burst is not None:
+            _write(os.path.join(d, "cpu.max.burst"), res.cpu_burst)
+        for field, asked in (("memory.useHierarchy", res.memory_use_hierarchy is False),
+                             ("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
+                             ("cpu.realtimePeriod", bool(res.cpu_rt_period)),
+                             ("network.classID", res.net_classid is not None),
+                             ("network.priorities", bool(res.net_priorities)),
+                             ("memory.kernelTCP", bool(res.kernel_tcp)),
+                             ("blockIO leafWeight", bool(res.blkio_leaf_weight or
+                                                         res.blkio_leaf_weight_devices))):
+            if asked:
+                raise InvalidArgument(f"linux.resources.{field} has no cgroup v2 equivalent")
+        for size, limit in res.hugetlb:
+            _check_word(size, "hugepageLimits pageSize")
+            f = os.path.join(d, f"hugetlb.{size}.max")
+            if not os.path.exists(f):
+                raise InvalidArgument(f"linux.resources.hugepageLimits: no hugetlb controller "
+                                      f"or no huge pages of size {size}")
+            _write(f, limit)
+        for dev, handles, objects in res.rdma:
+            _check_word(dev, "rdma device")
+            _write(os.path.join(d, "rdma.max"), _rdma_line(dev, handles, objects))
+        for key, value in res.unified:
+            # a plain file of this cgroup, never one that moves processes or delegates
+            if not key or "/" in key or key.startswith(".") or "." not in key or \
+                    key in ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
+                            "cgroup.type", "cgroup.kill"):
+                raise InvalidArgument(f"linux.resources.unified: invalid key {key!r}")
+            f = os.path.join(d, key)
+            if not os.path.exists(f):
+                raise InvalidArgument(f"linux.resources.unified: {key}: no such file in the "
+                                      "cgroup (controller not enabled?)")
+            _write(f, value)
 
     def _io(self, res: Resources) -> None:
         """The io controller: io.bfq.weight as it is, else io.weight with runc's conversion
@@ -580,7 +773,8 @@ def detect(path: str) -> CgroupManager:
     return V1(path, mounts=v1_mounts())
 
 
-__all__ = ["Resources", "Stats", "CgroupManager", "V1", "V2", "detect", "is_v2",
+__all__ = ["Resources", "Stats", "kernel_memory_enforced",
+           "CgroupManager", "V1", "V2", "detect", "is_v2",
            "THROTTLE_KINDS", "BLKIO_WEIGHT_UNSUPPORTED",
            "remove_parent", "for_spec", "own_cgroups",
            "v1_mounts"]

@@ -8,21 +8,55 @@ import _thread
 import os
 import sys
 
-from berth.cli.common import (
-    ENGINE_ERROR,
-    _env_list,
-    _term_size,
-    err,
-    out,
-)
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, ConnectionFailed, q
+from berth.cli.main import ENGINE_ERROR, err, out
+from berth.client import Client, ConnectionFailed, Response, Waiting
+from berth.cmdline import Options, UsageError, boolean, string, strings
+from berth.detachkeys import DEFAULT as DEFAULT_DETACH_KEYS
+from berth.detachkeys import DetachScanner, parse_detach_keys
 from berth.errors import BerthError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+
+def _term_size() -> tuple[int, int] | None:
+    try:
+        sz = os.get_terminal_size(sys.stdout.fileno())
+        return sz.lines, sz.columns
+    except OSError:
+        return None
+
+
+def _env_list(env_files: list[str], items: list[str]) -> list[str]:
+    """`--env-file` and `-e`, in that order, as `K=V` (or a bare `K`)."""
+    env: list[str] = []
+    for path in env_files:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            env.append(_env_item(line))
+    for item in items:
+        env.append(_env_item(item))
+    return [x for x in env if x]
+
+
+def _env_item(e: str) -> str:
+    if "=" in e:
+        if e.startswith("="):
+            raise UsageError(f"invalid environment variable: {e}")
+        return e
+    # as the docker CLI: the value from the client's environment, or the bare name, which the
+    # daemon keeps in Config.Env and which unsets the name in the process
+    v = os.environ.get(e)
+    return f"{e}={v}" if v is not None else e
 
 
 def _start_error_code(message: str) -> int:
@@ -37,15 +71,13 @@ def _start_error_code(message: str) -> int:
 
 
 def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition: str,
-                      prefix: str) -> tuple[Any, Any] | int:
+                      prefix: str) -> tuple[Response, Waiting] | int:
     """The docker CLI's order: attach (hijacked) and register the wait before the start, so no
     output and no exit is missed. Returns both streams, or the exit code of a failed start."""
-    attach = c.send("POST", f"/containers/{cid}/attach",
-                    query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
-                           "stderr": 1, "detachKeys": keys or None}, upgrade=True)
-    wait = c.send("POST", f"/containers/{cid}/wait", query={"condition": condition})
+    attach = c.attach_container(cid, stdin=stdin, detach_keys=keys)
+    wait = c.begin_wait(cid, condition)
     try:
-        c.send("POST", f"/containers/{cid}/start").close()
+        c.start_container(cid)
     except BerthError as e:
         attach.close()
         wait.close()
@@ -55,27 +87,17 @@ def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition:
 
 
 def _check_detach_keys(keys: str) -> None:
-    for part in keys.split(","):
-        if not (len(part) == 1 or (part.startswith("ctrl-") and len(part) == 6 and (
-                "a" <= part[5] <= "z" or part[5] in "@[\\]^_"))):
-            raise UsageError(f"Invalid detach keys ({keys}) provided")
-
-
-def _detach_bytes(keys: str) -> bytes:
-    out = bytearray()
-    for part in (keys or "ctrl-p,ctrl-q").split(","):
-        if part.startswith("ctrl-"):
-            c = part[5]
-            out.append(ord(c) - 96 if "a" <= c <= "z" else "@[\\]^_".index(c) + (
-                0 if c == "@" else 26))
-        else:
-            out.append(ord(part))
-    return bytes(out)
-
-
-def _resize(c: Client, path: str, h: int, w: int) -> None:
+    """A `--detach-keys` the daemon would refuse, refused here first (docker's wording)."""
     try:
-        c.send("POST", path, query={"h": h, "w": w}).close()
+        parse_detach_keys(keys)
+    except ValueError:
+        raise UsageError(f"Invalid detach keys ({keys}) provided") from None
+
+
+def _resize(resize: Callable[[str, int, int], None], target: str, h: int, w: int) -> None:
+    """A terminal's new size to a container or an exec; a failure only loses the resize."""
+    try:
+        resize(target, h, w)
     except (BerthError, OSError):
         pass
 
@@ -105,28 +127,20 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
         signal.signal(signal.SIGWINCH, on_winch)
 
     def pump_stdin() -> None:
-        seq = _detach_bytes(keys) if raw else b""
-        held = b""
+        scan = DetachScanner(parse_detach_keys(keys or DEFAULT_DETACH_KEYS) if raw else b"")
         try:
             while True:
                 data = os.read(in_fd, 4096)
                 if not data:
                     break
-                if seq:
-                    buf = held + data
-                    if seq in buf:
-                        # the daemon sees the keys too, and ends the stream without closing
-                        # the container's stdin (closing ours would end a StdinOnce shell).
-                        # Flag first: the stream may end before sendall returns
-                        detached.append(True)
-                        r.sock.sendall(buf[:buf.index(seq) + len(seq)])
-                        return
-                    held = b""
-                    for n in range(min(len(seq) - 1, len(buf)), 0, -1):
-                        if seq.startswith(buf[-n:]):
-                            held, buf = buf[-n:], buf[:-n]
-                            break
-                    data = buf
+                data, typed = scan.feed(data)
+                if typed:
+                    # the daemon sees the keys too, and ends the stream without closing the
+                    # container's stdin (closing ours would end a StdinOnce shell). Flag
+                    # first: the stream may end before sendall returns
+                    detached.append(True)
+                    r.sock.sendall(data + scan.keys)
+                    return
                 if data:
                     r.sock.sendall(data)
             Client.close_write(r.sock)
@@ -154,7 +168,7 @@ def _proxy_signals(c: Client, cid: str) -> None:
     def handler(signo: int, _frame: Any) -> None:
         def send() -> None:
             try:
-                c.send("POST", f"/containers/{cid}/kill", query={"signal": str(signo)}).close()
+                c.kill_container(cid, str(signo))
             except BerthError:
                 pass
         _thread.start_new_thread(send, ())
@@ -181,116 +195,110 @@ def _pump_output(r: Any, tty: bool) -> None:
         r.close()
 
 
-ATTACH = Spec([flag("no-stdin", help="Do not attach STDIN"),
-               flag("sig-proxy", default=True, help="Proxy all received signals to the process"),
-               flag("detach-keys", kind="str", default="",
-                    help="Override the key sequence for detaching a container")])
+class AttachOptions(Options):
+    no_stdin = boolean("no-stdin", help="Do not attach STDIN")
+    sig_proxy = boolean("sig-proxy", default=True, help="Proxy all received signals to the process")
+    detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
 
-def cmd_attach(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_attach(c: Client, opts: AttachOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"attach" requires exactly 1 argument.')
-    if opts["detach-keys"]:
-        _check_detach_keys(opts["detach-keys"])
-    info = c.get(f"/containers/{q(args[0])}/json")
+    if opts.detach_keys:
+        _check_detach_keys(opts.detach_keys)
+    info = c.inspect_container(args[0])
     cid = info["Id"]
     if not info["State"]["Running"]:
         raise BerthError("You cannot attach to a stopped container, start it first")
     tty = bool(info["Config"]["Tty"])
-    stdin = bool(info["Config"]["OpenStdin"]) and not opts["no-stdin"]
+    stdin = bool(info["Config"]["OpenStdin"]) and not opts.no_stdin
     if tty and stdin and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
-    r = c.send("POST", f"/containers/{cid}/attach",
-               query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1, "stderr": 1,
-                      "detachKeys": opts["detach-keys"] or None}, upgrade=True)
-    if opts["sig-proxy"] and not tty:
+    r = c.attach_container(cid, stdin=stdin, detach_keys=opts.detach_keys)
+    if opts.sig_proxy and not tty:
         _proxy_signals(c, cid)
-    if _session(r, tty=tty, stdin=stdin, keys=opts["detach-keys"],
-                resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+    if _session(r, tty=tty, stdin=stdin, keys=opts.detach_keys,
+                resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
         return 0
-    res = c.post(f"/containers/{cid}/wait")
-    return int(res.get("StatusCode", 0)) if res else 0
+    return c.wait_container(cid).get("StatusCode", 0)
 
 
-EXEC = Spec([flag("detach", "d", help="Detached mode: run command in the background"),
-             flag("interactive", "i", help="Keep STDIN open even if not attached"),
-             flag("tty", "t", help="Allocate a pseudo-TTY"),
-             flag("env", "e", "list", help="Set environment variables"),
-             flag("env-file", kind="list", help="Read in a file of environment variables"),
-             flag("workdir", "w", "str", "", help="Working directory inside the container"),
-             flag("user", "u", "str", "",
-                  help="Username or UID (format: \"<name|uid>[:<group|gid>]\")"),
-             flag("privileged", help="Give extended privileges to the command"),
-             flag("detach-keys", kind="str", default="",
-                  help="Override the key sequence for detaching a container")],
-            interspersed=False)
+class ExecOptions(Options):
+    INTERSPERSED = False
+    detach = boolean("detach", "d", help="Detached mode: run command in the background")
+    interactive = boolean("interactive", "i", help="Keep STDIN open even if not attached")
+    tty = boolean("tty", "t", help="Allocate a pseudo-TTY")
+    env = strings("env", "e", help="Set environment variables")
+    env_file = strings("env-file", help="Read in a file of environment variables")
+    workdir = string("workdir", "w", help="Working directory inside the container")
+    user = string("user", "u", help="Username or UID (format: \"<name|uid>[:<group|gid>]\")")
+    privileged = boolean("privileged", help="Give extended privileges to the command")
+    detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
 
-def cmd_exec(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
     if len(args) < 2:
         raise UsageError('"exec" requires at least 2 arguments.')
-    if opts["tty"] and opts["interactive"] and not sys.stdin.isatty():
+    # as the docker CLI: only a command that attaches its input needs a terminal
+    if opts.tty and opts.interactive and not opts.detach and not sys.stdin.isatty():
         err("the input device is not a TTY")
         return 1
-    if opts["detach-keys"]:
-        _check_detach_keys(opts["detach-keys"])
-    detach = bool(opts["detach"])
+    if opts.detach_keys:
+        _check_detach_keys(opts.detach_keys)
+    detach = opts.detach
     body: dict[str, Any] = {
-        "Cmd": args[1:], "Tty": bool(opts["tty"]), "Env": _env_list(opts),
-        "AttachStdin": bool(opts["interactive"]) and not detach,
+        "Cmd": args[1:], "Tty": opts.tty, "Env": _env_list(opts.env_file, opts.env),
+        "AttachStdin": opts.interactive and not detach,
         "AttachStdout": not detach, "AttachStderr": not detach,
-        "Privileged": bool(opts["privileged"]), "User": opts["user"],
-        "WorkingDir": opts["workdir"], "DetachKeys": opts["detach-keys"]}
-    size = _term_size() if opts["tty"] else None
+        "Privileged": opts.privileged, "User": opts.user,
+        "WorkingDir": opts.workdir, "DetachKeys": opts.detach_keys}
+    size = _term_size() if opts.tty else None
     if size:
         body["ConsoleSize"] = list(size)
-    eid = c.post(f"/containers/{q(args[0])}/exec", body=body)["Id"]
-    start = {"Detach": detach, "Tty": bool(opts["tty"]), "ConsoleSize": list(size) if size else None}
-    if detach:
-        c.send("POST", f"/exec/{eid}/start", body=start).close()
+    eid = c.create_exec(args[0], body)["Id"]
+    r = c.start_exec(eid, tty=opts.tty, detach=detach, console_size=list(size) if size else None)
+    if r is None:
         return 0
-    r = c.send("POST", f"/exec/{eid}/start", body=start, upgrade=True)
-    if _session(r, tty=bool(opts["tty"]), stdin=bool(opts["interactive"]),
-                keys=opts["detach-keys"],
-                resize=lambda h, w: _resize(c, f"/exec/{eid}/resize", h, w)):
+    if _session(r, tty=opts.tty, stdin=opts.interactive,
+                keys=opts.detach_keys,
+                resize=lambda h, w: _resize(c.resize_exec, eid, h, w)):
         return 0
-    code = c.get(f"/exec/{eid}/json").get("ExitCode")
-    return int(code) if code is not None else 0
+    code = c.inspect_exec(eid).get("ExitCode")
+    return code if code is not None else 0
 
 
-START = Spec([flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),
-              flag("interactive", "i", help="Attach container's STDIN"),
-              flag("detach-keys", kind="str", default="",
-                   help="Override the key sequence for detaching a container")])
+class StartOptions(Options):
+    attach = boolean("attach", "a", help="Attach STDOUT/STDERR and forward signals")
+    interactive = boolean("interactive", "i", help="Attach container's STDIN")
+    detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
 
-def cmd_start(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_start(c: Client, opts: StartOptions, args: list[str]) -> int:
     if not args:
         raise UsageError('"start" requires at least 1 argument.')
-    if opts["attach"] or opts["interactive"]:
+    if opts.attach or opts.interactive:
         if len(args) > 1:
             raise UsageError("you cannot start and attach multiple containers at once")
-        if opts["detach-keys"]:
-            _check_detach_keys(opts["detach-keys"])
-        info = c.get(f"/containers/{q(args[0])}/json")
+        if opts.detach_keys:
+            _check_detach_keys(opts.detach_keys)
+        info = c.inspect_container(args[0])
         cid = info["Id"]
         tty = bool(info["Config"]["Tty"])
-        stdin = bool(opts["interactive"] and info["Config"]["OpenStdin"])
-        started = _attach_and_start(c, cid, stdin=stdin, keys=opts["detach-keys"],
+        stdin = opts.interactive and bool(info["Config"]["OpenStdin"])
+        started = _attach_and_start(c, cid, stdin=stdin, keys=opts.detach_keys,
                                     condition="next-exit", prefix="")
         if isinstance(started, int):
             return started
         attach, wait = started
-        if _session(attach, tty=tty, stdin=stdin, keys=opts["detach-keys"],
-                    resize=lambda h, w: _resize(c, f"/containers/{cid}/resize", h, w)):
+        if _session(attach, tty=tty, stdin=stdin, keys=opts.detach_keys,
+                    resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
             return 0
-        res = wait.json()
-        return int(res.get("StatusCode", 0)) if res else 0
+        return wait.result().get("StatusCode", 0)
     rc = 0
     for name in args:
         try:
-            c.send("POST", f"/containers/{q(name)}/start").close()
+            c.start_container(name)
             out(name)
         except BerthError as e:
             err(f"Error response from daemon: {e}")

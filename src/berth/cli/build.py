@@ -21,39 +21,40 @@ import time
 from typing import Any, BinaryIO
 
 from berth import dockerignore
-from berth.cli.common import CommandFailed
-from berth.cli.flags import Spec, UsageError, flag
+from berth.cli.main import CommandFailed
 from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.errors import BerthError
 
-BUILD = Spec([
-    flag("tag", "t", "list", help="Name and optionally a tag in the \"name:tag\" format"),
-    flag("file", "f", "str", "", help="Name of the Dockerfile (Default is \"PATH/Dockerfile\")"),
-    flag("build-arg", kind="list", help="Set build-time variables"),
-    flag("label", kind="list", help="Set metadata for an image"),
-    flag("target", kind="str", default="", help="Set the target build stage to build."),
-    flag("no-cache", help="Do not use cache when building the image"),
-    flag("pull", help="Always attempt to pull a newer version of the image"),
-    flag("quiet", "q", help="Suppress the build output and print image ID on success"),
-    flag("iidfile", kind="str", default="", help="Write the image ID to the file"),
-    flag("progress", kind="str", default="auto",
-         help='Set type of progress output ("auto", "quiet", "plain", "tty", "rawjson"). Use plain '
-              'to show container output'),
-    flag("cache-from", kind="list", help="Images to consider as cache sources"),
-    flag("network", kind="str", default="",
-         help="Set the networking mode for the RUN instructions during build"),
-    flag("platform", kind="str", default="",
-         help="Set platform if server is multi-platform capable"),
-    flag("rm", kind="str", default="true",
-         help="Remove intermediate containers after a successful build"),
-    flag("force-rm", help="Always remove intermediate containers"),
-    flag("secret", kind="list",
-         help='Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")'),
-    flag("shm-size", kind="str", default="", help="Size of \"/dev/shm\""),
-    flag("add-host", kind="list", help="Add a custom host-to-IP mapping (\"host:ip\")"),
-    flag("allow", kind="list",
-         help='Allow extra privileged entitlement (e.g., "network.host", "security.insecure")'),
-])
+
+class BuildOptions(Options):
+    tag = strings("tag", "t", help="Name and optionally a tag in the \"name:tag\" format")
+    file = string("file", "f", help="Name of the Dockerfile (Default is \"PATH/Dockerfile\")")
+    build_arg = strings("build-arg", help="Set build-time variables")
+    label = strings("label", help="Set metadata for an image")
+    target = string("target", help="Set the target build stage to build.")
+    no_cache = boolean("no-cache", help="Do not use cache when building the image")
+    pull = boolean("pull", help="Always attempt to pull a newer version of the image")
+    quiet = boolean("quiet", "q", help="Suppress the build output and print image ID on success")
+    iidfile = string("iidfile", help="Write the image ID to the file")
+    progress = string("progress", default="auto",
+                      help="Set type of progress output (\"auto\", \"quiet\", \"plain\", \"tty\", "
+                           "\"rawjson\"). Use plain to show container output")
+    cache_from = strings("cache-from", help="Images to consider as cache sources")
+    network = string("network",
+                     help="Set the networking mode for the RUN instructions during build")
+    platform = string("platform", help="Set platform if server is multi-platform capable")
+    rm = string("rm", default="true",
+                help="Remove intermediate containers after a successful build")
+    force_rm = boolean("force-rm", help="Always remove intermediate containers")
+    secret = strings("secret",
+                     help="Secret to expose to the build (format: "
+                          "\"id=mysecret[,src=/local/secret]\")")
+    shm_size = string("shm-size", help="Size of \"/dev/shm\"")
+    add_host = strings("add-host", help="Add a custom host-to-IP mapping (\"host:ip\")")
+    allow = strings("allow",
+                    help="Allow extra privileged entitlement (e.g., \"network.host\", "
+                         "\"security.insecure\")")
 
 
 def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
@@ -184,14 +185,14 @@ def _add_host(spec: str) -> str:
     return f"{name}:{ip}"
 
 
-def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"build" requires exactly 1 argument.')
     src = args[0]
-    if opts["progress"] not in ("auto", "plain", "tty", "quiet", "rawjson"):
-        raise UsageError(f"invalid progress mode {opts['progress']!r}: auto, plain, tty or quiet")
+    if opts.progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
+        raise UsageError(f"invalid progress mode {opts.progress!r}: auto, plain, tty or quiet")
     extra: list[tuple[str, bytes]] = []
-    dockerfile = opts["file"]
+    dockerfile = opts.file
     stdin_body: BinaryIO | None = None
     root = ""
     if src == "-":
@@ -249,35 +250,34 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             ignore = b".dockerignore"
         replace[".dockerignore"] = ignore + f"\n{dockerfile}\n".encode()
     buildargs: dict[str, str | None] = {}
-    for a in opts["build-arg"]:
+    for a in opts.build_arg:
         k, eq, v = a.partition("=")
         buildargs[k] = v if eq else os.environ.get(k)
     labels = {}
-    for a in opts["label"]:
+    for a in opts.label:
         k, _, v = a.partition("=")
         labels[k] = v
-    query: list[tuple[str, Any]] = [("t", t) for t in opts["tag"]]
+    query: list[tuple[str, Any]] = [("t", t) for t in opts.tag]
     query += [("dockerfile", dockerfile or "Dockerfile"), ("buildargs", json.dumps(buildargs)),
-              ("labels", json.dumps(labels)), ("target", opts["target"] or None),
-              ("nocache", "1" if opts["no-cache"] else None),
-              ("pull", "1" if opts["pull"] else None), ("q", "1" if opts["quiet"] else None),
-              ("cachefrom", json.dumps(opts["cache-from"]) if opts["cache-from"] else None),
-              ("networkmode", opts["network"] or None), ("platform", opts["platform"] or None),
-              ("rm", "0" if opts["rm"] in ("false", "0") else "1"),
-              ("forcerm", "1" if opts["force-rm"] else None), ("version", "1")]
+              ("labels", json.dumps(labels)), ("target", opts.target or None),
+              ("nocache", "1" if opts.no_cache else None),
+              ("pull", "1" if opts.pull else None), ("q", "1" if opts.quiet else None),
+              ("cachefrom", json.dumps(opts.cache_from) if opts.cache_from else None),
+              ("networkmode", opts.network or None), ("platform", opts.platform or None),
+              ("rm", "0" if opts.rm in ("false", "0") else "1"),
+              ("forcerm", "1" if opts.force_rm else None), ("version", "1")]
     # `--allow network.host`: BuildKit's entitlement, sent as a repeated `allow` parameter;
     # the daemon grants it only if berthd was started with --allow-insecure-entitlement
-    query += [("allow", a) for a in opts["allow"]]
+    query += [("allow", a) for a in opts.allow]
     # as the docker CLI: one `extrahosts` per --add-host (name:ip, or name=ip)
-    query += [("extrahosts", _add_host(h)) for h in opts["add-host"]]
+    query += [("extrahosts", _add_host(h)) for h in opts.add_host]
     headers = {"Content-Type": "application/x-tar", "X-Registry-Config": _registry_config()}
-    if opts["secret"]:
-        headers["X-Berth-Build-Secrets"] = _secrets(opts["secret"])
+    if opts.secret:
+        headers["X-Berth-Build-Secrets"] = _secrets(opts.secret)
     body: Any = stdin_body if stdin_body is not None else _PipeReader(
         lambda out: _tar_context(root, matcher, keep, extra, out, replace))
     try:
-        r = c.send("POST", "/build", query=[(k, v) for k, v in query if v is not None],
-                   data=body, headers=headers)
+        r = c.build(body, [(k, v) for k, v in query if v is not None], headers)
     finally:
         if isinstance(body, _PipeReader):
             body.close()
@@ -295,13 +295,13 @@ def cmd_build(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if "aux" in msg:
             image_id = msg["aux"].get("ID", "")
             continue
-        if opts["quiet"]:
+        if opts.quiet:
             continue
         progress.show(msg)
-    if opts["quiet"] and image_id:
+    if opts.quiet and image_id:
         sys.stdout.write(image_id + "\n")
-    if opts["iidfile"] and image_id:
-        with open(opts["iidfile"], "w") as f:
+    if opts.iidfile and image_id:
+        with open(opts.iidfile, "w") as f:
             f.write(image_id)
     return 0
 
@@ -310,15 +310,15 @@ class BuildFailed(CommandFailed):
     pass
 
 
-COMMIT = Spec([flag("author", "a", "str", "",
-                    help="Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")"),
-               flag("change", "c", "list",
-                    help="Apply Dockerfile instruction to the created image"),
-               flag("message", "m", "str", "", help="Commit message"),
-               flag("pause", "p", "str", "true", help="Pause container during commit")])
+class CommitOptions(Options):
+    author = string("author", "a",
+                    help="Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
+    change = strings("change", "c", help="Apply Dockerfile instruction to the created image")
+    message = string("message", "m", help="Commit message")
+    pause = string("pause", "p", default="true", help="Pause container during commit")
 
 
-def cmd_commit(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_commit(c: Client, opts: CommitOptions, args: list[str]) -> int:
     if len(args) not in (1, 2):
         raise UsageError('"commit" requires at least 1 and at most 2 arguments.')
     repo, tag = "", ""
@@ -326,22 +326,19 @@ def cmd_commit(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         repo = args[1]
         if repo.rfind(":") > repo.rfind("/"):
             repo, tag = repo.rsplit(":", 1)
-    res = c.post("/commit", [("container", args[0]), ("repo", repo or None),
-                             ("tag", tag or None), ("comment", opts["message"] or None),
-                             ("author", opts["author"] or None),
-                             ("pause", "0" if opts["pause"] in ("false", "0") else "1"),
-                             *[("changes", ch) for ch in opts["change"]]], {})
+    res = c.commit(args[0], repo=repo, tag=tag, comment=opts.message, author=opts.author,
+                   pause=opts.pause not in ("false", "0"), changes=opts.change)
     sys.stdout.write(res["Id"] + "\n")
     return 0
 
 
-def cmd_diff(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_diff(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"diff" requires exactly 1 argument.')
-    from berth.client import q
-    for ch in c.get(f"/containers/{q(args[0])}/changes") or []:
+    for ch in c.container_changes(args[0]):
         sys.stdout.write(f"{'CAD'[ch['Kind']]} {ch['Path']}\n")
     return 0
 
 
-__all__ = ["cmd_build", "cmd_commit", "cmd_diff", "BUILD", "COMMIT", "BuildFailed"]
+__all__ = ["cmd_build", "cmd_commit", "cmd_diff", "BuildOptions", "CommitOptions",
+           "BuildFailed"]

@@ -6,20 +6,21 @@ Imports `cli.main`'s table, and through it every command module: only this comma
 
 from __future__ import annotations
 
-from berth.cli.common import out
-from berth.cli.flags import Spec, UsageError
+from berth.cli.main import out
+from berth.cmdline import UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from berth.cli.main import FlagTable
     from berth.client import Client
 
 SHELLS = ("bash", "zsh", "fish")
 
 
-def _table() -> tuple[dict[str, tuple[str, Spec]], dict[str, dict[str, tuple[str, Spec]]],
-                      Spec]:
+def _table() -> tuple[dict[str, tuple[str, FlagTable]], dict[str, dict[str, tuple[str, FlagTable]]],
+                      FlagTable]:
     """(command -> (help, flags), group -> subcommand -> (help, flags), the global flags)."""
     from berth.cli import main
     commands = {name: (cmd[4], main.load(cmd)[0]) for name, cmd in main.COMMANDS.items()
@@ -29,14 +30,14 @@ def _table() -> tuple[dict[str, tuple[str, Spec]], dict[str, dict[str, tuple[str
     return commands, groups, main.GLOBAL
 
 
-def _names(spec: Spec) -> list[str]:
-    return [n for f in spec.flags for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short
+def _names(spec: FlagTable) -> list[str]:
+    return [n for f in spec.FLAGS for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short
                                                                   else []))]
 
 
 def bash() -> str:
     commands, groups, gspec = _table()
-    value_flags = [n for f in gspec.flags if f.kind != "bool"
+    value_flags = [n for f in gspec.FLAGS if f.kind != "bool"
                    for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])]
     lines = ["# bash completion for berth (berth completion bash)",
              "_berth() {",
@@ -85,8 +86,8 @@ def _zsh_items(pairs: list[tuple[str, str]]) -> str:
                     for n, h in pairs)
 
 
-def _zsh_flags(spec: Spec) -> str:
-    return _zsh_items([(n, f.help) for f in spec.flags
+def _zsh_flags(spec: FlagTable) -> str:
+    return _zsh_items([(n, f.help) for f in spec.FLAGS
                        for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])])
 
 
@@ -136,9 +137,9 @@ def _fq(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _fish_flags(cond: str, spec: Spec) -> list[str]:
+def _fish_flags(cond: str, spec: FlagTable) -> list[str]:
     lines = []
-    for f in spec.flags:
+    for f in spec.FLAGS:
         short = f" -s {f.short}" if f.short else ""
         req = " -r" if f.kind != "bool" else ""
         lines.append(f"complete -c berth -n {_fq(cond)}{short} -l {f.long}{req} "

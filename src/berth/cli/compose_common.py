@@ -1,7 +1,7 @@
 """What the `berth compose` commands share: loading the project the flags name, the
 orchestrator for it, and the small printing helpers.
 
-Imports `client`, `compose`, `cli.flags`, `cli.common`, `cli.composeprogress`.
+Imports `client`, `compose`, `cmdline`, `cli.main`, `cli.composeprogress`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cli.common import err, out
-from berth.cli.flags import UsageError
+from berth.cli.main import err, out
 from berth.client import Client
+from berth.cmdline import UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
@@ -25,9 +25,9 @@ def _cache_dir() -> str | None:
     return os.path.join(base, "berth", "compose-valid") if base else None
 
 
-def _load(gopts: dict[str, Any], enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
+def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
     from berth.compose import ComposeFileError, LoadOptions, load_project
-    if by_name and gopts["project-name"] and not gopts["file"]:
+    if by_name and gopts.project_name and not gopts.file:
         try:
             return _load(gopts, enable)
         except ComposeFileError as e:
@@ -36,12 +36,12 @@ def _load(gopts: dict[str, Any], enable: tuple[str, ...] = (), by_name: bool = F
             from pathlib import Path
 
             from berth.compose.model import Project
-            return Project(name=gopts["project-name"], working_dir=Path(os.getcwd()),
+            return Project(name=gopts.project_name, working_dir=Path(os.getcwd()),
                            config_files=(), services={}, networks={}, volumes={},
                            secrets={}, configs={})
-    opts = LoadOptions(files=tuple(gopts["file"]), project_name=gopts["project-name"],
-                       project_directory=gopts["project-directory"],
-                       env_files=tuple(gopts["env-file"]), profiles=tuple(gopts["profile"]),
+    opts = LoadOptions(files=tuple(gopts.file), project_name=gopts.project_name,
+                       project_directory=gopts.project_directory,
+                       env_files=tuple(gopts.env_file), profiles=tuple(gopts.profile),
                        environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
                        cache_dir=_cache_dir())
     project, warnings = load_project(opts)
@@ -68,7 +68,7 @@ def _context_tar(context: str, dockerfile: str) -> bytes:
     return buf.getvalue()
 
 
-def _orch(c: Client, g: dict[str, Any], enable: tuple[str, ...] = (),
+def _orch(c: Client, g: Any, enable: tuple[str, ...] = (),
           project: Any = None, by_name: bool = False) -> Any:
     """The orchestrator of the project the flags name. `by_name`: with `-p NAME` and no
     compose file, a project with no services, known by its labels alone (down, ps, logs,
@@ -78,13 +78,13 @@ def _orch(c: Client, g: dict[str, Any], enable: tuple[str, ...] = (),
     from berth.compose.orchestrator import Orchestrator
     if project is None:
         project = _load(g, enable, by_name=by_name)
-    progress = Progress(sys.stderr, mode_for(g["progress"], g["ansi"], sys.stderr.isatty()))
+    progress = Progress(sys.stderr, mode_for(g.progress, g.ansi, sys.stderr.isatty()))
     return Orchestrator(project, Engine(c), progress, _warn, _context_tar,
-                        parallel=int(g.get("parallel") or -1))
+                        parallel=int(getattr(g, "parallel", -1) or -1))
 
 
-def _timeout(opts: dict[str, Any]) -> int | None:
-    t = opts.get("timeout")
+def _timeout(opts: Any) -> int | None:
+    t = getattr(opts, "timeout", None)
     return int(t) if t is not None else None
 
 

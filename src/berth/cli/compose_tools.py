@@ -1,7 +1,7 @@
 """`berth compose` commands that look at and work in a project's containers: ps, logs, exec,
 run, ls, version, top, port, images, wait, build, pull, push, events, cp.
 
-Imports `client`, `compose`, `cli.flags`, `cli.common`, `cli.compose_common`, and for exec,
+Imports `client`, `compose`, `cmdline`, `cli.main`, `cli.compose_common`, and for exec,
 run and cp the plain CLI's own commands.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cli.common import err, out
 from berth.cli.compose_common import (
     _one_container,
     _orch,
@@ -19,51 +18,55 @@ from berth.cli.compose_common import (
     _table,
     _warn,
 )
-from berth.cli.flags import Spec, UsageError, flag
+from berth.cli.main import err, out
 from berth.client import Client
+from berth.cmdline import (
+    Options,
+    UsageError,
+    boolean,
+    integer,
+    optional_string,
+    string,
+    strings,
+)
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
     from typing import Any
 
-PS = Spec([
-    flag("all", "a", help="Show all stopped containers (including those created by the run "
-         "command)"),
-    flag("quiet", "q", help="Only display IDs"),
-    flag("services", help="Display services"),
-    flag("status", kind="list", help="Filter services by status. Values: [paused | restarting "
-         "| removing | running | dead | created | exited]"),
-    flag("format", kind="str", default="table", help='Format output using a custom template: '
-         '"table", "json", "TEMPLATE" (a Go template)'),
-    flag("no-trunc", help="Don't truncate output"),
-    flag("orphans", kind="str", default="true", help="Include orphaned services (not declared "
-         "by project)"),
-])
+class PsOptions(Options):
+    all = boolean("all", "a", help='Show all stopped containers (including those created by the run command)')
+    quiet = boolean("quiet", "q", help='Only display IDs')
+    services = boolean("services", help='Display services')
+    status = strings("status", help='Filter services by status. Values: [paused | restarting | removing | running | dead | created | exited]')
+    format = string("format", default='table', help='Format output using a custom template: "table", "json", "TEMPLATE" (a Go template)')
+    no_trunc = boolean("no-trunc", help="Don't truncate output")
+    orphans = string("orphans", default='true', help='Include orphaned services (not declared by project)')
 
 
-def cmd_ps(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     import time
 
     from berth.compose import labels as L
     from berth.units import human_duration
     o = _orch(c, g, by_name=True)
-    found = o.containers(args or None, all=bool(opts["all"] or opts["status"]))
-    if opts["all"]:
+    found = o.containers(args or None, all=bool(opts.all or opts.status))
+    if opts.all:
         found += o.containers(args or None, all=True, oneoff=True)
-    if opts["status"]:
-        found = [x for x in found if x.state in opts["status"]]
-    if opts["orphans"] == "false":
+    if opts.status:
+        found = [x for x in found if x.state in opts.status]
+    if opts.orphans == "false":
         found = [x for x in found if x.label(L.SERVICE) in o.project.services]
-    if opts["quiet"]:
+    if opts.quiet:
         for x in found:
             out(x.id)
         return 0
-    if opts["services"]:
+    if opts.services:
         for s in dict.fromkeys(x.label(L.SERVICE) for x in found):
             out(s)
         return 0
     now = time.time()
-    rows = [{"ID": x.id[:12] if not opts["no-trunc"] else x.id, "Name": x.name,
+    rows = [{"ID": x.id[:12] if not opts.no_trunc else x.id, "Name": x.name,
              "Image": x.image, "Command": f'"{x.command}"', "Project": o.project.name,
              "Service": x.label(L.SERVICE), "Created": f"{human_duration(now - x.created)} ago",
              "State": x.state, "Status": x.status, "Ports": _ports(x.ports),
@@ -72,48 +75,45 @@ def cmd_ps(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
     cols = [("NAME", "Name"), ("IMAGE", "Image"), ("COMMAND", "Command"),
             ("SERVICE", "Service"), ("CREATED", "Created"), ("STATUS", "Status"),
             ("PORTS", "Ports")]
-    labels = {x.id[:12] if not opts["no-trunc"] else x.id: x.labels for x in found}
+    labels = {x.id[:12] if not opts.no_trunc else x.id: x.labels for x in found}
     # table, json (one object a line) or a Go template, as docker compose ps takes
-    fmt.render([fmt.Row(r, labels.get(r["ID"])) for r in rows], opts["format"], cols)
+    fmt.render([fmt.Row(r, labels.get(r["ID"])) for r in rows], opts.format, cols)
     return 0
 
 
-LOGS = Spec([
-    flag("follow", "f", help="Follow log output"),
-    flag("tail", "n", "str", "all", help="Number of lines to show from the end of the logs "
-         "for each container"),
-    flag("timestamps", "t", help="Show timestamps"),
-    flag("no-color", help="Produce monochrome output"),
-    flag("no-log-prefix", help="Don't print prefix in logs"),
-    flag("since", kind="str", default="", help="Show logs since timestamp or relative"),
-    flag("until", kind="str", default="", help="Show logs before a timestamp or relative"),
-    flag("index", kind="int", default=0, help="index of the container if service has multiple "
-         "replicas"),
-])
+class LogsOptions(Options):
+    follow = boolean("follow", "f", help='Follow log output')
+    tail = string("tail", "n", default='all', help='Number of lines to show from the end of the logs for each container')
+    timestamps = boolean("timestamps", "t", help='Show timestamps')
+    no_color = boolean("no-color", help='Produce monochrome output')
+    no_log_prefix = boolean("no-log-prefix", help="Don't print prefix in logs")
+    since = string("since", default='', help='Show logs since timestamp or relative')
+    until = string("until", default='', help='Show logs before a timestamp or relative')
+    index = integer("index", default=0, help='index of the container if service has multiple replicas')
 
 
-def cmd_logs(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_logs(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     import threading
 
     from berth.compose import labels as L
     o = _orch(c, g, by_name=True)
     found = o.containers(args or None)
-    if opts["index"]:
-        found = [x for x in found if x.label(L.NUMBER) == str(opts["index"])]
+    if opts.index:
+        found = [x for x in found if x.label(L.NUMBER) == str(opts.index)]
     width = max((len(x.name) for x in found), default=0)
-    colour = sys.stdout.isatty() and not opts["no-color"]
+    colour = sys.stdout.isatty() and not opts.no_color
     lock = threading.Lock()
 
     def one(i: int, x: Any) -> None:
-        prefix = "" if opts["no-log-prefix"] else f"{x.name:<{width}}  | "
+        prefix = "" if opts.no_log_prefix else f"{x.name:<{width}}  | "
         if colour and prefix:
             prefix = f"\x1b[{31 + i % 6}m{prefix}\x1b[0m"
         st = o.engine.inspect(x.id)
-        _stream_lines(o.engine.logs(x.id, follow=opts["follow"], tail=opts["tail"],
-                                    timestamps=opts["timestamps"], tty=st.tty,
-                                    since=opts["since"], until=opts["until"]), prefix, lock)
+        _stream_lines(o.engine.logs(x.id, follow=opts.follow, tail=opts.tail,
+                                    timestamps=opts.timestamps, tty=st.tty,
+                                    since=opts.since, until=opts.until), prefix, lock)
 
-    if not opts["follow"]:
+    if not opts.follow:
         for i, x in enumerate(found):
             one(i, x)
         return 0
@@ -129,68 +129,65 @@ def cmd_logs(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
     return 0
 
 
-EXEC = Spec([
-    flag("detach", "d", help="Detached mode: Run command in the background"),
-    flag("env", "e", "list", help="Set environment variables"),
-    flag("index", kind="int", default=0, help="Index of the container if service has multiple "
-         "replicas"),
-    flag("no-TTY", "T", help="Disable pseudo-TTY allocation. By default `berth compose exec` "
-         "allocates a TTY."),
-    flag("privileged", help="Give extended privileges to the process"),
-    flag("user", "u", "str", "", help="Run the command as this user"),
-    flag("workdir", "w", "str", "", help="Path to workdir directory for this command"),
-    flag("interactive", "i", default=True, help="Keep STDIN open even if not attached"),
-], interspersed=False)
+class ExecOptions(Options):
+    INTERSPERSED = False
+    detach = boolean("detach", "d", help='Detached mode: Run command in the background')
+    env = strings("env", "e", help='Set environment variables')
+    index = integer("index", default=0, help='Index of the container if service has multiple replicas')
+    no_TTY = boolean("no-TTY", "T", help='Disable pseudo-TTY allocation. By default `berth compose exec` allocates a TTY.')
+    privileged = boolean("privileged", help='Give extended privileges to the process')
+    user = string("user", "u", default='', help='Run the command as this user')
+    workdir = string("workdir", "w", default='', help='Path to workdir directory for this command')
+    interactive = boolean("interactive", "i", default=True, help='Keep STDIN open even if not attached')
 
 
-def cmd_exec(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_exec(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if len(args) < 2:
         raise UsageError('"exec" requires at least 2 arguments.')
     from berth.cli import attach
     o = _orch(c, g)
-    x = _one_container(o, args[0], opts["index"])
+    x = _one_container(o, args[0], opts.index)
     argv: list[str] = []
-    tty = not opts["no-TTY"] and sys.stdin.isatty()
-    if opts["detach"]:
+    tty = not opts.no_TTY and sys.stdin.isatty()
+    if opts.detach:
         argv.append("-d")
     else:
         argv.append("-i")
         if tty:
             argv.append("-t")
-    for e in opts["env"]:
+    for e in opts.env:
         argv += ["-e", e]
-    if opts["user"]:
-        argv += ["-u", opts["user"]]
-    if opts["workdir"]:
-        argv += ["-w", opts["workdir"]]
-    if opts["privileged"]:
+    if opts.user:
+        argv += ["-u", opts.user]
+    if opts.workdir:
+        argv += ["-w", opts.workdir]
+    if opts.privileged:
         argv.append("--privileged")
-    eopts, pos = attach.EXEC.parse([*argv, x.id, *args[1:]])
+    eopts, pos = attach.ExecOptions.parse([*argv, x.id, *args[1:]])
     return attach.cmd_exec(c, eopts, pos)
 
 
-RUN = Spec([
-    flag("detach", "d", help="Run container in background and print container ID"),
-    flag("rm", help="Automatically remove the container when it exits"),
-    flag("env", "e", "list", help="Set environment variables"),
-    flag("no-deps", help="Don't start linked services"),
-    flag("no-TTY", "T", help="Disable pseudo-TTY allocation (default: auto-detected)"),
-    flag("name", kind="str", default="", help="Assign a name to the container"),
-    flag("entrypoint", kind="str", default=None, help="Override the entrypoint of the image"),
-    flag("user", "u", "str", "", help="Run as specified username or uid"),
-    flag("workdir", "w", "str", "", help="Working directory inside the container"),
-    flag("service-ports", help="Run command with all service's ports enabled and mapped to "
-         "the host"),
-    flag("interactive", "i", default=True, help="Keep STDIN open even if not attached"),
-    flag("build", help="Build image before starting container"),
-    flag("volume", "v", "list", help="Bind mount a volume"),
-    flag("publish", "p", "list", help="Publish a container's port(s) to the host"),
-    flag("label", "l", "list", help="Add or override a label"),
-    flag("quiet-pull", help="Pull without printing progress information"),
-], interspersed=False)
+class RunOptions(Options):
+    INTERSPERSED = False
+    detach = boolean("detach", "d", help='Run container in background and print container ID')
+    rm = boolean("rm", help='Automatically remove the container when it exits')
+    env = strings("env", "e", help='Set environment variables')
+    no_deps = boolean("no-deps", help="Don't start linked services")
+    no_TTY = boolean("no-TTY", "T", help='Disable pseudo-TTY allocation (default: auto-detected)')
+    name = string("name", default='', help='Assign a name to the container')
+    entrypoint = optional_string("entrypoint", help='Override the entrypoint of the image')
+    user = string("user", "u", default='', help='Run as specified username or uid')
+    workdir = string("workdir", "w", default='', help='Working directory inside the container')
+    service_ports = boolean("service-ports", help="Run command with all service's ports enabled and mapped to the host")
+    interactive = boolean("interactive", "i", default=True, help='Keep STDIN open even if not attached')
+    build = boolean("build", help='Build image before starting container')
+    volume = strings("volume", "v", help='Bind mount a volume')
+    publish = strings("publish", "p", help="Publish a container's port(s) to the host")
+    label = strings("label", "l", help='Add or override a label')
+    quiet_pull = boolean("quiet-pull", help='Pull without printing progress information')
 
 
-def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     import dataclasses
     import secrets
 
@@ -206,7 +203,7 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
         raise UsageError(f"no such service: {name}")
     svc = o.project.services[name]
     deps = [d for d in o.project.order([name]) if d != name]
-    if deps and not opts["no-deps"]:
+    if deps and not opts.no_deps:
         o.up(UpOptions(services=deps, no_recreate=True))
         o.wait_dependencies(svc, deps)   # the one-off waits on its conditions too
         o.ensure_networks([name])
@@ -214,31 +211,31 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
     else:
         o.ensure_networks([name])
         o.ensure_volumes([name])
-    tty = not opts["no-TTY"] and sys.stdin.isatty()
+    tty = not opts.no_TTY and sys.stdin.isatty()
     changes: dict[str, Any] = {"tty": tty, "stdin_open": True}
-    if opts["entrypoint"] is not None:
+    if opts.entrypoint is not None:
         import shlex
-        changes["entrypoint"] = tuple(shlex.split(opts["entrypoint"]))
-    if opts["user"]:
-        changes["user"] = opts["user"]
-    if opts["workdir"]:
-        changes["working_dir"] = opts["workdir"]
-    if not opts["service-ports"]:
+        changes["entrypoint"] = tuple(shlex.split(opts.entrypoint))
+    if opts.user:
+        changes["user"] = opts.user
+    if opts.workdir:
+        changes["working_dir"] = opts.workdir
+    if not opts.service_ports:
         changes["ports"] = ()
-    if opts["publish"]:
+    if opts.publish:
         from berth.compose.model import Port
         from berth.compose.normalize import parse_ports
         changes["ports"] = tuple(changes.get("ports", svc.ports)) + tuple(
             Port(target=int(x["target"]), published=str(x.get("published") or ""),
                  host_ip=str(x.get("host_ip") or ""), protocol=str(x["protocol"]))
-            for x in parse_ports(list(opts["publish"]), "--publish"))
-    if opts["volume"]:
+            for x in parse_ports(list(opts.publish), "--publish"))
+    if opts.volume:
         from pathlib import Path
 
         from berth.compose.model import Mount, MountType
         from berth.compose.normalize import parse_volume
         extra_mounts = []
-        for v in opts["volume"]:
+        for v in opts.volume:
             m = parse_volume(v, Path(os.getcwd()), "--volume")
             if m["type"] == "volume" and m.get("source") and \
                     m["source"] not in o.project.volumes:
@@ -249,14 +246,14 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
                                       read_only=bool(m.get("read_only", False))))
         kept = [m for m in svc.mounts if m.target not in {x.target for x in extra_mounts}]
         changes["mounts"] = tuple(kept + extra_mounts)
-    if opts["label"]:
+    if opts.label:
         changes["labels"] = {**svc.labels, **dict(
-            x.split("=", 1) if "=" in x else (x, "") for x in opts["label"])}
+            x.split("=", 1) if "=" in x else (x, "") for x in opts.label)}
     svc = dataclasses.replace(svc, **changes)
-    image_id = o.image_id(svc, UpOptions(build=opts["build"]))
-    cname = opts["name"] or L.oneoff_name(o.project, svc, secrets.token_hex(6))
+    image_id = o.image_id(svc, UpOptions(build=opts.build))
+    cname = opts.name or L.oneoff_name(o.project, svc, secrets.token_hex(6))
     extra = dict(e.split("=", 1) if "=" in e else (e, os.environ.get(e, ""))
-                 for e in opts["env"])
+                 for e in opts.env)
     body = container_body(o.project, svc, 1, image_id, cname, oneoff=True,
                           command=args[1:] or None, extra_env=extra,
                           container_of=o.container_of)
@@ -264,30 +261,30 @@ def cmd_run(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
         net = o.project.networks[svc.networks[0].name].name
         body["NetworkingConfig"] = {"EndpointsConfig": {net: endpoint(svc, svc.networks[0].name,
                                                                       cname)}}
-    body["AttachStdin"] = body["AttachStdout"] = body["AttachStderr"] = not opts["detach"]
-    body["StdinOnce"] = not opts["detach"]
-    if opts["rm"]:
+    body["AttachStdin"] = body["AttachStdout"] = body["AttachStderr"] = not opts.detach
+    body["StdinOnce"] = not opts.detach
+    if opts.rm:
         body["HostConfig"]["AutoRemove"] = True
     cid = o.engine.create(cname, body)
-    if opts["detach"]:
+    if opts.detach:
         o.engine.start(cid)
         out(cid)
         return 0
-    sopts, pos = attach.START.parse(["-a", "-i", cid])
+    sopts, pos = attach.StartOptions.parse(["-a", "-i", cid])
     return attach.cmd_start(c, sopts, pos)
 
 
-LS = Spec([flag("all", "a", help="Show all stopped Compose projects"),
-           flag("quiet", "q", help="Only display project names"),
-           flag("format", kind="str", default="table", help='Format the output. Values: '
-                '[table | json]'),
-           flag("filter", kind="list", help="Filter output based on conditions provided")])
+class LsOptions(Options):
+    all = boolean("all", "a", help='Show all stopped Compose projects')
+    quiet = boolean("quiet", "q", help='Only display project names')
+    format = string("format", default='table', help='Format the output. Values: [table | json]')
+    filter = strings("filter", help='Filter output based on conditions provided')
 
 
-def cmd_ls(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_ls(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.compose import labels as L
     from berth.compose.engine import Engine
-    found = Engine(c).containers([L.PROJECT], all=bool(opts["all"]))
+    found = Engine(c).containers([L.PROJECT], all=bool(opts.all))
     projects: dict[str, dict[str, Any]] = {}
     for x in found:
         p = projects.setdefault(x.label(L.PROJECT), {"states": {}, "files": ""})
@@ -295,16 +292,16 @@ def cmd_ls(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
         p["files"] = p["files"] or x.label(L.CONFIG_FILES)
     rows = [{"Name": n, "Status": ", ".join(f"{s}({k})" for s, k in sorted(p["states"].items())),
              "ConfigFiles": p["files"]} for n, p in sorted(projects.items())]
-    if opts["filter"]:
-        for f in opts["filter"]:
+    if opts.filter:
+        for f in opts.filter:
             k, _, v = f.partition("=")
             if k == "name":
                 rows = [r for r in rows if v in r["Name"]]
-    if opts["quiet"]:
+    if opts.quiet:
         for r in rows:
             out(r["Name"])
         return 0
-    if opts["format"] == "json":
+    if opts.format == "json":
         import json
         out(json.dumps(rows))
         return 0
@@ -312,17 +309,17 @@ def cmd_ls(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
     return 0
 
 
-VERSION = Spec([flag("short", help="Shows only Compose's version number"),
-                flag("format", "f", "str", "", help='Format the output. Values: [pretty | '
-                     'json]')])
+class VersionOptions(Options):
+    short = boolean("short", help="Shows only Compose's version number")
+    format = string("format", "f", default='', help='Format the output. Values: [pretty | json]')
 
 
-def cmd_version(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_version(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth import __version__
     from berth.compose.labels import COMPOSE_VERSION
-    if opts["short"]:
+    if opts.short:
         out(COMPOSE_VERSION)
-    elif opts["format"] == "json":
+    elif opts.format == "json":
         import json
         out(json.dumps({"version": f"v{COMPOSE_VERSION}", "berth": __version__}))
     else:
@@ -330,7 +327,7 @@ def cmd_version(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[s
     return 0
 
 
-def cmd_top(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_top(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     o = _orch(c, g, by_name=True)
     for x in o.containers(args or None, all=False):
         titles, procs = o.engine.top(x.id)
@@ -341,30 +338,30 @@ def cmd_top(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str])
     return 0
 
 
-PORT = Spec([flag("protocol", kind="str", default="tcp", help="tcp or udp"),
-             flag("index", kind="int", default=0, help="Index of the container if service has "
-                  "multiple replicas")])
+class PortOptions(Options):
+    protocol = string("protocol", default='tcp', help='tcp or udp')
+    index = integer("index", default=0, help='Index of the container if service has multiple replicas')
 
 
-def cmd_port(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_port(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"port" requires exactly 2 arguments.')
     o = _orch(c, g)
-    x = _one_container(o, args[0], opts["index"])
+    x = _one_container(o, args[0], opts.index)
     for p in x.ports:
-        if str(p.private) == args[1] and p.protocol == opts["protocol"] and p.public:
+        if str(p.private) == args[1] and p.protocol == opts.protocol and p.public:
             out(f"{p.ip}:{p.public}")
             return 0
-    err(f"no port {args[1]}/{opts['protocol']} for container {x.name}")
+    err(f"no port {args[1]}/{opts.protocol} for container {x.name}")
     return 1
 
 
-IMAGES = Spec([flag("quiet", "q", help="Only display IDs"),
-               flag("format", kind="str", default="table", help='Format the output. Values: '
-                    '[table | json]')])
+class ImagesOptions(Options):
+    quiet = boolean("quiet", "q", help='Only display IDs')
+    format = string("format", default='table', help='Format the output. Values: [table | json]')
 
 
-def cmd_images(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_images(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.compose import labels as L
     from berth.units import human_size
     o = _orch(c, g, by_name=True)
@@ -376,11 +373,11 @@ def cmd_images(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[st
         rows.append({"ContainerName": x.name, "Repository": repo or x.image, "Tag": tag,
                      "ID": (img.id if img else "").removeprefix("sha256:")[:12],
                      "Size": human_size(img.size) if img else ""})
-    if opts["quiet"]:
+    if opts.quiet:
         for r in dict.fromkeys(r["ID"] for r in rows):
             out(r)
         return 0
-    if opts["format"] == "json":
+    if opts.format == "json":
         import json
         out(json.dumps(rows))
         return 0
@@ -389,10 +386,11 @@ def cmd_images(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[st
     return 0
 
 
-WAIT = Spec([flag("down-project", help="Drops project when the first container stops")])
+class WaitOptions(Options):
+    down_project = boolean("down-project", help='Drops project when the first container stops')
 
 
-def cmd_wait(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_wait(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if not args:
         raise UsageError('"wait" requires at least 1 argument.')
     o = _orch(c, g)
@@ -400,19 +398,20 @@ def cmd_wait(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
     for x in o.containers(args):
         code = o.engine.wait(x.id)
         out(str(code))
-        if opts["down-project"]:
+        if opts.down_project:
             o.down()
             break
     return code
 
 
-BUILD = Spec([flag("no-cache", help="Do not use cache when building the image"),
-              flag("pull", help="Always attempt to pull a newer version of the image"),
-              flag("quiet", "q", help="Don't print anything to STDOUT"),
-              flag("build-arg", kind="list", help="Set build-time variables for services")])
+class BuildOptions(Options):
+    no_cache = boolean("no-cache", help='Do not use cache when building the image')
+    pull = boolean("pull", help='Always attempt to pull a newer version of the image')
+    quiet = boolean("quiet", "q", help="Don't print anything to STDOUT")
+    build_arg = strings("build-arg", help='Set build-time variables for services')
 
 
-def cmd_build(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_build(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     o = _orch(c, g, tuple(args))
     for n in o.project.order(args or None):
         svc = o.project.services[n]
@@ -421,34 +420,34 @@ def cmd_build(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str
     return 0
 
 
-PULL = Spec([flag("ignore-pull-failures", help="Pull what it can and ignores images with pull "
-                  "failures"),
-             flag("quiet", "q", help="Pull without printing progress information"),
-             flag("ignore-buildable", help="Ignore images that can be built")])
+class PullOptions(Options):
+    ignore_pull_failures = boolean("ignore-pull-failures", help='Pull what it can and ignores images with pull failures')
+    quiet = boolean("quiet", "q", help='Pull without printing progress information')
+    ignore_buildable = boolean("ignore-buildable", help='Ignore images that can be built')
 
 
-def cmd_pull(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_pull(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.errors import BerthError
     o = _orch(c, g, tuple(args))
     for n in o.project.order(args or None):
         svc = o.project.services[n]
-        if not svc.image or (svc.build is not None and opts["ignore-buildable"]):
+        if not svc.image or (svc.build is not None and opts.ignore_buildable):
             continue
         try:
             o.pull(svc)
         except BerthError as e:
-            if not opts["ignore-pull-failures"]:
+            if not opts.ignore_pull_failures:
                 raise
             _warn(str(e))   # as docker compose: reported, and the exit code stays 0
     return 0
 
 
-PUSH = Spec([flag("ignore-push-failures", help="Push what it can and ignores images with push "
-                  "failures"),
-             flag("quiet", "q", help="Push without printing progress information")])
+class PushOptions(Options):
+    ignore_push_failures = boolean("ignore-push-failures", help='Push what it can and ignores images with push failures')
+    quiet = boolean("quiet", "q", help='Push without printing progress information')
 
 
-def cmd_push(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_push(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.errors import BerthError
     o = _orch(c, g, tuple(args))
     for n in o.project.order(args or None):
@@ -461,7 +460,7 @@ def cmd_push(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
                 if msg.get("error"):
                     raise BerthError(msg["error"])
         except BerthError as e:
-            if not opts["ignore-push-failures"]:
+            if not opts.ignore_push_failures:
                 raise
             _warn(f"{svc.image}: {e}")
             continue
@@ -469,10 +468,11 @@ def cmd_push(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]
     return 0
 
 
-EVENTS = Spec([flag("json", help="Output events as a stream of json objects")])
+class EventsOptions(Options):
+    json = boolean("json", help='Output events as a stream of json objects')
 
 
-def cmd_events(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_events(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     import json
 
     from berth.compose import labels as L
@@ -483,7 +483,7 @@ def cmd_events(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[st
             service = attrs.get(L.SERVICE, "")
             if args and service not in args:
                 continue
-            if opts["json"]:
+            if opts.json:
                 out(json.dumps({"time": ev.get("time"), "type": ev.get("Type"),
                                 "action": ev.get("Action"), "id": (ev.get("Actor") or {}).get(
                                     "ID"), "service": service, "attributes": attrs}))
@@ -496,13 +496,13 @@ def cmd_events(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[st
     return 0
 
 
-CP = Spec([flag("index", kind="int", default=0, help="Index of the container if service has "
-                "multiple replicas"),
-           flag("archive", "a", help="Archive mode (copy all uid/gid information)"),
-           flag("follow-link", "L", help="Always follow symbol link in SRC_PATH")])
+class CpOptions(Options):
+    index = integer("index", default=0, help='Index of the container if service has multiple replicas')
+    archive = boolean("archive", "a", help='Archive mode (copy all uid/gid information)')
+    follow_link = boolean("follow-link", "L", help='Always follow symbol link in SRC_PATH')
 
 
-def cmd_cp(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) -> int:
+def cmd_cp(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     """`cp SERVICE:SRC DEST` / `cp SRC SERVICE:DEST`: berth cp on the service's container."""
     if len(args) != 2:
         raise UsageError('"cp" requires exactly 2 arguments.')
@@ -512,10 +512,10 @@ def cmd_cp(c: Client, g: dict[str, Any], opts: dict[str, Any], args: list[str]) 
     for a in args:
         svc, colon, path = a.partition(":")
         if colon and svc in o.project.services:
-            conv.append(f"{_one_container(o, svc, opts['index']).id}:{path}")
+            conv.append(f"{_one_container(o, svc, opts.index).id}:{path}")
         else:
             conv.append(a)
-    flags = (["-a"] if opts["archive"] else []) + (["-L"] if opts["follow-link"] else [])
-    copts, pos = cp.CP.parse([*flags, *conv])
+    flags = (["-a"] if opts.archive else []) + (["-L"] if opts.follow_link else [])
+    copts, pos = cp.CpOptions.parse([*flags, *conv])
     return cp.cmd_cp(c, copts, pos)
 

@@ -1,21 +1,16 @@
-"""The container commands: run, create, start, ps, logs, stop, kill, rm, wait, update, stats and the rest.
+"""The container commands but the fast paths (ps in cli/ps.py; run, create, start, exec and
+attach in cli/create.py and cli/attach.py): port, logs, stop, restart, kill, rm, wait, rename,
+pause, unpause, prune, update, top, stats.
 """
 
 from __future__ import annotations
 
 import sys
 
-from berth import jsonc as json
 from berth.cli import fmt
-from berth.cli.common import (
-    _each,
-    _simple,
-    err,
-    out,
-    parse_filters,
-)
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, q
+from berth.cli.main import _each, _simple, err, out, parse_filters
+from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, integer, optional_integer, string, strings
 from berth.errors import BerthError
 from berth.units import parse_size
 
@@ -24,82 +19,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-PS = Spec([flag("all", "a", help="Show all containers"),
-           flag("quiet", "q", help="Only display container IDs"),
-           flag("latest", "l", help="Show the latest created container (includes all states)"),
-           flag("last", "n", "int", -1,
-                help="Show n last created containers (includes all states)"),
-           flag("no-trunc", help="Don't truncate output"),
-           flag("size", "s", help="Display total file sizes"),
-           flag("filter", "f", "list", help="Filter output based on conditions provided"),
-           flag("format", kind="str", default="", help="Format output using a custom template")])
-
-
-def cmd_ps(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    if args:
-        raise UsageError('"ps" accepts no arguments.')
-    limit = 1 if opts["latest"] else opts["last"]
-    if ".Size" in opts["format"] and not opts["quiet"]:
-        opts["size"] = True  # as docker: a format that shows the size asks for it
-    cs = c.get("/containers/json", {"all": opts["all"] or None,
-                                    "limit": limit if limit > 0 else None,
-                                    "size": opts["size"] or None,
-                                    "filters": parse_filters(opts["filter"])})
-    if opts["quiet"]:
-        for ct in cs:
-            out(ct["Id"] if opts["no-trunc"] else ct["Id"][:12])
-        return 0
-    rows = []
-    for ct in cs:
-        cmd = ct["Command"]
-        mounts = ct.get("Mounts") or []
-        row = {"ID": ct["Id"] if opts["no-trunc"] else ct["Id"][:12],
-               "Image": ct["Image"] if opts["no-trunc"] or not ct["Image"].startswith("sha256:")
-               else ct["Image"][7:19],
-               "Command": json.dumps(cmd if opts["no-trunc"] else fmt.trunc(cmd, 20),
-                                     ensure_ascii=False),
-               "RunningFor": fmt.ago(ct["Created"]), "CreatedAt": fmt.ts(ct["Created"]),
-               "Status": ct["Status"], "Ports": _ports_text(ct.get("Ports") or []),
-               "Names": ",".join(
-                   n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
-               "Labels": fmt.labels_text(ct.get("Labels")),
-               "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
-               "Mounts": ",".join(
-                   m.get("Name") or m.get("Source", "") if opts["no-trunc"] else
-                   fmt.trunc(m.get("Name") or m.get("Source", ""), 15) for m in mounts),
-               "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local"))}
-        if opts["size"]:
-            row["Size"] = (f"{fmt.size(ct.get('SizeRw', 0))} "
-                           f"(virtual {fmt.size(ct.get('SizeRootFs', 0))})")
-        rows.append(fmt.Row(row, ct.get("Labels"), "*formatter.ContainerContext"))
-    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
-            ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
-            ("NAMES", "Names")]
-    if opts["size"]:
-        cols.append(("SIZE", "Size"))
-    fmt.render(rows, opts["format"], cols, "failed to parse template: ",
-               "failed to execute template: ")
-    return 0
-
-
-def _ports_text(ports: list[dict[str, Any]]) -> str:
-    parts = []
-    for p in ports:
-        if p.get("PublicPort"):
-            parts.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
-                         f"{p['PrivatePort']}/{p['Type']}")
-        else:
-            parts.append(f"{p['PrivatePort']}/{p['Type']}")
-    return ", ".join(parts)
-
-
-PORT = Spec([])
-
-
-def cmd_port(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     if not 1 <= len(args) <= 2:
         raise UsageError('"port" requires at least 1 and at most 2 arguments.')
-    ports = c.get(f"/containers/{q(args[0])}/json")["NetworkSettings"].get("Ports") or {}
+    ports = c.inspect_container(args[0])["NetworkSettings"].get("Ports") or {}
     want = args[1] if len(args) > 1 else None
     if want and "/" not in want:
         want += "/tcp"
@@ -116,118 +39,107 @@ def cmd_port(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-LOGS = Spec([flag("follow", "f", help="Follow log output"),
-             flag("timestamps", "t", help="Show timestamps"),
-             flag("tail", "n", "str", "all",
-                  help="Number of lines to show from the end of the logs"),
-             flag("since", kind="str", default="",
-                  help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
-                       "(e.g. \"42m\" for 42 minutes)"),
-             flag("until", kind="str", default="",
-                  help="Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
-                       "(e.g. \"42m\" for 42 minutes)"),
-             flag("details", help="Show extra details provided to logs")])
+class LogsOptions(Options):
+    follow = boolean("follow", "f", help="Follow log output")
+    timestamps = boolean("timestamps", "t", help="Show timestamps")
+    tail = string("tail", "n", default="all",
+                  help="Number of lines to show from the end of the logs")
+    since = string("since",
+                   help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
+                        "(e.g. \"42m\" for 42 minutes)")
+    until = string("until",
+                   help="Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
+                        "(e.g. \"42m\" for 42 minutes)")
+    details = boolean("details", help="Show extra details provided to logs")
 
 
-def cmd_logs(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_logs(c: Client, opts: LogsOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"logs" requires exactly 1 argument.')
-    info = c.get(f"/containers/{q(args[0])}/json")
+    info = c.inspect_container(args[0])
     try:
-        since = fmt.parse_time(opts["since"]) if opts["since"] else None
-        until = fmt.parse_time(opts["until"]) if opts["until"] else None
+        since = fmt.parse_time(opts.since) if opts.since else None
+        until = fmt.parse_time(opts.until) if opts.until else None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    r = c.send("GET", f"/containers/{info['Id']}/logs", query={
-        "stdout": 1, "stderr": 1, "follow": opts["follow"] or None,
-        "timestamps": opts["timestamps"] or None, "tail": opts["tail"],
-        "since": since, "until": until})
+    r = c.container_logs(info["Id"], follow=opts.follow, timestamps=opts.timestamps,
+                         tail=opts.tail, since=since, until=until)
     from berth.cli.attach import _pump_output
     _pump_output(r, bool(info["Config"]["Tty"]))
     return 0
 
 
-STOP = Spec([flag("time", "t", "int", None, help="Seconds to wait before killing the container"),
-             flag("timeout", kind="int", default=None,
-                  help="Seconds to wait before killing the container"),
-             flag("signal", "s", "str", "", help="Signal to send to the container")])
+class StopOptions(Options):
+    time = optional_integer("time", "t", help="Seconds to wait before killing the container")
+    timeout = optional_integer("timeout", help="Seconds to wait before killing the container")
+    signal = string("signal", "s", help="Signal to send to the container")
 
 
-def cmd_stop(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    t = opts["time"] if opts["time"] is not None else opts["timeout"]
+def cmd_stop(c: Client, opts: StopOptions, args: list[str]) -> int:
+    t = opts.time if opts.time is not None else opts.timeout
 
     def stop(name: str) -> None:
-        c.send("POST", f"/containers/{q(name)}/stop",
-               query={"t": t, "signal": opts["signal"] or None}).close()
+        c.stop_container(name, timeout=t, signal=opts.signal)
     return _each(c, args, "stop", stop, "stop")
 
 
-def cmd_restart(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    t = opts["time"] if opts["time"] is not None else opts["timeout"]
+def cmd_restart(c: Client, opts: StopOptions, args: list[str]) -> int:
+    t = opts.time if opts.time is not None else opts.timeout
 
     def restart(name: str) -> None:
-        c.send("POST", f"/containers/{q(name)}/restart",
-               query={"t": t, "signal": opts["signal"] or None}).close()
+        c.restart_container(name, timeout=t, signal=opts.signal)
     return _each(c, args, "restart", restart, "restart")
 
 
-KILL = Spec([flag("signal", "s", "str", "", help="Signal to send to the container")])
+class KillOptions(Options):
+    signal = string("signal", "s", help="Signal to send to the container")
 
 
-def cmd_kill(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_kill(c: Client, opts: KillOptions, args: list[str]) -> int:
     def kill(name: str) -> None:
-        c.send("POST", f"/containers/{q(name)}/kill",
-               query={"signal": opts["signal"] or None}).close()
+        c.kill_container(name, opts.signal)
     return _each(c, args, "kill", kill, "kill")
 
 
-RM = Spec([flag("force", "f", help="Force the removal of a running container (uses SIGKILL)"),
-           flag("volumes", "v", help="Remove anonymous volumes associated with the container"),
-           flag("link", "l", help="Remove the specified link")])
+class RmOptions(Options):
+    force = boolean("force", "f", help="Force the removal of a running container (uses SIGKILL)")
+    volumes = boolean("volumes", "v", help="Remove anonymous volumes associated with the container")
+    link = boolean("link", "l", help="Remove the specified link")
 
 
-def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_rm(c: Client, opts: RmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
-        c.send("DELETE", f"/containers/{q(name)}",
-               query={"force": opts["force"] or None, "v": opts["volumes"] or None,
-                      "link": opts["link"] or None}).close()
+        c.remove_container(name, force=opts.force, volumes=opts.volumes, link=opts.link)
     return _each(c, args, "rm", rm, "remove")
 
 
-WAIT = Spec([])
-
-
-def cmd_wait(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_wait(c: Client, opts: Options, args: list[str]) -> int:
     if not args:
         raise UsageError('"wait" requires at least 1 argument.')
     rc = 0
     for name in args:
         try:
-            res = c.post(f"/containers/{q(name)}/wait")
-            out(str(res.get("StatusCode", 0)))
+            out(str(c.wait_container(name).get("StatusCode", 0)))
         except BerthError as e:
             err(f"Error response from daemon: {e}")
             rc = 1
     return rc
 
 
-RENAME = Spec([])
-
-
-def cmd_rename(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_rename(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"rename" requires exactly 2 arguments.')
-    c.send("POST", f"/containers/{q(args[0])}/rename", query={"name": args[1]}).close()
+    c.rename_container(args[0], args[1])
     return 0
 
 
-CONTAINER_PRUNE = Spec([flag("force", "f", help="Do not prompt for confirmation"),
-                        flag("filter", kind="list",
-                             help="Provide filter values (e.g. \"until=<timestamp>\")")])
+class ContainerPruneOptions(Options):
+    force = boolean("force", "f", help="Do not prompt for confirmation")
+    filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")
 
 
-def cmd_container_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    res = c.post("/containers/prune", {"filters": parse_filters(opts["filter"])})
+def cmd_container_prune(c: Client, opts: ContainerPruneOptions, args: list[str]) -> int:
+    res = c.prune_containers(parse_filters(opts.filter))
     deleted = res.get("ContainersDeleted") or []
     if deleted:
         out("Deleted Containers:")
@@ -238,60 +150,56 @@ def cmd_container_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int
     return 0
 
 
-UPDATE = Spec([flag("memory", "m", "str", "", help="Memory limit"),
-               flag("memory-swap", kind="str", default="",
-                    help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
-               flag("cpus", kind="str", default="", help="Number of CPUs"),
-               flag("cpu-shares", "c", "int", 0, help="CPU shares (relative weight)"),
-               flag("cpuset-cpus", kind="str", default="",
-                    help="CPUs in which to allow execution (0-3, 0,1)"),
-               flag("pids-limit", kind="int",
-                                                                  default=0, help="Tune container pids limit (set -1 for unlimited)"),
-               flag("restart", kind="str", default="",
-                    help="Restart policy to apply when a container exits")])
+class UpdateOptions(Options):
+    memory = string("memory", "m", help="Memory limit")
+    memory_swap = string("memory-swap",
+                         help="Swap limit equal to memory plus swap: -1 to enable unlimited swap")
+    cpus = string("cpus", help="Number of CPUs")
+    cpu_shares = integer("cpu-shares", "c", help="CPU shares (relative weight)")
+    cpuset_cpus = string("cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+    pids_limit = integer("pids-limit", help="Tune container pids limit (set -1 for unlimited)")
+    restart = string("restart", help="Restart policy to apply when a container exits")
 
 
-def cmd_update(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_update(c: Client, opts: UpdateOptions, args: list[str]) -> int:
     body: dict[str, Any] = {}
     try:
-        if opts["memory"]:
-            body["Memory"] = parse_size(opts["memory"])
-        if opts["memory-swap"]:
-            body["MemorySwap"] = -1 if opts["memory-swap"] == "-1" else parse_size(
-                opts["memory-swap"])
+        if opts.memory:
+            body["Memory"] = parse_size(opts.memory)
+        if opts.memory_swap:
+            body["MemorySwap"] = -1 if opts.memory_swap == "-1" else parse_size(
+                opts.memory_swap)
     except ValueError as e:
         raise UsageError(f"invalid argument: {e}") from None
-    if opts["cpus"]:
-        body["NanoCpus"] = int(round(float(opts["cpus"]) * 1e9))
-    for key, name in (("CpuShares", "cpu-shares"), ("PidsLimit", "pids-limit"),
-                      ("CpusetCpus", "cpuset-cpus")):
-        if opts[name]:
-            body[key] = opts[name]
-    if opts["restart"]:
-        name, _, count = opts["restart"].partition(":")
+    if opts.cpus:
+        body["NanoCpus"] = int(round(float(opts.cpus) * 1e9))
+    for key, value in (("CpuShares", opts.cpu_shares), ("PidsLimit", opts.pids_limit),
+                       ("CpusetCpus", opts.cpuset_cpus)):
+        if value:
+            body[key] = value
+    if opts.restart:
+        name, _, count = opts.restart.partition(":")
         body["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
 
     def one(name: str) -> None:
-        c.post(f"/containers/{q(name)}/update", body=body)
+        c.update_container(name, body)
     return _each(c, args, "update", one, "update")
 
 
-TOP = Spec([])
-
-
-def cmd_top(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_top(c: Client, opts: Options, args: list[str]) -> int:
     if not args:
         raise UsageError('"top" requires at least 1 argument.')
-    res = c.get(f"/containers/{q(args[0])}/top", {"ps_args": " ".join(args[1:]) or None})
-    rows = [dict(zip(res["Titles"], p, strict=False)) for p in res["Processes"]]
-    fmt.render(rows, "", [(t, t) for t in res["Titles"]])
+    top = c.container_top(args[0], " ".join(args[1:]))
+    rows = [dict(zip(top["Titles"], p, strict=False)) for p in top["Processes"]]
+    fmt.render(rows, "", [(t, t) for t in top["Titles"]])
     return 0
 
 
-STATS = Spec([flag("no-stream", help="Disable streaming stats and only pull the first result"),
-              flag("all", "a", help="Show all containers"),
-              flag("no-trunc", help="Do not truncate output"),
-              flag("format", kind="str", default="", help="Format output using a custom template")])
+class StatsOptions(Options):
+    no_stream = boolean("no-stream", help="Disable streaming stats and only pull the first result")
+    all = boolean("all", "a", help="Show all containers")
+    no_trunc = boolean("no-trunc", help="Do not truncate output")
+    format = string("format", help="Format output using a custom template")
 
 
 def _stats_row(s: dict[str, Any]) -> dict[str, str]:
@@ -318,29 +226,27 @@ def _stats_row(s: dict[str, Any]) -> dict[str, str]:
             "PIDs": str(s.get("pids_stats", {}).get("current", 0))}
 
 
-def cmd_stats(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    names = args or [ct["Id"] for ct in c.get("/containers/json", {"all": opts["all"] or None})]
+def cmd_stats(c: Client, opts: StatsOptions, args: list[str]) -> int:
+    names = args or [ct["Id"] for ct in c.containers(all=opts.all)]
     cols = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
             ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
             ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
-    if opts["no-stream"]:
-        rows = [fmt.Row(_stats_row(c.get(f"/containers/{q(n)}/stats", {"stream": 0})), None,
+    if opts.no_stream:
+        rows = [fmt.Row(_stats_row(c.container_stats(n)), None,
                         "*container.statsContext", has_labels=False) for n in names]
-        fmt.render(rows, opts["format"], cols)
+        fmt.render(rows, opts.format, cols)
         return 0
-    streams = [c.send("GET", f"/containers/{q(n)}/stats", query={"stream": 1}).iter_json()
-               for n in names]
+    streams = [c.stream_stats(n).iter_json() for n in names]
     try:
         while True:
             rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext",
                             has_labels=False) for st in streams]
             sys.stdout.write("\x1b[2J\x1b[H")
-            fmt.render(rows, opts["format"], cols)
+            fmt.render(rows, opts.format, cols)
             sys.stdout.flush()
     except StopIteration:
         return 0
 
 
-PAUSE = Spec([])
-cmd_pause = _simple("/containers/{}/pause", "pause")
-cmd_unpause = _simple("/containers/{}/unpause", "unpause")
+cmd_pause = _simple(Client.pause_container, "pause")
+cmd_unpause = _simple(Client.unpause_container, "unpause")

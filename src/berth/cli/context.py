@@ -14,21 +14,31 @@ import sys
 from typing import Any
 
 from berth.cli import fmt
-from berth.cli.flags import Spec, UsageError, flag
 from berth.client import Client, InvalidHost, parse_host
 from berth.client import contexts as store
+from berth.cmdline import Options, UsageError, boolean, optional_string, string
 from berth.errors import BerthError
 
-CREATE = Spec([flag("description", kind="str", default="", help="Description of the context"),
-               flag("docker", kind="str", default=None,
-                    help="set the docker endpoint (host=, ca=, cert=, key=, skip-tls-verify=, "
-                    "from=)"),
-               flag("from", kind="str", default=None, help="create context from a named "
-                    "context")])
-LS = Spec([flag("format", kind="str", default="", help="Format output using a custom template"),
-           flag("quiet", "q", help="Only show context names")])
-INSPECT = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
-RM = Spec([flag("force", "f", help="Force the removal of a context in use")])
+
+class ContextCreateOptions(Options):
+    description = string("description", help="Description of the context")
+    docker = optional_string("docker",
+                             help="set the docker endpoint (host=, ca=, cert=, key=, skip-tls-"
+                                  "verify=, from=)")
+    from_ = optional_string("from", help="create context from a named context")
+
+
+class ContextLsOptions(Options):
+    format = string("format", help="Format output using a custom template")
+    quiet = boolean("quiet", "q", help="Only show context names")
+
+
+class ContextInspectOptions(Options):
+    format = string("format", "f", help="Format output using a custom template")
+
+
+class ContextRmOptions(Options):
+    force = boolean("force", "f", help="Force the removal of a context in use")
 
 _BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
          "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
@@ -159,7 +169,7 @@ def _save(name: str, meta: dict[str, Any], files: dict[str, bytes]) -> None:
                 fb.write(data)
 
 
-def cmd_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_create(c: Client, opts: ContextCreateOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"context create" requires exactly 1 argument.')
     name = args[0]
@@ -173,7 +183,7 @@ def cmd_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-def _create(c: Client, name: str, opts: dict[str, Any]) -> None:
+def _create(c: Client, name: str, opts: ContextCreateOptions) -> None:
     if name == store.DEFAULT:
         raise BerthError('"default" is a reserved context name')
     if not re.fullmatch(store.NAME_PATTERN.strip("^$"), name):
@@ -181,31 +191,31 @@ def _create(c: Client, name: str, opts: dict[str, Any]) -> None:
                          f'regexp "{store.NAME_PATTERN}"')
     if os.path.exists(os.path.join(store.meta_dir(name), "meta.json")):
         raise BerthError(f'context "{name}" already exists')
-    if opts["from"] is not None or opts["docker"] is None:
+    if opts.from_ is not None or opts.docker is None:
         # a copy of a context: --from, or without --docker the current one
-        src = _get(opts["from"] if opts["from"] is not None else _current(c), c)
+        src = _get(opts.from_ if opts.from_ is not None else _current(c), c)
         meta = json.loads(json.dumps(src.meta))
         meta["Name"] = name
         md = meta.get("Metadata") if isinstance(meta.get("Metadata"), dict) else {}
         if src.name == store.DEFAULT:
             md = {"Description": store.DEFAULT_DESCRIPTION}
-        if opts["description"]:
-            md["Description"] = opts["description"]
+        if opts.description:
+            md["Description"] = opts.description
         meta["Metadata"] = md
         files = {k: _read(p) for k, p in src.files.items()}
-        if opts["docker"] is not None:
-            host, skip, files = _endpoint(_parse_docker(opts["docker"]), c)
+        if opts.docker is not None:
+            host, skip, files = _endpoint(_parse_docker(opts.docker), c)
             meta.setdefault("Endpoints", {})["docker"] = {"Host": host, "SkipTLSVerify": skip}
     else:
-        host, skip, files = _endpoint(_parse_docker(opts["docker"]), c)
+        host, skip, files = _endpoint(_parse_docker(opts.docker), c)
         meta = {"Name": name,
-                "Metadata": {"Description": opts["description"]} if opts["description"] else {},
+                "Metadata": {"Description": opts.description} if opts.description else {},
                 "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip}}}
     _save(name, meta, files)
 
 
 # --- ls ---------------------------------------------------------------------------------------
-def cmd_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_ls(c: Client, opts: ContextLsOptions, args: list[str]) -> int:
     if args:
         raise UsageError('"context ls" accepts no arguments.')
     current = _current(c)
@@ -236,15 +246,15 @@ def cmd_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         _err(f"Warning: {env} environment variable overrides the active context. To use a "
              f"context, either set the global --context flag, or unset {env} environment "
              "variable.")
-    if opts["quiet"]:
+    if opts.quiet:
         for r in rows:
             _out(r["Name"])
         return 0
-    if opts["format"].strip() == "json":
+    if opts.format.strip() == "json":
         for r in rows:
             _out(_go_json(dict(sorted(r.items()))))
-    elif opts["format"]:
-        fmt.render(rows, opts["format"], [("NAME", "Name"), ("DESCRIPTION", "Description"),
+    elif opts.format:
+        fmt.render(rows, opts.format, [("NAME", "Name"), ("DESCRIPTION", "Description"),
                                           ("DOCKER ENDPOINT", "DockerEndpoint"),
                                           ("ERROR", "Error")])
     else:
@@ -271,7 +281,7 @@ def _inspect(ctx: store.Context) -> dict[str, Any]:
                         "TLSPath": ctx.tls_path or in_memory}}
 
 
-def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_inspect(c: Client, opts: ContextInspectOptions, args: list[str]) -> int:
     names = args or [_current(c)]
     docs = []
     failed = ""
@@ -282,9 +292,9 @@ def cmd_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             failed = str(e)
             break
         docs.append(_inspect(ctx))
-    if opts["format"]:
+    if opts.format:
         for doc in docs:
-            _out(fmt.template(opts["format"], doc))
+            _out(fmt.template(opts.format, doc))
     else:
         _out(_go_json(docs, indent=4))
     if failed:
@@ -305,7 +315,7 @@ def _set_current(name: str) -> None:
     save_config(dict(sorted(doc.items())))
 
 
-def cmd_use(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_use(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"context use" requires exactly 1 argument.')
     name = args[0]
@@ -326,14 +336,14 @@ def cmd_use(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-def cmd_show(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_show(c: Client, opts: Options, args: list[str]) -> int:
     if args:
         raise UsageError('"context show" accepts no arguments.')
     _out(_current(c))
     return 0
 
 
-def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_rm(c: Client, opts: ContextRmOptions, args: list[str]) -> int:
     if not args:
         raise UsageError('"context rm" requires at least 1 argument.')
     import shutil
@@ -346,7 +356,7 @@ def cmd_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         if not os.path.exists(os.path.join(store.meta_dir(name), "meta.json")):
             errors.append(f'context "{name}" does not exist')
             continue
-        if name == current and not opts["force"]:
+        if name == current and not opts.force:
             errors.append(f'context "{name}" is in use, set -f flag to force remove')
             continue
         if name == store.current_name():

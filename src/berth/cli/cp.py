@@ -16,15 +16,16 @@ import sys
 import tarfile
 from typing import Any
 
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, q
+from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean
 
-CP = Spec([
-    flag("archive", "a", help="Archive mode (copy all uid/gid information)"),
-    flag("follow-link", "L", help="Always follow symbol link in SRC_PATH"),
-    flag("quiet", "q", help="Suppress progress output during copy. Progress output is "
-                            "automatically suppressed if no terminal is attached"),
-])
+
+class CpOptions(Options):
+    archive = boolean("archive", "a", help="Archive mode (copy all uid/gid information)")
+    follow_link = boolean("follow-link", "L", help="Always follow symbol link in SRC_PATH")
+    quiet = boolean("quiet", "q",
+                    help="Suppress progress output during copy. Progress output is automatically "
+                         "suppressed if no terminal is attached")
 
 MODE_DIR = 1 << 31
 MODE_SYMLINK = 1 << 27
@@ -43,7 +44,7 @@ def _split(arg: str) -> tuple[str, str]:
     return name, path
 
 
-def cmd_cp(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_cp(c: Client, opts: CpOptions, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"cp" requires exactly 2 arguments.')
     (sc, sp), (dc, dp) = _split(args[0]), _split(args[1])
@@ -63,7 +64,7 @@ def cmd_cp(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     except _Local as e:
         sys.stderr.write(f"{e}\n")
         return 1
-    if not opts["quiet"] and where != "-" and sys.stderr.isatty():
+    if not opts.quiet and where != "-" and sys.stderr.isatty():
         from berth.units import human_size
         sys.stderr.write(f"Successfully copied {human_size(n)} to {where}\n")
     return 0
@@ -71,16 +72,14 @@ def cmd_cp(c: Client, opts: dict[str, Any], args: list[str]) -> int:
 
 def _stat(c: Client, container: str, path: str) -> dict[str, Any] | None:
     """The container path's stat (X-Docker-Container-Path-Stat); None if it does not exist."""
-    r = c.send("HEAD", f"/containers/{q(container)}/archive", query={"path": path},
-               check=False)
-    r.close()
+    r = c.stat_path(container, path)
     if r.status == 404:
         # no such path, or no such container: the container's inspect says which
-        c.send("GET", f"/containers/{q(container)}/json").close()
+        c.inspect_container(container)
         return None
     if r.status >= 400:
         # a HEAD has no body to carry the daemon's message: a GET does
-        c.send("GET", f"/containers/{q(container)}/archive", query={"path": path}).close()
+        c.get_archive(container, path).close()
     return _decode(r.headers.get("x-docker-container-path-stat", ""))
 
 
@@ -93,14 +92,14 @@ def _decode(header: str) -> dict[str, Any]:
 
 # --- container -> local -------------------------------------------------------------------
 def _from_container(c: Client, container: str, src: str, dst: str,
-                    opts: dict[str, Any]) -> int:
+                    opts: CpOptions) -> int:
     rebase = ""
-    if opts["follow-link"]:
+    if opts.follow_link:
         st = _stat(c, container, src)
         if st and st.get("mode", 0) & MODE_SYMLINK and st.get("linkTarget"):
             rebase = os.path.basename(src.rstrip("/")) or ""
             src = st["linkTarget"]
-    r = c.send("GET", f"/containers/{q(container)}/archive", query={"path": src})
+    r = c.get_archive(container, src)
     st = _decode(r.headers.get("x-docker-container-path-stat", ""))
     if dst == "-":
         n = 0
@@ -133,7 +132,7 @@ def _from_container(c: Client, container: str, src: str, dst: str,
             into, new_root = dst, "."
         else:
             into, new_root = parent, os.path.basename(dst.rstrip("/"))
-    return _extract_local(_Stream(r.iter_raw()), into, root, new_root, opts["archive"])
+    return _extract_local(_Stream(r.iter_raw()), into, root, new_root, opts.archive)
 
 
 class _Stream(io.RawIOBase):
@@ -206,15 +205,11 @@ def _inside(m: tarfile.TarInfo, into: str) -> bool:
 
 
 # --- local -> container -------------------------------------------------------------------
-def _to_container(c: Client, src: str, container: str, dst: str, opts: dict[str, Any]) -> int:
-    query = {"path": dst, "noOverwriteDirNonDir": True, "copyUIDGID": opts["archive"]}
+def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions) -> int:
     if src == "-":
-        r = c.send("PUT", f"/containers/{q(container)}/archive", query=query,
-                   data=sys.stdin.buffer, headers={"Content-Type": "application/x-tar"})
-        r.read()
-        r.close()
+        c.put_archive(container, dst, sys.stdin.buffer, copy_uid_gid=opts.archive)
         return 0
-    follow = bool(opts["follow-link"])
+    follow = opts.follow_link
     try:
         lst = os.stat(src) if follow else os.lstat(src)
     except OSError as e:
@@ -240,7 +235,6 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: dict[str,
             raise _Local(f"no such directory: {container}:{dst}")
         put_path = os.path.dirname(dst.rstrip("/")) or "/"
         arc = os.path.basename(dst.rstrip("/"))
-    query["path"] = put_path
     buf = _Pipe()
     total = [0]
     errors: list[BaseException] = []
@@ -264,10 +258,7 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: dict[str,
     t = threading.Thread(target=produce, daemon=True)
     t.start()
     try:
-        r = c.send("PUT", f"/containers/{q(container)}/archive", query=query, data=buf,  # type: ignore[arg-type]
-                   headers={"Content-Type": "application/x-tar"})
-        r.read()
-        r.close()
+        c.put_archive(container, put_path, buf, copy_uid_gid=opts.archive)  # type: ignore[arg-type]
     finally:
         buf.close_read()
         t.join()
@@ -325,4 +316,4 @@ class _Pipe:
             return data
 
 
-__all__ = ["CP", "cmd_cp"]
+__all__ = ["CpOptions", "cmd_cp"]

@@ -13,7 +13,7 @@ from berth.units import human_duration, human_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 # `re` (with the `enum` it imports, ~4 ms of start-up) only where templates and times are parsed
@@ -321,3 +321,9 @@ def parse_time(s: str) -> str:
             sign = 1 if zone[0] == "+" else -1
             base -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     return f"{base + float(m.group(3) or 0):.9f}"
+
+
+# --- counts ------------------------------------------------------------------------------
+def _count(n: int | None, show: Callable[[int], str] = str) -> str:
+    """docker's N/A for a count or size the daemon did not work out (-1)."""
+    return "N/A" if n is None or n < 0 else show(n)

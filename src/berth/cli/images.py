@@ -7,14 +7,10 @@ import os
 import sys
 
 from berth.cli import fmt
-from berth.cli.common import (
-    _count,
-    err,
-    out,
-    parse_filters,
-)
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, q
+from berth.cli.fmt import _count
+from berth.cli.main import err, out, parse_filters
+from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.errors import BerthError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -22,25 +18,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-IMPORT = Spec([flag("change", "c", "list",
-                    help="Apply Dockerfile instruction to the created image"),
-               flag("message", "m", "str", "", help="Set commit message for imported image"),
-               flag("platform", kind="str", default="",
-                    help="Set platform if server is multi-platform capable")])
+class ImportOptions(Options):
+    change = strings("change", "c", help="Apply Dockerfile instruction to the created image")
+    message = string("message", "m", help="Set commit message for imported image")
+    platform = string("platform", help="Set platform if server is multi-platform capable")
 
 
-def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_import(c: Client, opts: ImportOptions, args: list[str]) -> int:
     if not 1 <= len(args) <= 2:
         raise UsageError('"import" requires at least 1 and at most 2 arguments.')
     src = args[0]
     repo = args[1] if len(args) > 1 else ""
-    query: list[tuple[str, Any]] = [("fromSrc", "-"), ("repo", repo),
-                                    ("message", opts["message"] or None)]
-    query += [("changes", ch) for ch in opts["change"]]
     if src == "-":
-        f = sys.stdin.buffer
-        r = c.send("POST", "/images/create", query=query, data=f,
-                   headers={"Content-Type": "application/x-tar"})
+        r = c.import_image(sys.stdin.buffer, repo=repo, message=opts.message,
+                           changes=opts.change)
     else:
         if "://" in src:
             raise BerthError("importing from a URL is not supported yet")
@@ -50,8 +41,7 @@ def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
             err(f"open {src}: {(e.strerror or str(e)).lower()}")
             return 1
         with fh:
-            r = c.send("POST", "/images/create", query=query, data=fh,
-                       headers={"Content-Type": "application/x-tar"})
+            r = c.import_image(fh, repo=repo, message=opts.message, changes=opts.change)
     for msg in r.iter_json():
         if msg.get("error"):
             raise BerthError(msg["error"])
@@ -60,22 +50,21 @@ def cmd_import(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-IMAGES = Spec([flag("all", "a", help="Show all images"),
-               flag("quiet", "q", help="Only show image IDs"),
-               flag("no-trunc", help="Don't truncate output"),
-               flag("digests", help="Show digests"),
-               flag("filter", "f", "list", help="Filter output based on conditions provided"),
-               flag("format", kind="str", default="", help="Format output using a custom template"),
-               flag("tree", help="List multi-platform images as a tree (EXPERIMENTAL)")])
+class ImagesOptions(Options):
+    all = boolean("all", "a", help="Show all images")
+    quiet = boolean("quiet", "q", help="Only show image IDs")
+    no_trunc = boolean("no-trunc", help="Don't truncate output")
+    digests = boolean("digests", help="Show digests")
+    filter = strings("filter", "f", help="Filter output based on conditions provided")
+    format = string("format", help="Format output using a custom template")
+    tree = boolean("tree", help="List multi-platform images as a tree (EXPERIMENTAL)")
 
 
-def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    filters = opts["filter"] + ([f"reference={args[0]}"] if args else [])
-    imgs = c.get("/images/json", {"all": opts["all"] or None,
-                                  "filters": parse_filters(filters)})
+def cmd_images(c: Client, opts: ImagesOptions, args: list[str]) -> int:
+    filters = opts.filter + ([f"reference={args[0]}"] if args else [])
     rows = []
-    for im in imgs:
-        iid = im["Id"] if opts["no-trunc"] else im["Id"].split(":", 1)[1][:12]
+    for im in c.images(all=opts.all, filters=parse_filters(filters)):
+        iid = im["Id"] if opts.no_trunc else im["Id"].split(":", 1)[-1][:12]
         digests = dict(d.split("@", 1) for d in im.get("RepoDigests") or [] if "@" in d)
         tags = im.get("RepoTags") or []
         if not tags:  # as Docker: an image known only by digest shows its repository
@@ -92,7 +81,7 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                 "UniqueSize": _count(None if im.get("SharedSize", -1) < 0 else
                                      im["Size"] - im["SharedSize"], fmt.size)},
                 None, "*formatter.imageContext", has_labels=False))
-    if opts["quiet"]:
+    if opts.quiet:
         seen = set()
         for r in rows:
             if r["ID"] not in seen:
@@ -100,39 +89,35 @@ def cmd_images(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                 out(r["ID"])
         return 0
     cols = [("REPOSITORY", "Repository"), ("TAG", "Tag")]
-    cols += [("DIGEST", "Digest")] if opts["digests"] else []
+    cols += [("DIGEST", "Digest")] if opts.digests else []
     cols += [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
-    fmt.render(rows, opts["format"], cols)
+    fmt.render(rows, opts.format, cols)
     return 0
 
 
-TAG = Spec([])
-
-
-def cmd_tag(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_tag(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"tag" requires exactly 2 arguments.')
     target = args[1]
     repo, tag = target, ""
     if target.rfind(":") > target.rfind("/"):
         repo, tag = target.rsplit(":", 1)
-    r = c.send("POST", f"/images/{q(args[0])}/tag", query={"repo": repo, "tag": tag or None})
-    r.close()
+    c.tag_image(args[0], repo, tag)
     return 0
 
 
-RMI = Spec([flag("force", "f", help="Force removal of the image"),
-            flag("no-prune", help="Do not delete untagged parents")])
+class RmiOptions(Options):
+    force = boolean("force", "f", help="Force removal of the image")
+    no_prune = boolean("no-prune", help="Do not delete untagged parents")
 
 
-def cmd_rmi(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_rmi(c: Client, opts: RmiOptions, args: list[str]) -> int:
     if not args:
         raise UsageError('"rmi" requires at least 1 argument.')
     rc = 0
     for name in args:
         try:
-            for item in c.delete(f"/images/{q(name)}", {"force": opts["force"] or None,
-                                                        "noprune": opts["no-prune"] or None}):
+            for item in c.remove_image(name, force=opts.force, no_prune=opts.no_prune):
                 for k, v in item.items():
                     out(f"{k}: {v}")
         except BerthError as e:
@@ -141,65 +126,66 @@ def cmd_rmi(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return rc
 
 
-HISTORY = Spec([flag("quiet", "q", help="Only show image IDs"),
-                flag("no-trunc", help="Don't truncate output"),
-                flag("human", "H", default=True,
-                     help="Print sizes and dates in human readable format"),
-                flag("format", kind="str", default="",
-                     help="Format output using a custom template")])
+class HistoryOptions(Options):
+    quiet = boolean("quiet", "q", help="Only show image IDs")
+    no_trunc = boolean("no-trunc", help="Don't truncate output")
+    human = boolean("human", "H", default=True,
+                    help="Print sizes and dates in human readable format")
+    format = string("format", help="Format output using a custom template")
 
 
-def cmd_history(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_history(c: Client, opts: HistoryOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"history" requires exactly 1 argument.')
-    hist = c.get(f"/images/{q(args[0])}/history")
     rows = []
-    for h in hist:
+    for h in c.image_history(args[0]):
         hid = h["Id"]
-        if hid != "<missing>" and not opts["no-trunc"]:
+        if hid != "<missing>" and not opts.no_trunc:
             hid = hid.split(":", 1)[-1][:12]
         by = h.get("CreatedBy") or ""
         rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
                              "CreatedAt": fmt.rfc3339(h["Created"]),
-                             "CreatedBy": by if opts["no-trunc"] else fmt.trunc(by, 45),
+                             "CreatedBy": by if opts.no_trunc else fmt.trunc(by, 45),
                              "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")},
                             None, "*image.historyContext", has_labels=False))
-    if opts["quiet"]:
+    if opts.quiet:
         for r in rows:
             out(r["ID"])
         return 0
-    fmt.render(rows, opts["format"], [("IMAGE", "ID"), ("CREATED", "CreatedSince"),
+    fmt.render(rows, opts.format, [("IMAGE", "ID"), ("CREATED", "CreatedSince"),
                                       ("CREATED BY", "CreatedBy"), ("SIZE", "Size"),
                                       ("COMMENT", "Comment")])
     return 0
 
 
-SAVE = Spec([flag("output", "o", "str", "", help="Write to a file, instead of STDOUT"),
-             flag("platform", kind="str", default="",
-                  help="Save only the given platform variant. Formatted as \"os[/arch[/variant]]\" "
-                       "(e.g., \"linux/amd64\")")])
+class SaveOptions(Options):
+    output = string("output", "o", help="Write to a file, instead of STDOUT")
+    platform = string("platform",
+                      help="Save only the given platform variant. Formatted as "
+                           "\"os[/arch[/variant]]\" (e.g., \"linux/amd64\")")
 
 
-def cmd_save(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_save(c: Client, opts: SaveOptions, args: list[str]) -> int:
     if not args:
         raise UsageError('"save" requires at least 1 argument.')
-    if not opts["output"] and sys.stdout.isatty():
+    if not opts.output and sys.stdout.isatty():
         raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    r = c.send("GET", "/images/get", query=[("names", n) for n in args])
-    _copy_to(r, opts["output"])
+    r = c.save_images(args)
+    _copy_to(r, opts.output)
     return 0
 
 
-EXPORT = Spec([flag("output", "o", "str", "", help="Write to a file, instead of STDOUT")])
+class ExportOptions(Options):
+    output = string("output", "o", help="Write to a file, instead of STDOUT")
 
 
-def cmd_export(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_export(c: Client, opts: ExportOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"export" requires exactly 1 argument.')
-    if not opts["output"] and sys.stdout.isatty():
+    if not opts.output and sys.stdout.isatty():
         raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    r = c.send("GET", f"/containers/{q(args[0])}/export")
-    _copy_to(r, opts["output"])
+    r = c.export_container(args[0])
+    _copy_to(r, opts.output)
     return 0
 
 
@@ -216,20 +202,20 @@ def _copy_to(r: Any, path: str) -> None:
         sys.stdout.buffer.flush()
 
 
-LOAD = Spec([flag("input", "i", "str", "", help="Read from tar archive file, instead of STDIN"),
-             flag("quiet", "q", help="Suppress the load output")])
+class LoadOptions(Options):
+    input = string("input", "i", help="Read from tar archive file, instead of STDIN")
+    quiet = boolean("quiet", "q", help="Suppress the load output")
 
 
-def cmd_load(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    if opts["input"]:
-        fh = open(opts["input"], "rb")  # noqa: SIM115
+def cmd_load(c: Client, opts: LoadOptions, args: list[str]) -> int:
+    if opts.input:
+        fh = open(opts.input, "rb")  # noqa: SIM115
     else:
         if sys.stdin.isatty():
             raise BerthError("requested load from stdin, but stdin is empty")
         fh = sys.stdin.buffer  # type: ignore[assignment]
     with fh:
-        r = c.send("POST", "/images/load", query={"quiet": opts["quiet"] or None}, data=fh,
-                   headers={"Content-Type": "application/x-tar"})
+        r = c.load_images(fh, quiet=opts.quiet)
     for msg in r.iter_json():
         if msg.get("error"):
             err(msg["error"])   # from the stream, as the docker CLI prints it
@@ -239,15 +225,15 @@ def cmd_load(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-IMAGE_PRUNE = Spec([flag("all", "a", help="Remove all unused images, not just dangling ones"),
-                    flag("force", "f", help="Do not prompt for confirmation"),
-                    flag("filter", kind="list",
-                         help="Provide filter values (e.g. \"until=<timestamp>\")")])
+class ImagePruneOptions(Options):
+    all = boolean("all", "a", help="Remove all unused images, not just dangling ones")
+    force = boolean("force", "f", help="Do not prompt for confirmation")
+    filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")
 
 
-def cmd_image_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    filters = opts["filter"] + (["dangling=false"] if opts["all"] else [])
-    res = c.post("/images/prune", {"filters": parse_filters(filters)})
+def cmd_image_prune(c: Client, opts: ImagePruneOptions, args: list[str]) -> int:
+    filters = opts.filter + (["dangling=false"] if opts.all else [])
+    res = c.prune_images(parse_filters(filters))
     for item in res.get("ImagesDeleted") or []:
         for k, v in item.items():
             out(f"{k}: {v}")

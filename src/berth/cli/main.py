@@ -1,9 +1,12 @@
 """The `berth` command: the command table, the global flags and the dispatch.
 
-Each command lives in the module of its group (containers, create, attach, images, networks,
-volumes, system, registry, build, cp, context) and only the one a command needs is imported:
-`berth ps`, `run` and `exec` must not import aiohttp, rich, YAML or the daemon (a unit test
-checks `sys.modules`). Imports `client`, `cli.flags`, `cli.common`.
+Each command lives in the module of its group (ps, containers, create, attach, inspect,
+images, networks, volumes, system, registry, build, cp, context) and only the one a command
+needs is imported: `berth ps`, `run` and `exec` must not import aiohttp, rich, YAML or the daemon (a unit test
+checks `sys.modules`). `--version` and `--help` import nothing else of berth's but
+`cmdline` and `errors`: the client and the command's module come once a command runs. Also
+what every command module shares (output, exit codes, filters, the one-name-at-a-time loop).
+Imports `client`, `cmdline`, `errors`.
 """
 
 from __future__ import annotations
@@ -11,15 +14,14 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cli import fmt
-from berth.cli.common import ENGINE_ERROR, CommandFailed, err, out
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import (
-    DEFAULT_HOST,
-    Client,
-    ConflictingOptions,
-    ConnectionFailed,
-    InvalidHost,
+from berth.cmdline import (
+    Options,
+    UsageError,
+    boolean,
+    optional_string,
+    string,
+    strings,
+    tristate,
 )
 from berth.errors import BerthError
 
@@ -28,34 +30,38 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    Handler = Callable[[Client, dict[str, Any], list[str]], int]
+    from berth.client import Client
 
-# A command: (module under berth.cli, its Spec's name or "" for no flags, its handler's name,
-# its arguments as docker's usage line names them, the one-line help: "" hides an alias from
-# the lists). `--help`, the completion scripts and the tests all read this table.
+    Handler = Callable[[Client, Any, list[str]], int]
+    # a command's flags: its options class (berth.cmdline)
+    FlagTable = type[Options]
+
+# A command: (module under berth.cli, its options class's name (berth.cmdline.Options) or ""
+# for no flags, its handler's name, its arguments as docker's usage line names them, the
+# one-line help: "" hides an alias from the lists). `--help`, the completion scripts and the tests all read this table.
 Command = tuple[str, str, str, str, str]
 
 COMMANDS: dict[str, Command] = {
-    "run": ("create", "RUN", "cmd_run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+    "run": ("create", "RunOptions", "cmd_run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
             "Create and run a new container from an image"),
-    "create": ("create", "CREATE", "cmd_create", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+    "create": ("create", "CreateOptions", "cmd_create", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
                "Create a new container"),
-    "start": ("attach", "START", "cmd_start", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "start": ("attach", "StartOptions", "cmd_start", "[OPTIONS] CONTAINER [CONTAINER...]",
               "Start one or more stopped containers"),
-    "exec": ("attach", "EXEC", "cmd_exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
+    "exec": ("attach", "ExecOptions", "cmd_exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
              "Execute a command in a running container"),
-    "attach": ("attach", "ATTACH", "cmd_attach", "[OPTIONS] CONTAINER",
+    "attach": ("attach", "AttachOptions", "cmd_attach", "[OPTIONS] CONTAINER",
                "Attach local standard input, output, and error streams to a running container"),
-    "ps": ("containers", "PS", "cmd_ps", "[OPTIONS]", "List containers"),
-    "logs": ("containers", "LOGS", "cmd_logs", "[OPTIONS] CONTAINER",
+    "ps": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", "List containers"),
+    "logs": ("containers", "LogsOptions", "cmd_logs", "[OPTIONS] CONTAINER",
              "Fetch the logs of a container"),
-    "stop": ("containers", "STOP", "cmd_stop", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "stop": ("containers", "StopOptions", "cmd_stop", "[OPTIONS] CONTAINER [CONTAINER...]",
              "Stop one or more running containers"),
-    "restart": ("containers", "STOP", "cmd_restart", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "restart": ("containers", "StopOptions", "cmd_restart", "[OPTIONS] CONTAINER [CONTAINER...]",
                 "Restart one or more containers"),
-    "kill": ("containers", "KILL", "cmd_kill", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "kill": ("containers", "KillOptions", "cmd_kill", "[OPTIONS] CONTAINER [CONTAINER...]",
              "Kill one or more running containers"),
-    "rm": ("containers", "RM", "cmd_rm", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "rm": ("containers", "RmOptions", "cmd_rm", "[OPTIONS] CONTAINER [CONTAINER...]",
            "Remove one or more containers"),
     "wait": ("containers", "", "cmd_wait", "CONTAINER [CONTAINER...]",
              "Block until containers stop, then print their exit codes"),
@@ -64,52 +70,55 @@ COMMANDS: dict[str, Command] = {
               "Pause all processes within one or more containers"),
     "unpause": ("containers", "", "cmd_unpause", "CONTAINER [CONTAINER...]",
                 "Unpause all processes within one or more containers"),
-    "update": ("containers", "UPDATE", "cmd_update", "[OPTIONS] CONTAINER [CONTAINER...]",
+    "update": ("containers", "UpdateOptions", "cmd_update", "[OPTIONS] CONTAINER [CONTAINER...]",
                "Update configuration of one or more containers"),
     "top": ("containers", "", "cmd_top", "CONTAINER [ps OPTIONS]",
             "Display the running processes of a container"),
     "port": ("containers", "", "cmd_port", "CONTAINER [PRIVATE_PORT[/PROTO]]",
              "List port mappings or a specific mapping for the container"),
-    "stats": ("containers", "STATS", "cmd_stats", "[OPTIONS] [CONTAINER...]",
+    "stats": ("containers", "StatsOptions", "cmd_stats", "[OPTIONS] [CONTAINER...]",
               "Display a live stream of container(s) resource usage"),
-    "events": ("system", "EVENTS", "cmd_events", "[OPTIONS]",
+    "events": ("system", "EventsOptions", "cmd_events", "[OPTIONS]",
                "Get real time events from the server"),
-    "inspect": ("common", "INSPECT", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
+    "inspect": ("inspect", "InspectOptions", "cmd_inspect", "[OPTIONS] NAME|ID [NAME|ID...]",
                 "Return low-level information on berth objects"),
-    "export": ("images", "EXPORT", "cmd_export", "[OPTIONS] CONTAINER",
+    "export": ("images", "ExportOptions", "cmd_export", "[OPTIONS] CONTAINER",
                "Export a container's filesystem as a tar archive"),
-    "images": ("images", "IMAGES", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", "List images"),
-    "import": ("images", "IMPORT", "cmd_import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+    "images": ("images", "ImagesOptions", "cmd_images",
+               "[OPTIONS] [REPOSITORY[:TAG]]", "List images"),
+    "import": ("images", "ImportOptions", "cmd_import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                "Import the contents from a tarball to create an image"),
     "tag": ("images", "", "cmd_tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
             "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
-    "rmi": ("images", "RMI", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images"),
-    "history": ("images", "HISTORY", "cmd_history", "[OPTIONS] IMAGE",
+    "rmi": ("images", "RmiOptions", "cmd_rmi",
+            "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images"),
+    "history": ("images", "HistoryOptions", "cmd_history", "[OPTIONS] IMAGE",
                 "Show the history of an image"),
-    "save": ("images", "SAVE", "cmd_save", "[OPTIONS] IMAGE [IMAGE...]",
+    "save": ("images", "SaveOptions", "cmd_save", "[OPTIONS] IMAGE [IMAGE...]",
              "Save one or more images to a tar archive"),
-    "load": ("images", "LOAD", "cmd_load", "[OPTIONS]",
+    "load": ("images", "LoadOptions", "cmd_load", "[OPTIONS]",
              "Load an image from a tar archive or STDIN"),
-    "pull": ("registry", "PULL", "cmd_pull", "[OPTIONS] NAME[:TAG|@DIGEST]",
+    "pull": ("registry", "PullOptions", "cmd_pull", "[OPTIONS] NAME[:TAG|@DIGEST]",
              "Download an image from a registry"),
-    "push": ("registry", "PUSH", "cmd_push", "[OPTIONS] NAME[:TAG]",
+    "push": ("registry", "PushOptions", "cmd_push", "[OPTIONS] NAME[:TAG]",
              "Upload an image to a registry"),
-    "login": ("registry", "LOGIN", "cmd_login", "[OPTIONS] [SERVER]", "Log in to a registry"),
-    "search": ("registry", "SEARCH", "cmd_search", "[OPTIONS] TERM",
+    "login": ("registry", "LoginOptions", "cmd_login",
+              "[OPTIONS] [SERVER]", "Log in to a registry"),
+    "search": ("registry", "SearchOptions", "cmd_search", "[OPTIONS] TERM",
                "Search Docker Hub for images"),
-    "build": ("build", "BUILD", "cmd_build", "[OPTIONS] PATH | URL | -",
+    "build": ("build", "BuildOptions", "cmd_build", "[OPTIONS] PATH | URL | -",
               "Build an image from a Dockerfile"),
-    "commit": ("build", "COMMIT", "cmd_commit", "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+    "commit": ("build", "CommitOptions", "cmd_commit", "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
                "Create a new image from a container's changes"),
     "diff": ("build", "", "cmd_diff", "CONTAINER",
              "Inspect changes to files or directories on a container's filesystem"),
     "logout": ("registry", "", "cmd_logout", "[SERVER]", "Log out from a registry"),
-    "cp": ("cp", "CP", "cmd_cp", "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-",
+    "cp": ("cp", "CpOptions", "cmd_cp", "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-",
            "Copy files/folders between a container and the local filesystem"),
-    "version": ("system", "VERSION", "cmd_version", "[OPTIONS]",
+    "version": ("system", "VersionOptions", "cmd_version", "[OPTIONS]",
                 "Show the berth version information"),
-    "info": ("system", "INFO", "cmd_info", "[OPTIONS]", "Display system-wide information"),
-    "compose": ("compose", "COMPOSE", "cmd_compose", "[OPTIONS] COMMAND",
+    "info": ("system", "InfoOptions", "cmd_info", "[OPTIONS]", "Display system-wide information"),
+    "compose": ("compose", "ComposeOptions", "cmd_compose", "[OPTIONS] COMMAND",
                 "Define and run multi-container applications"),
     "completion": ("completion", "", "cmd_completion", "bash|zsh|fish",
                    "Generate the autocompletion script for the specified shell"),
@@ -117,53 +126,55 @@ COMMANDS: dict[str, Command] = {
 
 GROUPS: dict[str, dict[str, Command]] = {
     "builder": {
-        "prune": ("system", "BUILDER_PRUNE", "cmd_builder_prune", "[OPTIONS]",
+        "prune": ("system", "BuilderPruneOptions", "cmd_builder_prune", "[OPTIONS]",
                   "Remove build cache"),
         **{k: COMMANDS[k] for k in (
             "build",)},
     },
     "network": {
-        "create": ("networks", "NETWORK_CREATE", "cmd_network_create", "[OPTIONS] NETWORK",
+        "create": ("networks", "NetworkCreateOptions", "cmd_network_create", "[OPTIONS] NETWORK",
                    "Create a network"),
-        "ls": ("networks", "NETWORK_LS", "cmd_network_ls", "[OPTIONS]", "List networks"),
-        "list": ("networks", "NETWORK_LS", "cmd_network_ls", "[OPTIONS]", ""),
-        "inspect": ("networks", "NETWORK_INSPECT", "cmd_network_inspect",
+        "ls": ("networks", "NetworkLsOptions", "cmd_network_ls", "[OPTIONS]", "List networks"),
+        "list": ("networks", "NetworkLsOptions", "cmd_network_ls", "[OPTIONS]", ""),
+        "inspect": ("networks", "NetworkInspectOptions", "cmd_network_inspect",
                     "[OPTIONS] NETWORK [NETWORK...]",
                     ""),
-        "rm": ("networks", "NETWORK_RM", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
+        "rm": ("networks", "NetworkRmOptions", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
                "Remove one or more networks"),
-        "remove": ("networks", "NETWORK_RM", "cmd_network_rm", "[OPTIONS] NETWORK [NETWORK...]",
+        "remove": ("networks", "NetworkRmOptions", "cmd_network_rm",
+                   "[OPTIONS] NETWORK [NETWORK...]",
                    ""),
-        "prune": ("networks", "NETWORK_PRUNE", "cmd_network_prune", "[OPTIONS]",
+        "prune": ("networks", "NetworkPruneOptions", "cmd_network_prune", "[OPTIONS]",
                   "Remove all unused networks"),
-        "connect": ("networks", "NETWORK_CONNECT", "cmd_network_connect",
+        "connect": ("networks", "NetworkConnectOptions", "cmd_network_connect",
                     "[OPTIONS] NETWORK CONTAINER",
                     "Connect a container to a network"),
-        "disconnect": ("networks", "NETWORK_DISCONNECT", "cmd_network_disconnect",
+        "disconnect": ("networks", "NetworkDisconnectOptions", "cmd_network_disconnect",
                        "[OPTIONS] NETWORK CONTAINER",
                        "Disconnect a container from a network"),
     },
     "volume": {
-        "create": ("volumes", "VOLUME_CREATE", "cmd_volume_create", "[OPTIONS] [VOLUME]",
+        "create": ("volumes", "VolumeCreateOptions", "cmd_volume_create", "[OPTIONS] [VOLUME]",
                    "Create a volume"),
-        "ls": ("volumes", "VOLUME_LS", "cmd_volume_ls", "[OPTIONS]", "List volumes"),
-        "list": ("volumes", "VOLUME_LS", "cmd_volume_ls", "[OPTIONS]", ""),
-        "inspect": ("volumes", "VOLUME_INSPECT", "cmd_volume_inspect",
+        "ls": ("volumes", "VolumeLsOptions", "cmd_volume_ls", "[OPTIONS]", "List volumes"),
+        "list": ("volumes", "VolumeLsOptions", "cmd_volume_ls", "[OPTIONS]", ""),
+        "inspect": ("volumes", "VolumeInspectOptions", "cmd_volume_inspect",
                     "[OPTIONS] VOLUME [VOLUME...]",
                     ""),
-        "rm": ("volumes", "VOLUME_RM", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]",
+        "rm": ("volumes", "VolumeRmOptions", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]",
                "Remove one or more volumes"),
-        "remove": ("volumes", "VOLUME_RM", "cmd_volume_rm", "[OPTIONS] VOLUME [VOLUME...]", ""),
-        "prune": ("volumes", "VOLUME_PRUNE", "cmd_volume_prune", "[OPTIONS]",
+        "remove": ("volumes", "VolumeRmOptions", "cmd_volume_rm",
+                   "[OPTIONS] VOLUME [VOLUME...]", ""),
+        "prune": ("volumes", "VolumePruneOptions", "cmd_volume_prune", "[OPTIONS]",
                   "Remove unused volumes"),
     },
     "container": {
-        "ls": ("containers", "PS", "cmd_ps", "[OPTIONS]", ""),
-        "list": ("containers", "PS", "cmd_ps", "[OPTIONS]", ""),
-        "ps": ("containers", "PS", "cmd_ps", "[OPTIONS]", ""),
-        "prune": ("containers", "CONTAINER_PRUNE", "cmd_container_prune", "[OPTIONS]",
+        "ls": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
+        "list": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
+        "ps": ("ps", "PsOptions", "cmd_ps", "[OPTIONS]", ""),
+        "prune": ("containers", "ContainerPruneOptions", "cmd_container_prune", "[OPTIONS]",
                   "Remove all stopped containers"),
-        "inspect": ("common", "INSPECT", "cmd_container_inspect",
+        "inspect": ("inspect", "InspectOptions", "cmd_container_inspect",
                     "[OPTIONS] CONTAINER [CONTAINER...]",
                     ""),
         **{k: COMMANDS[k] for k in (
@@ -172,103 +183,113 @@ GROUPS: dict[str, dict[str, Command]] = {
             "commit", "diff",)},
     },
     "system": {
-        "df": ("system", "SYSTEM_DF", "cmd_system_df", "[OPTIONS]", "Show docker disk usage"),
-        "prune": ("system", "SYSTEM_PRUNE", "cmd_system_prune", "[OPTIONS]", "Remove unused data"),
+        "df": ("system", "SystemDfOptions", "cmd_system_df", "[OPTIONS]", "Show docker disk usage"),
+        "prune": ("system", "SystemPruneOptions", "cmd_system_prune",
+                  "[OPTIONS]", "Remove unused data"),
         **{k: COMMANDS[k] for k in (
             "info", "events",)},
     },
     "context": {
-        "create": ("context", "CREATE", "cmd_create", "[OPTIONS] CONTEXT", "Create a context"),
-        "inspect": ("context", "INSPECT", "cmd_inspect", "[OPTIONS] [CONTEXT] [CONTEXT...]",
+        "create": ("context", "ContextCreateOptions", "cmd_create",
+                   "[OPTIONS] CONTEXT", "Create a context"),
+        "inspect": ("context", "ContextInspectOptions", "cmd_inspect",
+                    "[OPTIONS] [CONTEXT] [CONTEXT...]",
                     "Display detailed information on one or more contexts"),
-        "ls": ("context", "LS", "cmd_ls", "[OPTIONS]", "List contexts"),
-        "list": ("context", "LS", "cmd_ls", "[OPTIONS]", ""),
-        "rm": ("context", "RM", "cmd_rm", "[OPTIONS] CONTEXT [CONTEXT...]",
+        "ls": ("context", "ContextLsOptions", "cmd_ls", "[OPTIONS]", "List contexts"),
+        "list": ("context", "ContextLsOptions", "cmd_ls", "[OPTIONS]", ""),
+        "rm": ("context", "ContextRmOptions", "cmd_rm", "[OPTIONS] CONTEXT [CONTEXT...]",
                "Remove one or more contexts"),
-        "remove": ("context", "RM", "cmd_rm", "[OPTIONS] CONTEXT [CONTEXT...]", ""),
+        "remove": ("context", "ContextRmOptions", "cmd_rm", "[OPTIONS] CONTEXT [CONTEXT...]", ""),
         "show": ("context", "", "cmd_show", "", "Print the name of the current context"),
         "use": ("context", "", "cmd_use", "CONTEXT", "Set the current berth context"),
     },
     "image": {
-        "ls": ("images", "IMAGES", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
-        "list": ("images", "IMAGES", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
-        "rm": ("images", "RMI", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", ""),
-        "prune": ("images", "IMAGE_PRUNE", "cmd_image_prune", "[OPTIONS]", "Remove unused images"),
-        "inspect": ("common", "INSPECT", "cmd_image_inspect", "[OPTIONS] IMAGE [IMAGE...]", ""),
+        "ls": ("images", "ImagesOptions", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
+        "list": ("images", "ImagesOptions", "cmd_images", "[OPTIONS] [REPOSITORY[:TAG]]", ""),
+        "rm": ("images", "RmiOptions", "cmd_rmi", "[OPTIONS] IMAGE [IMAGE...]", ""),
+        "prune": ("images", "ImagePruneOptions", "cmd_image_prune",
+                  "[OPTIONS]", "Remove unused images"),
+        "inspect": ("inspect", "InspectOptions", "cmd_image_inspect",
+                    "[OPTIONS] IMAGE [IMAGE...]", ""),
         **{k: COMMANDS[k] for k in (
             "import", "tag", "history", "save", "load", "pull", "push", "build",)},
     },
 }
 
 
-def load(cmd: Command) -> tuple[Spec, Handler]:
+def load(cmd: Command) -> tuple[FlagTable, Handler]:
     """A command's flags and handler, importing its module (only now: the lean fast path)."""
     name = f"berth.cli.{cmd[0]}"
     __import__(name)
     mod = sys.modules[name]
-    spec = getattr(mod, cmd[1]) if cmd[1] else Spec([])
+    spec = getattr(mod, cmd[1]) if cmd[1] else Options
     return spec, getattr(mod, cmd[2])
 
 
-GLOBAL = Spec([flag("config", kind="str", default=None,
-                    help="Location of client config files (default \"~/.docker\")"),
-               flag("context", "c", "str", None,
-                    help="Name of the context to use to connect to the daemon (overrides "
-                    "DOCKER_HOST env var and default context set with \"berth context use\")"),
-               flag("debug", "D", help="Enable debug mode"),
-               flag("host", "H", "list", help="Daemon socket to connect to"),
-               flag("log-level", "l", "str", "info", help="Set the logging level"),
-               flag("tls", help="Use TLS; implied by --tlsverify"),
-               flag("tlscacert", kind="str", default=None,
-                    help="Trust certs signed only by this CA (default \"~/.docker/ca.pem\")"),
-               flag("tlscert", kind="str", default=None,
-                    help="Path to TLS certificate file (default \"~/.docker/cert.pem\")"),
-               flag("tlskey", kind="str", default=None,
-                    help="Path to TLS key file (default \"~/.docker/key.pem\")"),
-               # "" until given: --tlsverify=false still turns TLS on, as for the docker CLI
-               flag("tlsverify", default="", help="Use TLS and verify the remote"),
-               flag("version", "v", help="Print version information and quit"),
-               flag("help", help="Print usage")], interspersed=False)
+class GlobalOptions(Options):
+    """The flags before the command (`berth -H HOST ps`)."""
+
+    INTERSPERSED = False
+    config = optional_string("config",
+                             help="Location of client config files (default \"~/.docker\")")
+    context = optional_string(
+        "context", "c", help="Name of the context to use to connect to the daemon (overrides "
+        "DOCKER_HOST env var and default context set with \"berth context use\")")
+    debug = boolean("debug", "D", help="Enable debug mode")
+    host = strings("host", "H", help="Daemon socket to connect to")
+    log_level = string("log-level", "l", default="info", help="Set the logging level")
+    tls = boolean("tls", help="Use TLS; implied by --tlsverify")
+    tlscacert = optional_string(
+        "tlscacert", help="Trust certs signed only by this CA (default \"~/.docker/ca.pem\")")
+    tlscert = optional_string(
+        "tlscert", help="Path to TLS certificate file (default \"~/.docker/cert.pem\")")
+    tlskey = optional_string("tlskey",
+                             help="Path to TLS key file (default \"~/.docker/key.pem\")")
+    # None until given: --tlsverify=false still turns TLS on, as for the docker CLI
+    tlsverify = tristate("tlsverify", help="Use TLS and verify the remote")
+    version = boolean("version", "v", help="Print version information and quit")
+    help = boolean("help", help="Print usage")
 
 
-def make_client(gopts: dict[str, Any]) -> Client:
+GLOBAL = GlobalOptions
+
+
+def make_client(gopts: GlobalOptions) -> Client:
     """The client for the context this command talks to (berth.client.contexts). A unix
     socket's costs nothing more than before but a look at config.json."""
-    if gopts["config"]:
-        os.environ["DOCKER_CONFIG"] = gopts["config"]
-    hosts = gopts["host"]
+    from berth.client import Client, InvalidHost
+    if gopts.config:
+        os.environ["DOCKER_CONFIG"] = gopts.config
+    hosts = gopts.host
     if len(hosts) > 1:
         raise InvalidHost("Specify only one -H")
     host = hosts[0] if hosts else None
-    if not (host or gopts["context"] or gopts["tls"] or gopts["tlsverify"] != ""):
+    if not (host or gopts.context or gopts.tls or gopts.tlsverify is not None):
         env = os.environ
         env_host = env.get("BERTH_HOST") or env.get("DOCKER_HOST")
         if env_host and env_host.startswith("unix://") and not (
                 env.get("DOCKER_TLS") or env.get("DOCKER_TLS_VERIFY")):
             return Client(env_host)   # the fast path: nothing to read
     from berth.client import contexts
-    verify = gopts["tlsverify"]
-    ctx = contexts.resolve(host, gopts["context"], gopts["tls"],
-                           None if verify == "" else bool(verify), gopts["tlscacert"],
-                           gopts["tlscert"], gopts["tlskey"])
+    ctx = contexts.resolve(host, gopts.context, gopts.tls, gopts.tlsverify, gopts.tlscacert,
+                           gopts.tlscert, gopts.tlskey)
     return Client(ctx.host, tls=ctx.tls(), context=ctx.name)
 
 
-def _context_name(gopts: dict[str, Any]) -> str:
+def _context_name(gopts: GlobalOptions) -> str:
     from berth.client import contexts
     try:
-        return contexts.resolve_name(gopts["host"][0] if gopts["host"] else None,
-                                     gopts["context"])
+        return contexts.resolve_name(gopts.host[0] if gopts.host else None, gopts.context)
     except BerthError:
-        return gopts["context"] or contexts.DEFAULT
+        return gopts.context or contexts.DEFAULT
 
 
-def command_help(path: str, cmd: Command, spec: Spec) -> str:
+def command_help(path: str, cmd: Command, spec: FlagTable) -> str:
     """`berth COMMAND --help`, laid out as docker's."""
     text = f"Usage:  berth {path} {cmd[3]}".rstrip()
     if cmd[4]:
         text += f"\n\n{cmd[4]}"
-    if spec.flags:
+    if spec.FLAGS:
         text += f"\n\nOptions:\n{spec.usage()}"
     return text
 
@@ -289,6 +310,65 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# --- what the command modules share (here, where nothing more has to be imported) -----------
+ENGINE_ERROR = 125
+
+
+def out(s: str = "") -> None:
+    sys.stdout.write(s + "\n")
+
+
+def err(s: str) -> None:
+    sys.stderr.write(s + "\n")
+
+
+class CommandFailed(BerthError):
+    """A command that failed in a way that chose its own exit code (a failed build's step, as
+    the docker CLI): `main` prints the message alone and exits with `code`."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_filters(values: list[str]) -> str | None:
+    """`--filter k=v` flags as the JSON of docker's filter map (None for none)."""
+    if not values:
+        return None
+    from berth import jsonc as json
+    f: dict[str, list[str]] = {}
+    for v in values:
+        k, eq, val = v.partition("=")
+        if not eq:
+            raise UsageError(f"bad format of filter (expected name=value): {v}")
+        f.setdefault(k.strip(), []).append(val)
+    return json.dumps(f)
+
+
+def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
+          verb: str) -> int:
+    """`fn` for each name, printed once done; an error is reported and the rest go on."""
+    if not args:
+        raise UsageError(f'"{what}" requires at least 1 argument.')
+    failed = []
+    for name in args:
+        try:
+            fn(name)
+            out(name)
+        except BerthError as e:
+            err(f"Error response from daemon: {e}")
+            failed.append(name)
+    return 1 if failed else 0
+
+
+def _simple(action: Callable[[Client, str], None], what: str
+            ) -> Callable[[Client, Options, list[str]], int]:
+    """A command that does one route's `action` to each name it is given."""
+    def cmd(c: Client, opts: Options, args: list[str]) -> int:
+        return _each(c, args, what, lambda name: action(c, name), what)
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     sys.exit(run(argv))
@@ -300,11 +380,11 @@ def run(argv: list[str]) -> int:
     except UsageError as e:
         err(f"{e}\nSee 'berth --help'.")
         return ENGINE_ERROR
-    if gopts["version"]:
+    if gopts.version:
         from berth import __version__
         out(f"berth version {__version__}")
         return 0
-    if gopts["help"] or not rest:
+    if gopts.help or not rest:
         out(usage())
         return 0
     found = _find(rest[0], rest[1:])
@@ -320,6 +400,7 @@ def run(argv: list[str]) -> int:
     except UsageError as e:   # a bad flag is 125 everywhere
         err(f"{e}\nSee 'berth {path} --help'.")
         return ENGINE_ERROR
+    from berth.client import DEFAULT_HOST, Client, ConflictingOptions
     try:
         client = make_client(gopts)
     except BerthError as e:
@@ -353,8 +434,9 @@ def _find(name: str, args: list[str]) -> tuple[str, Command, list[str]] | int:
     return 1
 
 
-def _call(fn: Handler, client: Client, opts: dict[str, Any], pos: list[str], path: str) -> int:
+def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> int:
     """Run a command; its errors, by type, to docker's messages and exit codes."""
+    from berth.client import ConnectionFailed
     # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix)
     is_run = path.split()[-1] == "run"
     try:
@@ -365,10 +447,6 @@ def _call(fn: Handler, client: Client, opts: dict[str, Any], pos: list[str], pat
     except ConnectionFailed as e:
         err(str(e))
         return ENGINE_ERROR if is_run else 1
-    except fmt.FormatFailed as e:
-        sys.stdout.write(e.stdout)
-        err(str(e))
-        return e.code
     except CommandFailed as e:
         err(str(e))   # as the docker CLI: a failed build's message, and its code
         return e.code or 1
@@ -382,6 +460,14 @@ def _call(fn: Handler, client: Client, opts: dict[str, Any], pos: list[str], pat
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:
+        # a --format that failed (cli.fmt, imported only by the commands that format)
+        fmt = sys.modules.get("berth.cli.fmt")
+        if fmt is None or not isinstance(e, fmt.FormatFailed):
+            raise
+        sys.stdout.write(e.stdout)
+        err(str(e))
+        return int(e.code)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import subprocess
 import sys
 from typing import Any
 
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, q
+from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, integer, string, strings
 from berth.errors import BerthError
 
 HUB_KEY = "https://index.docker.io/v1/"
@@ -200,11 +200,13 @@ def stream_messages(r: Any, progress: Progress) -> None:
 
 
 # --- commands --------------------------------------------------------------------------------
-PULL = Spec([flag("all-tags", "a", help="Download all tagged images in the repository"),
-             flag("platform", kind="str", default="",
-                  help="Set platform if server is multi-platform capable"),
-             flag("quiet", "q", help="Suppress verbose output"),
-             flag("disable-content-trust", help="Skip image verification")])
+
+
+class PullOptions(Options):
+    all_tags = boolean("all-tags", "a", help="Download all tagged images in the repository")
+    platform = string("platform", help="Set platform if server is multi-platform capable")
+    quiet = boolean("quiet", "q", help="Suppress verbose output")
+    disable_content_trust = boolean("disable-content-trust", help="Skip image verification")
 
 
 def split_name(image: str) -> tuple[str, str]:
@@ -229,64 +231,63 @@ def pull(c: Client, image: str, *, all_tags: bool = False, platform: str = "",
         tag = "latest"
         if not quiet:
             stream.write("Using default tag: latest\n")
-    r = c.send("POST", "/images/create",
-               query={"fromImage": name, "tag": tag or None, "platform": platform or None},
-               headers=auth_header(image))
+    r = c.pull_image(name, tag, platform=platform, auth=auth_header(image))
     stream_messages(r, Progress(stream, quiet))
     return str(ref) if not all_tags else ref.repository
 
 
-def cmd_pull(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_pull(c: Client, opts: PullOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"pull" requires exactly 1 argument.')
-    full = pull(c, args[0], all_tags=opts["all-tags"], platform=opts["platform"],
-                quiet=opts["quiet"])
+    full = pull(c, args[0], all_tags=opts.all_tags, platform=opts.platform,
+                quiet=opts.quiet)
     sys.stdout.write(full + "\n")
     return 0
 
 
-PUSH = Spec([flag("all-tags", "a", help="Push all tags of an image to the repository"),
-             flag("quiet", "q", help="Suppress verbose output"),
-             flag("platform", kind="str", default="",
-                  help="Push a platform-specific manifest as a single-platform image to the "
-                       "registry. Image index won't be pushed, meaning that other manifests, "
-                       "including attestations won't be preserved. 'os[/arch[/variant]]': Explicit "
-                       "platform (eg. linux/amd64)"),
-             flag("disable-content-trust", help="Skip image signing")])
+class PushOptions(Options):
+    all_tags = boolean("all-tags", "a", help="Push all tags of an image to the repository")
+    quiet = boolean("quiet", "q", help="Suppress verbose output")
+    platform = string("platform",
+                      help="Push a platform-specific manifest as a single-platform image to the "
+                           "registry. Image index won't be pushed, meaning that other manifests, "
+                           "including attestations won't be preserved. 'os[/arch[/variant]]': "
+                           "Explicit platform (eg. linux/amd64)")
+    disable_content_trust = boolean("disable-content-trust", help="Skip image signing")
 
 
-def cmd_push(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_push(c: Client, opts: PushOptions, args: list[str]) -> int:
     from berth import reference
     if len(args) != 1:
         raise UsageError('"push" requires exactly 1 argument.')
     image = args[0]
-    ref = reference.parse(image, default_tag=not opts["all-tags"])
+    ref = reference.parse(image, default_tag=not opts.all_tags)
     name, tag = split_name(image)
-    if opts["all-tags"] and tag:
+    if opts.all_tags and tag:
         raise UsageError("tag can't be used with --all-tags/-a")
-    if not tag and not opts["all-tags"]:
+    if not tag and not opts.all_tags:
         tag = "latest"
         sys.stdout.write("Using default tag: latest\n")
-    r = c.send("POST", f"/images/{q(name)}/push", query={"tag": tag or None},
-               headers=auth_header(image))
-    stream_messages(r, Progress(sys.stdout, opts["quiet"]))
-    if opts["quiet"]:
+    r = c.push_image(name, tag, auth=auth_header(image))
+    stream_messages(r, Progress(sys.stdout, opts.quiet))
+    if opts.quiet:
         sys.stdout.write(f"{ref.familiar}\n")
     return 0
 
 
-LOGIN = Spec([flag("username", "u", "str", "", help="Username"),
-              flag("password", "p", "str", "", help="Password or Personal Access Token (PAT)"),
-              flag("password-stdin",
-                   help="Take the Password or Personal Access Token (PAT) from stdin")])
+class LoginOptions(Options):
+    username = string("username", "u", help="Username")
+    password = string("password", "p", help="Password or Personal Access Token (PAT)")
+    password_stdin = boolean("password-stdin",
+                             help="Take the Password or Personal Access Token (PAT) from stdin")
 
 
-def cmd_login(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_login(c: Client, opts: LoginOptions, args: list[str]) -> int:
     if len(args) > 1:
         raise UsageError('"login" requires at most 1 argument.')
     key = server_key(args[0] if args else "docker.io")
-    user, pw = opts["username"], opts["password"]
-    if opts["password-stdin"]:
+    user, pw = opts.username, opts.password
+    if opts.password_stdin:
         if pw:
             raise UsageError("--password and --password-stdin are mutually exclusive")
         if not user:
@@ -307,7 +308,7 @@ def cmd_login(c: Client, opts: dict[str, Any], args: list[str]) -> int:
         raise BerthError("Error: Non-null Username Required")
     if not pw:
         raise BerthError("Error: Password Required")
-    res = c.post("/auth", None, {"username": user, "password": pw, "serveraddress": key})
+    res = c.auth(user, pw, key)
     if res.get("IdentityToken"):
         store_credentials(key, "<token>", res["IdentityToken"])
     else:
@@ -316,7 +317,7 @@ def cmd_login(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-def cmd_logout(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_logout(c: Client, opts: Options, args: list[str]) -> int:
     if len(args) > 1:
         raise UsageError('"logout" requires at most 1 argument.')
     key = server_key(args[0] if args else "docker.io")
@@ -327,41 +328,36 @@ def cmd_logout(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-SEARCH = Spec([flag("filter", "f", "list", help="Filter output based on conditions provided"),
-               flag("format", kind="str", default="",
-                    help="Pretty-print search using a Go template"),
-               flag("limit", kind="int", default=0, help="Max number of search results"),
-               flag("no-trunc", help="Don't truncate output")])
+class SearchOptions(Options):
+    filter = strings("filter", "f", help="Filter output based on conditions provided")
+    format = string("format", help="Pretty-print search using a Go template")
+    limit = integer("limit", help="Max number of search results")
+    no_trunc = boolean("no-trunc", help="Don't truncate output")
 
 
-def cmd_search(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_search(c: Client, opts: SearchOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"search" requires exactly 1 argument.')
     from berth.cli import fmt
-    from berth.cli.common import parse_filters
+    from berth.cli.main import parse_filters
     term = args[0]
     first, slash, _ = term.partition("/")
     server = first if slash and ("." in first or ":" in first or first == "localhost") \
         else "docker.io"
-    r = c.send("GET", "/images/search", query={"term": term, "limit": opts["limit"] or None,
-                                                "filters": parse_filters(opts["filter"])},
-               headers=auth_header(f"{server}/x" if server != "docker.io" else "x"))
-    try:
-        results = r.json()
-    finally:
-        r.close()
+    results = c.search_images(term, limit=opts.limit, filters=parse_filters(opts.filter),
+                              auth=auth_header(f"{server}/x" if server != "docker.io" else "x"))
     rows = []
     for r in results:
         desc = " ".join(str(r.get("description") or "").split("\n"))
-        if not opts["no-trunc"] and len(desc) > 45:
+        if not opts.no_trunc and len(desc) > 45:
             desc = desc[:44] + "…"
         rows.append({"Name": r["name"], "Description": desc, "StarCount": str(r["star_count"]),
                      "IsOfficial": "[OK]" if r["is_official"] else "",
                      "IsAutomated": "[OK]" if r["is_automated"] else ""})
-    fmt.render(rows, opts["format"], [("NAME", "Name"), ("DESCRIPTION", "Description"),
+    fmt.render(rows, opts.format, [("NAME", "Name"), ("DESCRIPTION", "Description"),
                                       ("STARS", "StarCount"), ("OFFICIAL", "IsOfficial")])
     return 0
 
 
-__all__ = ["cmd_pull", "cmd_push", "cmd_login", "cmd_logout", "cmd_search", "pull", "PULL",
-           "PUSH", "LOGIN", "SEARCH"]
+__all__ = ["cmd_pull", "cmd_push", "cmd_login", "cmd_logout", "cmd_search", "pull",
+           "PullOptions", "PushOptions", "LoginOptions", "SearchOptions"]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from berth.cli.flags import UsageError
+from berth.cmdline import UsageError
 from berth.units import parse_duration, parse_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
@@ -167,25 +167,25 @@ def _parse_mount_flag(spec: str) -> dict[str, Any]:
     return m
 
 
-def _healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
-    if opts["no-healthcheck"]:
-        if opts["health-cmd"]:
+def _healthcheck(disabled: bool, cmd: str, retries: int,
+                 durations: tuple[tuple[str, str, str], ...]) -> dict[str, Any] | None:
+    """The `--health-*` flags as a HealthConfig; `durations` are (field, flag, value)."""
+    if disabled:
+        if cmd:
             raise UsageError("--no-healthcheck conflicts with --health-* options")
         return {"Test": ["NONE"]}
     h: dict[str, Any] = {}
-    if opts["health-cmd"]:
-        h["Test"] = ["CMD-SHELL", opts["health-cmd"]]
-    for key, name in (("Interval", "health-interval"), ("Timeout", "health-timeout"),
-                      ("StartPeriod", "health-start-period"),
-                      ("StartInterval", "health-start-interval")):
-        if opts[name]:
+    if cmd:
+        h["Test"] = ["CMD-SHELL", cmd]
+    for key, name, value in durations:
+        if value:
             try:
-                h[key] = int(parse_duration(opts[name]) * 1e9)
+                h[key] = int(parse_duration(value) * 1e9)
             except ValueError as e:
-                raise UsageError(f'invalid argument "{opts[name]}" for "--{name}" flag: {e}'
+                raise UsageError(f'invalid argument "{value}" for "--{name}" flag: {e}'
                                  ) from None
-    if opts["health-retries"]:
-        h["Retries"] = opts["health-retries"]
+    if retries:
+        h["Retries"] = retries
     return h or None
 
 

@@ -9,25 +9,26 @@ import sys
 import time
 
 from berth.cli import fmt
-from berth.cli.common import err, out, parse_filters
-from berth.cli.flags import Spec, UsageError, flag
+from berth.cli.main import err, out, parse_filters
 from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, string, strings
 from berth.units import human_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
 
-SYSTEM_DF = Spec([flag("verbose", "v", help="Show detailed information on space usage"),
-                  flag("format", kind="str", default="",
-                       help="Format output using a custom template")])
 
-SYSTEM_PRUNE = Spec([
-    flag("all", "a", help="Remove all unused images not just dangling ones"),
-    flag("force", "f", help="Do not prompt for confirmation"),
-    flag("volumes", help="Prune anonymous volumes"),
-    flag("filter", kind="list", help='Provide filter values (e.g. "label=<key>=<value>")'),
-])
+class SystemDfOptions(Options):
+    verbose = boolean("verbose", "v", help="Show detailed information on space usage")
+    format = string("format", help="Format output using a custom template")
+
+
+class SystemPruneOptions(Options):
+    all = boolean("all", "a", help="Remove all unused images not just dangling ones")
+    force = boolean("force", "f", help="Do not prompt for confirmation")
+    volumes = boolean("volumes", help="Prune anonymous volumes")
+    filter = strings("filter", help="Provide filter values (e.g. \"label=<key>=<value>\")")
 
 
 def _size(n: float) -> str:
@@ -121,61 +122,60 @@ def _verbose(df: dict[str, Any]) -> list[str]:
     return lines
 
 
-def cmd_system_df(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_system_df(c: Client, opts: SystemDfOptions, args: list[str]) -> int:
     if args:
         raise UsageError('"system df" accepts no arguments.')
-    df = c.get("/system/df")
-    if opts["verbose"]:
-        if opts["format"]:
+    df = c.disk_usage()
+    if opts.verbose:
+        if opts.format:
             raise UsageError("--format is not supported with --verbose")
         sys.stdout.write("\n".join(_verbose(df)) + "\n")
         return 0
     rows = summary(df)
-    if opts["format"] and not opts["format"].startswith("table"):
+    if opts.format and not opts.format.startswith("table"):
         for r in rows:
-            sys.stdout.write(fmt.template(opts["format"], r) + "\n")
+            sys.stdout.write(fmt.template(opts.format, r) + "\n")
         return 0
     cols = [("TYPE", "Type"), ("TOTAL", "TotalCount"), ("ACTIVE", "Active"), ("SIZE", "Size"),
             ("RECLAIMABLE", "Reclaimable")]
-    fmt.render(rows, opts["format"], cols)
+    fmt.render(rows, opts.format, cols)
     return 0
 
 
-def cmd_system_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_system_prune(c: Client, opts: SystemPruneOptions, args: list[str]) -> int:
     if args:
         raise UsageError('"system prune" accepts no arguments.')
     what = ["all stopped containers", "all networks not used by at least one container"]
-    if opts["volumes"]:
+    if opts.volumes:
         what.append("all anonymous volumes not used by at least one container")
-    what.append("all images without at least one container associated to them" if opts["all"]
+    what.append("all images without at least one container associated to them" if opts.all
                 else "all dangling images")
     what.append("unused build cache")
-    if not opts["force"]:
+    if not opts.force:
         sys.stdout.write("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what) +
                          "\nAre you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    filters = parse_filters(opts["filter"])
+    filters = parse_filters(opts.filter)
     total = 0
     sections: list[tuple[str, list[str]]] = []
-    res = c.post("/containers/prune", {"filters": filters})
+    res = c.prune_containers(filters)
     sections.append(("Deleted Containers:", res.get("ContainersDeleted") or []))
-    total += int(res.get("SpaceReclaimed") or 0)
-    if opts["volumes"]:
-        res = c.post("/volumes/prune", {"filters": filters})
+    total += res.get("SpaceReclaimed") or 0
+    if opts.volumes:
+        res = c.prune_volumes(filters)
         sections.append(("Deleted Volumes:", res.get("VolumesDeleted") or []))
-        total += int(res.get("SpaceReclaimed") or 0)
-    res = c.post("/networks/prune", {"filters": filters})
+        total += res.get("SpaceReclaimed") or 0
+    res = c.prune_networks(filters)
     sections.append(("Deleted Networks:", res.get("NetworksDeleted") or []))
-    image_filters = parse_filters(opts["filter"] + (["dangling=false"] if opts["all"] else []))
-    res = c.post("/images/prune", {"filters": image_filters})
+    image_filters = parse_filters(opts.filter + (["dangling=false"] if opts.all else []))
+    res = c.prune_images(image_filters)
     images = [f"{k}: {v}" for item in res.get("ImagesDeleted") or [] for k, v in item.items()]
     sections.append(("Deleted Images:", images))
-    total += int(res.get("SpaceReclaimed") or 0)
-    res = c.post("/build/prune")
-    total += int(res.get("SpaceReclaimed") or 0)
+    total += res.get("SpaceReclaimed") or 0
+    total += c.prune_build_cache().get("SpaceReclaimed") or 0
     for title, items in sections:
         if items:
             sys.stdout.write(title + "\n" + "".join(f"{i}\n" for i in items) + "\n")
@@ -183,29 +183,27 @@ def cmd_system_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-EVENTS = Spec([flag("since", kind="str", default="",
-                    help="Show all events created since timestamp"),
-               flag("until", kind="str", default="", help="Stream events until this timestamp"),
-               flag("filter", "f", "list", help="Filter output based on conditions provided"),
-               flag("format", kind="str", default="",
-                    help="Format output using a custom template")])
+class EventsOptions(Options):
+    since = string("since", help="Show all events created since timestamp")
+    until = string("until", help="Stream events until this timestamp")
+    filter = strings("filter", "f", help="Filter output based on conditions provided")
+    format = string("format", help="Format output using a custom template")
 
 
-def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_events(c: Client, opts: EventsOptions, args: list[str]) -> int:
     try:
-        since = fmt.parse_time(opts["since"]) if opts["since"] else None
-        until = fmt.parse_time(opts["until"]) if opts["until"] else None
+        since = fmt.parse_time(opts.since) if opts.since else None
+        until = fmt.parse_time(opts.until) if opts.until else None
     except ValueError as e:
         raise UsageError(str(e)) from None
     tmpl = None
-    if opts["format"]:
+    if opts.format:
         try:
-            tmpl = fmt.compile_format(opts["format"], missingkey="default")
+            tmpl = fmt.compile_format(opts.format, missingkey="default")
         except fmt.FormatFailed as e:
             raise fmt.FormatFailed(str(e).replace("template parsing error: ",
                                                   "Error parsing format: "), 64) from None
-    r = c.send("GET", "/events", query={"since": since, "until": until,
-                                        "filters": parse_filters(opts["filter"])})
+    r = c.events(since=since, until=until, filters=parse_filters(opts.filter))
     for ev in r.iter_json():
         if tmpl is not None:
             out(fmt.template(tmpl, fmt.Struct(ev, "*events.Message"), "Error parsing format: "))
@@ -224,13 +222,14 @@ def cmd_events(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-VERSION = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
+class VersionOptions(Options):
+    format = string("format", "f", help="Format output using a custom template")
 
 
-def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_version(c: Client, opts: VersionOptions, args: list[str]) -> int:
     from berth import __version__
-    if opts["format"]:
-        tmpl = fmt.compile_format(opts["format"], name="version", missingkey="default")
+    if opts.format:
+        tmpl = fmt.compile_format(opts.format, name="version", missingkey="default")
         pyver = "python" + sys.version.split()[0]
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
                                                            os.uname().machine)
@@ -239,7 +238,7 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                              "DefaultAPIVersion": c.version, "GitCommit": "",
                              "GoVersion": pyver, "Os": "linux", "Arch": arch, "BuildTime": "",
                              "Context": "default"}, "*system.clientVersion", api)
-        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.get("/version"),
+        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.version_info(),
                                                                   "*types.Version", api)},
                           "system.versionInfo")
         # docker writes it through a tabwriter (cells at least 20 wide, padding 1)
@@ -253,7 +252,7 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     out(" OS/Arch:           linux/" + os.uname().machine)
     out(f" Context:           {c.context}")
     out()
-    v = c.get("/version")
+    v = c.version_info()
     out(f"Server: {v.get('Platform', {}).get('Name', '')}")
     out(" Engine:")
     out(f"  Version:          {v.get('Version')}")
@@ -263,12 +262,13 @@ def cmd_version(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-INFO = Spec([flag("format", "f", "str", "", help="Format output using a custom template")])
+class InfoOptions(Options):
+    format = string("format", "f", help="Format output using a custom template")
 
 
-def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    tmpl = fmt.compile_format(opts["format"], missingkey="default") if opts["format"] else None
-    i = c.get("/info")
+def cmd_info(c: Client, opts: InfoOptions, args: list[str]) -> int:
+    tmpl = fmt.compile_format(opts.format, missingkey="default") if opts.format else None
+    i = c.info()
     if tmpl is not None:
         out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "",
                          partial=True))
@@ -295,14 +295,12 @@ def cmd_info(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-BUILDER_PRUNE = Spec([flag("all", "a",
-                           help="Remove all unused build cache, not just dangling ones"),
-                      flag("force", "f", help="Do not prompt for confirmation"),
-                      flag("filter", kind="list",
-                           help="Provide filter values (e.g. \"until=24h\")")])
+class BuilderPruneOptions(Options):
+    all = boolean("all", "a", help="Remove all unused build cache, not just dangling ones")
+    force = boolean("force", "f", help="Do not prompt for confirmation")
+    filter = strings("filter", help="Provide filter values (e.g. \"until=24h\")")
 
 
-def cmd_builder_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    res = c.post("/build/prune")
-    out(f"Total reclaimed space: {fmt.size(res.get('SpaceReclaimed') or 0)}")
+def cmd_builder_prune(c: Client, opts: BuilderPruneOptions, args: list[str]) -> int:
+    out(f"Total reclaimed space: {fmt.size(c.prune_build_cache().get('SpaceReclaimed') or 0)}")
     return 0

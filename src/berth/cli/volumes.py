@@ -4,52 +4,43 @@
 from __future__ import annotations
 
 from berth.cli import fmt
-from berth.cli.common import (
-    _count,
-    _each,
-    _inspect_each,
-    out,
-    parse_filters,
-)
-from berth.cli.flags import Spec, UsageError, flag
-from berth.client import Client, q
-
-TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
-if TYPE_CHECKING:
-    from typing import Any
+from berth.cli.fmt import _count
+from berth.cli.inspect import _inspect_each
+from berth.cli.main import _each, out, parse_filters
+from berth.client import Client
+from berth.cmdline import Options, UsageError, boolean, string, strings
 
 
-VOLUME_CREATE = Spec([flag("driver", "d", "str", "local", help="Specify volume driver name"),
-                      flag("opt", "o", "list", help="Set driver specific options"),
-                      flag("label", kind="list", help="Set metadata for a volume"),
-                      flag("name", kind="str", default="", help="Specify volume name")])
+class VolumeCreateOptions(Options):
+    driver = string("driver", "d", default="local", help="Specify volume driver name")
+    opt = strings("opt", "o", help="Set driver specific options")
+    label = strings("label", help="Set metadata for a volume")
+    name = string("name", help="Specify volume name")
 
 
-def cmd_volume_create(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_volume_create(c: Client, opts: VolumeCreateOptions, args: list[str]) -> int:
     if len(args) > 1:
         raise UsageError('"volume create" requires at most 1 argument.')
-    name = args[0] if args else opts["name"]
-    body = {"Name": name, "Driver": opts["driver"],
-            "DriverOpts": dict(o.split("=", 1) for o in opts["opt"] if "=" in o),
-            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts["label"]}}
-    for o in opts["opt"]:
+    name = args[0] if args else opts.name
+    body = {"Name": name, "Driver": opts.driver,
+            "DriverOpts": dict(o.split("=", 1) for o in opts.opt if "=" in o),
+            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
+    for o in opts.opt:
         if "=" not in o:
             raise UsageError(f"invalid key value pair format in driver options: {o}")
-    out(c.post("/volumes/create", body=body)["Name"])
+    out(c.create_volume(body)["Name"])
     return 0
 
 
-VOLUME_LS = Spec([flag("quiet", "q", help="Only display volume names"),
-                  flag("filter", "f", "list",
-                       help="Provide filter values (e.g. \"dangling=true\")"),
-                  flag("format", kind="str", default="",
-                       help="Format output using a custom template")])
+class VolumeLsOptions(Options):
+    quiet = boolean("quiet", "q", help="Only display volume names")
+    filter = strings("filter", "f", help="Provide filter values (e.g. \"dangling=true\")")
+    format = string("format", help="Format output using a custom template")
 
 
-def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    vols = sorted(c.get("/volumes", {"filters": parse_filters(opts["filter"])})["Volumes"] or [],
-                  key=lambda v: fmt.natural(v["Name"]))
-    if opts["quiet"]:
+def cmd_volume_ls(c: Client, opts: VolumeLsOptions, args: list[str]) -> int:
+    vols = sorted(c.volumes(parse_filters(opts.filter)), key=lambda v: fmt.natural(v["Name"]))
+    if opts.quiet:
         for v in vols:
             out(v["Name"])
         return 0
@@ -61,23 +52,23 @@ def cmd_volume_ls(c: Client, opts: dict[str, Any], args: list[str]) -> int:
                      # cluster volumes' fields: N/A for a local one, as docker shows them
                      "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
                     v.get("Labels"), "*formatter.volumeContext") for v in vols]
-    fmt.render(rows, opts["format"], [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
+    fmt.render(rows, opts.format, [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
     return 0
 
 
-def cmd_volume_inspect(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    return _inspect_each(c, opts, args, "volume", "/volumes/")
+def cmd_volume_inspect(c: Client, opts: VolumeInspectOptions, args: list[str]) -> int:
+    return _inspect_each(c.inspect_volume, opts.format, args, "volume")
 
 
-def cmd_volume_rm(c: Client, opts: dict[str, Any], args: list[str]) -> int:
+def cmd_volume_rm(c: Client, opts: VolumeRmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
-        c.send("DELETE", f"/volumes/{q(name)}", query={"force": opts["force"] or None}).close()
+        c.remove_volume(name, force=opts.force)
     return _each(c, args, "volume rm", rm, "remove")
 
 
-def cmd_volume_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
-    filters = opts["filter"] + (["all=true"] if opts["all"] else [])
-    res = c.post("/volumes/prune", {"filters": parse_filters(filters)})
+def cmd_volume_prune(c: Client, opts: VolumePruneOptions, args: list[str]) -> int:
+    filters = opts.filter + (["all=true"] if opts.all else [])
+    res = c.prune_volumes(parse_filters(filters))
     deleted = res.get("VolumesDeleted") or []
     if deleted:
         out("Deleted Volumes:")
@@ -88,10 +79,15 @@ def cmd_volume_prune(c: Client, opts: dict[str, Any], args: list[str]) -> int:
     return 0
 
 
-VOLUME_INSPECT = Spec([flag("format", "f", "str", "",
-                            help="Format output using a custom template")])
-VOLUME_RM = Spec([flag("force", "f", help="Force the removal of one or more volumes")])
-VOLUME_PRUNE = Spec([flag("all", "a", help="Remove all unused volumes, not just anonymous ones"),
-                     flag("force", "f", help="Do not prompt for confirmation"),
-                     flag("filter", kind="list",
-                          help="Provide filter values (e.g. \"label=<label>\")")])
+class VolumeInspectOptions(Options):
+    format = string("format", "f", help="Format output using a custom template")
+
+
+class VolumeRmOptions(Options):
+    force = boolean("force", "f", help="Force the removal of one or more volumes")
+
+
+class VolumePruneOptions(Options):
+    all = boolean("all", "a", help="Remove all unused volumes, not just anonymous ones")
+    force = boolean("force", "f", help="Do not prompt for confirmation")
+    filter = strings("filter", help="Provide filter values (e.g. \"label=<label>\")")

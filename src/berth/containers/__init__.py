@@ -56,11 +56,11 @@ from berth.errors import (
 from berth.fs import atomic_write
 from berth.images import ImageService, parse_rfc3339, rfc3339
 from berth.metadata import MetadataStore
-from berth.networks import NetworkService, ps_ports
+from berth.networks import NetworkService, link_spec, ps_ports
 from berth.shim import protocol
 from berth.shim.protocol import Exit, Ready, StartRequest
 from berth.units import human_duration
-from berth.volumes import ANONYMOUS, VolumeService
+from berth.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +355,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
         links = self._register_links(hc, nets)
         if body.get("MacAddress") and nets:  # the older, container-wide field
             nets[0]["mac"] = nets[0]["mac"] or body["MacAddress"]
+            full_cfg["MacAddress"] = body["MacAddress"]   # inspect shows it, as dockerd
         cdir = self._dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
@@ -525,9 +526,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                                               options=tuple(mount.options)),
             stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
             console_size=(int(size[0]), int(size[1])) if size else None,
-            networks=tuple({k: ep.get(k, "") for k in (
-                "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode")}
-                | {"address": f"{ep['ip']}/{ep['prefix']}"} for ep in eps),
+            networks=tuple(link_spec(ep) for ep in eps),
             dns=dns, log_max_size=rotation["log_max_size"],
             log_max_file=rotation["log_max_file"])
         live = self._live[cid]
@@ -952,7 +951,7 @@ class ContainerService(NetworkingMixin, ResourcesMixin, OutputMixin, MountsMixin
                 if m["Type"] != "volume":
                     continue
                 with contextlib.suppress(BerthError):
-                    if ANONYMOUS in (self.volumes.get(m["Name"]).get("Labels") or {}):
+                    if self.volumes.get(m["Name"]).anonymous:
                         self.volumes.remove(m["Name"])
         if not self.meta.get_image(doc["Image"]):
             await asyncio.to_thread(self.images.gc)

@@ -59,9 +59,9 @@ class MountsMixin(ServiceState):
                 new = not sp.source or self.volumes.meta.get_volume(sp.source) is None
                 vol = self.volumes.create(sp.source, anonymous=not sp.source)
                 if new and not sp.nocopy:
-                    self.volumes.copy_up(vol["Name"], [la.path for la in reversed(layers)],
+                    self.volumes.copy_up(vol.name, [la.path for la in reversed(layers)],
                                          sp.target)
-                out.append({"Type": "volume", "Name": vol["Name"], "Source": vol["Mountpoint"],
+                out.append({"Type": "volume", "Name": vol.name, "Source": vol.mountpoint,
                             "Destination": sp.target, "Driver": "local", "Mode": "z",
                             "RW": not sp.read_only, "Propagation": ""})
             elif sp.type == "bind":

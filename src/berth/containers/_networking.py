@@ -18,6 +18,7 @@ from berth.errors import (
     NotFound,
     System,
 )
+from berth.networks import link_spec
 from berth.shim import protocol
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,23 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
     return out
 
 
+def _endpoint_entry(net: str, ec: dict[str, Any]) -> dict[str, Any]:
+    """What a container asks of one network (its EndpointConfig), as its record keeps it."""
+    ipam = ec.get("IPAMConfig") or {}
+    return {"net": net, "aliases": list(ec.get("Aliases") or []),
+            "ip": ipam.get("IPv4Address") or "", "mac": ec.get("MacAddress") or "",
+            "ip6": ipam.get("IPv6Address") or "",
+            "link_local": list(ipam.get("LinkLocalIPs") or []),
+            "driver_opts": dict(ec.get("DriverOpts") or {})}
+
+
+def _endpoint_extras(entry: dict[str, Any]) -> dict[str, Any]:
+    """The IPv6 address, link-local addresses and driver options of an entry (records from
+    before them have none)."""
+    return {"ip6": entry.get("ip6") or "", "link_local": entry.get("link_local") or [],
+            "driver_opts": entry.get("driver_opts") or {}}
+
+
 class NetworkingMixin(ServiceState):
     def network_users(self, net: str) -> list[str]:
         return [d["Id"] for d in self._docs.values()
@@ -120,9 +138,7 @@ class NetworkingMixin(ServiceState):
         if any(x["net"] == n["Name"] for x in nets):
             raise Forbidden(f"endpoint with name {doc['Name'][1:]} already exists in "
                             f"network {n['Name']}")
-        entry = {"net": n["Name"], "aliases": list(ec.get("Aliases") or []),
-                 "ip": (ec.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                 "mac": ec.get("MacAddress") or ""}
+        entry = _endpoint_entry(n["Name"], ec)
         if ec.get("Links") and self.networks.user_defined(n["Name"]):
             for link in ec["Links"]:  # their format; a target may come later (dockerd)
                 parse_link(link)
@@ -133,11 +149,10 @@ class NetworkingMixin(ServiceState):
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
             ep = self.networks.allocate(n["Name"], doc["Id"], name=doc["Name"][1:],
                                         aliases=entry["aliases"], ip=entry["ip"],
-                                        ifname=ifname, mac=entry["mac"])
+                                        ifname=ifname, mac=entry["mac"],
+                                        **_endpoint_extras(entry))
             ep["netname"] = n["Name"]
-            plug = {k: ep.get(k, "") for k in ("bridge", "host_if", "ifname", "mac", "kind",
-                                               "parent", "mode")}
-            plug.update({"address": f"{ep['ip']}/{ep['prefix']}", "gateway": ""})
+            plug = link_spec(ep) | {"gateway": "", "gateway6": ""}
             forward = self._dns_forward([*(x["net"] for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
@@ -349,9 +364,7 @@ class NetworkingMixin(ServiceState):
             if doc["Name"] == "bridge" and ec.get("Aliases"):
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
-            entry = {"net": doc["Name"], "aliases": list(ec.get("Aliases") or []),
-                     "ip": ((ec.get("IPAMConfig") or {}).get("IPv4Address") or ""),
-                     "mac": ec.get("MacAddress") or ""}
+            entry = _endpoint_entry(doc["Name"], ec)
             if ec.get("Links") and doc["Name"] != "bridge":
                 for link in ec["Links"]:  # their format; a target may come later (dockerd)
                     parse_link(link)
@@ -362,14 +375,21 @@ class NetworkingMixin(ServiceState):
     @staticmethod
     def _endpoint_view(ep: dict[str, Any] | None, nid: str = "",
                        aliases: list[str] | None = None,
-                       links: list[str] | None = None) -> dict[str, Any]:
+                       links: list[str] | None = None,
+                       entry: dict[str, Any] | None = None) -> dict[str, Any]:
         ep = ep or {}
-        return {"IPAMConfig": None, "Links": links or None, "Aliases": aliases or None,
+        entry = entry or {}
+        ipam = {k: v for k, v in (("IPv4Address", entry.get("ip")),
+                                  ("IPv6Address", entry.get("ip6")),
+                                  ("LinkLocalIPs", entry.get("link_local"))) if v}
+        return {"IPAMConfig": ipam or None, "Links": links or None, "Aliases": aliases or None,
                 "MacAddress": ep.get("mac", ""), "NetworkID": nid or ep.get("network", ""),
                 "EndpointID": ep.get("endpoint", ""), "Gateway": ep.get("gateway", ""),
                 "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "DriverOpts": None, "DNSNames": None}
+                "IPv6Gateway": ep.get("gateway6", ""),
+                "GlobalIPv6Address": ep.get("ip6", ""),
+                "GlobalIPv6PrefixLen": ep.get("prefix6", 0),
+                "DriverOpts": entry.get("driver_opts") or None, "DNSNames": None}
 
     def _network_settings(self, mode: str, nets: list[dict[str, Any]],
                           eps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -380,15 +400,19 @@ class NetworkingMixin(ServiceState):
         for n in nets:
             nid = self.networks.resolve(n["net"])["Id"] if self.networks else ""
             networks[n["net"]] = self._endpoint_view(by_net.get(n["net"]), nid, n["aliases"],
-                                                     n.get("links"))
-        first = by_net.get(nets[0]["net"]) if nets else None
+                                                     n.get("links"), n)
+        # the top-level fields are the default bridge's, empty on other networks (dockerd)
+        first = by_net.get("bridge")
         return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
                 "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                 "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
                 "EndpointID": (first or {}).get("endpoint", ""),
-                "Gateway": (first or {}).get("gateway", ""), "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "IPAddress": (first or {}).get("ip", ""),
-                "IPPrefixLen": (first or {}).get("prefix", 0), "IPv6Gateway": "",
+                "Gateway": (first or {}).get("gateway", ""),
+                "GlobalIPv6Address": (first or {}).get("ip6", ""),
+                "GlobalIPv6PrefixLen": (first or {}).get("prefix6", 0),
+                "IPAddress": (first or {}).get("ip", ""),
+                "IPPrefixLen": (first or {}).get("prefix", 0),
+                "IPv6Gateway": (first or {}).get("gateway6", ""),
                 "MacAddress": (first or {}).get("mac", ""), "Networks": networks}
 
     def _write_etc_files(self, doc: dict[str, Any],
@@ -423,6 +447,8 @@ class NetworkingMixin(ServiceState):
             hosts += self._link_hosts(doc)
             for ep in eps or []:
                 hosts += f"{ep['ip']}\t{hostname}\n"
+                if ep.get("ip6"):   # as dockerd: the IPv6 address names the host too
+                    hosts += f"{ep['ip6']}\t{hostname}\n"
         with open(doc["HostsPath"], "w") as f:
             f.write(hosts)
         if only_hosts:
@@ -499,7 +525,8 @@ class NetworkingMixin(ServiceState):
             for i, n in enumerate(nets):
                 ep = self.networks.allocate(n["net"], doc["Id"], name=doc["Name"][1:],
                                             aliases=n["aliases"], ip=n.get("ip", ""),
-                                            ifname=f"eth{i}", mac=n.get("mac", ""))
+                                            ifname=f"eth{i}", mac=n.get("mac", ""),
+                                            **_endpoint_extras(n))
                 ep["netname"] = n["net"]
                 eps.append(ep)
         except BaseException:

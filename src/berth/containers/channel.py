@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
+from berth.detachkeys import DetachScanner, parse_detach_keys  # the CLI's parser too
 from berth.shim import protocol
 from berth.shim.protocol import (
     T_CLOSE_STDIN,
@@ -275,50 +276,6 @@ class Attachment:
 
     def close(self) -> None:
         self._on_close()
-
-
-def parse_detach_keys(spec: str) -> bytes:
-    """Docker's `--detach-keys`: comma-separated `ctrl-<x>` or single characters."""
-    out = bytearray()
-    for part in spec.split(","):
-        if part.startswith("ctrl-") and len(part) == 6:
-            c = part[5]
-            if "a" <= c <= "z":
-                out.append(ord(c) - ord("a") + 1)
-            elif c in "@[\\]^_":
-                out.append("@[\\]^_".index(c) + (0 if c == "@" else 26))
-            else:
-                raise ValueError(f"Invalid escape keys ({spec}) provided")
-        elif len(part) == 1:
-            out.append(ord(part))
-        else:
-            raise ValueError(f"Invalid escape keys ({spec}) provided")
-    return bytes(out)
-
-
-class DetachScanner:
-    """Finds the detach sequence in a stream of stdin; holds back a partial match."""
-
-    def __init__(self, keys: bytes) -> None:
-        self.keys = keys
-        self.held = b""
-
-    def feed(self, data: bytes) -> tuple[bytes, bool]:
-        """(bytes to pass on, whether the sequence was typed)."""
-        if not self.keys:
-            return data, False
-        buf = self.held + data
-        idx = buf.find(self.keys)
-        if idx >= 0:
-            self.held = b""
-            return buf[:idx], True
-        # keep the longest tail that could still start the sequence
-        for n in range(min(len(self.keys) - 1, len(buf)), 0, -1):
-            if self.keys.startswith(buf[-n:]):
-                self.held = buf[-n:]
-                return buf[:-n], False
-        self.held = b""
-        return buf, False
 
 
 __all__ = ["Channel", "Fanout", "Outbox", "Attachment", "OUTBOX_LIMIT", "STALL_TIMEOUT",

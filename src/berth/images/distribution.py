@@ -7,26 +7,27 @@ are committed in order only when all of them are complete, so a failed pull keep
 dropped connection is resumed with a Range request. Two pulls that need the same layer share one
 download. Pushes send only the blobs the registry lacks (HEAD first, then a cross-repository
 mount where berth has seen the blob on that registry) and put the manifest last.
+
+Split by job: one layer's download is `download`, push is `push`, the progress stream `streams`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import io
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from berth import oci, reference
-from berth.errors import BerthError, InvalidArgument, NotFound, System, Unavailable
-from berth.images import ImageService, host_arch
+from berth.errors import BerthError, InvalidArgument, NotFound, Unavailable
+from berth.images import ImageService, host_arch, manifests
+from berth.images import push as pushing
+from berth.images.download import download
+from berth.images.manifests import Descriptor, Platform
+from berth.images.records import ImageConfig
+from berth.images.streams import Message, all_or_none, messages, progress_bar
 from berth.registry import (
     CONFIG_LIMIT,
     LIST_LIMIT,
@@ -34,6 +35,7 @@ from berth.registry import (
     AuthConfig,
     RegistryClient,
     Repository,
+    SearchResult,
     read_limited,
 )
 from berth.storage import Layer, StagedLayer
@@ -41,14 +43,10 @@ from berth.storage import Layer, StagedLayer
 log = logging.getLogger(__name__)
 
 MAX_DOWNLOADS = 3         # Docker's max-concurrent-downloads
-MAX_UPLOADS = 5           # Docker's max-concurrent-uploads
-CHUNK = 1 << 18
-RETRIES = 5
 _LAYER_TYPES = {
     oci.MEDIA_DOCKER_LAYER, oci.MEDIA_OCI_LAYER, oci.MEDIA_OCI_LAYER_GZIP, oci.MEDIA_OCI_LAYER_ZSTD,
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 }
-Message = dict[str, Any]
 
 
 def auth_for(auths: dict[str, Any], domain: str) -> AuthConfig:
@@ -61,16 +59,6 @@ def auth_for(auths: dict[str, Any], domain: str) -> AuthConfig:
             auth = AuthConfig.from_dict(value)
     return auth
 
-
-def progress_bar(current: int, total: int) -> str:
-    """Docker's `[=====>      ]  1.2MB/3.4MB`."""
-    from berth.units import human_size
-    if total <= 0:
-        return f"{human_size(current)}"
-    width = 50
-    done = min(width, current * width // total)
-    bar = "=" * done + (">" if done < width else "") + " " * max(0, width - done - 1)
-    return f"[{bar}] {human_size(current):>8}/{human_size(total)}"
 
 
 def parse_platform(s: str) -> tuple[str, str, str]:
@@ -91,48 +79,24 @@ def parse_platform(s: str) -> tuple[str, str, str]:
     return os_, arch, variant
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryImage:
+    """What a name resolves to on its registry (`GET /distribution/{name}/json`): its
+    manifest's descriptor and the platforms it offers."""
+    media_type: str
+    digest: str
+    size: int
+    platforms: list[Platform]
+
+
 @dataclass(slots=True)
 class _Pulled:
     ref: reference.Reference
     manifest_digest: str
     config_raw: bytes
     diff_ids: list[str]
-    layers: list[dict[str, Any]]
+    layers: tuple[Descriptor, ...]
 
-
-class _Feed(io.RawIOBase):
-    """A file for the unpacking thread, fed chunk by chunk from the event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=32)
-        self._buf = memoryview(b"")
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self._eof:
-            return 0
-        if not self._buf:
-            item = asyncio.run_coroutine_threadsafe(self.q.get(), self.loop).result()
-            if item is None:
-                self._eof = True
-                return 0
-            if isinstance(item, BaseException):
-                self._eof = True
-                raise item
-            self._buf = memoryview(item)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-    def fail(self, exc: BaseException) -> None:
-        while not self.q.empty():
-            self.q.get_nowait()
-        self.q.put_nowait(exc)
 
 
 class Distribution:
@@ -178,7 +142,7 @@ class Distribution:
             async for m in self._pull_one(ref, platform, auth):
                 yield m
 
-    async def inspect(self, name: str, *, auth: AuthConfig | None = None) -> dict[str, Any]:
+    async def inspect(self, name: str, *, auth: AuthConfig | None = None) -> RegistryImage:
         """`GET /distribution/{name}/json`: the descriptor of the manifest a name resolves to
         on its registry, and the platforms it offers, without pulling anything."""
         auth = auth or AuthConfig()
@@ -187,8 +151,8 @@ class Distribution:
         async for repo in self.registry.candidates(ref.domain, ref.path, auth):
             try:
                 media, raw, digest = await repo.get_manifest(ref.digest or ref.tag or "latest")
-                return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(raw)},
-                        "Platforms": await self._platforms(repo, ref, media, raw)}
+                return RegistryImage(media_type=media, digest=digest, size=len(raw),
+                                     platforms=await self._platforms(repo, ref, media, raw))
             except (NotFound, Unavailable) as e:
                 if not repo.ep.mirror:
                     raise self._pull_error(ref, e) from None
@@ -196,29 +160,21 @@ class Distribution:
         raise self._pull_error(ref, last or NotFound("manifest unknown"))
 
     async def _platforms(self, repo: Repository, ref: reference.Reference, media: str,
-                         raw: bytes) -> list[dict[str, Any]]:
+                         raw: bytes) -> list[Platform]:
         """An index's platforms; a single manifest's, from its image config."""
-        try:
-            doc = json.loads(raw)
-            if "manifests" in doc:
-                found = [m.get("platform") for m in doc["manifests"]]
-            else:
-                cdesc = doc["config"]
-                oci.validate_digest(cdesc["digest"])
-                cfg = json.loads(await self._small_blob(repo, cdesc["digest"],
-                                                        int(cdesc.get("size", 0))))
-                found = [{"architecture": cfg.get("architecture"), "os": cfg.get("os"),
-                          "os.version": cfg.get("os.version"),
-                          "os.features": cfg.get("os.features"),
-                          "variant": cfg.get("variant")}]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise InvalidArgument(f"{ref.familiar}: malformed manifest ({media})") from None
-        # as the OCI platform's JSON: the fields that are set
-        return [{k: v for k, v in p.items() if v} for p in found if isinstance(p, dict)]
+        what = f"{ref.familiar}: manifest ({media})"
+        doc = manifests.document(raw, what)
+        if manifests.is_index(media, doc):
+            return [e.platform for e in manifests.parse_index(doc, what).manifests
+                    if e.platform is not None]
+        config = manifests.parse_manifest(doc, what).config
+        cfg = manifests.document(await self._small_blob(repo, config.digest, config.size),
+                                 f"{ref.familiar}: image config")
+        return [Platform.from_doc(cfg)]
 
     async def search(self, term: str, *, limit: int = 25,
                      filters: dict[str, list[str]] | None = None,
-                     auth: AuthConfig | None = None) -> list[dict[str, Any]]:
+                     auth: AuthConfig | None = None) -> list[SearchResult]:
         """`GET /images/search`: a registry host named first in the term is searched (as
         dockerd splits `localhost:5000/name`), else Docker Hub's index; `filters` as dockerd's:
         is-official, is-automated, stars."""
@@ -244,9 +200,9 @@ class Distribution:
             domain, query = "docker.io", term
         results = await self.registry.search(domain, query, limit, auth)
         return [r for r in results
-                if r["star_count"] >= int(want.get("stars", 0))
-                and want.get("is-official", r["is_official"]) == r["is_official"]
-                and want.get("is-automated", r["is_automated"]) == r["is_automated"]]
+                if r.star_count >= int(want.get("stars", 0))
+                and want.get("is-official", r.is_official) == r.is_official
+                and want.get("is-automated", r.is_automated) == r.is_automated]
 
     async def _tags(self, ref: reference.Reference, auth: AuthConfig) -> list[str]:
         async for repo in self.registry.candidates(ref.domain, ref.path, auth):
@@ -256,8 +212,8 @@ class Distribution:
                 body = await read_limited(r, LIST_LIMIT if r.status == 200 else SMALL_LIMIT,
                                           "tag list" if r.status == 200 else "error body")
                 if r.status != 200:
-                    from berth.registry import _status_error
-                    raise _status_error(r.status, body, f"tags of {ref.familiar_repository}")
+                    from berth.registry import status_error
+                    raise status_error(r.status, body, f"tags of {ref.familiar_repository}")
             tags = json.loads(body).get("tags") or []
             if not tags:
                 raise NotFound(f"no tags found for {ref.familiar_repository}")
@@ -288,65 +244,42 @@ class Distribution:
     async def _manifest(self, repo: Repository, ref: reference.Reference,
                         want: tuple[str, str, str]) -> _Pulled:
         media, raw, digest = await repo.get_manifest(ref.digest or ref.tag or "latest")
-        doc = json.loads(raw)
+        what = f"{ref.familiar}: manifest {digest}"
+        doc = manifests.document(raw, what)
         top_digest = digest
-        if media in (oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST) or (
-                not media and "manifests" in doc):
-            child = self._select(doc.get("manifests") or [], want)
+        if manifests.is_index(media, doc):
+            child = manifests.parse_index(doc, what).select(*want)
             if child is None:
                 os_, arch, variant = want
                 raise NotFound(f"no matching manifest for {os_}/{arch}"
                                f"{'/' + variant if variant else ''} in the manifest list entries")
-            media, raw, digest = await repo.get_manifest(child["digest"])
-            doc = json.loads(raw)
-        if media not in (oci.MEDIA_OCI_MANIFEST, oci.MEDIA_DOCKER_MANIFEST):
+            media, raw, digest = await repo.get_manifest(child.digest)
+            what = f"{ref.familiar}: manifest {digest}"
+            doc = manifests.document(raw, what)
+        if media not in manifests.MANIFEST_TYPES:
             if doc.get("schemaVersion") == 1:
                 raise InvalidArgument(f"{ref.familiar}: Docker Image manifest schema 1 is not "
                                       "supported: the image must be pushed again with a newer "
                                       "client")
             raise InvalidArgument(f"{ref.familiar}: unsupported manifest media type {media!r}")
-        try:
-            cdesc = doc["config"]
-            layers = list(doc.get("layers") or [])
-            oci.validate_digest(cdesc["digest"])
-            for la in layers:
-                oci.validate_digest(la["digest"])
-                if la.get("mediaType") not in _LAYER_TYPES:
-                    raise InvalidArgument(f"{ref.familiar}: unsupported layer media type "
-                                          f"{la.get('mediaType')!r}")
-        except (KeyError, TypeError):
-            raise InvalidArgument(f"{ref.familiar}: malformed manifest {digest}") from None
-        if self.images.content.exists(cdesc["digest"]):
-            config_raw = self.images.content.read(cdesc["digest"])
+        m = manifests.parse_manifest(doc, what)
+        for la in m.layers:
+            if la.media_type not in _LAYER_TYPES:
+                raise InvalidArgument(f"{ref.familiar}: unsupported layer media type "
+                                      f"{la.media_type!r}")
+        content = self.images.content
+        if await asyncio.to_thread(content.exists, m.config.digest):
+            config_raw = await asyncio.to_thread(content.read, m.config.digest)
         else:
-            config_raw = await self._small_blob(repo, cdesc["digest"], int(cdesc.get("size", 0)))
-        try:
-            config = json.loads(config_raw)
-            diff_ids = list(config["rootfs"]["diff_ids"])
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgument(f"{ref.familiar}: malformed image config") from None
-        if len(diff_ids) != len(layers):
-            raise InvalidArgument(f"{ref.familiar}: the manifest has {len(layers)} layers, the "
+            config_raw = await self._small_blob(repo, m.config.digest, m.config.size)
+        diff_ids = ImageConfig.from_doc(
+            manifests.document(config_raw, f"{ref.familiar}: image config")).diff_ids
+        for d in diff_ids:
+            oci.validate_digest(d)
+        if len(diff_ids) != len(m.layers):
+            raise InvalidArgument(f"{ref.familiar}: the manifest has {len(m.layers)} layers, the "
                                   f"config {len(diff_ids)}")
-        return _Pulled(ref, top_digest, config_raw, diff_ids, layers)
-
-    @staticmethod
-    def _select(entries: list[dict[str, Any]], want: tuple[str, str, str]) -> dict[str, Any] | None:
-        os_, arch, variant = want
-        best = None
-        for e in entries:
-            p = e.get("platform") or {}
-            if p.get("os") != os_ or p.get("architecture") != arch:
-                continue
-            v = p.get("variant", "")
-            if arch == "arm64" and v == "v8":
-                v = ""
-            if variant and v != variant:
-                continue
-            if v == variant:
-                return e
-            best = best or e
-        return best
+        return _Pulled(ref, top_digest, config_raw, list(diff_ids), m.layers)
 
     async def _small_blob(self, repo: Repository, digest: str, size: int) -> bytes:
         if size > CONFIG_LIMIT:
@@ -372,7 +305,7 @@ class Distribution:
         todo: list[int] = []
         loop = asyncio.get_running_loop()
         for i, chain in enumerate(chains):
-            short = p.layers[i]["digest"][7:19]
+            short = p.layers[i].short
             if store.exists(chain):
                 yield {"status": "Already exists", "progressDetail": {}, "id": short}
             elif chain in self._inflight:
@@ -388,15 +321,16 @@ class Distribution:
         sem = asyncio.Semaphore(MAX_DOWNLOADS)
 
         async def one(i: int) -> None:
-            short = p.layers[i]["digest"][7:19]
+            short = p.layers[i].short
             queue.put_nowait({"status": "Waiting", "progressDetail": {}, "id": short})
             async with sem:
-                staged[i] = await self._download(repo, p.layers[i], p.diff_ids[i], short, queue)
+                staged[i] = await download(self.images.layer_store, repo, p.layers[i],
+                                           p.diff_ids[i], short, queue)
 
         async def run() -> None:
-            await _all_or_none([one(i) for i in todo])
+            await all_or_none([one(i) for i in todo])
             for i in range(len(chains)):
-                short = p.layers[i]["digest"][7:19]
+                short = p.layers[i].short
                 if i in waits:
                     await waits[i]
                     queue.put_nowait({"status": "Already exists", "progressDetail": {},
@@ -409,7 +343,7 @@ class Distribution:
                                       "id": short})
 
         try:
-            async for m in _messages(run(), queue):
+            async for m in messages(run(), queue):
                 yield m
         except BaseException as e:
             for s in staged.values():
@@ -423,300 +357,34 @@ class Distribution:
             for i, f in mine.items():
                 if self._inflight.get(chains[i]) is f:
                     del self._inflight[chains[i]]
-        for i, la in enumerate(p.layers):
-            self.images.meta.add_blob_source(p.diff_ids[i], la["digest"], la["mediaType"],
-                                             int(la.get("size", 0)), repo.name)
-        config_id = oci.sha256_digest(p.config_raw)
-        existed = (self.images.meta.tag_target(str(ref)) == config_id if ref.tag else
-                   self.images.meta.digest_target(f"{ref.repository}@{ref.digest}") == config_id)
-        tags = [str(ref)] if ref.tag else []
-        image_id = self.images._commit_raw_config(p.config_raw, chains, tags)
-        self.images.meta.put_digest(f"{ref.repository}@{p.manifest_digest}", image_id)
+        existed = await asyncio.to_thread(self._commit, ref, p, chains, repo.name)
         self.emit("image", "pull", ref.familiar, {"name": ref.familiar})
         yield {"status": f"Digest: {p.manifest_digest}"}
         yield {"status": f"Status: {'Image is up to date' if existed else 'Downloaded newer image'} for {ref.familiar}"}
 
-    async def _download(self, repo: Repository, desc: dict[str, Any], diff_id: str, short: str,
-                        queue: asyncio.Queue[Message | None]) -> StagedLayer:
-        digest, size = desc["digest"], int(desc.get("size", 0))
-        loop = asyncio.get_running_loop()
-        feed = _Feed(loop)
-        store = self.images.layer_store
-        stage = asyncio.ensure_future(asyncio.to_thread(
-            store.stage, io.BufferedReader(feed, 1 << 20), expected_diff_id=diff_id))
-        h = hashlib.sha256()
-        got = 0
-        last_report = 0.0
-        try:
-            for attempt in range(RETRIES + 1):
-                try:
-                    async with repo.open_blob(digest, got) as (r, start):
-                        skip = got - start
-                        async for chunk in r.content.iter_chunked(CHUNK):
-                            if skip:
-                                cut = min(skip, len(chunk))
-                                chunk, skip = chunk[cut:], skip - cut
-                                if not chunk:
-                                    continue
-                            got += len(chunk)
-                            if size and got > size:
-                                raise InvalidArgument(f"blob {digest}: the registry sent more than "
-                                                      f"the {size} bytes the manifest names")
-                            h.update(chunk)
-                            await self._feed(feed, chunk, stage)
-                            now = loop.time()
-                            if now - last_report > 0.1:
-                                last_report = now
-                                queue.put_nowait({"status": "Downloading", "id": short,
-                                                  "progressDetail": {"current": got, "total": size},
-                                                  "progress": progress_bar(got, size)})
-                    if size and got < size:
-                        raise aiohttp.ClientPayloadError(f"short read: {got} of {size} bytes")
-                    break
-                except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
-                        aiohttp.ClientOSError, ConnectionResetError, TimeoutError) as e:
-                    if attempt == RETRIES:
-                        raise Unavailable(f"downloading {digest}: {e} (after {RETRIES} retries)"
-                                          ) from None
-                    log.info("layer %s: %s; resuming at byte %d", short, e, got)
-                    await asyncio.sleep(min(2 ** attempt * 0.2, 3))
-                except Unavailable:
-                    if attempt == RETRIES:
-                        raise
-                    await asyncio.sleep(min(2 ** attempt * 0.2, 3))
-            queue.put_nowait({"status": "Verifying Checksum", "progressDetail": {}, "id": short})
-            actual = "sha256:" + h.hexdigest()
-            if actual != digest:
-                raise InvalidArgument(f"filesystem layer verification failed for digest {digest}: "
-                                      f"the registry sent content with digest {actual}")
-            queue.put_nowait({"status": "Download complete", "progressDetail": {}, "id": short})
-            await self._feed(feed, None, stage)
-            queue.put_nowait({"status": "Extracting", "id": short,
-                              "progressDetail": {"current": size, "total": size},
-                              "progress": progress_bar(size, size)})
-            return await stage
-        except BaseException as e:
-            if not stage.done():
-                feed.fail(e if isinstance(e, Exception) else System("pull cancelled"))
-            with contextlib.suppress(BaseException):
-                s = await stage
-                store.discard(s)
-            raise
 
-    @staticmethod
-    async def _feed(feed: _Feed, chunk: bytes | None, stage: asyncio.Future[Any]) -> None:
-        try:
-            feed.q.put_nowait(chunk)
-            return
-        except asyncio.QueueFull:
-            pass
-        put = asyncio.ensure_future(feed.q.put(chunk))
-        done, _ = await asyncio.wait({put, stage}, return_when=asyncio.FIRST_COMPLETED)
-        if put not in done:
-            put.cancel()
-            exc = stage.exception()
-            raise exc if exc else System("the layer ended before its download")
-
-    # --- push ---------------------------------------------------------------------------------
-    async def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None
-                   ) -> AsyncIterator[Message]:
-        auth = auth or AuthConfig()
-        ref = reference.parse(name, default_tag=False)
-        if ref.digest:
-            raise InvalidArgument("cannot push a digest reference")
-        if tag or ref.tag:
-            tags = [reference.validate_tag(tag or ref.tag or "")]
-        else:
-            prefix = ref.repository + ":"
-            tags = sorted(t[len(prefix):] for ts in self.images.meta.all_tags().values()
-                          for t in ts if t.startswith(prefix))
-        images = []
-        for t in tags:
-            tref = f"{ref.repository}:{t}"
-            target = self.images.meta.tag_target(tref)
-            if target is None:
-                raise NotFound(f"An image does not exist locally with the tag: "
-                               f"{reference.parse(tref).familiar_repository}")
-            images.append((t, self.images.get(target)))
-        if not images:
-            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
-        host = self.registry.endpoints(ref.domain, push=True)[0].host
-        others = sorted({r.split("/", 1)[1] for _, img in images for la in self.images.layers_of(img)
-                         for _, _, _, r in self.images.meta.blob_sources(la.diff_id)
-                         if r.split("/", 1)[0] == host and r.split("/", 1)[1] != ref.path})
-        repo = await self.registry.repository(ref.domain, ref.path, auth, push=True,
-                                              mount_from=others[:5])
-        yield {"status": f"The push refers to repository [{ref.repository}]"}
-        for t, img in images:
-            async for m in self._push_one(repo, ref, t, img):
-                yield m
-
-    async def _push_one(self, repo: Repository, ref: reference.Reference, tag: str, img: Any
-                        ) -> AsyncIterator[Message]:
-        layers = self.images.layers_of(img)
-        queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        for la in reversed(layers):
-            yield {"status": "Preparing", "progressDetail": {}, "id": la.diff_id[7:19]}
-        sem = asyncio.Semaphore(MAX_UPLOADS)
-        descs: dict[int, dict[str, Any]] = {}
-
-        async def one(i: int, la: Layer) -> None:
-            short = la.diff_id[7:19]
-            queue.put_nowait({"status": "Waiting", "progressDetail": {}, "id": short})
-            async with sem:
-                descs[i] = await self._push_layer(repo, la, short, queue)
-
-        async for m in _messages(_all_or_none([one(i, la) for i, la in enumerate(layers)]),
-                                 queue):
-            yield m
-        config_raw = self.images.content.read(img.id)
-        await repo.put_blob(config_raw)
-        ordered = [descs[i] for i in range(len(layers))]
-        docker_types = all(d["mediaType"] == oci.MEDIA_DOCKER_LAYER for d in ordered)
-        if docker_types:
-            manifest = {"schemaVersion": 2, "mediaType": oci.MEDIA_DOCKER_MANIFEST,
-                        "config": {"mediaType": oci.MEDIA_DOCKER_CONFIG, "size": len(config_raw),
-                                   "digest": img.id},
-                        "layers": ordered}
-        else:
-            manifest = {"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST,
-                        "config": {"mediaType": oci.MEDIA_OCI_CONFIG, "size": len(config_raw),
-                                   "digest": img.id},
-                        "layers": [{**d, "mediaType": _oci_type(d["mediaType"])} for d in ordered]}
-        raw = json.dumps(manifest, indent=3).encode()
-        mdigest = await repo.put_manifest(tag, str(manifest["mediaType"]), raw)
-        self.images.meta.put_digest(f"{ref.repository}@{mdigest}", img.id)
-        self.emit("image", "push", f"{ref.familiar_repository}:{tag}",
-                  {"name": f"{ref.familiar_repository}:{tag}"})
-        yield {"status": f"{tag}: digest: {mdigest} size: {len(raw)}"}
-        yield {"progressDetail": {}, "aux": {"Tag": tag, "Digest": mdigest, "Size": len(raw)}}
-
-    async def _push_layer(self, repo: Repository, la: Layer, short: str,
-                          queue: asyncio.Queue[Message | None]) -> dict[str, Any]:
+    def _commit(self, ref: reference.Reference, p: _Pulled, chains: list[str], source: str
+                ) -> bool:
+        """The pulled image into the stores (blocking: a worker thread's); whether it was
+        there already under `ref`."""
         meta = self.images.meta
-        known = [k for k in meta.blob_sources(la.diff_id)
-                 if k[3].split("/", 1)[0] == repo.ep.host]
-        for digest, media, size, where in known:
-            if where == repo.name and await repo.blob_exists(digest):
-                queue.put_nowait({"status": "Layer already exists", "progressDetail": {},
-                                  "id": short})
-                return {"mediaType": media, "size": size, "digest": digest}
-        for digest, media, size, where in known:
-            src = where.split("/", 1)[1]
-            if src == repo.path:
-                continue
-            if await repo.blob_exists(digest):
-                queue.put_nowait({"status": "Layer already exists", "progressDetail": {},
-                                  "id": short})
-                meta.add_blob_source(la.diff_id, digest, media, size, repo.name)
-                return {"mediaType": media, "size": size, "digest": digest}
-            mounted, _ = await repo.start_upload(digest, src)
-            if mounted:
-                queue.put_nowait({"status": f"Mounted from {src}", "progressDetail": {},
-                                  "id": short})
-                meta.add_blob_source(la.diff_id, digest, media, size, repo.name)
-                return {"mediaType": media, "size": size, "digest": digest}
-        digest, size = await self._upload_layer(repo, la, short, queue)
-        meta.add_blob_source(la.diff_id, digest, oci.MEDIA_DOCKER_LAYER, size, repo.name)
-        queue.put_nowait({"status": "Pushed", "progressDetail": {}, "id": short})
-        return {"mediaType": oci.MEDIA_DOCKER_LAYER, "size": size, "digest": digest}
+        for diff_id, la in zip(p.diff_ids, p.layers, strict=True):
+            meta.add_blob_source(diff_id, la.digest, la.media_type, la.size, source)
+        config_id = oci.sha256_digest(p.config_raw)
+        existed = (meta.tag_target(str(ref)) == config_id if ref.tag else
+                   meta.digest_target(f"{ref.repository}@{ref.digest}") == config_id)
+        image_id = self.images.commit_raw_config(p.config_raw, chains,
+                                                 [str(ref)] if ref.tag else [])
+        meta.put_digest(f"{ref.repository}@{p.manifest_digest}", image_id)
+        return existed
 
-    async def _upload_layer(self, repo: Repository, la: Layer, short: str,
-                            queue: asyncio.Queue[Message | None]) -> tuple[str, int]:
-        path = self.images.content.path(la.diff_id)
-        total = self.images.content.size(la.diff_id)
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
-        stop = threading.Event()
-        read = [0]
-
-        def compress() -> None:
-            from isal import isal_zlib
-            try:
-                z = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31)
-                with open(path, "rb") as f:
-                    while not stop.is_set() and (data := f.read(1 << 20)):
-                        read[0] += len(data)
-                        out = z.compress(data)
-                        if out:
-                            asyncio.run_coroutine_threadsafe(chunks.put(out), loop).result()
-                    asyncio.run_coroutine_threadsafe(chunks.put(z.flush()), loop).result()
-                    asyncio.run_coroutine_threadsafe(chunks.put(None), loop).result()
-            except BaseException as e:  # noqa: BLE001 - handed to the uploader
-                if not stop.is_set():
-                    asyncio.run_coroutine_threadsafe(chunks.put(e), loop).result()
-
-        h = hashlib.sha256()
-        sent = [0]
-
-        async def body() -> AsyncIterator[bytes]:
-            last = 0.0
-            while True:
-                item = await chunks.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                h.update(item)
-                sent[0] += len(item)
-                now = loop.time()
-                if now - last > 0.1:
-                    last = now
-                    queue.put_nowait({"status": "Pushing", "id": short,
-                                      "progressDetail": {"current": read[0], "total": total},
-                                      "progress": progress_bar(read[0], total)})
-                yield item
-
-        worker = asyncio.ensure_future(asyncio.to_thread(compress))
-        try:
-            _, location = await repo.start_upload()
-            digest = await repo.upload(location, body(), lambda: "sha256:" + h.hexdigest())
-            await worker
-            return digest, sent[0]
-        finally:
-            stop.set()
-            while not chunks.empty():
-                chunks.get_nowait()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(worker, 5)
+    # --- push (images/push.py) ----------------------------------------------------------------
+    def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None
+             ) -> AsyncIterator[Message]:
+        """`POST /images/{name}/push`: every tag of `name` without a tag."""
+        return pushing.push(self, name, tag, auth=auth)
 
 
-async def _messages(work: Any, queue: asyncio.Queue[Message | None]) -> AsyncIterator[Message]:
-    """The progress messages `work` (a coroutine) puts on `queue`, as they come, then its
-    result; if the consumer goes away or `work` fails, `work` is cancelled and waited for."""
-    async def run() -> None:
-        try:
-            await work
-        finally:
-            queue.put_nowait(None)
-
-    task = asyncio.create_task(run())
-    try:
-        while (m := await queue.get()) is not None:
-            yield m
-        await task
-    except BaseException:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
-
-
-async def _all_or_none(coros: list[Any]) -> None:
-    """Run these together; when one fails, cancel the others and wait for them to clean up
-    (a download discards what it staged) before the error goes on."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _oci_type(media: str) -> str:
-    return {oci.MEDIA_DOCKER_LAYER: oci.MEDIA_OCI_LAYER_GZIP}.get(media, media)
-
-
-__all__ = ["Distribution", "auth_for", "progress_bar", "parse_platform"]
+# SearchResult is the registry client's, named here for the API (which does not reach registry)
+__all__ = ["Distribution", "Platform", "RegistryImage", "SearchResult", "auth_for",
+           "parse_platform", "progress_bar"]

@@ -152,8 +152,11 @@ def umount(target: str, flags: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    SYS_pivot_root = 155  # x86_64
-    _check(_libc().syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root")
+    nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"pivot_root: no syscall number known for "
+                                    f"{os.uname().machine}")
+    _check(_libc().syscall(nr, _b(new_root), _b(put_old)), "pivot_root")
 
 
 def unshare(flags: int) -> None:
@@ -246,6 +249,25 @@ def setdomainname(name: str) -> None:
     """The UTS namespace's NIS domain name (what `hostname -d` and `domainname` print)."""
     b = name.encode()
     _check(_libc().setdomainname(b, len(b)), "setdomainname")
+
+
+def personality(persona: int) -> None:
+    """personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8) of this process and
+    what it execs."""
+    _check(_libc().personality(_ffi.c_ulong(persona)), "personality")
+
+
+# ioprio_set(2) has no libc wrapper; the machine as at start-up (a personality changes uname's)
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)
+
+
+def ioprio_set(io_class: int, level: int) -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, ...): this process's I/O scheduling class (1 RT,
+    2 best effort, 3 idle) and level (0-7)."""
+    if _SYS_IOPRIO_SET is None:
+        raise OSError(38, "ioprio_set: no syscall number known for this machine")
+    _check(_libc().syscall(_SYS_IOPRIO_SET, 1, 0, (io_class << 13) | level), "ioprio_set")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

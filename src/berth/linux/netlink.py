@@ -15,6 +15,8 @@ from typing import Any
 
 from berth.errors import Conflict, System
 
+_IFA_F_NODAD = 0x02   # linux/if_addr.h
+
 
 def _ipr() -> Any:
     from pyroute2 import IPRoute  # noqa: PLC0415 - heavy: only where networking is done
@@ -43,8 +45,11 @@ def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500) -> bool:
         have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index)}
         if (str(iface.ip), iface.network.prefixlen) not in have:
             try:
+                v6 = iface.version == 6
                 ipr.addr("add", index=index, address=str(iface.ip),
-                         prefixlen=iface.network.prefixlen)
+                         prefixlen=iface.network.prefixlen,
+                         family=socket.AF_INET6 if v6 else socket.AF_INET,
+                         **({"flags": _IFA_F_NODAD} if v6 else {}))
             except Exception as e:
                 if "File exists" not in str(e):
                     raise Conflict(f"address {gateway_cidr} on {name}: {e}") from e
@@ -89,13 +94,19 @@ class Endpoint:
     kind: str = "veth"    # veth (on `bridge`) | macvlan | ipvlan (on `parent`)
     parent: str = ""
     mode: str = ""        # macvlan: bridge, private, vepa, passthru; ipvlan: l2, l3
+    mtu: int = 0          # 0: the kernel's default
+    address6: str = ""    # fd00::2/64 on a network with IPv6
+    gateway6: str = ""
+    link_local_ips: str = ""   # comma-separated (--link-local-ip)
 
     @classmethod
     def decode(cls, d: dict) -> Endpoint:  # type: ignore[type-arg]
         return cls(bridge=d.get("bridge", ""), host_if=d["host_if"], ifname=d["ifname"],
                    address=d["address"], gateway=d.get("gateway", ""), mac=d["mac"],
                    kind=d.get("kind", "veth"), parent=d.get("parent", ""),
-                   mode=d.get("mode", ""))
+                   mode=d.get("mode", ""), mtu=int(d.get("mtu") or 0),
+                   address6=d.get("address6", ""), gateway6=d.get("gateway6", ""),
+                   link_local_ips=d.get("link_local_ips", ""))
 
 
 def _in_child(fn, netns_pid: int = 0) -> bool:  # type: ignore[no-untyped-def]
@@ -146,6 +157,8 @@ def plug(pid: int, eps: list[Endpoint]) -> None:
                     ipr.link("add", ifname=peer, kind=ep.kind, link=parent[0], **extra)
                 except Exception as e:
                     raise System(f"create {ep.kind} on {ep.parent}: {e}") from e
+                if ep.mtu:
+                    ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], mtu=ep.mtu)
                 ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], net_ns_pid=pid)
                 continue
             try:
@@ -158,6 +171,9 @@ def plug(pid: int, eps: list[Endpoint]) -> None:
             if not br:
                 ipr.link("del", index=host)
                 raise System(f"bridge {ep.bridge} is gone")
+            if ep.mtu:  # both ends, before the host's joins the bridge
+                ipr.link("set", index=host, mtu=ep.mtu)
+                ipr.link("set", index=inner, mtu=ep.mtu)
             ipr.link("set", index=host, master=br[0], state="up")
             ipr.link("set", index=inner, net_ns_pid=pid)
 
@@ -173,10 +189,25 @@ def _configure(eps: list[Endpoint]) -> None:
                 ipr.link("set", index=idx, ifname=ep.ifname, address=ep.mac)
             iface = ipaddress.ip_interface(ep.address)
             ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            extra = [ipaddress.ip_interface(ep.address6)] if ep.address6 else []
+            for ll in filter(None, ep.link_local_ips.split(",")):
+                # as dockerd: an IPv4 link-local address in 169.254/16, IPv6 in fe80::/64
+                ip = ipaddress.ip_address(ll)
+                extra.append(ipaddress.ip_interface(f"{ip}/{16 if ip.version == 4 else 64}"))
+            for a in extra:
+                # no duplicate address detection: the address is ours alone on the bridge,
+                # and a tentative one could not be used for the first second
+                ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen,
+                         family=socket.AF_INET6 if a.version == 6 else socket.AF_INET,
+                         **({"flags": _IFA_F_NODAD} if a.version == 6 else {}))
             ipr.link("set", index=idx, state="up")
         for ep in eps:
             if ep.gateway:
                 ipr.route("add", dst="0.0.0.0/0", gateway=ep.gateway)
+                break
+        for ep in eps:
+            if ep.gateway6:
+                ipr.route("add", dst="::/0", gateway=ep.gateway6, family=socket.AF_INET6)
                 break
 
 

@@ -1,13 +1,12 @@
-"""Networks: the default bridge, user-defined bridge networks, `host` and `none`; IPAM; the
-iptables rules (NAT out, isolation between networks); the name tables the embedded DNS of
-each container answers from.
+"""Networks: the default bridge, user-defined bridge networks (IPv4 and IPv6), `host` and
+`none`; IPAM; the packet filter rules (NAT out, isolation between networks, for both address
+families: `networks.rules`); the name tables the embedded DNS of each container answers from.
 
-Imports `metadata`, `linux` (netlink), `errors`. The bridges and rules are set up by the daemon;
-a container's veth pair is plugged by its monitor (`linux.netlink.plug`).
+The service's truth is typed (`networks.records`: `NetworkRecord`, `IpamConfig`, `Endpoint`);
+Docker's JSON for a network is made at the API edge.
 
-iptables chains are named from the daemon's bridge, so private daemons never share them:
-PREFIX-FWD (filter FORWARD), PREFIX-ISO1/ISO2 (Docker's two-stage isolation between
-bridges), PREFIX-POST (nat POSTROUTING, masquerade).
+Imports `metadata`, `linux` (netlink), `fs`, `filters`, `errors`. The bridges and rules are set up by the daemon;
+a container's veth pair is plugged by its monitor (`linux.netlink`).
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,22 +29,27 @@ from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System,
 from berth.filters import PruneFilter, parse_timestamp
 from berth.fs import atomic_write
 from berth.linux import netlink
-from berth.networks.ports import PortMapper, iptables, parse_publish, ps_ports
+from berth.networks.locks import Claims
+from berth.networks.ports import PortMapper, parse_publish, ps_ports
+from berth.networks.records import (
+    BRIDGE_NAME_OPT,
+    MTU_OPT,
+    Driver,
+    Endpoint,
+    IpamConfig,
+    NetworkRecord,
+    mtu_of,
+)
+from berth.networks.rules import Rules
 
 log = logging.getLogger(__name__)
 
-BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
-
-
-def bridge_of(doc: dict[str, Any]) -> str:
-    """The kernel bridge of a bridge network. Kept beside the record's Options, which hold only
-    what the user set, as dockerd shows them (docker-compose compares them with its file);
-    records from before keep it in Options."""
-    return str(doc.get("_bridge") or doc["Options"].get(BRIDGE_NAME_OPT, ""))
-
-
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+_DEFAULT_BRIDGE_OPTIONS = {  # the options dockerd shows on its default bridge
+    "com.docker.network.bridge.default_bridge": "true",
+    "com.docker.network.bridge.enable_icc": "true",
+    "com.docker.network.bridge.enable_ip_masquerade": "true",
+    "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+    MTU_OPT: "1500"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,8 +66,30 @@ class NetConfig:
         return "BERTH" if self.bridge == "berth0" else f"BERTH-{self.bridge[:12]}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkView:
+    """A network with the endpoints of its running containers (container id -> endpoint)."""
+
+    record: NetworkRecord
+    endpoints: dict[str, Endpoint]
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _ip_network(text: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError as e:
+        raise InvalidArgument(f"invalid {what} {text}: {e}") from None
+
+
+def _ip_address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text}") from None
 
 
 class NetworkService:
@@ -72,167 +99,198 @@ class NetworkService:
         self.cfg = cfg
         # the daemon's event bus: a network's create and destroy are published here
         self.emit = emit or (lambda typ, action, actor, attrs: None)
-        self.nets: dict[str, dict[str, Any]] = {}
+        self.nets: dict[str, NetworkRecord] = {}
         os.makedirs(cfg.run_dir, exist_ok=True)
         # endpoints of running containers: network id -> container id -> endpoint
-        self.endpoints: dict[str, dict[str, dict[str, Any]]] = {}
-        self.ports = PortMapper(cfg.chain, lambda net: bridge_of(self.resolve(net)), iptables=cfg.iptables)
+        self.endpoints: dict[str, dict[str, Endpoint]] = {}
+        self.ports = PortMapper(cfg.chain, lambda net: self.get(net).bridge,
+                                iptables=cfg.iptables)
+        self.rules4 = Rules(cfg.chain, "iptables")
+        self.rules6 = Rules(cfg.chain, "ip6tables")
+        self._chains6 = False     # the ip6tables chains are made with the first IPv6 bridge
+        # the bridges and the chain prefix this daemon uses, held against other daemons
+        self.claims = Claims()
+        # network create, remove and prune, and the rules' repair, run in worker threads:
+        # one at a time (two creates of one name were two networks)
+        self._lock = threading.RLock()
+        # held for moments only (allocate runs on berthd's event loop): a network's removal
+        # and a container's endpoint on it exclude each other, so that a network removed has
+        # no running container on it, and a starting container's network is not removed
+        # under it (the users the API passes to `remove` were read before it ran)
+        self._ep_lock = threading.Lock()
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
         for doc in self.meta.networks():
-            self.nets[doc["Id"]] = doc
-        if not any(n["Name"] == "bridge" for n in self.nets.values()):
+            rec = NetworkRecord.decode(doc)
+            self.nets[rec.id] = rec
+        if not any(n.name == "bridge" for n in self.nets.values()):
             iface = ipaddress.ip_interface(self.cfg.bip)
-            self._add({"Name": "bridge", "Driver": "bridge", "subnet": str(iface.network),
-                       "gateway": str(iface.ip), "bridge": self.cfg.bridge, "default": True})
+            self._add(NetworkRecord(
+                id=secrets.token_hex(32), name="bridge", driver=Driver.BRIDGE, created=_now(),
+                ipam=(IpamConfig(subnet=str(iface.network), gateway=str(iface.ip)),),
+                options={**_DEFAULT_BRIDGE_OPTIONS, BRIDGE_NAME_OPT: self.cfg.bridge},
+                bridge=self.cfg.bridge))
         for name in ("host", "none"):
-            if not any(n["Name"] == name for n in self.nets.values()):
-                self._add({"Name": name, "Driver": "host" if name == "host" else "null"})
+            if not any(n.name == name for n in self.nets.values()):
+                self._add(NetworkRecord(
+                    id=secrets.token_hex(32), name=name, created=_now(),
+                    driver=Driver.HOST if name == "host" else Driver.NULL))
 
-    def _add(self, spec: dict[str, Any], labels: dict[str, str] | None = None,
-             internal: bool = False, ip_range: str = "",
-             options: dict[str, str] | None = None) -> dict[str, Any]:
-        nid = secrets.token_hex(32)
-        config = []
-        if spec.get("subnet"):
-            c = {"Subnet": spec["subnet"], "Gateway": spec["gateway"]}
-            if ip_range:
-                c["IPRange"] = ip_range
-            config.append(c)
-        opts = dict(options or {})
-        if spec.get("default"):   # the options dockerd shows on its default bridge
-            opts.update({"com.docker.network.bridge.default_bridge": "true",
-                         "com.docker.network.bridge.enable_icc": "true",
-                         "com.docker.network.bridge.enable_ip_masquerade": "true",
-                         "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                         BRIDGE_NAME_OPT: spec["bridge"],
-                         "com.docker.network.driver.mtu": "1500"})
-        doc = {"Name": spec["Name"], "Id": nid, "Created": _now(), "Scope": "local",
-               "Driver": spec["Driver"], "EnableIPv6": False,
-               "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-               "Internal": internal, "Attachable": False, "Ingress": False,
-               "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
-               "Options": opts, "Labels": labels or {}}
-        if spec["Driver"] == "bridge":
-            doc["_bridge"] = spec["bridge"]
-        self.nets[nid] = doc
-        self.meta.put_network(nid, spec["Name"], doc)
-        return doc
+    def _add(self, rec: NetworkRecord) -> NetworkRecord:
+        self.nets[rec.id] = rec
+        self.meta.put_network(rec.id, rec.name, rec.encode())
+        return rec
 
-    def resolve(self, ref: str) -> dict[str, Any]:
-        for d in self.nets.values():
-            if d["Name"] == ref or d["Id"] == ref:
-                return d
-        matches = [d for d in self.nets.values() if d["Id"].startswith(ref)]
-        if len(matches) == 1:
+    def _records(self) -> builtins.list[NetworkRecord]:
+        """The networks now: a copy, as worker threads add and remove them while the event
+        loop reads (iterating the dict itself could fail with 'changed size')."""
+        return builtins.list(self.nets.values())
+
+    def get(self, ref: str) -> NetworkRecord:
+        """The network named `ref`, or with that ID or unique ID prefix."""
+        for rec in self._records():
+            if ref in (rec.name, rec.id):
+                return rec
+        matches = [rec for rec in self._records() if rec.id.startswith(ref)]
+        if ref and len(matches) == 1:
             return matches[0]
         raise NotFound(f"network {ref} not found")
 
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """The few fields of a network the container service still reads by key (Id, Name,
+        Driver, Internal, IPAM.Config[].Gateway, Options): a view of its record, to go once
+        that service takes `get`'s NetworkRecord."""
+        rec = self.get(ref)
+        return {"Id": rec.id, "Name": rec.name, "Driver": str(rec.driver),
+                "Internal": rec.internal, "EnableIPv6": rec.enable_ipv6,
+                "Options": dict(rec.options),
+                "IPAM": {"Config": [{"Subnet": c.subnet, "Gateway": c.gateway}
+                                    for c in rec.ipam]}}
+
     # --- set-up -----------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Hold the default bridge, the chain prefix and every bridge network's bridge against
+        other daemons (`networks.locks`), before anything is set up: Conflict, with nothing
+        held, if another berthd uses one of them. Held until the daemon exits."""
+        try:
+            self.claims.claim("bridge", self.cfg.bridge, "bridge")
+            self.claims.claim("chain", self.cfg.chain, "iptables chain prefix")
+            for rec in builtins.list(self.nets.values()):
+                if rec.driver == Driver.BRIDGE:
+                    self.claims.claim("bridge", rec.bridge, f"bridge of network {rec.name}:")
+        except Conflict:
+            self.claims.release_all()
+            raise
+
+    def check_rules(self) -> bool:
+        """Put the daemon's packet filter rules back if they were removed under it (an
+        `iptables -F`/`-X`, a firewalld reload), as dockerd does on firewalld's reload; True if
+        it did. Called periodically by the daemon and before each network create; cheap when
+        all is in place (four `iptables -C`)."""
+        if not self.cfg.iptables:
+            return False
+        with self._lock:
+            if self.rules4.intact() and self.ports.intact() and (
+                    not self._chains6 or self.rules6.intact()):
+                return False
+            log.warning("the iptables rules of chain %s were removed (a firewall reload?): "
+                        "putting them back", self.cfg.chain)
+            self.rules4.chains()
+            if self._chains6:
+                self.rules6.chains()
+            for rec in builtins.list(self.nets.values()):
+                if rec.driver == Driver.BRIDGE:
+                    self._bridge_rules(rec, add=True)
+            self.ports.reapply()   # in front of the bridges' last rules, as publish does
+            return True
+
     def setup(self) -> None:
         """At start: bridges and rules for every bridge network."""
         if self.cfg.ip_forward:
             with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as f:
                 f.write("1")
+        with self._lock:
+            if self.cfg.iptables:
+                self.rules4.chains()
+                self.ports.setup()
+            for rec in self.nets.values():
+                if rec.driver == Driver.BRIDGE:
+                    self._bring_up(rec)
+
+    def _bring_up(self, rec: NetworkRecord) -> None:
+        v4, v6 = rec.ipv4, rec.ipv6
+        if v6 is not None and self.cfg.iptables and not self._chains6:
+            self.rules6.chains()   # raises if ip6tables is missing: nothing made yet
+            self._chains6 = True
+        mtu = rec.mtu or 1500
+        if v4 is not None:
+            netlink.ensure_bridge(rec.bridge, f"{v4.gateway}/{v4.network.prefixlen}", mtu)
+        if v6 is not None:
+            if v4 is not None:   # the bridge is there: IPv6 on it before its address
+                with contextlib.suppress(OSError), open(
+                        f"/proc/sys/net/ipv6/conf/{rec.bridge}/disable_ipv6", "w") as f:
+                    f.write("0")
+            netlink.ensure_bridge(rec.bridge, f"{v6.gateway}/{v6.network.prefixlen}", mtu)
+            if self.cfg.ip_forward:
+                # as dockerd (libnetwork's setupIPv6Forwarding): containers reach out over
+                # IPv6 through the host, masqueraded by the ip6tables rules
+                for conf in ("default", "all"):
+                    with contextlib.suppress(OSError), open(
+                            f"/proc/sys/net/ipv6/conf/{conf}/forwarding", "w") as f:
+                        f.write("1")
         if self.cfg.iptables:
-            self._chains()
-            self.ports.setup()
-        for doc in self.nets.values():
-            if doc["Driver"] == "bridge":
-                self._bring_up(doc)
+            self._bridge_rules(rec, add=True)
 
-    def _bring_up(self, doc: dict[str, Any]) -> None:
-        c = doc["IPAM"]["Config"][0]
-        prefix = ipaddress.ip_network(c["Subnet"]).prefixlen
-        netlink.ensure_bridge(bridge_of(doc), f"{c['Gateway']}/{prefix}")
-        if self.cfg.iptables:
-            self._bridge_rules(doc, add=True)
-
-    def _ipt(self, *args: str, table: str = "filter", check: bool = True) -> bool:
-        return iptables(*args, table=table, check=check)
-
-    def _chains(self) -> None:
-        ch = self.cfg.chain
-        for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST",))):
-            for c in chains:
-                self._ipt("-N", f"{ch}-{c}", table=table, check=False)
-        if not self._ipt("-C", "FORWARD", "-j", f"{ch}-FWD", check=False):
-            self._ipt("-I", "FORWARD", "-j", f"{ch}-FWD")
-        for c in ("ISO1",):
-            if not self._ipt("-C", f"{ch}-FWD", "-j", f"{ch}-{c}", check=False):
-                self._ipt("-I", f"{ch}-FWD", "-j", f"{ch}-{c}")
-        if not self._ipt("-C", "POSTROUTING", "-j", f"{ch}-POST", table="nat", check=False):
-            self._ipt("-I", "POSTROUTING", "-j", f"{ch}-POST", table="nat")
-
-    def _bridge_rules(self, doc: dict[str, Any], *, add: bool) -> None:
-        ch = self.cfg.chain
-        br = bridge_of(doc)
-        subnet = doc["IPAM"]["Config"][0]["Subnet"]
-        op = "-A" if add else "-D"
-        rules: list[tuple[str, list[str]]] = [
-            ("filter", [f"{ch}-ISO1", "-i", br, "!", "-o", br, "-j", f"{ch}-ISO2"]),
-            ("filter", [f"{ch}-ISO2", "-o", br, "-j", "DROP"]),
-            ("filter", [f"{ch}-FWD", "-i", br, "-o", br, "-j", "ACCEPT"]),
-        ]
-        if doc["Internal"]:
-            rules += [("filter", [f"{ch}-FWD", "-i", br, "!", "-o", br, "-j", "DROP"]),
-                      ("filter", [f"{ch}-FWD", "-o", br, "!", "-i", br, "-j", "DROP"])]
-        else:
-            rules += [
-                ("filter", [f"{ch}-FWD", "-o", br, "-m", "conntrack", "--ctstate",
-                            "RELATED,ESTABLISHED", "-j", "ACCEPT"]),
-                ("filter", [f"{ch}-FWD", "-i", br, "!", "-o", br, "-j", "ACCEPT"]),
-                ("nat", [f"{ch}-POST", "-s", subnet, "!", "-o", br, "-j", "MASQUERADE"]),
-                # nothing else reaches the containers from outside: only what is published
-                # (those rules go in front of this one)
-                ("filter", [f"{ch}-FWD", "-o", br, "-j", "DROP"]),
-            ]
-        for table, r in rules:
-            exists = self._ipt("-C", *r, table=table, check=False)
-            if add and not exists:
-                self._ipt(op, *r, table=table)
-            elif not add and exists:
-                self._ipt(op, *r, table=table, check=False)
+    def _bridge_rules(self, rec: NetworkRecord, *, add: bool) -> None:
+        for rules, c in ((self.rules4, rec.ipv4), (self.rules6, rec.ipv6)):
+            if c is not None:
+                rules.bridge(rec.bridge, c.subnet, internal=rec.internal, add=add)
 
     def teardown(self) -> None:
-        """At a shutdown with no container running: bridges and rules go."""
-        for doc in self.nets.values():
-            if doc["Driver"] == "bridge":
-                if self.cfg.iptables:
-                    self._bridge_rules(doc, add=False)
-                netlink.delete_link(bridge_of(doc))
-        if self.cfg.iptables:
-            self.ports.teardown()
-            ch = self.cfg.chain
-            self._ipt("-D", "FORWARD", "-j", f"{ch}-FWD", check=False)
-            self._ipt("-D", "POSTROUTING", "-j", f"{ch}-POST", table="nat", check=False)
-            for table, chains in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST",))):
-                for c in chains:
-                    self._ipt("-F", f"{ch}-{c}", table=table, check=False)
-                    self._ipt("-X", f"{ch}-{c}", table=table, check=False)
+        """At a shutdown with no container running: bridges and rules go (those of both
+        address families)."""
+        with self._lock:
+            for rec in self.nets.values():
+                if rec.driver == Driver.BRIDGE:
+                    if self.cfg.iptables:
+                        self._bridge_rules(rec, add=False)
+                    netlink.delete_link(rec.bridge)
+            if self.cfg.iptables:
+                self.ports.teardown()
+                self.rules4.remove_chains()
+                self.rules6.remove_chains()
+                self._chains6 = False
 
     # --- user networks ----------------------------------------------------------------------
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
-               ip_range: str = "", internal: bool = False, options: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """A user-defined network (a `create` event); its record."""
-        doc = self._create(name, driver=driver, subnet=subnet, gateway=gateway,
-                           ip_range=ip_range, internal=internal, options=options, labels=labels)
-        self.emit("network", "create", doc["Id"], {"name": doc["Name"], "type": doc["Driver"]})
-        return doc
+               ip_range: str = "", ipam: Sequence[IpamConfig] = (), ipam_driver: str = "default",
+               ipam_options: dict[str, str] | None = None, enable_ipv6: bool = False,
+               internal: bool = False, attachable: bool = False,
+               options: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> NetworkRecord:
+        """A user-defined network (a `create` event); its record. `ipam` holds the pools asked
+        for (at most one IPv4 and one IPv6 on a bridge, as dockerd); `subnet`, `gateway` and
+        `ip_range` are a short form of one of them. A pool's empty gateway is its first host."""
+        pools = list(ipam)
+        if subnet or gateway or ip_range:
+            pools.insert(0, IpamConfig(subnet=subnet, gateway=gateway, ip_range=ip_range))
+        with self._lock:
+            rec = self._create(name, driver=driver, pools=pools, ipam_driver=ipam_driver,
+                               ipam_options=dict(ipam_options or {}), enable_ipv6=enable_ipv6,
+                               internal=internal, attachable=attachable,
+                               options=dict(options or {}), labels=dict(labels or {}))
+        self.emit("network", "create", rec.id, {"name": rec.name, "type": str(rec.driver)})
+        return rec
 
-    def _create(self, name: str, *, driver: str, subnet: str, gateway: str, ip_range: str,
-                internal: bool, options: dict[str, str] | None, labels: dict[str, str] | None
-                ) -> dict[str, Any]:
-        if not name:
-            raise InvalidArgument("network name cannot be empty")
-        if any(n["Name"] == name for n in self.nets.values()):
-            raise Conflict(f"network with name {name} already exists")
+    def _check_driver(self, driver: str, ipam_driver: str, options: dict[str, str]) -> Driver:
         if driver not in ("bridge", "macvlan", "ipvlan"):
-            raise NotFound(f'could not find plugin {driver} in v1 plugin registry: '
+            raise NotFound(f"could not find plugin {driver} in v1 plugin registry: "
                            "plugin not found")
-        options = dict(options or {})
+        if ipam_driver not in ("", "default"):
+            raise NotFound(f"could not find plugin {ipam_driver} in v1 plugin registry: "
+                           "plugin not found")
+        mtu_of(options)   # a bad MTU is refused before anything is made
         if driver in ("macvlan", "ipvlan"):
             parent = options.get("parent", "")
             if not parent:
@@ -244,148 +302,257 @@ class NetworkService:
             if mode not in (("bridge", "private", "vepa", "passthru") if driver == "macvlan"
                             else ("l2", "l3", "l3s")):
                 raise InvalidArgument(f"unknown {driver}_mode: {mode}")
+        return Driver(driver)
+
+    def _create(self, name: str, *, driver: str, pools: builtins.list[IpamConfig],
+                ipam_driver: str, ipam_options: dict[str, str], enable_ipv6: bool,
+                internal: bool, attachable: bool, options: dict[str, str],
+                labels: dict[str, str]) -> NetworkRecord:
+        if not name:
+            raise InvalidArgument("network name cannot be empty")
+        if any(n.name == name for n in self._records()):
+            raise Conflict(f"network with name {name} already exists")
+        kind = self._check_driver(driver, ipam_driver, options)
+        v4 = [p for p in pools if not p.subnet or _ip_network(p.subnet, "subnet").version == 4]
+        v6 = [p for p in pools if p.subnet and _ip_network(p.subnet, "subnet").version == 6]
+        if len(v4) > 1 or len(v6) > 1:
+            raise InvalidArgument(f"{driver} driver doesn't support multiple subnets")
+        configs = [self._pool(v4[0] if v4 else None, 4)]
+        if v6 or enable_ipv6:
+            configs.append(self._pool(v6[0] if v6 else None, 6))
+        bridge = ""
+        if kind == Driver.BRIDGE:
+            bridge = options.get(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
+            if len(bridge) > 15:
+                raise InvalidArgument(f"bridge name {bridge!r} is longer than 15 characters")
+            if any(n.bridge == bridge for n in self._records()):
+                raise Conflict(f"bridge name {bridge} is already used by another network")
+        rec = NetworkRecord(
+            id=secrets.token_hex(32), name=name, driver=kind, created=_now(),
+            ipam=tuple(configs), ipam_driver="default", ipam_options=ipam_options,
+            enable_ipv6=enable_ipv6, internal=internal, attachable=attachable,
+            options=options, labels=labels, bridge=bridge)
+        if kind == Driver.BRIDGE and rec.ipv6 is not None and self.cfg.iptables \
+                and not self.rules6.available():
+            raise System("ip6tables is not installed: an IPv6 network needs it, or berthd "
+                         "started with --iptables=false")
+        if kind == Driver.BRIDGE:
+            # another berthd's bridge is refused before it is touched
+            self.claims.claim("bridge", bridge, "bridge")
+            # rules flushed under the daemon are put back first: the new bridge's go in them
+            try:
+                self.check_rules()
+            except Exception:
+                self.claims.release("bridge", bridge)
+                raise
+        self._add(rec)
+        if kind != Driver.BRIDGE:
+            # no bridge and no iptables: the container's link sits on the parent directly
+            return rec
         try:
-            net = ipaddress.ip_network(subnet) if subnet else self._free_subnet()
-        except ValueError as e:
-            raise InvalidArgument(f"invalid subnet {subnet}: {e}") from None
-        for other in self.nets.values():
-            for c in other["IPAM"]["Config"]:
-                if net.overlaps(ipaddress.ip_network(c["Subnet"])):
+            self._bring_up(rec)
+        except Exception:
+            with contextlib.suppress(Exception):
+                if self.cfg.iptables:
+                    self._bridge_rules(rec, add=False)
+                netlink.delete_link(rec.bridge)
+            self._forget(rec)
+            self.claims.release("bridge", bridge)
+            raise
+        return rec
+
+    def _pool(self, asked: IpamConfig | None, version: int) -> IpamConfig:
+        """One pool of a new network, checked: the subnet asked for (or a free one), its
+        gateway (shown only if given, as dockerd), the range and auxiliary addresses in it."""
+        if asked is None or not asked.subnet:
+            if asked is not None and (asked.gateway or asked.ip_range):
+                raise InvalidArgument("a gateway or ip-range needs a subnet")
+            net = self._free_subnet() if version == 4 else self._free_subnet6()
+            return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
+        net = _ip_network(asked.subnet, "subnet")
+        for other in self._records():
+            for c in other.ipam:
+                if net.overlaps(c.network):
                     raise Forbidden("Pool overlaps with other one on this address space")
-        taken = netlink.routes_overlap(str(net)) if driver == "bridge" else None
+        taken = netlink.routes_overlap(str(net)) if version == 4 else None
         if taken:
             raise Forbidden(f"Pool overlaps with other one on this address space ({taken})")
-        gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
+        gw = _ip_address(asked.gateway, "gateway") if asked.gateway else next(net.hosts())
         if gw not in net:
             raise InvalidArgument(f"gateway {gw} is not in subnet {net}")
-        if ip_range and not ipaddress.ip_network(ip_range).subnet_of(net):  # type: ignore[arg-type]
-            raise InvalidArgument(f"ip-range {ip_range} is not in subnet {net}")
-        if driver != "bridge":
-            # no bridge and no iptables: the container's link sits on the parent directly
-            doc = self._add({"Name": name, "Driver": driver, "subnet": str(net),
-                             "gateway": str(gw)}, labels=labels, internal=internal,
-                            ip_range=ip_range, options=options)
-            return doc
-        br = options.get(BRIDGE_NAME_OPT, "") or f"br-{secrets.token_hex(6)}"
-        if len(br) > 15:
-            raise InvalidArgument(f"bridge name {br!r} is longer than 15 characters")
-        doc = self._add({"Name": name, "Driver": "bridge", "subnet": str(net),
-                         "gateway": str(gw), "bridge": br}, labels=labels, internal=internal,
-                        ip_range=ip_range, options=options)
-        try:
-            self._bring_up(doc)
-        except Exception:
-            self._forget(doc)
-            raise
-        return doc
+        if asked.ip_range and not _ip_network(asked.ip_range, "ip-range").subnet_of(
+                net):  # type: ignore[arg-type]
+            raise InvalidArgument(f"ip-range {asked.ip_range} is not in subnet {net}")
+        for key, addr in asked.aux_addresses.items():
+            if _ip_address(addr, "auxiliary address") not in net:
+                raise InvalidArgument(f"auxiliary address: ({key}:{addr}) must belong to the "
+                                      f"master pool: {net}")
+        return IpamConfig(subnet=str(net), gateway=str(gw), ip_range=asked.ip_range,
+                          aux_addresses=dict(asked.aux_addresses),
+                          gateway_shown=bool(asked.gateway))
+
+    def _used(self) -> builtins.list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [c.network for n in self._records() for c in n.ipam]
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
-        used = [ipaddress.ip_network(c["Subnet"]) for n in self.nets.values()
-                for c in n["IPAM"]["Config"]]
+        used = self._used()
         for cand in ipaddress.ip_network(self.cfg.pool).subnets(new_prefix=24):
             if not any(cand.overlaps(u) for u in used) and not netlink.routes_overlap(str(cand)):
                 return cand  # type: ignore[return-value]
         raise System("no free subnet left in the pool")
 
-    def _forget(self, doc: dict[str, Any]) -> None:
-        self.nets.pop(doc["Id"], None)
-        self.meta.delete_network(doc["Id"])
+    def _free_subnet6(self) -> ipaddress.IPv6Network:
+        """A /64 of a random unique local prefix (RFC 4193), as dockerd 27 picks one for
+        `--ipv6` without a subnet."""
+        used = self._used()
+        for _ in range(16):
+            cand = ipaddress.IPv6Network(((0xFD << 120) | (secrets.randbits(56) << 64), 64))
+            if not any(cand.overlaps(u) for u in used):
+                return cand
+        raise System("no free IPv6 subnet found")
+
+    def _forget(self, rec: NetworkRecord) -> None:
+        self.nets.pop(rec.id, None)
+        self.meta.delete_network(rec.id)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._hosts_file(doc["Id"]))
+            os.unlink(self._hosts_file(rec.id))
 
     def prune(self, users_of: Callable[[str], builtins.list[str]],
               filters: dict[str, builtins.list[str]] | None = None
-              ) -> builtins.list[dict[str, Any]]:
+              ) -> builtins.list[NetworkRecord]:
         """Remove the user-defined networks no container uses that `filters` select (`until`,
         `label`, `label!`); the records of those removed (a `destroy` event each)."""
         selected = PruneFilter.parse(filters)
         deleted = []
-        for doc in builtins.list(self.nets.values()):
-            if doc["Name"] in ("bridge", "host", "none") or users_of(doc["Name"]):
-                continue
-            if not selected.selects(parse_timestamp(doc["Created"]), doc.get("Labels")):
-                continue
-            self.remove(doc["Id"], [])
-            deleted.append(doc)
+        with self._lock:
+            for rec in builtins.list(self.nets.values()):
+                if rec.predefined or users_of(rec.name):
+                    continue
+                if not selected.selects(parse_timestamp(rec.created), rec.labels):
+                    continue
+                self.remove(rec.id, [])
+                deleted.append(rec)
         return deleted
 
-    def remove(self, ref: str, users: list[str]) -> None:
+    def remove(self, ref: str, users: builtins.list[str]) -> None:
         """Remove a user-defined network that `users` (container IDs) no longer hold; a
         `destroy` event."""
-        doc = self.resolve(ref)
-        if doc["Name"] in ("bridge", "host", "none"):
-            raise Forbidden(f"{doc['Name']} is a pre-defined network and cannot be removed")
-        if users:
-            raise Forbidden(f"error while removing network: network {doc['Name']} id "
-                            f"{doc['Id']} has active endpoints")
-        if doc["Driver"] == "bridge":
-            if self.cfg.iptables:
-                self._bridge_rules(doc, add=False)
-            netlink.delete_link(bridge_of(doc))
-        self._forget(doc)
-        self.emit("network", "destroy", doc["Id"], {"name": doc["Name"]})
+        with self._lock:
+            rec = self.get(ref)
+            if rec.predefined:
+                raise Forbidden(f"{rec.name} is a pre-defined network and cannot be removed")
+            with self._ep_lock:
+                if users or self.endpoints.get(rec.id):
+                    raise Forbidden(f"error while removing network: network {rec.name} id "
+                                    f"{rec.id} has active endpoints")
+                # gone for `get` (and so for `allocate`) from here on
+                self.nets.pop(rec.id, None)
+            try:
+                if rec.driver == Driver.BRIDGE:
+                    if self.cfg.iptables:
+                        self._bridge_rules(rec, add=False)
+                    netlink.delete_link(rec.bridge)
+                    self.claims.release("bridge", rec.bridge)
+            except BaseException:
+                self.nets[rec.id] = rec
+                raise
+            self._forget(rec)
+        self.emit("network", "destroy", rec.id, {"name": rec.name})
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    def list(self, filters: dict[str, builtins.list[str]] | None = None
+             ) -> builtins.list[NetworkView]:
         filters = filters or {}
         out = []
-        for d in sorted(self.nets.values(), key=lambda n: n["Created"]):
-            if filters.get("name") and not any(f in d["Name"] for f in filters["name"]):
+        for rec in sorted(self._records(), key=lambda n: n.created):
+            if filters.get("name") and not any(f in rec.name for f in filters["name"]):
                 continue
-            if filters.get("id") and not any(d["Id"].startswith(f) for f in filters["id"]):
+            if filters.get("id") and not any(rec.id.startswith(f) for f in filters["id"]):
                 continue
-            if filters.get("driver") and d["Driver"] not in filters["driver"]:
+            if filters.get("driver") and str(rec.driver) not in filters["driver"]:
                 continue
-            labels = d.get("Labels") or {}
+            if filters.get("type") and ("builtin" if rec.predefined else "custom") \
+                    not in filters["type"]:
+                continue
+            labels = rec.labels
             if any(lab.partition("=")[0] not in labels or (
                     "=" in lab and labels[lab.partition("=")[0]] != lab.partition("=")[2])
                    for lab in filters.get("label", [])):
                 continue
-            out.append(self.inspect(d["Id"]))
+            out.append(self.inspect(rec.id))
         return out
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        doc = self.resolve(ref)
-        out = _public(doc)
-        out["Containers"] = {cid: {"Name": ep["name"], "EndpointID": ep["endpoint"],
-                                   "MacAddress": ep["mac"],
-                                   "IPv4Address": f"{ep['ip']}/{ep['prefix']}",
-                                   "IPv6Address": ""}
-                             for cid, ep in self.endpoints.get(doc["Id"], {}).items()}
-        return out
+    def inspect(self, ref: str) -> NetworkView:
+        rec = self.get(ref)
+        return NetworkView(record=rec, endpoints=dict(self.endpoints.get(rec.id, {})))
 
     # --- endpoints --------------------------------------------------------------------------
     def allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
-                 ip: str = "", ifname: str = "eth0", mac: str = "") -> dict[str, Any]:
-        """An address and a veth for a starting container on a bridge network."""
-        doc = self.resolve(ref)
+                 ip: str = "", ifname: str = "eth0", mac: str = "", ip6: str = "",
+                 link_local: Sequence[str] = (),
+                 driver_opts: dict[str, str] | None = None) -> dict[str, Any]:
+        """Addresses and a link for a starting container on a bridge (or macvlan, ipvlan)
+        network; the endpoint in the form the container service keeps."""
+        with self._ep_lock:   # not while the network is being removed (see _ep_lock)
+            return self._allocate(ref, cid, name=name, aliases=aliases, ip=ip, ifname=ifname,
+                                  mac=mac, ip6=ip6, link_local=link_local,
+                                  driver_opts=driver_opts)
+
+    def _allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
+                  ip: str, ifname: str, mac: str, ip6: str, link_local: Sequence[str],
+                  driver_opts: dict[str, str] | None) -> dict[str, Any]:
+        rec = self.get(ref)
         if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")
-        c = doc["IPAM"]["Config"][0]
-        net = ipaddress.ip_network(c["Subnet"])
-        pool = ipaddress.ip_network(c.get("IPRange") or c["Subnet"])
-        used = {ep["ip"] for ep in self.endpoints.get(doc["Id"], {}).values()} | {c["Gateway"]}
-        if ip:
-            if ipaddress.ip_address(ip) not in net:
-                raise InvalidArgument(f"Invalid address {ip}: It does not belong to any of "
+        for addr in link_local:
+            if not _ip_address(addr, "link-local IP").is_link_local:
+                raise InvalidArgument(f"invalid link-local IP address: {addr}")
+        eps = self.endpoints.get(rec.id, {})
+        v4 = rec.ipv4
+        if v4 is None:
+            raise InvalidArgument(f"network {rec.name} has no IPv4 pool")
+        addr4 = self._address(rec, v4, ip, {e.ip for e in eps.values()})
+        addr6, v6 = "", rec.ipv6
+        if ip6 and v6 is None:
+            raise InvalidArgument(f"Invalid address {ip6}: It does not belong to any of this "
+                                  "network's subnets")
+        if v6 is not None:
+            addr6 = self._address(rec, v6, ip6, {e.ip6 for e in eps.values()})
+        ep = Endpoint(
+            network=rec.id, name=name, aliases=builtins.list(aliases), ip=addr4,
+            prefix=v4.network.prefixlen, gateway="" if rec.internal else v4.gateway,
+            mac=mac or netlink.mac_for(addr4), endpoint=secrets.token_hex(32),
+            bridge=rec.bridge, host_if="vb" + secrets.token_hex(6)[:11], ifname=ifname,
+            kind="veth" if rec.driver == Driver.BRIDGE else str(rec.driver),
+            parent=rec.parent, mode=rec.mode, ip6=addr6,
+            prefix6=v6.network.prefixlen if v6 is not None else 0,
+            gateway6=v6.gateway if v6 is not None and not rec.internal else "",
+            link_local=builtins.list(link_local), driver_opts=dict(driver_opts or {}),
+            mtu=rec.mtu, requested_ip=ip, requested_ip6=ip6)
+        self.endpoints.setdefault(rec.id, {})[cid] = ep
+        self._write_hosts(rec.id)
+        return ep.to_dict()
+
+    @staticmethod
+    def _address(rec: NetworkRecord, pool: IpamConfig, want: str, used: set[str]) -> str:
+        """`want` if free in `pool`, or the first free address of its range."""
+        net = pool.network
+        taken = used | {pool.gateway} | set(pool.aux_addresses.values())
+        family = "IPv6" if pool.v6 else "IPv4"
+        if want:
+            addr = _ip_address(want, f"{family} address")
+            if addr not in net:
+                raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
                                       "this network's subnets")
-            if ip in used:
-                raise Conflict(f"Address already in use: {ip}")
-            addr = ip
-        else:
-            addr = next((str(h) for h in pool.hosts() if str(h) not in used), "")
-            if not addr:
-                raise Unavailable(f"no available IPv4 addresses on network {doc['Name']}")
-        ep = {"network": doc["Id"], "name": name, "aliases": aliases, "ip": addr,
-              "prefix": net.prefixlen, "gateway": "" if doc["Internal"] else c["Gateway"],
-              "mac": mac or netlink.mac_for(addr), "endpoint": secrets.token_hex(32),
-              "bridge": bridge_of(doc),
-              "host_if": "vb" + secrets.token_hex(6)[:11], "ifname": ifname,
-              "kind": "veth" if doc["Driver"] == "bridge" else doc["Driver"],
-              "parent": doc["Options"].get("parent", ""),
-              "mode": doc["Options"].get(f"{doc['Driver']}_mode", "")}
-        self.endpoints.setdefault(doc["Id"], {})[cid] = ep
-        self._write_hosts(doc["Id"])
-        return ep
+            if str(addr) in taken:
+                raise Conflict(f"Address already in use: {want}")
+            return str(addr)
+        hosts = ipaddress.ip_network(pool.ip_range or pool.subnet).hosts()
+        for n, h in enumerate(hosts):
+            if str(h) not in taken:
+                return str(h)
+            if n > len(taken) + 1:   # a big (IPv6) range: what is taken is all there is
+                break
+        raise Unavailable(f"no available {family} addresses on network {rec.name}")
 
     def release(self, cid: str) -> None:
         for nid, eps in self.endpoints.items():
@@ -400,7 +567,7 @@ class NetworkService:
         """A running container found at start-up keeps its addresses."""
         for ep in eps:
             if ep["network"] in self.nets:
-                self.endpoints.setdefault(ep["network"], {})[cid] = ep
+                self.endpoints.setdefault(ep["network"], {})[cid] = Endpoint.from_dict(ep)
                 self._write_hosts(ep["network"])
 
     def _hosts_file(self, nid: str) -> str:
@@ -410,17 +577,31 @@ class NetworkService:
         return [self._hosts_file(ep["network"]) for ep in eps]
 
     def _write_hosts(self, nid: str) -> None:
-        """name → addresses on this network, for the embedded DNS (names, aliases, short IDs)."""
+        """name → addresses on this network (IPv4, and IPv6 where it has it), for the embedded
+        DNS (names, aliases, short IDs)."""
         table: dict[str, list[str]] = {}
         for cid, ep in self.endpoints.get(nid, {}).items():
-            for n in {ep["name"], cid[:12], *ep["aliases"]}:
-                table.setdefault(n.lower(), []).append(ep["ip"])
+            for n in {ep.name, cid[:12], *ep.aliases}:
+                table.setdefault(n.lower(), []).extend(a for a in (ep.ip, ep.ip6) if a)
         # as before: no fsync (the run directory's copy of what the database holds, made
         # again at start; it is written on every container's start)
         atomic_write(self._hosts_file(nid), json.dumps(table).encode(), sync=False)
 
     def user_defined(self, ref: str) -> bool:
-        return self.resolve(ref)["Name"] not in ("bridge", "host", "none")
+        return not self.get(ref).predefined
 
 
-__all__ = ["NetworkService", "NetConfig", "BRIDGE_NAME_OPT", "bridge_of", "parse_publish", "ps_ports"]
+def link_spec(ep: dict[str, Any]) -> dict[str, str]:
+    """What a container's shim needs to plumb one endpoint (`linux.netlink.Endpoint`'s
+    fields), from the endpoint the container service keeps."""
+    spec = {k: str(ep.get(k) or "") for k in (
+        "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode", "gateway6",
+        "address6", "link_local_ips")}
+    spec["address"] = f"{ep['ip']}/{ep['prefix']}"
+    spec["mtu"] = str(ep.get("mtu") or 0)
+    return spec
+
+
+__all__ = ["BRIDGE_NAME_OPT", "Driver", "Endpoint", "IpamConfig", "MTU_OPT", "NetConfig",
+           "NetworkRecord", "NetworkService", "NetworkView", "link_spec",
+           "parse_publish", "ps_ports"]

@@ -75,6 +75,7 @@ class Published:
     host_port: int
     ctr_ip: str
     ctr_port: int
+    bridge: str = ""
     task: asyncio.Future[None] | None = None
     holder: socket.socket | None = None
     conns: set[socket.socket] = field(default_factory=set)   # proxied clients, open now
@@ -142,6 +143,25 @@ class PortMapper:
         self._ipt("-F", c)
         self._ipt("-X", c)
 
+    def intact(self) -> bool:
+        """Whether the jump to the DNAT chain is in place (see `Rules.intact`)."""
+        if not self.iptables:
+            return True
+        return self._ipt("-C", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j",
+                         f"{self.chain}-DNAT")
+
+    def reapply(self) -> None:
+        """The DNAT chain, its jumps and every published port's rules, where missing (after
+        the tables were flushed under the daemon); in front, as `publish` puts them."""
+        if not self.iptables:
+            return
+        self.setup()
+        for ps in list(self.by_container.values()):
+            for p in list(ps):
+                for table, r in self._rules(p, p.bridge):
+                    if not self._ipt("-C", *r, table=table):
+                        self._ipt("-I", *r, table=table)
+
     def _rules(self, p: Published, bridge: str) -> list[tuple[str, list[str]]]:
         dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0") else []
         return [
@@ -167,7 +187,7 @@ class PortMapper:
                     host_ip = b.get("HostIp") or "0.0.0.0"
                     p = Published(proto=proto, host_ip=host_ip,
                                   host_port=int(b.get("HostPort") or 0), ctr_ip=ctr_ip,
-                                  ctr_port=int(port_s))
+                                  ctr_port=int(port_s), bridge=bridge)
                     await self._open(p)
                     done.append(p)
                     if self.iptables:
@@ -248,22 +268,24 @@ class PortMapper:
                 self._ipt("-D", *r, table=table)
 
     def unpublish(self, cid: str, network: str) -> None:
-        bridge = self.bridge_of(network)
+        """Close a container's ports. Each rule names the bridge it was made with, so a
+        network gone since (removed, or its daemon's record lost) does not keep them open."""
         for p in self.by_container.pop(cid, []):
-            self._close(p, bridge)
+            self._close(p, p.bridge or self.bridge_of(network))
 
 
-def iptables(*args: str, table: str = "filter", check: bool = True) -> bool:
-    """One iptables call (waiting for the xtables lock); True if it succeeded. With `check`,
-    a failure is an error naming the rule."""
+def iptables(*args: str, table: str = "filter", check: bool = True,
+             binary: str = "iptables") -> bool:
+    """One iptables (or ip6tables) call, waiting for the xtables lock; True if it succeeded.
+    With `check`, a failure is an error naming the rule."""
     try:
-        r = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True,
+        r = subprocess.run([binary, "-w", "-t", table, *args], capture_output=True,
                            text=True)
     except FileNotFoundError:
-        raise System("iptables is not installed: install it, or start berthd with "
+        raise System(f"{binary} is not installed: install it, or start berthd with "
                      "--iptables=false") from None
     if check and r.returncode != 0:
-        raise System(f"iptables -t {table} {' '.join(args)}: {r.stderr.strip()}")
+        raise System(f"{binary} -t {table} {' '.join(args)}: {r.stderr.strip()}")
     return r.returncode == 0
 
 

@@ -1,13 +1,12 @@
 """`berth-runtime`: a runc-compatible command over berth's runtime.
 
-Imports `runtime.process`, `oci.defaults`, `cgroups`, `linux`. Supported: `spec`, `create`,
+Imports `runtime.container` (state and the lifecycle verbs), `runtime.process`, `runtime.hooks`,
+`oci.defaults`, `linux`. Supported: `spec`, `create`,
 `start`, `state`, `kill`, `delete`, `list`, `run`, `exec`, with `--root`, `--bundle/-b`,
 `--pid-file`, `--console-socket` (a terminal's master end is sent over it, as runc sends it),
 and for `exec` `--process`, `-t`, `-d`, `--cwd`, `-e`, `-u`.
 
-State lives in ROOT/<id>/state.json; `create` leaves the container's init blocked on
-ROOT/<id>/exec.fifo (as runc does) until `start` opens it. The init is re-parented to the
-caller's subreaper, or to init, when `create` returns.
+State lives in ROOT/<id>/state.json (see `runtime.container`).
 """
 
 from __future__ import annotations
@@ -17,10 +16,17 @@ import os
 import sys
 import time
 
-from berth import cgroups, linux
 from berth import jsonc as json
-from berth.fs import atomic_write
-from berth.runtime import process
+from berth import linux
+from berth.cmdline import (
+    Options,
+    UsageError,
+    boolean,
+    optional_string,
+    string,
+    strings,
+)
+from berth.runtime import container, hooks, process
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,50 +35,10 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/run/berth-runtime"
 
 
-def _die(msg: str, code: int = 1) -> NoReturn:
-    sys.stderr.write(f"berth-runtime: {msg}\n")
-    sys.exit(code)
-
-
-def _state_dir(root: str, cid: str) -> str:
-    if not cid or "/" in cid or cid in (".", ".."):
-        _die(f"invalid container id: {cid!r}")
-    return os.path.join(root, cid)
-
-
-def _load(root: str, cid: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(_state_dir(root, cid), "state.json")) as f:
-            data: dict[str, Any] = json.load(f)
-            return data
-    except FileNotFoundError:
-        _die(f"container does not exist: {cid}")
-        raise
-
-
-def _status(st: dict[str, Any], root: str) -> str:
-    pid = st.get("pid", 0)
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return "stopped"
-    except (ProcessLookupError, FileNotFoundError, ValueError):
-        return "stopped"
-    fifo = os.path.join(root, st["id"], "exec.fifo")
-    return "created" if os.path.exists(fifo) else "running"
-
-
-def _save(root: str, st: dict[str, Any]) -> None:
-    # as before: no fsync (a runtime's state lives in a run directory, gone at boot)
-    atomic_write(os.path.join(root, st["id"], "state.json"), json.dumps(st).encode(),
-                 sync=False)
-
-
 def cmd_spec(a: Args) -> int:
     path = os.path.join(a.bundle or ".", "config.json")
     if os.path.exists(path):
-        _die("File config.json exists. Remove it first")
+        container.die("File config.json exists. Remove it first")
     from berth.oci.defaults import default_spec
     spec = default_spec(["sh"], hostname="berth")
     spec["root"]["readonly"] = True
@@ -81,111 +47,35 @@ def cmd_spec(a: Args) -> int:
     return 0
 
 
-def _stdio(terminal: bool, console_socket: str | None) -> process.Stdio:
-    if not terminal:
-        if console_socket:
-            _die("--console-socket is for a process with a terminal (process.terminal)")
-        return process.Stdio(0, 1, 2)
-    if not console_socket:
-        _die("cannot allocate tty if runc will detach without setting console socket")
-    import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(console_socket)
-    except OSError as e:
-        _die(f"cannot connect to the console socket {console_socket}: {e.strerror}")
-    return process.Stdio(console=sock.detach())
 
 
-def create(root: str, cid: str, bundle: str, pid_file: str | None,
-           console_socket: str | None = None) -> dict[str, Any]:
-    return _create(root, cid, bundle, pid_file, console_socket)[0]
 
 
-def _create(root: str, cid: str, bundle: str, pid_file: str | None,
-            console_socket: str | None, spec: dict[str, Any] | None = None,
-            trampoline: int | None = None, keep_err: bool = False,
-            ) -> tuple[dict[str, Any], cgroups.CgroupManager | None, int | None]:
-    """`create`; and for `run`, the container's cgroup manager and, with `keep_err`, the init's
-    error pipe, open, to wait for its exec."""
-    bundle = os.path.abspath(bundle)
-    sdir = _state_dir(root, cid)
-    if spec is None:
-        try:
-            with open(os.path.join(bundle, "config.json")) as f:
-                spec = json.load(f)
-        except (OSError, ValueError) as e:
-            _die(f"cannot read {bundle}/config.json: {e}")
-    try:
-        os.makedirs(sdir)
-    except FileExistsError:
-        _die(f"container with id exists: {cid}")
-    fifo = os.path.join(sdir, "exec.fifo")
-    os.mkfifo(fifo, 0o600)
-    lx = spec.get("linux", {})
-    cg = None
-    try:
-        if lx.get("cgroupsPath"):
-            cg = cgroups.for_spec(lx["cgroupsPath"])
-            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
-        stdio = _stdio(bool(spec.get("process", {}).get("terminal")), console_socket)
-        pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo,
-                                   trampoline=trampoline)
-        if stdio.console >= 0:
-            os.close(stdio.console)
-        process.wait_exec(err_r, until_ready=True, close=not keep_err)
-    except (process.StartError, OSError, Exception) as e:
-        if cg:
-            cg.remove()
-        _rmtree(sdir)
-        _die(str(getattr(e, "message", e)), getattr(e, "code", 1))
-        raise
-    st = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": cid, "pid": pid,
-          "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
-              "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-          "annotations": spec.get("annotations") or {},
-          "cgroupsPath": lx.get("cgroupsPath", ""), "cgroupBases": cgroups.own_cgroups()}
-    _save(root, st)
-    if pid_file:
-        with open(pid_file, "w") as f:
-            f.write(str(pid))
-    return st, cg, err_r if keep_err else None
 
 
-def start(root: str, cid: str) -> None:
-    st = _load(root, cid)
-    if _status(st, root) != "created":
-        _die(f"cannot start a container that is not created: {cid}")
-    _release(root, cid)
 
 
-def _release(root: str, cid: str, err_r: int | None = None) -> None:
-    """Let a created container's init exec its program. With its error pipe, the container
-    stays `created` (no `exec` joins it) until the init has exec'd, and an exec that failed
-    is told."""
-    fifo = os.path.join(root, cid, "exec.fifo")
-    fd = os.open(fifo, os.O_RDONLY)
-    os.read(fd, 1)
-    os.close(fd)
-    if err_r is not None:
-        try:
-            process.wait_exec(err_r)
-        except process.StartError as e:
-            sys.stderr.write(f"berth-runtime: {e.message}\n")
-    os.unlink(fifo)
+
+
+
+
+
+
+
+
 
 
 def cmd_create(a: Args) -> int:
-    create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket)
+    container.create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket)
     return 0
 
 
 def cmd_exec(a: Args) -> int:
     """A new process in a running container, as `runc exec`: the container's namespaces,
     cgroups, capabilities and seccomp filter, the process from --process or the arguments."""
-    st = _load(a.root, a.id)
-    if _status(st, a.root) != "running":
-        _die(f"cannot exec in a stopped container: {a.id}")
+    st = container.load(a.root, a.id)
+    if container.status_of(st, a.root) != "running":
+        container.die(f"cannot exec in a stopped container: {a.id}")
     with open(os.path.join(st["bundle"], "config.json")) as f:
         spec = json.load(f)
     if a.process:
@@ -193,10 +83,10 @@ def cmd_exec(a: Args) -> int:
             with open(a.process) as f:
                 proc = json.load(f)
         except (OSError, ValueError) as e:
-            _die(f"cannot read the process file {a.process}: {e}")
+            container.die(f"cannot read the process file {a.process}: {e}")
     else:
         if not a.command:
-            _die("exec needs a command, or --process")
+            container.die("exec needs a command, or --process")
         proc = dict(spec.get("process") or {})
         proc["args"] = a.command
         proc["terminal"] = a.tty
@@ -209,7 +99,7 @@ def cmd_exec(a: Args) -> int:
     lx = spec.get("linux") or {}
     if lx.get("seccomp"):
         proc["_seccomp"] = lx["seccomp"]
-    stdio = _stdio(bool(proc.get("terminal")), a.console_socket)
+    stdio = container.stdio_for(bool(proc.get("terminal")), a.console_socket)
     linux.set_child_subreaper()   # the process is our grandchild: wait for it
     pid, err_r = process.spawn_exec(st["pid"], proc, stdio)
     if stdio.console >= 0:
@@ -217,7 +107,7 @@ def cmd_exec(a: Args) -> int:
     try:
         process.wait_exec(err_r)
     except process.StartError as e:
-        _die(e.message, e.code)
+        container.die(e.message, e.code)
     if a.pid_file:
         with open(a.pid_file, "w") as f:
             f.write(str(pid))
@@ -236,13 +126,14 @@ def cmd_exec(a: Args) -> int:
 
 
 def cmd_start(a: Args) -> int:
-    start(a.root, a.id)
+    container.start(a.root, a.id)
     return 0
 
 
 def cmd_state(a: Args) -> int:
-    st = _load(a.root, a.id)
-    out = {"ociVersion": st["ociVersion"], "id": st["id"], "status": _status(st, a.root),
+    st = container.load(a.root, a.id)
+    out = {"ociVersion": st["ociVersion"], "id": st["id"],
+           "status": container.status_of(st, a.root),
            "pid": st["pid"], "bundle": st["bundle"], "rootfs": st["rootfs"],
            "created": st["created"], "annotations": st["annotations"]}
     if out["status"] == "stopped":
@@ -262,59 +153,27 @@ def _signal(name: str) -> int:
     return _SIGNALS[n if n.startswith("SIG") else "SIG" + n]
 
 
-def _rmtree(path: str) -> None:
-    """shutil.rmtree(ignore_errors=True) for a state directory (flat, or one level deep)."""
-    try:
-        entries = os.listdir(path)
-    except OSError:
-        return
-    for e in entries:
-        p = os.path.join(path, e)
-        try:
-            if os.path.isdir(p) and not os.path.islink(p):
-                _rmtree(p)
-            else:
-                os.unlink(p)
-        except OSError:
-            pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def cmd_kill(a: Args) -> int:
-    st = _load(a.root, a.id)
-    if _status(st, a.root) == "stopped":
-        _die("container not running")
+    st = container.load(a.root, a.id)
+    if container.status_of(st, a.root) == "stopped":
+        container.die("container not running")
     try:
-        os.kill(st["pid"], _signal(a.signal))
+        sig = _signal(a.signal)
     except KeyError:
-        _die(f"unknown signal {a.signal!r}")
+        container.die(f"unknown signal {a.signal!r}")
+    if a.all:   # runc's --all: every process in the container's cgroup
+        container.signal_all(st, sig)
+    else:
+        os.kill(st["pid"], sig)
     return 0
 
 
-def delete(root: str, cid: str, force: bool) -> None:
-    st = _load(root, cid)
-    status = _status(st, root)
-    if status == "running" and not force:
-        _die(f"cannot delete container {cid} that is not stopped: {status}")
-    if status != "stopped":
-        try:
-            os.kill(st["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        for _ in range(200):
-            if _status(st, root) == "stopped":
-                break
-            time.sleep(0.01)
-    if st.get("cgroupsPath"):
-        cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases")).remove()
-    _rmtree(os.path.join(root, cid))
 
 
 def cmd_delete(a: Args) -> int:
-    delete(a.root, a.id, a.force)
+    container.delete(a.root, a.id, a.force)
     return 0
 
 
@@ -323,10 +182,11 @@ def cmd_list(a: Args) -> int:
     if os.path.isdir(a.root):
         for cid in sorted(os.listdir(a.root)):
             try:
-                st = _load(a.root, cid)
+                st = container.load(a.root, cid)
             except SystemExit:
                 continue
-            rows.append((cid, str(st["pid"]), _status(st, a.root), st["bundle"], st["created"]))
+            rows.append((cid, str(st["pid"]), container.status_of(st, a.root), st["bundle"],
+                         st["created"]))
     print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}CREATED")
     for r in rows:
         print(f"{r[0]:<20}{r[1]:<10}{r[2]:<10}{r[3]:<40}{r[4]}")
@@ -336,11 +196,30 @@ def cmd_list(a: Args) -> int:
 def cmd_run(a: Args) -> int:
     # the init is our child, or re-parented to us when an intermediate exits: we can wait for it
     linux.set_child_subreaper()
-    st, cg, err_r = _create(a.root, a.id, a.bundle or ".", a.pid_file, a.console_socket,
-                            a.spec, a.trampoline, keep_err=True)
+    st, cg, err_r = container.create_container(a.root, a.id, a.bundle or ".", a.pid_file,
+                                               a.console_socket, a.spec, a.trampoline,
+                                               keep_err=True)
     if a.trampoline is not None:
         os.close(a.trampoline)
-    _release(a.root, a.id, err_r)   # `start`, without reading back what we just wrote
+
+    def destroy() -> None:
+        """`delete -f` of what we hold: the init is reaped, its pid namespace gone with it
+        (without a pid namespace of its own, what outlives it is killed here)."""
+        for _ in range(50 if not st.get("ownPidNamespace", True) else 0):
+            if not container.signal_all(st, signal.SIGKILL):
+                break
+            time.sleep(0.01)
+        if cg:
+            cg.remove()
+        hooks.run_warn(st, "poststop", container.hook_state(st, "stopped"), container.warn)
+        container.rmtree(os.path.join(a.root, a.id))
+
+    try:
+        container.release(a.root, st, err_r)   # `start`, without reading back our own state
+    except SystemExit:   # a startContainer hook failed: the init is gone
+        destroy()
+        raise
+    hooks.run_warn(st, "poststart", container.hook_state(st, "running"), container.warn)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda signo, _f: os.kill(st["pid"], signo))
     while True:
@@ -352,76 +231,103 @@ def cmd_run(a: Args) -> int:
         except ChildProcessError:
             status = 0
             break
-    # `delete -f` of what we hold: the init is reaped, and its pid namespace gone with it
-    if cg:
-        cg.remove()
-    _rmtree(os.path.join(a.root, a.id))
+    destroy()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
 
+class GlobalArgs(Options):
+    """Options before the command (`berth-runtime --root R create ...`)."""
+
+    INTERSPERSED = False
+    root = string("root", default=DEFAULT_ROOT, help="root directory for storage of container "
+                  "state (default: \"/run/berth-runtime\")")
+    log = string("log", help="set the log file to write berth-runtime logs to (default is "
+                 "'/dev/stderr')")
+    log_format = string("log-format", default="text",
+                        help="set the log format ('text' (default), or 'json')")
+    debug = boolean("debug", help="enable debug logging")
+    systemd_cgroup = boolean("systemd-cgroup", help="accepted for runc's callers; "
+                             "berth-runtime manages cgroupfs itself")
+    help = boolean("help", "h", help="show help")
+
+
+class CommandArgs(Options):
+    help = boolean("help", "h", help="show help")
+
+
+class SpecArgs(CommandArgs):
+    bundle = string("bundle", "b", help="path to the root of the bundle directory, defaults "
+                    "to the current directory")
+
+
+class CreateArgs(SpecArgs):
+    pid_file = optional_string("pid-file", help="specify the file to write the process id to")
+    console_socket = optional_string(
+        "console-socket", help="path to an AF_UNIX socket which will receive a file "
+        "descriptor referencing the master end of the console's pseudoterminal")
+
+
+class ExecArgs(CommandArgs):
+    INTERSPERSED = False   # everything after the id is the command
+    process = string("process", "p", help="path to the process.json")
+    tty = boolean("tty", "t", help="allocate a pseudo-TTY")
+    detach = boolean("detach", "d", help="detach from the container's process")
+    console_socket = optional_string(
+        "console-socket", help="path to an AF_UNIX socket which will receive a file "
+        "descriptor referencing the master end of the console's pseudoterminal")
+    pid_file = optional_string("pid-file", help="specify the file to write the process id to")
+    cwd = string("cwd", help="current working directory in the container")
+    env = strings("env", "e", help="set environment variables")
+    user = string("user", "u", help="UID (format: <uid>[:<gid>])")
+
+
+class KillArgs(CommandArgs):
+    all = boolean("all", "a", help="send the specified signal to all processes inside the "
+                  "container")
+
+
+class DeleteArgs(CommandArgs):
+    force = boolean("force", "f", help="forcibly deletes the container if it is still running "
+                    "(uses SIGKILL)")
+
+
 class Args:
-    """The parsed command line: options by their long names ('-' as '_'), and positionals."""
+    """The parsed command line: the global options, the command's, and its positionals."""
 
-    fn: Any
-    root: str
-    log: str
-    log_format: str
-    debug: bool
-    systemd_cgroup: bool
-    id: str
-    bundle: str
-    pid_file: str | None
-    console_socket: str | None
-    process: str
-    tty: bool
-    detach: bool
-    cwd: str
-    env: list[str]
-    user: str
-    all: bool
-    force: bool
-    signal: str
-    command: list[str]
-    spec: dict[str, Any] | None
-    trampoline: int | None
-
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
+    def __init__(self, fn: Any, g: GlobalArgs, opts: CommandArgs, **pos: Any) -> None:
+        self.fn = fn
+        self.root, self.log, self.debug = g.root, g.log, g.debug
+        self.bundle = getattr(opts, "bundle", "")
+        self.pid_file: str | None = getattr(opts, "pid_file", None)
+        self.console_socket: str | None = getattr(opts, "console_socket", None)
+        self.process = getattr(opts, "process", "")
+        self.tty = getattr(opts, "tty", False)
+        self.detach = getattr(opts, "detach", False)
+        self.cwd = getattr(opts, "cwd", "")
+        self.env: list[str] = getattr(opts, "env", [])
+        self.user = getattr(opts, "user", "")
+        self.all = getattr(opts, "all", False)
+        self.force = getattr(opts, "force", False)
+        self.id: str = pos.get("id", "")
+        self.signal: str = pos.get("signal", "SIGTERM")
+        self.command: list[str] = pos.get("command", [])
+        self.spec: dict[str, Any] | None = None
+        self.trampoline: int | None = None
 
 
-# global options, then per command: {option: (dest, takes a value, repeatable)}, positionals
-_GLOBAL = {"--root": ("root", True, False), "--log": ("log", True, False),
-           "--log-format": ("log_format", True, False), "--debug": ("debug", False, False),
-           "--systemd-cgroup": ("systemd_cgroup", False, False)}
-_BUNDLE = {"-b": ("bundle", True, False), "--bundle": ("bundle", True, False)}
-_CREATE = {**_BUNDLE, "--pid-file": ("pid_file", True, False),
-           "--console-socket": ("console_socket", True, False)}
-_COMMANDS: dict[str, tuple[Any, dict[str, tuple[str, bool, bool]], list[str]]] = {
-    "spec": (cmd_spec, _BUNDLE, []),
-    "create": (cmd_create, _CREATE, ["id"]),
-    "run": (cmd_run, _CREATE, ["id"]),
-    "start": (cmd_start, {}, ["id"]),
-    "state": (cmd_state, {}, ["id"]),
-    "exec": (cmd_exec, {
-        "--process": ("process", True, False), "-p": ("process", True, False),
-        "--tty": ("tty", False, False), "-t": ("tty", False, False),
-        "--detach": ("detach", False, False), "-d": ("detach", False, False),
-        "--console-socket": ("console_socket", True, False),
-        "--pid-file": ("pid_file", True, False), "--cwd": ("cwd", True, False),
-        "--env": ("env", True, True), "-e": ("env", True, True),
-        "--user": ("user", True, False), "-u": ("user", True, False)}, ["id", "command..."]),
-    "kill": (cmd_kill, {"-a": ("all", False, False), "--all": ("all", False, False)},
-             ["id", "signal?"]),
-    "delete": (cmd_delete, {"-f": ("force", False, False), "--force": ("force", False, False)},
-               ["id"]),
-    "list": (cmd_list, {}, []),
+# per command: its handler, its options, its positionals ("?" optional, "..." the rest)
+_COMMANDS: dict[str, tuple[Any, type[CommandArgs], list[str]]] = {
+    "spec": (cmd_spec, SpecArgs, []),
+    "create": (cmd_create, CreateArgs, ["id"]),
+    "run": (cmd_run, CreateArgs, ["id"]),
+    "start": (cmd_start, CommandArgs, ["id"]),
+    "state": (cmd_state, CommandArgs, ["id"]),
+    "exec": (cmd_exec, ExecArgs, ["id", "command..."]),
+    "kill": (cmd_kill, KillArgs, ["id", "signal?"]),
+    "delete": (cmd_delete, DeleteArgs, ["id"]),
+    "list": (cmd_list, CommandArgs, []),
 }
-_DEFAULTS = {"root": DEFAULT_ROOT, "log": "", "log_format": "text", "debug": False,
-             "systemd_cgroup": False, "bundle": "", "pid_file": None, "console_socket": None,
-             "process": "", "tty": False, "detach": False, "cwd": "", "env": [], "user": "",
-             "all": False, "force": False, "signal": "SIGTERM", "command": [], "spec": None,
-             "trampoline": None}
 
 
 def _usage(msg: str) -> NoReturn:
@@ -445,37 +351,17 @@ _SUMMARY = {
                "container", "<container-id>"),
     "list": ("lists containers started by berth-runtime with the given root", ""),
 }
-_OPTION_HELP = {
-    "--root": "root directory for storage of container state (default: \"/run/berth-runtime\")",
-    "--log": "set the log file to write berth-runtime logs to (default is '/dev/stderr')",
-    "--log-format": "set the log format ('text' (default), or 'json')",
-    "--debug": "enable debug logging", "--systemd-cgroup": "accepted for runc's callers; "
-    "berth-runtime manages cgroupfs itself",
-    "--bundle": "path to the root of the bundle directory, defaults to the current directory",
-    "--pid-file": "specify the file to write the process id to",
-    "--console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
-    "referencing the master end of the console's pseudoterminal",
-    "--process": "path to the process.json", "--tty": "allocate a pseudo-TTY",
-    "--detach": "detach from the container's process", "--cwd": "current working directory "
-    "in the container", "--env": "set environment variables", "--user": "UID (format: "
-    "<uid>[:<gid>])", "--all": "send the specified signal to all processes inside the "
-    "container", "--force": "forcibly deletes the container if it is still running (uses "
-    "SIGKILL)",
-}
 
 
 def _help(command: str | None) -> NoReturn:
     """runc's help, on stdout with exit 0: the whole command's, or one command's."""
-    def options(table: dict[str, tuple[str, bool, bool]]) -> list[str]:
-        by_dest: dict[str, list[str]] = {}
-        for name, (dest, takes, _m) in table.items():
-            by_dest.setdefault(dest, []).append(name + (" value" if takes else ""))
+    def options(cls: type[Options]) -> list[str]:
         lines = []
-        for names in by_dest.values():
-            long = next((n for n in names if n.startswith("--")), names[0]).split()[0]
-            lines.append(f"   {', '.join(sorted(names, key=len, reverse=True)):<28} "
-                         f"{_OPTION_HELP.get(long, '')}")
-        return lines + [f"   {'--help, -h':<28} show help"]
+        for f in cls.FLAGS:
+            names = f"--{f.long}" + (", -" + f.short if f.short else "")
+            names += " value" if f.kind != "bool" else ""
+            lines.append(f"   {names:<28} {f.help}")
+        return lines
     if command is None:
         text = ["NAME:", "   berth-runtime - Open Container Initiative runtime", "",
                 "berth-runtime is berth's implementation of the OCI runtime specification, "
@@ -483,7 +369,7 @@ def _help(command: str | None) -> NoReturn:
                 "   berth-runtime [global options] command [command options] [arguments...]",
                 "", "COMMANDS:"]
         text += [f"   {c:<10} {d}" for c, (d, _) in _SUMMARY.items()]
-        text += ["", "GLOBAL OPTIONS:", *options(_GLOBAL)]
+        text += ["", "GLOBAL OPTIONS:", *options(GlobalArgs)]
     else:
         summary, usage = _SUMMARY[command]
         text = ["NAME:", f"   berth-runtime {command} - {summary}", "", "USAGE:",
@@ -495,53 +381,39 @@ def _help(command: str | None) -> NoReturn:
 
 
 def parse(argv: list[str]) -> Args:
-    """runc's command line (argparse's rules for what berth-runtime takes, without its ~7 ms of
-    imports): global options, a command, its options and positionals; `exec`'s command takes
-    everything after the id."""
-    vals: dict[str, Any] = {k: (list(v) if isinstance(v, list) else v)
-                            for k, v in _DEFAULTS.items()}
-    opts = _GLOBAL
-    fn = None
-    want: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg.startswith("-") and arg != "-":
-            name, eq, value = arg.partition("=")
-            if name in ("-h", "--help"):
-                _help(next((c for c, v in _COMMANDS.items() if v[0] is fn), None))
-            if name not in opts:
-                _usage(f"unrecognized arguments: {arg}")
-            dest, takes, multi = opts[name]
-            if takes and not eq:
-                if i >= len(argv):
-                    _usage(f"argument {name}: expected one argument")
-                value, i = argv[i], i + 1
-            if multi:
-                vals[dest].append(value)
-            else:
-                vals[dest] = value if takes else True
-        elif fn is None:
-            if arg == "help":
-                _help(argv[i] if i < len(argv) and argv[i] in _COMMANDS else None)
-            if arg not in _COMMANDS:
-                _usage(f"argument cmd: invalid choice: {arg!r}")
-            fn, opts, want = _COMMANDS[arg][0], _COMMANDS[arg][1], list(_COMMANDS[arg][2])
-        elif not want:
-            _usage(f"unrecognized arguments: {arg}")
-        else:
-            vals[want.pop(0).rstrip("?")] = arg
-            if want and want[0] == "command...":
-                vals["command"] = argv[i:]  # everything after the id, options too
-                want.pop(0)
-                break
-    if fn is None:
+    """runc's command line (berth.cmdline, the CLI's parser): global options, a command, its
+    options and positionals; `exec`'s command takes everything after the id."""
+    try:
+        g, rest = GlobalArgs.parse(argv)
+    except UsageError as e:
+        _usage(str(e))
+    if g.help:
+        _help(None)
+    if not rest:
         _usage("the following arguments are required: cmd")
-    missing = [w for w in want if not w.endswith(("?", "..."))]
-    if missing:
-        _usage(f"the following arguments are required: {', '.join(missing)}")
-    return Args(fn=fn, **vals)
+    name = rest[0]
+    if name == "help":
+        _help(rest[1] if len(rest) > 1 and rest[1] in _COMMANDS else None)
+    if name not in _COMMANDS:
+        _usage(f"argument cmd: invalid choice: {name!r}")
+    fn, cls, want = _COMMANDS[name]
+    try:
+        opts, pos = cls.parse(rest[1:])
+    except UsageError as e:
+        _usage(str(e))
+    if opts.help:
+        _help(name)
+    got: dict[str, Any] = {}
+    for w in want:
+        if w == "command...":
+            got["command"], pos = pos, []
+        elif pos:
+            got[w.rstrip("?")] = pos.pop(0)
+        elif not w.endswith("?"):
+            _usage(f"the following arguments are required: {w}")
+    if pos:
+        _usage(f"unrecognized arguments: {' '.join(pos)}")
+    return Args(fn, g, opts, **got)
 
 
 def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
@@ -552,9 +424,9 @@ def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
     host's interpreter, CVE-2019-5736) before its init execs the program, which it then does
     through the sealed trampoline (so `#!/proc/self/exe` finds only that): the init is PID 1 of
     a new pid namespace, not dumpable, and `exec` refuses a container until `start` is done,
-    which under `run` is once the init has exec'd (`_release`). Anything else (`create`,
-    `exec`, a shared pid namespace, an architecture without a trampoline) runs from a sealed
-    copy of the interpreter."""
+    which under `run` is once the init has exec'd (`container.release`). Anything else
+    (`create`, `exec`, a shared pid namespace, an architecture without a trampoline) runs from
+    a sealed copy of the interpreter."""
     try:
         with open(os.path.join(os.path.abspath(a.bundle or "."), "config.json")) as f:
             spec = json.load(f)
@@ -582,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             reexec_sealed("berth.runtime.cli", args)
         except OSError as e:
-            _die(f"cannot run from a sealed copy of the interpreter: {e}")
+            container.die(f"cannot run from a sealed copy of the interpreter: {e}")
     os.makedirs(a.root, mode=0o700, exist_ok=True)
     code = a.fn(a)
     try:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 class DnsServer:
     """The embedded DNS server of a container on user-defined networks: at 127.0.0.11 in the
-    container's network namespace, answering A queries for container names, aliases and short
-    IDs from the tables the daemon writes (one per network), and, when `forward` is set,
+    container's network namespace, answering A and AAAA queries for container names, aliases
+    and short IDs from the tables the daemon writes (one per network), and, when `forward` is set,
     forwarding other names to the daemon's upstream resolvers from the host's namespace.
 
     `forward` is off for a container whose networks are all `--internal` (as Docker since
@@ -87,7 +87,7 @@ class DnsServer:
             del self.pending[k]
 
     def on_query(self) -> None:
-        from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+        from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
         try:
             data, addr = self.sock.recvfrom(4096)
         except OSError:
@@ -102,10 +102,14 @@ class DnsServer:
         ips = self._lookup(name)
         if ips:
             reply = q.reply()
-            if q.q.qtype in (QTYPE.A, QTYPE.ANY):
-                for ip in ips:
-                    reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=600))
-            self.sock.sendto(reply.pack(), addr)
+            # a name with addresses of the other family only: an answer with none (NOERROR)
+            for ip in ips:
+                v6 = ":" in ip    # containers on IPv6 networks have both
+                if q.q.qtype in (QTYPE.AAAA if v6 else QTYPE.A, QTYPE.ANY):
+                    reply.add_answer(RR(q.q.qname, QTYPE.AAAA if v6 else QTYPE.A,
+                                        rdata=AAAA(ip) if v6 else A(ip), ttl=600))
+            with contextlib.suppress(OSError):  # a full buffer or a gone client: one answer
+                self.sock.sendto(reply.pack(), addr)
             return
         self._expire()
         if self.forward and len(self.pending) < self.MAX_PENDING:

@@ -1,17 +1,22 @@
 """The fork server: a small process the daemon starts once, with the runtime already imported,
-that forks a monitor per container. The asyncio daemon never forks (shared/DESIGN.md); a fork of
-this warm interpreter costs about a millisecond, where a new interpreter costs tens.
+that forks what holds containers and execs. The asyncio daemon never forks (shared/DESIGN.md); a
+fork of this warm interpreter costs about a millisecond, where a new interpreter costs tens.
 
 Protocol: the daemon connects to a unix socket (SOCKET.lean or SOCKET.dns, see `serve`) and
-writes one request line; the server forks a monitor (which outlives us and the daemon: orphans are
-re-parented) and the monitor answers on the same connection (see `shim.protocol`).
+writes one request line. The server reads it: a container start goes to the server's current
+shim host (`shim.host`, which holds many containers; a new host is forked when there is none or
+the current one is full), with the connection passed over; an exec gets a monitor of its own
+(`shim.monitor`), forked here. Either outlives us and the daemon (orphans are re-parented) and
+answers on the same connection (see `shim.protocol`).
 
 Run as `python -m berth.shim.forkserver SOCKET` (`shim.launch` does); it prints `ready` once it
-listens and dies with its parent (PR_SET_PDEATHSIG). Imports `linux`, `shim.monitor`.
+listens and dies with its parent (PR_SET_PDEATHSIG). Imports `linux`, `shim.monitor`,
+`shim.host`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib  # noqa: F401 - for every monitor: seccomp.cached_bpf imports it late
 import json  # noqa: F401 - the same
@@ -22,7 +27,7 @@ import socket
 import sys
 
 from berth import linux
-from berth.shim import monitor
+from berth.shim import host, monitor, protocol
 from berth.shim.protocol import NOFILE_ENV, dns_socket, lean_socket
 
 
@@ -63,12 +68,88 @@ def _accept_loop(srv: socket.socket, cfg: monitor.ShimConfig) -> None:
     # what is loaded now stays out of the children's garbage collections: a collection that
     # walked it would copy every page it touched (copy-on-write) in every monitor
     gc.freeze()
+    hosts = _Hosts(srv, cfg)
     while True:
         conn, _ = srv.accept()
+        line = None
+        if cfg.network_server:
+            # the lean and DNS servers: a container start goes to a shim host; an exec (short
+            # lived) gets a monitor of its own
+            try:
+                conn.settimeout(10)
+                line = monitor.read_request_line(conn)
+                req = protocol.decode_request(line) if line else None
+            except Exception as e:  # noqa: BLE001 - answered on its own connection
+                with contextlib.suppress(OSError):
+                    conn.sendall(protocol.encode_control(
+                        protocol.StartFailed(error=f"monitor: {e}", code=125)))
+                conn.close()
+                continue
+            if req is None:
+                conn.close()
+                continue
+            conn.settimeout(None)
+            if isinstance(req, protocol.StartRequest) and not req.exec_pid:
+                hosts.hand(line, conn)
+                conn.close()
+                continue
         if os.fork() == 0:
             srv.close()
-            monitor.serve_connection(conn, cfg)  # never returns
+            hosts.close()
+            monitor.serve_connection(conn, cfg, line)  # never returns
         conn.close()
+
+
+class _Hosts:
+    """The shim host that takes this server's container starts: a new one when there is none,
+    it went away, or it has taken `host.CAPACITY` (the old one is retired: it takes no more
+    and ends with its last container)."""
+
+    def __init__(self, srv: socket.socket, cfg: monitor.ShimConfig) -> None:
+        self.srv = srv
+        self.cfg = cfg
+        self.ctl: socket.socket | None = None
+        self.taken = 0
+
+    def _new(self, conn: socket.socket) -> socket.socket:
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid = os.fork()
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
+            self.srv.close()
+            ours.close()
+            conn.close()  # the host gets it over `theirs`: no copy of its own
+            host.run_host(theirs, self.cfg)  # never returns
+        theirs.close()
+        self.ctl, self.taken = ours, 0
+        return ours
+
+    def hand(self, line: bytes, conn: socket.socket) -> None:
+        for attempt in range(2):
+            try:
+                ctl = self.ctl if self.ctl is not None and self.taken < host.CAPACITY \
+                    else self._new(conn)
+                host.handoff(ctl, line, conn)
+            except OSError:
+                if attempt:
+                    with contextlib.suppress(OSError):
+                        conn.sendall(protocol.encode_control(protocol.StartFailed(
+                            error="monitor: no shim host to take the container", code=125)))
+                    return
+                self.close()   # it died: a new one
+                continue
+            self.taken += 1
+            return
+
+    def close(self) -> None:
+        if self.ctl is not None:
+            self.ctl.close()
+            self.ctl = None
 
 
 def serve(path: str) -> None:

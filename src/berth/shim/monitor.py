@@ -1,10 +1,11 @@
-"""The per-container monitor (the shim): holds the container's stdio, writes its log, forwards
-stdin, window sizes and commands, answers its DNS queries, records its exit.
+"""The monitor (the shim) of one process: holds its stdio, writes its log, forwards stdin,
+window sizes and commands, answers its DNS queries, records its exit.
 
 Imports `cgroups`, `linux`, `fs` and the shim's own modules (the runtime through
-`shim.runtimes`). One monitor per running container (or exec process), forked from the fork
-server (so no interpreter start per container) and re-parented to init: it outlives the daemon.
-What it says to the daemon is `shim.protocol`'s.
+`shim.runtimes`). An exec gets a monitor of its own, forked from the fork server (so no
+interpreter start per exec). Containers are held by shim hosts (`shim.host`), many to a
+process, which start each one with `start_container` and serve it as `run` serves an exec.
+What a monitor says to the daemon is `shim.protocol`'s.
 
 The same channel is served to any later connection on the monitor's socket (a restarted
 daemon reconnects there); output goes to every channel. Exit records are also written to the
@@ -21,7 +22,9 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from berth import cgroups, linux
 from berth.fs import atomic_write
@@ -65,74 +68,24 @@ def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = No
         try:
             h = rt.exec(proc_spec, stdio)
         except runtimes.StartError as e:
-            return _failed(req, chans, e.message, e.code)
+            return fail(req, chans, e.message, e.code)
         finally:
             stdio.after_spawn()
     else:
-        with open(os.path.join(req.bundle, "config.json")) as f:
-            spec = json.load(f)
-        # a mount namespace of the monitor's own: the rootfs mount is invisible on the host
-        # and goes away with the last process of this container, whatever happens to us
-        linux.unshare(linux.CLONE_NEWNS)
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-        rootfs = os.path.join(req.bundle, spec.get("root", {}).get("path", "rootfs"))
-        if req.rootfs_mount:
-            m = req.rootfs_mount
-            os.makedirs(rootfs, exist_ok=True)
-            if m.type == "bind":  # the copying driver: the container's own full copy
-                linux.mount(m.source, rootfs, None, linux.MS_BIND | linux.MS_REC)
-            else:
-                linux.mount(m.source or m.type, rootfs, m.type, 0, ",".join(m.options))
-        lx = spec.get("linux", {})
-        if lx.get("cgroupsPath"):
-            cg = cgroups.for_spec(lx["cgroupsPath"])
-            try:
-                rt.make_cgroup(cg, lx)
-            except Exception as e:
-                cg.remove()
-                return _failed(req, chans, f"failed to create cgroup: {e}", 125)
         stdio = Stdio(req, rt.console_dir())
         try:
-            h = rt.create(spec, rootfs, stdio, cg, hold=bool(req.networks))
-        except runtimes.StartError as e:
-            if cg:
-                cg.remove()
-            return _failed(req, chans, e.message, e.code)
-        finally:
-            stdio.after_spawn()
-        if req.networks:
-            try:
-                netsetup.setup_endpoints(h.pid, list(req.networks), cfg.network_server)
-                if req.dns:
-                    dns = DnsServer(netsetup.dns_socket(h.pid), list(req.dns.hosts),
-                                    list(req.dns.upstream), forward=req.dns.forward,
-                                    links=dict(req.dns.links))
-            except Exception as e:
-                rt.abort(h)
-                _reap(h.pid)
-                if cg:
-                    cg.remove()
-                return _failed(req, chans, f"failed to set up the container's network: {e}",
-                               125)
-        try:
-            rt.start(h)
-        except runtimes.StartError as e:
-            rt.abort(h)
-            _reap(h.pid)
-            if cg:
-                cg.remove()
-            return _failed(req, chans, e.message, e.code)
+            h, cg, dns = start_container(req, rt, stdio, cfg)
+        except Failed as e:
+            return fail(req, chans, e.message, e.code)
     pid = h.pid
-    # the pid is only a hint (the channel carries it): no fsync on the start path
-    atomic_write(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
-    stdio.receive_console()
-    try:
-        rt.wait_started(h)
-    except runtimes.StartError as e:
-        _reap(pid)
-        if cg:
-            cg.remove()
-        return _failed(req, chans, e.message, e.code)
+    if req.exec_pid:
+        atomic_write(os.path.join(req.state_dir, "pid"), str(pid).encode(), sync=False)
+        stdio.receive_console()
+        try:
+            rt.wait_started(h)
+        except runtimes.StartError as e:
+            _reap(pid)
+            return fail(req, chans, e.message, e.code)
     listener = _listen(req.socket) if req.socket else None
     chans[0].control(protocol.Ready(pid=pid, monitor=os.getpid()))
 
@@ -161,6 +114,91 @@ def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = No
     return code
 
 
+class Failed(Exception):
+    """A container that could not be started: Docker's message and exit code. What the
+    attempt made (cgroup, process) is undone already."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def start_container(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: ShimConfig
+                    ) -> tuple[runtimes.Handle, cgroups.CgroupManager | None, DnsServer | None]:
+    """Start the container of `req` from this process (it must be a child subreaper, or the
+    child of one that outlives it: the init is its child): mounts in a mount namespace of its
+    own, the cgroup, the process, its network and embedded DNS; returns once it has exec'd.
+    Raises Failed."""
+    dns: DnsServer | None = None
+    cg: cgroups.CgroupManager | None = None
+    with open(os.path.join(req.bundle, "config.json")) as f:
+        spec = json.load(f)
+    if req.tty and req.console_size:  # sized before the process can ask
+        spec.setdefault("process", {})["consoleSize"] = {"height": req.console_size[0],
+                                                         "width": req.console_size[1]}
+    # a mount namespace of the monitor's own: the rootfs mount is invisible on the host
+    # and goes away with the last process of this container, whatever happens to us
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    rootfs = os.path.join(req.bundle, spec.get("root", {}).get("path", "rootfs"))
+    if req.rootfs_mount:
+        m = req.rootfs_mount
+        os.makedirs(rootfs, exist_ok=True)
+        if m.type == "bind":  # the copying driver: the container's own full copy
+            linux.mount(m.source, rootfs, None, linux.MS_BIND | linux.MS_REC)
+        else:
+            linux.mount(m.source or m.type, rootfs, m.type, 0, ",".join(m.options))
+    lx = spec.get("linux", {})
+    if lx.get("cgroupsPath"):
+        cg = cgroups.for_spec(lx["cgroupsPath"])
+        try:
+            rt.make_cgroup(cg, lx)
+        except Exception as e:
+            cg.remove()
+            raise Failed(f"failed to create cgroup: {e}", 125) from None
+    try:
+        h = rt.create(spec, rootfs, stdio, cg, hold=bool(req.networks))
+    except runtimes.StartError as e:
+        if cg:
+            cg.remove()
+        raise Failed(e.message, e.code) from None
+    finally:
+        stdio.after_spawn()
+    if req.networks:
+        try:
+            netsetup.setup_endpoints(h.pid, list(req.networks), cfg.network_server)
+            if req.dns:
+                dns = DnsServer(netsetup.dns_socket(h.pid), list(req.dns.hosts),
+                                list(req.dns.upstream), forward=req.dns.forward,
+                                links=dict(req.dns.links))
+        except Exception as e:
+            rt.abort(h)
+            _reap(h.pid)
+            if cg:
+                cg.remove()
+            raise Failed(f"failed to set up the container's network: {e}", 125) from None
+    try:
+        rt.start(h)
+    except runtimes.StartError as e:
+        rt.abort(h)
+        _reap(h.pid)
+        if cg:
+            cg.remove()
+        raise Failed(e.message, e.code) from None
+    # the pid is only a hint (the channel carries it): no fsync on the start path
+    atomic_write(os.path.join(req.state_dir, "pid"), str(h.pid).encode(), sync=False)
+    stdio.receive_console()
+    try:
+        rt.wait_started(h)
+    except runtimes.StartError as e:
+        _reap(h.pid)
+        if cg:
+            cg.remove()
+        raise Failed(e.message, e.code) from None
+    return h, cg, dns
+
+
 def _listen(path: str) -> socket.socket:
     # bound by a relative name from its directory: a unix socket path has at most 107 bytes
     os.chdir(os.path.dirname(path))
@@ -174,7 +212,14 @@ def _listen(path: str) -> socket.socket:
     return s
 
 
-def _failed(req: StartRequest, chans: list[Channel], message: str, code: int) -> int:
+class _Sink(Protocol):
+    def control(self, msg: protocol.ShimMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def fail(req: StartRequest, chans: Sequence[_Sink], message: str, code: int) -> int:
+    """A start that failed: its exit record, in the state directory and to the daemon."""
     record = protocol.Exit(exit=code, oom=False, finished_at=time.time_ns(), error=message,
                            code=code)
     atomic_write(os.path.join(req.state_dir, "exit.json"), record.to_json())
@@ -271,7 +316,7 @@ def _loop(rt: runtimes.Runtime, h: runtimes.Handle, stdio: Stdio, logw: LogWrite
                             size = protocol.Resize.decode(payload)
                             stdio.resize(size.h, size.w)
                     elif typ == T_CONTROL:
-                        answer, started = _command(rt, h, payload, dns)
+                        answer, started = command(rt, h, payload, dns)
                         if started is not None:  # the first user-defined network joined
                             dns = started
                             sel.register(dns.sock, selectors.EVENT_READ, ("dns", None))
@@ -298,7 +343,7 @@ def _loop(rt: runtimes.Runtime, h: runtimes.Handle, stdio: Stdio, logw: LogWrite
     return status
 
 
-def _command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
+def command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
              dns: DnsServer | None) -> tuple[protocol.Answer | None, DnsServer | None]:
     """A command from the daemon. Network connect/disconnect of a running container: (un)plug
     one interface; the new network's names join what the embedded DNS answers, which starts
@@ -332,24 +377,36 @@ def _command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
         return protocol.CommandFailed(why=str(e)), None
 
 
-def serve_connection(conn: socket.socket, cfg: ShimConfig | None = None) -> None:
-    """Entry in the forked monitor: read the request line and run. Never returns."""
+def read_request_line(conn: socket.socket) -> bytes:
+    """The request line a connection starts with; b"" if it closed first."""
+    buf = b""
+    while b"\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        buf += chunk
+        if len(buf) > protocol.MAX_REQUEST:
+            raise protocol.ProtocolError("protocol error: the request is too long")
+    line, _, rest = buf.partition(b"\n")
+    if rest:
+        raise protocol.ProtocolError("protocol error: frames before the process has started")
+    return line
+
+
+def serve_connection(conn: socket.socket, cfg: ShimConfig | None = None,
+                     line: bytes | None = None) -> None:
+    """Entry in the forked monitor: read the request line (unless the fork server has) and
+    run. Never returns."""
     code = 1
     try:
         # the fork server ignores SIGCHLD, which would reap our children before we wait
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        buf = b""
-        while b"\n" not in buf:
-            chunk = conn.recv(65536)
-            if not chunk:
-                os._exit(1)
-            buf += chunk
-        line, _, rest = buf.partition(b"\n")
-        if rest:
-            raise protocol.ProtocolError(
-                "protocol error: frames before the process has started")
+        if line is None:
+            line = read_request_line(conn)
+        if not line:
+            os._exit(1)
         req = protocol.decode_request(line)
         if isinstance(req, protocol.NetSetupRequest):
             code = netsetup.serve(conn, req)
@@ -364,4 +421,6 @@ def serve_connection(conn: socket.socket, cfg: ShimConfig | None = None) -> None
         os._exit(code & 0xFF)
 
 
-__all__ = ["ShimConfig", "run", "serve_connection"]
+__all__ = ["Failed", "ShimConfig", "command", "fail", "read_request_line", "run",
+           "serve_connection",
+           "start_container"]

@@ -53,6 +53,9 @@ def dns_socket(path: str) -> str:
     return path + ".dns"
 
 
+# the longest request line a shim reads (a container on many networks, with their names)
+MAX_REQUEST = 16 << 20
+
 _HEADER = struct.Struct(">BxxxI")
 HEADER_SIZE = _HEADER.size
 

@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -71,6 +72,9 @@ class LayerStore:
         # as Docker keeps a remapped daemon's layers; tars in and out carry the container's ids
         self.shift = shift
         self.layers_dir = os.path.join(root, "layers")
+        # commits of one chain by two pulls or builds at once: one makes it, the other finds
+        # it made (without, the second could remove the first's fresh layer as a half one)
+        self._commit_lock = threading.Lock()
         # closed: a layer's setuid files and device nodes are for containers, not local users
         os.makedirs(root, mode=0o700, exist_ok=True)
         os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
@@ -131,14 +135,15 @@ class LayerStore:
             chain = staged.diff_id if parent is None else oci.sha256_digest(
                 f"{parent} {staged.diff_id}".encode())
             final = self._dir(chain)
-            if self.exists(chain):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return self.get(chain)
-            if os.path.exists(final):
-                shutil.rmtree(final, ignore_errors=True)
             meta = {"diff_id": staged.diff_id, "parent": parent, "size": staged.size}
             atomic_write(os.path.join(tmp, "meta.json"), json.dumps(meta).encode())
-            os.rename(tmp, final)
+            with self._commit_lock:
+                if self.exists(chain):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return self.get(chain)
+                if os.path.exists(final):  # half made (a crash): never one being made
+                    shutil.rmtree(final, ignore_errors=True)
+                os.rename(tmp, final)
             return self.get(chain)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

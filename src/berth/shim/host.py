@@ -1,0 +1,805 @@
+"""The shim host: one process that holds many running containers (their stdio, logs, channels
+to the daemon, embedded DNS and exit status), where a monitor per container held one.
+
+Why: a forked Python monitor costs about 2.3 MiB of its own memory (pages the interpreter
+touches after the fork), whatever it holds; a container held by a host costs it the few objects
+and descriptors that are the container's. A fork server hands each container start to its
+current host, which serves up to `CAPACITY` starts over its life and is then retired (it takes
+no more, and ends with its last container); execs keep a monitor of their own (short-lived).
+
+How a container is started and held:
+- The host forks a *starter* per container. The starter keeps only that container's descriptors
+  (the others' stdio must never reach another container's init), takes a mount namespace of its
+  own, mounts the rootfs, makes the cgroup and starts the process, plugs its network, opens its
+  DNS socket, and waits until it has exec'd (`monitor.start_container`, the code a monitor runs).
+  It then sends the host the process's pid (and the pty master and DNS socket, if any) and exits.
+- The container's init was the starter's child: the host, a child subreaper, inherits it and is
+  the one to reap it. An init that ends before the host has heard of it is kept as an early exit.
+- The host then answers `Ready` on the daemon's channel, listens on the container's socket for
+  later channels (a restarted daemon), and serves it as a monitor does.
+
+Isolation of faults: nothing a container does can stall the others. Output is read in bounded
+chunks, fairly; writes to the daemon are queued, never blocking (a daemon that stops reading a
+container's channel loses that channel's output beyond a bound; the log keeps it); stdin is
+written without blocking, and a container that does not read it stops the reading of its own
+channels only (backpressure as before). An error while serving one container is confined to it.
+
+Imports `cgroups`, `linux`, `fs` and the shim's own modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth import cgroups
+from berth.fs import atomic_write
+from berth.shim import monitor, protocol, runtimes
+from berth.shim.dns import DnsServer
+from berth.shim.protocol import (
+    T_CLOSE_STDIN,
+    T_CONTROL,
+    T_RESIZE,
+    T_STDERR,
+    T_STDIN,
+    T_STDOUT,
+    StartRequest,
+)
+from berth.shim.stdio import LogWriter, Stdio
+
+# container starts a host takes over its life; then the fork server starts another
+CAPACITY = 64
+# output queued for one channel to the daemon above which the container's output is no longer
+# read (backpressure, lossless as the monitor's blocking write was) ...
+HIGH_WATER = 1 << 20
+# ... and how long a channel may stay above it before it is given up (the monitor's write
+# timed out after as long): the container's other channels and its log go on
+STALL_LIMIT = 10.0
+# how long output may still come after a container's init has ended (a process that kept
+# its stdout open): as long as it keeps coming, and this long after it stops
+QUIET_AFTER_EXIT = 0.05
+# what is still read of a container's output at its end (a survivor may keep writing)
+DRAIN_AT_END = 1 << 20
+# a read of a container's output: bounded, so every container gets its turn
+READ_SIZE = 65536
+# exits reaped before the starter has told the pid, kept this long
+EARLY_KEEP = 60.0
+_LEN = struct.Struct(">I")
+
+
+class QueuedChannel:
+    """A channel to the daemon that never blocks the host: what cannot be written now waits
+    in a queue, written when the socket is writable. `on_close` is told before the socket
+    closes (the host stops watching it while its number is still its own)."""
+
+    def __init__(self, sock: socket.socket,
+                 on_close: Callable[[socket.socket], None] | None = None) -> None:
+        self.sock: socket.socket | None = sock
+        sock.setblocking(False)
+        self.on_close = on_close
+        self.buf = b""
+        self.out = bytearray()
+        self.full_since = 0.0  # when the queue went above HIGH_WATER; 0 when below
+
+    @property
+    def full(self) -> bool:
+        return len(self.out) > HIGH_WATER
+
+    def send(self, typ: int, payload: bytes) -> None:
+        self._queue(protocol.frame(typ, payload))
+
+    def control(self, msg: protocol.ShimMessage) -> None:
+        self._queue(protocol.encode_control(msg))
+
+    def _queue(self, data: bytes) -> None:
+        if self.sock is None:
+            return
+        self.out += data
+        self.flush()
+
+    def flush(self) -> None:
+        while self.out and self.sock is not None:
+            try:
+                n = self.sock.send(self.out)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.close()
+                return
+            del self.out[:n]
+        if not self.full:
+            self.full_since = 0.0
+        elif not self.full_since:
+            self.full_since = time.monotonic()
+
+    def read_frames(self) -> list[tuple[int, bytes]] | None:
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            return None
+        out, self.buf = protocol.split_frames(self.buf + data)
+        return out
+
+    def close(self) -> None:
+        if self.sock is not None:
+            if self.on_close is not None:
+                self.on_close(self.sock)
+            self.sock.close()
+            self.sock = None
+        self.out = bytearray()
+
+
+@dataclass(eq=False)
+class Held:
+    """One container the host holds."""
+    req: StartRequest
+    rt: runtimes.Runtime
+    stdio: Stdio
+    cg: cgroups.CgroupManager | None
+    chans: list[QueuedChannel]
+    forked_at: float = 0.0  # when its starter was forked
+    pid: int = 0
+    logw: LogWriter | None = None
+    listener: socket.socket | None = None
+    dns: DnsServer | None = None
+    open_out: set[int] = field(default_factory=set)
+    status: int | None = None
+    last_output: float = 0.0
+    stdin_buf: bytearray = field(default_factory=bytearray)
+    # frames that came after input the container has not taken yet
+    later: list[tuple[QueuedChannel, tuple[int, bytes]]] = field(default_factory=list)
+    watched: set[int] = field(default_factory=set)  # its stdio descriptors being watched
+
+
+@dataclass(eq=False)
+class Starting:
+    """A container whose starter is at work."""
+    held: Held
+    result: socket.socket
+    starter: int
+
+
+class Host:
+    def __init__(self, ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
+        self.ctl: socket.socket | None = ctl
+        self.cfg = cfg
+        self.sel = selectors.DefaultSelector()
+        self.held: dict[int, Held] = {}          # by the init's pid
+        self.starting: dict[int, Starting] = {}  # by the starter's pid
+        self.starters: set[int] = set()          # starters not reaped yet
+        self.early: dict[int, tuple[int, float]] = {}  # pid -> (wait status, when reaped)
+        self.closing: dict[QueuedChannel, float] = {}  # channels with a last word to write
+        self.wake_r, self.wake_w = os.pipe()
+
+    # --- selector bookkeeping -------------------------------------------------------------
+    def _watch(self, fileobj: Any, data: tuple[str, Any], mask: int = selectors.EVENT_READ
+               ) -> None:
+        try:
+            self.sel.register(fileobj, mask, data)
+        except KeyError:
+            old = self.sel.get_key(fileobj)
+            if old.fileobj is not fileobj if not isinstance(fileobj, int) else \
+                    _owner(old.data) is not _owner(data):
+                # a number left registered by something closed: now another's (defensive;
+                # every close unwatches first)
+                _log(f"shim host: a stale watch of {fileobj!r} replaced")
+                self.sel.unregister(fileobj)
+                self.sel.register(fileobj, mask, data)
+                return
+            self.sel.modify(fileobj, mask, data)
+
+    def _unwatch(self, fileobj: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.sel.unregister(fileobj)
+
+    def _channel(self, sock: socket.socket) -> QueuedChannel:
+        return QueuedChannel(sock, on_close=self._unwatch)
+
+    def _chan_mask(self, c: Held, ch: QueuedChannel) -> None:
+        """Watch a channel for what it needs now: its input unless the container's input
+        waits; writability while anything is queued."""
+        if ch.sock is None:
+            with contextlib.suppress(ValueError):
+                c.chans.remove(ch)
+            return
+        mask = 0 if c.stdin_buf else selectors.EVENT_READ
+        if ch.out:
+            mask |= selectors.EVENT_WRITE
+        if mask:
+            self._watch(ch.sock, ("chan", (c, ch)), mask)
+        else:
+            self._unwatch(ch.sock)
+
+    def _io_mask(self, c: Held) -> None:
+        """Watch the container's output (unless a channel is full: backpressure) and, while
+        its input waits, the input's descriptor (a tty's master is both: one watch)."""
+        paused = any(ch.full for ch in c.chans)
+        stdin = c.stdio.stdin_fd() if c.stdin_buf else -1
+        watched = set()
+        for fd in {*c.stdio.fds, *([stdin] if stdin >= 0 else [])}:
+            mask = 0
+            if fd in c.open_out and not paused:
+                mask |= selectors.EVENT_READ
+            if fd == stdin:
+                mask |= selectors.EVENT_WRITE
+            if mask:
+                self._watch(fd, ("io", (c, fd)), mask)
+                watched.add(fd)
+        for fd in c.watched - watched:
+            self._unwatch(fd)
+        c.watched = watched
+
+    def _sent(self, c: Held) -> None:
+        """After output went to the channels: drop the closed ones, watch the others, and
+        pause the output while one is full."""
+        for ch in list(c.chans):
+            self._chan_mask(c, ch)
+        self._io_mask(c)
+
+    # --- the loop -------------------------------------------------------------------------
+    def serve(self) -> None:
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self._watch(self.wake_r, ("wake", None))
+        assert self.ctl is not None
+        self._watch(self.ctl, ("ctl", None))
+        while self.ctl is not None or self.held or self.starting or self.closing:
+            draining = any(c.status is not None for c in self.held.values())
+            for key, mask in self.sel.select(timeout=QUIET_AFTER_EXIT if draining else 0.5):
+                kind, what = key.data
+                try:
+                    self._event(kind, what, mask)
+                except Exception as e:  # noqa: BLE001 - confined to the container it was for
+                    _log(f"shim host: {kind}: {e!r}")
+                    self._confine(kind, what, key.fileobj)
+            self._reap()
+            self._finish_ended()
+            self._give_up_stalled()
+
+    def _event(self, kind: str, what: Any, mask: int) -> None:
+        if kind == "io":
+            c, fd = what
+            if mask & selectors.EVENT_READ:
+                self._output(c, fd)
+            if mask & selectors.EVENT_WRITE:
+                self._flush_stdin(c)
+        elif kind == "chan":
+            c, ch = what
+            if mask & selectors.EVENT_WRITE:
+                ch.flush()
+            if mask & selectors.EVENT_READ and ch.sock is not None:
+                self._channel_input(c, ch)
+            self._sent(c)
+        elif kind == "closing":
+            what.flush()
+            if not what.out or what.sock is None:
+                self.closing.pop(what, None)
+                what.close()
+        elif kind == "listen":
+            self._accept(what)
+        elif kind == "dns":
+            what.dns.on_query()
+        elif kind == "dns-up":
+            c, i = what
+            c.dns.on_answer(i)
+        elif kind == "started":
+            self._started(what)
+        elif kind == "ctl":
+            self._ctl()
+        elif kind == "wake":
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_r, 512)
+
+    def _confine(self, kind: str, what: Any, fileobj: Any) -> None:
+        """After an unexpected error: stop serving the one thing it came from."""
+        if kind == "chan":
+            c, ch = what
+            ch.close()
+            self._sent(c)
+        elif kind == "io":
+            c, fd = what
+            c.open_out.discard(fd)
+            self._io_mask(c)
+        elif kind == "ctl":
+            self._retire()
+        elif kind in ("dns", "dns-up", "listen", "wake"):
+            pass  # a failed query, answer or accept: the next one is served
+        else:
+            self._unwatch(fileobj)
+
+    def _retire(self) -> None:
+        """No more starts: the fork server went, retired us, or its socket failed. We end
+        with our last container."""
+        if self.ctl is not None:
+            self._unwatch(self.ctl)
+            self.ctl.close()
+            self.ctl = None
+
+    def _give_up_stalled(self) -> None:
+        now = time.monotonic()
+        for c in list(self.held.values()):
+            for ch in list(c.chans):
+                if ch.full_since and now - ch.full_since > STALL_LIMIT:
+                    _log(f"shim host: {c.req.id[:12]}: a channel read nothing for "
+                         f"{STALL_LIMIT:.0f} s: closed")
+                    ch.close()
+                    self._sent(c)
+        for ch, deadline in list(self.closing.items()):
+            if now > deadline:
+                self.closing.pop(ch, None)
+                ch.close()
+
+    # --- container starts -------------------------------------------------------------------
+    def _ctl(self) -> None:
+        """A start handed over by the fork server: [length][request line], the daemon's
+        connection as the descriptor."""
+        assert self.ctl is not None
+        try:
+            data, fds, _, _ = socket.recv_fds(self.ctl, 1 << 20, 1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        if len(data) < _LEN.size:
+            for fd in fds:
+                os.close(fd)
+            self._retire()
+            return
+        (size,) = _LEN.unpack_from(data)
+        if size > protocol.MAX_REQUEST:
+            for fd in fds:
+                os.close(fd)
+            self._retire()
+            return
+        while len(data) < _LEN.size + size:
+            more = self.ctl.recv(_LEN.size + size - len(data))
+            if not more:
+                break
+            data += more
+        line = data[_LEN.size:_LEN.size + size]
+        if not fds:
+            return
+        conn = socket.socket(fileno=fds[0])
+        try:
+            req = protocol.decode_request(line)
+            if not isinstance(req, StartRequest) or req.exec_pid:
+                raise protocol.ProtocolError("protocol error: not a container start")
+            self._start(req, conn)
+        except Exception as e:  # noqa: BLE001 - reported on the connection it came on
+            _log(f"shim host: a start failed: {''.join(traceback.format_exception(e))}")
+            with contextlib.suppress(OSError):
+                conn.setblocking(True)
+                conn.settimeout(1)
+                conn.sendall(protocol.encode_control(
+                    protocol.StartFailed(error=f"monitor: {e}", code=125)))
+            conn.close()
+
+    def _start(self, req: StartRequest, conn: socket.socket) -> None:
+        os.makedirs(req.state_dir, exist_ok=True)
+        rt = runtimes.for_request(req, self.cfg.seccomp_cache)
+        cg = None
+        with open(os.path.join(req.bundle, "config.json")) as f:
+            path = (json.load(f).get("linux") or {}).get("cgroupsPath")
+        if path:
+            cg = cgroups.for_spec(path)
+        stdio = Stdio(req, rt.console_dir())
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            keep = {0, 1, 2, theirs.fileno(), *stdio.keep_fds()}
+            forked_at = time.monotonic()
+            pid = os.fork()
+        except BaseException:
+            stdio.after_fork()
+            stdio.close()
+            raise
+        if pid == 0:  # the starter
+            code = 0
+            try:
+                _starter(req, rt, stdio, self.cfg, theirs, keep)
+            except BaseException:  # noqa: BLE001 - reported by its silence: the host says
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        stdio.after_fork()
+        ours.setblocking(False)
+        self.starters.add(pid)
+        c = Held(req=req, rt=rt, stdio=stdio, cg=cg, chans=[self._channel(conn)],
+                 forked_at=forked_at)
+        self.starting[pid] = Starting(c, ours, pid)
+        self._watch(ours, ("started", self.starting[pid]))
+
+    def _started(self, s: Starting) -> None:
+        """The starter's word: the pid (and the pty master, the DNS socket), or why not."""
+        try:
+            data, fds, _, _ = socket.recv_fds(s.result, 65536, 2)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        self._unwatch(s.result)
+        s.result.close()
+        self.starting.pop(s.starter, None)
+        c = s.held
+        try:
+            word: dict[str, Any] = json.loads(data) if data else {
+                "error": "monitor: the container's starter died", "code": 125}
+        except ValueError:
+            word = {"error": "monitor: the container's starter said nonsense", "code": 125}
+        if "error" in word:
+            for fd in fds:
+                os.close(fd)
+            c.stdio.close()
+            self._fail(c, str(word["error"]), int(word.get("code", 125)))
+            return
+        c.pid = int(word["pid"])
+        try:
+            self._hold(c, word, list(fds))
+        except Exception as e:  # noqa: BLE001 - this container's start fails, not the host
+            _log(f"shim host: {c.req.id[:12]}: {e!r}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(c.pid, signal.SIGKILL)
+            self._release(c)
+            if c.cg:
+                with contextlib.suppress(Exception):
+                    c.cg.remove()
+            self._fail(c, f"monitor: {e}", 125)
+
+    def _fail(self, c: Held, message: str, code: int) -> None:
+        record = protocol.Exit(exit=code, oom=False, finished_at=time.time_ns(), error=message,
+                               code=code)
+        with contextlib.suppress(OSError):
+            atomic_write(os.path.join(c.req.state_dir, "exit.json"), record.to_json())
+        self._last_word(c, record)
+
+    def _hold(self, c: Held, word: dict[str, Any], fds: list[int]) -> None:
+        if word.get("master"):
+            c.stdio.take_master(fds.pop(0))
+        if word.get("dns") and fds and c.req.dns is not None:
+            d = c.req.dns
+            c.dns = DnsServer(fds.pop(0), list(d.hosts), list(d.upstream), forward=d.forward,
+                              links=dict(d.links))
+        for fd in fds:
+            os.close(fd)
+        c.logw = LogWriter(c.req.log_path, c.req.log_max_size, c.req.log_max_file)
+        for fd in c.stdio.fds:
+            os.set_blocking(fd, False)
+            c.open_out.add(fd)
+        if c.stdio.stdin_fd() >= 0:
+            os.set_blocking(c.stdio.stdin_fd(), False)
+        if c.req.socket:
+            c.listener = _listen(c.req.socket)
+        # from here on nothing fails: the container is held
+        if c.dns is not None:
+            self._watch_dns(c)
+        if c.listener is not None:
+            self._watch(c.listener, ("listen", c))
+        self.held[c.pid] = c
+        for ch in c.chans:
+            ch.control(protocol.Ready(pid=c.pid, monitor=os.getpid()))
+        self._sent(c)
+        early = self.early.pop(c.pid, None)
+        if early is not None and early[1] >= c.forked_at:
+            c.status = early[0]
+            c.last_output = time.monotonic()
+
+    def _watch_dns(self, c: Held) -> None:
+        assert c.dns is not None
+        self._watch(c.dns.sock, ("dns", c))
+        for i, up in enumerate(c.dns.upstream):
+            self._watch(up, ("dns-up", (c, i)))
+
+    # --- serving a container ---------------------------------------------------------------
+    def _output(self, c: Held, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as e:  # EIO: the pty's last holder closed it
+            if e.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            c.open_out.discard(fd)
+            self._io_mask(c)
+            return
+        c.last_output = time.monotonic()
+        self._pass_on(c, fd, data)
+        self._sent(c)
+
+    def _pass_on(self, c: Held, fd: int, data: bytes) -> None:
+        typ = T_STDERR if c.stdio.fds.get(fd) == T_STDERR else T_STDOUT
+        if c.logw is not None:
+            c.logw.feed("stderr" if typ == T_STDERR else "stdout", data)
+        for ch in c.chans:
+            ch.send(typ, data)
+
+    def _accept(self, c: Held) -> None:
+        assert c.listener is not None
+        try:
+            conn, _ = c.listener.accept()
+        except OSError:
+            return  # EAGAIN, ECONNABORTED, EMFILE: the listener stays, the next one is served
+        os.set_inheritable(conn.fileno(), False)
+        ch = self._channel(conn)
+        c.chans.append(ch)
+        ch.control(protocol.Ready(pid=c.pid, monitor=os.getpid()))
+        self._sent(c)
+
+    def _channel_input(self, c: Held, ch: QueuedChannel) -> None:
+        frames = ch.read_frames()
+        if frames is None:
+            ch.close()
+            return
+        self._frames(c, ch, frames)
+
+    def _frames(self, c: Held, ch: QueuedChannel, frames: list[tuple[int, bytes]]) -> None:
+        for i, (typ, payload) in enumerate(frames):
+            if c.stdin_buf:
+                # input waits for the container: what came after it waits too, in order
+                c.later.extend((ch, f) for f in frames[i:])
+                return
+            if typ == T_STDIN:
+                self._stdin(c, payload)
+            elif typ == T_CLOSE_STDIN:
+                if c.stdio.tty:
+                    self._stdin(c, b"\x04")  # a tty's EOF is ^D: it queues as input does
+                else:
+                    self._unwatch(c.stdio.stdin_fd())  # still its own number: unwatched
+                    c.watched.discard(c.stdio.stdin_fd())
+                    c.stdio.close_stdin()
+            elif typ == T_RESIZE:
+                with contextlib.suppress(Exception):
+                    size = protocol.Resize.decode(payload)
+                    c.stdio.resize(size.h, size.w)
+            elif typ == T_CONTROL:
+                answer, started = monitor.command(c.rt, runtimes.Handle(c.pid), payload, c.dns)
+                if started is not None:
+                    c.dns = started
+                    self._watch_dns(c)
+                if answer is not None and ch.sock is not None:
+                    ch.control(answer)
+
+    def _stdin(self, c: Held, data: bytes) -> None:
+        fd = c.stdio.stdin_fd()
+        if fd < 0:
+            return
+        if not c.stdin_buf:
+            try:
+                n = os.write(fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                return
+            data = data[n:]
+        if data:
+            # the container does not keep up: hold its input, and read no more of it
+            c.stdin_buf += data
+            self._sent(c)
+
+    def _flush_stdin(self, c: Held) -> None:
+        fd = c.stdio.stdin_fd()
+        try:
+            n = os.write(fd, c.stdin_buf) if fd >= 0 else len(c.stdin_buf)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = len(c.stdin_buf)
+        del c.stdin_buf[:n]
+        if not c.stdin_buf:
+            later, c.later = c.later, []
+            for ch, f in later:
+                self._frames(c, ch, [f])
+        self._sent(c)
+
+    # --- ends ---------------------------------------------------------------------------------
+    def _reap(self) -> None:
+        now = time.monotonic()
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid in self.starters:
+                self.starters.discard(pid)
+                continue
+            c = self.held.get(pid)
+            if c is not None:
+                c.status = status
+                c.last_output = now
+            else:
+                # an init whose starter has not spoken yet (or a runtime's helper, re-parented
+                # to us): kept a while, and taken only by a container started before it ended
+                self.early[pid] = (status, now)
+        for pid in [p for p, (_, t) in self.early.items() if now - t > EARLY_KEEP]:
+            del self.early[pid]
+
+    def _finish_ended(self) -> None:
+        now = time.monotonic()
+        for pid, c in list(self.held.items()):
+            if c.status is None:
+                continue
+            if c.open_out and now - c.last_output < QUIET_AFTER_EXIT and not any(
+                    ch.full for ch in c.chans):
+                continue
+            del self.held[pid]
+            try:
+                self._finish(c)
+            except Exception as e:  # noqa: BLE001 - one container's end, not the host's
+                _log(f"shim host: end of {c.req.id[:12]}: {e!r}")
+                self._release(c)
+
+    def _release(self, c: Held) -> None:
+        """Stop watching and close what the host holds of a container."""
+        for fd in {*c.stdio.fds, *c.watched, c.stdio.stdin_fd()} - {-1}:
+            self._unwatch(fd)
+        c.watched = set()
+        c.stdio.close()
+        if c.logw is not None:
+            with contextlib.suppress(OSError):
+                c.logw.close()
+            c.logw = None
+        if c.dns is not None:
+            self._unwatch(c.dns.sock)
+            for up in c.dns.upstream:
+                self._unwatch(up)
+            c.dns.close()
+            c.dns = None
+        if c.listener is not None:
+            self._unwatch(c.listener)
+            c.listener.close()
+            c.listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(c.req.socket)
+
+    def _finish(self, c: Held) -> None:
+        assert c.status is not None
+        # what is still readable (bounded: a survivor may keep writing), then the log's
+        # last line
+        left = DRAIN_AT_END
+        for fd in list(c.open_out):
+            with contextlib.suppress(OSError):
+                while left > 0 and (data := os.read(fd, min(READ_SIZE, left))):
+                    left -= len(data)
+                    self._pass_on(c, fd, data)
+        if c.logw is not None:
+            c.logw.flush()
+        self._release(c)
+        oom = bool(c.cg and c.cg.oom_killed())
+        c.rt.delete()
+        if c.cg:
+            c.cg.remove()
+        code = os.waitstatus_to_exitcode(c.status)
+        if code < 0:
+            code = 128 - code  # killed by signal N: 128+N, as a shell reports it
+        record = protocol.Exit(exit=code, oom=oom, finished_at=time.time_ns())
+        atomic_write(os.path.join(c.req.state_dir, "exit.json"), record.to_json())
+        self._last_word(c, record)
+
+    def _last_word(self, c: Held, record: protocol.Exit) -> None:
+        """The exit record to every channel, written by the loop as the daemon takes it
+        (never waited for here), then each is closed."""
+        deadline = time.monotonic() + STALL_LIMIT
+        for ch in c.chans:
+            if ch.sock is None:
+                continue
+            ch.control(record)
+            if not ch.out:
+                ch.close()
+                continue
+            self.closing[ch] = deadline
+            self._watch(ch.sock, ("closing", ch), selectors.EVENT_WRITE)
+        c.chans = []
+
+
+def _starter(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: monitor.ShimConfig,
+             result: socket.socket, keep: set[int]) -> None:
+    """In the starter (a child of the host): start the container and say how it went."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # only this container's descriptors: the host's others (other containers' stdio and
+    # channels) must never reach this container's init, not even before it execs
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    try:
+        h, cg, dns = monitor.start_container(req, rt, stdio, cfg)
+    except monitor.Failed as e:
+        result.send(json.dumps({"error": e.message, "code": e.code}).encode())
+        return
+    except Exception as e:  # noqa: BLE001 - the host reports it
+        _log(f"shim host: a starter failed: {''.join(traceback.format_exception(e))}")
+        result.send(json.dumps({"error": f"monitor: {e}", "code": 125}).encode())
+        return
+    fds = []
+    word: dict[str, Any] = {"pid": h.pid}
+    if stdio.master >= 0:
+        fds.append(stdio.master)
+        word["master"] = True
+    if dns is not None:
+        fds.append(dns.sock.fileno())
+        word["dns"] = True
+    socket.send_fds(result, [json.dumps(word).encode()], fds)
+
+
+def _listen(path: str) -> socket.socket:
+    # bound by a relative name from its directory (a unix socket path has at most 107 bytes),
+    # then back to /: the host must not hold a container's directory as its own
+    os.chdir(os.path.dirname(path))
+    try:
+        name = os.path.basename(path)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(name)
+        os.chmod(name, 0o600)
+        s.listen(8)
+        s.setblocking(False)
+    finally:
+        os.chdir("/")
+    return s
+
+
+def _owner(data: tuple[str, Any]) -> Any:
+    """Whose a watch is: a container's descriptor's, or the object's it names."""
+    kind, what = data
+    return what[0] if kind == "io" else what
+
+
+def _log(msg: str) -> None:
+    with contextlib.suppress(OSError):
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
+def handoff(ctl: socket.socket, line: bytes, conn: socket.socket) -> None:
+    """In the fork server: hand a container start to a host (blocking)."""
+    data = _LEN.pack(len(line)) + line
+    n = socket.send_fds(ctl, [data[:65536]], [conn.fileno()])
+    if n < len(data):
+        ctl.sendall(data[n:])
+
+
+def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
+    """Entry in a forked host. Never returns."""
+    code = 0
+    try:
+        os.setsid()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        from berth import linux
+        linux.set_child_subreaper()
+        Host(ctl, cfg).serve()
+    except BaseException as e:  # noqa: BLE001 - the host's edge
+        _log(f"shim host: {e!r}")
+        code = 1
+    finally:
+        os._exit(code)
+
+
+__all__ = ["CAPACITY", "HIGH_WATER", "Host", "QueuedChannel", "handoff", "run_host"]
