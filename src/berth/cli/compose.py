@@ -38,11 +38,16 @@ class ComposeOptions(Options):
     INTERSPERSED = False
     file = strings("file", "f", help='Compose configuration files')
     project_name = optional_string("project-name", "p", help='Project name')
-    project_directory = optional_string("project-directory", help='Specify an alternate working directory (default: the path of the, first specified, Compose file)')
+    project_directory = optional_string("project-directory", help="Specify an alternate working "
+                                                                  "directory (default: the path "
+                                                                  "of the, first specified, "
+                                                                  "Compose file)")
     env_file = strings("env-file", help='Specify an alternate environment file')
     profile = strings("profile", help='Specify a profile to enable')
-    ansi = string("ansi", default='auto', help='Control when to print ANSI control characters ("never"|"always"|"auto")')
-    progress = string("progress", default='auto', help='Set type of progress output ("auto"|"tty"|"plain"|"quiet")')
+    ansi = string("ansi", default='auto', help="Control when to print ANSI control characters "
+                                               '("never"|"always"|"auto")')
+    progress = string("progress", default='auto', help="Set type of progress output "
+                                                       '("auto"|"tty"|"plain"|"quiet")')
     parallel = integer("parallel", default=-1, help='Control max parallelism, -1 for unlimited')
 
 
@@ -54,7 +59,8 @@ class ConfigOptions(Options):
     networks = boolean("networks", help='Print the network names, one per line')
     profiles = boolean("profiles", help='Print the profile names, one per line')
     images = boolean("images", help='Print the image names, one per line')
-    hash = optional_string("hash", help='Print the service config hash, one per line ("*" for all services)')
+    hash = optional_string("hash", help='Print the service config hash, one per line ("*" for all '
+                                        "services)")
     output = optional_string("output", "o", help='Save to file (default to stdout)')
 
 
@@ -114,7 +120,8 @@ SUBCOMMANDS: dict[str, tuple[type[Options], Handler, str, str]] = {
            "Copy files/folders between a service container and the local filesystem"),
     "create": (U.CreateOptions, U.cmd_create, "[OPTIONS] [SERVICE...]",
                "Creates containers for a service"),
-    "down": (U.DownOptions, U.cmd_down, "[OPTIONS] [SERVICES]", "Stop and remove containers, networks"),
+    "down": (U.DownOptions, U.cmd_down, "[OPTIONS] [SERVICES]",
+             "Stop and remove containers, networks"),
     "events": (T.EventsOptions, T.cmd_events, "[OPTIONS] [SERVICE...]",
                "Receive real time events from containers"),
     "exec": (T.ExecOptions, T.cmd_exec, "[OPTIONS] SERVICE COMMAND [ARGS...]",
@@ -140,7 +147,8 @@ SUBCOMMANDS: dict[str, tuple[type[Options], Handler, str, str]] = {
     "top": (Options, T.cmd_top, "[SERVICES...]", "Display the running processes"),
     "unpause": (Options, U.cmd_unpause, "[SERVICE...]", "Unpause services"),
     "up": (U.ComposeUpOptions, U.cmd_up, "[OPTIONS] [SERVICE...]", "Create and start containers"),
-    "version": (T.VersionOptions, T.cmd_version, "[OPTIONS]", "Show the berth compose version information"),
+    "version": (T.VersionOptions, T.cmd_version, "[OPTIONS]",
+                "Show the berth compose version information"),
     "watch": (U.WatchOptions, U.cmd_watch, "[SERVICE...]",
               "Watch build context for service and rebuild/refresh containers when files are "
               "updated"),

@@ -35,13 +35,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 class PsOptions(Options):
-    all = boolean("all", "a", help='Show all stopped containers (including those created by the run command)')
+    all = boolean("all", "a", help="Show all stopped containers (including those created by the "
+                                   "run command)")
     quiet = boolean("quiet", "q", help='Only display IDs')
     services = boolean("services", help='Display services')
-    status = strings("status", help='Filter services by status. Values: [paused | restarting | removing | running | dead | created | exited]')
-    format = string("format", default='table', help='Format output using a custom template: "table", "json", "TEMPLATE" (a Go template)')
+    status = strings("status", help="Filter services by status. Values: [paused | restarting | "
+                                    "removing | running | dead | created | exited]")
+    format = string("format", default='table', help="Format output using a custom template: "
+                                                    '"table", "json", "TEMPLATE" (a Go template)')
     no_trunc = boolean("no-trunc", help="Don't truncate output")
-    orphans = string("orphans", default='true', help='Include orphaned services (not declared by project)')
+    orphans = string("orphans", default='true', help="Include orphaned services (not declared by "
+                                                     "project)")
 
 
 def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -83,13 +87,15 @@ def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 class LogsOptions(Options):
     follow = boolean("follow", "f", help='Follow log output')
-    tail = string("tail", "n", default='all', help='Number of lines to show from the end of the logs for each container')
+    tail = string("tail", "n", default='all', help="Number of lines to show from the end of the "
+                                                   "logs for each container")
     timestamps = boolean("timestamps", "t", help='Show timestamps')
     no_color = boolean("no-color", help='Produce monochrome output')
     no_log_prefix = boolean("no-log-prefix", help="Don't print prefix in logs")
     since = string("since", default='', help='Show logs since timestamp or relative')
     until = string("until", default='', help='Show logs before a timestamp or relative')
-    index = integer("index", default=0, help='index of the container if service has multiple replicas')
+    index = integer("index", default=0, help="index of the container if service has multiple "
+                                             "replicas")
 
 
 def cmd_logs(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -133,12 +139,15 @@ class ExecOptions(Options):
     INTERSPERSED = False
     detach = boolean("detach", "d", help='Detached mode: Run command in the background')
     env = strings("env", "e", help='Set environment variables')
-    index = integer("index", default=0, help='Index of the container if service has multiple replicas')
-    no_TTY = boolean("no-TTY", "T", help='Disable pseudo-TTY allocation. By default `berth compose exec` allocates a TTY.')
+    index = integer("index", default=0, help="Index of the container if service has multiple "
+                                             "replicas")
+    no_TTY = boolean("no-TTY", "T", help="Disable pseudo-TTY allocation. By default `berth "
+                                         "compose exec` allocates a TTY.")
     privileged = boolean("privileged", help='Give extended privileges to the process')
     user = string("user", "u", default='', help='Run the command as this user')
     workdir = string("workdir", "w", default='', help='Path to workdir directory for this command')
-    interactive = boolean("interactive", "i", default=True, help='Keep STDIN open even if not attached')
+    interactive = boolean("interactive", "i", default=True, help="Keep STDIN open even if not "
+                                                                 "attached")
 
 
 def cmd_exec(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -178,8 +187,10 @@ class RunOptions(Options):
     entrypoint = optional_string("entrypoint", help='Override the entrypoint of the image')
     user = string("user", "u", default='', help='Run as specified username or uid')
     workdir = string("workdir", "w", default='', help='Working directory inside the container')
-    service_ports = boolean("service-ports", help="Run command with all service's ports enabled and mapped to the host")
-    interactive = boolean("interactive", "i", default=True, help='Keep STDIN open even if not attached')
+    service_ports = boolean("service-ports", help="Run command with all service's ports "
+                            "enabled and mapped to the host")
+    interactive = boolean("interactive", "i", default=True, help="Keep STDIN open even if not "
+                                                                 "attached")
     build = boolean("build", help='Build image before starting container')
     volume = strings("volume", "v", help='Bind mount a volume')
     publish = strings("publish", "p", help="Publish a container's port(s) to the host")
@@ -340,7 +351,8 @@ def cmd_top(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 class PortOptions(Options):
     protocol = string("protocol", default='tcp', help='tcp or udp')
-    index = integer("index", default=0, help='Index of the container if service has multiple replicas')
+    index = integer("index", default=0, help="Index of the container if service has multiple "
+                                             "replicas")
 
 
 def cmd_port(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -421,7 +433,8 @@ def cmd_build(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class PullOptions(Options):
-    ignore_pull_failures = boolean("ignore-pull-failures", help='Pull what it can and ignores images with pull failures')
+    ignore_pull_failures = boolean("ignore-pull-failures", help="Pull what it can and ignores "
+                                                                "images with pull failures")
     quiet = boolean("quiet", "q", help='Pull without printing progress information')
     ignore_buildable = boolean("ignore-buildable", help='Ignore images that can be built')
 
@@ -443,7 +456,8 @@ def cmd_pull(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class PushOptions(Options):
-    ignore_push_failures = boolean("ignore-push-failures", help='Push what it can and ignores images with push failures')
+    ignore_push_failures = boolean("ignore-push-failures", help="Push what it can and ignores "
+                                                                "images with push failures")
     quiet = boolean("quiet", "q", help='Push without printing progress information')
 
 
@@ -497,7 +511,8 @@ def cmd_events(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class CpOptions(Options):
-    index = integer("index", default=0, help='Index of the container if service has multiple replicas')
+    index = integer("index", default=0, help="Index of the container if service has multiple "
+                                             "replicas")
     archive = boolean("archive", "a", help='Archive mode (copy all uid/gid information)')
     follow_link = boolean("follow-link", "L", help='Always follow symbol link in SRC_PATH')
 

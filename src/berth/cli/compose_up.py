@@ -30,22 +30,33 @@ class ComposeUpOptions(Options):
     build = boolean("build", help='Build images before starting containers')
     no_build = boolean("no-build", help="Don't build an image, even if it's policy")
     pull = string("pull", default='', help='Pull image before running ("always"|"missing"|"never")')
-    force_recreate = boolean("force-recreate", help="Recreate containers even if their configuration and image haven't changed")
+    force_recreate = boolean("force-recreate", help="Recreate containers even if their "
+                                                    "configuration and image haven't changed")
     no_recreate = boolean("no-recreate", help="If containers already exist, don't recreate them")
     no_deps = boolean("no-deps", help="Don't start linked services")
     no_start = boolean("no-start", help="Don't start the services after creating them")
-    remove_orphans = boolean("remove-orphans", help='Remove containers for services not defined in the Compose file')
-    scale = strings("scale", help='Scale SERVICE to NUM instances. Overrides the `scale` setting in the Compose file if present')
+    remove_orphans = boolean("remove-orphans", help="Remove containers for services not defined "
+                                                    "in the Compose file")
+    scale = strings("scale", help="Scale SERVICE to NUM instances. Overrides the `scale` setting "
+                                  "in the Compose file if present")
     wait = boolean("wait", help='Wait for services to be running|healthy. Implies detached mode')
-    wait_timeout = integer("wait-timeout", default=0, help='Maximum duration in seconds to wait for the project to be running|healthy')
-    timeout = optional_integer("timeout", "t", help='Use this timeout in seconds for container shutdown when attached or when containers are already running')
-    abort_on_container_exit = boolean("abort-on-container-exit", help='Stops all containers if any container was stopped. Incompatible with -d')
-    exit_code_from = string("exit-code-from", default='', help='Return the exit code of the selected service container. Implies --abort-on-container-exit')
+    wait_timeout = integer("wait-timeout", default=0, help="Maximum duration in seconds to wait "
+                                                           "for the project to be running|healthy")
+    timeout = optional_integer("timeout", "t", help="Use this timeout in seconds for container "
+                                                    "shutdown when attached or when containers "
+                                                    "are already running")
+    abort_on_container_exit = boolean("abort-on-container-exit", help="Stops all containers if "
+                                                                      "any container was stopped. "
+                                                                      "Incompatible with -d")
+    exit_code_from = string("exit-code-from", default='', help="Return the exit code of the "
+                                                               "selected service container. "
+                                                               "Implies --abort-on-container-exit")
     no_color = boolean("no-color", help='Produce monochrome output')
     no_log_prefix = boolean("no-log-prefix", help="Don't print prefix in logs")
     timestamps = boolean("timestamps", help='Show timestamps')
     quiet_pull = boolean("quiet-pull", help='Pull without printing progress information')
-    watch = boolean("watch", "w", help='Watch source code and rebuild/refresh containers when files are updated.')
+    watch = boolean("watch", "w", help="Watch source code and rebuild/refresh containers when "
+                                       "files are updated.")
 
 
 def _up_options(opts: object, args: list[str]) -> Any:
@@ -179,9 +190,13 @@ def cmd_create(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class DownOptions(Options):
-    volumes = boolean("volumes", "v", help='Remove named volumes declared in the "volumes" section of the Compose file and anonymous volumes attached to containers')
-    remove_orphans = boolean("remove-orphans", help='Remove containers for services not defined in the Compose file')
-    rmi = string("rmi", default='', help='Remove images used by services. "local" remove only images that don\'t have a custom tag ("local"|"all")')
+    volumes = boolean("volumes", "v", help='Remove named volumes declared in the "volumes" '
+                                           "section of the Compose file and anonymous volumes "
+                                           "attached to containers")
+    remove_orphans = boolean("remove-orphans", help="Remove containers for services not defined "
+                                                    "in the Compose file")
+    rmi = string("rmi", default='', help='Remove images used by services. "local" remove only '
+                                         'images that don\'t have a custom tag ("local"|"all")')
     timeout = optional_integer("timeout", "t", help='Specify a shutdown timeout in seconds')
 
 
@@ -213,7 +228,8 @@ def cmd_start(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 class KillOptions(Options):
     signal = string("signal", "s", default='SIGKILL', help='SIGNAL to send to the container')
-    remove_orphans = boolean("remove-orphans", help='Remove containers for services not defined in the Compose file')
+    remove_orphans = boolean("remove-orphans", help="Remove containers for services not defined "
+                                                    "in the Compose file")
 
 
 def cmd_kill(c: Client, g: Any, opts: Any, args: list[str]) -> int:
