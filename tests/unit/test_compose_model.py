@@ -459,6 +459,7 @@ def test_config_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         """)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # not the user's cache
     monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
     assert m.run(["compose", "-p", "proj", "config", "--services"]) == 0
     assert capsys.readouterr().out == "db\nweb\n"
