@@ -60,7 +60,9 @@ ALLOWED = {
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",
-            "detachkeys", "cmdline"},
+            "detachkeys", "cmdline", "compose"},
+    # compose files and the orchestrator, a client of the Engine API only (DESIGN.md)
+    "compose": {"client", "errors", "units", "jsonc", "fs", "dockerignore"},
 }
 
 

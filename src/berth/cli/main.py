@@ -118,6 +118,8 @@ COMMANDS: dict[str, Command] = {
     "version": ("system", "VersionOptions", "cmd_version", "[OPTIONS]",
                 "Show the berth version information"),
     "info": ("system", "InfoOptions", "cmd_info", "[OPTIONS]", "Display system-wide information"),
+    "compose": ("compose", "ComposeOptions", "cmd_compose", "[OPTIONS] COMMAND",
+                "Define and run multi-container applications"),
     "completion": ("completion", "", "cmd_completion", "bash|zsh|fish",
                    "Generate the autocompletion script for the specified shell"),
 }

@@ -1,0 +1,134 @@
+"""What the `berth compose` commands share: loading the project the flags name, the
+orchestrator for it, and the small printing helpers.
+
+Imports `client`, `compose`, `cmdline`, `cli.main`, `cli.composeprogress`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from berth.cli.main import err, out
+from berth.client import Client
+from berth.cmdline import UsageError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _cache_dir() -> str | None:
+    """Where validated compose trees are remembered: $XDG_CACHE_HOME/berth/compose-valid."""
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        os.path.join(os.environ["HOME"], ".cache") if os.environ.get("HOME") else "")
+    return os.path.join(base, "berth", "compose-valid") if base else None
+
+
+def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
+    from berth.compose import ComposeFileError, LoadOptions, load_project
+    if by_name and gopts.project_name and not gopts.file:
+        try:
+            return _load(gopts, enable)
+        except ComposeFileError as e:
+            if "no configuration file provided" not in str(e):
+                raise
+            from pathlib import Path
+
+            from berth.compose.model import Project
+            return Project(name=gopts.project_name, working_dir=Path(os.getcwd()),
+                           config_files=(), services={}, networks={}, volumes={},
+                           secrets={}, configs={})
+    opts = LoadOptions(files=tuple(gopts.file), project_name=gopts.project_name,
+                       project_directory=gopts.project_directory,
+                       env_files=tuple(gopts.env_file), profiles=tuple(gopts.profile),
+                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
+                       cache_dir=_cache_dir())
+    project, warnings = load_project(opts)
+    for w in warnings:
+        err(f"WARN[0000] {w}")
+    return project
+
+
+def _warn(msg: str) -> None:
+    err(f"WARN[0000] {msg}")
+
+
+def _context_tar(context: str, dockerfile: str) -> bytes:
+    """A build context as the classic builder takes it, filtered by .dockerignore."""
+    import io
+
+    from berth import dockerignore
+    from berth.cli.build import _tar_context
+    if not os.path.isdir(context):
+        raise UsageError(f"unable to prepare context: path {context!r} not found")
+    matcher = dockerignore.load(context, os.path.join(context, dockerfile))
+    buf = io.BytesIO()
+    _tar_context(context, matcher, {".dockerignore", dockerfile}, [], buf)
+    return buf.getvalue()
+
+
+def _orch(c: Client, g: Any, enable: tuple[str, ...] = (),
+          project: Any = None, by_name: bool = False) -> Any:
+    """The orchestrator of the project the flags name. `by_name`: with `-p NAME` and no
+    compose file, a project with no services, known by its labels alone (down, ps, logs,
+    stop, ... work on it as docker compose's do)."""
+    from berth.cli.composeprogress import Progress, mode_for
+    from berth.compose.engine import Engine
+    from berth.compose.orchestrator import Orchestrator
+    if project is None:
+        project = _load(g, enable, by_name=by_name)
+    progress = Progress(sys.stderr, mode_for(g.progress, g.ansi, sys.stderr.isatty()))
+    return Orchestrator(project, Engine(c), progress, _warn, _context_tar,
+                        parallel=int(getattr(g, "parallel", -1) or -1))
+
+
+def _timeout(opts: Any) -> int | None:
+    t = getattr(opts, "timeout", None)
+    return int(t) if t is not None else None
+
+
+def _stream_lines(pieces: Any, prefix: str, lock: Any) -> None:
+    buf = b""
+    for _stream, data in pieces:
+        buf += data
+        while b"\n" in buf:
+            line, _, buf = buf.partition(b"\n")
+            with lock:
+                sys.stdout.write(prefix + line.decode(errors="replace") + "\n")
+                sys.stdout.flush()
+    if buf:
+        with lock:
+            sys.stdout.write(prefix + buf.decode(errors="replace") + "\n")
+            sys.stdout.flush()
+
+
+def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
+    out("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
+    for r in rows:
+        out("   ".join(str(r[k]).ljust(w)
+                       for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+
+
+def _one_container(o: Any, service: str, index: int) -> Any:
+    from berth.compose import labels as L
+    if service not in o.project.services:
+        raise UsageError(f"no such service: {service}")
+    found = [x for x in o.containers([service], all=False)
+             if x.label(L.NUMBER) == str(index or 1)]
+    if not found:
+        from berth.errors import NotFound
+        raise NotFound(f"service \"{service}\" is not running")
+    return found[0]
+
+
+def _ports(ports: Any) -> str:
+    shown = []
+    for p in sorted(ports, key=lambda p: (p.private, p.ip)):
+        if p.public:
+            shown.append(f"{p.ip}:{p.public}->{p.private}/{p.protocol}")
+        else:
+            shown.append(f"{p.private}/{p.protocol}")
+    return ", ".join(dict.fromkeys(shown))
+

@@ -1,0 +1,26 @@
+"""berth compose: compose files (find, interpolate, merge, validate) into a typed `Project`, and
+the orchestrator that drives a daemon through the Engine API only (so it works against dockerd
+too).
+
+Imports `client`, `errors`, `units`, `jsonc`. YAML and JSON schema are imported here only, never
+on the CLI's fast paths.
+"""
+
+from __future__ import annotations
+
+from berth.compose.loader import Loaded, LoadOptions, load
+from berth.compose.model import Project, Service, build_project
+from berth.compose.normalize import project as normalize_project
+from berth.compose.normalize import unsupported
+from berth.compose.yamlsrc import ComposeFileError
+
+
+def load_project(opts: LoadOptions) -> tuple[Project, list[str]]:
+    """The project `opts` names, and the warnings its loading produced."""
+    loaded = load(opts)
+    canonical = normalize_project(loaded.name, loaded.data, loaded.working_dir, loaded.env)
+    return (build_project(canonical, loaded.working_dir, loaded.config_files, loaded.env),
+            loaded.warnings + unsupported(canonical["services"]))
+
+
+__all__ = ["LoadOptions", "Loaded", "Project", "Service", "ComposeFileError", "load_project"]

@@ -1,0 +1,545 @@
+"""The resolved compose model, typed: a `Project` of services, networks, volumes, secrets and
+configs, built from the canonical tree (`compose.normalize`) that `config` prints.
+
+Imports `errors`, `units` and the compose modules below it.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from berth.compose.normalize import duration_s, size_bytes, to_int
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Condition(enum.StrEnum):
+    STARTED = "service_started"
+    HEALTHY = "service_healthy"
+    COMPLETED = "service_completed_successfully"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependency:
+    service: str
+    condition: Condition = Condition.STARTED
+    required: bool = True
+    restart: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Port:
+    target: int
+    published: str = ""          # "" for an engine-chosen port; may be a range "8000-8010"
+    host_ip: str = ""
+    protocol: str = "tcp"
+
+
+class MountType(enum.StrEnum):
+    VOLUME = "volume"
+    BIND = "bind"
+    TMPFS = "tmpfs"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mount:
+    type: MountType
+    target: str
+    source: str = ""             # "" for an anonymous volume or a tmpfs
+    read_only: bool = False
+    nocopy: bool = False
+    create_host_path: bool = True
+    tmpfs_size: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceNetwork:
+    name: str                    # the key in the project's `networks`
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Healthcheck:
+    test: tuple[str, ...] = ()
+    interval_s: float = 0.0
+    timeout_s: float = 0.0
+    start_period_s: float = 0.0
+    start_interval_s: float = 0.0
+    retries: int = 0
+    disable: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Build:
+    context: str
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    cache_from: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()        # keys of the project's secrets
+    network: str = ""
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    shm_size: int = 0
+    no_cache: bool = False
+    pull: bool = False
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileRef:
+    """A service's use of a secret or config."""
+
+    source: str
+    target: str = ""
+    uid: str = ""
+    gid: str = ""
+    mode: int | None = None
+
+
+class WatchAction(enum.StrEnum):
+    SYNC = "sync"
+    REBUILD = "rebuild"
+    RESTART = "restart"
+    SYNC_RESTART = "sync+restart"
+    SYNC_EXEC = "sync+exec"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchRule:
+    """One `develop.watch` entry: a host path (absolute), what a change there does, and for
+    the sync actions where it goes in the container."""
+
+    path: str
+    action: WatchAction
+    target: str = ""
+    ignore: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exec_command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hook:
+    """A `post_start` or `pre_stop` command, run in the service's container."""
+
+    command: tuple[str, ...]
+    user: str = ""
+    privileged: bool = False
+    working_dir: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRequest:
+    driver: str = ""
+    count: int = 0
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    name: str
+    image: str = ""
+    build: Build | None = None
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    expose: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    networks: tuple[ServiceNetwork, ...] = ()
+    network_mode: str = ""
+    depends_on: tuple[Dependency, ...] = ()
+    healthcheck: Healthcheck | None = None
+    restart: str = ""
+    replicas: int = 1
+    container_name: str = ""
+    hostname: str = ""
+    domainname: str = ""
+    user: str = ""
+    working_dir: str = ""
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    read_only: bool = False
+    init: bool | None = None
+    tty: bool = False
+    stdin_open: bool = False
+    stop_signal: str = ""
+    stop_grace_period_s: float | None = None
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)
+    ulimits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    logging_driver: str = ""
+    logging_options: dict[str, str] = field(default_factory=dict)
+    mem_limit: int = 0
+    nano_cpus: int = 0
+    pids_limit: int = 0
+    shm_size: int = 0
+    security_opt: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    pull_policy: str = ""
+    profiles: tuple[str, ...] = ()
+    secrets: tuple[FileRef, ...] = ()
+    configs: tuple[FileRef, ...] = ()
+    ipc: str = ""
+    pid: str = ""
+    uts: str = ""
+    userns_mode: str = ""
+    cgroup_parent: str = ""
+    runtime: str = ""
+    mac_address: str = ""
+    devices: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    cpu_shares: int = 0
+    cpuset: str = ""
+    mem_reservation: int = 0
+    memswap_limit: int = 0
+    links: tuple[str, ...] = ()
+    external_links: tuple[str, ...] = ()
+    volumes_from: tuple[str, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
+    watch: tuple[WatchRule, ...] = ()
+    attach: bool = True
+    post_start: tuple[Hook, ...] = ()
+    pre_stop: tuple[Hook, ...] = ()
+    # device requests (`gpus`, deploy.resources.reservations.devices): driver, count (-1 for
+    # all), device IDs, capabilities
+    device_requests: tuple[DeviceRequest, ...] = ()
+    mem_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    cpu_quota: int = 0
+    cpu_period: int = 0
+    device_cgroup_rules: tuple[str, ...] = ()
+    # the canonical tree of this service: what the config hash is computed from
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def image_name(self, project: str) -> str:
+        """The image this service runs: `image`, or for a build with none `PROJECT-SERVICE`."""
+        return self.image or f"{project}-{self.name}"
+
+    def dependencies(self) -> list[str]:
+        deps = [d.service for d in self.depends_on]
+        for mode in (self.network_mode, self.ipc, self.pid):
+            if mode.startswith("service:"):
+                deps.append(mode[8:])
+        deps += [link.split(":", 1)[0] for link in self.links]
+        deps += [v.split(":", 1)[0] for v in self.volumes_from
+                 if not v.startswith("container:")]
+        return list(dict.fromkeys(deps))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Network:
+    key: str
+    name: str
+    driver: str = ""
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    external: bool = False
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    ipam_driver: str = ""
+    ipam_config: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Volume:
+    key: str
+    name: str
+    driver: str = ""
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    external: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileObject:
+    """A top-level secret or config: from a file, inline content or an environment variable."""
+
+    key: str
+    name: str
+    file: str = ""
+    content: str | None = None
+    environment: str = ""
+    external: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Project:
+    name: str
+    working_dir: Path
+    config_files: tuple[Path, ...]
+    services: dict[str, Service]
+    networks: dict[str, Network]
+    volumes: dict[str, Volume]
+    secrets: dict[str, FileObject]
+    configs: dict[str, FileObject]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    canonical: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def order(self, names: list[str] | None = None) -> list[str]:
+        """Service names in start order (dependencies first); with `names`, those and what
+        they depend on."""
+        seen: list[str] = []
+
+        def visit(n: str) -> None:
+            if n in seen or n not in self.services:
+                return
+            for d in self.services[n].dependencies():
+                visit(d)
+            seen.append(n)
+
+        for n in (names if names else sorted(self.services)):
+            visit(n)
+        return seen
+
+
+def _strs(v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (v,)
+    return tuple(str(x) for x in v)
+
+
+def _hooks(v: Any) -> tuple[Hook, ...]:
+    out = []
+    for h in v or []:
+        cmd = h.get("command")
+        out.append(Hook(command=tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
+                        user=str(h.get("user") or ""), privileged=bool(h.get("privileged")),
+                        working_dir=str(h.get("working_dir") or ""),
+                        environment=_env_map(h.get("environment"))))
+    return tuple(out)
+
+
+def _env_map(env: Any) -> dict[str, str]:
+    if isinstance(env, list):
+        env = dict(x.split("=", 1) if "=" in x else (x, "") for x in env)
+    return {str(k): str(x) for k, x in (env or {}).items()}
+
+
+def _device_requests(gpus: Any, devices: Any, where: str) -> tuple[DeviceRequest, ...]:
+    out = []
+    if gpus == "all":
+        out.append(DeviceRequest(count=-1, capabilities=("gpu",)))
+    elif isinstance(gpus, list):
+        for g in gpus:
+            out.append(DeviceRequest(
+                driver=str(g.get("driver") or ""),
+                count=-1 if g.get("count") == "all" else to_int(g.get("count") or 0, where),
+                device_ids=_strs(g.get("device_ids")),
+                capabilities=_strs(g.get("capabilities")) or ("gpu",)))
+    for d in devices or []:
+        out.append(DeviceRequest(
+            driver=str(d.get("driver") or ""),
+            count=-1 if d.get("count") == "all" else to_int(d.get("count") or 0, where),
+            device_ids=_strs(d.get("device_ids")), capabilities=_strs(d.get("capabilities"))))
+    return tuple(out)
+
+
+def _dur(v: Any, where: str) -> float:
+    return duration_s(v, where) if v is not None else 0.0
+
+
+def _service(name: str, s: dict[str, Any]) -> Service:
+    w = f"services.{name}"
+    b = s.get("build")
+    build = Build(context=str(b["context"]), dockerfile=str(b.get("dockerfile") or "Dockerfile"),
+                  args={str(k): str(v) for k, v in (b.get("args") or {}).items()},
+                  target=str(b.get("target") or ""), cache_from=_strs(b.get("cache_from")),
+                  labels={str(k): str(v) for k, v in (b.get("labels") or {}).items()},
+                  secrets=tuple(str(x["source"]) if isinstance(x, dict) else str(x)
+                                for x in b.get("secrets") or []),
+                  network=str(b.get("network") or ""),
+                  extra_hosts={str(k): str(v) for k, v in (b.get("extra_hosts") or {}).items()},
+                  shm_size=size_bytes(b["shm_size"], w) if b.get("shm_size") else 0,
+                  no_cache=bool(b.get("no_cache", False)), pull=bool(b.get("pull", False)),
+                  tags=_strs(b.get("tags"))) if b else None
+    mounts = []
+    for v in s.get("volumes") or []:
+        mounts.append(Mount(type=MountType(v["type"]) if v["type"] in ("volume", "bind", "tmpfs")
+                            else MountType.VOLUME,
+                            target=str(v["target"]), source=str(v.get("source") or ""),
+                            read_only=bool(v.get("read_only", False)),
+                            nocopy=bool((v.get("volume") or {}).get("nocopy", False)),
+                            create_host_path=bool((v.get("bind") or {}).get(
+                                "create_host_path", True)),
+                            tmpfs_size=size_bytes((v.get("tmpfs") or {}).get("size") or 0, w)))
+    nets = []
+    for key, nv in (s.get("networks") or {}).items():
+        nv = nv or {}
+        nets.append(ServiceNetwork(name=str(key), aliases=_strs(nv.get("aliases")),
+                                   ipv4_address=str(nv.get("ipv4_address") or ""),
+                                   priority=to_int(nv.get("priority") or 0, w)))
+    nets.sort(key=lambda n: (-n.priority, n.name))
+    hc = s.get("healthcheck")
+    health = Healthcheck(test=_strs(hc.get("test")), interval_s=_dur(hc.get("interval"), w),
+                         timeout_s=_dur(hc.get("timeout"), w),
+                         start_period_s=_dur(hc.get("start_period"), w),
+                         start_interval_s=_dur(hc.get("start_interval"), w),
+                         retries=int(hc.get("retries") or 0),
+                         disable=bool(hc.get("disable", False))) if hc else None
+    deploy = s.get("deploy") or {}
+    replicas = s.get("scale", deploy.get("replicas", 1))
+    limits = ((deploy.get("resources") or {}).get("limits") or {})
+    reservations = ((deploy.get("resources") or {}).get("reservations") or {})
+    rp = deploy.get("restart_policy") or {}
+    restart = str(s.get("restart") or "")
+    if not restart and rp:
+        cond = {"none": "no", "on-failure": "on-failure", "any": "always"}.get(
+            str(rp.get("condition") or "any"), "always")
+        attempts = rp.get("max_attempts")
+        restart = cond + (f":{to_int(attempts, w)}" if cond == "on-failure" and attempts
+                          else "")
+    mem = s.get("mem_limit") or limits.get("memory")
+    cpus = s.get("cpus") or limits.get("cpus")
+    pids = s.get("pids_limit") or limits.get("pids")
+    logging = s.get("logging") or {}
+    sgp = s.get("stop_grace_period")
+
+    def refs(key: str) -> tuple[FileRef, ...]:
+        return tuple(FileRef(source=str(r["source"]), target=str(r.get("target") or ""),
+                             uid=str(r.get("uid") or ""), gid=str(r.get("gid") or ""),
+                             mode=int(str(r["mode"]), 8) if isinstance(r.get("mode"), str)
+                             else r.get("mode"))
+                     for r in s.get(key) or [])
+
+    return Service(
+        name=name, image=str(s.get("image") or ""), build=build,
+        command=tuple(s["command"]) if s.get("command") is not None else None,
+        entrypoint=tuple(s["entrypoint"]) if s.get("entrypoint") is not None else None,
+        environment=dict(s.get("environment") or {}), labels=dict(s.get("labels") or {}),
+        ports=tuple(Port(target=int(p["target"]), published=str(p.get("published") or ""),
+                         host_ip=str(p.get("host_ip") or ""),
+                         protocol=str(p.get("protocol") or "tcp"))
+                    for p in s.get("ports") or []),
+        expose=_strs(s.get("expose")), mounts=tuple(mounts), tmpfs=_strs(s.get("tmpfs")),
+        networks=tuple(nets), network_mode=str(s.get("network_mode") or ""),
+        depends_on=tuple(Dependency(service=d, condition=Condition(v["condition"]),
+                                    required=v["required"], restart=v["restart"])
+                         for d, v in (s.get("depends_on") or {}).items()),
+        healthcheck=health, restart=restart, replicas=int(replicas),
+        container_name=str(s.get("container_name") or ""), hostname=str(s.get("hostname") or ""),
+        domainname=str(s.get("domainname") or ""), user=str(s.get("user") or ""),
+        working_dir=str(s.get("working_dir") or ""), cap_add=_strs(s.get("cap_add")),
+        cap_drop=_strs(s.get("cap_drop")), privileged=bool(s.get("privileged", False)),
+        read_only=bool(s.get("read_only", False)), init=s.get("init"),
+        tty=bool(s.get("tty", False)), stdin_open=bool(s.get("stdin_open", False)),
+        stop_signal=str(s.get("stop_signal") or ""),
+        stop_grace_period_s=duration_s(sgp, w) if sgp is not None else None,
+        extra_hosts=dict(s.get("extra_hosts") or {}), dns=_strs(s.get("dns")),
+        dns_search=_strs(s.get("dns_search")), dns_opt=_strs(s.get("dns_opt")),
+        sysctls=dict(s.get("sysctls") or {}),
+        ulimits={k: (v["soft"], v["hard"]) for k, v in (s.get("ulimits") or {}).items()},
+        logging_driver=str(logging.get("driver") or ""),
+        logging_options={str(k): str(v) for k, v in (logging.get("options") or {}).items()},
+        mem_limit=size_bytes(mem, w) if mem else 0,
+        nano_cpus=int(float(cpus) * 1e9) if cpus else 0,
+        pids_limit=to_int(pids, w) if pids else 0,
+        shm_size=size_bytes(s["shm_size"], w) if s.get("shm_size") else 0,
+        security_opt=_strs(s.get("security_opt")), group_add=_strs(s.get("group_add")),
+        pull_policy=str(s.get("pull_policy") or ""), profiles=_strs(s.get("profiles")),
+        secrets=refs("secrets"), configs=refs("configs"),
+        ipc=str(s.get("ipc") or ""), pid=str(s.get("pid") or ""), uts=str(s.get("uts") or ""),
+        userns_mode=str(s.get("userns_mode") or ""),
+        cgroup_parent=str(s.get("cgroup_parent") or ""), runtime=str(s.get("runtime") or ""),
+        mac_address=str(s.get("mac_address") or ""),
+        devices=tuple(d if isinstance(d, str) else
+                      f"{d.get('source')}:{d.get('target')}:{d.get('permissions', 'rwm')}"
+                      for d in s.get("devices") or []),
+        oom_score_adj=to_int(s["oom_score_adj"], w) if s.get("oom_score_adj") is not None
+        else None,
+        cpu_shares=to_int(s["cpu_shares"], w) if s.get("cpu_shares") else 0,
+        cpuset=str(s.get("cpuset") or ""),
+        mem_reservation=size_bytes(s.get("mem_reservation") or reservations.get("memory"), w)
+        if s.get("mem_reservation") or reservations.get("memory") else 0,
+        memswap_limit=size_bytes(s["memswap_limit"], w) if s.get("memswap_limit") else 0,
+        links=_strs(s.get("links")), external_links=_strs(s.get("external_links")),
+        volumes_from=_strs(s.get("volumes_from")),
+        annotations=dict(s.get("annotations") or {}),
+        attach=bool(s.get("attach", True)),
+        post_start=_hooks(s.get("post_start")), pre_stop=_hooks(s.get("pre_stop")),
+        device_requests=_device_requests(s.get("gpus"), reservations.get("devices"), w),
+        mem_swappiness=to_int(s["mem_swappiness"], w) if s.get("mem_swappiness") is not None
+        else None,
+        oom_kill_disable=bool(s.get("oom_kill_disable", False)),
+        cpu_quota=to_int(s["cpu_quota"], w) if s.get("cpu_quota") else 0,
+        cpu_period=to_int(s["cpu_period"], w) if s.get("cpu_period") else 0,
+        device_cgroup_rules=_strs(s.get("device_cgroup_rules")),
+        watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
+                              target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
+                              include=_strs(r.get("include")),
+                              exec_command=_strs((r.get("exec") or {}).get("command")))
+                    for r in (s.get("develop") or {}).get("watch") or []), raw=s)
+
+
+def build_project(canonical: dict[str, Any], working_dir: Path, config_files: list[Path],
+                  env: dict[str, str]) -> Project:
+    """The typed model of a canonical project tree."""
+    services = {n: _service(n, s) for n, s in canonical["services"].items()}
+    for s in services.values():
+        if not s.image and not s.build:
+            raise _err(f"service {s.name!r} has neither an image nor a build context "
+                       "specified: invalid compose project")
+        for key in (s.build.secrets if s.build else ()):
+            if key not in (canonical.get("secrets") or {}):
+                raise _err(f"service {s.name!r} refers to undefined build secret {key}: "
+                           "invalid compose project")
+    networks = {}
+    for k, v in (canonical.get("networks") or {}).items():
+        ipam = v.get("ipam") or {}
+        networks[k] = Network(
+            key=k, name=str(v["name"]), driver=str(v.get("driver") or ""),
+            driver_opts={str(a): str(b) for a, b in (v.get("driver_opts") or {}).items()},
+            external=bool(v.get("external", False)), internal=bool(v.get("internal", False)),
+            attachable=bool(v.get("attachable", False)),
+            enable_ipv6=bool(v.get("enable_ipv6", False)),
+            labels={str(a): str(b) for a, b in _labels(v.get("labels")).items()},
+            ipam_driver=str(ipam.get("driver") or ""),
+            ipam_config=tuple({str(a): str(b) for a, b in c.items() if not isinstance(b, dict)}
+                              for c in ipam.get("config") or []))
+    volumes = {k: Volume(key=k, name=str(v["name"]), driver=str(v.get("driver") or ""),
+                         driver_opts={str(a): str(b)
+                                      for a, b in (v.get("driver_opts") or {}).items()},
+                         external=bool(v.get("external", False)),
+                         labels={str(a): str(b) for a, b in _labels(v.get("labels")).items()})
+               for k, v in (canonical.get("volumes") or {}).items()}
+
+    def objects(sect: str) -> dict[str, FileObject]:
+        return {k: FileObject(key=k, name=str(v["name"]), file=str(v.get("file") or ""),
+                              content=v.get("content"),
+                              environment=str(v.get("environment") or ""),
+                              external=bool(v.get("external", False)))
+                for k, v in (canonical.get(sect) or {}).items()}
+
+    return Project(name=str(canonical["name"]), working_dir=working_dir,
+                   config_files=tuple(config_files), services=services, networks=networks,
+                   volumes=volumes, secrets=objects("secrets"), configs=objects("configs"),
+                   env=env, canonical=canonical)
+
+
+def _labels(v: Any) -> dict[str, Any]:
+    if isinstance(v, list):
+        return {str(x).partition("=")[0]: str(x).partition("=")[2] for x in v}
+    return dict(v or {})
+
+
+def _err(msg: str) -> Exception:
+    from berth.compose.yamlsrc import ComposeFileError
+    return ComposeFileError(msg)
