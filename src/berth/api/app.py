@@ -71,6 +71,15 @@ def check_version(version: str) -> None:
                               "please upgrade your client to a newer version")
 
 
+def check_no_nul(request: web.Request) -> None:
+    """No path or query parameter of the Engine API can hold a NUL byte (names, references,
+    filters, a command's arguments all end at one in the kernel): refuse it here, before a
+    handler passes it on to a file name or a subprocess, which raise on it."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v
+                                     for k, v in request.query.items()):
+        raise InvalidArgument("invalid request: a NUL byte in its path or query")
+
+
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     headers = {"Api-Version": API_VERSION, "Ostype": "linux",
@@ -80,6 +89,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         version = request.match_info.get("version")
         if version:
             check_version(version)
+        check_no_nul(request)
         resp = await handler(request)
     except NotModified:
         resp = web.Response(status=304)
@@ -213,4 +223,4 @@ class Api:
         return app
 
 
-__all__ = ["Api", "middleware", "check_version", "MAX_HEADER_BYTES", "HEADER_LIMITS"]
+__all__ = ["Api", "middleware", "check_version", "check_no_nul", "MAX_HEADER_BYTES", "HEADER_LIMITS"]
