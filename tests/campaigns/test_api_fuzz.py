@@ -239,6 +239,27 @@ def _deeper(op: Any, method: str, path: str) -> list[Any]:
                       if k not in ("remote", "pull")}
         return case
 
+    if (method, path) in (("POST", "/images/load"), ("POST", "/images/create")):
+        # an image tarball (docker save's and OCI's layouts) whose index files are generated
+        json_value = st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=3) |
+            st.dictionaries(st.sampled_from(["Config", "RepoTags", "Layers", "manifests",
+                                             "mediaType", "digest", "size", "schemaVersion",
+                                             "annotations", "x"]), inner, max_size=4),
+            max_leaves=12)
+        index = st.sampled_from(["manifest.json", "index.json", "oci-layout", "repositories"])
+        files = st.lists(st.tuples(index, json_value.map(lambda v: json.dumps(v).encode())),
+                         min_size=1, max_size=3)
+        ctxs = st.builds(context, st.just(""), files)
+
+        def as_tarball(case: Any, tar: bytes) -> Any:
+            case = with_context(case, tar)
+            if path == "/images/create":   # an import: fromSrc=- reads the body
+                case.query = {**{k: v for k, v in (case.query or {}).items()
+                                 if k != "fromImage"}, "fromSrc": "-"}
+            return case
+        return [st.builds(as_tarball, op.as_strategy(), ctxs)]
     if (method, path) == ("POST", "/containers/create"):
         return [op.as_strategy().map(with_image),
                 op.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE)
