@@ -260,6 +260,14 @@ def _deeper(op: Any, method: str, path: str) -> list[Any]:
                                  if k != "fromImage"}, "fromSrc": "-"}
             return case
         return [st.builds(as_tarball, op.as_strategy(), ctxs)]
+    if (method, path) in (("POST", "/containers/{id}/attach"), ("POST", "/exec/{id}/start")):
+        # the docker CLI's hijack: the connection is taken over after a 101
+        def upgraded(case: Any) -> Any:
+            case.headers = {**(case.headers or {}), "Connection": "Upgrade", "Upgrade": "tcp"}
+            return case
+        seeded = op.as_strategy(path_parameters={"id": SEED["id"]}) \
+            if path.startswith("/containers/") else op.as_strategy()
+        return [seeded.map(upgraded), op.as_strategy().map(upgraded)]
     if (method, path) == ("POST", "/containers/create"):
         return [op.as_strategy().map(with_image),
                 op.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE)
@@ -461,7 +469,8 @@ def test_route_keeps_the_contract(fuzz_daemon: integration.Daemon, op: Any) -> N
         except (ValueError, requests.exceptions.RequestException):
             return   # a request no HTTP client can send
         body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
-        headers = {k: v for k, v in prepared.headers.items() if k.lower() != "connection"}
+        headers = {k: v for k, v in prepared.headers.items()
+                   if k.lower() != "connection" or v == "Upgrade"}
         try:
             out = send(str(fuzz_daemon.sock), method, prepared.path_url, headers, body, stream)
         except (ValueError, UnicodeError):
