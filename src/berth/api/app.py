@@ -41,6 +41,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"
 
 
+# A request's header bound: dockerd's server sets no MaxHeaderBytes, so Go's default applies,
+# http.DefaultMaxHeaderBytes = 1 MB for the request line and the headers together. aiohttp
+# bounds each line and each header field, and their count: a request line and a header field
+# may each be as long as dockerd takes them whole (an X-Registry-Config with many registries'
+# credentials, a long `filters`), and the count is aiohttp's own bound. A request over them
+# gets aiohttp's 400 ("Got more than ... bytes"), where dockerd gives Go's plain-text 431.
+MAX_HEADER_BYTES = 1 << 20
+HEADER_LIMITS = {"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES,
+                 "max_headers": 128}
+
+
 def _vtuple(v: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in v.split("."))
@@ -60,6 +71,15 @@ def check_version(version: str) -> None:
                               "please upgrade your client to a newer version")
 
 
+def check_no_nul(request: web.Request) -> None:
+    """No path or query parameter of the Engine API can hold a NUL byte (names, references,
+    filters, a command's arguments all end at one in the kernel): refuse it here, before a
+    handler passes it on to a file name or a subprocess, which raise on it."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v
+                                     for k, v in request.query.items()):
+        raise InvalidArgument("invalid request: a NUL byte in its path or query")
+
+
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     headers = {"Api-Version": API_VERSION, "Ostype": "linux",
@@ -69,6 +89,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         version = request.match_info.get("version")
         if version:
             check_version(version)
+        check_no_nul(request)
         resp = await handler(request)
     except NotModified:
         resp = web.Response(status=304)
@@ -81,6 +102,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             resp = json_response({"message": "page not found"}, 404)
         elif e.status == 405:
             resp = json_response({"message": "method not allowed"}, 405)
+        elif e.status >= 400:
+            # aiohttp's own refusals (a websocket route asked without its upgrade, say) carry
+            # Docker's body too: a client reads the message of every error the same way
+            resp = json_response({"message": (e.text or e.reason).strip()}, e.status)
         else:
             raise
     except (ConnectionResetError, asyncio.CancelledError):
@@ -188,11 +213,14 @@ class Api:
         return routes + plugins.ROUTES
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[middleware], client_max_size=0)
+        # client_max_size=0: aiohttp's own body bound is off, as routes stream their bodies
+        # (build contexts, image tarballs); the JSON ones are bounded in wire.read_json
+        app = web.Application(middlewares=[middleware], client_max_size=0,
+                              handler_args=HEADER_LIMITS)
         for method, path, handler in self.routes():
             app.router.add_route(method, VERSION_PREFIX + path, handler)
             app.router.add_route(method, path, handler)
         return app
 
 
-__all__ = ["Api", "middleware", "check_version"]
+__all__ = ["Api", "middleware", "check_version", "check_no_nul", "MAX_HEADER_BYTES", "HEADER_LIMITS"]

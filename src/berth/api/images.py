@@ -14,9 +14,11 @@ import json
 import logging
 from collections.abc import AsyncIterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from berth import reference
 from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.images import (
     HistoryLine,
@@ -36,6 +38,7 @@ from .wire import (
     error_message,
     filters,
     json_response,
+    json_text,
     qbool,
     qint,
     read_json,
@@ -157,6 +160,20 @@ async def progress(request: web.Request, messages: AsyncIterable[Any]) -> web.St
     return resp
 
 
+def check_server_address(server: str) -> None:
+    """A login's registry, as `docker login` names it (`host[:port]`, or a URL of one): a
+    client's text that is no host name is refused here, before it becomes a URL."""
+    s = server.strip()
+    try:
+        if "://" in s:
+            s = urlsplit(s).netloc
+        domain = s.rstrip("/").split("/", 1)[0]
+        if domain:
+            reference.parse(domain.lower() + "/x")
+    except (ValueError, InvalidArgument):
+        raise InvalidArgument(f"invalid registry address: {server!r}") from None
+
+
 class ImageHandlers:
     def __init__(self, images: ImageService, distribution: Distribution | None) -> None:
         self.images = images
@@ -215,7 +232,10 @@ class ImageHandlers:
 
     async def auth(self, request: web.Request) -> web.StreamResponse:
         dist = self._dist()
-        await dist.login(await read_json(request))
+        body = await read_json(request)
+        server = next((v for k, v in body.items() if k.lower() == "serveraddress"), None)
+        check_server_address(json_text(server, "serveraddress"))
+        await dist.login(body)
         return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
 
     # --- local images -----------------------------------------------------------------------

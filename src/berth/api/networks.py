@@ -17,7 +17,7 @@ from berth.containers import ContainerService
 from berth.errors import InvalidArgument, NotFound
 from berth.networks import Endpoint, IpamConfig, NetworkRecord, NetworkService, NetworkView
 
-from .wire import filters, json_response, read_json
+from .wire import filters, json_object, json_response, json_strings, json_text, read_json
 
 
 def ipam_config_json(c: IpamConfig) -> dict[str, Any]:
@@ -53,33 +53,17 @@ def network_json(view: NetworkView, *, enable_ipv4: bool = False) -> dict[str, A
             "Options": dict(rec.options), "Labels": dict(rec.labels)}
 
 
-def _strings(value: Any, field: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidArgument(f"invalid {field}: a map of strings is expected")
-    return {str(k): v for k, v in value.items()}
-
-
-def _text(value: Any, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgument(f"invalid {field}: a string is expected")
-    return value
-
-
 def decode_create(b: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `NetworkService.create` from a `POST /networks/create` body.
     What berth does not do (swarm's ingress and config-only networks) is refused."""
     if b.get("Ingress"):
         raise InvalidArgument("ingress network can only be created in swarm mode")
-    if b.get("ConfigOnly") or (b.get("ConfigFrom") or {}).get("Network"):
+    if b.get("ConfigOnly") or json_object(b.get("ConfigFrom"), "ConfigFrom").get("Network"):
         raise InvalidArgument("config-only networks are not supported by berth")
     if b.get("EnableIPv4") is False:   # API 1.47's IPv6-only networks
         raise InvalidArgument("IPv4 cannot be disabled: berth has no IPv6-only networks")
     if (b.get("Scope") or "local") != "local":
-        raise InvalidArgument(f"scope {b['Scope']} is not supported: only local")
+        raise InvalidArgument(f"scope {b['Scope']!r} is not supported: only local")
     ipam = b.get("IPAM") or {}
     if not isinstance(ipam, dict) or not isinstance(ipam.get("Config") or [], list):
         raise InvalidArgument("invalid IPAM: an object with a Config list is expected")
@@ -88,17 +72,17 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(c, dict):
             raise InvalidArgument("invalid IPAM.Config: a list of objects is expected")
         pools.append(IpamConfig(
-            subnet=_text(c.get("Subnet"), "Subnet"), gateway=_text(c.get("Gateway"), "Gateway"),
-            ip_range=_text(c.get("IPRange"), "IPRange"),
-            aux_addresses=_strings(c.get("AuxiliaryAddresses"), "AuxiliaryAddresses")))
-    return {"name": _text(b.get("Name"), "Name"),
-            "driver": _text(b.get("Driver"), "Driver") or "bridge",
-            "ipam": pools, "ipam_driver": _text(ipam.get("Driver"), "IPAM.Driver") or "default",
-            "ipam_options": _strings(ipam.get("Options"), "IPAM.Options"),
+            subnet=json_text(c.get("Subnet"), "Subnet"), gateway=json_text(c.get("Gateway"), "Gateway"),
+            ip_range=json_text(c.get("IPRange"), "IPRange"),
+            aux_addresses=json_strings(c.get("AuxiliaryAddresses"), "AuxiliaryAddresses")))
+    return {"name": json_text(b.get("Name"), "Name"),
+            "driver": json_text(b.get("Driver"), "Driver") or "bridge",
+            "ipam": pools, "ipam_driver": json_text(ipam.get("Driver"), "IPAM.Driver") or "default",
+            "ipam_options": json_strings(ipam.get("Options"), "IPAM.Options"),
             "enable_ipv6": bool(b.get("EnableIPv6")), "internal": bool(b.get("Internal")),
             "attachable": bool(b.get("Attachable")),
-            "options": _strings(b.get("Options"), "Options"),
-            "labels": _strings(b.get("Labels"), "Labels")}
+            "options": json_strings(b.get("Options"), "Options"),
+            "labels": json_strings(b.get("Labels"), "Labels")}
 
 
 def _shows_ipv4(request: web.Request) -> bool:
@@ -148,13 +132,15 @@ class NetworkHandlers:
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
-        await self.containers.connect(request.match_info["id"], b.get("Container", ""),
-                                      b.get("EndpointConfig") or {})
+        await self.containers.connect(request.match_info["id"],
+                                      json_text(b.get("Container"), "Container"),
+                                      json_object(b.get("EndpointConfig"), "EndpointConfig"))
         return web.Response(status=200)
 
     async def disconnect(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
-        await self.containers.disconnect(request.match_info["id"], b.get("Container", ""),
+        await self.containers.disconnect(request.match_info["id"],
+                                         json_text(b.get("Container"), "Container"),
                                          force=bool(b.get("Force")))
         return web.Response(status=200)
 

@@ -16,7 +16,7 @@ from berth.errors import NotFound
 from berth.volumes import VolumePruneReport, VolumeRecord, VolumeService, VolumeUsage
 from berth.volumes.records import format_created
 
-from .wire import filters, json_response, qbool, read_json
+from .wire import filters, json_response, json_strings, json_text, qbool, read_json
 
 
 def volume_json(v: VolumeRecord) -> dict[str, Any]:
@@ -51,8 +51,10 @@ class VolumeHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
         vol = await asyncio.to_thread(
-            self._vols().create, b.get("Name") or "", driver=b.get("Driver") or "local",
-            options=b.get("DriverOpts") or {}, labels=b.get("Labels") or {})
+            self._vols().create, json_text(b.get("Name"), "Name"),
+            driver=json_text(b.get("Driver"), "Driver") or "local",
+            options=json_strings(b.get("DriverOpts"), "DriverOpts"),
+            labels=json_strings(b.get("Labels"), "Labels"))
         return json_response(volume_json(vol), 201)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:

@@ -27,13 +27,22 @@ async def attach_ws(request: web.Request, containers: ContainerService) -> web.S
         keys = parse_detach_keys(request.query.get("detachKeys") or "ctrl-p,ctrl-q")
     except ValueError as e:
         raise InvalidArgument(str(e)) from None
+    ws = web.WebSocketResponse()
+    # checked before the attachment exists: a request that is no WebSocket handshake left
+    # one behind, subscribed to the container's output for as long as the daemon ran
+    if not ws.can_prepare(request).ok:
+        raise InvalidArgument("attach/ws needs a WebSocket handshake (Connection: Upgrade, "
+                              "Upgrade: websocket, Sec-WebSocket-Key and -Version)")
     att = containers.attach(doc.record.id, stdout=_flag(request, "stdout"),
                             stderr=_flag(request, "stderr"), logs=_flag(request, "logs"))
     if not _flag(request, "stream"):
         att.close()
         att.queue.put_nowait(None)
-    ws = web.WebSocketResponse()
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        att.close()
+        raise
     await _pump(ws, att, stdin=_flag(request, "stdin"), keys=keys)
     return ws
 

@@ -108,15 +108,69 @@ def stream_response(content_type: str = "application/json",
     return resp
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; {} for an empty one."""
-    raw = await request.read()
-    if not raw:
+# The largest JSON body a route reads whole (a container's config, a network's, an exec's...).
+# dockerd decodes these as a stream with no bound of its own; berth holds them in memory, so it
+# bounds them as Go's net/http bounds a form body (10 MB): far above any real configuration.
+# Bodies that are streams (build contexts, image tarballs, archives) are not read this way.
+MAX_JSON_BODY = 10 << 20
+
+
+class BodyTooLarge(InvalidArgument):
+    """A request body above what its route accepts: 413, with Docker's message body."""
+
+    status = 413
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (every JSON body of the Engine API is one); {} for an
+    empty one. A body above MAX_JSON_BODY is refused before it is read whole."""
+    if (request.content_length or 0) > MAX_JSON_BODY:
+        raise BodyTooLarge(f"request body too large: {request.content_length} bytes, the "
+                           f"limit is {MAX_JSON_BODY}")
+    raw = bytearray()
+    while chunk := await request.content.readany():
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY:
+            raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY} bytes")
+    if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except ValueError as e:
         raise InvalidArgument(f"invalid JSON body: {e}") from None
+    return json_object(data, "JSON body")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def json_object(value: Any, field: str) -> dict[str, Any]:
+    """`value` of a client's JSON as an object ({} for null)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"invalid {field}: an object is expected, not {_kind(value)}")
+    return value
+
+
+def json_text(value: Any, field: str) -> str:
+    """`value` of a client's JSON as a string ("" for null)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"invalid {field}: a string is expected, not {_kind(value)}")
+    return value
+
+
+def json_strings(value: Any, field: str) -> dict[str, str]:
+    """`value` of a client's JSON as a map of strings ({} for null)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidArgument(f"invalid {field}: a map of strings is expected")
+    return {str(k): v for k, v in value.items()}
 
 
 class SyncReader:
@@ -188,7 +242,8 @@ class SyncWriter:
 
 __all__ = ["API_VERSION", "MIN_API_VERSION", "ENGINE_VERSION", "qbool", "qint", "qsize",
            "parse_filters", "filters", "frame", "json_response", "error_message",
-           "stream_response", "read_json", "SyncReader", "SyncWriter"]
+           "stream_response", "read_json", "json_object", "json_text", "json_strings",
+           "MAX_JSON_BODY", "BodyTooLarge", "SyncReader", "SyncWriter"]
 
 
 # --- containers: Docker's JSON of the containers service's typed records ------------------------
