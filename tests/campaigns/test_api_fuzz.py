@@ -63,10 +63,6 @@ SEED_BY_ROUTE = {"/networks/": {"id": "fuzzn"}, "/images/": {"name": "busybox"}}
 # only failures are known ones is reported as an expected failure with the reason; any other
 # failure still fails it.
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("DELETE", "/containers/{id}", "cannot remove the default link name"): (
-        "berth.containers: DELETE /containers/NAME?link=true with a NAME that is not a link "
-        "answers 500 'Conflict, cannot remove the default link name of the container' (as "
-        "dockerd's daemon/delete.go rmLink, a plain error there too); a 409 or 400 is due"),
     ("POST", "/containers/create", "status 500"): (
         "berth.containers.spec: a container config whose fields have the wrong JSON types "
         "(HostConfig.BlkioDeviceReadBps: ['x'], a dict where a number goes, ...) raises "
@@ -79,10 +75,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
         "(daemon/start.go translateContainerdStartErr)"),
     ("POST", "/containers/{id}/restart", "failed to create task for container"): (
         "berth.containers: as start, for restart"),
-    ("GET", "/containers/{id}/logs", "invalid literal for int() with base 10"): (
-        "berth.containers._output: GET /containers/ID/logs?tail=NOT-A-NUMBER raises ValueError "
-        "once the 200 stream has begun (the client sees a cut stream); dockerd takes a tail "
-        "that is not a number as 'all'"),
 }
 
 

@@ -125,17 +125,11 @@ def test_one_container_name_many_clients(d: Daemon) -> None:
 
         res = at_once(d, "rm", "DELETE", f"/containers/{name}")
         got = statuses(res, "rm")
-        # one winner is what Docker says (test_one_removal_wins below); the others' 204 is
-        # berth's today
+        # one winner, as Docker says (test_one_removal_wins below)
         assert got[204] >= 1 and set(got) <= {204, 404, 409}, got
         assert name not in names(d)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "containers (another helper's package): a DELETE that waited on another client's removal "
-    "of the same container answers 204; dockerd answers 409 'removal of container X is "
-    "already in progress' (ContainerService.remove returns quietly on live.removed), or 404 "
-    "once it is gone"))
 @pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
 def test_one_removal_wins(d: Daemon, running: bool) -> None:
     name = f"rm-once-{int(running)}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from berth import jsonc as json
 from berth.client import Client, q
-from berth.errors import NotFound
+from berth.errors import Conflict, NotFound
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
@@ -143,8 +143,21 @@ class Engine:
         self.client.send("POST", f"/containers/{q(ref)}/unpause").close()
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        self.client.send("DELETE", f"/containers/{q(ref)}",
-                         query={"force": force, "v": volumes}).close()
+        try:
+            self.client.send("DELETE", f"/containers/{q(ref)}",
+                             query={"force": force, "v": volumes}).close()
+        except Conflict as e:
+            if "already in progress" not in str(e):
+                raise
+            # another removal (an AutoRemove, say) is under way: done once it is gone
+            import time
+            for _ in range(100):
+                try:
+                    self.client.get(f"/containers/{q(ref)}/json")
+                except NotFound:
+                    return
+                time.sleep(0.1)
+            raise
 
     def rename(self, ref: str, name: str) -> None:
         self.client.send("POST", f"/containers/{q(ref)}/rename", query={"name": name}).close()

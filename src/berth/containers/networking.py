@@ -299,7 +299,8 @@ class Networking:
         name = ref if ref.startswith("/") else "/" + ref
         parent, _, alias = name.rpartition("/")
         if not parent:
-            raise System("Conflict, cannot remove the default link name of the container")
+            # dockerd answers 500 with these words; a 409 says the same to its CLI
+            raise Conflict("Conflict, cannot remove the default link name of the container")
         try:
             prec = self.store.resolve(parent)
         except NotFound:

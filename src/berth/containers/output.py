@@ -72,7 +72,10 @@ class Output:
         cid = rec.id
         path = rec.log_path
         streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
-        n_tail = -1 if tail in ("all", "", None) else int(tail)
+        try:
+            n_tail = int(tail)
+        except (TypeError, ValueError):
+            n_tail = -1  # "all", or what is no number: everything, as dockerd reads it
         if n_tail < -1:
             n_tail = -1
 

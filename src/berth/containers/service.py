@@ -40,7 +40,7 @@ from berth.containers.record import ContainerRecord, WaitResult
 from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
-from berth.containers.store import ContainerStore, Emit
+from berth.containers.store import ContainerStore, Emit, Live
 from berth.containers.views import ContainerView, Views
 from berth.errors import (
     BerthError,
@@ -194,11 +194,15 @@ class ContainerService:
             except InvalidArgument:
                 shown = image_name
             raise NotFound(f"No such image: {shown}") from None
-        hc: dict[str, Any] = dict(body.get("HostConfig") or {})
-        warnings = check_host_config(body, hc, self.cfg, self.ncpu, self.store.resolve)
         icfg = image.container_config
         cid = secrets.token_hex(32)
-        full_cfg = container_config(body, hc, icfg, cid)
+        try:
+            hc: dict[str, Any] = dict(body.get("HostConfig") or {})
+            warnings = check_host_config(body, hc, self.cfg, self.ncpu, self.store.resolve)
+            full_cfg = container_config(body, hc, icfg, cid)
+        except (TypeError, AttributeError, ValueError) as e:
+            # a field of the wrong JSON type (dockerd's typed decoding refuses it: 400)
+            raise InvalidArgument(f"invalid container config: {e}") from None
         name = pick_name(name, self.store.all())
         mount_specs = self.mounts.specs(body, hc, icfg.get("Volumes"))
         nets = self.net.requested(hc, body.get("NetworkingConfig") or {})
@@ -503,13 +507,26 @@ class ContainerService:
             self.net.remove_link(ref)
             return
         rec = self.store.resolve(ref)
-        cid = rec.id
-        live = self.store.live[cid]
+        live = self.store.live[rec.id]
+        if live.removing or live.removed:
+            # as dockerd: one removal wins; the others hear it is under way
+            raise Conflict(f"removal of container {rec.name.lstrip('/')} is already in "
+                           "progress")
         status = rec.state.status
         if not status.can_remove(force=force) and status is not ContainerStatus.REMOVING:
             what = "restarting" if status is ContainerStatus.RESTARTING else "running"
             raise Conflict(f'cannot remove container "{rec.name}": container is {what}: '
                            "stop the container before removing or force remove")
+        live.removing = True
+        try:
+            await self._remove(rec, live, force=force, volumes=volumes)
+        finally:
+            live.removing = False
+
+    async def _remove(self, rec: ContainerRecord, live: Live, *, force: bool,
+                      volumes: bool) -> None:
+        cid = rec.id
+        status = rec.state.status
         if status is ContainerStatus.RESTARTING:
             self.restarts.cancel(rec)
         if status.is_running:

@@ -33,6 +33,7 @@ class Live:
         self.exits = 0                         # how many times it has exited
         self.changed = asyncio.Condition()     # notified on start, exit, removal
         self.removed = False
+        self.removing = False  # a removal is under way (others get 409, as from dockerd)
         self.followers = 0                     # log streams reading the log file
         self.reader: asyncio.Task[None] | None = None
         self.channel: Channel | None = None    # to the monitor, while it runs
