@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import socket
 
-from berth.shim import host, protocol
+from berth.shim import protocol, queued
 
 
 def test_a_daemon_that_does_not_read_never_blocks_the_host() -> None:
     ours, theirs = socket.socketpair()
     closed: list[socket.socket] = []
     try:
-        ch = host.QueuedChannel(ours, on_close=closed.append)
+        ch = queued.QueuedChannel(ours, on_close=closed.append)
         chunk = b"x" * 65536
-        n = (host.HIGH_WATER >> 16) + 64  # far more than the socket takes
+        n = (queued.HIGH_WATER >> 16) + 64  # far more than the socket takes
         for _ in range(n):
             ch.send(protocol.T_STDOUT, chunk)  # returns at once
         # full: the host stops reading the container's output (lossless backpressure)
@@ -46,7 +46,7 @@ def test_a_daemon_that_does_not_read_never_blocks_the_host() -> None:
 def test_a_gone_daemon_is_a_closed_channel_the_host_is_told_of() -> None:
     ours, theirs = socket.socketpair()
     closed: list[socket.socket] = []
-    ch = host.QueuedChannel(ours, on_close=closed.append)
+    ch = queued.QueuedChannel(ours, on_close=closed.append)
     theirs.close()
     ch.send(protocol.T_STDOUT, b"x")
     # no error reaches the host's loop, and it hears of the close while the descriptor's

@@ -27,7 +27,7 @@ import socket
 import sys
 
 from berth import linux
-from berth.shim import host, monitor, protocol
+from berth.shim import host, monitor, protocol, starter
 from berth.shim.protocol import NOFILE_ENV, dns_socket, lean_socket
 
 
@@ -134,7 +134,7 @@ class _Hosts:
             try:
                 ctl = self.ctl if self.ctl is not None and self.taken < host.CAPACITY \
                     else self._new(conn)
-                host.handoff(ctl, line, conn)
+                starter.handoff(ctl, line, conn)
             except OSError:
                 if attempt:
                     with contextlib.suppress(OSError):

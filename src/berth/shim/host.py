@@ -36,11 +36,8 @@ import os
 import selectors
 import signal
 import socket
-import struct
-import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,15 +54,14 @@ from berth.shim.protocol import (
     T_STDOUT,
     StartRequest,
 )
+from berth.shim.queued import QueuedChannel
+from berth.shim.starter import LEN, listen, log, starter
 from berth.shim.stdio import LogWriter, Stdio
 
 # container starts a host takes over its life; then the fork server starts another
 CAPACITY = 64
-# output queued for one channel to the daemon above which the container's output is no longer
-# read (backpressure, lossless as the monitor's blocking write was) ...
-HIGH_WATER = 1 << 20
-# ... and how long a channel may stay above it before it is given up (the monitor's write
-# timed out after as long): the container's other channels and its log go on
+# how long a channel may stay above HIGH_WATER (shim.queued) before it is given up (the
+# monitor's write timed out after as long): the container's other channels and its log go on
 STALL_LIMIT = 10.0
 # how long output may still come after a container's init has ended (a process that kept
 # its stdout open): as long as it keeps coming, and this long after it stops
@@ -76,74 +72,6 @@ DRAIN_AT_END = 1 << 20
 READ_SIZE = 65536
 # exits reaped before the starter has told the pid, kept this long
 EARLY_KEEP = 60.0
-_LEN = struct.Struct(">I")
-
-
-class QueuedChannel:
-    """A channel to the daemon that never blocks the host: what cannot be written now waits
-    in a queue, written when the socket is writable. `on_close` is told before the socket
-    closes (the host stops watching it while its number is still its own)."""
-
-    def __init__(self, sock: socket.socket,
-                 on_close: Callable[[socket.socket], None] | None = None) -> None:
-        self.sock: socket.socket | None = sock
-        sock.setblocking(False)
-        self.on_close = on_close
-        self.buf = b""
-        self.out = bytearray()
-        self.full_since = 0.0  # when the queue went above HIGH_WATER; 0 when below
-
-    @property
-    def full(self) -> bool:
-        return len(self.out) > HIGH_WATER
-
-    def send(self, typ: int, payload: bytes) -> None:
-        self._queue(protocol.frame(typ, payload))
-
-    def control(self, msg: protocol.ShimMessage) -> None:
-        self._queue(protocol.encode_control(msg))
-
-    def _queue(self, data: bytes) -> None:
-        if self.sock is None:
-            return
-        self.out += data
-        self.flush()
-
-    def flush(self) -> None:
-        while self.out and self.sock is not None:
-            try:
-                n = self.sock.send(self.out)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self.close()
-                return
-            del self.out[:n]
-        if not self.full:
-            self.full_since = 0.0
-        elif not self.full_since:
-            self.full_since = time.monotonic()
-
-    def read_frames(self) -> list[tuple[int, bytes]] | None:
-        assert self.sock is not None
-        try:
-            data = self.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return []
-        except OSError:
-            data = b""
-        if not data:
-            return None
-        out, self.buf = protocol.split_frames(self.buf + data)
-        return out
-
-    def close(self) -> None:
-        if self.sock is not None:
-            if self.on_close is not None:
-                self.on_close(self.sock)
-            self.sock.close()
-            self.sock = None
-        self.out = bytearray()
 
 
 @dataclass(eq=False)
@@ -199,7 +127,7 @@ class Host:
                     _owner(old.data) is not _owner(data):
                 # a number left registered by something closed: now another's (defensive;
                 # every close unwatches first)
-                _log(f"shim host: a stale watch of {fileobj!r} replaced")
+                log(f"shim host: a stale watch of {fileobj!r} replaced")
                 self.sel.unregister(fileobj)
                 self.sel.register(fileobj, mask, data)
                 return
@@ -268,7 +196,7 @@ class Host:
                 try:
                     self._event(kind, what, mask)
                 except Exception as e:  # noqa: BLE001 - confined to the container it was for
-                    _log(f"shim host: {kind}: {e!r}")
+                    log(f"shim host: {kind}: {e!r}")
                     self._confine(kind, what, key.fileobj)
             self._reap()
             self._finish_ended()
@@ -338,7 +266,7 @@ class Host:
         for c in list(self.held.values()):
             for ch in list(c.chans):
                 if ch.full_since and now - ch.full_since > STALL_LIMIT:
-                    _log(f"shim host: {c.req.id[:12]}: a channel read nothing for "
+                    log(f"shim host: {c.req.id[:12]}: a channel read nothing for "
                          f"{STALL_LIMIT:.0f} s: closed")
                     ch.close()
                     self._sent(c)
@@ -360,23 +288,23 @@ class Host:
             data, fds = b"", []
         for fd in fds:
             os.set_inheritable(fd, False)
-        if len(data) < _LEN.size:
+        if len(data) < LEN.size:
             for fd in fds:
                 os.close(fd)
             self._retire()
             return
-        (size,) = _LEN.unpack_from(data)
+        (size,) = LEN.unpack_from(data)
         if size > protocol.MAX_REQUEST:
             for fd in fds:
                 os.close(fd)
             self._retire()
             return
-        while len(data) < _LEN.size + size:
-            more = self.ctl.recv(_LEN.size + size - len(data))
+        while len(data) < LEN.size + size:
+            more = self.ctl.recv(LEN.size + size - len(data))
             if not more:
                 break
             data += more
-        line = data[_LEN.size:_LEN.size + size]
+        line = data[LEN.size:LEN.size + size]
         if not fds:
             return
         conn = socket.socket(fileno=fds[0])
@@ -386,7 +314,7 @@ class Host:
                 raise protocol.ProtocolError("protocol error: not a container start")
             self._start(req, conn)
         except Exception as e:  # noqa: BLE001 - reported on the connection it came on
-            _log(f"shim host: a start failed: {''.join(traceback.format_exception(e))}")
+            log(f"shim host: a start failed: {''.join(traceback.format_exception(e))}")
             with contextlib.suppress(OSError):
                 conn.setblocking(True)
                 conn.settimeout(1)
@@ -415,7 +343,7 @@ class Host:
         if pid == 0:  # the starter
             code = 0
             try:
-                _starter(req, rt, stdio, self.cfg, theirs, keep)
+                starter(req, rt, stdio, self.cfg, theirs, keep)
             except BaseException:  # noqa: BLE001 - reported by its silence: the host says
                 code = 1
             finally:
@@ -458,7 +386,7 @@ class Host:
         try:
             self._hold(c, word, list(fds))
         except Exception as e:  # noqa: BLE001 - this container's start fails, not the host
-            _log(f"shim host: {c.req.id[:12]}: {e!r}")
+            log(f"shim host: {c.req.id[:12]}: {e!r}")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(c.pid, signal.SIGKILL)
             self._release(c)
@@ -490,7 +418,7 @@ class Host:
         if c.stdio.stdin_fd() >= 0:
             os.set_blocking(c.stdio.stdin_fd(), False)
         if c.req.socket:
-            c.listener = _listen(c.req.socket)
+            c.listener = listen(c.req.socket)
         # from here on nothing fails: the container is held
         if c.dns is not None:
             self._watch_dns(c)
@@ -650,7 +578,7 @@ class Host:
             try:
                 self._finish(c)
             except Exception as e:  # noqa: BLE001 - one container's end, not the host's
-                _log(f"shim host: end of {c.req.id[:12]}: {e!r}")
+                log(f"shim host: end of {c.req.id[:12]}: {e!r}")
                 self._release(c)
 
     def _release(self, c: Held) -> None:
@@ -716,74 +644,10 @@ class Host:
         c.chans = []
 
 
-def _starter(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: monitor.ShimConfig,
-             result: socket.socket, keep: set[int]) -> None:
-    """In the starter (a child of the host): start the container and say how it went."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    # only this container's descriptors: the host's others (other containers' stdio and
-    # channels) must never reach this container's init, not even before it execs
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    try:
-        h, cg, dns = monitor.start_container(req, rt, stdio, cfg)
-    except monitor.Failed as e:
-        result.send(json.dumps({"error": e.message, "code": e.code}).encode())
-        return
-    except Exception as e:  # noqa: BLE001 - the host reports it
-        _log(f"shim host: a starter failed: {''.join(traceback.format_exception(e))}")
-        result.send(json.dumps({"error": f"monitor: {e}", "code": 125}).encode())
-        return
-    fds = []
-    word: dict[str, Any] = {"pid": h.pid}
-    if stdio.master >= 0:
-        fds.append(stdio.master)
-        word["master"] = True
-    if dns is not None:
-        fds.append(dns.sock.fileno())
-        word["dns"] = True
-    socket.send_fds(result, [json.dumps(word).encode()], fds)
-
-
-def _listen(path: str) -> socket.socket:
-    # bound by a relative name from its directory (a unix socket path has at most 107 bytes),
-    # then back to /: the host must not hold a container's directory as its own
-    os.chdir(os.path.dirname(path))
-    try:
-        name = os.path.basename(path)
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(name)
-        os.chmod(name, 0o600)
-        s.listen(8)
-        s.setblocking(False)
-    finally:
-        os.chdir("/")
-    return s
-
-
 def _owner(data: tuple[str, Any]) -> Any:
     """Whose a watch is: a container's descriptor's, or the object's it names."""
     kind, what = data
     return what[0] if kind == "io" else what
-
-
-def _log(msg: str) -> None:
-    with contextlib.suppress(OSError):
-        sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
-
-
-def handoff(ctl: socket.socket, line: bytes, conn: socket.socket) -> None:
-    """In the fork server: hand a container start to a host (blocking)."""
-    data = _LEN.pack(len(line)) + line
-    n = socket.send_fds(ctl, [data[:65536]], [conn.fileno()])
-    if n < len(data):
-        ctl.sendall(data[n:])
 
 
 def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
@@ -796,10 +660,10 @@ def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
         linux.set_child_subreaper()
         Host(ctl, cfg).serve()
     except BaseException as e:  # noqa: BLE001 - the host's edge
-        _log(f"shim host: {e!r}")
+        log(f"shim host: {e!r}")
         code = 1
     finally:
         os._exit(code)
 
 
-__all__ = ["CAPACITY", "HIGH_WATER", "Host", "QueuedChannel", "handoff", "run_host"]
+__all__ = ["CAPACITY", "Host", "run_host"]
