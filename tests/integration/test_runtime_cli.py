@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import console_socket, remove_cgroup_tree
+from .conftest import console_socket, remove_cgroups_named
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -46,22 +45,6 @@ def _set_args(bundle: Path, args: list[str], cgroup: str = "") -> None:
         cfg["linux"]["cgroupsPath"] = cgroup
         cfg["linux"]["resources"] = {"pids": {"limit": 10}}
     (bundle / "config.json").write_text(json.dumps(cfg))
-
-
-def _remove_cgroups(top: str) -> None:
-    """conftest's remove_cgroups_named over os.walk, which skips the cgroups that other
-    tests remove meanwhile (Path.rglob raises on them, and the cgroup stayed)."""
-    found = [Path(d) for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == top]
-    for d in found:
-        for sub, _, _ in os.walk(d):
-            with contextlib.suppress(OSError):
-                for pid in Path(sub, "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), 9)
-    if found:
-        time.sleep(0.05)
-    for d in found:
-        remove_cgroup_tree(d)
 
 
 def test_spec_and_run(bundle: Path, tmp_path: Path) -> None:
@@ -101,7 +84,7 @@ def test_create_start_state_kill_delete(bundle: Path, tmp_path: Path) -> None:
         left = [Path(d) for d, _, _ in os.walk("/sys/fs/cgroup") if d.endswith("/" + top)]
         assert left and not any((p / "c2").exists() for p in left)
     finally:
-        _remove_cgroups(top)  # also when an assertion failed
+        remove_cgroups_named(top)  # also when an assertion failed
 
 
 @pytest.mark.parametrize("command", ["create", "run"])

@@ -4,7 +4,6 @@ reason."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -12,12 +11,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import console_socket, remove_cgroup_tree
+from .conftest import console_socket, remove_cgroups_named
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -89,7 +87,7 @@ def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
         ours = _run([RT, "--root", str(tmp_path / "berth"), "run", "-b", str(bundle),
                      "c-berth"], tmp_path)
     finally:
-        _cleanup_cgroup(cg)
+        remove_cgroups_named(cg.split("/")[0])
     assert ours.splitlines() == theirs.splitlines()
     filtered = "seccomp" in json.loads((bundle / "config.json").read_text())["linux"]
     assert ("Seccomp:\t2" in ours) is filtered
@@ -98,23 +96,6 @@ def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
 
 EXEC_SCRIPT = ("id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
                "ps -o pid,comm | grep -c sleep; echo $FROM_EXEC")
-
-
-def _cleanup_cgroup(cg: str) -> None:
-    """The test's cgroups (relative: under this process's own, in each hierarchy), found with
-    os.walk, which skips what other tests remove meanwhile (conftest's rglob raises on it)."""
-    top = cg.split("/")[0]
-    found = [Path(d) for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == top]
-    for d in found:
-        for sub, _, _ in os.walk(d):
-            with contextlib.suppress(OSError):
-                for pid in Path(sub, "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), 9)
-    if found:
-        time.sleep(0.05)
-    for d in found:
-        remove_cgroup_tree(d)
 
 
 @pytest.mark.parametrize("bundle", ["seccomp"], indirect=True)
@@ -139,7 +120,7 @@ def test_exec_sees_what_runc_exec_sees(bundle: Path, tmp_path: Path) -> None:
             finally:
                 subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)
     finally:
-        _cleanup_cgroup(cfg["linux"]["cgroupsPath"])
+        remove_cgroups_named(cfg["linux"]["cgroupsPath"].split("/")[0])
     theirs, ours = outs
     assert ours == theirs
     assert "Seccomp:\t2" in ours and "/tmp" in ours and "yes" in ours
@@ -165,6 +146,6 @@ def test_console_socket(bundle: Path, tmp_path: Path) -> None:
             subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)
             outs.append(got[0].decode().replace("\r", ""))
     finally:
-        _cleanup_cgroup(cfg["linux"]["cgroupsPath"])
+        remove_cgroups_named(cfg["linux"]["cgroupsPath"].split("/")[0])
     theirs, ours = outs
     assert ours == theirs and "on-the-pty" in ours and "/dev/pts/" in ours

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import remove_cgroup_tree
+from .conftest import remove_cgroup_tree, remove_cgroups_named
 
 pytestmark = pytest.mark.root
 RT = str(Path(sys.executable).parent / "berth-runtime")
@@ -59,29 +59,13 @@ def spec_bundle(tmp_path: Path, rootfs_tar: Path) -> Iterator[Path]:
     try:
         yield b
     finally:
-        _remove_cgroups(top)
+        remove_cgroups_named(top)
 
 
 def _cgroup_dirs(rel: str, under: str = "/sys/fs/cgroup") -> list[Path]:
     """The cgroup directories whose path ends in `rel`, anywhere below `under`: os.walk,
     which skips what other tests remove meanwhile (Path.rglob raises on it)."""
     return [Path(d) for d, _, _ in os.walk(under) if d.endswith("/" + rel.strip("/"))]
-
-
-def _remove_cgroups(top: str) -> None:
-    """conftest's remove_cgroups_named, over os.walk: kill what runs in every cgroup named
-    `top` (in any hierarchy, below wherever this process's own cgroup is), then remove them."""
-    found = [Path(d) for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == top]
-    for d in found:
-        for sub, _, _ in os.walk(d):
-            with contextlib.suppress(OSError):
-                for pid in Path(sub, "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), 9)
-    if found:
-        time.sleep(0.05)
-    for d in found:
-        remove_cgroup_tree(d)
 
 
 def _edit(bundle: Path, change: Callable[[dict[str, Any]], object]) -> None:
@@ -789,7 +773,7 @@ def test_no_cgroups_path(spec_bundle: Path, tmp_path: Path) -> None:
         theirs, ours = (_life(rt, spec_bundle, tmp_path, cid=cid, files=["pids/pids.max"])
                         for rt in ("runc", RT))
     finally:
-        _remove_cgroups(cid)
+        remove_cgroups_named(cid)
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.output == theirs.output and ours.cgroup == theirs.cgroup
     assert ours.cgroup == {"pids/pids.max": "42"} and ours.output.endswith("42\n")
