@@ -1,6 +1,6 @@
 """The shim host's channel to the daemon: queued, never blocking the host (`shim.host`).
 
-Imports `shim.protocol`.
+Imports `shim.protocol`, `shim.stdio`.
 """
 
 from __future__ import annotations
@@ -10,20 +10,22 @@ import time
 from collections.abc import Callable
 
 from berth.shim import protocol
+from berth.shim.stdio import Channel
 
 # output queued for one channel to the daemon above which the container's output is no longer
 # read (backpressure, lossless as the monitor's blocking write was)
 HIGH_WATER = 1 << 20
 
 
-class QueuedChannel:
+class QueuedChannel(Channel):
     """A channel to the daemon that never blocks the host: what cannot be written now waits
-    in a queue, written when the socket is writable. `on_close` is told before the socket
-    closes (the host stops watching it while its number is still its own)."""
+    in a queue, written when the socket is writable (frames are read as the monitor's channel
+    reads them). `on_close` is told before the socket closes (the host stops watching it
+    while its number is still its own)."""
 
-    def __init__(self, sock: socket.socket,
+    def __init__(self, sock: socket.socket,  # not Channel's: no timeout, never blocking
                  on_close: Callable[[socket.socket], None] | None = None) -> None:
-        self.sock: socket.socket | None = sock
+        self.sock = sock
         sock.setblocking(False)
         self.on_close = on_close
         self.buf = b""
@@ -60,19 +62,6 @@ class QueuedChannel:
             self.full_since = 0.0
         elif not self.full_since:
             self.full_since = time.monotonic()
-
-    def read_frames(self) -> list[tuple[int, bytes]] | None:
-        assert self.sock is not None
-        try:
-            data = self.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return []
-        except OSError:
-            data = b""
-        if not data:
-            return None
-        out, self.buf = protocol.split_frames(self.buf + data)
-        return out
 
     def close(self) -> None:
         if self.sock is not None:
