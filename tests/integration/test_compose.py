@@ -470,7 +470,9 @@ def test_service_keys_reach_the_containers(app: Compose) -> None:
         deadline = time.time() + 15
         while True:
             out = str(app.ok("exec", "-T", service, "sh", "-c", script, env=env).stdout)
-            if expect in out or time.time() > deadline:
+            # an exec seen once under load to answer nothing with status 0: asked again
+            # (a bug left open on issue 17, not what this test is about)
+            if (expect in out and out) or time.time() > deadline:
                 return out
             time.sleep(0.2)
 
