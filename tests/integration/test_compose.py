@@ -489,7 +489,7 @@ def test_service_keys_reach_the_containers(app: Compose) -> None:
     assert "front page" in sh("client", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc www.front 80",
                               "front page")
     # an anonymous volume outlives the recreation of its container
-    sh("web", "echo kept > /anon/f")
+    sh("web", "echo kept > /anon/f; echo written", "written")
     app.ok("up", "-d", "--force-recreate", "web", env=env)
     assert sh("web", "cat /anon/f") == "kept\n"
 
