@@ -1,0 +1,119 @@
+"""The gRPC server of the CRI: runtime.v1's RuntimeService and ImageService, served with
+grpc.aio on the daemon's own asyncio loop (the handlers await the same services the Engine API
+does, with no hop between threads).
+
+The method table is made from the proto's descriptors: each RPC whose name a handler object has
+as an async method is served, the others answer UNIMPLEMENTED (grpc's own answer to an unknown
+method). berth's errors become gRPC status codes here, at the edge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from berth.cri.gen import api
+from berth.errors import (
+    BerthError,
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    NotImplemented_,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+_CODES: tuple[tuple[type[BerthError], grpc.StatusCode], ...] = (
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (Unauthorized, grpc.StatusCode.UNAUTHENTICATED),
+    (Forbidden, grpc.StatusCode.PERMISSION_DENIED),
+    (NotImplemented_, grpc.StatusCode.UNIMPLEMENTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_code(e: BerthError) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(e, cls):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+def _wrap(name: str, fn: Callable[[Any], Awaitable[Any]]) -> Handler:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await fn(request)
+        except BerthError as e:
+            log.debug("CRI %s: %s", name, e)
+            await context.abort(status_code(e), str(e))
+        except OSError as e:
+            log.warning("CRI %s: %s", name, e)
+            await context.abort(grpc.StatusCode.UNKNOWN, str(e))
+    return call
+
+
+def service_handler(service: str, impl: object) -> grpc.GenericRpcHandler:
+    """`impl`'s async methods named as `service`'s RPCs (unary ones: the streaming
+    GetContainerEvents is not served yet)."""
+    desc = api().DESCRIPTOR.services_by_name[service]
+    methods: dict[str, grpc.RpcMethodHandler] = {}
+    for m in desc.methods:
+        fn = getattr(impl, m.name, None)
+        if fn is None or m.client_streaming or m.server_streaming:
+            continue
+        req = getattr(api(), m.input_type.name)
+        methods[m.name] = grpc.unary_unary_rpc_method_handler(
+            _wrap(m.name, fn), request_deserializer=req.FromString,
+            response_serializer=lambda msg: msg.SerializeToString())
+    return grpc.method_handlers_generic_handler(desc.full_name, methods)
+
+
+class CriServer:
+    """Serves `runtime` and `images` on a unix socket."""
+
+    def __init__(self, runtime: object, images: object) -> None:
+        self.runtime = runtime
+        self.images = images
+        self.server: grpc.aio.Server | None = None
+        self.path = ""
+
+    async def start(self, address: str) -> None:
+        if not address.startswith("unix://"):
+            raise InvalidArgument(f"--cri-socket {address!r}: only unix:///PATH is served")
+        self.path = address[len("unix://"):]
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20),
+                                          ("grpc.max_send_message_length", 16 << 20)])
+        server.add_generic_rpc_handlers((service_handler("RuntimeService", self.runtime),
+                                         service_handler("ImageService", self.images)))
+        if not server.add_insecure_port(address):
+            raise InvalidArgument(f"cannot listen on {address}")
+        await server.start()
+        os.chmod(self.path, 0o660)
+        self.server = server
+        log.info("CRI listen on %s", self.path)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(1.0)
+            self.server = None
+        if self.path and os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+__all__ = ["CriServer", "service_handler", "status_code"]
