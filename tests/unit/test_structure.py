@@ -56,7 +56,10 @@ ALLOWED = {
             "builder"},
     "daemon": {"fs", "api", "containers", "images", "content", "storage", "metadata", "cgroups",
                "errors", "shim", "oci", "reference", "linux", "units", "events",
-               "volumes", "networks", "registry", "builder"},
+               "volumes", "networks", "registry", "builder", "cri"},
+    # the Kubernetes CRI: over the services (DESIGN.md), with registry's AuthConfig (what the
+    # distribution service takes) and linux for its pause process's unshare
+    "cri": {"containers", "images", "errors", "fs", "reference", "registry", "linux"},
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 
 from berth.containers import cdi
@@ -21,6 +22,10 @@ from berth.containers.spec import build_spec
 from berth.containers.store import ContainerStore
 from berth.errors import Conflict, InvalidArgument, System
 from berth.fs import atomic_write
+
+# the annotations by which berth.cri has a container join a pod sandbox's namespaces
+CRI_NETNS = "io.berth.cri.netns"
+CRI_IPCNS = "io.berth.cri.ipcns"
 
 
 class Bundles:
@@ -66,6 +71,13 @@ class Bundles:
             ipcns = f"/proc/{donor.state.pid}/ns/ipc"
         elif ipc_mode == "shareable":
             self.ipc.mount_shm(rec)
+        # a CRI pod's container (berth.cri) joins its sandbox holder's namespaces by path
+        ann = rec.host_config.get("Annotations") or {}
+        if mode == "none" and re.fullmatch(r"/proc/[0-9]+/ns/net", ann.get(CRI_NETNS, "")):
+            netns = ann[CRI_NETNS]
+        if ipc_mode == "private" and re.fullmatch(r"/proc/[0-9]+/ns/ipc",
+                                                  ann.get(CRI_IPCNS, "")):
+            ipcns = ann[CRI_IPCNS]
         if rec.host_config.get("Init") and not (
                 self.cfg.init_path and os.path.exists(self.cfg.init_path)):
             raise System('exec: "docker-init": executable file not found in $PATH '
@@ -94,4 +106,4 @@ class Bundles:
         return bundle, state_dir
 
 
-__all__ = ["Bundles"]
+__all__ = ["CRI_IPCNS", "CRI_NETNS", "Bundles"]

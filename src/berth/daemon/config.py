@@ -52,6 +52,10 @@ class DaemonConfig:
     # entitlements a build may be granted when it asks (buildkitd's flag of the same name)
     insecure_entitlements: frozenset[str] = frozenset()
     idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
+    # the Kubernetes CRI (berth.cri): its socket ("": not served), CNI config and plug-ins
+    cri_socket: str = ""
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dirs: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
 
     @property
     def socket_paths(self) -> list[str]:
@@ -116,6 +120,12 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("--allow-insecure-entitlement", action="append", default=[],
                    help="network.host: a build may run RUN --network=host steps when it asks "
                    "for it (berth build --allow network.host)")
+    p.add_argument("--cri-socket", default="",
+                   help="serve the Kubernetes CRI (runtime/v1) on unix:///PATH (off by default)")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d",
+                   help="the CRI's CNI network configs (the first in name order is used)")
+    p.add_argument("--cni-bin-dir", action="append", default=[],
+                   help="where the CRI finds CNI plug-ins (default: /opt/cni/bin, /usr/lib/cni)")
     p.add_argument("--config-file", default="/etc/berth/daemon.json",
                    help="daemon.json: registry-mirrors, insecure-registries, dns, log-opts, ...")
     p.add_argument("-v", "--version", action="store_true")
@@ -162,7 +172,9 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         registry_mirrors=a.registry_mirror,
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
                         docker_hub=a.docker_hub == "true", idmap=idmap,
-                        insecure_entitlements=entitlements)
+                        insecure_entitlements=entitlements, cri_socket=a.cri_socket,
+                        cni_conf_dir=os.path.abspath(a.cni_conf_dir),
+                        cni_bin_dirs=tuple(a.cni_bin_dir) or ("/opt/cni/bin", "/usr/lib/cni"))
 
 
 def _bool(p: argparse.ArgumentParser, name: str, v: str | bool) -> bool:
