@@ -1,0 +1,255 @@
+"""berthd as a Kubernetes CRI runtime (`--cri-socket`), driven as a kubelet drives it: a gRPC
+client over the runtime/v1 proto (crictl and critest cannot be built offline: README). Pods are
+networked by Debian's CNI plug-ins with a conflist of this module's own (its own bridge, on
+10.251.67.0/25, host-local IPAM in a temporary directory); /etc/cni/net.d is never touched.
+Everything is torn down after: pods (CNI DEL), holders, containers, the bridge."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Daemon, running_daemon
+from .registries import Registry, running
+
+grpc = pytest.importorskip("grpc")
+
+CNI_BIN = "/usr/lib/cni"
+SUBNET = "10.251.67.0/25"
+
+
+def _conflist(bridge: str, ipam_dir: Path) -> dict[str, Any]:
+    return {"cniVersion": "1.0.0", "name": f"berth-test-{bridge}", "plugins": [
+        {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
+                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(ipam_dir)}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+        {"type": "loopback"}]}
+
+
+def holders(root: str) -> list[int]:
+    """The pause processes of the daemon whose CRI keeps `root` (their --root=)."""
+    mark = f"--root={root}".encode()
+    out = []
+    for n in os.listdir("/proc"):
+        if n.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{n}/cmdline", "rb") as f:
+                if mark in f.read().split(b"\0"):
+                    out.append(int(n))
+    return out
+
+
+class Cri:
+    def __init__(self, daemon: Daemon, base: Path, bridge: str) -> None:
+        from berth.cri.client import CriClient
+        self.daemon = daemon
+        self.base = base
+        self.bridge = bridge
+        self.client = CriClient(f"unix://{daemon.exec_root}/cri.sock", timeout=60)
+        self.root = str(daemon.data_root / "cri")
+
+    def runtime(self, method: str, **fields: Any) -> Any:
+        return self.client.runtime(method, **fields)
+
+    def image(self, method: str, **fields: Any) -> Any:
+        return self.client.image(method, **fields)
+
+    def pod(self, name: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+        config = {"metadata": {"name": name, "uid": secrets.token_hex(4), "namespace": "test"},
+                  "hostname": name, "log_directory": str(self.base / "logs" / name), **extra}
+        return self.runtime("RunPodSandbox", config=config).pod_sandbox_id, config
+
+    def container(self, sid: str, pod: dict[str, Any], name: str, command: list[str],
+                  **extra: Any) -> str:
+        cid: str = self.runtime("CreateContainer", pod_sandbox_id=sid, sandbox_config=pod,
+                                config={"metadata": {"name": name},
+                                        "image": {"image": "busybox"}, "command": command,
+                                        "log_path": f"{name}.log", **extra}).container_id
+        self.runtime("StartContainer", container_id=cid)
+        return cid
+
+    def exec(self, cid: str, *cmd: str, timeout: int = 20) -> Any:
+        return self.runtime("ExecSync", container_id=cid, cmd=list(cmd), timeout=timeout)
+
+    def remove_pods(self) -> None:
+        for p in self.runtime("ListPodSandbox").items:
+            self.runtime("StopPodSandbox", pod_sandbox_id=p.id)
+            self.runtime("RemovePodSandbox", pod_sandbox_id=p.id)
+
+
+@pytest.fixture(scope="module")
+def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Cri]:
+    if not os.path.exists(f"{CNI_BIN}/bridge"):
+        pytest.skip("needs Debian's containernetworking-plugins (/usr/lib/cni)")
+    base = tmp_path_factory.mktemp("cri")
+    bridge = f"bc{secrets.token_hex(3)}"
+    (base / "net.d").mkdir()
+    (base / "net.d" / "10-test.conflist").write_text(
+        json.dumps(_conflist(bridge, base / "ipam")))
+    c: Cri | None = None
+    try:
+        with running_daemon(base / "berthd", rootfs_tar, "--cri-socket",
+                            f"unix://{base}/berthd/run/cri.sock", "--cni-conf-dir",
+                            str(base / "net.d"), "--cni-bin-dir", CNI_BIN) as d:
+            c = Cri(d, base, bridge)
+            try:
+                yield c
+            finally:
+                with contextlib.suppress(Exception):
+                    c.remove_pods()
+                c.client.close()
+    finally:
+        if c is not None:
+            for pid in holders(c.root):   # a holder the removal missed: a bug, but no leak
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+
+def wait_for(cond: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_version_and_status(cri: Cri) -> None:
+    v = cri.runtime("Version")
+    assert (v.runtime_name, v.runtime_api_version) == ("berth", "v1")
+    conds = {c.type: c.status for c in cri.runtime("Status").status.conditions}
+    assert conds == {"RuntimeReady": True, "NetworkReady": True}
+
+
+def test_pod_with_two_containers(cri: Cri) -> None:
+    """Two containers in one pod talk over localhost; ExecSync runs in one; the pod's hostname,
+    DNS and IP are as asked and assigned; the log is in the CRI format; berth ps shows them;
+    stopping and removing the pod leaves nothing."""
+    sid, pod = cri.pod("web", dns_config={"servers": ["127.0.0.1"], "searches": ["test.local"],
+                                          "options": ["ndots:2"]},
+                       labels={"app": "web"})
+    st = cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status
+    assert st.state == 0 and st.metadata.name == "web"
+    ip = st.network.ip
+    assert ip.startswith("10.251.67.")
+    holder = holders(cri.root)
+    assert len(holder) == 1
+    srv = cri.container(sid, pod, "srv", ["sh", "-c", "echo hello; echo oops >&2; "
+                                          "while true; do nc -l -p 8080 -e echo pong; done"],
+                        labels={"role": "server"})
+    cli = cri.container(sid, pod, "cli", ["sleep", "1000"], labels={"role": "client"})
+    out = wait_for(lambda: cri.exec(cli, "nc", "127.0.0.1", "8080").stdout)
+    assert out == b"pong\n"
+    r = cri.exec(cli, "sh", "-c", "hostname; cat /etc/resolv.conf; ip -4 -o addr show eth0")
+    lines = r.stdout.decode().splitlines()
+    assert r.exit_code == 0 and lines[0] == "web"
+    assert "nameserver 127.0.0.1" in lines and "search test.local" in lines
+    assert f"inet {ip}/25" in lines[-1]
+    r = cri.exec(cli, "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (r.stdout, r.stderr, r.exit_code) == (b"out\n", b"err\n", 3)
+
+    # the kubelet's log format, at log_directory/log_path
+    log = Path(pod["log_directory"]) / "srv.log"
+    wait_for(lambda: log.exists() and b"oops" in log.read_bytes())
+    entries = [ln.split(" ", 3) for ln in log.read_text().splitlines()]
+    assert [(e[1], e[2], e[3]) for e in entries] == [("stdout", "F", "hello"),
+                                                     ("stderr", "F", "oops")]
+    assert entries[0][0].endswith("Z") and "T" in entries[0][0]
+
+    names = cri.daemon.ok("ps", "--format", "{{.Names}}").split()
+    assert {f"k8s_srv_web_test_{pod['metadata']['uid']}_0",
+            f"k8s_cli_web_test_{pod['metadata']['uid']}_0"} <= set(names)
+
+    listed = cri.runtime("ListContainers", filter={"pod_sandbox_id": sid,
+                                                   "label_selector": {"role": "client"}})
+    assert [c.id for c in listed.containers] == [cli]
+    assert dict(listed.containers[0].labels) == {"role": "client"}
+    pods = cri.runtime("ListPodSandbox", filter={"label_selector": {"app": "web"}}).items
+    assert [p.id for p in pods] == [sid]
+
+    cri.runtime("StopContainer", container_id=srv, timeout=1)
+    s = cri.runtime("ContainerStatus", container_id=srv).status
+    assert s.state == 2 and s.reason == "Error" and s.finished_at >= s.started_at > 0
+    assert [c.id for c in cri.runtime("ListContainers", filter={"state": {"state": 1}})
+            .containers] == [cli]
+
+    veths = _veths()
+    cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+    cri.runtime("StopPodSandbox", pod_sandbox_id=sid)   # idempotent, as kubelets expect
+    assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.state == 1
+    assert cri.runtime("ContainerStatus", container_id=cli).status.state == 2
+    assert wait_for(lambda: not holders(cri.root))
+    assert len(_veths()) == len(veths) - 1          # CNI DEL took the pod's veth away
+    cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+    cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+    assert not cri.runtime("ListPodSandbox").items
+    assert not cri.runtime("ListContainers").containers
+    ipam = cri.base / "ipam"
+    assert not [p for p in ipam.rglob("10.251.67.*")]   # host-local released the address
+    assert not list((cri.daemon.data_root / "cri" / "cni-results").iterdir())
+
+
+def _veths() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
+                         text=True).stdout
+    return [ln.split(":")[1].strip() for ln in out.splitlines()]
+
+
+def test_host_network_pod(cri: Cri) -> None:
+    """hostNetwork: no CNI, the host's interfaces (our bridge among them) are the pod's."""
+    sid, pod = cri.pod("hostnet", linux={"security_context": {
+        "namespace_options": {"network": 2}}})
+    try:
+        assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.network.ip == ""
+        cid = cri.container(sid, pod, "c", ["sleep", "100"])
+        out = cri.exec(cid, "ip", "-o", "link", "show", cri.bridge)
+        assert out.exit_code == 0 and cri.bridge in out.stdout.decode()
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_errors(cri: Cri) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        cri.runtime("PodSandboxStatus", pod_sandbox_id="nope")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        cri.runtime("RunPodSandbox", config={"metadata": {"name": "x"}})
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # an RPC berth does not serve yet says so
+    with pytest.raises(grpc.RpcError) as e:
+        cri.runtime("ListMetricDescriptors")
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.registry
+def test_images(cri: Cri, tmp_path: Path) -> None:
+    with running(Registry(tmp_path / "reg")) as reg:
+        name = f"{reg.addr}/cri/busybox:1"
+        cri.daemon.ok("tag", "busybox", name)
+        cri.daemon.ok("push", name)
+        cri.daemon.ok("rmi", name)
+        assert not cri.image("ImageStatus", image={"image": name}).HasField("image")
+        ref = cri.image("PullImage", image={"image": name}).image_ref
+        st = cri.image("ImageStatus", image={"image": name}).image
+        assert st.id == ref and name in st.repo_tags and st.size > 0
+        listed = cri.image("ListImages", filter={"image": {"image": name}}).images
+        assert [i.id for i in listed] == [ref]
+        assert "docker.io/library/busybox:latest" in {
+            t for i in cri.image("ListImages").images for t in i.repo_tags}
+        cri.image("RemoveImage", image={"image": name})
+        cri.image("RemoveImage", image={"image": name})   # idempotent
+        assert not cri.image("ImageStatus", image={"image": name}).HasField("image")
+    fs = cri.image("ImageFsInfo").image_filesystems
+    assert fs and fs[0].used_bytes.value > 0
