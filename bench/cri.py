@@ -145,20 +145,24 @@ def remove_pods(c: CriClient) -> None:
         c.runtime("RemovePodSandbox", pod_sandbox_id=p.id)
 
 
-def pod_start(c: CriClient, i: int, image: str, log_dir: Path) -> Callable[[], float]:
-    """Time one pod start; returns a function that removes the pod (not timed)."""
+def pod_start(c: CriClient, i: int, image: str, log_dir: Path
+              ) -> Callable[[], tuple[float, float, float]]:
+    """Time one pod start's three calls; returns a function that removes the pod (not timed)
+    and gives the times."""
     pod: dict[str, Any] = {"metadata": {"name": f"bench{i}", "uid": f"uid{i}",
                                         "namespace": "bench"},
                            "hostname": f"bench{i}", "log_directory": str(log_dir / str(i))}
-    t = time.perf_counter()
+    t0 = time.perf_counter()
     sid = c.runtime("RunPodSandbox", config=pod).pod_sandbox_id
+    t1 = time.perf_counter()
     cid = c.runtime("CreateContainer", pod_sandbox_id=sid, sandbox_config=pod, config={
         "metadata": {"name": "c"}, "image": {"image": image},
         "command": ["sleep", "1000"], "log_path": "c.log"}).container_id
+    t2 = time.perf_counter()
     c.runtime("StartContainer", container_id=cid)
-    dt = time.perf_counter() - t
+    dt = (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
-    def remove() -> float:
+    def remove() -> tuple[float, float, float]:
         c.runtime("StopPodSandbox", pod_sandbox_id=sid)
         c.runtime("RemovePodSandbox", pod_sandbox_id=sid)
         return dt
@@ -201,17 +205,20 @@ def main() -> None:
                             remove_pods(bc)
         finally:
             subprocess.run(["ip", "link", "del", BERTH_NET[0]], capture_output=True)
-    b, c = times["berth"], times["containerd"]
+    b, c = ([sum(x) for x in times[e]] for e in ("berth", "containerd"))
     print(f"pod start (RunPodSandbox + CreateContainer + StartContainer), {args.n} pods each, "
           "alternating")
-    print(f"  berth:      {summary(b)}")
-    print(f"  containerd: {summary(c)}")
+    for name, xs in (("berth", b), ("containerd", c)):
+        steps = ", ".join(f"{what} {statistics.median(x[k] for x in times[name]):.3f}"
+                          for k, what in enumerate(("run", "create", "start")))
+        print(f"  {name + ':':11} {summary(xs)}; medians {steps}")
     print(f"  ratio berth/containerd: {statistics.median(b) / statistics.median(c):.2f} "
           "(target <= 0.5)")
 
 
-def run(bc: CriClient, cc: CriClient, n: int, base: Path) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"berth": [], "containerd": []}
+def run(bc: CriClient, cc: CriClient, n: int, base: Path
+        ) -> dict[str, list[tuple[float, float, float]]]:
+    times: dict[str, list[tuple[float, float, float]]] = {"berth": [], "containerd": []}
     engines = (("berth", bc, "docker.io/library/benchbox:latest"),
                ("containerd", cc, "docker.io/library/benchbox:latest"))
     for i in range(-2, n):   # two warm-up pods each

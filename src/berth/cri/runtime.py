@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -33,6 +34,7 @@ RUNTIME_API_VERSION = "v1"
 NS_POD, NS_CONTAINER, NS_NODE, NS_TARGET = 0, 1, 2, 3
 EXEC_OUTPUT_MAX = 16 << 20   # ExecSync's output kept, per stream (the rest is dropped)
 _PROTOCOLS = {0: "tcp", 1: "udp", 2: "sctp"}
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62})")
 
 
 def _labels_match(have: dict[str, str], selector: Any) -> bool:
@@ -51,6 +53,16 @@ class RuntimeHandlers:
         self.execs = execs
         self.cni = cni
         self.logs: dict[str, tuple[CriLog, asyncio.Task[None]]] = {}
+
+    async def close(self) -> None:
+        """At the daemon's shutdown: the spare holder goes; the CRI logs are flushed and
+        closed (a restarted daemon does not write them on: a known gap)."""
+        await self.pods.close()
+        for _, task in list(self.logs.values()):
+            task.cancel()
+        for _, task in list(self.logs.values()):
+            with contextlib.suppress(BaseException):
+                await task
 
     # --- runtime ----------------------------------------------------------------------------
     async def Version(self, req: Any) -> Any:  # noqa: N802 - the RPC's name
@@ -82,9 +94,12 @@ class RuntimeHandlers:
         md = c.metadata
         if not md.name or not md.namespace or not md.uid:
             raise InvalidArgument("sandbox metadata needs a name, a namespace and a uid")
+        hostname = (c.hostname or md.name)[:63]
+        if not _HOSTNAME.fullmatch(hostname):
+            raise InvalidArgument(f"hostname {hostname!r} is not a valid host name")
         nso = c.linux.security_context.namespace_options
         sb = Sandbox(id="", name=md.name, uid=md.uid, namespace=md.namespace,
-                     attempt=md.attempt, hostname=c.hostname or md.name,
+                     attempt=md.attempt, hostname=hostname,
                      log_directory=c.log_directory,
                      host_network=nso.network == NS_NODE, host_ipc=nso.ipc == NS_NODE,
                      host_pid=nso.pid == NS_NODE,

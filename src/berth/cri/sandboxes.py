@@ -15,13 +15,12 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from berth.cri import pause
 from berth.cri.cni import Attachment, Cni
 from berth.errors import Conflict, InvalidArgument, NotFound, System
 from berth.fs import atomic_write
@@ -123,6 +122,8 @@ class Pods:
         self.all: dict[str, Sandbox] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.holders: dict[str, asyncio.subprocess.Process] = {}   # ours to reap
+        # a holder started ahead of the next pod (an interpreter's start-up is ~25 ms)
+        self.spare: asyncio.Task[asyncio.subprocess.Process] | None = None
         for n in sorted(os.listdir(self.dir)):
             if not n.endswith(".json"):
                 continue
@@ -182,20 +183,49 @@ class Pods:
         log.info("pod sandbox %s (%s) ready, ip %s", sb.id[:12], sb.full_name, sb.ip or "-")
         return sb
 
+    async def _spawn_holder(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *pause.argv(self.root), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True, close_fds=True)
+
+    async def _take_spare(self) -> asyncio.subprocess.Process:
+        """The spare holder (made now if there is none), and another spare made behind it."""
+        task, self.spare = self.spare, None
+        proc = None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                proc = await task
+        if proc is None or proc.returncode is not None:
+            proc = await self._spawn_holder()
+        self.spare = asyncio.get_running_loop().create_task(self._spawn_holder())
+        return proc
+
+    def prepare(self) -> None:
+        """Start the first spare holder (in the background)."""
+        if self.spare is None:
+            self.spare = asyncio.get_running_loop().create_task(self._spawn_holder())
+
+    async def close(self) -> None:
+        """No spare is left behind (a spare whose stdin closes exits by itself)."""
+        task, self.spare = self.spare, None
+        if task is None:
+            return
+        with contextlib.suppress(Exception):
+            proc = await task
+            assert proc.stdin is not None
+            proc.stdin.close()
+            await proc.wait()
+
     async def _start_holder(self, sb: Sandbox) -> None:
-        # --root: whose holder it is (a test finds its own by it)
-        argv = [sys.executable, "-m", "berth.cri.pause", f"--root={self.root}", "--uts",
-                f"--hostname={sb.hostname}"]
-        if not sb.host_network:
-            argv.append("--net")
-        if not sb.host_ipc:
-            argv.append("--ipc")
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        proc = await self._take_spare()
         self.holders[sb.id] = proc
         sb.pid = proc.pid
-        assert proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None
+        ask = " ".join(("ipc" if not sb.host_ipc else "-", "uts",
+                        sb.hostname or "-"))
+        proc.stdin.write(f"{'net' if not sb.host_network else '-'} {ask}\n".encode())
+        proc.stdin.close()
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), PAUSE_READY_TIMEOUT)
         except TimeoutError:
@@ -268,13 +298,6 @@ class Pods:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.dir, sb.id + ".json"))
         self.locks.pop(sb.id, None)
-
-    def log_dir_of(self, sb: Sandbox) -> str:
-        return sb.log_directory
-
-
-def remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["DnsConfig", "Pods", "PortMapping", "Sandbox", "SandboxState"]

@@ -112,6 +112,9 @@ class CriServer:
         if self.server is not None:
             await self.server.stop(1.0)
             self.server = None
+        close = getattr(self.runtime, "close", None)
+        if close is not None:
+            await close()
         if self.path and os.path.exists(self.path):
             os.unlink(self.path)
 

@@ -35,6 +35,7 @@ async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: Exec
     os.makedirs(root, mode=0o700, exist_ok=True)
     cni = Cni(cfg.cni_conf_dir, list(cfg.cni_bin_dirs), os.path.join(root, "cni-results"))
     pods = Pods(root, cni)
+    pods.prepare()
     server = CriServer(RuntimeHandlers(pods, containers, execs, cni),
                        ImageHandlers(images, distribution, cfg.data_root))
     await server.start(cfg.socket)
