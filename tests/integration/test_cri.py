@@ -57,6 +57,7 @@ class Cri:
         self.bridge = bridge
         self.client = CriClient(f"unix://{daemon.exec_root}/cri.sock", timeout=60)
         self.root = str(daemon.data_root / "cri")
+        self.gateway = SUBNET.split("/")[0][:-1] + "1"
 
     def runtime(self, method: str, **fields: Any) -> Any:
         return self.client.runtime(method, **fields)
@@ -185,13 +186,13 @@ def test_pod_with_two_containers(cri: Cri) -> None:
     assert [c.id for c in cri.runtime("ListContainers", filter={"state": {"state": 1}})
             .containers] == [cli]
 
-    veths = _veths()
+    assert len(_ports(cri.bridge)) == 1             # the pod's veth, on our bridge
     cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
     cri.runtime("StopPodSandbox", pod_sandbox_id=sid)   # idempotent, as kubelets expect
     assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.state == 1
     assert cri.runtime("ContainerStatus", container_id=cli).status.state == 2
     assert wait_for(lambda: holder not in holders(cri.root))
-    assert len(_veths()) == len(veths) - 1          # CNI DEL took the pod's veth away
+    assert _ports(cri.bridge) == []                 # CNI DEL took the pod's veth away
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
     assert not cri.runtime("ListPodSandbox").items
@@ -201,8 +202,9 @@ def test_pod_with_two_containers(cri: Cri) -> None:
     assert not list((cri.daemon.data_root / "cri" / "cni-results").iterdir())
 
 
-def _veths() -> list[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
+def _ports(bridge: str) -> list[str]:
+    """The interfaces on `bridge` (other tests' veths come and go beside ours)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True,
                          text=True).stdout
     return [ln.split(":")[1].strip() for ln in out.splitlines()]
 
@@ -254,3 +256,41 @@ def test_images(cri: Cri, tmp_path: Path) -> None:
         assert not cri.image("ImageStatus", image={"image": name}).HasField("image")
     fs = cri.image("ImageFsInfo").image_filesystems
     assert fs and fs[0].used_bytes.value > 0
+
+
+def test_sysctls_stats_and_update(cri: Cri) -> None:
+    """The pod's namespaced sysctls, stats of its containers and of the pod, and a live
+    resource update."""
+    sid, pod = cri.pod("stats", linux={"sysctls": {"net.ipv4.ip_unprivileged_port_start": "80",
+                                                   "kernel.shmmni": "1000"}})
+    try:
+        cid = cri.container(sid, pod, "c", ["sh", "-c", "while true; do :; done"])
+        r = cri.exec(cid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                     "/proc/sys/kernel/shmmni")
+        assert r.stdout.split() == [b"80", b"1000"]
+        cri.exec(cid, "ping", "-c", "1", "-W", "1", cri.gateway)   # some traffic on eth0
+        time.sleep(0.3)
+        cri.runtime("ContainerStats", container_id=cid)
+        time.sleep(0.3)
+        st = cri.runtime("ContainerStats", container_id=cid).stats
+        assert st.attributes.id == cid and st.attributes.metadata.name == "c"
+        assert st.cpu.usage_core_nano_seconds.value > 0 and st.cpu.usage_nano_cores.value > 0
+        assert st.memory.usage_bytes.value > 0
+        listed = cri.runtime("ListContainerStats", filter={"pod_sandbox_id": sid}).stats
+        assert [s.attributes.id for s in listed] == [cid]
+        ps = cri.runtime("PodSandboxStats", pod_sandbox_id=sid).stats
+        assert ps.attributes.id == sid and [c.attributes.id for c in ps.linux.containers] == [cid]
+        assert ps.linux.network.default_interface.name == "eth0"
+        assert ps.linux.network.default_interface.tx_bytes.value > 0
+        assert ps.linux.process.process_count.value >= 1
+        assert sid in [s.attributes.id for s in cri.runtime("ListPodSandboxStats").stats]
+        cri.runtime("UpdateContainerResources", container_id=cid,
+                    linux={"memory_limit_in_bytes": 64 << 20, "cpu_shares": 512})
+        hc = cri.daemon.inspect(cid)["HostConfig"]
+        assert (hc["Memory"], hc["CpuShares"]) == (64 << 20, 512)
+        with pytest.raises(grpc.RpcError) as e:
+            cri.pod("bad", linux={"sysctls": {"kernel.hostname": "x"}})
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)

@@ -146,6 +146,8 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
         annotations[CRI_IPCNS] = sb.ns_path("ipc")
     if sb.host_pid:
         hc["PidMode"] = "host"
+    if sb.cgroup_parent:
+        hc["CgroupParent"] = sb.cgroup_parent
     hc["Annotations"] = annotations
     body: dict[str, Any] = {
         "Image": spec.image, "Labels": labels, "Env": [f"{k}={v}" for k, v in spec.env],

@@ -1,10 +1,11 @@
 """A pod sandbox's holder: berth's own pause process.
 
 Started ahead of need (a spare: the interpreter's start-up is off a pod's start), it waits for one
-line on stdin naming what its pod wants, `net ipc uts HOSTNAME` (each word present or `-`);
-then it leaves the host's network, IPC and UTS namespaces for new ones (each only where asked: a
-hostNetwork pod keeps the host's network), names the new UTS namespace, brings its loopback up,
-says `ready` on stdout and sleeps until SIGTERM or SIGINT. A spare whose stdin closes with no
+line on stdin naming what its pod wants, a JSON object (`net`, `ipc`, `uts`: booleans;
+`hostname`; `sysctls`: name to value); then it leaves the host's network, IPC and UTS namespaces
+for new ones (each only where asked: a hostNetwork pod keeps the host's network), names the new
+UTS namespace, brings its loopback up, sets the pod's sysctls (in its new namespaces: the caller
+allows only namespaced ones), says `ready` on stdout and sleeps until SIGTERM or SIGINT. A spare whose stdin closes with no
 line (its daemon went away) exits. The pod's containers join its namespaces through
 /proc/PID/ns/*. It imports `berth.linux` alone, and runs as `python -I -S` (see `argv`).
 """
@@ -31,22 +32,27 @@ def argv(root: str) -> list[str]:
 def main(args: list[str]) -> int:
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.pthread_sigmask(signal.SIG_BLOCK, {s})
-    line = sys.stdin.readline()
-    words = line.split(maxsplit=3)
-    if len(words) != 4:
+    line = sys.stdin.readline(1 << 16)
+    if not line.strip():
         return 0   # no pod came: the daemon closed our stdin
-    net, ipc, uts = words[0] == "net", words[1] == "ipc", words[2] == "uts"
-    hostname = words[3].strip()
+    import json
+    ask = json.loads(line)
+    net, ipc, uts = bool(ask.get("net")), bool(ask.get("ipc")), bool(ask.get("uts"))
+    hostname = str(ask.get("hostname") or "")
+    sysctls = dict(ask.get("sysctls") or {})
     flags = (linux.CLONE_NEWNET if net else 0) | (linux.CLONE_NEWIPC if ipc else 0) | \
         (linux.CLONE_NEWUTS if uts else 0)
     try:
         if flags:
             linux.unshare(flags)
-        if uts and hostname != "-":
+        if uts and hostname:
             linux.sethostname(hostname)
         if net:
             linux.set_link_up("lo")
-    except OSError as e:
+        for key, value in sysctls.items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(str(value))
+    except (OSError, ValueError) as e:
         print(f"error: {e}", flush=True)
         return 1
     os.chdir("/")

@@ -24,6 +24,7 @@ from berth.cri.cni import Cni
 from berth.cri.gen import api
 from berth.cri.logs import CriLog
 from berth.cri.sandboxes import DnsConfig, Pods, PortMapping, Sandbox, SandboxState
+from berth.cri.stats import Stats
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,23 @@ RUNTIME_API_VERSION = "v1"
 NS_POD, NS_CONTAINER, NS_NODE, NS_TARGET = 0, 1, 2, 3
 EXEC_OUTPUT_MAX = 16 << 20   # ExecSync's output kept, per stream (the rest is dropped)
 _PROTOCOLS = {0: "tcp", 1: "udp", 2: "sctp"}
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62})")
+
+
+def pod_sysctls(sysctls: dict[str, str], host_net: bool, host_ipc: bool) -> dict[str, str]:
+    """The pod's sysctls, each one of its own namespaces' (network, IPC) as runc allows them;
+    any other is refused, as is a namespace the pod shares with the host."""
+    for key in sysctls:
+        ipc = key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")
+        if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_-]+)+", key) or ".." in key:
+            raise InvalidArgument(f"sysctl {key!r} is not a valid name")
+        if not (ipc or key.startswith("net.")):
+            raise InvalidArgument(f"sysctl {key!r} is not in a pod's namespaces")
+        if (ipc and host_ipc) or (key.startswith("net.") and host_net):
+            raise InvalidArgument(f"sysctl {key!r} cannot be set in the host's namespace")
+    return sysctls
 
 
 def _labels_match(have: dict[str, str], selector: Any) -> bool:
@@ -53,6 +70,7 @@ class RuntimeHandlers:
         self.execs = execs
         self.cni = cni
         self.logs: dict[str, tuple[CriLog, asyncio.Task[None]]] = {}
+        self.stats = Stats(containers)
 
     async def close(self) -> None:
         """At the daemon's shutdown: the spare holder goes; the CRI logs are flushed and
@@ -111,7 +129,10 @@ class RuntimeHandlers:
                                         host_port=p.host_port, host_ip=p.host_ip)
                             for p in c.port_mappings],
                      labels=dict(c.labels), annotations=dict(c.annotations),
-                     runtime_handler=req.runtime_handler)
+                     runtime_handler=req.runtime_handler,
+                     cgroup_parent=c.linux.cgroup_parent,
+                     sysctls=pod_sysctls(dict(c.linux.sysctls), nso.network == NS_NODE,
+                                         nso.ipc == NS_NODE))
         sb = await self.pods.run(sb)
         return api().RunPodSandboxResponse(pod_sandbox_id=sb.id)
 
@@ -283,6 +304,7 @@ class RuntimeHandlers:
         entry = self.logs.pop(cid, None)
         if entry is not None:
             entry[1].cancel()
+        self.stats.forget(cid)
 
     async def RemoveContainer(self, req: Any) -> Any:  # noqa: N802
         try:
@@ -337,6 +359,60 @@ class RuntimeHandlers:
             log_path=cc.label(rec, cc.L_LOG))
         info = {"pid": str(rec.state.pid)} if req.verbose else {}
         return a.ContainerStatusResponse(status=st, info=info)
+
+    # --- resources and stats ----------------------------------------------------------------
+    async def UpdateContainerResources(self, req: Any) -> Any:  # noqa: N802
+        rec = self._resolve(req.container_id)
+        r = req.linux
+        body = {"CpuShares": r.cpu_shares, "CpuPeriod": r.cpu_period, "CpuQuota": r.cpu_quota,
+                "Memory": r.memory_limit_in_bytes, "CpusetCpus": r.cpuset_cpus,
+                "CpusetMems": r.cpuset_mems}
+        await self.containers.update(rec.id, {k: v for k, v in body.items() if v})
+        return api().UpdateContainerResourcesResponse()
+
+    def _cri_containers(self, *, cid: str = "", sid: str = "",
+                        labels: Any = None) -> list[ContainerRecord]:
+        out = []
+        for rec in self.containers.store.all():
+            if not cc.is_cri(rec) or (cid and not rec.id.startswith(cid)):
+                continue
+            if sid and not cc.label(rec, cc.L_SANDBOX).startswith(sid):
+                continue
+            if labels and not _labels_match(cc.labels_of(rec), labels):
+                continue
+            out.append(rec)
+        return out
+
+    async def ContainerStats(self, req: Any) -> Any:  # noqa: N802
+        rec = self._resolve(req.container_id)
+        return api().ContainerStatsResponse(
+            stats=await self.stats.container(rec, self._metadata(rec)))
+
+    async def ListContainerStats(self, req: Any) -> Any:  # noqa: N802
+        f = req.filter
+        recs = self._cri_containers(cid=f.id, sid=f.pod_sandbox_id, labels=f.label_selector)
+        return api().ListContainerStatsResponse(stats=[
+            await self.stats.container(r, self._metadata(r)) for r in recs
+            if r.state.status.is_running])
+
+    async def _pod_stats(self, sb: Sandbox) -> Any:
+        recs = [(r, self._metadata(r)) for r in self._pod_containers(sb.id)]
+        return await self.stats.pod(sb, self._sandbox_metadata(sb), recs)
+
+    async def PodSandboxStats(self, req: Any) -> Any:  # noqa: N802
+        sb = self.pods.resolve(req.pod_sandbox_id)
+        return api().PodSandboxStatsResponse(stats=await self._pod_stats(sb))
+
+    async def ListPodSandboxStats(self, req: Any) -> Any:  # noqa: N802
+        f = req.filter
+        out = []
+        for sb in list(self.pods.all.values()):
+            if f.id and not sb.id.startswith(f.id):
+                continue
+            if not _labels_match(sb.labels, f.label_selector) or self._state(sb) != 0:
+                continue
+            out.append(await self._pod_stats(sb))
+        return api().ListPodSandboxStatsResponse(stats=out)
 
     async def ReopenContainerLog(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)

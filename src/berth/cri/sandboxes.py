@@ -70,6 +70,8 @@ class Sandbox:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     runtime_handler: str = ""
+    cgroup_parent: str = ""
+    sysctls: dict[str, str] = field(default_factory=dict)
     pid: int = 0            # the holder's, while READY
     pid_start: str = ""     # its start time (/proc/PID/stat), against a reused PID
     ip: str = ""
@@ -222,9 +224,9 @@ class Pods:
         self.holders[sb.id] = proc
         sb.pid = proc.pid
         assert proc.stdin is not None and proc.stdout is not None
-        ask = " ".join(("ipc" if not sb.host_ipc else "-", "uts",
-                        sb.hostname or "-"))
-        proc.stdin.write(f"{'net' if not sb.host_network else '-'} {ask}\n".encode())
+        ask = {"net": not sb.host_network, "ipc": not sb.host_ipc, "uts": True,
+               "hostname": sb.hostname, "sysctls": sb.sysctls}
+        proc.stdin.write(json.dumps(ask).encode() + b"\n")
         proc.stdin.close()
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), PAUSE_READY_TIMEOUT)
