@@ -294,3 +294,49 @@ def test_sysctls_stats_and_update(cri: Cri) -> None:
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_pods_outlive_a_daemon_restart(tmp_path: Path, rootfs_tar: Path) -> None:
+    """berthd stops (SIGKILL: no chance to tidy) and starts again: the pod is still ready with
+    its holder, network and container; its spare holder went with the old daemon; the pod
+    stops and goes as before (a holder that is no longer the daemon's child)."""
+    if not os.path.exists(f"{CNI_BIN}/bridge"):
+        pytest.skip("needs Debian's containernetworking-plugins (/usr/lib/cni)")
+    bridge = f"bc{secrets.token_hex(3)}"
+    (tmp_path / "net.d").mkdir()
+    (tmp_path / "net.d" / "10-test.conflist").write_text(
+        json.dumps(_conflist(bridge, tmp_path / "ipam")))
+    extra = ("--cri-socket", f"unix://{tmp_path}/berthd/run/cri.sock", "--cni-conf-dir",
+             str(tmp_path / "net.d"), "--cni-bin-dir", CNI_BIN)
+    root = str(tmp_path / "berthd" / "data" / "cri")
+    try:
+        with running_daemon(tmp_path / "berthd", rootfs_tar, *extra) as d:
+            c = Cri(d, tmp_path, bridge)
+            sid, pod = c.pod("survivor")
+            cid = c.container(sid, pod, "c", ["sleep", "1000"])
+            holder = int(c.runtime("PodSandboxStatus", pod_sandbox_id=sid, verbose=True)
+                         .info["pid"])
+            c.client.close()
+            d.stop(signal.SIGKILL)
+            assert wait_for(lambda: holders(root) == [holder])   # the spare saw its stdin close
+            d.start(*extra)
+            c = Cri(d, tmp_path, bridge)
+            try:
+                st = c.runtime("PodSandboxStatus", pod_sandbox_id=sid).status
+                assert st.state == 0 and st.network.ip.startswith("10.251.67.")
+                assert c.runtime("ContainerStatus", container_id=cid).status.state == 1
+                assert c.exec(cid, "hostname").stdout == b"survivor\n"
+                c.runtime("StopPodSandbox", pod_sandbox_id=sid)
+                assert holder not in holders(root)
+                assert _ports(bridge) == []
+                c.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+                assert not c.runtime("ListPodSandbox").items
+            finally:
+                with contextlib.suppress(Exception):
+                    c.remove_pods()
+                c.client.close()
+    finally:
+        for pid in holders(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
