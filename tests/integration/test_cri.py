@@ -323,7 +323,10 @@ def test_pods_outlive_a_daemon_restart(tmp_path: Path, rootfs_tar: Path) -> None
                          .info["pid"])
             c.client.close()
             d.stop(signal.SIGKILL)
-            assert wait_for(lambda: holders(root) == [holder])   # the spare saw its stdin close
+            # the spare saw its stdin close and went; the pod's holder (and, as it is PID 1 of
+            # the pod's PID namespace, its parent) stay
+            family = {holder, _ppid(holder)}
+            assert wait_for(lambda: set(holders(root)) == family)
             d.start(*extra)
             c = Cri(d, tmp_path, bridge)
             try:
@@ -370,6 +373,11 @@ def test_port_mapping(cri: Cri) -> None:
     assert f"--dport {port}" not in _nat_rules()
 
 
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def _nat_rules() -> str:
     return subprocess.run(["iptables-save", "-t", "nat"], capture_output=True,
                           text=True).stdout
@@ -389,3 +397,21 @@ def remove_portmap_chains() -> None:
             chain = line[1:].split()[0]
             subprocess.run(["iptables", "-w", "-t", "nat", "-F", chain], capture_output=True)
             subprocess.run(["iptables", "-w", "-t", "nat", "-X", chain], capture_output=True)
+
+
+def test_pid_namespace_of_the_pod(cri: Cri) -> None:
+    """PID namespace mode POD (shareProcessNamespace): the pod's containers see each other's
+    processes, its holder as PID 1; CONTAINER: each sees only its own."""
+    for mode, shared in ((0, True), (1, False)):
+        sid, pod = cri.pod(f"pid{mode}", linux={"security_context": {
+            "namespace_options": {"pid": mode}}})
+        try:
+            cri.container(sid, pod, "a", ["sleep", "1001"])
+            b = cri.container(sid, pod, "b", ["sleep", "1002"])
+            out = cri.exec(b, "ps", "-o", "pid,args").stdout.decode()
+            assert ("sleep 1001" in out) is shared
+            first = out.splitlines()[1].split(None, 1)
+            assert first[0] == "1" and (("python" in first[1]) is shared)
+        finally:
+            cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+            cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)

@@ -26,6 +26,7 @@ from berth.fs import atomic_write
 # the annotations by which berth.cri has a container join a pod sandbox's namespaces
 CRI_NETNS = "io.berth.cri.netns"
 CRI_IPCNS = "io.berth.cri.ipcns"
+CRI_PIDNS = "io.berth.cri.pidns"
 
 
 class Bundles:
@@ -78,6 +79,8 @@ class Bundles:
         if ipc_mode == "private" and re.fullmatch(r"/proc/[0-9]+/ns/ipc",
                                                   ann.get(CRI_IPCNS, "")):
             ipcns = ann[CRI_IPCNS]
+        if not pid_mode and re.fullmatch(r"/proc/[0-9]+/ns/pid", ann.get(CRI_PIDNS, "")):
+            pidns = ann[CRI_PIDNS]
         if rec.host_config.get("Init") and not (
                 self.cfg.init_path and os.path.exists(self.cfg.init_path)):
             raise System('exec: "docker-init": executable file not found in $PATH '
@@ -106,4 +109,4 @@ class Bundles:
         return bundle, state_dir
 
 
-__all__ = ["CRI_IPCNS", "CRI_NETNS", "Bundles"]
+__all__ = ["CRI_IPCNS", "CRI_NETNS", "CRI_PIDNS", "Bundles"]

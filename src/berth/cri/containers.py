@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from berth.containers.bundle import CRI_IPCNS, CRI_NETNS
+from berth.containers.bundle import CRI_IPCNS, CRI_NETNS, CRI_PIDNS
 from berth.containers.record import ContainerRecord
 from berth.containers.status import ContainerStatus
 from berth.cri.sandboxes import Sandbox
@@ -146,6 +146,8 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
         annotations[CRI_IPCNS] = sb.ns_path("ipc")
     if sb.host_pid:
         hc["PidMode"] = "host"
+    elif sb.share_pid:
+        annotations[CRI_PIDNS] = sb.ns_path("pid")
     if sb.cgroup_parent:
         hc["CgroupParent"] = sb.cgroup_parent
     hc["Annotations"] = annotations

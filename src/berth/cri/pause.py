@@ -1,11 +1,13 @@
 """A pod sandbox's holder: berth's own pause process.
 
 Started ahead of need (a spare: the interpreter's start-up is off a pod's start), it waits for one
-line on stdin naming what its pod wants, a JSON object (`net`, `ipc`, `uts`: booleans;
+line on stdin naming what its pod wants, a JSON object (`net`, `ipc`, `uts`, `pid`: booleans;
 `hostname`; `sysctls`: name to value); then it leaves the host's network, IPC and UTS namespaces
 for new ones (each only where asked: a hostNetwork pod keeps the host's network), names the new
 UTS namespace, brings its loopback up, sets the pod's sysctls (in its new namespaces: the caller
-allows only namespaced ones), says `ready` on stdout and sleeps until SIGTERM or SIGINT. A spare whose stdin closes with no
+allows only namespaced ones), says `ready` on stdout and sleeps until SIGTERM or SIGINT. With
+`pid`, a child of it in a new PID namespace is that namespace's PID 1 and the holder: it says
+`ready CHILD_PID`. A spare whose stdin closes with no
 line (its daemon went away) exits. The pod's containers join its namespaces through
 /proc/PID/ns/*. It imports `berth.linux` alone, and runs as `python -I -S` (see `argv`).
 """
@@ -56,15 +58,47 @@ def main(args: list[str]) -> int:
         print(f"error: {e}", flush=True)
         return 1
     os.chdir("/")
-    print("ready", flush=True)
-    for fd in (0, 1):   # nothing more to read or say: /dev/null, for a stray write
+    if not ask.get("pid"):
+        print("ready", flush=True)
+        _quiet()
+        return _hold()
+    # the pod's own PID namespace (shareProcessNamespace): a child is its PID 1 and holds it;
+    # this process stays as the child's parent, as the daemon's child
+    try:
+        linux.unshare(linux.CLONE_NEWPID)
+        child = os.fork()
+    except OSError as e:
+        print(f"error: {e}", flush=True)
+        return 1
+    if child == 0:
+        _quiet()
+        return _hold()
+    print(f"ready {child}", flush=True)
+    _quiet()
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+        except ChildProcessError:
+            return 0
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            return 0
+
+
+def _quiet() -> None:
+    """Nothing more to read or say: stdin and stdout become /dev/null (a stray write)."""
+    for fd in (0, 1):
         os.close(fd)
         os.open(os.devnull, os.O_RDWR)
+
+
+def _hold() -> int:
+    """Sleep until SIGTERM or SIGINT, reaping what is reparented to this process (all of a
+    shared PID namespace's orphans, where it is that namespace's PID 1)."""
     while True:
         got = signal.sigwait({signal.SIGTERM, signal.SIGINT, signal.SIGCHLD})
         if got != signal.SIGCHLD:
             return 0
-        try:   # nothing is its child, but a joined process may be reparented to it
+        try:
             while os.waitpid(-1, os.WNOHANG)[0] > 0:
                 pass
         except ChildProcessError:

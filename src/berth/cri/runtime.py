@@ -120,7 +120,7 @@ class RuntimeHandlers:
                      attempt=md.attempt, hostname=hostname,
                      log_directory=c.log_directory,
                      host_network=nso.network == NS_NODE, host_ipc=nso.ipc == NS_NODE,
-                     host_pid=nso.pid == NS_NODE,
+                     host_pid=nso.pid == NS_NODE, share_pid=nso.pid == NS_POD,
                      dns=DnsConfig(servers=list(c.dns_config.servers),
                                    searches=list(c.dns_config.searches),
                                    options=list(c.dns_config.options)),
@@ -147,7 +147,7 @@ class RuntimeHandlers:
             return api().StopPodSandboxResponse()
         for rec in self._pod_containers(sb.id):
             if rec.state.status.is_running:
-                await self.containers.stop(rec.id, 0)
+                await self._stop_container(rec, 0)
         await self.pods.stop(sb)
         return api().StopPodSandboxResponse()
 
@@ -174,7 +174,8 @@ class RuntimeHandlers:
         sb = self.pods.resolve(req.pod_sandbox_id)
         ns = a.NamespaceOption(network=NS_NODE if sb.host_network else NS_POD,
                                ipc=NS_NODE if sb.host_ipc else NS_POD,
-                               pid=NS_NODE if sb.host_pid else NS_CONTAINER)
+                               pid=NS_NODE if sb.host_pid else
+                               NS_POD if sb.share_pid else NS_CONTAINER)
         status = a.PodSandboxStatus(
             id=sb.id, metadata=self._sandbox_metadata(sb), state=self._state(sb),
             created_at=sb.created_ns,
@@ -295,8 +296,33 @@ class RuntimeHandlers:
     async def StopContainer(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
         if rec.state.status.is_running:
-            await self.containers.stop(rec.id, max(0, int(req.timeout)))
+            await self._stop_container(rec, max(0, int(req.timeout)))
         return api().StopContainerResponse()
+
+    async def _stop_container(self, rec: ContainerRecord, timeout: int) -> None:
+        """The container service's stop; in a pod with a PID namespace of its own, what the
+        container's init leaves running when it exits is killed too (no PID namespace ends
+        with it to do so; its output pipes would keep the exit from being seen), as
+        containerd's shim does."""
+        try:
+            sb: Sandbox | None = self.pods.resolve(cc.label(rec, cc.L_SANDBOX))
+        except NotFound:
+            sb = None
+        if sb is None or not sb.share_pid:
+            await self.containers.stop(rec.id, timeout)
+            return
+        init = rec.state.pid
+        stop = asyncio.get_running_loop().create_task(self.containers.stop(rec.id, timeout))
+        while not stop.done():
+            await asyncio.wait({stop}, timeout=0.1)
+            if stop.done() or not init or os.path.exists(f"/proc/{init}"):
+                continue
+            with contextlib.suppress(BerthError, OSError):
+                table = await asyncio.to_thread(self.containers.top, rec.id, "-eo pid")
+                for row in table.processes:
+                    with contextlib.suppress(OSError, ValueError):
+                        os.kill(int(row[0]), signal.SIGKILL)
+        await stop
 
     async def _remove_container(self, cid: str) -> None:
         with contextlib.suppress(NotFound):

@@ -65,6 +65,7 @@ class Sandbox:
     host_network: bool = False
     host_ipc: bool = False
     host_pid: bool = False
+    share_pid: bool = False   # shareProcessNamespace: a PID namespace of the pod's own
     dns: DnsConfig = field(default_factory=DnsConfig)
     ports: list[PortMapping] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
@@ -225,16 +226,20 @@ class Pods:
         sb.pid = proc.pid
         assert proc.stdin is not None and proc.stdout is not None
         ask = {"net": not sb.host_network, "ipc": not sb.host_ipc, "uts": True,
-               "hostname": sb.hostname, "sysctls": sb.sysctls}
+               "pid": sb.share_pid, "hostname": sb.hostname, "sysctls": sb.sysctls}
         proc.stdin.write(json.dumps(ask).encode() + b"\n")
         proc.stdin.close()
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), PAUSE_READY_TIMEOUT)
         except TimeoutError:
             line = b"error: no answer"
-        if line.strip() != b"ready":
+        words = line.split()
+        if not words or words[0] != b"ready" or len(words) > 2 or \
+                (len(words) == 2 and not words[1].isdigit()):
             raise System(f"pod sandbox holder failed: {line.decode(errors='replace').strip()}")
-        sb.pid_start = _start_time(proc.pid)
+        if len(words) == 2:   # the holder is its child, PID 1 of the pod's PID namespace
+            sb.pid = int(words[1])
+        sb.pid_start = _start_time(sb.pid)
 
     async def _network_up(self, sb: Sandbox) -> None:
         res = await asyncio.to_thread(self.cni.add, self._attachment(sb))
