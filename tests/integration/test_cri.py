@@ -318,9 +318,12 @@ def test_pods_outlive_a_daemon_restart(tmp_path: Path, rootfs_tar: Path) -> None
         with running_daemon(tmp_path / "berthd", rootfs_tar, *extra) as d:
             c = Cri(d, tmp_path, bridge)
             sid, pod = c.pod("survivor")
-            cid = c.container(sid, pod, "c", ["sleep", "1000"])
+            cid = c.container(sid, pod, "c", ["sh", "-c", "echo before; while [ ! -e /go ]; "
+                                                  "do sleep 0.1; done; echo after; sleep 1000"])
             holder = int(c.runtime("PodSandboxStatus", pod_sandbox_id=sid, verbose=True)
                          .info["pid"])
+            log = Path(pod["log_directory"]) / "c.log"
+            assert wait_for(lambda: log.exists() and b" F before" in log.read_bytes())
             c.client.close()
             d.stop(signal.SIGKILL)
             # the spare saw its stdin close and went; the pod's holder (and, as it is PID 1 of
@@ -334,6 +337,10 @@ def test_pods_outlive_a_daemon_restart(tmp_path: Path, rootfs_tar: Path) -> None
                 assert st.state == 0 and st.network.ip.startswith("10.251.67.")
                 assert c.runtime("ContainerStatus", container_id=cid).status.state == 1
                 assert c.exec(cid, "hostname").stdout == b"survivor\n"
+                # the CRI log is written on by the new daemon
+                c.exec(cid, "touch", "/go")
+                assert wait_for(lambda: b" F after" in log.read_bytes())
+                assert log.read_bytes().count(b" F before\n") == 1
                 c.runtime("StopPodSandbox", pod_sandbox_id=sid)
                 assert holder not in holders(root)
                 assert _ports(bridge) == []

@@ -72,9 +72,20 @@ class RuntimeHandlers:
         self.logs: dict[str, tuple[CriLog, asyncio.Task[None]]] = {}
         self.stats = Stats(containers)
 
+    def resume_logs(self) -> None:
+        """After a daemon restart: the CRI logs of the running containers are written on
+        (what they printed while no daemon ran is in their json-file log only)."""
+        for rec in self.containers.store.all():
+            path = cc.label(rec, cc.L_LOG) if cc.is_cri(rec) else ""
+            if path and rec.state.status.is_running and rec.id not in self.logs:
+                with contextlib.suppress(BerthError, OSError):
+                    writer = CriLog(path)
+                    self._follow(rec.id, writer,
+                                 self.containers.attach(rec.id, stdout=True, stderr=True))
+
     async def close(self) -> None:
         """At the daemon's shutdown: the spare holder goes; the CRI logs are flushed and
-        closed (a restarted daemon does not write them on: a known gap)."""
+        closed (a restarted daemon writes them on: `resume_logs`)."""
         await self.pods.close()
         for _, task in list(self.logs.values()):
             task.cancel()

@@ -36,8 +36,9 @@ async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: Exec
     cni = Cni(cfg.cni_conf_dir, list(cfg.cni_bin_dirs), os.path.join(root, "cni-results"))
     pods = Pods(root, cni)
     pods.prepare()
-    server = CriServer(RuntimeHandlers(pods, containers, execs, cni),
-                       ImageHandlers(images, distribution, cfg.data_root))
+    runtime = RuntimeHandlers(pods, containers, execs, cni)
+    runtime.resume_logs()
+    server = CriServer(runtime, ImageHandlers(images, distribution, cfg.data_root))
     await server.start(cfg.socket)
     return server
 
