@@ -6,6 +6,7 @@ Everything is torn down after: pods (CNI DEL), holders, containers, the bridge."
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -259,6 +260,25 @@ def test_images(cri: Cri, tmp_path: Path) -> None:
         cri.image("RemoveImage", image={"image": name})
         cri.image("RemoveImage", image={"image": name})   # idempotent
         assert not cri.image("ImageStatus", image={"image": name}).HasField("image")
+
+        # the same repository behind basic auth: PullImage hands the registry the auth given
+        (tmp_path / "auth").mkdir()
+        (tmp_path / "auth" / "data").symlink_to(tmp_path / "reg" / "data")
+        with running(Registry(tmp_path / "auth", htpasswd={"bob": "hunter2"})) as auth:
+            guarded = f"{auth.addr}/cri/busybox:1"
+            with pytest.raises(grpc.RpcError):
+                cri.image("PullImage", image={"image": guarded})
+            with pytest.raises(grpc.RpcError):
+                cri.image("PullImage", image={"image": guarded},
+                          auth={"username": "bob", "password": "wrong"})
+            got = cri.image("PullImage", image={"image": guarded},
+                            auth={"username": "bob", "password": "hunter2"}).image_ref
+            assert got == ref
+            cri.image("RemoveImage", image={"image": guarded})
+            token = base64.b64encode(b"bob:hunter2").decode()
+            assert cri.image("PullImage", image={"image": guarded},
+                             auth={"auth": token}).image_ref == ref
+            cri.image("RemoveImage", image={"image": guarded})
     fs = cri.image("ImageFsInfo").image_filesystems
     assert fs and fs[0].used_bytes.value > 0
 
@@ -422,3 +442,45 @@ def test_pid_namespace_of_the_pod(cri: Cri) -> None:
         finally:
             cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
             cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_container_options(cri: Cri, tmp_path: Path) -> None:
+    """What a ContainerConfig asks: user and group, read-only rootfs, a dropped capability,
+    env, working dir, bind mounts (read-only too); and ReopenContainerLog."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "hello").write_text("from the host\n")
+    sid, pod = cri.pod("opts")
+    try:
+        cid = cri.container(
+            sid, pod, "c", ["sh", "-c", "while true; do if [ -e /tmp/tick ]; then "
+                            "rm /tmp/tick; echo tick; fi; sleep 0.05; done"],
+            envs=[{"key": "GREETING", "value": b"hi there"}], working_dir="/etc",
+            mounts=[{"host_path": str(shared), "container_path": "/rw"},
+                    {"host_path": str(shared), "container_path": "/ro", "readonly": True}],
+            linux={"security_context": {"capabilities": {"drop_capabilities": ["CHOWN"]}}})
+        r = cri.exec(cid, "sh", "-c", 'echo "$GREETING"; pwd; cat /ro/hello; '
+                     "echo x > /rw/new && echo rw-ok; echo x > /ro/other || echo ro-refused; "
+                     "chown 1 /tmp || echo chown-refused")
+        assert r.stdout.decode().split("\n")[:6] == ["hi there", "/etc", "from the host",
+                                                      "rw-ok", "ro-refused", "chown-refused"]
+        assert (shared / "new").exists() and not (shared / "other").exists()
+
+        user = cri.container(sid, pod, "u", ["sleep", "1000"], linux={"security_context": {
+            "run_as_user": {"value": 1000}, "run_as_group": {"value": 1001},
+            "readonly_rootfs": True}})
+        r = cri.exec(user, "sh", "-c", "id -u; id -g; touch /x || echo ro-rootfs")
+        assert r.stdout.split() == [b"1000", b"1001", b"ro-rootfs"]
+
+        # the kubelet rotates the log: it renames the file, then asks for a new one
+        log = Path(pod["log_directory"]) / "c.log"
+        cri.exec(cid, "touch", "/tmp/tick")
+        assert wait_for(lambda: log.exists() and b" F tick" in log.read_bytes())
+        log.rename(log.with_suffix(".1"))
+        cri.runtime("ReopenContainerLog", container_id=cid)
+        cri.exec(cid, "touch", "/tmp/tick")
+        assert wait_for(lambda: log.exists() and b" F tick" in log.read_bytes())
+        assert log.with_suffix(".1").read_bytes().count(b"tick") == 1
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
