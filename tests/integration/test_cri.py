@@ -484,3 +484,64 @@ def test_container_options(cri: Cri, tmp_path: Path) -> None:
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def _ws(url: str, protocol: str, send: list[bytes], until: Any) -> tuple[dict[int, bytes], str]:
+    """Talk to a stream URL over WebSocket: send `send`, collect per channel until
+    `until(collected)` or the server closes; and the protocol it chose."""
+    import asyncio
+
+    import aiohttp
+
+    async def talk() -> tuple[dict[int, bytes], str]:
+        got: dict[int, bytes] = {}
+        async with aiohttp.ClientSession() as s, \
+                s.ws_connect(url, protocols=(protocol,), timeout=20) as ws:
+            for m in send:
+                await ws.send_bytes(m)
+            async with asyncio.timeout(20):
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY and msg.data:
+                        got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
+                        if until(got):
+                            break
+            return got, ws.protocol or ""
+    return asyncio.run(talk())
+
+
+def test_streaming_exec_attach_portforward(cri: Cri) -> None:
+    """The URLs Exec, Attach and PortForward hand out, over WebSocket (Kubernetes' channel
+    protocol): stdin in, stdout and stderr out, the exit status on the error channel; a
+    container's output; a pod's port."""
+    sid, pod = cri.pod("streams")
+    try:
+        cid = cri.container(sid, pod, "srv", ["sh", "-c", "(while true; do echo tick; sleep 0.2; "
+                                              "done) & while true; do nc -l -p 8080 -e echo "
+                                              "pong; done"])
+        url = cri.runtime("Exec", container_id=cid, cmd=["sh", "-c", "read x; echo got $x; "
+                                                         "echo oops >&2; exit 3"],
+                          stdin=True, stdout=True, stderr=True).url
+        assert url.startswith("http://127.0.0.1:")
+        got, proto = _ws(url, "v4.channel.k8s.io", [b"\x00hello\n"], lambda g: 3 in g)
+        assert proto == "v4.channel.k8s.io"
+        assert got[1] == b"got hello\n" and got[2] == b"oops\n"
+        status = json.loads(got[3])
+        assert status["status"] == "Failure" and \
+            status["details"]["causes"][0]["message"] == "3"
+        # a token is good once
+        with pytest.raises(Exception, match="404"):
+            _ws(url, "v4.channel.k8s.io", [], lambda g: True)
+        url = cri.runtime("Exec", container_id=cid, cmd=["true"], stdout=True).url
+        assert json.loads(_ws(url, "v5.channel.k8s.io", [], lambda g: 3 in g)[0][3]) == {
+            "metadata": {}, "status": "Success"}
+
+        url = cri.runtime("Attach", container_id=cid, stdout=True, stderr=True).url
+        url_pf = cri.runtime("PortForward", pod_sandbox_id=sid, port=[8080]).url
+        got, _ = _ws(url_pf, "v4.channel.k8s.io", [],
+                     lambda g: b"pong" in g.get(0, b""))
+        assert got[0].endswith(b"pong\n") and got[0][:2] == (8080).to_bytes(2, "little")
+        got, _ = _ws(url, "v4.channel.k8s.io", [], lambda g: b"tick" in g.get(1, b""))
+        assert b"tick" in got[1]
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)

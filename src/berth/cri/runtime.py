@@ -25,7 +25,8 @@ from berth.cri.gen import api
 from berth.cri.logs import CriLog
 from berth.cri.sandboxes import DnsConfig, Pods, PortMapping, Sandbox, SandboxState
 from berth.cri.stats import Stats
-from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.cri.streaming import StreamRequest, StreamServer, check_ports
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImplemented_
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def _text(v: str | bytes) -> str:
 
 class RuntimeHandlers:
     def __init__(self, pods: Pods, containers: ContainerService, execs: ExecService,
-                 cni: Cni) -> None:
+                 cni: Cni, streams: StreamServer | None = None) -> None:
+        self.streams = streams
         self.pods = pods
         self.containers = containers
         self.execs = execs
@@ -87,6 +89,8 @@ class RuntimeHandlers:
         """At the daemon's shutdown: the spare holder goes; the CRI logs are flushed and
         closed (a restarted daemon writes them on: `resume_logs`)."""
         await self.pods.close()
+        if self.streams is not None:
+            await self.streams.stop()
         for _, task in list(self.logs.values()):
             task.cancel()
         for _, task in list(self.logs.values()):
@@ -458,6 +462,45 @@ class RuntimeHandlers:
             raise Conflict(f"container {rec.id} is not running")
         entry[0].reopen()
         return api().ReopenContainerLogResponse()
+
+    # --- streams ----------------------------------------------------------------------------
+    def _stream_url(self, req: StreamRequest) -> str:
+        if self.streams is None:
+            raise NotImplemented_("the CRI streaming server is not running")
+        return self.streams.register(req)
+
+    async def Exec(self, req: Any) -> Any:  # noqa: N802
+        rec = self._resolve(req.container_id)
+        if not req.cmd:
+            raise InvalidArgument("Exec needs a command")
+        if not (req.stdin or req.stdout or req.stderr):
+            raise InvalidArgument("one of stdin, stdout, or stderr must be set")
+        if not rec.state.status.is_running:
+            raise Conflict(f"container {rec.id} is not running")
+        url = self._stream_url(StreamRequest(
+            kind="exec", container_id=rec.id, cmd=list(req.cmd), tty=req.tty,
+            stdin=req.stdin, stdout=req.stdout, stderr=req.stderr))
+        return api().ExecResponse(url=url)
+
+    async def Attach(self, req: Any) -> Any:  # noqa: N802
+        rec = self._resolve(req.container_id)
+        if not (req.stdin or req.stdout or req.stderr):
+            raise InvalidArgument("one of stdin, stdout, or stderr must be set")
+        url = self._stream_url(StreamRequest(
+            kind="attach", container_id=rec.id, tty=req.tty, stdin=req.stdin,
+            stdout=req.stdout, stderr=req.stderr))
+        return api().AttachResponse(url=url)
+
+    async def PortForward(self, req: Any) -> Any:  # noqa: N802
+        sb = self.pods.resolve(req.pod_sandbox_id)
+        if self._state(sb) != 0:
+            raise Conflict(f"pod sandbox {sb.id} is not ready")
+        target = "127.0.0.1" if sb.host_network else sb.ip
+        if not target:
+            raise Conflict(f"pod sandbox {sb.id} has no address to forward to")
+        url = self._stream_url(StreamRequest(kind="portforward", target=target,
+                                             ports=check_ports(list(req.port))))
+        return api().PortForwardResponse(url=url)
 
     async def ExecSync(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)

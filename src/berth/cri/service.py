@@ -14,6 +14,7 @@ from berth.cri.images import ImageHandlers
 from berth.cri.runtime import RuntimeHandlers
 from berth.cri.sandboxes import Pods
 from berth.cri.server import CriServer
+from berth.cri.streaming import StreamServer
 from berth.images import ImageService
 from berth.images.distribution import Distribution
 
@@ -36,7 +37,9 @@ async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: Exec
     cni = Cni(cfg.cni_conf_dir, list(cfg.cni_bin_dirs), os.path.join(root, "cni-results"))
     pods = Pods(root, cni)
     pods.prepare()
-    runtime = RuntimeHandlers(pods, containers, execs, cni)
+    streams = StreamServer(containers, execs)
+    await streams.start()
+    runtime = RuntimeHandlers(pods, containers, execs, cni, streams)
     runtime.resume_logs()
     server = CriServer(runtime, ImageHandlers(images, distribution, cfg.data_root))
     await server.start(cfg.socket)
