@@ -3,6 +3,7 @@ CRI log format, the create body a CRI container becomes, the generated messages.
 
 from __future__ import annotations
 
+import ast
 import json
 import stat
 import sys
@@ -167,3 +168,44 @@ def test_messages_generated() -> None:
     m = api().VersionResponse(runtime_name="berth")
     assert api().VersionResponse.FromString(m.SerializeToString()).runtime_name == "berth"
     assert set(api().DESCRIPTOR.services_by_name) == {"RuntimeService", "ImageService"}
+
+
+def test_pod_sysctls_checked() -> None:
+    from berth.cri.runtime import pod_sysctls
+    ok = {"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shmmax": "1", "fs.mqueue.x": "2"}
+    assert pod_sysctls(ok, False, False) == ok
+    for bad, host_net, host_ipc in ((("kernel.hostname", "x"), False, False),
+                                    (("vm.swappiness", "1"), False, False),
+                                    (("net/../../x", "1"), False, False),
+                                    (("net.ipv4.ip_forward", "1"), True, False),
+                                    (("kernel.shmmax", "1"), False, True)):
+        with pytest.raises(InvalidArgument):
+            pod_sysctls(dict([bad]), host_net, host_ipc)
+
+
+def test_exit_status() -> None:
+    from berth.cri.streaming import exit_status
+    assert json.loads(exit_status(0)) == {"metadata": {}, "status": "Success"}
+    failed = json.loads(exit_status(3))
+    assert failed["reason"] == "NonZeroExitCode"
+    assert failed["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+def test_pause_stays_lean(tmp_path: Path) -> None:
+    """The holder imports berth.linux alone (no grpc, no daemon), from its own command line,
+    and a spare whose stdin closes with no pod exits at once."""
+    import subprocess
+
+    from berth.cri.pause import argv
+    cmd = argv(str(tmp_path))
+    assert cmd[1:3] == ["-I", "-S"] and cmd[-1] == f"--root={tmp_path}"
+    probe = cmd[:4] + [cmd[4].replace("sys.exit(main(sys.argv[1:]))",
+                                      "print(sorted(m for m in sys.modules if 'berth' in m "
+                                      "or 'grpc' in m or 'aiohttp' in m))")]
+    out = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=True).stdout
+    mods = ast.literal_eval(out)
+    assert "berth.linux" in mods
+    assert not [m for m in mods if m.startswith(("grpc", "aiohttp", "berth.containers",
+                                                 "berth.cri.server", "berth.daemon"))]
+    r = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stdout) == (0, "")
