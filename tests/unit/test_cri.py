@@ -86,6 +86,9 @@ def test_chain_add_check_del(tmp_path: Path, plugins: tuple[Path, Path]) -> None
     assert calls[1]["conf"]["name"] == "net" and calls[1]["conf"]["cniVersion"] == "1.0.0"
     log.unlink()
     c.check(att)
+    # DEL uses the list as it was at ADD, even with the conf dir emptied since
+    for f in conf.iterdir():
+        f.unlink()
     c.delete(att)
     calls = _calls(log)
     assert [(x["env"]["CNI_COMMAND"], x["conf"]["type"]) for x in calls] == [

@@ -224,8 +224,10 @@ class Cni:
             raise System(f"plugin type={typ!r}: result is not an object")
         return out
 
-    def _cache_path(self, net: NetworkList, att: Attachment) -> str:
-        return os.path.join(self.cache_dir, f"{net.name}-{att.container_id}-{att.ifname}.json")
+    def _cache_path(self, att: Attachment) -> str:
+        """Keyed by the sandbox and interface alone: DEL must find it even when the conf dir
+        has changed (or emptied) since the ADD."""
+        return os.path.join(self.cache_dir, f"{att.container_id}-{att.ifname}.json")
 
     def add(self, att: Attachment, net: NetworkList | None = None) -> Result:
         """ADD through the list; on a failure the plug-ins done so far are deleted again."""
@@ -242,32 +244,33 @@ class Cni:
         if prev is None:
             raise System(f"CNI network {net.name}: no result")
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
-        atomic_write(self._cache_path(net, att),
+        atomic_write(self._cache_path(att),
                      json.dumps({"network": net.name, "result": prev,
                                  "config": {"cniVersion": net.cni_version,
                                             "plugins": list(net.plugins)}}).encode())
         return parse_result(prev)
 
-    def _cached(self, net: NetworkList, att: Attachment) -> tuple[NetworkList, dict[str, Any]
-                                                                  | None]:
+    def _cached(self, att: Attachment) -> tuple[NetworkList | None, dict[str, Any] | None]:
         """The list as it was at ADD and its result (the conf dir may have changed since)."""
         try:
-            with open(self._cache_path(net, att), "rb") as f:
+            with open(self._cache_path(att), "rb") as f:
                 j = json.loads(f.read(1 << 20))
             c = j["config"]
-            return NetworkList(net.name, c["cniVersion"], tuple(c["plugins"]), "cache"), \
-                j["result"]
+            return NetworkList(_check_name(j["network"], "network"), str(c["cniVersion"]),
+                               tuple(c["plugins"]), "cache"), j["result"]
         except (OSError, ValueError, KeyError, TypeError):
-            return net, None
+            return None, None
 
     def delete(self, att: Attachment, net: NetworkList | None = None,
                prev: dict[str, Any] | None = None) -> None:
-        """DEL through the list in reverse. Plug-ins must tolerate a missing netns or an
-        attachment already gone; an error is raised only after every plug-in was asked."""
-        net = net or self.network()
-        cached_net, cached = self._cached(net, att)
+        """DEL through the list in reverse (the list as it was at ADD, with its cached
+        result, where there is one). Plug-ins must tolerate a missing netns or an attachment
+        already gone; an error is raised only after every plug-in was asked."""
+        cached_net, cached = self._cached(att)
+        if net is None:
+            net = cached_net or self.network()
         if prev is None:
-            net, prev = cached_net, cached
+            prev = cached
         first: BaseException | None = None
         for plugin in reversed(net.plugins):
             try:
@@ -278,13 +281,12 @@ class Cni:
         if first is not None:
             raise first
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._cache_path(net, att))
+            os.unlink(self._cache_path(att))
 
-    def check(self, att: Attachment, net: NetworkList | None = None) -> None:
+    def check(self, att: Attachment) -> None:
         """CHECK through the list in order, with the cached ADD result."""
-        net = net or self.network()
-        net, prev = self._cached(net, att)
-        if prev is None:
+        net, prev = self._cached(att)
+        if net is None or prev is None:
             raise NotFound(f"no cached CNI result for {att.container_id[:12]}")
         for plugin in net.plugins:
             self._exec("CHECK", net, plugin, att, prev)
