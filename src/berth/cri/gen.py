@@ -44,6 +44,7 @@ def generate(out_dir: str) -> str:
         key = hashlib.sha256(f.read() + _protoc_version().encode()).hexdigest()[:16]
     target = os.path.join(out_dir, f"cri_api_pb2_{key}.py")
     if os.path.exists(target):
+        _check_owned(target)
         return target
     from grpc_tools import protoc  # only when it is to be compiled: it is slow to import
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
@@ -54,6 +55,14 @@ def generate(out_dir: str) -> str:
             raise RuntimeError(f"protoc failed ({rc}) on {PROTO}")
         os.replace(os.path.join(tmp, "api_pb2.py"), target)
     return target
+
+
+def _check_owned(path: str) -> None:
+    """The module is imported as code: it must be ours and writable by us alone."""
+    st = os.stat(path)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise RuntimeError(f"{path}: not owned by this user or writable by others: "
+                           "remove it, or set BERTH_CRI_CACHE to a private directory")
 
 
 @functools.cache
