@@ -199,6 +199,8 @@ def main() -> None:
                         CriClient(f"unix://{base}/b/run/cri.sock") as bc, \
                         CriClient(ctd_addr) as cc:
                     try:
+                        rtt = {name: version_rtt(client) for name, client in
+                               (("berth", bc), ("containerd", cc))}
                         times = run(bc, cc, args.n, base)
                     finally:
                         with contextlib.suppress(Exception):
@@ -214,6 +216,17 @@ def main() -> None:
         print(f"  {name + ':':11} {summary(xs)}; medians {steps}")
     print(f"  ratio berth/containerd: {statistics.median(b) / statistics.median(c):.2f} "
           "(target <= 0.5)")
+    print("Version round trip (the gRPC server's own cost), median of 200: " + ", ".join(
+        f"{name} {v * 1000:.2f} ms" for name, v in rtt.items()))
+
+
+def version_rtt(c: CriClient, n: int = 200) -> float:
+    xs = []
+    for _ in range(n):
+        t = time.perf_counter()
+        c.runtime("Version")
+        xs.append(time.perf_counter() - t)
+    return statistics.median(xs)
 
 
 def run(bc: CriClient, cc: CriClient, n: int, base: Path

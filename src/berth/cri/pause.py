@@ -14,6 +14,7 @@ line (its daemon went away) exits. The pod's containers join its namespaces thro
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -37,7 +38,6 @@ def main(args: list[str]) -> int:
     line = sys.stdin.readline(1 << 16)
     if not line.strip():
         return 0   # no pod came: the daemon closed our stdin
-    import json
     ask = json.loads(line)
     net, ipc, uts = bool(ask.get("net")), bool(ask.get("ipc")), bool(ask.get("uts"))
     hostname = str(ask.get("hostname") or "")
