@@ -174,7 +174,7 @@ def test_messages_generated() -> None:
 
 
 def test_pod_sysctls_checked() -> None:
-    from berth.cri.runtime import pod_sysctls
+    from berth.cri.pods import pod_sysctls
     ok = {"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shmmax": "1", "fs.mqueue.x": "2"}
     assert pod_sysctls(ok, False, False) == ok
     for bad, host_net, host_ipc in ((("kernel.hostname", "x"), False, False),

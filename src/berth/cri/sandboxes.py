@@ -157,6 +157,9 @@ class Pods:
             raise NotFound(f"pod sandbox {ref!r} not found")
         raise InvalidArgument(f"pod sandbox ID {ref!r} is ambiguous")
 
+    def ready(self, sb: Sandbox) -> bool:
+        return sb.state is SandboxState.READY and self.holder_alive(sb)
+
     @staticmethod
     def holder_alive(sb: Sandbox) -> bool:
         return bool(sb.pid) and _start_time(sb.pid) == sb.pid_start

@@ -65,13 +65,14 @@ def _wrap(name: str, fn: Callable[[Any], Awaitable[Any]]) -> Handler:
     return call
 
 
-def service_handler(service: str, impl: object) -> grpc.GenericRpcHandler:
-    """`impl`'s async methods named as `service`'s RPCs (unary ones: the streaming
-    GetContainerEvents is not served yet)."""
+def service_handler(service: str, *impls: object) -> grpc.GenericRpcHandler:
+    """The async methods named as `service`'s RPCs, of the first of `impls` that has one
+    (unary ones: the streaming GetContainerEvents is not served yet)."""
     desc = api().DESCRIPTOR.services_by_name[service]
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for m in desc.methods:
-        fn = getattr(impl, m.name, None)
+        fn = next((f for f in (getattr(i, m.name, None) for i in impls) if f is not None),
+                  None)
         if fn is None or m.client_streaming or m.server_streaming:
             continue
         req = getattr(api(), m.input_type.name)
@@ -82,9 +83,10 @@ def service_handler(service: str, impl: object) -> grpc.GenericRpcHandler:
 
 
 class CriServer:
-    """Serves `runtime` and `images` on a unix socket."""
+    """Serves `runtime` (the RuntimeService's handler objects) and `images` on a unix
+    socket."""
 
-    def __init__(self, runtime: object, images: object) -> None:
+    def __init__(self, runtime: tuple[object, ...], images: object) -> None:
         self.runtime = runtime
         self.images = images
         self.server: grpc.aio.Server | None = None
@@ -99,7 +101,7 @@ class CriServer:
             os.unlink(self.path)
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20),
                                           ("grpc.max_send_message_length", 16 << 20)])
-        server.add_generic_rpc_handlers((service_handler("RuntimeService", self.runtime),
+        server.add_generic_rpc_handlers((service_handler("RuntimeService", *self.runtime),
                                          service_handler("ImageService", self.images)))
         if not server.add_insecure_port(address):
             raise InvalidArgument(f"cannot listen on {address}")
@@ -112,9 +114,10 @@ class CriServer:
         if self.server is not None:
             await self.server.stop(1.0)
             self.server = None
-        close = getattr(self.runtime, "close", None)
-        if close is not None:
-            await close()
+        for impl in self.runtime:
+            close = getattr(impl, "close", None)
+            if close is not None:
+                await close()
         if self.path and os.path.exists(self.path):
             os.unlink(self.path)
 

@@ -11,7 +11,8 @@ from berth.containers.execs import ExecService
 from berth.cri.cni import Cni
 from berth.cri.gen import api
 from berth.cri.images import ImageHandlers
-from berth.cri.runtime import RuntimeHandlers
+from berth.cri.pods import PodHandlers
+from berth.cri.runtime import ContainerHandlers
 from berth.cri.sandboxes import Pods
 from berth.cri.server import CriServer
 from berth.cri.streaming import StreamServer
@@ -39,9 +40,10 @@ async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: Exec
     pods.prepare()
     streams = StreamServer(containers, execs)
     await streams.start()
-    runtime = RuntimeHandlers(pods, containers, execs, cni, streams)
+    runtime = ContainerHandlers(pods, containers, execs, cni, streams)
     runtime.resume_logs()
-    server = CriServer(runtime, ImageHandlers(images, distribution, cfg.data_root))
+    server = CriServer((PodHandlers(pods, cni, runtime), runtime),
+                       ImageHandlers(images, distribution, cfg.data_root))
     await server.start(cfg.socket)
     return server
 
