@@ -3,6 +3,10 @@
 held by berth's own pause process (`pause`) and networked through CNI plug-ins (`cni`).
 
 `gen` compiles the proto's messages on first use; `server` serves the two services from the
-proto's descriptors; `sandboxes` keeps the pods; `runtime` and `images` are the handlers. This
-package is imported by the daemon only when --cri-socket is given (grpc is not cheap to import).
+proto's descriptors; `service` assembles it all for the daemon. `sandboxes` keeps the pods;
+`pods` (runtime and pods), `runtime` (containers) and `images` are the handlers, with `containers`
+(a CRI container as a berth container), `logs` (the kubelet's log format), `stats` and
+`streaming` (Exec, Attach, PortForward URLs). `client` drives a CRI socket from Python (tests,
+bench). This package is imported by the daemon only when --cri-socket is given (grpc is not
+cheap to import).
 """
