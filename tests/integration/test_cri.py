@@ -137,6 +137,7 @@ def test_version_and_status(cri: Cri) -> None:
     assert (v.runtime_name, v.runtime_api_version) == ("berth", "v1")
     conds = {c.type: c.status for c in cri.runtime("Status").status.conditions}
     assert conds == {"RuntimeReady": True, "NetworkReady": True}
+    assert cri.runtime("RuntimeConfig").linux.cgroup_driver == 1   # CGROUPFS
 
 
 def test_pod_with_two_containers(cri: Cri) -> None:

@@ -73,6 +73,13 @@ class PodHandlers:
         return a.StatusResponse(status=a.RuntimeStatus(conditions=conds),
                                 runtime_handlers=[a.RuntimeHandler(name="")])
 
+    async def RuntimeConfig(self, req: Any) -> Any:  # noqa: N802
+        """The cgroup driver, for a kubelet to match: berth manages cgroups itself
+        (cgroupfs), with no systemd slices."""
+        a = api()
+        return a.RuntimeConfigResponse(linux=a.LinuxRuntimeConfiguration(
+            cgroup_driver=a.CgroupDriver.Value("CGROUPFS")))
+
     async def UpdateRuntimeConfig(self, req: Any) -> Any:  # noqa: N802
         # the pod CIDR goes to the CNI config, which kubelets' deployments write themselves
         return api().UpdateRuntimeConfigResponse()
