@@ -165,6 +165,9 @@ def test_pod_with_two_containers(cri: Cri) -> None:
     assert r.exit_code == 0 and lines[0] == "web"
     assert "nameserver 127.0.0.1" in lines and "search test.local" in lines
     assert f"inet {ip}/25" in lines[-1]
+    # one /dev/shm for the pod (as one IPC namespace)
+    assert cri.exec(srv, "sh", "-c", "echo shared > /dev/shm/note").exit_code == 0
+    assert cri.exec(cli, "cat", "/dev/shm/note").stdout == b"shared\n"
     r = cri.exec(cli, "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (r.stdout, r.stderr, r.exit_code) == (b"out\n", b"err\n", 3)
 
@@ -200,6 +203,8 @@ def test_pod_with_two_containers(cri: Cri) -> None:
     assert cri.runtime("ContainerStatus", container_id=cli).status.state == 2
     assert wait_for(lambda: holder not in holders(cri.root))
     assert _ports(cri.bridge) == []                 # CNI DEL took the pod's veth away
+    with open("/proc/self/mountinfo") as f:         # and the pod's /dev/shm is unmounted
+        assert f"{cri.root}/shm/" not in f.read()
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
     assert not cri.runtime("ListPodSandbox").items

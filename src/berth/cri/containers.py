@@ -150,6 +150,8 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
         annotations[CRI_PIDNS] = sb.ns_path("pid")
     if sb.cgroup_parent:
         hc["CgroupParent"] = sb.cgroup_parent
+    if sb.shm_path:   # the pod's, shared by its containers
+        hc["Mounts"] = [{"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"}]
     hc["Annotations"] = annotations
     body: dict[str, Any] = {
         "Image": spec.image, "Labels": labels, "Env": [f"{k}={v}" for k, v in spec.env],

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from berth import linux
 from berth.cri import pause
 from berth.cri.cni import Attachment, Cni
 from berth.errors import Conflict, InvalidArgument, NotFound, System
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PAUSE_READY_TIMEOUT = 10.0
 PAUSE_STOP_TIMEOUT = 5.0
+SHM_SIZE = 64 << 20   # a pod's /dev/shm, as Docker's default
 
 
 class SandboxState(enum.StrEnum):
@@ -73,6 +75,7 @@ class Sandbox:
     runtime_handler: str = ""
     cgroup_parent: str = ""
     sysctls: dict[str, str] = field(default_factory=dict)
+    shm_path: str = ""      # the pod's /dev/shm on the host (a tmpfs of its own)
     pid: int = 0            # the holder's, while READY
     pid_start: str = ""     # its start time (/proc/PID/stat), against a reused PID
     ip: str = ""
@@ -175,6 +178,8 @@ class Pods:
             self.all[sb.id] = sb
             try:
                 await self._start_holder(sb)
+                if not sb.host_ipc:
+                    await asyncio.to_thread(self._mount_shm, sb)
                 if not sb.host_network:
                     await self._network_up(sb)
                 sb.state = SandboxState.READY
@@ -244,6 +249,25 @@ class Pods:
             sb.pid = int(words[1])
         sb.pid_start = _start_time(sb.pid)
 
+    def _mount_shm(self, sb: Sandbox) -> None:
+        """The pod's /dev/shm, which its containers share (as they share its IPC namespace):
+        a tmpfs of Docker's default size."""
+        path = os.path.join(self.root, "shm", sb.id)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        linux.mount("shm", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                    f"mode=1777,size={SHM_SIZE}")
+        sb.shm_path = path
+
+    @staticmethod
+    def _unmount_shm(sb: Sandbox) -> None:
+        if not sb.shm_path:
+            return
+        if os.path.ismount(sb.shm_path):
+            linux.umount(sb.shm_path, linux.MNT_DETACH)
+        with contextlib.suppress(OSError):
+            os.rmdir(sb.shm_path)
+        sb.shm_path = ""
+
     async def _network_up(self, sb: Sandbox) -> None:
         res = await asyncio.to_thread(self.cni.add, self._attachment(sb))
         sb.network_up = True
@@ -276,6 +300,7 @@ class Pods:
             await asyncio.to_thread(self.cni.delete, self._attachment(sb))
             sb.network_up = False
         await self._end_holder(sb)
+        await asyncio.to_thread(self._unmount_shm, sb)
         sb.state = SandboxState.NOTREADY
 
     async def _end_holder(self, sb: Sandbox) -> None:
