@@ -551,3 +551,41 @@ def test_streaming_exec_attach_portforward(cri: Cri) -> None:
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_by_hand_with_ctl(cri: Cri, tmp_path: Path) -> None:
+    """berth.cri.ctl, crictl's commands that a person drives a pod with (crictl itself cannot
+    be built here), with crictl's own config files."""
+    import sys
+    endpoint = f"unix://{cri.daemon.exec_root}/cri.sock"
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "berth.cri.ctl", "-r", endpoint, *args],
+                              capture_output=True, text=True, timeout=60)
+    pod = tmp_path / "pod.json"
+    pod.write_text(json.dumps({"metadata": {"name": "byhand", "namespace": "default",
+                                            "uid": "hdishd83djaidwnduwk28bcsb", "attempt": 1},
+                               "log_directory": str(tmp_path / "logs"),
+                               "linux": {}}))
+    ctr = tmp_path / "container.json"
+    ctr.write_text(json.dumps({"metadata": {"name": "busybox"},
+                               "image": {"image": "busybox"}, "command": ["top"],
+                               "envs": [{"key": "WHO", "value": "crictl"}],
+                               "log_path": "busybox.0.log", "linux": {}}))
+    r = ctl("runp", str(pod))
+    assert r.returncode == 0, r.stderr
+    sid = r.stdout.strip()
+    try:
+        cid = ctl("create", sid, str(ctr), str(pod)).stdout.strip()
+        assert ctl("start", cid).returncode == 0
+        r = ctl("exec", cid, "sh", "-c", "echo $WHO; exit 4")
+        assert (r.stdout, r.returncode) == ("crictl\n", 4)
+        listed = json.loads(ctl("ps").stdout)["containers"]
+        assert [(c["id"], c["state"]) for c in listed if c["pod_sandbox_id"] == sid] == [
+            (cid, "CONTAINER_RUNNING")]
+        assert json.loads(ctl("inspectp", sid).stdout)["status"]["state"] == "SANDBOX_READY"
+        assert json.loads(ctl("version").stdout)["runtime_name"] == "berth"
+    finally:
+        assert ctl("stopp", sid).returncode == 0
+        assert ctl("rmp", sid).returncode == 0
+    assert sid not in ctl("pods").stdout
