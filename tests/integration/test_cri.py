@@ -589,3 +589,34 @@ def test_by_hand_with_ctl(cri: Cri, tmp_path: Path) -> None:
         assert ctl("stopp", sid).returncode == 0
         assert ctl("rmp", sid).returncode == 0
     assert sid not in ctl("pods").stdout
+
+
+def test_security_context(cri: Cri, tmp_path: Path) -> None:
+    """Privileged, no_new_privs, masked and read-only paths, a run-as user name, and seccomp
+    profiles: Unconfined and a Localhost one."""
+    profile = tmp_path / "no-mkdir.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    sid, pod = cri.pod("secure")
+    try:
+        def run(name: str, sc: dict[str, Any], script: str) -> str:
+            cid = cri.container(sid, pod, name, ["sleep", "1000"],
+                                linux={"security_context": sc})
+            r = cri.exec(cid, "sh", "-c", script)
+            return str(r.stdout.decode()) + r.stderr.decode()
+        assert run("priv", {"privileged": True},
+                   "mkdir -p /m && mount -t tmpfs none /m && echo mounted") == "mounted\n"
+        assert run("plain", {}, "mkdir -p /m; mount -t tmpfs none /m 2>/dev/null || echo refused; "
+                   "grep NoNewPrivs /proc/self/status") == "refused\nNoNewPrivs:\t0\n"
+        assert run("nnp", {"no_new_privs": True},
+                   "grep NoNewPrivs /proc/self/status") == "NoNewPrivs:\t1\n"
+        assert run("masked", {"masked_paths": ["/etc/passwd"], "readonly_paths": ["/tmp"]},
+                   "wc -c < /etc/passwd; touch /tmp/x 2>/dev/null || echo ro") == "0\nro\n"
+        assert run("named", {"run_as_username": "nobody"}, "id -un") == "nobody\n"
+        assert run("local", {"seccomp": {"profile_type": 2, "localhost_ref": str(profile)}},
+                   "mkdir /tmp/d 2>/dev/null || echo denied") == "denied\n"
+        assert run("unconfined", {"seccomp": {"profile_type": 1}},
+                   "grep Seccomp: /proc/self/status") == "Seccomp:\t0\n"
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
