@@ -620,3 +620,27 @@ def test_security_context(cri: Cri, tmp_path: Path) -> None:
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_mount_propagation(cri: Cri, tmp_path: Path) -> None:
+    """HOST_TO_CONTAINER (rslave): a mount made on the host under the bound directory after
+    the start shows in the container; PRIVATE: it does not."""
+    src = tmp_path / "prop"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(src), str(src)], check=True)
+    sid = ""
+    try:
+        subprocess.run(["mount", "--make-shared", str(src)], check=True)
+        sid, pod = cri.pod("prop")
+        slave = cri.container(sid, pod, "slave", ["sleep", "1000"], mounts=[
+            {"host_path": str(src), "container_path": "/p", "propagation": 1}])
+        private = cri.container(sid, pod, "private", ["sleep", "1000"], mounts=[
+            {"host_path": str(src), "container_path": "/p", "propagation": 0}])
+        subprocess.run(["mount", "-t", "tmpfs", "late", str(src / "sub")], check=True)
+        assert " /p/sub " in cri.exec(slave, "cat", "/proc/mounts").stdout.decode()
+        assert " /p/sub " not in cri.exec(private, "cat", "/proc/mounts").stdout.decode()
+    finally:
+        if sid:
+            cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+            cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+        subprocess.run(["umount", "-R", str(src)], capture_output=True)

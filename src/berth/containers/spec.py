@@ -428,6 +428,12 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     extra.extend(mounts or [])
     # as Docker: parents before children, so a volume on /etc does not hide /etc/hosts
     spec["mounts"].extend(sorted(extra, key=lambda m: m["destination"].rstrip("/").count("/")))
+    # as dockerd: a slave or shared bind needs the root's propagation to match, or the
+    # mounts the host makes later never reach it
+    props = {o.lstrip("r") for m in mounts or [] for o in m.get("options", [])
+             if o in ("shared", "rshared", "slave", "rslave")}
+    if props:
+        spec["linux"]["rootfsPropagation"] = "rshared" if "shared" in props else "rslave"
     if hc.get("Init") and init_path:
         spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
                                "source": init_path, "options": ["rbind", "ro", "rprivate"]})
