@@ -644,3 +644,33 @@ def test_mount_propagation(cri: Cri, tmp_path: Path) -> None:
             cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
             cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
         subprocess.run(["umount", "-R", str(src)], capture_output=True)
+
+
+def test_container_events(cri: Cri) -> None:
+    """GetContainerEvents streams the pod's and its container's lifecycle, each event with
+    the pod's status."""
+    import threading
+    events = cri.client.stream("RuntimeService", "GetContainerEvents")
+    got: list[tuple[str, int, str]] = []
+
+    def read() -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for ev in events:
+                got.append((ev.container_id, ev.container_event_type,
+                            ev.pod_sandbox_status.id))
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    sid, pod = cri.pod("events")
+    cid = cri.container(sid, pod, "c", ["sleep", "1000"])
+    cri.runtime("StopContainer", container_id=cid, timeout=0)
+    cri.runtime("RemoveContainer", container_id=cid)
+    cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+    cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+    wait_for(lambda: (sid, 3, "") in got or len(got) >= 8)
+    events.cancel()
+    t.join(5)
+    mine = [(i, k) for i, k, _ in got if i in (sid, cid)]
+    assert mine == [(sid, 0), (sid, 1), (cid, 0), (cid, 1), (cid, 2), (cid, 3), (sid, 2),
+                    (sid, 3)]
+    assert all(p == sid for i, _, p in got if i == cid)

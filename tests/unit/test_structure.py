@@ -59,7 +59,7 @@ ALLOWED = {
                "volumes", "networks", "registry", "builder", "cri"},
     # the Kubernetes CRI: over the services (DESIGN.md), with registry's AuthConfig (what the
     # distribution service takes) and linux for its pause process's unshare
-    "cri": {"containers", "images", "errors", "fs", "reference", "registry", "linux"},
+    "cri": {"containers", "images", "errors", "fs", "reference", "registry", "linux", "events"},
     "client": {"errors", "jsonc"},
     # reference only where a name must be read the way the daemon reads it (pull, push)
     "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",

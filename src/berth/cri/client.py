@@ -42,6 +42,15 @@ class CriClient:
                                         response_deserializer=resp_cls.FromString)
         return stub(request, timeout=timeout or self.timeout)
 
+    def stream(self, service: str, method: str, **fields: Any) -> Any:
+        """A server-streaming RPC: an iterator of its answers (`.cancel()` ends it)."""
+        desc = api().DESCRIPTOR.services_by_name[service].methods_by_name[method]
+        resp_cls = getattr(api(), desc.output_type.name)
+        stub = self.channel.unary_stream(f"/{desc.containing_service.full_name}/{method}",
+                                         request_serializer=lambda m: m.SerializeToString(),
+                                         response_deserializer=resp_cls.FromString)
+        return stub(getattr(api(), desc.input_type.name)(**fields))
+
     def runtime(self, method: str, request: Any = None, **fields: Any) -> Any:
         return self.call("RuntimeService", method, request, **fields)
 

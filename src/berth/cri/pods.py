@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from berth import __version__
+from berth.cri import events
 from berth.cri.cni import Cni
 from berth.cri.gen import api
 from berth.cri.runtime import ContainerHandlers, labels_match
@@ -112,6 +114,8 @@ class PodHandlers:
                      sysctls=pod_sysctls(dict(c.linux.sysctls), nso.network == NS_NODE,
                                          nso.ipc == NS_NODE))
         sb = await self.pods.run(sb)
+        self.c.events.sandbox(sb.id, events.CREATED)
+        self.c.events.sandbox(sb.id, events.STARTED)
         return api().RunPodSandboxResponse(pod_sandbox_id=sb.id)
 
     async def StopPodSandbox(self, req: Any) -> Any:  # noqa: N802
@@ -123,6 +127,7 @@ class PodHandlers:
             if rec.state.status.is_running:
                 await self.c.stop_container(rec, 0)
         await self.pods.stop(sb)
+        self.c.events.sandbox(sb.id, events.STOPPED)
         return api().StopPodSandboxResponse()
 
     async def RemovePodSandbox(self, req: Any) -> Any:  # noqa: N802
@@ -133,28 +138,47 @@ class PodHandlers:
         for rec in self.c.pod_containers(sb.id):
             await self.c.remove_container(rec.id)
         await self.pods.remove(sb)
+        self.c.events.sandbox(sb.id, events.DELETED)
         return api().RemovePodSandboxResponse()
 
     def _sandbox_metadata(self, sb: Sandbox) -> Any:
         return api().PodSandboxMetadata(name=sb.name, uid=sb.uid, namespace=sb.namespace,
                                         attempt=sb.attempt)
 
-    async def PodSandboxStatus(self, req: Any) -> Any:  # noqa: N802
+    def status_of(self, sb: Sandbox) -> Any:
+        """The pod's PodSandboxStatus message."""
         a = api()
-        sb = self.pods.resolve(req.pod_sandbox_id)
         ns = a.NamespaceOption(network=NS_NODE if sb.host_network else NS_POD,
                                ipc=NS_NODE if sb.host_ipc else NS_POD,
                                pid=NS_NODE if sb.host_pid else
                                NS_POD if sb.share_pid else NS_CONTAINER)
-        status = a.PodSandboxStatus(
+        return a.PodSandboxStatus(
             id=sb.id, metadata=self._sandbox_metadata(sb), state=self._state(sb),
             created_at=sb.created_ns,
             network=a.PodSandboxNetworkStatus(
                 ip=sb.ip, additional_ips=[a.PodIP(ip=ip) for ip in sb.additional_ips]),
             linux=a.LinuxPodSandboxStatus(namespaces=a.Namespace(options=ns)),
             labels=sb.labels, annotations=sb.annotations, runtime_handler=sb.runtime_handler)
+
+    async def PodSandboxStatus(self, req: Any) -> Any:  # noqa: N802
+        sb = self.pods.resolve(req.pod_sandbox_id)
         info = {"pid": str(sb.pid)} if req.verbose else {}
-        return a.PodSandboxStatusResponse(status=status, info=info, timestamp=time.time_ns())
+        return api().PodSandboxStatusResponse(status=self.status_of(sb), info=info,
+                                              timestamp=time.time_ns())
+
+    async def GetContainerEvents(self, req: Any) -> AsyncIterator[Any]:  # noqa: N802
+        """The pods' and their containers' lifecycle, as it happens (kubelets' evented PLEG),
+        each event with its pod's status and its containers' then."""
+        a = api()
+        async for ev in self.c.events.stream():
+            resp = a.ContainerEventResponse(container_id=ev.id,
+                                            container_event_type=ev.kind, created_at=ev.at_ns)
+            sb = self.pods.all.get(ev.sandbox_id)
+            if sb is not None:
+                resp.pod_sandbox_status.CopyFrom(self.status_of(sb))
+            resp.containers_statuses.extend(
+                self.c.status_of(r) for r in self.c.pod_containers(ev.sandbox_id))
+            yield resp
 
     async def ListPodSandbox(self, req: Any) -> Any:  # noqa: N802
         a = api()

@@ -19,6 +19,7 @@ from berth.containers.execs import ExecService
 from berth.containers.record import ContainerRecord
 from berth.cri import containers as cc
 from berth.cri.cni import Cni
+from berth.cri.events import CriEvents
 from berth.cri.gen import api
 from berth.cri.logs import CriLog
 from berth.cri.sandboxes import Pods, Sandbox
@@ -41,7 +42,9 @@ def _text(v: str | bytes) -> str:
 
 class ContainerHandlers:
     def __init__(self, pods: Pods, containers: ContainerService, execs: ExecService,
-                 cni: Cni, streams: StreamServer | None = None) -> None:
+                 cni: Cni, streams: StreamServer | None = None,
+                 events: CriEvents | None = None) -> None:
+        self.events = events or CriEvents(None)
         self.streams = streams
         self.pods = pods
         self.containers = containers
@@ -242,12 +245,12 @@ class ContainerHandlers:
                 annotations=cc.annotations_of(rec)))
         return a.ListContainersResponse(containers=items)
 
-    async def ContainerStatus(self, req: Any) -> Any:  # noqa: N802
+    def status_of(self, rec: ContainerRecord) -> Any:
+        """The container's ContainerStatus message."""
         a = api()
-        rec = self._resolve(req.container_id)
         mounts = [a.Mount(container_path=m.destination, host_path=m.source,
                           readonly=not m.rw) for m in rec.mounts]
-        st = a.ContainerStatus(
+        return a.ContainerStatus(
             id=rec.id, metadata=self.metadata(rec), state=cc.state_of(rec),
             created_at=rec.created_ns, started_at=cc.time_ns(rec.state.started_at),
             finished_at=cc.time_ns(rec.state.finished_at), exit_code=rec.state.exit_code,
@@ -255,8 +258,11 @@ class ContainerHandlers:
             image_id=rec.image, reason=cc.reason_of(rec), message=rec.state.error,
             labels=cc.labels_of(rec), annotations=cc.annotations_of(rec), mounts=mounts,
             log_path=cc.label(rec, cc.L_LOG))
+
+    async def ContainerStatus(self, req: Any) -> Any:  # noqa: N802
+        rec = self._resolve(req.container_id)
         info = {"pid": str(rec.state.pid)} if req.verbose else {}
-        return a.ContainerStatusResponse(status=st, info=info)
+        return api().ContainerStatusResponse(status=self.status_of(rec), info=info)
 
     # --- resources and stats ----------------------------------------------------------------
     async def UpdateContainerResources(self, req: Any) -> Any:  # noqa: N802

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -65,17 +65,34 @@ def _wrap(name: str, fn: Callable[[Any], Awaitable[Any]]) -> Handler:
     return call
 
 
+def _wrap_stream(name: str, fn: Callable[[Any], AsyncIterator[Any]]) -> Any:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]
+                   ) -> AsyncIterator[Any]:
+        try:
+            async for item in fn(request):
+                yield item
+        except BerthError as e:
+            log.debug("CRI %s: %s", name, e)
+            await context.abort(status_code(e), str(e))
+    return call
+
+
 def service_handler(service: str, *impls: object) -> grpc.GenericRpcHandler:
-    """The async methods named as `service`'s RPCs, of the first of `impls` that has one
-    (unary ones: the streaming GetContainerEvents is not served yet)."""
+    """The methods named as `service`'s RPCs, of the first of `impls` that has one: async
+    ones for unary RPCs, async generators for server-streaming ones."""
     desc = api().DESCRIPTOR.services_by_name[service]
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for m in desc.methods:
         fn = next((f for f in (getattr(i, m.name, None) for i in impls) if f is not None),
                   None)
-        if fn is None or m.client_streaming or m.server_streaming:
+        if fn is None or m.client_streaming:
             continue
         req = getattr(api(), m.input_type.name)
+        if m.server_streaming:
+            methods[m.name] = grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(m.name, fn), request_deserializer=req.FromString,
+                response_serializer=lambda msg: msg.SerializeToString())
+            continue
         methods[m.name] = grpc.unary_unary_rpc_method_handler(
             _wrap(m.name, fn), request_deserializer=req.FromString,
             response_serializer=lambda msg: msg.SerializeToString())

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from berth.containers import ContainerService
 from berth.containers.execs import ExecService
 from berth.cri.cni import Cni
+from berth.cri.events import CriEvents
 from berth.cri.gen import api
 from berth.cri.images import ImageHandlers
 from berth.cri.pods import PodHandlers
@@ -16,6 +17,7 @@ from berth.cri.runtime import ContainerHandlers
 from berth.cri.sandboxes import Pods
 from berth.cri.server import CriServer
 from berth.cri.streaming import StreamServer
+from berth.events import EventBus
 from berth.images import ImageService
 from berth.images.distribution import Distribution
 
@@ -31,7 +33,8 @@ class CriConfig:
 
 
 async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: ExecService,
-                    images: ImageService, distribution: Distribution) -> CriServer:
+                    images: ImageService, distribution: Distribution,
+                    events: EventBus | None = None) -> CriServer:
     api()   # compile the messages now, not in the first request
     root = os.path.join(cfg.data_root, "cri")
     os.makedirs(root, mode=0o700, exist_ok=True)
@@ -40,7 +43,7 @@ async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: Exec
     pods.prepare()
     streams = StreamServer(containers, execs)
     await streams.start()
-    runtime = ContainerHandlers(pods, containers, execs, cni, streams)
+    runtime = ContainerHandlers(pods, containers, execs, cni, streams, CriEvents(events))
     runtime.resume_logs()
     server = CriServer((PodHandlers(pods, cni, runtime), runtime),
                        ImageHandlers(images, distribution, cfg.data_root))

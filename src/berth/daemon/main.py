@@ -158,7 +158,7 @@ class Daemon:
                 CriConfig(socket=self.cfg.cri_socket, data_root=self.cfg.data_root,
                           cni_conf_dir=self.cfg.cni_conf_dir, cni_bin_dirs=self.cfg.cni_bin_dirs),
                 containers=self.containers, execs=self.execs, images=self.images,
-                distribution=self.distribution)
+                distribution=self.distribution, events=self.events)
         # streams that never end on their own (events, logs -f) must not hold up a shutdown
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
