@@ -674,3 +674,21 @@ def test_container_events(cri: Cri) -> None:
     assert mine == [(sid, 0), (sid, 1), (cid, 0), (cid, 1), (cid, 2), (cid, 3), (sid, 2),
                     (sid, 3)]
     assert all(p == sid for i, _, p in got if i == cid)
+
+
+def test_concurrent_pods(cri: Cri) -> None:
+    """Pods started at once each get a holder of their own, and no spare is left over."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        sids = [s for s, _ in pool.map(lambda i: cri.pod(f"many{i}"), range(4))]
+    try:
+        pids = {int(cri.runtime("PodSandboxStatus", pod_sandbox_id=s, verbose=True)
+                    .info["pid"]) for s in sids}
+        assert len(pids) == 4
+        # each pod's holder is PID 1 of its PID namespace, with its parent; plus one spare
+        assert wait_for(lambda: len(holders(cri.root)) == 2 * 4 + 1)
+    finally:
+        for s in sids:
+            cri.runtime("StopPodSandbox", pod_sandbox_id=s)
+            cri.runtime("RemovePodSandbox", pod_sandbox_id=s)
+    assert wait_for(lambda: len(holders(cri.root)) == 1)

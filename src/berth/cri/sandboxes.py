@@ -209,7 +209,8 @@ class Pods:
                 proc = await task
         if proc is None or proc.returncode is not None:
             proc = await self._spawn_holder()
-        self.spare = asyncio.get_running_loop().create_task(self._spawn_holder())
+        if self.spare is None:   # another pod's start, concurrent with ours, may have made it
+            self.spare = asyncio.get_running_loop().create_task(self._spawn_holder())
         return proc
 
     def prepare(self) -> None:
