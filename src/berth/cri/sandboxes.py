@@ -107,14 +107,16 @@ class Sandbox:
 
 
 def _start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat ("" when the process is gone)."""
+    """Field 22 of /proc/PID/stat ("" when the process is gone, or a zombie: a holder from
+    before a restart is reparented to an init that may never reap it)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return ""
     # the command name may hold spaces and parentheses: the fields follow the last ")"
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 class Pods:
@@ -305,25 +307,27 @@ class Pods:
         sb.state = SandboxState.NOTREADY
 
     async def _end_holder(self, sb: Sandbox) -> None:
+        """SIGTERM to the holder, SIGKILL after PAUSE_STOP_TIMEOUT. The process we started
+        (the holder, or the parent of a PID namespace's holder) is reaped; a holder from
+        before a restart is not our child, and is polled."""
         proc = self.holders.pop(sb.id, None)
         if self.holder_alive(sb):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(sb.pid, signal.SIGTERM)
-            if proc is not None:
-                try:
-                    await asyncio.wait_for(proc.wait(), PAUSE_STOP_TIMEOUT)
-                except TimeoutError:
+            deadline = time.monotonic() + PAUSE_STOP_TIMEOUT
+            while self.holder_alive(sb) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if self.holder_alive(sb):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(sb.pid, signal.SIGKILL)
+        if proc is not None and proc.returncode is None:
+            # a holder that never became ready (or the parent of one) goes too
+            try:
+                await asyncio.wait_for(proc.wait(), PAUSE_STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                    await proc.wait()
-            else:   # a holder from before a restart: not our child, polled
-                deadline = time.monotonic() + PAUSE_STOP_TIMEOUT
-                while self.holder_alive(sb) and time.monotonic() < deadline:
-                    await asyncio.sleep(0.02)
-                if self.holder_alive(sb):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(sb.pid, signal.SIGKILL)
-        elif proc is not None and proc.returncode is None:
-            await proc.wait()
+                await proc.wait()
         sb.pid = 0
         sb.pid_start = ""
 
