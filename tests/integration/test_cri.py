@@ -242,6 +242,14 @@ def test_errors(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
         cri.runtime("RunPodSandbox", config={"metadata": {"name": "x"}})
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # a holder that fails (a sysctl the kernel does not have) leaves nothing behind
+    before = holders(cri.root)
+    with pytest.raises(grpc.RpcError) as e:
+        cri.pod("nosuch", linux={"sysctls": {"net.ipv4.no_such_knob": "1"}})
+    assert "no_such_knob" in (e.value.details() or "")
+    assert all(p.metadata.name != "nosuch" for p in cri.runtime("ListPodSandbox").items)
+    assert wait_for(lambda: len(holders(cri.root)) == len(before))
+    assert _ports(cri.bridge) == []
     # an RPC berth does not serve yet says so
     with pytest.raises(grpc.RpcError) as e:
         cri.runtime("ListMetricDescriptors")
