@@ -169,18 +169,23 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
     return body
 
 
+def record_labels(rec: ContainerRecord) -> dict[str, str]:
+    """The berth container's labels: the one place the CRI reads its record's config."""
+    return dict(rec.config.get("Labels") or {})
+
+
 def is_cri(rec: ContainerRecord) -> bool:
-    return L_SANDBOX in (rec.config.get("Labels") or {})
+    return L_SANDBOX in record_labels(rec)
 
 
 def labels_of(rec: ContainerRecord) -> dict[str, str]:
     """The labels the CRI was given (berth's own taken out)."""
-    return {k: v for k, v in (rec.config.get("Labels") or {}).items()
+    return {k: v for k, v in record_labels(rec).items()
             if not k.startswith(PREFIX)}
 
 
 def label(rec: ContainerRecord, key: str) -> str:
-    return str((rec.config.get("Labels") or {}).get(key, ""))
+    return str(record_labels(rec).get(key, ""))
 
 
 def annotations_of(rec: ContainerRecord) -> dict[str, str]:
