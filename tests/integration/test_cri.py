@@ -700,3 +700,30 @@ def test_concurrent_pods(cri: Cri) -> None:
             cri.runtime("StopPodSandbox", pod_sandbox_id=s)
             cri.runtime("RemovePodSandbox", pod_sandbox_id=s)
     assert wait_for(lambda: len(holders(cri.root)) == 1)
+
+
+def test_runtime_handler(cri: Cri) -> None:
+    """A RuntimeClass's handler names one of berthd's runtimes (runc here, where installed);
+    an unknown one is refused."""
+    names = [h.name for h in cri.runtime("Status").runtime_handlers]
+    assert names[0] == "" and "berth" in names
+    with pytest.raises(grpc.RpcError) as e:
+        cri.client.runtime("RunPodSandbox", runtime_handler="nosuch", config={
+            "metadata": {"name": "rc", "uid": "u", "namespace": "n"}})
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    if "runc" not in names:
+        pytest.skip("runc is not installed")
+    sid = cri.client.runtime("RunPodSandbox", runtime_handler="runc", config={
+        "metadata": {"name": "rc", "uid": "u", "namespace": "n"}, "hostname": "rc",
+        "log_directory": str(cri.base / "logs" / "rc")}).pod_sandbox_id
+    try:
+        pod = {"metadata": {"name": "rc", "uid": "u", "namespace": "n"}}
+        cid = cri.container(sid, pod, "c", ["sleep", "1000"])
+        assert cri.daemon.inspect(cid)["HostConfig"]["Runtime"] == "runc"
+        assert cri.exec(cid, "hostname").stdout == b"rc\n"
+        assert cri.exec(cid, "ip", "-4", "-o", "addr", "show", "eth0").exit_code == 0
+        assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.runtime_handler \
+            == "runc"
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)

@@ -150,6 +150,8 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
         annotations[CRI_PIDNS] = sb.ns_path("pid")
     if sb.cgroup_parent:
         hc["CgroupParent"] = sb.cgroup_parent
+    if sb.runtime_handler:   # a RuntimeClass: one of berthd's runtimes, by name
+        hc["Runtime"] = sb.runtime_handler
     if sb.shm_path:   # the pod's, shared by its containers
         hc["Mounts"] = [{"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"}]
     hc["Annotations"] = annotations

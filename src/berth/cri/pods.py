@@ -72,8 +72,11 @@ class PodHandlers:
                  a.RuntimeCondition(type="NetworkReady", status=net_ok,
                                     reason="" if net_ok else "NetworkPluginNotReady",
                                     message=why)]
+        # "" is the default runtime; the others are berthd's runtimes by name (berth, runc,
+        # crun, --add-runtime's), which a RuntimeClass's handler names
+        handlers = [a.RuntimeHandler(name=n) for n in ["", *sorted(self.c.runtimes())]]
         return a.StatusResponse(status=a.RuntimeStatus(conditions=conds),
-                                runtime_handlers=[a.RuntimeHandler(name="")])
+                                runtime_handlers=handlers)
 
     async def RuntimeConfig(self, req: Any) -> Any:  # noqa: N802
         """The cgroup driver, for a kubelet to match: berth manages cgroups itself
@@ -95,6 +98,9 @@ class PodHandlers:
         hostname = (c.hostname or md.name)[:63]
         if not _HOSTNAME.fullmatch(hostname):
             raise InvalidArgument(f"hostname {hostname!r} is not a valid host name")
+        if req.runtime_handler and req.runtime_handler not in self.c.runtimes():
+            raise InvalidArgument(f"no runtime for {req.runtime_handler!r} is configured "
+                                  f"(berthd has {', '.join(sorted(self.c.runtimes()))})")
         nso = c.linux.security_context.namespace_options
         sb = Sandbox(id="", name=md.name, uid=md.uid, namespace=md.namespace,
                      attempt=md.attempt, hostname=hostname,

@@ -53,6 +53,10 @@ class ContainerHandlers:
         self.logs: dict[str, tuple[CriLog, asyncio.Task[None]]] = {}
         self.stats = Stats(containers)
 
+    def runtimes(self) -> list[str]:
+        """The daemon's OCI runtimes by name (a pod's runtime handler names one)."""
+        return [self.containers.cfg.runtime_shown(k) for k in self.containers.cfg.runtimes]
+
     def resume_logs(self) -> None:
         """After a daemon restart: the CRI logs of the running containers are written on
         (what they printed while no daemon ran is in their json-file log only)."""
