@@ -157,7 +157,10 @@ def test_pod_with_two_containers(cri: Cri) -> None:
     srv = cri.container(sid, pod, "srv", ["sh", "-c", "echo hello; echo oops >&2; "
                                           "while true; do nc -l -p 8080 -e echo pong; done"],
                         labels={"role": "server"})
-    cli = cri.container(sid, pod, "cli", ["sleep", "1000"], labels={"role": "client"})
+    # as kubelets create them: the image by its ID, the name the user gave beside it
+    image_id = cri.image("ImageStatus", image={"image": "busybox"}).image.id
+    cli = cri.container(sid, pod, "cli", ["sleep", "1000"], labels={"role": "client"},
+                        image={"image": image_id, "user_specified_image": "busybox"})
     out = wait_for(lambda: cri.exec(cli, "nc", "127.0.0.1", "8080").stdout)
     assert out == b"pong\n"
     r = cri.exec(cli, "sh", "-c", "hostname; cat /etc/resolv.conf; ip -4 -o addr show eth0")
@@ -187,6 +190,8 @@ def test_pod_with_two_containers(cri: Cri) -> None:
                                                    "label_selector": {"role": "client"}})
     assert [c.id for c in listed.containers] == [cli]
     assert dict(listed.containers[0].labels) == {"role": "client"}
+    assert (listed.containers[0].image.image, listed.containers[0].image_ref) == (
+        "busybox", image_id)
     pods = cri.runtime("ListPodSandbox", filter={"label_selector": {"app": "web"}}).items
     assert [p.id for p in pods] == [sid]
 

@@ -47,6 +47,7 @@ class Spec:
     name: str
     attempt: int = 0
     image: str
+    shown_image: str = ""   # the name a user gave (kubelets pass the image's ID in `image`)
     command: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     working_dir: str = ""
@@ -105,7 +106,7 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
     """The Engine API's create body (the containers service's input) for `spec` in `sb`."""
     labels = dict(spec.labels)
     labels.update({L_SANDBOX: sb.id, L_NAME: spec.name, L_ATTEMPT: str(spec.attempt),
-                   L_LOG: spec.log_path, L_IMAGE: spec.image,
+                   L_LOG: spec.log_path, L_IMAGE: spec.shown_image or spec.image,
                    L_ANNOTATIONS: json.dumps(spec.annotations, sort_keys=True)})
     user = ""
     if spec.run_as_user is not None:

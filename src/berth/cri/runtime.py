@@ -91,6 +91,7 @@ class ContainerHandlers:
         res = c.linux.resources
         return cc.Spec(
             name=c.metadata.name, attempt=c.metadata.attempt, image=c.image.image,
+            shown_image=c.image.user_specified_image,
             command=list(c.command), args=list(c.args), working_dir=c.working_dir,
             env=[(e.key, _text(e.value)) for e in c.envs],
             mounts=[(m.host_path, m.container_path, m.readonly, m.propagation)
