@@ -332,6 +332,8 @@ def test_sysctls_stats_and_update(cri: Cri) -> None:
                     linux={"memory_limit_in_bytes": 64 << 20, "cpu_shares": 512})
         hc = cri.daemon.inspect(cid)["HostConfig"]
         assert (hc["Memory"], hc["CpuShares"]) == (64 << 20, 512)
+        res = cri.runtime("ContainerStatus", container_id=cid).status.resources.linux
+        assert (res.memory_limit_in_bytes, res.cpu_shares) == (64 << 20, 512)
         with pytest.raises(grpc.RpcError) as e:
             cri.pod("bad", linux={"sysctls": {"kernel.hostname": "x"}})
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -177,6 +177,18 @@ def record_labels(rec: ContainerRecord) -> dict[str, str]:
     return dict(rec.config.get("Labels") or {})
 
 
+def resources_of(rec: ContainerRecord) -> dict[str, Any]:
+    """LinuxContainerResources' fields from the container's limits (the one place the CRI
+    reads its record's host config)."""
+    hc = rec.host_config
+    return {"cpu_shares": int(hc.get("CpuShares") or 0),
+            "cpu_period": int(hc.get("CpuPeriod") or 0),
+            "cpu_quota": int(hc.get("CpuQuota") or 0),
+            "memory_limit_in_bytes": int(hc.get("Memory") or 0),
+            "cpuset_cpus": str(hc.get("CpusetCpus") or ""),
+            "cpuset_mems": str(hc.get("CpusetMems") or "")}
+
+
 def is_cri(rec: ContainerRecord) -> bool:
     return L_SANDBOX in record_labels(rec)
 
@@ -233,5 +245,5 @@ def reason_of(rec: ContainerRecord) -> str:
     return "Completed" if rec.state.exit_code == 0 else "Error"
 
 
-__all__ = ["L_ATTEMPT", "L_IMAGE", "L_LOG", "L_NAME", "L_SANDBOX", "Spec", "State", "annotations_of", "container_name",
+__all__ = ["resources_of", "L_ATTEMPT", "L_IMAGE", "L_LOG", "L_NAME", "L_SANDBOX", "Spec", "State", "annotations_of", "container_name",
            "create_body", "is_cri", "label", "labels_of", "reason_of", "state_of", "time_ns"]

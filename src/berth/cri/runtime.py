@@ -262,7 +262,9 @@ class ContainerHandlers:
             image=a.ImageSpec(image=cc.label(rec, cc.L_IMAGE)), image_ref=rec.image,
             image_id=rec.image, reason=cc.reason_of(rec), message=rec.state.error,
             labels=cc.labels_of(rec), annotations=cc.annotations_of(rec), mounts=mounts,
-            log_path=cc.label(rec, cc.L_LOG))
+            log_path=cc.label(rec, cc.L_LOG),
+            resources=a.ContainerResources(
+                linux=a.LinuxContainerResources(**cc.resources_of(rec))))
 
     async def ContainerStatus(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
