@@ -245,5 +245,6 @@ def reason_of(rec: ContainerRecord) -> str:
     return "Completed" if rec.state.exit_code == 0 else "Error"
 
 
-__all__ = ["resources_of", "L_ATTEMPT", "L_IMAGE", "L_LOG", "L_NAME", "L_SANDBOX", "Spec", "State", "annotations_of", "container_name",
-           "create_body", "is_cri", "label", "labels_of", "reason_of", "state_of", "time_ns"]
+__all__ = ["L_ATTEMPT", "L_IMAGE", "L_LOG", "L_NAME", "L_SANDBOX", "Spec", "State",
+           "annotations_of", "container_name", "create_body", "is_cri", "label", "labels_of",
+           "reason_of", "record_labels", "resources_of", "state_of", "time_ns"]
