@@ -63,19 +63,43 @@ class V1:
         return sorted({os.path.join(m, self._rel(c)) for c, m in self.mounts.items()})
 
     def create(self, res: Resources) -> None:
+        """Make the cgroup's directory in each hierarchy and write the limits (InvalidArgument
+        for a limit this host has no controller or file for)."""
         cpuset = self._dir("cpuset")
         if cpuset:
-            # cpuset refuses tasks until cpus and mems are set: fill each new level from its parent
-            root = self.mounts["cpuset"]
-            cur = root
-            for part in self._rel("cpuset").split("/"):
-                parent, cur = cur, os.path.join(cur, part)
-                os.makedirs(cur, exist_ok=True)
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    if not read(os.path.join(cur, f)).strip():
-                        write(os.path.join(cur, f), read(os.path.join(parent, f)).strip())
+            self._fill_cpusets()
         for d in self._dirs():
             os.makedirs(d, exist_ok=True)
+        self._memory(res)
+        self._blkio(res)
+        self._v1_only(res)
+        self._cpu(res)
+        if cpuset and res.cpuset_cpus:
+            try:
+                write(os.path.join(cpuset, "cpuset.cpus"), res.cpuset_cpus)
+            except System as e:
+                raise InvalidArgument(f"invalid cpuset.cpus {res.cpuset_cpus!r}: {e}") from e
+        if cpuset and res.cpuset_mems:
+            write(os.path.join(cpuset, "cpuset.mems"), res.cpuset_mems)
+        pids = self._dir("pids")
+        if pids and res.pids_limit and res.pids_limit > 0:
+            write(os.path.join(pids, "pids.max"), res.pids_limit)
+        self._devices(res)
+
+    def _fill_cpusets(self) -> None:
+        """cpuset refuses tasks until cpus and mems are set: fill each new level from its
+        parent."""
+        root = self.mounts["cpuset"]
+        cur = root
+        for part in self._rel("cpuset").split("/"):
+            parent, cur = cur, os.path.join(cur, part)
+            os.makedirs(cur, exist_ok=True)
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if not read(os.path.join(cur, f)).strip():
+                    write(os.path.join(cur, f), read(os.path.join(parent, f)).strip())
+
+    def _memory(self, res: Resources) -> None:
+        """The memory controller's limits, kernel TCP and kernel memory included."""
         mem = self._dir("memory")
         if mem:
             if res.memory:
@@ -103,8 +127,9 @@ class V1:
             write(f, res.kernel_tcp)
         if mem and res.kernel_memory and kernel_memory_enforced():
             write(os.path.join(mem, "memory.kmem.limit_in_bytes"), res.kernel_memory)
-        self._blkio(res)
-        self._v1_only(res)
+
+    def _cpu(self, res: Resources) -> None:
+        """CFS shares, quota and period, the realtime budget, idle and burst."""
         cpu = self._dir("cpu")
         if cpu:
             if res.cpu_shares:
@@ -126,16 +151,9 @@ class V1:
                 res.cpu_burst is not None:
             raise InvalidArgument("no cpu cgroup controller is mounted: cannot apply the "
                                   "realtime or idle setting")
-        if cpuset and res.cpuset_cpus:
-            try:
-                write(os.path.join(cpuset, "cpuset.cpus"), res.cpuset_cpus)
-            except System as e:
-                raise InvalidArgument(f"invalid cpuset.cpus {res.cpuset_cpus!r}: {e}") from e
-        if cpuset and res.cpuset_mems:
-            write(os.path.join(cpuset, "cpuset.mems"), res.cpuset_mems)
-        pids = self._dir("pids")
-        if pids and res.pids_limit and res.pids_limit > 0:
-            write(os.path.join(pids, "pids.max"), res.pids_limit)
+
+    def _devices(self, res: Resources) -> None:
+        """The device rules, in the devices controller's allow and deny files."""
         dev = self._dir("devices")
         if dev and res.devices:
             for rule in res.devices:
