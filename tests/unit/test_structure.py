@@ -125,7 +125,7 @@ def test_daemon_does_not_load_the_runtime() -> None:
     code = ("import sys, berth.containers, berth.containers.execs\n"
             "print(sorted(n for n in sys.modules if n.startswith(('berth.runtime', "
             "'berth.shim.monitor', 'berth.shim.runtimes', 'berth.shim.stdio', "
-            "'berth.shim.forkserver'))))")
+            "'berth.shim.forkserver', 'berth.shim.host', 'berth.shim.held'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
