@@ -25,10 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System, Unavailable
+from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System
 from berth.filters import PruneFilter, parse_timestamp
 from berth.fs import atomic_write
 from berth.linux import netlink
+from berth.networks import ipam
 from berth.networks.locks import Claims
 from berth.networks.ports import PortMapper, parse_publish, ps_ports
 from berth.networks.records import (
@@ -76,20 +77,6 @@ class NetworkView:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _ip_network(text: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(text)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid {what} {text}: {e}") from None
-
-
-def _ip_address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what} {text}") from None
 
 
 class NetworkService:
@@ -313,8 +300,8 @@ class NetworkService:
         if any(n.name == name for n in self._records()):
             raise Conflict(f"network with name {name} already exists")
         kind = self._check_driver(driver, ipam_driver, options)
-        v4 = [p for p in pools if not p.subnet or _ip_network(p.subnet, "subnet").version == 4]
-        v6 = [p for p in pools if p.subnet and _ip_network(p.subnet, "subnet").version == 6]
+        v4 = [p for p in pools if not p.subnet or ipam.ip_network(p.subnet, "subnet").version == 4]
+        v6 = [p for p in pools if p.subnet and ipam.ip_network(p.subnet, "subnet").version == 6]
         if len(v4) > 1 or len(v6) > 1:
             raise InvalidArgument(f"{driver} driver doesn't support multiple subnets")
         configs = [self._pool(v4[0] if v4 else None, 4)]
@@ -362,54 +349,11 @@ class NetworkService:
         return rec
 
     def _pool(self, asked: IpamConfig | None, version: int) -> IpamConfig:
-        """One pool of a new network, checked: the subnet asked for (or a free one), its
-        gateway (shown only if given, as dockerd), the range and auxiliary addresses in it."""
-        if asked is None or not asked.subnet:
-            if asked is not None and (asked.gateway or asked.ip_range):
-                raise InvalidArgument("a gateway or ip-range needs a subnet")
-            net = self._free_subnet() if version == 4 else self._free_subnet6()
-            return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
-        net = _ip_network(asked.subnet, "subnet")
-        for other in self._records():
-            for c in other.ipam:
-                if net.overlaps(c.network):
-                    raise Forbidden("Pool overlaps with other one on this address space")
-        taken = netlink.routes_overlap(str(net)) if version == 4 else None
-        if taken:
-            raise Forbidden(f"Pool overlaps with other one on this address space ({taken})")
-        gw = _ip_address(asked.gateway, "gateway") if asked.gateway else next(net.hosts())
-        if gw not in net:
-            raise InvalidArgument(f"gateway {gw} is not in subnet {net}")
-        if asked.ip_range and not _ip_network(asked.ip_range, "ip-range").subnet_of(
-                net):  # type: ignore[arg-type]
-            raise InvalidArgument(f"ip-range {asked.ip_range} is not in subnet {net}")
-        for key, addr in asked.aux_addresses.items():
-            if _ip_address(addr, "auxiliary address") not in net:
-                raise InvalidArgument(f"auxiliary address: ({key}:{addr}) must belong to the "
-                                      f"master pool: {net}")
-        return IpamConfig(subnet=str(net), gateway=str(gw), ip_range=asked.ip_range,
-                          aux_addresses=dict(asked.aux_addresses),
-                          gateway_shown=bool(asked.gateway))
+        return ipam.pool(asked, version, used=self._used(), free4=self.cfg.pool,
+                         host_overlap=netlink.routes_overlap)
 
-    def _used(self) -> builtins.list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def _used(self) -> builtins.list[ipam.Net]:
         return [c.network for n in self._records() for c in n.ipam]
-
-    def _free_subnet(self) -> ipaddress.IPv4Network:
-        used = self._used()
-        for cand in ipaddress.ip_network(self.cfg.pool).subnets(new_prefix=24):
-            if not any(cand.overlaps(u) for u in used) and not netlink.routes_overlap(str(cand)):
-                return cand  # type: ignore[return-value]
-        raise System("no free subnet left in the pool")
-
-    def _free_subnet6(self) -> ipaddress.IPv6Network:
-        """A /64 of a random unique local prefix (RFC 4193), as dockerd 27 picks one for
-        `--ipv6` without a subnet."""
-        used = self._used()
-        for _ in range(16):
-            cand = ipaddress.IPv6Network(((0xFD << 120) | (secrets.randbits(56) << 64), 64))
-            if not any(cand.overlaps(u) for u in used):
-                return cand
-        raise System("no free IPv6 subnet found")
 
     def _forget(self, rec: NetworkRecord) -> None:
         self.nets.pop(rec.id, None)
@@ -504,19 +448,19 @@ class NetworkService:
         if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")
         for addr in link_local:
-            if not _ip_address(addr, "link-local IP").is_link_local:
+            if not ipam.ip_address(addr, "link-local IP").is_link_local:
                 raise InvalidArgument(f"invalid link-local IP address: {addr}")
         eps = self.endpoints.get(rec.id, {})
         v4 = rec.ipv4
         if v4 is None:
             raise InvalidArgument(f"network {rec.name} has no IPv4 pool")
-        addr4 = self._address(rec, v4, ip, {e.ip for e in eps.values()})
+        addr4 = ipam.address(rec.name, v4, ip, {e.ip for e in eps.values()})
         addr6, v6 = "", rec.ipv6
         if ip6 and v6 is None:
             raise InvalidArgument(f"Invalid address {ip6}: It does not belong to any of this "
                                   "network's subnets")
         if v6 is not None:
-            addr6 = self._address(rec, v6, ip6, {e.ip6 for e in eps.values()})
+            addr6 = ipam.address(rec.name, v6, ip6, {e.ip6 for e in eps.values()})
         ep = Endpoint(
             network=rec.id, name=name, aliases=builtins.list(aliases), ip=addr4,
             prefix=v4.network.prefixlen, gateway="" if rec.internal else v4.gateway,
@@ -531,28 +475,6 @@ class NetworkService:
         self.endpoints.setdefault(rec.id, {})[cid] = ep
         self._write_hosts(rec.id)
         return ep.to_dict()
-
-    @staticmethod
-    def _address(rec: NetworkRecord, pool: IpamConfig, want: str, used: set[str]) -> str:
-        """`want` if free in `pool`, or the first free address of its range."""
-        net = pool.network
-        taken = used | {pool.gateway} | set(pool.aux_addresses.values())
-        family = "IPv6" if pool.v6 else "IPv4"
-        if want:
-            addr = _ip_address(want, f"{family} address")
-            if addr not in net:
-                raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
-                                      "this network's subnets")
-            if str(addr) in taken:
-                raise Conflict(f"Address already in use: {want}")
-            return str(addr)
-        hosts = ipaddress.ip_network(pool.ip_range or pool.subnet).hosts()
-        for n, h in enumerate(hosts):
-            if str(h) not in taken:
-                return str(h)
-            if n > len(taken) + 1:   # a big (IPv6) range: what is taken is all there is
-                break
-        raise Unavailable(f"no available {family} addresses on network {rec.name}")
 
     def release(self, cid: str) -> None:
         for nid, eps in self.endpoints.items():
