@@ -64,8 +64,11 @@ class Daemon:
              "--dns", dns, "--log-level", "debug",
              # nothing a test does may reach Docker Hub: docker.io names fail fast
              "--docker-hub", "false", "--config-file", str(self.base / "daemon.json"),
-             # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh)
-             "--default-runtime", os.environ.get("BERTH_TEST_RUNTIME", "berth"), *extra],
+             # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh):
+             # a real runc is berthd's only where configured ("runc" names its own otherwise)
+             "--default-runtime", os.environ.get("BERTH_TEST_RUNTIME", "berth"),
+             *(["--add-runtime", "runc=runc"] if os.environ.get("BERTH_TEST_RUNTIME") == "runc"
+               else []), *extra],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.time() + 20

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from berth import __version__
 from berth.api import API_VERSION
@@ -84,6 +85,7 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                    help="berth (its own runtime), runc, crun, or a name from --add-runtime")
     p.add_argument("--add-runtime", action="append", default=[],
                    help="NAME=PATH: another OCI runtime with runc's command line")
+    p.set_defaults(runtimes={})   # daemon.json's "runtimes"
     p.add_argument("-s", "--storage-driver", default="")
     p.add_argument("-b", "--bridge", default="berth0",
                    help="the default bridge network's bridge, created if absent")
@@ -124,9 +126,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     if a.version:
         print(f"berthd version {__version__} (Docker Engine API {API_VERSION})")
         sys.exit(0)
-    runtimes = _runtimes(p, a.add_runtime)
-    if a.default_runtime == "berth-runtime":
-        a.default_runtime = "berth"
+    runtimes = _runtimes(p, a.add_runtime, a.runtimes)
+    if a.default_runtime == "berth-runtime" or (
+            a.default_runtime == "runc" and "runc" not in runtimes):
+        a.default_runtime = "berth"   # dockerd's name of the default runtime (issue 15)
     if a.default_runtime not in runtimes:
         p.error(f"unknown runtime {a.default_runtime!r}: berth, "
                 + ", ".join(sorted(set(runtimes) - {"berth"})) + " (--add-runtime adds one)")
@@ -258,18 +261,29 @@ def _userns_remap(p: argparse.ArgumentParser, spec: str) -> tuple[int, int, int]
     return uids[0], gids[0], min(uids[1], gids[1])
 
 
-def _runtimes(p: argparse.ArgumentParser, added: list[str]) -> dict[str, str]:
-    """berth's own runtime, runc and crun where installed, and those of --add-runtime."""
+def _runtimes(p: argparse.ArgumentParser, added: list[str],
+              configured: dict[str, Any]) -> dict[str, str]:
+    """berth's own runtime, crun where installed, and those of --add-runtime and daemon.json's
+    `runtimes`. A real runc is one of them only where configured so: otherwise "runc" is
+    dockerd's name of the default runtime, and names berth's own, as clients expect
+    (`containers.config`)."""
     import shutil
     out = {"berth": ""}
-    for name in ("runc", "crun"):
-        path = shutil.which(name)
-        if path:
-            out[name] = path
-    for spec in added:
+    path = shutil.which("crun")
+    if path:
+        out["crun"] = path
+    specs = list(added)
+    for name, conf in configured.items():
+        if not isinstance(conf, dict) or not isinstance(conf.get("path"), str) or set(
+                conf) - {"path"}:
+            p.error(f"runtimes: {name}: only {{\"path\": PATH}} is supported by berthd")
+        specs.append(f"{name}={conf['path']}")
+    for spec in specs:
         name, eq, path = spec.partition("=")
         if not eq or not name or not path:
             p.error(f"--add-runtime {spec!r}: NAME=PATH")
+        if name in ("berth", "berth-runtime"):
+            p.error(f"runtime name {name!r} is reserved")
         found = shutil.which(path)
         if not found:
             p.error(f"--add-runtime {name}: {path}: executable file not found")
@@ -307,6 +321,9 @@ def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> Non
     except (OSError, ValueError, AssertionError) as e:
         p.error(f"{path}: not a JSON object: {e}")
     for key, value in doc.items():
+        if key == "runtimes" and isinstance(value, dict):
+            a.runtimes = value
+            continue
         if key == "log-opts" and isinstance(value, dict):
             a.log_opt = [f"{k}={v}" for k, v in value.items()] + a.log_opt
             continue
