@@ -5,6 +5,7 @@ pause, unpause, prune, update, top, stats.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from berth.cli import fmt
@@ -26,17 +27,25 @@ def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     want = args[1] if len(args) > 1 else None
     if want and "/" not in want:
         want += "/tcp"
-    found = False
-    for key, binds in sorted(ports.items()):
+    lines = []
+    for key, binds in ports.items():
         if want and key != want:
             continue
         for b in binds or []:
-            found = True
-            out(f"{b['HostIp']}:{b['HostPort']}" if want else
-                f"{key} -> {b['HostIp']}:{b['HostPort']}")
-    if want and not found:
+            ip = f"[{b['HostIp']}]" if ":" in b["HostIp"] else b["HostIp"]
+            lines.append(f"{ip}:{b['HostPort']}" if want else f"{key} -> {ip}:{b['HostPort']}")
+    if want and not lines:
         raise BerthError(f"No public port '{want}' published for {args[0]}")
+    for line in sorted(lines, key=_natural):   # the docker CLI's order (sortorder.NaturalLess)
+        out(line)
     return 0
+
+
+def _natural(s: str) -> list[tuple[int, int, str]]:
+    """Runs of digits compare as numbers and before any other character; the rest byte by
+    byte."""
+    return [(0, int(m), m) if m.isdigit() else (1, 0, m)
+            for m in re.findall(r"[0-9]+|[^0-9]", s)]
 
 
 class LogsOptions(Options):

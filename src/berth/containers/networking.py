@@ -528,7 +528,7 @@ class Networking:
             raise InvalidArgument("published ports need a bridge network: "
                                   f"{rec.host_config.get('NetworkMode')} is not one")
         ports = await self.networks.ports.publish(rec.id, binds, eps[0]["ip"],
-                                                  eps[0]["netname"])
+                                                  eps[0]["netname"], eps[0].get("ip6") or "")
         rec.ports = ports
 
     def unplug(self, rec: ContainerRecord) -> None:
