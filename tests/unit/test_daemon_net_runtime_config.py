@@ -39,3 +39,22 @@ def test_runtimes_berthd_cannot_honour_are_refused(tmp_path: Path,
                                                    conf: dict[str, object]) -> None:
     with pytest.raises(SystemExit):
         _args(tmp_path, config={"runtimes": conf})
+
+
+def test_ipv6_on_the_default_bridge_from_flags_or_daemon_json(tmp_path: Path) -> None:
+    c = _args(tmp_path)
+    assert (c.ipv6, c.fixed_cidr_v6) == (False, "")
+    c = _args(tmp_path, "--ipv6", "--fixed-cidr-v6", "fd00:b3:63:1::/64")
+    assert (c.ipv6, c.fixed_cidr_v6) == (True, "fd00:b3:63:1::/64")
+    c = _args(tmp_path, config={"ipv6": True, "fixed-cidr-v6": "fd00:b3:63:1::5/64"})
+    assert (c.ipv6, c.fixed_cidr_v6) == (True, "fd00:b3:63:1::/64")
+    assert _args(tmp_path, "--ipv6=false").ipv6 is False
+
+
+@pytest.mark.parametrize(("args", "conf"), [
+    (["--fixed-cidr-v6", "10.1.0.0/16"], None), (["--fixed-cidr-v6", "fd00::/200"], None),
+    (["--ipv6"], {"ipv6": True}), ([], {"ipv6": "yes"}), ([], {"fixed-cidr-v6": ["x"]})])
+def test_bad_ipv6_settings_are_refused(tmp_path: Path, args: list[str],
+                                       conf: dict[str, object] | None) -> None:
+    with pytest.raises(SystemExit):
+        _args(tmp_path, *args, config=conf)

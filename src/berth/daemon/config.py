@@ -43,6 +43,8 @@ class DaemonConfig:
     bip: str = "10.88.0.1/16"
     iptables: bool = True
     ip_forward: bool = True
+    ipv6: bool = False               # IPv6 on the default bridge, in fixed_cidr_v6
+    fixed_cidr_v6: str = ""          # "": a unique local /64 picked once and kept
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_opts: list[str] = field(default_factory=list)
@@ -91,6 +93,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                    help="the default bridge network's bridge, created if absent")
     p.add_argument("--bip", default="10.88.0.1/16",
                    help="the default bridge's address and subnet (not Docker's 172.17/16)")
+    p.add_argument("--ipv6", nargs="?", const="true", default=None, metavar="BOOL",
+                   help="IPv6 on the default bridge (its subnet: --fixed-cidr-v6)")
+    p.add_argument("--fixed-cidr-v6", default="",
+                   help="the default bridge's IPv6 subnet (default: a unique local /64)")
     p.add_argument("--iptables", default="true", choices=["true", "false"])
     p.add_argument("--ip-forward", default="true", choices=["true", "false"])
     p.add_argument("--log-opt", action="append", default=[],
@@ -160,12 +166,26 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         cdi_spec_dirs=tuple(a.cdi_spec_dir) or ("/etc/cdi", "/var/run/cdi"),
                         log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
                         bridge=a.bridge, bip=a.bip, iptables=a.iptables == "true",
-                        ip_forward=a.ip_forward == "true",
+                        ip_forward=a.ip_forward == "true", ipv6=_bool(p, "ipv6", a.ipv6 or "false"),
+                        fixed_cidr_v6=_cidr_v6(p, a.fixed_cidr_v6),
                         dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt,
                         registry_mirrors=a.registry_mirror,
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
                         docker_hub=a.docker_hub == "true", idmap=idmap,
                         insecure_entitlements=entitlements)
+
+
+def _cidr_v6(p: argparse.ArgumentParser, text: str) -> str:
+    import ipaddress
+    if not text:
+        return ""
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        p.error(f"--fixed-cidr-v6 {text}: {e}")
+    if net.version != 6:
+        p.error(f"--fixed-cidr-v6 {text}: not an IPv6 subnet")
+    return str(net)
 
 
 def _bool(p: argparse.ArgumentParser, name: str, v: str | bool) -> bool:
@@ -300,9 +320,9 @@ _CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
     "allow-insecure-entitlement": "allow_insecure_entitlement",
     "hosts": "host", "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert",
     "tlscert": "tlscert", "tlskey": "tlskey",
-    "cdi-spec-dirs": "cdi_spec_dir",
+    "cdi-spec-dirs": "cdi_spec_dir", "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6",
 }
-_BOOL_KEYS = ("tls", "tlsverify")
+_BOOL_KEYS = ("tls", "tlsverify", "ipv6")
 
 
 def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:

@@ -88,7 +88,7 @@ class Endpoint:
     bridge: str
     host_if: str          # the host side of the veth pair
     ifname: str           # the name inside the container: eth0, eth1, ...
-    address: str          # 10.88.0.2/16
+    address: str          # 10.88.0.2/16 ("" on an IPv6-only network)
     gateway: str          # "" on an internal network: no default route
     mac: str
     kind: str = "veth"    # veth (on `bridge`) | macvlan | ipvlan (on `parent`)
@@ -187,8 +187,10 @@ def _configure(eps: list[Endpoint]) -> None:
                 ipr.link("set", index=idx, ifname=ep.ifname)
             else:
                 ipr.link("set", index=idx, ifname=ep.ifname, address=ep.mac)
-            iface = ipaddress.ip_interface(ep.address)
-            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            if ep.address:   # none on an IPv6-only network
+                iface = ipaddress.ip_interface(ep.address)
+                ipr.addr("add", index=idx, address=str(iface.ip),
+                         prefixlen=iface.network.prefixlen)
             extra = [ipaddress.ip_interface(ep.address6)] if ep.address6 else []
             for ll in filter(None, ep.link_local_ips.split(",")):
                 # as dockerd: an IPv4 link-local address in 169.254/16, IPv6 in fe80::/64

@@ -61,6 +61,8 @@ class NetConfig:
     ip_forward: bool = True
     run_dir: str = "/run/berth/networks"
     pool: str = "10.89.0.0/16"       # where user networks get a /24 when no --subnet is given
+    ipv6: bool = False               # IPv6 on the default bridge (--ipv6)
+    fixed_cidr_v6: str = ""          # its subnet; "": a unique local /64, picked once
 
     @property
     def chain(self) -> str:
@@ -111,18 +113,39 @@ class NetworkService:
         for doc in self.meta.networks():
             rec = NetworkRecord.decode(doc)
             self.nets[rec.id] = rec
-        if not any(n.name == "bridge" for n in self.nets.values()):
-            iface = ipaddress.ip_interface(self.cfg.bip)
-            self._add(NetworkRecord(
-                id=secrets.token_hex(32), name="bridge", driver=Driver.BRIDGE, created=_now(),
-                ipam=(IpamConfig(subnet=str(iface.network), gateway=str(iface.ip)),),
-                options={**_DEFAULT_BRIDGE_OPTIONS, BRIDGE_NAME_OPT: self.cfg.bridge},
-                bridge=self.cfg.bridge))
+        self._default_bridge()
         for name in ("host", "none"):
             if not any(n.name == name for n in self.nets.values()):
                 self._add(NetworkRecord(
                     id=secrets.token_hex(32), name=name, created=_now(),
                     driver=Driver.HOST if name == "host" else Driver.NULL))
+
+    def _default_bridge(self) -> None:
+        """The default bridge network as the daemon's flags make it at each start (as
+        dockerd): --bip, and --ipv6 with --fixed-cidr-v6 (a unique local /64 without it, kept
+        over restarts while IPv6 stays on)."""
+        old = next((n for n in self.nets.values() if n.name == "bridge"), None)
+        iface = ipaddress.ip_interface(self.cfg.bip)
+        pools = [IpamConfig(subnet=str(iface.network), gateway=str(iface.ip))]
+        if self.cfg.ipv6:
+            kept = old.ipv6 if old is not None else None
+            if self.cfg.fixed_cidr_v6:
+                net6: ipam.Net = ipaddress.IPv6Network(self.cfg.fixed_cidr_v6)
+            elif kept is not None:
+                net6 = kept.network
+            else:
+                net6 = ipam.free_subnet6([c.network for n in self._records() for c in n.ipam])
+            # dockerd shows the subnet alone; the bridge has its first address
+            pools.append(IpamConfig(subnet=str(net6), gateway=str(next(net6.hosts())),
+                                    gateway_shown=False))
+        rec = NetworkRecord(
+            id=old.id if old is not None else secrets.token_hex(32), name="bridge",
+            driver=Driver.BRIDGE, created=old.created if old is not None else _now(),
+            ipam=tuple(pools), enable_ipv6=self.cfg.ipv6,
+            options={**_DEFAULT_BRIDGE_OPTIONS, BRIDGE_NAME_OPT: self.cfg.bridge},
+            bridge=self.cfg.bridge)
+        if rec != old:
+            self._add(rec)
 
     def _add(self, rec: NetworkRecord) -> NetworkRecord:
         self.nets[rec.id] = rec
@@ -253,19 +276,20 @@ class NetworkService:
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
                ip_range: str = "", ipam: Sequence[IpamConfig] = (), ipam_driver: str = "default",
                ipam_options: dict[str, str] | None = None, enable_ipv6: bool = False,
-               internal: bool = False, attachable: bool = False,
+               enable_ipv4: bool = True, internal: bool = False, attachable: bool = False,
                options: dict[str, str] | None = None,
                labels: dict[str, str] | None = None) -> NetworkRecord:
         """A user-defined network (a `create` event); its record. `ipam` holds the pools asked
         for (at most one IPv4 and one IPv6 on a bridge, as dockerd); `subnet`, `gateway` and
-        `ip_range` are a short form of one of them. A pool's empty gateway is its first host."""
+        `ip_range` are a short form of one of them. A pool's empty gateway is its first host.
+        Without `enable_ipv4` (API 1.48), an IPv6-only network: no IPv4 pool, nor addresses."""
         pools = list(ipam)
         if subnet or gateway or ip_range:
             pools.insert(0, IpamConfig(subnet=subnet, gateway=gateway, ip_range=ip_range))
         with self._lock:
             rec = self._create(name, driver=driver, pools=pools, ipam_driver=ipam_driver,
                                ipam_options=dict(ipam_options or {}), enable_ipv6=enable_ipv6,
-                               internal=internal, attachable=attachable,
+                               enable_ipv4=enable_ipv4, internal=internal, attachable=attachable,
                                options=dict(options or {}), labels=dict(labels or {}))
         self.emit("network", "create", rec.id, {"name": rec.name, "type": str(rec.driver)})
         return rec
@@ -293,7 +317,7 @@ class NetworkService:
 
     def _create(self, name: str, *, driver: str, pools: builtins.list[IpamConfig],
                 ipam_driver: str, ipam_options: dict[str, str], enable_ipv6: bool,
-                internal: bool, attachable: bool, options: dict[str, str],
+                enable_ipv4: bool, internal: bool, attachable: bool, options: dict[str, str],
                 labels: dict[str, str]) -> NetworkRecord:
         if not name:
             raise InvalidArgument("network name cannot be empty")
@@ -304,7 +328,12 @@ class NetworkService:
         v6 = [p for p in pools if p.subnet and ipam.ip_network(p.subnet, "subnet").version == 6]
         if len(v4) > 1 or len(v6) > 1:
             raise InvalidArgument(f"{driver} driver doesn't support multiple subnets")
-        configs = [self._pool(v4[0] if v4 else None, 4)]
+        if not enable_ipv4 and not enable_ipv6:
+            raise InvalidArgument("a network needs IPv4 or IPv6 (or both) enabled")
+        if not enable_ipv4 and v4:
+            raise InvalidArgument(f"IPv4 is disabled on network {name}, but an IPv4 subnet "
+                                  "was given")
+        configs = [self._pool(v4[0] if v4 else None, 4)] if enable_ipv4 else []
         if v6 or enable_ipv6:
             configs.append(self._pool(v6[0] if v6 else None, 6))
         bridge = ""
@@ -451,20 +480,27 @@ class NetworkService:
             if not ipam.ip_address(addr, "link-local IP").is_link_local:
                 raise InvalidArgument(f"invalid link-local IP address: {addr}")
         eps = self.endpoints.get(rec.id, {})
-        v4 = rec.ipv4
-        if v4 is None:
-            raise InvalidArgument(f"network {rec.name} has no IPv4 pool")
-        addr4 = ipam.address(rec.name, v4, ip, {e.ip for e in eps.values()})
-        addr6, v6 = "", rec.ipv6
-        if ip6 and v6 is None:
-            raise InvalidArgument(f"Invalid address {ip6}: It does not belong to any of this "
-                                  "network's subnets")
+        v4, v6 = rec.ipv4, rec.ipv6
+        if v4 is None and v6 is None:
+            raise InvalidArgument(f"network {rec.name} has no address pool")
+        for want, pool in ((ip, v4), (ip6, v6)):
+            if want and pool is None:
+                raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
+                                      "this network's subnets")
+        addr4 = ipam.address(rec.name, v4, ip, {e.ip for e in eps.values()}) if v4 else ""
+        addr6 = ""
         if v6 is not None:
-            addr6 = ipam.address(rec.name, v6, ip6, {e.ip6 for e in eps.values()})
+            used6 = {e.ip6 for e in eps.values()}
+            addr6 = ipam.address(rec.name, v6, ip6 or self._derived6(rec, v6, addr4, mac, used6),
+                                 used6)
         ep = Endpoint(
             network=rec.id, name=name, aliases=builtins.list(aliases), ip=addr4,
-            prefix=v4.network.prefixlen, gateway="" if rec.internal else v4.gateway,
-            mac=mac or netlink.mac_for(addr4), endpoint=secrets.token_hex(32),
+            prefix=v4.network.prefixlen if v4 is not None else 0,
+            gateway="" if rec.internal or v4 is None else v4.gateway,
+            # an IPv6-only endpoint's MAC is made of its address's last four bytes
+            mac=mac or netlink.mac_for(addr4 or str(ipaddress.IPv4Address(
+                ipaddress.IPv6Address(addr6).packed[-4:]))),
+            endpoint=secrets.token_hex(32),
             bridge=rec.bridge, host_if="vb" + secrets.token_hex(6)[:11], ifname=ifname,
             kind="veth" if rec.driver == Driver.BRIDGE else str(rec.driver),
             parent=rec.parent, mode=rec.mode, ip6=addr6,
@@ -475,6 +511,19 @@ class NetworkService:
         self.endpoints.setdefault(rec.id, {})[cid] = ep
         self._write_hosts(rec.id)
         return ep.to_dict()
+
+    @staticmethod
+    def _derived6(rec: NetworkRecord, v6: IpamConfig, addr4: str, mac: str,
+                  used: set[str]) -> str:
+        """On the default bridge, as dockerd: the IPv6 address of a container without --ip6
+        is its subnet's prefix and its MAC (where the prefix leaves 48 bits for it), if
+        free; "" (the first free one) elsewhere."""
+        net = v6.network
+        if rec.name != "bridge" or not addr4 or net.prefixlen > 80:
+            return ""
+        bits = int((mac or netlink.mac_for(addr4)).replace(":", ""), 16)
+        derived = str(ipaddress.IPv6Address(int(net.network_address) | bits))
+        return "" if derived in used or derived == v6.gateway else derived
 
     def release(self, cid: str) -> None:
         for nid, eps in self.endpoints.items():
@@ -519,7 +568,7 @@ def link_spec(ep: dict[str, Any]) -> dict[str, str]:
     spec = {k: str(ep.get(k) or "") for k in (
         "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode", "gateway6",
         "address6", "link_local_ips")}
-    spec["address"] = f"{ep['ip']}/{ep['prefix']}"
+    spec["address"] = f"{ep['ip']}/{ep['prefix']}" if ep["ip"] else ""   # "": IPv6 only
     spec["mtu"] = str(ep.get("mtu") or 0)
     return spec
 
