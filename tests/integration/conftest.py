@@ -163,11 +163,16 @@ class Daemon:
             # a daemon that could not tear its network down (killed) leaves it: remove it here
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
             chain = f"BERTH-{self.bridge[:12]}"
-            for parent, rule in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
-                subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
-                                "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
-                               capture_output=True)
-            # ip6tables holds the same chains (but DNAT) once an IPv6 network was made
+            for binary, parent, rule in (
+                    ("iptables", "PREROUTING", []), ("ip6tables", "PREROUTING", []),
+                    ("iptables", "OUTPUT", ["!", "-d", "127.0.0.0/8"]),
+                    ("ip6tables", "OUTPUT", ["!", "-d", "::1/128"])):
+                with contextlib.suppress(FileNotFoundError):
+                    subprocess.run([binary, "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
+                                    "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
+                                   capture_output=True)
+            # ip6tables holds the same chains once an IPv6 network was made (DNAT once a port
+            # was published over IPv6)
             for binary in ("iptables", "ip6tables"):
                 for table, chains in (("filter", ("FWD", "ISO1", "ISO2")),
                                       ("nat", ("POST", "DNAT"))):

@@ -6,15 +6,18 @@ traffic stays on bridges and namespaces the tests made."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import shutil
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from .conftest import Daemon
+from .conftest import Daemon, running_daemon
 
 pytestmark = pytest.mark.root
 
@@ -134,3 +137,106 @@ def test_a_port_taken_on_ipv6_is_refused(daemon: Daemon) -> None:
         assert f"0.0.0.0:{port} " not in _sh("ss", "-ltn")
     finally:
         s.close()
+
+
+def _derived(subnet: str, mac: str) -> str:
+    """dockerd's IPv6 address on its default bridge: the /64's prefix and the MAC."""
+    net = ipaddress.IPv6Network(subnet)
+    return str(ipaddress.IPv6Address(int(net.network_address) | int(mac.replace(":", ""), 16)))
+
+
+def test_ipv6_on_the_default_bridge(tmp_path: Path, rootfs_tar: Path) -> None:
+    """`berthd --ipv6 --fixed-cidr-v6` (or daemon.json's keys): the default bridge shows the
+    subnet as dockerd 20.10 does, and a container on it has the MAC-derived IPv6 address, an
+    /etc/hosts line, a default route, and reaches the bridge; without them at the next start
+    the bridge has IPv4 alone again. Nothing of it is left once the daemon stops."""
+    if not shutil.which("ip6tables"):
+        pytest.skip("no ip6tables here")
+    subnet = "fd00:b3:163:1::/64"
+    with running_daemon(tmp_path / "d", rootfs_tar, "--ipv6", "--fixed-cidr-v6", subnet) as d:
+        chain = f"BERTH-{d.bridge[:12]}"
+        net = json.loads(d.ok("network", "inspect", "bridge"))[0]
+        v4 = str(ipaddress.ip_interface(d.bip).network)
+        assert net["EnableIPv6"] is True and net["IPAM"]["Config"] == [
+            {"Subnet": v4, "Gateway": d.bip.split("/")[0]}, {"Subnet": subnet}]
+        cid = d.ok("run", "-d", "busybox", "sh", "-c", CGI).strip()
+        ns = d.inspect(cid)["NetworkSettings"]
+        ip6 = _derived(subnet, ns["MacAddress"])
+        assert (ns["GlobalIPv6Address"], ns["GlobalIPv6PrefixLen"], ns["IPv6Gateway"]) == (
+            ip6, 64, "fd00:b3:163:1::1")
+        assert ns["Networks"]["bridge"]["GlobalIPv6Address"] == ip6
+        out = d.ok("exec", cid, "sh", "-c", "cat /etc/hosts; ip -6 route; "
+                   "ping -6 -c1 -W2 fd00:b3:163:1::1")
+        assert f"{ip6}\t{cid[:12]}" in out and "default via fd00:b3:163:1::1" in out
+        assert "1 packets received" in out
+        assert f"-s {subnet} ! -o {d.bridge} -j MASQUERADE" in _ip6tables_all()
+        # the host reaches it over IPv6 too
+        assert _fetch(f"http://[{ip6}]/cgi-bin/ip") == "[fd00:b3:163:1::1]"
+        d.ok("rm", "-f", cid)
+        d.stop()
+        assert chain not in _ip6tables_all()
+        assert "fd00:b3:163:1::1" not in _sh("ip", "-6", "addr")
+        # the same from daemon.json; the network keeps its id
+        (d.base / "daemon.json").write_text(json.dumps({"ipv6": True,
+                                                         "fixed-cidr-v6": subnet}))
+        d.start()
+        again = json.loads(d.ok("network", "inspect", "bridge"))[0]
+        assert again["Id"] == net["Id"] and again["IPAM"]["Config"] == net["IPAM"]["Config"]
+        assert "inet6 fd00:b3:163:1::1/64" in _sh("ip", "-6", "addr", "show", "dev", d.bridge)
+        d.stop()
+        (d.base / "daemon.json").write_text("{}")
+        d.start()
+        plain = json.loads(d.ok("network", "inspect", "bridge"))[0]
+        assert plain["EnableIPv6"] is False and len(plain["IPAM"]["Config"]) == 1
+        out = d.ok("run", "--rm", "busybox", "sh", "-c", "ip -6 addr show eth0 scope global")
+        assert "inet6" not in out
+    assert chain not in _ip6tables_all()
+
+
+def test_ipv6_only_networks(daemon: Daemon) -> None:
+    """`network create --ipv4=false --ipv6` (API 1.48; the docker CLI 28 where installed):
+    EnableIPv4 false and no IPv4 pool, containers with an IPv6 address alone that find each
+    other by name and are reached through published ports from both families."""
+    if not shutil.which("ip6tables"):
+        pytest.skip("no ip6tables here")
+    create = ["network", "create", "--ipv4=false", "--ipv6", "--subnet", "fd00:b3:163:2::/64",
+              "v6only"]
+    if shutil.which("docker"):
+        _docker(daemon, *create)
+    else:
+        daemon.ok(*create)
+    srv = ""
+    try:
+        net = json.loads(daemon.ok("network", "inspect", "v6only"))[0]
+        assert (net["EnableIPv4"], net["EnableIPv6"]) == (False, True)
+        assert net["IPAM"]["Config"] == [{"Subnet": "fd00:b3:163:2::/64"}]
+        srv = daemon.ok("run", "-d", "--name", "v6srv", "--network", "v6only", "-p", "80",
+                        "busybox", "sh", "-c", CGI).strip()
+        ep = daemon.inspect(srv)["NetworkSettings"]["Networks"]["v6only"]
+        assert (ep["IPAddress"], ep["Gateway"], ep["IPPrefixLen"]) == ("", "", 0)
+        assert ep["GlobalIPv6Address"] == "fd00:b3:163:2::2"
+        assert ep["IPv6Gateway"] == "fd00:b3:163:2::1"
+        shown = json.loads(daemon.ok("network", "inspect", "v6only"))[0]["Containers"][srv]
+        assert (shown["IPv4Address"], shown["IPv6Address"]) == ("", "fd00:b3:163:2::2/64")
+        out = daemon.ok("run", "--rm", "--network", "v6only", "busybox", "sh", "-c",
+                        "ip -4 addr show eth0; ip -6 addr show eth0 scope global; "
+                        "wget -qO- http://v6srv/cgi-bin/ip")
+        assert "inet " not in out and "inet6 fd00:b3:163:2::3/64" in out
+        assert out.strip().endswith("[fd00:b3:163:2::3]")
+        ports = daemon.inspect(srv)["NetworkSettings"]["Ports"]["80/tcp"]
+        assert [p["HostIp"] for p in ports] == ["0.0.0.0", "::"]
+        port = ports[0]["HostPort"]
+        # IPv4 clients too: the proxy carries them to the container's IPv6 address
+        assert _fetch(f"http://127.0.0.1:{port}/cgi-bin/ip") == "[fd00:b3:163:2::1]"
+        assert _fetch(f"http://[::1]:{port}/cgi-bin/ip") == "[fd00:b3:163:2::1]"
+        for bad in (["--ip", "10.1.2.3"], []):
+            r = daemon.berth("run", "--rm", "--network", "v6only", *bad, "busybox", "true")
+            assert (r.returncode == 0) == (not bad), r.stderr
+        for args in (["--ipv4=false"], ["--ipv4=false", "--ipv6", "--subnet", "10.253.165.0/24"]):
+            r = daemon.berth("network", "create", *args, "v6bad")
+            assert r.returncode != 0 and "Error response from daemon" in r.stderr
+    finally:
+        if srv:
+            daemon.berth("rm", "-f", srv)
+        daemon.berth("network", "rm", "v6only")
+    assert "fd00:b3:163:2:" not in _ip6tables_all()
