@@ -5,7 +5,6 @@ pause, unpause, prune, update, top, stats.
 
 from __future__ import annotations
 
-import re
 import sys
 
 from berth.cli import fmt
@@ -44,8 +43,19 @@ def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
 def _natural(s: str) -> list[tuple[int, int, str]]:
     """Runs of digits compare as numbers and before any other character; the rest byte by
     byte."""
-    return [(0, int(m), m) if m.isdigit() else (1, 0, m)
-            for m in re.findall(r"[0-9]+|[^0-9]", s)]
+    out: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(s):
+        j = i
+        while j < len(s) and s[j].isdigit():
+            j += 1
+        if j > i:
+            out.append((0, int(s[i:j]), s[i:j]))
+        else:
+            out.append((1, 0, s[i]))
+            j = i + 1
+        i = j
+    return out
 
 
 class LogsOptions(Options):
