@@ -183,9 +183,16 @@ def test_ipv6_on_the_default_bridge(tmp_path: Path, rootfs_tar: Path) -> None:
         again = json.loads(d.ok("network", "inspect", "bridge"))[0]
         assert again["Id"] == net["Id"] and again["IPAM"]["Config"] == net["IPAM"]["Config"]
         assert "inet6 fd00:b3:163:1::1/64" in _sh("ip", "-6", "addr", "show", "dev", d.bridge)
+        # stopped with a container running, the daemon keeps its network (live restore); IPv6
+        # off at the next start takes the bridge's IPv6 address and rules away
+        kept = d.ok("run", "-d", "busybox", "sleep", "60").strip()
         d.stop()
+        assert "fd00:b3:163:1::1/64" in _sh("ip", "-6", "addr", "show", "dev", d.bridge)
         (d.base / "daemon.json").write_text("{}")
         d.start()
+        d.ok("rm", "-f", kept)
+        assert "fd00:b3:163:1::1/64" not in _sh("ip", "-6", "addr", "show", "dev", d.bridge)
+        assert subnet not in _ip6tables_all()
         plain = json.loads(d.ok("network", "inspect", "bridge"))[0]
         assert plain["EnableIPv6"] is False and len(plain["IPAM"]["Config"]) == 1
         out = d.ok("run", "--rm", "busybox", "sh", "-c", "ip -6 addr show eth0 scope global")

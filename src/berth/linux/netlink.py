@@ -57,6 +57,19 @@ def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500) -> bool:
         return created
 
 
+def remove_address(name: str, cidr: str) -> None:
+    """Take the address `cidr` off the link `name`, where it is there (its route goes too)."""
+    iface = ipaddress.ip_interface(cidr)
+    with _ipr() as ipr:
+        idx = ipr.link_lookup(ifname=name)
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                for a in ipr.get_addr(index=idx[0])} if idx else set()
+        if (str(iface.ip), iface.network.prefixlen) in have:
+            ipr.addr("del", index=idx[0], address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen,
+                     family=socket.AF_INET6 if iface.version == 6 else socket.AF_INET)
+
+
 def delete_link(name: str) -> None:
     with _ipr() as ipr:
         idx = ipr.link_lookup(ifname=name)
@@ -261,5 +274,6 @@ def mac_for(ip: str) -> str:
     return "02:42:" + ":".join(f"{x:02x}" for x in b)
 
 
-__all__ = ["ensure_bridge", "delete_link", "link_exists", "routes_overlap", "Endpoint", "plug",
+__all__ = ["ensure_bridge", "delete_link", "link_exists", "remove_address", "routes_overlap",
+           "Endpoint", "plug",
            "setup_endpoints", "unplug", "udp_socket_in_netns", "mac_for"]

@@ -97,6 +97,7 @@ class NetworkService:
         self.rules4 = Rules(cfg.chain, "iptables")
         self.rules6 = Rules(cfg.chain, "ip6tables")
         self._chains6 = False     # the ip6tables chains are made with the first IPv6 bridge
+        self._stale: NetworkRecord | None = None   # the default bridge before its flags changed
         # the bridges and the chain prefix this daemon uses, held against other daemons
         self.claims = Claims()
         # network create, remove and prune, and the rules' repair, run in worker threads:
@@ -146,6 +147,9 @@ class NetworkService:
             bridge=self.cfg.bridge)
         if rec != old:
             self._add(rec)
+            # the pools it had no more: their addresses and rules go at set-up (those of a
+            # daemon stopped with containers running, which kept them)
+            self._stale = old
 
     def _add(self, rec: NetworkRecord) -> NetworkRecord:
         self.nets[rec.id] = rec
@@ -224,9 +228,23 @@ class NetworkService:
             if self.cfg.iptables:
                 self.rules4.chains()
                 self.ports.setup()
+            self._drop_stale()
             for rec in self.nets.values():
                 if rec.driver == Driver.BRIDGE:
                     self._bring_up(rec)
+
+    def _drop_stale(self) -> None:
+        old, self._stale = self._stale, None
+        if old is None:
+            return
+        now = self.get("bridge").ipam
+        for c in old.ipam:
+            if c in now:
+                continue
+            if self.cfg.iptables:
+                (self.rules6 if c.v6 else self.rules4).bridge(
+                    old.bridge, c.subnet, internal=old.internal, add=False)
+            netlink.remove_address(old.bridge, f"{c.gateway}/{c.network.prefixlen}")
 
     def _bring_up(self, rec: NetworkRecord) -> None:
         v4, v6 = rec.ipv4, rec.ipv6
@@ -491,8 +509,10 @@ class NetworkService:
         addr6 = ""
         if v6 is not None:
             used6 = {e.ip6 for e in eps.values()}
-            addr6 = ipam.address(rec.name, v6, ip6 or self._derived6(rec, v6, addr4, mac, used6),
-                                 used6)
+            # on the default bridge, as dockerd: the address made of the prefix and the MAC
+            derived = ipam.mac_derived(v6, mac or netlink.mac_for(addr4), used6) if (
+                rec.name == "bridge" and addr4) else ""
+            addr6 = ipam.address(rec.name, v6, ip6 or derived, used6)
         ep = Endpoint(
             network=rec.id, name=name, aliases=builtins.list(aliases), ip=addr4,
             prefix=v4.network.prefixlen if v4 is not None else 0,
@@ -511,19 +531,6 @@ class NetworkService:
         self.endpoints.setdefault(rec.id, {})[cid] = ep
         self._write_hosts(rec.id)
         return ep.to_dict()
-
-    @staticmethod
-    def _derived6(rec: NetworkRecord, v6: IpamConfig, addr4: str, mac: str,
-                  used: set[str]) -> str:
-        """On the default bridge, as dockerd: the IPv6 address of a container without --ip6
-        is its subnet's prefix and its MAC (where the prefix leaves 48 bits for it), if
-        free; "" (the first free one) elsewhere."""
-        net = v6.network
-        if rec.name != "bridge" or not addr4 or net.prefixlen > 80:
-            return ""
-        bits = int((mac or netlink.mac_for(addr4)).replace(":", ""), 16)
-        derived = str(ipaddress.IPv6Address(int(net.network_address) | bits))
-        return "" if derived in used or derived == v6.gateway else derived
 
     def release(self, cid: str) -> None:
         for nid, eps in self.endpoints.items():

@@ -87,6 +87,17 @@ def free_subnet6(used: list[Net]) -> ipaddress.IPv6Network:
     raise System("no free IPv6 subnet found")
 
 
+def mac_derived(pool: IpamConfig, mac: str, used: set[str]) -> str:
+    """The IPv6 address dockerd gives a container on its default bridge: the subnet's prefix
+    and the MAC in the last 48 bits, where the prefix leaves them; "" where it does not or
+    the address is taken (the first free one is used then)."""
+    net = pool.network
+    if not pool.v6 or net.prefixlen > 80:
+        return ""
+    derived = str(ipaddress.IPv6Address(int(net.network_address) | int(mac.replace(":", ""), 16)))
+    return "" if derived in used or derived == pool.gateway else derived
+
+
 def address(network: str, pool: IpamConfig, want: str, used: set[str]) -> str:
     """`want` if free in `pool`, or the first free address of its range (`network` names the
     network in the error when none is left)."""
@@ -110,4 +121,5 @@ def address(network: str, pool: IpamConfig, want: str, used: set[str]) -> str:
     raise Unavailable(f"no available {family} addresses on network {network}")
 
 
-__all__ = ["address", "free_subnet4", "free_subnet6", "ip_address", "ip_network", "pool"]
+__all__ = ["address", "free_subnet4", "free_subnet6", "ip_address", "ip_network", "mac_derived",
+           "pool"]

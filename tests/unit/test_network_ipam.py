@@ -1,0 +1,63 @@
+"""networks.ipam: a new network's pools and its endpoints' addresses, IPv4 and IPv6."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from berth.errors import Conflict, Forbidden, InvalidArgument, Unavailable
+from berth.networks import IpamConfig, ipam
+
+
+def _none(cidr: str) -> str | None:
+    return None
+
+
+def test_a_pool_asked_for_is_checked() -> None:
+    p = ipam.pool(IpamConfig(subnet="fd00:b3:63::/64"), 6, used=[], free4="10.89.0.0/16",
+                  host_overlap=_none)
+    assert (p.subnet, p.gateway, p.gateway_shown) == ("fd00:b3:63::/64", "fd00:b3:63::1", False)
+    with pytest.raises(Forbidden):
+        ipam.pool(IpamConfig(subnet="fd00:b3:63::/64"), 6,
+                  used=[ipaddress.ip_network("fd00:b3:63::/48")], free4="", host_overlap=_none)
+    with pytest.raises(InvalidArgument):
+        ipam.pool(IpamConfig(subnet="fd00:b3:63::/64", gateway="fd00:b3:64::1"), 6, used=[],
+                  free4="", host_overlap=_none)
+    with pytest.raises(Forbidden):   # a link of the host has it (IPv4)
+        ipam.pool(IpamConfig(subnet="10.1.0.0/24"), 4, used=[], free4="",
+                  host_overlap=lambda c: "eth9")
+
+
+def test_free_pools_skip_what_is_used() -> None:
+    used = [ipaddress.ip_network("10.89.0.0/24")]
+    p = ipam.pool(None, 4, used=used, free4="10.89.0.0/16",
+                  host_overlap=lambda c: "x" if c == "10.89.1.0/24" else None)
+    assert (p.subnet, p.gateway) == ("10.89.2.0/24", "10.89.2.1")
+    v6 = ipam.pool(None, 6, used=[], free4="", host_overlap=_none).network
+    assert v6.prefixlen == 64 and v6.subnet_of(ipaddress.IPv6Network("fd00::/8"))
+
+
+def test_addresses() -> None:
+    pool = IpamConfig(subnet="fd00:b3:63::/64", gateway="fd00:b3:63::1",
+                      aux_addresses={"a": "fd00:b3:63::2"})
+    assert ipam.address("n", pool, "", set()) == "fd00:b3:63::3"
+    assert ipam.address("n", pool, "", {"fd00:b3:63::3"}) == "fd00:b3:63::4"
+    assert ipam.address("n", pool, "fd00:b3:63::50", set()) == "fd00:b3:63::50"
+    with pytest.raises(Conflict):
+        ipam.address("n", pool, "fd00:b3:63::2", set())
+    with pytest.raises(InvalidArgument):
+        ipam.address("n", pool, "fd00:b3:64::5", set())
+    tiny = IpamConfig(subnet="10.1.0.0/30", gateway="10.1.0.1")
+    with pytest.raises(Unavailable):
+        ipam.address("n", tiny, "", {"10.1.0.2"})
+
+
+def test_the_default_bridge_s_mac_derived_address() -> None:
+    """dockerd 20.10's: fd00:b3:63:1::/64 and 02:42:0a:fc:3f:02 make
+    fd00:b3:63:1:0:242:afc:3f02 (seen on dockerd)."""
+    pool = IpamConfig(subnet="fd00:b3:63:1::/64", gateway="fd00:b3:63:1::1")
+    mac = "02:42:0a:fc:3f:02"
+    assert ipam.mac_derived(pool, mac, set()) == "fd00:b3:63:1:0:242:afc:3f02"
+    assert ipam.mac_derived(pool, mac, {"fd00:b3:63:1:0:242:afc:3f02"}) == ""
+    assert ipam.mac_derived(IpamConfig(subnet="fd00::/96"), mac, set()) == ""
