@@ -109,6 +109,16 @@ def test_ports_are_published_on_both_families(daemon: Daemon) -> None:
             # from another host: DNAT by ip6tables, the client's own address kept
             out = fetch(f"http://[fd00:b3:63:ff::1]:{anyp}/cgi-bin/ip")
             assert out.stdout.strip() == "[fd00:b3:63:ff::2]", out.stderr
+            # ip6tables' nat table flushed under the daemon (a firewall reload): put back
+            # before the next network create, as the IPv4 rules are
+            chain = f"BERTH-{daemon.bridge[:12]}-DNAT"
+            subprocess.run(["ip6tables", "-w", "-t", "nat", "-F", chain], check=True)
+            subprocess.run(["ip6tables", "-w", "-t", "nat", "-D", "PREROUTING", "-m",
+                            "addrtype", "--dst-type", "LOCAL", "-j", chain], check=True)
+            daemon.ok("network", "create", "v6kick")
+            daemon.ok("network", "rm", "v6kick")
+            out = fetch(f"http://[fd00:b3:63:ff::1]:{anyp}/cgi-bin/ip")
+            assert out.stdout.strip() == "[fd00:b3:63:ff::2]", out.stderr
         # an IPv4-only network: [::] is proxied to the container's IPv4 address
         ports = daemon.inspect(v4only)["NetworkSettings"]["Ports"]["80/tcp"]
         assert [p["HostIp"] for p in ports] == ["0.0.0.0", "::"]

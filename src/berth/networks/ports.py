@@ -170,8 +170,8 @@ class PortMapper:
         """Whether the jumps to the DNAT chains are in place (see `Rules.intact`)."""
         if not self.iptables:
             return True
-        return all(self._ipt("-C", *self._jumps(v6)[0], binary=b)
-                   for v6, b in ((False, "iptables"), (True, "ip6tables")) if v6 <= self.v6)
+        families = [(False, "iptables")] + ([(True, "ip6tables")] if self.v6 else [])
+        return all(self._ipt("-C", *self._jumps(v6)[0], binary=b) for v6, b in families)
 
     def reapply(self) -> None:
         """The DNAT chains, their jumps and every published port's rules, where missing (after
