@@ -136,6 +136,10 @@ class NetworkService:
                 net6 = kept.network
             else:
                 net6 = ipam.free_subnet6([c.network for n in self._records() for c in n.ipam])
+            for n in self._records():
+                if n.name != "bridge" and any(net6.overlaps(c.network) for c in n.ipam):
+                    raise InvalidArgument(f"--fixed-cidr-v6 {net6} overlaps the subnet of "
+                                          f"network {n.name}")
             # dockerd shows the subnet alone; the bridge has its first address
             pools.append(IpamConfig(subnet=str(net6), gateway=str(next(net6.hosts())),
                                     gateway_shown=False))
