@@ -1,4 +1,5 @@
-"""networks.ipam: a new network's pools and its endpoints' addresses, IPv4 and IPv6."""
+"""networks.ipam: a new network's pools and its endpoints' addresses, IPv4 and IPv6; and the
+family of a published port's rules (networks.ports)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,21 @@ def test_the_default_bridge_s_mac_derived_address() -> None:
     assert ipam.mac_derived(pool, mac, set()) == "fd00:b3:63:1:0:242:afc:3f02"
     assert ipam.mac_derived(pool, mac, {"fd00:b3:63:1:0:242:afc:3f02"}) == ""
     assert ipam.mac_derived(IpamConfig(subnet="fd00::/96"), mac, set()) == ""
+
+
+def test_published_port_rules_per_family() -> None:
+    """DNAT by the host address's family to the container's address of that family; none
+    across families (the proxy alone carries those)."""
+    from berth.networks.ports import PortMapper, Published
+    pm = PortMapper("BERTH-x", lambda net: "br-x", iptables=False)
+
+    def rules(host: str, ctr: str) -> list[tuple[str, str, list[str]]]:
+        return pm._rules(Published(proto="tcp", host_ip=host, host_port=8080, ctr_ip=ctr,
+                                   ctr_port=80), "br-x")
+    (b4, t4, nat4), _ = rules("0.0.0.0", "10.1.0.2")
+    assert (b4, t4) == ("iptables", "nat") and nat4[-1] == "10.1.0.2:80" and "-d" not in nat4
+    (b6, _, nat6), (_, t6, fwd6) = rules("::", "fd00::2")
+    assert b6 == "ip6tables" and nat6[-1] == "[fd00::2]:80" and "-d" not in nat6
+    assert t6 == "filter" and fwd6[:3] == ["BERTH-x-FWD", "-d", "fd00::2"]
+    assert rules("::1", "fd00::2")[0][2][4:6] == ["-d", "::1"]
+    assert rules("::", "10.1.0.2") == [] and rules("127.0.0.1", "fd00::2") == []
