@@ -80,3 +80,36 @@ def test_published_port_rules_per_family() -> None:
     assert t6 == "filter" and fwd6[:3] == ["BERTH-x-FWD", "-d", "fd00::2"]
     assert rules("::1", "fd00::2")[0][2][4:6] == ["-d", "::1"]
     assert rules("::", "10.1.0.2") == [] and rules("127.0.0.1", "fd00::2") == []
+
+
+def test_a_random_port_taken_on_ipv6_alone_is_given_up_for_another() -> None:
+    import asyncio
+    import socket
+
+    from berth.errors import Conflict as Taken
+    from berth.networks.ports import PortMapper, Published
+
+    class Flaky(PortMapper):
+        refused: list[int] = []
+
+        async def _open(self, p: Published, *, optional: bool = False) -> bool:
+            if p.host_ip == "::" and not self.refused:
+                self.refused.append(p.host_port)
+                raise Taken("taken")
+            return await super()._open(p, optional=optional)
+
+    async def go() -> None:
+        pm = Flaky("BERTH-x", lambda net: "br-x", iptables=False)
+        try:
+            ports = await pm.publish("c" * 64, {"80/udp": [{"HostIp": "", "HostPort": ""}]},
+                                     "127.0.0.1", "n")
+        finally:
+            pm.unpublish("c" * 64, "n")
+        binds = ports["80/udp"]
+        assert [b["HostIp"] for b in binds] in (["0.0.0.0", "::"], ["0.0.0.0"])
+        assert len({b["HostPort"] for b in binds}) == 1 and pm.refused
+        # the port given up is free again
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", pm.refused[0]))
+        s.close()
+    asyncio.run(go())

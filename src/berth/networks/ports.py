@@ -219,19 +219,11 @@ class PortMapper:
                 port_s, _, proto = key.partition("/")
                 proto = proto or "tcp"
                 for b in binds or [{}]:
-                    asked = b.get("HostIp") or ""
-                    port = int(b.get("HostPort") or 0)
-                    for host_ip in ([asked] if asked else ["0.0.0.0", "::"]):
-                        v6 = ":" in host_ip
-                        target = (ctr_ip6 or ctr_ip) if v6 else (ctr_ip or ctr_ip6)
-                        p = Published(proto=proto, host_ip=host_ip, host_port=port,
-                                      ctr_ip=target, ctr_port=int(port_s), bridge=bridge)
-                        if not await self._open(p, optional=not asked and v6):
-                            continue   # no IPv6 on this host
+                    for p in await self._open_binding(b, proto, int(port_s), ctr_ip, ctr_ip6,
+                                                      bridge):
                         done.append(p)
-                        port = p.host_port   # [::] gets the port 0.0.0.0 got
                         self._add_rules(p, bridge)
-                        ports.setdefault(key, []).append({"HostIp": host_ip,
+                        ports.setdefault(key, []).append({"HostIp": p.host_ip,
                                                           "HostPort": str(p.host_port)})
         except BaseException:
             for p in done:
@@ -239,6 +231,36 @@ class PortMapper:
             raise
         self.by_container[cid] = done
         return ports
+
+    async def _open_binding(self, b: dict[str, str], proto: str, ctr_port: int, ctr_ip: str,
+                            ctr_ip6: str, bridge: str) -> list[Published]:
+        """The host sockets of one binding: its address, or 0.0.0.0 and [::] on one port (a
+        random one taken on [::] alone is given up for another, a few times)."""
+        asked = b.get("HostIp") or ""
+        for attempt in range(4):
+            port = int(b.get("HostPort") or 0)
+            opened: list[Published] = []
+            try:
+                for host_ip in ([asked] if asked else ["0.0.0.0", "::"]):
+                    v6 = ":" in host_ip
+                    p = Published(proto=proto, host_ip=host_ip, host_port=port,
+                                  ctr_ip=(ctr_ip6 or ctr_ip) if v6 else (ctr_ip or ctr_ip6),
+                                  ctr_port=ctr_port, bridge=bridge)
+                    if await self._open(p, optional=not asked and v6):  # False: no IPv6 here
+                        opened.append(p)
+                        port = p.host_port   # [::] gets the port 0.0.0.0 got
+            except Conflict:
+                for p in opened:
+                    self._close(p, bridge)
+                if opened and not b.get("HostPort") and attempt < 3:
+                    continue
+                raise
+            except BaseException:
+                for p in opened:
+                    self._close(p, bridge)
+                raise
+            return opened
+        raise AssertionError("unreachable")
 
     def _add_rules(self, p: Published, bridge: str) -> None:
         if not self.iptables:
