@@ -572,7 +572,7 @@ def test_parallel_limit() -> None:
     import threading
     import time
 
-    from berth.compose.orchestrator import _parallel
+    from berth.compose.parallel import run_parallel as _parallel
     active = [0, 0]   # now, most at once
     lock = threading.Lock()
 

@@ -91,6 +91,8 @@ class Build:
     no_cache: bool = False
     pull: bool = False
     tags: tuple[str, ...] = ()
+    ssh: tuple[str, ...] = ()            # "default", "ID=PATH[,PATH]": asked of the builder
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,6 +319,13 @@ def _strs(v: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in v)
 
 
+def _ssh(v: Any) -> tuple[str, ...]:
+    """build.ssh as the CLI's `--ssh` takes it: `ID` or `ID=PATH[,PATH]`."""
+    if isinstance(v, dict):
+        return tuple(str(k) if x is None or x == "" else f"{k}={x}" for k, x in v.items())
+    return _strs(v)
+
+
 def _hooks(v: Any) -> tuple[Hook, ...]:
     out = []
     for h in v or []:
@@ -370,7 +379,8 @@ def _service(name: str, s: dict[str, Any]) -> Service:
                   extra_hosts={str(k): str(v) for k, v in (b.get("extra_hosts") or {}).items()},
                   shm_size=size_bytes(b["shm_size"], w) if b.get("shm_size") else 0,
                   no_cache=bool(b.get("no_cache", False)), pull=bool(b.get("pull", False)),
-                  tags=_strs(b.get("tags"))) if b else None
+                  tags=_strs(b.get("tags")), ssh=_ssh(b.get("ssh")),
+                  platforms=_strs(b.get("platforms"))) if b else None
     mounts = []
     for v in s.get("volumes") or []:
         mounts.append(Mount(type=MountType(v["type"]) if v["type"] in ("volume", "bind", "tmpfs")
