@@ -52,7 +52,7 @@ class ComposeOptions(Options):
 
 
 class ConfigOptions(Options):
-    format = string("format", default='yaml', help='Format the output. Values: [yaml | json]')
+    format = string("format", default='', help='Format the output. Values: [yaml | json]')
     quiet = boolean("quiet", "q", help="Only validate the configuration, don't print anything")
     services = boolean("services", help='Print the service names, one per line')
     volumes = boolean("volumes", help='Print the volume names, one per line')
@@ -62,9 +62,54 @@ class ConfigOptions(Options):
     hash = optional_string("hash", help='Print the service config hash, one per line ("*" for all '
                                         "services)")
     output = optional_string("output", "o", help='Save to file (default to stdout)')
+    no_interpolate = boolean("no-interpolate", help="Don't interpolate environment variables")
+    variables = boolean("variables", help="Print model variables and default values.")
+
+
+def _print_variables(variables: dict[str, Any], fmt: str) -> None:
+    """`config --variables`: docker compose's table (the docker CLI's tabwriter: columns at
+    least 20 wide, 3 apart), or its JSON or YAML of the variables by name."""
+    names = sorted(variables)
+    if fmt == "json":
+        import json
+        sys.stdout.write(json.dumps({n: {
+            "Name": n, "DefaultValue": variables[n].default,
+            "PresenceValue": variables[n].alternate, "Required": variables[n].required}
+            for n in names}, separators=(",", ":")) + "\n")
+        return
+    if fmt == "yaml":
+        import yaml
+        sys.stdout.write(yaml.safe_dump({n: {
+            "name": n, "defaultvalue": variables[n].default,
+            "presencevalue": variables[n].alternate, "required": variables[n].required}
+            for n in names}, sort_keys=False, default_flow_style=False))
+        return
+    if fmt not in ("", "table"):
+        raise UsageError(f"unsupported format {fmt!r}")
+    rows = [["NAME", "REQUIRED", "DEFAULT VALUE", "ALTERNATE VALUE"]] + [
+        [n, str(variables[n].required).lower(), variables[n].default, variables[n].alternate]
+        for n in names]
+    widths = [max(20, max(len(r[i]) for r in rows) + 3) for i in range(3)]
+    for r in rows:
+        out("".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + r[3])
 
 
 def cmd_config(c: Client, g: ComposeOptions, opts: ConfigOptions, args: list[str]) -> int:
+    if opts.variables or opts.no_interpolate:
+        # the files as written: no typed model, whose values must be interpolated
+        from berth.cli.compose_common import _load_options
+        from berth.compose import load_canonical
+        from berth.compose.loader import load
+        lopts = _load_options(g, tuple(args), interpolate=False)
+        if opts.variables:
+            _print_variables(load(lopts).variables, opts.format)
+            return 0
+        canonical, loaded = load_canonical(lopts)
+        for w in loaded.warnings:
+            err(f"WARN[0000] {w}")
+        if opts.quiet:
+            return 0
+        return _print_model(canonical, opts, args)
     project = _load(g, tuple(args))
     if opts.quiet:
         return 0
@@ -92,13 +137,16 @@ def cmd_config(c: Client, g: ComposeOptions, opts: ConfigOptions, args: list[str
                 raise UsageError(f"no such service: {n}")
             out(f"{n} {config_hash(project.services[n])}")
         return 0
-    data = project.canonical
+    return _print_model(project.canonical, opts, args)
+
+
+def _print_model(data: dict[str, Any], opts: ConfigOptions, args: list[str]) -> int:
     if args:
         data = {**data, "services": {k: v for k, v in data["services"].items() if k in args}}
     if opts.format == "json":
         import json
         text = json.dumps(data, indent=2) + "\n"
-    elif opts.format == "yaml":
+    elif opts.format in ("yaml", ""):
         import yaml
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False,
                               allow_unicode=True)

@@ -25,8 +25,17 @@ def _cache_dir() -> str | None:
     return os.path.join(base, "berth", "compose-valid") if base else None
 
 
+def _load_options(gopts: Any, enable: tuple[str, ...] = (), interpolate: bool = True) -> Any:
+    from berth.compose import LoadOptions
+    return LoadOptions(files=tuple(gopts.file), project_name=gopts.project_name,
+                       project_directory=gopts.project_directory,
+                       env_files=tuple(gopts.env_file), profiles=tuple(gopts.profile),
+                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
+                       cache_dir=_cache_dir(), interpolate=interpolate)
+
+
 def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
-    from berth.compose import ComposeFileError, LoadOptions, load_project
+    from berth.compose import ComposeFileError, load_project
     if by_name and gopts.project_name and not gopts.file:
         try:
             return _load(gopts, enable)
@@ -39,12 +48,7 @@ def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> An
             return Project(name=gopts.project_name, working_dir=Path(os.getcwd()),
                            config_files=(), services={}, networks={}, volumes={},
                            secrets={}, configs={})
-    opts = LoadOptions(files=tuple(gopts.file), project_name=gopts.project_name,
-                       project_directory=gopts.project_directory,
-                       env_files=tuple(gopts.env_file), profiles=tuple(gopts.profile),
-                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
-                       cache_dir=_cache_dir())
-    project, warnings = load_project(opts)
+    project, warnings = load_project(_load_options(gopts, enable))
     for w in warnings:
         err(f"WARN[0000] {w}")
     return project

@@ -133,6 +133,72 @@ def interpolate_tree(value: Any, fn: Interpolator, path: tuple[str, ...] = ()) -
     return value
 
 
+@dataclass(slots=True, kw_only=True)
+class Variable:
+    """A variable a compose file uses, as `config --variables` lists it."""
+
+    name: str
+    required: bool = False          # ${VAR?err}, ${VAR:?err}
+    default: str = ""               # ${VAR-d}, ${VAR:-d}
+    alternate: str = ""             # ${VAR+x}, ${VAR:+x}
+
+
+def extract_variables(value: Any, found: dict[str, Variable] | None = None,
+                      ) -> dict[str, Variable]:
+    """The variables every string of a YAML tree (not interpolated) uses, by name; those
+    in a default or alternate value too."""
+    found = {} if found is None else found
+    if isinstance(value, str):
+        _scan(value, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            extract_variables(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            extract_variables(v, found)
+    return found
+
+
+def _scan(text: str, found: dict[str, Variable]) -> None:
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] != "$":
+            i += 1
+            continue
+        nxt = text[i + 1] if i + 1 < n else ""
+        if nxt == "$":
+            i += 2
+        elif nxt == "{":
+            end = _closing_brace(text, i + 2)
+            if end < 0:
+                return
+            inner = text[i + 2:end]
+            j = 0
+            while j < len(inner) and inner[j] in _NAME_CHARS:
+                j += 1
+            name, rest = inner[:j], inner[j:]
+            if name and name[0] in _NAME_START:
+                var = found.setdefault(name, Variable(name=name))
+                op = rest[:2] if rest[:2] in (":-", ":?", ":+") else rest[:1]
+                arg = rest[len(op):]
+                if op.endswith("-"):
+                    var.default = arg
+                elif op.endswith("?"):
+                    var.required = True
+                elif op.endswith("+"):
+                    var.alternate = arg
+                _scan(arg, found)
+            i = end + 1
+        elif nxt and nxt in _NAME_START:
+            j = i + 1
+            while j < n and text[j] in _NAME_CHARS:
+                j += 1
+            found.setdefault(text[i + 1:j], Variable(name=text[i + 1:j]))
+            i = j
+        else:
+            i += 1
+
+
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.compose.interpolate import Interpolator, interpolate_tree, read_env_file
+from berth.compose.interpolate import (
+    Interpolator,
+    Variable,
+    extract_variables,
+    interpolate_tree,
+    read_env_file,
+)
 from berth.compose.merge import merge_files, merge_services, shape_service, strip
 from berth.compose.yamlsrc import ComposeFileError, Source, parse, validate
 
@@ -46,6 +52,9 @@ class LoadOptions:
     enable: tuple[str, ...] = ()
     # where trees that passed schema validation are remembered (None: validate every time)
     cache_dir: str | None = None
+    # False: the files as written (`config --no-interpolate`, `--variables`), their
+    # variables collected in `Loaded.variables`
+    interpolate: bool = True
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,6 +68,7 @@ class Loaded:
     data: dict[str, Any]
     profiles: list[str]
     warnings: list[str] = field(default_factory=list)
+    variables: dict[str, Variable] = field(default_factory=dict)
 
 
 def find_files(opts: LoadOptions) -> list[Path]:
@@ -129,15 +139,22 @@ def load_env(project_dir: Path, env_files: tuple[str, ...], cwd: Path,
 class _Context:
     """One load: the variables and the warnings, and files seen (for include cycles)."""
 
-    def __init__(self, env: dict[str, str], cache_dir: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], cache_dir: Path | None = None,
+                 interpolate: bool = True) -> None:
         self.env = env
         self.cache_dir = cache_dir
         self.interp = Interpolator(env)
+        self.interpolate = interpolate
+        self.variables: dict[str, Variable] = {}
         self.warnings: list[str] = []
 
     def read(self, path: Path) -> tuple[Source, dict[str, Any]]:
         src = parse(path)
-        data = interpolate_tree(src.data, self.interp)
+        if self.interpolate:
+            data = interpolate_tree(src.data, self.interp)
+        else:
+            data = src.data
+            extract_variables(data, self.variables)
         if not isinstance(data, dict):
             raise ComposeFileError(f"{path}: top-level object must be a mapping")
         validate(src, data, self.cache_dir)
@@ -351,7 +368,7 @@ def load(opts: LoadOptions) -> Loaded:
     project_dir = (Path(os.path.normpath(cwd / opts.project_directory))
                    if opts.project_directory else files[0].parent)
     env = load_env(project_dir, opts.env_files, cwd, opts.environ)
-    ctx = _Context(env, Path(opts.cache_dir) if opts.cache_dir else None)
+    ctx = _Context(env, Path(opts.cache_dir) if opts.cache_dir else None, opts.interpolate)
     merged: dict[str, Any] = {}
     for f in files:
         src, data = ctx.read(f)
@@ -375,4 +392,4 @@ def load(opts: LoadOptions) -> Loaded:
     for var in ctx.interp.missing:
         warnings.append(f'The "{var}" variable is not set. Defaulting to a blank string.')
     return Loaded(name=name, working_dir=project_dir, config_files=files, env=env,
-                  data=merged, profiles=profiles, warnings=warnings)
+                  data=merged, profiles=profiles, warnings=warnings, variables=ctx.variables)

@@ -1,0 +1,116 @@
+"""berth compose's later keys and flags against fakes: `config --variables` and
+`--no-interpolate`, build.ssh and build.platforms, the deploy keys, `pre_start`."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.compose import LoadOptions, load_canonical
+from berth.compose.interpolate import Variable, extract_variables
+from berth.compose.loader import load
+from berth.compose.orchestrator import ComposeError, UpOptions
+
+from .test_compose_orchestrator import FakeEngine, orch, project
+
+
+class BuildingEngine(FakeEngine):
+    """FakeEngine that builds (any context becomes an image) and says its platform."""
+
+    def __init__(self, arch: str = "x86_64") -> None:
+        super().__init__()
+        self.arch = arch
+        self.built: list[dict[str, Any]] = []
+
+    def version(self) -> dict[str, Any]:
+        return {"Os": "linux", "Arch": self.arch}
+
+    def build(self, tar: bytes, query: dict[str, Any], headers: dict[str, str]) -> Any:
+        self.built.append(query)
+        self.images[str(query["t"])] = "sha256:" + "c" * 64
+        return iter([{"stream": "done"}])
+
+
+def test_extract_variables() -> None:
+    found = extract_variables({"a": ["${A:?need A}", "$B-${C:-x${D}}"], "b": {"k": "${E+yes}"},
+                               "n": 3, "esc": "$$F"})
+    assert found == {
+        "A": Variable(name="A", required=True), "B": Variable(name="B"),
+        "C": Variable(name="C", default="x${D}"), "D": Variable(name="D"),
+        "E": Variable(name="E", alternate="yes")}
+
+
+def _write(tmp_path: Path, text: str) -> LoadOptions:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(text))
+    return LoadOptions(environ={"TAG": "1.0"}, cwd=str(tmp_path), interpolate=False)
+
+
+def test_no_interpolate_keeps_the_text_and_lists_the_variables(tmp_path: Path) -> None:
+    opts = _write(tmp_path, """\
+        services:
+          web:
+            image: "busybox:${TAG:-latest}"
+            environment: {A: "${A:?set A}", B: "$$B"}
+        """)
+    canonical, loaded = load_canonical(opts)
+    web = canonical["services"]["web"]
+    assert web["image"] == "busybox:${TAG:-latest}"
+    assert web["environment"] == {"A": "${A:?set A}", "B": "$$B"}
+    assert loaded.warnings == []     # nothing is missing: nothing was looked up
+    assert sorted(load(opts).variables) == ["A", "TAG"]
+
+
+def test_config_variables_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from berth.cli.compose import _print_variables
+    _print_variables({"PORT": Variable(name="PORT", default="8080"),
+                      "A": Variable(name="A", required=True, alternate="x")}, "")
+    assert capsys.readouterr().out.splitlines() == [
+        "NAME                REQUIRED            DEFAULT VALUE       ALTERNATE VALUE",
+        "A                   true                                    x",
+        "PORT                false               8080                "]
+    _print_variables({"A": Variable(name="A", required=True)}, "json")
+    assert capsys.readouterr().out == (
+        '{"A":{"Name":"A","DefaultValue":"","PresenceValue":"","Required":true}}\n')
+
+
+BUILD = """\
+services:
+  app:
+    build:
+      context: .
+      {extra}
+"""
+
+
+def test_build_platforms_of_the_daemon_only(tmp_path: Path) -> None:
+    e = BuildingEngine()
+    o, _ = orch(project(tmp_path, BUILD.format(extra="platforms: [linux/amd64]")), e)
+    o.images.context_tar = lambda ctx, df: b""
+    o.up(UpOptions())
+    assert e.built and ("create", "p-app-1") in e.calls
+    e = BuildingEngine()
+    o, _ = orch(project(tmp_path, BUILD.format(extra="platforms: [linux/amd64, linux/arm64]")),
+                e)
+    o.images.context_tar = lambda ctx, df: b""
+    with pytest.raises(ComposeError, match=r"build.platforms 'linux/arm64'.*\(linux/amd64\)"):
+        o.up(UpOptions())
+    assert e.built == [] and e.calls == [("network", "p_default")]
+    e = BuildingEngine(arch="aarch64")
+    o, _ = orch(project(tmp_path, BUILD.format(extra="platforms: [linux/arm64/v8]")), e)
+    o.images.context_tar = lambda ctx, df: b""
+    o.up(UpOptions())
+    assert e.built
+
+
+@pytest.mark.parametrize("ssh", ["ssh: [default]", "ssh: {mykey: /home/me/.ssh/id_ed25519}"])
+def test_build_ssh_is_refused_naming_the_key(tmp_path: Path, ssh: str) -> None:
+    e = BuildingEngine()
+    o, _ = orch(project(tmp_path, BUILD.format(extra=ssh)), e)
+    o.images.context_tar = lambda ctx, df: b""
+    with pytest.raises(ComposeError, match=r"build.ssh '(default|mykey=/home/me/.ssh/"
+                                           r"id_ed25519)'.*--mount=type=ssh"):
+        o.up(UpOptions())
+    assert e.built == []
