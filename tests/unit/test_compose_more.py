@@ -114,3 +114,51 @@ def test_build_ssh_is_refused_naming_the_key(tmp_path: Path, ssh: str) -> None:
                                            r"id_ed25519)'.*--mount=type=ssh"):
         o.up(UpOptions())
     assert e.built == []
+
+
+def test_deploy_as_docker_compose_reads_it(tmp_path: Path) -> None:
+    from berth.compose import load_project
+    from berth.compose.spec import container_body
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          app:
+            image: busybox
+            restart: "no"
+            mem_limit: 1g
+            deploy:
+              mode: replicated
+              replicas: 3
+              labels: {swarm.only: "yes"}
+              resources:
+                limits: {cpus: "0.5", memory: 64m, pids: 20}
+                reservations: {cpus: "0.25", memory: 16m}
+              restart_policy: {condition: on-failure, max_attempts: 2, delay: 5s, window: 1m}
+              update_config: {parallelism: 2, delay: 10s, order: start-first}
+              rollback_config: {parallelism: 1}
+              placement: {constraints: ["node.role == manager"]}
+              endpoint_mode: dnsrr
+          one:
+            image: busybox
+            deploy: {mode: global, replicas: 4, restart_policy: {condition: any}}
+          never:
+            image: busybox
+            restart: always
+            deploy: {restart_policy: {condition: none}}
+        """))
+    p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
+    assert warnings == []     # swarm's keys are ignored without a word, as docker compose does
+    app = p.services["app"]
+    assert app.replicas == 3 and app.restart == "on-failure:2"
+    hc = container_body(p, app, 1, "sha256:x", "p-app-1")["HostConfig"]
+    assert (hc["NanoCpus"], hc["Memory"], hc["PidsLimit"], hc["MemoryReservation"]) == (
+        500_000_000, 64 << 20, 20, 16 << 20)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    body = container_body(p, app, 1, "sha256:x", "p-app-1")
+    assert "swarm.only" not in body["Labels"]
+    assert p.services["one"].replicas == 1 and p.services["one"].restart == "always"
+    assert p.services["never"].restart == "no"
+    e = FakeEngine()
+    o, _ = orch(p, e)
+    o.up(UpOptions())
+    assert sorted(n for op, n in e.calls if op == "create") == [
+        "p-app-1", "p-app-2", "p-app-3", "p-never-1", "p-one-1"]

@@ -377,8 +377,6 @@ def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
         """))
     p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
     assert warnings == ["services.app.isolation is not supported by berth compose and is "
-                        "ignored",
-                        "services.app.deploy.mode is not supported by berth compose and is "
                         "ignored"]
     app = p.services["app"]
     assert app.dependencies() == ["db"] and p.order() == ["db", "app"]

@@ -405,21 +405,29 @@ def _service(name: str, s: dict[str, Any]) -> Service:
                          start_interval_s=_dur(hc.get("start_interval"), w),
                          retries=int(hc.get("retries") or 0),
                          disable=bool(hc.get("disable", False))) if hc else None
+    # deploy, as docker compose (not swarm) reads it: replicas (one container for `global`),
+    # resources' limits (over mem_limit, cpus, pids_limit) and reservations' memory and
+    # devices, restart_policy (over restart; its condition and max_attempts). The rest is
+    # swarm's (labels on the service, placement, update_config, rollback_config,
+    # endpoint_mode, restart_policy's delay and window, reservations' cpus): ignored, as
+    # docker compose ignores it.
     deploy = s.get("deploy") or {}
-    replicas = s.get("scale", deploy.get("replicas", 1))
+    replicas = s.get("scale", 1 if str(deploy.get("mode") or "").startswith("global")
+                     else deploy.get("replicas", 1))
     limits = ((deploy.get("resources") or {}).get("limits") or {})
     reservations = ((deploy.get("resources") or {}).get("reservations") or {})
     rp = deploy.get("restart_policy") or {}
     restart = str(s.get("restart") or "")
-    if not restart and rp:
-        cond = {"none": "no", "on-failure": "on-failure", "any": "always"}.get(
-            str(rp.get("condition") or "any"), "always")
+    if rp:
+        cond = {"none": "no", "no": "no", "on-failure": "on-failure",
+                "unless-stopped": "unless-stopped"}.get(str(rp.get("condition") or "any"),
+                                                        "always")
         attempts = rp.get("max_attempts")
         restart = cond + (f":{to_int(attempts, w)}" if cond == "on-failure" and attempts
                           else "")
-    mem = s.get("mem_limit") or limits.get("memory")
-    cpus = s.get("cpus") or limits.get("cpus")
-    pids = s.get("pids_limit") or limits.get("pids")
+    mem = limits.get("memory") or s.get("mem_limit")
+    cpus = limits.get("cpus") or s.get("cpus")
+    pids = limits.get("pids") or s.get("pids_limit")
     logging = s.get("logging") or {}
     sgp = s.get("stop_grace_period")
 

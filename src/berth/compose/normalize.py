@@ -239,7 +239,10 @@ SUPPORTED = frozenset("""
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
     """.split())
-DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy"})
+# deploy's keys: those docker compose acts on, and swarm's, which it (and so berth) ignores
+DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy", "mode", "labels",
+                              "placement", "update_config", "rollback_config",
+                              "endpoint_mode"})
 
 
 def unsupported(services: dict[str, Any]) -> list[str]:
