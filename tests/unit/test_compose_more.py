@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from berth.compose import LoadOptions, load_canonical
+from berth.compose import labels as L
 from berth.compose.interpolate import Variable, extract_variables
 from berth.compose.loader import load
 from berth.compose.orchestrator import ComposeError, UpOptions
@@ -162,3 +163,109 @@ def test_deploy_as_docker_compose_reads_it(tmp_path: Path) -> None:
     o.up(UpOptions())
     assert sorted(n for op, n in e.calls if op == "create") == [
         "p-app-1", "p-app-2", "p-app-3", "p-never-1", "p-one-1"]
+
+
+class InitEngine(FakeEngine):
+    """FakeEngine whose containers run to an exit code (`codes` by name, else 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: dict[str, int] = {}
+        self.bodies: dict[str, dict[str, Any]] = {}
+
+    def create(self, name: str, body: dict[str, Any]) -> str:
+        self.bodies[name] = body
+        return super().create(name, body)
+
+    def wait(self, ref: str) -> int:
+        c = self.containers_[self._find(ref)]
+        c["state"] = "exited"
+        return self.codes.get(c["name"], 0)
+
+    def logs(self, ref: str, **kw: Any) -> Any:
+        return iter([(2, b"migration failed\n")])
+
+
+PRE_START = """\
+services:
+  db: {image: busybox}
+  app:
+    image: busybox
+    scale: 2
+    user: "1000"
+    environment: {A: "1", B: "1"}
+    volumes: ["data:/data"]
+    pre_start:
+      - command: ["sh", "-c", "migrate"]
+        environment: {B: "2"}
+      - image: busybox
+        command: touch /data/ready
+        per_replica: true
+        privileged: "true"
+volumes:
+  data: {}
+"""
+
+
+def test_pre_start_runs_before_the_first_start_only(tmp_path: Path) -> None:
+    e = InitEngine()
+    o, events = orch(project(tmp_path, PRE_START), e)
+    o.up(UpOptions())
+    app = [c for c in e.calls if "app" in c[1]]
+    assert app == [
+        ("create", "p-app-1"),
+        ("create", "p-app-pre_start-1"), ("start", "p-app-pre_start-1"),
+        ("remove", "p-app-pre_start-1"),
+        ("create", "p-app-1-pre_start-2"), ("start", "p-app-1-pre_start-2"),
+        ("remove", "p-app-1-pre_start-2"),
+        ("start", "p-app-1"),
+        ("create", "p-app-2"),
+        ("create", "p-app-2-pre_start-2"), ("start", "p-app-2-pre_start-2"),
+        ("remove", "p-app-2-pre_start-2"),
+        ("start", "p-app-2")]
+    once = e.bodies["p-app-pre_start-1"]
+    assert once["Cmd"] == ["sh", "-c", "migrate"] and once["User"] == "1000"
+    assert sorted(once["Env"]) == ["A=1", "B=2"]
+    assert once["Labels"][L.ONEOFF] == "True"
+    app1 = next(cid for cid, c in e.containers_.items() if c["name"] == "p-app-1")
+    assert once["HostConfig"]["VolumesFrom"] == [app1]
+    assert "Privileged" not in once["HostConfig"]
+    ep = once["NetworkingConfig"]["EndpointsConfig"]["p_default"]
+    assert "Aliases" not in ep    # the service's name never resolves to a step
+    each = e.bodies["p-app-2-pre_start-2"]
+    assert each["Cmd"] == ["touch", "/data/ready"] and "User" not in each
+    assert each["HostConfig"]["Privileged"] is True
+    assert ("Container", "p-app-pre_start-1", "Exited") in events
+    e.calls.clear()
+    o, _ = orch(project(tmp_path, PRE_START), e)
+    o.up(UpOptions())
+    assert e.calls == []
+    # scaled up while running: the new replica's own step, not the service's once-only one
+    o, _ = orch(project(tmp_path, PRE_START.replace("scale: 2", "scale: 3")), e)
+    o.up(UpOptions())
+    assert [n for op, n in e.calls if op == "create"] == ["p-app-3", "p-app-3-pre_start-2"]
+
+
+def test_a_failing_pre_start_step_stops_up_and_runs_again(tmp_path: Path) -> None:
+    e = InitEngine()
+    e.codes["p-app-pre_start-1"] = 3
+    text = PRE_START.replace("scale: 2", "scale: 1")
+    o, _ = orch(project(tmp_path, text), e)
+    with pytest.raises(ComposeError, match=r"service 'app': pre_start step 1 \(sh -c migrate\) "
+                                           r"exited with code 3: migration failed"):
+        o.up(UpOptions())
+    assert ("start", "p-app-1") not in e.calls
+    assert [c["name"] for c in e.containers_.values() if "pre_start" in c["name"]] == []
+    e.codes.clear()
+    e.calls.clear()
+    o, _ = orch(project(tmp_path, text), e)
+    o.up(UpOptions())     # the container never started: its steps run again
+    assert e.calls[-1] == ("start", "p-app-1") and ("start", "p-app-pre_start-1") in e.calls
+
+
+def test_pre_start_is_validated_by_the_added_schema(tmp_path: Path) -> None:
+    from berth.compose import ComposeFileError
+    with pytest.raises(ComposeFileError, match=r"pre_start.0: Additional property when is "
+                                               "not allowed"):
+        project(tmp_path, "services:\n  a:\n    image: busybox\n    pre_start:\n"
+                          "      - {command: 'true', when: never}\n")

@@ -46,12 +46,14 @@ class Images:
         return info.id
 
     def pull(self, svc: Service) -> None:
-        ref = svc.image_name(self.project.name)
+        self.pull_ref(svc.image_name(self.project.name), f"service {svc.name!r}")
+
+    def pull_ref(self, ref: str, who: str = "") -> None:
         self.progress("Image", ref, "Pulling")
         for msg in self.engine.pull(ref):
             if msg.get("error"):
                 self.progress("Image", ref, "Error")
-                raise ComposeError(f"service {svc.name!r}: pull {ref}: {msg['error']}")
+                raise ComposeError(f"{who or 'image'}: pull {ref}: {msg['error']}")
             if msg.get("id") and msg.get("status"):
                 detail = msg.get("progressDetail") or {}
                 state = str(msg["status"])

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.compose.normalize import duration_s, size_bytes, to_int
+from berth.compose.normalize import duration_s, size_bytes, to_bool, to_int
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
@@ -139,6 +139,21 @@ class Hook:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PreStart:
+    """A `pre_start` step: run to its end in an ephemeral container of its own (the service's
+    image unless `image`), on the service's networks and with its volumes, before the
+    service's container starts."""
+
+    command: tuple[str, ...] | None = None      # None: the image's own
+    image: str = ""
+    user: str = ""
+    privileged: bool = False
+    working_dir: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    per_replica: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceRequest:
     driver: str = ""
     count: int = 0
@@ -218,6 +233,7 @@ class Service:
     attach: bool = True
     post_start: tuple[Hook, ...] = ()
     pre_stop: tuple[Hook, ...] = ()
+    pre_start: tuple[PreStart, ...] = ()
     # device requests (`gpus`, deploy.resources.reservations.devices): driver, count (-1 for
     # all), device IDs, capabilities
     device_requests: tuple[DeviceRequest, ...] = ()
@@ -331,9 +347,25 @@ def _hooks(v: Any) -> tuple[Hook, ...]:
     for h in v or []:
         cmd = h.get("command")
         out.append(Hook(command=tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
-                        user=str(h.get("user") or ""), privileged=bool(h.get("privileged")),
+                        user=str(h.get("user") or ""),
+                        privileged=to_bool(h.get("privileged", False), "hooks.privileged"),
                         working_dir=str(h.get("working_dir") or ""),
                         environment=_env_map(h.get("environment"))))
+    return tuple(out)
+
+
+def _pre_start(v: Any) -> tuple[PreStart, ...]:
+    out = []
+    for h in v or []:
+        cmd = h.get("command")
+        out.append(PreStart(
+            command=None if cmd is None else
+            tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
+            image=str(h.get("image") or ""), user=str(h.get("user") or ""),
+            privileged=to_bool(h.get("privileged", False), "pre_start.privileged"),
+            working_dir=str(h.get("working_dir") or ""),
+            environment=_env_map(h.get("environment")),
+            per_replica=to_bool(h.get("per_replica", False), "pre_start.per_replica")))
     return tuple(out)
 
 
@@ -493,6 +525,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         annotations=dict(s.get("annotations") or {}),
         attach=bool(s.get("attach", True)),
         post_start=_hooks(s.get("post_start")), pre_stop=_hooks(s.get("pre_stop")),
+        pre_start=_pre_start(s.get("pre_start")),
         device_requests=_device_requests(s.get("gpus"), reservations.get("devices"), w),
         mem_swappiness=to_int(s["mem_swappiness"], w) if s.get("mem_swappiness") is not None
         else None,

@@ -21,6 +21,7 @@ from berth.compose.engine import ContainerSummary, Engine
 from berth.compose.imaging import Images
 from berth.compose.model import Project, Service
 from berth.compose.parallel import run_parallel
+from berth.compose.prestart import PreStarts
 from berth.compose.spec import container_body, endpoint
 from berth.compose.topology import ensure_networks, ensure_volumes
 from berth.compose.waits import Waiter
@@ -39,6 +40,7 @@ class Orchestrator:
         self.progress = progress
         self.warn = warn
         self.images = Images(project, engine, progress, context_tar)
+        self.pre_starts = PreStarts(project, engine, progress, self.images)
         self.waiter = Waiter(project, engine, progress, lambda names: self.containers(names),
                              poll)
 
@@ -146,7 +148,8 @@ class Orchestrator:
             elif c.state == "paused":
                 self.progress("Container", c.name, "Running")
             else:
-                self._start(c.id, c.name, svc)
+                self._start(c.id, c.name, svc,
+                            first_image=image_id if c.state == "created" else "")
         used = {_number(c) for c in mine[:want]}
         n = 1
         while len(used) < want:
@@ -185,11 +188,14 @@ class Orchestrator:
             raise
         self.progress("Container", name, "Created")
         if start:
-            self._start(cid, name, svc)
+            self._start(cid, name, svc, first_image=image_id)
         return cid
 
-    def _start(self, ref: str, name: str, svc: Service) -> None:
-        """Starts a container; a failure names it (the daemon's message alone may not)."""
+    def _start(self, ref: str, name: str, svc: Service, first_image: str = "") -> None:
+        """Starts a container; a failure names it (the daemon's message alone may not).
+        `first_image`: the container never ran (its image): its pre_start steps run first."""
+        if first_image and svc.pre_start:
+            self.pre_starts.before_first_start(svc, ref, name, first_image)
         self.progress("Container", name, "Starting")
         try:
             self.engine.start(ref)
@@ -250,15 +256,15 @@ class Orchestrator:
             self.engine.stop(old.id, opts.timeout)
         self.engine.rename(old.id, f"{old.id[:12]}_{old.name}")
         try:
-            self.create(svc, _number(old) or 1, image_id, start=False,
-                        anonymous=state.anonymous_volumes)
+            cid = self.create(svc, _number(old) or 1, image_id, start=False,
+                              anonymous=state.anonymous_volumes)
         except BaseException:
             self.engine.rename(old.id, old.name)
             raise
         self.engine.remove(old.id, force=True)
         self.progress("Container", old.name, "Recreated")
         if not opts.no_start:
-            self._start(old.name, old.name, svc)
+            self._start(cid, old.name, svc, first_image=image_id)
 
     # --- the other verbs ----------------------------------------------------------------------
     def _pre_stop(self, c: ContainerSummary) -> None:
@@ -404,7 +410,8 @@ class Orchestrator:
             self.waiter.dependencies(svc, names)
             for c in found:
                 if c.label(L.SERVICE) == n and c.state not in ("running", "restarting"):
-                    self._start(c.id, c.name, svc)
+                    self._start(c.id, c.name, svc, first_image=c.label(L.IMAGE) or c.image
+                                if c.state == "created" else "")
 
     def restart(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
