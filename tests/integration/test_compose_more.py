@@ -1,0 +1,147 @@
+"""berth compose's later keys against a private berthd: pre_start init containers, the deploy
+keys reaching the containers, build.platforms and build.ssh, and `config --variables` and
+`--no-interpolate`. Images are the local busybox and images built here: nothing is pulled."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.integration.test_compose import Compose
+from tests.integration.test_compose import app as app  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.root
+
+
+def test_pre_start_steps_run_once_before_the_first_start(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          svc:
+            image: busybox
+            command: ["sh", "-c", "cat /data/log > /data/seen; exec sleep 1000"]
+            scale: 2
+            volumes: ["data:/data"]
+            environment: {WHO: service}
+            pre_start:
+              - command: ["sh", "-c", "echo once $$WHO >> /data/log"]
+                environment: {WHO: step}
+              - command: ["sh", "-c", "echo replica $$(hostname) >> /data/log"]
+                per_replica: true
+          bad:
+            image: busybox
+            command: ["sleep", "1000"]
+            profiles: [bad]
+            pre_start:
+              - command: ["sh", "-c", "echo no database >&2; exit 3"]
+        volumes:
+          data: {}
+        """))
+    app.ok("up", "-d")
+    log = app.d.ok("run", "--rm", "-v", f"{app.name}_data:/data", "busybox",
+                   "cat", "/data/log").splitlines()
+    assert log[0] == "once step" and len(log) == 3
+    assert [x.split()[0] for x in log[1:]] == ["replica", "replica"]
+    # the service's container saw what its steps wrote: they ran before it started
+    seen = app.d.ok("run", "--rm", "-v", f"{app.name}_data:/data", "busybox",
+                    "cat", "/data/seen").splitlines()
+    assert seen[0] == "once step"
+    names = sorted(c["Name"].lstrip("/") for c in app.containers())
+    assert names == [f"{app.name}-svc-1", f"{app.name}-svc-2"]   # no step is left behind
+    app.ok("up", "-d")
+    app.ok("restart", "-t", "0")
+    again = app.d.ok("run", "--rm", "-v", f"{app.name}_data:/data", "busybox",
+                     "cat", "/data/log").splitlines()
+    assert again == log      # neither a second up nor a restart runs them again
+    r = app.run("--profile", "bad", "up", "-d", "bad")
+    assert r.returncode != 0
+    assert "service 'bad': pre_start step 1" in r.stderr and "exited with code 3" in r.stderr
+    assert "no database" in r.stderr
+    bad = [c for c in app.containers() if c["Name"] == f"/{app.name}-bad-1"]
+    assert bad and bad[0]["State"]["Status"] == "created"   # never started
+
+
+def test_deploy_keys_reach_the_container(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          svc:
+            image: busybox
+            command: ["sleep", "1000"]
+            mem_limit: 1g
+            deploy:
+              replicas: 2
+              labels: {swarm.only: "yes"}
+              resources:
+                limits: {cpus: "0.5", memory: 64m, pids: 50}
+                reservations: {memory: 16m, cpus: "0.1"}
+              restart_policy: {condition: on-failure, max_attempts: 3, delay: 1s}
+              update_config: {parallelism: 1}
+              placement: {constraints: ["node.role == manager"]}
+        """))
+    r = app.ok("up", "-d")
+    assert "WARN" not in r.stderr      # swarm's keys are ignored quietly, as docker compose does
+    found = sorted(app.containers(), key=lambda c: str(c["Name"]))
+    assert [c["Name"].lstrip("/") for c in found] == [f"{app.name}-svc-1", f"{app.name}-svc-2"]
+    hc = found[0]["HostConfig"]
+    assert (hc["NanoCpus"], hc["Memory"], hc["PidsLimit"], hc["MemoryReservation"]) == (
+        500_000_000, 64 << 20, 50, 16 << 20)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert "swarm.only" not in found[0]["Config"]["Labels"]
+
+
+def test_build_platforms_and_ssh(app: Compose) -> None:
+    (app.dir / "ctx").mkdir()
+    (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built\n")
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          here:
+            build: {context: ctx, platforms: [linux/amd64]}
+            command: ["sleep", "1000"]
+          arm:
+            build: {context: ctx, platforms: [linux/arm64]}
+            profiles: [arm]
+          ssh:
+            build: {context: ctx, ssh: [default]}
+            profiles: [ssh]
+        """))
+    arch = app.d.ok("version", "--format", "{{.Server.Arch}}").strip()
+    if arch != "amd64":
+        pytest.skip(f"the file names linux/amd64; this daemon is {arch}")
+    app.ok("up", "-d", "here")
+    out = app.d.ok("exec", f"{app.name}-here-1", "cat", "/built")
+    assert out == "built\n"
+    r = app.run("--profile", "arm", "build", "arm")
+    assert r.returncode != 0
+    assert "build.platforms 'linux/arm64'" in r.stderr and "(linux/amd64)" in r.stderr
+    r = app.run("--profile", "ssh", "build", "ssh")
+    assert r.returncode != 0
+    assert "build.ssh 'default'" in r.stderr and "--mount=type=ssh" in r.stderr
+
+
+def test_config_variables_and_no_interpolate(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          svc:
+            image: "busybox:${TAG:-latest}"
+            environment:
+              NEED: ${NEED:?set it}
+              ALT: ${ALT:+present}
+              ESC: $$HOME
+        """))
+    r = app.ok("config", "--variables")
+    assert r.stdout.splitlines() == [
+        "NAME                REQUIRED            DEFAULT VALUE       ALTERNATE VALUE",
+        "ALT                 false                                   present",
+        "NEED                true                                    ",
+        "TAG                 false               latest              "]
+    js = json.loads(app.ok("config", "--variables", "--format", "json").stdout)
+    assert js["NEED"] == {"Name": "NEED", "DefaultValue": "", "PresenceValue": "",
+                          "Required": True}
+    # NEED is unset: interpolating fails, not interpolating does not
+    assert "required variable NEED is missing a value: set it" in app.run("config").stderr
+    model = json.loads(app.ok("config", "--no-interpolate", "--format", "json").stdout)
+    svc = model["services"]["svc"]
+    assert svc["image"] == "busybox:${TAG:-latest}"
+    assert svc["environment"] == {"NEED": "${NEED:?set it}", "ALT": "${ALT:+present}",
+                                  "ESC": "$$HOME"}
