@@ -34,6 +34,53 @@ def _load_options(gopts: Any, enable: tuple[str, ...] = (), interpolate: bool = 
                        cache_dir=_cache_dir(), interpolate=interpolate)
 
 
+def _up_cache_entry(gopts: Any) -> str | None:
+    """The fast-path entry of this `up -d` (compose.upcache), or None without a cache."""
+    base = _cache_dir()
+    if base is None:
+        return None
+    from berth.compose.upcache import entry_path
+    options = [list(gopts.file), gopts.project_name, gopts.project_directory,
+               list(gopts.env_file), list(gopts.profile)]
+    return entry_path(os.path.join(os.path.dirname(base), "compose-up"), os.getcwd(), options,
+                      os.environ)
+
+
+def up_unchanged(c: Client, gopts: Any) -> bool:
+    """`up -d` of a project that is as the last `up -d` left it, and whose files and
+    variables have not changed since: its warnings and containers printed as the full `up`
+    prints them, and nothing done."""
+    path = _up_cache_entry(gopts)
+    if path is None:
+        return False
+    from berth.compose.upcache import converged
+    found = converged(path, os.environ, c)
+    if found is None:
+        return False
+    warnings, names = found
+    for w in warnings:
+        err(f"WARN[0000] {w}")
+    from berth.cli.composeprogress import Progress, mode_for
+    progress = Progress(sys.stderr, mode_for(gopts.progress, gopts.ansi, sys.stderr.isatty()))
+    for n in names:
+        progress("Container", n, "Running")
+    return True
+
+
+def load_noted(gopts: Any) -> tuple[Any, Any, list[str]]:
+    """The project as `_load` loads it, with what its load read (for `up_unchanged`) and
+    its warnings (printed)."""
+    from berth.compose import load_project
+    from berth.compose.upcache import Inputs
+    inputs = Inputs(os.environ)
+    opts = _load_options(gopts)
+    from dataclasses import replace
+    project, warnings = load_project(replace(opts, inputs=inputs))
+    for w in warnings:
+        err(f"WARN[0000] {w}")
+    return project, inputs, warnings
+
+
 def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
     from berth.compose import ComposeFileError, load_project
     if by_name and gopts.project_name and not gopts.file:

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every com
 if TYPE_CHECKING:
     from typing import Any
 
+    from berth.compose.upcache import Inputs
+
 _NAME_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _NAME_CHARS = _NAME_START + "0123456789"
 # a .env file is small; anything larger is a mistake or an attack
@@ -272,8 +274,9 @@ def parse_env_file(text: str, lookup: Callable[[str], str | None],
     return result
 
 
-def read_env_file(path: Path, lookup: Callable[[str], str | None]) -> dict[str, str | None]:
-    """A .env or env_file file, bounded in size."""
+def read_env_file(path: Path, lookup: Callable[[str], str | None],
+                  inputs: Inputs | None = None) -> dict[str, str | None]:
+    """A .env or env_file file, bounded in size; `inputs` notes what was read."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_ENV_FILE + 1)
@@ -281,4 +284,6 @@ def read_env_file(path: Path, lookup: Callable[[str], str | None]) -> dict[str, 
         raise InvalidArgument(f"couldn't read env file {path}: {e.strerror}") from None
     if len(data) > MAX_ENV_FILE:
         raise InvalidArgument(f"env file {path} is larger than {MAX_ENV_FILE} bytes")
+    if inputs is not None:
+        inputs.file(path, data)
     return parse_env_file(data.decode("utf-8", errors="replace"), lookup, str(path))
