@@ -145,3 +145,80 @@ def test_config_variables_and_no_interpolate(app: Compose) -> None:
     assert svc["image"] == "busybox:${TAG:-latest}"
     assert svc["environment"] == {"NEED": "${NEED:?set it}", "ALT": "${ALT:+present}",
                                   "ESC": "$$HOME"}
+
+
+def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Compose) -> None:
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: busybox
+            command: ["sleep", "1000"]
+            environment: {GREETING: "${GREETING}"}
+            depends_on: [db]
+          db:
+            image: busybox
+            command: ["sleep", "1000"]
+        """))
+    (app.dir / ".env").write_text("GREETING=hello\n")
+
+    def ids() -> dict[str, str]:
+        return {c["Name"].lstrip("/"): c["Id"] for c in app.containers()}
+
+    app.ok("up", "-d")
+    entries = list((app.dir / ".cache" / "berth" / "compose-up").iterdir())
+    assert len(entries) == 1
+    first = ids()
+    r = app.ok("up", "-d")
+    assert f" Container {app.name}-web-1  Running" in r.stderr and ids() == first
+    # a changed .env recreates web (its hash changed); db stays
+    (app.dir / ".env").write_text("GREETING=bye\n")
+    app.ok("up", "-d")
+    after = ids()
+    assert after[f"{app.name}-db-1"] == first[f"{app.name}-db-1"]
+    assert after[f"{app.name}-web-1"] != first[f"{app.name}-web-1"]
+    env = app.d.ok("inspect", "-f", "{{json .Config.Env}}", f"{app.name}-web-1")
+    assert "GREETING=bye" in env
+    # the process's environment wins over .env: a change there recreates too
+    app.ok("up", "-d", env={"GREETING": "from-env"})
+    env = app.d.ok("inspect", "-f", "{{json .Config.Env}}", f"{app.name}-web-1")
+    assert "GREETING=from-env" in env
+    # a container stopped behind compose's back is started again
+    app.ok("up", "-d")
+    app.d.ok("stop", "-t", "0", f"{app.name}-db-1")
+    app.ok("up", "-d")
+    st = app.d.ok("inspect", "-f", "{{.State.Status}}", f"{app.name}-db-1").strip()
+    assert st == "running"
+    # an orphan is still reported
+    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          db:
+            image: busybox
+            command: ["sleep", "1000"]
+        """))
+    r = app.ok("up", "-d")
+    assert "Found orphan containers" in r.stderr
+    r = app.ok("up", "-d")
+    assert "Found orphan containers" in r.stderr
+
+
+def test_up_no_recreate_and_wait_timeout(app: Compose) -> None:
+    text = textwrap.dedent("""\
+        services:
+          svc:
+            image: busybox
+            command: ["sleep", "1000"]
+            environment: {V: "${V:-1}"}
+          slow:
+            image: busybox
+            command: ["sleep", "1000"]
+            profiles: [slow]
+            healthcheck: {test: ["CMD", "true"], interval: 1h, start_period: 1h}
+        """)
+    (app.dir / "compose.yaml").write_text(text)
+    app.ok("up", "-d")
+    before = app.d.ok("inspect", "-f", "{{.Id}}", f"{app.name}-svc-1")
+    app.ok("up", "-d", "--no-recreate", env={"V": "2"})     # changed, but kept
+    assert app.d.ok("inspect", "-f", "{{.Id}}", f"{app.name}-svc-1") == before
+    r = app.run("--profile", "slow", "up", "-d", "--wait", "--wait-timeout", "1", "slow")
+    assert r.returncode != 0
+    assert f"container {app.name}-slow-1 is not running and healthy after 1s" in r.stderr

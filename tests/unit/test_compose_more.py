@@ -269,3 +269,22 @@ def test_pre_start_is_validated_by_the_added_schema(tmp_path: Path) -> None:
                                                "not allowed"):
         project(tmp_path, "services:\n  a:\n    image: busybox\n    pre_start:\n"
                           "      - {command: 'true', when: never}\n")
+
+
+def test_build_keys_not_acted_on_are_reported(tmp_path: Path) -> None:
+    from berth.compose import load_project
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          app:
+            build:
+              context: .
+              cache_to: ["type=local,dest=/tmp/c"]
+              dockerfile_inline: "FROM busybox"
+              platforms: [linux/amd64]
+              x-mine: 1
+        """))
+    _, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
+    assert warnings == [
+        "services.app.build.cache_to is not supported by berth compose and is ignored",
+        "services.app.build.dockerfile_inline is not supported by berth compose and is "
+        "ignored"]

@@ -249,6 +249,13 @@ DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy", "mode",
                               "endpoint_mode"})
 
 
+# build's keys that reach the build (ssh and platforms: checked, see compose.imaging)
+BUILD_SUPPORTED = frozenset("""
+    context dockerfile args target cache_from labels secrets tags network extra_hosts shm_size
+    no_cache pull ssh platforms
+    """.split())
+
+
 def unsupported(services: dict[str, Any]) -> list[str]:
     """Warnings for the keys of the model that berth compose does not act on."""
     out = []
@@ -260,6 +267,11 @@ def unsupported(services: dict[str, Any]) -> list[str]:
         for k in (s.get("deploy") or {}):
             if k not in DEPLOY_SUPPORTED:
                 out.append(f"services.{name}.deploy.{k} is not supported by berth compose "
+                           "and is ignored")
+        build = s.get("build")
+        for k in (build if isinstance(build, dict) else {}):
+            if k not in BUILD_SUPPORTED and not k.startswith("x-"):
+                out.append(f"services.{name}.build.{k} is not supported by berth compose "
                            "and is ignored")
     return out
 
