@@ -96,7 +96,7 @@ def test_build_platforms_and_ssh(app: Compose) -> None:
     (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
         services:
           here:
-            build: {context: ctx, platforms: [linux/amd64]}
+            build: {context: ctx, platforms: [linux/amd64], cache_from: [busybox]}
             command: ["sleep", "1000"]
           arm:
             build: {context: ctx, platforms: [linux/arm64]}
@@ -222,3 +222,88 @@ def test_up_no_recreate_and_wait_timeout(app: Compose) -> None:
     r = app.run("--profile", "slow", "up", "-d", "--wait", "--wait-timeout", "1", "slow")
     assert r.returncode != 0
     assert f"container {app.name}-slow-1 is not running and healthy after 1s" in r.stderr
+
+
+def test_more_keys_reach_the_daemon(app: Compose) -> None:
+    p = app.name
+    app.d.ok("volume", "create", f"{p}-outside")
+    try:
+        (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+            services:
+              svc:
+                image: busybox
+                pull_policy: missing
+                entrypoint: ["sh", "-c"]
+                command: ["exec sleep 1000"]
+                expose: ["8080", "9000/udp"]
+                cap_drop: [CHOWN]
+                privileged: false
+                read_only: true
+                dns: [10.0.0.53]
+                logging: {{driver: json-file, options: {{max-size: 1m}}}}
+                stdin_open: true
+                tty: true
+                sysctls: {{net.ipv4.ip_unprivileged_port_start: "1024"}}
+                networks: [inner]
+                volumes:
+                  - {{type: volume, source: data, target: /data, read_only: true,
+                     volume: {{nocopy: true}}}}
+                  - {{type: volume, source: outside, target: /outside}}
+              app:
+                image: busybox
+                command: ["sleep", "1000"]
+                privileged: true
+                depends_on: {{svc: {{condition: service_started, restart: true}}}}
+                networks: [inner]
+              never:
+                image: {p}-not-here
+                pull_policy: never
+                profiles: [never]
+            networks:
+              inner:
+                name: {p}-inner-net
+                driver: bridge
+                internal: true
+                driver_opts: {{com.docker.network.bridge.name: br{p[-6:]}}}
+            volumes:
+              data:
+                name: {p}-data-vol
+                driver: local
+                labels: {{kind: data}}
+              outside:
+                external: true
+                name: {p}-outside
+            """))
+        app.ok("up", "-d")
+        svc = app.d.inspect(f"{p}-svc-1")
+        hc, cfg = svc["HostConfig"], svc["Config"]
+        assert cfg["Entrypoint"] == ["sh", "-c"] and cfg["Cmd"] == ["exec sleep 1000"]
+        assert set(cfg["ExposedPorts"]) == {"8080/tcp", "9000/udp"}
+        assert hc["CapDrop"] == ["CHOWN"] and hc["ReadonlyRootfs"] is True
+        assert hc["Dns"] == ["10.0.0.53"] and not hc.get("Privileged")
+        assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+        assert cfg["OpenStdin"] is True and cfg["Tty"] is True
+        assert hc["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "1024"}
+        mounts = {m["Destination"]: m for m in svc["Mounts"]}
+        assert mounts["/data"]["Name"] == f"{p}-data-vol" and mounts["/data"]["RW"] is False
+        assert mounts["/outside"]["Name"] == f"{p}-outside"
+        assert app.d.inspect(f"{p}-app-1")["HostConfig"]["Privileged"] is True
+        net = json.loads(app.d.ok("network", "inspect", f"{p}-inner-net"))[0]
+        assert net["Driver"] == "bridge" and net["Internal"] is True
+        assert net["Options"]["com.docker.network.bridge.name"] == f"br{p[-6:]}"
+        vol = json.loads(app.d.ok("volume", "inspect", f"{p}-data-vol"))[0]
+        assert vol["Driver"] == "local" and vol["Labels"]["kind"] == "data"
+        # restart: true: app is restarted with svc
+        started = app.d.inspect(f"{p}-app-1")["State"]["StartedAt"]
+        app.ok("restart", "-t", "0", "svc")
+        assert app.d.inspect(f"{p}-app-1")["State"]["StartedAt"] != started
+        # pull_policy: never and no image: refused, naming it
+        r = app.run("--profile", "never", "up", "-d", "never")
+        assert r.returncode != 0 and f"no such image: {p}-not-here" in r.stderr
+        app.ok("down", "-v", "-t", "0")
+        # the external volume is kept; ours are gone
+        assert app.d.berth("volume", "inspect", f"{p}-outside").returncode == 0
+        assert app.d.berth("volume", "inspect", f"{p}-data-vol").returncode != 0
+    finally:
+        app.run("down", "-v", "-t", "0")
+        app.d.berth("volume", "rm", "-f", f"{p}-outside")
