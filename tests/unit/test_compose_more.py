@@ -288,3 +288,16 @@ def test_build_keys_not_acted_on_are_reported(tmp_path: Path) -> None:
         "services.app.build.cache_to is not supported by berth compose and is ignored",
         "services.app.build.dockerfile_inline is not supported by berth compose and is "
         "ignored"]
+
+
+def test_a_service_platform_must_be_the_daemons(tmp_path: Path) -> None:
+    e = BuildingEngine()
+    o, _ = orch(project(tmp_path, "services:\n  a: {image: busybox, platform: linux/amd64}\n"), e)
+    o.up(UpOptions())
+    assert ("start", "p-a-1") in e.calls
+    e = BuildingEngine()
+    o, _ = orch(project(tmp_path, "services:\n  a: {image: busybox, platform: linux/s390x}\n"),
+                e)
+    with pytest.raises(ComposeError, match=r"service 'a': platform 'linux/s390x': berth builds "
+                                           r"and runs the daemon's platform only \(linux/amd64\)"):
+        o.up(UpOptions())

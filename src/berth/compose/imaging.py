@@ -31,6 +31,8 @@ class Images:
         ref = svc.image_name(self.project.name)
         if ref in self._ids:
             return self._ids[ref]
+        if svc.platform:
+            self._check_platform(svc.name, "platform", svc.platform)
         info = self.engine.image(ref)
         policy = opts.pull or svc.pull_policy or "missing"
         if svc.build is not None and not opts.no_build and (
@@ -80,14 +82,15 @@ class Images:
                 f"service {svc.name!r}: build.ssh {b.ssh[0]!r}: berth's builder does not "
                 "forward ssh agents or keys (RUN --mount=type=ssh is not supported); remove "
                 "build.ssh, or use build.secrets to hand a key to the build")
-        if b.platforms:
-            host = self.daemon_platform()
-            for p in b.platforms:
-                parts = p.lower().split("/")
-                if parts[:2] != host.split("/"):
-                    raise ComposeError(
-                        f"service {svc.name!r}: build.platforms {p!r}: berth builds for the "
-                        f"daemon's platform only ({host})")
+        for p in b.platforms:
+            self._check_platform(svc.name, "build.platforms", p)
+
+    def _check_platform(self, service: str, key: str, platform: str) -> None:
+        """`os/arch[/variant]` must be the daemon's: berth neither builds nor runs others."""
+        host = self.daemon_platform()
+        if platform.lower().split("/")[:2] != host.split("/"):
+            raise ComposeError(f"service {service!r}: {key} {platform!r}: berth builds and "
+                               f"runs the daemon's platform only ({host})")
 
     def build(self, svc: Service) -> str:
         assert svc.build is not None

@@ -242,6 +242,7 @@ class Service:
     cpu_quota: int = 0
     cpu_period: int = 0
     device_cgroup_rules: tuple[str, ...] = ()
+    platform: str = ""                   # must be the daemon's (berth runs no other)
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -533,6 +534,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         cpu_quota=to_int(s["cpu_quota"], w) if s.get("cpu_quota") else 0,
         cpu_period=to_int(s["cpu_period"], w) if s.get("cpu_period") else 0,
         device_cgroup_rules=_strs(s.get("device_cgroup_rules")),
+        platform=str(s.get("platform") or ""),
         watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
                               target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
                               include=_strs(r.get("include")),

@@ -238,7 +238,7 @@ SUPPORTED = frozenset("""
     entrypoint env_file environment expose extends external_links extra_hosts group_add
     healthcheck hostname image init ipc label_file labels links logging mac_address mem_limit
     mem_reservation mem_swappiness memswap_limit network_mode networks oom_kill_disable
-    oom_score_adj pid pids_limit
+    oom_score_adj pid pids_limit platform
     gpus post_start pre_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
