@@ -301,3 +301,17 @@ def test_a_service_platform_must_be_the_daemons(tmp_path: Path) -> None:
     with pytest.raises(ComposeError, match=r"service 'a': platform 'linux/s390x': berth builds "
                                            r"and runs the daemon's platform only \(linux/amd64\)"):
         o.up(UpOptions())
+
+
+def test_no_interpolate_reaches_included_files(tmp_path: Path) -> None:
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "compose.yaml").write_text(
+        'services:\n  inc: {image: "busybox:${INC:-1}"}\n')
+    opts = _write(tmp_path, """\
+        include: [inc/compose.yaml]
+        services:
+          web: {image: "busybox:${TAG}"}
+        """)
+    canonical, _ = load_canonical(opts)
+    assert canonical["services"]["inc"]["image"] == "busybox:${INC:-1}"
+    assert load(opts).variables["INC"] == Variable(name="INC", default="1")
