@@ -154,10 +154,11 @@ def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Com
             image: busybox
             command: ["sleep", "1000"]
             environment: {GREETING: "${GREETING}"}
-            depends_on: [db]
+            depends_on: {db: {condition: service_healthy}}
           db:
             image: busybox
             command: ["sleep", "1000"]
+            healthcheck: {test: ["CMD", "true"], interval: 200ms}
         """))
     (app.dir / ".env").write_text("GREETING=hello\n")
 
@@ -168,8 +169,10 @@ def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Com
     entries = list((app.dir / ".cache" / "berth" / "compose-up").iterdir())
     assert len(entries) == 1
     first = ids()
+    stamp = entries[0].stat().st_mtime_ns
     r = app.ok("up", "-d")
     assert f" Container {app.name}-web-1  Running" in r.stderr and ids() == first
+    assert entries[0].stat().st_mtime_ns == stamp     # answered from it: not written again
     # a changed .env recreates web (its hash changed); db stays
     (app.dir / ".env").write_text("GREETING=bye\n")
     app.ok("up", "-d")
