@@ -315,3 +315,18 @@ def test_no_interpolate_reaches_included_files(tmp_path: Path) -> None:
     canonical, _ = load_canonical(opts)
     assert canonical["services"]["inc"]["image"] == "busybox:${INC:-1}"
     assert load(opts).variables["INC"] == Variable(name="INC", default="1")
+
+
+def test_a_pre_start_step_shares_the_network_of_the_service_it_names(tmp_path: Path) -> None:
+    e = InitEngine()
+    o, _ = orch(project(tmp_path, """\
+        services:
+          net: {image: busybox}
+          app:
+            image: busybox
+            network_mode: "service:net"
+            pre_start: [{command: "true"}]
+        """), e)
+    o.up(UpOptions())
+    assert e.bodies["p-app-pre_start-1"]["HostConfig"]["NetworkMode"] == "container:p-net-1"
+    assert "NetworkingConfig" not in e.bodies["p-app-pre_start-1"]

@@ -40,7 +40,7 @@ class Orchestrator:
         self.progress = progress
         self.warn = warn
         self.images = Images(project, engine, progress, context_tar)
-        self.pre_starts = PreStarts(project, engine, progress, self.images)
+        self.pre_starts = PreStarts(project, engine, progress, self.images, self.container_of)
         self.waiter = Waiter(project, engine, progress, lambda names: self.containers(names),
                              poll)
 

@@ -15,6 +15,8 @@ Imports the compose modules below it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from berth.compose import labels as L
 from berth.compose.base import ComposeError, Progress
 from berth.compose.engine import Engine
@@ -29,8 +31,9 @@ if TYPE_CHECKING:
 
 class PreStarts:
     def __init__(self, project: Project, engine: Engine, progress: Progress,
-                 images: Images) -> None:
+                 images: Images, container_of: Callable[[str], str]) -> None:
         self.project = project
+        self.container_of = container_of   # a service's first container, for service:NAME
         self.engine = engine
         self.progress = progress
         self.images = images
@@ -87,7 +90,8 @@ class PreStarts:
             host["Privileged"] = True
         if svc.network_mode:
             mode = svc.network_mode
-            host["NetworkMode"] = f"container:{cid}" if mode.startswith("service:") else mode
+            host["NetworkMode"] = (f"container:{self.container_of(mode[len('service:'):])}"
+                                   if mode.startswith("service:") else mode)
         elif svc.networks:
             first = svc.networks[0]
             net = self.project.networks[first.name].name
