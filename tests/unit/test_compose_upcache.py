@@ -194,3 +194,16 @@ def test_variables_in_dotenv_and_includes_are_noted(tmp_path: Path) -> None:
     assert "TAG" in inputs.env
     assert inputs.files[str(tmp_path / ".env")] is not None
     assert inputs.files[str(tmp_path / "inc" / "compose.yaml")] is not None
+
+
+def test_the_fast_path_loads_no_yaml_nor_model() -> None:
+    import subprocess
+    import sys
+    code = ("import sys, berth.cli.compose, berth.cli.compose_common, berth.compose.upcache, "
+            "berth.cli.composeprogress; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'jsonschema') "
+            "or m in ('berth.compose.model', 'berth.compose.loader', "
+            "'berth.cli.compose_tools', 'berth.cli.compose_up', 'dataclasses')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
