@@ -104,6 +104,14 @@ def test_build_platforms_and_ssh(app: Compose) -> None:
           ssh:
             build: {context: ctx, ssh: [default]}
             profiles: [ssh]
+          inline:
+            build:
+              context: ctx
+              dockerfile_inline: |
+                FROM busybox
+                COPY . /ctx
+            command: ["sleep", "1000"]
+            profiles: [inline]
         """))
     arch = app.d.ok("version", "--format", "{{.Server.Arch}}").strip()
     if arch != "amd64":
@@ -117,6 +125,10 @@ def test_build_platforms_and_ssh(app: Compose) -> None:
     r = app.run("--profile", "ssh", "build", "ssh")
     assert r.returncode != 0
     assert "build.ssh 'default'" in r.stderr and "--mount=type=ssh" in r.stderr
+    app.ok("--profile", "inline", "up", "-d", "inline")
+    # the context, without the inline Dockerfile sent beside it
+    out = app.d.ok("exec", f"{app.name}-inline-1", "ls", "-A", "/ctx")
+    assert out.split() == ["Dockerfile"]
 
 
 def test_config_variables_and_no_interpolate(app: Compose) -> None:

@@ -89,19 +89,19 @@ services:
 def test_build_platforms_of_the_daemon_only(tmp_path: Path) -> None:
     e = BuildingEngine()
     o, _ = orch(project(tmp_path, BUILD.format(extra="platforms: [linux/amd64]")), e)
-    o.images.context_tar = lambda ctx, df: b""
+    o.images.context_tar = lambda ctx, df, inline: (b"", df)
     o.up(UpOptions())
     assert e.built and ("create", "p-app-1") in e.calls
     e = BuildingEngine()
     o, _ = orch(project(tmp_path, BUILD.format(extra="platforms: [linux/amd64, linux/arm64]")),
                 e)
-    o.images.context_tar = lambda ctx, df: b""
+    o.images.context_tar = lambda ctx, df, inline: (b"", df)
     with pytest.raises(ComposeError, match=r"build.platforms 'linux/arm64'.*\(linux/amd64\)"):
         o.up(UpOptions())
     assert e.built == [] and e.calls == [("network", "p_default")]
     e = BuildingEngine(arch="aarch64")
     o, _ = orch(project(tmp_path, BUILD.format(extra="platforms: [linux/arm64/v8]")), e)
-    o.images.context_tar = lambda ctx, df: b""
+    o.images.context_tar = lambda ctx, df, inline: (b"", df)
     o.up(UpOptions())
     assert e.built
 
@@ -110,7 +110,7 @@ def test_build_platforms_of_the_daemon_only(tmp_path: Path) -> None:
 def test_build_ssh_is_refused_naming_the_key(tmp_path: Path, ssh: str) -> None:
     e = BuildingEngine()
     o, _ = orch(project(tmp_path, BUILD.format(extra=ssh)), e)
-    o.images.context_tar = lambda ctx, df: b""
+    o.images.context_tar = lambda ctx, df, inline: (b"", df)
     with pytest.raises(ComposeError, match=r"build.ssh '(default|mykey=/home/me/.ssh/"
                                            r"id_ed25519)'.*--mount=type=ssh"):
         o.up(UpOptions())
@@ -279,14 +279,14 @@ def test_build_keys_not_acted_on_are_reported(tmp_path: Path) -> None:
             build:
               context: .
               cache_to: ["type=local,dest=/tmp/c"]
-              dockerfile_inline: "FROM busybox"
+              additional_contexts: {other: ../other}
               platforms: [linux/amd64]
               x-mine: 1
         """))
     _, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
     assert warnings == [
         "services.app.build.cache_to is not supported by berth compose and is ignored",
-        "services.app.build.dockerfile_inline is not supported by berth compose and is "
+        "services.app.build.additional_contexts is not supported by berth compose and is "
         "ignored"]
 
 
@@ -330,3 +330,22 @@ def test_a_pre_start_step_shares_the_network_of_the_service_it_names(tmp_path: P
     o.up(UpOptions())
     assert e.bodies["p-app-pre_start-1"]["HostConfig"]["NetworkMode"] == "container:p-net-1"
     assert "NetworkingConfig" not in e.bodies["p-app-pre_start-1"]
+
+
+def test_an_inline_dockerfile_is_sent_as_the_docker_cli_sends_one(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from berth.cli.compose_common import _context_tar
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    tar, name = _context_tar(str(tmp_path), "Dockerfile", "FROM busybox\nCOPY . /c\n")
+    assert name.startswith(".dockerfile.")
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        files = {m.name: tf.extractfile(m).read() for m in tf.getmembers()  # type: ignore[union-attr]
+                 if m.isfile()}
+    assert files[name] == b"FROM busybox\nCOPY . /c\n"
+    assert files[".dockerignore"] == f"*.log\n\n{name}\n".encode()
+    assert files["f.txt"] == b"x"
+    tar, name = _context_tar(str(tmp_path), "Dockerfile", "")
+    assert name == "Dockerfile"

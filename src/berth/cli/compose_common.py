@@ -105,8 +105,11 @@ def _warn(msg: str) -> None:
     err(f"WARN[0000] {msg}")
 
 
-def _context_tar(context: str, dockerfile: str) -> bytes:
-    """A build context as the classic builder takes it, filtered by .dockerignore."""
+def _context_tar(context: str, dockerfile: str, inline: str = "") -> tuple[bytes, str]:
+    """A build context as the classic builder takes it, filtered by .dockerignore, and the
+    Dockerfile's name in it. `inline` (build.dockerfile_inline): the Dockerfile, sent as the
+    docker CLI sends one from outside the context, under a name of its own that the
+    .dockerignore sent lists, so that the daemon leaves it out of what COPY sees."""
     import io
 
     from berth import dockerignore
@@ -115,8 +118,19 @@ def _context_tar(context: str, dockerfile: str) -> bytes:
         raise UsageError(f"unable to prepare context: path {context!r} not found")
     matcher = dockerignore.load(context, os.path.join(context, dockerfile))
     buf = io.BytesIO()
-    _tar_context(context, matcher, {".dockerignore", dockerfile}, [], buf)
-    return buf.getvalue()
+    if not inline:
+        _tar_context(context, matcher, {".dockerignore", dockerfile}, [], buf)
+        return buf.getvalue(), dockerfile
+    import secrets
+    name = f".dockerfile.{secrets.token_hex(10)}"
+    try:
+        with open(os.path.join(context, ".dockerignore"), "rb") as f:
+            ignore = f.read(1 << 20)
+    except OSError:
+        ignore = b".dockerignore"
+    _tar_context(context, matcher, {".dockerignore"}, [], buf,
+                 {name: inline.encode(), ".dockerignore": ignore + f"\n{name}\n".encode()})
+    return buf.getvalue(), name
 
 
 def _orch(c: Client, g: Any, enable: tuple[str, ...] = (),

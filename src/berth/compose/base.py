@@ -15,8 +15,9 @@ from berth.errors import BerthError
 
 # (kind, name, state): ("Container", "proj-web-1", "Started")
 Progress = Callable[[str, str, str], None]
-# (context directory, Dockerfile) -> the context as a tar
-ContextTar = Callable[[str, str], bytes]
+# (context directory, Dockerfile, inline Dockerfile or "") -> (the context as a tar, the
+# Dockerfile's name in it)
+ContextTar = Callable[[str, str, str], tuple[bytes, str]]
 
 
 class ComposeError(BerthError):

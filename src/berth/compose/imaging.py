@@ -99,10 +99,10 @@ class Images:
         self.check_buildable(svc)
         ref = svc.image_name(self.project.name)
         self.progress("Image", ref, "Building")
-        tar = self.context_tar(svc.build.context, svc.build.dockerfile)
-        import json
-        query: dict[str, object] = {"t": ref, "dockerfile": svc.build.dockerfile, "rm": True}
         b = svc.build
+        tar, dockerfile = self.context_tar(b.context, b.dockerfile, b.dockerfile_inline)
+        import json
+        query: dict[str, object] = {"t": ref, "dockerfile": dockerfile, "rm": True}
         if b.args:
             query["buildargs"] = json.dumps(b.args)
         if b.target:

@@ -92,6 +92,7 @@ class Build:
     pull: bool = False
     tags: tuple[str, ...] = ()
     ssh: tuple[str, ...] = ()            # "default", "ID=PATH[,PATH]": asked of the builder
+    dockerfile_inline: str = ""
     platforms: tuple[str, ...] = ()
 
 
@@ -413,6 +414,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
                   shm_size=size_bytes(b["shm_size"], w) if b.get("shm_size") else 0,
                   no_cache=bool(b.get("no_cache", False)), pull=bool(b.get("pull", False)),
                   tags=_strs(b.get("tags")), ssh=_ssh(b.get("ssh")),
+                  dockerfile_inline=str(b.get("dockerfile_inline") or ""),
                   platforms=_strs(b.get("platforms"))) if b else None
     mounts = []
     for v in s.get("volumes") or []:

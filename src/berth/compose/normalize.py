@@ -252,7 +252,7 @@ DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy", "mode",
 # build's keys that reach the build (ssh and platforms: checked, see compose.imaging)
 BUILD_SUPPORTED = frozenset("""
     context dockerfile args target cache_from labels secrets tags network extra_hosts shm_size
-    no_cache pull ssh platforms
+    no_cache pull ssh platforms dockerfile_inline
     """.split())
 
 
