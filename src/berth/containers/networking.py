@@ -415,7 +415,8 @@ class Networking:
         if not host_net:
             hosts += self._link_hosts(rec)
             for ep in eps or []:
-                hosts += f"{ep['ip']}\t{hostname}\n"
+                if ep["ip"]:   # none on an IPv6-only network
+                    hosts += f"{ep['ip']}\t{hostname}\n"
                 if ep.get("ip6"):   # as dockerd: the IPv6 address names the host too
                     hosts += f"{ep['ip6']}\t{hostname}\n"
         with open(rec.hosts_path, "w") as f:
@@ -528,7 +529,7 @@ class Networking:
             raise InvalidArgument("published ports need a bridge network: "
                                   f"{rec.host_config.get('NetworkMode')} is not one")
         ports = await self.networks.ports.publish(rec.id, binds, eps[0]["ip"],
-                                                  eps[0]["netname"])
+                                                  eps[0]["netname"], eps[0].get("ip6") or "")
         rec.ports = ports
 
     def unplug(self, rec: ContainerRecord) -> None:
