@@ -710,16 +710,16 @@ def test_concurrent_pods(cri: Cri) -> None:
 
 
 def test_runtime_handler(cri: Cri) -> None:
-    """A RuntimeClass's handler names one of berthd's runtimes (runc here, where installed);
-    an unknown one is refused."""
+    """A RuntimeClass's handler names one of berthd's runtimes, as its API shows them ("runc"
+    is berth's own where no real runc is configured); an unknown one is refused."""
     names = [h.name for h in cri.runtime("Status").runtime_handlers]
-    assert names[0] == "" and "berth" in names
+    assert names[0] == "" and len(names) >= 2
     with pytest.raises(grpc.RpcError) as e:
         cri.client.runtime("RunPodSandbox", runtime_handler="nosuch", config={
             "metadata": {"name": "rc", "uid": "u", "namespace": "n"}})
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     if "runc" not in names:
-        pytest.skip("runc is not installed")
+        pytest.skip("no runtime of berthd's is named runc")
     sid = cri.client.runtime("RunPodSandbox", runtime_handler="runc", config={
         "metadata": {"name": "rc", "uid": "u", "namespace": "n"}, "hostname": "rc",
         "log_directory": str(cri.base / "logs" / "rc")}).pod_sandbox_id
