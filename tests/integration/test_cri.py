@@ -479,6 +479,8 @@ def test_container_options(cri: Cri, tmp_path: Path) -> None:
             envs=[{"key": "GREETING", "value": b"hi there"}], working_dir="/etc",
             mounts=[{"host_path": str(shared), "container_path": "/rw"},
                     {"host_path": str(shared), "container_path": "/ro", "readonly": True}],
+            devices=[{"host_path": "/dev/null", "container_path": "/dev/mynull",
+                      "permissions": "rw"}],
             linux={"security_context": {"capabilities": {"drop_capabilities": ["CHOWN"]}}})
         r = cri.exec(cid, "sh", "-c", 'echo "$GREETING"; pwd; cat /ro/hello; '
                      "echo x > /rw/new && echo rw-ok; echo x > /ro/other || echo ro-refused; "
@@ -486,6 +488,8 @@ def test_container_options(cri: Cri, tmp_path: Path) -> None:
         assert r.stdout.decode().split("\n")[:6] == ["hi there", "/etc", "from the host",
                                                       "rw-ok", "ro-refused", "chown-refused"]
         assert (shared / "new").exists() and not (shared / "other").exists()
+        r = cri.exec(cid, "sh", "-c", "echo x > /dev/mynull && stat -c %t,%T /dev/mynull")
+        assert r.stdout == b"1,3\n"   # the host's /dev/null, as the device asked
 
         user = cri.container(sid, pod, "u", ["sleep", "1000"], linux={"security_context": {
             "run_as_user": {"value": 1000}, "run_as_group": {"value": 1001},

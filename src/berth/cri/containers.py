@@ -54,6 +54,8 @@ class Spec:
     env: list[tuple[str, str]] = field(default_factory=list)
     # (host path, container path, read-only, propagation)
     mounts: list[tuple[str, str, bool, int]] = field(default_factory=list)
+    # (host path, container path, cgroup permissions "rwm")
+    devices: list[tuple[str, str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     log_path: str = ""
@@ -123,6 +125,8 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
         "SecurityOpt": [*_seccomp_opt(*spec.seccomp),
                         *(["no-new-privileges:true"] if spec.no_new_privs else [])],
         "GroupAdd": [str(g) for g in spec.supplemental_groups] or None,
+        "Devices": [{"PathOnHost": h, "PathInContainer": c or h,
+                     "CgroupPermissions": p or "rwm"} for h, c, p in spec.devices] or None,
         "CpuShares": spec.cpu_shares, "CpuPeriod": spec.cpu_period,
         "CpuQuota": spec.cpu_quota, "Memory": spec.memory,
         "CpusetCpus": spec.cpuset_cpus, "CpusetMems": spec.cpuset_mems,

@@ -96,6 +96,7 @@ class ContainerHandlers:
             env=[(e.key, _text(e.value)) for e in c.envs],
             mounts=[(m.host_path, m.container_path, m.readonly, m.propagation)
                     for m in c.mounts],
+            devices=[(d.host_path, d.container_path, d.permissions) for d in c.devices],
             labels=dict(c.labels), annotations=dict(c.annotations), log_path=c.log_path,
             stdin=c.stdin, stdin_once=c.stdin_once, tty=c.tty,
             run_as_user=sc.run_as_user.value if sc.HasField("run_as_user") else None,
