@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from berth.api.wire import container_inspect
-from berth.containers.record import ContainerRecord
+from berth.api.containers_wire import container_inspect
+from berth.containers.record import VERSION, ContainerRecord
 from berth.containers.views import ContainerView
 from berth.metadata import MetadataStore
 
@@ -27,7 +27,7 @@ def _legacy(rec: ContainerRecord) -> dict[str, Any]:
     doc["_berth"] = {
         "layers": rec.layers, "created": rec.created, "created_ns": rec.created_ns,
         "nets": [n.to_json() for n in rec.nets], "monitor": rec.monitor,
-        "endpoints": rec.endpoints, "manually_stopped": rec.manually_stopped,
+        "endpoints": [e.to_json() for e in rec.endpoints], "manually_stopped": rec.manually_stopped,
         "link_env": rec.link_env,
         **({"links": [{"id": lk.id, "alias": lk.alias} for lk in rec.links]}
            if rec.links else {})}
@@ -78,7 +78,7 @@ def test_an_upgraded_daemon_keeps_its_containers(private_daemon: Daemon) -> None
         meta = MetadataStore(str(db))
         forms = {j.get("name") or j.get("Name"): j.get("v") for j in meta.containers()}
         meta.close()
-        assert forms["/up-renamed"] == 2
+        assert forms["/up-renamed"] == VERSION
         d.start()
     finally:
         d.berth("rm", "-f", "-v", "up-running", "up-created", "up-exited", "up-renamed")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from berth.api.wire import (
+from berth.api.containers_wire import (
     container_inspect,
     container_state,
     container_stats,

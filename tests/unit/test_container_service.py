@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from berth.api.wire import container_inspect
+from berth.api.containers_wire import container_inspect
 from berth.containers import Config, ContainerService
+from berth.containers.record import VERSION
 from berth.errors import Conflict, InvalidArgument, NotFound, NotModified
 from berth.metadata import MetadataStore
 from berth.shim import protocol
@@ -263,7 +264,7 @@ def test_an_upgraded_daemon_keeps_the_containers_an_older_one_stored(tmp_path: P
         assert [v.record.id for v in svc.list(all_=True)] == [cid]
         await svc.rename("web", "web2")
         stored = svc.meta.containers()
-        assert [(s["v"], s["name"]) for s in stored] == [(2, "/web2")]
+        assert [(s["v"], s["name"]) for s in stored] == [(VERSION, "/web2")]
     _run(tmp_path, scenario)
 
 

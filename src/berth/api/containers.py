@@ -16,12 +16,10 @@ from berth.containers import ContainerService
 from berth.errors import InvalidArgument
 
 from . import archive, websocket
+from .containers_wire import container_inspect, container_stats, container_summary
 from .hijack import detach_keys, hijack, pump, upgrade_response
 from .wire import (
     SyncWriter,
-    container_inspect,
-    container_stats,
-    container_summary,
     filters,
     frame,
     json_response,

@@ -10,8 +10,9 @@ from aiohttp import web
 from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument
 
+from .containers_wire import exec_inspect
 from .hijack import detach_keys, hijack, pump, upgrade_response
-from .wire import exec_inspect, frame, json_response, qsize, read_json
+from .wire import frame, json_response, qsize, read_json
 
 
 class ExecHandlers:

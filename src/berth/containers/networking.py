@@ -11,7 +11,8 @@ import contextlib
 import logging
 from typing import Any
 
-from berth.containers.record import ContainerRecord, Link, NetworkRequest
+from berth.containers.ports import Port, PortBinding, PortMap
+from berth.containers.record import ContainerEndpoint, ContainerRecord, Link, NetworkRequest
 from berth.containers.store import ContainerStore
 from berth.errors import (
     Conflict,
@@ -148,26 +149,24 @@ class Networking:
             entry.links = list(ec["Links"])
         if rec.state.status.is_running:
             eps = rec.endpoints
-            used = {e["ifname"] for e in eps}
+            used = {e.ifname for e in eps}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-            ep = self.networks.allocate(n["Name"], rec.id, name=rec.name[1:],
-                                        aliases=entry.aliases, ip=entry.ip,
-                                        ifname=ifname, mac=entry.mac, ip6=entry.ip6,
-                                        link_local=entry.link_local,
-                                        driver_opts=entry.driver_opts)
-            ep["netname"] = n["Name"]
-            plug = link_spec(ep) | {"gateway": "", "gateway6": ""}
+            ep = ContainerEndpoint.of(self.networks.allocate(
+                n["Name"], rec.id, name=rec.name[1:], aliases=entry.aliases, ip=entry.ip,
+                ifname=ifname, mac=entry.mac, ip6=entry.ip6, link_local=entry.link_local,
+                driver_opts=entry.driver_opts), n["Name"])
+            plug = link_spec(ep.to_dict()) | {"gateway": "", "gateway6": ""}
             forward = self.dns_forward([*(x.net for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
             # starts one now, answering from the tables of all its user-defined networks
             dns = protocol.DnsConfig(
                 hosts=tuple(self.networks.hosts_files(
-                    [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
+                    [e.to_dict() for e in [*eps, ep] if self.networks.user_defined(e.netname)])),
                 upstream=tuple(self.upstream_dns(rec.host_config, False)),
                 forward=forward, links=self.dns_links([*nets, entry])) if user_net else None
             answer = await self.monitor_command(rec.id, protocol.Plug(
-                endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
+                endpoint=plug, hosts=self.networks.hosts_files([ep.to_dict()])[0],
                 dns_forward=forward, dns=dns, links=self.dns_links([entry])))
             if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(rec.id, n["Id"])
@@ -189,16 +188,16 @@ class Networking:
         if not any(x.net == n["Name"] for x in nets):
             raise Forbidden(f"container {rec.id[:12]} is not connected to network "
                             f"{n['Name']}")
-        eps = rec.endpoints or []
-        ep = next((e for e in eps if e["netname"] == n["Name"]), None)
+        eps = rec.endpoints
+        ep = next((e for e in eps if e.netname == n["Name"]), None)
         if rec.state.status.is_running and ep is not None:
             answer = await self.monitor_command(rec.id, protocol.Unplug(
-                ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
+                ifname=ep.ifname, hosts=self.networks.hosts_files([ep.to_dict()])[0],
                 dns_forward=self.dns_forward(
                     [x.net for x in nets if x.net != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
-            self.networks.release_one(rec.id, ep["network"])
+            self.networks.release_one(rec.id, ep.network)
             rec.endpoints = [e for e in eps if e is not ep]
         rec.nets = [x for x in nets if x.net != n["Name"]]
         self.store.save(rec)
@@ -269,8 +268,7 @@ class Networking:
     @staticmethod
     def _bridge_ip(child: ContainerRecord) -> str:
         """Its address on the default bridge, while it runs."""
-        return str(next((e.get("ip") or "" for e in child.endpoints
-                         if e.get("netname") == "bridge"), ""))
+        return next((e.ip for e in child.endpoints if e.netname == "bridge"), "")
 
     def links_env(self, rec: ContainerRecord) -> list[str]:
         env: list[str] = []
@@ -376,16 +374,17 @@ class Networking:
         """The IDs of the networks it asked for, by name (the endpoint's where the network
         is gone meanwhile)."""
         out = {}
-        by_net = {e.get("netname"): e for e in rec.endpoints}
+        by_net = {e.netname: e for e in rec.endpoints}
         for n in rec.nets:
             try:
                 out[n.net] = self.networks.resolve(n.net)["Id"] if self.networks else ""
             except NotFound:
-                out[n.net] = str((by_net.get(n.net) or {}).get("network") or "")
+                ep = by_net.get(n.net)
+                out[n.net] = ep.network if ep is not None else ""
         return out
 
     def write_etc_files(self, rec: ContainerRecord,
-                        eps: list[dict[str, Any]] | None = None, *,
+                        eps: list[ContainerEndpoint] | None = None, *,
                         only_hosts: bool = False) -> None:
         hc = rec.host_config
         cfg = rec.config
@@ -415,9 +414,9 @@ class Networking:
         if not host_net:
             hosts += self._link_hosts(rec)
             for ep in eps or []:
-                hosts += f"{ep['ip']}\t{hostname}\n"
-                if ep.get("ip6"):   # as dockerd: the IPv6 address names the host too
-                    hosts += f"{ep['ip6']}\t{hostname}\n"
+                hosts += f"{ep.ip}\t{hostname}\n"
+                if ep.ip6:   # as dockerd: the IPv6 address names the host too
+                    hosts += f"{ep.ip6}\t{hostname}\n"
         with open(rec.hosts_path, "w") as f:
             f.write(hosts)
         if only_hosts:
@@ -482,21 +481,19 @@ class Networking:
             out += "options " + " ".join(options) + "\n"
         return out
 
-    def plug(self, rec: ContainerRecord) -> list[dict[str, Any]]:
+    def plug(self, rec: ContainerRecord) -> list[ContainerEndpoint]:
         """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
-        eps: list[dict[str, Any]] = []
+        eps: list[ContainerEndpoint] = []
         nets = rec.nets
         if self.networks is None or not nets:
             self.write_etc_files(rec)
             return eps
         try:
             for i, n in enumerate(nets):
-                ep = self.networks.allocate(n.net, rec.id, name=rec.name[1:],
-                                            aliases=n.aliases, ip=n.ip, ifname=f"eth{i}",
-                                            mac=n.mac, ip6=n.ip6, link_local=n.link_local,
-                                            driver_opts=n.driver_opts)
-                ep["netname"] = n.net
-                eps.append(ep)
+                eps.append(ContainerEndpoint.of(self.networks.allocate(
+                    n.net, rec.id, name=rec.name[1:], aliases=n.aliases, ip=n.ip,
+                    ifname=f"eth{i}", mac=n.mac, ip6=n.ip6, link_local=n.link_local,
+                    driver_opts=n.driver_opts), n.net))
         except BaseException:
             self.networks.release(rec.id)
             raise
@@ -512,6 +509,8 @@ class Networking:
         return eps
 
     def _bindings(self, rec: ContainerRecord) -> dict[str, list[dict[str, str]]]:
+        """HostConfig.PortBindings (and, with PublishAllPorts, the exposed ports on any host
+        port), in the networks service's form."""
         hc = rec.host_config
         binds = dict(hc.get("PortBindings") or {})
         if hc.get("PublishAllPorts"):
@@ -520,20 +519,26 @@ class Networking:
                                                                           "HostPort": ""}])
         return binds
 
-    async def publish(self, rec: ContainerRecord, eps: list[dict[str, Any]]) -> None:
+    async def publish(self, rec: ContainerRecord, eps: list[ContainerEndpoint]) -> None:
         binds = self._bindings(rec)
         if not binds or self.networks is None:
             return
-        if not eps or eps[0].get("kind", "veth") != "veth":
+        if not eps or eps[0].kind != "veth":
             raise InvalidArgument("published ports need a bridge network: "
                                   f"{rec.host_config.get('NetworkMode')} is not one")
-        ports = await self.networks.ports.publish(rec.id, binds, eps[0]["ip"],
-                                                  eps[0]["netname"])
-        rec.ports = ports
+        ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname)
+        rec.ports = _port_map(ports)
 
     def unplug(self, rec: ContainerRecord) -> None:
         if self.networks is not None and rec.endpoints:
-            self.networks.ports.unpublish(rec.id, rec.endpoints[0]["netname"])
+            self.networks.ports.unpublish(rec.id, rec.endpoints[0].netname)
             self.networks.release(rec.id)
             rec.endpoints = []
             rec.ports = {}
+
+
+def _port_map(published: dict[str, list[dict[str, str]]]) -> PortMap:
+    """The ports the networks service published (its NetworkSettings.Ports form), typed."""
+    return {Port.parse(key): tuple(PortBinding(str(b.get("HostIp") or ""),
+                                               str(b.get("HostPort") or "")) for b in binds)
+            for key, binds in published.items()}

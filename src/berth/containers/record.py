@@ -17,14 +17,17 @@ Imports `containers.status`, `errors`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from berth.containers.ports import Port, PortBinding, PortMap
 from berth.containers.status import ContainerStatus
 from berth.errors import System
+from berth.networks.records import Endpoint
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-VERSION = 2
+VERSION = 3
 
 Json = dict[str, Any]
 
@@ -200,6 +203,42 @@ class NetworkRequest:
 
 
 @dataclass(slots=True, kw_only=True)
+class ContainerEndpoint(Endpoint):
+    """The container's endpoint on one network for this run: the networks service's endpoint
+    and the name of the network it was asked for by."""
+
+    netname: str = ""
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any], netname: str) -> ContainerEndpoint:
+        """From the form the networks service hands out (`Endpoint.to_dict`)."""
+        ep = Endpoint.from_dict(dict(d))
+        return cls(netname=netname, **{f.name: getattr(ep, f.name) for f in fields(Endpoint)})
+
+    def to_json(self) -> Json:
+        """The stored form: the networks service's, with the network's name."""
+        return {**self.to_dict(), "netname": self.netname}
+
+    @classmethod
+    def from_json(cls, j: Json) -> ContainerEndpoint:
+        return cls.of(j, str(j.get("netname") or ""))
+
+
+def port_map_to_json(ports: PortMap) -> Json:
+    """A port map as stored, which is Docker's shape ({"80/tcp": [{"HostIp", "HostPort"}]})."""
+    return {str(p): None if binds is None else
+            [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
+            for p, binds in ports.items()}
+
+
+def port_map_from_json(j: Mapping[str, Any] | None) -> PortMap:
+    return {Port.parse(k): None if binds is None else
+            tuple(PortBinding(str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
+                  for b in binds)
+            for k, binds in (j or {}).items()}
+
+
+@dataclass(slots=True, kw_only=True)
 class ContainerRecord:
     id: str
     name: str                       # with its leading "/", as Docker names containers
@@ -219,13 +258,13 @@ class ContainerRecord:
     hosts_path: str = ""
     log_path: str = ""              # "" with the `none` log driver
     mounts: list[MountPoint] = field(default_factory=list)
-    ports: Json = field(default_factory=dict)   # published while it runs: Docker's PortMap
+    ports: PortMap = field(default_factory=dict)   # published while it runs
     exec_ids: list[str] = field(default_factory=list)
     # berth's own
     layers: list[str] = field(default_factory=list)        # the image's layers' chain IDs
     nets: list[NetworkRequest] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
-    endpoints: list[Json] = field(default_factory=list)     # while it runs
+    endpoints: list[ContainerEndpoint] = field(default_factory=list)   # while it runs
     monitor: int = 0                # its shim's PID while it runs
     manually_stopped: bool = False  # for `unless-stopped` and the restart policies
     link_env: list[str] = field(default_factory=list)
@@ -250,10 +289,10 @@ class ContainerRecord:
             "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
             "hostname_path": self.hostname_path, "hosts_path": self.hosts_path,
             "log_path": self.log_path, "mounts": [m.to_json() for m in self.mounts],
-            "ports": self.ports, "exec_ids": list(self.exec_ids),
+            "ports": port_map_to_json(self.ports), "exec_ids": list(self.exec_ids),
             "layers": list(self.layers), "nets": [n.to_json() for n in self.nets],
             "links": [{"id": lk.id, "alias": lk.alias} for lk in self.links],
-            "endpoints": self.endpoints, "monitor": self.monitor,
+            "endpoints": [e.to_json() for e in self.endpoints], "monitor": self.monitor,
             "manually_stopped": self.manually_stopped, "link_env": list(self.link_env),
         }
 
@@ -264,7 +303,7 @@ class ContainerRecord:
         version = j.get("v")
         if version is None and "Id" in j:
             return cls._from_docker_doc(j)
-        if version != VERSION:
+        if version not in (2, VERSION):
             raise System(f"container record of an unknown version {version!r}: "
                          f"{str(j.get('id'))[:12]}")
         return cls(
@@ -277,12 +316,12 @@ class ContainerRecord:
             hostname_path=j.get("hostname_path", ""), hosts_path=j.get("hosts_path", ""),
             log_path=j.get("log_path", ""),
             mounts=[MountPoint.from_json(m) for m in j.get("mounts") or []],
-            ports=j.get("ports") or {},
+            ports=port_map_from_json(j.get("ports")),
             exec_ids=list(j.get("exec_ids") or []), layers=list(j.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in j.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in j.get("links") or []],
-            endpoints=list(j.get("endpoints") or []), monitor=int(j.get("monitor") or 0),
-            manually_stopped=bool(j.get("manually_stopped")),
+            endpoints=[ContainerEndpoint.from_json(e) for e in j.get("endpoints") or []],
+            monitor=int(j.get("monitor") or 0), manually_stopped=bool(j.get("manually_stopped")),
             link_env=list(j.get("link_env") or []))
 
     @classmethod
@@ -311,11 +350,12 @@ class ContainerRecord:
             hostname_path=d.get("HostnamePath", ""), hosts_path=d.get("HostsPath", ""),
             log_path=d.get("LogPath", ""),
             mounts=[MountPoint.from_json(m) for m in d.get("Mounts") or []],
-            ports=(d.get("NetworkSettings") or {}).get("Ports") or {},
+            ports=port_map_from_json((d.get("NetworkSettings") or {}).get("Ports")),
             exec_ids=list(d.get("ExecIDs") or []), layers=list(own.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in own.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in own.get("links") or []],
-            endpoints=list(own.get("endpoints") or []), monitor=int(own.get("monitor") or 0),
+            endpoints=[ContainerEndpoint.from_json(e) for e in own.get("endpoints") or []],
+            monitor=int(own.get("monitor") or 0),
             manually_stopped=bool(own.get("manually_stopped")),
             link_env=list(own.get("link_env") or []))
 

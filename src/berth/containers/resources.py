@@ -172,11 +172,11 @@ class Resources:
         """Per interface, from the host side of its veth pair: what the host receives is what
         the container sent."""
         out = {}
-        for ep in rec.endpoints or []:
-            if ep.get("kind", "veth") != "veth":
+        for ep in rec.endpoints:
+            if ep.kind != "veth":
                 continue
-            base = f"/sys/class/net/{ep['host_if']}/statistics/"
-            out[ep["ifname"]] = NetStats(
+            base = f"/sys/class/net/{ep.host_if}/statistics/"
+            out[ep.ifname] = NetStats(
                 rx_bytes=_read_int(base + "tx_bytes"), rx_packets=_read_int(base + "tx_packets"),
                 rx_errors=_read_int(base + "tx_errors"), rx_dropped=_read_int(base + "tx_dropped"),
                 tx_bytes=_read_int(base + "rx_bytes"), tx_packets=_read_int(base + "rx_packets"),

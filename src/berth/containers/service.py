@@ -36,7 +36,7 @@ from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord, WaitResult
+from berth.containers.record import ContainerEndpoint, ContainerRecord, WaitResult
 from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
@@ -315,7 +315,7 @@ class ContainerService:
         self.store.event(rec, "start")
 
     def _start_request(self, rec: ContainerRecord, bundle: str, state_dir: str,
-                       eps: builtins.list[dict[str, Any]]) -> StartRequest:
+                       eps: builtins.list[ContainerEndpoint]) -> StartRequest:
         """What the fork server needs to start the container's shim."""
         cid = rec.id
         cfg = rec.config
@@ -324,11 +324,12 @@ class ContainerService:
         runtime, runtime_root = self.store.runtime_of(rec)
         mount = self.driver.mount(cid, layers)
         dns = protocol.DnsConfig(
-            hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
+            hosts=tuple(self.networks.hosts_files([ep.to_dict() for ep in eps])
+                        if self.networks else ()),
             upstream=tuple(self.net.upstream_dns(rec.host_config, False)),
-            forward=self.net.dns_forward([ep["netname"] for ep in eps]),
+            forward=self.net.dns_forward([ep.netname for ep in eps]),
             links=self.net.dns_links(rec.nets)) if any(
-            self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
+            self.networks and self.networks.user_defined(ep.netname) for ep in eps) else None
         size = rec.host_config.get("ConsoleSize")
         return StartRequest(
             id=cid, bundle=bundle, log_path=rec.log_path, state_dir=state_dir,
@@ -337,7 +338,7 @@ class ContainerService:
                                               options=tuple(mount.options)),
             stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
             console_size=(int(size[0]), int(size[1])) if size else None,
-            networks=tuple(link_spec(ep) for ep in eps),
+            networks=tuple(link_spec(ep.to_dict()) for ep in eps),
             dns=dns, log_max_size=rotation["log_max_size"],
             log_max_file=rotation["log_max_file"])
 
@@ -391,7 +392,7 @@ class ContainerService:
                 ch, hello = await self.monitors.reconnect(cid, rec.monitor)
                 if ch is not None and isinstance(hello, Ready):
                     if self.networks is not None and rec.endpoints:
-                        self.networks.restore(cid, rec.endpoints)
+                        self.networks.restore(cid, [e.to_dict() for e in rec.endpoints])
                         with contextlib.suppress(BerthError):
                             await self.net.publish(rec, rec.endpoints)
                     live.channel = ch

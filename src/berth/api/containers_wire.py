@@ -1,0 +1,211 @@
+"""Docker's JSON of containers, both ways: the containers service's typed records as inspect,
+`ps` and stats show them, and the typed values of a create request's Docker JSON.
+
+`Any` is allowed here: this is where a container's JSON enters and leaves. Imports the
+containers' types and `errors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from berth.containers.execs import Exec
+from berth.containers.ports import Port, PortBinding, PortMap
+from berth.containers.record import ContainerEndpoint, ContainerState, NetworkRequest
+from berth.containers.resources import StatsSample
+from berth.containers.status import ContainerStatus
+from berth.containers.views import ContainerView
+from berth.errors import InvalidArgument
+
+
+# --- ports -------------------------------------------------------------------------------------
+def port_map_to_docker(ports: PortMap) -> dict[str, Any]:
+    """A PortMap (NetworkSettings.Ports, HostConfig.PortBindings): {"80/tcp": [{"HostIp":
+    "", "HostPort": "8080"}]}, null for a port exposed but not published."""
+    return {str(p): None if binds is None else
+            [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
+            for p, binds in ports.items()}
+
+
+def port_map_from_docker(value: Any, field: str) -> PortMap:
+    """A client's PortMap, typed; a bad port or binding is a 400 naming `field`."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"invalid {field}: an object is expected")
+    out: PortMap = {}
+    for key, binds in value.items():
+        port = Port.parse(key)
+        if binds is None:
+            out[port] = None
+            continue
+        if not isinstance(binds, list) or not all(isinstance(b, Mapping) for b in binds):
+            raise InvalidArgument(f"invalid {field}: {key}: a list of bindings is expected")
+        out[port] = tuple(PortBinding(host_ip=str(b.get("HostIp") or ""),
+                                      host_port=str(b.get("HostPort") or "")) for b in binds)
+    return out
+
+
+def ps_ports(ports: PortMap) -> list[dict[str, Any]]:
+    """`/containers/json`'s Ports list: one entry per binding (a port without one has no
+    public side)."""
+    out: list[dict[str, Any]] = []
+    for p, binds in ports.items():
+        for b in binds or (None,):
+            e: dict[str, Any] = {"PrivatePort": p.number, "Type": p.proto}
+            if b is not None:
+                e.update({"IP": b.host_ip, "PublicPort": int(b.host_port or 0)})
+            out.append(e)
+    return out
+
+
+# --- containers --------------------------------------------------------------------------------
+def _rfc3339_ns(ns: int) -> str:
+    secs, nanos = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{base}.{nanos:09d}Z" if nanos else base + "Z"
+
+
+def container_state(st: ContainerState) -> dict[str, Any]:
+    """State as `GET /containers/{id}/json` shows it."""
+    out: dict[str, Any] = {
+        "Status": st.status.value, "Running": st.running, "Paused": st.paused,
+        "Restarting": st.restarting, "OOMKilled": st.oom_killed,
+        "Dead": st.status is ContainerStatus.DEAD, "Pid": st.pid, "ExitCode": st.exit_code,
+        "Error": st.error, "StartedAt": st.started_at, "FinishedAt": st.finished_at}
+    if st.health is not None:
+        out["Health"] = st.health.to_json()
+    return out
+
+
+def _endpoint(ep: ContainerEndpoint | None, nid: str = "",
+              req: NetworkRequest | None = None) -> dict[str, Any]:
+    """One network's entry: what was asked of it (`req`) and this run's endpoint (`ep`)."""
+    ipam = {k: v for k, v in (("IPv4Address", req.ip), ("IPv6Address", req.ip6),
+                              ("LinkLocalIPs", req.link_local)) if v} if req else {}
+    return {"IPAMConfig": ipam or None, "Links": (req.links if req else None) or None,
+            "Aliases": (req.aliases if req else None) or None,
+            "MacAddress": ep.mac if ep else "", "NetworkID": nid or (ep.network if ep else ""),
+            "EndpointID": ep.endpoint if ep else "", "Gateway": ep.gateway if ep else "",
+            "IPAddress": ep.ip if ep else "", "IPPrefixLen": ep.prefix if ep else 0,
+            "IPv6Gateway": ep.gateway6 if ep else "", "GlobalIPv6Address": ep.ip6 if ep else "",
+            "GlobalIPv6PrefixLen": ep.prefix6 if ep else 0,
+            "DriverOpts": (req.driver_opts if req else None) or None, "DNSNames": None}
+
+
+def container_networks(v: ContainerView) -> dict[str, Any]:
+    """NetworkSettings.Networks: one entry per network asked for (with this run's endpoint
+    while it runs), or the host's or none's."""
+    r = v.record
+    mode = r.host_config.get("NetworkMode", "bridge")
+    by_net = {e.netname: e for e in r.endpoints}
+    networks: dict[str, Any] = {}
+    if mode in ("host", "none"):
+        networks[mode] = _endpoint(None)
+    for n in r.nets:
+        networks[n.net] = _endpoint(by_net.get(n.net), v.network_ids.get(n.net, ""), n)
+    return networks
+
+
+def container_network_settings(v: ContainerView) -> dict[str, Any]:
+    """NetworkSettings; its top-level (older) fields are the default bridge's endpoint's,
+    empty on other networks, as dockerd fills them."""
+    r = v.record
+    first = _endpoint(next((e for e in r.endpoints if e.netname == "bridge"), None))
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": "",
+            "Ports": port_map_to_docker(r.ports), "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            **{k: first[k] for k in (
+                "EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen",
+                "IPAddress", "IPPrefixLen", "IPv6Gateway", "MacAddress")},
+            "Networks": container_networks(v)}
+
+
+def container_inspect(v: ContainerView) -> dict[str, Any]:
+    """`GET /containers/{id}/json`: dockerd's keys, in dockerd's order."""
+    r = v.record
+    out: dict[str, Any] = {
+        "Id": r.id, "Created": _rfc3339_ns(r.created_ns), "Path": r.path, "Args": r.args,
+        "State": container_state(r.state), "Image": r.image,
+        "ResolvConfPath": r.resolv_conf_path, "HostnamePath": r.hostname_path,
+        "HostsPath": r.hosts_path, "LogPath": r.log_path, "Name": r.name,
+        "RestartCount": r.restart_count, "Driver": r.driver, "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": list(r.exec_ids) or None,
+        "HostConfig": {**r.host_config, "Links": v.links,
+                       **({"Runtime": v.runtime} if v.runtime else {})},
+        "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
+                                                   "LowerDir": ":".join(r.lower_dirs)}},
+        "Mounts": [m.to_json() for m in r.mounts], "Config": r.config,
+        "NetworkSettings": container_network_settings(v),
+    }
+    if v.size_rw is not None:
+        out["SizeRw"] = v.size_rw
+        out["SizeRootFs"] = v.size_root_fs
+    return out
+
+
+def container_summary(v: ContainerView) -> dict[str, Any]:
+    """One entry of `GET /containers/json`."""
+    r = v.record
+    out: dict[str, Any] = {
+        "Id": r.id, "Names": [r.name], "Image": r.config["Image"], "ImageID": r.image,
+        "Command": " ".join([r.path, *r.args]), "Created": r.created,
+        "Ports": ps_ports(r.ports) if r.state.running else [],
+        "Labels": r.config.get("Labels") or {}, "State": r.state.status.value,
+        "Status": v.status_text,
+        "HostConfig": {"NetworkMode": r.host_config.get("NetworkMode", "bridge")},
+        "NetworkSettings": {"Networks": container_networks(v)},
+        "Mounts": [m.to_json() for m in r.mounts],
+    }
+    if v.size_rw is not None:
+        out["SizeRw"] = v.size_rw
+        out["SizeRootFs"] = v.size_root_fs
+    return out
+
+
+def exec_inspect(ex: Exec) -> dict[str, Any]:
+    """`GET /exec/{id}/json`."""
+    c = ex.config
+    return {
+        "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,
+        "ProcessConfig": {"tty": c.tty, "entrypoint": c.cmd[0], "arguments": list(c.cmd[1:]),
+                          "privileged": c.privileged, "user": c.user},
+        "OpenStdin": c.attach_stdin, "OpenStderr": c.attach_stderr,
+        "OpenStdout": c.attach_stdout, "CanRemove": False, "ContainerID": ex.cid,
+        "DetachKeys": c.detach_keys, "Pid": ex.pid,
+    }
+
+
+def container_stats(cur: StatsSample, prev: StatsSample) -> dict[str, Any]:
+    """One entry of `GET /containers/{id}/stats`: a sample and the one before it (whose CPU
+    figures are `precpu_stats`), in Docker's shape."""
+    out = _stats(cur)
+    out["precpu_stats"] = _stats(prev)["cpu_stats"]
+    out["preread"] = prev.read
+    return out
+
+
+def _stats(s: StatsSample) -> dict[str, Any]:
+    base: dict[str, Any] = {"read": s.read, "name": s.name, "id": s.id, "num_procs": 0,
+                            "storage_stats": {}, "networks": {}}
+    if not s.running:
+        return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
+            "cpu_usage": {"total_usage": 0}, "throttling_data": {}}, "memory_stats": {}}
+    return {**base,
+            "pids_stats": {"current": s.pids, **({"limit": s.pids_limit} if s.pids_limit else {})},
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 0, "minor": 0, "op": "read", "value": s.io_read},
+                {"major": 0, "minor": 0, "op": "write", "value": s.io_write}]},
+            "networks": {name: dataclasses.asdict(n) for name, n in s.networks.items()},
+            "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_usage_ns, "usage_in_kernelmode": 0,
+                                        "usage_in_usermode": 0},
+                          "system_cpu_usage": s.system_cpu_ns, "online_cpus": s.online_cpus,
+                          "throttling_data": {"periods": 0, "throttled_periods": 0,
+                                              "throttled_time": 0}},
+            "memory_stats": {"usage": s.memory_usage, "limit": s.memory_limit,
+                             "stats": s.memory_extra}}
