@@ -1,5 +1,6 @@
 """A berthd upgraded in place keeps its containers: records that an older berthd stored (Docker's
-inspect document, berth's own fields under `_berth`) are found again, a running one still
+inspect document, berth's own fields under `_berth`; or version 2, which kept Docker's Config)
+are found again, a running one still
 running under its monitor, and are saved back in the record's own versioned form."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from berth.api.containers_wire import container_inspect
+from berth.api.containers_wire import config_to_docker, container_inspect
 from berth.containers.record import VERSION, ContainerRecord
 from berth.containers.views import ContainerView
 from berth.metadata import MetadataStore
@@ -34,19 +35,27 @@ def _legacy(rec: ContainerRecord) -> dict[str, Any]:
     return json.loads(json.dumps(doc))
 
 
-def _rewrite_as_legacy(db: Path) -> int:
+def _v2(rec: ContainerRecord) -> dict[str, Any]:
+    """The record as berthd's version 2 kept it: its own form, with Docker's Config."""
+    return json.loads(json.dumps({**rec.to_json(), "v": 2,
+                                  "config": config_to_docker(rec.config)}))
+
+
+def _rewrite(db: Path, form: str) -> int:
     meta = MetadataStore(str(db))
     try:
         stored = meta.containers()
         for j in stored:
             rec = ContainerRecord.from_stored(j)
-            meta.put_container(rec.id, rec.short_name, rec.image, rec.created, _legacy(rec))
+            meta.put_container(rec.id, rec.short_name, rec.image, rec.created,
+                               _legacy(rec) if form == "legacy" else _v2(rec))
         return len(stored)
     finally:
         meta.close()
 
 
-def test_an_upgraded_daemon_keeps_its_containers(private_daemon: Daemon) -> None:
+@pytest.mark.parametrize("form", ["legacy", "v2"])
+def test_an_upgraded_daemon_keeps_its_containers(private_daemon: Daemon, form: str) -> None:
     d = private_daemon
     d.ok("run", "-d", "--name", "up-running", "-l", "k=v", "busybox", "sleep", "60")
     d.ok("create", "--name", "up-created", "-v", "/data", "busybox", "true")
@@ -54,9 +63,9 @@ def test_an_upgraded_daemon_keeps_its_containers(private_daemon: Daemon) -> None
     before = {n: d.inspect(n) for n in ("up-running", "up-created", "up-exited")}
     d.stop()
     db = d.data_root / "berth.db"
-    assert _rewrite_as_legacy(db) == 3
+    assert _rewrite(db, form) == 3
     meta = MetadataStore(str(db))
-    assert all("_berth" in j for j in meta.containers())
+    assert all(("_berth" in j) if form == "legacy" else j["v"] == 2 for j in meta.containers())
     meta.close()
     d.start()
     try:

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from berth.api import Api, frame, parse_filters
 from berth.containers.execs import Exec, ExecConfig
 from berth.containers.record import ContainerRecord
+from berth.containers.settings import ContainerConfig
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from berth.events import EventBus
@@ -38,7 +39,7 @@ class FakeContainers:
         if ref != "c1":
             raise NotFound(f"No such container: {ref}")
         return ContainerRecord(id="c1" * 32, name="/one", created_ns=0, image="sha256:x",
-                               path="true", args=[], config={"Tty": False, "Image": "x"},
+                               path="true", args=[], config=ContainerConfig(image="x"),
                                host_config={})
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:

@@ -54,8 +54,12 @@ LEGACY: dict[str, Any] = {
     "Mounts": [{"Type": "volume", "Name": "v", "Source": "/d/volumes/v/_data",
                 "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True,
                 "Propagation": ""}],
-    "Config": {"Hostname": CID[:12], "Image": "busybox", "Cmd": ["sh", "-c", "exit 3"],
-               "Labels": {"a": "b"}, "Tty": False},
+    # as berthd's create made it (all of dockerd's keys, in its order)
+    "Config": {"Hostname": CID[:12], "Domainname": "", "User": "", "AttachStdin": False,
+               "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
+               "StdinOnce": False, "Env": ["PATH=/bin"], "Cmd": ["sh", "-c", "exit 3"],
+               "Image": "busybox", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+               "OnBuild": None, "Labels": {"a": "b"}},
     # as berthd kept it for a stopped container on the default bridge
     "NetworkSettings": {
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from berth.api.containers_wire import container_inspect
+from berth.api.containers_wire import container_inspect, create_request
 from berth.containers import Config, ContainerService
 from berth.containers.record import VERSION
 from berth.errors import Conflict, InvalidArgument, NotFound, NotModified
+from berth.images import ImageConfig
 from berth.metadata import MetadataStore
 from berth.shim import protocol
 
@@ -30,6 +31,10 @@ class _Image:
     id: str = "sha256:" + "ab" * 32
     container_config: dict[str, Any] = field(default_factory=lambda: {
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
+
+    @property
+    def spec(self) -> ImageConfig:
+        return ImageConfig.from_doc({"config": self.container_config})
 
 
 class _Images:
@@ -111,8 +116,8 @@ def _inspect(svc: ContainerService, cid: str) -> dict[str, Any]:
 
 
 async def _create(svc: ContainerService, *cmd: str, **hc: Any) -> str:
-    cid, _ = await svc.create({"Image": "fake", "Cmd": list(cmd),
-                               "HostConfig": {"NetworkMode": "none", **hc}})
+    cid, _ = await svc.create(create_request({"Image": "fake", "Cmd": list(cmd),
+                                              "HostConfig": {"NetworkMode": "none", **hc}}))
     return cid
 
 
@@ -301,8 +306,9 @@ def test_a_create_that_fails_leaves_nothing(tmp_path: Path) -> None:
             raise OSError("disk full")
         svc.net.write_etc_files = broken  # type: ignore[method-assign]
         with pytest.raises(OSError, match="disk full"):
-            await svc.create({"Image": "fake", "Cmd": ["true"], "Volumes": {"/data": {}},
-                              "HostConfig": {"NetworkMode": "none"}})
+            await svc.create(create_request({"Image": "fake", "Cmd": ["true"],
+                                             "Volumes": {"/data": {}},
+                                             "HostConfig": {"NetworkMode": "none"}}))
         assert svc.volumes.meta.volumes() == [] and svc.list(all_=True) == []
         assert os.listdir(tmp_path / "data" / "containers") == []
         assert os.listdir(tmp_path / "layers") == []
@@ -311,11 +317,12 @@ def test_a_create_that_fails_leaves_nothing(tmp_path: Path) -> None:
 
 def test_names_rename_and_resolution(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
-        cid, _ = await svc.create({"Image": "fake", "Cmd": ["true"],
-                                   "HostConfig": {"NetworkMode": "none"}}, "web")
+        cid, _ = await svc.create(create_request({"Image": "fake", "Cmd": ["true"],
+                                                  "HostConfig": {"NetworkMode": "none"}}),
+                                  "web")
         assert svc.resolve("web").id == svc.resolve("/web").id == svc.resolve(cid[:8]).id
         with pytest.raises(Conflict, match='"/web" is already in use'):
-            await svc.create({"Image": "fake", "Cmd": ["true"]}, "web")
+            await svc.create(create_request({"Image": "fake", "Cmd": ["true"]}), "web")
         other = await _create(svc, "true")
         with pytest.raises(Conflict, match="already in use"):
             await svc.rename(other, "web")
@@ -324,7 +331,7 @@ def test_names_rename_and_resolution(tmp_path: Path) -> None:
         with pytest.raises(NotFound):
             svc.resolve("web")
         with pytest.raises(NotFound, match="No such image: nope"):
-            await svc.create({"Image": "nope", "Cmd": ["true"]})
+            await svc.create(create_request({"Image": "nope", "Cmd": ["true"]}))
     events = _run(tmp_path, scenario)
     assert ("rename", events[0][1]) in events
 

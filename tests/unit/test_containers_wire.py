@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 
-from berth.api.containers_wire import port_map_from_docker, port_map_to_docker, ps_ports
+from berth.api.containers_wire import (
+    config_from_docker,
+    config_to_docker,
+    create_request,
+    port_map_from_docker,
+    port_map_to_docker,
+    ps_ports,
+)
 from berth.containers.ports import Port, PortBinding
-from berth.containers.record import ContainerEndpoint, ContainerRecord
+from berth.containers.record import VERSION, ContainerEndpoint, ContainerRecord
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.errors import InvalidArgument
 
 # NetworkSettings.Ports of a dockerd container run with `-p 8080:80 -p 127.0.0.1::53/udp
@@ -69,8 +77,89 @@ def test_an_endpoint_is_stored_as_the_networks_service_hands_it_out() -> None:
 
 def test_a_records_ports_and_endpoints_survive_its_stored_form() -> None:
     rec = ContainerRecord(id="ab" * 32, name="/web", created_ns=1, image="sha256:" + "cd" * 32,
-                          path="sh", args=[], config={"Image": "busybox"}, host_config={})
+                          path="sh", args=[], config=ContainerConfig(image="busybox"),
+                          host_config={})
     rec.ports = port_map_from_docker(DOCKERD_PORTS, "Ports")
     rec.endpoints = [ContainerEndpoint.from_json(ENDPOINT)]
     back = ContainerRecord.from_stored(rec.to_json())
     assert back.ports == rec.ports and back.endpoints == rec.endpoints
+
+
+# Config of `docker run -d --name web -e A=1 -l k=v -p 8080:80 --health-cmd true
+# --health-interval 2s --stop-signal SIGINT --stop-timeout 5 -v /data -w /srv -u 1000
+# nginx:alpine`, as dockerd 28's inspect shows it (with keys berth does not act on)
+DOCKERD_CONFIG: dict[str, Any] = {
+    "Hostname": "0123456789ab", "Domainname": "", "User": "1000", "AttachStdin": False,
+    "AttachStdout": False, "AttachStderr": False,
+    "ExposedPorts": {"80/tcp": {}}, "Tty": False, "OpenStdin": False, "StdinOnce": False,
+    "Env": ["A=1", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    "Cmd": ["nginx", "-g", "daemon off;"],
+    "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000},
+    "Image": "nginx:alpine", "Volumes": {"/data": {}}, "WorkingDir": "/srv",
+    "Entrypoint": ["/docker-entrypoint.sh"], "OnBuild": None,
+    "Labels": {"k": "v", "maintainer": "NGINX Docker Maintainers"},
+    "StopSignal": "SIGINT", "StopTimeout": 5, "ArgsEscaped": True,
+}
+
+
+def test_dockerds_config_round_trips() -> None:
+    typed = config_from_docker(copy.deepcopy(DOCKERD_CONFIG))
+    assert typed.healthcheck == HealthConfig(test=("CMD-SHELL", "true"),
+                                             interval=2_000_000_000)
+    assert (typed.user, typed.volumes, typed.exposed_ports) == ("1000", ("/data",), (Port(80),))
+    assert (typed.stop_signal, typed.stop_timeout) == ("SIGINT", 5)
+    assert typed.extra == {"ArgsEscaped": True}
+    assert config_to_docker(typed) == DOCKERD_CONFIG
+
+
+def test_a_minimal_config_shows_dockerds_nulls() -> None:
+    out = config_to_docker(ContainerConfig(image="busybox", hostname="h"))
+    assert (out["Env"], out["Cmd"], out["Entrypoint"], out["Volumes"], out["OnBuild"]) == \
+        (None, None, None, None, None)
+    assert not {"ExposedPorts", "Healthcheck", "StopSignal", "StopTimeout", "MacAddress"} & \
+        set(out)
+
+
+def test_the_stored_config_round_trips() -> None:
+    typed = config_from_docker(DOCKERD_CONFIG)
+    assert ContainerConfig.from_json(typed.to_json()) == typed
+    # a record of version 2 kept Docker's Config
+    assert ContainerConfig.from_legacy(copy.deepcopy(DOCKERD_CONFIG)) == typed
+
+
+def test_a_create_body_is_read_at_the_edge() -> None:
+    req = create_request({"Image": "busybox", "Cmd": "true", "Entrypoint": "",
+                          "HostConfig": {"NetworkMode": "none"},
+                          "NetworkingConfig": {"EndpointsConfig": {}}})
+    assert (req.config.cmd, req.config.entrypoint) == (("true",), ("",))
+    assert req.host_config == {"NetworkMode": "none"} and "HostConfig" not in req.config.extra
+    assert req.networking == {"EndpointsConfig": {}}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ([], "invalid container config"),
+    ({"Image": "busybox", "Env": "A=1,B=2"}, "Config.Env"),
+    ({"Image": "busybox", "Env": [1]}, "Config.Env"),
+    ({"Image": "busybox", "Tty": "yes"}, "Config.Tty"),
+    ({"Image": "busybox", "Labels": {"a": 1}}, "Config.Labels"),
+    ({"Image": "busybox", "StopTimeout": "5"}, "Config.StopTimeout"),
+    ({"Image": "busybox", "ExposedPorts": {"http": {}}}, "invalid port"),
+    ({"Image": "busybox", "NetworkDisabled": True}, "Config.NetworkDisabled"),
+    ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 5}},
+     "Interval in Healthcheck cannot be less than 1ms"),
+    ({"Image": "busybox", "HostConfig": "none"}, "HostConfig"),
+])
+def test_a_bad_create_body_is_a_400(body: Any, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        create_request(body)
+
+
+def test_a_record_of_version_2_loads_and_saves_as_version_3() -> None:
+    rec = ContainerRecord(id="ab" * 32, name="/web", created_ns=1, image="sha256:" + "cd" * 32,
+                          path="nginx", args=[], config=config_from_docker(DOCKERD_CONFIG),
+                          host_config={"NetworkMode": "bridge"})
+    v3 = rec.to_json()
+    v2 = {**copy.deepcopy(v3), "v": 2, "config": copy.deepcopy(DOCKERD_CONFIG)}
+    back = ContainerRecord.from_stored(v2)
+    assert back.config == rec.config
+    assert back.to_json() == v3 and v3["v"] == VERSION == 3

@@ -13,6 +13,7 @@ import pytest
 from berth import cgroups
 from berth.cli.create import RunOptions, build_create_body
 from berth.containers import health
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.containers.spec import (
     UNSUPPORTED_HOST_CONFIG,
     build_spec,
@@ -29,7 +30,7 @@ MB = 1 << 20
 def _spec(hc: dict[str, Any], config: dict[str, Any] | None = None,
           **kw: Any) -> dict[str, Any]:
     validate_host_config(hc, 2)
-    return build_spec(cid="c" * 64, config={"Cmd": ["true"], **(config or {})},
+    return build_spec(cid="c" * 64, config=ContainerConfig(cmd=("true",), **(config or {})),
                       host_config=hc, hostname_path="", hosts_path="", resolv_path="",
                       cgroup_parent="berth", **kw)
 
@@ -109,7 +110,7 @@ def test_process_resources_and_annotations_in_the_spec() -> None:
                   "MemorySwappiness": 0, "OomKillDisable": True, "BlkioWeight": 500,
                   "DeviceCgroupRules": ["c 1:3 mr", "a *:* rwm"],
                   "Annotations": {"org.example/a": "b"}},
-                 config={"Domainname": "example.test", "User": "nobody"})
+                 config={"domainname": "example.test", "user": "nobody"})
     assert spec["process"]["oomScoreAdj"] == 300
     assert spec["domainname"] == "example.test"
     assert spec["annotations"] == {"org.example/a": "b", "berth.user": "nobody"}
@@ -238,7 +239,7 @@ def test_health_start_interval_during_the_start_period() -> None:
     assert health.next_interval(hc, 1.0, healthy) == 60.0
     assert health.next_interval(hc, 31.0, starting) == 60.0
     # the default start interval (5 s) applies only with a start period
-    eff = health.effective({"Healthcheck": {"Test": ["CMD", "true"]}}, None)
+    eff = health.effective(HealthConfig(test=("CMD", "true")), None)
     assert eff is not None and eff["StartInterval"] == 5 * health.SECOND
     assert health.next_interval(eff, 0.0, starting) == 30.0
 

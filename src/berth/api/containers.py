@@ -16,7 +16,12 @@ from berth.containers import ContainerService
 from berth.errors import InvalidArgument
 
 from . import archive, websocket
-from .containers_wire import container_inspect, container_stats, container_summary
+from .containers_wire import (
+    container_inspect,
+    container_stats,
+    container_summary,
+    create_request,
+)
 from .hijack import detach_keys, hijack, pump, upgrade_response
 from .wire import (
     SyncWriter,
@@ -36,8 +41,8 @@ class ContainerHandlers:
         self.containers = containers
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        body = await read_json(request)
-        cid, warnings = await self.containers.create(body, request.query.get("name", ""))
+        req = create_request(await read_json(request))
+        cid, warnings = await self.containers.create(req, request.query.get("name", ""))
         return json_response({"Id": cid, "Warnings": warnings}, 201)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
@@ -105,7 +110,7 @@ class ContainerHandlers:
         stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
         if not stdout and not stderr:
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
-        tty = doc.config["Tty"]
+        tty = doc.config.tty
         entries = self.containers.logs(
             doc.id, follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
             since=float(request.query.get("since") or 0),
@@ -126,7 +131,7 @@ class ContainerHandlers:
         if not qbool(request, "stream") and not qbool(request, "logs"):
             raise InvalidArgument("Bad parameters: must set stream or logs")
         keys = detach_keys(request.query.get("detachKeys"))
-        tty = doc.config["Tty"]
+        tty = doc.config.tty
         att = self.containers.attach(doc.id, stdout=qbool(request, "stdout"),
                                      stderr=qbool(request, "stderr"), logs=qbool(request, "logs"))
         if not qbool(request, "stream"):

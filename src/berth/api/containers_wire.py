@@ -12,13 +12,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from berth.containers.create import CreateRequest
 from berth.containers.execs import Exec
-from berth.containers.ports import Port, PortBinding, PortMap
+from berth.containers.ports import Port, PortBinding, PortMap, port_set
 from berth.containers.record import ContainerEndpoint, ContainerState, NetworkRequest
 from berth.containers.resources import StatsSample
+from berth.containers.settings import ContainerConfig, HealthConfig
+from berth.containers.spec import refuse_unsupported, validate_healthcheck
 from berth.containers.status import ContainerStatus
 from berth.containers.views import ContainerView
 from berth.errors import InvalidArgument
+
+from .wire import json_object, json_strings, json_text
 
 
 # --- ports -------------------------------------------------------------------------------------
@@ -60,6 +65,150 @@ def ps_ports(ports: PortMap) -> list[dict[str, Any]]:
                 e.update({"IP": b.host_ip, "PublicPort": int(b.host_port or 0)})
             out.append(e)
     return out
+
+
+# --- Config ------------------------------------------------------------------------------------
+CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+               "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes", "WorkingDir",
+               "Entrypoint", "OnBuild", "Labels", "ExposedPorts", "Healthcheck", "StopSignal",
+               "StopTimeout", "MacAddress")
+# what a create body holds beside the Config (read by create_request, not kept in `extra`)
+_NOT_CONFIG = ("HostConfig", "NetworkingConfig")
+
+
+def health_to_docker(h: HealthConfig) -> dict[str, Any]:
+    """Config.Healthcheck as dockerd shows it: the durations and retries only where set."""
+    out: dict[str, Any] = {}
+    if h.test is not None:
+        out["Test"] = list(h.test)
+    for key, v in (("Interval", h.interval), ("Timeout", h.timeout),
+                   ("StartPeriod", h.start_period), ("StartInterval", h.start_interval),
+                   ("Retries", h.retries)):
+        if v:
+            out[key] = v
+    return out
+
+
+def health_from_docker(value: Any) -> HealthConfig | None:
+    """A client's Config.Healthcheck, checked as dockerd checks it."""
+    if value is None:
+        return None
+    d = json_object(value, "Config.Healthcheck")
+    validate_healthcheck(d)
+    test = d.get("Test")
+    return HealthConfig(test=None if test is None else _strings(test, "Healthcheck.Test"),
+                        interval=_int(d.get("Interval"), "Healthcheck.Interval"),
+                        timeout=_int(d.get("Timeout"), "Healthcheck.Timeout"),
+                        start_period=_int(d.get("StartPeriod"), "Healthcheck.StartPeriod"),
+                        start_interval=_int(d.get("StartInterval"),
+                                            "Healthcheck.StartInterval"),
+                        retries=_int(d.get("Retries"), "Healthcheck.Retries"))
+
+
+def config_to_docker(c: ContainerConfig) -> dict[str, Any]:
+    """Config as dockerd's inspect shows it (the optional keys only where set, as dockerd)."""
+    def opt(v: tuple[str, ...] | None) -> list[str] | None:
+        return None if v is None else list(v)
+    out: dict[str, Any] = {
+        "Hostname": c.hostname, "Domainname": c.domainname, "User": c.user or "",
+        "AttachStdin": c.attach_stdin, "AttachStdout": c.attach_stdout,
+        "AttachStderr": c.attach_stderr, "Tty": c.tty, "OpenStdin": c.open_stdin,
+        "StdinOnce": c.stdin_once, "Env": opt(c.env), "Cmd": opt(c.cmd), "Image": c.image,
+        "Volumes": None if c.volumes is None else {v: {} for v in c.volumes},
+        "WorkingDir": c.working_dir, "Entrypoint": opt(c.entrypoint), "OnBuild": None,
+        "Labels": dict(c.labels),
+    }
+    if c.exposed_ports:
+        out["ExposedPorts"] = {str(p): {} for p in c.exposed_ports}
+    if c.healthcheck is not None:
+        out["Healthcheck"] = health_to_docker(c.healthcheck)
+    if c.stop_signal:
+        out["StopSignal"] = c.stop_signal
+    if c.stop_timeout is not None:
+        out["StopTimeout"] = c.stop_timeout
+    if c.mac_address:
+        out["MacAddress"] = c.mac_address
+    out.update(c.extra)
+    return out
+
+
+def config_from_docker(d: Mapping[str, Any]) -> ContainerConfig:
+    """A Config (a create body, or dockerd's inspect Config), typed; a value of the wrong JSON
+    type is a 400, as dockerd's typed decoding makes it. Keys berth does not act on go to
+    `extra`."""
+    refuse_unsupported({}, dict(d))
+    entrypoint = d.get("Entrypoint")
+    cmd = d.get("Cmd")
+    timeout = d.get("StopTimeout")
+    volumes = d.get("Volumes")
+    exposed = d.get("ExposedPorts")
+    return ContainerConfig(
+        image=json_text(d.get("Image"), "Config.Image"),
+        hostname=json_text(d.get("Hostname"), "Config.Hostname"),
+        domainname=json_text(d.get("Domainname"), "Config.Domainname"),
+        user=None if d.get("User") is None else json_text(d["User"], "Config.User"),
+        attach_stdin=_bool(d.get("AttachStdin"), "Config.AttachStdin"),
+        attach_stdout=_bool(d.get("AttachStdout"), "Config.AttachStdout"),
+        attach_stderr=_bool(d.get("AttachStderr"), "Config.AttachStderr"),
+        tty=_bool(d.get("Tty"), "Config.Tty"),
+        open_stdin=_bool(d.get("OpenStdin"), "Config.OpenStdin"),
+        stdin_once=_bool(d.get("StdinOnce"), "Config.StdinOnce"),
+        env=None if d.get("Env") is None else _string_list(d["Env"], "Config.Env"),
+        # a string is one word (dockerd's strslice)
+        cmd=None if cmd is None else () if cmd == "" else _strings(cmd, "Config.Cmd"),
+        entrypoint=None if entrypoint is None else _strings(entrypoint, "Config.Entrypoint"),
+        working_dir=json_text(d.get("WorkingDir"), "Config.WorkingDir"),
+        labels=json_strings(d.get("Labels"), "Config.Labels"),
+        volumes=None if volumes is None else tuple(json_object(volumes, "Config.Volumes")),
+        exposed_ports=port_set(json_object(exposed, "Config.ExposedPorts")),
+        healthcheck=health_from_docker(d.get("Healthcheck")),
+        stop_signal=json_text(d.get("StopSignal"), "Config.StopSignal"),
+        stop_timeout=None if timeout is None else _int(timeout, "Config.StopTimeout"),
+        mac_address=json_text(d.get("MacAddress"), "Config.MacAddress"),
+        extra={k: v for k, v in d.items() if k not in CONFIG_KEYS and k not in _NOT_CONFIG
+               or (k == "OnBuild" and v is not None)})
+
+
+def create_request(body: Any) -> CreateRequest:
+    """`POST /containers/create`'s body: the Config, typed; HostConfig and NetworkingConfig
+    as given (Docker's, still)."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("invalid container config")
+    try:
+        config = config_from_docker(body)
+    except (TypeError, AttributeError, ValueError) as e:
+        raise InvalidArgument(f"invalid container config: {e}") from None
+    return CreateRequest(config=config,
+                         host_config=dict(json_object(body.get("HostConfig"), "HostConfig")),
+                         networking=json_object(body.get("NetworkingConfig"),
+                                                "NetworkingConfig"))
+
+
+def _bool(v: Any, field: str) -> bool:
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise InvalidArgument(f"invalid {field}: a boolean is expected")
+    return v
+
+
+def _int(v: Any, field: str) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
+        raise InvalidArgument(f"invalid {field}: an integer is expected")
+    return int(v)
+
+
+def _strings(v: Any, field: str) -> tuple[str, ...]:
+    """A list of strings, or one string as a list of one (dockerd's strslice)."""
+    return (v,) if isinstance(v, str) else _string_list(v, field)
+
+
+def _string_list(v: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidArgument(f"invalid {field}: a list of strings is expected")
+    return tuple(v)
 
 
 # --- containers --------------------------------------------------------------------------------
@@ -140,7 +289,7 @@ def container_inspect(v: ContainerView) -> dict[str, Any]:
                        **({"Runtime": v.runtime} if v.runtime else {})},
         "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
                                                    "LowerDir": ":".join(r.lower_dirs)}},
-        "Mounts": [m.to_json() for m in r.mounts], "Config": r.config,
+        "Mounts": [m.to_json() for m in r.mounts], "Config": config_to_docker(r.config),
         "NetworkSettings": container_network_settings(v),
     }
     if v.size_rw is not None:
@@ -153,10 +302,10 @@ def container_summary(v: ContainerView) -> dict[str, Any]:
     """One entry of `GET /containers/json`."""
     r = v.record
     out: dict[str, Any] = {
-        "Id": r.id, "Names": [r.name], "Image": r.config["Image"], "ImageID": r.image,
+        "Id": r.id, "Names": [r.name], "Image": r.config.image, "ImageID": r.image,
         "Command": " ".join([r.path, *r.args]), "Created": r.created,
         "Ports": ps_ports(r.ports) if r.state.running else [],
-        "Labels": r.config.get("Labels") or {}, "State": r.state.status.value,
+        "Labels": dict(r.config.labels), "State": r.state.status.value,
         "Status": v.status_text,
         "HostConfig": {"NetworkMode": r.host_config.get("NetworkMode", "bridge")},
         "NetworkSettings": {"Networks": container_networks(v)},

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.containers import ContainerService
+from berth.containers.create import CreateRequest
+from berth.containers.settings import ContainerConfig
 
 # what the runtime makes in a container's upper directory as mount points: not the
 # container's own changes
@@ -55,7 +57,7 @@ class ContainerLayer:
 
     id: str
     image: str
-    config: dict[str, Any]       # the container's config (Docker's Config)
+    config: ContainerConfig
     running: bool
     paused: bool
     layers: list[str]
@@ -79,16 +81,14 @@ class BuildRunner:
             else:
                 mounts.append({"Type": m.type, "Source": m.source, "Target": m.target,
                                "ReadOnly": m.read_only})
-        body: dict[str, Any] = {
-            "Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": spec.env,
-            "AttachStdout": True, "AttachStderr": True, "Tty": False,
-            "Labels": {STEP_LABEL: "1"},
-            "HostConfig": {"NetworkMode": {"": "default", "default": "default"}.get(
-                spec.network, spec.network), "Mounts": mounts},
-        }
+        hc: dict[str, Any] = {"NetworkMode": {"": "default", "default": "default"}.get(
+            spec.network, spec.network), "Mounts": mounts}
         if spec.extra_hosts:
-            body["HostConfig"]["ExtraHosts"] = list(spec.extra_hosts)
-        cid, _ = await self.containers.create(body, "")
+            hc["ExtraHosts"] = list(spec.extra_hosts)
+        config = ContainerConfig(image=spec.image, cmd=tuple(spec.argv), entrypoint=("",),
+                                 env=tuple(spec.env), attach_stdout=True, attach_stderr=True,
+                                 labels={STEP_LABEL: "1"})
+        cid, _ = await self.containers.create(CreateRequest(config=config, host_config=hc), "")
         return cid
 
     async def start(self, cid: str) -> None:

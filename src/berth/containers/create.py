@@ -11,11 +11,14 @@ import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth.containers import names, seccomp
 from berth.containers.config import Config, parse_signal
+from berth.containers.ports import port_set
 from berth.containers.record import ContainerRecord
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.containers.spec import (
     cgroupns_mode,
     container_caps,
@@ -23,22 +26,32 @@ from berth.containers.spec import (
     merge_env,
     no_new_privileges,
     refuse_unsupported,
-    validate_healthcheck,
     validate_host_config,
     validate_sysctls,
 )
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.images import RunConfig
 from berth.oci.defaults import MASKED_PATHS, READONLY_PATHS
 
 
-def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncpu: int,
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateRequest:
+    """What `POST /containers/create` asks for: the Config (typed) and the HostConfig and
+    NetworkingConfig (Docker's, as the client gave them: not typed yet)."""
+
+    config: ContainerConfig
+    host_config: dict[str, Any] = field(default_factory=dict)
+    networking: dict[str, Any] = field(default_factory=dict)
+
+
+def check_host_config(config: ContainerConfig, hc: dict[str, Any], cfg: Config, ncpu: int,
                       resolve: Callable[[str], ContainerRecord]) -> list[str]:
     """Refuse what dockerd refuses at create (fills in HostConfig.Runtime); its warnings.
-    `resolve` finds another container (whose network a `container:` mode joins)."""
+    `resolve` finds another container (whose network a `container:` mode joins). The
+    request's Config was checked where it was read (`berth.api.containers_wire`)."""
     warnings = validate_host_config(hc, ncpu)
-    refuse_unsupported(hc, body)
-    validate_healthcheck(body.get("Healthcheck"))
-    if hc.get("UTSMode") == "host" and body.get("Hostname"):
+    refuse_unsupported(hc, {})
+    if hc.get("UTSMode") == "host" and config.hostname:
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
     if cfg.idmap is not None and hc.get("UsernsMode") != "host":
         if hc.get("Privileged"):
@@ -95,23 +108,19 @@ def fill_defaults(hc: dict[str, Any]) -> None:
             hc["ReadonlyPaths"] = list(READONLY_PATHS)
 
 
-def command(cfg: dict[str, Any], icfg: dict[str, Any]
-            ) -> tuple[list[str] | None, list[str] | None]:
+def command(cfg: ContainerConfig, image: RunConfig
+            ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     """The entrypoint and command, as Docker merges the request's with the image's: an
     entrypoint given (even empty) drops the image's CMD."""
-    entrypoint = cfg.get("Entrypoint")
+    entrypoint = cfg.entrypoint
     if entrypoint is None:
-        entrypoint = icfg.get("Entrypoint")
-    elif entrypoint == [""] or entrypoint == "":
+        entrypoint = image.entrypoint
+    elif entrypoint == ("",):
         entrypoint = None
-    if isinstance(entrypoint, str):
-        entrypoint = [entrypoint]
-    cmd = cfg.get("Cmd")
-    if not cmd and cfg.get("Entrypoint") is None:
-        cmd = icfg.get("Cmd")
-    if isinstance(cmd, str):
-        cmd = [cmd]
-    if not list(entrypoint or []) + list(cmd or []):
+    cmd = cfg.cmd
+    if not cmd and cfg.entrypoint is None:
+        cmd = image.cmd
+    if not (*(entrypoint or ()), *(cmd or ())):
         raise InvalidArgument("no command specified")
     return entrypoint or None, cmd or None
 
@@ -134,44 +143,36 @@ def pick_name(name: str, records: Iterable[ContainerRecord]) -> str:
     return name
 
 
-def container_config(body: dict[str, Any], hc: dict[str, Any], icfg: dict[str, Any],
-                     cid: str) -> dict[str, Any]:
+def container_config(req: CreateRequest, image: RunConfig, cid: str) -> ContainerConfig:
     """The container's Config: the request's over the image's, as dockerd keeps it."""
-    cfg: dict[str, Any] = {k: v for k, v in body.items()
-                           if k not in ("HostConfig", "NetworkingConfig")}
-    entrypoint, cmd = command(cfg, icfg)
+    cfg, hc = req.config, req.host_config
+    entrypoint, cmd = command(cfg, image)
     host_uts = hc.get("NetworkMode") == "host" or hc.get("UTSMode") == "host"
-    hostname = cfg.get("Hostname") or ("" if host_uts else cid[:12])
+    hostname = cfg.hostname or ("" if host_uts else cid[:12])
     if host_uts:
         hostname = hostname or os.uname().nodename
-    full_cfg = {
-        "Hostname": hostname, "Domainname": cfg.get("Domainname", ""),
-        "User": cfg.get("User") if cfg.get("User") is not None else icfg.get("User", ""),
-        "AttachStdin": bool(cfg.get("AttachStdin")),
-        "AttachStdout": bool(cfg.get("AttachStdout")),
-        "AttachStderr": bool(cfg.get("AttachStderr")),
-        "Tty": bool(cfg.get("Tty")), "OpenStdin": bool(cfg.get("OpenStdin")),
-        "StdinOnce": bool(cfg.get("StdinOnce")),
-        "Env": merge_env(icfg.get("Env"), cfg.get("Env")) or None,
-        "Cmd": cmd,
-        "Image": body["Image"],
-        "Volumes": cfg.get("Volumes") or icfg.get("Volumes"),
-        "WorkingDir": cfg.get("WorkingDir") or icfg.get("WorkingDir", ""),
-        "Entrypoint": entrypoint,
-        "OnBuild": None,
-        "Labels": {**(icfg.get("Labels") or {}), **(cfg.get("Labels") or {})},
-    }
-    exposed = cfg.get("ExposedPorts") or icfg.get("ExposedPorts")
-    if exposed:   # as dockerd: no key where there are none
-        full_cfg["ExposedPorts"] = exposed
-    if cfg.get("Healthcheck") or icfg.get("Healthcheck"):
-        full_cfg["Healthcheck"] = cfg.get("Healthcheck") or icfg.get("Healthcheck")
-    if cfg.get("StopSignal") or icfg.get("StopSignal"):
-        full_cfg["StopSignal"] = cfg.get("StopSignal") or icfg.get("StopSignal")
-        parse_signal(full_cfg["StopSignal"])
-    if cfg.get("StopTimeout") is not None:
-        full_cfg["StopTimeout"] = cfg["StopTimeout"]
-    return full_cfg
+    image_hc = image.other.get("Healthcheck")
+    healthcheck = cfg.healthcheck if cfg.healthcheck is not None and (
+        cfg.healthcheck != HealthConfig()) else (
+        HealthConfig.from_doc(image_hc) if isinstance(image_hc, dict) and image_hc else None)
+    stop_signal = cfg.stop_signal or image.stop_signal or ""
+    if stop_signal:
+        parse_signal(stop_signal)
+    return ContainerConfig(
+        image=cfg.image, hostname=hostname, domainname=cfg.domainname,
+        user=cfg.user if cfg.user is not None else image.user,
+        attach_stdin=cfg.attach_stdin, attach_stdout=cfg.attach_stdout,
+        attach_stderr=cfg.attach_stderr, tty=cfg.tty, open_stdin=cfg.open_stdin,
+        stdin_once=cfg.stdin_once,
+        env=tuple(merge_env(list(image.env or ()), list(cfg.env or ()))) or None,
+        cmd=cmd, entrypoint=entrypoint, working_dir=cfg.working_dir or image.working_dir,
+        labels={**(image.labels or {}), **cfg.labels},
+        volumes=cfg.volumes or image.volumes or None,
+        # as dockerd: no key where there are none
+        exposed_ports=cfg.exposed_ports or port_set(image.exposed_ports or ()),
+        healthcheck=healthcheck, stop_signal=stop_signal, stop_timeout=cfg.stop_timeout,
+        mac_address=cfg.mac_address)
 
 
-__all__ = ["check_host_config", "command", "container_config", "fill_defaults", "pick_name"]
+__all__ = ["CreateRequest", "check_host_config", "command", "container_config", "fill_defaults",
+           "pick_name"]

@@ -154,10 +154,10 @@ class ExecService:
         caps = sorted(capset)
         tty = b.tty
         proc = {"args": list(b.cmd),
-                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, list(b.env),
+                "env": process_env(list(cfg.env or ()), cfg.hostname, tty, list(b.env),
                                    links=rec.link_env),
-                "cwd": b.working_dir or cfg.get("WorkingDir") or "/",
-                "user": b.user or cfg.get("User") or "0",
+                "cwd": b.working_dir or cfg.working_dir or "/",
+                "user": b.user or cfg.user or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": no_new_privileges(hc)}
         if hc.get("OomScoreAdj"):

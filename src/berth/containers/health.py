@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth.containers.execs import ExecService, ExecStartError
 from berth.containers.record import Health, HealthProbe, HealthStatus
+from berth.containers.settings import HealthConfig
 from berth.containers.status import ContainerStatus
 from berth.errors import BerthError
 from berth.images import rfc3339
@@ -33,12 +34,11 @@ MAX_LOG = 5
 MAX_OUTPUT = 4096
 
 
-def effective(config: dict[str, Any], image_hc: dict[str, Any] | None
+def effective(own: HealthConfig | None, image: HealthConfig | None
               ) -> dict[str, Any] | None:
-    """The health check of a container of this Config: its own fields over the image's;
+    """The health check of a container: its own (Config.Healthcheck) fields over the image's;
     None for none."""
-    own = config.get("Healthcheck") or {}
-    hc = {**(image_hc or {}), **{k: v for k, v in own.items() if v}}
+    hc = {**_fields(image), **{k: v for k, v in _fields(own).items() if v}}
     test = hc.get("Test") or []
     if not test or test[0] == "NONE":
         return None
@@ -51,6 +51,14 @@ def effective(config: dict[str, Any], image_hc: dict[str, Any] | None
     out: dict[str, Any] = {k: int(hc.get(k) or v) for k, v in DEFAULTS.items()}
     out["Cmd"] = cmd
     return out
+
+
+def _fields(h: HealthConfig | None) -> dict[str, Any]:
+    if h is None:
+        return {}
+    return {"Test": h.test, "Interval": h.interval, "Timeout": h.timeout,
+            "StartPeriod": h.start_period, "StartInterval": h.start_interval,
+            "Retries": h.retries}
 
 
 def next_interval(hc: dict[str, Any], since_start: float, status: str | None) -> float:
@@ -71,12 +79,14 @@ class HealthChecker:
         rec = self.containers.store.records.get(cid)
         if rec is None:
             return
+        image_hc: HealthConfig | None = None
         try:
-            image_hc = self.containers.images.get(rec.image).container_config.get(
-                "Healthcheck")
+            doc = self.containers.images.get(rec.image).spec.config.other.get("Healthcheck")
+            if isinstance(doc, dict) and doc:
+                image_hc = HealthConfig.from_doc(doc)
         except BerthError:
-            image_hc = None
-        hc = effective(rec.config, image_hc)
+            pass
+        hc = effective(rec.config.healthcheck, image_hc)
         if hc is None:
             rec.state.health = None
             return

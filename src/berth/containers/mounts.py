@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from berth import storage
@@ -32,8 +33,8 @@ class Mounts:
         return [d.id for d in self.store.records.values()
                 if any(m.name == name for m in d.mounts)]
 
-    def specs(self, body: dict[str, Any], hc: dict[str, Any],
-              image_volumes: dict[str, Any] | None) -> list[MountSpec]:
+    def specs(self, volumes: Iterable[str] | None, hc: dict[str, Any],
+              image_volumes: Iterable[str] | None) -> list[MountSpec]:
         """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
         specs = [parse_bind(b) for b in hc.get("Binds") or []]
         specs += [parse_mount(m) for m in hc.get("Mounts") or []]
@@ -52,7 +53,7 @@ class Mounts:
                 ro = mode == "ro" or (mode != "rw" and not m.rw)
                 specs.append(MountSpec(type=m.type, target=m.destination,
                                        source=m.name or m.source, read_only=ro))
-        for target in [*(image_volumes or {}), *(body.get("Volumes") or {})]:
+        for target in [*(image_volumes or ()), *(volumes or ())]:
             if target not in seen:
                 seen.add(target)
                 specs.append(MountSpec(type="volume", target=target))

@@ -274,8 +274,8 @@ class Networking:
         env: list[str] = []
         for child, alias in self._linked(rec):
             env += link_env(alias, f"{rec.name}/{alias}", self._bridge_ip(child),
-                            list(child.config.get("ExposedPorts") or {}),
-                            child.config.get("Env"))
+                            [str(p) for p in child.config.exposed_ports],
+                            list(child.config.env or ()))
         return env
 
     def _link_hosts(self, rec: ContainerRecord) -> str:
@@ -286,7 +286,7 @@ class Networking:
             ip = self._bridge_ip(child) if child is not None else ""
             if child is None or not ip:
                 continue
-            names = [lk.alias, child.config.get("Hostname") or child.id[:12]]
+            names = [lk.alias, child.config.hostname or child.id[:12]]
             if lk.alias != child.name[1:]:
                 names.append(child.name[1:])
             out += f"{ip}\t{' '.join(names)}\n"
@@ -389,7 +389,7 @@ class Networking:
         hc = rec.host_config
         cfg = rec.config
         host_net = hc.get("NetworkMode") == "host"
-        hostname = cfg["Hostname"]
+        hostname = cfg.hostname
         if not only_hosts:
             with open(rec.hostname_path, "w") as f:
                 f.write(hostname + "\n")
@@ -514,9 +514,8 @@ class Networking:
         hc = rec.host_config
         binds = dict(hc.get("PortBindings") or {})
         if hc.get("PublishAllPorts"):
-            for key in rec.config.get("ExposedPorts") or {}:
-                binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
-                                                                          "HostPort": ""}])
+            for port in rec.config.exposed_ports:
+                binds.setdefault(str(port), [{"HostIp": "", "HostPort": ""}])
         return binds
 
     async def publish(self, rec: ContainerRecord, eps: list[ContainerEndpoint]) -> None:

@@ -230,7 +230,7 @@ class Output:
                             ContainerStatus.PAUSED)))
             return live.channel
         att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
-                         stdin_once=bool(rec.config.get("StdinOnce")),
+                         stdin_once=rec.config.stdin_once,
                          on_close=lambda: live.fanout.unsubscribe(q))
         if logs:
             att.prelude = self._log_entries(rec, stdout, stderr)

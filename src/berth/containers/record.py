@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from berth.containers.ports import Port, PortBinding, PortMap
+from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
 from berth.errors import System
 from berth.networks.records import Endpoint
@@ -246,7 +247,7 @@ class ContainerRecord:
     image: str                      # the image's ID
     path: str                       # the process: its executable and arguments
     args: list[str]
-    config: Json                    # Docker's Config, as create merged it with the image's
+    config: ContainerConfig         # as create merged the request's with the image's
     host_config: Json               # Docker's HostConfig, with the defaults create filled in
     state: ContainerState = field(default_factory=ContainerState)
     restart_count: int = 0
@@ -283,7 +284,7 @@ class ContainerRecord:
         return {
             "v": VERSION, "id": self.id, "name": self.name, "created_ns": self.created_ns,
             "image": self.image, "path": self.path, "args": list(self.args),
-            "config": self.config, "host_config": self.host_config,
+            "config": self.config.to_json(), "host_config": self.host_config,
             "state": self.state.to_json(), "restart_count": self.restart_count,
             "driver": self.driver, "upper_dir": self.upper_dir,
             "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
@@ -308,7 +309,9 @@ class ContainerRecord:
                          f"{str(j.get('id'))[:12]}")
         return cls(
             id=j["id"], name=j["name"], created_ns=int(j["created_ns"]), image=j["image"],
-            path=j["path"], args=list(j["args"]), config=j["config"],
+            path=j["path"], args=list(j["args"]),
+            config=ContainerConfig.from_json(j["config"]) if version == VERSION else
+            ContainerConfig.from_legacy(j["config"]),
             host_config=j["host_config"], state=ContainerState.from_json(j["state"]),
             restart_count=int(j.get("restart_count") or 0), driver=j.get("driver", ""),
             upper_dir=j.get("upper_dir", ""), lower_dirs=list(j.get("lower_dirs") or []),
@@ -335,7 +338,8 @@ class ContainerRecord:
         created_ns = own.get("created_ns") or int(own.get("created") or 0) * 1_000_000_000
         return cls(
             id=d["Id"], name=d["Name"], created_ns=int(created_ns), image=d["Image"],
-            path=d.get("Path", ""), args=list(d.get("Args") or []), config=d.get("Config") or {},
+            path=d.get("Path", ""), args=list(d.get("Args") or []),
+            config=ContainerConfig.from_legacy(d.get("Config") or {}),
             host_config=d.get("HostConfig") or {},
             state=ContainerState(
                 status=ContainerStatus(st.get("Status") or "created"),

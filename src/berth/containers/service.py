@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -30,7 +31,12 @@ from berth.containers import names
 from berth.containers.bundle import Bundles
 from berth.containers.channel import Attachment, Channel
 from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config, parse_signal
-from berth.containers.create import check_host_config, container_config, pick_name
+from berth.containers.create import (
+    CreateRequest,
+    check_host_config,
+    container_config,
+    pick_name,
+)
 from berth.containers.ipc import Ipc
 from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
@@ -179,10 +185,11 @@ class ContainerService:
         await self.restarts.start_all()
 
     # --- create -----------------------------------------------------------------------------
-    async def create(self, body: dict[str, Any], name: str = "") -> tuple[str, builtins.list[str]]:
-        if not isinstance(body, dict):
-            raise InvalidArgument("invalid container config")
-        image_name = body.get("Image") or ""
+    async def create(self, req: CreateRequest, name: str = ""
+                     ) -> tuple[str, builtins.list[str]]:
+        """A container of `req` (read from Docker's JSON at the API edge); its ID and the
+        warnings of its HostConfig."""
+        image_name = req.config.image
         if not image_name:
             raise InvalidArgument("image name cannot be blank")
         try:
@@ -194,28 +201,31 @@ class ContainerService:
             except InvalidArgument:
                 shown = image_name
             raise NotFound(f"No such image: {shown}") from None
-        icfg = image.container_config
+        icfg = image.spec.config
         cid = secrets.token_hex(32)
+        hc: dict[str, Any] = dict(req.host_config)
+        req = dataclasses.replace(req, host_config=hc)
         try:
-            hc: dict[str, Any] = dict(body.get("HostConfig") or {})
-            warnings = check_host_config(body, hc, self.cfg, self.ncpu, self.store.resolve)
-            full_cfg = container_config(body, hc, icfg, cid)
+            warnings = check_host_config(req.config, hc, self.cfg, self.ncpu,
+                                         self.store.resolve)
+            full_cfg = container_config(req, icfg, cid)
         except (TypeError, AttributeError, ValueError) as e:
             # a field of the wrong JSON type (dockerd's typed decoding refuses it: 400)
             raise InvalidArgument(f"invalid container config: {e}") from None
         name = pick_name(name, self.store.all())
-        mount_specs = self.mounts.specs(body, hc, icfg.get("Volumes"))
-        nets = self.net.requested(hc, body.get("NetworkingConfig") or {})
+        mount_specs = self.mounts.specs(req.config.volumes, hc, icfg.volumes)
+        nets = self.net.requested(hc, req.networking)
         links = self.net.register_links(hc, nets)
-        if body.get("MacAddress") and nets:  # the older, container-wide field
-            nets[0].mac = nets[0].mac or body["MacAddress"]
-            full_cfg["MacAddress"] = body["MacAddress"]   # inspect shows it, as dockerd
+        if full_cfg.mac_address and nets:  # the older, container-wide field
+            nets[0].mac = nets[0].mac or full_cfg.mac_address
+        elif full_cfg.mac_address:
+            full_cfg = dataclasses.replace(full_cfg, mac_address="")
         cdir = self.store.dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["LogConfig"] = log_config(hc.get("LogConfig"))
-        args = [*(full_cfg["Entrypoint"] or []), *(full_cfg["Cmd"] or [])]
+        args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
         rec = ContainerRecord(
             id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
             args=args[1:], config=full_cfg, host_config=hc, driver=self.driver.name,
@@ -336,7 +346,7 @@ class ContainerService:
             runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
             rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
                                               options=tuple(mount.options)),
-            stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
+            stdin=cfg.open_stdin, tty=cfg.tty,
             console_size=(int(size[0]), int(size[1])) if size else None,
             networks=tuple(link_spec(ep.to_dict()) for ep in eps),
             dns=dns, log_max_size=rotation["log_max_size"],
@@ -445,10 +455,10 @@ class ContainerService:
 
     async def _stop(self, rec: ContainerRecord, timeout: int | None, sig: str | None) -> None:
         cid = rec.id
-        signo = parse_signal(sig or rec.config.get("StopSignal"))
+        signo = parse_signal(sig or rec.config.stop_signal)
         if timeout is None:
-            timeout = rec.config.get("StopTimeout")
-            timeout = 10 if timeout is None else int(timeout)
+            timeout = rec.config.stop_timeout
+            timeout = 10 if timeout is None else timeout
         exits = self.store.live[cid].exits
         await self.resources.thaw(rec)
         self._signal(rec, signo)

@@ -12,6 +12,7 @@ import stat
 from typing import Any
 
 from berth.containers import seccomp
+from berth.containers.settings import ContainerConfig
 from berth.errors import InvalidArgument
 from berth.linux import CAPABILITIES
 from berth.oci import sysctl
@@ -336,7 +337,7 @@ def cgroupns_mode(hc: dict[str, Any]) -> str:
     return mode
 
 
-def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
+def build_spec(*, cid: str, config: ContainerConfig, host_config: dict[str, Any],
                hostname_path: str, hosts_path: str, resolv_path: str,
                cgroup_parent: str, netns_path: str | None = None,
                init_path: str = "", mounts: list[dict[str, Any]] | None = None,
@@ -346,22 +347,21 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     """`netns_path`, `pidns_path`, `ipcns_path`: the namespaces a `container:` mode joins;
     `shm_path`: the host directory bound on /dev/shm (a shareable IPC's own or the one it
     joins); `link_env`: the variables of its legacy links."""
-    args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    args = [*(config.entrypoint or ()), *(config.cmd or ())]
     if host_config.get("Init") and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
         args = ["/sbin/docker-init", "--", *args]
-    hostname = config.get("Hostname") or cid[:12]
-    env = process_env(config.get("Env"), hostname, bool(config.get("Tty")), links=link_env)
-    spec = default_spec(args, env=env, cwd=config.get("WorkingDir") or "/",
-                        hostname=hostname,
-                        terminal=bool(config.get("Tty")))
+    hostname = config.hostname or cid[:12]
+    env = process_env(list(config.env or ()), hostname, config.tty, links=link_env)
+    spec = default_spec(args, env=env, cwd=config.working_dir or "/", hostname=hostname,
+                        terminal=config.tty)
     # the user is resolved inside the rootfs at start, through the image's passwd and group
     # files, as Docker does; "" is root (uid 0, with its groups and home)
     hc = host_config
     spec["annotations"] = {**(hc.get("Annotations") or {}),
-                           "berth.user": config.get("User") or "0"}
-    if config.get("Domainname"):
-        spec["domainname"] = config["Domainname"]
+                           "berth.user": config.user or "0"}
+    if config.domainname:
+        spec["domainname"] = config.domainname
     proc = spec["process"]
     if hc.get("OomScoreAdj"):
         proc["oomScoreAdj"] = int(hc["OomScoreAdj"])

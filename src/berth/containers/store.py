@@ -100,8 +100,8 @@ class ContainerStore:
 
     def event(self, rec: ContainerRecord, action: str, **extra: str) -> None:
         """A container event with Docker's attributes: its labels, name and image."""
-        attrs = {**(rec.config.get("Labels") or {}), "name": rec.short_name,
-                 "image": rec.config["Image"], **extra}
+        attrs = {**rec.config.labels, "name": rec.short_name, "image": rec.config.image,
+                 **extra}
         self.emit("container", action, rec.id, attrs)
 
     # --- where its files are ----------------------------------------------------------------

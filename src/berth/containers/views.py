@@ -108,7 +108,7 @@ class Views:
                         ok = True
                 except BerthError:
                     pass
-                if a == d.config["Image"]:
+                if a == d.config.image:
                     ok = True
             if not ok:
                 return False
@@ -116,7 +116,7 @@ class Views:
 
     @staticmethod
     def labels_match(d: ContainerRecord, wanted: builtins.list[str]) -> bool:
-        labels = d.config.get("Labels") or {}
+        labels = d.config.labels
         for w in wanted:
             k, eq, v = w.partition("=")
             if k not in labels or (eq and labels[k] != v):
