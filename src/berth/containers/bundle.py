@@ -1,5 +1,6 @@
 """A container's OCI bundle for its next start: `config.json` made from its record, with the
-namespaces it joins (another container's network, PID or IPC), its CDI devices, its mounts.
+namespaces it joins (another container's network, PID or IPC), its CDI devices, its mounts;
+and the request that has the fork server start its shim on it.
 
 A part of the container service (see `berth.containers.service`), holding the shared
 `ContainerStore`.
@@ -12,26 +13,36 @@ import json
 import os
 import shutil
 
+from berth import storage
 from berth.containers import cdi
 from berth.containers.ipc import Ipc
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
-from berth.containers.record import ContainerRecord
+from berth.containers.output import Output
+from berth.containers.record import ContainerEndpoint, ContainerRecord
 from berth.containers.spec import build_spec
 from berth.containers.store import ContainerStore
 from berth.errors import Conflict, InvalidArgument, System
 from berth.fs import atomic_write
+from berth.images import ImageService
+from berth.networks import link_spec
+from berth.shim import protocol
+from berth.shim.protocol import StartRequest
 
 
 class Bundles:
     """Writes the bundle a container's shim hands its runtime."""
 
-    def __init__(self, store: ContainerStore, ipc: Ipc, mounts: Mounts, net: Networking) -> None:
+    def __init__(self, store: ContainerStore, ipc: Ipc, mounts: Mounts, net: Networking, *,
+                 images: ImageService, driver: storage.Driver, output: Output) -> None:
         self.store = store
         self.cfg = store.cfg
         self.ipc = ipc
         self.mounts = mounts
         self.net = net
+        self.images = images
+        self.driver = driver
+        self.output = output
 
     def write(self, rec: ContainerRecord) -> tuple[str, str]:
         """The bundle's directory and the shim's (emptied) state directory."""
@@ -92,6 +103,34 @@ class Bundles:
         # the container's environment is in it: 0600 (no fsync: made again at every start)
         atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), sync=False)
         return bundle, state_dir
+
+    def start_request(self, rec: ContainerRecord, bundle: str, state_dir: str,
+                       eps: list[ContainerEndpoint]) -> StartRequest:
+        """What the fork server needs to start the container's shim."""
+        cid = rec.id
+        cfg = rec.config
+        layers = [self.images.layer_store.get(c) for c in rec.layers]
+        rotation = self.output.log_rotation(rec)
+        runtime, runtime_root = self.store.runtime_of(rec)
+        mount = self.driver.mount(cid, layers)
+        dns = protocol.DnsConfig(
+            hosts=tuple(self.net.networks.hosts_files([ep.to_dict() for ep in eps])
+                        if self.net.networks else ()),
+            upstream=tuple(self.net.upstream_dns(rec.host_config, False)),
+            forward=self.net.dns_forward([ep.netname for ep in eps]),
+            links=self.net.dns_links(rec.nets)) if any(
+            self.net.networks and self.net.networks.user_defined(ep.netname) for ep in eps) else None
+        size = rec.host_config.get("ConsoleSize")
+        return StartRequest(
+            id=cid, bundle=bundle, log_path=rec.log_path, state_dir=state_dir,
+            runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
+            rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
+                                              options=tuple(mount.options)),
+            stdin=cfg.open_stdin, tty=cfg.tty,
+            console_size=(int(size[0]), int(size[1])) if size else None,
+            networks=tuple(link_spec(ep.to_dict()) for ep in eps),
+            dns=dns, log_max_size=rotation["log_max_size"],
+            log_max_file=rotation["log_max_file"])
 
 
 __all__ = ["Bundles"]

@@ -42,7 +42,7 @@ from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerEndpoint, ContainerRecord, WaitResult
+from berth.containers.record import ContainerRecord, WaitResult
 from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
@@ -58,9 +58,9 @@ from berth.errors import (
 )
 from berth.images import ImageService, rfc3339
 from berth.metadata import MetadataStore
-from berth.networks import NetworkService, link_spec
+from berth.networks import NetworkService
 from berth.shim import protocol
-from berth.shim.protocol import Exit, Ready, StartRequest
+from berth.shim.protocol import Exit, Ready
 from berth.volumes import VolumeService
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,8 @@ class ContainerService:
         self.ipc = Ipc(self.store)
         self.restarts = Restarts(self.store, self.start)
         self.views = Views(self.store, images, driver, self.net)
-        self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net)
+        self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net, images=images,
+                               driver=driver, output=self.output)
         self.volumes.users = self.mounts.volume_users
 
     @property
@@ -284,7 +285,7 @@ class ContainerService:
             eps = self.net.plug(rec)
             undo.callback(self.net.unplug, rec)
             await self.net.publish(rec, eps)
-            req = self._start_request(rec, bundle, state_dir, eps)
+            req = self.bundles.start_request(rec, bundle, state_dir, eps)
             try:
                 # a monitor that answers DNS queries comes from the fork server with dnslib
                 ch = await self.open_channel(self.cfg.dns_forkserver if req.dns else
@@ -323,34 +324,6 @@ class ContainerService:
             live.changed.notify_all()
         log.info("started container %s pid %s", cid[:12], msg.pid, extra={"container": cid})
         self.store.event(rec, "start")
-
-    def _start_request(self, rec: ContainerRecord, bundle: str, state_dir: str,
-                       eps: builtins.list[ContainerEndpoint]) -> StartRequest:
-        """What the fork server needs to start the container's shim."""
-        cid = rec.id
-        cfg = rec.config
-        layers = [self.images.layer_store.get(c) for c in rec.layers]
-        rotation = self.output.log_rotation(rec)
-        runtime, runtime_root = self.store.runtime_of(rec)
-        mount = self.driver.mount(cid, layers)
-        dns = protocol.DnsConfig(
-            hosts=tuple(self.networks.hosts_files([ep.to_dict() for ep in eps])
-                        if self.networks else ()),
-            upstream=tuple(self.net.upstream_dns(rec.host_config, False)),
-            forward=self.net.dns_forward([ep.netname for ep in eps]),
-            links=self.net.dns_links(rec.nets)) if any(
-            self.networks and self.networks.user_defined(ep.netname) for ep in eps) else None
-        size = rec.host_config.get("ConsoleSize")
-        return StartRequest(
-            id=cid, bundle=bundle, log_path=rec.log_path, state_dir=state_dir,
-            runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
-            rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
-                                              options=tuple(mount.options)),
-            stdin=cfg.open_stdin, tty=cfg.tty,
-            console_size=(int(size[0]), int(size[1])) if size else None,
-            networks=tuple(link_spec(ep.to_dict()) for ep in eps),
-            dns=dns, log_max_size=rotation["log_max_size"],
-            log_max_file=rotation["log_max_file"])
 
     async def _watch(self, cid: str, ch: Channel) -> None:
         """Pass output on until the monitor's exit message (or its death); record the exit."""
