@@ -24,7 +24,8 @@ pytestmark = pytest.mark.root
 def _legacy(rec: ContainerRecord) -> dict[str, Any]:
     """The document the berthd before typed records kept for this container."""
     doc = container_inspect(ContainerView(rec))
-    doc["HostConfig"]["Links"] = rec.host_config.get("Links")
+    links = rec.host_config.links
+    doc["HostConfig"]["Links"] = list(links) if links is not None else None
     doc["_berth"] = {
         "layers": rec.layers, "created": rec.created, "created_ns": rec.created_ns,
         "nets": [n.to_json() for n in rec.nets], "monitor": rec.monitor,

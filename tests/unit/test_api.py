@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from berth.api import Api, frame, parse_filters
 from berth.containers.execs import Exec, ExecConfig
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.settings import ContainerConfig
 from berth.containers.views import ContainerView
@@ -40,7 +41,7 @@ class FakeContainers:
             raise NotFound(f"No such container: {ref}")
         return ContainerRecord(id="c1" * 32, name="/one", created_ns=0, image="sha256:x",
                                path="true", args=[], config=ContainerConfig(image="x"),
-                               host_config={})
+                               host_config=HostConfig())
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         return ContainerView(self.resolve(ref))

@@ -20,6 +20,7 @@ from berth.containers.buildrunner import (
     StepSpec,
 )
 from berth.containers.create import CreateRequest
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import WaitResult
 from berth.containers.settings import ContainerConfig
 from berth.errors import InvalidArgument
@@ -34,7 +35,7 @@ class _Service:
     async def create(self, req: CreateRequest, name: str = "") -> tuple[str, list[str]]:
         # as the API would show it: Docker's JSON of the typed request
         self.calls.append(("create", {**config_to_docker(req.config),
-                                      "HostConfig": req.host_config}))
+                                      "HostConfig": req.host_config.to_json()}))
         return "c" * 64, []
 
     async def wait(self, ref: str) -> WaitResult:
@@ -70,7 +71,7 @@ def test_step_container_is_the_classic_builders() -> None:
                     "Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": ["A=1"],
                     "AttachStdout": True, "AttachStderr": True, "Tty": False,
                     "Labels": {"berth.build": "1"},
-                    "HostConfig": {"NetworkMode": "default", "Mounts": [
+                    "HostConfig": {**HostConfig().to_json(), "NetworkMode": "default", "Mounts": [
                         {"Type": "tmpfs", "Target": "/t"},
                         {"Type": "bind", "Source": "/s", "Target": "/b", "ReadOnly": True}]}}),
         ("remove", (cid, True, True))]

@@ -15,6 +15,7 @@ from berth.api.containers_wire import (
     container_stats,
     container_summary,
 )
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import (
     VERSION,
     ContainerRecord,
@@ -135,7 +136,9 @@ def test_inspect_json_is_the_older_document_without_berths_own() -> None:
                                           network_ids={"bridge": NID}))
     want = {k: v for k, v in LEGACY.items() if k != "_berth"}
     want["Created"] = "2026-12-01T05:00:00.500000000Z"   # from the nanoseconds kept
-    want["HostConfig"] = {**want["HostConfig"], "Links": ["/db:/web/db"]}
+    # every key of dockerd's HostConfig, those the older document lacked unset
+    want["HostConfig"] = {**HostConfig.from_json(LEGACY["HostConfig"]).to_json(),
+                          "Links": ["/db:/web/db"]}
     assert list(out) == list(want)
     assert out == want
     sized = container_inspect(ContainerView(r, size_rw=5, size_root_fs=9))

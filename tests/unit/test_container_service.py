@@ -17,7 +17,10 @@ import pytest
 
 from berth.api.containers_wire import container_inspect, create_request
 from berth.containers import Config, ContainerService
-from berth.containers.record import VERSION
+from berth.containers.hostconfig import LogConfig, RestartPolicy
+from berth.containers.ports import Port
+from berth.containers.record import VERSION, ContainerRecord
+from berth.containers.settings import HealthConfig
 from berth.errors import Conflict, InvalidArgument, NotFound, NotModified
 from berth.images import ImageConfig
 from berth.metadata import MetadataStore
@@ -288,10 +291,10 @@ def test_runtime_names_as_clients_know_them(tmp_path: Path, real_runc: bool) -> 
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         default = await _create(svc, "true")
         named = await _create(svc, "true", Runtime="runc")
-        assert svc.resolve(default).host_config["Runtime"] == "berth"
+        assert svc.resolve(default).host_config.runtime == "berth"
         assert _inspect(svc, default)["HostConfig"]["Runtime"] == (
             "berth" if real_runc else "runc")
-        assert svc.resolve(named).host_config["Runtime"] == ("runc" if real_runc else "berth")
+        assert svc.resolve(named).host_config.runtime == ("runc" if real_runc else "berth")
         assert _inspect(svc, named)["HostConfig"]["Runtime"] == "runc"
         with pytest.raises(InvalidArgument, match="unknown or invalid runtime name: nope"):
             await _create(svc, "true", Runtime="nope")
@@ -385,4 +388,76 @@ def test_an_exec_runs_with_its_typed_config(tmp_path: Path) -> None:
         with pytest.raises(Conflict, match="has already run"):
             await execs.start(eid)
         await svc.remove(cid, force=True)
+    _run(tmp_path, scenario)
+
+
+def test_create_merges_the_typed_request_with_the_images_config(tmp_path: Path) -> None:
+    """The record's Config is the request's over the image's, as dockerd merges them, and its
+    HostConfig has dockerd's defaults filled in."""
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        svc.images.image.container_config = {  # type: ignore[attr-defined]
+            "Env": ["PATH=/bin", "A=image"], "User": "daemon", "Labels": {"from": "image"},
+            "ExposedPorts": {"80/tcp": {}}, "StopSignal": "SIGQUIT", "WorkingDir": "/srv",
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2_000_000_000}}
+        cid, warnings = await svc.create(create_request({
+            "Image": "fake", "Cmd": ["sleep", "1"], "Env": ["A=mine", "B"],
+            "Labels": {"k": "v"}, "StopTimeout": 3, "MacAddress": "02:42:ac:11:00:02",
+            "HostConfig": {"NetworkMode": "none", "Memory": 64 << 20,
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}}}))
+        assert warnings == []
+        c = svc.resolve(cid).config
+        assert c.env == ("A=mine", "B", "PATH=/bin")
+        assert (c.user, c.working_dir, c.stop_signal, c.stop_timeout) == (
+            "daemon", "/srv", "SIGQUIT", 3)
+        assert c.labels == {"from": "image", "k": "v"}
+        assert c.exposed_ports == (Port(80),)
+        assert c.healthcheck == HealthConfig(test=("CMD", "true"), interval=2_000_000_000)
+        assert c.mac_address == ""          # no network to give it to
+        assert c.hostname == cid[:12] and c.cmd == ("sleep", "1") and c.entrypoint is None
+        hc = svc.resolve(cid).host_config
+        assert (hc.network_mode, hc.ipc_mode, hc.shm_size, hc.memory_swap) == (
+            "none", "private", 64 << 20, 128 << 20)
+        assert hc.log_config == LogConfig(type="json-file", config={})
+        assert hc.restart_policy == RestartPolicy(name="on-failure", maximum_retry_count=2)
+        assert hc.masked_paths and hc.readonly_paths
+        shown = _inspect(svc, cid)
+        assert shown["Config"]["ExposedPorts"] == {"80/tcp": {}}
+        assert shown["HostConfig"]["RestartPolicy"] == {"Name": "on-failure",
+                                                        "MaximumRetryCount": 2}
+        # the stored record is the typed one, field for field
+        stored = next(s for s in svc.meta.containers() if s["id"] == cid)
+        assert stored["v"] == VERSION
+        back = ContainerRecord.from_stored(json.loads(json.dumps(stored)))
+        assert (back.config, back.host_config) == (c, hc)
+    _run(tmp_path, scenario)
+
+
+def test_update_changes_the_typed_host_config(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "true", Memory=64 << 20)
+        assert svc.resolve(cid).host_config.memory_swap == 128 << 20
+        warnings = await svc.update(cid, {"memory": 512 << 20,
+                                          "restart_policy": RestartPolicy(name="always")})
+        hc = svc.resolve(cid).host_config
+        assert warnings == [] and hc.memory == 512 << 20
+        assert hc.memory_swap == 0      # below the new limit: dropped, as dockerd
+        assert hc.restart_policy.name == "always"
+        with pytest.raises(InvalidArgument, match="Minimum memory limit allowed is 6MB"):
+            await svc.update(cid, {"memory": 1 << 20})
+        assert svc.resolve(cid).host_config.memory == 512 << 20   # unchanged
+    _run(tmp_path, scenario)
+
+
+def test_a_bad_host_config_changes_nothing(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        for hc, message in (({"RestartPolicy": {"Name": "sometimes"}},
+                             "invalid restart policy 'sometimes'"),
+                            ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}},
+                             "can't create 'AutoRemove' container with restart policy"),
+                            ({"LogConfig": {"Type": "syslog"}},
+                             "no log driver named 'syslog'"),
+                            ({"CpuCount": 2}, "HostConfig.CpuCount is not supported")):
+            with pytest.raises(InvalidArgument, match=message):
+                await _create(svc, "true", **hc)
+        assert svc.list(all_=True) == []
     _run(tmp_path, scenario)

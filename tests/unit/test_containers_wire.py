@@ -15,6 +15,15 @@ from berth.api.containers_wire import (
     port_map_from_docker,
     port_map_to_docker,
     ps_ports,
+    update_request,
+)
+from berth.containers.hostconfig import (
+    DeviceMapping,
+    DeviceRequest,
+    HostConfig,
+    LogConfig,
+    RestartPolicy,
+    Ulimit,
 )
 from berth.containers.ports import Port, PortBinding
 from berth.containers.record import VERSION, ContainerEndpoint, ContainerRecord
@@ -78,7 +87,7 @@ def test_an_endpoint_is_stored_as_the_networks_service_hands_it_out() -> None:
 def test_a_records_ports_and_endpoints_survive_its_stored_form() -> None:
     rec = ContainerRecord(id="ab" * 32, name="/web", created_ns=1, image="sha256:" + "cd" * 32,
                           path="sh", args=[], config=ContainerConfig(image="busybox"),
-                          host_config={})
+                          host_config=HostConfig())
     rec.ports = port_map_from_docker(DOCKERD_PORTS, "Ports")
     rec.endpoints = [ContainerEndpoint.from_json(ENDPOINT)]
     back = ContainerRecord.from_stored(rec.to_json())
@@ -132,7 +141,8 @@ def test_a_create_body_is_read_at_the_edge() -> None:
                           "HostConfig": {"NetworkMode": "none"},
                           "NetworkingConfig": {"EndpointsConfig": {}}})
     assert (req.config.cmd, req.config.entrypoint) == (("true",), ("",))
-    assert req.host_config == {"NetworkMode": "none"} and "HostConfig" not in req.config.extra
+    assert req.host_config == HostConfig(network_mode="none")
+    assert "HostConfig" not in req.config.extra
     assert req.networking == {"EndpointsConfig": {}}
 
 
@@ -157,9 +167,106 @@ def test_a_bad_create_body_is_a_400(body: Any, message: str) -> None:
 def test_a_record_of_version_2_loads_and_saves_as_version_3() -> None:
     rec = ContainerRecord(id="ab" * 32, name="/web", created_ns=1, image="sha256:" + "cd" * 32,
                           path="nginx", args=[], config=config_from_docker(DOCKERD_CONFIG),
-                          host_config={"NetworkMode": "bridge"})
+                          host_config=HostConfig(network_mode="bridge"))
     v3 = rec.to_json()
     v2 = {**copy.deepcopy(v3), "v": 2, "config": copy.deepcopy(DOCKERD_CONFIG)}
     back = ContainerRecord.from_stored(v2)
     assert back.config == rec.config
     assert back.to_json() == v3 and v3["v"] == VERSION == 3
+
+
+# HostConfig of `docker run --restart on-failure:2 -m 64m --cpu-shares 512 --cap-add NET_ADMIN
+# --device /dev/null:/dev/n:r --ulimit nofile=1024:2048 --dns 10.0.0.1 --add-host h:10.1.2.3
+# --tmpfs /run:size=1m --sysctl net.ipv4.ip_forward=1 -p 8080:80 --log-opt max-size=1m
+# --device-write-bps /dev/sda:1mb --gpus all busybox`, as dockerd 28's inspect shows it (with
+# the Windows and real-time fields berth keeps only to show them)
+DOCKERD_HOST_CONFIG: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "",
+    "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}},
+    "NetworkMode": "bridge",
+    "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+    "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}, "AutoRemove": False,
+    "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [24, 80],
+    "CapAdd": ["NET_ADMIN"], "CapDrop": None, "CgroupnsMode": "host", "Dns": ["10.0.0.1"],
+    "DnsOptions": [], "DnsSearch": [], "ExtraHosts": ["h:10.1.2.3"], "GroupAdd": None,
+    "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+    "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False,
+    "SecurityOpt": None, "Tmpfs": {"/run": "size=1m"}, "UTSMode": "", "UsernsMode": "",
+    "ShmSize": 67108864, "Sysctls": {"net.ipv4.ip_forward": "1"}, "Runtime": "runc",
+    "Isolation": "", "CpuShares": 512, "Memory": 67108864, "NanoCpus": 0,
+    "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+    "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [{"Path": "/dev/sda", "Rate": 1048576}],
+    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
+    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+    "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n",
+                 "CgroupPermissions": "r"}],
+    "DeviceCgroupRules": None,
+    "DeviceRequests": [{"Driver": "", "Count": -1, "DeviceIDs": None,
+                        "Capabilities": [["gpu"]], "Options": {}}],
+    "MemoryReservation": 0, "MemorySwap": 134217728, "MemorySwappiness": None,
+    "OomKillDisable": None, "PidsLimit": None,
+    "Ulimits": [{"Name": "nofile", "Hard": 2048, "Soft": 1024}],
+    "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+    "MaskedPaths": ["/proc/asound", "/proc/acpi"], "ReadonlyPaths": ["/proc/bus"],
+}
+
+
+def test_dockerds_host_config_round_trips() -> None:
+    hc = HostConfig.from_json(copy.deepcopy(DOCKERD_HOST_CONFIG), strict=True)
+    assert hc.restart_policy == RestartPolicy(name="on-failure", maximum_retry_count=2)
+    assert hc.log_config == LogConfig(type="json-file", config={"max-size": "1m"})
+    assert hc.port_bindings == {Port(80): (PortBinding("", "8080"),)}
+    assert hc.devices == (DeviceMapping(path_on_host="/dev/null", path_in_container="/dev/n",
+                                        cgroup_permissions="r"),)
+    assert hc.ulimits == (Ulimit(name="nofile", soft=1024, hard=2048),)
+    assert hc.device_requests == (DeviceRequest(count=-1, capabilities=(("gpu",),),
+                                                options={}),)
+    assert (hc.memory, hc.memory_swap, hc.pids_limit, hc.oom_kill_disable) == (
+        64 << 20, 128 << 20, None, None)
+    assert (hc.dns, hc.dns_search, hc.cap_drop) == (("10.0.0.1",), (), None)
+    # the fields berth refuses unless unset are kept only to be shown
+    assert set(hc.extra) == {"VolumeDriver", "Cgroup", "Isolation", "CpuRealtimePeriod",
+                             "CpuRealtimeRuntime", "CpuCount", "CpuPercent", "IOMaximumIOps",
+                             "IOMaximumBandwidth"}
+    assert hc.to_json() == DOCKERD_HOST_CONFIG
+    # the stored form is the same
+    assert HostConfig.from_json(hc.to_json()) == hc
+
+
+def test_a_host_config_of_a_few_keys_shows_all_of_dockerds() -> None:
+    out = HostConfig.from_json({"NetworkMode": "none"}, strict=True).to_json()
+    assert out["NetworkMode"] == "none" and out["Binds"] is None and out["Memory"] == 0
+    # Docker's omitempty fields only where set
+    assert not {"Annotations", "StorageOpt", "Tmpfs", "Sysctls", "Runtime", "Mounts",
+                "Init"} & set(out)
+    assert HostConfig.from_json({"Init": True}).to_json()["Init"] is True
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"Memory": "64m"}, "HostConfig.Memory: an integer"),
+    ({"Privileged": "yes"}, "HostConfig.Privileged: a boolean"),
+    ({"Dns": [1]}, r"HostConfig.Dns\[0\]: a string"),
+    ({"Sysctls": {"a": 1}}, "HostConfig.Sysctls: a map of strings"),
+    ({"RestartPolicy": "always"}, "HostConfig.RestartPolicy: an object"),
+    ({"Ulimits": [{"Name": "nofile", "Soft": "x"}]}, r"HostConfig.Ulimits\[0\].Soft"),
+    ({"PortBindings": {"80/tcp": "8080"}}, "HostConfig.PortBindings"),
+    ({"PortBindings": {"eighty": None}}, "invalid port"),
+])
+def test_a_bad_host_config_is_a_400(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        HostConfig.from_json(doc, strict=True)
+
+
+def test_a_stored_host_config_is_read_as_berthd_once_read_it() -> None:
+    """Records before typed HostConfigs kept the client's values: a string where a number
+    belongs is read as a number, not refused."""
+    hc = HostConfig.from_json({"ShmSize": "1048576", "Privileged": 1})
+    assert (hc.shm_size, hc.privileged) == (1 << 20, True)
+
+
+def test_an_update_body_is_typed_by_field() -> None:
+    assert update_request({"Memory": 128 << 20, "CpuShares": None, "CpusetCpus": "",
+                           "RestartPolicy": {"Name": "always"}, "Ulimits": []}) == {
+        "memory": 128 << 20, "restart_policy": RestartPolicy(name="always")}
+    with pytest.raises(InvalidArgument, match="HostConfig.Memory"):
+        update_request({"Memory": "1g"})

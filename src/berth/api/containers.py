@@ -21,6 +21,7 @@ from .containers_wire import (
     container_stats,
     container_summary,
     create_request,
+    update_request,
 )
 from .hijack import detach_keys, hijack, pump, upgrade_response
 from .wire import (
@@ -190,7 +191,7 @@ class ContainerHandlers:
 
     async def update(self, request: web.Request) -> web.StreamResponse:
         warnings = await self.containers.update(request.match_info["id"],
-                                                await read_json(request))
+                                                update_request(await read_json(request)))
         return json_response({"Warnings": warnings})
 
     async def export(self, request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,7 @@ from typing import Any
 
 from berth.containers.create import CreateRequest
 from berth.containers.execs import Exec
+from berth.containers.hostconfig import HostConfig
 from berth.containers.ports import Port, PortBinding, PortMap, port_set
 from berth.containers.record import ContainerEndpoint, ContainerState, NetworkRequest
 from berth.containers.resources import StatsSample
@@ -179,9 +180,31 @@ def create_request(body: Any) -> CreateRequest:
     except (TypeError, AttributeError, ValueError) as e:
         raise InvalidArgument(f"invalid container config: {e}") from None
     return CreateRequest(config=config,
-                         host_config=dict(json_object(body.get("HostConfig"), "HostConfig")),
+                         host_config=HostConfig.from_json(
+                             json_object(body.get("HostConfig"), "HostConfig"), strict=True),
                          networking=json_object(body.get("NetworkingConfig"),
                                                 "NetworkingConfig"))
+
+
+# what `POST /containers/{id}/update` may change (dockerd's Resources and RestartPolicy)
+UPDATE_KEYS = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
+               "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
+
+
+def update_request(body: dict[str, Any]) -> dict[str, Any]:
+    """`POST /containers/{id}/update`'s body: the HostConfig fields it gives (null or "" is
+    not given), typed, by field name."""
+    given = {k: body[k] for k in UPDATE_KEYS if k in body and body[k] not in (None, "")}
+    typed = HostConfig.from_json(given, strict=True)
+    names = {f.metadata["json"]: f.name for f in dataclasses.fields(HostConfig)
+             if "json" in f.metadata}
+    return {names[k]: getattr(typed, names[k]) for k in given}
+
+
+def host_config_to_docker(hc: HostConfig) -> dict[str, Any]:
+    """HostConfig as dockerd's inspect shows it: every key of its Go struct (the `omitempty`
+    ones where set), in its order."""
+    return hc.to_json()
 
 
 def _bool(v: Any, field: str) -> bool:
@@ -249,7 +272,7 @@ def container_networks(v: ContainerView) -> dict[str, Any]:
     """NetworkSettings.Networks: one entry per network asked for (with this run's endpoint
     while it runs), or the host's or none's."""
     r = v.record
-    mode = r.host_config.get("NetworkMode", "bridge")
+    mode = r.host_config.network_mode or "bridge"
     by_net = {e.netname: e for e in r.endpoints}
     networks: dict[str, Any] = {}
     if mode in ("host", "none"):
@@ -285,7 +308,7 @@ def container_inspect(v: ContainerView) -> dict[str, Any]:
         "RestartCount": r.restart_count, "Driver": r.driver, "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": list(r.exec_ids) or None,
-        "HostConfig": {**r.host_config, "Links": v.links,
+        "HostConfig": {**host_config_to_docker(r.host_config), "Links": v.links,
                        **({"Runtime": v.runtime} if v.runtime else {})},
         "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
                                                    "LowerDir": ":".join(r.lower_dirs)}},
@@ -307,7 +330,7 @@ def container_summary(v: ContainerView) -> dict[str, Any]:
         "Ports": ps_ports(r.ports) if r.state.running else [],
         "Labels": dict(r.config.labels), "State": r.state.status.value,
         "Status": v.status_text,
-        "HostConfig": {"NetworkMode": r.host_config.get("NetworkMode", "bridge")},
+        "HostConfig": {"NetworkMode": r.host_config.network_mode or "bridge"},
         "NetworkSettings": {"Networks": container_networks(v)},
         "Mounts": [m.to_json() for m in r.mounts],
     }

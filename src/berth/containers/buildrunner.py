@@ -15,6 +15,7 @@ from typing import Any
 
 from berth.containers import ContainerService
 from berth.containers.create import CreateRequest
+from berth.containers.hostconfig import HostConfig
 from berth.containers.settings import ContainerConfig
 
 # what the runtime makes in a container's upper directory as mount points: not the
@@ -74,17 +75,16 @@ class BuildRunner:
         self.containers = containers
 
     async def create(self, spec: StepSpec) -> str:
-        mounts: list[dict[str, Any]] = []
+        mounts: list[dict[str, Any]] = []   # Docker's mount objects, as `--mount` gives them
         for m in spec.mounts:
             if m.type == "tmpfs":
                 mounts.append({"Type": "tmpfs", "Target": m.target})
             else:
                 mounts.append({"Type": m.type, "Source": m.source, "Target": m.target,
                                "ReadOnly": m.read_only})
-        hc: dict[str, Any] = {"NetworkMode": {"": "default", "default": "default"}.get(
-            spec.network, spec.network), "Mounts": mounts}
-        if spec.extra_hosts:
-            hc["ExtraHosts"] = list(spec.extra_hosts)
+        hc = HostConfig(network_mode={"": "default", "default": "default"}.get(
+            spec.network, spec.network), mounts=tuple(mounts),
+            extra_hosts=tuple(spec.extra_hosts) if spec.extra_hosts else None)
         config = ContainerConfig(image=spec.image, cmd=tuple(spec.argv), entrypoint=("",),
                                  env=tuple(spec.env), attach_stdout=True, attach_stderr=True,
                                  labels={STEP_LABEL: "1"})

@@ -54,21 +54,21 @@ class Bundles:
         os.makedirs(bundle, exist_ok=True)
         os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
         netns = None
-        mode = rec.host_config.get("NetworkMode", "bridge")
+        mode = rec.host_config.network_mode or "bridge"
         if mode.startswith("container:"):
             other = self.store.resolve(mode.split(":", 1)[1])
             if not other.state.status.is_running:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
             netns = f"/proc/{other.state.pid}/ns/net"
         # DeviceRequests (--gpus, CDI --device): CDI devices, or dockerd's error
-        requests = rec.host_config.get("DeviceRequests") or []
+        requests = rec.host_config.device_requests or ()
         registry = cdi.Registry(self.cfg.cdi_spec_dirs).load() if requests else None
         cdi_devices = cdi.resolve(requests, registry) if registry else []
         pidns = ipcns = None
-        pid_mode = rec.host_config.get("PidMode") or ""
+        pid_mode = rec.host_config.pid_mode
         if pid_mode.startswith("container:"):
             pidns = f"/proc/{self.ipc.running_donor(pid_mode).state.pid}/ns/pid"
-        ipc_mode = rec.host_config.get("IpcMode") or ""
+        ipc_mode = rec.host_config.ipc_mode
         if ipc_mode.startswith("container:"):
             donor = self.ipc.running_donor(ipc_mode)
             if self.ipc.shm_path(donor) is None:
@@ -77,7 +77,7 @@ class Bundles:
             ipcns = f"/proc/{donor.state.pid}/ns/ipc"
         elif ipc_mode == "shareable":
             self.ipc.mount_shm(rec)
-        if rec.host_config.get("Init") and not (
+        if rec.host_config.init and not (
                 self.cfg.init_path and os.path.exists(self.cfg.init_path)):
             raise System('exec: "docker-init": executable file not found in $PATH '
                          "(berthd --init-path names a static tini)")
@@ -120,7 +120,7 @@ class Bundles:
             forward=self.net.dns_forward([ep.netname for ep in eps]),
             links=self.net.dns_links(rec.nets)) if any(
             self.net.networks and self.net.networks.user_defined(ep.netname) for ep in eps) else None
-        size = rec.host_config.get("ConsoleSize")
+        size = rec.host_config.console_size
         return StartRequest(
             id=cid, bundle=bundle, log_path=rec.log_path, state_dir=state_dir,
             runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),

@@ -16,6 +16,7 @@ from typing import Any
 
 from berth.containers import names, seccomp
 from berth.containers.config import Config, parse_signal
+from berth.containers.hostconfig import HostConfig
 from berth.containers.ports import port_set
 from berth.containers.record import ContainerRecord
 from berth.containers.settings import ContainerConfig, HealthConfig
@@ -25,7 +26,6 @@ from berth.containers.spec import (
     host_device,
     merge_env,
     no_new_privileges,
-    refuse_unsupported,
     validate_host_config,
     validate_sysctls,
 )
@@ -36,48 +36,47 @@ from berth.oci.defaults import MASKED_PATHS, READONLY_PATHS
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateRequest:
-    """What `POST /containers/create` asks for: the Config (typed) and the HostConfig and
-    NetworkingConfig (Docker's, as the client gave them: not typed yet)."""
+    """What `POST /containers/create` asks for: the Config and HostConfig (typed, read from
+    Docker's JSON at the API edge) and the NetworkingConfig (Docker's, as the client gave it:
+    the networks' part, `containers.networking`, reads it)."""
 
     config: ContainerConfig
-    host_config: dict[str, Any] = field(default_factory=dict)
+    host_config: HostConfig = field(default_factory=HostConfig)
     networking: dict[str, Any] = field(default_factory=dict)
 
 
-def check_host_config(config: ContainerConfig, hc: dict[str, Any], cfg: Config, ncpu: int,
+def check_host_config(config: ContainerConfig, hc: HostConfig, cfg: Config, ncpu: int,
                       resolve: Callable[[str], ContainerRecord]) -> list[str]:
     """Refuse what dockerd refuses at create (fills in HostConfig.Runtime); its warnings.
     `resolve` finds another container (whose network a `container:` mode joins). The
     request's Config was checked where it was read (`berth.api.containers_wire`)."""
     warnings = validate_host_config(hc, ncpu)
-    refuse_unsupported(hc, {})
-    if hc.get("UTSMode") == "host" and config.hostname:
+    if hc.uts_mode == "host" and config.hostname:
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
-    if cfg.idmap is not None and hc.get("UsernsMode") != "host":
-        if hc.get("Privileged"):
+    if cfg.idmap is not None and hc.userns_mode != "host":
+        if hc.privileged:
             raise InvalidArgument("privileged mode is incompatible with user namespaces.  "
                                   "You must run the container in the host namespace when "
                                   "running privileged mode")
-        if (hc.get("NetworkMode") or "") == "host":
+        if hc.network_mode == "host":
             raise InvalidArgument("cannot share the host's network namespace when user "
                                   "namespaces are enabled")
-    elif hc.get("UsernsMode") not in (None, "", "host"):
-        raise InvalidArgument(f"invalid USER mode: {hc['UsernsMode']}")
-    given = hc.get("Runtime")
-    hc["Runtime"] = cfg.runtime_key(given)
-    if hc["Runtime"] not in cfg.runtimes:
+    elif hc.userns_mode not in ("", "host"):
+        raise InvalidArgument(f"invalid USER mode: {hc.userns_mode}")
+    given = hc.runtime
+    hc.runtime = cfg.runtime_key(given)
+    if hc.runtime not in cfg.runtimes:
         raise InvalidArgument(f"unknown or invalid runtime name: {given}")
     # a bad seccomp profile, no-new-privileges or cgroupns mode fails the create, not the start
     seccomp.for_container(hc, container_caps(hc))
     no_new_privileges(hc)
     cgroupns_mode(hc)
     joined = ""
-    if (hc.get("NetworkMode") or "").startswith("container:") and hc.get("Sysctls"):
+    if hc.network_mode.startswith("container:") and hc.sysctls:
         with contextlib.suppress(NotFound):
-            joined = resolve(hc["NetworkMode"].split(":", 1)[1]).host_config.get(
-                "NetworkMode") or ""
+            joined = resolve(hc.network_mode.split(":", 1)[1]).host_config.network_mode
     validate_sysctls(hc, joined)
-    for dev in hc.get("Devices") or []:
+    for dev in hc.devices or ():
         host_device(dev)  # a missing device fails the create, not only the start
     fill_defaults(hc)
     return warnings
@@ -86,26 +85,25 @@ def check_host_config(config: ContainerConfig, hc: dict[str, Any], cfg: Config, 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
-def fill_defaults(hc: dict[str, Any]) -> None:
+def fill_defaults(hc: HostConfig) -> None:
     """What dockerd writes into a HostConfig at create, so that inspect shows the values the
     container runs with: the cgroup namespace mode, 64 MiB of /dev/shm, swap as much as
     memory, the masked and read-only paths of /proc and /sys; and no value for "unset"
     swappiness or pids limit (given as -1 or 0)."""
-    hc["CgroupnsMode"] = cgroupns_mode(hc)
-    if not hc.get("ShmSize"):
-        hc["ShmSize"] = DEFAULT_SHM_SIZE
-    mem = int(hc.get("Memory") or 0)
-    if mem > 0 and not hc.get("MemorySwap"):
-        hc["MemorySwap"] = 2 * mem
-    if hc.get("MemorySwappiness") is not None and int(hc["MemorySwappiness"]) == -1:
-        hc["MemorySwappiness"] = None
-    if hc.get("PidsLimit") is not None and int(hc["PidsLimit"]) <= 0:
-        hc["PidsLimit"] = None
-    if not hc.get("Privileged"):
-        if hc.get("MaskedPaths") is None:
-            hc["MaskedPaths"] = list(MASKED_PATHS)
-        if hc.get("ReadonlyPaths") is None:
-            hc["ReadonlyPaths"] = list(READONLY_PATHS)
+    hc.cgroupns_mode = cgroupns_mode(hc)
+    if not hc.shm_size:
+        hc.shm_size = DEFAULT_SHM_SIZE
+    if hc.memory > 0 and not hc.memory_swap:
+        hc.memory_swap = 2 * hc.memory
+    if hc.memory_swappiness == -1:
+        hc.memory_swappiness = None
+    if hc.pids_limit is not None and hc.pids_limit <= 0:
+        hc.pids_limit = None
+    if not hc.privileged:
+        if hc.masked_paths is None:
+            hc.masked_paths = tuple(MASKED_PATHS)
+        if hc.readonly_paths is None:
+            hc.readonly_paths = tuple(READONLY_PATHS)
 
 
 def command(cfg: ContainerConfig, image: RunConfig
@@ -147,7 +145,7 @@ def container_config(req: CreateRequest, image: RunConfig, cid: str) -> Containe
     """The container's Config: the request's over the image's, as dockerd keeps it."""
     cfg, hc = req.config, req.host_config
     entrypoint, cmd = command(cfg, image)
-    host_uts = hc.get("NetworkMode") == "host" or hc.get("UTSMode") == "host"
+    host_uts = hc.network_mode == "host" or hc.uts_mode == "host"
     hostname = cfg.hostname or ("" if host_uts else cid[:12])
     if host_uts:
         hostname = hostname or os.uname().nodename

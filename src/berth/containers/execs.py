@@ -160,8 +160,8 @@ class ExecService:
                 "user": b.user or cfg.user or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": no_new_privileges(hc)}
-        if hc.get("OomScoreAdj"):
-            proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
+        if hc.oom_score_adj:
+            proc["oomScoreAdj"] = hc.oom_score_adj
         filt = None if b.privileged else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt

@@ -11,7 +11,8 @@ import contextlib
 import logging
 from typing import Any
 
-from berth.containers.ports import Port, PortBinding, PortMap
+from berth.containers.hostconfig import HostConfig
+from berth.containers.ports import Port, PortBinding, PortMap, port_map_to_json
 from berth.containers.record import ContainerEndpoint, ContainerRecord, Link, NetworkRequest
 from berth.containers.store import ContainerStore
 from berth.errors import (
@@ -134,8 +135,8 @@ class Networking:
         if n["Driver"] in ("host", "null"):
             raise Forbidden(f"container cannot be disconnected from host network or "
                             f"connected to {n['Name']} network")
-        if rec.host_config.get("NetworkMode") in ("host", "none") or \
-                rec.host_config.get("NetworkMode", "").startswith("container:"):
+        if rec.host_config.network_mode in ("host", "none") or \
+                rec.host_config.network_mode.startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
         nets = rec.nets
@@ -212,22 +213,22 @@ class Networking:
             raise InvalidArgument(f"could not get container for {name}: No such container: "
                                   f"{name}") from None
         seen = set()
-        while (child.host_config.get("NetworkMode") or "").startswith("container:") \
+        while child.host_config.network_mode.startswith("container:") \
                 and child.id not in seen:
             seen.add(child.id)
-            child = self._link_target(child.host_config["NetworkMode"].split(":", 1)[1])
-        if child.host_config.get("NetworkMode") == "host":
+            child = self._link_target(child.host_config.network_mode.split(":", 1)[1])
+        if child.host_config.network_mode == "host":
             raise InvalidArgument("conflicting options: host type networking can't be used "
                                   "with links. This would result in undefined behavior")
         return child
 
-    def register_links(self, hc: dict[str, Any], nets: list[NetworkRequest]
+    def register_links(self, hc: HostConfig, nets: list[NetworkRequest]
                        ) -> list[Link]:
         """`--link` at create. On the default bridge: the legacy links, kept as the targets'
         IDs (inspect shows them under their current names); on a user-defined network they
         are the endpoint's links (aliases of its embedded DNS), as dockerd."""
-        links = list(hc.get("Links") or [])
-        mode = hc.get("NetworkMode") or "bridge"
+        links = list(hc.links or ())
+        mode = hc.network_mode or "bridge"
         if links and mode == "host":
             raise InvalidArgument("conflicting options: host type networking can't be used "
                                   "with links. This would result in undefined behavior")
@@ -237,7 +238,7 @@ class Networking:
         if not links or mode == "none":
             return []
         parsed = [parse_link(link) for link in links]
-        hc["Links"] = None  # legacy links are shown from the record's `links` by inspect
+        hc.links = None  # legacy links are shown from the record's `links` by inspect
         if nets and self.networks is not None and self.networks.user_defined(nets[0].net):
             have = nets[0].links or []
             nets[0].links = [*have, *(link for link in links if link not in have)]
@@ -249,7 +250,7 @@ class Networking:
         """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
         out = [f"{self.store.records[lk.id].name}:{rec.name}/{lk.alias}"
                for lk in rec.links or [] if lk.id in self.store.records]
-        return out or rec.host_config.get("Links")
+        return out or (list(rec.host_config.links) if rec.host_config.links else None)
 
     def _linked(self, rec: ContainerRecord) -> list[tuple[ContainerRecord, str]]:
         """The targets of the legacy links (those not removed since) with their aliases; each
@@ -335,10 +336,10 @@ class Networking:
                 continue
         return False
 
-    def requested(self, hc: dict[str, Any], nc: dict[str, Any]
+    def requested(self, hc: HostConfig, nc: dict[str, Any]
                   ) -> list[NetworkRequest]:
         """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
-        mode = hc.get("NetworkMode") or "bridge"
+        mode = hc.network_mode or "bridge"
         if mode in ("host", "none") or mode.startswith("container:"):
             return []
         # the docker CLI names the default network "default"
@@ -388,7 +389,7 @@ class Networking:
                         only_hosts: bool = False) -> None:
         hc = rec.host_config
         cfg = rec.config
-        host_net = hc.get("NetworkMode") == "host"
+        host_net = hc.network_mode == "host"
         hostname = cfg.hostname
         if not only_hosts:
             with open(rec.hostname_path, "w") as f:
@@ -406,7 +407,7 @@ class Networking:
         if hosts and not hosts.endswith("\n"):
             hosts += "\n"
         # --add-host: in the host's network too, as dockerd
-        for extra in hc.get("ExtraHosts") or []:
+        for extra in hc.extra_hosts or ():
             h, _, ip = extra.partition(":")
             if ip == "host-gateway":
                 ip = self._host_gateway()
@@ -428,7 +429,7 @@ class Networking:
         """In place: the file is bind-mounted into a running container."""
         hc = rec.host_config
         with open(rec.resolv_conf_path, "w") as f:
-            f.write(self._resolv_conf(hc, hc.get("NetworkMode") == "host", embedded=embedded))
+            f.write(self._resolv_conf(hc, hc.network_mode == "host", embedded=embedded))
 
     def _host_gateway(self) -> str:
         """`host-gateway` in --add-host, as dockerd resolves it: the default bridge's
@@ -442,22 +443,22 @@ class Networking:
             raise InvalidArgument("unable to derive the IP value for host-gateway")
         return str(gw)
 
-    def upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
+    def upstream_dns(self, hc: HostConfig, host_net: bool) -> list[str]:
         return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
                 if line.startswith("nameserver ")]
 
-    def _resolv_conf(self, hc: dict[str, Any], host_net: bool, embedded: bool = False) -> str:
+    def _resolv_conf(self, hc: HostConfig, host_net: bool, embedded: bool = False) -> str:
         if embedded:
             # user-defined networks: the embedded DNS server answers names, forwards the rest
-            search = list(hc.get("DnsSearch") or self.cfg.dns_search)
-            options = ["ndots:0", *(hc.get("DnsOptions") or self.cfg.dns_options)]
+            search = list(hc.dns_search or self.cfg.dns_search)
+            options = ["ndots:0", *(hc.dns_options or self.cfg.dns_options)]
             out = "nameserver 127.0.0.11\n"
             if search:
                 out += "search " + " ".join(search) + "\n"
             return out + "options " + " ".join(options) + "\n"
-        dns = list(hc.get("Dns") or self.cfg.dns)
-        search = list(hc.get("DnsSearch") or self.cfg.dns_search)
-        options = list(hc.get("DnsOptions") or self.cfg.dns_options)
+        dns = list(hc.dns or self.cfg.dns)
+        search = list(hc.dns_search or self.cfg.dns_search)
+        options = list(hc.dns_options or self.cfg.dns_options)
         if not dns:
             try:
                 with open("/etc/resolv.conf") as f:
@@ -512,8 +513,8 @@ class Networking:
         """HostConfig.PortBindings (and, with PublishAllPorts, the exposed ports on any host
         port), in the networks service's form."""
         hc = rec.host_config
-        binds = dict(hc.get("PortBindings") or {})
-        if hc.get("PublishAllPorts"):
+        binds = port_map_to_json(hc.port_bindings or {})
+        if hc.publish_all_ports:
             for port in rec.config.exposed_ports:
                 binds.setdefault(str(port), [{"HostIp": "", "HostPort": ""}])
         return binds
@@ -524,7 +525,7 @@ class Networking:
             return
         if not eps or eps[0].kind != "veth":
             raise InvalidArgument("published ports need a bridge network: "
-                                  f"{rec.host_config.get('NetworkMode')} is not one")
+                                  f"{rec.host_config.network_mode} is not one")
         ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname)
         rec.ports = _port_map(ports)
 

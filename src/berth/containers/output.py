@@ -38,7 +38,7 @@ class Output:
         self.images = images
 
     def log_rotation(self, rec: ContainerRecord) -> dict[str, int]:
-        opts = (rec.host_config.get("LogConfig") or {}).get("Config") or {}
+        opts = rec.host_config.log_config.config or {}
         size = self.cfg.log_max_size
         if opts.get("max-size"):
             from berth.units import parse_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from berth.errors import InvalidArgument
 
@@ -65,4 +66,19 @@ def bindings_of(m: Mapping[Port, tuple[PortBinding, ...] | None]
     return [(p, b) for p, binds in m.items() for b in binds or ()]
 
 
-__all__ = ["PROTOCOLS", "Port", "PortBinding", "PortMap", "bindings_of", "port_set"]
+def port_map_to_json(ports: PortMap) -> dict[str, Any]:
+    """A port map as stored, which is Docker's shape ({"80/tcp": [{"HostIp", "HostPort"}]})."""
+    return {str(p): None if binds is None else
+            [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
+            for p, binds in ports.items()}
+
+
+def port_map_from_json(j: Mapping[str, Any] | None) -> PortMap:
+    return {Port.parse(k): None if binds is None else
+            tuple(PortBinding(str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
+                  for b in binds)
+            for k, binds in (j or {}).items()}
+
+
+__all__ = ["PROTOCOLS", "Port", "PortBinding", "PortMap", "bindings_of", "port_map_from_json",
+           "port_map_to_json", "port_set"]

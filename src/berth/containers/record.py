@@ -2,16 +2,18 @@
 in the metadata store.
 
 The record is the service's truth; Docker's inspect JSON is made from it at the API edge
-(`berth.api.wire`). It is saved as its own versioned JSON (`"v": 2`); a record saved by an
-older berthd, which kept Docker's inspect document with berth's fields under `_berth`, loads
-too (`from_stored`), so a daemon upgraded in place still sees its containers.
+(`berth.api.containers_wire`). It is saved as its own versioned JSON (`"v": 3`). Older forms
+load too (`from_stored`), so a daemon upgraded in place still sees its containers: version 2
+(which kept Docker's Config; its HostConfig, ports and endpoints are stored as they are now)
+and, before it, Docker's inspect document with berth's fields under `_berth`.
 
 NetworkSettings is not kept: the API makes it from the networks asked for, the endpoints and
-the published ports. Still Docker-shaped (JSON-like dicts, named here so it is clear what is
-not typed yet): `config` (Docker's Config), `host_config` (HostConfig), `ports` (a PortMap,
-as the networks service publishes it) and `endpoints` (the networks service's endpoints).
+the published ports. The parts: `config` (`containers.settings.ContainerConfig`),
+`host_config` (`containers.hostconfig.HostConfig`), `ports` (`containers.ports.PortMap`),
+`endpoints` (`ContainerEndpoint`: the networks service's endpoint and its network's name).
 
-Imports `containers.status`, `errors`.
+Imports `containers.settings`, `containers.hostconfig`, `containers.ports`,
+`containers.status`, `networks.records`, `errors`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from berth.containers.ports import Port, PortBinding, PortMap
+from berth.containers.hostconfig import HostConfig
+from berth.containers.ports import PortMap, port_map_from_json, port_map_to_json
 from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
 from berth.errors import System
@@ -225,20 +228,6 @@ class ContainerEndpoint(Endpoint):
         return cls.of(j, str(j.get("netname") or ""))
 
 
-def port_map_to_json(ports: PortMap) -> Json:
-    """A port map as stored, which is Docker's shape ({"80/tcp": [{"HostIp", "HostPort"}]})."""
-    return {str(p): None if binds is None else
-            [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
-            for p, binds in ports.items()}
-
-
-def port_map_from_json(j: Mapping[str, Any] | None) -> PortMap:
-    return {Port.parse(k): None if binds is None else
-            tuple(PortBinding(str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
-                  for b in binds)
-            for k, binds in (j or {}).items()}
-
-
 @dataclass(slots=True, kw_only=True)
 class ContainerRecord:
     id: str
@@ -248,7 +237,7 @@ class ContainerRecord:
     path: str                       # the process: its executable and arguments
     args: list[str]
     config: ContainerConfig         # as create merged the request's with the image's
-    host_config: Json               # Docker's HostConfig, with the defaults create filled in
+    host_config: HostConfig         # with the defaults create filled in
     state: ContainerState = field(default_factory=ContainerState)
     restart_count: int = 0
     driver: str = ""                # the storage driver
@@ -284,7 +273,7 @@ class ContainerRecord:
         return {
             "v": VERSION, "id": self.id, "name": self.name, "created_ns": self.created_ns,
             "image": self.image, "path": self.path, "args": list(self.args),
-            "config": self.config.to_json(), "host_config": self.host_config,
+            "config": self.config.to_json(), "host_config": self.host_config.to_json(),
             "state": self.state.to_json(), "restart_count": self.restart_count,
             "driver": self.driver, "upper_dir": self.upper_dir,
             "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
@@ -312,7 +301,8 @@ class ContainerRecord:
             path=j["path"], args=list(j["args"]),
             config=ContainerConfig.from_json(j["config"]) if version == VERSION else
             ContainerConfig.from_legacy(j["config"]),
-            host_config=j["host_config"], state=ContainerState.from_json(j["state"]),
+            host_config=HostConfig.from_json(j["host_config"]),
+            state=ContainerState.from_json(j["state"]),
             restart_count=int(j.get("restart_count") or 0), driver=j.get("driver", ""),
             upper_dir=j.get("upper_dir", ""), lower_dirs=list(j.get("lower_dirs") or []),
             resolv_conf_path=j.get("resolv_conf_path", ""),
@@ -340,7 +330,7 @@ class ContainerRecord:
             id=d["Id"], name=d["Name"], created_ns=int(created_ns), image=d["Image"],
             path=d.get("Path", ""), args=list(d.get("Args") or []),
             config=ContainerConfig.from_legacy(d.get("Config") or {}),
-            host_config=d.get("HostConfig") or {},
+            host_config=HostConfig.from_json(d.get("HostConfig") or {}),
             state=ContainerState(
                 status=ContainerStatus(st.get("Status") or "created"),
                 pid=int(st.get("Pid") or 0), exit_code=int(st.get("ExitCode") or 0),

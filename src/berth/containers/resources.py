@@ -82,7 +82,7 @@ class Resources:
         self.ncpu = ncpu
 
     def _cgroup(self, rec: ContainerRecord) -> cgroups.CgroupManager:
-        parent = rec.host_config.get("CgroupParent") or self.cfg.cgroup_parent
+        parent = rec.host_config.cgroup_parent or self.cfg.cgroup_parent
         return cgroups.detect(f"{parent.strip('/')}/{rec.id}")
 
     def _running(self, ref: str) -> ContainerRecord:
@@ -115,18 +115,14 @@ class Resources:
         self.store.save(rec)
         self.store.event(rec, "unpause")
 
-    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
-        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
+    async def update(self, ref: str, changes: dict[str, Any]) -> list[str]:
+        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup.
+        `changes`: the HostConfig fields given (by field name, typed at the API edge)."""
         rec = self.store.resolve(ref)
-        keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-                "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
-        hc = dict(rec.host_config)
-        for k in keys:
-            if k in body and body[k] not in (None, ""):
-                hc[k] = body[k]
-        if body.get("Memory") and not body.get("MemorySwap") and hc.get("MemorySwap", 0) > 0 \
-                and hc["MemorySwap"] < hc["Memory"]:
-            hc["MemorySwap"] = 0
+        hc = dataclasses.replace(rec.host_config, **changes)
+        if changes.get("memory") and not changes.get("memory_swap") and \
+                0 < hc.memory_swap < hc.memory:
+            hc.memory_swap = 0
         warnings = validate_host_config(hc, self.ncpu)
         if rec.state.status.is_running:
             spec = build_spec(cid=rec.id, config=rec.config, host_config=hc,
@@ -193,7 +189,7 @@ class Resources:
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
         return dataclasses.replace(
             base, running=True, pids=st.pids,
-            pids_limit=int(rec.host_config.get("PidsLimit") or 0),
+            pids_limit=rec.host_config.pids_limit or 0,
             io_read=st.io_read, io_write=st.io_write, networks=self._net_stats(rec),
             cpu_usage_ns=st.cpu_usage_ns, system_cpu_ns=_system_cpu_ns(),
             online_cpus=self.ncpu, memory_usage=st.memory_usage, memory_limit=mem_limit,

@@ -173,8 +173,9 @@ class ContainerService:
     async def unpause(self, ref: str) -> None:
         await self.resources.unpause(ref)
 
-    async def update(self, ref: str, body: dict[str, Any]) -> builtins.list[str]:
-        return await self.resources.update(ref, body)
+    async def update(self, ref: str, changes: dict[str, Any]) -> builtins.list[str]:
+        """`docker update`: `changes` are HostConfig fields by name, typed at the API edge."""
+        return await self.resources.update(ref, changes)
 
     def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
         return self.resources.top(ref, ps_args)
@@ -204,7 +205,7 @@ class ContainerService:
             raise NotFound(f"No such image: {shown}") from None
         icfg = image.spec.config
         cid = secrets.token_hex(32)
-        hc: dict[str, Any] = dict(req.host_config)
+        hc = dataclasses.replace(req.host_config)   # create fills in dockerd's defaults
         req = dataclasses.replace(req, host_config=hc)
         try:
             warnings = check_host_config(req.config, hc, self.cfg, self.ncpu,
@@ -224,8 +225,7 @@ class ContainerService:
         cdir = self.store.dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
-        hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
-        hc["LogConfig"] = log_config(hc.get("LogConfig"))
+        hc.log_config = log_config(hc.log_config)
         args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
         rec = ContainerRecord(
             id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
@@ -233,7 +233,7 @@ class ContainerService:
             upper_dir=self.driver.upper(cid), lower_dirs=[la.path for la in reversed(layers)],
             resolv_conf_path=os.path.join(cdir, "resolv.conf"),
             hostname_path=os.path.join(cdir, "hostname"), hosts_path=os.path.join(cdir, "hosts"),
-            log_path="" if hc["LogConfig"]["Type"] == "none" else
+            log_path="" if hc.log_config.type == "none" else
             os.path.join(cdir, f"{cid}-json.log"),
             layers=[la.chain_id for la in layers], nets=nets, links=links)
         # each step registers its undo; nothing half made stays if a later one fails
@@ -272,7 +272,7 @@ class ContainerService:
             except BerthError as e:
                 rec.state.error = e.message
                 self.store.save(rec)
-                if rec.host_config.get("AutoRemove"):
+                if rec.host_config.auto_remove:
                     self.store.spawn(self._auto_remove(cid))
                 raise
 
@@ -350,7 +350,7 @@ class ContainerService:
         if record.oom:
             self.store.event(rec, "oom")
         self.store.event(rec, "die", exitCode=str(code))
-        if rec.host_config.get("AutoRemove"):
+        if rec.host_config.auto_remove:
             await self._auto_remove(cid)
         elif self.restarts.should_restart(rec, code):
             self.restarts.schedule(rec)

@@ -116,7 +116,7 @@ class ContainerStore:
 
     def runtime_of(self, rec: ContainerRecord) -> tuple[str, str]:
         """For the shim: an OCI runtime binary to drive and its root ("" for berth's own)."""
-        name = rec.host_config.get("Runtime") or "berth"
+        name = rec.host_config.runtime or "berth"
         path = self.cfg.runtimes.get(name, "")
         if not path:
             return "", ""

@@ -52,7 +52,7 @@ class Views:
         rec = self.store.resolve(ref)
         return self._view(rec, size, links=self.net.links_view(rec),
                           runtime=self.store.cfg.runtime_shown(
-                              rec.host_config.get("Runtime") or ""))
+                              rec.host_config.runtime))
 
     def _view(self, rec: ContainerRecord, size: bool, **extra: Any) -> ContainerView:
         """The record with what the API shows beside it; its sizes on disk with `size`."""
