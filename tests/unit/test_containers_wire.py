@@ -12,6 +12,7 @@ from berth.api.containers_wire import (
     config_from_docker,
     config_to_docker,
     create_request,
+    endpoint_request,
     port_map_from_docker,
     port_map_to_docker,
     ps_ports,
@@ -26,7 +27,7 @@ from berth.containers.hostconfig import (
     Ulimit,
 )
 from berth.containers.ports import Port, PortBinding
-from berth.containers.record import VERSION, ContainerEndpoint, ContainerRecord
+from berth.containers.record import VERSION, ContainerEndpoint, ContainerRecord, NetworkRequest
 from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.errors import InvalidArgument
 
@@ -138,12 +139,20 @@ def test_the_stored_config_round_trips() -> None:
 
 def test_a_create_body_is_read_at_the_edge() -> None:
     req = create_request({"Image": "busybox", "Cmd": "true", "Entrypoint": "",
-                          "HostConfig": {"NetworkMode": "none"},
-                          "NetworkingConfig": {"EndpointsConfig": {}}})
+                          "HostConfig": {"NetworkMode": "web"},
+                          "NetworkingConfig": {"EndpointsConfig": {"web": {
+                              "Aliases": ["w"], "Links": ["db:d"], "MacAddress": "",
+                              "IPAMConfig": {"IPv4Address": "10.5.0.9",
+                                             "IPv6Address": "fd00::9"},
+                              "DriverOpts": {"o": "1"}}}}})
     assert (req.config.cmd, req.config.entrypoint) == (("true",), ("",))
-    assert req.host_config == HostConfig(network_mode="none")
-    assert "HostConfig" not in req.config.extra
-    assert req.networking == {"EndpointsConfig": {}}
+    assert req.host_config == HostConfig(network_mode="web")
+    assert "HostConfig" not in req.config.extra and "NetworkingConfig" not in req.config.extra
+    assert req.endpoints == {"web": NetworkRequest(net="", aliases=["w"], links=["db:d"],
+                                                   ip="10.5.0.9", ip6="fd00::9",
+                                                   driver_opts={"o": "1"})}
+    # `network connect`'s EndpointConfig, null
+    assert endpoint_request(None, "EndpointConfig") == NetworkRequest(net="")
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -158,6 +167,10 @@ def test_a_create_body_is_read_at_the_edge() -> None:
     ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 5}},
      "Interval in Healthcheck cannot be less than 1ms"),
     ({"Image": "busybox", "HostConfig": "none"}, "HostConfig"),
+    ({"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"n": {"Aliases": "a"}}}},
+     "NetworkingConfig.EndpointsConfig.n.Aliases"),
+    ({"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"n": {
+        "IPAMConfig": {"IPv4Address": 10}}}}}, "IPAMConfig.IPv4Address"),
 ])
 def test_a_bad_create_body_is_a_400(body: Any, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):

@@ -179,11 +179,31 @@ def create_request(body: Any) -> CreateRequest:
         config = config_from_docker(body)
     except (TypeError, AttributeError, ValueError) as e:
         raise InvalidArgument(f"invalid container config: {e}") from None
+    nc = json_object(body.get("NetworkingConfig"), "NetworkingConfig")
+    eps = json_object(nc.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
     return CreateRequest(config=config,
                          host_config=HostConfig.from_json(
                              json_object(body.get("HostConfig"), "HostConfig"), strict=True),
-                         networking=json_object(body.get("NetworkingConfig"),
-                                                "NetworkingConfig"))
+                         endpoints={str(name): endpoint_request(
+                             ec, f"NetworkingConfig.EndpointsConfig.{name}")
+                             for name, ec in eps.items()})
+
+
+def endpoint_request(value: Any, field: str) -> NetworkRequest:
+    """An EndpointSettings a client gives (create's EndpointsConfig, `network connect`'s
+    EndpointConfig): what it asks of one network. `net` is left for the service to fill."""
+    ec = json_object(value, field)
+    ipam = json_object(ec.get("IPAMConfig"), f"{field}.IPAMConfig")
+    links = ec.get("Links")
+    return NetworkRequest(
+        net="", aliases=list(_string_list(ec.get("Aliases") or [], f"{field}.Aliases")),
+        ip=json_text(ipam.get("IPv4Address"), f"{field}.IPAMConfig.IPv4Address"),
+        ip6=json_text(ipam.get("IPv6Address"), f"{field}.IPAMConfig.IPv6Address"),
+        link_local=list(_string_list(ipam.get("LinkLocalIPs") or [],
+                                     f"{field}.IPAMConfig.LinkLocalIPs")),
+        mac=json_text(ec.get("MacAddress"), f"{field}.MacAddress"),
+        links=None if links is None else list(_string_list(links, f"{field}.Links")),
+        driver_opts=json_strings(ec.get("DriverOpts"), f"{field}.DriverOpts"))
 
 
 # what `POST /containers/{id}/update` may change (dockerd's Resources and RestartPolicy)

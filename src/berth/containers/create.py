@@ -12,13 +12,12 @@ import os
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from berth.containers import names, seccomp
 from berth.containers.config import Config, parse_signal
 from berth.containers.hostconfig import HostConfig
 from berth.containers.ports import port_set
-from berth.containers.record import ContainerRecord
+from berth.containers.record import ContainerRecord, NetworkRequest
 from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.containers.spec import (
     cgroupns_mode,
@@ -36,13 +35,13 @@ from berth.oci.defaults import MASKED_PATHS, READONLY_PATHS
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateRequest:
-    """What `POST /containers/create` asks for: the Config and HostConfig (typed, read from
-    Docker's JSON at the API edge) and the NetworkingConfig (Docker's, as the client gave it:
-    the networks' part, `containers.networking`, reads it)."""
+    """What `POST /containers/create` asks for, read from Docker's JSON at the API edge: the
+    Config, the HostConfig and NetworkingConfig's EndpointsConfig (what is asked of each network,
+    by the name the client gave it)."""
 
     config: ContainerConfig
     host_config: HostConfig = field(default_factory=HostConfig)
-    networking: dict[str, Any] = field(default_factory=dict)
+    endpoints: dict[str, NetworkRequest] = field(default_factory=dict)
 
 
 def check_host_config(config: ContainerConfig, hc: HostConfig, cfg: Config, ncpu: int,

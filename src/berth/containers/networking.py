@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from berth.containers.hostconfig import HostConfig
 from berth.containers.ports import Port, PortBinding, PortMap, port_map_to_json
@@ -92,14 +91,11 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
     return out
 
 
-def _request(net: str, ec: dict[str, Any]) -> NetworkRequest:
-    """What a container asks of one network (its EndpointConfig), as its record keeps it."""
-    ipam = ec.get("IPAMConfig") or {}
-    return NetworkRequest(net=net, aliases=list(ec.get("Aliases") or []),
-                          ip=ipam.get("IPv4Address") or "", mac=ec.get("MacAddress") or "",
-                          ip6=ipam.get("IPv6Address") or "",
-                          link_local=list(ipam.get("LinkLocalIPs") or []),
-                          driver_opts=dict(ec.get("DriverOpts") or {}))
+def _request(net: str, ec: NetworkRequest) -> NetworkRequest:
+    """What a container asks of one network (its EndpointConfig, read at the API edge), as its
+    record keeps it: on the network's own name, and without links (see their callers)."""
+    return NetworkRequest(net=net, aliases=list(ec.aliases), ip=ec.ip, mac=ec.mac, ip6=ec.ip6,
+                          link_local=list(ec.link_local), driver_opts=dict(ec.driver_opts))
 
 
 class Networking:
@@ -127,7 +123,7 @@ class Networking:
             finally:
                 live.answer = None
 
-    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+    async def connect(self, net: str, ref: str, ec: NetworkRequest) -> None:
         """`network connect`; a running container gets its interface plugged at once."""
         rec = self.store.resolve(ref)
         assert self.networks is not None
@@ -144,10 +140,10 @@ class Networking:
             raise Forbidden(f"endpoint with name {rec.name[1:]} already exists in "
                             f"network {n['Name']}")
         entry = _request(n["Name"], ec)
-        if ec.get("Links") and self.networks.user_defined(n["Name"]):
-            for link in ec["Links"]:  # their format; a target may come later (dockerd)
+        if ec.links and self.networks.user_defined(n["Name"]):
+            for link in ec.links:  # their format; a target may come later (dockerd)
                 parse_link(link)
-            entry.links = list(ec["Links"])
+            entry.links = list(ec.links)
         if rec.state.status.is_running:
             eps = rec.endpoints
             used = {e.ifname for e in eps}
@@ -336,15 +332,15 @@ class Networking:
                 continue
         return False
 
-    def requested(self, hc: HostConfig, nc: dict[str, Any]
+    def requested(self, hc: HostConfig, endpoints: dict[str, NetworkRequest]
                   ) -> list[NetworkRequest]:
-        """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
+        """The bridge networks a container joins: its NetworkMode and NetworkingConfig's
+        EndpointsConfig (by the names the client gave)."""
         mode = hc.network_mode or "bridge"
         if mode in ("host", "none") or mode.startswith("container:"):
             return []
         # the docker CLI names the default network "default"
-        eps = {("bridge" if k == "default" else k): v
-               for k, v in (nc.get("EndpointsConfig") or {}).items()}
+        eps = {("bridge" if k == "default" else k): v for k, v in endpoints.items()}
         names = [mode] + [n for n in eps if n != mode]
         out: list[NetworkRequest] = []
         for n in names:
@@ -359,15 +355,15 @@ class Networking:
             if ndoc["Driver"] in ("host", "null"):
                 raise InvalidArgument(f"container cannot be connected to network {n} "
                                       "alongside others")
-            ec = eps.get(n) or {}
-            if ndoc["Name"] == "bridge" and ec.get("Aliases"):
+            ec = eps.get(n) or NetworkRequest(net=n)
+            if ndoc["Name"] == "bridge" and ec.aliases:
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
             entry = _request(ndoc["Name"], ec)
-            if ec.get("Links") and ndoc["Name"] != "bridge":
-                for link in ec["Links"]:  # their format; a target may come later (dockerd)
+            if ec.links and ndoc["Name"] != "bridge":
+                for link in ec.links:  # their format; a target may come later (dockerd)
                     parse_link(link)
-                entry.links = list(ec["Links"])
+                entry.links = list(ec.links)
             out.append(entry)
         return out
 

@@ -60,12 +60,6 @@ def port_set(keys: Iterable[str]) -> tuple[Port, ...]:
     return tuple(out)
 
 
-def bindings_of(m: Mapping[Port, tuple[PortBinding, ...] | None]
-                ) -> list[tuple[Port, PortBinding]]:
-    """Each (port, binding) of a map, in order; a port with no binding has none."""
-    return [(p, b) for p, binds in m.items() for b in binds or ()]
-
-
 def port_map_to_json(ports: PortMap) -> dict[str, Any]:
     """A port map as stored, which is Docker's shape ({"80/tcp": [{"HostIp", "HostPort"}]})."""
     return {str(p): None if binds is None else
@@ -80,5 +74,5 @@ def port_map_from_json(j: Mapping[str, Any] | None) -> PortMap:
             for k, binds in (j or {}).items()}
 
 
-__all__ = ["PROTOCOLS", "Port", "PortBinding", "PortMap", "bindings_of", "port_map_from_json",
+__all__ = ["PROTOCOLS", "Port", "PortBinding", "PortMap", "port_map_from_json",
            "port_map_to_json", "port_set"]

@@ -42,7 +42,7 @@ from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord, WaitResult
+from berth.containers.record import ContainerRecord, NetworkRequest, WaitResult
 from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
@@ -145,7 +145,7 @@ class ContainerService:
     def network_users(self, net: str) -> builtins.list[str]:
         return self.net.network_users(net)
 
-    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+    async def connect(self, net: str, ref: str, ec: NetworkRequest) -> None:
         await self.net.connect(net, ref, ec)
 
     async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
@@ -216,7 +216,7 @@ class ContainerService:
             raise InvalidArgument(f"invalid container config: {e}") from None
         name = pick_name(name, self.store.all())
         mount_specs = self.mounts.specs(req.config.volumes, hc, icfg.volumes)
-        nets = self.net.requested(hc, req.networking)
+        nets = self.net.requested(hc, req.endpoints)
         links = self.net.register_links(hc, nets)
         if full_cfg.mac_address and nets:  # the older, container-wide field
             nets[0].mac = nets[0].mac or full_cfg.mac_address
