@@ -17,7 +17,7 @@ import pytest
 
 from berth.api.containers_wire import container_inspect, create_request
 from berth.containers import Config, ContainerService
-from berth.containers.hostconfig import LogConfig, RestartPolicy
+from berth.containers.hostconfig import LogConfig, ResourcesUpdate, RestartPolicy
 from berth.containers.ports import Port
 from berth.containers.record import VERSION, ContainerRecord
 from berth.containers.settings import HealthConfig
@@ -436,14 +436,14 @@ def test_update_changes_the_typed_host_config(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         cid = await _create(svc, "true", Memory=64 << 20)
         assert svc.resolve(cid).host_config.memory_swap == 128 << 20
-        warnings = await svc.update(cid, {"memory": 512 << 20,
-                                          "restart_policy": RestartPolicy(name="always")})
+        warnings = await svc.update(cid, ResourcesUpdate(
+            memory=512 << 20, restart_policy=RestartPolicy(name="always")))
         hc = svc.resolve(cid).host_config
         assert warnings == [] and hc.memory == 512 << 20
         assert hc.memory_swap == 0      # below the new limit: dropped, as dockerd
         assert hc.restart_policy.name == "always"
         with pytest.raises(InvalidArgument, match="Minimum memory limit allowed is 6MB"):
-            await svc.update(cid, {"memory": 1 << 20})
+            await svc.update(cid, ResourcesUpdate(memory=1 << 20))
         assert svc.resolve(cid).host_config.memory == 512 << 20   # unchanged
     _run(tmp_path, scenario)
 

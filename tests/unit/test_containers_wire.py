@@ -23,6 +23,7 @@ from berth.containers.hostconfig import (
     DeviceRequest,
     HostConfig,
     LogConfig,
+    ResourcesUpdate,
     RestartPolicy,
     Ulimit,
 )
@@ -279,7 +280,7 @@ def test_a_stored_host_config_is_read_as_berthd_once_read_it() -> None:
 
 def test_an_update_body_is_typed_by_field() -> None:
     assert update_request({"Memory": 128 << 20, "CpuShares": None, "CpusetCpus": "",
-                           "RestartPolicy": {"Name": "always"}, "Ulimits": []}) == {
-        "memory": 128 << 20, "restart_policy": RestartPolicy(name="always")}
+                           "RestartPolicy": {"Name": "always"}, "Ulimits": []}) == \
+        ResourcesUpdate(memory=128 << 20, restart_policy=RestartPolicy(name="always"))
     with pytest.raises(InvalidArgument, match="HostConfig.Memory"):
         update_request({"Memory": "1g"})

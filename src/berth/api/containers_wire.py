@@ -1,5 +1,7 @@
 """Docker's JSON of containers, both ways: the containers service's typed records as inspect,
-`ps` and stats show them, and the typed values of a create request's Docker JSON.
+`ps` and stats show them, and the typed values of what clients send (a create's body, an
+update's, a network connect's endpoint). The HostConfig's JSON names are declared on its type
+(`containers.hostconfig`, as Docker's Go struct tags are): its conversion is called from here.
 
 `Any` is allowed here: this is where a container's JSON enters and leaves. Imports the
 containers' types and `errors`.
@@ -14,7 +16,7 @@ from typing import Any
 
 from berth.containers.create import CreateRequest
 from berth.containers.execs import Exec
-from berth.containers.hostconfig import HostConfig
+from berth.containers.hostconfig import HostConfig, ResourcesUpdate
 from berth.containers.ports import Port, PortBinding, PortMap, port_set
 from berth.containers.record import ContainerEndpoint, ContainerState, NetworkRequest
 from berth.containers.resources import StatsSample
@@ -171,8 +173,8 @@ def config_from_docker(d: Mapping[str, Any]) -> ContainerConfig:
 
 
 def create_request(body: Any) -> CreateRequest:
-    """`POST /containers/create`'s body: the Config, typed; HostConfig and NetworkingConfig
-    as given (Docker's, still)."""
+    """`POST /containers/create`'s body, typed: its Config, HostConfig and NetworkingConfig's
+    EndpointsConfig. A value of the wrong JSON type is a 400 naming the field."""
     if not isinstance(body, dict):
         raise InvalidArgument("invalid container config")
     try:
@@ -211,14 +213,14 @@ UPDATE_KEYS = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "Cpu
                "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
 
 
-def update_request(body: dict[str, Any]) -> dict[str, Any]:
+def update_request(body: dict[str, Any]) -> ResourcesUpdate:
     """`POST /containers/{id}/update`'s body: the HostConfig fields it gives (null or "" is
-    not given), typed, by field name."""
+    not given), typed."""
     given = {k: body[k] for k in UPDATE_KEYS if k in body and body[k] not in (None, "")}
     typed = HostConfig.from_json(given, strict=True)
     names = {f.metadata["json"]: f.name for f in dataclasses.fields(HostConfig)
              if "json" in f.metadata}
-    return {names[k]: getattr(typed, names[k]) for k in given}
+    return ResourcesUpdate(**{names[k]: getattr(typed, names[k]) for k in given})
 
 
 def host_config_to_docker(hc: HostConfig) -> dict[str, Any]:

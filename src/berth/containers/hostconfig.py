@@ -168,6 +168,34 @@ class HostConfig:
         return hc
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourcesUpdate:
+    """What `docker update` changes in a HostConfig: each field given, None where not."""
+
+    memory: int | None = None
+    memory_swap: int | None = None
+    nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: int | None = None
+    restart_policy: RestartPolicy | None = None
+
+    def apply(self, hc: HostConfig) -> HostConfig:
+        """A copy of `hc` with these changes (a memory limit below the swap limit kept drops
+        the swap limit, as dockerd)."""
+        out = dataclasses.replace(hc)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is not None:
+                setattr(out, f.name, v)
+        if self.memory and self.memory_swap is None and 0 < out.memory_swap < out.memory:
+            out.memory_swap = 0
+        return out
+
+
 # --- the declared JSON form -------------------------------------------------------------------
 def encode(obj: Any) -> Json:
     out: Json = {}
@@ -290,5 +318,5 @@ def _bad(at: str, what: str, strict: bool, lenient: Any) -> Any:
     return lenient
 
 
-__all__ = ["DeviceMapping", "DeviceRequest", "HostConfig", "LogConfig", "RestartPolicy",
-           "ThrottleDevice", "Ulimit", "WeightDevice", "decode", "encode"]
+__all__ = ["DeviceMapping", "DeviceRequest", "HostConfig", "LogConfig", "ResourcesUpdate",
+           "RestartPolicy", "ThrottleDevice", "Ulimit", "WeightDevice", "decode", "encode"]

@@ -13,9 +13,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from berth import cgroups
+from berth.containers.hostconfig import ResourcesUpdate
 from berth.containers.record import ContainerRecord
 from berth.containers.spec import build_spec, validate_host_config
 from berth.containers.status import ContainerStatus
@@ -115,14 +115,10 @@ class Resources:
         self.store.save(rec)
         self.store.event(rec, "unpause")
 
-    async def update(self, ref: str, changes: dict[str, Any]) -> list[str]:
-        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup.
-        `changes`: the HostConfig fields given (by field name, typed at the API edge)."""
+    async def update(self, ref: str, changes: ResourcesUpdate) -> list[str]:
+        """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
         rec = self.store.resolve(ref)
-        hc = dataclasses.replace(rec.host_config, **changes)
-        if changes.get("memory") and not changes.get("memory_swap") and \
-                0 < hc.memory_swap < hc.memory:
-            hc.memory_swap = 0
+        hc = changes.apply(rec.host_config)
         warnings = validate_host_config(hc, self.ncpu)
         if rec.state.status.is_running:
             spec = build_spec(cid=rec.id, config=rec.config, host_config=hc,

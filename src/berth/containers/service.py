@@ -37,6 +37,7 @@ from berth.containers.create import (
     container_config,
     pick_name,
 )
+from berth.containers.hostconfig import ResourcesUpdate
 from berth.containers.ipc import Ipc
 from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
@@ -173,8 +174,7 @@ class ContainerService:
     async def unpause(self, ref: str) -> None:
         await self.resources.unpause(ref)
 
-    async def update(self, ref: str, changes: dict[str, Any]) -> builtins.list[str]:
-        """`docker update`: `changes` are HostConfig fields by name, typed at the API edge."""
+    async def update(self, ref: str, changes: ResourcesUpdate) -> builtins.list[str]:
         return await self.resources.update(ref, changes)
 
     def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
