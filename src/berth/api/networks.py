@@ -35,7 +35,7 @@ def ipam_config_json(c: IpamConfig) -> dict[str, Any]:
 
 def endpoint_json(ep: Endpoint) -> dict[str, Any]:
     return {"Name": ep.name, "EndpointID": ep.endpoint, "MacAddress": ep.mac,
-            "IPv4Address": f"{ep.ip}/{ep.prefix}",
+            "IPv4Address": f"{ep.ip}/{ep.prefix}" if ep.ip else "",
             "IPv6Address": f"{ep.ip6}/{ep.prefix6}" if ep.ip6 else ""}
 
 
@@ -61,8 +61,6 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgument("ingress network can only be created in swarm mode")
     if b.get("ConfigOnly") or json_object(b.get("ConfigFrom"), "ConfigFrom").get("Network"):
         raise InvalidArgument("config-only networks are not supported by berth")
-    if b.get("EnableIPv4") is False:   # API 1.47's IPv6-only networks
-        raise InvalidArgument("IPv4 cannot be disabled: berth has no IPv6-only networks")
     if (b.get("Scope") or "local") != "local":
         raise InvalidArgument(f"scope {b['Scope']!r} is not supported: only local")
     ipam = b.get("IPAM") or {}
@@ -80,7 +78,9 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
             "driver": json_text(b.get("Driver"), "Driver") or "bridge",
             "ipam": pools, "ipam_driver": json_text(ipam.get("Driver"), "IPAM.Driver") or "default",
             "ipam_options": json_strings(ipam.get("Options"), "IPAM.Options"),
-            "enable_ipv6": bool(b.get("EnableIPv6")), "internal": bool(b.get("Internal")),
+            "enable_ipv6": bool(b.get("EnableIPv6")),
+            # API 1.48's IPv6-only networks: false only where given so
+            "enable_ipv4": b.get("EnableIPv4") is not False, "internal": bool(b.get("Internal")),
             "attachable": bool(b.get("Attachable")),
             "options": json_strings(b.get("Options"), "Options"),
             "labels": json_strings(b.get("Labels"), "Labels")}

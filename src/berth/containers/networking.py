@@ -411,7 +411,8 @@ class Networking:
         if not host_net:
             hosts += self._link_hosts(rec)
             for ep in eps or []:
-                hosts += f"{ep.ip}\t{hostname}\n"
+                if ep.ip:   # none on an IPv6-only network
+                    hosts += f"{ep.ip}\t{hostname}\n"
                 if ep.ip6:   # as dockerd: the IPv6 address names the host too
                     hosts += f"{ep.ip6}\t{hostname}\n"
         with open(rec.hosts_path, "w") as f:
@@ -522,7 +523,8 @@ class Networking:
         if not eps or eps[0].kind != "veth":
             raise InvalidArgument("published ports need a bridge network: "
                                   f"{rec.host_config.network_mode} is not one")
-        ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname)
+        ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname,
+                                                  eps[0].ip6)
         rec.ports = _port_map(ports)
 
     def unplug(self, rec: ContainerRecord) -> None:

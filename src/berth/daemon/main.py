@@ -69,7 +69,7 @@ class Daemon:
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
         self.networks = NetworkService(self.meta, NetConfig(
             bridge=cfg.bridge, bip=cfg.bip, iptables=cfg.iptables, ip_forward=cfg.ip_forward,
-            run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
+            ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6, run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
         self.volumes = VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),
                                      owner=shift, emit=self._emit)
         self.networks.load()
