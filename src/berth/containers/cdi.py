@@ -9,7 +9,7 @@ additionalGids); the spec's own `containerEdits` apply with any of its devices. 
 them to the runtime spec; hooks it does not run, so a device that needs one is refused, never
 injected half.
 
-Imports `errors`.
+Imports `containers.hostconfig` (DeviceRequest), `errors`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """What `create` decides before anything is made: the checks of a create request's host config,
 its command (the image's ENTRYPOINT and CMD as Docker merges them), its name and its config.
 
-Pure functions over the request and the image's config, so that the service's `create` is the
-order of its steps and their undo. Imports `containers.spec`, `containers.names`, `errors`.
+Pure functions over the request (a `CreateRequest`, typed at the API edge) and the image's
+config, so that the service's `create` is the order of its steps and their undo. Imports
+`containers.settings`, `containers.hostconfig`, `containers.spec`, `containers.names`,
+`images` (its typed RunConfig), `errors`.
 """
 
 from __future__ import annotations

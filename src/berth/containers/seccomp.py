@@ -2,7 +2,7 @@
 (`--security-opt seccomp=PROFILE.json`, Docker's profile format), or none (`unconfined`,
 `--privileged`).
 
-Imports `errors`, `linux`. The default profile is berth's own, written from Docker's documented
+Imports `containers.hostconfig`, `errors`, `linux`. The default profile is berth's own, written from Docker's documented
 behaviour: what Docker lists as blocked by its default profile is refused with EPERM (keyrings,
 kernel modules, reboot and kexec, clocks, mount and namespaces, BPF and perf, io_uring, ...),
 each unless the container holds the capability Docker lets it through with. Creating

@@ -1,8 +1,8 @@
-"""From a container's Docker config (Config + HostConfig) to an OCI runtime spec, and the
-validation Docker does at create time.
+"""From a container's typed config (`ContainerConfig` + `HostConfig`) to an OCI runtime spec,
+and the validation Docker does at create time.
 
-Imports `oci.defaults` and `oci.sysctl` (spec data: the runtime itself runs in other
-processes), `errors`.
+Imports `containers.settings`, `containers.hostconfig`, `oci.defaults` and `oci.sysctl` (spec
+data: the runtime itself runs in other processes), `errors`.
 """
 
 from __future__ import annotations
