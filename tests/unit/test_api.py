@@ -68,11 +68,9 @@ class FakeContainers:
 
 
 class FakeExecs:
-    def create(self, ref: str, body: dict[str, Any]) -> str:
+    def create(self, ref: str, config: ExecConfig) -> str:
         if ref != "c1":
             raise NotFound(f"No such container: {ref}")
-        if not body.get("Cmd"):
-            raise InvalidArgument("No exec command specified")
         return "e1"
 
     def inspect(self, eid: str) -> Exec:

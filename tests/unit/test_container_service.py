@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from berth.api.containers_wire import container_inspect, create_request
+from berth.api.containers_wire import container_inspect, create_request, exec_config
 from berth.containers import Config, ContainerService
 from berth.containers.hostconfig import LogConfig, ResourcesUpdate, RestartPolicy
 from berth.containers.ports import Port
@@ -367,16 +367,16 @@ def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
 
 def test_an_exec_runs_with_its_typed_config(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
-        from berth.containers.execs import ExecService
+        from berth.containers.execs import ExecConfig, ExecService
         execs = ExecService(svc)
         cid = await _create(svc, "sleep", "30")
         with pytest.raises(Conflict, match="is not running"):
-            execs.create(cid, {"Cmd": ["true"]})
+            execs.create(cid, ExecConfig(cmd=("true",)))
         await svc.start(cid)
         with pytest.raises(InvalidArgument, match="No exec command specified"):
-            execs.create(cid, {"Cmd": []})
-        eid = execs.create(cid, {"Cmd": ["sh", "-c", "echo $X; exit 5"], "Env": ["X=hi"],
-                                 "AttachStdout": True})
+            exec_config({"Cmd": []})
+        eid = execs.create(cid, exec_config({"Cmd": ["sh", "-c", "echo $X; exit 5"],
+                                             "Env": ["X=hi"], "AttachStdout": True}))
         ex = execs.inspect(eid)
         assert (ex.config.cmd, ex.config.env, ex.config.attach_stdout) == (
             ("sh", "-c", "echo $X; exit 5"), ("X=hi",), True)

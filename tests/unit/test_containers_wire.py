@@ -13,11 +13,13 @@ from berth.api.containers_wire import (
     config_to_docker,
     create_request,
     endpoint_request,
+    exec_config,
     port_map_from_docker,
     port_map_to_docker,
     ps_ports,
     update_request,
 )
+from berth.containers.execs import ExecConfig
 from berth.containers.hostconfig import (
     DeviceMapping,
     DeviceRequest,
@@ -284,3 +286,19 @@ def test_an_update_body_is_typed_by_field() -> None:
         ResourcesUpdate(memory=128 << 20, restart_policy=RestartPolicy(name="always"))
     with pytest.raises(InvalidArgument, match="HostConfig.Memory"):
         update_request({"Memory": "1g"})
+
+
+def test_an_exec_body_is_read_at_the_edge() -> None:
+    c = exec_config({"Cmd": ["sh", "-c", "true"], "Env": ["A=1"], "Tty": True, "User": "1:2",
+                     "AttachStdout": True, "DetachKeys": "ctrl-x", "ConsoleSize": [24, 80]})
+    assert c == ExecConfig(cmd=("sh", "-c", "true"), env=("A=1",), tty=True, user="1:2",
+                           attach_stdout=True, detach_keys="ctrl-x", console_size=(24, 80))
+    assert exec_config({"Cmd": "true"}).cmd == ("true",)   # dockerd's strslice
+    for body, message in (({}, "No exec command specified"),
+                          ({"Cmd": []}, "No exec command specified"),
+                          ({"Cmd": ["true"], "Env": "A=1"}, "invalid Env"),
+                          ({"Cmd": ["true"], "Privileged": "yes"}, "invalid Privileged"),
+                          ({"Cmd": ["true"], "ConsoleSize": [24]}, "invalid ConsoleSize"),
+                          ({"Cmd": ["true"], "DetachKeys": "ctrl-"}, "Invalid escape keys")):
+        with pytest.raises(InvalidArgument, match=message):
+            exec_config(body)

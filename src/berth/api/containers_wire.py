@@ -14,8 +14,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from berth.containers.channel import parse_detach_keys
 from berth.containers.create import CreateRequest
-from berth.containers.execs import Exec
+from berth.containers.execs import Exec, ExecConfig
 from berth.containers.hostconfig import HostConfig, ResourcesUpdate
 from berth.containers.ports import Port, PortBinding, PortMap, port_set
 from berth.containers.record import ContainerEndpoint, ContainerState, NetworkRequest
@@ -254,6 +255,36 @@ def _string_list(v: Any, field: str) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise InvalidArgument(f"invalid {field}: a list of strings is expected")
     return tuple(v)
+
+
+# --- exec ------------------------------------------------------------------------------------
+def exec_config(body: dict[str, Any]) -> ExecConfig:
+    """`POST /containers/{id}/exec`'s body, typed; a missing command or bad detach keys are
+    refused (400), as dockerd's router does before it looks for the container."""
+    cmd = body.get("Cmd")
+    cmd = () if cmd is None or cmd == "" else _strings(cmd, "Cmd")
+    if not cmd:
+        raise InvalidArgument("No exec command specified")
+    keys = json_text(body.get("DetachKeys"), "DetachKeys")
+    if keys:
+        try:
+            parse_detach_keys(keys)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
+    size = body.get("ConsoleSize")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in size)):
+        raise InvalidArgument("invalid ConsoleSize: two sizes are expected")
+    return ExecConfig(
+        cmd=cmd, tty=_bool(body.get("Tty"), "Tty"),
+        attach_stdin=_bool(body.get("AttachStdin"), "AttachStdin"),
+        attach_stdout=_bool(body.get("AttachStdout"), "AttachStdout"),
+        attach_stderr=_bool(body.get("AttachStderr"), "AttachStderr"),
+        privileged=_bool(body.get("Privileged"), "Privileged"),
+        user=json_text(body.get("User"), "User"),
+        working_dir=json_text(body.get("WorkingDir"), "WorkingDir"),
+        env=() if body.get("Env") is None else _string_list(body["Env"], "Env"),
+        detach_keys=keys, console_size=(size[0], size[1]) if size else None)
 
 
 # --- containers --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from berth.containers.execs import ExecService, ExecStartError
+from berth.containers.execs import ExecConfig, ExecService, ExecStartError
 from berth.containers.record import Health, HealthProbe, HealthStatus
 from berth.containers.settings import HealthConfig
 from berth.containers.status import ContainerStatus
@@ -133,8 +133,8 @@ class HealthChecker:
 
     async def _probe(self, cid: str, hc: HealthCheck) -> HealthProbe:
         start = time.time()
-        eid = self.execs.create(cid, {"Cmd": list(hc.cmd), "AttachStdout": True,
-                                      "AttachStderr": True})
+        eid = self.execs.create(cid, ExecConfig(cmd=hc.cmd, attach_stdout=True,
+                                                attach_stderr=True))
         att = self.execs.attach(eid)
         output = b""
         code: int = -1
