@@ -255,12 +255,12 @@ def test_health_start_interval_during_the_start_period() -> None:
 
 
 def test_healthcheck_durations() -> None:
-    validate_healthcheck({"Interval": 0, "StartInterval": 1_000_000})
+    validate_healthcheck(HealthConfig(interval=0, start_interval=1_000_000))
     with pytest.raises(InvalidArgument, match="StartInterval in Healthcheck cannot be less "
                        "than 1ms"):
-        validate_healthcheck({"StartInterval": 999})
+        validate_healthcheck(HealthConfig(start_interval=999))
     with pytest.raises(InvalidArgument, match="Retries in Healthcheck cannot be negative"):
-        validate_healthcheck({"Retries": -1})
+        validate_healthcheck(HealthConfig(retries=-1))
 
 
 def _registry(tmp_path: Path) -> Any:

@@ -98,15 +98,16 @@ def health_from_docker(value: Any) -> HealthConfig | None:
     if value is None:
         return None
     d = json_object(value, "Config.Healthcheck")
-    validate_healthcheck(d)
     test = d.get("Test")
-    return HealthConfig(test=None if test is None else _strings(test, "Healthcheck.Test"),
-                        interval=_int(d.get("Interval"), "Healthcheck.Interval"),
-                        timeout=_int(d.get("Timeout"), "Healthcheck.Timeout"),
-                        start_period=_int(d.get("StartPeriod"), "Healthcheck.StartPeriod"),
-                        start_interval=_int(d.get("StartInterval"),
-                                            "Healthcheck.StartInterval"),
-                        retries=_int(d.get("Retries"), "Healthcheck.Retries"))
+    health = HealthConfig(
+        test=None if test is None else _strings(test, "Healthcheck.Test"),
+        interval=_int(d.get("Interval"), "Healthcheck.Interval"),
+        timeout=_int(d.get("Timeout"), "Healthcheck.Timeout"),
+        start_period=_int(d.get("StartPeriod"), "Healthcheck.StartPeriod"),
+        start_interval=_int(d.get("StartInterval"), "Healthcheck.StartInterval"),
+        retries=_int(d.get("Retries"), "Healthcheck.Retries"))
+    validate_healthcheck(health)
+    return health
 
 
 def config_to_docker(c: ContainerConfig) -> dict[str, Any]:

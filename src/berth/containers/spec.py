@@ -14,7 +14,7 @@ from typing import Any
 
 from berth.containers import seccomp
 from berth.containers.hostconfig import DeviceMapping, HostConfig, ThrottleDevice
-from berth.containers.settings import ContainerConfig
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.errors import InvalidArgument
 from berth.linux import CAPABILITIES
 from berth.oci import sysctl
@@ -195,14 +195,17 @@ def _validate_resources(hc: HostConfig, mem: int) -> list[str]:
     return warnings
 
 
-def validate_healthcheck(health: dict[str, Any] | None) -> None:
+def validate_healthcheck(health: HealthConfig | None) -> None:
     """dockerd's checks of Config.Healthcheck: each duration 0 (the default) or at least
     1ms, Retries not negative."""
-    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
-        v = int((health or {}).get(key) or 0)
+    if health is None:
+        return
+    for key, v in (("Interval", health.interval), ("Timeout", health.timeout),
+                   ("StartPeriod", health.start_period),
+                   ("StartInterval", health.start_interval)):
         if v and v < 1_000_000:
             raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
-    if int((health or {}).get("Retries") or 0) < 0:
+    if health.retries < 0:
         raise InvalidArgument("Retries in Healthcheck cannot be negative")
 
 
