@@ -143,21 +143,20 @@ def test_cri_log_lines() -> None:
 def test_create_body() -> None:
     sb = Sandbox(id="s" * 64, name="web", uid="u-1", namespace="ns", hostname="web", pid=42,
                  dns=DnsConfig(servers=["10.0.0.10"], searches=["ns.svc"]))
-    body = create_body(Spec(name="app", image="busybox", command=["sh"], args=["-c", "x"],
-                            env=[("A", "1")], run_as_user=1000, run_as_group=5,
-                            mounts=[("/h", "/c", True, 1)], labels={"k": "v"},
-                            annotations={"a": "b"}, cap_add=["NET_ADMIN"]), sb)
-    hc = body["HostConfig"]
-    assert body["Entrypoint"] == ["sh"] and body["Cmd"] == ["-c", "x"]
-    assert body["User"] == "1000:5" and body["Hostname"] == "web"
-    assert body["Labels"]["k"] == "v" and body["Labels"]["io.berth.cri.sandbox-id"] == sb.id
-    assert hc["NetworkMode"] == "none" and hc["IpcMode"] == "private"
-    assert hc["Annotations"] == {"io.berth.cri.netns": "/proc/42/ns/net",
-                                 "io.berth.cri.ipcns": "/proc/42/ns/ipc"}
-    assert hc["Binds"] == ["/h:/c:ro,rslave"] and hc["Dns"] == ["10.0.0.10"]
+    req = create_body(Spec(name="app", image="busybox", command=["sh"], args=["-c", "x"],
+                           env=[("A", "1")], run_as_user=1000, run_as_group=5,
+                           mounts=[("/h", "/c", True, 1)], labels={"k": "v"},
+                           annotations={"a": "b"}, cap_add=["NET_ADMIN"]), sb)
+    config, hc = req.config, req.host_config
+    assert config.entrypoint == ("sh",) and config.cmd == ("-c", "x")
+    assert config.user == "1000:5" and config.hostname == "web"
+    assert config.labels["k"] == "v" and config.labels["io.berth.cri.sandbox-id"] == sb.id
+    assert hc.network_mode == "none" and hc.ipc_mode == "private"
+    assert hc.annotations == {"io.berth.cri.netns": "/proc/42/ns/net",
+                              "io.berth.cri.ipcns": "/proc/42/ns/ipc"}
+    assert hc.binds == ("/h:/c:ro,rslave",) and hc.dns == ("10.0.0.10",)
     sb.host_network = True
-    assert create_body(Spec(name="app", image="busybox"), sb)["HostConfig"]["NetworkMode"] \
-        == "host"
+    assert create_body(Spec(name="app", image="busybox"), sb).host_config.network_mode == "host"
 
 
 def test_times() -> None:

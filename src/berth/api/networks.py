@@ -17,6 +17,7 @@ from berth.containers import ContainerService
 from berth.errors import InvalidArgument, NotFound
 from berth.networks import Endpoint, IpamConfig, NetworkRecord, NetworkService, NetworkView
 
+from .containers_wire import endpoint_request
 from .wire import filters, json_object, json_response, json_strings, json_text, read_json
 
 
@@ -134,7 +135,7 @@ class NetworkHandlers:
         b = await read_json(request)
         await self.containers.connect(request.match_info["id"],
                                       json_text(b.get("Container"), "Container"),
-                                      json_object(b.get("EndpointConfig"), "EndpointConfig"))
+                                      endpoint_request(b.get("EndpointConfig"), "EndpointConfig"))
         return web.Response(status=200)
 
     async def disconnect(self, request: web.Request) -> web.StreamResponse:

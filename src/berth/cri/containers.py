@@ -16,7 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from berth.containers.bundle import CRI_IPCNS, CRI_NETNS, CRI_PIDNS
+from berth.containers.create import CreateRequest
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import ContainerRecord
+from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
 from berth.cri.sandboxes import Sandbox
 from berth.errors import InvalidArgument
@@ -104,8 +107,9 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
     return []   # RuntimeDefault: berth's default profile, as Docker's
 
 
-def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
-    """The Engine API's create body (the containers service's input) for `spec` in `sb`."""
+def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
+    """What the containers service creates for `spec` in `sb`: its Config typed, its HostConfig
+    read from the HostConfig's own (Docker-named) form."""
     labels = dict(spec.labels)
     labels.update({L_SANDBOX: sb.id, L_NAME: spec.name, L_ATTEMPT: str(spec.attempt),
                    L_LOG: spec.log_path, L_IMAGE: spec.shown_image or spec.image,
@@ -160,37 +164,27 @@ def create_body(spec: Spec, sb: Sandbox) -> dict[str, Any]:
     if sb.shm_path:   # the pod's, shared by its containers
         hc["Mounts"] = [{"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"}]
     hc["Annotations"] = annotations
-    body: dict[str, Any] = {
-        "Image": spec.image, "Labels": labels, "Env": [f"{k}={v}" for k, v in spec.env],
-        "WorkingDir": spec.working_dir, "User": user, "Tty": spec.tty,
-        "OpenStdin": spec.stdin, "StdinOnce": spec.stdin_once, "AttachStdin": False,
-        "AttachStdout": False, "AttachStderr": False, "HostConfig": hc,
-    }
-    if not sb.host_network:
-        body["Hostname"] = sb.hostname
-    if spec.command:
-        body["Entrypoint"] = spec.command
-        body["Cmd"] = spec.args
-    elif spec.args:
-        body["Cmd"] = spec.args
-    return body
+    cmd: tuple[str, ...] | None = tuple(spec.args) if spec.command or spec.args else None
+    config = ContainerConfig(
+        image=spec.image, labels=labels, env=tuple(f"{k}={v}" for k, v in spec.env),
+        working_dir=spec.working_dir, user=user, tty=spec.tty, open_stdin=spec.stdin,
+        stdin_once=spec.stdin_once, hostname="" if sb.host_network else sb.hostname,
+        entrypoint=tuple(spec.command) if spec.command else None, cmd=cmd)
+    return CreateRequest(config=config, host_config=HostConfig.from_json(hc, strict=True))
 
 
 def record_labels(rec: ContainerRecord) -> dict[str, str]:
     """The berth container's labels: the one place the CRI reads its record's config."""
-    return dict(rec.config.get("Labels") or {})
+    return dict(rec.config.labels)
 
 
 def resources_of(rec: ContainerRecord) -> dict[str, Any]:
     """LinuxContainerResources' fields from the container's limits (the one place the CRI
     reads its record's host config)."""
     hc = rec.host_config
-    return {"cpu_shares": int(hc.get("CpuShares") or 0),
-            "cpu_period": int(hc.get("CpuPeriod") or 0),
-            "cpu_quota": int(hc.get("CpuQuota") or 0),
-            "memory_limit_in_bytes": int(hc.get("Memory") or 0),
-            "cpuset_cpus": str(hc.get("CpusetCpus") or ""),
-            "cpuset_mems": str(hc.get("CpusetMems") or "")}
+    return {"cpu_shares": hc.cpu_shares, "cpu_period": hc.cpu_period,
+            "cpu_quota": hc.cpu_quota, "memory_limit_in_bytes": hc.memory,
+            "cpuset_cpus": hc.cpuset_cpus, "cpuset_mems": hc.cpuset_mems}
 
 
 def is_cri(rec: ContainerRecord) -> bool:

@@ -15,7 +15,8 @@ from typing import Any
 
 from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
-from berth.containers.execs import ExecService
+from berth.containers.execs import ExecConfig, ExecService
+from berth.containers.hostconfig import ResourcesUpdate
 from berth.containers.record import ContainerRecord
 from berth.cri import containers as cc
 from berth.cri.cni import Cni
@@ -276,10 +277,11 @@ class ContainerHandlers:
     async def UpdateContainerResources(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
         r = req.linux
-        body = {"CpuShares": r.cpu_shares, "CpuPeriod": r.cpu_period, "CpuQuota": r.cpu_quota,
-                "Memory": r.memory_limit_in_bytes, "CpusetCpus": r.cpuset_cpus,
-                "CpusetMems": r.cpuset_mems}
-        await self.containers.update(rec.id, {k: v for k, v in body.items() if v})
+        # as before: a field left at zero (or empty) is not changed
+        await self.containers.update(rec.id, ResourcesUpdate(
+            cpu_shares=r.cpu_shares or None, cpu_period=r.cpu_period or None,
+            cpu_quota=r.cpu_quota or None, memory=r.memory_limit_in_bytes or None,
+            cpuset_cpus=r.cpuset_cpus or None, cpuset_mems=r.cpuset_mems or None))
         return api().UpdateContainerResourcesResponse()
 
     def _cri_containers(self, *, cid: str = "", sid: str = "",
@@ -347,8 +349,8 @@ class ContainerHandlers:
         rec = self._resolve(req.container_id)
         if not req.cmd:
             raise InvalidArgument("ExecSync needs a command")
-        eid = self.execs.create(rec.id, {"Cmd": list(req.cmd), "AttachStdout": True,
-                                         "AttachStderr": True})
+        eid = self.execs.create(rec.id, ExecConfig(cmd=tuple(req.cmd), attach_stdout=True,
+                                                   attach_stderr=True))
         att = self.execs.attach(eid)
         out: dict[int, bytearray] = {T_STDOUT: bytearray(), T_STDERR: bytearray()}
 

@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 
 from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
-from berth.containers.execs import ExecService
+from berth.containers.execs import ExecConfig, ExecService
 from berth.errors import BerthError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,9 @@ class StreamServer:
         await att.end_stdin()
 
     async def _exec(self, req: StreamRequest, ws: web.WebSocketResponse) -> None:
-        eid = self.execs.create(req.container_id, {
-            "Cmd": req.cmd, "Tty": req.tty, "AttachStdin": req.stdin,
-            "AttachStdout": req.stdout, "AttachStderr": req.stderr and not req.tty})
+        eid = self.execs.create(req.container_id, ExecConfig(
+            cmd=tuple(req.cmd), tty=req.tty, attach_stdin=req.stdin,
+            attach_stdout=req.stdout, attach_stderr=req.stderr and not req.tty))
         att = self.execs.attach(eid)
         try:
             await self.execs.start(eid)
