@@ -1,7 +1,7 @@
 """The typed model (`compose.model`) of a canonical project tree (`compose.normalize`): what
 `build_project` makes of each service, network, volume, secret and config.
 
-Imports `errors`, `units` and the compose modules below it.
+Imports the compose modules below it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from berth.compose.model import (
     WatchAction,
     WatchRule,
 )
-from berth.compose.normalize import duration_s, size_bytes, to_bool, to_int
+from berth.compose.values import duration_s, size_bytes, to_bool, to_int
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
