@@ -147,7 +147,7 @@ def test_cli_fast_path_is_lean() -> None:
 @pytest.mark.parametrize(("command", "modules"), [
     ("ps", ["fmt", "main", "ps"]),
     ("exec", ["attach", "main"]),
-    ("run", ["attach", "create", "main", "runflags"]),
+    ("run", ["attach", "create", "createflags", "main", "runflags"]),
 ])
 def test_cli_commands_load_only_their_module(command: str, modules: list[str]) -> None:
     """The command table loads one command group's module: `ps` does not pay for `run`'s flags

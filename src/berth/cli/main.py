@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 # one-line help: "" hides an alias from the lists). `--help`, the completion scripts and the tests all read this table.
 Command = tuple[str, str, str, str, str]
 
+# a hand-aligned table: the formatter would put each field of each entry on its own line
+# fmt: off
 COMMANDS: dict[str, Command] = {
     "run": ("create", "RunOptions", "cmd_run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
             "Create and run a new container from an image"),
@@ -215,6 +217,7 @@ GROUPS: dict[str, dict[str, Command]] = {
             "import", "tag", "history", "save", "load", "pull", "push", "build",)},
     },
 }
+# fmt: on
 
 
 def load(cmd: Command) -> tuple[FlagTable, Handler]:

@@ -32,9 +32,9 @@ def __getattr__(name: str) -> Any:
 def load_project(opts: LoadOptions) -> tuple[Project, list[str]]:
     """The project `opts` names, and the warnings its loading produced."""
     from berth.compose.loader import load
-    from berth.compose.model import build_project
     from berth.compose.normalize import project as normalize_project
     from berth.compose.normalize import unsupported
+    from berth.compose.project import build_project
     loaded = load(opts)
     canonical = normalize_project(loaded.name, loaded.data, loaded.working_dir, loaded.env,
                                   opts.inputs)

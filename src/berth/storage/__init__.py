@@ -3,7 +3,8 @@ drivers that stack them for a container (kernel overlayfs; a copying driver wher
 cannot be used).
 
 Imports `fs`, `content`, `oci`, `errors`, `storage.archive`, `storage.merged` (an image's files
-as the kernel merges them, by directory fd). Drivers return mounts; they never mount
+as the kernel merges them, by directory fd), `storage.tars` (export) and `storage.changes` (a
+container's changes: diff, commit). Drivers return mounts; they never mount
 (containerd's snapshotters): the container's monitor performs the mount in its own mount
 namespace, so a rootfs mount never appears on the host.
 
@@ -17,7 +18,6 @@ Layout under ROOT:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -25,16 +25,21 @@ import secrets
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
-from berth import fs, oci
+from berth import oci
 from berth.content import ContentStore
 from berth.errors import InvalidArgument, NotFound, System
 from berth.fs import atomic_write
 from berth.storage import archive
+from berth.storage.changes import _lower_stat as _lower_stat
+from berth.storage.changes import upper_changes as upper_changes
+from berth.storage.changes import write_diff_tar as write_diff_tar
 from berth.storage.merged import MergedView, copy_into
+from berth.storage.tars import merged_entries as merged_entries
+from berth.storage.tars import tar_header as tar_header
+from berth.storage.tars import write_merged_tar as write_merged_tar
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,206 +364,3 @@ def make_driver(name: str, root: str) -> Driver:
 __all__ = ["Layer", "Mount", "LayerStore", "Driver", "OverlayDriver", "CopyDriver", "merged_entries", "write_merged_tar",
            "MergedView", "copy_into",
            "apply_overlay_dir", "overlay_supported", "make_driver"]
-
-
-def merged_entries(dirs_top_first: list[str]) -> Iterator[tuple[str, str]]:
-    """Walk overlay-format layer dirs as overlayfs would merge them, without mounting: a
-    whiteout or a non-directory (file, symlink) in a higher layer hides everything of the lower
-    ones at and below its path; an opaque directory hides the lower ones' contents.
-
-    Yields (relative path, source path) for every visible entry, parents before children. Each
-    source path is made of directories of its own layer only (see merged.MergedView)."""
-    with MergedView(dirs_top_first) as view:
-        for rel, node in view.entries():
-            yield rel, view.source_path(node, rel)
-
-
-def write_merged_tar(dirs_top_first: list[str], out: BinaryIO,
-                     shift: tuple[int, int] = (0, 0)) -> None:
-    """A tar of the merged filesystem (`docker export`), streamed to `out`. Read by directory
-    fd (a running container's upper directory may change under the walk: a symlink swapped in
-    is archived as a symlink, never followed)."""
-    import tarfile
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf, \
-            MergedView(dirs_top_first) as view:
-        links: dict[tuple[int, int], str] = {}
-        for rel, node in view.entries():
-            _add_node_to_tar(tf, view, node, rel, links, shift)
-
-
-def tar_header(name: str, st: os.stat_result, links: dict[tuple[int, int], str],
-               readlink: Callable[[], str], shift: tuple[int, int] = (0, 0)) -> Any:
-    """The tar header of an entry described by `st`, or None for a socket (no place in a tar).
-    A regular file seen before under another name (`links`, by device and inode) becomes a hard
-    link to it; any other regular file's header has its size, and its content is the caller's
-    to add. Owners are moved down by `shift` (see LayerStore.shift); a symlink's target comes
-    from `readlink`. One place for export, commit and `cp`."""
-    import tarfile
-    ti = tarfile.TarInfo(name)
-    ti.mode = stat.S_IMODE(st.st_mode)
-    ti.uid, ti.gid, ti.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
-    if shift != (0, 0):
-        ti.uid = ti.uid - shift[0] if ti.uid >= shift[0] else 65534
-        ti.gid = ti.gid - shift[1] if ti.gid >= shift[1] else 65534
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFDIR:
-        ti.type = tarfile.DIRTYPE
-    elif fmt == stat.S_IFLNK:
-        ti.type, ti.linkname = tarfile.SYMTYPE, readlink()
-    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        ti.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
-        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    elif fmt == stat.S_IFIFO:
-        ti.type = tarfile.FIFOTYPE
-    elif fmt == stat.S_IFREG:
-        key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in links:
-            ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
-        else:
-            links[key] = name
-            ti.size = st.st_size
-    else:
-        return None
-    return ti
-
-
-def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
-                     links: dict[tuple[int, int], str], shift: tuple[int, int]) -> None:
-    ti = tar_header(rel, node.st, links, lambda: view.readlink(node), shift)
-    if ti is None:
-        return
-    if ti.isreg():
-        with os.fdopen(view.open(node), "rb") as f:
-            tf.addfile(ti, f)
-        return
-    tf.addfile(ti)
-
-
-def _add_to_tar(tf: Any, root_fd: int, rel: str, links: dict[tuple[int, int], str],
-                shift: tuple[int, int] = (0, 0)) -> Any:
-    """Add the entry `rel` of the directory `root_fd` (a container's upper directory, which its
-    processes may be changing right now): opened beneath the root by fd, never through a path
-    string, described from that fd and read only as long as its size then. None if the entry
-    is gone or is a socket."""
-    try:
-        fd = fs.open_beneath(root_fd, rel, fs.O_PATH, follow=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        ti = tar_header(rel, os.fstat(fd), links, lambda: os.readlink("", dir_fd=fd), shift)
-        if ti is None:
-            return None
-        if ti.isreg():
-            # the very inode just described: its O_PATH fd opened again for reading
-            with open(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
-                tf.addfile(ti, f)
-        else:
-            tf.addfile(ti)
-        return ti
-    finally:
-        os.close(fd)
-
-
-# --- the changes of a container's upper directory -----------------------------------------------
-def _lower_stat(rel: str, lowers_top_first: list[str],
-                view: MergedView | None = None) -> os.stat_result | None:
-    """What the image below has at `rel`, as the kernel would show it (whiteouts, opaque
-    directories and non-directories of higher layers honoured; no symlink followed)."""
-    if view is None:
-        if not lowers_top_first:
-            return None
-        with MergedView(lowers_top_first) as v:
-            return _lower_stat(rel, lowers_top_first, v)
-    node = view.lookup(rel)
-    if node is None:
-        return None
-    node.close()
-    return node.st
-
-
-def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = frozenset()  # type: ignore[assignment]
-                  ) -> Iterator[tuple[str, str, str]]:
-    """(kind, relative path, source path) for what a container changed, parents first:
-    kind is "A" (added), "C" (changed) or "D" (deleted). `exclude` names paths the runtime
-    made as mount points (/etc/hosts, ...), which are not part of the container's changes.
-    A directory only copied up (same owner and mode, nothing else changed in it) is not a
-    change of its own."""
-    with contextlib.ExitStack() as stack:
-        view = stack.enter_context(MergedView(lowers_top_first)) if lowers_top_first else None
-        yield from _upper_changes(upper, lowers_top_first, exclude, view)
-
-
-def _upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str],
-                   view: MergedView | None) -> Iterator[tuple[str, str, str]]:
-    entries: list[tuple[str, str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(upper):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, upper)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        for name in sorted(dirnames + filenames):
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            if rel in exclude:
-                continue
-            src = os.path.join(dirpath, name)
-            st = os.lstat(src)
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                entries.append(("D", rel, src))
-                continue
-            low = _lower_stat(rel, lowers_top_first, view)
-            entries.append(("A" if low is None else "C", rel, src))
-    # directories that are only copied up: keep them only when something below them changed,
-    # or their own owner or mode did
-    keep_dirs: set[str] = set()
-    for kind, rel, src in entries:
-        if not os.path.isdir(src) or os.path.islink(src) or kind != "C":
-            parts = rel.split("/")
-            for k in range(1, len(parts)):
-                keep_dirs.add("/".join(parts[:k]))
-    for kind, rel, src in entries:
-        if kind == "C" and os.path.isdir(src) and not os.path.islink(src) and rel not in keep_dirs:
-            st = os.lstat(src)
-            low = _lower_stat(rel, lowers_top_first, view)
-            opaque = False
-            with contextlib.suppress(OSError):
-                opaque = os.getxattr(src, "trusted.overlay.opaque") == b"y"
-            if (low is not None and not opaque and stat.S_IMODE(st.st_mode) ==
-                    stat.S_IMODE(low.st_mode) and (st.st_uid, st.st_gid) ==
-                    (low.st_uid, low.st_gid)):
-                continue
-        yield kind, rel, src
-
-
-class _Fd:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
-                   exclude: set[str] = frozenset(),  # type: ignore[assignment]
-                   shift: tuple[int, int] = (0, 0)) -> None:
-    """A layer tarball of a container's changes: whiteouts become `.wh.` entries and opaque
-    directories a `.wh..wh..opq` entry, as in an image layer."""
-    import tarfile
-    root_fd = fs.open_dir(upper)
-    with contextlib.closing(_Fd(root_fd)), \
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        links: dict[tuple[int, int], str] = {}
-        for kind, rel, src in upper_changes(upper, lowers_top_first, exclude):
-            if kind == "D":
-                head, _, name = rel.rpartition("/")
-                ti = tarfile.TarInfo((head + "/" if head else "") + ".wh." + name)
-                with contextlib.suppress(OSError):
-                    ti.mtime = int(os.lstat(src).st_mtime)
-                tf.addfile(ti)
-                continue
-            ti = _add_to_tar(tf, root_fd, rel, links, shift)
-            if ti is not None and ti.isdir():
-                with contextlib.suppress(OSError):
-                    if os.getxattr(src, "trusted.overlay.opaque",
-                                   follow_symlinks=False) == b"y":
-                        wh = tarfile.TarInfo(rel + "/.wh..wh..opq")
-                        wh.mtime = ti.mtime
-                        tf.addfile(wh)
