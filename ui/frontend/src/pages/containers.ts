@@ -1,0 +1,115 @@
+// The containers page: state, image, ports, uptime; the lifecycle actions; filter and search.
+// The list follows berthd's events: it is fetched again when a container changes.
+
+import { ContainerRow, del, get, post, stream } from "../api";
+import { Child, clear, h, shortId } from "../dom";
+import { notify, Cleanup } from "../main";
+
+export async function containerAction(id: string, action: string, name: string): Promise<boolean> {
+  try {
+    if (action === "remove") {
+      if (!confirm(`Remove container ${name}? It is stopped first if it runs.`)) return false;
+      await del(`/api/containers/${encodeURIComponent(id)}?force=1`);
+    } else {
+      await post(`/api/containers/${encodeURIComponent(id)}/${action}`);
+    }
+    notify(`${action}: ${name}`);
+    return true;
+  } catch (e) {
+    notify(`${action} ${name}: ${(e as Error).message}`, true);
+    return false;
+  }
+}
+
+export function actionButtons(c: { id: string; name: string; running: boolean; paused: boolean },
+  after: () => void): HTMLElement {
+  const btn = (action: string, label: string, enabled: boolean, cls = "") =>
+    h("button", {
+      class: `btn ${cls}`, "data-action": action, title: `${label} ${c.name}`, disabled: !enabled,
+      onclick: async (ev: Event) => {
+        (ev.currentTarget as HTMLButtonElement).disabled = true;
+        await containerAction(c.id, action, c.name);
+        after();
+      },
+    }, label);
+  return h("span", { class: "actions" },
+    btn("start", "Start", !c.running),
+    btn("stop", "Stop", c.running && !c.paused),
+    btn("restart", "Restart", true),
+    btn("kill", "Kill", c.running && !c.paused),
+    btn("pause", "Pause", c.running && !c.paused),
+    btn("unpause", "Unpause", c.paused),
+    btn("remove", "Remove", true, "danger"));
+}
+
+export function stateBadge(state: string, health = ""): HTMLElement {
+  return h("span", { class: `badge state-${state}` }, state, health ? ` (${health})` : "");
+}
+
+function portLinks(c: ContainerRow): Child[] {
+  return c.ports.map((p) => {
+    const text = `${p.hostIp || "0.0.0.0"}:${p.hostPort}→${p.port}/${p.proto}`;
+    if (p.proto !== "tcp") return h("span", { class: "port" }, text);
+    const host = !p.hostIp || p.hostIp === "0.0.0.0" || p.hostIp === "::" ? location.hostname : p.hostIp;
+    return h("a", { class: "port", href: `http://${host}:${p.hostPort}/`, target: "_blank", rel: "noopener noreferrer" }, text);
+  });
+}
+
+export function containersPage(root: HTMLElement): Cleanup {
+  let rows: ContainerRow[] = [];
+  const search = h("input", { type: "search", id: "search", placeholder: "Search name, image, ID…", autocomplete: "off" });
+  const stateSel = h("select", { id: "state-filter" },
+    ...["all", "running", "paused", "exited", "created", "restarting", "dead"].map((s) => h("option", { value: s }, s)));
+  const count = h("span", { class: "count" });
+  const body = h("div", { id: "containers" });
+  root.append(
+    h("h1", {}, "Containers"),
+    h("div", { class: "toolbar" }, search, stateSel, count),
+    body);
+
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    const st = stateSel.value;
+    const shown = rows.filter((c) => (st === "all" || c.state === st) &&
+      (!q || c.name.toLowerCase().includes(q) || c.image.toLowerCase().includes(q) || c.id.startsWith(q)));
+    count.textContent = `${shown.length} of ${rows.length}`;
+    clear(body);
+    if (!shown.length) {
+      body.append(h("p", { class: "empty" }, rows.length ? "No container matches." : "No containers."));
+      return;
+    }
+    const tbody = h("tbody", {}, shown.map((c) => h("tr", { "data-id": c.id, "data-name": c.name },
+      h("td", {}, h("a", { href: `#/containers/${c.id}`, class: "cname" }, c.name), h("div", { class: "sub" }, shortId(c.id))),
+      h("td", {}, c.image),
+      h("td", {}, stateBadge(c.state, c.health)),
+      h("td", { class: "status" }, c.status),
+      h("td", {}, portLinks(c)),
+      h("td", {}, actionButtons(c, refresh)))));
+    body.append(h("table", { class: "list" },
+      h("thead", {}, h("tr", {}, ["Name", "Image", "State", "Status / uptime", "Ports", "Actions"].map((x) => h("th", {}, x)))),
+      tbody));
+  };
+
+  let pending: number | undefined;
+  async function refresh(): Promise<void> {
+    try {
+      rows = await get<ContainerRow[]>("/api/containers");
+      draw();
+      root.setAttribute("data-loaded", String(Date.now()));
+    } catch (e) {
+      notify(`containers: ${(e as Error).message}`, true);
+    }
+  }
+  search.addEventListener("input", draw);
+  stateSel.addEventListener("change", draw);
+  void refresh();
+  // the list follows the daemon's container events (one fetch per burst)
+  const es = stream<{ type: string }>("/api/events", (ev) => {
+    if (ev.type !== "container") return;
+    clearTimeout(pending);
+    pending = window.setTimeout(() => void refresh(), 250);
+  });
+  // "Up 5 minutes" ages: a fetch a minute keeps it true
+  const timer = window.setInterval(() => void refresh(), 60000);
+  return () => { es.close(); clearTimeout(pending); clearInterval(timer); };
+}
