@@ -1,0 +1,311 @@
+"""The dashboard's server in-process over fakes: the token's exchange for a cookie, every
+route refused without a session, every action refused without the CSRF header (or with
+another session's, or from another origin), each action reaching its service, the masked
+environment, the Host check, and `--ui`'s address rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from berth.containers.record import ContainerRecord
+from berth.containers.resources import StatsSample
+from berth.containers.views import ContainerView
+from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.events import EventBus
+from berth.images import ImageSummary
+from berth.images.records import Removed
+from berth.images.views import HistoryLine
+from berth.ui import Dashboard, Gate, parse_address
+from berth.ui.auth import COOKIE, CSRF_HEADER
+from berth.ui.data import MASK, mask_env
+
+CID = "c1" * 32
+
+
+def record(name: str = "/one", env: list[str] | None = None) -> ContainerRecord:
+    return ContainerRecord(id=CID, name=name, created_ns=0, image="sha256:x", path="sleep",
+                           args=["9"], config={"Tty": False, "Image": "busybox",
+                                               "Env": env or []}, host_config={})
+
+
+class FakeContainers:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def resolve(self, ref: str) -> ContainerRecord:
+        if ref not in ("c1", CID, "one"):
+            raise NotFound(f"No such container: {ref}")
+        return record(env=["PATH=/bin", "DB_PASSWORD=hunter2", "API_TOKEN=abc",
+                           "URL=postgres://u:pw@db/x", "PLAIN=visible"])
+
+    def inspect(self, ref: str, size: bool = False) -> ContainerView:
+        return ContainerView(self.resolve(ref), status_text="Up 1 second")
+
+    def list(self, *, all_: bool = False, size: bool = False) -> list[ContainerView]:
+        return [self.inspect("c1")]
+
+    def exists(self, cid: str) -> bool:
+        return len([c for c in self.calls if c[0] == "stats"]) < 2
+
+    def stats(self, ref: str) -> StatsSample:
+        self.calls.append(("stats", ref))
+        return StatsSample(read="", name="/one", id=CID, running=True, cpu_usage_ns=10**9 *
+                           len(self.calls), system_cpu_ns=10**10 * len(self.calls),
+                           online_cpus=2, memory_usage=1 << 20)
+
+    async def _verb(self, verb: str, ref: str) -> None:
+        self.resolve(ref)
+        if verb == "kill" and ref == "one":
+            raise Conflict("Container one is not running")
+        self.calls.append((verb, ref))
+
+    async def start(self, ref: str) -> None:
+        await self._verb("start", ref)
+
+    async def stop(self, ref: str) -> None:
+        await self._verb("stop", ref)
+
+    async def restart(self, ref: str) -> None:
+        await self._verb("restart", ref)
+
+    async def kill(self, ref: str) -> None:
+        await self._verb("kill", ref)
+
+    async def pause(self, ref: str) -> None:
+        await self._verb("pause", ref)
+
+    async def unpause(self, ref: str) -> None:
+        await self._verb("unpause", ref)
+
+    async def remove(self, ref: str, *, force: bool = False) -> None:
+        await self._verb("remove-force" if force else "remove", ref)
+
+    def logs(self, ref: str, **kw: Any) -> AsyncIterator[tuple[int, bytes]]:
+        async def gen() -> AsyncIterator[tuple[int, bytes]]:
+            yield 1, b"2026-01-01T00:00:00.000000000Z hello\n"
+            yield 2, b"2026-01-01T00:00:01.000000000Z oops\n"
+        return gen()
+
+
+class FakeImages:
+    def __init__(self) -> None:
+        self.removed: list[tuple[str, bool]] = []
+        self.pruned = 0
+
+    def list(self) -> list[ImageSummary]:
+        return [ImageSummary(id="sha256:" + "a" * 64, created=0, size=10, labels=None,
+                             repo_tags=["busybox:latest"], repo_digests=[], containers=1)]
+
+    def history(self, name: str) -> list[HistoryLine]:
+        return [HistoryLine(id="sha256:" + "a" * 64, created=0, created_by="RUN echo hi",
+                            tags=["busybox:latest"], size=5, comment="")]
+
+    def remove(self, name: str, *, force: bool = False) -> list[Removed]:
+        self.removed.append((name, force))
+        return [Removed(ref=name), Removed(ref="sha256:" + "a" * 64, deleted=True)]
+
+    def prune(self, *, all_: bool = False) -> list[Removed]:
+        self.pruned += 1
+        return []
+
+
+Client = TestClient[Any, Any]
+
+
+def run(fn: Callable[[Client, Gate, FakeContainers, FakeImages], Awaitable[None]]) -> None:
+    async def main() -> None:
+        containers, images = FakeContainers(), FakeImages()
+        with socket.socket() as s:      # the gate checks the Host header: it needs the port
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        gate = Gate("127.0.0.1", port)
+        server = TestServer(Dashboard(containers=containers,  # type: ignore[arg-type]
+                                      images=images,  # type: ignore[arg-type]
+                                      execs=None,  # type: ignore[arg-type]
+                                      events=EventBus(), gate=gate).app(),
+                            host="127.0.0.1", port=port)
+        client: Client = TestClient(server)
+        await client.start_server()
+        try:
+            await fn(client, gate, containers, images)
+        finally:
+            await client.close()
+    asyncio.run(main())
+
+
+async def login(client: Client, gate: Gate) -> str:
+    """The session's CSRF token, after the token's exchange for the cookie."""
+    r = await client.get(f"/?token={gate.token}", allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/"
+    assert "no-store" in r.headers["Cache-Control"]
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and COOKIE in cookie
+    page = await client.get("/")
+    assert page.status == 200 and "no-store" in page.headers["Cache-Control"]
+    m = re.search(r'name="csrf-token" content="([^"]+)"', await page.text())
+    assert m
+    return m.group(1)
+
+
+def test_nothing_without_the_token() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        for path in ("/", "/api/containers", f"/api/containers/{CID}", "/api/images",
+                     "/api/events", "/api/df"):
+            r = await client.get(path)
+            assert r.status == 401, path
+        r = await client.post("/api/containers/c1/stop")
+        assert r.status == 401 and c.calls == []
+        r = await client.get("/?token=wrong", allow_redirects=False)
+        assert r.status == 403 and "Set-Cookie" not in r.headers
+        # a made-up cookie is no session
+        client.session.cookie_jar.update_cookies({COOKIE: "made-up"})
+        assert (await client.get("/api/containers")).status == 401
+        # the bundle holds nothing secret: it loads without a session
+        assert (await client.get("/static/app.js")).status == 200
+        # only the bundle's own files: not the page's template, nothing beside them
+        for path in ("/static/index.html", "/static/..%2fserver.py", "/static/__init__.py"):
+            assert (await client.get(path)).status == 404, path
+    run(t)
+
+
+def test_token_gives_a_cookie_and_the_api() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        await login(client, gate)
+        r = await client.get("/api/containers")
+        assert r.status == 200
+        rows = await r.json()
+        assert rows[0]["name"] == "one" and rows[0]["status"] == "Up 1 second"
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    run(t)
+
+
+def test_actions_need_the_csrf_header() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        csrf = await login(client, gate)
+        for bad in ({}, {CSRF_HEADER: "nope"}, {CSRF_HEADER: gate.token}):
+            r = await client.post("/api/containers/c1/stop", headers=bad)
+            assert r.status == 403, bad
+            r = await client.delete("/api/containers/c1", headers=bad)
+            assert r.status == 403
+            r = await client.delete("/api/images/busybox", headers=bad)
+            assert r.status == 403
+        assert c.calls == [] and i.removed == []
+        # the right token from another origin: refused too
+        r = await client.post("/api/containers/c1/stop",
+                              headers={CSRF_HEADER: csrf, "Origin": "http://evil.example"})
+        assert r.status == 403 and c.calls == []
+        # another session's token does not do for this one
+        other = gate.open_session()[1].csrf
+        r = await client.post("/api/containers/c1/stop", headers={CSRF_HEADER: other})
+        assert r.status == 403 and c.calls == []
+    run(t)
+
+
+def test_each_action_reaches_its_service() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        hdr = {CSRF_HEADER: await login(client, gate), "Origin": f"http://127.0.0.1:{gate.port}"}
+        for verb in ("start", "stop", "restart", "kill", "pause", "unpause"):
+            r = await client.post(f"/api/containers/c1/{verb}", headers=hdr)
+            assert r.status == 200, verb
+        r = await client.delete("/api/containers/c1?force=1", headers=hdr)
+        assert r.status == 200
+        assert c.calls == [(v, "c1") for v in ("start", "stop", "restart", "kill", "pause",
+                                                 "unpause", "remove-force")]
+        r = await client.post("/api/containers/c1/explode", headers=hdr)
+        assert r.status == 404
+        # the service's errors come back with their status and message
+        r = await client.post("/api/containers/one/kill", headers=hdr)
+        assert r.status == 409 and "not running" in (await r.json())["message"]
+        r = await client.post("/api/containers/nope/start", headers=hdr)
+        assert r.status == 404
+        r = await client.delete("/api/images/busybox:latest", headers=hdr)
+        assert r.status == 200 and i.removed == [("busybox:latest", False)]
+        assert (await r.json())[1]["deleted"] is True
+        r = await client.post("/api/images/prune", headers=hdr)
+        assert r.status == 200 and i.pruned == 1
+    run(t)
+
+
+def test_container_page_masks_secrets() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        await login(client, gate)
+        r = await client.get("/api/containers/c1")
+        body = await r.text()
+        assert "hunter2" not in body and "abc" not in body and "u:pw" not in body
+        env = {e["name"]: e for e in json.loads(body)["env"]}
+        assert env["PLAIN"]["value"] == "visible" and not env["PLAIN"]["masked"]
+        assert env["DB_PASSWORD"]["value"] == MASK and env["URL"]["masked"]
+    run(t)
+
+
+def test_streams_and_reads() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        await login(client, gate)
+        r = await client.get("/api/containers/c1/stats")
+        assert r.headers["Content-Type"] == "text/event-stream"
+        text = await r.text()
+        points = [json.loads(x[6:]) for x in text.split("\n") if x.startswith("data: {\"t\"")]
+        assert len(points) == 2 and points[1]["cpu"] == pytest.approx(20.0)
+        assert "event: end" in text
+        r = await client.get("/api/containers/c1/logs?tail=10&follow=0")
+        lines = [json.loads(x[6:]) for x in (await r.text()).split("\n")
+                 if x.startswith("data: {\"s\"")]
+        assert [(x["s"], x["l"]) for x in lines] == [("out", "hello"), ("err", "oops")]
+        assert (await client.get("/api/containers/c1/logs?tail=x")).status == 400
+        r = await client.get("/api/containers/c1/logs.txt")
+        assert "attachment" in r.headers["Content-Disposition"]
+        assert "hello" in await r.text()
+        r = await client.get("/api/images/busybox/history")
+        assert (await r.json())[0]["createdBy"] == "RUN echo hi"
+    run(t)
+
+
+def test_host_header_is_checked() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        r = await client.get(f"/?token={gate.token}", headers={"Host": "evil.example"},
+                             allow_redirects=False)
+        assert r.status == 421 and "Set-Cookie" not in r.headers
+        r = await client.get(f"/?token={gate.token}",
+                             headers={"Host": f"localhost:{gate.port}"}, allow_redirects=False)
+        assert r.status == 303
+    run(t)
+
+
+def test_terminal_websocket_needs_csrf() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        await login(client, gate)
+        r = await client.get("/api/containers/c1/terminal",
+                             headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                      "Sec-WebSocket-Version": "13"})
+        assert r.status == 403
+    run(t)
+
+
+def test_address_rules() -> None:
+    assert parse_address("127.0.0.1:8080", tls=False) == ("127.0.0.1", 8080)
+    assert parse_address("[::1]:0", tls=False) == ("::1", 0)
+    assert parse_address("localhost:9", tls=False) == ("localhost", 9)
+    for bad in ("0.0.0.0:8080", "192.168.1.5:80", "[::]:80"):
+        with pytest.raises(InvalidArgument, match="loopback"):
+            parse_address(bad, tls=False)
+    assert parse_address("0.0.0.0:8443", tls=True) == ("0.0.0.0", 8443)
+    for bad in ("8080", "127.0.0.1:x", "example.com:80", "127.0.0.1:70000"):
+        with pytest.raises(InvalidArgument):
+            parse_address(bad, tls=True)
+
+
+def test_mask_env() -> None:
+    got = {e["name"]: e["value"] for e in mask_env(
+        ["AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y", "HOME=/root", "EMPTY", "PGPASS=z"])}
+    assert got == {"AWS_SECRET_ACCESS_KEY": MASK, "GITHUB_TOKEN": MASK, "HOME": "/root",
+                   "EMPTY": "", "PGPASS": MASK}
