@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # docker-compose: Debian's docker-compose 1.29, the other client of tests/integration/test_compose.py
 # qemu-user: runs berth-runtime's aarch64 trampoline (tests/unit/test_trampoline.py); bare,
 # since it recommends qemu-user-binfmt, which would register foreign binaries with the kernel
-EXTRA_APT="docker.io docker-registry skopeo runc docker-compose" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
+# chromium and chromium-driver: the dashboard's browser tests (tests/integration/test_ui.py)
+EXTRA_APT="docker.io docker-registry skopeo runc docker-compose chromium chromium-driver" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
 . scripts/setup.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy   # --strict on src (pyproject.toml [tool.mypy])

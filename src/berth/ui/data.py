@@ -16,7 +16,7 @@ from typing import Any
 
 from berth.containers.record import ContainerRecord
 from berth.containers.resources import StatsSample
-from berth.containers.views import ContainerView
+from berth.containers.views import ContainerView, status_text
 from berth.images import ImageSummary
 from berth.images.views import HistoryLine
 from berth.networks import NetworkView
@@ -58,9 +58,10 @@ def ports(rec: ContainerRecord) -> list[Json]:
 def container_row(view: ContainerView) -> Json:
     rec = view.record
     st = rec.state
+    status = view.status_text or status_text(rec, time.time())
     return {"id": rec.id, "name": rec.name.lstrip("/"), "image": str(rec.config.get("Image")
                                                                         or rec.image),
-            "imageId": rec.image, "state": st.status.value, "status": view.status_text,
+            "imageId": rec.image, "state": st.status.value, "status": status,
             "health": st.health.status.value if st.health else "",
             "running": st.running, "paused": st.paused, "created": rec.created_ns // 10**9,
             "startedAt": st.started_at if st.running else "", "ports": ports(rec),
@@ -87,7 +88,7 @@ def container_detail(view: ContainerView) -> Json:
             ["Image", str(cfg.get("Image") or "")], ["Image ID", rec.image],
             ["Created", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(
                 rec.created_ns / 1e9))],
-            ["Status", view.status_text or st.status.value],
+            ["Status", status_text(rec, time.time())],
             ["Started", st.started_at], ["Finished", st.finished_at],
             ["Exit code", str(st.exit_code)], ["PID", str(st.pid)],
             ["Error", st.error], ["OOM killed", "yes" if st.oom_killed else "no"],

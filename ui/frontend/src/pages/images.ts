@@ -18,9 +18,12 @@ export function imagesPage(root: HTMLElement): void {
   } }, "Prune dangling");
   root.append(h("h1", {}, "Images"), h("div", { class: "toolbar" }, prune), body, detail);
 
-  const history = async (img: ImageRow) => {
+  // one row per tag, as `berth images` shows them: remove takes the row's tag away (and the
+  // image with its last one); an untagged image is one row, removed by its ID
+  type Line = { img: ImageRow; ref: string };
+  const history = async ({ img, ref }: Line) => {
     clear(detail);
-    const name = img.tags[0] ?? shortId(img.id);
+    const name = ref;
     try {
       const rows = await get<HistoryRow[]>(`/api/images/${encodeURIComponent(img.id)}/history`);
       detail.append(h("h2", {}, `Layers of ${name}`),
@@ -30,11 +33,11 @@ export function imagesPage(root: HTMLElement): void {
     } catch (e) { notify(`history: ${(e as Error).message}`, true); }
   };
 
-  const remove = async (img: ImageRow) => {
-    const name = img.tags[0] ?? shortId(img.id);
+  const remove = async ({ img, ref }: Line) => {
+    const name = ref;
     if (!confirm(`Remove image ${name}?`)) return;
     try {
-      await del(`/api/images/${encodeURIComponent(img.tags[0] ?? img.id)}`);
+      await del(`/api/images/${encodeURIComponent(ref === "<none>" ? img.id : ref)}`);
       notify(`removed ${name}`);
     } catch (e) { notify(`remove ${name}: ${(e as Error).message}`, true); }
     void load();
@@ -44,10 +47,10 @@ export function imagesPage(root: HTMLElement): void {
     let rows: ImageRow[];
     try { rows = await get<ImageRow[]>("/api/images"); } catch (e) { notify((e as Error).message, true); return; }
     clear(body);
-    body.append(rows.length ? table(["Repository:tag", "ID", "Created", "Size", "Containers", ""],
-      rows.map((r) => [
-        r.tags.length ? r.tags.join(", ") : "<none>", shortId(r.id), ago(r.created), bytes(r.size),
-        String(r.containers),
+    const lines: Line[] = rows.flatMap((img) => img.tags.length ? img.tags.map((ref) => ({ img, ref })) : [{ img, ref: "<none>" }]);
+    body.append(lines.length ? table(["Repository:tag", "ID", "Created", "Size", "Containers", ""],
+      lines.map((r) => [
+        r.ref, shortId(r.img.id), ago(r.img.created), bytes(r.img.size), String(r.img.containers),
         h("span", { class: "actions" },
           h("button", { class: "btn", "data-action": "layers", onclick: () => void history(r) }, "Layers"),
           h("button", { class: "btn danger", "data-action": "remove", onclick: () => void remove(r) }, "Remove"))]),
