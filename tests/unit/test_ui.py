@@ -309,3 +309,22 @@ def test_mask_env() -> None:
         ["AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y", "HOME=/root", "EMPTY", "PGPASS=z"])}
     assert got == {"AWS_SECRET_ACCESS_KEY": MASK, "GITHUB_TOKEN": MASK, "HOME": "/root",
                    "EMPTY": "", "PGPASS": MASK}
+
+
+def test_berthd_ui_flag(tmp_path: Any) -> None:
+    from berth.daemon.config import parse_args
+
+    (tmp_path / "daemon.json").write_text("{}")
+
+    def cfg(*extra: str) -> Any:
+        return parse_args(["--config-file", str(tmp_path / "daemon.json"), "--exec-root",
+                           str(tmp_path / "run"), "--data-root", str(tmp_path / "d"), *extra])
+    assert cfg().ui is None     # off by default
+    assert cfg("--ui", "127.0.0.1:0").ui == ("127.0.0.1", 0)
+    with pytest.raises(SystemExit):
+        cfg("--ui", "0.0.0.0:8080")     # no TLS: loopback only
+    (tmp_path / "ca.pem").write_text("")
+    tls = cfg("--tlsverify", "--tlscacert", str(tmp_path / "ca.pem"), "--tlscert",
+              str(tmp_path / "ca.pem"), "--tlskey", str(tmp_path / "ca.pem"),
+              "--ui", "0.0.0.0:8443")
+    assert tls.ui == ("0.0.0.0", 8443)
