@@ -208,7 +208,8 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: int(css(drv, "#pane").get_attribute("data-samples") or 0) >= 3,
          what="no stats samples")
     assert "memory" in css(drv, "#stats-now").text
-    assert drv.find_elements(By.CSS_SELECTOR, "#cpu-chart canvas")
+    for chart in ("cpu", "mem", "net", "io"):
+        assert drv.find_elements(By.CSS_SELECTOR, f"#{chart}-chart canvas"), chart
     shot(drv, shots, "container-stats")
     # logs follow live, search narrows them, the download holds them
     css(drv, 'button[data-tab="logs"]').click()
@@ -264,6 +265,7 @@ def test_images_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) 
     # the layers, with the step that made each
     tr = next(r for r in images.find_elements(By.CSS_SELECTOR, "tbody tr")
               if "busybox:latest" in r.text)
+    assert "web" in tr.text   # what uses it, by name (the earlier tests' containers)
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="layers"]').click()
     assert css(drv, "#history tbody tr")
     shot(drv, shots, "images")
@@ -308,6 +310,41 @@ def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
     wait(drv, lambda: "scratch" not in css(drv, "#volumes").text)
     assert "scratch" not in d.ok("volume", "ls")
+
+
+def test_compose_projects(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
+    d, drv = ui_daemon, browser
+    for svc, n in (("web", 1), ("web", 2), ("db", 1)):
+        d.ok("run", "-d", "--name", f"shop-{svc}-{n}",
+             "--label", "com.docker.compose.project=shop",
+             "--label", f"com.docker.compose.service={svc}",
+             "--label", f"com.docker.compose.container-number={n}",
+             "busybox", "sh", "-c",
+             f"trap 'exit 0' TERM; while true; do echo {svc}-{n}-says-hi; sleep 0.3; done")
+    go(drv, d, "#/projects")
+    section = css(drv, 'section[data-project="shop"]')
+    wait(drv, lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text)
+    assert [r.get_attribute("data-name") for r in section.find_elements(
+        By.CSS_SELECTOR, "tbody tr")] == ["shop-db-1", "shop-web-1", "shop-web-2"]
+    css(drv, 'section[data-project="shop"] button[data-action="logs"]').click()
+    wait(drv, lambda: {e.get_attribute("data-container") for e in drv.find_elements(
+        By.CSS_SELECTOR, "#project-log-lines .line")} >= {"shop-db-1", "shop-web-1",
+                                                           "shop-web-2"},
+         what="the project's logs are not interleaved")
+    shot(drv, shots, "projects")
+
+    def project_click(action: str) -> bool:
+        css(drv, f'section[data-project="shop"] button[data-action="{action}"]').click()
+        return True
+    wait(drv, lambda: project_click("stop"))
+    wait(drv, lambda: "0 of 3 running" in css(drv, 'section[data-project="shop"]').text,
+         what="stop did not stop the project")
+    assert all(d.inspect(f"shop-{x}")["State"]["Status"] == "exited"
+               for x in ("web-1", "web-2", "db-1"))
+    wait(drv, lambda: project_click("start"))
+    wait(drv, lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text,
+         what="start did not start the project")
+    d.ok("rm", "-f", "shop-web-1", "shop-web-2", "shop-db-1")
 
 
 def test_events_and_disk_usage(ui_daemon: Daemon, browser: webdriver.Chrome,

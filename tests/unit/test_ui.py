@@ -328,3 +328,41 @@ def test_berthd_ui_flag(tmp_path: Any) -> None:
               str(tmp_path / "ca.pem"), "--tlskey", str(tmp_path / "ca.pem"),
               "--ui", "0.0.0.0:8443")
     assert tls.ui == ("0.0.0.0", 8443)
+
+
+def test_projects_group_by_compose_labels() -> None:
+    from berth.containers.status import ContainerStatus
+    from berth.ui.projects import projects
+
+    def view(name: str, project: str, service: str, n: int, running: bool) -> ContainerView:
+        rec = record(f"/{name}")
+        rec.id = name * 8
+        rec.config["Labels"] = {"com.docker.compose.project": project,
+                                "com.docker.compose.service": service,
+                                "com.docker.compose.container-number": str(n),
+                                "com.docker.compose.project.working_dir": "/srv/" + project}
+        if running:
+            rec.state.status = ContainerStatus.RUNNING
+        return ContainerView(rec, status_text="x")
+    plain = ContainerView(record("/loner"))
+    got = projects([view("shop-web-2", "shop", "web", 2, True), plain,
+                    view("shop-db-1", "shop", "db", 1, False),
+                    view("shop-web-1", "shop", "web", 1, True),
+                    view("blog-app-1", "blog", "app", 1, False)])
+    assert [p["name"] for p in got] == ["blog", "shop"]
+    shop = got[1]
+    assert shop["running"] == 2 and shop["total"] == 3 and shop["workingDir"] == "/srv/shop"
+    assert [(s["name"], [c["name"] for c in s["containers"]]) for s in shop["services"]] == \
+        [("db", ["shop-db-1"]), ("web", ["shop-web-1", "shop-web-2"])]
+
+
+def test_project_routes() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        hdr = {CSRF_HEADER: await login(client, gate)}
+        r = await client.get("/api/projects")
+        assert r.status == 200 and await r.json() == []   # the fake's one has no labels
+        assert (await client.post("/api/projects/shop/stop")).status == 403   # no CSRF
+        r = await client.post("/api/projects/shop/stop", headers=hdr)
+        assert r.status == 404 and "no such project" in (await r.json())["message"]
+        assert (await client.post("/api/projects/shop/explode", headers=hdr)).status == 404
+    run(t)

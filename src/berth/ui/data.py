@@ -127,9 +127,11 @@ def stats_point(cur: StatsSample, prev: StatsSample | None) -> Json:
             "blkRead": cur.io_read, "blkWrite": cur.io_write}
 
 
-def image_row(s: ImageSummary) -> Json:
+def image_row(s: ImageSummary, users: list[str]) -> Json:
+    """An image, with the names of the containers made from it."""
     return {"id": s.id, "tags": list(s.repo_tags), "digests": list(s.repo_digests),
-            "created": s.created, "size": s.size, "containers": s.containers}
+            "created": s.created, "size": s.size, "containers": s.containers,
+            "usedBy": sorted(users)}
 
 
 def history_row(h: HistoryLine) -> Json:

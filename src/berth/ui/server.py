@@ -19,6 +19,9 @@ Routes (all under the session):
   GET  /api/images, /api/images/{id}/history; DELETE /api/images/{id}; POST /api/images/prune
   GET  /api/networks; DELETE /api/networks/{id}
   GET  /api/volumes; DELETE /api/volumes/{name}
+  GET  /api/projects                   compose projects (by their labels)
+  GET  /api/projects/{name}/logs       SSE: all its services' logs, interleaved
+  POST /api/projects/{name}/{start,stop,restart}
   GET  /api/events                     SSE
   GET  /api/df                         disk usage
 
@@ -45,7 +48,7 @@ from berth.images import ImageService
 from berth.networks import NetworkService
 from berth.volumes import VolumeService
 
-from . import streams
+from . import projects, streams
 from .auth import NO_STORE, SESSION, Gate
 from .data import (
     container_detail,
@@ -120,6 +123,9 @@ class Dashboard:
         r.add_delete("/api/networks/{id}", self.network_remove)
         r.add_get("/api/volumes", self.volume_list)
         r.add_delete("/api/volumes/{name}", self.volume_remove)
+        r.add_get("/api/projects", self.project_list)
+        r.add_get("/api/projects/{name}/logs", lambda q: projects.logs(q, self.containers))
+        r.add_post("/api/projects/{name}/{action}", self.project_action)
         r.add_get("/api/events", lambda q: streams.events(q, self.events))
         r.add_get("/api/df", self.df)
         return app
@@ -178,7 +184,10 @@ class Dashboard:
     # --- images -----------------------------------------------------------------------------
     async def image_list(self, request: web.Request) -> web.StreamResponse:
         images = await asyncio.to_thread(self.images.list)
-        return web.json_response([image_row(s) for s in images])
+        users: dict[str, list[str]] = {}
+        for v in self.containers.list(all_=True):
+            users.setdefault(v.record.image, []).append(v.record.name.lstrip("/"))
+        return web.json_response([image_row(s, users.get(s.id, [])) for s in images])
 
     async def image_history(self, request: web.Request) -> web.StreamResponse:
         lines = await asyncio.to_thread(self.images.history, request.match_info["id"])
@@ -237,6 +246,17 @@ class Dashboard:
     async def volume_remove(self, request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(self._vols().remove, request.match_info["name"])
         return web.json_response({"ok": True})
+
+    # --- compose projects ------------------------------------------------------------------
+    async def project_list(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(projects.projects(self.containers.list(all_=True)))
+
+    async def project_action(self, request: web.Request) -> web.StreamResponse:
+        verb = request.match_info["action"]
+        if verb not in ("start", "stop", "restart"):
+            raise web.HTTPNotFound()
+        done = await projects.action(self.containers, request.match_info["name"], verb)
+        return web.json_response({"ok": True, "containers": done})
 
     # --- system -----------------------------------------------------------------------------
     async def df(self, request: web.Request) -> web.StreamResponse:

@@ -57,7 +57,7 @@ export interface StatsPoint {
   rx: number; tx: number; blkRead: number; blkWrite: number;
 }
 export interface LogLine { s: "out" | "err"; t: string; l: string }
-export interface ImageRow { id: string; tags: string[]; digests: string[]; created: number; size: number; containers: number }
+export interface ImageRow { id: string; tags: string[]; digests: string[]; created: number; size: number; containers: number; usedBy: string[] }
 export interface HistoryRow { id: string; created: number; createdBy: string; size: number; comment: string; tags: string[] }
 export interface NetworkRow {
   id: string; name: string; driver: string; created: string; internal: boolean; builtin: boolean;

@@ -8,6 +8,7 @@ import { containerPage } from "./pages/container";
 import { imagesPage } from "./pages/images";
 import { networksPage, volumesPage } from "./pages/netvol";
 import { eventsPage, systemPage } from "./pages/system";
+import { projectsPage } from "./pages/projects";
 
 export type Cleanup = () => void;
 type Page = (root: HTMLElement, arg: string) => Cleanup | void;
@@ -18,6 +19,7 @@ const routes: [RegExp, Page, string][] = [
   [/^#\/images$/, imagesPage, "images"],
   [/^#\/networks$/, networksPage, "networks"],
   [/^#\/volumes$/, volumesPage, "volumes"],
+  [/^#\/projects$/, projectsPage, "projects"],
   [/^#\/events$/, eventsPage, "events"],
   [/^#\/system$/, systemPage, "system"],
 ];

@@ -82,30 +82,45 @@ function renderTab(tab: Tab, d: ContainerDetail, pane: HTMLElement): Cleanup | v
 
 function statsTab(d: ContainerDetail, pane: HTMLElement): Cleanup {
   const now = h("div", { class: "figures", id: "stats-now" }, "waiting for the first sample…");
-  const cpuBox = h("div", { class: "chart", id: "cpu-chart" });
-  const memBox = h("div", { class: "chart", id: "mem-chart" });
-  pane.append(now, h("h2", {}, "CPU (% of one core)"), cpuBox, h("h2", {}, "Memory"), memBox);
+  const boxes = ["cpu", "mem", "net", "io"].map((k) => h("div", { class: "chart", id: `${k}-chart` }));
+  pane.append(now, h("h2", {}, "CPU (% of one core)"), boxes[0], h("h2", {}, "Memory"), boxes[1],
+    h("h2", {}, "Network (bytes/s: in, out)"), boxes[2], h("h2", {}, "Block I/O (bytes/s: read, written)"), boxes[3]);
+  // the time axis, then each graph's series; network and I/O are rates between two samples
   const t: number[] = [], cpu: number[] = [], mem: number[] = [];
+  const rx: number[] = [], tx: number[] = [], br: number[] = [], bw: number[] = [];
   const width = Math.max(300, pane.clientWidth - 20);
-  const opts = (label: string, color: string, fmt: (v: number) => string): uPlot.Options => ({
-    width, height: 180, legend: { show: false },
-    series: [{}, { label, stroke: color, fill: color + "22", width: 2 }],
-    axes: [{}, { values: (_u: uPlot, vals: number[]) => vals.map(fmt), size: 70 }],
-    scales: { y: { range: (_u: uPlot, _min: number, max: number) => [0, Math.max(max * 1.2, label === "CPU" ? 1 : 1e6)] } },
+  const perSec = (v: number) => `${bytes(v)}/s`;
+  const opts = (labels: string[], colors: string[], fmt: (v: number) => string, floor: number): uPlot.Options => ({
+    width, height: 160, legend: { show: false },
+    series: [{}, ...labels.map((label, i) => ({ label, stroke: colors[i], fill: colors[i] + "22", width: 2 }))],
+    axes: [{}, { values: (_u: uPlot, vals: number[]) => vals.map(fmt), size: 80 }],
+    scales: { y: { range: (_u: uPlot, _min: number, max: number) => [0, Math.max(max * 1.2, floor)] } },
   });
-  const cpuPlot = new uPlot(opts("CPU", "#2a7ae2", (v) => `${v.toFixed(1)}%`), [t, cpu], cpuBox);
-  const memPlot = new uPlot(opts("Memory", "#2e9e5b", bytes), [t, mem], memBox);
+  const plots = [
+    new uPlot(opts(["CPU"], ["#2a7ae2"], (v) => `${v.toFixed(1)}%`, 1), [t, cpu], boxes[0]),
+    new uPlot(opts(["Memory"], ["#2e9e5b"], bytes, 1e6), [t, mem], boxes[1]),
+    new uPlot(opts(["in", "out"], ["#8e44ad", "#e67e22"], perSec, 1000), [t, rx, tx], boxes[2]),
+    new uPlot(opts(["read", "written"], ["#16a085", "#c0392b"], perSec, 1000), [t, br, bw], boxes[3]),
+  ];
+  let prev: StatsPoint | undefined;
+  const rate = (a: number, b: number | undefined, dt: number) => (b === undefined || dt <= 0 || a < b ? 0 : (a - b) / dt);
   const es = stream<StatsPoint>(`/api/containers/${encodeURIComponent(d.id)}/stats`, (p) => {
+    const dt = prev ? p.t - prev.t : 0;
     t.push(p.t); cpu.push(p.cpu); mem.push(p.mem);
-    if (t.length > GRAPH_POINTS) { t.shift(); cpu.shift(); mem.shift(); }
-    cpuPlot.setData([t, cpu]);
-    memPlot.setData([t, mem]);
+    rx.push(rate(p.rx, prev?.rx, dt)); tx.push(rate(p.tx, prev?.tx, dt));
+    br.push(rate(p.blkRead, prev?.blkRead, dt)); bw.push(rate(p.blkWrite, prev?.blkWrite, dt));
+    prev = p;
+    if (t.length > GRAPH_POINTS) for (const a of [t, cpu, mem, rx, tx, br, bw]) a.shift();
+    plots[0].setData([t, cpu]);
+    plots[1].setData([t, mem]);
+    plots[2].setData([t, rx, tx]);
+    plots[3].setData([t, br, bw]);
     now.textContent = p.running
       ? `CPU ${p.cpu.toFixed(2)}% · memory ${bytes(p.mem)}${p.memLimit ? " / " + bytes(p.memLimit) : ""} · PIDs ${p.pids} · net ${bytes(p.rx)} in / ${bytes(p.tx)} out · block ${bytes(p.blkRead)} read / ${bytes(p.blkWrite)} written`
       : "not running";
     pane.setAttribute("data-samples", String(t.length));
   });
-  return () => { es.close(); cpuPlot.destroy(); memPlot.destroy(); };
+  return () => { es.close(); for (const p of plots) p.destroy(); };
 }
 
 function logsTab(d: ContainerDetail, pane: HTMLElement): Cleanup {

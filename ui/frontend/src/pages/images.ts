@@ -48,9 +48,10 @@ export function imagesPage(root: HTMLElement): void {
     try { rows = await get<ImageRow[]>("/api/images"); } catch (e) { notify((e as Error).message, true); return; }
     clear(body);
     const lines: Line[] = rows.flatMap((img) => img.tags.length ? img.tags.map((ref) => ({ img, ref })) : [{ img, ref: "<none>" }]);
-    body.append(lines.length ? table(["Repository:tag", "ID", "Created", "Size", "Containers", ""],
+    body.append(lines.length ? table(["Repository:tag", "ID", "Created", "Size", "Used by", ""],
       lines.map((r) => [
-        r.ref, shortId(r.img.id), ago(r.img.created), bytes(r.img.size), String(r.img.containers),
+        r.ref, shortId(r.img.id), ago(r.img.created), bytes(r.img.size),
+        r.img.usedBy.length ? h("span", { class: "users" }, r.img.usedBy.flatMap((n, i) => [i ? ", " : "", h("a", { href: `#/containers/${encodeURIComponent(n)}` }, n)])) : "—",
         h("span", { class: "actions" },
           h("button", { class: "btn", "data-action": "layers", onclick: () => void history(r) }, "Layers"),
           h("button", { class: "btn danger", "data-action": "remove", onclick: () => void remove(r) }, "Remove"))]),
