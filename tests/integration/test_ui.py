@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from .conftest import Daemon, running_daemon
+from .registries import FakeRegistry, hand_image
 
 pytestmark = pytest.mark.root
 
@@ -281,6 +282,37 @@ def test_images_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) 
     css(drv, "#prune-images").click()
     wait(drv, lambda: d.berth("image", "inspect", dangling).returncode != 0,
          what="prune left the dangling image")
+
+
+def test_pull_with_layer_progress(ui_daemon: Daemon, browser: webdriver.Chrome,
+                                  shots: Path) -> None:
+    d, drv = ui_daemon, browser
+    fake = FakeRegistry(slow=0.05).start()   # on 127.0.0.1; paced, so progress shows
+    try:
+        img = hand_image([({"a.bin": os.urandom(1 << 20)}, "gzip"),
+                          ({"b.bin": os.urandom(1 << 20)}, "gzip")])
+        fake.add("ui/pulled", "1", img)
+        ref = f"{fake.addr}/ui/pulled:1"
+        go(drv, d, "#/images")
+        css(drv, "#pull-ref").send_keys(ref)
+        css(drv, "#pull").click()
+        wait(drv, lambda: css(drv, "#pull-status").get_attribute("data-done") == "1",
+             timeout=60, what="the pull did not finish")
+        layers = {e.get_attribute("data-layer"): e.get_attribute("data-status")
+                  for e in drv.find_elements(By.CSS_SELECTOR, "#pull-progress .layer")}
+        assert len(layers) == 2 and set(layers.values()) == {"Pull complete"}, layers
+        shot(drv, shots, "pull")
+        wait(drv, lambda: "localhost" in css(drv, "#images").text or
+             fake.addr in css(drv, "#images").text)
+        assert d.inspect(ref)["Id"] == img.image_id
+        # an error comes back to the page
+        css(drv, "#pull-ref").clear()
+        css(drv, "#pull-ref").send_keys(f"{fake.addr}/ui/missing:1")
+        css(drv, "#pull").click()
+        wait(drv, lambda: "error" in css(drv, "#pull-status").text)
+        d.ok("rmi", ref)
+    finally:
+        fake.stop()
 
 
 def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,

@@ -366,3 +366,48 @@ def test_project_routes() -> None:
         assert r.status == 404 and "no such project" in (await r.json())["message"]
         assert (await client.post("/api/projects/shop/explode", headers=hdr)).status == 404
     run(t)
+
+
+def test_pull_streams_progress() -> None:
+    class FakeDist:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        async def pull(self, name: str, auth: Any = None) -> AsyncIterator[dict[str, Any]]:
+            self.asked.append(name)
+            if name == "nope":
+                raise NotFound("manifest unknown")
+            yield {"status": "Pulling fs layer", "id": "abc"}
+            yield {"status": "Downloading", "id": "abc",
+                   "progressDetail": {"current": 5, "total": 10}}
+            if name == "half":
+                raise InvalidArgument("verification failed")
+            yield {"status": "Pull complete", "id": "abc"}
+
+    async def main() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        gate = Gate("127.0.0.1", port)
+        dist = FakeDist()
+        app = Dashboard(containers=FakeContainers(), images=FakeImages(),  # type: ignore[arg-type]
+                        execs=None, events=EventBus(), gate=gate,  # type: ignore[arg-type]
+                        distribution=dist).app()  # type: ignore[arg-type]
+        client: Client = TestClient(TestServer(app, host="127.0.0.1", port=port))
+        await client.start_server()
+        try:
+            hdr = {CSRF_HEADER: await login(client, gate)}
+            assert (await client.post("/api/images/pull?ref=x")).status == 403
+            r = await client.post("/api/images/pull?ref=reg.example/x:1", headers=hdr)
+            lines = [json.loads(x) for x in (await r.text()).splitlines()]
+            assert [m["status"] for m in lines] == ["Pulling fs layer", "Downloading",
+                                                    "Pull complete"]
+            r = await client.post("/api/images/pull?ref=half", headers=hdr)
+            assert json.loads((await r.text()).splitlines()[-1]) == {
+                "error": "verification failed"}
+            r = await client.post("/api/images/pull?ref=nope", headers=hdr)
+            assert r.status == 404
+            assert (await client.post("/api/images/pull", headers=hdr)).status == 400
+        finally:
+            await client.close()
+    asyncio.run(main())

@@ -185,7 +185,7 @@ class Daemon:
             ui_runner, _gate = await ui.start(
                 self.cfg.ui, containers=self.containers, images=self.images, execs=self.execs,
                 events=self.events, networks=self.networks, volumes=self.volumes,
-                ssl_context=listeners.server_context(self.cfg.tls) if self.cfg.tls else None,
+                distribution=self.distribution, ssl_context=listeners.server_context(self.cfg.tls) if self.cfg.tls else None,
                 url_file=self.ui_url_file)
             runners.append(ui_runner)
         if self.cfg.pidfile:

@@ -23,6 +23,7 @@ from berth.containers.execs import ExecService
 from berth.errors import InvalidArgument
 from berth.events import EventBus
 from berth.images import ImageService
+from berth.images.distribution import Distribution
 from berth.networks import NetworkService
 from berth.volumes import VolumeService
 
@@ -59,7 +60,8 @@ def parse_address(addr: str, *, tls: bool) -> tuple[str, int]:
 
 async def start(addr: tuple[str, int], *, containers: ContainerService, images: ImageService,
                 execs: ExecService, events: EventBus, networks: NetworkService | None,
-                volumes: VolumeService | None, ssl_context: ssl.SSLContext | None,
+                volumes: VolumeService | None, distribution: Distribution | None,
+                ssl_context: ssl.SSLContext | None,
                 url_file: str = "") -> tuple[web.AppRunner, Gate]:
     """Bind `addr`, serve the dashboard there, log the URL with its token (and write it to
     `url_file`, mode 0600, for `berth` and scripts to read). The caller cleans the runner
@@ -78,7 +80,8 @@ async def start(addr: tuple[str, int], *, containers: ContainerService, images: 
     port = sock.getsockname()[1]
     gate = Gate(host, port, secure=ssl_context is not None)
     dash = Dashboard(containers=containers, images=images, execs=execs, events=events,
-                     networks=networks, volumes=volumes, gate=gate)
+                     networks=networks, volumes=volumes, distribution=distribution,
+                     gate=gate)
     runner = web.AppRunner(dash.app(), access_log=None, handle_signals=False,
                            shutdown_timeout=1.0)
     await runner.setup()

@@ -17,6 +17,7 @@ Routes (all under the session):
   POST /api/containers/{id}/{start,stop,restart,kill,pause,unpause}
   DELETE /api/containers/{id}          remove (force)
   GET  /api/images, /api/images/{id}/history; DELETE /api/images/{id}; POST /api/images/prune
+  POST /api/images/pull?ref=NAME       the registry's progress messages, a JSON line each
   GET  /api/networks; DELETE /api/networks/{id}
   GET  /api/volumes; DELETE /api/volumes/{name}
   GET  /api/projects                   compose projects (by their labels)
@@ -31,7 +32,9 @@ Imports the services, the event bus and `errors`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -45,6 +48,7 @@ from berth.containers.execs import ExecService
 from berth.errors import BerthError, InvalidArgument, Unavailable
 from berth.events import EventBus
 from berth.images import ImageService
+from berth.images.distribution import Distribution
 from berth.networks import NetworkService
 from berth.volumes import VolumeService
 
@@ -85,13 +89,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 class Dashboard:
     def __init__(self, *, containers: ContainerService, images: ImageService,
                  execs: ExecService, events: EventBus, networks: NetworkService | None = None,
-                 volumes: VolumeService | None = None, gate: Gate) -> None:
+                 volumes: VolumeService | None = None,
+                 distribution: Distribution | None = None, gate: Gate) -> None:
         self.containers = containers
         self.images = images
         self.execs = execs
         self.events = events
         self.networks = networks
         self.volumes = volumes
+        self.distribution = distribution
         self.gate = gate
         self.static = static_dir()
         with open(os.path.join(self.static, "index.html"), encoding="utf-8") as f:
@@ -117,6 +123,7 @@ class Dashboard:
         r.add_delete("/api/containers/{id}", self.container_remove)
         r.add_get("/api/images", self.image_list)
         r.add_post("/api/images/prune", self.image_prune)
+        r.add_post("/api/images/pull", self.image_pull)
         r.add_get("/api/images/{id}/history", self.image_history)
         r.add_delete("/api/images/{id}", self.image_remove)
         r.add_get("/api/networks", self.network_list)
@@ -202,6 +209,37 @@ class Dashboard:
         all_ = request.query.get("all") == "1"
         removed = await asyncio.to_thread(self.images.prune, all_=all_)
         return web.json_response([{"ref": r.ref, "deleted": r.deleted} for r in removed])
+
+    async def image_pull(self, request: web.Request) -> web.StreamResponse:
+        """A pull, anonymous (as `berth pull` without a login), its progress a JSON line per
+        message (Docker's: status, id of the layer, progressDetail). An error before the first
+        message is an HTTP error; a later one is the last line, `{"error": ...}`."""
+        if self.distribution is None:
+            raise Unavailable("pulling is not served by this daemon")
+        ref = request.query.get("ref", "").strip()
+        if not ref:
+            raise InvalidArgument("name the image to pull")
+        it = aiter(self.distribution.pull(ref, auth=Distribution.credentials(None)))
+        try:
+            first: dict[str, Any] | None = await anext(it)
+        except StopAsyncIteration:
+            first = None
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
+                                           **NO_STORE})
+        await resp.prepare(request)
+        try:
+            if first is not None:
+                await resp.write(json.dumps(first).encode() + b"\n")
+            async for m in it:
+                await resp.write(json.dumps(m).encode() + b"\n")
+        except BerthError as e:
+            await resp.write(json.dumps({"error": e.message}).encode() + b"\n")
+        except ConnectionResetError:
+            with contextlib.suppress(BaseException):
+                await it.aclose()  # type: ignore[attr-defined]
+            return resp
+        await resp.write_eof()
+        return resp
 
     # --- networks and volumes ---------------------------------------------------------------
     def _nets(self) -> NetworkService:

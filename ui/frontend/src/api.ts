@@ -25,6 +25,30 @@ export const get = <T>(path: string): Promise<T> => call<T>("GET", path);
 export const post = <T>(path: string): Promise<T> => call<T>("POST", path);
 export const del = <T>(path: string): Promise<T> => call<T>("DELETE", path);
 
+// A POST whose answer is a JSON line per message (a pull's progress), each handed to onLine
+// as it comes.
+export async function postLines<T>(path: string, onLine: (m: T) => void): Promise<void> {
+  const resp = await fetch(path, { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin", cache: "no-store" });
+  if (!resp.ok || !resp.body) {
+    let msg = resp.statusText;
+    try { msg = ((await resp.json()) as { message?: string }).message ?? msg; } catch { /* not JSON */ }
+    throw new ApiError(resp.status, msg);
+  }
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) onLine(JSON.parse(line) as T);
+    }
+  }
+}
+
 // A Server-Sent Events stream; the caller closes it when its page goes.
 export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): EventSource {
   const es = new EventSource(path);

@@ -1,7 +1,7 @@
 // Images: the list with sizes and what uses them, remove, prune, and each image's layers
 // with the Dockerfile step that made each (its history).
 
-import { HistoryRow, ImageRow, del, get, post } from "../api";
+import { HistoryRow, ImageRow, del, get, post, postLines } from "../api";
 import { ago, bytes, clear, h, shortId, table } from "../dom";
 import { notify } from "../main";
 
@@ -16,7 +16,43 @@ export function imagesPage(root: HTMLElement): void {
     } catch (e) { notify(`prune: ${(e as Error).message}`, true); }
     void load();
   } }, "Prune dangling");
-  root.append(h("h1", {}, "Images"), h("div", { class: "toolbar" }, prune), body, detail);
+  const ref = h("input", { type: "search", id: "pull-ref", placeholder: "registry.example:5000/name:tag", autocomplete: "off" });
+  const progress = h("div", { id: "pull-progress" });
+  const pullBtn = h("button", { class: "btn", id: "pull", onclick: () => void pull() }, "Pull");
+  root.append(h("h1", {}, "Images"), h("div", { class: "toolbar" }, ref, pullBtn, prune), progress, body, detail);
+
+  // a pull, with a line per layer: its status and a bar of its bytes
+  interface PullMessage { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; error?: string }
+  const pull = async () => {
+    const name = ref.value.trim();
+    if (!name) return;
+    pullBtn.disabled = true;
+    clear(progress);
+    const lines = new Map<string, HTMLElement>();
+    const overall = h("div", { class: "pull-status", id: "pull-status" }, `pulling ${name}…`);
+    progress.append(overall);
+    try {
+      await postLines<PullMessage>(`/api/images/pull?ref=${encodeURIComponent(name)}`, (m) => {
+        if (m.error) { overall.textContent = `error: ${m.error}`; overall.classList.add("error"); return; }
+        if (!m.id || !m.progressDetail && !/^(Pulling fs layer|Waiting|Download complete|Pull complete|Already exists|Verifying Checksum|Extracting|Downloading)/.test(m.status ?? "")) {
+          overall.textContent = m.status ?? ""; return;
+        }
+        let el = lines.get(m.id);
+        if (!el) { el = h("div", { class: "layer", "data-layer": m.id }); lines.set(m.id, el); progress.append(el); }
+        const cur = m.progressDetail?.current ?? 0, total = m.progressDetail?.total ?? 0;
+        clear(el);
+        el.setAttribute("data-status", m.status ?? "");
+        el.append(h("code", {}, m.id), " ", m.status ?? "",
+          total > 0 ? h("progress", { max: total, value: cur }) : "", total > 0 ? ` ${bytes(cur)} / ${bytes(total)}` : "");
+      });
+      if (!overall.classList.contains("error")) overall.setAttribute("data-done", "1");
+    } catch (e) {
+      overall.textContent = `error: ${(e as Error).message}`;
+      overall.classList.add("error");
+    }
+    pullBtn.disabled = false;
+    void load();
+  };
 
   // one row per tag, as `berth images` shows them: remove takes the row's tag away (and the
   // image with its last one); an untagged image is one row, removed by its ID
