@@ -333,9 +333,20 @@ def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,
     wait(drv, lambda: "uinet" not in css(drv, "#networks").text)
     assert "uinet" not in d.ok("network", "ls")
     d.ok("volume", "create", "scratch")
+    d.ok("run", "--rm", "-v", "scratch:/d", "busybox", "sh", "-c",
+         "mkdir /d/sub && echo hello-volume > /d/sub/a.txt && ln -s /etc/passwd /d/evil")
     go(drv, d, "#/volumes")
     vols = css(drv, "#volumes")
     wait(drv, lambda: "scratch" in vols.text)
+    # browse it, read-only: a directory opens, a file shows, a symlink is only named
+    tr = next(r for r in vols.find_elements(By.CSS_SELECTOR, "tbody tr")
+              if r.text.startswith("scratch"))
+    tr.find_element(By.CSS_SELECTOR, 'button[data-action="browse"]').click()
+    assert "evil → /etc/passwd" in css(drv, "#browse").text
+    css(drv, "#browse a.dir").click()
+    wait(drv, lambda: css(drv, "#browse-path").text == "/sub")
+    css(drv, "#browse a.file").click()
+    wait(drv, lambda: css(drv, "#file-preview").text.strip() == "hello-volume")
     shot(drv, shots, "volumes")
     tr = next(r for r in vols.find_elements(By.CSS_SELECTOR, "tbody tr")
               if r.text.startswith("scratch"))

@@ -411,3 +411,31 @@ def test_pull_streams_progress() -> None:
         finally:
             await client.close()
     asyncio.run(main())
+
+
+def test_volume_files_stay_inside(tmp_path: Any) -> None:
+    from berth.ui import volfiles
+    root = tmp_path / "vol"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.txt").write_text("hello")
+    (root / "bin.dat").write_bytes(b"\x00\x01" * 10)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    (root / "abs").symlink_to(secret)
+    (root / "rel").symlink_to("../secret.txt")
+    (root / "dirlink").symlink_to(tmp_path)
+    ls = volfiles.list_dir(str(root), "/")
+    kinds = {e["name"]: (e["type"], e["target"]) for e in ls["entries"]}
+    assert kinds["sub"] == ("dir", "") and kinds["abs"] == ("link", str(secret))
+    assert ls["entries"][0]["name"] == "sub"     # directories first
+    assert volfiles.read_file(str(root), "/sub/a.txt") == (b"hello", 5)
+    assert volfiles.list_dir(str(root), "/sub/../sub")["path"] == "/sub"
+    # nothing outside the volume is ever read, through a symlink or a `..`
+    for path in ("/abs", "/rel", "/../secret.txt", "../../secret.txt", "/dirlink/secret.txt"):
+        with pytest.raises((NotFound, InvalidArgument)):
+            volfiles.read_file(str(root), path)
+    with pytest.raises((NotFound, InvalidArgument)):
+        volfiles.list_dir(str(root), "/dirlink")
+    with pytest.raises(InvalidArgument):
+        volfiles.read_file(str(root), "/sub")    # a directory is no file
+    assert b"\x00" in volfiles.read_file(str(root), "bin.dat")[0]

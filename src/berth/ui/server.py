@@ -20,6 +20,7 @@ Routes (all under the session):
   POST /api/images/pull?ref=NAME       the registry's progress messages, a JSON line each
   GET  /api/networks; DELETE /api/networks/{id}
   GET  /api/volumes; DELETE /api/volumes/{name}
+  GET  /api/volumes/{name}/files?path=, /api/volumes/{name}/file?path=   browse, read-only
   GET  /api/projects                   compose projects (by their labels)
   GET  /api/projects/{name}/logs       SSE: all its services' logs, interleaved
   POST /api/projects/{name}/{start,stop,restart}
@@ -52,7 +53,7 @@ from berth.images.distribution import Distribution
 from berth.networks import NetworkService
 from berth.volumes import VolumeService
 
-from . import projects, streams
+from . import projects, streams, volfiles
 from .auth import NO_STORE, SESSION, Gate
 from .data import (
     container_detail,
@@ -130,6 +131,8 @@ class Dashboard:
         r.add_delete("/api/networks/{id}", self.network_remove)
         r.add_get("/api/volumes", self.volume_list)
         r.add_delete("/api/volumes/{name}", self.volume_remove)
+        r.add_get("/api/volumes/{name}/files", self.volume_files)
+        r.add_get("/api/volumes/{name}/file", self.volume_file)
         r.add_get("/api/projects", self.project_list)
         r.add_get("/api/projects/{name}/logs", lambda q: projects.logs(q, self.containers))
         r.add_post("/api/projects/{name}/{action}", self.project_action)
@@ -284,6 +287,21 @@ class Dashboard:
     async def volume_remove(self, request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(self._vols().remove, request.match_info["name"])
         return web.json_response({"ok": True})
+
+    async def volume_files(self, request: web.Request) -> web.StreamResponse:
+        vol = self._vols().get(request.match_info["name"])
+        return web.json_response(await asyncio.to_thread(
+            volfiles.list_dir, vol.mountpoint, request.query.get("path", "/")))
+
+    async def volume_file(self, request: web.Request) -> web.StreamResponse:
+        """The first bytes of a file, as text in JSON (never served as a page of its own)."""
+        vol = self._vols().get(request.match_info["name"])
+        path = request.query.get("path", "")
+        data, size = await asyncio.to_thread(volfiles.read_file, vol.mountpoint, path)
+        binary = b"\x00" in data
+        return web.json_response({"path": path, "size": size, "shown": len(data),
+                                  "binary": binary,
+                                  "text": "" if binary else data.decode("utf-8", "replace")})
 
     # --- compose projects ------------------------------------------------------------------
     async def project_list(self, request: web.Request) -> web.StreamResponse:
