@@ -257,6 +257,28 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: css(drv, "#terminal").get_attribute("data-closed") == "1")
 
 
+def test_attach_to_the_console(ui_daemon: Daemon, browser: webdriver.Chrome,
+                               shots: Path) -> None:
+    d, drv = ui_daemon, browser
+    cid = d.ok("run", "-dit", "--name", "console", "busybox", "sh").strip()
+    go(drv, d, f"#/containers/{cid}")
+    css(drv, 'button[data-tab="terminal"]').click()
+    css(drv, 'button[data-mode="attach"]').click()
+    wait(drv, lambda: css(drv, '#terminal[data-mode="attach"]').get_attribute("data-open")
+         == "1", what="the console's WebSocket did not open")
+    term_text = "return window.berthTerminalText()"
+    wait(drv, lambda: "#" in drv.execute_script(term_text), what="no prompt")
+    ActionChains(drv).send_keys("echo attached-$((2*3)) $$\n").perform()
+    # the container's own shell answers: PID 1
+    wait(drv, lambda: "attached-6 1" in drv.execute_script(term_text), what="no answer")
+    shot(drv, shots, "container-console")
+    # leaving the page detaches: the container goes on
+    go(drv, d, "#/containers")
+    time.sleep(0.5)
+    assert d.inspect("console")["State"]["Status"] == "running"
+    d.ok("rm", "-f", "console")
+
+
 def test_images_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
     d, drv = ui_daemon, browser
     d.ok("tag", "busybox", "spare:1")

@@ -282,12 +282,14 @@ def test_host_header_is_checked() -> None:
 
 def test_terminal_websocket_needs_csrf() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        await login(client, gate)
-        r = await client.get("/api/containers/c1/terminal",
-                             headers={"Upgrade": "websocket", "Connection": "Upgrade",
-                                      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                                      "Sec-WebSocket-Version": "13"})
-        assert r.status == 403
+        csrf = await login(client, gate)
+        ws = {"Upgrade": "websocket", "Connection": "Upgrade",
+              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+        for path in ("/api/containers/c1/terminal", "/api/containers/c1/attach"):
+            assert (await client.get(path, headers=ws)).status == 403
+            r = await client.get(f"{path}?csrf={csrf}",
+                                 headers={**ws, "Origin": "http://evil.example"})
+            assert r.status == 403, path
     run(t)
 
 

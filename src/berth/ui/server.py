@@ -14,6 +14,7 @@ Routes (all under the session):
   GET  /api/containers/{id}/logs.txt   the whole log, as a download
   GET  /api/containers/{id}/top        processes
   GET  /api/containers/{id}/terminal   WebSocket: a shell (exec with a pty)
+  GET  /api/containers/{id}/attach     WebSocket: the container's own console
   POST /api/containers/{id}/{start,stop,restart,kill,pause,unpause}
   DELETE /api/containers/{id}          remove (force)
   GET  /api/images, /api/images/{id}/history; DELETE /api/images/{id}; POST /api/images/prune
@@ -120,6 +121,8 @@ class Dashboard:
         r.add_get("/api/containers/{id}/top", self.container_top)
         r.add_get("/api/containers/{id}/terminal",
                   lambda q: streams.terminal(q, self.containers, self.execs))
+        r.add_get("/api/containers/{id}/attach",
+                  lambda q: streams.attach(q, self.containers))
         r.add_post("/api/containers/{id}/{action}", self.container_action)
         r.add_delete("/api/containers/{id}", self.container_remove)
         r.add_get("/api/images", self.image_list)

@@ -1,5 +1,5 @@
-"""The dashboard's live streams: stats, logs and events as Server-Sent Events, and the
-terminal, an `exec` with a pty over a WebSocket.
+"""The dashboard's live streams: stats, logs and events as Server-Sent Events, and over a
+WebSocket the terminal (an `exec` with a pty) and the container's own console (attach).
 
 Imports the containers service (and its exec service) and the event bus.
 """
@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from berth.containers import ContainerService
+from berth.containers.channel import Attachment
 from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
@@ -186,6 +187,35 @@ async def terminal(request: web.Request, containers: ContainerService,
         await ws.close()
         return ws
 
+    await _pump(ws, att, lambda r, c: execs.resize(eid, r, c))
+    return ws
+
+
+async def attach(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    """The container's own console over a WebSocket (as the terminal's, with resize): its
+    output from now, and what is typed to its stdin. Closing the page detaches; the
+    container goes on."""
+    rec = containers.resolve(request.match_info["id"])
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1 << 20)
+    if not ws.can_prepare(request).ok:
+        raise InvalidArgument("the console needs a WebSocket")
+    rows, cols = _size(request)
+    att = containers.attach(rec.id, stdout=True, stderr=True, logs=False)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        att.close()
+        raise
+    if rec.config.get("Tty") and rec.state.running:
+        with contextlib.suppress(BerthError):
+            containers.resize(rec.id, rows, cols)
+    await _pump(ws, att, lambda r, c: containers.resize(rec.id, r, c))
+    return ws
+
+
+async def _pump(ws: web.WebSocketResponse, att: Attachment,
+                resize: Callable[[int, int], None]) -> None:
+    """Output to the page and its keys to the process, until one of them ends."""
     async def output() -> None:
         async for _stream, data in att.output():
             if ws.closed:
@@ -199,7 +229,7 @@ async def terminal(request: web.Request, containers: ContainerService,
             elif msg.type is WSMsgType.TEXT:
                 with contextlib.suppress(ValueError, TypeError, KeyError, BerthError):
                     r, c = json.loads(msg.data)["resize"]
-                    execs.resize(eid, min(max(int(r), 2), 500), min(max(int(c), 10), 1000))
+                    resize(min(max(int(r), 2), 500), min(max(int(c), 10), 1000))
         await att.end_stdin()
 
     tasks = (asyncio.ensure_future(output()), asyncio.ensure_future(input_()),
@@ -214,7 +244,6 @@ async def terminal(request: web.Request, containers: ContainerService,
                 await t
         att.close()
         await ws.close()
-    return ws
 
 
-__all__ = ["stats", "logs", "download_logs", "events", "terminal"]
+__all__ = ["stats", "logs", "download_logs", "events", "terminal", "attach"]

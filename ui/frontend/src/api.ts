@@ -57,10 +57,12 @@ export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => vo
   return es;
 }
 
-export function terminalUrl(id: string, rows: number, cols: number): string {
+// the terminal's WebSocket: a shell through exec ("terminal") or the container's own console
+// ("attach")
+export function terminalUrl(id: string, rows: number, cols: number, mode: "terminal" | "attach" = "terminal"): string {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const q = new URLSearchParams({ rows: String(rows), cols: String(cols), csrf });
-  return `${proto}//${location.host}/api/containers/${encodeURIComponent(id)}/terminal?${q}`;
+  return `${proto}//${location.host}/api/containers/${encodeURIComponent(id)}/${mode}?${q}`;
 }
 
 export interface Port { hostIp: string; hostPort: string; port: string; proto: string }

@@ -159,21 +159,44 @@ async function processesTab(d: ContainerDetail, pane: HTMLElement): Promise<void
 
 function terminalTab(d: ContainerDetail, pane: HTMLElement): Cleanup | void {
   if (!d.running) { pane.append(h("p", { class: "empty" }, "Start the container to open a terminal.")); return; }
-  const box = h("div", { class: "terminal", id: "terminal" });
-  pane.append(box);
-  const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000, convertEol: false });
+  let stop: Cleanup | undefined;
+  const holder = h("div", {});
+  const open = (mode: "terminal" | "attach") => {
+    stop?.();
+    clear(holder);
+    for (const b of bar.querySelectorAll("button")) b.classList.toggle("active", b.getAttribute("data-mode") === mode);
+    stop = openTerminal(d, holder, mode);
+  };
+  const bar = h("div", { class: "toolbar" },
+    h("button", { class: "btn", "data-mode": "terminal", onclick: () => open("terminal") }, "Shell (exec)"),
+    h("button", { class: "btn", "data-mode": "attach", onclick: () => open("attach") }, "Attach to its console"),
+    h("span", { class: "sub" }, d.tty ? "" : "(no tty: the console shows its output, without a prompt)"));
+  pane.append(bar, holder);
+  open("terminal");
+  return () => stop?.();
+}
+
+function openTerminal(d: ContainerDetail, holder: HTMLElement, mode: "terminal" | "attach"): Cleanup {
+  const box = h("div", { class: "terminal", id: "terminal", "data-mode": mode });
+  holder.append(box);
+  const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000, convertEol: mode === "attach" && !d.tty });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(box);
   fit.fit();
-  const ws = new WebSocket(terminalUrl(d.id, term.rows, term.cols));
+  const ws = new WebSocket(terminalUrl(d.id, term.rows, term.cols, mode));
   ws.binaryType = "arraybuffer";
   const enc = new TextEncoder();
   ws.onmessage = (ev: MessageEvent<ArrayBuffer | string>) => {
     term.write(typeof ev.data === "string" ? ev.data : new Uint8Array(ev.data));
   };
   ws.onclose = () => { term.write("\r\n[session closed]\r\n"); box.setAttribute("data-closed", "1"); };
-  ws.onopen = () => { box.setAttribute("data-open", "1"); term.focus(); };
+  ws.onopen = () => {
+    box.setAttribute("data-open", "1");
+    term.focus();
+    // a console attached to shows nothing until the process writes: a newline asks a shell for its prompt
+    if (mode === "attach" && d.tty) ws.send(enc.encode("\r"));
+  };
   const input = term.onData((s) => { if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(s)); });
   const resize = term.onResize(({ rows, cols }) => {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: [rows, cols] }));
