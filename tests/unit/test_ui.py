@@ -441,3 +441,27 @@ def test_volume_files_stay_inside(tmp_path: Any) -> None:
     with pytest.raises(InvalidArgument):
         volfiles.read_file(str(root), "/sub")    # a directory is no file
     assert b"\x00" in volfiles.read_file(str(root), "bin.dat")[0]
+
+
+def test_gate_over_tls_on_another_address() -> None:
+    from aiohttp.test_utils import make_mocked_request
+    gate = Gate("0.0.0.0", 8443, secure=True)
+    assert gate.url.startswith("https://") and gate.url.endswith(f":8443/?token={gate.token}")
+    req = make_mocked_request("GET", f"/?token={gate.token}",
+                              headers={"Host": "berth.example:8443"})
+    assert gate.host_ok(req)     # an address of many names: the certificate names the host
+    resp = gate.login(req)
+    assert resp.status == 303
+    cookie = resp.cookies["berth_ui"]
+    assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
+    same = make_mocked_request("POST", "/api/x", headers={
+        "Host": "berth.example:8443", "Origin": "https://berth.example:8443"})
+    assert gate.origin_ok(same)
+    for other in ("http://berth.example:8443", "https://evil.example"):
+        assert not gate.origin_ok(make_mocked_request("POST", "/api/x", headers={
+            "Host": "berth.example:8443", "Origin": other}))
+    # on loopback, only loopback names: a rebound name is turned away
+    local = Gate("127.0.0.1", 8080)
+    assert local.host_ok(make_mocked_request("GET", "/", headers={"Host": "localhost:8080"}))
+    assert not local.host_ok(make_mocked_request("GET", "/", headers={
+        "Host": "rebound.example:8080"}))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -77,12 +78,17 @@ class Gate:
         self.secure = secure
         self.port = port
         h = f"[{host}]" if ":" in host else host
-        self.hosts = {f"{h}:{port}"}
+        # the Host a browser may name: on loopback, only loopback names (a page of another
+        # site whose name was rebound to 127.0.0.1 names its own); on another address (with
+        # TLS, whose certificate names the host) any, as the address has many names
+        self.hosts: set[str] | None = None
         if is_loopback(host):
-            self.hosts |= {f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
+            self.hosts = {f"{h}:{port}", f"localhost:{port}", f"127.0.0.1:{port}",
+                          f"[::1]:{port}"}
         self.scheme = "https" if secure else "http"
-        self.origins = {f"{self.scheme}://{x}" for x in self.hosts}
-        self.url = f"{self.scheme}://{h}:{port}/?token={self.token}"
+        shown = h if self.hosts is not None or host not in ("0.0.0.0", "::") else \
+            socket.gethostname()
+        self.url = f"{self.scheme}://{shown}:{port}/?token={self.token}"
 
     # --- sessions ---------------------------------------------------------------------------
     def open_session(self) -> tuple[str, Session]:
@@ -125,13 +131,18 @@ class Gate:
             given = request.query.get("csrf", "")
         return bool(given) and hmac.compare_digest(given.encode(), sess.csrf.encode())
 
+    def host_ok(self, request: web.Request) -> bool:
+        return self.hosts is None or request.host in self.hosts
+
     def origin_ok(self, request: web.Request) -> bool:
+        """An action comes from the dashboard's own page: its Origin (which browsers send
+        with every cross-site request, and with every WebSocket) is the address asked."""
         origin = request.headers.get("Origin")
-        return origin is None or origin in self.origins
+        return origin is None or origin == f"{self.scheme}://{request.host}"
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.host not in self.hosts:
+        if not self.host_ok(request):
             resp: web.StreamResponse = web.Response(status=421, text="unknown host\n")
         elif request.path == "/" and "token" in request.query:
             resp = self.login(request)
