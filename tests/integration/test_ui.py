@@ -7,6 +7,7 @@ resolves to nothing, there is no proxy, and its background services are off."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -58,8 +59,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def browser(ui_daemon: Daemon) -> Iterator[webdriver.Chrome]:
+def make_browser(*, insecure_certs: bool = False) -> webdriver.Chrome:
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("needs Debian's chromium and chromium-driver (scripts/test.sh installs them)")
     opts = webdriver.ChromeOptions()
@@ -74,9 +74,16 @@ def browser(ui_daemon: Daemon) -> Iterator[webdriver.Chrome]:
               "--disable-extensions", "--metrics-recording-only",
               "--disable-features=OptimizationHints,MediaRouter,Translate"):
         opts.add_argument(a)
+    opts.accept_insecure_certs = insecure_certs
     # the driver is Debian's: selenium-manager must not look for (or download) one
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     drv.set_page_load_timeout(30)
+    return drv
+
+
+@pytest.fixture(scope="module")
+def browser(ui_daemon: Daemon) -> Iterator[webdriver.Chrome]:
+    drv = make_browser()
     try:
         yield drv
     finally:
@@ -430,6 +437,40 @@ def test_events_and_disk_usage(ui_daemon: Daemon, browser: webdriver.Chrome,
     shot(drv, shots, "disk-usage")
     info = json.loads(d.ok("system", "df", "--format", "{{json .}}").splitlines()[0])
     assert info
+
+
+def test_dashboard_over_tls(tmp_path: Path, rootfs_tar: Path, shots: Path) -> None:
+    """With TLS (berthd's --tls files), the dashboard speaks only HTTPS and its cookie is
+    Secure. The test's CA is not the browser's, so certificate errors are let pass here:
+    what is tested is berthd's side."""
+    from .registries import CA
+    ca = CA.make()
+    cert, key = ca.issue("127.0.0.1")
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    with running_daemon(tmp_path / "berthd", rootfs_tar, "--tlsverify=false",
+                        "--tlscacert", str(tmp_path / "ca.pem"),
+                        "--tlscert", str(tmp_path / "cert.pem"),
+                        "--tlskey", str(tmp_path / "key.pem"), "--ui", "127.0.0.1:0") as d:
+        url = ui_url(d)
+        assert url.startswith("https://127.0.0.1:")
+        with pytest.raises((OSError, http.client.HTTPException)):   # no plain HTTP
+            urllib.request.urlopen(url.replace("https://", "http://"), timeout=10)
+        d.ok("create", "--name", "tls-one", "busybox", "true")
+        drv = make_browser(insecure_certs=True)
+        try:
+            drv.get(url)
+            assert row(drv, "tls-one")
+            cookie = drv.get_cookie("berth_ui")
+            assert cookie and cookie["secure"] and cookie["httpOnly"]
+            drv.execute_script("window.confirm = () => true")
+            click_action(drv, "tls-one", "remove")
+            wait(drv, lambda: d.berth("inspect", "tls-one").returncode != 0,
+                 what="remove over TLS did nothing")
+            shot(drv, shots, "tls")
+        finally:
+            drv.quit()
 
 
 def test_screenshots_kept(shots: Path) -> None:
