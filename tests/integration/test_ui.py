@@ -264,6 +264,18 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: css(drv, "#terminal").get_attribute("data-closed") == "1")
 
 
+def test_health(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
+    d, drv = ui_daemon, browser
+    cid = d.ok("run", "-d", "--name", "checked", "--health-cmd", "echo probe-ok",
+               "--health-interval", "1s", "busybox", "sleep", "1000").strip()
+    go(drv, d, "#/containers")
+    wait(drv, lambda: "healthy" in row(drv, "checked").find_element(
+        By.CSS_SELECTOR, ".badge").text, what="the list does not show the health")
+    go(drv, d, f"#/containers/{cid}")
+    wait(drv, lambda: "probe-ok" in css(drv, "#health-log").text)
+    d.ok("rm", "-f", "checked")
+
+
 def test_attach_to_the_console(ui_daemon: Daemon, browser: webdriver.Chrome,
                                shots: Path) -> None:
     d, drv = ui_daemon, browser

@@ -171,8 +171,16 @@ def test_nothing_without_the_token() -> None:
         # the bundle holds nothing secret: it loads without a session
         assert (await client.get("/static/app.js")).status == 200
         # only the bundle's own files: not the page's template, nothing beside them
-        for path in ("/static/index.html", "/static/..%2fserver.py", "/static/__init__.py"):
+        for path in ("/static/index.html", "/static/..%2fserver.py", "/static/__init__.py",
+                     "/static/chunk-AAAAAAAA.js", "/static/chunk-..%2f..%2fx.js"):
             assert (await client.get(path)).status == 404, path
+        # the chunk the page loads later is there, under the name app.js's import gives it
+        app = await (await client.get("/static/app.js")).text()
+        chunks = set(re.findall(r"chunk-[A-Z0-9]{8}\.js", app))
+        assert chunks
+        for c in chunks:
+            r = await client.get(f"/static/{c}")
+            assert r.status == 200 and "immutable" in r.headers["Cache-Control"]
     run(t)
 
 

@@ -2,14 +2,19 @@
 // licences of the libraries it holds. Run with `npm ci && npm run build` in this directory;
 // the built files are committed, so that installing berth needs no npm.
 import * as esbuild from "esbuild";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 
 const out = "../../src/berth/ui/static";
+for (const f of readdirSync(out)) if (f.startsWith("chunk-")) rmSync(`${out}/${f}`);   // the last build's
 await esbuild.build({
-  entryPoints: { app: "src/main.ts" },
+  // the styles (with uPlot's and xterm's) are an entry of their own: app.css
+  entryPoints: [{ in: "src/main.ts", out: "app" }, { in: "src/app.css", out: "app" }],
   bundle: true,
   minify: true,
-  format: "iife",
+  // the container page (xterm.js, uPlot) is a chunk of its own, loaded when first opened
+  format: "esm",
+  splitting: true,
+  chunkNames: "chunk-[hash]",
   target: ["es2022"],
   outdir: out,
   legalComments: "none",

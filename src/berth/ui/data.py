@@ -108,6 +108,9 @@ def container_detail(view: ContainerView) -> Json:
                     "rw": m.rw} for m in rec.mounts],
         "networks": networks,
         "tty": bool(cfg.get("Tty")),
+        "healthLog": [{"start": p.start, "exitCode": p.exit_code, "output": p.output}
+                      for p in (st.health.log if st.health else [])],
+        "failingStreak": st.health.failing_streak if st.health else 0,
     }
 
 

@@ -39,6 +39,7 @@ import html
 import json
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACTIONS = ("start", "stop", "restart", "kill", "pause", "unpause")
+CHUNK = re.compile(r"chunk-[A-Z0-9]{8}\.js")   # esbuild's chunk names (ui/frontend/build.mjs)
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css",
                 "LICENSES.txt": "text/plain", "favicon.svg": "image/svg+xml"}
 
@@ -150,12 +152,18 @@ class Dashboard:
         return web.Response(text=page, content_type="text/html", headers=NO_STORE)
 
     async def static_file(self, request: web.Request) -> web.StreamResponse:
+        """The bundle's files, by name only (nothing beside them): app.js and app.css, asked
+        again each time, and the chunks loaded later (the container page), whose names are
+        their hashes and may be kept."""
         name = request.match_info["name"]
         ctype = STATIC_FILES.get(name)
-        if ctype is None:
+        cache = "no-cache"
+        if ctype is None and CHUNK.fullmatch(name):
+            ctype, cache = "text/javascript", "max-age=31536000, immutable"
+        path = os.path.join(self.static, name)
+        if ctype is None or not os.path.isfile(path):
             raise web.HTTPNotFound()
-        return web.FileResponse(os.path.join(self.static, name),
-                                headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
+        return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": cache})
 
     # --- containers -------------------------------------------------------------------------
     async def container_list(self, request: web.Request) -> web.StreamResponse:

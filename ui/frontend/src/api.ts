@@ -77,6 +77,7 @@ export interface NetAttach { name: string; id: string; aliases: string[]; ip: st
 export interface ContainerDetail extends ContainerRow {
   general: [string, string][]; labels: [string, string][]; env: EnvVar[]; mounts: Mount[];
   networks: NetAttach[]; tty: boolean;
+  healthLog: { start: string; exitCode: number; output: string }[]; failingStreak: number;
 }
 export interface StatsPoint {
   t: number; running: boolean; cpu: number; mem: number; memLimit: number; pids: number;

@@ -1,17 +1,24 @@
 // berth's dashboard: a hash router over its pages. Each page renders into #main and hands
 // back what stops its live streams when the page goes.
 
-import "./app.css";
 import { h, clear } from "./dom";
+import { Cleanup } from "./notify";
 import { containersPage } from "./pages/containers";
-import { containerPage } from "./pages/container";
 import { imagesPage } from "./pages/images";
 import { networksPage, volumesPage } from "./pages/netvol";
 import { eventsPage, systemPage } from "./pages/system";
 import { projectsPage } from "./pages/projects";
 
-export type Cleanup = () => void;
 type Page = (root: HTMLElement, arg: string) => Cleanup | void;
+
+// One container's page holds the terminal (xterm.js) and the graphs (uPlot), most of the
+// bundle: it loads when first opened, so the containers list does not wait for it.
+const containerPage: Page = (root, arg) => {
+  let cleanup: Cleanup | void;
+  let gone = false;
+  void import("./pages/container").then((m) => { if (!gone) cleanup = m.containerPage(root, arg); });
+  return () => { gone = true; cleanup?.(); };
+};
 
 const routes: [RegExp, Page, string][] = [
   [/^#\/containers\/([0-9a-zA-Z_.-]+)$/, containerPage, "containers"],
@@ -46,11 +53,3 @@ function route(): void {
 
 window.addEventListener("hashchange", route);
 route();
-
-// a message at the top of the page, gone after a while
-export function notify(text: string, error = false): void {
-  const box = document.getElementById("toast")!;
-  const el = h("div", { class: error ? "toast error" : "toast" }, text);
-  box.appendChild(el);
-  setTimeout(() => el.remove(), error ? 8000 : 3000);
-}

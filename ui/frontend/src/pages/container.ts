@@ -7,7 +7,7 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { ContainerDetail, LogLine, StatsPoint, get, stream, terminalUrl } from "../api";
 import { bytes, clear, h, table } from "../dom";
-import { Cleanup, notify } from "../main";
+import { Cleanup, notify } from "../notify";
 import { actionButtons, stateBadge } from "./containers";
 
 const TABS = ["overview", "env", "mounts", "networks", "stats", "logs", "processes", "terminal"] as const;
@@ -57,6 +57,10 @@ function renderTab(tab: Tab, d: ContainerDetail, pane: HTMLElement): Cleanup | v
   switch (tab) {
     case "overview":
       pane.append(table(["Field", "Value"], d.general.map(([k, v]) => [k, v]), { class: "kv" }));
+      if (d.health) {
+        pane.append(h("h2", {}, `Health: ${d.health}`, d.failingStreak ? ` (failing ${d.failingStreak} in a row)` : ""),
+          table(["Probe started", "Exit code", "Output"], d.healthLog.map((p) => [p.start.slice(0, 19).replace("T", " "), String(p.exitCode), h("code", {}, p.output)]), { id: "health-log" }));
+      }
       if (d.labels.length) pane.append(h("h2", {}, "Labels"), table(["Label", "Value"], d.labels, { class: "kv" }));
       return;
     case "env":

@@ -3,7 +3,7 @@
 
 import { ContainerRow, del, get, post, stream } from "../api";
 import { Child, clear, h, shortId } from "../dom";
-import { notify, Cleanup } from "../main";
+import { notify, Cleanup } from "../notify";
 
 export async function containerAction(id: string, action: string, name: string): Promise<boolean> {
   try {

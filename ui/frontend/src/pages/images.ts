@@ -3,7 +3,7 @@
 
 import { HistoryRow, ImageRow, del, get, post, postLines } from "../api";
 import { ago, bytes, clear, h, shortId, table } from "../dom";
-import { notify } from "../main";
+import { notify } from "../notify";
 
 export function imagesPage(root: HTMLElement): void {
   const body = h("div", { id: "images" });

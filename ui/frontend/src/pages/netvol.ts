@@ -3,7 +3,7 @@
 
 import { NetworkRow, VolumeRow, del, get } from "../api";
 import { ago, bytes, clear, h, table } from "../dom";
-import { notify } from "../main";
+import { notify } from "../notify";
 
 async function remove(kind: string, path: string, name: string, after: () => void): Promise<void> {
   if (!confirm(`Remove ${kind} ${name}?`)) return;

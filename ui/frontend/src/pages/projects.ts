@@ -4,7 +4,7 @@
 
 import { ContainerRow, get, post, stream } from "../api";
 import { clear, h } from "../dom";
-import { Cleanup, notify } from "../main";
+import { Cleanup, notify } from "../notify";
 import { stateBadge } from "./containers";
 
 interface Project {

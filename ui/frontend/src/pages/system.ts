@@ -2,7 +2,7 @@
 
 import { DiskUsage, EventRow, get, stream } from "../api";
 import { bytes, h, table } from "../dom";
-import { Cleanup, notify } from "../main";
+import { Cleanup, notify } from "../notify";
 
 const MAX_EVENTS = 500;
 
