@@ -10,9 +10,9 @@
 
     .venv/bin/python bench/ui.py [--containers 200] [--watched 50] [--window 20]
 
-On this machine (2 cores shared with other work, 2026-12-01): the JSON of 200 containers in a
-median 3.7 ms; the whole page in headless Chromium in a median 234 ms (min 174, max 666);
-berthd's CPU with 50 stats streams 2.35% of a core (idle 0.05%).
+On this machine (2 cores shared with other work, load average about 7, 2026-12-01): the JSON
+of 200 containers in a median 4.3 ms; the whole page in headless Chromium in a median 222 ms
+(min 135, max 498); berthd's CPU with 50 stats streams 2.65% of a core (idle 0.05%).
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def page_times(url: str, n: int) -> list[float] | None:
     try:
         drv.get(url)   # the token's exchange, once
         base = url.split("/?")[0]
-        out = []
+        out: list[float] = []
+        parts: list[list[float]] = []
         for _ in range(n + 1):
             drv.get("about:blank")
             drv.get(base + "/#/containers")
@@ -85,10 +86,21 @@ def page_times(url: str, n: int) -> list[float] | None:
                     "return document.getElementById('main').getAttribute('data-loaded-ms')")
                 if ms:
                     out.append(float(ms) / 1000)
+                    parts.append(drv.execute_script(
+                        "const n = performance.getEntriesByType('navigation')[0];"
+                        "const a = performance.getEntriesByType('resource').find("
+                        "  e => e.name.endsWith('/api/containers'));"
+                        "return [n.responseEnd, n.domContentLoadedEventEnd,"
+                        "        a ? a.startTime : 0, a ? a.responseEnd : 0];"))
                     break
                 if time.time() - t0 > 30:
                     raise SystemExit("the containers page did not load")
                 time.sleep(0.02)
+        cols = list(zip(*parts[1:], strict=True))
+        print("  where the time goes (medians, ms from navigation): page received "
+              f"{statistics.median(cols[0]):.0f}, scripts run {statistics.median(cols[1]):.0f},"
+              f" list asked {statistics.median(cols[2]):.0f}, list received "
+              f"{statistics.median(cols[3]):.0f}")
         return out[1:]   # the first warms the cache
     finally:
         drv.quit()

@@ -125,6 +125,8 @@ def click_action(drv: webdriver.Chrome, name: str, action: str) -> None:
 
 def go(drv: webdriver.Chrome, d: Daemon, hash_: str) -> None:
     base = ui_url(d).split("/?")[0]
+    if drv.get_cookie("berth_ui") is None:   # a test run alone: the token's exchange first
+        drv.get(ui_url(d))
     drv.get(f"{base}/{hash_}")
     drv.execute_script("window.confirm = () => true")   # the dialogs of remove and prune
 
@@ -273,7 +275,10 @@ def test_health(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
         By.CSS_SELECTOR, ".badge").text, what="the list does not show the health")
     go(drv, d, f"#/containers/{cid}")
     wait(drv, lambda: "probe-ok" in css(drv, "#health-log").text)
-    d.ok("rm", "-f", "checked")
+    # removed from its own page, it goes back to the list
+    css(drv, '.head button[data-action="remove"]').click()
+    wait(drv, lambda: drv.current_url.endswith("#/containers"), what="stayed on a gone page")
+    assert d.berth("inspect", "checked").returncode != 0
 
 
 def test_attach_to_the_console(ui_daemon: Daemon, browser: webdriver.Chrome,

@@ -5,10 +5,10 @@
 import uPlot from "uplot";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
-import { ContainerDetail, LogLine, StatsPoint, get, stream, terminalUrl } from "../api";
+import { ApiError, ContainerDetail, LogLine, StatsPoint, get, stream, terminalUrl } from "../api";
 import { bytes, clear, h, table } from "../dom";
 import { Cleanup, notify } from "../notify";
-import { actionButtons, stateBadge } from "./containers";
+import { actionButtons, onActionClick, stateBadge } from "./containers";
 
 const TABS = ["overview", "env", "mounts", "networks", "stats", "logs", "processes", "terminal"] as const;
 type Tab = typeof TABS[number];
@@ -22,6 +22,7 @@ export function containerPage(root: HTMLElement, id: string): Cleanup {
   const tabs = h("div", { class: "tabs" });
   const pane = h("div", { class: "pane", id: "pane" });
   root.append(h("p", {}, h("a", { href: "#/containers" }, "← Containers")), head, tabs, pane);
+  onActionClick(head, () => void load().then(() => show(current)));
   let current: Tab = "overview";
 
   const show = (tab: Tab) => {
@@ -39,6 +40,7 @@ export function containerPage(root: HTMLElement, id: string): Cleanup {
     try {
       detail = await get<ContainerDetail>(`/api/containers/${encodeURIComponent(id)}`);
     } catch (e) {
+      if (detail && (e as ApiError).status === 404) { location.hash = "#/containers"; return; }   // removed here
       clear(head);
       head.append(h("h1", {}, id), h("p", { class: "error" }, (e as Error).message));
       return;
@@ -46,7 +48,7 @@ export function containerPage(root: HTMLElement, id: string): Cleanup {
     clear(head);
     head.append(h("h1", {}, detail.name, " ", stateBadge(detail.state, detail.health)),
       h("div", { class: "sub" }, detail.image, " · ", detail.status),
-      actionButtons(detail, () => void load().then(() => show(current))));
+      actionButtons(detail));
     if (!stop) show(current);
   };
   void load();

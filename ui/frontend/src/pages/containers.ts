@@ -21,25 +21,27 @@ export async function containerAction(id: string, action: string, name: string):
   }
 }
 
-export function actionButtons(c: { id: string; name: string; running: boolean; paused: boolean },
-  after: () => void): HTMLElement {
-  const btn = (action: string, label: string, enabled: boolean, cls = "") =>
-    h("button", {
-      class: `btn ${cls}`, "data-action": action, title: `${label} ${c.name}`, disabled: !enabled,
-      onclick: async (ev: Event) => {
-        (ev.currentTarget as HTMLButtonElement).disabled = true;
-        await containerAction(c.id, action, c.name);
-        after();
-      },
-    }, label);
-  return h("span", { class: "actions" },
-    btn("start", "Start", !c.running),
-    btn("stop", "Stop", c.running && !c.paused),
-    btn("restart", "Restart", true),
-    btn("kill", "Kill", c.running && !c.paused),
-    btn("pause", "Pause", c.running && !c.paused),
-    btn("unpause", "Unpause", c.paused),
-    btn("remove", "Remove", true, "danger"));
+// the actions that apply to a container in its state, as buttons; a click is handled by
+// `onActionClick` on an ancestor (one listener for a whole list)
+export function actionButtons(c: { id: string; name: string; running: boolean; paused: boolean }): HTMLElement {
+  const btn = (action: string, label: string, cls = "") =>
+    h("button", { class: `btn ${cls}`, "data-action": action, "data-id": c.id, "data-name": c.name, title: `${label} ${c.name}` }, label);
+  const out = h("span", { class: "actions" });
+  if (c.paused) out.append(btn("unpause", "Unpause"));
+  else if (c.running) out.append(btn("stop", "Stop"), btn("kill", "Kill"), btn("pause", "Pause"));
+  else out.append(btn("start", "Start"));
+  out.append(btn("restart", "Restart"), btn("remove", "Remove", "danger"));
+  return out;
+}
+
+export function onActionClick(el: HTMLElement, after: () => void): void {
+  el.addEventListener("click", (ev) => {
+    const b = (ev.target as HTMLElement).closest("button[data-action]") as HTMLButtonElement | null;
+    const id = b?.getAttribute("data-id");
+    if (!b || !id || b.disabled) return;
+    b.disabled = true;
+    void containerAction(id, b.getAttribute("data-action")!, b.getAttribute("data-name") ?? id).then(after);
+  });
 }
 
 export function stateBadge(state: string, health = ""): HTMLElement {
@@ -84,7 +86,7 @@ export function containersPage(root: HTMLElement): Cleanup {
       h("td", {}, stateBadge(c.state, c.health)),
       h("td", { class: "status" }, c.status),
       h("td", {}, portLinks(c)),
-      h("td", {}, actionButtons(c, refresh)))));
+      h("td", {}, actionButtons(c)))));
     body.append(h("table", { class: "list" },
       h("thead", {}, h("tr", {}, ["Name", "Image", "State", "Status / uptime", "Ports", "Actions"].map((x) => h("th", {}, x)))),
       tbody));
@@ -101,6 +103,7 @@ export function containersPage(root: HTMLElement): Cleanup {
       notify(`containers: ${(e as Error).message}`, true);
     }
   }
+  onActionClick(body, () => void refresh());
   search.addEventListener("input", draw);
   stateSel.addEventListener("change", draw);
   void refresh();
