@@ -6,6 +6,7 @@ environment, the Host check, and `--ui`'s address rules."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import ClientPayloadError
 from aiohttp.test_utils import TestClient, TestServer
 
 from berth.containers.record import ContainerRecord
@@ -473,3 +475,34 @@ def test_gate_over_tls_on_another_address() -> None:
     assert local.host_ok(make_mocked_request("GET", "/", headers={"Host": "localhost:8080"}))
     assert not local.host_ok(make_mocked_request("GET", "/", headers={
         "Host": "rebound.example:8080"}))
+
+
+def test_live_streams_end_at_shutdown() -> None:
+    """berthd's shutdown does not wait for the page's streams that never end by themselves."""
+    async def main() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        gate = Gate("127.0.0.1", port)
+        dash = Dashboard(containers=FakeContainers(), images=FakeImages(),  # type: ignore[arg-type]
+                         execs=None, events=EventBus(), gate=gate)  # type: ignore[arg-type]
+        app = dash.app()
+        client: Client = TestClient(TestServer(app, host="127.0.0.1", port=port))
+        await client.start_server()
+        try:
+            await login(client, gate)
+            resp = await client.get("/api/events")
+            assert resp.status == 200
+            for _ in range(50):
+                if dash.streams:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(dash.streams) == 1
+            await app.shutdown()
+            # the stream is cut (the daemon goes away): the page's EventSource sees it end
+            with contextlib.suppress(ClientPayloadError):
+                await asyncio.wait_for(resp.read(), 5)
+            assert not dash.streams
+        finally:
+            await client.close()
+    asyncio.run(main())

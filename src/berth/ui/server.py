@@ -103,6 +103,7 @@ class Dashboard:
         self.volumes = volumes
         self.distribution = distribution
         self.gate = gate
+        self.streams: set[asyncio.Task[Any]] = set()   # the live ones (`_live`)
         self.static = static_dir()
         with open(os.path.join(self.static, "index.html"), encoding="utf-8") as f:
             self.index_html = f.read()
@@ -115,16 +116,17 @@ class Dashboard:
         r.add_get("/static/{name}", self.static_file)
         r.add_get("/api/containers", self.container_list)
         r.add_get("/api/containers/{id}", self.container_get)
+        live = self._live
         r.add_get("/api/containers/{id}/stats",
-                  lambda q: streams.stats(q, self.containers))
-        r.add_get("/api/containers/{id}/logs", lambda q: streams.logs(q, self.containers))
+                  live(lambda q: streams.stats(q, self.containers)))
+        r.add_get("/api/containers/{id}/logs", live(lambda q: streams.logs(q, self.containers)))
         r.add_get("/api/containers/{id}/logs.txt",
                   lambda q: streams.download_logs(q, self.containers))
         r.add_get("/api/containers/{id}/top", self.container_top)
         r.add_get("/api/containers/{id}/terminal",
-                  lambda q: streams.terminal(q, self.containers, self.execs))
+                  live(lambda q: streams.terminal(q, self.containers, self.execs)))
         r.add_get("/api/containers/{id}/attach",
-                  lambda q: streams.attach(q, self.containers))
+                  live(lambda q: streams.attach(q, self.containers)))
         r.add_post("/api/containers/{id}/{action}", self.container_action)
         r.add_delete("/api/containers/{id}", self.container_remove)
         r.add_get("/api/images", self.image_list)
@@ -139,11 +141,29 @@ class Dashboard:
         r.add_get("/api/volumes/{name}/files", self.volume_files)
         r.add_get("/api/volumes/{name}/file", self.volume_file)
         r.add_get("/api/projects", self.project_list)
-        r.add_get("/api/projects/{name}/logs", lambda q: projects.logs(q, self.containers))
+        r.add_get("/api/projects/{name}/logs", live(lambda q: projects.logs(q, self.containers)))
         r.add_post("/api/projects/{name}/{action}", self.project_action)
-        r.add_get("/api/events", lambda q: streams.events(q, self.events))
+        r.add_get("/api/events", live(lambda q: streams.events(q, self.events)))
         r.add_get("/api/df", self.df)
+        app.on_shutdown.append(self._end_streams)
         return app
+
+    def _live(self, handler: Handler) -> Handler:
+        """A stream that never ends by itself (SSE, a terminal): it ends at berthd's shutdown,
+        which does not wait for it."""
+        async def run(request: web.Request) -> web.StreamResponse:
+            task = asyncio.current_task()
+            assert task is not None
+            self.streams.add(task)
+            try:
+                return await handler(request)
+            finally:
+                self.streams.discard(task)
+        return run
+
+    async def _end_streams(self, _app: web.Application) -> None:
+        for task in list(self.streams):
+            task.cancel()
 
     # --- the page ---------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.StreamResponse:
