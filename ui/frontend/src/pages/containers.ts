@@ -44,6 +44,12 @@ export function onActionClick(el: HTMLElement, after: () => void): void {
   });
 }
 
+// a container event that changes what the list shows (not an exec's, nor a health probe's
+// run, which come every few seconds from a container with a health check)
+export function changesTheList(ev: { type: string; action: string }): boolean {
+  return ev.type === "container" && !ev.action.startsWith("exec_");
+}
+
 export function stateBadge(state: string, health = ""): HTMLElement {
   return h("span", { class: `badge state-${state}` }, state, health ? ` (${health})` : "");
 }
@@ -108,8 +114,8 @@ export function containersPage(root: HTMLElement): Cleanup {
   stateSel.addEventListener("change", draw);
   void refresh();
   // the list follows the daemon's container events (one fetch per burst)
-  const es = stream<{ type: string }>("/api/events", (ev) => {
-    if (ev.type !== "container") return;
+  const es = stream<{ type: string; action: string }>("/api/events", (ev) => {
+    if (!changesTheList(ev)) return;
     clearTimeout(pending);
     pending = window.setTimeout(() => void refresh(), 250);
   });

@@ -5,7 +5,7 @@
 import { ContainerRow, get, post, stream } from "../api";
 import { clear, h } from "../dom";
 import { Cleanup, notify } from "../notify";
-import { stateBadge } from "./containers";
+import { changesTheList, stateBadge } from "./containers";
 
 interface Project {
   name: string; workingDir: string; configFiles: string; running: number; total: number;
@@ -63,8 +63,8 @@ export function projectsPage(root: HTMLElement): Cleanup {
   };
   void load();
   let pending: number | undefined;
-  const events = stream<{ type: string }>("/api/events", (ev) => {
-    if (ev.type !== "container") return;
+  const events = stream<{ type: string; action: string }>("/api/events", (ev) => {
+    if (!changesTheList(ev)) return;
     clearTimeout(pending);
     pending = window.setTimeout(() => void load(), 300);
   });
