@@ -403,18 +403,20 @@ def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,
 
 def test_compose_projects(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
     d, drv = ui_daemon, browser
+    d.ok("network", "create", "--label", "com.docker.compose.project=shop", "shop_default")
     for svc, n in (("web", 1), ("web", 2), ("db", 1)):
-        d.ok("run", "-d", "--name", f"shop-{svc}-{n}",
+        d.ok("run", "-d", "--name", f"shop-{svc}-{n}", "--network", "shop_default",
              "--label", "com.docker.compose.project=shop",
              "--label", f"com.docker.compose.service={svc}",
              "--label", f"com.docker.compose.container-number={n}",
              "busybox", "sh", "-c",
              f"trap 'exit 0' TERM; while true; do echo {svc}-{n}-says-hi; sleep 0.3; done")
     go(drv, d, "#/projects")
-    section = css(drv, 'section[data-project="shop"]')
     wait(drv, lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text)
-    assert [r.get_attribute("data-name") for r in section.find_elements(
-        By.CSS_SELECTOR, "tbody tr")] == ["shop-db-1", "shop-web-1", "shop-web-2"]
+    # (the list is drawn again on each container event: every look goes through `wait`)
+    wait(drv, lambda: [r.get_attribute("data-name") for r in drv.find_elements(
+        By.CSS_SELECTOR, 'section[data-project="shop"] tbody tr')] == [
+        "shop-db-1", "shop-web-1", "shop-web-2"], what="services not in order")
     css(drv, 'section[data-project="shop"] button[data-action="logs"]').click()
     wait(drv, lambda: {e.get_attribute("data-container") for e in drv.find_elements(
         By.CSS_SELECTOR, "#project-log-lines .line")} >= {"shop-db-1", "shop-web-1",
@@ -433,7 +435,12 @@ def test_compose_projects(ui_daemon: Daemon, browser: webdriver.Chrome, shots: P
     wait(drv, lambda: project_click("start"))
     wait(drv, lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text,
          what="start did not start the project")
-    d.ok("rm", "-f", "shop-web-1", "shop-web-2", "shop-db-1")
+    # down: its containers and its network go, as with compose down
+    wait(drv, lambda: project_click("down"))
+    wait(drv, lambda: not drv.find_elements(By.CSS_SELECTOR, 'section[data-project="shop"]'),
+         what="down left the project")
+    assert d.ok("ps", "-aq", "--filter", "label=com.docker.compose.project=shop") == ""
+    assert "shop_default" not in d.ok("network", "ls")
 
 
 def test_events_and_disk_usage(ui_daemon: Daemon, browser: webdriver.Chrome,

@@ -506,3 +506,52 @@ def test_live_streams_end_at_shutdown() -> None:
         finally:
             await client.close()
     asyncio.run(main())
+
+
+def test_project_down_removes_its_containers_and_networks() -> None:
+    from berth.containers.status import ContainerStatus
+    from berth.ui.projects import down
+
+    class Containers:
+        def __init__(self) -> None:
+            self.removed: list[tuple[str, bool]] = []
+
+        def list(self, *, all_: bool = False) -> list[ContainerView]:
+            out = []
+            for name, project in (("shop-web-1", "shop"), ("blog-app-1", "blog")):
+                rec = record(f"/{name}")
+                rec.id = name
+                rec.config["Labels"] = {"com.docker.compose.project": project}
+                rec.state.status = ContainerStatus.RUNNING
+                out.append(ContainerView(rec))
+            return out
+
+        async def remove(self, ref: str, *, force: bool = False) -> None:
+            self.removed.append((ref, force))
+
+        def network_users(self, name: str) -> list[str]:
+            return []
+
+    class Networks:
+        def __init__(self) -> None:
+            self.asked: list[dict[str, list[str]]] = []
+            self.removed: list[str] = []
+
+        def list(self, filters: dict[str, list[str]]) -> list[Any]:
+            self.asked.append(filters)
+
+            class View:
+                class record:  # noqa: N801 - the shape of NetworkView.record
+                    id, name = "n1", "shop_default"
+            return [View()]
+
+        def remove(self, nid: str, users: list[str]) -> None:
+            self.removed.append(nid)
+
+    c, n = Containers(), Networks()
+    got = asyncio.run(down(c, n, "shop"))  # type: ignore[arg-type]
+    assert got == {"containers": ["shop-web-1"], "networks": ["shop_default"]}
+    assert c.removed == [("shop-web-1", True)] and n.removed == ["n1"]
+    assert n.asked == [{"label": ["com.docker.compose.project=shop"]}]
+    with pytest.raises(NotFound):
+        asyncio.run(down(c, n, "nope"))  # type: ignore[arg-type]

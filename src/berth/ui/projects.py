@@ -1,14 +1,14 @@
 """Compose projects as the dashboard shows them: the containers that carry Docker Compose's
 labels (`com.docker.compose.project`, `.service`, `.container-number`), grouped by project and
-service, with start, stop and restart of a whole project and the logs of all its services
-interleaved.
+service, with start, stop and restart of a whole project, its down (containers and networks),
+and the logs of all its services interleaved.
 
 Compose itself is a client of the API (DESIGN.md): the dashboard reads only the labels it
 leaves on containers, so it sees projects made by `berth compose` and by Docker Compose alike.
-Bringing a project up, scaling it or taking it down needs its compose file, which berthd does
-not have: those stay with `berth compose`.
+Bringing a project up or scaling it needs its compose file, which berthd does not have: those
+stay with `berth compose`. Taking it down does not: what to remove carries the project's label.
 
-Imports the containers service.
+Imports the containers and networks services.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from aiohttp import web
 from berth.containers import ContainerService
 from berth.containers.views import ContainerView
 from berth.errors import NotFound
+from berth.networks import NetworkService
 
 from .data import container_row
 from .streams import KEEPALIVE, LOG_TAIL_MAX, open_sse, send_event
@@ -94,6 +95,24 @@ async def action(containers: ContainerService, name: str, verb: str) -> list[str
     return done
 
 
+async def down(containers: ContainerService, networks: NetworkService | None,
+               name: str) -> dict[str, list[str]]:
+    """As `compose down` without its file: the project's containers removed (stopped first),
+    then its networks (those that carry its label); its volumes are kept, as `down` without
+    `-v` keeps them."""
+    removed = []
+    for v in members(containers, name):
+        await containers.remove(v.record.id, force=True)
+        removed.append(v.record.name.lstrip("/"))
+    nets = []
+    if networks is not None:
+        for view in networks.list({"label": [f"{PROJECT}={name}"]}):
+            rec = view.record
+            await asyncio.to_thread(networks.remove, rec.id, containers.network_users(rec.name))
+            nets.append(rec.name)
+    return {"containers": removed, "networks": nets}
+
+
 async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
     """The logs of every container of the project, interleaved: the last lines of each in the
     order of their timestamps, then each new line as it comes, named by its container."""
@@ -148,4 +167,4 @@ def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
             "l": line.rstrip("\n")}
 
 
-__all__ = ["projects", "members", "action", "logs"]
+__all__ = ["projects", "members", "action", "down", "logs"]

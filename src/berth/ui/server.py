@@ -24,7 +24,7 @@ Routes (all under the session):
   GET  /api/volumes/{name}/files?path=, /api/volumes/{name}/file?path=   browse, read-only
   GET  /api/projects                   compose projects (by their labels)
   GET  /api/projects/{name}/logs       SSE: all its services' logs, interleaved
-  POST /api/projects/{name}/{start,stop,restart}
+  POST /api/projects/{name}/{start,stop,restart,down}
   GET  /api/events                     SSE
   GET  /api/df                         disk usage
 
@@ -340,6 +340,9 @@ class Dashboard:
 
     async def project_action(self, request: web.Request) -> web.StreamResponse:
         verb = request.match_info["action"]
+        if verb == "down":
+            return web.json_response({"ok": True, **await projects.down(
+                self.containers, self.networks, request.match_info["name"])})
         if verb not in ("start", "stop", "restart"):
             raise web.HTTPNotFound()
         done = await projects.action(self.containers, request.match_info["name"], verb)

@@ -1,6 +1,7 @@
 // Compose projects, from the labels compose leaves on containers: services and their
 // containers, start / stop / restart of a whole project, and the logs of all its services
-// interleaved. Up, scale and down need the compose file: `berth compose` does those.
+// interleaved, and down (its containers and networks go, as with compose down). Up and scale
+// need the compose file: `berth compose` does those.
 
 import { ContainerRow, get, post, stream } from "../api";
 import { clear, h } from "../dom";
@@ -33,6 +34,7 @@ export function projectsPage(root: HTMLElement): Cleanup {
   };
 
   const act = async (name: string, verb: string) => {
+    if (verb === "down" && !confirm(`Take ${name} down? Its containers and networks are removed; its volumes are kept.`)) return;
     try {
       const r = await post<{ containers: string[] }>(`/api/projects/${encodeURIComponent(name)}/${verb}`);
       notify(`${verb} ${name}: ${r.containers.length} container(s)`);
@@ -53,7 +55,8 @@ export function projectsPage(root: HTMLElement): Cleanup {
         h("h2", {}, p.name, " ", h("span", { class: "sub" }, `${p.running} of ${p.total} running`, p.workingDir ? ` · ${p.workingDir}` : "")),
         h("span", { class: "actions" },
           ...["start", "stop", "restart"].map((v) => h("button", { class: "btn", "data-action": v, onclick: () => void act(p.name, v) }, v[0].toUpperCase() + v.slice(1))),
-          h("button", { class: "btn", "data-action": "logs", onclick: () => showLogs(p.name) }, "Logs")),
+          h("button", { class: "btn", "data-action": "logs", onclick: () => showLogs(p.name) }, "Logs"),
+          h("button", { class: "btn danger", "data-action": "down", title: "remove its containers and networks (as compose down)", onclick: () => void act(p.name, "down") }, "Down")),
         h("table", { class: "list" },
           h("thead", {}, h("tr", {}, ["Service", "Container", "State", "Status"].map((x) => h("th", {}, x)))),
           h("tbody", {}, p.services.flatMap((s) => s.containers.map((c) => h("tr", { "data-name": c.name },
