@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -157,15 +156,16 @@ def test_login_and_containers_page(ui_daemon: Daemon, browser: webdriver.Chrome,
     cookie = drv.get_cookie("berth_ui")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert drv.execute_script("return document.cookie") == ""
-    assert row(drv, "web") and row(drv, "idle")
-    assert state_of(drv, "web") == "running" and state_of(drv, "idle") == "created"
-    assert "→80/tcp" in row(drv, "web").text
+    # (the list is drawn again on each container event: every look goes through `wait`)
+    wait(drv, lambda: state_of(drv, "web") == "running" and state_of(drv, "idle") == "created",
+         what="the list does not show both containers' states")
+    wait(drv, lambda: "→80/tcp" in row(drv, "web").text, what="no published port")
     shot(drv, shots, "containers")
     # search and the state filter
     search = css(drv, "#search")
     search.send_keys("idl")
     wait(drv, lambda: not drv.find_elements(By.CSS_SELECTOR, '#containers tr[data-name="web"]'))
-    assert row(drv, "idle")
+    wait(drv, lambda: row(drv, "idle"))
     search.clear()
     search.send_keys(" ")
     css(drv, '#state-filter option[value="running"]').click()
@@ -509,9 +509,8 @@ def test_dashboard_over_tls(tmp_path: Path, rootfs_tar: Path, shots: Path) -> No
 
 
 def test_screenshots_kept(shots: Path) -> None:
-    """The artefacts: one png per page (copied to $BERTH_UI_SHOTS's directory if set)."""
+    """The artefacts: a png per page the tests drove (in $BERTH_UI_SHOTS's directory if set)."""
     names = {p.stem for p in shots.glob("*.png")}
     if not names:
         pytest.skip("no page test ran")
-    assert {"containers", "container-stats"} <= names
-    assert shutil.disk_usage(shots).free > 0
+    assert all((shots / f"{n}.png").stat().st_size > 1000 for n in names)
