@@ -17,8 +17,10 @@ import pytest
 from aiohttp import ClientPayloadError
 from aiohttp.test_utils import TestClient, TestServer
 
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.resources import StatsSample
+from berth.containers.settings import ContainerConfig
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.events import EventBus
@@ -32,10 +34,13 @@ from berth.ui.data import MASK, mask_env
 CID = "c1" * 32
 
 
-def record(name: str = "/one", env: list[str] | None = None) -> ContainerRecord:
+def record(name: str = "/one", env: list[str] | None = None,
+           labels: dict[str, str] | None = None) -> ContainerRecord:
     return ContainerRecord(id=CID, name=name, created_ns=0, image="sha256:x", path="sleep",
-                           args=["9"], config={"Tty": False, "Image": "busybox",
-                                               "Env": env or []}, host_config={})
+                           args=["9"], config=ContainerConfig(image="busybox",
+                                                              env=tuple(env or ()),
+                                                              labels=labels or {}),
+                           host_config=HostConfig())
 
 
 class FakeContainers:
@@ -347,12 +352,11 @@ def test_projects_group_by_compose_labels() -> None:
     from berth.ui.projects import projects
 
     def view(name: str, project: str, service: str, n: int, running: bool) -> ContainerView:
-        rec = record(f"/{name}")
+        rec = record(f"/{name}", labels={
+            "com.docker.compose.project": project, "com.docker.compose.service": service,
+            "com.docker.compose.container-number": str(n),
+            "com.docker.compose.project.working_dir": "/srv/" + project})
         rec.id = name * 8
-        rec.config["Labels"] = {"com.docker.compose.project": project,
-                                "com.docker.compose.service": service,
-                                "com.docker.compose.container-number": str(n),
-                                "com.docker.compose.project.working_dir": "/srv/" + project}
         if running:
             rec.state.status = ContainerStatus.RUNNING
         return ContainerView(rec, status_text="x")
@@ -519,9 +523,8 @@ def test_project_down_removes_its_containers_and_networks() -> None:
         def list(self, *, all_: bool = False) -> list[ContainerView]:
             out = []
             for name, project in (("shop-web-1", "shop"), ("blog-app-1", "blog")):
-                rec = record(f"/{name}")
+                rec = record(f"/{name}", labels={"com.docker.compose.project": project})
                 rec.id = name
-                rec.config["Labels"] = {"com.docker.compose.project": project}
                 rec.state.status = ContainerStatus.RUNNING
                 out.append(ContainerView(rec))
             return out

@@ -46,12 +46,10 @@ def ports(rec: ContainerRecord) -> list[Json]:
     out: list[Json] = []
     if not rec.state.running:
         return out
-    for key, binds in sorted((rec.ports or {}).items()):
-        port, _slash, proto = str(key).partition("/")
-        for b in binds or []:
-            out.append({"hostIp": str(b.get("HostIp") or ""), "hostPort": str(b.get("HostPort")
-                                                                              or ""),
-                        "port": port, "proto": proto or "tcp"})
+    for port, binds in sorted((rec.ports or {}).items()):
+        for b in binds or ():
+            out.append({"hostIp": b.host_ip, "hostPort": b.host_port,
+                        "port": str(port.number), "proto": port.proto})
     return out
 
 
@@ -59,8 +57,7 @@ def container_row(view: ContainerView) -> Json:
     rec = view.record
     st = rec.state
     status = view.status_text or status_text(rec, time.time())
-    return {"id": rec.id, "name": rec.name.lstrip("/"), "image": str(rec.config.get("Image")
-                                                                        or rec.image),
+    return {"id": rec.id, "name": rec.name.lstrip("/"), "image": rec.config.image or rec.image,
             "imageId": rec.image, "state": st.status.value, "status": status,
             "health": st.health.status.value if st.health else "",
             "running": st.running, "paused": st.paused, "created": rec.created_ns // 10**9,
@@ -71,43 +68,40 @@ def container_row(view: ContainerView) -> Json:
 def container_detail(view: ContainerView) -> Json:
     rec = view.record
     cfg, hc, st = rec.config, rec.host_config, rec.state
-    restart = hc.get("RestartPolicy") or {}
     networks = []
-    eps = {str(e.get("network") or ""): e for e in rec.endpoints or []}
+    eps = {e.network: e for e in rec.endpoints or []}
     for req in rec.nets:
         nid = view.network_ids.get(req.net, "")
-        ep = eps.get(nid) or {}
+        ep = eps.get(nid)
         networks.append({"name": req.net, "id": nid, "aliases": list(req.aliases),
-                         "ip": str(ep.get("ip") or ""), "prefix": ep.get("prefix") or 0,
-                         "gateway": str(ep.get("gateway") or ""), "mac": str(ep.get("mac")
-                                                                             or "")})
+                         "ip": ep.ip if ep else "", "prefix": ep.prefix if ep else 0,
+                         "gateway": ep.gateway if ep else "", "mac": ep.mac if ep else ""})
     return {
         **container_row(view),
         "general": [
             ["ID", rec.id], ["Name", rec.name.lstrip("/")],
-            ["Image", str(cfg.get("Image") or "")], ["Image ID", rec.image],
+            ["Image", cfg.image], ["Image ID", rec.image],
             ["Created", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(
                 rec.created_ns / 1e9))],
             ["Status", status_text(rec, time.time())],
             ["Started", st.started_at], ["Finished", st.finished_at],
             ["Exit code", str(st.exit_code)], ["PID", str(st.pid)],
             ["Error", st.error], ["OOM killed", "yes" if st.oom_killed else "no"],
-            ["Restart policy", str(restart.get("Name") or "no")],
+            ["Restart policy", hc.restart_policy.name or "no"],
             ["Restart count", str(rec.restart_count)],
             ["Command", " ".join([rec.path, *rec.args])],
-            ["Working dir", str(cfg.get("WorkingDir") or "/")],
-            ["User", str(cfg.get("User") or "root")], ["Hostname", str(cfg.get("Hostname")
-                                                                       or "")],
-            ["TTY", "yes" if cfg.get("Tty") else "no"],
+            ["Working dir", cfg.working_dir or "/"],
+            ["User", cfg.user or "root"], ["Hostname", cfg.hostname],
+            ["TTY", "yes" if cfg.tty else "no"],
             ["Runtime", view.runtime], ["Storage driver", rec.driver],
-            ["Network mode", str(hc.get("NetworkMode") or "")],
+            ["Network mode", hc.network_mode],
         ],
-        "labels": sorted([k, str(v)] for k, v in (cfg.get("Labels") or {}).items()),
-        "env": mask_env(cfg.get("Env")),
+        "labels": sorted([k, str(v)] for k, v in (cfg.labels or {}).items()),
+        "env": mask_env(list(cfg.env or ())),
         "mounts": [{"type": m.type, "source": m.name or m.source, "destination": m.destination,
                     "rw": m.rw} for m in rec.mounts],
         "networks": networks,
-        "tty": bool(cfg.get("Tty")),
+        "tty": cfg.tty,
         "healthLog": [{"start": p.start, "exitCode": p.exit_code, "output": p.output}
                       for p in (st.health.log if st.health else [])],
         "failingStreak": st.health.failing_streak if st.health else 0,

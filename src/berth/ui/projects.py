@@ -35,7 +35,7 @@ CONFIG_FILES = "com.docker.compose.project.config_files"
 
 
 def _labels(v: ContainerView) -> dict[str, str]:
-    return {str(k): str(val) for k, val in (v.record.config.get("Labels") or {}).items()}
+    return {str(k): str(val) for k, val in (v.record.config.labels or {}).items()}
 
 
 def _number(v: ContainerView) -> int:

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from berth.containers import ContainerService
 from berth.containers.channel import Attachment
-from berth.containers.execs import ExecService, ExecStartError
+from berth.containers.execs import ExecConfig, ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
 
@@ -174,9 +174,9 @@ async def terminal(request: web.Request, containers: ContainerService,
     shell = request.query.get("shell", "")
     cmd = [shell] if shell in TERMINAL_SHELLS else \
         ["/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash; else exec /bin/sh; fi"]
-    eid = execs.create(rec.id, {"AttachStdin": True, "AttachStdout": True,
-                                "AttachStderr": True, "Tty": True, "Cmd": cmd,
-                                "Env": ["TERM=xterm-256color"]})
+    eid = execs.create(rec.id, ExecConfig(cmd=tuple(cmd), tty=True, attach_stdin=True,
+                                          attach_stdout=True, attach_stderr=True,
+                                          env=("TERM=xterm-256color",)))
     att = execs.attach(eid)
     await ws.prepare(request)
     try:
@@ -206,7 +206,7 @@ async def attach(request: web.Request, containers: ContainerService) -> web.Stre
     except BaseException:
         att.close()
         raise
-    if rec.config.get("Tty") and rec.state.running:
+    if rec.config.tty and rec.state.running:
         with contextlib.suppress(BerthError):
             containers.resize(rec.id, rows, cols)
     await _pump(ws, att, lambda r, c: containers.resize(rec.id, r, c))
