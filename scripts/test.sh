@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # tests/integration/test_cri.py networks its pods with
 # qemu-user: runs berth-runtime's aarch64 trampoline (tests/unit/test_trampoline.py); bare,
 # since it recommends qemu-user-binfmt, which would register foreign binaries with the kernel
-EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
+# chromium and chromium-driver: the dashboard's browser tests (tests/integration/test_ui.py)
+EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins chromium chromium-driver" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
 . scripts/setup.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy   # --strict on src (pyproject.toml [tool.mypy])

@@ -1,8 +1,8 @@
 """berthd's configuration: its flags (dockerd's names), daemon.json, TLS, --userns-remap and the
 runtimes it knows.
 
-Imports `builder` (the build entitlements a flag may grant), `api` (its version), `errors` and
-`listeners` beside it.
+Imports `builder` (the build entitlements a flag may grant), `api` (its version), `ui` (the
+dashboard's address), `errors` and `listeners` beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from berth.builder import check_entitlements
 from berth.daemon import listeners
 from berth.daemon.listeners import TLSSettings
 from berth.errors import InvalidArgument
+from berth.ui import parse_address as parse_ui_address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +60,7 @@ class DaemonConfig:
     cri_socket: str = ""
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
+    ui: tuple[str, int] | None = None   # --ui: the dashboard's address (berth.ui), off if None
 
     @property
     def socket_paths(self) -> list[str]:
@@ -136,6 +138,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                    help="where the CRI finds CNI plug-ins (default: /opt/cni/bin, /usr/lib/cni)")
     p.add_argument("--config-file", default="/etc/berth/daemon.json",
                    help="daemon.json: registry-mirrors, insecure-registries, dns, log-opts, ...")
+    p.add_argument("--ui", default="", metavar="ADDR",
+                   help="serve the web dashboard on ADDR (127.0.0.1:PORT; another address "
+                   "only with TLS); off by default. The URL to open, with its token, is "
+                   "logged at start and written to EXEC_ROOT/ui-url")
     p.add_argument("-v", "--version", action="store_true")
     a = p.parse_args(argv)
     _apply_config_file(p, a)
@@ -167,6 +173,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                 hosts.append(n)
     except InvalidArgument as e:
         p.error(str(e))
+    try:
+        ui = parse_ui_address(a.ui, tls=tls is not None) if a.ui else None
+    except InvalidArgument as e:
+        p.error(str(e))
     return DaemonConfig(hosts=hosts, tls=tls, tls_explicit=tls_explicit, data_root=os.path.abspath(a.data_root),
                         exec_root=os.path.abspath(a.exec_root), pidfile=a.pidfile,
                         log_level=a.log_level, cgroup_parent=a.cgroup_parent,
@@ -184,7 +194,8 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         docker_hub=a.docker_hub == "true", idmap=idmap,
                         insecure_entitlements=entitlements, cri_socket=a.cri_socket,
                         cni_conf_dir=os.path.abspath(a.cni_conf_dir),
-                        cni_bin_dirs=tuple(a.cni_bin_dir) or ("/opt/cni/bin", "/usr/lib/cni"))
+                        cni_bin_dirs=tuple(a.cni_bin_dir) or ("/opt/cni/bin", "/usr/lib/cni"),
+                        ui=ui)
 
 
 def _cidr_v6(p: argparse.ArgumentParser, text: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth import __version__, cgroups, storage
+from berth import __version__, cgroups, storage, ui
 from berth.api import Api
 from berth.builder import Builder
 from berth.containers import Config as ContainersConfig
@@ -67,6 +67,7 @@ class Daemon:
         self.events = EventBus()
         self.images = ImageService(self.meta, self.content, self.layers, emit=self._emit)
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
+        self.ui_url_file = os.path.join(cfg.exec_root, "ui-url")   # --ui's URL, 0600
         self.networks = NetworkService(self.meta, NetConfig(
             bridge=cfg.bridge, bip=cfg.bip, iptables=cfg.iptables, ip_forward=cfg.ip_forward,
             ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6, run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
@@ -163,6 +164,7 @@ class Daemon:
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         await runner.setup()
+        runners = [runner]
         owned: list[tuple[str, tuple[int, int]]] = []
         for h in self.cfg.hosts:
             site: web.SockSite
@@ -187,6 +189,13 @@ class Daemon:
             log.info("API listen on %s%s", h[len("unix://"):] if h.startswith("unix://")
                      else h[len("tcp://"):], " (TLS)" if h.startswith("tcp://") and ssl_ctx
                      else "")
+        if self.cfg.ui is not None:
+            ui_runner, _gate = await ui.start(
+                self.cfg.ui, containers=self.containers, images=self.images, execs=self.execs,
+                events=self.events, networks=self.networks, volumes=self.volumes,
+                distribution=self.distribution, ssl_context=listeners.server_context(self.cfg.tls) if self.cfg.tls else None,
+                url_file=self.ui_url_file)
+            runners.append(ui_runner)
         if self.cfg.pidfile:
             with open(self.cfg.pidfile, "w") as f:
                 f.write(str(os.getpid()))
@@ -205,7 +214,7 @@ class Daemon:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-            await self._shutdown(runner, owned)
+            await self._shutdown(runners, owned)
 
     async def _watch_rules(self) -> None:
         """Every RULES_CHECK_INTERVAL seconds, the rules are put back if a firewall reload or
@@ -218,7 +227,7 @@ class Daemon:
             except Exception:  # noqa: BLE001 - the daemon's edge: log, look again later
                 log.exception("putting the iptables rules back failed")
 
-    async def _shutdown(self, runner: web.AppRunner,
+    async def _shutdown(self, runners: list[web.AppRunner],
                         owned: list[tuple[str, tuple[int, int]]]) -> None:
         """Every step runs, whatever the one before it did."""
         async def step(what: str, coro: Any) -> None:
@@ -239,6 +248,9 @@ class Daemon:
             if self.cfg.pidfile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.cfg.pidfile)
+            if self.cfg.ui is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.ui_url_file)
 
         async def stop_forkserver() -> None:
             if self.forkserver and self.forkserver.returncode is None:
@@ -250,7 +262,8 @@ class Daemon:
                 # nothing runs on them: bridges and rules go, to be made again at start
                 await asyncio.to_thread(self.networks.teardown)
 
-        await step("http server", runner.cleanup())
+        for runner in runners:
+            await step("http server", runner.cleanup())
         if self.cri is not None:
             await step("CRI server", self.cri.stop())
         await step("containers", self.containers.close())

@@ -1,0 +1,171 @@
+"""The dashboard's gate: the start-up token, the session cookie it is exchanged for, CSRF
+checks on every action, and the headers every answer carries.
+
+As Jupyter does, berthd makes a random token at start and prints a URL with it
+(`http://127.0.0.1:PORT/?token=...`). Opening that URL once trades the token for a session:
+an HttpOnly, SameSite=Strict cookie, and a CSRF token of that session's own that the page
+reads from its HTML and sends back in the `X-CSRF-Token` header of every request that is not
+a GET (and in the query of the terminal's WebSocket, which a browser cannot give headers).
+Nothing else is reachable without the cookie. The answers that carry a token are never
+cached, and the URL with the token is replaced at once (a redirect) so that it stays out of
+the browser's history and of any Referer.
+
+Also: a Host header check (only the address the dashboard was bound to, and `localhost`
+for a loopback one), which turns away DNS rebinding, and an Origin check on actions.
+
+Imports nothing of berth's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+COOKIE = "berth_ui"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = 12 * 3600.0          # a session lasts a working day
+MAX_SESSIONS = 64                  # the oldest goes when more are opened
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# what every answer says to the browser: no framing (click-jacking), no sniffing, no Referer
+# (the URL of the first page held the token), scripts and styles only from the dashboard
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"),
+}
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass(slots=True)
+class Session:
+    csrf: str
+    created: float = field(default_factory=time.monotonic)
+
+
+SESSION = web.RequestKey("session", Session)   # a request's session, once the gate let it in
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Gate:
+    """The token, the sessions it opened, and the middleware that checks both."""
+
+    def __init__(self, host: str, port: int, *, token: str | None = None,
+                 secure: bool = False) -> None:
+        self.token = token or secrets.token_urlsafe(32)
+        self.sessions: dict[str, Session] = {}
+        self.secure = secure
+        self.port = port
+        h = f"[{host}]" if ":" in host else host
+        # the Host a browser may name: on loopback, only loopback names (a page of another
+        # site whose name was rebound to 127.0.0.1 names its own); on another address (with
+        # TLS, whose certificate names the host) any, as the address has many names
+        self.hosts: set[str] | None = None
+        if is_loopback(host):
+            self.hosts = {f"{h}:{port}", f"localhost:{port}", f"127.0.0.1:{port}",
+                          f"[::1]:{port}"}
+        self.scheme = "https" if secure else "http"
+        shown = h if self.hosts is not None or host not in ("0.0.0.0", "::") else \
+            socket.gethostname()
+        self.url = f"{self.scheme}://{shown}:{port}/?token={self.token}"
+
+    # --- sessions ---------------------------------------------------------------------------
+    def open_session(self) -> tuple[str, Session]:
+        now = time.monotonic()
+        for sid in [s for s, v in self.sessions.items() if now - v.created > SESSION_TTL]:
+            del self.sessions[sid]
+        while len(self.sessions) >= MAX_SESSIONS:
+            del self.sessions[next(iter(self.sessions))]
+        sid = secrets.token_urlsafe(32)
+        sess = Session(csrf=secrets.token_urlsafe(32))
+        self.sessions[sid] = sess
+        return sid, sess
+
+    def session_of(self, request: web.Request) -> Session | None:
+        sid = request.cookies.get(COOKIE, "")
+        sess = self.sessions.get(sid) if sid else None
+        if sess is None or time.monotonic() - sess.created > SESSION_TTL:
+            return None
+        return sess
+
+    def token_ok(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def login(self, request: web.Request) -> web.StreamResponse:
+        """`/?token=...`: a session and its cookie, and a redirect to the URL without the
+        token. A wrong token is a 403, and no session."""
+        if not self.token_ok(request.query.get("token", "")):
+            return web.Response(status=403, text="wrong token: open the URL berthd printed\n",
+                                headers=NO_STORE)
+        sid, _sess = self.open_session()
+        resp = web.Response(status=303, headers={"Location": "/", **NO_STORE})
+        resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
+                        secure=self.secure, max_age=int(SESSION_TTL))
+        return resp
+
+    # --- checks -----------------------------------------------------------------------------
+    def csrf_ok(self, request: web.Request, sess: Session) -> bool:
+        given = request.headers.get(CSRF_HEADER) or ""
+        if not given and request.headers.get("Upgrade", "").lower() == "websocket":
+            given = request.query.get("csrf", "")
+        return bool(given) and hmac.compare_digest(given.encode(), sess.csrf.encode())
+
+    def host_ok(self, request: web.Request) -> bool:
+        return self.hosts is None or request.host in self.hosts
+
+    def origin_ok(self, request: web.Request) -> bool:
+        """An action comes from the dashboard's own page: its Origin (which browsers send
+        with every cross-site request, and with every WebSocket) is the address asked."""
+        origin = request.headers.get("Origin")
+        return origin is None or origin == f"{self.scheme}://{request.host}"
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self.host_ok(request):
+            resp: web.StreamResponse = web.Response(status=421, text="unknown host\n")
+        elif request.path == "/" and "token" in request.query:
+            resp = self.login(request)
+        else:
+            sess = self.session_of(request)
+            action = request.method not in ("GET", "HEAD") or \
+                request.headers.get("Upgrade", "").lower() == "websocket"
+            if sess is None and request.path.startswith("/static/"):
+                resp = await handler(request)    # the bundle holds nothing secret
+            elif sess is None:
+                resp = web.Response(
+                    status=401, headers=NO_STORE, content_type="text/plain",
+                    text="berth dashboard: open the URL with ?token= that berthd printed "
+                    "at start\n")
+            elif action and not (self.origin_ok(request) and self.csrf_ok(request, sess)):
+                resp = web.json_response({"message": "CSRF check failed"}, status=403)
+            else:
+                request[SESSION] = sess
+                resp = await handler(request)
+        if not resp.prepared:
+            for k, v in SECURITY_HEADERS.items():
+                resp.headers.setdefault(k, v)
+        return resp
+
+
+__all__ = ["Gate", "Session", "SESSION", "COOKIE", "CSRF_HEADER", "NO_STORE", "is_loopback"]

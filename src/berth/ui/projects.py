@@ -1,0 +1,170 @@
+"""Compose projects as the dashboard shows them: the containers that carry Docker Compose's
+labels (`com.docker.compose.project`, `.service`, `.container-number`), grouped by project and
+service, with start, stop and restart of a whole project, its down (containers and networks),
+and the logs of all its services interleaved.
+
+Compose itself is a client of the API (DESIGN.md): the dashboard reads only the labels it
+leaves on containers, so it sees projects made by `berth compose` and by Docker Compose alike.
+Bringing a project up or scaling it needs its compose file, which berthd does not have: those
+stay with `berth compose`. Taking it down does not: what to remove carries the project's label.
+
+Imports the containers and networks services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import web
+
+from berth.containers import ContainerService
+from berth.containers.views import ContainerView
+from berth.errors import NotFound
+from berth.networks import NetworkService
+
+from .data import container_row
+from .streams import KEEPALIVE, LOG_TAIL_MAX, open_sse, send_event
+
+PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
+NUMBER = "com.docker.compose.container-number"
+WORKING_DIR = "com.docker.compose.project.working_dir"
+CONFIG_FILES = "com.docker.compose.project.config_files"
+
+
+def _labels(v: ContainerView) -> dict[str, str]:
+    return {str(k): str(val) for k, val in (v.record.config.labels or {}).items()}
+
+
+def _number(v: ContainerView) -> int:
+    try:
+        return int(_labels(v).get(NUMBER, "0"))
+    except ValueError:
+        return 0
+
+
+def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
+    by: dict[str, dict[str, list[ContainerView]]] = {}
+    meta: dict[str, dict[str, str]] = {}
+    for v in views:
+        labels = _labels(v)
+        name = labels.get(PROJECT)
+        if not name:
+            continue
+        by.setdefault(name, {}).setdefault(labels.get(SERVICE, ""), []).append(v)
+        meta.setdefault(name, {"workingDir": labels.get(WORKING_DIR, ""),
+                               "configFiles": labels.get(CONFIG_FILES, "")})
+    out = []
+    for name in sorted(by):
+        services = [{"name": svc, "containers": [container_row(v) for v in
+                                                  sorted(vs, key=_number)]}
+                    for svc, vs in sorted(by[name].items())]
+        every = [v for vs in by[name].values() for v in vs]
+        out.append({"name": name, **meta[name], "services": services,
+                    "running": sum(1 for v in every if v.record.state.running),
+                    "total": len(every)})
+    return out
+
+
+def members(containers: ContainerService, name: str) -> list[ContainerView]:
+    found = [v for v in containers.list(all_=True) if _labels(v).get(PROJECT) == name]
+    if not found:
+        raise NotFound(f"no such project: {name}")
+    return sorted(found, key=lambda v: (_labels(v).get(SERVICE, ""), _number(v)))
+
+
+async def action(containers: ContainerService, name: str, verb: str) -> list[str]:
+    """`verb` on each container of the project (those it does not apply to are left as they
+    are: start skips the running, stop the stopped); the names it acted on."""
+    done = []
+    for v in members(containers, name):
+        st = v.record.state
+        if verb == "start" and st.running:
+            continue
+        if verb == "stop" and not st.running:
+            continue
+        if verb == "start":
+            await containers.start(v.record.id)
+        elif verb == "stop":
+            await containers.stop(v.record.id)
+        else:
+            await containers.restart(v.record.id)
+        done.append(v.record.name.lstrip("/"))
+    return done
+
+
+async def down(containers: ContainerService, networks: NetworkService | None,
+               name: str) -> dict[str, list[str]]:
+    """As `compose down` without its file: the project's containers removed (stopped first),
+    then its networks (those that carry its label); its volumes are kept, as `down` without
+    `-v` keeps them."""
+    removed = []
+    for v in members(containers, name):
+        await containers.remove(v.record.id, force=True)
+        removed.append(v.record.name.lstrip("/"))
+    nets = []
+    if networks is not None:
+        for view in networks.list({"label": [f"{PROJECT}={name}"]}):
+            rec = view.record
+            await asyncio.to_thread(networks.remove, rec.id, containers.network_users(rec.name))
+            nets.append(rec.name)
+    return {"containers": removed, "networks": nets}
+
+
+async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    """The logs of every container of the project, interleaved: the last lines of each in the
+    order of their timestamps, then each new line as it comes, named by its container."""
+    views = members(containers, request.match_info["name"])
+    asked = request.query.get("tail", "100")
+    tail = str(min(int(asked), LOG_TAIL_MAX)) if asked.isdigit() else "100"
+    q: asyncio.Queue[tuple[str, str, int, bytes] | None] = asyncio.Queue(maxsize=1024)
+
+    async def one(v: ContainerView, follow: bool) -> None:
+        name = v.record.name.lstrip("/")
+        svc = _labels(v).get(SERVICE, name)
+        async for stream, data in containers.logs(v.record.id, follow=follow,
+                                                  tail=tail if not follow else "0",
+                                                  timestamps=True):
+            await q.put((name, svc, stream, data))
+
+    resp = await open_sse(request)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        first: list[tuple[str, str, int, bytes]] = []
+        for v in views:
+            name, svc = v.record.name.lstrip("/"), _labels(v).get(SERVICE, "")
+            async for stream, data in containers.logs(v.record.id, follow=False, tail=tail,
+                                                      timestamps=True):
+                first.append((name, svc, stream, data))
+        first.sort(key=lambda x: x[3].split(b" ", 1)[0])
+        with contextlib.suppress(ConnectionResetError):
+            for item in first:
+                await send_event(resp, _line(*item))
+            tasks = [asyncio.ensure_future(one(v, True)) for v in views
+                     if v.record.state.running]
+            while True:
+                try:
+                    got = await asyncio.wait_for(q.get(), KEEPALIVE)
+                except TimeoutError:
+                    await resp.write(b": keepalive\n\n")
+                    continue
+                if got is not None:
+                    await send_event(resp, _line(*got))
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+    return resp
+
+
+def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
+    ts, _sp, line = data.decode("utf-8", "replace").partition(" ")
+    return {"c": name, "svc": svc, "s": "err" if stream == 2 else "out", "t": ts,
+            "l": line.rstrip("\n")}
+
+
+__all__ = ["projects", "members", "action", "down", "logs"]

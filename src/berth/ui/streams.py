@@ -1,0 +1,249 @@
+"""The dashboard's live streams: stats, logs and events as Server-Sent Events, and over a
+WebSocket the terminal (an `exec` with a pty) and the container's own console (attach).
+
+Imports the containers service (and its exec service) and the event bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from berth.containers import ContainerService
+from berth.containers.channel import Attachment
+from berth.containers.execs import ExecConfig, ExecService, ExecStartError
+from berth.errors import BerthError, InvalidArgument
+from berth.events import EventBus
+
+from .auth import NO_STORE
+from .data import stats_point
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 1.0       # seconds between two points of the graphs
+LOG_TAIL_MAX = 5000        # lines a log view starts with, at most
+KEEPALIVE = 15.0           # an SSE comment this often keeps proxies and the browser patient
+TERMINAL_SHELLS = ("/bin/bash", "/bin/sh")
+
+
+async def open_sse(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **NO_STORE,
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    return resp
+
+
+async def send_event(resp: web.StreamResponse, data: Any, event: str = "") -> None:
+    head = f"event: {event}\n" if event else ""
+    await resp.write(f"{head}data: {json.dumps(data)}\n\n".encode())
+
+
+async def stats(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    """A point a second, as long as the page listens (and while the container exists)."""
+    cid = containers.resolve(request.match_info["id"]).id
+    resp = await open_sse(request)
+    prev = None
+    with contextlib.suppress(ConnectionResetError):
+        while containers.exists(cid):
+            cur = containers.stats(cid)
+            await send_event(resp, stats_point(cur, prev))
+            prev = cur
+            await asyncio.sleep(STATS_INTERVAL)
+        await send_event(resp, {"gone": True}, "end")
+    return resp
+
+
+async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    """The last `tail` lines, then each new one as it comes (`follow=0`: no more)."""
+    rec = containers.resolve(request.match_info["id"])
+    tail = request.query.get("tail", "500")
+    if tail != "all":
+        try:
+            tail = str(min(max(int(tail), 0), LOG_TAIL_MAX))
+        except ValueError:
+            raise InvalidArgument(f"invalid tail: {tail!r}") from None
+    follow = request.query.get("follow", "1") != "0"
+    entries = containers.logs(rec.id, follow=follow, tail=tail, timestamps=True)
+    resp = await open_sse(request)
+    with contextlib.suppress(ConnectionResetError):
+        async for stream, data in _with_keepalive(entries):
+            if stream < 0:
+                await resp.write(b": keepalive\n\n")
+                continue
+            text = data.decode("utf-8", "replace")
+            ts, _sp, line = text.partition(" ")
+            await send_event(resp, {"s": "err" if stream == 2 else "out", "t": ts,
+                                    "l": line.rstrip("\n")})
+        await send_event(resp, {}, "end")
+    return resp
+
+
+async def _with_keepalive(src: AsyncIterator[tuple[int, bytes]]
+                          ) -> AsyncIterator[tuple[int, bytes]]:
+    """The items of `src`, and (-1, b"") whenever none came for KEEPALIVE seconds."""
+    it = aiter(src)
+    pending: asyncio.Task[tuple[int, bytes]] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(it))
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
+            if not done:
+                yield -1, b""
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+async def download_logs(request: web.Request,
+                        containers: ContainerService) -> web.StreamResponse:
+    """The whole log as a text file, with timestamps."""
+    rec = containers.resolve(request.match_info["id"])
+    name = rec.name.lstrip("/") or rec.id[:12]
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/plain; charset=utf-8", **NO_STORE,
+        "Content-Disposition": f'attachment; filename="{name}.log"'})
+    await resp.prepare(request)
+    with contextlib.suppress(ConnectionResetError):
+        async for _stream, data in containers.logs(rec.id, follow=False, timestamps=True):
+            await resp.write(data)
+        await resp.write_eof()
+    return resp
+
+
+async def events(request: web.Request, bus: EventBus) -> web.StreamResponse:
+    """The last events kept, then each new one."""
+    q = bus.subscribe()
+    try:
+        resp = await open_sse(request)
+        with contextlib.suppress(ConnectionResetError):
+            for ev in list(bus.recent)[-100:]:
+                await send_event(resp, _event(ev))
+            while True:
+                try:
+                    ev = await asyncio.wait_for(q.get(), KEEPALIVE)
+                except TimeoutError:
+                    await resp.write(b": keepalive\n\n")
+                    continue
+                await send_event(resp, _event(ev))
+    finally:
+        bus.unsubscribe(q)
+    return resp
+
+
+def _event(ev: dict[str, Any]) -> dict[str, Any]:
+    attrs = ev.get("Actor", {}).get("Attributes", {})
+    return {"time": ev.get("timeNano", 0) / 1e9, "type": ev.get("Type", ""),
+            "action": ev.get("Action", ""), "id": ev.get("Actor", {}).get("ID", ""),
+            "name": attrs.get("name", ""), "attrs": attrs}
+
+
+def _size(request: web.Request) -> tuple[int, int]:
+    try:
+        rows = int(request.query.get("rows", "24"))
+        cols = int(request.query.get("cols", "80"))
+    except ValueError:
+        raise InvalidArgument("rows and cols are numbers") from None
+    return min(max(rows, 2), 500), min(max(cols, 10), 1000)
+
+
+async def terminal(request: web.Request, containers: ContainerService,
+                   execs: ExecService) -> web.StreamResponse:
+    """A shell in the container, over a WebSocket: binary messages are the terminal's bytes
+    both ways; a text message `{"resize": [rows, cols]}` resizes its pty."""
+    rec = containers.resolve(request.match_info["id"])
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1 << 20)
+    if not ws.can_prepare(request).ok:
+        raise InvalidArgument("the terminal needs a WebSocket")
+    rows, cols = _size(request)
+    shell = request.query.get("shell", "")
+    cmd = [shell] if shell in TERMINAL_SHELLS else \
+        ["/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash; else exec /bin/sh; fi"]
+    eid = execs.create(rec.id, ExecConfig(cmd=tuple(cmd), tty=True, attach_stdin=True,
+                                          attach_stdout=True, attach_stderr=True,
+                                          env=("TERM=xterm-256color",)))
+    att = execs.attach(eid)
+    await ws.prepare(request)
+    try:
+        await execs.start(eid, console_size=(rows, cols))
+    except (ExecStartError, BerthError) as e:
+        att.close()
+        await ws.send_bytes(f"berth: {e}\r\n".encode())
+        await ws.close()
+        return ws
+
+    await _pump(ws, att, lambda r, c: execs.resize(eid, r, c))
+    return ws
+
+
+async def attach(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    """The container's own console over a WebSocket (as the terminal's, with resize): its
+    output from now, and what is typed to its stdin. Closing the page detaches; the
+    container goes on."""
+    rec = containers.resolve(request.match_info["id"])
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1 << 20)
+    if not ws.can_prepare(request).ok:
+        raise InvalidArgument("the console needs a WebSocket")
+    rows, cols = _size(request)
+    att = containers.attach(rec.id, stdout=True, stderr=True, logs=False)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        att.close()
+        raise
+    if rec.config.tty and rec.state.running:
+        with contextlib.suppress(BerthError):
+            containers.resize(rec.id, rows, cols)
+    await _pump(ws, att, lambda r, c: containers.resize(rec.id, r, c))
+    return ws
+
+
+async def _pump(ws: web.WebSocketResponse, att: Attachment,
+                resize: Callable[[int, int], None]) -> None:
+    """Output to the page and its keys to the process, until one of them ends."""
+    async def output() -> None:
+        async for _stream, data in att.output():
+            if ws.closed:
+                return
+            await ws.send_bytes(data)
+
+    async def input_() -> None:
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                await att.send_stdin(msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                with contextlib.suppress(ValueError, TypeError, KeyError, BerthError):
+                    r, c = json.loads(msg.data)["resize"]
+                    resize(min(max(int(r), 2), 500), min(max(int(c), 10), 1000))
+        await att.end_stdin()
+
+    tasks = (asyncio.ensure_future(output()), asyncio.ensure_future(input_()),
+             asyncio.ensure_future(att.cut_off()))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        att.close()
+        await ws.close()
+
+
+__all__ = ["stats", "logs", "download_logs", "events", "terminal", "attach"]

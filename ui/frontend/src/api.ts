@@ -1,0 +1,96 @@
+// The dashboard's calls to berthd: JSON over fetch, with the session's CSRF token in a
+// header on every action (the cookie goes by itself), and the live streams.
+
+const csrf = (document.querySelector('meta[name="csrf-token"]') as HTMLMetaElement | null)?.content ?? "";
+
+export class ApiError extends Error {
+  constructor(public status: number, message: string) { super(message); }
+}
+
+async function call<T>(method: string, path: string): Promise<T> {
+  const headers: Record<string, string> = { "Accept": "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  const resp = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store" });
+  const text = await resp.text();
+  let body: unknown = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = { message: text }; }
+  if (!resp.ok) {
+    const msg = (body as { message?: string } | null)?.message ?? resp.statusText;
+    throw new ApiError(resp.status, msg);
+  }
+  return body as T;
+}
+
+export const get = <T>(path: string): Promise<T> => call<T>("GET", path);
+export const post = <T>(path: string): Promise<T> => call<T>("POST", path);
+export const del = <T>(path: string): Promise<T> => call<T>("DELETE", path);
+
+// A POST whose answer is a JSON line per message (a pull's progress), each handed to onLine
+// as it comes.
+export async function postLines<T>(path: string, onLine: (m: T) => void): Promise<void> {
+  const resp = await fetch(path, { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin", cache: "no-store" });
+  if (!resp.ok || !resp.body) {
+    let msg = resp.statusText;
+    try { msg = ((await resp.json()) as { message?: string }).message ?? msg; } catch { /* not JSON */ }
+    throw new ApiError(resp.status, msg);
+  }
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) onLine(JSON.parse(line) as T);
+    }
+  }
+}
+
+// A Server-Sent Events stream; the caller closes it when its page goes.
+export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): EventSource {
+  const es = new EventSource(path);
+  es.onmessage = (ev: MessageEvent<string>) => onData(JSON.parse(ev.data) as T);
+  es.addEventListener("end", () => { es.close(); onEnd?.(); });
+  return es;
+}
+
+// the terminal's WebSocket: a shell through exec ("terminal") or the container's own console
+// ("attach")
+export function terminalUrl(id: string, rows: number, cols: number, mode: "terminal" | "attach" = "terminal"): string {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const q = new URLSearchParams({ rows: String(rows), cols: String(cols), csrf });
+  return `${proto}//${location.host}/api/containers/${encodeURIComponent(id)}/${mode}?${q}`;
+}
+
+export interface Port { hostIp: string; hostPort: string; port: string; proto: string }
+export interface ContainerRow {
+  id: string; name: string; image: string; imageId: string; state: string; status: string;
+  health: string; running: boolean; paused: boolean; created: number; startedAt: string;
+  ports: Port[]; command: string;
+}
+export interface EnvVar { name: string; value: string; masked: boolean }
+export interface Mount { type: string; source: string; destination: string; rw: boolean }
+export interface NetAttach { name: string; id: string; aliases: string[]; ip: string; prefix: number; gateway: string; mac: string }
+export interface ContainerDetail extends ContainerRow {
+  general: [string, string][]; labels: [string, string][]; env: EnvVar[]; mounts: Mount[];
+  networks: NetAttach[]; tty: boolean;
+  healthLog: { start: string; exitCode: number; output: string }[]; failingStreak: number;
+}
+export interface StatsPoint {
+  t: number; running: boolean; cpu: number; mem: number; memLimit: number; pids: number;
+  rx: number; tx: number; blkRead: number; blkWrite: number;
+}
+export interface LogLine { s: "out" | "err"; t: string; l: string }
+export interface ImageRow { id: string; tags: string[]; digests: string[]; created: number; size: number; containers: number; usedBy: string[] }
+export interface HistoryRow { id: string; created: number; createdBy: string; size: number; comment: string; tags: string[] }
+export interface NetworkRow {
+  id: string; name: string; driver: string; created: string; internal: boolean; builtin: boolean;
+  subnets: string[]; containers: { id: string; name: string; ip: string; prefix: number; ip6: string; mac: string }[];
+}
+export interface VolumeRow { name: string; driver: string; mountpoint: string; created: number; size: number; refCount: number; anonymous: boolean; usedBy: string[] }
+export interface EventRow { time: number; type: string; action: string; id: string; name: string; attrs: Record<string, string> }
+export interface DiskUsage { images: Usage; containers: Usage; volumes: Usage }
+export interface Usage { count: number; active: number; size: number }

@@ -1,0 +1,75 @@
+// Compose projects, from the labels compose leaves on containers: services and their
+// containers, start / stop / restart of a whole project, and the logs of all its services
+// interleaved, and down (its containers and networks go, as with compose down). Up and scale
+// need the compose file: `berth compose` does those.
+
+import { ContainerRow, get, post, stream } from "../api";
+import { clear, h } from "../dom";
+import { Cleanup, notify } from "../notify";
+import { changesTheList, stateBadge } from "./containers";
+
+interface Project {
+  name: string; workingDir: string; configFiles: string; running: number; total: number;
+  services: { name: string; containers: ContainerRow[] }[];
+}
+interface ProjectLine { c: string; svc: string; s: "out" | "err"; t: string; l: string }
+
+export function projectsPage(root: HTMLElement): Cleanup {
+  const body = h("div", { id: "projects" });
+  const logs = h("div", { id: "project-logs" });
+  root.append(h("h1", {}, "Compose projects"), body, logs);
+  let es: EventSource | undefined;
+
+  const showLogs = (name: string) => {
+    es?.close();
+    clear(logs);
+    const box = h("div", { class: "logs", id: "project-log-lines" });
+    logs.append(h("h2", {}, `Logs of ${name} (all services)`), box);
+    es = stream<ProjectLine>(`/api/projects/${encodeURIComponent(name)}/logs?tail=100`, (l) => {
+      box.append(h("div", { class: `line ${l.s}`, "data-container": l.c },
+        h("span", { class: "ts" }, l.t.slice(11, 23)), " ", h("span", { class: "svc" }, l.c), " ", l.l));
+      while (box.childElementCount > 5000) box.firstElementChild?.remove();
+      box.scrollTop = box.scrollHeight;
+    });
+  };
+
+  const act = async (name: string, verb: string) => {
+    if (verb === "down" && !confirm(`Take ${name} down? Its containers and networks are removed; its volumes are kept.`)) return;
+    try {
+      const r = await post<{ containers: string[] }>(`/api/projects/${encodeURIComponent(name)}/${verb}`);
+      notify(`${verb} ${name}: ${r.containers.length} container(s)`);
+    } catch (e) { notify(`${verb} ${name}: ${(e as Error).message}`, true); }
+    void load();
+  };
+
+  const load = async () => {
+    let rows: Project[];
+    try { rows = await get<Project[]>("/api/projects"); } catch (e) { notify((e as Error).message, true); return; }
+    clear(body);
+    if (!rows.length) {
+      body.append(h("p", { class: "empty" }, "No compose projects (containers with com.docker.compose.project labels)."));
+      return;
+    }
+    for (const p of rows) {
+      body.append(h("section", { class: "project", "data-project": p.name },
+        h("h2", {}, p.name, " ", h("span", { class: "sub" }, `${p.running} of ${p.total} running`, p.workingDir ? ` · ${p.workingDir}` : "")),
+        h("span", { class: "actions" },
+          ...["start", "stop", "restart"].map((v) => h("button", { class: "btn", "data-action": v, onclick: () => void act(p.name, v) }, v[0].toUpperCase() + v.slice(1))),
+          h("button", { class: "btn", "data-action": "logs", onclick: () => showLogs(p.name) }, "Logs"),
+          h("button", { class: "btn danger", "data-action": "down", title: "remove its containers and networks (as compose down)", onclick: () => void act(p.name, "down") }, "Down")),
+        h("table", { class: "list" },
+          h("thead", {}, h("tr", {}, ["Service", "Container", "State", "Status"].map((x) => h("th", {}, x)))),
+          h("tbody", {}, p.services.flatMap((s) => s.containers.map((c) => h("tr", { "data-name": c.name },
+            h("td", {}, s.name), h("td", {}, h("a", { href: `#/containers/${c.id}` }, c.name)),
+            h("td", {}, stateBadge(c.state, c.health)), h("td", {}, c.status))))))));
+    }
+  };
+  void load();
+  let pending: number | undefined;
+  const events = stream<{ type: string; action: string }>("/api/events", (ev) => {
+    if (!changesTheList(ev)) return;
+    clearTimeout(pending);
+    pending = window.setTimeout(() => void load(), 300);
+  });
+  return () => { es?.close(); events.close(); clearTimeout(pending); };
+}
