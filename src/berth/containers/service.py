@@ -4,6 +4,8 @@ running containers at start-up. Its parts, each an object it holds and hands the
 binds, tmpfs), `Output` (logs, attach, resize, export), `Resources` (the cgroup: pause,
 update, top, stats), `Ipc` (shared IPC and PID namespaces), `Restarts` (restart policies) and
 `Views` (inspect, ps, counts).
+Kill, stop, restart and wait are `containers.stopping` (`Stopping`), the parts' calls as the
+service's `containers.facade` (`PartsFacade`): both mixed into `ContainerService`.
 
 Imports `images`, `storage`, `metadata`, `networks`, `volumes`, `errors`, and of the shim only
 `shim.protocol`. The runtime is reached only as processes: a request to the fork server starts
@@ -23,32 +25,33 @@ import secrets
 import shutil
 import signal as signal_mod
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any
 
 from berth import storage
 from berth.containers import names
 from berth.containers.bundle import Bundles
-from berth.containers.channel import Attachment, Channel
-from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config, parse_signal
+from berth.containers.channel import Channel
+from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config
 from berth.containers.create import (
     CreateRequest,
     check_host_config,
     container_config,
     pick_name,
 )
-from berth.containers.hostconfig import ResourcesUpdate
+from berth.containers.facade import PartsFacade
 from berth.containers.ipc import Ipc
 from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord, NetworkRequest, WaitResult
-from berth.containers.resources import ProcessTable, Resources, StatsSample
+from berth.containers.record import ContainerRecord
+from berth.containers.resources import Resources
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
+from berth.containers.stopping import Stopping
 from berth.containers.store import ContainerStore, Emit, Live
-from berth.containers.views import ContainerView, Views
+from berth.containers.views import Views
 from berth.errors import (
     BerthError,
     Conflict,
@@ -67,7 +70,7 @@ from berth.volumes import VolumeService
 log = logging.getLogger(__name__)
 
 
-class ContainerService:
+class ContainerService(PartsFacade, Stopping):
     def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
                  driver: storage.Driver, *, emit: Emit | None = None,
                  volumes: VolumeService | None = None,
@@ -130,61 +133,6 @@ class ContainerService:
 
     def layers_in_use(self) -> set[str]:
         return {c for d in self.store.all() for c in d.layers}
-
-    # --- what the parts do, as the API and the daemon reach it ------------------------------
-    def inspect(self, ref: str, size: bool = False) -> ContainerView:
-        return self.views.inspect(ref, size)
-
-    def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[ContainerView]:
-        return self.views.list(all_=all_, limit=limit, size=size, filters=filters)
-
-    def counts(self) -> dict[str, int]:
-        return self.views.counts()
-
-    def network_users(self, net: str) -> builtins.list[str]:
-        return self.net.network_users(net)
-
-    async def connect(self, net: str, ref: str, ec: NetworkRequest) -> None:
-        await self.net.connect(net, ref, ec)
-
-    async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
-        await self.net.disconnect(net, ref, force=force)
-
-    def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
-             stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
-             timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
-        return self.output.logs(ref, follow=follow, stdout=stdout, stderr=stderr, since=since,
-                                until=until, tail=tail, timestamps=timestamps)
-
-    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
-               logs: bool = False) -> Attachment:
-        return self.output.attach(ref, stdout=stdout, stderr=stderr, logs=logs)
-
-    def resize(self, ref: str, h: int, w: int) -> None:
-        self.output.resize(ref, h, w)
-
-    def export(self, ref: str, out: BinaryIO) -> None:
-        self.output.export(ref, out)
-
-    async def pause(self, ref: str) -> None:
-        await self.resources.pause(ref)
-
-    async def unpause(self, ref: str) -> None:
-        await self.resources.unpause(ref)
-
-    async def update(self, ref: str, changes: ResourcesUpdate) -> builtins.list[str]:
-        return await self.resources.update(ref, changes)
-
-    def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
-        return self.resources.top(ref, ps_args)
-
-    def stats(self, ref: str) -> StatsSample:
-        return self.resources.stats(ref)
-
-    async def start_restartable(self) -> None:
-        await self.restarts.start_all()
 
     # --- create -----------------------------------------------------------------------------
     async def create(self, req: CreateRequest, name: str = ""
@@ -388,101 +336,6 @@ class ContainerService:
                 if isinstance(hello, Exit):
                     record = hello
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
-
-    # --- signals ----------------------------------------------------------------------------
-    async def kill(self, ref: str, sig: str | int | None = None) -> None:
-        rec = self.store.resolve(ref)
-        signo = parse_signal(sig, signal_mod.SIGKILL)
-        if not rec.state.status.can_kill():
-            raise Conflict(f"Cannot kill container: {ref}: Container {rec.id} is not running")
-        if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
-            rec.manually_stopped = True
-        exits = self.store.live[rec.id].exits
-        self._signal(rec, signo)
-        self.store.event(rec, "kill", signal=str(signo))
-        if signo == signal_mod.SIGKILL:
-            # as dockerd: the call returns once SIGKILL has taken effect, so an inspect right
-            # after shows the container exited (137); a frozen process dies only when thawed
-            await self.resources.thaw(rec)
-            await self._wait_exit(rec.id, exits, 10)
-
-    @staticmethod
-    def _signal(rec: ContainerRecord, signo: int) -> None:
-        pid = rec.state.pid
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signo)
-
-    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        rec = self.store.resolve(ref)
-        rec.manually_stopped = True
-        status = rec.state.status
-        if status is ContainerStatus.RESTARTING:
-            self.restarts.cancel(rec)
-            self.store.save(rec)
-            return
-        if not status.can_stop():
-            raise NotModified("container already stopped")
-        await self._stop(rec, timeout, sig)
-        self.store.event(rec, "stop")
-
-    async def _stop(self, rec: ContainerRecord, timeout: int | None, sig: str | None) -> None:
-        cid = rec.id
-        signo = parse_signal(sig or rec.config.stop_signal)
-        if timeout is None:
-            timeout = rec.config.stop_timeout
-            timeout = 10 if timeout is None else timeout
-        exits = self.store.live[cid].exits
-        await self.resources.thaw(rec)
-        self._signal(rec, signo)
-        if timeout < 0:
-            await self._wait_exit(cid, exits, None)
-            return
-        if not await self._wait_exit(cid, exits, timeout):
-            self._signal(rec, signal_mod.SIGKILL)
-            await self._wait_exit(cid, exits, None)
-
-    async def _wait_exit(self, cid: str, exits_before: int, timeout: float | None) -> bool:
-        live = self.store.live[cid]
-
-        async def exited() -> None:
-            async with live.changed:
-                await live.changed.wait_for(lambda: live.exits > exits_before or live.removed)
-        try:
-            await asyncio.wait_for(exited(), timeout)
-            return True
-        except TimeoutError:
-            return False
-
-    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        rec = self.store.resolve(ref)
-        if rec.state.status.can_stop():
-            rec.manually_stopped = True  # no policy restart on the way
-            await self._stop(rec, timeout, sig)
-        await self.start(rec.id)
-        self.store.event(rec, "restart")
-
-    # --- wait -------------------------------------------------------------------------------
-    async def wait(self, ref: str, condition: str = "not-running") -> WaitResult:
-        rec = self.store.resolve(ref)
-        cid = rec.id
-        live = self.store.live[cid]
-        if condition not in ("not-running", "next-exit", "removed", ""):
-            raise InvalidArgument(f"invalid condition: {condition!r}")
-        exits = live.exits
-        async with live.changed:
-            if condition == "removed":
-                await live.changed.wait_for(lambda: live.removed)
-            elif condition == "next-exit":
-                await live.changed.wait_for(lambda: live.exits > exits or live.removed)
-            else:
-                await live.changed.wait_for(
-                    lambda: not rec.state.status.is_running or live.removed)
-        return WaitResult(rec.state.exit_code, rec.state.error or "")
-
-    def prepare_wait(self, ref: str) -> str:
-        """Resolve now, so a wait request fails fast on an unknown container."""
-        return str(self.store.resolve(ref).id)
 
     # --- remove -----------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
