@@ -204,3 +204,23 @@ def test_kernel_memory_enforced_until_5_16() -> None:
     assert cgroups.kernel_memory_enforced("5.15.0-91-generic")
     assert not cgroups.kernel_memory_enforced("5.16.1")
     assert not cgroups.kernel_memory_enforced("6.18.44-fc")
+
+
+def test_frozen_is_what_the_kernel_says(tmp_path: Path) -> None:
+    """`frozen()` (berth-runtime's `paused`): v2 reads cgroup.events, not the request in
+    cgroup.freeze; v1 FROZEN only, not FREEZING."""
+    (tmp_path / "c").mkdir()
+    v2 = cgroups.V2("c", root=str(tmp_path))
+    v2.freeze(True)
+    (tmp_path / "c" / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert (tmp_path / "c" / "cgroup.freeze").read_text() == "1" and not v2.frozen()
+    (tmp_path / "c" / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    assert v2.frozen()
+    (tmp_path / "v1").mkdir()
+    mounts = _v1_tree(tmp_path / "v1")
+    v1 = cgroups.V1("c", mounts=mounts)
+    (tmp_path / "v1" / "freezer" / "c").mkdir()
+    (tmp_path / "v1" / "freezer" / "c" / "freezer.state").write_text("FREEZING\n")
+    assert not v1.frozen()
+    (tmp_path / "v1" / "freezer" / "c" / "freezer.state").write_text("FROZEN\n")
+    assert v1.frozen()

@@ -293,6 +293,11 @@ class V1:
         if fr:
             write(os.path.join(fr, "freezer.state"), "FROZEN" if frozen else "THAWED")
 
+    def frozen(self) -> bool:
+        """Whether the freezer holds the cgroup frozen (FREEZING, on the way there, is not)."""
+        fr = self._dir("freezer")
+        return fr is not None and read(os.path.join(fr, "freezer.state")).strip() == "FROZEN"
+
     def remove(self) -> None:
         for d in self._dirs():
             rmdir_retry(d)

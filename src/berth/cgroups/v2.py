@@ -180,5 +180,9 @@ class V2:
     def freeze(self, frozen: bool) -> None:
         write(os.path.join(self.dir, "cgroup.freeze"), 1 if frozen else 0)
 
+    def frozen(self) -> bool:
+        """Whether every process of the cgroup is frozen (cgroup.events), not just asked to."""
+        return flat_kv(read(os.path.join(self.dir, "cgroup.events"))).get("frozen") == 1
+
     def remove(self) -> None:
         rmdir_retry(self.dir)
