@@ -53,11 +53,11 @@ def status_of(st: dict[str, Any], root: str) -> str:
                 return "stopped"
     except (ProcessLookupError, FileNotFoundError, ValueError):
         return "stopped"
-    fifo = os.path.join(root, st["id"], "exec.fifo")
-    if os.path.exists(fifo):
-        return "created"
     cg = _cgroup(st)
-    return "paused" if cg and cg.frozen() else "running"
+    if cg and cg.frozen():   # as runc: a created container can be paused too
+        return "paused"
+    fifo = os.path.join(root, st["id"], "exec.fifo")
+    return "created" if os.path.exists(fifo) else "running"
 
 
 def _cgroup(st: dict[str, Any]) -> cgroups.CgroupManager | None:
@@ -68,10 +68,11 @@ def _cgroup(st: dict[str, Any]) -> cgroups.CgroupManager | None:
 
 def pause(root: str, cid: str, frozen: bool) -> None:
     """`pause` (frozen) and `resume`: the container's cgroup frozen or thawed, as runc, and
-    back only once the kernel says every process is (so that `state` says paused at once)."""
+    back only once the kernel says every process is (so that `state` says paused at once).
+    As runc, a created container can be paused; resumed, it is created again."""
     st = load(root, cid)
     status = status_of(st, root)
-    if frozen and status != "running":
+    if frozen and status not in ("running", "created"):
         die("container not running")
     if not frozen and status != "paused":
         die("container not paused")
