@@ -224,3 +224,14 @@ def test_frozen_is_what_the_kernel_says(tmp_path: Path) -> None:
     assert not v1.frozen()
     (tmp_path / "v1" / "freezer" / "c" / "freezer.state").write_text("FROZEN\n")
     assert v1.frozen()
+
+
+def test_v2_a_refused_device_weight_names_the_field(tmp_path: Path) -> None:
+    """io.weight that will not take a device's weight (no BFQ, no io.cost on it: the kernel
+    says EOPNOTSUPP; here a directory says EISDIR) is an InvalidArgument naming the field."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "io.weight").mkdir()
+    res = cgroups.Resources(blkio_weight_devices=((254, 0, 300),))
+    with pytest.raises(InvalidArgument, match="blockIO.weightDevice: the kernel refused a "
+                                              "weight for device 254:0"):
+        cgroups.V2("c", root=str(tmp_path))._io(res)
