@@ -9,6 +9,7 @@ differs from runc" says why, and the test says which difference it allows."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from .. import vm
+from . import test_runtime_conformance as conformance
 
 pytestmark = pytest.mark.root
 GUEST = Path(__file__).with_name("v2_guest.py")
@@ -75,10 +77,16 @@ BFQ = ("busybox insmod {ko} && echo bfq > /sys/block/nullb0/queue/scheduler && "
 def _case(name: str, resources: dict[str, Any] | None = None, *, args: str = "true",
           files: list[str] = (), steps: list[str] | None = None,  # type: ignore[assignment]
           absolute: bool = False, process: dict[str, Any] | None = None,
-          namespaces: list[str] = (), before: str = "") -> dict[str, Any]:  # type: ignore[assignment]
+          namespaces: list[str] = (), before: str = "",  # type: ignore[assignment]
+          alone: bool = False, exec: str = "", seccomp: bool = False) -> dict[str, Any]:
     return {"name": name, "resources": resources, "args": args, "files": list(files),
             "steps": steps, "absolute": absolute, "process": process or {},
-            "namespaces": list(namespaces), "before": before}
+            "namespaces": list(namespaces), "before": before, "alone": alone, "exec": exec,
+            "seccomp": seccomp}
+
+
+EXEC_SCRIPT = ("sed 's/-runc\\//-RT\\//; s/-berth\\//-RT\\//' /proc/self/cgroup; "
+               "cat /sys/fs/cgroup/pids.current 2>&1; " + conformance.EXEC_SCRIPT)
 
 
 CASES = [
@@ -136,6 +144,12 @@ CASES = [
           args="cat /proc/self/attr/current; echo; cat /etc/group >/dev/null; echo rc=$?; "
                "touch /dev/shm/x; echo rc=$?"),
     _case("apparmor-unknown", process={"apparmorProfile": "no-such-profile"}),
+    # test_runtime_conformance.py's view of the container, on v2; alone, since it lists
+    # /sys/fs/cgroup, where the other cases' cgroups come and go
+    _case("view", args=conformance.SCRIPT, alone=True),
+    _case("view-seccomp", args=conformance.SCRIPT, alone=True, seccomp=True),
+    _case("exec", args="sleep 60", exec=EXEC_SCRIPT, namespaces=["cgroup"], seccomp=True,
+          steps=["create", "start", "exec", "kill", "wait", "delete"]),
     # last and alone: once BFQ is loaded, every cgroup has io.bfq.weight
     _case("io-bfq", {"blockIO": {"weight": 500, "weightDevice": [{**NULLB0, "weight": 300}]}},
           files=IO_FILES, before="BFQ"),
@@ -149,6 +163,10 @@ def _config(base: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
         for caps in cfg["process"]["capabilities"].values():
             caps.append("CAP_MKNOD")
     cfg["linux"]["namespaces"] += [{"type": t} for t in case["namespaces"]]
+    if case["seccomp"]:
+        # berth's default filter for these capabilities, loaded by each runtime
+        from berth.containers.seccomp import default_profile
+        cfg["linux"]["seccomp"] = default_profile(set(cfg["process"]["capabilities"]["bounding"]))
     path = f"berth-v2-{case['name']}-RT/c"
     cfg["linux"]["cgroupsPath"] = "/" + path if case["absolute"] else path
     if case["resources"]:
@@ -173,7 +191,8 @@ def guest(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> dict[st
     except vm.Unavailable as e:
         pytest.skip(str(e))
     cases = [{"name": c["name"], "files": c["files"], "steps": c["steps"],
-              "before": bfq if c["before"] == "BFQ" else c["before"],
+              "before": bfq if c["before"] == "BFQ" else c["before"], "alone": c["alone"],
+              "exec": c["exec"],
               "config": _config(base, c)} for c in CASES]
     assert not any(ns["type"] == "cgroup" for ns in base["linux"]["namespaces"])
     (job / "cases.json").write_text(json.dumps(cases))
@@ -198,6 +217,15 @@ def _pair(guest: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, A
     return theirs, ours
 
 
+def _same_names(output: str) -> list[str]:
+    """The output with each case's cgroup named alike for both runtimes (berth-v2-CASE-RT):
+    a container that sees the whole hierarchy lists the earlier cases' (ls sorts a case's
+    two names next to each other, made one here)."""
+    lines = [re.sub(r"(berth-v2-[\w-]+?)-(runc|berth)\b", r"\1-RT", line)
+             for line in output.splitlines()]
+    return [line for i, line in enumerate(lines) if i == 0 or line != lines[i - 1]]
+
+
 def _created(life: dict[str, Any]) -> bool:
     return bool(life["steps"].get("create", {}).get("rc") == 0)
 
@@ -216,7 +244,7 @@ def test_same_as_runc(guest: dict[str, Any], name: str) -> None:
     assert _created(ours) is _created(theirs), (theirs["steps"], ours["steps"])
     for key in [k for k in theirs if k.startswith("read")]:
         assert ours.get(key) == theirs[key], key
-    assert ours["output"] == theirs["output"]
+    assert _same_names(ours["output"]) == _same_names(theirs["output"])
     assert {k: v["rc"] for k, v in ours["steps"].items()} == \
         {k: v["rc"] for k, v in theirs["steps"].items()}, (theirs["steps"], ours["steps"])
     assert not ours["cgroup_left"] and not theirs["cgroup_left"]
@@ -274,6 +302,12 @@ def test_cgroup_mount(guest: dict[str, Any]) -> None:
     assert host[:2] == ["0::/berth-v2-cgroup-mount-RT/c", "the whole hierarchy"]
     assert own[:2] == ["0::/", "its own cgroup"] and "pids.max" in own
     assert "Read-only file system" in host[-1]
+
+
+def test_exec_joins_the_cgroup(guest: dict[str, Any]) -> None:
+    """An exec'd process is in the container's v2 cgroup (its cgroup namespace's root)."""
+    out = guest["exec"]["berth"]["output"].splitlines()
+    assert out[0] == "0::/" and out[1] == "3"    # the init, the exec'd shell and its cat
 
 
 def test_freezer(guest: dict[str, Any]) -> None:

@@ -8,7 +8,8 @@ Standard library only: it runs with the venv's python, but knows nothing of the 
 A case is {"name", "config", "files": [cgroup files to read], "steps": [...]}, steps being
 "create", "read", "start", "wait", "pause", "resume", "kill", "delete" (default: create, read,
 start, wait, delete); "read" records the files under the step's name (read, read@pause, ...).
-"before", a shell command, runs first (cases that have one run alone, last).
+"exec" is the shell command of an exec step. "before", a shell command, runs first; cases
+with one, or with "alone", run alone, last (the others run two at a time).
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ def run_case(case: dict[str, Any], rt: str, base: Path, rootfs: Path) -> dict[st
                 time.sleep(0.05)
         elif kind == "sleep":
             time.sleep(float(tag))
+        elif kind == "exec":
+            cmd("exec", "c", "sh", "-c", case["exec"])
         elif kind == "kill":
             cmd("kill", "c", "KILL")
         elif kind == "delete":
@@ -161,9 +164,9 @@ def main(argv: list[str]) -> int:
     # two at a time (the guest has two CPUs, and most of a case is waiting on emulated
     # start-ups); a case that changes the machine ("before") runs alone, after the others
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(one, [c for c in cases if not c.get("before")]))
+        list(pool.map(one, [c for c in cases if not (c.get("before") or c.get("alone"))]))
     for case in cases:
-        if case.get("before"):
+        if case.get("before") or case.get("alone"):
             one(case)
     _reap()
     Path(argv[2]).write_text(json.dumps(results, indent=1))
