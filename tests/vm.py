@@ -30,8 +30,9 @@ from pathlib import Path
 CACHE = Path(os.environ.get("BERTH_VM_CACHE", "/var/cache/berth-vm"))
 QEMU = "qemu-system-x86_64"
 # what /init loads, in this order after their dependencies: 9p over virtio (the shares),
-# overlay (a writable root), null_blk (a block device for io.max and io.weight)
-MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "null_blk")
+# overlay (a writable root, and berthd's), null_blk (a block device for io.max and io.weight),
+# bridge and veth (a berthd's default network)
+MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "null_blk", "bridge", "veth")
 CMDLINE = ("console=ttyS0 panic=-1 quiet loglevel=3 systemd.unified_cgroup_hierarchy=1 "
            "cgroup_no_v1=all apparmor=1 security=apparmor")
 

@@ -1,5 +1,5 @@
 """berth-runtime against runc on cgroup v2 and AppArmor (issue 20), which this host's kernel
-cannot show (its cgroups are v1; it has no LSM). One guest (tests/vm.py: Debian's kernel
+cannot show (its cgroups are v1; it has no LSM); and berthd's own use of v2, after them. One guest (tests/vm.py: Debian's kernel
 booted with `cgroup_no_v1=all apparmor=1`, this machine's / shared read-only) runs every case
 of CASES under both runtimes (v2_guest.py); each test here compares one case: whether create
 succeeded, what the cgroup files held while the container was created (or paused), what the
@@ -156,6 +156,39 @@ CASES = [
 ]
 
 
+# berthd itself on the v2-only kernel, after the runtime's cases: a section per "== name"
+DAEMON_SCRIPT = r"""
+B={bin}
+mkdir -p /tmp/d
+$B/berthd -H unix:///tmp/d/s.sock --data-root /tmp/d/data --exec-root /tmp/d/run \
+    --cgroup-parent berth-vm --bridge bvm --bip 10.251.65.1/24 --iptables false \
+    --dns 127.0.0.1 --docker-hub false > /tmp/d/log 2>&1 &
+export BERTH_HOST=unix:///tmp/d/s.sock
+for i in $(seq 200); do $B/berth version >/dev/null 2>&1 && break; sleep 0.2; done
+$B/berth import /job/rootfs.tar busybox:latest >/dev/null
+echo "== run"; $B/berth run --rm --network none busybox cat /proc/self/cgroup
+echo "== limits"; $B/berth run --rm --network none -m 64m --memory-reservation 32m \
+    --pids-limit 33 --cpus 0.5 --cpu-shares 512 busybox \
+    sh -c 'cd /sys/fs/cgroup; cat memory.max memory.low pids.max cpu.max cpu.weight'
+id=$($B/berth run -d --network none -m 64m busybox sleep 60)
+echo "== stats"; $B/berth stats --no-stream --format '{{{{.MemUsage}}}}' $id
+$B/berth pause $id >/dev/null
+echo "== paused"; cat /sys/fs/cgroup/berth-vm/$id/cgroup.events; $B/berth ps --format '{{{{.Status}}}}'
+$B/berth unpause $id >/dev/null
+echo "== unpaused"; $B/berth ps --format '{{{{.Status}}}}'
+$B/berth update --memory 128m --memory-swap 256m $id >/dev/null
+echo "== update"; cat /sys/fs/cgroup/berth-vm/$id/memory.max /sys/fs/cgroup/berth-vm/$id/memory.swap.max
+echo "== exec"; $B/berth exec $id cat /proc/self/cgroup
+$B/berth rm -f $id >/dev/null
+echo "== removed"; ls /sys/fs/cgroup/berth-vm | grep -c $id
+echo "== oom"; $B/berth run --network none -m 8m --name oom busybox \
+    sh -c 'x=a; while true; do x=$x$x; done'; echo $?; $B/berth inspect -f '{{{{.State.OOMKilled}}}}' oom
+echo "== device"; $B/berth run --rm --network none --device /dev/null:/dev/mynull busybox \
+    sh -c 'echo hi > /dev/mynull && echo ok'
+echo "== end"
+"""
+
+
 def _config(base: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     cfg = json.loads(json.dumps(base))
     cfg["process"].update(terminal=False, args=["sh", "-c", case["args"]], **case["process"])
@@ -203,12 +236,22 @@ tar -xf /job/rootfs.tar -C /tmp/rootfs
 {"apparmor_parser -r /job/berth-test.profile" if shutil.which("apparmor_parser") else ""}
 echo 8 > /proc/sys/vm/nr_hugepages
 {sys.executable} {GUEST} /job/cases.json /tmp/rootfs /job/results.json
+sh /job/daemon.sh > /job/daemon.out 2>&1 || true
 """
+    (job / "daemon.sh").write_text(DAEMON_SCRIPT.format(bin=Path(sys.executable).parent))
     try:
         vm.run(script, job, timeout=900)
     except vm.Unavailable as e:
         pytest.skip(str(e))
-    return json.loads((job / "results.json").read_text())  # type: ignore[no-any-return]
+    results = json.loads((job / "results.json").read_text())
+    sections: dict[str, list[str]] = {}
+    for line in (job / "daemon.out").read_text().splitlines():
+        if line.startswith("== "):
+            sections[line[3:]] = []
+        elif sections:
+            sections[list(sections)[-1]].append(line)
+    results["berthd"] = sections
+    return results  # type: ignore[no-any-return]
 
 
 def _pair(guest: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -341,3 +384,21 @@ def test_refused_on_v2_where_runc_drops_it(guest: dict[str, Any], name: str) -> 
 def test_cpu_idle_which_runc_1_1_does_not_know(guest: dict[str, Any]) -> None:
     theirs, ours = _pair(guest, "cpu-idle")
     assert theirs["read"]["cpu.idle"] == "0" and ours["read"]["cpu.idle"] == "1"
+
+
+def test_berthd_on_cgroup_v2(guest: dict[str, Any]) -> None:
+    """berthd's own use of v2 (cgroups.V2 through the daemon, not the runtime's): a private
+    cgroup namespace by default, as dockerd on v2; the limits of `run`; stats, pause, update,
+    exec, OOM and --device; the container's cgroup gone with it."""
+    d = guest["berthd"]
+    assert "end" in d, d
+    assert d["run"] == ["0::/"]
+    assert d["limits"] == [str(64 * M), str(32 * M), "33", "50000 100000", "20"]
+    assert d["stats"][0].endswith("/ 64MiB")
+    assert "frozen 1" in d["paused"] and d["paused"][-1].endswith("(Paused)")
+    assert not d["unpaused"][0].endswith("(Paused)")
+    assert d["update"] == [str(128 * M), str(128 * M)]
+    assert d["exec"] == ["0::/"]
+    assert d["removed"] == ["0"]
+    assert d["oom"] == ["137", "true"]
+    assert d["device"] == ["ok"]
