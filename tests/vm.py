@@ -10,7 +10,7 @@ script in and the results out. The guest has no network device at all (`-nic non
 
 With KVM a run boots in a second or two. Where /dev/kvm is PVM's (which boots only kernels
 built as PVM guests) or BERTH_VM_ACCEL=tcg, qemu emulates the CPU instead: some 10 s to boot,
-and test_runtime_v2_vm.py's cases take about three minutes.
+and test_runtime_v2_vm.py takes three to four minutes.
 
     python -m tests.vm build            # the cache, once (also done by the first run)
     python -m tests.vm run 'cat /proc/self/cgroup; ls /sys/fs/cgroup'
@@ -121,7 +121,11 @@ def _kernel() -> tuple[Path, Path]:
                 raise Unavailable(f"apt-get download {pkg} failed: {r.stderr.strip()}")
             deb = next(Path(tmp).glob("*.deb"))
             subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-            os.rename(Path(tmp) / "x", done)
+            try:
+                os.rename(Path(tmp) / "x", done)
+            except OSError:
+                if not done.exists():   # else another run unpacked it meanwhile
+                    raise
     vmlinuz = next((done / "boot").glob("vmlinuz-*"))
     return vmlinuz, next((done / "lib" / "modules").iterdir())
 
@@ -193,7 +197,7 @@ def build() -> tuple[Path, Path]:
                    ("modules.order", stat.S_IFREG | 0o644,
                     "".join(p.name[:-3] + "\n" for p in order).encode())]
         entries += [(f"mod/{p.name}", stat.S_IFREG | 0o644, p.read_bytes()) for p in order]
-        tmp = initrd.with_suffix(".tmp")
+        tmp = initrd.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(_cpio(entries))
         os.replace(tmp, initrd)
     return vmlinuz, initrd
