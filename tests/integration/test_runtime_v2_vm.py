@@ -78,11 +78,12 @@ def _case(name: str, resources: dict[str, Any] | None = None, *, args: str = "tr
           files: list[str] = (), steps: list[str] | None = None,  # type: ignore[assignment]
           absolute: bool = False, process: dict[str, Any] | None = None,
           namespaces: list[str] = (), before: str = "",  # type: ignore[assignment]
-          alone: bool = False, exec: str = "", seccomp: bool = False) -> dict[str, Any]:
+          alone: bool = False, exec: str = "", seccomp: bool = False,
+          caller_cgroup: str = "") -> dict[str, Any]:
     return {"name": name, "resources": resources, "args": args, "files": list(files),
             "steps": steps, "absolute": absolute, "process": process or {},
             "namespaces": list(namespaces), "before": before, "alone": alone, "exec": exec,
-            "seccomp": seccomp}
+            "seccomp": seccomp, "caller_cgroup": caller_cgroup}
 
 
 EXEC_SCRIPT = ("sed 's/-runc\\//-RT\\//; s/-berth\\//-RT\\//' /proc/self/cgroup; "
@@ -94,6 +95,10 @@ CASES = [
           files=MEMORY_FILES),
     _case("memory-absolute", {"memory": {"limit": 64 * M, "reservation": 32 * M,
                                          "swap": -1}}, files=MEMORY_FILES, absolute=True),
+    # a relative cgroupsPath from a caller in a cgroup of its own (as a shell in a systemd
+    # scope): under that cgroup's parent, as runc places it
+    _case("memory-relative-to-caller", {"memory": {"limit": 64 * M}}, files=MEMORY_FILES,
+          caller_cgroup="berth-caller/scope"),
     _case("memory-swap-equal", {"memory": {"limit": 64 * M, "swap": 64 * M}},
           files=MEMORY_FILES),
     _case("memory-swappiness", {"memory": {"limit": 64 * M, "swappiness": 33}},
@@ -225,7 +230,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> dict[st
         pytest.skip(str(e))
     cases = [{"name": c["name"], "files": c["files"], "steps": c["steps"],
               "before": bfq if c["before"] == "BFQ" else c["before"], "alone": c["alone"],
-              "exec": c["exec"],
+              "exec": c["exec"], "caller_cgroup": c["caller_cgroup"],
               "config": _config(base, c)} for c in CASES]
     assert not any(ns["type"] == "cgroup" for ns in base["linux"]["namespaces"])
     (job / "cases.json").write_text(json.dumps(cases))
@@ -315,6 +320,13 @@ def test_the_cgroup_holds_the_limits(guest: dict[str, Any], name: str) -> None:
     ours = guest[name]["berth"]
     assert _created(ours), ours["steps"]
     assert {k: ours["read"][k] for k in EXPECTED[name]} == EXPECTED[name]
+
+
+def test_relative_path_under_the_callers_parent(guest: dict[str, Any]) -> None:
+    theirs, ours = _pair(guest, "memory-relative-to-caller")
+    assert theirs["cgroup_path"] == \
+        "/sys/fs/cgroup/berth-caller/berth-v2-memory-relative-to-caller-runc/c"
+    assert ours["cgroup_path"] == theirs["cgroup_path"].replace("-runc/", "-berth/")
 
 
 def test_io_max_and_bfq(guest: dict[str, Any]) -> None:

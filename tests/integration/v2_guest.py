@@ -98,8 +98,13 @@ def run_case(case: dict[str, Any], rt: str, base: Path, rootfs: Path) -> dict[st
     def cmd(*args: str) -> subprocess.CompletedProcess[bytes]:
         # files, not pipes: a created container's init holds what `create` was given
         err_file = bundle / "err"
+        argv = [RT[rt], "--root", str(root), *args]
+        if case.get("caller_cgroup"):   # the runtime run from that cgroup (made here)
+            caller = Path("/sys/fs/cgroup", case["caller_cgroup"])
+            caller.mkdir(parents=True, exist_ok=True)
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(caller), *argv]
         with open(out_file, "a") as out, open(err_file, "w+") as err:
-            r = subprocess.run([RT[rt], "--root", str(root), *args], cwd=bundle,
+            r = subprocess.run(argv, cwd=bundle,
                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=120)
             err.seek(0)
             res["steps"][args[0]] = {"rc": r.returncode, "stderr": err.read().strip()}

@@ -235,3 +235,13 @@ def test_v2_a_refused_device_weight_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="blockIO.weightDevice: the kernel refused a "
                                               "weight for device 254:0"):
         cgroups.V2("c", root=str(tmp_path))._io(res)
+
+
+def test_v2_relative_path_under_the_callers_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative cgroupsPath on v2 goes under the parent of the caller's cgroup, as runc
+    puts it (the caller's own holds the caller: no controllers for its children)."""
+    monkeypatch.setattr(cgroups, "is_v2", lambda root="/sys/fs/cgroup": True)
+    assert cgroups.for_spec("x/c", {"": "user.slice/session-1.scope"}).path == "user.slice/x/c"
+    assert cgroups.for_spec("x/c", {"": "top"}).path == "x/c"
+    assert cgroups.for_spec("x/c", {"": ""}).path == "x/c"
+    assert cgroups.for_spec("/abs/c", {"": "a/b"}).path == "abs/c"
