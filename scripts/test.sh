@@ -12,8 +12,13 @@ cd "$(dirname "$0")/.."
 # qemu-user: runs berth-runtime's aarch64 trampoline (tests/unit/test_trampoline.py); bare,
 # since it recommends qemu-user-binfmt, which would register foreign binaries with the kernel
 # chromium and chromium-driver: the dashboard's browser tests (tests/integration/test_ui.py)
-EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins chromium chromium-driver" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
+# qemu-system-x86, apparmor: the cgroup v2 / AppArmor guest of tests/integration/
+# test_runtime_v2_vm.py (tests/vm.py; Debian's kernel is fetched with apt-get download into
+# /var/cache/berth-vm, never installed), bare: their recommends are a desktop's
+EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins chromium chromium-driver" PIP_EXTRAS="[test]"
+EXTRA_APT_BARE="qemu-user qemu-system-x86 apparmor"
 . scripts/setup.sh
+.venv/bin/python -m tests.vm build >/dev/null || echo "==> no guest kernel: the v2 VM tests will skip"
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy   # --strict on src (pyproject.toml [tool.mypy])
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests

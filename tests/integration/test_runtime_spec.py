@@ -418,6 +418,52 @@ def test_memory(path: str, spec_bundle: Path, tmp_path: Path) -> None:
         assert "memory.kernel is ignored" in ours.create.stderr
 
 
+@pytest.mark.parametrize("use", [True, False])
+def test_memory_use_hierarchy(use: bool, spec_bundle: Path, tmp_path: Path) -> None:
+    """linux.resources.memory.useHierarchy on v1 (memory.use_hierarchy) against runc, which
+    drops the field: true, the same cgroup; false, which Linux 5.11 and later refuse (every
+    memory cgroup is hierarchical there), an error that names the field (README)."""
+    _v1_only()
+    _edit(spec_bundle, lambda c: c["linux"].update(resources={"memory": {
+        "useHierarchy": use}}))
+    theirs, ours = _both(spec_bundle, tmp_path, files=["memory/memory.use_hierarchy"])
+    assert theirs.create.returncode == 0, theirs.create.stderr
+    if use or Path("/sys/fs/cgroup/memory/memory.use_hierarchy").read_text().strip() == "0":
+        assert ours.create.returncode == 0, ours.create.stderr
+        assert ours.cgroup == theirs.cgroup == {"memory/memory.use_hierarchy": str(int(use))}
+    else:
+        assert ours.create.returncode != 0
+        assert "memory.useHierarchy: the kernel refused false" in ours.create.stderr
+        assert theirs.cgroup == {"memory/memory.use_hierarchy": "1"}
+
+
+def test_pause_and_resume(spec_bundle: Path, tmp_path: Path) -> None:
+    """`pause` and `resume` (the freezer) as runc's: state says paused, then running."""
+    _edit(spec_bundle, lambda c: c["process"].update(args=["sleep", "60"]))
+    seen = {}
+    for rt in ("runc", RT):
+        root = tmp_path / f"pause-{Path(rt).name}"
+        assert _rt(rt, root, "create", "-b", str(spec_bundle), "c",
+                   cwd=spec_bundle).returncode == 0
+        try:
+            steps = []
+            for verb in ("pause", "start", "pause", "pause", "resume", "resume"):
+                r = _rt(rt, root, verb, "c", cwd=spec_bundle)
+                status = json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
+                                                   capture_output=True, text=True).stdout)
+                steps.append((verb, r.returncode == 0, status["status"]))
+                if verb == "pause" and r.returncode == 0:
+                    steps.append(_cgroup_files(status["pid"], ["freezer/freezer.state"]))
+            steps.append(("delete paused", _rt(rt, root, "pause", "c").returncode,
+                          _rt(rt, root, "delete", "c").returncode != 0))
+        finally:
+            _rt(rt, root, "delete", "-f", "c")
+        seen[rt] = steps
+    assert seen[RT] == seen["runc"], seen
+    assert ("pause", True, "paused") in seen[RT]
+    assert {"freezer/freezer.state": "FROZEN"} in seen[RT]
+
+
 def _root_device() -> tuple[int, int]:
     """The block device of the filesystem that holds /, as blkio names it."""
     dev = os.stat("/").st_dev

@@ -204,3 +204,44 @@ def test_kernel_memory_enforced_until_5_16() -> None:
     assert cgroups.kernel_memory_enforced("5.15.0-91-generic")
     assert not cgroups.kernel_memory_enforced("5.16.1")
     assert not cgroups.kernel_memory_enforced("6.18.44-fc")
+
+
+def test_frozen_is_what_the_kernel_says(tmp_path: Path) -> None:
+    """`frozen()` (berth-runtime's `paused`): v2 reads cgroup.events, not the request in
+    cgroup.freeze; v1 FROZEN only, not FREEZING."""
+    (tmp_path / "c").mkdir()
+    v2 = cgroups.V2("c", root=str(tmp_path))
+    v2.freeze(True)
+    (tmp_path / "c" / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert (tmp_path / "c" / "cgroup.freeze").read_text() == "1" and not v2.frozen()
+    (tmp_path / "c" / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    assert v2.frozen()
+    (tmp_path / "v1").mkdir()
+    mounts = _v1_tree(tmp_path / "v1")
+    v1 = cgroups.V1("c", mounts=mounts)
+    (tmp_path / "v1" / "freezer" / "c").mkdir()
+    (tmp_path / "v1" / "freezer" / "c" / "freezer.state").write_text("FREEZING\n")
+    assert not v1.frozen()
+    (tmp_path / "v1" / "freezer" / "c" / "freezer.state").write_text("FROZEN\n")
+    assert v1.frozen()
+
+
+def test_v2_a_refused_device_weight_names_the_field(tmp_path: Path) -> None:
+    """io.weight that will not take a device's weight (no BFQ, no io.cost on it: the kernel
+    says EOPNOTSUPP; here a directory says EISDIR) is an InvalidArgument naming the field."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "io.weight").mkdir()
+    res = cgroups.Resources(blkio_weight_devices=((254, 0, 300),))
+    with pytest.raises(InvalidArgument, match="blockIO.weightDevice: the kernel refused a "
+                                              "weight for device 254:0"):
+        cgroups.V2("c", root=str(tmp_path))._io(res)
+
+
+def test_v2_relative_path_under_the_callers_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative cgroupsPath on v2 goes under the parent of the caller's cgroup, as runc
+    puts it (the caller's own holds the caller: no controllers for its children)."""
+    monkeypatch.setattr(cgroups, "is_v2", lambda root="/sys/fs/cgroup": True)
+    assert cgroups.for_spec("x/c", {"": "user.slice/session-1.scope"}).path == "user.slice/x/c"
+    assert cgroups.for_spec("x/c", {"": "top"}).path == "x/c"
+    assert cgroups.for_spec("x/c", {"": ""}).path == "x/c"
+    assert cgroups.for_spec("/abs/c", {"": "a/b"}).path == "abs/c"

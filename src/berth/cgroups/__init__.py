@@ -52,13 +52,16 @@ def own_cgroups(self_cgroup: str = "/proc/self/cgroup") -> dict[str, str]:
 
 def for_spec(path: str, bases: dict[str, str] | None = None) -> CgroupManager:
     """The manager for a runtime-spec cgroupsPath: an absolute one from each hierarchy's root,
-    a relative one under the caller's own cgroup in each hierarchy (as runc reads it), or under
-    `bases` (what own_cgroups() said for the caller that created it)."""
+    a relative one as runc reads it, or under `bases` (what own_cgroups() said for the caller
+    that created it): on v1 under the caller's own cgroup in each hierarchy; on v2 under its
+    parent, since the caller's own holds the caller, and a v2 cgroup with processes cannot
+    hand controllers to its children."""
     if path.startswith("/"):
         return detect(path.strip("/"))
     own = bases if bases is not None else own_cgroups()
     if is_v2():
-        return V2(f"{own.get('', '')}/{path}".strip("/"))
+        parent = os.path.dirname("/" + own.get("", "").strip("/"))
+        return V2(f"{parent}/{path}".strip("/"))
     return V1(path, mounts=v1_mounts(), bases=own)
 
 

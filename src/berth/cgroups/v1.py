@@ -118,7 +118,15 @@ class V1:
                                   "memory reservation, swappiness, OOM killer or kernelTCP "
                                   "setting")
         if mem and res.memory_use_hierarchy is not None:
-            write(os.path.join(mem, "memory.use_hierarchy"), int(res.memory_use_hierarchy))
+            try:
+                write(os.path.join(mem, "memory.use_hierarchy"), int(res.memory_use_hierarchy))
+            except System as e:
+                # Linux 5.11 and later hold every memory cgroup hierarchical and refuse a 0
+                # (runc 1.1 never writes the file: it drops the field, true or false)
+                raise InvalidArgument(
+                    f"linux.resources.memory.useHierarchy: the kernel refused "
+                    f"{str(res.memory_use_hierarchy).lower()} ({e.message}): Linux 5.11 and "
+                    f"later keep every memory cgroup hierarchical") from None
         if mem and res.kernel_tcp:
             f = os.path.join(mem, "memory.kmem.tcp.limit_in_bytes")
             if not os.path.exists(f):
@@ -292,6 +300,11 @@ class V1:
         fr = self._dir("freezer")
         if fr:
             write(os.path.join(fr, "freezer.state"), "FROZEN" if frozen else "THAWED")
+
+    def frozen(self) -> bool:
+        """Whether the freezer holds the cgroup frozen (FREEZING, on the way there, is not)."""
+        fr = self._dir("freezer")
+        return fr is not None and read(os.path.join(fr, "freezer.state")).strip() == "FROZEN"
 
     def remove(self) -> None:
         for d in self._dirs():

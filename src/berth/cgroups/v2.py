@@ -140,7 +140,15 @@ class V2:
                    else res.blkio_weight)
         for major, minor, weight in res.blkio_weight_devices:
             f, convert = weight_file()
-            write(f, f"{major}:{minor} {conv(weight, convert)}")
+            try:
+                write(f, f"{major}:{minor} {conv(weight, convert)}")
+            except System as e:
+                # io.weight takes a device's weight only where io.cost is on for it (runc
+                # 1.1, which writes device weights to io.bfq.weight only, drops them silently)
+                raise InvalidArgument(
+                    f"linux.resources.blockIO.weightDevice: the kernel refused a weight for "
+                    f"device {major}:{minor} (no BFQ scheduler, no io.cost on it): "
+                    f"{e.message}") from None
         for kind, major, minor, limit in res.blkio_throttle:
             write(os.path.join(d, "io.max"), f"{major}:{minor} {THROTTLE_KINDS[kind][1]}={limit}")
 
@@ -179,6 +187,10 @@ class V2:
 
     def freeze(self, frozen: bool) -> None:
         write(os.path.join(self.dir, "cgroup.freeze"), 1 if frozen else 0)
+
+    def frozen(self) -> bool:
+        """Whether every process of the cgroup is frozen (cgroup.events), not just asked to."""
+        return flat_kv(read(os.path.join(self.dir, "cgroup.events"))).get("frozen") == 1
 
     def remove(self) -> None:
         rmdir_retry(self.dir)

@@ -172,6 +172,16 @@ def cmd_kill(a: Args) -> int:
 
 
 
+def cmd_pause(a: Args) -> int:
+    container.pause(a.root, a.id, True)
+    return 0
+
+
+def cmd_resume(a: Args) -> int:
+    container.pause(a.root, a.id, False)
+    return 0
+
+
 def cmd_delete(a: Args) -> int:
     container.delete(a.root, a.id, a.force)
     return 0
@@ -326,6 +336,8 @@ _COMMANDS: dict[str, tuple[Any, type[CommandArgs], list[str]]] = {
     "exec": (cmd_exec, ExecArgs, ["id", "command..."]),
     "kill": (cmd_kill, KillArgs, ["id", "signal?"]),
     "delete": (cmd_delete, DeleteArgs, ["id"]),
+    "pause": (cmd_pause, CommandArgs, ["id"]),
+    "resume": (cmd_resume, CommandArgs, ["id"]),
     "list": (cmd_list, CommandArgs, []),
 }
 
@@ -350,6 +362,8 @@ _SUMMARY = {
     "delete": ("delete any resources held by the container often used with detached "
                "container", "<container-id>"),
     "list": ("lists containers started by berth-runtime with the given root", ""),
+    "pause": ("pause suspends all processes inside the container", "<container-id>"),
+    "resume": ("resumes all processes that have been previously paused", "<container-id>"),
 }
 
 

@@ -53,8 +53,40 @@ def status_of(st: dict[str, Any], root: str) -> str:
                 return "stopped"
     except (ProcessLookupError, FileNotFoundError, ValueError):
         return "stopped"
+    cg = _cgroup(st)
+    if cg and cg.frozen():   # as runc: a created container can be paused too
+        return "paused"
     fifo = os.path.join(root, st["id"], "exec.fifo")
     return "created" if os.path.exists(fifo) else "running"
+
+
+def _cgroup(st: dict[str, Any]) -> cgroups.CgroupManager | None:
+    if not st.get("cgroupsPath"):
+        return None
+    return cgroups.for_spec(st["cgroupsPath"], st.get("cgroupBases"))
+
+
+def pause(root: str, cid: str, frozen: bool) -> None:
+    """`pause` (frozen) and `resume`: the container's cgroup frozen or thawed, as runc, and
+    back only once the kernel says every process is (so that `state` says paused at once).
+    As runc, a created container can be paused; resumed, it is created again."""
+    st = load(root, cid)
+    status = status_of(st, root)
+    if frozen and status not in ("running", "created"):
+        die("container not running")
+    if not frozen and status != "paused":
+        die("container not paused")
+    cg = _cgroup(st)
+    if cg is None:
+        die(f"container {cid} has no cgroup to freeze")
+    cg.freeze(frozen)
+    deadline = time.monotonic() + 10
+    while cg.frozen() is not frozen:
+        if time.monotonic() > deadline:
+            if frozen:
+                cg.freeze(False)
+            die(f"the cgroup of container {cid} did not {'freeze' if frozen else 'thaw'}")
+        time.sleep(0.005)
 
 
 def _save(root: str, st: dict[str, Any]) -> None:
@@ -290,13 +322,17 @@ def rmtree(path: str) -> None:
 def delete(root: str, cid: str, force: bool) -> None:
     st = load(root, cid)
     status = status_of(st, root)
-    if status == "running" and not force:
+    if status in ("running", "paused") and not force:
         die(f"cannot delete container {cid} that is not stopped: {status}")
     if status != "stopped":
         try:
             os.kill(st["pid"], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if status == "paused":   # on v1, a frozen process dies only once thawed
+            cg = _cgroup(st)
+            if cg:
+                cg.freeze(False)
         for _ in range(200):
             if status_of(st, root) == "stopped":
                 break

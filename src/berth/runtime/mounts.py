@@ -7,6 +7,7 @@ Imports `fs` and `linux`.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -44,22 +45,28 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 
 def _mount_cgroups(parent: int, name: str, target: int, flags: int,
-                   cgroupns: bool = False) -> None:
+                   cgroupns: bool = False, source: str = "cgroup") -> None:
     """/sys/fs/cgroup as runc sets it up, on the mount point `target` (`name` in `parent`).
-    Without a cgroup namespace: on v1 a tmpfs with, for each hierarchy, the container's own
-    cgroup directory bound read-only; on v2 the container's directory of the unified
-    hierarchy. In a cgroup namespace: fresh cgroup mounts, which show the namespace's root only
-    (a bind of "/" there would show the host's whole tree)."""
+    Without a cgroup namespace, on v1: a tmpfs with, for each hierarchy, the container's own
+    cgroup directory bound read-only. In a cgroup namespace: fresh cgroup mounts, which show
+    the namespace's root only (a bind of "/" there would show the host's whole tree). On v2, a
+    fresh cgroup2 mount either way, read-only, as runc 1.1: without a cgroup namespace it shows
+    the whole hierarchy (compared in tests/integration/test_runtime_v2_vm.py); where the kernel
+    refuses it (a user namespace without a cgroup namespace), runc's fallback, the
+    container's own directory bound read-only."""
     own: dict[str, str] = {}
     for line in linux.read_text("/proc/self/cgroup").splitlines():
         _, ctrls, path = line.split(":", 2)
         own[ctrls] = path
     dest = _fd_path(target)
     if "" in own and len(own) == 1:  # cgroup v2
-        if cgroupns:
-            linux.mount("cgroup2", dest, "cgroup2", linux.MS_NOSUID | linux.MS_NODEV |
+        try:
+            linux.mount(source, dest, "cgroup2", linux.MS_NOSUID | linux.MS_NODEV |
                         linux.MS_NOEXEC | linux.MS_RDONLY)
             return
+        except OSError as e:
+            if cgroupns or e.errno not in (errno.EPERM, errno.EBUSY):
+                raise
         linux.mount("/sys/fs/cgroup" + own[""], dest, None, linux.MS_BIND | linux.MS_REC)
         new = _mounted(parent, name, target)
         try:
@@ -155,7 +162,8 @@ def mount_one(rootfs_fd: int, m: dict, cgroupns: bool = False) -> None:  # type:
 def _mount_at(parent: int, name: str, target: int, mtype: str, source: str, src_fd: int,
               flags: int, prop: int, data: str, cgroupns: bool) -> None:
     if mtype in ("cgroup", "cgroup2"):
-        _mount_cgroups(parent, name, target, flags & linux.MS_NOSUID, cgroupns)
+        _mount_cgroups(parent, name, target, flags & linux.MS_NOSUID, cgroupns,
+                       source or "cgroup")
         return
     dest = _fd_path(target)
     if src_fd >= 0:
