@@ -31,7 +31,7 @@ from berth.content import ContentStore
 from berth.daemon import listeners
 from berth.daemon.config import DaemonConfig, log_defaults, parse_args
 from berth.daemon.info import system_info
-from berth.daemon.roots import close_roots
+from berth.daemon.roots import close_roots, lock_data_root
 from berth.errors import BerthError, InvalidArgument
 from berth.events import EventBus
 from berth.images import ImageService, ImageUser
@@ -52,6 +52,8 @@ class Daemon:
     def __init__(self, cfg: DaemonConfig) -> None:
         self.cfg = cfg
         self.started = time.time()
+        # before anything reads or cleans the data root: a second daemon on it is refused
+        self.root_lock = lock_data_root(cfg.data_root)
         close_roots(cfg)
         self.meta = MetadataStore(os.path.join(cfg.data_root, "berth.db"))
         self.content = ContentStore(os.path.join(cfg.data_root, "content"))
