@@ -393,7 +393,7 @@ class ContainerService:
                     if self.networks is not None and rec.endpoints:
                         self.networks.restore(cid, rec.endpoints)
                         with contextlib.suppress(BerthError):
-                            await self.net.publish(rec, rec.endpoints)
+                            await self.net.publish(rec, rec.endpoints, restoring=True)
                     live.channel = ch
                     live.reader = self.store.spawn(self._watch(cid, ch))
                     for hook in self.on_start:

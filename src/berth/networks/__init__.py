@@ -214,6 +214,7 @@ class NetworkService:
             if self.cfg.iptables:
                 self.rules4.chains()
                 self.ports.setup()
+                self.ports.clear_stale()
             for rec in self.nets.values():
                 if rec.driver == Driver.BRIDGE:
                     self._bring_up(rec)
