@@ -27,6 +27,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -345,6 +346,34 @@ def test_published_ports_over_a_crash(private_daemon: Daemon) -> None:
     d.ok("rm", "-f", keep, gone)
     assert inv.port_rules(d) == []
     assert not [r for r in inv.rules(d) if "--dport" in r]
+
+
+def test_a_veth_no_record_names_is_reclaimed_at_start(private_daemon: Daemon) -> None:
+    """Found by the campaign: berthd killed during `network connect`, after the monitor
+    plugged the interface but before the record was saved, left a veth on the bridge that no
+    container's record names (and an address in use that IPAM would hand out again). At start
+    it goes; the running containers' own stay."""
+    d = private_daemon
+    d.ok("network", "create", "reclaim-net")
+    cid = d.ok("run", "-d", "--network", "reclaim-net", "busybox", "sleep", "600").strip()
+    bridge = next(b for b in inv.bridges(d) if b != d.bridge)
+    own = inv.veths(d)
+    assert len(own) == 1
+    stray = "vb" + cid[:11]
+    subprocess.run(["ip", "link", "add", stray, "type", "veth", "peer", "name", stray + "p"],
+                   check=True)
+    try:
+        subprocess.run(["ip", "link", "set", stray, "master", bridge], check=True)
+        d.stop(signal.SIGKILL)
+        d.start()
+        assert inv.veths(d) == own
+        assert d.inspect(cid)["State"]["Running"]
+        out = d.ok("exec", cid, "ip", "-o", "link", "show", "eth0")
+        assert "eth0" in out
+    finally:
+        subprocess.run(["ip", "link", "del", stray], capture_output=True)
+        d.ok("rm", "-f", cid)
+        d.ok("network", "rm", "reclaim-net")
 
 
 def test_shim_host_killed(setup: tuple[Daemon, Path, Path, str, Path]) -> None:

@@ -404,6 +404,10 @@ class ContainerService:
                 if isinstance(hello, Exit):
                     record = hello
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
+        if self.networks is not None:
+            known = {str(ep.get("host_if", "")) for rec in self.store.records.values()
+                     if rec.state.status.is_running for ep in rec.endpoints}
+            await asyncio.to_thread(self.networks.reclaim_links, known)
 
     # --- signals ----------------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
