@@ -376,6 +376,38 @@ def test_a_veth_no_record_names_is_reclaimed_at_start(private_daemon: Daemon) ->
         d.ok("network", "rm", "reclaim-net")
 
 
+def test_a_process_under_a_created_record_is_reclaimed_at_start(private_daemon: Daemon
+                                                                 ) -> None:
+    """Found by the campaign: berthd killed during a start, after the container's process
+    was made but before its record said running, left the process running (and its cgroups)
+    under a record that says created, for good. At start they go; the record stays created."""
+    d = private_daemon
+    cid = d.ok("create", "busybox", "sleep", "600").strip()
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        made = []
+        for hier in Path("/sys/fs/cgroup").iterdir():
+            if hier.is_dir() and not hier.is_symlink() and (hier / "cgroup.procs").exists():
+                cg = hier / d.cgroup_parent / cid
+                cg.mkdir(parents=True, exist_ok=True)
+                made.append(cg)
+                for f in ("cpuset.cpus", "cpuset.mems"):   # cpuset takes no process without
+                    for level in (cg.parent, cg):
+                        if (level / f).exists() and not (level / f).read_text().strip():
+                            (level / f).write_text((level.parent / f).read_text())
+                (cg / "cgroup.procs").write_text(str(sleeper.pid))
+        assert made and inv.cgroup_pids(d, cid) == {sleeper.pid}
+        d.stop(signal.SIGKILL)
+        d.start()
+        assert sleeper.wait(10) == -signal.SIGKILL
+        assert not [cg for cg in made if cg.exists()]
+        assert d.inspect(cid)["State"]["Status"] == "created"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        d.ok("rm", "-f", cid)
+
+
 def test_shim_host_killed(setup: tuple[Daemon, Path, Path, str, Path]) -> None:
     """A shim host killed with SIGKILL: the daemon stays up, its containers end as exited (not
     lost, not left running without a monitor), and their cgroups, processes, veths and rules

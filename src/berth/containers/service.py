@@ -384,6 +384,7 @@ class ContainerService:
         their exit, from the record their monitor left."""
         for cid, rec in list(self.store.records.items()):
             if not rec.state.status.is_running:
+                await asyncio.to_thread(self.resources.reclaim, rec)
                 continue
             live = self.store.live[cid]
             record = self.monitors.exit_file(cid)
@@ -404,6 +405,7 @@ class ContainerService:
                 if isinstance(hello, Exit):
                     record = hello
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
+            await asyncio.to_thread(self.resources.reclaim, rec)
         if self.networks is not None:
             known = {str(ep.get("host_if", "")) for rec in self.store.records.values()
                      if rec.state.status.is_running for ep in rec.endpoints}
