@@ -32,7 +32,7 @@ from berth.containers.channel import Attachment, Channel
 from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config, parse_signal
 from berth.containers.create import check_host_config, container_config, pick_name
 from berth.containers.ipc import Ipc
-from berth.containers.monitors import Monitors, monitor_died
+from berth.containers.monitors import MONITOR_DIED, Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
@@ -349,6 +349,10 @@ class ContainerService:
         rec = self.store.records.get(cid)
         if rec is None:
             return
+        if record.error == MONITOR_DIED:
+            # nothing watches what it ran any more (its shim host was killed, say): it goes,
+            # so an exited container never has processes left running
+            await asyncio.to_thread(self.resources.reclaim, rec)
         code = record.exit
         st = rec.state
         st.become(ContainerStatus.EXITED)
