@@ -248,3 +248,12 @@ def orphans(d: Daemon) -> dict[str, int]:
                          if r.split("--to-destination ")[1].split(":")[0] not in addrs]),
         "mounts": len(mounts(d)),
     }
+
+
+def report(campaign: str, figures: dict[str, object]) -> None:
+    """The campaign's figures, for bench/campaign.py (and in the test's output)."""
+    line = json.dumps({"campaign": campaign, **figures})
+    print(line)
+    if path := os.environ.get("BERTH_CAMPAIGN_REPORT"):
+        with open(path, "a") as f:
+            f.write(line + "\n")

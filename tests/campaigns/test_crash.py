@@ -49,15 +49,6 @@ SEED = int(os.environ.get("BERTH_CAMPAIGN_SEED") or time.time())
 ZERO = {"cgroups": 0, "processes": 0, "veths": 0, "iptables": 0, "mounts": 0}
 
 
-def report(campaign: str, figures: dict[str, object]) -> None:
-    """The campaign's figures, for bench/campaign.py (and in the test's output)."""
-    line = json.dumps({"campaign": campaign, **figures})
-    print(line)
-    if path := os.environ.get("BERTH_CAMPAIGN_REPORT"):
-        with open(path, "a") as f:
-            f.write(line + "\n")
-
-
 @dataclass
 class Ledger:
     """What each call the workload made was answered: a name's expected state after a restart
@@ -321,7 +312,7 @@ def test_daemon_killed_at_any_instant(setup: tuple[Daemon, Path, Path, str, Path
                                  f"seed {SEED}): {e}") from e
         done[what] += 1
         calls += ledger.calls
-    report("crash", {"instants": INSTANTS, "survived": sum(done.values()), "by_workload": done,
+    inv.report("crash", {"instants": INSTANTS, "survived": sum(done.values()), "by_workload": done,
                      "calls": calls, "seed": SEED, "orphans_left": 0})
 
 
@@ -442,5 +433,5 @@ def test_shim_host_killed(setup: tuple[Daemon, Path, Path, str, Path]) -> None:
         d.ok("rm", "-f", *names)
         wait_zero(d, "after the rm")
         assert not inv.cgroups(d) and not inv.veths(d) and not inv.port_rules(d)
-    report("shim", {"kills": killed, "orphans_left": 0})
+    inv.report("shim", {"kills": killed, "orphans_left": 0})
 
