@@ -167,3 +167,20 @@ def test_soak(soak_daemon: Daemon) -> None:
     assert after["threads"] <= before["threads"] + THREADS_SLACK, table
     assert after["fds"] <= before["fds"] + FDS_SLACK, table
     assert after["rss_kib"] <= before["rss_kib"] + RSS_SLACK_KIB, table
+
+
+def test_a_container_removed_leaves_no_cgroup(private_daemon: Daemon) -> None:
+    """Found by the soak: once in a hundred containers under load, a cgroup outlived its
+    container (its monitor's rmdir met a busy cgroup for longer than it tries). `rm` removes
+    what is left of it."""
+    d = private_daemon
+    cid = d.ok("run", "-d", "busybox", "sleep", "600").strip()
+    d.ok("stop", "-t", "0", cid)
+    # what a monitor that gave up leaves: the container's cgroup, empty, in one hierarchy
+    hier = next(h for h in Path("/sys/fs/cgroup").iterdir()
+                if h.is_dir() and (h / "cgroup.procs").exists())
+    left = hier / d.cgroup_parent / cid
+    left.mkdir(parents=True, exist_ok=True)
+    d.ok("rm", cid)
+    assert not left.exists()
+    assert not inv.cgroups(d)

@@ -555,6 +555,9 @@ class ContainerService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(live.changed.wait_for(lambda: live.followers == 0), 10)
             try:
+                # its monitor removes its cgroup as it ends, but a busy cgroup outlasts the
+                # monitor's tries (a loaded machine; seen in the soak campaign): gone with it
+                await asyncio.to_thread(self.resources.reclaim, rec)
                 await asyncio.to_thread(self._remove_files, cid)
                 self.meta.delete_container(cid)
             except BaseException:
