@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import signal as signal_mod
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
@@ -361,7 +362,14 @@ class ContainerService:
         rec.monitor = 0
         self.net.unplug(rec)
         self.ipc.unmount_shm(cid)
-        self.store.save(rec)
+        try:
+            self.store.save(rec)
+        except (sqlite3.Error, OSError) as e:
+            # a full or read-only disk: the exit is known all the same to its waiters (an
+            # `rm -f` waited for it for good; found by the faults campaign); the record says
+            # running until its next save, and a restart finds the exit the monitor left
+            log.error("container %s: its exit could not be saved: %s", cid[:12], e,
+                      extra={"container": cid})
         live = self.store.live[cid]
         live.exits += 1
         async with live.changed:
