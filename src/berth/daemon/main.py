@@ -32,7 +32,7 @@ from berth.daemon import listeners
 from berth.daemon.config import DaemonConfig, log_defaults, parse_args
 from berth.daemon.info import system_info
 from berth.daemon.roots import close_roots, lock_data_root
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import BerthError, InvalidArgument, System
 from berth.events import EventBus
 from berth.images import ImageService, ImageUser
 from berth.images.distribution import Distribution
@@ -282,7 +282,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     nofile = raise_nofile()
     try:
-        daemon = Daemon(cfg)
+        try:
+            daemon = Daemon(cfg)
+        except OSError as e:
+            # the roots cannot be made or written (read-only, full, not a directory): say
+            # so in words, as dockerd does, not with a traceback
+            raise System(f"cannot start with data root {cfg.data_root} and exec root "
+                         f"{cfg.exec_root}: {e}") from None
         daemon.nofile_soft = nofile
         asyncio.run(daemon.run())
     except BerthError as e:
