@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 from tests.integration.conftest import Daemon
 
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+# found once: a test may run the daemon with a PATH that lacks it
+IPTABLES = shutil.which("iptables") or "iptables"
 
 
 # --- the metadata database and the stores -------------------------------------------------------
@@ -160,7 +163,7 @@ def rules(d: Daemon) -> list[str]:
     chain = f"BERTH-{d.bridge[:12]}"
     out = []
     for table in ("filter", "nat"):
-        text = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True,
+        text = subprocess.run([IPTABLES, "-w", "-t", table, "-S"], capture_output=True,
                               text=True).stdout
         out += [f"{table} {line}" for line in text.splitlines() if chain in line]
     return out
