@@ -126,10 +126,25 @@ def veths(d: Daemon) -> set[str]:
     return out
 
 
+def hierarchies() -> list[Path]:
+    """The cgroup hierarchies' roots: /sys/fs/cgroup itself on cgroup v2, each controller's
+    (and a hybrid layout's unified one) on v1."""
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.controllers").exists():
+        return [root]
+    return [h for h in sorted(root.iterdir())
+            if h.is_dir() and not h.is_symlink() and (h / "cgroup.procs").exists()]
+
+
+def cgroup_parents(d: Daemon) -> list[Path]:
+    """The daemon's cgroup parent in every hierarchy where it exists."""
+    return [h / d.cgroup_parent for h in hierarchies() if (h / d.cgroup_parent).is_dir()]
+
+
 def cgroups(d: Daemon) -> set[str]:
     """The cgroups under the daemon's cgroup parent (hierarchy/name), in every hierarchy."""
     out = set()
-    for parent in d.cgroup_dirs():
+    for parent in cgroup_parents(d):
         for sub in parent.iterdir():
             if sub.is_dir():
                 out.add(f"{parent.parent.name}/{sub.name}")
@@ -138,7 +153,7 @@ def cgroups(d: Daemon) -> set[str]:
 
 def cgroup_pids(d: Daemon, cid: str) -> set[int]:
     pids: set[int] = set()
-    for parent in d.cgroup_dirs():
+    for parent in cgroup_parents(d):
         with contextlib.suppress(OSError):
             pids |= {int(p) for p in (parent / cid / "cgroup.procs").read_text().split()}
     return pids
@@ -147,7 +162,7 @@ def cgroup_pids(d: Daemon, cid: str) -> set[int]:
 def stray_pids(d: Daemon, running: set[str]) -> set[int]:
     """Processes in the daemon's cgroups that belong to no running container."""
     pids: set[int] = set()
-    for parent in d.cgroup_dirs():
+    for parent in cgroup_parents(d):
         for sub in parent.iterdir():
             if sub.is_dir() and sub.name not in running:
                 for root, _, files in os.walk(sub):

@@ -377,16 +377,15 @@ def test_a_process_under_a_created_record_is_reclaimed_at_start(private_daemon: 
     sleeper = subprocess.Popen(["sleep", "600"])
     try:
         made = []
-        for hier in Path("/sys/fs/cgroup").iterdir():
-            if hier.is_dir() and not hier.is_symlink() and (hier / "cgroup.procs").exists():
-                cg = hier / d.cgroup_parent / cid
-                cg.mkdir(parents=True, exist_ok=True)
-                made.append(cg)
-                for f in ("cpuset.cpus", "cpuset.mems"):   # cpuset takes no process without
-                    for level in (cg.parent, cg):
-                        if (level / f).exists() and not (level / f).read_text().strip():
-                            (level / f).write_text((level.parent / f).read_text())
-                (cg / "cgroup.procs").write_text(str(sleeper.pid))
+        for hier in inv.hierarchies():
+            cg = hier / d.cgroup_parent / cid
+            cg.mkdir(parents=True, exist_ok=True)
+            made.append(cg)
+            for f in ("cpuset.cpus", "cpuset.mems"):   # v1's cpuset takes no process without
+                for level in (cg.parent, cg):
+                    if (level / f).exists() and not (level / f).read_text().strip():
+                        (level / f).write_text((level.parent / f).read_text())
+            (cg / "cgroup.procs").write_text(str(sleeper.pid))
         assert made and inv.cgroup_pids(d, cid) == {sleeper.pid}
         d.stop(signal.SIGKILL)
         d.start()

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.root
 
 COUNT = 1000 if long_form() else 100
 BASELINE_AT = 50
-MIN_SECONDS = 1800 if long_form() else 0
+MIN_SECONDS = 1830 if long_form() else 0   # the last ones start by then: > 30 min in all
 WORKERS = 2
 THREADS_SLACK = 4
 FDS_SLACK = 8
@@ -177,8 +177,7 @@ def test_a_container_removed_leaves_no_cgroup(private_daemon: Daemon) -> None:
     cid = d.ok("run", "-d", "busybox", "sleep", "600").strip()
     d.ok("stop", "-t", "0", cid)
     # what a monitor that gave up leaves: the container's cgroup, empty, in one hierarchy
-    hier = next(h for h in Path("/sys/fs/cgroup").iterdir()
-                if h.is_dir() and (h / "cgroup.procs").exists())
+    hier = inv.hierarchies()[0]
     left = hier / d.cgroup_parent / cid
     left.mkdir(parents=True, exist_ok=True)
     d.ok("rm", cid)
