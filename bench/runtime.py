@@ -109,7 +109,9 @@ def _in_engine(tmp: Path, rootfs_tar: Path, n: int) -> dict[str, list[float]]:
     (tmp / "e-runc").mkdir()
     with berthd(tmp / "e-berth", rootfs_tar, ("--default-runtime", "berth"), "rtb",
                 "10.197.1.1/24") as eb, \
-            berthd(tmp / "e-runc", rootfs_tar, ("--default-runtime", names[-1]), "rtr",
+            berthd(tmp / "e-runc", rootfs_tar, ("--default-runtime", names[-1], *(
+                # a real runc is berthd's only where configured
+                ["--add-runtime", "runc=runc"] if names[-1] == "runc" else [])), "rtr",
                    "10.197.2.1/24") as er:
         envs = {"berth": eb, "runc": er}
         cli = str(BIN / "berth")

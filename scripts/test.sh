@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 # docker-registry and skopeo: the registries and the other client of tests/integration/test_registry.py
 # runc: the conformance tests, and the containers' tests run again with runc as berthd's runtime
 # docker-compose: Debian's docker-compose 1.29, the other client of tests/integration/test_compose.py
+# containernetworking-plugins: the CNI plug-ins (bridge, host-local, portmap, loopback) that
+# tests/integration/test_cri.py networks its pods with
 # qemu-user: runs berth-runtime's aarch64 trampoline (tests/unit/test_trampoline.py); bare,
 # since it recommends qemu-user-binfmt, which would register foreign binaries with the kernel
-EXTRA_APT="docker.io docker-registry skopeo runc docker-compose" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
+EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins" EXTRA_APT_BARE="qemu-user" PIP_EXTRAS="[test]"
 . scripts/setup.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy   # --strict on src (pyproject.toml [tool.mypy])

@@ -64,8 +64,11 @@ class Daemon:
              "--dns", dns, "--log-level", "debug",
              # nothing a test does may reach Docker Hub: docker.io names fail fast
              "--docker-hub", "false", "--config-file", str(self.base / "daemon.json"),
-             # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh)
-             "--default-runtime", os.environ.get("BERTH_TEST_RUNTIME", "berth"), *extra],
+             # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh):
+             # a real runc is berthd's only where configured ("runc" names its own otherwise)
+             "--default-runtime", os.environ.get("BERTH_TEST_RUNTIME", "berth"),
+             *(["--add-runtime", "runc=runc"] if os.environ.get("BERTH_TEST_RUNTIME") == "runc"
+               else []), *extra],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.time() + 20
@@ -160,11 +163,16 @@ class Daemon:
             # a daemon that could not tear its network down (killed) leaves it: remove it here
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
             chain = f"BERTH-{self.bridge[:12]}"
-            for parent, rule in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
-                subprocess.run(["iptables", "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
-                                "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
-                               capture_output=True)
-            # ip6tables holds the same chains (but DNAT) once an IPv6 network was made
+            for binary, parent, rule in (
+                    ("iptables", "PREROUTING", []), ("ip6tables", "PREROUTING", []),
+                    ("iptables", "OUTPUT", ["!", "-d", "127.0.0.0/8"]),
+                    ("ip6tables", "OUTPUT", ["!", "-d", "::1/128"])):
+                with contextlib.suppress(FileNotFoundError):
+                    subprocess.run([binary, "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
+                                    "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
+                                   capture_output=True)
+            # ip6tables holds the same chains once an IPv6 network was made (DNAT once a port
+            # was published over IPv6)
             for binary in ("iptables", "ip6tables"):
                 for table, chains in (("filter", ("FWD", "ISO1", "ISO2")),
                                       ("nat", ("POST", "DNAT"))):

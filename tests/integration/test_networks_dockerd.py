@@ -173,3 +173,34 @@ def test_a_mac_address_shows_as_on_dockerd(dockerd: Dockerd, daemon: Daemon) -> 
             engine.docker("network", "rm", "cmpnet")
     assert seen[0][:3] == (mac, mac, mac)
     assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("net", [["--subnet", "10.253.9.0/24"],
+                                 ["--ipv6", "--subnet", "10.253.9.0/24", "--subnet",
+                                  "fd00:b3:9::/64"]], ids=["ipv4", "ipv6"])
+def test_published_ports_show_as_on_dockerd(dockerd: Dockerd, daemon: Daemon,  # noqa: F811
+                                            net: list[str]) -> None:
+    """A port published with no host address is on 0.0.0.0 and [::], one with an address of
+    either family on that alone: in inspect, `docker port` and `docker ps`, as dockerd 20.10
+    shows them (its host ports are its own: compared without the numbers; dockerd 20.10 may
+    pick two ports for 0.0.0.0 and [::] where berth picks one for both)."""
+    import re
+    seen = []
+    for engine in (dockerd, _berth(daemon)):
+        engine.docker("network", "create", *net, "cmpnet")
+        try:
+            engine.docker("run", "-d", "--name", "cmpp", "--network", "cmpnet", "-p", "80",
+                          "-p", "[::1]::81", "-p", "127.0.0.1::82/udp", "busybox",
+                          "sleep", "60")
+            ctr = json.loads(engine.docker("inspect", "cmpp"))[0]
+            ports = ctr["NetworkSettings"]["Ports"]
+            hide = lambda s: re.sub(r":\d+", ":P", s)  # noqa: E731
+            seen.append(({k: [b["HostIp"] for b in v] for k, v in ports.items()},
+                         ctr["HostConfig"]["PortBindings"], hide(engine.docker("port", "cmpp")),
+                         hide(engine.docker("ps", "--format", "{{.Ports}}", "-f",
+                                            "name=cmpp"))))
+        finally:
+            engine.docker("rm", "-f", "cmpp")
+            engine.docker("network", "rm", "cmpnet")
+    assert seen[1] == seen[0]
+    assert seen[0][0]["80/tcp"] == ["0.0.0.0", "::"]

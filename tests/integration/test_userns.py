@@ -52,7 +52,9 @@ def remapped(request: pytest.FixtureRequest, subids: None, rootfs_tar: Path
     base.chmod(0o711)
     try:
         with running_daemon(base / "d", rootfs_tar, "--userns-remap", f"{UID}:{UID}",
-                            "--default-runtime", request.param) as d:
+                            "--default-runtime", request.param,
+                            *(["--add-runtime", "runc=runc"] if request.param == "runc"
+                              else [])) as d:
             yield d
     finally:
         shutil.rmtree(base, ignore_errors=True)

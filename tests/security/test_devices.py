@@ -28,6 +28,8 @@ import pytest
 
 from berth import cgroups, linux
 from berth.cgroups import devices
+from berth.containers.hostconfig import HostConfig
+from berth.containers.settings import ContainerConfig
 from berth.containers.spec import DEFAULT_DEVICE_RULES, build_spec
 from berth.errors import System
 from berth.linux import bpf, seccomp
@@ -108,7 +110,7 @@ def v2(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 def _docker_resources() -> cgroups.Resources:
     """The resources berth's monitor gives a default `docker run` container's cgroup."""
-    spec = build_spec(cid="c" * 64, config={"Cmd": ["sh"]}, host_config={}, hostname_path="",
+    spec = build_spec(cid="c" * 64, config=ContainerConfig(cmd=("sh",)), host_config=HostConfig(), hostname_path="",
                       hosts_path="", resolv_path="", cgroup_parent="berth")
     return cgroups.Resources.from_spec(process.cgroup_resources(spec["linux"]))
 

@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from berth.api import Api, frame, parse_filters
 from berth.containers.execs import Exec, ExecConfig
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import ContainerRecord
+from berth.containers.settings import ContainerConfig
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from berth.events import EventBus
@@ -38,8 +40,8 @@ class FakeContainers:
         if ref != "c1":
             raise NotFound(f"No such container: {ref}")
         return ContainerRecord(id="c1" * 32, name="/one", created_ns=0, image="sha256:x",
-                               path="true", args=[], config={"Tty": False, "Image": "x"},
-                               host_config={})
+                               path="true", args=[], config=ContainerConfig(image="x"),
+                               host_config=HostConfig())
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         return ContainerView(self.resolve(ref))
@@ -66,11 +68,9 @@ class FakeContainers:
 
 
 class FakeExecs:
-    def create(self, ref: str, body: dict[str, Any]) -> str:
+    def create(self, ref: str, config: ExecConfig) -> str:
         if ref != "c1":
             raise NotFound(f"No such container: {ref}")
-        if not body.get("Cmd"):
-            raise InvalidArgument("No exec command specified")
         return "e1"
 
     def inspect(self, eid: str) -> Exec:

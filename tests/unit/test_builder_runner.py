@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from berth.api.containers_wire import config_to_docker
 from berth.builder import ContainerRunner
 from berth.builder.commit import changes, commit
 from berth.containers.buildrunner import (
@@ -18,7 +19,10 @@ from berth.containers.buildrunner import (
     StepMount,
     StepSpec,
 )
+from berth.containers.create import CreateRequest
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import WaitResult
+from berth.containers.settings import ContainerConfig
 from berth.errors import InvalidArgument
 
 
@@ -28,8 +32,10 @@ class _Service:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    async def create(self, body: dict[str, Any], name: str = "") -> tuple[str, list[str]]:
-        self.calls.append(("create", body))
+    async def create(self, req: CreateRequest, name: str = "") -> tuple[str, list[str]]:
+        # as the API would show it: Docker's JSON of the typed request
+        self.calls.append(("create", {**config_to_docker(req.config),
+                                      "HostConfig": req.host_config.to_json()}))
         return "c" * 64, []
 
     async def wait(self, ref: str) -> WaitResult:
@@ -61,10 +67,11 @@ def test_step_container_is_the_classic_builders() -> None:
     cid, code, out = asyncio.run(go())
     assert (code, out) == (3, [b"out", b"err"])
     assert svc.calls == [
-        ("create", {"Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": ["A=1"],
+        ("create", {**config_to_docker(ContainerConfig()),
+                    "Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": ["A=1"],
                     "AttachStdout": True, "AttachStderr": True, "Tty": False,
                     "Labels": {"berth.build": "1"},
-                    "HostConfig": {"NetworkMode": "default", "Mounts": [
+                    "HostConfig": {**HostConfig().to_json(), "NetworkMode": "default", "Mounts": [
                         {"Type": "tmpfs", "Target": "/t"},
                         {"Type": "bind", "Source": "/s", "Target": "/b", "ReadOnly": True}]}}),
         ("remove", (cid, True, True))]
@@ -101,7 +108,7 @@ class _FakeRunner:
     async def unpause(self, cid: str) -> None: ...
 
     def layer(self, ref: str) -> ContainerLayer:
-        return ContainerLayer(id=ref, image="sha256:x", config={}, running=True, paused=False,
+        return ContainerLayer(id=ref, image="sha256:x", config=ContainerConfig(), running=True, paused=False,
                               layers=[], upper="/nonexistent", lowers=[],
                               mount_points=RUNTIME_STUBS, diffable=False)
 

@@ -377,8 +377,6 @@ def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
         """))
     p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
     assert warnings == ["services.app.isolation is not supported by berth compose and is "
-                        "ignored",
-                        "services.app.deploy.mode is not supported by berth compose and is "
                         "ignored"]
     app = p.services["app"]
     assert app.dependencies() == ["db"] and p.order() == ["db", "app"]
@@ -572,7 +570,7 @@ def test_parallel_limit() -> None:
     import threading
     import time
 
-    from berth.compose.orchestrator import _parallel
+    from berth.compose.parallel import run_parallel as _parallel
     active = [0, 0]   # now, most at once
     lock = threading.Lock()
 

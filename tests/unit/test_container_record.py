@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from berth.api.wire import (
+from berth.api.containers_wire import (
     container_inspect,
     container_state,
     container_stats,
     container_summary,
 )
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import (
     VERSION,
     ContainerRecord,
@@ -54,8 +55,12 @@ LEGACY: dict[str, Any] = {
     "Mounts": [{"Type": "volume", "Name": "v", "Source": "/d/volumes/v/_data",
                 "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True,
                 "Propagation": ""}],
-    "Config": {"Hostname": CID[:12], "Image": "busybox", "Cmd": ["sh", "-c", "exit 3"],
-               "Labels": {"a": "b"}, "Tty": False},
+    # as berthd's create made it (all of dockerd's keys, in its order)
+    "Config": {"Hostname": CID[:12], "Domainname": "", "User": "", "AttachStdin": False,
+               "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
+               "StdinOnce": False, "Env": ["PATH=/bin"], "Cmd": ["sh", "-c", "exit 3"],
+               "Image": "busybox", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+               "OnBuild": None, "Labels": {"a": "b"}},
     # as berthd kept it for a stopped container on the default bridge
     "NetworkSettings": {
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
@@ -131,7 +136,9 @@ def test_inspect_json_is_the_older_document_without_berths_own() -> None:
                                           network_ids={"bridge": NID}))
     want = {k: v for k, v in LEGACY.items() if k != "_berth"}
     want["Created"] = "2026-12-01T05:00:00.500000000Z"   # from the nanoseconds kept
-    want["HostConfig"] = {**want["HostConfig"], "Links": ["/db:/web/db"]}
+    # every key of dockerd's HostConfig, those the older document lacked unset
+    want["HostConfig"] = {**HostConfig.from_json(LEGACY["HostConfig"]).to_json(),
+                          "Links": ["/db:/web/db"]}
     assert list(out) == list(want)
     assert out == want
     sized = container_inspect(ContainerView(r, size_rw=5, size_root_fs=9))

@@ -15,9 +15,14 @@ from typing import Any
 
 import pytest
 
-from berth.api.wire import container_inspect
+from berth.api.containers_wire import container_inspect, create_request, exec_config
 from berth.containers import Config, ContainerService
+from berth.containers.hostconfig import LogConfig, ResourcesUpdate, RestartPolicy
+from berth.containers.ports import Port
+from berth.containers.record import VERSION, ContainerRecord
+from berth.containers.settings import HealthConfig
 from berth.errors import Conflict, InvalidArgument, NotFound, NotModified
+from berth.images import ImageConfig
 from berth.metadata import MetadataStore
 from berth.shim import protocol
 
@@ -29,6 +34,10 @@ class _Image:
     id: str = "sha256:" + "ab" * 32
     container_config: dict[str, Any] = field(default_factory=lambda: {
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
+
+    @property
+    def spec(self) -> ImageConfig:
+        return ImageConfig.from_doc({"config": self.container_config})
 
 
 class _Images:
@@ -110,8 +119,8 @@ def _inspect(svc: ContainerService, cid: str) -> dict[str, Any]:
 
 
 async def _create(svc: ContainerService, *cmd: str, **hc: Any) -> str:
-    cid, _ = await svc.create({"Image": "fake", "Cmd": list(cmd),
-                               "HostConfig": {"NetworkMode": "none", **hc}})
+    cid, _ = await svc.create(create_request({"Image": "fake", "Cmd": list(cmd),
+                                              "HostConfig": {"NetworkMode": "none", **hc}}))
     return cid
 
 
@@ -263,7 +272,7 @@ def test_an_upgraded_daemon_keeps_the_containers_an_older_one_stored(tmp_path: P
         assert [v.record.id for v in svc.list(all_=True)] == [cid]
         await svc.rename("web", "web2")
         stored = svc.meta.containers()
-        assert [(s["v"], s["name"]) for s in stored] == [(2, "/web2")]
+        assert [(s["v"], s["name"]) for s in stored] == [(VERSION, "/web2")]
     _run(tmp_path, scenario)
 
 
@@ -282,10 +291,10 @@ def test_runtime_names_as_clients_know_them(tmp_path: Path, real_runc: bool) -> 
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         default = await _create(svc, "true")
         named = await _create(svc, "true", Runtime="runc")
-        assert svc.resolve(default).host_config["Runtime"] == "berth"
+        assert svc.resolve(default).host_config.runtime == "berth"
         assert _inspect(svc, default)["HostConfig"]["Runtime"] == (
             "berth" if real_runc else "runc")
-        assert svc.resolve(named).host_config["Runtime"] == ("runc" if real_runc else "berth")
+        assert svc.resolve(named).host_config.runtime == ("runc" if real_runc else "berth")
         assert _inspect(svc, named)["HostConfig"]["Runtime"] == "runc"
         with pytest.raises(InvalidArgument, match="unknown or invalid runtime name: nope"):
             await _create(svc, "true", Runtime="nope")
@@ -300,8 +309,9 @@ def test_a_create_that_fails_leaves_nothing(tmp_path: Path) -> None:
             raise OSError("disk full")
         svc.net.write_etc_files = broken  # type: ignore[method-assign]
         with pytest.raises(OSError, match="disk full"):
-            await svc.create({"Image": "fake", "Cmd": ["true"], "Volumes": {"/data": {}},
-                              "HostConfig": {"NetworkMode": "none"}})
+            await svc.create(create_request({"Image": "fake", "Cmd": ["true"],
+                                             "Volumes": {"/data": {}},
+                                             "HostConfig": {"NetworkMode": "none"}}))
         assert svc.volumes.meta.volumes() == [] and svc.list(all_=True) == []
         assert os.listdir(tmp_path / "data" / "containers") == []
         assert os.listdir(tmp_path / "layers") == []
@@ -310,11 +320,12 @@ def test_a_create_that_fails_leaves_nothing(tmp_path: Path) -> None:
 
 def test_names_rename_and_resolution(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
-        cid, _ = await svc.create({"Image": "fake", "Cmd": ["true"],
-                                   "HostConfig": {"NetworkMode": "none"}}, "web")
+        cid, _ = await svc.create(create_request({"Image": "fake", "Cmd": ["true"],
+                                                  "HostConfig": {"NetworkMode": "none"}}),
+                                  "web")
         assert svc.resolve("web").id == svc.resolve("/web").id == svc.resolve(cid[:8]).id
         with pytest.raises(Conflict, match='"/web" is already in use'):
-            await svc.create({"Image": "fake", "Cmd": ["true"]}, "web")
+            await svc.create(create_request({"Image": "fake", "Cmd": ["true"]}), "web")
         other = await _create(svc, "true")
         with pytest.raises(Conflict, match="already in use"):
             await svc.rename(other, "web")
@@ -323,7 +334,7 @@ def test_names_rename_and_resolution(tmp_path: Path) -> None:
         with pytest.raises(NotFound):
             svc.resolve("web")
         with pytest.raises(NotFound, match="No such image: nope"):
-            await svc.create({"Image": "nope", "Cmd": ["true"]})
+            await svc.create(create_request({"Image": "nope", "Cmd": ["true"]}))
     events = _run(tmp_path, scenario)
     assert ("rename", events[0][1]) in events
 
@@ -356,16 +367,16 @@ def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
 
 def test_an_exec_runs_with_its_typed_config(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
-        from berth.containers.execs import ExecService
+        from berth.containers.execs import ExecConfig, ExecService
         execs = ExecService(svc)
         cid = await _create(svc, "sleep", "30")
         with pytest.raises(Conflict, match="is not running"):
-            execs.create(cid, {"Cmd": ["true"]})
+            execs.create(cid, ExecConfig(cmd=("true",)))
         await svc.start(cid)
         with pytest.raises(InvalidArgument, match="No exec command specified"):
-            execs.create(cid, {"Cmd": []})
-        eid = execs.create(cid, {"Cmd": ["sh", "-c", "echo $X; exit 5"], "Env": ["X=hi"],
-                                 "AttachStdout": True})
+            exec_config({"Cmd": []})
+        eid = execs.create(cid, exec_config({"Cmd": ["sh", "-c", "echo $X; exit 5"],
+                                             "Env": ["X=hi"], "AttachStdout": True}))
         ex = execs.inspect(eid)
         assert (ex.config.cmd, ex.config.env, ex.config.attach_stdout) == (
             ("sh", "-c", "echo $X; exit 5"), ("X=hi",), True)
@@ -377,4 +388,76 @@ def test_an_exec_runs_with_its_typed_config(tmp_path: Path) -> None:
         with pytest.raises(Conflict, match="has already run"):
             await execs.start(eid)
         await svc.remove(cid, force=True)
+    _run(tmp_path, scenario)
+
+
+def test_create_merges_the_typed_request_with_the_images_config(tmp_path: Path) -> None:
+    """The record's Config is the request's over the image's, as dockerd merges them, and its
+    HostConfig has dockerd's defaults filled in."""
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        svc.images.image.container_config = {  # type: ignore[attr-defined]
+            "Env": ["PATH=/bin", "A=image"], "User": "daemon", "Labels": {"from": "image"},
+            "ExposedPorts": {"80/tcp": {}}, "StopSignal": "SIGQUIT", "WorkingDir": "/srv",
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2_000_000_000}}
+        cid, warnings = await svc.create(create_request({
+            "Image": "fake", "Cmd": ["sleep", "1"], "Env": ["A=mine", "B"],
+            "Labels": {"k": "v"}, "StopTimeout": 3, "MacAddress": "02:42:ac:11:00:02",
+            "HostConfig": {"NetworkMode": "none", "Memory": 64 << 20,
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}}}))
+        assert warnings == []
+        c = svc.resolve(cid).config
+        assert c.env == ("A=mine", "B", "PATH=/bin")
+        assert (c.user, c.working_dir, c.stop_signal, c.stop_timeout) == (
+            "daemon", "/srv", "SIGQUIT", 3)
+        assert c.labels == {"from": "image", "k": "v"}
+        assert c.exposed_ports == (Port(80),)
+        assert c.healthcheck == HealthConfig(test=("CMD", "true"), interval=2_000_000_000)
+        assert c.mac_address == ""          # no network to give it to
+        assert c.hostname == cid[:12] and c.cmd == ("sleep", "1") and c.entrypoint is None
+        hc = svc.resolve(cid).host_config
+        assert (hc.network_mode, hc.ipc_mode, hc.shm_size, hc.memory_swap) == (
+            "none", "private", 64 << 20, 128 << 20)
+        assert hc.log_config == LogConfig(type="json-file", config={})
+        assert hc.restart_policy == RestartPolicy(name="on-failure", maximum_retry_count=2)
+        assert hc.masked_paths and hc.readonly_paths
+        shown = _inspect(svc, cid)
+        assert shown["Config"]["ExposedPorts"] == {"80/tcp": {}}
+        assert shown["HostConfig"]["RestartPolicy"] == {"Name": "on-failure",
+                                                        "MaximumRetryCount": 2}
+        # the stored record is the typed one, field for field
+        stored = next(s for s in svc.meta.containers() if s["id"] == cid)
+        assert stored["v"] == VERSION
+        back = ContainerRecord.from_stored(json.loads(json.dumps(stored)))
+        assert (back.config, back.host_config) == (c, hc)
+    _run(tmp_path, scenario)
+
+
+def test_update_changes_the_typed_host_config(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cid = await _create(svc, "true", Memory=64 << 20)
+        assert svc.resolve(cid).host_config.memory_swap == 128 << 20
+        warnings = await svc.update(cid, ResourcesUpdate(
+            memory=512 << 20, restart_policy=RestartPolicy(name="always")))
+        hc = svc.resolve(cid).host_config
+        assert warnings == [] and hc.memory == 512 << 20
+        assert hc.memory_swap == 0      # below the new limit: dropped, as dockerd
+        assert hc.restart_policy.name == "always"
+        with pytest.raises(InvalidArgument, match="Minimum memory limit allowed is 6MB"):
+            await svc.update(cid, ResourcesUpdate(memory=1 << 20))
+        assert svc.resolve(cid).host_config.memory == 512 << 20   # unchanged
+    _run(tmp_path, scenario)
+
+
+def test_a_bad_host_config_changes_nothing(tmp_path: Path) -> None:
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        for hc, message in (({"RestartPolicy": {"Name": "sometimes"}},
+                             "invalid restart policy 'sometimes'"),
+                            ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}},
+                             "can't create 'AutoRemove' container with restart policy"),
+                            ({"LogConfig": {"Type": "syslog"}},
+                             "no log driver named 'syslog'"),
+                            ({"CpuCount": 2}, "HostConfig.CpuCount is not supported")):
+            with pytest.raises(InvalidArgument, match=message):
+                await _create(svc, "true", **hc)
+        assert svc.list(all_=True) == []
     _run(tmp_path, scenario)

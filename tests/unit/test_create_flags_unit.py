@@ -5,6 +5,7 @@ request body, and the health check's start interval."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from berth import cgroups
 from berth.cli.create import RunOptions, build_create_body
 from berth.containers import health
+from berth.containers.hostconfig import DeviceRequest, HostConfig
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.containers.spec import (
     UNSUPPORTED_HOST_CONFIG,
     build_spec,
@@ -26,10 +29,16 @@ from berth.errors import InvalidArgument
 MB = 1 << 20
 
 
-def _spec(hc: dict[str, Any], config: dict[str, Any] | None = None,
+def _hc(doc: dict[str, Any]) -> HostConfig:
+    """A client's HostConfig, typed as the API edge reads it."""
+    return HostConfig.from_json(doc, strict=True)
+
+
+def _spec(doc: dict[str, Any], config: dict[str, Any] | None = None,
           **kw: Any) -> dict[str, Any]:
+    hc = _hc(doc)
     validate_host_config(hc, 2)
-    return build_spec(cid="c" * 64, config={"Cmd": ["true"], **(config or {})},
+    return build_spec(cid="c" * 64, config=ContainerConfig(cmd=("true",), **(config or {})),
                       host_config=hc, hostname_path="", hosts_path="", resolv_path="",
                       cgroup_parent="berth", **kw)
 
@@ -62,7 +71,7 @@ def _ns(spec: dict[str, Any]) -> dict[str, str | None]:
 ])
 def test_validation_errors_are_dockers(hc: dict[str, Any], msg: str) -> None:
     with pytest.raises(InvalidArgument) as e:
-        validate_host_config(hc, 2)
+        validate_host_config(_hc(hc), 2)
     assert msg in e.value.message
 
 
@@ -70,8 +79,9 @@ def test_defaults_pass_and_ipc_defaults_to_private() -> None:
     hc: dict[str, Any] = {k: v[0] for k, v in UNSUPPORTED_HOST_CONFIG.items()}
     hc.update({"MemorySwappiness": -1, "CpuCount": 0, "Isolation": "default",
                "VolumeDriver": "local"})
-    assert validate_host_config(hc, 2) == []
-    assert hc["IpcMode"] == "private"
+    typed = _hc(hc)
+    assert validate_host_config(typed, 2) == []
+    assert typed.ipc_mode == "private"
     refuse_unsupported({}, {"NetworkDisabled": False})
     with pytest.raises(InvalidArgument, match="Config.NetworkDisabled"):
         refuse_unsupported({}, {"NetworkDisabled": True})
@@ -80,10 +90,10 @@ def test_defaults_pass_and_ipc_defaults_to_private() -> None:
 def test_oom_kill_disable_without_memory_warns() -> None:
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
         pytest.skip("cgroup v2 discards OomKillDisable with a warning of its own")
-    assert validate_host_config({"OomKillDisable": True}, 2) == [
+    assert validate_host_config(_hc({"OomKillDisable": True}), 2) == [
         "OOM killer is disabled for the container, but no memory limit is set, this can "
         "result in the system running out of resources."]
-    assert validate_host_config({"OomKillDisable": True, "Memory": 64 * MB}, 2) == []
+    assert validate_host_config(_hc({"OomKillDisable": True, "Memory": 64 * MB}), 2) == []
 
 
 def test_namespace_modes_in_the_spec() -> None:
@@ -109,7 +119,7 @@ def test_process_resources_and_annotations_in_the_spec() -> None:
                   "MemorySwappiness": 0, "OomKillDisable": True, "BlkioWeight": 500,
                   "DeviceCgroupRules": ["c 1:3 mr", "a *:* rwm"],
                   "Annotations": {"org.example/a": "b"}},
-                 config={"Domainname": "example.test", "User": "nobody"})
+                 config={"domainname": "example.test", "user": "nobody"})
     assert spec["process"]["oomScoreAdj"] == 300
     assert spec["domainname"] == "example.test"
     assert spec["annotations"] == {"org.example/a": "b", "berth.user": "nobody"}
@@ -231,25 +241,26 @@ def test_cli_errors(argv: list[str], msg: str) -> None:
 
 
 def test_health_start_interval_during_the_start_period() -> None:
-    hc = {"Interval": 60 * health.SECOND, "StartPeriod": 30 * health.SECOND,
-          "StartInterval": health.SECOND // 5}
+    hc = health.HealthCheck(cmd=("true",), interval=60 * health.SECOND,
+                            start_period=30 * health.SECOND,
+                            start_interval=health.SECOND // 5)
     starting, healthy = "starting", "healthy"
     assert health.next_interval(hc, 1.0, starting) == 0.2
     assert health.next_interval(hc, 1.0, healthy) == 60.0
     assert health.next_interval(hc, 31.0, starting) == 60.0
     # the default start interval (5 s) applies only with a start period
-    eff = health.effective({"Healthcheck": {"Test": ["CMD", "true"]}}, None)
-    assert eff is not None and eff["StartInterval"] == 5 * health.SECOND
+    eff = health.effective(HealthConfig(test=("CMD", "true")), None)
+    assert eff is not None and eff.start_interval == 5 * health.SECOND
     assert health.next_interval(eff, 0.0, starting) == 30.0
 
 
 def test_healthcheck_durations() -> None:
-    validate_healthcheck({"Interval": 0, "StartInterval": 1_000_000})
+    validate_healthcheck(HealthConfig(interval=0, start_interval=1_000_000))
     with pytest.raises(InvalidArgument, match="StartInterval in Healthcheck cannot be less "
                        "than 1ms"):
-        validate_healthcheck({"StartInterval": 999})
+        validate_healthcheck(HealthConfig(start_interval=999))
     with pytest.raises(InvalidArgument, match="Retries in Healthcheck cannot be negative"):
-        validate_healthcheck({"Retries": -1})
+        validate_healthcheck(HealthConfig(retries=-1))
 
 
 def _registry(tmp_path: Path) -> Any:
@@ -269,12 +280,12 @@ def test_cdi_resolve_and_apply(tmp_path: Path) -> None:
     from berth.containers import cdi
     reg = _registry(tmp_path)
     assert reg.kind("nvidia.com/gpu") == ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
-    gpu = {"Driver": "", "Capabilities": [["gpu"]]}
-    assert cdi.resolve([{**gpu, "Count": -1}], reg) == ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
-    assert cdi.resolve([{**gpu, "Count": 1}], reg) == ["nvidia.com/gpu=0"]
-    assert cdi.resolve([{**gpu, "DeviceIDs": ["1"]}], reg) == ["nvidia.com/gpu=1"]
+    gpu = DeviceRequest(capabilities=(("gpu",),))
+    assert cdi.resolve([replace(gpu, count=-1)], reg) == ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
+    assert cdi.resolve([replace(gpu, count=1)], reg) == ["nvidia.com/gpu=0"]
+    assert cdi.resolve([replace(gpu, device_ids=("1",))], reg) == ["nvidia.com/gpu=1"]
     with pytest.raises(InvalidArgument, match="unresolvable CDI devices x.com/y=z"):
-        cdi.resolve([{"Driver": "cdi", "DeviceIDs": ["x.com/y=z"]}], reg)
+        cdi.resolve([DeviceRequest(driver="cdi", device_ids=("x.com/y=z",))], reg)
     spec = _spec({})
     cdi.apply(spec, ["nvidia.com/gpu=0", "nvidia.com/gpu=1"], reg)
     env = spec["process"]["env"]
@@ -288,7 +299,7 @@ def test_no_driver_is_dockers_error(tmp_path: Path) -> None:
     from berth.containers import cdi
     empty = cdi.Registry((str(tmp_path / "none"),)).load()
     with pytest.raises(InvalidArgument) as e:
-        cdi.resolve([{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}], empty)
+        cdi.resolve([DeviceRequest(count=-1, capabilities=(("gpu",),))], empty)
     assert e.value.message == 'could not select device driver "" with capabilities: [[gpu]]'
 
 
@@ -303,9 +314,9 @@ def test_cli_cdi_device() -> None:
 
 def test_ipc_and_uts_sysctls_need_a_namespace_of_their_own() -> None:
     from berth.containers.spec import validate_sysctls
-    validate_sysctls({"Sysctls": {"kernel.shmmax": "1"}})
-    validate_sysctls({"IpcMode": "container:x", "Sysctls": {"kernel.shmmax": "1"}})
+    validate_sysctls(_hc({"Sysctls": {"kernel.shmmax": "1"}}))
+    validate_sysctls(_hc({"IpcMode": "container:x", "Sysctls": {"kernel.shmmax": "1"}}))
     with pytest.raises(InvalidArgument, match="kernel.shmmax"):
-        validate_sysctls({"IpcMode": "host", "Sysctls": {"kernel.shmmax": "1"}})
+        validate_sysctls(_hc({"IpcMode": "host", "Sysctls": {"kernel.shmmax": "1"}}))
     with pytest.raises(InvalidArgument, match="kernel.domainname"):
-        validate_sysctls({"UTSMode": "host", "Sysctls": {"kernel.domainname": "x"}})
+        validate_sysctls(_hc({"UTSMode": "host", "Sysctls": {"kernel.domainname": "x"}}))

@@ -70,6 +70,9 @@ def test_an_endpoint_goes_round_and_tells_the_shim_what_to_plumb() -> None:
     old = {k: d[k] for k in ("network", "name", "aliases", "ip", "prefix", "gateway", "mac",
                              "endpoint", "bridge", "host_if", "ifname", "kind")}
     assert link_spec(old)["mtu"] == "0" and Endpoint.from_dict(old).ip6 == ""
+    # an IPv6-only endpoint: no IPv4 address to plumb
+    v6only = Endpoint.from_dict({**d, "ip": "", "prefix": 0, "gateway": ""}).to_dict()
+    assert v6only["address"] == "" and link_spec(v6only)["address"] == ""
 
 
 def test_decode_create() -> None:
@@ -77,11 +80,13 @@ def test_decode_create() -> None:
         "Options": {"a": "b"}, "Config": [{"Subnet": "10.1.0.0/24",
                                            "AuxiliaryAddresses": {"k": "10.1.0.9"}},
                                           {"Subnet": "fd00::/64"}]}})
-    assert kw["enable_ipv6"] and kw["ipam_options"] == {"a": "b"}
+    assert kw["enable_ipv6"] and kw["ipam_options"] == {"a": "b"} and kw["enable_ipv4"]
+    # API 1.48's IPv6-only networks: IPv4 off only where the body says so
+    assert decode_create({"Name": "n", "EnableIPv4": False})["enable_ipv4"] is False
     assert kw["ipam"] == [IpamConfig(subnet="10.1.0.0/24", aux_addresses={"k": "10.1.0.9"}),
                           IpamConfig(subnet="fd00::/64")]
     for bad in ({"Ingress": True}, {"ConfigOnly": True}, {"Options": {"mtu": 1}},
-                {"IPAM": {"Config": "x"}}, {"Scope": "swarm"}, {"EnableIPv4": False}):
+                {"IPAM": {"Config": "x"}}, {"Scope": "swarm"}):
         with pytest.raises(InvalidArgument):
             decode_create({"Name": "n", **bad})
     with pytest.raises(InvalidArgument):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from berth.containers.hostconfig import HostConfig
 from berth.containers.spec import no_new_privileges
 from berth.errors import InvalidArgument
 
@@ -21,15 +22,15 @@ from berth.errors import InvalidArgument
     (["seccomp=unconfined", "apparmor=unconfined"], False),
 ])
 def test_spellings(opts: list[str], on: bool) -> None:
-    assert no_new_privileges({"SecurityOpt": opts}) is on
+    assert no_new_privileges(HostConfig.from_json({"SecurityOpt": opts})) is on
 
 
 @pytest.mark.parametrize("opt", ["no-new-privileges:maybe", "no-new-privileges=", "no-new-privileges:yes"])
 def test_a_bad_value_is_dockers_error(opt: str) -> None:
     with pytest.raises(InvalidArgument, match=f'invalid --security-opt 2: "{opt}"'):
-        no_new_privileges({"SecurityOpt": [opt]})
+        no_new_privileges(HostConfig(security_opt=(opt,)))
 
 
 def test_none_is_off() -> None:
-    assert no_new_privileges({"SecurityOpt": None}) is False
-    assert no_new_privileges({}) is False
+    assert no_new_privileges(HostConfig.from_json({"SecurityOpt": None})) is False
+    assert no_new_privileges(HostConfig()) is False

@@ -1,79 +1,90 @@
-"""The shape of the code: imports flow one way (shared/DESIGN.md) and the CLI stays lean."""
+"""The shape of the code: imports flow one way, as the package table of DESIGN.md (the repo's own,
+read here) says, and the CLI stays lean."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "berth"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "berth"
+DESIGN = ROOT / "DESIGN.md"
 
+
+def _table() -> dict[str, list[str]]:
+    """DESIGN.md's package table: package -> the names in backticks in its "may import" cell
+    (`pkg`, or `pkg.module` for that module of it only)."""
+    rows: dict[str, list[str]] = {}
+    lines = iter(DESIGN.read_text().splitlines())
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[:3] == ["package", "owns", "may import"]:
+            break
+    else:
+        raise AssertionError("DESIGN.md has no table with the columns package | owns | may import")
+    next(lines)  # | --- | --- | ...
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        name = re.fullmatch(r"`(\w+)`", cells[0])
+        assert name, f"DESIGN.md: a row's package is not one name in backticks: {line!r}"
+        rows[name.group(1)] = re.findall(r"`([\w.]+)`", cells[2])
+    return rows
+
+
+TABLE = _table()
 # package -> the berth packages it may import
-ALLOWED = {
-    "errors": set(),
-    "dockerignore": set(),
-    "units": set(),
-    "jsonc": set(),
-    # Go's text/template for `--format`: a leaf, imported by the CLI only when a format is given
-    "gotemplate": set(),
-    "events": set(),
-    # `--detach-keys`: the CLI and the daemon parse them alike
-    "detachkeys": set(),
-    # command-line flags with typed results: berth's and berth-runtime's
-    "cmdline": set(),
-    # root-confined file access (directory fds, O_NOFOLLOW) and atomic writes: every package's
-    "fs": {"errors"},
-    # the prune routes' filters (until, label)
-    "filters": {"errors", "units"},
-    "oci": {"errors"},
-    "reference": {"errors"},
-    "linux": {"fs", "errors"},
-    "content": {"fs", "oci", "errors"},
-    "storage": {"fs", "content", "oci", "errors", "linux"},
-    "metadata": {"fs", "errors"},
-    "cgroups": {"fs", "errors", "oci", "linux"},
-    # cmdline: berth-runtime's flags are to be parsed by the CLI's parser (not yet adopted)
-    "runtime": {"fs", "cgroups", "oci", "linux", "errors", "jsonc", "cmdline"},
-    # the monitors and the fork server; berthd reaches them through shim.protocol (containers)
-    # and shim.launch (daemon) only
-    "shim": {"runtime", "cgroups", "linux", "fs"},
-    "registry": {"fs", "oci", "reference", "errors"},
-    "images": {"fs", "content", "storage", "metadata", "reference", "oci", "errors", "registry",
-               "units"},
-    "volumes": {"fs", "metadata", "storage", "errors"},
-    "networks": {"fs", "filters", "metadata", "linux", "errors"},
-    # containers reach the runtime as processes, through the shim protocol (SHIM_FOR)
-    "containers": {"fs", "shim", "storage", "images", "metadata", "cgroups", "errors", "linux",
-                   "reference", "units", "oci", "volumes", "networks", "detachkeys"},
-    # DESIGN.md: images and containers (steps run through builder.runner.ContainerRunner), and
-    # the leaf modules
-    "builder": {"fs", "images", "containers", "reference", "errors", "units", "dockerignore"},
-    # the services it serves (each handed to it by the daemon), never what lies below them
-    "api": {"containers", "images", "errors", "reference", "events", "volumes", "networks",
-            "builder"},
-    "daemon": {"fs", "api", "containers", "images", "content", "storage", "metadata", "cgroups",
-               "errors", "shim", "oci", "reference", "linux", "units", "events",
-               "volumes", "networks", "registry", "builder"},
-    "client": {"errors", "jsonc"},
-    # reference only where a name must be read the way the daemon reads it (pull, push)
-    "cli": {"client", "errors", "units", "reference", "dockerignore", "jsonc", "gotemplate",
-            "detachkeys", "cmdline", "compose"},
-    # compose files and the orchestrator, a client of the Engine API only (DESIGN.md)
-    "compose": {"client", "errors", "units", "jsonc", "fs", "dockerignore"},
-}
-
-
-# package -> the only modules of the shim it may import: berthd's services speak the protocol and
-# never load the monitor's or the runtime's code
-SHIM_FOR = {"containers": {"berth.shim.protocol"}, "daemon": {"berth.shim.launch"}}
+ALLOWED = {pkg: {n.split(".")[0] for n in names} for pkg, names in TABLE.items()}
+# (package, package it imports) -> the only modules of it that it may import, where the table
+# names modules (`shim.protocol`): berthd's services speak the protocol and never load the
+# monitor's or the runtime's code
+ONLY = {(pkg, target): {f"berth.{n}" for n in names if n.split(".")[0] == target}
+        for pkg, names in TABLE.items()
+        for target in {n.split(".")[0] for n in names if "." in n}}
 
 
 def _package(path: Path) -> str:
     rel = path.relative_to(SRC)
     return rel.parts[0].removesuffix(".py") if rel.parts[0] != "__init__.py" else ""
+
+
+PACKAGES = {_package(p) for p in SRC.rglob("*.py")} - {""}
+
+
+def _imports(path: Path) -> list[str]:
+    """The berth modules (or names of a package) a file imports: `from berth.shim import
+    protocol` names berth.shim.protocol."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out += [f"{node.module}.{a.name}" if node.module.count(".") < 2 else node.module
+                    for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    return [n for n in out if n.startswith("berth.")]
+
+
+def test_design_table_covers_the_code() -> None:
+    """Every package has its row, and every name a row allows is a row (a package not written
+    yet included) or, named with a module, a module that exists: a typo or a word of prose in
+    backticks in that column must not pass for a rule."""
+    assert sorted(PACKAGES - set(TABLE)) == []
+    bad = []
+    for pkg, names in TABLE.items():
+        for n in names:
+            target, _, module = n.partition(".")
+            if target not in TABLE:
+                bad.append(f"{pkg}: {n}")
+            elif module and not ((SRC / target / f"{module}.py").exists()
+                                 or (SRC / target / module).is_dir()):
+                bad.append(f"{pkg}: {n} (no such module)")
+    assert bad == []
 
 
 def test_imports_flow_downward() -> None:
@@ -82,45 +93,28 @@ def test_imports_flow_downward() -> None:
         pkg = _package(path)
         if not pkg:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for n in names:
-                parts = n.split(".")
-                if parts[0] != "berth" or len(parts) < 2:
-                    continue
-                target = parts[1]
-                if target == "__version__" or target == pkg or not (SRC / target).exists() and \
-                        not (SRC / f"{target}.py").exists():
-                    continue
-                if target not in ALLOWED[pkg]:
-                    bad.append(f"{path.relative_to(SRC)} imports berth.{target}")
+        for n in _imports(path):
+            target = n.split(".")[1]
+            if target == "__version__" or target == pkg or target not in PACKAGES:
+                continue
+            if target not in ALLOWED[pkg]:
+                bad.append(f"{path.relative_to(SRC)} imports berth.{target}")
     assert bad == []
 
 
-def _imports(path: Path) -> list[str]:
-    out = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from berth.shim import protocol` names the module berth.shim.protocol
-            out += [f"{node.module}.{a.name}" if node.module in ("berth", "berth.shim")
-                    else node.module for a in node.names]
-        elif isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-    return out
-
-
-def test_services_see_only_the_shim_protocol() -> None:
+def test_packages_named_with_a_module_reach_only_it() -> None:
     """containers import `berth.shim.protocol` and the daemon `berth.shim.launch`, nothing
-    else of the shim (the runtime's code must not load into berthd)."""
+    else of the shim (the runtime's code must not load into berthd): DESIGN.md names them
+    `shim.protocol` and `shim.launch`."""
+    assert ONLY[("containers", "shim")] == {"berth.shim.protocol"}
+    assert ONLY[("daemon", "shim")] == {"berth.shim.launch"}
     bad = []
-    for pkg, allowed in SHIM_FOR.items():
+    for (pkg, target), allowed in ONLY.items():
+        if not (SRC / pkg).is_dir():
+            continue
         for path in (SRC / pkg).rglob("*.py"):
             for name in _imports(path):
-                if name == "berth.shim" or name.startswith("berth.shim.") and \
+                if (name == f"berth.{target}" or name.startswith(f"berth.{target}.")) and \
                         not any(name == a or name.startswith(a + ".") for a in allowed):
                     bad.append(f"{path.relative_to(SRC)} imports {name}")
     assert bad == []
@@ -131,7 +125,7 @@ def test_daemon_does_not_load_the_runtime() -> None:
     code = ("import sys, berth.containers, berth.containers.execs\n"
             "print(sorted(n for n in sys.modules if n.startswith(('berth.runtime', "
             "'berth.shim.monitor', 'berth.shim.runtimes', 'berth.shim.stdio', "
-            "'berth.shim.forkserver'))))")
+            "'berth.shim.forkserver', 'berth.shim.host', 'berth.shim.held'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

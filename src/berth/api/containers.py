@@ -16,12 +16,16 @@ from berth.containers import ContainerService
 from berth.errors import InvalidArgument
 
 from . import archive, websocket
-from .hijack import detach_keys, hijack, pump, upgrade_response
-from .wire import (
-    SyncWriter,
+from .containers_wire import (
     container_inspect,
     container_stats,
     container_summary,
+    create_request,
+    update_request,
+)
+from .hijack import detach_keys, hijack, pump, upgrade_response
+from .wire import (
+    SyncWriter,
     filters,
     frame,
     json_response,
@@ -38,8 +42,8 @@ class ContainerHandlers:
         self.containers = containers
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        body = await read_json(request)
-        cid, warnings = await self.containers.create(body, request.query.get("name", ""))
+        req = create_request(await read_json(request))
+        cid, warnings = await self.containers.create(req, request.query.get("name", ""))
         return json_response({"Id": cid, "Warnings": warnings}, 201)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
@@ -107,7 +111,7 @@ class ContainerHandlers:
         stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
         if not stdout and not stderr:
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
-        tty = doc.config["Tty"]
+        tty = doc.config.tty
         entries = self.containers.logs(
             doc.id, follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
             since=float(request.query.get("since") or 0),
@@ -128,7 +132,7 @@ class ContainerHandlers:
         if not qbool(request, "stream") and not qbool(request, "logs"):
             raise InvalidArgument("Bad parameters: must set stream or logs")
         keys = detach_keys(request.query.get("detachKeys"))
-        tty = doc.config["Tty"]
+        tty = doc.config.tty
         att = self.containers.attach(doc.id, stdout=qbool(request, "stdout"),
                                      stderr=qbool(request, "stderr"), logs=qbool(request, "logs"))
         if not qbool(request, "stream"):
@@ -187,7 +191,7 @@ class ContainerHandlers:
 
     async def update(self, request: web.Request) -> web.StreamResponse:
         warnings = await self.containers.update(request.match_info["id"],
-                                                await read_json(request))
+                                                update_request(await read_json(request)))
         return json_response({"Warnings": warnings})
 
     async def export(self, request: web.Request) -> web.StreamResponse:

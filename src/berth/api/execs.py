@@ -10,8 +10,9 @@ from aiohttp import web
 from berth.containers.execs import ExecService, ExecStartError
 from berth.errors import BerthError, InvalidArgument
 
+from .containers_wire import exec_config, exec_inspect
 from .hijack import detach_keys, hijack, pump, upgrade_response
-from .wire import exec_inspect, frame, json_response, qsize, read_json
+from .wire import frame, json_response, qsize, read_json
 
 
 class ExecHandlers:
@@ -19,8 +20,8 @@ class ExecHandlers:
         self.execs = execs
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        body = await read_json(request)
-        return json_response({"Id": self.execs.create(request.match_info["id"], body)}, 201)
+        config = exec_config(await read_json(request))
+        return json_response({"Id": self.execs.create(request.match_info["id"], config)}, 201)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
         return json_response(exec_inspect(self.execs.inspect(request.match_info["id"])))

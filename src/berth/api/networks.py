@@ -17,6 +17,7 @@ from berth.containers import ContainerService
 from berth.errors import InvalidArgument, NotFound
 from berth.networks import Endpoint, IpamConfig, NetworkRecord, NetworkService, NetworkView
 
+from .containers_wire import endpoint_request
 from .wire import filters, json_object, json_response, json_strings, json_text, read_json
 
 
@@ -34,7 +35,7 @@ def ipam_config_json(c: IpamConfig) -> dict[str, Any]:
 
 def endpoint_json(ep: Endpoint) -> dict[str, Any]:
     return {"Name": ep.name, "EndpointID": ep.endpoint, "MacAddress": ep.mac,
-            "IPv4Address": f"{ep.ip}/{ep.prefix}",
+            "IPv4Address": f"{ep.ip}/{ep.prefix}" if ep.ip else "",
             "IPv6Address": f"{ep.ip6}/{ep.prefix6}" if ep.ip6 else ""}
 
 
@@ -60,8 +61,6 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgument("ingress network can only be created in swarm mode")
     if b.get("ConfigOnly") or json_object(b.get("ConfigFrom"), "ConfigFrom").get("Network"):
         raise InvalidArgument("config-only networks are not supported by berth")
-    if b.get("EnableIPv4") is False:   # API 1.47's IPv6-only networks
-        raise InvalidArgument("IPv4 cannot be disabled: berth has no IPv6-only networks")
     if (b.get("Scope") or "local") != "local":
         raise InvalidArgument(f"scope {b['Scope']!r} is not supported: only local")
     ipam = b.get("IPAM") or {}
@@ -79,7 +78,9 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
             "driver": json_text(b.get("Driver"), "Driver") or "bridge",
             "ipam": pools, "ipam_driver": json_text(ipam.get("Driver"), "IPAM.Driver") or "default",
             "ipam_options": json_strings(ipam.get("Options"), "IPAM.Options"),
-            "enable_ipv6": bool(b.get("EnableIPv6")), "internal": bool(b.get("Internal")),
+            "enable_ipv6": bool(b.get("EnableIPv6")),
+            # API 1.48's IPv6-only networks: false only where given so
+            "enable_ipv4": b.get("EnableIPv4") is not False, "internal": bool(b.get("Internal")),
             "attachable": bool(b.get("Attachable")),
             "options": json_strings(b.get("Options"), "Options"),
             "labels": json_strings(b.get("Labels"), "Labels")}
@@ -134,7 +135,7 @@ class NetworkHandlers:
         b = await read_json(request)
         await self.containers.connect(request.match_info["id"],
                                       json_text(b.get("Container"), "Container"),
-                                      json_object(b.get("EndpointConfig"), "EndpointConfig"))
+                                      endpoint_request(b.get("EndpointConfig"), "EndpointConfig"))
         return web.Response(status=200)
 
     async def disconnect(self, request: web.Request) -> web.StreamResponse:

@@ -22,6 +22,7 @@ from berth.events import EventBus, matches
 from berth.images import ImageService, host_arch
 from berth.volumes import VolumeService
 
+from .containers_wire import container_summary
 from .images import summary_json
 from .plugins import NOT_A_SWARM_MANAGER
 from .volumes import usage_json
@@ -29,7 +30,6 @@ from .wire import (
     API_VERSION,
     ENGINE_VERSION,
     MIN_API_VERSION,
-    container_summary,
     filters,
     json_response,
     stream_response,

@@ -11,14 +11,30 @@ import time
 from typing import Any
 
 from berth.builder.runner import ContainerLayer, ContainerRunner
+from berth.containers.settings import ContainerConfig
 from berth.errors import InvalidArgument
 from berth.images import ImageService, apply_changes, rfc3339
 
-# the container config fields an image made by commit keeps, as Docker's
-_KEPT = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
-         "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
-         "Image", "Volumes", "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal",
-         "Shell")
+
+def _run_config(c: ContainerConfig) -> dict[str, Any]:
+    """The image config's `config` of a container's: the fields an image made by commit
+    keeps, as Docker's, where they have a value."""
+    hc = c.healthcheck
+    health = None if hc is None else {k: v for k, v in (
+        ("Test", list(hc.test) if hc.test is not None else None), ("Interval", hc.interval),
+        ("Timeout", hc.timeout), ("StartPeriod", hc.start_period),
+        ("StartInterval", hc.start_interval), ("Retries", hc.retries)) if v}
+    out: dict[str, Any] = {
+        "Hostname": c.hostname, "Domainname": c.domainname, "User": c.user,
+        "AttachStdin": c.attach_stdin, "AttachStdout": c.attach_stdout,
+        "AttachStderr": c.attach_stderr,
+        "ExposedPorts": {str(p): {} for p in c.exposed_ports}, "Tty": c.tty,
+        "OpenStdin": c.open_stdin, "StdinOnce": c.stdin_once,
+        "Env": list(c.env or ()), "Cmd": list(c.cmd or ()), "Healthcheck": health,
+        "Volumes": {v: {} for v in c.volumes or ()}, "WorkingDir": c.working_dir,
+        "Entrypoint": list(c.entrypoint or ()), "OnBuild": c.extra.get("OnBuild"),
+        "Labels": dict(c.labels), "StopSignal": c.stop_signal, "Shell": c.extra.get("Shell")}
+    return {k: v for k, v in out.items() if v not in (None, "", [], {})}
 
 
 def changes(images: ImageService, runner: ContainerRunner, ref: str) -> list[dict[str, Any]]:
@@ -66,8 +82,7 @@ def _image_config(images: ImageService, c: ContainerLayer, layers: list[str], *,
     `config` over it and the Dockerfile `changes` applied, on `layers`."""
     image = images.get(c.image)
     cfg = dict(image.config)
-    ccfg = {k: c.config.get(k) for k in _KEPT if c.config.get(k) not in (None, "", [], {})}
-    ccfg.pop("Image", None)
+    ccfg = _run_config(c.config)
     if config:
         ccfg.update({k: v for k, v in config.items() if v not in (None, "")})
     apply_changes(ccfg, changes or [])

@@ -25,8 +25,64 @@ def _cache_dir() -> str | None:
     return os.path.join(base, "berth", "compose-valid") if base else None
 
 
+def _load_options(gopts: Any, enable: tuple[str, ...] = (), interpolate: bool = True) -> Any:
+    from berth.compose import LoadOptions
+    return LoadOptions(files=tuple(gopts.file), project_name=gopts.project_name,
+                       project_directory=gopts.project_directory,
+                       env_files=tuple(gopts.env_file), profiles=tuple(gopts.profile),
+                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
+                       cache_dir=_cache_dir(), interpolate=interpolate)
+
+
+def _up_cache_entry(gopts: Any) -> str | None:
+    """The fast-path entry of this `up -d` (compose.upcache), or None without a cache."""
+    base = _cache_dir()
+    if base is None:
+        return None
+    from berth.compose.upcache import entry_path
+    options = [list(gopts.file), gopts.project_name, gopts.project_directory,
+               list(gopts.env_file), list(gopts.profile)]
+    return entry_path(os.path.join(os.path.dirname(base), "compose-up"), os.getcwd(), options,
+                      os.environ)
+
+
+def up_unchanged(c: Client, gopts: Any) -> bool:
+    """`up -d` of a project that is as the last `up -d` left it, and whose files and
+    variables have not changed since: its warnings and containers printed as the full `up`
+    prints them, and nothing done."""
+    path = _up_cache_entry(gopts)
+    if path is None:
+        return False
+    from berth.compose.upcache import converged
+    found = converged(path, os.environ, c)
+    if found is None:
+        return False
+    warnings, names = found
+    for w in warnings:
+        err(f"WARN[0000] {w}")
+    from berth.cli.composeprogress import Progress, mode_for
+    progress = Progress(sys.stderr, mode_for(gopts.progress, gopts.ansi, sys.stderr.isatty()))
+    for n in names:
+        progress("Container", n, "Running")
+    return True
+
+
+def load_noted(gopts: Any) -> tuple[Any, Any, list[str]]:
+    """The project as `_load` loads it, with what its load read (for `up_unchanged`) and
+    its warnings (printed)."""
+    from berth.compose import load_project
+    from berth.compose.upcache import Inputs
+    inputs = Inputs(os.environ)
+    opts = _load_options(gopts)
+    from dataclasses import replace
+    project, warnings = load_project(replace(opts, inputs=inputs))
+    for w in warnings:
+        err(f"WARN[0000] {w}")
+    return project, inputs, warnings
+
+
 def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> Any:
-    from berth.compose import ComposeFileError, LoadOptions, load_project
+    from berth.compose import ComposeFileError, load_project
     if by_name and gopts.project_name and not gopts.file:
         try:
             return _load(gopts, enable)
@@ -39,12 +95,7 @@ def _load(gopts: Any, enable: tuple[str, ...] = (), by_name: bool = False) -> An
             return Project(name=gopts.project_name, working_dir=Path(os.getcwd()),
                            config_files=(), services={}, networks={}, volumes={},
                            secrets={}, configs={})
-    opts = LoadOptions(files=tuple(gopts.file), project_name=gopts.project_name,
-                       project_directory=gopts.project_directory,
-                       env_files=tuple(gopts.env_file), profiles=tuple(gopts.profile),
-                       environ=dict(os.environ), cwd=os.getcwd(), enable=enable,
-                       cache_dir=_cache_dir())
-    project, warnings = load_project(opts)
+    project, warnings = load_project(_load_options(gopts, enable))
     for w in warnings:
         err(f"WARN[0000] {w}")
     return project
@@ -54,8 +105,11 @@ def _warn(msg: str) -> None:
     err(f"WARN[0000] {msg}")
 
 
-def _context_tar(context: str, dockerfile: str) -> bytes:
-    """A build context as the classic builder takes it, filtered by .dockerignore."""
+def _context_tar(context: str, dockerfile: str, inline: str = "") -> tuple[bytes, str]:
+    """A build context as the classic builder takes it, filtered by .dockerignore, and the
+    Dockerfile's name in it. `inline` (build.dockerfile_inline): the Dockerfile, sent as the
+    docker CLI sends one from outside the context, under a name of its own that the
+    .dockerignore sent lists, so that the daemon leaves it out of what COPY sees."""
     import io
 
     from berth import dockerignore
@@ -64,8 +118,19 @@ def _context_tar(context: str, dockerfile: str) -> bytes:
         raise UsageError(f"unable to prepare context: path {context!r} not found")
     matcher = dockerignore.load(context, os.path.join(context, dockerfile))
     buf = io.BytesIO()
-    _tar_context(context, matcher, {".dockerignore", dockerfile}, [], buf)
-    return buf.getvalue()
+    if not inline:
+        _tar_context(context, matcher, {".dockerignore", dockerfile}, [], buf)
+        return buf.getvalue(), dockerfile
+    import secrets
+    name = f".dockerfile.{secrets.token_hex(10)}"
+    try:
+        with open(os.path.join(context, ".dockerignore"), "rb") as f:
+            ignore = f.read(1 << 20)
+    except OSError:
+        ignore = b".dockerignore"
+    _tar_context(context, matcher, {".dockerignore"}, [], buf,
+                 {name: inline.encode(), ".dockerignore": ignore + f"\n{name}\n".encode()})
+    return buf.getvalue(), name
 
 
 def _orch(c: Client, g: Any, enable: tuple[str, ...] = (),

@@ -216,7 +216,7 @@ def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     deps = [d for d in o.project.order([name]) if d != name]
     if deps and not opts.no_deps:
         o.up(UpOptions(services=deps, no_recreate=True))
-        o.wait_dependencies(svc, deps)   # the one-off waits on its conditions too
+        o.waiter.dependencies(svc, deps)   # the one-off waits on its conditions too
         o.ensure_networks([name])
         o.ensure_volumes([name])
     else:

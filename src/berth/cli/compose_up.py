@@ -112,6 +112,21 @@ def cmd_up(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     return _attached(c, o, names, opts)
 
 
+def cmd_up_remembered(c: Client, g: Any, opts: Any, args: list[str]) -> int:
+    """A plain `up -d`, as cmd_up runs it, that then remembers what it converged on for the
+    next one's fast path (compose.upcache)."""
+    from berth.cli.compose_common import _up_cache_entry, load_noted
+    project, inputs, warnings = load_noted(g)
+    o = _orch(c, g, project=project)
+    o.up(_up_options(opts, args))
+    path = _up_cache_entry(g)
+    if path is not None:
+        from berth.compose.labels import config_hash
+        from berth.compose.upcache import save
+        save(path, inputs, project, warnings, config_hash)
+    return 0
+
+
 def _attached(c: Client, o: Any, names: list[str], opts: Any) -> int:
     """`up` without -d: the containers' logs, prefixed, until they all exit (or one does with
     --abort-on-container-exit); Ctrl-C stops them."""

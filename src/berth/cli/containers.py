@@ -26,17 +26,36 @@ def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
     want = args[1] if len(args) > 1 else None
     if want and "/" not in want:
         want += "/tcp"
-    found = False
-    for key, binds in sorted(ports.items()):
+    lines = []
+    for key, binds in ports.items():
         if want and key != want:
             continue
         for b in binds or []:
-            found = True
-            out(f"{b['HostIp']}:{b['HostPort']}" if want else
-                f"{key} -> {b['HostIp']}:{b['HostPort']}")
-    if want and not found:
+            ip = f"[{b['HostIp']}]" if ":" in b["HostIp"] else b["HostIp"]
+            lines.append(f"{ip}:{b['HostPort']}" if want else f"{key} -> {ip}:{b['HostPort']}")
+    if want and not lines:
         raise BerthError(f"No public port '{want}' published for {args[0]}")
+    for line in sorted(lines, key=_natural):   # the docker CLI's order (sortorder.NaturalLess)
+        out(line)
     return 0
+
+
+def _natural(s: str) -> list[tuple[int, int, str]]:
+    """Runs of digits compare as numbers and before any other character; the rest byte by
+    byte."""
+    out: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(s):
+        j = i
+        while j < len(s) and s[j].isdigit():
+            j += 1
+        if j > i:
+            out.append((0, int(s[i:j]), s[i:j]))
+        else:
+            out.append((1, 0, s[i]))
+            j = i + 1
+        i = j
+    return out
 
 
 class LogsOptions(Options):

@@ -7,7 +7,7 @@ from berth.cli import fmt
 from berth.cli.inspect import _inspect_each
 from berth.cli.main import _each, out, parse_filters
 from berth.client import Client
-from berth.cmdline import Options, UsageError, boolean, string, strings
+from berth.cmdline import Options, UsageError, boolean, string, strings, tristate
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ class NetworkCreateOptions(Options):
                           help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
     ipam_driver = string("ipam-driver", default="default", help="IP Address Management Driver")
     ipam_opt = strings("ipam-opt", help="Set IPAM driver specific options")
+    ipv4 = tristate("ipv4", help="Enable or disable IPv4 address assignment")
     ipv6 = boolean("ipv6", help="Enable or disable IPv6 networking")
     internal = boolean("internal", help="Restrict external access to the network")
     opt = strings("opt", "o", help="Set driver specific options")
@@ -94,6 +95,8 @@ def network_create_body(name: str, opts: NetworkCreateOptions) -> dict[str, Any]
                               _key_values(opts.aux_address, "aux-address"))
     return {"Name": name, "Driver": opts.driver, "Internal": opts.internal,
             "Attachable": opts.attachable, "EnableIPv6": opts.ipv6,
+            # as the docker CLI 28: only where the flag was given (API 1.48)
+            **({} if opts.ipv4 is None else {"EnableIPv4": opts.ipv4}),
             "IPAM": {"Driver": opts.ipam_driver, "Config": config,
                      "Options": _key_values(opts.ipam_opt, "ipam-opt")},
             "Options": _key_values(opts.opt, "opt"),

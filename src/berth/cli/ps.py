@@ -77,7 +77,8 @@ def _ports_text(ports: list[Port]) -> str:
     parts = []
     for p in ports:
         if p.get("PublicPort"):
-            parts.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
+            ip = p.get("IP") or "0.0.0.0"
+            parts.append(f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->"
                          f"{p['PrivatePort']}/{p['Type']}")
         else:
             parts.append(f"{p['PrivatePort']}/{p['Type']}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from berth import jsonc as json
-from berth.client import ConflictingOptions, ConnectionFailed, InvalidHost, parse_host
+from berth.client.transport import ConflictingOptions, ConnectionFailed, InvalidHost, parse_host
 from berth.errors import NotFound
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~3 ms of CLI start-up

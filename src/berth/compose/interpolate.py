@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every com
 if TYPE_CHECKING:
     from typing import Any
 
+    from berth.compose.upcache import Inputs
+
 _NAME_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _NAME_CHARS = _NAME_START + "0123456789"
 # a .env file is small; anything larger is a mistake or an attack
@@ -133,6 +135,72 @@ def interpolate_tree(value: Any, fn: Interpolator, path: tuple[str, ...] = ()) -
     return value
 
 
+@dataclass(slots=True, kw_only=True)
+class Variable:
+    """A variable a compose file uses, as `config --variables` lists it."""
+
+    name: str
+    required: bool = False          # ${VAR?err}, ${VAR:?err}
+    default: str = ""               # ${VAR-d}, ${VAR:-d}
+    alternate: str = ""             # ${VAR+x}, ${VAR:+x}
+
+
+def extract_variables(value: Any, found: dict[str, Variable] | None = None,
+                      ) -> dict[str, Variable]:
+    """The variables every string of a YAML tree (not interpolated) uses, by name; those
+    in a default or alternate value too."""
+    found = {} if found is None else found
+    if isinstance(value, str):
+        _scan(value, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            extract_variables(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            extract_variables(v, found)
+    return found
+
+
+def _scan(text: str, found: dict[str, Variable]) -> None:
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] != "$":
+            i += 1
+            continue
+        nxt = text[i + 1] if i + 1 < n else ""
+        if nxt == "$":
+            i += 2
+        elif nxt == "{":
+            end = _closing_brace(text, i + 2)
+            if end < 0:
+                return
+            inner = text[i + 2:end]
+            j = 0
+            while j < len(inner) and inner[j] in _NAME_CHARS:
+                j += 1
+            name, rest = inner[:j], inner[j:]
+            if name and name[0] in _NAME_START:
+                var = found.setdefault(name, Variable(name=name))
+                op = rest[:2] if rest[:2] in (":-", ":?", ":+") else rest[:1]
+                arg = rest[len(op):]
+                if op.endswith("-"):
+                    var.default = arg
+                elif op.endswith("?"):
+                    var.required = True
+                elif op.endswith("+"):
+                    var.alternate = arg
+                _scan(arg, found)
+            i = end + 1
+        elif nxt and nxt in _NAME_START:
+            j = i + 1
+            while j < n and text[j] in _NAME_CHARS:
+                j += 1
+            found.setdefault(text[i + 1:j], Variable(name=text[i + 1:j]))
+            i = j
+        else:
+            i += 1
+
+
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
@@ -206,8 +274,9 @@ def parse_env_file(text: str, lookup: Callable[[str], str | None],
     return result
 
 
-def read_env_file(path: Path, lookup: Callable[[str], str | None]) -> dict[str, str | None]:
-    """A .env or env_file file, bounded in size."""
+def read_env_file(path: Path, lookup: Callable[[str], str | None],
+                  inputs: Inputs | None = None) -> dict[str, str | None]:
+    """A .env or env_file file, bounded in size; `inputs` notes what was read."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_ENV_FILE + 1)
@@ -215,4 +284,6 @@ def read_env_file(path: Path, lookup: Callable[[str], str | None]) -> dict[str, 
         raise InvalidArgument(f"couldn't read env file {path}: {e.strerror}") from None
     if len(data) > MAX_ENV_FILE:
         raise InvalidArgument(f"env file {path} is larger than {MAX_ENV_FILE} bytes")
+    if inputs is not None:
+        inputs.file(path, data)
     return parse_env_file(data.decode("utf-8", errors="replace"), lookup, str(path))

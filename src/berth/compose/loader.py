@@ -13,13 +13,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.compose.interpolate import Interpolator, interpolate_tree, read_env_file
+from berth.compose.interpolate import (
+    Interpolator,
+    Variable,
+    extract_variables,
+    interpolate_tree,
+    read_env_file,
+)
 from berth.compose.merge import merge_files, merge_services, shape_service, strip
-from berth.compose.yamlsrc import ComposeFileError, Source, parse, validate
+from berth.compose.yamlsrc import ComposeFileError, Source, parse, read_text, validate
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
     from typing import Any
+
+    from berth.compose.upcache import Inputs
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILES = {"compose.yaml": ("compose.override.yaml", "compose.override.yml"),
@@ -46,6 +54,11 @@ class LoadOptions:
     enable: tuple[str, ...] = ()
     # where trees that passed schema validation are remembered (None: validate every time)
     cache_dir: str | None = None
+    # False: the files as written (`config --no-interpolate`, `--variables`), their
+    # variables collected in `Loaded.variables`
+    interpolate: bool = True
+    # notes the files read and the variables looked up (for the fast path of `up -d`)
+    inputs: Inputs | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,6 +72,7 @@ class Loaded:
     data: dict[str, Any]
     profiles: list[str]
     warnings: list[str] = field(default_factory=list)
+    variables: dict[str, Variable] = field(default_factory=dict)
 
 
 def find_files(opts: LoadOptions) -> list[Path]:
@@ -83,7 +97,11 @@ def find_files(opts: LoadOptions) -> list[Path]:
                     if (d / o).is_file():
                         found.append(d / o)
                         break
+                    if opts.inputs is not None:
+                        opts.inputs.file(d / o, None)   # one made later is found then
                 return found
+            if opts.inputs is not None:
+                opts.inputs.file(p, None)
         if d.parent == d:
             break
         d = d.parent
@@ -105,20 +123,26 @@ def _check_project_name(name: str) -> str:
 
 
 def load_env(project_dir: Path, env_files: tuple[str, ...], cwd: Path,
-             environ: Mapping[str, str]) -> dict[str, str]:
+             environ: Mapping[str, str], inputs: Inputs | None = None) -> dict[str, str]:
     """The variables for interpolation: the `.env` file (or `--env-file`s, in order) under the
     process's environment, which wins."""
     dotenv: dict[str, str] = {}
     paths = [Path(os.path.normpath(cwd / f)) for f in env_files]
     if not paths and (project_dir / ".env").is_file():
         paths = [project_dir / ".env"]
+    elif not paths and inputs is not None:
+        inputs.file(project_dir / ".env", None)
     for p in paths:
         if not p.is_file():
             raise ComposeFileError(f"couldn't find env file: {p}")
 
         def lookup(k: str) -> str | None:
+            if inputs is not None:
+                inputs.var(k)
             return environ.get(k, dotenv.get(k))
-        for k, v in read_env_file(p, lookup).items():
+        for k, v in read_env_file(p, lookup, inputs).items():
+            if inputs is not None:
+                inputs.var(k)
             if v is not None:
                 dotenv[k] = v
             elif k in environ:
@@ -126,18 +150,52 @@ def load_env(project_dir: Path, env_files: tuple[str, ...], cwd: Path,
     return {**dotenv, **environ}
 
 
+class _NotedEnv(dict[str, str]):
+    """The variables, noting in `inputs` each one looked up (set or not)."""
+
+    def __init__(self, env: dict[str, str], inputs: Inputs) -> None:
+        super().__init__(env)
+        self.inputs = inputs
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.inputs.var(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.inputs.var(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.inputs.var(key)
+        return super().__contains__(key)
+
+
 class _Context:
     """One load: the variables and the warnings, and files seen (for include cycles)."""
 
-    def __init__(self, env: dict[str, str], cache_dir: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], cache_dir: Path | None = None,
+                 interpolate: bool = True, inputs: Inputs | None = None) -> None:
         self.env = env
+        self.inputs = inputs
         self.cache_dir = cache_dir
         self.interp = Interpolator(env)
+        self.interpolate = interpolate
+        self.variables: dict[str, Variable] = {}
         self.warnings: list[str] = []
 
     def read(self, path: Path) -> tuple[Source, dict[str, Any]]:
-        src = parse(path)
-        data = interpolate_tree(src.data, self.interp)
+        if self.inputs is not None:
+            text = read_text(path)
+            self.inputs.file(path, text.encode())
+            src = parse(path, text)
+        else:
+            src = parse(path)
+        if self.interpolate:
+            data = interpolate_tree(src.data, self.interp)
+        else:
+            data = src.data
+            extract_variables(data, self.variables)
         if not isinstance(data, dict):
             raise ComposeFileError(f"{path}: top-level object must be a mapping")
         validate(src, data, self.cache_dir)
@@ -236,8 +294,12 @@ def _include(ctx: _Context, src: Source, data: dict[str, Any], depth: int,
             "project_directory") else files[0].parent
         env_files = entry.get("env_file")
         env_files = [env_files] if isinstance(env_files, str) else list(env_files or [])
-        sub_env = load_env(pdir, tuple(_abs(base, e) for e in env_files), base, ctx.env)
-        sub = _Context(sub_env, ctx.cache_dir)
+        sub_env = load_env(pdir, tuple(_abs(base, e) for e in env_files), base, ctx.env,
+                           ctx.inputs)
+        if ctx.inputs is not None:
+            sub_env = _NotedEnv(sub_env, ctx.inputs)
+        sub = _Context(sub_env, ctx.cache_dir, ctx.interpolate, ctx.inputs)
+        sub.variables = ctx.variables
         merged: dict[str, Any] = {}
         for f in files:
             fsrc, fdata = sub.read(f)
@@ -350,8 +412,11 @@ def load(opts: LoadOptions) -> Loaded:
             raise ComposeFileError(f"open {f}: no such file or directory")
     project_dir = (Path(os.path.normpath(cwd / opts.project_directory))
                    if opts.project_directory else files[0].parent)
-    env = load_env(project_dir, opts.env_files, cwd, opts.environ)
-    ctx = _Context(env, Path(opts.cache_dir) if opts.cache_dir else None)
+    env = load_env(project_dir, opts.env_files, cwd, opts.environ, opts.inputs)
+    if opts.inputs is not None:
+        env = _NotedEnv(env, opts.inputs)
+    ctx = _Context(env, Path(opts.cache_dir) if opts.cache_dir else None, opts.interpolate,
+                   opts.inputs)
     merged: dict[str, Any] = {}
     for f in files:
         src, data = ctx.read(f)
@@ -375,4 +440,4 @@ def load(opts: LoadOptions) -> Loaded:
     for var in ctx.interp.missing:
         warnings.append(f'The "{var}" variable is not set. Defaulting to a blank string.')
     return Loaded(name=name, working_dir=project_dir, config_files=files, env=env,
-                  data=merged, profiles=profiles, warnings=warnings)
+                  data=merged, profiles=profiles, warnings=warnings, variables=ctx.variables)

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.compose.normalize import duration_s, size_bytes, to_int
+from berth.compose.normalize import duration_s, size_bytes, to_bool, to_int
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
 if TYPE_CHECKING:
@@ -91,6 +91,9 @@ class Build:
     no_cache: bool = False
     pull: bool = False
     tags: tuple[str, ...] = ()
+    ssh: tuple[str, ...] = ()            # "default", "ID=PATH[,PATH]": asked of the builder
+    dockerfile_inline: str = ""
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +137,21 @@ class Hook:
     privileged: bool = False
     working_dir: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreStart:
+    """A `pre_start` step: run to its end in an ephemeral container of its own (the service's
+    image unless `image`), on the service's networks and with its volumes, before the
+    service's container starts."""
+
+    command: tuple[str, ...] | None = None      # None: the image's own
+    image: str = ""
+    user: str = ""
+    privileged: bool = False
+    working_dir: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    per_replica: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +234,7 @@ class Service:
     attach: bool = True
     post_start: tuple[Hook, ...] = ()
     pre_stop: tuple[Hook, ...] = ()
+    pre_start: tuple[PreStart, ...] = ()
     # device requests (`gpus`, deploy.resources.reservations.devices): driver, count (-1 for
     # all), device IDs, capabilities
     device_requests: tuple[DeviceRequest, ...] = ()
@@ -224,6 +243,7 @@ class Service:
     cpu_quota: int = 0
     cpu_period: int = 0
     device_cgroup_rules: tuple[str, ...] = ()
+    platform: str = ""                   # must be the daemon's (berth runs no other)
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -317,14 +337,37 @@ def _strs(v: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in v)
 
 
+def _ssh(v: Any) -> tuple[str, ...]:
+    """build.ssh as the CLI's `--ssh` takes it: `ID` or `ID=PATH[,PATH]`."""
+    if isinstance(v, dict):
+        return tuple(str(k) if x is None or x == "" else f"{k}={x}" for k, x in v.items())
+    return _strs(v)
+
+
 def _hooks(v: Any) -> tuple[Hook, ...]:
     out = []
     for h in v or []:
         cmd = h.get("command")
         out.append(Hook(command=tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
-                        user=str(h.get("user") or ""), privileged=bool(h.get("privileged")),
+                        user=str(h.get("user") or ""),
+                        privileged=to_bool(h.get("privileged", False), "hooks.privileged"),
                         working_dir=str(h.get("working_dir") or ""),
                         environment=_env_map(h.get("environment"))))
+    return tuple(out)
+
+
+def _pre_start(v: Any) -> tuple[PreStart, ...]:
+    out = []
+    for h in v or []:
+        cmd = h.get("command")
+        out.append(PreStart(
+            command=None if cmd is None else
+            tuple(shlex.split(cmd)) if isinstance(cmd, str) else _strs(cmd),
+            image=str(h.get("image") or ""), user=str(h.get("user") or ""),
+            privileged=to_bool(h.get("privileged", False), "pre_start.privileged"),
+            working_dir=str(h.get("working_dir") or ""),
+            environment=_env_map(h.get("environment")),
+            per_replica=to_bool(h.get("per_replica", False), "pre_start.per_replica")))
     return tuple(out)
 
 
@@ -370,7 +413,9 @@ def _service(name: str, s: dict[str, Any]) -> Service:
                   extra_hosts={str(k): str(v) for k, v in (b.get("extra_hosts") or {}).items()},
                   shm_size=size_bytes(b["shm_size"], w) if b.get("shm_size") else 0,
                   no_cache=bool(b.get("no_cache", False)), pull=bool(b.get("pull", False)),
-                  tags=_strs(b.get("tags"))) if b else None
+                  tags=_strs(b.get("tags")), ssh=_ssh(b.get("ssh")),
+                  dockerfile_inline=str(b.get("dockerfile_inline") or ""),
+                  platforms=_strs(b.get("platforms"))) if b else None
     mounts = []
     for v in s.get("volumes") or []:
         mounts.append(Mount(type=MountType(v["type"]) if v["type"] in ("volume", "bind", "tmpfs")
@@ -395,21 +440,29 @@ def _service(name: str, s: dict[str, Any]) -> Service:
                          start_interval_s=_dur(hc.get("start_interval"), w),
                          retries=int(hc.get("retries") or 0),
                          disable=bool(hc.get("disable", False))) if hc else None
+    # deploy, as docker compose (not swarm) reads it: replicas (one container for `global`),
+    # resources' limits (over mem_limit, cpus, pids_limit) and reservations' memory and
+    # devices, restart_policy (over restart; its condition and max_attempts). The rest is
+    # swarm's (labels on the service, placement, update_config, rollback_config,
+    # endpoint_mode, restart_policy's delay and window, reservations' cpus): ignored, as
+    # docker compose ignores it.
     deploy = s.get("deploy") or {}
-    replicas = s.get("scale", deploy.get("replicas", 1))
+    replicas = s.get("scale", 1 if str(deploy.get("mode") or "").startswith("global")
+                     else deploy.get("replicas", 1))
     limits = ((deploy.get("resources") or {}).get("limits") or {})
     reservations = ((deploy.get("resources") or {}).get("reservations") or {})
     rp = deploy.get("restart_policy") or {}
     restart = str(s.get("restart") or "")
-    if not restart and rp:
-        cond = {"none": "no", "on-failure": "on-failure", "any": "always"}.get(
-            str(rp.get("condition") or "any"), "always")
+    if rp:
+        cond = {"none": "no", "no": "no", "on-failure": "on-failure",
+                "unless-stopped": "unless-stopped"}.get(str(rp.get("condition") or "any"),
+                                                        "always")
         attempts = rp.get("max_attempts")
         restart = cond + (f":{to_int(attempts, w)}" if cond == "on-failure" and attempts
                           else "")
-    mem = s.get("mem_limit") or limits.get("memory")
-    cpus = s.get("cpus") or limits.get("cpus")
-    pids = s.get("pids_limit") or limits.get("pids")
+    mem = limits.get("memory") or s.get("mem_limit")
+    cpus = limits.get("cpus") or s.get("cpus")
+    pids = limits.get("pids") or s.get("pids_limit")
     logging = s.get("logging") or {}
     sgp = s.get("stop_grace_period")
 
@@ -475,6 +528,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         annotations=dict(s.get("annotations") or {}),
         attach=bool(s.get("attach", True)),
         post_start=_hooks(s.get("post_start")), pre_stop=_hooks(s.get("pre_stop")),
+        pre_start=_pre_start(s.get("pre_start")),
         device_requests=_device_requests(s.get("gpus"), reservations.get("devices"), w),
         mem_swappiness=to_int(s["mem_swappiness"], w) if s.get("mem_swappiness") is not None
         else None,
@@ -482,6 +536,7 @@ def _service(name: str, s: dict[str, Any]) -> Service:
         cpu_quota=to_int(s["cpu_quota"], w) if s.get("cpu_quota") else 0,
         cpu_period=to_int(s["cpu_period"], w) if s.get("cpu_period") else 0,
         device_cgroup_rules=_strs(s.get("device_cgroup_rules")),
+        platform=str(s.get("platform") or ""),
         watch=tuple(WatchRule(path=str(r["path"]), action=WatchAction(r["action"]),
                               target=str(r.get("target") or ""), ignore=_strs(r.get("ignore")),
                               include=_strs(r.get("include")),

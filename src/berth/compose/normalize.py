@@ -23,6 +23,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every com
 if TYPE_CHECKING:
     from typing import Any
 
+    from berth.compose.upcache import Inputs
+
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n", ""}
 
@@ -200,7 +202,7 @@ def _bind_source(src: str, base: Path) -> str:
 
 
 def _env_from_files(entries: list[Any], env: Mapping[str, str], where: str,
-                    base: Path) -> dict[str, str]:
+                    base: Path, inputs: Inputs | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for e in entries:
         path, required = (e, True) if isinstance(e, str) else (
@@ -209,11 +211,13 @@ def _env_from_files(entries: list[Any], env: Mapping[str, str], where: str,
         if not p.is_file():
             if required:
                 raise ComposeFileError(f"{where}: env file {p} not found")
+            if inputs is not None:
+                inputs.file(p, None)
             continue
 
         def lookup(k: str, out: dict[str, str] = out) -> str | None:
             return out.get(k, env.get(k))
-        for k, v in read_env_file(p, lookup).items():
+        for k, v in read_env_file(p, lookup, inputs).items():
             if v is not None:
                 out[k] = v
             elif k in env:
@@ -234,12 +238,22 @@ SUPPORTED = frozenset("""
     entrypoint env_file environment expose extends external_links extra_hosts group_add
     healthcheck hostname image init ipc label_file labels links logging mac_address mem_limit
     mem_reservation mem_swappiness memswap_limit network_mode networks oom_kill_disable
-    oom_score_adj pid pids_limit
-    gpus post_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
+    oom_score_adj pid pids_limit platform
+    gpus post_start pre_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
     """.split())
-DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy"})
+# deploy's keys: those docker compose acts on, and swarm's, which it (and so berth) ignores
+DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy", "mode", "labels",
+                              "placement", "update_config", "rollback_config",
+                              "endpoint_mode"})
+
+
+# build's keys that reach the build (ssh and platforms: checked, see compose.imaging)
+BUILD_SUPPORTED = frozenset("""
+    context dockerfile args target cache_from labels secrets tags network extra_hosts shm_size
+    no_cache pull ssh platforms dockerfile_inline
+    """.split())
 
 
 def unsupported(services: dict[str, Any]) -> list[str]:
@@ -254,11 +268,16 @@ def unsupported(services: dict[str, Any]) -> list[str]:
             if k not in DEPLOY_SUPPORTED:
                 out.append(f"services.{name}.deploy.{k} is not supported by berth compose "
                            "and is ignored")
+        build = s.get("build")
+        for k in (build if isinstance(build, dict) else {}):
+            if k not in BUILD_SUPPORTED and not k.startswith("x-"):
+                out.append(f"services.{name}.build.{k} is not supported by berth compose "
+                           "and is ignored")
     return out
 
 
 def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
-            project: str) -> dict[str, Any]:
+            project: str, inputs: Inputs | None = None) -> dict[str, Any]:
     """One service in canonical form."""
     s = shape_service(raw)
     w = f"services.{name}"
@@ -282,7 +301,8 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
             out[k] = _cmd(out[k])
     environment: dict[str, str] = {}
     if out.get("env_file"):
-        environment.update(_env_from_files(out.pop("env_file"), env, f"{w}.env_file", base))
+        environment.update(_env_from_files(out.pop("env_file"), env, f"{w}.env_file", base,
+                                           inputs))
     else:
         out.pop("env_file", None)
     for k, x in (out.get("environment") or {}).items():
@@ -296,7 +316,7 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
     if out.get("label_file"):
         files = out.pop("label_file")
         files = [files] if isinstance(files, str) else list(files)
-        from_files = _env_from_files(files, {}, f"{w}.label_file", base)
+        from_files = _env_from_files(files, {}, f"{w}.label_file", base, inputs)
         out["labels"] = {**from_files, **_mapping(out.get("labels"))}
     else:
         out.pop("label_file", None)
@@ -374,9 +394,10 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
 
 
 def project(name: str, data: dict[str, Any], base: Path,
-            env: Mapping[str, str]) -> dict[str, Any]:
-    """The whole project in canonical form, with the checks that span services."""
-    services = {n: service(n, s or {}, base, env, name)
+            env: Mapping[str, str], inputs: Inputs | None = None) -> dict[str, Any]:
+    """The whole project in canonical form, with the checks that span services; `inputs`
+    notes the files read."""
+    services = {n: service(n, s or {}, base, env, name, inputs)
                 for n, s in sorted((data.get("services") or {}).items())}
     out: dict[str, Any] = {"name": name, "services": services}
     nets: dict[str, Any] = {k: dict(v or {}) for k, v in (data.get("networks") or {}).items()}

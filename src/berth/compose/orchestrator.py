@@ -13,84 +13,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from berth.compose import labels as L
+from berth.compose.base import ComposeError, ContextTar, Progress, UpOptions
+from berth.compose.base import number as _number
 from berth.compose.engine import ContainerSummary, Engine
-from berth.compose.model import Condition, FileObject, Project, Service
-from berth.compose.spec import container_body, endpoint, network_body, volume_body
+from berth.compose.imaging import Images
+from berth.compose.model import Project, Service
+from berth.compose.parallel import run_parallel
+from berth.compose.prestart import PreStarts
+from berth.compose.spec import container_body, endpoint
+from berth.compose.topology import ensure_networks, ensure_volumes
+from berth.compose.waits import Waiter
 from berth.errors import BerthError, InvalidArgument, NotFound
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every compose command
-if TYPE_CHECKING:
-    from typing import Any
-
-# (kind, name, state): ("Container", "proj-web-1", "Started")
-Progress = Callable[[str, str, str], None]
-# (context directory, Dockerfile) -> the context as a tar
-ContextTar = Callable[[str, str], bytes]
-
-
-def _parallel(fn: Callable[[Any], Any], items: list[Any], limit: int = 0) -> list[Any]:
-    """fn on each item, each in a thread of its own (plain threads: concurrent.futures and the
-    logging it imports cost an unchanged `up` milliseconds); the results in order, or the
-    first error once all are done. `limit`: at most that many at once (0: no limit)."""
-    if len(items) <= 1 or limit == 1:
-        return [fn(x) for x in items]
-    import threading
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException | None] = [None] * len(items)
-    gate = threading.Semaphore(limit) if limit > 0 else None
-
-    def run(i: int) -> None:
-        try:
-            if gate is not None:
-                with gate:
-                    results[i] = fn(items[i])
-            else:
-                results[i] = fn(items[i])
-        except BaseException as e:  # noqa: BLE001 - handed to the caller below
-            errors[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(items))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for e in errors:
-        if e is not None:
-            raise e
-    return results
-
-
-class ComposeError(BerthError):
-    """A failure of a compose operation that names the service or container at fault."""
-
-    status = 500
-
-
-def _number(c: ContainerSummary) -> int:
-    try:
-        return int(c.label(L.NUMBER))
-    except ValueError:
-        return 0
-
-
-@dataclass(slots=True, kw_only=True)
-class UpOptions:
-    services: list[str] = field(default_factory=list)
-    force_recreate: bool = False
-    no_recreate: bool = False
-    no_deps: bool = False
-    no_start: bool = False
-    remove_orphans: bool = False
-    build: bool = False
-    no_build: bool = False
-    pull: str = ""                  # "", always, missing, never
-    scale: dict[str, int] = field(default_factory=dict)
-    wait: bool = False
-    wait_timeout: float = 0.0
-    timeout: int | None = None
+__all__ = ["ComposeError", "Orchestrator", "Progress", "UpOptions"]
 
 
 class Orchestrator:
@@ -102,9 +39,10 @@ class Orchestrator:
         self.engine = engine
         self.progress = progress
         self.warn = warn
-        self.context_tar = context_tar
-        self.poll = poll
-        self._images: dict[str, str] = {}
+        self.images = Images(project, engine, progress, context_tar)
+        self.pre_starts = PreStarts(project, engine, progress, self.images, self.container_of)
+        self.waiter = Waiter(project, engine, progress, lambda names: self.containers(names),
+                             poll)
 
     # --- looking ---------------------------------------------------------------------------
     def containers(self, services: list[str] | None = None, all: bool = True,  # noqa: A002
@@ -122,138 +60,21 @@ class Orchestrator:
             if n not in self.project.services:
                 raise NotFound(f"no such service: {n}")
 
-    # --- images ------------------------------------------------------------------------------
+    # --- images, networks and volumes ---------------------------------------------------------
     def image_id(self, svc: Service, opts: UpOptions) -> str:
-        """The image the service runs, built or pulled if it must be; its ID."""
-        ref = svc.image_name(self.project.name)
-        if ref in self._images:
-            return self._images[ref]
-        info = self.engine.image(ref)
-        policy = opts.pull or svc.pull_policy or "missing"
-        if svc.build is not None and not opts.no_build and (
-                opts.build or info is None or policy == "build"):
-            self.build(svc)
-            info = self.engine.image(ref)
-        elif policy == "always" or (info is None and policy in ("missing", "if_not_present")):
-            self.pull(svc)
-            info = self.engine.image(ref)
-        if info is None:
-            raise ComposeError(f"service {svc.name!r}: no such image: {ref}")
-        self._images[ref] = info.id
-        return info.id
+        return self.images.image_id(svc, opts)
 
     def pull(self, svc: Service) -> None:
-        ref = svc.image_name(self.project.name)
-        self.progress("Image", ref, "Pulling")
-        for msg in self.engine.pull(ref):
-            if msg.get("error"):
-                self.progress("Image", ref, "Error")
-                raise ComposeError(f"service {svc.name!r}: pull {ref}: {msg['error']}")
-            if msg.get("id") and msg.get("status"):
-                detail = msg.get("progressDetail") or {}
-                state = str(msg["status"])
-                if detail.get("total"):
-                    state += f" {detail.get('current', 0)}/{detail['total']}"
-                self.progress("Layer", str(msg["id"]), state)
-        self.progress("Image", ref, "Pulled")
+        self.images.pull(svc)
 
     def build(self, svc: Service) -> str:
-        assert svc.build is not None
-        if self.context_tar is None:
-            raise ComposeError("building is not available here")
-        ref = svc.image_name(self.project.name)
-        self.progress("Image", ref, "Building")
-        tar = self.context_tar(svc.build.context, svc.build.dockerfile)
-        import json
-        query: dict[str, object] = {"t": ref, "dockerfile": svc.build.dockerfile, "rm": True}
-        if svc.build.args:
-            query["buildargs"] = json.dumps(svc.build.args)
-        if svc.build.target:
-            query["target"] = svc.build.target
-        if svc.build.labels:
-            query["labels"] = json.dumps(svc.build.labels)
-        b = svc.build
-        if b.cache_from:
-            query["cachefrom"] = json.dumps(list(b.cache_from))
-        if b.network:
-            query["networkmode"] = b.network
-        if b.extra_hosts:
-            query["extrahosts"] = ",".join(f"{k}:{v}" for k, v in b.extra_hosts.items())
-        if b.shm_size:
-            query["shmsize"] = b.shm_size
-        if b.no_cache:
-            query["nocache"] = True
-        if b.pull:
-            query["pull"] = True
-        headers = {}
-        if b.secrets:
-            import base64
-            data = {key: base64.b64encode(self._file_object(self.project.secrets[key])).decode()
-                    for key in b.secrets}
-            headers["X-Berth-Build-Secrets"] = base64.b64encode(
-                json.dumps(data).encode()).decode()
-        for msg in self.engine.build(tar, query, headers):
-            if msg.get("error"):
-                self.progress("Image", ref, "Error")
-                raise ComposeError(f"service {svc.name!r} failed to build: {msg['error']}")
-        for extra in b.tags:
-            name, _, tag = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (
-                extra, "", "latest")
-            self.engine.tag(ref, name or extra, tag)
-        self.progress("Image", ref, "Built")
-        self._images.pop(ref, None)
-        return ref
+        return self.images.build(svc)
 
-    def _file_object(self, obj: FileObject) -> bytes:
-        """A secret's or config's contents: its file, its content, or its variable."""
-        if obj.file:
-            try:
-                with open(obj.file, "rb") as f:
-                    return f.read(1 << 20)
-            except OSError as e:
-                raise ComposeError(f"secret {obj.key}: {e.strerror}: {obj.file}") from None
-        if obj.content is not None:
-            return obj.content.encode()
-        return self.project.env.get(obj.environment, "").encode()
-
-    # --- networks and volumes ---------------------------------------------------------------
     def ensure_networks(self, services: list[str]) -> None:
-        used = {n.name for s in services for n in self.project.services[s].networks}
-        for key in sorted(used):
-            net = self.project.networks[key]
-            found = self.engine.network(net.name)
-            if net.external:
-                if found is None:
-                    raise ComposeError(f"network {net.name} declared as external, but could "
-                                       "not be found")
-                continue
-            if found is not None:
-                if found.labels.get(L.PROJECT, self.project.name) != self.project.name:
-                    self.warn(f'a network with name {net.name} exists but was not created for '
-                              f'project "{self.project.name}".')
-                continue
-            self.progress("Network", net.name, "Creating")
-            self.engine.create_network(network_body(self.project, net))
-            self.progress("Network", net.name, "Created")
+        ensure_networks(self.project, self.engine, self.progress, self.warn, services)
 
     def ensure_volumes(self, services: list[str]) -> None:
-        used = {m.source for s in services for m in self.project.services[s].mounts
-                if m.type.value == "volume" and m.source}
-        for key in sorted(used):
-            vol = self.project.volumes[key]
-            found = self.engine.volume(vol.name)
-            if vol.external:
-                if found is None:
-                    raise ComposeError(f"external volume \"{vol.name}\" not found")
-                continue
-            if found is not None:
-                if found.labels.get(L.PROJECT, self.project.name) != self.project.name:
-                    self.warn(f'volume "{vol.name}" already exists but was not created by '
-                              "Docker Compose. Use `external: true` to use an existing volume")
-                continue
-            self.progress("Volume", vol.name, "Creating")
-            self.engine.create_volume(volume_body(self.project, vol))
-            self.progress("Volume", vol.name, "Created")
+        ensure_volumes(self.project, self.engine, self.progress, self.warn, services)
 
     # --- up ----------------------------------------------------------------------------------
     def up(self, opts: UpOptions) -> None:
@@ -281,15 +102,15 @@ class Orchestrator:
             def one(n: str) -> bool:
                 svc = self.project.services[n]
                 if not opts.no_start:
-                    self.wait_dependencies(svc, names)
+                    self.waiter.dependencies(svc, names)
                 mine = [c for c in existing if c.label(L.SERVICE) == n]
                 force = opts.force_recreate or any(d in recreated for d in svc.dependencies())
                 return self.converge(svc, mine, images[n], opts, force)
-            for n, changed in zip(level, self._map(one, level), strict=True):
+            for n, changed in zip(level, run_parallel(one, level, self.parallel), strict=True):
                 if changed:
                     recreated.add(n)
         if opts.wait:
-            self.wait_running(names, opts.wait_timeout)
+            self.waiter.running(names, opts.wait_timeout)
 
     def _start_levels(self, names: list[str]) -> list[list[str]]:
         """`names` (in start order) grouped by depth: a service comes after everything it
@@ -302,10 +123,6 @@ class Orchestrator:
         for n in names:
             levels.setdefault(depth[n], []).append(n)
         return [levels[k] for k in sorted(levels)]
-
-    def _map(self, fn: Callable[[str], bool], items: list[str]) -> list[bool]:
-        """fn on each item at once; the first error is raised once all are done."""
-        return _parallel(fn, items, self.parallel)
 
     def converge(self, svc: Service, mine: list[ContainerSummary], image_id: str,
                  opts: UpOptions, force: bool) -> bool:
@@ -331,7 +148,8 @@ class Orchestrator:
             elif c.state == "paused":
                 self.progress("Container", c.name, "Running")
             else:
-                self._start(c.id, c.name, svc)
+                self._start(c.id, c.name, svc,
+                            first_image=image_id if c.state == "created" else "")
         used = {_number(c) for c in mine[:want]}
         n = 1
         while len(used) < want:
@@ -370,11 +188,14 @@ class Orchestrator:
             raise
         self.progress("Container", name, "Created")
         if start:
-            self._start(cid, name, svc)
+            self._start(cid, name, svc, first_image=image_id)
         return cid
 
-    def _start(self, ref: str, name: str, svc: Service) -> None:
-        """Starts a container; a failure names it (the daemon's message alone may not)."""
+    def _start(self, ref: str, name: str, svc: Service, first_image: str = "") -> None:
+        """Starts a container; a failure names it (the daemon's message alone may not).
+        `first_image`: the container never ran (its image): its pre_start steps run first."""
+        if first_image and svc.pre_start:
+            self.pre_starts.before_first_start(svc, ref, name, first_image)
         self.progress("Container", name, "Starting")
         try:
             self.engine.start(ref)
@@ -408,7 +229,7 @@ class Orchestrator:
                 obj = objs[r.source]
                 if obj.file or (obj.content is None and not obj.environment):
                     continue
-                data = self._file_object(obj)
+                data = self.images.file_object(obj)
                 target = r.target or r.source
                 if not target.startswith("/"):
                     target = base + target
@@ -435,86 +256,15 @@ class Orchestrator:
             self.engine.stop(old.id, opts.timeout)
         self.engine.rename(old.id, f"{old.id[:12]}_{old.name}")
         try:
-            self.create(svc, _number(old) or 1, image_id, start=False,
-                        anonymous=state.anonymous_volumes)
+            cid = self.create(svc, _number(old) or 1, image_id, start=False,
+                              anonymous=state.anonymous_volumes)
         except BaseException:
             self.engine.rename(old.id, old.name)
             raise
         self.engine.remove(old.id, force=True)
         self.progress("Container", old.name, "Recreated")
         if not opts.no_start:
-            self._start(old.name, old.name, svc)
-
-    # --- waiting -----------------------------------------------------------------------------
-    def wait_dependencies(self, svc: Service, started: list[str]) -> None:
-        for dep in svc.depends_on:
-            if dep.service not in self.project.services or dep.service not in started:
-                continue
-            if dep.condition is Condition.STARTED:
-                continue
-            for c in self.containers([dep.service]):
-                if dep.condition is Condition.HEALTHY:
-                    self._wait_healthy(c)
-                else:
-                    self._wait_completed(dep.service, c)
-
-    def _wait_healthy(self, c: ContainerSummary, deadline: float = 0.0) -> None:
-        self.progress("Container", c.name, "Waiting")
-        while True:
-            st = self.engine.inspect(c.id)
-            if st.health == "healthy":
-                self.progress("Container", c.name, "Healthy")
-                return
-            if st.health == "unhealthy":
-                self.progress("Container", c.name, "Error")
-                raise ComposeError(f"dependency failed to start: container {c.name} is "
-                                   "unhealthy")
-            if not st.health:
-                raise ComposeError(f"container {c.name} has no healthcheck configured")
-            if not st.running:
-                self.progress("Container", c.name, "Error")
-                raise ComposeError(f"dependency failed to start: container {c.name} exited "
-                                   f"({st.exit_code})")
-            if deadline and time.monotonic() > deadline:
-                raise ComposeError(f"container {c.name} is not healthy in time: "
-                                   f"{st.health}")
-            time.sleep(self.poll)
-
-    def _wait_completed(self, service: str, c: ContainerSummary) -> None:
-        self.progress("Container", c.name, "Waiting")
-        while True:
-            st = self.engine.inspect(c.id)
-            if not st.running and st.status in ("exited", "dead"):
-                if st.exit_code != 0:
-                    self.progress("Container", c.name, "Error")
-                    raise ComposeError(f"service \"{service}\" didn't complete successfully: "
-                                       f"exit {st.exit_code}")
-                self.progress("Container", c.name, "Exited")
-                return
-            time.sleep(self.poll)
-
-    def wait_running(self, services: list[str], timeout: float) -> None:
-        """`up --wait`: every container running, and healthy where it has a health check."""
-        deadline = time.monotonic() + timeout if timeout else 0.0
-        for c in self.containers(services):
-            svc = self.project.services[c.label(L.SERVICE)]
-            while True:
-                st = self.engine.inspect(c.id)
-                if st.health == "healthy" or (st.running and not st.health):
-                    self.progress("Container", c.name, "Healthy" if st.health else "Running")
-                    break
-                if st.health == "unhealthy":
-                    raise ComposeError(f"container {c.name} is unhealthy")
-                if not st.running and st.status in ("exited", "dead"):
-                    if any(d.condition is Condition.COMPLETED and d.service == svc.name
-                           for s in self.project.services.values() for d in s.depends_on):
-                        if st.exit_code == 0:
-                            break
-                    raise ComposeError(f"container {c.name} exited ({st.exit_code})")
-                if deadline and time.monotonic() > deadline:
-                    raise ComposeError(f"container {c.name} is not running and healthy "
-                                       f"after {timeout:g}s")
-                time.sleep(self.poll)
+            self._start(cid, old.name, svc, first_image=image_id)
 
     # --- the other verbs ----------------------------------------------------------------------
     def _pre_stop(self, c: ContainerSummary) -> None:
@@ -558,7 +308,7 @@ class Orchestrator:
               items: list[ContainerSummary]) -> None:
         """fn on every item at once (the daemon stops containers in parallel, as docker
         compose asks it to); the first error is raised once all are done."""
-        _parallel(fn, items, self.parallel)
+        run_parallel(fn, items, self.parallel)
 
     def down(self, *, volumes: bool = False, remove_orphans: bool = False,
              timeout: int | None = None, rmi: str = "", services: list[str] | None = None,
@@ -657,10 +407,11 @@ class Orchestrator:
             raise ComposeError("service(s) have no container to start: run up first")
         for n in names:
             svc = self.project.services[n]
-            self.wait_dependencies(svc, names)
+            self.waiter.dependencies(svc, names)
             for c in found:
                 if c.label(L.SERVICE) == n and c.state not in ("running", "restarting"):
-                    self._start(c.id, c.name, svc)
+                    self._start(c.id, c.name, svc, first_image=c.label(L.IMAGE) or c.image
+                                if c.state == "created" else "")
 
     def restart(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)

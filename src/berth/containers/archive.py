@@ -251,7 +251,7 @@ class ArchiveService:
             if not best.rw:
                 raise Forbidden("mounted volume is marked read-only")
             return
-        if (rec.host_config or {}).get("ReadonlyRootfs"):
+        if rec.host_config.readonly_rootfs:
             raise Forbidden("container rootfs is marked read-only")
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from berth.containers import ContainerService
 from berth.containers.channel import Attachment
+from berth.containers.create import CreateRequest
+from berth.containers.hostconfig import HostConfig
+from berth.containers.settings import ContainerConfig
 
 # what the runtime makes in a container's upper directory as mount points: not the
 # container's own changes
@@ -56,7 +59,7 @@ class ContainerLayer:
 
     id: str
     image: str
-    config: dict[str, Any]       # the container's config (Docker's Config)
+    config: ContainerConfig
     running: bool
     paused: bool
     layers: list[str]
@@ -75,23 +78,20 @@ class BuildRunner:
         self._streams: dict[str, Attachment] = {}
 
     async def create(self, spec: StepSpec) -> str:
-        mounts: list[dict[str, Any]] = []
+        mounts: list[dict[str, Any]] = []   # Docker's mount objects, as `--mount` gives them
         for m in spec.mounts:
             if m.type == "tmpfs":
                 mounts.append({"Type": "tmpfs", "Target": m.target})
             else:
                 mounts.append({"Type": m.type, "Source": m.source, "Target": m.target,
                                "ReadOnly": m.read_only})
-        body: dict[str, Any] = {
-            "Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": spec.env,
-            "AttachStdout": True, "AttachStderr": True, "Tty": False,
-            "Labels": {STEP_LABEL: "1"},
-            "HostConfig": {"NetworkMode": {"": "default", "default": "default"}.get(
-                spec.network, spec.network), "Mounts": mounts},
-        }
-        if spec.extra_hosts:
-            body["HostConfig"]["ExtraHosts"] = list(spec.extra_hosts)
-        cid, _ = await self.containers.create(body, "")
+        hc = HostConfig(network_mode={"": "default", "default": "default"}.get(
+            spec.network, spec.network), mounts=tuple(mounts),
+            extra_hosts=tuple(spec.extra_hosts) if spec.extra_hosts else None)
+        config = ContainerConfig(image=spec.image, cmd=tuple(spec.argv), entrypoint=("",),
+                                 env=tuple(spec.env), attach_stdout=True, attach_stderr=True,
+                                 labels={STEP_LABEL: "1"})
+        cid, _ = await self.containers.create(CreateRequest(config=config, host_config=hc), "")
         return cid
 
     async def start(self, cid: str) -> None:

@@ -9,7 +9,7 @@ additionalGids); the spec's own `containerEdits` apply with any of its devices. 
 them to the runtime spec; hooks it does not run, so a device that needs one is refused, never
 injected half.
 
-Imports `errors`.
+Imports `containers.hostconfig` (DeviceRequest), `errors`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.containers.hostconfig import DeviceRequest
 from berth.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -74,21 +76,21 @@ class Registry:
         return sorted(n for n in self.devices if n.partition("=")[0] == kind)
 
 
-def resolve(requests: list[dict[str, Any]], registry: Registry) -> list[str]:
+def resolve(requests: Sequence[DeviceRequest], registry: Registry) -> list[str]:
     """The CDI device names the DeviceRequests ask for; dockerd's error for a request no
     driver takes."""
     names: list[str] = []
     for req in requests:
-        driver = req.get("Driver") or ""
-        caps = req.get("Capabilities") or []
+        driver = req.driver
+        caps = req.capabilities or ()
         if driver == "cdi":
-            names += list(req.get("DeviceIDs") or [])
+            names += list(req.device_ids or ())
             continue
         if driver in ("", "nvidia") and any("gpu" in c for c in caps):
             gpus = [n for n in registry.kind(GPU_KIND) if not n.endswith("=all")]
             if gpus:
-                ids = req.get("DeviceIDs") or []
-                count = int(req.get("Count") or 0)
+                ids = req.device_ids or ()
+                count = req.count
                 if ids:
                     names += [f"{GPU_KIND}={i}" for i in ids]
                 elif count < 0:

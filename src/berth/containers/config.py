@@ -8,10 +8,10 @@ from __future__ import annotations
 import signal as signal_mod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from berth.containers import cdi
 from berth.containers.channel import Channel
+from berth.containers.hostconfig import LogConfig
 from berth.errors import InvalidArgument
 from berth.shim import protocol
 from berth.shim.protocol import StartRequest
@@ -96,14 +96,13 @@ def parse_signal(sig: str | int | None, default: int = signal_mod.SIGTERM) -> in
 LOG_DRIVERS = ("json-file", "local", "none")
 
 
-def log_config(given: dict[str, Any] | None) -> dict[str, Any]:
+def log_config(given: LogConfig) -> LogConfig:
     """HostConfig.LogConfig as dockerd keeps it: no type is json-file; an unknown one is
     refused at create."""
-    given = given or {}
-    kind = given.get("Type") or "json-file"
+    kind = given.type or "json-file"
     if kind not in LOG_DRIVERS:
         raise InvalidArgument(f"logger: no log driver named '{kind}' is registered")
-    return {"Type": kind, "Config": dict(given.get("Config") or {})}
+    return LogConfig(type=kind, config=dict(given.config or {}))
 
 
 __all__ = ["LOG_DRIVERS", "ZERO_TIME", "ChannelOpener", "Config", "log_config", "parse_signal"]

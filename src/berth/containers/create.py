@@ -1,8 +1,10 @@
 """What `create` decides before anything is made: the checks of a create request's host config,
 its command (the image's ENTRYPOINT and CMD as Docker merges them), its name and its config.
 
-Pure functions over the request and the image's config, so that the service's `create` is the
-order of its steps and their undo. Imports `containers.spec`, `containers.names`, `errors`.
+Pure functions over the request (a `CreateRequest`, typed at the API edge) and the image's
+config, so that the service's `create` is the order of its steps and their undo. Imports
+`containers.settings`, `containers.hostconfig`, `containers.spec`, `containers.names`,
+`images` (its typed RunConfig), `errors`.
 """
 
 from __future__ import annotations
@@ -11,60 +13,71 @@ import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass, field
 
 from berth.containers import names, seccomp
 from berth.containers.config import Config, parse_signal
-from berth.containers.record import ContainerRecord
+from berth.containers.hostconfig import HostConfig
+from berth.containers.ports import port_set
+from berth.containers.record import ContainerRecord, NetworkRequest
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.containers.spec import (
     cgroupns_mode,
     container_caps,
     host_device,
     merge_env,
     no_new_privileges,
-    refuse_unsupported,
-    validate_healthcheck,
     validate_host_config,
     validate_sysctls,
 )
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.images import RunConfig
 from berth.oci.defaults import MASKED_PATHS, READONLY_PATHS
 
 
-def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncpu: int,
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateRequest:
+    """What `POST /containers/create` asks for, read from Docker's JSON at the API edge: the
+    Config, the HostConfig and NetworkingConfig's EndpointsConfig (what is asked of each network,
+    by the name the client gave it)."""
+
+    config: ContainerConfig
+    host_config: HostConfig = field(default_factory=HostConfig)
+    endpoints: dict[str, NetworkRequest] = field(default_factory=dict)
+
+
+def check_host_config(config: ContainerConfig, hc: HostConfig, cfg: Config, ncpu: int,
                       resolve: Callable[[str], ContainerRecord]) -> list[str]:
     """Refuse what dockerd refuses at create (fills in HostConfig.Runtime); its warnings.
-    `resolve` finds another container (whose network a `container:` mode joins)."""
+    `resolve` finds another container (whose network a `container:` mode joins). The
+    request's Config was checked where it was read (`berth.api.containers_wire`)."""
     warnings = validate_host_config(hc, ncpu)
-    refuse_unsupported(hc, body)
-    validate_healthcheck(body.get("Healthcheck"))
-    if hc.get("UTSMode") == "host" and body.get("Hostname"):
+    if hc.uts_mode == "host" and config.hostname:
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
-    if cfg.idmap is not None and hc.get("UsernsMode") != "host":
-        if hc.get("Privileged"):
+    if cfg.idmap is not None and hc.userns_mode != "host":
+        if hc.privileged:
             raise InvalidArgument("privileged mode is incompatible with user namespaces.  "
                                   "You must run the container in the host namespace when "
                                   "running privileged mode")
-        if (hc.get("NetworkMode") or "") == "host":
+        if hc.network_mode == "host":
             raise InvalidArgument("cannot share the host's network namespace when user "
                                   "namespaces are enabled")
-    elif hc.get("UsernsMode") not in (None, "", "host"):
-        raise InvalidArgument(f"invalid USER mode: {hc['UsernsMode']}")
-    given = hc.get("Runtime")
-    hc["Runtime"] = cfg.runtime_key(given)
-    if hc["Runtime"] not in cfg.runtimes:
+    elif hc.userns_mode not in ("", "host"):
+        raise InvalidArgument(f"invalid USER mode: {hc.userns_mode}")
+    given = hc.runtime
+    hc.runtime = cfg.runtime_key(given)
+    if hc.runtime not in cfg.runtimes:
         raise InvalidArgument(f"unknown or invalid runtime name: {given}")
     # a bad seccomp profile, no-new-privileges or cgroupns mode fails the create, not the start
     seccomp.for_container(hc, container_caps(hc))
     no_new_privileges(hc)
     cgroupns_mode(hc)
     joined = ""
-    if (hc.get("NetworkMode") or "").startswith("container:") and hc.get("Sysctls"):
+    if hc.network_mode.startswith("container:") and hc.sysctls:
         with contextlib.suppress(NotFound):
-            joined = resolve(hc["NetworkMode"].split(":", 1)[1]).host_config.get(
-                "NetworkMode") or ""
+            joined = resolve(hc.network_mode.split(":", 1)[1]).host_config.network_mode
     validate_sysctls(hc, joined)
-    for dev in hc.get("Devices") or []:
+    for dev in hc.devices or ():
         host_device(dev)  # a missing device fails the create, not only the start
     fill_defaults(hc)
     return warnings
@@ -73,45 +86,40 @@ def check_host_config(body: dict[str, Any], hc: dict[str, Any], cfg: Config, ncp
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
-def fill_defaults(hc: dict[str, Any]) -> None:
+def fill_defaults(hc: HostConfig) -> None:
     """What dockerd writes into a HostConfig at create, so that inspect shows the values the
     container runs with: the cgroup namespace mode, 64 MiB of /dev/shm, swap as much as
     memory, the masked and read-only paths of /proc and /sys; and no value for "unset"
     swappiness or pids limit (given as -1 or 0)."""
-    hc["CgroupnsMode"] = cgroupns_mode(hc)
-    if not hc.get("ShmSize"):
-        hc["ShmSize"] = DEFAULT_SHM_SIZE
-    mem = int(hc.get("Memory") or 0)
-    if mem > 0 and not hc.get("MemorySwap"):
-        hc["MemorySwap"] = 2 * mem
-    if hc.get("MemorySwappiness") is not None and int(hc["MemorySwappiness"]) == -1:
-        hc["MemorySwappiness"] = None
-    if hc.get("PidsLimit") is not None and int(hc["PidsLimit"]) <= 0:
-        hc["PidsLimit"] = None
-    if not hc.get("Privileged"):
-        if hc.get("MaskedPaths") is None:
-            hc["MaskedPaths"] = list(MASKED_PATHS)
-        if hc.get("ReadonlyPaths") is None:
-            hc["ReadonlyPaths"] = list(READONLY_PATHS)
+    hc.cgroupns_mode = cgroupns_mode(hc)
+    if not hc.shm_size:
+        hc.shm_size = DEFAULT_SHM_SIZE
+    if hc.memory > 0 and not hc.memory_swap:
+        hc.memory_swap = 2 * hc.memory
+    if hc.memory_swappiness == -1:
+        hc.memory_swappiness = None
+    if hc.pids_limit is not None and hc.pids_limit <= 0:
+        hc.pids_limit = None
+    if not hc.privileged:
+        if hc.masked_paths is None:
+            hc.masked_paths = tuple(MASKED_PATHS)
+        if hc.readonly_paths is None:
+            hc.readonly_paths = tuple(READONLY_PATHS)
 
 
-def command(cfg: dict[str, Any], icfg: dict[str, Any]
-            ) -> tuple[list[str] | None, list[str] | None]:
+def command(cfg: ContainerConfig, image: RunConfig
+            ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     """The entrypoint and command, as Docker merges the request's with the image's: an
     entrypoint given (even empty) drops the image's CMD."""
-    entrypoint = cfg.get("Entrypoint")
+    entrypoint = cfg.entrypoint
     if entrypoint is None:
-        entrypoint = icfg.get("Entrypoint")
-    elif entrypoint == [""] or entrypoint == "":
+        entrypoint = image.entrypoint
+    elif entrypoint == ("",):
         entrypoint = None
-    if isinstance(entrypoint, str):
-        entrypoint = [entrypoint]
-    cmd = cfg.get("Cmd")
-    if not cmd and cfg.get("Entrypoint") is None:
-        cmd = icfg.get("Cmd")
-    if isinstance(cmd, str):
-        cmd = [cmd]
-    if not list(entrypoint or []) + list(cmd or []):
+    cmd = cfg.cmd
+    if not cmd and cfg.entrypoint is None:
+        cmd = image.cmd
+    if not (*(entrypoint or ()), *(cmd or ())):
         raise InvalidArgument("no command specified")
     return entrypoint or None, cmd or None
 
@@ -134,44 +142,36 @@ def pick_name(name: str, records: Iterable[ContainerRecord]) -> str:
     return name
 
 
-def container_config(body: dict[str, Any], hc: dict[str, Any], icfg: dict[str, Any],
-                     cid: str) -> dict[str, Any]:
+def container_config(req: CreateRequest, image: RunConfig, cid: str) -> ContainerConfig:
     """The container's Config: the request's over the image's, as dockerd keeps it."""
-    cfg: dict[str, Any] = {k: v for k, v in body.items()
-                           if k not in ("HostConfig", "NetworkingConfig")}
-    entrypoint, cmd = command(cfg, icfg)
-    host_uts = hc.get("NetworkMode") == "host" or hc.get("UTSMode") == "host"
-    hostname = cfg.get("Hostname") or ("" if host_uts else cid[:12])
+    cfg, hc = req.config, req.host_config
+    entrypoint, cmd = command(cfg, image)
+    host_uts = hc.network_mode == "host" or hc.uts_mode == "host"
+    hostname = cfg.hostname or ("" if host_uts else cid[:12])
     if host_uts:
         hostname = hostname or os.uname().nodename
-    full_cfg = {
-        "Hostname": hostname, "Domainname": cfg.get("Domainname", ""),
-        "User": cfg.get("User") if cfg.get("User") is not None else icfg.get("User", ""),
-        "AttachStdin": bool(cfg.get("AttachStdin")),
-        "AttachStdout": bool(cfg.get("AttachStdout")),
-        "AttachStderr": bool(cfg.get("AttachStderr")),
-        "Tty": bool(cfg.get("Tty")), "OpenStdin": bool(cfg.get("OpenStdin")),
-        "StdinOnce": bool(cfg.get("StdinOnce")),
-        "Env": merge_env(icfg.get("Env"), cfg.get("Env")) or None,
-        "Cmd": cmd,
-        "Image": body["Image"],
-        "Volumes": cfg.get("Volumes") or icfg.get("Volumes"),
-        "WorkingDir": cfg.get("WorkingDir") or icfg.get("WorkingDir", ""),
-        "Entrypoint": entrypoint,
-        "OnBuild": None,
-        "Labels": {**(icfg.get("Labels") or {}), **(cfg.get("Labels") or {})},
-    }
-    exposed = cfg.get("ExposedPorts") or icfg.get("ExposedPorts")
-    if exposed:   # as dockerd: no key where there are none
-        full_cfg["ExposedPorts"] = exposed
-    if cfg.get("Healthcheck") or icfg.get("Healthcheck"):
-        full_cfg["Healthcheck"] = cfg.get("Healthcheck") or icfg.get("Healthcheck")
-    if cfg.get("StopSignal") or icfg.get("StopSignal"):
-        full_cfg["StopSignal"] = cfg.get("StopSignal") or icfg.get("StopSignal")
-        parse_signal(full_cfg["StopSignal"])
-    if cfg.get("StopTimeout") is not None:
-        full_cfg["StopTimeout"] = cfg["StopTimeout"]
-    return full_cfg
+    image_hc = image.other.get("Healthcheck")
+    healthcheck = cfg.healthcheck if cfg.healthcheck is not None and (
+        cfg.healthcheck != HealthConfig()) else (
+        HealthConfig.from_doc(image_hc) if isinstance(image_hc, dict) and image_hc else None)
+    stop_signal = cfg.stop_signal or image.stop_signal or ""
+    if stop_signal:
+        parse_signal(stop_signal)
+    return ContainerConfig(
+        image=cfg.image, hostname=hostname, domainname=cfg.domainname,
+        user=cfg.user if cfg.user is not None else image.user,
+        attach_stdin=cfg.attach_stdin, attach_stdout=cfg.attach_stdout,
+        attach_stderr=cfg.attach_stderr, tty=cfg.tty, open_stdin=cfg.open_stdin,
+        stdin_once=cfg.stdin_once,
+        env=tuple(merge_env(list(image.env or ()), list(cfg.env or ()))) or None,
+        cmd=cmd, entrypoint=entrypoint, working_dir=cfg.working_dir or image.working_dir,
+        labels={**(image.labels or {}), **cfg.labels},
+        volumes=cfg.volumes or image.volumes or None,
+        # as dockerd: no key where there are none
+        exposed_ports=cfg.exposed_ports or port_set(image.exposed_ports or ()),
+        healthcheck=healthcheck, stop_signal=stop_signal, stop_timeout=cfg.stop_timeout,
+        mac_address=cfg.mac_address)
 
 
-__all__ = ["check_host_config", "command", "container_config", "fill_defaults", "pick_name"]
+__all__ = ["CreateRequest", "check_host_config", "command", "container_config", "fill_defaults",
+           "pick_name"]

@@ -14,12 +14,12 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from berth.containers import seccomp
-from berth.containers.channel import Attachment, Channel, Fanout, parse_detach_keys
+from berth.containers.channel import Attachment, Channel, Fanout
 from berth.containers.spec import container_caps, host_caps, no_new_privileges, process_env
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import Conflict, NotFound
 from berth.fs import atomic_write
 from berth.shim import protocol
 from berth.shim.protocol import Exit, Ready, StartRequest
@@ -34,7 +34,8 @@ class ExecStartError(Exception):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecConfig:
-    """What `POST /containers/{id}/exec` asked for, checked."""
+    """What `POST /containers/{id}/exec` asked for, read and checked at the API edge
+    (`berth.api.containers_wire.exec_config`)."""
 
     cmd: tuple[str, ...]
     tty: bool = False
@@ -47,30 +48,6 @@ class ExecConfig:
     env: tuple[str, ...] = ()
     detach_keys: str = ""
     console_size: tuple[int, int] | None = None
-
-    @classmethod
-    def parse(cls, body: dict[str, Any]) -> ExecConfig:
-        """Docker's exec config; a missing command or bad detach keys are refused."""
-        cmd = body.get("Cmd")
-        if isinstance(cmd, str):
-            cmd = [cmd]
-        if not cmd:
-            raise InvalidArgument("No exec command specified")
-        keys = body.get("DetachKeys") or ""
-        if keys:
-            try:
-                parse_detach_keys(keys)
-            except ValueError as e:
-                raise InvalidArgument(str(e)) from None
-        size = body.get("ConsoleSize")
-        return cls(cmd=tuple(str(c) for c in cmd), tty=bool(body.get("Tty")),
-                   attach_stdin=bool(body.get("AttachStdin")),
-                   attach_stdout=bool(body.get("AttachStdout")),
-                   attach_stderr=bool(body.get("AttachStderr")),
-                   privileged=bool(body.get("Privileged")), user=body.get("User") or "",
-                   working_dir=body.get("WorkingDir") or "",
-                   env=tuple(body.get("Env") or ()), detach_keys=keys,
-                   console_size=(int(size[0]), int(size[1])) if size else None)
 
 
 class Exec:
@@ -100,14 +77,13 @@ class ExecService:
             raise NotFound(f"No such exec instance: {eid}")
         return ex
 
-    def create(self, ref: str, body: dict[str, Any]) -> str:
+    def create(self, ref: str, config: ExecConfig) -> str:
         rec = self.containers.resolve(ref)
         status = rec.state.status
         if not status.is_running:
             raise Conflict(f"Container {rec.id} is not running")
         if not status.can_exec():
             raise Conflict(f"Container {rec.id} is paused, unpause the container before exec")
-        config = ExecConfig.parse(body)
         eid = secrets.token_hex(32)
         self.execs[eid] = Exec(eid, rec.id, config)
         rec.exec_ids = [*(rec.exec_ids or []), eid]
@@ -154,14 +130,14 @@ class ExecService:
         caps = sorted(capset)
         tty = b.tty
         proc = {"args": list(b.cmd),
-                "env": process_env(cfg.get("Env"), cfg.get("Hostname") or "", tty, list(b.env),
+                "env": process_env(list(cfg.env or ()), cfg.hostname, tty, list(b.env),
                                    links=rec.link_env),
-                "cwd": b.working_dir or cfg.get("WorkingDir") or "/",
-                "user": b.user or cfg.get("User") or "0",
+                "cwd": b.working_dir or cfg.working_dir or "/",
+                "user": b.user or cfg.user or "0",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": no_new_privileges(hc)}
-        if hc.get("OomScoreAdj"):
-            proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
+        if hc.oom_score_adj:
+            proc["oomScoreAdj"] = hc.oom_score_adj
         filt = None if b.privileged else seccomp.for_container(hc, capset)
         if filt is not None:
             proc["_seccomp"] = filt

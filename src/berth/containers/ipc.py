@@ -47,7 +47,7 @@ class Ipc:
         """The host directory a container's /dev/shm is, where others may share it (dockerd's
         ShmPath): a shareable one's own tmpfs, the host's, or the donor's; None for a
         private one (or a shareable one not running)."""
-        mode = rec.host_config.get("IpcMode") or ""
+        mode = rec.host_config.ipc_mode
         if mode == "host":
             return "/dev/shm"
         if mode == "shareable":
@@ -65,7 +65,7 @@ class Ipc:
         if os.path.ismount(d):
             return
         os.makedirs(d, exist_ok=True)
-        size = int(rec.host_config.get("ShmSize") or 64 * 1024 * 1024)
+        size = rec.host_config.shm_size or 64 * 1024 * 1024
         try:
             linux.mount("shm", d, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                         f"mode=1777,size={size}")

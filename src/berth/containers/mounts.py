@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from berth import storage
+from berth.containers.hostconfig import HostConfig
 from berth.containers.record import ContainerRecord, MountPoint
 from berth.containers.store import ContainerStore
 from berth.errors import BerthError, InvalidArgument
@@ -32,17 +34,17 @@ class Mounts:
         return [d.id for d in self.store.records.values()
                 if any(m.name == name for m in d.mounts)]
 
-    def specs(self, body: dict[str, Any], hc: dict[str, Any],
-              image_volumes: dict[str, Any] | None) -> list[MountSpec]:
+    def specs(self, volumes: Iterable[str] | None, hc: HostConfig,
+              image_volumes: Iterable[str] | None) -> list[MountSpec]:
         """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
-        specs = [parse_bind(b) for b in hc.get("Binds") or []]
-        specs += [parse_mount(m) for m in hc.get("Mounts") or []]
+        specs = [parse_bind(b) for b in hc.binds or ()]
+        specs += [parse_mount(m) for m in hc.mounts or ()]
         seen: set[str] = set()
         for sp in specs:
             if sp.target in seen:
                 raise InvalidArgument(f"Duplicate mount point: {sp.target}")
             seen.add(sp.target)
-        for ref in hc.get("VolumesFrom") or []:
+        for ref in hc.volumes_from or ():
             name, _, mode = ref.partition(":")
             other = self.store.resolve(name)
             for m in other.mounts:
@@ -52,7 +54,7 @@ class Mounts:
                 ro = mode == "ro" or (mode != "rw" and not m.rw)
                 specs.append(MountSpec(type=m.type, target=m.destination,
                                        source=m.name or m.source, read_only=ro))
-        for target in [*(image_volumes or {}), *(body.get("Volumes") or {})]:
+        for target in [*(image_volumes or ()), *(volumes or ())]:
             if target not in seen:
                 seen.add(target)
                 specs.append(MountSpec(type="volume", target=target))

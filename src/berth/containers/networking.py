@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-from berth.containers.record import ContainerRecord, Link, NetworkRequest
+from berth.containers.hostconfig import HostConfig
+from berth.containers.ports import Port, PortBinding, PortMap, port_map_to_json
+from berth.containers.record import ContainerEndpoint, ContainerRecord, Link, NetworkRequest
 from berth.containers.store import ContainerStore
 from berth.errors import (
     Conflict,
@@ -90,14 +91,11 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
     return out
 
 
-def _request(net: str, ec: dict[str, Any]) -> NetworkRequest:
-    """What a container asks of one network (its EndpointConfig), as its record keeps it."""
-    ipam = ec.get("IPAMConfig") or {}
-    return NetworkRequest(net=net, aliases=list(ec.get("Aliases") or []),
-                          ip=ipam.get("IPv4Address") or "", mac=ec.get("MacAddress") or "",
-                          ip6=ipam.get("IPv6Address") or "",
-                          link_local=list(ipam.get("LinkLocalIPs") or []),
-                          driver_opts=dict(ec.get("DriverOpts") or {}))
+def _request(net: str, ec: NetworkRequest) -> NetworkRequest:
+    """What a container asks of one network (its EndpointConfig, read at the API edge), as its
+    record keeps it: on the network's own name, and without links (see their callers)."""
+    return NetworkRequest(net=net, aliases=list(ec.aliases), ip=ec.ip, mac=ec.mac, ip6=ec.ip6,
+                          link_local=list(ec.link_local), driver_opts=dict(ec.driver_opts))
 
 
 class Networking:
@@ -125,7 +123,7 @@ class Networking:
             finally:
                 live.answer = None
 
-    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+    async def connect(self, net: str, ref: str, ec: NetworkRequest) -> None:
         """`network connect`; a running container gets its interface plugged at once."""
         rec = self.store.resolve(ref)
         assert self.networks is not None
@@ -133,8 +131,8 @@ class Networking:
         if n["Driver"] in ("host", "null"):
             raise Forbidden(f"container cannot be disconnected from host network or "
                             f"connected to {n['Name']} network")
-        if rec.host_config.get("NetworkMode") in ("host", "none") or \
-                rec.host_config.get("NetworkMode", "").startswith("container:"):
+        if rec.host_config.network_mode in ("host", "none") or \
+                rec.host_config.network_mode.startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
         nets = rec.nets
@@ -142,32 +140,30 @@ class Networking:
             raise Forbidden(f"endpoint with name {rec.name[1:]} already exists in "
                             f"network {n['Name']}")
         entry = _request(n["Name"], ec)
-        if ec.get("Links") and self.networks.user_defined(n["Name"]):
-            for link in ec["Links"]:  # their format; a target may come later (dockerd)
+        if ec.links and self.networks.user_defined(n["Name"]):
+            for link in ec.links:  # their format; a target may come later (dockerd)
                 parse_link(link)
-            entry.links = list(ec["Links"])
+            entry.links = list(ec.links)
         if rec.state.status.is_running:
             eps = rec.endpoints
-            used = {e["ifname"] for e in eps}
+            used = {e.ifname for e in eps}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-            ep = self.networks.allocate(n["Name"], rec.id, name=rec.name[1:],
-                                        aliases=entry.aliases, ip=entry.ip,
-                                        ifname=ifname, mac=entry.mac, ip6=entry.ip6,
-                                        link_local=entry.link_local,
-                                        driver_opts=entry.driver_opts)
-            ep["netname"] = n["Name"]
-            plug = link_spec(ep) | {"gateway": "", "gateway6": ""}
+            ep = ContainerEndpoint.of(self.networks.allocate(
+                n["Name"], rec.id, name=rec.name[1:], aliases=entry.aliases, ip=entry.ip,
+                ifname=ifname, mac=entry.mac, ip6=entry.ip6, link_local=entry.link_local,
+                driver_opts=entry.driver_opts), n["Name"])
+            plug = link_spec(ep.to_dict()) | {"gateway": "", "gateway6": ""}
             forward = self.dns_forward([*(x.net for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
             # starts one now, answering from the tables of all its user-defined networks
             dns = protocol.DnsConfig(
                 hosts=tuple(self.networks.hosts_files(
-                    [e for e in eps if self.networks.user_defined(e["netname"])] + [ep])),
+                    [e.to_dict() for e in [*eps, ep] if self.networks.user_defined(e.netname)])),
                 upstream=tuple(self.upstream_dns(rec.host_config, False)),
                 forward=forward, links=self.dns_links([*nets, entry])) if user_net else None
             answer = await self.monitor_command(rec.id, protocol.Plug(
-                endpoint=plug, hosts=self.networks.hosts_files([ep])[0],
+                endpoint=plug, hosts=self.networks.hosts_files([ep.to_dict()])[0],
                 dns_forward=forward, dns=dns, links=self.dns_links([entry])))
             if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(rec.id, n["Id"])
@@ -189,16 +185,16 @@ class Networking:
         if not any(x.net == n["Name"] for x in nets):
             raise Forbidden(f"container {rec.id[:12]} is not connected to network "
                             f"{n['Name']}")
-        eps = rec.endpoints or []
-        ep = next((e for e in eps if e["netname"] == n["Name"]), None)
+        eps = rec.endpoints
+        ep = next((e for e in eps if e.netname == n["Name"]), None)
         if rec.state.status.is_running and ep is not None:
             answer = await self.monitor_command(rec.id, protocol.Unplug(
-                ifname=ep["ifname"], hosts=self.networks.hosts_files([ep])[0],
+                ifname=ep.ifname, hosts=self.networks.hosts_files([ep.to_dict()])[0],
                 dns_forward=self.dns_forward(
                     [x.net for x in nets if x.net != n["Name"]])))
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
-            self.networks.release_one(rec.id, ep["network"])
+            self.networks.release_one(rec.id, ep.network)
             rec.endpoints = [e for e in eps if e is not ep]
         rec.nets = [x for x in nets if x.net != n["Name"]]
         self.store.save(rec)
@@ -213,22 +209,22 @@ class Networking:
             raise InvalidArgument(f"could not get container for {name}: No such container: "
                                   f"{name}") from None
         seen = set()
-        while (child.host_config.get("NetworkMode") or "").startswith("container:") \
+        while child.host_config.network_mode.startswith("container:") \
                 and child.id not in seen:
             seen.add(child.id)
-            child = self._link_target(child.host_config["NetworkMode"].split(":", 1)[1])
-        if child.host_config.get("NetworkMode") == "host":
+            child = self._link_target(child.host_config.network_mode.split(":", 1)[1])
+        if child.host_config.network_mode == "host":
             raise InvalidArgument("conflicting options: host type networking can't be used "
                                   "with links. This would result in undefined behavior")
         return child
 
-    def register_links(self, hc: dict[str, Any], nets: list[NetworkRequest]
+    def register_links(self, hc: HostConfig, nets: list[NetworkRequest]
                        ) -> list[Link]:
         """`--link` at create. On the default bridge: the legacy links, kept as the targets'
         IDs (inspect shows them under their current names); on a user-defined network they
         are the endpoint's links (aliases of its embedded DNS), as dockerd."""
-        links = list(hc.get("Links") or [])
-        mode = hc.get("NetworkMode") or "bridge"
+        links = list(hc.links or ())
+        mode = hc.network_mode or "bridge"
         if links and mode == "host":
             raise InvalidArgument("conflicting options: host type networking can't be used "
                                   "with links. This would result in undefined behavior")
@@ -238,7 +234,7 @@ class Networking:
         if not links or mode == "none":
             return []
         parsed = [parse_link(link) for link in links]
-        hc["Links"] = None  # legacy links are shown from the record's `links` by inspect
+        hc.links = None  # legacy links are shown from the record's `links` by inspect
         if nets and self.networks is not None and self.networks.user_defined(nets[0].net):
             have = nets[0].links or []
             nets[0].links = [*have, *(link for link in links if link not in have)]
@@ -250,7 +246,7 @@ class Networking:
         """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
         out = [f"{self.store.records[lk.id].name}:{rec.name}/{lk.alias}"
                for lk in rec.links or [] if lk.id in self.store.records]
-        return out or rec.host_config.get("Links")
+        return out or (list(rec.host_config.links) if rec.host_config.links else None)
 
     def _linked(self, rec: ContainerRecord) -> list[tuple[ContainerRecord, str]]:
         """The targets of the legacy links (those not removed since) with their aliases; each
@@ -269,15 +265,14 @@ class Networking:
     @staticmethod
     def _bridge_ip(child: ContainerRecord) -> str:
         """Its address on the default bridge, while it runs."""
-        return str(next((e.get("ip") or "" for e in child.endpoints
-                         if e.get("netname") == "bridge"), ""))
+        return next((e.ip for e in child.endpoints if e.netname == "bridge"), "")
 
     def links_env(self, rec: ContainerRecord) -> list[str]:
         env: list[str] = []
         for child, alias in self._linked(rec):
             env += link_env(alias, f"{rec.name}/{alias}", self._bridge_ip(child),
-                            list(child.config.get("ExposedPorts") or {}),
-                            child.config.get("Env"))
+                            [str(p) for p in child.config.exposed_ports],
+                            list(child.config.env or ()))
         return env
 
     def _link_hosts(self, rec: ContainerRecord) -> str:
@@ -288,7 +283,7 @@ class Networking:
             ip = self._bridge_ip(child) if child is not None else ""
             if child is None or not ip:
                 continue
-            names = [lk.alias, child.config.get("Hostname") or child.id[:12]]
+            names = [lk.alias, child.config.hostname or child.id[:12]]
             if lk.alias != child.name[1:]:
                 names.append(child.name[1:])
             out += f"{ip}\t{' '.join(names)}\n"
@@ -337,15 +332,15 @@ class Networking:
                 continue
         return False
 
-    def requested(self, hc: dict[str, Any], nc: dict[str, Any]
+    def requested(self, hc: HostConfig, endpoints: dict[str, NetworkRequest]
                   ) -> list[NetworkRequest]:
-        """The bridge networks a container joins: its NetworkMode and NetworkingConfig."""
-        mode = hc.get("NetworkMode") or "bridge"
+        """The bridge networks a container joins: its NetworkMode and NetworkingConfig's
+        EndpointsConfig (by the names the client gave)."""
+        mode = hc.network_mode or "bridge"
         if mode in ("host", "none") or mode.startswith("container:"):
             return []
         # the docker CLI names the default network "default"
-        eps = {("bridge" if k == "default" else k): v
-               for k, v in (nc.get("EndpointsConfig") or {}).items()}
+        eps = {("bridge" if k == "default" else k): v for k, v in endpoints.items()}
         names = [mode] + [n for n in eps if n != mode]
         out: list[NetworkRequest] = []
         for n in names:
@@ -360,15 +355,15 @@ class Networking:
             if ndoc["Driver"] in ("host", "null"):
                 raise InvalidArgument(f"container cannot be connected to network {n} "
                                       "alongside others")
-            ec = eps.get(n) or {}
-            if ndoc["Name"] == "bridge" and ec.get("Aliases"):
+            ec = eps.get(n) or NetworkRequest(net=n)
+            if ndoc["Name"] == "bridge" and ec.aliases:
                 raise InvalidArgument("network-scoped alias is supported only for containers "
                                       "in user defined networks")
             entry = _request(ndoc["Name"], ec)
-            if ec.get("Links") and ndoc["Name"] != "bridge":
-                for link in ec["Links"]:  # their format; a target may come later (dockerd)
+            if ec.links and ndoc["Name"] != "bridge":
+                for link in ec.links:  # their format; a target may come later (dockerd)
                     parse_link(link)
-                entry.links = list(ec["Links"])
+                entry.links = list(ec.links)
             out.append(entry)
         return out
 
@@ -376,21 +371,22 @@ class Networking:
         """The IDs of the networks it asked for, by name (the endpoint's where the network
         is gone meanwhile)."""
         out = {}
-        by_net = {e.get("netname"): e for e in rec.endpoints}
+        by_net = {e.netname: e for e in rec.endpoints}
         for n in rec.nets:
             try:
                 out[n.net] = self.networks.resolve(n.net)["Id"] if self.networks else ""
             except NotFound:
-                out[n.net] = str((by_net.get(n.net) or {}).get("network") or "")
+                ep = by_net.get(n.net)
+                out[n.net] = ep.network if ep is not None else ""
         return out
 
     def write_etc_files(self, rec: ContainerRecord,
-                        eps: list[dict[str, Any]] | None = None, *,
+                        eps: list[ContainerEndpoint] | None = None, *,
                         only_hosts: bool = False) -> None:
         hc = rec.host_config
         cfg = rec.config
-        host_net = hc.get("NetworkMode") == "host"
-        hostname = cfg["Hostname"]
+        host_net = hc.network_mode == "host"
+        hostname = cfg.hostname
         if not only_hosts:
             with open(rec.hostname_path, "w") as f:
                 f.write(hostname + "\n")
@@ -407,7 +403,7 @@ class Networking:
         if hosts and not hosts.endswith("\n"):
             hosts += "\n"
         # --add-host: in the host's network too, as dockerd
-        for extra in hc.get("ExtraHosts") or []:
+        for extra in hc.extra_hosts or ():
             h, _, ip = extra.partition(":")
             if ip == "host-gateway":
                 ip = self._host_gateway()
@@ -415,9 +411,10 @@ class Networking:
         if not host_net:
             hosts += self._link_hosts(rec)
             for ep in eps or []:
-                hosts += f"{ep['ip']}\t{hostname}\n"
-                if ep.get("ip6"):   # as dockerd: the IPv6 address names the host too
-                    hosts += f"{ep['ip6']}\t{hostname}\n"
+                if ep.ip:   # none on an IPv6-only network
+                    hosts += f"{ep.ip}\t{hostname}\n"
+                if ep.ip6:   # as dockerd: the IPv6 address names the host too
+                    hosts += f"{ep.ip6}\t{hostname}\n"
         with open(rec.hosts_path, "w") as f:
             f.write(hosts)
         if only_hosts:
@@ -429,7 +426,7 @@ class Networking:
         """In place: the file is bind-mounted into a running container."""
         hc = rec.host_config
         with open(rec.resolv_conf_path, "w") as f:
-            f.write(self._resolv_conf(hc, hc.get("NetworkMode") == "host", embedded=embedded))
+            f.write(self._resolv_conf(hc, hc.network_mode == "host", embedded=embedded))
 
     def _host_gateway(self) -> str:
         """`host-gateway` in --add-host, as dockerd resolves it: the default bridge's
@@ -443,22 +440,22 @@ class Networking:
             raise InvalidArgument("unable to derive the IP value for host-gateway")
         return str(gw)
 
-    def upstream_dns(self, hc: dict[str, Any], host_net: bool) -> list[str]:
+    def upstream_dns(self, hc: HostConfig, host_net: bool) -> list[str]:
         return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
                 if line.startswith("nameserver ")]
 
-    def _resolv_conf(self, hc: dict[str, Any], host_net: bool, embedded: bool = False) -> str:
+    def _resolv_conf(self, hc: HostConfig, host_net: bool, embedded: bool = False) -> str:
         if embedded:
             # user-defined networks: the embedded DNS server answers names, forwards the rest
-            search = list(hc.get("DnsSearch") or self.cfg.dns_search)
-            options = ["ndots:0", *(hc.get("DnsOptions") or self.cfg.dns_options)]
+            search = list(hc.dns_search or self.cfg.dns_search)
+            options = ["ndots:0", *(hc.dns_options or self.cfg.dns_options)]
             out = "nameserver 127.0.0.11\n"
             if search:
                 out += "search " + " ".join(search) + "\n"
             return out + "options " + " ".join(options) + "\n"
-        dns = list(hc.get("Dns") or self.cfg.dns)
-        search = list(hc.get("DnsSearch") or self.cfg.dns_search)
-        options = list(hc.get("DnsOptions") or self.cfg.dns_options)
+        dns = list(hc.dns or self.cfg.dns)
+        search = list(hc.dns_search or self.cfg.dns_search)
+        options = list(hc.dns_options or self.cfg.dns_options)
         if not dns:
             try:
                 with open("/etc/resolv.conf") as f:
@@ -482,21 +479,19 @@ class Networking:
             out += "options " + " ".join(options) + "\n"
         return out
 
-    def plug(self, rec: ContainerRecord) -> list[dict[str, Any]]:
+    def plug(self, rec: ContainerRecord) -> list[ContainerEndpoint]:
         """Addresses on the container's bridge networks, for this run; /etc/hosts with them."""
-        eps: list[dict[str, Any]] = []
+        eps: list[ContainerEndpoint] = []
         nets = rec.nets
         if self.networks is None or not nets:
             self.write_etc_files(rec)
             return eps
         try:
             for i, n in enumerate(nets):
-                ep = self.networks.allocate(n.net, rec.id, name=rec.name[1:],
-                                            aliases=n.aliases, ip=n.ip, ifname=f"eth{i}",
-                                            mac=n.mac, ip6=n.ip6, link_local=n.link_local,
-                                            driver_opts=n.driver_opts)
-                ep["netname"] = n.net
-                eps.append(ep)
+                eps.append(ContainerEndpoint.of(self.networks.allocate(
+                    n.net, rec.id, name=rec.name[1:], aliases=n.aliases, ip=n.ip,
+                    ifname=f"eth{i}", mac=n.mac, ip6=n.ip6, link_local=n.link_local,
+                    driver_opts=n.driver_opts), n.net))
         except BaseException:
             self.networks.release(rec.id)
             raise
@@ -512,15 +507,16 @@ class Networking:
         return eps
 
     def _bindings(self, rec: ContainerRecord) -> dict[str, list[dict[str, str]]]:
+        """HostConfig.PortBindings (and, with PublishAllPorts, the exposed ports on any host
+        port), in the networks service's form."""
         hc = rec.host_config
-        binds = dict(hc.get("PortBindings") or {})
-        if hc.get("PublishAllPorts"):
-            for key in rec.config.get("ExposedPorts") or {}:
-                binds.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "",
-                                                                          "HostPort": ""}])
+        binds = port_map_to_json(hc.port_bindings or {})
+        if hc.publish_all_ports:
+            for port in rec.config.exposed_ports:
+                binds.setdefault(str(port), [{"HostIp": "", "HostPort": ""}])
         return binds
 
-    async def publish(self, rec: ContainerRecord, eps: list[dict[str, Any]], *,
+    async def publish(self, rec: ContainerRecord, eps: list[ContainerEndpoint], *,
                       restoring: bool = False) -> None:
         """Open the container's published ports. `restoring` (a running container found at
         start) opens the host ports it had, as dockerd's live restore keeps them: clients
@@ -528,24 +524,32 @@ class Networking:
         binds = self._bindings(rec)
         if not binds or self.networks is None:
             return
-        if not eps or eps[0].get("kind", "veth") != "veth":
+        if not eps or eps[0].kind != "veth":
             raise InvalidArgument("published ports need a bridge network: "
-                                  f"{rec.host_config.get('NetworkMode')} is not one")
+                                  f"{rec.host_config.network_mode} is not one")
         if restoring and rec.ports:
             try:
-                rec.ports = await self.networks.ports.publish(rec.id, rec.ports, eps[0]["ip"],
-                                                              eps[0]["netname"])
+                ports = await self.networks.ports.publish(
+                    rec.id, port_map_to_json(rec.ports), eps[0].ip, eps[0].netname, eps[0].ip6)
+                rec.ports = _port_map(ports)
                 return
             except Conflict as e:
                 log.warning("container %s: its host ports are taken (%s): new ones",
                             rec.id[:12], e)
-        ports = await self.networks.ports.publish(rec.id, binds, eps[0]["ip"],
-                                                  eps[0]["netname"])
-        rec.ports = ports
+        ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname,
+                                                  eps[0].ip6)
+        rec.ports = _port_map(ports)
 
     def unplug(self, rec: ContainerRecord) -> None:
         if self.networks is not None and rec.endpoints:
-            self.networks.ports.unpublish(rec.id, rec.endpoints[0]["netname"])
+            self.networks.ports.unpublish(rec.id, rec.endpoints[0].netname)
             self.networks.release(rec.id)
             rec.endpoints = []
             rec.ports = {}
+
+
+def _port_map(published: dict[str, list[dict[str, str]]]) -> PortMap:
+    """The ports the networks service published (its NetworkSettings.Ports form), typed."""
+    return {Port.parse(key): tuple(PortBinding(str(b.get("HostIp") or ""),
+                                               str(b.get("HostPort") or "")) for b in binds)
+            for key, binds in published.items()}

@@ -38,7 +38,7 @@ class Output:
         self.images = images
 
     def log_rotation(self, rec: ContainerRecord) -> dict[str, int]:
-        opts = (rec.host_config.get("LogConfig") or {}).get("Config") or {}
+        opts = rec.host_config.log_config.config or {}
         size = self.cfg.log_max_size
         if opts.get("max-size"):
             from berth.units import parse_size
@@ -230,7 +230,7 @@ class Output:
                             ContainerStatus.PAUSED)))
             return live.channel
         att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
-                         stdin_once=bool(rec.config.get("StdinOnce")),
+                         stdin_once=rec.config.stdin_once,
                          on_close=lambda: live.fanout.unsubscribe(q))
         if logs:
             att.prelude = self._log_entries(rec, stdout, stderr)

@@ -2,29 +2,36 @@
 in the metadata store.
 
 The record is the service's truth; Docker's inspect JSON is made from it at the API edge
-(`berth.api.wire`). It is saved as its own versioned JSON (`"v": 2`); a record saved by an
-older berthd, which kept Docker's inspect document with berth's fields under `_berth`, loads
-too (`from_stored`), so a daemon upgraded in place still sees its containers.
+(`berth.api.containers_wire`). It is saved as its own versioned JSON (`"v": 3`). Older forms
+load too (`from_stored`), so a daemon upgraded in place still sees its containers: version 2
+(which kept Docker's Config; its HostConfig, ports and endpoints are stored as they are now)
+and, before it, Docker's inspect document with berth's fields under `_berth`.
 
 NetworkSettings is not kept: the API makes it from the networks asked for, the endpoints and
-the published ports. Still Docker-shaped (JSON-like dicts, named here so it is clear what is
-not typed yet): `config` (Docker's Config), `host_config` (HostConfig), `ports` (a PortMap,
-as the networks service publishes it) and `endpoints` (the networks service's endpoints).
+the published ports. The parts: `config` (`containers.settings.ContainerConfig`),
+`host_config` (`containers.hostconfig.HostConfig`), `ports` (`containers.ports.PortMap`),
+`endpoints` (`ContainerEndpoint`: the networks service's endpoint and its network's name).
 
-Imports `containers.status`, `errors`.
+Imports `containers.settings`, `containers.hostconfig`, `containers.ports`,
+`containers.status`, `networks.records`, `errors`.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from berth.containers.hostconfig import HostConfig
+from berth.containers.ports import PortMap, port_map_from_json, port_map_to_json
+from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
 from berth.errors import System
+from berth.networks.records import Endpoint
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-VERSION = 2
+VERSION = 3
 
 Json = dict[str, Any]
 
@@ -200,6 +207,28 @@ class NetworkRequest:
 
 
 @dataclass(slots=True, kw_only=True)
+class ContainerEndpoint(Endpoint):
+    """The container's endpoint on one network for this run: the networks service's endpoint
+    and the name of the network it was asked for by."""
+
+    netname: str = ""
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any], netname: str) -> ContainerEndpoint:
+        """From the form the networks service hands out (`Endpoint.to_dict`)."""
+        ep = Endpoint.from_dict(dict(d))
+        return cls(netname=netname, **{f.name: getattr(ep, f.name) for f in fields(Endpoint)})
+
+    def to_json(self) -> Json:
+        """The stored form: the networks service's, with the network's name."""
+        return {**self.to_dict(), "netname": self.netname}
+
+    @classmethod
+    def from_json(cls, j: Json) -> ContainerEndpoint:
+        return cls.of(j, str(j.get("netname") or ""))
+
+
+@dataclass(slots=True, kw_only=True)
 class ContainerRecord:
     id: str
     name: str                       # with its leading "/", as Docker names containers
@@ -207,8 +236,8 @@ class ContainerRecord:
     image: str                      # the image's ID
     path: str                       # the process: its executable and arguments
     args: list[str]
-    config: Json                    # Docker's Config, as create merged it with the image's
-    host_config: Json               # Docker's HostConfig, with the defaults create filled in
+    config: ContainerConfig         # as create merged the request's with the image's
+    host_config: HostConfig         # with the defaults create filled in
     state: ContainerState = field(default_factory=ContainerState)
     restart_count: int = 0
     driver: str = ""                # the storage driver
@@ -219,13 +248,13 @@ class ContainerRecord:
     hosts_path: str = ""
     log_path: str = ""              # "" with the `none` log driver
     mounts: list[MountPoint] = field(default_factory=list)
-    ports: Json = field(default_factory=dict)   # published while it runs: Docker's PortMap
+    ports: PortMap = field(default_factory=dict)   # published while it runs
     exec_ids: list[str] = field(default_factory=list)
     # berth's own
     layers: list[str] = field(default_factory=list)        # the image's layers' chain IDs
     nets: list[NetworkRequest] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
-    endpoints: list[Json] = field(default_factory=list)     # while it runs
+    endpoints: list[ContainerEndpoint] = field(default_factory=list)   # while it runs
     monitor: int = 0                # its shim's PID while it runs
     manually_stopped: bool = False  # for `unless-stopped` and the restart policies
     link_env: list[str] = field(default_factory=list)
@@ -244,16 +273,16 @@ class ContainerRecord:
         return {
             "v": VERSION, "id": self.id, "name": self.name, "created_ns": self.created_ns,
             "image": self.image, "path": self.path, "args": list(self.args),
-            "config": self.config, "host_config": self.host_config,
+            "config": self.config.to_json(), "host_config": self.host_config.to_json(),
             "state": self.state.to_json(), "restart_count": self.restart_count,
             "driver": self.driver, "upper_dir": self.upper_dir,
             "lower_dirs": list(self.lower_dirs), "resolv_conf_path": self.resolv_conf_path,
             "hostname_path": self.hostname_path, "hosts_path": self.hosts_path,
             "log_path": self.log_path, "mounts": [m.to_json() for m in self.mounts],
-            "ports": self.ports, "exec_ids": list(self.exec_ids),
+            "ports": port_map_to_json(self.ports), "exec_ids": list(self.exec_ids),
             "layers": list(self.layers), "nets": [n.to_json() for n in self.nets],
             "links": [{"id": lk.id, "alias": lk.alias} for lk in self.links],
-            "endpoints": self.endpoints, "monitor": self.monitor,
+            "endpoints": [e.to_json() for e in self.endpoints], "monitor": self.monitor,
             "manually_stopped": self.manually_stopped, "link_env": list(self.link_env),
         }
 
@@ -264,25 +293,28 @@ class ContainerRecord:
         version = j.get("v")
         if version is None and "Id" in j:
             return cls._from_docker_doc(j)
-        if version != VERSION:
+        if version not in (2, VERSION):
             raise System(f"container record of an unknown version {version!r}: "
                          f"{str(j.get('id'))[:12]}")
         return cls(
             id=j["id"], name=j["name"], created_ns=int(j["created_ns"]), image=j["image"],
-            path=j["path"], args=list(j["args"]), config=j["config"],
-            host_config=j["host_config"], state=ContainerState.from_json(j["state"]),
+            path=j["path"], args=list(j["args"]),
+            config=ContainerConfig.from_json(j["config"]) if version == VERSION else
+            ContainerConfig.from_legacy(j["config"]),
+            host_config=HostConfig.from_json(j["host_config"]),
+            state=ContainerState.from_json(j["state"]),
             restart_count=int(j.get("restart_count") or 0), driver=j.get("driver", ""),
             upper_dir=j.get("upper_dir", ""), lower_dirs=list(j.get("lower_dirs") or []),
             resolv_conf_path=j.get("resolv_conf_path", ""),
             hostname_path=j.get("hostname_path", ""), hosts_path=j.get("hosts_path", ""),
             log_path=j.get("log_path", ""),
             mounts=[MountPoint.from_json(m) for m in j.get("mounts") or []],
-            ports=j.get("ports") or {},
+            ports=port_map_from_json(j.get("ports")),
             exec_ids=list(j.get("exec_ids") or []), layers=list(j.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in j.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in j.get("links") or []],
-            endpoints=list(j.get("endpoints") or []), monitor=int(j.get("monitor") or 0),
-            manually_stopped=bool(j.get("manually_stopped")),
+            endpoints=[ContainerEndpoint.from_json(e) for e in j.get("endpoints") or []],
+            monitor=int(j.get("monitor") or 0), manually_stopped=bool(j.get("manually_stopped")),
             link_env=list(j.get("link_env") or []))
 
     @classmethod
@@ -296,8 +328,9 @@ class ContainerRecord:
         created_ns = own.get("created_ns") or int(own.get("created") or 0) * 1_000_000_000
         return cls(
             id=d["Id"], name=d["Name"], created_ns=int(created_ns), image=d["Image"],
-            path=d.get("Path", ""), args=list(d.get("Args") or []), config=d.get("Config") or {},
-            host_config=d.get("HostConfig") or {},
+            path=d.get("Path", ""), args=list(d.get("Args") or []),
+            config=ContainerConfig.from_legacy(d.get("Config") or {}),
+            host_config=HostConfig.from_json(d.get("HostConfig") or {}),
             state=ContainerState(
                 status=ContainerStatus(st.get("Status") or "created"),
                 pid=int(st.get("Pid") or 0), exit_code=int(st.get("ExitCode") or 0),
@@ -311,11 +344,12 @@ class ContainerRecord:
             hostname_path=d.get("HostnamePath", ""), hosts_path=d.get("HostsPath", ""),
             log_path=d.get("LogPath", ""),
             mounts=[MountPoint.from_json(m) for m in d.get("Mounts") or []],
-            ports=(d.get("NetworkSettings") or {}).get("Ports") or {},
+            ports=port_map_from_json((d.get("NetworkSettings") or {}).get("Ports")),
             exec_ids=list(d.get("ExecIDs") or []), layers=list(own.get("layers") or []),
             nets=[NetworkRequest.from_json(n) for n in own.get("nets") or []],
             links=[Link(id=lk["id"], alias=lk["alias"]) for lk in own.get("links") or []],
-            endpoints=list(own.get("endpoints") or []), monitor=int(own.get("monitor") or 0),
+            endpoints=[ContainerEndpoint.from_json(e) for e in own.get("endpoints") or []],
+            monitor=int(own.get("monitor") or 0),
             manually_stopped=bool(own.get("manually_stopped")),
             link_env=list(own.get("link_env") or []))
 

@@ -14,9 +14,9 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from berth import cgroups
+from berth.containers.hostconfig import ResourcesUpdate
 from berth.containers.record import ContainerRecord
 from berth.containers.spec import build_spec, validate_host_config
 from berth.containers.status import ContainerStatus
@@ -83,7 +83,7 @@ class Resources:
         self.ncpu = ncpu
 
     def _cgroup(self, rec: ContainerRecord) -> cgroups.CgroupManager:
-        parent = rec.host_config.get("CgroupParent") or self.cfg.cgroup_parent
+        parent = rec.host_config.cgroup_parent or self.cfg.cgroup_parent
         return cgroups.detect(f"{parent.strip('/')}/{rec.id}")
 
     def reclaim(self, rec: ContainerRecord) -> int:
@@ -142,18 +142,10 @@ class Resources:
         self.store.save(rec)
         self.store.event(rec, "unpause")
 
-    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+    async def update(self, ref: str, changes: ResourcesUpdate) -> list[str]:
         """`docker update`: new limits in HostConfig and, if it runs, in its cgroup."""
         rec = self.store.resolve(ref)
-        keys = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-                "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
-        hc = dict(rec.host_config)
-        for k in keys:
-            if k in body and body[k] not in (None, ""):
-                hc[k] = body[k]
-        if body.get("Memory") and not body.get("MemorySwap") and hc.get("MemorySwap", 0) > 0 \
-                and hc["MemorySwap"] < hc["Memory"]:
-            hc["MemorySwap"] = 0
+        hc = changes.apply(rec.host_config)
         warnings = validate_host_config(hc, self.ncpu)
         if rec.state.status.is_running:
             spec = build_spec(cid=rec.id, config=rec.config, host_config=hc,
@@ -199,11 +191,11 @@ class Resources:
         """Per interface, from the host side of its veth pair: what the host receives is what
         the container sent."""
         out = {}
-        for ep in rec.endpoints or []:
-            if ep.get("kind", "veth") != "veth":
+        for ep in rec.endpoints:
+            if ep.kind != "veth":
                 continue
-            base = f"/sys/class/net/{ep['host_if']}/statistics/"
-            out[ep["ifname"]] = NetStats(
+            base = f"/sys/class/net/{ep.host_if}/statistics/"
+            out[ep.ifname] = NetStats(
                 rx_bytes=_read_int(base + "tx_bytes"), rx_packets=_read_int(base + "tx_packets"),
                 rx_errors=_read_int(base + "tx_errors"), rx_dropped=_read_int(base + "tx_dropped"),
                 tx_bytes=_read_int(base + "rx_bytes"), tx_packets=_read_int(base + "rx_packets"),
@@ -220,7 +212,7 @@ class Resources:
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
         return dataclasses.replace(
             base, running=True, pids=st.pids,
-            pids_limit=int(rec.host_config.get("PidsLimit") or 0),
+            pids_limit=rec.host_config.pids_limit or 0,
             io_read=st.io_read, io_write=st.io_write, networks=self._net_stats(rec),
             cpu_usage_ns=st.cpu_usage_ns, system_cpu_ns=_system_cpu_ns(),
             online_cpus=self.ncpu, memory_usage=st.memory_usage, memory_limit=mem_limit,

@@ -34,12 +34,12 @@ class Restarts:
 
     @staticmethod
     def should_restart(rec: ContainerRecord, code: int) -> bool:
-        policy = rec.host_config.get("RestartPolicy") or {}
-        name = policy.get("Name") or "no"
+        policy = rec.host_config.restart_policy
+        name = policy.name or "no"
         if rec.manually_stopped or name == "no":
             return False
         if name == "on-failure":
-            limit = int(policy.get("MaximumRetryCount") or 0)
+            limit = policy.maximum_retry_count
             return code != 0 and (limit == 0 or rec.restart_count < limit)
         return name in ("always", "unless-stopped")
 
@@ -81,7 +81,7 @@ class Restarts:
         """At daemon start: `always` containers start again, and `unless-stopped` ones that
         were not stopped by hand."""
         for rec in list(self.store.records.values()):
-            name = (rec.host_config.get("RestartPolicy") or {}).get("Name")
+            name = rec.host_config.restart_policy.name
             manual = rec.manually_stopped
             if rec.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED,
                                           ContainerStatus.RESTARTING):

@@ -2,7 +2,7 @@
 (`--security-opt seccomp=PROFILE.json`, Docker's profile format), or none (`unconfined`,
 `--privileged`).
 
-Imports `errors`, `linux`. The default profile is berth's own, written from Docker's documented
+Imports `containers.hostconfig`, `errors`, `linux`. The default profile is berth's own, written from Docker's documented
 behaviour: what Docker lists as blocked by its default profile is refused with EPERM (keyrings,
 kernel modules, reboot and kexec, clocks, mount and namespaces, BPF and perf, io_uring, ...),
 each unless the container holds the capability Docker lets it through with. Creating
@@ -20,6 +20,7 @@ import os
 import platform
 from typing import Any
 
+from berth.containers.hostconfig import HostConfig
 from berth.errors import InvalidArgument
 from berth.linux import seccomp as lsec
 
@@ -137,10 +138,10 @@ def from_docker_profile(doc: dict[str, Any], caps: set[str]) -> dict[str, Any]:
     return out
 
 
-def for_container(hc: dict[str, Any], caps: set[str]) -> dict[str, Any] | None:
+def for_container(hc: HostConfig, caps: set[str]) -> dict[str, Any] | None:
     """The filter for a container's HostConfig, or None for no filter."""
     choice = None
-    for opt in hc.get("SecurityOpt") or []:
+    for opt in hc.security_opt or ():
         key, sep, value = opt.partition("=") if "=" in opt else opt.partition(":")
         if key == "seccomp" and sep:
             choice = value
@@ -153,7 +154,7 @@ def for_container(hc: dict[str, Any], caps: set[str]) -> dict[str, Any] | None:
             raise InvalidArgument("Decoding seccomp profile failed: the profile must be JSON "
                                   "(the CLI sends the file's content)") from None
         return from_docker_profile(doc, caps)
-    if hc.get("Privileged"):
+    if hc.privileged:
         return None
     return default_profile(caps)
 

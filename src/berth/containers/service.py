@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -31,13 +32,19 @@ from berth.containers import names
 from berth.containers.bundle import Bundles
 from berth.containers.channel import Attachment, Channel
 from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config, parse_signal
-from berth.containers.create import check_host_config, container_config, pick_name
+from berth.containers.create import (
+    CreateRequest,
+    check_host_config,
+    container_config,
+    pick_name,
+)
+from berth.containers.hostconfig import ResourcesUpdate
 from berth.containers.ipc import Ipc
 from berth.containers.monitors import MONITOR_DIED, Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord, WaitResult
+from berth.containers.record import ContainerRecord, NetworkRequest, WaitResult
 from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
@@ -53,9 +60,9 @@ from berth.errors import (
 )
 from berth.images import ImageService, rfc3339
 from berth.metadata import MetadataStore
-from berth.networks import NetworkService, link_spec
+from berth.networks import NetworkService
 from berth.shim import protocol
-from berth.shim.protocol import Exit, Ready, StartRequest
+from berth.shim.protocol import Exit, Ready
 from berth.volumes import VolumeService
 
 log = logging.getLogger(__name__)
@@ -89,7 +96,8 @@ class ContainerService:
         self.ipc = Ipc(self.store)
         self.restarts = Restarts(self.store, self.start)
         self.views = Views(self.store, images, driver, self.net)
-        self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net)
+        self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net, images=images,
+                               driver=driver, output=self.output)
         self.volumes.users = self.mounts.volume_users
 
     @property
@@ -139,7 +147,7 @@ class ContainerService:
     def network_users(self, net: str) -> builtins.list[str]:
         return self.net.network_users(net)
 
-    async def connect(self, net: str, ref: str, ec: dict[str, Any]) -> None:
+    async def connect(self, net: str, ref: str, ec: NetworkRequest) -> None:
         await self.net.connect(net, ref, ec)
 
     async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
@@ -167,8 +175,8 @@ class ContainerService:
     async def unpause(self, ref: str) -> None:
         await self.resources.unpause(ref)
 
-    async def update(self, ref: str, body: dict[str, Any]) -> builtins.list[str]:
-        return await self.resources.update(ref, body)
+    async def update(self, ref: str, changes: ResourcesUpdate) -> builtins.list[str]:
+        return await self.resources.update(ref, changes)
 
     def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
         return self.resources.top(ref, ps_args)
@@ -180,10 +188,11 @@ class ContainerService:
         await self.restarts.start_all()
 
     # --- create -----------------------------------------------------------------------------
-    async def create(self, body: dict[str, Any], name: str = "") -> tuple[str, builtins.list[str]]:
-        if not isinstance(body, dict):
-            raise InvalidArgument("invalid container config")
-        image_name = body.get("Image") or ""
+    async def create(self, req: CreateRequest, name: str = ""
+                     ) -> tuple[str, builtins.list[str]]:
+        """A container of `req` (read from Docker's JSON at the API edge); its ID and the
+        warnings of its HostConfig."""
+        image_name = req.config.image
         if not image_name:
             raise InvalidArgument("image name cannot be blank")
         try:
@@ -195,35 +204,37 @@ class ContainerService:
             except InvalidArgument:
                 shown = image_name
             raise NotFound(f"No such image: {shown}") from None
-        icfg = image.container_config
+        icfg = image.spec.config
         cid = secrets.token_hex(32)
+        hc = dataclasses.replace(req.host_config)   # create fills in dockerd's defaults
+        req = dataclasses.replace(req, host_config=hc)
         try:
-            hc: dict[str, Any] = dict(body.get("HostConfig") or {})
-            warnings = check_host_config(body, hc, self.cfg, self.ncpu, self.store.resolve)
-            full_cfg = container_config(body, hc, icfg, cid)
+            warnings = check_host_config(req.config, hc, self.cfg, self.ncpu,
+                                         self.store.resolve)
+            full_cfg = container_config(req, icfg, cid)
         except (TypeError, AttributeError, ValueError) as e:
             # a field of the wrong JSON type (dockerd's typed decoding refuses it: 400)
             raise InvalidArgument(f"invalid container config: {e}") from None
         name = pick_name(name, self.store.all())
-        mount_specs = self.mounts.specs(body, hc, icfg.get("Volumes"))
-        nets = self.net.requested(hc, body.get("NetworkingConfig") or {})
+        mount_specs = self.mounts.specs(req.config.volumes, hc, icfg.volumes)
+        nets = self.net.requested(hc, req.endpoints)
         links = self.net.register_links(hc, nets)
-        if body.get("MacAddress") and nets:  # the older, container-wide field
-            nets[0].mac = nets[0].mac or body["MacAddress"]
-            full_cfg["MacAddress"] = body["MacAddress"]   # inspect shows it, as dockerd
+        if full_cfg.mac_address and nets:  # the older, container-wide field
+            nets[0].mac = nets[0].mac or full_cfg.mac_address
+        elif full_cfg.mac_address:
+            full_cfg = dataclasses.replace(full_cfg, mac_address="")
         cdir = self.store.dir(cid)
         now = time.time()
         layers = self.images.layers_of(image)
-        hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
-        hc["LogConfig"] = log_config(hc.get("LogConfig"))
-        args = [*(full_cfg["Entrypoint"] or []), *(full_cfg["Cmd"] or [])]
+        hc.log_config = log_config(hc.log_config)
+        args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
         rec = ContainerRecord(
             id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
             args=args[1:], config=full_cfg, host_config=hc, driver=self.driver.name,
             upper_dir=self.driver.upper(cid), lower_dirs=[la.path for la in reversed(layers)],
             resolv_conf_path=os.path.join(cdir, "resolv.conf"),
             hostname_path=os.path.join(cdir, "hostname"), hosts_path=os.path.join(cdir, "hosts"),
-            log_path="" if hc["LogConfig"]["Type"] == "none" else
+            log_path="" if hc.log_config.type == "none" else
             os.path.join(cdir, f"{cid}-json.log"),
             layers=[la.chain_id for la in layers], nets=nets, links=links)
         # each step registers its undo; nothing half made stays if a later one fails
@@ -262,7 +273,7 @@ class ContainerService:
             except BerthError as e:
                 rec.state.error = e.message
                 self.store.save(rec)
-                if rec.host_config.get("AutoRemove"):
+                if rec.host_config.auto_remove:
                     self.store.spawn(self._auto_remove(cid))
                 raise
 
@@ -275,7 +286,7 @@ class ContainerService:
             eps = self.net.plug(rec)
             undo.callback(self.net.unplug, rec)
             await self.net.publish(rec, eps)
-            req = self._start_request(rec, bundle, state_dir, eps)
+            req = self.bundles.start_request(rec, bundle, state_dir, eps)
             try:
                 # a monitor that answers DNS queries comes from the fork server with dnslib
                 ch = await self.open_channel(self.cfg.dns_forkserver if req.dns else
@@ -315,33 +326,6 @@ class ContainerService:
         log.info("started container %s pid %s", cid[:12], msg.pid, extra={"container": cid})
         self.store.event(rec, "start")
 
-    def _start_request(self, rec: ContainerRecord, bundle: str, state_dir: str,
-                       eps: builtins.list[dict[str, Any]]) -> StartRequest:
-        """What the fork server needs to start the container's shim."""
-        cid = rec.id
-        cfg = rec.config
-        layers = [self.images.layer_store.get(c) for c in rec.layers]
-        rotation = self.output.log_rotation(rec)
-        runtime, runtime_root = self.store.runtime_of(rec)
-        mount = self.driver.mount(cid, layers)
-        dns = protocol.DnsConfig(
-            hosts=tuple(self.networks.hosts_files(eps) if self.networks else ()),
-            upstream=tuple(self.net.upstream_dns(rec.host_config, False)),
-            forward=self.net.dns_forward([ep["netname"] for ep in eps]),
-            links=self.net.dns_links(rec.nets)) if any(
-            self.networks and self.networks.user_defined(ep["netname"]) for ep in eps) else None
-        size = rec.host_config.get("ConsoleSize")
-        return StartRequest(
-            id=cid, bundle=bundle, log_path=rec.log_path, state_dir=state_dir,
-            runtime=runtime, runtime_root=runtime_root, socket=self.store.monitor_socket(cid),
-            rootfs_mount=protocol.RootfsMount(type=mount.type, source=mount.source,
-                                              options=tuple(mount.options)),
-            stdin=bool(cfg.get("OpenStdin")), tty=bool(cfg.get("Tty")),
-            console_size=(int(size[0]), int(size[1])) if size else None,
-            networks=tuple(link_spec(ep) for ep in eps),
-            dns=dns, log_max_size=rotation["log_max_size"],
-            log_max_file=rotation["log_max_file"])
-
     async def _watch(self, cid: str, ch: Channel) -> None:
         """Pass output on until the monitor's exit message (or its death); record the exit."""
         await self._on_exit(cid, await self.monitors.watch(cid, ch))
@@ -378,7 +362,7 @@ class ContainerService:
         if record.oom:
             self.store.event(rec, "oom")
         self.store.event(rec, "die", exitCode=str(code))
-        if rec.host_config.get("AutoRemove"):
+        if rec.host_config.auto_remove:
             await self._auto_remove(cid)
         elif self.restarts.should_restart(rec, code):
             self.restarts.schedule(rec)
@@ -404,7 +388,7 @@ class ContainerService:
                 ch, hello = await self.monitors.reconnect(cid, rec.monitor)
                 if ch is not None and isinstance(hello, Ready):
                     if self.networks is not None and rec.endpoints:
-                        self.networks.restore(cid, rec.endpoints)
+                        self.networks.restore(cid, [e.to_dict() for e in rec.endpoints])
                         with contextlib.suppress(BerthError):
                             await self.net.publish(rec, rec.endpoints, restoring=True)
                     live.channel = ch
@@ -419,7 +403,7 @@ class ContainerService:
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
             await asyncio.to_thread(self.resources.reclaim, rec)
         if self.networks is not None:
-            known = {str(ep.get("host_if", "")) for rec in self.store.records.values()
+            known = {ep.host_if for rec in self.store.records.values()
                      if rec.state.status.is_running for ep in rec.endpoints}
             await asyncio.to_thread(self.networks.reclaim_links, known)
 
@@ -462,10 +446,10 @@ class ContainerService:
 
     async def _stop(self, rec: ContainerRecord, timeout: int | None, sig: str | None) -> None:
         cid = rec.id
-        signo = parse_signal(sig or rec.config.get("StopSignal"))
+        signo = parse_signal(sig or rec.config.stop_signal)
         if timeout is None:
-            timeout = rec.config.get("StopTimeout")
-            timeout = 10 if timeout is None else int(timeout)
+            timeout = rec.config.stop_timeout
+            timeout = 10 if timeout is None else timeout
         exits = self.store.live[cid].exits
         await self.resources.thaw(rec)
         self._signal(rec, signo)

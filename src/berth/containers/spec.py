@@ -1,17 +1,20 @@
-"""From a container's Docker config (Config + HostConfig) to an OCI runtime spec, and the
-validation Docker does at create time.
+"""From a container's typed config (`ContainerConfig` + `HostConfig`) to an OCI runtime spec,
+and the validation Docker does at create time.
 
-Imports `oci.defaults` and `oci.sysctl` (spec data: the runtime itself runs in other
-processes), `errors`.
+Imports `containers.settings`, `containers.hostconfig`, `oci.defaults` and `oci.sysctl` (spec
+data: the runtime itself runs in other processes), `errors`.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from typing import Any
 
 from berth.containers import seccomp
+from berth.containers.hostconfig import DeviceMapping, HostConfig, ThrottleDevice
+from berth.containers.settings import ContainerConfig, HealthConfig
 from berth.errors import InvalidArgument
 from berth.linux import CAPABILITIES
 from berth.oci import sysctl
@@ -72,11 +75,11 @@ def process_env(config_env: list[str] | None, hostname: str, tty: bool,
     return replace_or_append(replace_or_append(base + list(links or []), config_env), extra)
 
 
-def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
+def validate_host_config(hc: HostConfig, ncpu: int) -> list[str]:
     """Docker's checks and defaults, in place. Returns warnings."""
     warnings: list[str] = []
-    mem = int(hc.get("Memory") or 0)
-    swap = int(hc.get("MemorySwap") or 0)
+    mem = hc.memory
+    swap = hc.memory_swap
     if mem and mem < 6 * 1024 * 1024:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
     if swap > 0 and mem and swap < mem:
@@ -85,16 +88,16 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
     if swap and not mem:
         raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, "
                               "see usage")
-    nano = int(hc.get("NanoCpus") or 0)
-    if nano and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+    nano = hc.nano_cpus
+    if nano and (hc.cpu_quota or hc.cpu_period):
         raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     if nano < 0 or nano > ncpu * 1_000_000_000:
         raise InvalidArgument(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only "
                               f"{ncpu} CPUs available")
-    shares = int(hc.get("CpuShares") or 0)
+    shares = hc.cpu_shares
     if shares < 0:
         raise InvalidArgument("invalid CPU shares")
-    cpus = hc.get("CpusetCpus") or ""
+    cpus = hc.cpuset_cpus
     if cpus:
         for part in cpus.split(","):
             lo, _, hi = part.partition("-")
@@ -102,90 +105,88 @@ def validate_host_config(hc: dict[str, Any], ncpu: int) -> list[str]:
                     int(lo), int(hi or lo)) >= ncpu:
                 raise InvalidArgument(f"Requested CPUs are not available - requested {cpus}, "
                                       f"available: 0-{ncpu - 1}")
-    restart = (hc.get("RestartPolicy") or {}).get("Name") or "no"
+    restart = hc.restart_policy.name or "no"
     if restart not in ("no", "", "always", "unless-stopped", "on-failure"):
         raise InvalidArgument(f"invalid restart policy '{restart}'")
-    if hc.get("AutoRemove") and restart not in ("no", ""):
+    if hc.auto_remove and restart not in ("no", ""):
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
-    mode = hc.get("NetworkMode") or "default"
-    if mode == "default":
-        hc["NetworkMode"] = mode = "bridge"
+    if (hc.network_mode or "default") == "default":
+        hc.network_mode = "bridge"
     warnings += _validate_namespaces(hc)
     warnings += _validate_resources(hc, mem)
-    refuse_unsupported(hc)
+    refuse_unsupported(hc.extra)
     return warnings
 
 
-def _validate_namespaces(hc: dict[str, Any]) -> list[str]:
+def _validate_namespaces(hc: HostConfig) -> list[str]:
     """PidMode, IpcMode, UTSMode: dockerd's valid values and words; IpcMode gets dockerd's
     default (`private`, its default-ipc-mode) as it records it."""
-    pid = hc.get("PidMode") or ""
+    pid = hc.pid_mode
     if pid not in ("", "host") and not (pid.startswith("container:") and pid[10:]):
         raise InvalidArgument(f"invalid PID mode: {pid}")
-    ipc = hc.get("IpcMode") or ""
+    ipc = hc.ipc_mode
     if ipc not in ("", "host", "private", "shareable", "none") and not (
             ipc.startswith("container:") and ipc[10:]):
         raise InvalidArgument(f"invalid IPC mode: {ipc}")
     if not ipc:
-        hc["IpcMode"] = "private"
-    uts = hc.get("UTSMode") or ""
+        hc.ipc_mode = "private"
+    uts = hc.uts_mode
     if uts not in ("", "host"):
         raise InvalidArgument(f"invalid UTS mode: {uts}")
     return []
 
 
-def _validate_resources(hc: dict[str, Any], mem: int) -> list[str]:
+def _validate_resources(hc: HostConfig, mem: int) -> list[str]:
     """The memory, OOM and block I/O fields: dockerd's ranges and words, and its warnings
     where cgroup v2 has no such knob."""
     warnings: list[str] = []
     v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-    adj = int(hc.get("OomScoreAdj") or 0)
+    adj = hc.oom_score_adj
     if not -1000 <= adj <= 1000:
         raise InvalidArgument(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")
-    res = int(hc.get("MemoryReservation") or 0)
+    res = hc.memory_reservation
     if res and res < 6 * 1024 * 1024:
         raise InvalidArgument("Minimum memory reservation allowed is 6MB")
     if res and mem and mem < res:
         raise InvalidArgument("Minimum memory limit can not be less than memory reservation "
                               "limit, see usage")
-    swappiness = hc.get("MemorySwappiness")
-    if swappiness is not None and int(swappiness) != -1:
-        if not 0 <= int(swappiness) <= 100:
+    swappiness = hc.memory_swappiness
+    if swappiness is not None and swappiness != -1:
+        if not 0 <= swappiness <= 100:
             raise InvalidArgument(f"Invalid value: {swappiness}, valid memory swappiness range "
                                   "is 0-100")
         if v2:
             warnings.append("Your kernel does not support memory swappiness capabilities or "
                             "the cgroup is not mounted. Memory swappiness discarded.")
-            hc["MemorySwappiness"] = None
-    if hc.get("OomKillDisable"):
+            hc.memory_swappiness = None
+    if hc.oom_kill_disable:
         if v2:
             warnings.append("Your kernel does not support OomKillDisable. OomKillDisable "
                             "discarded.")
-            hc["OomKillDisable"] = False
+            hc.oom_kill_disable = False
         elif not mem:
             warnings.append("OOM killer is disabled for the container, but no memory limit "
                             "is set, this can result in the system running out of resources.")
-    weight = int(hc.get("BlkioWeight") or 0)
+    weight = hc.blkio_weight
     if weight and not 10 <= weight <= 1000:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
-    for d in hc.get("BlkioWeightDevice") or []:
-        w = int(d.get("Weight") or 0)
-        if not 10 <= w <= 1000:
-            raise InvalidArgument(f"invalid weight for device: {d.get('Path')}: range of blkio "
+    for w in hc.blkio_weight_device or ():
+        if not 10 <= w.weight <= 1000:
+            raise InvalidArgument(f"invalid weight for device: {w.path}: range of blkio "
                                   "weight is from 10 to 1000")
-        block_device(d.get("Path") or "")
+        block_device(w.path)
     for key in THROTTLE:
-        for d in hc.get(key) or []:
-            if int(d.get("Rate") or 0) < 0:
-                raise InvalidArgument(f"invalid rate for device: {d.get('Path')}")
-            block_device(d.get("Path") or "")
-    for rule in hc.get("DeviceCgroupRules") or []:
+        for d in throttled(hc, key):
+            if d.rate < 0:
+                raise InvalidArgument(f"invalid rate for device: {d.path}")
+            block_device(d.path)
+    for rule in hc.device_cgroup_rules or ():
         device_cgroup_rule(rule)
-    for key in (hc.get("Annotations") or {}):
+    for key in hc.annotations or {}:
         if not key or key.startswith("berth."):
             raise InvalidArgument(f"invalid annotation {key!r}: the berth. prefix is the "
                                   "daemon's own")
-    storage = hc.get("StorageOpt") or {}
+    storage = hc.storage_opt or {}
     if storage:
         if "size" in storage:
             raise InvalidArgument("--storage-opt is supported only for overlay over xfs with "
@@ -194,15 +195,26 @@ def _validate_resources(hc: dict[str, Any], mem: int) -> list[str]:
     return warnings
 
 
-def validate_healthcheck(health: dict[str, Any] | None) -> None:
+def validate_healthcheck(health: HealthConfig | None) -> None:
     """dockerd's checks of Config.Healthcheck: each duration 0 (the default) or at least
     1ms, Retries not negative."""
-    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
-        v = int((health or {}).get(key) or 0)
+    if health is None:
+        return
+    for key, v in (("Interval", health.interval), ("Timeout", health.timeout),
+                   ("StartPeriod", health.start_period),
+                   ("StartInterval", health.start_interval)):
         if v and v < 1_000_000:
             raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
-    if int((health or {}).get("Retries") or 0) < 0:
+    if health.retries < 0:
         raise InvalidArgument("Retries in Healthcheck cannot be negative")
+
+
+def throttled(hc: HostConfig, key: str) -> tuple[ThrottleDevice, ...]:
+    """The throttled devices of one of THROTTLE's HostConfig keys."""
+    return {"BlkioDeviceReadBps": hc.blkio_device_read_bps,
+            "BlkioDeviceWriteBps": hc.blkio_device_write_bps,
+            "BlkioDeviceReadIOps": hc.blkio_device_read_iops,
+            "BlkioDeviceWriteIOps": hc.blkio_device_write_iops}[key] or ()
 
 
 # the throttling fields: HostConfig key -> runtime-spec blockIO key, cgroup v1 file
@@ -227,9 +239,9 @@ UNSUPPORTED_CONFIG: dict[str, tuple[Any, ...]] = {
 }
 
 
-def refuse_unsupported(hc: dict[str, Any], config: dict[str, Any] | None = None) -> None:
-    """A HostConfig (or Config) field berth does not implement, given a value other than its
-    default: a 400 naming it, as nothing may be dropped silently."""
+def refuse_unsupported(hc: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> None:
+    """A HostConfig (its `extra`) or Config field berth does not implement, given a value other
+    than its default: a 400 naming it, as nothing may be dropped silently."""
     for fields, doc, what in ((UNSUPPORTED_HOST_CONFIG, hc, "HostConfig"),
                               (UNSUPPORTED_CONFIG, config or {}, "Config")):
         for key, defaults in fields.items():
@@ -262,15 +274,15 @@ def device_cgroup_rule(rule: str) -> dict[str, Any]:
             "minor": -1 if minor == "*" else int(minor), "access": access}
 
 
-def validate_sysctls(hc: dict[str, Any], joined_mode: str = "") -> None:
+def validate_sysctls(hc: HostConfig, joined_mode: str = "") -> None:
     """`--sysctl`: only the namespaced ones, where the container has the namespace of its own
     (runc's rules and words, at create as a 400). `joined_mode`: the NetworkMode of the container
     whose network a `container:` one joins."""
-    mode = hc.get("NetworkMode") or "bridge"
+    mode = hc.network_mode or "bridge"
     host_net = mode == "host" or joined_mode == "host"
     # --network host shares the host's UTS namespace too
-    why = sysctl.check(hc.get("Sysctls"), ipc=hc.get("IpcMode") != "host", net=not host_net,
-                       uts=not host_net and hc.get("UTSMode") != "host")
+    why = sysctl.check(hc.sysctls, ipc=hc.ipc_mode != "host", net=not host_net,
+                       uts=not host_net and hc.uts_mode != "host")
     if why:
         raise InvalidArgument(why)
 
@@ -289,17 +301,17 @@ def host_caps() -> set[str]:
     return set(CAPABILITIES)
 
 
-def container_caps(hc: dict[str, Any]) -> set[str]:
+def container_caps(hc: HostConfig) -> set[str]:
     """The capabilities of a container's processes (its init and its execs). "All" (for
     --privileged and --cap-add ALL) is all that the host has, as Docker takes it."""
     caps = set(DEFAULT_CAPS)
-    for c in hc.get("CapAdd") or []:
+    for c in hc.cap_add or ():
         c = _cap_name(c)
         caps = host_caps() if c == "CAP_ALL" else caps | {c}
-    for c in hc.get("CapDrop") or []:
+    for c in hc.cap_drop or ():
         c = _cap_name(c)
         caps = set() if c == "CAP_ALL" else caps - {c}
-    if hc.get("Privileged"):
+    if hc.privileged:
         caps = host_caps()
     return caps
 
@@ -308,12 +320,12 @@ _TRUE = ("1", "t", "T", "TRUE", "true", "True")      # Go's strconv.ParseBool, a
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-def no_new_privileges(hc: dict[str, Any]) -> bool:
+def no_new_privileges(hc: HostConfig) -> bool:
     """`--security-opt no-new-privileges`, `no-new-privileges:VALUE` or `=VALUE` (a boolean,
     `:false` turns it off; the last one given wins), for the init and for every exec alike.
     A bad value is Docker's error."""
     on = False
-    for opt in hc.get("SecurityOpt") or []:
+    for opt in hc.security_opt or ():
         if opt == "no-new-privileges":
             on = True
             continue
@@ -326,9 +338,9 @@ def no_new_privileges(hc: dict[str, Any]) -> bool:
     return on
 
 
-def cgroupns_mode(hc: dict[str, Any]) -> str:
+def cgroupns_mode(hc: HostConfig) -> str:
     """`--cgroupns`: Docker's default is `host` on cgroup v1 and `private` on v2."""
-    mode = hc.get("CgroupnsMode") or ""
+    mode = hc.cgroupns_mode
     if mode not in ("", "host", "private"):
         raise InvalidArgument(f"invalid cgroup namespace mode: {mode}")
     if not mode:
@@ -336,7 +348,7 @@ def cgroupns_mode(hc: dict[str, Any]) -> str:
     return mode
 
 
-def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
+def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
                hostname_path: str, hosts_path: str, resolv_path: str,
                cgroup_parent: str, netns_path: str | None = None,
                init_path: str = "", mounts: list[dict[str, Any]] | None = None,
@@ -346,40 +358,39 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     """`netns_path`, `pidns_path`, `ipcns_path`: the namespaces a `container:` mode joins;
     `shm_path`: the host directory bound on /dev/shm (a shareable IPC's own or the one it
     joins); `link_env`: the variables of its legacy links."""
-    args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
-    if host_config.get("Init") and init_path:
+    args = [*(config.entrypoint or ()), *(config.cmd or ())]
+    if host_config.init and init_path:
         # Docker's --init: tini as PID 1, reaping zombies and passing signals on
         args = ["/sbin/docker-init", "--", *args]
-    hostname = config.get("Hostname") or cid[:12]
-    env = process_env(config.get("Env"), hostname, bool(config.get("Tty")), links=link_env)
-    spec = default_spec(args, env=env, cwd=config.get("WorkingDir") or "/",
-                        hostname=hostname,
-                        terminal=bool(config.get("Tty")))
+    hostname = config.hostname or cid[:12]
+    env = process_env(list(config.env or ()), hostname, config.tty, links=link_env)
+    spec = default_spec(args, env=env, cwd=config.working_dir or "/", hostname=hostname,
+                        terminal=config.tty)
     # the user is resolved inside the rootfs at start, through the image's passwd and group
     # files, as Docker does; "" is root (uid 0, with its groups and home)
     hc = host_config
-    spec["annotations"] = {**(hc.get("Annotations") or {}),
-                           "berth.user": config.get("User") or "0"}
-    if config.get("Domainname"):
-        spec["domainname"] = config["Domainname"]
+    spec["annotations"] = {**(hc.annotations or {}),
+                           "berth.user": config.user or "0"}
+    if config.domainname:
+        spec["domainname"] = config.domainname
     proc = spec["process"]
-    if hc.get("OomScoreAdj"):
-        proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
-    if hc.get("GroupAdd"):
-        proc["user"]["additionalGids"] = [int(g) for g in hc["GroupAdd"] if str(g).isdigit()]
+    if hc.oom_score_adj:
+        proc["oomScoreAdj"] = hc.oom_score_adj
+    if hc.group_add:
+        proc["user"]["additionalGids"] = [int(g) for g in hc.group_add if g.isdigit()]
 
     caps = container_caps(hc)
-    if hc.get("Privileged"):
+    if hc.privileged:
         spec["linux"]["maskedPaths"] = []
         spec["linux"]["readonlyPaths"] = []
         for m in spec["mounts"]:
             if m["destination"] == "/sys":
                 m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
     else:
-        if hc.get("MaskedPaths") is not None:
-            spec["linux"]["maskedPaths"] = list(hc["MaskedPaths"])
-        if hc.get("ReadonlyPaths") is not None:
-            spec["linux"]["readonlyPaths"] = list(hc["ReadonlyPaths"])
+        if hc.masked_paths is not None:
+            spec["linux"]["maskedPaths"] = list(hc.masked_paths)
+        if hc.readonly_paths is not None:
+            spec["linux"]["readonlyPaths"] = list(hc.readonly_paths)
     caps_list = sorted(caps)
     proc["capabilities"] = {"bounding": caps_list, "effective": caps_list,
                             "permitted": caps_list}
@@ -389,21 +400,21 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     if filt is not None:
         spec["linux"]["seccomp"] = filt
     rlimits = []
-    for u in hc.get("Ulimits") or []:
-        name = _ULIMITS.get(u.get("Name", ""))
+    for u in hc.ulimits or ():
+        name = _ULIMITS.get(u.name)
         if not name:
-            raise InvalidArgument(f"invalid ulimit type: {u.get('Name')}")
-        rlimits.append({"type": name, "soft": int(u["Soft"]), "hard": int(u["Hard"])})
+            raise InvalidArgument(f"invalid ulimit type: {u.name}")
+        rlimits.append({"type": name, "soft": u.soft, "hard": u.hard})
     proc["rlimits"] = rlimits
 
-    if hc.get("ReadonlyRootfs"):
+    if hc.readonly_rootfs:
         spec["root"]["readonly"] = True
-    shm = int(hc.get("ShmSize") or 0)
+    shm = hc.shm_size
     if shm:
         for m in spec["mounts"]:
             if m["destination"] == "/dev/shm":
                 m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [f"size={shm}"]
-    ipc = hc.get("IpcMode") or "private"
+    ipc = hc.ipc_mode or "private"
     if ipc == "none":
         spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/dev/shm"]
     elif ipc == "host" or shm_path:
@@ -413,30 +424,36 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
             "source": "/dev/shm" if ipc == "host" else shm_path,
             "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}
             for m in spec["mounts"]]
-    mode = hc.get("NetworkMode") or "bridge"
+    mode = hc.network_mode or "bridge"
     extra: list[dict[str, Any]] = []
     for dest, src in (("/etc/resolv.conf", resolv_path), ("/etc/hostname", hostname_path),
                       ("/etc/hosts", hosts_path)):
         if src:
             extra.append({"destination": dest, "type": "bind", "source": src,
                           "options": ["rbind", "rprivate"]})
-    for path, opts in (hc.get("Tmpfs") or {}).items():
-        extra.append({"destination": path, "type": "tmpfs", "source": "tmpfs",
+    for target, opts in (hc.tmpfs or {}).items():
+        extra.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
                       "options": ["nosuid", "nodev", "noexec"] + (
                           [o for o in opts.split(",") if o] if opts else [])})
     # volumes, binds and tmpfs mounts, made into runtime-spec mounts by the service
     extra.extend(mounts or [])
     # as Docker: parents before children, so a volume on /etc does not hide /etc/hosts
     spec["mounts"].extend(sorted(extra, key=lambda m: m["destination"].rstrip("/").count("/")))
-    if hc.get("Init") and init_path:
+    # as dockerd: a slave or shared bind needs the root's propagation to match, or the
+    # mounts the host makes later never reach it
+    props = {o.lstrip("r") for m in mounts or [] for o in m.get("options", [])
+             if o in ("shared", "rshared", "slave", "rslave")}
+    if props:
+        spec["linux"]["rootfsPropagation"] = "rshared" if "shared" in props else "rslave"
+    if hc.init and init_path:
         spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
                                "source": init_path, "options": ["rbind", "ro", "rprivate"]})
 
     namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     # --pid, --ipc, --uts: none of its own (host), or another container's joined by path
-    for typ, host, path in (("pid", hc.get("PidMode") == "host", pidns_path),
+    for typ, host, path in (("pid", hc.pid_mode == "host", pidns_path),
                             ("ipc", ipc == "host", ipcns_path),
-                            ("uts", hc.get("UTSMode") == "host" or mode == "host", None)):
+                            ("uts", hc.uts_mode == "host" or mode == "host", None)):
         if host:
             namespaces = [ns for ns in namespaces if ns["type"] != typ]
         elif path:
@@ -450,7 +467,7 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
                           else {"type": "network"})
     if cgroupns_mode(hc) == "private":
         namespaces.append({"type": "cgroup"})
-    if idmap is not None and hc.get("UsernsMode") != "host":
+    if idmap is not None and hc.userns_mode != "host":
         # berthd --userns-remap: root in the container is idmap's unprivileged range outside
         uid, gid, size = idmap
         namespaces.insert(0, {"type": "user"})
@@ -459,74 +476,74 @@ def build_spec(*, cid: str, config: dict[str, Any], host_config: dict[str, Any],
     spec["linux"]["namespaces"] = namespaces
 
     res: dict[str, Any] = {}
-    mem = int(hc.get("Memory") or 0)
-    swap = int(hc.get("MemorySwap") or 0)
+    mem = hc.memory
+    swap = hc.memory_swap
     memory: dict[str, Any] = {}
     if mem:
         memory = {"limit": mem}
         # Docker: swap unset means as much swap as memory (memory+swap = 2x memory)
         memory["swap"] = swap if swap else 2 * mem
-    if hc.get("MemoryReservation"):
-        memory["reservation"] = int(hc["MemoryReservation"])
-    if hc.get("MemorySwappiness") is not None and int(hc["MemorySwappiness"]) >= 0:
-        memory["swappiness"] = int(hc["MemorySwappiness"])
-    if hc.get("OomKillDisable"):
+    if hc.memory_reservation:
+        memory["reservation"] = hc.memory_reservation
+    if hc.memory_swappiness is not None and hc.memory_swappiness >= 0:
+        memory["swappiness"] = hc.memory_swappiness
+    if hc.oom_kill_disable:
         memory["disableOOMKiller"] = True
     if memory:
         res["memory"] = memory
     blkio: dict[str, Any] = {}
-    if hc.get("BlkioWeight"):
-        blkio["weight"] = int(hc["BlkioWeight"])
-    for d in hc.get("BlkioWeightDevice") or []:
-        major, minor = block_device(d.get("Path") or "")
+    if hc.blkio_weight:
+        blkio["weight"] = hc.blkio_weight
+    for w in hc.blkio_weight_device or ():
+        major, minor = block_device(w.path)
         blkio.setdefault("weightDevice", []).append(
-            {"major": major, "minor": minor, "weight": int(d["Weight"])})
+            {"major": major, "minor": minor, "weight": w.weight})
     for key, (spec_key, _) in THROTTLE.items():
-        for d in hc.get(key) or []:
-            major, minor = block_device(d.get("Path") or "")
+        for d in throttled(hc, key):
+            major, minor = block_device(d.path)
             blkio.setdefault(spec_key, []).append(
-                {"major": major, "minor": minor, "rate": int(d.get("Rate") or 0)})
+                {"major": major, "minor": minor, "rate": d.rate})
     if blkio:
         res["blockIO"] = blkio
     cpu: dict[str, Any] = {}
-    if hc.get("NanoCpus"):
+    if hc.nano_cpus:
         cpu["period"] = 100000
-        cpu["quota"] = int(hc["NanoCpus"]) * 100000 // 1_000_000_000
-    if hc.get("CpuQuota"):
-        cpu["quota"] = int(hc["CpuQuota"])
-    if hc.get("CpuPeriod"):
-        cpu["period"] = int(hc["CpuPeriod"])
-    if hc.get("CpuShares"):
-        cpu["shares"] = int(hc["CpuShares"])
-    if hc.get("CpusetCpus"):
-        cpu["cpus"] = hc["CpusetCpus"]
-    if hc.get("CpusetMems"):
-        cpu["mems"] = hc["CpusetMems"]
+        cpu["quota"] = hc.nano_cpus * 100000 // 1_000_000_000
+    if hc.cpu_quota:
+        cpu["quota"] = hc.cpu_quota
+    if hc.cpu_period:
+        cpu["period"] = hc.cpu_period
+    if hc.cpu_shares:
+        cpu["shares"] = hc.cpu_shares
+    if hc.cpuset_cpus:
+        cpu["cpus"] = hc.cpuset_cpus
+    if hc.cpuset_mems:
+        cpu["mems"] = hc.cpuset_mems
     if cpu:
         res["cpu"] = cpu
-    if hc.get("PidsLimit"):
-        res["pids"] = {"limit": int(hc["PidsLimit"])}
+    if hc.pids_limit:
+        res["pids"] = {"limit": hc.pids_limit}
     # the device cgroup: all denied, then Docker's defaults (a privileged one gets all), then
     # the --device ones
-    extra_devices = [host_device(d) for d in hc.get("Devices") or []]
-    res["devices"] = [{"allow": True, "access": "rwm"}] if hc.get("Privileged") else [
+    extra_devices = [host_device(d) for d in hc.devices or ()]
+    res["devices"] = [{"allow": True, "access": "rwm"}] if hc.privileged else [
         {"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES,
         *({"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"],
            "access": perms} for d, perms in extra_devices),
-        *(device_cgroup_rule(r) for r in hc.get("DeviceCgroupRules") or [])]
+        *(device_cgroup_rule(r) for r in hc.device_cgroup_rules or ())]
     spec["linux"]["devices"] = [d for d, _ in extra_devices]
     spec["linux"]["resources"] = res
     # absolute: under the hierarchy's root, wherever the daemon itself runs (as Docker's
     # cgroupfs driver passes /docker/<id>)
-    spec["linux"]["cgroupsPath"] = f"/{(hc.get('CgroupParent') or cgroup_parent).strip('/')}/{cid}"
-    spec["linux"]["sysctl"] = dict(hc.get("Sysctls") or {})
+    spec["linux"]["cgroupsPath"] = f"/{(hc.cgroup_parent or cgroup_parent).strip('/')}/{cid}"
+    spec["linux"]["sysctl"] = dict(hc.sysctls or {})
     return spec
 
 
-def host_device(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def host_device(d: DeviceMapping) -> tuple[dict[str, Any], str]:
     """`--device HOST[:CONTAINER[:PERMS]]` as a runtime-spec device, and its cgroup access."""
-    host = d.get("PathOnHost") or ""
-    perms = d.get("CgroupPermissions") or "rwm"
+    host = d.path_on_host
+    perms = d.cgroup_permissions or "rwm"
     if not perms or any(c not in "rwm" for c in perms):
         raise InvalidArgument(f"invalid device mode: {perms}")
     try:
@@ -537,7 +554,7 @@ def host_device(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         raise InvalidArgument(f'error gathering device information while adding custom device '
                               f'"{host}": not a device node')
-    return ({"path": d.get("PathInContainer") or host,
+    return ({"path": d.path_in_container or host,
              "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
              "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
              "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}, perms)
@@ -553,5 +570,5 @@ def _cap_name(c: str) -> str:
 
 __all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
            "validate_sysctls", "validate_healthcheck", "refuse_unsupported", "block_device",
-           "device_cgroup_rule", "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG",
+           "device_cgroup_rule", "throttled", "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG",
            "UNSUPPORTED_HOST_CONFIG"]

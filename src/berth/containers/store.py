@@ -100,8 +100,8 @@ class ContainerStore:
 
     def event(self, rec: ContainerRecord, action: str, **extra: str) -> None:
         """A container event with Docker's attributes: its labels, name and image."""
-        attrs = {**(rec.config.get("Labels") or {}), "name": rec.short_name,
-                 "image": rec.config["Image"], **extra}
+        attrs = {**rec.config.labels, "name": rec.short_name, "image": rec.config.image,
+                 **extra}
         self.emit("container", action, rec.id, attrs)
 
     # --- where its files are ----------------------------------------------------------------
@@ -116,7 +116,7 @@ class ContainerStore:
 
     def runtime_of(self, rec: ContainerRecord) -> tuple[str, str]:
         """For the shim: an OCI runtime binary to drive and its root ("" for berth's own)."""
-        name = rec.host_config.get("Runtime") or "berth"
+        name = rec.host_config.runtime or "berth"
         path = self.cfg.runtimes.get(name, "")
         if not path:
             return "", ""

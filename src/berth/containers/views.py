@@ -52,7 +52,7 @@ class Views:
         rec = self.store.resolve(ref)
         return self._view(rec, size, links=self.net.links_view(rec),
                           runtime=self.store.cfg.runtime_shown(
-                              rec.host_config.get("Runtime") or ""))
+                              rec.host_config.runtime))
 
     def _view(self, rec: ContainerRecord, size: bool, **extra: Any) -> ContainerView:
         """The record with what the API shows beside it; its sizes on disk with `size`."""
@@ -108,7 +108,7 @@ class Views:
                         ok = True
                 except BerthError:
                     pass
-                if a == d.config["Image"]:
+                if a == d.config.image:
                     ok = True
             if not ok:
                 return False
@@ -116,7 +116,7 @@ class Views:
 
     @staticmethod
     def labels_match(d: ContainerRecord, wanted: builtins.list[str]) -> bool:
-        labels = d.config.get("Labels") or {}
+        labels = d.config.labels
         for w in wanted:
             k, eq, v = w.partition("=")
             if k not in labels or (eq and labels[k] != v):

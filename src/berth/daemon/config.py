@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from berth import __version__
 from berth.api import API_VERSION
@@ -42,6 +43,8 @@ class DaemonConfig:
     bip: str = "10.88.0.1/16"
     iptables: bool = True
     ip_forward: bool = True
+    ipv6: bool = False               # IPv6 on the default bridge, in fixed_cidr_v6
+    fixed_cidr_v6: str = ""          # "": a unique local /64 picked once and kept
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_opts: list[str] = field(default_factory=list)
@@ -52,6 +55,10 @@ class DaemonConfig:
     # entitlements a build may be granted when it asks (buildkitd's flag of the same name)
     insecure_entitlements: frozenset[str] = frozenset()
     idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
+    # the Kubernetes CRI (berth.cri): its socket ("": not served), CNI config and plug-ins
+    cri_socket: str = ""
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dirs: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
 
     @property
     def socket_paths(self) -> list[str]:
@@ -84,11 +91,16 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                    help="berth (its own runtime), runc, crun, or a name from --add-runtime")
     p.add_argument("--add-runtime", action="append", default=[],
                    help="NAME=PATH: another OCI runtime with runc's command line")
+    p.set_defaults(runtimes={})   # daemon.json's "runtimes"
     p.add_argument("-s", "--storage-driver", default="")
     p.add_argument("-b", "--bridge", default="berth0",
                    help="the default bridge network's bridge, created if absent")
     p.add_argument("--bip", default="10.88.0.1/16",
                    help="the default bridge's address and subnet (not Docker's 172.17/16)")
+    p.add_argument("--ipv6", nargs="?", const="true", default=None, metavar="BOOL",
+                   help="IPv6 on the default bridge (its subnet: --fixed-cidr-v6)")
+    p.add_argument("--fixed-cidr-v6", default="",
+                   help="the default bridge's IPv6 subnet (default: a unique local /64)")
     p.add_argument("--iptables", default="true", choices=["true", "false"])
     p.add_argument("--ip-forward", default="true", choices=["true", "false"])
     p.add_argument("--log-opt", action="append", default=[],
@@ -116,6 +128,12 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     p.add_argument("--allow-insecure-entitlement", action="append", default=[],
                    help="network.host: a build may run RUN --network=host steps when it asks "
                    "for it (berth build --allow network.host)")
+    p.add_argument("--cri-socket", default="",
+                   help="serve the Kubernetes CRI (runtime/v1) on unix:///PATH (off by default)")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d",
+                   help="the CRI's CNI network configs (the first in name order is used)")
+    p.add_argument("--cni-bin-dir", action="append", default=[],
+                   help="where the CRI finds CNI plug-ins (default: /opt/cni/bin, /usr/lib/cni)")
     p.add_argument("--config-file", default="/etc/berth/daemon.json",
                    help="daemon.json: registry-mirrors, insecure-registries, dns, log-opts, ...")
     p.add_argument("-v", "--version", action="store_true")
@@ -124,9 +142,10 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     if a.version:
         print(f"berthd version {__version__} (Docker Engine API {API_VERSION})")
         sys.exit(0)
-    runtimes = _runtimes(p, a.add_runtime)
-    if a.default_runtime == "berth-runtime":
-        a.default_runtime = "berth"
+    runtimes = _runtimes(p, a.add_runtime, a.runtimes)
+    if a.default_runtime == "berth-runtime" or (
+            a.default_runtime == "runc" and "runc" not in runtimes):
+        a.default_runtime = "berth"   # dockerd's name of the default runtime (issue 15)
     if a.default_runtime not in runtimes:
         p.error(f"unknown runtime {a.default_runtime!r}: berth, "
                 + ", ".join(sorted(set(runtimes) - {"berth"})) + " (--add-runtime adds one)")
@@ -157,12 +176,28 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         cdi_spec_dirs=tuple(a.cdi_spec_dir) or ("/etc/cdi", "/var/run/cdi"),
                         log_opts=dict(o.split("=", 1) for o in a.log_opt if "=" in o),
                         bridge=a.bridge, bip=a.bip, iptables=a.iptables == "true",
-                        ip_forward=a.ip_forward == "true",
+                        ip_forward=a.ip_forward == "true", ipv6=_bool(p, "ipv6", a.ipv6 or "false"),
+                        fixed_cidr_v6=_cidr_v6(p, a.fixed_cidr_v6),
                         dns=a.dns, dns_search=a.dns_search, dns_opts=a.dns_opt,
                         registry_mirrors=a.registry_mirror,
                         insecure_registries=a.insecure_registry, certs_dir=a.certs_dir,
                         docker_hub=a.docker_hub == "true", idmap=idmap,
-                        insecure_entitlements=entitlements)
+                        insecure_entitlements=entitlements, cri_socket=a.cri_socket,
+                        cni_conf_dir=os.path.abspath(a.cni_conf_dir),
+                        cni_bin_dirs=tuple(a.cni_bin_dir) or ("/opt/cni/bin", "/usr/lib/cni"))
+
+
+def _cidr_v6(p: argparse.ArgumentParser, text: str) -> str:
+    import ipaddress
+    if not text:
+        return ""
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        p.error(f"--fixed-cidr-v6 {text}: {e}")
+    if net.version != 6:
+        p.error(f"--fixed-cidr-v6 {text}: not an IPv6 subnet")
+    return str(net)
 
 
 def _bool(p: argparse.ArgumentParser, name: str, v: str | bool) -> bool:
@@ -258,18 +293,29 @@ def _userns_remap(p: argparse.ArgumentParser, spec: str) -> tuple[int, int, int]
     return uids[0], gids[0], min(uids[1], gids[1])
 
 
-def _runtimes(p: argparse.ArgumentParser, added: list[str]) -> dict[str, str]:
-    """berth's own runtime, runc and crun where installed, and those of --add-runtime."""
+def _runtimes(p: argparse.ArgumentParser, added: list[str],
+              configured: dict[str, Any]) -> dict[str, str]:
+    """berth's own runtime, crun where installed, and those of --add-runtime and daemon.json's
+    `runtimes`. A real runc is one of them only where configured so: otherwise "runc" is
+    dockerd's name of the default runtime, and names berth's own, as clients expect
+    (`containers.config`)."""
     import shutil
     out = {"berth": ""}
-    for name in ("runc", "crun"):
-        path = shutil.which(name)
-        if path:
-            out[name] = path
-    for spec in added:
+    path = shutil.which("crun")
+    if path:
+        out["crun"] = path
+    specs = list(added)
+    for name, conf in configured.items():
+        if not isinstance(conf, dict) or not isinstance(conf.get("path"), str) or set(
+                conf) - {"path"}:
+            p.error(f"runtimes: {name}: only {{\"path\": PATH}} is supported by berthd")
+        specs.append(f"{name}={conf['path']}")
+    for spec in specs:
         name, eq, path = spec.partition("=")
         if not eq or not name or not path:
             p.error(f"--add-runtime {spec!r}: NAME=PATH")
+        if name in ("berth", "berth-runtime"):
+            p.error(f"runtime name {name!r} is reserved")
         found = shutil.which(path)
         if not found:
             p.error(f"--add-runtime {name}: {path}: executable file not found")
@@ -286,9 +332,9 @@ _CONFIG_KEYS = {  # daemon.json key → flag destination, as in dockerd
     "allow-insecure-entitlement": "allow_insecure_entitlement",
     "hosts": "host", "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert",
     "tlscert": "tlscert", "tlskey": "tlskey",
-    "cdi-spec-dirs": "cdi_spec_dir",
+    "cdi-spec-dirs": "cdi_spec_dir", "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6",
 }
-_BOOL_KEYS = ("tls", "tlsverify")
+_BOOL_KEYS = ("tls", "tlsverify", "ipv6")
 
 
 def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
@@ -307,6 +353,9 @@ def _apply_config_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> Non
     except (OSError, ValueError, AssertionError) as e:
         p.error(f"{path}: not a JSON object: {e}")
     for key, value in doc.items():
+        if key == "runtimes" and isinstance(value, dict):
+            a.runtimes = value
+            continue
         if key == "log-opts" and isinstance(value, dict):
             a.log_opt = [f"{k}={v}" for k, v in value.items()] + a.log_opt
             continue

@@ -71,7 +71,7 @@ class Daemon:
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
         self.networks = NetworkService(self.meta, NetConfig(
             bridge=cfg.bridge, bip=cfg.bip, iptables=cfg.iptables, ip_forward=cfg.ip_forward,
-            run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
+            ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6, run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
         self.volumes = VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),
                                      owner=shift, emit=self._emit)
         self.networks.load()
@@ -104,6 +104,7 @@ class Daemon:
                        builder=self.builder, networks=self.networks, volumes=self.volumes)
         self.forkserver: asyncio.subprocess.Process | None = None
         self.loop: asyncio.AbstractEventLoop | None = None   # run() sets it
+        self.cri: Any = None   # berth.cri's server, with --cri-socket
         self.nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]   # main() sets it
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
@@ -153,6 +154,13 @@ class Daemon:
         watcher = asyncio.create_task(self._watch_rules()) if self.cfg.iptables else None
         await self.containers.restore()
         await self.containers.start_restartable()
+        if self.cfg.cri_socket:
+            from berth.cri.service import CriConfig, start_cri  # grpc: only when asked for
+            self.cri = await start_cri(
+                CriConfig(socket=self.cfg.cri_socket, data_root=self.cfg.data_root,
+                          cni_conf_dir=self.cfg.cni_conf_dir, cni_bin_dirs=self.cfg.cni_bin_dirs),
+                containers=self.containers, execs=self.execs, images=self.images,
+                distribution=self.distribution, events=self.events)
         # streams that never end on their own (events, logs -f) must not hold up a shutdown
         runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
@@ -245,6 +253,8 @@ class Daemon:
                 await asyncio.to_thread(self.networks.teardown)
 
         await step("http server", runner.cleanup())
+        if self.cri is not None:
+            await step("CRI server", self.cri.stop())
         await step("containers", self.containers.close())
         await step("registry client", self.registry.close())
         await step("fork server", stop_forkserver())

@@ -57,6 +57,19 @@ def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500) -> bool:
         return created
 
 
+def remove_address(name: str, cidr: str) -> None:
+    """Take the address `cidr` off the link `name`, where it is there (its route goes too)."""
+    iface = ipaddress.ip_interface(cidr)
+    with _ipr() as ipr:
+        idx = ipr.link_lookup(ifname=name)
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                for a in ipr.get_addr(index=idx[0])} if idx else set()
+        if (str(iface.ip), iface.network.prefixlen) in have:
+            ipr.addr("del", index=idx[0], address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen,
+                     family=socket.AF_INET6 if iface.version == 6 else socket.AF_INET)
+
+
 def delete_link(name: str) -> None:
     with _ipr() as ipr:
         idx = ipr.link_lookup(ifname=name)
@@ -98,7 +111,7 @@ class Endpoint:
     bridge: str
     host_if: str          # the host side of the veth pair
     ifname: str           # the name inside the container: eth0, eth1, ...
-    address: str          # 10.88.0.2/16
+    address: str          # 10.88.0.2/16 ("" on an IPv6-only network)
     gateway: str          # "" on an internal network: no default route
     mac: str
     kind: str = "veth"    # veth (on `bridge`) | macvlan | ipvlan (on `parent`)
@@ -197,8 +210,10 @@ def _configure(eps: list[Endpoint]) -> None:
                 ipr.link("set", index=idx, ifname=ep.ifname)
             else:
                 ipr.link("set", index=idx, ifname=ep.ifname, address=ep.mac)
-            iface = ipaddress.ip_interface(ep.address)
-            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            if ep.address:   # none on an IPv6-only network
+                iface = ipaddress.ip_interface(ep.address)
+                ipr.addr("add", index=idx, address=str(iface.ip),
+                         prefixlen=iface.network.prefixlen)
             extra = [ipaddress.ip_interface(ep.address6)] if ep.address6 else []
             for ll in filter(None, ep.link_local_ips.split(",")):
                 # as dockerd: an IPv4 link-local address in 169.254/16, IPv6 in fe80::/64
@@ -269,5 +284,6 @@ def mac_for(ip: str) -> str:
     return "02:42:" + ":".join(f"{x:02x}" for x in b)
 
 
-__all__ = ["ensure_bridge", "delete_link", "link_exists", "routes_overlap", "Endpoint", "plug",
+__all__ = ["ensure_bridge", "delete_link", "link_exists", "remove_address", "routes_overlap",
+           "Endpoint", "plug",
            "setup_endpoints", "unplug", "udp_socket_in_netns", "mac_for"]

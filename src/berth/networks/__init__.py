@@ -25,10 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System, Unavailable
+from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System
 from berth.filters import PruneFilter, parse_timestamp
 from berth.fs import atomic_write
 from berth.linux import netlink
+from berth.networks import ipam
 from berth.networks.locks import Claims
 from berth.networks.ports import PortMapper, parse_publish, ps_ports
 from berth.networks.records import (
@@ -60,6 +61,8 @@ class NetConfig:
     ip_forward: bool = True
     run_dir: str = "/run/berth/networks"
     pool: str = "10.89.0.0/16"       # where user networks get a /24 when no --subnet is given
+    ipv6: bool = False               # IPv6 on the default bridge (--ipv6)
+    fixed_cidr_v6: str = ""          # its subnet; "": a unique local /64, picked once
 
     @property
     def chain(self) -> str:
@@ -78,20 +81,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _ip_network(text: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(text)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid {what} {text}: {e}") from None
-
-
-def _ip_address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what} {text}") from None
-
-
 class NetworkService:
     def __init__(self, meta: Any, cfg: NetConfig, *,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
@@ -108,6 +97,7 @@ class NetworkService:
         self.rules4 = Rules(cfg.chain, "iptables")
         self.rules6 = Rules(cfg.chain, "ip6tables")
         self._chains6 = False     # the ip6tables chains are made with the first IPv6 bridge
+        self._stale: NetworkRecord | None = None   # the default bridge before its flags changed
         # the bridges and the chain prefix this daemon uses, held against other daemons
         self.claims = Claims()
         # network create, remove and prune, and the rules' repair, run in worker threads:
@@ -124,18 +114,46 @@ class NetworkService:
         for doc in self.meta.networks():
             rec = NetworkRecord.decode(doc)
             self.nets[rec.id] = rec
-        if not any(n.name == "bridge" for n in self.nets.values()):
-            iface = ipaddress.ip_interface(self.cfg.bip)
-            self._add(NetworkRecord(
-                id=secrets.token_hex(32), name="bridge", driver=Driver.BRIDGE, created=_now(),
-                ipam=(IpamConfig(subnet=str(iface.network), gateway=str(iface.ip)),),
-                options={**_DEFAULT_BRIDGE_OPTIONS, BRIDGE_NAME_OPT: self.cfg.bridge},
-                bridge=self.cfg.bridge))
+        self._default_bridge()
         for name in ("host", "none"):
             if not any(n.name == name for n in self.nets.values()):
                 self._add(NetworkRecord(
                     id=secrets.token_hex(32), name=name, created=_now(),
                     driver=Driver.HOST if name == "host" else Driver.NULL))
+
+    def _default_bridge(self) -> None:
+        """The default bridge network as the daemon's flags make it at each start (as
+        dockerd): --bip, and --ipv6 with --fixed-cidr-v6 (a unique local /64 without it, kept
+        over restarts while IPv6 stays on)."""
+        old = next((n for n in self.nets.values() if n.name == "bridge"), None)
+        iface = ipaddress.ip_interface(self.cfg.bip)
+        pools = [IpamConfig(subnet=str(iface.network), gateway=str(iface.ip))]
+        if self.cfg.ipv6:
+            kept = old.ipv6 if old is not None else None
+            if self.cfg.fixed_cidr_v6:
+                net6: ipam.Net = ipaddress.IPv6Network(self.cfg.fixed_cidr_v6)
+            elif kept is not None:
+                net6 = kept.network
+            else:
+                net6 = ipam.free_subnet6([c.network for n in self._records() for c in n.ipam])
+            for n in self._records():
+                if n.name != "bridge" and any(net6.overlaps(c.network) for c in n.ipam):
+                    raise InvalidArgument(f"--fixed-cidr-v6 {net6} overlaps the subnet of "
+                                          f"network {n.name}")
+            # dockerd shows the subnet alone; the bridge has its first address
+            pools.append(IpamConfig(subnet=str(net6), gateway=str(next(net6.hosts())),
+                                    gateway_shown=False))
+        rec = NetworkRecord(
+            id=old.id if old is not None else secrets.token_hex(32), name="bridge",
+            driver=Driver.BRIDGE, created=old.created if old is not None else _now(),
+            ipam=tuple(pools), enable_ipv6=self.cfg.ipv6,
+            options={**_DEFAULT_BRIDGE_OPTIONS, BRIDGE_NAME_OPT: self.cfg.bridge},
+            bridge=self.cfg.bridge)
+        if rec != old:
+            self._add(rec)
+            # the pools it had no more: their addresses and rules go at set-up (those of a
+            # daemon stopped with containers running, which kept them)
+            self._stale = old
 
     def _add(self, rec: NetworkRecord) -> NetworkRecord:
         self.nets[rec.id] = rec
@@ -215,9 +233,23 @@ class NetworkService:
                 self.rules4.chains()
                 self.ports.setup()
                 self.ports.clear_stale()
+            self._drop_stale()
             for rec in self.nets.values():
                 if rec.driver == Driver.BRIDGE:
                     self._bring_up(rec)
+
+    def _drop_stale(self) -> None:
+        old, self._stale = self._stale, None
+        if old is None:
+            return
+        now = self.get("bridge").ipam
+        for c in old.ipam:
+            if c in now:
+                continue
+            if self.cfg.iptables:
+                (self.rules6 if c.v6 else self.rules4).bridge(
+                    old.bridge, c.subnet, internal=old.internal, add=False)
+            netlink.remove_address(old.bridge, f"{c.gateway}/{c.network.prefixlen}")
 
     def _bring_up(self, rec: NetworkRecord) -> None:
         v4, v6 = rec.ipv4, rec.ipv6
@@ -267,19 +299,20 @@ class NetworkService:
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
                ip_range: str = "", ipam: Sequence[IpamConfig] = (), ipam_driver: str = "default",
                ipam_options: dict[str, str] | None = None, enable_ipv6: bool = False,
-               internal: bool = False, attachable: bool = False,
+               enable_ipv4: bool = True, internal: bool = False, attachable: bool = False,
                options: dict[str, str] | None = None,
                labels: dict[str, str] | None = None) -> NetworkRecord:
         """A user-defined network (a `create` event); its record. `ipam` holds the pools asked
         for (at most one IPv4 and one IPv6 on a bridge, as dockerd); `subnet`, `gateway` and
-        `ip_range` are a short form of one of them. A pool's empty gateway is its first host."""
+        `ip_range` are a short form of one of them. A pool's empty gateway is its first host.
+        Without `enable_ipv4` (API 1.48), an IPv6-only network: no IPv4 pool, nor addresses."""
         pools = list(ipam)
         if subnet or gateway or ip_range:
             pools.insert(0, IpamConfig(subnet=subnet, gateway=gateway, ip_range=ip_range))
         with self._lock:
             rec = self._create(name, driver=driver, pools=pools, ipam_driver=ipam_driver,
                                ipam_options=dict(ipam_options or {}), enable_ipv6=enable_ipv6,
-                               internal=internal, attachable=attachable,
+                               enable_ipv4=enable_ipv4, internal=internal, attachable=attachable,
                                options=dict(options or {}), labels=dict(labels or {}))
         self.emit("network", "create", rec.id, {"name": rec.name, "type": str(rec.driver)})
         return rec
@@ -307,18 +340,23 @@ class NetworkService:
 
     def _create(self, name: str, *, driver: str, pools: builtins.list[IpamConfig],
                 ipam_driver: str, ipam_options: dict[str, str], enable_ipv6: bool,
-                internal: bool, attachable: bool, options: dict[str, str],
+                enable_ipv4: bool, internal: bool, attachable: bool, options: dict[str, str],
                 labels: dict[str, str]) -> NetworkRecord:
         if not name:
             raise InvalidArgument("network name cannot be empty")
         if any(n.name == name for n in self._records()):
             raise Conflict(f"network with name {name} already exists")
         kind = self._check_driver(driver, ipam_driver, options)
-        v4 = [p for p in pools if not p.subnet or _ip_network(p.subnet, "subnet").version == 4]
-        v6 = [p for p in pools if p.subnet and _ip_network(p.subnet, "subnet").version == 6]
+        v4 = [p for p in pools if not p.subnet or ipam.ip_network(p.subnet, "subnet").version == 4]
+        v6 = [p for p in pools if p.subnet and ipam.ip_network(p.subnet, "subnet").version == 6]
         if len(v4) > 1 or len(v6) > 1:
             raise InvalidArgument(f"{driver} driver doesn't support multiple subnets")
-        configs = [self._pool(v4[0] if v4 else None, 4)]
+        if not enable_ipv4 and not enable_ipv6:
+            raise InvalidArgument("a network needs IPv4 or IPv6 (or both) enabled")
+        if not enable_ipv4 and v4:
+            raise InvalidArgument(f"IPv4 is disabled on network {name}, but an IPv4 subnet "
+                                  "was given")
+        configs = [self._pool(v4[0] if v4 else None, 4)] if enable_ipv4 else []
         if v6 or enable_ipv6:
             configs.append(self._pool(v6[0] if v6 else None, 6))
         bridge = ""
@@ -363,54 +401,11 @@ class NetworkService:
         return rec
 
     def _pool(self, asked: IpamConfig | None, version: int) -> IpamConfig:
-        """One pool of a new network, checked: the subnet asked for (or a free one), its
-        gateway (shown only if given, as dockerd), the range and auxiliary addresses in it."""
-        if asked is None or not asked.subnet:
-            if asked is not None and (asked.gateway or asked.ip_range):
-                raise InvalidArgument("a gateway or ip-range needs a subnet")
-            net = self._free_subnet() if version == 4 else self._free_subnet6()
-            return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
-        net = _ip_network(asked.subnet, "subnet")
-        for other in self._records():
-            for c in other.ipam:
-                if net.overlaps(c.network):
-                    raise Forbidden("Pool overlaps with other one on this address space")
-        taken = netlink.routes_overlap(str(net)) if version == 4 else None
-        if taken:
-            raise Forbidden(f"Pool overlaps with other one on this address space ({taken})")
-        gw = _ip_address(asked.gateway, "gateway") if asked.gateway else next(net.hosts())
-        if gw not in net:
-            raise InvalidArgument(f"gateway {gw} is not in subnet {net}")
-        if asked.ip_range and not _ip_network(asked.ip_range, "ip-range").subnet_of(
-                net):  # type: ignore[arg-type]
-            raise InvalidArgument(f"ip-range {asked.ip_range} is not in subnet {net}")
-        for key, addr in asked.aux_addresses.items():
-            if _ip_address(addr, "auxiliary address") not in net:
-                raise InvalidArgument(f"auxiliary address: ({key}:{addr}) must belong to the "
-                                      f"master pool: {net}")
-        return IpamConfig(subnet=str(net), gateway=str(gw), ip_range=asked.ip_range,
-                          aux_addresses=dict(asked.aux_addresses),
-                          gateway_shown=bool(asked.gateway))
+        return ipam.pool(asked, version, used=self._used(), free4=self.cfg.pool,
+                         host_overlap=netlink.routes_overlap)
 
-    def _used(self) -> builtins.list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def _used(self) -> builtins.list[ipam.Net]:
         return [c.network for n in self._records() for c in n.ipam]
-
-    def _free_subnet(self) -> ipaddress.IPv4Network:
-        used = self._used()
-        for cand in ipaddress.ip_network(self.cfg.pool).subnets(new_prefix=24):
-            if not any(cand.overlaps(u) for u in used) and not netlink.routes_overlap(str(cand)):
-                return cand  # type: ignore[return-value]
-        raise System("no free subnet left in the pool")
-
-    def _free_subnet6(self) -> ipaddress.IPv6Network:
-        """A /64 of a random unique local prefix (RFC 4193), as dockerd 27 picks one for
-        `--ipv6` without a subnet."""
-        used = self._used()
-        for _ in range(16):
-            cand = ipaddress.IPv6Network(((0xFD << 120) | (secrets.randbits(56) << 64), 64))
-            if not any(cand.overlaps(u) for u in used):
-                return cand
-        raise System("no free IPv6 subnet found")
 
     def _forget(self, rec: NetworkRecord) -> None:
         self.nets.pop(rec.id, None)
@@ -505,23 +500,32 @@ class NetworkService:
         if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")
         for addr in link_local:
-            if not _ip_address(addr, "link-local IP").is_link_local:
+            if not ipam.ip_address(addr, "link-local IP").is_link_local:
                 raise InvalidArgument(f"invalid link-local IP address: {addr}")
         eps = self.endpoints.get(rec.id, {})
-        v4 = rec.ipv4
-        if v4 is None:
-            raise InvalidArgument(f"network {rec.name} has no IPv4 pool")
-        addr4 = self._address(rec, v4, ip, {e.ip for e in eps.values()})
-        addr6, v6 = "", rec.ipv6
-        if ip6 and v6 is None:
-            raise InvalidArgument(f"Invalid address {ip6}: It does not belong to any of this "
-                                  "network's subnets")
+        v4, v6 = rec.ipv4, rec.ipv6
+        if v4 is None and v6 is None:
+            raise InvalidArgument(f"network {rec.name} has no address pool")
+        for want, pool in ((ip, v4), (ip6, v6)):
+            if want and pool is None:
+                raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
+                                      "this network's subnets")
+        addr4 = ipam.address(rec.name, v4, ip, {e.ip for e in eps.values()}) if v4 else ""
+        addr6 = ""
         if v6 is not None:
-            addr6 = self._address(rec, v6, ip6, {e.ip6 for e in eps.values()})
+            used6 = {e.ip6 for e in eps.values()}
+            # on the default bridge, as dockerd: the address made of the prefix and the MAC
+            derived = ipam.mac_derived(v6, mac or netlink.mac_for(addr4), used6) if (
+                rec.name == "bridge" and addr4) else ""
+            addr6 = ipam.address(rec.name, v6, ip6 or derived, used6)
         ep = Endpoint(
             network=rec.id, name=name, aliases=builtins.list(aliases), ip=addr4,
-            prefix=v4.network.prefixlen, gateway="" if rec.internal else v4.gateway,
-            mac=mac or netlink.mac_for(addr4), endpoint=secrets.token_hex(32),
+            prefix=v4.network.prefixlen if v4 is not None else 0,
+            gateway="" if rec.internal or v4 is None else v4.gateway,
+            # an IPv6-only endpoint's MAC is made of its address's last four bytes
+            mac=mac or netlink.mac_for(addr4 or str(ipaddress.IPv4Address(
+                ipaddress.IPv6Address(addr6).packed[-4:]))),
+            endpoint=secrets.token_hex(32),
             bridge=rec.bridge, host_if="vb" + secrets.token_hex(6)[:11], ifname=ifname,
             kind="veth" if rec.driver == Driver.BRIDGE else str(rec.driver),
             parent=rec.parent, mode=rec.mode, ip6=addr6,
@@ -532,28 +536,6 @@ class NetworkService:
         self.endpoints.setdefault(rec.id, {})[cid] = ep
         self._write_hosts(rec.id)
         return ep.to_dict()
-
-    @staticmethod
-    def _address(rec: NetworkRecord, pool: IpamConfig, want: str, used: set[str]) -> str:
-        """`want` if free in `pool`, or the first free address of its range."""
-        net = pool.network
-        taken = used | {pool.gateway} | set(pool.aux_addresses.values())
-        family = "IPv6" if pool.v6 else "IPv4"
-        if want:
-            addr = _ip_address(want, f"{family} address")
-            if addr not in net:
-                raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
-                                      "this network's subnets")
-            if str(addr) in taken:
-                raise Conflict(f"Address already in use: {want}")
-            return str(addr)
-        hosts = ipaddress.ip_network(pool.ip_range or pool.subnet).hosts()
-        for n, h in enumerate(hosts):
-            if str(h) not in taken:
-                return str(h)
-            if n > len(taken) + 1:   # a big (IPv6) range: what is taken is all there is
-                break
-        raise Unavailable(f"no available {family} addresses on network {rec.name}")
 
     def release(self, cid: str) -> None:
         for nid, eps in self.endpoints.items():
@@ -616,7 +598,7 @@ def link_spec(ep: dict[str, Any]) -> dict[str, str]:
     spec = {k: str(ep.get(k) or "") for k in (
         "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode", "gateway6",
         "address6", "link_local_ips")}
-    spec["address"] = f"{ep['ip']}/{ep['prefix']}"
+    spec["address"] = f"{ep['ip']}/{ep['prefix']}" if ep["ip"] else ""   # "": IPv6 only
     spec["mtu"] = str(ep.get("mtu") or 0)
     return spec
 

@@ -5,17 +5,26 @@ the daemon's PREFIX-DNAT chain) sends connections that arrive on the host's addr
 container, keeping their source address (kernel forwarding); loopback connections, which DNAT
 cannot reach, go through a small TCP proxy in the daemon, which also holds the port so no one
 else takes it.
+
+IPv6 as dockerd 20.10 does it: a port published with no host address is held on `0.0.0.0`
+and on `[::]` (the same port; the latter skipped where the host has no IPv6), and both show
+in NetworkSettings.Ports. A host address of one family binds only that one. An IPv6 host
+address is DNATed by ip6tables to the container's IPv6 address where it has one; where it has
+none (an IPv4-only network), the proxy carries the connection to its IPv4 address, as
+dockerd's userland proxy does; and the other way round on an IPv6-only network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
 import resource
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -73,7 +82,7 @@ class Published:
     proto: str
     host_ip: str
     host_port: int
-    ctr_ip: str
+    ctr_ip: str              # where the proxy connects (and DNAT sends, if of host_ip's family)
     ctr_port: int
     bridge: str = ""
     task: asyncio.Future[None] | None = None
@@ -113,6 +122,7 @@ class PortMapper:
         self.iptables = iptables
         self.bridge_of = bridge_of    # network name -> bridge name
         self.by_container: dict[str, list[Published]] = {}
+        self.v6 = False   # the ip6tables DNAT chain is made with the first IPv6 DNAT
         # never more than the fd limit allows, with room for everything else berthd holds
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft != resource.RLIM_INFINITY:
@@ -120,18 +130,28 @@ class PortMapper:
         self.slots = _Slots(min(max_per_port, max_conns), max_conns)
 
     # --- rules ------------------------------------------------------------------------------
-    def _ipt(self, *args: str, table: str = "nat", check: bool = False) -> bool:
-        return iptables(*args, table=table, check=check)
+    def _ipt(self, *args: str, table: str = "nat", check: bool = False,
+             binary: str = "iptables") -> bool:
+        return iptables(*args, table=table, check=check, binary=binary)
 
-    def setup(self) -> None:
+    def _jumps(self, v6: bool) -> list[list[str]]:
+        c = f"{self.chain}-DNAT"
+        loop = "::1/128" if v6 else "127.0.0.0/8"
+        return [["PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", c],
+                ["OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", loop, "-j", c]]
+
+    def setup(self, *, v6: bool = False) -> None:
+        """The DNAT chain and the jumps to it: iptables' at start, ip6tables' with the first
+        port DNATed over IPv6."""
         if not self.iptables:
             return
-        c = f"{self.chain}-DNAT"
-        self._ipt("-N", c)
-        for parent, extra in (("PREROUTING", []), ("OUTPUT", ["!", "-d", "127.0.0.0/8"])):
-            rule = [parent, "-m", "addrtype", "--dst-type", "LOCAL", *extra, "-j", c]
-            if not self._ipt("-C", *rule):
-                self._ipt("-I", *rule, check=True)
+        binary = "ip6tables" if v6 else "iptables"
+        self._ipt("-N", f"{self.chain}-DNAT", binary=binary)
+        for rule in self._jumps(v6):
+            if not self._ipt("-C", *rule, binary=binary):
+                self._ipt("-I", *rule, check=True, binary=binary)
+        if v6:
+            self.v6 = True
 
     def clear_stale(self) -> None:
         """At start, before running containers are restored: every published port's rules
@@ -140,59 +160,77 @@ class PortMapper:
         running, and those of a container that ended meanwhile would be left forever."""
         if not self.iptables:
             return
-        self._ipt("-F", f"{self.chain}-DNAT")
         fwd = f"{self.chain}-FWD"
-        r = subprocess.run(["iptables", "-w", "-S", fwd], capture_output=True, text=True)
-        for line in r.stdout.splitlines():
-            words = line.split()
-            # the shape of `_rules`' accept: -A FWD -d IP/32 ! -i BR -o BR -p P -m P --dport N
-            if words[:3] == ["-A", fwd, "-d"] and "--dport" in words and \
-                    words[-2:] == ["-j", "ACCEPT"]:
-                self._ipt("-D", *words[1:], table="filter")
+        for binary in ("iptables", "ip6tables"):
+            if binary == "ip6tables" and not shutil.which(binary):
+                continue
+            self._ipt("-F", f"{self.chain}-DNAT", binary=binary)
+            r = subprocess.run([binary, "-w", "-S", fwd], capture_output=True, text=True)
+            for line in r.stdout.splitlines():
+                words = line.split()
+                # the shape of `_rules`' accept: -A FWD -d IP ! -i BR -o BR -p P -m P --dport N
+                if words[:3] == ["-A", fwd, "-d"] and "--dport" in words and \
+                        words[-2:] == ["-j", "ACCEPT"]:
+                    self._ipt("-D", *words[1:], table="filter", binary=binary)
 
     def teardown(self) -> None:
         if not self.iptables:
             return
-        c = f"{self.chain}-DNAT"
-        self._ipt("-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", c)
-        self._ipt("-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "!", "-d",
-                  "127.0.0.0/8", "-j", c)
-        self._ipt("-F", c)
-        self._ipt("-X", c)
+        for v6 in (False, True):
+            binary = "ip6tables" if v6 else "iptables"
+            if v6 and not shutil.which(binary):
+                continue
+            for rule in self._jumps(v6):
+                self._ipt("-D", *rule, binary=binary)
+            self._ipt("-F", f"{self.chain}-DNAT", binary=binary)
+            self._ipt("-X", f"{self.chain}-DNAT", binary=binary)
+        self.v6 = False
 
     def intact(self) -> bool:
-        """Whether the jump to the DNAT chain is in place (see `Rules.intact`)."""
+        """Whether the jumps to the DNAT chains are in place (see `Rules.intact`)."""
         if not self.iptables:
             return True
-        return self._ipt("-C", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j",
-                         f"{self.chain}-DNAT")
+        families = [(False, "iptables")] + ([(True, "ip6tables")] if self.v6 else [])
+        return all(self._ipt("-C", *self._jumps(v6)[0], binary=b) for v6, b in families)
 
     def reapply(self) -> None:
-        """The DNAT chain, its jumps and every published port's rules, where missing (after
+        """The DNAT chains, their jumps and every published port's rules, where missing (after
         the tables were flushed under the daemon); in front, as `publish` puts them."""
         if not self.iptables:
             return
         self.setup()
+        if self.v6:
+            self.setup(v6=True)
         for ps in list(self.by_container.values()):
             for p in list(ps):
-                for table, r in self._rules(p, p.bridge):
-                    if not self._ipt("-C", *r, table=table):
-                        self._ipt("-I", *r, table=table)
+                for binary, table, r in self._rules(p, p.bridge):
+                    if not self._ipt("-C", *r, table=table, binary=binary):
+                        self._ipt("-I", *r, table=table, binary=binary)
 
-    def _rules(self, p: Published, bridge: str) -> list[tuple[str, list[str]]]:
-        dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0") else []
+    def _rules(self, p: Published, bridge: str) -> list[tuple[str, str, list[str]]]:
+        """(binary, table, rule) of a published port: none where the host address and the
+        container's are of two families (the proxy alone carries those)."""
+        v6 = ":" in p.host_ip
+        if v6 != (":" in p.ctr_ip):
+            return []
+        binary = "ip6tables" if v6 else "iptables"
+        dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0", "::") else []
+        to = f"[{p.ctr_ip}]:{p.ctr_port}" if v6 else f"{p.ctr_ip}:{p.ctr_port}"
         return [
-            ("nat", [f"{self.chain}-DNAT", "!", "-i", bridge, *dst, "-p", p.proto, "--dport",
-                     str(p.host_port), "-j", "DNAT", "--to-destination",
-                     f"{p.ctr_ip}:{p.ctr_port}"]),
-            ("filter", [f"{self.chain}-FWD", "-d", p.ctr_ip, "!", "-i", bridge, "-o", bridge,
-                        "-p", p.proto, "--dport", str(p.ctr_port), "-j", "ACCEPT"]),
+            (binary, "nat", [f"{self.chain}-DNAT", "!", "-i", bridge, *dst, "-p", p.proto,
+                             "--dport", str(p.host_port), "-j", "DNAT", "--to-destination",
+                             to]),
+            (binary, "filter", [f"{self.chain}-FWD", "-d", p.ctr_ip, "!", "-i", bridge, "-o",
+                                bridge, "-p", p.proto, "--dport", str(p.ctr_port), "-j",
+                                "ACCEPT"]),
         ]
 
     # --- per container ----------------------------------------------------------------------
     async def publish(self, cid: str, bindings: dict[str, list[dict[str, str]]],
-                      ctr_ip: str, network: str) -> dict[str, list[dict[str, str]]]:
-        """Open the ports; returns NetworkSettings.Ports. Undoes all on any failure."""
+                      ctr_ip: str, network: str, ctr_ip6: str = ""
+                      ) -> dict[str, list[dict[str, str]]]:
+        """Open the ports of a container with addresses `ctr_ip` and `ctr_ip6` (either may be
+        ""); returns NetworkSettings.Ports. Undoes all on any failure."""
         bridge = self.bridge_of(network)
         done: list[Published] = []
         ports: dict[str, list[dict[str, str]]] = {}
@@ -201,19 +239,12 @@ class PortMapper:
                 port_s, _, proto = key.partition("/")
                 proto = proto or "tcp"
                 for b in binds or [{}]:
-                    host_ip = b.get("HostIp") or "0.0.0.0"
-                    p = Published(proto=proto, host_ip=host_ip,
-                                  host_port=int(b.get("HostPort") or 0), ctr_ip=ctr_ip,
-                                  ctr_port=int(port_s), bridge=bridge)
-                    await self._open(p)
-                    done.append(p)
-                    if self.iptables:
-                        for table, r in self._rules(p, bridge):
-                            if not self._ipt("-C", *r, table=table):  # kept over a restart
-                                # in front: the chain ends by dropping the unpublished rest
-                                self._ipt("-I", *r, table=table, check=True)
-                    ports.setdefault(key, []).append({"HostIp": host_ip,
-                                                      "HostPort": str(p.host_port)})
+                    for p in await self._open_binding(b, proto, int(port_s), ctr_ip, ctr_ip6,
+                                                      bridge):
+                        done.append(p)
+                        self._add_rules(p, bridge)
+                        ports.setdefault(key, []).append({"HostIp": p.host_ip,
+                                                          "HostPort": str(p.host_port)})
         except BaseException:
             for p in done:
                 self._close(p, bridge)
@@ -221,27 +252,79 @@ class PortMapper:
         self.by_container[cid] = done
         return ports
 
-    async def _open(self, p: Published) -> None:
+    async def _open_binding(self, b: dict[str, str], proto: str, ctr_port: int, ctr_ip: str,
+                            ctr_ip6: str, bridge: str) -> list[Published]:
+        """The host sockets of one binding: its address, or 0.0.0.0 and [::] on one port (a
+        random one taken on [::] alone is given up for another, a few times)."""
+        asked = b.get("HostIp") or ""
+        for attempt in range(4):
+            port = int(b.get("HostPort") or 0)
+            opened: list[Published] = []
+            try:
+                for host_ip in ([asked] if asked else ["0.0.0.0", "::"]):
+                    v6 = ":" in host_ip
+                    p = Published(proto=proto, host_ip=host_ip, host_port=port,
+                                  ctr_ip=(ctr_ip6 or ctr_ip) if v6 else (ctr_ip or ctr_ip6),
+                                  ctr_port=ctr_port, bridge=bridge)
+                    if await self._open(p, optional=not asked and v6):  # False: no IPv6 here
+                        opened.append(p)
+                        port = p.host_port   # [::] gets the port 0.0.0.0 got
+            except Conflict:
+                for p in opened:
+                    self._close(p, bridge)
+                if opened and not b.get("HostPort") and attempt < 3:
+                    continue
+                raise
+            except BaseException:
+                for p in opened:
+                    self._close(p, bridge)
+                raise
+            return opened
+        raise AssertionError("unreachable")
+
+    def _add_rules(self, p: Published, bridge: str) -> None:
+        if not self.iptables:
+            return
+        for binary, table, r in self._rules(p, bridge):
+            if binary == "ip6tables" and not self.v6:
+                self.setup(v6=True)
+            if not self._ipt("-C", *r, table=table, binary=binary):  # kept over a restart
+                # in front: the chain ends by dropping the unpublished rest
+                self._ipt("-I", *r, table=table, check=True, binary=binary)
+
+    async def _open(self, p: Published, *, optional: bool = False) -> bool:
         """Hold the host port: a proxy for TCP (what loopback clients reach), a bound socket
-        for UDP. A taken port is Docker's error."""
+        for UDP. A taken port is Docker's error; False if `optional` and the host has no
+        IPv6."""
         fam = socket.AF_INET6 if ":" in p.host_ip else socket.AF_INET
         typ = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
-        s = socket.socket(fam, typ)
+        try:
+            s = socket.socket(fam, typ)
+        except OSError:
+            if optional:
+                return False
+            raise
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:   # [::] beside 0.0.0.0, not over it
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             s.bind((p.host_ip, p.host_port))
         except OSError as e:
             s.close()
-            raise Conflict(f"Bind for {p.host_ip}:{p.host_port} failed: port is already "
+            if optional and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                return False
+            shown = f"[{p.host_ip}]" if fam == socket.AF_INET6 else p.host_ip
+            raise Conflict(f"Bind for {shown}:{p.host_port} failed: port is already "
                            f"allocated ({e.strerror})") from None
         p.host_port = s.getsockname()[1]
         if p.proto != "tcp":
             p.holder = s
-            return
+            return True
         s.listen(128)
         s.setblocking(False)
         p.holder = s
         p.task = asyncio.ensure_future(self._accept(p, s))
+        return True
 
     async def _accept(self, p: Published, s: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -281,8 +364,8 @@ class PortMapper:
             with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
         if self.iptables:
-            for table, r in self._rules(p, bridge):
-                self._ipt("-D", *r, table=table)
+            for binary, table, r in self._rules(p, bridge):
+                self._ipt("-D", *r, table=table, binary=binary)
 
     def unpublish(self, cid: str, network: str) -> None:
         """Close a container's ports. Each rule names the bridge it was made with, so a

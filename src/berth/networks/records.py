@@ -190,7 +190,7 @@ class Endpoint:
                 "mtu": self.mtu, "requested_ip": self.requested_ip,
                 "requested_ip6": self.requested_ip6,
                 # the fields the shim's plumbing reads (linux.netlink.Endpoint)
-                "address": f"{self.ip}/{self.prefix}",
+                "address": f"{self.ip}/{self.prefix}" if self.ip else "",
                 "address6": f"{self.ip6}/{self.prefix6}" if self.ip6 else "",
                 "link_local_ips": ",".join(self.link_local)}
 

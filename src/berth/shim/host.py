@@ -24,13 +24,15 @@ container's channel loses that channel's output beyond a bound; the log keeps it
 written without blocking, and a container that does not read it stops the reading of its own
 channels only (backpressure as before). An error while serving one container is confined to it.
 
+The host is cut in two: the loop, the starts and the ends of containers here; the watches on
+a container's descriptors and the serving of its stdio and channels in `shim.held`.
+
 Imports `cgroups`, `linux`, `fs` and the shim's own modules.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import selectors
@@ -38,22 +40,15 @@ import signal
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from berth import cgroups
 from berth.fs import atomic_write
 from berth.shim import monitor, protocol, runtimes
 from berth.shim.dns import DnsServer
-from berth.shim.protocol import (
-    T_CLOSE_STDIN,
-    T_CONTROL,
-    T_RESIZE,
-    T_STDERR,
-    T_STDIN,
-    T_STDOUT,
-    StartRequest,
-)
+from berth.shim.held import READ_SIZE, Held, Watches
+from berth.shim.protocol import StartRequest
 from berth.shim.queued import QueuedChannel
 from berth.shim.starter import LEN, listen, log, starter
 from berth.shim.stdio import LogWriter, Stdio
@@ -68,32 +63,8 @@ STALL_LIMIT = 10.0
 QUIET_AFTER_EXIT = 0.05
 # what is still read of a container's output at its end (a survivor may keep writing)
 DRAIN_AT_END = 1 << 20
-# a read of a container's output: bounded, so every container gets its turn
-READ_SIZE = 65536
 # exits reaped before the starter has told the pid, kept this long
 EARLY_KEEP = 60.0
-
-
-@dataclass(eq=False)
-class Held:
-    """One container the host holds."""
-    req: StartRequest
-    rt: runtimes.Runtime
-    stdio: Stdio
-    cg: cgroups.CgroupManager | None
-    chans: list[QueuedChannel]
-    forked_at: float = 0.0  # when its starter was forked
-    pid: int = 0
-    logw: LogWriter | None = None
-    listener: socket.socket | None = None
-    dns: DnsServer | None = None
-    open_out: set[int] = field(default_factory=set)
-    status: int | None = None
-    last_output: float = 0.0
-    stdin_buf: bytearray = field(default_factory=bytearray)
-    # frames that came after input the container has not taken yet
-    later: list[tuple[QueuedChannel, tuple[int, bytes]]] = field(default_factory=list)
-    watched: set[int] = field(default_factory=set)  # its stdio descriptors being watched
 
 
 @dataclass(eq=False)
@@ -108,7 +79,7 @@ class Host:
     def __init__(self, ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
         self.ctl: socket.socket | None = ctl
         self.cfg = cfg
-        self.sel = selectors.DefaultSelector()
+        self.w = Watches()  # one selector for all it holds
         self.held: dict[int, Held] = {}          # by the init's pid
         self.starting: dict[int, Starting] = {}  # by the starter's pid
         self.starters: set[int] = set()          # starters not reaped yet
@@ -116,82 +87,17 @@ class Host:
         self.closing: dict[QueuedChannel, float] = {}  # channels with a last word to write
         self.wake_r, self.wake_w = os.pipe()
 
-    # --- selector bookkeeping -------------------------------------------------------------
-    def _watch(self, fileobj: Any, data: tuple[str, Any], mask: int = selectors.EVENT_READ
-               ) -> None:
-        try:
-            self.sel.register(fileobj, mask, data)
-        except KeyError:
-            old = self.sel.get_key(fileobj)
-            if old.fileobj is not fileobj if not isinstance(fileobj, int) else \
-                    _owner(old.data) is not _owner(data):
-                # a number left registered by something closed: now another's (defensive;
-                # every close unwatches first)
-                log(f"shim host: a stale watch of {fileobj!r} replaced")
-                self.sel.unregister(fileobj)
-                self.sel.register(fileobj, mask, data)
-                return
-            self.sel.modify(fileobj, mask, data)
-
-    def _unwatch(self, fileobj: Any) -> None:
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.sel.unregister(fileobj)
-
-    def _channel(self, sock: socket.socket) -> QueuedChannel:
-        return QueuedChannel(sock, on_close=self._unwatch)
-
-    def _chan_mask(self, c: Held, ch: QueuedChannel) -> None:
-        """Watch a channel for what it needs now: its input unless the container's input
-        waits; writability while anything is queued."""
-        if ch.sock is None:
-            with contextlib.suppress(ValueError):
-                c.chans.remove(ch)
-            return
-        mask = 0 if c.stdin_buf else selectors.EVENT_READ
-        if ch.out:
-            mask |= selectors.EVENT_WRITE
-        if mask:
-            self._watch(ch.sock, ("chan", (c, ch)), mask)
-        else:
-            self._unwatch(ch.sock)
-
-    def _io_mask(self, c: Held) -> None:
-        """Watch the container's output (unless a channel is full: backpressure) and, while
-        its input waits, the input's descriptor (a tty's master is both: one watch)."""
-        paused = any(ch.full for ch in c.chans)
-        stdin = c.stdio.stdin_fd() if c.stdin_buf else -1
-        watched = set()
-        for fd in {*c.stdio.fds, *([stdin] if stdin >= 0 else [])}:
-            mask = 0
-            if fd in c.open_out and not paused:
-                mask |= selectors.EVENT_READ
-            if fd == stdin:
-                mask |= selectors.EVENT_WRITE
-            if mask:
-                self._watch(fd, ("io", (c, fd)), mask)
-                watched.add(fd)
-        for fd in c.watched - watched:
-            self._unwatch(fd)
-        c.watched = watched
-
-    def _sent(self, c: Held) -> None:
-        """After output went to the channels: drop the closed ones, watch the others, and
-        pause the output while one is full."""
-        for ch in list(c.chans):
-            self._chan_mask(c, ch)
-        self._io_mask(c)
-
     # --- the loop -------------------------------------------------------------------------
     def serve(self) -> None:
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        self._watch(self.wake_r, ("wake", None))
+        self.w.watch(self.wake_r, ("wake", None))
         assert self.ctl is not None
-        self._watch(self.ctl, ("ctl", None))
+        self.w.watch(self.ctl, ("ctl", None))
         while self.ctl is not None or self.held or self.starting or self.closing:
             draining = any(c.status is not None for c in self.held.values())
-            for key, mask in self.sel.select(timeout=QUIET_AFTER_EXIT if draining else 0.5):
+            for key, mask in self.w.sel.select(timeout=QUIET_AFTER_EXIT if draining else 0.5):
                 kind, what = key.data
                 try:
                     self._event(kind, what, mask)
@@ -206,23 +112,23 @@ class Host:
         if kind == "io":
             c, fd = what
             if mask & selectors.EVENT_READ:
-                self._output(c, fd)
+                c.output(fd)
             if mask & selectors.EVENT_WRITE:
-                self._flush_stdin(c)
+                c.flush_stdin()
         elif kind == "chan":
             c, ch = what
             if mask & selectors.EVENT_WRITE:
                 ch.flush()
             if mask & selectors.EVENT_READ and ch.sock is not None:
-                self._channel_input(c, ch)
-            self._sent(c)
+                c.channel_input(ch)
+            self.w.sent(c)
         elif kind == "closing":
             what.flush()
             if not what.out or what.sock is None:
                 self.closing.pop(what, None)
                 what.close()
         elif kind == "listen":
-            self._accept(what)
+            what.accept()
         elif kind == "dns":
             what.dns.on_query()
         elif kind == "dns-up":
@@ -241,23 +147,23 @@ class Host:
         if kind == "chan":
             c, ch = what
             ch.close()
-            self._sent(c)
+            self.w.sent(c)
         elif kind == "io":
             c, fd = what
             c.open_out.discard(fd)
-            self._io_mask(c)
+            self.w.io_mask(c)
         elif kind == "ctl":
             self._retire()
         elif kind in ("dns", "dns-up", "listen", "wake"):
             pass  # a failed query, answer or accept: the next one is served
         else:
-            self._unwatch(fileobj)
+            self.w.unwatch(fileobj)
 
     def _retire(self) -> None:
         """No more starts: the fork server went, retired us, or its socket failed. We end
         with our last container."""
         if self.ctl is not None:
-            self._unwatch(self.ctl)
+            self.w.unwatch(self.ctl)
             self.ctl.close()
             self.ctl = None
 
@@ -269,7 +175,7 @@ class Host:
                     log(f"shim host: {c.req.id[:12]}: a channel read nothing for "
                          f"{STALL_LIMIT:.0f} s: closed")
                     ch.close()
-                    self._sent(c)
+                    self.w.sent(c)
         for ch, deadline in list(self.closing.items()):
             if now > deadline:
                 self.closing.pop(ch, None)
@@ -352,10 +258,10 @@ class Host:
         stdio.after_fork()
         ours.setblocking(False)
         self.starters.add(pid)
-        c = Held(req=req, rt=rt, stdio=stdio, cg=cg, chans=[self._channel(conn)],
-                 forked_at=forked_at)
+        c = Held(req=req, rt=rt, stdio=stdio, cg=cg, chans=[self.w.channel(conn)],
+                 w=self.w, forked_at=forked_at)
         self.starting[pid] = Starting(c, ours, pid)
-        self._watch(ours, ("started", self.starting[pid]))
+        self.w.watch(ours, ("started", self.starting[pid]))
 
     def _started(self, s: Starting) -> None:
         """The starter's word: the pid (and the pty master, the DNS socket), or why not."""
@@ -367,7 +273,7 @@ class Host:
             data, fds = b"", []
         for fd in fds:
             os.set_inheritable(fd, False)
-        self._unwatch(s.result)
+        self.w.unwatch(s.result)
         s.result.close()
         self.starting.pop(s.starter, None)
         c = s.held
@@ -389,7 +295,7 @@ class Host:
             log(f"shim host: {c.req.id[:12]}: {e!r}")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(c.pid, signal.SIGKILL)
-            self._release(c)
+            c.release()
             if c.cg:
                 with contextlib.suppress(Exception):
                     c.cg.remove()
@@ -421,126 +327,17 @@ class Host:
             c.listener = listen(c.req.socket)
         # from here on nothing fails: the container is held
         if c.dns is not None:
-            self._watch_dns(c)
+            self.w.watch_dns(c)
         if c.listener is not None:
-            self._watch(c.listener, ("listen", c))
+            self.w.watch(c.listener, ("listen", c))
         self.held[c.pid] = c
         for ch in c.chans:
             ch.control(protocol.Ready(pid=c.pid, monitor=os.getpid()))
-        self._sent(c)
+        self.w.sent(c)
         early = self.early.pop(c.pid, None)
         if early is not None and early[1] >= c.forked_at:
             c.status = early[0]
             c.last_output = time.monotonic()
-
-    def _watch_dns(self, c: Held) -> None:
-        assert c.dns is not None
-        self._watch(c.dns.sock, ("dns", c))
-        for i, up in enumerate(c.dns.upstream):
-            self._watch(up, ("dns-up", (c, i)))
-
-    # --- serving a container ---------------------------------------------------------------
-    def _output(self, c: Held, fd: int) -> None:
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as e:  # EIO: the pty's last holder closed it
-            if e.errno != errno.EIO:
-                raise
-            data = b""
-        if not data:
-            c.open_out.discard(fd)
-            self._io_mask(c)
-            return
-        c.last_output = time.monotonic()
-        self._pass_on(c, fd, data)
-        self._sent(c)
-
-    def _pass_on(self, c: Held, fd: int, data: bytes) -> None:
-        typ = T_STDERR if c.stdio.fds.get(fd) == T_STDERR else T_STDOUT
-        if c.logw is not None:
-            c.logw.feed("stderr" if typ == T_STDERR else "stdout", data)
-        for ch in c.chans:
-            ch.send(typ, data)
-
-    def _accept(self, c: Held) -> None:
-        assert c.listener is not None
-        try:
-            conn, _ = c.listener.accept()
-        except OSError:
-            return  # EAGAIN, ECONNABORTED, EMFILE: the listener stays, the next one is served
-        os.set_inheritable(conn.fileno(), False)
-        ch = self._channel(conn)
-        c.chans.append(ch)
-        ch.control(protocol.Ready(pid=c.pid, monitor=os.getpid()))
-        self._sent(c)
-
-    def _channel_input(self, c: Held, ch: QueuedChannel) -> None:
-        frames = ch.read_frames()
-        if frames is None:
-            ch.close()
-            return
-        self._frames(c, ch, frames)
-
-    def _frames(self, c: Held, ch: QueuedChannel, frames: list[tuple[int, bytes]]) -> None:
-        for i, (typ, payload) in enumerate(frames):
-            if c.stdin_buf:
-                # input waits for the container: what came after it waits too, in order
-                c.later.extend((ch, f) for f in frames[i:])
-                return
-            if typ == T_STDIN:
-                self._stdin(c, payload)
-            elif typ == T_CLOSE_STDIN:
-                if c.stdio.tty:
-                    self._stdin(c, b"\x04")  # a tty's EOF is ^D: it queues as input does
-                else:
-                    self._unwatch(c.stdio.stdin_fd())  # still its own number: unwatched
-                    c.watched.discard(c.stdio.stdin_fd())
-                    c.stdio.close_stdin()
-            elif typ == T_RESIZE:
-                with contextlib.suppress(Exception):
-                    size = protocol.Resize.decode(payload)
-                    c.stdio.resize(size.h, size.w)
-            elif typ == T_CONTROL:
-                answer, started = monitor.command(c.rt, runtimes.Handle(c.pid), payload, c.dns)
-                if started is not None:
-                    c.dns = started
-                    self._watch_dns(c)
-                if answer is not None and ch.sock is not None:
-                    ch.control(answer)
-
-    def _stdin(self, c: Held, data: bytes) -> None:
-        fd = c.stdio.stdin_fd()
-        if fd < 0:
-            return
-        if not c.stdin_buf:
-            try:
-                n = os.write(fd, data)
-            except BlockingIOError:
-                n = 0
-            except OSError:
-                return
-            data = data[n:]
-        if data:
-            # the container does not keep up: hold its input, and read no more of it
-            c.stdin_buf += data
-            self._sent(c)
-
-    def _flush_stdin(self, c: Held) -> None:
-        fd = c.stdio.stdin_fd()
-        try:
-            n = os.write(fd, c.stdin_buf) if fd >= 0 else len(c.stdin_buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            n = len(c.stdin_buf)
-        del c.stdin_buf[:n]
-        if not c.stdin_buf:
-            later, c.later = c.later, []
-            for ch, f in later:
-                self._frames(c, ch, [f])
-        self._sent(c)
 
     # --- ends ---------------------------------------------------------------------------------
     def _reap(self) -> None:
@@ -579,30 +376,7 @@ class Host:
                 self._finish(c)
             except Exception as e:  # noqa: BLE001 - one container's end, not the host's
                 log(f"shim host: end of {c.req.id[:12]}: {e!r}")
-                self._release(c)
-
-    def _release(self, c: Held) -> None:
-        """Stop watching and close what the host holds of a container."""
-        for fd in {*c.stdio.fds, *c.watched, c.stdio.stdin_fd()} - {-1}:
-            self._unwatch(fd)
-        c.watched = set()
-        c.stdio.close()
-        if c.logw is not None:
-            with contextlib.suppress(OSError):
-                c.logw.close()
-            c.logw = None
-        if c.dns is not None:
-            self._unwatch(c.dns.sock)
-            for up in c.dns.upstream:
-                self._unwatch(up)
-            c.dns.close()
-            c.dns = None
-        if c.listener is not None:
-            self._unwatch(c.listener)
-            c.listener.close()
-            c.listener = None
-            with contextlib.suppress(OSError):
-                os.unlink(c.req.socket)
+                c.release()
 
     def _finish(self, c: Held) -> None:
         assert c.status is not None
@@ -613,10 +387,10 @@ class Host:
             with contextlib.suppress(OSError):
                 while left > 0 and (data := os.read(fd, min(READ_SIZE, left))):
                     left -= len(data)
-                    self._pass_on(c, fd, data)
+                    c.pass_on(fd, data)
         if c.logw is not None:
             c.logw.flush()
-        self._release(c)
+        c.release()
         oom = bool(c.cg and c.cg.oom_killed())
         c.rt.delete()
         if c.cg:
@@ -640,14 +414,9 @@ class Host:
                 ch.close()
                 continue
             self.closing[ch] = deadline
-            self._watch(ch.sock, ("closing", ch), selectors.EVENT_WRITE)
+            self.w.watch(ch.sock, ("closing", ch), selectors.EVENT_WRITE)
         c.chans = []
 
-
-def _owner(data: tuple[str, Any]) -> Any:
-    """Whose a watch is: a container's descriptor's, or the object's it names."""
-    kind, what = data
-    return what[0] if kind == "io" else what
 
 
 def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:

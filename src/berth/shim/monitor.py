@@ -140,7 +140,11 @@ def start_container(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: 
     # a mount namespace of the monitor's own: the rootfs mount is invisible on the host
     # and goes away with the last process of this container, whatever happens to us
     linux.unshare(linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    # slave, not private, where a bind wants the host's later mounts (rootfsPropagation:
+    # slave or shared): nothing goes back to the host either way
+    prop = str(spec.get("linux", {}).get("rootfsPropagation") or "")
+    linux.mount(None, "/", None, linux.MS_REC | (
+        linux.MS_SLAVE if prop.lstrip("r") in ("slave", "shared") else linux.MS_PRIVATE))
     rootfs = os.path.join(req.bundle, spec.get("root", {}).get("path", "rootfs"))
     if req.rootfs_mount:
         m = req.rootfs_mount

@@ -1,0 +1,100 @@
+"""Container logs in the kubelet's CRI format, at the path CreateContainer named:
+
+    2016-10-06T00:17:09.669794202Z stdout F a whole line
+    2016-10-06T00:17:09.669794203Z stderr P a part of a long line...
+
+One writer per running container follows its output (an attach made before the start, so
+nothing is lost) until it exits; the container's json-file log is kept as well (`berth logs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+
+from berth.containers.channel import T_STDERR, T_STDOUT
+
+log = logging.getLogger(__name__)
+
+# a line longer than this is written in parts (tag P), as containerd cuts them
+MAX_LINE = 16 * 1024
+
+
+def timestamp(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def format_lines(stream: str, buf: bytearray, data: bytes, *, final: bool = False) -> bytes:
+    """The CRI lines for `data` after the partial line in `buf` (kept there for later)."""
+    buf.extend(data)
+    out = bytearray()
+    ts = timestamp().encode()
+    while True:
+        nl = buf.find(b"\n")
+        if nl < 0 or nl > MAX_LINE:
+            if len(buf) >= MAX_LINE:
+                out += ts + b" " + stream.encode() + b" P " + bytes(buf[:MAX_LINE]) + b"\n"
+                del buf[:MAX_LINE]
+                continue
+            break
+        out += ts + b" " + stream.encode() + b" F " + bytes(buf[:nl]) + b"\n"
+        del buf[:nl + 1]
+    if final and buf:
+        out += ts + b" " + stream.encode() + b" F " + bytes(buf) + b"\n"
+        buf.clear()
+    return bytes(out)
+
+
+class CriLog:
+    """Writes one container's output to its CRI log file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+        self.open()
+
+    def open(self) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        old, self.fd = self.fd, fd
+        if old >= 0:
+            os.close(old)
+
+    def reopen(self) -> None:
+        """ReopenContainerLog: the kubelet rotated the file away; write a new one."""
+        self.open()
+
+    def write(self, data: bytes) -> None:
+        if data and self.fd >= 0:
+            os.write(self.fd, data)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    async def follow(self, output: AsyncIterator[tuple[int, bytes]]) -> None:
+        bufs: dict[int, bytearray] = {T_STDOUT: bytearray(), T_STDERR: bytearray()}
+        names: dict[int, str] = {T_STDOUT: "stdout", T_STDERR: "stderr"}
+        try:
+            async for stream, data in output:
+                if stream in bufs:
+                    self.write(format_lines(names[stream], bufs[stream], data))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a log writer must not take the daemon down
+            log.exception("CRI log %s", self.path)
+        finally:
+            with contextlib.suppress(OSError):
+                for s, b in bufs.items():
+                    self.write(format_lines(names[s], b, b"", final=True))
+            self.close()
+
+
+__all__ = ["CriLog", "format_lines", "timestamp"]
