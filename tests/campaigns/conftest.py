@@ -1,4 +1,5 @@
-"""The reliability campaigns (issue 17): several daemons and a changing firewall, concurrency.
+"""The reliability campaigns (issue 17): crashes at any instant, disk full and other faults, a
+soak, API fuzzing, several daemons and a changing firewall, concurrency.
 Each campaign runs in a short form here (CI); BERTH_CAMPAIGN_LONG=1 (what `bench/campaign.py
 --long` sets) runs its full counts.
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.containers import ContainerService
+from berth.containers.channel import Attachment
 from berth.containers.create import CreateRequest
 from berth.containers.hostconfig import HostConfig
 from berth.containers.settings import ContainerConfig
@@ -73,6 +74,8 @@ class BuildRunner:
 
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
+        # a step's output stream, subscribed to before its start (nothing is missed)
+        self._streams: dict[str, Attachment] = {}
 
     async def create(self, spec: StepSpec) -> str:
         mounts: list[dict[str, Any]] = []   # Docker's mount objects, as `--mount` gives them
@@ -92,16 +95,35 @@ class BuildRunner:
         return cid
 
     async def start(self, cid: str) -> None:
-        await self.containers.start(cid)
+        att = self.containers.attach(cid, stdout=True, stderr=True)
+        try:
+            await self.containers.start(cid)
+        except BaseException:
+            att.close()
+            raise
+        self._streams[cid] = att
 
     async def output(self, cid: str) -> AsyncIterator[bytes]:
-        async for _, data in self.containers.logs(cid, follow=True):
-            yield data
+        """The step's output as its process writes it: from its stream, not its log (which
+        a full disk cuts short: a step failing for want of space lost the words that say so,
+        found by the faults campaign of issue 17)."""
+        att = self._streams.pop(cid, None)
+        if att is None:   # not started here: what its log holds
+            async for _, data in self.containers.logs(cid, follow=True):
+                yield data
+            return
+        try:
+            async for _, data in att.output():
+                yield data
+        finally:
+            att.close()
 
     async def wait(self, cid: str) -> int:
         return (await self.containers.wait(cid)).code
 
     async def remove(self, cid: str) -> None:
+        if (att := self._streams.pop(cid, None)) is not None:
+            att.close()
         await self.containers.remove(cid, force=True, volumes=True)
 
     async def pause(self, cid: str) -> None:

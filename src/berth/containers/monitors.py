@@ -87,8 +87,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+MONITOR_DIED = "container monitor died"
+
+
 def monitor_died() -> Exit:
-    return Exit(exit=255, finished_at=time.time_ns(), error="container monitor died")
+    return Exit(exit=255, finished_at=time.time_ns(), error=MONITOR_DIED)
 
 
-__all__ = ["Monitors", "monitor_died"]
+__all__ = ["MONITOR_DIED", "Monitors", "monitor_died"]

@@ -353,13 +353,26 @@ class Networking(LegacyLinks):
                 binds.setdefault(str(port), [{"HostIp": "", "HostPort": ""}])
         return binds
 
-    async def publish(self, rec: ContainerRecord, eps: list[ContainerEndpoint]) -> None:
+    async def publish(self, rec: ContainerRecord, eps: list[ContainerEndpoint], *,
+                      restoring: bool = False) -> None:
+        """Open the container's published ports. `restoring` (a running container found at
+        start) opens the host ports it had, as dockerd's live restore keeps them: clients
+        that were told the port go on reaching it. One taken meanwhile gets a new one."""
         binds = self._bindings(rec)
         if not binds or self.networks is None:
             return
         if not eps or eps[0].kind != "veth":
             raise InvalidArgument("published ports need a bridge network: "
                                   f"{rec.host_config.network_mode} is not one")
+        if restoring and rec.ports:
+            try:
+                ports = await self.networks.ports.publish(
+                    rec.id, port_map_to_json(rec.ports), eps[0].ip, eps[0].netname, eps[0].ip6)
+                rec.ports = _port_map(ports)
+                return
+            except Conflict as e:
+                log.warning("container %s: its host ports are taken (%s): new ones",
+                            rec.id[:12], e)
         ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname,
                                                   eps[0].ip6)
         rec.ports = _port_map(ports)

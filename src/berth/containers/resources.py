@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -84,6 +85,32 @@ class Resources:
     def _cgroup(self, rec: ContainerRecord) -> cgroups.CgroupManager:
         parent = rec.host_config.cgroup_parent or self.cfg.cgroup_parent
         return cgroups.detect(f"{parent.strip('/')}/{rec.id}")
+
+    def reclaim(self, rec: ContainerRecord) -> int:
+        """At start, for a container the daemon does not count as running: what runs in its
+        cgroup is killed and the cgroup removed (a start cut short by a crash of the daemon
+        left its process running under a record that says created; a container whose monitor
+        died lives on unwatched). Returns how many processes were killed."""
+        cg = self._cgroup(rec)
+        killed: set[int] = set()
+        for _ in range(100):
+            pids: set[int] = set()
+            for f in cg.procs_files():
+                with contextlib.suppress(OSError), open(f) as fh:
+                    pids |= {int(p) for p in fh.read().split()}
+            if not pids:
+                break
+            for pid in pids - killed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed |= pids
+            time.sleep(0.02)
+        with contextlib.suppress(OSError):
+            cg.remove()
+        if killed:
+            log.warning("container %s: killed %d processes left in its cgroup",
+                        rec.id[:12], len(killed), extra={"container": rec.id})
+        return len(killed)
 
     def _running(self, ref: str) -> ContainerRecord:
         rec = self.store.resolve(ref)

@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import signal as signal_mod
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +42,7 @@ from berth.containers.create import (
 )
 from berth.containers.facade import PartsFacade
 from berth.containers.ipc import Ipc
-from berth.containers.monitors import Monitors, monitor_died
+from berth.containers.monitors import MONITOR_DIED, Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
@@ -281,6 +282,10 @@ class ContainerService(PartsFacade, Stopping):
         rec = self.store.records.get(cid)
         if rec is None:
             return
+        if record.error == MONITOR_DIED:
+            # nothing watches what it ran any more (its shim host was killed, say): it goes,
+            # so an exited container never has processes left running
+            await asyncio.to_thread(self.resources.reclaim, rec)
         code = record.exit
         st = rec.state
         st.become(ContainerStatus.EXITED)
@@ -289,7 +294,14 @@ class ContainerService(PartsFacade, Stopping):
         rec.monitor = 0
         self.net.unplug(rec)
         self.ipc.unmount_shm(cid)
-        self.store.save(rec)
+        try:
+            self.store.save(rec)
+        except (sqlite3.Error, OSError) as e:
+            # a full or read-only disk: the exit is known all the same to its waiters (an
+            # `rm -f` waited for it for good; found by the faults campaign); the record says
+            # running until its next save, and a restart finds the exit the monitor left
+            log.error("container %s: its exit could not be saved: %s", cid[:12], e,
+                      extra={"container": cid})
         live = self.store.live[cid]
         live.exits += 1
         async with live.changed:
@@ -316,6 +328,7 @@ class ContainerService(PartsFacade, Stopping):
         their exit, from the record their monitor left."""
         for cid, rec in list(self.store.records.items()):
             if not rec.state.status.is_running:
+                await asyncio.to_thread(self.resources.reclaim, rec)
                 continue
             live = self.store.live[cid]
             record = self.monitors.exit_file(cid)
@@ -325,7 +338,7 @@ class ContainerService(PartsFacade, Stopping):
                     if self.networks is not None and rec.endpoints:
                         self.networks.restore(cid, [e.to_dict() for e in rec.endpoints])
                         with contextlib.suppress(BerthError):
-                            await self.net.publish(rec, rec.endpoints)
+                            await self.net.publish(rec, rec.endpoints, restoring=True)
                     live.channel = ch
                     live.reader = self.store.spawn(self._watch(cid, ch))
                     for hook in self.on_start:
@@ -336,6 +349,11 @@ class ContainerService(PartsFacade, Stopping):
                 if isinstance(hello, Exit):
                     record = hello
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
+            await asyncio.to_thread(self.resources.reclaim, rec)
+        if self.networks is not None:
+            known = {ep.host_if for rec in self.store.records.values()
+                     if rec.state.status.is_running for ep in rec.endpoints}
+            await asyncio.to_thread(self.networks.reclaim_links, known)
 
     # --- remove -----------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
@@ -382,6 +400,9 @@ class ContainerService(PartsFacade, Stopping):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(live.changed.wait_for(lambda: live.followers == 0), 10)
             try:
+                # its monitor removes its cgroup as it ends, but a busy cgroup outlasts the
+                # monitor's tries (a loaded machine; seen in the soak campaign): gone with it
+                await asyncio.to_thread(self.resources.reclaim, rec)
                 await asyncio.to_thread(self._remove_files, cid)
                 self.meta.delete_container(cid)
             except BaseException:

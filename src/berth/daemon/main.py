@@ -31,8 +31,8 @@ from berth.content import ContentStore
 from berth.daemon import listeners
 from berth.daemon.config import DaemonConfig, log_defaults, parse_args
 from berth.daemon.info import system_info
-from berth.daemon.roots import close_roots
-from berth.errors import BerthError, InvalidArgument
+from berth.daemon.roots import close_roots, lock_data_root
+from berth.errors import BerthError, InvalidArgument, System
 from berth.events import EventBus
 from berth.images import ImageService, ImageUser
 from berth.images.distribution import Distribution
@@ -52,6 +52,8 @@ class Daemon:
     def __init__(self, cfg: DaemonConfig) -> None:
         self.cfg = cfg
         self.started = time.time()
+        # before anything reads or cleans the data root: a second daemon on it is refused
+        self.root_lock = lock_data_root(cfg.data_root)
         close_roots(cfg)
         self.meta = MetadataStore(os.path.join(cfg.data_root, "berth.db"))
         self.content = ContentStore(os.path.join(cfg.data_root, "content"))
@@ -303,7 +305,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     nofile = raise_nofile()
     try:
-        daemon = Daemon(cfg)
+        try:
+            daemon = Daemon(cfg)
+        except OSError as e:
+            # the roots cannot be made or written (read-only, full, not a directory): say
+            # so in words, as dockerd does, not with a traceback
+            raise System(f"cannot start with data root {cfg.data_root} and exec root "
+                         f"{cfg.exec_root}: {e}") from None
         daemon.nofile_soft = nofile
         asyncio.run(daemon.run())
     except BerthError as e:

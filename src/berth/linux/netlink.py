@@ -80,6 +80,16 @@ def delete_link(name: str) -> None:
                 pass
 
 
+def bridge_ports(bridge: str) -> list[str]:
+    """The names of the links enslaved to `bridge` (none if it does not exist)."""
+    with _ipr() as ipr:
+        idx = ipr.link_lookup(ifname=bridge)
+        if not idx:
+            return []
+        return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()
+                if link.get_attr("IFLA_MASTER") == idx[0]]
+
+
 def routes_overlap(cidr: str, skip_ifname: str = "") -> str | None:
     """The name of a link whose address overlaps `cidr`, if any (an overlapping subnet)."""
     net = ipaddress.ip_network(cidr, strict=False)

@@ -205,6 +205,7 @@ class NetworkService(UserNetworks):
             if self.cfg.iptables:
                 self.rules4.chains()
                 self.ports.setup()
+                self.ports.clear_stale()
             self._drop_stale()
             for rec in self.nets.values():
                 if rec.driver == Driver.BRIDGE:
@@ -338,6 +339,24 @@ class NetworkService(UserNetworks):
             if ep["network"] in self.nets:
                 self.endpoints.setdefault(ep["network"], {})[cid] = Endpoint.from_dict(ep)
                 self._write_hosts(ep["network"])
+
+    def reclaim_links(self, known: set[str]) -> int:
+        """At start, once running containers are restored: the veths on this daemon's bridges
+        that no running container's record names go (a daemon killed between a monitor's
+        plug and the record's save left one; its address was never recorded as taken, so it
+        would be handed out again). Returns how many went."""
+        gone = 0
+        with self._lock:
+            for rec in self.nets.values():
+                if rec.driver != Driver.BRIDGE:
+                    continue
+                for link in netlink.bridge_ports(rec.bridge):
+                    if link.startswith("vb") and link not in known:
+                        log.warning("network %s: removing veth %s, which no container holds",
+                                    rec.name, link)
+                        netlink.delete_link(link)
+                        gone += 1
+        return gone
 
     def _hosts_file(self, nid: str) -> str:
         return os.path.join(self.cfg.run_dir, f"{nid[:16]}.json")

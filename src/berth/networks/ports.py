@@ -153,6 +153,26 @@ class PortMapper:
         if v6:
             self.v6 = True
 
+    def clear_stale(self) -> None:
+        """At start, before running containers are restored: every published port's rules
+        go (the DNAT chain's, and the accepts in the FWD chain). A daemon killed, or stopped
+        with containers running, left them: restore puts back those of the containers still
+        running, and those of a container that ended meanwhile would be left forever."""
+        if not self.iptables:
+            return
+        fwd = f"{self.chain}-FWD"
+        for binary in ("iptables", "ip6tables"):
+            if binary == "ip6tables" and not shutil.which(binary):
+                continue
+            self._ipt("-F", f"{self.chain}-DNAT", binary=binary)
+            r = subprocess.run([binary, "-w", "-S", fwd], capture_output=True, text=True)
+            for line in r.stdout.splitlines():
+                words = line.split()
+                # the shape of `_rules`' accept: -A FWD -d IP ! -i BR -o BR -p P -m P --dport N
+                if words[:3] == ["-A", fwd, "-d"] and "--dport" in words and \
+                        words[-2:] == ["-j", "ACCEPT"]:
+                    self._ipt("-D", *words[1:], table="filter", binary=binary)
+
     def teardown(self) -> None:
         if not self.iptables:
             return

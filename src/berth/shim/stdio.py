@@ -89,6 +89,7 @@ class LogWriter:
         self.max_file = max_file
         self.fd = -1
         self.size = 0
+        self.dropped = 0   # writes the disk refused
         if path:
             self._open()
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
@@ -109,8 +110,21 @@ class LogWriter:
             else:
                 os.unlink(self.path)
             self._open()
-        os.write(self.fd, data)
-        self.size += len(data)
+        try:
+            n = os.write(self.fd, data)
+        except OSError:   # ENOSPC, EIO, EROFS
+            n = -1
+        if n < len(data):
+            # a full (or failing) disk: these entries are dropped, as Docker's json-file
+            # drops what it cannot write, and the output still reaches the attached clients
+            # (before, the error cut it off: a failed build's RUN lost its own "No space left
+            # on device"); a half-written entry is cut off, so the log stays whole lines
+            self.dropped += 1
+            if n > 0:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, self.size)
+            return
+        self.size += n
 
     def feed(self, stream: str, data: bytes) -> None:
         if self.fd < 0:
