@@ -4,8 +4,8 @@ running containers at start-up. Its parts, each an object it holds and hands the
 binds, tmpfs), `Output` (logs, attach, resize, export), `Resources` (the cgroup: pause,
 update, top, stats), `Ipc` (shared IPC and PID namespaces), `Restarts` (restart policies) and
 `Views` (inspect, ps, counts).
-Kill, stop, restart and wait are `containers.stopping` (`Stopping`), the parts' calls as the
-service's `containers.facade` (`PartsFacade`): both mixed into `ContainerService`.
+Kill, stop, restart and wait are `Stopping`'s (`containers.stopping`), a part too; the parts'
+calls as the service's are `containers.facade` (`PartsFacade`, mixed into `ContainerService`).
 
 Imports `images`, `storage`, `metadata`, `networks`, `volumes`, `errors`, and of the shim only
 `shim.protocol`. The runtime is reached only as processes: a request to the fork server starts
@@ -45,7 +45,7 @@ from berth.containers.monitors import Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord
+from berth.containers.record import ContainerRecord, WaitResult
 from berth.containers.resources import Resources
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
@@ -70,7 +70,7 @@ from berth.volumes import VolumeService
 log = logging.getLogger(__name__)
 
 
-class ContainerService(PartsFacade, Stopping):
+class ContainerService(PartsFacade):
     def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
                  driver: storage.Driver, *, emit: Emit | None = None,
                  volumes: VolumeService | None = None,
@@ -97,6 +97,7 @@ class ContainerService(PartsFacade, Stopping):
         self.resources = Resources(self.store, self.ncpu)
         self.ipc = Ipc(self.store)
         self.restarts = Restarts(self.store, self.start)
+        self.stopping = Stopping(self.store, self.resources, self.restarts, self.start)
         self.views = Views(self.store, images, driver, self.net)
         self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net, images=images,
                                driver=driver, output=self.output)
@@ -337,6 +338,23 @@ class ContainerService(PartsFacade, Stopping):
                     record = hello
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
 
+    # --- kill, stop, restart, wait: `Stopping`'s ---------------------------------------------
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        await self.stopping.kill(ref, sig)
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        await self.stopping.stop(ref, timeout, sig)
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        await self.stopping.restart(ref, timeout, sig)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> WaitResult:
+        return await self.stopping.wait(ref, condition)
+
+    def prepare_wait(self, ref: str) -> str:
+        """Resolve now, so a wait request fails fast on an unknown container."""
+        return self.stopping.prepare_wait(ref)
+
     # --- remove -----------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
                      link: bool = False) -> None:
@@ -369,8 +387,8 @@ class ContainerService(PartsFacade, Stopping):
         if status.is_running:
             exits = live.exits
             await self.resources.thaw(rec)
-            self._signal(rec, signal_mod.SIGKILL)
-            await self._wait_exit(cid, exits, None)
+            self.stopping.signal(rec, signal_mod.SIGKILL)
+            await self.stopping.wait_exit(cid, exits, None)
         if live.removed:
             return
         async with live.lock:
