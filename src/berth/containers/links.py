@@ -1,6 +1,7 @@
 """Legacy links (`--link NAME[:ALIAS]`): how dockerd reads one, the environment and /etc/hosts
-lines it gives the container that links, `rm --link`. `LegacyLinks` is mixed into
-`containers.networking.Networking` (which re-exports these names and holds the state).
+lines it gives the container that links, `rm --link`. `LegacyLinks` is a part of
+`containers.networking.Networking` (which re-exports these names), handed the store and the
+network service.
 
 Imports `containers.hostconfig`, `containers.record`, `containers.store`, `networks`, `errors`.
 """
@@ -75,11 +76,11 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
 
 
 class LegacyLinks:
-    """The legacy links of containers (a part of `Networking`, mixed into it)."""
+    """The legacy links of containers (a part of `Networking`)."""
 
-    # the state a Networking holds (see its __init__)
-    store: ContainerStore
-    networks: NetworkService | None
+    def __init__(self, store: ContainerStore, networks: NetworkService | None) -> None:
+        self.store = store
+        self.networks = networks
 
     def _link_target(self, name: str) -> ContainerRecord:
         try:
@@ -155,7 +156,7 @@ class LegacyLinks:
                             list(child.config.env or ()))
         return env
 
-    def _link_hosts(self, rec: ContainerRecord) -> str:
+    def hosts(self, rec: ContainerRecord) -> str:
         """/etc/hosts lines of the legacy links: the alias, the target's hostname and name."""
         out = ""
         for lk in rec.links or []:

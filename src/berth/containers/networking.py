@@ -1,7 +1,7 @@
 """Networking of containers: the networks they ask for, their endpoints, /etc files, published ports, connect/disconnect.
 
 A part of the container service (see `berth.containers.service`), holding the shared
-`ContainerStore`. Legacy links are `containers.links` (`LegacyLinks`, mixed into `Networking`).
+`ContainerStore`. Legacy links are `containers.links` (`LegacyLinks`, a part `Networking` holds).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from berth.containers.links import LegacyLinks
 from berth.containers.links import link_env as link_env
 from berth.containers.links import parse_link as parse_link
 from berth.containers.ports import Port, PortBinding, PortMap, port_map_to_json
-from berth.containers.record import ContainerEndpoint, ContainerRecord, NetworkRequest
+from berth.containers.record import ContainerEndpoint, ContainerRecord, Link, NetworkRequest
 from berth.containers.store import ContainerStore
 from berth.errors import (
     Conflict,
@@ -41,7 +41,7 @@ def _request(net: str, ec: NetworkRequest) -> NetworkRequest:
                           link_local=list(ec.link_local), driver_opts=dict(ec.driver_opts))
 
 
-class Networking(LegacyLinks):
+class Networking:
     """The networks of containers: what they ask for at create, their endpoints while they
     run, their /etc files, published ports, legacy links, `network connect`/`disconnect`."""
 
@@ -49,6 +49,20 @@ class Networking(LegacyLinks):
         self.store = store
         self.cfg = store.cfg
         self.networks = networks
+        self.links = LegacyLinks(store, networks)
+
+    # --- legacy links: `LegacyLinks`' ----------------------------------------------------------
+    def register_links(self, hc: HostConfig, nets: list[NetworkRequest]) -> list[Link]:
+        return self.links.register_links(hc, nets)
+
+    def links_view(self, rec: ContainerRecord) -> list[str] | None:
+        return self.links.links_view(rec)
+
+    def links_env(self, rec: ContainerRecord) -> list[str]:
+        return self.links.links_env(rec)
+
+    def remove_link(self, ref: str) -> None:
+        self.links.remove_link(ref)
 
     def network_users(self, net: str) -> list[str]:
         return [d.id for d in self.store.records.values()
@@ -246,7 +260,7 @@ class Networking(LegacyLinks):
                 ip = self._host_gateway()
             hosts += f"{ip}\t{h}\n"
         if not host_net:
-            hosts += self._link_hosts(rec)
+            hosts += self.links.hosts(rec)
             for ep in eps or []:
                 if ep.ip:   # none on an IPv6-only network
                     hosts += f"{ep.ip}\t{hostname}\n"

@@ -4,8 +4,8 @@ running containers at start-up. Its parts, each an object it holds and hands the
 binds, tmpfs), `Output` (logs, attach, resize, export), `Resources` (the cgroup: pause,
 update, top, stats), `Ipc` (shared IPC and PID namespaces), `Restarts` (restart policies) and
 `Views` (inspect, ps, counts).
-Kill, stop, restart and wait are `containers.stopping` (`Stopping`), the parts' calls as the
-service's `containers.facade` (`PartsFacade`): both mixed into `ContainerService`.
+Two more parts: `Creator` (`containers.creator`: create) and `Stopping` (`containers.stopping`:
+kill, stop, restart, wait). The service's public calls are the parts', one line each.
 
 Imports `images`, `storage`, `metadata`, `networks`, `volumes`, `errors`, and of the shim only
 `shim.protocol`. The runtime is reached only as processes: a request to the fork server starts
@@ -18,41 +18,35 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import dataclasses
 import logging
 import os
-import secrets
 import shutil
 import signal as signal_mod
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, BinaryIO
 
 from berth import storage
 from berth.containers import names
 from berth.containers.bundle import Bundles
-from berth.containers.channel import Channel
-from berth.containers.config import ZERO_TIME, ChannelOpener, Config, log_config
-from berth.containers.create import (
-    CreateRequest,
-    check_host_config,
-    container_config,
-    pick_name,
-)
-from berth.containers.facade import PartsFacade
+from berth.containers.channel import Attachment, Channel
+from berth.containers.config import ZERO_TIME, ChannelOpener, Config
+from berth.containers.create import CreateRequest
+from berth.containers.creator import Creator
+from berth.containers.hostconfig import ResourcesUpdate
 from berth.containers.ipc import Ipc
 from berth.containers.monitors import MONITOR_DIED, Monitors, monitor_died
 from berth.containers.mounts import Mounts
 from berth.containers.networking import Networking
 from berth.containers.output import Output
-from berth.containers.record import ContainerRecord
-from berth.containers.resources import Resources
+from berth.containers.record import ContainerRecord, NetworkRequest, WaitResult
+from berth.containers.resources import ProcessTable, Resources, StatsSample
 from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
 from berth.containers.stopping import Stopping
 from berth.containers.store import ContainerStore, Emit, Live
-from berth.containers.views import Views
+from berth.containers.views import ContainerView, Views
 from berth.errors import (
     BerthError,
     Conflict,
@@ -71,7 +65,7 @@ from berth.volumes import VolumeService
 log = logging.getLogger(__name__)
 
 
-class ContainerService(PartsFacade, Stopping):
+class ContainerService:
     def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
                  driver: storage.Driver, *, emit: Emit | None = None,
                  volumes: VolumeService | None = None,
@@ -98,6 +92,8 @@ class ContainerService(PartsFacade, Stopping):
         self.resources = Resources(self.store, self.ncpu)
         self.ipc = Ipc(self.store)
         self.restarts = Restarts(self.store, self.start)
+        self.stopping = Stopping(self.store, self.resources, self.restarts, self.start)
+        self.creator = Creator(self.store, cfg, self.ncpu, images, driver, self.mounts, self.net)
         self.views = Views(self.store, images, driver, self.net)
         self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net, images=images,
                                driver=driver, output=self.output)
@@ -135,72 +131,12 @@ class ContainerService(PartsFacade, Stopping):
     def layers_in_use(self) -> set[str]:
         return {c for d in self.store.all() for c in d.layers}
 
-    # --- create -----------------------------------------------------------------------------
+    # --- create: `Creator`'s ----------------------------------------------------------------
     async def create(self, req: CreateRequest, name: str = ""
                      ) -> tuple[str, builtins.list[str]]:
         """A container of `req` (read from Docker's JSON at the API edge); its ID and the
         warnings of its HostConfig."""
-        image_name = req.config.image
-        if not image_name:
-            raise InvalidArgument("image name cannot be blank")
-        try:
-            image = self.images.resolve(image_name)
-        except NotFound:
-            from berth import reference
-            try:
-                shown = reference.parse(image_name).familiar
-            except InvalidArgument:
-                shown = image_name
-            raise NotFound(f"No such image: {shown}") from None
-        icfg = image.spec.config
-        cid = secrets.token_hex(32)
-        hc = dataclasses.replace(req.host_config)   # create fills in dockerd's defaults
-        req = dataclasses.replace(req, host_config=hc)
-        try:
-            warnings = check_host_config(req.config, hc, self.cfg, self.ncpu,
-                                         self.store.resolve)
-            full_cfg = container_config(req, icfg, cid)
-        except (TypeError, AttributeError, ValueError) as e:
-            # a field of the wrong JSON type (dockerd's typed decoding refuses it: 400)
-            raise InvalidArgument(f"invalid container config: {e}") from None
-        name = pick_name(name, self.store.all())
-        mount_specs = self.mounts.specs(req.config.volumes, hc, icfg.volumes)
-        nets = self.net.requested(hc, req.endpoints)
-        links = self.net.register_links(hc, nets)
-        if full_cfg.mac_address and nets:  # the older, container-wide field
-            nets[0].mac = nets[0].mac or full_cfg.mac_address
-        elif full_cfg.mac_address:
-            full_cfg = dataclasses.replace(full_cfg, mac_address="")
-        cdir = self.store.dir(cid)
-        now = time.time()
-        layers = self.images.layers_of(image)
-        hc.log_config = log_config(hc.log_config)
-        args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
-        rec = ContainerRecord(
-            id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
-            args=args[1:], config=full_cfg, host_config=hc, driver=self.driver.name,
-            upper_dir=self.driver.upper(cid), lower_dirs=[la.path for la in reversed(layers)],
-            resolv_conf_path=os.path.join(cdir, "resolv.conf"),
-            hostname_path=os.path.join(cdir, "hostname"), hosts_path=os.path.join(cdir, "hosts"),
-            log_path="" if hc.log_config.type == "none" else
-            os.path.join(cdir, f"{cid}-json.log"),
-            layers=[la.chain_id for la in layers], nets=nets, links=links)
-        # each step registers its undo; nothing half made stays if a later one fails
-        with contextlib.ExitStack() as undo:
-            os.makedirs(cdir, exist_ok=True)
-            undo.callback(shutil.rmtree, cdir, ignore_errors=True)
-            undo.callback(self.driver.remove, cid)
-            await asyncio.to_thread(self.driver.prepare, cid, layers)
-            rec.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers,
-                                                 undo)
-            self.net.write_etc_files(rec)
-            self.store.add(rec)
-            undo.callback(self.store.forget, cid)
-            self.store.save(rec)
-            undo.pop_all()
-        log.info("created container %s", cid[:12], extra={"container": cid})
-        self.store.event(rec, "create")
-        return cid, warnings
+        return await self.creator.create(req, name)
 
     # --- start ------------------------------------------------------------------------------
     async def start(self, ref: str, *, restarting: bool = False) -> None:
@@ -355,6 +291,78 @@ class ContainerService(PartsFacade, Stopping):
                      if rec.state.status.is_running for ep in rec.endpoints}
             await asyncio.to_thread(self.networks.reclaim_links, known)
 
+    # --- the parts' calls, as the API and the daemon reach them ------------------------------
+    def inspect(self, ref: str, size: bool = False) -> ContainerView:
+        return self.views.inspect(ref, size)
+
+    def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
+             filters: dict[str, builtins.list[str]] | None = None
+             ) -> builtins.list[ContainerView]:
+        return self.views.list(all_=all_, limit=limit, size=size, filters=filters)
+
+    def counts(self) -> dict[str, int]:
+        return self.views.counts()
+
+    def network_users(self, net: str) -> builtins.list[str]:
+        return self.net.network_users(net)
+
+    async def connect(self, net: str, ref: str, ec: NetworkRequest) -> None:
+        await self.net.connect(net, ref, ec)
+
+    async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
+        await self.net.disconnect(net, ref, force=force)
+
+    def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
+             stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
+             timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+        return self.output.logs(ref, follow=follow, stdout=stdout, stderr=stderr, since=since,
+                                until=until, tail=tail, timestamps=timestamps)
+
+    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+               logs: bool = False) -> Attachment:
+        return self.output.attach(ref, stdout=stdout, stderr=stderr, logs=logs)
+
+    def resize(self, ref: str, h: int, w: int) -> None:
+        self.output.resize(ref, h, w)
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        self.output.export(ref, out)
+
+    async def pause(self, ref: str) -> None:
+        await self.resources.pause(ref)
+
+    async def unpause(self, ref: str) -> None:
+        await self.resources.unpause(ref)
+
+    async def update(self, ref: str, changes: ResourcesUpdate) -> builtins.list[str]:
+        return await self.resources.update(ref, changes)
+
+    def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
+        return self.resources.top(ref, ps_args)
+
+    def stats(self, ref: str) -> StatsSample:
+        return self.resources.stats(ref)
+
+    async def start_restartable(self) -> None:
+        await self.restarts.start_all()
+
+    # --- kill, stop, restart, wait: `Stopping`'s ---------------------------------------------
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        await self.stopping.kill(ref, sig)
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        await self.stopping.stop(ref, timeout, sig)
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        await self.stopping.restart(ref, timeout, sig)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> WaitResult:
+        return await self.stopping.wait(ref, condition)
+
+    def prepare_wait(self, ref: str) -> str:
+        """Resolve now, so a wait request fails fast on an unknown container."""
+        return self.stopping.prepare_wait(ref)
+
     # --- remove -----------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
                      link: bool = False) -> None:
@@ -387,8 +395,8 @@ class ContainerService(PartsFacade, Stopping):
         if status.is_running:
             exits = live.exits
             await self.resources.thaw(rec)
-            self._signal(rec, signal_mod.SIGKILL)
-            await self._wait_exit(cid, exits, None)
+            self.stopping.signal(rec, signal_mod.SIGKILL)
+            await self.stopping.wait_exit(cid, exits, None)
         if live.removed:
             return
         async with live.lock:

@@ -1,5 +1,6 @@
-"""Kill, stop and restart of containers, and waiting for their exit. `Stopping` is mixed into
-`containers.service.ContainerService`, which holds the state and the parts these use.
+"""Kill, stop and restart of containers, and waiting for their exit: `Stopping`, a part of
+`containers.service.ContainerService`, handed the store, the cgroups (`Resources`, to thaw),
+the restart policies and the service's `start` (for `restart`).
 
 Imports `containers` modules and `errors`.
 """
@@ -10,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal as signal_mod
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from berth.containers.config import parse_signal
 from berth.containers.record import ContainerRecord, WaitResult
@@ -22,15 +23,14 @@ from berth.errors import Conflict, InvalidArgument, NotModified
 
 
 class Stopping:
-    """Signals, stop, restart and wait of a `ContainerService` (mixed into it)."""
+    """Signals, stop, restart and wait of containers (a part of the container service)."""
 
-    # the state a ContainerService holds (see its __init__)
-    store: ContainerStore
-    resources: Resources
-    restarts: Restarts
-
-    if TYPE_CHECKING:  # ContainerService's own
-        async def start(self, ref: str, *, restarting: bool = False) -> None: ...
+    def __init__(self, store: ContainerStore, resources: Resources, restarts: Restarts,
+                 start: Callable[[str], Awaitable[None]]) -> None:
+        self.store = store
+        self.resources = resources
+        self.restarts = restarts
+        self._start = start  # the service's, which `restart` ends with
 
     # --- signals ----------------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
@@ -41,16 +41,17 @@ class Stopping:
         if signo in (signal_mod.SIGKILL, signal_mod.SIGTERM):
             rec.manually_stopped = True
         exits = self.store.live[rec.id].exits
-        self._signal(rec, signo)
+        self.signal(rec, signo)
         self.store.event(rec, "kill", signal=str(signo))
         if signo == signal_mod.SIGKILL:
             # as dockerd: the call returns once SIGKILL has taken effect, so an inspect right
             # after shows the container exited (137); a frozen process dies only when thawed
             await self.resources.thaw(rec)
-            await self._wait_exit(rec.id, exits, 10)
+            await self.wait_exit(rec.id, exits, 10)
 
     @staticmethod
-    def _signal(rec: ContainerRecord, signo: int) -> None:
+    def signal(rec: ContainerRecord, signo: int) -> None:
+        """Send `signo` to the container's process, if it still has one."""
         pid = rec.state.pid
         if pid:
             with contextlib.suppress(ProcessLookupError):
@@ -77,15 +78,16 @@ class Stopping:
             timeout = 10 if timeout is None else timeout
         exits = self.store.live[cid].exits
         await self.resources.thaw(rec)
-        self._signal(rec, signo)
+        self.signal(rec, signo)
         if timeout < 0:
-            await self._wait_exit(cid, exits, None)
+            await self.wait_exit(cid, exits, None)
             return
-        if not await self._wait_exit(cid, exits, timeout):
-            self._signal(rec, signal_mod.SIGKILL)
-            await self._wait_exit(cid, exits, None)
+        if not await self.wait_exit(cid, exits, timeout):
+            self.signal(rec, signal_mod.SIGKILL)
+            await self.wait_exit(cid, exits, None)
 
-    async def _wait_exit(self, cid: str, exits_before: int, timeout: float | None) -> bool:
+    async def wait_exit(self, cid: str, exits_before: int, timeout: float | None) -> bool:
+        """Whether the container exited (or went) past its `exits_before`th exit in time."""
         live = self.store.live[cid]
 
         async def exited() -> None:
@@ -102,7 +104,7 @@ class Stopping:
         if rec.state.status.can_stop():
             rec.manually_stopped = True  # no policy restart on the way
             await self._stop(rec, timeout, sig)
-        await self.start(rec.id)
+        await self._start(rec.id)
         self.store.event(rec, "restart")
 
     # --- wait -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ families: `networks.rules`); the name tables the embedded DNS of each container 
 The service's truth is typed (`networks.records`: `NetworkRecord`, `IpamConfig`, `Endpoint`);
 Docker's JSON for a network is made at the API edge.
 User-defined networks' create, remove, prune, list and inspect are `networks.usernets`
-(`UserNetworks`, mixed into `NetworkService`).
+(`UserNetworks`, a part `NetworkService` holds and hands its state).
 
 Imports `metadata`, `linux` (netlink), `fs`, `filters`, `errors`. The bridges and rules are set up by the daemon;
 a container's veth pair is plugged by its monitor (`linux.netlink`).
@@ -54,7 +54,7 @@ _DEFAULT_BRIDGE_OPTIONS = {  # the options dockerd shows on its default bridge
     MTU_OPT: "1500"}
 
 
-class NetworkService(UserNetworks):
+class NetworkService:
     def __init__(self, meta: Any, cfg: NetConfig, *,
                  emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.meta = meta
@@ -81,6 +81,9 @@ class NetworkService(UserNetworks):
         # no running container on it, and a starting container's network is not removed
         # under it (the users the API passes to `remove` were read before it ran)
         self._ep_lock = threading.Lock()
+        self.usernets = UserNetworks(meta, cfg, self.nets, self.endpoints, self,
+                                     claims=self.claims, rules6=self.rules6, lock=self._lock,
+                                     ep_lock=self._ep_lock, emit=self.emit)
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -158,6 +161,34 @@ class NetworkService(UserNetworks):
                 "Options": dict(rec.options),
                 "IPAM": {"Config": [{"Subnet": c.subnet, "Gateway": c.gateway}
                                     for c in rec.ipam]}}
+
+    # --- user-defined networks: `UserNetworks`' ---------------------------------------------
+    def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
+               ip_range: str = "", ipam: Sequence[IpamConfig] = (), ipam_driver: str = "default",
+               ipam_options: dict[str, str] | None = None, enable_ipv6: bool = False,
+               enable_ipv4: bool = True, internal: bool = False, attachable: bool = False,
+               options: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> NetworkRecord:
+        return self.usernets.create(
+            name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, ipam=ipam,
+            ipam_driver=ipam_driver, ipam_options=ipam_options, enable_ipv6=enable_ipv6,
+            enable_ipv4=enable_ipv4, internal=internal, attachable=attachable,
+            options=options, labels=labels)
+
+    def prune(self, users_of: Callable[[str], builtins.list[str]],
+              filters: dict[str, builtins.list[str]] | None = None
+              ) -> builtins.list[NetworkRecord]:
+        return self.usernets.prune(users_of, filters)
+
+    def remove(self, ref: str, users: builtins.list[str]) -> None:
+        self.usernets.remove(ref, users)
+
+    def list(self, filters: dict[str, builtins.list[str]] | None = None
+             ) -> builtins.list[NetworkView]:
+        return self.usernets.list(filters)
+
+    def inspect(self, ref: str) -> NetworkView:
+        return self.usernets.inspect(ref)
 
     # --- set-up -----------------------------------------------------------------------------
     def claim(self) -> None:

@@ -1,8 +1,8 @@
 """User-defined networks: their create (and dockerd's checks of it), remove, prune, list and
 inspect; the daemon's network config (`NetConfig`) and a network's view (`NetworkView`).
 
-`UserNetworks` is mixed into `NetworkService` (`berth.networks`, which re-exports these names):
-the state it uses and the bridges' set-up are that class's.
+`UserNetworks` is a part of `NetworkService` (`berth.networks`, which re-exports these names),
+handed the state it uses; the bridges' set-up stays the service's (`Bridges`).
 
 Imports `linux` (netlink), `filters`, `errors` and the `networks` modules.
 """
@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, System
 from berth.filters import PruneFilter, parse_timestamp
@@ -63,28 +63,41 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+class Bridges(Protocol):
+    """What user networks ask of the service that holds every network and sets up bridges
+    and their rules (`NetworkService`; the underscored are private to this package)."""
+
+    def get(self, ref: str) -> NetworkRecord: ...
+    def check_rules(self) -> bool: ...
+    def _add(self, rec: NetworkRecord) -> NetworkRecord: ...
+    def _bring_up(self, rec: NetworkRecord) -> None: ...
+    def _bridge_rules(self, rec: NetworkRecord, *, add: bool) -> None: ...
+    def _hosts_file(self, nid: str) -> str: ...
+
+
 class UserNetworks:
-    """The user-defined networks of a `NetworkService` (mixed into it)."""
+    """The user-defined networks: a part of a `NetworkService`, handed its store (`meta`), its
+    config, its tables of networks and endpoints (shared, not copied), its locks, bridge
+    claims, IPv6 rules and event bus, and the service itself for bridges (`Bridges`)."""
 
-    # the state a NetworkService holds (see its __init__)
-    meta: Any
-    cfg: NetConfig
-    emit: Callable[[str, str, str, dict[str, str]], None]
-    nets: dict[str, NetworkRecord]
-    endpoints: dict[str, dict[str, Endpoint]]
-    rules6: Rules
-    claims: Claims
-    _lock: threading.RLock
-    _ep_lock: threading.Lock
+    def __init__(self, meta: Any, cfg: NetConfig, nets: dict[str, NetworkRecord],
+                 endpoints: dict[str, dict[str, Endpoint]], bridges: Bridges, *,
+                 claims: Claims, rules6: Rules, lock: threading.RLock,
+                 ep_lock: threading.Lock,
+                 emit: Callable[[str, str, str, dict[str, str]], None]) -> None:
+        self.meta = meta
+        self.cfg = cfg
+        self.nets = nets
+        self.endpoints = endpoints
+        self.bridges = bridges
+        self.claims = claims
+        self.rules6 = rules6
+        self._lock = lock
+        self._ep_lock = ep_lock
+        self.emit = emit
 
-    if TYPE_CHECKING:  # NetworkService's own
-        def get(self, ref: str) -> NetworkRecord: ...
-        def _records(self) -> builtins.list[NetworkRecord]: ...
-        def check_rules(self) -> bool: ...
-        def _add(self, rec: NetworkRecord) -> NetworkRecord: ...
-        def _bring_up(self, rec: NetworkRecord) -> None: ...
-        def _bridge_rules(self, rec: NetworkRecord, *, add: bool) -> None: ...
-        def _hosts_file(self, nid: str) -> str: ...
+    def _records(self) -> builtins.list[NetworkRecord]:
+        return builtins.list(self.nets.values())  # a copy: see NetworkService._records
 
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
                ip_range: str = "", ipam: Sequence[IpamConfig] = (), ipam_driver: str = "default",
@@ -170,20 +183,20 @@ class UserNetworks:
             self.claims.claim("bridge", bridge, "bridge")
             # rules flushed under the daemon are put back first: the new bridge's go in them
             try:
-                self.check_rules()
+                self.bridges.check_rules()
             except Exception:
                 self.claims.release("bridge", bridge)
                 raise
-        self._add(rec)
+        self.bridges._add(rec)
         if kind != Driver.BRIDGE:
             # no bridge and no iptables: the container's link sits on the parent directly
             return rec
         try:
-            self._bring_up(rec)
+            self.bridges._bring_up(rec)
         except Exception:
             with contextlib.suppress(Exception):
                 if self.cfg.iptables:
-                    self._bridge_rules(rec, add=False)
+                    self.bridges._bridge_rules(rec, add=False)
                 netlink.delete_link(rec.bridge)
             self._forget(rec)
             self.claims.release("bridge", bridge)
@@ -201,7 +214,7 @@ class UserNetworks:
         self.nets.pop(rec.id, None)
         self.meta.delete_network(rec.id)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._hosts_file(rec.id))
+            os.unlink(self.bridges._hosts_file(rec.id))
 
     def prune(self, users_of: Callable[[str], builtins.list[str]],
               filters: dict[str, builtins.list[str]] | None = None
@@ -224,7 +237,7 @@ class UserNetworks:
         """Remove a user-defined network that `users` (container IDs) no longer hold; a
         `destroy` event."""
         with self._lock:
-            rec = self.get(ref)
+            rec = self.bridges.get(ref)
             if rec.predefined:
                 raise Forbidden(f"{rec.name} is a pre-defined network and cannot be removed")
             with self._ep_lock:
@@ -236,7 +249,7 @@ class UserNetworks:
             try:
                 if rec.driver == Driver.BRIDGE:
                     if self.cfg.iptables:
-                        self._bridge_rules(rec, add=False)
+                        self.bridges._bridge_rules(rec, add=False)
                     netlink.delete_link(rec.bridge)
                     self.claims.release("bridge", rec.bridge)
             except BaseException:
@@ -268,5 +281,5 @@ class UserNetworks:
         return out
 
     def inspect(self, ref: str) -> NetworkView:
-        rec = self.get(ref)
+        rec = self.bridges.get(ref)
         return NetworkView(record=rec, endpoints=dict(self.endpoints.get(rec.id, {})))
