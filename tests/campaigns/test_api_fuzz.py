@@ -63,12 +63,6 @@ SEED_BY_ROUTE = {"/networks/": {"id": "fuzzn"}, "/images/": {"name": "busybox"}}
 # only failures are known ones is reported as an expected failure with the reason; any other
 # failure still fails it.
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("POST", "/containers/create", "status 500"): (
-        "berth.containers.spec: a container config whose fields have the wrong JSON types "
-        "(HostConfig.BlkioDeviceReadBps: ['x'], a dict where a number goes, ...) raises "
-        "AttributeError/TypeError: 500; dockerd's typed decoding answers 400"),
-    ("POST", "/containers/create", "a traceback in berthd's log"): (
-        "berth.containers.spec: the same wrongly typed configs, seen in the daemon's log"),
     ("POST", "/containers/{id}/start", "failed to create task for container"): (
         "berth.containers: a config the runtime refuses (User that the image's passwd lacks) "
         "answers 500 on start; dockerd maps such runtime errors to 400 "
