@@ -32,8 +32,9 @@ def remove_cgroups_named(top: str) -> None:
             d.rmdir()
 
 
-def print_ratios(times: dict[tuple[str, str], list[float]],
-                 targets: list[tuple[str, float]]) -> None:
+def print_ratios(
+    times: dict[tuple[str, str], list[float]], targets: list[tuple[str, float]]
+) -> None:
     """One line per figure: berth's median, Docker's where it ran, their ratio, the target."""
     for what, target in targets:
         b = statistics.median(times[("berth", what)])
@@ -54,26 +55,55 @@ def wait_for(cmd: list[str], env: dict[str, str], what: str, timeout: float = 30
 
 
 @contextlib.contextmanager
-def berthd(base: Path, rootfs: Path, extra: tuple[str, ...] = (), name: str = "bench",
-           bip: str = "10.198.0.1/24") -> Iterator[dict[str, str]]:
+def berthd(
+    base: Path,
+    rootfs: Path,
+    extra: tuple[str, ...] = (),
+    name: str = "bench",
+    bip: str = "10.198.0.1/24",
+) -> Iterator[dict[str, str]]:
     sock = base / "run" / "berth.sock"
     env = {**os.environ, "BERTH_HOST": f"unix://{sock}"}
     log = open(base / "berthd.log", "wb")  # noqa: SIM115
-    p = subprocess.Popen([str(BIN / "berthd"), "--data-root", str(base / "data"), "--exec-root",
-                          str(base / "run"), "--cgroup-parent", f"berth-{name}", "--dns",
-                          "127.0.0.1", "--bridge", f"b{name}", "--bip", bip,
-                          "--ip-forward", "false", "--docker-hub", "false", *extra],
-                         stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        [
+            str(BIN / "berthd"),
+            "--data-root",
+            str(base / "data"),
+            "--exec-root",
+            str(base / "run"),
+            "--cgroup-parent",
+            f"berth-{name}",
+            "--dns",
+            "127.0.0.1",
+            "--bridge",
+            f"b{name}",
+            "--bip",
+            bip,
+            "--ip-forward",
+            "false",
+            "--docker-hub",
+            "false",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     env["BENCH_PID"] = str(p.pid)
     env["BENCH_FORKSERVER"] = str(base / "run" / "forkserver.sock")
     try:
         wait_for([str(BIN / "berth"), "version"], env, "berthd")
-        subprocess.run([str(BIN / "berth"), "import", str(rootfs), "benchbox"], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "berth"), "import", str(rootfs), "benchbox"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         yield env
     finally:
-        ids = subprocess.run([str(BIN / "berth"), "ps", "-aq"], env=env, capture_output=True,
-                             text=True).stdout.split()
+        ids = subprocess.run(
+            [str(BIN / "berth"), "ps", "-aq"], env=env, capture_output=True, text=True
+        ).stdout.split()
         if ids:
             subprocess.run([str(BIN / "berth"), "rm", "-f", *ids], env=env, capture_output=True)
         p.send_signal(signal.SIGTERM)
@@ -95,8 +125,9 @@ def dockerd(base: Path, rootfs: Path, bridge: bool = False) -> Iterator[dict[str
         if subprocess.run([docker, "version"], env=env, capture_output=True).returncode != 0:
             yield None
             return
-        subprocess.run([docker, "import", str(rootfs), "benchbox"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [docker, "import", str(rootfs), "benchbox"], env=env, check=True, capture_output=True
+        )
         yield env
         return
     exe = shutil.which("dockerd")
@@ -106,23 +137,42 @@ def dockerd(base: Path, rootfs: Path, bridge: bool = False) -> Iterator[dict[str
     sock = base / "docker.sock"
     env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(base / "cfg")}
     log = open(base / "dockerd.log", "wb")  # noqa: SIM115
-    p = subprocess.Popen([exe, "--data-root", str(base / "data"), "--exec-root",
-                          str(base / "exec"), "-H", f"unix://{sock}", "--pidfile",
-                          str(base / "dockerd.pid"),
-                          *(["--bip", "10.194.0.1/24"] if bridge else ["--bridge=none"]),
-                          "--iptables=false",
-                          "--ip-forward=false", "--dns", "127.0.0.1", "--containerd-namespace",
-                          "berthbench", "--cgroup-parent", "docker-bench"],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            exe,
+            "--data-root",
+            str(base / "data"),
+            "--exec-root",
+            str(base / "exec"),
+            "-H",
+            f"unix://{sock}",
+            "--pidfile",
+            str(base / "dockerd.pid"),
+            *(["--bip", "10.194.0.1/24"] if bridge else ["--bridge=none"]),
+            "--iptables=false",
+            "--ip-forward=false",
+            "--dns",
+            "127.0.0.1",
+            "--containerd-namespace",
+            "berthbench",
+            "--cgroup-parent",
+            "docker-bench",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     env["BENCH_PID"] = str(p.pid)
     try:
         wait_for([docker, "version"], env, "dockerd", 60)
-        subprocess.run([docker, "import", str(rootfs), "benchbox"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [docker, "import", str(rootfs), "benchbox"], env=env, check=True, capture_output=True
+        )
         yield env
     finally:
-        ids = subprocess.run([docker, "ps", "-aq"], env=env, capture_output=True,
-                             text=True).stdout.split()
+        ids = subprocess.run(
+            [docker, "ps", "-aq"], env=env, capture_output=True, text=True
+        ).stdout.split()
         if ids:
             subprocess.run([docker, "rm", "-f", *ids], env=env, capture_output=True)
         with contextlib.suppress(ProcessLookupError):
@@ -154,8 +204,7 @@ def engines(bridge: bool = False) -> Iterator[tuple[dict[str, str], dict[str, st
         subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
         (base / "b").mkdir()
         (base / "d").mkdir()
-        with berthd(base / "b", rootfs) as benv, \
-                dockerd(base / "d", rootfs, bridge=bridge) as denv:
+        with berthd(base / "b", rootfs) as benv, dockerd(base / "d", rootfs, bridge=bridge) as denv:
             yield benv, denv
 
 
@@ -199,5 +248,3 @@ def pids_matching(*needles: str) -> list[int]:
         if any(n in cmd for n in needles):
             out.append(int(d))
     return out
-
-

@@ -52,15 +52,17 @@ def main() -> None:
         make_context(ctx)
         kinds = [("berth", [str(BIN / "berth")], benv)]
         if denv:
-            kinds.append(("docker", [shutil.which("docker") or "docker"],
-                          {**denv, "DOCKER_BUILDKIT": "0"}))
+            kinds.append(
+                ("docker", [shutil.which("docker") or "docker"], {**denv, "DOCKER_BUILDKIT": "0"})
+            )
         times: dict[tuple[str, str], list[float]] = {}
         changed = ctx / "src" / "d12" / "f1234.txt"
         for i in range(a.n):
-            for kind, cli, env in (kinds if i % 2 == 0 else kinds[::-1]):
+            for kind, cli, env in kinds if i % 2 == 0 else kinds[::-1]:
                 base = [*cli, "build", "--network", "none", "-t", "bench/app:1", str(ctx)]
                 times.setdefault((kind, "cold"), []).append(
-                    timed([*base[:2], "--no-cache", *base[2:]], env))
+                    timed([*base[:2], "--no-cache", *base[2:]], env)
+                )
                 times.setdefault((kind, "no change"), []).append(timed(base, env))
                 changed.write_bytes(os.urandom(10000))
                 times.setdefault((kind, "one file"), []).append(timed(base, env))

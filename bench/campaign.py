@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = {"crash": "tests/campaigns/test_crash.py", "faults": "tests/campaigns/test_faults.py",
-         "soak": "tests/campaigns/test_soak.py"}
+FILES = {
+    "crash": "tests/campaigns/test_crash.py",
+    "faults": "tests/campaigns/test_faults.py",
+    "soak": "tests/campaigns/test_soak.py",
+}
 
 
 def run(names: list[str], long: bool) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -36,11 +39,13 @@ def run(names: list[str], long: bool) -> tuple[list[dict[str, Any]], dict[str, i
         codes = {}
         for name in names:
             t = time.monotonic()
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p",
-                                "no:cacheprovider", FILES[name]], cwd=ROOT, env=env)
+            r = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", FILES[name]],
+                cwd=ROOT,
+                env=env,
+            )
             codes[name] = r.returncode
-            print(f"== {name}: exit {r.returncode} in {time.monotonic() - t:.0f} s",
-                  flush=True)
+            print(f"== {name}: exit {r.returncode} in {time.monotonic() - t:.0f} s", flush=True)
         lines = report.read_text().splitlines() if report.exists() else []
     return [json.loads(line) for line in lines], codes
 
@@ -50,18 +55,21 @@ def show(figures: list[dict[str, Any]], codes: dict[str, int]) -> None:
     for f in figures:
         kind = f["campaign"]
         if kind == "crash":
-            print(f"crash: berthd killed at {f['instants']} instants, survived {f['survived']} "
-                  f"({', '.join(f'{k} {v}' for k, v in f['by_workload'].items())}); "
-                  f"{f['calls']} client calls; orphans left {f['orphans_left']}; "
-                  f"seed {f['seed']}")
+            print(
+                f"crash: berthd killed at {f['instants']} instants, survived {f['survived']} "
+                f"({', '.join(f'{k} {v}' for k, v in f['by_workload'].items())}); "
+                f"{f['calls']} client calls; orphans left {f['orphans_left']}; "
+                f"seed {f['seed']}"
+            )
         elif kind == "shim":
-            print(f"shim: shim hosts killed {f['kills']} times; orphans left "
-                  f"{f['orphans_left']}")
+            print(f"shim: shim hosts killed {f['kills']} times; orphans left {f['orphans_left']}")
         elif kind == "faults":
             print(f"faults: {f['tried']} tried: {'; '.join(f['faults'])}")
         elif kind == "soak":
-            print(f"soak: {f['containers']} containers in {f['seconds']} s; "
-                  f"before (after the first {f['after_first']}) / after:")
+            print(
+                f"soak: {f['containers']} containers in {f['seconds']} s; "
+                f"before (after the first {f['after_first']}) / after:"
+            )
             for k, (a, b) in f["before_after"].items():
                 print(f"    {k:16} {a:>8} {b:>8}")
     bad = {k: v for k, v in codes.items() if v}
@@ -71,8 +79,11 @@ def show(figures: list[dict[str, Any]], codes: dict[str, int]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--long", action="store_true", help="the full counts (BERTH_CAMPAIGN_LONG=1)")
-    p.add_argument("--only", default=",".join(FILES),
-                   help="comma-separated campaigns to run: " + ", ".join(FILES))
+    p.add_argument(
+        "--only",
+        default=",".join(FILES),
+        help="comma-separated campaigns to run: " + ", ".join(FILES),
+    )
     a = p.parse_args()
     names = [n for n in a.only.split(",") if n]
     unknown = [n for n in names if n not in FILES]

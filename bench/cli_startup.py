@@ -26,19 +26,24 @@ from pathlib import Path
 from _engines import BIN, ROOT, berthd, timed
 
 # what bin/berth does, with the checkout's src first on the path
-LAUNCHER = ("import sys\nsys.path.insert(0, {src!r})\nfrom berth.cli.main import main\n"
-            "sys.exit(main())\n")
+LAUNCHER = (
+    "import sys\nsys.path.insert(0, {src!r})\nfrom berth.cli.main import main\nsys.exit(main())\n"
+)
 
 
 def import_ms(launcher: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(all imports, berth's own) in ms, the sum of `-X importtime`'s self times (µs)."""
-    r = subprocess.run([sys.executable, "-X", "importtime", str(launcher), *args], env=env,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", str(launcher), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     total = own = 0
     for line in r.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, _cum, name = (x.strip() for x in line[len("import time:"):].split("|"))
+        self_us, _cum, name = (x.strip() for x in line[len("import time:") :].split("|"))
         total += int(self_us)
         if name.strip().startswith("berth"):
             own += int(self_us)
@@ -67,13 +72,21 @@ def main() -> None:
         (base / "b").mkdir()
         srcs = [ROOT / "src"] + ([args.baseline] if args.baseline else [])
         for src in srcs:
-            subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True,
-                           env=_bytecode_env(dict(os.environ)), stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(src)],
+                check=True,
+                env=_bytecode_env(dict(os.environ)),
+                stdout=subprocess.DEVNULL,
+            )
         with berthd(base / "b", rootfs, name="clistart", bip="10.197.0.1/24") as env:
             env = _bytecode_env(env)
             for i in range(3):
-                subprocess.run([str(BIN / "berth"), "create", "--name", f"c{i}", "benchbox",
-                                "true"], env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [str(BIN / "berth"), "create", "--name", f"c{i}", "benchbox", "true"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
             commands = {"--version": ["--version"], "ps": ["ps", "-a"]}
             times: dict[tuple[str, str], list[float]] = {}
             for _ in range(3):  # warm-up
@@ -84,20 +97,24 @@ def main() -> None:
                 for which, launcher in launchers.items():
                     for what, argv in commands.items():
                         times.setdefault((which, what), []).append(
-                            timed([sys.executable, str(launcher), *argv], env))
+                            timed([sys.executable, str(launcher), *argv], env)
+                        )
             for what, argv in commands.items():
                 line = f"berth {what}:"
                 for which, launcher in launchers.items():
                     xs = times[(which, what)]
                     imp = [import_ms(launcher, argv, env) for _ in range(args.n)]
                     # the least of N: what the imports cost when nothing else ran
-                    line += (f" {which} median {statistics.median(xs) * 1000:.1f} ms "
-                             f"(min {min(xs) * 1000:.1f}), imports min "
-                             f"{min(i[0] for i in imp):.2f} ms "
-                             f"(berth's {min(i[1] for i in imp):.2f});")
+                    line += (
+                        f" {which} median {statistics.median(xs) * 1000:.1f} ms "
+                        f"(min {min(xs) * 1000:.1f}), imports min "
+                        f"{min(i[0] for i in imp):.2f} ms "
+                        f"(berth's {min(i[1] for i in imp):.2f});"
+                    )
                 if args.baseline:
-                    ratio = (statistics.median(times[("this", what)])
-                             / statistics.median(times[("baseline", what)]))
+                    ratio = statistics.median(times[("this", what)]) / statistics.median(
+                        times[("baseline", what)]
+                    )
                     line += f" ratio {ratio:.2f}"
                 print(line)
 

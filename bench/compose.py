@@ -46,15 +46,17 @@ volumes:
 """
 
 
-def measure(compose: list[str], cli: list[str], env: dict[str, str], work: Path,
-            repeat: int) -> dict[str, list[float]]:
-    env = {**env, "XDG_CACHE_HOME": str(work / ".cache")}   # berth compose's validation cache
+def measure(
+    compose: list[str], cli: list[str], env: dict[str, str], work: Path, repeat: int
+) -> dict[str, list[float]]:
+    env = {**env, "XDG_CACHE_HOME": str(work / ".cache")}  # berth compose's validation cache
     ctx = work / "ctx"
     ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text("FROM benchbox\nCOPY index.html /www/index.html\n")
     (ctx / "index.html").write_text("bench\n")
-    subprocess.run([*cli, "build", "-q", "-t", "benchapp", str(ctx)], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*cli, "build", "-q", "-t", "benchapp", str(ctx)], env=env, check=True, capture_output=True
+    )
     (work / "compose.yaml").write_text(PROJECT)
     times: dict[str, list[float]] = {"up -d": [], "up -d, no change": [], "down -v": []}
     cmd = [*compose, "-f", str(work / "compose.yaml"), "-p", "benchcompose"]
@@ -78,19 +80,25 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     with engines(bridge=True) as (benv, denv), tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "b").mkdir()
-        results["berth compose on berthd"] = measure([*berth, "compose"], berth, benv,
-                                                     Path(tmp) / "b", args.repeat)
+        results["berth compose on berthd"] = measure(
+            [*berth, "compose"], berth, benv, Path(tmp) / "b", args.repeat
+        )
         dc = shutil.which("docker-compose")
         docker = shutil.which("docker")
         if dc:
             (Path(tmp) / "bd").mkdir()
             results["docker-compose 1.29 on berthd"] = measure(
-                [dc], berth, {**benv, "DOCKER_HOST": benv["BERTH_HOST"]},
-                Path(tmp) / "bd", args.repeat)
+                [dc],
+                berth,
+                {**benv, "DOCKER_HOST": benv["BERTH_HOST"]},
+                Path(tmp) / "bd",
+                args.repeat,
+            )
         if dc and docker and denv is not None:
             (Path(tmp) / "d").mkdir()
-            results["docker-compose 1.29 on dockerd"] = measure([dc], [docker], denv,
-                                                                Path(tmp) / "d", args.repeat)
+            results["docker-compose 1.29 on dockerd"] = measure(
+                [dc], [docker], denv, Path(tmp) / "d", args.repeat
+            )
     for who, times in results.items():
         for what, xs in times.items():
             print(f"{who:32} {what:18} {summary(xs)}")
@@ -99,8 +107,9 @@ def main() -> None:
     ref = results.get("docker-compose 1.29 on dockerd")
     if ref:
         theirs = statistics.median(ref["up -d, no change"])
-        line += f", docker-compose on dockerd {theirs:.3f} s, ratio {mine / theirs:.2f} " \
-                "(target <= 0.2)"
+        line += (
+            f", docker-compose on dockerd {theirs:.3f} s, ratio {mine / theirs:.2f} (target <= 0.2)"
+        )
     print(line)
 
 

@@ -41,13 +41,29 @@ CTD_NET = ("bcric67", "10.251.67.192/26")
 def conflist(base: Path, bridge: str, subnet: str) -> Path:
     d = base / "net.d"
     d.mkdir(parents=True)
-    (d / "10-bench.conflist").write_text(json.dumps({
-        "cniVersion": "1.0.0", "name": f"bench-{bridge}", "plugins": [
-            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
-                      "dataDir": str(base / "ipam")}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-            {"type": "loopback"}]}))
+    (d / "10-bench.conflist").write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": f"bench-{bridge}",
+                "plugins": [
+                    {
+                        "type": "bridge",
+                        "bridge": bridge,
+                        "isGateway": True,
+                        "ipMasq": False,
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": subnet}]],
+                            "dataDir": str(base / "ipam"),
+                        },
+                    },
+                    {"type": "portmap", "capabilities": {"portMappings": True}},
+                    {"type": "loopback"},
+                ],
+            }
+        )
+    )
     return d
 
 
@@ -107,13 +123,17 @@ def containerd(base: Path, images: list[Path]) -> Iterator[str]:
     cfg = containerd_config(base, conf)
     sock = f"{base}/containerd.sock"
     log = open(base / "containerd.log", "wb")  # noqa: SIM115
-    p = subprocess.Popen([exe, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [exe, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         wait_for(["ctr", "--address", sock, "version"], dict(os.environ), "containerd", 30)
         for tar in images:
-            subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "images", "import",
-                            str(tar)], check=True, capture_output=True)
+            subprocess.run(
+                ["ctr", "--address", sock, "-n", "k8s.io", "images", "import", str(tar)],
+                check=True,
+                capture_output=True,
+            )
         yield f"unix://{sock}"
     finally:
         with contextlib.suppress(Exception), CriClient(f"unix://{sock}", timeout=30) as c:
@@ -135,7 +155,7 @@ def containerd(base: Path, images: list[Path]) -> Iterator[str]:
         subprocess.run(["umount", "-R", str(base / "root")], capture_output=True)
         subprocess.run(["ip", "link", "del", CTD_NET[0]], capture_output=True)
         remove_cgroups_named("k8s.io")
-        with contextlib.suppress(OSError):   # runc's state root for the namespace, if empty
+        with contextlib.suppress(OSError):  # runc's state root for the namespace, if empty
             os.rmdir("/run/containerd/runc/k8s.io")
 
 
@@ -145,19 +165,30 @@ def remove_pods(c: CriClient) -> None:
         c.runtime("RemovePodSandbox", pod_sandbox_id=p.id)
 
 
-def pod_start(c: CriClient, i: int, image: str, log_dir: Path
-              ) -> Callable[[], tuple[float, float, float]]:
+def pod_start(
+    c: CriClient, i: int, image: str, log_dir: Path
+) -> Callable[[], tuple[float, float, float]]:
     """Time one pod start's three calls; returns a function that removes the pod (not timed)
     and gives the times."""
-    pod: dict[str, Any] = {"metadata": {"name": f"bench{i}", "uid": f"uid{i}",
-                                        "namespace": "bench"},
-                           "hostname": f"bench{i}", "log_directory": str(log_dir / str(i))}
+    pod: dict[str, Any] = {
+        "metadata": {"name": f"bench{i}", "uid": f"uid{i}", "namespace": "bench"},
+        "hostname": f"bench{i}",
+        "log_directory": str(log_dir / str(i)),
+    }
     t0 = time.perf_counter()
     sid = c.runtime("RunPodSandbox", config=pod).pod_sandbox_id
     t1 = time.perf_counter()
-    cid = c.runtime("CreateContainer", pod_sandbox_id=sid, sandbox_config=pod, config={
-        "metadata": {"name": "c"}, "image": {"image": image},
-        "command": ["sleep", "1000"], "log_path": "c.log"}).container_id
+    cid = c.runtime(
+        "CreateContainer",
+        pod_sandbox_id=sid,
+        sandbox_config=pod,
+        config={
+            "metadata": {"name": "c"},
+            "image": {"image": image},
+            "command": ["sleep", "1000"],
+            "log_path": "c.log",
+        },
+    ).container_id
     t2 = time.perf_counter()
     c.runtime("StartContainer", container_id=cid)
     dt = (t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -166,6 +197,7 @@ def pod_start(c: CriClient, i: int, image: str, log_dir: Path
         c.runtime("StopPodSandbox", pod_sandbox_id=sid)
         c.runtime("RemovePodSandbox", pod_sandbox_id=sid)
         return dt
+
     return remove
 
 
@@ -182,25 +214,46 @@ def main() -> None:
         (base / "b").mkdir()
         (base / "c").mkdir()
         conf = conflist(base / "b", *BERTH_NET)
-        extra = ("--cri-socket", f"unix://{base}/b/run/cri.sock", "--cni-conf-dir", str(conf),
-                 "--cni-bin-dir", CNI_BIN)
+        extra = (
+            "--cri-socket",
+            f"unix://{base}/b/run/cri.sock",
+            "--cni-conf-dir",
+            str(conf),
+            "--cni-bin-dir",
+            CNI_BIN,
+        )
         try:
             with berthd(base / "b", rootfs, extra, name="cri67", bip="10.251.67.1/26") as benv:
                 berth = [str(BIN / "berth")]
-                subprocess.run([*berth, "import", "-c", 'ENTRYPOINT ["/bin/sleep", "infinity"]',
-                                str(rootfs), "benchpause"], env=benv, check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [
+                        *berth,
+                        "import",
+                        "-c",
+                        'ENTRYPOINT ["/bin/sleep", "infinity"]',
+                        str(rootfs),
+                        "benchpause",
+                    ],
+                    env=benv,
+                    check=True,
+                    capture_output=True,
+                )
                 tars = []
                 for name in ("benchbox", "benchpause"):
                     tars.append(base / f"{name}.tar")
-                    subprocess.run([*berth, "save", "-o", str(tars[-1]), name], env=benv,
-                                   check=True)
-                with containerd(base / "c", tars) as ctd_addr, \
-                        CriClient(f"unix://{base}/b/run/cri.sock") as bc, \
-                        CriClient(ctd_addr) as cc:
+                    subprocess.run(
+                        [*berth, "save", "-o", str(tars[-1]), name], env=benv, check=True
+                    )
+                with (
+                    containerd(base / "c", tars) as ctd_addr,
+                    CriClient(f"unix://{base}/b/run/cri.sock") as bc,
+                    CriClient(ctd_addr) as cc,
+                ):
                     try:
-                        rtt = {name: version_rtt(client) for name, client in
-                               (("berth", bc), ("containerd", cc))}
+                        rtt = {
+                            name: version_rtt(client)
+                            for name, client in (("berth", bc), ("containerd", cc))
+                        }
                         times = run(bc, cc, args.n, base)
                     finally:
                         with contextlib.suppress(Exception):
@@ -208,16 +261,24 @@ def main() -> None:
         finally:
             subprocess.run(["ip", "link", "del", BERTH_NET[0]], capture_output=True)
     b, c = ([sum(x) for x in times[e]] for e in ("berth", "containerd"))
-    print(f"pod start (RunPodSandbox + CreateContainer + StartContainer), {args.n} pods each, "
-          "alternating")
+    print(
+        f"pod start (RunPodSandbox + CreateContainer + StartContainer), {args.n} pods each, "
+        "alternating"
+    )
     for name, xs in (("berth", b), ("containerd", c)):
-        steps = ", ".join(f"{what} {statistics.median(x[k] for x in times[name]):.3f}"
-                          for k, what in enumerate(("run", "create", "start")))
+        steps = ", ".join(
+            f"{what} {statistics.median(x[k] for x in times[name]):.3f}"
+            for k, what in enumerate(("run", "create", "start"))
+        )
         print(f"  {name + ':':11} {summary(xs)}; medians {steps}")
-    print(f"  ratio berth/containerd: {statistics.median(b) / statistics.median(c):.2f} "
-          "(target <= 0.5)")
-    print("Version round trip (the gRPC server's own cost), median of 200: " + ", ".join(
-        f"{name} {v * 1000:.2f} ms" for name, v in rtt.items()))
+    print(
+        f"  ratio berth/containerd: {statistics.median(b) / statistics.median(c):.2f} "
+        "(target <= 0.5)"
+    )
+    print(
+        "Version round trip (the gRPC server's own cost), median of 200: "
+        + ", ".join(f"{name} {v * 1000:.2f} ms" for name, v in rtt.items())
+    )
 
 
 def version_rtt(c: CriClient, n: int = 200) -> float:
@@ -229,12 +290,15 @@ def version_rtt(c: CriClient, n: int = 200) -> float:
     return statistics.median(xs)
 
 
-def run(bc: CriClient, cc: CriClient, n: int, base: Path
-        ) -> dict[str, list[tuple[float, float, float]]]:
+def run(
+    bc: CriClient, cc: CriClient, n: int, base: Path
+) -> dict[str, list[tuple[float, float, float]]]:
     times: dict[str, list[tuple[float, float, float]]] = {"berth": [], "containerd": []}
-    engines = (("berth", bc, "docker.io/library/benchbox:latest"),
-               ("containerd", cc, "docker.io/library/benchbox:latest"))
-    for i in range(-2, n):   # two warm-up pods each
+    engines = (
+        ("berth", bc, "docker.io/library/benchbox:latest"),
+        ("containerd", cc, "docker.io/library/benchbox:latest"),
+    )
+    for i in range(-2, n):  # two warm-up pods each
         for name, client, image in engines:
             dt = pod_start(client, i + 2, image, base / name / "logs")()
             if i >= 0:

@@ -29,15 +29,30 @@ def engine_pss(env: dict[str, str], kind: str) -> int:
     return pss_kib(sorted(set(pids)))
 
 
-def per_container(cli: list[str], env: dict[str, str], kind: str, n: int,
-                  network: str = "none") -> float:
+def per_container(
+    cli: list[str], env: dict[str, str], kind: str, n: int, network: str = "none"
+) -> float:
     time.sleep(1)
     idle = engine_pss(env, kind)
     ids = []
     for _ in range(n):
-        r = subprocess.run([*cli, "run", "-d", *(["--pull", "never"] if kind == "docker" else []),
-                            "--network", network, "benchbox", "sleep", "600"], env=env,
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [
+                *cli,
+                "run",
+                "-d",
+                *(["--pull", "never"] if kind == "docker" else []),
+                "--network",
+                network,
+                "benchbox",
+                "sleep",
+                "600",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         ids.append(r.stdout.strip())
     time.sleep(2)
     busy = engine_pss(env, kind)
@@ -49,19 +64,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=30, help="exec runs per engine")
     ap.add_argument("--containers", type=int, default=50)
-    ap.add_argument("--network", default="none", choices=["none", "bridge"],
-                    help="the idle containers' network (the exec target's is none)")
+    ap.add_argument(
+        "--network",
+        default="none",
+        choices=["none", "bridge"],
+        help="the idle containers' network (the exec target's is none)",
+    )
     args = ap.parse_args()
     docker = shutil.which("docker") or "docker"
     with engines(bridge=args.network == "bridge") as (benv, denv):
         berth = [str(BIN / "berth")]
-        subprocess.run([*berth, "run", "-d", "--name", "ex", "--network", "none",
-                        "benchbox", "sleep", "600"], env=benv, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*berth, "run", "-d", "--name", "ex", "--network", "none", "benchbox", "sleep", "600"],
+            env=benv,
+            check=True,
+            capture_output=True,
+        )
         if denv:
-            subprocess.run([docker, "run", "-d", "--name", "ex", "--pull", "never",
-                            "--network", "none", "benchbox", "sleep", "600"], env=denv,
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    docker,
+                    "run",
+                    "-d",
+                    "--name",
+                    "ex",
+                    "--pull",
+                    "never",
+                    "--network",
+                    "none",
+                    "benchbox",
+                    "sleep",
+                    "600",
+                ],
+                env=denv,
+                check=True,
+                capture_output=True,
+            )
         b: list[float] = []
         d: list[float] = []
         for i in range(args.n + 3):
@@ -74,15 +112,16 @@ def main() -> None:
         print(f"  berth  (berth CLI -> berthd):   {summary(b)}")
         if denv:
             print(f"  docker (docker CLI -> dockerd): {summary(d)}")
-            print(f"  ratio berth/docker (medians):   "
-                  f"{statistics.median(b) / statistics.median(d):.2f}")
+            print(
+                f"  ratio berth/docker (medians):   "
+                f"{statistics.median(b) / statistics.median(d):.2f}"
+            )
         subprocess.run([*berth, "rm", "-f", "ex"], env=benv, capture_output=True)
         if denv:
             subprocess.run([docker, "rm", "-f", "ex"], env=denv, capture_output=True)
         n = args.containers
         mb = per_container(berth, benv, "berth", n, args.network)
-        print(f"engine PSS per running idle container ({n} containers, --network "
-              f"{args.network})")
+        print(f"engine PSS per running idle container ({n} containers, --network {args.network})")
         print(f"  berth  (berthd + fork servers + shim hosts): {mb:.2f} MiB")
         if denv:
             md = per_container([docker], denv, "docker", n, args.network)

@@ -21,24 +21,48 @@ from _engines import BIN, engines
 
 
 def resolve_all(cli: list[str], env: dict[str, str], n: int, extra: list[str]) -> tuple[int, float]:
-    subprocess.run([*cli, "network", "create", "benchnet"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*cli, "network", "create", "benchnet"], env=env, check=True, capture_output=True
+    )
     names = [f"peer{i}" for i in range(n)]
     try:
         for name in names:
-            subprocess.run([*cli, "run", "-d", *extra, "--name", name, "--network", "benchnet",
-                            "benchbox", "sleep", "600"], env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [
+                    *cli,
+                    "run",
+                    "-d",
+                    *extra,
+                    "--name",
+                    name,
+                    "--network",
+                    "benchnet",
+                    "benchbox",
+                    "sleep",
+                    "600",
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         # a name that does not resolve makes wget say "bad address"; any other failure (the
         # closed port 9) means the name resolved
-        script = ("ok=0; for p in " + " ".join(names) + "; do "
-                  "[ $p = $(hostname) ] && continue; "
-                  "wget -q -T 2 -O /dev/null http://$p:9/ 2>&1 | grep -q 'bad address' "
-                  "|| ok=$((ok+1)); done; echo $ok")
+        script = (
+            "ok=0; for p in " + " ".join(names) + "; do "
+            "[ $p = $(hostname) ] && continue; "
+            "wget -q -T 2 -O /dev/null http://$p:9/ 2>&1 | grep -q 'bad address' "
+            "|| ok=$((ok+1)); done; echo $ok"
+        )
         t = time.perf_counter()
-        procs = [subprocess.Popen([*cli, "exec", name, "sh", "-c",
-                                   script.replace("$(hostname)", name)], env=env,
-                                  stdout=subprocess.PIPE, text=True) for name in names]
+        procs = [
+            subprocess.Popen(
+                [*cli, "exec", name, "sh", "-c", script.replace("$(hostname)", name)],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for name in names
+        ]
         ok = sum(int((p.communicate()[0] or "0").strip() or 0) for p in procs)
         return ok, time.perf_counter() - t
     finally:
@@ -47,14 +71,25 @@ def resolve_all(cli: list[str], env: dict[str, str], n: int, extra: list[str]) -
 
 
 def throughput(cli: list[str], env: dict[str, str], mib: int, extra: list[str]) -> float:
-    script = (f"mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count={mib} 2>/dev/null "
-              "&& exec httpd -f -p 80 -h /www")
-    cid = subprocess.run([*cli, "run", "-d", *extra, "-p", "127.0.0.1::80", "benchbox", "sh",
-                          "-c", script], env=env, check=True, capture_output=True,
-                         text=True).stdout.strip()
+    script = (
+        f"mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count={mib} 2>/dev/null "
+        "&& exec httpd -f -p 80 -h /www"
+    )
+    cid = subprocess.run(
+        [*cli, "run", "-d", *extra, "-p", "127.0.0.1::80", "benchbox", "sh", "-c", script],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     try:
-        port = subprocess.run([*cli, "port", cid, "80"], env=env, check=True,
-                              capture_output=True, text=True).stdout.split(":")[-1].strip()
+        port = (
+            subprocess.run(
+                [*cli, "port", cid, "80"], env=env, check=True, capture_output=True, text=True
+            )
+            .stdout.split(":")[-1]
+            .strip()
+        )
         best = 0.0
         for _ in range(20):
             try:

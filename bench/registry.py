@@ -56,12 +56,24 @@ def make_archive(path: Path, mb: int) -> None:
             ti = tarfile.TarInfo(name)
             ti.size = len(raw)
             out.addfile(ti, io.BytesIO(raw))
-        config = json.dumps({"architecture": "amd64", "os": "linux",
-                             "config": {"Cmd": ["sh"]},
-                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": ["sh"]},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+        ).encode()
         cname = hashlib.sha256(config).hexdigest() + ".json"
-        for name, data in ((cname, config), ("manifest.json", json.dumps([{
-                "Config": cname, "RepoTags": ["bench/big:1"], "Layers": names}]).encode())):
+        for name, data in (
+            (cname, config),
+            (
+                "manifest.json",
+                json.dumps(
+                    [{"Config": cname, "RepoTags": ["bench/big:1"], "Layers": names}]
+                ).encode(),
+            ),
+        ):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             out.addfile(ti, io.BytesIO(data))
@@ -75,12 +87,21 @@ def registry(base: Path) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base.mkdir(parents=True, exist_ok=True)
-    (base / "config.yml").write_text(json.dumps({
-        "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(base / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": "bench"}}))
-    p = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (base / "config.yml").write_text(
+        json.dumps(
+            {
+                "version": 0.1,
+                "log": {"level": "error", "accesslog": {"disabled": True}},
+                "storage": {"filesystem": {"rootdirectory": str(base / "data")}},
+                "http": {"addr": f"127.0.0.1:{port}", "secret": "bench"},
+            }
+        )
+    )
+    p = subprocess.Popen(
+        ["docker-registry", "serve", str(base / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(200):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
@@ -117,7 +138,7 @@ def main() -> None:
         times: dict[tuple[str, str], list[float]] = {}
         for i in range(a.n):
             # push: an empty registry each time, so that nothing is skipped or mounted
-            for kind, cli, env in (kinds if i % 2 == 0 else kinds[::-1]):
+            for kind, cli, env in kinds if i % 2 == 0 else kinds[::-1]:
                 with registry(tmp / f"reg-push-{kind}-{i}") as addr:
                     ref = f"{addr}/bench/big:1"
                     run([*cli, "tag", "bench/big:1", ref], env)
@@ -131,7 +152,7 @@ def main() -> None:
             for _, cli, env in kinds:
                 run([*cli, "rmi", "bench/big:1"], env)
             for i in range(a.n):
-                for kind, cli, env in (kinds if i % 2 == 0 else kinds[::-1]):
+                for kind, cli, env in kinds if i % 2 == 0 else kinds[::-1]:
                     times.setdefault((kind, "pull"), []).append(timed([*cli, "pull", ref], env))
                     run([*cli, "rmi", ref], env)
                     if kind == "docker":

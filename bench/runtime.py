@@ -48,8 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="berth-bench-rt-") as t:
         tmp = Path(t)
         rootfs_tar = tmp / "busybox.tar"
-        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs_tar)],
-                       check=True)
+        subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs_tar)], check=True)
         bundle = tmp / "bundle"
         (bundle / "rootfs").mkdir(parents=True)
         with tarfile.open(rootfs_tar) as tf:
@@ -71,11 +70,21 @@ def main() -> None:
                     if name in skipped:
                         continue
                     t0 = time.perf_counter()
-                    r = subprocess.run([exe, "--root", str(tmp / f"root-{name}"), "run", "-b",
-                                        str(bundle), f"c{i}"], capture_output=True)
+                    r = subprocess.run(
+                        [
+                            exe,
+                            "--root",
+                            str(tmp / f"root-{name}"),
+                            "run",
+                            "-b",
+                            str(bundle),
+                            f"c{i}",
+                        ],
+                        capture_output=True,
+                    )
                     times[name].append(time.perf_counter() - t0)
                     if r.returncode != 0:
-                        if name == "crun":   # e.g. "cgroups in hybrid mode not supported"
+                        if name == "crun":  # e.g. "cgroups in hybrid mode not supported"
                             skipped[name] = r.stderr.decode().strip()
                             del times[name]
                             continue
@@ -86,20 +95,26 @@ def main() -> None:
         runc = statistics.median(times["runc"])
         print(f"1. `berth run --rm --network none busybox true`, {a.n} runs each, alternating")
         for name, xs in engine.items():
-            print(f"berthd with {name}: median {statistics.median(xs) * 1000:.1f} ms "
-                  f"(min {min(xs) * 1000:.1f}, max {max(xs) * 1000:.1f})")
+            print(
+                f"berthd with {name}: median {statistics.median(xs) * 1000:.1f} ms "
+                f"(min {min(xs) * 1000:.1f}, max {max(xs) * 1000:.1f})"
+            )
         if "runc" in engine:
             d = statistics.median(engine["runc"]) - statistics.median(engine["berth"])
-            print(f"berth's runtime takes {d * 1000:.1f} ms less of it than runc "
-                  f"(target: at most runc's)")
+            print(
+                f"berth's runtime takes {d * 1000:.1f} ms less of it than runc "
+                f"(target: at most runc's)"
+            )
         print(f"2. `RUNTIME run` of `true` on one bundle, {a.cli_runs} runs each, alternating")
         for name, why in skipped.items():
             print(f"{name}: cannot run on this machine: {why}")
         for name, xs in times.items():
             med = statistics.median(xs)
-            print(f"{name}: median {med * 1000:.1f} ms (min {min(xs) * 1000:.1f}, "
-                  f"max {max(xs) * 1000:.1f}); ratio to runc {med / runc:.2f}"
-                  + (" (target: at most 1)" if name == "berth-runtime" else ""))
+            print(
+                f"{name}: median {med * 1000:.1f} ms (min {min(xs) * 1000:.1f}, "
+                f"max {max(xs) * 1000:.1f}); ratio to runc {med / runc:.2f}"
+                + (" (target: at most 1)" if name == "berth-runtime" else "")
+            )
 
 
 def _in_engine(tmp: Path, rootfs_tar: Path, n: int) -> dict[str, list[float]]:
@@ -107,22 +122,43 @@ def _in_engine(tmp: Path, rootfs_tar: Path, n: int) -> dict[str, list[float]]:
     names = ["berth"] + (["runc"] if shutil.which("runc") else [])
     (tmp / "e-berth").mkdir()
     (tmp / "e-runc").mkdir()
-    with berthd(tmp / "e-berth", rootfs_tar, ("--default-runtime", "berth"), "rtb",
-                "10.197.1.1/24") as eb, \
-            berthd(tmp / "e-runc", rootfs_tar, ("--default-runtime", names[-1], *(
-                # a real runc is berthd's only where configured
-                ["--add-runtime", "runc=runc"] if names[-1] == "runc" else [])), "rtr",
-                   "10.197.2.1/24") as er:
+    with (
+        berthd(
+            tmp / "e-berth", rootfs_tar, ("--default-runtime", "berth"), "rtb", "10.197.1.1/24"
+        ) as eb,
+        berthd(
+            tmp / "e-runc",
+            rootfs_tar,
+            (
+                "--default-runtime",
+                names[-1],
+                *(
+                    # a real runc is berthd's only where configured
+                    ["--add-runtime", "runc=runc"] if names[-1] == "runc" else []
+                ),
+            ),
+            "rtr",
+            "10.197.2.1/24",
+        ) as er,
+    ):
         envs = {"berth": eb, "runc": er}
         cli = str(BIN / "berth")
-        for name in names:   # warm up
-            subprocess.run([cli, "run", "--rm", "--network", "none", "benchbox", "true"],
-                           env=envs[name], check=True, capture_output=True)
+        for name in names:  # warm up
+            subprocess.run(
+                [cli, "run", "--rm", "--network", "none", "benchbox", "true"],
+                env=envs[name],
+                check=True,
+                capture_output=True,
+            )
         for i in range(n):
-            for name in (names if i % 2 == 0 else names[::-1]):
+            for name in names if i % 2 == 0 else names[::-1]:
                 t0 = time.perf_counter()
-                subprocess.run([cli, "run", "--rm", "--network", "none", "benchbox", "true"],
-                               env=envs[name], check=True, capture_output=True)
+                subprocess.run(
+                    [cli, "run", "--rm", "--network", "none", "benchbox", "true"],
+                    env=envs[name],
+                    check=True,
+                    capture_output=True,
+                )
                 out.setdefault(name, []).append(time.perf_counter() - t0)
     return out
 

@@ -39,7 +39,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def jar() -> aiohttp.CookieJar:
-    return aiohttp.CookieJar(unsafe=True)   # the cookie of an IP address (127.0.0.1)
+    return aiohttp.CookieJar(unsafe=True)  # the cookie of an IP address (127.0.0.1)
 
 
 async def login(session: aiohttp.ClientSession, url: str) -> None:
@@ -65,15 +65,23 @@ def page_times(url: str, n: int) -> list[float] | None:
         return None
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1280,900", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE "
-              "127.0.0.1", "--no-proxy-server", "--disable-background-networking"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        "--no-proxy-server",
+        "--disable-background-networking",
+    ):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
-        drv.get(url)   # the token's exchange, once
+        drv.get(url)  # the token's exchange, once
         base = url.split("/?")[0]
         out: list[float] = []
         parts: list[list[float]] = []
@@ -83,25 +91,31 @@ def page_times(url: str, n: int) -> list[float] | None:
             t0 = time.time()
             while True:
                 ms = drv.execute_script(
-                    "return document.getElementById('main').getAttribute('data-loaded-ms')")
+                    "return document.getElementById('main').getAttribute('data-loaded-ms')"
+                )
                 if ms:
                     out.append(float(ms) / 1000)
-                    parts.append(drv.execute_script(
-                        "const n = performance.getEntriesByType('navigation')[0];"
-                        "const a = performance.getEntriesByType('resource').find("
-                        "  e => e.name.endsWith('/api/containers'));"
-                        "return [n.responseEnd, n.domContentLoadedEventEnd,"
-                        "        a ? a.startTime : 0, a ? a.responseEnd : 0];"))
+                    parts.append(
+                        drv.execute_script(
+                            "const n = performance.getEntriesByType('navigation')[0];"
+                            "const a = performance.getEntriesByType('resource').find("
+                            "  e => e.name.endsWith('/api/containers'));"
+                            "return [n.responseEnd, n.domContentLoadedEventEnd,"
+                            "        a ? a.startTime : 0, a ? a.responseEnd : 0];"
+                        )
+                    )
                     break
                 if time.time() - t0 > 30:
                     raise SystemExit("the containers page did not load")
                 time.sleep(0.02)
         cols = list(zip(*parts[1:], strict=True))
-        print("  where the time goes (medians, ms from navigation): page received "
-              f"{statistics.median(cols[0]):.0f}, scripts run {statistics.median(cols[1]):.0f},"
-              f" list asked {statistics.median(cols[2]):.0f}, list received "
-              f"{statistics.median(cols[3]):.0f}")
-        return out[1:]   # the first warms the cache
+        print(
+            "  where the time goes (medians, ms from navigation): page received "
+            f"{statistics.median(cols[0]):.0f}, scripts run {statistics.median(cols[1]):.0f},"
+            f" list asked {statistics.median(cols[2]):.0f}, list received "
+            f"{statistics.median(cols[3]):.0f}"
+        )
+        return out[1:]  # the first warms the cache
     finally:
         drv.quit()
 
@@ -110,8 +124,9 @@ async def watch_stats(url: str, ids: list[str], seconds: float) -> int:
     """Listen to the stats of `ids` for `seconds`; the number of samples received."""
     base = url.split("/?")[0]
     got = 0
-    async with aiohttp.ClientSession(cookie_jar=jar(),
-                                     timeout=aiohttp.ClientTimeout(total=None)) as s:
+    async with aiohttp.ClientSession(
+        cookie_jar=jar(), timeout=aiohttp.ClientTimeout(total=None)
+    ) as s:
         await login(s, url)
 
         async def one(cid: str) -> None:
@@ -120,6 +135,7 @@ async def watch_stats(url: str, ids: list[str], seconds: float) -> int:
                 async for line in r.content:
                     if line.startswith(b"data: "):
                         got += 1
+
         tasks = [asyncio.ensure_future(one(c)) for c in ids]
         await asyncio.sleep(seconds)
         for t in tasks:
@@ -141,34 +157,49 @@ def main() -> None:
         rootfs = base / "busybox.tar"
         subprocess.run(["sh", str(ROOT / "scripts" / "mkrootfs.sh"), str(rootfs)], check=True)
         (base / "b").mkdir()
-        with berthd(base / "b", rootfs, ("--ui", "127.0.0.1:0"), name="uibench",
-                    bip="10.197.68.1/24") as env:
+        with berthd(
+            base / "b", rootfs, ("--ui", "127.0.0.1:0"), name="uibench", bip="10.197.68.1/24"
+        ) as env:
             url = (base / "b" / "run" / "ui-url").read_text().strip()
             berth = str(BIN / "berth")
             running = []
             t = time.perf_counter()
             for i in range(a.containers):
                 if i < a.watched:
-                    r = subprocess.run([berth, "run", "-d", "--network", "none", "benchbox",
-                                        "sleep", "3600"], env=env, capture_output=True,
-                                       text=True, check=True)
+                    r = subprocess.run(
+                        [berth, "run", "-d", "--network", "none", "benchbox", "sleep", "3600"],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     running.append(r.stdout.strip())
                 else:
-                    subprocess.run([berth, "create", "--network", "none", "benchbox", "true"],
-                                   env=env, capture_output=True, check=True)
-            print(f"made {a.containers} containers ({a.watched} running) in "
-                  f"{time.perf_counter() - t:.1f} s")
+                    subprocess.run(
+                        [berth, "create", "--network", "none", "benchbox", "true"],
+                        env=env,
+                        capture_output=True,
+                        check=True,
+                    )
+            print(
+                f"made {a.containers} containers ({a.watched} running) in "
+                f"{time.perf_counter() - t:.1f} s"
+            )
             times, count = asyncio.run(json_times(url, 20))
-            print(f"containers page, JSON of {count} containers: median "
-                  f"{statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, "
-                  f"max {max(times) * 1000:.1f})")
+            print(
+                f"containers page, JSON of {count} containers: median "
+                f"{statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, "
+                f"max {max(times) * 1000:.1f})"
+            )
             pages = page_times(url, 10)
             if pages is None:
                 print("containers page in Chromium: skipped (no chromium/chromium-driver)")
             else:
-                print(f"containers page in headless Chromium, navigation to list drawn: median "
-                      f"{statistics.median(pages) * 1000:.1f} ms (min {min(pages) * 1000:.1f}, "
-                      f"max {max(pages) * 1000:.1f}); target < 300 ms")
+                print(
+                    f"containers page in headless Chromium, navigation to list drawn: median "
+                    f"{statistics.median(pages) * 1000:.1f} ms (min {min(pages) * 1000:.1f}, "
+                    f"max {max(pages) * 1000:.1f}); target < 300 ms"
+                )
             pid = int(env["BENCH_PID"])
             c0 = cpu_seconds(pid)
             time.sleep(a.window)
@@ -176,9 +207,11 @@ def main() -> None:
             c0 = cpu_seconds(pid)
             samples = asyncio.run(watch_stats(url, running, a.window))
             busy = (cpu_seconds(pid) - c0) / a.window
-            print(f"berthd CPU with {len(running)} live stats streams: {busy * 100:.2f}% of a "
-                  f"core ({samples} samples in {a.window:.0f} s), idle {idle * 100:.2f}%, "
-                  f"the streams' share {(busy - idle) * 100:.2f}%; target < 5%")
+            print(
+                f"berthd CPU with {len(running)} live stats streams: {busy * 100:.2f}% of a "
+                f"core ({samples} samples in {a.window:.0f} s), idle {idle * 100:.2f}%, "
+                f"the streams' share {(busy - idle) * 100:.2f}%; target < 5%"
+            )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ EXTRA_APT_BARE="qemu-user qemu-system-x86 apparmor"
 . scripts/setup.sh
 .venv/bin/python -m tests.vm build >/dev/null || echo "==> no guest kernel: the v2 VM tests will skip"
 .venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench   # the tree stays as `ruff format` leaves it
 .venv/bin/mypy   # --strict on src (pyproject.toml [tool.mypy])
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
 if [ $# -eq 0 ] && command -v runc >/dev/null; then

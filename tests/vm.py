@@ -33,8 +33,10 @@ QEMU = "qemu-system-x86_64"
 # overlay (a writable root, and berthd's), null_blk (a block device for io.max and io.weight),
 # bridge and veth (a berthd's default network)
 MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "null_blk", "bridge", "veth")
-CMDLINE = ("console=ttyS0 panic=-1 quiet loglevel=3 systemd.unified_cgroup_hierarchy=1 "
-           "cgroup_no_v1=all apparmor=1 security=apparmor")
+CMDLINE = (
+    "console=ttyS0 panic=-1 quiet loglevel=3 systemd.unified_cgroup_hierarchy=1 "
+    "cgroup_no_v1=all apparmor=1 security=apparmor"
+)
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -77,8 +79,10 @@ def missing() -> str:
     if os.uname().machine != "x86_64":
         return "the guest is Debian's amd64 kernel: this machine is not x86_64"
     if not os.path.exists("/dev/kvm") and os.environ.get("BERTH_VM_ACCEL") != "tcg":
-        return ("/dev/kvm is absent: no KVM for the cgroup v2 / AppArmor guest "
-                "(BERTH_VM_ACCEL=tcg runs it emulated, slowly)")
+        return (
+            "/dev/kvm is absent: no KVM for the cgroup v2 / AppArmor guest "
+            "(BERTH_VM_ACCEL=tcg runs it emulated, slowly)"
+        )
     if not shutil.which(QEMU):
         return f"{QEMU} is not installed (apt-get install --no-install-recommends qemu-system-x86)"
     if not os.path.exists("/bin/busybox") or b"ELF" not in Path("/bin/busybox").read_bytes()[:4]:
@@ -90,16 +94,20 @@ def _accel() -> list[str]:
     """KVM where it can boot a stock kernel, else qemu's own emulation (TCG: some ten times
     slower, a boot in ~10 s). KVM on PVM (/sys/module/kvm_pvm, as in some cloud sandboxes)
     runs only kernels built as PVM guests: Debian's hangs right after the firmware there."""
-    if os.path.exists("/dev/kvm") and not os.path.exists("/sys/module/kvm_pvm") and \
-            os.environ.get("BERTH_VM_ACCEL", "kvm") == "kvm":
+    if (
+        os.path.exists("/dev/kvm")
+        and not os.path.exists("/sys/module/kvm_pvm")
+        and os.environ.get("BERTH_VM_ACCEL", "kvm") == "kvm"
+    ):
         return ["-enable-kvm", "-cpu", "host"]
     return ["-accel", "tcg,thread=multi"]
 
 
 def _kernel_package() -> str:
     """The package name linux-image-amd64 depends on (e.g. linux-image-6.1.0-57-amd64)."""
-    out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True
+    ).stdout
     for line in out.splitlines():
         word = line.split(":", 1)
         if word[0].strip() == "Depends" and word[1].strip().startswith("linux-image-"):
@@ -115,8 +123,9 @@ def _kernel() -> tuple[Path, Path]:
         pkg = _kernel_package()
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
             # apt-get download writes into the current directory
-            r = subprocess.run(["apt-get", "download", "-q", pkg], cwd=tmp,
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                ["apt-get", "download", "-q", pkg], cwd=tmp, capture_output=True, text=True
+            )
             if r.returncode != 0:
                 raise Unavailable(f"apt-get download {pkg} failed: {r.stderr.strip()}")
             deb = next(Path(tmp).glob("*.deb"))
@@ -124,7 +133,7 @@ def _kernel() -> tuple[Path, Path]:
             try:
                 os.rename(Path(tmp) / "x", done)
             except OSError:
-                if not done.exists():   # else another run unpacked it meanwhile
+                if not done.exists():  # else another run unpacked it meanwhile
                     raise
     vmlinuz = next((done / "boot").glob("vmlinuz-*"))
     return vmlinuz, next((done / "lib" / "modules").iterdir())
@@ -136,7 +145,7 @@ def _depends(ko: Path) -> list[str]:
     at = data.find(b"\0depends=")
     if at < 0:
         return []
-    value = data[at + 9:data.index(b"\0", at + 9)].decode()
+    value = data[at + 9 : data.index(b"\0", at + 9)].decode()
     return [d for d in value.split(",") if d]
 
 
@@ -191,11 +200,17 @@ def build() -> tuple[Path, Path]:
     if not initrd.exists() or initrd.stat().st_mtime < Path(__file__).stat().st_mtime:
         order = _module_order(moddir)
         d = stat.S_IFDIR | 0o755
-        entries = [("bin", d, b""), ("mod", d, b""),
-                   ("bin/busybox", stat.S_IFREG | 0o755, Path("/bin/busybox").read_bytes()),
-                   ("init", stat.S_IFREG | 0o755, INIT.encode()),
-                   ("modules.order", stat.S_IFREG | 0o644,
-                    "".join(p.name[:-3] + "\n" for p in order).encode())]
+        entries = [
+            ("bin", d, b""),
+            ("mod", d, b""),
+            ("bin/busybox", stat.S_IFREG | 0o755, Path("/bin/busybox").read_bytes()),
+            ("init", stat.S_IFREG | 0o755, INIT.encode()),
+            (
+                "modules.order",
+                stat.S_IFREG | 0o644,
+                "".join(p.name[:-3] + "\n" for p in order).encode(),
+            ),
+        ]
         entries += [(f"mod/{p.name}", stat.S_IFREG | 0o644, p.read_bytes()) for p in order]
         tmp = initrd.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(_cpio(entries))
@@ -214,20 +229,44 @@ def run(script: str, job: Path, *, timeout: float = 300, memory_mb: int = 1024) 
     (job / "run.sh").write_text(script)
     for f in ("out", "rc"):
         (job / f).unlink(missing_ok=True)
-    argv = [QEMU, *_accel(), "-m", str(memory_mb), "-smp", "2",
-            "-nographic", "-no-reboot", "-nic", "none", "-kernel", str(vmlinuz),
-            "-initrd", str(initrd), "-append", CMDLINE,
-            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
-                       "multidevs=remap",
-            "-virtfs", f"local,path={job},mount_tag=job,security_model=none,multidevs=remap"]
+    argv = [
+        QEMU,
+        *_accel(),
+        "-m",
+        str(memory_mb),
+        "-smp",
+        "2",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(vmlinuz),
+        "-initrd",
+        str(initrd),
+        "-append",
+        CMDLINE,
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        "-virtfs",
+        f"local,path={job},mount_tag=job,security_model=none,multidevs=remap",
+    ]
     try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           errors="replace", timeout=timeout)
+        r = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as e:
         raise RuntimeError(f"the guest did not finish in {timeout}s: {e.stdout!r}") from None
     if not (job / "rc").exists():
-        raise RuntimeError(f"the guest stopped before its script ended (qemu {r.returncode}):"
-                           f"\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
+        raise RuntimeError(
+            f"the guest stopped before its script ended (qemu {r.returncode}):"
+            f"\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+        )
     out = (job / "out").read_text(errors="replace")
     if (job / "rc").read_text().strip() != "0":
         raise RuntimeError(f"the guest's script failed:\n{out[-6000:]}")

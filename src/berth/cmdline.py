@@ -55,6 +55,7 @@ class Flag:
 # The constructors claim to return the value's type: the class attribute is a Flag, but what
 # a parsed instance holds under that name is the value, and that is what mypy should check.
 
+
 def boolean(long: str, short: str = "", *, default: bool = False, help: str = "") -> bool:
     """`--long` (true), `--long=false`; shorthands combine (`-it`)."""
     return Flag(long, short, "bool", default, help)  # type: ignore[return-value]
@@ -101,7 +102,7 @@ class Options:
         own = []
         for name, value in vars(cls).items():
             if isinstance(value, Flag):
-                value.attr = name   # `from_ = string("from")`: the attribute is the name
+                value.attr = name  # `from_ = string("from")`: the attribute is the name
                 own.append(value)
         cls.FLAGS = (*cls.FLAGS, *own)
 
@@ -127,8 +128,12 @@ class Options:
         return f"{type(self).__name__}({self.__dict__!r})"
 
 
-def parse_into(values: dict[str, Any], flags: tuple[Flag, ...] | list[Flag], argv: list[str],
-               interspersed: bool = True) -> list[str]:
+def parse_into(
+    values: dict[str, Any],
+    flags: tuple[Flag, ...] | list[Flag],
+    argv: list[str],
+    interspersed: bool = True,
+) -> list[str]:
     """Parse `argv` against `flags`, each value into `values[flag.attr]` (lists appended to);
     returns the positionals."""
     by_long = {f.long: f for f in flags}
@@ -149,16 +154,17 @@ def parse_into(values: dict[str, Any], flags: tuple[Flag, ...] | list[Flag], arg
             try:
                 values[f.attr] = int(inline)
             except ValueError:
-                raise UsageError(f'invalid argument "{inline}" for "{name}" flag: '
-                                 f'strconv.ParseInt: parsing "{inline}": invalid syntax'
-                                 ) from None
+                raise UsageError(
+                    f'invalid argument "{inline}" for "{name}" flag: '
+                    f'strconv.ParseInt: parsing "{inline}": invalid syntax'
+                ) from None
         else:
             values[f.attr] = inline
 
     while i < len(argv):
         a = argv[i]
         if a == "--":
-            pos.extend(argv[i + 1:])
+            pos.extend(argv[i + 1 :])
             break
         if a.startswith("--") and len(a) > 2:
             name, eq, val = a[2:].partition("=")
@@ -172,8 +178,10 @@ def parse_into(values: dict[str, Any], flags: tuple[Flag, ...] | list[Flag], arg
             elif val.lower() in ("true", "1", "false", "0"):
                 values[f.attr] = val.lower() in ("true", "1")
             else:
-                raise UsageError(f'invalid argument "{val}" for "--{name}" flag: '
-                                 f'strconv.ParseBool: parsing "{val}": invalid syntax')
+                raise UsageError(
+                    f'invalid argument "{val}" for "--{name}" flag: '
+                    f'strconv.ParseBool: parsing "{val}": invalid syntax'
+                )
         elif a.startswith("-") and len(a) > 1:
             j = 1
             while j < len(a):
@@ -185,13 +193,13 @@ def parse_into(values: dict[str, Any], flags: tuple[Flag, ...] | list[Flag], arg
                     values[short.attr] = True
                     j += 1
                     continue
-                rest = a[j + 1:]
+                rest = a[j + 1 :]
                 take_value(short, rest.removeprefix("=") if rest else None, "-" + c)
                 break
         else:
             pos.append(a)
             if not interspersed:
-                pos.extend(argv[i + 1:])
+                pos.extend(argv[i + 1 :])
                 break
         i += 1
     return pos
@@ -207,5 +215,17 @@ def usage(flags: tuple[Flag, ...] | list[Flag]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Flag", "Options", "UsageError", "boolean", "integer", "optional_integer",
-           "optional_string", "parse_into", "string", "strings", "tristate", "usage"]
+__all__ = [
+    "Flag",
+    "Options",
+    "UsageError",
+    "boolean",
+    "integer",
+    "optional_integer",
+    "optional_string",
+    "parse_into",
+    "string",
+    "strings",
+    "tristate",
+    "usage",
+]

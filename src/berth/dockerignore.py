@@ -51,7 +51,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
                 i += 2
                 if pattern.startswith("/", i):
                     i += 1
-                    out.append("(?:.*/)?")   # **/ : zero or more directories
+                    out.append("(?:.*/)?")  # **/ : zero or more directories
                 else:
                     out.append(".*")
                 continue
@@ -66,7 +66,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
             if j < 0:
                 out.append(re.escape(c))
             else:
-                cls = pattern[i + 1:j]
+                cls = pattern[i + 1 : j]
                 if cls.startswith(("^", "!")):
                     cls = "^" + cls[1:]
                 out.append(f"[{cls}]")

@@ -66,8 +66,16 @@ class System(BerthError):
 
 _BY_STATUS: dict[int, type[BerthError]] = {
     cls.status: cls
-    for cls in (InvalidArgument, Unauthorized, Forbidden, NotFound, Conflict, NotModified,
-                NotImplemented_, Unavailable)
+    for cls in (
+        InvalidArgument,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        NotModified,
+        NotImplemented_,
+        Unavailable,
+    )
 }
 
 
@@ -77,6 +85,15 @@ def from_status(status: int, message: str) -> BerthError:
 
 
 __all__ = [
-    "BerthError", "InvalidArgument", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-    "NotModified", "NotImplemented_", "Unavailable", "System", "from_status",
+    "BerthError",
+    "InvalidArgument",
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "Conflict",
+    "NotModified",
+    "NotImplemented_",
+    "Unavailable",
+    "System",
+    "from_status",
 ]

@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 Event = dict[str, Any]
-SUBSCRIBER_BUFFER = 1024   # events a subscriber may be behind
+SUBSCRIBER_BUFFER = 1024  # events a subscriber may be behind
 
 
 class EventBus:
@@ -23,9 +23,14 @@ class EventBus:
 
     def publish(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
         now = time.time_ns()
-        ev: Event = {"Type": typ, "Action": action,
-                     "Actor": {"ID": actor, "Attributes": dict(attrs)},
-                     "scope": "local", "time": now // 1_000_000_000, "timeNano": now}
+        ev: Event = {
+            "Type": typ,
+            "Action": action,
+            "Actor": {"ID": actor, "Attributes": dict(attrs)},
+            "scope": "local",
+            "time": now // 1_000_000_000,
+            "timeNano": now,
+        }
         if typ == "container":  # the legacy fields the old clients read
             ev.update({"status": action, "id": actor, "from": attrs.get("image", "")})
         self.recent.append(ev)
@@ -58,13 +63,18 @@ def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
             ok = any(ev["Action"] == v or ev["Action"].split(":")[0] == v for v in values)
         elif key == "container":
             ok = ev["Type"] == "container" and any(
-                actor["ID"].startswith(v) or attrs.get("name") == v for v in values)
+                actor["ID"].startswith(v) or attrs.get("name") == v for v in values
+            )
         elif key == "image":
-            ok = any(attrs.get("image") == v or actor["ID"] == v or attrs.get("name") == v
-                     for v in values)
+            ok = any(
+                attrs.get("image") == v or actor["ID"] == v or attrs.get("name") == v
+                for v in values
+            )
         elif key == "label":
-            ok = any(attrs.get(v.partition("=")[0]) == v.partition("=")[2]
-                     if "=" in v else v in attrs for v in values)
+            ok = any(
+                attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs
+                for v in values
+            )
         else:
             ok = True
         if not ok:

@@ -57,12 +57,15 @@ def _label_matches(labels: dict[str, str], spec: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class PruneFilter:
     until: float | None = None
-    labels: tuple[str, ...] = ()        # each must match
-    not_labels: tuple[str, ...] = ()    # none may match
+    labels: tuple[str, ...] = ()  # each must match
+    not_labels: tuple[str, ...] = ()  # none may match
 
     @classmethod
-    def parse(cls, filters: dict[str, list[str]] | None,
-              allowed: tuple[str, ...] = ("until", "label", "label!")) -> PruneFilter:
+    def parse(
+        cls,
+        filters: dict[str, list[str]] | None,
+        allowed: tuple[str, ...] = ("until", "label", "label!"),
+    ) -> PruneFilter:
         filters = filters or {}
         for key in filters:
             if key not in allowed:
@@ -70,9 +73,11 @@ class PruneFilter:
         until = filters.get("until") or []
         if len(until) > 1:
             raise InvalidArgument("more than one until filter specified")
-        return cls(until=parse_timestamp(until[0]) if until else None,
-                   labels=tuple(filters.get("label") or ()),
-                   not_labels=tuple(filters.get("label!") or ()))
+        return cls(
+            until=parse_timestamp(until[0]) if until else None,
+            labels=tuple(filters.get("label") or ()),
+            not_labels=tuple(filters.get("label!") or ()),
+        )
 
     def selects(self, created: float, labels: dict[str, str] | None) -> bool:
         """Whether a prune may take an object created at `created` with `labels`."""

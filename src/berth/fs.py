@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
         def close(self, node: N) -> None: ...
 
-MAX_HOPS = 40   # as the kernel's MAXSYMLINKS
+
+MAX_HOPS = 40  # as the kernel's MAXSYMLINKS
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 _NOFOLLOW_PATH = O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -44,8 +45,15 @@ def components(path: str) -> list[str]:
     return [p for p in path.split("/") if p and p != "."]
 
 
-def walk(walker: Walker[Any], root: Any, path: str, *, follow: bool = True,
-         missing_ok: bool = False, max_hops: int = MAX_HOPS) -> list[tuple[str, Any]]:
+def walk(
+    walker: Walker[Any],
+    root: Any,
+    path: str,
+    *,
+    follow: bool = True,
+    missing_ok: bool = False,
+    max_hops: int = MAX_HOPS,
+) -> list[tuple[str, Any]]:
     """Resolve `path` as if `root` were `/`: the stack of (name, node) from the root (name "")
     down to the entry `path` names. Every component is looked up in the node above it, never
     through a path string. A symlink is followed by resolving its target the same way: an
@@ -68,12 +76,12 @@ def walk(walker: Walker[Any], root: Any, path: str, *, follow: bool = True,
                 continue
             parent = stack[-1][1]
             if parent is None:
-                stack.append((name, None))   # below a missing name: as written
+                stack.append((name, None))  # below a missing name: as written
                 continue
             if not walker.is_dir(parent):
                 if not missing_ok:
                     raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
-                stack.append((name, None))   # as filepath-securejoin: ENOTDIR is missing
+                stack.append((name, None))  # as filepath-securejoin: ENOTDIR is missing
                 continue
             node = walker.lookup(parent, name)
             if node is None:
@@ -123,7 +131,7 @@ class FdWalker:
     def readlink(self, node: int) -> str | None:
         if not stat.S_ISLNK(os.fstat(node).st_mode):
             return None
-        return os.readlink("", dir_fd=node)   # the link this fd holds, not a name's new one
+        return os.readlink("", dir_fd=node)  # the link this fd holds, not a name's new one
 
     def is_dir(self, node: int) -> bool:
         return stat.S_ISDIR(os.fstat(node).st_mode)
@@ -141,8 +149,9 @@ def open_dir(path: str) -> int:
     return os.open(path, _DIR)
 
 
-def open_beneath(root_fd: int, path: str, flags: int = O_PATH, *, follow: bool = True,
-                 mode: int = 0o600) -> int:
+def open_beneath(
+    root_fd: int, path: str, flags: int = O_PATH, *, follow: bool = True, mode: int = 0o600
+) -> int:
     """Open `path` inside the directory `root_fd` as if it were `/` (see `walk`). `flags` as
     os.open's; O_NOFOLLOW is always added to the last open, so a symlink swapped in after the
     walk fails (ELOOP) instead of leading anywhere. With O_CREAT the parent must exist."""
@@ -160,8 +169,9 @@ def open_beneath(root_fd: int, path: str, flags: int = O_PATH, *, follow: bool =
         close_stack(FD_WALKER, stack)
 
 
-def make_beneath(root_fd: int, path: str, *, directory: bool = True,
-                 mode: int = 0o755) -> tuple[int, str, int]:
+def make_beneath(
+    root_fd: int, path: str, *, directory: bool = True, mode: int = 0o755
+) -> tuple[int, str, int]:
     """A mount point: `path` inside `root_fd` (see `walk`), made where missing (directories,
     and the last name a directory or, with `directory` False, an empty file), never through a
     symlink. Returns (parent fd, last name, O_PATH fd of the entry), all the caller's to close.
@@ -199,7 +209,7 @@ def resolve_path(root: str, path: str) -> str:
     SecureJoin): symlinks are followed inside the root; missing names are kept as written. For
     callers that must hand a path to the kernel (a mount's target); the fd walk makes it."""
     root = os.path.abspath(root)
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)   # the caller's own
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the caller's own
     try:
         stack = walk(FD_WALKER, root_fd, path, missing_ok=True, max_hops=255)
         close_stack(FD_WALKER, stack)
@@ -224,8 +234,12 @@ def create_at(dir_fd: int, name: str, mode: int = 0o600) -> int:
     """Create the new file `name` in `dir_fd` for writing: O_EXCL and O_NOFOLLOW, so an entry
     already there, a symlink above all, fails instead of being written through."""
     _check_name(name)
-    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                   mode, dir_fd=dir_fd)
+    return os.open(
+        name,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        mode,
+        dir_fd=dir_fd,
+    )
 
 
 def symlink_at(target: str, dir_fd: int, name: str) -> None:
@@ -255,7 +269,7 @@ def copy_fd(src: int, dst: int) -> int:
     while chunk := os.read(src, 1 << 20):
         view = memoryview(chunk)
         while view:
-            view = view[os.write(dst, view):]
+            view = view[os.write(dst, view) :]
         total += len(chunk)
     return total
 
@@ -276,15 +290,14 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: bool = True
     returns; without it a crash may leave the old file, or an empty one, but never a torn one
     visible under `path` while the machine runs."""
     parent = os.path.dirname(path) or "."
-    tmp = os.path.join(parent,
-                       f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if sync:
                 os.fsync(fd)
         finally:
@@ -304,6 +317,22 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: bool = True
             os.close(dfd)
 
 
-__all__ = ["MAX_HOPS", "O_PATH", "walk", "close_stack", "components", "FdWalker", "FD_WALKER",
-           "open_dir", "open_beneath", "make_beneath", "resolve_path", "mkdir_at", "create_at", "symlink_at",
-           "chown_at", "copy_fd", "atomic_write"]
+__all__ = [
+    "MAX_HOPS",
+    "O_PATH",
+    "walk",
+    "close_stack",
+    "components",
+    "FdWalker",
+    "FD_WALKER",
+    "open_dir",
+    "open_beneath",
+    "make_beneath",
+    "resolve_path",
+    "mkdir_at",
+    "create_at",
+    "symlink_at",
+    "chown_at",
+    "copy_fd",
+    "atomic_write",
+]

@@ -20,6 +20,7 @@ except ImportError:  # another Python: the package, slower to import, same resul
 
 class _Context:
     """What `_json.make_scanner` reads off a JSONDecoder."""
+
     strict = True
     object_hook = None
     object_pairs_hook = None
@@ -41,6 +42,7 @@ def loads(s: str | bytes | bytearray) -> Any:
     """json.loads; ValueError if it is not JSON."""
     if _scan is None:
         import json
+
         return json.loads(s)
     if not isinstance(s, str):
         s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8")
@@ -64,16 +66,25 @@ def dumps(obj: Any, *, ensure_ascii: bool = True, **kw: Any) -> str:
     """json.dumps; compact output (the package's default separators) in C, the rest by json."""
     if kw or _json is None:
         import json
+
         return json.dumps(obj, ensure_ascii=ensure_ascii, **kw)
     if isinstance(obj, str):  # the C encoder takes containers and scalars, but not top strings
         return (_json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring)(obj)
     try:
         enc = _json.make_encoder(
-            {}, _no_default,
+            {},
+            _no_default,
             _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring,
-            None, ": ", ", ", False, False, True)
+            None,
+            ": ",
+            ", ",
+            False,
+            False,
+            True,
+        )
     except TypeError:  # a Python whose C encoder takes other arguments: the package's
         import json
+
         return json.dumps(obj, ensure_ascii=ensure_ascii)
     return "".join(enc(obj, 0))
 

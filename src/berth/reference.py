@@ -14,9 +14,11 @@ DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DOMAIN = "index.docker.io"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_DOMAIN_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-                        r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])"
-                        r"(?::[0-9]+)?$")
+_DOMAIN_RE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])"
+    r"(?::[0-9]+)?$"
+)
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _ID_RE = re.compile(r"^[a-f0-9]{64}$")
@@ -39,7 +41,7 @@ class Reference:
         """The name Docker shows: `busybox`, `user/app`, `host:5000/app`."""
         if self.domain == DEFAULT_DOMAIN:
             if self.path.startswith("library/") and self.path.count("/") == 1:
-                return self.path[len("library/"):]
+                return self.path[len("library/") :]
             return self.path
         return self.repository
 
@@ -64,8 +66,9 @@ class Reference:
 def parse(name: str, *, default_tag: bool = True) -> Reference:
     """Parse and normalise a reference; raises InvalidArgument with Docker's wording."""
     if not name or name != name.strip():
-        raise InvalidArgument(f'invalid reference format: "{name}"' if name else
-                              "invalid reference format")
+        raise InvalidArgument(
+            f'invalid reference format: "{name}"' if name else "invalid reference format"
+        )
     rest = name
     digest = None
     if "@" in rest:
@@ -76,11 +79,13 @@ def parse(name: str, *, default_tag: bool = True) -> Reference:
     slash = rest.rfind("/")
     colon = rest.rfind(":")
     if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1:]
+        rest, tag = rest[:colon], rest[colon + 1 :]
         if not _TAG_RE.match(tag):
             raise InvalidArgument(f"invalid reference format: {name}")
     first, _, remainder = rest.partition("/")
-    if remainder and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+    if remainder and (
+        "." in first or ":" in first or first == "localhost" or first != first.lower()
+    ):
         domain, path = first, remainder
         if not _DOMAIN_RE.match(domain):
             raise InvalidArgument(f"invalid reference format: {name}")
@@ -90,13 +95,16 @@ def parse(name: str, *, default_tag: bool = True) -> Reference:
         domain = DEFAULT_DOMAIN
     if path != path.lower():
         raise InvalidArgument(
-            f"invalid reference format: repository name ({path}) must be lowercase")
+            f"invalid reference format: repository name ({path}) must be lowercase"
+        )
     if not _PATH_RE.match(path):
         raise InvalidArgument(f"invalid reference format: {name}")
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = "library/" + path
     if len(domain) + 1 + len(path) > 255:
-        raise InvalidArgument("invalid reference format: repository name must not be more than 255 characters")
+        raise InvalidArgument(
+            "invalid reference format: repository name must not be more than 255 characters"
+        )
     if tag is None and digest is None and default_tag:
         tag = "latest"
     return Reference(domain=domain, path=path, tag=tag, digest=digest)

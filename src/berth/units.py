@@ -45,9 +45,17 @@ def parse_size(s: str) -> int:
     """go-units RAMInBytes: `512m`, `1g`, `100k`, `1024` (binary units)."""
     t = s.strip().lower()
     mult = 1
-    for suffix, m in (("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30), ("tb", 1 << 40),
-                      ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("t", 1 << 40),
-                      ("b", 1)):
+    for suffix, m in (
+        ("kb", 1 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("tb", 1 << 40),
+        ("k", 1 << 10),
+        ("m", 1 << 20),
+        ("g", 1 << 30),
+        ("t", 1 << 40),
+        ("b", 1),
+    ):
         if t.endswith(suffix):
             t, mult = t[: -len(suffix)], m
             break
@@ -60,13 +68,13 @@ def parse_size(s: str) -> int:
     return int(v * mult)
 
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-                   "h": 3600.0}
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(s: str) -> float:
     """A Go duration (`30s`, `1m30s`, `500ms`) in seconds."""
     import re
+
     parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", s)
     if not parts or "".join(n + u for n, u in parts) != s:
         raise ValueError(f'time: invalid duration "{s}"')

@@ -49,8 +49,11 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     """The OCI chain IDs of a layer stack, from its diff IDs."""
     out: list[str] = []
     for diff in diff_ids:
-        out.append(diff if not out else
-                   "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
+        out.append(
+            diff
+            if not out
+            else "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest()
+        )
     return out
 
 
@@ -61,7 +64,7 @@ def store_problems(d: Daemon) -> list[str]:
     config's diff IDs, a tag naming no image."""
     problems: list[str] = []
     blobs = d.data_root / "content" / "blobs" / "sha256"
-    for blob in (blobs.iterdir() if blobs.exists() else []):
+    for blob in blobs.iterdir() if blobs.exists() else []:
         h = hashlib.sha256()
         with open(blob, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -73,7 +76,7 @@ def store_problems(d: Daemon) -> list[str]:
         problems.append(f"{len(left)} ingests left in content/ingest")
     layers_dir = d.data_root / "storage" / "layers"
     metas: dict[str, dict[str, Any]] = {}
-    for layer in (layers_dir.iterdir() if layers_dir.exists() else []):
+    for layer in layers_dir.iterdir() if layers_dir.exists() else []:
         meta = layer / "meta.json"
         if not meta.exists():
             problems.append(f"layer {layer.name[:12]} is half-made (no meta.json)")
@@ -88,14 +91,16 @@ def store_problems(d: Daemon) -> list[str]:
         diffs = [metas[c]["diff_id"] for c in layers]
         if chain_ids(diffs) != layers:
             problems.append(f"image {image_id[7:19]}: its layers' diff IDs do not make its chain")
-        config = blobs / image_id[len("sha256:"):]
+        config = blobs / image_id[len("sha256:") :]
         if config.exists():
             rootfs = json.loads(config.read_text()).get("rootfs", {}).get("diff_ids", [])
             if rootfs != diffs:
-                problems.append(f"image {image_id[7:19]}: its config's diff IDs are not its "
-                                "layers'")
-    for ref, image_id in db_rows(d, "SELECT ref, image_id FROM tags "
-                                    "WHERE image_id NOT IN (SELECT id FROM images)"):
+                problems.append(
+                    f"image {image_id[7:19]}: its config's diff IDs are not its layers'"
+                )
+    for ref, image_id in db_rows(
+        d, "SELECT ref, image_id FROM tags WHERE image_id NOT IN (SELECT id FROM images)"
+    ):
         problems.append(f"tag {ref} names no image ({image_id[7:19]})")
     return problems
 
@@ -117,8 +122,9 @@ def veths(d: Daemon) -> set[str]:
     """Host ends of veth pairs attached to one of the daemon's bridges."""
     mine = bridges(d)
     out = set()
-    text = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True
+    ).stdout
     for line in text.splitlines():
         words = line.split()
         if "master" in words and words[words.index("master") + 1] in mine:
@@ -132,8 +138,11 @@ def hierarchies() -> list[Path]:
     root = Path("/sys/fs/cgroup")
     if (root / "cgroup.controllers").exists():
         return [root]
-    return [h for h in sorted(root.iterdir())
-            if h.is_dir() and not h.is_symlink() and (h / "cgroup.procs").exists()]
+    return [
+        h
+        for h in sorted(root.iterdir())
+        if h.is_dir() and not h.is_symlink() and (h / "cgroup.procs").exists()
+    ]
 
 
 def cgroup_parents(d: Daemon) -> list[Path]:
@@ -168,8 +177,7 @@ def stray_pids(d: Daemon, running: set[str]) -> set[int]:
                 for root, _, files in os.walk(sub):
                     if "cgroup.procs" in files:
                         with contextlib.suppress(OSError):
-                            pids |= {int(p) for p in
-                                     Path(root, "cgroup.procs").read_text().split()}
+                            pids |= {int(p) for p in Path(root, "cgroup.procs").read_text().split()}
     return pids
 
 
@@ -178,8 +186,9 @@ def rules(d: Daemon) -> list[str]:
     chain = f"BERTH-{d.bridge[:12]}"
     out = []
     for table in ("filter", "nat"):
-        text = subprocess.run([IPTABLES, "-w", "-t", table, "-S"], capture_output=True,
-                              text=True).stdout
+        text = subprocess.run(
+            [IPTABLES, "-w", "-t", table, "-S"], capture_output=True, text=True
+        ).stdout
         out += [f"{table} {line}" for line in text.splitlines() if chain in line]
     return out
 
@@ -206,7 +215,7 @@ def exec_root_files(d: Daemon) -> int:
 
 
 def shim_pids(d: Daemon) -> list[int]:
-    return d._shims()   # noqa: SLF001 - the fixture's own finder of the daemon's shims
+    return d._shims()  # noqa: SLF001 - the fixture's own finder of the daemon's shims
 
 
 def daemon_stats(d: Daemon) -> dict[str, int]:
@@ -215,16 +224,19 @@ def daemon_stats(d: Daemon) -> dict[str, int]:
     pid = d.proc.pid
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {"rss_kib": int(fields["VmRSS"].split()[0]),
-            "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "threads": int(fields["Threads"])}
+    return {
+        "rss_kib": int(fields["VmRSS"].split()[0]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": int(fields["Threads"]),
+    }
 
 
 @dataclass
 class Containers:
     """The daemon's containers as its API lists them: name -> (id, status, pid)."""
+
     by_name: dict[str, tuple[str, str, int]]
-    names_listed: list[str]     # with repeats, if a name were listed twice
+    names_listed: list[str]  # with repeats, if a name were listed twice
 
     @property
     def running(self) -> set[str]:
@@ -262,8 +274,9 @@ def orphans(d: Daemon) -> dict[str, int]:
         "cgroups": len({c for c in cgroups(d) if c.split("/", 1)[1] not in running}),
         "processes": len(stray_pids(d, running)),
         "veths": max(0, len(veths(d)) - endpoints),
-        "iptables": len([r for r in port_rules(d)
-                         if r.split("--to-destination ")[1].split(":")[0] not in addrs]),
+        "iptables": len(
+            [r for r in port_rules(d) if r.split("--to-destination ")[1].split(":")[0] not in addrs]
+        ),
         "mounts": len(mounts(d)),
     }
 

@@ -46,13 +46,17 @@ SPEC = Path(__file__).parent / "specs" / "v1.50.yaml"
 SWARM_TAGS = {"Swarm", "Node", "Service", "Task", "Secret", "Config"}
 SHORT_EXAMPLES = 20
 LONG_EXAMPLES = 300
-HANG_S = 20.0          # an answer that takes longer is a hang
-STREAM_S = 0.5         # how long a stream that has begun is read before the client leaves
+HANG_S = 20.0  # an answer that takes longer is a hang
+STREAM_S = 0.5  # how long a stream that has begun is read before the client leaves
 # routes whose 200 is a stream that may last (as dockerd's): reading stops after STREAM_S
 STREAMS = {
-    ("GET", "/events"), ("GET", "/containers/{id}/logs"), ("GET", "/containers/{id}/stats"),
-    ("POST", "/containers/{id}/attach"), ("GET", "/containers/{id}/attach/ws"),
-    ("POST", "/containers/{id}/wait"), ("POST", "/exec/{id}/start"),
+    ("GET", "/events"),
+    ("GET", "/containers/{id}/logs"),
+    ("GET", "/containers/{id}/stats"),
+    ("POST", "/containers/{id}/attach"),
+    ("GET", "/containers/{id}/attach/ws"),
+    ("POST", "/containers/{id}/wait"),
+    ("POST", "/exec/{id}/start"),
 }
 # objects made before the fuzzing, so that a path parameter sometimes names one that exists
 SEED = {"id": "fuzzc", "name": "fuzzv"}
@@ -66,9 +70,11 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("POST", "/containers/{id}/start", "failed to create task for container"): (
         "berth.containers: a config the runtime refuses (User that the image's passwd lacks) "
         "answers 500 on start; dockerd maps such runtime errors to 400 "
-        "(daemon/start.go translateContainerdStartErr)"),
+        "(daemon/start.go translateContainerdStartErr)"
+    ),
     ("POST", "/containers/{id}/restart", "failed to create task for container"): (
-        "berth.containers: as start, for restart"),
+        "berth.containers: as start, for restart"
+    ),
 }
 
 
@@ -109,11 +115,12 @@ class _UnixConnection(http.client.HTTPConnection):
 class Outcome:
     status: int | None
     body: bytes
-    problem: str | None     # None: the answer keeps the contract
+    problem: str | None  # None: the answer keeps the contract
 
 
-def send(sock: str, method: str, target: str, headers: dict[str, str], body: bytes | None,
-         stream: bool) -> Outcome:
+def send(
+    sock: str, method: str, target: str, headers: dict[str, str], body: bytes | None, stream: bool
+) -> Outcome:
     """One request over the daemon's socket, judged by the campaign's rules."""
     conn = _UnixConnection(sock, HANG_S)
     try:
@@ -121,7 +128,7 @@ def send(sock: str, method: str, target: str, headers: dict[str, str], body: byt
         try:
             conn.request(method, target, body=body, headers=headers)
         except (BrokenPipeError, ConnectionResetError):
-            pass   # the daemon may answer before it has read a body it refuses
+            pass  # the daemon may answer before it has read a body it refuses
         try:
             resp = conn.getresponse()
         except TimeoutError:
@@ -144,8 +151,9 @@ def send(sock: str, method: str, target: str, headers: dict[str, str], body: byt
         try:
             data = resp.read() if method != "HEAD" else b""
         except TimeoutError:
-            return Outcome(status, b"", f"hang: the body of a {status} did not end within "
-                                        f"{HANG_S:.0f} s")
+            return Outcome(
+                status, b"", f"hang: the body of a {status} did not end within {HANG_S:.0f} s"
+            )
         except (http.client.HTTPException, OSError) as e:
             return Outcome(status, b"", f"broken body: {type(e).__name__}: {e}")
         if status == 500:
@@ -156,15 +164,16 @@ def send(sock: str, method: str, target: str, headers: dict[str, str], body: byt
                 if not isinstance(msg, str):
                     raise TypeError(msg)
             except (ValueError, KeyError, TypeError):
-                return Outcome(status, data, f"a {status} without Docker's {{\"message\": ...}}")
+                return Outcome(status, data, f'a {status} without Docker\'s {{"message": ...}}')
         return Outcome(status, data, None)
     finally:
         conn.close()
 
 
 @pytest.fixture(scope="module")
-def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory,
-                rootfs_tar: Path) -> Iterator[integration.Daemon]:
+def fuzz_daemon(
+    tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path
+) -> Iterator[integration.Daemon]:
     """A private berthd in a network namespace that has only a loopback device, with a
     container, a volume and a network to aim at."""
     real = integration.BIN
@@ -174,8 +183,9 @@ def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory,
         "#!/bin/sh\n"
         "# berthd in a network namespace of its own, with only loopback: nothing it is told\n"
         "# to fetch can leave the machine\n"
-        "exec unshare --net -- sh -c 'ip link set lo up && exec \"$0\" \"$@\"' "
-        f"{real / 'berthd'} \"$@\"\n")
+        'exec unshare --net -- sh -c \'ip link set lo up && exec "$0" "$@"\' '
+        f'{real / "berthd"} "$@"\n'
+    )
     (wrap / "berthd").chmod(0o755)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(integration, "BIN", wrap)
@@ -183,16 +193,43 @@ def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory,
             d.ok("volume", "create", SEED["name"])
             d.ok("network", "create", "fuzzn")
             # a container that stops at once on SIGTERM, so a generated `stop` does not wait
-            d.ok("run", "-d", "--name", SEED["id"], "busybox", "sh", "-c",
-                 "trap 'exit 0' TERM; while :; do sleep 1; done")
+            d.ok(
+                "run",
+                "-d",
+                "--name",
+                SEED["id"],
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; while :; do sleep 1; done",
+            )
             yield d
 
 
 # Dockerfile instructions a generated build may hold: all but RUN (no command of the
 # generator's runs) and with busybox or scratch as the base (nothing to pull)
-_INSTRUCTIONS = ["ENV", "LABEL", "WORKDIR", "COPY", "ADD", "USER", "EXPOSE", "ARG", "CMD",
-                 "ENTRYPOINT", "HEALTHCHECK", "ONBUILD", "STOPSIGNAL", "SHELL", "VOLUME",
-                 "MAINTAINER", "FROM", "COPY --from=0", "ADD --chmod=7777", "COPY --chown=a:b"]
+_INSTRUCTIONS = [
+    "ENV",
+    "LABEL",
+    "WORKDIR",
+    "COPY",
+    "ADD",
+    "USER",
+    "EXPOSE",
+    "ARG",
+    "CMD",
+    "ENTRYPOINT",
+    "HEALTHCHECK",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "SHELL",
+    "VOLUME",
+    "MAINTAINER",
+    "FROM",
+    "COPY --from=0",
+    "ADD --chmod=7777",
+    "COPY --chown=a:b",
+]
 
 
 def _deeper(op: Any, method: str, path: str) -> list[Any]:
@@ -206,7 +243,7 @@ def _deeper(op: Any, method: str, path: str) -> list[Any]:
     def with_image(case: Any) -> Any:
         if isinstance(case.body, dict):
             case.body["Image"] = "busybox"
-            case.body.setdefault("Cmd", ["true"])   # the imported busybox has no CMD
+            case.body.setdefault("Cmd", ["true"])  # the imported busybox has no CMD
         return case
 
     def context(dockerfile: str, files: list[tuple[str, bytes]]) -> bytes:
@@ -221,50 +258,79 @@ def _deeper(op: Any, method: str, path: str) -> list[Any]:
     def with_context(case: Any, ctx: bytes) -> Any:
         case.body = ctx
         case.media_type = "application/x-tar"
-        case.query = {k: v for k, v in (case.query or {}).items()
-                      if k not in ("remote", "pull")}
+        case.query = {k: v for k, v in (case.query or {}).items() if k not in ("remote", "pull")}
         return case
 
     if (method, path) in (("POST", "/images/load"), ("POST", "/images/create")):
         # an image tarball (docker save's and OCI's layouts) whose index files are generated
         json_value = st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-            lambda inner: st.lists(inner, max_size=3) |
-            st.dictionaries(st.sampled_from(["Config", "RepoTags", "Layers", "manifests",
-                                             "mediaType", "digest", "size", "schemaVersion",
-                                             "annotations", "x"]), inner, max_size=4),
-            max_leaves=12)
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "Config",
+                            "RepoTags",
+                            "Layers",
+                            "manifests",
+                            "mediaType",
+                            "digest",
+                            "size",
+                            "schemaVersion",
+                            "annotations",
+                            "x",
+                        ]
+                    ),
+                    inner,
+                    max_size=4,
+                )
+            ),
+            max_leaves=12,
+        )
         index = st.sampled_from(["manifest.json", "index.json", "oci-layout", "repositories"])
-        files = st.lists(st.tuples(index, json_value.map(lambda v: json.dumps(v).encode())),
-                         min_size=1, max_size=3)
+        files = st.lists(
+            st.tuples(index, json_value.map(lambda v: json.dumps(v).encode())),
+            min_size=1,
+            max_size=3,
+        )
         ctxs = st.builds(context, st.just(""), files)
 
         def as_tarball(case: Any, tar: bytes) -> Any:
             case = with_context(case, tar)
-            if path == "/images/create":   # an import: fromSrc=- reads the body
-                case.query = {**{k: v for k, v in (case.query or {}).items()
-                                 if k != "fromImage"}, "fromSrc": "-"}
+            if path == "/images/create":  # an import: fromSrc=- reads the body
+                case.query = {
+                    **{k: v for k, v in (case.query or {}).items() if k != "fromImage"},
+                    "fromSrc": "-",
+                }
             return case
+
         return [st.builds(as_tarball, op.as_strategy(), ctxs)]
     if (method, path) in (("POST", "/containers/{id}/attach"), ("POST", "/exec/{id}/start")):
         # the docker CLI's hijack: the connection is taken over after a 101
         def upgraded(case: Any) -> Any:
             case.headers = {**(case.headers or {}), "Connection": "Upgrade", "Upgrade": "tcp"}
             return case
-        seeded = op.as_strategy(path_parameters={"id": SEED["id"]}) \
-            if path.startswith("/containers/") else op.as_strategy()
+
+        seeded = (
+            op.as_strategy(path_parameters={"id": SEED["id"]})
+            if path.startswith("/containers/")
+            else op.as_strategy()
+        )
         return [seeded.map(upgraded), op.as_strategy().map(upgraded)]
     if (method, path) == ("POST", "/containers/create"):
-        return [op.as_strategy().map(with_image),
-                op.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE)
-                .map(with_image)]
+        return [
+            op.as_strategy().map(with_image),
+            op.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE).map(with_image),
+        ]
     if (method, path) == ("POST", "/build"):
         line = st.tuples(st.sampled_from(_INSTRUCTIONS), st.text(max_size=40)).map(" ".join)
-        dockerfile = st.tuples(st.sampled_from(["FROM busybox", "FROM scratch", ""]),
-                               st.lists(line, max_size=6)).map(
-            lambda t: "\n".join([t[0], *t[1]]))
-        files = st.lists(st.tuples(st.text(min_size=1, max_size=20), st.binary(max_size=64)),
-                         max_size=3)
+        dockerfile = st.tuples(
+            st.sampled_from(["FROM busybox", "FROM scratch", ""]), st.lists(line, max_size=6)
+        ).map(lambda t: "\n".join([t[0], *t[1]]))
+        files = st.lists(
+            st.tuples(st.text(min_size=1, max_size=20), st.binary(max_size=64)), max_size=3
+        )
         ctxs = st.builds(context, dockerfile, files)
         return [st.builds(with_context, op.as_strategy(), ctxs)]
     return []
@@ -280,8 +346,14 @@ def _seed_for(path: str) -> dict[str, str]:
 
 # --- what the fuzzing found, each as it was sent -------------------------------------------
 
-def _call(d: integration.Daemon, method: str, target: str, body: bytes | None = None,
-          headers: dict[str, str] | None = None) -> Outcome:
+
+def _call(
+    d: integration.Daemon,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Outcome:
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     return send(str(d.sock), method, target, hdrs, body, stream=False)
 
@@ -292,52 +364,68 @@ def _message(out: Outcome) -> str:
     return msg
 
 
-@pytest.mark.parametrize(("target", "body"), [
-    ("/v1.50/auth", b"-4865"),
-    ("/v1.50/volumes/create", b"[{}, []]"),
-    ("/v1.50/networks/fuzzn/disconnect", b"0.0"),
-    ("/v1.50/networks/fuzzn/connect", b"[]"),
-    ("/v1.50/networks/create", b"\"x\""),
-    ("/v1.50/containers/create", b"405192742"),
-])
-def test_a_json_body_that_is_not_an_object_is_a_400(fuzz_daemon: integration.Daemon,
-                                                     target: str, body: bytes) -> None:
+@pytest.mark.parametrize(
+    ("target", "body"),
+    [
+        ("/v1.50/auth", b"-4865"),
+        ("/v1.50/volumes/create", b"[{}, []]"),
+        ("/v1.50/networks/fuzzn/disconnect", b"0.0"),
+        ("/v1.50/networks/fuzzn/connect", b"[]"),
+        ("/v1.50/networks/create", b'"x"'),
+        ("/v1.50/containers/create", b"405192742"),
+    ],
+)
+def test_a_json_body_that_is_not_an_object_is_a_400(
+    fuzz_daemon: integration.Daemon, target: str, body: bytes
+) -> None:
     out = _call(fuzz_daemon, "POST", target, body)
     assert (out.status, out.problem) == (400, None), out
     assert "an object is expected" in _message(out)
 
 
-@pytest.mark.parametrize(("target", "body", "field"), [
-    ("/v1.50/volumes/create", {"Name": "v1", "Labels": ["a"]}, "Labels"),
-    ("/v1.50/volumes/create", {"Name": 5}, "Name"),
-    ("/v1.50/volumes/create", {"DriverOpts": {"o": 1}}, "DriverOpts"),
-    ("/v1.50/networks/create", {"Name": "n1", "ConfigFrom": []}, "ConfigFrom"),
-    ("/v1.50/networks/fuzzn/connect", {"Container": "fuzzc", "EndpointConfig": 1},
-     "EndpointConfig"),
-    ("/v1.50/networks/fuzzn/disconnect", {"Container": ["fuzzc"]}, "Container"),
-])
-def test_a_field_of_the_wrong_type_is_a_400(fuzz_daemon: integration.Daemon, target: str,
-                                            body: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "body", "field"),
+    [
+        ("/v1.50/volumes/create", {"Name": "v1", "Labels": ["a"]}, "Labels"),
+        ("/v1.50/volumes/create", {"Name": 5}, "Name"),
+        ("/v1.50/volumes/create", {"DriverOpts": {"o": 1}}, "DriverOpts"),
+        ("/v1.50/networks/create", {"Name": "n1", "ConfigFrom": []}, "ConfigFrom"),
+        (
+            "/v1.50/networks/fuzzn/connect",
+            {"Container": "fuzzc", "EndpointConfig": 1},
+            "EndpointConfig",
+        ),
+        ("/v1.50/networks/fuzzn/disconnect", {"Container": ["fuzzc"]}, "Container"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_400(
+    fuzz_daemon: integration.Daemon, target: str, body: dict[str, Any], field: str
+) -> None:
     out = _call(fuzz_daemon, "POST", target, json.dumps(body).encode())
     assert (out.status, out.problem) == (400, None), out
     assert f"invalid {field}" in _message(out)
 
 
-@pytest.mark.parametrize("target", [
-    "/v1.50/containers/fuzzc/top?ps_args=%00%11",
-    "/v1.50/volumes/a%00b",
-    "/v1.50/images/json?filters=%7B%22reference%22%3A%5B%22a%00%22%5D%7D",
-])
-def test_a_nul_byte_in_the_path_or_query_is_a_400(fuzz_daemon: integration.Daemon,
-                                                  target: str) -> None:
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1.50/containers/fuzzc/top?ps_args=%00%11",
+        "/v1.50/volumes/a%00b",
+        "/v1.50/images/json?filters=%7B%22reference%22%3A%5B%22a%00%22%5D%7D",
+    ],
+)
+def test_a_nul_byte_in_the_path_or_query_is_a_400(
+    fuzz_daemon: integration.Daemon, target: str
+) -> None:
     out = _call(fuzz_daemon, "GET", target)
     assert (out.status, out.problem) == (400, None), out
     assert "NUL byte" in _message(out)
 
 
 @pytest.mark.parametrize("server", ["\r(=[\u00bd", "https://[zz/v2/", "a b:5000", "x.y[1]"])
-def test_a_login_to_an_address_that_is_no_host_is_a_400(fuzz_daemon: integration.Daemon,
-                                                        server: str) -> None:
+def test_a_login_to_an_address_that_is_no_host_is_a_400(
+    fuzz_daemon: integration.Daemon, server: str
+) -> None:
     body = {"username": "u", "password": "p", "serveraddress": server}
     out = _call(fuzz_daemon, "POST", "/v1.50/auth", json.dumps(body).encode())
     assert (out.status, out.problem) == (400, None), out
@@ -345,13 +433,15 @@ def test_a_login_to_an_address_that_is_no_host_is_a_400(fuzz_daemon: integration
 
 
 def test_a_websocket_route_without_its_upgrade_is_a_400_with_docker_s_body(
-        fuzz_daemon: integration.Daemon) -> None:
+    fuzz_daemon: integration.Daemon,
+) -> None:
     out = _call(fuzz_daemon, "GET", "/v1.50/containers/fuzzc/attach/ws?stdout=false")
     assert (out.status, out.problem) == (400, None), out
     assert "WebSocket" in _message(out)
 
 
 # --- the server's bounds on a request ------------------------------------------------------
+
 
 def _raw(d: integration.Daemon, request: bytes) -> bytes:
     """`request` sent as it is; what comes back until the daemon closes or HANG_S."""
@@ -373,26 +463,35 @@ def _status(reply: bytes) -> int:
 
 def test_headers_as_large_as_dockerd_takes_are_taken(fuzz_daemon: integration.Daemon) -> None:
     from berth.api.app import MAX_HEADER_BYTES
+
     big = "a" * (MAX_HEADER_BYTES - 4096)
     out = _call(fuzz_daemon, "GET", "/v1.50/_ping", headers={"X-Registry-Auth": big})
     assert out.status == 200, out
-    out = _call(fuzz_daemon, "GET", "/v1.50/images/json?filters=" + "%7B%7D" + "&x=" +
-                "b" * (MAX_HEADER_BYTES // 2))
+    out = _call(
+        fuzz_daemon,
+        "GET",
+        "/v1.50/images/json?filters=" + "%7B%7D" + "&x=" + "b" * (MAX_HEADER_BYTES // 2),
+    )
     assert out.status == 200, out
 
 
 @pytest.mark.parametrize("where", ["field", "line", "count"])
 def test_headers_above_the_bound_are_a_4xx_and_the_daemon_stays_up(
-        fuzz_daemon: integration.Daemon, where: str) -> None:
+    fuzz_daemon: integration.Daemon, where: str
+) -> None:
     from berth.api.app import MAX_HEADER_BYTES
+
     over = b"a" * (MAX_HEADER_BYTES + 1)
     if where == "field":
         req = b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: " + over + b"\r\n\r\n"
     elif where == "line":
         req = b"GET /_ping?x=" + over + b" HTTP/1.1\r\nHost: x\r\n\r\n"
     else:
-        req = (b"GET /_ping HTTP/1.1\r\nHost: x\r\n" +
-               b"".join(b"X-H%d: v\r\n" % i for i in range(1000)) + b"\r\n")
+        req = (
+            b"GET /_ping HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: v\r\n" % i for i in range(1000))
+            + b"\r\n"
+        )
     reply = _raw(fuzz_daemon, req)
     assert 400 <= _status(reply) < 500, reply[:300]
     assert b"Got more than" in reply or b"Too many" in reply, reply[:300]
@@ -401,15 +500,24 @@ def test_headers_above_the_bound_are_a_4xx_and_the_daemon_stays_up(
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_a_json_body_above_the_bound_is_a_413_and_the_daemon_stays_up(
-        fuzz_daemon: integration.Daemon, chunked: bool) -> None:
+    fuzz_daemon: integration.Daemon, chunked: bool
+) -> None:
     from berth.api.wire import MAX_JSON_BODY
+
     body = b'{"Name": "' + b"v" * MAX_JSON_BODY + b'"}'
-    head = (b"POST /v1.50/volumes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\n")
+    head = (
+        b"POST /v1.50/volumes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\n"
+    )
     if chunked:
         step = 1 << 20
-        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + step]), body[i:i + step])
-                           for i in range(0, len(body), step)) + b"0\r\n\r\n"
+        payload = (
+            b"".join(
+                b"%x\r\n%s\r\n" % (len(body[i : i + step]), body[i : i + step])
+                for i in range(0, len(body), step)
+            )
+            + b"0\r\n\r\n"
+        )
         req = head + b"Transfer-Encoding: chunked\r\n\r\n" + payload
     else:
         req = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
@@ -421,6 +529,7 @@ def test_a_json_body_above_the_bound_is_a_413_and_the_daemon_stays_up(
 
 
 # --- the fuzzing (last: it changes or removes the objects the tests above use) ------------
+
 
 @pytest.mark.parametrize("op", _params())
 def test_route_keeps_the_contract(fuzz_daemon: integration.Daemon, op: Any) -> None:
@@ -442,9 +551,14 @@ def test_route_keeps_the_contract(fuzz_daemon: integration.Daemon, op: Any) -> N
     statuses: dict[int | None, int] = {}
     log_at = fuzz_daemon.log.stat().st_size
 
-    @settings(max_examples=_examples(), deadline=None, database=None,
-              phases=[Phase.generate], derandomize=not long_form(),
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=_examples(),
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        derandomize=not long_form(),
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=st.one_of(strategies))
     def run(case: Any) -> None:
         nonlocal sent
@@ -453,25 +567,30 @@ def test_route_keeps_the_contract(fuzz_daemon: integration.Daemon, op: Any) -> N
         try:
             prepared = requests.Request(**kwargs).prepare()
         except (ValueError, requests.exceptions.RequestException):
-            return   # a request no HTTP client can send
+            return  # a request no HTTP client can send
         body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
-        headers = {k: v for k, v in prepared.headers.items()
-                   if k.lower() != "connection" or v == "Upgrade"}
+        headers = {
+            k: v for k, v in prepared.headers.items() if k.lower() != "connection" or v == "Upgrade"
+        }
         try:
             out = send(str(fuzz_daemon.sock), method, prepared.path_url, headers, body, stream)
         except (ValueError, UnicodeError):
-            return   # http.client refuses to send it (a header with a newline, say)
+            return  # http.client refuses to send it (a header with a newline, say)
         sent += 1
         statuses[out.status] = statuses.get(out.status, 0) + 1
         if os.environ.get("BERTH_FUZZ_VERBOSE"):
             print(method, path, out.status, out.body[:150])
         if out.problem:
-            failures.append(f"{out.problem}: {method} {prepared.path_url[:300]} "
-                            f"body={body[:300] if body else b''!r} -> {out.body[:400]!r}")
+            failures.append(
+                f"{out.problem}: {method} {prepared.path_url[:300]} "
+                f"body={body[:300] if body else b''!r} -> {out.body[:400]!r}"
+            )
         assert fuzz_daemon.proc is not None
         if fuzz_daemon.proc.poll() is not None:
-            raise AssertionError(f"berthd died after {method} {prepared.path_url[:300]} "
-                                 f"body={body[:300] if body else b''!r}")
+            raise AssertionError(
+                f"berthd died after {method} {prepared.path_url[:300]} "
+                f"body={body[:300] if body else b''!r}"
+            )
 
     run()
     assert fuzz_daemon.berth("version").returncode == 0, "berthd stopped answering"
@@ -487,12 +606,21 @@ def test_route_keeps_the_contract(fuzz_daemon: integration.Daemon, op: Any) -> N
             if line.strip() and not set(line.strip()) <= {"^", "~"}:
                 lines.append(line)
         failures.append("a traceback in berthd's log:\n" + "\n".join(lines[-14:]))
-    known = {reason for (m, p, piece), reason in KNOWN.items() if (m, p) == (method, path)
-             for f in failures if piece in f}
-    failures = [f for f in failures
-                if not any((m, p) == (method, path) and piece in f for m, p, piece in KNOWN)]
-    assert not failures, f"{len(failures)} of {sent} requests broke the contract " \
-        f"(statuses {statuses}):\n" + \
-        "\n".join(failures[:10])
+    known = {
+        reason
+        for (m, p, piece), reason in KNOWN.items()
+        if (m, p) == (method, path)
+        for f in failures
+        if piece in f
+    }
+    failures = [
+        f
+        for f in failures
+        if not any((m, p) == (method, path) and piece in f for m, p, piece in KNOWN)
+    ]
+    assert not failures, (
+        f"{len(failures)} of {sent} requests broke the contract "
+        f"(statuses {statuses}):\n" + "\n".join(failures[:10])
+    )
     if known:
         pytest.xfail("; ".join(sorted(known)))

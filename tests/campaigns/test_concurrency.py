@@ -32,7 +32,7 @@ pytestmark = pytest.mark.root
 
 CLIENTS = 20
 ROUNDS = 10 if long_form() else 2
-TIMEOUT = 120.0    # a call that takes longer is a hang
+TIMEOUT = 120.0  # a call that takes longer is a hang
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -47,24 +47,33 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-def call(d: Daemon, method: str, url: str, body: Any = None,
-         content_type: str = "application/json") -> tuple[int, bytes]:
+def call(
+    d: Daemon, method: str, url: str, body: Any = None, content_type: str = "application/json"
+) -> tuple[int, bytes]:
     """One API call on a connection of its own; its status and whole body (a stream is read to
     its end). A timeout raises: a hang fails the campaign."""
     conn = _UnixConnection(str(d.sock))
     try:
-        data = json.dumps(body).encode() if content_type == "application/json" and \
-            body is not None else body
-        conn.request(method, url, body=data,
-                     headers={"Content-Type": content_type} if data is not None else {})
+        data = (
+            json.dumps(body).encode()
+            if content_type == "application/json" and body is not None
+            else body
+        )
+        conn.request(
+            method,
+            url,
+            body=data,
+            headers={"Content-Type": content_type} if data is not None else {},
+        )
         r = conn.getresponse()
         return r.status, r.read()
     finally:
         conn.close()
 
 
-def together(n: int, fn: Callable[[int], list[tuple[str, int, bytes]]]
-             ) -> list[tuple[str, int, bytes]]:
+def together(
+    n: int, fn: Callable[[int], list[tuple[str, int, bytes]]]
+) -> list[tuple[str, int, bytes]]:
     """`fn(i)` for i in 0..n-1 in n threads released at once; every (call, status, body)."""
     barrier = threading.Barrier(n)
 
@@ -73,15 +82,20 @@ def together(n: int, fn: Callable[[int], list[tuple[str, int, bytes]]]
         return fn(i)
 
     with ThreadPoolExecutor(n) as pool:
-        results = [f.result(timeout=TIMEOUT * 8) for f in [pool.submit(run, i)
-                                                            for i in range(n)]]
+        results = [f.result(timeout=TIMEOUT * 8) for f in [pool.submit(run, i) for i in range(n)]]
     out = [x for r in results for x in r]
     no_500(out)
     return out
 
 
-def at_once(d: Daemon, what: str, method: str, url: str, body: Any = None,
-            content_type: str = "application/json") -> list[tuple[str, int, bytes]]:
+def at_once(
+    d: Daemon,
+    what: str,
+    method: str,
+    url: str,
+    body: Any = None,
+    content_type: str = "application/json",
+) -> list[tuple[str, int, bytes]]:
     """The same call from CLIENTS clients at once."""
     return together(CLIENTS, lambda i: [(what, *call(d, method, url, body, content_type))])
 
@@ -133,8 +147,15 @@ def test_one_container_name_many_clients(d: Daemon) -> None:
 @pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
 def test_one_removal_wins(d: Daemon, running: bool) -> None:
     name = f"rm-once-{int(running)}"
-    assert call(d, "POST", f"/containers/create?name={name}",
-                {"Image": "busybox", "Cmd": ["sleep", "600"]})[0] == 201
+    assert (
+        call(
+            d,
+            "POST",
+            f"/containers/create?name={name}",
+            {"Image": "busybox", "Cmd": ["sleep", "600"]},
+        )[0]
+        == 201
+    )
     try:
         if running:
             assert call(d, "POST", f"/containers/{name}/start")[0] == 204
@@ -155,20 +176,36 @@ def test_create_start_stop_remove_churn(d: Daemon) -> None:
     def churn(i: int) -> list[tuple[str, int, bytes]]:
         out = []
         for _ in range(ROUNDS * 2):
-            out.append(("create", *call(d, "POST", f"/containers/create?name={name}",
-                                        {"Image": "busybox", "Cmd": ["sleep", "600"]})))
+            out.append(
+                (
+                    "create",
+                    *call(
+                        d,
+                        "POST",
+                        f"/containers/create?name={name}",
+                        {"Image": "busybox", "Cmd": ["sleep", "600"]},
+                    ),
+                )
+            )
             out.append(("start", *call(d, "POST", f"/containers/{name}/start")))
             out.append(("stop", *call(d, "POST", f"/containers/{name}/stop?t=0")))
             out.append(("rm", *call(d, "DELETE", f"/containers/{name}?force=1")))
         return out
 
     res = together(CLIENTS, churn)
-    allowed = {"create": {201, 409}, "start": {204, 304, 404, 409},
-               "stop": {204, 304, 404, 409}, "rm": {204, 404, 409}}
+    allowed = {
+        "create": {201, 409},
+        "start": {204, 304, 404, 409},
+        "stop": {204, 304, 404, 409},
+        "rm": {204, 404, 409},
+    }
     for what, ok in allowed.items():
         got = statuses(res, what)
-        assert set(got) <= ok, (what, got, [(w, s, b[:200]) for w, s, b in res
-                                             if w == what and s not in ok][:5])
+        assert set(got) <= ok, (
+            what,
+            got,
+            [(w, s, b[:200]) for w, s, b in res if w == what and s not in ok][:5],
+        )
     assert statuses(res, "create")[201] >= 1
     assert set(names(d)) == before
 
@@ -194,9 +231,14 @@ def test_one_image_name_many_clients(d: Daemon, rootfs_tar: Path) -> None:
     busybox = json.loads(body)["Id"]
     for rnd in range(ROUNDS):
         repo = f"conc-import-{rnd}"
-        res = at_once(d, "import", "POST", f"/images/create?fromSrc=-&repo={repo}&tag=x"
-                      f"&changes=ENV%20ROUND%3D{rnd}", tar,
-                      "application/x-tar")
+        res = at_once(
+            d,
+            "import",
+            "POST",
+            f"/images/create?fromSrc=-&repo={repo}&tag=x&changes=ENV%20ROUND%3D{rnd}",
+            tar,
+            "application/x-tar",
+        )
         assert statuses(res, "import") == {200: CLIENTS}
         assert not [b for _, _, b in res if b"errorDetail" in b or b'"error"' in b]
         status, body = call(d, "GET", f"/images/{repo}:x/json")
@@ -213,20 +255,31 @@ def test_one_image_name_many_clients(d: Daemon, rootfs_tar: Path) -> None:
     assert call(d, "GET", "/images/busybox/json")[0] == 200
 
 
-
 def test_one_tag_removed_once(d: Daemon, rootfs_tar: Path) -> None:
     tar = rootfs_tar.read_bytes()
     try:
         for rnd in range(ROUNDS * 3):
             # an image of its own (busybox's rootfs imported as is would be busybox's ID)
-            assert call(d, "POST", "/images/create?fromSrc=-&repo=conc-victim&tag=keep"
-                        "&changes=ENV%20VICTIM%3D1", tar, "application/x-tar")[0] == 200
-            assert call(d, "POST", f"/images/conc-victim:keep/tag?repo=conc-victim&tag=r{rnd}"
-                        )[0] == 201
+            assert (
+                call(
+                    d,
+                    "POST",
+                    "/images/create?fromSrc=-&repo=conc-victim&tag=keep&changes=ENV%20VICTIM%3D1",
+                    tar,
+                    "application/x-tar",
+                )[0]
+                == 200
+            )
+            assert (
+                call(d, "POST", f"/images/conc-victim:keep/tag?repo=conc-victim&tag=r{rnd}")[0]
+                == 201
+            )
             res = at_once(d, "rmi", "DELETE", f"/images/conc-victim:r{rnd}")
             got = statuses(res, "rmi")
-            assert call(d, "GET", "/images/conc-victim:keep/json")[0] == 200, \
-                ("the image went with its other tag", got)
+            assert call(d, "GET", "/images/conc-victim:keep/json")[0] == 200, (
+                "the image went with its other tag",
+                got,
+            )
             assert got == {200: 1, 404: CLIENTS - 1}, got
     finally:
         d.berth("rmi", "-f", "conc-victim:keep")
@@ -261,9 +314,15 @@ def test_one_image_pulled_by_many_clients(d: Daemon) -> None:
     """20 pulls of one image from a registry on loopback, its blobs paced so the pulls
     overlap: each succeeds, the image is there once and runs."""
     from tests.integration.registries import FakeRegistry, hand_image
+
     status, body = call(d, "GET", "/images/busybox/json")
-    base = (d.data_root / "content" / "blobs" / "sha256" /
-            json.loads(body)["RootFS"]["Layers"][0].split(":")[1]).read_bytes()
+    base = (
+        d.data_root
+        / "content"
+        / "blobs"
+        / "sha256"
+        / json.loads(body)["RootFS"]["Layers"][0].split(":")[1]
+    ).read_bytes()
     img = hand_image([({"pulled.txt": b"pulled once\n"}, "gzip")], base_tars=[base])
     reg = FakeRegistry(slow=0.002).start()
     try:
@@ -285,13 +344,18 @@ def test_one_image_pulled_by_many_clients(d: Daemon) -> None:
 def test_rename_to_one_name(d: Daemon) -> None:
     ids = []
     for i in range(CLIENTS):
-        status, body = call(d, "POST", f"/containers/create?name=ren-src-{i}",
-                            {"Image": "busybox", "Cmd": ["true"]})
+        status, body = call(
+            d, "POST", f"/containers/create?name=ren-src-{i}", {"Image": "busybox", "Cmd": ["true"]}
+        )
         assert status == 201
         ids.append(json.loads(body)["Id"])
     try:
-        res = together(CLIENTS, lambda i: [("rename", *call(
-            d, "POST", f"/containers/ren-src-{i}/rename?name=ren-dst"))])
+        res = together(
+            CLIENTS,
+            lambda i: [
+                ("rename", *call(d, "POST", f"/containers/ren-src-{i}/rename?name=ren-dst"))
+            ],
+        )
         got = statuses(res, "rename")
         assert got == {204: 1, 409: CLIENTS - 1}, got
         assert names(d).count("ren-dst") == 1
@@ -333,25 +397,46 @@ def test_network_removed_while_containers_join_it(d: Daemon) -> None:
             if i % 2:
                 return [("netrm", *call(d, "DELETE", f"/networks/{net}"))]
             name = f"racer-{rnd}-{i}"
-            out = [("create", *call(d, "POST", f"/containers/create?name={name}",
-                                    {"Image": "busybox", "Cmd": ["sleep", "600"],
-                                     "HostConfig": {"NetworkMode": net}}))]
+            out = [
+                (
+                    "create",
+                    *call(
+                        d,
+                        "POST",
+                        f"/containers/create?name={name}",
+                        {
+                            "Image": "busybox",
+                            "Cmd": ["sleep", "600"],
+                            "HostConfig": {"NetworkMode": net},
+                        },
+                    ),
+                )
+            ]
             if out[0][1] == 201:
                 out.append(("start", *call(d, "POST", f"/containers/{name}/start")))
             return out
 
         res = together(CLIENTS, client)
         # a create on a network gone answers 400 (dockerd: 404): containers' package
-        for what, ok in (("netrm", {204, 403, 404}), ("create", {201, 400, 404}),
-                         ("start", {204, 404})):
+        for what, ok in (
+            ("netrm", {204, 403, 404}),
+            ("create", {201, 400, 404}),
+            ("start", {204, 404}),
+        ):
             got = statuses(res, what)
-            assert set(got) <= ok, (what, got, [(w, s, b[:200]) for w, s, b in res
-                                                 if w == what and s not in ok][:5])
+            assert set(got) <= ok, (
+                what,
+                got,
+                [(w, s, b[:200]) for w, s, b in res if w == what and s not in ok][:5],
+            )
         status, body = call(d, "GET", "/networks")
         exists = net in [n["Name"] for n in json.loads(body)]
         status, body = call(d, "GET", "/containers/json")
-        running_on = [c["Names"][0] for c in json.loads(body)
-                      if net in (c.get("NetworkSettings") or {}).get("Networks", {})]
+        running_on = [
+            c["Names"][0]
+            for c in json.loads(body)
+            if net in (c.get("NetworkSettings") or {}).get("Networks", {})
+        ]
         assert exists or not running_on, running_on
         for i in range(0, CLIENTS, 2):
             call(d, "DELETE", f"/containers/racer-{rnd}-{i}?force=1")
@@ -370,8 +455,17 @@ def test_image_removed_while_containers_are_made_from_it(d: Daemon) -> None:
         def client(i: int, tag: str = tag, rnd: int = rnd) -> list[tuple[str, int, bytes]]:
             if i % 2:
                 return [("rmi", *call(d, "DELETE", f"/images/{tag}"))]
-            return [("create", *call(d, "POST", f"/containers/create?name=rmi-{rnd}-{i}",
-                                     {"Image": tag, "Cmd": ["true"]}))]
+            return [
+                (
+                    "create",
+                    *call(
+                        d,
+                        "POST",
+                        f"/containers/create?name=rmi-{rnd}-{i}",
+                        {"Image": tag, "Cmd": ["true"]},
+                    ),
+                )
+            ]
 
         res = together(CLIENTS, client)
         for what, ok in (("rmi", {200, 404, 409}), ("create", {201, 404})):
@@ -390,18 +484,34 @@ def test_one_host_port_many_containers(d: Daemon) -> None:
     """20 containers that publish the same host port start at once: one gets it, the others
     fail to start with a clear error (never a 500), and none is left holding it."""
     from tests.integration.registries import free_port
+
     port = free_port()
     for i in range(CLIENTS):
-        assert call(d, "POST", f"/containers/create?name=port-{i}", {
-            "Image": "busybox", "Cmd": ["sleep", "600"], "ExposedPorts": {"80/tcp": {}},
-            "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1",
-                                                        "HostPort": str(port)}]}}})[0] == 201
+        assert (
+            call(
+                d,
+                "POST",
+                f"/containers/create?name=port-{i}",
+                {
+                    "Image": "busybox",
+                    "Cmd": ["sleep", "600"],
+                    "ExposedPorts": {"80/tcp": {}},
+                    "HostConfig": {
+                        "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+                    },
+                },
+            )[0]
+            == 201
+        )
     try:
-        res = together(CLIENTS, lambda i: [("start", *call(
-            d, "POST", f"/containers/port-{i}/start"))])
+        res = together(
+            CLIENTS, lambda i: [("start", *call(d, "POST", f"/containers/port-{i}/start"))]
+        )
         got = statuses(res, "start")
-        assert got[204] == 1 and set(got) <= {204, 409}, (got, [b[:200] for _, s, b in res
-                                                                 if s != 204][:3])
+        assert got[204] == 1 and set(got) <= {204, 409}, (
+            got,
+            [b[:200] for _, s, b in res if s != 204][:3],
+        )
         status, body = call(d, "GET", "/containers/json")
         assert sum(c["Names"][0].startswith("/port-") for c in json.loads(body)) == 1
     finally:
@@ -428,25 +538,34 @@ class _Meta:
 
 def _service(tmp_path: Path) -> Any:
     from berth.networks import NetConfig, NetworkService
-    svc = NetworkService(_Meta(), NetConfig(bridge="btconc", iptables=False,
-                                            run_dir=str(tmp_path / "networks")))
+
+    svc = NetworkService(
+        _Meta(), NetConfig(bridge="btconc", iptables=False, run_dir=str(tmp_path / "networks"))
+    )
     svc.load()
     return svc
 
 
-def test_a_network_with_a_running_container_is_not_removed_on_stale_users(
-        tmp_path: Path) -> None:
+def test_a_network_with_a_running_container_is_not_removed_on_stale_users(tmp_path: Path) -> None:
     """The API reads a network's users before its removal runs in a worker thread; a
     container that started in between holds an endpoint, and the removal is refused (it was
     done, leaving the container on a network that no longer existed)."""
     from berth.errors import Forbidden, NotFound
     from berth.networks import Driver, IpamConfig, NetworkRecord
+
     svc = _service(tmp_path)
     # a macvlan network: a record and no link, so no root is needed
-    svc._add(NetworkRecord(id="n" * 64, name="stale", driver=Driver.MACVLAN, created="",
-                           ipam=(IpamConfig(subnet="10.251.0.0/24", gateway="10.251.0.1"),),
-                           options={"parent": "lo"}))
-    users_read_by_the_api: list[str] = []     # before the container below started
+    svc._add(
+        NetworkRecord(
+            id="n" * 64,
+            name="stale",
+            driver=Driver.MACVLAN,
+            created="",
+            ipam=(IpamConfig(subnet="10.251.0.0/24", gateway="10.251.0.1"),),
+            options={"parent": "lo"},
+        )
+    )
+    users_read_by_the_api: list[str] = []  # before the container below started
     svc.allocate("stale", "c" * 64, name="late", aliases=[])
     with pytest.raises(Forbidden, match="has active endpoints"):
         svc.remove("stale", users_read_by_the_api)
@@ -464,6 +583,7 @@ def test_ports_close_when_their_network_is_gone(tmp_path: Path) -> None:
     from berth.errors import NotFound
     from berth.networks.ports import PortMapper
     from tests.integration.registries import free_port
+
     gone = {"net": False}
 
     def bridge_of(net: str) -> str:
@@ -474,11 +594,12 @@ def test_ports_close_when_their_network_is_gone(tmp_path: Path) -> None:
     async def go() -> None:
         pm = PortMapper("BERTH-conc", bridge_of, iptables=False)
         port = free_port()
-        await pm.publish("c" * 64, {"80/tcp": [{"HostIp": "127.0.0.1",
-                                                "HostPort": str(port)}]}, "10.9.9.9", "n")
+        await pm.publish(
+            "c" * 64, {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}, "10.9.9.9", "n"
+        )
         gone["net"] = True
         pm.unpublish("c" * 64, "n")
-        with socket.socket() as s:   # the port is free again
+        with socket.socket() as s:  # the port is free again
             s.bind(("127.0.0.1", port))
 
     asyncio.run(go())

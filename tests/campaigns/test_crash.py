@@ -54,10 +54,11 @@ class Ledger:
     """What each call the workload made was answered: a name's expected state after a restart
     ("running", "exited", "absent", "exists" for networks and volumes, or "any" while its call
     was in flight when the daemon died)."""
+
     containers: dict[str, str] = field(default_factory=dict)
     networks: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, str] = field(default_factory=dict)
-    connected: dict[str, set[str]] = field(default_factory=dict)   # container -> networks
+    connected: dict[str, set[str]] = field(default_factory=dict)  # container -> networks
     calls: int = 0
 
 
@@ -69,12 +70,12 @@ class Gone(Exception):
 class Ctx:
     d: Daemon
     reg: Registry
-    big: str            # an image on the registry whose layer is not local
-    big_tar: Path       # a `save` of it, for load
-    ctxdir: Path        # a build context
+    big: str  # an image on the registry whose layer is not local
+    big_tar: Path  # a `save` of it, for load
+    ctxdir: Path  # a build context
     stop: threading.Event
     ledger: Ledger
-    n: int              # the instant's number, for unique names
+    n: int  # the instant's number, for unique names
 
     def call(self, *args: str) -> str:
         if self.stop.is_set():
@@ -120,9 +121,10 @@ def w_runrm(c: Ctx) -> None:
     for k in range(1000):
         name = f"rr{c.n}-{k}"
         extra = ["--network", f"rr{c.n}"] if k % 2 else ["-p", "127.0.0.1::80"]
-        c.container(name, "run", "-d", "--name", name, *extra, "busybox", "sleep", "600",
-                    expect="running")
-        if k % 3 != 2:   # one in three is left running
+        c.container(
+            name, "run", "-d", "--name", name, *extra, "busybox", "sleep", "600", expect="running"
+        )
+        if k % 3 != 2:  # one in three is left running
             c.container(name, "rm", "-f", name, expect="absent")
 
 
@@ -130,8 +132,9 @@ def w_volume(c: Ctx) -> None:
     for k in range(1000):
         name, vol = f"vc{c.n}-{k}", f"vol{c.n}-{k}"
         c.ledger.volumes[vol] = "any"
-        c.container(name, "run", "--name", name, "-v", f"{vol}:/etc", "busybox", "true",
-                    expect="exited")
+        c.container(
+            name, "run", "--name", name, "-v", f"{vol}:/etc", "busybox", "true", expect="exited"
+        )
         c.ledger.volumes[vol] = "exists"
 
 
@@ -141,8 +144,7 @@ def w_network(c: Ctx) -> None:
         c.ledger.networks[net] = "any"
         c.call("network", "create", net)
         c.ledger.networks[net] = "exists"
-        c.container(name, "run", "-d", "--name", name, "busybox", "sleep", "600",
-                    expect="running")
+        c.container(name, "run", "-d", "--name", name, "busybox", "sleep", "600", expect="running")
         c.call("network", "connect", net, name)
         c.ledger.connected.setdefault(name, set()).add(net)
 
@@ -154,8 +156,14 @@ def w_load(c: Ctx) -> None:
 
 
 WORKLOADS: dict[str, Callable[[Ctx], None]] = {
-    "pull": w_pull, "push": w_push, "build": w_build, "runrm": w_runrm, "volume": w_volume,
-    "network": w_network, "load": w_load}
+    "pull": w_pull,
+    "push": w_push,
+    "build": w_build,
+    "runrm": w_runrm,
+    "volume": w_volume,
+    "network": w_network,
+    "load": w_load,
+}
 
 
 @pytest.fixture(scope="module")
@@ -165,21 +173,24 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path, registry: Registry
-          ) -> Iterator[tuple[Daemon, Path, Path, str, Path]]:
+def setup(
+    tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path, registry: Registry
+) -> Iterator[tuple[Daemon, Path, Path, str, Path]]:
     base = tmp_path_factory.mktemp("crash")
     ctxdir = base / "context"
     ctxdir.mkdir()
     (ctxdir / "Dockerfile").write_text(
         "FROM busybox\nCOPY files /files\nRUN dd if=/dev/urandom of=/r1 bs=64k count=32\n"
-        "RUN echo step > /step && cp -r /files /files2\n")
+        "RUN echo step > /step && cp -r /files /files2\n"
+    )
     (ctxdir / "files").mkdir()
     for i in range(50):
         (ctxdir / "files" / f"f{i}").write_bytes(os.urandom(2048))
     bigctx = base / "big"
     bigctx.mkdir()
     (bigctx / "Dockerfile").write_text(
-        "FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1M count=16\n")
+        "FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1M count=16\n"
+    )
     with running_daemon(base / "d", rootfs_tar) as d:
         big = f"{registry.addr}/crash/big:1"
         d.ok("build", "-q", "-t", big, str(bigctx))
@@ -269,8 +280,9 @@ def clear(d: Daemon, keep: set[str]) -> None:
     assert not inv.cgroups(d) and not inv.veths(d) and not inv.port_rules(d)
 
 
-def test_daemon_killed_at_any_instant(setup: tuple[Daemon, Path, Path, str, Path],
-                                      registry: Registry) -> None:
+def test_daemon_killed_at_any_instant(
+    setup: tuple[Daemon, Path, Path, str, Path], registry: Registry
+) -> None:
     d, big_tar, ctxdir, big, _ = setup
     rng = random.Random(SEED)
     print(f"crash campaign: seed {SEED}, {INSTANTS} instants")
@@ -283,8 +295,7 @@ def test_daemon_killed_at_any_instant(setup: tuple[Daemon, Path, Path, str, Path
         c = Ctx(d, registry, big, big_tar, ctxdir, threading.Event(), ledger, n)
         failure: list[BaseException] = []
 
-        def work(c: Ctx = c, what: str = what, failure: list[BaseException] = failure
-                 ) -> None:
+        def work(c: Ctx = c, what: str = what, failure: list[BaseException] = failure) -> None:
             try:
                 WORKLOADS[what](c)
             except Gone:
@@ -308,12 +319,22 @@ def test_daemon_killed_at_any_instant(setup: tuple[Daemon, Path, Path, str, Path
             check_after(d, ledger)
             clear(d, {"busybox:latest"})
         except AssertionError as e:
-            raise AssertionError(f"after a kill during {what} (instant {n}, at {delay:.2f} s, "
-                                 f"seed {SEED}): {e}") from e
+            raise AssertionError(
+                f"after a kill during {what} (instant {n}, at {delay:.2f} s, seed {SEED}): {e}"
+            ) from e
         done[what] += 1
         calls += ledger.calls
-    inv.report("crash", {"instants": INSTANTS, "survived": sum(done.values()), "by_workload": done,
-                     "calls": calls, "seed": SEED, "orphans_left": 0})
+    inv.report(
+        "crash",
+        {
+            "instants": INSTANTS,
+            "survived": sum(done.values()),
+            "by_workload": done,
+            "calls": calls,
+            "seed": SEED,
+            "orphans_left": 0,
+        },
+    )
 
 
 def test_published_ports_over_a_crash(private_daemon: Daemon) -> None:
@@ -328,7 +349,7 @@ def test_published_ports_over_a_crash(private_daemon: Daemon) -> None:
     gone_pid = int(d.inspect(gone)["State"]["Pid"])
     assert len(inv.port_rules(d)) == 2
     d.stop(signal.SIGKILL)
-    os.kill(gone_pid, signal.SIGKILL)   # it ends while no daemon watches
+    os.kill(gone_pid, signal.SIGKILL)  # it ends while no daemon watches
     d.start()
     assert d.inspect(keep)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"] == port
     assert not d.inspect(gone)["State"]["Running"]
@@ -351,8 +372,9 @@ def test_a_veth_no_record_names_is_reclaimed_at_start(private_daemon: Daemon) ->
     own = inv.veths(d)
     assert len(own) == 1
     stray = "vb" + cid[:11]
-    subprocess.run(["ip", "link", "add", stray, "type", "veth", "peer", "name", stray + "p"],
-                   check=True)
+    subprocess.run(
+        ["ip", "link", "add", stray, "type", "veth", "peer", "name", stray + "p"], check=True
+    )
     try:
         subprocess.run(["ip", "link", "set", stray, "master", bridge], check=True)
         d.stop(signal.SIGKILL)
@@ -367,8 +389,7 @@ def test_a_veth_no_record_names_is_reclaimed_at_start(private_daemon: Daemon) ->
         d.ok("network", "rm", "reclaim-net")
 
 
-def test_a_process_under_a_created_record_is_reclaimed_at_start(private_daemon: Daemon
-                                                                 ) -> None:
+def test_a_process_under_a_created_record_is_reclaimed_at_start(private_daemon: Daemon) -> None:
     """Found by the campaign: berthd killed during a start, after the container's process
     was made but before its record said running, left the process running (and its cgroups)
     under a record that says created, for good. At start they go; the record stays created."""
@@ -381,7 +402,7 @@ def test_a_process_under_a_created_record_is_reclaimed_at_start(private_daemon: 
             cg = hier / d.cgroup_parent / cid
             cg.mkdir(parents=True, exist_ok=True)
             made.append(cg)
-            for f in ("cpuset.cpus", "cpuset.mems"):   # v1's cpuset takes no process without
+            for f in ("cpuset.cpus", "cpuset.mems"):  # v1's cpuset takes no process without
                 for level in (cg.parent, cg):
                     if (level / f).exists() and not (level / f).read_text().strip():
                         (level / f).write_text((level.parent / f).read_text())
@@ -433,4 +454,3 @@ def test_shim_host_killed(setup: tuple[Daemon, Path, Path, str, Path]) -> None:
         wait_zero(d, "after the rm")
         assert not inv.cgroups(d) and not inv.veths(d) and not inv.port_rules(d)
     inv.report("shim", {"kills": killed, "orphans_left": 0})
-

@@ -33,30 +33,52 @@ def rules(d: Daemon) -> set[tuple[str, str]]:
     """The daemon's IPv4 rules (table, rule as `iptables -S` shows it), its jumps included."""
     out = set()
     for table in ("filter", "nat"):
-        text = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True,
-                              text=True, check=True).stdout
+        text = subprocess.run(
+            ["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True, check=True
+        ).stdout
         out |= {(table, line) for line in text.splitlines() if chain(d) in line}
     return out
 
 
 def fwd_rules(d: Daemon) -> list[str]:
-    return subprocess.run(["iptables", "-w", "-S", f"{chain(d)}-FWD"], capture_output=True,
-                          text=True).stdout.splitlines()
+    return subprocess.run(
+        ["iptables", "-w", "-S", f"{chain(d)}-FWD"], capture_output=True, text=True
+    ).stdout.splitlines()
 
 
 def flush_own(d: Daemon) -> None:
     """What a flush of the tables does to this daemon's rules, and to no one else's: the jumps
     to its chains go, its chains are flushed and deleted."""
     ch = chain(d)
-    for table, parents in (("filter", (("FORWARD", [f"{ch}-FWD"]),)),
-                           ("nat", (("POSTROUTING", [f"{ch}-POST"]),
-                                    ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL",
-                                                    f"{ch}-DNAT"]),
-                                    ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "!",
-                                                "-d", "127.0.0.0/8", f"{ch}-DNAT"])))):
+    for table, parents in (
+        ("filter", (("FORWARD", [f"{ch}-FWD"]),)),
+        (
+            "nat",
+            (
+                ("POSTROUTING", [f"{ch}-POST"]),
+                ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", f"{ch}-DNAT"]),
+                (
+                    "OUTPUT",
+                    [
+                        "-m",
+                        "addrtype",
+                        "--dst-type",
+                        "LOCAL",
+                        "!",
+                        "-d",
+                        "127.0.0.0/8",
+                        f"{ch}-DNAT",
+                    ],
+                ),
+            ),
+        ),
+    ):
         for parent, rule in parents:
-            subprocess.run(["iptables", "-w", "-t", table, "-D", parent, *rule[:-1], "-j",
-                            rule[-1]], capture_output=True, check=True)
+            subprocess.run(
+                ["iptables", "-w", "-t", table, "-D", parent, *rule[:-1], "-j", rule[-1]],
+                capture_output=True,
+                check=True,
+            )
     for table, names in (("filter", ("FWD", "ISO1", "ISO2")), ("nat", ("POST", "DNAT"))):
         for n in names:
             subprocess.run(["iptables", "-w", "-t", table, "-F", f"{ch}-{n}"], check=True)
@@ -85,8 +107,9 @@ def discard(d: Daemon) -> None:
     shutil.rmtree(d.base, ignore_errors=True)
 
 
-def test_second_daemon_on_the_same_bridge_is_refused(private_daemon: Daemon,
-                                                     tmp_path: Path) -> None:
+def test_second_daemon_on_the_same_bridge_is_refused(
+    private_daemon: Daemon, tmp_path: Path
+) -> None:
     first = private_daemon
     before = rules(first)
     assert before and link_exists(first.bridge)
@@ -105,8 +128,19 @@ def test_second_daemon_on_the_same_bridge_is_refused(private_daemon: Daemon,
     # and the first one works on: the issue's symptom was "Chain 'BERTH-ISO2' does not exist"
     first.ok("network", "create", "after-second")
     try:
-        out = first.ok("run", "--rm", "--network", "after-second", "busybox", "ip", "-4",
-                       "-o", "addr", "show", "eth0")
+        out = first.ok(
+            "run",
+            "--rm",
+            "--network",
+            "after-second",
+            "busybox",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        )
         assert "inet " in out
         out = first.ok("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
         assert "inet " in out
@@ -115,25 +149,37 @@ def test_second_daemon_on_the_same_bridge_is_refused(private_daemon: Daemon,
 
 
 def test_a_second_daemon_with_its_own_bridge_starts_and_leaves_the_first_alone(
-        private_daemon: Daemon, tmp_path: Path) -> None:
+    private_daemon: Daemon, tmp_path: Path
+) -> None:
     """Two daemons with their own bridges run side by side; a user network's bridge name held
     by one is refused to the other (409), and the other's exit leaves the first's as it was."""
     first = private_daemon
-    first.ok("network", "create", "-o", "com.docker.network.bridge.name=" + first.bridge[:9]
-             + "u", "held")
+    first.ok(
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.name=" + first.bridge[:9] + "u",
+        "held",
+    )
     try:
         before = rules(first)
         second = Daemon(tmp_path / "second")
         try:
             second.start()
-            r = second.berth("network", "create", "-o",
-                             "com.docker.network.bridge.name=" + first.bridge[:9] + "u", "grab")
+            r = second.berth(
+                "network",
+                "create",
+                "-o",
+                "com.docker.network.bridge.name=" + first.bridge[:9] + "u",
+                "grab",
+            )
             assert r.returncode != 0
             assert "is in use by another berthd" in r.stderr, r.stderr
             assert "grab" not in second.ok("network", "ls", "--format", "{{.Name}}").split()
             # the default bridge of the first one is refused too, as a user network's bridge
-            r = second.berth("network", "create", "-o",
-                             f"com.docker.network.bridge.name={first.bridge}", "grab2")
+            r = second.berth(
+                "network", "create", "-o", f"com.docker.network.bridge.name={first.bridge}", "grab2"
+            )
             assert r.returncode != 0 and "in use by another berthd" in r.stderr, r.stderr
         finally:
             second.cleanup()
@@ -146,8 +192,9 @@ def test_a_second_daemon_with_its_own_bridge_starts_and_leaves_the_first_alone(
 def test_rules_removed_under_the_daemon_are_put_back(private_daemon: Daemon) -> None:
     d = private_daemon
     d.ok("network", "create", "fw-net")
-    cid = d.ok("run", "-d", "--network", "fw-net", "-p", "127.0.0.1::8080", "busybox",
-               "sleep", "600").strip()
+    cid = d.ok(
+        "run", "-d", "--network", "fw-net", "-p", "127.0.0.1::8080", "busybox", "sleep", "600"
+    ).strip()
     try:
         before = rules(d)
         port_rule = [r for t, r in before if t == "filter" and "--dport 8080" in r]
@@ -161,8 +208,7 @@ def test_rules_removed_under_the_daemon_are_put_back(private_daemon: Daemon) -> 
         assert rules(d) == before
         fwd = fwd_rules(d)
         # the published port's ACCEPT comes before the bridge's last DROP, as publish put it
-        assert fwd.index(port_rule[0]) < max(i for i, r in enumerate(fwd)
-                                             if r.endswith("-j DROP"))
+        assert fwd.index(port_rule[0]) < max(i for i, r in enumerate(fwd) if r.endswith("-j DROP"))
         assert "rules of chain" in d.log.read_text()
 
         # 2. at once, on a network create (the issue's "Chain 'BERTH-ISO2' does not exist")
@@ -195,7 +241,7 @@ def test_claims_exclude_each_other_and_go_with_their_holder(tmp_path: Path) -> N
     name = "test-" + secrets.token_hex(4)
     a, b = Claims(), Claims()
     a.claim("chain", name)
-    a.claim("chain", name)   # held here already: nothing to do
+    a.claim("chain", name)  # held here already: nothing to do
     with pytest.raises(Conflict, match="in use by another berthd"):
         b.claim("chain", name)
     a.release("chain", name)
@@ -210,9 +256,12 @@ def test_claims_exclude_each_other_and_go_with_their_holder(tmp_path: Path) -> N
             pass
 
     tag = secrets.token_hex(3)
-    one, two = (NetworkService(Meta(), NetConfig(bridge=f"btlong{tag}{x}", iptables=False,
-                                                 run_dir=str(tmp_path / x)))
-                for x in ("a", "b"))
+    one, two = (
+        NetworkService(
+            Meta(), NetConfig(bridge=f"btlong{tag}{x}", iptables=False, run_dir=str(tmp_path / x))
+        )
+        for x in ("a", "b")
+    )
     assert one.cfg.chain == two.cfg.chain
     one.load()
     two.load()
@@ -220,14 +269,21 @@ def test_claims_exclude_each_other_and_go_with_their_holder(tmp_path: Path) -> N
     try:
         with pytest.raises(Conflict, match="iptables chain prefix"):
             two.claim()
-        assert not two.claims.holds("bridge", two.cfg.bridge)   # nothing kept on refusal
+        assert not two.claims.holds("bridge", two.cfg.bridge)  # nothing kept on refusal
     finally:
         one.claims.release_all()
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from berth.networks.locks import Claims; "
-         f"c = Claims(); c.claim('chain', {name!r}); print('held', flush=True); "
-         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from berth.networks.locks import Claims; "
+            f"c = Claims(); c.claim('chain', {name!r}); print('held', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         with pytest.raises(Conflict):

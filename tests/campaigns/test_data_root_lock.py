@@ -17,8 +17,9 @@ from tests.integration.conftest import Daemon
 pytestmark = pytest.mark.root
 
 
-def test_a_second_daemon_on_the_same_data_root_is_refused(private_daemon: Daemon,
-                                                          tmp_path: Path) -> None:
+def test_a_second_daemon_on_the_same_data_root_is_refused(
+    private_daemon: Daemon, tmp_path: Path
+) -> None:
     first = private_daemon
     cid = first.ok("create", "busybox", "true").strip()
     second = Daemon(tmp_path / "second")
@@ -34,7 +35,7 @@ def test_a_second_daemon_on_the_same_data_root_is_refused(private_daemon: Daemon
         # it made nothing of its own: no bridge, no socket
         assert not second.sock.exists()
     finally:
-        second.data_root = tmp_path / "second" / "data"   # its cleanup must not sweep ours
+        second.data_root = tmp_path / "second" / "data"  # its cleanup must not sweep ours
         second.cleanup()
     # the first one works on, its container untouched
     assert first.inspect(cid)["State"]["Status"] == "created"

@@ -29,13 +29,14 @@ from tests.integration.registries import Registry, running
 pytestmark = [pytest.mark.root, pytest.mark.registry]
 
 TMPFS_MB = 48
-FAULTS: list[str] = []     # what was tried, for the report
+FAULTS: list[str] = []  # what was tried, for the report
 
 
 def mount_tmpfs(path: Path, size_mb: int) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs",
-                    str(path)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(path)], check=True
+    )
 
 
 def umount(path: Path) -> None:
@@ -83,15 +84,17 @@ def small_daemon(tmp_path: Path, rootfs_tar: Path) -> Iterator[Daemon]:
         umount(base / "data")
 
 
-def test_disk_fills_during_a_pull(small_daemon: Daemon, registry: Registry, tmp_path: Path,
-                                  rootfs_tar: Path) -> None:
+def test_disk_fills_during_a_pull(
+    small_daemon: Daemon, registry: Registry, tmp_path: Path, rootfs_tar: Path
+) -> None:
     d = small_daemon
     ref = f"{registry.addr}/faults/huge:1"
     ctx = tmp_path / "huge"
     ctx.mkdir()
     # incompressible: its blob and its unpacked layer are each bigger than the tmpfs's room
-    (ctx / "Dockerfile").write_text("FROM busybox\nRUN dd if=/dev/urandom of=/huge bs=1M "
-                                    f"count={TMPFS_MB}\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM busybox\nRUN dd if=/dev/urandom of=/huge bs=1M count={TMPFS_MB}\n"
+    )
     with running_daemon(tmp_path / "maker", rootfs_tar) as maker:
         maker.ok("build", "-q", "-t", ref, str(ctx))
         maker.ok("push", ref)
@@ -116,7 +119,8 @@ def test_disk_fills_during_a_build(small_daemon: Daemon, tmp_path: Path) -> None
     consistent(d)
     (ctx / "big").unlink()
     (ctx / "Dockerfile").write_text(
-        f"FROM busybox\nRUN dd if=/dev/zero of=/fill bs=1M count={TMPFS_MB * 2}\n")
+        f"FROM busybox\nRUN dd if=/dev/zero of=/fill bs=1M count={TMPFS_MB * 2}\n"
+    )
     FAULTS.append("disk full during a build's RUN")
     r = d.berth("build", "-t", "faults/run", str(ctx), timeout=300)
     clear_error(r, "no space left on device")
@@ -133,8 +137,14 @@ def test_disk_fills_during_a_build(small_daemon: Daemon, tmp_path: Path) -> None
 def test_disk_fills_under_a_log_flood(small_daemon: Daemon) -> None:
     d = small_daemon
     FAULTS.append("disk full under a log flood")
-    cid = d.ok("run", "-d", "busybox", "sh", "-c",
-               "while :; do echo 0123456789012345678901234567890123456789; done").strip()
+    cid = d.ok(
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do echo 0123456789012345678901234567890123456789; done",
+    ).strip()
     data = d.data_root
     deadline = time.monotonic() + 120
     while shutil.disk_usage(data).free > 256 * 1024 and time.monotonic() < deadline:
@@ -151,8 +161,9 @@ def test_disk_fills_under_a_log_flood(small_daemon: Daemon) -> None:
         clear_error(r, "no space left on device", "disk is full")
     d.ok("rm", "-f", cid)
     consistent(d)
-    assert shutil.disk_usage(data).free > (TMPFS_MB // 2) * 1024 * 1024, \
+    assert shutil.disk_usage(data).free > (TMPFS_MB // 2) * 1024 * 1024, (
         "the flood's log was not freed with its container"
+    )
     assert d.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"
 
 
@@ -165,8 +176,11 @@ def test_data_root_made_read_only(private_daemon: Daemon) -> None:
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(d.data_root)], check=True)
         FAULTS.append("data root read-only under a running daemon")
-        for args in (("create", "--name", "ro-ctr", "busybox", "true"),
-                     ("volume", "create", "ro-vol"), ("run", "--rm", "busybox", "true")):
+        for args in (
+            ("create", "--name", "ro-ctr", "busybox", "true"),
+            ("volume", "create", "ro-vol"),
+            ("run", "--rm", "busybox", "true"),
+        ):
             r = d.berth(*args)
             clear_error(r, "read-only file system")
         assert d.ok("images", "-q")
@@ -200,13 +214,16 @@ def test_read_only_data_root_at_start(private_daemon: Daemon) -> None:
 def test_no_iptables_in_path(tmp_path: Path, rootfs_tar: Path) -> None:
     """berthd with no iptables to run refuses to start and says what to do; with
     --iptables=false it starts."""
-    path = ":".join(p for p in os.environ["PATH"].split(":")
-                    if p and not os.path.exists(os.path.join(p, "iptables")))
+    path = ":".join(
+        p
+        for p in os.environ["PATH"].split(":")
+        if p and not os.path.exists(os.path.join(p, "iptables"))
+    )
     assert shutil.which("iptables", path=path) is None
     d = Daemon(tmp_path / "noipt")
     d.env = {**d.env, "PATH": path}
     saved = os.environ["PATH"]
-    os.environ["PATH"] = path          # berthd inherits the test's environment
+    os.environ["PATH"] = path  # berthd inherits the test's environment
     FAULTS.append("no iptables")
     try:
         with pytest.raises(RuntimeError) as refused:
@@ -237,8 +254,13 @@ def test_cgroup_that_cannot_be_made(private_daemon: Daemon) -> None:
         clear_error(r, "cgroup")
         status = d.inspect("no-cgroup")["State"]
         assert not status["Running"], status
-        assert inv.orphans(d) == {"cgroups": 0, "processes": 0, "veths": 0, "iptables": 0,
-                                  "mounts": 0}
+        assert inv.orphans(d) == {
+            "cgroups": 0,
+            "processes": 0,
+            "veths": 0,
+            "iptables": 0,
+            "mounts": 0,
+        }
     finally:
         umount(parent)
     d.ok("rm", "-f", "no-cgroup")
@@ -249,4 +271,3 @@ def test_cgroup_that_cannot_be_made(private_daemon: Daemon) -> None:
 def test_report() -> None:
     """The figures (last: the tests above have run)."""
     inv.report("faults", {"tried": len(FAULTS), "faults": FAULTS})
-

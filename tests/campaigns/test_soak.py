@@ -30,7 +30,7 @@ pytestmark = pytest.mark.root
 
 COUNT = 1000 if long_form() else 100
 BASELINE_AT = 50
-MIN_SECONDS = 1830 if long_form() else 0   # the last ones start by then: > 30 min in all
+MIN_SECONDS = 1830 if long_form() else 0  # the last ones start by then: > 30 min in all
 WORKERS = 2
 THREADS_SLACK = 4
 FDS_SLACK = 8
@@ -38,9 +38,14 @@ RSS_SLACK_KIB = 32 * 1024 if long_form() else 24 * 1024
 
 
 def snapshot(d: Daemon) -> dict[str, int]:
-    return {**inv.daemon_stats(d), "mounts": len(inv.mounts(d)), "cgroups": len(inv.cgroups(d)),
-            "veths": len(inv.veths(d)), "iptables": len(inv.rules(d)),
-            "exec_root_files": inv.exec_root_files(d)}
+    return {
+        **inv.daemon_stats(d),
+        "mounts": len(inv.mounts(d)),
+        "cgroups": len(inv.cgroups(d)),
+        "veths": len(inv.veths(d)),
+        "iptables": len(inv.rules(d)),
+        "exec_root_files": inv.exec_root_files(d),
+    }
 
 
 @pytest.fixture
@@ -70,9 +75,11 @@ def one(d: Daemon, i: int) -> None:
         extra = ["--network", "soaknet", "--network-alias", f"alias{i}"]
     elif kind == 2:
         extra = ["-v", f"soakvol{i % 5}:/data"]
-    script = (f"echo started-{i}; mkdir -p /www; echo page-{i} > /www/index.html; "
-              + (f"echo {i} >> /data/log; " if kind == 2 else "")
-              + "exec httpd -f -p 80 -h /www")
+    script = (
+        f"echo started-{i}; mkdir -p /www; echo page-{i} > /www/index.html; "
+        + (f"echo {i} >> /data/log; " if kind == 2 else "")
+        + "exec httpd -f -p 80 -h /www"
+    )
     d.ok("run", "-d", "--name", name, *extra, "busybox", "sh", "-c", script)
     try:
         # exec (the open bug of issue 17: under load an exec of this answered nothing, status 0)
@@ -80,8 +87,7 @@ def one(d: Daemon, i: int) -> None:
         assert r.returncode == 0, f"{name}: exec failed: {r.stderr}"
         assert "localhost" in r.stdout, f"{name}: exec answered {r.stdout!r} ({r.stderr!r})"
         deadline = time.monotonic() + 10
-        while f"started-{i}" not in (logs := d.ok("logs", name)) and \
-                time.monotonic() < deadline:
+        while f"started-{i}" not in (logs := d.ok("logs", name)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert f"started-{i}" in logs, f"{name}: logs say {logs!r}"
         if kind == 0:
@@ -139,8 +145,7 @@ def run_range(d: Daemon, start: int, stop: int, deadline: float | None) -> None:
 def settle(d: Daemon) -> None:
     """Nothing left of the containers: wait for the last ones' veths and cgroups to go."""
     deadline = time.monotonic() + 15
-    while (inv.cgroups(d) or inv.veths(d) or inv.port_rules(d)) and \
-            time.monotonic() < deadline:
+    while (inv.cgroups(d) or inv.veths(d) or inv.port_rules(d)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert d.ok("ps", "-aq") == ""
     time.sleep(1)
@@ -158,12 +163,21 @@ def test_soak(soak_daemon: Daemon) -> None:
     after = snapshot(d)
     took = time.monotonic() - t0
     table = {k: [before[k], after[k]] for k in before}
-    inv.report("soak", {"containers": COUNT, "seconds": round(took), "after_first": BASELINE_AT,
-                    "before_after": table})
+    inv.report(
+        "soak",
+        {
+            "containers": COUNT,
+            "seconds": round(took),
+            "after_first": BASELINE_AT,
+            "before_after": table,
+        },
+    )
     left = {c: sorted(inv.cgroup_pids(d, c.split("/", 1)[1])) for c in inv.cgroups(d)}
     for k in ("mounts", "cgroups", "veths", "iptables", "exec_root_files"):
-        assert after[k] == before[k], f"{k}: {before[k]} after the first {BASELINE_AT}, " \
-                                      f"{after[k]} at the end (cgroups left: {left})"
+        assert after[k] == before[k], (
+            f"{k}: {before[k]} after the first {BASELINE_AT}, "
+            f"{after[k]} at the end (cgroups left: {left})"
+        )
     assert after["threads"] <= before["threads"] + THREADS_SLACK, table
     assert after["fds"] <= before["fds"] + FDS_SLACK, table
     assert after["rss_kib"] <= before["rss_kib"] + RSS_SLACK_KIB, table

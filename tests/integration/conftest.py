@@ -58,18 +58,44 @@ class Daemon:
             cfg.write_text("{}")
         logf = open(self.log, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [str(BIN / "berthd"), "-H", self.host, "--data-root", str(self.data_root),
-             "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
-             "--bridge", self.bridge, "--bip", self.bip,
-             "--dns", dns, "--log-level", "debug",
-             # nothing a test does may reach Docker Hub: docker.io names fail fast
-             "--docker-hub", "false", "--config-file", str(self.base / "daemon.json"),
-             # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh):
-             # a real runc is berthd's only where configured ("runc" names its own otherwise)
-             "--default-runtime", os.environ.get("BERTH_TEST_RUNTIME", "berth"),
-             *(["--add-runtime", "runc=runc"] if os.environ.get("BERTH_TEST_RUNTIME") == "runc"
-               else []), *extra],
-            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                str(BIN / "berthd"),
+                "-H",
+                self.host,
+                "--data-root",
+                str(self.data_root),
+                "--exec-root",
+                str(self.exec_root),
+                "--cgroup-parent",
+                self.cgroup_parent,
+                "--bridge",
+                self.bridge,
+                "--bip",
+                self.bip,
+                "--dns",
+                dns,
+                "--log-level",
+                "debug",
+                # nothing a test does may reach Docker Hub: docker.io names fail fast
+                "--docker-hub",
+                "false",
+                "--config-file",
+                str(self.base / "daemon.json"),
+                # BERTH_TEST_RUNTIME=runc runs the containers' tests with runc (scripts/test.sh):
+                # a real runc is berthd's only where configured ("runc" names its own otherwise)
+                "--default-runtime",
+                os.environ.get("BERTH_TEST_RUNTIME", "berth"),
+                *(
+                    ["--add-runtime", "runc=runc"]
+                    if os.environ.get("BERTH_TEST_RUNTIME") == "runc"
+                    else []
+                ),
+                *extra,
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         logf.close()
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -90,16 +116,25 @@ class Daemon:
                 self.proc.wait()
                 # a daemon that does not stop on SIGTERM is a bug (it once waited for every
                 # running container to exit): fail, after cleaning up
-                raise AssertionError(f"berthd did not stop within 10 s of signal {sig}") \
-                    from None
+                raise AssertionError(f"berthd did not stop within 10 s of signal {sig}") from None
         if sig == signal.SIGKILL:
             # the fork server dies with its parent (PDEATHSIG): give it a moment
             time.sleep(0.2)
 
-    def berth(self, *args: str, input: bytes | None = None,  # noqa: A002
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "berth"), *args], env=self.env, capture_output=True,
-                              text=input is None, input=input, timeout=timeout)
+    def berth(
+        self,
+        *args: str,
+        input: bytes | None = None,  # noqa: A002
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "berth"), *args],
+            env=self.env,
+            capture_output=True,
+            text=input is None,
+            input=input,
+            timeout=timeout,
+        )
 
     def ok(self, *args: str) -> str:
         r = self.berth(*args)
@@ -136,8 +171,10 @@ class Daemon:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if left:
-            warnings.warn(f"berthd's shim processes {left} outlived it and its containers: "
-                          "killed", stacklevel=1)
+            warnings.warn(
+                f"berthd's shim processes {left} outlived it and its containers: killed",
+                stacklevel=1,
+            )
 
     def cleanup(self) -> None:
         try:
@@ -164,27 +201,52 @@ class Daemon:
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
             chain = f"BERTH-{self.bridge[:12]}"
             for binary, parent, rule in (
-                    ("iptables", "PREROUTING", []), ("ip6tables", "PREROUTING", []),
-                    ("iptables", "OUTPUT", ["!", "-d", "127.0.0.0/8"]),
-                    ("ip6tables", "OUTPUT", ["!", "-d", "::1/128"])):
+                ("iptables", "PREROUTING", []),
+                ("ip6tables", "PREROUTING", []),
+                ("iptables", "OUTPUT", ["!", "-d", "127.0.0.0/8"]),
+                ("ip6tables", "OUTPUT", ["!", "-d", "::1/128"]),
+            ):
                 with contextlib.suppress(FileNotFoundError):
-                    subprocess.run([binary, "-w", "-t", "nat", "-D", parent, "-m", "addrtype",
-                                    "--dst-type", "LOCAL", *rule, "-j", f"{chain}-DNAT"],
-                                   capture_output=True)
+                    subprocess.run(
+                        [
+                            binary,
+                            "-w",
+                            "-t",
+                            "nat",
+                            "-D",
+                            parent,
+                            "-m",
+                            "addrtype",
+                            "--dst-type",
+                            "LOCAL",
+                            *rule,
+                            "-j",
+                            f"{chain}-DNAT",
+                        ],
+                        capture_output=True,
+                    )
             # ip6tables holds the same chains once an IPv6 network was made (DNAT once a port
             # was published over IPv6)
             for binary in ("iptables", "ip6tables"):
-                for table, chains in (("filter", ("FWD", "ISO1", "ISO2")),
-                                      ("nat", ("POST", "DNAT"))):
+                for table, chains in (
+                    ("filter", ("FWD", "ISO1", "ISO2")),
+                    ("nat", ("POST", "DNAT")),
+                ):
                     parent = "FORWARD" if table == "filter" else "POSTROUTING"
                     with contextlib.suppress(FileNotFoundError):
-                        subprocess.run([binary, "-w", "-t", table, "-D", parent, "-j",
-                                        f"{chain}-{chains[0]}"], capture_output=True)
+                        subprocess.run(
+                            [binary, "-w", "-t", table, "-D", parent, "-j", f"{chain}-{chains[0]}"],
+                            capture_output=True,
+                        )
                         for c in chains:
-                            subprocess.run([binary, "-w", "-t", table, "-F", f"{chain}-{c}"],
-                                           capture_output=True)
-                            subprocess.run([binary, "-w", "-t", table, "-X", f"{chain}-{c}"],
-                                           capture_output=True)
+                            subprocess.run(
+                                [binary, "-w", "-t", table, "-F", f"{chain}-{c}"],
+                                capture_output=True,
+                            )
+                            subprocess.run(
+                                [binary, "-w", "-t", table, "-X", f"{chain}-{c}"],
+                                capture_output=True,
+                            )
             shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -195,6 +257,7 @@ def console_socket(path: str) -> Iterator[list[bytes]]:
     `with` block has ended (the reader is joined there)."""
     import socket
     import threading
+
     got: list[bytes] = []
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
@@ -208,7 +271,7 @@ def console_socket(path: str) -> Iterator[list[bytes]]:
         while True:
             try:
                 chunk = os.read(fds[0], 4096)
-            except OSError:   # EIO: the last holder of the pty's other end is gone
+            except OSError:  # EIO: the last holder of the pty's other end is gone
                 break
             if not chunk:
                 break
@@ -262,10 +325,12 @@ def remove_cgroup_tree(d: Path) -> None:
 
 
 def _uplinks(family: str = "-4") -> list[str]:
-    out = subprocess.run(["ip", family, "-o", "route", "show", "default"], capture_output=True,
-                         text=True).stdout
-    return sorted({w[w.index("dev") + 1] for w in (line.split() for line in out.splitlines())
-                   if "dev" in w})
+    out = subprocess.run(
+        ["ip", family, "-o", "route", "show", "default"], capture_output=True, text=True
+    ).stdout
+    return sorted(
+        {w[w.index("dev") + 1] for w in (line.split() for line in out.splitlines()) if "dev" in w}
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -277,14 +342,18 @@ def no_traffic_leaves_the_machine() -> Iterator[None]:
     if os.geteuid() != 0 or not shutil.which("iptables"):
         yield
         return
-    settings = [Path("/proc/sys/net/ipv4/ip_forward"),
-                Path("/proc/sys/net/ipv6/conf/all/forwarding"),
-                Path("/proc/sys/net/ipv6/conf/default/forwarding")]
+    settings = [
+        Path("/proc/sys/net/ipv4/ip_forward"),
+        Path("/proc/sys/net/ipv6/conf/all/forwarding"),
+        Path("/proc/sys/net/ipv6/conf/default/forwarding"),
+    ]
     before = {p: p.read_text() for p in settings if p.exists()}
-    rules = [(binary, ["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests",
-                       "-j", "DROP"])
-             for binary, family in (("iptables", "-4"), ("ip6tables", "-6"))
-             if shutil.which(binary) for dev in _uplinks(family)]
+    rules = [
+        (binary, ["FORWARD", "-o", dev, "-m", "comment", "--comment", "berth-tests", "-j", "DROP"])
+        for binary, family in (("iptables", "-4"), ("ip6tables", "-6"))
+        if shutil.which(binary)
+        for dev in _uplinks(family)
+    ]
     for binary, r in rules:
         subprocess.run([binary, "-w", "-t", "mangle", "-I", *r], check=True)
     try:

@@ -62,17 +62,25 @@ class CA:
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.x509.oid import NameOID
+
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=2))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False,
-                                             False), critical=True)
-                .sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
         return cls(cert.public_bytes(serialization.Encoding.PEM), key, cert)
 
     def issue(self, ip: str) -> tuple[bytes, bytes]:
@@ -81,23 +89,32 @@ class CA:
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
-                .issuer_name(self.cert.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=2))
-                .add_extension(x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                               critical=False)
-                .sign(self.key, hashes.SHA256()))
-        return (cert.public_bytes(serialization.Encoding.PEM),
-                key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.TraditionalOpenSSL,
-                                  serialization.NoEncryption()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return (
+            cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            ),
+        )
 
 
 def _b64url(data: bytes) -> str:
@@ -108,8 +125,13 @@ class TokenServer:
     """A token service as Docker Hub's auth: Basic credentials in, an RS256 JWT out (with the
     signing certificate in x5c, which the registry checks against its rootcertbundle)."""
 
-    def __init__(self, users: dict[str, str], *, service: str = "berth-test-registry",
-                 issuer: str = "berth-test-issuer") -> None:
+    def __init__(
+        self,
+        users: dict[str, str],
+        *,
+        service: str = "berth-test-registry",
+        issuer: str = "berth-test-issuer",
+    ) -> None:
         self.users = users
         self.service = service
         self.issuer = issuer
@@ -125,11 +147,20 @@ class TokenServer:
     def jwt(self, sub: str, access: list[dict[str, Any]]) -> str:
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding
+
         der = self.signer.cert.public_bytes(serialization.Encoding.DER)
         header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": sub, "aud": self.service, "exp": now + 300,
-                  "nbf": now - 10, "iat": now, "jti": secrets.token_hex(8), "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": self.service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
         signing = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         sig = self.signer.key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing}.{_b64url(sig)}"
@@ -155,10 +186,13 @@ class TokenServer:
                 access = []
                 if user:
                     for sc in q.get("scope", []):
-                        typ, name, actions = sc.split(":", 2) if sc.count(":") >= 2 else ("", "", "")
+                        typ, name, actions = (
+                            sc.split(":", 2) if sc.count(":") >= 2 else ("", "", "")
+                        )
                         if typ == "repository":
-                            access.append({"type": typ, "name": name,
-                                           "actions": actions.split(",")})
+                            access.append(
+                                {"type": typ, "name": name, "actions": actions.split(",")}
+                            )
                 token = server.jwt(user, access)
                 self._reply(200, {"token": token, "access_token": token, "expires_in": 300})
 
@@ -183,9 +217,15 @@ class TokenServer:
 class Registry:
     """Debian's docker-registry (the CNCF distribution registry) with a config of our making."""
 
-    def __init__(self, base: Path, *, host: str = "127.0.0.1", tls: CA | None = None,
-                 token: TokenServer | None = None, htpasswd: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        host: str = "127.0.0.1",
+        tls: CA | None = None,
+        token: TokenServer | None = None,
+        htpasswd: dict[str, str] | None = None,
+    ) -> None:
         if not shutil.which("docker-registry"):
             pytest.skip("needs Debian's docker-registry package (scripts/test.sh installs it)")
         self.base = base
@@ -194,27 +234,41 @@ class Registry:
         self.port = free_port(host)
         self.log = base / "registry.log"
         cfg: dict[str, Any] = {
-            "version": 0.1, "log": {"level": "info", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(base / "data")},
-                        "delete": {"enabled": True}},
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(base / "data")},
+                "delete": {"enabled": True},
+            },
             "http": {"addr": f"{host}:{self.port}", "secret": secrets.token_hex(8)},
         }
         if tls:
             cert, key = tls.issue(host)
             (base / "server.crt").write_bytes(cert)
             (base / "server.key").write_bytes(key)
-            cfg["http"]["tls"] = {"certificate": str(base / "server.crt"),
-                                  "key": str(base / "server.key")}
+            cfg["http"]["tls"] = {
+                "certificate": str(base / "server.crt"),
+                "key": str(base / "server.key"),
+            }
         if token:
             (base / "token-signer.pem").write_bytes(token.signer.cert_pem)
-            cfg["auth"] = {"token": {"realm": token.realm, "service": token.service,
-                                     "issuer": token.issuer,
-                                     "rootcertbundle": str(base / "token-signer.pem")}}
+            cfg["auth"] = {
+                "token": {
+                    "realm": token.realm,
+                    "service": token.service,
+                    "issuer": token.issuer,
+                    "rootcertbundle": str(base / "token-signer.pem"),
+                }
+            }
         if htpasswd:
             import bcrypt
-            (base / "htpasswd").write_text("".join(
-                f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(5)).decode()}\n"
-                for u, p in htpasswd.items()))
+
+            (base / "htpasswd").write_text(
+                "".join(
+                    f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(5)).decode()}\n"
+                    for u, p in htpasswd.items()
+                )
+            )
             cfg["auth"] = {"htpasswd": {"realm": "berth-test", "path": str(base / "htpasswd")}}
         (base / "config.yml").write_text(json.dumps(cfg))  # JSON is YAML
         self.proc: subprocess.Popen[bytes] | None = None
@@ -225,10 +279,12 @@ class Registry:
 
     def start(self) -> Registry:
         with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(["docker-registry", "serve",
-                                          str(self.base / "config.yml")],
-                                         stdout=logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                ["docker-registry", "serve", str(self.base / "config.yml")],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         try:
             wait_port(self.host, self.port)
         except RuntimeError:
@@ -267,9 +323,11 @@ def layer_tar(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-               "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-               "none": "application/vnd.oci.image.layer.v1.tar"}
+LAYER_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
 
 
 @dataclass
@@ -289,9 +347,14 @@ class HandImage:
         return sha(self.config)
 
 
-def hand_image(layers: list[tuple[dict[str, bytes], str]], *, arch: str = "amd64",
-               cmd: list[str] | None = None, base_config: dict[str, Any] | None = None,
-               base_tars: list[bytes] = ()) -> HandImage:  # type: ignore[assignment]
+def hand_image(
+    layers: list[tuple[dict[str, bytes], str]],
+    *,
+    arch: str = "amd64",
+    cmd: list[str] | None = None,
+    base_config: dict[str, Any] | None = None,
+    base_tars: list[bytes] = (),
+) -> HandImage:  # type: ignore[assignment]
     """An OCI image: `base_tars` (uncompressed layers, sent gzipped) below `layers`, each a
     {path: content} compressed as named ("gzip", "zstd", "none")."""
     blobs: dict[str, bytes] = {}
@@ -302,6 +365,7 @@ def hand_image(layers: list[tuple[dict[str, bytes], str]], *, arch: str = "amd64
             blob = gzip.compress(tar, mtime=0)
         elif comp == "zstd":
             import zstandard
+
             blob = zstandard.ZstdCompressor().compress(tar)
         else:
             blob = tar
@@ -309,18 +373,26 @@ def hand_image(layers: list[tuple[dict[str, bytes], str]], *, arch: str = "amd64
         diff_ids.append(sha(tar))
         descs.append({"mediaType": LAYER_TYPES[comp], "digest": sha(blob), "size": len(blob)})
     config = dict(base_config or {})
-    config.update({"architecture": arch, "os": "linux",
-                   "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    config.update(
+        {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    )
     config.setdefault("config", {})
     if cmd:
         config["config"]["Cmd"] = cmd
     craw = json.dumps(config).encode()
     blobs[sha(craw)] = craw
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(craw),
-                   "size": len(craw)},
-        "layers": descs}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(craw),
+                "size": len(craw),
+            },
+            "layers": descs,
+        }
+    ).encode()
     return HandImage(manifest, craw, blobs, [d["digest"] for d in descs])
 
 
@@ -338,7 +410,7 @@ class FakeRegistry:
     slow: float = 0.0
     gets: dict[str, int] = field(default_factory=dict)
     ranges: list[str] = field(default_factory=list)
-    search: list[dict[str, Any]] = field(default_factory=list)   # what /v1/search answers
+    search: list[dict[str, Any]] = field(default_factory=list)  # what /v1/search answers
     port: int = field(default_factory=free_port)
     _srv: ThreadingHTTPServer | None = None
 
@@ -351,16 +423,27 @@ class FakeRegistry:
         self.manifests[(name, ref)] = (img.media_type, img.manifest)
         self.manifests[(name, img.digest)] = (img.media_type, img.manifest)
 
-    def add_index(self, name: str, ref: str, entries: list[tuple[HandImage, dict[str, str]]]
-                  ) -> str:
+    def add_index(
+        self, name: str, ref: str, entries: list[tuple[HandImage, dict[str, str]]]
+    ) -> str:
         for img, _ in entries:
             self.blobs.update(img.blobs)
             self.manifests[(name, img.digest)] = (img.media_type, img.manifest)
-        raw = json.dumps({"schemaVersion": 2,
-                          "mediaType": "application/vnd.oci.image.index.v1+json",
-                          "manifests": [{"mediaType": img.media_type, "digest": img.digest,
-                                         "size": len(img.manifest), "platform": plat}
-                                        for img, plat in entries]}).encode()
+        raw = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    {
+                        "mediaType": img.media_type,
+                        "digest": img.digest,
+                        "size": len(img.manifest),
+                        "platform": plat,
+                    }
+                    for img, plat in entries
+                ],
+            }
+        ).encode()
         self.manifests[(name, ref)] = ("application/vnd.oci.image.index.v1+json", raw)
         self.manifests[(name, sha(raw))] = ("application/vnd.oci.image.index.v1+json", raw)
         return sha(raw)
@@ -381,30 +464,46 @@ class FakeRegistry:
                 path = urlsplit(self.path).path
                 if path == "/v1/search":
                     from urllib.parse import parse_qs
+
                     q = parse_qs(urlsplit(self.path).query)
                     term = q.get("q", [""])[0]
                     n = int(q.get("n", ["25"])[0])
                     found = [r for r in reg.search if term in r["name"]][:n]
-                    return self._send(200, json.dumps({"query": term, "num_results": len(found),
-                                                       "results": found}).encode(),
-                                      "application/json", head)
+                    return self._send(
+                        200,
+                        json.dumps(
+                            {"query": term, "num_results": len(found), "results": found}
+                        ).encode(),
+                        "application/json",
+                        head,
+                    )
                 if path == "/v2/":
                     return self._send(200, b"{}", "application/json", head)
-                rest = path[len("/v2/"):]
+                rest = path[len("/v2/") :]
                 if "/manifests/" in rest:
                     name, ref = rest.rsplit("/manifests/", 1)
                     m = reg.manifests.get((name, ref))
                     if m is None:
-                        return self._send(404, json.dumps({"errors": [{
-                            "code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}).encode(),
-                            "application/json", head)
+                        return self._send(
+                            404,
+                            json.dumps(
+                                {
+                                    "errors": [
+                                        {"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}
+                                    ]
+                                }
+                            ).encode(),
+                            "application/json",
+                            head,
+                        )
                     return self._send(200, m[1], m[0], head, {"Docker-Content-Digest": sha(m[1])})
                 if "/blobs/" in rest:
                     digest = rest.rsplit("/blobs/", 1)[1]
                     data = reg.lie.get(digest, reg.blobs.get(digest))
                     if data is None:
-                        return self._send(404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}',
-                                          "application/json", head)
+                        return self._send(
+                            404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}', "application/json", head
+                        )
                     if head:
                         return self._send(200, data, "application/octet-stream", True)
                     reg.gets[digest] = reg.gets.get(digest, 0) + 1
@@ -414,16 +513,19 @@ class FakeRegistry:
                         reg.ranges.append(rng)
                         start = int(rng[6:].split("-")[0])
                     drop = digest in reg.drop_always or (
-                        digest in reg.drop_once and reg.gets[digest] == 1)
+                        digest in reg.drop_once and reg.gets[digest] == 1
+                    )
                     self.send_response(206 if start else 200)
                     self.send_header("Content-Type", "application/octet-stream")
                     self.send_header("Content-Length", str(len(data) - start))
                     if start:
-                        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                        self.send_header(
+                            "Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"
+                        )
                     self.end_headers()
                     body = data[start:]
                     if drop:
-                        self.wfile.write(body[:max(1, len(body) // 2)])
+                        self.wfile.write(body[: max(1, len(body) // 2)])
                         self.wfile.flush()
                         self.close_connection = True
                         with contextlib.suppress(OSError):
@@ -431,14 +533,20 @@ class FakeRegistry:
                         return None
                     step = 1 << 16
                     for i in range(0, len(body), step):
-                        self.wfile.write(body[i:i + step])
+                        self.wfile.write(body[i : i + step])
                         if reg.slow:
                             time.sleep(reg.slow)
                     return None
                 return self._send(404, b"{}", "application/json", head)
 
-            def _send(self, status: int, body: bytes, ctype: str, head: bool,
-                      headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                ctype: str,
+                head: bool,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))

@@ -39,12 +39,12 @@ def write(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-def build(d: Daemon, ctx: Path, *args: str, input: bytes | None = None
-          ) -> subprocess.CompletedProcess[str]:  # noqa: A002
+def build(
+    d: Daemon, ctx: Path, *args: str, input: bytes | None = None
+) -> subprocess.CompletedProcess[str]:  # noqa: A002
     r = d.berth("build", *args, str(ctx) if input is None else "-", input=input, timeout=120)
     if isinstance(r.stdout, bytes):
-        r = subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(),
-                                        r.stderr.decode())
+        r = subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
     return r
 
 
@@ -55,7 +55,7 @@ def steps(out: str) -> list[str]:
         if line == " ---> Using cache":
             verdicts.append("cache")
         elif line.startswith(" ---> Not in the cache: "):
-            verdicts.append(line[len(" ---> Not in the cache: "):])
+            verdicts.append(line[len(" ---> Not in the cache: ") :])
     return verdicts
 
 
@@ -80,8 +80,10 @@ CMD ["cat", "/app/built.txt"]
 
 
 def test_build_config_files_and_cache(daemon: Daemon, tmp_path: Path) -> None:
-    ctx = write(tmp_path, {"Dockerfile": DOCKERFILE, "a.txt": "hello\n", "sub/b.txt": "b\n",
-                           "sub/deep/c.txt": "c\n"})
+    ctx = write(
+        tmp_path,
+        {"Dockerfile": DOCKERFILE, "a.txt": "hello\n", "sub/b.txt": "b\n", "sub/deep/c.txt": "c\n"},
+    )
     r = build(daemon, ctx, "-t", "built:1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Successfully tagged built:1" in r.stdout
@@ -91,16 +93,29 @@ def test_build_config_files_and_cache(daemon: Daemon, tmp_path: Path) -> None:
     assert cfg["Labels"] == {"version": "1"}
     assert cfg["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
     assert cfg["Volumes"] == {"/data": {}} and cfg["StopSignal"] == "SIGINT"
-    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "echo ok"], "Interval": 5_000_000_000,
-                                  "Retries": 2}
+    assert cfg["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "echo ok"],
+        "Interval": 5_000_000_000,
+        "Retries": 2,
+    }
     assert cfg["Shell"] == ["/bin/sh", "-ec"] and cfg["OnBuild"] == ["RUN echo child"]
     assert cfg["Cmd"] == ["cat", "/app/built.txt"]
     assert daemon.ok("run", "--rm", "built:1") == "built 1\n"
-    assert daemon.ok("run", "--rm", "built:1", "cat", "/app/a.txt", "/app/sub/deep/c.txt") == \
-        "hello\nc\n"
+    assert (
+        daemon.ok("run", "--rm", "built:1", "cat", "/app/a.txt", "/app/sub/deep/c.txt")
+        == "hello\nc\n"
+    )
     # the runtime's mount points are not part of a RUN's layer
-    diff = daemon.ok("run", "--rm", "--entrypoint", "", "built:1", "sh", "-c",
-                     "ls -la /etc/hosts /etc/resolv.conf | wc -l")
+    diff = daemon.ok(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "",
+        "built:1",
+        "sh",
+        "-c",
+        "ls -la /etc/hosts /etc/resolv.conf | wc -l",
+    )
     assert diff.strip() == "2"
     # the same again: every step from the cache, the same image
     r2 = build(daemon, ctx, "-t", "built:2")
@@ -123,8 +138,9 @@ def test_build_config_files_and_cache(daemon: Daemon, tmp_path: Path) -> None:
     v = steps(build(daemon, ctx, "--no-cache").stdout)
     assert v == ["--no-cache"] * 15
     # the instruction changed
-    (ctx / "Dockerfile").write_text(DOCKERFILE.replace("LABEL version=$VER",
-                                                       "LABEL version=$VER other=x"))
+    (ctx / "Dockerfile").write_text(
+        DOCKERFILE.replace("LABEL version=$VER", "LABEL version=$VER other=x")
+    )
     v = steps(build(daemon, ctx).stdout)
     assert v[6] == "the instruction changed (was: LABEL version=1)", v
     # intermediate images only show with -a
@@ -135,16 +151,22 @@ def test_build_config_files_and_cache(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_onbuild_entrypoint_and_scratch(daemon: Daemon, tmp_path: Path) -> None:
-    parent = write(tmp_path / "p", {"Dockerfile": "FROM busybox\nONBUILD COPY f /from-child\n"
-                                                  "ENTRYPOINT [\"cat\"]\nCMD [\"/etc/hostname\"]\n"})
+    parent = write(
+        tmp_path / "p",
+        {
+            "Dockerfile": "FROM busybox\nONBUILD COPY f /from-child\n"
+            'ENTRYPOINT ["cat"]\nCMD ["/etc/hostname"]\n'
+        },
+    )
     assert build(daemon, parent, "-t", "onb:parent").returncode == 0
-    child = write(tmp_path / "c", {"Dockerfile": "FROM onb:parent\nENTRYPOINT [\"cat\"]\n",
-                                   "f": "triggered\n"})
+    child = write(
+        tmp_path / "c", {"Dockerfile": 'FROM onb:parent\nENTRYPOINT ["cat"]\n', "f": "triggered\n"}
+    )
     r = build(daemon, child, "-t", "onb:child")
     assert r.returncode == 0 and "# Executing 1 build trigger" in r.stdout, r.stdout
     cfg = daemon.inspect("onb:child")["Config"]
     assert cfg["OnBuild"] is None and cfg["Entrypoint"] == ["cat"]
-    assert cfg["Cmd"] is None   # an ENTRYPOINT resets the CMD it inherited
+    assert cfg["Cmd"] is None  # an ENTRYPOINT resets the CMD it inherited
     assert daemon.ok("run", "--rm", "onb:child", "/from-child") == "triggered\n"
     scratch = write(tmp_path / "s", {"Dockerfile": "FROM scratch\nCOPY f /f\n", "f": "x"})
     r = build(daemon, scratch, "-t", "onb:scratch")
@@ -154,7 +176,10 @@ def test_onbuild_entrypoint_and_scratch(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_multistage_target_and_unused_stages(daemon: Daemon, tmp_path: Path) -> None:
-    ctx = write(tmp_path, {"Dockerfile": """\
+    ctx = write(
+        tmp_path,
+        {
+            "Dockerfile": """\
 ARG BASE=busybox
 FROM $BASE AS builder
 RUN echo compiled > /out.bin
@@ -167,7 +192,9 @@ COPY --from=builder /out.bin /app/
 COPY --from=0 /out.bin /app/again.bin
 COPY --from=busybox /etc/group /app/group
 CMD ["cat", "/app/out.bin"]
-"""})
+"""
+        },
+    )
     r = build(daemon, ctx, "-t", "multi:1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "this stage is not needed" not in r.stdout
@@ -182,25 +209,46 @@ CMD ["cat", "/app/out.bin"]
 
 
 def test_dockerignore_other_dockerfiles_and_stdin(daemon: Daemon, tmp_path: Path) -> None:
-    ctx = write(tmp_path / "ctx", {
-        ".dockerignore": "*.log\n!keep.log\n**/tmp\nsecret/\n",
-        "a.log": "x", "keep.log": "kept", "src/tmp/t": "x", "src/ok": "ok", "secret/key": "k",
-        "other/Dockerfile": "FROM busybox\nCOPY . /ctx/\n",
-        "other/Dockerfile.dockerignore": "src\n",
-        "Dockerfile": "FROM busybox\nCOPY . /ctx/\n"})
+    ctx = write(
+        tmp_path / "ctx",
+        {
+            ".dockerignore": "*.log\n!keep.log\n**/tmp\nsecret/\n",
+            "a.log": "x",
+            "keep.log": "kept",
+            "src/tmp/t": "x",
+            "src/ok": "ok",
+            "secret/key": "k",
+            "other/Dockerfile": "FROM busybox\nCOPY . /ctx/\n",
+            "other/Dockerfile.dockerignore": "src\n",
+            "Dockerfile": "FROM busybox\nCOPY . /ctx/\n",
+        },
+    )
     assert build(daemon, ctx, "-t", "ign:1").returncode == 0
     listing = daemon.ok("run", "--rm", "ign:1", "find", "/ctx", "-type", "f").split()
-    assert sorted(listing) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/keep.log",
-                               "/ctx/other/Dockerfile", "/ctx/other/Dockerfile.dockerignore",
-                               "/ctx/src/ok"]
+    assert sorted(listing) == [
+        "/ctx/.dockerignore",
+        "/ctx/Dockerfile",
+        "/ctx/keep.log",
+        "/ctx/other/Dockerfile",
+        "/ctx/other/Dockerfile.dockerignore",
+        "/ctx/src/ok",
+    ]
     # -f: another Dockerfile, and its own .dockerignore
-    assert build(daemon, ctx, "-t", "ign:2", "-f", str(ctx / "other" / "Dockerfile")
-                 ).returncode == 0
+    assert (
+        build(daemon, ctx, "-t", "ign:2", "-f", str(ctx / "other" / "Dockerfile")).returncode == 0
+    )
     listing = daemon.ok("run", "--rm", "ign:2", "find", "/ctx", "-type", "f").split()
     assert "/ctx/a.log" in listing and not any(p.startswith("/ctx/src") for p in listing)
     # -f -: the Dockerfile from stdin, the context from the directory
-    r = daemon.berth("build", "-t", "ign:3", "-f", "-", str(ctx),
-                     input=b"FROM busybox\nCOPY keep.log /k\nCMD [\"cat\", \"/k\"]\n")
+    r = daemon.berth(
+        "build",
+        "-t",
+        "ign:3",
+        "-f",
+        "-",
+        str(ctx),
+        input=b'FROM busybox\nCOPY keep.log /k\nCMD ["cat", "/k"]\n',
+    )
     assert r.returncode == 0, r.stderr
     assert daemon.ok("run", "--rm", "ign:3") == "kept"
     # - : a Dockerfile and no context
@@ -222,16 +270,25 @@ def test_copy_add_forms(daemon: Daemon, tmp_path: Path) -> None:
             tf.addfile(ti, io.BytesIO(data))
     # the URL is served by a container on the daemon's bridge: the host's own addresses are
     # refused without network.host (tests/security/test_build_entitlements.py)
-    web = daemon.ok("run", "-d", "busybox", "sh", "-c",
-                    "mkdir /www && echo 'from a url' > /www/remote.txt && "
-                    "exec httpd -f -p 8080 -h /www").strip()
+    web = daemon.ok(
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo 'from a url' > /www/remote.txt && exec httpd -f -p 8080 -h /www",
+    ).strip()
     try:
         ip = daemon.inspect(web)["NetworkSettings"]["IPAddress"]
         url = f"http://{ip}:8080/remote.txt"
-        ctx = write(tmp_path / "ctx", {
-            "pkg.tar.gz": gzip.compress(buf.getvalue()), "x1.txt": "x1", "x2.txt": "x2",
-            "run.sh": "#!/bin/sh\necho ran\n",
-            "Dockerfile": f"""\
+        ctx = write(
+            tmp_path / "ctx",
+            {
+                "pkg.tar.gz": gzip.compress(buf.getvalue()),
+                "x1.txt": "x1",
+                "x2.txt": "x2",
+                "run.sh": "#!/bin/sh\necho ran\n",
+                "Dockerfile": f"""\
 FROM busybox
 ADD pkg.tar.gz /opt/
 ADD {url} /srv/
@@ -245,16 +302,36 @@ RUN <<EOF
 echo script line 1 > /script.out
 echo script line 2 >> /script.out
 EOF
-"""})
+""",
+            },
+        )
         r = build(daemon, ctx, "-t", "forms:1")
         assert r.returncode == 0, r.stdout + r.stderr
-        sh = daemon.ok("run", "--rm", "forms:1", "sh", "-c",
-                       "cat /opt/pkg/one /opt/pkg/two /srv/remote.txt /etc/motd /script.out; "
-                       "ls /many; stat -c '%u:%g %a' /owned/x1 /usr/local/bin/run /srv/remote.txt;"
-                       " run")
-        assert sh.split("\n") == ["1", "2", "from a url", "hello from a heredoc",
-                                  "script line 1", "script line 2", "x1.txt", "x2.txt",
-                                  "1000:50 644", "0:0 750", "0:0 600", "ran", ""]
+        sh = daemon.ok(
+            "run",
+            "--rm",
+            "forms:1",
+            "sh",
+            "-c",
+            "cat /opt/pkg/one /opt/pkg/two /srv/remote.txt /etc/motd /script.out; "
+            "ls /many; stat -c '%u:%g %a' /owned/x1 /usr/local/bin/run /srv/remote.txt;"
+            " run",
+        )
+        assert sh.split("\n") == [
+            "1",
+            "2",
+            "from a url",
+            "hello from a heredoc",
+            "script line 1",
+            "script line 2",
+            "x1.txt",
+            "x2.txt",
+            "1000:50 644",
+            "0:0 750",
+            "0:0 600",
+            "ran",
+            "",
+        ]
     finally:
         daemon.berth("rm", "-f", web)
     daemon.ok("rmi", "forms:1")
@@ -263,18 +340,30 @@ EOF
 def test_run_mounts_and_network(daemon: Daemon, tmp_path: Path) -> None:
     secret = tmp_path / "token"
     secret.write_text("s3cr3t")
-    ctx = write(tmp_path / "ctx", {"data/in.txt": "bound\n", "Dockerfile": """\
+    ctx = write(
+        tmp_path / "ctx",
+        {
+            "data/in.txt": "bound\n",
+            "Dockerfile": """\
 FROM busybox
 RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count
 RUN --mount=type=bind,source=data,target=/mnt cat /mnt/in.txt > /bound
 RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ! test -e /scratch/y
 RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok > /dev/null && test -s /run/secrets/tok
 RUN --network=none sh -c '! ip link | grep -q eth0'
-"""})
+""",
+        },
+    )
     r = build(daemon, ctx, "-t", "mounts:1", "--secret", f"id=tok,src={secret}")
     assert r.returncode == 0, r.stdout + r.stderr
-    out = daemon.ok("run", "--rm", "mounts:1", "sh", "-c",
-                    "cat /count /bound; ls /cache /scratch /run/secrets 2>&1 | wc -l")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "mounts:1",
+        "sh",
+        "-c",
+        "cat /count /bound; ls /cache /scratch /run/secrets 2>&1 | wc -l",
+    )
     first, bound, _ = out.split("\n", 2)
     assert first == "1" and bound == "bound"
     assert "s3cr3t" not in daemon.ok("history", "--no-trunc", "mounts:1")
@@ -287,19 +376,30 @@ RUN --network=none sh -c '! ip link | grep -q eth0'
     daemon.ok("rmi", "mounts:1", "mounts:2")
 
 
-@pytest.mark.parametrize("dockerfile,wanted", [
-    ("FROM busybox\nFOO bar\n", "Dockerfile:2: dockerfile parse error on line 2: "
-                                "unknown instruction: FOO"),
-    ("RUN echo\nFROM busybox\n", "Dockerfile:1: no build stage in current context"),
-    ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: COPY failed: file not found in build "
-                                           "context or excluded by .dockerignore: stat "
-                                           "missing.txt: file does not exist"),
-    ("FROM busybox\nCOPY ../outside /\n", "forbidden path outside the build context"),
-    ("FROM busybox\nCOPY --from=nostage /x /\n", "invalid from flag value nostage"),
-    ("FROM busybox\nENV\n", "Dockerfile:2: ENV requires at least one argument"),
-    ("FROM busybox\nCOPY a b c\n", "When using COPY with more than one source file, the "
-                                   "destination must be a directory and end with a /"),
-])
+@pytest.mark.parametrize(
+    "dockerfile,wanted",
+    [
+        (
+            "FROM busybox\nFOO bar\n",
+            "Dockerfile:2: dockerfile parse error on line 2: unknown instruction: FOO",
+        ),
+        ("RUN echo\nFROM busybox\n", "Dockerfile:1: no build stage in current context"),
+        (
+            "FROM busybox\nCOPY missing.txt /\n",
+            "Dockerfile:2: COPY failed: file not found in build "
+            "context or excluded by .dockerignore: stat "
+            "missing.txt: file does not exist",
+        ),
+        ("FROM busybox\nCOPY ../outside /\n", "forbidden path outside the build context"),
+        ("FROM busybox\nCOPY --from=nostage /x /\n", "invalid from flag value nostage"),
+        ("FROM busybox\nENV\n", "Dockerfile:2: ENV requires at least one argument"),
+        (
+            "FROM busybox\nCOPY a b c\n",
+            "When using COPY with more than one source file, the "
+            "destination must be a directory and end with a /",
+        ),
+    ],
+)
 def test_bad_dockerfiles(daemon: Daemon, tmp_path: Path, dockerfile: str, wanted: str) -> None:
     ctx = write(tmp_path, {"Dockerfile": dockerfile, "a": "a", "b": "b"})
     r = build(daemon, ctx, "-t", "bad:1")
@@ -309,15 +409,19 @@ def test_bad_dockerfiles(daemon: Daemon, tmp_path: Path, dockerfile: str, wanted
 
 
 def test_failing_run_keeps_tags_and_complete_cache(daemon: Daemon, tmp_path: Path) -> None:
-    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo first > /f\n"
-                                         "RUN echo out; echo err >&2; exit 3\n"})
+    ctx = write(
+        tmp_path,
+        {"Dockerfile": "FROM busybox\nRUN echo first > /f\nRUN echo out; echo err >&2; exit 3\n"},
+    )
     daemon.ok("tag", "busybox", "keep:1")
     before = daemon.inspect("keep:1")["Id"]
     r = build(daemon, ctx, "-t", "keep:1", "--force-rm")
     assert r.returncode == 3
     assert "out\n" in r.stdout and "err" in r.stdout
-    assert "The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero " \
-           "code: 3" in r.stderr
+    assert (
+        "The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero "
+        "code: 3" in r.stderr
+    )
     assert daemon.inspect("keep:1")["Id"] == before
     assert daemon.ok("ps", "-aq", "--filter", "label=berth.build") == ""
     # the steps before the failure were complete: they are in the cache
@@ -327,19 +431,43 @@ def test_failing_run_keeps_tags_and_complete_cache(daemon: Daemon, tmp_path: Pat
 
 
 def test_commit_and_diff(daemon: Daemon) -> None:
-    cid = daemon.ok("run", "-d", "busybox", "sh", "-c",
-                    "mkdir -p /new/dir && echo x > /new/dir/f && rm /bin/vi && "
-                    "echo changed >> /etc/group && sleep 60").strip()
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /new/dir && echo x > /new/dir/f && rm /bin/vi && "
+        "echo changed >> /etc/group && sleep 60",
+    ).strip()
     try:
         deadline = time.time() + 10
         while "A /new/dir/f" not in daemon.ok("diff", cid) and time.time() < deadline:
             time.sleep(0.1)
         diff = daemon.ok("diff", cid).splitlines()
-        assert {"A /new", "A /new/dir", "A /new/dir/f", "C /bin", "D /bin/vi", "C /etc",
-                "C /etc/group"} <= set(diff), diff
+        assert {
+            "A /new",
+            "A /new/dir",
+            "A /new/dir/f",
+            "C /bin",
+            "D /bin/vi",
+            "C /etc",
+            "C /etc/group",
+        } <= set(diff), diff
         assert not any("hosts" in x or "resolv" in x for x in diff)
-        iid = daemon.ok("commit", "-m", "a message", "-a", "me", "-c", "ENV COMMITTED=1",
-                        "-c", 'CMD ["cat", "/new/dir/f"]', cid, "committed:1").strip()
+        iid = daemon.ok(
+            "commit",
+            "-m",
+            "a message",
+            "-a",
+            "me",
+            "-c",
+            "ENV COMMITTED=1",
+            "-c",
+            'CMD ["cat", "/new/dir/f"]',
+            cid,
+            "committed:1",
+        ).strip()
         assert iid.startswith("sha256:")
     finally:
         daemon.ok("rm", "-f", cid)
@@ -354,14 +482,19 @@ def test_commit_and_diff(daemon: Daemon) -> None:
 def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
     if not shutil.which("docker"):
         pytest.skip("needs the docker CLI")
-    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nARG MSG=dflt\nCOPY f /f\n"
-                                         "RUN echo $MSG > /msg\nCMD [\"cat\", \"/msg\", \"/f\"]\n",
-                           "f": "file\n"})
+    ctx = write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\nARG MSG=dflt\nCOPY f /f\n"
+            'RUN echo $MSG > /msg\nCMD ["cat", "/msg", "/f"]\n',
+            "f": "file\n",
+        },
+    )
     env = {**daemon.env, "DOCKER_BUILDKIT": "0"}
 
     def docker(*a: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", *a], env=env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(["docker", *a], env=env, capture_output=True, text=True, timeout=120)
+
     r = docker("build", "-t", "dkbuild:1", "--build-arg", "MSG=given", str(ctx))
     assert r.returncode == 0, r.stderr
     assert "Successfully tagged dkbuild:1" in r.stdout
@@ -369,10 +502,12 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
     r = docker("build", "-q", "--build-arg", "MSG=given", str(ctx))
     assert r.stdout.strip() == json.loads(daemon.ok("image", "inspect", "dkbuild:1"))[0]["Id"]
     import docker as dockerpy
+
     client = dockerpy.DockerClient(base_url=daemon.host)
     try:
-        img, logs = client.images.build(path=str(ctx), tag="dkbuild:2", buildargs={"MSG": "py"},
-                                        rm=True)
+        img, logs = client.images.build(
+            path=str(ctx), tag="dkbuild:2", buildargs={"MSG": "py"}, rm=True
+        )
         assert "dkbuild:2" in img.tags
         assert any("Successfully built" in m.get("stream", "") for m in logs)
     finally:
@@ -381,12 +516,22 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_labels_cache_from_and_proxy_args(daemon: Daemon, tmp_path: Path) -> None:
-    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo \"proxy=$http_proxy\" > /p\n"
-                                         "LABEL from=dockerfile\n"})
-    r = build(daemon, ctx, "-t", "lab:1", "--label", "extra=yes", "--build-arg",
-              "http_proxy=http://127.0.0.1:9")
+    ctx = write(
+        tmp_path,
+        {"Dockerfile": 'FROM busybox\nRUN echo "proxy=$http_proxy" > /p\nLABEL from=dockerfile\n'},
+    )
+    r = build(
+        daemon,
+        ctx,
+        "-t",
+        "lab:1",
+        "--label",
+        "extra=yes",
+        "--build-arg",
+        "http_proxy=http://127.0.0.1:9",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "were not consumed" not in r.stdout   # the proxy args need no ARG
+    assert "were not consumed" not in r.stdout  # the proxy args need no ARG
     assert daemon.inspect("lab:1")["Config"]["Labels"] == {"from": "dockerfile", "extra": "yes"}
     assert daemon.ok("run", "--rm", "lab:1", "cat", "/p") == "proxy=http://127.0.0.1:9\n"
     # an unused build arg is named
@@ -404,13 +549,18 @@ def test_bind_mount_sources_stay_in_their_tree(daemon: Daemon, tmp_path: Path) -
     """A symlink to a host path, in the context or in a stage, is followed inside that tree:
     a RUN --mount never binds a host directory."""
     (tmp_path / "ctxlink").symlink_to("/etc")
-    write(tmp_path, {"Dockerfile": """\
+    write(
+        tmp_path,
+        {
+            "Dockerfile": """\
 FROM busybox AS s
 RUN ln -s /etc /evil
 FROM busybox
 RUN --mount=type=bind,from=s,source=evil,target=/m test -e /m/passwd && ! test -e /m/os-release
 RUN --mount=type=bind,source=ctxlink,target=/c ! test -e /c/os-release
-"""})
+"""
+        },
+    )
     assert Path("/etc/os-release").exists()
     r = build(daemon, tmp_path, "--no-cache")
     # the stage's link leads to the stage's /etc; the context's to nothing in the context
@@ -418,22 +568,34 @@ RUN --mount=type=bind,source=ctxlink,target=/c ! test -e /c/os-release
     assert r.returncode != 0 and "ctxlink: not found in the build context" in r.stderr
 
 
-def _docker(daemon: Daemon, *a: str, input: bytes | None = None  # noqa: A002
-            ) -> subprocess.CompletedProcess[str]:
+def _docker(
+    daemon: Daemon,
+    *a: str,
+    input: bytes | None = None,  # noqa: A002
+) -> subprocess.CompletedProcess[str]:
     """The real docker CLI's classic builder against berthd."""
     if not shutil.which("docker"):
         pytest.skip("needs the docker CLI")
-    r = subprocess.run(["docker", *a], env={**daemon.env, "DOCKER_BUILDKIT": "0"},
-                       capture_output=True, input=input, timeout=120)
-    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(),
-                                       r.stderr.decode())
+    r = subprocess.run(
+        ["docker", *a],
+        env={**daemon.env, "DOCKER_BUILDKIT": "0"},
+        capture_output=True,
+        input=input,
+        timeout=120,
+    )
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
 
 
 def _files(daemon: Daemon, image: str) -> dict[str, str]:
     """What `COPY . /ctx/` copied: path -> content."""
-    out = daemon.ok("run", "--rm", image, "sh", "-c",
-                    "cd /ctx && find . -type f | sort | while read f; do "
-                    "echo \"== $f\"; cat \"$f\"; echo; done")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        'cd /ctx && find . -type f | sort | while read f; do echo "== $f"; cat "$f"; echo; done',
+    )
     files: dict[str, str] = {}
     name = ""
     for line in out.splitlines():
@@ -446,17 +608,20 @@ def _files(daemon: Daemon, image: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("client", ["berth", "docker"])
-def test_build_files_are_not_copied(daemon: Daemon, tmp_path: Path, client: str,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_files_are_not_copied(
+    daemon: Daemon, tmp_path: Path, client: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As with dockerd: a Dockerfile from outside the context (or stdin) comes as
     `.dockerfile.<random>` and, like an ignored Dockerfile or .dockerignore, is read by the
     daemon but not copied by `COPY .`."""
+
     def run(*a: str, input: bytes | None = None) -> None:  # noqa: A002
         if client == "berth":
             r = daemon.berth("build", *a, input=input, timeout=120)
         else:
             r = _docker(daemon, "build", *a, input=input)
         assert r.returncode == 0, f"{r.stdout!r} {r.stderr!r}"
+
     df = "FROM busybox\nCOPY . /ctx/\n"
     outside = write(tmp_path / "outside", {"Dockerfile": df})
     ctx = write(tmp_path / "ctx", {"a": "a", "sub/b": "b"})
@@ -482,41 +647,65 @@ def test_build_files_are_not_copied(daemon: Daemon, tmp_path: Path, client: str,
     # a Dockerfile in an ignored directory
     write(ctx, {".dockerignore": "sub\n", "sub/Dockerfile": df})
     run("-t", "bf:1", "-f", str(ctx / "sub" / "Dockerfile"), str(ctx))
-    assert _files(daemon, "bf:1") == {"Dockerfile": df, "a": "a", "x.log": "x",
-                                      ".dockerignore": "sub\n"}
+    assert _files(daemon, "bf:1") == {
+        "Dockerfile": df,
+        "a": "a",
+        "x.log": "x",
+        ".dockerignore": "sub\n",
+    }
     # exceptions: a later ! brings back what an earlier pattern left out
-    write(ctx, {".dockerignore": "# the docs' example\n*.md\n!README*.md\nREADME-secret.md\n"
-                                 "sub\n!sub/keep\n/Dockerfile\n.dockerignore\n",
-                "README.md": "r", "README-secret.md": "s", "CHANGES.md": "c", "sub/keep": "k"})
+    write(
+        ctx,
+        {
+            ".dockerignore": "# the docs' example\n*.md\n!README*.md\nREADME-secret.md\n"
+            "sub\n!sub/keep\n/Dockerfile\n.dockerignore\n",
+            "README.md": "r",
+            "README-secret.md": "s",
+            "CHANGES.md": "c",
+            "sub/keep": "k",
+        },
+    )
     run("-t", "bf:1", str(ctx))
-    assert _files(daemon, "bf:1") == {"README.md": "r", "a": "a", "sub/keep": "k",
-                                      "x.log": "x"}
+    assert _files(daemon, "bf:1") == {"README.md": "r", "a": "a", "sub/keep": "k", "x.log": "x"}
     daemon.ok("rmi", "bf:1")
 
 
 def test_build_extra_hosts(daemon: Daemon, tmp_path: Path) -> None:
     """--add-host (the API's `extrahosts`): every RUN step's /etc/hosts; host-gateway is the
     daemon's default bridge's gateway."""
-    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN cat /etc/hosts > /h1\n"
-                                         "RUN cat /etc/hosts > /h2\n"})
+    ctx = write(
+        tmp_path,
+        {"Dockerfile": "FROM busybox\nRUN cat /etc/hosts > /h1\nRUN cat /etc/hosts > /h2\n"},
+    )
     gateway = daemon.bip.split("/")[0]
-    r = build(daemon, ctx, "-t", "xh:1", "--add-host", "db.local:10.9.8.7", "--add-host",
-              "gw:host-gateway", "--add-host", "six=::1")
+    r = build(
+        daemon,
+        ctx,
+        "-t",
+        "xh:1",
+        "--add-host",
+        "db.local:10.9.8.7",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "six=::1",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     for h in ("/h1", "/h2"):
         hosts = daemon.ok("run", "--rm", "xh:1", "cat", h)
         assert "10.9.8.7\tdb.local\n" in hosts and f"{gateway}\tgw\n" in hosts, hosts
         assert "::1\tsix\n" in hosts
     # the docker CLI sends the same (one extrahosts per --add-host); docker-py too
-    r = _docker(daemon, "build", "--no-cache", "-t", "xh:2", "--add-host", "other:10.1.1.1",
-                str(ctx))
+    r = _docker(
+        daemon, "build", "--no-cache", "-t", "xh:2", "--add-host", "other:10.1.1.1", str(ctx)
+    )
     assert r.returncode == 0, r.stderr
     assert "10.1.1.1\tother\n" in daemon.ok("run", "--rm", "xh:2", "cat", "/h2")
     import docker as dockerpy
+
     client = dockerpy.DockerClient(base_url=daemon.host)
     try:
-        client.images.build(path=str(ctx), tag="xh:3", nocache=True,
-                            extra_hosts={"py": "10.2.2.2"})
+        client.images.build(path=str(ctx), tag="xh:3", nocache=True, extra_hosts={"py": "10.2.2.2"})
     finally:
         client.close()
     assert "10.2.2.2\tpy\n" in daemon.ok("run", "--rm", "xh:3", "cat", "/h1")
@@ -533,9 +722,12 @@ def test_failing_step_error_detail(daemon: Daemon, tmp_path: Path) -> None:
     r = _docker(daemon, "build", str(ctx))
     assert r.returncode == 7, r.stdout + r.stderr
     assert "to-stderr" in r.stdout
-    assert "The command '/bin/sh -c echo to-stderr >&2; exit 7' returned a non-zero code: 7" \
+    assert (
+        "The command '/bin/sh -c echo to-stderr >&2; exit 7' returned a non-zero code: 7"
         in r.stderr
+    )
     import docker as dockerpy
+
     client = dockerpy.DockerClient(base_url=daemon.host)
     try:
         with pytest.raises(dockerpy.errors.BuildError) as err:
@@ -545,8 +737,12 @@ def test_failing_step_error_detail(daemon: Daemon, tmp_path: Path) -> None:
         client.close()
     assert "returned a non-zero code: 7" in err.value.msg
     assert any("to-stderr" in m.get("stream", "") for m in err.value.build_log)
-    assert raw[-1] == {"errorDetail": {"code": 7, "message": "The command '/bin/sh -c echo "
-                                       "to-stderr >&2; exit 7' returned a non-zero code: 7"},
-                       "error": "The command '/bin/sh -c echo to-stderr >&2; exit 7' returned "
-                                "a non-zero code: 7"}
+    assert raw[-1] == {
+        "errorDetail": {
+            "code": 7,
+            "message": "The command '/bin/sh -c echo "
+            "to-stderr >&2; exit 7' returned a non-zero code: 7",
+        },
+        "error": "The command '/bin/sh -c echo to-stderr >&2; exit 7' returned a non-zero code: 7",
+    }
     daemon.ok("container", "prune", "-f")

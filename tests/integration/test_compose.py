@@ -77,18 +77,26 @@ class Compose:
         self.name = name
         self.port = port
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> Any:
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
         import subprocess
 
         from tests.integration.conftest import BIN
-        return subprocess.run([str(BIN / "berth"), "compose", *args], cwd=self.dir,
-                              env={**self.d.env, "COMPOSE_PROJECT_NAME": self.name,
-                                   "WEB_PORT": str(self.port),
-                                   # the validation cache stays in the test's directory
-                                   "XDG_CACHE_HOME": str(self.dir / ".cache"),
-                                   **(env or {})},
-                              capture_output=True, text=True, timeout=timeout)
+
+        return subprocess.run(
+            [str(BIN / "berth"), "compose", *args],
+            cwd=self.dir,
+            env={
+                **self.d.env,
+                "COMPOSE_PROJECT_NAME": self.name,
+                "WEB_PORT": str(self.port),
+                # the validation cache stays in the test's directory
+                "XDG_CACHE_HOME": str(self.dir / ".cache"),
+                **(env or {}),
+            },
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def ok(self, *args: str, env: dict[str, str] | None = None) -> Any:
         r = self.run(*args, env=env)
@@ -96,10 +104,11 @@ class Compose:
         return r
 
     def containers(self) -> list[dict[str, Any]]:
-        ids = self.d.ok("ps", "-aq", "--filter",
-                        f"label=com.docker.compose.project={self.name}").split()
+        ids = self.d.ok(
+            "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}"
+        ).split()
         out = []
-        for i in ids:   # a container of `run --rm` may go between the list and the look
+        for i in ids:  # a container of `run --rm` may go between the list and the look
             r = self.d.berth("inspect", i)
             if r.returncode == 0:
                 out.append(json.loads(r.stdout)[0])
@@ -111,8 +120,7 @@ def app(daemon: Daemon, tmp_path: Path) -> Iterator[Compose]:
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "index.html").write_text("<h1>front page</h1>\n")
     (tmp_path / "compose.yaml").write_text(COMPOSE)
-    c = Compose(daemon, tmp_path, f"cp{tmp_path.name[-6:].lower().replace('_', '')}",
-                free_port())
+    c = Compose(daemon, tmp_path, f"cp{tmp_path.name[-6:].lower().replace('_', '')}", free_port())
     try:
         yield c
     finally:
@@ -148,22 +156,34 @@ def test_up_names_labels_network_volume_and_ports(app: Compose) -> None:
     # services find each other by name on the project's network
     deadline = time.time() + 15
     while True:
-        out = app.ok("exec", "-T", "web", "sh", "-c",
-                     "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432").stdout
+        out = app.ok(
+            "exec",
+            "-T",
+            "web",
+            "sh",
+            "-c",
+            "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432",
+        ).stdout
         if "stored" in out or time.time() > deadline:
             break
         time.sleep(0.2)
     assert "stored" in out
     ps = app.ok("ps").stdout
-    assert ps.splitlines()[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED",
-                                          "STATUS", "PORTS"]
+    assert ps.splitlines()[0].split() == [
+        "NAME",
+        "IMAGE",
+        "COMMAND",
+        "SERVICE",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+    ]
     assert f"127.0.0.1:{app.port}->80/tcp" in ps
     assert app.ok("ps", "--services").stdout.split() == ["db", "web"]
     assert f"{p}  " in app.ok("ls").stdout
 
 
-def test_second_up_changes_nothing_and_a_change_recreates_only_its_service(
-        app: Compose) -> None:
+def test_second_up_changes_nothing_and_a_change_recreates_only_its_service(app: Compose) -> None:
     app.ok("up", "-d")
     before = {c["Name"]: c["Id"] for c in app.containers()}
     r = app.ok("up", "-d")
@@ -221,7 +241,8 @@ def test_down_never_touches_external_objects_and_orphans(app: Compose) -> None:
     app.d.ok("volume", "create", ext)
     app.d.ok("network", "create", ext)
     try:
-        (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        (app.dir / "compose.yaml").write_text(
+            textwrap.dedent(f"""\
             services:
               a:
                 image: busybox
@@ -235,14 +256,16 @@ def test_down_never_touches_external_objects_and_orphans(app: Compose) -> None:
               shared: {{external: true, name: {ext}}}
             networks:
               outside: {{external: true, name: {ext}}}
-            """))
+            """)
+        )
         app.ok("up", "-d")
         a = app.d.inspect(f"{app.name}-a-1")
         assert ext in a["NetworkSettings"]["Networks"]
         # b leaves the file: an orphan, reported, then removed with --remove-orphans
         text = (app.dir / "compose.yaml").read_text()
-        (app.dir / "compose.yaml").write_text(text.replace(
-            '  b:\n    image: busybox\n    command: ["sleep", "1000"]\n', ""))
+        (app.dir / "compose.yaml").write_text(
+            text.replace('  b:\n    image: busybox\n    command: ["sleep", "1000"]\n', "")
+        )
         r = app.ok("up", "-d")
         assert "orphan containers" in r.stderr and f"{app.name}-b-1" in r.stderr
         r = app.ok("up", "-d", "--remove-orphans")
@@ -258,7 +281,8 @@ def test_down_never_touches_external_objects_and_orphans(app: Compose) -> None:
 
 
 def test_depends_on_conditions_and_up_wait(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           migrate:
             image: busybox
@@ -288,7 +312,8 @@ def test_depends_on_conditions_and_up_wait(app: Compose) -> None:
             profiles: [failing]
             depends_on:
               failing: {condition: service_completed_successfully}
-        """))
+        """)
+    )
     # a one-off waits on its service's conditions as up does
     r = app.ok("run", "--rm", "-T", "app", "echo", "ran")
     assert r.stdout == "ran\n" and f"Container {app.name}-migrate-1  Exited" in r.stderr
@@ -299,16 +324,18 @@ def test_depends_on_conditions_and_up_wait(app: Compose) -> None:
     assert f"dependency failed to start: container {app.name}-sick-1 is unhealthy" in r.stderr
     r = app.run("--profile", "failing", "up", "-d", "after_failing")
     assert r.returncode == 1
-    assert "service \"failing\" didn't complete successfully: exit 3" in r.stderr
+    assert 'service "failing" didn\'t complete successfully: exit 3' in r.stderr
 
 
 def test_build_run_exec_scale_and_the_small_verbs(app: Compose) -> None:
     (app.dir / "ctx").mkdir()
     (app.dir / "ctx" / "Dockerfile").write_text(
-        "FROM busybox\nCOPY page.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", "
-        "\"-h\", \"/www\"]\n")
+        'FROM busybox\nCOPY page.html /www/index.html\nCMD ["httpd", "-f", "-p", "80", '
+        '"-h", "/www"]\n'
+    )
     (app.dir / "ctx" / "page.html").write_text("built page\n")
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           site:
             build: ./ctx
@@ -317,7 +344,8 @@ def test_build_run_exec_scale_and_the_small_verbs(app: Compose) -> None:
             image: busybox
             command: ["sleep", "1000"]
             scale: 2
-        """))
+        """)
+    )
     r = app.ok("up", "-d")
     assert f"Image {app.name}-site  Built" in r.stderr
     assert "built page" in http_get(app.port)
@@ -350,14 +378,21 @@ def test_docker_compose_1_29_and_berth_compose_see_each_others_projects(app: Com
     adds Compose v2's depends_on and image), each tool lists and removes the other's."""
     import shutil
     import subprocess
+
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose (1.29, Debian's) is not installed")
     theirs = app.name + "dc"
     env = {**app.d.env, "WEB_PORT": str(free_port())}
 
     def dc(*args: str) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(["docker-compose", "-p", theirs, *args], cwd=app.dir, env=env,
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            ["docker-compose", "-p", theirs, *args],
+            cwd=app.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, f"docker-compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
         return r
 
@@ -368,8 +403,12 @@ def test_docker_compose_1_29_and_berth_compose_see_each_others_projects(app: Com
         other = app.d.inspect(f"{theirs}_web_1")
         ml, ol = mine["Config"]["Labels"], other["Config"]["Labels"]
         assert set(ol) <= set(ml)
-        for key in ("com.docker.compose.service", "com.docker.compose.container-number",
-                    "com.docker.compose.oneoff", "com.docker.compose.project.working_dir"):
+        for key in (
+            "com.docker.compose.service",
+            "com.docker.compose.container-number",
+            "com.docker.compose.oneoff",
+            "com.docker.compose.project.working_dir",
+        ):
             assert ml[key] == ol[key], key
         assert mine["HostConfig"]["Binds"] == other["HostConfig"]["Binds"]
         assert mine["HostConfig"]["RestartPolicy"]["Name"] in ("", "no")
@@ -382,30 +421,47 @@ def test_docker_compose_1_29_and_berth_compose_see_each_others_projects(app: Com
         # each sees the other's project
         ps = app.run("-p", theirs, "ps", "--services").stdout.split()
         assert ps == ["db", "web"]
-        listed = subprocess.run(["docker-compose", "-p", app.name, "ps", "-q"], cwd=app.dir,
-                                env=env, capture_output=True, text=True, timeout=60)
+        listed = subprocess.run(
+            ["docker-compose", "-p", app.name, "ps", "-q"],
+            cwd=app.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert len(listed.stdout.split()) == 2
         assert theirs in app.ok("ls").stdout
         # and takes it down
         r = app.run("-p", theirs, "down", "-v", "-t", "1")
         assert r.returncode == 0, r.stderr
         assert app.d.berth("volume", "inspect", f"{theirs}_dbdata").returncode != 0
-        dc_down = subprocess.run(["docker-compose", "-p", app.name, "down", "-v", "-t", "1"],
-                                 cwd=app.dir, env=env, capture_output=True, text=True,
-                                 timeout=120)
+        dc_down = subprocess.run(
+            ["docker-compose", "-p", app.name, "down", "-v", "-t", "1"],
+            cwd=app.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert dc_down.returncode == 0, dc_down.stderr
         assert app.containers() == []
         assert app.d.berth("network", "inspect", f"{app.name}_default").returncode != 0
     finally:
-        subprocess.run(["docker-compose", "-p", theirs, "down", "-v", "-t", "1"], cwd=app.dir,
-                       env=env, capture_output=True, timeout=120)
+        subprocess.run(
+            ["docker-compose", "-p", theirs, "down", "-v", "-t", "1"],
+            cwd=app.dir,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def test_service_keys_reach_the_containers(app: Compose) -> None:
     p = app.name
     (app.dir / "secret.txt").write_text("s3cret\n")
     (app.dir / "app.env").write_text("FROM_FILE=yes\nSHARED=file\n")
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           web:
             image: busybox
@@ -448,7 +504,8 @@ def test_service_keys_reach_the_containers(app: Compose) -> None:
           inline: {environment: INLINE_SECRET}
         configs:
           conf: {content: "key=value"}
-        """))
+        """)
+    )
     env = {"INLINE_SECRET": "from-env"}
     app.ok("up", "-d", env=env)
     web = app.d.inspect(f"{p}-web-1")
@@ -476,18 +533,22 @@ def test_service_keys_reach_the_containers(app: Compose) -> None:
                 return out
             time.sleep(0.2)
 
-    assert sh("web", "cat /run/secrets/pw /run/secrets/inline.txt /etc/app.conf") == \
-        "s3cret\nfrom-env" + "key=value"
+    assert (
+        sh("web", "cat /run/secrets/pw /run/secrets/inline.txt /etc/app.conf")
+        == "s3cret\nfrom-env" + "key=value"
+    )
     assert "db.test" in sh("web", "cat /etc/hosts")
     assert " /t tmpfs" in sh("web", "cat /proc/mounts")
     # the sidecar shares web's network stack; the client finds web by its alias
-    assert "front page" in sh("sidecar", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80",
-                              "front page")
+    assert "front page" in sh(
+        "sidecar", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80", "front page"
+    )
     # (once, under load, an exec here printed nothing and exited 0: asked again)
     assert sh("sidecar", "id -u", "1000").strip() == "1000"
     assert " /scratch tmpfs" in sh("sidecar", "cat /proc/mounts")
-    assert "front page" in sh("client", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc www.front 80",
-                              "front page")
+    assert "front page" in sh(
+        "client", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc www.front 80", "front page"
+    )
     # an anonymous volume outlives the recreation of its container
     sh("web", "echo kept > /anon/f; echo written", "written")
     app.ok("up", "-d", "--force-recreate", "web", env=env)
@@ -495,7 +556,8 @@ def test_service_keys_reach_the_containers(app: Compose) -> None:
 
 
 def test_attached_up_prefixes_logs_and_returns_the_exit_code(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           job:
             image: busybox
@@ -503,7 +565,8 @@ def test_attached_up_prefixes_logs_and_returns_the_exit_code(app: Compose) -> No
           idle:
             image: busybox
             command: ["sleep", "1000"]
-        """))
+        """)
+    )
     r = app.run("up", "--exit-code-from", "job", "-t", "1")
     assert r.returncode == 3, r.stderr
     assert f"{app.name}-job-1   | working" in r.stdout
@@ -517,7 +580,8 @@ def test_attached_up_prefixes_logs_and_returns_the_exit_code(app: Compose) -> No
 
 
 def test_links_volumes_from_and_ipc_of_a_service(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           store:
             image: busybox
@@ -529,12 +593,19 @@ def test_links_volumes_from_and_ipc_of_a_service(app: Compose) -> None:
             volumes_from: ["store:ro"]
             links: ["store:legacy"]
             ipc: "service:store"
-        """))
+        """)
+    )
     app.ok("up", "-d")
     deadline = time.time() + 15
     while True:
-        r = app.ok("exec", "-T", "reader", "sh", "-c",
-                   "cat /vol/f; printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc legacy 80").stdout
+        r = app.ok(
+            "exec",
+            "-T",
+            "reader",
+            "sh",
+            "-c",
+            "cat /vol/f; printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc legacy 80",
+        ).stdout
         if r.rstrip().endswith("shared") or time.time() > deadline:
             break
         time.sleep(0.2)
@@ -548,10 +619,12 @@ def test_watch_syncs_restarts_and_rebuilds(app: Compose) -> None:
     import subprocess
 
     from tests.integration.conftest import BIN
+
     (app.dir / "ctx").mkdir()
     (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY v.txt /v.txt\n")
     (app.dir / "ctx" / "v.txt").write_text("v1\n")
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           web:
             image: busybox
@@ -566,18 +639,25 @@ def test_watch_syncs_restarts_and_rebuilds(app: Compose) -> None:
             develop:
               watch:
                 - {path: ./ctx, action: rebuild}
-        """))
+        """)
+    )
     logf = open(app.dir / "watch.log", "w")  # noqa: SIM115 - closed below
-    w = subprocess.Popen([str(BIN / "berth"), "compose", "watch"], cwd=app.dir,
-                         env={**app.d.env, "COMPOSE_PROJECT_NAME": app.name,
-                              "WEB_PORT": str(app.port),
-                              "XDG_CACHE_HOME": str(app.dir / ".cache")},
-                         stdout=subprocess.DEVNULL, stderr=logf)
+    w = subprocess.Popen(
+        [str(BIN / "berth"), "compose", "watch"],
+        cwd=app.dir,
+        env={
+            **app.d.env,
+            "COMPOSE_PROJECT_NAME": app.name,
+            "WEB_PORT": str(app.port),
+            "XDG_CACHE_HOME": str(app.dir / ".cache"),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=logf,
+    )
     try:
         deadline = time.time() + 60
         while "built" not in app.run("ps", "--services").stdout:
-            assert time.time() < deadline and w.poll() is None, \
-                (app.dir / "watch.log").read_text()
+            assert time.time() < deadline and w.poll() is None, (app.dir / "watch.log").read_text()
             time.sleep(0.2)
         time.sleep(1)
         (app.dir / "www" / "new.html").write_text("synced\n")
@@ -618,18 +698,21 @@ def test_watch_syncs_restarts_and_rebuilds(app: Compose) -> None:
 @pytest.mark.registry
 def test_build_push_and_pull_through_a_local_registry(app: Compose, tmp_path: Path) -> None:
     from tests.integration.registries import Registry, running
+
     with running(Registry(tmp_path / "registry")) as reg:
         ref = f"{reg.addr}/tests/compose-app:1"
         (app.dir / "ctx").mkdir()
         (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY v.txt /v.txt\n")
         (app.dir / "ctx" / "v.txt").write_text("from the registry\n")
-        (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        (app.dir / "compose.yaml").write_text(
+            textwrap.dedent(f"""\
             services:
               app:
                 image: {ref}
                 build: ./ctx
                 command: ["sleep", "1000"]
-            """))
+            """)
+        )
         r = app.ok("build")
         assert f"Image {ref}  Built" in r.stderr
         r = app.ok("push")
@@ -646,7 +729,8 @@ def test_build_push_and_pull_through_a_local_registry(app: Compose, tmp_path: Pa
 
 def test_build_keys_args_target_secrets_and_tags(app: Compose) -> None:
     (app.dir / "ctx").mkdir()
-    (app.dir / "ctx" / "Dockerfile").write_text(textwrap.dedent("""\
+    (app.dir / "ctx" / "Dockerfile").write_text(
+        textwrap.dedent("""\
         FROM busybox AS base
         ARG GREETING=unset
         RUN echo "$GREETING" > /greeting
@@ -655,11 +739,13 @@ def test_build_keys_args_target_secrets_and_tags(app: Compose) -> None:
         RUN echo final > /stage
         FROM base AS other
         RUN echo other > /stage
-        """))
+        """)
+    )
     (app.dir / "ctx" / ".dockerignore").write_text("ignored.txt\n")
     (app.dir / "ctx" / "ignored.txt").write_text("x")
     (app.dir / "token.txt").write_text("t0ken")
-    (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent(f"""\
         services:
           app:
             build:
@@ -671,7 +757,8 @@ def test_build_keys_args_target_secrets_and_tags(app: Compose) -> None:
             command: ["sleep", "1000"]
         secrets:
           token: {{file: ./token.txt}}
-        """))
+        """)
+    )
     app.ok("up", "-d")
     out = app.ok("exec", "-T", "app", "cat", "/greeting", "/token", "/stage").stdout
     assert out == "hi\nt0kenother\n"
@@ -690,8 +777,10 @@ def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> No
     import subprocess
 
     from tests.integration.conftest import BIN
+
     p = app.name
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           talker:
             image: busybox
@@ -701,12 +790,23 @@ def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> No
             command: ["httpd", "-f", "-p", "80"]
             ports: ["127.0.0.1:${WEB_PORT}:80"]
             profiles: [web]
-        """))
-    env = {**app.d.env, "COMPOSE_PROJECT_NAME": p, "WEB_PORT": str(app.port),
-           "XDG_CACHE_HOME": str(app.dir / ".cache")}
+        """)
+    )
+    env = {
+        **app.d.env,
+        "COMPOSE_PROJECT_NAME": p,
+        "WEB_PORT": str(app.port),
+        "XDG_CACHE_HOME": str(app.dir / ".cache"),
+    }
     # attached: the logs, then Ctrl-C stops the containers
-    up = subprocess.Popen([str(BIN / "berth"), "compose", "up", "-t", "1"], cwd=app.dir,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    up = subprocess.Popen(
+        [str(BIN / "berth"), "compose", "up", "-t", "1"],
+        cwd=app.dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert up.stdout is not None
     seen = ""
     deadline = time.time() + 30
@@ -721,22 +821,34 @@ def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> No
     assert not app.d.inspect(f"{p}-talker-1")["State"]["Running"]
     app.ok("start")
     # logs: --tail, -t
-    assert app.ok("logs", "--tail", "1", "--no-log-prefix", "talker").stdout.endswith(
-        "line3\n")
+    assert app.ok("logs", "--tail", "1", "--no-log-prefix", "talker").stdout.endswith("line3\n")
     stamped = app.ok("logs", "-t", "talker").stdout.splitlines()[0]
     assert stamped.startswith(f"{p}-talker-1  | 20") and stamped.endswith("line1")
     rows = [json.loads(line) for line in app.ok("ps", "--format", "json").stdout.splitlines()]
     assert [(r["Name"], r["Service"], r["State"]) for r in rows] == [
-        (f"{p}-talker-1", "talker", "running")]
+        (f"{p}-talker-1", "talker", "running")
+    ]
     assert app.ok("ps", "--status", "exited", "-q").stdout == ""
-    assert app.ok("ps", "--format", "{{.Service}} {{.State}} {{.Label \"com.docker.compose."
-                  "container-number\"}}").stdout == "talker running 1\n"
+    assert (
+        app.ok(
+            "ps",
+            "--format",
+            '{{.Service}} {{.State}} {{.Label "com.docker.compose.container-number"}}',
+        ).stdout
+        == "talker running 1\n"
+    )
     # exec allocates a TTY when it has one
     master, slave = pty.openpty()
     try:
-        r = subprocess.run([str(BIN / "berth"), "compose", "exec", "talker", "tty"],
-                           cwd=app.dir, env=env, stdin=slave, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=60)
+        r = subprocess.run(
+            [str(BIN / "berth"), "compose", "exec", "talker", "tty"],
+            cwd=app.dir,
+            env=env,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
     finally:
         os.close(slave)
         os.close(master)
@@ -753,7 +865,8 @@ def test_tty_exec_logs_ps_formats_ctrl_c_and_a_port_conflict(app: Compose) -> No
 
 def test_run_flags_cp_and_an_unattached_service(app: Compose) -> None:
     p = app.name
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           dep:
             image: busybox
@@ -771,14 +884,40 @@ def test_run_flags_cp_and_an_unattached_service(app: Compose) -> None:
             command: ["sh", "-c", "echo from-job"]
         volumes:
           data: {}
-        """))
+        """)
+    )
     # run: --no-deps leaves dep alone; -v, -p and -l reach the one-off container
-    out = app.ok("run", "--rm", "-T", "--no-deps", "-v", "data:/data", "-v",
-                 f"{app.dir}:/host:ro", "tool", "sh", "-c", "ls /host; echo x > /data/f")
+    out = app.ok(
+        "run",
+        "--rm",
+        "-T",
+        "--no-deps",
+        "-v",
+        "data:/data",
+        "-v",
+        f"{app.dir}:/host:ro",
+        "tool",
+        "sh",
+        "-c",
+        "ls /host; echo x > /data/f",
+    )
     assert "compose.yaml" in out.stdout
     assert app.d.berth("inspect", f"{p}-dep-1").returncode != 0
-    r = app.ok("run", "-d", "-T", "--no-deps", "-p", f"127.0.0.1:{app.port}:80", "-l", "k=v",
-               "tool", "httpd", "-f", "-p", "80")
+    r = app.ok(
+        "run",
+        "-d",
+        "-T",
+        "--no-deps",
+        "-p",
+        f"127.0.0.1:{app.port}:80",
+        "-l",
+        "k=v",
+        "tool",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    )
     cid = r.stdout.strip()
     info = app.d.inspect(cid)
     assert info["Config"]["Labels"]["k"] == "v"
@@ -802,6 +941,7 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Itera
     import shutil
 
     from .test_dockerd_compat import Dockerd
+
     if not shutil.which("dockerd") or not shutil.which("docker"):
         pytest.skip("no dockerd here to compare with (apt-get install docker.io)")
     d = Dockerd(tmp_path_factory.mktemp("compose-dockerd"))
@@ -816,7 +956,8 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Itera
 def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd: Any) -> None:
     """berth compose talks only to the API: against a real dockerd it makes the same objects,
     with the same names and labels, as against berthd."""
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           web:
             image: busybox
@@ -831,7 +972,8 @@ def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd:
             healthcheck: {test: ["CMD-SHELL", "test -f /var/lib/db/greeting"], interval: 200ms}
         volumes:
           dbdata: {}
-        """))
+        """)
+    )
     denv = {"DOCKER_HOST": dockerd.env["DOCKER_HOST"], "BERTH_HOST": dockerd.env["DOCKER_HOST"]}
     p = app.name
 
@@ -839,11 +981,15 @@ def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd:
         out: dict[str, Any] = {}
         for name in (f"{p}-web-1", f"{p}-db-1"):
             c = json.loads(inspect("inspect", name))[0]
-            out[name] = ({k: v for k, v in c["Config"]["Labels"].items()
-                          if k not in ("com.docker.compose.config-hash",
-                                       "com.docker.compose.image")},
-                         sorted(c["NetworkSettings"]["Networks"]),
-                         c["State"]["Health"]["Status"] if "Health" in c["State"] else "")
+            out[name] = (
+                {
+                    k: v
+                    for k, v in c["Config"]["Labels"].items()
+                    if k not in ("com.docker.compose.config-hash", "com.docker.compose.image")
+                },
+                sorted(c["NetworkSettings"]["Networks"]),
+                c["State"]["Health"]["Status"] if "Health" in c["State"] else "",
+            )
         for kind, name in (("network", f"{p}_default"), ("volume", f"{p}_dbdata")):
             out[name] = json.loads(inspect(kind, "inspect", name))[0]["Labels"]
         return out
@@ -853,8 +999,15 @@ def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd:
         assert r.returncode == 0, r.stderr
         deadline = time.time() + 20
         while True:
-            r = app.run("exec", "-T", "web", "sh", "-c",
-                        "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432", env=denv)
+            r = app.run(
+                "exec",
+                "-T",
+                "web",
+                "sh",
+                "-c",
+                "printf 'GET /greeting HTTP/1.0\\r\\n\\r\\n' | nc db 5432",
+                env=denv,
+            )
             if "stored" in r.stdout or time.time() > deadline:
                 break
             time.sleep(0.3)
@@ -875,8 +1028,9 @@ def test_berth_compose_drives_dockerd_as_it_drives_berthd(app: Compose, dockerd:
 
 def test_post_start_and_pre_stop_hooks(app: Compose) -> None:
     (app.dir / "out").mkdir()
-    (app.dir / "out").chmod(0o777)   # the post_start hook writes as uid 1000
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "out").chmod(0o777)  # the post_start hook writes as uid 1000
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           svc:
             image: busybox
@@ -894,7 +1048,8 @@ def test_post_start_and_pre_stop_hooks(app: Compose) -> None:
             profiles: [bad]
             post_start:
               - command: ["sh", "-c", "echo nope >&2; exit 4"]
-        """))
+        """)
+    )
     app.ok("up", "-d")
     assert (app.dir / "out" / "post").read_text() == "started as 1000 yes-env\n"
     app.ok("stop", "-t", "1")
@@ -904,26 +1059,32 @@ def test_post_start_and_pre_stop_hooks(app: Compose) -> None:
     assert f"container {app.name}-bad-1: post_start hook" in r.stderr and "code 4" in r.stderr
 
 
-
 def test_create_version_and_events(app: Compose) -> None:
     import subprocess
 
     from tests.integration.conftest import BIN
+
     p = app.name
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           one:
             image: busybox
             command: ["sleep", "1000"]
-        """))
+        """)
+    )
     assert app.ok("version", "--short").stdout.strip().count(".") == 2
     assert "berth compose version v" in app.ok("version").stdout
     app.ok("create")
     assert app.d.inspect(f"{p}-one-1")["State"]["Status"] == "created"
-    ev = subprocess.Popen([str(BIN / "berth"), "compose", "events", "--json"], cwd=app.dir,
-                          env={**app.d.env, "COMPOSE_PROJECT_NAME": p,
-                               "XDG_CACHE_HOME": str(app.dir / ".cache")},
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ev = subprocess.Popen(
+        [str(BIN / "berth"), "compose", "events", "--json"],
+        cwd=app.dir,
+        env={**app.d.env, "COMPOSE_PROJECT_NAME": p, "XDG_CACHE_HOME": str(app.dir / ".cache")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         time.sleep(1)
         app.ok("start")
@@ -948,13 +1109,15 @@ def test_docker_compose_1_29_runs_a_richer_project_on_berthd(app: Compose) -> No
     docker-compose 1.29 against berthd; then berth compose takes the project down."""
     import shutil
     import subprocess
+
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose (1.29, Debian's) is not installed")
     (app.dir / "ctx").mkdir()
     (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY v.txt /v.txt\n")
     (app.dir / "ctx" / "v.txt").write_text("v1\n")
     (app.dir / "secret.txt").write_text("s3\n")
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           built:
             build: ./ctx
@@ -979,24 +1142,36 @@ def test_docker_compose_1_29_runs_a_richer_project_on_berthd(app: Compose) -> No
             ipam: {config: [{subnet: 10.232.9.0/24}]}
         secrets:
           pw: {file: ./secret.txt}
-        """))
+        """)
+    )
     env = {**app.d.env}
 
     def dc(*args: str) -> str:
-        r = subprocess.run(["docker-compose", "-p", app.name, *args], cwd=app.dir, env=env,
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            ["docker-compose", "-p", app.name, *args],
+            cwd=app.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, f"docker-compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
         return r.stdout
 
     try:
         dc("up", "-d")
-        out = dc("exec", "-T", "built", "sh", "-c",
-                 "cat /run/secrets/pw /v.txt; grep -c ' /scratch tmpfs' /proc/mounts; "
-                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc db 80 | head -1")
-        assert out.startswith("s3\nv1\n1\nHTTP/1.")   # db answered, found by name
+        out = dc(
+            "exec",
+            "-T",
+            "built",
+            "sh",
+            "-c",
+            "cat /run/secrets/pw /v.txt; grep -c ' /scratch tmpfs' /proc/mounts; "
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc db 80 | head -1",
+        )
+        assert out.startswith("s3\nv1\n1\nHTTP/1.")  # db answered, found by name
         db = app.d.inspect(f"{app.name}_db_1")
-        assert db["NetworkSettings"]["Networks"][f"{app.name}_back"]["IPAddress"] == \
-            "10.232.9.9"
+        assert db["NetworkSettings"]["Networks"][f"{app.name}_back"]["IPAddress"] == "10.232.9.9"
         # berth compose sees the project and takes it down, built image and all
         assert app.ok("ps", "--services").stdout.split() == ["built", "db"]
         app.ok("down", "-v", "--rmi", "local", "-t", "1")
@@ -1004,5 +1179,10 @@ def test_docker_compose_1_29_runs_a_richer_project_on_berthd(app: Compose) -> No
         # Compose v2 names a built image PROJECT-SERVICE, 1.29 PROJECT_SERVICE: 1.29's stays
         assert app.d.berth("image", "inspect", f"{app.name}_built").returncode == 0
     finally:
-        subprocess.run(["docker-compose", "-p", app.name, "down", "-v", "--rmi", "local",
-                        "-t", "1"], cwd=app.dir, env=env, capture_output=True, timeout=120)
+        subprocess.run(
+            ["docker-compose", "-p", app.name, "down", "-v", "--rmi", "local", "-t", "1"],
+            cwd=app.dir,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.root
 
 
 def test_pre_start_steps_run_once_before_the_first_start(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           svc:
             image: busybox
@@ -37,33 +38,38 @@ def test_pre_start_steps_run_once_before_the_first_start(app: Compose) -> None:
               - command: ["sh", "-c", "echo no database >&2; exit 3"]
         volumes:
           data: {}
-        """))
+        """)
+    )
     app.ok("up", "-d")
-    log = app.d.ok("run", "--rm", "-v", f"{app.name}_data:/data", "busybox",
-                   "cat", "/data/log").splitlines()
+    log = app.d.ok(
+        "run", "--rm", "-v", f"{app.name}_data:/data", "busybox", "cat", "/data/log"
+    ).splitlines()
     assert log[0] == "once step" and len(log) == 3
     assert [x.split()[0] for x in log[1:]] == ["replica", "replica"]
     # the service's container saw what its steps wrote: they ran before it started
-    seen = app.d.ok("run", "--rm", "-v", f"{app.name}_data:/data", "busybox",
-                    "cat", "/data/seen").splitlines()
+    seen = app.d.ok(
+        "run", "--rm", "-v", f"{app.name}_data:/data", "busybox", "cat", "/data/seen"
+    ).splitlines()
     assert seen[0] == "once step"
     names = sorted(c["Name"].lstrip("/") for c in app.containers())
-    assert names == [f"{app.name}-svc-1", f"{app.name}-svc-2"]   # no step is left behind
+    assert names == [f"{app.name}-svc-1", f"{app.name}-svc-2"]  # no step is left behind
     app.ok("up", "-d")
     app.ok("restart", "-t", "0")
-    again = app.d.ok("run", "--rm", "-v", f"{app.name}_data:/data", "busybox",
-                     "cat", "/data/log").splitlines()
-    assert again == log      # neither a second up nor a restart runs them again
+    again = app.d.ok(
+        "run", "--rm", "-v", f"{app.name}_data:/data", "busybox", "cat", "/data/log"
+    ).splitlines()
+    assert again == log  # neither a second up nor a restart runs them again
     r = app.run("--profile", "bad", "up", "-d", "bad")
     assert r.returncode != 0
     assert "service 'bad': pre_start step 1" in r.stderr and "exited with code 3" in r.stderr
     assert "no database" in r.stderr
     bad = [c for c in app.containers() if c["Name"] == f"/{app.name}-bad-1"]
-    assert bad and bad[0]["State"]["Status"] == "created"   # never started
+    assert bad and bad[0]["State"]["Status"] == "created"  # never started
 
 
 def test_deploy_keys_reach_the_container(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           svc:
             image: busybox
@@ -78,14 +84,19 @@ def test_deploy_keys_reach_the_container(app: Compose) -> None:
               restart_policy: {condition: on-failure, max_attempts: 3, delay: 1s}
               update_config: {parallelism: 1}
               placement: {constraints: ["node.role == manager"]}
-        """))
+        """)
+    )
     r = app.ok("up", "-d")
-    assert "WARN" not in r.stderr      # swarm's keys are ignored quietly, as docker compose does
+    assert "WARN" not in r.stderr  # swarm's keys are ignored quietly, as docker compose does
     found = sorted(app.containers(), key=lambda c: str(c["Name"]))
     assert [c["Name"].lstrip("/") for c in found] == [f"{app.name}-svc-1", f"{app.name}-svc-2"]
     hc = found[0]["HostConfig"]
     assert (hc["NanoCpus"], hc["Memory"], hc["PidsLimit"], hc["MemoryReservation"]) == (
-        500_000_000, 64 << 20, 50, 16 << 20)
+        500_000_000,
+        64 << 20,
+        50,
+        16 << 20,
+    )
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert "swarm.only" not in found[0]["Config"]["Labels"]
 
@@ -93,7 +104,8 @@ def test_deploy_keys_reach_the_container(app: Compose) -> None:
 def test_build_platforms_and_ssh(app: Compose) -> None:
     (app.dir / "ctx").mkdir()
     (app.dir / "ctx" / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built\n")
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           here:
             build: {context: ctx, platforms: [linux/amd64], cache_from: [busybox]}
@@ -112,7 +124,8 @@ def test_build_platforms_and_ssh(app: Compose) -> None:
                 COPY . /ctx
             command: ["sleep", "1000"]
             profiles: [inline]
-        """))
+        """)
+    )
     arch = app.d.ok("version", "--format", "{{.Server.Arch}}").strip()
     if arch != "amd64":
         pytest.skip(f"the file names linux/amd64; this daemon is {arch}")
@@ -132,7 +145,8 @@ def test_build_platforms_and_ssh(app: Compose) -> None:
 
 
 def test_config_variables_and_no_interpolate(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           svc:
             image: "busybox:${TAG:-latest}"
@@ -140,27 +154,32 @@ def test_config_variables_and_no_interpolate(app: Compose) -> None:
               NEED: ${NEED:?set it}
               ALT: ${ALT:+present}
               ESC: $$HOME
-        """))
+        """)
+    )
     r = app.ok("config", "--variables")
     assert r.stdout.splitlines() == [
         "NAME                REQUIRED            DEFAULT VALUE       ALTERNATE VALUE",
         "ALT                 false                                   present",
         "NEED                true                                    ",
-        "TAG                 false               latest              "]
+        "TAG                 false               latest              ",
+    ]
     js = json.loads(app.ok("config", "--variables", "--format", "json").stdout)
-    assert js["NEED"] == {"Name": "NEED", "DefaultValue": "", "PresenceValue": "",
-                          "Required": True}
+    assert js["NEED"] == {"Name": "NEED", "DefaultValue": "", "PresenceValue": "", "Required": True}
     # NEED is unset: interpolating fails, not interpolating does not
     assert "required variable NEED is missing a value: set it" in app.run("config").stderr
     model = json.loads(app.ok("config", "--no-interpolate", "--format", "json").stdout)
     svc = model["services"]["svc"]
     assert svc["image"] == "busybox:${TAG:-latest}"
-    assert svc["environment"] == {"NEED": "${NEED:?set it}", "ALT": "${ALT:+present}",
-                                  "ESC": "$$HOME"}
+    assert svc["environment"] == {
+        "NEED": "${NEED:?set it}",
+        "ALT": "${ALT:+present}",
+        "ESC": "$$HOME",
+    }
 
 
 def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Compose) -> None:
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           web:
             image: busybox
@@ -171,7 +190,8 @@ def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Com
             image: busybox
             command: ["sleep", "1000"]
             healthcheck: {test: ["CMD", "true"], interval: 200ms}
-        """))
+        """)
+    )
     (app.dir / ".env").write_text("GREETING=hello\n")
 
     def ids() -> dict[str, str]:
@@ -184,7 +204,7 @@ def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Com
     stamp = entries[0].stat().st_mtime_ns
     r = app.ok("up", "-d")
     assert f" Container {app.name}-web-1  Running" in r.stderr and ids() == first
-    assert entries[0].stat().st_mtime_ns == stamp     # answered from it: not written again
+    assert entries[0].stat().st_mtime_ns == stamp  # answered from it: not written again
     # a changed .env recreates web (its hash changed); db stays
     (app.dir / ".env").write_text("GREETING=bye\n")
     app.ok("up", "-d")
@@ -204,12 +224,14 @@ def test_an_unchanged_up_is_answered_from_the_cache_and_a_change_is_not(app: Com
     st = app.d.ok("inspect", "-f", "{{.State.Status}}", f"{app.name}-db-1").strip()
     assert st == "running"
     # an orphan is still reported
-    (app.dir / "compose.yaml").write_text(textwrap.dedent("""\
+    (app.dir / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           db:
             image: busybox
             command: ["sleep", "1000"]
-        """))
+        """)
+    )
     r = app.ok("up", "-d")
     assert "Found orphan containers" in r.stderr
     r = app.ok("up", "-d")
@@ -232,7 +254,7 @@ def test_up_no_recreate_and_wait_timeout(app: Compose) -> None:
     (app.dir / "compose.yaml").write_text(text)
     app.ok("up", "-d")
     before = app.d.ok("inspect", "-f", "{{.Id}}", f"{app.name}-svc-1")
-    app.ok("up", "-d", "--no-recreate", env={"V": "2"})     # changed, but kept
+    app.ok("up", "-d", "--no-recreate", env={"V": "2"})  # changed, but kept
     assert app.d.ok("inspect", "-f", "{{.Id}}", f"{app.name}-svc-1") == before
     r = app.run("--profile", "slow", "up", "-d", "--wait", "--wait-timeout", "1", "slow")
     assert r.returncode != 0
@@ -243,7 +265,8 @@ def test_more_keys_reach_the_daemon(app: Compose) -> None:
     p = app.name
     app.d.ok("volume", "create", f"{p}-outside")
     try:
-        (app.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        (app.dir / "compose.yaml").write_text(
+            textwrap.dedent(f"""\
             services:
               svc:
                 image: busybox
@@ -288,7 +311,8 @@ def test_more_keys_reach_the_daemon(app: Compose) -> None:
               outside:
                 external: true
                 name: {p}-outside
-            """))
+            """)
+        )
         app.ok("up", "-d")
         svc = app.d.inspect(f"{p}-svc-1")
         hc, cfg = svc["HostConfig"], svc["Config"]

@@ -27,19 +27,22 @@ def _legacy(rec: ContainerRecord) -> dict[str, Any]:
     links = rec.host_config.links
     doc["HostConfig"]["Links"] = list(links) if links is not None else None
     doc["_berth"] = {
-        "layers": rec.layers, "created": rec.created, "created_ns": rec.created_ns,
-        "nets": [n.to_json() for n in rec.nets], "monitor": rec.monitor,
-        "endpoints": [e.to_json() for e in rec.endpoints], "manually_stopped": rec.manually_stopped,
+        "layers": rec.layers,
+        "created": rec.created,
+        "created_ns": rec.created_ns,
+        "nets": [n.to_json() for n in rec.nets],
+        "monitor": rec.monitor,
+        "endpoints": [e.to_json() for e in rec.endpoints],
+        "manually_stopped": rec.manually_stopped,
         "link_env": rec.link_env,
-        **({"links": [{"id": lk.id, "alias": lk.alias} for lk in rec.links]}
-           if rec.links else {})}
+        **({"links": [{"id": lk.id, "alias": lk.alias} for lk in rec.links]} if rec.links else {}),
+    }
     return json.loads(json.dumps(doc))
 
 
 def _v2(rec: ContainerRecord) -> dict[str, Any]:
     """The record as berthd's version 2 kept it: its own form, with Docker's Config."""
-    return json.loads(json.dumps({**rec.to_json(), "v": 2,
-                                  "config": config_to_docker(rec.config)}))
+    return json.loads(json.dumps({**rec.to_json(), "v": 2, "config": config_to_docker(rec.config)}))
 
 
 def _rewrite(db: Path, form: str) -> int:
@@ -48,8 +51,13 @@ def _rewrite(db: Path, form: str) -> int:
         stored = meta.containers()
         for j in stored:
             rec = ContainerRecord.from_stored(j)
-            meta.put_container(rec.id, rec.short_name, rec.image, rec.created,
-                               _legacy(rec) if form == "legacy" else _v2(rec))
+            meta.put_container(
+                rec.id,
+                rec.short_name,
+                rec.image,
+                rec.created,
+                _legacy(rec) if form == "legacy" else _v2(rec),
+            )
         return len(stored)
     finally:
         meta.close()
@@ -73,15 +81,15 @@ def test_an_upgraded_daemon_keeps_its_containers(private_daemon: Daemon, form: s
         after = {n: d.inspect(n) for n in before}
         for name, old in before.items():
             new = after[name]
-            assert {k: v for k, v in new.items() if k != "Created"} == \
-                {k: v for k, v in old.items() if k != "Created"}, name
+            assert {k: v for k, v in new.items() if k != "Created"} == {
+                k: v for k, v in old.items() if k != "Created"
+            }, name
         assert after["up-running"]["State"]["Running"]
         assert d.ok("exec", "up-running", "echo", "still") == "still\n"
         d.ok("start", "up-created")
         assert d.ok("wait", "up-created").strip() == "0"
         assert after["up-exited"]["State"]["ExitCode"] == 3
-        assert d.ok("ps", "-a", "--filter", "label=k=v", "--format", "{{.Names}}") == \
-            "up-running\n"
+        assert d.ok("ps", "-a", "--filter", "label=k=v", "--format", "{{.Names}}") == "up-running\n"
         # saved back in the record's own form once changed
         d.ok("rename", "up-exited", "up-renamed")
         d.stop()

@@ -52,9 +52,16 @@ def test_unknown_flag_is_125(daemon: Daemon) -> None:
 
 
 def test_detached_lifecycle(daemon: Daemon) -> None:
-    cid = daemon.ok("run", "-d", "--name", "life", "busybox", "sh", "-c",
-                    "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"
-                    ).strip()
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "life",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    ).strip()
     assert len(cid) == 64
     assert "life" in daemon.ok("ps", "--format", "{{.Names}}").split()
     deadline = time.time() + 5
@@ -85,8 +92,16 @@ def test_stop_escalates_to_sigkill(daemon: Daemon) -> None:
 
 
 def test_kill_with_signal_restart_rename(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "k1", "busybox", "sh", "-c",
-              "trap 'exit 42' USR1; while true; do sleep 0.1; done")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "k1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+    )
     time.sleep(0.3)
     daemon.ok("kill", "-s", "USR1", "k1")
     assert daemon.ok("wait", "k1").strip() == "42"
@@ -109,12 +124,27 @@ def test_name_in_use(daemon: Daemon) -> None:
 def test_config_env_workdir_user_hostname_entrypoint(daemon: Daemon, tmp_path: Path) -> None:
     envf = tmp_path / "env"
     envf.write_text("# comment\nFROM_FILE=1\n")
-    out = daemon.ok("run", "--rm", "-e", "A=b", "--env-file", str(envf), "-w", "/tmp/wd",
-                    "-h", "myhost", "busybox", "sh", "-c",
-                    "echo $A $FROM_FILE; pwd; hostname; cat /etc/hostname")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "-e",
+        "A=b",
+        "--env-file",
+        str(envf),
+        "-w",
+        "/tmp/wd",
+        "-h",
+        "myhost",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $FROM_FILE; pwd; hostname; cat /etc/hostname",
+    )
     assert out.split("\n")[:4] == ["b 1", "/tmp/wd", "myhost", "myhost"]
-    assert daemon.ok("run", "--rm", "-u", "app", "busybox", "id").strip() == \
-        "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"
+    assert (
+        daemon.ok("run", "--rm", "-u", "app", "busybox", "id").strip()
+        == "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"
+    )
     assert daemon.ok("run", "--rm", "-u", "1000:50", "busybox", "id", "-u").strip() == "1000"
     r = daemon.berth("run", "--rm", "-u", "nosuchuser", "busybox", "id")
     assert r.returncode == 125 and "unable to find user nosuchuser" in r.stderr
@@ -122,10 +152,18 @@ def test_config_env_workdir_user_hostname_entrypoint(daemon: Daemon, tmp_path: P
 
 
 def test_isolation(daemon: Daemon) -> None:
-    out = daemon.ok("run", "--rm", "--network", "none", "busybox", "sh", "-c",
-                    "echo $$; ls /sys/class/net; readlink /proc/self/ns/pid /proc/self/ns/mnt "
-                    "/proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/net; mount; ls /dev; "
-                    "cat /etc/resolv.conf; grep CapEff /proc/self/status")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; ls /sys/class/net; readlink /proc/self/ns/pid /proc/self/ns/mnt "
+        "/proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/net; mount; ls /dev; "
+        "cat /etc/resolv.conf; grep CapEff /proc/self/status",
+    )
     lines = out.splitlines()
     assert lines[0] == "1"
     assert lines[1] == "lo"
@@ -145,8 +183,16 @@ def test_isolation(daemon: Daemon) -> None:
 
 def test_host_network_and_overlay_rootfs(daemon: Daemon) -> None:
     # the host's own network namespace (its links may come and go meanwhile: other daemons')
-    out = daemon.ok("run", "--rm", "--network", "host", "busybox", "sh", "-c",
-                    "readlink /proc/self/ns/net; ls /sys/class/net")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ls /sys/class/net",
+    )
     ns, *links = out.split()
     assert ns == os.readlink("/proc/self/ns/net")
     assert "lo" in links and set(links) & set(os.listdir("/sys/class/net")) - {"lo"}
@@ -164,8 +210,23 @@ def _cgroup_file(daemon: Daemon, controller: str, cid: str, name: str) -> str:
 def test_resource_limits_in_cgroups(daemon: Daemon) -> None:
     if not Path("/sys/fs/cgroup/memory").is_dir():
         pytest.skip("cgroup v1 memory controller not mounted")
-    cid = daemon.ok("run", "-d", "-m", "64m", "--cpus", "0.5", "--cpu-shares", "512",
-                    "--cpuset-cpus", "0", "--pids-limit", "20", "busybox", "sleep", "30").strip()
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sleep",
+        "30",
+    ).strip()
     try:
         assert int(_cgroup_file(daemon, "memory", cid, "memory.limit_in_bytes")) == 64 << 20
         assert int(_cgroup_file(daemon, "cpu", cid, "cpu.cfs_quota_us")) == 50000
@@ -184,13 +245,25 @@ def test_pids_limit_holds(daemon: Daemon) -> None:
     script = "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; echo started"
     r = daemon.berth("run", "--rm", "--pids-limit", "5", "busybox", "sh", "-c", script)
     assert r.returncode != 0 and "can't fork" in r.stderr
-    assert "started" in daemon.ok("run", "--rm", "--pids-limit", "50", "busybox", "sh", "-c",
-                                  script)
+    assert "started" in daemon.ok(
+        "run", "--rm", "--pids-limit", "50", "busybox", "sh", "-c", script
+    )
 
 
 def test_oom_killed(daemon: Daemon) -> None:
-    r = daemon.berth("run", "--name", "oom", "-m", "16m", "--memory-swap", "16m", "busybox",
-                     "sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done")
+    r = daemon.berth(
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+    )
     assert r.returncode == 137
     state = daemon.inspect("oom")["State"]
     assert state["OOMKilled"] is True and state["ExitCode"] == 137
@@ -210,10 +283,13 @@ def test_ps_filters_and_flags(daemon: Daemon) -> None:
     try:
         names = daemon.ok("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}")
         assert "f-exited" in names.split() and "f-running" not in names.split()
-        assert daemon.ok("ps", "-a", "-f", "label=team=b", "--format",
-                         "{{.Names}}").split() == ["f-running"]
-        assert daemon.ok("ps", "-a", "-f", "name=f-exi", "-q") .strip() == \
-            daemon.inspect("f-exited")["Id"][:12]
+        assert daemon.ok("ps", "-a", "-f", "label=team=b", "--format", "{{.Names}}").split() == [
+            "f-running"
+        ]
+        assert (
+            daemon.ok("ps", "-a", "-f", "name=f-exi", "-q").strip()
+            == daemon.inspect("f-exited")["Id"][:12]
+        )
         assert daemon.ok("ps", "-l", "-q").strip() == daemon.inspect("f-running")["Id"][:12]
         assert len(daemon.ok("ps", "-a", "-n", "1", "-q", "--no-trunc").strip()) == 64
         anc = daemon.ok("ps", "-a", "-f", "ancestor=busybox", "--format", "{{.Names}}").split()
@@ -236,8 +312,16 @@ def test_logs_tail_timestamps_follow(daemon: Daemon) -> None:
     assert daemon.ok("logs", "--since", "1h", "lg").count("\n") == 5
     assert daemon.ok("logs", "--until", "2000-01-01T00:00:00Z", "lg") == ""
     daemon.ok("rm", "lg")
-    daemon.ok("run", "-d", "--name", "lf", "busybox", "sh", "-c",
-              "for i in 1 2 3; do echo f$i; sleep 0.2; done")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo f$i; sleep 0.2; done",
+    )
     assert daemon.ok("logs", "-f", "lf") == "f1\nf2\nf3\n"
     # json-file on disk, as Docker writes it
     entry = json.loads(Path(daemon.inspect("lf")["LogPath"]).read_text().splitlines()[0])
@@ -248,8 +332,19 @@ def test_logs_tail_timestamps_follow(daemon: Daemon) -> None:
 def test_inspect_fields(daemon: Daemon) -> None:
     daemon.ok("create", "--name", "ins", "-e", "X=1", "busybox", "echo", "hi")
     d = daemon.inspect("ins")
-    for key in ("Id", "Name", "Created", "Path", "Args", "State", "Config", "HostConfig",
-                "Image", "Mounts", "NetworkSettings"):
+    for key in (
+        "Id",
+        "Name",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Config",
+        "HostConfig",
+        "Image",
+        "Mounts",
+        "NetworkSettings",
+    ):
         assert key in d
     assert d["Name"] == "/ins" and d["Path"] == "echo" and d["Args"] == ["hi"]
     assert d["State"]["Status"] == "created" and d["State"]["FinishedAt"].startswith("0001")
@@ -257,8 +352,10 @@ def test_inspect_fields(daemon: Daemon) -> None:
     daemon.ok("start", "ins")
     assert daemon.ok("wait", "ins").strip() == "0"
     assert daemon.inspect("ins")["State"]["Status"] == "exited"
-    assert daemon.ok("inspect", "-f", "{{.State.ExitCode}} {{json .Args}}", "ins").strip() == \
-        '0 ["hi"]'
+    assert (
+        daemon.ok("inspect", "-f", "{{.State.ExitCode}} {{json .Args}}", "ins").strip()
+        == '0 ["hi"]'
+    )
     daemon.ok("rm", "ins")
     r = daemon.berth("inspect", "nothing-by-this-name")
     assert r.returncode == 1 and "No such object: nothing-by-this-name" in r.stderr
@@ -266,6 +363,7 @@ def test_inspect_fields(daemon: Daemon) -> None:
 
 def test_export(daemon: Daemon, tmp_path: Path) -> None:
     import tarfile
+
     daemon.ok("run", "--name", "ex", "busybox", "sh", "-c", "echo hi > /hello; rm /bin/ls")
     out = tmp_path / "ex.tar"
     daemon.ok("export", "-o", str(out), "ex")
@@ -293,15 +391,30 @@ def test_device_cgroup_allows_only_the_standard_devices(daemon: Daemon) -> None:
 
 
 def test_device_flag(daemon: Daemon) -> None:
-    out = daemon.ok("run", "--rm", "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c",
-                    "ls -l /dev/mynull | cut -c1; echo x > /dev/mynull && echo written")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -l /dev/mynull | cut -c1; echo x > /dev/mynull && echo written",
+    )
     assert out.split() == ["c", "written"]
     # read-only: opening for reading works, for writing not (nothing is read or written:
     # loop-control is not one of the default devices, so only the rule given here applies)
     if Path("/dev/loop-control").exists():
-        r = daemon.berth("run", "--rm", "--device", "/dev/loop-control:/dev/rodev:r", "busybox",
-                         "sh",
-                         "-c", "true < /dev/rodev && echo opened; : > /dev/rodev")
+        r = daemon.berth(
+            "run",
+            "--rm",
+            "--device",
+            "/dev/loop-control:/dev/rodev:r",
+            "busybox",
+            "sh",
+            "-c",
+            "true < /dev/rodev && echo opened; : > /dev/rodev",
+        )
         assert "opened" in r.stdout
         assert r.returncode != 0 and "Operation not permitted" in r.stderr
     r = daemon.berth("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true")
@@ -310,32 +423,61 @@ def test_device_flag(daemon: Daemon) -> None:
 
 def test_seccomp_profiles(daemon: Daemon, tmp_path: Path) -> None:
     # the default filter: namespaces of one's own are refused without CAP_SYS_ADMIN
-    out = daemon.ok("run", "--rm", "busybox", "sh", "-c",
-                    "grep ^Seccomp: /proc/self/status; unshare -U true 2>/dev/null; echo $?")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ^Seccomp: /proc/self/status; unshare -U true 2>/dev/null; echo $?",
+    )
     assert out.split() == ["Seccomp:", "2", "1"]
-    out = daemon.ok("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
-                    "unshare -U true; echo $?")
+    out = daemon.ok(
+        "run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c", "unshare -U true; echo $?"
+    )
     assert out == "0\n"
     for opts in (["--security-opt", "seccomp=unconfined"], ["--privileged"]):
         out = daemon.ok("run", "--rm", *opts, "busybox", "grep", "^Seccomp:", "/proc/self/status")
         assert out.split() == ["Seccomp:", "0"], opts
     # a profile of the user's, in Docker's format: mkdir answers EACCES
     profile = tmp_path / "profile.json"
-    profile.write_text(json.dumps({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "archMap": [{"architecture": "SCMP_ARCH_X86_64",
-                     "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
-        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
-                      "errnoRet": 13},
-                     {"names": ["nosuchsyscall"], "action": "SCMP_ACT_ERRNO"},
-                     {"names": ["chmod"], "action": "SCMP_ACT_ERRNO",
-                      "includes": {"caps": ["CAP_SYS_MODULE"]}}]}))
-    r = daemon.berth("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "sh",
-                     "-c", "chmod 600 /tmp && mkdir /tmp/x")
+    profile.write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "archMap": [
+                    {
+                        "architecture": "SCMP_ARCH_X86_64",
+                        "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                    }
+                ],
+                "syscalls": [
+                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                    {"names": ["nosuchsyscall"], "action": "SCMP_ACT_ERRNO"},
+                    {
+                        "names": ["chmod"],
+                        "action": "SCMP_ACT_ERRNO",
+                        "includes": {"caps": ["CAP_SYS_MODULE"]},
+                    },
+                ],
+            }
+        )
+    )
+    r = daemon.berth(
+        "run",
+        "--rm",
+        "--security-opt",
+        f"seccomp={profile}",
+        "busybox",
+        "sh",
+        "-c",
+        "chmod 600 /tmp && mkdir /tmp/x",
+    )
     assert r.returncode == 1 and "Permission denied" in r.stderr, r.stderr
     # exec gets the container's filter
-    cid = daemon.ok("run", "-d", "--security-opt", f"seccomp={profile}", "busybox",
-                    "sleep", "30").strip()
+    cid = daemon.ok(
+        "run", "-d", "--security-opt", f"seccomp={profile}", "busybox", "sleep", "30"
+    ).strip()
     try:
         r = daemon.berth("exec", cid, "mkdir", "/tmp/y")
         assert r.returncode == 1 and "Permission denied" in r.stderr
@@ -352,13 +494,27 @@ def test_seccomp_profiles(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_cgroup_namespace(daemon: Daemon) -> None:
     host_ns = os.readlink("/proc/self/ns/cgroup")
-    own = daemon.ok("run", "--rm", "--cgroupns", "private", "busybox", "readlink",
-                    "/proc/self/ns/cgroup").strip()
+    own = daemon.ok(
+        "run", "--rm", "--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup"
+    ).strip()
     assert own != host_ns
-    assert daemon.ok("run", "--rm", "--cgroupns", "private", "busybox", "sh", "-c",
-                     "grep pids /proc/self/cgroup").strip().endswith(":/")
-    shared = daemon.ok("run", "--rm", "--cgroupns", "host", "busybox", "readlink",
-                       "/proc/self/ns/cgroup").strip()
+    assert (
+        daemon.ok(
+            "run",
+            "--rm",
+            "--cgroupns",
+            "private",
+            "busybox",
+            "sh",
+            "-c",
+            "grep pids /proc/self/cgroup",
+        )
+        .strip()
+        .endswith(":/")
+    )
+    shared = daemon.ok(
+        "run", "--rm", "--cgroupns", "host", "busybox", "readlink", "/proc/self/ns/cgroup"
+    ).strip()
     assert shared == host_ns
     r = daemon.berth("create", "--cgroupns", "weird", "busybox")
     assert r.returncode != 0 and "invalid cgroup namespace mode" in r.stderr

@@ -22,8 +22,12 @@ pytestmark = pytest.mark.root
 TOOLS = ["docker", "berth"]
 
 
-def cp(d: Daemon, tool: str, *args: str, input: bytes | None = None  # noqa: A002
-       ) -> subprocess.CompletedProcess[str]:
+def cp(
+    d: Daemon,
+    tool: str,
+    *args: str,
+    input: bytes | None = None,  # noqa: A002
+) -> subprocess.CompletedProcess[str]:
     if tool == "docker":
         return docker(d, "cp", *args, input=input)
     return d.berth("cp", *args, input=input)
@@ -84,11 +88,18 @@ def test_running_both_ways(daemon: Daemon, tmp_path: Path, tool: str) -> None:
 @pytest.mark.parametrize("tool", TOOLS)
 def test_stopped_container(daemon: Daemon, tmp_path: Path, tool: str) -> None:
     c = name("cp-stop")
-    daemon.ok("create", "--name", c, "busybox", "sh", "-c",
-              "cat /etc/added /tmp/x/y; ls /etc/passwd; stat -c '%u %a' /etc")
+    daemon.ok(
+        "create",
+        "--name",
+        c,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/added /tmp/x/y; ls /etc/passwd; stat -c '%u %a' /etc",
+    )
     try:
         (tmp_path / "added").write_text("added\n")
-        cp_ok(daemon, tool, str(tmp_path / "added"), f"{c}:/etc/added")   # a lower-layer dir
+        cp_ok(daemon, tool, str(tmp_path / "added"), f"{c}:/etc/added")  # a lower-layer dir
         (tmp_path / "x").mkdir()
         (tmp_path / "x" / "y").write_text("why\n")
         cp_ok(daemon, tool, str(tmp_path / "x"), f"{c}:/tmp/")
@@ -113,8 +124,9 @@ def test_stopped_copy_up_and_whiteouts(daemon: Daemon, tmp_path: Path) -> None:
     made in the writable layer; a directory the container deleted comes back with only what
     was copied (no file of the image's shows through)."""
     c = name("cp-wh")
-    daemon.ok("run", "--name", c, "busybox", "sh", "-c",
-              "rm -rf /usr; rm /bin/true; chmod 0750 /home/app")
+    daemon.ok(
+        "run", "--name", c, "busybox", "sh", "-c", "rm -rf /usr; rm /bin/true; chmod 0750 /home/app"
+    )
     try:
         (tmp_path / "f").write_text("f\n")
         cp_ok(daemon, "docker", str(tmp_path / "f"), f"{c}:/home/app/f")
@@ -125,9 +137,15 @@ def test_stopped_copy_up_and_whiteouts(daemon: Daemon, tmp_path: Path) -> None:
         (tmp_path / "usr" / "only").write_text("o\n")
         cp_ok(daemon, "docker", str(tmp_path / "usr"), f"{c}:/")
         daemon.ok("commit", c, f"{c}:img")
-        out = daemon.ok("run", "--rm", f"{c}:img", "sh", "-c",
-                        "stat -c '%u %a' /home/app; cat /home/app/f; ls /usr; "
-                        "ls /bin/true; test -e /bin/sh && echo sh-there")
+        out = daemon.ok(
+            "run",
+            "--rm",
+            f"{c}:img",
+            "sh",
+            "-c",
+            "stat -c '%u %a' /home/app; cat /home/app/f; ls /usr; "
+            "ls /bin/true; test -e /bin/sh && echo sh-there",
+        )
         assert out == "1000 750\nf\nonly\ninner\nsh-there\n", out
         daemon.ok("rmi", f"{c}:img")
     finally:
@@ -141,7 +159,7 @@ def test_into_a_named_volume(daemon: Daemon, tmp_path: Path, tool: str) -> None:
     daemon.ok("create", "--name", c, "-v", f"{vol}:/data", "busybox", "true")
     try:
         (tmp_path / "f").write_text("in-volume\n")
-        cp_ok(daemon, tool, str(tmp_path / "f"), f"{c}:/data/f")      # stopped
+        cp_ok(daemon, tool, str(tmp_path / "f"), f"{c}:/data/f")  # stopped
         out = daemon.ok("run", "--rm", "-v", f"{vol}:/v", "busybox", "cat", "/v/f")
         assert out == "in-volume\n"
         cp_ok(daemon, tool, f"{c}:/data/f", str(tmp_path / "back"))
@@ -153,8 +171,9 @@ def test_into_a_named_volume(daemon: Daemon, tmp_path: Path, tool: str) -> None:
             cp_ok(daemon, tool, str(tmp_path / "f"), f"{r}:/data/g")
         finally:
             daemon.berth("rm", "-f", r)
-        assert daemon.ok("run", "--rm", "-v", f"{vol}:/v", "busybox", "cat", "/v/g") == \
-            "in-volume\n"
+        assert (
+            daemon.ok("run", "--rm", "-v", f"{vol}:/v", "busybox", "cat", "/v/g") == "in-volume\n"
+        )
     finally:
         daemon.berth("rm", "-f", c)
         daemon.berth("volume", "rm", vol)
@@ -203,7 +222,7 @@ def test_tar_on_stdout_and_stdin(daemon: Daemon, tool: str) -> None:
         else:
             r = daemon.berth("cp", f"{c}:/etc", "-", input=b"")
         assert r.returncode == 0, r.stderr
-        with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tf:   # type: ignore[arg-type]
+        with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tf:  # type: ignore[arg-type]
             names = tf.getnames()
         assert "etc" in names and "etc/passwd" in names
         buf = io.BytesIO()
@@ -222,8 +241,7 @@ def test_tar_on_stdout_and_stdin(daemon: Daemon, tool: str) -> None:
 def test_errors(daemon: Daemon, tmp_path: Path, tool: str) -> None:
     c, ro = name("cp-err"), name("cp-ro")
     daemon.ok("run", "-d", "--name", c, "busybox", "sleep", "300")
-    daemon.ok("run", "-d", "--name", ro, "--read-only", "-v", "/scratch", "busybox",
-              "sleep", "300")
+    daemon.ok("run", "-d", "--name", ro, "--read-only", "-v", "/scratch", "busybox", "sleep", "300")
     try:
         r = cp(daemon, tool, f"{c}:/nope", str(tmp_path))
         assert r.returncode == 1
@@ -234,7 +252,7 @@ def test_errors(daemon: Daemon, tmp_path: Path, tool: str) -> None:
         r = cp(daemon, tool, str(tmp_path / "f"), f"{ro}:/tmp/")
         assert r.returncode == 1
         assert "container rootfs is marked read-only" in r.stderr, r.stderr
-        cp_ok(daemon, tool, str(tmp_path / "f"), f"{ro}:/scratch/")   # a volume is writable
+        cp_ok(daemon, tool, str(tmp_path / "f"), f"{ro}:/scratch/")  # a volume is writable
         assert daemon.ok("exec", ro, "cat", "/scratch/f") == "x"
         r = cp(daemon, tool, str(tmp_path / "f"), f"{c}:/nodir/sub/")
         assert r.returncode == 1, r.stderr
@@ -276,10 +294,11 @@ def test_docker_py_archive(daemon: Daemon) -> None:
         with pytest.raises(dockerpy.errors.NotFound):
             ctr.put_archive("/nope", buf.getvalue())
         # stat of a path: HEAD
-        st = client.api.inspect_container(c)   # the container exists
+        st = client.api.inspect_container(c)  # the container exists
         assert st["Name"] == "/" + c
-        raw = client.api.head(client.api._url("/containers/{0}/archive", c),
-                              params={"path": "/etc/passwd"})
+        raw = client.api.head(
+            client.api._url("/containers/{0}/archive", c), params={"path": "/etc/passwd"}
+        )
         assert raw.status_code == 200
         head = json.loads(base64.b64decode(raw.headers["X-Docker-Container-Path-Stat"]))
         assert head["name"] == "passwd" and head["mode"] == 0o644

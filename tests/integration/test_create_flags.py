@@ -31,16 +31,22 @@ def _cgroup(d: Daemon, controller: str, cid: str, name: str) -> str:
 
 def test_pid_modes(daemon: Daemon) -> None:
     host = os.readlink("/proc/self/ns/pid")
-    assert _run(daemon, "--pid", "host", "busybox", "readlink", "/proc/self/ns/pid"
-                ).strip() == host
+    assert _run(daemon, "--pid", "host", "busybox", "readlink", "/proc/self/ns/pid").strip() == host
     own = _run(daemon, "busybox", "readlink", "/proc/self/ns/pid").strip()
     assert own != host
     ok(daemon, "run", "-d", "--name", "pid-donor", "busybox", "sleep", "60")
     try:
         donor_pid = _inspect(daemon, "pid-donor")["State"]["Pid"]
         donor_ns = os.readlink(f"/proc/{donor_pid}/ns/pid")
-        out = _run(daemon, "--pid", "container:pid-donor", "busybox", "sh", "-c",
-                   "readlink /proc/self/ns/pid; ps -o comm")
+        out = _run(
+            daemon,
+            "--pid",
+            "container:pid-donor",
+            "busybox",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/pid; ps -o comm",
+        )
         assert out.splitlines()[0] == donor_ns
         assert "sleep" in out  # the donor's processes are visible
         ok(daemon, "create", "--name", "pid-stopped", "busybox", "true")
@@ -56,24 +62,57 @@ def test_pid_modes(daemon: Daemon) -> None:
 
 def test_ipc_modes(daemon: Daemon) -> None:
     host = os.readlink("/proc/self/ns/ipc")
-    assert _run(daemon, "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"
-                ).strip() == host
+    assert _run(daemon, "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc").strip() == host
     assert _run(daemon, "busybox", "readlink", "/proc/self/ns/ipc").strip() != host
     ok(daemon, "create", "--name", "ipc-default", "busybox", "true")
     assert _inspect(daemon, "ipc-default")["HostConfig"]["IpcMode"] == "private"
     # none: an IPC namespace of its own and no /dev/shm
-    assert _run(daemon, "--ipc", "none", "busybox", "sh", "-c",
-                "grep -c ' /dev/shm ' /proc/mounts || true").strip() == "0"
+    assert (
+        _run(
+            daemon,
+            "--ipc",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "grep -c ' /dev/shm ' /proc/mounts || true",
+        ).strip()
+        == "0"
+    )
     ok(daemon, "run", "-d", "--name", "ipc-private", "busybox", "sleep", "60")
-    ok(daemon, "run", "-d", "--name", "ipc-share", "--ipc", "shareable", "busybox", "sh", "-c",
-       "echo shared > /dev/shm/f; sleep 60")
+    ok(
+        daemon,
+        "run",
+        "-d",
+        "--name",
+        "ipc-share",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/f; sleep 60",
+    )
     try:
         r = docker(daemon, "run", "--rm", "--ipc", "container:ipc-private", "busybox", "true")
-        assert r.returncode == 125 and ("container ipc-private: non-shareable IPC (hint: use "
-                                        "IpcMode:shareable for the donor container)") in r.stderr
+        assert (
+            r.returncode == 125
+            and (
+                "container ipc-private: non-shareable IPC (hint: use "
+                "IpcMode:shareable for the donor container)"
+            )
+            in r.stderr
+        )
         donor_pid = _inspect(daemon, "ipc-share")["State"]["Pid"]
-        out = _run(daemon, "--ipc", "container:ipc-share", "busybox", "sh", "-c",
-                   "readlink /proc/self/ns/ipc; sleep 0.5; cat /dev/shm/f")
+        out = _run(
+            daemon,
+            "--ipc",
+            "container:ipc-share",
+            "busybox",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/ipc; sleep 0.5; cat /dev/shm/f",
+        )
         assert out.split() == [os.readlink(f"/proc/{donor_pid}/ns/ipc"), "shared"]
         ok(daemon, "stop", "-t", "0", "ipc-share")
         r = docker(daemon, "run", "--rm", "--ipc", "container:ipc-share", "busybox", "true")
@@ -90,24 +129,52 @@ def test_uts_host(daemon: Daemon) -> None:
     assert r.returncode == 125 and "conflicting options: hostname and the UTS mode" in r.stderr
 
 
-
 def test_domainname(daemon: Daemon) -> None:
     if os.environ.get("BERTH_TEST_RUNTIME") == "runc":
         pytest.skip("runc before 1.2 does not set the spec's domainname")
-    out = _run(daemon, "--hostname", "web", "--domainname", "example.test", "busybox", "sh", "-c",
-               "hostname; cat /proc/sys/kernel/domainname")
+    out = _run(
+        daemon,
+        "--hostname",
+        "web",
+        "--domainname",
+        "example.test",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /proc/sys/kernel/domainname",
+    )
     assert out.split() == ["web", "example.test"]
 
 
 def test_oom_score_adj(daemon: Daemon) -> None:
-    assert _run(daemon, "--oom-score-adj", "500", "busybox", "cat", "/proc/self/oom_score_adj"
-                ).strip() == "500"
+    assert (
+        _run(daemon, "--oom-score-adj", "500", "busybox", "cat", "/proc/self/oom_score_adj").strip()
+        == "500"
+    )
     # lowering it needs CAP_SYS_RESOURCE, which a sandboxed host may lack: then the start
     # fails (as runc's), never runs with the value dropped
-    can_lower = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
-                         if line.startswith("CapEff:")).split()[1], 16) >> 24 & 1
-    r = docker(daemon, "run", "--rm", "--oom-score-adj", "-200", "busybox", "cat",
-               "/proc/self/oom_score_adj")
+    can_lower = (
+        int(
+            next(
+                line
+                for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("CapEff:")
+            ).split()[1],
+            16,
+        )
+        >> 24
+        & 1
+    )
+    r = docker(
+        daemon,
+        "run",
+        "--rm",
+        "--oom-score-adj",
+        "-200",
+        "busybox",
+        "cat",
+        "/proc/self/oom_score_adj",
+    )
     if can_lower:
         assert r.stdout.strip() == "-200", r.stderr
     else:
@@ -125,27 +192,46 @@ def test_oom_score_adj(daemon: Daemon) -> None:
 
 @pytest.mark.skipif(not V1, reason="the cgroup files checked are cgroup v1's")
 def test_memory_knobs_v1(daemon: Daemon) -> None:
-    cid = ok(daemon, "run", "-d", "-m", "64m", "--memory-reservation", "32m",
-             "--memory-swappiness", "10", "--oom-kill-disable", "busybox", "sleep", "60").strip()
+    cid = ok(
+        daemon,
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--memory-swappiness",
+        "10",
+        "--oom-kill-disable",
+        "busybox",
+        "sleep",
+        "60",
+    ).strip()
     try:
         assert _cgroup(daemon, "memory", cid, "memory.soft_limit_in_bytes").strip() == str(32 << 20)
         assert _cgroup(daemon, "memory", cid, "memory.swappiness").strip() == "10"
         assert "oom_kill_disable 1" in _cgroup(daemon, "memory", cid, "memory.oom_control")
         hc = _inspect(daemon, cid)["HostConfig"]
         assert (hc["MemoryReservation"], hc["MemorySwappiness"], hc["OomKillDisable"]) == (
-            32 << 20, 10, True)
+            32 << 20,
+            10,
+            True,
+        )
     finally:
         docker(daemon, "rm", "-f", cid)
     r = docker(daemon, "create", "--oom-kill-disable", "busybox", "true")
-    assert r.returncode == 0 and "OOM killer is disabled for the container, but no memory " \
-        "limit is set" in r.stderr
+    assert (
+        r.returncode == 0
+        and "OOM killer is disabled for the container, but no memory limit is set" in r.stderr
+    )
     docker(daemon, "rm", r.stdout.strip())
     r = docker(daemon, "run", "--rm", "--memory-swappiness", "101", "busybox", "true")
     assert r.returncode != 0 and "memory swappiness range is 0-100" in r.stderr.lower()
-    r = docker(daemon, "run", "--rm", "-m", "16m", "--memory-reservation", "32m", "busybox",
-               "true")
-    assert r.returncode == 125 and "Minimum memory limit can not be less than memory " \
-        "reservation limit" in r.stderr
+    r = docker(daemon, "run", "--rm", "-m", "16m", "--memory-reservation", "32m", "busybox", "true")
+    assert (
+        r.returncode == 125
+        and "Minimum memory limit can not be less than memory reservation limit" in r.stderr
+    )
 
 
 def _block_device() -> str:
@@ -161,12 +247,29 @@ def test_blkio_v1(daemon: Daemon) -> None:
     dev = _block_device()
     st = os.stat(dev)
     majmin = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-    cid = ok(daemon, "run", "-d", "--device-read-bps", f"{dev}:1mb",
-             "--device-write-bps", f"{dev}:2mb", "--device-read-iops", f"{dev}:100",
-             "--device-write-iops", f"{dev}:200", "busybox", "sleep", "60").strip()
+    cid = ok(
+        daemon,
+        "run",
+        "-d",
+        "--device-read-bps",
+        f"{dev}:1mb",
+        "--device-write-bps",
+        f"{dev}:2mb",
+        "--device-read-iops",
+        f"{dev}:100",
+        "--device-write-iops",
+        f"{dev}:200",
+        "busybox",
+        "sleep",
+        "60",
+    ).strip()
     try:
-        for f, v in (("read_bps_device", 1 << 20), ("write_bps_device", 2 << 20),
-                     ("read_iops_device", 100), ("write_iops_device", 200)):
+        for f, v in (
+            ("read_bps_device", 1 << 20),
+            ("write_bps_device", 2 << 20),
+            ("read_iops_device", 100),
+            ("write_iops_device", 200),
+        ):
             assert _cgroup(daemon, "blkio", cid, "blkio.throttle." + f).strip() == f"{majmin} {v}"
         hc = _inspect(daemon, cid)["HostConfig"]
         assert hc["BlkioDeviceReadBps"] == [{"Path": dev, "Rate": 1 << 20}]
@@ -193,15 +296,32 @@ def test_device_cgroup_rules(daemon: Daemon) -> None:
     # one it makes with mknod
     if not os.path.exists("/dev/fuse"):
         pytest.skip("no /dev/fuse on this host")
-    r = docker(daemon, "run", "--rm", "--device-cgroup-rule", "c 10:229 rmw", "busybox", "sh",
-               "-c", "mknod /tmp/k c 10 229 && head -c0 /tmp/k && echo ok")
+    r = docker(
+        daemon,
+        "run",
+        "--rm",
+        "--device-cgroup-rule",
+        "c 10:229 rmw",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/k c 10 229 && head -c0 /tmp/k && echo ok",
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
-    r = docker(daemon, "run", "--rm", "busybox", "sh", "-c",
-               "mknod /tmp/k c 10 229 && head -c0 /tmp/k && echo ok")
+    r = docker(
+        daemon,
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/k c 10 229 && head -c0 /tmp/k && echo ok",
+    )
     assert "ok" not in r.stdout and "Operation not permitted" in r.stderr
     if V1:
-        cid = ok(daemon, "run", "-d", "--device-cgroup-rule", "c 42:* rm", "busybox", "sleep",
-                 "60").strip()
+        cid = ok(
+            daemon, "run", "-d", "--device-cgroup-rule", "c 42:* rm", "busybox", "sleep", "60"
+        ).strip()
         try:
             assert "c 42:* rm" in _cgroup(daemon, "devices", cid, "devices.list")
         finally:
@@ -213,12 +333,24 @@ def test_device_cgroup_rules(daemon: Daemon) -> None:
 def test_label_file_and_annotations(daemon: Daemon, tmp_path: Path) -> None:
     lf = tmp_path / "labels"
     lf.write_text("# a comment\n\nteam=infra\ntier=web\n")
-    cid = ok(daemon, "create", "--label-file", str(lf), "--label", "tier=db",
-             "--annotation", "org.example/key=v1", "busybox", "true").strip()
+    cid = ok(
+        daemon,
+        "create",
+        "--label-file",
+        str(lf),
+        "--label",
+        "tier=db",
+        "--annotation",
+        "org.example/key=v1",
+        "busybox",
+        "true",
+    ).strip()
     try:
         doc = _inspect(daemon, cid)
         assert {k: doc["Config"]["Labels"][k] for k in ("team", "tier")} == {
-            "team": "infra", "tier": "db"}
+            "team": "infra",
+            "tier": "db",
+        }
         assert doc["HostConfig"]["Annotations"] == {"org.example/key": "v1"}
         ok(daemon, "start", cid)
         bundle = daemon.exec_root / "containers" / cid / "bundle" / "config.json"
@@ -230,20 +362,39 @@ def test_label_file_and_annotations(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_storage_opt_and_gpus_refused(daemon: Daemon) -> None:
     r = docker(daemon, "run", "--rm", "--storage-opt", "size=10G", "busybox", "true")
-    assert r.returncode == 125 and ("--storage-opt is supported only for overlay over xfs "
-                                    "with 'pquota' mount option") in r.stderr
+    assert (
+        r.returncode == 125
+        and ("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        in r.stderr
+    )
     r = docker(daemon, "run", "--rm", "--gpus", "all", "busybox", "true")
-    assert r.returncode == 125 and \
-        'could not select device driver "" with capabilities: [[gpu]]' in r.stderr
+    assert (
+        r.returncode == 125
+        and 'could not select device driver "" with capabilities: [[gpu]]' in r.stderr
+    )
 
 
 def test_health_start_interval(daemon: Daemon) -> None:
     # a long interval, a short start interval: the first probe comes at the start interval
-    cid = ok(daemon, "run", "-d", "--health-cmd", "true", "--health-interval", "60s",
-             "--health-start-period", "30s", "--health-start-interval", "200ms",
-             "busybox", "sleep", "60").strip()
+    cid = ok(
+        daemon,
+        "run",
+        "-d",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "60s",
+        "--health-start-period",
+        "30s",
+        "--health-start-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "60",
+    ).strip()
     try:
         import time
+
         deadline = time.time() + 10
         status = ""
         while time.time() < deadline:
@@ -273,21 +424,41 @@ def _post(d: Daemon, path: str, body: dict) -> tuple[int, dict]:  # type: ignore
 
 
 def test_unsupported_fields_refused_by_name(daemon: Daemon) -> None:
-    for hc, word in (({"CpuRealtimeRuntime": 1000}, "HostConfig.CpuRealtimeRuntime"),
-                     ({"VolumeDriver": "nfs"}, "HostConfig.VolumeDriver"),
-                     ({"Isolation": "hyperv"}, "HostConfig.Isolation"),
-                     ({"KernelMemoryTCP": 1 << 20}, "HostConfig.KernelMemoryTCP")):
-        status, res = _post(daemon, "/v1.50/containers/create",
-                            {"Image": "busybox", "Cmd": ["true"], "HostConfig": hc})
+    for hc, word in (
+        ({"CpuRealtimeRuntime": 1000}, "HostConfig.CpuRealtimeRuntime"),
+        ({"VolumeDriver": "nfs"}, "HostConfig.VolumeDriver"),
+        ({"Isolation": "hyperv"}, "HostConfig.Isolation"),
+        ({"KernelMemoryTCP": 1 << 20}, "HostConfig.KernelMemoryTCP"),
+    ):
+        status, res = _post(
+            daemon,
+            "/v1.50/containers/create",
+            {"Image": "busybox", "Cmd": ["true"], "HostConfig": hc},
+        )
         assert status == 400 and word in res["message"], res
-    status, res = _post(daemon, "/v1.50/containers/create",
-                        {"Image": "busybox", "Cmd": ["true"], "NetworkDisabled": True})
+    status, res = _post(
+        daemon,
+        "/v1.50/containers/create",
+        {"Image": "busybox", "Cmd": ["true"], "NetworkDisabled": True},
+    )
     assert status == 400 and "Config.NetworkDisabled" in res["message"]
     # the defaults docker clients send are no request for anything
-    status, res = _post(daemon, "/v1.50/containers/create",
-                        {"Image": "busybox", "Cmd": ["true"], "NetworkDisabled": False,
-                         "HostConfig": {"CpuCount": 0, "Isolation": "", "VolumeDriver": "",
-                                        "Cgroup": "", "MemorySwappiness": -1}})
+    status, res = _post(
+        daemon,
+        "/v1.50/containers/create",
+        {
+            "Image": "busybox",
+            "Cmd": ["true"],
+            "NetworkDisabled": False,
+            "HostConfig": {
+                "CpuCount": 0,
+                "Isolation": "",
+                "VolumeDriver": "",
+                "Cgroup": "",
+                "MemorySwappiness": -1,
+            },
+        },
+    )
     assert status == 201, res
     docker(daemon, "rm", res["Id"])
 
@@ -295,42 +466,92 @@ def test_unsupported_fields_refused_by_name(daemon: Daemon) -> None:
 @pytest.fixture(scope="module")
 def cdi_daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path):  # type: ignore[no-untyped-def]
     from .conftest import running_daemon
+
     if not os.path.exists("/dev/fuse"):
         pytest.skip("no /dev/fuse on this host to stand for a CDI device")
     base = tmp_path_factory.mktemp("cdi")
     specs = base / "cdi"
     specs.mkdir()
     (base / "lib.txt").write_text("vendor library\n")
-    (specs / "example.json").write_text(json.dumps({
-        "cdiVersion": "0.6.0", "kind": "example.com/dev",
-        "containerEdits": {"env": ["EXAMPLE_COMMON=1"]},
-        "devices": [{"name": "fuse", "containerEdits": {
-            "env": ["EXAMPLE_DEV=fuse"], "deviceNodes": [{"path": "/dev/fuse"}],
-            "mounts": [{"hostPath": str(base / "lib.txt"), "containerPath": "/opt/lib.txt",
-                        "options": ["ro", "rbind"]}]}},
-            {"name": "hooked", "containerEdits": {"hooks": [
-                {"hookName": "createContainer", "path": "/bin/true"}]}}]}))
-    (specs / "gpu.json").write_text(json.dumps({
-        "cdiVersion": "0.6.0", "kind": "nvidia.com/gpu",
-        "devices": [{"name": "0", "containerEdits": {
-            "env": ["FAKE_GPU=0"], "deviceNodes": [{"path": "/dev/fakegpu0",
-                                                    "hostPath": "/dev/fuse"}]}}]}))
+    (specs / "example.json").write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.6.0",
+                "kind": "example.com/dev",
+                "containerEdits": {"env": ["EXAMPLE_COMMON=1"]},
+                "devices": [
+                    {
+                        "name": "fuse",
+                        "containerEdits": {
+                            "env": ["EXAMPLE_DEV=fuse"],
+                            "deviceNodes": [{"path": "/dev/fuse"}],
+                            "mounts": [
+                                {
+                                    "hostPath": str(base / "lib.txt"),
+                                    "containerPath": "/opt/lib.txt",
+                                    "options": ["ro", "rbind"],
+                                }
+                            ],
+                        },
+                    },
+                    {
+                        "name": "hooked",
+                        "containerEdits": {
+                            "hooks": [{"hookName": "createContainer", "path": "/bin/true"}]
+                        },
+                    },
+                ],
+            }
+        )
+    )
+    (specs / "gpu.json").write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.6.0",
+                "kind": "nvidia.com/gpu",
+                "devices": [
+                    {
+                        "name": "0",
+                        "containerEdits": {
+                            "env": ["FAKE_GPU=0"],
+                            "deviceNodes": [{"path": "/dev/fakegpu0", "hostPath": "/dev/fuse"}],
+                        },
+                    }
+                ],
+            }
+        )
+    )
     with running_daemon(base / "berthd", rootfs_tar, "--cdi-spec-dir", str(specs)) as d:
         yield d
 
 
 def test_cdi_devices(cdi_daemon: Daemon) -> None:
-    out = _run(cdi_daemon, "--device", "example.com/dev=fuse", "busybox", "sh", "-c",
-               "echo $EXAMPLE_DEV $EXAMPLE_COMMON; cat /opt/lib.txt; "
-               "head -c0 /dev/fuse && echo opened")
+    out = _run(
+        cdi_daemon,
+        "--device",
+        "example.com/dev=fuse",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $EXAMPLE_DEV $EXAMPLE_COMMON; cat /opt/lib.txt; head -c0 /dev/fuse && echo opened",
+    )
     assert out.split("\n")[:3] == ["fuse 1", "vendor library", "opened"]
     r = docker(cdi_daemon, "run", "--rm", "--device", "example.com/dev=nope", "busybox", "true")
-    assert r.returncode == 125 and ("CDI device injection failed: unresolvable CDI devices "
-                                    "example.com/dev=nope") in r.stderr
-    r = docker(cdi_daemon, "run", "--rm", "--device", "example.com/dev=hooked", "busybox",
-               "true")
+    assert (
+        r.returncode == 125
+        and ("CDI device injection failed: unresolvable CDI devices example.com/dev=nope")
+        in r.stderr
+    )
+    r = docker(cdi_daemon, "run", "--rm", "--device", "example.com/dev=hooked", "busybox", "true")
     assert r.returncode == 125 and "OCI hooks, which berth does not run" in r.stderr
     # --gpus takes the nvidia.com/gpu CDI devices where the host has them (dockerd 28)
-    out = _run(cdi_daemon, "--gpus", "all", "busybox", "sh", "-c",
-               "echo $FAKE_GPU; head -c0 /dev/fakegpu0 && echo opened")
+    out = _run(
+        cdi_daemon,
+        "--gpus",
+        "all",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $FAKE_GPU; head -c0 /dev/fakegpu0 && echo opened",
+    )
     assert out.split() == ["0", "opened"]

@@ -32,12 +32,26 @@ SUBNET = "10.251.67.0/25"
 
 
 def _conflist(bridge: str, ipam_dir: Path) -> dict[str, Any]:
-    return {"cniVersion": "1.0.0", "name": f"berth-test-{bridge}", "plugins": [
-        {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
-                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(ipam_dir)}},
-        {"type": "portmap", "capabilities": {"portMappings": True}},
-        {"type": "loopback"}]}
+    return {
+        "cniVersion": "1.0.0",
+        "name": f"berth-test-{bridge}",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": True,
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": SUBNET}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(ipam_dir),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+            {"type": "loopback"},
+        ],
+    }
 
 
 def holders(root: str) -> list[int]:
@@ -55,6 +69,7 @@ def holders(root: str) -> list[int]:
 class Cri:
     def __init__(self, daemon: Daemon, base: Path, bridge: str) -> None:
         from berth.cri.client import CriClient
+
         self.daemon = daemon
         self.base = base
         self.bridge = bridge
@@ -69,16 +84,29 @@ class Cri:
         return self.client.image(method, **fields)
 
     def pod(self, name: str, **extra: Any) -> tuple[str, dict[str, Any]]:
-        config = {"metadata": {"name": name, "uid": secrets.token_hex(4), "namespace": "test"},
-                  "hostname": name, "log_directory": str(self.base / "logs" / name), **extra}
+        config = {
+            "metadata": {"name": name, "uid": secrets.token_hex(4), "namespace": "test"},
+            "hostname": name,
+            "log_directory": str(self.base / "logs" / name),
+            **extra,
+        }
         return self.runtime("RunPodSandbox", config=config).pod_sandbox_id, config
 
-    def container(self, sid: str, pod: dict[str, Any], name: str, command: list[str],
-                  **extra: Any) -> str:
-        cid: str = self.runtime("CreateContainer", pod_sandbox_id=sid, sandbox_config=pod,
-                                config={"metadata": {"name": name},
-                                        "image": {"image": "busybox"}, "command": command,
-                                        "log_path": f"{name}.log", **extra}).container_id
+    def container(
+        self, sid: str, pod: dict[str, Any], name: str, command: list[str], **extra: Any
+    ) -> str:
+        cid: str = self.runtime(
+            "CreateContainer",
+            pod_sandbox_id=sid,
+            sandbox_config=pod,
+            config={
+                "metadata": {"name": name},
+                "image": {"image": "busybox"},
+                "command": command,
+                "log_path": f"{name}.log",
+                **extra,
+            },
+        ).container_id
         self.runtime("StartContainer", container_id=cid)
         return cid
 
@@ -98,14 +126,20 @@ def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[
     base = tmp_path_factory.mktemp("cri")
     bridge = f"bc{secrets.token_hex(3)}"
     (base / "net.d").mkdir()
-    (base / "net.d" / "10-test.conflist").write_text(
-        json.dumps(_conflist(bridge, base / "ipam")))
+    (base / "net.d" / "10-test.conflist").write_text(json.dumps(_conflist(bridge, base / "ipam")))
     c: Cri | None = None
     had_portmap = ":CNI-HOSTPORT-DNAT" in _nat_rules()
     try:
-        with running_daemon(base / "berthd", rootfs_tar, "--cri-socket",
-                            f"unix://{base}/berthd/run/cri.sock", "--cni-conf-dir",
-                            str(base / "net.d"), "--cni-bin-dir", CNI_BIN) as d:
+        with running_daemon(
+            base / "berthd",
+            rootfs_tar,
+            "--cri-socket",
+            f"unix://{base}/berthd/run/cri.sock",
+            "--cni-conf-dir",
+            str(base / "net.d"),
+            "--cni-bin-dir",
+            CNI_BIN,
+        ) as d:
             c = Cri(d, base, bridge)
             try:
                 yield c
@@ -115,7 +149,7 @@ def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[
                 c.client.close()
     finally:
         if c is not None:
-            for pid in holders(c.root):   # a holder the removal missed: a bug, but no leak
+            for pid in holders(c.root):  # a holder the removal missed: a bug, but no leak
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
@@ -137,30 +171,42 @@ def test_version_and_status(cri: Cri) -> None:
     assert (v.runtime_name, v.runtime_api_version) == ("berth", "v1")
     conds = {c.type: c.status for c in cri.runtime("Status").status.conditions}
     assert conds == {"RuntimeReady": True, "NetworkReady": True}
-    assert cri.runtime("RuntimeConfig").linux.cgroup_driver == 1   # CGROUPFS
+    assert cri.runtime("RuntimeConfig").linux.cgroup_driver == 1  # CGROUPFS
 
 
 def test_pod_with_two_containers(cri: Cri) -> None:
     """Two containers in one pod talk over localhost; ExecSync runs in one; the pod's hostname,
     DNS and IP are as asked and assigned; the log is in the CRI format; berth ps shows them;
     stopping and removing the pod leaves nothing."""
-    sid, pod = cri.pod("web", dns_config={"servers": ["127.0.0.1"], "searches": ["test.local"],
-                                          "options": ["ndots:2"]},
-                       labels={"app": "web"})
+    sid, pod = cri.pod(
+        "web",
+        dns_config={"servers": ["127.0.0.1"], "searches": ["test.local"], "options": ["ndots:2"]},
+        labels={"app": "web"},
+    )
     resp = cri.runtime("PodSandboxStatus", pod_sandbox_id=sid, verbose=True)
     st = resp.status
     assert st.state == 0 and st.metadata.name == "web"
     ip = st.network.ip
     assert ip.startswith("10.251.67.")
     holder = int(resp.info["pid"])
-    assert holder in holders(cri.root)   # with a spare beside it, for the next pod
-    srv = cri.container(sid, pod, "srv", ["sh", "-c", "echo hello; echo oops >&2; "
-                                          "while true; do nc -l -p 8080 -e echo pong; done"],
-                        labels={"role": "server"})
+    assert holder in holders(cri.root)  # with a spare beside it, for the next pod
+    srv = cri.container(
+        sid,
+        pod,
+        "srv",
+        ["sh", "-c", "echo hello; echo oops >&2; while true; do nc -l -p 8080 -e echo pong; done"],
+        labels={"role": "server"},
+    )
     # as kubelets create them: the image by its ID, the name the user gave beside it
     image_id = cri.image("ImageStatus", image={"image": "busybox"}).image.id
-    cli = cri.container(sid, pod, "cli", ["sleep", "1000"], labels={"role": "client"},
-                        image={"image": image_id, "user_specified_image": "busybox"})
+    cli = cri.container(
+        sid,
+        pod,
+        "cli",
+        ["sleep", "1000"],
+        labels={"role": "client"},
+        image={"image": image_id, "user_specified_image": "busybox"},
+    )
     out = wait_for(lambda: cri.exec(cli, "nc", "127.0.0.1", "8080").stdout)
     assert out == b"pong\n"
     r = cri.exec(cli, "sh", "-c", "hostname; cat /etc/resolv.conf; ip -4 -o addr show eth0")
@@ -178,58 +224,66 @@ def test_pod_with_two_containers(cri: Cri) -> None:
     log = Path(pod["log_directory"]) / "srv.log"
     wait_for(lambda: log.exists() and b"oops" in log.read_bytes())
     entries = [ln.split(" ", 3) for ln in log.read_text().splitlines()]
-    assert [(e[1], e[2], e[3]) for e in entries] == [("stdout", "F", "hello"),
-                                                     ("stderr", "F", "oops")]
+    assert [(e[1], e[2], e[3]) for e in entries] == [
+        ("stdout", "F", "hello"),
+        ("stderr", "F", "oops"),
+    ]
     assert entries[0][0].endswith("Z") and "T" in entries[0][0]
 
     names = cri.daemon.ok("ps", "--format", "{{.Names}}").split()
-    assert {f"k8s_srv_web_test_{pod['metadata']['uid']}_0",
-            f"k8s_cli_web_test_{pod['metadata']['uid']}_0"} <= set(names)
+    assert {
+        f"k8s_srv_web_test_{pod['metadata']['uid']}_0",
+        f"k8s_cli_web_test_{pod['metadata']['uid']}_0",
+    } <= set(names)
 
-    listed = cri.runtime("ListContainers", filter={"pod_sandbox_id": sid,
-                                                   "label_selector": {"role": "client"}})
+    listed = cri.runtime(
+        "ListContainers", filter={"pod_sandbox_id": sid, "label_selector": {"role": "client"}}
+    )
     assert [c.id for c in listed.containers] == [cli]
     assert dict(listed.containers[0].labels) == {"role": "client"}
     assert (listed.containers[0].image.image, listed.containers[0].image_ref) == (
-        "busybox", image_id)
+        "busybox",
+        image_id,
+    )
     pods = cri.runtime("ListPodSandbox", filter={"label_selector": {"app": "web"}}).items
     assert [p.id for p in pods] == [sid]
 
     cri.runtime("StopContainer", container_id=srv, timeout=1)
     s = cri.runtime("ContainerStatus", container_id=srv).status
     assert s.state == 2 and s.reason == "Error" and s.finished_at >= s.started_at > 0
-    assert [c.id for c in cri.runtime("ListContainers", filter={"state": {"state": 1}})
-            .containers] == [cli]
+    assert [
+        c.id for c in cri.runtime("ListContainers", filter={"state": {"state": 1}}).containers
+    ] == [cli]
 
-    assert len(_ports(cri.bridge)) == 1             # the pod's veth, on our bridge
+    assert len(_ports(cri.bridge)) == 1  # the pod's veth, on our bridge
     cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
-    cri.runtime("StopPodSandbox", pod_sandbox_id=sid)   # idempotent, as kubelets expect
+    cri.runtime("StopPodSandbox", pod_sandbox_id=sid)  # idempotent, as kubelets expect
     assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.state == 1
     assert cri.runtime("ContainerStatus", container_id=cli).status.state == 2
     assert wait_for(lambda: holder not in holders(cri.root))
-    assert _ports(cri.bridge) == []                 # CNI DEL took the pod's veth away
-    with open("/proc/self/mountinfo") as f:         # and the pod's /dev/shm is unmounted
+    assert _ports(cri.bridge) == []  # CNI DEL took the pod's veth away
+    with open("/proc/self/mountinfo") as f:  # and the pod's /dev/shm is unmounted
         assert f"{cri.root}/shm/" not in f.read()
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
     assert not cri.runtime("ListPodSandbox").items
     assert not cri.runtime("ListContainers").containers
     ipam = cri.base / "ipam"
-    assert not [p for p in ipam.rglob("10.251.67.*")]   # host-local released the address
+    assert not [p for p in ipam.rglob("10.251.67.*")]  # host-local released the address
     assert not list((cri.daemon.data_root / "cri" / "cni-results").iterdir())
 
 
 def _ports(bridge: str) -> list[str]:
     """The interfaces on `bridge` (other tests' veths come and go beside ours)."""
-    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True
+    ).stdout
     return [ln.split(":")[1].strip() for ln in out.splitlines()]
 
 
 def test_host_network_pod(cri: Cri) -> None:
     """hostNetwork: no CNI, the host's interfaces (our bridge among them) are the pod's."""
-    sid, pod = cri.pod("hostnet", linux={"security_context": {
-        "namespace_options": {"network": 2}}})
+    sid, pod = cri.pod("hostnet", linux={"security_context": {"namespace_options": {"network": 2}}})
     try:
         assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.network.ip == ""
         cid = cri.container(sid, pod, "c", ["sleep", "100"])
@@ -275,9 +329,10 @@ def test_images(cri: Cri, tmp_path: Path) -> None:
         listed = cri.image("ListImages", filter={"image": {"image": name}}).images
         assert [i.id for i in listed] == [ref]
         assert "docker.io/library/busybox:latest" in {
-            t for i in cri.image("ListImages").images for t in i.repo_tags}
+            t for i in cri.image("ListImages").images for t in i.repo_tags
+        }
         cri.image("RemoveImage", image={"image": name})
-        cri.image("RemoveImage", image={"image": name})   # idempotent
+        cri.image("RemoveImage", image={"image": name})  # idempotent
         assert not cri.image("ImageStatus", image={"image": name}).HasField("image")
 
         # the same repository behind basic auth: PullImage hands the registry the auth given
@@ -288,15 +343,23 @@ def test_images(cri: Cri, tmp_path: Path) -> None:
             with pytest.raises(grpc.RpcError):
                 cri.image("PullImage", image={"image": guarded})
             with pytest.raises(grpc.RpcError):
-                cri.image("PullImage", image={"image": guarded},
-                          auth={"username": "bob", "password": "wrong"})
-            got = cri.image("PullImage", image={"image": guarded},
-                            auth={"username": "bob", "password": "hunter2"}).image_ref
+                cri.image(
+                    "PullImage",
+                    image={"image": guarded},
+                    auth={"username": "bob", "password": "wrong"},
+                )
+            got = cri.image(
+                "PullImage",
+                image={"image": guarded},
+                auth={"username": "bob", "password": "hunter2"},
+            ).image_ref
             assert got == ref
             cri.image("RemoveImage", image={"image": guarded})
             token = base64.b64encode(b"bob:hunter2").decode()
-            assert cri.image("PullImage", image={"image": guarded},
-                             auth={"auth": token}).image_ref == ref
+            assert (
+                cri.image("PullImage", image={"image": guarded}, auth={"auth": token}).image_ref
+                == ref
+            )
             cri.image("RemoveImage", image={"image": guarded})
     fs = cri.image("ImageFsInfo").image_filesystems
     assert fs and fs[0].used_bytes.value > 0
@@ -305,14 +368,17 @@ def test_images(cri: Cri, tmp_path: Path) -> None:
 def test_sysctls_stats_and_update(cri: Cri) -> None:
     """The pod's namespaced sysctls, stats of its containers and of the pod, and a live
     resource update."""
-    sid, pod = cri.pod("stats", linux={"sysctls": {"net.ipv4.ip_unprivileged_port_start": "80",
-                                                   "kernel.shmmni": "1000"}})
+    sid, pod = cri.pod(
+        "stats",
+        linux={"sysctls": {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1000"}},
+    )
     try:
         cid = cri.container(sid, pod, "c", ["sh", "-c", "while true; do :; done"])
-        r = cri.exec(cid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
-                     "/proc/sys/kernel/shmmni")
+        r = cri.exec(
+            cid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shmmni"
+        )
         assert r.stdout.split() == [b"80", b"1000"]
-        cri.exec(cid, "ping", "-c", "1", "-W", "1", cri.gateway)   # some traffic on eth0
+        cri.exec(cid, "ping", "-c", "1", "-W", "1", cri.gateway)  # some traffic on eth0
         time.sleep(0.3)
         cri.runtime("ContainerStats", container_id=cid)
         time.sleep(0.3)
@@ -328,8 +394,11 @@ def test_sysctls_stats_and_update(cri: Cri) -> None:
         assert ps.linux.network.default_interface.tx_bytes.value > 0
         assert ps.linux.process.process_count.value >= 1
         assert sid in [s.attributes.id for s in cri.runtime("ListPodSandboxStats").stats]
-        cri.runtime("UpdateContainerResources", container_id=cid,
-                    linux={"memory_limit_in_bytes": 64 << 20, "cpu_shares": 512})
+        cri.runtime(
+            "UpdateContainerResources",
+            container_id=cid,
+            linux={"memory_limit_in_bytes": 64 << 20, "cpu_shares": 512},
+        )
         hc = cri.daemon.inspect(cid)["HostConfig"]
         assert (hc["Memory"], hc["CpuShares"]) == (64 << 20, 512)
         res = cri.runtime("ContainerStatus", container_id=cid).status.resources.linux
@@ -351,18 +420,34 @@ def test_pods_outlive_a_daemon_restart(tmp_path: Path, rootfs_tar: Path) -> None
     bridge = f"bc{secrets.token_hex(3)}"
     (tmp_path / "net.d").mkdir()
     (tmp_path / "net.d" / "10-test.conflist").write_text(
-        json.dumps(_conflist(bridge, tmp_path / "ipam")))
-    extra = ("--cri-socket", f"unix://{tmp_path}/berthd/run/cri.sock", "--cni-conf-dir",
-             str(tmp_path / "net.d"), "--cni-bin-dir", CNI_BIN)
+        json.dumps(_conflist(bridge, tmp_path / "ipam"))
+    )
+    extra = (
+        "--cri-socket",
+        f"unix://{tmp_path}/berthd/run/cri.sock",
+        "--cni-conf-dir",
+        str(tmp_path / "net.d"),
+        "--cni-bin-dir",
+        CNI_BIN,
+    )
     root = str(tmp_path / "berthd" / "data" / "cri")
     try:
         with running_daemon(tmp_path / "berthd", rootfs_tar, *extra) as d:
             c = Cri(d, tmp_path, bridge)
             sid, pod = c.pod("survivor")
-            cid = c.container(sid, pod, "c", ["sh", "-c", "echo before; while [ ! -e /go ]; "
-                                                  "do sleep 0.1; done; echo after; sleep 1000"])
-            holder = int(c.runtime("PodSandboxStatus", pod_sandbox_id=sid, verbose=True)
-                         .info["pid"])
+            cid = c.container(
+                sid,
+                pod,
+                "c",
+                [
+                    "sh",
+                    "-c",
+                    "echo before; while [ ! -e /go ]; do sleep 0.1; done; echo after; sleep 1000",
+                ],
+            )
+            holder = int(
+                c.runtime("PodSandboxStatus", pod_sandbox_id=sid, verbose=True).info["pid"]
+            )
             log = Path(pod["log_directory"]) / "c.log"
             assert wait_for(lambda: log.exists() and b" F before" in log.read_bytes())
             c.client.close()
@@ -402,17 +487,22 @@ def test_port_mapping(cri: Cri) -> None:
     """A hostPort through the portmap plug-in (the capability berth hands it): reached on the
     bridge's address, and gone with the pod."""
     from .registries import free_port
+
     port = free_port()
     sid, pod = cri.pod("ports", port_mappings=[{"container_port": 8080, "host_port": port}])
     try:
-        cri.container(sid, pod, "srv", ["sh", "-c",
-                                        "while true; do nc -l -p 8080 -e echo pong; done"])
+        cri.container(
+            sid, pod, "srv", ["sh", "-c", "while true; do nc -l -p 8080 -e echo pong; done"]
+        )
 
         def ask() -> bytes:
-            with contextlib.suppress(OSError), \
-                    socket.create_connection((cri.gateway, port), 2) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((cri.gateway, port), 2) as s,
+            ):
                 return s.recv(16)
             return b""
+
         assert wait_for(ask) == b"pong\n"
         assert f"--dport {port}" in _nat_rules()
     finally:
@@ -427,8 +517,7 @@ def _ppid(pid: int) -> int:
 
 
 def _nat_rules() -> str:
-    return subprocess.run(["iptables-save", "-t", "nat"], capture_output=True,
-                          text=True).stdout
+    return subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
 
 
 def remove_portmap_chains() -> None:
@@ -437,8 +526,11 @@ def remove_portmap_chains() -> None:
     rules = _nat_rules().splitlines()
     for line in rules:
         w = shlex.split(line)
-        if line.startswith("-A ") and w[1] in ("PREROUTING", "OUTPUT", "POSTROUTING") and \
-                any(x.startswith("CNI-HOSTPORT-") for x in w):
+        if (
+            line.startswith("-A ")
+            and w[1] in ("PREROUTING", "OUTPUT", "POSTROUTING")
+            and any(x.startswith("CNI-HOSTPORT-") for x in w)
+        ):
             subprocess.run(["iptables", "-w", "-t", "nat", "-D", *w[1:]], capture_output=True)
     for line in rules:
         if line.startswith(":CNI-HOSTPORT-"):
@@ -451,8 +543,9 @@ def test_pid_namespace_of_the_pod(cri: Cri) -> None:
     """PID namespace mode POD (shareProcessNamespace): the pod's containers see each other's
     processes, its holder as PID 1; CONTAINER: each sees only its own."""
     for mode, shared in ((0, True), (1, False)):
-        sid, pod = cri.pod(f"pid{mode}", linux={"security_context": {
-            "namespace_options": {"pid": mode}}})
+        sid, pod = cri.pod(
+            f"pid{mode}", linux={"security_context": {"namespace_options": {"pid": mode}}}
+        )
         try:
             cri.container(sid, pod, "a", ["sleep", "1001"])
             b = cri.container(sid, pod, "b", ["sleep", "1002"])
@@ -474,26 +567,59 @@ def test_container_options(cri: Cri, tmp_path: Path) -> None:
     sid, pod = cri.pod("opts")
     try:
         cid = cri.container(
-            sid, pod, "c", ["sh", "-c", "while true; do if [ -e /tmp/tick ]; then "
-                            "rm /tmp/tick; echo tick; fi; sleep 0.05; done"],
-            envs=[{"key": "GREETING", "value": b"hi there"}], working_dir="/etc",
-            mounts=[{"host_path": str(shared), "container_path": "/rw"},
-                    {"host_path": str(shared), "container_path": "/ro", "readonly": True}],
-            devices=[{"host_path": "/dev/null", "container_path": "/dev/mynull",
-                      "permissions": "rw"}],
-            linux={"security_context": {"capabilities": {"drop_capabilities": ["CHOWN"]}}})
-        r = cri.exec(cid, "sh", "-c", 'echo "$GREETING"; pwd; cat /ro/hello; '
-                     "echo x > /rw/new && echo rw-ok; echo x > /ro/other || echo ro-refused; "
-                     "chown 1 /tmp || echo chown-refused")
-        assert r.stdout.decode().split("\n")[:6] == ["hi there", "/etc", "from the host",
-                                                      "rw-ok", "ro-refused", "chown-refused"]
+            sid,
+            pod,
+            "c",
+            [
+                "sh",
+                "-c",
+                "while true; do if [ -e /tmp/tick ]; then "
+                "rm /tmp/tick; echo tick; fi; sleep 0.05; done",
+            ],
+            envs=[{"key": "GREETING", "value": b"hi there"}],
+            working_dir="/etc",
+            mounts=[
+                {"host_path": str(shared), "container_path": "/rw"},
+                {"host_path": str(shared), "container_path": "/ro", "readonly": True},
+            ],
+            devices=[
+                {"host_path": "/dev/null", "container_path": "/dev/mynull", "permissions": "rw"}
+            ],
+            linux={"security_context": {"capabilities": {"drop_capabilities": ["CHOWN"]}}},
+        )
+        r = cri.exec(
+            cid,
+            "sh",
+            "-c",
+            'echo "$GREETING"; pwd; cat /ro/hello; '
+            "echo x > /rw/new && echo rw-ok; echo x > /ro/other || echo ro-refused; "
+            "chown 1 /tmp || echo chown-refused",
+        )
+        assert r.stdout.decode().split("\n")[:6] == [
+            "hi there",
+            "/etc",
+            "from the host",
+            "rw-ok",
+            "ro-refused",
+            "chown-refused",
+        ]
         assert (shared / "new").exists() and not (shared / "other").exists()
         r = cri.exec(cid, "sh", "-c", "echo x > /dev/mynull && stat -c %t,%T /dev/mynull")
-        assert r.stdout == b"1,3\n"   # the host's /dev/null, as the device asked
+        assert r.stdout == b"1,3\n"  # the host's /dev/null, as the device asked
 
-        user = cri.container(sid, pod, "u", ["sleep", "1000"], linux={"security_context": {
-            "run_as_user": {"value": 1000}, "run_as_group": {"value": 1001},
-            "readonly_rootfs": True}})
+        user = cri.container(
+            sid,
+            pod,
+            "u",
+            ["sleep", "1000"],
+            linux={
+                "security_context": {
+                    "run_as_user": {"value": 1000},
+                    "run_as_group": {"value": 1001},
+                    "readonly_rootfs": True,
+                }
+            },
+        )
         r = cri.exec(user, "sh", "-c", "id -u; id -g; touch /x || echo ro-rootfs")
         assert r.stdout.split() == [b"1000", b"1001", b"ro-rootfs"]
 
@@ -520,8 +646,10 @@ def _ws(url: str, protocol: str, send: list[bytes], until: Any) -> tuple[dict[in
 
     async def talk() -> tuple[dict[int, bytes], str]:
         got: dict[int, bytes] = {}
-        async with aiohttp.ClientSession() as s, \
-                s.ws_connect(url, protocols=(protocol,), timeout=20) as ws:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.ws_connect(url, protocols=(protocol,), timeout=20) as ws,
+        ):
             for m in send:
                 await ws.send_bytes(m)
             async with asyncio.timeout(20):
@@ -531,6 +659,7 @@ def _ws(url: str, protocol: str, send: list[bytes], until: Any) -> tuple[dict[in
                         if until(got):
                             break
             return got, ws.protocol or ""
+
     return asyncio.run(talk())
 
 
@@ -540,30 +669,44 @@ def test_streaming_exec_attach_portforward(cri: Cri) -> None:
     container's output; a pod's port."""
     sid, pod = cri.pod("streams")
     try:
-        cid = cri.container(sid, pod, "srv", ["sh", "-c", "(while true; do echo tick; sleep 0.2; "
-                                              "done) & while true; do nc -l -p 8080 -e echo "
-                                              "pong; done"])
-        url = cri.runtime("Exec", container_id=cid, cmd=["sh", "-c", "read x; echo got $x; "
-                                                         "echo oops >&2; exit 3"],
-                          stdin=True, stdout=True, stderr=True).url
+        cid = cri.container(
+            sid,
+            pod,
+            "srv",
+            [
+                "sh",
+                "-c",
+                "(while true; do echo tick; sleep 0.2; "
+                "done) & while true; do nc -l -p 8080 -e echo "
+                "pong; done",
+            ],
+        )
+        url = cri.runtime(
+            "Exec",
+            container_id=cid,
+            cmd=["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+        ).url
         assert url.startswith("http://127.0.0.1:")
         got, proto = _ws(url, "v4.channel.k8s.io", [b"\x00hello\n"], lambda g: 3 in g)
         assert proto == "v4.channel.k8s.io"
         assert got[1] == b"got hello\n" and got[2] == b"oops\n"
         status = json.loads(got[3])
-        assert status["status"] == "Failure" and \
-            status["details"]["causes"][0]["message"] == "3"
+        assert status["status"] == "Failure" and status["details"]["causes"][0]["message"] == "3"
         # a token is good once
         with pytest.raises(Exception, match="404"):
             _ws(url, "v4.channel.k8s.io", [], lambda g: True)
         url = cri.runtime("Exec", container_id=cid, cmd=["true"], stdout=True).url
         assert json.loads(_ws(url, "v5.channel.k8s.io", [], lambda g: 3 in g)[0][3]) == {
-            "metadata": {}, "status": "Success"}
+            "metadata": {},
+            "status": "Success",
+        }
 
         url = cri.runtime("Attach", container_id=cid, stdout=True, stderr=True).url
         url_pf = cri.runtime("PortForward", pod_sandbox_id=sid, port=[8080]).url
-        got, _ = _ws(url_pf, "v4.channel.k8s.io", [],
-                     lambda g: b"pong" in g.get(0, b""))
+        got, _ = _ws(url_pf, "v4.channel.k8s.io", [], lambda g: b"pong" in g.get(0, b""))
         assert got[0].endswith(b"pong\n") and got[0][:2] == (8080).to_bytes(2, "little")
         got, _ = _ws(url, "v4.channel.k8s.io", [], lambda g: b"tick" in g.get(1, b""))
         assert b"tick" in got[1]
@@ -576,21 +719,45 @@ def test_by_hand_with_ctl(cri: Cri, tmp_path: Path) -> None:
     """berth.cri.ctl, crictl's commands that a person drives a pod with (crictl itself cannot
     be built here), with crictl's own config files."""
     import sys
+
     endpoint = f"unix://{cri.daemon.exec_root}/cri.sock"
 
     def ctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "berth.cri.ctl", "-r", endpoint, *args],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "berth.cri.ctl", "-r", endpoint, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     pod = tmp_path / "pod.json"
-    pod.write_text(json.dumps({"metadata": {"name": "byhand", "namespace": "default",
-                                            "uid": "hdishd83djaidwnduwk28bcsb", "attempt": 1},
-                               "log_directory": str(tmp_path / "logs"),
-                               "linux": {}}))
+    pod.write_text(
+        json.dumps(
+            {
+                "metadata": {
+                    "name": "byhand",
+                    "namespace": "default",
+                    "uid": "hdishd83djaidwnduwk28bcsb",
+                    "attempt": 1,
+                },
+                "log_directory": str(tmp_path / "logs"),
+                "linux": {},
+            }
+        )
+    )
     ctr = tmp_path / "container.json"
-    ctr.write_text(json.dumps({"metadata": {"name": "busybox"},
-                               "image": {"image": "busybox"}, "command": ["top"],
-                               "envs": [{"key": "WHO", "value": "crictl"}],
-                               "log_path": "busybox.0.log", "linux": {}}))
+    ctr.write_text(
+        json.dumps(
+            {
+                "metadata": {"name": "busybox"},
+                "image": {"image": "busybox"},
+                "command": ["top"],
+                "envs": [{"key": "WHO", "value": "crictl"}],
+                "log_path": "busybox.0.log",
+                "linux": {},
+            }
+        )
+    )
     r = ctl("runp", str(pod))
     assert r.returncode == 0, r.stderr
     sid = r.stdout.strip()
@@ -601,7 +768,8 @@ def test_by_hand_with_ctl(cri: Cri, tmp_path: Path) -> None:
         assert (r.stdout, r.returncode) == ("crictl\n", 4)
         listed = json.loads(ctl("ps").stdout)["containers"]
         assert [(c["id"], c["state"]) for c in listed if c["pod_sandbox_id"] == sid] == [
-            (cid, "CONTAINER_RUNNING")]
+            (cid, "CONTAINER_RUNNING")
+        ]
         assert json.loads(ctl("inspectp", sid).stdout)["status"]["state"] == "SANDBOX_READY"
         assert json.loads(ctl("version").stdout)["runtime_name"] == "berth"
     finally:
@@ -614,28 +782,64 @@ def test_security_context(cri: Cri, tmp_path: Path) -> None:
     """Privileged, no_new_privs, masked and read-only paths, a run-as user name, and seccomp
     profiles: Unconfined and a Localhost one."""
     profile = tmp_path / "no-mkdir.json"
-    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    profile.write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
+            }
+        )
+    )
     sid, pod = cri.pod("secure")
     try:
+
         def run(name: str, sc: dict[str, Any], script: str) -> str:
-            cid = cri.container(sid, pod, name, ["sleep", "1000"],
-                                linux={"security_context": sc})
+            cid = cri.container(sid, pod, name, ["sleep", "1000"], linux={"security_context": sc})
             r = cri.exec(cid, "sh", "-c", script)
             return str(r.stdout.decode()) + r.stderr.decode()
-        assert run("priv", {"privileged": True},
-                   "mkdir -p /m && mount -t tmpfs none /m && echo mounted") == "mounted\n"
-        assert run("plain", {}, "mkdir -p /m; mount -t tmpfs none /m 2>/dev/null || echo refused; "
-                   "grep NoNewPrivs /proc/self/status") == "refused\nNoNewPrivs:\t0\n"
-        assert run("nnp", {"no_new_privs": True},
-                   "grep NoNewPrivs /proc/self/status") == "NoNewPrivs:\t1\n"
-        assert run("masked", {"masked_paths": ["/etc/passwd"], "readonly_paths": ["/tmp"]},
-                   "wc -c < /etc/passwd; touch /tmp/x 2>/dev/null || echo ro") == "0\nro\n"
+
+        assert (
+            run(
+                "priv",
+                {"privileged": True},
+                "mkdir -p /m && mount -t tmpfs none /m && echo mounted",
+            )
+            == "mounted\n"
+        )
+        assert (
+            run(
+                "plain",
+                {},
+                "mkdir -p /m; mount -t tmpfs none /m 2>/dev/null || echo refused; "
+                "grep NoNewPrivs /proc/self/status",
+            )
+            == "refused\nNoNewPrivs:\t0\n"
+        )
+        assert (
+            run("nnp", {"no_new_privs": True}, "grep NoNewPrivs /proc/self/status")
+            == "NoNewPrivs:\t1\n"
+        )
+        assert (
+            run(
+                "masked",
+                {"masked_paths": ["/etc/passwd"], "readonly_paths": ["/tmp"]},
+                "wc -c < /etc/passwd; touch /tmp/x 2>/dev/null || echo ro",
+            )
+            == "0\nro\n"
+        )
         assert run("named", {"run_as_username": "nobody"}, "id -un") == "nobody\n"
-        assert run("local", {"seccomp": {"profile_type": 2, "localhost_ref": str(profile)}},
-                   "mkdir /tmp/d 2>/dev/null || echo denied") == "denied\n"
-        assert run("unconfined", {"seccomp": {"profile_type": 1}},
-                   "grep Seccomp: /proc/self/status") == "Seccomp:\t0\n"
+        assert (
+            run(
+                "local",
+                {"seccomp": {"profile_type": 2, "localhost_ref": str(profile)}},
+                "mkdir /tmp/d 2>/dev/null || echo denied",
+            )
+            == "denied\n"
+        )
+        assert (
+            run("unconfined", {"seccomp": {"profile_type": 1}}, "grep Seccomp: /proc/self/status")
+            == "Seccomp:\t0\n"
+        )
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
@@ -651,10 +855,20 @@ def test_mount_propagation(cri: Cri, tmp_path: Path) -> None:
     try:
         subprocess.run(["mount", "--make-shared", str(src)], check=True)
         sid, pod = cri.pod("prop")
-        slave = cri.container(sid, pod, "slave", ["sleep", "1000"], mounts=[
-            {"host_path": str(src), "container_path": "/p", "propagation": 1}])
-        private = cri.container(sid, pod, "private", ["sleep", "1000"], mounts=[
-            {"host_path": str(src), "container_path": "/p", "propagation": 0}])
+        slave = cri.container(
+            sid,
+            pod,
+            "slave",
+            ["sleep", "1000"],
+            mounts=[{"host_path": str(src), "container_path": "/p", "propagation": 1}],
+        )
+        private = cri.container(
+            sid,
+            pod,
+            "private",
+            ["sleep", "1000"],
+            mounts=[{"host_path": str(src), "container_path": "/p", "propagation": 0}],
+        )
         subprocess.run(["mount", "-t", "tmpfs", "late", str(src / "sub")], check=True)
         assert " /p/sub " in cri.exec(slave, "cat", "/proc/mounts").stdout.decode()
         assert " /p/sub " not in cri.exec(private, "cat", "/proc/mounts").stdout.decode()
@@ -669,14 +883,15 @@ def test_container_events(cri: Cri) -> None:
     """GetContainerEvents streams the pod's and its container's lifecycle, each event with
     the pod's status."""
     import threading
+
     events = cri.client.stream("RuntimeService", "GetContainerEvents")
     got: list[tuple[str, int, str]] = []
 
     def read() -> None:
         with contextlib.suppress(grpc.RpcError):
             for ev in events:
-                got.append((ev.container_id, ev.container_event_type,
-                            ev.pod_sandbox_status.id))
+                got.append((ev.container_id, ev.container_event_type, ev.pod_sandbox_status.id))
+
     t = threading.Thread(target=read, daemon=True)
     t.start()
     time.sleep(0.3)
@@ -690,19 +905,21 @@ def test_container_events(cri: Cri) -> None:
     events.cancel()
     t.join(5)
     mine = [(i, k) for i, k, _ in got if i in (sid, cid)]
-    assert mine == [(sid, 0), (sid, 1), (cid, 0), (cid, 1), (cid, 2), (cid, 3), (sid, 2),
-                    (sid, 3)]
+    assert mine == [(sid, 0), (sid, 1), (cid, 0), (cid, 1), (cid, 2), (cid, 3), (sid, 2), (sid, 3)]
     assert all(p == sid for i, _, p in got if i == cid)
 
 
 def test_concurrent_pods(cri: Cri) -> None:
     """Pods started at once each get a holder of their own, and no spare is left over."""
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(4) as pool:
         sids = [s for s, _ in pool.map(lambda i: cri.pod(f"many{i}"), range(4))]
     try:
-        pids = {int(cri.runtime("PodSandboxStatus", pod_sandbox_id=s, verbose=True)
-                    .info["pid"]) for s in sids}
+        pids = {
+            int(cri.runtime("PodSandboxStatus", pod_sandbox_id=s, verbose=True).info["pid"])
+            for s in sids
+        }
         assert len(pids) == 4
         # each pod's holder is PID 1 of its PID namespace, with its parent; plus one spare
         assert wait_for(lambda: len(holders(cri.root)) == 2 * 4 + 1)
@@ -719,22 +936,30 @@ def test_runtime_handler(cri: Cri) -> None:
     names = [h.name for h in cri.runtime("Status").runtime_handlers]
     assert names[0] == "" and len(names) >= 2
     with pytest.raises(grpc.RpcError) as e:
-        cri.client.runtime("RunPodSandbox", runtime_handler="nosuch", config={
-            "metadata": {"name": "rc", "uid": "u", "namespace": "n"}})
+        cri.client.runtime(
+            "RunPodSandbox",
+            runtime_handler="nosuch",
+            config={"metadata": {"name": "rc", "uid": "u", "namespace": "n"}},
+        )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     if "runc" not in names:
         pytest.skip("no runtime of berthd's is named runc")
-    sid = cri.client.runtime("RunPodSandbox", runtime_handler="runc", config={
-        "metadata": {"name": "rc", "uid": "u", "namespace": "n"}, "hostname": "rc",
-        "log_directory": str(cri.base / "logs" / "rc")}).pod_sandbox_id
+    sid = cri.client.runtime(
+        "RunPodSandbox",
+        runtime_handler="runc",
+        config={
+            "metadata": {"name": "rc", "uid": "u", "namespace": "n"},
+            "hostname": "rc",
+            "log_directory": str(cri.base / "logs" / "rc"),
+        },
+    ).pod_sandbox_id
     try:
         pod = {"metadata": {"name": "rc", "uid": "u", "namespace": "n"}}
         cid = cri.container(sid, pod, "c", ["sleep", "1000"])
         assert cri.daemon.inspect(cid)["HostConfig"]["Runtime"] == "runc"
         assert cri.exec(cid, "hostname").stdout == b"rc\n"
         assert cri.exec(cid, "ip", "-4", "-o", "addr", "show", "eth0").exit_code == 0
-        assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.runtime_handler \
-            == "runc"
+        assert cri.runtime("PodSandboxStatus", pod_sandbox_id=sid).status.runtime_handler == "runc"
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)

@@ -28,8 +28,9 @@ def test_socket_mode_and_host_resolution(daemon: Daemon) -> None:
         ([], {"BERTH_HOST": bad, "DOCKER_HOST": daemon.host}, 1),
     ]
     for flags, extra, rc in cases:
-        r = subprocess.run([berth, *flags, "ps"], env={**env, **extra}, capture_output=True,
-                           text=True)
+        r = subprocess.run(
+            [berth, *flags, "ps"], env={**env, **extra}, capture_output=True, text=True
+        )
         assert r.returncode == rc, (flags, extra, r.stderr)
     r = subprocess.run([berth, "-H", bad, "ps"], env=env, capture_output=True, text=True)
     assert "Cannot connect to the berth daemon at unix:///nonexistent/berth.sock" in r.stderr
@@ -37,8 +38,16 @@ def test_socket_mode_and_host_resolution(daemon: Daemon) -> None:
 
 def test_containers_outlive_the_daemon(private_daemon: Daemon) -> None:
     d = private_daemon
-    d.ok("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
-         "trap 'exit 3' TERM; i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.1; done")
+    d.ok(
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.1; done",
+    )
     d.ok("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 9")
     pid = d.inspect("survivor")["State"]["Pid"]
     d.stop(signal.SIGKILL)
@@ -54,12 +63,18 @@ def test_containers_outlive_the_daemon(private_daemon: Daemon) -> None:
     # exec and a following of the logs work on a container from before the restart
     assert d.ok("exec", "survivor", "echo", "reached") == "reached\n"
     import subprocess as sp
-    follow = sp.Popen([str(BIN / "berth"), "logs", "-f", "--tail", "0", "survivor"],
-                      env=d.env, stdout=sp.PIPE, text=True)
+
+    follow = sp.Popen(
+        [str(BIN / "berth"), "logs", "-f", "--tail", "0", "survivor"],
+        env=d.env,
+        stdout=sp.PIPE,
+        text=True,
+    )
     assert follow.stdout is not None
     assert follow.stdout.readline().startswith("tick")
-    waiter = sp.Popen([str(BIN / "berth"), "wait", "survivor"], env=d.env, stdout=sp.PIPE,
-                      text=True)
+    waiter = sp.Popen(
+        [str(BIN / "berth"), "wait", "survivor"], env=d.env, stdout=sp.PIPE, text=True
+    )
     d.ok("stop", "survivor")
     assert waiter.communicate(timeout=10)[0].strip() == "3"
     follow.wait(10)
@@ -91,6 +106,7 @@ def test_copying_driver(tmp_path, rootfs_tar) -> None:  # type: ignore[no-untype
         assert d.ok("run", "--rm", "busybox", "ls", "/").split()  # the image is untouched
         d.ok("export", "-o", str(tmp_path / "v1.tar"), "v1")
         import tarfile
+
         with tarfile.open(tmp_path / "v1.tar") as tf:
             names = set(tf.getnames())
         assert "f" in names and "bin/ls" not in names and "bin/sh" in names
@@ -111,8 +127,14 @@ def test_iptables_false_leaves_the_firewall_alone(tmp_path, rootfs_tar) -> None:
         # what names this daemon's bridge or chains (other daemons may change the rest of the
         # host's firewall meanwhile)
         ours = (d.bridge, f"BERTH-{d.bridge[:12]}")
-        strip = lambda t: [x for x in t.splitlines()  # noqa: E731
-                           if not x.startswith(("#", ":")) and any(o in x for o in ours)]
+
+        def strip(t: str) -> list[str]:
+            return [
+                x
+                for x in t.splitlines()
+                if not x.startswith(("#", ":")) and any(o in x for o in ours)
+            ]
+
         assert strip(after) == strip(before) == []
     finally:
         d.cleanup()

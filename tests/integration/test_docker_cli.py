@@ -15,14 +15,19 @@ from .conftest import Daemon
 pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
 
 
-def docker(d: Daemon, *args: str, input: bytes | None = None,  # noqa: A002
-           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def docker(
+    d: Daemon,
+    *args: str,
+    input: bytes | None = None,  # noqa: A002
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("docker")
     if exe is None:
         pytest.skip("the docker CLI is not installed")
     env = {**d.env, "DOCKER_CONFIG": str(d.base / "docker-config")}
-    return subprocess.run([exe, *args], env=env, capture_output=True, timeout=timeout,
-                          text=input is None, input=input)
+    return subprocess.run(
+        [exe, *args], env=env, capture_output=True, timeout=timeout, text=input is None, input=input
+    )
 
 
 def ok(d: Daemon, *args: str) -> str:
@@ -39,18 +44,39 @@ def test_version_and_info(daemon: Daemon) -> None:
 
 
 def test_import_images_run_ps_logs_stop_rm(daemon: Daemon, rootfs_tar: Path) -> None:
-    iid = ok(daemon, "import", "--change", "CMD [\"echo\", \"dflt\"]", str(rootfs_tar),
-             "dk/busy:1").strip()
+    iid = ok(
+        daemon, "import", "--change", 'CMD ["echo", "dflt"]', str(rootfs_tar), "dk/busy:1"
+    ).strip()
     assert iid.startswith("sha256:")
     assert "dk/busy" in ok(daemon, "images")
-    r = docker(daemon, "run", "--rm", "--pull", "never", "dk/busy:1", "sh", "-c",
-               "echo to-out; echo to-err >&2; exit 5")
+    r = docker(
+        daemon,
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "dk/busy:1",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2; exit 5",
+    )
     assert (r.returncode, r.stdout, r.stderr) == (5, "to-out\n", "to-err\n")
     assert ok(daemon, "run", "--rm", "--pull", "never", "dk/busy:1").strip() == "dflt"
     r = docker(daemon, "run", "--rm", "--pull", "never", "dk/busy:1", "nope")
     assert r.returncode == 127 and "executable file not found" in r.stderr
-    cid = ok(daemon, "run", "-d", "--name", "dk-bg", "--pull", "never", "dk/busy:1", "sh", "-c",
-             "for i in 1 2 3; do echo n$i; sleep 0.2; done; sleep 30").strip()
+    cid = ok(
+        daemon,
+        "run",
+        "-d",
+        "--name",
+        "dk-bg",
+        "--pull",
+        "never",
+        "dk/busy:1",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo n$i; sleep 0.2; done; sleep 30",
+    ).strip()
     assert len(cid) == 64
     assert "dk-bg" in ok(daemon, "ps")
     deadline = time.time() + 5
@@ -68,8 +94,17 @@ def test_import_images_run_ps_logs_stop_rm(daemon: Daemon, rootfs_tar: Path) -> 
 
 
 def test_logs_follow(daemon: Daemon) -> None:
-    ok(daemon, "run", "-d", "--name", "dk-follow", "busybox", "sh", "-c",
-       "for i in 1 2 3; do echo f$i; sleep 0.2; done")
+    ok(
+        daemon,
+        "run",
+        "-d",
+        "--name",
+        "dk-follow",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo f$i; sleep 0.2; done",
+    )
     assert ok(daemon, "logs", "-f", "dk-follow") == "f1\nf2\nf3\n"
     ok(daemon, "rm", "dk-follow")
 
@@ -95,21 +130,61 @@ def test_save_load_rmi(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None
 
 def test_networks_ports_and_volumes(daemon: Daemon) -> None:
     import urllib.request
+
     ok(daemon, "network", "create", "dk-net")
     ok(daemon, "volume", "create", "dk-vol")
     try:
-        ok(daemon, "run", "--rm", "-v", "dk-vol:/data", "busybox", "sh", "-c",
-           "echo from-volume > /data/hostname")
-        ok(daemon, "run", "-d", "--name", "dk-web", "--network", "dk-net", "-p",
-           "127.0.0.1::80", "-v", "dk-vol:/www", "busybox", "httpd", "-f", "-p", "80", "-h",
-           "/www")
+        ok(
+            daemon,
+            "run",
+            "--rm",
+            "-v",
+            "dk-vol:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo from-volume > /data/hostname",
+        )
+        ok(
+            daemon,
+            "run",
+            "-d",
+            "--name",
+            "dk-web",
+            "--network",
+            "dk-net",
+            "-p",
+            "127.0.0.1::80",
+            "-v",
+            "dk-vol:/www",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        )
         port = ok(daemon, "port", "dk-web", "80").strip().rsplit(":", 1)[1]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=5).read()
         assert body == b"from-volume\n"
-        assert ok(daemon, "run", "--rm", "--network", "dk-net", "busybox", "wget", "-qO-",
-                  "http://dk-web/hostname") == "from-volume\n"
-        r = docker(daemon, "run", "--rm", "busybox", "wget", "-T", "2", "-qO-",
-                   "http://dk-web/hostname")
+        assert (
+            ok(
+                daemon,
+                "run",
+                "--rm",
+                "--network",
+                "dk-net",
+                "busybox",
+                "wget",
+                "-qO-",
+                "http://dk-web/hostname",
+            )
+            == "from-volume\n"
+        )
+        r = docker(
+            daemon, "run", "--rm", "busybox", "wget", "-T", "2", "-qO-", "http://dk-web/hostname"
+        )
         assert r.returncode != 0  # the default bridge does not resolve names
         assert "dk-net" in ok(daemon, "network", "ls")
         assert "dk-vol" in ok(daemon, "volume", "ls")
@@ -130,7 +205,7 @@ def test_swarm_routes_answer_as_a_daemon_outside_a_swarm(daemon: Daemon) -> None
 
     client = dockerpy.DockerClient(base_url=daemon.host)
     try:
-        assert client.swarm.leave(force=True) is True   # docker-py tolerates the 503
+        assert client.swarm.leave(force=True) is True  # docker-py tolerates the 503
     finally:
         client.close()
 
@@ -146,9 +221,13 @@ def test_events_print_as_docker_prints_them(daemon: Daemon, tz: str) -> None:
     daemon.env["TZ"] = tz
     try:
         mine = daemon.ok("events", "--since", since, "--until", until)
-        theirs = subprocess.run(["docker", "events", "--since", since, "--until", until],
-                                env={**daemon.env, "DOCKER_CONFIG": str(daemon.base / "dcfg")},
-                                capture_output=True, text=True, timeout=30).stdout
+        theirs = subprocess.run(
+            ["docker", "events", "--since", since, "--until", until],
+            env={**daemon.env, "DOCKER_CONFIG": str(daemon.base / "dcfg")},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
     finally:
         del daemon.env["TZ"]
     assert mine and mine == theirs
@@ -172,8 +251,10 @@ def test_kill_returns_once_the_container_is_dead(daemon: Daemon, paused: bool) -
         ok(daemon, "start", c.id)
         r = docker(daemon, "kill", c.id)
         assert r.returncode == 0 and r.stdout.strip() == c.id
-        assert ok(daemon, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", c.id) == \
-            "exited 137\n"
+        assert (
+            ok(daemon, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", c.id)
+            == "exited 137\n"
+        )
     finally:
         c.remove(force=True)
         client.close()
@@ -191,14 +272,17 @@ def test_log_drivers(daemon: Daemon) -> None:
         cid = ok(daemon, "run", "-d", "--log-driver", driver, "busybox", "echo", "hi").strip()
         try:
             ok(daemon, "wait", cid)
-            assert ok(daemon, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", cid) == \
-                f"{driver}\n"
+            assert (
+                ok(daemon, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", cid) == f"{driver}\n"
+            )
             r = docker(daemon, "logs", cid)
             if driver == "local":
                 assert r.returncode == 0 and r.stdout == "hi\n", r
             else:
-                assert r.returncode == 1 and \
-                    "configured logging driver does not support reading" in r.stderr, r
+                assert (
+                    r.returncode == 1
+                    and "configured logging driver does not support reading" in r.stderr
+                ), r
         finally:
             ok(daemon, "rm", "-f", cid)
 
@@ -207,29 +291,45 @@ def _timeless(text: str) -> str:
     """Output with its ages ("3 seconds ago", "Up 2 seconds") made one word and the columns
     one space apart: two runs a second apart may age differently."""
     import re
-    text = re.sub(r"(About an? (minute|hour)|Less than a second|"
-                  r"\d+ (second|minute|hour|day|week|month|year)s?)( ago)?", "T", text)
+
+    text = re.sub(
+        r"(About an? (minute|hour)|Less than a second|"
+        r"\d+ (second|minute|hour|day|week|month|year)s?)( ago)?",
+        "T",
+        text,
+    )
     return "\n".join(" ".join(line.split()) for line in text.splitlines())
 
 
 def test_system_df_and_prune(daemon: Daemon) -> None:
     """`system df` (plain, -v, --format) prints what the docker CLI prints from the same
     /system/df; `system prune -f --volumes` removes what docker's would."""
-    cid = daemon.ok("run", "-d", "-v", "dfvol:/v", "busybox", "sh", "-c",
-                    "echo x > /v/a; head -c 100000 /dev/zero > /big; sleep 60").strip()
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "-v",
+        "dfvol:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /v/a; head -c 100000 /dev/zero > /big; sleep 60",
+    ).strip()
     daemon.ok("run", "--name", "df-stopped", "-v", "/anon", "busybox", "true")
     try:
         time.sleep(0.3)
-        for args in (["system", "df"], ["system", "df", "-v"],
-                     ["system", "df", "--format", "{{.Type}}: {{.Size}} {{.Reclaimable}}"],
-                     ["system", "df", "--format", "table {{.Type}}\t{{.Active}}"]):
+        for args in (
+            ["system", "df"],
+            ["system", "df", "-v"],
+            ["system", "df", "--format", "{{.Type}}: {{.Size}} {{.Reclaimable}}"],
+            ["system", "df", "--format", "table {{.Type}}\t{{.Active}}"],
+        ):
             assert _timeless(daemon.ok(*args)) == _timeless(ok(daemon, *args)), args
         r = daemon.berth("system", "df", "-v", "--format", "x")
         assert r.returncode != 0
         out = daemon.ok("system", "prune", "-f", "--volumes")
         assert "Deleted Containers:\n" in out and "Total reclaimed space:" in out
         assert daemon.berth("inspect", "df-stopped").returncode != 0
-        assert daemon.inspect(cid)["State"]["Running"]     # in use: kept
+        assert daemon.inspect(cid)["State"]["Running"]  # in use: kept
         assert "dfvol" in daemon.ok("volume", "ls", "-q")
         assert daemon.ok("system", "info", "--format", "{{.ID}}").strip()
     finally:
@@ -276,10 +376,23 @@ def test_network_prune_filters(daemon: Daemon) -> None:
         ok(daemon, "network", "create", *[a for lab in labels for a in ("--label", lab)], name)
     try:
         assert ok(daemon, "network", "prune", "-f", "--filter", "until=1h") == ""
-        assert ok(daemon, "network", "prune", "-f", "--filter", "label=tier",
-                  "--filter", "label!=keep") == "Deleted Networks:\nnp-a\n\n"
-        assert daemon.ok("network", "prune", "--filter", "label=tier=db") == \
-            "Deleted Networks:\nnp-b\n"
+        assert (
+            ok(
+                daemon,
+                "network",
+                "prune",
+                "-f",
+                "--filter",
+                "label=tier",
+                "--filter",
+                "label!=keep",
+            )
+            == "Deleted Networks:\nnp-a\n\n"
+        )
+        assert (
+            daemon.ok("network", "prune", "--filter", "label=tier=db")
+            == "Deleted Networks:\nnp-b\n"
+        )
         r = docker(daemon, "network", "prune", "-f", "--filter", "dangling=true")
         assert r.returncode == 1 and "invalid filter 'dangling'" in r.stderr
         names = ok(daemon, "network", "ls", "--format", "{{.Name}}").split()
@@ -294,34 +407,64 @@ def test_network_prune_filters(daemon: Daemon) -> None:
 _FORMATS = [
     ("ps", "--format", "{{.Names}}\\t{{.ID}}|{{.Image}}|{{.Command}}|{{.State}}|{{.CreatedAt}}"),
     ("ps", "--format", 'table {{.ID}}\\t{{.Image}}\\t{{.Label "com.example.foo"}}\\t{{.Labels}}'),
-    ("ps", "--format", '{{.Label "a"}}|{{.Label "nope"}}|{{if eq .State "running"}}up'
-                       '{{else}}down{{end}}|{{printf "%-10s|" .Names}}|{{upper .Names}}'),
-    ("ps", "--format", "{{truncate .ID 5}} {{pad .Names 1 2}}| {{json .Names}} {{.Mounts}} "
-                       "{{.Networks}} {{.LocalVolumes}} {{split .Names \"-\"}}"),
+    (
+        "ps",
+        "--format",
+        '{{.Label "a"}}|{{.Label "nope"}}|{{if eq .State "running"}}up'
+        '{{else}}down{{end}}|{{printf "%-10s|" .Names}}|{{upper .Names}}',
+    ),
+    (
+        "ps",
+        "--format",
+        "{{truncate .ID 5}} {{pad .Names 1 2}}| {{json .Names}} {{.Mounts}} "
+        '{{.Networks}} {{.LocalVolumes}} {{split .Names "-"}}',
+    ),
     ("ps", "--format", "table {{.ID}}\\t{{.Mounts}}\\t{{.Networks}}\\t{{.State}}\\t{{.Ports}}"),
     ("ps", "--format", "table"),
     ("ps", "--format", "{{.Nope}}"),
     ("ps", "--format", "{{.ID"),
     ("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}} {{.Digest}} {{.CreatedAt}}"),
     ("images", "--format", "table {{.ID}}\\t{{.Repository}}\\t{{.Tag}}\\t{{.Containers}}"),
-    ("images", "--format", "table {{.Repository}}:{{.Tag}}\\t{{json .Size}}\\t{{pad .Tag 1 1}}\\t"
-                           "{{truncate .ID 4}}\\t{{split .Tag \":\"}}"),
+    (
+        "images",
+        "--format",
+        "table {{.Repository}}:{{.Tag}}\\t{{json .Size}}\\t{{pad .Tag 1 1}}\\t"
+        '{{truncate .ID 4}}\\t{{split .Tag ":"}}',
+    ),
     ("images", "--format", "{{.Nope}}"),
     ("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}", "tf-web"),
-    ("inspect", "-f", "{{json .Config.Env}} {{join .Config.Env \",\"}} {{.Config.Env}}", "tf-web"),
-    ("inspect", "-f", '{{index .Config.Labels "a"}}|{{index .Config.Labels "nope"}}|'
-                      "{{.Config.Labels}}|{{json .Config.Labels}}|{{.Config.Labels.nope}}",
-     "tf-web"),
-    ("inspect", "-f", "{{join .Args \",\"}} {{.Path}} {{upper .Name}} {{len .Args}} "
-                      "{{.Config.Entrypoint}} {{json .Config.Entrypoint}} {{.State.Pid | "
-                      'printf "%T"}} {{.HostConfig.LogConfig.Type}}', "tf-web"),
-    ("inspect", "-f", "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}"
-                      "{{with .State}}{{.Status}}{{end}}{{if .State.Running}} yes{{end}}",
-     "tf-web"),
+    ("inspect", "-f", '{{json .Config.Env}} {{join .Config.Env ","}} {{.Config.Env}}', "tf-web"),
+    (
+        "inspect",
+        "-f",
+        '{{index .Config.Labels "a"}}|{{index .Config.Labels "nope"}}|'
+        "{{.Config.Labels}}|{{json .Config.Labels}}|{{.Config.Labels.nope}}",
+        "tf-web",
+    ),
+    (
+        "inspect",
+        "-f",
+        '{{join .Args ","}} {{.Path}} {{upper .Name}} {{len .Args}} '
+        "{{.Config.Entrypoint}} {{json .Config.Entrypoint}} {{.State.Pid | "
+        'printf "%T"}} {{.HostConfig.LogConfig.Type}}',
+        "tf-web",
+    ),
+    (
+        "inspect",
+        "-f",
+        "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}"
+        "{{with .State}}{{.Status}}{{end}}{{if .State.Running}} yes{{end}}",
+        "tf-web",
+    ),
     ("inspect", "-f", "{{.Name}}\\t{{.Config.Image}}\\n", "tf-web", "busybox"),
-    ("inspect", "-f", "{{.State.Health}} {{.SizeRw}} {{.Config.Volumes}} {{.HostConfig.CapAdd}} "
-                      "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAMConfig}}"
-                      "{{end}} {{json .GraphDriver.Data}}", "tf-web"),
+    (
+        "inspect",
+        "-f",
+        "{{.State.Health}} {{.SizeRw}} {{.Config.Volumes}} {{.HostConfig.CapAdd}} "
+        "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAMConfig}}"
+        "{{end}} {{json .GraphDriver.Data}}",
+        "tf-web",
+    ),
     ("inspect", "-f", "{{.Nope}}", "tf-web"),
     ("inspect", "-f", "{{.ID}} {{.HostConfig.NanoCPUs}}", "tf-web"),
     ("inspect", "-f", "{{.Id}} {{.HostConfig.NanoCpus}}", "tf-web"),
@@ -331,25 +474,51 @@ _FORMATS = [
     ("inspect", "-f", "{{.ID", "tf-web"),
     ("inspect", "-f", "{{nope 3}}", "tf-web"),
     ("inspect", "-f", "json", "tf-web"),
-    ("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}/"
-                            "{{.Server.Arch}} {{json .Server.Platform}} {{lower .Client.Os}}"),
+    (
+        "version",
+        "--format",
+        "{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}/"
+        "{{.Server.Arch}} {{json .Server.Platform}} {{lower .Client.Os}}",
+    ),
     ("version", "--format", "{{.Server.Version}} {{.Nope}}"),
     ("version", "--format", "{{.Server.ApiVersion}}"),
     ("version", "--format", "{{.ID"),
-    ("info", "--format", "{{.Name}} {{.Driver}} {{.NCPU}} {{.Images}} {{json .Plugins.Volume}} "
-                         "{{.Swarm.LocalNodeState}}"),
+    (
+        "info",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.NCPU}} {{.Images}} {{json .Plugins.Volume}} "
+        "{{.Swarm.LocalNodeState}}",
+    ),
     ("info", "--format", "{{.Name}} {{.Nope}}"),
-    ("network", "ls", "--format", '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "nl"}}|'
-                                  "{{.IPv6}}|{{.Internal}}|{{.Scope}}"),
+    (
+        "network",
+        "ls",
+        "--format",
+        '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "nl"}}|{{.IPv6}}|{{.Internal}}|{{.Scope}}',
+    ),
     ("network", "ls", "--format", "table {{.ID}}\\t{{.Name}}\\t{{.Labels}}"),
     ("network", "ls", "--format", "{{.Nope}}"),
-    ("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{json .Labels}} {{json .IPAM}} "
-                                 "{{.Created}} {{.Peers}} {{with .Peers}}p{{else}}none{{end}}",
-     "tf-net"),
-    ("version", "--format", '{{printf "%06s|%.2f|%x|%v|%q" "ab" 1 1.5 1e6 "é\\n"}} '
-                            '{{upper "straße"}} {{slice "abcdef" 1 3}} {{html "<a&b>"}}'),
-    ("volume", "ls", "--format", '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "k"}}|{{.Scope}}|'
-                                 "{{.Mountpoint}}|{{.Links}}|{{.Size}}"),
+    (
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{json .Labels}} {{json .IPAM}} "
+        "{{.Created}} {{.Peers}} {{with .Peers}}p{{else}}none{{end}}",
+        "tf-net",
+    ),
+    (
+        "version",
+        "--format",
+        '{{printf "%06s|%.2f|%x|%v|%q" "ab" 1 1.5 1e6 "é\\n"}} '
+        '{{upper "straße"}} {{slice "abcdef" 1 3}} {{html "<a&b>"}}',
+    ),
+    (
+        "volume",
+        "ls",
+        "--format",
+        '{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Label "k"}}|{{.Scope}}|'
+        "{{.Mountpoint}}|{{.Links}}|{{.Size}}",
+    ),
     ("volume", "ls", "--format", 'table {{.Name}}\\t{{.Labels}}\\t{{.Label "k"}}'),
     ("volume", "inspect", "-f", "{{.Name}} {{.Labels}} {{.Nope}}", "tf-vol"),
 ]
@@ -358,14 +527,35 @@ _FORMATS = [
 def test_format_as_the_docker_cli(daemon: Daemon) -> None:
     ok(daemon, "volume", "create", "--label", "k=v", "tf-vol")
     ok(daemon, "network", "create", "--label", "nl=1", "tf-net")
-    ok(daemon, "run", "-d", "--name", "tf-web", "-l", "a=x<&>y", "-l", "com.example.foo=bar",
-       "-e", "A=1", "-e", "B", "-v", "tf-vol:/data", "busybox", "sleep", "60")
+    ok(
+        daemon,
+        "run",
+        "-d",
+        "--name",
+        "tf-web",
+        "-l",
+        "a=x<&>y",
+        "-l",
+        "com.example.foo=bar",
+        "-e",
+        "A=1",
+        "-e",
+        "B",
+        "-v",
+        "tf-vol:/data",
+        "busybox",
+        "sleep",
+        "60",
+    )
     try:
         for args in _FORMATS:
             mine = daemon.berth(*args)
             theirs = docker(daemon, *args)
-            assert (mine.returncode, mine.stdout, mine.stderr) == \
-                (theirs.returncode, theirs.stdout, theirs.stderr), args
+            assert (mine.returncode, mine.stdout, mine.stderr) == (
+                theirs.returncode,
+                theirs.stdout,
+                theirs.stderr,
+            ), args
     finally:
         docker(daemon, "rm", "-f", "tf-web")
         docker(daemon, "network", "rm", "tf-net")

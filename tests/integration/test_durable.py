@@ -26,10 +26,15 @@ def _until(pred, timeout: float = 10, step: float = 0.1):  # type: ignore[no-unt
 
 
 def test_restart_on_failure_counts_and_stops(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "rf", "--restart", "on-failure:3", "busybox", "sh", "-c",
-              "exit 2")
-    assert _until(lambda: daemon.inspect("rf")["RestartCount"] == 3
-                  and daemon.inspect("rf")["State"]["Status"] == "exited")
+    daemon.ok(
+        "run", "-d", "--name", "rf", "--restart", "on-failure:3", "busybox", "sh", "-c", "exit 2"
+    )
+    assert _until(
+        lambda: (
+            daemon.inspect("rf")["RestartCount"] == 3
+            and daemon.inspect("rf")["State"]["Status"] == "exited"
+        )
+    )
     time.sleep(1)
     assert daemon.inspect("rf")["RestartCount"] == 3  # the limit holds
     daemon.ok("run", "-d", "--name", "rok", "--restart", "on-failure", "busybox", "true")
@@ -39,8 +44,9 @@ def test_restart_on_failure_counts_and_stops(daemon: Daemon) -> None:
 
 
 def test_restart_always_until_stopped(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "ra", "--restart", "always", "busybox", "sh", "-c",
-              "sleep 0.2")
+    daemon.ok(
+        "run", "-d", "--name", "ra", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2"
+    )
     assert _until(lambda: daemon.inspect("ra")["RestartCount"] >= 2)
     daemon.ok("stop", "-t", "1", "ra")
     n = daemon.inspect("ra")["RestartCount"]
@@ -59,8 +65,8 @@ def test_always_containers_start_with_the_daemon(private_daemon: Daemon) -> None
     d.ok("stop", "-t", "0", "boot", "nope")
     d.stop()
     d.start()
-    assert d.inspect("boot")["State"]["Running"]       # always: back with the daemon
-    assert not d.inspect("nope")["State"]["Running"]   # unless-stopped: stopped by hand
+    assert d.inspect("boot")["State"]["Running"]  # always: back with the daemon
+    assert not d.inspect("nope")["State"]["Running"]  # unless-stopped: stopped by hand
     d.ok("rm", "-f", "boot", "nope")
 
 
@@ -68,8 +74,15 @@ def test_init_reaps_and_forwards(daemon: Daemon) -> None:
     out = daemon.ok("run", "--rm", "--init", "busybox", "ps", "-o", "pid,args")
     assert out.splitlines()[1].split()[:2] == ["1", "/sbin/docker-init"]
     # a zombie left by an orphan is reaped by the init
-    out = daemon.ok("run", "--rm", "--init", "busybox", "sh", "-c",
-                    "(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z || true")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z || true",
+    )
     assert out.strip() == "0"
     daemon.ok("run", "-d", "--name", "init-stop", "--init", "busybox", "sleep", "60")
     t = time.time()
@@ -79,9 +92,22 @@ def test_init_reaps_and_forwards(daemon: Daemon) -> None:
 
 
 def test_health_checks(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ready",
-              "--health-interval", "200ms", "--health-retries", "2", "busybox", "sh", "-c",
-              "sleep 1; touch /tmp/ready; sleep 1.5; rm /tmp/ready; sleep 60")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ready",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/ready; sleep 1.5; rm /tmp/ready; sleep 60",
+    )
     status = lambda: daemon.inspect("hc")["State"]["Health"]["Status"]  # noqa: E731
     assert status() in ("starting", "unhealthy")
     assert _until(lambda: status() == "healthy")
@@ -97,9 +123,23 @@ def test_health_checks(daemon: Daemon) -> None:
 
 
 def test_health_timeout(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "hto", "--health-cmd", "sleep 5", "--health-interval",
-              "200ms", "--health-timeout", "300ms", "--health-retries", "1", "busybox",
-              "sleep", "60")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "hto",
+        "--health-cmd",
+        "sleep 5",
+        "--health-interval",
+        "200ms",
+        "--health-timeout",
+        "300ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
+        "60",
+    )
     assert _until(lambda: daemon.inspect("hto")["State"]["Health"]["Status"] == "unhealthy")
     last = daemon.inspect("hto")["State"]["Health"]["Log"][-1]
     assert last["ExitCode"] == -1 and "exceeded timeout" in last["Output"]
@@ -107,9 +147,20 @@ def test_health_timeout(daemon: Daemon) -> None:
 
 
 def test_logs_rotate_and_read_across_files(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "rot", "--log-opt", "max-size=4k", "--log-opt",
-              "max-file=3", "busybox", "sh", "-c",
-              "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=4k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done",
+    )
     daemon.ok("wait", "rot")
     log = Path(daemon.inspect("rot")["LogPath"])
     files = sorted(p.name for p in log.parent.iterdir() if p.name.startswith(log.name))
@@ -124,10 +175,21 @@ def test_logs_rotate_and_read_across_files(daemon: Daemon) -> None:
 
 def test_logs_follow_across_rotations(daemon: Daemon) -> None:
     """`logs -f` while the log rotates (by inode): every line, in order, none twice."""
-    daemon.ok("run", "-d", "--name", "rotf", "--log-opt", "max-size=2k", "--log-opt",
-              "max-file=5", "busybox", "sh", "-c",
-              "sleep 0.5; i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); "
-              "[ $((i % 40)) = 0 ] && sleep 0.05; done")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "rotf",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=5",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); "
+        "[ $((i % 40)) = 0 ] && sleep 0.05; done",
+    )
     out = daemon.ok("logs", "-f", "rotf").splitlines()
     assert out == [f"line-{i}" for i in range(300)]
     daemon.ok("rm", "rotf")
@@ -136,6 +198,7 @@ def test_logs_follow_across_rotations(daemon: Daemon) -> None:
 def test_default_rotation_is_on(daemon: Daemon) -> None:
     cid = daemon.ok("create", "busybox", "true").strip()
     from berth.client import Client
+
     c = Client(daemon.host)
     hc = c.get(f"/containers/{cid}/json")["HostConfig"]
     assert hc["LogConfig"]["Type"] == "json-file"
@@ -144,8 +207,18 @@ def test_default_rotation_is_on(daemon: Daemon) -> None:
 
 def test_events_stats_top_pause_update(daemon: Daemon) -> None:
     since = f"{time.time():.3f}"
-    daemon.ok("run", "-d", "--name", "watched", "-m", "64m", "busybox", "sh", "-c",
-              "while true; do sleep 0.05; done")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "watched",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 0.05; done",
+    )
     try:
         top = daemon.ok("top", "watched")
         assert "PID" in top.splitlines()[0] and "while true" in top
@@ -154,11 +227,13 @@ def test_events_stats_top_pause_update(daemon: Daemon) -> None:
         assert "64MiB" in stats[1]
         daemon.ok("exec", "watched", "ping", "-c", "2", "-W", "2", daemon.bip.split("/")[0])
         from berth.client import Client
-        raw = Client(daemon.host).get("/containers/watched/stats", {"stream": 0,
-                                                                     "one-shot": 1})
+
+        raw = Client(daemon.host).get("/containers/watched/stats", {"stream": 0, "one-shot": 1})
         assert raw["networks"]["eth0"]["tx_bytes"] > 0 and raw["networks"]["eth0"]["rx_bytes"] > 0
         assert {e["op"] for e in raw["blkio_stats"]["io_service_bytes_recursive"]} == {
-            "read", "write"}
+            "read",
+            "write",
+        }
         daemon.ok("pause", "watched")
         assert daemon.inspect("watched")["State"]["Status"] == "paused"
         assert "(Paused)" in daemon.ok("ps", "-f", "name=watched", "--format", "{{.Status}}")
@@ -176,23 +251,38 @@ def test_events_stats_top_pause_update(daemon: Daemon) -> None:
         daemon.ok("stop", "-t", "1", "watched")  # a paused container still stops
     finally:
         daemon.berth("rm", "-f", "watched")
-    r = daemon.berth("events", "--since", since, "--until", f"{time.time():.3f}", "--format",
-                     "{{json .}}")
+    r = daemon.berth(
+        "events", "--since", since, "--until", f"{time.time():.3f}", "--format", "{{json .}}"
+    )
     evs = [json.loads(line) for line in r.stdout.splitlines()]
     actions = [e["Action"] for e in evs if e["Actor"]["Attributes"].get("name") == "watched"]
     for a in ("create", "start", "pause", "unpause", "update", "die", "destroy"):
         assert a in actions
-    die = next(e for e in evs if e["Action"] == "die"
-               and e["Actor"]["Attributes"]["name"] == "watched")
+    die = next(
+        e for e in evs if e["Action"] == "die" and e["Actor"]["Attributes"]["name"] == "watched"
+    )
     assert die["Type"] == "container" and "exitCode" in die["Actor"]["Attributes"]
-    only = daemon.berth("events", "--since", since, "--until", f"{time.time():.3f}", "-f",
-                        "event=start", "--format", "{{.Action}}").stdout.split()
+    only = daemon.berth(
+        "events",
+        "--since",
+        since,
+        "--until",
+        f"{time.time():.3f}",
+        "-f",
+        "event=start",
+        "--format",
+        "{{.Action}}",
+    ).stdout.split()
     assert only and set(only) == {"start"}
 
 
 def test_events_stream_live(daemon: Daemon) -> None:
-    p = subprocess.Popen([str(BIN / "berth"), "events", "-f", "container=live-ev", "--format",
-                          "{{.Action}}"], env=daemon.env, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [str(BIN / "berth"), "events", "-f", "container=live-ev", "--format", "{{.Action}}"],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(0.3)
         daemon.ok("run", "--rm", "--name", "live-ev", "busybox", "true")
@@ -204,9 +294,6 @@ def test_events_stream_live(daemon: Daemon) -> None:
         p.wait()
         if p.stdout:
             p.stdout.close()
-
-
-
 
 
 def test_sigterm_leaves_containers_running(private_daemon: Daemon) -> None:

@@ -33,10 +33,27 @@ def test_import_formats_and_changes(daemon: Daemon, rootfs_tar: Path, tmp_path: 
     raw = rootfs_tar.read_bytes()
     gz = tmp_path / "r.tar.gz"
     gz.write_bytes(gzip.compress(raw, 1))
-    iid = daemon.ok("import", "-c", "ENV A=1 B=2", "-c", 'CMD ["echo", "from-cmd"]',
-                    "-c", "WORKDIR /tmp", "-c", "USER app", "-c", "EXPOSE 80",
-                    "-c", "LABEL team=core", "-c", "ENTRYPOINT [\"/bin/sh\", \"-c\", \"exec \\\"$@\\\"\", \"--\"]",
-                    "-m", "imported for a test", str(gz), "changed:1").strip()
+    iid = daemon.ok(
+        "import",
+        "-c",
+        "ENV A=1 B=2",
+        "-c",
+        'CMD ["echo", "from-cmd"]',
+        "-c",
+        "WORKDIR /tmp",
+        "-c",
+        "USER app",
+        "-c",
+        "EXPOSE 80",
+        "-c",
+        "LABEL team=core",
+        "-c",
+        'ENTRYPOINT ["/bin/sh", "-c", "exec \\"$@\\"", "--"]',
+        "-m",
+        "imported for a test",
+        str(gz),
+        "changed:1",
+    ).strip()
     assert iid.startswith("sha256:")
     cfg = json.loads(daemon.ok("image", "inspect", "changed:1"))[0]
     c = cfg["Config"]
@@ -45,8 +62,10 @@ def test_import_formats_and_changes(daemon: Daemon, rootfs_tar: Path, tmp_path: 
     assert c["ExposedPorts"] == {"80/tcp": {}} and c["Labels"] == {"team": "core"}
     assert cfg["Comment"] == "imported for a test"
     assert daemon.ok("run", "--rm", "changed:1").strip() == "from-cmd"
-    assert daemon.ok("run", "--rm", "changed:1", "sh", "-c", "echo $A$B $(pwd) $(id -u)"
-                     ).strip() == "12 /tmp 1000"
+    assert (
+        daemon.ok("run", "--rm", "changed:1", "sh", "-c", "echo $A$B $(pwd) $(id -u)").strip()
+        == "12 /tmp 1000"
+    )
     # the same layer content: shared, not unpacked twice
     layers = json.loads(daemon.ok("image", "inspect", "busybox"))[0]["RootFS"]["Layers"]
     assert cfg["RootFS"]["Layers"] == layers
@@ -63,8 +82,9 @@ def test_import_formats_and_changes(daemon: Daemon, rootfs_tar: Path, tmp_path: 
     daemon.ok("rmi", "changed:1", "zst:1", "stdin:1")
 
 
-def test_import_bad_change_and_bad_archives_leave_nothing(daemon: Daemon, rootfs_tar: Path,
-                                                          tmp_path: Path) -> None:
+def test_import_bad_change_and_bad_archives_leave_nothing(
+    daemon: Daemon, rootfs_tar: Path, tmp_path: Path
+) -> None:
     before = _store_files(daemon)
     images_before = daemon.ok("images", "-a", "-q")
     r = daemon.berth("import", "-c", "FROB x", str(rootfs_tar), "bad:1")
@@ -95,11 +115,14 @@ def test_images_tag_filters_history(daemon: Daemon) -> None:
     table = daemon.ok("images")
     assert table.splitlines()[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert "example.com:5000/team/tool" in table and "bb-alias" in table
-    refs = daemon.ok("images", "--format", "{{.Repository}}:{{.Tag}}", "-f",
-                     "reference=bb-*").split()
+    refs = daemon.ok(
+        "images", "--format", "{{.Repository}}:{{.Tag}}", "-f", "reference=bb-*"
+    ).split()
     assert refs == ["bb-alias:latest"]
-    assert daemon.ok("images", "-q", "busybox").strip() == \
-        json.loads(daemon.ok("image", "inspect", "busybox"))[0]["Id"][7:19]
+    assert (
+        daemon.ok("images", "-q", "busybox").strip()
+        == json.loads(daemon.ok("image", "inspect", "busybox"))[0]["Id"][7:19]
+    )
     # dangling: untagged images only (other tests of this daemon may have left some)
     for short in daemon.ok("images", "-f", "dangling=true", "-q").split():
         assert json.loads(daemon.ok("image", "inspect", short))[0]["RepoTags"] == []
@@ -108,8 +131,10 @@ def test_images_tag_filters_history(daemon: Daemon) -> None:
     assert "Imported from -" in hist[1] or "Imported from" in hist[1]
     # rmi of one of several tags only untags
     assert daemon.ok("rmi", "bb-alias").strip() == "Untagged: bb-alias:latest"
-    assert daemon.ok("rmi", "example.com:5000/team/tool:2").strip() == \
-        "Untagged: example.com:5000/team/tool:2"
+    assert (
+        daemon.ok("rmi", "example.com:5000/team/tool:2").strip()
+        == "Untagged: example.com:5000/team/tool:2"
+    )
     r = daemon.berth("tag", "busybox", "Bad_Upper")
     assert r.returncode == 1 and "invalid reference format" in r.stderr
     r = daemon.berth("rmi", "no-such-image")
@@ -137,15 +162,16 @@ def test_rmi_refuses_an_image_in_use(daemon: Daemon, rootfs_tar: Path) -> None:
     try:
         r = daemon.berth("rmi", "-f", daemon.inspect(cid)["Image"])
         assert r.returncode == 1
-        assert f"(cannot be forced) - image is being used by running container {cid[:12]}" \
-            in r.stderr
+        assert (
+            f"(cannot be forced) - image is being used by running container {cid[:12]}" in r.stderr
+        )
     finally:
         daemon.ok("rm", "-f", cid)
     daemon.ok("rmi", "inuse:2")
 
 
 def test_save_and_load_round_trip(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None:
-    daemon.ok("import", "-c", "CMD [\"echo\", \"saved\"]", str(rootfs_tar), "saveme:1")
+    daemon.ok("import", "-c", 'CMD ["echo", "saved"]', str(rootfs_tar), "saveme:1")
     iid = json.loads(daemon.ok("image", "inspect", "saveme:1"))[0]["Id"]
     out = tmp_path / "saved.tar"
     daemon.ok("save", "-o", str(out), "saveme:1")
@@ -169,21 +195,39 @@ def test_save_and_load_round_trip(daemon: Daemon, rootfs_tar: Path, tmp_path: Pa
 def test_load_of_docker_legacy_layout(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None:
     """The pre-v25 `docker save` layout: <id>/layer.tar beside <config>.json."""
     import hashlib
+
     layer = rootfs_tar.read_bytes()
     diff = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "config": {"Cmd": ["echo", "legacy"]},
-                         "created": "2024-01-02T03:04:05Z",
-                         "rootfs": {"type": "layers", "diff_ids": [diff]},
-                         "history": [{"created": "2024-01-02T03:04:05Z"}]}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["echo", "legacy"]},
+            "created": "2024-01-02T03:04:05Z",
+            "rootfs": {"type": "layers", "diff_ids": [diff]},
+            "history": [{"created": "2024-01-02T03:04:05Z"}],
+        }
+    ).encode()
     cid = hashlib.sha256(config).hexdigest()
     out = tmp_path / "legacy.tar"
     with tarfile.open(out, "w") as tf:
-        for name, data in ((f"{cid}.json", config), ("abc123/layer.tar", layer),
-                           ("abc123/VERSION", b"1.0"),
-                           ("manifest.json", json.dumps([{
-                               "Config": f"{cid}.json", "RepoTags": ["legacy:old"],
-                               "Layers": ["abc123/layer.tar"]}]).encode())):
+        for name, data in (
+            (f"{cid}.json", config),
+            ("abc123/layer.tar", layer),
+            ("abc123/VERSION", b"1.0"),
+            (
+                "manifest.json",
+                json.dumps(
+                    [
+                        {
+                            "Config": f"{cid}.json",
+                            "RepoTags": ["legacy:old"],
+                            "Layers": ["abc123/layer.tar"],
+                        }
+                    ]
+                ).encode(),
+            ),
+        ):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
@@ -193,15 +237,26 @@ def test_load_of_docker_legacy_layout(daemon: Daemon, rootfs_tar: Path, tmp_path
 
 
 def test_load_refuses_a_lying_archive(daemon: Daemon, rootfs_tar: Path, tmp_path: Path) -> None:
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}
-                        ).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]},
+        }
+    ).encode()
     out = tmp_path / "lie.tar"
     with tarfile.open(out, "w") as tf:
-        for name, data in (("c.json", config), ("l/layer.tar", rootfs_tar.read_bytes()),
-                           ("manifest.json", json.dumps([{
-                               "Config": "c.json", "RepoTags": ["liar:1"],
-                               "Layers": ["l/layer.tar"]}]).encode())):
+        for name, data in (
+            ("c.json", config),
+            ("l/layer.tar", rootfs_tar.read_bytes()),
+            (
+                "manifest.json",
+                json.dumps(
+                    [{"Config": "c.json", "RepoTags": ["liar:1"], "Layers": ["l/layer.tar"]}]
+                ).encode(),
+            ),
+        ):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
@@ -221,12 +276,21 @@ def test_kill_9_during_import_restarts_consistent(private_daemon: Daemon, tmp_pa
             ti = tarfile.TarInfo(f"f{i}")
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
-    proc = subprocess.Popen([str(Path(d.proc.args[0]).parent / "berth"), "import",  # type: ignore[union-attr]
-                             str(big), "half:1"], env=d.env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(Path(d.proc.args[0]).parent / "berth"),
+            "import",  # type: ignore[union-attr]
+            str(big),
+            "half:1",
+        ],
+        env=d.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 10
     while time.time() < deadline and not any(
-            (d.data_root / "storage/layers").glob("tmp-*/diff/f1*")):
+        (d.data_root / "storage/layers").glob("tmp-*/diff/f1*")
+    ):
         time.sleep(0.01)
     d.stop(signal.SIGKILL)
     proc.wait(10)
@@ -240,7 +304,7 @@ def test_kill_9_during_import_restarts_consistent(private_daemon: Daemon, tmp_pa
 
 
 def test_image_prune_deletes_dangling_images(daemon: Daemon, rootfs_tar: Path) -> None:
-    iid = daemon.ok("import", str(rootfs_tar)).strip()   # no tag: dangling
+    iid = daemon.ok("import", str(rootfs_tar)).strip()  # no tag: dangling
     daemon.ok("import", str(rootfs_tar), "kept-by-prune:1")
     out = daemon.ok("image", "prune", "-f")
     assert iid in out

@@ -27,10 +27,17 @@ class Term:
         self.master, self.slave = pty.openpty()
         import fcntl
         import struct
+
         fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.attrs = termios.tcgetattr(self.slave)
-        self.proc = subprocess.Popen(argv, stdin=self.slave, stdout=self.slave,
-                                     stderr=self.slave, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=self.slave,
+            stdout=self.slave,
+            stderr=self.slave,
+            env=env,
+            start_new_session=True,
+        )
         self.out = b""
 
     def read_until(self, needle: bytes, timeout: float = 10) -> bytes:
@@ -86,14 +93,28 @@ class Term:
 def test_stdin_is_forwarded_and_closed(daemon: Daemon) -> None:
     r = daemon.berth("run", "--rm", "-i", "busybox", "cat", input=b"hi\nthere\n")
     assert (r.returncode, r.stdout) == (0, b"hi\nthere\n")
-    r = daemon.berth("run", "--rm", "-i", "busybox", "sh", "-c", "wc -c; echo err >&2",
-                     input=b"x" * 100000)
+    r = daemon.berth(
+        "run", "--rm", "-i", "busybox", "sh", "-c", "wc -c; echo err >&2", input=b"x" * 100000
+    )
     assert r.stdout.strip() == b"100000" and r.stderr == b"err\n"
 
 
 def test_run_it_gets_a_real_tty(daemon: Daemon) -> None:
-    t = Term([str(BIN / "berth"), "run", "-it", "--rm", "busybox", "sh", "-c",
-              "tty; stty size; echo TERM=$TERM; exit 7"], daemon.env, rows=33, cols=101)
+    t = Term(
+        [
+            str(BIN / "berth"),
+            "run",
+            "-it",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; stty size; echo TERM=$TERM; exit 7",
+        ],
+        daemon.env,
+        rows=33,
+        cols=101,
+    )
     try:
         assert t.wait() == 7
         assert b"/dev/pts/0" in t.out and b"33 101" in t.out and b"TERM=xterm" in t.out
@@ -136,8 +157,13 @@ def test_bad_detach_keys(daemon: Daemon) -> None:
 def test_exec(daemon: Daemon) -> None:
     daemon.ok("run", "-d", "--name", "ex", "-h", "exhost", "-m", "32m", "busybox", "sleep", "60")
     try:
-        out = daemon.ok("exec", "ex", "sh", "-c",
-                        "hostname; ps -o pid,args | head -2 | tail -1; cat /proc/self/cgroup")
+        out = daemon.ok(
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "hostname; ps -o pid,args | head -2 | tail -1; cat /proc/self/cgroup",
+        )
         lines = out.splitlines()
         # the container's pid namespace: its init is PID 1
         assert lines[0] == "exhost" and lines[1].split() == ["1", "sleep", "60"]
@@ -150,14 +176,29 @@ def test_exec(daemon: Daemon) -> None:
         assert r.returncode == 9
         r = daemon.berth("exec", "-i", "ex", "cat", input=b"fed\n")
         assert r.stdout == b"fed\n"
-        out = daemon.ok("exec", "-u", "app", "-w", "/tmp", "-e", "X=1", "ex", "sh", "-c",
-                        "id -u; pwd; echo $X $HOME")
+        out = daemon.ok(
+            "exec",
+            "-u",
+            "app",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=1",
+            "ex",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X $HOME",
+        )
         assert out.split("\n")[:3] == ["1000", "/tmp", "1 /home/app"]
         r = daemon.berth("exec", "ex", "no-such-binary")
         assert r.returncode == 126
         assert 'exec: "no-such-binary": executable file not found in $PATH' in r.stdout
-        t = Term([str(BIN / "berth"), "exec", "-it", "ex", "sh", "-c", "tty; stty size"],
-                 daemon.env, rows=20, cols=70)
+        t = Term(
+            [str(BIN / "berth"), "exec", "-it", "ex", "sh", "-c", "tty; stty size"],
+            daemon.env,
+            rows=20,
+            cols=70,
+        )
         try:
             assert t.wait() == 0 and b"20 70" in t.out and b"/dev/pts/" in t.out
         finally:
@@ -181,12 +222,24 @@ def test_exec_and_attach_on_stopped_containers(daemon: Daemon) -> None:
 
 
 def test_clients_that_hang_up_do_no_harm(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "chatty", "busybox", "sh", "-c",
-              "while true; do echo tick; sleep 0.05; done")
+    daemon.ok(
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.05; done",
+    )
     try:
         for args in (["logs", "-f", "chatty"], ["attach", "chatty"]):
-            p = subprocess.Popen([str(BIN / "berth"), *args], env=daemon.env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            p = subprocess.Popen(
+                [str(BIN / "berth"), *args],
+                env=daemon.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
             assert p.stdout is not None
             p.stdout.read(5)
             p.send_signal(signal.SIGKILL)
@@ -205,20 +258,38 @@ def test_docker_cli_interactive(daemon: Daemon) -> None:
     if docker is None:
         pytest.skip("the docker CLI is not installed")
     env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "docker-config")}
-    r = subprocess.run([docker, "run", "--rm", "-i", "busybox", "cat"], input=b"x\n", env=env,
-                       capture_output=True, timeout=30)
+    r = subprocess.run(
+        [docker, "run", "--rm", "-i", "busybox", "cat"],
+        input=b"x\n",
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
     assert (r.returncode, r.stdout) == (0, b"x\n")
-    t = Term([docker, "run", "-it", "--rm", "busybox", "sh", "-c", "stty size; exit 4"], env,
-             rows=21, cols=77)
+    t = Term(
+        [docker, "run", "-it", "--rm", "busybox", "sh", "-c", "stty size; exit 4"],
+        env,
+        rows=21,
+        cols=77,
+    )
     try:
         assert t.wait() == 4 and b"21 77" in t.out
     finally:
         t.close()
-    subprocess.run([docker, "run", "-d", "--name", "dk-ex", "busybox", "sleep", "60"], env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [docker, "run", "-d", "--name", "dk-ex", "busybox", "sleep", "60"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     try:
-        r = subprocess.run([docker, "exec", "-i", "dk-ex", "sh", "-c", "cat; exit 3"],
-                           input=b"via exec\n", env=env, capture_output=True, timeout=30)
+        r = subprocess.run(
+            [docker, "exec", "-i", "dk-ex", "sh", "-c", "cat; exit 3"],
+            input=b"via exec\n",
+            env=env,
+            capture_output=True,
+            timeout=30,
+        )
         assert (r.returncode, r.stdout) == (3, b"via exec\n")
         t = Term([docker, "exec", "-it", "dk-ex", "sh", "-c", "tty"], env)
         try:
@@ -235,10 +306,12 @@ def test_docker_py_streams(daemon: Daemon) -> None:
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=daemon.host)
     try:
-        c = client.containers.run("busybox", ["sh", "-c", "read x; echo got $x; echo e >&2"],
-                                  stdin_open=True, detach=True)
-        sock = client.api.attach_socket(c.id, params={"stdin": 1, "stream": 1, "stdout": 1,
-                                                      "stderr": 1})
+        c = client.containers.run(
+            "busybox", ["sh", "-c", "read x; echo got $x; echo e >&2"], stdin_open=True, detach=True
+        )
+        sock = client.api.attach_socket(
+            c.id, params={"stdin": 1, "stream": 1, "stdout": 1, "stderr": 1}
+        )
         sock._sock.sendall(b"line\n")
         data = b""
         deadline = time.time() + 10
@@ -283,6 +356,7 @@ def test_attach_json_api_shapes(daemon: Daemon) -> None:
     daemon.ok("run", "-d", "--name", "shape", "busybox", "sleep", "30")
     try:
         from berth.client import Client
+
         c = Client(daemon.host)
         eid = c.post("/containers/shape/exec", body={"Cmd": ["true"], "AttachStdout": True})["Id"]
         info = c.get(f"/exec/{eid}/json")
@@ -293,17 +367,19 @@ def test_attach_json_api_shapes(daemon: Daemon) -> None:
         daemon.ok("rm", "-f", "shape")
 
 
-
-
-
 def test_exec_helper_is_not_reachable_from_the_container(daemon: Daemon) -> None:
     """While an exec is being set up it runs the host's interpreter: a container process must
     not be able to open it through /proc/PID/exe (CVE-2019-5736). After execve, the program is
     the container's own."""
     daemon.ok("run", "-d", "--name", "cve", "busybox", "sleep", "60")
     try:
-        out = daemon.ok("exec", "cve", "sh", "-c", "readlink /proc/self/exe; cat /proc/self/status"
-                        " | grep -c ^Name")
+        out = daemon.ok(
+            "exec",
+            "cve",
+            "sh",
+            "-c",
+            "readlink /proc/self/exe; cat /proc/self/status | grep -c ^Name",
+        )
         assert out.splitlines()[0] == "/bin/busybox"
     finally:
         daemon.ok("rm", "-f", "cve")
@@ -320,7 +396,7 @@ def test_exec_tty_without_stdin_gets_a_pty(daemon: Daemon) -> None:
         assert c.exec_run("echo hi", tty=True).output == b"hi\r\n"
         assert c.exec_run("tty", tty=True).output.startswith(b"/dev/pts/")
         eid = client.api.exec_create(c.id, "echo hi", tty=True)["Id"]
-        assert client.api.exec_start(eid, tty=False) == b"hi\r\n"   # framed, from a pty
+        assert client.api.exec_start(eid, tty=False) == b"hi\r\n"  # framed, from a pty
         assert c.exec_run("echo hi").output == b"hi\n"
     finally:
         c.remove(force=True)
@@ -336,8 +412,13 @@ def test_start_attach_runs_again(daemon: Daemon) -> None:
             assert daemon.ok("start", "-a", "again") == "hello\n"
         if not shutil.which("docker"):
             return
-        r = subprocess.run(["docker", "start", "-a", "again"], env=daemon.env,
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            ["docker", "start", "-a", "again"],
+            env=daemon.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert (r.returncode, r.stdout) == (0, "hello\n"), r.stderr
     finally:
         daemon.ok("rm", "-f", "again")
@@ -350,17 +431,26 @@ def test_attach_over_a_websocket(daemon: Daemon) -> None:
 
     import aiohttp
 
-    cid = daemon.ok("run", "-d", "-i", "busybox", "sh", "-c",
-                    "echo ready; read line; echo got $line; echo err >&2").strip()
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "-i",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; read line; echo got $line; echo err >&2",
+    ).strip()
 
     async def go() -> bytes:
         conn = aiohttp.UnixConnector(path=str(daemon.sock))
         async with aiohttp.ClientSession(connector=conn) as s:
-            async with s.ws_connect(f"http://localhost/v1.50/containers/{cid}/attach/ws"
-                                    "?stream=1&stdin=1&stdout=1&stderr=1&logs=1") as ws:
+            async with s.ws_connect(
+                f"http://localhost/v1.50/containers/{cid}/attach/ws"
+                "?stream=1&stdin=1&stdout=1&stderr=1&logs=1"
+            ) as ws:
                 got = b""
                 while b"ready" not in got:
-                    got += (await asyncio.wait_for(ws.receive_bytes(), 10))
+                    got += await asyncio.wait_for(ws.receive_bytes(), 10)
                 await ws.send_bytes(b"hello\n")
                 while b"err" not in got:
                     msg = await asyncio.wait_for(ws.receive(), 10)
@@ -368,6 +458,7 @@ def test_attach_over_a_websocket(daemon: Daemon) -> None:
                         break
                     got += msg.data
                 return got
+
     try:
         out = asyncio.run(go())
         assert out.replace(b"\r", b"") == b"ready\ngot hello\nerr\n", out
@@ -378,8 +469,9 @@ def test_attach_over_a_websocket(daemon: Daemon) -> None:
 def test_a_detached_tty_needs_no_terminal(daemon: Daemon) -> None:
     """As the docker CLI: `run -dit` and `exec -dit` attach nothing, so they work without a
     terminal; `run -it` needs one."""
-    r = daemon.berth("run", "-dit", "--name", "dit", "--network", "none", "busybox", "sh",
-                     input=b"")
+    r = daemon.berth(
+        "run", "-dit", "--name", "dit", "--network", "none", "busybox", "sh", input=b""
+    )
     assert r.returncode == 0, r.stderr
     r = daemon.berth("exec", "-dit", "dit", "true", input=b"")
     assert r.returncode == 0, r.stderr

@@ -19,23 +19,23 @@ pytestmark = pytest.mark.root
 def test_a_container_connected_later_resolves_the_names_on_the_network(daemon: Daemon) -> None:
     daemon.ok("network", "create", "lk-late")
     try:
-        daemon.ok("run", "-d", "--name", "lk-peer", "--network", "lk-late", "busybox",
-                  "sleep", "60")
+        daemon.ok(
+            "run", "-d", "--name", "lk-peer", "--network", "lk-late", "busybox", "sleep", "60"
+        )
         daemon.ok("run", "-d", "--name", "lk-late1", "busybox", "sleep", "60")
         assert "127.0.0.11" not in daemon.ok("exec", "lk-late1", "cat", "/etc/resolv.conf")
         daemon.ok("network", "connect", "lk-late", "lk-late1")
-        assert "nameserver 127.0.0.11" in daemon.ok("exec", "lk-late1", "cat",
-                                                     "/etc/resolv.conf")
+        assert "nameserver 127.0.0.11" in daemon.ok("exec", "lk-late1", "cat", "/etc/resolv.conf")
         ip = daemon.inspect("lk-peer")["NetworkSettings"]["Networks"]["lk-late"]["IPAddress"]
         out = daemon.ok("exec", "lk-late1", "nslookup", "lk-peer", "127.0.0.11")
         assert ip in out
         assert daemon.berth("exec", "lk-late1", "ping", "-c1", "-W2", "lk-peer").returncode == 0
         # as dockerd: the embedded DNS stays after a disconnect (it forwards other names)
         daemon.ok("network", "disconnect", "lk-late", "lk-late1")
-        assert "nameserver 127.0.0.11" in daemon.ok("exec", "lk-late1", "cat",
-                                                     "/etc/resolv.conf")
-        assert ip not in daemon.berth("exec", "lk-late1", "nslookup", "lk-peer",
-                                      "127.0.0.11").stdout
+        assert "nameserver 127.0.0.11" in daemon.ok("exec", "lk-late1", "cat", "/etc/resolv.conf")
+        assert (
+            ip not in daemon.berth("exec", "lk-late1", "nslookup", "lk-peer", "127.0.0.11").stdout
+        )
     finally:
         daemon.berth("rm", "-f", "lk-peer", "lk-late1")
         daemon.berth("network", "rm", "lk-late")
@@ -61,17 +61,36 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, cli: str) -> None:
 
     db, me = f"lk-db-{cli}", f"lk-me-{cli}"
     try:
-        ok("run", "-d", "--name", db, "--expose", "5432", "--expose", "53/udp",
-           "-e", "SECRET=s3", "busybox", "sleep", "60")
+        ok(
+            "run",
+            "-d",
+            "--name",
+            db,
+            "--expose",
+            "5432",
+            "--expose",
+            "53/udp",
+            "-e",
+            "SECRET=s3",
+            "busybox",
+            "sleep",
+            "60",
+        )
         dbid = daemon.inspect(db)["Id"]
         ip = daemon.inspect(db)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
         ok("run", "-d", "--name", me, "--link", f"{db}:my-db", "busybox", "sleep", "60")
         assert daemon.inspect(me)["HostConfig"]["Links"] == [f"/{db}:/{me}/my-db"]
         env = ok("exec", me, "env").splitlines()
-        for want in (f"MY_DB_PORT=udp://{ip}:53", f"MY_DB_PORT_5432_TCP=tcp://{ip}:5432",
-                     f"MY_DB_PORT_5432_TCP_ADDR={ip}", "MY_DB_PORT_5432_TCP_PORT=5432",
-                     "MY_DB_PORT_5432_TCP_PROTO=tcp", f"MY_DB_PORT_53_UDP=udp://{ip}:53",
-                     f"MY_DB_NAME=/{me}/my-db", "MY_DB_ENV_SECRET=s3"):
+        for want in (
+            f"MY_DB_PORT=udp://{ip}:53",
+            f"MY_DB_PORT_5432_TCP=tcp://{ip}:5432",
+            f"MY_DB_PORT_5432_TCP_ADDR={ip}",
+            "MY_DB_PORT_5432_TCP_PORT=5432",
+            "MY_DB_PORT_5432_TCP_PROTO=tcp",
+            f"MY_DB_PORT_53_UDP=udp://{ip}:53",
+            f"MY_DB_NAME=/{me}/my-db",
+            "MY_DB_ENV_SECRET=s3",
+        ):
             assert want in env, (want, env)
         assert not any(e.startswith("MY_DB_ENV_PATH=") for e in env)
         hosts = ok("exec", me, "cat", "/etc/hosts")
@@ -116,8 +135,9 @@ def test_link_errors(daemon: Daemon) -> None:
     assert "container type network can't be used with links" in r.stderr
     try:
         daemon.ok("create", "--name", "lk-stopped", "busybox", "sleep", "60")
-        daemon.ok("create", "--name", "lk-parent", "--link", "lk-stopped:s", "busybox",
-                  "sleep", "60")
+        daemon.ok(
+            "create", "--name", "lk-parent", "--link", "lk-stopped:s", "busybox", "sleep", "60"
+        )
         r = daemon.berth("start", "lk-parent")
         assert r.returncode != 0
         assert "Cannot link to a non running container: /lk-stopped AS /lk-parent/s" in r.stderr
@@ -137,14 +157,34 @@ def test_links_on_a_user_network_are_dns_aliases(daemon: Daemon, cli: str) -> No
         ok("network", "create", net)
         ok("run", "-d", "--name", db, "--network", net, "busybox", "sleep", "60")
         ip = daemon.inspect(db)["NetworkSettings"]["Networks"][net]["IPAddress"]
-        ok("run", "-d", "--name", f"{db}-a", "--network", net, "--link", f"{db}:mydb",
-           "busybox", "sleep", "60")
+        ok(
+            "run",
+            "-d",
+            "--name",
+            f"{db}-a",
+            "--network",
+            net,
+            "--link",
+            f"{db}:mydb",
+            "busybox",
+            "sleep",
+            "60",
+        )
         info = daemon.inspect(f"{db}-a")
         assert info["NetworkSettings"]["Networks"][net]["Links"] == [f"{db}:mydb"]
         assert info["HostConfig"]["Links"] is None  # as dockerd
         # the target may come later: no check at create
-        ok("create", "--name", f"{db}-x", "--network", net, "--link", "lk-nothere:x",
-           "busybox", "true")
+        ok(
+            "create",
+            "--name",
+            f"{db}-x",
+            "--network",
+            net,
+            "--link",
+            "lk-nothere:x",
+            "busybox",
+            "true",
+        )
         assert ip in ok("exec", f"{db}-a", "nslookup", "mydb", "127.0.0.11")
         # for that container only
         ok("run", "-d", "--name", f"{db}-b", "--network", net, "busybox", "sleep", "60")

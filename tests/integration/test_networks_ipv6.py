@@ -21,9 +21,11 @@ from .conftest import Daemon, running_daemon
 
 pytestmark = pytest.mark.root
 
-CGI = ("mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\n"
-       "echo\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && "
-       "exec httpd -f -p 80 -h /www")
+CGI = (
+    "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\n"
+    "echo\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && "
+    "exec httpd -f -p 80 -h /www"
+)
 
 
 def _sh(*args: str) -> str:
@@ -50,15 +52,33 @@ def _peer(tag: str) -> Iterator[Callable[[str], subprocess.CompletedProcess[str]
         run("ip", "link", "set", peer_if, "netns", ns)
         run("ip", "addr", "add", "fd00:b3:63:ff::1/64", "dev", host_if, "nodad")
         run("ip", "link", "set", host_if, "up")
-        run("ip", "netns", "exec", ns, "ip", "addr", "add", "fd00:b3:63:ff::2/64", "dev",
-            peer_if, "nodad")
+        run(
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ip",
+            "addr",
+            "add",
+            "fd00:b3:63:ff::2/64",
+            "dev",
+            peer_if,
+            "nodad",
+        )
         run("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
-        code = ("import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], "
-                "timeout=5).read().decode().strip())")
+        code = (
+            "import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], "
+            "timeout=5).read().decode().strip())"
+        )
 
         def fetch(url: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, url],
-                                  capture_output=True, text=True, timeout=20)
+            return subprocess.run(
+                ["ip", "netns", "exec", ns, sys.executable, "-c", code, url],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+
         yield fetch
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
@@ -79,10 +99,30 @@ def test_ports_are_published_on_both_families(daemon: Daemon) -> None:
     go with the container."""
     if not shutil.which("ip6tables"):
         pytest.skip("no ip6tables here")
-    daemon.ok("network", "create", "--ipv6", "--subnet", "fd00:b3:163::/64", "--subnet",
-              "10.253.163.0/24", "v6ports")
-    cid = daemon.ok("run", "-d", "--network", "v6ports", "-p", "80", "-p", "[::1]::80",
-                    "busybox", "sh", "-c", CGI).strip()
+    daemon.ok(
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b3:163::/64",
+        "--subnet",
+        "10.253.163.0/24",
+        "v6ports",
+    )
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "--network",
+        "v6ports",
+        "-p",
+        "80",
+        "-p",
+        "[::1]::80",
+        "busybox",
+        "sh",
+        "-c",
+        CGI,
+    ).strip()
     v4only = daemon.ok("run", "-d", "-p", "80", "busybox", "sh", "-c", CGI).strip()
     try:
         ports = daemon.inspect(cid)["NetworkSettings"]["Ports"]["80/tcp"]
@@ -90,20 +130,25 @@ def test_ports_are_published_on_both_families(daemon: Daemon) -> None:
         anyp, loop = ports[0]["HostPort"], ports[2]["HostPort"]
         assert ports[1]["HostPort"] == anyp
         assert daemon.inspect(cid)["HostConfig"]["PortBindings"]["80/tcp"] == [
-            {"HostIp": "", "HostPort": ""}, {"HostIp": "::1", "HostPort": ""}]
+            {"HostIp": "", "HostPort": ""},
+            {"HostIp": "::1", "HostPort": ""},
+        ]
         # loopback goes through the proxy: the container sees its gateway
         assert _fetch(f"http://[::1]:{anyp}/cgi-bin/ip") == "[fd00:b3:163::1]"
         assert _fetch(f"http://[::1]:{loop}/cgi-bin/ip") == "[fd00:b3:163::1]"
         assert _fetch(f"http://127.0.0.1:{anyp}/cgi-bin/ip") == "[::ffff:10.253.163.1]"
-        expected = [f"80/tcp -> 0.0.0.0:{anyp}", f"80/tcp -> [::1]:{loop}",
-                    f"80/tcp -> [::]:{anyp}"]   # the docker CLI's (natural) order
+        expected = [
+            f"80/tcp -> 0.0.0.0:{anyp}",
+            f"80/tcp -> [::1]:{loop}",
+            f"80/tcp -> [::]:{anyp}",
+        ]  # the docker CLI's (natural) order
         assert daemon.ok("port", cid).splitlines() == expected
-        assert f"0.0.0.0:{anyp}->80/tcp, [::]:{anyp}->80/tcp, [::1]:{loop}->80/tcp" in \
-            daemon.ok("ps", "--no-trunc", "--format", "{{.ID}} {{.Ports}}")
+        assert f"0.0.0.0:{anyp}->80/tcp, [::]:{anyp}->80/tcp, [::1]:{loop}->80/tcp" in daemon.ok(
+            "ps", "--no-trunc", "--format", "{{.ID}} {{.Ports}}"
+        )
         if shutil.which("docker"):
             assert _docker(daemon, "port", cid).splitlines() == expected
-        ctr6 = daemon.inspect(cid)["NetworkSettings"]["Networks"]["v6ports"][
-            "GlobalIPv6Address"]
+        ctr6 = daemon.inspect(cid)["NetworkSettings"]["Networks"]["v6ports"]["GlobalIPv6Address"]
         assert f"--to-destination [{ctr6}]:80" in _ip6tables_all()
         with _peer(daemon.bridge[2:]) as fetch:
             # from another host: DNAT by ip6tables, the client's own address kept
@@ -113,8 +158,23 @@ def test_ports_are_published_on_both_families(daemon: Daemon) -> None:
             # before the next network create, as the IPv4 rules are
             chain = f"BERTH-{daemon.bridge[:12]}-DNAT"
             subprocess.run(["ip6tables", "-w", "-t", "nat", "-F", chain], check=True)
-            subprocess.run(["ip6tables", "-w", "-t", "nat", "-D", "PREROUTING", "-m",
-                            "addrtype", "--dst-type", "LOCAL", "-j", chain], check=True)
+            subprocess.run(
+                [
+                    "ip6tables",
+                    "-w",
+                    "-t",
+                    "nat",
+                    "-D",
+                    "PREROUTING",
+                    "-m",
+                    "addrtype",
+                    "--dst-type",
+                    "LOCAL",
+                    "-j",
+                    chain,
+                ],
+                check=True,
+            )
             daemon.ok("network", "create", "v6kick")
             daemon.ok("network", "rm", "v6kick")
             out = fetch(f"http://[fd00:b3:63:ff::1]:{anyp}/cgi-bin/ip")
@@ -135,6 +195,7 @@ def test_ports_are_published_on_both_families(daemon: Daemon) -> None:
 def test_a_port_taken_on_ipv6_is_refused(daemon: Daemon) -> None:
     """[::]'s port is the one 0.0.0.0 got; one held by another program is Docker's error."""
     import socket
+
     s = socket.socket(socket.AF_INET6)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(("::", 0))
@@ -168,15 +229,21 @@ def test_ipv6_on_the_default_bridge(tmp_path: Path, rootfs_tar: Path) -> None:
         net = json.loads(d.ok("network", "inspect", "bridge"))[0]
         v4 = str(ipaddress.ip_interface(d.bip).network)
         assert net["EnableIPv6"] is True and net["IPAM"]["Config"] == [
-            {"Subnet": v4, "Gateway": d.bip.split("/")[0]}, {"Subnet": subnet}]
+            {"Subnet": v4, "Gateway": d.bip.split("/")[0]},
+            {"Subnet": subnet},
+        ]
         cid = d.ok("run", "-d", "busybox", "sh", "-c", CGI).strip()
         ns = d.inspect(cid)["NetworkSettings"]
         ip6 = _derived(subnet, ns["MacAddress"])
         assert (ns["GlobalIPv6Address"], ns["GlobalIPv6PrefixLen"], ns["IPv6Gateway"]) == (
-            ip6, 64, "fd00:b3:163:1::1")
+            ip6,
+            64,
+            "fd00:b3:163:1::1",
+        )
         assert ns["Networks"]["bridge"]["GlobalIPv6Address"] == ip6
-        out = d.ok("exec", cid, "sh", "-c", "cat /etc/hosts; ip -6 route; "
-                   "ping -6 -c1 -W2 fd00:b3:163:1::1")
+        out = d.ok(
+            "exec", cid, "sh", "-c", "cat /etc/hosts; ip -6 route; ping -6 -c1 -W2 fd00:b3:163:1::1"
+        )
         assert f"{ip6}\t{cid[:12]}" in out and "default via fd00:b3:163:1::1" in out
         assert "1 packets received" in out
         assert f"-s {subnet} ! -o {d.bridge} -j MASQUERADE" in _ip6tables_all()
@@ -187,8 +254,7 @@ def test_ipv6_on_the_default_bridge(tmp_path: Path, rootfs_tar: Path) -> None:
         assert chain not in _ip6tables_all()
         assert "fd00:b3:163:1::1" not in _sh("ip", "-6", "addr")
         # the same from daemon.json; the network keeps its id
-        (d.base / "daemon.json").write_text(json.dumps({"ipv6": True,
-                                                         "fixed-cidr-v6": subnet}))
+        (d.base / "daemon.json").write_text(json.dumps({"ipv6": True, "fixed-cidr-v6": subnet}))
         d.start()
         again = json.loads(d.ok("network", "inspect", "bridge"))[0]
         assert again["Id"] == net["Id"] and again["IPAM"]["Config"] == net["IPAM"]["Config"]
@@ -216,8 +282,15 @@ def test_ipv6_only_networks(daemon: Daemon) -> None:
     other by name and are reached through published ports from both families."""
     if not shutil.which("ip6tables"):
         pytest.skip("no ip6tables here")
-    create = ["network", "create", "--ipv4=false", "--ipv6", "--subnet", "fd00:b3:163:2::/64",
-              "v6only"]
+    create = [
+        "network",
+        "create",
+        "--ipv4=false",
+        "--ipv6",
+        "--subnet",
+        "fd00:b3:163:2::/64",
+        "v6only",
+    ]
     if shutil.which("docker"):
         _docker(daemon, *create)
     else:
@@ -227,17 +300,37 @@ def test_ipv6_only_networks(daemon: Daemon) -> None:
         net = json.loads(daemon.ok("network", "inspect", "v6only"))[0]
         assert (net["EnableIPv4"], net["EnableIPv6"]) == (False, True)
         assert net["IPAM"]["Config"] == [{"Subnet": "fd00:b3:163:2::/64"}]
-        srv = daemon.ok("run", "-d", "--name", "v6srv", "--network", "v6only", "-p", "80",
-                        "busybox", "sh", "-c", CGI).strip()
+        srv = daemon.ok(
+            "run",
+            "-d",
+            "--name",
+            "v6srv",
+            "--network",
+            "v6only",
+            "-p",
+            "80",
+            "busybox",
+            "sh",
+            "-c",
+            CGI,
+        ).strip()
         ep = daemon.inspect(srv)["NetworkSettings"]["Networks"]["v6only"]
         assert (ep["IPAddress"], ep["Gateway"], ep["IPPrefixLen"]) == ("", "", 0)
         assert ep["GlobalIPv6Address"] == "fd00:b3:163:2::2"
         assert ep["IPv6Gateway"] == "fd00:b3:163:2::1"
         shown = json.loads(daemon.ok("network", "inspect", "v6only"))[0]["Containers"][srv]
         assert (shown["IPv4Address"], shown["IPv6Address"]) == ("", "fd00:b3:163:2::2/64")
-        out = daemon.ok("run", "--rm", "--network", "v6only", "busybox", "sh", "-c",
-                        "ip -4 addr show eth0; ip -6 addr show eth0 scope global; "
-                        "wget -qO- http://v6srv/cgi-bin/ip")
+        out = daemon.ok(
+            "run",
+            "--rm",
+            "--network",
+            "v6only",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 addr show eth0; ip -6 addr show eth0 scope global; "
+            "wget -qO- http://v6srv/cgi-bin/ip",
+        )
         assert "inet " not in out and "inet6 fd00:b3:163:2::3/64" in out
         assert out.strip().endswith("[fd00:b3:163:2::3]")
         ports = daemon.inspect(srv)["NetworkSettings"]["Ports"]["80/tcp"]

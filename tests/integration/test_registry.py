@@ -29,14 +29,21 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
-def rd(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path, plain: Registry
-       ) -> Iterator[Daemon]:
+def rd(
+    tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path, plain: Registry
+) -> Iterator[Daemon]:
     """A daemon of this module's own: certificates in a directory of its own, the plain
     registry as its Docker Hub mirror, and a docker config of its own for the CLI."""
     base = tmp_path_factory.mktemp("berthd-registry")
     (base / "certs").mkdir()
-    with running_daemon(base / "d", rootfs_tar, "--certs-dir", str(base / "certs"),
-                        "--registry-mirror", f"http://{plain.addr}") as d:
+    with running_daemon(
+        base / "d",
+        rootfs_tar,
+        "--certs-dir",
+        str(base / "certs"),
+        "--registry-mirror",
+        f"http://{plain.addr}",
+    ) as d:
         d.env["DOCKER_CONFIG"] = str(base / "docker-config")
         d.certs = base / "certs"  # type: ignore[attr-defined]
         yield d
@@ -74,9 +81,9 @@ def test_push_then_pull_back_by_tag_and_digest(rd: Daemon, plain: Registry) -> N
     rd.ok("rmi", f"{plain.addr}/tests/busybox@{digest}")
 
 
-def test_pull_everything_from_an_empty_daemon_and_all_tags(rd: Daemon, plain: Registry,
-                                                           tmp_path: Path, rootfs_tar: Path
-                                                           ) -> None:
+def test_pull_everything_from_an_empty_daemon_and_all_tags(
+    rd: Daemon, plain: Registry, tmp_path: Path, rootfs_tar: Path
+) -> None:
     rd.ok("tag", "busybox", f"{plain.addr}/tests/multi:a")
     rd.ok("tag", "busybox", f"{plain.addr}/tests/multi:b")
     out = rd.ok("push", "-a", f"{plain.addr}/tests/multi")
@@ -88,8 +95,7 @@ def test_pull_everything_from_an_empty_daemon_and_all_tags(rd: Daemon, plain: Re
         assert out.count("Pull complete") == 1, out  # one layer, downloaded once for two tags
         tags = fresh.ok("images", "--format", "{{.Tag}}").split()
         assert sorted(tags) == ["a", "b"]
-        assert fresh.ok("run", "--rm", f"{plain.addr}/tests/multi:b", "cat",
-                        "/etc/hostname") != ""
+        assert fresh.ok("run", "--rm", f"{plain.addr}/tests/multi:b", "cat", "/etc/hostname") != ""
 
 
 def test_mirror_serves_docker_hub_names(rd: Daemon, plain: Registry) -> None:
@@ -127,8 +133,10 @@ def test_docker_cli_pulls_and_pushes_through_berthd(rd: Daemon, plain: Registry)
     ref = f"{plain.addr}/dockercli/busybox:2"
 
     def docker(*a: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", *a], env=rd.env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            ["docker", *a], env=rd.env, capture_output=True, text=True, timeout=120
+        )
+
     assert docker("tag", "busybox", ref).returncode == 0
     r = docker("push", ref)
     assert r.returncode == 0, r.stderr
@@ -140,12 +148,14 @@ def test_docker_cli_pulls_and_pushes_through_berthd(rd: Daemon, plain: Registry)
     r = docker("pull", f"{plain.addr}/dockercli/none:1")
     assert r.returncode == 1 and "not found" in r.stderr
     import docker as dockerpy
+
     client = dockerpy.DockerClient(base_url=rd.host)
     try:
         img = client.images.pull(f"{plain.addr}/dockercli/busybox", tag="2")
         assert ref in img.tags
-        lines = list(client.api.push(f"{plain.addr}/dockercli/busybox", tag="2", stream=True,
-                                     decode=True))
+        lines = list(
+            client.api.push(f"{plain.addr}/dockercli/busybox", tag="2", stream=True, decode=True)
+        )
         assert any("aux" in m and m["aux"]["Tag"] == "2" for m in lines)
     finally:
         client.close()
@@ -158,8 +168,17 @@ def test_skopeo_on_the_other_end(rd: Daemon, plain: Registry, tmp_path: Path) ->
     # skopeo puts an image (from berth's own save) into the registry; berth pulls it
     archive = tmp_path / "bb.tar"
     rd.ok("save", "-o", str(archive), "busybox")
-    subprocess.run([*sk, "copy", "--dest-tls-verify=false", f"docker-archive:{archive}",
-                    f"docker://{plain.addr}/skopeo/in:1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *sk,
+            "copy",
+            "--dest-tls-verify=false",
+            f"docker-archive:{archive}",
+            f"docker://{plain.addr}/skopeo/in:1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     out = rd.ok("pull", f"{plain.addr}/skopeo/in:1")
     assert "Digest: sha256:" in out
     assert rd.ok("run", "--rm", f"{plain.addr}/skopeo/in:1", "echo", "skopeo") == "skopeo\n"
@@ -167,19 +186,28 @@ def test_skopeo_on_the_other_end(rd: Daemon, plain: Registry, tmp_path: Path) ->
     ref = f"{plain.addr}/skopeo/out:1"
     rd.ok("tag", "busybox", ref)
     pushed = rd.ok("push", ref).split("digest: ")[1].split()[0]
-    info = json.loads(subprocess.run([*sk, "inspect", "--tls-verify=false", f"docker://{ref}"],
-                                     check=True, capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            [*sk, "inspect", "--tls-verify=false", f"docker://{ref}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert info["Digest"] == pushed
     assert info["Layers"] and info["Os"] == "linux"
-    subprocess.run([*sk, "copy", "--src-tls-verify=false", f"docker://{ref}",
-                    f"oci:{tmp_path / 'oci'}:x"], check=True, capture_output=True)
+    subprocess.run(
+        [*sk, "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'oci'}:x"],
+        check=True,
+        capture_output=True,
+    )
     index = json.loads((tmp_path / "oci" / "index.json").read_text())
     assert index["manifests"]
 
 
 def test_tls_registry_needs_its_ca(rd: Daemon, tmp_path: Path) -> None:
     ca = CA.make()
-    gateway = rd.bip.split("/")[0]   # a host address on the daemon's own bridge: not loopback
+    gateway = rd.bip.split("/")[0]  # a host address on the daemon's own bridge: not loopback
     with running(Registry(tmp_path / "reg", host=gateway, tls=ca)) as reg:
         ref = f"{reg.addr}/tls/busybox:1"
         rd.ok("tag", "busybox", ref)
@@ -203,8 +231,9 @@ def _cli_env(d: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return cfg / "config.json"
 
 
-def test_token_auth_login_push_pull(rd: Daemon, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_auth_login_push_pull(
+    rd: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tokens = TokenServer({"alice": "s3cret"})
     tokens.start()
     try:
@@ -226,7 +255,9 @@ def test_token_auth_login_push_pull(rd: Daemon, tmp_path: Path,
             before = len(tokens.requests)
             rd.ok("pull", ref)
             assert len(tokens.requests) == before, "a token for the same scope is reused"
-            assert rd.ok("logout", reg.addr).startswith(f"Removing login credentials for {reg.addr}")
+            assert rd.ok("logout", reg.addr).startswith(
+                f"Removing login credentials for {reg.addr}"
+            )
             assert reg.addr not in json.loads(config.read_text()).get("auths", {})
             rd.ok("rmi", ref)
             r = rd.berth("pull", ref)
@@ -235,8 +266,9 @@ def test_token_auth_login_push_pull(rd: Daemon, tmp_path: Path,
         tokens.stop()
 
 
-def test_basic_auth_and_a_credential_helper(rd: Daemon, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_basic_auth_and_a_credential_helper(
+    rd: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with running(Registry(tmp_path / "reg", htpasswd={"bob": "hunter2"})) as reg:
         config = _cli_env(rd, tmp_path, monkeypatch)
         # a credential helper that keeps what it is given in a file, as docker-credential-*
@@ -244,7 +276,7 @@ def test_basic_auth_and_a_credential_helper(rd: Daemon, tmp_path: Path,
         bindir.mkdir()
         store = tmp_path / "helper-store.json"
         helper = bindir / "docker-credential-berthtest"
-        helper.write_text(f"""#!{shutil.which('python3')}
+        helper.write_text(f"""#!{shutil.which("python3")}
 import json, sys
 path = {str(store)!r}
 try:
@@ -294,21 +326,26 @@ def fake() -> Iterator[FakeRegistry]:
 BIG = os.urandom(3 << 20)
 
 
-def _with_busybox_base(rd: Daemon, files: dict[str, bytes], comp: str = "gzip",
-                       **kw: object) -> object:
+def _with_busybox_base(
+    rd: Daemon, files: dict[str, bytes], comp: str = "gzip", **kw: object
+) -> object:
     """An image over the busybox layer (taken from berth itself), so that it runs."""
     info = rd.inspect("busybox")
-    layer = (rd.data_root / "content" / "blobs" / "sha256" /
-             info["RootFS"]["Layers"][0].split(":")[1]).read_bytes()
+    layer = (
+        rd.data_root / "content" / "blobs" / "sha256" / info["RootFS"]["Layers"][0].split(":")[1]
+    ).read_bytes()
     return hand_image([(files, comp)], base_tars=[layer], **kw)  # type: ignore[arg-type]
 
 
 def test_zstd_and_uncompressed_layers(rd: Daemon, fake: FakeRegistry) -> None:
     info = rd.inspect("busybox")
-    base = (rd.data_root / "content" / "blobs" / "sha256" /
-            info["RootFS"]["Layers"][0].split(":")[1]).read_bytes()
-    img = hand_image([({"zst.txt": b"zstd layer\n"}, "zstd"), ({"raw.txt": b"plain layer\n"}, "none")],
-                     base_tars=[base])
+    base = (
+        rd.data_root / "content" / "blobs" / "sha256" / info["RootFS"]["Layers"][0].split(":")[1]
+    ).read_bytes()
+    img = hand_image(
+        [({"zst.txt": b"zstd layer\n"}, "zstd"), ({"raw.txt": b"plain layer\n"}, "none")],
+        base_tars=[base],
+    )
     fake.add("odd/layers", "1", img)
     ref = f"{fake.addr}/odd/layers:1"
     rd.ok("pull", ref)
@@ -352,13 +389,15 @@ def test_a_dropped_download_resumes(rd: Daemon, fake: FakeRegistry) -> None:
     out = rd.ok("pull", f"{fake.addr}/flaky/img:1")
     assert "Pull complete" in out
     assert fake.gets[blob] == 2 and fake.ranges and fake.ranges[0] != "bytes=0-"
-    assert rd.ok("run", "--rm", f"{fake.addr}/flaky/img:1", "wc", "-c", "/big").split()[0] == \
-        str(len(BIG))
+    assert rd.ok("run", "--rm", f"{fake.addr}/flaky/img:1", "wc", "-c", "/big").split()[0] == str(
+        len(BIG)
+    )
     rd.ok("rmi", f"{fake.addr}/flaky/img:1")
 
 
-def test_a_registry_that_goes_away_keeps_nothing_and_harms_nothing(rd: Daemon,
-                                                                  fake: FakeRegistry) -> None:
+def test_a_registry_that_goes_away_keeps_nothing_and_harms_nothing(
+    rd: Daemon, fake: FakeRegistry
+) -> None:
     img = _with_busybox_base(rd, {"big": BIG})
     fake.add("gone/img", "1", img)  # type: ignore[arg-type]
     fake.drop_always.add(img.layer_digests[-1])  # type: ignore[attr-defined]
@@ -373,16 +412,24 @@ def test_a_registry_that_goes_away_keeps_nothing_and_harms_nothing(rd: Daemon,
 def test_unknown_media_type_and_missing_platform(rd: Daemon, fake: FakeRegistry) -> None:
     img = hand_image([({"a": b"a"}, "gzip")])
     fake.blobs.update(img.blobs)
-    fake.manifests[("odd/type", "1")] = ("application/vnd.example.thing+json",
-                                         json.dumps({"schemaVersion": 2, "mediaType":
-                                                     "application/vnd.example.thing+json"}).encode())
+    fake.manifests[("odd/type", "1")] = (
+        "application/vnd.example.thing+json",
+        json.dumps(
+            {"schemaVersion": 2, "mediaType": "application/vnd.example.thing+json"}
+        ).encode(),
+    )
     r = rd.berth("pull", f"{fake.addr}/odd/type:1")
     assert r.returncode == 1 and "unsupported manifest media type" in r.stderr, r.stderr
     arm = hand_image([({"arch": b"arm64\n"}, "gzip")], arch="arm64")
     ppc = hand_image([({"arch": b"ppc64le\n"}, "gzip")], arch="ppc64le")
-    fake.add_index("multi/arch", "1", [(arm, {"os": "linux", "architecture": "arm64",
-                                              "variant": "v8"}),
-                                       (ppc, {"os": "linux", "architecture": "ppc64le"})])
+    fake.add_index(
+        "multi/arch",
+        "1",
+        [
+            (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+            (ppc, {"os": "linux", "architecture": "ppc64le"}),
+        ],
+    )
     r = rd.berth("pull", f"{fake.addr}/multi/arch:1")
     assert r.returncode == 1
     assert "no matching manifest for linux/amd64 in the manifest list entries" in r.stderr
@@ -399,8 +446,12 @@ def test_two_pulls_at_once_download_each_blob_once(rd: Daemon, fake: FakeRegistr
     fake.add("shared/img", "2", img)  # type: ignore[arg-type]
     fake.slow = 0.005
     results: list[subprocess.CompletedProcess[str]] = []
-    threads = [threading.Thread(target=lambda t=t: results.append(
-        rd.berth("pull", f"{fake.addr}/shared/img:{t}"))) for t in ("1", "2")]
+    threads = [
+        threading.Thread(
+            target=lambda t=t: results.append(rd.berth("pull", f"{fake.addr}/shared/img:{t}"))
+        )
+        for t in ("1", "2")
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -410,8 +461,9 @@ def test_two_pulls_at_once_download_each_blob_once(rd: Daemon, fake: FakeRegistr
     rd.ok("rmi", f"{fake.addr}/shared/img:1", f"{fake.addr}/shared/img:2")
 
 
-def test_bad_references_and_credentials(rd: Daemon, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_references_and_credentials(
+    rd: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     r = rd.berth("pull", "lower/UPPER")
     assert r.returncode == 1 and "must be lowercase" in r.stderr
     r = rd.berth("push", "no-such/image:1")
@@ -441,23 +493,39 @@ def test_build_pulls_its_base_image(rd: Daemon, plain: Registry, tmp_path: Path)
     rd.ok("rmi", "frompulled:1", "frompulled:2", base)
 
 
-def test_daemon_json_sets_mirrors_and_insecure_registries(tmp_path: Path, rootfs_tar: Path,
-                                                          plain: Registry) -> None:
+def test_daemon_json_sets_mirrors_and_insecure_registries(
+    tmp_path: Path, rootfs_tar: Path, plain: Registry
+) -> None:
     base = tmp_path / "d"
     base.mkdir()
-    (base / "daemon.json").write_text(json.dumps({
-        "registry-mirrors": [f"http://{plain.addr}"],
-        "insecure-registries": ["myregistry.test:5000", "10.99.0.0/16"]}))
+    (base / "daemon.json").write_text(
+        json.dumps(
+            {
+                "registry-mirrors": [f"http://{plain.addr}"],
+                "insecure-registries": ["myregistry.test:5000", "10.99.0.0/16"],
+            }
+        )
+    )
     with running_daemon(base, rootfs_tar) as d:
         info = json.loads(d.ok("info", "--format", "{{json .RegistryConfig}}"))
         assert info["Mirrors"] == [f"http://{plain.addr}"]
         assert "10.99.0.0/16" in info["InsecureRegistryCIDRs"]
         assert info["IndexConfigs"]["myregistry.test:5000"]["Secure"] is False
         # a key given both ways is refused, as dockerd refuses it
-        r = subprocess.run([str(Path(sys.executable).parent / "berthd"), "--config-file",
-                            str(base / "daemon.json"), "--registry-mirror", "http://x",
-                            "--data-root", str(tmp_path / "unused")], capture_output=True,
-                           text=True, timeout=30)
+        r = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "berthd"),
+                "--config-file",
+                str(base / "daemon.json"),
+                "--registry-mirror",
+                "http://x",
+                "--data-root",
+                str(tmp_path / "unused"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert r.returncode != 0 and "both as a flag and in the configuration file" in r.stderr
 
 
@@ -470,22 +538,31 @@ def test_distribution_inspect_through_docker_py(rd: Daemon, fake: FakeRegistry) 
     fake.add("dist/one", "1", one)
     arm = hand_image([({"arch": b"arm64\n"}, "gzip")], arch="arm64")
     ppc = hand_image([({"arch": b"ppc64le\n"}, "gzip")], arch="ppc64le")
-    fake.add_index("dist/multi", "1", [(arm, {"os": "linux", "architecture": "arm64",
-                                              "variant": "v8"}),
-                                       (ppc, {"os": "linux", "architecture": "ppc64le"})])
+    fake.add_index(
+        "dist/multi",
+        "1",
+        [
+            (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+            (ppc, {"os": "linux", "architecture": "ppc64le"}),
+        ],
+    )
     before = layers_and_ingest(rd)
     client = dockerpy.DockerClient(base_url=rd.host)
     try:
         data = client.images.get_registry_data(f"{fake.addr}/dist/one:1")
         assert data.id == one.digest
-        assert data.attrs["Descriptor"] == {"mediaType": one.media_type, "digest": one.digest,
-                                            "size": len(one.manifest)}
+        assert data.attrs["Descriptor"] == {
+            "mediaType": one.media_type,
+            "digest": one.digest,
+            "size": len(one.manifest),
+        }
         assert data.attrs["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
         assert data.has_platform("linux/amd64") and not data.has_platform("linux/arm64")
         multi = client.images.get_registry_data(f"{fake.addr}/dist/multi:1")
         assert multi.attrs["Platforms"] == [
             {"architecture": "arm64", "os": "linux", "variant": "v8"},
-            {"architecture": "ppc64le", "os": "linux"}]
+            {"architecture": "ppc64le", "os": "linux"},
+        ]
         assert multi.has_platform("linux/ppc64le")
         with pytest.raises(dockerpy.errors.NotFound):
             client.images.get_registry_data(f"{fake.addr}/dist/none:1")
@@ -499,23 +576,46 @@ def test_search(rd: Daemon, fake: FakeRegistry) -> None:
     applied by the daemon; `berth search` prints what `docker search` prints; Docker Hub is
     refused with a clear error where the daemon may not reach it."""
     fake.search = [
-        {"name": "tools/busybox", "description": "A tiny box\nwith tools " + "x" * 60,
-         "star_count": 12, "is_official": True, "is_automated": False},
-        {"name": "tools/busy-app", "description": "an app", "star_count": 3,
-         "is_official": False, "is_automated": True},
-        {"name": "other/thing", "description": "", "star_count": 0, "is_official": False,
-         "is_automated": False}]
+        {
+            "name": "tools/busybox",
+            "description": "A tiny box\nwith tools " + "x" * 60,
+            "star_count": 12,
+            "is_official": True,
+            "is_automated": False,
+        },
+        {
+            "name": "tools/busy-app",
+            "description": "an app",
+            "star_count": 3,
+            "is_official": False,
+            "is_automated": True,
+        },
+        {
+            "name": "other/thing",
+            "description": "",
+            "star_count": 0,
+            "is_official": False,
+            "is_automated": False,
+        },
+    ]
     term = f"{fake.addr}/busy"
     from .test_docker_cli import docker
-    for args in (["search", term], ["search", "--no-trunc", term],
-                 ["search", "--limit", "1", term], ["search", "-f", "is-official=true", term],
-                 ["search", "-f", "stars=5", "--format", "{{.Name}}: {{.StarCount}}", term]):
+
+    for args in (
+        ["search", term],
+        ["search", "--no-trunc", term],
+        ["search", "--limit", "1", term],
+        ["search", "-f", "is-official=true", term],
+        ["search", "-f", "stars=5", "--format", "{{.Name}}: {{.StarCount}}", term],
+    ):
         mine = rd.ok(*args)
         theirs = docker(rd, *args)
         assert theirs.returncode == 0, theirs.stderr
         assert mine == theirs.stdout, args
-    assert rd.ok("search", "--format", "{{.Name}}", term).split() == \
-        ["tools/busybox", "tools/busy-app"]
+    assert rd.ok("search", "--format", "{{.Name}}", term).split() == [
+        "tools/busybox",
+        "tools/busy-app",
+    ]
     r = rd.berth("search", "-f", "stars=x", term)
     assert r.returncode == 1 and "invalid filter" in r.stderr
     r = rd.berth("search", "busybox")

@@ -22,8 +22,9 @@ def _rt(root: Path, *args: str, cwd: Path | None = None) -> subprocess.Completed
     # stdio through files: the container inherits it (as with runc), and a pipe would stay
     # open as long as the container runs
     with open(root.parent / "rt.out", "w+") as out, open(root.parent / "rt.err", "w+") as err:
-        r = subprocess.run([RT, "--root", str(root), *args], stdout=out, stderr=err, text=True,
-                           cwd=cwd, timeout=30)
+        r = subprocess.run(
+            [RT, "--root", str(root), *args], stdout=out, stderr=err, text=True, cwd=cwd, timeout=30
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(r.args, r.returncode, out.read(), err.read())
@@ -108,8 +109,9 @@ def test_run_never_hands_the_host_interpreter_to_the_image(bundle: Path, tmp_pat
     root = tmp_path / "state"
     _rt(root, "spec", "-b", str(bundle))
     evil = bundle / "rootfs" / "evil"
-    evil.write_text("#!/proc/self/exe\nopen('/marker', 'w').write('x')\n"
-                    "open('/proc/self/exe', 'r+b')\n")
+    evil.write_text(
+        "#!/proc/self/exe\nopen('/marker', 'w').write('x')\nopen('/proc/self/exe', 'r+b')\n"
+    )
     evil.chmod(0o755)
     _set_args(bundle, ["/evil", "one", "two"])
     r = _rt(root, "run", "-b", str(bundle), "c5")
@@ -125,8 +127,10 @@ def test_run_under_a_filter_that_refuses_execveat(bundle: Path, tmp_path: Path) 
     _rt(root, "spec", "-b", str(bundle))
     _set_args(bundle, ["sh", "-c", "echo ran"])
     cfg = json.loads((bundle / "config.json").read_text())
-    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]}
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}],
+    }
     (bundle / "config.json").write_text(json.dumps(cfg))
     r = _rt(root, "run", "-b", str(bundle), "c6")
     assert r.returncode == 0 and r.stdout == "ran\n", (r.stdout, r.stderr)

@@ -59,11 +59,13 @@ def bundle(request: pytest.FixtureRequest, tmp_path: Path, rootfs_tar: Path) -> 
     cfg["process"]["args"] = ["sh", "-c", SCRIPT]
     cfg["process"]["env"].extend(
         f"HOST_{ns}={os.readlink(f'/proc/self/ns/{ns}')}"
-        for ns in ("cgroup", "ipc", "mnt", "net", "pid", "uts"))
+        for ns in ("cgroup", "ipc", "mnt", "net", "pid", "uts")
+    )
     cfg["linux"]["cgroupsPath"] = f"berth-conf-{secrets.token_hex(3)}/c"
     if request.param == "seccomp":
         # berth's default filter for these capabilities, loaded by each runtime
         from berth.containers.seccomp import default_profile
+
         cfg["linux"]["seccomp"] = default_profile(set(cfg["process"]["capabilities"]["bounding"]))
     (b / "config.json").write_text(json.dumps(cfg))
     return b
@@ -71,8 +73,9 @@ def bundle(request: pytest.FixtureRequest, tmp_path: Path, rootfs_tar: Path) -> 
 
 def _run(argv: list[str], tmp: Path) -> str:
     with open(tmp / "out", "w+") as out:
-        r = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=60,
-                           stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            argv, stdout=out, stderr=subprocess.STDOUT, timeout=60, stdin=subprocess.DEVNULL
+        )
         out.seek(0)
         text = out.read()
     assert r.returncode == 0, text
@@ -82,10 +85,12 @@ def _run(argv: list[str], tmp: Path) -> str:
 def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
     cg = json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"]
     try:
-        theirs = _run(["runc", "--root", str(tmp_path / "runc"), "run", "-b", str(bundle),
-                       "c-runc"], tmp_path)
-        ours = _run([RT, "--root", str(tmp_path / "berth"), "run", "-b", str(bundle),
-                     "c-berth"], tmp_path)
+        theirs = _run(
+            ["runc", "--root", str(tmp_path / "runc"), "run", "-b", str(bundle), "c-runc"], tmp_path
+        )
+        ours = _run(
+            [RT, "--root", str(tmp_path / "berth"), "run", "-b", str(bundle), "c-berth"], tmp_path
+        )
     finally:
         remove_cgroups_named(cg.split("/")[0])
     assert ours.splitlines() == theirs.splitlines()
@@ -94,8 +99,10 @@ def test_same_bundle_same_view(bundle: Path, tmp_path: Path) -> None:
     assert ("unshare user: 0" in ours) is not filtered
 
 
-EXEC_SCRIPT = ("id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
-               "ps -o pid,comm | grep -c sleep; echo $FROM_EXEC")
+EXEC_SCRIPT = (
+    "id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
+    "ps -o pid,comm | grep -c sleep; echo $FROM_EXEC"
+)
 
 
 @pytest.mark.parametrize("bundle", ["seccomp"], indirect=True)
@@ -107,15 +114,38 @@ def test_exec_sees_what_runc_exec_sees(bundle: Path, tmp_path: Path) -> None:
     try:
         for rt in ("runc", RT):
             root = str(tmp_path / f"root-{Path(rt).name}")
-            subprocess.run([rt, "--root", root, "create", "-b", str(bundle), "c"], check=True,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=30)
+            subprocess.run(
+                [rt, "--root", root, "create", "-b", str(bundle), "c"],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+            )
             try:
                 subprocess.run([rt, "--root", root, "start", "c"], check=True, timeout=30)
-                outs.append(_run([rt, "--root", root, "exec", "--cwd", "/tmp", "-e",
-                                  "FROM_EXEC=yes", "c", "sh", "-c", EXEC_SCRIPT], tmp_path))
-                r = subprocess.run([rt, "--root", root, "exec", "c", "sh", "-c", "exit 7"],
-                                   timeout=30)
+                outs.append(
+                    _run(
+                        [
+                            rt,
+                            "--root",
+                            root,
+                            "exec",
+                            "--cwd",
+                            "/tmp",
+                            "-e",
+                            "FROM_EXEC=yes",
+                            "c",
+                            "sh",
+                            "-c",
+                            EXEC_SCRIPT,
+                        ],
+                        tmp_path,
+                    )
+                )
+                r = subprocess.run(
+                    [rt, "--root", root, "exec", "c", "sh", "-c", "exit 7"], timeout=30
+                )
                 assert r.returncode == 7
             finally:
                 subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)
@@ -139,8 +169,21 @@ def test_console_socket(bundle: Path, tmp_path: Path) -> None:
             root = str(tmp_path / f"croot-{Path(rt).name}")
             with console_socket(path) as got:
                 # as containerd does: create with the socket, start, wait, delete
-                r = subprocess.run([rt, "--root", root, "create", "--console-socket", path,
-                                    "-b", str(bundle), "c"], timeout=30, capture_output=True)
+                r = subprocess.run(
+                    [
+                        rt,
+                        "--root",
+                        root,
+                        "create",
+                        "--console-socket",
+                        path,
+                        "-b",
+                        str(bundle),
+                        "c",
+                    ],
+                    timeout=30,
+                    capture_output=True,
+                )
                 assert r.returncode == 0, r.stderr
                 subprocess.run([rt, "--root", root, "start", "c"], check=True, timeout=30)
             subprocess.run([rt, "--root", root, "delete", "-f", "c"], timeout=30)

@@ -34,11 +34,12 @@ def test_the_default_runtime_is_runc_to_clients(daemon: Daemon) -> None:
 def test_a_configured_runc_is_the_real_one(tmp_path: Path, rootfs_tar: Path) -> None:
     if not shutil.which("runc"):
         pytest.skip("runc is not installed")
-    with running_daemon(tmp_path / "d", rootfs_tar, "--add-runtime", "runc=runc",
-                        "--default-runtime", "runc") as d:
+    with running_daemon(
+        tmp_path / "d", rootfs_tar, "--add-runtime", "runc=runc", "--default-runtime", "runc"
+    ) as d:
         info = json.loads(d.ok("info", "--format", "{{json .}}"))
         assert info["DefaultRuntime"] == "runc"
         assert info["Runtimes"]["runc"]["path"] == shutil.which("runc")
         assert info["Runtimes"]["berth"]["path"] == "berth-runtime"
         assert d.ok("run", "--rm", "busybox", "echo", "hi").strip() == "hi"
-        assert (d.exec_root / "runtimes" / "runc").is_dir()   # runc's --root
+        assert (d.exec_root / "runtimes" / "runc").is_dir()  # runc's --root

@@ -54,8 +54,13 @@ def spec_bundle(tmp_path: Path, rootfs_tar: Path) -> Iterator[Path]:
         tf.extractall(b / "rootfs", filter="fully_trusted")
     subprocess.run(["runc", "spec"], cwd=b, check=True)
     top = f"berth-conf-{secrets.token_hex(3)}"
-    _edit(b, lambda c: (c["process"].update(terminal=False, args=["sh", "-c", "true"]),
-                        c["linux"].update(cgroupsPath=f"{top}/c")))
+    _edit(
+        b,
+        lambda c: (
+            c["process"].update(terminal=False, args=["sh", "-c", "true"]),
+            c["linux"].update(cgroupsPath=f"{top}/c"),
+        ),
+    )
     try:
         yield b
     finally:
@@ -74,13 +79,20 @@ def _edit(bundle: Path, change: Callable[[dict[str, Any]], object]) -> None:
     (bundle / "config.json").write_text(json.dumps(cfg))
 
 
-def _rt(rt: str, root: Path, *args: str, cwd: Path | None = None,
-        out: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _rt(
+    rt: str, root: Path, *args: str, cwd: Path | None = None, out: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """One command of a runtime; the container inherits stdout (to `out`) and stderr."""
     err = root.parent / f"{root.name}.err"
     with open(out or os.devnull, "a") as o, open(err, "w+") as e:
-        r = subprocess.run([rt, "--root", str(root), *args], stdout=o, stderr=e,
-                           stdin=subprocess.DEVNULL, cwd=cwd, timeout=60)
+        r = subprocess.run(
+            [rt, "--root", str(root), *args],
+            stdout=o,
+            stderr=e,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            timeout=60,
+        )
         e.seek(0)
         return subprocess.CompletedProcess(r.args, r.returncode, "", e.read())
 
@@ -109,8 +121,15 @@ def _cgroup_files(pid: int, files: list[str]) -> dict[str, str]:
     return got
 
 
-def _life(rt: str, bundle: Path, tmp: Path, *, files: list[str] = (),  # type: ignore[assignment]
-          start: bool = True, cid: str = "c") -> Life:
+def _life(
+    rt: str,
+    bundle: Path,
+    tmp: Path,
+    *,
+    files: list[str] = (),  # type: ignore[assignment]
+    start: bool = True,
+    cid: str = "c",
+) -> Life:
     """create, state (and the cgroup's `files`), start, wait until stopped, delete -f."""
     root = tmp / f"root-{Path(rt).name}"
     out = tmp / f"out-{Path(rt).name}"
@@ -118,16 +137,24 @@ def _life(rt: str, bundle: Path, tmp: Path, *, files: list[str] = (),  # type: i
     if life.create.returncode != 0:
         return life
     try:
-        life.state = json.loads(subprocess.run([rt, "--root", str(root), "state", cid],
-                                               capture_output=True, text=True,
-                                               check=True).stdout)
+        life.state = json.loads(
+            subprocess.run(
+                [rt, "--root", str(root), "state", cid], capture_output=True, text=True, check=True
+            ).stdout
+        )
         life.cgroup = _cgroup_files(life.state["pid"], list(files))
         if start:
             life.start = _rt(rt, root, "start", cid, cwd=bundle)
             deadline = time.monotonic() + 20
-            while json.loads(subprocess.run([rt, "--root", str(root), "state", cid],
-                                            capture_output=True, text=True).stdout or
-                             '{"status": "stopped"}')["status"] != "stopped":
+            while (
+                json.loads(
+                    subprocess.run(
+                        [rt, "--root", str(root), "state", cid], capture_output=True, text=True
+                    ).stdout
+                    or '{"status": "stopped"}'
+                )["status"]
+                != "stopped"
+            ):
                 assert time.monotonic() < deadline, f"{rt}: the container did not stop"
                 time.sleep(0.05)
     finally:
@@ -149,8 +176,14 @@ env=$(env | grep -v -e ^PWD= -e ^SHLVL= -e ^PATH= | sort | tr '\n' ' ')
 echo "$1 argv0=$0 argc=$# env=$env cwd=$(pwd) uid=$(id -u)" >> "$d/order"
 exit ${HOOK_EXIT:-0}
 """
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-              "poststop")
+HOOK_KINDS = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
 
 
 def _hooks(bundle: Path, tmp: Path, fail: str = "", sleep: str = "") -> Path:
@@ -170,26 +203,35 @@ def _hooks(bundle: Path, tmp: Path, fail: str = "", sleep: str = "") -> Path:
     def change(c: dict[str, Any]) -> None:
         c["process"]["args"] = ["sh", "-c", "echo ran"]
         c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/hooks"]
-        c["mounts"].append({"destination": "/hooks", "type": "bind", "source": str(out),
-                            "options": ["rbind", "rw"]})
+        c["mounts"].append(
+            {
+                "destination": "/hooks",
+                "type": "bind",
+                "source": str(out),
+                "options": ["rbind", "rw"],
+            }
+        )
         c["hooks"] = {}
         for kind in HOOK_KINDS:
             # startContainer's path resolves in the container, the others' on the host
             path = "/bin/hook.sh" if kind == "startContainer" else str(host)
-            hook = {"path": path, "args": ["hookname", kind, str(out)],
-                    "env": ["FOO=bar"] + (["HOOK_EXIT=3"] if kind == fail else []),
-                    "timeout": 5}
+            hook = {
+                "path": path,
+                "args": ["hookname", kind, str(out)],
+                "env": ["FOO=bar"] + (["HOOK_EXIT=3"] if kind == fail else []),
+                "timeout": 5,
+            }
             if kind == sleep:
                 hook.update(path="/bin/sleep", args=["sleep", "10"], timeout=1)
             c["hooks"][kind] = [hook]
+
     _edit(bundle, change)
     return out
 
 
 def _hook_view(out: Path, init_pid: int) -> tuple[list[str], dict[str, Any]]:
     """What the hooks saw: their lines, and each one's state with the init's pid as "init"."""
-    lines = out.joinpath("order").read_text().splitlines() if out.joinpath("order").exists() \
-        else []
+    lines = out.joinpath("order").read_text().splitlines() if out.joinpath("order").exists() else []
     states = {}
     for kind in HOOK_KINDS:
         f = out / f"{kind}.json"
@@ -219,24 +261,28 @@ def test_hooks_run_as_runc_runs_them(spec_bundle: Path, tmp_path: Path) -> None:
     assert states.pop("poststart") == {**runc_states["prestart"], "status": "running"}
     assert states == runc_states
     assert sorted(lines) == sorted(runc_lines)
-    assert [line.split()[0] for line in lines] == list(HOOK_KINDS)   # the spec's order
+    assert [line.split()[0] for line in lines] == list(HOOK_KINDS)  # the spec's order
     assert states["createContainer"]["pid"] == states["startContainer"]["pid"] == 1
     assert "env=FOO=bar  cwd=" in lines[0] and "argv0=" + str(tmp_path / "hook.sh") in lines[0]
 
 
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "timeout"])
-def test_a_failing_create_hook_fails_create(kind: str, spec_bundle: Path,
-                                            tmp_path: Path) -> None:
+def test_a_failing_create_hook_fails_create(kind: str, spec_bundle: Path, tmp_path: Path) -> None:
     """As runc and the spec: `create` fails, nothing is left of the container, and the
     poststop hooks still run."""
     outs = []
     for rt in ("runc", RT):
-        out = _hooks(spec_bundle, tmp_path, fail="" if kind == "timeout" else kind,
-                     sleep="createRuntime" if kind == "timeout" else "")
+        out = _hooks(
+            spec_bundle,
+            tmp_path,
+            fail="" if kind == "timeout" else kind,
+            sleep="createRuntime" if kind == "timeout" else "",
+        )
         life = _life(rt, spec_bundle, tmp_path)
         assert life.create.returncode != 0
-        assert ("timeout of 1.0s" if kind == "timeout" else "exit status 3") in \
-            life.create.stderr, life.create.stderr
+        assert (
+            "timeout of 1.0s" if kind == "timeout" else "exit status 3"
+        ) in life.create.stderr, life.create.stderr
         assert not (tmp_path / f"root-{Path(rt).name}" / "c").exists()
         outs.append([line.split()[0] for line in _hook_view(out, 0)[0]])
     assert outs[0] == outs[1] and outs[1][-1] == "poststop"
@@ -252,7 +298,9 @@ def test_a_failing_start_container_hook_fails_start(spec_bundle: Path, tmp_path:
     assert "startContainer hook #0: exit status 3" in ours.start.stderr
     assert theirs.output == ours.output == ""
     assert [line.split()[0] for line in _hook_view(out, 0)[0]][-2:] == [
-        "startContainer", "poststop"]
+        "startContainer",
+        "poststop",
+    ]
 
 
 @pytest.mark.parametrize("kind", ["poststart", "poststop"])
@@ -267,16 +315,22 @@ def test_a_failing_post_hook_is_a_warning(kind: str, spec_bundle: Path, tmp_path
     assert life.output == "ran\n"
 
 
-NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
-            "cgroup": "cgroup", "user": "user"}
+NS_FILES = {
+    "pid": "pid",
+    "network": "net",
+    "ipc": "ipc",
+    "uts": "uts",
+    "mount": "mnt",
+    "cgroup": "cgroup",
+    "user": "user",
+}
 
 
 def _unshared(pid: int) -> bool:
     """Whether `pid` has made its namespaces (its children's pid namespace last)."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid_for_children") != os.readlink(
-            "/proc/self/ns/pid")
-    except OSError:   # while it changes namespaces
+        return os.readlink(f"/proc/{pid}/ns/pid_for_children") != os.readlink("/proc/self/ns/pid")
+    except OSError:  # while it changes namespaces
         return False
 
 
@@ -284,9 +338,23 @@ def _unshared(pid: int) -> bool:
 def _ns_holder() -> Iterator[int]:
     """A process in a new namespace of each type (its children's pid namespace), to join
     by path. One per runtime: a container that joins a mount namespace pivots its root."""
-    holder = subprocess.Popen(["unshare", "--user", "--map-root-user", "--mount", "--uts",
-                               "--ipc", "--net", "--cgroup", "--pid", "--fork", "--kill-child",
-                               "sleep", "60"])
+    holder = subprocess.Popen(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--cgroup",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sleep",
+            "60",
+        ]
+    )
     try:
         deadline = time.monotonic() + 5
         while not _unshared(holder.pid):
@@ -308,8 +376,9 @@ def _join_all(holder: int) -> Callable[[dict[str, Any]], None]:
         # runc wants the mappings of a user namespace it joins: the holder's
         c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
-        for m in c["mounts"]:   # gid 5 (tty) is not mapped there
+        for m in c["mounts"]:  # gid 5 (tty) is not mapped there
             m["options"] = [o for o in m.get("options", []) if o != "gid=5"]
+
     return change
 
 
@@ -317,9 +386,17 @@ def _join_all(holder: int) -> Callable[[dict[str, Any]], None]:
 def test_state_pid_of_a_created_container(how: str, spec_bundle: Path, tmp_path: Path) -> None:
     """`state` of a created container gives its init's host pid, whose /proc/PID/ns/* are
     the container's: new ones, or those joined by path (each type, the user namespace too)."""
-    _edit(spec_bundle, lambda c: (c["process"].update(args=["sleep", "30"]), c["linux"][
-        "namespaces"].extend([{"type": "cgroup"}] if not any(
-            n["type"] == "cgroup" for n in c["linux"]["namespaces"]) else [])))
+    _edit(
+        spec_bundle,
+        lambda c: (
+            c["process"].update(args=["sleep", "30"]),
+            c["linux"]["namespaces"].extend(
+                [{"type": "cgroup"}]
+                if not any(n["type"] == "cgroup" for n in c["linux"]["namespaces"])
+                else []
+            ),
+        ),
+    )
     seen = []
     for rt in ("runc", RT):
         with contextlib.ExitStack() as stack:
@@ -330,8 +407,14 @@ def test_state_pid_of_a_created_container(how: str, spec_bundle: Path, tmp_path:
             r = _rt(rt, root, "create", "-b", str(spec_bundle), "c", cwd=spec_bundle)
             assert r.returncode == 0, r.stderr
             stack.callback(_rt, rt, root, "delete", "-f", "c")
-            st = json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
-                                           capture_output=True, text=True, check=True).stdout)
+            st = json.loads(
+                subprocess.run(
+                    [rt, "--root", str(root), "state", "c"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
             assert st["status"] == "created" and st["pid"] > 0
             view = {}
             for t, f in NS_FILES.items():
@@ -363,9 +446,14 @@ def test_user_namespace_without_a_path(spec_bundle: Path, tmp_path: Path) -> Non
             c["linux"]["namespaces"].append({"type": "user"})
             c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
             c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-            c["process"]["args"] = ["sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map;"
-                                    " ls -ln / | grep -c ' 65534 '; ls -l /proc/1/exe 2>&1 |"
-                                    " cut -d: -f2-; echo done"]
+            c["process"]["args"] = [
+                "sh",
+                "-c",
+                "id; cat /proc/self/uid_map /proc/self/gid_map;"
+                " ls -ln / | grep -c ' 65534 '; ls -l /proc/1/exe 2>&1 |"
+                " cut -d: -f2-; echo done",
+            ]
+
         _edit(spec_bundle, change)
         theirs, ours = _both(spec_bundle, tmp_path)
         assert ours.create.returncode == 0, ours.create.stderr
@@ -376,9 +464,14 @@ def test_user_namespace_without_a_path(spec_bundle: Path, tmp_path: Path) -> Non
         shutil.rmtree(outside, ignore_errors=True)
 
 
-MEMORY_FILES = ["memory/memory.limit_in_bytes", "memory/memory.soft_limit_in_bytes",
-                "memory/memory.swappiness", "memory/memory.oom_control",
-                "memory/memory.kmem.limit_in_bytes", "memory/memory.kmem.tcp.limit_in_bytes"]
+MEMORY_FILES = [
+    "memory/memory.limit_in_bytes",
+    "memory/memory.soft_limit_in_bytes",
+    "memory/memory.swappiness",
+    "memory/memory.oom_control",
+    "memory/memory.kmem.limit_in_bytes",
+    "memory/memory.kmem.tcp.limit_in_bytes",
+]
 
 
 def _v1_only() -> None:
@@ -395,12 +488,24 @@ def test_memory(path: str, spec_bundle: Path, tmp_path: Path) -> None:
     def change(c: dict[str, Any]) -> None:
         if path == "absolute":
             c["linux"]["cgroupsPath"] = "/" + c["linux"]["cgroupsPath"]
-        c["linux"]["resources"] = {"memory": {
-            "limit": 256 << 20, "reservation": 128 << 20, "swappiness": 33,
-            "disableOOMKiller": True, "kernel": 64 << 20, "kernelTCP": 32 << 20}}
-        c["process"]["args"] = ["sh", "-c", "cd /sys/fs/cgroup/memory && cat "
-                                "memory.limit_in_bytes memory.soft_limit_in_bytes "
-                                "memory.swappiness memory.oom_control"]
+        c["linux"]["resources"] = {
+            "memory": {
+                "limit": 256 << 20,
+                "reservation": 128 << 20,
+                "swappiness": 33,
+                "disableOOMKiller": True,
+                "kernel": 64 << 20,
+                "kernelTCP": 32 << 20,
+            }
+        }
+        c["process"]["args"] = [
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup/memory && cat "
+            "memory.limit_in_bytes memory.soft_limit_in_bytes "
+            "memory.swappiness memory.oom_control",
+        ]
+
     _edit(spec_bundle, change)
     theirs, ours = _both(spec_bundle, tmp_path, files=MEMORY_FILES)
     assert ours.create.returncode == 0, ours.create.stderr
@@ -414,6 +519,7 @@ def test_memory(path: str, spec_bundle: Path, tmp_path: Path) -> None:
     assert ours.cgroup["memory/memory.soft_limit_in_bytes"] == str(128 << 20)
     assert "oom_kill_disable 1" in ours.output and "\n33\n" in ours.output
     from berth.cgroups import kernel_memory_enforced
+
     if not kernel_memory_enforced():
         assert "memory.kernel is ignored" in ours.create.stderr
 
@@ -424,8 +530,7 @@ def test_memory_use_hierarchy(use: bool, spec_bundle: Path, tmp_path: Path) -> N
     drops the field: true, the same cgroup; false, which Linux 5.11 and later refuse (every
     memory cgroup is hierarchical there), an error that names the field (README)."""
     _v1_only()
-    _edit(spec_bundle, lambda c: c["linux"].update(resources={"memory": {
-        "useHierarchy": use}}))
+    _edit(spec_bundle, lambda c: c["linux"].update(resources={"memory": {"useHierarchy": use}}))
     theirs, ours = _both(spec_bundle, tmp_path, files=["memory/memory.use_hierarchy"])
     assert theirs.create.returncode == 0, theirs.create.stderr
     if use or Path("/sys/fs/cgroup/memory/memory.use_hierarchy").read_text().strip() == "0":
@@ -443,19 +548,26 @@ def test_pause_and_resume(spec_bundle: Path, tmp_path: Path) -> None:
     seen = {}
     for rt in ("runc", RT):
         root = tmp_path / f"pause-{Path(rt).name}"
-        assert _rt(rt, root, "create", "-b", str(spec_bundle), "c",
-                   cwd=spec_bundle).returncode == 0
+        assert _rt(rt, root, "create", "-b", str(spec_bundle), "c", cwd=spec_bundle).returncode == 0
         try:
             steps = []
             for verb in ("pause", "start", "pause", "pause", "resume", "resume"):
                 r = _rt(rt, root, verb, "c", cwd=spec_bundle)
-                status = json.loads(subprocess.run([rt, "--root", str(root), "state", "c"],
-                                                   capture_output=True, text=True).stdout)
+                status = json.loads(
+                    subprocess.run(
+                        [rt, "--root", str(root), "state", "c"], capture_output=True, text=True
+                    ).stdout
+                )
                 steps.append((verb, r.returncode == 0, status["status"]))
                 if verb == "pause" and r.returncode == 0:
                     steps.append(_cgroup_files(status["pid"], ["freezer/freezer.state"]))
-            steps.append(("delete paused", _rt(rt, root, "pause", "c").returncode,
-                          _rt(rt, root, "delete", "c").returncode != 0))
+            steps.append(
+                (
+                    "delete paused",
+                    _rt(rt, root, "pause", "c").returncode,
+                    _rt(rt, root, "delete", "c").returncode != 0,
+                )
+            )
         finally:
             _rt(rt, root, "delete", "-f", "c")
         seen[rt] = steps
@@ -471,15 +583,21 @@ def _root_device() -> tuple[int, int]:
     if not Path(f"/sys/dev/block/{major}:{minor}").exists():
         pytest.skip(f"/ is not on a block device ({major}:{minor})")
     part = Path(f"/sys/dev/block/{major}:{minor}/partition")
-    if part.exists():   # throttling is per disk, not per partition
+    if part.exists():  # throttling is per disk, not per partition
         disk = Path(f"/sys/dev/block/{major}:{minor}").resolve().parent / "dev"
         major, minor = (int(x) for x in disk.read_text().split(":"))
     return major, minor
 
 
-BLKIO_FILES = ["blkio/blkio.throttle.read_bps_device", "blkio/blkio.throttle.write_bps_device",
-               "blkio/blkio.throttle.read_iops_device", "blkio/blkio.throttle.write_iops_device",
-               "blkio/blkio.bfq.weight", "blkio/blkio.weight", "blkio/blkio.leaf_weight"]
+BLKIO_FILES = [
+    "blkio/blkio.throttle.read_bps_device",
+    "blkio/blkio.throttle.write_bps_device",
+    "blkio/blkio.throttle.read_iops_device",
+    "blkio/blkio.throttle.write_iops_device",
+    "blkio/blkio.bfq.weight",
+    "blkio/blkio.weight",
+    "blkio/blkio.leaf_weight",
+]
 
 
 @pytest.mark.parametrize("what", ["throttle", "weight", "leafWeight", "weightDevice"])
@@ -491,10 +609,12 @@ def test_block_io(what: str, spec_bundle: Path, tmp_path: Path) -> None:
     major, minor = _root_device()
     dev = {"major": major, "minor": minor}
     blkio = {
-        "throttle": {"throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
-                     "throttleWriteBpsDevice": [{**dev, "rate": 2 << 20}],
-                     "throttleReadIOPSDevice": [{**dev, "rate": 100}],
-                     "throttleWriteIOPSDevice": [{**dev, "rate": 200}]},
+        "throttle": {
+            "throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
+            "throttleWriteBpsDevice": [{**dev, "rate": 2 << 20}],
+            "throttleReadIOPSDevice": [{**dev, "rate": 100}],
+            "throttleWriteIOPSDevice": [{**dev, "rate": 200}],
+        },
         "weight": {"weight": 300},
         "leafWeight": {"leafWeight": 300},
         "weightDevice": {"weightDevice": [{**dev, "weight": 500}]},
@@ -503,10 +623,13 @@ def test_block_io(what: str, spec_bundle: Path, tmp_path: Path) -> None:
     def change(c: dict[str, Any]) -> None:
         c["linux"]["resources"] = {"blockIO": blkio}
         c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/blkio/blkio.throttle.*_device"]
+
     _edit(spec_bundle, change)
     theirs, ours = _both(spec_bundle, tmp_path, files=BLKIO_FILES)
     assert (ours.create.returncode == 0) is (theirs.create.returncode == 0), (
-        ours.create.stderr, theirs.create.stderr)
+        ours.create.stderr,
+        theirs.create.stderr,
+    )
     assert ours.cgroup == theirs.cgroup
     assert ours.output == theirs.output
     if what == "throttle":
@@ -521,6 +644,7 @@ def _with_hierarchy(tmp: Path, controllers: str, fn: Callable[[], Any]) -> Any:
     they find any cgroup mount. The cgroups made in it are removed before the child ends,
     so that the hierarchy goes with its mount."""
     from berth import linux
+
     point = tmp / controllers
     point.mkdir()
     result = tmp / "result.pickle"
@@ -532,7 +656,7 @@ def _with_hierarchy(tmp: Path, controllers: str, fn: Callable[[], Any]) -> Any:
             linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
             deadline = time.monotonic() + 10
             while True:
-                try:   # EBUSY while the kernel still ends the hierarchy of a test before
+                try:  # EBUSY while the kernel still ends the hierarchy of a test before
                     linux.mount("cgroup", str(point), "cgroup", 0, controllers)
                     break
                 except OSError as e:
@@ -587,9 +711,22 @@ def _unmounted_hierarchy_gone(controllers: str, point: Path) -> None:
         else:
             return
         if remount:
-            subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                            'mount -t cgroup -o "$1" cgroup "$2" && umount "$2"', "sh",
-                            controllers, str(point)], check=False, timeout=10)
+            subprocess.run(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    'mount -t cgroup -o "$1" cgroup "$2" && umount "$2"',
+                    "sh",
+                    controllers,
+                    str(point),
+                ],
+                check=False,
+                timeout=10,
+            )
     pytest.fail(f"the {controllers} hierarchy stays after the test")
 
 
@@ -609,25 +746,36 @@ def test_network_class_id_and_priorities(spec_bundle: Path, tmp_path: Path) -> N
     """linux.resources.network on v1: net_cls.classid and net_prio.ifpriomap, under a
     net_cls,net_prio hierarchy mounted for the test."""
     _v1_only()
-    if any(",net_cls" in line or ":net_cls" in line
-           for line in Path("/proc/self/cgroup").read_text().splitlines()):
+    if any(
+        ",net_cls" in line or ":net_cls" in line
+        for line in Path("/proc/self/cgroup").read_text().splitlines()
+    ):
         pytest.skip("this host mounts net_cls itself")
 
     def change(c: dict[str, Any]) -> None:
-        c["linux"]["resources"] = {"network": {
-            "classID": 0x100010, "priorities": [{"name": "lo", "priority": 7}]}}
-        c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/net_cls,net_prio/"
-                                "net_cls.classid; grep lo /sys/fs/cgroup/net_cls/"
-                                "net_prio.ifpriomap; ls /sys/fs/cgroup"]
+        c["linux"]["resources"] = {
+            "network": {"classID": 0x100010, "priorities": [{"name": "lo", "priority": 7}]}
+        }
+        c["process"]["args"] = [
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/net_cls,net_prio/"
+            "net_cls.classid; grep lo /sys/fs/cgroup/net_cls/"
+            "net_prio.ifpriomap; ls /sys/fs/cgroup",
+        ]
+
     _edit(spec_bundle, change)
     files = ["net_cls/net_cls.classid", "net_prio/net_prio.ifpriomap"]
-    theirs, ours = _with_hierarchy(tmp_path, "net_cls,net_prio",
-                                   lambda: _both(spec_bundle, tmp_path, files=files))
+    theirs, ours = _with_hierarchy(
+        tmp_path, "net_cls,net_prio", lambda: _both(spec_bundle, tmp_path, files=files)
+    )
     assert ours.create.returncode == 0, ours.create.stderr
-    for life in (theirs, ours):   # the host's other interfaces come and go meanwhile
+    for life in (theirs, ours):  # the host's other interfaces come and go meanwhile
         life.cgroup["net_prio/net_prio.ifpriomap"] = [
-            line for line in life.cgroup["net_prio/net_prio.ifpriomap"].splitlines()
-            if line.startswith("lo ")]
+            line
+            for line in life.cgroup["net_prio/net_prio.ifpriomap"].splitlines()
+            if line.startswith("lo ")
+        ]
     assert ours.cgroup == theirs.cgroup
     assert ours.output == theirs.output
     assert ours.cgroup["net_cls/net_cls.classid"] == str(0x100010)
@@ -657,12 +805,13 @@ def test_hugepage_limits(spec_bundle: Path, tmp_path: Path) -> None:
 
     def change(c: dict[str, Any]) -> None:
         c["linux"]["resources"] = {"hugepageLimits": [{"pageSize": "2MB", "limit": 8 << 20}]}
-        c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/hugetlb/"
-                                "hugetlb.2MB.limit_in_bytes"]
+        c["process"]["args"] = ["sh", "-c", "cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes"]
+
     _edit(spec_bundle, change)
     files = ["hugetlb/hugetlb.2MB.limit_in_bytes", "hugetlb/hugetlb.1GB.limit_in_bytes"]
-    theirs, ours = _with_hierarchy(tmp_path, "hugetlb",
-                                   lambda: _both(spec_bundle, tmp_path, files=files))
+    theirs, ours = _with_hierarchy(
+        tmp_path, "hugetlb", lambda: _both(spec_bundle, tmp_path, files=files)
+    )
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.cgroup == theirs.cgroup
     assert ours.output == theirs.output == f"{8 << 20}\n"
@@ -670,43 +819,92 @@ def test_hugepage_limits(spec_bundle: Path, tmp_path: Path) -> None:
 
 # (berth-runtime's message, and whether runc 1.1 refuses it too)
 REFUSED: dict[str, tuple[Callable[[dict[str, Any]], object], str, bool]] = {
-    "ociVersion 2": (lambda c: c.update(ociVersion="2.0.0"), "unsupported ociVersion 2.0.0",
-                     False),
-    "ociVersion not SemVer": (lambda c: c.update(ociVersion="1.0"), "invalid ociVersion",
-                              False),
-    "duplicated namespace": (lambda c: c["linux"]["namespaces"].append({"type": "ipc"}),
-                             "duplicated namespace type 'ipc'", True),
-    "unknown namespace": (lambda c: c["linux"]["namespaces"].append({"type": "nosuch"}),
-                          "unknown namespace type 'nosuch'", True),
-    "intelRdt": (lambda c: c["linux"].update(intelRdt={"closID": "x",
-                                                       "l3CacheSchema": "L3:0=f"}),
-                 "linux.intelRdt: Intel RDT (resctrl) is not supported", True),
-    "rdma": (lambda c: c["linux"].update(resources={"rdma": {"mlx5_1": {"hcaHandles": 3}}}),
-             "linux.resources.rdma: no rdma cgroup controller", True),
-    "unified on v1": (lambda c: c["linux"].update(resources={"unified": {"memory.high": "1"}}),
-                      "linux.resources.unified needs cgroup v2", True),
+    "ociVersion 2": (lambda c: c.update(ociVersion="2.0.0"), "unsupported ociVersion 2.0.0", False),
+    "ociVersion not SemVer": (lambda c: c.update(ociVersion="1.0"), "invalid ociVersion", False),
+    "duplicated namespace": (
+        lambda c: c["linux"]["namespaces"].append({"type": "ipc"}),
+        "duplicated namespace type 'ipc'",
+        True,
+    ),
+    "unknown namespace": (
+        lambda c: c["linux"]["namespaces"].append({"type": "nosuch"}),
+        "unknown namespace type 'nosuch'",
+        True,
+    ),
+    "intelRdt": (
+        lambda c: c["linux"].update(intelRdt={"closID": "x", "l3CacheSchema": "L3:0=f"}),
+        "linux.intelRdt: Intel RDT (resctrl) is not supported",
+        True,
+    ),
+    "rdma": (
+        lambda c: c["linux"].update(resources={"rdma": {"mlx5_1": {"hcaHandles": 3}}}),
+        "linux.resources.rdma: no rdma cgroup controller",
+        True,
+    ),
+    "unified on v1": (
+        lambda c: c["linux"].update(resources={"unified": {"memory.high": "1"}}),
+        "linux.resources.unified needs cgroup v2",
+        True,
+    ),
     "timeOffsets without a time namespace": (
         lambda c: c["linux"].update(timeOffsets={"boottime": {"secs": 1}}),
-        "linux.timeOffsets needs a new time namespace", False),
-    "apparmorProfile": (lambda c: c["process"].update(apparmorProfile="berth-test"),
-                        "AppArmor is not enabled on this host", True),
-    "idmapped mount": (lambda c: c["mounts"].append({
-        "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"],
-        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
-        "idmapped mounts (/mnt) are not supported", False),
-    "SCHED_DEADLINE": (lambda c: c["process"].update(scheduler={
-        "policy": "SCHED_DEADLINE", "runtime": 1000, "deadline": 2000, "period": 3000}),
-        "SCHED_DEADLINE and scheduler flags", False),
-    "seccomp flags": (lambda c: c["linux"].update(seccomp={
-        "defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}),
-        "linux.seccomp.flags: seccomp filter flags are not supported", True),
-    "unknown rlimit": (lambda c: c["process"]["rlimits"].append(
-        {"type": "RLIMIT_NOSUCH", "soft": 1, "hard": 1}),
-        "process.rlimits: unknown type 'RLIMIT_NOSUCH'", True),
-    "personality domain": (lambda c: c["linux"].update(personality={"domain": "BAD"}),
-                           "linux.personality: unknown domain 'BAD'", False),
-    "cpu realtime beyond the parent's": (lambda c: c["linux"].update(resources={"cpu": {
-        "realtimeRuntime": 1000, "realtimePeriod": 1000000}}), "cpu.rt_runtime_us", True),
+        "linux.timeOffsets needs a new time namespace",
+        False,
+    ),
+    "apparmorProfile": (
+        lambda c: c["process"].update(apparmorProfile="berth-test"),
+        "AppArmor is not enabled on this host",
+        True,
+    ),
+    "idmapped mount": (
+        lambda c: c["mounts"].append(
+            {
+                "destination": "/mnt",
+                "type": "bind",
+                "source": "/tmp",
+                "options": ["rbind"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            }
+        ),
+        "idmapped mounts (/mnt) are not supported",
+        False,
+    ),
+    "SCHED_DEADLINE": (
+        lambda c: c["process"].update(
+            scheduler={
+                "policy": "SCHED_DEADLINE",
+                "runtime": 1000,
+                "deadline": 2000,
+                "period": 3000,
+            }
+        ),
+        "SCHED_DEADLINE and scheduler flags",
+        False,
+    ),
+    "seccomp flags": (
+        lambda c: c["linux"].update(
+            seccomp={"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}
+        ),
+        "linux.seccomp.flags: seccomp filter flags are not supported",
+        True,
+    ),
+    "unknown rlimit": (
+        lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOSUCH", "soft": 1, "hard": 1}),
+        "process.rlimits: unknown type 'RLIMIT_NOSUCH'",
+        True,
+    ),
+    "personality domain": (
+        lambda c: c["linux"].update(personality={"domain": "BAD"}),
+        "linux.personality: unknown domain 'BAD'",
+        False,
+    ),
+    "cpu realtime beyond the parent's": (
+        lambda c: c["linux"].update(
+            resources={"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 1000000}}
+        ),
+        "cpu.rt_runtime_us",
+        True,
+    ),
 }
 
 
@@ -731,12 +929,18 @@ def test_refused_with_a_clear_error(case: str, spec_bundle: Path, tmp_path: Path
 def test_umask_and_rootfs_propagation(spec_bundle: Path, tmp_path: Path) -> None:
     """process.user.umask as runc applies it; linux.rootfsPropagation "rshared" makes the
     container's root a shared mount (runc 1.1 leaves it private: see the README)."""
+
     def change(c: dict[str, Any]) -> None:
         c["process"]["user"]["umask"] = 0o027
         c["linux"]["rootfsPropagation"] = "rshared"
         # the optional fields (shared:N, master:N) of the root's mountinfo line
-        c["process"]["args"] = ["sh", "-c", "umask; awk '$5 == \"/\" { for (i = 7; $i != "
-                                "\"-\"; i++) print $i }' /proc/self/mountinfo | cut -d: -f1"]
+        c["process"]["args"] = [
+            "sh",
+            "-c",
+            'umask; awk \'$5 == "/" { for (i = 7; $i != '
+            '"-"; i++) print $i }\' /proc/self/mountinfo | cut -d: -f1',
+        ]
+
     _edit(spec_bundle, change)
     theirs, ours = _both(spec_bundle, tmp_path)
     assert ours.create.returncode == 0, ours.create.stderr
@@ -757,6 +961,7 @@ def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> Non
     cpu.burst, a time namespace with its offsets (runtime-spec 1.1 and 1.2): runc 1.1
     ignores them (the time namespace it refuses); berth-runtime applies them, and the
     container sees them."""
+
     def change(c: dict[str, Any]) -> None:
         c["domainname"] = "berth.test"
         c["linux"]["personality"] = {"domain": "LINUX32"}
@@ -764,11 +969,12 @@ def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> Non
         c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
         c["linux"]["resources"] = {"cpu": {"idle": 1, "burst": 20000}}
         c["process"]["args"] = ["sh", "-c", NEWER]
+
     _edit(spec_bundle, change)
     files = ["cpu/cpu.idle", "cpu/cpu.cfs_burst_us"]
     theirs, ours = _both(spec_bundle, tmp_path, files=files)
     for f, runc_value, value in zip(files, ("0", "0"), ("1", "20000"), strict=True):
-        if not theirs.cgroup[f].startswith("unreadable"):   # a kernel with the file
+        if not theirs.cgroup[f].startswith("unreadable"):  # a kernel with the file
             assert (theirs.cgroup[f], ours.cgroup[f]) == (runc_value, value)
     assert theirs.create.returncode == 0 and ours.create.returncode == 0, ours.create.stderr
     machine = os.uname().machine
@@ -777,10 +983,18 @@ def test_fields_runc_1_1_does_not_know(spec_bundle: Path, tmp_path: Path) -> Non
     assert ours.output.splitlines()[:4] == [want32, "berth.test", "7 3", "idle"]
 
     days = 1000 * 86400
-    _edit(spec_bundle, lambda c: (c["linux"]["namespaces"].append({"type": "time"}),
-                                  c["linux"].update(timeOffsets={
-                                      "boottime": {"secs": days, "nanosecs": 0},
-                                      "monotonic": {"secs": days, "nanosecs": 0}})))
+    _edit(
+        spec_bundle,
+        lambda c: (
+            c["linux"]["namespaces"].append({"type": "time"}),
+            c["linux"].update(
+                timeOffsets={
+                    "boottime": {"secs": days, "nanosecs": 0},
+                    "monotonic": {"secs": days, "nanosecs": 0},
+                }
+            ),
+        ),
+    )
     theirs, ours = _both(spec_bundle, tmp_path)
     assert theirs.create.returncode != 0 and "time" in theirs.create.stderr
     assert ours.create.returncode == 0, ours.create.stderr
@@ -793,15 +1007,22 @@ def test_selinux_labels_without_selinux(spec_bundle: Path, tmp_path: Path) -> No
     context= option the kernel refuses); berth-runtime warns and ignores them."""
     if Path("/sys/fs/selinux/enforce").exists():
         pytest.skip("SELinux is enabled on this host")
-    _edit(spec_bundle, lambda c: (
-        c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0"),
-        c["process"].update(selinuxLabel="system_u:system_r:container_t:s0",
-                            args=["echo", "ran"])))
+    _edit(
+        spec_bundle,
+        lambda c: (
+            c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0"),
+            c["process"].update(
+                selinuxLabel="system_u:system_r:container_t:s0", args=["echo", "ran"]
+            ),
+        ),
+    )
     theirs, ours = _both(spec_bundle, tmp_path)
     assert theirs.create.returncode != 0
     assert ours.create.returncode == 0 and ours.output == "ran\n"
-    assert "linux.mountLabel, process.selinuxLabel ignored: SELinux is not enabled" in \
-        ours.create.stderr
+    assert (
+        "linux.mountLabel, process.selinuxLabel ignored: SELinux is not enabled"
+        in ours.create.stderr
+    )
 
 
 def test_no_cgroups_path(spec_bundle: Path, tmp_path: Path) -> None:
@@ -812,12 +1033,18 @@ def test_no_cgroups_path(spec_bundle: Path, tmp_path: Path) -> None:
     def change(c: dict[str, Any]) -> None:
         del c["linux"]["cgroupsPath"]
         c["linux"]["resources"] = {"pids": {"limit": 42}}
-        c["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup; "
-                                "cat /sys/fs/cgroup/pids/pids.max"]
+        c["process"]["args"] = [
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max",
+        ]
+
     _edit(spec_bundle, change)
     try:
-        theirs, ours = (_life(rt, spec_bundle, tmp_path, cid=cid, files=["pids/pids.max"])
-                        for rt in ("runc", RT))
+        theirs, ours = (
+            _life(rt, spec_bundle, tmp_path, cid=cid, files=["pids/pids.max"])
+            for rt in ("runc", RT)
+        )
     finally:
         remove_cgroups_named(cid)
     assert ours.create.returncode == 0, ours.create.stderr
@@ -830,17 +1057,19 @@ def test_no_cgroups_path(spec_bundle: Path, tmp_path: Path) -> None:
 def test_capabilities_of_a_user(uid: int, spec_bundle: Path, tmp_path: Path) -> None:
     """process.capabilities, all five sets, for root and for another user (the capabilities
     kept across setuid, the ambient ones raised), as runc applies them."""
+
     def change(c: dict[str, Any]) -> None:
         c["process"]["user"] = {"uid": uid, "gid": uid}
         caps = c["process"]["capabilities"]
         caps["inheritable"] = ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
-        caps["ambient"] = ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]   # the second: skipped
+        caps["ambient"] = ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]  # the second: skipped
         c["process"]["args"] = ["sh", "-c", "grep ^Cap /proc/self/status; id"]
+
     _edit(spec_bundle, change)
     theirs, ours = _both(spec_bundle, tmp_path)
     assert ours.create.returncode == 0, ours.create.stderr
     assert ours.output == theirs.output
-    assert "CapAmb:\t0000000000000400" in ours.output   # CAP_NET_BIND_SERVICE (10)
+    assert "CapAmb:\t0000000000000400" in ours.output  # CAP_NET_BIND_SERVICE (10)
 
 
 def test_hooks_under_run(spec_bundle: Path, tmp_path: Path) -> None:
@@ -849,8 +1078,16 @@ def test_hooks_under_run(spec_bundle: Path, tmp_path: Path) -> None:
     lines = []
     for rt in ("runc", RT):
         out = _hooks(spec_bundle, tmp_path)
-        r = _rt(rt, tmp_path / f"run-{Path(rt).name}", "run", "-b", str(spec_bundle),
-                f"r{secrets.token_hex(3)}", cwd=spec_bundle, out=tmp_path / f"o-{rt[-4:]}")
+        r = _rt(
+            rt,
+            tmp_path / f"run-{Path(rt).name}",
+            "run",
+            "-b",
+            str(spec_bundle),
+            f"r{secrets.token_hex(3)}",
+            cwd=spec_bundle,
+            out=tmp_path / f"o-{rt[-4:]}",
+        )
         assert r.returncode == 0, r.stderr
         assert (tmp_path / f"o-{rt[-4:]}").read_text() == "ran\n"
         lines.append([line.split()[0] for line in _hook_view(out, 0)[0]])
@@ -862,10 +1099,14 @@ def test_hooks_under_run(spec_bundle: Path, tmp_path: Path) -> None:
 def test_exec_joins_the_time_namespace(spec_bundle: Path, tmp_path: Path) -> None:
     """An exec in a container with a time namespace of its own sees its offsets too."""
     days = 500 * 86400
-    _edit(spec_bundle, lambda c: (
-        c["linux"]["namespaces"].append({"type": "time"}),
-        c["linux"].update(timeOffsets={"boottime": {"secs": days, "nanosecs": 0}}),
-        c["process"].update(args=["sleep", "30"])))
+    _edit(
+        spec_bundle,
+        lambda c: (
+            c["linux"]["namespaces"].append({"type": "time"}),
+            c["linux"].update(timeOffsets={"boottime": {"secs": days, "nanosecs": 0}}),
+            c["process"].update(args=["sleep", "30"]),
+        ),
+    )
     root = tmp_path / "root"
     try:
         assert _rt(RT, root, "create", "-b", str(spec_bundle), "t").returncode == 0
@@ -898,11 +1139,17 @@ def test_devices_and_their_rules(spec_bundle: Path, tmp_path: Path) -> None:
     def change(c: dict[str, Any]) -> None:
         c["linux"]["devices"] = [
             {"path": "/dev/myfifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o640},
-            {"path": "/dev/mynull", "type": "u", "major": 1, "minor": 3, "fileMode": 0o666}]
+            {"path": "/dev/mynull", "type": "u", "major": 1, "minor": 3, "fileMode": 0o666},
+        ]
         c["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
-        c["process"]["args"] = ["sh", "-c", "ls -l /dev/myfifo /dev/mynull | cut -c1-10; "
-                                "echo x > /dev/mynull && echo wrote; cat /dev/kmsg 2>&1 | "
-                                "head -1 | cut -d: -f2-"]
+        c["process"]["args"] = [
+            "sh",
+            "-c",
+            "ls -l /dev/myfifo /dev/mynull | cut -c1-10; "
+            "echo x > /dev/mynull && echo wrote; cat /dev/kmsg 2>&1 | "
+            "head -1 | cut -d: -f2-",
+        ]
+
     _edit(spec_bundle, change)
     theirs, ours = _both(spec_bundle, tmp_path, files=["devices/devices.list"])
     assert ours.create.returncode == 0, ours.create.stderr
@@ -915,6 +1162,7 @@ def test_devices_and_their_rules(spec_bundle: Path, tmp_path: Path) -> None:
 def test_seccomp_fields(spec_bundle: Path, tmp_path: Path) -> None:
     """linux.seccomp: defaultAction with defaultErrnoRet, architectures, a rule's errnoRet,
     and a rule on an argument's value, as runc loads them."""
+
     def change(c: dict[str, Any]) -> None:
         c["linux"]["seccomp"] = {
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -922,11 +1170,22 @@ def test_seccomp_fields(spec_bundle: Path, tmp_path: Path) -> None:
             "syscalls": [
                 {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28},
                 # umask(0o077) refused, any other umask allowed
-                {"names": ["umask"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-                 "args": [{"index": 0, "value": 0o077, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["rmdir"], "action": "SCMP_ACT_KILL"}]}
-        c["process"]["args"] = ["sh", "-c", "mkdir /tmp/x 2>&1 | cut -d: -f3-; umask 077; "
-                                "umask; umask 027; umask; (rmdir /tmp); echo rmdir $?"]
+                {
+                    "names": ["umask"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": 1,
+                    "args": [{"index": 0, "value": 0o077, "op": "SCMP_CMP_EQ"}],
+                },
+                {"names": ["rmdir"], "action": "SCMP_ACT_KILL"},
+            ],
+        }
+        c["process"]["args"] = [
+            "sh",
+            "-c",
+            "mkdir /tmp/x 2>&1 | cut -d: -f3-; umask 077; "
+            "umask; umask 027; umask; (rmdir /tmp); echo rmdir $?",
+        ]
+
     _edit(spec_bundle, change)
     theirs, ours = _both(spec_bundle, tmp_path)
     assert ours.create.returncode == 0, ours.create.stderr
@@ -935,14 +1194,20 @@ def test_seccomp_fields(spec_bundle: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["kill --all", "delete -f"])
-def test_a_container_without_its_own_pid_namespace(how: str, spec_bundle: Path,
-                                                   tmp_path: Path) -> None:
+def test_a_container_without_its_own_pid_namespace(
+    how: str, spec_bundle: Path, tmp_path: Path
+) -> None:
     """Its processes outlive its init: `kill --all` signals every one in its cgroup, and
     `delete -f` kills what is left before it removes the cgroup, as runc does."""
-    _edit(spec_bundle, lambda c: (
-        c["linux"].update(namespaces=[n for n in c["linux"]["namespaces"]
-                                      if n["type"] != "pid"]),
-        c["process"].update(args=["sh", "-c", "sleep 61 & sleep 62 & exec sleep 63"])))
+    _edit(
+        spec_bundle,
+        lambda c: (
+            c["linux"].update(
+                namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+            ),
+            c["process"].update(args=["sh", "-c", "sleep 61 & sleep 62 & exec sleep 63"]),
+        ),
+    )
     cg = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
     left = []
     for rt in ("runc", RT):
@@ -968,10 +1233,15 @@ def test_a_container_without_its_own_pid_namespace(how: str, spec_bundle: Path,
 def test_run_without_its_own_pid_namespace(spec_bundle: Path, tmp_path: Path) -> None:
     """`run` of such a container leaves none of its processes, and no cgroup, when the init
     exits."""
-    _edit(spec_bundle, lambda c: (
-        c["linux"].update(namespaces=[n for n in c["linux"]["namespaces"]
-                                      if n["type"] != "pid"]),
-        c["process"].update(args=["sh", "-c", "sleep 64 & echo started"])))
+    _edit(
+        spec_bundle,
+        lambda c: (
+            c["linux"].update(
+                namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+            ),
+            c["process"].update(args=["sh", "-c", "sleep 64 & echo started"]),
+        ),
+    )
     cg = json.loads((spec_bundle / "config.json").read_text())["linux"]["cgroupsPath"]
     r = _rt(RT, tmp_path / "root", "run", "-b", str(spec_bundle), "rp")
     assert r.returncode == 0, r.stderr

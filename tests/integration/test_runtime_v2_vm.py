@@ -24,7 +24,7 @@ from . import test_runtime_conformance as conformance
 pytestmark = pytest.mark.root
 GUEST = Path(__file__).with_name("v2_guest.py")
 M = 1 << 20
-NULLB0 = {"major": "nullb0", "minor": "nullb0"}   # v2_guest.py puts the guest's numbers
+NULLB0 = {"major": "nullb0", "minor": "nullb0"}  # v2_guest.py puts the guest's numbers
 PROFILE = """profile berth-test flags=(attach_disconnected,mediate_deleted) {
   file,
   capability,
@@ -39,8 +39,14 @@ PROFILE = """profile berth-test flags=(attach_disconnected,mediate_deleted) {
   deny /dev/shm/** w,
 }
 """
-MEMORY_FILES = ["memory.max", "memory.low", "memory.high", "memory.min", "memory.swap.max",
-                "memory.oom.group"]
+MEMORY_FILES = [
+    "memory.max",
+    "memory.low",
+    "memory.high",
+    "memory.min",
+    "memory.swap.max",
+    "memory.oom.group",
+]
 CPU_FILES = ["cpu.weight", "cpu.max", "cpu.idle", "cpuset.cpus", "cpuset.mems"]
 IO_FILES = ["io.weight", "io.max", "io.bfq.weight"]
 FREEZE_FILES = ["cgroup.freeze", "cgroup.events"]
@@ -70,94 +76,187 @@ REFUSED_ON_V2 = {
     "io-leaf-weight": "blockIO leafWeight has no cgroup v2 equivalent",
     "io-weight-device": "blockIO.weightDevice: the kernel refused a weight for device",
 }
-BFQ = ("busybox insmod {ko} && echo bfq > /sys/block/nullb0/queue/scheduler && "
-       "cat /sys/block/nullb0/queue/scheduler")
+BFQ = (
+    "busybox insmod {ko} && echo bfq > /sys/block/nullb0/queue/scheduler && "
+    "cat /sys/block/nullb0/queue/scheduler"
+)
 
 
-def _case(name: str, resources: dict[str, Any] | None = None, *, args: str = "true",
-          files: list[str] = (), steps: list[str] | None = None,  # type: ignore[assignment]
-          absolute: bool = False, process: dict[str, Any] | None = None,
-          namespaces: list[str] = (), before: str = "",  # type: ignore[assignment]
-          alone: bool = False, exec: str = "", seccomp: bool = False,
-          caller_cgroup: str = "") -> dict[str, Any]:
-    return {"name": name, "resources": resources, "args": args, "files": list(files),
-            "steps": steps, "absolute": absolute, "process": process or {},
-            "namespaces": list(namespaces), "before": before, "alone": alone, "exec": exec,
-            "seccomp": seccomp, "caller_cgroup": caller_cgroup}
+def _case(
+    name: str,
+    resources: dict[str, Any] | None = None,
+    *,
+    args: str = "true",
+    files: list[str] = (),
+    steps: list[str] | None = None,  # type: ignore[assignment]
+    absolute: bool = False,
+    process: dict[str, Any] | None = None,
+    namespaces: list[str] = (),
+    before: str = "",  # type: ignore[assignment]
+    alone: bool = False,
+    exec: str = "",
+    seccomp: bool = False,
+    caller_cgroup: str = "",
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "resources": resources,
+        "args": args,
+        "files": list(files),
+        "steps": steps,
+        "absolute": absolute,
+        "process": process or {},
+        "namespaces": list(namespaces),
+        "before": before,
+        "alone": alone,
+        "exec": exec,
+        "seccomp": seccomp,
+        "caller_cgroup": caller_cgroup,
+    }
 
 
-EXEC_SCRIPT = ("sed 's/-runc\\//-RT\\//; s/-berth\\//-RT\\//' /proc/self/cgroup; "
-               "cat /sys/fs/cgroup/pids.current 2>&1; " + conformance.EXEC_SCRIPT)
+EXEC_SCRIPT = (
+    "sed 's/-runc\\//-RT\\//; s/-berth\\//-RT\\//' /proc/self/cgroup; "
+    "cat /sys/fs/cgroup/pids.current 2>&1; " + conformance.EXEC_SCRIPT
+)
 
 
 CASES = [
-    _case("memory", {"memory": {"limit": 64 * M, "reservation": 32 * M, "swap": 96 * M}},
-          files=MEMORY_FILES),
-    _case("memory-absolute", {"memory": {"limit": 64 * M, "reservation": 32 * M,
-                                         "swap": -1}}, files=MEMORY_FILES, absolute=True),
+    _case(
+        "memory",
+        {"memory": {"limit": 64 * M, "reservation": 32 * M, "swap": 96 * M}},
+        files=MEMORY_FILES,
+    ),
+    _case(
+        "memory-absolute",
+        {"memory": {"limit": 64 * M, "reservation": 32 * M, "swap": -1}},
+        files=MEMORY_FILES,
+        absolute=True,
+    ),
     # a relative cgroupsPath from a caller in a cgroup of its own (as a shell in a systemd
     # scope): under that cgroup's parent, as runc places it
-    _case("memory-relative-to-caller", {"memory": {"limit": 64 * M}}, files=MEMORY_FILES,
-          caller_cgroup="berth-caller/scope"),
-    _case("memory-swap-equal", {"memory": {"limit": 64 * M, "swap": 64 * M}},
-          files=MEMORY_FILES),
-    _case("memory-swappiness", {"memory": {"limit": 64 * M, "swappiness": 33}},
-          files=MEMORY_FILES),
-    _case("memory-oom-killer", {"memory": {"limit": 64 * M, "disableOOMKiller": True}},
-          files=MEMORY_FILES),
+    _case(
+        "memory-relative-to-caller",
+        {"memory": {"limit": 64 * M}},
+        files=MEMORY_FILES,
+        caller_cgroup="berth-caller/scope",
+    ),
+    _case("memory-swap-equal", {"memory": {"limit": 64 * M, "swap": 64 * M}}, files=MEMORY_FILES),
+    _case("memory-swappiness", {"memory": {"limit": 64 * M, "swappiness": 33}}, files=MEMORY_FILES),
+    _case(
+        "memory-oom-killer",
+        {"memory": {"limit": 64 * M, "disableOOMKiller": True}},
+        files=MEMORY_FILES,
+    ),
     _case("memory-use-hierarchy", {"memory": {"useHierarchy": True}}, files=MEMORY_FILES),
     _case("memory-kernel", {"memory": {"kernel": 64 * M}}, files=MEMORY_FILES),
     _case("memory-kernel-tcp", {"memory": {"kernelTCP": 64 * M}}, files=MEMORY_FILES),
-    _case("cpu", {"cpu": {"shares": 512, "quota": 50000, "period": 200000, "cpus": "0",
-                          "mems": "0"}}, files=CPU_FILES),
+    _case(
+        "cpu",
+        {"cpu": {"shares": 512, "quota": 50000, "period": 200000, "cpus": "0", "mems": "0"}},
+        files=CPU_FILES,
+    ),
     _case("cpu-shares-extremes", {"cpu": {"shares": 2}}, files=CPU_FILES),
     _case("cpu-quota-only", {"cpu": {"quota": 30000}}, files=CPU_FILES),
     _case("cpu-idle", {"cpu": {"idle": 1}}, files=CPU_FILES),
-    _case("cpu-realtime", {"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 100000}},
-          files=CPU_FILES),
+    _case(
+        "cpu-realtime",
+        {"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 100000}},
+        files=CPU_FILES,
+    ),
     _case("pids", {"pids": {"limit": 42}}, files=["pids.max"]),
     _case("io-weight", {"blockIO": {"weight": 500}}, files=IO_FILES),
-    _case("io-weight-device", {"blockIO": {"weightDevice": [{**NULLB0, "weight": 300}]}},
-          files=IO_FILES),
+    _case(
+        "io-weight-device",
+        {"blockIO": {"weightDevice": [{**NULLB0, "weight": 300}]}},
+        files=IO_FILES,
+    ),
     _case("io-leaf-weight", {"blockIO": {"leafWeight": 300}}, files=IO_FILES),
-    _case("io-throttle", {"blockIO": {
-        "throttleReadBpsDevice": [{**NULLB0, "rate": 1 * M}],
-        "throttleWriteBpsDevice": [{**NULLB0, "rate": 2 * M}],
-        "throttleReadIOPSDevice": [{**NULLB0, "rate": 100}],
-        "throttleWriteIOPSDevice": [{**NULLB0, "rate": 200}]}}, files=IO_FILES),
-    _case("hugetlb", {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * M}]},
-          files=["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max"]),
-    _case("unified", {"unified": {"memory.high": str(48 * M), "pids.max": "17",
-                                  "cpu.weight": "77"}},
-          files=["memory.high", "pids.max", "cpu.weight"]),
-    _case("unified-and-fields", {"pids": {"limit": 42}, "unified": {"pids.max": "17"}},
-          files=["pids.max"]),
+    _case(
+        "io-throttle",
+        {
+            "blockIO": {
+                "throttleReadBpsDevice": [{**NULLB0, "rate": 1 * M}],
+                "throttleWriteBpsDevice": [{**NULLB0, "rate": 2 * M}],
+                "throttleReadIOPSDevice": [{**NULLB0, "rate": 100}],
+                "throttleWriteIOPSDevice": [{**NULLB0, "rate": 200}],
+            }
+        },
+        files=IO_FILES,
+    ),
+    _case(
+        "hugetlb",
+        {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * M}]},
+        files=["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max"],
+    ),
+    _case(
+        "unified",
+        {"unified": {"memory.high": str(48 * M), "pids.max": "17", "cpu.weight": "77"}},
+        files=["memory.high", "pids.max", "cpu.weight"],
+    ),
+    _case(
+        "unified-and-fields",
+        {"pids": {"limit": 42}, "unified": {"pids.max": "17"}},
+        files=["pids.max"],
+    ),
     _case("network", {"network": {"classID": 0x100001}}),
     _case("rdma", {"rdma": {"mlx5_0": {"hcaHandles": 3}}}, files=["rdma.max"]),
     _case("devices", args=DEVICES_SCRIPT),
-    _case("devices-rules", {"devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"},
-        {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "r"}]},
-          args=DEVICES_SCRIPT),
+    _case(
+        "devices-rules",
+        {
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"},
+                {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "r"},
+            ]
+        },
+        args=DEVICES_SCRIPT,
+    ),
     _case("cgroup-mount", args=CGROUP_VIEW),
     _case("cgroup-mount-cgroupns", args=CGROUP_VIEW, namespaces=["cgroup"]),
-    _case("freezer", args="sleep 60", files=FREEZE_FILES,
-          steps=["create", "start", "pause", "read@paused", "resume", "read@resumed", "kill",
-                 "wait", "delete"]),
-    _case("apparmor", process={"apparmorProfile": "berth-test"},
-          args="cat /proc/self/attr/current; echo; cat /etc/group >/dev/null; echo rc=$?; "
-               "touch /dev/shm/x; echo rc=$?"),
+    _case(
+        "freezer",
+        args="sleep 60",
+        files=FREEZE_FILES,
+        steps=[
+            "create",
+            "start",
+            "pause",
+            "read@paused",
+            "resume",
+            "read@resumed",
+            "kill",
+            "wait",
+            "delete",
+        ],
+    ),
+    _case(
+        "apparmor",
+        process={"apparmorProfile": "berth-test"},
+        args="cat /proc/self/attr/current; echo; cat /etc/group >/dev/null; echo rc=$?; "
+        "touch /dev/shm/x; echo rc=$?",
+    ),
     _case("apparmor-unknown", process={"apparmorProfile": "no-such-profile"}),
     # test_runtime_conformance.py's view of the container, on v2; alone, since it lists
     # /sys/fs/cgroup, where the other cases' cgroups come and go
     _case("view", args=conformance.SCRIPT, alone=True),
     _case("view-seccomp", args=conformance.SCRIPT, alone=True, seccomp=True),
-    _case("exec", args="sleep 60", exec=EXEC_SCRIPT, namespaces=["cgroup"], seccomp=True,
-          steps=["create", "start", "exec", "kill", "wait", "delete"]),
+    _case(
+        "exec",
+        args="sleep 60",
+        exec=EXEC_SCRIPT,
+        namespaces=["cgroup"],
+        seccomp=True,
+        steps=["create", "start", "exec", "kill", "wait", "delete"],
+    ),
     # last and alone: once BFQ is loaded, every cgroup has io.bfq.weight
-    _case("io-bfq", {"blockIO": {"weight": 500, "weightDevice": [{**NULLB0, "weight": 300}]}},
-          files=IO_FILES, before="BFQ"),
+    _case(
+        "io-bfq",
+        {"blockIO": {"weight": 500, "weightDevice": [{**NULLB0, "weight": 300}]}},
+        files=IO_FILES,
+        before="BFQ",
+    ),
 ]
 
 
@@ -197,13 +296,14 @@ echo "== end"
 def _config(base: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     cfg = json.loads(json.dumps(base))
     cfg["process"].update(terminal=False, args=["sh", "-c", case["args"]], **case["process"])
-    if case["name"].startswith("devices"):   # runc's default spec has no CAP_MKNOD
+    if case["name"].startswith("devices"):  # runc's default spec has no CAP_MKNOD
         for caps in cfg["process"]["capabilities"].values():
             caps.append("CAP_MKNOD")
     cfg["linux"]["namespaces"] += [{"type": t} for t in case["namespaces"]]
     if case["seccomp"]:
         # berth's default filter for these capabilities, loaded by each runtime
         from berth.containers.seccomp import default_profile
+
         cfg["linux"]["seccomp"] = default_profile(set(cfg["process"]["capabilities"]["bounding"]))
     path = f"berth-v2-{case['name']}-RT/c"
     cfg["linux"]["cgroupsPath"] = "/" + path if case["absolute"] else path
@@ -225,13 +325,22 @@ def guest(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> dict[st
     subprocess.run(["runc", "spec"], cwd=job, check=True)
     base = json.loads((job / "config.json").read_text())
     try:
-        bfq = BFQ.format(ko=vm.module("bfq"))   # fetches and unpacks the kernel, once
+        bfq = BFQ.format(ko=vm.module("bfq"))  # fetches and unpacks the kernel, once
     except vm.Unavailable as e:
         pytest.skip(str(e))
-    cases = [{"name": c["name"], "files": c["files"], "steps": c["steps"],
-              "before": bfq if c["before"] == "BFQ" else c["before"], "alone": c["alone"],
-              "exec": c["exec"], "caller_cgroup": c["caller_cgroup"],
-              "config": _config(base, c)} for c in CASES]
+    cases = [
+        {
+            "name": c["name"],
+            "files": c["files"],
+            "steps": c["steps"],
+            "before": bfq if c["before"] == "BFQ" else c["before"],
+            "alone": c["alone"],
+            "exec": c["exec"],
+            "caller_cgroup": c["caller_cgroup"],
+            "config": _config(base, c),
+        }
+        for c in CASES
+    ]
     assert not any(ns["type"] == "cgroup" for ns in base["linux"]["namespaces"])
     (job / "cases.json").write_text(json.dumps(cases))
     (job / "berth-test.profile").write_text(PROFILE)
@@ -269,8 +378,9 @@ def _same_names(output: str) -> list[str]:
     """The output with each case's cgroup named alike for both runtimes (berth-v2-CASE-RT):
     a container that sees the whole hierarchy lists the earlier cases' (ls sorts a case's
     two names next to each other, made one here)."""
-    lines = [re.sub(r"(berth-v2-[\w-]+?)-(runc|berth)\b", r"\1-RT", line)
-             for line in output.splitlines()]
+    lines = [
+        re.sub(r"(berth-v2-[\w-]+?)-(runc|berth)\b", r"\1-RT", line) for line in output.splitlines()
+    ]
     return [line for i, line in enumerate(lines) if i == 0 or line != lines[i - 1]]
 
 
@@ -293,15 +403,19 @@ def test_same_as_runc(guest: dict[str, Any], name: str) -> None:
     for key in [k for k in theirs if k.startswith("read")]:
         assert ours.get(key) == theirs[key], key
     assert _same_names(ours["output"]) == _same_names(theirs["output"])
-    assert {k: v["rc"] for k, v in ours["steps"].items()} == \
-        {k: v["rc"] for k, v in theirs["steps"].items()}, (theirs["steps"], ours["steps"])
+    assert {k: v["rc"] for k, v in ours["steps"].items()} == {
+        k: v["rc"] for k, v in theirs["steps"].items()
+    }, (theirs["steps"], ours["steps"])
     assert not ours["cgroup_left"] and not theirs["cgroup_left"]
 
 
 # what each case must show, beyond being the same as runc's: the values written
 EXPECTED = {
-    "memory": {"memory.max": str(64 * M), "memory.low": str(32 * M),
-               "memory.swap.max": str(32 * M)},
+    "memory": {
+        "memory.max": str(64 * M),
+        "memory.low": str(32 * M),
+        "memory.swap.max": str(32 * M),
+    },
     "memory-absolute": {"memory.swap.max": "max"},
     "memory-swap-equal": {"memory.swap.max": "0"},
     "cpu": {"cpu.weight": "20", "cpu.max": "50000 200000", "cpuset.cpus": "0"},
@@ -324,8 +438,10 @@ def test_the_cgroup_holds_the_limits(guest: dict[str, Any], name: str) -> None:
 
 def test_relative_path_under_the_callers_parent(guest: dict[str, Any]) -> None:
     theirs, ours = _pair(guest, "memory-relative-to-caller")
-    assert theirs["cgroup_path"] == \
-        "/sys/fs/cgroup/berth-caller/berth-v2-memory-relative-to-caller-runc/c"
+    assert (
+        theirs["cgroup_path"]
+        == "/sys/fs/cgroup/berth-caller/berth-v2-memory-relative-to-caller-runc/c"
+    )
     assert ours["cgroup_path"] == theirs["cgroup_path"].replace("-runc/", "-berth/")
 
 
@@ -333,8 +449,12 @@ def test_io_max_and_bfq(guest: dict[str, Any]) -> None:
     """blockIO throttles in io.max; with BFQ, weight and weightDevice in io.bfq.weight as
     they are (no conversion)."""
     ours = guest["io-throttle"]["berth"]
-    assert ours["read"]["io.max"].split()[1:] == ["rbps=1048576", "wbps=2097152",
-                                                 "riops=100", "wiops=200"]
+    assert ours["read"]["io.max"].split()[1:] == [
+        "rbps=1048576",
+        "wbps=2097152",
+        "riops=100",
+        "wiops=200",
+    ]
     bfq = guest["io-bfq"]["berth"]["read"]["io.bfq.weight"].splitlines()
     assert bfq[0] == "default 500" and bfq[1].endswith(" 300")
 
@@ -342,7 +462,7 @@ def test_io_max_and_bfq(guest: dict[str, Any]) -> None:
 def test_devices_as_runc(guest: dict[str, Any]) -> None:
     out = guest["devices"]["berth"]["output"]
     assert "null: r" in out and "null: w" in out
-    assert "/dev/xloop: Operation not permitted" in out   # the device cgroup's answer
+    assert "/dev/xloop: Operation not permitted" in out  # the device cgroup's answer
     rules = guest["devices-rules"]["berth"]["output"]
     # the rule lets the open through to the driver (no loop module loaded: ENXIO); runc's
     # default devices come after the spec's rules, so /dev/zero's deny is undone
@@ -362,7 +482,7 @@ def test_cgroup_mount(guest: dict[str, Any]) -> None:
 def test_exec_joins_the_cgroup(guest: dict[str, Any]) -> None:
     """An exec'd process is in the container's v2 cgroup (its cgroup namespace's root)."""
     out = guest["exec"]["berth"]["output"].splitlines()
-    assert out[0] == "0::/" and out[1] == "3"    # the init, the exec'd shell and its cat
+    assert out[0] == "0::/" and out[1] == "3"  # the init, the exec'd shell and its cat
 
 
 def test_freezer(guest: dict[str, Any]) -> None:
@@ -378,8 +498,10 @@ def test_apparmor_profile(guest: dict[str, Any]) -> None:
         pytest.skip("apparmor_parser is not installed (apt-get install apparmor)")
     out = guest["apparmor"]["berth"]["output"]
     assert out.startswith("berth-test (enforce)") and out.endswith("rc=1\nrc=1\n")
-    assert "AppArmor profile 'no-such-profile'" in \
-        guest["apparmor-unknown"]["berth"]["steps"]["create"]["stderr"]
+    assert (
+        "AppArmor profile 'no-such-profile'"
+        in guest["apparmor-unknown"]["berth"]["steps"]["create"]["stderr"]
+    )
 
 
 @pytest.mark.parametrize("name", list(REFUSED_ON_V2))

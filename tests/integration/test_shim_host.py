@@ -75,18 +75,43 @@ def test_one_host_holds_many_containers(private_daemon: Daemon) -> None:
 
 def test_a_flood_or_a_crash_does_not_stall_the_neighbours(private_daemon: Daemon) -> None:
     d = private_daemon
-    d.ok("run", "-d", "--name", "calm", "--network", "none", "busybox", "sh", "-c",
-         "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.1; done")
+    d.ok(
+        "run",
+        "-d",
+        "--name",
+        "calm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.1; done",
+    )
     # a flood: as fast as the host will read it; its log is bounded
-    d.ok("run", "-d", "--name", "flood", "--network", "none", "--log-opt", "max-size=1m",
-         "busybox", "yes", "x" * 200)
+    d.ok(
+        "run",
+        "-d",
+        "--name",
+        "flood",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1m",
+        "busybox",
+        "yes",
+        "x" * 200,
+    )
     # and a container whose input is never read: its input queues, nobody else's
     d.ok("run", "-d", "-i", "--name", "deaf", "--network", "none", "busybox", "sleep", "600")
     pids = {n: d.inspect(n)["State"]["Pid"] for n in ("calm", "flood", "deaf")}
     assert len({_parent(p) for p in pids.values()}) == 1
-    attach = subprocess.Popen([str(BIN / "berth"), "attach", "deaf"], env=d.env,
-                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    attach = subprocess.Popen(
+        [str(BIN / "berth"), "attach", "deaf"],
+        env=d.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert attach.stdin is not None
     try:
         attach.stdin.write(b"y" * (1 << 20))  # far beyond a pipe's 64 KiB
@@ -116,9 +141,22 @@ def test_a_tty_whose_input_waits_keeps_its_output(private_daemon: Daemon) -> Non
     """A terminal's master is both the output and the input: input that waits for the
     container must not stop its output being read (a paste bigger than the pty takes)."""
     from .test_interactive import Term
-    t = Term([str(BIN / "berth"), "run", "-it", "--rm", "--network", "none", "busybox", "sh",
-              "-c", "stty raw -echo; echo ready; sleep 1; head -c 200000 >/dev/null; "
-              "echo done-reading"], private_daemon.env)
+
+    t = Term(
+        [
+            str(BIN / "berth"),
+            "run",
+            "-it",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "stty raw -echo; echo ready; sleep 1; head -c 200000 >/dev/null; echo done-reading",
+        ],
+        private_daemon.env,
+    )
     t.read_until(b"ready")
     payload = b"y" * 200000
     written = 0
@@ -129,7 +167,7 @@ def test_a_tty_whose_input_waits_keeps_its_output(private_daemon: Daemon) -> Non
             with contextlib.suppress(OSError):
                 t.out += os.read(t.master, 65536)
         if w:
-            written += os.write(t.master, payload[written:written + 4096])
+            written += os.write(t.master, payload[written : written + 4096])
     assert written == len(payload)
     t.read_until(b"done-reading", 30)
     assert t.wait() == 0

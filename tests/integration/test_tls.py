@@ -33,16 +33,56 @@ def make_pki(d: Path, name: str = "ca") -> Path:
     if not shutil.which("openssl"):
         pytest.skip("needs openssl")
     d.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem",
-             "-out", "ca.pem", "-days", "2", "-subj", f"/CN=berth test {name}", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN=berth test {name}",
+        cwd=d,
+    )
     (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for who, cn in (("server", "127.0.0.1"), ("client", "berth test client")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}-key.pem",
-                 "-out", f"{who}.csr", "-subj", f"/CN={cn}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                 "-CAcreateserial", "-out", f"{who}-cert.pem", "-days", "2",
-                 "-extfile", f"{who}.ext", cwd=d)
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{who}-key.pem",
+            "-out",
+            f"{who}.csr",
+            "-subj",
+            f"/CN={cn}",
+            cwd=d,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{who}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            f"{who}-cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{who}.ext",
+            cwd=d,
+        )
     client = d / "client"
     client.mkdir()
     shutil.copy(d / "ca.pem", client / "ca.pem")
@@ -62,14 +102,23 @@ def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tls_daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path,
-               pki: Path) -> Iterator[tuple[Daemon, str]]:
+def tls_daemon(
+    tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path, pki: Path
+) -> Iterator[tuple[Daemon, str]]:
     port = free_port()
-    with running_daemon(tmp_path_factory.mktemp("tlsd"), rootfs_tar,
-                        "-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
-                        "--tlscacert", str(pki / "ca.pem"),
-                        "--tlscert", str(pki / "server-cert.pem"),
-                        "--tlskey", str(pki / "server-key.pem")) as d:
+    with running_daemon(
+        tmp_path_factory.mktemp("tlsd"),
+        rootfs_tar,
+        "-H",
+        f"tcp://127.0.0.1:{port}",
+        "--tlsverify",
+        "--tlscacert",
+        str(pki / "ca.pem"),
+        "--tlscert",
+        str(pki / "server-cert.pem"),
+        "--tlskey",
+        str(pki / "server-key.pem"),
+    ) as d:
         yield d, f"tcp://127.0.0.1:{port}"
 
 
@@ -83,8 +132,9 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], env: dict[str, str], timeout: float = 60) -> \
-        subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -93,8 +143,9 @@ BERTH = str(BIN / "berth")
 
 # --- the docker CLI over mutual TLS -----------------------------------------------------------
 @pytest.mark.skipif(DOCKER is None, reason="needs the docker CLI")
-def test_docker_cli_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
-                                    tmp_path: Path) -> None:
+def test_docker_cli_over_mutual_tls(
+    tls_daemon: tuple[Daemon, str], pki: Path, tmp_path: Path
+) -> None:
     _, host = tls_daemon
     env = _env(tmp_path, DOCKER_CERT_PATH=str(pki / "client"))
     docker = [str(DOCKER), "--tlsverify", "-H", host]
@@ -105,27 +156,35 @@ def test_docker_cli_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
     ps = _run([*docker, "ps", "-a", "--format", "{{.Image}}"], env)
     assert ps.returncode == 0, ps.stderr
     # the same through DOCKER_HOST / DOCKER_TLS_VERIFY
-    r = _run([str(DOCKER), "run", "--rm", "busybox", "echo", "env"],
-             env | {"DOCKER_HOST": host, "DOCKER_TLS_VERIFY": "1"})
+    r = _run(
+        [str(DOCKER), "run", "--rm", "busybox", "echo", "env"],
+        env | {"DOCKER_HOST": host, "DOCKER_TLS_VERIFY": "1"},
+    )
     assert (r.returncode, r.stdout) == (0, "env\n"), r.stderr
 
 
 @pytest.mark.skipif(DOCKER is None, reason="needs the docker CLI")
-def test_docker_cli_stdin_over_tls(tls_daemon: tuple[Daemon, str], pki: Path,
-                                   tmp_path: Path) -> None:
+def test_docker_cli_stdin_over_tls(
+    tls_daemon: tuple[Daemon, str], pki: Path, tmp_path: Path
+) -> None:
     """stdin reaches the container and its end (a TCP half-close under TLS) ends `cat`,
     whose output still comes back."""
     _, host = tls_daemon
     env = _env(tmp_path, DOCKER_CERT_PATH=str(pki / "client"))
-    r = subprocess.run([str(DOCKER), "--tlsverify", "-H", host, "run", "-i", "--rm",
-                        "busybox", "cat"], env=env, input=b"through tls\n",
-                       capture_output=True, timeout=60)
+    r = subprocess.run(
+        [str(DOCKER), "--tlsverify", "-H", host, "run", "-i", "--rm", "busybox", "cat"],
+        env=env,
+        input=b"through tls\n",
+        capture_output=True,
+        timeout=60,
+    )
     assert (r.returncode, r.stdout) == (0, b"through tls\n"), r.stderr
 
 
 @pytest.mark.skipif(DOCKER is None, reason="needs the docker CLI")
 def test_clients_without_a_good_certificate_are_refused(
-        tls_daemon: tuple[Daemon, str], pki: Path, other_pki: Path, tmp_path: Path) -> None:
+    tls_daemon: tuple[Daemon, str], pki: Path, other_pki: Path, tmp_path: Path
+) -> None:
     _, host = tls_daemon
     # no client certificate: the daemon's CA is trusted, but we present nothing
     nocert = tmp_path / "nocert"
@@ -133,16 +192,46 @@ def test_clients_without_a_good_certificate_are_refused(
     shutil.copy(pki / "ca.pem", nocert / "ca.pem")
     for cert_path in (nocert, other_pki / "client"):
         env = _env(tmp_path)
-        r = _run([str(DOCKER), "--tlsverify", "--tlscacert", str(pki / "ca.pem"),
-                  "--tlscert", str(cert_path / "cert.pem") if (cert_path / "cert.pem").exists()
-                  else "", "--tlskey", str(cert_path / "key.pem")
-                  if (cert_path / "key.pem").exists() else "", "-H", host, "version"], env)
+        r = _run(
+            [
+                str(DOCKER),
+                "--tlsverify",
+                "--tlscacert",
+                str(pki / "ca.pem"),
+                "--tlscert",
+                str(cert_path / "cert.pem") if (cert_path / "cert.pem").exists() else "",
+                "--tlskey",
+                str(cert_path / "key.pem") if (cert_path / "key.pem").exists() else "",
+                "-H",
+                host,
+                "version",
+            ],
+            env,
+        )
         assert r.returncode != 0 and "Server:" not in r.stdout, r.stdout
-        assert "remote error: tls:" in r.stderr, r.stderr   # the daemon said why
-        b = _run([BERTH, "--tlsverify", "--tlscacert", str(pki / "ca.pem"),
-                  *(["--tlscert", str(cert_path / "cert.pem"), "--tlskey",
-                     str(cert_path / "key.pem")] if (cert_path / "cert.pem").exists() else []),
-                  "-H", host, "ps"], env)
+        assert "remote error: tls:" in r.stderr, r.stderr  # the daemon said why
+        b = _run(
+            [
+                BERTH,
+                "--tlsverify",
+                "--tlscacert",
+                str(pki / "ca.pem"),
+                *(
+                    [
+                        "--tlscert",
+                        str(cert_path / "cert.pem"),
+                        "--tlskey",
+                        str(cert_path / "key.pem"),
+                    ]
+                    if (cert_path / "cert.pem").exists()
+                    else []
+                ),
+                "-H",
+                host,
+                "ps",
+            ],
+            env,
+        )
         assert b.returncode != 0 and "error during connect" in b.stderr, b.stderr
     # a plain-HTTP client gets nothing either, and hears why, as from dockerd
     for cli in (BERTH, str(DOCKER)):
@@ -150,26 +239,43 @@ def test_clients_without_a_good_certificate_are_refused(
         assert r.returncode != 0, r.stdout
         assert "Client sent an HTTP request to an HTTPS server." in r.stderr, r.stderr
     # a daemon certificate berth does not trust (the other CA's) is refused by the client
-    r = _run([BERTH, "--tlsverify", "-H", host, "ps"],
-             _env(tmp_path, DOCKER_CERT_PATH=str(other_pki / "client")))
+    r = _run(
+        [BERTH, "--tlsverify", "-H", host, "ps"],
+        _env(tmp_path, DOCKER_CERT_PATH=str(other_pki / "client")),
+    )
     assert r.returncode != 0 and "certificate verify failed" in r.stderr, r.stderr
 
 
 # --- berth's own CLI --------------------------------------------------------------------------
-def test_berth_cli_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
-                                   tmp_path: Path) -> None:
+def test_berth_cli_over_mutual_tls(
+    tls_daemon: tuple[Daemon, str], pki: Path, tmp_path: Path
+) -> None:
     _, host = tls_daemon
     client = pki / "client"
-    flags = ["--tlsverify", "--tlscacert", str(client / "ca.pem"), "--tlscert",
-             str(client / "cert.pem"), "--tlskey", str(client / "key.pem"), "-H", host]
+    flags = [
+        "--tlsverify",
+        "--tlscacert",
+        str(client / "ca.pem"),
+        "--tlscert",
+        str(client / "cert.pem"),
+        "--tlskey",
+        str(client / "key.pem"),
+        "-H",
+        host,
+    ]
     env = _env(tmp_path)
     r = _run([BERTH, *flags, "run", "--rm", "busybox", "echo", "flags"], env)
     assert (r.returncode, r.stdout) == (0, "flags\n"), r.stderr
     env2 = _env(tmp_path, DOCKER_HOST=host, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(client))
     r = _run([BERTH, "run", "--rm", "busybox", "echo", "env"], env2)
     assert (r.returncode, r.stdout) == (0, "env\n"), r.stderr
-    r = subprocess.run([BERTH, "run", "-i", "--rm", "busybox", "cat"], env=env2,
-                       input=b"stdin too\n", capture_output=True, timeout=60)
+    r = subprocess.run(
+        [BERTH, "run", "-i", "--rm", "busybox", "cat"],
+        env=env2,
+        input=b"stdin too\n",
+        capture_output=True,
+        timeout=60,
+    )
     assert (r.returncode, r.stdout) == (0, b"stdin too\n"), r.stderr
     r = _run([BERTH, "ps", "-a"], env2)
     assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID"), r.stderr
@@ -177,17 +283,33 @@ def test_berth_cli_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
     try:
         # (under 64 kB: an exec -i with more stdin than a pipe holds can hang over the unix
         # socket too, with or without this branch)
-        r = subprocess.run([BERTH, "exec", "-i", cid, "sh", "-c", "cat; echo done"], env=env2,
-                           input=b"x" * 40_000, capture_output=True, timeout=60)
+        r = subprocess.run(
+            [BERTH, "exec", "-i", cid, "sh", "-c", "cat; echo done"],
+            env=env2,
+            input=b"x" * 40_000,
+            capture_output=True,
+            timeout=60,
+        )
         assert (r.returncode, len(r.stdout)) == (0, 40_005), r.stderr
         r = _run([BERTH, "logs", cid], env2)
         assert r.returncode == 0, r.stderr
     finally:
         _run([BERTH, "rm", "-f", cid], env2)
     # a context made by berth (with the TLS files copied into the store), used by both CLIs
-    r = _run([BERTH, "context", "create", "tlsd", "--description", "berth over tls",
-              "--docker", f"host={host},ca={client / 'ca.pem'},cert={client / 'cert.pem'},"
-              f"key={client / 'key.pem'}"], env)
+    r = _run(
+        [
+            BERTH,
+            "context",
+            "create",
+            "tlsd",
+            "--description",
+            "berth over tls",
+            "--docker",
+            f"host={host},ca={client / 'ca.pem'},cert={client / 'cert.pem'},"
+            f"key={client / 'key.pem'}",
+        ],
+        env,
+    )
     assert (r.returncode, r.stdout) == (0, "tlsd\n"), r.stderr
     r = _run([BERTH, "--context", "tlsd", "run", "--rm", "busybox", "echo", "ctx"], env)
     assert (r.returncode, r.stdout) == (0, "ctx\n"), r.stderr
@@ -211,21 +333,26 @@ def test_plain_tcp_warns_and_waits(tmp_path: Path, rootfs_tar: Path) -> None:
         d.start("-H", f"tcp://127.0.0.1:{port}")
         took = time.monotonic() - t0
         log = d.log.read_text()
-        assert "Binding to IP address without --tlsverify is insecure and gives root access " \
-               "on this machine to everyone who has access to your network." in log
+        assert (
+            "Binding to IP address without --tlsverify is insecure and gives root access "
+            "on this machine to everyone who has access to your network." in log
+        )
         assert f'host="tcp://127.0.0.1:{port}"' in log
-        assert took >= 1.0   # dockerd's 1 s (loopback: not the 15 s more)
+        assert took >= 1.0  # dockerd's 1 s (loopback: not the 15 s more)
         env = _env(tmp_path)
-        r = _run([BERTH, "-H", f"tcp://127.0.0.1:{port}", "info", "--format",
-                  "{{json .Warnings}}"], env)
+        r = _run(
+            [BERTH, "-H", f"tcp://127.0.0.1:{port}", "info", "--format", "{{json .Warnings}}"], env
+        )
         assert r.returncode == 0, r.stderr
         assert f"API is accessible on http://127.0.0.1:{port} without encryption" in r.stdout
         r = _run([BERTH, "-H", f"127.0.0.1:{port}", "version"], env)
         assert r.returncode == 0, r.stderr
         r = _run([BERTH, "-H", f"tcp://127.0.0.1:{port}", "info"], env)
-        assert r.stderr.startswith("[DEPRECATION NOTICE]: API is accessible on "
-                                   f"http://127.0.0.1:{port} without encryption."), r.stderr
-        if DOCKER:   # the docker CLI shows the same
+        assert r.stderr.startswith(
+            "[DEPRECATION NOTICE]: API is accessible on "
+            f"http://127.0.0.1:{port} without encryption."
+        ), r.stderr
+        if DOCKER:  # the docker CLI shows the same
             d_info = _run([str(DOCKER), "-H", f"tcp://127.0.0.1:{port}", "info"], env)
             assert r.stderr in d_info.stderr, d_info.stderr
     finally:
@@ -245,19 +372,44 @@ def test_contexts_read_alike(tmp_path: Path, pki: Path) -> None:
     client = pki / "client"
     docker = str(DOCKER)
     # berth writes, docker reads
-    r = _run([BERTH, "context", "create", "bt", "--description", "made by berth", "--docker",
-              f"host=tcp://127.0.0.1:2376,ca={client / 'ca.pem'},cert={client / 'cert.pem'},"
-              f"key={client / 'key.pem'}"], env)
+    r = _run(
+        [
+            BERTH,
+            "context",
+            "create",
+            "bt",
+            "--description",
+            "made by berth",
+            "--docker",
+            f"host=tcp://127.0.0.1:2376,ca={client / 'ca.pem'},cert={client / 'cert.pem'},"
+            f"key={client / 'key.pem'}",
+        ],
+        env,
+    )
     assert r.returncode == 0 and r.stderr == 'Successfully created context "bt"\n', r.stderr
     # docker writes, berth reads
-    r = _run([docker, "context", "create", "dk", "--docker",
-              "host=unix:///tmp/x.sock,skip-tls-verify=true"], env)
+    r = _run(
+        [
+            docker,
+            "context",
+            "create",
+            "dk",
+            "--docker",
+            "host=unix:///tmp/x.sock,skip-tls-verify=true",
+        ],
+        env,
+    )
     assert r.returncode == 0, r.stderr
     for names in (("bt", "dk"), ("default",)):
         assert _inspect(BERTH, env, *names) == _inspect(docker, env, *names)
     # byte for byte, the table and json forms
-    for args in (["ls"], ["ls", "--format", "json"], ["ls", "-q"], ["inspect", "bt"],
-                 ["ls", "--format", "{{.Name}}: {{.DockerEndpoint}} {{.Current}}"]):
+    for args in (
+        ["ls"],
+        ["ls", "--format", "json"],
+        ["ls", "-q"],
+        ["inspect", "bt"],
+        ["ls", "--format", "{{.Name}}: {{.DockerEndpoint}} {{.Current}}"],
+    ):
         b, d = _run([BERTH, "context", *args], env), _run([docker, "context", *args], env)
         assert (b.returncode, b.stdout, b.stderr) == (d.returncode, d.stdout, d.stderr), args
     meta = next((tmp_path / "dockercfg" / "contexts" / "meta").glob("*/meta.json"))
@@ -285,8 +437,13 @@ def test_contexts_read_alike(tmp_path: Path, pki: Path) -> None:
     assert _run([docker, "context", "show"], env_noh).stdout == "default\n"
     assert _run([docker, "context", "ls", "-q"], env_noh).stdout == "default\ndk\n"
     # errors as docker words them
-    for args in (["create", "default"], ["create", "x"], ["create", "dk"], ["use", "nope"],
-                 ["create", "zz", "--docker", "foo=bar"]):
+    for args in (
+        ["create", "default"],
+        ["create", "x"],
+        ["create", "dk"],
+        ["use", "nope"],
+        ["create", "zz", "--docker", "foo=bar"],
+    ):
         b, d = _run([BERTH, "context", *args], env), _run([docker, "context", *args], env)
         assert (b.returncode, b.stderr) == (d.returncode, d.stderr), args
 
@@ -296,18 +453,29 @@ def test_daemon_stops_with_tls_streams_open(tmp_path: Path, pki: Path) -> None:
     port = free_port()
     d = Daemon(tmp_path / "stopd")
     try:
-        d.start("-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
-                "--tlscacert", str(pki / "ca.pem"), "--tlscert", str(pki / "server-cert.pem"),
-                "--tlskey", str(pki / "server-key.pem"))
+        d.start(
+            "-H",
+            f"tcp://127.0.0.1:{port}",
+            "--tlsverify",
+            "--tlscacert",
+            str(pki / "ca.pem"),
+            "--tlscert",
+            str(pki / "server-cert.pem"),
+            "--tlskey",
+            str(pki / "server-key.pem"),
+        )
         env = _env(tmp_path, DOCKER_CERT_PATH=str(pki / "client"))
-        events = subprocess.Popen([BERTH, "--tlsverify", "-H", f"tcp://127.0.0.1:{port}",
-                                   "events"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+        events = subprocess.Popen(
+            [BERTH, "--tlsverify", "-H", f"tcp://127.0.0.1:{port}", "events"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             time.sleep(0.5)
             assert events.poll() is None, events.communicate()
             t0 = time.monotonic()
-            d.stop()   # fails if berthd takes more than 10 s
+            d.stop()  # fails if berthd takes more than 10 s
             assert time.monotonic() - t0 < 5
             events.wait(10)
         finally:
@@ -318,16 +486,20 @@ def test_daemon_stops_with_tls_streams_open(tmp_path: Path, pki: Path) -> None:
         d.cleanup()
 
 
-def test_docker_py_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docker_py_over_mutual_tls(
+    tls_daemon: tuple[Daemon, str], pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dockerpy = pytest.importorskip("docker")
     # requests lets these override a session's own CA (psf/requests#3829)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     _, host = tls_daemon
     client = pki / "client"
-    tls = dockerpy.tls.TLSConfig(client_cert=(str(client / "cert.pem"), str(client / "key.pem")),
-                                 ca_cert=str(client / "ca.pem"), verify=True)
+    tls = dockerpy.tls.TLSConfig(
+        client_cert=(str(client / "cert.pem"), str(client / "key.pem")),
+        ca_cert=str(client / "ca.pem"),
+        verify=True,
+    )
     api = dockerpy.DockerClient(base_url=host.replace("tcp://", "https://"), tls=tls)
     try:
         assert api.version()["ApiVersion"]
@@ -335,8 +507,9 @@ def test_docker_py_over_mutual_tls(tls_daemon: tuple[Daemon, str], pki: Path,
     finally:
         api.close()
     no_cert = dockerpy.tls.TLSConfig(ca_cert=str(client / "ca.pem"), verify=True)
-    refused = dockerpy.DockerClient(base_url=host.replace("tcp://", "https://"), tls=no_cert,
-                                    version="1.50")
+    refused = dockerpy.DockerClient(
+        base_url=host.replace("tcp://", "https://"), tls=no_cert, version="1.50"
+    )
     try:
         with pytest.raises(Exception):  # noqa: B017 - requests' SSLError or ConnectionError
             refused.ping()

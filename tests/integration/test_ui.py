@@ -40,8 +40,9 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ui_daemon(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Daemon]:
-    with running_daemon(tmp_path_factory.mktemp("berthd-ui"), rootfs_tar,
-                        "--ui", "127.0.0.1:0") as d:
+    with running_daemon(
+        tmp_path_factory.mktemp("berthd-ui"), rootfs_tar, "--ui", "127.0.0.1:0"
+    ) as d:
         yield d
 
 
@@ -51,8 +52,11 @@ def ui_url(d: Daemon) -> str:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ["BERTH_UI_SHOTS"]) if os.environ.get("BERTH_UI_SHOTS") \
+    out = (
+        Path(os.environ["BERTH_UI_SHOTS"])
+        if os.environ.get("BERTH_UI_SHOTS")
         else tmp_path_factory.mktemp("ui-screenshots")
+    )
     out.mkdir(parents=True, exist_ok=True)
     print(f"\ndashboard screenshots: {out}")
     return out
@@ -63,15 +67,27 @@ def make_browser(*, insecure_certs: bool = False) -> webdriver.Chrome:
         pytest.skip("needs Debian's chromium and chromium-driver (scripts/test.sh installs them)")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1280,860", "--no-first-run", "--no-default-browser-check",
-              # nothing but loopback: no name resolves, no proxy, no background traffic
-              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-              "--no-proxy-server", "--disable-background-networking", "--disable-sync",
-              "--disable-component-update", "--disable-domain-reliability",
-              "--disable-client-side-phishing-detection", "--disable-default-apps",
-              "--disable-extensions", "--metrics-recording-only",
-              "--disable-features=OptimizationHints,MediaRouter,Translate"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,860",
+        "--no-first-run",
+        "--no-default-browser-check",
+        # nothing but loopback: no name resolves, no proxy, no background traffic
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        "--no-proxy-server",
+        "--disable-background-networking",
+        "--disable-sync",
+        "--disable-component-update",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--metrics-recording-only",
+        "--disable-features=OptimizationHints,MediaRouter,Translate",
+    ):
         opts.add_argument(a)
     opts.accept_insecure_certs = insecure_certs
     # the driver is Debian's: selenium-manager must not look for (or download) one
@@ -89,17 +105,21 @@ def browser(ui_daemon: Daemon) -> Iterator[webdriver.Chrome]:
         drv.quit()
 
 
-def wait(drv: webdriver.Chrome, cond: Callable[[], Any], timeout: float = 20,
-         what: str = "") -> Any:
+def wait(
+    drv: webdriver.Chrome, cond: Callable[[], Any], timeout: float = 20, what: str = ""
+) -> Any:
     # the pages draw again when the daemon's events come: an element found may go stale
-    return WebDriverWait(drv, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda _d: cond(), message=what)
+    return WebDriverWait(
+        drv, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda _d: cond(), message=what)
 
 
 def css(drv: webdriver.Chrome, sel: str) -> WebElement:
-    return wait(drv, lambda: (drv.find_elements(By.CSS_SELECTOR, sel) or [None])[0],
-                what=f"no element {sel}")
+    return wait(
+        drv,
+        lambda: (drv.find_elements(By.CSS_SELECTOR, sel) or [None])[0],
+        what=f"no element {sel}",
+    )
 
 
 def row(drv: webdriver.Chrome, name: str) -> WebElement:
@@ -113,21 +133,21 @@ def state_of(drv: webdriver.Chrome, name: str) -> str:
 
 def click_action(drv: webdriver.Chrome, name: str, action: str) -> None:
     def click() -> bool:
-        for b in row(drv, name).find_elements(By.CSS_SELECTOR,
-                                              f'button[data-action="{action}"]'):
+        for b in row(drv, name).find_elements(By.CSS_SELECTOR, f'button[data-action="{action}"]'):
             if b.is_enabled():
                 b.click()
                 return True
         return False
+
     wait(drv, click, what=f"{action} of {name} not enabled")
 
 
 def go(drv: webdriver.Chrome, d: Daemon, hash_: str) -> None:
     base = ui_url(d).split("/?")[0]
-    if drv.get_cookie("berth_ui") is None:   # a test run alone: the token's exchange first
+    if drv.get_cookie("berth_ui") is None:  # a test run alone: the token's exchange first
         drv.get(ui_url(d))
     drv.get(f"{base}/{hash_}")
-    drv.execute_script("window.confirm = () => true")   # the dialogs of remove and prune
+    drv.execute_script("window.confirm = () => true")  # the dialogs of remove and prune
 
 
 def shot(drv: webdriver.Chrome, shots: Path, name: str) -> None:
@@ -145,8 +165,9 @@ def test_no_way_in_without_the_token(ui_daemon: Daemon) -> None:
     assert e.value.code == 403
 
 
-def test_login_and_containers_page(ui_daemon: Daemon, browser: webdriver.Chrome,
-                                   shots: Path) -> None:
+def test_login_and_containers_page(
+    ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path
+) -> None:
     d, drv = ui_daemon, browser
     d.ok("run", "-d", "--name", "web", "-p", "127.0.0.1::80", "busybox", "sleep", "1000")
     d.ok("create", "--name", "idle", "busybox", "true")
@@ -157,8 +178,11 @@ def test_login_and_containers_page(ui_daemon: Daemon, browser: webdriver.Chrome,
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert drv.execute_script("return document.cookie") == ""
     # (the list is drawn again on each container event: every look goes through `wait`)
-    wait(drv, lambda: state_of(drv, "web") == "running" and state_of(drv, "idle") == "created",
-         what="the list does not show both containers' states")
+    wait(
+        drv,
+        lambda: state_of(drv, "web") == "running" and state_of(drv, "idle") == "created",
+        what="the list does not show both containers' states",
+    )
     wait(drv, lambda: "→80/tcp" in row(drv, "web").text, what="no published port")
     shot(drv, shots, "containers")
     # search and the state filter
@@ -176,16 +200,33 @@ def test_login_and_containers_page(ui_daemon: Daemon, browser: webdriver.Chrome,
 def test_lifecycle_actions(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
     d, drv = ui_daemon, browser
     # it ends on SIGTERM (a `sleep` as PID 1 would not, and stop would wait 10 s for it)
-    d.ok("run", "-d", "--name", "life", "busybox", "sh", "-c",
-         "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    d.ok(
+        "run",
+        "-d",
+        "--name",
+        "life",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    )
     go(drv, d, "#/containers")
-    for action, want in (("stop", "exited"), ("start", "running"), ("pause", "paused"),
-                         ("unpause", "running"), ("restart", "running"), ("kill", "exited")):
+    for action, want in (
+        ("stop", "exited"),
+        ("start", "running"),
+        ("pause", "paused"),
+        ("unpause", "running"),
+        ("restart", "running"),
+        ("kill", "exited"),
+    ):
         before = d.inspect("life")["State"]["StartedAt"]
         click_action(drv, "life", action)
         if action == "restart":
-            wait(drv, lambda b=before: d.inspect("life")["State"]["StartedAt"] != b,
-                 what="restart did not start it again")
+            wait(
+                drv,
+                lambda b=before: d.inspect("life")["State"]["StartedAt"] != b,
+                what="restart did not start it again",
+            )
         wait(drv, lambda w=want: state_of(drv, "life") == w, what=f"{action}: not {want}")
         assert d.inspect("life")["State"]["Status"] == want
     click_action(drv, "life", "remove")
@@ -196,10 +237,22 @@ def test_lifecycle_actions(ui_daemon: Daemon, browser: webdriver.Chrome) -> None
 def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
     d, drv = ui_daemon, browser
     d.ok("volume", "create", "data")
-    cid = d.ok("run", "-d", "--name", "app", "-e", "DB_PASSWORD=hunter2", "-e", "MODE=fast",
-               "-v", "data:/data", "busybox", "sh", "-c",
-               "i=0; while true; do i=$((i+1)); echo line-$i; echo warn-$i >&2; sleep 0.2; "
-               "done").strip()
+    cid = d.ok(
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "-e",
+        "DB_PASSWORD=hunter2",
+        "-e",
+        "MODE=fast",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo line-$i; echo warn-$i >&2; sleep 0.2; done",
+    ).strip()
     go(drv, d, f"#/containers/{cid}")
     wait(drv, lambda: "app" in css(drv, ".head h1").text)
     assert cid in css(drv, "table.kv").text
@@ -215,8 +268,11 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     assert ip and ip in css(drv, "#networks").text
     # live graphs: samples keep coming
     css(drv, 'button[data-tab="stats"]').click()
-    wait(drv, lambda: int(css(drv, "#pane").get_attribute("data-samples") or 0) >= 3,
-         what="no stats samples")
+    wait(
+        drv,
+        lambda: int(css(drv, "#pane").get_attribute("data-samples") or 0) >= 3,
+        what="no stats samples",
+    )
     assert "memory" in css(drv, "#stats-now").text
     for chart in ("cpu", "mem", "net", "io"):
         assert drv.find_elements(By.CSS_SELECTOR, f"#{chart}-chart canvas"), chart
@@ -225,25 +281,34 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     css(drv, 'button[data-tab="logs"]').click()
     wait(drv, lambda: "line-5" in css(drv, "#logs").text, what="no log lines")
     seen = len(drv.find_elements(By.CSS_SELECTOR, "#logs .line"))
-    wait(drv, lambda: len(drv.find_elements(By.CSS_SELECTOR, "#logs .line")) > seen + 4,
-         what="the log does not follow")
+    wait(
+        drv,
+        lambda: len(drv.find_elements(By.CSS_SELECTOR, "#logs .line")) > seen + 4,
+        what="the log does not follow",
+    )
     assert drv.find_elements(By.CSS_SELECTOR, "#logs .line.err")
     css(drv, "#log-search").send_keys("warn-")
-    wait(drv, lambda: all("warn-" in x.text for x in drv.find_elements(
-        By.CSS_SELECTOR, "#logs .line")))
+    wait(
+        drv,
+        lambda: all("warn-" in x.text for x in drv.find_elements(By.CSS_SELECTOR, "#logs .line")),
+    )
     shot(drv, shots, "container-logs")
     href = css(drv, "#log-download").get_attribute("href")
     got = drv.execute_async_script(
         "const done = arguments[1]; fetch(arguments[0]).then(r => r.text().then(t => "
         "done([r.status, r.headers.get('content-disposition'), t.length, t.includes('line-3')])))",
-        href)
+        href,
+    )
     assert got[0] == 200 and "attachment" in got[1] and got[3]
     css(drv, 'button[data-tab="processes"]').click()
     assert "sleep" in css(drv, "#processes").text or "sh" in css(drv, "#processes").text
     # a terminal over exec, with a pty, that resizes
     css(drv, 'button[data-tab="terminal"]').click()
-    wait(drv, lambda: css(drv, "#terminal").get_attribute("data-open") == "1",
-         what="the terminal's WebSocket did not open")
+    wait(
+        drv,
+        lambda: css(drv, "#terminal").get_attribute("data-open") == "1",
+        what="the terminal's WebSocket did not open",
+    )
     term_text = "return window.berthTerminalText()"
     wait(drv, lambda: "#" in drv.execute_script(term_text), what="no prompt")
     ActionChains(drv).send_keys("echo out-$((6*7))\n").perform()
@@ -252,6 +317,7 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     def sizes() -> list[tuple[int, int]]:
         text = drv.execute_script(term_text).replace("\n", "")
         return [(int(a), int(b)) for a, b in re.findall(r"size-(\d+)x(\d+)-end", text)]
+
     ask = "echo size-$(stty size | tr ' ' x)-end\n"
     ActionChains(drv).send_keys(ask).perform()
     first = wait(drv, sizes, what="no pty size")[-1]
@@ -264,12 +330,13 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
         # already answer the question: ask again until the answer changes
         got = sizes()
         if len(got) <= before[0]:
-            return False          # not answered yet
+            return False  # not answered yet
         if got[-1] != first:
             return True
         before[0] = len(got)
         ActionChains(drv).send_keys(ask).perform()
         return False
+
     wait(drv, resized, what=f"the pty was not resized from {first}")
     shot(drv, shots, "container-terminal")
     drv.set_window_size(1280, 860)
@@ -279,11 +346,25 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
 
 def test_health(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
     d, drv = ui_daemon, browser
-    cid = d.ok("run", "-d", "--name", "checked", "--health-cmd", "echo probe-ok",
-               "--health-interval", "1s", "busybox", "sleep", "1000").strip()
+    cid = d.ok(
+        "run",
+        "-d",
+        "--name",
+        "checked",
+        "--health-cmd",
+        "echo probe-ok",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sleep",
+        "1000",
+    ).strip()
     go(drv, d, "#/containers")
-    wait(drv, lambda: "healthy" in row(drv, "checked").find_element(
-        By.CSS_SELECTOR, ".badge").text, what="the list does not show the health")
+    wait(
+        drv,
+        lambda: "healthy" in row(drv, "checked").find_element(By.CSS_SELECTOR, ".badge").text,
+        what="the list does not show the health",
+    )
     go(drv, d, f"#/containers/{cid}")
     wait(drv, lambda: "probe-ok" in css(drv, "#health-log").text)
     # removed from its own page, it goes back to the list
@@ -292,15 +373,17 @@ def test_health(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
     assert d.berth("inspect", "checked").returncode != 0
 
 
-def test_attach_to_the_console(ui_daemon: Daemon, browser: webdriver.Chrome,
-                               shots: Path) -> None:
+def test_attach_to_the_console(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
     d, drv = ui_daemon, browser
     cid = d.ok("run", "-dit", "--name", "console", "busybox", "sh").strip()
     go(drv, d, f"#/containers/{cid}")
     css(drv, 'button[data-tab="terminal"]').click()
     css(drv, 'button[data-mode="attach"]').click()
-    wait(drv, lambda: css(drv, '#terminal[data-mode="attach"]').get_attribute("data-open")
-         == "1", what="the console's WebSocket did not open")
+    wait(
+        drv,
+        lambda: css(drv, '#terminal[data-mode="attach"]').get_attribute("data-open") == "1",
+        what="the console's WebSocket did not open",
+    )
     term_text = "return window.berthTerminalText()"
     wait(drv, lambda: "#" in drv.execute_script(term_text), what="no prompt")
     ActionChains(drv).send_keys("echo attached-$((2*3)) $$\n").perform()
@@ -321,14 +404,16 @@ def test_images_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) 
     images = css(drv, "#images")
     wait(drv, lambda: "spare:1" in images.text)
     # the layers, with the step that made each
-    tr = next(r for r in images.find_elements(By.CSS_SELECTOR, "tbody tr")
-              if "busybox:latest" in r.text)
-    assert "web" in tr.text   # what uses it, by name (the earlier tests' containers)
+    tr = next(
+        r for r in images.find_elements(By.CSS_SELECTOR, "tbody tr") if "busybox:latest" in r.text
+    )
+    assert "web" in tr.text  # what uses it, by name (the earlier tests' containers)
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="layers"]').click()
     assert css(drv, "#history tbody tr")
     shot(drv, shots, "images")
-    tr = next(r for r in images.find_elements(By.CSS_SELECTOR, "tbody tr")
-              if r.text.startswith("spare:1"))
+    tr = next(
+        r for r in images.find_elements(By.CSS_SELECTOR, "tbody tr") if r.text.startswith("spare:1")
+    )
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
     wait(drv, lambda: "spare:1" not in css(drv, "#images").text)
     assert "spare" not in d.ok("images")
@@ -337,30 +422,45 @@ def test_images_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) 
     dangling = d.ok("commit", "dangler").strip()
     d.ok("rm", "dangler")
     css(drv, "#prune-images").click()
-    wait(drv, lambda: d.berth("image", "inspect", dangling).returncode != 0,
-         what="prune left the dangling image")
+    wait(
+        drv,
+        lambda: d.berth("image", "inspect", dangling).returncode != 0,
+        what="prune left the dangling image",
+    )
 
 
-def test_pull_with_layer_progress(ui_daemon: Daemon, browser: webdriver.Chrome,
-                                  shots: Path) -> None:
+def test_pull_with_layer_progress(
+    ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path
+) -> None:
     d, drv = ui_daemon, browser
-    fake = FakeRegistry(slow=0.05).start()   # on 127.0.0.1; paced, so progress shows
+    fake = FakeRegistry(slow=0.05).start()  # on 127.0.0.1; paced, so progress shows
     try:
-        img = hand_image([({"a.bin": os.urandom(1 << 20)}, "gzip"),
-                          ({"b.bin": os.urandom(1 << 20)}, "gzip")])
+        img = hand_image(
+            [({"a.bin": os.urandom(1 << 20)}, "gzip"), ({"b.bin": os.urandom(1 << 20)}, "gzip")]
+        )
         fake.add("ui/pulled", "1", img)
         ref = f"{fake.addr}/ui/pulled:1"
         go(drv, d, "#/images")
         css(drv, "#pull-ref").send_keys(ref)
         css(drv, "#pull").click()
-        wait(drv, lambda: css(drv, "#pull-status").get_attribute("data-done") == "1",
-             timeout=60, what="the pull did not finish")
-        layers = {e.get_attribute("data-layer"): e.get_attribute("data-status")
-                  for e in drv.find_elements(By.CSS_SELECTOR, "#pull-progress .layer")}
+        wait(
+            drv,
+            lambda: css(drv, "#pull-status").get_attribute("data-done") == "1",
+            timeout=60,
+            what="the pull did not finish",
+        )
+        layers = {
+            e.get_attribute("data-layer"): e.get_attribute("data-status")
+            for e in drv.find_elements(By.CSS_SELECTOR, "#pull-progress .layer")
+        }
         assert len(layers) == 2 and set(layers.values()) == {"Pull complete"}, layers
         shot(drv, shots, "pull")
-        wait(drv, lambda: "localhost" in css(drv, "#images").text or
-             fake.addr in css(drv, "#images").text)
+        wait(
+            drv,
+            lambda: (
+                "localhost" in css(drv, "#images").text or fake.addr in css(drv, "#images").text
+            ),
+        )
         assert d.inspect(ref)["Id"] == img.image_id
         # an error comes back to the page
         css(drv, "#pull-ref").clear()
@@ -372,8 +472,7 @@ def test_pull_with_layer_progress(ui_daemon: Daemon, browser: webdriver.Chrome,
         fake.stop()
 
 
-def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,
-                               shots: Path) -> None:
+def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
     d, drv = ui_daemon, browser
     d.ok("network", "create", "uinet")
     d.ok("run", "-d", "--name", "onnet", "--network", "uinet", "busybox", "sleep", "1000")
@@ -384,20 +483,38 @@ def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,
     shot(drv, shots, "networks")
     d.ok("rm", "-f", "onnet")
     go(drv, d, "#/networks")
-    tr = wait(drv, lambda: next((r for r in css(drv, "#networks").find_elements(
-        By.CSS_SELECTOR, "tbody tr") if r.text.startswith("uinet")), None))
+    tr = wait(
+        drv,
+        lambda: next(
+            (
+                r
+                for r in css(drv, "#networks").find_elements(By.CSS_SELECTOR, "tbody tr")
+                if r.text.startswith("uinet")
+            ),
+            None,
+        ),
+    )
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
     wait(drv, lambda: "uinet" not in css(drv, "#networks").text)
     assert "uinet" not in d.ok("network", "ls")
     d.ok("volume", "create", "scratch")
-    d.ok("run", "--rm", "-v", "scratch:/d", "busybox", "sh", "-c",
-         "mkdir /d/sub && echo hello-volume > /d/sub/a.txt && ln -s /etc/passwd /d/evil")
+    d.ok(
+        "run",
+        "--rm",
+        "-v",
+        "scratch:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /d/sub && echo hello-volume > /d/sub/a.txt && ln -s /etc/passwd /d/evil",
+    )
     go(drv, d, "#/volumes")
     vols = css(drv, "#volumes")
     wait(drv, lambda: "scratch" in vols.text)
     # browse it, read-only: a directory opens, a file shows, a symlink is only named
-    tr = next(r for r in vols.find_elements(By.CSS_SELECTOR, "tbody tr")
-              if r.text.startswith("scratch"))
+    tr = next(
+        r for r in vols.find_elements(By.CSS_SELECTOR, "tbody tr") if r.text.startswith("scratch")
+    )
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="browse"]').click()
     assert "evil → /etc/passwd" in css(drv, "#browse").text
     css(drv, "#browse a.dir").click()
@@ -405,8 +522,9 @@ def test_networks_volumes_page(ui_daemon: Daemon, browser: webdriver.Chrome,
     css(drv, "#browse a.file").click()
     wait(drv, lambda: css(drv, "#file-preview").text.strip() == "hello-volume")
     shot(drv, shots, "volumes")
-    tr = next(r for r in vols.find_elements(By.CSS_SELECTOR, "tbody tr")
-              if r.text.startswith("scratch"))
+    tr = next(
+        r for r in vols.find_elements(By.CSS_SELECTOR, "tbody tr") if r.text.startswith("scratch")
+    )
     tr.find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
     wait(drv, lambda: "scratch" not in css(drv, "#volumes").text)
     assert "scratch" not in d.ok("volume", "ls")
@@ -416,55 +534,102 @@ def test_compose_projects(ui_daemon: Daemon, browser: webdriver.Chrome, shots: P
     d, drv = ui_daemon, browser
     d.ok("network", "create", "--label", "com.docker.compose.project=shop", "shop_default")
     for svc, n in (("web", 1), ("web", 2), ("db", 1)):
-        d.ok("run", "-d", "--name", f"shop-{svc}-{n}", "--network", "shop_default",
-             "--label", "com.docker.compose.project=shop",
-             "--label", f"com.docker.compose.service={svc}",
-             "--label", f"com.docker.compose.container-number={n}",
-             "busybox", "sh", "-c",
-             f"trap 'exit 0' TERM; while true; do echo {svc}-{n}-says-hi; sleep 0.3; done")
+        d.ok(
+            "run",
+            "-d",
+            "--name",
+            f"shop-{svc}-{n}",
+            "--network",
+            "shop_default",
+            "--label",
+            "com.docker.compose.project=shop",
+            "--label",
+            f"com.docker.compose.service={svc}",
+            "--label",
+            f"com.docker.compose.container-number={n}",
+            "busybox",
+            "sh",
+            "-c",
+            f"trap 'exit 0' TERM; while true; do echo {svc}-{n}-says-hi; sleep 0.3; done",
+        )
     go(drv, d, "#/projects")
     wait(drv, lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text)
     # (the list is drawn again on each container event: every look goes through `wait`)
-    wait(drv, lambda: [r.get_attribute("data-name") for r in drv.find_elements(
-        By.CSS_SELECTOR, 'section[data-project="shop"] tbody tr')] == [
-        "shop-db-1", "shop-web-1", "shop-web-2"], what="services not in order")
+    wait(
+        drv,
+        lambda: (
+            [
+                r.get_attribute("data-name")
+                for r in drv.find_elements(By.CSS_SELECTOR, 'section[data-project="shop"] tbody tr')
+            ]
+            == ["shop-db-1", "shop-web-1", "shop-web-2"]
+        ),
+        what="services not in order",
+    )
     css(drv, 'section[data-project="shop"] button[data-action="logs"]').click()
-    wait(drv, lambda: {e.get_attribute("data-container") for e in drv.find_elements(
-        By.CSS_SELECTOR, "#project-log-lines .line")} >= {"shop-db-1", "shop-web-1",
-                                                           "shop-web-2"},
-         what="the project's logs are not interleaved")
+    wait(
+        drv,
+        lambda: (
+            {
+                e.get_attribute("data-container")
+                for e in drv.find_elements(By.CSS_SELECTOR, "#project-log-lines .line")
+            }
+            >= {"shop-db-1", "shop-web-1", "shop-web-2"}
+        ),
+        what="the project's logs are not interleaved",
+    )
     shot(drv, shots, "projects")
 
     def project_click(action: str) -> bool:
         css(drv, f'section[data-project="shop"] button[data-action="{action}"]').click()
         return True
+
     wait(drv, lambda: project_click("stop"))
-    wait(drv, lambda: "0 of 3 running" in css(drv, 'section[data-project="shop"]').text,
-         what="stop did not stop the project")
-    assert all(d.inspect(f"shop-{x}")["State"]["Status"] == "exited"
-               for x in ("web-1", "web-2", "db-1"))
+    wait(
+        drv,
+        lambda: "0 of 3 running" in css(drv, 'section[data-project="shop"]').text,
+        what="stop did not stop the project",
+    )
+    assert all(
+        d.inspect(f"shop-{x}")["State"]["Status"] == "exited" for x in ("web-1", "web-2", "db-1")
+    )
     wait(drv, lambda: project_click("start"))
-    wait(drv, lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text,
-         what="start did not start the project")
+    wait(
+        drv,
+        lambda: "3 of 3 running" in css(drv, 'section[data-project="shop"]').text,
+        what="start did not start the project",
+    )
     # down: its containers and its network go, as with compose down
     wait(drv, lambda: project_click("down"))
-    wait(drv, lambda: not drv.find_elements(By.CSS_SELECTOR, 'section[data-project="shop"]'),
-         what="down left the project")
+    wait(
+        drv,
+        lambda: not drv.find_elements(By.CSS_SELECTOR, 'section[data-project="shop"]'),
+        what="down left the project",
+    )
     assert d.ok("ps", "-aq", "--filter", "label=com.docker.compose.project=shop") == ""
     assert "shop_default" not in d.ok("network", "ls")
 
 
-def test_events_and_disk_usage(ui_daemon: Daemon, browser: webdriver.Chrome,
-                               shots: Path) -> None:
+def test_events_and_disk_usage(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
     d, drv = ui_daemon, browser
     go(drv, d, "#/events")
     css(drv, "#events")
     d.ok("run", "--name", "evt", "busybox", "true")
-    wait(drv, lambda: "evt" in css(drv, "#events").text and "die" in css(drv, "#events").text,
-         what="the events feed did not show the run")
+    wait(
+        drv,
+        lambda: "evt" in css(drv, "#events").text and "die" in css(drv, "#events").text,
+        what="the events feed did not show the run",
+    )
     css(drv, '#event-type option[value="image"]').click()
-    wait(drv, lambda: not any(r.is_displayed() and "evt" in r.text for r in
-                              drv.find_elements(By.CSS_SELECTOR, "#events tr")))
+    wait(
+        drv,
+        lambda: (
+            not any(
+                r.is_displayed() and "evt" in r.text
+                for r in drv.find_elements(By.CSS_SELECTOR, "#events tr")
+            )
+        ),
+    )
     shot(drv, shots, "events")
     go(drv, d, "#/system")
     df = css(drv, "#df")
@@ -479,18 +644,28 @@ def test_dashboard_over_tls(tmp_path: Path, rootfs_tar: Path, shots: Path) -> No
     Secure. The test's CA is not the browser's, so certificate errors are let pass here:
     what is tested is berthd's side."""
     from .registries import CA
+
     ca = CA.make()
     cert, key = ca.issue("127.0.0.1")
     (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
     (tmp_path / "cert.pem").write_bytes(cert)
     (tmp_path / "key.pem").write_bytes(key)
-    with running_daemon(tmp_path / "berthd", rootfs_tar, "--tlsverify=false",
-                        "--tlscacert", str(tmp_path / "ca.pem"),
-                        "--tlscert", str(tmp_path / "cert.pem"),
-                        "--tlskey", str(tmp_path / "key.pem"), "--ui", "127.0.0.1:0") as d:
+    with running_daemon(
+        tmp_path / "berthd",
+        rootfs_tar,
+        "--tlsverify=false",
+        "--tlscacert",
+        str(tmp_path / "ca.pem"),
+        "--tlscert",
+        str(tmp_path / "cert.pem"),
+        "--tlskey",
+        str(tmp_path / "key.pem"),
+        "--ui",
+        "127.0.0.1:0",
+    ) as d:
         url = ui_url(d)
         assert url.startswith("https://127.0.0.1:")
-        with pytest.raises((OSError, http.client.HTTPException)):   # no plain HTTP
+        with pytest.raises((OSError, http.client.HTTPException)):  # no plain HTTP
             urllib.request.urlopen(url.replace("https://", "http://"), timeout=10)
         d.ok("create", "--name", "tls-one", "busybox", "true")
         drv = make_browser(insecure_certs=True)
@@ -501,8 +676,11 @@ def test_dashboard_over_tls(tmp_path: Path, rootfs_tar: Path, shots: Path) -> No
             assert cookie and cookie["secure"] and cookie["httpOnly"]
             drv.execute_script("window.confirm = () => true")
             click_action(drv, "tls-one", "remove")
-            wait(drv, lambda: d.berth("inspect", "tls-one").returncode != 0,
-                 what="remove over TLS did nothing")
+            wait(
+                drv,
+                lambda: d.berth("inspect", "tls-one").returncode != 0,
+                what="remove over TLS did nothing",
+            )
             shot(drv, shots, "tls")
         finally:
             drv.quit()

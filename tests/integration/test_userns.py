@@ -19,7 +19,7 @@ from .conftest import Daemon, running_daemon
 
 pytestmark = pytest.mark.root
 BASE = 400000
-UID = "23456"   # a user id with no passwd entry: its ranges are named by number
+UID = "23456"  # a user id with no passwd entry: its ranges are named by number
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,7 @@ def subids() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", params=["berth", "runc"])
-def remapped(request: pytest.FixtureRequest, subids: None, rootfs_tar: Path
-             ) -> Iterator[Daemon]:
+def remapped(request: pytest.FixtureRequest, subids: None, rootfs_tar: Path) -> Iterator[Daemon]:
     if request.param == "runc" and not shutil.which("runc"):
         pytest.skip("runc is not installed")
     # the containers' root must be able to walk to its rootfs and files: pytest's own
@@ -51,27 +50,49 @@ def remapped(request: pytest.FixtureRequest, subids: None, rootfs_tar: Path
     base = Path(tempfile.mkdtemp(prefix="berth-userns-"))
     base.chmod(0o711)
     try:
-        with running_daemon(base / "d", rootfs_tar, "--userns-remap", f"{UID}:{UID}",
-                            "--default-runtime", request.param,
-                            *(["--add-runtime", "runc=runc"] if request.param == "runc"
-                              else [])) as d:
+        with running_daemon(
+            base / "d",
+            rootfs_tar,
+            "--userns-remap",
+            f"{UID}:{UID}",
+            "--default-runtime",
+            request.param,
+            *(["--add-runtime", "runc=runc"] if request.param == "runc" else []),
+        ) as d:
             yield d
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 def test_root_inside_is_unprivileged_outside(remapped: Daemon) -> None:
-    out = remapped.ok("run", "--rm", "busybox", "sh", "-c",
-                      "id -u; cat /proc/self/uid_map /proc/self/gid_map; touch /x && echo ok")
+    out = remapped.ok(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map /proc/self/gid_map; touch /x && echo ok",
+    )
     assert out.split() == ["0", "0", str(BASE), "65536", "0", str(BASE), "65536", "ok"]
-    cid = remapped.ok("run", "-d", "-v", "uvol:/data", "busybox", "sh", "-c",
-                      "echo data > /data/f; touch /made; sleep 60").strip()
+    cid = remapped.ok(
+        "run",
+        "-d",
+        "-v",
+        "uvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /data/f; touch /made; sleep 60",
+    ).strip()
     try:
         pid = remapped.inspect(cid)["State"]["Pid"]
         assert os.stat(f"/proc/{pid}").st_uid == BASE
         # exec: the same namespace, the same mapping
-        assert remapped.ok("exec", cid, "cat", "/proc/self/uid_map").split() == \
-            ["0", str(BASE), "65536"]
+        assert remapped.ok("exec", cid, "cat", "/proc/self/uid_map").split() == [
+            "0",
+            str(BASE),
+            "65536",
+        ]
         assert remapped.ok("exec", "-u", "app", cid, "id", "-u") == "1000\n"
         # on disk: the image's files, the container's and the volume's, all in the range
         data = remapped.data_root / f"{BASE}.{BASE}"
@@ -94,11 +115,13 @@ def test_root_inside_is_unprivileged_outside(remapped: Daemon) -> None:
 def test_builds_and_saves_carry_the_containers_ids(remapped: Daemon, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(
         "FROM busybox\nRUN mkdir /home/bob && chown 1234:1234 /home/bob && touch /by-run\n"
-        "COPY --chown=1234 f /f\n")
+        "COPY --chown=1234 f /f\n"
+    )
     (tmp_path / "f").write_text("f\n")
     remapped.ok("build", "-t", "ubuilt:1", str(tmp_path))
-    assert remapped.ok("run", "--rm", "ubuilt:1", "stat", "-c", "%u %n", "/home/bob", "/f",
-                       "/by-run").split("\n")[:3] == ["1234 /home/bob", "1234 /f", "0 /by-run"]
+    assert remapped.ok(
+        "run", "--rm", "ubuilt:1", "stat", "-c", "%u %n", "/home/bob", "/f", "/by-run"
+    ).split("\n")[:3] == ["1234 /home/bob", "1234 /f", "0 /by-run"]
     archive = tmp_path / "saved.tar"
     remapped.ok("save", "-o", str(archive), "ubuilt:1")
     owners = {}

@@ -37,8 +37,10 @@ def test_named_volume_outlives_containers(daemon: Daemon) -> None:
     daemon.ok("run", "-d", "--name", "holder", "-v", "keep:/data", "busybox", "sleep", "60")
     r = daemon.berth("volume", "rm", "keep")
     assert r.returncode == 1 and "volume is in use" in r.stderr
-    assert daemon.ok("run", "--rm", "--volumes-from", "holder", "busybox", "cat",
-                     "/data/f") == "kept\n"
+    assert (
+        daemon.ok("run", "--rm", "--volumes-from", "holder", "busybox", "cat", "/data/f")
+        == "kept\n"
+    )
     assert "keep" not in daemon.ok("volume", "ls", "-q", "-f", "dangling=true").split()
     daemon.ok("rm", "-f", "holder")
     assert "keep" in daemon.ok("volume", "ls", "-q", "-f", "dangling=true").split()
@@ -48,8 +50,17 @@ def test_named_volume_outlives_containers(daemon: Daemon) -> None:
 
 def test_anonymous_volumes_copy_up_and_rm_v(daemon: Daemon) -> None:
     before = set(daemon.ok("volume", "ls", "-q").split())
-    daemon.ok("run", "--name", "anon", "-v", "/home", "busybox", "sh", "-c",
-              "ls -ln /home; echo new > /home/app/x")
+    daemon.ok(
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/home",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -ln /home; echo new > /home/app/x",
+    )
     m = daemon.inspect("anon")["Mounts"]
     assert len(m) == 1 and m[0]["Type"] == "volume" and m[0]["Destination"] == "/home"
     st = os.stat(Path(m[0]["Source"], "app"))
@@ -59,29 +70,56 @@ def test_anonymous_volumes_copy_up_and_rm_v(daemon: Daemon) -> None:
     daemon.ok("rm", "-v", "anon")
     assert set(daemon.ok("volume", "ls", "-q").split()) == before
     # nocopy leaves the new volume empty
-    out = daemon.ok("run", "--rm", "--mount", "type=volume,target=/etc,volume-nocopy",
-                    "busybox", "ls", "/etc")
+    out = daemon.ok(
+        "run", "--rm", "--mount", "type=volume,target=/etc,volume-nocopy", "busybox", "ls", "/etc"
+    )
     assert "passwd" not in out
     daemon.ok("volume", "prune", "-f")
 
 
 def test_bind_and_tmpfs(daemon: Daemon, tmp_path: Path) -> None:
     (tmp_path / "in").write_text("from host\n")
-    out = daemon.ok("run", "--rm", "-v", f"{tmp_path}:/h", "busybox", "sh", "-c",
-                    "cat /h/in; echo back > /h/out")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "-v",
+        f"{tmp_path}:/h",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /h/in; echo back > /h/out",
+    )
     assert out == "from host\n" and (tmp_path / "out").read_text() == "back\n"
     created = tmp_path / "made-by-v"
     daemon.ok("run", "--rm", "-v", f"{created}:/m", "busybox", "true")
     assert created.is_dir()  # -v creates a missing source
-    r = daemon.berth("run", "--rm", "--mount", f"type=bind,source={tmp_path}/missing,target=/m",
-                     "busybox", "true")
+    r = daemon.berth(
+        "run",
+        "--rm",
+        "--mount",
+        f"type=bind,source={tmp_path}/missing,target=/m",
+        "busybox",
+        "true",
+    )
     assert r.returncode == 125 and "bind source path does not exist" in r.stderr
-    out = daemon.ok("run", "--rm", "--mount", "type=tmpfs,target=/t,tmpfs-size=1m", "--tmpfs",
-                    "/u:size=2m", "busybox", "sh", "-c", "mount | grep -e ' /t ' -e ' /u '")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "--tmpfs",
+        "/u:size=2m",
+        "busybox",
+        "sh",
+        "-c",
+        "mount | grep -e ' /t ' -e ' /u '",
+    )
     assert "size=1024k" in out and "size=2048k" in out
     # a volume on /etc does not hide the generated /etc files
-    assert daemon.ok("run", "--rm", "-h", "vh", "-v", "/etc", "busybox", "cat",
-                     "/etc/hostname") == "vh\n"
+    assert (
+        daemon.ok("run", "--rm", "-h", "vh", "-v", "/etc", "busybox", "cat", "/etc/hostname")
+        == "vh\n"
+    )
     daemon.ok("volume", "prune", "-f")
 
 
@@ -97,22 +135,24 @@ def test_volume_errors(daemon: Daemon) -> None:
 
 
 def test_tmpfs_volume_driver_options(daemon: Daemon) -> None:
-    daemon.ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=3m",
-              "tv")
+    daemon.ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=3m", "tv")
     out = daemon.ok("run", "--rm", "-v", "tv:/tv", "busybox", "sh", "-c", "mount | grep /tv")
     assert "tmpfs" in out and "size=3072k" in out
     daemon.ok("volume", "rm", "tv")
 
 
-
-@pytest.mark.parametrize("args", [
-    [], ["--label", "team=x", "--label", "empty="],
-    ["-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m,uid=1000"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--label", "team=x", "--label", "empty="],
+        ["-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m,uid=1000"],
+    ],
+)
 def test_volume_inspects_as_dockerd_s(dockerd: Dockerd, daemon: Daemon, args: list[str]) -> None:
     """The same `volume create` inspects the same under both engines: the Mountpoint in its
     place, Options only as given, the labels as given. Times and roots differ by nature."""
-    berth = Dockerd(daemon.base)   # the docker CLI, at berthd's socket
+    berth = Dockerd(daemon.base)  # the docker CLI, at berthd's socket
     berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
     got = []
     for engine in (dockerd, berth):
@@ -135,11 +175,11 @@ def test_anonymous_volume_inspects_as_dockerd_s(dockerd: Dockerd, daemon: Daemon
     berth.env = {**daemon.env, "DOCKER_CONFIG": str(daemon.base / "cfg")}
     got = []
     for engine, pull in ((dockerd, ["--pull", "never"]), (berth, [])):
-        cid = engine.docker("create", *pull, "--network", "none", "-v", "/data", "busybox",
-                            "true").strip()
+        cid = engine.docker(
+            "create", *pull, "--network", "none", "-v", "/data", "busybox", "true"
+        ).strip()
         try:
-            name = engine.docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}",
-                                 cid).strip()
+            name = engine.docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", cid).strip()
             v = json.loads(engine.docker("volume", "inspect", name))[0]
         finally:
             engine.docker("rm", "-v", cid)
@@ -157,9 +197,23 @@ def test_volume_events_stream_live(daemon: Daemon) -> None:
     """The volume service runs in worker threads; its events still reach a listening client
     as they happen (each one read before the next command)."""
     # --since: what happens before the stream is open is replayed, not missed
-    p = subprocess.Popen([str(BIN / "berth"), "events", "--since", str(int(time.time())),
-                          "-f", "type=volume", "-f", "volume=live-vol", "--format",
-                          "{{.Action}}"], env=daemon.env, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            str(BIN / "berth"),
+            "events",
+            "--since",
+            str(int(time.time())),
+            "-f",
+            "type=volume",
+            "-f",
+            "volume=live-vol",
+            "--format",
+            "{{.Action}}",
+        ],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout is not None
     try:
 
@@ -167,6 +221,7 @@ def test_volume_events_stream_live(daemon: Daemon) -> None:
             assert select.select([p.stdout], [], [], 20)[0], "no event in 20 s"
             assert p.stdout is not None
             return p.stdout.readline().strip()
+
         daemon.ok("volume", "create", "live-vol")
         assert line() == "create"
         daemon.ok("volume", "rm", "live-vol")
@@ -191,7 +246,7 @@ def test_a_data_root_from_before_the_volume_record_loads(private_daemon: Daemon)
     db = sqlite3.connect(d.data_root / "berth.db")
     try:
         for name, raw in db.execute("SELECT name, doc FROM volumes").fetchall():
-            assert json.loads(raw)["v"] == 1    # stored as the record
+            assert json.loads(raw)["v"] == 1  # stored as the record
             db.execute("UPDATE volumes SET doc=? WHERE name=?", (json.dumps(want[name]), name))
         db.commit()
     finally:
@@ -200,8 +255,7 @@ def test_a_data_root_from_before_the_volume_record_loads(private_daemon: Daemon)
     have = {v["Name"]: v for v in json.loads(d.ok("volume", "inspect", "oldvol", anon))}
     assert have == want
     assert d.ok("run", "--rm", "-v", "oldvol:/d", "busybox", "cat", "/d/f") == "kept\n"
-    assert d.ok("volume", "ls", "-q", "-f", "label=com.docker.volume.anonymous").split() == \
-        [anon]
+    assert d.ok("volume", "ls", "-q", "-f", "label=com.docker.volume.anonymous").split() == [anon]
     d.ok("rm", "-v", "anon-user")
     assert anon not in d.ok("volume", "ls", "-q").split()
     d.ok("volume", "rm", "oldvol")

@@ -99,13 +99,14 @@ def run_case(case: dict[str, Any], rt: str, base: Path, rootfs: Path) -> dict[st
         # files, not pipes: a created container's init holds what `create` was given
         err_file = bundle / "err"
         argv = [RT[rt], "--root", str(root), *args]
-        if case.get("caller_cgroup"):   # the runtime run from that cgroup (made here)
+        if case.get("caller_cgroup"):  # the runtime run from that cgroup (made here)
             caller = Path("/sys/fs/cgroup", case["caller_cgroup"])
             caller.mkdir(parents=True, exist_ok=True)
             argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(caller), *argv]
         with open(out_file, "a") as out, open(err_file, "w+") as err:
-            r = subprocess.run(argv, cwd=bundle,
-                               stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=120)
+            r = subprocess.run(
+                argv, cwd=bundle, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=120
+            )
             err.seek(0)
             res["steps"][args[0]] = {"rc": r.returncode, "stderr": err.read().strip()}
         return r
@@ -114,8 +115,10 @@ def run_case(case: dict[str, Any], rt: str, base: Path, rootfs: Path) -> dict[st
         kind, _, tag = step.partition("@")
         if kind == "create":
             # the init's pid from --pid-file: a `state` would be one more (emulated) start-up
-            if cmd("create", "--pid-file", str(bundle / "pid"), "-b", str(bundle),
-                   "c").returncode != 0:
+            if (
+                cmd("create", "--pid-file", str(bundle / "pid"), "-b", str(bundle), "c").returncode
+                != 0
+            ):
                 break
             pid = int((bundle / "pid").read_text())
             cg = _cgroup_dir(pid)

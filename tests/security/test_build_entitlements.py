@@ -69,33 +69,46 @@ def listener() -> Iterator[Listener]:
 
 
 def _ctx(tmp_path: Path, port: int, network: str = "host") -> Path:
-    return write(tmp_path / f"ctx-{network.replace(':', '-')}", {"Dockerfile": f"""\
+    return write(
+        tmp_path / f"ctx-{network.replace(':', '-')}",
+        {
+            "Dockerfile": f"""\
 FROM busybox
 RUN echo before
 RUN --network={network} echo from-the-build | nc -w 5 127.0.0.1 {port}
-"""})
+"""
+        },
+    )
 
 
 def _refused(d: Daemon, ctx: Path, tag: str, wanted: str, *args: str) -> None:
     r = build(d, ctx, "-t", tag, *args)
     assert r.returncode != 0, r.stdout + r.stderr
     assert wanted in r.stderr, r.stderr
-    assert "Dockerfile:3" in r.stderr, r.stderr       # the line is named
+    assert "Dockerfile:3" in r.stderr, r.stderr  # the line is named
     assert d.berth("image", "inspect", tag).returncode == 1, "nothing is tagged"
 
 
-def test_run_network_host_needs_the_builds_request(daemon: Daemon, tmp_path: Path,
-                                                   listener: Listener) -> None:
+def test_run_network_host_needs_the_builds_request(
+    daemon: Daemon, tmp_path: Path, listener: Listener
+) -> None:
     ctx = _ctx(tmp_path, listener.port)
     _refused(daemon, ctx, "ent-host:1", "network.host is not allowed")
     assert listener.seen == [], "the step reached the host's loopback"
 
 
-def test_run_network_host_needs_the_daemons_consent(daemon: Daemon, tmp_path: Path,
-                                                    listener: Listener) -> None:
+def test_run_network_host_needs_the_daemons_consent(
+    daemon: Daemon, tmp_path: Path, listener: Listener
+) -> None:
     ctx = _ctx(tmp_path, listener.port)
-    _refused(daemon, ctx, "ent-host:2", "granting entitlement network.host is not allowed by "
-             "build daemon configuration", "--allow", "network.host")
+    _refused(
+        daemon,
+        ctx,
+        "ent-host:2",
+        "granting entitlement network.host is not allowed by build daemon configuration",
+        "--allow",
+        "network.host",
+    )
     assert listener.seen == [], "the step reached the host's loopback"
     r = build(daemon, ctx, "-t", "ent-host:3", "--allow", "security.insecure")
     assert r.returncode != 0 and "security.insecure is not supported" in r.stderr, r.stderr
@@ -104,11 +117,11 @@ def test_run_network_host_needs_the_daemons_consent(daemon: Daemon, tmp_path: Pa
     assert listener.seen == []
 
 
-def test_run_network_host_with_both(tmp_path: Path, rootfs_tar: Path,
-                                    listener: Listener) -> None:
+def test_run_network_host_with_both(tmp_path: Path, rootfs_tar: Path, listener: Listener) -> None:
     ctx = _ctx(tmp_path, listener.port)
-    with running_daemon(tmp_path / "berthd", rootfs_tar,
-                        "--allow-insecure-entitlement", "network.host") as d:
+    with running_daemon(
+        tmp_path / "berthd", rootfs_tar, "--allow-insecure-entitlement", "network.host"
+    ) as d:
         # the daemon's consent alone is not enough: the build must ask
         _refused(d, ctx, "ent-host:4", "network.host is not allowed")
         assert listener.seen == []
@@ -120,14 +133,14 @@ def test_run_network_host_with_both(tmp_path: Path, rootfs_tar: Path,
         assert len(listener.seen) == 1
 
 
-def test_run_network_container_is_always_refused(daemon: Daemon, tmp_path: Path,
-                                                 listener: Listener) -> None:
+def test_run_network_container_is_always_refused(
+    daemon: Daemon, tmp_path: Path, listener: Listener
+) -> None:
     # a container in the host's network namespace: joining it is joining the host's
     cid = daemon.ok("run", "-d", "--network", "host", "busybox", "sleep", "300").strip()
     try:
         ctx = _ctx(tmp_path, listener.port, f"container:{cid}")
-        _refused(daemon, ctx, "ent-ctr:1",
-                 f'Dockerfile:3: invalid network mode "container:{cid}"')
+        _refused(daemon, ctx, "ent-ctr:1", f'Dockerfile:3: invalid network mode "container:{cid}"')
         assert listener.seen == [], "the step joined a container in the host's network"
         ctx = _ctx(tmp_path, listener.port, "bridge")
         _refused(daemon, ctx, "ent-ctr:2", 'invalid network mode "bridge"')
@@ -136,33 +149,44 @@ def test_run_network_container_is_always_refused(daemon: Daemon, tmp_path: Path,
 
 
 def test_run_network_none_and_default_still_work(daemon: Daemon, tmp_path: Path) -> None:
-    ctx = write(tmp_path / "ctx", {"Dockerfile": """\
+    ctx = write(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": """\
 FROM busybox
 RUN --network=none sh -c '! ip link | grep -q eth0'
 RUN --network=default sh -c 'ip link | grep -q eth0'
-"""})
+"""
+        },
+    )
     r = build(daemon, ctx, "-t", "ent-none:1")
     assert r.returncode == 0, r.stdout + r.stderr
     daemon.ok("rmi", "ent-none:1")
 
 
 def _add_ctx(tmp_path: Path, url: str, name: str) -> Path:
-    return write(tmp_path / f"ctx-add-{name}", {"Dockerfile": f"""\
+    return write(
+        tmp_path / f"ctx-add-{name}",
+        {
+            "Dockerfile": f"""\
 FROM busybox
 RUN echo before
 ADD {url} /fetched
-"""})
+"""
+        },
+    )
 
 
-def test_add_url_may_not_reach_the_host(daemon: Daemon, tmp_path: Path,
-                                        listener: Listener) -> None:
+def test_add_url_may_not_reach_the_host(daemon: Daemon, tmp_path: Path, listener: Listener) -> None:
     """berthd fetches ADD's URLs from the host's own namespace: its loopback, its own
     addresses (the bridge's gateway) and link-local ones are refused without network.host."""
     gateway = daemon.bip.split("/")[0]
-    for name, url in (("lo", f"http://127.0.0.1:{listener.port}/secret"),
-                      ("lo2", f"http://127.9.9.9:{listener.port}/secret"),
-                      ("gw", f"http://{gateway}:{listener.port}/secret"),
-                      ("ll", "http://169.254.169.254/latest/meta-data/")):
+    for name, url in (
+        ("lo", f"http://127.0.0.1:{listener.port}/secret"),
+        ("lo2", f"http://127.9.9.9:{listener.port}/secret"),
+        ("gw", f"http://{gateway}:{listener.port}/secret"),
+        ("ll", "http://169.254.169.254/latest/meta-data/"),
+    ):
         r = build(daemon, _add_ctx(tmp_path, url, name), "-t", f"ent-add:{name}")
         assert r.returncode != 0, r.stdout + r.stderr
         assert "is this host's own address" in r.stderr, r.stderr
@@ -182,12 +206,14 @@ def test_add_url_to_the_host_with_both(tmp_path: Path, rootfs_tar: Path) -> None
             pass
 
     srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(served)))  # type: ignore[misc]
+        ("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(served))
+    )  # type: ignore[misc]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         ctx = _add_ctx(tmp_path, f"http://127.0.0.1:{srv.server_address[1]}/f", "both")
-        with running_daemon(tmp_path / "berthd", rootfs_tar,
-                            "--allow-insecure-entitlement", "network.host") as d:
+        with running_daemon(
+            tmp_path / "berthd", rootfs_tar, "--allow-insecure-entitlement", "network.host"
+        ) as d:
             r = build(d, ctx, "-t", "ent-add:both")
             assert r.returncode != 0 and "is this host's own address" in r.stderr
             r = build(d, ctx, "-t", "ent-add:both", "--allow", "network.host")

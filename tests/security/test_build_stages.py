@@ -54,6 +54,7 @@ def _image_holds(daemon: Daemon, tmp_path: Path, tag: str, secret: bytes) -> boo
             if m.name.endswith((".tar", "/layer.tar")) or m.name.startswith("blobs/"):
                 try:
                     import io
+
                     with tarfile.open(fileobj=io.BytesIO(data)) as inner:
                         for im in inner:
                             g = inner.extractfile(im)
@@ -75,55 +76,86 @@ COPY Dockerfile /a/
 """
 
 
-def test_copy_from_a_stage_through_its_symlink(daemon: Daemon, tmp_path: Path, tag: str,
-                                               host_secret: tuple[Path, bytes]) -> None:
+def test_copy_from_a_stage_through_its_symlink(
+    daemon: Daemon, tmp_path: Path, tag: str, host_secret: tuple[Path, bytes]
+) -> None:
     """/a/secret of the stage (see STAGE): it does not exist there; the host's must not be
     read through the middle layer's symlink."""
     host, secret = host_secret
-    _build(daemon, tmp_path / "ctx", tag, STAGE.format(host=host) + """\
+    _build(
+        daemon,
+        tmp_path / "ctx",
+        tag,
+        STAGE.format(host=host)
+        + """\
 FROM busybox
 COPY --from=src /a/secret /got
-""")
+""",
+    )
     assert not _image_holds(daemon, tmp_path, tag, secret)
 
 
-def test_copy_from_a_stage_whose_path_is_a_symlink(daemon: Daemon, tmp_path: Path, tag: str,
-                                                   host_secret: tuple[Path, bytes]) -> None:
+def test_copy_from_a_stage_whose_path_is_a_symlink(
+    daemon: Daemon, tmp_path: Path, tag: str, host_secret: tuple[Path, bytes]
+) -> None:
     host, secret = host_secret
-    _build(daemon, tmp_path / "ctx", tag, f"""\
+    _build(
+        daemon,
+        tmp_path / "ctx",
+        tag,
+        f"""\
 FROM busybox AS src
 RUN ln -s {host} /dir && ln -s {host}/secret /file
 FROM busybox
 COPY --from=src /dir/ /got/
 COPY --from=src /file /got2
-""")
+""",
+    )
     assert not _image_holds(daemon, tmp_path, tag, secret)
 
 
-def test_run_mount_from_a_stage_through_its_symlink(daemon: Daemon, tmp_path: Path, tag: str,
-                                                    host_secret: tuple[Path, bytes]) -> None:
+def test_run_mount_from_a_stage_through_its_symlink(
+    daemon: Daemon, tmp_path: Path, tag: str, host_secret: tuple[Path, bytes]
+) -> None:
     host, secret = host_secret
-    _build(daemon, tmp_path / "ctx", tag, STAGE.format(host=host) + """\
+    _build(
+        daemon,
+        tmp_path / "ctx",
+        tag,
+        STAGE.format(host=host)
+        + """\
 FROM busybox
 RUN --mount=type=bind,from=src,source=/a/secret,target=/m cat /m > /got
-""")
+""",
+    )
     assert not _image_holds(daemon, tmp_path, tag, secret)
 
 
-def test_context_symlink_to_a_host_file(daemon: Daemon, tmp_path: Path, tag: str,
-                                        host_secret: tuple[Path, bytes]) -> None:
+def test_context_symlink_to_a_host_file(
+    daemon: Daemon, tmp_path: Path, tag: str, host_secret: tuple[Path, bytes]
+) -> None:
     host, secret = host_secret
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "leak").symlink_to(host / "secret")
     (ctx / "leakdir").symlink_to(host)
-    _build(daemon, ctx, tag, """\
+    _build(
+        daemon,
+        ctx,
+        tag,
+        """\
 FROM busybox
 COPY leak /got
-""")
+""",
+    )
     assert not _image_holds(daemon, tmp_path, tag, secret)
-    _build(daemon, ctx, tag, """\
+    _build(
+        daemon,
+        ctx,
+        tag,
+        """\
 FROM busybox
 RUN --mount=type=bind,source=leakdir,target=/m cat /m/secret > /got || true
-""")
+""",
+    )
     assert not _image_holds(daemon, tmp_path, tag, secret)

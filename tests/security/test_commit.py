@@ -44,7 +44,7 @@ def test_a_layer_of_a_swapping_upper_dir_takes_nothing_of_the_host(tmp_path: Pat
             try:
                 storage.write_diff_tar(str(upper), [], out)
             except OSError:
-                continue     # an entry gone while read: the layer fails, as it may
+                continue  # an entry gone while read: the layer fails, as it may
             layers += 1
             hits += b"HOST-SECRET" in out.getvalue()
     finally:
@@ -55,8 +55,9 @@ def test_a_layer_of_a_swapping_upper_dir_takes_nothing_of_the_host(tmp_path: Pat
     assert all((host / n).read_text() == "HOST-SECRET" for n in ("secret", "f000"))
 
 
-def test_the_swap_between_listing_and_reading(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_swap_between_listing_and_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same race made certain: the directory turns into a symlink to the host right after
     it was listed and before its files are read."""
     upper, host = tmp_path / "upper", tmp_path / "host"
@@ -65,8 +66,9 @@ def test_the_swap_between_listing_and_reading(tmp_path: Path,
     (upper / "d" / "secret").write_text("inside")
     (host / "secret").write_text("HOST-SECRET")
 
-    def listed_then_swapped(up: str, lowers: list[str], exclude: object = None
-                            ) -> Iterator[tuple[str, str, str]]:
+    def listed_then_swapped(
+        up: str, lowers: list[str], exclude: object = None
+    ) -> Iterator[tuple[str, str, str]]:
         yield "A", "d", os.path.join(up, "d")
         os.rename(upper / "d", upper / "dd")
         os.symlink(host, upper / "d")

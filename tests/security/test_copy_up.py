@@ -37,43 +37,61 @@ def _build(daemon: Daemon, tmp_path: Path, tag: str, dockerfile: str) -> str:
 
 
 def test_symlink_over_a_lower_directory_is_not_written_through(
-        daemon: Daemon, tmp_path: Path, tag: str, host_dir: Path) -> None:
+    daemon: Daemon, tmp_path: Path, tag: str, host_dir: Path
+) -> None:
     """The issue's PoC: a lower layer holds /data/link/POC, a higher one makes /data/link a
     symlink to a host directory; `run` with VOLUME /data must not make the host's POC."""
-    _build(daemon, tmp_path, tag, f"""\
+    _build(
+        daemon,
+        tmp_path,
+        tag,
+        f"""\
 FROM busybox
 RUN mkdir -p /data/link && echo pwned > /data/link/POC && echo kept > /data/keep
 RUN rm -rf /data/link && ln -s {host_dir} /data/link
 VOLUME /data
-""")
+""",
+    )
     out = daemon.ok("run", "--rm", tag, "sh", "-c", "readlink /data/link; cat /data/keep")
-    assert out.split() == [str(host_dir), "kept"]   # the volume holds the image's view
+    assert out.split() == [str(host_dir), "kept"]  # the volume holds the image's view
     assert os.listdir(host_dir) == []
 
 
 def test_symlink_to_the_host_at_the_volume_path(
-        daemon: Daemon, tmp_path: Path, tag: str, host_dir: Path) -> None:
+    daemon: Daemon, tmp_path: Path, tag: str, host_dir: Path
+) -> None:
     """The volume's own path is a symlink to a host directory: the copy-up and the mount both
     resolve it inside the image (where the image has that directory, its files are copied)."""
-    _build(daemon, tmp_path, tag, f"""\
+    _build(
+        daemon,
+        tmp_path,
+        tag,
+        f"""\
 FROM busybox
 RUN mkdir -p /data && echo pwned > /data/POC
 RUN rm -rf /data && ln -s {host_dir} /data && mkdir -p {host_dir} && echo image > {host_dir}/f
 VOLUME /data
-""")
+""",
+    )
     out = daemon.ok("run", "--rm", tag, "sh", "-c", "ls /data; echo new > /data/new")
     assert out.split() == ["f"]
     assert os.listdir(host_dir) == []
 
 
 def test_build_run_after_volume_is_not_written_through(
-        daemon: Daemon, tmp_path: Path, tag: str, host_dir: Path) -> None:
+    daemon: Daemon, tmp_path: Path, tag: str, host_dir: Path
+) -> None:
     """The same image shape during a build: the RUN after VOLUME copies up too."""
-    _build(daemon, tmp_path, tag, f"""\
+    _build(
+        daemon,
+        tmp_path,
+        tag,
+        f"""\
 FROM busybox
 RUN mkdir -p /data/link && echo pwned > /data/link/POC
 RUN rm -rf /data/link && ln -s {host_dir} /data/link
 VOLUME /data
 RUN test -L /data/link && ! test -e /data/link/POC
-""")
+""",
+    )
     assert os.listdir(host_dir) == []

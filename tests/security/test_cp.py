@@ -53,24 +53,29 @@ def _entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.
 
 def _client(daemon: Daemon):  # type: ignore[no-untyped-def]
     import docker as dockerpy
+
     return dockerpy.DockerClient(base_url=daemon.host)
 
 
-def test_symlink_exchange_race(daemon: Daemon, host_dir: Path,
-                               host_secret: tuple[Path, str], tmp_path: Path) -> None:
+def test_symlink_exchange_race(
+    daemon: Daemon, host_dir: Path, host_secret: tuple[Path, str], tmp_path: Path
+) -> None:
     """A container swaps /w/x between a directory and a symlink to / as fast as it can while
     copies in both directions go through /w/x: reads never see the host's file, writes never
     land in the host's directory (host_dir checks it is untouched)."""
     secret, marker = host_secret
     c = f"cp-race-{secrets.token_hex(3)}"
     # inside: the same paths as on the host, with the container's own content
-    script = (f"mkdir -p {host_dir} $(dirname {secret}); echo inside > {secret}; "
-              "mkdir -p /w; while :; do mkdir /w/x; rmdir /w/x; ln -s / /w/x; rm /w/x; done")
+    script = (
+        f"mkdir -p {host_dir} $(dirname {secret}); echo inside > {secret}; "
+        "mkdir -p /w; while :; do mkdir /w/x; rmdir /w/x; ln -s / /w/x; rm /w/x; done"
+    )
     daemon.ok("run", "-d", "--name", c, "busybox", "sh", "-c", script)
     client = _client(daemon)
     stop = threading.Event()
     seen: list[bytes] = []
     import docker as dockerpy
+
     try:
         ctr = client.containers.get(c)
 
@@ -80,7 +85,7 @@ def test_symlink_exchange_race(daemon: Daemon, host_dir: Path,
                     bits, _ = ctr.get_archive(f"/w/x{secret}")
                     seen.append(b"".join(bits))
                 except (dockerpy.errors.APIError, requests.RequestException):
-                    pass   # not found, or the walk met the swap: nothing read
+                    pass  # not found, or the walk met the swap: nothing read
 
         t = threading.Thread(target=reader)
         t.start()
@@ -93,7 +98,7 @@ def test_symlink_exchange_race(daemon: Daemon, host_dir: Path,
                     wrote += 1
                 except dockerpy.errors.APIError:
                     pass
-            for _ in range(20):   # and through the CLI both ways
+            for _ in range(20):  # and through the CLI both ways
                 daemon.berth("cp", f"{c}:/w/x{secret}", str(tmp_path / "out"))
                 daemon.berth("cp", str(tmp_path), f"{c}:/w/x{host_dir}/")
         finally:
@@ -113,13 +118,15 @@ def test_symlink_exchange_race(daemon: Daemon, host_dir: Path,
 
 
 @pytest.mark.parametrize("running", [True, False])
-def test_symlink_to_a_host_path_resolves_inside(daemon: Daemon, host_dir: Path, tmp_path: Path,
-                                                host_secret: tuple[Path, str],
-                                                running: bool) -> None:
+def test_symlink_to_a_host_path_resolves_inside(
+    daemon: Daemon, host_dir: Path, tmp_path: Path, host_secret: tuple[Path, str], running: bool
+) -> None:
     secret, marker = host_secret
     c = f"cp-link-{secrets.token_hex(3)}"
-    setup = (f"ln -s {secret} /tmp/to-secret; ln -s {host_dir} /tmp/to-dir; "
-             "ln -s ../../../../../../.. /tmp/up")
+    setup = (
+        f"ln -s {secret} /tmp/to-secret; ln -s {host_dir} /tmp/to-dir; "
+        "ln -s ../../../../../../.. /tmp/up"
+    )
     if running:
         daemon.ok("run", "-d", "--name", c, "busybox", "sh", "-c", setup + "; sleep 300")
     else:
@@ -142,6 +149,7 @@ def test_symlink_to_a_host_path_resolves_inside(daemon: Daemon, host_dir: Path, 
         client = _client(daemon)
         try:
             import docker as dockerpy
+
             with pytest.raises(dockerpy.errors.NotFound):
                 client.containers.get(c).put_archive(f"/tmp/up{host_dir}", _tar(_entry("g")))
         finally:
@@ -152,13 +160,14 @@ def test_symlink_to_a_host_path_resolves_inside(daemon: Daemon, host_dir: Path, 
 
 
 @pytest.mark.parametrize("running", [True, False])
-def test_hostile_tar_writes_nothing_outside(daemon: Daemon, host_dir: Path,
-                                            running: bool) -> None:
+def test_hostile_tar_writes_nothing_outside(daemon: Daemon, host_dir: Path, running: bool) -> None:
     import docker as dockerpy
+
     c = f"cp-tar-{secrets.token_hex(3)}"
     if running:
-        daemon.ok("run", "-d", "--name", c, "busybox", "sh", "-c",
-                  f"mkdir -p /dest {host_dir}; sleep 300")
+        daemon.ok(
+            "run", "-d", "--name", c, "busybox", "sh", "-c", f"mkdir -p /dest {host_dir}; sleep 300"
+        )
     else:
         daemon.ok("run", "--name", c, "busybox", "sh", "-c", f"mkdir -p /dest {host_dir}")
     client = _client(daemon)

@@ -29,14 +29,20 @@ from .conftest import Daemon, running_daemon
 pytestmark = pytest.mark.root
 NOBODY = 65534
 
+
 def _probe(ops: list[tuple[str, str]], secret: bytes) -> list:  # type: ignore[type-arg]
     """Each op's result: "ok" or the errno's name ("ok:SECRET" for a read that found it)."""
     out: list = []  # type: ignore[type-arg]
     for op, path in ops:
         try:
             if op == "exec":
-                subprocess.run([path, "true"], check=False, timeout=10,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [path, "true"],
+                    check=False,
+                    timeout=10,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             elif op == "open":
                 os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
             elif op == "read":
@@ -85,7 +91,7 @@ def as_nobody(ops: list[tuple[str, str]], secret: str) -> list:  # type: ignore[
             os.chdir("/")
             data = json.dumps(_probe(ops, secret.encode())).encode()
             while data:
-                data = data[os.write(w, data):]
+                data = data[os.write(w, data) :]
             code = 0
         finally:
             os._exit(code)
@@ -109,9 +115,9 @@ class Planted:
     cid: str
     pid: int
     secret: str
-    volume: Path      # the volume's _data, as root sees it
-    upper: Path       # the container's writable layer
-    disk: bool        # whether the container could make a node of the host's disk
+    volume: Path  # the volume's _data, as root sees it
+    upper: Path  # the container's writable layer
+    disk: bool  # whether the container could make a node of the host's disk
 
 
 @pytest.fixture(scope="module", params=["overlay2", "vfs"])
@@ -122,12 +128,26 @@ def planted(request: pytest.FixtureRequest, rootfs_tar: Path) -> Iterator[Plante
             secret = "s3cr3t-" + secrets.token_hex(8)
             st = os.stat(d.data_root)
             major, minor = os.major(st.st_dev), os.minor(st.st_dev)
-            plant = ("for dir in / /vol/; do cp /bin/busybox ${dir}suid && chmod 4755 ${dir}suid"
-                     " && mknod -m 666 ${dir}null666 c 1 3 || exit 1; "
-                     + (f"mknod -m 666 ${{dir}}disk b {major} {minor}; " if major else "")
-                     + "done; touch /ready; exec sleep 600")
-            cid = d.ok("run", "-d", "--name", "planter", "-e", f"BERTH_SECRET={secret}",
-                       "-v", "plantvol:/vol", "busybox", "sh", "-c", plant).strip()
+            plant = (
+                "for dir in / /vol/; do cp /bin/busybox ${dir}suid && chmod 4755 ${dir}suid"
+                " && mknod -m 666 ${dir}null666 c 1 3 || exit 1; "
+                + (f"mknod -m 666 ${{dir}}disk b {major} {minor}; " if major else "")
+                + "done; touch /ready; exec sleep 600"
+            )
+            cid = d.ok(
+                "run",
+                "-d",
+                "--name",
+                "planter",
+                "-e",
+                f"BERTH_SECRET={secret}",
+                "-v",
+                "plantvol:/vol",
+                "busybox",
+                "sh",
+                "-c",
+                plant,
+            ).strip()
             deadline = time.time() + 20
             while d.berth("exec", cid, "test", "-e", "/ready").returncode != 0:
                 assert time.time() < deadline, d.ok("logs", cid)
@@ -135,10 +155,16 @@ def planted(request: pytest.FixtureRequest, rootfs_tar: Path) -> Iterator[Plante
             doc = d.inspect(cid)
             disk = d.berth("exec", cid, "test", "-b", "/disk").returncode == 0
             vol = next(m for m in doc["Mounts"] if m["Type"] == "volume")
-            d.ok("info")   # the engine id is made on first use
-            yield Planted(d=d, cid=cid, pid=doc["State"]["Pid"], secret=secret,
-                          volume=Path(vol["Source"]),
-                          upper=Path(doc["GraphDriver"]["Data"]["UpperDir"]), disk=disk)
+            d.ok("info")  # the engine id is made on first use
+            yield Planted(
+                d=d,
+                cid=cid,
+                pid=doc["State"]["Pid"],
+                secret=secret,
+                volume=Path(vol["Source"]),
+                upper=Path(doc["GraphDriver"]["Data"]["UpperDir"]),
+                disk=disk,
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -151,10 +177,16 @@ def test_planted_setuid_and_devices_are_out_of_reach(planted: Planted) -> None:
     assert stat.S_ISCHR((p.upper / "null666").lstat().st_mode)
     assert (p.volume / "suid").stat().st_mode & stat.S_ISUID
     merged = f"/proc/{p.pid}/root"
-    ops = [("exec", str(suid)), ("open", str(p.upper / "null666")),
-           ("exec", str(p.volume / "suid")), ("open", str(p.volume / "null666")),
-           ("exec", f"{merged}/suid"), ("open", f"{merged}/null666"),
-           ("stat", str(p.upper)), ("stat", str(p.volume))]
+    ops = [
+        ("exec", str(suid)),
+        ("open", str(p.upper / "null666")),
+        ("exec", str(p.volume / "suid")),
+        ("open", str(p.volume / "null666")),
+        ("exec", f"{merged}/suid"),
+        ("open", f"{merged}/null666"),
+        ("stat", str(p.upper)),
+        ("stat", str(p.volume)),
+    ]
     if p.disk:
         ops += [("open", str(p.upper / "disk")), ("open", str(p.volume / "disk"))]
     got = as_nobody(ops, p.secret)
@@ -168,24 +200,31 @@ def test_no_environment_blob_or_layer_is_readable(planted: Planted) -> None:
     db = d.data_root / "berth.db"
     # the secret is where the probes look for it (as root)
     assert p.secret in bundle_cfg.read_text()
-    assert any(p.secret.encode() in f.read_bytes()
-               for f in (db, Path(f"{db}-wal")) if f.exists())
+    assert any(p.secret.encode() in f.read_bytes() for f in (db, Path(f"{db}-wal")) if f.exists())
     blob = next((d.data_root / "content" / "blobs" / "sha256").iterdir())
     layer_file = next((d.data_root / "storage" / "layers").glob("*/diff/etc/passwd"))
-    ops = [("read", str(bundle_cfg)), ("read", str(db)), ("read", f"{db}-wal"),
-           ("read", str(blob)), ("read", str(layer_file)),
-           ("list", str(d.data_root / "containers")), ("list", str(d.exec_root / "containers")),
-           ("list", str(d.data_root)), ("list", str(d.exec_root)),
-           ("read", str(d.data_root / "engine-id")),
-           ("read", str(d.data_root / "containers" / p.cid / f"{p.cid}-json.log"))]
+    ops = [
+        ("read", str(bundle_cfg)),
+        ("read", str(db)),
+        ("read", f"{db}-wal"),
+        ("read", str(blob)),
+        ("read", str(layer_file)),
+        ("list", str(d.data_root / "containers")),
+        ("list", str(d.exec_root / "containers")),
+        ("list", str(d.data_root)),
+        ("list", str(d.exec_root)),
+        ("read", str(d.data_root / "engine-id")),
+        ("read", str(d.data_root / "containers" / p.cid / f"{p.cid}-json.log")),
+    ]
     got = as_nobody(ops, p.secret)
     assert all(r in ("EACCES", "ENOENT") for r in got), list(zip(ops, got, strict=True))
     # nothing at all under either root: no file read, no directory listed
-    assert as_nobody([("walk", str(d.data_root)), ("walk", str(d.exec_root))], p.secret) \
-        == [[], []]
+    assert as_nobody([("walk", str(d.data_root)), ("walk", str(d.exec_root))], p.secret) == [[], []]
     # the socket: reached (the exec root is walked), but 0660 root:root keeps nobody out
-    assert as_nobody([("stat", str(d.sock)), ("connect", str(d.sock))], p.secret) == \
-        ["ok", "EACCES"]
+    assert as_nobody([("stat", str(d.sock)), ("connect", str(d.sock))], p.secret) == [
+        "ok",
+        "EACCES",
+    ]
 
 
 def mode(path: Path) -> tuple[int, int, int]:
@@ -202,11 +241,14 @@ def test_modes(planted: Planted) -> None:
         assert mode(d.data_root / name) == (0o700, 0, 0), name
     for name in ("containers", "networks"):
         assert mode(d.exec_root / name) == (0o700, 0, 0), name
-    files = [d.data_root / "berth.db", d.data_root / "engine-id",
-             d.exec_root / "containers" / p.cid / "bundle" / "config.json",
-             d.exec_root / "containers" / p.cid / "state" / "pid",
-             next((d.data_root / "content" / "blobs" / "sha256").iterdir()),
-             next((d.data_root / "storage" / "layers").glob("*/meta.json"))]
+    files = [
+        d.data_root / "berth.db",
+        d.data_root / "engine-id",
+        d.exec_root / "containers" / p.cid / "bundle" / "config.json",
+        d.exec_root / "containers" / p.cid / "state" / "pid",
+        next((d.data_root / "content" / "blobs" / "sha256").iterdir()),
+        next((d.data_root / "storage" / "layers").glob("*/meta.json")),
+    ]
     wal = d.data_root / "berth.db-wal"
     files += [wal] if wal.exists() else []
     for f in files:
@@ -216,9 +258,18 @@ def test_modes(planted: Planted) -> None:
     assert mode(p.upper)[0] == 0o755 and mode(p.volume)[0] == 0o755
     assert mode(Path(d.inspect(p.cid)["HostsPath"]))[0] == 0o644
     # and its users can use them
-    assert d.ok("exec", "-u", "1000", p.cid, "sh", "-c",
-                "cat /etc/hosts >/dev/null && ls /vol >/dev/null && ls / >/dev/null && echo ok") \
+    assert (
+        d.ok(
+            "exec",
+            "-u",
+            "1000",
+            p.cid,
+            "sh",
+            "-c",
+            "cat /etc/hosts >/dev/null && ls /vol >/dev/null && ls / >/dev/null && echo ok",
+        )
         == "ok\n"
+    )
 
 
 def test_an_old_data_root_is_closed_at_start(rootfs_tar: Path) -> None:
@@ -247,7 +298,7 @@ def test_an_old_data_root_is_closed_at_start(rootfs_tar: Path) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-REMAP_UID, REMAP_BASE = "23457", 470000   # test_userns.py's are 23456 and 400000
+REMAP_UID, REMAP_BASE = "23457", 470000  # test_userns.py's are 23456 and 400000
 
 
 @pytest.fixture
@@ -262,8 +313,7 @@ def remap_ids() -> Iterator[None]:
     finally:
         for path in ("/etc/subuid", "/etc/subgid"):
             p = Path(path)
-            p.write_text("".join(x for x in p.read_text().splitlines(keepends=True)
-                                 if x != line))
+            p.write_text("".join(x for x in p.read_text().splitlines(keepends=True) if x != line))
 
 
 def test_remapped_root_walks_in_and_nobody_else(remap_ids: None, rootfs_tar: Path) -> None:
@@ -271,11 +321,22 @@ def test_remapped_root_walks_in_and_nobody_else(remap_ids: None, rootfs_tar: Pat
     volumes through directories of its group (0710); nobody else does."""
     base = open_base()
     try:
-        with running_daemon(base / "d", rootfs_tar, "--userns-remap",
-                            f"{REMAP_UID}:{REMAP_UID}") as d:
+        with running_daemon(
+            base / "d", rootfs_tar, "--userns-remap", f"{REMAP_UID}:{REMAP_UID}"
+        ) as d:
             secret = "s3cr3t-" + secrets.token_hex(8)
-            out = d.ok("run", "--rm", "-e", f"S={secret}", "-v", "rvol:/vol", "busybox", "sh",
-                       "-c", "cat /etc/hosts >/dev/null && touch /vol/f && echo $S")
+            out = d.ok(
+                "run",
+                "--rm",
+                "-e",
+                f"S={secret}",
+                "-v",
+                "rvol:/vol",
+                "busybox",
+                "sh",
+                "-c",
+                "cat /etc/hosts >/dev/null && touch /vol/f && echo $S",
+            )
             assert out == secret + "\n"
             data = d.data_root / f"{REMAP_BASE}.{REMAP_BASE}"
             g = REMAP_BASE
@@ -288,8 +349,10 @@ def test_remapped_root_walks_in_and_nobody_else(remap_ids: None, rootfs_tar: Pat
             assert mode(d.exec_root) == (0o711, 0, 0)
             assert mode(d.exec_root / "containers") == (0o710, 0, g)
             assert mode(data / "berth.db") == (0o600, 0, 0)
-            assert as_nobody([("walk", str(d.data_root)), ("walk", str(d.exec_root))],
-                             secret) == [[], []]
+            assert as_nobody([("walk", str(d.data_root)), ("walk", str(d.exec_root))], secret) == [
+                [],
+                [],
+            ]
             d.ok("volume", "rm", "rvol")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -62,8 +62,7 @@ def host_disk(tmp_path: Path) -> Iterator[tuple[int, int]]:
         return
     img = tmp_path / "disk.img"
     img.write_bytes(b"HOST DISK " * 1000)
-    loop = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True,
-                          text=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True)
     if loop.returncode != 0:
         pytest.skip(f"no block device to aim at: losetup: {loop.stderr.strip()}")
     try:
@@ -110,8 +109,15 @@ def v2(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 def _docker_resources() -> cgroups.Resources:
     """The resources berth's monitor gives a default `docker run` container's cgroup."""
-    spec = build_spec(cid="c" * 64, config=ContainerConfig(cmd=("sh",)), host_config=HostConfig(), hostname_path="",
-                      hosts_path="", resolv_path="", cgroup_parent="berth")
+    spec = build_spec(
+        cid="c" * 64,
+        config=ContainerConfig(cmd=("sh",)),
+        host_config=HostConfig(),
+        hostname_path="",
+        hosts_path="",
+        resolv_path="",
+        cgroup_parent="berth",
+    )
     return cgroups.Resources.from_spec(process.cgroup_resources(spec["linux"]))
 
 
@@ -126,9 +132,10 @@ def _probe(nodes: Path, name: str, disk: tuple[int, int], cgroup_dir: str | None
             os.close(r)
             node = str(nodes / name)
             for step, fn in (
-                    ("mknod", lambda: os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(*disk))),
-                    ("disk", lambda: os.close(os.open(node, os.O_RDONLY))),
-                    ("null", lambda: os.close(os.open("/dev/null", os.O_RDWR)))):
+                ("mknod", lambda: os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(*disk))),
+                ("disk", lambda: os.close(os.open(node, os.O_RDONLY))),
+                ("null", lambda: os.close(os.open("/dev/null", os.O_RDWR))),
+            ):
                 try:
                     fn()
                     out[step] = "ok"
@@ -150,8 +157,9 @@ def _probe(nodes: Path, name: str, disk: tuple[int, int], cgroup_dir: str | None
     return result
 
 
-def test_v2_device_program_keeps_the_host_disk_closed(v2: tuple[Path, str], tmp_path: Path,
-                                                      host_disk: tuple[int, int]) -> None:
+def test_v2_device_program_keeps_the_host_disk_closed(
+    v2: tuple[Path, str], tmp_path: Path, host_disk: tuple[int, int]
+) -> None:
     mnt, top = v2
     disk = host_disk
     nodes = tmp_path / "nodes"
@@ -165,9 +173,9 @@ def test_v2_device_program_keeps_the_host_disk_closed(v2: tuple[Path, str], tmp_
         mgr.create(_docker_resources())
         got = _probe(nodes, "disk", disk, mgr.dir)
         assert f"0::/{top}/c1" in got["cgroup"]
-        assert got["mknod"] == "ok"              # Docker's rules allow mknod of any node...
-        assert got["disk"] == errno.EPERM        # ...but not opening the host's disk
-        assert got["null"] == "ok"               # while /dev/null (c 1:3) opens
+        assert got["mknod"] == "ok"  # Docker's rules allow mknod of any node...
+        assert got["disk"] == errno.EPERM  # ...but not opening the host's disk
+        assert got["null"] == "ok"  # while /dev/null (c 1:3) opens
         # the program is attached to the container's cgroup itself
         fd = os.open(mgr.dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -190,8 +198,9 @@ def test_v2_device_program_keeps_the_host_disk_closed(v2: tuple[Path, str], tmp_
             n.unlink()
 
 
-def test_v2_refuses_when_the_program_cannot_be_loaded(v2: tuple[Path, str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v2_refuses_when_the_program_cannot_be_loaded(
+    v2: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A program the kernel's verifier refuses (one that exits without a verdict): the cgroup
     is not created with its device rules dropped; the error names the cause."""
     mnt, top = v2
@@ -211,13 +220,24 @@ def test_kernel_accepts_the_compiled_programs() -> None:
     container's, and random rule sets."""
     sets: list[list[dict[str, Any]]] = [
         [{"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES],
-        [{"allow": True, "access": "rwm"}], [{"allow": False}], []]
+        [{"allow": True, "access": "rwm"}],
+        [{"allow": False}],
+        [],
+    ]
     rnd = random.Random(13)
     for _ in range(40):
-        sets.append([{"allow": rnd.random() < 0.6, "type": rnd.choice("abcc"),
-                      "major": rnd.choice([None, 1, 254]), "minor": rnd.choice([None, 0, 3]),
-                      "access": rnd.choice(["r", "w", "m", "rw", "rwm"])}
-                     for _ in range(rnd.randint(0, 8))])
+        sets.append(
+            [
+                {
+                    "allow": rnd.random() < 0.6,
+                    "type": rnd.choice("abcc"),
+                    "major": rnd.choice([None, 1, 254]),
+                    "minor": rnd.choice([None, 0, 3]),
+                    "access": rnd.choice(["r", "w", "m", "rw", "rwm"]),
+                }
+                for _ in range(rnd.randint(0, 8))
+            ]
+        )
     for rules in sets:
         fd = bpf.prog_load(bpf.BPF_PROG_TYPE_CGROUP_DEVICE, devices.compile_rules(rules))
         os.close(fd)
@@ -225,8 +245,7 @@ def test_kernel_accepts_the_compiled_programs() -> None:
 
 # berth-runtime on a pure v2 view of this host: a mount namespace whose /sys/fs/cgroup is a
 # cgroup2 mount, which is what cgroups.is_v2() looks at
-_V2_VIEW = ("mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && "
-            'exec "$0" "$@"')
+_V2_VIEW = 'mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"'
 
 
 @pytest.fixture
@@ -251,35 +270,56 @@ def _configure(bundle: Path, top: str, script: str) -> None:
     # berth's v1 set-up of /sys/fs/cgroup would look for the v1 mounts this view hides
     cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] not in ("cgroup", "cgroup2")]
     cfg["linux"]["cgroupsPath"] = f"/{top}/c1"
-    cfg["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"},
-                                             *DEFAULT_DEVICE_RULES]}
+    cfg["linux"]["resources"] = {
+        "devices": [{"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES]
+    }
     (bundle / "config.json").write_text(json.dumps(cfg))
 
 
 def _run_on_v2(bundle: Path, tmp_path: Path, preexec: Any = None) -> tuple[int, str, str]:
     state = tmp_path / "state"
     with open(tmp_path / "rt.out", "w+") as out, open(tmp_path / "rt.err", "w+") as err:
-        r = subprocess.run(["unshare", "-m", "sh", "-c", _V2_VIEW, RT, "--root", str(state),
-                            "run", "-b", str(bundle), "c1"], stdout=out, stderr=err,
-                           timeout=60, preexec_fn=preexec)
+        r = subprocess.run(
+            [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                _V2_VIEW,
+                RT,
+                "--root",
+                str(state),
+                "run",
+                "-b",
+                str(bundle),
+                "c1",
+            ],
+            stdout=out,
+            stderr=err,
+            timeout=60,
+            preexec_fn=preexec,
+        )
         out.seek(0)
         err.seek(0)
         return r.returncode, out.read(), err.read()
 
 
-_SCRIPT = ("grep '^0::' /proc/self/cgroup; mknod /disk b {ma} {mi} && echo MKNOD_OK; "
-           "if head -c 9 /disk 2>/err; then echo; echo DISK_OPENED; else cat /err; fi; "
-           "echo x > /dev/null && echo NULL_OK")
+_SCRIPT = (
+    "grep '^0::' /proc/self/cgroup; mknod /disk b {ma} {mi} && echo MKNOD_OK; "
+    "if head -c 9 /disk 2>/err; then echo; echo DISK_OPENED; else cat /err; fi; "
+    "echo x > /dev/null && echo NULL_OK"
+)
 
 
 def test_berth_runtime_on_v2_keeps_the_host_disk_closed(
-        v2: tuple[Path, str], bundle: Path, tmp_path: Path, host_disk: tuple[int, int]) -> None:
+    v2: tuple[Path, str], bundle: Path, tmp_path: Path, host_disk: tuple[int, int]
+) -> None:
     mnt, top = v2
     ma, mi = host_disk
     _configure(bundle, top, _SCRIPT.format(ma=ma, mi=mi))
     code, out, err = _run_on_v2(bundle, tmp_path)
     assert code == 0, err
-    assert f"0::/{top}/c1" in out           # in the v2 cgroup berth-runtime made
+    assert f"0::/{top}/c1" in out  # in the v2 cgroup berth-runtime made
     assert "MKNOD_OK" in out
     assert "DISK_OPENED" not in out and "Operation not permitted" in out
     assert "NULL_OK" in out
@@ -289,13 +329,18 @@ def test_berth_runtime_on_v2_keeps_the_host_disk_closed(
 def _deny_bpf() -> None:
     """In the child before exec: bpf(2) fails with EPERM, as in a container or a host that
     forbids it."""
-    seccomp.load({"defaultAction": "SCMP_ACT_ALLOW",
-                  "syscalls": [{"names": ["bpf"], "action": "SCMP_ACT_ERRNO"}]})
+    seccomp.load(
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["bpf"], "action": "SCMP_ACT_ERRNO"}],
+        }
+    )
 
 
 @pytest.mark.skipif(not seccomp.available(), reason="needs libseccomp to forbid bpf(2)")
 def test_berth_runtime_on_v2_refuses_without_a_device_program(
-        v2: tuple[Path, str], bundle: Path, tmp_path: Path, host_disk: tuple[int, int]) -> None:
+    v2: tuple[Path, str], bundle: Path, tmp_path: Path, host_disk: tuple[int, int]
+) -> None:
     mnt, top = v2
     ma, mi = host_disk
     _configure(bundle, top, "echo CONTAINER_RAN; " + _SCRIPT.format(ma=ma, mi=mi))

@@ -31,6 +31,7 @@ class Upstream:
 
     def __init__(self) -> None:
         from dnslib import QTYPE, RR, A, DNSRecord
+
         self.QTYPE, self.RR, self.A, self.DNSRecord = QTYPE, RR, A, DNSRecord
         tag = os.getpid() % 250 + 1
         self.addr = f"127.53.{tag}.1"
@@ -68,7 +69,7 @@ class Upstream:
             name = str(q.q.qname)
             self.asked.append(name)
             if not name.endswith(".berth-test."):
-                continue   # never answers for anything it does not serve
+                continue  # never answers for anything it does not serve
             if name.startswith("spoof."):
                 for src in ((self.forger_addr, 0), (self.addr, 0)):
                     f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -97,8 +98,9 @@ def upstream() -> Iterator[Upstream]:
 
 
 @pytest.fixture(scope="module")
-def dnsd(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path,
-         upstream: Upstream) -> Iterator[Daemon]:
+def dnsd(
+    tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path, upstream: Upstream
+) -> Iterator[Daemon]:
     """A daemon whose upstream resolver is the stand-in (its --dns)."""
     if os.geteuid() != 0:
         pytest.skip("needs root (namespaces, mounts, cgroups)")
@@ -133,32 +135,42 @@ def _nslookup(d: Daemon, *where: str, name: str) -> str:
 
 def _addresses(out: str) -> list[str]:
     """The addresses nslookup found (after the server's own lines)."""
-    return [line.split()[-1] for line in out.split("Name:", 1)[-1].splitlines()
-            if line.startswith("Address") and "#53" not in line] if "Name:" in out else []
+    return (
+        [
+            line.split()[-1]
+            for line in out.split("Name:", 1)[-1].splitlines()
+            if line.startswith("Address") and "#53" not in line
+        ]
+        if "Name:" in out
+        else []
+    )
 
 
-def test_internal_network_does_not_resolve_outside_names(dnsd: Daemon, upstream: Upstream,
-                                                         nets: tuple[str, str]) -> None:
+def test_internal_network_does_not_resolve_outside_names(
+    dnsd: Daemon, upstream: Upstream, nets: tuple[str, str]
+) -> None:
     inner, _ = nets
-    out = _nslookup(dnsd, "run", "--rm", "--network", inner, "busybox",
-                    name="internal-only.berth-test")
+    out = _nslookup(
+        dnsd, "run", "--rm", "--network", inner, "busybox", name="internal-only.berth-test"
+    )
     assert _addresses(out) == [], out
-    assert "SERVFAIL" in out, out          # Docker's answer, at once
+    assert "SERVFAIL" in out, out  # Docker's answer, at once
     assert not [n for n in upstream.asked if n.startswith("internal-only.")], upstream.asked
 
 
-def test_normal_network_still_forwards(dnsd: Daemon, upstream: Upstream,
-                                       nets: tuple[str, str]) -> None:
+def test_normal_network_still_forwards(
+    dnsd: Daemon, upstream: Upstream, nets: tuple[str, str]
+) -> None:
     """The control: the same query from a normal network reaches the upstream."""
     _, outer = nets
-    out = _nslookup(dnsd, "run", "--rm", "--network", outer, "busybox",
-                    name="control.berth-test")
+    out = _nslookup(dnsd, "run", "--rm", "--network", outer, "busybox", name="control.berth-test")
     assert _addresses(out) == ["127.0.0.1"], out
     assert "control.berth-test." in upstream.asked
 
 
-def test_forwarding_follows_connect_and_disconnect(dnsd: Daemon, upstream: Upstream,
-                                                   nets: tuple[str, str]) -> None:
+def test_forwarding_follows_connect_and_disconnect(
+    dnsd: Daemon, upstream: Upstream, nets: tuple[str, str]
+) -> None:
     """As Docker: a container also on a non-internal network forwards; once it is only on
     internal ones again, it stops."""
     inner, outer = nets
@@ -174,21 +186,21 @@ def test_forwarding_follows_connect_and_disconnect(dnsd: Daemon, upstream: Upstr
     assert "second" in asked and not asked & {"first", "third"}, upstream.asked
 
 
-def test_answers_from_elsewhere_are_not_relayed(dnsd: Daemon, upstream: Upstream,
-                                                nets: tuple[str, str]) -> None:
+def test_answers_from_elsewhere_are_not_relayed(
+    dnsd: Daemon, upstream: Upstream, nets: tuple[str, str]
+) -> None:
     """Off-path forgers (another address; the server's address, another port) answer first,
     with the query's own ID: the container must see only the real answer."""
     _, outer = nets
-    out = _nslookup(dnsd, "run", "--rm", "--network", outer, "busybox",
-                    name="spoof.berth-test")
+    out = _nslookup(dnsd, "run", "--rm", "--network", outer, "busybox", name="spoof.berth-test")
     assert "spoof.berth-test." in upstream.asked
     assert _addresses(out) == ["127.0.0.1"], out
 
 
-def test_answers_to_another_question_are_not_relayed(dnsd: Daemon, upstream: Upstream,
-                                                     nets: tuple[str, str]) -> None:
+def test_answers_to_another_question_are_not_relayed(
+    dnsd: Daemon, upstream: Upstream, nets: tuple[str, str]
+) -> None:
     _, outer = nets
-    out = _nslookup(dnsd, "run", "--rm", "--network", outer, "busybox",
-                    name="mismatch.berth-test")
+    out = _nslookup(dnsd, "run", "--rm", "--network", outer, "busybox", name="mismatch.berth-test")
     assert "mismatch.berth-test." in upstream.asked
     assert _addresses(out) == ["127.0.0.1"], out

@@ -93,14 +93,26 @@ def _wait_for(cond: Callable[[], bool], what: str, timeout: float = 20) -> None:
 
 
 def test_a_new_exec_never_shows_the_host_root_to_a_ptracer(
-        daemon: Daemon, host_marker: tuple[str, str]) -> None:
+    daemon: Daemon, host_marker: tuple[str, str]
+) -> None:
     marker, token = host_marker
-    cid = daemon.ok("run", "-d", "--cap-add", "SYS_PTRACE", "-e", f"MARKER={marker}",
-                    "busybox", "sh", "-c", _WATCHER).strip()
+    cid = daemon.ok(
+        "run",
+        "-d",
+        "--cap-add",
+        "SYS_PTRACE",
+        "-e",
+        f"MARKER={marker}",
+        "busybox",
+        "sh",
+        "-c",
+        _WATCHER,
+    ).strip()
     nsenter = None
     try:
-        _wait_for(lambda: daemon.berth("exec", cid, "test", "-e", "/ready").returncode == 0,
-                  "the watcher")
+        _wait_for(
+            lambda: daemon.berth("exec", cid, "test", "-e", "/ready").returncode == 0, "the watcher"
+        )
         # the watcher works: a process of the container's pid namespace still in the host's
         # mount namespace (what an exec was, for a while) is seen at once
         init = daemon.inspect(cid)["State"]["Pid"]
@@ -113,12 +125,19 @@ def test_a_new_exec_never_shows_the_host_root_to_a_ptracer(
             daemon.ok("exec", cid, "sh", "-c", ": > /seen")
 
         # many execs, several at a time, in the ways a user starts them
-        variants = [["true"], ["-u", "1000", "true"], ["-w", "/tmp", "true"],
-                    ["-t", "true"], ["--privileged", "true"]]
+        variants = [
+            ["true"],
+            ["-u", "1000", "true"],
+            ["-w", "/tmp", "true"],
+            ["-t", "true"],
+            ["--privileged", "true"],
+        ]
 
         def one(i: int) -> int:
-            return daemon.berth("exec", *variants[i % len(variants)][:-1], cid,
-                                variants[i % len(variants)][-1]).returncode
+            return daemon.berth(
+                "exec", *variants[i % len(variants)][:-1], cid, variants[i % len(variants)][-1]
+            ).returncode
+
         with ThreadPoolExecutor(4) as pool:
             codes = list(pool.map(one, range(150)))
         assert codes == [0] * len(codes)
@@ -134,12 +153,44 @@ def test_a_new_exec_never_shows_the_host_root_to_a_ptracer(
 def _euid_elf() -> bytes:
     """A static x86-64 program whose exit code is its effective uid (mod 256): 0 if a
     setuid-root bit took effect."""
-    code = bytes([0xB8, 107, 0, 0, 0, 0x0F, 0x05,      # mov eax, SYS_geteuid; syscall
-                  0x89, 0xC7,                           # mov edi, eax
-                  0xB8, 60, 0, 0, 0, 0x0F, 0x05])       # mov eax, SYS_exit; syscall
+    code = bytes(
+        [
+            0xB8,
+            107,
+            0,
+            0,
+            0,
+            0x0F,
+            0x05,  # mov eax, SYS_geteuid; syscall
+            0x89,
+            0xC7,  # mov edi, eax
+            0xB8,
+            60,
+            0,
+            0,
+            0,
+            0x0F,
+            0x05,
+        ]
+    )  # mov eax, SYS_exit; syscall
     base, size = 0x400000, 64 + 56 + len(code)
-    ehdr = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 2, 0x3E, 1,
-                       base + 120, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    ehdr = struct.pack(
+        "<16sHHIQQQIHHHHHH",
+        b"\x7fELF\x02\x01\x01" + bytes(9),
+        2,
+        0x3E,
+        1,
+        base + 120,
+        64,
+        0,
+        0,
+        64,
+        56,
+        1,
+        0,
+        0,
+        0,
+    )
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
     return ehdr + phdr + code
 
@@ -159,13 +210,15 @@ def _container(daemon: Daemon, *opts: str) -> Iterator[str]:
 
 
 def _install_setuid_probe(daemon: Daemon, cid: str) -> None:
-    r = daemon.berth("exec", "-i", cid, "sh", "-c", "cat > /euid && chmod 4755 /euid",
-                     input=_euid_elf())
+    r = daemon.berth(
+        "exec", "-i", cid, "sh", "-c", "cat > /euid && chmod 4755 /euid", input=_euid_elf()
+    )
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("spelling", ["no-new-privileges", "no-new-privileges:true",
-                                      "no-new-privileges=true"])
+@pytest.mark.parametrize(
+    "spelling", ["no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"]
+)
 def test_no_new_privileges_holds_for_execs(daemon: Daemon, spelling: str) -> None:
     with _container(daemon, "--security-opt", spelling) as cid:
         init = _status(daemon, cid, pid="1")

@@ -153,12 +153,19 @@ def _load(d: Daemon, tmp_path: Path, data: bytes) -> str:
     return r.stderr
 
 
-@pytest.mark.parametrize("manifest", [
-    b'{"a": 1}', b'["x"]', b'[{"Config": 5}]', b'[{"Config": "c.json", "Layers": [1]}]',
-    b'[{"Config": "c.json", "RepoTags": "x:1"}]',
-])
-def test_an_archive_s_malformed_manifest_is_refused(daemon: Daemon, tmp_path: Path,
-                                                   manifest: bytes) -> None:
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b'{"a": 1}',
+        b'["x"]',
+        b'[{"Config": 5}]',
+        b'[{"Config": "c.json", "Layers": [1]}]',
+        b'[{"Config": "c.json", "RepoTags": "x:1"}]',
+    ],
+)
+def test_an_archive_s_malformed_manifest_is_refused(
+    daemon: Daemon, tmp_path: Path, manifest: bytes
+) -> None:
     data = tar_of((tar_info("manifest.json"), manifest), (tar_info("c.json"), b"{}"))
     assert "invalid archive: malformed manifest.json" in _load(daemon, tmp_path, data)
 
@@ -167,14 +174,17 @@ def test_an_archive_is_not_trusted_with_memory(daemon: Daemon, tmp_path: Path) -
     """A config (or manifest.json) is read whole only under a bound; a name that is a file and
     a directory both is an error, not a crash."""
     big = b'{"pad": "' + b" " * (8 << 20) + b'"}'
-    data = tar_of((tar_info("manifest.json"), b'[{"Config": "c.json", "Layers": []}]'),
-                  (tar_info("c.json"), big))
+    data = tar_of(
+        (tar_info("manifest.json"), b'[{"Config": "c.json", "Layers": []}]'),
+        (tar_info("c.json"), big),
+    )
     assert "the image config is over 8388608 bytes" in _load(daemon, tmp_path, data)
     data = tar_of((tar_info("manifest.json"), b" " * (8 << 20) + b"[]"))
     assert "the manifest.json is over 8388608 bytes" in _load(daemon, tmp_path, data)
     data = tar_of((tar_info("a"), b"x"), (tar_info("a/b"), b"y"))
     assert "invalid archive: a/b" in _load(daemon, tmp_path, data)
-    data = tar_of((tar_info("manifest.json"),
-                   b'[{"Config": "c.json", "Layers": ["l.tar"]}]'),
-                  (tar_info("c.json"), b'{"rootfs": {"diff_ids": ["../../x"]}}'))
+    data = tar_of(
+        (tar_info("manifest.json"), b'[{"Config": "c.json", "Layers": ["l.tar"]}]'),
+        (tar_info("c.json"), b'{"rootfs": {"diff_ids": ["../../x"]}}'),
+    )
     assert "invalid digest" in _load(daemon, tmp_path, data)

@@ -18,8 +18,7 @@ from tests.integration.conftest import BIN, Daemon
 
 pytestmark = pytest.mark.root
 
-SWAPPER = ("cd /vol; while true; do rm -rf x; mkdir x; rm -rf x; ln -s {host} x; "
-           "done")
+SWAPPER = "cd /vol; while true; do rm -rf x; mkdir x; rm -rf x; ln -s {host} x; done"
 
 
 @pytest.fixture
@@ -36,8 +35,9 @@ def host_dir() -> Iterator[Path]:
 @pytest.fixture
 def swapper(daemon: Daemon, host_dir: Path) -> Iterator[str]:
     vol = f"shv-{secrets.token_hex(4)}"
-    cid = daemon.ok("run", "-d", "-v", f"{vol}:/vol", "busybox", "sh", "-c",
-                    SWAPPER.format(host=host_dir)).strip()
+    cid = daemon.ok(
+        "run", "-d", "-v", f"{vol}:/vol", "busybox", "sh", "-c", SWAPPER.format(host=host_dir)
+    ).strip()
     try:
         yield vol
     finally:
@@ -53,25 +53,44 @@ def _race(daemon: Daemon, args: list[str], host_dir: Path, runs: int = 100) -> l
     for _ in range(runs):
         if time.time() > deadline or len(list(host_dir.iterdir())) > 1:
             break
-        r = subprocess.run([str(BIN / "berth"), *args], env=daemon.env, capture_output=True,
-                           text=True, timeout=30)
+        r = subprocess.run(
+            [str(BIN / "berth"), *args], env=daemon.env, capture_output=True, text=True, timeout=30
+        )
         out.append(r.stdout)
     return out
 
 
-def test_a_tmpfs_under_a_swapped_name_stays_in_the_rootfs(daemon: Daemon, host_dir: Path,
-                                                          swapper: str) -> None:
-    _race(daemon, ["run", "--rm", "-v", f"{swapper}:/vol", "--tmpfs", "/vol/x/y", "busybox",
-                   "true"], host_dir)
+def test_a_tmpfs_under_a_swapped_name_stays_in_the_rootfs(
+    daemon: Daemon, host_dir: Path, swapper: str
+) -> None:
+    _race(
+        daemon,
+        ["run", "--rm", "-v", f"{swapper}:/vol", "--tmpfs", "/vol/x/y", "busybox", "true"],
+        host_dir,
+    )
     assert sorted(p.name for p in host_dir.iterdir()) == ["marker"]
 
 
-def test_a_bind_under_a_swapped_name_stays_in_the_rootfs(daemon: Daemon, host_dir: Path,
-                                                         swapper: str, tmp_path: Path) -> None:
+def test_a_bind_under_a_swapped_name_stays_in_the_rootfs(
+    daemon: Daemon, host_dir: Path, swapper: str, tmp_path: Path
+) -> None:
     src = tmp_path / "file"
     src.write_text("bound")
-    seen = _race(daemon, ["run", "--rm", "-v", f"{swapper}:/vol", "-v", f"{src}:/vol/x/f",
-                          "busybox", "sh", "-c", "cat /vol/x/marker 2>/dev/null; true"],
-                 host_dir)
+    seen = _race(
+        daemon,
+        [
+            "run",
+            "--rm",
+            "-v",
+            f"{swapper}:/vol",
+            "-v",
+            f"{src}:/vol/x/f",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /vol/x/marker 2>/dev/null; true",
+        ],
+        host_dir,
+    )
     assert sorted(p.name for p in host_dir.iterdir()) == ["marker"]
     assert not any("host" in s for s in seen)

@@ -112,8 +112,12 @@ def servers() -> Iterator[list[Server]]:
             s.close()
 
 
-def serve(made: list[Server], host: str, route: Callable[[str, str, dict[str, str]], Reply],
-          tls: ssl.SSLContext | None = None) -> Server:
+def serve(
+    made: list[Server],
+    host: str,
+    route: Callable[[str, str, dict[str, str]], Reply],
+    tls: ssl.SSLContext | None = None,
+) -> Server:
     s = Server(host, route, tls)
     made.append(s)
     return s
@@ -125,12 +129,15 @@ def run(coro: Callable[[RegistryClient], Awaitable[T]], client: RegistryClient) 
             return await coro(client)
         finally:
             await client.close()
+
     return asyncio.run(go())
 
 
-def basic_registry(blob: Callable[[str], Reply], upload: Reply | None = None
-                   ) -> Callable[[str, str, dict[str, str]], Reply]:
+def basic_registry(
+    blob: Callable[[str], Reply], upload: Reply | None = None
+) -> Callable[[str, str, dict[str, str]], Reply]:
     """A registry with Basic auth for USER; `blob(path)` answers an authorized blob GET."""
+
     def route(method: str, path: str, h: dict[str, str]) -> Reply:
         if h.get("authorization") != BASIC:
             return 401, {"WWW-Authenticate": 'Basic realm="fake"'}, b""
@@ -143,6 +150,7 @@ def basic_registry(blob: Callable[[str], Reply], upload: Reply | None = None
         if "/blobs/" in path:
             return blob(path)
         return 404, {}, b""
+
     return route
 
 
@@ -156,14 +164,19 @@ def test_blob_redirect_to_another_host_gets_no_credentials(servers: list[Server]
         if path.startswith("/cdn/"):
             return 200, {}, BLOB
         if "authorization" not in h:
-            return 401, {"WWW-Authenticate": f'Bearer realm="http://{other.addr}/token",'
-                                             'service="cdn"'}, b""
+            return (
+                401,
+                {"WWW-Authenticate": f'Bearer realm="http://{other.addr}/token",service="cdn"'},
+                b"",
+            )
         return 200, {}, BLOB
+
     other = serve(servers, "127.0.0.2", other_route)
 
     def blob(path: str) -> Reply:
         where = "cdn" if path.endswith(DIGEST) else "auth"
         return 307, {"Location": f"http://{other.addr}/{where}/{DIGEST}"}, b""
+
     reg = serve(servers, "127.0.0.1", basic_registry(blob))
 
     async def pull(c: RegistryClient, digest: str) -> bytes:
@@ -184,8 +197,14 @@ def test_blob_redirect_to_another_host_gets_no_credentials(servers: list[Server]
 
 def test_upload_location_on_another_host_gets_no_credentials(servers: list[Server]) -> None:
     other = serve(servers, "127.0.0.2", lambda m, p, h: (201, {}, b""))
-    reg = serve(servers, "127.0.0.1", basic_registry(lambda p: (404, {}, b""), upload=(
-        202, {"Location": f"http://{other.addr}/upload/1?state=x"}, b"")))
+    reg = serve(
+        servers,
+        "127.0.0.1",
+        basic_registry(
+            lambda p: (404, {}, b""),
+            upload=(202, {"Location": f"http://{other.addr}/upload/1?state=x"}, b""),
+        ),
+    )
 
     async def push(c: RegistryClient) -> str:
         repo = await c.repository(reg.addr, "lib/x", CREDS, push=True)
@@ -202,12 +221,16 @@ def bearer_registry(realm: Callable[[], str]) -> Callable[[str, str, dict[str, s
         if h.get("authorization", "").startswith("Bearer "):
             return 200, {}, b"{}"
         return 401, {"WWW-Authenticate": f'Bearer realm="{realm()}",service="fake"'}, b""
+
     return route
 
 
 def token_server(made: list[Server]) -> Server:
-    return serve(made, "127.0.0.2", lambda m, p, h: (
-        200, {"Content-Type": "application/json"}, b'{"token": "t0k"}'))
+    return serve(
+        made,
+        "127.0.0.2",
+        lambda m, p, h: (200, {"Content-Type": "application/json"}, b'{"token": "t0k"}'),
+    )
 
 
 def test_plain_http_realm_on_another_host_gets_no_credentials(servers: list[Server]) -> None:
@@ -232,12 +255,21 @@ def test_plain_http_realm_on_another_host_gets_no_credentials(servers: list[Serv
 class _Names(aiohttp.abc.AbstractResolver):
     """NAME is 127.0.0.1; no other name is looked up at all."""
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[Any]:
         if host != NAME:
             raise OSError(f"{host}: not a name of this test")
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET,
-                 "proto": 0, "flags": socket.AI_NUMERICHOST}]
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
 
     async def close(self) -> None:
         pass
@@ -249,28 +281,41 @@ def _tls(tmp_path: Path) -> tuple[ssl.SSLContext, bytes]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
+
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "berth realm-test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     (tmp_path / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "server.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp_path / "server.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
     return ctx, ca.public_bytes(serialization.Encoding.PEM)
@@ -278,11 +323,13 @@ def _tls(tmp_path: Path) -> tuple[ssl.SSLContext, bytes]:
 
 @pytest.mark.parametrize("auth", [CREDS, AuthConfig()], ids=["credentials", "anonymous"])
 def test_plain_http_realm_of_a_secure_registry_is_refused(
-        servers: list[Server], tmp_path: Path, auth: AuthConfig) -> None:
+    servers: list[Server], tmp_path: Path, auth: AuthConfig
+) -> None:
     realm = token_server(servers)
     ctx, ca_pem = _tls(tmp_path)
-    reg = serve(servers, "127.0.0.1", bearer_registry(lambda: f"http://{realm.addr}/token"),
-                tls=ctx)
+    reg = serve(
+        servers, "127.0.0.1", bearer_registry(lambda: f"http://{realm.addr}/token"), tls=ctx
+    )
     domain = f"{NAME}:{reg.port}"
     certs = tmp_path / "certs.d"
     (certs / domain).mkdir(parents=True)
@@ -296,8 +343,9 @@ def test_plain_http_realm_of_a_secure_registry_is_refused(
         async with repo.request("GET", repo.url("manifests/latest")) as r:
             assert r.status == 200
 
-    with pytest.raises(Unauthorized, match="token realm in plain http .* refused, only an "
-                       "insecure registry"):
+    with pytest.raises(
+        Unauthorized, match="token realm in plain http .* refused, only an insecure registry"
+    ):
         run(pull, RegistryClient(opts))
     assert reg.seen, "the registry was reached over verified TLS"
     assert realm.seen == [], "a plain-http realm was asked for a token of a secure registry"

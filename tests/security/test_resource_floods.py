@@ -27,7 +27,7 @@ from tests.integration.conftest import Daemon, running_daemon
 pytestmark = pytest.mark.root
 
 MiB = 1 << 20
-RSS_GROWTH = 64 * MiB        # what berthd may grow by under any one flood
+RSS_GROWTH = 64 * MiB  # what berthd may grow by under any one flood
 
 
 # --- berthd's resources ------------------------------------------------------------------------
@@ -53,6 +53,7 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
             with contextlib.suppress(OSError, AssertionError):
                 out[1] = max(out[1], rss(pid))
             stop.wait(0.02)
+
     t = threading.Thread(target=sample, daemon=True)
     t.start()
     try:
@@ -127,9 +128,10 @@ def _attach(d: Daemon, cid: str, rcvbuf: int = 0) -> socket.socket:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(10)
     s.connect(str(d.sock))
-    s.sendall(f"POST /v1.43/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-              "Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
-              .encode())
+    s.sendall(
+        f"POST /v1.43/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+        "Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = s.recv(1)
@@ -151,8 +153,9 @@ def test_attach_with_a_reader_that_reads_nothing(fd_daemon: Daemon) -> None:
     d = fd_daemon
     pid = _pid(d)
     # long lines: the monitor writes them to the log and to berthd as fast as it can
-    cid = d.ok("run", "-d", "busybox", "sh", "-c",
-               "yes $(head -c 4000 /dev/zero | tr '\\0' a)").strip()
+    cid = d.ok(
+        "run", "-d", "busybox", "sh", "-c", "yes $(head -c 4000 /dev/zero | tr '\\0' a)"
+    ).strip()
     stalled: socket.socket | None = None
     reader: socket.socket | None = None
     stop = threading.Event()
@@ -160,8 +163,8 @@ def test_attach_with_a_reader_that_reads_nothing(fd_daemon: Daemon) -> None:
     try:
         logpath = d.inspect(cid)["LogPath"]
         base = rss(pid)
-        stalled = _attach(d, cid, rcvbuf=4096)     # attached, never reads
-        reader = _attach(d, cid)                    # attached, reads all
+        stalled = _attach(d, cid, rcvbuf=4096)  # attached, never reads
+        reader = _attach(d, cid)  # attached, reads all
 
         def read() -> None:
             assert reader is not None
@@ -171,6 +174,7 @@ def test_attach_with_a_reader_that_reads_nothing(fd_daemon: Daemon) -> None:
                     if not n:
                         return
                     got[0] += n
+
         t = threading.Thread(target=read, daemon=True)
         t.start()
         peak = base
@@ -178,10 +182,11 @@ def test_attach_with_a_reader_that_reads_nothing(fd_daemon: Daemon) -> None:
         while time.monotonic() < deadline:
             peak = max(peak, rss(pid))
             if peak - base > RSS_GROWTH:
-                break   # the old code: it only grows from here, stop before it hurts
+                break  # the old code: it only grows from here, stop before it hurts
             time.sleep(0.1)
-        assert peak - base <= RSS_GROWTH, \
+        assert peak - base <= RSS_GROWTH, (
             f"berthd grew by {(peak - base) // MiB} MiB behind an attach that reads nothing"
+        )
         # the container, its log and the other attached client all go on
         before, seen = _log_state(logpath), got[0]
         time.sleep(1)
@@ -208,21 +213,31 @@ def test_logs_of_a_flooded_log(fd_daemon: Daemon) -> None:
     import subprocess
 
     from tests.integration.conftest import BIN
+
     d = fd_daemon
     pid = _pid(d)
     # 100 MB of 4 KB lines: the default rotation keeps five files of 20 MiB
-    cid = d.ok("run", "-d", "busybox", "sh", "-c",
-               "yes $(head -c 4000 /dev/zero | tr '\\0' a) | head -c 100000000").strip()
+    cid = d.ok(
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "yes $(head -c 4000 /dev/zero | tr '\\0' a) | head -c 100000000",
+    ).strip()
     try:
         assert d.ok("wait", cid).strip() == "0"
         logpath = Path(d.inspect(cid)["LogPath"])
-        on_disk = sum(p.read_bytes().count(b"\n")
-                      for p in logpath.parent.glob(logpath.name + "*"))
+        on_disk = sum(p.read_bytes().count(b"\n") for p in logpath.parent.glob(logpath.name + "*"))
         assert on_disk > 10000
         for args in (["--tail", "5"], []):
             with peak_rss(pid) as m:
-                p = subprocess.Popen([str(BIN / "berth"), "logs", *args, cid], env=d.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                p = subprocess.Popen(
+                    [str(BIN / "berth"), "logs", *args, cid],
+                    env=d.env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
                 lines = 0
                 assert p.stdout is not None
                 for _line in p.stdout:
@@ -241,15 +256,18 @@ def test_many_connections_to_a_published_port(fd_daemon: Daemon) -> None:
     d = fd_daemon
     pid = _pid(d)
     # busybox httpd forks a child per connection, which waits for a request: it holds them all
-    cid = d.ok("run", "-d", "-p", "127.0.0.1:0:80", "busybox", "httpd", "-f", "-p", "80",
-               "-h", "/etc").strip()
+    cid = d.ok(
+        "run", "-d", "-p", "127.0.0.1:0:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"
+    ).strip()
     conns: list[socket.socket] = []
     try:
         port = int(d.inspect(cid)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:   # httpd up: one request answered
-            with contextlib.suppress(OSError), \
-                    socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        while time.monotonic() < deadline:  # httpd up: one request answered
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=2) as s,
+            ):
                 s.sendall(b"GET /hostname HTTP/1.0\r\n\r\n")
                 if s.recv(100).startswith(b"HTTP/1.1 200"):
                     break
@@ -266,17 +284,19 @@ def test_many_connections_to_a_published_port(fd_daemon: Daemon) -> None:
                     conns.append(socket.create_connection(("127.0.0.1", port), timeout=2))
                 except OSError:
                     refused += 1
-            time.sleep(1)   # let the proxy connect what it accepted
+            time.sleep(1)  # let the proxy connect what it accepted
             # berthd still answers, and what it holds stays bounded
             t0 = time.monotonic()
             assert cid[:12] in d.ok("ps", "-q")
             assert time.monotonic() - t0 < 20
             n_fds, n_threads = fds(pid), threads(pid)
             # at most 512 connections on one port, each 6 fds and 1 thread
-            assert n_fds - base_fds <= 6 * 512 + 64, \
+            assert n_fds - base_fds <= 6 * 512 + 64, (
                 f"berthd holds {n_fds} fds (from {base_fds}) for {len(conns)} connections"
-            assert n_threads - base_threads <= 512 + 16, \
+            )
+            assert n_threads - base_threads <= 512 + 16, (
                 f"berthd runs {n_threads} threads (from {base_threads})"
+            )
             # the proxied ones work: a request on one of the first connections is answered
             s = conns[0]
             s.settimeout(5)
@@ -289,7 +309,7 @@ def test_many_connections_to_a_published_port(fd_daemon: Daemon) -> None:
                 try:
                     reset += s.recv(1) == b""
                 except BlockingIOError:
-                    served += 1        # proxied: httpd waits for a request
+                    served += 1  # proxied: httpd waits for a request
                 except ConnectionError:
                     reset += 1
             assert served < 512 and served + reset == len(conns) - 1
@@ -299,8 +319,9 @@ def test_many_connections_to_a_published_port(fd_daemon: Daemon) -> None:
         conns.clear()
         # the proxy lets go of all of it once the clients have gone
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (fds(pid) > base_fds + 16
-                                               or threads(pid) > base_threads + 4):
+        while time.monotonic() < deadline and (
+            fds(pid) > base_fds + 16 or threads(pid) > base_threads + 4
+        ):
             time.sleep(0.2)
         assert fds(pid) <= base_fds + 16 and threads(pid) <= base_threads + 4
     finally:
@@ -320,8 +341,9 @@ class _Flood(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def _flood(self, status: int, length: bool = False,
-               headers: dict[str, str] | None = None) -> None:
+    def _flood(
+        self, status: int, length: bool = False, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         for k, v in (headers or {}).items():
@@ -336,7 +358,7 @@ class _Flood(http.server.BaseHTTPRequestHandler):
                     return
                 self.wfile.write(chunk)
 
-    def do_GET(self) -> None:   # noqa: N802 - the http.server name
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
         host = f"127.0.0.1:{self.server.server_address[1]}"
         if self.path == "/v2/":
             if self.mode in ("ping", "ping-length"):
@@ -344,15 +366,16 @@ class _Flood(http.server.BaseHTTPRequestHandler):
             body = b"{}"
             self.send_response(401 if self.mode == "token" else 200)
             if self.mode == "token":
-                self.send_header("WWW-Authenticate",
-                                 f'Bearer realm="http://{host}/token",service="flood"')
+                self.send_header(
+                    "WWW-Authenticate", f'Bearer realm="http://{host}/token",service="flood"'
+                )
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
             return None
         if self.path.startswith("/token"):
             return self._flood(200)
-        return self._flood(500)   # "error": every other answer is a gigantic error
+        return self._flood(500)  # "error": every other answer is a gigantic error
 
 
 @pytest.fixture
@@ -371,25 +394,31 @@ def flood_registry() -> Iterator[http.server.ThreadingHTTPServer]:
 
 
 @pytest.mark.parametrize("mode", ["ping", "ping-length", "token", "error"])
-def test_registry_answers_a_gigabyte(fd_daemon: Daemon,
-                                     flood_registry: http.server.ThreadingHTTPServer,
-                                     mode: str) -> None:
+def test_registry_answers_a_gigabyte(
+    fd_daemon: Daemon, flood_registry: http.server.ThreadingHTTPServer, mode: str
+) -> None:
     import subprocess
 
     from tests.integration.conftest import BIN
+
     d = fd_daemon
     pid = _pid(d)
     _Flood.mode = mode
     ref = f"127.0.0.1:{flood_registry.server_address[1]}/flood/img:1"
     base = peak = rss(pid)
-    p = subprocess.Popen([str(BIN / "berth"), "pull", ref], env=d.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [str(BIN / "berth"), "pull", ref],
+        env=d.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while p.poll() is None and time.monotonic() < deadline:
             peak = max(peak, rss(pid))
             if peak - base > RSS_GROWTH:
-                _Flood.stop.set()   # the old code: it would read the whole gigabyte
+                _Flood.stop.set()  # the old code: it would read the whole gigabyte
                 break
             time.sleep(0.05)
         out, err = p.communicate(timeout=60)
@@ -397,10 +426,12 @@ def test_registry_answers_a_gigabyte(fd_daemon: Daemon,
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert peak - base <= RSS_GROWTH, \
+    assert peak - base <= RSS_GROWTH, (
         f"berthd grew by {(peak - base) // MiB} MiB reading a registry's {mode} answer"
+    )
     assert p.returncode != 0
     assert "registry response too large" in err, err
-    assert {"ping": "/v2/ ", "ping-length": "/v2/ ", "token": "/token ",
-            "error": "/manifests/1 "}[mode] in err, err
-    d.ok("ps")   # berthd still answers
+    assert {"ping": "/v2/ ", "ping-length": "/v2/ ", "token": "/token ", "error": "/manifests/1 "}[
+        mode
+    ] in err, err
+    d.ok("ps")  # berthd still answers

@@ -77,7 +77,8 @@ def test_the_runtime_binary_cannot_be_written(daemon: Daemon) -> None:
                 continue
             # this daemon's fork servers and monitors (other daemons may run meanwhile)
             if daemon.exec_root.as_posix() not in Path(f"/proc/{pid}/cmdline").read_text(
-                    errors="replace"):
+                errors="replace"
+            ):
                 continue
             assert exe.startswith("/memfd:berth-runtime"), exe
             with pytest.raises(OSError):

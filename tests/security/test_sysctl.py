@@ -43,6 +43,7 @@ def _host_unchanged(*names: str) -> Iterator[None]:
 
 def _create(daemon: Daemon, sysctls: dict[str, str], **hc: object) -> tuple[int, str]:
     from berth.client import Client
+
     body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Sysctls": sysctls, **hc}}
     r = Client(daemon.host).send("POST", "/containers/create", body=body, check=False)
     raw = r.read()
@@ -58,11 +59,14 @@ def _create(daemon: Daemon, sysctls: dict[str, str], **hc: object) -> tuple[int,
         return r.status, raw.decode()
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("kernel.core_pattern", "|/bin/false berth-test"),
-    ("kernel.randomize_va_space", "0"),
-    ("kernel.printk_ratelimit_burst", "11"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("kernel.core_pattern", "|/bin/false berth-test"),
+        ("kernel.randomize_va_space", "0"),
+        ("kernel.printk_ratelimit_burst", "11"),
+    ],
+)
 def test_global_sysctls_are_refused(daemon: Daemon, name: str, value: str) -> None:
     with _host_unchanged(name):
         status, body = _create(daemon, {name: value})
@@ -72,14 +76,17 @@ def test_global_sysctls_are_refused(daemon: Daemon, name: str, value: str) -> No
         assert r.returncode == 125 and "is not allowed" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("name", [
-    "net/../kernel/core_pattern",
-    "net.ipv4.ip_forward/../../kernel/core_pattern",
-    "net.ipv4..ip_forward",
-    "net.ipv4.conf.all/../../../kernel.core_pattern",
-    "fs.mqueue.",
-    "net.",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "net/../kernel/core_pattern",
+        "net.ipv4.ip_forward/../../kernel/core_pattern",
+        "net.ipv4..ip_forward",
+        "net.ipv4.conf.all/../../../kernel.core_pattern",
+        "fs.mqueue.",
+        "net.",
+    ],
+)
 def test_names_that_would_leave_their_place_are_refused(daemon: Daemon, name: str) -> None:
     with _host_unchanged("kernel.core_pattern", "net.ipv4.ip_forward"):
         status, body = _create(daemon, {name: "|/bin/false berth-test"})
@@ -90,20 +97,34 @@ def test_net_sysctls_are_refused_with_the_hosts_network(daemon: Daemon) -> None:
     with _host_unchanged("net.ipv4.ip_forward", "net.ipv4.ip_unprivileged_port_start"):
         status, body = _create(daemon, {"net.ipv4.ip_forward": "0"}, NetworkMode="host")
         assert status == 400 and "not allowed in host network namespace" in body, body
-        r = daemon.berth("run", "--rm", "--network", "host", "--sysctl",
-                         "net.ipv4.ip_unprivileged_port_start=80", "busybox", "true")
+        r = daemon.berth(
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=80",
+            "busybox",
+            "true",
+        )
         assert r.returncode == 125, r.stderr
-        assert 'sysctl "net.ipv4.ip_unprivileged_port_start" not allowed in host network ' \
-               "namespace" in r.stderr
+        assert (
+            'sysctl "net.ipv4.ip_unprivileged_port_start" not allowed in host network '
+            "namespace" in r.stderr
+        )
 
 
 def test_net_sysctls_are_refused_joining_a_host_network_container(daemon: Daemon) -> None:
-    daemon.ok("run", "-d", "--name", "sysctl-hostnet", "--network", "host", "busybox",
-              "sleep", "60")
+    daemon.ok(
+        "run", "-d", "--name", "sysctl-hostnet", "--network", "host", "busybox", "sleep", "60"
+    )
     try:
         with _host_unchanged("net.ipv4.ip_unprivileged_port_start"):
-            status, body = _create(daemon, {"net.ipv4.ip_unprivileged_port_start": "80"},
-                                   NetworkMode="container:sysctl-hostnet")
+            status, body = _create(
+                daemon,
+                {"net.ipv4.ip_unprivileged_port_start": "80"},
+                NetworkMode="container:sysctl-hostnet",
+            )
             assert status == 400 and "not allowed in host network namespace" in body, body
     finally:
         daemon.berth("rm", "-f", "sysctl-hostnet")
@@ -112,31 +133,49 @@ def test_net_sysctls_are_refused_joining_a_host_network_container(daemon: Daemon
 def test_cli_sysctl_without_a_value_is_an_error(daemon: Daemon) -> None:
     r = daemon.berth("run", "--rm", "--sysctl", "net.ipv4.ip_forward", "busybox", "true")
     assert r.returncode == 125
-    assert "invalid argument \"net.ipv4.ip_forward\" for \"--sysctl\" flag" in r.stderr
+    assert 'invalid argument "net.ipv4.ip_forward" for "--sysctl" flag' in r.stderr
 
 
 def test_namespaced_sysctls_work_inside_only(daemon: Daemon) -> None:
     port = "80" if _host("net.ipv4.ip_unprivileged_port_start").strip() != "80" else "81"
     shm = "123456789"
-    with _host_unchanged("net.ipv4.ip_unprivileged_port_start", "kernel.shmmax",
-                         "fs.mqueue.msg_max"):
+    with _host_unchanged(
+        "net.ipv4.ip_unprivileged_port_start", "kernel.shmmax", "fs.mqueue.msg_max"
+    ):
         out = daemon.ok(
-            "run", "--rm", "--sysctl", f"net.ipv4.ip_unprivileged_port_start={port}",
-            "--sysctl", f"kernel.shmmax={shm}", "--sysctl", "fs.mqueue.msg_max=42",
-            "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "--sysctl",
+            f"net.ipv4.ip_unprivileged_port_start={port}",
+            "--sysctl",
+            f"kernel.shmmax={shm}",
+            "--sysctl",
+            "fs.mqueue.msg_max=42",
+            "busybox",
+            "sh",
+            "-c",
             "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmax "
-            "/proc/sys/fs/mqueue/msg_max; echo 1 > /proc/sys/kernel/shmmax || echo ro")
-        assert out.split() == [port, shm, "42", "ro"], out   # /proc/sys read-only after
+            "/proc/sys/fs/mqueue/msg_max; echo 1 > /proc/sys/kernel/shmmax || echo ro",
+        )
+        assert out.split() == [port, shm, "42", "ro"], out  # /proc/sys read-only after
 
 
 def test_net_sysctls_reach_the_containers_interfaces(daemon: Daemon) -> None:
     """Written once the container's interfaces are there (after the network set-up)."""
-    out = daemon.ok("run", "--rm", "--sysctl", "net.ipv4.conf.eth0.accept_local=1", "busybox",
-                    "cat", "/proc/sys/net/ipv4/conf/eth0/accept_local")
+    out = daemon.ok(
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.conf.eth0.accept_local=1",
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/conf/eth0/accept_local",
+    )
     assert out.strip() == "1"
 
 
 # --- berth-runtime reads specs from users directly: it checks them too, as runc does ------
+
 
 @pytest.fixture
 def bundle(tmp_path: Path, rootfs_tar: Path) -> Path:
@@ -150,8 +189,9 @@ def bundle(tmp_path: Path, rootfs_tar: Path) -> Path:
     return b
 
 
-def _run(bundle: Path, sysctls: dict[str, str], args: list[str],
-         hostnet: bool = False) -> subprocess.CompletedProcess[str]:
+def _run(
+    bundle: Path, sysctls: dict[str, str], args: list[str], hostnet: bool = False
+) -> subprocess.CompletedProcess[str]:
     cfg = json.loads((bundle / "config.json").read_text())
     cfg["process"]["args"] = args
     cfg["root"]["readonly"] = False
@@ -162,37 +202,52 @@ def _run(bundle: Path, sysctls: dict[str, str], args: list[str],
     if hostnet:
         lx["namespaces"] = [ns for ns in lx["namespaces"] if ns["type"] != "network"]
     (bundle / "config.json").write_text(json.dumps(cfg))
-    return subprocess.run([RT, "--root", str(bundle.parent / "state"), "run", "-b", str(bundle),
-                           f"sysctl-{os.getpid()}"], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [
+            RT,
+            "--root",
+            str(bundle.parent / "state"),
+            "run",
+            "-b",
+            str(bundle),
+            f"sysctl-{os.getpid()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_runtime_refuses_a_global_sysctl(bundle: Path) -> None:
     with _host_unchanged("kernel.printk_ratelimit_burst"):
         r = _run(bundle, {"kernel.printk_ratelimit_burst": "11"}, ["true"])
         assert r.returncode != 0
-        assert 'sysctl "kernel.printk_ratelimit_burst" is not in a separate kernel namespace' \
-            in r.stderr, r.stderr
+        assert (
+            'sysctl "kernel.printk_ratelimit_burst" is not in a separate kernel namespace'
+            in r.stderr
+        ), r.stderr
 
 
 def test_runtime_refuses_a_name_with_a_way_out(bundle: Path) -> None:
     with _host_unchanged("kernel.printk_ratelimit_burst"):
-        r = _run(bundle, {"net.ipv4.ip_forward/../../kernel/printk_ratelimit_burst": "11"},
-                 ["true"])
+        r = _run(
+            bundle, {"net.ipv4.ip_forward/../../kernel/printk_ratelimit_burst": "11"}, ["true"]
+        )
         assert r.returncode != 0 and "invalid sysctl name" in r.stderr, r.stderr
 
 
 def test_runtime_refuses_net_sysctls_in_the_hosts_network(bundle: Path) -> None:
     with _host_unchanged("net.ipv4.ip_unprivileged_port_start"):
         r = _run(bundle, {"net.ipv4.ip_unprivileged_port_start": "80"}, ["true"], hostnet=True)
-        assert r.returncode != 0 and "not allowed in host network namespace" in r.stderr, \
-            r.stderr
+        assert r.returncode != 0 and "not allowed in host network namespace" in r.stderr, r.stderr
 
 
 def test_runtime_sets_namespaced_sysctls(bundle: Path) -> None:
     with _host_unchanged("net.ipv4.ip_unprivileged_port_start", "kernel.shmmax"):
-        r = _run(bundle, {"net.ipv4.ip_unprivileged_port_start": "80",
-                          "kernel.shmmax": "123456789"},
-                 ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
-                  "/proc/sys/kernel/shmmax"])
+        r = _run(
+            bundle,
+            {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmax": "123456789"},
+            ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shmmax"],
+        )
         assert r.returncode == 0 and r.stdout.split() == ["80", "123456789"], r.stderr

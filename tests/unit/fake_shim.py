@@ -32,15 +32,16 @@ class FakeShim:
         self.tasks: set[asyncio.Task[None]] = set()
         self.procs: set[asyncio.subprocess.Process] = set()
         # called with the request before the process starts: a test may fail it
-        self.before_start: Callable[[protocol.StartRequest], protocol.Exit | None] = \
-            lambda req: None
+        self.before_start: Callable[[protocol.StartRequest], protocol.Exit | None] = lambda req: (
+            None
+        )
 
     async def open(self, path: str, request: protocol.StartRequest | None) -> Channel:
         if request is None:
             raise ConnectionRefusedError(f"fake shim: nothing listens on {path}")
         ours, theirs = socket.socketpair()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
-        writer.write(request.encode())   # as Channel.open does
+        writer.write(request.encode())  # as Channel.open does
         task = asyncio.ensure_future(self._serve(theirs))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -72,14 +73,16 @@ class FakeShim:
     def _send(writer: asyncio.StreamWriter, msg: protocol.ShimMessage) -> None:
         writer.write(protocol.encode_control(msg))
 
-    def _end(self, req: protocol.StartRequest, writer: asyncio.StreamWriter,
-             record: protocol.Exit) -> None:
+    def _end(
+        self, req: protocol.StartRequest, writer: asyncio.StreamWriter, record: protocol.Exit
+    ) -> None:
         os.makedirs(req.state_dir, exist_ok=True)
         atomic_write(os.path.join(req.state_dir, "exit.json"), record.to_json(), sync=False)
         self._send(writer, record)
 
-    async def _run(self, req: protocol.StartRequest, reader: asyncio.StreamReader,
-                   writer: asyncio.StreamWriter) -> None:
+    async def _run(
+        self, req: protocol.StartRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         name = "process.json" if req.exec_pid else "config.json"
         with open(os.path.join(req.bundle, name)) as f:
             spec: dict[str, Any] = json.load(f)
@@ -91,13 +94,19 @@ class FakeShim:
         env = dict(e.split("=", 1) for e in proc_spec.get("env") or [] if "=" in e)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *proc_spec["args"], env=env,
+                *proc_spec["args"],
+                env=env,
                 stdin=asyncio.subprocess.PIPE if req.stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
         except OSError as e:
             msg = f'exec: "{proc_spec["args"][0]}": {e.strerror}'
-            self._end(req, writer, protocol.Exit(exit=127, finished_at=time.time_ns(),
-                                                 error=msg, code=127))
+            self._end(
+                req,
+                writer,
+                protocol.Exit(exit=127, finished_at=time.time_ns(), error=msg, code=127),
+            )
             return
         self.procs.add(proc)
         self._send(writer, protocol.Ready(pid=proc.pid, monitor=os.getpid()))
@@ -132,8 +141,10 @@ class FakeShim:
         listener = asyncio.ensure_future(commands())
         try:
             assert proc.stdout is not None and proc.stderr is not None
-            await asyncio.gather(pump(proc.stdout, protocol.T_STDOUT, "stdout"),
-                                 pump(proc.stderr, protocol.T_STDERR, "stderr"))
+            await asyncio.gather(
+                pump(proc.stdout, protocol.T_STDOUT, "stdout"),
+                pump(proc.stderr, protocol.T_STDERR, "stderr"),
+            )
             code = await proc.wait()
         finally:
             self.procs.discard(proc)
@@ -143,5 +154,5 @@ class FakeShim:
             log.flush()
             log.close()
         if code < 0:
-            code = 128 - code   # killed by signal N: 128+N, as a monitor reports it
+            code = 128 - code  # killed by signal N: 128+N, as a monitor reports it
         self._end(req, writer, protocol.Exit(exit=code, finished_at=time.time_ns()))

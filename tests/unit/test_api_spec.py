@@ -37,6 +37,10 @@ def test_every_route_of_the_definition_is_served() -> None:
     spec: dict[str, Any] = yaml.safe_load(SPEC.read_text())
     api = Api(containers=None, images=None, info=dict)  # type: ignore[arg-type]
     served = {(method, _shape(path)) for method, path, _ in api.routes()}
-    wanted = {(method.upper(), _shape(path)) for path, ops in spec["paths"].items()
-              for method in ops if method.upper() in ("GET", "POST", "PUT", "DELETE", "HEAD")}
+    wanted = {
+        (method.upper(), _shape(path))
+        for path, ops in spec["paths"].items()
+        for method in ops
+        if method.upper() in ("GET", "POST", "PUT", "DELETE", "HEAD")
+    }
     assert sorted(wanted - served) == []

@@ -30,8 +30,9 @@ def _tar(*entries: tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]) -> io.BytesI
     return b
 
 
-def _info(name: str, typ: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644
-          ) -> tarfile.TarInfo:
+def _info(
+    name: str, typ: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644
+) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.type = typ
     ti.linkname = link
@@ -65,8 +66,9 @@ def test_write_through_symlink_is_refused(store: LayerStore, tmp_path: Path) -> 
     target = tmp_path / "outside"
     target.mkdir()
     with pytest.raises(InvalidArgument, match="symlink is never followed"):
-        store.create(_tar(_info("link", tarfile.SYMTYPE, str(target)),
-                          (_info("link/pwned"), b"x")), None)
+        store.create(
+            _tar(_info("link", tarfile.SYMTYPE, str(target)), (_info("link/pwned"), b"x")), None
+        )
     assert list(target.iterdir()) == []
     _no_half_layers(store)
 
@@ -86,9 +88,16 @@ def test_modes_owners_setuid_devices_and_links(store: LayerStore) -> None:
     owned.uid, owned.gid = 1000, 1000
     dev = _info("dev/null", tarfile.CHRTYPE, mode=0o666)
     dev.devmajor, dev.devminor = 1, 3
-    layer = store.create(_tar((su, b"#!"), (owned, b"secret"), dev,
-                              _info("bin/su2", tarfile.LNKTYPE, "bin/su"),
-                              _info("dangling", tarfile.SYMTYPE, "/nowhere")), None)
+    layer = store.create(
+        _tar(
+            (su, b"#!"),
+            (owned, b"secret"),
+            dev,
+            _info("bin/su2", tarfile.LNKTYPE, "bin/su"),
+            _info("dangling", tarfile.SYMTYPE, "/nowhere"),
+        ),
+        None,
+    )
     root = Path(layer.path)
     assert stat.S_IMODE(os.stat(root / "bin/su").st_mode) == 0o4755
     st = os.stat(root / "home/app/file")
@@ -99,10 +108,18 @@ def test_modes_owners_setuid_devices_and_links(store: LayerStore) -> None:
 
 
 def test_whiteouts_and_opaque_dirs(store: LayerStore) -> None:
-    base = store.create(_tar((_info("a/keep"), b"1"), (_info("a/gone"), b"2"),
-                             (_info("d/old"), b"3")), None)
-    top = store.create(_tar(_info("a/.wh.gone"), _info("d", tarfile.DIRTYPE, mode=0o755),
-                            _info("d/.wh..wh..opq"), (_info("d/new"), b"4")), base.chain_id)
+    base = store.create(
+        _tar((_info("a/keep"), b"1"), (_info("a/gone"), b"2"), (_info("d/old"), b"3")), None
+    )
+    top = store.create(
+        _tar(
+            _info("a/.wh.gone"),
+            _info("d", tarfile.DIRTYPE, mode=0o755),
+            _info("d/.wh..wh..opq"),
+            (_info("d/new"), b"4"),
+        ),
+        base.chain_id,
+    )
     t = Path(top.path)
     st = os.lstat(t / "a" / "gone")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0

@@ -22,16 +22,17 @@ def test_fanout_waits_for_a_slow_client_and_cuts_off_a_stalled_one() -> None:
             while (item := await slow.get()) is not None:
                 got.append(item[1])
                 await asyncio.sleep(0.01)
+
         reader = asyncio.ensure_future(read_slowly())
         sent = [bytes([i % 256]) * 100 for i in range(100)]
         for chunk in sent:
             await fan.publish(1, chunk)
-            assert slow.size <= 1000 + 100   # never more than the bound and one frame
+            assert slow.size <= 1000 + 100  # never more than the bound and one frame
         fan.end()
         await asyncio.wait_for(reader, 10)
-        assert got == sent                   # the slow client lost nothing
+        assert got == sent  # the slow client lost nothing
         assert stalled.cut_off.is_set() and stalled.size == 0
-        assert await stalled.get() is None   # its stream ended
+        assert await stalled.get() is None  # its stream ended
 
     asyncio.run(main())
 
@@ -41,6 +42,7 @@ def test_fanout_without_clients_never_waits() -> None:
         fan = Fanout(limit=10, stall=60)
         for _ in range(1000):
             await asyncio.wait_for(fan.publish(1, b"x" * 100), 1)
+
     asyncio.run(main())
 
 
@@ -53,6 +55,7 @@ def test_proxy_copies_both_ways_in_one_thread() -> None:
         with c:
             while data := c.recv(65536):
                 c.sendall(data)
+
     threading.Thread(target=echo, daemon=True).start()
     p = Published("tcp", "127.0.0.1", 0, "127.0.0.1", up.getsockname()[1])
     slots = _Slots(1, 1)
@@ -60,7 +63,7 @@ def test_proxy_copies_both_ways_in_one_thread() -> None:
     served, _ = front.accept()
     assert slots.take(p, served)
     other = socket.socket()
-    assert not slots.take(p, other)           # over the cap
+    assert not slots.take(p, other)  # over the cap
     other.close()
     t = threading.Thread(target=_proxy, args=(served, p, slots))
     t.start()
@@ -70,6 +73,7 @@ def test_proxy_copies_both_ways_in_one_thread() -> None:
     def read() -> None:
         while chunk := client.recv(1 << 20):
             back.extend(chunk)
+
     r = threading.Thread(target=read)
     r.start()
     client.sendall(data)
@@ -92,4 +96,5 @@ def test_an_events_subscriber_that_does_not_read_is_bounded() -> None:
             bus.publish("container", "start", f"c{i}", {})
         assert q.qsize() == SUBSCRIBER_BUFFER
         assert (await q.get())["Actor"]["ID"] == "c0"
+
     asyncio.run(main())

@@ -34,8 +34,9 @@ class _Service:
 
     async def create(self, req: CreateRequest, name: str = "") -> tuple[str, list[str]]:
         # as the API would show it: Docker's JSON of the typed request
-        self.calls.append(("create", {**config_to_docker(req.config),
-                                      "HostConfig": req.host_config.to_json()}))
+        self.calls.append(
+            ("create", {**config_to_docker(req.config), "HostConfig": req.host_config.to_json()})
+        )
         return "c" * 64, []
 
     async def wait(self, ref: str) -> WaitResult:
@@ -52,10 +53,16 @@ class _Service:
 def test_step_container_is_the_classic_builders() -> None:
     svc = _Service()
     runner = BuildRunner(svc)  # type: ignore[arg-type]
-    spec = StepSpec(image="sha256:" + "a" * 64, argv=["/bin/sh", "-c", "true"], env=["A=1"],
-                    network="", mounts=[StepMount(type="tmpfs", target="/t"),
-                                        StepMount(type="bind", source="/s", target="/b",
-                                                  read_only=True)])
+    spec = StepSpec(
+        image="sha256:" + "a" * 64,
+        argv=["/bin/sh", "-c", "true"],
+        env=["A=1"],
+        network="",
+        mounts=[
+            StepMount(type="tmpfs", target="/t"),
+            StepMount(type="bind", source="/s", target="/b", read_only=True),
+        ],
+    )
 
     async def go() -> tuple[str, int, list[bytes]]:
         cid = await runner.create(spec)
@@ -67,18 +74,43 @@ def test_step_container_is_the_classic_builders() -> None:
     cid, code, out = asyncio.run(go())
     assert (code, out) == (3, [b"out", b"err"])
     assert svc.calls == [
-        ("create", {**config_to_docker(ContainerConfig()),
-                    "Image": spec.image, "Cmd": spec.argv, "Entrypoint": [""], "Env": ["A=1"],
-                    "AttachStdout": True, "AttachStderr": True, "Tty": False,
-                    "Labels": {"berth.build": "1"},
-                    "HostConfig": {**HostConfig().to_json(), "NetworkMode": "default", "Mounts": [
+        (
+            "create",
+            {
+                **config_to_docker(ContainerConfig()),
+                "Image": spec.image,
+                "Cmd": spec.argv,
+                "Entrypoint": [""],
+                "Env": ["A=1"],
+                "AttachStdout": True,
+                "AttachStderr": True,
+                "Tty": False,
+                "Labels": {"berth.build": "1"},
+                "HostConfig": {
+                    **HostConfig().to_json(),
+                    "NetworkMode": "default",
+                    "Mounts": [
                         {"Type": "tmpfs", "Target": "/t"},
-                        {"Type": "bind", "Source": "/s", "Target": "/b", "ReadOnly": True}]}}),
-        ("remove", (cid, True, True))]
+                        {"Type": "bind", "Source": "/s", "Target": "/b", "ReadOnly": True},
+                    ],
+                },
+            },
+        ),
+        ("remove", (cid, True, True)),
+    ]
     # --add-host of the build: the step's /etc/hosts
     svc.calls.clear()
-    asyncio.run(runner.create(StepSpec(image=spec.image, argv=spec.argv, env=[], network="none",
-                                       extra_hosts=["db:10.0.0.9", "gw:host-gateway"])))
+    asyncio.run(
+        runner.create(
+            StepSpec(
+                image=spec.image,
+                argv=spec.argv,
+                env=[],
+                network="none",
+                extra_hosts=["db:10.0.0.9", "gw:host-gateway"],
+            )
+        )
+    )
     assert svc.calls[0][1]["HostConfig"]["ExtraHosts"] == ["db:10.0.0.9", "gw:host-gateway"]
     assert svc.calls[0][1]["HostConfig"]["NetworkMode"] == "none"
 
@@ -108,9 +140,18 @@ class _FakeRunner:
     async def unpause(self, cid: str) -> None: ...
 
     def layer(self, ref: str) -> ContainerLayer:
-        return ContainerLayer(id=ref, image="sha256:x", config=ContainerConfig(), running=True, paused=False,
-                              layers=[], upper="/nonexistent", lowers=[],
-                              mount_points=RUNTIME_STUBS, diffable=False)
+        return ContainerLayer(
+            id=ref,
+            image="sha256:x",
+            config=ContainerConfig(),
+            running=True,
+            paused=False,
+            layers=[],
+            upper="/nonexistent",
+            lowers=[],
+            mount_points=RUNTIME_STUBS,
+            diffable=False,
+        )
 
 
 def test_commit_and_diff_need_an_upper_directory() -> None:

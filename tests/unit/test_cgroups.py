@@ -26,9 +26,17 @@ def test_v1_applies_limits_and_fills_cpuset(tmp_path: Path) -> None:
     m = cgroups.V1("berth/c1", mounts=mounts)
     (tmp_path / "memory" / "berth" / "c1").mkdir(parents=True)
     (tmp_path / "memory" / "berth" / "c1" / "memory.memsw.limit_in_bytes").write_text("")
-    m.create(cgroups.Resources(memory=64 << 20, memory_swap=128 << 20, cpu_shares=512,
-                               cpu_quota=50000, cpu_period=100000, cpuset_cpus="1",
-                               pids_limit=20))
+    m.create(
+        cgroups.Resources(
+            memory=64 << 20,
+            memory_swap=128 << 20,
+            cpu_shares=512,
+            cpu_quota=50000,
+            cpu_period=100000,
+            cpuset_cpus="1",
+            pids_limit=20,
+        )
+    )
     c1 = "berth/c1"
     assert (tmp_path / "memory" / c1 / "memory.limit_in_bytes").read_text() == str(64 << 20)
     assert (tmp_path / "memory" / c1 / "memory.memsw.limit_in_bytes").read_text() == str(128 << 20)
@@ -40,7 +48,8 @@ def test_v1_applies_limits_and_fills_cpuset(tmp_path: Path) -> None:
     m.add(1234)
     assert (tmp_path / "freezer" / c1 / "cgroup.procs").read_text() == "1234"
     (tmp_path / "memory" / c1 / "memory.oom_control").write_text(
-        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"
+    )
     assert m.oom_killed() == 2
 
 
@@ -50,9 +59,17 @@ def test_v2_applies_limits(tmp_path: Path) -> None:
     (tmp_path / "berth" / "c2").mkdir()
     (tmp_path / "berth" / "c2" / "memory.swap.max").write_text("max")
     m = cgroups.V2("berth/c2", root=str(tmp_path))
-    m.create(cgroups.Resources(memory=64 << 20, memory_swap=96 << 20, cpu_shares=1024,
-                               cpu_quota=50000, cpu_period=100000, cpuset_cpus="0",
-                               pids_limit=7))
+    m.create(
+        cgroups.Resources(
+            memory=64 << 20,
+            memory_swap=96 << 20,
+            cpu_shares=1024,
+            cpu_quota=50000,
+            cpu_period=100000,
+            cpuset_cpus="0",
+            pids_limit=7,
+        )
+    )
     d = tmp_path / "berth" / "c2"
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +cpuset +memory +pids +io"
     assert (d / "memory.max").read_text() == str(64 << 20)
@@ -71,11 +88,14 @@ def test_v1_mounts_from_mountinfo(tmp_path: Path) -> None:
     mi.write_text(
         "30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
         "31 25 0:27 / /sys/fs/cgroup/memory rw shared:10 - cgroup cgroup rw,memory\n"
-        "32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
-    assert cgroups.v1_mounts(str(mi)) == {"cpu": "/sys/fs/cgroup/cpu,cpuacct",
-                                          "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
-                                          "memory": "/sys/fs/cgroup/memory",
-                                          "": "/sys/fs/cgroup/unified"}
+        "32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+    )
+    assert cgroups.v1_mounts(str(mi)) == {
+        "cpu": "/sys/fs/cgroup/cpu,cpuacct",
+        "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
+        "memory": "/sys/fs/cgroup/memory",
+        "": "/sys/fs/cgroup/unified",
+    }
 
 
 def test_relative_paths_sit_under_the_callers_cgroups(tmp_path: Path) -> None:
@@ -141,36 +161,41 @@ def test_v1_network_hugetlb_rdma_and_kernel_tcp(tmp_path: Path) -> None:
     for c in ("net_cls", "hugetlb", "rdma"):
         (tmp_path / c).mkdir()
         mounts[c] = str(tmp_path / c)
-    mounts["net_prio"] = mounts["net_cls"]   # co-mounted, as usual
+    mounts["net_prio"] = mounts["net_cls"]  # co-mounted, as usual
     c = "berth/c5"
     for ctrl in ("hugetlb", "memory"):
         (tmp_path / ctrl / c).mkdir(parents=True)
     (tmp_path / "hugetlb" / c / "hugetlb.2MB.limit_in_bytes").write_text("")
     (tmp_path / "memory" / c / "memory.kmem.tcp.limit_in_bytes").write_text("")
-    res = cgroups.Resources.from_spec({
-        "network": {"classID": 0x100001, "priorities": [{"name": "eth0", "priority": 5}]},
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
-        "rdma": {"mlx5_1": {"hcaHandles": 3}},
-        "memory": {"kernelTCP": 16 << 20}})
+    res = cgroups.Resources.from_spec(
+        {
+            "network": {"classID": 0x100001, "priorities": [{"name": "eth0", "priority": 5}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+            "rdma": {"mlx5_1": {"hcaHandles": 3}},
+            "memory": {"kernelTCP": 16 << 20},
+        }
+    )
     cgroups.V1(c, mounts=mounts).create(res)
     assert (tmp_path / "net_cls" / c / "net_cls.classid").read_text() == str(0x100001)
     assert (tmp_path / "net_cls" / c / "net_prio.ifpriomap").read_text() == "eth0 5"
     assert (tmp_path / "hugetlb" / c / "hugetlb.2MB.limit_in_bytes").read_text() == str(4 << 20)
-    assert (tmp_path / "rdma" / c / "rdma.max").read_text() == \
-        "mlx5_1 hca_handle=3 hca_object=max"
-    assert (tmp_path / "memory" / c / "memory.kmem.tcp.limit_in_bytes").read_text() == \
-        str(16 << 20)
+    assert (tmp_path / "rdma" / c / "rdma.max").read_text() == "mlx5_1 hca_handle=3 hca_object=max"
+    assert (tmp_path / "memory" / c / "memory.kmem.tcp.limit_in_bytes").read_text() == str(16 << 20)
 
 
-@pytest.mark.parametrize(("res", "message"), [
-    ({"network": {"classID": 1}}, "no net_cls cgroup controller"),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, "no hugetlb cgroup controller"),
-    ({"rdma": {"mlx5_1": {"hcaObjects": 1}}}, "no rdma cgroup controller"),
-    ({"unified": {"memory.high": "1M"}}, "needs cgroup v2"),
-    ({"blockIO": {"leafWeight": 300}}, "no blkio.leaf_weight"),
-])
-def test_v1_refuses_what_the_host_lacks(tmp_path: Path, res: dict[str, object],
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("res", "message"),
+    [
+        ({"network": {"classID": 1}}, "no net_cls cgroup controller"),
+        ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, "no hugetlb cgroup controller"),
+        ({"rdma": {"mlx5_1": {"hcaObjects": 1}}}, "no rdma cgroup controller"),
+        ({"unified": {"memory.high": "1M"}}, "needs cgroup v2"),
+        ({"blockIO": {"leafWeight": 300}}, "no blkio.leaf_weight"),
+    ],
+)
+def test_v1_refuses_what_the_host_lacks(
+    tmp_path: Path, res: dict[str, object], message: str
+) -> None:
     """runc drops such a limit without a word; berth-runtime refuses the container."""
     mounts = _v1_tree(tmp_path)
     (tmp_path / "blkio").mkdir()
@@ -186,10 +211,15 @@ def test_v2_unified_hugetlb_rdma(tmp_path: Path) -> None:
     (d / "memory.high").write_text("max")
     (d / "hugetlb.2MB.max").write_text("max")
     m = cgroups.V2("berth/c7", root=str(tmp_path))
-    m.create(cgroups.Resources.from_spec({
-        "unified": {"memory.high": "1048576"},
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}],
-        "rdma": {"mlx5_1": {"hcaHandles": 1, "hcaObjects": 9}}}))
+    m.create(
+        cgroups.Resources.from_spec(
+            {
+                "unified": {"memory.high": "1048576"},
+                "hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}],
+                "rdma": {"mlx5_1": {"hcaHandles": 1, "hcaObjects": 9}},
+            }
+        )
+    )
     assert (d / "memory.high").read_text() == "1048576"
     assert (d / "hugetlb.2MB.max").read_text() == str(2 << 20)
     assert (d / "rdma.max").read_text() == "mlx5_1 hca_handle=1 hca_object=9"
@@ -232,8 +262,9 @@ def test_v2_a_refused_device_weight_names_the_field(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "io.weight").mkdir()
     res = cgroups.Resources(blkio_weight_devices=((254, 0, 300),))
-    with pytest.raises(InvalidArgument, match="blockIO.weightDevice: the kernel refused a "
-                                              "weight for device 254:0"):
+    with pytest.raises(
+        InvalidArgument, match="blockIO.weightDevice: the kernel refused a weight for device 254:0"
+    ):
         cgroups.V2("c", root=str(tmp_path))._io(res)
 
 

@@ -34,12 +34,18 @@ def test_bash_completes_commands_subcommands_and_flags(tmp_path: Path) -> None:
         pytest.skip("bash is not installed")
     script = tmp_path / "berth.bash"
     script.write_text(completion.script("bash"))
-    probe = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
-             '_berth; echo "${COMPREPLY[*]}"')
+    probe = (
+        'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+        '_berth; echo "${COMPREPLY[*]}"'
+    )
 
     def complete(*words: str) -> str:
-        return subprocess.run(["bash", "-c", probe, "-", str(script), *words],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["bash", "-c", probe, "-", str(script), *words],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     assert complete("berth", "ne") == "network"
     assert complete("berth", "network", "c") == "create connect"

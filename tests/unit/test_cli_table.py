@@ -9,8 +9,9 @@ from berth.cli import main as m
 
 
 def _paths() -> list[tuple[str, m.Command]]:
-    return ([(name, cmd) for name, cmd in m.COMMANDS.items()]
-            + [(f"{g} {s}", cmd) for g, subs in m.GROUPS.items() for s, cmd in subs.items()])
+    return [(name, cmd) for name, cmd in m.COMMANDS.items()] + [
+        (f"{g} {s}", cmd) for g, subs in m.GROUPS.items() for s, cmd in subs.items()
+    ]
 
 
 @pytest.mark.parametrize(("path", "cmd"), _paths(), ids=[p for p, _ in _paths()])
@@ -27,23 +28,30 @@ def test_global_flags_have_help() -> None:
 def test_help_prints_docker_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert m.run(["run", "--help"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("Usage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
-                           "Create and run a new container from an image\n\nOptions:\n")
+    assert text.startswith(
+        "Usage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
+        "Create and run a new container from an image\n\nOptions:\n"
+    )
     assert "  -d, --detach " in text and "Run container in background" in text
     assert m.run(["network", "connect", "--help"]) == 0
     assert capsys.readouterr().out.startswith(
-        "Usage:  berth network connect [OPTIONS] NETWORK CONTAINER")
+        "Usage:  berth network connect [OPTIONS] NETWORK CONTAINER"
+    )
 
 
-def test_exit_codes_come_from_error_types(capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_codes_come_from_error_types(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """-H with --context is a ConflictingOptions (its message alone, exit 1); a CommandFailed
     exits with its own code and prints its message alone."""
     assert m.run(["-H", "unix:///nowhere.sock", "--context", "x", "ps"]) == 1
     assert capsys.readouterr().err == (
-        "conflicting options: cannot specify both --host and --context\n")
+        "conflicting options: cannot specify both --host and --context\n"
+    )
+
     def fails(c: object, opts: object, args: object) -> int:
         raise m.CommandFailed("step 2 failed", 3)
+
     monkeypatch.setitem(m.COMMANDS, "wait", ("main", "", "fails", "", "test"))
     monkeypatch.setattr(m, "fails", fails, raising=False)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
@@ -52,12 +60,14 @@ def test_exit_codes_come_from_error_types(capsys: pytest.CaptureFixture[str],
 
 
 def test_a_failed_format_prints_what_it_had_and_exits_with_its_code(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """main catches cli.fmt's FormatFailed without importing fmt itself (--version's path)."""
     from berth.cli import fmt
 
     def fails(c: object, opts: object, args: object) -> int:
         raise fmt.FormatFailed("template: bad", 64, "partial\n")
+
     monkeypatch.setitem(m.COMMANDS, "wait", ("main", "", "fails", "", "test"))
     monkeypatch.setattr(m, "fails", fails, raising=False)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
@@ -69,10 +79,13 @@ def test_a_failed_format_prints_what_it_had_and_exits_with_its_code(
 def test_version_and_help_load_no_client() -> None:
     import subprocess
     import sys
-    code = ("import sys, berth.cli.main as m\n"
-            "m.run(['--version'])\n"
-            "print(sorted(n for n in sys.modules if n.startswith('berth')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.splitlines()[-1] == str(["berth", "berth.cli", "berth.cli.main",
-                                                "berth.cmdline", "berth.errors"])
+
+    code = (
+        "import sys, berth.cli.main as m\n"
+        "m.run(['--version'])\n"
+        "print(sorted(n for n in sys.modules if n.startswith('berth')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == str(
+        ["berth", "berth.cli", "berth.cli.main", "berth.cmdline", "berth.errors"]
+    )

@@ -41,16 +41,25 @@ class FakeDaemon:
                 head, _, body = buf.partition(b"\r\n\r\n")
                 lines = head.decode().split("\r\n")
                 method, target, _ = lines[0].split(" ")
-                length = next((int(h.split(":")[1]) for h in lines[1:]
-                               if h.lower().startswith("content-length:")), 0)
+                length = next(
+                    (
+                        int(h.split(":")[1])
+                        for h in lines[1:]
+                        if h.lower().startswith("content-length:")
+                    ),
+                    0,
+                )
                 while len(body) < length:
                     body += conn.recv(65536)
                 self.requests.append((method, target, body))
-                path = target.split("?")[0].split("/", 2)[2]   # without /v1.50
+                path = target.split("?")[0].split("/", 2)[2]  # without /v1.50
                 status, doc = self.answers.get(f"{method} /{path}", (404, {"message": "no route"}))
                 data = json.dumps(doc).encode() if doc is not None else b""
-                conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                conn.sendall(
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                )
 
     def close(self) -> None:
         self.sock.close()
@@ -69,8 +78,14 @@ def client(daemon: FakeDaemon, tmp_path: Path) -> Client:
 
 
 def test_container_list(daemon: FakeDaemon, client: Client) -> None:
-    summary = {"Id": "abc", "Names": ["/web"], "Image": "busybox", "Ports": [],
-               "NetworkSettings": {"Networks": {"bridge": {}}}, "SizeRw": 5}
+    summary = {
+        "Id": "abc",
+        "Names": ["/web"],
+        "Image": "busybox",
+        "Ports": [],
+        "NetworkSettings": {"Networks": {"bridge": {}}},
+        "SizeRw": 5,
+    }
     daemon.answers["GET /containers/json"] = (200, [summary])
     assert client.containers(all=True, filters='{"name":["web"]}') == [summary]
     method, target, _ = daemon.requests[0]
@@ -89,7 +104,9 @@ def test_create_start_wait(daemon: FakeDaemon, client: Client) -> None:
     daemon.answers["POST /containers/create"] = (201, {"Id": "new", "Warnings": ["low mem"]})
     daemon.answers["POST /containers/new/start"] = (204, None)
     daemon.answers["POST /containers/new/wait"] = (
-        200, {"StatusCode": 3, "Error": {"Message": "oops"}})
+        200,
+        {"StatusCode": 3, "Error": {"Message": "oops"}},
+    )
     created = client.create_container({"Image": "busybox"}, "n1")
     assert created == {"Id": "new", "Warnings": ["low mem"]}
     waiting = client.begin_wait("new", "next-exit")
@@ -119,35 +136,34 @@ def test_names_are_quoted_in_paths(daemon: FakeDaemon, client: Client) -> None:
 
 
 def test_prune_results(daemon: FakeDaemon, client: Client) -> None:
-    daemon.answers["POST /images/prune"] = (200, {
-        "ImagesDeleted": [{"Untagged": "a:1"}, {"Deleted": "sha256:1"}],
-        "SpaceReclaimed": 10})
-    daemon.answers["POST /volumes/prune"] = (200, {"VolumesDeleted": ["v1"],
-                                                   "SpaceReclaimed": 1})
-    assert client.prune_images()["ImagesDeleted"] == [{"Untagged": "a:1"},
-                                                      {"Deleted": "sha256:1"}]
-    assert client.prune_volumes('{"all":["true"]}') == {"VolumesDeleted": ["v1"],
-                                                        "SpaceReclaimed": 1}
+    daemon.answers["POST /images/prune"] = (
+        200,
+        {"ImagesDeleted": [{"Untagged": "a:1"}, {"Deleted": "sha256:1"}], "SpaceReclaimed": 10},
+    )
+    daemon.answers["POST /volumes/prune"] = (200, {"VolumesDeleted": ["v1"], "SpaceReclaimed": 1})
+    assert client.prune_images()["ImagesDeleted"] == [{"Untagged": "a:1"}, {"Deleted": "sha256:1"}]
+    assert client.prune_volumes('{"all":["true"]}') == {
+        "VolumesDeleted": ["v1"],
+        "SpaceReclaimed": 1,
+    }
     assert "filters=%7B%22all%22" in daemon.requests[1][1]
 
 
 def test_exec_round_trip(daemon: FakeDaemon, client: Client) -> None:
     daemon.answers["POST /containers/web/exec"] = (201, {"Id": "e1"})
     daemon.answers["POST /exec/e1/start"] = (200, None)
-    daemon.answers["GET /exec/e1/json"] = (200, {"ID": "e1", "Running": False,
-                                                 "ExitCode": 2})
+    daemon.answers["GET /exec/e1/json"] = (200, {"ID": "e1", "Running": False, "ExitCode": 2})
     eid = client.create_exec("web", {"Cmd": ["true"]})["Id"]
     assert client.start_exec(eid, tty=False, detach=True) is None
     assert client.inspect_exec(eid).get("ExitCode") == 2
-    assert json.loads(daemon.requests[1][2]) == {"Detach": True, "Tty": False,
-                                                 "ConsoleSize": None}
+    assert json.loads(daemon.requests[1][2]) == {"Detach": True, "Tty": False, "ConsoleSize": None}
 
 
 def test_the_typed_results_cost_nothing_at_run_time() -> None:
     """berth.client.types (TypedDicts, which need `typing`) is read by mypy only."""
     import subprocess
     import sys
+
     code = "import sys, berth.client\nprint('berth.client.types' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

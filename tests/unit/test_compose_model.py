@@ -25,28 +25,44 @@ def write(d: Path, name: str, text: str) -> Path:
 
 
 def load(d: Path, *files: str, env: dict[str, str] | None = None, **kw: Any) -> Any:
-    project, warnings = load_project(LoadOptions(files=files, environ=env or {}, cwd=str(d),
-                                                 **kw))
+    project, warnings = load_project(LoadOptions(files=files, environ=env or {}, cwd=str(d), **kw))
     return project
 
 
 # --- interpolation ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("$A", "a"), ("${A}", "a"), ("x${A}y", "xay"), ("$$A", "$A"), ("$$", "$"),
-    ("${UNSET:-d}", "d"), ("${EMPTY:-d}", "d"), ("${EMPTY-d}", ""), ("${UNSET-d}", "d"),
-    ("${A:+r}", "r"), ("${EMPTY:+r}", ""), ("${EMPTY+r}", "r"), ("${UNSET+r}", ""),
-    ("${UNSET:-${A}}", "a"), ("${UNSET:-${UNSET2:-deep}}", "deep"), ("${A:?err}", "a"),
-    ("a $ b", "a $ b"), ("$1", "$1"), ("${A}${A}", "aa"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$A", "a"),
+        ("${A}", "a"),
+        ("x${A}y", "xay"),
+        ("$$A", "$A"),
+        ("$$", "$"),
+        ("${UNSET:-d}", "d"),
+        ("${EMPTY:-d}", "d"),
+        ("${EMPTY-d}", ""),
+        ("${UNSET-d}", "d"),
+        ("${A:+r}", "r"),
+        ("${EMPTY:+r}", ""),
+        ("${EMPTY+r}", "r"),
+        ("${UNSET+r}", ""),
+        ("${UNSET:-${A}}", "a"),
+        ("${UNSET:-${UNSET2:-deep}}", "deep"),
+        ("${A:?err}", "a"),
+        ("a $ b", "a $ b"),
+        ("$1", "$1"),
+        ("${A}${A}", "aa"),
+    ],
+)
 def test_interpolation(text: str, expected: str) -> None:
     assert Interpolator({"A": "a", "EMPTY": ""})(text) == expected
 
 
 def test_interpolation_errors_and_missing() -> None:
     i = Interpolator({"EMPTY": ""})
-    with pytest.raises(InterpolationError, match="required variable X is missing a value: "
-                                                 "give X"):
+    with pytest.raises(InterpolationError, match="required variable X is missing a value: give X"):
         i("${X:?give X}")
     with pytest.raises(InterpolationError, match="required variable EMPTY"):
         i("${EMPTY:?}")
@@ -74,12 +90,22 @@ def test_env_file_format() -> None:
         J=${OUT:-dflt}
         """)
     env = parse_env_file(text, lambda k: {"OUT": None}.get(k))
-    assert env == {"A": "1", "B": "two 1", "C": "lit ${A}", "D": "val",
-                   "E": "val# not a comment", "F": 'q"uote\n', "G": "it's", "H": None,
-                   "I": "", "J": "dflt"}
+    assert env == {
+        "A": "1",
+        "B": "two 1",
+        "C": "lit ${A}",
+        "D": "val",
+        "E": "val# not a comment",
+        "F": 'q"uote\n',
+        "G": "it's",
+        "H": None,
+        "I": "",
+        "J": "dflt",
+    }
 
 
 # --- files, names, environment -----------------------------------------------------------------
+
 
 def test_discovery_upward_with_override_and_project_name(tmp_path: Path) -> None:
     top = tmp_path / "My App"
@@ -105,14 +131,18 @@ def test_project_name_precedence(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", "name: fromfile\nservices:\n  s:\n    image: busybox\n")
     assert load(tmp_path).name == "fromfile"
     assert load(tmp_path, env={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromenv"
-    assert load(tmp_path, env={"COMPOSE_PROJECT_NAME": "fromenv"},
-                project_name="flag").name == "flag"
+    assert (
+        load(tmp_path, env={"COMPOSE_PROJECT_NAME": "fromenv"}, project_name="flag").name == "flag"
+    )
     with pytest.raises(ComposeFileError, match="invalid project name"):
         load(tmp_path, project_name="Bad Name")
 
 
 def test_dotenv_env_file_and_environment_precedence(tmp_path: Path) -> None:
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           s:
             image: ${IMG}
@@ -120,7 +150,8 @@ def test_dotenv_env_file_and_environment_precedence(tmp_path: Path) -> None:
               TAG: ${TAG}
               FROMHOST:
               ABSENT:
-        """)
+        """,
+    )
     write(tmp_path, ".env", "IMG=busybox\nTAG=dotenv\nCOMPOSE_PROJECT_NAME=dotname\n")
     write(tmp_path, "other.env", "IMG=other\nTAG=other\n")
     p = load(tmp_path, env={"TAG": "host", "FROMHOST": "h"})
@@ -134,12 +165,16 @@ def test_dotenv_env_file_and_environment_precedence(tmp_path: Path) -> None:
 
 
 def test_project_directory_changes_the_base_of_paths(tmp_path: Path) -> None:
-    write(tmp_path, "files/compose.yaml", """\
+    write(
+        tmp_path,
+        "files/compose.yaml",
+        """\
         services:
           s:
             image: busybox
             volumes: ["./data:/data"]
-        """)
+        """,
+    )
     (tmp_path / "elsewhere").mkdir()
     p = load(tmp_path, "files/compose.yaml", project_directory="elsewhere")
     assert p.working_dir == tmp_path / "elsewhere"
@@ -148,13 +183,17 @@ def test_project_directory_changes_the_base_of_paths(tmp_path: Path) -> None:
 
 
 def test_env_file_key_of_a_service(tmp_path: Path) -> None:
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           s:
             image: busybox
             env_file: [a.env, {path: b.env, required: false}, {path: gone.env, required: false}]
             environment: [B=override]
-        """)
+        """,
+    )
     write(tmp_path, "a.env", "A=1\nB=2\n")
     write(tmp_path, "b.env", "C=${A}3\n")
     assert load(tmp_path).services["s"].environment == {"A": "1", "B": "override", "C": "13"}
@@ -162,8 +201,12 @@ def test_env_file_key_of_a_service(tmp_path: Path) -> None:
 
 # --- merge, anchors, extends, include, profiles ------------------------------------------------
 
+
 def test_merge_of_several_files(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", """\
+    write(
+        tmp_path,
+        "a.yaml",
+        """\
         services:
           web:
             image: busybox
@@ -176,8 +219,12 @@ def test_merge_of_several_files(tmp_path: Path) -> None:
           gone:
             image: busybox
         volumes: {v1: {}, v2: {}}
-        """)
-    write(tmp_path, "b.yaml", """\
+        """,
+    )
+    write(
+        tmp_path,
+        "b.yaml",
+        """\
         services:
           web:
             command: [b, c]
@@ -187,14 +234,17 @@ def test_merge_of_several_files(tmp_path: Path) -> None:
             labels: {y: "2"}
             dns: [8.8.8.8]
           gone: !reset null
-        """)
+        """,
+    )
     p = load(tmp_path, "a.yaml", "b.yaml")
     web = p.services["web"]
     assert web.command == ("b", "c")
     assert web.environment == {"A": "1", "B": "2", "C": "3"}
     assert [(x.published, x.target) for x in web.ports] == [("8080", 80), ("9090", 90)]
     assert [(m.source, m.target, m.read_only) for m in web.mounts] == [
-        ("v2", "/data", True), ("/host", "/other", False)]
+        ("v2", "/data", True),
+        ("/host", "/other", False),
+    ]
     assert web.labels == {"x": "1", "y": "2"}
     assert web.dns == ("1.1.1.1", "8.8.8.8")
     assert list(p.services) == ["web"]
@@ -207,7 +257,10 @@ def test_override_tag_replaces(tmp_path: Path) -> None:
 
 
 def test_anchors_and_extensions(tmp_path: Path) -> None:
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         x-base: &base
           image: busybox
           environment: {SHARED: "yes"}
@@ -216,7 +269,8 @@ def test_anchors_and_extensions(tmp_path: Path) -> None:
           b:
             <<: *base
             environment: {OWN: "1"}
-        """)
+        """,
+    )
     p = load(tmp_path)
     assert p.services["a"].environment == {"SHARED": "yes"}
     assert p.services["b"].environment == {"OWN": "1"}
@@ -224,7 +278,10 @@ def test_anchors_and_extensions(tmp_path: Path) -> None:
 
 
 def test_extends_same_file_other_file_and_cycles(tmp_path: Path) -> None:
-    write(tmp_path, "common/base.yaml", """\
+    write(
+        tmp_path,
+        "common/base.yaml",
+        """\
         services:
           base:
             image: busybox
@@ -232,8 +289,12 @@ def test_extends_same_file_other_file_and_cycles(tmp_path: Path) -> None:
             volumes: ["./data:/data"]
             environment: {TZ: utc, PORT: "80"}
             security_opt: [label:role:ROLE]
-        """)
-    write(tmp_path, "compose.yaml", """\
+        """,
+    )
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           common:
             extends: {file: common/base.yaml, service: base}
@@ -242,7 +303,8 @@ def test_extends_same_file_other_file_and_cycles(tmp_path: Path) -> None:
           cli:
             extends: {service: common}
             command: [sh]
-        """)
+        """,
+    )
     p = load(tmp_path)
     cli = p.services["cli"]
     assert cli.user == "root" and cli.command == ("sh",)
@@ -250,11 +312,15 @@ def test_extends_same_file_other_file_and_cycles(tmp_path: Path) -> None:
     assert cli.security_opt == ("label:role:ROLE", "label:user:USER")
     # the extended file's relative paths are its own
     assert cli.mounts[0].source == str(tmp_path / "common" / "data")
-    write(tmp_path, "cycle.yaml", """\
+    write(
+        tmp_path,
+        "cycle.yaml",
+        """\
         services:
           a: {image: busybox, extends: b}
           b: {image: busybox, extends: a}
-        """)
+        """,
+    )
     with pytest.raises(ComposeFileError, match="circular reference"):
         load(tmp_path, "cycle.yaml")
     write(tmp_path, "missing.yaml", "services:\n  a: {image: busybox, extends: nope}\n")
@@ -263,7 +329,10 @@ def test_extends_same_file_other_file_and_cycles(tmp_path: Path) -> None:
 
 
 def test_include(tmp_path: Path) -> None:
-    write(tmp_path, "db/compose.yaml", """\
+    write(
+        tmp_path,
+        "db/compose.yaml",
+        """\
         services:
           db:
             image: busybox
@@ -271,63 +340,89 @@ def test_include(tmp_path: Path) -> None:
             environment: {WHO: "${WHO}"}
         volumes:
           dbdata: {}
-        """)
+        """,
+    )
     write(tmp_path, "db/.env", "WHO=included\n")
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         include:
           - db/compose.yaml
         services:
           web: {image: busybox, depends_on: [db]}
-        """)
+        """,
+    )
     p = load(tmp_path)
     assert sorted(p.services) == ["db", "web"]
     db = p.services["db"]
     assert db.mounts[0].source == str(tmp_path / "db" / "init")
     assert db.environment == {"WHO": "included"}
     assert p.volumes["dbdata"].name == f"{p.name}_dbdata"
-    write(tmp_path, "clash.yaml", """\
+    write(
+        tmp_path,
+        "clash.yaml",
+        """\
         include: [db/compose.yaml]
         services:
           db: {image: busybox}
-        """)
+        """,
+    )
     with pytest.raises(ComposeFileError, match="conflicts with imported resource"):
         load(tmp_path, "clash.yaml")
 
 
 def test_profiles(tmp_path: Path) -> None:
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           web: {image: busybox}
           debug: {image: busybox, profiles: [debug]}
           tools: {image: busybox, profiles: [tools], depends_on: [helper]}
           helper: {image: busybox, profiles: [helper]}
-        """)
+        """,
+    )
     assert list(load(tmp_path).services) == ["web"]
     assert sorted(load(tmp_path, profiles=("debug",)).services) == ["debug", "web"]
-    assert sorted(load(tmp_path, env={"COMPOSE_PROFILES": "debug,tools,helper"}).services) \
-        == ["debug", "helper", "tools", "web"]
+    assert sorted(load(tmp_path, env={"COMPOSE_PROFILES": "debug,tools,helper"}).services) == [
+        "debug",
+        "helper",
+        "tools",
+        "web",
+    ]
     assert sorted(load(tmp_path, enable=("tools",)).services) == ["helper", "tools", "web"]
     assert len(load(tmp_path, profiles=("*",)).services) == 4
 
 
 # --- validation ---------------------------------------------------------------------------------
 
+
 def test_schema_error_names_file_line_and_path(tmp_path: Path) -> None:
-    f = write(tmp_path, "compose.yaml", """\
+    f = write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           web:
             image: busybox
             ports:
               - 80
             restart_policy: always
-        """)
+        """,
+    )
     with pytest.raises(ComposeFileError) as e:
         load(tmp_path)
-    assert str(e.value) == (f"validating {f}:6: services.web: Additional property "
-                            "restart_policy is not allowed")
+    assert str(e.value) == (
+        f"validating {f}:6: services.web: Additional property restart_policy is not allowed"
+    )
     write(tmp_path, "compose.yaml", "services:\n  web:\n    image: busybox\n    ports: 80\n")
-    with pytest.raises(ComposeFileError, match=r"compose.yaml:4: services.web.ports: 80 is "
-                                               "not of type 'array'"):
+    with pytest.raises(
+        ComposeFileError,
+        match=r"compose.yaml:4: services.web.ports: 80 is "
+        "not of type 'array'",
+    ):
         load(tmp_path)
 
 
@@ -348,11 +443,15 @@ def test_yaml_errors_and_refusals(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", "services:\n  s: {image: busybox, depends_on: [nope]}\n")
     with pytest.raises(ComposeFileError, match="depends on undefined service 'nope'"):
         load(tmp_path)
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           a: {image: busybox, depends_on: [b]}
           b: {image: busybox, depends_on: [a]}
-        """)
+        """,
+    )
     with pytest.raises(ComposeFileError, match="dependency cycle"):
         load(tmp_path)
     write(tmp_path, "compose.yaml", "services:\n  s: {command: [x]}\n")
@@ -365,16 +464,34 @@ def test_yaml_errors_and_refusals(tmp_path: Path) -> None:
 
 # --- the canonical model -----------------------------------------------------------------------
 
+
 def test_ports_short_and_long() -> None:
-    got = parse_ports(["80", "8080:80", "127.0.0.1:8081:81/udp", "9000-9001:90-91",
-                       "[::1]:7000:70", "127.0.0.1::82", "5000-5010:50",
-                       {"target": 443, "published": 8443, "host_ip": "127.0.0.1"}], "p")
-    assert [(p.get("host_ip", ""), p.get("published"), p["target"], p["protocol"])
-            for p in got] == [
-        ("", None, 80, "tcp"), ("", "8080", 80, "tcp"), ("127.0.0.1", "8081", 81, "udp"),
-        ("", "9000", 90, "tcp"), ("", "9001", 91, "tcp"), ("::1", "7000", 70, "tcp"),
-        ("127.0.0.1", None, 82, "tcp"), ("", "5000-5010", 50, "tcp"),
-        ("127.0.0.1", "8443", 443, "tcp")]
+    got = parse_ports(
+        [
+            "80",
+            "8080:80",
+            "127.0.0.1:8081:81/udp",
+            "9000-9001:90-91",
+            "[::1]:7000:70",
+            "127.0.0.1::82",
+            "5000-5010:50",
+            {"target": 443, "published": 8443, "host_ip": "127.0.0.1"},
+        ],
+        "p",
+    )
+    assert [
+        (p.get("host_ip", ""), p.get("published"), p["target"], p["protocol"]) for p in got
+    ] == [
+        ("", None, 80, "tcp"),
+        ("", "8080", 80, "tcp"),
+        ("127.0.0.1", "8081", 81, "udp"),
+        ("", "9000", 90, "tcp"),
+        ("", "9001", 91, "tcp"),
+        ("::1", "7000", 70, "tcp"),
+        ("127.0.0.1", None, 82, "tcp"),
+        ("", "5000-5010", 50, "tcp"),
+        ("127.0.0.1", "8443", 443, "tcp"),
+    ]
     with pytest.raises(ComposeFileError):
         parse_ports(["99999:80"], "p")
 
@@ -382,18 +499,24 @@ def test_ports_short_and_long() -> None:
 def test_volumes_short_and_long(tmp_path: Path) -> None:
     assert parse_volume("/data", tmp_path, "v") == {"type": "volume", "target": "/data"}
     assert parse_volume("named:/d:ro,nocopy", tmp_path, "v") == {
-        "type": "volume", "source": "named", "target": "/d", "read_only": True,
-        "volume": {"nocopy": True}}
+        "type": "volume",
+        "source": "named",
+        "target": "/d",
+        "read_only": True,
+        "volume": {"nocopy": True},
+    }
     assert parse_volume("./rel:/d", tmp_path, "v")["source"] == str(tmp_path / "rel")
-    long = parse_volume({"type": "tmpfs", "target": "/t", "tmpfs": {"size": "1m"}}, tmp_path,
-                        "v")
+    long = parse_volume({"type": "tmpfs", "target": "/t", "tmpfs": {"size": "1m"}}, tmp_path, "v")
     assert long["type"] == "tmpfs"
     with pytest.raises(ComposeFileError, match="invalid volume mode"):
         parse_volume("a:/b:bogus", tmp_path, "v")
 
 
 def test_typed_model(tmp_path: Path) -> None:
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           web:
             image: busybox
@@ -417,7 +540,8 @@ def test_typed_model(tmp_path: Path) -> None:
           back: {external: true, name: shared}
         volumes:
           data: {external: true}
-        """)
+        """,
+    )
     p = load(tmp_path)
     web, db = p.services["web"], p.services["db"]
     assert web.command == ("httpd", "-f", "-p", "8 0")
@@ -448,18 +572,25 @@ def test_config_hash_follows_the_configuration(tmp_path: Path) -> None:
 
 # --- `berth compose config` --------------------------------------------------------------------
 
-def test_config_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_config_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from berth.cli import main as m
-    write(tmp_path, "compose.yaml", """\
+
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         services:
           web: {image: busybox, depends_on: [db], volumes: [data:/d]}
           db: {image: "busybox:${TAG:-latest}"}
         volumes: {data: {}}
-        """)
+        """,
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # not the user's cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # not the user's cache
     monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
     assert m.run(["compose", "-p", "proj", "config", "--services"]) == 0
     assert capsys.readouterr().out == "db\nweb\n"
@@ -473,6 +604,7 @@ def test_config_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().out == ""
     assert m.run(["compose", "-p", "proj", "config"]) == 0
     import yaml
+
     assert yaml.safe_load(capsys.readouterr().out) == data
     write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, bogus: 1}\n")
     assert m.run(["compose", "config", "-q"]) == 1
@@ -506,22 +638,30 @@ def test_compose_file_variable_and_its_separator(tmp_path: Path) -> None:
 
 
 def test_include_with_project_directory_and_env_file(tmp_path: Path) -> None:
-    write(tmp_path, "lib/svc.yaml", """\
+    write(
+        tmp_path,
+        "lib/svc.yaml",
+        """\
         services:
           lib:
             image: "busybox:${LIB_TAG}"
             volumes: ["./state:/state"]
-        """)
+        """,
+    )
     write(tmp_path, "lib/lib.env", "LIB_TAG=1.36\n")
     (tmp_path / "libroot").mkdir()
-    write(tmp_path, "compose.yaml", """\
+    write(
+        tmp_path,
+        "compose.yaml",
+        """\
         include:
           - path: [lib/svc.yaml]
             project_directory: libroot
             env_file: lib/lib.env
         services:
           app: {image: busybox, depends_on: [lib]}
-        """)
+        """,
+    )
     p = load(tmp_path)
     lib = p.services["lib"]
     assert lib.image == "busybox:1.36"

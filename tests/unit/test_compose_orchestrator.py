@@ -45,32 +45,57 @@ class FakeEngine:
         out = []
         for cid, c in self.containers_.items():
             want = dict(x.split("=", 1) if "=" in x else (x, None) for x in labels)
-            if any(k not in c["labels"] or (v is not None and c["labels"][k] != v)
-                   for k, v in want.items()):
+            if any(
+                k not in c["labels"] or (v is not None and c["labels"][k] != v)
+                for k, v in want.items()
+            ):
                 continue
             if not all and c["state"] != "running":
                 continue
-            out.append(ContainerSummary(id=cid, name=c["name"], image=c["body"]["Image"],
-                                        command="", created=0, state=c["state"], status="",
-                                        labels=dict(c["labels"])))
+            out.append(
+                ContainerSummary(
+                    id=cid,
+                    name=c["name"],
+                    image=c["body"]["Image"],
+                    command="",
+                    created=0,
+                    state=c["state"],
+                    status="",
+                    labels=dict(c["labels"]),
+                )
+            )
         return out
 
     def inspect(self, ref: str) -> ContainerState:
         c = self.containers_[self._find(ref)]
-        return ContainerState(id=self._find(ref), name=c["name"], status=c["state"],
-                              running=c["state"] == "running", exit_code=0,
-                              health=c.get("health", ""), image_id=c["body"]["Image"],
-                              tty=False, anonymous_volumes=c.get("anon", {}))
+        return ContainerState(
+            id=self._find(ref),
+            name=c["name"],
+            status=c["state"],
+            running=c["state"] == "running",
+            exit_code=0,
+            health=c.get("health", ""),
+            image_id=c["body"]["Image"],
+            tty=False,
+            anonymous_volumes=c.get("anon", {}),
+        )
 
     def create(self, name: str, body: dict[str, Any]) -> str:
         self.n += 1
         cid = f"{self.n:064x}"
-        anon = {m["Target"]: m.get("Source") or f"anon{self.n}"
-                for m in body["HostConfig"].get("Mounts") or [] if m["Type"] == "volume"
-                and not m.get("Source", "").startswith("p_")}
-        self.containers_[cid] = {"name": name, "labels": body["Labels"], "state": "created",
-                                 "body": body, "anon": anon,
-                                 "health": "healthy" if "Healthcheck" in body else ""}
+        anon = {
+            m["Target"]: m.get("Source") or f"anon{self.n}"
+            for m in body["HostConfig"].get("Mounts") or []
+            if m["Type"] == "volume" and not m.get("Source", "").startswith("p_")
+        }
+        self.containers_[cid] = {
+            "name": name,
+            "labels": body["Labels"],
+            "state": "created",
+            "body": body,
+            "anon": anon,
+            "health": "healthy" if "Healthcheck" in body else "",
+        }
         self.calls.append(("create", name))
         return cid
 
@@ -165,8 +190,13 @@ def project(tmp_path: Path, text: str = FILE, **env: str) -> Any:
 def orch(p: Any, engine: FakeEngine) -> tuple[Orchestrator, list[tuple[str, str, str]]]:
     events: list[tuple[str, str, str]] = []
     warnings: list[str] = []
-    o = Orchestrator(p, engine, lambda k, n, s: events.append((k, n, s)),  # type: ignore[arg-type]
-                     warnings.append, poll=0)
+    o = Orchestrator(
+        p,
+        engine,
+        lambda k, n, s: events.append((k, n, s)),  # type: ignore[arg-type]
+        warnings.append,
+        poll=0,
+    )
     return o, events
 
 
@@ -175,10 +205,17 @@ def test_up_creates_in_dependency_order_then_does_nothing(tmp_path: Path) -> Non
     o, events = orch(project(tmp_path), e)
     o.up(UpOptions())
     assert e.calls == [
-        ("network", "p_back"), ("network", "p_default"), ("volume", "p_data"),
-        ("create", "p-db-1"), ("connect", "p_default"), ("start", "p-db-1"),
-        ("create", "p-api-1"), ("start", "p-api-1"), ("create", "p-web-1"),
-        ("start", "p-web-1")]
+        ("network", "p_back"),
+        ("network", "p_default"),
+        ("volume", "p_data"),
+        ("create", "p-db-1"),
+        ("connect", "p_default"),
+        ("start", "p-db-1"),
+        ("create", "p-api-1"),
+        ("start", "p-api-1"),
+        ("create", "p-web-1"),
+        ("start", "p-web-1"),
+    ]
     assert ("Container", "p-db-1", "Healthy") in events
     db = next(c for c in e.containers_.values() if c["name"] == "p-db-1")
     assert db["labels"][L.NUMBER] == "1" and db["labels"][L.ONEOFF] == "False"
@@ -197,17 +234,22 @@ def test_a_change_recreates_its_service_and_dependents_only(tmp_path: Path) -> N
     o, events = orch(project(tmp_path, V="2"), e)
     o.up(UpOptions())
     # the old container steps aside under `ID12_NAME` while the new one takes its name
-    assert e.calls == [("stop", "p-web-1"), ("create", "p-web-1"),
-                       ("remove", "000000000000_p-web-1"),
-                       ("start", "p-web-1")]
+    assert e.calls == [
+        ("stop", "p-web-1"),
+        ("create", "p-web-1"),
+        ("remove", "000000000000_p-web-1"),
+        ("start", "p-web-1"),
+    ]
     assert ("Container", "p-web-1", "Recreated") in events
     # a change of api recreates web too, which depends on it; api keeps its anonymous volume
-    (tmp_path / "compose.yaml").write_text(FILE.replace("/anon\"]", "/anon\"]\n    user: '1'"))
+    (tmp_path / "compose.yaml").write_text(FILE.replace('/anon"]', "/anon\"]\n    user: '1'"))
     e.calls.clear()
     p2, _ = load_project(LoadOptions(environ={"V": "2"}, cwd=str(tmp_path), project_name="p"))
     orch(p2, e)[0].up(UpOptions())
-    assert [c for c in e.calls if c[0] == "create"] == [("create", "p-api-1"),
-                                                        ("create", "p-web-1")]
+    assert [c for c in e.calls if c[0] == "create"] == [
+        ("create", "p-api-1"),
+        ("create", "p-web-1"),
+    ]
     api = next(c for c in e.containers_.values() if c["name"] == "p-api-1")
     anon = [m for m in api["body"]["HostConfig"]["Mounts"] if m["Target"] == "/anon"][0]
     assert anon["Source"] == api_before["anon"]["/anon"]
@@ -234,8 +276,12 @@ def test_scale_up_and_down(tmp_path: Path) -> None:
     assert names == ["p-api-1", "p-db-1", "p-web-1", "p-web-2", "p-web-3"]
     e.calls.clear()
     o.up(UpOptions(scale={"web": 1}))
-    assert e.calls == [("stop", "p-web-3"), ("remove", "p-web-3"), ("stop", "p-web-2"),
-                       ("remove", "p-web-2")]
+    assert e.calls == [
+        ("stop", "p-web-3"),
+        ("remove", "p-web-3"),
+        ("stop", "p-web-2"),
+        ("remove", "p-web-2"),
+    ]
 
 
 def test_down_order_volumes_and_external_objects(tmp_path: Path) -> None:
@@ -251,7 +297,10 @@ def test_down_order_volumes_and_external_objects(tmp_path: Path) -> None:
     e.calls.clear()
     o.down()
     assert [c for c in e.calls if c[0] == "remove"] == [
-        ("remove", "p-web-1"), ("remove", "p-api-1"), ("remove", "p-db-1")]
+        ("remove", "p-web-1"),
+        ("remove", "p-api-1"),
+        ("remove", "p-db-1"),
+    ]
     assert ("rm-network", "p_default") in e.calls and "p_data" in e.volumes_
     o.down(volumes=True)
     assert "p_data" not in e.volumes_ and "ext" in e.volumes_ and "p_other" in e.networks_
@@ -259,14 +308,18 @@ def test_down_order_volumes_and_external_objects(tmp_path: Path) -> None:
 
 def test_missing_external_network_and_image(tmp_path: Path) -> None:
     e = FakeEngine()
-    p = project(tmp_path, """\
+    p = project(
+        tmp_path,
+        """\
         services:
           s: {image: busybox, networks: [n]}
         networks:
           n: {external: true}
-        """)
-    with pytest.raises(ComposeError, match="network n declared as external, but could not be "
-                                           "found"):
+        """,
+    )
+    with pytest.raises(
+        ComposeError, match="network n declared as external, but could not be found"
+    ):
         orch(p, e)[0].up(UpOptions())
     p = project(tmp_path, "services:\n  s: {image: nothere, pull_policy: never}\n")
     with pytest.raises(ComposeError, match="no such image: nothere"):
@@ -287,7 +340,9 @@ def test_orphans_are_reported_then_removed(tmp_path: Path) -> None:
 
 def test_container_body(tmp_path: Path) -> None:
     (tmp_path / "s.txt").write_text("secret")
-    p = project(tmp_path, """\
+    p = project(
+        tmp_path,
+        """\
         services:
           web:
             image: busybox
@@ -324,7 +379,8 @@ def test_container_body(tmp_path: Path) -> None:
           data: {}
         secrets:
           s: {file: ./s.txt}
-        """)
+        """,
+    )
     svc = p.services["web"]
     b = container_body(p, svc, 1, "sha256:x", "p-web-1")
     hc = b["HostConfig"]
@@ -332,21 +388,29 @@ def test_container_body(tmp_path: Path) -> None:
     assert b["Entrypoint"] == ["sh", "-c"] and b["Env"] == ["A=1"]
     assert hc["PortBindings"] == {
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
-        "53/udp": [{"HostIp": "", "HostPort": "53"}], "9000/tcp": [{"HostIp": "",
-                                                                   "HostPort": ""}]}
+        "53/udp": [{"HostIp": "", "HostPort": "53"}],
+        "9000/tcp": [{"HostIp": "", "HostPort": ""}],
+    }
     assert set(b["ExposedPorts"]) == {"80/tcp", "53/udp", "9000/tcp", "3000/tcp"}
     assert hc["Binds"] == [f"{tmp_path}/html:/html:ro", f"{tmp_path}/s.txt:/run/secrets/s:ro"]
     assert hc["Mounts"] == [
         {"Type": "volume", "Target": "/data", "ReadOnly": False, "Source": "p_data"},
         {"Type": "volume", "Target": "/anon", "ReadOnly": False},
-        {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024}}]
+        {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024}},
+    ]
     assert hc["Tmpfs"] == {"/run": ""}
     assert hc["NetworkMode"] == "p_front"
     assert b["NetworkingConfig"]["EndpointsConfig"]["p_front"] == {
-        "Aliases": ["web", "p-web-1", "www"], "IPAMConfig": {"IPv4Address": "10.9.0.9"}}
+        "Aliases": ["web", "p-web-1", "www"],
+        "IPAMConfig": {"IPv4Address": "10.9.0.9"},
+    }
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
-    assert b["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 1_000_000_000,
-                                "Timeout": 500_000_000, "Retries": 3}
+    assert b["Healthcheck"] == {
+        "Test": ["CMD", "true"],
+        "Interval": 1_000_000_000,
+        "Timeout": 500_000_000,
+        "Retries": 3,
+    }
     assert (b["StopTimeout"], b["StopSignal"]) == (5, "SIGINT")
     assert (b["User"], b["WorkingDir"], b["Hostname"]) == ("1000", "/w", "h")
     assert hc["CapAdd"] == ["NET_ADMIN"] and hc["Init"] and hc["ReadonlyRootfs"]
@@ -359,7 +423,8 @@ def test_container_body(tmp_path: Path) -> None:
 
 
 def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
-    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           db: {image: busybox}
           app:
@@ -374,22 +439,24 @@ def test_body_modes_links_volumes_from_and_ignored_keys(tmp_path: Path) -> None:
             cpu_shares: 512
             isolation: default
             deploy: {mode: global}
-        """))
+        """)
+    )
     p, warnings = load_project(LoadOptions(environ={}, cwd=str(tmp_path), project_name="p"))
-    assert warnings == ["services.app.isolation is not supported by berth compose and is "
-                        "ignored"]
+    assert warnings == ["services.app.isolation is not supported by berth compose and is ignored"]
     app = p.services["app"]
     assert app.dependencies() == ["db"] and p.order() == ["db", "app"]
-    b = container_body(p, app, 1, "sha256:x", "p-app-1",
-                       container_of=lambda s: f"p-{s}-1")
+    b = container_body(p, app, 1, "sha256:x", "p-app-1", container_of=lambda s: f"p-{s}-1")
     hc = b["HostConfig"]
     assert hc["IpcMode"] == "container:p-db-1" and hc["PidMode"] == "host"
     assert hc["VolumesFrom"] == ["p-db-1:ro", "plain"]
-    assert hc["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/nothing",
-                              "CgroupPermissions": "r"}]
+    assert hc["Devices"] == [
+        {"PathOnHost": "/dev/null", "PathInContainer": "/dev/nothing", "CgroupPermissions": "r"}
+    ]
     assert (hc["OomScoreAdj"], hc["CpuShares"]) == (-10, 512)
     assert b["NetworkingConfig"]["EndpointsConfig"]["p_default"]["Links"] == [
-        "p-db-1:database", "other:other"]
+        "p-db-1:database",
+        "other:other",
+    ]
     (tmp_path / "compose.yaml").write_text("services:\n  a: {image: busybox, links: [nope]}\n")
     with pytest.raises(ComposeFileError, match="undefined service 'nope'"):
         load_project(LoadOptions(environ={}, cwd=str(tmp_path)))
@@ -399,9 +466,11 @@ def test_progress_display() -> None:
     import io
 
     from berth.cli.composeprogress import Progress, mode_for
+
     assert mode_for("auto", "auto", True) == "tty" and mode_for("auto", "auto", False) == "plain"
-    assert mode_for("auto", "never", True) == "plain" and mode_for("quiet", "always", True) == \
-        "quiet"
+    assert (
+        mode_for("auto", "never", True) == "plain" and mode_for("quiet", "always", True) == "quiet"
+    )
     out = io.StringIO()
     p = Progress(out, "plain")
     p("Container", "p-web-1", "Creating")
@@ -441,6 +510,7 @@ def test_watch_scan_diff_and_sync_tar(tmp_path: Path) -> None:
 
     from berth.compose.model import WatchAction, WatchRule
     from berth.compose.watch import diff, scan, sync_tar
+
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("a")
@@ -451,8 +521,7 @@ def test_watch_scan_diff_and_sync_tar(tmp_path: Path) -> None:
     rule = WatchRule(path=str(src), action=WatchAction.SYNC, target="/app", ignore=("*.tmp",))
     before = scan(rule)
     assert sorted(before) == ["a.txt", "sub/b.py"]
-    only_py = WatchRule(path=str(src), action=WatchAction.SYNC, target="/app",
-                        include=("**/*.py",))
+    only_py = WatchRule(path=str(src), action=WatchAction.SYNC, target="/app", include=("**/*.py",))
     assert sorted(scan(only_py)) == ["sub/b.py"]
     (src / "a.txt").unlink()
     (src / "sub" / "b.py").write_text("bb")
@@ -466,17 +535,21 @@ def test_watch_scan_diff_and_sync_tar(tmp_path: Path) -> None:
 
 def test_watch_needs_rules_and_targets(tmp_path: Path) -> None:
     from berth.compose.watch import Watcher
+
     p = project(tmp_path, "services:\n  s: {image: busybox}\n")
     with pytest.raises(ComposeError, match="consider setting a 'develop' section"):
         Watcher(orch(p, FakeEngine())[0], [], print)
     (tmp_path / "compose.yaml").write_text(
-        "services:\n  s: {image: busybox, develop: {watch: [{path: ., action: sync}]}}\n")
+        "services:\n  s: {image: busybox, develop: {watch: [{path: ., action: sync}]}}\n"
+    )
     with pytest.raises(ComposeFileError, match="sync needs a target"):
         load_project(LoadOptions(environ={}, cwd=str(tmp_path)))
 
 
 def test_restart_takes_the_dependents_that_ask_for_it_and_deploy_keys(tmp_path: Path) -> None:
-    p = project(tmp_path, """\
+    p = project(
+        tmp_path,
+        """\
         services:
           db: {image: busybox, deploy: {restart_policy: {condition: on-failure,
                                                          max_attempts: 4},
@@ -484,7 +557,8 @@ def test_restart_takes_the_dependents_that_ask_for_it_and_deploy_keys(tmp_path: 
           app: {image: busybox, depends_on: {db: {condition: service_started, restart: true}}}
           other: {image: busybox, depends_on: [db]}
           quiet: {image: busybox, attach: false}
-        """)
+        """,
+    )
     assert p.services["db"].restart == "on-failure:4"
     assert p.services["db"].mem_reservation == 8 << 20
     assert not p.services["quiet"].attach and p.services["app"].attach
@@ -497,7 +571,9 @@ def test_restart_takes_the_dependents_that_ask_for_it_and_deploy_keys(tmp_path: 
 
 
 def test_gpus_become_device_requests(tmp_path: Path) -> None:
-    p = project(tmp_path, """\
+    p = project(
+        tmp_path,
+        """\
         services:
           all: {image: busybox, gpus: all}
           some:
@@ -506,20 +582,26 @@ def test_gpus_become_device_requests(tmp_path: Path) -> None:
               resources:
                 reservations:
                   devices: [{driver: nvidia, count: 1, capabilities: [gpu, compute]}]
-        """)
+        """,
+    )
     b = container_body(p, p.services["all"], 1, "sha256:x", "p-all-1")
     assert b["HostConfig"]["DeviceRequests"] == [
-        {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]]}]
+        {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]]}
+    ]
     b = container_body(p, p.services["some"], 1, "sha256:x", "p-some-1")
     assert b["HostConfig"]["DeviceRequests"] == [
-        {"Driver": "nvidia", "Count": 1, "DeviceIDs": None, "Capabilities": [["gpu", "compute"]]}]
+        {"Driver": "nvidia", "Count": 1, "DeviceIDs": None, "Capabilities": [["gpu", "compute"]]}
+    ]
 
 
 def test_watch_actions(tmp_path: Path) -> None:
     from berth.compose.watch import Watcher
+
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.txt").write_text("a")
-    p = project(tmp_path, """\
+    p = project(
+        tmp_path,
+        """\
         services:
           s:
             image: busybox
@@ -527,7 +609,8 @@ def test_watch_actions(tmp_path: Path) -> None:
               watch:
                 - {path: ./src, action: sync+restart, target: /app}
                 - {path: ./src, action: sync+exec, target: /app2, exec: {command: [reload]}}
-        """)
+        """,
+    )
     e = FakeEngine()
     o, _ = orch(p, e)
     o.up(UpOptions())
@@ -538,15 +621,22 @@ def test_watch_actions(tmp_path: Path) -> None:
     (tmp_path / "src" / "b.txt").write_text("b")
     for change in w.poll():
         w.apply(change)
-    assert e.calls == [("put_archive", "p-s-1"), ("exec", "rm -rf -- /app/a.txt"),
-                       ("restart", "p-s-1"), ("put_archive", "p-s-1"),
-                       ("exec", "rm -rf -- /app2/a.txt"), ("exec", "reload")]
+    assert e.calls == [
+        ("put_archive", "p-s-1"),
+        ("exec", "rm -rf -- /app/a.txt"),
+        ("restart", "p-s-1"),
+        ("put_archive", "p-s-1"),
+        ("exec", "rm -rf -- /app2/a.txt"),
+        ("exec", "reload"),
+    ]
     assert w.poll() == []
 
 
 def test_label_file_and_the_small_resource_keys(tmp_path: Path) -> None:
     (tmp_path / "labels.txt").write_text("team=core\nowner=file\n")
-    p = project(tmp_path, """\
+    p = project(
+        tmp_path,
+        """\
         services:
           s:
             image: busybox
@@ -557,7 +647,8 @@ def test_label_file_and_the_small_resource_keys(tmp_path: Path) -> None:
             cpu_quota: 50000
             cpu_period: 100000
             device_cgroup_rules: ["c 1:3 mr"]
-        """)
+        """,
+    )
     svc = p.services["s"]
     assert svc.labels == {"team": "core", "owner": "inline"}
     hc = container_body(p, svc, 1, "sha256:x", "p-s-1")["HostConfig"]
@@ -571,7 +662,8 @@ def test_parallel_limit() -> None:
     import time
 
     from berth.compose.parallel import run_parallel as _parallel
-    active = [0, 0]   # now, most at once
+
+    active = [0, 0]  # now, most at once
     lock = threading.Lock()
 
     def fn(x: int) -> int:
@@ -584,7 +676,7 @@ def test_parallel_limit() -> None:
         return x * 2
 
     assert _parallel(fn, [1, 2, 3, 4, 5], limit=2) == [2, 4, 6, 8, 10]
-    assert 1 <= active[1] <= 2   # never more than the limit
+    assert 1 <= active[1] <= 2  # never more than the limit
 
     def boom(x: int) -> int:
         if x == 2:

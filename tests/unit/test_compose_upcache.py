@@ -80,14 +80,20 @@ def setup(tmp_path: Path) -> tuple[Path, Path, FakeClient, dict[str, str]]:
     save(str(path), inputs, project, warnings, config_hash)
     client = FakeClient()
     for svc in project.services.values():
-        client.containers.append({
-            "Names": [f"/p-{svc.name}-1"], "State": "running",
-            "Status": "Up 3 seconds (healthy)" if svc.name == "db" else "Up 3 seconds",
-            "Labels": {"com.docker.compose.project": "p",
-                       "com.docker.compose.service": svc.name,
-                       "com.docker.compose.oneoff": "False",
-                       "com.docker.compose.config-hash": config_hash(svc),
-                       "com.docker.compose.image": IMAGE}})
+        client.containers.append(
+            {
+                "Names": [f"/p-{svc.name}-1"],
+                "State": "running",
+                "Status": "Up 3 seconds (healthy)" if svc.name == "db" else "Up 3 seconds",
+                "Labels": {
+                    "com.docker.compose.project": "p",
+                    "com.docker.compose.service": svc.name,
+                    "com.docker.compose.oneoff": "False",
+                    "com.docker.compose.config-hash": config_hash(svc),
+                    "com.docker.compose.image": IMAGE,
+                },
+            }
+        )
     return work, path, client, environ
 
 
@@ -101,14 +107,36 @@ def test_a_hit_when_nothing_changed(setup: Any) -> None:
     assert entry["env"]["GREETING"] is None
     assert converged(str(path), environ, client) == ([], ["p-db-1", "p-web-1"])
     # a one-off container of the project changes nothing
-    client.containers.append({"Names": ["/p-web-run-1"], "State": "exited", "Labels": {
-        "com.docker.compose.project": "p", "com.docker.compose.oneoff": "True"}})
+    client.containers.append(
+        {
+            "Names": ["/p-web-run-1"],
+            "State": "exited",
+            "Labels": {"com.docker.compose.project": "p", "com.docker.compose.oneoff": "True"},
+        }
+    )
     assert converged(str(path), environ, client) is not None
 
 
-@pytest.mark.parametrize("change", [
-    "file", "override", "env_file", "variable", "orphan", "stopped", "hash", "image",
-    "image gone", "unhealthy", "scaled", "network", "volume", "external", "entry"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "file",
+        "override",
+        "env_file",
+        "variable",
+        "orphan",
+        "stopped",
+        "hash",
+        "image",
+        "image gone",
+        "unhealthy",
+        "scaled",
+        "network",
+        "volume",
+        "external",
+        "entry",
+    ],
+)
 def test_a_miss_on_each_change(setup: Any, change: str) -> None:
     work, path, client, environ = setup
     web, db = client.containers[1], client.containers[0]
@@ -121,8 +149,9 @@ def test_a_miss_on_each_change(setup: Any, change: str) -> None:
     elif change == "variable":
         environ = {**environ, "GREETING": "hello"}
     elif change == "orphan":
-        client.containers.append({**web, "Labels": {**web["Labels"],
-                                                   "com.docker.compose.service": "old"}})
+        client.containers.append(
+            {**web, "Labels": {**web["Labels"], "com.docker.compose.service": "old"}}
+        )
     elif change == "stopped":
         web["State"] = "exited"
     elif change == "hash":
@@ -157,7 +186,7 @@ def test_no_entry_for_a_pulling_project_nor_in_an_open_directory(tmp_path: Path)
     (tmp_path / "compose.yaml").write_text("services:\n  a: {image: x}\n")
     project, _ = load_project(replace(opts, inputs=inputs))
     (tmp_path / "c").mkdir(mode=0o777)
-    os.chmod(tmp_path / "c", 0o777)     # others could write it: it is not trusted
+    os.chmod(tmp_path / "c", 0o777)  # others could write it: it is not trusted
     save(str(path), inputs, project, [], config_hash)
     assert not path.exists()
     os.chmod(tmp_path / "c", 0o700)
@@ -178,18 +207,23 @@ def test_the_entry_follows_the_options_and_compose_variables(tmp_path: Path) -> 
 def test_variables_in_dotenv_and_includes_are_noted(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("TAG=${BASE:-1}\n")
     (tmp_path / "inc").mkdir()
-    (tmp_path / "inc" / "compose.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "inc" / "compose.yaml").write_text(
+        textwrap.dedent("""\
         services:
           inc: {image: "busybox:${INCTAG:-x}"}
-        """))
-    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        """)
+    )
+    (tmp_path / "compose.yaml").write_text(
+        textwrap.dedent("""\
         include: [inc/compose.yaml]
         services:
           a: {image: "busybox:${TAG}"}
-        """))
+        """)
+    )
     inputs = Inputs({"BASE": "2"})
-    load_project(LoadOptions(environ={"BASE": "2"}, cwd=str(tmp_path), project_name="p",
-                             inputs=inputs))
+    load_project(
+        LoadOptions(environ={"BASE": "2"}, cwd=str(tmp_path), project_name="p", inputs=inputs)
+    )
     assert inputs.env["BASE"] == "2" and inputs.env["INCTAG"] is None
     assert "TAG" in inputs.env
     assert inputs.files[str(tmp_path / ".env")] is not None
@@ -199,11 +233,15 @@ def test_variables_in_dotenv_and_includes_are_noted(tmp_path: Path) -> None:
 def test_the_fast_path_loads_no_yaml_nor_model() -> None:
     import subprocess
     import sys
-    code = ("import sys, berth.cli.compose, berth.cli.compose_common, berth.compose.upcache, "
-            "berth.cli.composeprogress; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'jsonschema') "
-            "or m in ('berth.compose.model', 'berth.compose.loader', "
-            "'berth.cli.compose_tools', 'berth.cli.compose_up', 'dataclasses')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+
+    code = (
+        "import sys, berth.cli.compose, berth.cli.compose_common, berth.compose.upcache, "
+        "berth.cli.composeprogress; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'jsonschema') "
+        "or m in ('berth.compose.model', 'berth.compose.loader', "
+        "'berth.cli.compose_tools', 'berth.cli.compose_up', 'dataclasses')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

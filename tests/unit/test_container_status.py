@@ -16,16 +16,29 @@ def _next(status: S) -> set[S]:
 
 
 def test_the_statuses_are_dockers() -> None:
-    assert [s.value for s in S] == ["created", "running", "paused", "restarting", "removing",
-                                    "exited", "dead"]
+    assert [s.value for s in S] == [
+        "created",
+        "running",
+        "paused",
+        "restarting",
+        "removing",
+        "exited",
+        "dead",
+    ]
     assert S("exited") is S.EXITED
 
 
 def test_created() -> None:
     s = S.CREATED
     assert s.can_start() and s.can_remove() and s.can_attach()
-    assert not (s.can_kill() or s.can_stop() or s.can_pause() or s.can_unpause()
-                or s.can_exec() or s.is_running)
+    assert not (
+        s.can_kill()
+        or s.can_stop()
+        or s.can_pause()
+        or s.can_unpause()
+        or s.can_exec()
+        or s.is_running
+    )
     # a start that fails before the process runs leaves it created (its error recorded)
     assert _next(s) == {S.RUNNING, S.REMOVING, S.EXITED, S.DEAD}
 
@@ -50,17 +63,29 @@ def test_paused() -> None:
 
 def test_restarting() -> None:
     s = S.RESTARTING
-    assert s.can_start()   # by hand: the pending restart is cancelled
-    assert not (s.is_running or s.can_kill() or s.can_stop() or s.can_pause()
-                or s.can_exec() or s.can_attach())
+    assert s.can_start()  # by hand: the pending restart is cancelled
+    assert not (
+        s.is_running
+        or s.can_kill()
+        or s.can_stop()
+        or s.can_pause()
+        or s.can_exec()
+        or s.can_attach()
+    )
     assert not s.can_remove() and s.can_remove(force=True)
     assert _next(s) == {S.RUNNING, S.EXITED, S.REMOVING, S.DEAD}
 
 
 def test_removing() -> None:
     s = S.REMOVING
-    assert not (s.can_start() or s.can_kill() or s.can_stop() or s.can_pause()
-                or s.can_exec() or s.is_running)
+    assert not (
+        s.can_start()
+        or s.can_kill()
+        or s.can_stop()
+        or s.can_pause()
+        or s.can_exec()
+        or s.is_running
+    )
     assert not s.can_remove() and not s.can_remove(force=True)
     assert _next(s) == {S.DEAD}
 

@@ -32,8 +32,13 @@ def test_base_name_of_a_copy() -> None:
 def test_stat_header_is_dockers_json() -> None:
     h = stat_header(PathStat("etc", 4096, (1 << 31) | 0o755, 0.5, ""))
     doc = json.loads(base64.b64decode(h))
-    assert doc == {"name": "etc", "size": 4096, "mode": (1 << 31) | 0o755,
-                   "mtime": "1970-01-01T00:00:00.500000Z", "linkTarget": ""}
+    assert doc == {
+        "name": "etc",
+        "size": 4096,
+        "mode": (1 << 31) | 0o755,
+        "mtime": "1970-01-01T00:00:00.500000Z",
+        "linkTarget": "",
+    }
 
 
 def test_split_container_path() -> None:

@@ -14,10 +14,20 @@ from berth.daemon.config import DaemonConfig
 
 def _args(tmp_path: Path, *args: str, config: dict[str, object] | None = None) -> DaemonConfig:
     from berth.daemon.main import parse_args
+
     cfg = tmp_path / "daemon.json"
     cfg.write_text(json.dumps(config or {}))
-    return parse_args(["--config-file", str(cfg), "--exec-root", str(tmp_path / "run"),
-                       "--data-root", str(tmp_path / "data"), *args])
+    return parse_args(
+        [
+            "--config-file",
+            str(cfg),
+            "--exec-root",
+            str(tmp_path / "run"),
+            "--data-root",
+            str(tmp_path / "data"),
+            *args,
+        ]
+    )
 
 
 def test_runc_is_a_runtime_only_where_configured(tmp_path: Path) -> None:
@@ -28,15 +38,19 @@ def test_runc_is_a_runtime_only_where_configured(tmp_path: Path) -> None:
     assert _args(tmp_path, "--default-runtime", "runc").default_runtime == "berth"
     c = _args(tmp_path, "--add-runtime", "runc=sh", "--default-runtime", "runc")
     assert c.runtimes["runc"] == shutil.which("sh") and c.default_runtime == "runc"
-    c = _args(tmp_path, config={"runtimes": {"runc": {"path": "sh"}},
-                                "default-runtime": "runc"})
+    c = _args(tmp_path, config={"runtimes": {"runc": {"path": "sh"}}, "default-runtime": "runc"})
     assert c.runtimes["runc"] == shutil.which("sh") and c.default_runtime == "runc"
 
 
-@pytest.mark.parametrize("conf", [{"runc": {"path": "sh", "runtimeArgs": ["--debug"]}},
-                                  {"runc": "sh"}, {"berth": {"path": "sh"}}])
-def test_runtimes_berthd_cannot_honour_are_refused(tmp_path: Path,
-                                                   conf: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"runc": {"path": "sh", "runtimeArgs": ["--debug"]}},
+        {"runc": "sh"},
+        {"berth": {"path": "sh"}},
+    ],
+)
+def test_runtimes_berthd_cannot_honour_are_refused(tmp_path: Path, conf: dict[str, object]) -> None:
     with pytest.raises(SystemExit):
         _args(tmp_path, config={"runtimes": conf})
 
@@ -51,10 +65,18 @@ def test_ipv6_on_the_default_bridge_from_flags_or_daemon_json(tmp_path: Path) ->
     assert _args(tmp_path, "--ipv6=false").ipv6 is False
 
 
-@pytest.mark.parametrize(("args", "conf"), [
-    (["--fixed-cidr-v6", "10.1.0.0/16"], None), (["--fixed-cidr-v6", "fd00::/200"], None),
-    (["--ipv6"], {"ipv6": True}), ([], {"ipv6": "yes"}), ([], {"fixed-cidr-v6": ["x"]})])
-def test_bad_ipv6_settings_are_refused(tmp_path: Path, args: list[str],
-                                       conf: dict[str, object] | None) -> None:
+@pytest.mark.parametrize(
+    ("args", "conf"),
+    [
+        (["--fixed-cidr-v6", "10.1.0.0/16"], None),
+        (["--fixed-cidr-v6", "fd00::/200"], None),
+        (["--ipv6"], {"ipv6": True}),
+        ([], {"ipv6": "yes"}),
+        ([], {"fixed-cidr-v6": ["x"]}),
+    ],
+)
+def test_bad_ipv6_settings_are_refused(
+    tmp_path: Path, args: list[str], conf: dict[str, object] | None
+) -> None:
     with pytest.raises(SystemExit):
         _args(tmp_path, *args, config=conf)

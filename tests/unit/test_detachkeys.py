@@ -10,13 +10,16 @@ from berth.containers import channel
 from berth.detachkeys import DEFAULT, DetachScanner, parse_detach_keys
 
 
-@pytest.mark.parametrize(("spec", "keys"), [
-    (DEFAULT, b"\x10\x11"),
-    ("ctrl-a", b"\x01"),
-    ("ctrl-z,x", b"\x1ax"),
-    ("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_", bytes([0, 27, 28, 29, 30, 31])),
-    ("a,b,c", b"abc"),
-])
+@pytest.mark.parametrize(
+    ("spec", "keys"),
+    [
+        (DEFAULT, b"\x10\x11"),
+        ("ctrl-a", b"\x01"),
+        ("ctrl-z,x", b"\x1ax"),
+        ("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_", bytes([0, 27, 28, 29, 30, 31])),
+        ("a,b,c", b"abc"),
+    ],
+)
 def test_parse(spec: str, keys: bytes) -> None:
     assert parse_detach_keys(spec) == keys
 
@@ -36,7 +39,7 @@ def test_the_daemon_uses_the_same_parser() -> None:
 
 def test_scanner_finds_keys_split_across_reads() -> None:
     scan = DetachScanner(b"\x10\x11")
-    assert scan.feed(b"ab\x10") == (b"ab", False)   # a partial match is held back
+    assert scan.feed(b"ab\x10") == (b"ab", False)  # a partial match is held back
     assert scan.feed(b"\x11rest") == (b"", True)
 
 

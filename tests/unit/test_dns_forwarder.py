@@ -30,8 +30,13 @@ class Rig:
         listen = _udp()
         self.table = tmp / "net.json"
         self.table.write_text(json.dumps({"web": ["10.9.0.2"]}))
-        self.dns = DnsServer(listen.detach(), [str(self.table)], ["127.0.0.1"], forward=forward,
-                        port=self.upstream.getsockname()[1])
+        self.dns = DnsServer(
+            listen.detach(),
+            [str(self.table)],
+            ["127.0.0.1"],
+            forward=forward,
+            port=self.upstream.getsockname()[1],
+        )
         self.server = self.dns.sock.getsockname()
 
     def ask(self, name: str, qid: int = 0x1234) -> DNSRecord:
@@ -46,8 +51,8 @@ class Rig:
         return DNSRecord.parse(data), addr
 
     def answer(self, q: DNSRecord, ip: str, name: str = "") -> bytes:
-        r = DNSRecord.parse(q.pack()).reply()   # a copy: reply() shares the question
-        if name:   # a different question from the one asked
+        r = DNSRecord.parse(q.pack()).reply()  # a copy: reply() shares the question
+        if name:  # a different question from the one asked
             r.questions[0].qname = name
         r.add_answer(RR(name or q.q.qname, QTYPE.A, rdata=A(ip), ttl=5))
         return bytes(r.pack())
@@ -113,7 +118,7 @@ def test_an_answer_to_another_question_is_not_relayed(rig: Rig) -> None:
     q, fwd_addr = rig.upstream_query()
     rig.upstream.sendto(rig.answer(q, "127.7.7.7", name="other.berth-test"), fwd_addr)
     rig.dns.on_answer(0)
-    other = DNSRecord.question("asked.berth-test", "AAAA")   # same name, another type
+    other = DNSRecord.question("asked.berth-test", "AAAA")  # same name, another type
     other.header.id = q.header.id
     rig.upstream.sendto(bytes(other.reply().pack()), fwd_addr)
     rig.dns.on_answer(0)

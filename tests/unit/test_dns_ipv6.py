@@ -23,15 +23,14 @@ def _ask(rig: Rig, name: str, qtype: str) -> DNSRecord:
 def test_a_and_aaaa(tmp_path: Path) -> None:
     rig = Rig(tmp_path, forward=False)
     try:
-        rig.table.write_text(json.dumps({"web": ["10.9.0.2", "fd00:9::2"],
-                                         "old": ["10.9.0.3"]}))
+        rig.table.write_text(json.dumps({"web": ["10.9.0.2", "fd00:9::2"], "old": ["10.9.0.3"]}))
         got = _ask(rig, "web", "AAAA")
         assert [(r.rtype, str(r.rdata)) for r in got.rr] == [(QTYPE.AAAA, "fd00:9::2")]
         got = _ask(rig, "web", "A")
         assert [(r.rtype, str(r.rdata)) for r in got.rr] == [(QTYPE.A, "10.9.0.2")]
         got = _ask(rig, "web", "ANY")
         assert len(got.rr) == 2
-        got = _ask(rig, "old", "AAAA")   # known, but no IPv6 address: no answer, no error
+        got = _ask(rig, "old", "AAAA")  # known, but no IPv6 address: no answer, no error
         assert got.rr == [] and got.header.rcode == 0
     finally:
         rig.close()

@@ -10,9 +10,13 @@ from berth.errors import InvalidArgument
 
 
 def test_config_env_keeps_what_was_given_then_the_image_s() -> None:
-    assert merge_env(["PATH=/i", "A=img", "B=img"], ["A=1", "Foo"]) == \
-        ["A=1", "Foo", "PATH=/i", "B=img"]
-    assert merge_env(["A=img"], ["A"]) == ["A"]          # recorded; unsets A in the process
+    assert merge_env(["PATH=/i", "A=img", "B=img"], ["A=1", "Foo"]) == [
+        "A=1",
+        "Foo",
+        "PATH=/i",
+        "B=img",
+    ]
+    assert merge_env(["A=img"], ["A"]) == ["A"]  # recorded; unsets A in the process
     assert merge_env(None, None) == []
     with pytest.raises(InvalidArgument):
         merge_env([], ["=x"])
@@ -26,6 +30,10 @@ def test_replace_or_append_unsets_names_without_a_value() -> None:
 def test_process_env() -> None:
     assert process_env(["A=1", "Foo"], "h", False) == [DEFAULT_PATH, "HOSTNAME=h", "A=1"]
     assert process_env(["TERM=dumb"], "h", True) == [DEFAULT_PATH, "HOSTNAME=h", "TERM=dumb"]
-    assert process_env(["PATH"], "h", False) == ["HOSTNAME=h"]   # as dockerd: PATH unset
-    assert process_env(["A=1"], "h", True, ["A", "X=1"]) == \
-        [DEFAULT_PATH, "HOSTNAME=h", "TERM=xterm", "X=1"]
+    assert process_env(["PATH"], "h", False) == ["HOSTNAME=h"]  # as dockerd: PATH unset
+    assert process_env(["A=1"], "h", True, ["A", "X=1"]) == [
+        DEFAULT_PATH,
+        "HOSTNAME=h",
+        "TERM=xterm",
+        "X=1",
+    ]

@@ -40,8 +40,23 @@ class Force(Options):
 
 
 def test_docker_style_flags_and_command() -> None:
-    opts, pos = RunLike.parse(["-dit", "-eA=1", "--env", "B=2", "--name=x", "-c", "512",
-                               "--rm", "busybox", "sh", "-c", "echo -e hi", "--rm"])
+    opts, pos = RunLike.parse(
+        [
+            "-dit",
+            "-eA=1",
+            "--env",
+            "B=2",
+            "--name=x",
+            "-c",
+            "512",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -e hi",
+            "--rm",
+        ]
+    )
     assert opts.detach and opts.interactive and opts.tty and opts.rm
     assert opts.env == ["A=1", "B=2"] and opts.name == "x" and opts.cpu_shares == 512
     # everything after the image belongs to the command, flags included
@@ -97,13 +112,16 @@ def test_usage_lists_each_flag() -> None:
     assert "      --name string" in text
 
 
-@pytest.mark.parametrize(("argv", "msg"), [
-    (["--nope"], "unknown flag: --nope"),
-    (["-x"], "unknown shorthand flag: 'x' in -x"),
-    (["--name"], "flag needs an argument: --name"),
-    (["-c", "many"], 'invalid argument "many" for "-c" flag'),
-    (["--rm=maybe"], 'invalid argument "maybe" for "--rm" flag'),
-])
+@pytest.mark.parametrize(
+    ("argv", "msg"),
+    [
+        (["--nope"], "unknown flag: --nope"),
+        (["-x"], "unknown shorthand flag: 'x' in -x"),
+        (["--name"], "flag needs an argument: --name"),
+        (["-c", "many"], 'invalid argument "many" for "-c" flag'),
+        (["--rm=maybe"], 'invalid argument "maybe" for "--rm" flag'),
+    ],
+)
 def test_errors_are_dockers(argv: list[str], msg: str) -> None:
     with pytest.raises(UsageError, match=msg):
         RunLike.parse(argv)
@@ -111,13 +129,30 @@ def test_errors_are_dockers(argv: list[str], msg: str) -> None:
 
 def test_a_misspelt_option_is_a_type_error(tmp_path: Path) -> None:
     """What the options classes are for: mypy finds a name no flag has."""
-    code = ("from berth.cli.ps import PsOptions\n"
-            "opts, _ = PsOptions.parse([])\n"
-            "print(opts.all, opts.no_trunc, opts.al)\n")
-    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file=", "--strict",
-                        "--follow-imports=silent", "--cache-dir", str(tmp_path), "-c", code],
-                       capture_output=True, text=True, cwd=tmp_path,
-                       env={**os.environ, "MYPYPATH": str(SRC)})
+    code = (
+        "from berth.cli.ps import PsOptions\n"
+        "opts, _ = PsOptions.parse([])\n"
+        "print(opts.all, opts.no_trunc, opts.al)\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file=",
+            "--strict",
+            "--follow-imports=silent",
+            "--cache-dir",
+            str(tmp_path),
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(SRC)},
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stdout.splitlines()[0] == (
-        '<string>:3: error: "PsOptions" has no attribute "al"; maybe "all"?  [attr-defined]')
+        '<string>:3: error: "PsOptions" has no attribute "al"; maybe "all"?  [attr-defined]'
+    )

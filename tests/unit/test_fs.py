@@ -26,9 +26,9 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     (root / "etc" / "passwd").write_text("inside")
     outside.mkdir()
     (outside / "passwd").write_text("SECRET")
-    (root / "abs").symlink_to("/etc")                       # absolute: the root's /etc
-    (root / "rel").symlink_to("../../../../outside")        # .. never above the root
-    (root / "host").symlink_to(str(outside))                # a host path: the root's own
+    (root / "abs").symlink_to("/etc")  # absolute: the root's /etc
+    (root / "rel").symlink_to("../../../../outside")  # .. never above the root
+    (root / "host").symlink_to(str(outside))  # a host path: the root's own
     (root / "loop1").symlink_to("loop2")
     (root / "loop2").symlink_to("loop1")
     (root / "etc" / "up").symlink_to("..")
@@ -84,7 +84,7 @@ def test_last_symlink_not_followed_on_request(tree: tuple[Path, Path]) -> None:
         fd = fs.open_beneath(rfd, "abs", follow=False)
         assert stat.S_ISLNK(os.fstat(fd).st_mode)
         os.close(fd)
-        with pytest.raises(OSError):   # O_NOFOLLOW on the last open
+        with pytest.raises(OSError):  # O_NOFOLLOW on the last open
             fs.open_beneath(rfd, "abs", os.O_RDONLY, follow=False)
     finally:
         os.close(rfd)
@@ -99,8 +99,9 @@ def test_secure_join_keeps_missing_names(tree: tuple[Path, Path]) -> None:
         _read(root, "etc/passwd/x")
 
 
-def test_symlink_swapped_in_mid_walk_is_not_followed_out(tree: tuple[Path, Path],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_symlink_swapped_in_mid_walk_is_not_followed_out(
+    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once `etc` is open, a symlink to the host put in its place changes nothing: the walk
     goes on from the directory it holds, by fd."""
     root, outside = tree
@@ -112,6 +113,7 @@ def test_symlink_swapped_in_mid_walk_is_not_followed_out(tree: tuple[Path, Path]
             os.rename(root / "etc", root / "etc.old")
             (root / "etc").symlink_to(str(outside))
         return fd
+
     monkeypatch.setattr(fs.FdWalker, "lookup", lookup)
     assert _read(root, "etc/passwd") == b"inside"
 
@@ -128,7 +130,7 @@ def test_create_never_writes_through_a_symlink(tmp_path: Path) -> None:
         with pytest.raises(FileExistsError):
             fs.create_at(fd, "f")
         with pytest.raises(OSError):
-            fs.mkdir_at(fd, "sub")    # exists, and is not opened through the link
+            fs.mkdir_at(fd, "sub")  # exists, and is not opened through the link
         with pytest.raises(ValueError):
             fs.create_at(fd, "../x")
     finally:
@@ -172,7 +174,7 @@ def test_merged_view_lookup_and_resolve(tmp_path: Path) -> None:
     (host / "POC").write_text("host file")
     with MergedView([str(top), str(mid), str(low)]) as v:
         assert v.lookup("data/link/POC") is None
-        assert v.resolve("data/link/POC") is None     # the link leads to the image's own path
+        assert v.resolve("data/link/POC") is None  # the link leads to the image's own path
         n = v.lookup("data/link")
         assert n is not None and stat.S_ISLNK(n.st.st_mode)
         n.close()
@@ -217,8 +219,7 @@ def test_merged_view_whiteouts_and_opaque(tmp_path: Path) -> None:
     (top / "o").mkdir()
     os.setxattr(top / "o", "trusted.overlay.opaque", b"y")
     (top / "o" / "new").write_text("4")
-    assert sorted(dict(merged_entries([str(top), str(low)]))) == [
-        "a", "a/kept", "o", "o/new"]
+    assert sorted(dict(merged_entries([str(top), str(low)]))) == ["a", "a/kept", "o", "o/new"]
 
 
 # --- volume copy-up ----------------------------------------------------------------------------
@@ -257,6 +258,7 @@ def test_export_tar_is_the_kernels_view(tmp_path: Path) -> None:
     import tarfile
 
     from berth.storage import write_merged_tar
+
     top, mid, low = _layers(tmp_path)
     buf = io.BytesIO()
     write_merged_tar([str(top), str(mid), str(low)], buf)
@@ -274,7 +276,7 @@ def test_make_beneath_makes_mount_points_inside_the_root(tmp_path: Path) -> None
     (root / "a").mkdir(parents=True)
     outside = tmp_path / "outside"
     outside.mkdir()
-    (root / "a" / "out").symlink_to(outside)          # an absolute link to a host dir
+    (root / "a" / "out").symlink_to(outside)  # an absolute link to a host dir
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         parent, name, target = fs.make_beneath(root_fd, "/a/out/x/y")
@@ -289,5 +291,5 @@ def test_make_beneath_makes_mount_points_inside_the_root(tmp_path: Path) -> None
             fs.make_beneath(root_fd, "file/x")
     finally:
         os.close(root_fd)
-    assert list(outside.iterdir()) == []              # made inside: root/<outside>/x/y
+    assert list(outside.iterdir()) == []  # made inside: root/<outside>/x/y
     assert (root / str(outside).lstrip("/") / "x" / "y").is_dir()

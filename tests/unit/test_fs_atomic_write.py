@@ -23,7 +23,7 @@ def test_writes_whole_with_its_mode_whatever_the_umask(tmp_path: Path, sync: boo
     assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o600
     assert (tmp_path / "b").read_bytes() == b"x" * (1 << 20)
     assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o644
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]   # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp file left
 
 
 def test_replaces_a_file_and_never_writes_through_a_symlink(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_replaces_a_file_and_never_writes_through_a_symlink(tmp_path: Path) -> N
 def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     with pytest.raises(IsADirectoryError):
-        atomic_write(str(tmp_path / "dir"), b"data")   # rename onto a directory fails
+        atomic_write(str(tmp_path / "dir"), b"data")  # rename onto a directory fails
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
     with pytest.raises(FileNotFoundError):
         atomic_write(str(tmp_path / "missing" / "f"), b"data")

@@ -8,8 +8,17 @@ import pytest
 
 from berth import jsonc
 
-DOCS = [{"a": [1, 2.5, None, True, False, "x\u00e9\n\u2603"], "b": {"c": {}}}, [], "s\u00e9", 1,
-        1.5, None, {"Id": "abc", "Env": ["A=1"]}, 12345678901234567890, {"k": float("inf")}]
+DOCS = [
+    {"a": [1, 2.5, None, True, False, "x\u00e9\n\u2603"], "b": {"c": {}}},
+    [],
+    "s\u00e9",
+    1,
+    1.5,
+    None,
+    {"Id": "abc", "Env": ["A=1"]},
+    12345678901234567890,
+    {"k": float("inf")},
+]
 
 
 @pytest.mark.parametrize("doc", DOCS)
@@ -21,8 +30,9 @@ def test_same_as_json(doc: object) -> None:
 
 
 def test_other_options_go_to_json_and_errors_are_value_errors() -> None:
-    assert jsonc.dumps({"b": 1, "a": 2}, indent=2, sort_keys=True) == \
-        json.dumps({"b": 1, "a": 2}, indent=2, sort_keys=True)
+    assert jsonc.dumps({"b": 1, "a": 2}, indent=2, sort_keys=True) == json.dumps(
+        {"b": 1, "a": 2}, indent=2, sort_keys=True
+    )
     for bad in ("", "{", "[1,]", "1 2", "nul"):
         with pytest.raises(ValueError):
             jsonc.loads(bad)

@@ -11,7 +11,7 @@ from berth.shim.stdio import LogWriter
 
 
 def test_a_refused_write_is_dropped_not_raised() -> None:
-    w = LogWriter("/dev/full")      # every write: ENOSPC
+    w = LogWriter("/dev/full")  # every write: ENOSPC
     w.feed("stdout", b"dd: error writing '/fill': No space left on device\n")
     w.feed("stderr", b"more\n")
     assert w.dropped == 2
@@ -25,7 +25,7 @@ def test_entries_written_before_the_disk_filled_stay(tmp_path: Path) -> None:
     size = w.size
     assert size == os.path.getsize(path) and w.dropped == 0
     os.close(w.fd)
-    w.fd = os.open("/dev/full", os.O_WRONLY)   # the disk is full from here on
+    w.fd = os.open("/dev/full", os.O_WRONLY)  # the disk is full from here on
     w.feed("stdout", b"two\n")
     assert w.dropped == 1 and w.size == size
     os.close(w.fd)

@@ -16,32 +16,50 @@ def _none(cidr: str) -> str | None:
 
 
 def test_a_pool_asked_for_is_checked() -> None:
-    p = ipam.pool(IpamConfig(subnet="fd00:b3:63::/64"), 6, used=[], free4="10.89.0.0/16",
-                  host_overlap=_none)
+    p = ipam.pool(
+        IpamConfig(subnet="fd00:b3:63::/64"), 6, used=[], free4="10.89.0.0/16", host_overlap=_none
+    )
     assert (p.subnet, p.gateway, p.gateway_shown) == ("fd00:b3:63::/64", "fd00:b3:63::1", False)
     with pytest.raises(Forbidden):
-        ipam.pool(IpamConfig(subnet="fd00:b3:63::/64"), 6,
-                  used=[ipaddress.ip_network("fd00:b3:63::/48")], free4="", host_overlap=_none)
+        ipam.pool(
+            IpamConfig(subnet="fd00:b3:63::/64"),
+            6,
+            used=[ipaddress.ip_network("fd00:b3:63::/48")],
+            free4="",
+            host_overlap=_none,
+        )
     with pytest.raises(InvalidArgument):
-        ipam.pool(IpamConfig(subnet="fd00:b3:63::/64", gateway="fd00:b3:64::1"), 6, used=[],
-                  free4="", host_overlap=_none)
-    with pytest.raises(Forbidden):   # a link of the host has it (IPv4)
-        ipam.pool(IpamConfig(subnet="10.1.0.0/24"), 4, used=[], free4="",
-                  host_overlap=lambda c: "eth9")
+        ipam.pool(
+            IpamConfig(subnet="fd00:b3:63::/64", gateway="fd00:b3:64::1"),
+            6,
+            used=[],
+            free4="",
+            host_overlap=_none,
+        )
+    with pytest.raises(Forbidden):  # a link of the host has it (IPv4)
+        ipam.pool(
+            IpamConfig(subnet="10.1.0.0/24"), 4, used=[], free4="", host_overlap=lambda c: "eth9"
+        )
 
 
 def test_free_pools_skip_what_is_used() -> None:
     used = [ipaddress.ip_network("10.89.0.0/24")]
-    p = ipam.pool(None, 4, used=used, free4="10.89.0.0/16",
-                  host_overlap=lambda c: "x" if c == "10.89.1.0/24" else None)
+    p = ipam.pool(
+        None,
+        4,
+        used=used,
+        free4="10.89.0.0/16",
+        host_overlap=lambda c: "x" if c == "10.89.1.0/24" else None,
+    )
     assert (p.subnet, p.gateway) == ("10.89.2.0/24", "10.89.2.1")
     v6 = ipam.pool(None, 6, used=[], free4="", host_overlap=_none).network
     assert v6.prefixlen == 64 and v6.subnet_of(ipaddress.IPv6Network("fd00::/8"))
 
 
 def test_addresses() -> None:
-    pool = IpamConfig(subnet="fd00:b3:63::/64", gateway="fd00:b3:63::1",
-                      aux_addresses={"a": "fd00:b3:63::2"})
+    pool = IpamConfig(
+        subnet="fd00:b3:63::/64", gateway="fd00:b3:63::1", aux_addresses={"a": "fd00:b3:63::2"}
+    )
     assert ipam.address("n", pool, "", set()) == "fd00:b3:63::3"
     assert ipam.address("n", pool, "", {"fd00:b3:63::3"}) == "fd00:b3:63::4"
     assert ipam.address("n", pool, "fd00:b3:63::50", set()) == "fd00:b3:63::50"
@@ -68,11 +86,14 @@ def test_published_port_rules_per_family() -> None:
     """DNAT by the host address's family to the container's address of that family; none
     across families (the proxy alone carries those)."""
     from berth.networks.ports import PortMapper, Published
+
     pm = PortMapper("BERTH-x", lambda net: "br-x", iptables=False)
 
     def rules(host: str, ctr: str) -> list[tuple[str, str, list[str]]]:
-        return pm._rules(Published(proto="tcp", host_ip=host, host_port=8080, ctr_ip=ctr,
-                                   ctr_port=80), "br-x")
+        return pm._rules(
+            Published(proto="tcp", host_ip=host, host_port=8080, ctr_ip=ctr, ctr_port=80), "br-x"
+        )
+
     (b4, t4, nat4), _ = rules("0.0.0.0", "10.1.0.2")
     assert (b4, t4) == ("iptables", "nat") and nat4[-1] == "10.1.0.2:80" and "-d" not in nat4
     (b6, _, nat6), (_, t6, fwd6) = rules("::", "fd00::2")
@@ -101,8 +122,9 @@ def test_a_random_port_taken_on_ipv6_alone_is_given_up_for_another() -> None:
     async def go() -> None:
         pm = Flaky("BERTH-x", lambda net: "br-x", iptables=False)
         try:
-            ports = await pm.publish("c" * 64, {"80/udp": [{"HostIp": "", "HostPort": ""}]},
-                                     "127.0.0.1", "n")
+            ports = await pm.publish(
+                "c" * 64, {"80/udp": [{"HostIp": "", "HostPort": ""}]}, "127.0.0.1", "n"
+            )
         finally:
             pm.unpublish("c" * 64, "n")
         binds = ports["80/udp"]
@@ -112,4 +134,5 @@ def test_a_random_port_taken_on_ipv6_alone_is_given_up_for_another() -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", pm.refused[0]))
         s.close()
+
     asyncio.run(go())

@@ -17,11 +17,15 @@ from berth.registry.auth import AuthConfig, TokenCache, parse_challenges
 
 
 def test_challenges() -> None:
-    ch = parse_challenges('Bearer realm="https://auth.example/token",service="reg",'
-                          'scope="repository:a/b:pull,push"')
+    ch = parse_challenges(
+        'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"'
+    )
     assert len(ch) == 1 and ch[0].scheme == "bearer"
-    assert ch[0].params == {"realm": "https://auth.example/token", "service": "reg",
-                            "scope": "repository:a/b:pull,push"}
+    assert ch[0].params == {
+        "realm": "https://auth.example/token",
+        "service": "reg",
+        "scope": "repository:a/b:pull,push",
+    }
     ch = parse_challenges('Basic realm="my realm"')
     assert ch[0].scheme == "basic" and ch[0].params["realm"] == "my realm"
 
@@ -78,11 +82,19 @@ def test_platforms() -> None:
     with pytest.raises(InvalidArgument):
         parse_platform("a/b/c/d")
     d1, d2, d3 = ("sha256:" + c * 64 for c in "123")
-    index = parse_index({"manifests": [
-        {"digest": d1, "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
-        {"digest": d2, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-        {"digest": d3, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-    ]}, "index")
+    index = parse_index(
+        {
+            "manifests": [
+                {"digest": d1, "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
+                {"digest": d2, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+                {
+                    "digest": d3,
+                    "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+                },
+            ]
+        },
+        "index",
+    )
     assert getattr(index.select("linux", "arm", "v7"), "digest", None) == d2
     assert getattr(index.select("linux", "arm64", ""), "digest", None) == d3
     assert index.select("linux", "amd64", "") is None
@@ -95,6 +107,7 @@ def test_progress_bar() -> None:
 
 def test_cli_credentials_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from berth.cli import registry as cr
+
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     assert cr.get_credentials("h:5000") == {}
     cr.store_credentials("h:5000", "me", "pw")
@@ -110,6 +123,7 @@ def test_cli_credentials_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_origin_is_scheme_host_and_port() -> None:
     from berth.registry import origin
+
     assert origin("https://Reg.example/v2/x") == origin("https://reg.example:443/v2/y")
     assert origin("http://reg.example/") == ("http", "reg.example", 80)
     assert origin("https://reg.example/") != origin("http://reg.example:443/")

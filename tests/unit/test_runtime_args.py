@@ -13,8 +13,14 @@ from berth.runtime import cli, sealed
 
 def test_global_and_command_options() -> None:
     a = cli.parse(["--root", "/r", "--log=/l", "run", "-b", "/b", "--pid-file", "/p", "c1"])
-    assert (a.fn, a.root, a.log, a.bundle, a.pid_file, a.id) == \
-        (cli.cmd_run, "/r", "/l", "/b", "/p", "c1")
+    assert (a.fn, a.root, a.log, a.bundle, a.pid_file, a.id) == (
+        cli.cmd_run,
+        "/r",
+        "/l",
+        "/b",
+        "/p",
+        "c1",
+    )
     assert cli.parse(["run", "c1", "--bundle=/b"]).bundle == "/b"  # options after positionals
 
 
@@ -31,9 +37,18 @@ def test_optional_positional_and_defaults() -> None:
     assert cli._signal("kill") == 9 and cli._signal("SIGHUP") == 1 and cli._signal("15") == 15
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["run"], ["run", "c1", "extra"],
-                                  ["run", "--nope", "c1"], ["run", "-b"], ["state", "--bundle",
-                                                                          "x", "c1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nope"],
+        ["run"],
+        ["run", "c1", "extra"],
+        ["run", "--nope", "c1"],
+        ["run", "-b"],
+        ["state", "--bundle", "x", "c1"],
+    ],
+)
 def test_bad_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         cli.parse(argv)
@@ -41,13 +56,18 @@ def test_bad_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     assert "berth-runtime: error:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("namespaces", "fast"), [
-    ([{"type": "pid"}, {"type": "mount"}], True),
-    ([{"type": "pid", "path": "/proc/1/ns/pid"}, {"type": "mount"}], False),   # shared
-    ([{"type": "mount"}], False),                                               # the host's
-], ids=["new-pid-ns", "joined-pid-ns", "host-pid-ns"])
+@pytest.mark.parametrize(
+    ("namespaces", "fast"),
+    [
+        ([{"type": "pid"}, {"type": "mount"}], True),
+        ([{"type": "pid", "path": "/proc/1/ns/pid"}, {"type": "mount"}], False),  # shared
+        ([{"type": "mount"}], False),  # the host's
+    ],
+    ids=["new-pid-ns", "joined-pid-ns", "host-pid-ns"],
+)
 def test_run_skips_the_sealed_copy_only_in_a_new_pid_namespace(
-        namespaces: list[dict[str, str]], fast: bool, tmp_path: Path) -> None:
+    namespaces: list[dict[str, str]], fast: bool, tmp_path: Path
+) -> None:
     """`run` sets up from the host's interpreter only where nothing of the container can see
     the init before it execs through the trampoline: PID 1 of a new pid namespace."""
     (tmp_path / "config.json").write_text(json.dumps({"linux": {"namespaces": namespaces}}))
@@ -62,14 +82,26 @@ def test_run_skips_the_sealed_copy_only_in_a_new_pid_namespace(
     assert cli._fast_run(cli.parse(["run", "-b", str(tmp_path), "c"])) is None
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["help"], ["run", "--help"],
-                                  ["exec", "-h"], ["help", "kill"], ["--root", "/r", "state", "-h"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["-h"],
+        ["help"],
+        ["run", "--help"],
+        ["exec", "-h"],
+        ["help", "kill"],
+        ["--root", "/r", "state", "-h"],
+    ],
+)
 def test_help_prints_usage_and_exits_0(argv: list[str]) -> None:
     """As runc: `--help`, `help` and each command's `--help` print usage on stdout, exit 0."""
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-m", "berth.runtime.cli", *argv], capture_output=True,
-                       text=True)
+
+    r = subprocess.run(
+        [sys.executable, "-m", "berth.runtime.cli", *argv], capture_output=True, text=True
+    )
     assert r.returncode == 0 and r.stderr == "", r
     assert r.stdout.startswith("NAME:\n   berth-runtime") and "USAGE:" in r.stdout
     command = next((a for a in argv if a in cli._COMMANDS), None)

@@ -12,8 +12,11 @@ from berth.linux import seccomp
 
 pytestmark = pytest.mark.skipif(not seccomp.available(), reason="libseccomp is not installed")
 
-PROFILE = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
-           "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}
+PROFILE = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "architectures": ["SCMP_ARCH_X86_64"],
+    "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}],
+}
 
 
 def test_cached_by_digest(tmp_path: Path) -> None:
@@ -37,7 +40,7 @@ def test_loaded_program_filters() -> None:
             try:
                 os.getcwd()
             except PermissionError:
-                code = 0   # the filter's EPERM
+                code = 0  # the filter's EPERM
         finally:
             os._exit(code)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

@@ -31,22 +31,39 @@ def _control(msg: protocol.ShimMessage | protocol.Command) -> bytes:
 
 
 def test_a_start_request_survives_the_wire() -> None:
-    req = StartRequest(id="c1", state_dir="/run/x/state", bundle="/run/x/bundle",
-                       log_path="/l.log", socket="/run/x/state/monitor.sock",
-                       rootfs_mount=RootfsMount(type="overlay", source="overlay",
-                                                options=("lowerdir=/a", "upperdir=/b")),
-                       stdin=True, tty=True, console_size=(24, 80), log_max_size=10,
-                       log_max_file=3, networks=({"ifname": "eth0", "address": "10.0.0.2/24"},),
-                       dns=DnsConfig(hosts=("/h",), upstream=("1.1.1.1",), forward=True),
-                       runtime="/usr/bin/runc", runtime_root="/run/r")
+    req = StartRequest(
+        id="c1",
+        state_dir="/run/x/state",
+        bundle="/run/x/bundle",
+        log_path="/l.log",
+        socket="/run/x/state/monitor.sock",
+        rootfs_mount=RootfsMount(
+            type="overlay", source="overlay", options=("lowerdir=/a", "upperdir=/b")
+        ),
+        stdin=True,
+        tty=True,
+        console_size=(24, 80),
+        log_max_size=10,
+        log_max_file=3,
+        networks=({"ifname": "eth0", "address": "10.0.0.2/24"},),
+        dns=DnsConfig(hosts=("/h",), upstream=("1.1.1.1",), forward=True),
+        runtime="/usr/bin/runc",
+        runtime_root="/run/r",
+    )
     line = req.encode()
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert protocol.decode_request(line) == req
 
 
 def test_a_request_of_an_older_daemon_has_version_1_and_defaults() -> None:
-    old = {"id": "e1", "state_dir": "/s", "exec_pid": 42, "container_id": "c1",
-           "console_size": [10, 20], "rootfs_mount": {"type": "bind", "source": "/x"}}
+    old = {
+        "id": "e1",
+        "state_dir": "/s",
+        "exec_pid": 42,
+        "container_id": "c1",
+        "console_size": [10, 20],
+        "rootfs_mount": {"type": "bind", "source": "/x"},
+    }
     req = protocol.decode_request(json.dumps(old).encode())
     assert isinstance(req, StartRequest)
     assert (req.version, req.exec_pid, req.console_size, req.log_max_file) == (1, 42, (10, 20), 1)
@@ -54,8 +71,9 @@ def test_a_request_of_an_older_daemon_has_version_1_and_defaults() -> None:
 
 
 def test_a_newer_request_is_refused() -> None:
-    line = json.dumps({"version": protocol.PROTOCOL_VERSION + 1, "id": "x",
-                       "state_dir": "/s"}).encode()
+    line = json.dumps(
+        {"version": protocol.PROTOCOL_VERSION + 1, "id": "x", "state_dir": "/s"}
+    ).encode()
     with pytest.raises(ProtocolError, match="newer"):
         protocol.decode_request(line)
 
@@ -65,22 +83,38 @@ def test_the_netsetup_request() -> None:
     assert protocol.decode_request(req.encode()) == req
 
 
-@pytest.mark.parametrize("msg", [
-    Ready(pid=10, monitor=9), StartFailed(error="monitor: boom", code=125),
-    Exit(exit=137, oom=True, finished_at=5), Exit(exit=127, error="not found", code=127),
-    Plugged(ifname="eth1"), Unplugged(ifname="eth1"), CommandFailed(why="no such device"),
-])
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Ready(pid=10, monitor=9),
+        StartFailed(error="monitor: boom", code=125),
+        Exit(exit=137, oom=True, finished_at=5),
+        Exit(exit=127, error="not found", code=127),
+        Plugged(ifname="eth1"),
+        Unplugged(ifname="eth1"),
+        CommandFailed(why="no such device"),
+    ],
+)
 def test_shim_messages_round_trip(msg: protocol.ShimMessage) -> None:
     assert protocol.decode_control(_control(msg)) == msg
 
 
-@pytest.mark.parametrize("cmd", [
-    Plug(endpoint={"ifname": "eth1"}, hosts="/h", dns_forward=False), Plug(endpoint={}),
-    Plug(endpoint={}, hosts="/h", dns=protocol.DnsConfig(hosts=("/h",), upstream=("10.0.0.1",),
-                                                         forward=True)),
-    Unplug(ifname="eth1", dns_forward=True), Unplug(ifname="eth2"),
-    Unplug(ifname="eth1", hosts="/h"), Signal(signo=15),
-])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        Plug(endpoint={"ifname": "eth1"}, hosts="/h", dns_forward=False),
+        Plug(endpoint={}),
+        Plug(
+            endpoint={},
+            hosts="/h",
+            dns=protocol.DnsConfig(hosts=("/h",), upstream=("10.0.0.1",), forward=True),
+        ),
+        Unplug(ifname="eth1", dns_forward=True),
+        Unplug(ifname="eth2"),
+        Unplug(ifname="eth1", hosts="/h"),
+        Signal(signo=15),
+    ],
+)
 def test_commands_round_trip(cmd: protocol.Command) -> None:
     assert protocol.decode_command(_control(cmd)) == cmd
 

@@ -44,9 +44,11 @@ ALLOWED = {pkg: {n.split(".")[0] for n in names} for pkg, names in TABLE.items()
 # (package, package it imports) -> the only modules of it that it may import, where the table
 # names modules (`shim.protocol`): berthd's services speak the protocol and never load the
 # monitor's or the runtime's code
-ONLY = {(pkg, target): {f"berth.{n}" for n in names if n.split(".")[0] == target}
-        for pkg, names in TABLE.items()
-        for target in {n.split(".")[0] for n in names if "." in n}}
+ONLY = {
+    (pkg, target): {f"berth.{n}" for n in names if n.split(".")[0] == target}
+    for pkg, names in TABLE.items()
+    for target in {n.split(".")[0] for n in names if "." in n}
+}
 
 
 def _package(path: Path) -> str:
@@ -63,8 +65,10 @@ def _imports(path: Path) -> list[str]:
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out += [f"{node.module}.{a.name}" if node.module.count(".") < 2 else node.module
-                    for a in node.names]
+            out += [
+                f"{node.module}.{a.name}" if node.module.count(".") < 2 else node.module
+                for a in node.names
+            ]
         elif isinstance(node, ast.Import):
             out += [a.name for a in node.names]
     return [n for n in out if n.startswith("berth.")]
@@ -81,8 +85,9 @@ def test_design_table_covers_the_code() -> None:
             target, _, module = n.partition(".")
             if target not in TABLE:
                 bad.append(f"{pkg}: {n}")
-            elif module and not ((SRC / target / f"{module}.py").exists()
-                                 or (SRC / target / module).is_dir()):
+            elif module and not (
+                (SRC / target / f"{module}.py").exists() or (SRC / target / module).is_dir()
+            ):
                 bad.append(f"{pkg}: {n} (no such module)")
     assert bad == []
 
@@ -114,47 +119,57 @@ def test_packages_named_with_a_module_reach_only_it() -> None:
             continue
         for path in (SRC / pkg).rglob("*.py"):
             for name in _imports(path):
-                if (name == f"berth.{target}" or name.startswith(f"berth.{target}.")) and \
-                        not any(name == a or name.startswith(a + ".") for a in allowed):
+                if (name == f"berth.{target}" or name.startswith(f"berth.{target}.")) and not any(
+                    name == a or name.startswith(a + ".") for a in allowed
+                ):
                     bad.append(f"{path.relative_to(SRC)} imports {name}")
     assert bad == []
 
 
 def test_daemon_does_not_load_the_runtime() -> None:
     """Importing the container service loads no module of the runtime or the monitor."""
-    code = ("import sys, berth.containers, berth.containers.execs\n"
-            "print(sorted(n for n in sys.modules if n.startswith(('berth.runtime', "
-            "'berth.shim.monitor', 'berth.shim.runtimes', 'berth.shim.stdio', "
-            "'berth.shim.forkserver', 'berth.shim.host', 'berth.shim.held'))))")
+    code = (
+        "import sys, berth.containers, berth.containers.execs\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('berth.runtime', "
+        "'berth.shim.monitor', 'berth.shim.runtimes', 'berth.shim.stdio', "
+        "'berth.shim.forkserver', 'berth.shim.host', 'berth.shim.held'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_cli_fast_path_is_lean() -> None:
-    code = ("import sys, berth.cli.main as m\n"
-            "heavy = [n for n in ('aiohttp', 'asyncio', 'rich', 'yaml', 'berth.daemon', "
-            "'berth.containers', 'http.client', 'dataclasses', 'typing', 'urllib.parse', "
-            # each of these costs milliseconds: every command pays for them
-            "'re', 'enum', 'json', 'socket', 'signal', 'threading', 'selectors', "
-            # Go's templates: only a command given --format imports them
-            "'berth.gotemplate') "
-            "if n in sys.modules]\n"
-            "print(heavy)")
+    code = (
+        "import sys, berth.cli.main as m\n"
+        "heavy = [n for n in ('aiohttp', 'asyncio', 'rich', 'yaml', 'berth.daemon', "
+        "'berth.containers', 'http.client', 'dataclasses', 'typing', 'urllib.parse', "
+        # each of these costs milliseconds: every command pays for them
+        "'re', 'enum', 'json', 'socket', 'signal', 'threading', 'selectors', "
+        # Go's templates: only a command given --format imports them
+        "'berth.gotemplate') "
+        "if n in sys.modules]\n"
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("command", "modules"), [
-    ("ps", ["fmt", "main", "ps"]),
-    ("exec", ["attach", "main"]),
-    ("run", ["attach", "create", "createflags", "main", "runflags"]),
-])
+@pytest.mark.parametrize(
+    ("command", "modules"),
+    [
+        ("ps", ["fmt", "main", "ps"]),
+        ("exec", ["attach", "main"]),
+        ("run", ["attach", "create", "createflags", "main", "runflags"]),
+    ],
+)
 def test_cli_commands_load_only_their_module(command: str, modules: list[str]) -> None:
     """The command table loads one command group's module: `ps` does not pay for `run`'s flags
     nor the TTY handling, `exec` not for the create body."""
-    code = ("import sys, berth.cli.main as m\n"
-            f"m.load(m.COMMANDS[{command!r}])\n"
-            "print(sorted(n.split('.')[-1] for n in sys.modules if n.startswith('berth.cli.')))")
+    code = (
+        "import sys, berth.cli.main as m\n"
+        f"m.load(m.COMMANDS[{command!r}])\n"
+        "print(sorted(n.split('.')[-1] for n in sys.modules if n.startswith('berth.cli.')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(modules)
 
@@ -163,13 +178,17 @@ def test_template_package_is_lean() -> None:
     """berth.gotemplate is what a --format adds to a command's start-up: a few modules of its
     own (printf's verbs, JSON and the tabwriter come when first used) and nothing of the
     standard library's."""
-    code = ("import sys\n"
-            "before = set(sys.modules)\n"
-            "import berth.gotemplate\n"
-            "print(sorted(n for n in set(sys.modules) - before if n != '__future__'))")
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import berth.gotemplate\n"
+        "print(sorted(n for n in set(sys.modules) - before if n != '__future__'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(["berth"] + [f"berth.gotemplate{m}" for m in (
-        "", ".evaluate", ".funcs", ".lex", ".parse", ".values")])
+    assert out.stdout.strip() == str(
+        ["berth"]
+        + [f"berth.gotemplate{m}" for m in ("", ".evaluate", ".funcs", ".lex", ".parse", ".values")]
+    )
 
 
 def test_cli_launcher_is_ours() -> None:
@@ -183,13 +202,24 @@ def test_runtime_command_is_lean() -> None:
     """berth-runtime's `run` is one interpreter start-up and then its imports: what it
     imports is most of its own start-up. ctypes' package, libseccomp's module and `warnings`
     come only when a spec needs them."""
-    code = ("import sys, berth.runtime.cli\n"
-            "heavy = [n for n in ('argparse', 'json', 're', 'enum', 'dataclasses', 'typing', "
-            "'socket', 'signal', 'shutil', 'contextlib', 'ctypes', 'ctypes.util', 'hashlib', "
-            "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.oci.defaults', "
-            "'berth.runtime.sealed', 'termios') if n in sys.modules]\n"
-            "print(heavy)")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c",
-                          f"import sys; sys.path[:0] = [{str(SRC.parent)!r}]\n" + code],
-                         capture_output=True, text=True, check=True)
+    code = (
+        "import sys, berth.runtime.cli\n"
+        "heavy = [n for n in ('argparse', 'json', 're', 'enum', 'dataclasses', 'typing', "
+        "'socket', 'signal', 'shutil', 'contextlib', 'ctypes', 'ctypes.util', 'hashlib', "
+        "'subprocess', 'runpy', 'warnings', 'berth.linux.seccomp', 'berth.oci.defaults', "
+        "'berth.runtime.sealed', 'termios') if n in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import sys; sys.path[:0] = [{str(SRC.parent)!r}]\n" + code,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"

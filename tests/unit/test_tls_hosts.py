@@ -21,7 +21,7 @@ from berth.daemon.main import DaemonConfig
 def test_daemon_hosts_as_dockerd_reads_them() -> None:
     n = listeners.normalize_host
     assert n("", "/run/x.sock", False) == "unix:///run/x.sock"
-    assert n("", "/run/x.sock", True) == "tcp://localhost:2376"   # dockerd's DefaultTLSHost
+    assert n("", "/run/x.sock", True) == "tcp://localhost:2376"  # dockerd's DefaultTLSHost
     assert n("unix://", "/run/x.sock", False) == "unix:///run/x.sock"
     assert n("unix:///a/b.sock", "/run/x.sock", True) == "unix:///a/b.sock"
     assert n("tcp://127.0.0.1", "", True) == "tcp://127.0.0.1:2375"  # 2375, TLS or not
@@ -44,39 +44,57 @@ def test_insecure_tcp_warnings_and_wait() -> None:
     # not loopback and TLS set neither way: dockerd's four more warnings and 15 s more
     w, wait = listeners.insecure_tcp("tcp://0.0.0.0:2375", None, False)
     assert wait == 16.0 and len(w) == 7
-    assert "You can override this by explicitly specifying '--tls=false' or " \
-           "'--tlsverify=false'" in w
-    assert listeners.insecure_tcp("tcp://0.0.0.0:2375", None, True)[1] == 1.0   # --tls=false
+    assert (
+        "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'" in w
+    )
+    assert listeners.insecure_tcp("tcp://0.0.0.0:2375", None, True)[1] == 1.0  # --tls=false
     assert listeners.insecure_tcp("tcp://0.0.0.0:2376", noverify, True)[1] == 1.0
 
 
 def test_api_warnings_in_info() -> None:
     w = listeners.api_warnings(["unix:///x", "tcp://127.0.0.1:2375"], None)
     assert len(w) == 1 and w[0].startswith(
-        "[DEPRECATION NOTICE]: API is accessible on http://127.0.0.1:2375 without encryption.")
-    w = listeners.api_warnings(["tcp://127.0.0.1:2376"],
-                               TLSSettings(verify=False, ca="", cert="", key=""))
+        "[DEPRECATION NOTICE]: API is accessible on http://127.0.0.1:2375 without encryption."
+    )
+    w = listeners.api_warnings(
+        ["tcp://127.0.0.1:2376"], TLSSettings(verify=False, ca="", cert="", key="")
+    )
     assert "https://127.0.0.1:2376 without TLS client verification." in w[0]
-    assert listeners.api_warnings(["tcp://127.0.0.1:2376"],
-                                  TLSSettings(verify=True, ca="", cert="", key="")) == []
+    assert (
+        listeners.api_warnings(
+            ["tcp://127.0.0.1:2376"], TLSSettings(verify=True, ca="", cert="", key="")
+        )
+        == []
+    )
 
 
-def _daemon_args(tmp_path: Path, *args: str,
-                 config: dict[str, object] | None = None) -> DaemonConfig:
+def _daemon_args(
+    tmp_path: Path, *args: str, config: dict[str, object] | None = None
+) -> DaemonConfig:
     from berth.daemon.main import parse_args
+
     cfg = tmp_path / "daemon.json"
     cfg.write_text(json.dumps(config or {}))
-    return parse_args(["--config-file", str(cfg), "--exec-root", str(tmp_path / "run"),
-                       "--data-root", str(tmp_path / "data"), *args])
+    return parse_args(
+        [
+            "--config-file",
+            str(cfg),
+            "--exec-root",
+            str(tmp_path / "run"),
+            "--data-root",
+            str(tmp_path / "data"),
+            *args,
+        ]
+    )
 
 
 def test_daemon_tls_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
     c = _daemon_args(tmp_path, "-H", "unix://", "-H", "tcp://127.0.0.1:2376", "--tlsverify")
-    assert c.hosts == [f"unix://{tmp_path}/run/berth.sock",
-                       "tcp://127.0.0.1:2376"]
-    assert c.tls == TLSSettings(verify=True, ca="/certs/ca.pem",
-                                cert="/certs/cert.pem", key="/certs/key.pem")
+    assert c.hosts == [f"unix://{tmp_path}/run/berth.sock", "tcp://127.0.0.1:2376"]
+    assert c.tls == TLSSettings(
+        verify=True, ca="/certs/ca.pem", cert="/certs/cert.pem", key="/certs/key.pem"
+    )
     # --tls alone verifies clients too (dockerd: TLSVerify takes TLS's value)
     c = _daemon_args(tmp_path, "-H", "tcp://127.0.0.1:1", "--tls", "--tlscacert", "/ca")
     assert c.tls.verify and c.tls.ca == "/ca"
@@ -89,9 +107,16 @@ def test_daemon_tls_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     c = _daemon_args(tmp_path, "--tlsverify")
     assert c.hosts == ["tcp://localhost:2376"]
     # daemon.json's keys, and a key given twice is an error
-    c = _daemon_args(tmp_path, config={"hosts": ["tcp://127.0.0.1:2376", "unix:///x.sock"],
-                                       "tlsverify": True, "tlscacert": "/a", "tlscert": "/b",
-                                       "tlskey": "/c"})
+    c = _daemon_args(
+        tmp_path,
+        config={
+            "hosts": ["tcp://127.0.0.1:2376", "unix:///x.sock"],
+            "tlsverify": True,
+            "tlscacert": "/a",
+            "tlscert": "/b",
+            "tlskey": "/c",
+        },
+    )
     assert c.hosts == ["tcp://127.0.0.1:2376", "unix:///x.sock"]
     assert c.tls == TLSSettings(verify=True, ca="/a", cert="/b", key="/c")
     with pytest.raises(SystemExit):
@@ -106,7 +131,7 @@ def test_cli_hosts_as_the_docker_cli_reads_them() -> None:
     assert parse_host("tcp://127.0.0.1", True) == "tcp://127.0.0.1:2375"
     assert parse_host("tcp://:2376") == "tcp://localhost:2376"
     assert parse_host("127.0.0.1") == "tcp://127.0.0.1:2375"
-    assert parse_host("/x") == "tcp://localhost:2375/x"   # as docker, oddly
+    assert parse_host("/x") == "tcp://localhost:2375/x"  # as docker, oddly
     assert parse_host("tcp://127.0.0.1:2376/foo") == "tcp://127.0.0.1:2376/foo"
     for bad in ("http://127.0.0.1:1", "tcp://[::1]"):
         with pytest.raises(InvalidHost, match="invalid bind address format"):
@@ -125,8 +150,15 @@ def dcfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _store(cfg: Path, name: str, host: str, files: tuple[str, ...] = ()) -> None:
     d = cfg / "contexts" / "meta" / contexts.store_id(name)
     d.mkdir(parents=True)
-    (d / "meta.json").write_text(json.dumps({"Name": name, "Metadata": {}, "Endpoints": {
-        "docker": {"Host": host, "SkipTLSVerify": False}}}))
+    (d / "meta.json").write_text(
+        json.dumps(
+            {
+                "Name": name,
+                "Metadata": {},
+                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}},
+            }
+        )
+    )
     for f in files:
         t = cfg / "contexts" / "tls" / contexts.store_id(name) / "docker"
         t.mkdir(parents=True, exist_ok=True)
@@ -147,7 +179,7 @@ def test_resolution_order(dcfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert contexts.resolve(context="one").name == "one"
     monkeypatch.setenv("DOCKER_HOST", "unix:///env.sock")
     assert contexts.resolve().host == "unix:///env.sock"
-    assert contexts.resolve(context="one").name == "one"   # --context beats DOCKER_HOST
+    assert contexts.resolve(context="one").name == "one"  # --context beats DOCKER_HOST
     assert contexts.resolve(host="unix:///h.sock").host == "unix:///h.sock"
     with pytest.raises(InvalidHost, match="conflicting options"):
         contexts.resolve(host="unix:///h.sock", context="one")
@@ -178,15 +210,25 @@ def test_unix_socket_commands_stay_lean(tmp_path: Path) -> None:
     """A unix-socket command does not import ssl or hashlib, with or without a host in the
     environment (then it reads config.json, which names no context)."""
     (tmp_path / "config.json").write_text('{"auths": {}}')
-    code = ("import sys, berth.cli.main as m\n"
-            "opts = m.GLOBAL.parse(sys.argv[1:])[0]\n"
-            "c = m.make_client(opts)\n"
-            "print(c.host, [n for n in ('ssl', 'hashlib', 'socket', 'json', 're') "
-            "if n in sys.modules])")
+    code = (
+        "import sys, berth.cli.main as m\n"
+        "opts = m.GLOBAL.parse(sys.argv[1:])[0]\n"
+        "c = m.make_client(opts)\n"
+        "print(c.host, [n for n in ('ssl', 'hashlib', 'socket', 'json', 're') "
+        "if n in sys.modules])"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "BERTH_"))}
     env["DOCKER_CONFIG"] = str(tmp_path)
-    for extra, args in (({}, []), ({"BERTH_HOST": "unix:///x.sock"}, []),
-                        ({}, ["-H", "unix:///y.sock"])):
-        out = subprocess.run([sys.executable, "-c", code, *args], env=env | extra,
-                             capture_output=True, text=True, check=True).stdout
+    for extra, args in (
+        ({}, []),
+        ({"BERTH_HOST": "unix:///x.sock"}, []),
+        ({}, ["-H", "unix:///y.sock"]),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert out.strip().endswith("[]"), out

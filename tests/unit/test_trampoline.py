@@ -16,14 +16,15 @@ import pytest
 
 from berth.runtime import sealed
 
-pytestmark = pytest.mark.skipif(sealed.trampoline_elf() is None,
-                                reason=f"no trampoline for {platform.machine()}")
+pytestmark = pytest.mark.skipif(
+    sealed.trampoline_elf() is None, reason=f"no trampoline for {platform.machine()}"
+)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     first = sealed.trampoline()
     assert first is not None
-    fd = fcntl.fcntl(first, fcntl.F_DUPFD_CLOEXEC, 300)   # a number nothing else holds
+    fd = fcntl.fcntl(first, fcntl.F_DUPFD_CLOEXEC, 300)  # a number nothing else holds
     os.close(first)
     r, w = os.pipe()
     pid = os.fork()
@@ -41,7 +42,7 @@ def test_the_file_is_a_small_static_elf() -> None:
     elf = sealed.trampoline_elf("x86_64")
     assert elf is not None and elf[:4] == b"\x7fELF" and len(elf) < 256
     e_type, e_machine = struct.unpack_from("<HH", elf, 16)
-    assert (e_type, e_machine) == (2, 62)   # ET_EXEC, x86-64: no interpreter to load
+    assert (e_type, e_machine) == (2, 62)  # ET_EXEC, x86-64: no interpreter to load
     assert sealed.trampoline_elf("no-such-machine") is None
 
 
@@ -49,7 +50,7 @@ def test_it_is_sealed() -> None:
     fd = sealed.trampoline()
     assert fd is not None
     try:
-        assert fcntl.fcntl(fd, 1034) & 0b1111 == 0b1111   # F_GET_SEALS: seal, shrink, grow, write
+        assert fcntl.fcntl(fd, 1034) & 0b1111 == 0b1111  # F_GET_SEALS: seal, shrink, grow, write
         assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
         with pytest.raises(OSError):
             os.write(fd, b"x")
@@ -58,8 +59,10 @@ def test_it_is_sealed() -> None:
 
 
 def test_runs_the_path_with_argv_and_env() -> None:
-    code, out = _run(["/bin/sh", "a-name", "-c", 'echo "$0 $X"; ls /proc/self/fd'],
-                     {"X": "42", "PATH": "/bin:/usr/bin"})
+    code, out = _run(
+        ["/bin/sh", "a-name", "-c", 'echo "$0 $X"; ls /proc/self/fd'],
+        {"X": "42", "PATH": "/bin:/usr/bin"},
+    )
     assert code == 0
     lines = out.split()
     assert lines[:2] == ["a-name", "42"]
@@ -71,8 +74,8 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert _run(["/nonexistent", "x"], {})[0] == 127
     plain = tmp_path / "plain"
     plain.write_text("not a program\n")
-    assert _run([str(plain), "x"], {})[0] == 126   # EACCES
-    assert _run(["/bin/true"], {})[0] == 126       # no argv[0] for the program
+    assert _run([str(plain), "x"], {})[0] == 126  # EACCES
+    assert _run(["/bin/true"], {})[0] == 126  # no argv[0] for the program
 
 
 def test_a_script_naming_proc_self_exe_finds_only_the_trampoline(tmp_path: Path) -> None:
@@ -88,24 +91,42 @@ def test_a_script_naming_proc_self_exe_finds_only_the_trampoline(tmp_path: Path)
     assert not marker.exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/proc/sys/vm/memfd_noexec")
-                    or not shutil.which("unshare"),
-                    reason="needs root, Linux 6.3's vm.memfd_noexec, and unshare(1)")
+@pytest.mark.skipif(
+    os.geteuid() != 0
+    or not os.path.exists("/proc/sys/vm/memfd_noexec")
+    or not shutil.which("unshare"),
+    reason="needs root, Linux 6.3's vm.memfd_noexec, and unshare(1)",
+)
 def test_executable_where_memfds_are_not_by_default() -> None:
     """vm.memfd_noexec = 1 makes memfds non-executable unless asked (MFD_EXEC). Set in a pid
     namespace of its own (the sysctl is per pid namespace), so the host keeps its value."""
-    code = ("import os, sys\n"
-            f"sys.path[:0] = [{str(Path(sealed.__file__).parents[2])!r}]\n"
-            "from berth.runtime import sealed\n"
-            "fd = sealed.trampoline()\n"
-            "pid = os.fork()\n"
-            "if pid == 0:\n"
-            "    os.execve(fd, ['/bin/sh', 'sh', '-c', 'exit 7'], {})\n"
-            "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
-            "os.close(sealed.sealed_copy('/bin/true'))\n")
-    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
-                        'echo 1 > /proc/sys/vm/memfd_noexec && exec "$0" -c "$1"',
-                        sys.executable, code], capture_output=True, text=True, timeout=30)
+    code = (
+        "import os, sys\n"
+        f"sys.path[:0] = [{str(Path(sealed.__file__).parents[2])!r}]\n"
+        "from berth.runtime import sealed\n"
+        "fd = sealed.trampoline()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.execve(fd, ['/bin/sh', 'sh', '-c', 'exit 7'], {})\n"
+        "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+        "os.close(sealed.sealed_copy('/bin/true'))\n"
+    )
+    r = subprocess.run(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            'echo 1 > /proc/sys/vm/memfd_noexec && exec "$0" -c "$1"',
+            sys.executable,
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
 
 
@@ -114,15 +135,20 @@ def test_the_aarch64_code_under_qemu(tmp_path: Path) -> None:
     """The aarch64 trampoline, run by qemu-user on this machine: qemu passes the execve it
     makes to the kernel, which runs this machine's programs natively."""
     elf = sealed.trampoline_elf("aarch64")
-    assert elf is not None and struct.unpack_from("<H", elf, 18)[0] == 183   # EM_AARCH64
+    assert elf is not None and struct.unpack_from("<H", elf, 18)[0] == 183  # EM_AARCH64
     exe = tmp_path / "trampoline"
     exe.write_bytes(elf)
     exe.chmod(0o755)
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         # -0: the program's argv[0] (qemu would pass the trampoline's path)
-        return subprocess.run(["qemu-aarch64", "-0", argv[0], str(exe), *argv[1:]],
-                              env={"X": "42"}, capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            ["qemu-aarch64", "-0", argv[0], str(exe), *argv[1:]],
+            env={"X": "42"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     r = run(["/bin/sh", "a-name", "-c", 'echo "$0 $X"'])
     assert r.returncode == 0 and r.stdout == "a-name 42\n", r.stderr

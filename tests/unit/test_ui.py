@@ -34,13 +34,19 @@ from berth.ui.data import MASK, mask_env
 CID = "c1" * 32
 
 
-def record(name: str = "/one", env: list[str] | None = None,
-           labels: dict[str, str] | None = None) -> ContainerRecord:
-    return ContainerRecord(id=CID, name=name, created_ns=0, image="sha256:x", path="sleep",
-                           args=["9"], config=ContainerConfig(image="busybox",
-                                                              env=tuple(env or ()),
-                                                              labels=labels or {}),
-                           host_config=HostConfig())
+def record(
+    name: str = "/one", env: list[str] | None = None, labels: dict[str, str] | None = None
+) -> ContainerRecord:
+    return ContainerRecord(
+        id=CID,
+        name=name,
+        created_ns=0,
+        image="sha256:x",
+        path="sleep",
+        args=["9"],
+        config=ContainerConfig(image="busybox", env=tuple(env or ()), labels=labels or {}),
+        host_config=HostConfig(),
+    )
 
 
 class FakeContainers:
@@ -50,8 +56,15 @@ class FakeContainers:
     def resolve(self, ref: str) -> ContainerRecord:
         if ref not in ("c1", CID, "one"):
             raise NotFound(f"No such container: {ref}")
-        return record(env=["PATH=/bin", "DB_PASSWORD=hunter2", "API_TOKEN=abc",
-                           "URL=postgres://u:pw@db/x", "PLAIN=visible"])
+        return record(
+            env=[
+                "PATH=/bin",
+                "DB_PASSWORD=hunter2",
+                "API_TOKEN=abc",
+                "URL=postgres://u:pw@db/x",
+                "PLAIN=visible",
+            ]
+        )
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         return ContainerView(self.resolve(ref), status_text="Up 1 second")
@@ -64,9 +77,16 @@ class FakeContainers:
 
     def stats(self, ref: str) -> StatsSample:
         self.calls.append(("stats", ref))
-        return StatsSample(read="", name="/one", id=CID, running=True, cpu_usage_ns=10**9 *
-                           len(self.calls), system_cpu_ns=10**10 * len(self.calls),
-                           online_cpus=2, memory_usage=1 << 20)
+        return StatsSample(
+            read="",
+            name="/one",
+            id=CID,
+            running=True,
+            cpu_usage_ns=10**9 * len(self.calls),
+            system_cpu_ns=10**10 * len(self.calls),
+            online_cpus=2,
+            memory_usage=1 << 20,
+        )
 
     async def _verb(self, verb: str, ref: str) -> None:
         self.resolve(ref)
@@ -99,6 +119,7 @@ class FakeContainers:
         async def gen() -> AsyncIterator[tuple[int, bytes]]:
             yield 1, b"2026-01-01T00:00:00.000000000Z hello\n"
             yield 2, b"2026-01-01T00:00:01.000000000Z oops\n"
+
         return gen()
 
 
@@ -108,12 +129,29 @@ class FakeImages:
         self.pruned = 0
 
     def list(self) -> list[ImageSummary]:
-        return [ImageSummary(id="sha256:" + "a" * 64, created=0, size=10, labels=None,
-                             repo_tags=["busybox:latest"], repo_digests=[], containers=1)]
+        return [
+            ImageSummary(
+                id="sha256:" + "a" * 64,
+                created=0,
+                size=10,
+                labels=None,
+                repo_tags=["busybox:latest"],
+                repo_digests=[],
+                containers=1,
+            )
+        ]
 
     def history(self, name: str) -> list[HistoryLine]:
-        return [HistoryLine(id="sha256:" + "a" * 64, created=0, created_by="RUN echo hi",
-                            tags=["busybox:latest"], size=5, comment="")]
+        return [
+            HistoryLine(
+                id="sha256:" + "a" * 64,
+                created=0,
+                created_by="RUN echo hi",
+                tags=["busybox:latest"],
+                size=5,
+                comment="",
+            )
+        ]
 
     def remove(self, name: str, *, force: bool = False) -> list[Removed]:
         self.removed.append((name, force))
@@ -130,21 +168,28 @@ Client = TestClient[Any, Any]
 def run(fn: Callable[[Client, Gate, FakeContainers, FakeImages], Awaitable[None]]) -> None:
     async def main() -> None:
         containers, images = FakeContainers(), FakeImages()
-        with socket.socket() as s:      # the gate checks the Host header: it needs the port
+        with socket.socket() as s:  # the gate checks the Host header: it needs the port
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         gate = Gate("127.0.0.1", port)
-        server = TestServer(Dashboard(containers=containers,  # type: ignore[arg-type]
-                                      images=images,  # type: ignore[arg-type]
-                                      execs=None,  # type: ignore[arg-type]
-                                      events=EventBus(), gate=gate).app(),
-                            host="127.0.0.1", port=port)
+        server = TestServer(
+            Dashboard(
+                containers=containers,  # type: ignore[arg-type]
+                images=images,  # type: ignore[arg-type]
+                execs=None,  # type: ignore[arg-type]
+                events=EventBus(),
+                gate=gate,
+            ).app(),
+            host="127.0.0.1",
+            port=port,
+        )
         client: Client = TestClient(server)
         await client.start_server()
         try:
             await fn(client, gate, containers, images)
         finally:
             await client.close()
+
     asyncio.run(main())
 
 
@@ -164,8 +209,14 @@ async def login(client: Client, gate: Gate) -> str:
 
 def test_nothing_without_the_token() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        for path in ("/", "/api/containers", f"/api/containers/{CID}", "/api/images",
-                     "/api/events", "/api/df"):
+        for path in (
+            "/",
+            "/api/containers",
+            f"/api/containers/{CID}",
+            "/api/images",
+            "/api/events",
+            "/api/df",
+        ):
             r = await client.get(path)
             assert r.status == 401, path
         r = await client.post("/api/containers/c1/stop")
@@ -178,8 +229,13 @@ def test_nothing_without_the_token() -> None:
         # the bundle holds nothing secret: it loads without a session
         assert (await client.get("/static/app.js")).status == 200
         # only the bundle's own files: not the page's template, nothing beside them
-        for path in ("/static/index.html", "/static/..%2fserver.py", "/static/__init__.py",
-                     "/static/chunk-AAAAAAAA.js", "/static/chunk-..%2f..%2fx.js"):
+        for path in (
+            "/static/index.html",
+            "/static/..%2fserver.py",
+            "/static/__init__.py",
+            "/static/chunk-AAAAAAAA.js",
+            "/static/chunk-..%2f..%2fx.js",
+        ):
             assert (await client.get(path)).status == 404, path
         # the chunk the page loads later is there, under the name app.js's import gives it
         app = await (await client.get("/static/app.js")).text()
@@ -188,6 +244,7 @@ def test_nothing_without_the_token() -> None:
         for c in chunks:
             r = await client.get(f"/static/{c}")
             assert r.status == 200 and "immutable" in r.headers["Cache-Control"]
+
     run(t)
 
 
@@ -200,6 +257,7 @@ def test_token_gives_a_cookie_and_the_api() -> None:
         assert rows[0]["name"] == "one" and rows[0]["status"] == "Up 1 second"
         assert r.headers["X-Frame-Options"] == "DENY"
         assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+
     run(t)
 
 
@@ -215,13 +273,15 @@ def test_actions_need_the_csrf_header() -> None:
             assert r.status == 403
         assert c.calls == [] and i.removed == []
         # the right token from another origin: refused too
-        r = await client.post("/api/containers/c1/stop",
-                              headers={CSRF_HEADER: csrf, "Origin": "http://evil.example"})
+        r = await client.post(
+            "/api/containers/c1/stop", headers={CSRF_HEADER: csrf, "Origin": "http://evil.example"}
+        )
         assert r.status == 403 and c.calls == []
         # another session's token does not do for this one
         other = gate.open_session()[1].csrf
         r = await client.post("/api/containers/c1/stop", headers={CSRF_HEADER: other})
         assert r.status == 403 and c.calls == []
+
     run(t)
 
 
@@ -233,8 +293,10 @@ def test_each_action_reaches_its_service() -> None:
             assert r.status == 200, verb
         r = await client.delete("/api/containers/c1?force=1", headers=hdr)
         assert r.status == 200
-        assert c.calls == [(v, "c1") for v in ("start", "stop", "restart", "kill", "pause",
-                                                 "unpause", "remove-force")]
+        assert c.calls == [
+            (v, "c1")
+            for v in ("start", "stop", "restart", "kill", "pause", "unpause", "remove-force")
+        ]
         r = await client.post("/api/containers/c1/explode", headers=hdr)
         assert r.status == 404
         # the service's errors come back with their status and message
@@ -247,6 +309,7 @@ def test_each_action_reaches_its_service() -> None:
         assert (await r.json())[1]["deleted"] is True
         r = await client.post("/api/images/prune", headers=hdr)
         assert r.status == 200 and i.pruned == 1
+
     run(t)
 
 
@@ -259,6 +322,7 @@ def test_container_page_masks_secrets() -> None:
         env = {e["name"]: e for e in json.loads(body)["env"]}
         assert env["PLAIN"]["value"] == "visible" and not env["PLAIN"]["masked"]
         assert env["DB_PASSWORD"]["value"] == MASK and env["URL"]["masked"]
+
     run(t)
 
 
@@ -268,12 +332,13 @@ def test_streams_and_reads() -> None:
         r = await client.get("/api/containers/c1/stats")
         assert r.headers["Content-Type"] == "text/event-stream"
         text = await r.text()
-        points = [json.loads(x[6:]) for x in text.split("\n") if x.startswith("data: {\"t\"")]
+        points = [json.loads(x[6:]) for x in text.split("\n") if x.startswith('data: {"t"')]
         assert len(points) == 2 and points[1]["cpu"] == pytest.approx(20.0)
         assert "event: end" in text
         r = await client.get("/api/containers/c1/logs?tail=10&follow=0")
-        lines = [json.loads(x[6:]) for x in (await r.text()).split("\n")
-                 if x.startswith("data: {\"s\"")]
+        lines = [
+            json.loads(x[6:]) for x in (await r.text()).split("\n") if x.startswith('data: {"s"')
+        ]
         assert [(x["s"], x["l"]) for x in lines] == [("out", "hello"), ("err", "oops")]
         assert (await client.get("/api/containers/c1/logs?tail=x")).status == 400
         r = await client.get("/api/containers/c1/logs.txt")
@@ -281,30 +346,42 @@ def test_streams_and_reads() -> None:
         assert "hello" in await r.text()
         r = await client.get("/api/images/busybox/history")
         assert (await r.json())[0]["createdBy"] == "RUN echo hi"
+
     run(t)
 
 
 def test_host_header_is_checked() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        r = await client.get(f"/?token={gate.token}", headers={"Host": "evil.example"},
-                             allow_redirects=False)
+        r = await client.get(
+            f"/?token={gate.token}", headers={"Host": "evil.example"}, allow_redirects=False
+        )
         assert r.status == 421 and "Set-Cookie" not in r.headers
-        r = await client.get(f"/?token={gate.token}",
-                             headers={"Host": f"localhost:{gate.port}"}, allow_redirects=False)
+        r = await client.get(
+            f"/?token={gate.token}",
+            headers={"Host": f"localhost:{gate.port}"},
+            allow_redirects=False,
+        )
         assert r.status == 303
+
     run(t)
 
 
 def test_terminal_websocket_needs_csrf() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
         csrf = await login(client, gate)
-        ws = {"Upgrade": "websocket", "Connection": "Upgrade",
-              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+        ws = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
         for path in ("/api/containers/c1/terminal", "/api/containers/c1/attach"):
             assert (await client.get(path, headers=ws)).status == 403
-            r = await client.get(f"{path}?csrf={csrf}",
-                                 headers={**ws, "Origin": "http://evil.example"})
+            r = await client.get(
+                f"{path}?csrf={csrf}", headers={**ws, "Origin": "http://evil.example"}
+            )
             assert r.status == 403, path
+
     run(t)
 
 
@@ -322,10 +399,19 @@ def test_address_rules() -> None:
 
 
 def test_mask_env() -> None:
-    got = {e["name"]: e["value"] for e in mask_env(
-        ["AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y", "HOME=/root", "EMPTY", "PGPASS=z"])}
-    assert got == {"AWS_SECRET_ACCESS_KEY": MASK, "GITHUB_TOKEN": MASK, "HOME": "/root",
-                   "EMPTY": "", "PGPASS": MASK}
+    got = {
+        e["name"]: e["value"]
+        for e in mask_env(
+            ["AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y", "HOME=/root", "EMPTY", "PGPASS=z"]
+        )
+    }
+    assert got == {
+        "AWS_SECRET_ACCESS_KEY": MASK,
+        "GITHUB_TOKEN": MASK,
+        "HOME": "/root",
+        "EMPTY": "",
+        "PGPASS": MASK,
+    }
 
 
 def test_berthd_ui_flag(tmp_path: Any) -> None:
@@ -334,16 +420,34 @@ def test_berthd_ui_flag(tmp_path: Any) -> None:
     (tmp_path / "daemon.json").write_text("{}")
 
     def cfg(*extra: str) -> Any:
-        return parse_args(["--config-file", str(tmp_path / "daemon.json"), "--exec-root",
-                           str(tmp_path / "run"), "--data-root", str(tmp_path / "d"), *extra])
-    assert cfg().ui is None     # off by default
+        return parse_args(
+            [
+                "--config-file",
+                str(tmp_path / "daemon.json"),
+                "--exec-root",
+                str(tmp_path / "run"),
+                "--data-root",
+                str(tmp_path / "d"),
+                *extra,
+            ]
+        )
+
+    assert cfg().ui is None  # off by default
     assert cfg("--ui", "127.0.0.1:0").ui == ("127.0.0.1", 0)
     with pytest.raises(SystemExit):
-        cfg("--ui", "0.0.0.0:8080")     # no TLS: loopback only
+        cfg("--ui", "0.0.0.0:8080")  # no TLS: loopback only
     (tmp_path / "ca.pem").write_text("")
-    tls = cfg("--tlsverify", "--tlscacert", str(tmp_path / "ca.pem"), "--tlscert",
-              str(tmp_path / "ca.pem"), "--tlskey", str(tmp_path / "ca.pem"),
-              "--ui", "0.0.0.0:8443")
+    tls = cfg(
+        "--tlsverify",
+        "--tlscacert",
+        str(tmp_path / "ca.pem"),
+        "--tlscert",
+        str(tmp_path / "ca.pem"),
+        "--tlskey",
+        str(tmp_path / "ca.pem"),
+        "--ui",
+        "0.0.0.0:8443",
+    )
     assert tls.ui == ("0.0.0.0", 8443)
 
 
@@ -352,35 +456,49 @@ def test_projects_group_by_compose_labels() -> None:
     from berth.ui.projects import projects
 
     def view(name: str, project: str, service: str, n: int, running: bool) -> ContainerView:
-        rec = record(f"/{name}", labels={
-            "com.docker.compose.project": project, "com.docker.compose.service": service,
-            "com.docker.compose.container-number": str(n),
-            "com.docker.compose.project.working_dir": "/srv/" + project})
+        rec = record(
+            f"/{name}",
+            labels={
+                "com.docker.compose.project": project,
+                "com.docker.compose.service": service,
+                "com.docker.compose.container-number": str(n),
+                "com.docker.compose.project.working_dir": "/srv/" + project,
+            },
+        )
         rec.id = name * 8
         if running:
             rec.state.status = ContainerStatus.RUNNING
         return ContainerView(rec, status_text="x")
+
     plain = ContainerView(record("/loner"))
-    got = projects([view("shop-web-2", "shop", "web", 2, True), plain,
-                    view("shop-db-1", "shop", "db", 1, False),
-                    view("shop-web-1", "shop", "web", 1, True),
-                    view("blog-app-1", "blog", "app", 1, False)])
+    got = projects(
+        [
+            view("shop-web-2", "shop", "web", 2, True),
+            plain,
+            view("shop-db-1", "shop", "db", 1, False),
+            view("shop-web-1", "shop", "web", 1, True),
+            view("blog-app-1", "blog", "app", 1, False),
+        ]
+    )
     assert [p["name"] for p in got] == ["blog", "shop"]
     shop = got[1]
     assert shop["running"] == 2 and shop["total"] == 3 and shop["workingDir"] == "/srv/shop"
-    assert [(s["name"], [c["name"] for c in s["containers"]]) for s in shop["services"]] == \
-        [("db", ["shop-db-1"]), ("web", ["shop-web-1", "shop-web-2"])]
+    assert [(s["name"], [c["name"] for c in s["containers"]]) for s in shop["services"]] == [
+        ("db", ["shop-db-1"]),
+        ("web", ["shop-web-1", "shop-web-2"]),
+    ]
 
 
 def test_project_routes() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
         hdr = {CSRF_HEADER: await login(client, gate)}
         r = await client.get("/api/projects")
-        assert r.status == 200 and await r.json() == []   # the fake's one has no labels
-        assert (await client.post("/api/projects/shop/stop")).status == 403   # no CSRF
+        assert r.status == 200 and await r.json() == []  # the fake's one has no labels
+        assert (await client.post("/api/projects/shop/stop")).status == 403  # no CSRF
         r = await client.post("/api/projects/shop/stop", headers=hdr)
         assert r.status == 404 and "no such project" in (await r.json())["message"]
         assert (await client.post("/api/projects/shop/explode", headers=hdr)).status == 404
+
     run(t)
 
 
@@ -394,8 +512,11 @@ def test_pull_streams_progress() -> None:
             if name == "nope":
                 raise NotFound("manifest unknown")
             yield {"status": "Pulling fs layer", "id": "abc"}
-            yield {"status": "Downloading", "id": "abc",
-                   "progressDetail": {"current": 5, "total": 10}}
+            yield {
+                "status": "Downloading",
+                "id": "abc",
+                "progressDetail": {"current": 5, "total": 10},
+            }
             if name == "half":
                 raise InvalidArgument("verification failed")
             yield {"status": "Pull complete", "id": "abc"}
@@ -406,9 +527,14 @@ def test_pull_streams_progress() -> None:
             port = s.getsockname()[1]
         gate = Gate("127.0.0.1", port)
         dist = FakeDist()
-        app = Dashboard(containers=FakeContainers(), images=FakeImages(),  # type: ignore[arg-type]
-                        execs=None, events=EventBus(), gate=gate,  # type: ignore[arg-type]
-                        distribution=dist).app()  # type: ignore[arg-type]
+        app = Dashboard(
+            containers=FakeContainers(),
+            images=FakeImages(),  # type: ignore[arg-type]
+            execs=None,
+            events=EventBus(),
+            gate=gate,  # type: ignore[arg-type]
+            distribution=dist,
+        ).app()  # type: ignore[arg-type]
         client: Client = TestClient(TestServer(app, host="127.0.0.1", port=port))
         await client.start_server()
         try:
@@ -416,21 +542,25 @@ def test_pull_streams_progress() -> None:
             assert (await client.post("/api/images/pull?ref=x")).status == 403
             r = await client.post("/api/images/pull?ref=reg.example/x:1", headers=hdr)
             lines = [json.loads(x) for x in (await r.text()).splitlines()]
-            assert [m["status"] for m in lines] == ["Pulling fs layer", "Downloading",
-                                                    "Pull complete"]
+            assert [m["status"] for m in lines] == [
+                "Pulling fs layer",
+                "Downloading",
+                "Pull complete",
+            ]
             r = await client.post("/api/images/pull?ref=half", headers=hdr)
-            assert json.loads((await r.text()).splitlines()[-1]) == {
-                "error": "verification failed"}
+            assert json.loads((await r.text()).splitlines()[-1]) == {"error": "verification failed"}
             r = await client.post("/api/images/pull?ref=nope", headers=hdr)
             assert r.status == 404
             assert (await client.post("/api/images/pull", headers=hdr)).status == 400
         finally:
             await client.close()
+
     asyncio.run(main())
 
 
 def test_volume_files_stay_inside(tmp_path: Any) -> None:
     from berth.ui import volfiles
+
     root = tmp_path / "vol"
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "a.txt").write_text("hello")
@@ -443,7 +573,7 @@ def test_volume_files_stay_inside(tmp_path: Any) -> None:
     ls = volfiles.list_dir(str(root), "/")
     kinds = {e["name"]: (e["type"], e["target"]) for e in ls["entries"]}
     assert kinds["sub"] == ("dir", "") and kinds["abs"] == ("link", str(secret))
-    assert ls["entries"][0]["name"] == "sub"     # directories first
+    assert ls["entries"][0]["name"] == "sub"  # directories first
     assert volfiles.read_file(str(root), "/sub/a.txt") == (b"hello", 5)
     assert volfiles.list_dir(str(root), "/sub/../sub")["path"] == "/sub"
     # nothing outside the volume is ever read, through a symlink or a `..`
@@ -453,43 +583,58 @@ def test_volume_files_stay_inside(tmp_path: Any) -> None:
     with pytest.raises((NotFound, InvalidArgument)):
         volfiles.list_dir(str(root), "/dirlink")
     with pytest.raises(InvalidArgument):
-        volfiles.read_file(str(root), "/sub")    # a directory is no file
+        volfiles.read_file(str(root), "/sub")  # a directory is no file
     assert b"\x00" in volfiles.read_file(str(root), "bin.dat")[0]
 
 
 def test_gate_over_tls_on_another_address() -> None:
     from aiohttp.test_utils import make_mocked_request
+
     gate = Gate("0.0.0.0", 8443, secure=True)
     assert gate.url.startswith("https://") and gate.url.endswith(f":8443/?token={gate.token}")
-    req = make_mocked_request("GET", f"/?token={gate.token}",
-                              headers={"Host": "berth.example:8443"})
-    assert gate.host_ok(req)     # an address of many names: the certificate names the host
+    req = make_mocked_request(
+        "GET", f"/?token={gate.token}", headers={"Host": "berth.example:8443"}
+    )
+    assert gate.host_ok(req)  # an address of many names: the certificate names the host
     resp = gate.login(req)
     assert resp.status == 303
     cookie = resp.cookies["berth_ui"]
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
-    same = make_mocked_request("POST", "/api/x", headers={
-        "Host": "berth.example:8443", "Origin": "https://berth.example:8443"})
+    same = make_mocked_request(
+        "POST",
+        "/api/x",
+        headers={"Host": "berth.example:8443", "Origin": "https://berth.example:8443"},
+    )
     assert gate.origin_ok(same)
     for other in ("http://berth.example:8443", "https://evil.example"):
-        assert not gate.origin_ok(make_mocked_request("POST", "/api/x", headers={
-            "Host": "berth.example:8443", "Origin": other}))
+        assert not gate.origin_ok(
+            make_mocked_request(
+                "POST", "/api/x", headers={"Host": "berth.example:8443", "Origin": other}
+            )
+        )
     # on loopback, only loopback names: a rebound name is turned away
     local = Gate("127.0.0.1", 8080)
     assert local.host_ok(make_mocked_request("GET", "/", headers={"Host": "localhost:8080"}))
-    assert not local.host_ok(make_mocked_request("GET", "/", headers={
-        "Host": "rebound.example:8080"}))
+    assert not local.host_ok(
+        make_mocked_request("GET", "/", headers={"Host": "rebound.example:8080"})
+    )
 
 
 def test_live_streams_end_at_shutdown() -> None:
     """berthd's shutdown does not wait for the page's streams that never end by themselves."""
+
     async def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         gate = Gate("127.0.0.1", port)
-        dash = Dashboard(containers=FakeContainers(), images=FakeImages(),  # type: ignore[arg-type]
-                         execs=None, events=EventBus(), gate=gate)  # type: ignore[arg-type]
+        dash = Dashboard(
+            containers=FakeContainers(),
+            images=FakeImages(),  # type: ignore[arg-type]
+            execs=None,
+            events=EventBus(),
+            gate=gate,
+        )  # type: ignore[arg-type]
         app = dash.app()
         client: Client = TestClient(TestServer(app, host="127.0.0.1", port=port))
         await client.start_server()
@@ -509,6 +654,7 @@ def test_live_streams_end_at_shutdown() -> None:
             assert not dash.streams
         finally:
             await client.close()
+
     asyncio.run(main())
 
 
@@ -546,6 +692,7 @@ def test_project_down_removes_its_containers_and_networks() -> None:
             class View:
                 class record:  # noqa: N801 - the shape of NetworkView.record
                     id, name = "n1", "shop_default"
+
             return [View()]
 
         def remove(self, nid: str, users: list[str]) -> None:

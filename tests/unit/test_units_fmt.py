@@ -8,10 +8,19 @@ from berth.cli import fmt
 from berth.units import human_duration, human_size, parse_size
 
 
-@pytest.mark.parametrize("secs,text", [(0.2, "Less than a second"), (1, "1 second"),
-                                       (45, "45 seconds"), (61, "About a minute"),
-                                       (600, "10 minutes"), (3700, "About an hour"),
-                                       (7 * 3600, "7 hours"), (3 * 86400, "3 days")])
+@pytest.mark.parametrize(
+    "secs,text",
+    [
+        (0.2, "Less than a second"),
+        (1, "1 second"),
+        (45, "45 seconds"),
+        (61, "About a minute"),
+        (600, "10 minutes"),
+        (3700, "About an hour"),
+        (7 * 3600, "7 hours"),
+        (3 * 86400, "3 days"),
+    ],
+)
 def test_human_duration(secs: float, text: str) -> None:
     assert human_duration(secs) == text
 

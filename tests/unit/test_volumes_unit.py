@@ -14,35 +14,59 @@ from berth.volumes import ANONYMOUS, VolumeRecord, VolumeService
 from berth.volumes.records import VolumeScope, format_created, parse_created
 
 # what berth stored for a volume before VolumeRecord: Docker's inspect JSON
-LEGACY = {"CreatedAt": "2026-11-30T10:20:30Z", "Driver": "local",
-          "Labels": {"a": "b", ANONYMOUS: ""}, "Mountpoint": "/var/lib/berth/volumes/old/_data",
-          "Name": "old", "Options": None, "Scope": "local"}
+LEGACY = {
+    "CreatedAt": "2026-11-30T10:20:30Z",
+    "Driver": "local",
+    "Labels": {"a": "b", ANONYMOUS: ""},
+    "Mountpoint": "/var/lib/berth/volumes/old/_data",
+    "Name": "old",
+    "Options": None,
+    "Scope": "local",
+}
 
 
 def _service(tmp_path: Path, users: dict[str, list[str]] | None = None) -> VolumeService:
-    return VolumeService(MetadataStore(str(tmp_path / "meta.db")), str(tmp_path / "volumes"),
-                         users=lambda name: (users or {}).get(name, []))
+    return VolumeService(
+        MetadataStore(str(tmp_path / "meta.db")),
+        str(tmp_path / "volumes"),
+        users=lambda name: (users or {}).get(name, []),
+    )
 
 
 def test_a_legacy_document_loads_into_the_record() -> None:
     v = VolumeRecord.from_doc(LEGACY)
-    assert v == VolumeRecord(name="old", mountpoint="/var/lib/berth/volumes/old/_data",
-                             driver="local", options={}, labels={"a": "b"},
-                             scope=VolumeScope.LOCAL, created=parse_created(LEGACY["CreatedAt"]),
-                             anonymous=True)
+    assert v == VolumeRecord(
+        name="old",
+        mountpoint="/var/lib/berth/volumes/old/_data",
+        driver="local",
+        options={},
+        labels={"a": "b"},
+        scope=VolumeScope.LOCAL,
+        created=parse_created(LEGACY["CreatedAt"]),
+        anonymous=True,
+    )
     # and Docker's JSON made from it is what was stored
     assert volume_json(v) == LEGACY
 
 
 def test_the_record_round_trips_through_its_document() -> None:
-    v = VolumeRecord(name="tmp", mountpoint="/r/tmp/_data",
-                     options={"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=5"},
-                     labels={"x": "y"}, created=1764500000, anonymous=False)
+    v = VolumeRecord(
+        name="tmp",
+        mountpoint="/r/tmp/_data",
+        options={"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=5"},
+        labels={"x": "y"},
+        created=1764500000,
+        anonymous=False,
+    )
     doc = v.to_doc()
-    assert doc["v"] == 1 and "Name" not in doc   # not Docker's shape
+    assert doc["v"] == 1 and "Name" not in doc  # not Docker's shape
     assert VolumeRecord.from_doc(doc) == v
     assert (v.fs_type, v.device, v.mount_options, v.is_directory) == (
-        "tmpfs", "tmpfs", ["size=1m", "uid=5"], False)
+        "tmpfs",
+        "tmpfs",
+        ["size=1m", "uid=5"],
+        False,
+    )
     assert volume_json(v)["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=5"}
     assert format_created(v.created) == "2025-11-30T10:53:20Z"
     assert parse_created("not a time") == 0
@@ -66,7 +90,7 @@ def test_create_stores_the_record(tmp_path: Path) -> None:
     assert v.mountpoint == str(tmp_path / "volumes" / "data" / "_data")
     assert Path(v.mountpoint).is_dir()
     assert vols.meta.get_volume("data") == v.to_doc()
-    assert vols.create("data", labels={"other": "x"}) == v   # the one that exists
+    assert vols.create("data", labels={"other": "x"}) == v  # the one that exists
     anon = vols.create()
     assert anon.anonymous and len(anon.name) == 64
     assert volume_json(anon)["Labels"] == {ANONYMOUS: ""}
@@ -93,13 +117,23 @@ def test_runtime_mounts_of_each_kind(tmp_path: Path) -> None:
     vols = _service(tmp_path)
     d = vols.create("dd")
     assert vols.runtime_mount("dd", "/m", True) == {
-        "destination": "/m", "type": "bind", "source": d.mountpoint,
-        "options": ["rbind", "rprivate", "ro"]}
+        "destination": "/m",
+        "type": "bind",
+        "source": d.mountpoint,
+        "options": ["rbind", "rprivate", "ro"],
+    }
     vols.create("tt", options={"type": "tmpfs", "o": "size=1m"})
     assert vols.runtime_mount("tt", "/m", False) == {
-        "destination": "/m", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+        "destination": "/m",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["size=1m"],
+    }
     vols.create("bb", options={"type": "none", "device": "/srv/x", "o": "bind"})
     assert vols.runtime_mount("bb", "/m", False) == {
-        "destination": "/m", "type": "bind", "source": "/srv/x",
-        "options": ["rbind", "rprivate"]}
+        "destination": "/m",
+        "type": "bind",
+        "source": "/srv/x",
+        "options": ["rbind", "rprivate"],
+    }
     assert {u.volume.name: u.size for u in vols.usage()} == {"dd": 0, "tt": -1, "bb": -1}

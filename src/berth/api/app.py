@@ -48,8 +48,11 @@ VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"
 # credentials, a long `filters`), and the count is aiohttp's own bound. A request over them
 # gets aiohttp's 400 ("Got more than ... bytes"), where dockerd gives Go's plain-text 431.
 MAX_HEADER_BYTES = 1 << 20
-HEADER_LIMITS = {"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES,
-                 "max_headers": 128}
+HEADER_LIMITS = {
+    "max_line_size": MAX_HEADER_BYTES,
+    "max_field_size": MAX_HEADER_BYTES,
+    "max_headers": 128,
+}
 
 
 def _vtuple(v: str) -> tuple[int, ...]:
@@ -63,28 +66,33 @@ def check_version(version: str) -> None:
     """The /v1.xx prefix a client asked for, within [MIN_API_VERSION, API_VERSION]."""
     v = _vtuple(version)
     if v > _vtuple(API_VERSION):
-        raise InvalidArgument(f"client version {version} is too new. Maximum "
-                              f"supported API version is {API_VERSION}")
+        raise InvalidArgument(
+            f"client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )
     if v < _vtuple(MIN_API_VERSION):
-        raise InvalidArgument(f"client version {version} is too old. Minimum "
-                              f"supported API version is {MIN_API_VERSION}, "
-                              "please upgrade your client to a newer version")
+        raise InvalidArgument(
+            f"client version {version} is too old. Minimum "
+            f"supported API version is {MIN_API_VERSION}, "
+            "please upgrade your client to a newer version"
+        )
 
 
 def check_no_nul(request: web.Request) -> None:
     """No path or query parameter of the Engine API can hold a NUL byte (names, references,
     filters, a command's arguments all end at one in the kernel): refuse it here, before a
     handler passes it on to a file name or a subprocess, which raise on it."""
-    if "\x00" in request.path or any("\x00" in k or "\x00" in v
-                                     for k, v in request.query.items()):
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
         raise InvalidArgument("invalid request: a NUL byte in its path or query")
 
 
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    headers = {"Api-Version": API_VERSION, "Ostype": "linux",
-               "Server": f"Docker/{ENGINE_VERSION} (linux)",
-               "Docker-Experimental": "false"}
+    headers = {
+        "Api-Version": API_VERSION,
+        "Ostype": "linux",
+        "Server": f"Docker/{ENGINE_VERSION} (linux)",
+        "Docker-Experimental": "false",
+    }
     try:
         version = request.match_info.get("version")
         if version:
@@ -120,16 +128,23 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 class Api:
-    def __init__(self, *, containers: ContainerService, images: ImageService,
-                 info: Callable[[], dict[str, Any]], execs: ExecService | None = None,
-                 events: EventBus | None = None,
-                 distribution: Distribution | None = None,
-                 builder: Builder | None = None,
-                 networks: NetworkService | None = None,
-                 volumes: VolumeService | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        containers: ContainerService,
+        images: ImageService,
+        info: Callable[[], dict[str, Any]],
+        execs: ExecService | None = None,
+        events: EventBus | None = None,
+        distribution: Distribution | None = None,
+        builder: Builder | None = None,
+        networks: NetworkService | None = None,
+        volumes: VolumeService | None = None,
+    ) -> None:
         self.events = events or EventBus()
-        self.system = SystemHandlers(containers=containers, images=images, volumes=volumes,
-                                     events=self.events, info=info)
+        self.system = SystemHandlers(
+            containers=containers, images=images, volumes=volumes, events=self.events, info=info
+        )
         self.containers = ContainerHandlers(containers)
         self.execs = ExecHandlers(execs or ExecService(containers))
         self.images = ImageHandlers(images, distribution)
@@ -142,9 +157,12 @@ class Api:
         s, c, x, i, b = self.system, self.containers, self.execs, self.images, self.build
         n, v = self.networks, self.volumes
         routes: list[tuple[str, str, Handler]] = [
-            ("HEAD", "/_ping", s.ping), ("GET", "/_ping", s.ping),
-            ("GET", "/version", s.version), ("GET", "/info", s.info),
-            ("GET", "/events", s.event_stream), ("GET", "/system/df", s.df),
+            ("HEAD", "/_ping", s.ping),
+            ("GET", "/_ping", s.ping),
+            ("GET", "/version", s.version),
+            ("GET", "/info", s.info),
+            ("GET", "/events", s.event_stream),
+            ("GET", "/system/df", s.df),
             ("POST", "/images/create", i.create),
             ("POST", "/auth", i.auth),
             ("POST", "/build", b.build),
@@ -215,12 +233,20 @@ class Api:
     def app(self) -> web.Application:
         # client_max_size=0: aiohttp's own body bound is off, as routes stream their bodies
         # (build contexts, image tarballs); the JSON ones are bounded in wire.read_json
-        app = web.Application(middlewares=[middleware], client_max_size=0,
-                              handler_args=HEADER_LIMITS)
+        app = web.Application(
+            middlewares=[middleware], client_max_size=0, handler_args=HEADER_LIMITS
+        )
         for method, path, handler in self.routes():
             app.router.add_route(method, VERSION_PREFIX + path, handler)
             app.router.add_route(method, path, handler)
         return app
 
 
-__all__ = ["Api", "middleware", "check_version", "check_no_nul", "MAX_HEADER_BYTES", "HEADER_LIMITS"]
+__all__ = [
+    "Api",
+    "middleware",
+    "check_version",
+    "check_no_nul",
+    "MAX_HEADER_BYTES",
+    "HEADER_LIMITS",
+]

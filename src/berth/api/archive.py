@@ -30,16 +30,23 @@ def _path(request: web.Request) -> str:
 def stat_header(ps: PathStat) -> str:
     """Docker's container.PathStat as JSON, base64 (mtime as Go marshals a time.Time)."""
     mtime = datetime.datetime.fromtimestamp(ps.mtime, datetime.UTC)
-    doc = {"name": ps.name, "size": ps.size, "mode": ps.mode,
-           "mtime": mtime.isoformat().replace("+00:00", "Z"), "linkTarget": ps.link_target}
+    doc = {
+        "name": ps.name,
+        "size": ps.size,
+        "mode": ps.mode,
+        "mtime": mtime.isoformat().replace("+00:00", "Z"),
+        "linkTarget": ps.link_target,
+    }
     return base64.b64encode(json.dumps(doc).encode()).decode()
 
 
 async def archive_head(request: web.Request, service: ContainerService) -> web.StreamResponse:
-    ps = await asyncio.to_thread(ArchiveService(service).stat, request.match_info["id"],
-                                 _path(request))
-    return web.Response(status=200, headers={STAT_HEADER: stat_header(ps),
-                                             "Content-Type": "application/json"})
+    ps = await asyncio.to_thread(
+        ArchiveService(service).stat, request.match_info["id"], _path(request)
+    )
+    return web.Response(
+        status=200, headers={STAT_HEADER: stat_header(ps), "Content-Type": "application/json"}
+    )
 
 
 async def archive_get(request: web.Request, service: ContainerService) -> web.StreamResponse:
@@ -60,11 +67,12 @@ async def archive_get(request: web.Request, service: ContainerService) -> web.St
     def run() -> None:
         ArchiveService(service).archive(ref, path, w, on_stat)  # type: ignore[arg-type]
         w.flush()
+
     try:
         await asyncio.to_thread(run)
     except Exception:
         if not started:
-            raise   # an error response, as usual
+            raise  # an error response, as usual
         # the 200 is sent: a cut tar is how the client learns of it
         if request.transport is not None:
             request.transport.close()
@@ -76,10 +84,17 @@ async def archive_get(request: web.Request, service: ContainerService) -> web.St
 async def archive_put(request: web.Request, service: ContainerService) -> web.StreamResponse:
     reader = SyncReader(request, asyncio.get_running_loop())
     ref, path = request.match_info["id"], _path(request)
-    kw: dict[str, Any] = {"no_overwrite_dir_non_dir": qbool(request, "noOverwriteDirNonDir"),
-                          "copy_uid_gid": qbool(request, "copyUIDGID")}
-    await asyncio.to_thread(ArchiveService(service).extract, ref, path, reader,  # type: ignore[arg-type]
-                            **kw)
+    kw: dict[str, Any] = {
+        "no_overwrite_dir_non_dir": qbool(request, "noOverwriteDirNonDir"),
+        "copy_uid_gid": qbool(request, "copyUIDGID"),
+    }
+    await asyncio.to_thread(
+        ArchiveService(service).extract,
+        ref,
+        path,
+        reader,  # type: ignore[arg-type]
+        **kw,
+    )
     return web.Response(status=200)
 
 

@@ -88,8 +88,11 @@ def _extra_hosts(request: web.Request) -> list[str]:
                 continue
             name, sep, ip = h.partition(":")
             if not sep or not name or not ip:
-                raise InvalidArgument(f"invalid IP address in add-host: {ip!r}" if sep else
-                                      f"bad format for add-host: {h!r}")
+                raise InvalidArgument(
+                    f"invalid IP address in add-host: {ip!r}"
+                    if sep
+                    else f"bad format for add-host: {h!r}"
+                )
             if ip != "host-gateway":
                 try:
                     ipaddress.ip_address(ip.strip("[]"))
@@ -104,24 +107,35 @@ def build_options(request: web.Request) -> BuildOptions:
     not build (BuildKit's session API, a remote context) or cannot read."""
     q = request.query
     if q.get("version", "1") == "2":
-        raise InvalidArgument("BuildKit (version=2) is not supported: berth builds with the "
-                              "classic builder's API (DOCKER_BUILDKIT=0)")
+        raise InvalidArgument(
+            "BuildKit (version=2) is not supported: berth builds with the "
+            "classic builder's API (DOCKER_BUILDKIT=0)"
+        )
     if q.get("remote"):
-        raise InvalidArgument("building from a remote context is not supported: send the "
-                              "context as a tar stream")
+        raise InvalidArgument(
+            "building from a remote context is not supported: send the context as a tar stream"
+        )
     registry_auth = _registry_config(request)
     secrets = _secrets(request)
     opts = BuildOptions(
         allow=check_entitlements(_allow(request)),
-        tags=q.getall("t", []), dockerfile=q.get("dockerfile", "") or "Dockerfile",
+        tags=q.getall("t", []),
+        dockerfile=q.get("dockerfile", "") or "Dockerfile",
         buildargs=_json_query(request, "buildargs", {}),
-        labels=_json_query(request, "labels", {}), target=q.get("target", ""),
-        nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),
-        quiet=qbool(request, "q"), cachefrom=_json_query(request, "cachefrom", []),
-        network=q.get("networkmode", ""), platform=q.get("platform", ""),
+        labels=_json_query(request, "labels", {}),
+        target=q.get("target", ""),
+        nocache=qbool(request, "nocache"),
+        pull=qbool(request, "pull"),
+        quiet=qbool(request, "q"),
+        cachefrom=_json_query(request, "cachefrom", []),
+        network=q.get("networkmode", ""),
+        platform=q.get("platform", ""),
         rm=q.get("rm", "1") not in ("0", "false", "False"),
-        forcerm=qbool(request, "forcerm"), secrets=secrets, registry_auth=registry_auth,
-        extra_hosts=_extra_hosts(request))
+        forcerm=qbool(request, "forcerm"),
+        secrets=secrets,
+        registry_auth=registry_auth,
+        extra_hosts=_extra_hosts(request),
+    )
     for t in opts.tags:
         if reference.parse(t).digest:
             raise InvalidArgument(f"invalid tag {t!r}: a tag cannot hold a digest")
@@ -156,8 +170,9 @@ class BuildHandlers:
         return resp
 
     @staticmethod
-    async def _stream(resp: web.StreamResponse, b: Builder, reader: SyncReader,
-                      opts: BuildOptions) -> None:
+    async def _stream(
+        resp: web.StreamResponse, b: Builder, reader: SyncReader, opts: BuildOptions
+    ) -> None:
         """The builder's messages; with `q`, only the image ID at the end."""
         image_id = ""
         async for m in b.build(reader, opts):  # type: ignore[arg-type]
@@ -176,15 +191,21 @@ class BuildHandlers:
         q = request.query
         body = await read_json(request)
         image_id = await self._b().commit(
-            q.get("container", ""), repo=q.get("repo", ""), tag=q.get("tag", ""),
-            comment=q.get("comment", ""), author=q.get("author", ""),
-            changes=q.getall("changes", []), config=body if isinstance(body, dict) else None,
-            pause=q.get("pause", "1") not in ("0", "false", "False"))
+            q.get("container", ""),
+            repo=q.get("repo", ""),
+            tag=q.get("tag", ""),
+            comment=q.get("comment", ""),
+            author=q.get("author", ""),
+            changes=q.getall("changes", []),
+            config=body if isinstance(body, dict) else None,
+            pause=q.get("pause", "1") not in ("0", "false", "False"),
+        )
         return json_response({"Id": image_id}, 201)
 
     async def changes(self, request: web.Request) -> web.StreamResponse:
-        return json_response(await asyncio.to_thread(self._b().changes,
-                                                     request.match_info["id"]) or None)
+        return json_response(
+            await asyncio.to_thread(self._b().changes, request.match_info["id"]) or None
+        )
 
 
 __all__ = ["BuildHandlers", "build_options"]

@@ -47,26 +47,39 @@ class ContainerHandlers:
         return json_response({"Id": cid, "Warnings": warnings}, 201)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
-        return json_response([container_summary(v) for v in self.containers.list(
-            all_=qbool(request, "all"), limit=qint(request, "limit", -1) or -1,
-            size=qbool(request, "size"), filters=filters(request))])
+        return json_response(
+            [
+                container_summary(v)
+                for v in self.containers.list(
+                    all_=qbool(request, "all"),
+                    limit=qint(request, "limit", -1) or -1,
+                    size=qbool(request, "size"),
+                    filters=filters(request),
+                )
+            ]
+        )
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(container_inspect(self.containers.inspect(
-            request.match_info["id"], size=qbool(request, "size"))))
+        return json_response(
+            container_inspect(
+                self.containers.inspect(request.match_info["id"], size=qbool(request, "size"))
+            )
+        )
 
     async def start(self, request: web.Request) -> web.StreamResponse:
         await self.containers.start(request.match_info["id"])
         return web.Response(status=204)
 
     async def stop(self, request: web.Request) -> web.StreamResponse:
-        await self.containers.stop(request.match_info["id"], qint(request, "t"),
-                                   request.query.get("signal"))
+        await self.containers.stop(
+            request.match_info["id"], qint(request, "t"), request.query.get("signal")
+        )
         return web.Response(status=204)
 
     async def restart(self, request: web.Request) -> web.StreamResponse:
-        await self.containers.restart(request.match_info["id"], qint(request, "t"),
-                                      request.query.get("signal"))
+        await self.containers.restart(
+            request.match_info["id"], qint(request, "t"), request.query.get("signal")
+        )
         return web.Response(status=204)
 
     async def kill(self, request: web.Request) -> web.StreamResponse:
@@ -82,8 +95,12 @@ class ContainerHandlers:
         return web.Response(status=200)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        await self.containers.remove(request.match_info["id"], force=qbool(request, "force"),
-                                     volumes=qbool(request, "v"), link=qbool(request, "link"))
+        await self.containers.remove(
+            request.match_info["id"],
+            force=qbool(request, "force"),
+            volumes=qbool(request, "v"),
+            link=qbool(request, "link"),
+        )
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
@@ -113,12 +130,20 @@ class ContainerHandlers:
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
         tty = doc.config.tty
         entries = self.containers.logs(
-            doc.id, follow=qbool(request, "follow"), stdout=stdout, stderr=stderr,
+            doc.id,
+            follow=qbool(request, "follow"),
+            stdout=stdout,
+            stderr=stderr,
             since=float(request.query.get("since") or 0),
             until=float(request.query.get("until") or 0),
-            tail=request.query.get("tail", "all"), timestamps=qbool(request, "timestamps"))
-        resp = stream_response("application/vnd.docker.raw-stream" if tty
-                               else "application/vnd.docker.multiplexed-stream")
+            tail=request.query.get("tail", "all"),
+            timestamps=qbool(request, "timestamps"),
+        )
+        resp = stream_response(
+            "application/vnd.docker.raw-stream"
+            if tty
+            else "application/vnd.docker.multiplexed-stream"
+        )
         await resp.prepare(request)
         # a client that hangs up in the middle of `logs -f` ends only its own stream
         with contextlib.suppress(ConnectionResetError):
@@ -133,8 +158,12 @@ class ContainerHandlers:
             raise InvalidArgument("Bad parameters: must set stream or logs")
         keys = detach_keys(request.query.get("detachKeys"))
         tty = doc.config.tty
-        att = self.containers.attach(doc.id, stdout=qbool(request, "stdout"),
-                                     stderr=qbool(request, "stderr"), logs=qbool(request, "logs"))
+        att = self.containers.attach(
+            doc.id,
+            stdout=qbool(request, "stdout"),
+            stderr=qbool(request, "stderr"),
+            logs=qbool(request, "logs"),
+        )
         if not qbool(request, "stream"):
             att.close()
             att.queue.put_nowait(None)
@@ -177,8 +206,9 @@ class ContainerHandlers:
         return resp
 
     async def top(self, request: web.Request) -> web.StreamResponse:
-        table = await asyncio.to_thread(self.containers.top, request.match_info["id"],
-                                        request.query.get("ps_args") or "-ef")
+        table = await asyncio.to_thread(
+            self.containers.top, request.match_info["id"], request.query.get("ps_args") or "-ef"
+        )
         return json_response({"Titles": table.titles, "Processes": table.processes})
 
     async def pause(self, request: web.Request) -> web.StreamResponse:
@@ -190,8 +220,9 @@ class ContainerHandlers:
         return web.Response(status=204)
 
     async def update(self, request: web.Request) -> web.StreamResponse:
-        warnings = await self.containers.update(request.match_info["id"],
-                                                update_request(await read_json(request)))
+        warnings = await self.containers.update(
+            request.match_info["id"], update_request(await read_json(request))
+        )
         return json_response({"Warnings": warnings})
 
     async def export(self, request: web.Request) -> web.StreamResponse:
@@ -203,6 +234,7 @@ class ContainerHandlers:
         def run() -> None:
             self.containers.export(request.match_info["id"], w)  # type: ignore[arg-type]
             w.flush()
+
         await asyncio.to_thread(run)
         await resp.write_eof()
         return resp

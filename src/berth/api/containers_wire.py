@@ -34,9 +34,12 @@ from .wire import json_object, json_strings, json_text
 def port_map_to_docker(ports: PortMap) -> dict[str, Any]:
     """A PortMap (NetworkSettings.Ports, HostConfig.PortBindings): {"80/tcp": [{"HostIp":
     "", "HostPort": "8080"}]}, null for a port exposed but not published."""
-    return {str(p): None if binds is None else
-            [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
-            for p, binds in ports.items()}
+    return {
+        str(p): None
+        if binds is None
+        else [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
+        for p, binds in ports.items()
+    }
 
 
 def port_map_from_docker(value: Any, field: str) -> PortMap:
@@ -53,8 +56,10 @@ def port_map_from_docker(value: Any, field: str) -> PortMap:
             continue
         if not isinstance(binds, list) or not all(isinstance(b, Mapping) for b in binds):
             raise InvalidArgument(f"invalid {field}: {key}: a list of bindings is expected")
-        out[port] = tuple(PortBinding(host_ip=str(b.get("HostIp") or ""),
-                                      host_port=str(b.get("HostPort") or "")) for b in binds)
+        out[port] = tuple(
+            PortBinding(host_ip=str(b.get("HostIp") or ""), host_port=str(b.get("HostPort") or ""))
+            for b in binds
+        )
     return out
 
 
@@ -72,10 +77,30 @@ def ps_ports(ports: PortMap) -> list[dict[str, Any]]:
 
 
 # --- Config ------------------------------------------------------------------------------------
-CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
-               "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes", "WorkingDir",
-               "Entrypoint", "OnBuild", "Labels", "ExposedPorts", "Healthcheck", "StopSignal",
-               "StopTimeout", "MacAddress")
+CONFIG_KEYS = (
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "OnBuild",
+    "Labels",
+    "ExposedPorts",
+    "Healthcheck",
+    "StopSignal",
+    "StopTimeout",
+    "MacAddress",
+)
 # what a create body holds beside the Config (read by create_request, not kept in `extra`)
 _NOT_CONFIG = ("HostConfig", "NetworkingConfig")
 
@@ -85,9 +110,13 @@ def health_to_docker(h: HealthConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if h.test is not None:
         out["Test"] = list(h.test)
-    for key, v in (("Interval", h.interval), ("Timeout", h.timeout),
-                   ("StartPeriod", h.start_period), ("StartInterval", h.start_interval),
-                   ("Retries", h.retries)):
+    for key, v in (
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+        ("Retries", h.retries),
+    ):
         if v:
             out[key] = v
     return out
@@ -105,22 +134,35 @@ def health_from_docker(value: Any) -> HealthConfig | None:
         timeout=_int(d.get("Timeout"), "Healthcheck.Timeout"),
         start_period=_int(d.get("StartPeriod"), "Healthcheck.StartPeriod"),
         start_interval=_int(d.get("StartInterval"), "Healthcheck.StartInterval"),
-        retries=_int(d.get("Retries"), "Healthcheck.Retries"))
+        retries=_int(d.get("Retries"), "Healthcheck.Retries"),
+    )
     validate_healthcheck(health)
     return health
 
 
 def config_to_docker(c: ContainerConfig) -> dict[str, Any]:
     """Config as dockerd's inspect shows it (the optional keys only where set, as dockerd)."""
+
     def opt(v: tuple[str, ...] | None) -> list[str] | None:
         return None if v is None else list(v)
+
     out: dict[str, Any] = {
-        "Hostname": c.hostname, "Domainname": c.domainname, "User": c.user or "",
-        "AttachStdin": c.attach_stdin, "AttachStdout": c.attach_stdout,
-        "AttachStderr": c.attach_stderr, "Tty": c.tty, "OpenStdin": c.open_stdin,
-        "StdinOnce": c.stdin_once, "Env": opt(c.env), "Cmd": opt(c.cmd), "Image": c.image,
+        "Hostname": c.hostname,
+        "Domainname": c.domainname,
+        "User": c.user or "",
+        "AttachStdin": c.attach_stdin,
+        "AttachStdout": c.attach_stdout,
+        "AttachStderr": c.attach_stderr,
+        "Tty": c.tty,
+        "OpenStdin": c.open_stdin,
+        "StdinOnce": c.stdin_once,
+        "Env": opt(c.env),
+        "Cmd": opt(c.cmd),
+        "Image": c.image,
         "Volumes": None if c.volumes is None else {v: {} for v in c.volumes},
-        "WorkingDir": c.working_dir, "Entrypoint": opt(c.entrypoint), "OnBuild": None,
+        "WorkingDir": c.working_dir,
+        "Entrypoint": opt(c.entrypoint),
+        "OnBuild": None,
         "Labels": dict(c.labels),
     }
     if c.exposed_ports:
@@ -170,8 +212,12 @@ def config_from_docker(d: Mapping[str, Any]) -> ContainerConfig:
         stop_signal=json_text(d.get("StopSignal"), "Config.StopSignal"),
         stop_timeout=None if timeout is None else _int(timeout, "Config.StopTimeout"),
         mac_address=json_text(d.get("MacAddress"), "Config.MacAddress"),
-        extra={k: v for k, v in d.items() if k not in CONFIG_KEYS and k not in _NOT_CONFIG
-               or (k == "OnBuild" and v is not None)})
+        extra={
+            k: v
+            for k, v in d.items()
+            if k not in CONFIG_KEYS and k not in _NOT_CONFIG or (k == "OnBuild" and v is not None)
+        },
+    )
 
 
 def create_request(body: Any) -> CreateRequest:
@@ -185,12 +231,16 @@ def create_request(body: Any) -> CreateRequest:
         raise InvalidArgument(f"invalid container config: {e}") from None
     nc = json_object(body.get("NetworkingConfig"), "NetworkingConfig")
     eps = json_object(nc.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
-    return CreateRequest(config=config,
-                         host_config=HostConfig.from_json(
-                             json_object(body.get("HostConfig"), "HostConfig"), strict=True),
-                         endpoints={str(name): endpoint_request(
-                             ec, f"NetworkingConfig.EndpointsConfig.{name}")
-                             for name, ec in eps.items()})
+    return CreateRequest(
+        config=config,
+        host_config=HostConfig.from_json(
+            json_object(body.get("HostConfig"), "HostConfig"), strict=True
+        ),
+        endpoints={
+            str(name): endpoint_request(ec, f"NetworkingConfig.EndpointsConfig.{name}")
+            for name, ec in eps.items()
+        },
+    )
 
 
 def endpoint_request(value: Any, field: str) -> NetworkRequest:
@@ -200,19 +250,32 @@ def endpoint_request(value: Any, field: str) -> NetworkRequest:
     ipam = json_object(ec.get("IPAMConfig"), f"{field}.IPAMConfig")
     links = ec.get("Links")
     return NetworkRequest(
-        net="", aliases=list(_string_list(ec.get("Aliases") or [], f"{field}.Aliases")),
+        net="",
+        aliases=list(_string_list(ec.get("Aliases") or [], f"{field}.Aliases")),
         ip=json_text(ipam.get("IPv4Address"), f"{field}.IPAMConfig.IPv4Address"),
         ip6=json_text(ipam.get("IPv6Address"), f"{field}.IPAMConfig.IPv6Address"),
-        link_local=list(_string_list(ipam.get("LinkLocalIPs") or [],
-                                     f"{field}.IPAMConfig.LinkLocalIPs")),
+        link_local=list(
+            _string_list(ipam.get("LinkLocalIPs") or [], f"{field}.IPAMConfig.LinkLocalIPs")
+        ),
         mac=json_text(ec.get("MacAddress"), f"{field}.MacAddress"),
         links=None if links is None else list(_string_list(links, f"{field}.Links")),
-        driver_opts=json_strings(ec.get("DriverOpts"), f"{field}.DriverOpts"))
+        driver_opts=json_strings(ec.get("DriverOpts"), f"{field}.DriverOpts"),
+    )
 
 
 # what `POST /containers/{id}/update` may change (dockerd's Resources and RestartPolicy)
-UPDATE_KEYS = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-               "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
+UPDATE_KEYS = (
+    "Memory",
+    "MemorySwap",
+    "NanoCpus",
+    "CpuShares",
+    "CpuQuota",
+    "CpuPeriod",
+    "CpusetCpus",
+    "CpusetMems",
+    "PidsLimit",
+    "RestartPolicy",
+)
 
 
 def update_request(body: dict[str, Any]) -> ResourcesUpdate:
@@ -220,8 +283,9 @@ def update_request(body: dict[str, Any]) -> ResourcesUpdate:
     not given), typed."""
     given = {k: body[k] for k in UPDATE_KEYS if k in body and body[k] not in (None, "")}
     typed = HostConfig.from_json(given, strict=True)
-    names = {f.metadata["json"]: f.name for f in dataclasses.fields(HostConfig)
-             if "json" in f.metadata}
+    names = {
+        f.metadata["json"]: f.name for f in dataclasses.fields(HostConfig) if "json" in f.metadata
+    }
     return ResourcesUpdate(**{names[k]: getattr(typed, names[k]) for k in given})
 
 
@@ -273,11 +337,15 @@ def exec_config(body: dict[str, Any]) -> ExecConfig:
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
     size = body.get("ConsoleSize")
-    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in size)):
+    if size is not None and not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in size)
+    ):
         raise InvalidArgument("invalid ConsoleSize: two sizes are expected")
     return ExecConfig(
-        cmd=cmd, tty=_bool(body.get("Tty"), "Tty"),
+        cmd=cmd,
+        tty=_bool(body.get("Tty"), "Tty"),
         attach_stdin=_bool(body.get("AttachStdin"), "AttachStdin"),
         attach_stdout=_bool(body.get("AttachStdout"), "AttachStdout"),
         attach_stderr=_bool(body.get("AttachStderr"), "AttachStderr"),
@@ -285,7 +353,9 @@ def exec_config(body: dict[str, Any]) -> ExecConfig:
         user=json_text(body.get("User"), "User"),
         working_dir=json_text(body.get("WorkingDir"), "WorkingDir"),
         env=() if body.get("Env") is None else _string_list(body["Env"], "Env"),
-        detach_keys=keys, console_size=(size[0], size[1]) if size else None)
+        detach_keys=keys,
+        console_size=(size[0], size[1]) if size else None,
+    )
 
 
 # --- containers --------------------------------------------------------------------------------
@@ -298,28 +368,56 @@ def _rfc3339_ns(ns: int) -> str:
 def container_state(st: ContainerState) -> dict[str, Any]:
     """State as `GET /containers/{id}/json` shows it."""
     out: dict[str, Any] = {
-        "Status": st.status.value, "Running": st.running, "Paused": st.paused,
-        "Restarting": st.restarting, "OOMKilled": st.oom_killed,
-        "Dead": st.status is ContainerStatus.DEAD, "Pid": st.pid, "ExitCode": st.exit_code,
-        "Error": st.error, "StartedAt": st.started_at, "FinishedAt": st.finished_at}
+        "Status": st.status.value,
+        "Running": st.running,
+        "Paused": st.paused,
+        "Restarting": st.restarting,
+        "OOMKilled": st.oom_killed,
+        "Dead": st.status is ContainerStatus.DEAD,
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": st.started_at,
+        "FinishedAt": st.finished_at,
+    }
     if st.health is not None:
         out["Health"] = st.health.to_json()
     return out
 
 
-def _endpoint(ep: ContainerEndpoint | None, nid: str = "",
-              req: NetworkRequest | None = None) -> dict[str, Any]:
+def _endpoint(
+    ep: ContainerEndpoint | None, nid: str = "", req: NetworkRequest | None = None
+) -> dict[str, Any]:
     """One network's entry: what was asked of it (`req`) and this run's endpoint (`ep`)."""
-    ipam = {k: v for k, v in (("IPv4Address", req.ip), ("IPv6Address", req.ip6),
-                              ("LinkLocalIPs", req.link_local)) if v} if req else {}
-    return {"IPAMConfig": ipam or None, "Links": (req.links if req else None) or None,
-            "Aliases": (req.aliases if req else None) or None,
-            "MacAddress": ep.mac if ep else "", "NetworkID": nid or (ep.network if ep else ""),
-            "EndpointID": ep.endpoint if ep else "", "Gateway": ep.gateway if ep else "",
-            "IPAddress": ep.ip if ep else "", "IPPrefixLen": ep.prefix if ep else 0,
-            "IPv6Gateway": ep.gateway6 if ep else "", "GlobalIPv6Address": ep.ip6 if ep else "",
-            "GlobalIPv6PrefixLen": ep.prefix6 if ep else 0,
-            "DriverOpts": (req.driver_opts if req else None) or None, "DNSNames": None}
+    ipam = (
+        {
+            k: v
+            for k, v in (
+                ("IPv4Address", req.ip),
+                ("IPv6Address", req.ip6),
+                ("LinkLocalIPs", req.link_local),
+            )
+            if v
+        }
+        if req
+        else {}
+    )
+    return {
+        "IPAMConfig": ipam or None,
+        "Links": (req.links if req else None) or None,
+        "Aliases": (req.aliases if req else None) or None,
+        "MacAddress": ep.mac if ep else "",
+        "NetworkID": nid or (ep.network if ep else ""),
+        "EndpointID": ep.endpoint if ep else "",
+        "Gateway": ep.gateway if ep else "",
+        "IPAddress": ep.ip if ep else "",
+        "IPPrefixLen": ep.prefix if ep else 0,
+        "IPv6Gateway": ep.gateway6 if ep else "",
+        "GlobalIPv6Address": ep.ip6 if ep else "",
+        "GlobalIPv6PrefixLen": ep.prefix6 if ep else 0,
+        "DriverOpts": (req.driver_opts if req else None) or None,
+        "DNSNames": None,
+    }
 
 
 def container_networks(v: ContainerView) -> dict[str, Any]:
@@ -341,32 +439,66 @@ def container_network_settings(v: ContainerView) -> dict[str, Any]:
     empty on other networks, as dockerd fills them."""
     r = v.record
     first = _endpoint(next((e for e in r.endpoints if e.netname == "bridge"), None))
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": "",
-            "Ports": port_map_to_docker(r.ports), "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-            **{k: first[k] for k in (
-                "EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen",
-                "IPAddress", "IPPrefixLen", "IPv6Gateway", "MacAddress")},
-            "Networks": container_networks(v)}
+    return {
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Ports": port_map_to_docker(r.ports),
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        **{
+            k: first[k]
+            for k in (
+                "EndpointID",
+                "Gateway",
+                "GlobalIPv6Address",
+                "GlobalIPv6PrefixLen",
+                "IPAddress",
+                "IPPrefixLen",
+                "IPv6Gateway",
+                "MacAddress",
+            )
+        },
+        "Networks": container_networks(v),
+    }
 
 
 def container_inspect(v: ContainerView) -> dict[str, Any]:
     """`GET /containers/{id}/json`: dockerd's keys, in dockerd's order."""
     r = v.record
     out: dict[str, Any] = {
-        "Id": r.id, "Created": _rfc3339_ns(r.created_ns), "Path": r.path, "Args": r.args,
-        "State": container_state(r.state), "Image": r.image,
-        "ResolvConfPath": r.resolv_conf_path, "HostnamePath": r.hostname_path,
-        "HostsPath": r.hosts_path, "LogPath": r.log_path, "Name": r.name,
-        "RestartCount": r.restart_count, "Driver": r.driver, "Platform": "linux",
-        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "Id": r.id,
+        "Created": _rfc3339_ns(r.created_ns),
+        "Path": r.path,
+        "Args": r.args,
+        "State": container_state(r.state),
+        "Image": r.image,
+        "ResolvConfPath": r.resolv_conf_path,
+        "HostnamePath": r.hostname_path,
+        "HostsPath": r.hosts_path,
+        "LogPath": r.log_path,
+        "Name": r.name,
+        "RestartCount": r.restart_count,
+        "Driver": r.driver,
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
         "ExecIDs": list(r.exec_ids) or None,
-        "HostConfig": {**host_config_to_docker(r.host_config), "Links": v.links,
-                       **({"Runtime": v.runtime} if v.runtime else {})},
-        "GraphDriver": {"Name": r.driver, "Data": {"UpperDir": r.upper_dir,
-                                                   "LowerDir": ":".join(r.lower_dirs)}},
-        "Mounts": [m.to_json() for m in r.mounts], "Config": config_to_docker(r.config),
+        "HostConfig": {
+            **host_config_to_docker(r.host_config),
+            "Links": v.links,
+            **({"Runtime": v.runtime} if v.runtime else {}),
+        },
+        "GraphDriver": {
+            "Name": r.driver,
+            "Data": {"UpperDir": r.upper_dir, "LowerDir": ":".join(r.lower_dirs)},
+        },
+        "Mounts": [m.to_json() for m in r.mounts],
+        "Config": config_to_docker(r.config),
         "NetworkSettings": container_network_settings(v),
     }
     if v.size_rw is not None:
@@ -379,10 +511,15 @@ def container_summary(v: ContainerView) -> dict[str, Any]:
     """One entry of `GET /containers/json`."""
     r = v.record
     out: dict[str, Any] = {
-        "Id": r.id, "Names": [r.name], "Image": r.config.image, "ImageID": r.image,
-        "Command": " ".join([r.path, *r.args]), "Created": r.created,
+        "Id": r.id,
+        "Names": [r.name],
+        "Image": r.config.image,
+        "ImageID": r.image,
+        "Command": " ".join([r.path, *r.args]),
+        "Created": r.created,
         "Ports": ps_ports(r.ports) if r.state.running else [],
-        "Labels": dict(r.config.labels), "State": r.state.status.value,
+        "Labels": dict(r.config.labels),
+        "State": r.state.status.value,
         "Status": v.status_text,
         "HostConfig": {"NetworkMode": r.host_config.network_mode or "bridge"},
         "NetworkSettings": {"Networks": container_networks(v)},
@@ -398,12 +535,23 @@ def exec_inspect(ex: Exec) -> dict[str, Any]:
     """`GET /exec/{id}/json`."""
     c = ex.config
     return {
-        "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,
-        "ProcessConfig": {"tty": c.tty, "entrypoint": c.cmd[0], "arguments": list(c.cmd[1:]),
-                          "privileged": c.privileged, "user": c.user},
-        "OpenStdin": c.attach_stdin, "OpenStderr": c.attach_stderr,
-        "OpenStdout": c.attach_stdout, "CanRemove": False, "ContainerID": ex.cid,
-        "DetachKeys": c.detach_keys, "Pid": ex.pid,
+        "ID": ex.id,
+        "Running": ex.running,
+        "ExitCode": ex.exit_code,
+        "ProcessConfig": {
+            "tty": c.tty,
+            "entrypoint": c.cmd[0],
+            "arguments": list(c.cmd[1:]),
+            "privileged": c.privileged,
+            "user": c.user,
+        },
+        "OpenStdin": c.attach_stdin,
+        "OpenStderr": c.attach_stderr,
+        "OpenStdout": c.attach_stdout,
+        "CanRemove": False,
+        "ContainerID": ex.cid,
+        "DetachKeys": c.detach_keys,
+        "Pid": ex.pid,
     }
 
 
@@ -417,21 +565,41 @@ def container_stats(cur: StatsSample, prev: StatsSample) -> dict[str, Any]:
 
 
 def _stats(s: StatsSample) -> dict[str, Any]:
-    base: dict[str, Any] = {"read": s.read, "name": s.name, "id": s.id, "num_procs": 0,
-                            "storage_stats": {}, "networks": {}}
+    base: dict[str, Any] = {
+        "read": s.read,
+        "name": s.name,
+        "id": s.id,
+        "num_procs": 0,
+        "storage_stats": {},
+        "networks": {},
+    }
     if not s.running:
-        return {**base, "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {
-            "cpu_usage": {"total_usage": 0}, "throttling_data": {}}, "memory_stats": {}}
-    return {**base,
-            "pids_stats": {"current": s.pids, **({"limit": s.pids_limit} if s.pids_limit else {})},
-            "blkio_stats": {"io_service_bytes_recursive": [
+        return {
+            **base,
+            "pids_stats": {},
+            "blkio_stats": {},
+            "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+            "memory_stats": {},
+        }
+    return {
+        **base,
+        "pids_stats": {"current": s.pids, **({"limit": s.pids_limit} if s.pids_limit else {})},
+        "blkio_stats": {
+            "io_service_bytes_recursive": [
                 {"major": 0, "minor": 0, "op": "read", "value": s.io_read},
-                {"major": 0, "minor": 0, "op": "write", "value": s.io_write}]},
-            "networks": {name: dataclasses.asdict(n) for name, n in s.networks.items()},
-            "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_usage_ns, "usage_in_kernelmode": 0,
-                                        "usage_in_usermode": 0},
-                          "system_cpu_usage": s.system_cpu_ns, "online_cpus": s.online_cpus,
-                          "throttling_data": {"periods": 0, "throttled_periods": 0,
-                                              "throttled_time": 0}},
-            "memory_stats": {"usage": s.memory_usage, "limit": s.memory_limit,
-                             "stats": s.memory_extra}}
+                {"major": 0, "minor": 0, "op": "write", "value": s.io_write},
+            ]
+        },
+        "networks": {name: dataclasses.asdict(n) for name, n in s.networks.items()},
+        "cpu_stats": {
+            "cpu_usage": {
+                "total_usage": s.cpu_usage_ns,
+                "usage_in_kernelmode": 0,
+                "usage_in_usermode": 0,
+            },
+            "system_cpu_usage": s.system_cpu_ns,
+            "online_cpus": s.online_cpus,
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+        },
+        "memory_stats": {"usage": s.memory_usage, "limit": s.memory_limit, "stats": s.memory_extra},
+    }

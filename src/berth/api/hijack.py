@@ -35,7 +35,7 @@ class Hijacked(asyncio.Protocol):
         self.lost = asyncio.Event()
         self._can_write = asyncio.Event()
         self._can_write.set()
-        self._held = 0          # bytes of stdin queued: past STDIN_LIMIT, reading pauses
+        self._held = 0  # bytes of stdin queued: past STDIN_LIMIT, reading pauses
         self._paused = False
 
     def data_received(self, data: bytes) -> None:
@@ -114,9 +114,10 @@ def upgrade_response(request: web.Request, tty: bool) -> web.StreamResponse:
     """`101 UPGRADED` where the client asked for it (the docker CLI does), else a 200 whose
     body is the stream; raw with a TTY, multiplexed without."""
     upgrade = "upgrade" in request.headers.get("Connection", "").lower()
-    resp = stream_response("application/vnd.docker.raw-stream" if tty
-                           else "application/vnd.docker.multiplexed-stream",
-                           101 if upgrade else 200)
+    resp = stream_response(
+        "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream",
+        101 if upgrade else 200,
+    )
     if upgrade:
         resp.headers["Connection"] = "Upgrade"
         resp.headers["Upgrade"] = "tcp"
@@ -150,8 +151,7 @@ async def _input(conn: Hijacked, att: Attachment, stdin: bool, keys: bytes) -> N
             return
 
 
-async def pump(conn: Hijacked, att: Attachment, *, tty: bool, stdin: bool,
-               keys: bytes) -> None:
+async def pump(conn: Hijacked, att: Attachment, *, tty: bool, stdin: bool, keys: bytes) -> None:
     """Output to the client, its input to the process, until the process ends, the client
     goes, or it types the detach keys (the process goes on)."""
     out_task = asyncio.ensure_future(_output(conn, att, tty))

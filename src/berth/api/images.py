@@ -49,31 +49,60 @@ log = logging.getLogger(__name__)
 
 # the fields of a container's config that an image's inspect always shows
 _RUN_CONFIG_BASE: dict[str, Any] = {
-    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
-    "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
-    "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
-    "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+    "Hostname": "",
+    "Domainname": "",
+    "User": "",
+    "AttachStdin": False,
+    "AttachStdout": False,
+    "AttachStderr": False,
+    "Tty": False,
+    "OpenStdin": False,
+    "StdinOnce": False,
+    "Env": None,
+    "Cmd": None,
+    "Image": "",
+    "Volumes": None,
+    "WorkingDir": "",
+    "Entrypoint": None,
+    "OnBuild": None,
+    "Labels": None,
 }
 
 
 def summary_json(s: ImageSummary) -> dict[str, Any]:
     """An image of `GET /images/json` (and of `GET /system/df`)."""
-    return {"Containers": s.containers, "Created": s.created, "Id": s.id,
-            "Labels": dict(s.labels) if s.labels is not None else None, "ParentId": "",
-            "RepoDigests": s.repo_digests, "RepoTags": s.repo_tags,
-            "SharedSize": s.shared_size, "Size": s.size, "VirtualSize": s.size}
+    return {
+        "Containers": s.containers,
+        "Created": s.created,
+        "Id": s.id,
+        "Labels": dict(s.labels) if s.labels is not None else None,
+        "ParentId": "",
+        "RepoDigests": s.repo_digests,
+        "RepoTags": s.repo_tags,
+        "SharedSize": s.shared_size,
+        "Size": s.size,
+        "VirtualSize": s.size,
+    }
 
 
 def run_config_json(rc: RunConfig) -> dict[str, Any]:
     """An image's `Config` in dockerd's shape: every field of a container's config, what the
     image's document has of the rest as it came."""
+
     def listed(v: tuple[str, ...] | None) -> list[str] | None:
         return None if v is None else list(v)
-    out = {**_RUN_CONFIG_BASE, **rc.other, "User": rc.user, "Env": listed(rc.env),
-           "Cmd": listed(rc.cmd), "Entrypoint": listed(rc.entrypoint),
-           "WorkingDir": rc.working_dir,
-           "Labels": None if rc.labels is None else dict(rc.labels),
-           "Volumes": None if rc.volumes is None else {v: {} for v in rc.volumes}}
+
+    out = {
+        **_RUN_CONFIG_BASE,
+        **rc.other,
+        "User": rc.user,
+        "Env": listed(rc.env),
+        "Cmd": listed(rc.cmd),
+        "Entrypoint": listed(rc.entrypoint),
+        "WorkingDir": rc.working_dir,
+        "Labels": None if rc.labels is None else dict(rc.labels),
+        "Volumes": None if rc.volumes is None else {v: {} for v in rc.volumes},
+    }
     if rc.exposed_ports is not None:
         out["ExposedPorts"] = {p: {} for p in rc.exposed_ports}
     if rc.stop_signal is not None:
@@ -85,14 +114,26 @@ def inspect_json(d: ImageDetails) -> dict[str, Any]:
     """`GET /images/{name}/json`."""
     img, spec = d.image, d.spec
     out = {
-        "Id": img.id, "RepoTags": d.repo_tags, "RepoDigests": d.repo_digests, "Parent": "",
-        "Comment": spec.comment, "Created": spec.created or rfc3339(img.created),
-        "DockerVersion": "", "Author": spec.author, "Config": run_config_json(spec.config),
-        "Architecture": spec.architecture or host_arch(), "Os": spec.os or "linux",
-        "Size": img.size, "VirtualSize": img.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "LowerDir": ":".join(reversed(d.layer_dirs[:-1])) or None,
-            "UpperDir": d.layer_dirs[-1] if d.layer_dirs else None}},
+        "Id": img.id,
+        "RepoTags": d.repo_tags,
+        "RepoDigests": d.repo_digests,
+        "Parent": "",
+        "Comment": spec.comment,
+        "Created": spec.created or rfc3339(img.created),
+        "DockerVersion": "",
+        "Author": spec.author,
+        "Config": run_config_json(spec.config),
+        "Architecture": spec.architecture or host_arch(),
+        "Os": spec.os or "linux",
+        "Size": img.size,
+        "VirtualSize": img.size,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": ":".join(reversed(d.layer_dirs[:-1])) or None,
+                "UpperDir": d.layer_dirs[-1] if d.layer_dirs else None,
+            },
+        },
         "RootFS": {"Type": "layers", "Layers": list(spec.diff_ids)},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
@@ -108,28 +149,45 @@ def removed_json(r: Removed) -> dict[str, str]:
 
 def platform_json(p: Platform) -> dict[str, Any]:
     """OCI's platform JSON: the fields that are set."""
-    out: dict[str, Any] = {"architecture": p.architecture, "os": p.os,
-                           "os.version": p.os_version, "os.features": list(p.os_features),
-                           "variant": p.variant}
+    out: dict[str, Any] = {
+        "architecture": p.architecture,
+        "os": p.os,
+        "os.version": p.os_version,
+        "os.features": list(p.os_features),
+        "variant": p.variant,
+    }
     return {k: v for k, v in out.items() if v}
 
 
 def registry_image_json(r: RegistryImage) -> dict[str, Any]:
     """`GET /distribution/{name}/json`."""
-    return {"Descriptor": {"mediaType": r.media_type, "digest": r.digest, "size": r.size},
-            "Platforms": [platform_json(p) for p in r.platforms]}
+    return {
+        "Descriptor": {"mediaType": r.media_type, "digest": r.digest, "size": r.size},
+        "Platforms": [platform_json(p) for p in r.platforms],
+    }
 
 
 def search_json(r: SearchResult) -> dict[str, Any]:
     """A result of `GET /images/search`."""
-    return {"name": r.name, "description": r.description, "star_count": r.star_count,
-            "is_official": r.is_official, "is_automated": r.is_automated}
+    return {
+        "name": r.name,
+        "description": r.description,
+        "star_count": r.star_count,
+        "is_official": r.is_official,
+        "is_automated": r.is_automated,
+    }
 
 
 def history_json(h: HistoryLine) -> dict[str, Any]:
     """A line of `GET /images/{name}/history`."""
-    return {"Id": h.id, "Created": h.created, "CreatedBy": h.created_by, "Tags": h.tags,
-            "Size": h.size, "Comment": h.comment}
+    return {
+        "Id": h.id,
+        "Created": h.created,
+        "CreatedBy": h.created_by,
+        "Tags": h.tags,
+        "Size": h.size,
+        "Comment": h.comment,
+    }
 
 
 async def progress(request: web.Request, messages: AsyncIterable[Any]) -> web.StreamResponse:
@@ -192,16 +250,27 @@ class ImageHandlers:
             if not q.get("fromImage"):
                 raise InvalidArgument("fromImage or fromSrc is required")
             dist = self._dist()
-            return await progress(request, dist.pull(
-                q["fromImage"], q.get("tag", ""), platform=q.get("platform", ""),
-                auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+            return await progress(
+                request,
+                dist.pull(
+                    q["fromImage"],
+                    q.get("tag", ""),
+                    platform=q.get("platform", ""),
+                    auth=dist.credentials(request.headers.get("X-Registry-Auth")),
+                ),
+            )
         if q["fromSrc"] != "-":
             raise InvalidArgument("importing from a URL is not supported: use fromSrc=-")
         reader = SyncReader(request, asyncio.get_running_loop())
         # errors before the stream starts are plain HTTP errors, as in Docker
         image_id = await asyncio.to_thread(
-            self.images.import_, reader, repo=q.get("repo", ""), tag=q.get("tag", ""),  # type: ignore[arg-type]
-            changes=q.getall("changes", []), message=q.get("message", ""))
+            self.images.import_,
+            reader,  # type: ignore[arg-type]
+            repo=q.get("repo", ""),
+            tag=q.get("tag", ""),
+            changes=q.getall("changes", []),
+            message=q.get("message", ""),
+        )
         resp = stream_response()
         await resp.prepare(request)
         await resp.write((json.dumps({"status": image_id}) + "\r\n").encode())
@@ -214,21 +283,34 @@ class ImageHandlers:
         if not term:
             raise InvalidArgument("term is required")
         found = await dist.search(
-            term, limit=qint(request, "limit", 25) or 25, filters=filters(request),
-            auth=dist.credentials(request.headers.get("X-Registry-Auth")))
+            term,
+            limit=qint(request, "limit", 25) or 25,
+            filters=filters(request),
+            auth=dist.credentials(request.headers.get("X-Registry-Auth")),
+        )
         return json_response([search_json(r) for r in found])
 
     async def distribution_inspect(self, request: web.Request) -> web.StreamResponse:
         dist = self._dist()
-        return json_response(registry_image_json(await dist.inspect(
-            request.match_info["name"],
-            auth=dist.credentials(request.headers.get("X-Registry-Auth")))))
+        return json_response(
+            registry_image_json(
+                await dist.inspect(
+                    request.match_info["name"],
+                    auth=dist.credentials(request.headers.get("X-Registry-Auth")),
+                )
+            )
+        )
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         dist = self._dist()
-        return await progress(request, dist.push(
-            request.match_info["name"], request.query.get("tag", ""),
-            auth=dist.credentials(request.headers.get("X-Registry-Auth"))))
+        return await progress(
+            request,
+            dist.push(
+                request.match_info["name"],
+                request.query.get("tag", ""),
+                auth=dist.credentials(request.headers.get("X-Registry-Auth")),
+            ),
+        )
 
     async def auth(self, request: web.Request) -> web.StreamResponse:
         dist = self._dist()
@@ -240,13 +322,15 @@ class ImageHandlers:
 
     # --- local images -----------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.StreamResponse:
-        images = await asyncio.to_thread(self.images.list, all_=qbool(request, "all"),
-                                         filters=filters(request))
+        images = await asyncio.to_thread(
+            self.images.list, all_=qbool(request, "all"), filters=filters(request)
+        )
         return json_response([summary_json(s) for s in images])
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(inspect_json(await asyncio.to_thread(
-            self.images.inspect, request.match_info["name"])))
+        return json_response(
+            inspect_json(await asyncio.to_thread(self.images.inspect, request.match_info["name"]))
+        )
 
     async def history(self, request: web.Request) -> web.StreamResponse:
         lines = await asyncio.to_thread(self.images.history, request.match_info["name"])
@@ -256,13 +340,15 @@ class ImageHandlers:
         repo = request.query.get("repo", "")
         if not repo:
             raise InvalidArgument("repository name cannot be empty")
-        await asyncio.to_thread(self.images.tag, request.match_info["name"], repo,
-                                request.query.get("tag", ""))
+        await asyncio.to_thread(
+            self.images.tag, request.match_info["name"], repo, request.query.get("tag", "")
+        )
         return web.Response(status=201)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        removed = await asyncio.to_thread(self.images.remove, request.match_info["name"],
-                                          force=qbool(request, "force"))
+        removed = await asyncio.to_thread(
+            self.images.remove, request.match_info["name"], force=qbool(request, "force")
+        )
         return json_response([removed_json(r) for r in removed])
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
@@ -270,8 +356,9 @@ class ImageHandlers:
         all_ = any(v.lower() in ("false", "0") for v in f.get("dangling", []))
         removed = await asyncio.to_thread(self.images.prune, all_=all_)
         # the layers' bytes are not counted (SpaceReclaimed 0)
-        return json_response({"ImagesDeleted": [removed_json(r) for r in removed] or None,
-                              "SpaceReclaimed": 0})
+        return json_response(
+            {"ImagesDeleted": [removed_json(r) for r in removed] or None, "SpaceReclaimed": 0}
+        )
 
     async def save(self, request: web.Request) -> web.StreamResponse:
         return await self._save(request, request.query.getall("names", []))
@@ -291,6 +378,7 @@ class ImageHandlers:
         def run() -> None:
             self.images.save(names, w)  # type: ignore[arg-type]
             w.flush()
+
         await asyncio.to_thread(run)
         await resp.write_eof()
         return resp
@@ -314,6 +402,15 @@ class ImageHandlers:
         return resp
 
 
-__all__ = ["ImageHandlers", "history_json", "inspect_json", "platform_json", "progress",
-           "registry_image_json", "removed_json", "run_config_json", "search_json",
-           "summary_json"]
+__all__ = [
+    "ImageHandlers",
+    "history_json",
+    "inspect_json",
+    "platform_json",
+    "progress",
+    "registry_image_json",
+    "removed_json",
+    "run_config_json",
+    "search_json",
+    "summary_json",
+]

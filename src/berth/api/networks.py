@@ -34,9 +34,13 @@ def ipam_config_json(c: IpamConfig) -> dict[str, Any]:
 
 
 def endpoint_json(ep: Endpoint) -> dict[str, Any]:
-    return {"Name": ep.name, "EndpointID": ep.endpoint, "MacAddress": ep.mac,
-            "IPv4Address": f"{ep.ip}/{ep.prefix}" if ep.ip else "",
-            "IPv6Address": f"{ep.ip6}/{ep.prefix6}" if ep.ip6 else ""}
+    return {
+        "Name": ep.name,
+        "EndpointID": ep.endpoint,
+        "MacAddress": ep.mac,
+        "IPv4Address": f"{ep.ip}/{ep.prefix}" if ep.ip else "",
+        "IPv6Address": f"{ep.ip6}/{ep.prefix6}" if ep.ip6 else "",
+    }
 
 
 def network_json(view: NetworkView, *, enable_ipv4: bool = False) -> dict[str, Any]:
@@ -44,14 +48,28 @@ def network_json(view: NetworkView, *, enable_ipv4: bool = False) -> dict[str, A
     1.47 on) the EnableIPv4 field too, true where the network has IPv4 addresses."""
     rec = view.record
     ipv4 = {"EnableIPv4": rec.ipv4 is not None} if enable_ipv4 else {}
-    return {"Name": rec.name, "Id": rec.id, "Created": rec.created, "Scope": "local",
-            "Driver": str(rec.driver), **ipv4, "EnableIPv6": rec.enable_ipv6,
-            "IPAM": {"Driver": rec.ipam_driver, "Options": dict(rec.ipam_options),
-                     "Config": [ipam_config_json(c) for c in rec.ipam]},
-            "Internal": rec.internal, "Attachable": rec.attachable, "Ingress": False,
-            "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
-            "Containers": {cid: endpoint_json(ep) for cid, ep in view.endpoints.items()},
-            "Options": dict(rec.options), "Labels": dict(rec.labels)}
+    return {
+        "Name": rec.name,
+        "Id": rec.id,
+        "Created": rec.created,
+        "Scope": "local",
+        "Driver": str(rec.driver),
+        **ipv4,
+        "EnableIPv6": rec.enable_ipv6,
+        "IPAM": {
+            "Driver": rec.ipam_driver,
+            "Options": dict(rec.ipam_options),
+            "Config": [ipam_config_json(c) for c in rec.ipam],
+        },
+        "Internal": rec.internal,
+        "Attachable": rec.attachable,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {cid: endpoint_json(ep) for cid, ep in view.endpoints.items()},
+        "Options": dict(rec.options),
+        "Labels": dict(rec.labels),
+    }
 
 
 def decode_create(b: dict[str, Any]) -> dict[str, Any]:
@@ -70,20 +88,28 @@ def decode_create(b: dict[str, Any]) -> dict[str, Any]:
     for c in ipam.get("Config") or []:
         if not isinstance(c, dict):
             raise InvalidArgument("invalid IPAM.Config: a list of objects is expected")
-        pools.append(IpamConfig(
-            subnet=json_text(c.get("Subnet"), "Subnet"), gateway=json_text(c.get("Gateway"), "Gateway"),
-            ip_range=json_text(c.get("IPRange"), "IPRange"),
-            aux_addresses=json_strings(c.get("AuxiliaryAddresses"), "AuxiliaryAddresses")))
-    return {"name": json_text(b.get("Name"), "Name"),
-            "driver": json_text(b.get("Driver"), "Driver") or "bridge",
-            "ipam": pools, "ipam_driver": json_text(ipam.get("Driver"), "IPAM.Driver") or "default",
-            "ipam_options": json_strings(ipam.get("Options"), "IPAM.Options"),
-            "enable_ipv6": bool(b.get("EnableIPv6")),
-            # API 1.48's IPv6-only networks: false only where given so
-            "enable_ipv4": b.get("EnableIPv4") is not False, "internal": bool(b.get("Internal")),
-            "attachable": bool(b.get("Attachable")),
-            "options": json_strings(b.get("Options"), "Options"),
-            "labels": json_strings(b.get("Labels"), "Labels")}
+        pools.append(
+            IpamConfig(
+                subnet=json_text(c.get("Subnet"), "Subnet"),
+                gateway=json_text(c.get("Gateway"), "Gateway"),
+                ip_range=json_text(c.get("IPRange"), "IPRange"),
+                aux_addresses=json_strings(c.get("AuxiliaryAddresses"), "AuxiliaryAddresses"),
+            )
+        )
+    return {
+        "name": json_text(b.get("Name"), "Name"),
+        "driver": json_text(b.get("Driver"), "Driver") or "bridge",
+        "ipam": pools,
+        "ipam_driver": json_text(ipam.get("Driver"), "IPAM.Driver") or "default",
+        "ipam_options": json_strings(ipam.get("Options"), "IPAM.Options"),
+        "enable_ipv6": bool(b.get("EnableIPv6")),
+        # API 1.48's IPv6-only networks: false only where given so
+        "enable_ipv4": b.get("EnableIPv4") is not False,
+        "internal": bool(b.get("Internal")),
+        "attachable": bool(b.get("Attachable")),
+        "options": json_strings(b.get("Options"), "Options"),
+        "labels": json_strings(b.get("Labels"), "Labels"),
+    }
 
 
 def _shows_ipv4(request: web.Request) -> bool:
@@ -108,12 +134,16 @@ class NetworkHandlers:
 
     async def list(self, request: web.Request) -> web.StreamResponse:
         v4 = _shows_ipv4(request)
-        return json_response([network_json(v, enable_ipv4=v4)
-                              for v in self._nets().list(filters(request))])
+        return json_response(
+            [network_json(v, enable_ipv4=v4) for v in self._nets().list(filters(request))]
+        )
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
-        return json_response(network_json(self._nets().inspect(request.match_info["id"]),
-                                          enable_ipv4=_shows_ipv4(request)))
+        return json_response(
+            network_json(
+                self._nets().inspect(request.match_info["id"]), enable_ipv4=_shows_ipv4(request)
+            )
+        )
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         kwargs = decode_create(await read_json(request))
@@ -127,22 +157,27 @@ class NetworkHandlers:
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
-        deleted = await asyncio.to_thread(self._nets().prune, self.containers.network_users,
-                                          filters(request))
+        deleted = await asyncio.to_thread(
+            self._nets().prune, self.containers.network_users, filters(request)
+        )
         return json_response({"NetworksDeleted": [rec.name for rec in deleted] or None})
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
-        await self.containers.connect(request.match_info["id"],
-                                      json_text(b.get("Container"), "Container"),
-                                      endpoint_request(b.get("EndpointConfig"), "EndpointConfig"))
+        await self.containers.connect(
+            request.match_info["id"],
+            json_text(b.get("Container"), "Container"),
+            endpoint_request(b.get("EndpointConfig"), "EndpointConfig"),
+        )
         return web.Response(status=200)
 
     async def disconnect(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
-        await self.containers.disconnect(request.match_info["id"],
-                                         json_text(b.get("Container"), "Container"),
-                                         force=bool(b.get("Force")))
+        await self.containers.disconnect(
+            request.match_info["id"],
+            json_text(b.get("Container"), "Container"),
+            force=bool(b.get("Force")),
+        )
         return web.Response(status=200)
 
 

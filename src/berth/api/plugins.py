@@ -10,8 +10,10 @@ from aiohttp import web
 
 from berth.errors import NotFound, NotImplemented_, Unavailable
 
-NOT_A_SWARM_MANAGER = ("This node is not a swarm manager. Use \"docker swarm init\" or "
-                       "\"docker swarm join\" to connect this node to swarm and try again.")
+NOT_A_SWARM_MANAGER = (
+    'This node is not a swarm manager. Use "docker swarm init" or '
+    '"docker swarm join" to connect this node to swarm and try again.'
+)
 
 
 async def plugin_list(request: web.Request) -> web.StreamResponse:
@@ -25,13 +27,17 @@ async def plugin_missing(request: web.Request) -> web.StreamResponse:
 
 async def plugin_unsupported(request: web.Request) -> web.StreamResponse:
     """Privileges, pull and create: berth has no managed plugins."""
-    raise NotImplemented_("berth does not support managed plugins (the local volume driver "
-                          "and the bridge, host, macvlan and ipvlan networks are built in)")
+    raise NotImplemented_(
+        "berth does not support managed plugins (the local volume driver "
+        "and the bridge, host, macvlan and ipvlan networks are built in)"
+    )
 
 
 async def session(request: web.Request) -> web.StreamResponse:
-    raise NotImplemented_("berth has no BuildKit: builds go through the classic builder "
-                          "(POST /build), which the docker CLI uses when BuildKit is absent")
+    raise NotImplemented_(
+        "berth has no BuildKit: builds go through the classic builder "
+        "(POST /build), which the docker CLI uses when BuildKit is absent"
+    )
 
 
 async def volume_update(request: web.Request) -> web.StreamResponse:
@@ -46,8 +52,10 @@ ROUTES = [
     ("POST", "/plugins/create", plugin_unsupported),
     ("GET", "/plugins/{name:.+}/json", plugin_missing),
     ("DELETE", "/plugins/{name:.+}", plugin_missing),
-    *[("POST", f"/plugins/{{name:.+}}/{verb}", plugin_missing)
-      for verb in ("enable", "disable", "upgrade", "push", "set")],
+    *[
+        ("POST", f"/plugins/{{name:.+}}/{verb}", plugin_missing)
+        for verb in ("enable", "disable", "upgrade", "push", "set")
+    ],
     ("POST", "/session", session),
     ("PUT", "/volumes/{name}", volume_update),
 ]

@@ -38,18 +38,37 @@ from .wire import (
 DF_TYPES = ("container", "image", "volume", "build-cache")
 # the Engine API's swarm-mode routes (v1.50: Swarm, Node, Service, Task, Secret, Config)
 SWARM_ROUTES = [
-    ("GET", "/swarm"), ("POST", "/swarm/init"), ("POST", "/swarm/join"),
-    ("POST", "/swarm/leave"), ("POST", "/swarm/update"), ("GET", "/swarm/unlockkey"),
+    ("GET", "/swarm"),
+    ("POST", "/swarm/init"),
+    ("POST", "/swarm/join"),
+    ("POST", "/swarm/leave"),
+    ("POST", "/swarm/update"),
+    ("GET", "/swarm/unlockkey"),
     ("POST", "/swarm/unlock"),
-    ("GET", "/nodes"), ("GET", "/nodes/{id}"), ("DELETE", "/nodes/{id}"),
+    ("GET", "/nodes"),
+    ("GET", "/nodes/{id}"),
+    ("DELETE", "/nodes/{id}"),
     ("POST", "/nodes/{id}/update"),
-    ("GET", "/services"), ("POST", "/services/create"), ("GET", "/services/{id}"),
-    ("DELETE", "/services/{id}"), ("POST", "/services/{id}/update"),
+    ("GET", "/services"),
+    ("POST", "/services/create"),
+    ("GET", "/services/{id}"),
+    ("DELETE", "/services/{id}"),
+    ("POST", "/services/{id}/update"),
     ("GET", "/services/{id}/logs"),
-    ("GET", "/tasks"), ("GET", "/tasks/{id}"), ("GET", "/tasks/{id}/logs"),
-    *[(m, f"/{kind}{p}") for kind in ("secrets", "configs")
-      for m, p in (("GET", ""), ("POST", "/create"), ("GET", "/{id}"), ("DELETE", "/{id}"),
-                   ("POST", "/{id}/update"))],
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{id}"),
+    ("GET", "/tasks/{id}/logs"),
+    *[
+        (m, f"/{kind}{p}")
+        for kind in ("secrets", "configs")
+        for m, p in (
+            ("GET", ""),
+            ("POST", "/create"),
+            ("GET", "/{id}"),
+            ("DELETE", "/{id}"),
+            ("POST", "/{id}/update"),
+        )
+    ],
 ]
 
 
@@ -64,9 +83,15 @@ def _timestamp(request: web.Request, name: str) -> float | None:
 
 
 class SystemHandlers:
-    def __init__(self, *, containers: ContainerService, images: ImageService,
-                 volumes: VolumeService | None, events: EventBus,
-                 info: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        *,
+        containers: ContainerService,
+        images: ImageService,
+        volumes: VolumeService | None,
+        events: EventBus,
+        info: Callable[[], dict[str, Any]],
+    ) -> None:
         self.containers = containers
         self.images = images
         self.volumes = volumes
@@ -80,31 +105,55 @@ class SystemHandlers:
         if path.endswith("/swarm/leave"):
             raise Unavailable("This node is not part of a swarm")
         if path.endswith(("/swarm/init", "/swarm/join")):
-            raise Unavailable("berth does not support swarm mode: it runs containers on one "
-                              "machine (use compose, or Kubernetes through berth's CRI)")
+            raise Unavailable(
+                "berth does not support swarm mode: it runs containers on one "
+                "machine (use compose, or Kubernetes through berth's CRI)"
+            )
         raise Unavailable(NOT_A_SWARM_MANAGER)
 
     async def ping(self, request: web.Request) -> web.StreamResponse:
-        resp = web.Response(text="OK" if request.method == "GET" else None,
-                            content_type="text/plain")
-        resp.headers.update({"Builder-Version": "1", "Swarm": "inactive",
-                             "Cache-Control": "no-cache, no-store, must-revalidate",
-                             "Pragma": "no-cache"})
+        resp = web.Response(
+            text="OK" if request.method == "GET" else None, content_type="text/plain"
+        )
+        resp.headers.update(
+            {
+                "Builder-Version": "1",
+                "Swarm": "inactive",
+                "Cache-Control": "no-cache, no-store, must-revalidate",
+                "Pragma": "no-cache",
+            }
+        )
         return resp
 
     async def version(self, request: web.Request) -> web.StreamResponse:
         u = os.uname()
         go = "python" + platform.python_version()
-        details = {"ApiVersion": API_VERSION, "Arch": host_arch(), "BuildTime": "",
-                   "Experimental": "false", "GitCommit": "", "GoVersion": go,
-                   "KernelVersion": u.release, "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}
-        return json_response({
-            "Platform": {"Name": "berth"},
-            "Components": [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details}],
-            "Version": ENGINE_VERSION, "ApiVersion": API_VERSION,
-            "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion": go, "Os": "linux",
-            "Arch": host_arch(), "KernelVersion": u.release, "BuildTime": "",
-        })
+        details = {
+            "ApiVersion": API_VERSION,
+            "Arch": host_arch(),
+            "BuildTime": "",
+            "Experimental": "false",
+            "GitCommit": "",
+            "GoVersion": go,
+            "KernelVersion": u.release,
+            "MinAPIVersion": MIN_API_VERSION,
+            "Os": "linux",
+        }
+        return json_response(
+            {
+                "Platform": {"Name": "berth"},
+                "Components": [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details}],
+                "Version": ENGINE_VERSION,
+                "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION,
+                "GitCommit": "",
+                "GoVersion": go,
+                "Os": "linux",
+                "Arch": host_arch(),
+                "KernelVersion": u.release,
+                "BuildTime": "",
+            }
+        )
 
     async def info(self, request: web.Request) -> web.StreamResponse:
         return json_response(self.info_fn())
@@ -125,7 +174,7 @@ class SystemHandlers:
             usage = await asyncio.to_thread(self.volumes.usage) if self.volumes is not None else []
             out["Volumes"] = [usage_json(u) for u in usage]
         if "build-cache" in kinds:
-            out["BuildCache"] = []   # the classic builder's cache is images (as dockerd's)
+            out["BuildCache"] = []  # the classic builder's cache is images (as dockerd's)
         return json_response(out)
 
     async def event_stream(self, request: web.Request) -> web.StreamResponse:

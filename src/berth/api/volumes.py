@@ -21,9 +21,15 @@ from .wire import filters, json_response, json_strings, json_text, qbool, read_j
 
 def volume_json(v: VolumeRecord) -> dict[str, Any]:
     """`GET /volumes/{name}` in dockerd's shape."""
-    return {"CreatedAt": format_created(v.created), "Driver": v.driver,
-            "Labels": v.all_labels(), "Mountpoint": v.mountpoint, "Name": v.name,
-            "Options": dict(v.options) or None, "Scope": v.scope.value}
+    return {
+        "CreatedAt": format_created(v.created),
+        "Driver": v.driver,
+        "Labels": v.all_labels(),
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": dict(v.options) or None,
+        "Scope": v.scope.value,
+    }
 
 
 def usage_json(u: VolumeUsage) -> dict[str, Any]:
@@ -51,10 +57,12 @@ class VolumeHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         b = await read_json(request)
         vol = await asyncio.to_thread(
-            self._vols().create, json_text(b.get("Name"), "Name"),
+            self._vols().create,
+            json_text(b.get("Name"), "Name"),
             driver=json_text(b.get("Driver"), "Driver") or "local",
             options=json_strings(b.get("DriverOpts"), "DriverOpts"),
-            labels=json_strings(b.get("Labels"), "Labels"))
+            labels=json_strings(b.get("Labels"), "Labels"),
+        )
         return json_response(volume_json(vol), 201)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
@@ -62,13 +70,15 @@ class VolumeHandlers:
         return json_response(volume_json(vol))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        await asyncio.to_thread(self._vols().remove, request.match_info["name"],
-                                force=qbool(request, "force"))
+        await asyncio.to_thread(
+            self._vols().remove, request.match_info["name"], force=qbool(request, "force")
+        )
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.StreamResponse:
-        return json_response(prune_json(
-            await asyncio.to_thread(self._vols().prune, filters(request))))
+        return json_response(
+            prune_json(await asyncio.to_thread(self._vols().prune, filters(request)))
+        )
 
 
 __all__ = ["VolumeHandlers", "prune_json", "usage_json", "volume_json"]

@@ -31,10 +31,16 @@ async def attach_ws(request: web.Request, containers: ContainerService) -> web.S
     # checked before the attachment exists: a request that is no WebSocket handshake left
     # one behind, subscribed to the container's output for as long as the daemon ran
     if not ws.can_prepare(request).ok:
-        raise InvalidArgument("attach/ws needs a WebSocket handshake (Connection: Upgrade, "
-                              "Upgrade: websocket, Sec-WebSocket-Key and -Version)")
-    att = containers.attach(doc.record.id, stdout=_flag(request, "stdout"),
-                            stderr=_flag(request, "stderr"), logs=_flag(request, "logs"))
+        raise InvalidArgument(
+            "attach/ws needs a WebSocket handshake (Connection: Upgrade, "
+            "Upgrade: websocket, Sec-WebSocket-Key and -Version)"
+        )
+    att = containers.attach(
+        doc.record.id,
+        stdout=_flag(request, "stdout"),
+        stderr=_flag(request, "stderr"),
+        logs=_flag(request, "logs"),
+    )
     if not _flag(request, "stream"):
         att.close()
         att.queue.put_nowait(None)
@@ -47,10 +53,10 @@ async def attach_ws(request: web.Request, containers: ContainerService) -> web.S
     return ws
 
 
-async def _pump(ws: web.WebSocketResponse, att: Attachment, *, stdin: bool,
-                keys: bytes) -> None:
+async def _pump(ws: web.WebSocketResponse, att: Attachment, *, stdin: bool, keys: bytes) -> None:
     """Output to the client and its input to the process, until the process ends, the client
     goes, or it sends the detach keys (the process goes on)."""
+
     async def output() -> None:
         async for _stream, data in att.output():
             if ws.closed:
@@ -68,11 +74,14 @@ async def _pump(ws: web.WebSocketResponse, att: Attachment, *, stdin: bool,
                 await att.send_stdin(data)
             if detached:
                 return
-        if stdin:   # the client closed the socket
+        if stdin:  # the client closed the socket
             await att.end_stdin()
 
-    tasks = (asyncio.ensure_future(output()), asyncio.ensure_future(input_()),
-             asyncio.ensure_future(att.cut_off()))
+    tasks = (
+        asyncio.ensure_future(output()),
+        asyncio.ensure_future(input_()),
+        asyncio.ensure_future(att.cut_off()),
+    )
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -17,7 +17,7 @@ from aiohttp import web
 from berth import __version__
 from berth.errors import InvalidArgument
 
-API_VERSION = "1.50"          # the docker 28 CLI's own maximum
+API_VERSION = "1.50"  # the docker 28 CLI's own maximum
 MIN_API_VERSION = "1.24"
 ENGINE_VERSION = "28.0.0-berth." + __version__
 
@@ -79,24 +79,33 @@ def frame(stream: int, data: bytes) -> bytes:
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(data).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, content_type="application/json"
+    )
 
 
 def error_message(message: str, **extra: Any) -> bytes:
     """An error inside a JSON message stream that has begun, as dockerd writes it."""
-    return json.dumps({"errorDetail": {**extra, "message": message},
-                       "error": message}).encode() + b"\r\n"
+    return (
+        json.dumps({"errorDetail": {**extra, "message": message}, "error": message}).encode()
+        + b"\r\n"
+    )
 
 
-def stream_response(content_type: str = "application/json",
-                    status: int = 200) -> web.StreamResponse:
+def stream_response(
+    content_type: str = "application/json", status: int = 200
+) -> web.StreamResponse:
     """A response written piece by piece, with the headers the middleware gives the others
     (a prepared response is past its reach)."""
     resp = web.StreamResponse(status=status)
     resp.content_type = content_type
-    resp.headers.update({"Api-Version": API_VERSION, "Ostype": "linux",
-                         "Server": f"Docker/{ENGINE_VERSION} (linux)"})
+    resp.headers.update(
+        {
+            "Api-Version": API_VERSION,
+            "Ostype": "linux",
+            "Server": f"Docker/{ENGINE_VERSION} (linux)",
+        }
+    )
     return resp
 
 
@@ -117,8 +126,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object (every JSON body of the Engine API is one); {} for an
     empty one. A body above MAX_JSON_BODY is refused before it is read whole."""
     if (request.content_length or 0) > MAX_JSON_BODY:
-        raise BodyTooLarge(f"request body too large: {request.content_length} bytes, the "
-                           f"limit is {MAX_JSON_BODY}")
+        raise BodyTooLarge(
+            f"request body too large: {request.content_length} bytes, the limit is {MAX_JSON_BODY}"
+        )
     raw = bytearray()
     while chunk := await request.content.readany():
         raw += chunk
@@ -134,8 +144,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number")
 
 
 def json_object(value: Any, field: str) -> dict[str, Any]:
@@ -192,7 +207,7 @@ class SyncReader:
 
     def readinto(self, b: bytearray) -> int:
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
     def peek(self, n: int = 1) -> bytes:
@@ -232,7 +247,25 @@ class SyncWriter:
         return 0
 
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "ENGINE_VERSION", "qbool", "qint", "qsize",
-           "parse_filters", "filters", "frame", "json_response", "error_message",
-           "stream_response", "read_json", "json_object", "json_text", "json_strings",
-           "MAX_JSON_BODY", "BodyTooLarge", "SyncReader", "SyncWriter"]
+__all__ = [
+    "API_VERSION",
+    "MIN_API_VERSION",
+    "ENGINE_VERSION",
+    "qbool",
+    "qint",
+    "qsize",
+    "parse_filters",
+    "filters",
+    "frame",
+    "json_response",
+    "error_message",
+    "stream_response",
+    "read_json",
+    "json_object",
+    "json_text",
+    "json_strings",
+    "MAX_JSON_BODY",
+    "BodyTooLarge",
+    "SyncReader",
+    "SyncWriter",
+]

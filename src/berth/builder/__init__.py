@@ -27,6 +27,18 @@ from berth.builder.state import (
 )
 from berth.builder.syntax import Instruction, Stage, parse, stages_of
 
-__all__ = ["Builder", "Options", "BuildError", "ContainerRunner", "parse", "stages_of",
-           "Instruction", "Stage", "State", "extract_context", "check_entitlements",
-           "ENTITLEMENTS", "NETWORK_HOST"]
+__all__ = [
+    "Builder",
+    "Options",
+    "BuildError",
+    "ContainerRunner",
+    "parse",
+    "stages_of",
+    "Instruction",
+    "Stage",
+    "State",
+    "extract_context",
+    "check_entitlements",
+    "ENTITLEMENTS",
+    "NETWORK_HOST",
+]

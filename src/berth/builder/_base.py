@@ -28,11 +28,11 @@ class StepContext:
     b: Builder
     opts: Options
     ctx: TarContext
-    tmp: str                         # the build's scratch directory
-    filename: str                    # the Dockerfile's name, for errors
+    tmp: str  # the build's scratch directory
+    filename: str  # the Dockerfile's name, for errors
     lexer: Lexer
     cache: StepCache
-    stage_images: dict[int, State]   # the stages built so far, by index
+    stage_images: dict[int, State]  # the stages built so far, by index
     _stage_names: dict[int, str]
 
     def say(self, text: str) -> Message:
@@ -52,11 +52,20 @@ class StepContext:
     def _from_cache(self, hit: str) -> list[Any]:
         """What a step found in the cache yields: the classic builder's two lines, then the
         cached image's state."""
-        return [self.say(" ---> Using cache\n"), self.say(f" ---> {hit[7:19]}\n"),
-                self._state_of(hit)]
+        return [
+            self.say(" ---> Using cache\n"),
+            self.say(f" ---> {hit[7:19]}\n"),
+            self._state_of(hit),
+        ]
 
-    def _consult(self, state: State, shown: str, args: dict[str, str], files_hash: str,
-                 manifest: dict[str, str] | None) -> tuple[str, list[Any], bool]:
+    def _consult(
+        self,
+        state: State,
+        shown: str,
+        args: dict[str, str],
+        files_hash: str,
+        manifest: dict[str, str] | None,
+    ) -> tuple[str, list[Any], bool]:
         """A step's look in the cache: its key, what it yields (the cached image's lines, or
         why it missed), and whether it hit."""
         key = cache_key(state.parent_key, shown, args, files_hash)
@@ -66,8 +75,9 @@ class StepContext:
         why = self.cache.why(state.parent_key, shown, args, manifest)
         return key, [self.say(f" ---> Not in the cache: {why}\n")], False
 
-    async def _commit_config(self, state: State, shown: str, layer: Layer | None = None,
-                             created_by: str | None = None) -> State:
+    async def _commit_config(
+        self, state: State, shown: str, layer: Layer | None = None, created_by: str | None = None
+    ) -> State:
         now = time.time()
         cfg = json.loads(json.dumps(state.config))
         cfg["created"] = rfc3339(now)
@@ -75,10 +85,14 @@ class StepContext:
         if layer is not None:
             layers.append(layer.chain_id)
             cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-            cfg["rootfs"] = {"type": "layers", "diff_ids": list(cfg["rootfs"].get("diff_ids") or [])
-                             + [layer.diff_id]}
-        hist: dict[str, Any] = {"created": rfc3339(now),
-                                "created_by": created_by or f"/bin/sh -c #(nop)  {shown}"}
+            cfg["rootfs"] = {
+                "type": "layers",
+                "diff_ids": list(cfg["rootfs"].get("diff_ids") or []) + [layer.diff_id],
+            }
+        hist: dict[str, Any] = {
+            "created": rfc3339(now),
+            "created_by": created_by or f"/bin/sh -c #(nop)  {shown}",
+        }
         if layer is None:
             hist["empty_layer"] = True
         if shown or layer is not None:
@@ -98,8 +112,9 @@ class StepContext:
             try:
                 img = self.b.images.resolve(ref)
             except NotFound:
-                raise BuildError(f"invalid from flag value {ref}: no stage or image of that "
-                                 "name") from None
+                raise BuildError(
+                    f"invalid from flag value {ref}: no stage or image of that name"
+                ) from None
             layers = img.layers
         return self.b.images.layer_view(layers)
 

@@ -35,9 +35,15 @@ from berth.images import ImageService, host_arch
 
 
 class Builder:
-    def __init__(self, images: ImageService, containers: ContainerRunner, *, data_root: str,
-                 pull: Callable[..., AsyncIterator[Message]] | None = None,
-                 entitlements: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        images: ImageService,
+        containers: ContainerRunner,
+        *,
+        data_root: str,
+        pull: Callable[..., AsyncIterator[Message]] | None = None,
+        entitlements: frozenset[str] = frozenset(),
+    ) -> None:
         self.images = images
         # what the daemon may grant (berthd --allow-insecure-entitlement), as buildkitd
         self.entitlements = entitlements
@@ -54,8 +60,9 @@ class Builder:
         """The classic builder's stream: {"stream"}, {"status"...} while pulling, {"aux"}."""
         tmp = tempfile.mkdtemp(dir=self.tmp_root, prefix="ctx-")
         try:
-            ctx = await asyncio.to_thread(TarContext.ingest, context,
-                                          os.path.join(tmp, "context.tar"))
+            ctx = await asyncio.to_thread(
+                TarContext.ingest, context, os.path.join(tmp, "context.tar")
+            )
             run = _Run(self, opts, ctx, tmp)
             async for m in run.go():
                 yield m
@@ -71,12 +78,30 @@ class Builder:
     def changes(self, ref: str) -> list[dict[str, Any]]:
         return _commit.changes(self.images, self.containers, ref)
 
-    async def commit(self, ref: str, *, repo: str = "", tag: str = "", comment: str = "",
-                     author: str = "", changes: list[str] | None = None,
-                     config: dict[str, Any] | None = None, pause: bool = True) -> str:
-        return await _commit.commit(self.images, self.containers, ref, repo=repo, tag=tag,
-                                    comment=comment, author=author, changes=changes,
-                                    config=config, pause=pause)
+    async def commit(
+        self,
+        ref: str,
+        *,
+        repo: str = "",
+        tag: str = "",
+        comment: str = "",
+        author: str = "",
+        changes: list[str] | None = None,
+        config: dict[str, Any] | None = None,
+        pause: bool = True,
+    ) -> str:
+        return await _commit.commit(
+            self.images,
+            self.containers,
+            ref,
+            repo=repo,
+            tag=tag,
+            comment=comment,
+            author=author,
+            changes=changes,
+            config=config,
+            pause=pause,
+        )
 
 
 class _Run(RunStep, FileSteps):
@@ -122,8 +147,11 @@ class _Run(RunStep, FileSteps):
         e = self.ctx.get(".dockerignore")
         if e is None or e.kind != "f":
             return
-        matcher = dockerignore.Matcher(dockerignore.read_patterns(
-            self.ctx.read(".dockerignore").decode("utf-8", errors="replace")))
+        matcher = dockerignore.Matcher(
+            dockerignore.read_patterns(
+                self.ctx.read(".dockerignore").decode("utf-8", errors="replace")
+            )
+        )
         for rel in (".dockerignore", dockerfile):
             if matcher.excluded(rel):
                 self.ctx.remove(rel)
@@ -146,11 +174,13 @@ class _Run(RunStep, FileSteps):
         state = await self._labelled(state)
         if state.image_id is None:
             state = await self._commit_config(state, "")
-        unused = sorted(k for k in self.opts.buildargs if k not in self.used_args
-                        and k not in PROXY_ARGS)
+        unused = sorted(
+            k for k in self.opts.buildargs if k not in self.used_args and k not in PROXY_ARGS
+        )
         if unused:
-            yield self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
-                           "consumed\n")
+            yield self.say(
+                f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n"
+            )
         image_id = state.image_id
         assert image_id
         yield {"aux": {"ID": image_id}}
@@ -174,8 +204,9 @@ class _Run(RunStep, FileSteps):
         if self.opts.target:
             target = by_name.get(self.opts.target.lower())
             if target is None:
-                raise InvalidArgument(f"failed to reach build target {self.opts.target} in "
-                                      "Dockerfile")
+                raise InvalidArgument(
+                    f"failed to reach build target {self.opts.target} in Dockerfile"
+                )
         else:
             target = stages[-1]
         needed = self._needed(stages, by_name, target, meta_args)
@@ -202,8 +233,13 @@ class _Run(RunStep, FileSteps):
         self.cache.remember(key, parent, state.image_id or "", "--label " + shown, {}, None)
         return state
 
-    def _needed(self, stages: list[Stage], by_name: dict[str, Stage], target: Stage,
-                meta_args: dict[str, str]) -> set[int]:
+    def _needed(
+        self,
+        stages: list[Stage],
+        by_name: dict[str, Stage],
+        target: Stage,
+        meta_args: dict[str, str],
+    ) -> set[int]:
         needed: set[int] = set()
         todo = [target]
         while todo:
@@ -230,15 +266,17 @@ class _Run(RunStep, FileSteps):
         return needed
 
     @staticmethod
-    def _stage_ref(ref: str, stages: list[Stage], by_name: dict[str, Stage], before: int
-                   ) -> Stage | None:
+    def _stage_ref(
+        ref: str, stages: list[Stage], by_name: dict[str, Stage], before: int
+    ) -> Stage | None:
         if ref.lower() in by_name and by_name[ref.lower()].index < before:
             return by_name[ref.lower()]
         if ref.isdigit():
             i = int(ref)
             if i >= before:
-                raise InvalidArgument(f"invalid from flag value {ref}: refers to current "
-                                      "build stage or a later one")
+                raise InvalidArgument(
+                    f"invalid from flag value {ref}: refers to current build stage or a later one"
+                )
             return stages[i]
         return None
 
@@ -246,8 +284,9 @@ class _Run(RunStep, FileSteps):
     async def _stage(self, s: Stage, by_name: dict[str, Stage]) -> AsyncIterator[Any]:
         self.step_no += 1
         base = self.lexer.word(s.base, self.meta_args)
-        yield self.say(f"Step {self.step_no}/{self.total} : FROM {base}"
-                       f"{' AS ' + s.name if s.name else ''}\n")
+        yield self.say(
+            f"Step {self.step_no}/{self.total} : FROM {base}{' AS ' + s.name if s.name else ''}\n"
+        )
         state: State | None = None
         async for m in self._base_state(s, base, by_name):
             if isinstance(m, State):
@@ -266,8 +305,9 @@ class _Run(RunStep, FileSteps):
         stage_args: dict[str, str] = {}
         triggers = list(state.cfg.get("OnBuild") or [])
         if triggers:
-            yield self.say(f"# Executing {len(triggers)} build trigger"
-                           f"{'s' if len(triggers) > 1 else ''}\n")
+            yield self.say(
+                f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n"
+            )
             state.cfg["OnBuild"] = None
             for trig in triggers:
                 trig_steps, _ = parse(trig + "\n", self.filename)
@@ -287,19 +327,32 @@ class _Run(RunStep, FileSteps):
                     yield m
         yield state
 
-    async def _base_state(self, s: Stage, base: str, by_name: dict[str, Stage]
-                          ) -> AsyncIterator[Any]:
+    async def _base_state(
+        self, s: Stage, base: str, by_name: dict[str, Stage]
+    ) -> AsyncIterator[Any]:
         """The state a stage starts from: an earlier stage's, scratch, or an image's (pulled
         where it is missing, or always with --pull); pull progress, then the state."""
         if base.lower() in by_name and by_name[base.lower()].index < s.index:
             prev = self.stage_images[by_name[base.lower()].index]
-            yield State(prev.image_id, json.loads(json.dumps(prev.config)), list(prev.layers),
-                        amended=prev.amended)
+            yield State(
+                prev.image_id,
+                json.loads(json.dumps(prev.config)),
+                list(prev.layers),
+                amended=prev.amended,
+            )
             return
         if base == "scratch":
-            yield State(None, {"architecture": host_arch(), "os": "linux", "config": {},
-                               "rootfs": {"type": "layers", "diff_ids": []}, "history": []},
-                        [])
+            yield State(
+                None,
+                {
+                    "architecture": host_arch(),
+                    "os": "linux",
+                    "config": {},
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "history": [],
+                },
+                [],
+            )
             return
         image = None
         if not self.opts.pull:
@@ -315,15 +368,18 @@ class _Run(RunStep, FileSteps):
         if self.b.pull is None:
             raise NotFound(f"pull access denied for {name}: this daemon cannot pull")
         from berth.images.distribution import auth_for
+
         ref = reference.parse(name)
         auth = auth_for(self.opts.registry_auth, ref.domain)
-        async for m in self.b.pull(ref.repository, ref.digest or ref.tag or "latest",
-                                   platform=platform, auth=auth):
+        async for m in self.b.pull(
+            ref.repository, ref.digest or ref.tag or "latest", platform=platform, auth=auth
+        ):
             yield m
 
     # --- steps ------------------------------------------------------------------------------
-    def _arg_decls(self, ins: Instruction, env: dict[str, str], meta: dict[str, str]
-                   ) -> list[tuple[str, str]]:
+    def _arg_decls(
+        self, ins: Instruction, env: dict[str, str], meta: dict[str, str]
+    ) -> list[tuple[str, str]]:
         out = []
         if not ins.args:
             raise BuildError(f"{self.filename}:{ins.line}: ARG requires at least one argument")
@@ -343,16 +399,23 @@ class _Run(RunStep, FileSteps):
             out.append((name, value))
         return out
 
-    async def _step(self, ins: Instruction, state: State, stage_args: dict[str, str],
-                    stage: Stage, trigger: bool = False) -> AsyncIterator[Any]:
+    async def _step(
+        self,
+        ins: Instruction,
+        state: State,
+        stage_args: dict[str, str],
+        stage: Stage,
+        trigger: bool = False,
+    ) -> AsyncIterator[Any]:
         env = self._env(state, stage_args)
         where = f"{self.filename}:{ins.line}"
         c = ins.cmd
         if c == "ARG":
             for k, v in self._arg_decls(ins, env, self.meta_args):
                 stage_args[k] = v
-            for m in await self._cached_config(state, ins, stage_args, lambda st: None,
-                                               f"ARG {' '.join(ins.args)}"):
+            for m in await self._cached_config(
+                state, ins, stage_args, lambda st: None, f"ARG {' '.join(ins.args)}"
+            ):
                 yield m
             return
         if c == "RUN":
@@ -373,6 +436,7 @@ class _Run(RunStep, FileSteps):
 
             def set_wd(st: State) -> None:
                 st.cfg["WorkingDir"] = path
+
             async for m in self._workdir(ins, state, stage_args, path, set_wd):
                 yield m
             return
@@ -380,8 +444,14 @@ class _Run(RunStep, FileSteps):
         for m in await self._cached_config(state, ins, stage_args, mutate, shown):
             yield m
 
-    async def _cached_config(self, state: State, ins: Instruction, stage_args: dict[str, str],
-                             mutate: Callable[[State], None], shown: str) -> list[Any]:
+    async def _cached_config(
+        self,
+        state: State,
+        ins: Instruction,
+        stage_args: dict[str, str],
+        mutate: Callable[[State], None],
+        shown: str,
+    ) -> list[Any]:
         """The lines to show and the new state of a step that changes only the config."""
         # as the classic builder: a build arg's value counts where it is used (RUN, or a
         # word it expands into), not in the ARG step itself
@@ -393,10 +463,18 @@ class _Run(RunStep, FileSteps):
             out.append(self.say(" ---> Using cache\n"))
             new = self._state_of(hit)
         else:
-            out.append(self.say(f" ---> Not in the cache: "
-                                f"{self.cache.why(state.parent_key, shown, args, None)}\n"))
-            new = State(state.image_id, json.loads(json.dumps(state.config)), list(state.layers),
-                        state.cmd_set)
+            out.append(
+                self.say(
+                    f" ---> Not in the cache: "
+                    f"{self.cache.why(state.parent_key, shown, args, None)}\n"
+                )
+            )
+            new = State(
+                state.image_id,
+                json.loads(json.dumps(state.config)),
+                list(state.layers),
+                state.cmd_set,
+            )
             mutate(new)
             new = await self._commit_config(new, shown)
             self.cache.remember(key, state.parent_key, new.image_id or "", shown, args, None)

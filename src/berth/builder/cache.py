@@ -24,8 +24,9 @@ class CacheStore(Protocol):
     def get_cache(self, key: str) -> list[str]: ...
     def cache_by_parent(self, parent: str) -> list[tuple[str, dict[str, Any]]]: ...
     def cache_parent_of(self, image_id: str) -> str | None: ...
-    def put_cache(self, key: str, parent: str, image_id: str, created: int,
-                  doc: dict[str, Any]) -> None: ...
+    def put_cache(
+        self, key: str, parent: str, image_id: str, created: int, doc: dict[str, Any]
+    ) -> None: ...
     def get_image(self, image_id: str) -> dict[str, Any] | None: ...
     def clear_cache(self) -> int: ...
 
@@ -75,15 +76,17 @@ class StepCache:
             return image_id
         return None
 
-    def why(self, parent: str, instruction: str, args: dict[str, str],
-            files: dict[str, str] | None) -> str:
+    def why(
+        self, parent: str, instruction: str, args: dict[str, str], files: dict[str, str] | None
+    ) -> str:
         try:
             return self._reason(parent, instruction, args, files)
         finally:
             self.missed_before = True
 
-    def _reason(self, parent: str, instruction: str, args: dict[str, str],
-                files: dict[str, str] | None) -> str:
+    def _reason(
+        self, parent: str, instruction: str, args: dict[str, str], files: dict[str, str] | None
+    ) -> str:
         if self.nocache:
             return "--no-cache"
         if self.allowed is not None:
@@ -103,19 +106,28 @@ class StepCache:
         if changed:
             return "build arg " + ", ".join(
                 f"{k} changed ({old_args.get(k, '<unset>')} -> {args.get(k, '<unset>')})"
-                for k in changed)
+                for k in changed
+            )
         if files is not None:
             old = d.get("files") or {}
             diff = sorted(p for p in set(old) | set(files) if old.get(p) != files.get(p))
             if diff:
-                shown = ", ".join(("+" if p not in old else "-" if p not in files else "") + p
-                                  for p in diff[:5])
+                shown = ", ".join(
+                    ("+" if p not in old else "-" if p not in files else "") + p for p in diff[:5]
+                )
                 more = f" and {len(diff) - 5} more" if len(diff) > 5 else ""
                 return f"copied files changed: {shown}{more}"
         return "the cached image is gone"
 
-    def remember(self, key: str, parent: str, image_id: str, instruction: str,
-                 args: dict[str, str], files: dict[str, str] | None) -> None:
+    def remember(
+        self,
+        key: str,
+        parent: str,
+        image_id: str,
+        instruction: str,
+        args: dict[str, str],
+        files: dict[str, str] | None,
+    ) -> None:
         doc: dict[str, Any] = {"instruction": instruction, "args": args}
         if files is not None:
             doc["files"] = files

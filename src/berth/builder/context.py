@@ -29,13 +29,13 @@ from berth.images import LayerView, decompressed
 
 @dataclass(slots=True)
 class Entry:
-    kind: str            # "f" file, "d" directory, "l" symlink
-    mode: int            # permission bits
+    kind: str  # "f" file, "d" directory, "l" symlink
+    mode: int  # permission bits
     size: int = 0
     mtime: int = 0
     link: str = ""
-    offset: int = -1     # where a file's bytes start in the spool
-    digest: str = ""     # sha256 hex of a file's bytes
+    offset: int = -1  # where a file's bytes start in the spool
+    digest: str = ""  # sha256 hex of a file's bytes
 
 
 class Tree(Protocol):
@@ -91,7 +91,7 @@ class TarContext:
             tee = io.BufferedReader(_Tee(stream, out), 1 << 20)  # type: ignore[type-var]
             try:
                 with tarfile.open(fileobj=tee, mode="r|") as tf:
-                    end = 0   # where the last member's data ends
+                    end = 0  # where the last member's data ends
                     while True:
                         try:
                             m = tf.next()
@@ -102,8 +102,7 @@ class TarContext:
                             # (dockerd's) takes that end as the archive's
                             while tee.read(1 << 20):
                                 pass
-                            if end and str(e) == "unexpected end of data" and \
-                                    out.tell() == end:
+                            if end and str(e) == "unexpected end of data" and out.tell() == end:
                                 break
                             raise
                         if m is None:
@@ -132,18 +131,20 @@ class TarContext:
         elif m.islnk():
             target = self.entries.get(_clean(m.linkname))
             if target is None or target.kind != "f":
-                raise InvalidArgument(f"invalid build context: hard link {m.name} to "
-                                      f"{m.linkname}, which it does not hold")
-            e = Entry("f", mode, target.size, int(m.mtime), offset=target.offset,
-                      digest=target.digest)
+                raise InvalidArgument(
+                    f"invalid build context: hard link {m.name} to "
+                    f"{m.linkname}, which it does not hold"
+                )
+            e = Entry(
+                "f", mode, target.size, int(m.mtime), offset=target.offset, digest=target.digest
+            )
         elif m.isreg():
             h = hashlib.sha256()
             f = tf.extractfile(m)
             assert f is not None
             while chunk := f.read(1 << 20):
                 h.update(chunk)
-            e = Entry("f", mode, m.size, int(m.mtime), offset=m.offset_data,
-                      digest=h.hexdigest())
+            e = Entry("f", mode, m.size, int(m.mtime), offset=m.offset_data, digest=h.hexdigest())
         else:
             return  # devices and fifos have no place in a context
         # parents that the tar does not list are directories
@@ -158,8 +159,10 @@ class TarContext:
             self._kids.setdefault(p, set())
         pe = self.entries.get(posixpath.dirname(rel))
         if pe is not None and pe.kind != "d":
-            raise InvalidArgument(f"invalid build context: {m.name} is inside a "
-                                  f"{'symlink' if pe.kind == 'l' else 'file'}")
+            raise InvalidArgument(
+                f"invalid build context: {m.name} is inside a "
+                f"{'symlink' if pe.kind == 'l' else 'file'}"
+            )
         self.entries[rel] = e
         self._kids.setdefault(posixpath.dirname(rel), set()).add(posixpath.basename(rel))
         if e.kind == "d":
@@ -264,6 +267,7 @@ class DirTree:
 
     def materialize(self, rel: str, dest: str) -> None:
         import shutil
+
         src = self._p(rel)
         if os.path.isdir(src) and not os.path.islink(src):
             shutil.copytree(src, dest, symlinks=True)
@@ -294,7 +298,7 @@ class _TreeWalker:
         return e.link if e is not None and e.kind == "l" else None
 
     def is_dir(self, node: str) -> bool:
-        return True   # a name under a file is missing, as written
+        return True  # a name under a file is missing, as written
 
     def close(self, node: str) -> None:
         pass
@@ -333,11 +337,15 @@ def extract_context(src: BinaryIO, dest: str, *, keep_owners: bool = False) -> N
                     continue
                 except tarfile.FilterError as e:
                     raise InvalidArgument(f"invalid build context: {e}") from None
-                keep = checked.replace(mode=m.mode & 0o7777, uid=m.uid if keep_owners else 0,
-                                       gid=m.gid if keep_owners else 0, uname="", gname="",
-                                       deep=False)
-                tf.extract(keep, dest, set_attrs=True, numeric_owner=True,
-                           filter="fully_trusted")
+                keep = checked.replace(
+                    mode=m.mode & 0o7777,
+                    uid=m.uid if keep_owners else 0,
+                    gid=m.gid if keep_owners else 0,
+                    uname="",
+                    gname="",
+                    deep=False,
+                )
+                tf.extract(keep, dest, set_attrs=True, numeric_owner=True, filter="fully_trusted")
     except tarfile.ReadError as e:
         if "empty file" in str(e):
             return

@@ -43,8 +43,14 @@ _File = tuple[tarfile.TarInfo, _Source]
 
 
 class FileSteps(StepContext):
-    async def _workdir(self, ins: Instruction, state: State, stage_args: dict[str, str],
-                       path: str, set_wd: Callable[[State], None]) -> AsyncIterator[Any]:
+    async def _workdir(
+        self,
+        ins: Instruction,
+        state: State,
+        stage_args: dict[str, str],
+        path: str,
+        set_wd: Callable[[State], None],
+    ) -> AsyncIterator[Any]:
         shown = f"WORKDIR {path}"
         key, said, hit = self._consult(state, shown, {}, "", None)
         for m in said:
@@ -63,16 +69,19 @@ class FileSteps(StepContext):
         yield self.say(f" ---> {new.image_id[7:19] if new.image_id else ''}\n")
         yield new
 
-    def _layer_of_entries(self, entries: list[tarfile.TarInfo], state: State,
-                          files: list[tuple[tarfile.TarInfo, Any]] = ()  # type: ignore[assignment]
-                          ) -> Layer:
+    def _layer_of_entries(
+        self,
+        entries: list[tarfile.TarInfo],
+        state: State,
+        files: list[tuple[tarfile.TarInfo, Any]] = (),  # type: ignore[assignment]
+    ) -> Layer:
         buf = _SpoolPipe()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
             for ti in entries:
                 tf.addfile(ti)
             for ti, src in files:
                 if src is not None and ti.isreg():
-                    with (src() if callable(src) else open(src, "rb")) as f:
+                    with src() if callable(src) else open(src, "rb") as f:
                         tf.addfile(ti, f)
                 else:
                     tf.addfile(ti)
@@ -83,8 +92,9 @@ class FileSteps(StepContext):
         finally:
             buf.close()
 
-    async def _copy(self, ins: Instruction, state: State, stage_args: dict[str, str],
-                    stage: Stage) -> AsyncIterator[Any]:
+    async def _copy(
+        self, ins: Instruction, state: State, stage_args: dict[str, str], stage: Stage
+    ) -> AsyncIterator[Any]:
         where = f"{self.filename}:{ins.line}"
         env = self._env(state, stage_args)
         words = [self.lexer.word(a, env) for a in ins.args]
@@ -95,8 +105,10 @@ class FileSteps(StepContext):
                 heredoc_files.append((n, content))
             words = [w for w in words if w.lstrip("<-") not in names]
         if len(words) + len(heredoc_files) < 2 and not (heredoc_files and words):
-            raise BuildError(f"{where}: {ins.cmd} requires at least two arguments, but only "
-                             f"{len(words)} provided")
+            raise BuildError(
+                f"{where}: {ins.cmd} requires at least two arguments, but only "
+                f"{len(words)} provided"
+            )
         dest, srcs = words[-1], words[:-1]
         from_ref = self.lexer.word(ins.flags["from"], env) if ins.flags.get("from") else ""
         chown = self.lexer.word(ins.flags.get("chown", ""), env)
@@ -105,18 +117,37 @@ class FileSteps(StepContext):
             raise BuildError(f"{where}: invalid chmod parameter: {chmod}")
         workdir = state.cfg.get("WorkingDir") or "/"
         dest_is_dir = dest.endswith(("/", "/.")) or dest in (".", "..")
-        dest_abs = posixpath.normpath(dest if dest.startswith("/") else
-                                      posixpath.join(workdir, dest))
+        dest_abs = posixpath.normpath(
+            dest if dest.startswith("/") else posixpath.join(workdir, dest)
+        )
         view = _RootView(self.b, state.layers)
         uid, gid = view.owner(chown, where) if chown else (0, 0)
         mode = int(chmod, 8) if chmod else None
-        plan = await asyncio.to_thread(self._copy_plan, ins, srcs, heredoc_files, from_ref,
-                                       where, dest_abs, dest_is_dir, view, uid, gid, mode)
+        plan = await asyncio.to_thread(
+            self._copy_plan,
+            ins,
+            srcs,
+            heredoc_files,
+            from_ref,
+            where,
+            dest_abs,
+            dest_is_dir,
+            view,
+            uid,
+            gid,
+            mode,
+        )
         entries, files, manifest = plan
-        shown = f"{ins.cmd} " + " ".join(f"--{k}={v}" for k, v in sorted(ins.flags.items())
-                                         if k in ("from", "chown", "chmod", "link")) + \
-            (" " if any(k in ins.flags for k in ("from", "chown", "chmod", "link")) else "") + \
-            " ".join(srcs + [dest])
+        shown = (
+            f"{ins.cmd} "
+            + " ".join(
+                f"--{k}={v}"
+                for k, v in sorted(ins.flags.items())
+                if k in ("from", "chown", "chmod", "link")
+            )
+            + (" " if any(k in ins.flags for k in ("from", "chown", "chmod", "link")) else "")
+            + " ".join(srcs + [dest])
+        )
         files_hash = hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()
         key, said, hit = self._consult(state, shown, {}, files_hash, manifest)
         for m in said:
@@ -124,17 +155,33 @@ class FileSteps(StepContext):
         if hit:
             return
         layer = await asyncio.to_thread(self._layer_of_entries, entries, state, files)
-        new = await self._commit_config(state, shown, layer, created_by=(
-            f"/bin/sh -c #(nop) {ins.cmd} {'dir' if len(files) != 1 else 'file'}:"
-            f"{files_hash[:64]} in {dest_abs} "))
+        new = await self._commit_config(
+            state,
+            shown,
+            layer,
+            created_by=(
+                f"/bin/sh -c #(nop) {ins.cmd} {'dir' if len(files) != 1 else 'file'}:"
+                f"{files_hash[:64]} in {dest_abs} "
+            ),
+        )
         self.cache.remember(key, state.parent_key, new.image_id or "", shown, {}, manifest)
         yield self.say(f" ---> {new.image_id[7:19] if new.image_id else ''}\n")
         yield new
 
-    def _copy_plan(self, ins: Instruction, srcs: list[str], heredocs: list[tuple[str, str]],
-                   from_ref: str, where: str, dest: str, dest_is_dir: bool, view: _RootView,
-                   uid: int, gid: int, mode: int | None
-                   ) -> tuple[list[tarfile.TarInfo], list[_File], dict[str, str]]:
+    def _copy_plan(
+        self,
+        ins: Instruction,
+        srcs: list[str],
+        heredocs: list[tuple[str, str]],
+        from_ref: str,
+        where: str,
+        dest: str,
+        dest_is_dir: bool,
+        view: _RootView,
+        uid: int,
+        gid: int,
+        mode: int | None,
+    ) -> tuple[list[tarfile.TarInfo], list[_File], dict[str, str]]:
         """The tar entries of a COPY/ADD layer, and the manifest its cache key hashes."""
         tree: Tree = self.ctx
         if from_ref:
@@ -144,14 +191,17 @@ class FileSteps(StepContext):
         if len(matches) == 1 and not urls and not heredocs:
             e = tree.get(resolve(tree, matches[0], f"{where}: "))
             if e is not None and e.kind == "d":
-                dest_is_dir = True   # a directory's contents go into the destination directory
+                dest_is_dir = True  # a directory's contents go into the destination directory
         if multiple and not dest_is_dir:
-            raise BuildError(f"{where}: When using {ins.cmd} with more than one source file, the "
-                             "destination must be a directory and end with a /")
+            raise BuildError(
+                f"{where}: When using {ins.cmd} with more than one source file, the "
+                "destination must be a directory and end with a /"
+            )
         to_dir = dest_is_dir or view.is_dir(dest)
         # as Docker: directories the copy creates belong to --chown's owner
-        entries = view.parents_for(dest if to_dir else posixpath.dirname(dest),
-                                   include_self=to_dir, owner=(uid, gid))
+        entries = view.parents_for(
+            dest if to_dir else posixpath.dirname(dest), include_self=to_dir, owner=(uid, gid)
+        )
         plan = _Plan(uid, gid, mode)
         for rel in matches:
             self._plan_source(plan, ins, tree, rel, from_ref, where, dest, to_dir)
@@ -171,8 +221,17 @@ class FileSteps(StepContext):
             plan.files[-1][0].mtime = mtime
         return entries, plan.files, plan.manifest
 
-    def _plan_source(self, plan: _Plan, ins: Instruction, tree: Tree, rel: str, from_ref: str,
-                     where: str, dest: str, to_dir: bool) -> None:
+    def _plan_source(
+        self,
+        plan: _Plan,
+        ins: Instruction,
+        tree: Tree,
+        rel: str,
+        from_ref: str,
+        where: str,
+        dest: str,
+        to_dir: bool,
+    ) -> None:
         """One source the instruction names: a directory's contents, a local archive's
         (ADD), or the file or symlink itself."""
         named = posixpath.basename(rel)
@@ -181,12 +240,14 @@ class FileSteps(StepContext):
         real = resolve(tree, rel, f"{where}: ")
         e = tree.get(real)
         if e is None:
-            raise BuildError(f"{where}: COPY failed: file not found in build context or "
-                             f"excluded by .dockerignore: stat {rel}: file does not exist")
+            raise BuildError(
+                f"{where}: COPY failed: file not found in build context or "
+                f"excluded by .dockerignore: stat {rel}: file does not exist"
+            )
         label = rel or "."
         if e.kind == "d":
             for sub in _walk(tree, real):
-                inner = sub[len(real) + 1:] if real else sub
+                inner = sub[len(real) + 1 :] if real else sub
                 plan.add(tree, sub, posixpath.join(dest, inner), f"{label}/{inner}")
             if not tree.children(real):
                 plan.manifest[label] = "d:empty"
@@ -194,8 +255,9 @@ class FileSteps(StepContext):
             plan.manifest[label] = f"a:{tree.digest(real)}"
             local = os.path.join(self.tmp, "archive-" + secrets.token_hex(4))
             tree.materialize(real, local)
-            plan.files += _archive_entries(local, dest, os.path.join(self.tmp, "unpacked-" +
-                                                                     secrets.token_hex(4)))
+            plan.files += _archive_entries(
+                local, dest, os.path.join(self.tmp, "unpacked-" + secrets.token_hex(4))
+            )
         else:
             target = posixpath.join(dest, named) if to_dir else dest
             plan.add(tree, real, target, label)
@@ -207,21 +269,28 @@ class FileSteps(StepContext):
             return False
         with tree.open(rel) as f:
             head = f.read(min(512, e.size))
-        if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or \
-                head[:4] == b"\x28\xb5\x2f\xfd":
+        if (
+            head[:2] == b"\x1f\x8b"
+            or head[:3] == b"BZh"
+            or head[:6] == b"\xfd7zXZ\x00"
+            or head[:4] == b"\x28\xb5\x2f\xfd"
+        ):
             return True
         return len(head) >= 262 and head[257:262] == b"ustar"
 
     def _download(self, url: str, where: str) -> tuple[str, str, int]:
         import email.utils
         import urllib.request
+
         path = os.path.join(self.tmp, f"url-{secrets.token_hex(4)}")
         # berthd fetches from the host's own network namespace: the host's own services are
         # for a build granted network.host only, as a RUN step's host network is
         host_ok = NETWORK_HOST in self.opts.allow and NETWORK_HOST in self.b.entitlements
+
         def check(u: str) -> None:
             if not host_ok:
                 _refuse_the_host(u, where)
+
         check(url)
         opener = urllib.request.build_opener(_CheckedRedirects(check))
         try:
@@ -246,6 +315,7 @@ def _refuse_the_host(url: str, where: str) -> None:
     import ipaddress
     import socket
     from urllib.parse import urlsplit
+
     u = urlsplit(url)
     if u.scheme not in ("http", "https") or not u.hostname:
         raise BuildError(f"{where}: ADD failed: {url}: not an http(s) URL")
@@ -255,17 +325,25 @@ def _refuse_the_host(url: str, where: str) -> None:
         raise BuildError(f"{where}: ADD failed: {url}: {e}") from None
     for family, _, _, _, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast or \
-                _is_own_address(family, str(sockaddr[0])):
-            raise BuildError(f"{where}: ADD failed: {url}: {ip} is this host's own address: "
-                             f"a build reaches the host only with the {NETWORK_HOST} "
-                             f"entitlement (`berth build --allow {NETWORK_HOST}`, with the "
-                             f"daemon's consent)")
+        if (
+            ip.is_loopback
+            or ip.is_link_local
+            or ip.is_unspecified
+            or ip.is_multicast
+            or _is_own_address(family, str(sockaddr[0]))
+        ):
+            raise BuildError(
+                f"{where}: ADD failed: {url}: {ip} is this host's own address: "
+                f"a build reaches the host only with the {NETWORK_HOST} "
+                f"entitlement (`berth build --allow {NETWORK_HOST}`, with the "
+                f"daemon's consent)"
+            )
 
 
 def _is_own_address(family: int, addr: str) -> bool:
     """Whether `addr` is one of this host's: a socket can be bound to it."""
     import socket
+
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         try:
             s.bind((addr, 0))
@@ -280,14 +358,16 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, check: Callable[[str], None]) -> None:
         self.check = check
 
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> Any:
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
         self.check(newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _match_sources(cmd: str, srcs: list[str], tree: Tree, where: str
-                   ) -> tuple[list[str], list[str]]:
+def _match_sources(
+    cmd: str, srcs: list[str], tree: Tree, where: str
+) -> tuple[list[str], list[str]]:
     """The names (relative to the tree's root) the sources match, wildcards expanded, and
     ADD's URLs."""
     matches: list[str] = []
@@ -298,19 +378,25 @@ def _match_sources(cmd: str, srcs: list[str], tree: Tree, where: str
             continue
         norm = posixpath.normpath(s)
         if norm == ".." or norm.startswith("../"):
-            raise BuildError(f"{where}: COPY failed: forbidden path outside the build "
-                             f"context: {s} ()")
+            raise BuildError(
+                f"{where}: COPY failed: forbidden path outside the build context: {s} ()"
+            )
         rel = posixpath.normpath("/" + s).lstrip("/")
         if any(ch in rel for ch in "*?["):
-            found = [p for p in tree.paths()
-                     if p.count("/") == rel.count("/") and fnmatch.fnmatchcase(p, rel)]
+            found = [
+                p
+                for p in tree.paths()
+                if p.count("/") == rel.count("/") and fnmatch.fnmatchcase(p, rel)
+            ]
             if not found:
                 raise BuildError(f"{where}: COPY failed: no source files were specified")
             matches += found
         else:
             if tree.get(rel) is None:
-                raise BuildError(f"{where}: COPY failed: file not found in build context or "
-                                 f"excluded by .dockerignore: stat {s}: file does not exist")
+                raise BuildError(
+                    f"{where}: COPY failed: file not found in build context or "
+                    f"excluded by .dockerignore: stat {s}: file does not exist"
+                )
             matches.append(rel)
     return matches, urls
 
@@ -364,12 +450,11 @@ class _SpoolPipe(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
         super().__init__(max_size=16 << 20)
 
 
-def _archive_entries(src: str, dest: str, scratch: str
-                     ) -> list[tuple[tarfile.TarInfo, str | None]]:
+def _archive_entries(src: str, dest: str, scratch: str) -> list[tuple[tarfile.TarInfo, str | None]]:
     """ADD of a local archive: its entries under `dest` (extracted safely first)."""
     os.makedirs(scratch)
     with open(src, "rb") as f:
-        extract_context(f, scratch, keep_owners=True)   # as Docker: an archive's owners stay
+        extract_context(f, scratch, keep_owners=True)  # as Docker: an archive's owners stay
     out: list[tuple[tarfile.TarInfo, str | None]] = []
     for dirpath, dirnames, filenames in os.walk(scratch):
         dirnames.sort()
@@ -400,7 +485,7 @@ class _RootView:
 
     def __init__(self, b: Builder, layers: list[str]) -> None:
         self.view = b.images.layer_view(layers)
-        self.shift = self.view.shift   # owners on disk, less this, are the image's
+        self.shift = self.view.shift  # owners on disk, less this, are the image's
 
     def lookup(self, path: str) -> os.stat_result | None:
         rel = path.strip("/")
@@ -412,8 +497,9 @@ class _RootView:
         st = self.lookup(path)
         return st is not None and stat.S_ISDIR(st.st_mode)
 
-    def parents_for(self, path: str, include_self: bool, owner: tuple[int, int] = (0, 0)
-                    ) -> list[tarfile.TarInfo]:
+    def parents_for(
+        self, path: str, include_self: bool, owner: tuple[int, int] = (0, 0)
+    ) -> list[tarfile.TarInfo]:
         """Directory entries for `path`'s parents (and itself): as the image has them, or
         root's 0755 where it has none."""
         out = []
@@ -458,8 +544,10 @@ class _RootView:
                     uid, gid = int(e[2]), int(e[3]) if not group else -1
                     break
             else:
-                raise BuildError(f"{where}: unable to convert uid/gid chown string to host "
-                                 f"mapping: can't find uid for user {user}: no such user: {user}")
+                raise BuildError(
+                    f"{where}: unable to convert uid/gid chown string to host "
+                    f"mapping: can't find uid for user {user}: no such user: {user}"
+                )
         if group:
             if group.isdigit():
                 gid = int(group)
@@ -469,9 +557,11 @@ class _RootView:
                         gid = int(e[2])
                         break
                 else:
-                    raise BuildError(f"{where}: unable to convert uid/gid chown string to host "
-                                     f"mapping: can't find gid for group {group}: no such group: "
-                                     f"{group}")
+                    raise BuildError(
+                        f"{where}: unable to convert uid/gid chown string to host "
+                        f"mapping: can't find gid for group {group}: no such group: "
+                        f"{group}"
+                    )
         return uid, gid
 
 

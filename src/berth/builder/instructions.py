@@ -19,8 +19,9 @@ Mutate = Callable[[State], None]
 _Handler = Callable[[Instruction, State, dict[str, str], str, Lexer], tuple[Mutate, str]]
 
 
-def config_step(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-                ) -> tuple[Mutate, str]:
+def config_step(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     """What `ins` does to the config, and the step as shown; BuildError where it is wrong."""
     handler = _HANDLERS.get(ins.cmd)
     if handler is None:
@@ -28,8 +29,9 @@ def config_step(ins: Instruction, state: State, env: dict[str, str], where: str,
     return handler(ins, state, env, where, lexer)
 
 
-def _env(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-         ) -> tuple[Mutate, str]:
+def _env(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     a, w = ins.args, lexer.word
     if not a:
         raise BuildError(f"{where}: ENV requires at least one argument")
@@ -42,42 +44,51 @@ def _env(ins: Instruction, state: State, env: dict[str, str], where: str, lexer:
 
     def f(st: State) -> None:
         cur = [e for e in st.cfg.get("Env") or []]
-        for k, v in pairs:   # as Docker: a variable set again keeps its place
+        for k, v in pairs:  # as Docker: a variable set again keeps its place
             keys = [e.partition("=")[0] for e in cur]
             if k in keys:
                 cur[keys.index(k)] = f"{k}={v}"
             else:
                 cur.append(f"{k}={v}")
         st.cfg["Env"] = cur
+
     return f, "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
 
 
-def _label(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-           ) -> tuple[Mutate, str]:
+def _label(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     a, w = ins.args, lexer.word
     if not a or len(a) % 2:
-        raise BuildError(f"{where}: LABEL requires at least one argument" if not a else
-                         f"{where}: LABEL must have two arguments")
+        raise BuildError(
+            f"{where}: LABEL requires at least one argument"
+            if not a
+            else f"{where}: LABEL must have two arguments"
+        )
     pairs = [(w(a[i], env), w(a[i + 1], env)) for i in range(0, len(a), 2)]
 
     def f(st: State) -> None:
         labels = dict(st.cfg.get("Labels") or {})
         labels.update(pairs)
         st.cfg["Labels"] = labels
+
     return f, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
 
 
-def _maintainer(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-                ) -> tuple[Mutate, str]:
+def _maintainer(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     who = " ".join(ins.args)
 
     def f(st: State) -> None:
         st.config["author"] = who
+
     return f, f"MAINTAINER {who}"
 
 
-def _expose(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-            ) -> tuple[Mutate, str]:
+def _expose(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     if not ins.args:
         raise BuildError(f"{where}: EXPOSE requires at least one argument")
     ports: list[str] = []
@@ -87,34 +98,39 @@ def _expose(ins: Instruction, state: State, env: dict[str, str], where: str, lex
     return _add_keys("ExposedPorts", ports), "EXPOSE " + " ".join(sorted(ports))
 
 
-def _user(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-          ) -> tuple[Mutate, str]:
+def _user(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     if len(ins.args) != 1:
         raise BuildError(f"{where}: USER requires exactly one argument")
     user = lexer.word(ins.args[0], env)
     return _set("User", user), f"USER {user}"
 
 
-def _volume(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-            ) -> tuple[Mutate, str]:
+def _volume(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     a = ins.args
-    vols = [lexer.word(v, env) for v in a] if ins.json else [
-        x for v in a for x in lexer.words(v, env)]
+    vols = (
+        [lexer.word(v, env) for v in a] if ins.json else [x for v in a for x in lexer.words(v, env)]
+    )
     if not vols or any(not v.strip() for v in vols):
         raise BuildError(f"{where}: VOLUME specified can not be an empty string")
     return _add_keys("Volumes", vols), "VOLUME " + json.dumps(vols)
 
 
-def _stopsignal(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-                ) -> tuple[Mutate, str]:
+def _stopsignal(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     if len(ins.args) != 1:
         raise BuildError(f"{where}: STOPSIGNAL requires exactly one argument")
     sig = lexer.word(ins.args[0], env)
     return _set("StopSignal", sig), f"STOPSIGNAL {sig}"
 
 
-def _command(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-             ) -> tuple[Mutate, str]:
+def _command(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     """CMD and ENTRYPOINT: the shell form runs in the stage's SHELL."""
     a, c = ins.args, ins.cmd
     shell = state.cfg.get("Shell") or DEFAULT_SHELL
@@ -128,19 +144,22 @@ def _command(ins: Instruction, state: State, env: dict[str, str], where: str, le
                 st.cfg["Cmd"] = None
         else:
             st.cfg["Cmd"] = argv or None
+
     return f, f"{c} {json.dumps(argv)}"
 
 
-def _shell(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-           ) -> tuple[Mutate, str]:
+def _shell(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     if not ins.json or not ins.args:
         raise BuildError(f"{where}: SHELL requires the arguments to be in JSON form")
     sh = list(ins.args)
     return _set("Shell", sh), f"SHELL {json.dumps(sh)}"
 
 
-def _onbuild(ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
-             ) -> tuple[Mutate, str]:
+def _onbuild(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     trig = ins.args[0] if ins.args else ""
     first = trig.split(None, 1)[0].upper() if trig.strip() else ""
     if first in ("ONBUILD",):
@@ -152,11 +171,13 @@ def _onbuild(ins: Instruction, state: State, env: dict[str, str], where: str, le
 
     def f(st: State) -> None:
         st.cfg["OnBuild"] = list(st.cfg.get("OnBuild") or []) + [trig]
+
     return f, f"ONBUILD {trig}"
 
 
-def _healthcheck(ins: Instruction, state: State, env: dict[str, str], where: str,
-                 lexer: Lexer) -> tuple[Mutate, str]:
+def _healthcheck(
+    ins: Instruction, state: State, env: dict[str, str], where: str, lexer: Lexer
+) -> tuple[Mutate, str]:
     a = ins.args
     if not a:
         raise BuildError(f"{where}: HEALTHCHECK requires an argument")
@@ -172,36 +193,53 @@ def _healthcheck(ins: Instruction, state: State, env: dict[str, str], where: str
         test = ["CMD", *rest] if ins.json else ["CMD-SHELL", rest[0]]
         hc = {"Test": test}
         from berth.units import parse_duration
-        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                          ("start-period", "StartPeriod"),
-                          ("start-interval", "StartInterval")):
+
+        for flag, key in (
+            ("interval", "Interval"),
+            ("timeout", "Timeout"),
+            ("start-period", "StartPeriod"),
+            ("start-interval", "StartInterval"),
+        ):
             if flag in ins.flags:
                 hc[key] = int(parse_duration(ins.flags[flag]) * 1e9)
         if "retries" in ins.flags:
             hc["Retries"] = int(ins.flags["retries"])
     else:
-        raise BuildError(f"{where}: Unknown type \"{a[0]}\" in HEALTHCHECK (try CMD)")
+        raise BuildError(f'{where}: Unknown type "{a[0]}" in HEALTHCHECK (try CMD)')
     return _set("Healthcheck", hc), "HEALTHCHECK " + " ".join(a)
 
 
 _HANDLERS: dict[str, _Handler] = {
-    "ENV": _env, "LABEL": _label, "MAINTAINER": _maintainer, "EXPOSE": _expose, "USER": _user,
-    "VOLUME": _volume, "STOPSIGNAL": _stopsignal, "CMD": _command, "ENTRYPOINT": _command,
-    "SHELL": _shell, "ONBUILD": _onbuild, "HEALTHCHECK": _healthcheck,
+    "ENV": _env,
+    "LABEL": _label,
+    "MAINTAINER": _maintainer,
+    "EXPOSE": _expose,
+    "USER": _user,
+    "VOLUME": _volume,
+    "STOPSIGNAL": _stopsignal,
+    "CMD": _command,
+    "ENTRYPOINT": _command,
+    "SHELL": _shell,
+    "ONBUILD": _onbuild,
+    "HEALTHCHECK": _healthcheck,
 }
 
 
 def _set(key: str, value: Any) -> Mutate:
     """A config step that sets one field of the container config."""
+
     def f(st: State) -> None:
         st.cfg[key] = value
+
     return f
 
 
 def _add_keys(key: str, names: list[str]) -> Mutate:
     """A config step that adds names to a set-like field (ExposedPorts, Volumes)."""
+
     def f(st: State) -> None:
         st.cfg[key] = {**(st.cfg.get(key) or {}), **{n: {} for n in names}}
+
     return f
 
 

@@ -31,16 +31,20 @@ from berth.images import Layer
 
 
 class RunStep(StepContext):
-    async def _run(self, ins: Instruction, state: State, stage_args: dict[str, str]
-                   ) -> AsyncIterator[Any]:
+    async def _run(
+        self, ins: Instruction, state: State, stage_args: dict[str, str]
+    ) -> AsyncIterator[Any]:
         argv = self._run_argv(ins, state)
         args = cache_args(stage_args)
         mounts = [kv(m) for m in ins.flags.get("mount", "").split("\n") if m]
         if ins.flags.get("network") == "host":
-            self._entitled(NETWORK_HOST, ins)     # before the cache: a hit needs it as well
+            self._entitled(NETWORK_HOST, ins)  # before the cache: a hit needs it as well
         shown = "RUN " + (json.dumps(argv) if ins.json else argv[-1])
-        extra = json.dumps({"mounts": mounts, "network": ins.flags.get("network", "")},
-                           sort_keys=True) if mounts or "network" in ins.flags else ""
+        extra = (
+            json.dumps({"mounts": mounts, "network": ins.flags.get("network", "")}, sort_keys=True)
+            if mounts or "network" in ins.flags
+            else ""
+        )
         key, said, hit = self._consult(state, shown + extra, args, "", None)
         for m in said:
             yield m
@@ -51,9 +55,12 @@ class RunStep(StepContext):
         layer: list[Layer] = []
         async for m in self._run_container(ins, state, stage_args, argv, mounts, layer):
             yield m
-        new = await self._commit_config(state, shown, layer[0],
-                                        created_by=" ".join(argv) if ins.json else
-                                        f"/bin/sh -c {argv[-1]}")
+        new = await self._commit_config(
+            state,
+            shown,
+            layer[0],
+            created_by=" ".join(argv) if ins.json else f"/bin/sh -c {argv[-1]}",
+        )
         self.cache.remember(key, state.parent_key, new.image_id or "", shown + extra, args, None)
         yield self.say(f" ---> {new.image_id[7:19] if new.image_id else ''}\n")
         yield new
@@ -64,9 +71,14 @@ class RunStep(StepContext):
         shell = state.cfg.get("Shell") or DEFAULT_SHELL
         if ins.json:
             argv = list(ins.args)
-        elif ins.heredocs and ins.args and re.fullmatch(
-                r"<<-?(['\"]?)" + re.escape(ins.heredocs[0][0]) + r"\1", ins.args[0].strip()):
-            argv = [*shell, ins.heredocs[0][1]]   # the heredoc is the script
+        elif (
+            ins.heredocs
+            and ins.args
+            and re.fullmatch(
+                r"<<-?(['\"]?)" + re.escape(ins.heredocs[0][0]) + r"\1", ins.args[0].strip()
+            )
+        ):
+            argv = [*shell, ins.heredocs[0][1]]  # the heredoc is the script
         elif ins.heredocs:
             text = ins.args[0]
             for name, content in ins.heredocs:
@@ -78,20 +90,36 @@ class RunStep(StepContext):
             raise BuildError(f"{self.filename}:{ins.line}: RUN requires at least one argument")
         return argv
 
-    async def _run_container(self, ins: Instruction, state: State, stage_args: dict[str, str],
-                             argv: list[str], mounts: list[dict[str, str]], layer: list[Layer]
-                             ) -> AsyncIterator[Any]:
+    async def _run_container(
+        self,
+        ins: Instruction,
+        state: State,
+        stage_args: dict[str, str],
+        argv: list[str],
+        mounts: list[dict[str, str]],
+        layer: list[Layer],
+    ) -> AsyncIterator[Any]:
         """Run the step's container, showing its output; its changes' layer is put in
         `layer`. A failed command's container is left for a look unless --force-rm."""
         network = ins.flags.get("network", "") or self.opts.network
         env = [f"{k}={v}" for k, v in stage_args.items()]
-        env += [f"{k}={v}" for k, v in self.opts.buildargs.items()
-                if k in PROXY_ARGS and v is not None and k not in stage_args]
+        env += [
+            f"{k}={v}"
+            for k, v in self.opts.buildargs.items()
+            if k in PROXY_ARGS and v is not None and k not in stage_args
+        ]
         host_mounts = await asyncio.to_thread(self._run_mounts, mounts, ins)
         runner = self.b.containers
-        cid = await runner.create(StepSpec(
-            image=state.image_id or "", argv=argv, env=env, network=network, mounts=host_mounts,
-            extra_hosts=self.opts.extra_hosts))
+        cid = await runner.create(
+            StepSpec(
+                image=state.image_id or "",
+                argv=argv,
+                env=env,
+                network=network,
+                mounts=host_mounts,
+                extra_hosts=self.opts.extra_hosts,
+            )
+        )
         yield self.say(f" ---> Running in {cid[:12]}\n")
         keep = False
         try:
@@ -102,13 +130,20 @@ class RunStep(StepContext):
             if code != 0:
                 # left for a look, as Docker's classic builder does, unless --force-rm
                 keep = not self.opts.forcerm
-                raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: "
-                                 f"{code}", code)
+                raise BuildError(
+                    f"The command '{' '.join(argv)}' returned a non-zero code: {code}", code
+                )
             c = runner.layer(cid)
             exclude = set(c.mount_points) | {m.target.strip("/") for m in host_mounts}
-            layer.append(await asyncio.to_thread(
-                self.b.images.layer_from_diff, c.upper, c.lowers, exclude,
-                state.layers[-1] if state.layers else None))
+            layer.append(
+                await asyncio.to_thread(
+                    self.b.images.layer_from_diff,
+                    c.upper,
+                    c.lowers,
+                    exclude,
+                    state.layers[-1] if state.layers else None,
+                )
+            )
         finally:
             if not keep and (self.opts.rm or self.opts.forcerm):
                 with contextlib.suppress(BerthError):
@@ -121,11 +156,15 @@ class RunStep(StepContext):
         errors in BuildKit's words."""
         where = f"{self.filename}:{ins.line}"
         if name not in self.opts.allow:
-            raise BuildError(f"{where}: {name} is not allowed (RUN --network=host needs "
-                             f"`berth build --allow {name}`)")
+            raise BuildError(
+                f"{where}: {name} is not allowed (RUN --network=host needs "
+                f"`berth build --allow {name}`)"
+            )
         if name not in self.b.entitlements:
-            raise BuildError(f"{where}: granting entitlement {name} is not allowed by build "
-                             f"daemon configuration (berthd --allow-insecure-entitlement {name})")
+            raise BuildError(
+                f"{where}: granting entitlement {name} is not allowed by build "
+                f"daemon configuration (berthd --allow-insecure-entitlement {name})"
+            )
 
     def _run_mounts(self, mounts: list[dict[str, str]], ins: Instruction) -> list[StepMount]:
         out = []
@@ -187,15 +226,15 @@ class RunStep(StepContext):
             tree = LayersTree(self._source_view(m["from"]))
             rel = resolve(tree, posixpath.normpath("/" + source).lstrip("/"))
             if tree.get(rel) is None:
-                raise BuildError(f"{where}: bind mount source {source}: not found in "
-                                 f"{m['from']}")
+                raise BuildError(f"{where}: bind mount source {source}: not found in {m['from']}")
             src = os.path.join(self.tmp, f"bind-{secrets.token_hex(4)}")
             tree.materialize(rel, src)
         else:
             rel = resolve(self.ctx, posixpath.normpath("/" + source).lstrip("/"))
             if self.ctx.get(rel) is None:
-                raise BuildError(f"{where}: bind mount source {source}: not found in "
-                                 "the build context")
+                raise BuildError(
+                    f"{where}: bind mount source {source}: not found in the build context"
+                )
             src = os.path.join(self.tmp, f"bind-{secrets.token_hex(4)}")
             self.ctx.materialize(rel, src)
         return StepMount(type="bind", source=src, target=target, read_only=not rw)

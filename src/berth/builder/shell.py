@@ -37,7 +37,7 @@ class Lexer:
         n = len(text)
         while i < n:
             c = text[i]
-            if c in " \t\n" :
+            if c in " \t\n":
                 if in_word:
                     words.append("".join(cur))
                     cur, in_word = [], False
@@ -79,9 +79,11 @@ class Lexer:
             if c == "'":
                 j = text.find("'", i + 1)
                 if j < 0:
-                    raise InvalidArgument(f"unexpected end of statement while looking for "
-                                          f"matching single-quote: {text}")
-                out.append(text[i + 1:j])
+                    raise InvalidArgument(
+                        f"unexpected end of statement while looking for "
+                        f"matching single-quote: {text}"
+                    )
+                out.append(text[i + 1 : j])
                 i = j + 1
                 continue
             if c == '"':
@@ -113,8 +115,9 @@ class Lexer:
                 continue
             out.append(c)
             i += 1
-        raise InvalidArgument(f"unexpected end of statement while looking for matching "
-                              f"double-quote: {text}")
+        raise InvalidArgument(
+            f"unexpected end of statement while looking for matching double-quote: {text}"
+        )
 
     def _dollar(self, text: str, i: int, env: dict[str, str]) -> tuple[str, int]:
         n = len(text)
@@ -130,7 +133,7 @@ class Lexer:
         j = i + 1
         while j < n and text[j] in _NAME_CHARS:
             j += 1
-        name = text[i + 1:j]
+        name = text[i + 1 : j]
         if not name:
             raise InvalidArgument(f"bad substitution: {text}")
         if j >= n:
@@ -172,8 +175,8 @@ def _trim(value: str, pattern: str, op: str, longest: bool) -> str:
     for k in rng:
         if op == "#" and fnmatch.fnmatchcase(value[:k], pattern):
             return value[k:]
-        if op == "%" and fnmatch.fnmatchcase(value[len(value) - k:], pattern):
-            return value[:len(value) - k]
+        if op == "%" and fnmatch.fnmatchcase(value[len(value) - k :], pattern):
+            return value[: len(value) - k]
     return value
 
 

@@ -11,8 +11,18 @@ from typing import Any
 from berth.errors import BerthError, InvalidArgument
 
 Message = dict[str, Any]
-PROXY_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
-              "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+PROXY_ARGS = {
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+}
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # BuildKit's entitlements that berth's builder knows; only network.host does anything here
@@ -24,8 +34,10 @@ def check_entitlements(names: list[str]) -> list[str]:
     """Entitlement names as `--allow` and `--allow-insecure-entitlement` give them."""
     for n in names:
         if n == "security.insecure":
-            raise InvalidArgument("entitlement security.insecure is not supported: berth's "
-                                  "builder has no RUN --security=insecure")
+            raise InvalidArgument(
+                "entitlement security.insecure is not supported: berth's "
+                "builder has no RUN --security=insecure"
+            )
         if n not in ENTITLEMENTS:
             raise InvalidArgument(f"unknown entitlement {n!r} (berth knows {NETWORK_HOST})")
     return sorted(set(names))
@@ -66,16 +78,15 @@ class Options:
     extra_hosts: list[str] = field(default_factory=list)
 
 
-
 @dataclass(slots=True)
 class State:
     """Where a stage is: the image of its last step (None on scratch before any step)."""
 
     image_id: str | None
-    config: dict[str, Any]          # the whole image config (architecture, config, history...)
-    layers: list[str]               # chain IDs
-    cmd_set: bool = False           # a CMD in this stage (ENTRYPOINT then keeps it)
-    amended: str = ""               # what the builder changed in the config of image_id
+    config: dict[str, Any]  # the whole image config (architecture, config, history...)
+    layers: list[str]  # chain IDs
+    cmd_set: bool = False  # a CMD in this stage (ENTRYPOINT then keeps it)
+    amended: str = ""  # what the builder changed in the config of image_id
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -88,6 +99,15 @@ class State:
         return base + self.amended
 
 
-
-__all__ = ["Options", "State", "BuildError", "check_entitlements", "Message", "PROXY_ARGS",
-           "DEFAULT_SHELL", "DEFAULT_PATH", "NETWORK_HOST", "ENTITLEMENTS"]
+__all__ = [
+    "Options",
+    "State",
+    "BuildError",
+    "check_entitlements",
+    "Message",
+    "PROXY_ARGS",
+    "DEFAULT_SHELL",
+    "DEFAULT_PATH",
+    "NETWORK_HOST",
+    "ENTITLEMENTS",
+]

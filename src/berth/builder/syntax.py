@@ -13,8 +13,19 @@ from dataclasses import dataclass, field
 
 from berth.errors import InvalidArgument
 
-EXPANDED = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME",
-            "WORKDIR", "ARG"}
+EXPANDED = {
+    "ADD",
+    "COPY",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "LABEL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+    "ARG",
+}
 KNOWN = EXPANDED | {"RUN", "CMD", "ENTRYPOINT", "HEALTHCHECK", "SHELL", "ONBUILD", "MAINTAINER"}
 # BuildKit's RUN --network modes; anything else (container:ID, a named network) is refused
 RUN_NETWORKS = ("default", "none", "host")
@@ -41,10 +52,10 @@ class Stage:
     steps: list[Instruction] = field(default_factory=list)
 
 
-
 def parse(text: str, filename: str = "Dockerfile") -> tuple[list[Instruction], str]:
     """Instructions and the escape character; errors name the file and line."""
     import dockerfile
+
     escape = "\\"
     for line in text.splitlines():
         m = re.match(r"^#\s*([a-zA-Z]+)\s*=\s*(\S+)\s*$", line)
@@ -53,8 +64,10 @@ def parse(text: str, filename: str = "Dockerfile") -> tuple[list[Instruction], s
         if m.group(1).lower() == "escape":
             escape = m.group(2)
             if escape not in ("\\", "`"):
-                raise InvalidArgument(f"{filename}:1: invalid escape token '{escape}': does not "
-                                      "validate as one of [\\ `]")
+                raise InvalidArgument(
+                    f"{filename}:1: invalid escape token '{escape}': does not "
+                    "validate as one of [\\ `]"
+                )
     try:
         cmds = dockerfile.parse_string(text)
     except dockerfile.GoParseError as e:
@@ -63,8 +76,10 @@ def parse(text: str, filename: str = "Dockerfile") -> tuple[list[Instruction], s
     for c in cmds:
         name = c.cmd.upper()
         if name not in KNOWN and name != "FROM":
-            raise InvalidArgument(f"{filename}:{c.start_line}: dockerfile parse error on line "
-                                  f"{c.start_line}: unknown instruction: {c.cmd}")
+            raise InvalidArgument(
+                f"{filename}:{c.start_line}: dockerfile parse error on line "
+                f"{c.start_line}: unknown instruction: {c.cmd}"
+            )
         flags: dict[str, str] = {}
         for f in c.flags:
             k, eq, v = f.lstrip("-").partition("=")
@@ -72,7 +87,8 @@ def parse(text: str, filename: str = "Dockerfile") -> tuple[list[Instruction], s
                 # as BuildKit's parser: container:ID or a named network is no RUN option
                 raise InvalidArgument(
                     f"{filename}:{c.start_line}: invalid network mode {json.dumps(v if eq else '')}"
-                    f": RUN --network takes {', '.join(RUN_NETWORKS)}")
+                    f": RUN --network takes {', '.join(RUN_NETWORKS)}"
+                )
             if k == "mount":
                 flags.setdefault("mount", "")
                 flags["mount"] += ("\n" if flags["mount"] else "") + v
@@ -81,15 +97,25 @@ def parse(text: str, filename: str = "Dockerfile") -> tuple[list[Instruction], s
         args = list(c.value)
         if name == "ONBUILD":
             args = [c.original.split(None, 1)[1] if len(c.original.split(None, 1)) > 1 else ""]
-        out.append(Instruction(name, flags, args, c.json, c.original, c.start_line,
-                               [(h.name, h.content) for h in c.heredocs]))
+        out.append(
+            Instruction(
+                name,
+                flags,
+                args,
+                c.json,
+                c.original,
+                c.start_line,
+                [(h.name, h.content) for h in c.heredocs],
+            )
+        )
     if not out:
         raise InvalidArgument(f"{filename}: the Dockerfile cannot be empty")
     return out, escape
 
 
-def stages_of(instructions: list[Instruction], filename: str
-              ) -> tuple[list[Instruction], list[Stage]]:
+def stages_of(
+    instructions: list[Instruction], filename: str
+) -> tuple[list[Instruction], list[Stage]]:
     meta: list[Instruction] = []
     stages: list[Stage] = []
     for ins in instructions:
@@ -101,17 +127,22 @@ def stages_of(instructions: list[Instruction], filename: str
             if len(a) == 3 and a[1].upper() == "AS":
                 name = a[2].lower()
                 if not re.fullmatch(r"[a-z][a-z0-9-_.]*", name):
-                    raise InvalidArgument(f"{filename}:{ins.line}: invalid name for build stage: "
-                                          f"\"{a[2]}\", name can't start with a number or "
-                                          "contain symbols")
+                    raise InvalidArgument(
+                        f"{filename}:{ins.line}: invalid name for build stage: "
+                        f'"{a[2]}", name can\'t start with a number or '
+                        "contain symbols"
+                    )
             elif len(a) != 1:
-                raise InvalidArgument(f"{filename}:{ins.line}: FROM requires either one or "
-                                      "three arguments")
+                raise InvalidArgument(
+                    f"{filename}:{ins.line}: FROM requires either one or three arguments"
+                )
             stages.append(Stage(len(stages), name, a[0], ins.flags.get("platform", ""), ins.line))
         elif not stages:
             if ins.cmd != "ARG":
-                raise InvalidArgument(f"{filename}:{ins.line}: no build stage in current context "
-                                      f"({ins.cmd} before FROM)")
+                raise InvalidArgument(
+                    f"{filename}:{ins.line}: no build stage in current context "
+                    f"({ins.cmd} before FROM)"
+                )
             meta.append(ins)
         else:
             stages[-1].steps.append(ins)

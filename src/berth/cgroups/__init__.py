@@ -33,9 +33,11 @@ from berth.cgroups.v2 import V2
 
 def is_v2(root: str = "/sys/fs/cgroup") -> bool:
     try:
-        return any(line.split(" - ")[1].startswith("cgroup2 ")
-                   for line in read("/proc/self/mountinfo").splitlines()
-                   if f" {root} " in line.split(" - ")[0])
+        return any(
+            line.split(" - ")[1].startswith("cgroup2 ")
+            for line in read("/proc/self/mountinfo").splitlines()
+            if f" {root} " in line.split(" - ")[0]
+        )
     except IndexError:
         return False
 
@@ -68,8 +70,11 @@ def for_spec(path: str, bases: dict[str, str] | None = None) -> CgroupManager:
 def remove_parent(path: str) -> None:
     """Remove the daemon's parent cgroup where it is empty (at shutdown); a parent that still
     holds running containers stays."""
-    dirs = [os.path.join("/sys/fs/cgroup", path)] if is_v2() else [
-        os.path.join(m, path.strip("/")) for m in set(v1_mounts().values())]
+    dirs = (
+        [os.path.join("/sys/fs/cgroup", path)]
+        if is_v2()
+        else [os.path.join(m, path.strip("/")) for m in set(v1_mounts().values())]
+    )
     for d in dirs:
         try:
             os.rmdir(d)
@@ -84,8 +89,19 @@ def detect(path: str) -> CgroupManager:
     return V1(path, mounts=v1_mounts())
 
 
-__all__ = ["Resources", "Stats", "kernel_memory_enforced",
-           "CgroupManager", "V1", "V2", "detect", "is_v2",
-           "THROTTLE_KINDS", "BLKIO_WEIGHT_UNSUPPORTED",
-           "remove_parent", "for_spec", "own_cgroups",
-           "v1_mounts"]
+__all__ = [
+    "Resources",
+    "Stats",
+    "kernel_memory_enforced",
+    "CgroupManager",
+    "V1",
+    "V2",
+    "detect",
+    "is_v2",
+    "THROTTLE_KINDS",
+    "BLKIO_WEIGHT_UNSUPPORTED",
+    "remove_parent",
+    "for_spec",
+    "own_cgroups",
+    "v1_mounts",
+]

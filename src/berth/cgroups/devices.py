@@ -40,14 +40,14 @@ _TYPES = {"b": DEV_BLOCK, "c": DEV_CHAR}
 _ACCESS = {"m": ACC_MKNOD, "r": ACC_READ, "w": ACC_WRITE}
 
 # the eBPF opcodes this compiler emits (<linux/bpf.h>, <linux/bpf_common.h>)
-LDX_MEM_W = 0x61   # BPF_LDX | BPF_MEM | BPF_W:    dst = *(u32 *)(src + off)
-MOV64_K = 0xB7     # BPF_ALU64 | BPF_MOV | BPF_K:  dst = imm
-MOV64_X = 0xBF     # BPF_ALU64 | BPF_MOV | BPF_X:  dst = src
-AND64_K = 0x57     # BPF_ALU64 | BPF_AND | BPF_K:  dst &= imm
-RSH64_K = 0x77     # BPF_ALU64 | BPF_RSH | BPF_K:  dst >>= imm
-JEQ_K = 0x15       # BPF_JMP | BPF_JEQ | BPF_K:    if dst == imm: pc += off
-JNE_K = 0x55       # BPF_JMP | BPF_JNE | BPF_K:    if dst != imm: pc += off
-EXIT = 0x95        # BPF_JMP | BPF_EXIT:           return r0
+LDX_MEM_W = 0x61  # BPF_LDX | BPF_MEM | BPF_W:    dst = *(u32 *)(src + off)
+MOV64_K = 0xB7  # BPF_ALU64 | BPF_MOV | BPF_K:  dst = imm
+MOV64_X = 0xBF  # BPF_ALU64 | BPF_MOV | BPF_X:  dst = src
+AND64_K = 0x57  # BPF_ALU64 | BPF_AND | BPF_K:  dst &= imm
+RSH64_K = 0x77  # BPF_ALU64 | BPF_RSH | BPF_K:  dst >>= imm
+JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K:    if dst == imm: pc += off
+JNE_K = 0x55  # BPF_JMP | BPF_JNE | BPF_K:    if dst != imm: pc += off
+EXIT = 0x95  # BPF_JMP | BPF_EXIT:           return r0
 
 # registers: r1 the context; the request, once read, in r2 (access) r3 (type) r4 (major)
 # r5 (minor); r6 scratch; r0 the verdict
@@ -62,14 +62,22 @@ class Rule:
 
     __slots__ = ("allow", "type", "major", "minor", "access")
 
-    def __init__(self, allow: bool, type: int, major: int | None, minor: int | None,
-                 access: int) -> None:
+    def __init__(
+        self, allow: bool, type: int, major: int | None, minor: int | None, access: int
+    ) -> None:
         self.allow, self.type, self.major, self.minor, self.access = (
-            allow, type, major, minor, access)
+            allow,
+            type,
+            major,
+            minor,
+            access,
+        )
 
     def __repr__(self) -> str:
-        return (f"Rule(allow={self.allow}, type={self.type}, major={self.major}, "
-                f"minor={self.minor}, access={self.access})")
+        return (
+            f"Rule(allow={self.allow}, type={self.type}, major={self.major}, "
+            f"minor={self.minor}, access={self.access})"
+        )
 
 
 def _number(rule: dict[str, Any], key: str) -> int | None:
@@ -97,8 +105,11 @@ def parse(rules: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> list[Rule
         if typ == "a":  # as v1's `a`: every device, every access
             out.append(Rule(bool(r.get("allow")), 0, None, None, ACC_ALL))
         else:
-            out.append(Rule(bool(r.get("allow")), _TYPES[typ], _number(r, "major"),
-                            _number(r, "minor"), acc))
+            out.append(
+                Rule(
+                    bool(r.get("allow")), _TYPES[typ], _number(r, "major"), _number(r, "minor"), acc
+                )
+            )
     return out
 
 
@@ -132,23 +143,31 @@ def _block(rule: Rule) -> list[Insn] | None:
             checks.append((JNE_K, reg, 0, -1, value))
     if rule.allow:
         if rule.access != ACC_ALL:  # asks for an access the rule does not grant: no match
-            checks += [(MOV64_X, _TMP, _ACC, 0, 0), (AND64_K, _TMP, 0, 0, 0xFFFF & ~rule.access),
-                       (JNE_K, _TMP, 0, -1, 0)]
+            checks += [
+                (MOV64_X, _TMP, _ACC, 0, 0),
+                (AND64_K, _TMP, 0, 0, 0xFFFF & ~rule.access),
+                (JNE_K, _TMP, 0, -1, 0),
+            ]
     else:  # asks for none of the accesses the rule denies: no match
-        checks += [(MOV64_X, _TMP, _ACC, 0, 0), (AND64_K, _TMP, 0, 0, rule.access),
-                   (JEQ_K, _TMP, 0, -1, 0)]
+        checks += [
+            (MOV64_X, _TMP, _ACC, 0, 0),
+            (AND64_K, _TMP, 0, 0, rule.access),
+            (JEQ_K, _TMP, 0, -1, 0),
+        ]
     block = checks + [(MOV64_K, _R0, 0, 0, 1 if rule.allow else 0), (EXIT, 0, 0, 0, 0)]
-    return [(op, d, s, len(block) - i - 1 if off == -1 else off, imm)
-            for i, (op, d, s, off, imm) in enumerate(block)]
+    return [
+        (op, d, s, len(block) - i - 1 if off == -1 else off, imm)
+        for i, (op, d, s, off, imm) in enumerate(block)
+    ]
 
 
 def program(rules: list[Rule]) -> list[Insn]:
     """The device program for `rules`, as instructions."""
     insns: list[Insn] = [
-        (LDX_MEM_W, _ACC, _R1, 0, 0),            # access_type
+        (LDX_MEM_W, _ACC, _R1, 0, 0),  # access_type
         (MOV64_X, _TYPE, _ACC, 0, 0),
-        (AND64_K, _TYPE, 0, 0, 0xFFFF),          # its low half: the device type
-        (RSH64_K, _ACC, 0, 0, 16),               # its high half: the access
+        (AND64_K, _TYPE, 0, 0, 0xFFFF),  # its low half: the device type
+        (RSH64_K, _ACC, 0, 0, 16),  # its high half: the access
         (LDX_MEM_W, _MAJOR, _R1, 4, 0),
         (LDX_MEM_W, _MINOR, _R1, 8, 0),
     ]
@@ -164,8 +183,9 @@ def program(rules: list[Rule]) -> list[Insn]:
 def encode(insns: list[Insn]) -> bytes:
     """`struct bpf_insn`s (little-endian: the register nibbles are laid out for x86_64 and
     aarch64, dst in the low one)."""
-    return b"".join(struct.pack("<BBhi", op, (src << 4) | dst, off, imm)
-                    for op, dst, src, off, imm in insns)
+    return b"".join(
+        struct.pack("<BBhi", op, (src << 4) | dst, off, imm) for op, dst, src, off, imm in insns
+    )
 
 
 def compile_rules(rules: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> bytes:
@@ -173,5 +193,16 @@ def compile_rules(rules: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> b
     return encode(program(parse(rules)))
 
 
-__all__ = ["Rule", "parse", "evaluate", "program", "encode", "compile_rules", "DEV_BLOCK",
-           "DEV_CHAR", "ACC_MKNOD", "ACC_READ", "ACC_WRITE"]
+__all__ = [
+    "Rule",
+    "parse",
+    "evaluate",
+    "program",
+    "encode",
+    "compile_rules",
+    "DEV_BLOCK",
+    "DEV_CHAR",
+    "ACC_MKNOD",
+    "ACC_READ",
+    "ACC_WRITE",
+]

@@ -19,8 +19,10 @@ def check_word(value: str, what: str) -> None:
 
 
 def rdma_line(dev: str, handles: int | None, objects: int | None) -> str:
-    return (f"{dev} hca_handle={'max' if handles is None else handles} "
-            f"hca_object={'max' if objects is None else objects}")
+    return (
+        f"{dev} hca_handle={'max' if handles is None else handles} "
+        f"hca_object={'max' if objects is None else objects}"
+    )
 
 
 def first_present(d: str, names: tuple[str, ...]) -> str | None:
@@ -56,12 +58,15 @@ def attach_devices(cgroup_dir: str, rules: tuple[dict, ...]) -> None:  # type: i
     failure raises: a container must not start with its device rules dropped."""
     from berth.cgroups import devices  # only where there is a v2 cgroup with rules
     from berth.linux import bpf
+
     prog = devices.compile_rules(rules)
     try:
         bpf.attach_cgroup_device(cgroup_dir, prog)
     except OSError as e:
-        raise System(f"cannot apply the device rules to cgroup {cgroup_dir}: loading or "
-                     f"attaching its BPF device program failed: {e.strerror or e}") from e
+        raise System(
+            f"cannot apply the device rules to cgroup {cgroup_dir}: loading or "
+            f"attaching its BPF device program failed: {e.strerror or e}"
+        ) from e
 
 
 def rmdir_retry(path: str) -> None:

@@ -39,12 +39,27 @@ class V1:
 
     # name=systemd is no controller, but runc makes the container's cgroup there too, and
     # the container sees that directory at /sys/fs/cgroup/systemd
-    CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
-                   "net_cls", "net_prio", "hugetlb", "rdma", "perf_event",
-                   "name=systemd", "")  # "": the unified hierarchy of a hybrid layout
+    CONTROLLERS = (
+        "memory",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "pids",
+        "freezer",
+        "devices",
+        "blkio",
+        "net_cls",
+        "net_prio",
+        "hugetlb",
+        "rdma",
+        "perf_event",
+        "name=systemd",
+        "",
+    )  # "": the unified hierarchy of a hybrid layout
 
-    def __init__(self, path: str, *, mounts: dict[str, str],
-                 bases: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, path: str, *, mounts: dict[str, str], bases: dict[str, str] | None = None
+    ) -> None:
         self.path = path.strip("/")
         # controller -> hierarchy mount point (cpu and cpuacct may share one)
         self.mounts = {c: m for c, m in mounts.items() if c in self.CONTROLLERS}
@@ -112,11 +127,17 @@ class V1:
                 write(os.path.join(mem, "memory.swappiness"), res.memory_swappiness)
             if res.oom_kill_disable:
                 write(os.path.join(mem, "memory.oom_control"), 1)
-        elif res.memory_reservation or res.memory_swappiness is not None or res.oom_kill_disable \
-                or res.kernel_tcp:
-            raise InvalidArgument("no memory cgroup controller is mounted: cannot apply the "
-                                  "memory reservation, swappiness, OOM killer or kernelTCP "
-                                  "setting")
+        elif (
+            res.memory_reservation
+            or res.memory_swappiness is not None
+            or res.oom_kill_disable
+            or res.kernel_tcp
+        ):
+            raise InvalidArgument(
+                "no memory cgroup controller is mounted: cannot apply the "
+                "memory reservation, swappiness, OOM killer or kernelTCP "
+                "setting"
+            )
         if mem and res.memory_use_hierarchy is not None:
             try:
                 write(os.path.join(mem, "memory.use_hierarchy"), int(res.memory_use_hierarchy))
@@ -126,12 +147,15 @@ class V1:
                 raise InvalidArgument(
                     f"linux.resources.memory.useHierarchy: the kernel refused "
                     f"{str(res.memory_use_hierarchy).lower()} ({e.message}): Linux 5.11 and "
-                    f"later keep every memory cgroup hierarchical") from None
+                    f"later keep every memory cgroup hierarchical"
+                ) from None
         if mem and res.kernel_tcp:
             f = os.path.join(mem, "memory.kmem.tcp.limit_in_bytes")
             if not os.path.exists(f):
-                raise InvalidArgument("linux.resources.memory.kernelTCP: this kernel has no "
-                                      "kernel TCP memory accounting (memory.kmem.tcp)")
+                raise InvalidArgument(
+                    "linux.resources.memory.kernelTCP: this kernel has no "
+                    "kernel TCP memory accounting (memory.kmem.tcp)"
+                )
             write(f, res.kernel_tcp)
         if mem and res.kernel_memory and kernel_memory_enforced():
             write(os.path.join(mem, "memory.kmem.limit_in_bytes"), res.kernel_memory)
@@ -155,59 +179,72 @@ class V1:
                 write(os.path.join(cpu, "cpu.idle"), res.cpu_idle)
             if res.cpu_burst is not None:
                 write(os.path.join(cpu, "cpu.cfs_burst_us"), res.cpu_burst)
-        elif res.cpu_rt_period or res.cpu_rt_runtime or res.cpu_idle is not None or \
-                res.cpu_burst is not None:
-            raise InvalidArgument("no cpu cgroup controller is mounted: cannot apply the "
-                                  "realtime or idle setting")
+        elif (
+            res.cpu_rt_period
+            or res.cpu_rt_runtime
+            or res.cpu_idle is not None
+            or res.cpu_burst is not None
+        ):
+            raise InvalidArgument(
+                "no cpu cgroup controller is mounted: cannot apply the realtime or idle setting"
+            )
 
     def _devices(self, res: Resources) -> None:
         """The device rules, in the devices controller's allow and deny files."""
         dev = self._dir("devices")
         if dev and res.devices:
             for rule in res.devices:
-                write(os.path.join(dev, "devices.allow" if rule.get("allow") else
-                                    "devices.deny"), _device_rule(rule))
+                write(
+                    os.path.join(dev, "devices.allow" if rule.get("allow") else "devices.deny"),
+                    _device_rule(rule),
+                )
         elif res.devices:
             # no v1 devices controller: the unified hierarchy of a hybrid layout enforces
             # them as v2 does; with neither, the container would get every device
             unified = self._dir("")
             if not unified:
-                raise System("cannot apply the device rules: no devices cgroup controller "
-                             "and no cgroup2 hierarchy is mounted")
+                raise System(
+                    "cannot apply the device rules: no devices cgroup controller "
+                    "and no cgroup2 hierarchy is mounted"
+                )
             attach_devices(unified, res.devices)
 
     def _v1_only(self, res: Resources) -> None:
         """net_cls, net_prio, hugetlb and rdma: each an error where its hierarchy is not
         mounted (runc drops such a limit without a word), and unified, which needs v2."""
         if res.unified:
-            raise InvalidArgument("linux.resources.unified needs cgroup v2: this host's "
-                                  "cgroups are v1")
-        wanted = (("net_cls", res.net_classid is not None, "network.classID"),
-                  ("net_prio", bool(res.net_priorities), "network.priorities"),
-                  ("hugetlb", bool(res.hugetlb), "hugepageLimits"),
-                  ("rdma", bool(res.rdma), "rdma"))
+            raise InvalidArgument(
+                "linux.resources.unified needs cgroup v2: this host's cgroups are v1"
+            )
+        wanted = (
+            ("net_cls", res.net_classid is not None, "network.classID"),
+            ("net_prio", bool(res.net_priorities), "network.priorities"),
+            ("hugetlb", bool(res.hugetlb), "hugepageLimits"),
+            ("rdma", bool(res.rdma), "rdma"),
+        )
         for ctrl, asked, field in wanted:
             if asked and not self._dir(ctrl):
-                raise InvalidArgument(f"linux.resources.{field}: no {ctrl} cgroup controller "
-                                      "is mounted on this host")
+                raise InvalidArgument(
+                    f"linux.resources.{field}: no {ctrl} cgroup controller is mounted on this host"
+                )
         if res.net_classid is not None:
-            write(os.path.join(self._dir("net_cls") or "", "net_cls.classid"),
-                   res.net_classid)
+            write(os.path.join(self._dir("net_cls") or "", "net_cls.classid"), res.net_classid)
         for name, prio in res.net_priorities:
             check_word(name, "network.priorities name")
-            write(os.path.join(self._dir("net_prio") or "", "net_prio.ifpriomap"),
-                   f"{name} {prio}")
+            write(os.path.join(self._dir("net_prio") or "", "net_prio.ifpriomap"), f"{name} {prio}")
         for size, limit in res.hugetlb:
             check_word(size, "hugepageLimits pageSize")
             f = os.path.join(self._dir("hugetlb") or "", f"hugetlb.{size}.limit_in_bytes")
             if not os.path.exists(f):
-                raise InvalidArgument(f"linux.resources.hugepageLimits: this host has no "
-                                      f"huge pages of size {size}")
+                raise InvalidArgument(
+                    f"linux.resources.hugepageLimits: this host has no huge pages of size {size}"
+                )
             write(f, limit)
         for dev, handles, objects in res.rdma:
             check_word(dev, "rdma device")
-            write(os.path.join(self._dir("rdma") or "", "rdma.max"), rdma_line(
-                dev, handles, objects))
+            write(
+                os.path.join(self._dir("rdma") or "", "rdma.max"), rdma_line(dev, handles, objects)
+            )
 
     def _blkio(self, res: Resources) -> None:
         """blkio.weight (CFQ) or blkio.bfq.weight (BFQ), per-device weights, the leaf
@@ -216,19 +253,22 @@ class V1:
         if res.blkio_leaf_weight or res.blkio_leaf_weight_devices:
             blk = self._dir("blkio")
             if not blk or not os.path.exists(os.path.join(blk, "blkio.leaf_weight")):
-                raise InvalidArgument("linux.resources.blockIO leafWeight: this kernel has no "
-                                      "blkio.leaf_weight (the CFQ I/O scheduler is gone)")
+                raise InvalidArgument(
+                    "linux.resources.blockIO leafWeight: this kernel has no "
+                    "blkio.leaf_weight (the CFQ I/O scheduler is gone)"
+                )
             if res.blkio_leaf_weight:
                 write(os.path.join(blk, "blkio.leaf_weight"), res.blkio_leaf_weight)
             for major, minor, weight in res.blkio_leaf_weight_devices:
-                write(os.path.join(blk, "blkio.leaf_weight_device"),
-                       f"{major}:{minor} {weight}")
+                write(os.path.join(blk, "blkio.leaf_weight_device"), f"{major}:{minor} {weight}")
         if not (res.blkio_weight or res.blkio_weight_devices or res.blkio_throttle):
             return
         blk = self._dir("blkio")
         if not blk:
-            raise InvalidArgument("no blkio cgroup controller is mounted: cannot apply the "
-                                  "block I/O weight or throttling")
+            raise InvalidArgument(
+                "no blkio cgroup controller is mounted: cannot apply the "
+                "block I/O weight or throttling"
+            )
         if res.blkio_weight:
             f = first_present(blk, ("blkio.weight", "blkio.bfq.weight"))
             if f is None:
@@ -237,13 +277,17 @@ class V1:
         if res.blkio_weight_devices:
             f = first_present(blk, ("blkio.weight_device", "blkio.bfq.weight_device"))
             if f is None:
-                raise InvalidArgument("Your kernel does not support Block I/O weight_device "
-                                      "or the cgroup is not mounted")
+                raise InvalidArgument(
+                    "Your kernel does not support Block I/O weight_device "
+                    "or the cgroup is not mounted"
+                )
             for major, minor, weight in res.blkio_weight_devices:
                 write(f, f"{major}:{minor} {weight}")
         for kind, major, minor, limit in res.blkio_throttle:
-            write(os.path.join(blk, "blkio.throttle." + THROTTLE_KINDS[kind][0]),
-                   f"{major}:{minor} {limit}")
+            write(
+                os.path.join(blk, "blkio.throttle." + THROTTLE_KINDS[kind][0]),
+                f"{major}:{minor} {limit}",
+            )
 
     def procs_files(self) -> list[str]:
         return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
@@ -268,7 +312,9 @@ class V1:
 
     def oom_killed(self) -> int:
         mem = self._dir("memory")
-        return flat_kv(read(os.path.join(mem, "memory.oom_control"))).get("oom_kill", 0) if mem else 0
+        return (
+            flat_kv(read(os.path.join(mem, "memory.oom_control"))).get("oom_kill", 0) if mem else 0
+        )
 
     def stats(self) -> Stats:
         s = Stats()
@@ -286,8 +332,9 @@ class V1:
         blk = self._dir("blkio")
         if blk:
             # lines "MAJ:MIN Read N" / "MAJ:MIN Write N"
-            for line in read(os.path.join(blk, "blkio.throttle.io_service_bytes_recursive")
-                              ).splitlines():
+            for line in read(
+                os.path.join(blk, "blkio.throttle.io_service_bytes_recursive")
+            ).splitlines():
                 w = line.split()
                 if len(w) == 3 and w[2].isdigit():
                     if w[1] == "Read":

@@ -34,11 +34,16 @@ class V2:
         available = read(os.path.join(self.root, "cgroup.controllers")).split()
         cur = self.root
         for part in self.path.split("/"):
-            want = [c for c in ("cpu", "cpuset", "memory", "pids", "io", "hugetlb", "rdma")
-                    if c in available]
+            want = [
+                c
+                for c in ("cpu", "cpuset", "memory", "pids", "io", "hugetlb", "rdma")
+                if c in available
+            ]
             if want:
                 try:
-                    write(os.path.join(cur, "cgroup.subtree_control"), " ".join("+" + c for c in want))
+                    write(
+                        os.path.join(cur, "cgroup.subtree_control"), " ".join("+" + c for c in want)
+                    )
                 except System:
                     pass  # a controller the parent cannot delegate: limits on it fail below
             cur = os.path.join(cur, part)
@@ -80,36 +85,52 @@ class V2:
             write(os.path.join(d, "cpu.idle"), res.cpu_idle)
         if res.cpu_burst is not None:
             write(os.path.join(d, "cpu.max.burst"), res.cpu_burst)
-        for field, asked in (("memory.useHierarchy", res.memory_use_hierarchy is False),
-                             ("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
-                             ("cpu.realtimePeriod", bool(res.cpu_rt_period)),
-                             ("network.classID", res.net_classid is not None),
-                             ("network.priorities", bool(res.net_priorities)),
-                             ("memory.kernelTCP", bool(res.kernel_tcp)),
-                             ("blockIO leafWeight", bool(res.blkio_leaf_weight or
-                                                         res.blkio_leaf_weight_devices))):
+        for field, asked in (
+            ("memory.useHierarchy", res.memory_use_hierarchy is False),
+            ("cpu.realtimeRuntime", bool(res.cpu_rt_runtime)),
+            ("cpu.realtimePeriod", bool(res.cpu_rt_period)),
+            ("network.classID", res.net_classid is not None),
+            ("network.priorities", bool(res.net_priorities)),
+            ("memory.kernelTCP", bool(res.kernel_tcp)),
+            ("blockIO leafWeight", bool(res.blkio_leaf_weight or res.blkio_leaf_weight_devices)),
+        ):
             if asked:
                 raise InvalidArgument(f"linux.resources.{field} has no cgroup v2 equivalent")
         for size, limit in res.hugetlb:
             check_word(size, "hugepageLimits pageSize")
             f = os.path.join(d, f"hugetlb.{size}.max")
             if not os.path.exists(f):
-                raise InvalidArgument(f"linux.resources.hugepageLimits: no hugetlb controller "
-                                      f"or no huge pages of size {size}")
+                raise InvalidArgument(
+                    f"linux.resources.hugepageLimits: no hugetlb controller "
+                    f"or no huge pages of size {size}"
+                )
             write(f, limit)
         for dev, handles, objects in res.rdma:
             check_word(dev, "rdma device")
             write(os.path.join(d, "rdma.max"), rdma_line(dev, handles, objects))
         for key, value in res.unified:
             # a plain file of this cgroup, never one that moves processes or delegates
-            if not key or "/" in key or key.startswith(".") or "." not in key or \
-                    key in ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
-                            "cgroup.type", "cgroup.kill"):
+            if (
+                not key
+                or "/" in key
+                or key.startswith(".")
+                or "." not in key
+                or key
+                in (
+                    "cgroup.procs",
+                    "cgroup.threads",
+                    "cgroup.subtree_control",
+                    "cgroup.type",
+                    "cgroup.kill",
+                )
+            ):
                 raise InvalidArgument(f"linux.resources.unified: invalid key {key!r}")
             f = os.path.join(d, key)
             if not os.path.exists(f):
-                raise InvalidArgument(f"linux.resources.unified: {key}: no such file in the "
-                                      "cgroup (controller not enabled?)")
+                raise InvalidArgument(
+                    f"linux.resources.unified: {key}: no such file in the "
+                    "cgroup (controller not enabled?)"
+                )
             write(f, value)
 
     def _io(self, res: Resources) -> None:
@@ -119,9 +140,12 @@ class V2:
         if not (res.blkio_weight or res.blkio_weight_devices or res.blkio_throttle):
             return
         if not os.path.exists(os.path.join(d, "io.max")) and not first_present(
-                d, ("io.weight", "io.bfq.weight")):
-            raise InvalidArgument("the io cgroup controller is not enabled: cannot apply the "
-                                  "block I/O weight or throttling")
+            d, ("io.weight", "io.bfq.weight")
+        ):
+            raise InvalidArgument(
+                "the io cgroup controller is not enabled: cannot apply the "
+                "block I/O weight or throttling"
+            )
 
         def weight_file() -> tuple[str, bool]:
             bfq = os.path.join(d, "io.bfq.weight")
@@ -136,8 +160,7 @@ class V2:
 
         if res.blkio_weight:
             f, convert = weight_file()
-            write(f, f"default {conv(res.blkio_weight, convert)}" if convert
-                   else res.blkio_weight)
+            write(f, f"default {conv(res.blkio_weight, convert)}" if convert else res.blkio_weight)
         for major, minor, weight in res.blkio_weight_devices:
             f, convert = weight_file()
             try:
@@ -148,7 +171,8 @@ class V2:
                 raise InvalidArgument(
                     f"linux.resources.blockIO.weightDevice: the kernel refused a weight for "
                     f"device {major}:{minor} (no BFQ scheduler, no io.cost on it): "
-                    f"{e.message}") from None
+                    f"{e.message}"
+                ) from None
         for kind, major, minor, limit in res.blkio_throttle:
             write(os.path.join(d, "io.max"), f"{major}:{minor} {THROTTLE_KINDS[kind][1]}={limit}")
 

@@ -1,5 +1,4 @@
-"""Hijacked streams: attach, exec, and the TTY (raw mode, resize, detach keys, signal proxying) that run and start share.
-"""
+"""Hijacked streams: attach, exec, and the TTY (raw mode, resize, detach keys, signal proxying) that run and start share."""
 
 from __future__ import annotations
 
@@ -63,15 +62,16 @@ def _start_error_code(message: str) -> int:
     """The exit code of a start that failed: 127 (command not found), 126 (cannot be invoked)
     or 125. The Engine API carries only a status and a message, so this reads the message, as
     the docker CLI's runStartContainerErr does."""
-    if ("executable file not found" in message or "no such file or directory" in message):
+    if "executable file not found" in message or "no such file or directory" in message:
         return 127
     if "permission denied" in message or "is a directory" in message:
         return 126
     return ENGINE_ERROR
 
 
-def _attach_and_start(c: Client, cid: str, *, stdin: bool, keys: str, condition: str,
-                      prefix: str) -> tuple[Response, Waiting] | int:
+def _attach_and_start(
+    c: Client, cid: str, *, stdin: bool, keys: str, condition: str, prefix: str
+) -> tuple[Response, Waiting] | int:
     """The docker CLI's order: attach (hijacked) and register the wait before the start, so no
     output and no exit is missed. Returns both streams, or the exit code of a failed start."""
     attach = c.attach_container(cid, stdin=stdin, detach_keys=keys)
@@ -102,8 +102,9 @@ def _resize(resize: Callable[[str, int, int], None], target: str, h: int, w: int
         pass
 
 
-def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
-             resize: Callable[[int, int], None] | None = None) -> bool:
+def _session(
+    r: Any, *, tty: bool, stdin: bool, keys: str, resize: Callable[[int, int], None] | None = None
+) -> bool:
     """A hijacked stream: stdin to it, it to stdout/stderr; the terminal in raw mode for a Tty
     and restored on every way out. True if the user typed the detach keys."""
     detached: list[bool] = []  # set by the stdin thread
@@ -113,6 +114,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
     if raw:
         import termios
         import tty as ttymod
+
         saved = termios.tcgetattr(in_fd)
         ttymod.setraw(in_fd)
     if tty and resize is not None:
@@ -124,6 +126,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
             sz = _term_size()
             if sz:
                 _thread.start_new_thread(resize, sz)
+
         signal.signal(signal.SIGWINCH, on_winch)
 
     def pump_stdin() -> None:
@@ -146,6 +149,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
             Client.close_write(r.sock)
         except OSError:
             pass
+
     if stdin:
         _thread.start_new_thread(pump_stdin, ())
     else:
@@ -158,6 +162,7 @@ def _session(r: Any, *, tty: bool, stdin: bool, keys: str,
     finally:
         if saved is not None:
             import termios
+
             termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
     if detached:
         err("\r\nread escape sequence" if raw else "read escape sequence")
@@ -171,9 +176,17 @@ def _proxy_signals(c: Client, cid: str) -> None:
                 c.kill_container(cid, str(signo))
             except BerthError:
                 pass
+
         _thread.start_new_thread(send, ())
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-              signal.SIGUSR2):
+
+    for s in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(s, handler)
 
 
@@ -218,8 +231,13 @@ def cmd_attach(c: Client, opts: AttachOptions, args: list[str]) -> int:
     r = c.attach_container(cid, stdin=stdin, detach_keys=opts.detach_keys)
     if opts.sig_proxy and not tty:
         _proxy_signals(c, cid)
-    if _session(r, tty=tty, stdin=stdin, keys=opts.detach_keys,
-                resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
+    if _session(
+        r,
+        tty=tty,
+        stdin=stdin,
+        keys=opts.detach_keys,
+        resize=lambda h, w: _resize(c.resize_container, cid, h, w),
+    ):
         return 0
     return c.wait_container(cid).get("StatusCode", 0)
 
@@ -232,7 +250,7 @@ class ExecOptions(Options):
     env = strings("env", "e", help="Set environment variables")
     env_file = strings("env-file", help="Read in a file of environment variables")
     workdir = string("workdir", "w", help="Working directory inside the container")
-    user = string("user", "u", help="Username or UID (format: \"<name|uid>[:<group|gid>]\")")
+    user = string("user", "u", help='Username or UID (format: "<name|uid>[:<group|gid>]")')
     privileged = boolean("privileged", help="Give extended privileges to the command")
     detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
 
@@ -248,11 +266,17 @@ def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
         _check_detach_keys(opts.detach_keys)
     detach = opts.detach
     body: dict[str, Any] = {
-        "Cmd": args[1:], "Tty": opts.tty, "Env": _env_list(opts.env_file, opts.env),
+        "Cmd": args[1:],
+        "Tty": opts.tty,
+        "Env": _env_list(opts.env_file, opts.env),
         "AttachStdin": opts.interactive and not detach,
-        "AttachStdout": not detach, "AttachStderr": not detach,
-        "Privileged": opts.privileged, "User": opts.user,
-        "WorkingDir": opts.workdir, "DetachKeys": opts.detach_keys}
+        "AttachStdout": not detach,
+        "AttachStderr": not detach,
+        "Privileged": opts.privileged,
+        "User": opts.user,
+        "WorkingDir": opts.workdir,
+        "DetachKeys": opts.detach_keys,
+    }
     size = _term_size() if opts.tty else None
     if size:
         body["ConsoleSize"] = list(size)
@@ -260,9 +284,13 @@ def cmd_exec(c: Client, opts: ExecOptions, args: list[str]) -> int:
     r = c.start_exec(eid, tty=opts.tty, detach=detach, console_size=list(size) if size else None)
     if r is None:
         return 0
-    if _session(r, tty=opts.tty, stdin=opts.interactive,
-                keys=opts.detach_keys,
-                resize=lambda h, w: _resize(c.resize_exec, eid, h, w)):
+    if _session(
+        r,
+        tty=opts.tty,
+        stdin=opts.interactive,
+        keys=opts.detach_keys,
+        resize=lambda h, w: _resize(c.resize_exec, eid, h, w),
+    ):
         return 0
     code = c.inspect_exec(eid).get("ExitCode")
     return code if code is not None else 0
@@ -286,13 +314,19 @@ def cmd_start(c: Client, opts: StartOptions, args: list[str]) -> int:
         cid = info["Id"]
         tty = bool(info["Config"]["Tty"])
         stdin = opts.interactive and bool(info["Config"]["OpenStdin"])
-        started = _attach_and_start(c, cid, stdin=stdin, keys=opts.detach_keys,
-                                    condition="next-exit", prefix="")
+        started = _attach_and_start(
+            c, cid, stdin=stdin, keys=opts.detach_keys, condition="next-exit", prefix=""
+        )
         if isinstance(started, int):
             return started
         attach, wait = started
-        if _session(attach, tty=tty, stdin=stdin, keys=opts.detach_keys,
-                    resize=lambda h, w: _resize(c.resize_container, cid, h, w)):
+        if _session(
+            attach,
+            tty=tty,
+            stdin=stdin,
+            keys=opts.detach_keys,
+            resize=lambda h, w: _resize(c.resize_container, cid, h, w),
+        ):
             return 0
         return wait.result().get("StatusCode", 0)
     rc = 0

@@ -28,8 +28,8 @@ from berth.errors import BerthError
 
 
 class BuildOptions(Options):
-    tag = strings("tag", "t", help="Name and optionally a tag in the \"name:tag\" format")
-    file = string("file", "f", help="Name of the Dockerfile (Default is \"PATH/Dockerfile\")")
+    tag = strings("tag", "t", help='Name and optionally a tag in the "name:tag" format')
+    file = string("file", "f", help='Name of the Dockerfile (Default is "PATH/Dockerfile")')
     build_arg = strings("build-arg", help="Set build-time variables")
     label = strings("label", help="Set metadata for an image")
     target = string("target", help="Set the target build stage to build.")
@@ -37,29 +37,40 @@ class BuildOptions(Options):
     pull = boolean("pull", help="Always attempt to pull a newer version of the image")
     quiet = boolean("quiet", "q", help="Suppress the build output and print image ID on success")
     iidfile = string("iidfile", help="Write the image ID to the file")
-    progress = string("progress", default="auto",
-                      help="Set type of progress output (\"auto\", \"quiet\", \"plain\", \"tty\", "
-                           "\"rawjson\"). Use plain to show container output")
+    progress = string(
+        "progress",
+        default="auto",
+        help='Set type of progress output ("auto", "quiet", "plain", "tty", '
+        '"rawjson"). Use plain to show container output',
+    )
     cache_from = strings("cache-from", help="Images to consider as cache sources")
-    network = string("network",
-                     help="Set the networking mode for the RUN instructions during build")
+    network = string(
+        "network", help="Set the networking mode for the RUN instructions during build"
+    )
     platform = string("platform", help="Set platform if server is multi-platform capable")
-    rm = string("rm", default="true",
-                help="Remove intermediate containers after a successful build")
+    rm = string(
+        "rm", default="true", help="Remove intermediate containers after a successful build"
+    )
     force_rm = boolean("force-rm", help="Always remove intermediate containers")
-    secret = strings("secret",
-                     help="Secret to expose to the build (format: "
-                          "\"id=mysecret[,src=/local/secret]\")")
-    shm_size = string("shm-size", help="Size of \"/dev/shm\"")
-    add_host = strings("add-host", help="Add a custom host-to-IP mapping (\"host:ip\")")
-    allow = strings("allow",
-                    help="Allow extra privileged entitlement (e.g., \"network.host\", "
-                         "\"security.insecure\")")
+    secret = strings(
+        "secret", help='Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")'
+    )
+    shm_size = string("shm-size", help='Size of "/dev/shm"')
+    add_host = strings("add-host", help='Add a custom host-to-IP mapping ("host:ip")')
+    allow = strings(
+        "allow",
+        help='Allow extra privileged entitlement (e.g., "network.host", "security.insecure")',
+    )
 
 
-def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
-                 extra: list[tuple[str, bytes]], out: BinaryIO,
-                 replace: dict[str, bytes] | None = None) -> None:
+def _tar_context(
+    root: str,
+    matcher: dockerignore.Matcher,
+    keep: set[str],
+    extra: list[tuple[str, bytes]],
+    out: BinaryIO,
+    replace: dict[str, bytes] | None = None,
+) -> None:
     """The context as a tar stream, owned by root (TarInfo made from lstat directly: tarfile's
     gettarinfo looks up user and group names for every file). `replace`: files of the
     context sent with other contents (the .dockerignore that lists a Dockerfile from
@@ -67,6 +78,7 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
     0600, as the docker CLI does."""
     replace = dict(replace or {})
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+
         def walk(path: str, rel_dir: str) -> None:
             with os.scandir(path) as it:
                 ents = sorted(it, key=lambda e: e.name)
@@ -75,8 +87,12 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
                 excluded = rel not in keep and matcher and matcher.excluded(rel)
                 st = ent.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(st.st_mode)
-                if excluded and not (is_dir and (matcher.may_have_inclusions() or any(
-                        k.startswith(rel + "/") for k in keep))):
+                if excluded and not (
+                    is_dir
+                    and (
+                        matcher.may_have_inclusions() or any(k.startswith(rel + "/") for k in keep)
+                    )
+                ):
                     continue
                 ti = tarfile.TarInfo(rel)
                 ti.mode = stat.S_IMODE(st.st_mode)
@@ -92,8 +108,9 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
                             with open(ent.path, "rb") as f:
                                 tf.addfile(ti, f)
                         except PermissionError:
-                            raise BerthError(f"error checking context: can't stat "
-                                             f"'{ent.path}'") from None
+                            raise BerthError(
+                                f"error checking context: can't stat '{ent.path}'"
+                            ) from None
                 elif is_dir:
                     ti.type = tarfile.DIRTYPE
                     if not excluded:
@@ -103,11 +120,13 @@ def _tar_context(root: str, matcher: dockerignore.Matcher, keep: set[str],
                     ti.type = tarfile.SYMTYPE
                     ti.linkname = os.readlink(ent.path)
                     tf.addfile(ti)
+
         if root:
             walk(root, "")
         now = int(time.time())
-        for name, data, mode in [(n, d, 0o644) for n, d in extra] + \
-                [(n, d, 0o600) for n, d in replace.items()]:
+        for name, data, mode in [(n, d, 0o644) for n, d in extra] + [
+            (n, d, 0o600) for n, d in replace.items()
+        ]:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             ti.mode = mode
@@ -129,6 +148,7 @@ class _PipeReader:
                     make(wf)
             except BaseException as e:  # noqa: BLE001 - reported by the reader
                 self.error = e
+
         self.t = threading.Thread(target=run, daemon=True)
         self.t.start()
 
@@ -142,9 +162,10 @@ class _PipeReader:
 
 def _registry_config() -> str:
     from berth.cli import registry
+
     doc = registry.load_config()
     out = {}
-    for key in (doc.get("auths") or {}):
+    for key in doc.get("auths") or {}:
         creds = registry.get_credentials(key)
         if creds:
             out[key] = creds
@@ -180,8 +201,9 @@ def _add_host(spec: str) -> str:
     if not sep:
         name, sep, ip = spec.partition(":")
     if not sep or not name or not ip:
-        raise UsageError(f"invalid argument {spec!r} for \"--add-host\" flag: bad format "
-                         f"for add-host: {spec!r}")
+        raise UsageError(
+            f'invalid argument {spec!r} for "--add-host" flag: bad format for add-host: {spec!r}'
+        )
     return f"{name}:{ip}"
 
 
@@ -197,8 +219,9 @@ def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
     root = ""
     if src == "-":
         if dockerfile == "-":
-            raise UsageError("invalid argument: can't use stdin for both build context and "
-                             "dockerfile")
+            raise UsageError(
+                "invalid argument: can't use stdin for both build context and dockerfile"
+            )
         data = sys.stdin.buffer.read()
         if data[257:262] == b"ustar" or data[:2] == b"\x1f\x8b" or data[:4] == b"\x28\xb5\x2f\xfd":
             stdin_body = io.BytesIO(data)
@@ -206,29 +229,33 @@ def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
             extra.append(("Dockerfile", data))
             dockerfile = "Dockerfile"
     elif src.startswith(("http://", "https://", "git@", "git://")):
-        raise UsageError("building from a URL is not supported: clone it and build the "
-                         "directory")
+        raise UsageError("building from a URL is not supported: clone it and build the directory")
     else:
         root = os.path.abspath(src)
         if not os.path.isdir(root):
             raise UsageError(f'unable to prepare context: path "{src}" not found')
     keep: set[str] = set()
-    outside: bytes | None = None   # a Dockerfile from stdin or from outside the context
+    outside: bytes | None = None  # a Dockerfile from stdin or from outside the context
     if dockerfile == "-":
         outside = sys.stdin.buffer.read()
     elif root:
         path = os.path.abspath(dockerfile) if dockerfile else os.path.join(root, "Dockerfile")
         if not os.path.exists(path):
-            raise UsageError(f"unable to prepare context: unable to evaluate symlinks in "
-                             f"Dockerfile path: lstat {path}: no such file or directory")
+            raise UsageError(
+                f"unable to prepare context: unable to evaluate symlinks in "
+                f"Dockerfile path: lstat {path}: no such file or directory"
+            )
         rel = os.path.relpath(path, root)
         if rel.startswith("../"):
             with open(path, "rb") as f:
                 outside = f.read()
         else:
             dockerfile = rel
-    matcher = dockerignore.load(root, os.path.join(root, dockerfile)) if root else \
-        dockerignore.Matcher([])
+    matcher = (
+        dockerignore.load(root, os.path.join(root, dockerfile))
+        if root
+        else dockerignore.Matcher([])
+    )
     replace: dict[str, bytes] = {}
     if root:
         # as the docker CLI (TrimBuildFilesFromExcludes): .dockerignore and the Dockerfile
@@ -258,14 +285,21 @@ def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
         k, _, v = a.partition("=")
         labels[k] = v
     query: list[tuple[str, Any]] = [("t", t) for t in opts.tag]
-    query += [("dockerfile", dockerfile or "Dockerfile"), ("buildargs", json.dumps(buildargs)),
-              ("labels", json.dumps(labels)), ("target", opts.target or None),
-              ("nocache", "1" if opts.no_cache else None),
-              ("pull", "1" if opts.pull else None), ("q", "1" if opts.quiet else None),
-              ("cachefrom", json.dumps(opts.cache_from) if opts.cache_from else None),
-              ("networkmode", opts.network or None), ("platform", opts.platform or None),
-              ("rm", "0" if opts.rm in ("false", "0") else "1"),
-              ("forcerm", "1" if opts.force_rm else None), ("version", "1")]
+    query += [
+        ("dockerfile", dockerfile or "Dockerfile"),
+        ("buildargs", json.dumps(buildargs)),
+        ("labels", json.dumps(labels)),
+        ("target", opts.target or None),
+        ("nocache", "1" if opts.no_cache else None),
+        ("pull", "1" if opts.pull else None),
+        ("q", "1" if opts.quiet else None),
+        ("cachefrom", json.dumps(opts.cache_from) if opts.cache_from else None),
+        ("networkmode", opts.network or None),
+        ("platform", opts.platform or None),
+        ("rm", "0" if opts.rm in ("false", "0") else "1"),
+        ("forcerm", "1" if opts.force_rm else None),
+        ("version", "1"),
+    ]
     # `--allow network.host`: BuildKit's entitlement, sent as a repeated `allow` parameter;
     # the daemon grants it only if berthd was started with --allow-insecure-entitlement
     query += [("allow", a) for a in opts.allow]
@@ -274,8 +308,11 @@ def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
     headers = {"Content-Type": "application/x-tar", "X-Registry-Config": _registry_config()}
     if opts.secret:
         headers["X-Berth-Build-Secrets"] = _secrets(opts.secret)
-    body: Any = stdin_body if stdin_body is not None else _PipeReader(
-        lambda out: _tar_context(root, matcher, keep, extra, out, replace))
+    body: Any = (
+        stdin_body
+        if stdin_body is not None
+        else _PipeReader(lambda out: _tar_context(root, matcher, keep, extra, out, replace))
+    )
     try:
         r = c.build(body, [(k, v) for k, v in query if v is not None], headers)
     finally:
@@ -285,6 +322,7 @@ def cmd_build(c: Client, opts: BuildOptions, args: list[str]) -> int:
                 raise body.error
     image_id = ""
     from berth.cli.registry import Progress
+
     progress = Progress(sys.stdout)
     for msg in r.iter_json():
         if msg.get("error") or msg.get("errorDetail"):
@@ -311,8 +349,9 @@ class BuildFailed(CommandFailed):
 
 
 class CommitOptions(Options):
-    author = string("author", "a",
-                    help="Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
+    author = string(
+        "author", "a", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'
+    )
     change = strings("change", "c", help="Apply Dockerfile instruction to the created image")
     message = string("message", "m", help="Commit message")
     pause = string("pause", "p", default="true", help="Pause container during commit")
@@ -326,8 +365,15 @@ def cmd_commit(c: Client, opts: CommitOptions, args: list[str]) -> int:
         repo = args[1]
         if repo.rfind(":") > repo.rfind("/"):
             repo, tag = repo.rsplit(":", 1)
-    res = c.commit(args[0], repo=repo, tag=tag, comment=opts.message, author=opts.author,
-                   pause=opts.pause not in ("false", "0"), changes=opts.change)
+    res = c.commit(
+        args[0],
+        repo=repo,
+        tag=tag,
+        comment=opts.message,
+        author=opts.author,
+        pause=opts.pause not in ("false", "0"),
+        changes=opts.change,
+    )
     sys.stdout.write(res["Id"] + "\n")
     return 0
 
@@ -340,5 +386,4 @@ def cmd_diff(c: Client, opts: Options, args: list[str]) -> int:
     return 0
 
 
-__all__ = ["cmd_build", "cmd_commit", "cmd_diff", "BuildOptions", "CommitOptions",
-           "BuildFailed"]
+__all__ = ["cmd_build", "cmd_commit", "cmd_diff", "BuildOptions", "CommitOptions", "BuildFailed"]

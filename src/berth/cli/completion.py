@@ -19,42 +19,54 @@ if TYPE_CHECKING:
 SHELLS = ("bash", "zsh", "fish")
 
 
-def _table() -> tuple[dict[str, tuple[str, FlagTable]], dict[str, dict[str, tuple[str, FlagTable]]],
-                      FlagTable]:
+def _table() -> tuple[
+    dict[str, tuple[str, FlagTable]], dict[str, dict[str, tuple[str, FlagTable]]], FlagTable
+]:
     """(command -> (help, flags), group -> subcommand -> (help, flags), the global flags)."""
     from berth.cli import main
-    commands = {name: (cmd[4], main.load(cmd)[0]) for name, cmd in main.COMMANDS.items()
-                if name != "completion"}  # its argument is a shell: each script says so
-    groups = {g: {s: (cmd[4], main.load(cmd)[0]) for s, cmd in subs.items()}
-              for g, subs in main.GROUPS.items()}
+
+    commands = {
+        name: (cmd[4], main.load(cmd)[0])
+        for name, cmd in main.COMMANDS.items()
+        if name != "completion"
+    }  # its argument is a shell: each script says so
+    groups = {
+        g: {s: (cmd[4], main.load(cmd)[0]) for s, cmd in subs.items()}
+        for g, subs in main.GROUPS.items()
+    }
     return commands, groups, main.GLOBAL
 
 
 def _names(spec: FlagTable) -> list[str]:
-    return [n for f in spec.FLAGS for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short
-                                                                  else []))]
+    return [n for f in spec.FLAGS for n in ([f"--{f.long}"] + ([f"-{f.short}"] if f.short else []))]
 
 
 def bash() -> str:
     commands, groups, gspec = _table()
-    value_flags = [n for f in gspec.FLAGS if f.kind != "bool"
-                   for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])]
-    lines = ["# bash completion for berth (berth completion bash)",
-             "_berth() {",
-             '    local cur="${COMP_WORDS[COMP_CWORD]}" cmd="" sub="" words="" i w',
-             "    for ((i = 1; i < COMP_CWORD; i++)); do",
-             '        w="${COMP_WORDS[i]}"',
-             '        case "$w" in',
-             f'            {"|".join(value_flags)}) [[ -z "$cmd" ]] && ((i++)); continue ;;',
-             "            -*) continue ;;",
-             "        esac",
-             '        if [[ -z "$cmd" ]]; then cmd="$w"',
-             '        elif [[ -z "$sub" ]]; then sub="$w"; break',
-             "        fi",
-             "    done",
-             '    case "$cmd" in',
-             f'        "") if [[ "$cur" == -* ]]; then words="{" ".join(_names(gspec))}"; '
-             f'else words="{" ".join(list(commands) + list(groups) + ["completion"])}"; fi ;;']
+    value_flags = [
+        n
+        for f in gspec.FLAGS
+        if f.kind != "bool"
+        for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])
+    ]
+    lines = [
+        "# bash completion for berth (berth completion bash)",
+        "_berth() {",
+        '    local cur="${COMP_WORDS[COMP_CWORD]}" cmd="" sub="" words="" i w',
+        "    for ((i = 1; i < COMP_CWORD; i++)); do",
+        '        w="${COMP_WORDS[i]}"',
+        '        case "$w" in',
+        f'            {"|".join(value_flags)}) [[ -z "$cmd" ]] && ((i++)); continue ;;',
+        "            -*) continue ;;",
+        "        esac",
+        '        if [[ -z "$cmd" ]]; then cmd="$w"',
+        '        elif [[ -z "$sub" ]]; then sub="$w"; break',
+        "        fi",
+        "    done",
+        '    case "$cmd" in',
+        f'        "") if [[ "$cur" == -* ]]; then words="{" ".join(_names(gspec))}"; '
+        f'else words="{" ".join(list(commands) + list(groups) + ["completion"])}"; fi ;;',
+    ]
     for g, subs in groups.items():
         lines.append(f"        {g})")
         lines.append('            case "$sub" in')
@@ -65,14 +77,17 @@ def bash() -> str:
     for name, (_, spec) in commands.items():
         lines.append(f'        {name}) words="{" ".join(_names(spec))}" ;;')
     lines.append(f'        completion) words="{" ".join(SHELLS)}" ;;')
-    lines += ["    esac",
-              '    if [[ "$cur" != -* ]]; then',  # a command's arguments: files, as bash does
-              f'        case "$cmd" in ""|completion) ;; {"|".join(groups)}) [[ -z "$sub" ]] '
-              "|| return 0 ;; *) return 0 ;; esac",
-              "    fi",
-              '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
-              "}",
-              "complete -o default -F _berth berth", ""]
+    lines += [
+        "    esac",
+        '    if [[ "$cur" != -* ]]; then',  # a command's arguments: files, as bash does
+        f'        case "$cmd" in ""|completion) ;; {"|".join(groups)}) [[ -z "$sub" ]] '
+        "|| return 0 ;; *) return 0 ;; esac",
+        "    fi",
+        '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
+        "}",
+        "complete -o default -F _berth berth",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -82,54 +97,69 @@ def _zq(s: str) -> str:
 
 
 def _zsh_items(pairs: list[tuple[str, str]]) -> str:
-    return " ".join(_zq(n.replace(":", "\\:") + ":" + h.replace(":", "\\:"))
-                    for n, h in pairs)
+    return " ".join(_zq(n.replace(":", "\\:") + ":" + h.replace(":", "\\:")) for n, h in pairs)
 
 
 def _zsh_flags(spec: FlagTable) -> str:
-    return _zsh_items([(n, f.help) for f in spec.FLAGS
-                       for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])])
+    return _zsh_items(
+        [
+            (n, f.help)
+            for f in spec.FLAGS
+            for n in [f"--{f.long}"] + ([f"-{f.short}"] if f.short else [])
+        ]
+    )
 
 
 def zsh() -> str:
     commands, groups, gspec = _table()
-    top = ([(n, h) for n, (h, _) in commands.items()]
-           + [(g, f"Manage {g}s" if g != "system" else "Manage berth") for g in groups]
-           + [("completion", "Generate the autocompletion script for the specified shell")])
-    lines = ["#compdef berth", "# zsh completion for berth (berth completion zsh)",
-             "_berth() {", "    local -a items",
-             "    if (( CURRENT == 2 )); then",
-             '        if [[ "$PREFIX" == -* ]]; then',
-             f"            items=({_zsh_flags(gspec)})",
-             "        else",
-             f"            items=({_zsh_items(top)})",
-             "        fi",
-             "        _describe 'command' items",
-             "        return",
-             "    fi",
-             '    case "${words[2]}" in']
+    top = (
+        [(n, h) for n, (h, _) in commands.items()]
+        + [(g, f"Manage {g}s" if g != "system" else "Manage berth") for g in groups]
+        + [("completion", "Generate the autocompletion script for the specified shell")]
+    )
+    lines = [
+        "#compdef berth",
+        "# zsh completion for berth (berth completion zsh)",
+        "_berth() {",
+        "    local -a items",
+        "    if (( CURRENT == 2 )); then",
+        '        if [[ "$PREFIX" == -* ]]; then',
+        f"            items=({_zsh_flags(gspec)})",
+        "        else",
+        f"            items=({_zsh_items(top)})",
+        "        fi",
+        "        _describe 'command' items",
+        "        return",
+        "    fi",
+        '    case "${words[2]}" in',
+    ]
     for g, subs in groups.items():
-        lines += [f"        {g})",
-                  "            if (( CURRENT == 3 )); then",
-                  f"                items=({_zsh_items([(s, h) for s, (h, _) in subs.items()])})",
-                  "                _describe 'subcommand' items",
-                  "                return",
-                  "            fi",
-                  '            case "${words[3]}" in']
+        lines += [
+            f"        {g})",
+            "            if (( CURRENT == 3 )); then",
+            f"                items=({_zsh_items([(s, h) for s, (h, _) in subs.items()])})",
+            "                _describe 'subcommand' items",
+            "                return",
+            "            fi",
+            '            case "${words[3]}" in',
+        ]
         for s, (_, spec) in subs.items():
             lines.append(f"                {s}) items=({_zsh_flags(spec)}) ;;")
         lines += ["            esac ;;"]
     for name, (_, spec) in commands.items():
         lines.append(f"        {name}) items=({_zsh_flags(spec)}) ;;")
-    lines += [f"        completion) items=({' '.join(SHELLS)}) ;;",
-              "    esac",
-              '    if [[ "$PREFIX" == -* || "${words[2]}" == completion ]]; then',
-              "        _describe 'option' items",
-              "    else",
-              "        _files",
-              "    fi",
-              "}",
-              '_berth "$@"', ""]
+    lines += [
+        f"        completion) items=({' '.join(SHELLS)}) ;;",
+        "    esac",
+        '    if [[ "$PREFIX" == -* || "${words[2]}" == completion ]]; then',
+        "        _describe 'option' items",
+        "    else",
+        "        _files",
+        "    fi",
+        "}",
+        '_berth "$@"',
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -142,8 +172,7 @@ def _fish_flags(cond: str, spec: FlagTable) -> list[str]:
     for f in spec.FLAGS:
         short = f" -s {f.short}" if f.short else ""
         req = " -r" if f.kind != "bool" else ""
-        lines.append(f"complete -c berth -n {_fq(cond)}{short} -l {f.long}{req} "
-                     f"-d {_fq(f.help)}")
+        lines.append(f"complete -c berth -n {_fq(cond)}{short} -l {f.long}{req} -d {_fq(f.help)}")
     return lines
 
 
@@ -156,21 +185,27 @@ def fish() -> str:
     for g in groups:
         desc = f"Manage {g}s" if g != "system" else "Manage berth"
         lines.append(f"complete -c berth -f -n __fish_use_subcommand -a {g} -d {_fq(desc)}")
-    lines.append("complete -c berth -f -n __fish_use_subcommand -a completion "
-                 "-d 'Generate the autocompletion script for the specified shell'")
-    lines.append(f"complete -c berth -f -n '__fish_seen_subcommand_from completion' "
-                 f"-a '{' '.join(SHELLS)}'")
+    lines.append(
+        "complete -c berth -f -n __fish_use_subcommand -a completion "
+        "-d 'Generate the autocompletion script for the specified shell'"
+    )
+    lines.append(
+        f"complete -c berth -f -n '__fish_seen_subcommand_from completion' -a '{' '.join(SHELLS)}'"
+    )
     not_group = f"not __fish_seen_subcommand_from {' '.join(groups)}"
     for name, (_, spec) in commands.items():
         lines += _fish_flags(f"__fish_seen_subcommand_from {name}; and {not_group}", spec)
     for g, subs in groups.items():
         names = " ".join(subs)
         for s, (h, _) in subs.items():
-            lines.append(f"complete -c berth -f -n {_fq(f'__fish_seen_subcommand_from {g}; and not __fish_seen_subcommand_from {names}')} "  # noqa: E501
-                         f"-a {s} -d {_fq(h)}")
+            lines.append(
+                f"complete -c berth -f -n {_fq(f'__fish_seen_subcommand_from {g}; and not __fish_seen_subcommand_from {names}')} "  # noqa: E501
+                f"-a {s} -d {_fq(h)}"
+            )
         for s, (_, spec) in subs.items():
-            lines += _fish_flags(f"__fish_seen_subcommand_from {g}; and "
-                                 f"__fish_seen_subcommand_from {s}", spec)
+            lines += _fish_flags(
+                f"__fish_seen_subcommand_from {g}; and __fish_seen_subcommand_from {s}", spec
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -30,23 +30,29 @@ if TYPE_CHECKING:
 
 class ExecOptions(Options):
     INTERSPERSED = False
-    detach = boolean("detach", "d", help='Detached mode: Run command in the background')
-    env = strings("env", "e", help='Set environment variables')
-    index = integer("index", default=0, help="Index of the container if service has multiple "
-                                             "replicas")
-    no_TTY = boolean("no-TTY", "T", help="Disable pseudo-TTY allocation. By default `berth "
-                                         "compose exec` allocates a TTY.")
-    privileged = boolean("privileged", help='Give extended privileges to the process')
-    user = string("user", "u", default='', help='Run the command as this user')
-    workdir = string("workdir", "w", default='', help='Path to workdir directory for this command')
-    interactive = boolean("interactive", "i", default=True, help="Keep STDIN open even if not "
-                                                                 "attached")
+    detach = boolean("detach", "d", help="Detached mode: Run command in the background")
+    env = strings("env", "e", help="Set environment variables")
+    index = integer(
+        "index", default=0, help="Index of the container if service has multiple replicas"
+    )
+    no_TTY = boolean(
+        "no-TTY",
+        "T",
+        help="Disable pseudo-TTY allocation. By default `berth compose exec` allocates a TTY.",
+    )
+    privileged = boolean("privileged", help="Give extended privileges to the process")
+    user = string("user", "u", default="", help="Run the command as this user")
+    workdir = string("workdir", "w", default="", help="Path to workdir directory for this command")
+    interactive = boolean(
+        "interactive", "i", default=True, help="Keep STDIN open even if not attached"
+    )
 
 
 def cmd_exec(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if len(args) < 2:
         raise UsageError('"exec" requires at least 2 arguments.')
     from berth.cli import attach
+
     o = _orch(c, g)
     x = _one_container(o, args[0], opts.index)
     argv: list[str] = []
@@ -71,24 +77,26 @@ def cmd_exec(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 class RunOptions(Options):
     INTERSPERSED = False
-    detach = boolean("detach", "d", help='Run container in background and print container ID')
-    rm = boolean("rm", help='Automatically remove the container when it exits')
-    env = strings("env", "e", help='Set environment variables')
+    detach = boolean("detach", "d", help="Run container in background and print container ID")
+    rm = boolean("rm", help="Automatically remove the container when it exits")
+    env = strings("env", "e", help="Set environment variables")
     no_deps = boolean("no-deps", help="Don't start linked services")
-    no_TTY = boolean("no-TTY", "T", help='Disable pseudo-TTY allocation (default: auto-detected)')
-    name = string("name", default='', help='Assign a name to the container')
-    entrypoint = optional_string("entrypoint", help='Override the entrypoint of the image')
-    user = string("user", "u", default='', help='Run as specified username or uid')
-    workdir = string("workdir", "w", default='', help='Working directory inside the container')
-    service_ports = boolean("service-ports", help="Run command with all service's ports "
-                            "enabled and mapped to the host")
-    interactive = boolean("interactive", "i", default=True, help="Keep STDIN open even if not "
-                                                                 "attached")
-    build = boolean("build", help='Build image before starting container')
-    volume = strings("volume", "v", help='Bind mount a volume')
+    no_TTY = boolean("no-TTY", "T", help="Disable pseudo-TTY allocation (default: auto-detected)")
+    name = string("name", default="", help="Assign a name to the container")
+    entrypoint = optional_string("entrypoint", help="Override the entrypoint of the image")
+    user = string("user", "u", default="", help="Run as specified username or uid")
+    workdir = string("workdir", "w", default="", help="Working directory inside the container")
+    service_ports = boolean(
+        "service-ports", help="Run command with all service's ports enabled and mapped to the host"
+    )
+    interactive = boolean(
+        "interactive", "i", default=True, help="Keep STDIN open even if not attached"
+    )
+    build = boolean("build", help="Build image before starting container")
+    volume = strings("volume", "v", help="Bind mount a volume")
     publish = strings("publish", "p", help="Publish a container's port(s) to the host")
-    label = strings("label", "l", help='Add or override a label')
-    quiet_pull = boolean("quiet-pull", help='Pull without printing progress information')
+    label = strings("label", "l", help="Add or override a label")
+    quiet_pull = boolean("quiet-pull", help="Pull without printing progress information")
 
 
 def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -99,6 +107,7 @@ def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.compose import labels as L
     from berth.compose.orchestrator import UpOptions
     from berth.compose.spec import container_body, endpoint
+
     if not args:
         raise UsageError('"run" requires at least 1 argument.')
     o = _orch(c, g, (args[0],))
@@ -109,7 +118,7 @@ def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     deps = [d for d in o.project.order([name]) if d != name]
     if deps and not opts.no_deps:
         o.up(UpOptions(services=deps, no_recreate=True))
-        o.waiter.dependencies(svc, deps)   # the one-off waits on its conditions too
+        o.waiter.dependencies(svc, deps)  # the one-off waits on its conditions too
         o.ensure_networks([name])
         o.ensure_volumes([name])
     else:
@@ -119,6 +128,7 @@ def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     changes: dict[str, Any] = {"tty": tty, "stdin_open": True}
     if opts.entrypoint is not None:
         import shlex
+
         changes["entrypoint"] = tuple(shlex.split(opts.entrypoint))
     if opts.user:
         changes["user"] = opts.user
@@ -129,42 +139,64 @@ def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if opts.publish:
         from berth.compose.model import Port
         from berth.compose.normalize import parse_ports
+
         changes["ports"] = tuple(changes.get("ports", svc.ports)) + tuple(
-            Port(target=int(x["target"]), published=str(x.get("published") or ""),
-                 host_ip=str(x.get("host_ip") or ""), protocol=str(x["protocol"]))
-            for x in parse_ports(list(opts.publish), "--publish"))
+            Port(
+                target=int(x["target"]),
+                published=str(x.get("published") or ""),
+                host_ip=str(x.get("host_ip") or ""),
+                protocol=str(x["protocol"]),
+            )
+            for x in parse_ports(list(opts.publish), "--publish")
+        )
     if opts.volume:
         from pathlib import Path
 
         from berth.compose.model import Mount, MountType
         from berth.compose.normalize import parse_volume
+
         extra_mounts = []
         for v in opts.volume:
             m = parse_volume(v, Path(os.getcwd()), "--volume")
-            if m["type"] == "volume" and m.get("source") and \
-                    m["source"] not in o.project.volumes:
-                raise UsageError(f"invalid volume {v!r}: {m['source']} is not a volume of "
-                                 "the project")
-            extra_mounts.append(Mount(type=MountType(m["type"]), target=m["target"],
-                                      source=str(m.get("source") or ""),
-                                      read_only=bool(m.get("read_only", False))))
+            if m["type"] == "volume" and m.get("source") and m["source"] not in o.project.volumes:
+                raise UsageError(
+                    f"invalid volume {v!r}: {m['source']} is not a volume of the project"
+                )
+            extra_mounts.append(
+                Mount(
+                    type=MountType(m["type"]),
+                    target=m["target"],
+                    source=str(m.get("source") or ""),
+                    read_only=bool(m.get("read_only", False)),
+                )
+            )
         kept = [m for m in svc.mounts if m.target not in {x.target for x in extra_mounts}]
         changes["mounts"] = tuple(kept + extra_mounts)
     if opts.label:
-        changes["labels"] = {**svc.labels, **dict(
-            x.split("=", 1) if "=" in x else (x, "") for x in opts.label)}
+        changes["labels"] = {
+            **svc.labels,
+            **dict(x.split("=", 1) if "=" in x else (x, "") for x in opts.label),
+        }
     svc = dataclasses.replace(svc, **changes)
     image_id = o.image_id(svc, UpOptions(build=opts.build))
     cname = opts.name or L.oneoff_name(o.project, svc, secrets.token_hex(6))
-    extra = dict(e.split("=", 1) if "=" in e else (e, os.environ.get(e, ""))
-                 for e in opts.env)
-    body = container_body(o.project, svc, 1, image_id, cname, oneoff=True,
-                          command=args[1:] or None, extra_env=extra,
-                          container_of=o.container_of)
+    extra = dict(e.split("=", 1) if "=" in e else (e, os.environ.get(e, "")) for e in opts.env)
+    body = container_body(
+        o.project,
+        svc,
+        1,
+        image_id,
+        cname,
+        oneoff=True,
+        command=args[1:] or None,
+        extra_env=extra,
+        container_of=o.container_of,
+    )
     if svc.networks and not svc.network_mode:
         net = o.project.networks[svc.networks[0].name].name
-        body["NetworkingConfig"] = {"EndpointsConfig": {net: endpoint(svc, svc.networks[0].name,
-                                                                      cname)}}
+        body["NetworkingConfig"] = {
+            "EndpointsConfig": {net: endpoint(svc, svc.networks[0].name, cname)}
+        }
     body["AttachStdin"] = body["AttachStdout"] = body["AttachStderr"] = not opts.detach
     body["StdinOnce"] = not opts.detach
     if opts.rm:
@@ -179,10 +211,11 @@ def cmd_run(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class CpOptions(Options):
-    index = integer("index", default=0, help="Index of the container if service has multiple "
-                                             "replicas")
-    archive = boolean("archive", "a", help='Archive mode (copy all uid/gid information)')
-    follow_link = boolean("follow-link", "L", help='Always follow symbol link in SRC_PATH')
+    index = integer(
+        "index", default=0, help="Index of the container if service has multiple replicas"
+    )
+    archive = boolean("archive", "a", help="Archive mode (copy all uid/gid information)")
+    follow_link = boolean("follow-link", "L", help="Always follow symbol link in SRC_PATH")
 
 
 def cmd_cp(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -190,6 +223,7 @@ def cmd_cp(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if len(args) != 2:
         raise UsageError('"cp" requires exactly 2 arguments.')
     from berth.cli import cp
+
     o = _orch(c, g)
     conv = []
     for a in args:

@@ -38,18 +38,27 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every com
 if TYPE_CHECKING:
     from typing import Any
 
+
 class PsOptions(Options):
-    all = boolean("all", "a", help="Show all stopped containers (including those created by the "
-                                   "run command)")
-    quiet = boolean("quiet", "q", help='Only display IDs')
-    services = boolean("services", help='Display services')
-    status = strings("status", help="Filter services by status. Values: [paused | restarting | "
-                                    "removing | running | dead | created | exited]")
-    format = string("format", default='table', help="Format output using a custom template: "
-                                                    '"table", "json", "TEMPLATE" (a Go template)')
+    all = boolean(
+        "all", "a", help="Show all stopped containers (including those created by the run command)"
+    )
+    quiet = boolean("quiet", "q", help="Only display IDs")
+    services = boolean("services", help="Display services")
+    status = strings(
+        "status",
+        help="Filter services by status. Values: [paused | restarting | "
+        "removing | running | dead | created | exited]",
+    )
+    format = string(
+        "format",
+        default="table",
+        help='Format output using a custom template: "table", "json", "TEMPLATE" (a Go template)',
+    )
     no_trunc = boolean("no-trunc", help="Don't truncate output")
-    orphans = string("orphans", default='true', help="Include orphaned services (not declared by "
-                                                     "project)")
+    orphans = string(
+        "orphans", default="true", help="Include orphaned services (not declared by project)"
+    )
 
 
 def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -57,6 +66,7 @@ def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
     from berth.compose import labels as L
     from berth.units import human_duration
+
     o = _orch(c, g, by_name=True)
     found = o.containers(args or None, all=bool(opts.all or opts.status))
     if opts.all:
@@ -74,15 +84,33 @@ def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
             out(s)
         return 0
     now = time.time()
-    rows = [{"ID": x.id[:12] if not opts.no_trunc else x.id, "Name": x.name,
-             "Image": x.image, "Command": f'"{x.command}"', "Project": o.project.name,
-             "Service": x.label(L.SERVICE), "Created": f"{human_duration(now - x.created)} ago",
-             "State": x.state, "Status": x.status, "Ports": _ports(x.ports),
-             "ExitCode": 0} for x in found]
+    rows = [
+        {
+            "ID": x.id[:12] if not opts.no_trunc else x.id,
+            "Name": x.name,
+            "Image": x.image,
+            "Command": f'"{x.command}"',
+            "Project": o.project.name,
+            "Service": x.label(L.SERVICE),
+            "Created": f"{human_duration(now - x.created)} ago",
+            "State": x.state,
+            "Status": x.status,
+            "Ports": _ports(x.ports),
+            "ExitCode": 0,
+        }
+        for x in found
+    ]
     from berth.cli import fmt
-    cols = [("NAME", "Name"), ("IMAGE", "Image"), ("COMMAND", "Command"),
-            ("SERVICE", "Service"), ("CREATED", "Created"), ("STATUS", "Status"),
-            ("PORTS", "Ports")]
+
+    cols = [
+        ("NAME", "Name"),
+        ("IMAGE", "Image"),
+        ("COMMAND", "Command"),
+        ("SERVICE", "Service"),
+        ("CREATED", "Created"),
+        ("STATUS", "Status"),
+        ("PORTS", "Ports"),
+    ]
     labels = {x.id[:12] if not opts.no_trunc else x.id: x.labels for x in found}
     # table, json (one object a line) or a Go template, as docker compose ps takes
     fmt.render([fmt.Row(r, labels.get(r["ID"])) for r in rows], opts.format, cols)
@@ -90,22 +118,28 @@ def cmd_ps(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class LogsOptions(Options):
-    follow = boolean("follow", "f", help='Follow log output')
-    tail = string("tail", "n", default='all', help="Number of lines to show from the end of the "
-                                                   "logs for each container")
-    timestamps = boolean("timestamps", "t", help='Show timestamps')
-    no_color = boolean("no-color", help='Produce monochrome output')
+    follow = boolean("follow", "f", help="Follow log output")
+    tail = string(
+        "tail",
+        "n",
+        default="all",
+        help="Number of lines to show from the end of the logs for each container",
+    )
+    timestamps = boolean("timestamps", "t", help="Show timestamps")
+    no_color = boolean("no-color", help="Produce monochrome output")
     no_log_prefix = boolean("no-log-prefix", help="Don't print prefix in logs")
-    since = string("since", default='', help='Show logs since timestamp or relative')
-    until = string("until", default='', help='Show logs before a timestamp or relative')
-    index = integer("index", default=0, help="index of the container if service has multiple "
-                                             "replicas")
+    since = string("since", default="", help="Show logs since timestamp or relative")
+    until = string("until", default="", help="Show logs before a timestamp or relative")
+    index = integer(
+        "index", default=0, help="index of the container if service has multiple replicas"
+    )
 
 
 def cmd_logs(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     import threading
 
     from berth.compose import labels as L
+
     o = _orch(c, g, by_name=True)
     found = o.containers(args or None)
     if opts.index:
@@ -119,16 +153,25 @@ def cmd_logs(c: Client, g: Any, opts: Any, args: list[str]) -> int:
         if colour and prefix:
             prefix = f"\x1b[{31 + i % 6}m{prefix}\x1b[0m"
         st = o.engine.inspect(x.id)
-        _stream_lines(o.engine.logs(x.id, follow=opts.follow, tail=opts.tail,
-                                    timestamps=opts.timestamps, tty=st.tty,
-                                    since=opts.since, until=opts.until), prefix, lock)
+        _stream_lines(
+            o.engine.logs(
+                x.id,
+                follow=opts.follow,
+                tail=opts.tail,
+                timestamps=opts.timestamps,
+                tty=st.tty,
+                since=opts.since,
+                until=opts.until,
+            ),
+            prefix,
+            lock,
+        )
 
     if not opts.follow:
         for i, x in enumerate(found):
             one(i, x)
         return 0
-    threads = [threading.Thread(target=one, args=(i, x), daemon=True)
-               for i, x in enumerate(found)]
+    threads = [threading.Thread(target=one, args=(i, x), daemon=True) for i, x in enumerate(found)]
     for t in threads:
         t.start()
     try:
@@ -140,23 +183,30 @@ def cmd_logs(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class LsOptions(Options):
-    all = boolean("all", "a", help='Show all stopped Compose projects')
-    quiet = boolean("quiet", "q", help='Only display project names')
-    format = string("format", default='table', help='Format the output. Values: [table | json]')
-    filter = strings("filter", help='Filter output based on conditions provided')
+    all = boolean("all", "a", help="Show all stopped Compose projects")
+    quiet = boolean("quiet", "q", help="Only display project names")
+    format = string("format", default="table", help="Format the output. Values: [table | json]")
+    filter = strings("filter", help="Filter output based on conditions provided")
 
 
 def cmd_ls(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.compose import labels as L
     from berth.compose.engine import Engine
+
     found = Engine(c).containers([L.PROJECT], all=bool(opts.all))
     projects: dict[str, dict[str, Any]] = {}
     for x in found:
         p = projects.setdefault(x.label(L.PROJECT), {"states": {}, "files": ""})
         p["states"][x.state] = p["states"].get(x.state, 0) + 1
         p["files"] = p["files"] or x.label(L.CONFIG_FILES)
-    rows = [{"Name": n, "Status": ", ".join(f"{s}({k})" for s, k in sorted(p["states"].items())),
-             "ConfigFiles": p["files"]} for n, p in sorted(projects.items())]
+    rows = [
+        {
+            "Name": n,
+            "Status": ", ".join(f"{s}({k})" for s, k in sorted(p["states"].items())),
+            "ConfigFiles": p["files"],
+        }
+        for n, p in sorted(projects.items())
+    ]
     if opts.filter:
         for f in opts.filter:
             k, _, v = f.partition("=")
@@ -168,6 +218,7 @@ def cmd_ls(c: Client, g: Any, opts: Any, args: list[str]) -> int:
         return 0
     if opts.format == "json":
         import json
+
         out(json.dumps(rows))
         return 0
     _table([("NAME", "Name"), ("STATUS", "Status"), ("CONFIG FILES", "ConfigFiles")], rows)
@@ -176,16 +227,18 @@ def cmd_ls(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 class VersionOptions(Options):
     short = boolean("short", help="Shows only Compose's version number")
-    format = string("format", "f", default='', help='Format the output. Values: [pretty | json]')
+    format = string("format", "f", default="", help="Format the output. Values: [pretty | json]")
 
 
 def cmd_version(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth import __version__
     from berth.compose.labels import COMPOSE_VERSION
+
     if opts.short:
         out(COMPOSE_VERSION)
     elif opts.format == "json":
         import json
+
         out(json.dumps({"version": f"v{COMPOSE_VERSION}", "berth": __version__}))
     else:
         out(f"berth compose version v{COMPOSE_VERSION} (berth {__version__})")
@@ -197,16 +250,19 @@ def cmd_top(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     for x in o.containers(args or None, all=False):
         titles, procs = o.engine.top(x.id)
         out(x.name)
-        _table([(t, str(i)) for i, t in enumerate(titles)],
-               [{str(i): v for i, v in enumerate(p)} for p in procs])
+        _table(
+            [(t, str(i)) for i, t in enumerate(titles)],
+            [{str(i): v for i, v in enumerate(p)} for p in procs],
+        )
         out()
     return 0
 
 
 class PortOptions(Options):
-    protocol = string("protocol", default='tcp', help='tcp or udp')
-    index = integer("index", default=0, help="Index of the container if service has multiple "
-                                             "replicas")
+    protocol = string("protocol", default="tcp", help="tcp or udp")
+    index = integer(
+        "index", default=0, help="Index of the container if service has multiple replicas"
+    )
 
 
 def cmd_port(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -223,37 +279,56 @@ def cmd_port(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class ImagesOptions(Options):
-    quiet = boolean("quiet", "q", help='Only display IDs')
-    format = string("format", default='table', help='Format the output. Values: [table | json]')
+    quiet = boolean("quiet", "q", help="Only display IDs")
+    format = string("format", default="table", help="Format the output. Values: [table | json]")
 
 
 def cmd_images(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.compose import labels as L
     from berth.units import human_size
+
     o = _orch(c, g, by_name=True)
     rows = []
     for x in o.containers(args or None):
         img = o.engine.image(x.label(L.IMAGE) or x.image)
-        repo, _, tag = x.image.rpartition(":") if ":" in x.image.rsplit("/", 1)[-1] else (
-            x.image, "", "latest")
-        rows.append({"ContainerName": x.name, "Repository": repo or x.image, "Tag": tag,
-                     "ID": (img.id if img else "").removeprefix("sha256:")[:12],
-                     "Size": human_size(img.size) if img else ""})
+        repo, _, tag = (
+            x.image.rpartition(":")
+            if ":" in x.image.rsplit("/", 1)[-1]
+            else (x.image, "", "latest")
+        )
+        rows.append(
+            {
+                "ContainerName": x.name,
+                "Repository": repo or x.image,
+                "Tag": tag,
+                "ID": (img.id if img else "").removeprefix("sha256:")[:12],
+                "Size": human_size(img.size) if img else "",
+            }
+        )
     if opts.quiet:
         for r in dict.fromkeys(r["ID"] for r in rows):
             out(r)
         return 0
     if opts.format == "json":
         import json
+
         out(json.dumps(rows))
         return 0
-    _table([("CONTAINER", "ContainerName"), ("REPOSITORY", "Repository"), ("TAG", "Tag"),
-            ("IMAGE ID", "ID"), ("SIZE", "Size")], rows)
+    _table(
+        [
+            ("CONTAINER", "ContainerName"),
+            ("REPOSITORY", "Repository"),
+            ("TAG", "Tag"),
+            ("IMAGE ID", "ID"),
+            ("SIZE", "Size"),
+        ],
+        rows,
+    )
     return 0
 
 
 class WaitOptions(Options):
-    down_project = boolean("down-project", help='Drops project when the first container stops')
+    down_project = boolean("down-project", help="Drops project when the first container stops")
 
 
 def cmd_wait(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -271,10 +346,10 @@ def cmd_wait(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class BuildOptions(Options):
-    no_cache = boolean("no-cache", help='Do not use cache when building the image')
-    pull = boolean("pull", help='Always attempt to pull a newer version of the image')
+    no_cache = boolean("no-cache", help="Do not use cache when building the image")
+    pull = boolean("pull", help="Always attempt to pull a newer version of the image")
     quiet = boolean("quiet", "q", help="Don't print anything to STDOUT")
-    build_arg = strings("build-arg", help='Set build-time variables for services')
+    build_arg = strings("build-arg", help="Set build-time variables for services")
 
 
 def cmd_build(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -287,14 +362,16 @@ def cmd_build(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class PullOptions(Options):
-    ignore_pull_failures = boolean("ignore-pull-failures", help="Pull what it can and ignores "
-                                                                "images with pull failures")
-    quiet = boolean("quiet", "q", help='Pull without printing progress information')
-    ignore_buildable = boolean("ignore-buildable", help='Ignore images that can be built')
+    ignore_pull_failures = boolean(
+        "ignore-pull-failures", help="Pull what it can and ignores images with pull failures"
+    )
+    quiet = boolean("quiet", "q", help="Pull without printing progress information")
+    ignore_buildable = boolean("ignore-buildable", help="Ignore images that can be built")
 
 
 def cmd_pull(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.errors import BerthError
+
     o = _orch(c, g, tuple(args))
     for n in o.project.order(args or None):
         svc = o.project.services[n]
@@ -305,18 +382,20 @@ def cmd_pull(c: Client, g: Any, opts: Any, args: list[str]) -> int:
         except BerthError as e:
             if not opts.ignore_pull_failures:
                 raise
-            _warn(str(e))   # as docker compose: reported, and the exit code stays 0
+            _warn(str(e))  # as docker compose: reported, and the exit code stays 0
     return 0
 
 
 class PushOptions(Options):
-    ignore_push_failures = boolean("ignore-push-failures", help="Push what it can and ignores "
-                                                                "images with push failures")
-    quiet = boolean("quiet", "q", help='Push without printing progress information')
+    ignore_push_failures = boolean(
+        "ignore-push-failures", help="Push what it can and ignores images with push failures"
+    )
+    quiet = boolean("quiet", "q", help="Push without printing progress information")
 
 
 def cmd_push(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     from berth.errors import BerthError
+
     o = _orch(c, g, tuple(args))
     for n in o.project.order(args or None):
         svc = o.project.services[n]
@@ -337,13 +416,14 @@ def cmd_push(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class EventsOptions(Options):
-    json = boolean("json", help='Output events as a stream of json objects')
+    json = boolean("json", help="Output events as a stream of json objects")
 
 
 def cmd_events(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     import json
 
     from berth.compose import labels as L
+
     o = _orch(c, g)
     try:
         for ev in o.engine.events([f"{L.PROJECT}={o.project.name}"]):
@@ -352,12 +432,23 @@ def cmd_events(c: Client, g: Any, opts: Any, args: list[str]) -> int:
             if args and service not in args:
                 continue
             if opts.json:
-                out(json.dumps({"time": ev.get("time"), "type": ev.get("Type"),
-                                "action": ev.get("Action"), "id": (ev.get("Actor") or {}).get(
-                                    "ID"), "service": service, "attributes": attrs}))
+                out(
+                    json.dumps(
+                        {
+                            "time": ev.get("time"),
+                            "type": ev.get("Type"),
+                            "action": ev.get("Action"),
+                            "id": (ev.get("Actor") or {}).get("ID"),
+                            "service": service,
+                            "attributes": attrs,
+                        }
+                    )
+                )
             else:
-                out(f"{ev.get('time')} {ev.get('Type')} {ev.get('Action')} "
-                    f"{(ev.get('Actor') or {}).get('ID', '')} ({attrs.get('name', '')})")
+                out(
+                    f"{ev.get('time')} {ev.get('Type')} {ev.get('Action')} "
+                    f"{(ev.get('Actor') or {}).get('ID', '')} ({attrs.get('name', '')})"
+                )
             sys.stdout.flush()
     except KeyboardInterrupt:
         return 130

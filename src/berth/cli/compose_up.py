@@ -25,38 +25,60 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every com
 if TYPE_CHECKING:
     from typing import Any
 
+
 class ComposeUpOptions(Options):
-    detach = boolean("detach", "d", help='Detached mode: Run containers in the background')
-    build = boolean("build", help='Build images before starting containers')
+    detach = boolean("detach", "d", help="Detached mode: Run containers in the background")
+    build = boolean("build", help="Build images before starting containers")
     no_build = boolean("no-build", help="Don't build an image, even if it's policy")
-    pull = string("pull", default='', help='Pull image before running ("always"|"missing"|"never")')
-    force_recreate = boolean("force-recreate", help="Recreate containers even if their "
-                                                    "configuration and image haven't changed")
+    pull = string("pull", default="", help='Pull image before running ("always"|"missing"|"never")')
+    force_recreate = boolean(
+        "force-recreate",
+        help="Recreate containers even if their configuration and image haven't changed",
+    )
     no_recreate = boolean("no-recreate", help="If containers already exist, don't recreate them")
     no_deps = boolean("no-deps", help="Don't start linked services")
     no_start = boolean("no-start", help="Don't start the services after creating them")
-    remove_orphans = boolean("remove-orphans", help="Remove containers for services not defined "
-                                                    "in the Compose file")
-    scale = strings("scale", help="Scale SERVICE to NUM instances. Overrides the `scale` setting "
-                                  "in the Compose file if present")
-    wait = boolean("wait", help='Wait for services to be running|healthy. Implies detached mode')
-    wait_timeout = integer("wait-timeout", default=0, help="Maximum duration in seconds to wait "
-                                                           "for the project to be running|healthy")
-    timeout = optional_integer("timeout", "t", help="Use this timeout in seconds for container "
-                                                    "shutdown when attached or when containers "
-                                                    "are already running")
-    abort_on_container_exit = boolean("abort-on-container-exit", help="Stops all containers if "
-                                                                      "any container was stopped. "
-                                                                      "Incompatible with -d")
-    exit_code_from = string("exit-code-from", default='', help="Return the exit code of the "
-                                                               "selected service container. "
-                                                               "Implies --abort-on-container-exit")
-    no_color = boolean("no-color", help='Produce monochrome output')
+    remove_orphans = boolean(
+        "remove-orphans", help="Remove containers for services not defined in the Compose file"
+    )
+    scale = strings(
+        "scale",
+        help="Scale SERVICE to NUM instances. Overrides the `scale` setting "
+        "in the Compose file if present",
+    )
+    wait = boolean("wait", help="Wait for services to be running|healthy. Implies detached mode")
+    wait_timeout = integer(
+        "wait-timeout",
+        default=0,
+        help="Maximum duration in seconds to wait for the project to be running|healthy",
+    )
+    timeout = optional_integer(
+        "timeout",
+        "t",
+        help="Use this timeout in seconds for container "
+        "shutdown when attached or when containers "
+        "are already running",
+    )
+    abort_on_container_exit = boolean(
+        "abort-on-container-exit",
+        help="Stops all containers if any container was stopped. Incompatible with -d",
+    )
+    exit_code_from = string(
+        "exit-code-from",
+        default="",
+        help="Return the exit code of the "
+        "selected service container. "
+        "Implies --abort-on-container-exit",
+    )
+    no_color = boolean("no-color", help="Produce monochrome output")
     no_log_prefix = boolean("no-log-prefix", help="Don't print prefix in logs")
-    timestamps = boolean("timestamps", help='Show timestamps')
-    quiet_pull = boolean("quiet-pull", help='Pull without printing progress information')
-    watch = boolean("watch", "w", help="Watch source code and rebuild/refresh containers when "
-                                       "files are updated.")
+    timestamps = boolean("timestamps", help="Show timestamps")
+    quiet_pull = boolean("quiet-pull", help="Pull without printing progress information")
+    watch = boolean(
+        "watch",
+        "w",
+        help="Watch source code and rebuild/refresh containers when files are updated.",
+    )
 
 
 def _up_options(opts: object, args: list[str]) -> Any:
@@ -65,6 +87,7 @@ def _up_options(opts: object, args: list[str]) -> Any:
 
     def get(name: str) -> Any:
         return getattr(opts, name, None)
+
     scale = {}
     for s in get("scale") or []:
         name, eq, num = s.partition("=")
@@ -75,12 +98,21 @@ def _up_options(opts: object, args: list[str]) -> Any:
         raise UsageError("--force-recreate and --no-recreate are incompatible")
     if get("build") and get("no_build"):
         raise UsageError("--build and --no-build are incompatible")
-    return Plan(services=list(args), force_recreate=bool(get("force_recreate")),
-                no_recreate=bool(get("no_recreate")), no_deps=bool(get("no_deps")),
-                no_start=bool(get("no_start")), remove_orphans=bool(get("remove_orphans")),
-                build=bool(get("build")), no_build=bool(get("no_build")),
-                pull=get("pull") or "", scale=scale, wait=bool(get("wait")),
-                wait_timeout=float(get("wait_timeout") or 0), timeout=_timeout(opts))
+    return Plan(
+        services=list(args),
+        force_recreate=bool(get("force_recreate")),
+        no_recreate=bool(get("no_recreate")),
+        no_deps=bool(get("no_deps")),
+        no_start=bool(get("no_start")),
+        remove_orphans=bool(get("remove_orphans")),
+        build=bool(get("build")),
+        no_build=bool(get("no_build")),
+        pull=get("pull") or "",
+        scale=scale,
+        wait=bool(get("wait")),
+        wait_timeout=float(get("wait_timeout") or 0),
+        timeout=_timeout(opts),
+    )
 
 
 def cmd_up(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -93,10 +125,12 @@ def cmd_up(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     watcher = None
     if opts.watch:
         from berth.compose.watch import Watcher
+
         watcher = Watcher(o, list(args), lambda m: err(m))
     o.up(up)
     if watcher is not None:
         import threading
+
         stop = threading.Event()
         t = threading.Thread(target=watcher.run, args=(stop.is_set,), daemon=True)
         t.start()
@@ -116,6 +150,7 @@ def cmd_up_remembered(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     """A plain `up -d`, as cmd_up runs it, that then remembers what it converged on for the
     next one's fast path (compose.upcache)."""
     from berth.cli.compose_common import _up_cache_entry, load_noted
+
     project, inputs, warnings = load_noted(g)
     o = _orch(c, g, project=project)
     o.up(_up_options(opts, args))
@@ -123,6 +158,7 @@ def cmd_up_remembered(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     if path is not None:
         from berth.compose.labels import config_hash
         from berth.compose.upcache import save
+
         save(path, inputs, project, warnings, config_hash)
     return 0
 
@@ -134,9 +170,13 @@ def _attached(c: Client, o: Any, names: list[str], opts: Any) -> int:
     import threading
 
     from berth.compose import labels as L
-    containers = [x for x in o.containers(names)
-                  if o.project.services.get(x.label(L.SERVICE)) is None
-                  or o.project.services[x.label(L.SERVICE)].attach]
+
+    containers = [
+        x
+        for x in o.containers(names)
+        if o.project.services.get(x.label(L.SERVICE)) is None
+        or o.project.services[x.label(L.SERVICE)].attach
+    ]
     width = max((len(x.name) for x in containers), default=0)
     colour = sys.stdout.isatty() and not opts.no_color
     lock = threading.Lock()
@@ -148,17 +188,20 @@ def _attached(c: Client, o: Any, names: list[str], opts: Any) -> int:
             prefix = f"\x1b[{31 + idx % 6}m{prefix}\x1b[0m"
         try:
             st = o.engine.inspect(cid)
-            _stream_lines(o.engine.logs(cid, follow=True, tail="all",
-                                        timestamps=bool(opts.timestamps), tty=st.tty),
-                          prefix, lock)
+            _stream_lines(
+                o.engine.logs(
+                    cid, follow=True, tail="all", timestamps=bool(opts.timestamps), tty=st.tty
+                ),
+                prefix,
+                lock,
+            )
         except Exception:  # noqa: BLE001 - a container gone mid-stream ends its stream
             pass
         ended.put((cid, service))
 
     threads = []
     for i, x in enumerate(containers):
-        t = threading.Thread(target=follow, args=(i, x.id, x.name, x.label(L.SERVICE)),
-                             daemon=True)
+        t = threading.Thread(target=follow, args=(i, x.id, x.name, x.label(L.SERVICE)), daemon=True)
         t.start()
         threads.append(t)
     code = 0
@@ -172,7 +215,8 @@ def _attached(c: Client, o: Any, names: list[str], opts: Any) -> int:
                 sys.stdout.write(f"{st.name} exited with code {st.exit_code}\n")
                 sys.stdout.flush()
             if opts.exit_code_from == service or (
-                    not opts.exit_code_from and opts.abort_on_container_exit):
+                not opts.exit_code_from and opts.abort_on_container_exit
+            ):
                 code = st.exit_code
             if opts.abort_on_container_exit:
                 err("Aborting on container exit...")
@@ -205,25 +249,39 @@ def cmd_create(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class DownOptions(Options):
-    volumes = boolean("volumes", "v", help='Remove named volumes declared in the "volumes" '
-                                           "section of the Compose file and anonymous volumes "
-                                           "attached to containers")
-    remove_orphans = boolean("remove-orphans", help="Remove containers for services not defined "
-                                                    "in the Compose file")
-    rmi = string("rmi", default='', help='Remove images used by services. "local" remove only '
-                                         'images that don\'t have a custom tag ("local"|"all")')
-    timeout = optional_integer("timeout", "t", help='Specify a shutdown timeout in seconds')
+    volumes = boolean(
+        "volumes",
+        "v",
+        help='Remove named volumes declared in the "volumes" '
+        "section of the Compose file and anonymous volumes "
+        "attached to containers",
+    )
+    remove_orphans = boolean(
+        "remove-orphans", help="Remove containers for services not defined in the Compose file"
+    )
+    rmi = string(
+        "rmi",
+        default="",
+        help='Remove images used by services. "local" remove only '
+        'images that don\'t have a custom tag ("local"|"all")',
+    )
+    timeout = optional_integer("timeout", "t", help="Specify a shutdown timeout in seconds")
 
 
 def cmd_down(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     o = _orch(c, g, by_name=True)
-    o.down(volumes=opts.volumes, remove_orphans=opts.remove_orphans,
-           timeout=_timeout(opts), rmi=opts.rmi, services=args)
+    o.down(
+        volumes=opts.volumes,
+        remove_orphans=opts.remove_orphans,
+        timeout=_timeout(opts),
+        rmi=opts.rmi,
+        services=args,
+    )
     return 0
 
 
 class TimeoutOptions(Options):
-    timeout = optional_integer("timeout", "t", help='Specify a shutdown timeout in seconds')
+    timeout = optional_integer("timeout", "t", help="Specify a shutdown timeout in seconds")
 
 
 def cmd_stop(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -242,9 +300,10 @@ def cmd_start(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class KillOptions(Options):
-    signal = string("signal", "s", default='SIGKILL', help='SIGNAL to send to the container')
-    remove_orphans = boolean("remove-orphans", help="Remove containers for services not defined "
-                                                    "in the Compose file")
+    signal = string("signal", "s", default="SIGKILL", help="SIGNAL to send to the container")
+    remove_orphans = boolean(
+        "remove-orphans", help="Remove containers for services not defined in the Compose file"
+    )
 
 
 def cmd_kill(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -264,8 +323,8 @@ def cmd_unpause(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 class RmOptions(Options):
     force = boolean("force", "f", help="Don't ask to confirm removal")
-    stop = boolean("stop", "s", help='Stop the containers, if required, before removing')
-    volumes = boolean("volumes", "v", help='Remove any anonymous volumes attached to containers')
+    stop = boolean("stop", "s", help="Stop the containers, if required, before removing")
+    volumes = boolean("volumes", "v", help="Remove any anonymous volumes attached to containers")
 
 
 def cmd_rm(c: Client, g: Any, opts: Any, args: list[str]) -> int:
@@ -276,8 +335,9 @@ def cmd_rm(c: Client, g: Any, opts: Any, args: list[str]) -> int:
         err("No stopped containers")
         return 0
     if not opts.force and sys.stdin.isatty():
-        sys.stderr.write(f"Going to remove {', '.join(x.name for x in doomed)}\n"
-                         "? Are you sure? [yN] ")
+        sys.stderr.write(
+            f"Going to remove {', '.join(x.name for x in doomed)}\n? Are you sure? [yN] "
+        )
         sys.stderr.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
@@ -286,14 +346,15 @@ def cmd_rm(c: Client, g: Any, opts: Any, args: list[str]) -> int:
 
 
 class WatchOptions(Options):
-    no_up = boolean("no-up", help='Do not build & start services before watching')
-    quiet = boolean("quiet", help='hide build output')
-    prune = boolean("prune", default=True, help='Prune dangling images on rebuild')
+    no_up = boolean("no-up", help="Do not build & start services before watching")
+    quiet = boolean("quiet", help="hide build output")
+    prune = boolean("prune", default=True, help="Prune dangling images on rebuild")
 
 
 def cmd_watch(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     """Applies the services' `develop.watch` rules as files change, until Ctrl-C."""
     from berth.compose.watch import Watcher
+
     o = _orch(c, g, tuple(args))
     watcher = Watcher(o, list(args), lambda m: err(m))
     if not opts.no_up:
@@ -303,4 +364,3 @@ def cmd_watch(c: Client, g: Any, opts: Any, args: list[str]) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-

@@ -16,9 +16,27 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 # states that end an object's work; the others are in progress
-DONE = frozenset({"Created", "Started", "Healthy", "Running", "Removed", "Stopped", "Exited",
-                  "Built", "Pulled", "Recreated", "Killed", "Paused", "Unpaused", "Pushed",
-                  "Pull complete", "Already exists", "Download complete"})
+DONE = frozenset(
+    {
+        "Created",
+        "Started",
+        "Healthy",
+        "Running",
+        "Removed",
+        "Stopped",
+        "Exited",
+        "Built",
+        "Pulled",
+        "Recreated",
+        "Killed",
+        "Paused",
+        "Unpaused",
+        "Pushed",
+        "Pull complete",
+        "Already exists",
+        "Download complete",
+    }
+)
 FAILED = frozenset({"Error"})
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -27,15 +45,14 @@ class Progress:
     """A callback for the orchestrator: `progress(kind, name, state)`. `mode` is `tty`,
     `plain` or `quiet`. Layers of a pull (kind "Layer") show only in a terminal."""
 
-    def __init__(self, out: TextIO, mode: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, out: TextIO, mode: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out
         self.mode = mode
         self.clock = clock
         # (kind, name) -> [state, started, ended or None]
         self.rows: dict[tuple[str, str], tuple[str, float, float | None]] = {}
         self.drawn = 0
-        self.lock = threading.Lock()   # services converge in threads
+        self.lock = threading.Lock()  # services converge in threads
 
     def __call__(self, kind: str, name: str, state: str) -> None:
         if self.mode == "quiet":

@@ -35,7 +35,7 @@ def cmd_port(c: Client, opts: Options, args: list[str]) -> int:
             lines.append(f"{ip}:{b['HostPort']}" if want else f"{key} -> {ip}:{b['HostPort']}")
     if want and not lines:
         raise BerthError(f"No public port '{want}' published for {args[0]}")
-    for line in sorted(lines, key=_natural):   # the docker CLI's order (sortorder.NaturalLess)
+    for line in sorted(lines, key=_natural):  # the docker CLI's order (sortorder.NaturalLess)
         out(line)
     return 0
 
@@ -61,14 +61,19 @@ def _natural(s: str) -> list[tuple[int, int, str]]:
 class LogsOptions(Options):
     follow = boolean("follow", "f", help="Follow log output")
     timestamps = boolean("timestamps", "t", help="Show timestamps")
-    tail = string("tail", "n", default="all",
-                  help="Number of lines to show from the end of the logs")
-    since = string("since",
-                   help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
-                        "(e.g. \"42m\" for 42 minutes)")
-    until = string("until",
-                   help="Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative "
-                        "(e.g. \"42m\" for 42 minutes)")
+    tail = string(
+        "tail", "n", default="all", help="Number of lines to show from the end of the logs"
+    )
+    since = string(
+        "since",
+        help='Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative '
+        '(e.g. "42m" for 42 minutes)',
+    )
+    until = string(
+        "until",
+        help='Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative '
+        '(e.g. "42m" for 42 minutes)',
+    )
     details = boolean("details", help="Show extra details provided to logs")
 
 
@@ -81,9 +86,16 @@ def cmd_logs(c: Client, opts: LogsOptions, args: list[str]) -> int:
         until = fmt.parse_time(opts.until) if opts.until else None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    r = c.container_logs(info["Id"], follow=opts.follow, timestamps=opts.timestamps,
-                         tail=opts.tail, since=since, until=until)
+    r = c.container_logs(
+        info["Id"],
+        follow=opts.follow,
+        timestamps=opts.timestamps,
+        tail=opts.tail,
+        since=since,
+        until=until,
+    )
     from berth.cli.attach import _pump_output
+
     _pump_output(r, bool(info["Config"]["Tty"]))
     return 0
 
@@ -99,6 +111,7 @@ def cmd_stop(c: Client, opts: StopOptions, args: list[str]) -> int:
 
     def stop(name: str) -> None:
         c.stop_container(name, timeout=t, signal=opts.signal)
+
     return _each(c, args, "stop", stop, "stop")
 
 
@@ -107,6 +120,7 @@ def cmd_restart(c: Client, opts: StopOptions, args: list[str]) -> int:
 
     def restart(name: str) -> None:
         c.restart_container(name, timeout=t, signal=opts.signal)
+
     return _each(c, args, "restart", restart, "restart")
 
 
@@ -117,6 +131,7 @@ class KillOptions(Options):
 def cmd_kill(c: Client, opts: KillOptions, args: list[str]) -> int:
     def kill(name: str) -> None:
         c.kill_container(name, opts.signal)
+
     return _each(c, args, "kill", kill, "kill")
 
 
@@ -129,6 +144,7 @@ class RmOptions(Options):
 def cmd_rm(c: Client, opts: RmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
         c.remove_container(name, force=opts.force, volumes=opts.volumes, link=opts.link)
+
     return _each(c, args, "rm", rm, "remove")
 
 
@@ -154,7 +170,7 @@ def cmd_rename(c: Client, opts: Options, args: list[str]) -> int:
 
 class ContainerPruneOptions(Options):
     force = boolean("force", "f", help="Do not prompt for confirmation")
-    filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")
+    filter = strings("filter", help='Provide filter values (e.g. "until=<timestamp>")')
 
 
 def cmd_container_prune(c: Client, opts: ContainerPruneOptions, args: list[str]) -> int:
@@ -171,8 +187,9 @@ def cmd_container_prune(c: Client, opts: ContainerPruneOptions, args: list[str])
 
 class UpdateOptions(Options):
     memory = string("memory", "m", help="Memory limit")
-    memory_swap = string("memory-swap",
-                         help="Swap limit equal to memory plus swap: -1 to enable unlimited swap")
+    memory_swap = string(
+        "memory-swap", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"
+    )
     cpus = string("cpus", help="Number of CPUs")
     cpu_shares = integer("cpu-shares", "c", help="CPU shares (relative weight)")
     cpuset_cpus = string("cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
@@ -186,14 +203,16 @@ def cmd_update(c: Client, opts: UpdateOptions, args: list[str]) -> int:
         if opts.memory:
             body["Memory"] = parse_size(opts.memory)
         if opts.memory_swap:
-            body["MemorySwap"] = -1 if opts.memory_swap == "-1" else parse_size(
-                opts.memory_swap)
+            body["MemorySwap"] = -1 if opts.memory_swap == "-1" else parse_size(opts.memory_swap)
     except ValueError as e:
         raise UsageError(f"invalid argument: {e}") from None
     if opts.cpus:
         body["NanoCpus"] = int(round(float(opts.cpus) * 1e9))
-    for key, value in (("CpuShares", opts.cpu_shares), ("PidsLimit", opts.pids_limit),
-                       ("CpusetCpus", opts.cpuset_cpus)):
+    for key, value in (
+        ("CpuShares", opts.cpu_shares),
+        ("PidsLimit", opts.pids_limit),
+        ("CpusetCpus", opts.cpuset_cpus),
+    ):
         if value:
             body[key] = value
     if opts.restart:
@@ -202,6 +221,7 @@ def cmd_update(c: Client, opts: UpdateOptions, args: list[str]) -> int:
 
     def one(name: str) -> None:
         c.update_container(name, body)
+
     return _each(c, args, "update", one, "update")
 
 
@@ -224,42 +244,69 @@ class StatsOptions(Options):
 def _stats_row(s: dict[str, Any]) -> dict[str, str]:
     cpu, pre = s.get("cpu_stats", {}), s.get("precpu_stats", {})
     d_cpu = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
-        "total_usage", 0)
+        "total_usage", 0
+    )
     d_sys = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
     pct = d_cpu / d_sys * cpu.get("online_cpus", 1) * 100 if d_sys > 0 and d_cpu > 0 else 0.0
     mem = s.get("memory_stats", {})
     usage = mem.get("usage", 0) - mem.get("stats", {}).get("total_inactive_file", 0)
     limit = mem.get("limit", 0)
-    return {"ID": s.get("id", "")[:12], "Container": s.get("id", "")[:12],
-            "Name": s.get("name", "").lstrip("/"),
-            "CPUPerc": f"{pct:.2f}%",
-            "MemUsage": f"{fmt.binary_size(usage)} / {fmt.binary_size(limit)}",
-            "MemPerc": f"{usage / limit * 100:.2f}%" if limit else "0.00%",
-            "NetIO": "{} / {}".format(
-                fmt.size(sum(n.get("rx_bytes", 0) for n in (s.get("networks") or {}).values())),
-                fmt.size(sum(n.get("tx_bytes", 0) for n in (s.get("networks") or {}).values()))),
-            "BlockIO": "{} / {}".format(*(fmt.size(sum(
-                e.get("value", 0) for e in (s.get("blkio_stats") or {}).get(
-                    "io_service_bytes_recursive") or [] if e.get("op", "").lower() == op))
-                for op in ("read", "write"))),
-            "PIDs": str(s.get("pids_stats", {}).get("current", 0))}
+    return {
+        "ID": s.get("id", "")[:12],
+        "Container": s.get("id", "")[:12],
+        "Name": s.get("name", "").lstrip("/"),
+        "CPUPerc": f"{pct:.2f}%",
+        "MemUsage": f"{fmt.binary_size(usage)} / {fmt.binary_size(limit)}",
+        "MemPerc": f"{usage / limit * 100:.2f}%" if limit else "0.00%",
+        "NetIO": "{} / {}".format(
+            fmt.size(sum(n.get("rx_bytes", 0) for n in (s.get("networks") or {}).values())),
+            fmt.size(sum(n.get("tx_bytes", 0) for n in (s.get("networks") or {}).values())),
+        ),
+        "BlockIO": "{} / {}".format(
+            *(
+                fmt.size(
+                    sum(
+                        e.get("value", 0)
+                        for e in (s.get("blkio_stats") or {}).get("io_service_bytes_recursive")
+                        or []
+                        if e.get("op", "").lower() == op
+                    )
+                )
+                for op in ("read", "write")
+            )
+        ),
+        "PIDs": str(s.get("pids_stats", {}).get("current", 0)),
+    }
 
 
 def cmd_stats(c: Client, opts: StatsOptions, args: list[str]) -> int:
     names = args or [ct["Id"] for ct in c.containers(all=opts.all)]
-    cols = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
-            ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET I/O", "NetIO"),
-            ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
+    cols = [
+        ("CONTAINER ID", "ID"),
+        ("NAME", "Name"),
+        ("CPU %", "CPUPerc"),
+        ("MEM USAGE / LIMIT", "MemUsage"),
+        ("MEM %", "MemPerc"),
+        ("NET I/O", "NetIO"),
+        ("BLOCK I/O", "BlockIO"),
+        ("PIDS", "PIDs"),
+    ]
     if opts.no_stream:
-        rows = [fmt.Row(_stats_row(c.container_stats(n)), None,
-                        "*container.statsContext", has_labels=False) for n in names]
+        rows = [
+            fmt.Row(
+                _stats_row(c.container_stats(n)), None, "*container.statsContext", has_labels=False
+            )
+            for n in names
+        ]
         fmt.render(rows, opts.format, cols)
         return 0
     streams = [c.stream_stats(n).iter_json() for n in names]
     try:
         while True:
-            rows = [fmt.Row(_stats_row(next(st)), None, "*container.statsContext",
-                            has_labels=False) for st in streams]
+            rows = [
+                fmt.Row(_stats_row(next(st)), None, "*container.statsContext", has_labels=False)
+                for st in streams
+            ]
             sys.stdout.write("\x1b[2J\x1b[H")
             fmt.render(rows, opts.format, cols)
             sys.stdout.flush()

@@ -22,9 +22,9 @@ from berth.errors import BerthError
 
 class ContextCreateOptions(Options):
     description = string("description", help="Description of the context")
-    docker = optional_string("docker",
-                             help="set the docker endpoint (host=, ca=, cert=, key=, skip-tls-"
-                                  "verify=, from=)")
+    docker = optional_string(
+        "docker", help="set the docker endpoint (host=, ca=, cert=, key=, skip-tls-verify=, from=)"
+    )
     from_ = optional_string("from", help="create context from a named context")
 
 
@@ -40,8 +40,21 @@ class ContextInspectOptions(Options):
 class ContextRmOptions(Options):
     force = boolean("force", "f", help="Force the removal of a context in use")
 
-_BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-         "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+_BOOL = {
+    "1": True,
+    "t": True,
+    "T": True,
+    "TRUE": True,
+    "true": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "FALSE": False,
+    "false": False,
+    "False": False,
+}
 
 
 def _out(s: str) -> None:
@@ -68,17 +81,28 @@ def _default(c: Client | None = None) -> store.Context:
     its error here."""
     if c is not None and c.context == store.DEFAULT:
         t = c.tls
-        files = {} if t is None else {k: v for k, v in zip(
-            store.TLS_FILES, (t.ca, t.cert, t.key), strict=True) if v}
+        files = (
+            {}
+            if t is None
+            else {k: v for k, v in zip(store.TLS_FILES, (t.ca, t.cert, t.key), strict=True) if v}
+        )
         skip = bool(t and t.skip_verify)
-        meta = {"Name": store.DEFAULT, "Metadata": {},
-                "Endpoints": {"docker": {"Host": c.host, "SkipTLSVerify": skip}}}
+        meta = {
+            "Name": store.DEFAULT,
+            "Metadata": {},
+            "Endpoints": {"docker": {"Host": c.host, "SkipTLSVerify": skip}},
+        }
         return store.Context(store.DEFAULT, meta, c.host, skip, files)
     try:
         return store.default_context()
     except InvalidHost:
-        return store.Context(store.DEFAULT, {}, parse_host(
-            os.environ.get("BERTH_HOST") or os.environ.get("DOCKER_HOST") or ""), False, {})
+        return store.Context(
+            store.DEFAULT,
+            {},
+            parse_host(os.environ.get("BERTH_HOST") or os.environ.get("DOCKER_HOST") or ""),
+            False,
+            {},
+        )
 
 
 def _get(name: str, c: Client | None = None) -> store.Context:
@@ -89,6 +113,7 @@ def _get(name: str, c: Client | None = None) -> store.Context:
 def _parse_docker(spec: str) -> dict[str, str]:
     """`--docker host=...,ca=...`: one CSV record of key=value (Go's encoding/csv)."""
     import csv
+
     try:
         fields = next(csv.reader([spec], strict=True), [])
     except csv.Error as e:
@@ -118,24 +143,31 @@ def _endpoint(spec: dict[str, str], c: Client) -> tuple[str, bool, dict[str, byt
             files[f"{k}.pem"] = _read(v) if v else b""
         elif k == "skip-tls-verify":
             if v not in _BOOL:
-                raise BerthError(f'unable to create docker endpoint config: skip-tls-verify: '
-                                 f'parsing "{v}": invalid syntax')
+                raise BerthError(
+                    f"unable to create docker endpoint config: skip-tls-verify: "
+                    f'parsing "{v}": invalid syntax'
+                )
             skip = _BOOL[v]
         else:
-            raise BerthError(f"unable to create docker endpoint config: unrecognized config "
-                             f"key: {k}")
+            raise BerthError(
+                f"unable to create docker endpoint config: unrecognized config key: {k}"
+            )
     if "from" not in spec and "host" not in spec:
         host = _default(c).host
     proto = host.partition("://")[0] if "://" in host else ""
     if proto not in ("unix", "tcp", "ssh", "npipe"):
-        raise BerthError("unable to create docker endpoint config: unable to apply docker "
-                         f"endpoint options: unable to parse docker host `{host}`")
+        raise BerthError(
+            "unable to create docker endpoint config: unable to apply docker "
+            f"endpoint options: unable to parse docker host `{host}`"
+        )
     if proto in ("unix", "tcp"):
         try:
             parse_host(host)
         except InvalidHost as e:
-            raise BerthError("unable to create docker endpoint config: unable to apply docker "
-                             f"endpoint options: {e}") from None
+            raise BerthError(
+                "unable to create docker endpoint config: unable to apply docker "
+                f"endpoint options: {e}"
+            ) from None
     return host, skip, {k: v for k, v in files.items() if v}
 
 
@@ -144,8 +176,9 @@ def _read(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except FileNotFoundError:
-        raise BerthError(f"unable to create docker endpoint config: open {path}: no such file "
-                         "or directory") from None
+        raise BerthError(
+            f"unable to create docker endpoint config: open {path}: no such file or directory"
+        ) from None
     except OSError as e:
         raise BerthError(f"unable to create docker endpoint config: {e}") from None
 
@@ -187,8 +220,10 @@ def _create(c: Client, name: str, opts: ContextCreateOptions) -> None:
     if name == store.DEFAULT:
         raise BerthError('"default" is a reserved context name')
     if not re.fullmatch(store.NAME_PATTERN.strip("^$"), name):
-        raise BerthError(f'context name "{name}" is invalid, names are validated against '
-                         f'regexp "{store.NAME_PATTERN}"')
+        raise BerthError(
+            f'context name "{name}" is invalid, names are validated against '
+            f'regexp "{store.NAME_PATTERN}"'
+        )
     if os.path.exists(os.path.join(store.meta_dir(name), "meta.json")):
         raise BerthError(f'context "{name}" already exists')
     if opts.from_ is not None or opts.docker is None:
@@ -208,9 +243,11 @@ def _create(c: Client, name: str, opts: ContextCreateOptions) -> None:
             meta.setdefault("Endpoints", {})["docker"] = {"Host": host, "SkipTLSVerify": skip}
     else:
         host, skip, files = _endpoint(_parse_docker(opts.docker), c)
-        meta = {"Name": name,
-                "Metadata": {"Description": opts.description} if opts.description else {},
-                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip}}}
+        meta = {
+            "Name": name,
+            "Metadata": {"Description": opts.description} if opts.description else {},
+            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip}},
+        }
     _save(name, meta, files)
 
 
@@ -222,11 +259,23 @@ def cmd_ls(c: Client, opts: ContextLsOptions, args: list[str]) -> int:
     found, errors = store.load_all()
     rows: list[dict[str, Any]] = []
     d = _default(c)
-    rows.append({"Name": d.name, "Description": store.DEFAULT_DESCRIPTION,
-                 "DockerEndpoint": d.host, "Error": ""})
+    rows.append(
+        {
+            "Name": d.name,
+            "Description": store.DEFAULT_DESCRIPTION,
+            "DockerEndpoint": d.host,
+            "Error": "",
+        }
+    )
     for ctx in found:
-        rows.append({"Name": ctx.name, "Description": ctx.description,
-                     "DockerEndpoint": ctx.host, "Error": ""})
+        rows.append(
+            {
+                "Name": ctx.name,
+                "Description": ctx.description,
+                "DockerEndpoint": ctx.host,
+                "Error": "",
+            }
+        )
     if current not in {r["Name"] for r in rows}:
         try:
             store.load(current)
@@ -243,9 +292,11 @@ def cmd_ls(c: Client, opts: ContextLsOptions, args: list[str]) -> int:
         return 1
     env = "BERTH_HOST" if os.environ.get("BERTH_HOST") else "DOCKER_HOST"
     if os.environ.get(env) and current == store.DEFAULT:
-        _err(f"Warning: {env} environment variable overrides the active context. To use a "
-             f"context, either set the global --context flag, or unset {env} environment "
-             "variable.")
+        _err(
+            f"Warning: {env} environment variable overrides the active context. To use a "
+            f"context, either set the global --context flag, or unset {env} environment "
+            "variable."
+        )
     if opts.quiet:
         for r in rows:
             _out(r["Name"])
@@ -254,14 +305,35 @@ def cmd_ls(c: Client, opts: ContextLsOptions, args: list[str]) -> int:
         for r in rows:
             _out(_go_json(dict(sorted(r.items()))))
     elif opts.format:
-        fmt.render(rows, opts.format, [("NAME", "Name"), ("DESCRIPTION", "Description"),
-                                          ("DOCKER ENDPOINT", "DockerEndpoint"),
-                                          ("ERROR", "Error")])
+        fmt.render(
+            rows,
+            opts.format,
+            [
+                ("NAME", "Name"),
+                ("DESCRIPTION", "Description"),
+                ("DOCKER ENDPOINT", "DockerEndpoint"),
+                ("ERROR", "Error"),
+            ],
+        )
     else:
-        table = [{**r, "Name": r["Name"] + (" *" if r["Current"] else ""),
-                  "Error": fmt.trunc(r["Error"], 45)} for r in rows]
-        fmt.render(table, "", [("NAME", "Name"), ("DESCRIPTION", "Description"),
-                               ("DOCKER ENDPOINT", "DockerEndpoint"), ("ERROR", "Error")])
+        table = [
+            {
+                **r,
+                "Name": r["Name"] + (" *" if r["Current"] else ""),
+                "Error": fmt.trunc(r["Error"], 45),
+            }
+            for r in rows
+        ]
+        fmt.render(
+            table,
+            "",
+            [
+                ("NAME", "Name"),
+                ("DESCRIPTION", "Description"),
+                ("DOCKER ENDPOINT", "DockerEndpoint"),
+                ("ERROR", "Error"),
+            ],
+        )
     return 0
 
 
@@ -273,12 +345,16 @@ def _inspect(ctx: store.Context) -> dict[str, Any]:
     endpoints = {k: v for k, v in sorted(eps.items())}
     endpoints["docker"] = {"Host": ctx.host, "SkipTLSVerify": ctx.skip_verify}
     in_memory = "<IN MEMORY>"
-    return {"Name": ctx.name,
-            "Metadata": dict(sorted(md.items())) if isinstance(md, dict) else {},
-            "Endpoints": dict(sorted(endpoints.items())),
-            "TLSMaterial": {"docker": sorted(ctx.files)} if ctx.files else {},
-            "Storage": {"MetadataPath": ctx.meta_path or in_memory,
-                        "TLSPath": ctx.tls_path or in_memory}}
+    return {
+        "Name": ctx.name,
+        "Metadata": dict(sorted(md.items())) if isinstance(md, dict) else {},
+        "Endpoints": dict(sorted(endpoints.items())),
+        "TLSMaterial": {"docker": sorted(ctx.files)} if ctx.files else {},
+        "Storage": {
+            "MetadataPath": ctx.meta_path or in_memory,
+            "TLSPath": ctx.tls_path or in_memory,
+        },
+    }
 
 
 def cmd_inspect(c: Client, opts: ContextInspectOptions, args: list[str]) -> int:
@@ -306,6 +382,7 @@ def cmd_inspect(c: Client, opts: ContextInspectOptions, args: list[str]) -> int:
 # --- use, show, rm ----------------------------------------------------------------------------
 def _set_current(name: str) -> None:
     from berth.cli.registry import load_config, save_config
+
     doc = load_config()
     if name == store.DEFAULT:
         doc.pop("currentContext", None)
@@ -330,9 +407,11 @@ def cmd_use(c: Client, opts: Options, args: list[str]) -> int:
     _err(f'Current context is now "{name}"')
     env = "BERTH_HOST" if os.environ.get("BERTH_HOST") else "DOCKER_HOST"
     if name != store.DEFAULT and os.environ.get(env):
-        _err(f"Warning: {env} environment variable overrides the active context. To use "
-             f'"{name}", either set the global --context flag, or unset {env} environment '
-             "variable.")
+        _err(
+            f"Warning: {env} environment variable overrides the active context. To use "
+            f'"{name}", either set the global --context flag, or unset {env} environment '
+            "variable."
+        )
     return 0
 
 
@@ -347,6 +426,7 @@ def cmd_rm(c: Client, opts: ContextRmOptions, args: list[str]) -> int:
     if not args:
         raise UsageError('"context rm" requires at least 1 argument.')
     import shutil
+
     current = _current(c)
     errors = []
     for name in args:

@@ -23,9 +23,13 @@ from berth.cmdline import Options, UsageError, boolean
 class CpOptions(Options):
     archive = boolean("archive", "a", help="Archive mode (copy all uid/gid information)")
     follow_link = boolean("follow-link", "L", help="Always follow symbol link in SRC_PATH")
-    quiet = boolean("quiet", "q",
-                    help="Suppress progress output during copy. Progress output is automatically "
-                         "suppressed if no terminal is attached")
+    quiet = boolean(
+        "quiet",
+        "q",
+        help="Suppress progress output during copy. Progress output is automatically "
+        "suppressed if no terminal is attached",
+    )
+
 
 MODE_DIR = 1 << 31
 MODE_SYMLINK = 1 << 27
@@ -66,6 +70,7 @@ def cmd_cp(c: Client, opts: CpOptions, args: list[str]) -> int:
         return 1
     if not opts.quiet and where != "-" and sys.stderr.isatty():
         from berth.units import human_size
+
         sys.stderr.write(f"Successfully copied {human_size(n)} to {where}\n")
     return 0
 
@@ -91,8 +96,7 @@ def _decode(header: str) -> dict[str, Any]:
 
 
 # --- container -> local -------------------------------------------------------------------
-def _from_container(c: Client, container: str, src: str, dst: str,
-                    opts: CpOptions) -> int:
+def _from_container(c: Client, container: str, src: str, dst: str, opts: CpOptions) -> int:
     rebase = ""
     if opts.follow_link:
         st = _stat(c, container, src)
@@ -157,7 +161,7 @@ class _Stream(io.RawIOBase):
 
 class _TarNoChown(tarfile.TarFile):
     def chown(self, tarinfo: tarfile.TarInfo, targetpath: Any, numeric_owner: bool) -> None:
-        pass   # without -a, the files are the user's own, as the docker CLI makes them
+        pass  # without -a, the files are the user's own, as the docker CLI makes them
 
 
 def _extract_local(src: Any, into: str, root: str, new_root: str, keep_ids: bool) -> int:
@@ -172,13 +176,12 @@ def _extract_local(src: Any, into: str, root: str, new_root: str, keep_ids: bool
                 if name == root:
                     m.name = new_root
                 elif name.startswith(root + "/"):
-                    m.name = new_root + name[len(root):]
+                    m.name = new_root + name[len(root) :]
             elif root == "." and new_root != ".":
                 m.name = new_root if name in (".", "") else f"{new_root}/{name.removeprefix('./')}"
             n += m.size
             if _inside(m, into):
-                tf.extract(m, into, set_attrs=True, numeric_owner=True,
-                           filter="fully_trusted")
+                tf.extract(m, into, set_attrs=True, numeric_owner=True, filter="fully_trusted")
     return n
 
 
@@ -193,8 +196,11 @@ def _inside(m: tarfile.TarInfo, into: str) -> bool:
         return False
     top = os.path.realpath(into)
     path = os.path.join(into, name.rstrip("/"))
-    where = (os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-             if m.issym() else os.path.realpath(path))
+    where = (
+        os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if m.issym()
+        else os.path.realpath(path)
+    )
     ok = os.path.commonpath([top, where]) == top
     if ok and m.islnk():
         link = os.path.realpath(os.path.join(into, m.linkname))
@@ -213,8 +219,9 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions
     try:
         lst = os.stat(src) if follow else os.lstat(src)
     except OSError as e:
-        raise _Local(f"{'stat' if follow else 'lstat'} {src}: "
-                     f"{(e.strerror or '').lower()}") from None
+        raise _Local(
+            f"{'stat' if follow else 'lstat'} {src}: {(e.strerror or '').lower()}"
+        ) from None
     src_is_dir = stat.S_ISDIR(lst.st_mode)
     contents = src_is_dir and (src.endswith("/.") or src == ".")
     name = os.path.basename(os.path.normpath(src)) if not contents else "."
@@ -241,8 +248,11 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions
 
     def produce() -> None:
         try:
-            with tarfile.open(fileobj=buf, mode="w|",  # type: ignore[call-overload]
-                              format=tarfile.PAX_FORMAT) as tf:
+            with tarfile.open(
+                fileobj=buf,
+                mode="w|",  # type: ignore[call-overload]
+                format=tarfile.PAX_FORMAT,
+            ) as tf:
                 if contents and arc == ".":
                     tf.add(src, arcname=".", recursive=False)
                     for child in sorted(os.listdir(src)):
@@ -254,7 +264,9 @@ def _to_container(c: Client, src: str, container: str, dst: str, opts: CpOptions
             errors.append(e)
         finally:
             buf.close_write()
+
     import threading
+
     t = threading.Thread(target=produce, daemon=True)
     t.start()
     try:
@@ -272,6 +284,7 @@ class _Pipe:
 
     def __init__(self) -> None:
         import threading
+
         self.cv = threading.Condition()
         self.chunks: list[bytes] = []
         self.size = 0

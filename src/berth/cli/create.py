@@ -39,16 +39,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def build_create_body(opts: CreateOptions, image: str, cmd: list[str],
-                      detached: bool | None = None) -> tuple[dict[str, Any], str]:
+def build_create_body(
+    opts: CreateOptions, image: str, cmd: list[str], detached: bool | None = None
+) -> tuple[dict[str, Any], str]:
     """`run`'s and `create`'s flags as the Engine API's create body, and the name to create.
     `detached`: whether no stream is attached (`create`, `run -d`); by default `run`'s -d."""
     labels: dict[str, str] = {}
     for lab in _label_file_lines(opts.label_file) + list(opts.label):
         k, _, v = lab.partition("=")
         labels[k] = v
-    hc: dict[str, Any] = {"AutoRemove": opts.rm,
-                          "NetworkMode": opts.network or opts.net or "default"}
+    hc: dict[str, Any] = {
+        "AutoRemove": opts.rm,
+        "NetworkMode": opts.network or opts.net or "default",
+    }
     _limits(opts, hc)
     _block_io_and_devices(opts, hc)
     _security_mounts_and_policies(opts, hc)
@@ -60,9 +63,12 @@ def build_create_body(opts: CreateOptions, image: str, cmd: list[str],
         hc["Links"] = list(opts.link)
     netcfg = _endpoint_config(opts, hc["NetworkMode"])
     body: dict[str, Any] = {
-        "Image": image, "Cmd": cmd or None, "Env": _env_list(opts.env_file, opts.env),
+        "Image": image,
+        "Cmd": cmd or None,
+        "Env": _env_list(opts.env_file, opts.env),
         "Labels": labels,
-        "Tty": opts.tty, "OpenStdin": opts.interactive,
+        "Tty": opts.tty,
+        "OpenStdin": opts.interactive,
         "StdinOnce": opts.interactive and not detached,
         "AttachStdin": opts.interactive and not detached,
         "AttachStdout": not detached and (not attach or "stdout" in attach),
@@ -91,11 +97,17 @@ def build_create_body(opts: CreateOptions, image: str, cmd: list[str],
         size = _term_size()
         if size:
             hc["ConsoleSize"] = list(size)
-    health = _healthcheck(opts.no_healthcheck, opts.health_cmd, opts.health_retries, (
-        ("Interval", "health-interval", opts.health_interval),
-        ("Timeout", "health-timeout", opts.health_timeout),
-        ("StartPeriod", "health-start-period", opts.health_start_period),
-        ("StartInterval", "health-start-interval", opts.health_start_interval)))
+    health = _healthcheck(
+        opts.no_healthcheck,
+        opts.health_cmd,
+        opts.health_retries,
+        (
+            ("Interval", "health-interval", opts.health_interval),
+            ("Timeout", "health-timeout", opts.health_timeout),
+            ("StartPeriod", "health-start-period", opts.health_start_period),
+            ("StartInterval", "health-start-interval", opts.health_start_interval),
+        ),
+    )
     if health is not None:
         body["Healthcheck"] = health
     return body, opts.name
@@ -118,24 +130,41 @@ def _limits(opts: CreateOptions, hc: dict[str, Any]) -> None:
         try:
             hc["NanoCpus"] = int(round(float(opts.cpus) * 1e9))
         except ValueError:
-            raise UsageError(f'invalid argument "{opts.cpus}" for "--cpus" flag: '
-                             "failed to parse " + opts.cpus + " as a rational number") from None
-    for key, number in (("CpuShares", opts.cpu_shares), ("CpuQuota", opts.cpu_quota),
-                        ("CpuPeriod", opts.cpu_period), ("PidsLimit", opts.pids_limit)):
+            raise UsageError(
+                f'invalid argument "{opts.cpus}" for "--cpus" flag: '
+                "failed to parse " + opts.cpus + " as a rational number"
+            ) from None
+    for key, number in (
+        ("CpuShares", opts.cpu_shares),
+        ("CpuQuota", opts.cpu_quota),
+        ("CpuPeriod", opts.cpu_period),
+        ("PidsLimit", opts.pids_limit),
+    ):
         if number:
             hc[key] = number
-    for key, value in (("CpusetCpus", opts.cpuset_cpus), ("CpusetMems", opts.cpuset_mems),
-                       ("CgroupParent", opts.cgroup_parent), ("Runtime", opts.runtime),
-                       ("CgroupnsMode", opts.cgroupns), ("UsernsMode", opts.userns)):
+    for key, value in (
+        ("CpusetCpus", opts.cpuset_cpus),
+        ("CpusetMems", opts.cpuset_mems),
+        ("CgroupParent", opts.cgroup_parent),
+        ("Runtime", opts.runtime),
+        ("CgroupnsMode", opts.cgroupns),
+        ("UsernsMode", opts.userns),
+    ):
         if value:
             hc[key] = value
-    for key, name, what, mode in (("PidMode", "pid", "PID", opts.pid),
-                                  ("IpcMode", "ipc", "IPC", opts.ipc),
-                                  ("UTSMode", "uts", "UTS", opts.uts)):
+    for key, name, what, mode in (
+        ("PidMode", "pid", "PID", opts.pid),
+        ("IpcMode", "ipc", "IPC", opts.ipc),
+        ("UTSMode", "uts", "UTS", opts.uts),
+    ):
         if mode:
-            if mode not in (("host",) if name == "uts" else (
-                    "host", "private", "shareable", "none") if name == "ipc" else ("host",)) \
-                    and not (name != "uts" and mode.startswith("container:") and mode[10:]):
+            if mode not in (
+                ("host",)
+                if name == "uts"
+                else ("host", "private", "shareable", "none")
+                if name == "ipc"
+                else ("host",)
+            ) and not (name != "uts" and mode.startswith("container:") and mode[10:]):
                 raise UsageError(f"--{name}: invalid {what} mode")
             hc[key] = mode
     if opts.oom_score_adj:
@@ -145,6 +174,7 @@ def _limits(opts: CreateOptions, hc: dict[str, Any]) -> None:
     if opts.oom_kill_disable:
         hc["OomKillDisable"] = True
 
+
 def _block_io_and_devices(opts: CreateOptions, hc: dict[str, Any]) -> None:
     """Block I/O weights and rates, device cgroup rules, storage options, GPUs, annotations."""
     if opts.blkio_weight:
@@ -152,28 +182,42 @@ def _block_io_and_devices(opts: CreateOptions, hc: dict[str, Any]) -> None:
     weights = []
     for w in opts.blkio_weight_device:
         path, sep, weight = w.rpartition(":")
-        if not sep or not path.startswith("/dev/") or not weight.isdigit() or not (
-                10 <= int(weight) <= 1000):
-            raise UsageError(f'invalid argument "{w}" for "--blkio-weight-device" flag: '
-                             f"invalid weight for device: {w}")
+        if (
+            not sep
+            or not path.startswith("/dev/")
+            or not weight.isdigit()
+            or not (10 <= int(weight) <= 1000)
+        ):
+            raise UsageError(
+                f'invalid argument "{w}" for "--blkio-weight-device" flag: '
+                f"invalid weight for device: {w}"
+            )
         weights.append({"Path": path, "Weight": int(weight)})
     if weights:
         hc["BlkioWeightDevice"] = weights
     for key, name, sized, rates in (
-            ("BlkioDeviceReadBps", "device-read-bps", True, opts.device_read_bps),
-            ("BlkioDeviceWriteBps", "device-write-bps", True, opts.device_write_bps),
-            ("BlkioDeviceReadIOps", "device-read-iops", False, opts.device_read_iops),
-            ("BlkioDeviceWriteIOps", "device-write-iops", False, opts.device_write_iops)):
+        ("BlkioDeviceReadBps", "device-read-bps", True, opts.device_read_bps),
+        ("BlkioDeviceWriteBps", "device-write-bps", True, opts.device_write_bps),
+        ("BlkioDeviceReadIOps", "device-read-iops", False, opts.device_read_iops),
+        ("BlkioDeviceWriteIOps", "device-write-iops", False, opts.device_write_iops),
+    ):
         if rates:
             hc[key] = [_device_rate(d, name, sized) for d in rates]
     for rule in opts.device_cgroup_rule:
         parts = rule.split(" ")
-        ok = len(parts) == 3 and parts[0] in ("a", "b", "c") and all(
-            x == "*" or x.isdigit() for x in parts[1].split(":")) and parts[1].count(":") == 1 \
-            and 1 <= len(parts[2]) <= 3 and all(c in "rwm" for c in parts[2])
+        ok = (
+            len(parts) == 3
+            and parts[0] in ("a", "b", "c")
+            and all(x == "*" or x.isdigit() for x in parts[1].split(":"))
+            and parts[1].count(":") == 1
+            and 1 <= len(parts[2]) <= 3
+            and all(c in "rwm" for c in parts[2])
+        )
         if not ok:
-            raise UsageError(f'invalid argument "{rule}" for "--device-cgroup-rule" flag: '
-                             f"invalid device cgroup format '{rule}'")
+            raise UsageError(
+                f'invalid argument "{rule}" for "--device-cgroup-rule" flag: '
+                f"invalid device cgroup format '{rule}'"
+            )
     if opts.device_cgroup_rule:
         hc["DeviceCgroupRules"] = list(opts.device_cgroup_rule)
     if opts.storage_opt:
@@ -191,10 +235,13 @@ def _block_io_and_devices(opts: CreateOptions, hc: dict[str, Any]) -> None:
         for a in opts.annotation:
             k, sep, v = a.partition("=")
             if not sep or not k:
-                raise UsageError(f'invalid argument "{a}" for "--annotation" flag: bad '
-                                 "format for annotation: must be in the form key=value")
+                raise UsageError(
+                    f'invalid argument "{a}" for "--annotation" flag: bad '
+                    "format for annotation: must be in the form key=value"
+                )
             ann[k] = v
         hc["Annotations"] = ann
+
 
 def _security_mounts_and_policies(opts: CreateOptions, hc: dict[str, Any]) -> None:
     """Privileges, capabilities, mounts, devices, sysctls, ulimits, restart and log policies."""
@@ -204,10 +251,17 @@ def _security_mounts_and_policies(opts: CreateOptions, hc: dict[str, Any]) -> No
         hc["ReadonlyRootfs"] = True
     if opts.init:
         hc["Init"] = True
-    for key, values in (("CapAdd", opts.cap_add), ("CapDrop", opts.cap_drop),
-                        ("Binds", opts.volume), ("ExtraHosts", opts.add_host), ("Dns", opts.dns),
-                        ("DnsSearch", opts.dns_search), ("DnsOptions", opts.dns_option),
-                        ("SecurityOpt", opts.security_opt), ("GroupAdd", opts.group_add)):
+    for key, values in (
+        ("CapAdd", opts.cap_add),
+        ("CapDrop", opts.cap_drop),
+        ("Binds", opts.volume),
+        ("ExtraHosts", opts.add_host),
+        ("Dns", opts.dns),
+        ("DnsSearch", opts.dns_search),
+        ("DnsOptions", opts.dns_option),
+        ("SecurityOpt", opts.security_opt),
+        ("GroupAdd", opts.group_add),
+    ):
         if values:
             hc[key] = list(values)
     if hc.get("SecurityOpt"):
@@ -221,8 +275,14 @@ def _security_mounts_and_policies(opts: CreateOptions, hc: dict[str, Any]) -> No
             if eq and "/" in kind and not d.startswith("/"):
                 # a CDI name (vendor.com/class=name): a DeviceRequest, as the docker CLI
                 hc.setdefault("DeviceRequests", []).append(
-                    {"Driver": "cdi", "DeviceIDs": [d], "Count": 0, "Capabilities": None,
-                     "Options": {}})
+                    {
+                        "Driver": "cdi",
+                        "DeviceIDs": [d],
+                        "Count": 0,
+                        "Capabilities": None,
+                        "Options": {},
+                    }
+                )
                 continue
             parts = d.split(":")
             host = parts[0]
@@ -234,8 +294,9 @@ def _security_mounts_and_policies(opts: CreateOptions, hc: dict[str, Any]) -> No
     if opts.volumes_from:
         hc["VolumesFrom"] = list(opts.volumes_from)
     if opts.tmpfs:
-        hc["Tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "")
-                       for t in opts.tmpfs}
+        hc["Tmpfs"] = {
+            t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "") for t in opts.tmpfs
+        }
     if opts.sysctl:
         hc["Sysctls"] = dict(_sysctl_flag(s).split("=", 1) for s in opts.sysctl)
     if opts.ulimit:
@@ -253,8 +314,11 @@ def _security_mounts_and_policies(opts: CreateOptions, hc: dict[str, Any]) -> No
         hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count or 0)}
     if opts.log_driver or opts.log_opt:
         # the daemon says which drivers it has, as dockerd does
-        hc["LogConfig"] = {"Type": opts.log_driver, "Config": dict(
-            o.split("=", 1) for o in opts.log_opt if "=" in o)}
+        hc["LogConfig"] = {
+            "Type": opts.log_driver,
+            "Config": dict(o.split("=", 1) for o in opts.log_opt if "=" in o),
+        }
+
 
 def _ports(opts: CreateOptions, hc: dict[str, Any]) -> dict[str, Any]:
     """`-p`, `--expose`, `-P`: the port bindings into hc, the exposed ports returned."""
@@ -277,8 +341,14 @@ def _endpoint_config(opts: CreateOptions, mode: str) -> dict[str, Any]:
     """`--network-alias`, `--ip`, `--ip6`, `--link-local-ip`, `--mac-address`, `--link`: the
     NetworkingConfig of the first network (links there too, as the docker CLI sends them)."""
     netcfg: dict[str, Any] = {}
-    if opts.network_alias or opts.ip or opts.mac_address or opts.link or opts.ip6 \
-            or opts.link_local_ip:
+    if (
+        opts.network_alias
+        or opts.ip
+        or opts.mac_address
+        or opts.link
+        or opts.ip6
+        or opts.link_local_ip
+    ):
         ec: dict[str, Any] = {}
         if opts.network_alias:
             ec["Aliases"] = list(opts.network_alias)
@@ -301,8 +371,9 @@ def _create(c: Client, opts: CreateOptions, args: list[str], detached: bool) -> 
     image, cmd = args[0], args[1:]
     body, name = build_create_body(opts, image, cmd, detached)
     if opts.pull not in ("missing", "always", "never"):
-        raise UsageError(f'invalid pull option: \'{opts.pull}\': must be one of '
-                         '"always", "missing" or "never"')
+        raise UsageError(
+            f'invalid pull option: \'{opts.pull}\': must be one of "always", "missing" or "never"'
+        )
     if opts.pull == "always":
         _pull(c, image, opts.platform)
     try:
@@ -325,9 +396,15 @@ def _create(c: Client, opts: CreateOptions, args: list[str], detached: bool) -> 
 def _pull(c: Client, image: str, platform: str = "") -> None:
     """As the docker CLI: the progress of a pull that `run`/`create` needs goes to stderr."""
     from berth.cli import registry
+
     name, tag = registry.split_name(image)
-    registry.pull(c, f"{name}{'@' if tag.startswith('sha256:') else ':'}{tag or 'latest'}",
-                  platform=platform, quiet=False, out=sys.stderr)
+    registry.pull(
+        c,
+        f"{name}{'@' if tag.startswith('sha256:') else ':'}{tag or 'latest'}",
+        platform=platform,
+        quiet=False,
+        out=sys.stderr,
+    )
 
 
 def cmd_create(c: Client, opts: CreateOptions, args: list[str]) -> int:
@@ -351,17 +428,26 @@ def cmd_run(c: Client, opts: RunOptions, args: list[str]) -> int:
             return _start_error_code(str(e))
         out(cid)
         return 0
-    started = _attach_and_start(c, cid, stdin=opts.interactive,
-                                keys=opts.detach_keys, condition="removed" if opts.rm
-                                else "next-exit", prefix="berth: ")
+    started = _attach_and_start(
+        c,
+        cid,
+        stdin=opts.interactive,
+        keys=opts.detach_keys,
+        condition="removed" if opts.rm else "next-exit",
+        prefix="berth: ",
+    )
     if isinstance(started, int):
         return started
     attach, wait = started
     if opts.sig_proxy and not opts.tty:
         _proxy_signals(c, cid)
-    detached = _session(attach, tty=opts.tty, stdin=opts.interactive,
-                        keys=opts.detach_keys,
-                        resize=lambda h, w: _resize(c.resize_container, cid, h, w))
+    detached = _session(
+        attach,
+        tty=opts.tty,
+        stdin=opts.interactive,
+        keys=opts.detach_keys,
+        resize=lambda h, w: _resize(c.resize_container, cid, h, w),
+    )
     if detached:
         wait.close()
         return 0

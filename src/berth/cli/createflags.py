@@ -31,8 +31,9 @@ class CreateOptions(Options):
     network = string("network", help="Connect a container to a network")
     net = string("net", help="Connect a container to a network")
     memory = string("memory", "m", help="Memory limit")
-    memory_swap = string("memory-swap",
-                         help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    memory_swap = string(
+        "memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"
+    )
     cpus = string("cpus", help="Number of CPUs")
     cpu_shares = integer("cpu-shares", "c", help="CPU shares (relative weight)")
     cpuset_cpus = string("cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
@@ -42,8 +43,9 @@ class CreateOptions(Options):
     pids_limit = integer("pids-limit", help="Tune container pids limit (set -1 for unlimited)")
     interactive = boolean("interactive", "i", help="Keep STDIN open even if not attached")
     tty = boolean("tty", "t", help="Allocate a pseudo-TTY")
-    pull = string("pull", default="missing",
-                  help="Pull image before running (\"always\", \"missing\", \"never\")")
+    pull = string(
+        "pull", default="missing", help='Pull image before running ("always", "missing", "never")'
+    )
     stop_signal = string("stop-signal", help="Signal to stop the container")
     stop_timeout = optional_integer("stop-timeout", help="Timeout (in seconds) to stop a container")
     privileged = boolean("privileged", help="Give extended privileges to this container")
@@ -61,25 +63,28 @@ class CreateOptions(Options):
     restart = string("restart", help="Restart policy to apply when a container exits")
     security_opt = strings("security-opt", help="Security Options")
     sysctl = strings("sysctl", help="Sysctl options")
-    init = boolean("init",
-                   help="Run an init inside the container that forwards signals and reaps "
-                        "processes")
+    init = boolean(
+        "init", help="Run an init inside the container that forwards signals and reaps processes"
+    )
     platform = string("platform", help="Set platform if server is multi-platform capable")
     attach = strings("attach", "a", help="Attach to STDIN, STDOUT or STDERR")
     group_add = strings("group-add", help="Add additional groups to join")
     cidfile = string("cidfile", help="Write the container ID to the file")
     runtime = string("runtime", help="Runtime to use for this container")
     cgroup_parent = string("cgroup-parent", help="Optional parent cgroup for the container")
-    cgroupns = string("cgroupns",
-                      help="Cgroup namespace to use (host|private): 'host' runs the container in "
-                           "the host's cgroup namespace, 'private' in its own private cgroup "
-                           "namespace")
+    cgroupns = string(
+        "cgroupns",
+        help="Cgroup namespace to use (host|private): 'host' runs the container in "
+        "the host's cgroup namespace, 'private' in its own private cgroup "
+        "namespace",
+    )
     userns = string("userns", help="User namespace to use")
     log_driver = string("log-driver", help="Logging driver for the container")
     log_opt = strings("log-opt", help="Log driver options")
     publish = strings("publish", "p", help="Publish a container's port(s) to the host")
-    expose = strings("expose",
-                     help="Expose a port or a range of ports container ('all' to pass all GPUs)")
+    expose = strings(
+        "expose", help="Expose a port or a range of ports container ('all' to pass all GPUs)"
+    )
     publish_all = boolean("publish-all", "P", help="Publish all exposed ports to random ports")
     detach_keys = string("detach-keys", help="Override the key sequence for detaching a container")
     mount = strings("mount", help="Attach a filesystem mount to the container")
@@ -92,46 +97,59 @@ class CreateOptions(Options):
     device = strings("device", help="Add a host device to the container")
     health_cmd = string("health-cmd", help="Command to run to check health")
     health_interval = string("health-interval", help="Time between running the check (ms|s|m|h)")
-    health_timeout = string("health-timeout",
-                            help="Maximum time to allow one check to run (ms|s|m|h)")
-    health_retries = integer("health-retries",
-                             help="Consecutive failures needed to report unhealthy")
-    health_start_period = string("health-start-period",
-                                 help="Start period for the container to initialize before "
-                                      "starting health-retries countdown (ms|s|m|h)")
+    health_timeout = string(
+        "health-timeout", help="Maximum time to allow one check to run (ms|s|m|h)"
+    )
+    health_retries = integer(
+        "health-retries", help="Consecutive failures needed to report unhealthy"
+    )
+    health_start_period = string(
+        "health-start-period",
+        help="Start period for the container to initialize before "
+        "starting health-retries countdown (ms|s|m|h)",
+    )
     no_healthcheck = boolean("no-healthcheck", help="Disable any container-specified HEALTHCHECK")
-    health_start_interval = string("health-start-interval",
-                                   help="Time between running the check during the start period "
-                                        "(ms|s|m|h)")
+    health_start_interval = string(
+        "health-start-interval",
+        help="Time between running the check during the start period (ms|s|m|h)",
+    )
     pid = string("pid", help="PID namespace to use")
     ipc = string("ipc", help="IPC mode to use")
     uts = string("uts", help="UTS namespace to use")
     oom_score_adj = integer("oom-score-adj", help="Tune host's OOM preferences (-1000 to 1000)")
     memory_reservation = string("memory-reservation", help="Memory soft limit")
-    memory_swappiness = integer("memory-swappiness", default=-1,
-                                help="Tune container memory swappiness (0 to 100)")
+    memory_swappiness = integer(
+        "memory-swappiness", default=-1, help="Tune container memory swappiness (0 to 100)"
+    )
     oom_kill_disable = boolean("oom-kill-disable", help="Disable OOM Killer")
-    blkio_weight = integer("blkio-weight",
-                           help="Block IO (relative weight), between 10 and 1000, or 0 to disable")
-    blkio_weight_device = strings("blkio-weight-device",
-                                  help="Block IO weight (relative device weight)")
-    device_read_bps = strings("device-read-bps",
-                              help="Limit read rate (bytes per second) from a device")
-    device_write_bps = strings("device-write-bps",
-                               help="Limit write rate (bytes per second) to a device")
-    device_read_iops = strings("device-read-iops",
-                               help="Limit read rate (IO per second) from a device")
-    device_write_iops = strings("device-write-iops",
-                                help="Limit write rate (IO per second) to a device")
+    blkio_weight = integer(
+        "blkio-weight", help="Block IO (relative weight), between 10 and 1000, or 0 to disable"
+    )
+    blkio_weight_device = strings(
+        "blkio-weight-device", help="Block IO weight (relative device weight)"
+    )
+    device_read_bps = strings(
+        "device-read-bps", help="Limit read rate (bytes per second) from a device"
+    )
+    device_write_bps = strings(
+        "device-write-bps", help="Limit write rate (bytes per second) to a device"
+    )
+    device_read_iops = strings(
+        "device-read-iops", help="Limit read rate (IO per second) from a device"
+    )
+    device_write_iops = strings(
+        "device-write-iops", help="Limit write rate (IO per second) to a device"
+    )
     label_file = strings("label-file", help="Read in a line delimited file of labels")
     domainname = string("domainname", help="Container NIS domain name")
-    device_cgroup_rule = strings("device-cgroup-rule",
-                                 help="Add a rule to the cgroup allowed devices list")
+    device_cgroup_rule = strings(
+        "device-cgroup-rule", help="Add a rule to the cgroup allowed devices list"
+    )
     storage_opt = strings("storage-opt", help="Storage driver options for the container")
     gpus = string("gpus", help="GPU devices to add to the container ('all' to pass all GPUs)")
-    annotation = strings("annotation",
-                         help="Add an annotation to the container (passed through to the OCI "
-                              "runtime)")
+    annotation = strings(
+        "annotation", help="Add an annotation to the container (passed through to the OCI runtime)"
+    )
     link = strings("link", help="Add link to another container")
 
 

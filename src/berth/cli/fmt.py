@@ -110,17 +110,47 @@ class FormatFailed(Exception):
 # docker's header for each field of its formatters' rows (cli/command/formatter); a command's
 # own columns override these (ID is CONTAINER ID in ps, IMAGE ID in images, ...)
 HEADERS = {
-    "ID": "ID", "Names": "NAMES", "Name": "NAME", "Image": "IMAGE", "Command": "COMMAND",
-    "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "CreatedSince": "CREATED",
-    "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS",
-    "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS",
-    "Platform": "PLATFORM", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
-    "Containers": "CONTAINERS", "VirtualSize": "SIZE", "SharedSize": "SHARED SIZE",
-    "UniqueSize": "UNIQUE SIZE", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4",
-    "IPv6": "IPV6", "Internal": "INTERNAL", "Mountpoint": "MOUNTPOINT", "Links": "LINKS",
-    "Group": "GROUP", "Availability": "AVAILABILITY", "CreatedBy": "CREATED BY",
-    "Comment": "COMMENT", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
-    "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+    "ID": "ID",
+    "Names": "NAMES",
+    "Name": "NAME",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "CreatedSince": "CREATED",
+    "Ports": "PORTS",
+    "State": "STATE",
+    "Status": "STATUS",
+    "Size": "SIZE",
+    "Labels": "LABELS",
+    "Mounts": "MOUNTS",
+    "LocalVolumes": "LOCAL VOLUMES",
+    "Networks": "NETWORKS",
+    "Platform": "PLATFORM",
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "Containers": "CONTAINERS",
+    "VirtualSize": "SIZE",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+    "Driver": "DRIVER",
+    "Scope": "SCOPE",
+    "IPv4": "IPV4",
+    "IPv6": "IPV6",
+    "Internal": "INTERNAL",
+    "Mountpoint": "MOUNTPOINT",
+    "Links": "LINKS",
+    "Group": "GROUP",
+    "Availability": "AVAILABILITY",
+    "CreatedBy": "CREATED BY",
+    "Comment": "COMMENT",
+    "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT",
+    "MemPerc": "MEM %",
+    "NetIO": "NET I/O",
+    "BlockIO": "BLOCK I/O",
+    "PIDs": "PIDS",
     "Container": "CONTAINER",
 }
 
@@ -132,8 +162,13 @@ class Row(dict):  # type: ignore[type-arg]
 
     go_fields_are_methods = True  # docker's fields are methods taking no argument
 
-    def __init__(self, fields: dict[str, Any], labels: dict[str, str] | None = None,
-                 go_type: str = "", has_labels: bool = True) -> None:
+    def __init__(
+        self,
+        fields: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        go_type: str = "",
+        has_labels: bool = True,
+    ) -> None:
         super().__init__(fields)
         self.labels = labels or {}
         self.go_type = go_type
@@ -147,6 +182,7 @@ class Row(dict):  # type: ignore[type-arg]
 
     def go_json(self) -> str:
         from berth import gotemplate
+
         return gotemplate.to_json(dict(sorted(self.items())))
 
 
@@ -154,8 +190,9 @@ class Struct(dict):  # type: ignore[type-arg]
     """A JSON object standing for one of docker's Go structs: a field it lacks is an error
     naming the type, as for docker's typed templates."""
 
-    def __init__(self, fields: dict[str, Any], go_type: str,
-                 renames: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, fields: dict[str, Any], go_type: str, renames: dict[str, str] | None = None
+    ) -> None:
         super().__init__(fields)
         self.go_type = go_type
         self.go_renames = renames or {}
@@ -168,6 +205,7 @@ class Header(dict):  # type: ignore[type-arg]
     def go_methods(self) -> dict[str, Any]:
         def label(name: str) -> str:
             return name.split(".")[-1].replace("-", " ").replace("_", " ")
+
         return {"Label": (label, "s")}
 
 
@@ -175,25 +213,30 @@ def labels_text(labels: dict[str, str] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in (labels or {}).items())
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: str, columns: list[tuple[str, str]],
-           parse_error: str = "template parsing error: ",
-           exec_error: str = "template parsing error: ") -> None:
+def render(
+    rows: Sequence[dict[str, Any]],
+    fmt: str,
+    columns: list[tuple[str, str]],
+    parse_error: str = "template parsing error: ",
+    exec_error: str = "template parsing error: ",
+) -> None:
     """A table like docker's tabwriter (3 spaces between columns), or one line per row
     through a Go template; `table {{.A}}\\t{{.B}}` gives a table with a header row, made by
     running the same template over the columns' titles, as the docker CLI does."""
     if not fmt or fmt == "table":
-        table = [[h for h, _ in columns]] + [[str(r.get(k, "")) for _, k in columns]
-                                             for r in rows]
+        table = [[h for h, _ in columns]] + [[str(r.get(k, "")) for _, k in columns] for r in rows]
         # Go's tabwriter as docker sets it up: minimum cell width 10, padding 3
         widths = [max(10, max(len(row[i]) for row in table) + 3) for i in range(len(columns))]
         for row in table:
-            line = "".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell
-                           for i, cell in enumerate(row))
+            line = "".join(
+                cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)
+            )
             sys.stdout.write(line + "\n")
         return
     from berth import gotemplate
+
     is_table = fmt.startswith("table")
-    body = fmt[len("table"):] if is_table else "{{json .}}" if fmt == "json" else fmt
+    body = fmt[len("table") :] if is_table else "{{json .}}" if fmt == "json" else fmt
     body = body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     try:
         tmpl = gotemplate.Template(body)
@@ -216,20 +259,23 @@ def compile_format(fmt: str, name: str = "", missingkey: str = "inspect") -> Any
     if fmt == "json":
         return "json"
     from berth import gotemplate
+
     try:
         return gotemplate.Template(fmt, name=name, missingkey=missingkey)
     except gotemplate.TemplateError as e:
         raise FormatFailed(f"template parsing error: {e}", 64) from None
 
 
-def template(tmpl: Any, obj: Any, error: str = "template parsing error: ",
-             partial: bool = False) -> str:
+def template(
+    tmpl: Any, obj: Any, error: str = "template parsing error: ", partial: bool = False
+) -> str:
     """`obj` through a compiled (or not yet compiled) inspect-style format. A failure prints
     on stdout what docker's does before the error: an empty line, or (`partial`: info,
     version) what the template had written by then and a newline."""
     if isinstance(tmpl, str):
         tmpl = compile_format(tmpl, missingkey="default")
     from berth import gotemplate
+
     if tmpl == "json":  # docker's shorthand for {{json .}}
         return gotemplate.to_json(obj, escape_html=False)
     try:
@@ -240,21 +286,67 @@ def template(tmpl: Any, obj: Any, error: str = "template parsing error: ",
 
 # Go types that are slices or maps in docker's inspect structs: a null there prints as `[]`
 # or `map[]` (the typed value docker's template sees), not `<no value>`
-_SLICES = {"Args", "Mounts", "ExecIDs", "RepoTags", "RepoDigests", "Cmd", "Entrypoint", "Env",
-           "OnBuild", "Shell", "Binds", "Links", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts",
-           "GroupAdd", "CapAdd", "CapDrop", "SecurityOpt", "VolumesFrom", "Devices",
-           "DeviceCgroupRules", "DeviceRequests", "MaskedPaths", "ReadonlyPaths", "Ulimits",
-           "BlkioWeightDevice", "Layers", "Aliases", "DNSNames"}
-_MAPS = {"Labels", "Volumes", "ExposedPorts", "Tmpfs", "StorageOpt", "Sysctls", "PortBindings",
-         "Ports", "Options", "DriverOpts", "Annotations", "Networks", "Data"}
+_SLICES = {
+    "Args",
+    "Mounts",
+    "ExecIDs",
+    "RepoTags",
+    "RepoDigests",
+    "Cmd",
+    "Entrypoint",
+    "Env",
+    "OnBuild",
+    "Shell",
+    "Binds",
+    "Links",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
+    "ExtraHosts",
+    "GroupAdd",
+    "CapAdd",
+    "CapDrop",
+    "SecurityOpt",
+    "VolumesFrom",
+    "Devices",
+    "DeviceCgroupRules",
+    "DeviceRequests",
+    "MaskedPaths",
+    "ReadonlyPaths",
+    "Ulimits",
+    "BlkioWeightDevice",
+    "Layers",
+    "Aliases",
+    "DNSNames",
+}
+_MAPS = {
+    "Labels",
+    "Volumes",
+    "ExposedPorts",
+    "Tmpfs",
+    "StorageOpt",
+    "Sysctls",
+    "PortBindings",
+    "Ports",
+    "Options",
+    "DriverOpts",
+    "Annotations",
+    "Networks",
+    "Data",
+}
 
 
 # fields docker's structs have that the JSON leaves out when empty, by kind of object
 _ABSENT: dict[str, dict[tuple[str, ...], str]] = {
-    "container": {("State", "Health"): "nil", ("SizeRw",): "nil", ("SizeRootFs",): "nil",
-                  ("Node",): "nil"},
+    "container": {
+        ("State", "Health"): "nil",
+        ("SizeRw",): "nil",
+        ("SizeRootFs",): "nil",
+        ("Node",): "nil",
+    },
     "network": {("Peers",): "list", ("Services",): "map"},
-    "volume": {("Status",): "map", ("UsageData",): "nil", ("ClusterVolume",): "nil"}}
+    "volume": {("Status",): "map", ("UsageData",): "nil", ("ClusterVolume",): "nil"},
+}
 
 
 def typed_nils(obj: Any, kind: str = "") -> Any:
@@ -262,6 +354,7 @@ def typed_nils(obj: Any, kind: str = "") -> Any:
     (`[]` at a known slice, `map[]` at a map, else `<nil>`), known maps marshal sorted, fields
     left out when empty are there, a network's Created prints as Go's Time.String."""
     from berth import gotemplate
+
     if isinstance(obj, list):
         return [typed_nils(x) for x in obj]
     if not isinstance(obj, dict):
@@ -269,8 +362,13 @@ def typed_nils(obj: Any, kind: str = "") -> Any:
     out: dict[str, Any] = {}
     for k, v in obj.items():
         if v is None:
-            v = gotemplate.NilList() if k in _SLICES else gotemplate.NilMap() if k in _MAPS \
+            v = (
+                gotemplate.NilList()
+                if k in _SLICES
+                else gotemplate.NilMap()
+                if k in _MAPS
                 else gotemplate.NILPTR
+            )
         else:
             v = typed_nils(v)
             if k in _MAPS and isinstance(v, dict) and not isinstance(v, Struct):
@@ -282,8 +380,12 @@ def typed_nils(obj: Any, kind: str = "") -> Any:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and path[-1] not in parent:
             parent[path[-1]] = gotemplate.omitted(
-                {"nil": gotemplate.NILPTR, "list": gotemplate.NilList(),
-                 "map": gotemplate.NilMap()}[what])
+                {
+                    "nil": gotemplate.NILPTR,
+                    "list": gotemplate.NilList(),
+                    "map": gotemplate.NilMap(),
+                }[what]
+            )
     if kind == "network" and isinstance(out.get("Created"), str):
         t = gotemplate.GoTime(out["Created"])
         t.go_string = go_time(t)
@@ -298,6 +400,7 @@ _DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, 
 def parse_time(s: str) -> str:
     """`--since/--until`: RFC 3339, a unix timestamp, or a Go duration ago (`10m`, `1h30m`)."""
     import re
+
     if re.fullmatch(r"\d+(\.\d+)?", s):
         return s
     if re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", s):
@@ -305,9 +408,11 @@ def parse_time(s: str) -> str:
         return f"{time.time() - secs:.9f}"
     m = re.fullmatch(r"(\d{4}-\d\d-\d\d)(?:T(\d\d:\d\d(?::\d\d)?)(\.\d+)?(Z|[+-]\d\d:\d\d)?)?", s)
     if not m:
-        raise ValueError(f'invalid value for "since": failed to parse value as time or '
-                         f"duration: \"{s}\"")
+        raise ValueError(
+            f'invalid value for "since": failed to parse value as time or duration: "{s}"'
+        )
     import calendar
+
     clock = m.group(2) or "00:00:00"
     if clock.count(":") == 1:
         clock += ":00"

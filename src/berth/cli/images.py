@@ -1,5 +1,4 @@
-"""The image commands that need no registry: images, import, tag, rmi, history, save, load, export, prune.
-"""
+"""The image commands that need no registry: images, import, tag, rmi, history, save, load, export, prune."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ def cmd_import(c: Client, opts: ImportOptions, args: list[str]) -> int:
     src = args[0]
     repo = args[1] if len(args) > 1 else ""
     if src == "-":
-        r = c.import_image(sys.stdin.buffer, repo=repo, message=opts.message,
-                           changes=opts.change)
+        r = c.import_image(sys.stdin.buffer, repo=repo, message=opts.message, changes=opts.change)
     else:
         if "://" in src:
             raise BerthError("importing from a URL is not supported yet")
@@ -71,16 +69,29 @@ def cmd_images(c: Client, opts: ImagesOptions, args: list[str]) -> int:
             tags = [f"{r}:<none>" for r in digests] or ["<none>:<none>"]
         for t in tags:
             repo, _, tag = t.rpartition(":") if t.rfind(":") > t.rfind("/") else (t, "", "<none>")
-            rows.append(fmt.Row({
-                "Repository": repo, "Tag": tag, "ID": iid,
-                "CreatedSince": fmt.ago(im["Created"]), "CreatedAt": fmt.ts(im["Created"]),
-                "Size": fmt.size(im["Size"]), "Digest": digests.get(repo, "<none>"),
-                "Containers": _count(im.get("Containers")),
-                "VirtualSize": fmt.size4(im.get("VirtualSize", im["Size"])),
-                "SharedSize": _count(im.get("SharedSize"), fmt.size),
-                "UniqueSize": _count(None if im.get("SharedSize", -1) < 0 else
-                                     im["Size"] - im["SharedSize"], fmt.size)},
-                None, "*formatter.imageContext", has_labels=False))
+            rows.append(
+                fmt.Row(
+                    {
+                        "Repository": repo,
+                        "Tag": tag,
+                        "ID": iid,
+                        "CreatedSince": fmt.ago(im["Created"]),
+                        "CreatedAt": fmt.ts(im["Created"]),
+                        "Size": fmt.size(im["Size"]),
+                        "Digest": digests.get(repo, "<none>"),
+                        "Containers": _count(im.get("Containers")),
+                        "VirtualSize": fmt.size4(im.get("VirtualSize", im["Size"])),
+                        "SharedSize": _count(im.get("SharedSize"), fmt.size),
+                        "UniqueSize": _count(
+                            None if im.get("SharedSize", -1) < 0 else im["Size"] - im["SharedSize"],
+                            fmt.size,
+                        ),
+                    },
+                    None,
+                    "*formatter.imageContext",
+                    has_labels=False,
+                )
+            )
     if opts.quiet:
         seen = set()
         for r in rows:
@@ -129,8 +140,9 @@ def cmd_rmi(c: Client, opts: RmiOptions, args: list[str]) -> int:
 class HistoryOptions(Options):
     quiet = boolean("quiet", "q", help="Only show image IDs")
     no_trunc = boolean("no-trunc", help="Don't truncate output")
-    human = boolean("human", "H", default=True,
-                    help="Print sizes and dates in human readable format")
+    human = boolean(
+        "human", "H", default=True, help="Print sizes and dates in human readable format"
+    )
     format = string("format", help="Format output using a custom template")
 
 
@@ -143,26 +155,46 @@ def cmd_history(c: Client, opts: HistoryOptions, args: list[str]) -> int:
         if hid != "<missing>" and not opts.no_trunc:
             hid = hid.split(":", 1)[-1][:12]
         by = h.get("CreatedBy") or ""
-        rows.append(fmt.Row({"ID": hid, "CreatedSince": fmt.ago(h["Created"]),
-                             "CreatedAt": fmt.rfc3339(h["Created"]),
-                             "CreatedBy": by if opts.no_trunc else fmt.trunc(by, 45),
-                             "Size": fmt.size(h["Size"]), "Comment": h.get("Comment", "")},
-                            None, "*image.historyContext", has_labels=False))
+        rows.append(
+            fmt.Row(
+                {
+                    "ID": hid,
+                    "CreatedSince": fmt.ago(h["Created"]),
+                    "CreatedAt": fmt.rfc3339(h["Created"]),
+                    "CreatedBy": by if opts.no_trunc else fmt.trunc(by, 45),
+                    "Size": fmt.size(h["Size"]),
+                    "Comment": h.get("Comment", ""),
+                },
+                None,
+                "*image.historyContext",
+                has_labels=False,
+            )
+        )
     if opts.quiet:
         for r in rows:
             out(r["ID"])
         return 0
-    fmt.render(rows, opts.format, [("IMAGE", "ID"), ("CREATED", "CreatedSince"),
-                                      ("CREATED BY", "CreatedBy"), ("SIZE", "Size"),
-                                      ("COMMENT", "Comment")])
+    fmt.render(
+        rows,
+        opts.format,
+        [
+            ("IMAGE", "ID"),
+            ("CREATED", "CreatedSince"),
+            ("CREATED BY", "CreatedBy"),
+            ("SIZE", "Size"),
+            ("COMMENT", "Comment"),
+        ],
+    )
     return 0
 
 
 class SaveOptions(Options):
     output = string("output", "o", help="Write to a file, instead of STDOUT")
-    platform = string("platform",
-                      help="Save only the given platform variant. Formatted as "
-                           "\"os[/arch[/variant]]\" (e.g., \"linux/amd64\")")
+    platform = string(
+        "platform",
+        help="Save only the given platform variant. Formatted as "
+        '"os[/arch[/variant]]" (e.g., "linux/amd64")',
+    )
 
 
 def cmd_save(c: Client, opts: SaveOptions, args: list[str]) -> int:
@@ -218,7 +250,7 @@ def cmd_load(c: Client, opts: LoadOptions, args: list[str]) -> int:
         r = c.load_images(fh, quiet=opts.quiet)
     for msg in r.iter_json():
         if msg.get("error"):
-            err(msg["error"])   # from the stream, as the docker CLI prints it
+            err(msg["error"])  # from the stream, as the docker CLI prints it
             return 1
         if msg.get("stream"):
             sys.stdout.write(msg["stream"])
@@ -228,7 +260,7 @@ def cmd_load(c: Client, opts: LoadOptions, args: list[str]) -> int:
 class ImagePruneOptions(Options):
     all = boolean("all", "a", help="Remove all unused images, not just dangling ones")
     force = boolean("force", "f", help="Do not prompt for confirmation")
-    filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")
+    filter = strings("filter", help='Provide filter values (e.g. "until=<timestamp>")')
 
 
 def cmd_image_prune(c: Client, opts: ImagePruneOptions, args: list[str]) -> int:

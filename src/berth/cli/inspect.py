@@ -35,7 +35,7 @@ def cmd_inspect(c: Client, opts: InspectOptions, args: list[str], kind: str = ""
     rc = 0
     for name in args:
         obj: Any = None
-        for k in (["container", "image"] if not kind else [kind]):
+        for k in ["container", "image"] if not kind else [kind]:
             try:
                 if k == "container":
                     obj = c.inspect_container(name, size=opts.size)
@@ -69,6 +69,7 @@ def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = No
         out(json.dumps(results, indent=4))
     elif tmpl == "json":
         from berth import gotemplate
+
         out(gotemplate.to_json(results, escape_html=False, sort_maps=False))
     else:
         # as docker's: each object that goes through, every error after them, and an empty
@@ -87,8 +88,9 @@ def _print_inspected(tmpl: Any, results: list[Any], kinds: list[str] | None = No
             raise FormatFailed("\n".join(errors), 1, "" if printed else "\n")
 
 
-def _inspect_each(fetch: Callable[[str], dict[str, Any]], format_: str, args: list[str],
-                  kind: str) -> int:
+def _inspect_each(
+    fetch: Callable[[str], dict[str, Any]], format_: str, args: list[str], kind: str
+) -> int:
     """`network inspect`, `volume inspect`: a JSON list, or one template line each."""
     if not args:
         raise UsageError(f'"{kind} inspect" requires at least 1 argument.')

@@ -233,21 +233,24 @@ class GlobalOptions(Options):
     """The flags before the command (`berth -H HOST ps`)."""
 
     INTERSPERSED = False
-    config = optional_string("config",
-                             help="Location of client config files (default \"~/.docker\")")
+    config = optional_string("config", help='Location of client config files (default "~/.docker")')
     context = optional_string(
-        "context", "c", help="Name of the context to use to connect to the daemon (overrides "
-        "DOCKER_HOST env var and default context set with \"berth context use\")")
+        "context",
+        "c",
+        help="Name of the context to use to connect to the daemon (overrides "
+        'DOCKER_HOST env var and default context set with "berth context use")',
+    )
     debug = boolean("debug", "D", help="Enable debug mode")
     host = strings("host", "H", help="Daemon socket to connect to")
     log_level = string("log-level", "l", default="info", help="Set the logging level")
     tls = boolean("tls", help="Use TLS; implied by --tlsverify")
     tlscacert = optional_string(
-        "tlscacert", help="Trust certs signed only by this CA (default \"~/.docker/ca.pem\")")
+        "tlscacert", help='Trust certs signed only by this CA (default "~/.docker/ca.pem")'
+    )
     tlscert = optional_string(
-        "tlscert", help="Path to TLS certificate file (default \"~/.docker/cert.pem\")")
-    tlskey = optional_string("tlskey",
-                             help="Path to TLS key file (default \"~/.docker/key.pem\")")
+        "tlscert", help='Path to TLS certificate file (default "~/.docker/cert.pem")'
+    )
+    tlskey = optional_string("tlskey", help='Path to TLS key file (default "~/.docker/key.pem")')
     # None until given: --tlsverify=false still turns TLS on, as for the docker CLI
     tlsverify = tristate("tlsverify", help="Use TLS and verify the remote")
     version = boolean("version", "v", help="Print version information and quit")
@@ -261,6 +264,7 @@ def make_client(gopts: GlobalOptions) -> Client:
     """The client for the context this command talks to (berth.client.contexts). A unix
     socket's costs nothing more than before but a look at config.json."""
     from berth.client import Client, InvalidHost
+
     if gopts.config:
         os.environ["DOCKER_CONFIG"] = gopts.config
     hosts = gopts.host
@@ -270,17 +274,29 @@ def make_client(gopts: GlobalOptions) -> Client:
     if not (host or gopts.context or gopts.tls or gopts.tlsverify is not None):
         env = os.environ
         env_host = env.get("BERTH_HOST") or env.get("DOCKER_HOST")
-        if env_host and env_host.startswith("unix://") and not (
-                env.get("DOCKER_TLS") or env.get("DOCKER_TLS_VERIFY")):
-            return Client(env_host)   # the fast path: nothing to read
+        if (
+            env_host
+            and env_host.startswith("unix://")
+            and not (env.get("DOCKER_TLS") or env.get("DOCKER_TLS_VERIFY"))
+        ):
+            return Client(env_host)  # the fast path: nothing to read
     from berth.client import contexts
-    ctx = contexts.resolve(host, gopts.context, gopts.tls, gopts.tlsverify, gopts.tlscacert,
-                           gopts.tlscert, gopts.tlskey)
+
+    ctx = contexts.resolve(
+        host,
+        gopts.context,
+        gopts.tls,
+        gopts.tlsverify,
+        gopts.tlscacert,
+        gopts.tlscert,
+        gopts.tlskey,
+    )
     return Client(ctx.host, tls=ctx.tls(), context=ctx.name)
 
 
 def _context_name(gopts: GlobalOptions) -> str:
     from berth.client import contexts
+
     try:
         return contexts.resolve_name(gopts.host[0] if gopts.host else None, gopts.context)
     except BerthError:
@@ -298,18 +314,31 @@ def command_help(path: str, cmd: Command, spec: FlagTable) -> str:
 
 
 def usage() -> str:
-    lines = ["Usage:  berth [OPTIONS] COMMAND", "", "A Docker-compatible container engine",
-             "", "Commands:"]
+    lines = [
+        "Usage:  berth [OPTIONS] COMMAND",
+        "",
+        "A Docker-compatible container engine",
+        "",
+        "Commands:",
+    ]
     for name, (*_, h) in COMMANDS.items():
-        if h and name != "completion":   # docker's list leaves completion out too
+        if h and name != "completion":  # docker's list leaves completion out too
             lines.append(f"  {name:<10} {h}")
-    lines += ["", "Management Commands:", "  container  Manage containers",
-              "  context    Manage contexts",
-              "  image      Manage images", "  network    Manage networks",
-              "  system     Manage berth",
-              "  volume     Manage volumes", "",
-              "Global Options:", GLOBAL.usage(), "",
-              "Run 'berth COMMAND --help' for more information on a command."]
+    lines += [
+        "",
+        "Management Commands:",
+        "  container  Manage containers",
+        "  context    Manage contexts",
+        "  image      Manage images",
+        "  network    Manage networks",
+        "  system     Manage berth",
+        "  volume     Manage volumes",
+        "",
+        "Global Options:",
+        GLOBAL.usage(),
+        "",
+        "Run 'berth COMMAND --help' for more information on a command.",
+    ]
     return "\n".join(lines)
 
 
@@ -339,6 +368,7 @@ def parse_filters(values: list[str]) -> str | None:
     if not values:
         return None
     from berth import jsonc as json
+
     f: dict[str, list[str]] = {}
     for v in values:
         k, eq, val = v.partition("=")
@@ -348,8 +378,7 @@ def parse_filters(values: list[str]) -> str | None:
     return json.dumps(f)
 
 
-def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
-          verb: str) -> int:
+def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None], verb: str) -> int:
     """`fn` for each name, printed once done; an error is reported and the rest go on."""
     if not args:
         raise UsageError(f'"{what}" requires at least 1 argument.')
@@ -364,11 +393,14 @@ def _each(c: Client, args: list[str], what: str, fn: Callable[[str], None],
     return 1 if failed else 0
 
 
-def _simple(action: Callable[[Client, str], None], what: str
-            ) -> Callable[[Client, Options, list[str]], int]:
+def _simple(
+    action: Callable[[Client, str], None], what: str
+) -> Callable[[Client, Options, list[str]], int]:
     """A command that does one route's `action` to each name it is given."""
+
     def cmd(c: Client, opts: Options, args: list[str]) -> int:
         return _each(c, args, what, lambda name: action(c, name), what)
+
     return cmd
 
 
@@ -385,6 +417,7 @@ def run(argv: list[str]) -> int:
         return ENGINE_ERROR
     if gopts.version:
         from berth import __version__
+
         out(f"berth version {__version__}")
         return 0
     if gopts.help or not rest:
@@ -400,16 +433,20 @@ def run(argv: list[str]) -> int:
         return 0
     try:
         opts, pos = spec.parse(args)
-    except UsageError as e:   # a bad flag is 125 everywhere
+    except UsageError as e:  # a bad flag is 125 everywhere
         err(f"{e}\nSee 'berth {path} --help'.")
         return ENGINE_ERROR
     from berth.client import DEFAULT_HOST, Client, ConflictingOptions
+
     try:
         client = make_client(gopts)
     except BerthError as e:
         if path.split()[0] != "context":
-            err(f"{e}" if isinstance(e, ConflictingOptions) else
-                f"Failed to initialize: unable to resolve docker endpoint: {e}")
+            err(
+                f"{e}"
+                if isinstance(e, ConflictingOptions)
+                else f"Failed to initialize: unable to resolve docker endpoint: {e}"
+            )
             return 1
         # the context commands work whatever the current context is
         client = Client("unix://" + DEFAULT_HOST.split("://", 1)[1])
@@ -422,13 +459,17 @@ def _find(name: str, args: list[str]) -> tuple[str, Command, list[str]] | int:
     arguments; or the exit code once its group's help or an unknown command is reported."""
     if name in GROUPS:
         if not args or args[0] in ("--help", "-h"):
-            out(f"Usage:  berth {name} COMMAND\n\nCommands:\n" + "\n".join(
-                f"  {k}" for k in GROUPS[name]))
+            out(
+                f"Usage:  berth {name} COMMAND\n\nCommands:\n"
+                + "\n".join(f"  {k}" for k in GROUPS[name])
+            )
             return 0
         sub = args[0]
         if sub not in GROUPS[name]:
-            err(f"berth: unknown command: berth {name} {sub}\n\nRun 'berth {name} --help' "
-                "for more information")
+            err(
+                f"berth: unknown command: berth {name} {sub}\n\nRun 'berth {name} --help' "
+                "for more information"
+            )
             return 1
         return f"{name} {sub}", GROUPS[name][sub], args[1:]
     if name in COMMANDS:
@@ -440,6 +481,7 @@ def _find(name: str, args: list[str]) -> tuple[str, Command, list[str]] | int:
 def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> int:
     """Run a command; its errors, by type, to docker's messages and exit codes."""
     from berth.client import ConnectionFailed
+
     # as the docker CLI: only `run` reports engine errors with 125 (and a "berth: " prefix)
     is_run = path.split()[-1] == "run"
     try:
@@ -451,7 +493,7 @@ def _call(fn: Handler, client: Client, opts: Any, pos: list[str], path: str) -> 
         err(str(e))
         return ENGINE_ERROR if is_run else 1
     except CommandFailed as e:
-        err(str(e))   # as the docker CLI: a failed build's message, and its code
+        err(str(e))  # as the docker CLI: a failed build's message, and its code
         return e.code or 1
     except BerthError as e:
         err(f"{'berth: ' if is_run else ''}Error response from daemon: {e}")

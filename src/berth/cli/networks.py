@@ -1,5 +1,4 @@
-"""The `network` commands.
-"""
+"""The `network` commands."""
 
 from __future__ import annotations
 
@@ -19,8 +18,9 @@ class NetworkCreateOptions(Options):
     subnet = strings("subnet", help="Subnet in CIDR format that represents a network segment")
     gateway = strings("gateway", help="IPv4 or IPv6 Gateway for the master subnet")
     ip_range = strings("ip-range", help="Allocate container ip from a sub-range")
-    aux_address = strings("aux-address",
-                          help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
+    aux_address = strings(
+        "aux-address", help="Auxiliary IPv4 or IPv6 addresses used by Network driver"
+    )
     ipam_driver = string("ipam-driver", default="default", help="IP Address Management Driver")
     ipam_opt = strings("ipam-opt", help="Set IPAM driver specific options")
     ipv4 = tristate("ipv4", help="Enable or disable IPv4 address assignment")
@@ -36,8 +36,7 @@ def _key_values(items: list[str], what: str) -> dict[str, str]:
     for item in items:
         key, eq, value = item.partition("=")
         if not eq:
-            raise UsageError(f'invalid argument "{item}" for "--{what}" flag: '
-                             "expected key=value")
+            raise UsageError(f'invalid argument "{item}" for "--{what}" flag: expected key=value')
         out[key] = value
     return out
 
@@ -55,8 +54,9 @@ def _subnet_of(subnet: str, addr: str) -> bool:
     return other.version == net.version and other.subnet_of(net)  # type: ignore[arg-type]
 
 
-def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
-                     aux: dict[str, str]) -> list[dict[str, Any]]:
+def consolidate_ipam(
+    subnets: list[str], ranges: list[str], gateways: list[str], aux: dict[str, str]
+) -> list[dict[str, Any]]:
     """IPAM.Config from the flags, each range, gateway and auxiliary address given to the
     subnet it lies in (the docker CLI's rules and messages)."""
     if len(subnets) < len(ranges) or len(subnets) < len(gateways):
@@ -73,11 +73,13 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
                 raise UsageError(f"no matching subnet for {what} {v}")
             for s in matched:
                 if pools[s].get(key):
-                    raise UsageError(f"cannot configure multiple {what}s ({v}, "
-                                     f"{pools[s][key]}) on the same subnet ({s})"
-                                     if what == "range" else
-                                     f"cannot configure multiple gateways ({v}, "
-                                     f"{pools[s][key]}) for the same subnet ({s})")
+                    raise UsageError(
+                        f"cannot configure multiple {what}s ({v}, "
+                        f"{pools[s][key]}) on the same subnet ({s})"
+                        if what == "range"
+                        else f"cannot configure multiple gateways ({v}, "
+                        f"{pools[s][key]}) for the same subnet ({s})"
+                    )
                 pools[s][key] = v
     for name, addr in aux.items():
         matched = [s for s in subnets if _subnet_of(s, addr)]
@@ -91,23 +93,38 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
 def network_create_body(name: str, opts: NetworkCreateOptions) -> dict[str, Any]:
     """The body of `POST /networks/create` from `network create`'s options: the IPAM pools
     consolidated as the docker CLI does, key=value options split."""
-    config = consolidate_ipam(list(opts.subnet), list(opts.ip_range), list(opts.gateway),
-                              _key_values(opts.aux_address, "aux-address"))
-    return {"Name": name, "Driver": opts.driver, "Internal": opts.internal,
-            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6,
-            # as the docker CLI 28: only where the flag was given (API 1.48)
-            **({} if opts.ipv4 is None else {"EnableIPv4": opts.ipv4}),
-            "IPAM": {"Driver": opts.ipam_driver, "Config": config,
-                     "Options": _key_values(opts.ipam_opt, "ipam-opt")},
-            "Options": _key_values(opts.opt, "opt"),
-            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
+    config = consolidate_ipam(
+        list(opts.subnet),
+        list(opts.ip_range),
+        list(opts.gateway),
+        _key_values(opts.aux_address, "aux-address"),
+    )
+    return {
+        "Name": name,
+        "Driver": opts.driver,
+        "Internal": opts.internal,
+        "Attachable": opts.attachable,
+        "EnableIPv6": opts.ipv6,
+        # as the docker CLI 28: only where the flag was given (API 1.48)
+        **({} if opts.ipv4 is None else {"EnableIPv4": opts.ipv4}),
+        "IPAM": {
+            "Driver": opts.ipam_driver,
+            "Config": config,
+            "Options": _key_values(opts.ipam_opt, "ipam-opt"),
+        },
+        "Options": _key_values(opts.opt, "opt"),
+        "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label},
+    }
 
 
 def endpoint_ipam(ip: str, ip6: str, link_local: list[str]) -> dict[str, Any] | None:
     """An EndpointConfig's IPAMConfig from `--ip`, `--ip6` and `--link-local-ip` (None if
     none is given); empty fields are left out, as the docker CLI sends them."""
-    ipam = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6),
-                              ("LinkLocalIPs", list(link_local))) if v}
+    ipam = {
+        k: v
+        for k, v in (("IPv4Address", ip), ("IPv6Address", ip6), ("LinkLocalIPs", list(link_local)))
+        if v
+    }
     return ipam or None
 
 
@@ -120,27 +137,40 @@ def cmd_network_create(c: Client, opts: NetworkCreateOptions, args: list[str]) -
 
 class NetworkLsOptions(Options):
     quiet = boolean("quiet", "q", help="Only display network IDs")
-    filter = strings("filter", "f", help="Provide filter values (e.g. \"driver=bridge\")")
+    filter = strings("filter", "f", help='Provide filter values (e.g. "driver=bridge")')
     no_trunc = boolean("no-trunc", help="Do not truncate the output")
     format = string("format", help="Format output using a custom template")
 
 
 def cmd_network_ls(c: Client, opts: NetworkLsOptions, args: list[str]) -> int:
     nets = sorted(c.networks(parse_filters(opts.filter)), key=lambda n: fmt.natural(n["Name"]))
-    rows = [fmt.Row({"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"],
-                     "Driver": n["Driver"], "Scope": n["Scope"],
-                     "IPv4": "true" if n.get("EnableIPv4", True) else "false",
-                     "IPv6": "true" if n.get("EnableIPv6") else "false",
-                     "Internal": "true" if n.get("Internal") else "false",
-                     "Labels": fmt.labels_text(n.get("Labels")),
-                     "CreatedAt": fmt.go_time(n.get("Created") or "")},
-                    n.get("Labels"), "*network.networkContext") for n in nets]
+    rows = [
+        fmt.Row(
+            {
+                "ID": n["Id"] if opts.no_trunc else n["Id"][:12],
+                "Name": n["Name"],
+                "Driver": n["Driver"],
+                "Scope": n["Scope"],
+                "IPv4": "true" if n.get("EnableIPv4", True) else "false",
+                "IPv6": "true" if n.get("EnableIPv6") else "false",
+                "Internal": "true" if n.get("Internal") else "false",
+                "Labels": fmt.labels_text(n.get("Labels")),
+                "CreatedAt": fmt.go_time(n.get("Created") or ""),
+            },
+            n.get("Labels"),
+            "*network.networkContext",
+        )
+        for n in nets
+    ]
     if opts.quiet:
         for r in rows:
             out(r["ID"])
         return 0
-    fmt.render(rows, opts.format, [("NETWORK ID", "ID"), ("NAME", "Name"),
-                                      ("DRIVER", "Driver"), ("SCOPE", "Scope")])
+    fmt.render(
+        rows,
+        opts.format,
+        [("NETWORK ID", "ID"), ("NAME", "Name"), ("DRIVER", "Driver"), ("SCOPE", "Scope")],
+    )
     return 0
 
 
@@ -151,6 +181,7 @@ def cmd_network_inspect(c: Client, opts: NetworkInspectOptions, args: list[str])
 def cmd_network_rm(c: Client, opts: NetworkRmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
         c.remove_network(name)
+
     return _each(c, args, "network rm", rm, "remove")
 
 
@@ -167,8 +198,8 @@ def cmd_network_prune(c: Client, opts: NetworkPruneOptions, args: list[str]) -> 
 class NetworkConnectOptions(Options):
     alias = strings("alias", help="Add network-scoped alias for the container")
     driver_opt = strings("driver-opt", help="driver options for the network")
-    ip = string("ip", help="IPv4 address (e.g., \"172.30.100.104\")")
-    ip6 = string("ip6", help="IPv6 address (e.g., \"2001:db8::33\")")
+    ip = string("ip", help='IPv4 address (e.g., "172.30.100.104")')
+    ip6 = string("ip6", help='IPv6 address (e.g., "2001:db8::33")')
     link = strings("link", help="Add link to another container")
     link_local_ip = strings("link-local-ip", help="Add a link-local address for the container")
 
@@ -206,7 +237,7 @@ class NetworkRmOptions(Options):
 
 class NetworkPruneOptions(Options):
     force = boolean("force", "f", help="Do not prompt for confirmation")
-    filter = strings("filter", help="Provide filter values (e.g. \"until=<timestamp>\")")
+    filter = strings("filter", help='Provide filter values (e.g. "until=<timestamp>")')
 
 
 class NetworkDisconnectOptions(Options):

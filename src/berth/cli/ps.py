@@ -21,8 +21,9 @@ class PsOptions(Options):
     all = boolean("all", "a", help="Show all containers")
     quiet = boolean("quiet", "q", help="Only display container IDs")
     latest = boolean("latest", "l", help="Show the latest created container (includes all states)")
-    last = integer("last", "n", default=-1,
-                   help="Show n last created containers (includes all states)")
+    last = integer(
+        "last", "n", default=-1, help="Show n last created containers (includes all states)"
+    )
     no_trunc = boolean("no-trunc", help="Don't truncate output")
     size = boolean("size", "s", help="Display total file sizes")
     filter = strings("filter", "f", help="Filter output based on conditions provided")
@@ -35,8 +36,12 @@ def cmd_ps(c: Client, opts: PsOptions, args: list[str]) -> int:
     limit = 1 if opts.latest else opts.last
     if ".Size" in opts.format and not opts.quiet:
         opts.size = True  # as docker: a format that shows the size asks for it
-    cs = c.containers(all=opts.all, limit=limit if limit > 0 else 0, size=opts.size,
-                      filters=parse_filters(opts.filter))
+    cs = c.containers(
+        all=opts.all,
+        limit=limit if limit > 0 else 0,
+        size=opts.size,
+        filters=parse_filters(opts.filter),
+    )
     if opts.quiet:
         for ct in cs:
             out(ct["Id"] if opts.no_trunc else ct["Id"][:12])
@@ -45,31 +50,47 @@ def cmd_ps(c: Client, opts: PsOptions, args: list[str]) -> int:
     for ct in cs:
         cmd = ct["Command"]
         mounts = ct.get("Mounts") or []
-        row = {"ID": ct["Id"] if opts.no_trunc else ct["Id"][:12],
-               "Image": ct["Image"] if opts.no_trunc or not ct["Image"].startswith("sha256:")
-               else ct["Image"][7:19],
-               "Command": json.dumps(cmd if opts.no_trunc else fmt.trunc(cmd, 20),
-                                     ensure_ascii=False),
-               "RunningFor": fmt.ago(ct["Created"]), "CreatedAt": fmt.ts(ct["Created"]),
-               "Status": ct["Status"], "Ports": _ports_text(ct.get("Ports") or []),
-               "Names": ",".join(n.lstrip("/") for n in ct["Names"]), "State": ct["State"],
-               "Labels": fmt.labels_text(ct.get("Labels")),
-               "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
-               "Mounts": ",".join(
-                   m.get("Name") or m.get("Source", "") if opts.no_trunc else
-                   fmt.trunc(m.get("Name") or m.get("Source", ""), 15) for m in mounts),
-               "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local"))}
+        row = {
+            "ID": ct["Id"] if opts.no_trunc else ct["Id"][:12],
+            "Image": ct["Image"]
+            if opts.no_trunc or not ct["Image"].startswith("sha256:")
+            else ct["Image"][7:19],
+            "Command": json.dumps(cmd if opts.no_trunc else fmt.trunc(cmd, 20), ensure_ascii=False),
+            "RunningFor": fmt.ago(ct["Created"]),
+            "CreatedAt": fmt.ts(ct["Created"]),
+            "Status": ct["Status"],
+            "Ports": _ports_text(ct.get("Ports") or []),
+            "Names": ",".join(n.lstrip("/") for n in ct["Names"]),
+            "State": ct["State"],
+            "Labels": fmt.labels_text(ct.get("Labels")),
+            "Networks": ",".join((ct.get("NetworkSettings") or {}).get("Networks") or {}),
+            "Mounts": ",".join(
+                m.get("Name") or m.get("Source", "")
+                if opts.no_trunc
+                else fmt.trunc(m.get("Name") or m.get("Source", ""), 15)
+                for m in mounts
+            ),
+            "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local")),
+        }
         if opts.size:
-            row["Size"] = (f"{fmt.size(ct.get('SizeRw', 0))} "
-                           f"(virtual {fmt.size(ct.get('SizeRootFs', 0))})")
+            row["Size"] = (
+                f"{fmt.size(ct.get('SizeRw', 0))} (virtual {fmt.size(ct.get('SizeRootFs', 0))})"
+            )
         rows.append(fmt.Row(row, ct.get("Labels"), "*formatter.ContainerContext"))
-    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
-            ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
-            ("NAMES", "Names")]
+    cols = [
+        ("CONTAINER ID", "ID"),
+        ("IMAGE", "Image"),
+        ("COMMAND", "Command"),
+        ("CREATED", "RunningFor"),
+        ("STATUS", "Status"),
+        ("PORTS", "Ports"),
+        ("NAMES", "Names"),
+    ]
     if opts.size:
         cols.append(("SIZE", "Size"))
-    fmt.render(rows, opts.format, cols, "failed to parse template: ",
-               "failed to execute template: ")
+    fmt.render(
+        rows, opts.format, cols, "failed to parse template: ", "failed to execute template: "
+    )
     return 0
 
 
@@ -78,8 +99,10 @@ def _ports_text(ports: list[Port]) -> str:
     for p in ports:
         if p.get("PublicPort"):
             ip = p.get("IP") or "0.0.0.0"
-            parts.append(f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->"
-                         f"{p['PrivatePort']}/{p['Type']}")
+            parts.append(
+                f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->"
+                f"{p['PrivatePort']}/{p['Type']}"
+            )
         else:
             parts.append(f"{p['PrivatePort']}/{p['Type']}")
     return ", ".join(parts)

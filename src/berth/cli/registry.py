@@ -73,11 +73,18 @@ def _helper(doc: dict[str, Any], key: str) -> str:
 
 def _run_helper(name: str, action: str, data: str) -> str:
     try:
-        r = subprocess.run([f"docker-credential-{name}", action], input=data,
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [f"docker-credential-{name}", action],
+            input=data,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except FileNotFoundError:
-        raise BerthError(f"error getting credentials - err: exec: \"docker-credential-{name}\": "
-                         "executable file not found in $PATH") from None
+        raise BerthError(
+            f'error getting credentials - err: exec: "docker-credential-{name}": '
+            "executable file not found in $PATH"
+        ) from None
     if r.returncode != 0:
         msg = (r.stdout + r.stderr).strip()
         if "credentials not found" in msg:
@@ -97,8 +104,11 @@ def get_credentials(key: str) -> dict[str, str]:
         d = json.loads(raw)
         if d.get("Username") == "<token>":
             return {"identitytoken": d.get("Secret", ""), "serveraddress": key}
-        return {"username": d.get("Username", ""), "password": d.get("Secret", ""),
-                "serveraddress": key}
+        return {
+            "username": d.get("Username", ""),
+            "password": d.get("Secret", ""),
+            "serveraddress": key,
+        }
     entry = (doc.get("auths") or {}).get(key)
     if not entry and key != HUB_KEY:
         for k, v in (doc.get("auths") or {}).items():
@@ -120,12 +130,16 @@ def store_credentials(key: str, username: str, password: str) -> None:
     doc = load_config()
     helper = _helper(doc, key)
     if helper:
-        _run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": username,
-                                                 "Secret": password}))
+        _run_helper(
+            helper,
+            "store",
+            json.dumps({"ServerURL": key, "Username": username, "Secret": password}),
+        )
         doc.setdefault("auths", {})[key] = {}
     else:
         doc.setdefault("auths", {})[key] = {
-            "auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+            "auth": base64.b64encode(f"{username}:{password}".encode()).decode()
+        }
     save_config(doc)
 
 
@@ -146,6 +160,7 @@ def erase_credentials(key: str) -> bool:
 def auth_header(image: str) -> dict[str, str]:
     """X-Registry-Auth for the registry an image name points at (empty credentials if none)."""
     from berth import reference
+
     try:
         domain = reference.parse(image).domain
     except BerthError:
@@ -164,7 +179,7 @@ class Progress:
         self.out = stream or sys.stdout
         self.tty = self.out.isatty()
         self.quiet = quiet
-        self.lines: dict[str, int] = {}   # id → its line, counted from the first
+        self.lines: dict[str, int] = {}  # id → its line, counted from the first
 
     def show(self, msg: dict[str, Any]) -> None:
         if msg.get("error") or msg.get("errorDetail"):
@@ -219,9 +234,17 @@ def split_name(image: str) -> tuple[str, str]:
     return image, ""
 
 
-def pull(c: Client, image: str, *, all_tags: bool = False, platform: str = "",
-         quiet: bool = False, out: Any = None) -> str:
+def pull(
+    c: Client,
+    image: str,
+    *,
+    all_tags: bool = False,
+    platform: str = "",
+    quiet: bool = False,
+    out: Any = None,
+) -> str:
     from berth import reference
+
     ref = reference.parse(image, default_tag=not all_tags)
     name, tag = split_name(image)
     if all_tags and tag:
@@ -239,8 +262,7 @@ def pull(c: Client, image: str, *, all_tags: bool = False, platform: str = "",
 def cmd_pull(c: Client, opts: PullOptions, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError('"pull" requires exactly 1 argument.')
-    full = pull(c, args[0], all_tags=opts.all_tags, platform=opts.platform,
-                quiet=opts.quiet)
+    full = pull(c, args[0], all_tags=opts.all_tags, platform=opts.platform, quiet=opts.quiet)
     sys.stdout.write(full + "\n")
     return 0
 
@@ -248,16 +270,19 @@ def cmd_pull(c: Client, opts: PullOptions, args: list[str]) -> int:
 class PushOptions(Options):
     all_tags = boolean("all-tags", "a", help="Push all tags of an image to the repository")
     quiet = boolean("quiet", "q", help="Suppress verbose output")
-    platform = string("platform",
-                      help="Push a platform-specific manifest as a single-platform image to the "
-                           "registry. Image index won't be pushed, meaning that other manifests, "
-                           "including attestations won't be preserved. 'os[/arch[/variant]]': "
-                           "Explicit platform (eg. linux/amd64)")
+    platform = string(
+        "platform",
+        help="Push a platform-specific manifest as a single-platform image to the "
+        "registry. Image index won't be pushed, meaning that other manifests, "
+        "including attestations won't be preserved. 'os[/arch[/variant]]': "
+        "Explicit platform (eg. linux/amd64)",
+    )
     disable_content_trust = boolean("disable-content-trust", help="Skip image signing")
 
 
 def cmd_push(c: Client, opts: PushOptions, args: list[str]) -> int:
     from berth import reference
+
     if len(args) != 1:
         raise UsageError('"push" requires exactly 1 argument.')
     image = args[0]
@@ -278,8 +303,9 @@ def cmd_push(c: Client, opts: PushOptions, args: list[str]) -> int:
 class LoginOptions(Options):
     username = string("username", "u", help="Username")
     password = string("password", "p", help="Password or Personal Access Token (PAT)")
-    password_stdin = boolean("password-stdin",
-                             help="Take the Password or Personal Access Token (PAT) from stdin")
+    password_stdin = boolean(
+        "password-stdin", help="Take the Password or Personal Access Token (PAT) from stdin"
+    )
 
 
 def cmd_login(c: Client, opts: LoginOptions, args: list[str]) -> int:
@@ -294,8 +320,9 @@ def cmd_login(c: Client, opts: LoginOptions, args: list[str]) -> int:
             raise UsageError("Must provide --username with --password-stdin")
         pw = sys.stdin.read().rstrip("\r\n")
     elif pw:
-        sys.stderr.write("WARNING! Using --password via the CLI is insecure. "
-                         "Use --password-stdin.\n")
+        sys.stderr.write(
+            "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n"
+        )
     if not user:
         if not sys.stdin.isatty():
             raise BerthError("Cannot perform an interactive login from a non TTY device")
@@ -340,24 +367,54 @@ def cmd_search(c: Client, opts: SearchOptions, args: list[str]) -> int:
         raise UsageError('"search" requires exactly 1 argument.')
     from berth.cli import fmt
     from berth.cli.main import parse_filters
+
     term = args[0]
     first, slash, _ = term.partition("/")
-    server = first if slash and ("." in first or ":" in first or first == "localhost") \
-        else "docker.io"
-    results = c.search_images(term, limit=opts.limit, filters=parse_filters(opts.filter),
-                              auth=auth_header(f"{server}/x" if server != "docker.io" else "x"))
+    server = (
+        first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"
+    )
+    results = c.search_images(
+        term,
+        limit=opts.limit,
+        filters=parse_filters(opts.filter),
+        auth=auth_header(f"{server}/x" if server != "docker.io" else "x"),
+    )
     rows = []
     for r in results:
         desc = " ".join(str(r.get("description") or "").split("\n"))
         if not opts.no_trunc and len(desc) > 45:
             desc = desc[:44] + "…"
-        rows.append({"Name": r["name"], "Description": desc, "StarCount": str(r["star_count"]),
-                     "IsOfficial": "[OK]" if r["is_official"] else "",
-                     "IsAutomated": "[OK]" if r["is_automated"] else ""})
-    fmt.render(rows, opts.format, [("NAME", "Name"), ("DESCRIPTION", "Description"),
-                                      ("STARS", "StarCount"), ("OFFICIAL", "IsOfficial")])
+        rows.append(
+            {
+                "Name": r["name"],
+                "Description": desc,
+                "StarCount": str(r["star_count"]),
+                "IsOfficial": "[OK]" if r["is_official"] else "",
+                "IsAutomated": "[OK]" if r["is_automated"] else "",
+            }
+        )
+    fmt.render(
+        rows,
+        opts.format,
+        [
+            ("NAME", "Name"),
+            ("DESCRIPTION", "Description"),
+            ("STARS", "StarCount"),
+            ("OFFICIAL", "IsOfficial"),
+        ],
+    )
     return 0
 
 
-__all__ = ["cmd_pull", "cmd_push", "cmd_login", "cmd_logout", "cmd_search", "pull",
-           "PullOptions", "PushOptions", "LoginOptions", "SearchOptions"]
+__all__ = [
+    "cmd_pull",
+    "cmd_push",
+    "cmd_login",
+    "cmd_logout",
+    "cmd_search",
+    "pull",
+    "PullOptions",
+    "PushOptions",
+    "LoginOptions",
+    "SearchOptions",
+]

@@ -33,30 +33,37 @@ def _device_rate(spec: str, flag_name: str, sized: bool) -> dict[str, Any]:
     """`--device-read-bps /dev/sda:1mb`, `--device-write-iops /dev/sda:100`."""
     path, sep, rate = spec.rpartition(":")
     if not sep or not path:
-        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format: '
-                         f"{spec}")
+        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format: {spec}')
     if not path.startswith("/dev/"):
-        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: bad format '
-                         f"for device path: {spec}")
+        raise UsageError(
+            f'invalid argument "{spec}" for "--{flag_name}" flag: bad format '
+            f"for device path: {spec}"
+        )
     try:
         value = parse_size(rate) if sized else int(rate)
         if value < 0:
             raise ValueError(rate)
     except ValueError:
         shape = "<number>[<unit>]" if sized else "<number>"
-        raise UsageError(f'invalid argument "{spec}" for "--{flag_name}" flag: invalid rate '
-                         f"for device: {spec}. The correct format is <device-path>:{shape}. "
-                         "Number must be a positive integer"
-                         + (". Unit is optional and can be kb, mb, or gb" if sized else "")
-                         ) from None
+        raise UsageError(
+            f'invalid argument "{spec}" for "--{flag_name}" flag: invalid rate '
+            f"for device: {spec}. The correct format is <device-path>:{shape}. "
+            "Number must be a positive integer"
+            + (". Unit is optional and can be kb, mb, or gb" if sized else "")
+        ) from None
     return {"Path": path, "Rate": value}
 
 
 def _gpus(value: str) -> dict[str, Any]:
     """`--gpus all`, `--gpus 2`, `--gpus '"device=0,1",capabilities=compute'` as the docker
     CLI makes a DeviceRequest (the daemon says whether a driver takes it)."""
-    req: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None,
-                           "Capabilities": [["gpu"]], "Options": {}}
+    req: dict[str, Any] = {
+        "Driver": "",
+        "Count": 0,
+        "DeviceIDs": None,
+        "Capabilities": [["gpu"]],
+        "Options": {},
+    }
     fields: list[str] = []
     cur, quoted = "", False
     for ch in value:  # a small CSV reader: a quoted field may hold commas
@@ -85,47 +92,66 @@ def _gpus(value: str) -> dict[str, Any]:
         elif key == "options":
             req["Options"] = dict(o.partition("=")[::2] for o in val.split(","))
         else:
-            raise UsageError(f'invalid argument "{value}" for "--gpus" flag: unexpected key '
-                             f"'{key}' in '{f}'")
+            raise UsageError(
+                f"invalid argument \"{value}\" for \"--gpus\" flag: unexpected key '{key}' in '{f}'"
+            )
     return req
 
 
 def _parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
     """`-p [ip:][hostPort:]containerPort[/proto]`, ranges included (as the daemon's parser)."""
     import re
-    m = re.match(r"^(?:(\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:([0-9]*(?:-[0-9]+)?):)?"
-                 r"([0-9]+(?:-[0-9]+)?)(?:/(tcp|udp|sctp))?$", spec)
+
+    m = re.match(
+        r"^(?:(\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:([0-9]*(?:-[0-9]+)?):)?"
+        r"([0-9]+(?:-[0-9]+)?)(?:/(tcp|udp|sctp))?$",
+        spec,
+    )
     if not m:
-        raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: '
-                         "invalid port specification")
+        raise UsageError(
+            f'invalid argument "{spec}" for "-p, --publish" flag: invalid port specification'
+        )
 
     def rng(x: str) -> list[int]:
         lo, _, hi = x.partition("-")
         return list(range(int(lo), int(hi or lo) + 1))
+
     ctr = rng(m.group(3))
     hosts = rng(m.group(2)) if m.group(2) else [0] * len(ctr)
     if len(hosts) != len(ctr):
         if len(ctr) != 1:
-            raise UsageError(f'invalid argument "{spec}" for "-p, --publish" flag: invalid '
-                             "ranges specified for container and host Ports")
+            raise UsageError(
+                f'invalid argument "{spec}" for "-p, --publish" flag: invalid '
+                "ranges specified for container and host Ports"
+            )
         hosts = [0]
     out: dict[str, list[dict[str, str]]] = {}
     for c, h in zip(ctr, hosts, strict=True):
         out.setdefault(f"{c}/{m.group(4) or 'tcp'}", []).append(
-            {"HostIp": (m.group(1) or "").strip("[]"), "HostPort": str(h) if h else ""})
+            {"HostIp": (m.group(1) or "").strip("[]"), "HostPort": str(h) if h else ""}
+        )
     return out
 
 
 # the docker CLI's own check of --sysctl (opts.ValidateSysctl); the daemon checks it again
-_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+_SYSCTLS = (
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+)
 
 
 def _sysctl_flag(val: str) -> str:
     key, eq, _ = val.partition("=")
     if not eq or not (key in _SYSCTLS or key.startswith(("net.", "fs.mqueue."))):
-        raise UsageError(f'invalid argument "{val}" for "--sysctl" flag: '
-                         f"sysctl '{val}' is not allowed")
+        raise UsageError(
+            f'invalid argument "{val}" for "--sysctl" flag: sysctl \'{val}\' is not allowed'
+        )
     return val
 
 
@@ -154,21 +180,24 @@ def _parse_mount_flag(spec: str) -> dict[str, Any]:
             try:
                 m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_size(v)
             except ValueError as e:
-                raise UsageError(f"invalid argument \"{spec}\" for \"--mount\" flag: {e}") from None
+                raise UsageError(f'invalid argument "{spec}" for "--mount" flag: {e}') from None
         elif k == "tmpfs-mode":
             m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
         elif k in ("consistency", "bind-recursive"):
             continue
         else:
-            raise UsageError(f'invalid argument "{spec}" for "--mount" flag: unexpected key '
-                             f"'{k}' in '{field}'")
+            raise UsageError(
+                f'invalid argument "{spec}" for "--mount" flag: unexpected key '
+                f"'{k}' in '{field}'"
+            )
     if not m.get("Target"):
         raise UsageError(f'invalid argument "{spec}" for "--mount" flag: target is required')
     return m
 
 
-def _healthcheck(disabled: bool, cmd: str, retries: int,
-                 durations: tuple[tuple[str, str, str], ...]) -> dict[str, Any] | None:
+def _healthcheck(
+    disabled: bool, cmd: str, retries: int, durations: tuple[tuple[str, str, str], ...]
+) -> dict[str, Any] | None:
     """The `--health-*` flags as a HealthConfig; `durations` are (field, flag, value)."""
     if disabled:
         if cmd:
@@ -182,8 +211,7 @@ def _healthcheck(disabled: bool, cmd: str, retries: int,
             try:
                 h[key] = int(parse_duration(value) * 1e9)
             except ValueError as e:
-                raise UsageError(f'invalid argument "{value}" for "--{name}" flag: {e}'
-                                 ) from None
+                raise UsageError(f'invalid argument "{value}" for "--{name}" flag: {e}') from None
     if retries:
         h["Retries"] = retries
     return h or None

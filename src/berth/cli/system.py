@@ -28,11 +28,11 @@ class SystemPruneOptions(Options):
     all = boolean("all", "a", help="Remove all unused images not just dangling ones")
     force = boolean("force", "f", help="Do not prompt for confirmation")
     volumes = boolean("volumes", help="Prune anonymous volumes")
-    filter = strings("filter", help="Provide filter values (e.g. \"label=<key>=<value>\")")
+    filter = strings("filter", help='Provide filter values (e.g. "label=<key>=<value>")')
 
 
 def _size(n: float) -> str:
-    return human_size(n, 4)   # go-units HumanSize, as `system df` prints sizes
+    return human_size(n, 4)  # go-units HumanSize, as `system df` prints sizes
 
 
 def _reclaimable(reclaimable: int, total: int) -> str:
@@ -46,79 +46,127 @@ def _table(rows: list[list[str]]) -> list[str]:
     if not rows:
         return []
     widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]))]
-    return ["".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
-            for r in rows]
+    return [
+        "".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)) for r in rows
+    ]
 
 
 def summary(df: dict[str, Any]) -> list[dict[str, Any]]:
     """The four rows of `system df`: Images, Containers, Local Volumes, Build Cache."""
     images = df.get("Images") or []
     layers = int(df.get("LayersSize") or 0)
-    used = sum(i["Size"] - i["SharedSize"] for i in images
-               if i.get("Containers") and i.get("SharedSize", -1) != -1)
+    used = sum(
+        i["Size"] - i["SharedSize"]
+        for i in images
+        if i.get("Containers") and i.get("SharedSize", -1) != -1
+    )
     containers = df.get("Containers") or []
     c_size = sum(int(c.get("SizeRw") or 0) for c in containers)
-    c_free = sum(int(c.get("SizeRw") or 0) for c in containers
-                 if c.get("State") not in ("running", "paused", "restarting"))
+    c_free = sum(
+        int(c.get("SizeRw") or 0)
+        for c in containers
+        if c.get("State") not in ("running", "paused", "restarting")
+    )
     volumes = df.get("Volumes") or []
     v_size = sum(max(int(v["UsageData"]["Size"]), 0) for v in volumes)
-    v_free = sum(max(int(v["UsageData"]["Size"]), 0) for v in volumes
-                 if v["UsageData"]["RefCount"] == 0)
+    v_free = sum(
+        max(int(v["UsageData"]["Size"]), 0) for v in volumes if v["UsageData"]["RefCount"] == 0
+    )
     cache = df.get("BuildCache") or []
     b_size = sum(int(b.get("Size") or 0) for b in cache)
     b_free = sum(int(b.get("Size") or 0) for b in cache if not b.get("InUse"))
     return [
-        {"Type": "Images", "TotalCount": str(len(images)),
-         "Active": str(sum(1 for i in images if i.get("Containers"))), "Size": _size(layers),
-         "Reclaimable": _reclaimable(max(layers - used, 0), layers)},
-        {"Type": "Containers", "TotalCount": str(len(containers)),
-         "Active": str(sum(1 for c in containers if c.get("State") == "running")),
-         "Size": _size(c_size), "Reclaimable": _reclaimable(c_free, c_size)},
-        {"Type": "Local Volumes", "TotalCount": str(len(volumes)),
-         "Active": str(sum(1 for v in volumes if v["UsageData"]["RefCount"])),
-         "Size": _size(v_size), "Reclaimable": _reclaimable(v_free, v_size)},
-        {"Type": "Build Cache", "TotalCount": str(len(cache)),
-         "Active": str(sum(1 for b in cache if b.get("InUse"))), "Size": _size(b_size),
-         "Reclaimable": _size(b_free)},
+        {
+            "Type": "Images",
+            "TotalCount": str(len(images)),
+            "Active": str(sum(1 for i in images if i.get("Containers"))),
+            "Size": _size(layers),
+            "Reclaimable": _reclaimable(max(layers - used, 0), layers),
+        },
+        {
+            "Type": "Containers",
+            "TotalCount": str(len(containers)),
+            "Active": str(sum(1 for c in containers if c.get("State") == "running")),
+            "Size": _size(c_size),
+            "Reclaimable": _reclaimable(c_free, c_size),
+        },
+        {
+            "Type": "Local Volumes",
+            "TotalCount": str(len(volumes)),
+            "Active": str(sum(1 for v in volumes if v["UsageData"]["RefCount"])),
+            "Size": _size(v_size),
+            "Reclaimable": _reclaimable(v_free, v_size),
+        },
+        {
+            "Type": "Build Cache",
+            "TotalCount": str(len(cache)),
+            "Active": str(sum(1 for b in cache if b.get("InUse"))),
+            "Size": _size(b_size),
+            "Reclaimable": _size(b_free),
+        },
     ]
 
 
 def _verbose(df: dict[str, Any]) -> list[str]:
     lines = ["Images space usage:", ""]
-    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
-             "CONTAINERS"]]
+    rows = [
+        [
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ]
+    ]
     for i in df.get("Images") or []:
         tags = i.get("RepoTags") or ["<none>:<none>"]
         for ref in tags:
             repo, _, tag = ref.rpartition(":")
             shared = i.get("SharedSize", -1)
-            rows.append([repo, tag, i["Id"].removeprefix("sha256:")[:12],
-                         fmt.ago(i["Created"]), human_size(i["Size"]),
-                         _size(shared) if shared != -1 else "N/A",
-                         _size(i["Size"] - shared) if shared != -1 else "N/A",
-                         str(i.get("Containers", 0))])
+            rows.append(
+                [
+                    repo,
+                    tag,
+                    i["Id"].removeprefix("sha256:")[:12],
+                    fmt.ago(i["Created"]),
+                    human_size(i["Size"]),
+                    _size(shared) if shared != -1 else "N/A",
+                    _size(i["Size"] - shared) if shared != -1 else "N/A",
+                    str(i.get("Containers", 0)),
+                ]
+            )
     lines += _table(rows) + ["", "Containers space usage:", ""]
-    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS",
-             "NAMES"]]
+    rows = [
+        ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"]
+    ]
     for c in df.get("Containers") or []:
         command = c.get("Command") or ""
-        rows.append([c["Id"][:12], c.get("Image", ""),
-                     f'"{fmt.trunc(command, 20)}"',
-                     str(sum(1 for m in c.get("Mounts") or [] if m.get("Type") == "volume")),
-                     _size(int(c.get("SizeRw") or 0)), fmt.ago(c["Created"]),
-                     c.get("Status", ""), ",".join(n.lstrip("/") for n in c.get("Names") or [])])
+        rows.append(
+            [
+                c["Id"][:12],
+                c.get("Image", ""),
+                f'"{fmt.trunc(command, 20)}"',
+                str(sum(1 for m in c.get("Mounts") or [] if m.get("Type") == "volume")),
+                _size(int(c.get("SizeRw") or 0)),
+                fmt.ago(c["Created"]),
+                c.get("Status", ""),
+                ",".join(n.lstrip("/") for n in c.get("Names") or []),
+            ]
+        )
     lines += _table(rows) + ["", "Local Volumes space usage:", ""]
     rows = [["VOLUME NAME", "LINKS", "SIZE"]]
     for v in df.get("Volumes") or []:
         size = int(v["UsageData"]["Size"])
-        rows.append([v["Name"], str(v["UsageData"]["RefCount"]),
-                     _size(size) if size >= 0 else "N/A"])
+        rows.append(
+            [v["Name"], str(v["UsageData"]["RefCount"]), _size(size) if size >= 0 else "N/A"]
+        )
     lines += _table(rows)
     cache = df.get("BuildCache") or []
-    lines += ["", f"Build cache usage: {_size(sum(int(b.get('Size') or 0) for b in cache))}",
-              ""]
-    lines += _table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE",
-                      "SHARED"]])
+    lines += ["", f"Build cache usage: {_size(sum(int(b.get('Size') or 0) for b in cache))}", ""]
+    lines += _table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]])
     return lines
 
 
@@ -136,8 +184,13 @@ def cmd_system_df(c: Client, opts: SystemDfOptions, args: list[str]) -> int:
         for r in rows:
             sys.stdout.write(fmt.template(opts.format, r) + "\n")
         return 0
-    cols = [("TYPE", "Type"), ("TOTAL", "TotalCount"), ("ACTIVE", "Active"), ("SIZE", "Size"),
-            ("RECLAIMABLE", "Reclaimable")]
+    cols = [
+        ("TYPE", "Type"),
+        ("TOTAL", "TotalCount"),
+        ("ACTIVE", "Active"),
+        ("SIZE", "Size"),
+        ("RECLAIMABLE", "Reclaimable"),
+    ]
     fmt.render(rows, opts.format, cols)
     return 0
 
@@ -148,12 +201,18 @@ def cmd_system_prune(c: Client, opts: SystemPruneOptions, args: list[str]) -> in
     what = ["all stopped containers", "all networks not used by at least one container"]
     if opts.volumes:
         what.append("all anonymous volumes not used by at least one container")
-    what.append("all images without at least one container associated to them" if opts.all
-                else "all dangling images")
+    what.append(
+        "all images without at least one container associated to them"
+        if opts.all
+        else "all dangling images"
+    )
     what.append("unused build cache")
     if not opts.force:
-        sys.stdout.write("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what) +
-                         "\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.write(
+            "WARNING! This will remove:\n"
+            + "".join(f"  - {w}\n" for w in what)
+            + "\nAre you sure you want to continue? [y/N] "
+        )
         sys.stdout.flush()
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
@@ -201,8 +260,9 @@ def cmd_events(c: Client, opts: EventsOptions, args: list[str]) -> int:
         try:
             tmpl = fmt.compile_format(opts.format, missingkey="default")
         except fmt.FormatFailed as e:
-            raise fmt.FormatFailed(str(e).replace("template parsing error: ",
-                                                  "Error parsing format: "), 64) from None
+            raise fmt.FormatFailed(
+                str(e).replace("template parsing error: ", "Error parsing format: "), 64
+            ) from None
     r = c.events(since=since, until=until, filters=parse_filters(opts.filter))
     for ev in r.iter_json():
         if tmpl is not None:
@@ -210,14 +270,22 @@ def cmd_events(c: Client, opts: EventsOptions, args: list[str]) -> int:
             sys.stdout.flush()
             continue
         ns = ev.get("timeNano", 0)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns // 10**9)) + \
-            f".{ns % 10**9:09d}" + time.strftime("%z", time.localtime(ns // 10**9))
+        stamp = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns // 10**9))
+            + f".{ns % 10**9:09d}"
+            + time.strftime("%z", time.localtime(ns // 10**9))
+        )
         # Go's RFC3339NanoFixed, as the docker CLI prints it: "Z" for UTC, else +hh:mm
-        stamp = stamp[:-5] + "Z" if stamp.endswith(("+0000", "-0000")) else \
-            stamp[:-2] + ":" + stamp[-2:]
+        stamp = (
+            stamp[:-5] + "Z"
+            if stamp.endswith(("+0000", "-0000"))
+            else stamp[:-2] + ":" + stamp[-2:]
+        )
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
-        out(f"{stamp} {ev['Type']} {ev['Action']} {ev['Actor']['ID']}"
-            + (f" ({attrs})" if attrs else ""))
+        out(
+            f"{stamp} {ev['Type']} {ev['Action']} {ev['Actor']['ID']}"
+            + (f" ({attrs})" if attrs else "")
+        )
         sys.stdout.flush()
     return 0
 
@@ -228,21 +296,34 @@ class VersionOptions(Options):
 
 def cmd_version(c: Client, opts: VersionOptions, args: list[str]) -> int:
     from berth import __version__
+
     if opts.format:
         tmpl = fmt.compile_format(opts.format, name="version", missingkey="default")
         pyver = "python" + sys.version.split()[0]
-        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
-                                                           os.uname().machine)
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
         api = {"APIVersion": "ApiVersion"}  # the Go field's name, the JSON key
-        client = fmt.Struct({"Version": __version__, "ApiVersion": c.version,
-                             "DefaultAPIVersion": c.version, "GitCommit": "",
-                             "GoVersion": pyver, "Os": "linux", "Arch": arch, "BuildTime": "",
-                             "Context": "default"}, "*system.clientVersion", api)
-        data = fmt.Struct({"Client": client, "Server": fmt.Struct(c.version_info(),
-                                                                  "*types.Version", api)},
-                          "system.versionInfo")
+        client = fmt.Struct(
+            {
+                "Version": __version__,
+                "ApiVersion": c.version,
+                "DefaultAPIVersion": c.version,
+                "GitCommit": "",
+                "GoVersion": pyver,
+                "Os": "linux",
+                "Arch": arch,
+                "BuildTime": "",
+                "Context": "default",
+            },
+            "*system.clientVersion",
+            api,
+        )
+        data = fmt.Struct(
+            {"Client": client, "Server": fmt.Struct(c.version_info(), "*types.Version", api)},
+            "system.versionInfo",
+        )
         # docker writes it through a tabwriter (cells at least 20 wide, padding 1)
         from berth import gotemplate
+
         out(gotemplate.tabwrite(fmt.template(tmpl, data, "", partial=True), 20, 1))
         return 0
     out("Client:")
@@ -270,27 +351,38 @@ def cmd_info(c: Client, opts: InfoOptions, args: list[str]) -> int:
     tmpl = fmt.compile_format(opts.format, missingkey="default") if opts.format else None
     i = c.info()
     if tmpl is not None:
-        out(fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "",
-                         partial=True))
+        out(
+            fmt.template(tmpl, fmt.Struct(fmt.typed_nils(i), "system.dockerInfo"), "", partial=True)
+        )
         return 0
     out("Server:")
-    for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
-                       (" Paused", "ContainersPaused"), (" Stopped", "ContainersStopped"),
-                       ("Images", "Images"), ("Server Version", "ServerVersion"),
-                       ("Storage Driver", "Driver"), ("Logging Driver", "LoggingDriver"),
-                       ("Cgroup Driver", "CgroupDriver"), ("Cgroup Version", "CgroupVersion"),
-                       ("Default Runtime", "DefaultRuntime"), ("Live Restore Enabled",
-                                                             "LiveRestoreEnabled"),
-                       ("Kernel Version", "KernelVersion"), ("Operating System",
-                                                             "OperatingSystem"),
-                       ("Architecture", "Architecture"), ("CPUs", "NCPU"),
-                       ("Total Memory", "MemTotal"), ("Name", "Name"), ("ID", "ID"),
-                       ("Berth Root Dir", "DockerRootDir")):
+    for label, key in (
+        ("Containers", "Containers"),
+        (" Running", "ContainersRunning"),
+        (" Paused", "ContainersPaused"),
+        (" Stopped", "ContainersStopped"),
+        ("Images", "Images"),
+        ("Server Version", "ServerVersion"),
+        ("Storage Driver", "Driver"),
+        ("Logging Driver", "LoggingDriver"),
+        ("Cgroup Driver", "CgroupDriver"),
+        ("Cgroup Version", "CgroupVersion"),
+        ("Default Runtime", "DefaultRuntime"),
+        ("Live Restore Enabled", "LiveRestoreEnabled"),
+        ("Kernel Version", "KernelVersion"),
+        ("Operating System", "OperatingSystem"),
+        ("Architecture", "Architecture"),
+        ("CPUs", "NCPU"),
+        ("Total Memory", "MemTotal"),
+        ("Name", "Name"),
+        ("ID", "ID"),
+        ("Berth Root Dir", "DockerRootDir"),
+    ):
         v = i.get(key)
         if key == "MemTotal":
             v = fmt.binary_size(v or 0)
         out(f" {label}: {v}")
-    for w in i.get("Warnings") or []:   # as the docker CLI: the daemon's warnings, on stderr
+    for w in i.get("Warnings") or []:  # as the docker CLI: the daemon's warnings, on stderr
         err(w)
     return 0
 
@@ -298,7 +390,7 @@ def cmd_info(c: Client, opts: InfoOptions, args: list[str]) -> int:
 class BuilderPruneOptions(Options):
     all = boolean("all", "a", help="Remove all unused build cache, not just dangling ones")
     force = boolean("force", "f", help="Do not prompt for confirmation")
-    filter = strings("filter", help="Provide filter values (e.g. \"until=24h\")")
+    filter = strings("filter", help='Provide filter values (e.g. "until=24h")')
 
 
 def cmd_builder_prune(c: Client, opts: BuilderPruneOptions, args: list[str]) -> int:

@@ -1,5 +1,4 @@
-"""The `volume` commands.
-"""
+"""The `volume` commands."""
 
 from __future__ import annotations
 
@@ -22,9 +21,12 @@ def cmd_volume_create(c: Client, opts: VolumeCreateOptions, args: list[str]) -> 
     if len(args) > 1:
         raise UsageError('"volume create" requires at most 1 argument.')
     name = args[0] if args else opts.name
-    body = {"Name": name, "Driver": opts.driver,
-            "DriverOpts": dict(o.split("=", 1) for o in opts.opt if "=" in o),
-            "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label}}
+    body = {
+        "Name": name,
+        "Driver": opts.driver,
+        "DriverOpts": dict(o.split("=", 1) for o in opts.opt if "=" in o),
+        "Labels": {lab.partition("=")[0]: lab.partition("=")[2] for lab in opts.label},
+    }
     for o in opts.opt:
         if "=" not in o:
             raise UsageError(f"invalid key value pair format in driver options: {o}")
@@ -34,7 +36,7 @@ def cmd_volume_create(c: Client, opts: VolumeCreateOptions, args: list[str]) -> 
 
 class VolumeLsOptions(Options):
     quiet = boolean("quiet", "q", help="Only display volume names")
-    filter = strings("filter", "f", help="Provide filter values (e.g. \"dangling=true\")")
+    filter = strings("filter", "f", help='Provide filter values (e.g. "dangling=true")')
     format = string("format", help="Format output using a custom template")
 
 
@@ -44,14 +46,26 @@ def cmd_volume_ls(c: Client, opts: VolumeLsOptions, args: list[str]) -> int:
         for v in vols:
             out(v["Name"])
         return 0
-    rows = [fmt.Row({"Name": v["Name"], "Driver": v["Driver"], "Scope": v.get("Scope", "local"),
-                     "Mountpoint": v.get("Mountpoint", ""),
-                     "Labels": fmt.labels_text(v.get("Labels")),
-                     "Links": _count((v.get("UsageData") or {}).get("RefCount")),
-                     "Size": _count((v.get("UsageData") or {}).get("Size"), fmt.size),
-                     # cluster volumes' fields: N/A for a local one, as docker shows them
-                     "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
-                    v.get("Labels"), "*formatter.volumeContext") for v in vols]
+    rows = [
+        fmt.Row(
+            {
+                "Name": v["Name"],
+                "Driver": v["Driver"],
+                "Scope": v.get("Scope", "local"),
+                "Mountpoint": v.get("Mountpoint", ""),
+                "Labels": fmt.labels_text(v.get("Labels")),
+                "Links": _count((v.get("UsageData") or {}).get("RefCount")),
+                "Size": _count((v.get("UsageData") or {}).get("Size"), fmt.size),
+                # cluster volumes' fields: N/A for a local one, as docker shows them
+                "Group": "N/A",
+                "Availability": "N/A",
+                "Status": "N/A",
+            },
+            v.get("Labels"),
+            "*formatter.volumeContext",
+        )
+        for v in vols
+    ]
     fmt.render(rows, opts.format, [("DRIVER", "Driver"), ("VOLUME NAME", "Name")])
     return 0
 
@@ -63,6 +77,7 @@ def cmd_volume_inspect(c: Client, opts: VolumeInspectOptions, args: list[str]) -
 def cmd_volume_rm(c: Client, opts: VolumeRmOptions, args: list[str]) -> int:
     def rm(name: str) -> None:
         c.remove_volume(name, force=opts.force)
+
     return _each(c, args, "volume rm", rm, "remove")
 
 
@@ -90,4 +105,4 @@ class VolumeRmOptions(Options):
 class VolumePruneOptions(Options):
     all = boolean("all", "a", help="Remove all unused volumes, not just anonymous ones")
     force = boolean("force", "f", help="Do not prompt for confirmation")
-    filter = strings("filter", help="Provide filter values (e.g. \"label=<label>\")")
+    filter = strings("filter", help='Provide filter values (e.g. "label=<label>")')

@@ -68,11 +68,18 @@ class Client(Transport):
     """
 
     # --- containers -------------------------------------------------------------------------
-    def containers(self, *, all: bool = False, limit: int = 0, size: bool = False,  # noqa: A002
-                   filters: str | None = None) -> list[t.ContainerSummary]:
-        res: list[t.ContainerSummary] = self.get("/containers/json", {
-            "all": all or None, "limit": limit or None, "size": size or None,
-            "filters": filters})
+    def containers(
+        self,
+        *,
+        all: bool = False,
+        limit: int = 0,
+        size: bool = False,  # noqa: A002
+        filters: str | None = None,
+    ) -> list[t.ContainerSummary]:
+        res: list[t.ContainerSummary] = self.get(
+            "/containers/json",
+            {"all": all or None, "limit": limit or None, "size": size or None, "filters": filters},
+        )
         return res
 
     def inspect_container(self, name: str, *, size: bool = False) -> t.ContainerInspect:
@@ -88,32 +95,37 @@ class Client(Transport):
         self._done("POST", f"/containers/{q(name)}/start")
 
     def stop_container(self, name: str, *, timeout: int | None = None, signal: str = "") -> None:
-        self._done("POST", f"/containers/{q(name)}/stop",
-                   {"t": timeout, "signal": signal or None})
+        self._done("POST", f"/containers/{q(name)}/stop", {"t": timeout, "signal": signal or None})
 
-    def restart_container(self, name: str, *, timeout: int | None = None,
-                          signal: str = "") -> None:
-        self._done("POST", f"/containers/{q(name)}/restart",
-                   {"t": timeout, "signal": signal or None})
+    def restart_container(self, name: str, *, timeout: int | None = None, signal: str = "") -> None:
+        self._done(
+            "POST", f"/containers/{q(name)}/restart", {"t": timeout, "signal": signal or None}
+        )
 
     def kill_container(self, name: str, signal: str = "") -> None:
         self._done("POST", f"/containers/{q(name)}/kill", {"signal": signal or None})
 
-    def remove_container(self, name: str, *, force: bool = False, volumes: bool = False,
-                         link: bool = False) -> None:
-        self._done("DELETE", f"/containers/{q(name)}",
-                   {"force": force or None, "v": volumes or None, "link": link or None})
+    def remove_container(
+        self, name: str, *, force: bool = False, volumes: bool = False, link: bool = False
+    ) -> None:
+        self._done(
+            "DELETE",
+            f"/containers/{q(name)}",
+            {"force": force or None, "v": volumes or None, "link": link or None},
+        )
 
     def wait_container(self, name: str, condition: str = "") -> t.WaitResponse:
         """Blocks until the container stops."""
-        res: t.WaitResponse | None = self.post(f"/containers/{q(name)}/wait",
-                                               {"condition": condition or None})
+        res: t.WaitResponse | None = self.post(
+            f"/containers/{q(name)}/wait", {"condition": condition or None}
+        )
         return res or {}
 
     def begin_wait(self, name: str, condition: str) -> Waiting:
         """The wait route, registered now and read later (`run`: before the start)."""
-        return Waiting(self.send("POST", f"/containers/{q(name)}/wait",
-                                 query={"condition": condition}))
+        return Waiting(
+            self.send("POST", f"/containers/{q(name)}/wait", query={"condition": condition})
+        )
 
     def rename_container(self, name: str, new_name: str) -> None:
         self._done("POST", f"/containers/{q(name)}/rename", {"name": new_name})
@@ -135,13 +147,30 @@ class Client(Transport):
         res: list[t.Change] = self.get(f"/containers/{q(name)}/changes") or []
         return res
 
-    def container_logs(self, name: str, *, follow: bool = False, timestamps: bool = False,
-                       tail: str = "all", since: str | None = None,
-                       until: str | None = None) -> Response:
+    def container_logs(
+        self,
+        name: str,
+        *,
+        follow: bool = False,
+        timestamps: bool = False,
+        tail: str = "all",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Response:
         """stdout and stderr: raw for a TTY, else multiplexed frames."""
-        return self.send("GET", f"/containers/{q(name)}/logs", query={
-            "stdout": 1, "stderr": 1, "follow": follow or None,
-            "timestamps": timestamps or None, "tail": tail, "since": since, "until": until})
+        return self.send(
+            "GET",
+            f"/containers/{q(name)}/logs",
+            query={
+                "stdout": 1,
+                "stderr": 1,
+                "follow": follow or None,
+                "timestamps": timestamps or None,
+                "tail": tail,
+                "since": since,
+                "until": until,
+            },
+        )
 
     def container_stats(self, name: str) -> dict[str, Any]:
         """One sample, docker's stats JSON."""
@@ -154,9 +183,18 @@ class Client(Transport):
 
     def attach_container(self, name: str, *, stdin: bool, detach_keys: str = "") -> Response:
         """stdout and stderr (and stdin), hijacked."""
-        return self.send("POST", f"/containers/{q(name)}/attach",
-                         query={"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
-                                "stderr": 1, "detachKeys": detach_keys or None}, upgrade=True)
+        return self.send(
+            "POST",
+            f"/containers/{q(name)}/attach",
+            query={
+                "stream": 1,
+                "stdin": 1 if stdin else None,
+                "stdout": 1,
+                "stderr": 1,
+                "detachKeys": detach_keys or None,
+            },
+            upgrade=True,
+        )
 
     def resize_container(self, name: str, height: int, width: int) -> None:
         self._done("POST", f"/containers/{q(name)}/resize", {"h": height, "w": width})
@@ -168,8 +206,7 @@ class Client(Transport):
     def stat_path(self, name: str, path: str) -> Response:
         """`HEAD .../archive`, unchecked: its status, and the path's stat in the
         X-Docker-Container-Path-Stat header (a HEAD has no body to carry an error)."""
-        r = self.send("HEAD", f"/containers/{q(name)}/archive", query={"path": path},
-                      check=False)
+        r = self.send("HEAD", f"/containers/{q(name)}/archive", query={"path": path}, check=False)
         r.close()
         return r
 
@@ -177,12 +214,17 @@ class Client(Transport):
         """A tar of `path`; its stat in the header."""
         return self.send("GET", f"/containers/{q(name)}/archive", query={"path": path})
 
-    def put_archive(self, name: str, path: str, data: BinaryIO, *,
-                    copy_uid_gid: bool = False) -> None:
+    def put_archive(
+        self, name: str, path: str, data: BinaryIO, *, copy_uid_gid: bool = False
+    ) -> None:
         """Extract the tar stream `data` at `path`."""
-        r = self.send("PUT", f"/containers/{q(name)}/archive", data=data, headers=TAR,
-                      query={"path": path, "noOverwriteDirNonDir": True,
-                             "copyUIDGID": copy_uid_gid})
+        r = self.send(
+            "PUT",
+            f"/containers/{q(name)}/archive",
+            data=data,
+            headers=TAR,
+            query={"path": path, "noOverwriteDirNonDir": True, "copyUIDGID": copy_uid_gid},
+        )
         r.read()
         r.close()
 
@@ -190,13 +232,30 @@ class Client(Transport):
         res: t.Pruned = self.post("/containers/prune", {"filters": filters})
         return res
 
-    def commit(self, container: str, *, repo: str = "", tag: str = "", comment: str = "",
-               author: str = "", pause: bool = True, changes: list[str] | None = None
-               ) -> t.Created:
-        res: t.Created = self.post("/commit", [
-            ("container", container), ("repo", repo or None), ("tag", tag or None),
-            ("comment", comment or None), ("author", author or None), ("pause", pause),
-            *[("changes", ch) for ch in changes or []]], {})
+    def commit(
+        self,
+        container: str,
+        *,
+        repo: str = "",
+        tag: str = "",
+        comment: str = "",
+        author: str = "",
+        pause: bool = True,
+        changes: list[str] | None = None,
+    ) -> t.Created:
+        res: t.Created = self.post(
+            "/commit",
+            [
+                ("container", container),
+                ("repo", repo or None),
+                ("tag", tag or None),
+                ("comment", comment or None),
+                ("author", author or None),
+                ("pause", pause),
+                *[("changes", ch) for ch in changes or []],
+            ],
+            {},
+        )
         return res
 
     # --- exec -------------------------------------------------------------------------------
@@ -204,8 +263,9 @@ class Client(Transport):
         res: t.Created = self.post(f"/containers/{q(container)}/exec", body=body)
         return res
 
-    def start_exec(self, exec_id: str, *, tty: bool, detach: bool,
-                   console_size: list[int] | None = None) -> Response | None:
+    def start_exec(
+        self, exec_id: str, *, tty: bool, detach: bool, console_size: list[int] | None = None
+    ) -> Response | None:
         """Hijacked; or, detached, nothing to read."""
         body = {"Detach": detach, "Tty": tty, "ConsoleSize": console_size}
         if detach:
@@ -221,10 +281,15 @@ class Client(Transport):
         self._done("POST", f"/exec/{exec_id}/resize", {"h": height, "w": width})
 
     # --- images -----------------------------------------------------------------------------
-    def images(self, *, all: bool = False, filters: str | None = None  # noqa: A002
-               ) -> list[t.ImageSummary]:
-        res: list[t.ImageSummary] = self.get("/images/json",
-                                             {"all": all or None, "filters": filters})
+    def images(
+        self,
+        *,
+        all: bool = False,
+        filters: str | None = None,  # noqa: A002
+    ) -> list[t.ImageSummary]:
+        res: list[t.ImageSummary] = self.get(
+            "/images/json", {"all": all or None, "filters": filters}
+        )
         return res
 
     def inspect_image(self, name: str) -> dict[str, Any]:
@@ -234,10 +299,12 @@ class Client(Transport):
     def tag_image(self, name: str, repo: str, tag: str = "") -> None:
         self._done("POST", f"/images/{q(name)}/tag", {"repo": repo, "tag": tag or None})
 
-    def remove_image(self, name: str, *, force: bool = False,
-                     no_prune: bool = False) -> list[t.ImageDeleted]:
-        res: list[t.ImageDeleted] = self.delete(f"/images/{q(name)}", {
-            "force": force or None, "noprune": no_prune or None})
+    def remove_image(
+        self, name: str, *, force: bool = False, no_prune: bool = False
+    ) -> list[t.ImageDeleted]:
+        res: list[t.ImageDeleted] = self.delete(
+            f"/images/{q(name)}", {"force": force or None, "noprune": no_prune or None}
+        )
         return res
 
     def image_history(self, name: str) -> list[t.HistoryItem]:
@@ -250,32 +317,60 @@ class Client(Transport):
 
     def load_images(self, data: BinaryIO, *, quiet: bool = False) -> Response:
         """A JSON message a line."""
-        return self.send("POST", "/images/load", query={"quiet": quiet or None}, data=data,
-                         headers=TAR)
+        return self.send(
+            "POST", "/images/load", query={"quiet": quiet or None}, data=data, headers=TAR
+        )
 
-    def import_image(self, data: BinaryIO, *, repo: str = "", message: str = "",
-                     changes: list[str] | None = None) -> Response:
+    def import_image(
+        self, data: BinaryIO, *, repo: str = "", message: str = "", changes: list[str] | None = None
+    ) -> Response:
         """`POST /images/create?fromSrc=-`: a JSON message a line."""
-        return self.send("POST", "/images/create", data=data, headers=TAR, query=[
-            ("fromSrc", "-"), ("repo", repo), ("message", message or None),
-            *[("changes", ch) for ch in changes or []]])
+        return self.send(
+            "POST",
+            "/images/create",
+            data=data,
+            headers=TAR,
+            query=[
+                ("fromSrc", "-"),
+                ("repo", repo),
+                ("message", message or None),
+                *[("changes", ch) for ch in changes or []],
+            ],
+        )
 
-    def pull_image(self, name: str, tag: str = "", *, platform: str = "",
-                   auth: dict[str, str] | None = None) -> Response:
+    def pull_image(
+        self, name: str, tag: str = "", *, platform: str = "", auth: dict[str, str] | None = None
+    ) -> Response:
         """`POST /images/create?fromImage=`: progress, a JSON message a line."""
-        return self.send("POST", "/images/create", headers=auth, query={
-            "fromImage": name, "tag": tag or None, "platform": platform or None})
+        return self.send(
+            "POST",
+            "/images/create",
+            headers=auth,
+            query={"fromImage": name, "tag": tag or None, "platform": platform or None},
+        )
 
-    def push_image(self, name: str, tag: str = "", *,
-                   auth: dict[str, str] | None = None) -> Response:
+    def push_image(
+        self, name: str, tag: str = "", *, auth: dict[str, str] | None = None
+    ) -> Response:
         """Progress, a JSON message a line."""
-        return self.send("POST", f"/images/{q(name)}/push", query={"tag": tag or None},
-                         headers=auth)
+        return self.send(
+            "POST", f"/images/{q(name)}/push", query={"tag": tag or None}, headers=auth
+        )
 
-    def search_images(self, term: str, *, limit: int = 0, filters: str | None = None,
-                      auth: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        r = self.send("GET", "/images/search", headers=auth,
-                      query={"term": term, "limit": limit or None, "filters": filters})
+    def search_images(
+        self,
+        term: str,
+        *,
+        limit: int = 0,
+        filters: str | None = None,
+        auth: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        r = self.send(
+            "GET",
+            "/images/search",
+            headers=auth,
+            query={"term": term, "limit": limit or None, "filters": filters},
+        )
         try:
             res: list[dict[str, Any]] = r.json() or []
             return res
@@ -286,8 +381,9 @@ class Client(Transport):
         res: t.Pruned = self.post("/images/prune", {"filters": filters})
         return res
 
-    def build(self, context: BinaryIO, query: list[tuple[str, Any]],
-              headers: dict[str, str]) -> Response:
+    def build(
+        self, context: BinaryIO, query: list[tuple[str, Any]], headers: dict[str, str]
+    ) -> Response:
         """`POST /build` with a tar context: progress, a JSON message a line."""
         return self.send("POST", "/build", query=query, data=context, headers=headers)
 
@@ -312,12 +408,16 @@ class Client(Transport):
         self._done("DELETE", f"/networks/{q(name)}")
 
     def connect_network(self, name: str, container: str, endpoint: dict[str, Any]) -> None:
-        self._done("POST", f"/networks/{q(name)}/connect",
-                   body={"Container": container, "EndpointConfig": endpoint})
+        self._done(
+            "POST",
+            f"/networks/{q(name)}/connect",
+            body={"Container": container, "EndpointConfig": endpoint},
+        )
 
     def disconnect_network(self, name: str, container: str, *, force: bool = False) -> None:
-        self._done("POST", f"/networks/{q(name)}/disconnect",
-                   body={"Container": container, "Force": force})
+        self._done(
+            "POST", f"/networks/{q(name)}/disconnect", body={"Container": container, "Force": force}
+        )
 
     def prune_networks(self, filters: str | None = None) -> t.Pruned:
         res: t.Pruned = self.post("/networks/prune", {"filters": filters})
@@ -356,19 +456,38 @@ class Client(Transport):
         res: dict[str, Any] = self.get("/system/df")
         return res
 
-    def events(self, *, since: str | None = None, until: str | None = None,
-               filters: str | None = None) -> Response:
+    def events(
+        self, *, since: str | None = None, until: str | None = None, filters: str | None = None
+    ) -> Response:
         """An event a line (`iter_json`) until `until`, or for ever."""
-        return self.send("GET", "/events",
-                         query={"since": since, "until": until, "filters": filters})
+        return self.send(
+            "GET", "/events", query={"since": since, "until": until, "filters": filters}
+        )
 
     def auth(self, username: str, password: str, server: str) -> t.AuthResponse:
         """Checks the credentials against the registry."""
-        res: t.AuthResponse = self.post("/auth", None, {
-            "username": username, "password": password, "serveraddress": server})
+        res: t.AuthResponse = self.post(
+            "/auth", None, {"username": username, "password": password, "serveraddress": server}
+        )
         return res
 
 
-__all__ = ["API_VERSION", "DEFAULT_HOST", "DEFAULT_TCP_PORT", "DEFAULT_TLS_HOST", "Client",
-           "ConflictingOptions", "ConnectionFailed", "InvalidHost", "Response", "Transport",
-           "Waiting", "host_from_env", "parse_host", "q", "quote", "split_tcp", "urlencode"]
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_HOST",
+    "DEFAULT_TCP_PORT",
+    "DEFAULT_TLS_HOST",
+    "Client",
+    "ConflictingOptions",
+    "ConnectionFailed",
+    "InvalidHost",
+    "Response",
+    "Transport",
+    "Waiting",
+    "host_from_env",
+    "parse_host",
+    "q",
+    "quote",
+    "split_tcp",
+    "urlencode",
+]

@@ -37,6 +37,7 @@ def config_dir() -> str:
 
 def store_id(name: str) -> str:
     import hashlib
+
     return hashlib.sha256(name.encode()).hexdigest()
 
 
@@ -73,8 +74,9 @@ class TLS:
 
     __slots__ = ("ca", "cert", "key", "skip_verify")
 
-    def __init__(self, ca: str = "", cert: str = "", key: str = "",
-                 skip_verify: bool = False) -> None:
+    def __init__(
+        self, ca: str = "", cert: str = "", key: str = "", skip_verify: bool = False
+    ) -> None:
         self.ca = ca
         self.cert = cert
         self.key = key
@@ -83,8 +85,9 @@ class TLS:
     def context(self) -> Any:
         """An ssl.SSLContext for the client side (imports ssl)."""
         import ssl
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2   # as docker's tlsconfig
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # as docker's tlsconfig
         try:
             if self.skip_verify:
                 ctx.check_hostname = False
@@ -106,13 +109,21 @@ class Context:
 
     __slots__ = ("name", "meta", "host", "skip_verify", "files", "meta_path", "tls_path")
 
-    def __init__(self, name: str, meta: dict[str, Any], host: str, skip_verify: bool,
-                 files: dict[str, str], meta_path: str = "", tls_path: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        meta: dict[str, Any],
+        host: str,
+        skip_verify: bool,
+        files: dict[str, str],
+        meta_path: str = "",
+        tls_path: str = "",
+    ) -> None:
         self.name = name
-        self.meta = meta            # the whole meta.json, kept as read
+        self.meta = meta  # the whole meta.json, kept as read
         self.host = host
         self.skip_verify = skip_verify
-        self.files = files          # ca.pem / cert.pem / key.pem -> path
+        self.files = files  # ca.pem / cert.pem / key.pem -> path
         self.meta_path = meta_path  # "" for default: it lives in memory
         self.tls_path = tls_path
 
@@ -126,8 +137,12 @@ class Context:
         """The docker CLI's rule: TLS when there are TLS files or SkipTLSVerify is set."""
         if not self.host.startswith("tcp://") or not (self.files or self.skip_verify):
             return None
-        return TLS(self.files.get("ca.pem", ""), self.files.get("cert.pem", ""),
-                   self.files.get("key.pem", ""), self.skip_verify)
+        return TLS(
+            self.files.get("ca.pem", ""),
+            self.files.get("cert.pem", ""),
+            self.files.get("key.pem", ""),
+            self.skip_verify,
+        )
 
 
 def load(name: str) -> Context:
@@ -137,8 +152,9 @@ def load(name: str) -> Context:
         with open(file, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise NotFound(f'context "{name}": context not found: open {file}: '
-                       "no such file or directory") from None
+        raise NotFound(
+            f'context "{name}": context not found: open {file}: no such file or directory'
+        ) from None
     except OSError as e:
         raise NotFound(f'context "{name}": {e}') from None
     return _parse(file, data, name)
@@ -163,8 +179,15 @@ def _parse(file: str, data: bytes, name: str | None = None) -> Context:
         p = os.path.join(tdir, "docker", fname)
         if os.path.exists(p):
             files[fname] = p
-    return Context(cname, meta, str(ep.get("Host") or ""), bool(ep.get("SkipTLSVerify")),
-                   files, os.path.dirname(file), tdir)
+    return Context(
+        cname,
+        meta,
+        str(ep.get("Host") or ""),
+        bool(ep.get("SkipTLSVerify")),
+        files,
+        os.path.dirname(file),
+        tdir,
+    )
 
 
 def load_all() -> tuple[list[Context], list[str]]:
@@ -190,9 +213,14 @@ def load_all() -> tuple[list[Context], list[str]]:
     return out, errors
 
 
-def default_context(host: str | None = None, tls: bool = False, tlsverify: bool | None = None,
-                    ca: str | None = None, cert: str | None = None,
-                    key: str | None = None) -> Context:
+def default_context(
+    host: str | None = None,
+    tls: bool = False,
+    tlsverify: bool | None = None,
+    ca: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+) -> Context:
     """`default`: -H or BERTH_HOST / DOCKER_HOST, and TLS from the flags and DOCKER_TLS,
     DOCKER_TLS_VERIFY (any value turns them on, as for the docker CLI), DOCKER_CERT_PATH (else
     the config directory) for ca.pem, cert.pem and key.pem."""
@@ -209,11 +237,14 @@ def default_context(host: str | None = None, tls: bool = False, tlsverify: bool 
                 continue
             if not os.path.exists(path):
                 if given is None and fname != "ca.pem":
-                    continue   # as docker: a missing default cert or key is no error
+                    continue  # as docker: a missing default cert or key is no error
                 raise InvalidHost(f"open {path}: no such file or directory")
             files[fname] = path
-    meta = {"Name": DEFAULT, "Metadata": {},
-            "Endpoints": {"docker": {"Host": h, "SkipTLSVerify": use_tls and not verify}}}
+    meta = {
+        "Name": DEFAULT,
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": h, "SkipTLSVerify": use_tls and not verify}},
+    }
     return Context(DEFAULT, meta, h, use_tls and not verify, files)
 
 
@@ -227,9 +258,15 @@ def resolve_name(host: str | None, context: str | None) -> str:
     return os.environ.get("DOCKER_CONTEXT") or current_name() or DEFAULT
 
 
-def resolve(host: str | None = None, context: str | None = None, tls: bool = False,
-            tlsverify: bool | None = None, ca: str | None = None, cert: str | None = None,
-            key: str | None = None) -> Context:
+def resolve(
+    host: str | None = None,
+    context: str | None = None,
+    tls: bool = False,
+    tlsverify: bool | None = None,
+    ca: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+) -> Context:
     """The context a command talks to. InvalidHost or NotFound if it cannot be had."""
     name = resolve_name(host, context)
     if name == DEFAULT:
@@ -239,5 +276,16 @@ def resolve(host: str | None = None, context: str | None = None, tls: bool = Fal
     return c
 
 
-__all__ = ["Context", "DEFAULT", "load", "load_all", "resolve", "resolve_name",
-           "default_context", "current_name", "config_dir", "meta_dir", "tls_dir"]
+__all__ = [
+    "Context",
+    "DEFAULT",
+    "load",
+    "load_all",
+    "resolve",
+    "resolve_name",
+    "default_context",
+    "current_name",
+    "config_dir",
+    "meta_dir",
+    "tls_dir",
+]

@@ -62,6 +62,7 @@ class TLSConn:
         """The TCP connection's write side, as the docker CLI's own tlsClientCon.CloseWrite
         (SSLSocket.shutdown would drop the TLS layer, and the output still to come)."""
         import _socket
+
         with self._lock:
             _socket.socket.shutdown(self.raw, _socket.SHUT_WR)
 

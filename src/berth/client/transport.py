@@ -75,13 +75,13 @@ def parse_host(host: str, default_tls: bool = False) -> str:
     if not sep:
         proto, addr = "tcp", h
     if proto == "unix":
-        return "unix://" + (addr or DEFAULT_HOST[len("unix://"):])
+        return "unix://" + (addr or DEFAULT_HOST[len("unix://") :])
     if proto != "tcp":
         raise InvalidHost(f"invalid bind address format: {host}")
     hostport, slash, path = addr.partition("/")
     if hostport.startswith("["):
         end = hostport.find("]")
-        name, rest = hostport[1:end], hostport[end + 1:]
+        name, rest = hostport[1:end], hostport[end + 1 :]
         if end < 0 or rest[:1] != ":":
             raise InvalidHost(f"invalid bind address format: {addr}")
         port = rest[1:]
@@ -98,14 +98,13 @@ def parse_host(host: str, default_tls: bool = False) -> str:
 
 def split_tcp(host: str) -> tuple[str, int]:
     """(hostname, port) of a normalised `tcp://` host."""
-    hostport = host[len("tcp://"):].split("/", 1)[0]
+    hostport = host[len("tcp://") :].split("/", 1)[0]
     name, _, port = hostport.rpartition(":")
     return name.strip("[]"), int(port)
 
 
 class Response:
-    def __init__(self, sock: socket, status: int, headers: dict[str, str],
-                 buf: bytes) -> None:
+    def __init__(self, sock: socket, status: int, headers: dict[str, str], buf: bytes) -> None:
         self.sock = sock
         self.status = status
         self.headers = headers
@@ -144,7 +143,7 @@ class Response:
                 if not self._buf and not self._fill():
                     raise ConnectionFailed("connection closed mid-response")
                 piece = self._buf[: self._chunk_left]
-                self._buf = self._buf[len(piece):]
+                self._buf = self._buf[len(piece) :]
                 self._chunk_left -= len(piece)
                 if self._chunk_left == 0:
                     while len(self._buf) < 2:
@@ -157,7 +156,7 @@ class Response:
                 if not self._buf and not self._fill():
                     raise ConnectionFailed("connection closed mid-response")
                 piece = self._buf[: self._remaining]
-                self._buf = self._buf[len(piece):]
+                self._buf = self._buf[len(piece) :]
                 self._remaining -= len(piece)
                 if self._remaining == 0:
                     self._done = True
@@ -201,8 +200,8 @@ class Response:
                 size = int.from_bytes(buf[4:8], "big")
                 if len(buf) < 8 + size:
                     break
-                yield buf[0], buf[8:8 + size]
-                buf = buf[8 + size:]
+                yield buf[0], buf[8 : 8 + size]
+                buf = buf[8 + size :]
 
     def close(self) -> None:
         self.sock.close()
@@ -213,15 +212,20 @@ class Transport:
     `post` and `delete` its JSON body. A status of 400 or more raises the `errors` type of
     that status (berth.errors.from_status)."""
 
-    def __init__(self, host: str | None = None, version: str = API_VERSION,
-                 tls: TLS | None = None, context: str = "default") -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        version: str = API_VERSION,
+        tls: TLS | None = None,
+        context: str = "default",
+    ) -> None:
         self.host = parse_host(host_from_env(host), tls is not None)
         self.tls = tls
-        self.context = context   # the name of the context the host came from
+        self.context = context  # the name of the context the host came from
         self.path = ""
         self.tcp: tuple[str, int] | None = None
         if self.host.startswith("unix://"):
-            self.path = self.host[len("unix://"):]
+            self.path = self.host[len("unix://") :]
             self.tls = None
         else:
             self.tcp = split_tcp(self.host)
@@ -230,8 +234,9 @@ class Transport:
         self._ssl: Any = None
 
     def _refused(self) -> ConnectionFailed:
-        return ConnectionFailed(f"Cannot connect to the berth daemon at {self.host}. "
-                                "Is the berth daemon running?")
+        return ConnectionFailed(
+            f"Cannot connect to the berth daemon at {self.host}. Is the berth daemon running?"
+        )
 
     def _connect(self) -> socket:
         if self.tcp is None:
@@ -262,20 +267,23 @@ class Transport:
 
     def _wrap(self, s: socket, name: str) -> socket:
         import ssl
+
         assert self.tls is not None
         if self._ssl is None:
             self._ssl = self.tls.context()
         from berth.client.tls import TLSConn
+
         try:
             conn: Any = TLSConn(self._ssl.wrap_socket(s, server_hostname=name))
         except (ssl.SSLError, ssl.CertificateError, OSError) as e:
             s.close()
-            raise ConnectionFailed(f"error during connect: {self._url()}: {_tls_reason(e)}") \
-                from None
+            raise ConnectionFailed(
+                f"error during connect: {self._url()}: {_tls_reason(e)}"
+            ) from None
         return conn  # type: ignore[no-any-return]
 
     def _url(self) -> str:
-        return ("https://" if self.tls else "http://") + self.host[len("tcp://"):]
+        return ("https://" if self.tls else "http://") + self.host[len("tcp://") :]
 
     @staticmethod
     def close_write(s: socket) -> None:
@@ -286,8 +294,12 @@ class Transport:
         else:
             s.shutdown(_socket.SHUT_WR)
 
-    def url(self, path: str, query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
-            versioned: bool = True) -> str:
+    def url(
+        self,
+        path: str,
+        query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        versioned: bool = True,
+    ) -> str:
         u = (f"/v{self.version}" if versioned else "") + path
         if query:
             items = query.items() if isinstance(query, dict) else query
@@ -302,9 +314,19 @@ class Transport:
                 u += "?" + urlencode(pairs)
         return u
 
-    def send(self, method: str, path: str, *, query: Any = None, body: Any = None,
-             data: bytes | BinaryIO | None = None, headers: dict[str, str] | None = None,
-             versioned: bool = True, upgrade: bool = False, check: bool = True) -> Response:
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Any = None,
+        body: Any = None,
+        data: bytes | BinaryIO | None = None,
+        headers: dict[str, str] | None = None,
+        versioned: bool = True,
+        upgrade: bool = False,
+        check: bool = True,
+    ) -> Response:
         hdrs = {"Host": "berth", "User-Agent": "berth-cli"}
         payload: bytes | None = None
         stream: BinaryIO | None = None
@@ -325,8 +347,11 @@ class Transport:
             hdrs["Upgrade"] = "tcp"
         hdrs.update(headers or {})
         target = self.url(path, query, versioned)
-        head = f"{method} {target} HTTP/1.1\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        head = (
+            f"{method} {target} HTTP/1.1\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+            + "\r\n"
+        )
         s = self._connect()
         try:
             s.sendall(head.encode() + (payload or b""))
@@ -338,28 +363,40 @@ class Transport:
         except ConnectionFailed as e:
             s.close()
             if self.tls is not None:
-                raise ConnectionFailed(f"error during connect: {method} {self._url()}{target}: "
-                                       "EOF") from None
+                raise ConnectionFailed(
+                    f"error during connect: {method} {self._url()}{target}: EOF"
+                ) from None
             if self.tcp is not None:
                 # as the docker CLI says it when a TLS daemon answers plain HTTP
-                raise ConnectionFailed(f"{e}\n* Are you trying to connect to a TLS-enabled "
-                                       "daemon without TLS?") from None
+                raise ConnectionFailed(
+                    f"{e}\n* Are you trying to connect to a TLS-enabled daemon without TLS?"
+                ) from None
             raise
         except OSError as e:
             s.close()
             if self.tls is None:
                 raise
             # a daemon that refuses our certificate says so after the handshake (TLS 1.3)
-            raise ConnectionFailed(f"error during connect: {method} {self._url()}{target}: "
-                                   f"{_tls_reason(e)}") from None
+            raise ConnectionFailed(
+                f"error during connect: {method} {self._url()}{target}: {_tls_reason(e)}"
+            ) from None
         except BaseException:
             s.close()
             raise
-        if (check and resp.status == 400 and self._too_new(resp)):
+        if check and resp.status == 400 and self._too_new(resp):
             # an older daemon: negotiate down once, as the docker CLI does
             self.negotiate()
-            return self.send(method, path, query=query, body=body, data=data, headers=headers,
-                             versioned=versioned, upgrade=upgrade, check=check)
+            return self.send(
+                method,
+                path,
+                query=query,
+                body=body,
+                data=data,
+                headers=headers,
+                versioned=versioned,
+                upgrade=upgrade,
+                check=check,
+            )
         if check and resp.status >= 400:
             self.raise_for(resp)
         return resp
@@ -406,8 +443,10 @@ class Transport:
         resp.close()
         server = resp.headers.get("api-version")
         if server:
+
             def t(v: str) -> tuple[int, ...]:
                 return tuple(int(x) for x in v.split("."))
+
             if t(server) < t(self.version):
                 self.version = server
         self._negotiated = True
@@ -434,8 +473,7 @@ class Transport:
         finally:
             r.close()
 
-    def _done(self, method: str, path: str, query: Query | None = None,
-              body: Any = None) -> None:
+    def _done(self, method: str, path: str, query: Query | None = None, body: Any = None) -> None:
         """A route whose answer the CLI does not read."""
         self.send(method, path, query=query, body=body).close()
 

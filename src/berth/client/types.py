@@ -192,7 +192,23 @@ class AuthResponse(TypedDict, total=False):
     IdentityToken: str
 
 
-__all__ = ["AuthResponse", "Change", "ContainerInspect", "ContainerSummary", "Created",
-           "ExecInspect", "HistoryItem", "ImageDeleted", "ImageSummary", "MountPoint",
-           "NetworkSummary", "Port", "PortBinding", "Pruned", "Top", "Volume", "VolumeList",
-           "WaitResponse"]
+__all__ = [
+    "AuthResponse",
+    "Change",
+    "ContainerInspect",
+    "ContainerSummary",
+    "Created",
+    "ExecInspect",
+    "HistoryItem",
+    "ImageDeleted",
+    "ImageSummary",
+    "MountPoint",
+    "NetworkSummary",
+    "Port",
+    "PortBinding",
+    "Pruned",
+    "Top",
+    "Volume",
+    "VolumeList",
+    "WaitResponse",
+]

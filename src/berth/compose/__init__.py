@@ -18,13 +18,19 @@ if TYPE_CHECKING:
     from berth.compose.model import Project, Service
     from berth.compose.yamlsrc import ComposeFileError
 
-_LAZY = {"LoadOptions": "loader", "Loaded": "loader", "Project": "model", "Service": "model",
-         "ComposeFileError": "yamlsrc"}
+_LAZY = {
+    "LoadOptions": "loader",
+    "Loaded": "loader",
+    "Project": "model",
+    "Service": "model",
+    "ComposeFileError": "yamlsrc",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
+
         return getattr(importlib.import_module(f"berth.compose.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'berth.compose' has no attribute {name!r}")
 
@@ -35,11 +41,15 @@ def load_project(opts: LoadOptions) -> tuple[Project, list[str]]:
     from berth.compose.normalize import project as normalize_project
     from berth.compose.normalize import unsupported
     from berth.compose.project import build_project
+
     loaded = load(opts)
-    canonical = normalize_project(loaded.name, loaded.data, loaded.working_dir, loaded.env,
-                                  opts.inputs)
-    return (build_project(canonical, loaded.working_dir, loaded.config_files, loaded.env),
-            loaded.warnings + unsupported(canonical["services"]))
+    canonical = normalize_project(
+        loaded.name, loaded.data, loaded.working_dir, loaded.env, opts.inputs
+    )
+    return (
+        build_project(canonical, loaded.working_dir, loaded.config_files, loaded.env),
+        loaded.warnings + unsupported(canonical["services"]),
+    )
 
 
 def load_canonical(opts: LoadOptions) -> tuple[dict[str, Any], Loaded]:
@@ -48,11 +58,19 @@ def load_canonical(opts: LoadOptions) -> tuple[dict[str, Any], Loaded]:
     from berth.compose.loader import load
     from berth.compose.normalize import project as normalize_project
     from berth.compose.normalize import unsupported
+
     loaded = load(opts)
     canonical = normalize_project(loaded.name, loaded.data, loaded.working_dir, loaded.env)
     loaded.warnings += unsupported(canonical["services"])
     return canonical, loaded
 
 
-__all__ = ["LoadOptions", "Loaded", "Project", "Service", "ComposeFileError", "load_canonical",
-           "load_project"]
+__all__ = [
+    "LoadOptions",
+    "Loaded",
+    "Project",
+    "Service",
+    "ComposeFileError",
+    "load_canonical",
+    "load_project",
+]

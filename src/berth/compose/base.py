@@ -44,7 +44,7 @@ class UpOptions:
     remove_orphans: bool = False
     build: bool = False
     no_build: bool = False
-    pull: str = ""                  # "", always, missing, never
+    pull: str = ""  # "", always, missing, never
     scale: dict[str, int] = field(default_factory=dict)
     wait: bool = False
     wait_timeout: float = 0.0

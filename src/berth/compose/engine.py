@@ -34,8 +34,8 @@ class ContainerSummary:
     image: str
     command: str
     created: int
-    state: str                 # created, running, paused, restarting, exited, dead
-    status: str                # "Up 3 seconds", "Exited (0) 2 seconds ago"
+    state: str  # created, running, paused, restarting, exited, dead
+    status: str  # "Up 3 seconds", "Exited (0) 2 seconds ago"
     labels: dict[str, str] = field(default_factory=dict)
     ports: tuple[PublishedPort, ...] = ()
 
@@ -50,10 +50,10 @@ class ContainerState:
     status: str
     running: bool
     exit_code: int
-    health: str                # "" when there is no health check
+    health: str  # "" when there is no health check
     image_id: str
     tty: bool
-    anonymous_volumes: dict[str, str] = field(default_factory=dict)   # target -> volume name
+    anonymous_volumes: dict[str, str] = field(default_factory=dict)  # target -> volume name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,34 +90,57 @@ class Engine:
         self.client = client
 
     # --- containers ---
-    def containers(self, labels: list[str], all: bool = True,  # noqa: A002 - the API's word
-                   ) -> list[ContainerSummary]:
-        docs = self.client.get("/containers/json",
-                               {"all": all, "filters": _filters(labels)}) or []
+    def containers(
+        self,
+        labels: list[str],
+        all: bool = True,  # noqa: A002 - the API's word
+    ) -> list[ContainerSummary]:
+        docs = self.client.get("/containers/json", {"all": all, "filters": _filters(labels)}) or []
         out = []
         for d in docs:
             names = d.get("Names") or [""]
-            out.append(ContainerSummary(
-                id=d["Id"], name=names[0].lstrip("/"), image=d.get("Image", ""),
-                command=d.get("Command", ""), created=int(d.get("Created") or 0),
-                state=d.get("State", ""), status=d.get("Status", ""),
-                labels=dict(d.get("Labels") or {}),
-                ports=tuple(PublishedPort(private=int(p.get("PrivatePort") or 0),
-                                          public=int(p.get("PublicPort") or 0),
-                                          ip=p.get("IP", ""), protocol=p.get("Type", "tcp"))
-                            for p in d.get("Ports") or [])))
+            out.append(
+                ContainerSummary(
+                    id=d["Id"],
+                    name=names[0].lstrip("/"),
+                    image=d.get("Image", ""),
+                    command=d.get("Command", ""),
+                    created=int(d.get("Created") or 0),
+                    state=d.get("State", ""),
+                    status=d.get("Status", ""),
+                    labels=dict(d.get("Labels") or {}),
+                    ports=tuple(
+                        PublishedPort(
+                            private=int(p.get("PrivatePort") or 0),
+                            public=int(p.get("PublicPort") or 0),
+                            ip=p.get("IP", ""),
+                            protocol=p.get("Type", "tcp"),
+                        )
+                        for p in d.get("Ports") or []
+                    ),
+                )
+            )
         return out
 
     def inspect(self, ref: str) -> ContainerState:
         d = self.client.get(f"/containers/{q(ref)}/json")
         st = d.get("State") or {}
-        anon = {m["Destination"]: m["Name"] for m in d.get("Mounts") or []
-                if m.get("Type") == "volume" and m.get("Name") and len(m["Name"]) == 64}
+        anon = {
+            m["Destination"]: m["Name"]
+            for m in d.get("Mounts") or []
+            if m.get("Type") == "volume" and m.get("Name") and len(m["Name"]) == 64
+        }
         return ContainerState(
-            id=d["Id"], name=d.get("Name", "").lstrip("/"), status=st.get("Status", ""),
-            running=bool(st.get("Running")), exit_code=int(st.get("ExitCode") or 0),
-            health=((st.get("Health") or {}).get("Status") or ""), image_id=d.get("Image", ""),
-            tty=bool((d.get("Config") or {}).get("Tty")), anonymous_volumes=anon)
+            id=d["Id"],
+            name=d.get("Name", "").lstrip("/"),
+            status=st.get("Status", ""),
+            running=bool(st.get("Running")),
+            exit_code=int(st.get("ExitCode") or 0),
+            health=((st.get("Health") or {}).get("Status") or ""),
+            image_id=d.get("Image", ""),
+            tty=bool((d.get("Config") or {}).get("Tty")),
+            anonymous_volumes=anon,
+        )
 
     def create(self, name: str, body: dict[str, Any]) -> str:
         r = self.client.post("/containers/create", {"name": name}, body)
@@ -133,8 +156,9 @@ class Engine:
         self.client.send("POST", f"/containers/{q(ref)}/restart", query={"t": timeout}).close()
 
     def kill(self, ref: str, signal: str = "") -> None:
-        self.client.send("POST", f"/containers/{q(ref)}/kill",
-                         query={"signal": signal or None}).close()
+        self.client.send(
+            "POST", f"/containers/{q(ref)}/kill", query={"signal": signal or None}
+        ).close()
 
     def pause(self, ref: str) -> None:
         self.client.send("POST", f"/containers/{q(ref)}/pause").close()
@@ -144,13 +168,15 @@ class Engine:
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         try:
-            self.client.send("DELETE", f"/containers/{q(ref)}",
-                             query={"force": force, "v": volumes}).close()
+            self.client.send(
+                "DELETE", f"/containers/{q(ref)}", query={"force": force, "v": volumes}
+            ).close()
         except Conflict as e:
             if "already in progress" not in str(e):
                 raise
             # another removal (an AutoRemove, say) is under way: done once it is gone
             import time
+
             for _ in range(100):
                 try:
                     self.client.get(f"/containers/{q(ref)}/json")
@@ -170,12 +196,31 @@ class Engine:
         r = self.client.get(f"/containers/{q(ref)}/top")
         return list(r.get("Titles") or []), [list(p) for p in r.get("Processes") or []]
 
-    def logs(self, ref: str, *, follow: bool, tail: str, timestamps: bool, tty: bool,
-             since: str = "", until: str = "") -> Iterator[tuple[int, bytes]]:
+    def logs(
+        self,
+        ref: str,
+        *,
+        follow: bool,
+        tail: str,
+        timestamps: bool,
+        tty: bool,
+        since: str = "",
+        until: str = "",
+    ) -> Iterator[tuple[int, bytes]]:
         """The container's log as (stream, bytes) pieces: 1 stdout, 2 stderr."""
-        r = self.client.send("GET", f"/containers/{q(ref)}/logs", query={
-            "stdout": True, "stderr": True, "follow": follow, "tail": tail or "all",
-            "timestamps": timestamps, "since": since or None, "until": until or None})
+        r = self.client.send(
+            "GET",
+            f"/containers/{q(ref)}/logs",
+            query={
+                "stdout": True,
+                "stderr": True,
+                "follow": follow,
+                "tail": tail or "all",
+                "timestamps": timestamps,
+                "since": since or None,
+                "until": until or None,
+            },
+        )
         try:
             if tty:
                 for piece in r.iter_raw():
@@ -187,16 +232,31 @@ class Engine:
 
     def exec_detached(self, ref: str, cmd: list[str]) -> None:
         """Runs `cmd` in the container without waiting for it (watch's deletions, sync+exec)."""
-        r = self.client.post(f"/containers/{q(ref)}/exec", body={
-            "Cmd": cmd, "AttachStdout": False, "AttachStderr": False})
-        self.client.send("POST", f"/exec/{q(str(r['Id']))}/start",
-                         body={"Detach": True, "Tty": False}).close()
+        r = self.client.post(
+            f"/containers/{q(ref)}/exec",
+            body={"Cmd": cmd, "AttachStdout": False, "AttachStderr": False},
+        )
+        self.client.send(
+            "POST", f"/exec/{q(str(r['Id']))}/start", body={"Detach": True, "Tty": False}
+        ).close()
 
-    def exec_run(self, ref: str, cmd: list[str], *, user: str = "", privileged: bool = False,
-                 workdir: str = "", env: list[str] | None = None) -> tuple[int, bytes]:
+    def exec_run(
+        self,
+        ref: str,
+        cmd: list[str],
+        *,
+        user: str = "",
+        privileged: bool = False,
+        workdir: str = "",
+        env: list[str] | None = None,
+    ) -> tuple[int, bytes]:
         """Runs `cmd` in the container to its end: (exit code, its output)."""
-        body: dict[str, Any] = {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True,
-                                "Privileged": privileged}
+        body: dict[str, Any] = {
+            "Cmd": cmd,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Privileged": privileged,
+        }
         if user:
             body["User"] = user
         if workdir:
@@ -204,9 +264,9 @@ class Engine:
         if env:
             body["Env"] = env
         eid = str(self.client.post(f"/containers/{q(ref)}/exec", body=body)["Id"])
-        r = self.client.send("POST", f"/exec/{q(eid)}/start", body={"Detach": False,
-                                                                      "Tty": False},
-                             upgrade=True)
+        r = self.client.send(
+            "POST", f"/exec/{q(eid)}/start", body={"Detach": False, "Tty": False}, upgrade=True
+        )
         try:
             output = b"".join(data for _, data in r.iter_frames())
         finally:
@@ -216,16 +276,17 @@ class Engine:
             if not info.get("Running"):
                 return int(info.get("ExitCode") or 0), output
             import time
+
             time.sleep(0.05)
         return -1, output
 
-    def connect(self, network: str, container: str, aliases: list[str],
-                ipv4: str = "") -> None:
+    def connect(self, network: str, container: str, aliases: list[str], ipv4: str = "") -> None:
         ec: dict[str, Any] = {"Aliases": aliases}
         if ipv4:
             ec["IPAMConfig"] = {"IPv4Address": ipv4}
-        self.client.post(f"/networks/{q(network)}/connect",
-                         body={"Container": container, "EndpointConfig": ec})
+        self.client.post(
+            f"/networks/{q(network)}/connect", body={"Container": container, "EndpointConfig": ec}
+        )
 
     # --- networks ---
     def network(self, name: str) -> NetworkInfo | None:
@@ -237,8 +298,10 @@ class Engine:
 
     def networks(self, labels: list[str]) -> list[NetworkInfo]:
         docs = self.client.get("/networks", {"filters": _filters(labels)}) or []
-        return [NetworkInfo(id=d["Id"], name=d["Name"], labels=dict(d.get("Labels") or {}))
-                for d in docs]
+        return [
+            NetworkInfo(id=d["Id"], name=d["Name"], labels=dict(d.get("Labels") or {}))
+            for d in docs
+        ]
 
     def create_network(self, body: dict[str, Any]) -> None:
         self.client.post("/networks/create", body=body)
@@ -256,7 +319,8 @@ class Engine:
 
     def volumes(self, labels: list[str]) -> list[VolumeInfo]:
         docs = (self.client.get("/volumes", {"filters": _filters(labels)}) or {}).get(
-            "Volumes") or []
+            "Volumes"
+        ) or []
         return [VolumeInfo(name=d["Name"], labels=dict(d.get("Labels") or {})) for d in docs]
 
     def create_volume(self, body: dict[str, Any]) -> None:
@@ -271,13 +335,18 @@ class Engine:
             d = self.client.get(f"/images/{q(ref)}/json")
         except NotFound:
             return None
-        return ImageInfo(id=d["Id"], tags=tuple(d.get("RepoTags") or ()),
-                         size=int(d.get("Size") or 0), created=str(d.get("Created") or ""))
+        return ImageInfo(
+            id=d["Id"],
+            tags=tuple(d.get("RepoTags") or ()),
+            size=int(d.get("Size") or 0),
+            created=str(d.get("Created") or ""),
+        )
 
     def pull(self, ref: str) -> Iterator[dict[str, Any]]:
         name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
-        r = self.client.send("POST", "/images/create",
-                             query={"fromImage": name or ref, "tag": tag or "latest"})
+        r = self.client.send(
+            "POST", "/images/create", query={"fromImage": name or ref, "tag": tag or "latest"}
+        )
         try:
             yield from r.iter_json()
         finally:
@@ -285,33 +354,46 @@ class Engine:
 
     def push(self, ref: str) -> Iterator[dict[str, Any]]:
         name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
-        r = self.client.send("POST", f"/images/{q(name or ref)}/push",
-                             query={"tag": tag or None},
-                             headers={"X-Registry-Auth": "e30="})
+        r = self.client.send(
+            "POST",
+            f"/images/{q(name or ref)}/push",
+            query={"tag": tag or None},
+            headers={"X-Registry-Auth": "e30="},
+        )
         try:
             yield from r.iter_json()
         finally:
             r.close()
 
     def tag(self, ref: str, repo: str, tag: str) -> None:
-        self.client.send("POST", f"/images/{q(ref)}/tag",
-                         query={"repo": repo, "tag": tag}).close()
+        self.client.send("POST", f"/images/{q(ref)}/tag", query={"repo": repo, "tag": tag}).close()
 
     def remove_image(self, ref: str) -> None:
         self.client.send("DELETE", f"/images/{q(ref)}").close()
 
-    def build(self, context_tar: bytes, query: dict[str, Any],
-              headers: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        r = self.client.send("POST", "/build", query=query, data=context_tar,
-                             headers={"Content-Type": "application/x-tar", **(headers or {})})
+    def build(
+        self, context_tar: bytes, query: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        r = self.client.send(
+            "POST",
+            "/build",
+            query=query,
+            data=context_tar,
+            headers={"Content-Type": "application/x-tar", **(headers or {})},
+        )
         try:
             yield from r.iter_json()
         finally:
             r.close()
 
     def put_archive(self, ref: str, path: str, tar: bytes) -> None:
-        self.client.send("PUT", f"/containers/{q(ref)}/archive", query={"path": path},
-                         data=tar, headers={"Content-Type": "application/x-tar"}).close()
+        self.client.send(
+            "PUT",
+            f"/containers/{q(ref)}/archive",
+            query={"path": path},
+            data=tar,
+            headers={"Content-Type": "application/x-tar"},
+        ).close()
 
     def events(self, labels: list[str]) -> Iterator[dict[str, Any]]:
         r = self.client.send("GET", "/events", query={"filters": _filters(labels)})

@@ -17,8 +17,9 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", 
 class Images:
     """Image IDs by reference, remembered for one orchestrator's run."""
 
-    def __init__(self, project: Project, engine: Engine, progress: Progress,
-                 context_tar: ContextTar | None) -> None:
+    def __init__(
+        self, project: Project, engine: Engine, progress: Progress, context_tar: ContextTar | None
+    ) -> None:
         self.project = project
         self.engine = engine
         self.progress = progress
@@ -35,8 +36,11 @@ class Images:
             self._check_platform(svc.name, "platform", svc.platform)
         info = self.engine.image(ref)
         policy = opts.pull or svc.pull_policy or "missing"
-        if svc.build is not None and not opts.no_build and (
-                opts.build or info is None or policy == "build"):
+        if (
+            svc.build is not None
+            and not opts.no_build
+            and (opts.build or info is None or policy == "build")
+        ):
             self.build(svc)
             info = self.engine.image(ref)
         elif policy == "always" or (info is None and policy in ("missing", "if_not_present")):
@@ -81,7 +85,8 @@ class Images:
             raise ComposeError(
                 f"service {svc.name!r}: build.ssh {b.ssh[0]!r}: berth's builder does not "
                 "forward ssh agents or keys (RUN --mount=type=ssh is not supported); remove "
-                "build.ssh, or use build.secrets to hand a key to the build")
+                "build.ssh, or use build.secrets to hand a key to the build"
+            )
         for p in b.platforms:
             self._check_platform(svc.name, "build.platforms", p)
 
@@ -89,8 +94,10 @@ class Images:
         """`os/arch[/variant]` must be the daemon's: berth neither builds nor runs others."""
         host = self.daemon_platform()
         if platform.lower().split("/")[:2] != host.split("/"):
-            raise ComposeError(f"service {service!r}: {key} {platform!r}: berth builds and "
-                               f"runs the daemon's platform only ({host})")
+            raise ComposeError(
+                f"service {service!r}: {key} {platform!r}: berth builds and "
+                f"runs the daemon's platform only ({host})"
+            )
 
     def build(self, svc: Service) -> str:
         assert svc.build is not None
@@ -102,6 +109,7 @@ class Images:
         b = svc.build
         tar, dockerfile = self.context_tar(b.context, b.dockerfile, b.dockerfile_inline)
         import json
+
         query: dict[str, object] = {"t": ref, "dockerfile": dockerfile, "rm": True}
         if b.args:
             query["buildargs"] = json.dumps(b.args)
@@ -124,17 +132,20 @@ class Images:
         headers = {}
         if b.secrets:
             import base64
-            data = {key: base64.b64encode(self.file_object(self.project.secrets[key])).decode()
-                    for key in b.secrets}
-            headers["X-Berth-Build-Secrets"] = base64.b64encode(
-                json.dumps(data).encode()).decode()
+
+            data = {
+                key: base64.b64encode(self.file_object(self.project.secrets[key])).decode()
+                for key in b.secrets
+            }
+            headers["X-Berth-Build-Secrets"] = base64.b64encode(json.dumps(data).encode()).decode()
         for msg in self.engine.build(tar, query, headers):
             if msg.get("error"):
                 self.progress("Image", ref, "Error")
                 raise ComposeError(f"service {svc.name!r} failed to build: {msg['error']}")
         for extra in b.tags:
-            name, _, tag = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (
-                extra, "", "latest")
+            name, _, tag = (
+                extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (extra, "", "latest")
+            )
             self.engine.tag(ref, name or extra, tag)
         self.progress("Image", ref, "Built")
         self._ids.pop(ref, None)

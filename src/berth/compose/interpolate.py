@@ -54,17 +54,18 @@ class Interpolator:
                 end = _closing_brace(text, i + 2)
                 if end < 0:
                     raise InterpolationError(
-                        f"invalid interpolation format for {where or 'value'}: {text!r}")
-                out.append(self._braced(text[i + 2:end], text, where))
+                        f"invalid interpolation format for {where or 'value'}: {text!r}"
+                    )
+                out.append(self._braced(text[i + 2 : end], text, where))
                 i = end + 1
             elif nxt and nxt in _NAME_START:
                 j = i + 1
                 while j < n and text[j] in _NAME_CHARS:
                     j += 1
-                out.append(self._lookup(text[i + 1:j]))
+                out.append(self._lookup(text[i + 1 : j]))
                 i = j
             else:
-                out.append("$")   # not a variable: kept as it is
+                out.append("$")  # not a variable: kept as it is
                 i += 1
         return "".join(out)
 
@@ -83,16 +84,18 @@ class Interpolator:
         name, rest = inner[:j], inner[j:]
         if not name or name[0] not in _NAME_START:
             raise InterpolationError(
-                f"invalid interpolation format for {where or 'value'}: {text!r}")
+                f"invalid interpolation format for {where or 'value'}: {text!r}"
+            )
         if not rest:
             return self._lookup(name)
         for op in (":-", ":?", ":+", "-", "?", "+"):
             if rest.startswith(op):
-                arg = rest[len(op):]
+                arg = rest[len(op) :]
                 break
         else:
             raise InterpolationError(
-                f"invalid interpolation format for {where or 'value'}: {text!r}")
+                f"invalid interpolation format for {where or 'value'}: {text!r}"
+            )
         val = self.env.get(name)
         unset = val is None
         empty_or_unset = unset or val == ""
@@ -104,7 +107,8 @@ class Interpolator:
             if triggered:
                 msg = self(arg, where)
                 raise InterpolationError(
-                    f"required variable {name} is missing a value" + (f": {msg}" if msg else ""))
+                    f"required variable {name} is missing a value" + (f": {msg}" if msg else "")
+                )
             return val or ""
         # "+": the replacement when set (and not empty for ":+")
         return "" if triggered else self(arg, where)
@@ -140,13 +144,15 @@ class Variable:
     """A variable a compose file uses, as `config --variables` lists it."""
 
     name: str
-    required: bool = False          # ${VAR?err}, ${VAR:?err}
-    default: str = ""               # ${VAR-d}, ${VAR:-d}
-    alternate: str = ""             # ${VAR+x}, ${VAR:+x}
+    required: bool = False  # ${VAR?err}, ${VAR:?err}
+    default: str = ""  # ${VAR-d}, ${VAR:-d}
+    alternate: str = ""  # ${VAR+x}, ${VAR:+x}
 
 
-def extract_variables(value: Any, found: dict[str, Variable] | None = None,
-                      ) -> dict[str, Variable]:
+def extract_variables(
+    value: Any,
+    found: dict[str, Variable] | None = None,
+) -> dict[str, Variable]:
     """The variables every string of a YAML tree (not interpolated) uses, by name; those
     in a default or alternate value too."""
     found = {} if found is None else found
@@ -174,7 +180,7 @@ def _scan(text: str, found: dict[str, Variable]) -> None:
             end = _closing_brace(text, i + 2)
             if end < 0:
                 return
-            inner = text[i + 2:end]
+            inner = text[i + 2 : end]
             j = 0
             while j < len(inner) and inner[j] in _NAME_CHARS:
                 j += 1
@@ -182,7 +188,7 @@ def _scan(text: str, found: dict[str, Variable]) -> None:
             if name and name[0] in _NAME_START:
                 var = found.setdefault(name, Variable(name=name))
                 op = rest[:2] if rest[:2] in (":-", ":?", ":+") else rest[:1]
-                arg = rest[len(op):]
+                arg = rest[len(op) :]
                 if op.endswith("-"):
                     var.default = arg
                 elif op.endswith("?"):
@@ -195,7 +201,7 @@ def _scan(text: str, found: dict[str, Variable]) -> None:
             j = i + 1
             while j < n and text[j] in _NAME_CHARS:
                 j += 1
-            found.setdefault(text[i + 1:j], Variable(name=text[i + 1:j]))
+            found.setdefault(text[i + 1 : j], Variable(name=text[i + 1 : j]))
             i = j
         else:
             i += 1
@@ -204,8 +210,9 @@ def _scan(text: str, found: dict[str, Variable]) -> None:
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
-def parse_env_file(text: str, lookup: Callable[[str], str | None],
-                   source: str = ".env") -> dict[str, str | None]:
+def parse_env_file(
+    text: str, lookup: Callable[[str], str | None], source: str = ".env"
+) -> dict[str, str | None]:
     """`VAR=VAL` lines as the compose-spec reads them. `lookup` resolves variables in unquoted
     and double-quoted values (earlier lines of the file first). A bare `VAR` is unset: its
     value is None (the caller takes it from the environment, or leaves it out)."""
@@ -238,12 +245,13 @@ def parse_env_file(text: str, lookup: Callable[[str], str | None],
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         key, eq, val = line.partition("=")
         key = key.strip()
         if not key or any(ch.isspace() for ch in key):
-            raise InvalidArgument(f"{source}:{lineno}: unexpected character in variable name "
-                                  f"{key!r}")
+            raise InvalidArgument(
+                f"{source}:{lineno}: unexpected character in variable name {key!r}"
+            )
         if not eq:
             result[key] = None
             continue
@@ -274,8 +282,9 @@ def parse_env_file(text: str, lookup: Callable[[str], str | None],
     return result
 
 
-def read_env_file(path: Path, lookup: Callable[[str], str | None],
-                  inputs: Inputs | None = None) -> dict[str, str | None]:
+def read_env_file(
+    path: Path, lookup: Callable[[str], str | None], inputs: Inputs | None = None
+) -> dict[str, str | None]:
     """A .env or env_file file, bounded in size; `inputs` notes what was read."""
     try:
         with open(path, "rb") as f:

@@ -59,22 +59,31 @@ def oneoff_name(project: Project, svc: Service, suffix: str) -> str:
 
 def depends_on_label(svc: Service) -> str:
     """`db:service_healthy:false,cache:service_started:false`, as docker compose writes it."""
-    return ",".join(f"{d.service}:{d.condition.value}:{str(d.restart).lower()}"
-                    for d in svc.depends_on)
+    return ",".join(
+        f"{d.service}:{d.condition.value}:{str(d.restart).lower()}" for d in svc.depends_on
+    )
 
 
 def project_labels(project: Project) -> dict[str, str]:
     return {PROJECT: project.name, VERSION: COMPOSE_VERSION}
 
 
-def container_labels(project: Project, svc: Service, number: int, image_id: str,
-                     oneoff: bool = False) -> dict[str, str]:
+def container_labels(
+    project: Project, svc: Service, number: int, image_id: str, oneoff: bool = False
+) -> dict[str, str]:
     labels = dict(svc.labels)
-    labels.update({
-        PROJECT: project.name, SERVICE: svc.name, NUMBER: str(number),
-        CONFIG_HASH: config_hash(svc), ONEOFF: "True" if oneoff else "False",
-        WORKING_DIR: str(project.working_dir),
-        CONFIG_FILES: ",".join(str(f) for f in project.config_files),
-        DEPENDS_ON: depends_on_label(svc), IMAGE: image_id, VERSION: COMPOSE_VERSION,
-    })
+    labels.update(
+        {
+            PROJECT: project.name,
+            SERVICE: svc.name,
+            NUMBER: str(number),
+            CONFIG_HASH: config_hash(svc),
+            ONEOFF: "True" if oneoff else "False",
+            WORKING_DIR: str(project.working_dir),
+            CONFIG_FILES: ",".join(str(f) for f in project.config_files),
+            DEPENDS_ON: depends_on_label(svc),
+            IMAGE: image_id,
+            VERSION: COMPOSE_VERSION,
+        }
+    )
     return labels

@@ -30,12 +30,12 @@ if TYPE_CHECKING:
     from berth.compose.upcache import Inputs
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDE_FILES = {"compose.yaml": ("compose.override.yaml", "compose.override.yml"),
-                  "compose.yml": ("compose.override.yml", "compose.override.yaml"),
-                  "docker-compose.yaml": ("docker-compose.override.yaml",
-                                          "docker-compose.override.yml"),
-                  "docker-compose.yml": ("docker-compose.override.yml",
-                                         "docker-compose.override.yaml")}
+OVERRIDE_FILES = {
+    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
+    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
+    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
+    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
+}
 MAX_INCLUDE_DEPTH = 16
 
 
@@ -98,7 +98,7 @@ def find_files(opts: LoadOptions) -> list[Path]:
                         found.append(d / o)
                         break
                     if opts.inputs is not None:
-                        opts.inputs.file(d / o, None)   # one made later is found then
+                        opts.inputs.file(d / o, None)  # one made later is found then
                 return found
             if opts.inputs is not None:
                 opts.inputs.file(p, None)
@@ -118,12 +118,18 @@ def _check_project_name(name: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise ComposeFileError(
             f'invalid project name "{name}": must consist only of lowercase alphanumeric '
-            "characters, hyphens, and underscores as well as start with a letter or number")
+            "characters, hyphens, and underscores as well as start with a letter or number"
+        )
     return name
 
 
-def load_env(project_dir: Path, env_files: tuple[str, ...], cwd: Path,
-             environ: Mapping[str, str], inputs: Inputs | None = None) -> dict[str, str]:
+def load_env(
+    project_dir: Path,
+    env_files: tuple[str, ...],
+    cwd: Path,
+    environ: Mapping[str, str],
+    inputs: Inputs | None = None,
+) -> dict[str, str]:
     """The variables for interpolation: the `.env` file (or `--env-file`s, in order) under the
     process's environment, which wins."""
     dotenv: dict[str, str] = {}
@@ -140,6 +146,7 @@ def load_env(project_dir: Path, env_files: tuple[str, ...], cwd: Path,
             if inputs is not None:
                 inputs.var(k)
             return environ.get(k, dotenv.get(k))
+
         for k, v in read_env_file(p, lookup, inputs).items():
             if inputs is not None:
                 inputs.var(k)
@@ -174,8 +181,13 @@ class _NotedEnv(dict[str, str]):
 class _Context:
     """One load: the variables and the warnings, and files seen (for include cycles)."""
 
-    def __init__(self, env: dict[str, str], cache_dir: Path | None = None,
-                 interpolate: bool = True, inputs: Inputs | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        cache_dir: Path | None = None,
+        interpolate: bool = True,
+        inputs: Inputs | None = None,
+    ) -> None:
         self.env = env
         self.inputs = inputs
         self.cache_dir = cache_dir
@@ -200,8 +212,10 @@ class _Context:
             raise ComposeFileError(f"{path}: top-level object must be a mapping")
         validate(src, data, self.cache_dir)
         if "version" in data:
-            self.warnings.append(f"{path}: the attribute `version` is obsolete, it will be "
-                                 "ignored, please remove it to avoid potential confusion")
+            self.warnings.append(
+                f"{path}: the attribute `version` is obsolete, it will be "
+                "ignored, please remove it to avoid potential confusion"
+            )
         return src, data
 
 
@@ -226,9 +240,12 @@ def rebase_service(svc: dict[str, Any], base: Path) -> dict[str, Any]:
     if isinstance(s.get("build"), dict) and "context" not in s["build"]:
         s["build"] = {**s["build"], "context": str(base)}
     if isinstance(s.get("env_file"), list):
-        s["env_file"] = [_abs(base, e) if isinstance(e, str) else
-                         {**e, "path": _abs(base, str(e.get("path", "")))}
-                         for e in s["env_file"]]
+        s["env_file"] = [
+            _abs(base, e)
+            if isinstance(e, str)
+            else {**e, "path": _abs(base, str(e.get("path", "")))}
+            for e in s["env_file"]
+        ]
     if isinstance(s.get("label_file"), str):
         s["label_file"] = _abs(base, s["label_file"])
     elif isinstance(s.get("label_file"), list):
@@ -237,9 +254,15 @@ def rebase_service(svc: dict[str, Any], base: Path) -> dict[str, Any]:
         s["extends"] = {**s["extends"], "file": _abs(base, s["extends"]["file"])}
     develop = s.get("develop")
     if isinstance(develop, dict) and isinstance(develop.get("watch"), list):
-        s["develop"] = {**develop, "watch": [
-            {**r, "path": _abs(base, str(r["path"]))} if isinstance(r, dict) and
-            isinstance(r.get("path"), str) else r for r in develop["watch"]]}
+        s["develop"] = {
+            **develop,
+            "watch": [
+                {**r, "path": _abs(base, str(r["path"]))}
+                if isinstance(r, dict) and isinstance(r.get("path"), str)
+                else r
+                for r in develop["watch"]
+            ],
+        }
     if isinstance(s.get("volumes"), list):
         vols: list[Any] = []
         for v in s["volumes"]:
@@ -248,8 +271,9 @@ def rebase_service(svc: dict[str, Any], base: Path) -> dict[str, Any]:
                 if len(parts) >= 2 and parts[0][:1] in (".", "~"):
                     parts[0] = _abs(base, parts[0])
                 vols.append(":".join(parts))
-            elif isinstance(v, dict) and v.get("type") == "bind" and isinstance(
-                    v.get("source"), str):
+            elif (
+                isinstance(v, dict) and v.get("type") == "bind" and isinstance(v.get("source"), str)
+            ):
                 vols.append({**v, "source": _abs(base, v["source"])})
             else:
                 vols.append(v)
@@ -260,18 +284,26 @@ def rebase_service(svc: dict[str, Any], base: Path) -> dict[str, Any]:
 def _rebase_top(data: dict[str, Any], base: Path) -> dict[str, Any]:
     out = dict(data)
     if isinstance(out.get("services"), dict):
-        out["services"] = {n: rebase_service(s, base) if isinstance(s, dict) else s
-                           for n, s in out["services"].items()}
+        out["services"] = {
+            n: rebase_service(s, base) if isinstance(s, dict) else s
+            for n, s in out["services"].items()
+        }
     for sect in ("secrets", "configs"):
         if isinstance(out.get(sect), dict):
-            out[sect] = {n: ({**d, "file": _abs(base, d["file"])}
-                             if isinstance(d, dict) and isinstance(d.get("file"), str) else d)
-                         for n, d in out[sect].items()}
+            out[sect] = {
+                n: (
+                    {**d, "file": _abs(base, d["file"])}
+                    if isinstance(d, dict) and isinstance(d.get("file"), str)
+                    else d
+                )
+                for n, d in out[sect].items()
+            }
     return out
 
 
-def _include(ctx: _Context, src: Source, data: dict[str, Any], depth: int,
-             seen: tuple[Path, ...]) -> dict[str, Any]:
+def _include(
+    ctx: _Context, src: Source, data: dict[str, Any], depth: int, seen: tuple[Path, ...]
+) -> dict[str, Any]:
     """The file's `include`s loaded (each as a project of its own, its paths made absolute)
     and added to it; a resource both define is an error."""
     entries = data.pop("include", None) or []
@@ -288,14 +320,17 @@ def _include(ctx: _Context, src: Source, data: dict[str, Any], depth: int,
             raise ComposeFileError(f"{src.where(('include', str(i)))}: include has no path")
         for f in files:
             if f in seen:
-                raise ComposeFileError(f"{src.where(('include', str(i)))}: include cycle "
-                                       f"through {f}")
-        pdir = Path(_abs(base, entry["project_directory"])) if entry.get(
-            "project_directory") else files[0].parent
+                raise ComposeFileError(
+                    f"{src.where(('include', str(i)))}: include cycle through {f}"
+                )
+        pdir = (
+            Path(_abs(base, entry["project_directory"]))
+            if entry.get("project_directory")
+            else files[0].parent
+        )
         env_files = entry.get("env_file")
         env_files = [env_files] if isinstance(env_files, str) else list(env_files or [])
-        sub_env = load_env(pdir, tuple(_abs(base, e) for e in env_files), base, ctx.env,
-                           ctx.inputs)
+        sub_env = load_env(pdir, tuple(_abs(base, e) for e in env_files), base, ctx.env, ctx.inputs)
         if ctx.inputs is not None:
             sub_env = _NotedEnv(sub_env, ctx.inputs)
         sub = _Context(sub_env, ctx.cache_dir, ctx.interpolate, ctx.inputs)
@@ -317,7 +352,8 @@ def _include(ctx: _Context, src: Source, data: dict[str, Any], depth: int,
                 if name in mine:
                     raise ComposeFileError(
                         f"{src.where((sect, name))}: {sect}.{name} conflicts with imported "
-                        f"resource from {files[0]}")
+                        f"resource from {files[0]}"
+                    )
                 mine[name] = val
             data[sect] = mine
     return data
@@ -331,8 +367,9 @@ def resolve_extends(data: dict[str, Any], base: Path, ctx: _Context) -> dict[str
     cache: dict[tuple[str, str], dict[str, Any]] = {}
     files: dict[str, dict[str, Any]] = {}
 
-    def resolve(name: str, pool: dict[str, Any], where: str,
-                stack: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    def resolve(
+        name: str, pool: dict[str, Any], where: str, stack: tuple[tuple[str, str], ...]
+    ) -> dict[str, Any]:
         key = (where, name)
         if key in cache:
             return cache[key]
@@ -341,8 +378,7 @@ def resolve_extends(data: dict[str, Any], base: Path, ctx: _Context) -> dict[str
             raise ComposeFileError(f"circular reference with extends: {chain}")
         svc = pool.get(name)
         if not isinstance(svc, dict):
-            raise ComposeFileError(f"cannot extend service {name!r} in {where}: service not "
-                                   "found")
+            raise ComposeFileError(f"cannot extend service {name!r} in {where}: service not found")
         ext = svc.get("extends")
         if ext is None:
             cache[key] = svc
@@ -361,16 +397,23 @@ def resolve_extends(data: dict[str, Any], base: Path, ctx: _Context) -> dict[str
             parent = resolve(target, pool, where, (*stack, key))
         own = {k: v for k, v in svc.items() if k != "extends"}
         hc_p, hc_o = parent.get("healthcheck"), own.get("healthcheck")
-        if isinstance(hc_o, dict) and hc_o.get("disable") and not (
-                isinstance(hc_p, dict) and hc_p.get("disable")) and isinstance(hc_p, dict):
-            raise ComposeFileError(f"service {name!r}: healthcheck.disable cannot be set when "
-                                   f"the extended service {target!r} has a healthcheck")
+        if (
+            isinstance(hc_o, dict)
+            and hc_o.get("disable")
+            and not (isinstance(hc_p, dict) and hc_p.get("disable"))
+            and isinstance(hc_p, dict)
+        ):
+            raise ComposeFileError(
+                f"service {name!r}: healthcheck.disable cannot be set when "
+                f"the extended service {target!r} has a healthcheck"
+            )
         merged = merge_services({k: v for k, v in parent.items() if k != "extends"}, own)
         cache[key] = merged
         return merged
 
-    out = {n: resolve(n, services, "", ()) if isinstance(s, dict) else s
-           for n, s in services.items()}
+    out = {
+        n: resolve(n, services, "", ()) if isinstance(s, dict) else s for n, s in services.items()
+    }
     return {**data, "services": out}
 
 
@@ -380,8 +423,9 @@ def active_profiles(opts: LoadOptions, env: Mapping[str, str]) -> list[str]:
     return [p for p in env.get("COMPOSE_PROFILES", "").split(",") if p]
 
 
-def apply_profiles(data: dict[str, Any], profiles: list[str],
-                   enable: tuple[str, ...]) -> dict[str, Any]:
+def apply_profiles(
+    data: dict[str, Any], profiles: list[str], enable: tuple[str, ...]
+) -> dict[str, Any]:
     """Services whose profiles are not active are left out; a service named on the command
     line is enabled, and so are the services it depends on."""
     services: dict[str, Any] = data.get("services") or {}
@@ -410,13 +454,17 @@ def load(opts: LoadOptions) -> Loaded:
     for f in files:
         if not f.is_file():
             raise ComposeFileError(f"open {f}: no such file or directory")
-    project_dir = (Path(os.path.normpath(cwd / opts.project_directory))
-                   if opts.project_directory else files[0].parent)
+    project_dir = (
+        Path(os.path.normpath(cwd / opts.project_directory))
+        if opts.project_directory
+        else files[0].parent
+    )
     env = load_env(project_dir, opts.env_files, cwd, opts.environ, opts.inputs)
     if opts.inputs is not None:
         env = _NotedEnv(env, opts.inputs)
-    ctx = _Context(env, Path(opts.cache_dir) if opts.cache_dir else None, opts.interpolate,
-                   opts.inputs)
+    ctx = _Context(
+        env, Path(opts.cache_dir) if opts.cache_dir else None, opts.interpolate, opts.inputs
+    )
     merged: dict[str, Any] = {}
     for f in files:
         src, data = ctx.read(f)
@@ -434,10 +482,17 @@ def load(opts: LoadOptions) -> Loaded:
     else:
         name = normalize_project_name(project_dir.name)
         if not name:
-            raise ComposeFileError(f"project name derived from {project_dir} is empty: "
-                                   "use -p")
+            raise ComposeFileError(f"project name derived from {project_dir} is empty: use -p")
     warnings = list(ctx.warnings)
     for var in ctx.interp.missing:
         warnings.append(f'The "{var}" variable is not set. Defaulting to a blank string.')
-    return Loaded(name=name, working_dir=project_dir, config_files=files, env=env,
-                  data=merged, profiles=profiles, warnings=warnings, variables=ctx.variables)
+    return Loaded(
+        name=name,
+        working_dir=project_dir,
+        config_files=files,
+        env=env,
+        data=merged,
+        profiles=profiles,
+        warnings=warnings,
+        variables=ctx.variables,
+    )

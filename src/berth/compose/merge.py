@@ -16,15 +16,39 @@ if TYPE_CHECKING:
     from typing import Any
 
 # service keys whose list form is a mapping (`K=V` items) and which merge as mappings
-LIST_MAPS = {("environment",), ("labels",), ("annotations",), ("sysctls",), ("extra_hosts",),
-             ("build", "args"), ("build", "labels"), ("build", "extra_hosts"),
-             ("deploy", "labels"), ("storage_opt",), ("logging", "options")}
+LIST_MAPS = {
+    ("environment",),
+    ("labels",),
+    ("annotations",),
+    ("sysctls",),
+    ("extra_hosts",),
+    ("build", "args"),
+    ("build", "labels"),
+    ("build", "extra_hosts"),
+    ("deploy", "labels"),
+    ("storage_opt",),
+    ("logging", "options"),
+}
 # sequences whose merge appends the new items and drops duplicates
-UNIQUE_SEQ = {("cap_add",), ("cap_drop",), ("configs",), ("secrets",), ("expose",),
-              ("external_links",), ("ports",), ("security_opt",), ("device_cgroup_rules",),
-              ("deploy", "placement", "constraints"), ("deploy", "placement", "preferences"),
-              ("build", "cache_from"), ("build", "tags"), ("links",), ("volumes_from",),
-              ("group_add",), ("profiles",)}
+UNIQUE_SEQ = {
+    ("cap_add",),
+    ("cap_drop",),
+    ("configs",),
+    ("secrets",),
+    ("expose",),
+    ("external_links",),
+    ("ports",),
+    ("security_opt",),
+    ("device_cgroup_rules",),
+    ("deploy", "placement", "constraints"),
+    ("deploy", "placement", "preferences"),
+    ("build", "cache_from"),
+    ("build", "tags"),
+    ("links",),
+    ("volumes_from",),
+    ("group_add",),
+    ("profiles",),
+}
 # sequences whose merge appends, duplicates kept
 APPEND_SEQ = {("dns",), ("dns_search",), ("dns_opt",), ("env_file",), ("tmpfs",)}
 # sequences merged as mappings keyed by a target path

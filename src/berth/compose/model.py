@@ -31,7 +31,7 @@ class Dependency:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Port:
     target: int
-    published: str = ""          # "" for an engine-chosen port; may be a range "8000-8010"
+    published: str = ""  # "" for an engine-chosen port; may be a range "8000-8010"
     host_ip: str = ""
     protocol: str = "tcp"
 
@@ -46,7 +46,7 @@ class MountType(enum.StrEnum):
 class Mount:
     type: MountType
     target: str
-    source: str = ""             # "" for an anonymous volume or a tmpfs
+    source: str = ""  # "" for an anonymous volume or a tmpfs
     read_only: bool = False
     nocopy: bool = False
     create_host_path: bool = True
@@ -55,7 +55,7 @@ class Mount:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceNetwork:
-    name: str                    # the key in the project's `networks`
+    name: str  # the key in the project's `networks`
     aliases: tuple[str, ...] = ()
     ipv4_address: str = ""
     priority: int = 0
@@ -80,14 +80,14 @@ class Build:
     target: str = ""
     cache_from: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()        # keys of the project's secrets
+    secrets: tuple[str, ...] = ()  # keys of the project's secrets
     network: str = ""
     extra_hosts: dict[str, str] = field(default_factory=dict)
     shm_size: int = 0
     no_cache: bool = False
     pull: bool = False
     tags: tuple[str, ...] = ()
-    ssh: tuple[str, ...] = ()            # "default", "ID=PATH[,PATH]": asked of the builder
+    ssh: tuple[str, ...] = ()  # "default", "ID=PATH[,PATH]": asked of the builder
     dockerfile_inline: str = ""
     platforms: tuple[str, ...] = ()
 
@@ -141,7 +141,7 @@ class PreStart:
     image unless `image`), on the service's networks and with its volumes, before the
     service's container starts."""
 
-    command: tuple[str, ...] | None = None      # None: the image's own
+    command: tuple[str, ...] | None = None  # None: the image's own
     image: str = ""
     user: str = ""
     privileged: bool = False
@@ -239,7 +239,7 @@ class Service:
     cpu_quota: int = 0
     cpu_period: int = 0
     device_cgroup_rules: tuple[str, ...] = ()
-    platform: str = ""                   # must be the daemon's (berth runs no other)
+    platform: str = ""  # must be the daemon's (berth runs no other)
     # the canonical tree of this service: what the config hash is computed from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -253,8 +253,7 @@ class Service:
             if mode.startswith("service:"):
                 deps.append(mode[8:])
         deps += [link.split(":", 1)[0] for link in self.links]
-        deps += [v.split(":", 1)[0] for v in self.volumes_from
-                 if not v.startswith("container:")]
+        deps += [v.split(":", 1)[0] for v in self.volumes_from if not v.startswith("container:")]
         return list(dict.fromkeys(deps))
 
 
@@ -320,6 +319,6 @@ class Project:
                 visit(d)
             seen.append(n)
 
-        for n in (names if names else sorted(self.services)):
+        for n in names if names else sorted(self.services):
             visit(n)
         return seen

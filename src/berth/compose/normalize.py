@@ -31,12 +31,17 @@ if TYPE_CHECKING:
 
     from berth.compose.upcache import Inputs
 
-def _env_from_files(entries: list[Any], env: Mapping[str, str], where: str,
-                    base: Path, inputs: Inputs | None = None) -> dict[str, str]:
+
+def _env_from_files(
+    entries: list[Any], env: Mapping[str, str], where: str, base: Path, inputs: Inputs | None = None
+) -> dict[str, str]:
     out: dict[str, str] = {}
     for e in entries:
-        path, required = (e, True) if isinstance(e, str) else (
-            str(e.get("path")), to_bool(e.get("required", True), where))
+        path, required = (
+            (e, True)
+            if isinstance(e, str)
+            else (str(e.get("path")), to_bool(e.get("required", True), where))
+        )
         p = Path(path) if os.path.isabs(path) else base / path
         if not p.is_file():
             if required:
@@ -47,6 +52,7 @@ def _env_from_files(entries: list[Any], env: Mapping[str, str], where: str,
 
         def lookup(k: str, out: dict[str, str] = out) -> str | None:
             return out.get(k, env.get(k))
+
         for k, v in read_env_file(p, lookup, inputs).items():
             if v is not None:
                 out[k] = v
@@ -61,7 +67,8 @@ def _mapping(v: Any) -> dict[str, str]:
 
 # the service keys berth compose acts on; the others (valid in the schema) are reported as
 # ignored rather than silently dropped
-SUPPORTED = frozenset("""
+SUPPORTED = frozenset(
+    """
     annotations attach build cap_add cap_drop cgroup_parent command configs container_name
     cpu_period cpu_quota cpu_shares cpus cpuset depends_on deploy develop device_cgroup_rules
     devices dns dns_opt dns_search domainname
@@ -72,18 +79,31 @@ SUPPORTED = frozenset("""
     gpus post_start pre_start pre_stop privileged profiles ports pull_policy read_only restart runtime scale secrets
     security_opt shm_size stdin_open stop_grace_period stop_signal sysctls tmpfs tty ulimits
     user userns_mode uts volumes volumes_from working_dir
-    """.split())
+    """.split()
+)
 # deploy's keys: those docker compose acts on, and swarm's, which it (and so berth) ignores
-DEPLOY_SUPPORTED = frozenset({"replicas", "resources", "restart_policy", "mode", "labels",
-                              "placement", "update_config", "rollback_config",
-                              "endpoint_mode"})
+DEPLOY_SUPPORTED = frozenset(
+    {
+        "replicas",
+        "resources",
+        "restart_policy",
+        "mode",
+        "labels",
+        "placement",
+        "update_config",
+        "rollback_config",
+        "endpoint_mode",
+    }
+)
 
 
 # build's keys that reach the build (ssh and platforms: checked, see compose.imaging)
-BUILD_SUPPORTED = frozenset("""
+BUILD_SUPPORTED = frozenset(
+    """
     context dockerfile args target cache_from labels secrets tags network extra_hosts shm_size
     no_cache pull ssh platforms dockerfile_inline
-    """.split())
+    """.split()
+)
 
 
 def unsupported(services: dict[str, Any]) -> list[str]:
@@ -92,22 +112,29 @@ def unsupported(services: dict[str, Any]) -> list[str]:
     for name, s in services.items():
         for k in s:
             if k not in SUPPORTED and not k.startswith("x-"):
-                out.append(f"services.{name}.{k} is not supported by berth compose and is "
-                           "ignored")
-        for k in (s.get("deploy") or {}):
+                out.append(f"services.{name}.{k} is not supported by berth compose and is ignored")
+        for k in s.get("deploy") or {}:
             if k not in DEPLOY_SUPPORTED:
-                out.append(f"services.{name}.deploy.{k} is not supported by berth compose "
-                           "and is ignored")
+                out.append(
+                    f"services.{name}.deploy.{k} is not supported by berth compose and is ignored"
+                )
         build = s.get("build")
-        for k in (build if isinstance(build, dict) else {}):
+        for k in build if isinstance(build, dict) else {}:
             if k not in BUILD_SUPPORTED and not k.startswith("x-"):
-                out.append(f"services.{name}.build.{k} is not supported by berth compose "
-                           "and is ignored")
+                out.append(
+                    f"services.{name}.build.{k} is not supported by berth compose and is ignored"
+                )
     return out
 
 
-def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
-            project: str, inputs: Inputs | None = None) -> dict[str, Any]:
+def service(
+    name: str,
+    raw: dict[str, Any],
+    base: Path,
+    env: Mapping[str, str],
+    project: str,
+    inputs: Inputs | None = None,
+) -> dict[str, Any]:
     """One service in canonical form."""
     s = shape_service(raw)
     w = f"services.{name}"
@@ -122,17 +149,18 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
         b["context"] = ctx if "://" in ctx else os.path.normpath(base / ctx)
         b.setdefault("dockerfile", "Dockerfile")
         if isinstance(b.get("args"), dict):
-            b["args"] = {k: (_as_str(x) if x is not None else env.get(k, ""))
-                         for k, x in b["args"].items()
-                         if x is not None or k in env}
+            b["args"] = {
+                k: (_as_str(x) if x is not None else env.get(k, ""))
+                for k, x in b["args"].items()
+                if x is not None or k in env
+            }
         out["build"] = b
     for k in ("command", "entrypoint"):
         if k in out:
             out[k] = _cmd(out[k])
     environment: dict[str, str] = {}
     if out.get("env_file"):
-        environment.update(_env_from_files(out.pop("env_file"), env, f"{w}.env_file", base,
-                                           inputs))
+        environment.update(_env_from_files(out.pop("env_file"), env, f"{w}.env_file", base, inputs))
     else:
         out.pop("env_file", None)
     for k, x in (out.get("environment") or {}).items():
@@ -160,15 +188,18 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
     if "expose" in out:
         out["expose"] = [_as_str(x) for x in out["expose"]]
     if "volumes" in out:
-        out["volumes"] = [parse_volume(v, base, f"{w}.volumes[{i}]")
-                          for i, v in enumerate(out["volumes"])]
+        out["volumes"] = [
+            parse_volume(v, base, f"{w}.volumes[{i}]") for i, v in enumerate(out["volumes"])
+        ]
     if "depends_on" in out:
         deps: dict[str, Any] = {}
         for d, spec in out["depends_on"].items():
             spec = spec or {}
-            deps[str(d)] = {"condition": str(spec.get("condition") or "service_started"),
-                            "required": to_bool(spec.get("required", True), w),
-                            "restart": to_bool(spec.get("restart", False), w)}
+            deps[str(d)] = {
+                "condition": str(spec.get("condition") or "service_started"),
+                "required": to_bool(spec.get("required", True), w),
+                "restart": to_bool(spec.get("restart", False), w),
+            }
         out["depends_on"] = deps
     if "network_mode" not in out:
         nets = out.get("networks")
@@ -186,8 +217,7 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
         if "disable" in hc:
             hc["disable"] = to_bool(hc["disable"], f"{w}.healthcheck.disable")
         out["healthcheck"] = hc
-    for k in ("privileged", "read_only", "init", "tty", "stdin_open", "attach",
-              "oom_kill_disable"):
+    for k in ("privileged", "read_only", "init", "tty", "stdin_open", "attach", "oom_kill_disable"):
         if k in out:
             out[k] = to_bool(out[k], f"{w}.{k}")
     if "scale" in out:
@@ -205,8 +235,7 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
         out["ulimits"] = ul
     for k in ("secrets", "configs"):
         if k in out:
-            out[k] = [{"source": str(x)} if not isinstance(x, dict) else dict(x)
-                      for x in out[k]]
+            out[k] = [{"source": str(x)} if not isinstance(x, dict) else dict(x) for x in out[k]]
     if isinstance(out.get("develop"), dict) and out["develop"].get("watch"):
         rules = []
         for r in out["develop"]["watch"]:
@@ -216,19 +245,28 @@ def service(name: str, raw: dict[str, Any], base: Path, env: Mapping[str, str],
                 raise ComposeFileError(f"{w}.develop.watch: {r['action']} needs a target")
             rules.append(r)
         out["develop"] = {**out["develop"], "watch": rules}
-    if "container_name" in out and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*",
-                                                    str(out["container_name"])):
-        raise ComposeFileError(f"{w}.container_name: invalid container name "
-                               f"{out['container_name']!r}")
+    if "container_name" in out and not re.fullmatch(
+        r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", str(out["container_name"])
+    ):
+        raise ComposeFileError(
+            f"{w}.container_name: invalid container name {out['container_name']!r}"
+        )
     return dict(sorted(out.items()))
 
 
-def project(name: str, data: dict[str, Any], base: Path,
-            env: Mapping[str, str], inputs: Inputs | None = None) -> dict[str, Any]:
+def project(
+    name: str,
+    data: dict[str, Any],
+    base: Path,
+    env: Mapping[str, str],
+    inputs: Inputs | None = None,
+) -> dict[str, Any]:
     """The whole project in canonical form, with the checks that span services; `inputs`
     notes the files read."""
-    services = {n: service(n, s or {}, base, env, name, inputs)
-                for n, s in sorted((data.get("services") or {}).items())}
+    services = {
+        n: service(n, s or {}, base, env, name, inputs)
+        for n, s in sorted((data.get("services") or {}).items())
+    }
     out: dict[str, Any] = {"name": name, "services": services}
     nets: dict[str, Any] = {k: dict(v or {}) for k, v in (data.get("networks") or {}).items()}
     used = {n for s in services.values() for n in (s.get("networks") or {})}
@@ -236,7 +274,7 @@ def project(name: str, data: dict[str, Any], base: Path,
         nets["default"] = {}
     for k, v in nets.items():
         ext = v.get("external")
-        if isinstance(ext, dict):   # the legacy `external: {name: X}`
+        if isinstance(ext, dict):  # the legacy `external: {name: X}`
             v["name"] = v.get("name") or ext.get("name") or k
             v["external"] = True
         elif ext is not None:
@@ -254,26 +292,33 @@ def project(name: str, data: dict[str, Any], base: Path,
     for sname, s in services.items():
         for n in s.get("networks") or {}:
             if n not in nets:
-                raise ComposeFileError(f"service {sname!r} refers to undefined network {n}: "
-                                       "invalid compose project")
+                raise ComposeFileError(
+                    f"service {sname!r} refers to undefined network {n}: invalid compose project"
+                )
         for v in s.get("volumes") or []:
             if v["type"] == "volume" and v.get("source") and v["source"] not in vols:
-                raise ComposeFileError(f"service {sname!r} refers to undefined volume "
-                                       f"{v['source']}: invalid compose project")
+                raise ComposeFileError(
+                    f"service {sname!r} refers to undefined volume "
+                    f"{v['source']}: invalid compose project"
+                )
         for d, spec in (s.get("depends_on") or {}).items():
             if d not in services and spec["required"]:
-                raise ComposeFileError(f"service {sname!r} depends on undefined service "
-                                       f"{d!r}: invalid compose project")
+                raise ComposeFileError(
+                    f"service {sname!r} depends on undefined service {d!r}: invalid compose project"
+                )
         for key in ("network_mode", "ipc", "pid"):
             mode = str(s.get(key) or "")
             if mode.startswith("service:") and mode[8:] not in services:
-                raise ComposeFileError(f"service {sname!r} refers to undefined service "
-                                       f"{mode[8:]!r} in {key}")
+                raise ComposeFileError(
+                    f"service {sname!r} refers to undefined service {mode[8:]!r} in {key}"
+                )
         for ref in [*(s.get("links") or []), *(s.get("volumes_from") or [])]:
             target = str(ref).split(":", 1)[0]
             if target != "container" and target not in services:
-                raise ComposeFileError(f"service {sname!r} refers to undefined service "
-                                       f"{target!r}: invalid compose project")
+                raise ComposeFileError(
+                    f"service {sname!r} refers to undefined service "
+                    f"{target!r}: invalid compose project"
+                )
     out["networks"] = dict(sorted(nets.items()))
     if vols:
         out["volumes"] = dict(sorted(vols.items()))
@@ -286,9 +331,11 @@ def project(name: str, data: dict[str, Any], base: Path,
         for sname, s in services.items():
             for ref in s.get(sect) or []:
                 if ref["source"] not in items:
-                    raise ComposeFileError(f"service {sname!r} refers to undefined "
-                                           f"{sect[:-1]} {ref['source']}: invalid compose "
-                                           "project")
+                    raise ComposeFileError(
+                        f"service {sname!r} refers to undefined "
+                        f"{sect[:-1]} {ref['source']}: invalid compose "
+                        "project"
+                    )
         if items:
             out[sect] = dict(sorted(items.items()))
     for k, v in data.items():
@@ -307,7 +354,7 @@ def _check_cycles(services: dict[str, Any]) -> None:
         if state.get(n) == 1:
             raise ComposeFileError("dependency cycle detected: " + " -> ".join([*path, n]))
         state[n] = 1
-        for d in (services.get(n, {}).get("depends_on") or {}):
+        for d in services.get(n, {}).get("depends_on") or {}:
             if d in services:
                 visit(d, [*path, n])
         state[n] = 2
@@ -316,5 +363,13 @@ def _check_cycles(services: dict[str, Any]) -> None:
         visit(n, [])
 
 
-__all__ = ["project", "service", "parse_ports", "parse_volume", "to_bool", "to_int",
-           "duration_s", "size_bytes"]
+__all__ = [
+    "project",
+    "service",
+    "parse_ports",
+    "parse_volume",
+    "to_bool",
+    "to_int",
+    "duration_s",
+    "size_bytes",
+]

@@ -31,26 +31,37 @@ __all__ = ["ComposeError", "Orchestrator", "Progress", "UpOptions"]
 
 
 class Orchestrator:
-    def __init__(self, project: Project, engine: Engine, progress: Progress,
-                 warn: Callable[[str], None], context_tar: ContextTar | None = None,
-                 poll: float = 0.1, parallel: int = 0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        engine: Engine,
+        progress: Progress,
+        warn: Callable[[str], None],
+        context_tar: ContextTar | None = None,
+        poll: float = 0.1,
+        parallel: int = 0,
+    ) -> None:
         self.project = project
-        self.parallel = parallel if parallel > 0 else 0   # --parallel; -1 (0): no limit
+        self.parallel = parallel if parallel > 0 else 0  # --parallel; -1 (0): no limit
         self.engine = engine
         self.progress = progress
         self.warn = warn
         self.images = Images(project, engine, progress, context_tar)
         self.pre_starts = PreStarts(project, engine, progress, self.images, self.container_of)
-        self.waiter = Waiter(project, engine, progress, lambda names: self.containers(names),
-                             poll)
+        self.waiter = Waiter(project, engine, progress, lambda names: self.containers(names), poll)
 
     # --- looking ---------------------------------------------------------------------------
-    def containers(self, services: list[str] | None = None, all: bool = True,  # noqa: A002
-                   oneoff: bool = False) -> list[ContainerSummary]:
+    def containers(
+        self,
+        services: list[str] | None = None,
+        all: bool = True,  # noqa: A002
+        oneoff: bool = False,
+    ) -> list[ContainerSummary]:
         """The project's containers (of `services`), by service then number."""
         found = self.engine.containers(
             [f"{L.PROJECT}={self.project.name}", f"{L.ONEOFF}={'True' if oneoff else 'False'}"],
-            all=all)
+            all=all,
+        )
         if services:
             found = [c for c in found if c.label(L.SERVICE) in services]
         return sorted(found, key=lambda c: (c.label(L.SERVICE), _number(c)))
@@ -79,8 +90,11 @@ class Orchestrator:
     # --- up ----------------------------------------------------------------------------------
     def up(self, opts: UpOptions) -> None:
         self._check_services(opts.services)
-        names = (list(opts.services) if opts.no_deps and opts.services
-                 else self.project.order(opts.services or None))
+        names = (
+            list(opts.services)
+            if opts.no_deps and opts.services
+            else self.project.order(opts.services or None)
+        )
         existing = self.containers()
         orphans = [c for c in existing if c.label(L.SERVICE) not in self.project.services]
         if orphans:
@@ -88,10 +102,12 @@ class Orchestrator:
                 for c in orphans:
                     self._stop_remove(c, opts.timeout)
             else:
-                self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for "
-                          "this project. If you removed or renamed this service in your "
-                          "compose file, you can run this command with the --remove-orphans "
-                          "flag to clean it up.")
+                self.warn(
+                    f"Found orphan containers ({', '.join(c.name for c in orphans)}) for "
+                    "this project. If you removed or renamed this service in your "
+                    "compose file, you can run this command with the --remove-orphans "
+                    "flag to clean it up."
+                )
         self.ensure_networks(names)
         self.ensure_volumes(names)
         images = {n: self.image_id(self.project.services[n], opts) for n in names}
@@ -99,6 +115,7 @@ class Orchestrator:
         # services at the same depth of the dependency graph converge at once, as docker
         # compose's do; each waits on its own dependencies' conditions first
         for level in self._start_levels(names):
+
             def one(n: str) -> bool:
                 svc = self.project.services[n]
                 if not opts.no_start:
@@ -106,6 +123,7 @@ class Orchestrator:
                 mine = [c for c in existing if c.label(L.SERVICE) == n]
                 force = opts.force_recreate or any(d in recreated for d in svc.dependencies())
                 return self.converge(svc, mine, images[n], opts, force)
+
             for n, changed in zip(level, run_parallel(one, level, self.parallel), strict=True):
                 if changed:
                     recreated.add(n)
@@ -116,7 +134,7 @@ class Orchestrator:
         """`names` (in start order) grouped by depth: a service comes after everything it
         depends on among them."""
         depth: dict[str, int] = {}
-        for n in names:   # start order: dependencies first
+        for n in names:  # start order: dependencies first
             deps = [d for d in self.project.services[n].dependencies() if d in depth]
             depth[n] = 1 + max((depth[d] for d in deps), default=-1)
         levels: dict[int, list[str]] = {}
@@ -124,13 +142,20 @@ class Orchestrator:
             levels.setdefault(depth[n], []).append(n)
         return [levels[k] for k in sorted(levels)]
 
-    def converge(self, svc: Service, mine: list[ContainerSummary], image_id: str,
-                 opts: UpOptions, force: bool) -> bool:
+    def converge(
+        self,
+        svc: Service,
+        mine: list[ContainerSummary],
+        image_id: str,
+        opts: UpOptions,
+        force: bool,
+    ) -> bool:
         """The service's containers made as the model says; whether any was recreated."""
         want = opts.scale.get(svc.name, svc.replicas)
         if svc.container_name and want > 1:
-            raise ComposeError(f'service "{svc.name}" has container_name set and cannot be '
-                               "scaled beyond 1")
+            raise ComposeError(
+                f'service "{svc.name}" has container_name set and cannot be scaled beyond 1'
+            )
         h = L.config_hash(svc)
         mine = sorted(mine, key=_number)
         for c in mine[want:][::-1]:
@@ -148,8 +173,7 @@ class Orchestrator:
             elif c.state == "paused":
                 self.progress("Container", c.name, "Running")
             else:
-                self._start(c.id, c.name, svc,
-                            first_image=image_id if c.state == "created" else "")
+                self._start(c.id, c.name, svc, first_image=image_id if c.state == "created" else "")
         used = {_number(c) for c in mine[:want]}
         n = 1
         while len(used) < want:
@@ -164,24 +188,39 @@ class Orchestrator:
         volumes_from): it must exist."""
         found = self.containers([service])
         if not found:
-            raise ComposeError(f"service {service!r} has no container: it is needed by "
-                               "another service")
+            raise ComposeError(
+                f"service {service!r} has no container: it is needed by another service"
+            )
         return found[0].name
 
-    def create(self, svc: Service, number: int, image_id: str, start: bool = True,
-               anonymous: dict[str, str] | None = None) -> str:
+    def create(
+        self,
+        svc: Service,
+        number: int,
+        image_id: str,
+        start: bool = True,
+        anonymous: dict[str, str] | None = None,
+    ) -> str:
         name = L.container_name(self.project, svc, number)
         self.progress("Container", name, "Creating")
-        body = container_body(self.project, svc, number, image_id, name,
-                              anonymous=anonymous, container_of=self.container_of)
+        body = container_body(
+            self.project,
+            svc,
+            number,
+            image_id,
+            name,
+            anonymous=anonymous,
+            container_of=self.container_of,
+        )
         cid = self.engine.create(name, body)
         try:
             if not svc.network_mode:
                 for sn in svc.networks[1:]:
                     net = self.project.networks[sn.name].name
                     ec = endpoint(svc, sn.name, name)
-                    self.engine.connect(net, cid, ec["Aliases"],
-                                        (ec.get("IPAMConfig") or {}).get("IPv4Address", ""))
+                    self.engine.connect(
+                        net, cid, ec["Aliases"], (ec.get("IPAMConfig") or {}).get("IPv4Address", "")
+                    )
             self._inline_files(svc, cid)
         except BaseException:
             self.engine.remove(cid, force=True)
@@ -201,8 +240,9 @@ class Orchestrator:
             self.engine.start(ref)
         except BerthError as e:
             self.progress("Container", name, "Error")
-            raise ComposeError(f"Error response from daemon: failed to start container "
-                               f"{name}: {e}") from None
+            raise ComposeError(
+                f"Error response from daemon: failed to start container {name}: {e}"
+            ) from None
         self.progress("Container", name, "Started")
         self._hooks(ref, name, svc, "post_start")
 
@@ -212,19 +252,28 @@ class Orchestrator:
         hooks = svc.post_start if which == "post_start" else svc.pre_stop
         for h in hooks:
             env = [f"{k}={v}" for k, v in h.environment.items()]
-            code, output = self.engine.exec_run(ref, list(h.command), user=h.user,
-                                                privileged=h.privileged,
-                                                workdir=h.working_dir, env=env)
+            code, output = self.engine.exec_run(
+                ref,
+                list(h.command),
+                user=h.user,
+                privileged=h.privileged,
+                workdir=h.working_dir,
+                env=env,
+            )
             if code != 0:
-                raise ComposeError(f"container {name}: {which} hook {' '.join(h.command)!r} "
-                                   f"exited with code {code}: "
-                                   f"{output.decode(errors='replace').strip()}")
+                raise ComposeError(
+                    f"container {name}: {which} hook {' '.join(h.command)!r} "
+                    f"exited with code {code}: "
+                    f"{output.decode(errors='replace').strip()}"
+                )
 
     def _inline_files(self, svc: Service, cid: str) -> None:
         """Secrets and configs given as `content` or `environment`: copied into the created
         container (bind mounts serve those from files)."""
-        for refs, objs, base in ((svc.secrets, self.project.secrets, "/run/secrets/"),
-                                 (svc.configs, self.project.configs, "/")):
+        for refs, objs, base in (
+            (svc.secrets, self.project.secrets, "/run/secrets/"),
+            (svc.configs, self.project.configs, "/"),
+        ):
             for r in refs:
                 obj = objs[r.source]
                 if obj.file or (obj.content is None and not obj.environment):
@@ -235,6 +284,7 @@ class Orchestrator:
                     target = base + target
                 import io
                 import tarfile
+
                 buf = io.BytesIO()
                 with tarfile.open(fileobj=buf, mode="w") as tf:
                     ti = tarfile.TarInfo(target.lstrip("/"))
@@ -246,8 +296,7 @@ class Orchestrator:
                     tf.addfile(ti, io.BytesIO(data))
                 self.engine.put_archive(cid, "/", buf.getvalue())
 
-    def recreate(self, svc: Service, old: ContainerSummary, image_id: str,
-                 opts: UpOptions) -> None:
+    def recreate(self, svc: Service, old: ContainerSummary, image_id: str, opts: UpOptions) -> None:
         """Stop the old container, make the new one under its name (keeping its anonymous
         volumes), remove the old, start the new: as docker compose does."""
         self.progress("Container", old.name, "Recreate")
@@ -256,8 +305,9 @@ class Orchestrator:
             self.engine.stop(old.id, opts.timeout)
         self.engine.rename(old.id, f"{old.id[:12]}_{old.name}")
         try:
-            cid = self.create(svc, _number(old) or 1, image_id, start=False,
-                              anonymous=state.anonymous_volumes)
+            cid = self.create(
+                svc, _number(old) or 1, image_id, start=False, anonymous=state.anonymous_volumes
+            )
         except BaseException:
             self.engine.rename(old.id, old.name)
             raise
@@ -272,8 +322,7 @@ class Orchestrator:
         if svc is not None and svc.pre_stop and c.state == "running":
             self._hooks(c.id, c.name, svc, "pre_stop")
 
-    def _stop_remove(self, c: ContainerSummary, timeout: int | None,
-                     volumes: bool = False) -> None:
+    def _stop_remove(self, c: ContainerSummary, timeout: int | None, volumes: bool = False) -> None:
         if c.state in ("running", "restarting", "paused"):
             self._pre_stop(c)
             self.progress("Container", c.name, "Stopping")
@@ -293,8 +342,11 @@ class Orchestrator:
 
         def r(name: str, seen: tuple[str, ...] = ()) -> int:
             if name not in rank:
-                users = [s.name for s in self.project.services.values()
-                         if name in s.dependencies() and s.name not in seen]
+                users = [
+                    s.name
+                    for s in self.project.services.values()
+                    if name in s.dependencies() and s.name not in seen
+                ]
                 rank[name] = 1 + max((r(u, (*seen, name)) for u in users), default=-1)
             return rank[name]
 
@@ -304,15 +356,20 @@ class Orchestrator:
             levels.setdefault(r(svc) if svc in self.project.services else 0, []).append(c)
         return [levels[k] for k in sorted(levels)]
 
-    def _each(self, fn: Callable[[ContainerSummary], None],
-              items: list[ContainerSummary]) -> None:
+    def _each(self, fn: Callable[[ContainerSummary], None], items: list[ContainerSummary]) -> None:
         """fn on every item at once (the daemon stops containers in parallel, as docker
         compose asks it to); the first error is raised once all are done."""
         run_parallel(fn, items, self.parallel)
 
-    def down(self, *, volumes: bool = False, remove_orphans: bool = False,
-             timeout: int | None = None, rmi: str = "", services: list[str] | None = None,
-             ) -> None:
+    def down(
+        self,
+        *,
+        volumes: bool = False,
+        remove_orphans: bool = False,
+        timeout: int | None = None,
+        rmi: str = "",
+        services: list[str] | None = None,
+    ) -> None:
         """Containers (in reverse dependency order), then networks, then (with `volumes`)
         volumes; external ones are never touched. With `services`, only their containers."""
         if services:
@@ -329,9 +386,11 @@ class Orchestrator:
         for level in self._stop_levels(known + (orphans if remove_orphans else [])):
             self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), level)
         if orphans and not remove_orphans:
-            self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this "
-                      "project. If you removed or renamed this service in your compose file, "
-                      "you can run this command with the --remove-orphans flag to clean it up.")
+            self.warn(
+                f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this "
+                "project. If you removed or renamed this service in your compose file, "
+                "you can run this command with the --remove-orphans flag to clean it up."
+            )
         for net in self.project.networks.values():
             if net.external:
                 continue
@@ -372,8 +431,9 @@ class Orchestrator:
                     continue
                 self.progress("Image", ref, "Removed")
 
-    def _down_by_labels(self, containers: list[ContainerSummary], volumes: bool,
-                        timeout: int | None) -> None:
+    def _down_by_labels(
+        self, containers: list[ContainerSummary], volumes: bool, timeout: int | None
+    ) -> None:
         """`down` of a project known only by its name (`-p NAME` with no file): what carries
         its label goes, as docker compose does."""
         self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), containers)
@@ -396,6 +456,7 @@ class Orchestrator:
             self.progress("Container", c.name, "Stopping")
             self.engine.stop(c.id, timeout)
             self.progress("Container", c.name, "Stopped")
+
         for level in self._stop_levels(self.containers(services or None, all=False)):
             self._each(one, level)
 
@@ -410,8 +471,12 @@ class Orchestrator:
             self.waiter.dependencies(svc, names)
             for c in found:
                 if c.label(L.SERVICE) == n and c.state not in ("running", "restarting"):
-                    self._start(c.id, c.name, svc, first_image=c.label(L.IMAGE) or c.image
-                                if c.state == "created" else "")
+                    self._start(
+                        c.id,
+                        c.name,
+                        svc,
+                        first_image=c.label(L.IMAGE) or c.image if c.state == "created" else "",
+                    )
 
     def restart(self, services: list[str], timeout: int | None = None) -> None:
         self._check_services(services)
@@ -422,8 +487,9 @@ class Orchestrator:
         while more:
             more = False
             for s in self.project.services.values():
-                if s.name not in names and any(d.restart and d.service in names
-                                               for d in s.depends_on):
+                if s.name not in names and any(
+                    d.restart and d.service in names for d in s.depends_on
+                ):
                     names.append(s.name)
                     more = True
         for n in names:
@@ -455,8 +521,14 @@ class Orchestrator:
             self.engine.unpause(c.id)
             self.progress("Container", c.name, "Unpaused")
 
-    def rm(self, services: list[str], *, stop: bool = False, volumes: bool = False,
-           timeout: int | None = None) -> list[ContainerSummary]:
+    def rm(
+        self,
+        services: list[str],
+        *,
+        stop: bool = False,
+        volumes: bool = False,
+        timeout: int | None = None,
+    ) -> list[ContainerSummary]:
         """Stopped containers removed (running ones too, stopped first, with `stop`)."""
         self._check_services(services)
         gone = []

@@ -20,6 +20,7 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], limit: int = 0) -> 
     if len(items) <= 1 or limit == 1:
         return [fn(x) for x in items]
     import threading
+
     results: list[Any] = [None] * len(items)
     errors: list[BaseException | None] = [None] * len(items)
     gate = threading.Semaphore(limit) if limit > 0 else None

@@ -30,14 +30,20 @@ if TYPE_CHECKING:
 
 
 class PreStarts:
-    def __init__(self, project: Project, engine: Engine, progress: Progress,
-                 images: Images, container_of: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        project: Project,
+        engine: Engine,
+        progress: Progress,
+        images: Images,
+        container_of: Callable[[str], str],
+    ) -> None:
         self.project = project
-        self.container_of = container_of   # a service's first container, for service:NAME
+        self.container_of = container_of  # a service's first container, for service:NAME
         self.engine = engine
         self.progress = progress
         self.images = images
-        self._done: set[str] = set()     # services whose once-only steps ran in this run
+        self._done: set[str] = set()  # services whose once-only steps ran in this run
 
     def before_first_start(self, svc: Service, cid: str, name: str, image_id: str) -> None:
         """The steps due before container `cid` (created, never started) of `svc` starts."""
@@ -47,13 +53,17 @@ class PreStarts:
         if once and svc.name not in self._done:
             self._done.add(svc.name)
             running = self.engine.containers(
-                [f"{L.PROJECT}={self.project.name}", f"{L.SERVICE}={svc.name}",
-                 f"{L.ONEOFF}=False"], all=False)
+                [
+                    f"{L.PROJECT}={self.project.name}",
+                    f"{L.SERVICE}={svc.name}",
+                    f"{L.ONEOFF}=False",
+                ],
+                all=False,
+            )
             if not running:
                 for i, step in enumerate(svc.pre_start, 1):
                     if not step.per_replica:
-                        self._run(svc, step, i, cid, f"{self.project.name}-{svc.name}",
-                                  image_id)
+                        self._run(svc, step, i, cid, f"{self.project.name}-{svc.name}", image_id)
         for i, step in enumerate(svc.pre_start, 1):
             if step.per_replica:
                 self._run(svc, step, i, cid, name, image_id)
@@ -65,18 +75,26 @@ class PreStarts:
             self.images.pull_ref(step.image)
         return step.image
 
-    def body(self, svc: Service, step: PreStart, cid: str, name: str,
-             image_id: str) -> dict[str, Any]:
+    def body(
+        self, svc: Service, step: PreStart, cid: str, name: str, image_id: str
+    ) -> dict[str, Any]:
         """The step's container: `cid`'s volumes and networks, the service's environment
         with the step's over it, its own user and directory or the service's."""
         env = {**svc.environment, **step.environment}
         body: dict[str, Any] = {
             "Image": self._image(step, image_id),
             "Env": [f"{k}={v}" for k, v in env.items()],
-            "Labels": {L.PROJECT: self.project.name, L.SERVICE: svc.name,
-                       L.ONEOFF: "True", L.VERSION: L.COMPOSE_VERSION},
-            "Tty": False, "OpenStdin": False, "AttachStdin": False,
-            "AttachStdout": False, "AttachStderr": False,
+            "Labels": {
+                L.PROJECT: self.project.name,
+                L.SERVICE: svc.name,
+                L.ONEOFF: "True",
+                L.VERSION: L.COMPOSE_VERSION,
+            },
+            "Tty": False,
+            "OpenStdin": False,
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
         }
         if step.command is not None:
             body["Cmd"] = list(step.command)
@@ -90,20 +108,27 @@ class PreStarts:
             host["Privileged"] = True
         if svc.network_mode:
             mode = svc.network_mode
-            host["NetworkMode"] = (f"container:{self.container_of(mode[len('service:'):])}"
-                                   if mode.startswith("service:") else mode)
+            host["NetworkMode"] = (
+                f"container:{self.container_of(mode[len('service:') :])}"
+                if mode.startswith("service:")
+                else mode
+            )
         elif svc.networks:
             first = svc.networks[0]
             net = self.project.networks[first.name].name
             host["NetworkMode"] = net
             ec = endpoint(svc, first.name, name)
-            body["NetworkingConfig"] = {"EndpointsConfig": {net: {
-                k: v for k, v in ec.items() if k not in ("Aliases", "IPAMConfig")}}}
+            body["NetworkingConfig"] = {
+                "EndpointsConfig": {
+                    net: {k: v for k, v in ec.items() if k not in ("Aliases", "IPAMConfig")}
+                }
+            }
         body["HostConfig"] = host
         return body
 
-    def _run(self, svc: Service, step: PreStart, index: int, cid: str, owner: str,
-             image_id: str) -> None:
+    def _run(
+        self, svc: Service, step: PreStart, index: int, cid: str, owner: str, image_id: str
+    ) -> None:
         name = f"{owner}-pre_start-{index}"
         what = " ".join(step.command) if step.command is not None else step.image or "image"
         self.progress("Container", name, "Creating")
@@ -117,12 +142,17 @@ class PreStarts:
             self.engine.start(sid)
             code = self.engine.wait(sid)
             if code != 0:
-                tail = b"".join(p for _, p in self.engine.logs(
-                    sid, follow=False, tail="5", timestamps=False, tty=False))
+                tail = b"".join(
+                    p
+                    for _, p in self.engine.logs(
+                        sid, follow=False, tail="5", timestamps=False, tty=False
+                    )
+                )
                 self.progress("Container", name, "Error")
                 raise ComposeError(
                     f"service {svc.name!r}: pre_start step {index} ({what}) exited with code "
-                    f"{code}" + (f": {tail.decode(errors='replace').strip()}" if tail else ""))
+                    f"{code}" + (f": {tail.decode(errors='replace').strip()}" if tail else "")
+                )
             self.progress("Container", name, "Exited")
         finally:
             self.engine.remove(sid, force=True)

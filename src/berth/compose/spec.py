@@ -31,11 +31,19 @@ def _no_service(name: str) -> str:
     raise KeyError(name)
 
 
-def container_body(project: Project, svc: Service, number: int, image_id: str, name: str,
-                   *, anonymous: dict[str, str] | None = None,
-                   oneoff: bool = False, command: list[str] | None = None,
-                   extra_env: dict[str, str] | None = None,
-                   container_of: Callable[[str], str] = _no_service) -> dict[str, Any]:
+def container_body(
+    project: Project,
+    svc: Service,
+    number: int,
+    image_id: str,
+    name: str,
+    *,
+    anonymous: dict[str, str] | None = None,
+    oneoff: bool = False,
+    command: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    container_of: Callable[[str], str] = _no_service,
+) -> dict[str, Any]:
     """POST /containers/create's body for replica `number` of `svc`. `anonymous`: target →
     volume name, the anonymous volumes a recreated container keeps; `container_of`: the
     name of a service's (first) container, for `service:NAME` modes, links and
@@ -43,16 +51,20 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
 
     def mode(value: str) -> str:
         if value.startswith("service:"):
-            return f"container:{container_of(value[len('service:'):])}"
+            return f"container:{container_of(value[len('service:') :])}"
         return value
+
     network_mode = mode(svc.network_mode)
     env = {**svc.environment, **(extra_env or {})}
     body: dict[str, Any] = {
         "Image": svc.image_name(project.name),
         "Env": [f"{k}={v}" for k, v in env.items()],
         "Labels": L.container_labels(project, svc, number, image_id, oneoff),
-        "Tty": svc.tty, "OpenStdin": svc.stdin_open, "AttachStdin": False,
-        "AttachStdout": False, "AttachStderr": False,
+        "Tty": svc.tty,
+        "OpenStdin": svc.stdin_open,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
     }
     if command is not None:
         body["Cmd"] = command
@@ -60,9 +72,13 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
         body["Cmd"] = list(svc.command)
     if svc.entrypoint is not None:
         body["Entrypoint"] = list(svc.entrypoint)
-    for key, val in (("User", svc.user), ("WorkingDir", svc.working_dir),
-                     ("Hostname", svc.hostname), ("Domainname", svc.domainname),
-                     ("StopSignal", svc.stop_signal)):
+    for key, val in (
+        ("User", svc.user),
+        ("WorkingDir", svc.working_dir),
+        ("Hostname", svc.hostname),
+        ("Domainname", svc.domainname),
+        ("StopSignal", svc.stop_signal),
+    ):
         if val:
             body[key] = val
     if svc.stop_grace_period_s is not None:
@@ -75,9 +91,12 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
             h: dict[str, Any] = {}
             if hc.test:
                 h["Test"] = list(hc.test)
-            for key, secs in (("Interval", hc.interval_s), ("Timeout", hc.timeout_s),
-                              ("StartPeriod", hc.start_period_s),
-                              ("StartInterval", hc.start_interval_s)):
+            for key, secs in (
+                ("Interval", hc.interval_s),
+                ("Timeout", hc.timeout_s),
+                ("StartPeriod", hc.start_period_s),
+                ("StartInterval", hc.start_interval_s),
+            ):
                 if secs:
                     h[key] = _ns(secs)
             if hc.retries:
@@ -102,8 +121,14 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
             if m.create_host_path:
                 binds.append(f"{m.source}:{m.target}" + (":ro" if m.read_only else ""))
             else:
-                mounts.append({"Type": "bind", "Source": m.source, "Target": m.target,
-                               "ReadOnly": m.read_only})
+                mounts.append(
+                    {
+                        "Type": "bind",
+                        "Source": m.source,
+                        "Target": m.target,
+                        "ReadOnly": m.read_only,
+                    }
+                )
         elif m.type is MountType.TMPFS:
             t: dict[str, Any] = {"Type": "tmpfs", "Target": m.target}
             if m.tmpfs_size:
@@ -117,8 +142,10 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
             if m.nocopy:
                 v["VolumeOptions"] = {"NoCopy": True}
             mounts.append(v)
-    for refs, objs, base in ((svc.secrets, project.secrets, "/run/secrets/"),
-                             (svc.configs, project.configs, "/")):
+    for refs, objs, base in (
+        (svc.secrets, project.secrets, "/run/secrets/"),
+        (svc.configs, project.configs, "/"),
+    ):
         for r in refs:
             obj = objs[r.source]
             if obj.file:
@@ -131,13 +158,20 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
     if mounts:
         host["Mounts"] = mounts
     if svc.tmpfs:
-        host["Tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "")
-                         for t in svc.tmpfs}
+        host["Tmpfs"] = {
+            t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "") for t in svc.tmpfs
+        }
     if svc.restart and not oneoff:
         host["RestartPolicy"] = restart_policy(svc.restart)
-    for key, vals in (("CapAdd", svc.cap_add), ("CapDrop", svc.cap_drop), ("Dns", svc.dns),
-                      ("DnsSearch", svc.dns_search), ("DnsOptions", svc.dns_opt),
-                      ("SecurityOpt", svc.security_opt), ("GroupAdd", svc.group_add)):
+    for key, vals in (
+        ("CapAdd", svc.cap_add),
+        ("CapDrop", svc.cap_drop),
+        ("Dns", svc.dns),
+        ("DnsSearch", svc.dns_search),
+        ("DnsOptions", svc.dns_opt),
+        ("SecurityOpt", svc.security_opt),
+        ("GroupAdd", svc.group_add),
+    ):
         if vals:
             host[key] = list(vals)
     if svc.extra_hosts:
@@ -151,24 +185,34 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
     if svc.sysctls:
         host["Sysctls"] = dict(svc.sysctls)
     if svc.ulimits:
-        host["Ulimits"] = [{"Name": k, "Soft": s, "Hard": h}
-                           for k, (s, h) in svc.ulimits.items()]
+        host["Ulimits"] = [{"Name": k, "Soft": s, "Hard": h} for k, (s, h) in svc.ulimits.items()]
     if svc.logging_driver or svc.logging_options:
         host["LogConfig"] = {"Type": svc.logging_driver, "Config": dict(svc.logging_options)}
-    for key, num in (("Memory", svc.mem_limit), ("NanoCpus", svc.nano_cpus),
-                     ("PidsLimit", svc.pids_limit), ("ShmSize", svc.shm_size),
-                     ("CpuShares", svc.cpu_shares), ("MemoryReservation", svc.mem_reservation),
-                     ("MemorySwap", svc.memswap_limit), ("CpuQuota", svc.cpu_quota),
-                     ("CpuPeriod", svc.cpu_period)):
+    for key, num in (
+        ("Memory", svc.mem_limit),
+        ("NanoCpus", svc.nano_cpus),
+        ("PidsLimit", svc.pids_limit),
+        ("ShmSize", svc.shm_size),
+        ("CpuShares", svc.cpu_shares),
+        ("MemoryReservation", svc.mem_reservation),
+        ("MemorySwap", svc.memswap_limit),
+        ("CpuQuota", svc.cpu_quota),
+        ("CpuPeriod", svc.cpu_period),
+    ):
         if num:
             host[key] = num
     ipc = mode(svc.ipc)
     if not ipc and any(o.ipc == f"service:{svc.name}" for o in project.services.values()):
-        ipc = "shareable"   # as docker compose: a service whose IPC namespace others join
-    for key, text in (("IpcMode", ipc), ("PidMode", mode(svc.pid)),
-                      ("UTSMode", svc.uts), ("UsernsMode", svc.userns_mode),
-                      ("CgroupParent", svc.cgroup_parent), ("Runtime", svc.runtime),
-                      ("CpusetCpus", svc.cpuset)):
+        ipc = "shareable"  # as docker compose: a service whose IPC namespace others join
+    for key, text in (
+        ("IpcMode", ipc),
+        ("PidMode", mode(svc.pid)),
+        ("UTSMode", svc.uts),
+        ("UsernsMode", svc.userns_mode),
+        ("CgroupParent", svc.cgroup_parent),
+        ("Runtime", svc.runtime),
+        ("CpusetCpus", svc.cpuset),
+    ):
         if text:
             host[key] = text
     if svc.oom_score_adj is not None:
@@ -185,9 +229,13 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
         devs = []
         for d in svc.devices:
             parts = d.split(":")
-            devs.append({"PathOnHost": parts[0],
-                         "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
-                         "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"})
+            devs.append(
+                {
+                    "PathOnHost": parts[0],
+                    "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
+                    "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm",
+                }
+            )
         host["Devices"] = devs
     if svc.volumes_from:
         vf = []
@@ -202,10 +250,15 @@ def container_body(project: Project, svc: Service, number: int, image_id: str, n
     if svc.mac_address:
         body["MacAddress"] = svc.mac_address
     if svc.device_requests:
-        host["DeviceRequests"] = [{"Driver": d.driver, "Count": d.count,
-                                   "DeviceIDs": list(d.device_ids) or None,
-                                   "Capabilities": [list(d.capabilities)]}
-                                  for d in svc.device_requests]
+        host["DeviceRequests"] = [
+            {
+                "Driver": d.driver,
+                "Count": d.count,
+                "DeviceIDs": list(d.device_ids) or None,
+                "Capabilities": [list(d.capabilities)],
+            }
+            for d in svc.device_requests
+        ]
     networking: dict[str, Any] = {}
     if network_mode:
         host["NetworkMode"] = network_mode
@@ -240,7 +293,8 @@ def endpoint(svc: Service, key: str, container: str) -> dict[str, Any]:
 
 def network_body(project: Project, net: Network) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "Name": net.name, "CheckDuplicate": True,
+        "Name": net.name,
+        "CheckDuplicate": True,
         "Labels": {**net.labels, **L.project_labels(project), L.NETWORK: net.key},
     }
     if net.driver:
@@ -254,9 +308,16 @@ def network_body(project: Project, net: Network) -> dict[str, Any]:
     if net.enable_ipv6:
         body["EnableIPv6"] = True
     if net.ipam_driver or net.ipam_config:
-        body["IPAM"] = {"Driver": net.ipam_driver or "default", "Config": [
-            {{"subnet": "Subnet", "gateway": "Gateway", "ip_range": "IPRange"}.get(k, k): v
-             for k, v in c.items()} for c in net.ipam_config]}
+        body["IPAM"] = {
+            "Driver": net.ipam_driver or "default",
+            "Config": [
+                {
+                    {"subnet": "Subnet", "gateway": "Gateway", "ip_range": "IPRange"}.get(k, k): v
+                    for k, v in c.items()
+                }
+                for c in net.ipam_config
+            ],
+        }
     return body
 
 

@@ -75,8 +75,7 @@ def _code_stamp() -> list[Any]:
     return stamp
 
 
-def entry_path(cache_dir: str, cwd: str, options: list[Any],
-               environ: Mapping[str, str]) -> str:
+def entry_path(cache_dir: str, cwd: str, options: list[Any], environ: Mapping[str, str]) -> str:
     """Where the entry of this command line lives."""
     compose_env = sorted((k, v) for k, v in environ.items() if k.startswith("COMPOSE_"))
     raw = json.dumps([VERSION, cwd, options, compose_env, _code_stamp()])
@@ -91,34 +90,57 @@ def _usable_dir(cache_dir: str) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def save(path: str, inputs: Inputs, project: Project, warnings: list[str],
-         config_hash: Any) -> None:
+def save(
+    path: str, inputs: Inputs, project: Project, warnings: list[str], config_hash: Any
+) -> None:
     """Records the project `up -d` just converged on (a cache that cannot be written is no
     error). Projects whose unchanged `up` still does something (pulls, builds) are not
     recorded."""
     services = []
-    healthy = {d.service for s in project.services.values() for d in s.depends_on
-               if d.condition.value == "service_healthy"}
+    healthy = {
+        d.service
+        for s in project.services.values()
+        for d in s.depends_on
+        if d.condition.value == "service_healthy"
+    }
     for name in project.order():
         svc = project.services[name]
         if svc.pull_policy not in QUIET_POLICIES:
             return
-        services.append({"name": name, "replicas": svc.replicas, "hash": config_hash(svc),
-                         "image": svc.image_name(project.name), "healthy": name in healthy})
+        services.append(
+            {
+                "name": name,
+                "replicas": svc.replicas,
+                "hash": config_hash(svc),
+                "image": svc.image_name(project.name),
+                "healthy": name in healthy,
+            }
+        )
     used_nets = {n.name for s in project.services.values() for n in s.networks}
-    used_vols = {m.source for s in project.services.values() for m in s.mounts
-                 if m.type.value == "volume" and m.source}
+    used_vols = {
+        m.source
+        for s in project.services.values()
+        for m in s.mounts
+        if m.type.value == "volume" and m.source
+    }
     data = {
-        "files": inputs.files, "env": inputs.env, "project": project.name,
-        "warnings": warnings, "services": services,
-        "networks": sorted(project.networks[k].name for k in used_nets
-                           if not project.networks[k].external),
-        "external_networks": sorted(project.networks[k].name for k in used_nets
-                                    if project.networks[k].external),
-        "volumes": sorted(project.volumes[k].name for k in used_vols
-                          if not project.volumes[k].external),
-        "external_volumes": sorted(project.volumes[k].name for k in used_vols
-                                   if project.volumes[k].external),
+        "files": inputs.files,
+        "env": inputs.env,
+        "project": project.name,
+        "warnings": warnings,
+        "services": services,
+        "networks": sorted(
+            project.networks[k].name for k in used_nets if not project.networks[k].external
+        ),
+        "external_networks": sorted(
+            project.networks[k].name for k in used_nets if project.networks[k].external
+        ),
+        "volumes": sorted(
+            project.volumes[k].name for k in used_vols if not project.volumes[k].external
+        ),
+        "external_volumes": sorted(
+            project.volumes[k].name for k in used_vols if project.volumes[k].external
+        ),
     }
     d = os.path.dirname(path)
     try:
@@ -160,8 +182,11 @@ def _read_entry(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def converged(path: str, environ: Mapping[str, str], client: Client,
-              ) -> tuple[list[str], list[str]] | None:
+def converged(
+    path: str,
+    environ: Mapping[str, str],
+    client: Client,
+) -> tuple[list[str], list[str]] | None:
     """(the load's warnings, the containers by start order) when the entry at `path` still
     holds and the daemon shows the project as it left it; None otherwise."""
     e = _read_entry(path)
@@ -185,15 +210,19 @@ def _names(docs: Any, key: str) -> set[str]:
 
 def _daemon_matches(e: dict[str, Any], client: Client) -> tuple[list[str], list[str]] | None:
     from berth.errors import NotFound
+
     label = [f"{PROJECT}={e['project']}"]
     filters = json.dumps({"label": label})
-    found = [c for c in client.get("/containers/json", {"all": True, "filters": filters}) or []
-             if (c.get("Labels") or {}).get(ONEOFF) != "True"]
+    found = [
+        c
+        for c in client.get("/containers/json", {"all": True, "filters": filters}) or []
+        if (c.get("Labels") or {}).get(ONEOFF) != "True"
+    ]
     by_service: dict[str, list[dict[str, Any]]] = {}
     for c in found:
         by_service.setdefault(str((c.get("Labels") or {}).get(SERVICE)), []).append(c)
     if set(by_service) - {s["name"] for s in e["services"]}:
-        return None                     # orphans: the full `up` warns about them
+        return None  # orphans: the full `up` warns about them
     image_ids: dict[str, str] = {}
     names: list[str] = []
     for s in e["services"]:
@@ -207,8 +236,11 @@ def _daemon_matches(e: dict[str, Any], client: Client) -> tuple[list[str], list[
                 return None
         for c in sorted(mine, key=lambda c: str((c.get("Names") or [""])[0])):
             labels = c.get("Labels") or {}
-            if (c.get("State") != "running" or labels.get(CONFIG_HASH) != s["hash"]
-                    or labels.get(IMAGE) != image_ids[s["image"]]):
+            if (
+                c.get("State") != "running"
+                or labels.get(CONFIG_HASH) != s["hash"]
+                or labels.get(IMAGE) != image_ids[s["image"]]
+            ):
                 return None
             if s["healthy"] and "(healthy)" not in str(c.get("Status") or ""):
                 return None

@@ -80,7 +80,8 @@ def _cmd(v: Any) -> list[str] | None:
 
 _PORT_RE = re.compile(
     r"^(?:(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|[^:\[\]]*?):)?(?P<host>\d*(?:-\d+)?):)?"
-    r"(?P<target>\d+(?:-\d+)?)(?:/(?P<proto>[a-z]+))?$")
+    r"(?P<target>\d+(?:-\d+)?)(?:/(?P<proto>[a-z]+))?$"
+)
 
 
 def _range(s: str, where: str) -> list[int]:
@@ -100,8 +101,10 @@ def parse_ports(items: list[Any], where: str) -> list[dict[str, Any]]:
     for i, it in enumerate(items):
         at = f"{where}[{i}]"
         if isinstance(it, dict):
-            p: dict[str, Any] = {"mode": str(it.get("mode") or "ingress"),
-                                 "target": to_int(it.get("target"), at)}
+            p: dict[str, Any] = {
+                "mode": str(it.get("mode") or "ingress"),
+                "target": to_int(it.get("target"), at),
+            }
             if it.get("host_ip"):
                 p["host_ip"] = str(it["host_ip"])
             if it.get("published") not in (None, ""):
@@ -140,8 +143,22 @@ def parse_ports(items: list[Any], where: str) -> list[dict[str, Any]]:
     return out
 
 
-_VOL_OPTS = {"ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private",
-             "rprivate", "consistent", "cached", "delegated"}
+_VOL_OPTS = {
+    "ro",
+    "rw",
+    "z",
+    "Z",
+    "nocopy",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "consistent",
+    "cached",
+    "delegated",
+}
 
 
 def parse_volume(it: Any, base: Path, where: str) -> dict[str, Any]:
@@ -172,8 +189,11 @@ def parse_volume(it: Any, base: Path, where: str) -> dict[str, Any]:
         if o not in _VOL_OPTS:
             raise ComposeFileError(f"{where}: invalid volume mode {o!r} in {s!r}")
     is_bind = src[:1] in ("/", ".", "~")
-    v = {"type": "bind" if is_bind else "volume",
-         "source": _bind_source(src, base) if is_bind else src, "target": target}
+    v = {
+        "type": "bind" if is_bind else "volume",
+        "source": _bind_source(src, base) if is_bind else src,
+        "target": target,
+    }
     if "ro" in opts:
         v["read_only"] = True
     if is_bind:

@@ -19,8 +19,14 @@ Containers = Callable[[list[str]], list[ContainerSummary]]
 
 
 class Waiter:
-    def __init__(self, project: Project, engine: Engine, progress: Progress,
-                 containers: Containers, poll: float) -> None:
+    def __init__(
+        self,
+        project: Project,
+        engine: Engine,
+        progress: Progress,
+        containers: Containers,
+        poll: float,
+    ) -> None:
         self.project = project
         self.engine = engine
         self.progress = progress
@@ -49,17 +55,16 @@ class Waiter:
                 return
             if st.health == "unhealthy":
                 self.progress("Container", c.name, "Error")
-                raise ComposeError(f"dependency failed to start: container {c.name} is "
-                                   "unhealthy")
+                raise ComposeError(f"dependency failed to start: container {c.name} is unhealthy")
             if not st.health:
                 raise ComposeError(f"container {c.name} has no healthcheck configured")
             if not st.running:
                 self.progress("Container", c.name, "Error")
-                raise ComposeError(f"dependency failed to start: container {c.name} exited "
-                                   f"({st.exit_code})")
+                raise ComposeError(
+                    f"dependency failed to start: container {c.name} exited ({st.exit_code})"
+                )
             if deadline and time.monotonic() > deadline:
-                raise ComposeError(f"container {c.name} is not healthy in time: "
-                                   f"{st.health}")
+                raise ComposeError(f"container {c.name} is not healthy in time: {st.health}")
             time.sleep(self.poll)
 
     def completed(self, service: str, c: ContainerSummary) -> None:
@@ -69,8 +74,9 @@ class Waiter:
             if not st.running and st.status in ("exited", "dead"):
                 if st.exit_code != 0:
                     self.progress("Container", c.name, "Error")
-                    raise ComposeError(f"service \"{service}\" didn't complete successfully: "
-                                       f"exit {st.exit_code}")
+                    raise ComposeError(
+                        f'service "{service}" didn\'t complete successfully: exit {st.exit_code}'
+                    )
                 self.progress("Container", c.name, "Exited")
                 return
             time.sleep(self.poll)
@@ -88,12 +94,16 @@ class Waiter:
                 if st.health == "unhealthy":
                     raise ComposeError(f"container {c.name} is unhealthy")
                 if not st.running and st.status in ("exited", "dead"):
-                    if any(d.condition is Condition.COMPLETED and d.service == svc.name
-                           for s in self.project.services.values() for d in s.depends_on):
+                    if any(
+                        d.condition is Condition.COMPLETED and d.service == svc.name
+                        for s in self.project.services.values()
+                        for d in s.depends_on
+                    ):
                         if st.exit_code == 0:
                             break
                     raise ComposeError(f"container {c.name} exited ({st.exit_code})")
                 if deadline and time.monotonic() > deadline:
-                    raise ComposeError(f"container {c.name} is not running and healthy "
-                                       f"after {timeout:g}s")
+                    raise ComposeError(
+                        f"container {c.name} is not running and healthy after {timeout:g}s"
+                    )
                 time.sleep(self.poll)

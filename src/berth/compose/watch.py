@@ -25,14 +25,14 @@ MAX_FILES = 100_000
 # what docker compose never watches
 DEFAULT_IGNORE = (".git", "*.swp", "*~", ".DS_Store")
 
-Snapshot = dict[str, tuple[int, int, int]]   # rel path -> (mtime_ns, size, mode)
+Snapshot = dict[str, tuple[int, int, int]]  # rel path -> (mtime_ns, size, mode)
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     service: str
     rule: WatchRule
-    changed: tuple[str, ...]     # relative paths, added or modified
+    changed: tuple[str, ...]  # relative paths, added or modified
     deleted: tuple[str, ...]
 
 
@@ -67,7 +67,7 @@ def scan(rule: WatchRule) -> Snapshot:
                 stack.append(rel)
                 continue
             if include is not None and not include.excluded(rel):
-                continue   # `include` patterns select: a match "excludes" from the ignore
+                continue  # `include` patterns select: a match "excludes" from the ignore
             out[rel] = (est.st_mtime_ns, est.st_size, est.st_mode)
             if len(out) > MAX_FILES:
                 raise ComposeError(f"watch: more than {MAX_FILES} files under {rule.path}")
@@ -102,23 +102,33 @@ def sync_tar(rule: WatchRule, changed: tuple[str, ...]) -> bytes:
                 try:
                     with open(src, "rb") as f:
                         ti.size = os.fstat(f.fileno()).st_size
-                        tf.addfile(ti, f)   # streamed, not read whole into memory
+                        tf.addfile(ti, f)  # streamed, not read whole into memory
                 except (OSError, tarfile.TarError):
-                    continue   # changed or gone while copied: the next poll sees it again
+                    continue  # changed or gone while copied: the next poll sees it again
     return buf.getvalue()
 
 
 class Watcher:
-    def __init__(self, orch: Orchestrator, services: list[str],
-                 log: Callable[[str], None], interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        orch: Orchestrator,
+        services: list[str],
+        log: Callable[[str], None],
+        interval: float = 0.5,
+    ) -> None:
         self.o = orch
         self.log = log
         self.interval = interval
-        self.rules = [(n, r) for n in (services or sorted(orch.project.services))
-                      for r in orch.project.services[n].watch]
+        self.rules = [
+            (n, r)
+            for n in (services or sorted(orch.project.services))
+            for r in orch.project.services[n].watch
+        ]
         if not self.rules:
-            raise ComposeError("none of the selected services is configured for watch, "
-                               "consider setting a 'develop' section")
+            raise ComposeError(
+                "none of the selected services is configured for watch, "
+                "consider setting a 'develop' section"
+            )
         for _, r in self.rules:
             if r.action is WatchAction.SYNC_EXEC and not r.exec_command:
                 raise ComposeError(f"watch: {r.path}: sync+exec needs exec.command")
@@ -146,15 +156,18 @@ class Watcher:
         containers = self.o.containers([svc.name], all=False)
         if action in (WatchAction.SYNC, WatchAction.SYNC_RESTART, WatchAction.SYNC_EXEC):
             tar = sync_tar(rule, change.changed) if change.changed else b""
-            gone = [os.path.join(rule.target, rel) if rel else rule.target
-                    for rel in change.deleted]
+            gone = [
+                os.path.join(rule.target, rel) if rel else rule.target for rel in change.deleted
+            ]
             for c in containers:
                 if tar:
                     self.o.engine.put_archive(c.id, "/", tar)
                 if gone:
                     self.o.engine.exec_detached(c.id, ["rm", "-rf", "--", *gone])
-            self.log(f"Syncing service {svc.name!r} after {len(change.changed)} changed and "
-                     f"{len(change.deleted)} deleted file(s) were detected")
+            self.log(
+                f"Syncing service {svc.name!r} after {len(change.changed)} changed and "
+                f"{len(change.deleted)} deleted file(s) were detected"
+            )
         if action in (WatchAction.RESTART, WatchAction.SYNC_RESTART):
             for c in containers:
                 self.o.engine.restart(c.id)

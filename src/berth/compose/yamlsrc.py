@@ -22,8 +22,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~5 ms of every com
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_FILE = 8 << 20          # a compose file larger than this is not one
-MAX_NODES = 1_000_000       # anchors can multiply a small file: a bound on the expanded tree
+MAX_FILE = 8 << 20  # a compose file larger than this is not one
+MAX_NODES = 1_000_000  # anchors can multiply a small file: a bound on the expanded tree
 
 
 class ComposeFileError(InvalidArgument):
@@ -144,8 +144,9 @@ def _bound(tree: Any) -> None:
             stack.extend(v)
 
 
-def _walk_lines(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int],
-                depth: int) -> None:
+def _walk_lines(
+    node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int], depth: int
+) -> None:
     if depth > 64:
         return
     if isinstance(node, yaml.MappingNode):
@@ -188,6 +189,7 @@ _ADDITIONS = b"pre_start/1"
 @cache
 def _validator() -> Any:
     import jsonschema
+
     schema = json.loads((Path(__file__).parent / "schema" / "compose-spec.json").read_text())
     schema["definitions"]["service"]["properties"].setdefault("pre_start", _PRE_START)
     return jsonschema.Draft7Validator(schema)
@@ -211,8 +213,9 @@ def _plain(value: Any) -> Any:
 
 @cache
 def _schema_digest() -> bytes:
-    return hashlib.sha256((Path(__file__).parent / "schema" / "compose-spec.json").read_bytes()
-                          + _ADDITIONS).digest()
+    return hashlib.sha256(
+        (Path(__file__).parent / "schema" / "compose-spec.json").read_bytes() + _ADDITIONS
+    ).digest()
 
 
 def validate(src: Source, data: dict[str, Any], cache_dir: Path | None = None) -> None:
@@ -229,6 +232,7 @@ def validate(src: Source, data: dict[str, Any], cache_dir: Path | None = None) -
         if marker.is_file():
             return
     import jsonschema
+
     errors = list(_validator().iter_errors(plain))
     if not errors:
         if marker is not None:
@@ -241,13 +245,20 @@ def validate(src: Source, data: dict[str, Any], cache_dir: Path | None = None) -
     at = keypath
     if best.validator == "additionalProperties" and isinstance(best.instance, dict):
         import re
+
         props = best.schema.get("properties") or {}
         patterns = list((best.schema.get("patternProperties") or {}))
-        extra = [k for k in best.instance if k not in props
-                 and not any(re.search(p, k) for p in patterns)]
+        extra = [
+            k
+            for k in best.instance
+            if k not in props and not any(re.search(p, k) for p in patterns)
+        ]
         if extra:
-            msg = (f"Additional property {extra[0]} is not allowed" if len(extra) == 1 else
-                   f"Additional properties {', '.join(extra)} are not allowed")
+            msg = (
+                f"Additional property {extra[0]} is not allowed"
+                if len(extra) == 1
+                else f"Additional properties {', '.join(extra)} are not allowed"
+            )
             at = (*keypath, extra[0])
     raise ComposeFileError(f"validating {src.where(at)}: {shown}: {msg}")
 

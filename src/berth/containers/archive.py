@@ -66,10 +66,14 @@ class ArchiveService:
             upper = self.containers.driver.upper(cid)
             lowers: list[str] = []
             if self.containers.driver.name == "overlay2":
-                lowers = [self.containers.images.layer_store.get(c).path
-                          for c in reversed(rec.layers)]
-            mounts = [_Mount(tuple(fs.components(m.destination)), m.source, m.rw)
-                      for m in rec.mounts if m.type in ("volume", "bind") and m.source]
+                lowers = [
+                    self.containers.images.layer_store.get(c).path for c in reversed(rec.layers)
+                ]
+            mounts = [
+                _Mount(tuple(fs.components(m.destination)), m.source, m.rw)
+                for m in rec.mounts
+                if m.type in ("volume", "bind") and m.source
+            ]
             try:
                 tree = _StoppedTree(upper, lowers, mounts, shift)
             except FileNotFoundError:
@@ -92,8 +96,9 @@ class ArchiveService:
                 ns = os.stat("ns/mnt", dir_fd=pfd)
                 mine = os.stat("/proc/self/ns/mnt")
                 rst, host = os.fstat(root), os.stat("/")
-                if (ns.st_ino == mine.st_ino and ns.st_dev == mine.st_dev) or \
-                        (rst.st_ino == host.st_ino and rst.st_dev == host.st_dev):
+                if (ns.st_ino == mine.st_ino and ns.st_dev == mine.st_dev) or (
+                    rst.st_ino == host.st_ino and rst.st_dev == host.st_dev
+                ):
                     raise NotFound(f"container {cid[:12]} is not running")
                 state = self.containers.resolve(cid).state
                 if not state.running or state.pid != pid:
@@ -127,8 +132,9 @@ class ArchiveService:
         try:
             stack = fs.walk(tree.walker, tree.root, path, follow=self._follow_last(path))
         except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"Could not find the file {path} in container "
-                           f"{rec.name.lstrip('/')}") from None
+            raise NotFound(
+                f"Could not find the file {path} in container {rec.name.lstrip('/')}"
+            ) from None
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise InvalidArgument(f"{path}: too many levels of symbolic links") from None
@@ -149,12 +155,18 @@ class ArchiveService:
                 fs.close_stack(tree.walker, stack)
             except OSError:
                 link = tree.readlink(node)
-        return PathStat(name=_base(path), size=st.st_size, mode=go_mode(st.st_mode),
-                        mtime=st.st_mtime, link_target=link)
+        return PathStat(
+            name=_base(path),
+            size=st.st_size,
+            mode=go_mode(st.st_mode),
+            mtime=st.st_mtime,
+            link_target=link,
+        )
 
     # --- archive (GET) ------------------------------------------------------------------
-    def archive(self, ref: str, path: str, out: BinaryIO,
-                on_stat: Callable[[PathStat], None] | None = None) -> PathStat:
+    def archive(
+        self, ref: str, path: str, out: BinaryIO, on_stat: Callable[[PathStat], None] | None = None
+    ) -> PathStat:
         """Write a tar of `path` to `out` (its entries under the path's base name; a path that
         ends in `/.` gives the directory's content): the path's stat, also handed to `on_stat`
         before the first byte (the tar is of the very entry that was stat'ed: it is held open
@@ -176,17 +188,18 @@ class ArchiveService:
         shift = self.containers.driver.shift
         links: dict[tuple[int, int], str] = {}
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+
             def add(n: Any, name: str) -> None:
                 st = tree.stat(n)
                 ti = storage.tar_header(name, st, links, lambda: tree.readlink(n), shift)
                 if ti is None:
-                    return   # a socket has no place in a tar
+                    return  # a socket has no place in a tar
                 if ti.isdir():
                     tf.addfile(ti)
                     for child_name in tree.names(n):
                         c = tree.walker.lookup(n, child_name)
                         if c is None:
-                            continue   # gone meanwhile
+                            continue  # gone meanwhile
                         try:
                             add(c, child_name if name == "." else f"{name}/{child_name}")
                         finally:
@@ -199,11 +212,19 @@ class ArchiveService:
                         tf.addfile(ti, _Exactly(f, ti.size))
                     return
                 tf.addfile(ti)
+
             add(node, arc)
 
     # --- extract (PUT) ------------------------------------------------------------------
-    def extract(self, ref: str, path: str, src: BinaryIO, *, no_overwrite_dir_non_dir: bool =
-                False, copy_uid_gid: bool = False) -> None:
+    def extract(
+        self,
+        ref: str,
+        path: str,
+        src: BinaryIO,
+        *,
+        no_overwrite_dir_non_dir: bool = False,
+        copy_uid_gid: bool = False,
+    ) -> None:
         """Extract the tar `src` into the directory `path` of the container."""
         rec = self.containers.resolve(ref)
         name = rec.name.lstrip("/")
@@ -219,8 +240,9 @@ class ArchiveService:
             finally:
                 fs.close_stack(tree.walker, stack)
             self._check_writable(rec, dest)
-            ex = _Extract(tree, dest, self.containers.driver.shift, no_overwrite_dir_non_dir,
-                          copy_uid_gid)
+            ex = _Extract(
+                tree, dest, self.containers.driver.shift, no_overwrite_dir_non_dir, copy_uid_gid
+            )
             try:
                 with tarfile.open(fileobj=src, mode="r|*", errorlevel=2) as tf:
                     for m in tf:
@@ -234,8 +256,10 @@ class ArchiveService:
                 if e.errno == errno.EROFS:
                     raise Forbidden("container rootfs is marked read-only") from None
                 if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
-                    raise InvalidArgument(f"cannot extract {e.filename or ''}: {e.strerror} "
-                                          "(a symlink is never followed)") from None
+                    raise InvalidArgument(
+                        f"cannot extract {e.filename or ''}: {e.strerror} "
+                        "(a symlink is never followed)"
+                    ) from None
                 raise
         log.info("copied into %s:%s", rec.id[:12], path, extra={"container": rec.id})
 
@@ -245,7 +269,7 @@ class ArchiveService:
         best_len = -1
         for m in rec.mounts:
             parts = fs.components(m.destination)
-            if dest[:len(parts)] == parts and len(parts) > best_len:
+            if dest[: len(parts)] == parts and len(parts) > best_len:
                 best, best_len = m, len(parts)
         if best is not None:
             if not best.rw:

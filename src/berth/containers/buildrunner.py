@@ -21,8 +21,9 @@ from berth.containers.settings import ContainerConfig
 
 # what the runtime makes in a container's upper directory as mount points: not the
 # container's own changes
-RUNTIME_STUBS = frozenset({"etc/hosts", "etc/hostname", "etc/resolv.conf", "dev", "proc", "sys",
-                           ".dockerenv"})
+RUNTIME_STUBS = frozenset(
+    {"etc/hosts", "etc/hostname", "etc/resolv.conf", "dev", "proc", "sys", ".dockerenv"}
+)
 # a step's container carries this label (`berth ps -a --filter label=berth.build`)
 STEP_LABEL = "berth.build"
 
@@ -47,7 +48,7 @@ class StepSpec:
     env: list[str]
     network: str
     mounts: list[StepMount] = field(default_factory=list)
-    extra_hosts: list[str] = field(default_factory=list)   # "name:ip", as --add-host
+    extra_hosts: list[str] = field(default_factory=list)  # "name:ip", as --add-host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,19 +79,33 @@ class BuildRunner:
         self._streams: dict[str, Attachment] = {}
 
     async def create(self, spec: StepSpec) -> str:
-        mounts: list[dict[str, Any]] = []   # Docker's mount objects, as `--mount` gives them
+        mounts: list[dict[str, Any]] = []  # Docker's mount objects, as `--mount` gives them
         for m in spec.mounts:
             if m.type == "tmpfs":
                 mounts.append({"Type": "tmpfs", "Target": m.target})
             else:
-                mounts.append({"Type": m.type, "Source": m.source, "Target": m.target,
-                               "ReadOnly": m.read_only})
-        hc = HostConfig(network_mode={"": "default", "default": "default"}.get(
-            spec.network, spec.network), mounts=tuple(mounts),
-            extra_hosts=tuple(spec.extra_hosts) if spec.extra_hosts else None)
-        config = ContainerConfig(image=spec.image, cmd=tuple(spec.argv), entrypoint=("",),
-                                 env=tuple(spec.env), attach_stdout=True, attach_stderr=True,
-                                 labels={STEP_LABEL: "1"})
+                mounts.append(
+                    {
+                        "Type": m.type,
+                        "Source": m.source,
+                        "Target": m.target,
+                        "ReadOnly": m.read_only,
+                    }
+                )
+        hc = HostConfig(
+            network_mode={"": "default", "default": "default"}.get(spec.network, spec.network),
+            mounts=tuple(mounts),
+            extra_hosts=tuple(spec.extra_hosts) if spec.extra_hosts else None,
+        )
+        config = ContainerConfig(
+            image=spec.image,
+            cmd=tuple(spec.argv),
+            entrypoint=("",),
+            env=tuple(spec.env),
+            attach_stdout=True,
+            attach_stderr=True,
+            labels={STEP_LABEL: "1"},
+        )
         cid, _ = await self.containers.create(CreateRequest(config=config, host_config=hc), "")
         return cid
 
@@ -108,7 +123,7 @@ class BuildRunner:
         a full disk cuts short: a step failing for want of space lost the words that say so,
         found by the faults campaign of issue 17)."""
         att = self._streams.pop(cid, None)
-        if att is None:   # not started here: what its log holds
+        if att is None:  # not started here: what its log holds
             async for _, data in self.containers.logs(cid, follow=True):
                 yield data
             return
@@ -146,12 +161,17 @@ class BuildRunner:
             if dest:
                 mount_points.add(dest)
         return ContainerLayer(
-            id=rec.id, image=rec.image, config=rec.config,
-            running=bool(rec.state.running), paused=bool(rec.state.paused),
-            layers=layers, upper=driver.upper(rec.id),
+            id=rec.id,
+            image=rec.image,
+            config=rec.config,
+            running=bool(rec.state.running),
+            paused=bool(rec.state.paused),
+            layers=layers,
+            upper=driver.upper(rec.id),
             lowers=self.containers.images.layer_dirs(layers),
-            mount_points=frozenset(mount_points), diffable=driver.name == "overlay2")
+            mount_points=frozenset(mount_points),
+            diffable=driver.name == "overlay2",
+        )
 
 
-__all__ = ["BuildRunner", "ContainerLayer", "StepSpec", "StepMount", "RUNTIME_STUBS",
-           "STEP_LABEL"]
+__all__ = ["BuildRunner", "ContainerLayer", "StepSpec", "StepMount", "RUNTIME_STUBS", "STEP_LABEL"]

@@ -63,12 +63,12 @@ class Registry:
                 # PyYAML only where a host has YAML specs (berth does not depend on it: a
                 # JSON spec, which `nvidia-ctk cdi generate --format json` writes, needs none)
                 import importlib
+
                 doc = importlib.import_module("yaml").safe_load(text)
             kind = doc["kind"]
             common = doc.get("containerEdits") or {}
             for dev in doc.get("devices") or []:
-                self.devices[f"{kind}={dev['name']}"] = [dev.get("containerEdits") or {},
-                                                         common]
+                self.devices[f"{kind}={dev['name']}"] = [dev.get("containerEdits") or {}, common]
         except Exception as e:  # noqa: BLE001 - a bad spec is skipped, as the CDI registry does
             log.warning("CDI spec %s skipped: %s", path, e)
 
@@ -94,21 +94,23 @@ def resolve(requests: Sequence[DeviceRequest], registry: Registry) -> list[str]:
                 if ids:
                     names += [f"{GPU_KIND}={i}" for i in ids]
                 elif count < 0:
-                    names += [f"{GPU_KIND}=all"] if f"{GPU_KIND}=all" in registry.devices \
-                        else gpus
+                    names += [f"{GPU_KIND}=all"] if f"{GPU_KIND}=all" in registry.devices else gpus
                 else:
                     if count > len(gpus):
-                        raise InvalidArgument(f"could not select {count} GPUs: only "
-                                              f"{len(gpus)} available")
-                    names += gpus[:count or 1]
+                        raise InvalidArgument(
+                            f"could not select {count} GPUs: only {len(gpus)} available"
+                        )
+                    names += gpus[: count or 1]
                 continue
         shown = "[" + " ".join("[" + " ".join(c) + "]" for c in caps) + "]"
-        raise InvalidArgument(f'could not select device driver "{driver}" with capabilities: '
-                              f"{shown}")
+        raise InvalidArgument(
+            f'could not select device driver "{driver}" with capabilities: {shown}'
+        )
     missing = [n for n in names if n not in registry.devices]
     if missing:
-        raise InvalidArgument("CDI device injection failed: unresolvable CDI devices "
-                              + ", ".join(missing))
+        raise InvalidArgument(
+            "CDI device injection failed: unresolvable CDI devices " + ", ".join(missing)
+        )
     return names
 
 
@@ -125,27 +127,40 @@ def apply(spec: dict[str, Any], names: list[str], registry: Registry) -> None:
             if edits is registry.devices[name][-1]:
                 seen_common.add(id(edits))  # a spec's common edits once, however many devices
             if edits.get("hooks"):
-                raise InvalidArgument(f"CDI device injection failed: {name}: the device needs "
-                                      "OCI hooks, which berth does not run")
+                raise InvalidArgument(
+                    f"CDI device injection failed: {name}: the device needs "
+                    "OCI hooks, which berth does not run"
+                )
             for e in edits.get("env") or []:
                 key = e.partition("=")[0]
-                proc["env"] = [x for x in proc.get("env") or []
-                               if x.partition("=")[0] != key] + [e]
+                proc["env"] = [x for x in proc.get("env") or [] if x.partition("=")[0] != key] + [e]
             for node in edits.get("deviceNodes") or []:
                 dev = _device_node(name, node)
                 lx.setdefault("devices", []).append(dev)
                 lx.setdefault("resources", {}).setdefault("devices", []).append(
-                    {"allow": True, "type": dev["type"], "major": dev["major"],
-                     "minor": dev["minor"], "access": node.get("permissions") or "rwm"})
+                    {
+                        "allow": True,
+                        "type": dev["type"],
+                        "major": dev["major"],
+                        "minor": dev["minor"],
+                        "access": node.get("permissions") or "rwm",
+                    }
+                )
             for m in edits.get("mounts") or []:
-                spec["mounts"].append({"destination": m["containerPath"], "type": "bind",
-                                       "source": m["hostPath"],
-                                       "options": list(m.get("options") or ["rbind",
-                                                                            "rprivate"])})
+                spec["mounts"].append(
+                    {
+                        "destination": m["containerPath"],
+                        "type": "bind",
+                        "source": m["hostPath"],
+                        "options": list(m.get("options") or ["rbind", "rprivate"]),
+                    }
+                )
             if edits.get("additionalGids"):
                 user = proc.setdefault("user", {})
-                user["additionalGids"] = [*user.get("additionalGids", []),
-                                          *(int(g) for g in edits["additionalGids"])]
+                user["additionalGids"] = [
+                    *user.get("additionalGids", []),
+                    *(int(g) for g in edits["additionalGids"]),
+                ]
 
 
 def _device_node(name: str, node: dict[str, Any]) -> dict[str, Any]:
@@ -157,18 +172,26 @@ def _device_node(name: str, node: dict[str, Any]) -> dict[str, Any]:
         try:
             st = os.stat(host)
         except OSError as e:
-            raise InvalidArgument(f"CDI device injection failed: {name}: {host}: "
-                                  f"{(e.strerror or str(e)).lower()}") from None
+            raise InvalidArgument(
+                f"CDI device injection failed: {name}: {host}: {(e.strerror or str(e)).lower()}"
+            ) from None
         if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-            raise InvalidArgument(f"CDI device injection failed: {name}: {host} is not a "
-                                  "device node")
+            raise InvalidArgument(
+                f"CDI device injection failed: {name}: {host} is not a device node"
+            )
         typ = typ or ("b" if stat.S_ISBLK(st.st_mode) else "c")
         major = os.major(st.st_rdev) if major is None else major
         minor = os.minor(st.st_rdev) if minor is None else minor
         mode = stat.S_IMODE(st.st_mode) if mode is None else mode
-    return {"path": path, "type": typ, "major": int(major), "minor": int(minor),
-            "fileMode": int(mode), "uid": int(node.get("uid") or 0),
-            "gid": int(node.get("gid") or 0)}
+    return {
+        "path": path,
+        "type": typ,
+        "major": int(major),
+        "minor": int(minor),
+        "fileMode": int(mode),
+        "uid": int(node.get("uid") or 0),
+        "gid": int(node.get("gid") or 0),
+    }
 
 
 __all__ = ["DEFAULT_SPEC_DIRS", "GPU_KIND", "Registry", "apply", "resolve"]

@@ -84,8 +84,9 @@ class Channel:
                 return protocol.decode_control(payload)
             await fanout.publish(typ, payload)
 
-    async def until_exit(self, fanout: Fanout,
-                         other: Callable[[Answer], None] | None = None) -> Exit | None:
+    async def until_exit(
+        self, fanout: Fanout, other: Callable[[Answer], None] | None = None
+    ) -> Exit | None:
         """Pass output on until the exit record; None if the monitor went without one.
         Answers to commands go to `other`."""
         try:
@@ -94,7 +95,8 @@ class Channel:
                 if msg is None or isinstance(msg, Exit):
                     return msg
                 if other is not None and isinstance(
-                        msg, protocol.Plugged | protocol.Unplugged | protocol.CommandFailed):
+                    msg, protocol.Plugged | protocol.Unplugged | protocol.CommandFailed
+                ):
                     other(msg)
         except (OSError, ValueError):
             return None
@@ -129,14 +131,15 @@ class Outbox:
     frame may go over), `Fanout.publish` waits for room; `get` takes the next frame, None at
     the end (also after `cut`)."""
 
-    def __init__(self, limit: int = OUTBOX_LIMIT, label: str = "",
-                 progress: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, limit: int = OUTBOX_LIMIT, label: str = "", progress: asyncio.Event | None = None
+    ) -> None:
         self.limit = limit
         self.label = label
         self.size = 0
-        self.since = 0.0                  # last time the client took output, or the box filled
+        self.since = 0.0  # last time the client took output, or the box filled
         self.items: collections.deque[Output] = collections.deque()
-        self.cut_off = asyncio.Event()    # set when the client was dropped for stalling
+        self.cut_off = asyncio.Event()  # set when the client was dropped for stalling
         self._ready = asyncio.Event()
         self._progress = progress
 
@@ -176,9 +179,13 @@ class Outbox:
 
     def cut(self, stalled: float) -> None:
         """Drop the client: what it holds is freed, its stream ends."""
-        log.warning("attach stream%s: the client took no output for %.0f s with %d bytes "
-                    "waiting: it is cut off", f" of {self.label}" if self.label else "",
-                    stalled, self.size)
+        log.warning(
+            "attach stream%s: the client took no output for %.0f s with %d bytes "
+            "waiting: it is cut off",
+            f" of {self.label}" if self.label else "",
+            stalled,
+            self.size,
+        )
         self.items.clear()
         self.size = 0
         self.items.append(None)
@@ -223,8 +230,9 @@ class Fanout:
                 return
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(),
-                                       min(q.since for q in full) + self.stall - now)
+                await asyncio.wait_for(
+                    self._progress.wait(), min(q.since for q in full) + self.stall - now
+                )
 
     def end(self) -> None:
         for q in self.queues:
@@ -235,9 +243,16 @@ class Fanout:
 class Attachment:
     """One attach stream: output from the moment it was made, and a way to send input."""
 
-    def __init__(self, queue: Outbox, *, stdout: bool, stderr: bool,
-                 channel: Callable[[], Awaitable[Channel | None]],
-                 stdin_once: bool, on_close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        queue: Outbox,
+        *,
+        stdout: bool,
+        stderr: bool,
+        channel: Callable[[], Awaitable[Channel | None]],
+        stdin_once: bool,
+        on_close: Callable[[], None],
+    ) -> None:
         self.queue = queue
         self.streams: dict[int, bool] = {T_STDOUT: stdout, T_STDERR: stderr}
         self._channel = channel
@@ -278,6 +293,19 @@ class Attachment:
         self._on_close()
 
 
-__all__ = ["Channel", "Fanout", "Outbox", "Attachment", "OUTBOX_LIMIT", "STALL_TIMEOUT",
-           "parse_detach_keys", "DetachScanner",
-           "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]
+__all__ = [
+    "Channel",
+    "Fanout",
+    "Outbox",
+    "Attachment",
+    "OUTBOX_LIMIT",
+    "STALL_TIMEOUT",
+    "parse_detach_keys",
+    "DetachScanner",
+    "T_STDIN",
+    "T_STDOUT",
+    "T_STDERR",
+    "T_CLOSE_STDIN",
+    "T_RESIZE",
+    "T_CONTROL",
+]

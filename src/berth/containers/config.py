@@ -23,16 +23,16 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 class Config:
     data_root: str
     exec_root: str
-    forkserver: str                     # the fork server's socket
+    forkserver: str  # the fork server's socket
     cgroup_parent: str = "berth"
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     runtime: str = "berth"
     runtimes: dict[str, str] = field(default_factory=lambda: {"berth": ""})  # name -> path
-    idmap: tuple[int, int, int] | None = None   # --userns-remap: (uid, gid, size) outside
-    init_path: str = ""                 # a static init (tini) for --init, mounted in
-    cdi_spec_dirs: tuple[str, ...] = cdi.DEFAULT_SPEC_DIRS   # CDI specs for DeviceRequests
+    idmap: tuple[int, int, int] | None = None  # --userns-remap: (uid, gid, size) outside
+    init_path: str = ""  # a static init (tini) for --init, mounted in
+    cdi_spec_dirs: tuple[str, ...] = cdi.DEFAULT_SPEC_DIRS  # CDI specs for DeviceRequests
     # unlike Docker, logs rotate by default, so a chatty container cannot fill the disk
     log_max_size: int = 20 * 1024 * 1024
     log_max_file: int = 5

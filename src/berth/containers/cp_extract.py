@@ -40,8 +40,14 @@ class _Extract:
     """One PUT's extraction: entries land below `dest` through `tree.dir_for_write`, whose
     every step is O_NOFOLLOW, and are created with O_EXCL|O_NOFOLLOW (`berth.fs`)."""
 
-    def __init__(self, tree: _Tree, dest: list[str], shift: tuple[int, int],
-                 no_overwrite: bool, copy_ids: bool) -> None:
+    def __init__(
+        self,
+        tree: _Tree,
+        dest: list[str],
+        shift: tuple[int, int],
+        no_overwrite: bool,
+        copy_ids: bool,
+    ) -> None:
         self.tree = tree
         self.dest = dest
         self.shift = shift
@@ -60,25 +66,28 @@ class _Extract:
             fs.close_stack(self.tree.walker, stack)
 
     def add(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        rel = clean_name(m.name)   # InvalidArgument for a name that climbs out
+        rel = clean_name(m.name)  # InvalidArgument for a name that climbs out
         if not rel:
             if m.isdir():
-                return   # the root entry "./"
+                return  # the root entry "./"
             raise InvalidArgument(f"invalid tar entry {m.name!r}")
         if m.ischr() or m.isblk():
-            raise InvalidArgument(f"invalid tar entry {m.name!r}: device nodes are not "
-                                  "copied into a container")
+            raise InvalidArgument(
+                f"invalid tar entry {m.name!r}: device nodes are not copied into a container"
+            )
         if not (m.isdir() or m.isreg() or m.issym() or m.islnk() or m.isfifo()):
             return
         parts = self.dest + rel
         have = self._existing(parts)
         if have is not None and self.no_overwrite:
             if stat.S_ISDIR(have.st_mode) and not m.isdir():
-                raise InvalidArgument(f"cannot overwrite directory \"/{'/'.join(parts)}\" "
-                                      f"with non-directory \"{m.name}\"")
+                raise InvalidArgument(
+                    f'cannot overwrite directory "/{"/".join(parts)}" with non-directory "{m.name}"'
+                )
             if not stat.S_ISDIR(have.st_mode) and m.isdir():
-                raise InvalidArgument(f"cannot overwrite non-directory \"/{'/'.join(parts)}\" "
-                                      f"with directory \"{m.name}\"")
+                raise InvalidArgument(
+                    f'cannot overwrite non-directory "/{"/".join(parts)}" with directory "{m.name}"'
+                )
         if m.isdir():
             fd = self.tree.dir_for_write(parts, replace=True)
             try:
@@ -99,7 +108,7 @@ class _Extract:
                     while chunk := f.read(1 << 20):
                         view = memoryview(chunk)
                         while view:
-                            view = view[os.write(fd, view):]
+                            view = view[os.write(fd, view) :]
                     self._meta_fd(fd, m)
                 finally:
                     os.close(fd)
@@ -117,14 +126,14 @@ class _Extract:
                     tst = os.stat(tparts[-1], dir_fd=tfd, follow_symlinks=False)
                     if stat.S_ISDIR(tst.st_mode):
                         raise InvalidArgument(f"invalid hard link to a directory: {m.name!r}")
-                    os.link(tparts[-1], name, src_dir_fd=tfd, dst_dir_fd=pfd,
-                            follow_symlinks=False)
+                    os.link(tparts[-1], name, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
                 except FileNotFoundError:
-                    raise InvalidArgument(f"invalid hard link {m.name!r}: target "
-                                          f"{m.linkname!r} is not in the archive") from None
+                    raise InvalidArgument(
+                        f"invalid hard link {m.name!r}: target {m.linkname!r} is not in the archive"
+                    ) from None
                 finally:
                     os.close(tfd)
-            else:   # a fifo
+            else:  # a fifo
                 os.mkfifo(name, 0o600, dir_fd=pfd)
                 fd = os.open(name, fs.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
                 try:
@@ -147,10 +156,11 @@ class _Extract:
         for key, value in m.pax_headers.items():
             if key.startswith("SCHILY.xattr.") and not key.startswith("SCHILY.xattr.trusted."):
                 try:
-                    os.setxattr(path, key[len("SCHILY.xattr."):],
-                                value.encode("utf-8", "surrogateescape"))
+                    os.setxattr(
+                        path, key[len("SCHILY.xattr.") :], value.encode("utf-8", "surrogateescape")
+                    )
                 except OSError:
-                    pass   # an xattr the filesystem refuses is not fatal, as in Docker
+                    pass  # an xattr the filesystem refuses is not fatal, as in Docker
         if not m.isdir():
             os.utime(path, ns=(int(m.mtime * 1e9),) * 2)
 
@@ -164,5 +174,3 @@ class _Extract:
                 os.utime(f"/proc/self/fd/{fd}", (mtime, mtime))
             finally:
                 os.close(fd)
-
-

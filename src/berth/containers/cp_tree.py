@@ -37,9 +37,14 @@ def go_mode(st_mode: int) -> int:
     """A stat mode as Go's os.FileMode."""
     m = st_mode & 0o777
     fmt = stat.S_IFMT(st_mode)
-    m |= {stat.S_IFDIR: MODE_DIR, stat.S_IFLNK: MODE_SYMLINK, stat.S_IFIFO: MODE_NAMED_PIPE,
-          stat.S_IFSOCK: MODE_SOCKET, stat.S_IFBLK: MODE_DEVICE,
-          stat.S_IFCHR: MODE_DEVICE | MODE_CHAR_DEVICE}.get(fmt, 0)
+    m |= {
+        stat.S_IFDIR: MODE_DIR,
+        stat.S_IFLNK: MODE_SYMLINK,
+        stat.S_IFIFO: MODE_NAMED_PIPE,
+        stat.S_IFSOCK: MODE_SOCKET,
+        stat.S_IFBLK: MODE_DEVICE,
+        stat.S_IFCHR: MODE_DEVICE | MODE_CHAR_DEVICE,
+    }.get(fmt, 0)
     if st_mode & stat.S_ISUID:
         m |= MODE_SETUID
     if st_mode & stat.S_ISGID:
@@ -53,9 +58,9 @@ def go_mode(st_mode: int) -> int:
 class PathStat:
     name: str
     size: int
-    mode: int          # Go's os.FileMode
-    mtime: float       # seconds since the epoch
-    link_target: str   # a symlink's target resolved inside the container; "" otherwise
+    mode: int  # Go's os.FileMode
+    mtime: float  # seconds since the epoch
+    link_target: str  # a symlink's target resolved inside the container; "" otherwise
 
     @property
     def is_dir(self) -> bool:
@@ -66,7 +71,7 @@ class PathStat:
 @dataclass(frozen=True, slots=True)
 class _Mount:
     parts: tuple[str, ...]
-    source: str        # the volume's or bind's host directory (berth's own or the user's)
+    source: str  # the volume's or bind's host directory (berth's own or the user's)
     rw: bool
 
 
@@ -133,7 +138,7 @@ class _LiveTree(_Tree):
             for i, p in enumerate(parts):
                 if replace and i == len(parts) - 1:
                     _remove_non_dir(fd, p)
-                nfd = fs.mkdir_at(fd, p, 0o755)   # O_NOFOLLOW: a symlink here fails (ELOOP)
+                nfd = fs.mkdir_at(fd, p, 0o755)  # O_NOFOLLOW: a symlink here fails (ELOOP)
                 os.close(fd)
                 fd = nfd
             return fd
@@ -151,8 +156,9 @@ class _SNode:
 
     __slots__ = ("merged", "fd", "parts")
 
-    def __init__(self, parts: tuple[str, ...], merged: merged_view.Node | None = None,
-                 fd: int | None = None) -> None:
+    def __init__(
+        self, parts: tuple[str, ...], merged: merged_view.Node | None = None, fd: int | None = None
+    ) -> None:
         self.parts = parts
         self.merged = merged
         self.fd = fd
@@ -198,8 +204,9 @@ class _StoppedWalker:
 
 
 class _StoppedTree(_Tree):
-    def __init__(self, upper: str, lowers: list[str], mounts: list[_Mount],
-                 shift: tuple[int, int]) -> None:
+    def __init__(
+        self, upper: str, lowers: list[str], mounts: list[_Mount], shift: tuple[int, int]
+    ) -> None:
         self.mounts = {m.parts: m for m in mounts}
         self.walker = _StoppedWalker(self.mounts)
         self.shift = shift
@@ -240,12 +247,12 @@ class _StoppedTree(_Tree):
 
     def dir_for_write(self, parts: list[str], *, replace: bool = False) -> int:
         fd = os.dup(self.upper_fd)
-        in_upper = True          # else in a volume or bind: plain directories
+        in_upper = True  # else in a volume or bind: plain directories
         lower_shows = self.lowers is not None
         try:
             for i, p in enumerate(parts):
                 last = i == len(parts) - 1
-                m = self.mounts.get(tuple(parts[:i + 1]))
+                m = self.mounts.get(tuple(parts[: i + 1]))
                 if m is not None:
                     nfd = fs.open_dir(m.source)
                     os.close(fd)
@@ -272,18 +279,20 @@ class _StoppedTree(_Tree):
                 opaque = False
                 if st is not None:
                     if not is_whiteout(st) and not (replace and last):
-                        raise NotADirectoryError(errno.ENOTDIR, "not a directory",
-                                                 "/" + "/".join(parts[:i + 1]))
-                    os.unlink(p, dir_fd=fd)   # a whiteout, or what the tar replaces
+                        raise NotADirectoryError(
+                            errno.ENOTDIR, "not a directory", "/" + "/".join(parts[: i + 1])
+                        )
+                    os.unlink(p, dir_fd=fd)  # a whiteout, or what the tar replaces
                     opaque = True
                 lower = None
                 if lower_shows and not opaque and self.lowers is not None:
-                    lower = self.lowers.lookup("/".join(parts[:i + 1]))
+                    lower = self.lowers.lookup("/".join(parts[: i + 1]))
                 try:
                     if lower is not None and not lower.is_dir:
                         if not (replace and last):
-                            raise NotADirectoryError(errno.ENOTDIR, "not a directory",
-                                                     "/" + "/".join(parts[:i + 1]))
+                            raise NotADirectoryError(
+                                errno.ENOTDIR, "not a directory", "/" + "/".join(parts[: i + 1])
+                            )
                         opaque = True
                     nfd = fs.mkdir_at(fd, p, 0o755)
                     try:

@@ -46,8 +46,13 @@ class CreateRequest:
     endpoints: dict[str, NetworkRequest] = field(default_factory=dict)
 
 
-def check_host_config(config: ContainerConfig, hc: HostConfig, cfg: Config, ncpu: int,
-                      resolve: Callable[[str], ContainerRecord]) -> list[str]:
+def check_host_config(
+    config: ContainerConfig,
+    hc: HostConfig,
+    cfg: Config,
+    ncpu: int,
+    resolve: Callable[[str], ContainerRecord],
+) -> list[str]:
     """Refuse what dockerd refuses at create (fills in HostConfig.Runtime); its warnings.
     `resolve` finds another container (whose network a `container:` mode joins). The
     request's Config was checked where it was read (`berth.api.containers_wire`)."""
@@ -56,12 +61,15 @@ def check_host_config(config: ContainerConfig, hc: HostConfig, cfg: Config, ncpu
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
     if cfg.idmap is not None and hc.userns_mode != "host":
         if hc.privileged:
-            raise InvalidArgument("privileged mode is incompatible with user namespaces.  "
-                                  "You must run the container in the host namespace when "
-                                  "running privileged mode")
+            raise InvalidArgument(
+                "privileged mode is incompatible with user namespaces.  "
+                "You must run the container in the host namespace when "
+                "running privileged mode"
+            )
         if hc.network_mode == "host":
-            raise InvalidArgument("cannot share the host's network namespace when user "
-                                  "namespaces are enabled")
+            raise InvalidArgument(
+                "cannot share the host's network namespace when user namespaces are enabled"
+            )
     elif hc.userns_mode not in ("", "host"):
         raise InvalidArgument(f"invalid USER mode: {hc.userns_mode}")
     given = hc.runtime
@@ -107,8 +115,9 @@ def fill_defaults(hc: HostConfig) -> None:
             hc.readonly_paths = tuple(READONLY_PATHS)
 
 
-def command(cfg: ContainerConfig, image: RunConfig
-            ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+def command(
+    cfg: ContainerConfig, image: RunConfig
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     """The entrypoint and command, as Docker merges the request's with the image's: an
     entrypoint given (even empty) drops the image's CMD."""
     entrypoint = cfg.entrypoint
@@ -131,9 +140,11 @@ def pick_name(name: str, records: Iterable[ContainerRecord]) -> str:
         name = names.validate(name)
         other = next((r for r in records if r.name == "/" + name), None)
         if other is not None:
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
-                           f'container "{other.id}". You have to remove (or rename) '
-                           "that container to be able to reuse that name.")
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by '
+                f'container "{other.id}". You have to remove (or rename) '
+                "that container to be able to reuse that name."
+            )
         return name
     taken = {r.name for r in records}
     name = names.random_name()
@@ -151,27 +162,45 @@ def container_config(req: CreateRequest, image: RunConfig, cid: str) -> Containe
     if host_uts:
         hostname = hostname or os.uname().nodename
     image_hc = image.other.get("Healthcheck")
-    healthcheck = cfg.healthcheck if cfg.healthcheck is not None and (
-        cfg.healthcheck != HealthConfig()) else (
-        HealthConfig.from_doc(image_hc) if isinstance(image_hc, dict) and image_hc else None)
+    healthcheck = (
+        cfg.healthcheck
+        if cfg.healthcheck is not None and (cfg.healthcheck != HealthConfig())
+        else (HealthConfig.from_doc(image_hc) if isinstance(image_hc, dict) and image_hc else None)
+    )
     stop_signal = cfg.stop_signal or image.stop_signal or ""
     if stop_signal:
         parse_signal(stop_signal)
     return ContainerConfig(
-        image=cfg.image, hostname=hostname, domainname=cfg.domainname,
+        image=cfg.image,
+        hostname=hostname,
+        domainname=cfg.domainname,
         user=cfg.user if cfg.user is not None else image.user,
-        attach_stdin=cfg.attach_stdin, attach_stdout=cfg.attach_stdout,
-        attach_stderr=cfg.attach_stderr, tty=cfg.tty, open_stdin=cfg.open_stdin,
+        attach_stdin=cfg.attach_stdin,
+        attach_stdout=cfg.attach_stdout,
+        attach_stderr=cfg.attach_stderr,
+        tty=cfg.tty,
+        open_stdin=cfg.open_stdin,
         stdin_once=cfg.stdin_once,
         env=tuple(merge_env(list(image.env or ()), list(cfg.env or ()))) or None,
-        cmd=cmd, entrypoint=entrypoint, working_dir=cfg.working_dir or image.working_dir,
+        cmd=cmd,
+        entrypoint=entrypoint,
+        working_dir=cfg.working_dir or image.working_dir,
         labels={**(image.labels or {}), **cfg.labels},
         volumes=cfg.volumes or image.volumes or None,
         # as dockerd: no key where there are none
         exposed_ports=cfg.exposed_ports or port_set(image.exposed_ports or ()),
-        healthcheck=healthcheck, stop_signal=stop_signal, stop_timeout=cfg.stop_timeout,
-        mac_address=cfg.mac_address)
+        healthcheck=healthcheck,
+        stop_signal=stop_signal,
+        stop_timeout=cfg.stop_timeout,
+        mac_address=cfg.mac_address,
+    )
 
 
-__all__ = ["CreateRequest", "check_host_config", "command", "container_config", "fill_defaults",
-           "pick_name"]
+__all__ = [
+    "CreateRequest",
+    "check_host_config",
+    "command",
+    "container_config",
+    "fill_defaults",
+    "pick_name",
+]

@@ -38,8 +38,16 @@ log = logging.getLogger("berth.containers.service")  # as before the move: one l
 class Creator:
     """Create of containers (a part of the container service)."""
 
-    def __init__(self, store: ContainerStore, cfg: Config, ncpu: int, images: ImageService,
-                 driver: storage.Driver, mounts: Mounts, net: Networking) -> None:
+    def __init__(
+        self,
+        store: ContainerStore,
+        cfg: Config,
+        ncpu: int,
+        images: ImageService,
+        driver: storage.Driver,
+        mounts: Mounts,
+        net: Networking,
+    ) -> None:
         self.store = store
         self.cfg = cfg
         self.ncpu = ncpu
@@ -48,8 +56,7 @@ class Creator:
         self.mounts = mounts
         self.net = net
 
-    async def create(self, req: CreateRequest, name: str = ""
-                     ) -> tuple[str, list[str]]:
+    async def create(self, req: CreateRequest, name: str = "") -> tuple[str, list[str]]:
         """A container of `req` (read from Docker's JSON at the API edge); its ID and the
         warnings of its HostConfig."""
         image_name = req.config.image
@@ -59,6 +66,7 @@ class Creator:
             image = self.images.resolve(image_name)
         except NotFound:
             from berth import reference
+
             try:
                 shown = reference.parse(image_name).familiar
             except InvalidArgument:
@@ -66,11 +74,10 @@ class Creator:
             raise NotFound(f"No such image: {shown}") from None
         icfg = image.spec.config
         cid = secrets.token_hex(32)
-        hc = dataclasses.replace(req.host_config)   # create fills in dockerd's defaults
+        hc = dataclasses.replace(req.host_config)  # create fills in dockerd's defaults
         req = dataclasses.replace(req, host_config=hc)
         try:
-            warnings = check_host_config(req.config, hc, self.cfg, self.ncpu,
-                                         self.store.resolve)
+            warnings = check_host_config(req.config, hc, self.cfg, self.ncpu, self.store.resolve)
             full_cfg = container_config(req, icfg, cid)
         except (TypeError, AttributeError, ValueError) as e:
             # a field of the wrong JSON type (dockerd's typed decoding refuses it: 400)
@@ -89,22 +96,32 @@ class Creator:
         hc.log_config = log_config(hc.log_config)
         args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
         rec = ContainerRecord(
-            id=cid, name="/" + name, created_ns=int(now * 1e9), image=image.id, path=args[0],
-            args=args[1:], config=full_cfg, host_config=hc, driver=self.driver.name,
-            upper_dir=self.driver.upper(cid), lower_dirs=[la.path for la in reversed(layers)],
+            id=cid,
+            name="/" + name,
+            created_ns=int(now * 1e9),
+            image=image.id,
+            path=args[0],
+            args=args[1:],
+            config=full_cfg,
+            host_config=hc,
+            driver=self.driver.name,
+            upper_dir=self.driver.upper(cid),
+            lower_dirs=[la.path for la in reversed(layers)],
             resolv_conf_path=os.path.join(cdir, "resolv.conf"),
-            hostname_path=os.path.join(cdir, "hostname"), hosts_path=os.path.join(cdir, "hosts"),
-            log_path="" if hc.log_config.type == "none" else
-            os.path.join(cdir, f"{cid}-json.log"),
-            layers=[la.chain_id for la in layers], nets=nets, links=links)
+            hostname_path=os.path.join(cdir, "hostname"),
+            hosts_path=os.path.join(cdir, "hosts"),
+            log_path="" if hc.log_config.type == "none" else os.path.join(cdir, f"{cid}-json.log"),
+            layers=[la.chain_id for la in layers],
+            nets=nets,
+            links=links,
+        )
         # each step registers its undo; nothing half made stays if a later one fails
         with contextlib.ExitStack() as undo:
             os.makedirs(cdir, exist_ok=True)
             undo.callback(shutil.rmtree, cdir, ignore_errors=True)
             undo.callback(self.driver.remove, cid)
             await asyncio.to_thread(self.driver.prepare, cid, layers)
-            rec.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers,
-                                                 undo)
+            rec.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers, undo)
             self.net.write_etc_files(rec)
             self.store.add(rec)
             undo.callback(self.store.forget, cid)

@@ -107,8 +107,15 @@ class ExecService:
 
         async def channel() -> Channel | None:
             return ex.channel
-        return Attachment(q, stdout=True, stderr=True, channel=channel, stdin_once=True,
-                          on_close=lambda: ex.fanout.unsubscribe(q))
+
+        return Attachment(
+            q,
+            stdout=True,
+            stderr=True,
+            channel=channel,
+            stdin_once=True,
+            on_close=lambda: ex.fanout.unsubscribe(q),
+        )
 
     async def start(self, eid: str, *, console_size: tuple[int, int] | None = None) -> None:
         """Run the exec. Its pty comes from its create (`Tty`), as with dockerd: the start's own
@@ -129,13 +136,16 @@ class ExecService:
         capset = host_caps() if b.privileged else container_caps(hc)
         caps = sorted(capset)
         tty = b.tty
-        proc = {"args": list(b.cmd),
-                "env": process_env(list(cfg.env or ()), cfg.hostname, tty, list(b.env),
-                                   links=rec.link_env),
-                "cwd": b.working_dir or cfg.working_dir or "/",
-                "user": b.user or cfg.user or "0",
-                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-                "noNewPrivileges": no_new_privileges(hc)}
+        proc = {
+            "args": list(b.cmd),
+            "env": process_env(
+                list(cfg.env or ()), cfg.hostname, tty, list(b.env), links=rec.link_env
+            ),
+            "cwd": b.working_dir or cfg.working_dir or "/",
+            "user": b.user or cfg.user or "0",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": no_new_privileges(hc),
+        }
         if hc.oom_score_adj:
             proc["oomScoreAdj"] = hc.oom_score_adj
         filt = None if b.privileged else seccomp.for_container(hc, capset)
@@ -146,10 +156,18 @@ class ExecService:
         # the exec's environment is in it: 0600 (no fsync: the run directory, for this exec)
         atomic_write(os.path.join(d, "process.json"), json.dumps(proc).encode(), sync=False)
         runtime, runtime_root = self.containers.store.runtime_of(rec)
-        req = StartRequest(id=eid, bundle=d, state_dir=d, exec_pid=rec.state.pid,
-                           container_id=rec.id, runtime=runtime, runtime_root=runtime_root,
-                           stdin=b.attach_stdin, tty=tty,
-                           console_size=console_size or b.console_size)
+        req = StartRequest(
+            id=eid,
+            bundle=d,
+            state_dir=d,
+            exec_pid=rec.state.pid,
+            container_id=rec.id,
+            runtime=runtime,
+            runtime_root=runtime_root,
+            stdin=b.attach_stdin,
+            tty=tty,
+            console_size=console_size or b.console_size,
+        )
         ch = await self.containers.open_channel(self.containers.cfg.lean_forkserver, req)
         try:
             msg = await ch.read_control(ex.fanout)
@@ -176,8 +194,10 @@ class ExecService:
         try:
             record = await ch.until_exit(ex.fanout)
             if record is None:
-                with contextlib.suppress(OSError, ValueError), \
-                        open(os.path.join(d, "exit.json"), "rb") as f:
+                with (
+                    contextlib.suppress(OSError, ValueError),
+                    open(os.path.join(d, "exit.json"), "rb") as f,
+                ):
                     record = Exit.from_json(f.read())
             # the exit code is known before the stream ends: the client reads it next
             ex.exit_code = record.exit if record is not None else 126

@@ -61,11 +61,13 @@ def effective(own: HealthConfig | None, image: HealthConfig | None) -> HealthChe
         cmd = test
     d = HealthCheck(cmd=cmd)
     return HealthCheck(
-        cmd=cmd, interval=own.interval or image.interval or d.interval,
+        cmd=cmd,
+        interval=own.interval or image.interval or d.interval,
         timeout=own.timeout or image.timeout or d.timeout,
         retries=own.retries or image.retries or d.retries,
         start_period=own.start_period or image.start_period or d.start_period,
-        start_interval=own.start_interval or image.start_interval or d.start_interval)
+        start_interval=own.start_interval or image.start_interval or d.start_interval,
+    )
 
 
 def next_interval(hc: HealthCheck, since_start: float, status: str | None) -> float:
@@ -105,12 +107,17 @@ class HealthChecker:
         while True:
             rec = self.containers.store.records.get(cid)
             health = rec.state.health if rec is not None else None
-            await asyncio.sleep(next_interval(hc, time.monotonic() - begun,
-                                              health.status if health else None))
+            await asyncio.sleep(
+                next_interval(hc, time.monotonic() - begun, health.status if health else None)
+            )
             rec = self.containers.store.records.get(cid)
             status = rec.state.status if rec is not None else None
-            if rec is None or status is None or not status.is_running or \
-                    rec.state.started_at != started_at:
+            if (
+                rec is None
+                or status is None
+                or not status.is_running
+                or rec.state.started_at != started_at
+            ):
                 return  # a later start has checks of its own
             if status is ContainerStatus.PAUSED:
                 continue
@@ -133,8 +140,7 @@ class HealthChecker:
 
     async def _probe(self, cid: str, hc: HealthCheck) -> HealthProbe:
         start = time.time()
-        eid = self.execs.create(cid, ExecConfig(cmd=hc.cmd, attach_stdout=True,
-                                                attach_stderr=True))
+        eid = self.execs.create(cid, ExecConfig(cmd=hc.cmd, attach_stdout=True, attach_stderr=True))
         att = self.execs.attach(eid)
         output = b""
         code: int = -1
@@ -145,7 +151,8 @@ class HealthChecker:
                 nonlocal output
                 async for _, data in att.output():
                     if len(output) < MAX_OUTPUT:
-                        output += data[:MAX_OUTPUT - len(output)]
+                        output += data[: MAX_OUTPUT - len(output)]
+
             try:
                 await asyncio.wait_for(collect(), hc.timeout / SECOND)
                 code = await self.execs.wait(eid, 5) or 0
@@ -154,8 +161,7 @@ class HealthChecker:
                 with contextlib.suppress(ProcessLookupError):
                     if pid:
                         os.kill(pid, signal.SIGKILL)
-                output = (f"Health check exceeded timeout ({hc.timeout / SECOND:g}s)"
-                          ).encode()
+                output = (f"Health check exceeded timeout ({hc.timeout / SECOND:g}s)").encode()
                 code = -1
         except ExecStartError as e:
             output, code = str(e).encode(), 1
@@ -167,8 +173,12 @@ class HealthChecker:
             rec = self.containers.store.records.get(cid)
             if rec is not None and eid in (rec.exec_ids or []):
                 rec.exec_ids.remove(eid)
-        return HealthProbe(start=rfc3339(start), end=rfc3339(time.time()), exit_code=code,
-                           output=output.decode("utf-8", "replace"))
+        return HealthProbe(
+            start=rfc3339(start),
+            end=rfc3339(time.time()),
+            exit_code=code,
+            output=output.decode("utf-8", "replace"),
+        )
 
 
 __all__ = ["HealthChecker", "effective", "next_interval"]

@@ -33,7 +33,7 @@ def _j(name: str, *, omitempty: bool = False, **kw: Any) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestartPolicy:
-    name: str = _j("Name", default="no")      # no, always, unless-stopped, on-failure
+    name: str = _j("Name", default="no")  # no, always, unless-stopped, on-failure
     maximum_retry_count: int = _j("MaximumRetryCount", default=0)
 
 
@@ -95,7 +95,7 @@ class HostConfig:
     restart_policy: RestartPolicy = _j("RestartPolicy", default_factory=RestartPolicy)
     auto_remove: bool = _j("AutoRemove", default=False)
     volumes_from: tuple[str, ...] | None = _j("VolumesFrom", default=None)
-    console_size: tuple[int, ...] | None = _j("ConsoleSize", default=None)   # (h, w)
+    console_size: tuple[int, ...] | None = _j("ConsoleSize", default=None)  # (h, w)
     annotations: dict[str, str] | None = _j("Annotations", omitempty=True, default=None)
     cap_add: tuple[str, ...] | None = _j("CapAdd", default=None)
     cap_drop: tuple[str, ...] | None = _j("CapDrop", default=None)
@@ -127,14 +127,18 @@ class HostConfig:
     cgroup_parent: str = _j("CgroupParent", default="")
     blkio_weight: int = _j("BlkioWeight", default=0)
     blkio_weight_device: tuple[WeightDevice, ...] | None = _j("BlkioWeightDevice", default=None)
-    blkio_device_read_bps: tuple[ThrottleDevice, ...] | None = _j("BlkioDeviceReadBps",
-                                                                   default=None)
-    blkio_device_write_bps: tuple[ThrottleDevice, ...] | None = _j("BlkioDeviceWriteBps",
-                                                                    default=None)
-    blkio_device_read_iops: tuple[ThrottleDevice, ...] | None = _j("BlkioDeviceReadIOps",
-                                                                    default=None)
-    blkio_device_write_iops: tuple[ThrottleDevice, ...] | None = _j("BlkioDeviceWriteIOps",
-                                                                     default=None)
+    blkio_device_read_bps: tuple[ThrottleDevice, ...] | None = _j(
+        "BlkioDeviceReadBps", default=None
+    )
+    blkio_device_write_bps: tuple[ThrottleDevice, ...] | None = _j(
+        "BlkioDeviceWriteBps", default=None
+    )
+    blkio_device_read_iops: tuple[ThrottleDevice, ...] | None = _j(
+        "BlkioDeviceReadIOps", default=None
+    )
+    blkio_device_write_iops: tuple[ThrottleDevice, ...] | None = _j(
+        "BlkioDeviceWriteIOps", default=None
+    )
     cpu_period: int = _j("CpuPeriod", default=0)
     cpu_quota: int = _j("CpuQuota", default=0)
     cpuset_cpus: str = _j("CpusetCpus", default="")
@@ -256,8 +260,9 @@ def _port_map(v: Any, at: str, strict: bool) -> PortMap | None:
     if v is None:
         return None
     if not isinstance(v, Mapping) or not all(
-            b is None or isinstance(b, list) and all(isinstance(x, Mapping) for x in b)
-            for b in v.values()):
+        b is None or isinstance(b, list) and all(isinstance(x, Mapping) for x in b)
+        for b in v.values()
+    ):
         raise InvalidArgument(f"invalid {at}: a map of ports to lists of bindings is expected")
     return port_map_from_json(v)
 
@@ -265,14 +270,14 @@ def _port_map(v: Any, at: str, strict: bool) -> PortMap | None:
 def _decode_value(tp: Any, v: Any, at: str, strict: bool) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (types.UnionType, typing.Union):   # X | None
+    if origin in (types.UnionType, typing.Union):  # X | None
         if v is None:
             return None
         return _decode_value(next(a for a in args if a is not type(None)), v, at, strict)
-    if v is None:   # Go's zero value
+    if v is None:  # Go's zero value
         return _zero(tp)
     if origin is tuple:
-        if isinstance(v, str) and args[0] is str:   # dockerd's strslice: one string
+        if isinstance(v, str) and args[0] is str:  # dockerd's strslice: one string
             return (v,)
         if not isinstance(v, list):
             return _bad(at, "a list", strict, ())
@@ -318,5 +323,16 @@ def _bad(at: str, what: str, strict: bool, lenient: Any) -> Any:
     return lenient
 
 
-__all__ = ["DeviceMapping", "DeviceRequest", "HostConfig", "LogConfig", "ResourcesUpdate",
-           "RestartPolicy", "ThrottleDevice", "Ulimit", "WeightDevice", "decode", "encode"]
+__all__ = [
+    "DeviceMapping",
+    "DeviceRequest",
+    "HostConfig",
+    "LogConfig",
+    "ResourcesUpdate",
+    "RestartPolicy",
+    "ThrottleDevice",
+    "Ulimit",
+    "WeightDevice",
+    "decode",
+    "encode",
+]

@@ -34,8 +34,9 @@ class Ipc:
             raise InvalidArgument(e.message) from None
         status = other.state.status
         if status is ContainerStatus.RESTARTING:
-            raise Conflict(f"Container {other.id} is restarting, wait until the container "
-                           "is running")
+            raise Conflict(
+                f"Container {other.id} is restarting, wait until the container is running"
+            )
         if not status.is_running or not other.state.pid:
             raise Conflict(f"container {ref} is not running")
         return other
@@ -67,8 +68,13 @@ class Ipc:
         os.makedirs(d, exist_ok=True)
         size = rec.host_config.shm_size or 64 * 1024 * 1024
         try:
-            linux.mount("shm", d, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
-                        f"mode=1777,size={size}")
+            linux.mount(
+                "shm",
+                d,
+                "tmpfs",
+                linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                f"mode=1777,size={size}",
+            )
         except OSError as e:
             raise System(f"mounting shm tmpfs: {e}") from e
         if self.cfg.idmap is not None:

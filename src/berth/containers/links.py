@@ -35,8 +35,9 @@ def _port_key(port: str) -> tuple[int, int]:
     return int(num), 0 if (proto or "tcp") == "tcp" else 1
 
 
-def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
-             env: list[str] | None) -> list[str]:
+def link_env(
+    alias: str, full_name: str, ip: str, exposed: list[str], env: list[str] | None
+) -> list[str]:
     """The environment a legacy link gives (dockerd's): ALIAS_PORT for the lowest exposed port
     (TCP first), ALIAS_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO] for each, ALIAS_NAME, and the
     target's Config.Env as ALIAS_ENV_<VAR> (but HOME and PATH)."""
@@ -55,18 +56,26 @@ def link_env(alias: str, full_name: str, ip: str, exposed: list[str],
             num, _, proto = ports[i].partition("/")
             end, _, end_proto = ports[j].partition("/")
             key = f"{a}_PORT_{num}_{proto.upper()}"
-            out += [f"{key}_START={proto}://{ip}:{num}", f"{key}_ADDR={ip}",
-                    f"{key}_PROTO={proto}", f"{key}_PORT_START={num}",
-                    f"{a}_PORT_{num}_{end_proto.upper()}_END={end_proto}://{ip}:{end}",
-                    f"{a}_PORT_{num}_{end_proto.upper()}_PORT_END={end}"]
+            out += [
+                f"{key}_START={proto}://{ip}:{num}",
+                f"{key}_ADDR={ip}",
+                f"{key}_PROTO={proto}",
+                f"{key}_PORT_START={num}",
+                f"{a}_PORT_{num}_{end_proto.upper()}_END={end_proto}://{ip}:{end}",
+                f"{a}_PORT_{num}_{end_proto.upper()}_PORT_END={end}",
+            ]
             i = j + 1
         else:
             i += 1
     for p in ports:
         num, _, proto = p.partition("/")
         key = f"{a}_PORT_{num}_{proto.upper()}"
-        out += [f"{key}={proto}://{ip}:{num}", f"{key}_ADDR={ip}", f"{key}_PORT={num}",
-                f"{key}_PROTO={proto}"]
+        out += [
+            f"{key}={proto}://{ip}:{num}",
+            f"{key}_ADDR={ip}",
+            f"{key}_PORT={num}",
+            f"{key}_PROTO={proto}",
+        ]
     out.append(f"{a}_NAME={full_name}")
     for e in env or []:
         name, eq, val = e.partition("=")
@@ -87,31 +96,36 @@ class LegacyLinks:
             child = self.store.resolve(name)
         except NotFound:
             # a 400, not a 404: the docker CLI takes any 404 of create for a missing image
-            raise InvalidArgument(f"could not get container for {name}: No such container: "
-                                  f"{name}") from None
+            raise InvalidArgument(
+                f"could not get container for {name}: No such container: {name}"
+            ) from None
         seen = set()
-        while child.host_config.network_mode.startswith("container:") \
-                and child.id not in seen:
+        while child.host_config.network_mode.startswith("container:") and child.id not in seen:
             seen.add(child.id)
             child = self._link_target(child.host_config.network_mode.split(":", 1)[1])
         if child.host_config.network_mode == "host":
-            raise InvalidArgument("conflicting options: host type networking can't be used "
-                                  "with links. This would result in undefined behavior")
+            raise InvalidArgument(
+                "conflicting options: host type networking can't be used "
+                "with links. This would result in undefined behavior"
+            )
         return child
 
-    def register_links(self, hc: HostConfig, nets: list[NetworkRequest]
-                       ) -> list[Link]:
+    def register_links(self, hc: HostConfig, nets: list[NetworkRequest]) -> list[Link]:
         """`--link` at create. On the default bridge: the legacy links, kept as the targets'
         IDs (inspect shows them under their current names); on a user-defined network they
         are the endpoint's links (aliases of its embedded DNS), as dockerd."""
         links = list(hc.links or ())
         mode = hc.network_mode or "bridge"
         if links and mode == "host":
-            raise InvalidArgument("conflicting options: host type networking can't be used "
-                                  "with links. This would result in undefined behavior")
+            raise InvalidArgument(
+                "conflicting options: host type networking can't be used "
+                "with links. This would result in undefined behavior"
+            )
         if links and mode.startswith("container:"):
-            raise InvalidArgument("conflicting options: container type network can't be used "
-                                  "with links. This would result in undefined behavior")
+            raise InvalidArgument(
+                "conflicting options: container type network can't be used "
+                "with links. This would result in undefined behavior"
+            )
         if not links or mode == "none":
             return []
         parsed = [parse_link(link) for link in links]
@@ -125,8 +139,11 @@ class LegacyLinks:
 
     def links_view(self, rec: ContainerRecord) -> list[str] | None:
         """HostConfig.Links as dockerd shows legacy links: `/TARGET:/PARENT/ALIAS`."""
-        out = [f"{self.store.records[lk.id].name}:{rec.name}/{lk.alias}"
-               for lk in rec.links or [] if lk.id in self.store.records]
+        out = [
+            f"{self.store.records[lk.id].name}:{rec.name}/{lk.alias}"
+            for lk in rec.links or []
+            if lk.id in self.store.records
+        ]
         return out or (list(rec.host_config.links) if rec.host_config.links else None)
 
     def _linked(self, rec: ContainerRecord) -> list[tuple[ContainerRecord, str]]:
@@ -138,8 +155,9 @@ class LegacyLinks:
             if child is None:
                 continue
             if not child.state.status.is_running:
-                raise System(f"Cannot link to a non running container: {child.name} AS "
-                             f"{rec.name}/{lk.alias}")
+                raise System(
+                    f"Cannot link to a non running container: {child.name} AS {rec.name}/{lk.alias}"
+                )
             out.append((child, lk.alias))
         return out
 
@@ -151,9 +169,13 @@ class LegacyLinks:
     def links_env(self, rec: ContainerRecord) -> list[str]:
         env: list[str] = []
         for child, alias in self._linked(rec):
-            env += link_env(alias, f"{rec.name}/{alias}", self._bridge_ip(child),
-                            [str(p) for p in child.config.exposed_ports],
-                            list(child.config.env or ()))
+            env += link_env(
+                alias,
+                f"{rec.name}/{alias}",
+                self._bridge_ip(child),
+                [str(p) for p in child.config.exposed_ports],
+                list(child.config.env or ()),
+            )
         return env
 
     def hosts(self, rec: ContainerRecord) -> str:

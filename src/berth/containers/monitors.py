@@ -35,6 +35,7 @@ class Monitors:
         def answer(msg: protocol.Answer) -> None:
             if live.answer is not None and not live.answer.done():
                 live.answer.set_result(msg)
+
         try:
             record = await ch.until_exit(live.fanout, answer)
         finally:
@@ -50,8 +51,9 @@ class Monitors:
         except (OSError, ValueError):
             return None
 
-    async def reconnect(self, cid: str, monitor: int
-                        ) -> tuple[Channel | None, protocol.ShimMessage | None]:
+    async def reconnect(
+        self, cid: str, monitor: int
+    ) -> tuple[Channel | None, protocol.ShimMessage | None]:
         """A channel to a running container's monitor and its first message. A monitor that
         is alive but does not answer yet (a loaded machine, its listener's backlog) gets a few
         more tries before the container counts as exited."""
@@ -67,10 +69,17 @@ class Monitors:
                 reason = "closed without a word"
             except (OSError, ValueError, TimeoutError) as e:
                 reason = str(e) or type(e).__name__
-            if self.exit_file(cid) is not None or not _alive(monitor) \
-                    or time.monotonic() > deadline:
-                log.warning("monitor of %s not reached at start-up: %s", cid[:12], reason,
-                            extra={"container": cid})
+            if (
+                self.exit_file(cid) is not None
+                or not _alive(monitor)
+                or time.monotonic() > deadline
+            ):
+                log.warning(
+                    "monitor of %s not reached at start-up: %s",
+                    cid[:12],
+                    reason,
+                    extra={"container": cid},
+                )
                 return None, None
             await asyncio.sleep(0.1)
 

@@ -31,11 +31,11 @@ class Mounts:
         self.volumes = volumes
 
     def volume_users(self, name: str) -> list[str]:
-        return [d.id for d in self.store.records.values()
-                if any(m.name == name for m in d.mounts)]
+        return [d.id for d in self.store.records.values() if any(m.name == name for m in d.mounts)]
 
-    def specs(self, volumes: Iterable[str] | None, hc: HostConfig,
-              image_volumes: Iterable[str] | None) -> list[MountSpec]:
+    def specs(
+        self, volumes: Iterable[str] | None, hc: HostConfig, image_volumes: Iterable[str] | None
+    ) -> list[MountSpec]:
         """What -v, --mount, --volumes-from and the image's VOLUME ask for, one per target."""
         specs = [parse_bind(b) for b in hc.binds or ()]
         specs += [parse_mount(m) for m in hc.mounts or ()]
@@ -52,16 +52,24 @@ class Mounts:
                     continue
                 seen.add(m.destination)
                 ro = mode == "ro" or (mode != "rw" and not m.rw)
-                specs.append(MountSpec(type=m.type, target=m.destination,
-                                       source=m.name or m.source, read_only=ro))
+                specs.append(
+                    MountSpec(
+                        type=m.type, target=m.destination, source=m.name or m.source, read_only=ro
+                    )
+                )
         for target in [*(image_volumes or ()), *(volumes or ())]:
             if target not in seen:
                 seen.add(target)
                 specs.append(MountSpec(type="volume", target=target))
         return specs
 
-    def make(self, cid: str, specs: list[MountSpec], layers: list[storage.Layer],
-             undo: contextlib.ExitStack) -> list[MountPoint]:
+    def make(
+        self,
+        cid: str,
+        specs: list[MountSpec],
+        layers: list[storage.Layer],
+        undo: contextlib.ExitStack,
+    ) -> list[MountPoint]:
         """Create the volumes (filled from the image) and bind sources; Docker's Mounts.
         The anonymous volumes made go again if the create fails (`undo`)."""
         out: list[MountPoint] = []
@@ -72,21 +80,40 @@ class Mounts:
                 if not sp.source:
                     undo.callback(self._remove_quietly, vol.name)
                 if new and not sp.nocopy:
-                    self.volumes.copy_up(vol.name, [la.path for la in reversed(layers)],
-                                         sp.target)
+                    self.volumes.copy_up(vol.name, [la.path for la in reversed(layers)], sp.target)
                 # dockerd's Mode: "z" for a named volume, "" for an anonymous one
-                out.append(MountPoint(type="volume", name=vol.name, source=vol.mountpoint,
-                                      destination=sp.target, driver="local",
-                                      mode="z" if sp.source else "", rw=not sp.read_only))
+                out.append(
+                    MountPoint(
+                        type="volume",
+                        name=vol.name,
+                        source=vol.mountpoint,
+                        destination=sp.target,
+                        driver="local",
+                        mode="z" if sp.source else "",
+                        rw=not sp.read_only,
+                    )
+                )
             elif sp.type == "bind":
                 if not os.path.exists(sp.source):
                     os.makedirs(sp.source, exist_ok=True)  # -v creates a missing source
-                out.append(MountPoint(type="bind", source=sp.source, destination=sp.target,
-                                      rw=not sp.read_only,
-                                      propagation=sp.propagation or "rprivate"))
+                out.append(
+                    MountPoint(
+                        type="bind",
+                        source=sp.source,
+                        destination=sp.target,
+                        rw=not sp.read_only,
+                        propagation=sp.propagation or "rprivate",
+                    )
+                )
             else:
-                out.append(MountPoint(type="tmpfs", destination=sp.target,
-                                      mode=sp.tmpfs_options, rw=not sp.read_only))
+                out.append(
+                    MountPoint(
+                        type="tmpfs",
+                        destination=sp.target,
+                        mode=sp.tmpfs_options,
+                        rw=not sp.read_only,
+                    )
+                )
         return out
 
     def _remove_quietly(self, name: str) -> None:
@@ -100,10 +127,22 @@ class Mounts:
             if m.type == "volume":
                 out.append(self.volumes.runtime_mount(m.name, m.destination, not m.rw))
             elif m.type == "bind":
-                out.append({"destination": m.destination, "type": "bind", "source": m.source,
-                            "options": ["rbind", m.propagation or "rprivate", *ro]})
+                out.append(
+                    {
+                        "destination": m.destination,
+                        "type": "bind",
+                        "source": m.source,
+                        "options": ["rbind", m.propagation or "rprivate", *ro],
+                    }
+                )
             else:
                 opts = [o for o in m.mode.split(",") if o]
-                out.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
-                            "options": ["nosuid", "nodev", "noexec", *opts, *ro]})
+                out.append(
+                    {
+                        "destination": m.destination,
+                        "type": "tmpfs",
+                        "source": "tmpfs",
+                        "options": ["nosuid", "nodev", "noexec", *opts, *ro],
+                    }
+                )
         return out

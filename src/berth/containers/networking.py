@@ -37,8 +37,15 @@ def _why(answer: protocol.Answer) -> str | None:
 def _request(net: str, ec: NetworkRequest) -> NetworkRequest:
     """What a container asks of one network (its EndpointConfig, read at the API edge), as its
     record keeps it: on the network's own name, and without links (see their callers)."""
-    return NetworkRequest(net=net, aliases=list(ec.aliases), ip=ec.ip, mac=ec.mac, ip6=ec.ip6,
-                          link_local=list(ec.link_local), driver_opts=dict(ec.driver_opts))
+    return NetworkRequest(
+        net=net,
+        aliases=list(ec.aliases),
+        ip=ec.ip,
+        mac=ec.mac,
+        ip6=ec.ip6,
+        link_local=list(ec.link_local),
+        driver_opts=dict(ec.driver_opts),
+    )
 
 
 class Networking:
@@ -65,8 +72,7 @@ class Networking:
         self.links.remove_link(ref)
 
     def network_users(self, net: str) -> list[str]:
-        return [d.id for d in self.store.records.values()
-                if any(n.net == net for n in d.nets)]
+        return [d.id for d in self.store.records.values() if any(n.net == net for n in d.nets)]
 
     async def monitor_command(self, cid: str, cmd: protocol.Command) -> protocol.Answer:
         live = self.store.live[cid]
@@ -86,16 +92,23 @@ class Networking:
         assert self.networks is not None
         n = self.networks.resolve(net)
         if n["Driver"] in ("host", "null"):
-            raise Forbidden(f"container cannot be disconnected from host network or "
-                            f"connected to {n['Name']} network")
-        if rec.host_config.network_mode in ("host", "none") or \
-                rec.host_config.network_mode.startswith("container:"):
-            raise Forbidden("container sharing network namespace with another container or "
-                            "host cannot be connected to any other network")
+            raise Forbidden(
+                f"container cannot be disconnected from host network or "
+                f"connected to {n['Name']} network"
+            )
+        if rec.host_config.network_mode in (
+            "host",
+            "none",
+        ) or rec.host_config.network_mode.startswith("container:"):
+            raise Forbidden(
+                "container sharing network namespace with another container or "
+                "host cannot be connected to any other network"
+            )
         nets = rec.nets
         if any(x.net == n["Name"] for x in nets):
-            raise Forbidden(f"endpoint with name {rec.name[1:]} already exists in "
-                            f"network {n['Name']}")
+            raise Forbidden(
+                f"endpoint with name {rec.name[1:]} already exists in network {n['Name']}"
+            )
         entry = _request(n["Name"], ec)
         if ec.links and self.networks.user_defined(n["Name"]):
             for link in ec.links:  # their format; a target may come later (dockerd)
@@ -105,23 +118,54 @@ class Networking:
             eps = rec.endpoints
             used = {e.ifname for e in eps}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-            ep = ContainerEndpoint.of(self.networks.allocate(
-                n["Name"], rec.id, name=rec.name[1:], aliases=entry.aliases, ip=entry.ip,
-                ifname=ifname, mac=entry.mac, ip6=entry.ip6, link_local=entry.link_local,
-                driver_opts=entry.driver_opts), n["Name"])
+            ep = ContainerEndpoint.of(
+                self.networks.allocate(
+                    n["Name"],
+                    rec.id,
+                    name=rec.name[1:],
+                    aliases=entry.aliases,
+                    ip=entry.ip,
+                    ifname=ifname,
+                    mac=entry.mac,
+                    ip6=entry.ip6,
+                    link_local=entry.link_local,
+                    driver_opts=entry.driver_opts,
+                ),
+                n["Name"],
+            )
             plug = link_spec(ep.to_dict()) | {"gateway": "", "gateway6": ""}
             forward = self.dns_forward([*(x.net for x in nets), n["Name"]])
             user_net = self.networks.user_defined(n["Name"])
             # a container started on the default bridge has no embedded DNS yet: its monitor
             # starts one now, answering from the tables of all its user-defined networks
-            dns = protocol.DnsConfig(
-                hosts=tuple(self.networks.hosts_files(
-                    [e.to_dict() for e in [*eps, ep] if self.networks.user_defined(e.netname)])),
-                upstream=tuple(self.upstream_dns(rec.host_config, False)),
-                forward=forward, links=self.dns_links([*nets, entry])) if user_net else None
-            answer = await self.monitor_command(rec.id, protocol.Plug(
-                endpoint=plug, hosts=self.networks.hosts_files([ep.to_dict()])[0],
-                dns_forward=forward, dns=dns, links=self.dns_links([entry])))
+            dns = (
+                protocol.DnsConfig(
+                    hosts=tuple(
+                        self.networks.hosts_files(
+                            [
+                                e.to_dict()
+                                for e in [*eps, ep]
+                                if self.networks.user_defined(e.netname)
+                            ]
+                        )
+                    ),
+                    upstream=tuple(self.upstream_dns(rec.host_config, False)),
+                    forward=forward,
+                    links=self.dns_links([*nets, entry]),
+                )
+                if user_net
+                else None
+            )
+            answer = await self.monitor_command(
+                rec.id,
+                protocol.Plug(
+                    endpoint=plug,
+                    hosts=self.networks.hosts_files([ep.to_dict()])[0],
+                    dns_forward=forward,
+                    dns=dns,
+                    links=self.dns_links([entry]),
+                ),
+            )
             if not isinstance(answer, protocol.Plugged):
                 self.networks.release_one(rec.id, n["Id"])
                 raise System(f"connect {rec.name[1:]} to {n['Name']}: {_why(answer)}")
@@ -140,15 +184,18 @@ class Networking:
         n = self.networks.resolve(net)
         nets = rec.nets
         if not any(x.net == n["Name"] for x in nets):
-            raise Forbidden(f"container {rec.id[:12]} is not connected to network "
-                            f"{n['Name']}")
+            raise Forbidden(f"container {rec.id[:12]} is not connected to network {n['Name']}")
         eps = rec.endpoints
         ep = next((e for e in eps if e.netname == n["Name"]), None)
         if rec.state.status.is_running and ep is not None:
-            answer = await self.monitor_command(rec.id, protocol.Unplug(
-                ifname=ep.ifname, hosts=self.networks.hosts_files([ep.to_dict()])[0],
-                dns_forward=self.dns_forward(
-                    [x.net for x in nets if x.net != n["Name"]])))
+            answer = await self.monitor_command(
+                rec.id,
+                protocol.Unplug(
+                    ifname=ep.ifname,
+                    hosts=self.networks.hosts_files([ep.to_dict()])[0],
+                    dns_forward=self.dns_forward([x.net for x in nets if x.net != n["Name"]]),
+                ),
+            )
             if not isinstance(answer, protocol.Unplugged) and not force:
                 raise System(f"disconnect: {_why(answer)}")
             self.networks.release_one(rec.id, ep.network)
@@ -183,8 +230,9 @@ class Networking:
                 continue
         return False
 
-    def requested(self, hc: HostConfig, endpoints: dict[str, NetworkRequest]
-                  ) -> list[NetworkRequest]:
+    def requested(
+        self, hc: HostConfig, endpoints: dict[str, NetworkRequest]
+    ) -> list[NetworkRequest]:
         """The bridge networks a container joins: its NetworkMode and NetworkingConfig's
         EndpointsConfig (by the names the client gave)."""
         mode = hc.network_mode or "bridge"
@@ -204,12 +252,14 @@ class Networking:
                 # image, and would try to pull
                 raise InvalidArgument(f"network {n} not found") from None
             if ndoc["Driver"] in ("host", "null"):
-                raise InvalidArgument(f"container cannot be connected to network {n} "
-                                      "alongside others")
+                raise InvalidArgument(
+                    f"container cannot be connected to network {n} alongside others"
+                )
             ec = eps.get(n) or NetworkRequest(net=n)
             if ndoc["Name"] == "bridge" and ec.aliases:
-                raise InvalidArgument("network-scoped alias is supported only for containers "
-                                      "in user defined networks")
+                raise InvalidArgument(
+                    "network-scoped alias is supported only for containers in user defined networks"
+                )
             entry = _request(ndoc["Name"], ec)
             if ec.links and ndoc["Name"] != "bridge":
                 for link in ec.links:  # their format; a target may come later (dockerd)
@@ -231,9 +281,13 @@ class Networking:
                 out[n.net] = ep.network if ep is not None else ""
         return out
 
-    def write_etc_files(self, rec: ContainerRecord,
-                        eps: list[ContainerEndpoint] | None = None, *,
-                        only_hosts: bool = False) -> None:
+    def write_etc_files(
+        self,
+        rec: ContainerRecord,
+        eps: list[ContainerEndpoint] | None = None,
+        *,
+        only_hosts: bool = False,
+    ) -> None:
         hc = rec.host_config
         cfg = rec.config
         host_net = hc.network_mode == "host"
@@ -248,9 +302,11 @@ class Networking:
             except OSError:
                 hosts = "127.0.0.1\tlocalhost\n"
         else:
-            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-                     "ff02::2\tip6-allrouters\n")
+            hosts = (
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                "ff02::2\tip6-allrouters\n"
+            )
         if hosts and not hosts.endswith("\n"):
             hosts += "\n"
         # --add-host: in the host's network too, as dockerd
@@ -262,9 +318,9 @@ class Networking:
         if not host_net:
             hosts += self.links.hosts(rec)
             for ep in eps or []:
-                if ep.ip:   # none on an IPv6-only network
+                if ep.ip:  # none on an IPv6-only network
                     hosts += f"{ep.ip}\t{hostname}\n"
-                if ep.ip6:   # as dockerd: the IPv6 address names the host too
+                if ep.ip6:  # as dockerd: the IPv6 address names the host too
                     hosts += f"{ep.ip6}\t{hostname}\n"
         with open(rec.hosts_path, "w") as f:
             f.write(hosts)
@@ -292,8 +348,11 @@ class Networking:
         return str(gw)
 
     def upstream_dns(self, hc: HostConfig, host_net: bool) -> list[str]:
-        return [line.split()[1] for line in self._resolv_conf(hc, host_net).splitlines()
-                if line.startswith("nameserver ")]
+        return [
+            line.split()[1]
+            for line in self._resolv_conf(hc, host_net).splitlines()
+            if line.startswith("nameserver ")
+        ]
 
     def _resolv_conf(self, hc: HostConfig, host_net: bool, embedded: bool = False) -> str:
         if embedded:
@@ -339,10 +398,23 @@ class Networking:
             return eps
         try:
             for i, n in enumerate(nets):
-                eps.append(ContainerEndpoint.of(self.networks.allocate(
-                    n.net, rec.id, name=rec.name[1:], aliases=n.aliases, ip=n.ip,
-                    ifname=f"eth{i}", mac=n.mac, ip6=n.ip6, link_local=n.link_local,
-                    driver_opts=n.driver_opts), n.net))
+                eps.append(
+                    ContainerEndpoint.of(
+                        self.networks.allocate(
+                            n.net,
+                            rec.id,
+                            name=rec.name[1:],
+                            aliases=n.aliases,
+                            ip=n.ip,
+                            ifname=f"eth{i}",
+                            mac=n.mac,
+                            ip6=n.ip6,
+                            link_local=n.link_local,
+                            driver_opts=n.driver_opts,
+                        ),
+                        n.net,
+                    )
+                )
         except BaseException:
             self.networks.release(rec.id)
             raise
@@ -351,10 +423,8 @@ class Networking:
         # running containers linked to this one see its new address (dockerd's
         # updateParentsHosts)
         for parent in self.store.records.values():
-            if parent.state.status.is_running and any(
-                    lk.id == rec.id for lk in parent.links or []):
-                self.write_etc_files(parent, parent.endpoints,
-                                      only_hosts=True)
+            if parent.state.status.is_running and any(lk.id == rec.id for lk in parent.links or []):
+                self.write_etc_files(parent, parent.endpoints, only_hosts=True)
         return eps
 
     def _bindings(self, rec: ContainerRecord) -> dict[str, list[dict[str, str]]]:
@@ -367,8 +437,9 @@ class Networking:
                 binds.setdefault(str(port), [{"HostIp": "", "HostPort": ""}])
         return binds
 
-    async def publish(self, rec: ContainerRecord, eps: list[ContainerEndpoint], *,
-                      restoring: bool = False) -> None:
+    async def publish(
+        self, rec: ContainerRecord, eps: list[ContainerEndpoint], *, restoring: bool = False
+    ) -> None:
         """Open the container's published ports. `restoring` (a running container found at
         start) opens the host ports it had, as dockerd's live restore keeps them: clients
         that were told the port go on reaching it. One taken meanwhile gets a new one."""
@@ -376,19 +447,21 @@ class Networking:
         if not binds or self.networks is None:
             return
         if not eps or eps[0].kind != "veth":
-            raise InvalidArgument("published ports need a bridge network: "
-                                  f"{rec.host_config.network_mode} is not one")
+            raise InvalidArgument(
+                f"published ports need a bridge network: {rec.host_config.network_mode} is not one"
+            )
         if restoring and rec.ports:
             try:
                 ports = await self.networks.ports.publish(
-                    rec.id, port_map_to_json(rec.ports), eps[0].ip, eps[0].netname, eps[0].ip6)
+                    rec.id, port_map_to_json(rec.ports), eps[0].ip, eps[0].netname, eps[0].ip6
+                )
                 rec.ports = _port_map(ports)
                 return
             except Conflict as e:
-                log.warning("container %s: its host ports are taken (%s): new ones",
-                            rec.id[:12], e)
-        ports = await self.networks.ports.publish(rec.id, binds, eps[0].ip, eps[0].netname,
-                                                  eps[0].ip6)
+                log.warning("container %s: its host ports are taken (%s): new ones", rec.id[:12], e)
+        ports = await self.networks.ports.publish(
+            rec.id, binds, eps[0].ip, eps[0].netname, eps[0].ip6
+        )
         rec.ports = _port_map(ports)
 
     def unplug(self, rec: ContainerRecord) -> None:
@@ -401,6 +474,9 @@ class Networking:
 
 def _port_map(published: dict[str, list[dict[str, str]]]) -> PortMap:
     """The ports the networks service published (its NetworkSettings.Ports form), typed."""
-    return {Port.parse(key): tuple(PortBinding(str(b.get("HostIp") or ""),
-                                               str(b.get("HostPort") or "")) for b in binds)
-            for key, binds in published.items()}
+    return {
+        Port.parse(key): tuple(
+            PortBinding(str(b.get("HostIp") or ""), str(b.get("HostPort") or "")) for b in binds
+        )
+        for key, binds in published.items()
+    }

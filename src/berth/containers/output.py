@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 class Output:
     """A container's output: its log (read, followed), attach streams, resize, export."""
 
-    def __init__(self, store: ContainerStore, driver: storage.Driver,
-                 images: ImageService) -> None:
+    def __init__(self, store: ContainerStore, driver: storage.Driver, images: ImageService) -> None:
         self.store = store
         self.cfg = store.cfg
         self.driver = driver
@@ -42,6 +41,7 @@ class Output:
         size = self.cfg.log_max_size
         if opts.get("max-size"):
             from berth.units import parse_size
+
             size = -1 if opts["max-size"] == "-1" else parse_size(opts["max-size"])
         files = int(opts.get("max-file") or self.cfg.log_max_file)
         return {"log_max_size": max(size, 0), "log_max_file": max(files, 1)}
@@ -55,20 +55,46 @@ class Output:
             i += 1
         return [*reversed(old), path]
 
-    def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
-             stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
-             timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+    def logs(
+        self,
+        ref: str,
+        *,
+        follow: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        since: float = 0,
+        until: float = 0,
+        tail: str = "all",
+        timestamps: bool = False,
+    ) -> AsyncIterator[tuple[int, bytes]]:
         """The container's log entries; refused at once (before any of the stream is sent)
         where its log driver keeps nothing to read."""
         rec = self.store.resolve(ref)
-        if not rec.log_path:   # the `none` log driver
+        if not rec.log_path:  # the `none` log driver
             raise NotImplemented_("configured logging driver does not support reading")
-        return self._log_stream(rec, follow=follow, stdout=stdout, stderr=stderr, since=since,
-                                until=until, tail=tail, timestamps=timestamps)
+        return self._log_stream(
+            rec,
+            follow=follow,
+            stdout=stdout,
+            stderr=stderr,
+            since=since,
+            until=until,
+            tail=tail,
+            timestamps=timestamps,
+        )
 
-    async def _log_stream(self, rec: ContainerRecord, *, follow: bool, stdout: bool,
-                          stderr: bool, since: float, until: float, tail: str,
-                          timestamps: bool) -> AsyncIterator[tuple[int, bytes]]:
+    async def _log_stream(
+        self,
+        rec: ContainerRecord,
+        *,
+        follow: bool,
+        stdout: bool,
+        stderr: bool,
+        since: float,
+        until: float,
+        tail: str,
+        timestamps: bool,
+    ) -> AsyncIterator[tuple[int, bytes]]:
         cid = rec.id
         path = rec.log_path
         streams = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
@@ -101,8 +127,8 @@ class Output:
             with contextlib.suppress(FileNotFoundError):
                 files.append((p, open(p, "rb")))  # noqa: SIM115 - closed in the finally
         try:
-            ino = None   # the inode of PATH as we read it: following goes on from it
-            pos = 0      # where its complete lines end
+            ino = None  # the inode of PATH as we read it: following goes on from it
+            pos = 0  # where its complete lines end
             for p, f in files:
                 if p == path:
                     ino = os.fstat(f.fileno()).st_ino
@@ -115,7 +141,7 @@ class Output:
                     for line in f:
                         if p == path:
                             if not line.endswith(b"\n"):
-                                break   # being written: following reads it whole
+                                break  # being written: following reads it whole
                             pos += len(line)
                         yield line
 
@@ -128,7 +154,7 @@ class Output:
                     yield item
                 n += 1
                 if n % 256 == 0:
-                    await asyncio.sleep(0)   # a long log does not hold the event loop
+                    await asyncio.sleep(0)  # a long log does not hold the event loop
         finally:
             for _, f in files:
                 f.close()
@@ -140,9 +166,15 @@ class Output:
         async for item in self._follow(cid, path, pos, live, fmt, ino):
             yield item
 
-    async def _follow(self, cid: str, path: str, pos: int, live: Live | None,
-                      fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
-                      ino: int | None = None) -> AsyncIterator[tuple[int, bytes]]:
+    async def _follow(
+        self,
+        cid: str,
+        path: str,
+        pos: int,
+        live: Live | None,
+        fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
+        ino: int | None = None,
+    ) -> AsyncIterator[tuple[int, bytes]]:
         """Tail the json log from `pos`; stop once the container is no longer running, after a
         last read."""
         if live is not None:
@@ -156,9 +188,15 @@ class Output:
                 async with live.changed:
                     live.changed.notify_all()
 
-    async def _follow_file(self, cid: str, path: str, pos: int, live: Live | None,
-                           fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
-                           ino: int | None = None) -> AsyncIterator[tuple[int, bytes]]:
+    async def _follow_file(
+        self,
+        cid: str,
+        path: str,
+        pos: int,
+        live: Live | None,
+        fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None],
+        ino: int | None = None,
+    ) -> AsyncIterator[tuple[int, bytes]]:
         buf = b""
         delay = 0.005
         # `ino`: the file `pos` counts in (a rotation gives PATH a new inode)
@@ -203,15 +241,15 @@ class Output:
                     await asyncio.wait_for(live.changed.wait(), delay)
             delay = min(delay * 2, 0.1)
 
-    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
-               logs: bool = False) -> Attachment:
+    def attach(
+        self, ref: str, *, stdout: bool = True, stderr: bool = True, logs: bool = False
+    ) -> Attachment:
         """An attach stream: the container's output from now (after its log, with `logs`)
         until its next exit, and its stdin. Made before the caller answers the client, who
         starts the container as soon as it has the answer."""
         rec = self.store.resolve(ref)
         if not rec.state.status.can_attach():
-            raise Conflict("You cannot attach to a restarting container, wait until it is "
-                           "running")
+            raise Conflict("You cannot attach to a restarting container, wait until it is running")
         # a stopped container may be attached to, as with dockerd (`start -a` attaches, then
         # starts): the stream carries its next run
         cid = rec.id
@@ -224,21 +262,39 @@ class Output:
             # input typed before the start waits for the monitor; a start that fails ends it
             async with live.changed:
                 await live.changed.wait_for(
-                    lambda: live.channel is not None or live.removed or live.exits > exits or (
-                        was_created and rec.state.status not in (
-                            ContainerStatus.CREATED, ContainerStatus.RUNNING,
-                            ContainerStatus.PAUSED)))
+                    lambda: (
+                        live.channel is not None
+                        or live.removed
+                        or live.exits > exits
+                        or (
+                            was_created
+                            and rec.state.status
+                            not in (
+                                ContainerStatus.CREATED,
+                                ContainerStatus.RUNNING,
+                                ContainerStatus.PAUSED,
+                            )
+                        )
+                    )
+                )
             return live.channel
-        att = Attachment(q, stdout=stdout, stderr=stderr, channel=channel,
-                         stdin_once=rec.config.stdin_once,
-                         on_close=lambda: live.fanout.unsubscribe(q))
+
+        att = Attachment(
+            q,
+            stdout=stdout,
+            stderr=stderr,
+            channel=channel,
+            stdin_once=rec.config.stdin_once,
+            on_close=lambda: live.fanout.unsubscribe(q),
+        )
         if logs:
             att.prelude = self._log_entries(rec, stdout, stderr)
         return att
 
     @staticmethod
-    def _log_entries(rec: ContainerRecord, stdout: bool, stderr: bool
-                     ) -> Iterator[tuple[int, bytes]]:
+    def _log_entries(
+        rec: ContainerRecord, stdout: bool, stderr: bool
+    ) -> Iterator[tuple[int, bytes]]:
         """The log as it is now (what comes later reaches the stream live), read as the
         client takes it: a log is as large as the container made it."""
         want = {"stdout": 1 if stdout else 0, "stderr": 2 if stderr else 0}
@@ -260,6 +316,7 @@ class Output:
                         e = json.loads(raw)
                         if want.get(e.get("stream"), 0):
                             yield want[e["stream"]], e.get("log", "").encode()
+
         return entries()
 
     def resize(self, ref: str, h: int, w: int) -> None:
@@ -285,7 +342,7 @@ def _rotated_rest(path: str, ino: int, pos: int) -> bytes:
         except FileNotFoundError:
             break
     if ino not in rotated:
-        return b""   # rotated away before we could read it: those lines are gone
+        return b""  # rotated away before we could read it: those lines are gone
     k = rotated.index(ino) + 1
     out = b""
     for j in range(k, 0, -1):
@@ -296,8 +353,9 @@ def _rotated_rest(path: str, ino: int, pos: int) -> bytes:
     return out
 
 
-def _entries(lines: list[bytes], fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
-             ) -> list[tuple[int, bytes]]:
+def _entries(
+    lines: list[bytes], fmt: Callable[[dict[str, Any]], tuple[int, bytes] | None]
+) -> list[tuple[int, bytes]]:
     """json-file lines through `fmt`; a line that is not JSON (cut by a crash) is skipped."""
     out = []
     for raw in lines:

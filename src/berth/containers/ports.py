@@ -32,7 +32,7 @@ class Port:
         num, _, proto = str(key).partition("/")
         proto = (proto or "tcp").lower()
         if not num.isdigit() or not 0 <= int(num) <= 65535:
-            raise InvalidArgument(f"invalid port specification: \"{key}\"")
+            raise InvalidArgument(f'invalid port specification: "{key}"')
         if proto not in PROTOCOLS:
             raise InvalidArgument(f"invalid proto: {proto}")
         return cls(int(num), proto)
@@ -62,17 +62,31 @@ def port_set(keys: Iterable[str]) -> tuple[Port, ...]:
 
 def port_map_to_json(ports: PortMap) -> dict[str, Any]:
     """A port map as stored, which is Docker's shape ({"80/tcp": [{"HostIp", "HostPort"}]})."""
-    return {str(p): None if binds is None else
-            [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
-            for p, binds in ports.items()}
+    return {
+        str(p): None
+        if binds is None
+        else [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in binds]
+        for p, binds in ports.items()
+    }
 
 
 def port_map_from_json(j: Mapping[str, Any] | None) -> PortMap:
-    return {Port.parse(k): None if binds is None else
-            tuple(PortBinding(str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
-                  for b in binds)
-            for k, binds in (j or {}).items()}
+    return {
+        Port.parse(k): None
+        if binds is None
+        else tuple(
+            PortBinding(str(b.get("HostIp") or ""), str(b.get("HostPort") or "")) for b in binds
+        )
+        for k, binds in (j or {}).items()
+    }
 
 
-__all__ = ["PROTOCOLS", "Port", "PortBinding", "PortMap", "port_map_from_json",
-           "port_map_to_json", "port_set"]
+__all__ = [
+    "PROTOCOLS",
+    "Port",
+    "PortBinding",
+    "PortMap",
+    "port_map_from_json",
+    "port_map_to_json",
+    "port_set",
+]

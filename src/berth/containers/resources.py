@@ -57,17 +57,17 @@ class NetStats:
 class StatsSample:
     """One reading of a container's cgroup and interfaces (all zero while it is stopped)."""
 
-    read: str                       # when, RFC 3339
+    read: str  # when, RFC 3339
     name: str
     id: str
     running: bool = False
     pids: int = 0
-    pids_limit: int = 0             # 0: none
-    io_read: int = 0                # bytes
+    pids_limit: int = 0  # 0: none
+    io_read: int = 0  # bytes
     io_write: int = 0
     networks: dict[str, NetStats] = field(default_factory=dict)
     cpu_usage_ns: int = 0
-    system_cpu_ns: int = 0          # the host's, for the CPU share
+    system_cpu_ns: int = 0  # the host's, for the CPU share
     online_cpus: int = 0
     memory_usage: int = 0
     memory_limit: int = 0
@@ -108,8 +108,12 @@ class Resources:
         with contextlib.suppress(OSError):
             cg.remove()
         if killed:
-            log.warning("container %s: killed %d processes left in its cgroup",
-                        rec.id[:12], len(killed), extra={"container": rec.id})
+            log.warning(
+                "container %s: killed %d processes left in its cgroup",
+                rec.id[:12],
+                len(killed),
+                extra={"container": rec.id},
+            )
         return len(killed)
 
     def _running(self, ref: str) -> ContainerRecord:
@@ -148,9 +152,15 @@ class Resources:
         hc = changes.apply(rec.host_config)
         warnings = validate_host_config(hc, self.ncpu)
         if rec.state.status.is_running:
-            spec = build_spec(cid=rec.id, config=rec.config, host_config=hc,
-                              hostname_path="", hosts_path="", resolv_path="",
-                              cgroup_parent=self.cfg.cgroup_parent)
+            spec = build_spec(
+                cid=rec.id,
+                config=rec.config,
+                host_config=hc,
+                hostname_path="",
+                hosts_path="",
+                resolv_path="",
+                cgroup_parent=self.cfg.cgroup_parent,
+            )
             # the device rules stay as they are: rewriting them would deny all for a moment
             res = cgroups.Resources.from_spec(spec["linux"]["resources"]).replace(devices=())
             try:
@@ -165,6 +175,7 @@ class Resources:
     def top(self, ref: str, ps_args: str = "-ef") -> ProcessTable:
         """`docker top`: the host's ps, kept to the container's processes."""
         import subprocess
+
         rec = self._running(ref)
         pids: set[int] = set()
         for f in self._cgroup(rec).procs_files()[:1]:
@@ -179,7 +190,7 @@ class Resources:
         try:
             col = titles.index("PID")
         except ValueError:
-            raise InvalidArgument('Couldn\'t find PID field in ps output') from None
+            raise InvalidArgument("Couldn't find PID field in ps output") from None
         procs = []
         for line in lines[1:]:
             fields = line.split(None, len(titles) - 1)
@@ -196,10 +207,15 @@ class Resources:
                 continue
             base = f"/sys/class/net/{ep.host_if}/statistics/"
             out[ep.ifname] = NetStats(
-                rx_bytes=_read_int(base + "tx_bytes"), rx_packets=_read_int(base + "tx_packets"),
-                rx_errors=_read_int(base + "tx_errors"), rx_dropped=_read_int(base + "tx_dropped"),
-                tx_bytes=_read_int(base + "rx_bytes"), tx_packets=_read_int(base + "rx_packets"),
-                tx_errors=_read_int(base + "rx_errors"), tx_dropped=_read_int(base + "rx_dropped"))
+                rx_bytes=_read_int(base + "tx_bytes"),
+                rx_packets=_read_int(base + "tx_packets"),
+                rx_errors=_read_int(base + "tx_errors"),
+                rx_dropped=_read_int(base + "tx_dropped"),
+                tx_bytes=_read_int(base + "rx_bytes"),
+                tx_packets=_read_int(base + "rx_packets"),
+                tx_errors=_read_int(base + "rx_errors"),
+                tx_dropped=_read_int(base + "rx_dropped"),
+            )
         return out
 
     def stats(self, ref: str) -> StatsSample:
@@ -211,12 +227,21 @@ class Resources:
         st = self._cgroup(rec).stats()
         mem_limit = st.memory_limit if 0 < st.memory_limit < (1 << 62) else _mem_total()
         return dataclasses.replace(
-            base, running=True, pids=st.pids,
+            base,
+            running=True,
+            pids=st.pids,
             pids_limit=rec.host_config.pids_limit or 0,
-            io_read=st.io_read, io_write=st.io_write, networks=self._net_stats(rec),
-            cpu_usage_ns=st.cpu_usage_ns, system_cpu_ns=_system_cpu_ns(),
-            online_cpus=self.ncpu, memory_usage=st.memory_usage, memory_limit=mem_limit,
-            memory_extra=dict(st.extra))
+            io_read=st.io_read,
+            io_write=st.io_write,
+            networks=self._net_stats(rec),
+            cpu_usage_ns=st.cpu_usage_ns,
+            system_cpu_ns=_system_cpu_ns(),
+            online_cpus=self.ncpu,
+            memory_usage=st.memory_usage,
+            memory_limit=mem_limit,
+            memory_extra=dict(st.extra),
+        )
+
 
 def _read_int(path: str) -> int:
     try:

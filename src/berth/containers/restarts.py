@@ -49,8 +49,9 @@ class Restarts:
         cid = rec.id
         live = self.store.live[cid]
         ran = parse_rfc3339(rec.state.finished_at) - parse_rfc3339(rec.state.started_at)
-        live.restart_delay = 0.1 if ran >= 10 or not live.restart_delay else min(
-            live.restart_delay * 2, 60.0)
+        live.restart_delay = (
+            0.1 if ran >= 10 or not live.restart_delay else min(live.restart_delay * 2, 60.0)
+        )
         rec.state.become(ContainerStatus.RESTARTING)
 
         async def later() -> None:
@@ -67,6 +68,7 @@ class Restarts:
                 if rec.state.status is ContainerStatus.RESTARTING:
                     rec.state.become(ContainerStatus.EXITED)
                 self.store.save(rec)
+
         live.restart_task = self.store.spawn(later())
 
     def cancel(self, rec: ContainerRecord) -> None:
@@ -83,8 +85,11 @@ class Restarts:
         for rec in list(self.store.records.values()):
             name = rec.host_config.restart_policy.name
             manual = rec.manually_stopped
-            if rec.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED,
-                                          ContainerStatus.RESTARTING):
+            if rec.state.status in (
+                ContainerStatus.RUNNING,
+                ContainerStatus.PAUSED,
+                ContainerStatus.RESTARTING,
+            ):
                 continue
             if name == "always" or (name == "unless-stopped" and not manual):
                 try:

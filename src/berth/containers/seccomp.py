@@ -24,33 +24,102 @@ from berth.containers.hostconfig import HostConfig
 from berth.errors import InvalidArgument
 from berth.linux import seccomp as lsec
 
-CLONE_NS_FLAGS = (0x00020000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000,
-                  0x02000000)   # NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWCGROUP
+CLONE_NS_FLAGS = (
+    0x00020000,
+    0x04000000,
+    0x08000000,
+    0x10000000,
+    0x20000000,
+    0x40000000,
+    0x02000000,
+)  # NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWCGROUP
 
 # syscall → the capabilities that let it through (empty: never)
 _BLOCKED: dict[str, tuple[str, ...]] = {
-    **{n: ("CAP_SYS_ADMIN",) for n in (
-        "mount", "umount", "umount2", "unshare", "setns", "pivot_root", "quotactl",
-        "quotactl_fd", "lookup_dcookie", "fanotify_init", "name_to_handle_at", "fsconfig",
-        "fsmount", "fsopen", "fspick", "move_mount", "open_tree", "mount_setattr", "swapon",
-        "swapoff", "vm86", "vm86old")},
+    **{
+        n: ("CAP_SYS_ADMIN",)
+        for n in (
+            "mount",
+            "umount",
+            "umount2",
+            "unshare",
+            "setns",
+            "pivot_root",
+            "quotactl",
+            "quotactl_fd",
+            "lookup_dcookie",
+            "fanotify_init",
+            "name_to_handle_at",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "swapon",
+            "swapoff",
+            "vm86",
+            "vm86old",
+        )
+    },
     "bpf": ("CAP_SYS_ADMIN", "CAP_BPF"),
     "perf_event_open": ("CAP_SYS_ADMIN", "CAP_PERFMON"),
     **{n: ("CAP_SYS_BOOT",) for n in ("reboot", "kexec_load", "kexec_file_load")},
-    **{n: ("CAP_SYS_MODULE",) for n in ("init_module", "finit_module", "delete_module",
-                                        "create_module", "query_module", "get_kernel_syms")},
-    **{n: ("CAP_SYS_TIME",) for n in ("settimeofday", "stime", "clock_settime",
-                                      "clock_settime64", "clock_adjtime", "clock_adjtime64")},
+    **{
+        n: ("CAP_SYS_MODULE",)
+        for n in (
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "create_module",
+            "query_module",
+            "get_kernel_syms",
+        )
+    },
+    **{
+        n: ("CAP_SYS_TIME",)
+        for n in (
+            "settimeofday",
+            "stime",
+            "clock_settime",
+            "clock_settime64",
+            "clock_adjtime",
+            "clock_adjtime64",
+        )
+    },
     "acct": ("CAP_SYS_PACCT",),
-    **{n: ("CAP_SYS_NICE",) for n in ("get_mempolicy", "mbind", "set_mempolicy",
-                                      "set_mempolicy_home_node", "move_pages")},
+    **{
+        n: ("CAP_SYS_NICE",)
+        for n in (
+            "get_mempolicy",
+            "mbind",
+            "set_mempolicy",
+            "set_mempolicy_home_node",
+            "move_pages",
+        )
+    },
     **{n: ("CAP_SYS_RAWIO",) for n in ("iopl", "ioperm")},
     "vhangup": ("CAP_SYS_TTY_CONFIG",),
     "open_by_handle_at": ("CAP_DAC_READ_SEARCH",),
     "syslog": ("CAP_SYSLOG",),
-    **{n: () for n in ("add_key", "keyctl", "request_key", "nfsservctl", "sysfs", "_sysctl",
-                       "uselib", "userfaultfd", "ustat", "io_uring_setup", "io_uring_enter",
-                       "io_uring_register")},
+    **{
+        n: ()
+        for n in (
+            "add_key",
+            "keyctl",
+            "request_key",
+            "nfsservctl",
+            "sysfs",
+            "_sysctl",
+            "uselib",
+            "userfaultfd",
+            "ustat",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+        )
+    },
 }
 
 
@@ -66,18 +135,29 @@ def _arches() -> list[str]:
 def default_profile(caps: set[str]) -> dict[str, Any]:
     """berth's default filter for a container with these capabilities (runtime-spec form)."""
     denied = sorted(n for n, gates in _BLOCKED.items() if not set(gates) & caps)
-    rules: list[dict[str, Any]] = [{"names": denied, "action": "SCMP_ACT_ERRNO",
-                                    "errnoRet": errno.EPERM}]
+    rules: list[dict[str, Any]] = [
+        {"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
+    ]
     if "CAP_SYS_ADMIN" not in caps:
         for flag in CLONE_NS_FLAGS:
             # on s390x the flags are the second argument; elsewhere the first
             index = 1 if platform.machine() == "s390x" else 0
-            rules.append({"names": ["clone"], "action": "SCMP_ACT_ERRNO",
-                          "errnoRet": errno.EPERM,
-                          "args": [{"index": index, "value": flag, "valueTwo": flag,
-                                    "op": "SCMP_CMP_MASKED_EQ"}]})
-        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO",
-                      "errnoRet": errno.ENOSYS})
+            rules.append(
+                {
+                    "names": ["clone"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": errno.EPERM,
+                    "args": [
+                        {
+                            "index": index,
+                            "value": flag,
+                            "valueTwo": flag,
+                            "op": "SCMP_CMP_MASKED_EQ",
+                        }
+                    ],
+                }
+            )
+        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
     return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": _arches(), "syscalls": rules}
 
 
@@ -106,12 +186,15 @@ def from_docker_profile(doc: dict[str, Any], caps: set[str]) -> dict[str, Any]:
             return True
         ok = []
         if cond.get("caps"):
-            ok.append(bool(set(cond["caps"]) & caps) if not include else
-                      set(cond["caps"]) <= caps)
+            ok.append(bool(set(cond["caps"]) & caps) if not include else set(cond["caps"]) <= caps)
         if cond.get("arches"):
             mine = {a.replace("SCMP_ARCH_", "").lower() for a in native}
-            ok.append(bool(set(a.lower() for a in cond["arches"]) & (mine | {
-                {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "")})))
+            ok.append(
+                bool(
+                    set(a.lower() for a in cond["arches"])
+                    & (mine | {{"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "")})
+                )
+            )
         if cond.get("minKernel"):
             want = tuple(int(x) for x in str(cond["minKernel"]).split(".")[:2])
             ok.append(kernel >= want)
@@ -130,8 +213,11 @@ def from_docker_profile(doc: dict[str, Any], caps: set[str]) -> dict[str, Any]:
         if r.get("args"):
             rule["args"] = r["args"]
         rules.append(rule)
-    out: dict[str, Any] = {"defaultAction": doc["defaultAction"], "architectures": arches,
-                           "syscalls": rules}
+    out: dict[str, Any] = {
+        "defaultAction": doc["defaultAction"],
+        "architectures": arches,
+        "syscalls": rules,
+    }
     if doc.get("defaultErrnoRet") is not None:
         out["defaultErrnoRet"] = doc["defaultErrnoRet"]
     lsec.validate(out)
@@ -151,8 +237,10 @@ def for_container(hc: HostConfig, caps: set[str]) -> dict[str, Any] | None:
         try:
             doc = json.loads(choice)
         except ValueError:
-            raise InvalidArgument("Decoding seccomp profile failed: the profile must be JSON "
-                                  "(the CLI sends the file's content)") from None
+            raise InvalidArgument(
+                "Decoding seccomp profile failed: the profile must be JSON "
+                "(the CLI sends the file's content)"
+            ) from None
         return from_docker_profile(doc, caps)
     if hc.privileged:
         return None

@@ -66,19 +66,28 @@ log = logging.getLogger(__name__)
 
 
 class ContainerService:
-    def __init__(self, cfg: Config, meta: MetadataStore, images: ImageService,
-                 driver: storage.Driver, *, emit: Emit | None = None,
-                 volumes: VolumeService | None = None,
-                 networks: NetworkService | None = None,
-                 open_channel: ChannelOpener | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        meta: MetadataStore,
+        images: ImageService,
+        driver: storage.Driver,
+        *,
+        emit: Emit | None = None,
+        volumes: VolumeService | None = None,
+        networks: NetworkService | None = None,
+        open_channel: ChannelOpener | None = None,
+    ) -> None:
         self.cfg = cfg
         self.networks = networks
         self.volumes = volumes or VolumeService(meta, os.path.join(cfg.data_root, "volumes"))
         self.meta = meta
         self.images = images
         self.driver = driver
-        self.on_remove: builtins.list[Callable[[str], None]] = []  # e.g. execs forgetting their records
-        self.on_start: builtins.list[Callable[[str], None]] = []   # e.g. health checks beginning
+        self.on_remove: builtins.list[
+            Callable[[str], None]
+        ] = []  # e.g. execs forgetting their records
+        self.on_start: builtins.list[Callable[[str], None]] = []  # e.g. health checks beginning
         self.ncpu = os.cpu_count() or 1
         # closed to other local users (berthd gives them the modes and group of
         # --userns-remap before this runs)
@@ -95,8 +104,15 @@ class ContainerService:
         self.stopping = Stopping(self.store, self.resources, self.restarts, self.start)
         self.creator = Creator(self.store, cfg, self.ncpu, images, driver, self.mounts, self.net)
         self.views = Views(self.store, images, driver, self.net)
-        self.bundles = Bundles(self.store, self.ipc, self.mounts, self.net, images=images,
-                               driver=driver, output=self.output)
+        self.bundles = Bundles(
+            self.store,
+            self.ipc,
+            self.mounts,
+            self.net,
+            images=images,
+            driver=driver,
+            output=self.output,
+        )
         self.volumes.users = self.mounts.volume_users
 
     @property
@@ -125,15 +141,17 @@ class ContainerService:
     def containers_using(self, image_id: str) -> builtins.list[dict[str, Any]]:
         """The containers made from an image, as the image service asks (their ID and whether
         they run)."""
-        return [{"Id": r.id, "State": {"Running": r.state.running}}
-                for r in self.store.all() if r.image == image_id]
+        return [
+            {"Id": r.id, "State": {"Running": r.state.running}}
+            for r in self.store.all()
+            if r.image == image_id
+        ]
 
     def layers_in_use(self) -> set[str]:
         return {c for d in self.store.all() for c in d.layers}
 
     # --- create: `Creator`'s ----------------------------------------------------------------
-    async def create(self, req: CreateRequest, name: str = ""
-                     ) -> tuple[str, builtins.list[str]]:
+    async def create(self, req: CreateRequest, name: str = "") -> tuple[str, builtins.list[str]]:
         """A container of `req` (read from Docker's JSON at the API edge); its ID and the
         warnings of its HostConfig."""
         return await self.creator.create(req, name)
@@ -173,8 +191,9 @@ class ContainerService:
             req = self.bundles.start_request(rec, bundle, state_dir, eps)
             try:
                 # a monitor that answers DNS queries comes from the fork server with dnslib
-                ch = await self.open_channel(self.cfg.dns_forkserver if req.dns else
-                                             self.cfg.lean_forkserver, req)
+                ch = await self.open_channel(
+                    self.cfg.dns_forkserver if req.dns else self.cfg.lean_forkserver, req
+                )
             except OSError as e:
                 raise System(f"cannot reach the fork server: {e}") from e
             undo.callback(ch.close)
@@ -197,7 +216,11 @@ class ContainerService:
         now = time.time()
         rec.state.become(ContainerStatus.RUNNING)
         rec.state.oom_killed, rec.state.pid, rec.state.exit_code, rec.state.error = (
-            False, msg.pid, 0, "")
+            False,
+            msg.pid,
+            0,
+            "",
+        )
         rec.state.started_at, rec.state.finished_at = rfc3339(now), ZERO_TIME
         rec.monitor = msg.monitor
         self.store.save(rec)
@@ -236,8 +259,12 @@ class ContainerService:
             # a full or read-only disk: the exit is known all the same to its waiters (an
             # `rm -f` waited for it for good; found by the faults campaign); the record says
             # running until its next save, and a restart finds the exit the monitor left
-            log.error("container %s: its exit could not be saved: %s", cid[:12], e,
-                      extra={"container": cid})
+            log.error(
+                "container %s: its exit could not be saved: %s",
+                cid[:12],
+                e,
+                extra={"container": cid},
+            )
         live = self.store.live[cid]
         live.exits += 1
         async with live.changed:
@@ -279,25 +306,33 @@ class ContainerService:
                     live.reader = self.store.spawn(self._watch(cid, ch))
                     for hook in self.on_start:
                         hook(cid)
-                    log.info("restored running container %s", cid[:12],
-                             extra={"container": cid})
+                    log.info("restored running container %s", cid[:12], extra={"container": cid})
                     continue
                 if isinstance(hello, Exit):
                     record = hello
             await self._on_exit(cid, record or self.monitors.exit_file(cid) or monitor_died())
             await asyncio.to_thread(self.resources.reclaim, rec)
         if self.networks is not None:
-            known = {ep.host_if for rec in self.store.records.values()
-                     if rec.state.status.is_running for ep in rec.endpoints}
+            known = {
+                ep.host_if
+                for rec in self.store.records.values()
+                if rec.state.status.is_running
+                for ep in rec.endpoints
+            }
             await asyncio.to_thread(self.networks.reclaim_links, known)
 
     # --- the parts' calls, as the API and the daemon reach them ------------------------------
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         return self.views.inspect(ref, size)
 
-    def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[ContainerView]:
+    def list(
+        self,
+        *,
+        all_: bool = False,
+        limit: int = -1,
+        size: bool = False,
+        filters: dict[str, builtins.list[str]] | None = None,
+    ) -> builtins.list[ContainerView]:
         return self.views.list(all_=all_, limit=limit, size=size, filters=filters)
 
     def counts(self) -> dict[str, int]:
@@ -312,14 +347,32 @@ class ContainerService:
     async def disconnect(self, net: str, ref: str, *, force: bool = False) -> None:
         await self.net.disconnect(net, ref, force=force)
 
-    def logs(self, ref: str, *, follow: bool = False, stdout: bool = True,
-             stderr: bool = True, since: float = 0, until: float = 0, tail: str = "all",
-             timestamps: bool = False) -> AsyncIterator[tuple[int, bytes]]:
-        return self.output.logs(ref, follow=follow, stdout=stdout, stderr=stderr, since=since,
-                                until=until, tail=tail, timestamps=timestamps)
+    def logs(
+        self,
+        ref: str,
+        *,
+        follow: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        since: float = 0,
+        until: float = 0,
+        tail: str = "all",
+        timestamps: bool = False,
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        return self.output.logs(
+            ref,
+            follow=follow,
+            stdout=stdout,
+            stderr=stderr,
+            since=since,
+            until=until,
+            tail=tail,
+            timestamps=timestamps,
+        )
 
-    def attach(self, ref: str, *, stdout: bool = True, stderr: bool = True,
-               logs: bool = False) -> Attachment:
+    def attach(
+        self, ref: str, *, stdout: bool = True, stderr: bool = True, logs: bool = False
+    ) -> Attachment:
         return self.output.attach(ref, stdout=stdout, stderr=stderr, logs=logs)
 
     def resize(self, ref: str, h: int, w: int) -> None:
@@ -364,8 +417,9 @@ class ContainerService:
         return self.stopping.prepare_wait(ref)
 
     # --- remove -----------------------------------------------------------------------------
-    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
-                     link: bool = False) -> None:
+    async def remove(
+        self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False
+    ) -> None:
         if link:  # `rm --link`: the legacy link /PARENT/ALIAS, not a container
             self.net.remove_link(ref)
             return
@@ -373,21 +427,23 @@ class ContainerService:
         live = self.store.live[rec.id]
         if live.removing or live.removed:
             # as dockerd: one removal wins; the others hear it is under way
-            raise Conflict(f"removal of container {rec.name.lstrip('/')} is already in "
-                           "progress")
+            raise Conflict(f"removal of container {rec.name.lstrip('/')} is already in progress")
         status = rec.state.status
         if not status.can_remove(force=force) and status is not ContainerStatus.REMOVING:
             what = "restarting" if status is ContainerStatus.RESTARTING else "running"
-            raise Conflict(f'cannot remove container "{rec.name}": container is {what}: '
-                           "stop the container before removing or force remove")
+            raise Conflict(
+                f'cannot remove container "{rec.name}": container is {what}: '
+                "stop the container before removing or force remove"
+            )
         live.removing = True
         try:
             await self._remove(rec, live, force=force, volumes=volumes)
         finally:
             live.removing = False
 
-    async def _remove(self, rec: ContainerRecord, live: Live, *, force: bool,
-                      volumes: bool) -> None:
+    async def _remove(
+        self, rec: ContainerRecord, live: Live, *, force: bool, volumes: bool
+    ) -> None:
         cid = rec.id
         status = rec.state.status
         if status is ContainerStatus.RESTARTING:
@@ -445,11 +501,13 @@ class ContainerService:
         shutil.rmtree(self.store.run_dir(cid), ignore_errors=True)
         # an OCI runtime's state, should its monitor have died before `delete`
         for name in self.cfg.runtimes:
-            shutil.rmtree(os.path.join(self.cfg.exec_root, "runtimes", name, cid),
-                          ignore_errors=True)
+            shutil.rmtree(
+                os.path.join(self.cfg.exec_root, "runtimes", name, cid), ignore_errors=True
+            )
 
-    async def prune(self, filters: dict[str, builtins.list[str]] | None = None
-                    ) -> builtins.list[str]:
+    async def prune(
+        self, filters: dict[str, builtins.list[str]] | None = None
+    ) -> builtins.list[str]:
         """Remove the stopped containers (with the labels asked for); their IDs."""
         deleted = []
         for rec in list(self.store.records.values()):

@@ -25,7 +25,7 @@ Json = dict[str, Any]
 class HealthConfig:
     """Config.Healthcheck: the test and its timings (nanoseconds; 0 for the default)."""
 
-    test: tuple[str, ...] | None = None   # ("CMD", ...), ("CMD-SHELL", cmd), ("NONE",)
+    test: tuple[str, ...] | None = None  # ("CMD", ...), ("CMD-SHELL", cmd), ("NONE",)
     interval: int = 0
     timeout: int = 0
     start_period: int = 0
@@ -33,29 +33,39 @@ class HealthConfig:
     retries: int = 0
 
     def to_json(self) -> Json:
-        return {"test": None if self.test is None else list(self.test),
-                "interval": self.interval, "timeout": self.timeout,
-                "start_period": self.start_period, "start_interval": self.start_interval,
-                "retries": self.retries}
+        return {
+            "test": None if self.test is None else list(self.test),
+            "interval": self.interval,
+            "timeout": self.timeout,
+            "start_period": self.start_period,
+            "start_interval": self.start_interval,
+            "retries": self.retries,
+        }
 
     @classmethod
     def from_json(cls, j: Mapping[str, Any]) -> HealthConfig:
         test = j.get("test")
-        return cls(test=None if test is None else tuple(test),
-                   interval=int(j.get("interval") or 0), timeout=int(j.get("timeout") or 0),
-                   start_period=int(j.get("start_period") or 0),
-                   start_interval=int(j.get("start_interval") or 0),
-                   retries=int(j.get("retries") or 0))
+        return cls(
+            test=None if test is None else tuple(test),
+            interval=int(j.get("interval") or 0),
+            timeout=int(j.get("timeout") or 0),
+            start_period=int(j.get("start_period") or 0),
+            start_interval=int(j.get("start_interval") or 0),
+            retries=int(j.get("retries") or 0),
+        )
 
     @classmethod
     def from_doc(cls, d: Mapping[str, Any]) -> HealthConfig:
         """Docker's shape, as an image's config and records before version 3 keep it."""
         test = d.get("Test")
-        return cls(test=None if test is None else tuple(test),
-                   interval=int(d.get("Interval") or 0), timeout=int(d.get("Timeout") or 0),
-                   start_period=int(d.get("StartPeriod") or 0),
-                   start_interval=int(d.get("StartInterval") or 0),
-                   retries=int(d.get("Retries") or 0))
+        return cls(
+            test=None if test is None else tuple(test),
+            interval=int(d.get("Interval") or 0),
+            timeout=int(d.get("Timeout") or 0),
+            start_period=int(d.get("StartPeriod") or 0),
+            start_interval=int(d.get("StartInterval") or 0),
+            retries=int(d.get("Retries") or 0),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +74,7 @@ class ContainerConfig:
     (`None` where the container has none: Env, Cmd, Entrypoint, Volumes as dockerd shows
     null)."""
 
-    image: str = ""                          # as the client named it
+    image: str = ""  # as the client named it
     hostname: str = ""
     domainname: str = ""
     user: str | None = None
@@ -80,12 +90,12 @@ class ContainerConfig:
     entrypoint: tuple[str, ...] | None = None
     working_dir: str = ""
     labels: dict[str, str] = field(default_factory=dict)
-    volumes: tuple[str, ...] | None = None   # anonymous volumes' targets
+    volumes: tuple[str, ...] | None = None  # anonymous volumes' targets
     exposed_ports: tuple[Port, ...] = ()
     healthcheck: HealthConfig | None = None
     stop_signal: str = ""
-    stop_timeout: int | None = None          # seconds
-    mac_address: str = ""                    # the older, container-wide field
+    stop_timeout: int | None = None  # seconds
+    mac_address: str = ""  # the older, container-wide field
     # Config keys berth does not act on, as a client or dockerd gave them: kept only to be
     # shown again (a request's are dropped at create, as they have always been)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,34 +104,53 @@ class ContainerConfig:
     def to_json(self) -> Json:
         def opt(v: tuple[str, ...] | None) -> list[str] | None:
             return None if v is None else list(v)
+
         return {
-            "image": self.image, "hostname": self.hostname, "domainname": self.domainname,
-            "user": self.user, "attach_stdin": self.attach_stdin,
-            "attach_stdout": self.attach_stdout, "attach_stderr": self.attach_stderr,
-            "tty": self.tty, "open_stdin": self.open_stdin, "stdin_once": self.stdin_once,
-            "env": opt(self.env), "cmd": opt(self.cmd), "entrypoint": opt(self.entrypoint),
-            "working_dir": self.working_dir, "labels": dict(self.labels),
+            "image": self.image,
+            "hostname": self.hostname,
+            "domainname": self.domainname,
+            "user": self.user,
+            "attach_stdin": self.attach_stdin,
+            "attach_stdout": self.attach_stdout,
+            "attach_stderr": self.attach_stderr,
+            "tty": self.tty,
+            "open_stdin": self.open_stdin,
+            "stdin_once": self.stdin_once,
+            "env": opt(self.env),
+            "cmd": opt(self.cmd),
+            "entrypoint": opt(self.entrypoint),
+            "working_dir": self.working_dir,
+            "labels": dict(self.labels),
             "volumes": opt(self.volumes),
             "exposed_ports": [str(p) for p in self.exposed_ports],
             "healthcheck": self.healthcheck.to_json() if self.healthcheck else None,
-            "stop_signal": self.stop_signal, "stop_timeout": self.stop_timeout,
-            "mac_address": self.mac_address, "extra": dict(self.extra),
+            "stop_signal": self.stop_signal,
+            "stop_timeout": self.stop_timeout,
+            "mac_address": self.mac_address,
+            "extra": dict(self.extra),
         }
 
     @classmethod
     def from_json(cls, j: Mapping[str, Any]) -> ContainerConfig:
         def opt(v: Any) -> tuple[str, ...] | None:
             return None if v is None else tuple(str(x) for x in v)
+
         hc = j.get("healthcheck")
         timeout = j.get("stop_timeout")
         return cls(
-            image=str(j.get("image") or ""), hostname=str(j.get("hostname") or ""),
-            domainname=str(j.get("domainname") or ""), user=j.get("user"),
+            image=str(j.get("image") or ""),
+            hostname=str(j.get("hostname") or ""),
+            domainname=str(j.get("domainname") or ""),
+            user=j.get("user"),
             attach_stdin=bool(j.get("attach_stdin")),
             attach_stdout=bool(j.get("attach_stdout")),
-            attach_stderr=bool(j.get("attach_stderr")), tty=bool(j.get("tty")),
-            open_stdin=bool(j.get("open_stdin")), stdin_once=bool(j.get("stdin_once")),
-            env=opt(j.get("env")), cmd=opt(j.get("cmd")), entrypoint=opt(j.get("entrypoint")),
+            attach_stderr=bool(j.get("attach_stderr")),
+            tty=bool(j.get("tty")),
+            open_stdin=bool(j.get("open_stdin")),
+            stdin_once=bool(j.get("stdin_once")),
+            env=opt(j.get("env")),
+            cmd=opt(j.get("cmd")),
+            entrypoint=opt(j.get("entrypoint")),
             working_dir=str(j.get("working_dir") or ""),
             labels={str(k): str(v) for k, v in (j.get("labels") or {}).items()},
             volumes=opt(j.get("volumes")),
@@ -129,29 +158,60 @@ class ContainerConfig:
             healthcheck=HealthConfig.from_json(hc) if hc is not None else None,
             stop_signal=str(j.get("stop_signal") or ""),
             stop_timeout=int(timeout) if timeout is not None else None,
-            mac_address=str(j.get("mac_address") or ""), extra=dict(j.get("extra") or {}))
+            mac_address=str(j.get("mac_address") or ""),
+            extra=dict(j.get("extra") or {}),
+        )
 
     @classmethod
     def from_legacy(cls, d: Mapping[str, Any]) -> ContainerConfig:
         """The Docker-shaped Config of a record of berthd before version 3 (trusted: berthd
         wrote it)."""
+
         def opt(v: Any) -> tuple[str, ...] | None:
             if v is None:
                 return None
             return (v,) if isinstance(v, str) else tuple(str(x) for x in v)
-        known = {"Image", "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout",
-                 "AttachStderr", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Entrypoint",
-                 "WorkingDir", "Labels", "Volumes", "ExposedPorts", "Healthcheck",
-                 "StopSignal", "StopTimeout", "MacAddress", "OnBuild"}
+
+        known = {
+            "Image",
+            "Hostname",
+            "Domainname",
+            "User",
+            "AttachStdin",
+            "AttachStdout",
+            "AttachStderr",
+            "Tty",
+            "OpenStdin",
+            "StdinOnce",
+            "Env",
+            "Cmd",
+            "Entrypoint",
+            "WorkingDir",
+            "Labels",
+            "Volumes",
+            "ExposedPorts",
+            "Healthcheck",
+            "StopSignal",
+            "StopTimeout",
+            "MacAddress",
+            "OnBuild",
+        }
         hc = d.get("Healthcheck")
         timeout = d.get("StopTimeout")
         return cls(
-            image=str(d.get("Image") or ""), hostname=str(d.get("Hostname") or ""),
-            domainname=str(d.get("Domainname") or ""), user=d.get("User"),
-            attach_stdin=bool(d.get("AttachStdin")), attach_stdout=bool(d.get("AttachStdout")),
-            attach_stderr=bool(d.get("AttachStderr")), tty=bool(d.get("Tty")),
-            open_stdin=bool(d.get("OpenStdin")), stdin_once=bool(d.get("StdinOnce")),
-            env=opt(d.get("Env")), cmd=opt(d.get("Cmd")), entrypoint=opt(d.get("Entrypoint")),
+            image=str(d.get("Image") or ""),
+            hostname=str(d.get("Hostname") or ""),
+            domainname=str(d.get("Domainname") or ""),
+            user=d.get("User"),
+            attach_stdin=bool(d.get("AttachStdin")),
+            attach_stdout=bool(d.get("AttachStdout")),
+            attach_stderr=bool(d.get("AttachStderr")),
+            tty=bool(d.get("Tty")),
+            open_stdin=bool(d.get("OpenStdin")),
+            stdin_once=bool(d.get("StdinOnce")),
+            env=opt(d.get("Env")),
+            cmd=opt(d.get("Cmd")),
+            entrypoint=opt(d.get("Entrypoint")),
             working_dir=str(d.get("WorkingDir") or ""),
             labels={str(k): str(v) for k, v in (d.get("Labels") or {}).items()},
             volumes=tuple(d["Volumes"]) if d.get("Volumes") is not None else None,
@@ -160,8 +220,10 @@ class ContainerConfig:
             stop_signal=str(d.get("StopSignal") or ""),
             stop_timeout=int(timeout) if timeout is not None else None,
             mac_address=str(d.get("MacAddress") or ""),
-            extra={k: v for k, v in d.items()
-                   if k not in known or (k == "OnBuild" and v is not None)})
+            extra={
+                k: v for k, v in d.items() if k not in known or (k == "OnBuild" and v is not None)
+            },
+        )
 
 
 __all__ = ["ContainerConfig", "HealthConfig"]

@@ -36,15 +36,37 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
     {"allow": True, "type": "c", "major": -1, "minor": -1, "access": "m"},
     {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "m"},
-    *({"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
-      for ma, mi in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
-                     (136, -1), (10, 200))),
+    *(
+        {"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
+        for ma, mi in (
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+            (136, -1),
+            (10, 200),
+        )
+    ),
 ]
-_ULIMITS = {"nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "core": "RLIMIT_CORE",
-            "stack": "RLIMIT_STACK", "memlock": "RLIMIT_MEMLOCK", "as": "RLIMIT_AS",
-            "cpu": "RLIMIT_CPU", "fsize": "RLIMIT_FSIZE", "data": "RLIMIT_DATA",
-            "nice": "RLIMIT_NICE", "rtprio": "RLIMIT_RTPRIO", "msgqueue": "RLIMIT_MSGQUEUE",
-            "sigpending": "RLIMIT_SIGPENDING"}
+_ULIMITS = {
+    "nofile": "RLIMIT_NOFILE",
+    "nproc": "RLIMIT_NPROC",
+    "core": "RLIMIT_CORE",
+    "stack": "RLIMIT_STACK",
+    "memlock": "RLIMIT_MEMLOCK",
+    "as": "RLIMIT_AS",
+    "cpu": "RLIMIT_CPU",
+    "fsize": "RLIMIT_FSIZE",
+    "data": "RLIMIT_DATA",
+    "nice": "RLIMIT_NICE",
+    "rtprio": "RLIMIT_RTPRIO",
+    "msgqueue": "RLIMIT_MSGQUEUE",
+    "sigpending": "RLIMIT_SIGPENDING",
+}
 
 
 def _env_name(entry: str) -> str:
@@ -75,8 +97,13 @@ def replace_or_append(defaults: list[str], overrides: list[str] | None) -> list[
     return [e for e in out.values() if "=" in e]
 
 
-def process_env(config_env: list[str] | None, hostname: str, tty: bool,
-                extra: list[str] | None = None, links: list[str] | None = None) -> list[str]:
+def process_env(
+    config_env: list[str] | None,
+    hostname: str,
+    tty: bool,
+    extra: list[str] | None = None,
+    links: list[str] | None = None,
+) -> list[str]:
     """The environment a container's process (or an exec's, with `extra`) gets, as dockerd
     makes it: PATH, HOSTNAME and, with a tty, TERM, then the legacy links' variables,
     overridden by Config.Env, then `extra`."""
@@ -113,7 +140,7 @@ def container_caps(hc: HostConfig) -> set[str]:
     return caps
 
 
-_TRUE = ("1", "t", "T", "TRUE", "true", "True")      # Go's strconv.ParseBool, as Docker
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool, as Docker
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
@@ -145,13 +172,24 @@ def cgroupns_mode(hc: HostConfig) -> str:
     return mode
 
 
-def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
-               hostname_path: str, hosts_path: str, resolv_path: str,
-               cgroup_parent: str, netns_path: str | None = None,
-               init_path: str = "", mounts: list[dict[str, Any]] | None = None,
-               idmap: tuple[int, int, int] | None = None, pidns_path: str | None = None,
-               ipcns_path: str | None = None, shm_path: str | None = None,
-               link_env: list[str] | None = None) -> dict[str, Any]:
+def build_spec(
+    *,
+    cid: str,
+    config: ContainerConfig,
+    host_config: HostConfig,
+    hostname_path: str,
+    hosts_path: str,
+    resolv_path: str,
+    cgroup_parent: str,
+    netns_path: str | None = None,
+    init_path: str = "",
+    mounts: list[dict[str, Any]] | None = None,
+    idmap: tuple[int, int, int] | None = None,
+    pidns_path: str | None = None,
+    ipcns_path: str | None = None,
+    shm_path: str | None = None,
+    link_env: list[str] | None = None,
+) -> dict[str, Any]:
     """`netns_path`, `pidns_path`, `ipcns_path`: the namespaces a `container:` mode joins;
     `shm_path`: the host directory bound on /dev/shm (a shareable IPC's own or the one it
     joins); `link_env`: the variables of its legacy links."""
@@ -161,13 +199,13 @@ def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
         args = ["/sbin/docker-init", "--", *args]
     hostname = config.hostname or cid[:12]
     env = process_env(list(config.env or ()), hostname, config.tty, links=link_env)
-    spec = default_spec(args, env=env, cwd=config.working_dir or "/", hostname=hostname,
-                        terminal=config.tty)
+    spec = default_spec(
+        args, env=env, cwd=config.working_dir or "/", hostname=hostname, terminal=config.tty
+    )
     # the user is resolved inside the rootfs at start, through the image's passwd and group
     # files, as Docker does; "" is root (uid 0, with its groups and home)
     hc = host_config
-    spec["annotations"] = {**(hc.annotations or {}),
-                           "berth.user": config.user or "0"}
+    spec["annotations"] = {**(hc.annotations or {}), "berth.user": config.user or "0"}
     if config.domainname:
         spec["domainname"] = config.domainname
     proc = spec["process"]
@@ -189,8 +227,7 @@ def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
         if hc.readonly_paths is not None:
             spec["linux"]["readonlyPaths"] = list(hc.readonly_paths)
     caps_list = sorted(caps)
-    proc["capabilities"] = {"bounding": caps_list, "effective": caps_list,
-                            "permitted": caps_list}
+    proc["capabilities"] = {"bounding": caps_list, "effective": caps_list, "permitted": caps_list}
     if no_new_privileges(hc):
         proc["noNewPrivileges"] = True
     filt = seccomp.for_container(hc, caps)
@@ -210,58 +247,95 @@ def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
     if shm:
         for m in spec["mounts"]:
             if m["destination"] == "/dev/shm":
-                m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [f"size={shm}"]
+                m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [
+                    f"size={shm}"
+                ]
     ipc = hc.ipc_mode or "private"
     if ipc == "none":
         spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/dev/shm"]
     elif ipc == "host" or shm_path:
         # as dockerd: the host's /dev/shm, or the shareable one's directory on the host
-        spec["mounts"] = [m if m["destination"] != "/dev/shm" else {
-            "destination": "/dev/shm", "type": "bind",
-            "source": "/dev/shm" if ipc == "host" else shm_path,
-            "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}
-            for m in spec["mounts"]]
+        spec["mounts"] = [
+            m
+            if m["destination"] != "/dev/shm"
+            else {
+                "destination": "/dev/shm",
+                "type": "bind",
+                "source": "/dev/shm" if ipc == "host" else shm_path,
+                "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"],
+            }
+            for m in spec["mounts"]
+        ]
     mode = hc.network_mode or "bridge"
     extra: list[dict[str, Any]] = []
-    for dest, src in (("/etc/resolv.conf", resolv_path), ("/etc/hostname", hostname_path),
-                      ("/etc/hosts", hosts_path)):
+    for dest, src in (
+        ("/etc/resolv.conf", resolv_path),
+        ("/etc/hostname", hostname_path),
+        ("/etc/hosts", hosts_path),
+    ):
         if src:
-            extra.append({"destination": dest, "type": "bind", "source": src,
-                          "options": ["rbind", "rprivate"]})
+            extra.append(
+                {
+                    "destination": dest,
+                    "type": "bind",
+                    "source": src,
+                    "options": ["rbind", "rprivate"],
+                }
+            )
     for target, opts in (hc.tmpfs or {}).items():
-        extra.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
-                      "options": ["nosuid", "nodev", "noexec"] + (
-                          [o for o in opts.split(",") if o] if opts else [])})
+        extra.append(
+            {
+                "destination": target,
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "noexec"]
+                + ([o for o in opts.split(",") if o] if opts else []),
+            }
+        )
     # volumes, binds and tmpfs mounts, made into runtime-spec mounts by the service
     extra.extend(mounts or [])
     # as Docker: parents before children, so a volume on /etc does not hide /etc/hosts
     spec["mounts"].extend(sorted(extra, key=lambda m: m["destination"].rstrip("/").count("/")))
     # as dockerd: a slave or shared bind needs the root's propagation to match, or the
     # mounts the host makes later never reach it
-    props = {o.lstrip("r") for m in mounts or [] for o in m.get("options", [])
-             if o in ("shared", "rshared", "slave", "rslave")}
+    props = {
+        o.lstrip("r")
+        for m in mounts or []
+        for o in m.get("options", [])
+        if o in ("shared", "rshared", "slave", "rslave")
+    }
     if props:
         spec["linux"]["rootfsPropagation"] = "rshared" if "shared" in props else "rslave"
     if hc.init and init_path:
-        spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
-                               "source": init_path, "options": ["rbind", "ro", "rprivate"]})
+        spec["mounts"].append(
+            {
+                "destination": "/sbin/docker-init",
+                "type": "bind",
+                "source": init_path,
+                "options": ["rbind", "ro", "rprivate"],
+            }
+        )
 
     namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     # --pid, --ipc, --uts: none of its own (host), or another container's joined by path
-    for typ, host, path in (("pid", hc.pid_mode == "host", pidns_path),
-                            ("ipc", ipc == "host", ipcns_path),
-                            ("uts", hc.uts_mode == "host" or mode == "host", None)):
+    for typ, host, path in (
+        ("pid", hc.pid_mode == "host", pidns_path),
+        ("ipc", ipc == "host", ipcns_path),
+        ("uts", hc.uts_mode == "host" or mode == "host", None),
+    ):
         if host:
             namespaces = [ns for ns in namespaces if ns["type"] != typ]
         elif path:
-            namespaces = [{"type": typ, "path": path} if ns["type"] == typ else ns
-                          for ns in namespaces]
+            namespaces = [
+                {"type": typ, "path": path} if ns["type"] == typ else ns for ns in namespaces
+            ]
     if not any(ns["type"] == "uts" for ns in namespaces):
         spec["hostname"] = ""
         spec.pop("domainname", None)
     if mode != "host":  # host: the host's network namespace
-        namespaces.append({"type": "network", "path": netns_path} if netns_path
-                          else {"type": "network"})
+        namespaces.append(
+            {"type": "network", "path": netns_path} if netns_path else {"type": "network"}
+        )
     if cgroupns_mode(hc) == "private":
         namespaces.append({"type": "cgroup"})
     if idmap is not None and hc.userns_mode != "host":
@@ -294,12 +368,12 @@ def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
     for w in hc.blkio_weight_device or ():
         major, minor = block_device(w.path)
         blkio.setdefault("weightDevice", []).append(
-            {"major": major, "minor": minor, "weight": w.weight})
+            {"major": major, "minor": minor, "weight": w.weight}
+        )
     for key, (spec_key, _) in THROTTLE.items():
         for d in throttled(hc, key):
             major, minor = block_device(d.path)
-            blkio.setdefault(spec_key, []).append(
-                {"major": major, "minor": minor, "rate": d.rate})
+            blkio.setdefault(spec_key, []).append({"major": major, "minor": minor, "rate": d.rate})
     if blkio:
         res["blockIO"] = blkio
     cpu: dict[str, Any] = {}
@@ -323,11 +397,25 @@ def build_spec(*, cid: str, config: ContainerConfig, host_config: HostConfig,
     # the device cgroup: all denied, then Docker's defaults (a privileged one gets all), then
     # the --device ones
     extra_devices = [host_device(d) for d in hc.devices or ()]
-    res["devices"] = [{"allow": True, "access": "rwm"}] if hc.privileged else [
-        {"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES,
-        *({"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"],
-           "access": perms} for d, perms in extra_devices),
-        *(device_cgroup_rule(r) for r in hc.device_cgroup_rules or ())]
+    res["devices"] = (
+        [{"allow": True, "access": "rwm"}]
+        if hc.privileged
+        else [
+            {"allow": False, "access": "rwm"},
+            *DEFAULT_DEVICE_RULES,
+            *(
+                {
+                    "allow": True,
+                    "type": d["type"],
+                    "major": d["major"],
+                    "minor": d["minor"],
+                    "access": perms,
+                }
+                for d, perms in extra_devices
+            ),
+            *(device_cgroup_rule(r) for r in hc.device_cgroup_rules or ()),
+        ]
+    )
     spec["linux"]["devices"] = [d for d, _ in extra_devices]
     spec["linux"]["resources"] = res
     # absolute: under the hierarchy's root, wherever the daemon itself runs (as Docker's
@@ -346,15 +434,27 @@ def host_device(d: DeviceMapping) -> tuple[dict[str, Any], str]:
     try:
         st = os.stat(host)
     except OSError as e:
-        raise InvalidArgument(f'error gathering device information while adding custom device '
-                              f'"{host}": {(e.strerror or str(e)).lower()}') from None
+        raise InvalidArgument(
+            f"error gathering device information while adding custom device "
+            f'"{host}": {(e.strerror or str(e)).lower()}'
+        ) from None
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise InvalidArgument(f'error gathering device information while adding custom device '
-                              f'"{host}": not a device node')
-    return ({"path": d.path_in_container or host,
-             "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
-             "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
-             "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}, perms)
+        raise InvalidArgument(
+            f"error gathering device information while adding custom device "
+            f'"{host}": not a device node'
+        )
+    return (
+        {
+            "path": d.path_in_container or host,
+            "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+            "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev),
+            "fileMode": stat.S_IMODE(st.st_mode),
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+        },
+        perms,
+    )
 
 
 def _cap_name(c: str) -> str:
@@ -365,7 +465,20 @@ def _cap_name(c: str) -> str:
     return c
 
 
-__all__ = ["build_spec", "merge_env", "process_env", "replace_or_append", "validate_host_config",
-           "validate_sysctls", "validate_healthcheck", "refuse_unsupported", "block_device",
-           "device_cgroup_rule", "throttled", "DEFAULT_PATH", "THROTTLE", "UNSUPPORTED_CONFIG",
-           "UNSUPPORTED_HOST_CONFIG"]
+__all__ = [
+    "build_spec",
+    "merge_env",
+    "process_env",
+    "replace_or_append",
+    "validate_host_config",
+    "validate_sysctls",
+    "validate_healthcheck",
+    "refuse_unsupported",
+    "block_device",
+    "device_cgroup_rule",
+    "throttled",
+    "DEFAULT_PATH",
+    "THROTTLE",
+    "UNSUPPORTED_CONFIG",
+    "UNSUPPORTED_HOST_CONFIG",
+]

@@ -46,8 +46,7 @@ class ContainerStatus(enum.StrEnum):
     def can_start(self) -> bool:
         """`start`: not while a process runs, nor while it is being removed. A restarting one
         may be started by hand (its pending restart is cancelled)."""
-        return self in (ContainerStatus.CREATED, ContainerStatus.EXITED,
-                        ContainerStatus.RESTARTING)
+        return self in (ContainerStatus.CREATED, ContainerStatus.EXITED, ContainerStatus.RESTARTING)
 
     def can_kill(self) -> bool:
         """`kill` (a signal to its process): only while a process runs."""

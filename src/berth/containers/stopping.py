@@ -25,8 +25,13 @@ from berth.errors import Conflict, InvalidArgument, NotModified
 class Stopping:
     """Signals, stop, restart and wait of containers (a part of the container service)."""
 
-    def __init__(self, store: ContainerStore, resources: Resources, restarts: Restarts,
-                 start: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        store: ContainerStore,
+        resources: Resources,
+        restarts: Restarts,
+        start: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.store = store
         self.resources = resources
         self.restarts = restarts
@@ -93,6 +98,7 @@ class Stopping:
         async def exited() -> None:
             async with live.changed:
                 await live.changed.wait_for(lambda: live.exits > exits_before or live.removed)
+
         try:
             await asyncio.wait_for(exited(), timeout)
             return True
@@ -121,11 +127,9 @@ class Stopping:
             elif condition == "next-exit":
                 await live.changed.wait_for(lambda: live.exits > exits or live.removed)
             else:
-                await live.changed.wait_for(
-                    lambda: not rec.state.status.is_running or live.removed)
+                await live.changed.wait_for(lambda: not rec.state.status.is_running or live.removed)
         return WaitResult(rec.state.exit_code, rec.state.error or "")
 
     def prepare_wait(self, ref: str) -> str:
         """Resolve now, so a wait request fails fast on an unknown container."""
         return str(self.store.resolve(ref).id)
-

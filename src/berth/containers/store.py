@@ -30,14 +30,14 @@ class Live:
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self.exits = 0                         # how many times it has exited
-        self.changed = asyncio.Condition()     # notified on start, exit, removal
+        self.exits = 0  # how many times it has exited
+        self.changed = asyncio.Condition()  # notified on start, exit, removal
         self.removed = False
         self.removing = False  # a removal is under way (others get 409, as from dockerd)
-        self.followers = 0                     # log streams reading the log file
+        self.followers = 0  # log streams reading the log file
         self.reader: asyncio.Task[None] | None = None
-        self.channel: Channel | None = None    # to the monitor, while it runs
-        self.fanout = Fanout()                 # output to the attach streams
+        self.channel: Channel | None = None  # to the monitor, while it runs
+        self.fanout = Fanout()  # output to the attach streams
         self.restart_delay = 0.0
         self.answer: asyncio.Future[protocol.Answer] | None = None  # to a monitor command
         self.restart_task: asyncio.Task[None] | None = None
@@ -100,8 +100,7 @@ class ContainerStore:
 
     def event(self, rec: ContainerRecord, action: str, **extra: str) -> None:
         """A container event with Docker's attributes: its labels, name and image."""
-        attrs = {**rec.config.labels, "name": rec.short_name, "image": rec.config.image,
-                 **extra}
+        attrs = {**rec.config.labels, "name": rec.short_name, "image": rec.config.image, **extra}
         self.emit("container", action, rec.id, attrs)
 
     # --- where its files are ----------------------------------------------------------------

@@ -30,19 +30,20 @@ class ContainerView:
     The API makes Docker's JSON of it (`berth.api.wire`)."""
 
     record: ContainerRecord
-    links: list[str] | None = None      # HostConfig.Links: `/TARGET:/PARENT/ALIAS`
+    links: list[str] | None = None  # HostConfig.Links: `/TARGET:/PARENT/ALIAS`
     size_rw: int | None = None
     size_root_fs: int | None = None
-    status_text: str = ""               # `ps`'s STATUS column: "Up 2 minutes (healthy)"
-    runtime: str = ""                   # HostConfig.Runtime as clients know it ("runc")
-    network_ids: dict[str, str] = field(default_factory=dict)   # of the networks asked for
+    status_text: str = ""  # `ps`'s STATUS column: "Up 2 minutes (healthy)"
+    runtime: str = ""  # HostConfig.Runtime as clients know it ("runc")
+    network_ids: dict[str, str] = field(default_factory=dict)  # of the networks asked for
 
 
 class Views:
     """Read-only views of the records: inspect, the list of `ps` and its filters, counts."""
 
-    def __init__(self, store: ContainerStore, images: ImageService, driver: storage.Driver,
-                 net: Networking) -> None:
+    def __init__(
+        self, store: ContainerStore, images: ImageService, driver: storage.Driver, net: Networking
+    ) -> None:
         self.store = store
         self.images = images
         self.driver = driver
@@ -50,27 +51,53 @@ class Views:
 
     def inspect(self, ref: str, size: bool = False) -> ContainerView:
         rec = self.store.resolve(ref)
-        return self._view(rec, size, links=self.net.links_view(rec),
-                          runtime=self.store.cfg.runtime_shown(
-                              rec.host_config.runtime))
+        return self._view(
+            rec,
+            size,
+            links=self.net.links_view(rec),
+            runtime=self.store.cfg.runtime_shown(rec.host_config.runtime),
+        )
 
     def _view(self, rec: ContainerRecord, size: bool, **extra: Any) -> ContainerView:
         """The record with what the API shows beside it; its sizes on disk with `size`."""
         rw = root_fs = None
         if size:
             rw = _du(self.driver.upper(rec.id))
-            root_fs = rw + sum(self.images.layer_store.get(c).size for c in rec.layers
-                               if self.images.layer_store.exists(c))
-        return ContainerView(rec, size_rw=rw, size_root_fs=root_fs,
-                             network_ids=self.net.network_ids(rec), **extra)
+            root_fs = rw + sum(
+                self.images.layer_store.get(c).size
+                for c in rec.layers
+                if self.images.layer_store.exists(c)
+            )
+        return ContainerView(
+            rec, size_rw=rw, size_root_fs=root_fs, network_ids=self.net.network_ids(rec), **extra
+        )
 
-    def list(self, *, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[ContainerView]:
+    def list(
+        self,
+        *,
+        all_: bool = False,
+        limit: int = -1,
+        size: bool = False,
+        filters: dict[str, builtins.list[str]] | None = None,
+    ) -> builtins.list[ContainerView]:
         filters = filters or {}
         for k in filters:
-            if k not in ("status", "name", "label", "ancestor", "id", "exited", "before",
-                         "since", "network", "volume", "health", "is-task", "publish", "expose"):
+            if k not in (
+                "status",
+                "name",
+                "label",
+                "ancestor",
+                "id",
+                "exited",
+                "before",
+                "since",
+                "network",
+                "volume",
+                "health",
+                "is-task",
+                "publish",
+                "expose",
+            ):
                 raise InvalidArgument(f"invalid filter '{k}'")
         for s in filters.get("status", []):
             if s not in {c.value for c in ContainerStatus}:
@@ -89,14 +116,16 @@ class Views:
 
     def _filter(self, d: ContainerRecord, f: dict[str, builtins.list[str]]) -> bool:
         import re
+
         if f.get("status") and d.state.status not in f["status"]:
             return False
         if f.get("id") and not any(d.id.startswith(i) for i in f["id"]):
             return False
         if f.get("name") and not any(re.search(n, d.name[1:]) for n in f["name"]):
             return False
-        if f.get("exited") and not (d.state.status == "exited" and str(
-                d.state.exit_code) in f["exited"]):
+        if f.get("exited") and not (
+            d.state.status == "exited" and str(d.state.exit_code) in f["exited"]
+        ):
             return False
         if not self.labels_match(d, f.get("label", [])):
             return False
@@ -127,18 +156,21 @@ class Views:
         statuses = [d.state.status for d in self.store.all()]
         running = sum(1 for s in statuses if s.is_running)
         paused = statuses.count(ContainerStatus.PAUSED)
-        return {"Containers": len(self.store.records), "ContainersRunning": running,
-                "ContainersPaused": paused,
-                "ContainersStopped": len(self.store.records) - running - paused}
-
+        return {
+            "Containers": len(self.store.records),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": len(self.store.records) - running - paused,
+        }
 
 
 def status_text(rec: ContainerRecord, now: float) -> str:
     """The STATUS column of `docker ps`, as dockerd words it."""
     st = rec.state
     if st.restarting:
-        return (f"Restarting ({st.exit_code}) "
-                f"{human_duration(now - parse_rfc3339(st.finished_at))} ago")
+        return (
+            f"Restarting ({st.exit_code}) {human_duration(now - parse_rfc3339(st.finished_at))} ago"
+        )
     if st.running:
         out = "Up " + human_duration(now - parse_rfc3339(st.started_at))
         if st.paused:
@@ -148,13 +180,13 @@ def status_text(rec: ContainerRecord, now: float) -> str:
             out += " (health: starting)" if h is HealthStatus.STARTING else f" ({h.value})"
         return out
     if st.status is ContainerStatus.EXITED:
-        return (f"Exited ({st.exit_code}) "
-                f"{human_duration(now - parse_rfc3339(st.finished_at))} ago")
+        return f"Exited ({st.exit_code}) {human_duration(now - parse_rfc3339(st.finished_at))} ago"
     if st.status is ContainerStatus.REMOVING:
         return "Removal In Progress"
     if st.status is ContainerStatus.DEAD:
         return "Dead"
     return "Created"
+
 
 def _du(path: str) -> int:
     total = 0

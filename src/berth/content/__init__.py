@@ -24,8 +24,9 @@ class Writer:
         self._store = store
         self.path = os.path.join(store.root, "ingest", secrets.token_hex(16))
         # a new file of ours (nothing planted at the name is followed), readable by root only
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         self._f: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed in commit/abort
         self._h = hashlib.sha256()
         self.size = 0

@@ -28,8 +28,15 @@ class CriClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, service: str, method: str, request: Any = None, *,
-             timeout: float | None = None, **fields: Any) -> Any:
+    def call(
+        self,
+        service: str,
+        method: str,
+        request: Any = None,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Any:
         """`service`.`method` with `request`, or one made from `fields` (nested messages as
         dicts, as the message constructors take them)."""
         desc = api().DESCRIPTOR.services_by_name[service].methods_by_name[method]
@@ -37,18 +44,22 @@ class CriClient:
         resp_cls = getattr(api(), desc.output_type.name)
         if request is None:
             request = req_cls(**fields)
-        stub = self.channel.unary_unary(f"/{desc.containing_service.full_name}/{method}",
-                                        request_serializer=lambda m: m.SerializeToString(),
-                                        response_deserializer=resp_cls.FromString)
+        stub = self.channel.unary_unary(
+            f"/{desc.containing_service.full_name}/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=resp_cls.FromString,
+        )
         return stub(request, timeout=timeout or self.timeout)
 
     def stream(self, service: str, method: str, **fields: Any) -> Any:
         """A server-streaming RPC: an iterator of its answers (`.cancel()` ends it)."""
         desc = api().DESCRIPTOR.services_by_name[service].methods_by_name[method]
         resp_cls = getattr(api(), desc.output_type.name)
-        stub = self.channel.unary_stream(f"/{desc.containing_service.full_name}/{method}",
-                                         request_serializer=lambda m: m.SerializeToString(),
-                                         response_deserializer=resp_cls.FromString)
+        stub = self.channel.unary_stream(
+            f"/{desc.containing_service.full_name}/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=resp_cls.FromString,
+        )
         return stub(getattr(api(), desc.input_type.name)(**fields))
 
     def runtime(self, method: str, request: Any = None, **fields: Any) -> Any:

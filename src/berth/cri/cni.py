@@ -32,21 +32,25 @@ class CniError(System):
     """A plug-in failed: its error code and message, as it printed them."""
 
     def __init__(self, plugin: str, code: int, msg: str, details: str = "") -> None:
-        super().__init__(f"plugin type={plugin!r} failed (code {code}): {msg}"
-                         + (f": {details}" if details else ""))
+        super().__init__(
+            f"plugin type={plugin!r} failed (code {code}): {msg}"
+            + (f": {details}" if details else "")
+        )
         self.code = code
 
 
 @dataclass(frozen=True, slots=True)
 class NetworkList:
     """A configuration list: its name, version and the plug-ins' configs, in order."""
+
     name: str
     cni_version: str
     plugins: tuple[dict[str, Any], ...]
     source: str = ""
 
-    def plugin_conf(self, plugin: dict[str, Any], prev: dict[str, Any] | None,
-                    runtime_config: dict[str, Any]) -> dict[str, Any]:
+    def plugin_conf(
+        self, plugin: dict[str, Any], prev: dict[str, Any] | None, runtime_config: dict[str, Any]
+    ) -> dict[str, Any]:
         """What one plug-in reads on stdin: its config with the list's name and version, the
         previous result, and the runtime's values for the capabilities it declares."""
         conf = dict(plugin)
@@ -63,7 +67,7 @@ class NetworkList:
 
 @dataclass(frozen=True, slots=True)
 class IPConfig:
-    address: str        # CIDR, as the plug-in gave it: 10.251.67.2/24
+    address: str  # CIDR, as the plug-in gave it: 10.251.67.2/24
     gateway: str = ""
     interface: int | None = None
 
@@ -91,8 +95,7 @@ class Result:
         out = []
         for ipc in self.ips:
             idx = ipc.interface
-            if idx is None or not (0 <= idx < len(self.interfaces)) or \
-                    self.interfaces[idx].sandbox:
+            if idx is None or not (0 <= idx < len(self.interfaces)) or self.interfaces[idx].sandbox:
                 out.append(ipc.ip)
         return out
 
@@ -102,16 +105,21 @@ def parse_result(raw: dict[str, Any]) -> Result:
     if not isinstance(raw, dict):
         raise System("CNI result is not a JSON object")
     version = str(raw.get("cniVersion") or "")
-    ifaces = tuple(Interface(str(i.get("name", "")), str(i.get("mac", "")),
-                             str(i.get("sandbox", "")))
-                   for i in raw.get("interfaces") or [] if isinstance(i, dict))
+    ifaces = tuple(
+        Interface(str(i.get("name", "")), str(i.get("mac", "")), str(i.get("sandbox", "")))
+        for i in raw.get("interfaces") or []
+        if isinstance(i, dict)
+    )
     ips = []
     for ipc in raw.get("ips") or []:
         if not isinstance(ipc, dict) or not isinstance(ipc.get("address"), str):
             continue
         idx = ipc.get("interface")
-        ips.append(IPConfig(ipc["address"], str(ipc.get("gateway") or ""),
-                            idx if isinstance(idx, int) else None))
+        ips.append(
+            IPConfig(
+                ipc["address"], str(ipc.get("gateway") or ""), idx if isinstance(idx, int) else None
+            )
+        )
     return Result(version, ifaces, tuple(ips), raw)
 
 
@@ -168,6 +176,7 @@ def load_conf_dir(conf_dir: str) -> NetworkList:
 class Attachment:
     """What a plug-in call is about: the sandbox, its netns and interface, and the runtime's
     values (`CNI_ARGS` pairs; `runtimeConfig` for capabilities such as portMappings)."""
+
     container_id: str
     netns: str
     ifname: str = "eth0"
@@ -193,17 +202,33 @@ class Cni:
                 return path
         raise NotFound(f"failed to find plugin {plugin!r} in path {self.bin_dirs}")
 
-    def _exec(self, command: str, net: NetworkList, plugin: dict[str, Any], att: Attachment,
-              prev: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _exec(
+        self,
+        command: str,
+        net: NetworkList,
+        plugin: dict[str, Any],
+        att: Attachment,
+        prev: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
         conf = net.plugin_conf(plugin, prev, att.runtime_config)
-        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": att.container_id,
-               "CNI_NETNS": att.netns, "CNI_IFNAME": att.ifname,
-               "CNI_ARGS": ";".join(f"{k}={v}" for k, v in att.args),
-               "CNI_PATH": os.pathsep.join(self.bin_dirs),
-               "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        env = {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": att.container_id,
+            "CNI_NETNS": att.netns,
+            "CNI_IFNAME": att.ifname,
+            "CNI_ARGS": ";".join(f"{k}={v}" for k, v in att.args),
+            "CNI_PATH": os.pathsep.join(self.bin_dirs),
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        }
         typ = str(plugin["type"])
-        r = subprocess.run([self._find(typ)], input=json.dumps(conf).encode(), env=env,
-                           capture_output=True, timeout=PLUGIN_TIMEOUT, check=False)
+        r = subprocess.run(
+            [self._find(typ)],
+            input=json.dumps(conf).encode(),
+            env=env,
+            capture_output=True,
+            timeout=PLUGIN_TIMEOUT,
+            check=False,
+        )
         if r.returncode != 0:
             try:
                 err = json.loads(r.stdout)
@@ -211,9 +236,12 @@ class Cni:
                 err = {}
             if not isinstance(err, dict):
                 err = {}
-            raise CniError(typ, int(err.get("code") or r.returncode),
-                           str(err.get("msg") or r.stderr.decode(errors="replace").strip()
-                               or "no message"), str(err.get("details") or ""))
+            raise CniError(
+                typ,
+                int(err.get("code") or r.returncode),
+                str(err.get("msg") or r.stderr.decode(errors="replace").strip() or "no message"),
+                str(err.get("details") or ""),
+            )
         if command != "ADD":
             return None
         try:
@@ -244,10 +272,16 @@ class Cni:
         if prev is None:
             raise System(f"CNI network {net.name}: no result")
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
-        atomic_write(self._cache_path(att),
-                     json.dumps({"network": net.name, "result": prev,
-                                 "config": {"cniVersion": net.cni_version,
-                                            "plugins": list(net.plugins)}}).encode())
+        atomic_write(
+            self._cache_path(att),
+            json.dumps(
+                {
+                    "network": net.name,
+                    "result": prev,
+                    "config": {"cniVersion": net.cni_version, "plugins": list(net.plugins)},
+                }
+            ).encode(),
+        )
         return parse_result(prev)
 
     def _cached(self, att: Attachment) -> tuple[NetworkList | None, dict[str, Any] | None]:
@@ -256,13 +290,18 @@ class Cni:
             with open(self._cache_path(att), "rb") as f:
                 j = json.loads(f.read(1 << 20))
             c = j["config"]
-            return NetworkList(_check_name(j["network"], "network"), str(c["cniVersion"]),
-                               tuple(c["plugins"]), "cache"), j["result"]
+            return NetworkList(
+                _check_name(j["network"], "network"),
+                str(c["cniVersion"]),
+                tuple(c["plugins"]),
+                "cache",
+            ), j["result"]
         except (OSError, ValueError, KeyError, TypeError):
             return None, None
 
-    def delete(self, att: Attachment, net: NetworkList | None = None,
-               prev: dict[str, Any] | None = None) -> None:
+    def delete(
+        self, att: Attachment, net: NetworkList | None = None, prev: dict[str, Any] | None = None
+    ) -> None:
         """DEL through the list in reverse (the list as it was at ADD, with its cached
         result, where there is one). Plug-ins must tolerate a missing netns or an attachment
         already gone; an error is raised only after every plug-in was asked."""
@@ -292,5 +331,15 @@ class Cni:
             self._exec("CHECK", net, plugin, att, prev)
 
 
-__all__ = ["Attachment", "Cni", "CniError", "IPConfig", "Interface", "NetworkList", "Result",
-           "load_conf_dir", "parse_config", "parse_result"]
+__all__ = [
+    "Attachment",
+    "Cni",
+    "CniError",
+    "IPConfig",
+    "Interface",
+    "NetworkList",
+    "Result",
+    "load_conf_dir",
+    "parse_config",
+    "parse_result",
+]

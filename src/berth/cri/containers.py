@@ -41,16 +41,18 @@ SECCOMP_PROFILE_MAX = 1 << 20
 
 class State:
     """ContainerState's values."""
+
     CREATED, RUNNING, EXITED, UNKNOWN = 0, 1, 2, 3
 
 
 @dataclass(slots=True, kw_only=True)
 class Spec:
     """What CreateContainer asks, typed (the handler reads it from the message)."""
+
     name: str
     attempt: int = 0
     image: str
-    shown_image: str = ""   # the name a user gave (kubelets pass the image's ID in `image`)
+    shown_image: str = ""  # the name a user gave (kubelets pass the image's ID in `image`)
     command: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     working_dir: str = ""
@@ -76,7 +78,7 @@ class Spec:
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None
     supplemental_groups: list[int] = field(default_factory=list)
-    seccomp: tuple[int, str] = (PROFILE_RUNTIME_DEFAULT, "")   # (type, localhost file)
+    seccomp: tuple[int, str] = (PROFILE_RUNTIME_DEFAULT, "")  # (type, localhost file)
     cpu_shares: int = 0
     cpu_period: int = 0
     cpu_quota: int = 0
@@ -104,16 +106,23 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
         if len(data) > SECCOMP_PROFILE_MAX:
             raise InvalidArgument(f"seccomp profile {path}: larger than 1 MiB")
         return ["seccomp=" + data.decode(errors="replace")]
-    return []   # RuntimeDefault: berth's default profile, as Docker's
+    return []  # RuntimeDefault: berth's default profile, as Docker's
 
 
 def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
     """What the containers service creates for `spec` in `sb`: its Config typed, its HostConfig
     read from the HostConfig's own (Docker-named) form."""
     labels = dict(spec.labels)
-    labels.update({L_SANDBOX: sb.id, L_NAME: spec.name, L_ATTEMPT: str(spec.attempt),
-                   L_LOG: spec.log_path, L_IMAGE: spec.shown_image or spec.image,
-                   L_ANNOTATIONS: json.dumps(spec.annotations, sort_keys=True)})
+    labels.update(
+        {
+            L_SANDBOX: sb.id,
+            L_NAME: spec.name,
+            L_ATTEMPT: str(spec.attempt),
+            L_LOG: spec.log_path,
+            L_IMAGE: spec.shown_image or spec.image,
+            L_ANNOTATIONS: json.dumps(spec.annotations, sort_keys=True),
+        }
+    )
     user = ""
     if spec.run_as_user is not None:
         user = str(spec.run_as_user)
@@ -122,20 +131,33 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
     if user and spec.run_as_group is not None:
         user += f":{spec.run_as_group}"
     hc: dict[str, Any] = {
-        "Binds": [f"{h}:{c}:{'ro' if ro else 'rw'},{_PROPAGATION.get(p, 'rprivate')}"
-                  for h, c, ro, p in spec.mounts],
-        "Privileged": spec.privileged, "ReadonlyRootfs": spec.readonly_rootfs,
-        "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None,
-        "SecurityOpt": [*_seccomp_opt(*spec.seccomp),
-                        *(["no-new-privileges:true"] if spec.no_new_privs else [])],
+        "Binds": [
+            f"{h}:{c}:{'ro' if ro else 'rw'},{_PROPAGATION.get(p, 'rprivate')}"
+            for h, c, ro, p in spec.mounts
+        ],
+        "Privileged": spec.privileged,
+        "ReadonlyRootfs": spec.readonly_rootfs,
+        "CapAdd": spec.cap_add or None,
+        "CapDrop": spec.cap_drop or None,
+        "SecurityOpt": [
+            *_seccomp_opt(*spec.seccomp),
+            *(["no-new-privileges:true"] if spec.no_new_privs else []),
+        ],
         "GroupAdd": [str(g) for g in spec.supplemental_groups] or None,
-        "Devices": [{"PathOnHost": h, "PathInContainer": c or h,
-                     "CgroupPermissions": p or "rwm"} for h, c, p in spec.devices] or None,
-        "CpuShares": spec.cpu_shares, "CpuPeriod": spec.cpu_period,
-        "CpuQuota": spec.cpu_quota, "Memory": spec.memory,
-        "CpusetCpus": spec.cpuset_cpus, "CpusetMems": spec.cpuset_mems,
+        "Devices": [
+            {"PathOnHost": h, "PathInContainer": c or h, "CgroupPermissions": p or "rwm"}
+            for h, c, p in spec.devices
+        ]
+        or None,
+        "CpuShares": spec.cpu_shares,
+        "CpuPeriod": spec.cpu_period,
+        "CpuQuota": spec.cpu_quota,
+        "Memory": spec.memory,
+        "CpusetCpus": spec.cpuset_cpus,
+        "CpusetMems": spec.cpuset_mems,
         "LogConfig": {"Type": "json-file"},
-        "Dns": list(sb.dns.servers), "DnsSearch": list(sb.dns.searches),
+        "Dns": list(sb.dns.servers),
+        "DnsSearch": list(sb.dns.searches),
         "DnsOptions": list(sb.dns.options),
     }
     if spec.masked_paths is not None:
@@ -159,17 +181,25 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
         annotations[CRI_PIDNS] = sb.ns_path("pid")
     if sb.cgroup_parent:
         hc["CgroupParent"] = sb.cgroup_parent
-    if sb.runtime_handler:   # a RuntimeClass: one of berthd's runtimes, by name
+    if sb.runtime_handler:  # a RuntimeClass: one of berthd's runtimes, by name
         hc["Runtime"] = sb.runtime_handler
-    if sb.shm_path:   # the pod's, shared by its containers
+    if sb.shm_path:  # the pod's, shared by its containers
         hc["Mounts"] = [{"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"}]
     hc["Annotations"] = annotations
     cmd: tuple[str, ...] | None = tuple(spec.args) if spec.command or spec.args else None
     config = ContainerConfig(
-        image=spec.image, labels=labels, env=tuple(f"{k}={v}" for k, v in spec.env),
-        working_dir=spec.working_dir, user=user, tty=spec.tty, open_stdin=spec.stdin,
-        stdin_once=spec.stdin_once, hostname="" if sb.host_network else sb.hostname,
-        entrypoint=tuple(spec.command) if spec.command else None, cmd=cmd)
+        image=spec.image,
+        labels=labels,
+        env=tuple(f"{k}={v}" for k, v in spec.env),
+        working_dir=spec.working_dir,
+        user=user,
+        tty=spec.tty,
+        open_stdin=spec.stdin,
+        stdin_once=spec.stdin_once,
+        hostname="" if sb.host_network else sb.hostname,
+        entrypoint=tuple(spec.command) if spec.command else None,
+        cmd=cmd,
+    )
     return CreateRequest(config=config, host_config=HostConfig.from_json(hc, strict=True))
 
 
@@ -182,9 +212,14 @@ def resources_of(rec: ContainerRecord) -> dict[str, Any]:
     """LinuxContainerResources' fields from the container's limits (the one place the CRI
     reads its record's host config)."""
     hc = rec.host_config
-    return {"cpu_shares": hc.cpu_shares, "cpu_period": hc.cpu_period,
-            "cpu_quota": hc.cpu_quota, "memory_limit_in_bytes": hc.memory,
-            "cpuset_cpus": hc.cpuset_cpus, "cpuset_mems": hc.cpuset_mems}
+    return {
+        "cpu_shares": hc.cpu_shares,
+        "cpu_period": hc.cpu_period,
+        "cpu_quota": hc.cpu_quota,
+        "memory_limit_in_bytes": hc.memory,
+        "cpuset_cpus": hc.cpuset_cpus,
+        "cpuset_mems": hc.cpuset_mems,
+    }
 
 
 def is_cri(rec: ContainerRecord) -> bool:
@@ -193,8 +228,7 @@ def is_cri(rec: ContainerRecord) -> bool:
 
 def labels_of(rec: ContainerRecord) -> dict[str, str]:
     """The labels the CRI was given (berth's own taken out)."""
-    return {k: v for k, v in record_labels(rec).items()
-            if not k.startswith(PREFIX)}
+    return {k: v for k, v in record_labels(rec).items() if not k.startswith(PREFIX)}
 
 
 def label(rec: ContainerRecord, key: str) -> str:
@@ -243,6 +277,23 @@ def reason_of(rec: ContainerRecord) -> str:
     return "Completed" if rec.state.exit_code == 0 else "Error"
 
 
-__all__ = ["L_ATTEMPT", "L_IMAGE", "L_LOG", "L_NAME", "L_SANDBOX", "Spec", "State",
-           "annotations_of", "container_name", "create_body", "is_cri", "label", "labels_of",
-           "reason_of", "record_labels", "resources_of", "state_of", "time_ns"]
+__all__ = [
+    "L_ATTEMPT",
+    "L_IMAGE",
+    "L_LOG",
+    "L_NAME",
+    "L_SANDBOX",
+    "Spec",
+    "State",
+    "annotations_of",
+    "container_name",
+    "create_body",
+    "is_cri",
+    "label",
+    "labels_of",
+    "reason_of",
+    "record_labels",
+    "resources_of",
+    "state_of",
+    "time_ns",
+]

@@ -28,6 +28,7 @@ def _load(path: str, message: str) -> Any:
     """A crictl config file as the message `message`; env values as plain strings, as crictl
     takes them (the proto's `bytes` would want base64 in JSON)."""
     from google.protobuf import json_format
+
     with open(path) as f:
         doc = json.load(f)
     for env in doc.get("envs") or []:
@@ -38,14 +39,24 @@ def _load(path: str, message: str) -> Any:
 
 def _show(msg: Any) -> None:
     from google.protobuf import json_format
-    print(json_format.MessageToJson(msg, preserving_proto_field_name=True, indent=2,
-                                    always_print_fields_with_no_presence=True))
+
+    print(
+        json_format.MessageToJson(
+            msg,
+            preserving_proto_field_name=True,
+            indent=2,
+            always_print_fields_with_no_presence=True,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m berth.cri.ctl", description=__doc__)
-    p.add_argument("-r", "--runtime-endpoint",
-                   default=os.environ.get("CONTAINER_RUNTIME_ENDPOINT", DEFAULT_ENDPOINT))
+    p.add_argument(
+        "-r",
+        "--runtime-endpoint",
+        default=os.environ.get("CONTAINER_RUNTIME_ENDPOINT", DEFAULT_ENDPOINT),
+    )
     p.add_argument("-t", "--timeout", type=float, default=60.0)
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("version", "info", "pods", "images"):
@@ -77,8 +88,9 @@ def _run(cri: CriClient, a: argparse.Namespace) -> int:
     elif a.cmd == "pods":
         _show(rt("ListPodSandbox"))
     elif a.cmd == "ps":
-        _show(rt("ListContainers") if a.all else
-              rt("ListContainers", filter={"state": {"state": 1}}))
+        _show(
+            rt("ListContainers") if a.all else rt("ListContainers", filter={"state": {"state": 1}})
+        )
     elif a.cmd == "images":
         _show(im("ListImages"))
     elif a.cmd == "inspectp":
@@ -90,15 +102,20 @@ def _run(cri: CriClient, a: argparse.Namespace) -> int:
     elif a.cmd == "stats":
         _show(rt("ContainerStats", container_id=a.id))
     elif a.cmd == "runp":
-        print(rt("RunPodSandbox", config=_load(a.pod_config, "PodSandboxConfig"))
-              .pod_sandbox_id)
+        print(rt("RunPodSandbox", config=_load(a.pod_config, "PodSandboxConfig")).pod_sandbox_id)
     elif a.cmd == "create":
-        print(rt("CreateContainer", pod_sandbox_id=a.pod_id,
-                 config=_load(a.container_config, "ContainerConfig"),
-                 sandbox_config=_load(a.pod_config, "PodSandboxConfig")).container_id)
+        print(
+            rt(
+                "CreateContainer",
+                pod_sandbox_id=a.pod_id,
+                config=_load(a.container_config, "ContainerConfig"),
+                sandbox_config=_load(a.pod_config, "PodSandboxConfig"),
+            ).container_id
+        )
     elif a.cmd in ("start", "stop", "rm"):
-        method = {"start": "StartContainer", "stop": "StopContainer",
-                  "rm": "RemoveContainer"}[a.cmd]
+        method = {"start": "StartContainer", "stop": "StopContainer", "rm": "RemoveContainer"}[
+            a.cmd
+        ]
         rt(method, container_id=a.id)
         print(a.id)
     elif a.cmd in ("stopp", "rmp"):

@@ -22,9 +22,9 @@ QUEUE = 1024
 
 @dataclass(frozen=True, slots=True)
 class CriEvent:
-    id: str            # a container's or a pod sandbox's
+    id: str  # a container's or a pod sandbox's
     sandbox_id: str
-    kind: int          # ContainerEventType
+    kind: int  # ContainerEventType
     at_ns: int
 
 
@@ -43,8 +43,7 @@ class CriEvents:
                 q.put_nowait(ev)
 
     @staticmethod
-    async def _forward(bq: asyncio.Queue[dict[str, object]],
-                       q: asyncio.Queue[CriEvent]) -> None:
+    async def _forward(bq: asyncio.Queue[dict[str, object]], q: asyncio.Queue[CriEvent]) -> None:
         """The bus's events for one subscriber, as CRI events."""
         while True:
             ev = await bq.get()
@@ -56,15 +55,22 @@ class CriEvents:
             sid = labels.get(cc.L_SANDBOX, "") if isinstance(labels, dict) else ""
             if kind is not None and sid:
                 with contextlib.suppress(asyncio.QueueFull):
-                    q.put_nowait(CriEvent(str(attrs.get("ID")), str(sid), kind,
-                                          int(str(ev.get("timeNano") or time.time_ns()))))
+                    q.put_nowait(
+                        CriEvent(
+                            str(attrs.get("ID")),
+                            str(sid),
+                            kind,
+                            int(str(ev.get("timeNano") or time.time_ns())),
+                        )
+                    )
 
     async def stream(self) -> AsyncIterator[CriEvent]:
         q: asyncio.Queue[CriEvent] = asyncio.Queue(maxsize=QUEUE)
         self.subscribers.add(q)
         bq = self.bus.subscribe() if self.bus is not None else None
-        fwd = asyncio.get_running_loop().create_task(self._forward(bq, q)) \
-            if bq is not None else None
+        fwd = (
+            asyncio.get_running_loop().create_task(self._forward(bq, q)) if bq is not None else None
+        )
         try:
             while True:
                 yield await q.get()

@@ -34,6 +34,7 @@ def cache_dir() -> str:
 
 def _protoc_version() -> str:
     from importlib.metadata import version
+
     return version("grpcio-tools")
 
 
@@ -47,10 +48,10 @@ def generate(out_dir: str) -> str:
         _check_owned(target)
         return target
     from grpc_tools import protoc  # only when it is to be compiled: it is slow to import
+
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        rc = protoc.main(["grpc_tools.protoc", f"-I{PROTO_DIR}", f"--python_out={tmp}",
-                          PROTO])
+        rc = protoc.main(["grpc_tools.protoc", f"-I{PROTO_DIR}", f"--python_out={tmp}", PROTO])
         if rc != 0:
             raise RuntimeError(f"protoc failed ({rc}) on {PROTO}")
         os.replace(os.path.join(tmp, "api_pb2.py"), target)
@@ -61,8 +62,10 @@ def _check_owned(path: str) -> None:
     """The module is imported as code: it must be ours and writable by us alone."""
     st = os.stat(path)
     if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise RuntimeError(f"{path}: not owned by this user or writable by others: "
-                           "remove it, or set BERTH_CRI_CACHE to a private directory")
+        raise RuntimeError(
+            f"{path}: not owned by this user or writable by others: "
+            "remove it, or set BERTH_CRI_CACHE to a private directory"
+        )
 
 
 @functools.cache

@@ -42,8 +42,7 @@ def _user(config: dict[str, Any]) -> tuple[int | None, str]:
 
 
 class ImageHandlers:
-    def __init__(self, images: ImageService, distribution: Distribution,
-                 data_root: str) -> None:
+    def __init__(self, images: ImageService, distribution: Distribution, data_root: str) -> None:
         self.images = images
         self.distribution = distribution
         self.data_root = data_root
@@ -51,9 +50,13 @@ class ImageHandlers:
     def _message(self, image_id: str, tags: list[str], digests: list[str], size: int) -> Any:
         a = api()
         uid, username = _user(self.images.get(image_id).container_config)
-        img = a.Image(id=image_id, repo_tags=[full_name(t) for t in tags],
-                      repo_digests=[full_name(d) for d in digests], size=size,
-                      username=username)
+        img = a.Image(
+            id=image_id,
+            repo_tags=[full_name(t) for t in tags],
+            repo_digests=[full_name(d) for d in digests],
+            size=size,
+            username=username,
+        )
         if uid is not None:
             img.uid.value = uid
         return img
@@ -80,7 +83,7 @@ class ImageHandlers:
         try:
             d = self.images.inspect(req.image.image)
         except (NotFound, InvalidArgument):
-            return api().ImageStatusResponse()   # no image: an empty answer, not an error
+            return api().ImageStatusResponse()  # no image: an empty answer, not an error
         img = self._message(d.image.id, list(d.repo_tags), list(d.repo_digests), d.image.size)
         return api().ImageStatusResponse(image=img)
 
@@ -89,16 +92,20 @@ class ImageHandlers:
         if not name:
             raise InvalidArgument("PullImage needs an image name")
         a = req.auth
-        auth = AuthConfig(username=a.username, password=a.password,
-                          identitytoken=a.identity_token, registrytoken=a.registry_token,
-                          serveraddress=a.server_address)
+        auth = AuthConfig(
+            username=a.username,
+            password=a.password,
+            identitytoken=a.identity_token,
+            registrytoken=a.registry_token,
+            serveraddress=a.server_address,
+        )
         if a.auth and not a.username:
             try:
                 user, _, pw = base64.b64decode(a.auth).decode().partition(":")
             except (ValueError, binascii.Error):
                 raise InvalidArgument("auth is not base64 of user:password") from None
             auth = AuthConfig(username=user, password=pw, serveraddress=a.server_address)
-        ref = str(reference.parse(name))   # a name with no tag is :latest, not every tag
+        ref = str(reference.parse(name))  # a name with no tag is :latest, not every tag
         async for m in self.distribution.pull(ref, auth=auth):
             if m.get("error"):
                 raise System(f"failed to pull {name}: {m['error']}")
@@ -110,7 +117,7 @@ class ImageHandlers:
         try:
             image = self.images.resolve(name)
         except NotFound:
-            return api().RemoveImageResponse()   # idempotent, as the CRI asks
+            return api().RemoveImageResponse()  # idempotent, as the CRI asks
         if name.startswith("sha256:") or image.id.startswith(name):
             await asyncio.to_thread(self.images.remove, image.id, force=True)
         else:
@@ -123,11 +130,12 @@ class ImageHandlers:
         a = api()
         root = os.path.join(self.data_root, "storage")
         st = os.statvfs(root)
-        fs = a.FilesystemUsage(timestamp=time.time_ns(),
-                               fs_id=a.FilesystemIdentifier(mountpoint=root),
-                               used_bytes=a.UInt64Value(value=(st.f_blocks - st.f_bfree)
-                                                        * st.f_frsize),
-                               inodes_used=a.UInt64Value(value=st.f_files - st.f_ffree))
+        fs = a.FilesystemUsage(
+            timestamp=time.time_ns(),
+            fs_id=a.FilesystemIdentifier(mountpoint=root),
+            used_bytes=a.UInt64Value(value=(st.f_blocks - st.f_bfree) * st.f_frsize),
+            inodes_used=a.UInt64Value(value=st.f_files - st.f_ffree),
+        )
         return a.ImageFsInfoResponse(image_filesystems=[fs])
 
 

@@ -44,7 +44,7 @@ def format_lines(stream: str, buf: bytearray, data: bytes, *, final: bool = Fals
                 continue
             break
         out += ts + b" " + stream.encode() + b" F " + bytes(buf[:nl]) + b"\n"
-        del buf[:nl + 1]
+        del buf[: nl + 1]
     if final and buf:
         out += ts + b" " + stream.encode() + b" F " + bytes(buf) + b"\n"
         buf.clear()

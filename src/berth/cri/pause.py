@@ -27,8 +27,10 @@ def argv(root: str) -> list[str]:
     own holders): an isolated interpreter with no site (a third less start-up) that finds
     berth where this process found it."""
     where = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = (f"import sys; sys.path.insert(0, {where!r}); "
-            "from berth.cri.pause import main; sys.exit(main(sys.argv[1:]))")
+    code = (
+        f"import sys; sys.path.insert(0, {where!r}); "
+        "from berth.cri.pause import main; sys.exit(main(sys.argv[1:]))"
+    )
     return [sys.executable, "-I", "-S", "-c", code, f"--root={root}"]
 
 
@@ -37,13 +39,16 @@ def main(args: list[str]) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, {s})
     line = sys.stdin.readline(1 << 16)
     if not line.strip():
-        return 0   # no pod came: the daemon closed our stdin
+        return 0  # no pod came: the daemon closed our stdin
     ask = json.loads(line)
     net, ipc, uts = bool(ask.get("net")), bool(ask.get("ipc")), bool(ask.get("uts"))
     hostname = str(ask.get("hostname") or "")
     sysctls = dict(ask.get("sysctls") or {})
-    flags = (linux.CLONE_NEWNET if net else 0) | (linux.CLONE_NEWIPC if ipc else 0) | \
-        (linux.CLONE_NEWUTS if uts else 0)
+    flags = (
+        (linux.CLONE_NEWNET if net else 0)
+        | (linux.CLONE_NEWIPC if ipc else 0)
+        | (linux.CLONE_NEWUTS if uts else 0)
+    )
     try:
         if flags:
             linux.unshare(flags)

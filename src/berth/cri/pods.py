@@ -28,8 +28,16 @@ RUNTIME_API_VERSION = "v1"
 # NamespaceMode
 NS_POD, NS_CONTAINER, NS_NODE, NS_TARGET = 0, 1, 2, 3
 _PROTOCOLS = {0: "tcp", 1: "udp", 2: "sctp"}
-_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+_IPC_SYSCTLS = (
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+)
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62})")
 
 
@@ -54,12 +62,15 @@ class PodHandlers:
         self.c = containers
 
     def _state(self, sb: Sandbox) -> int:
-        return 0 if self.pods.ready(sb) else 1   # SANDBOX_READY, SANDBOX_NOTREADY
+        return 0 if self.pods.ready(sb) else 1  # SANDBOX_READY, SANDBOX_NOTREADY
 
     async def Version(self, req: Any) -> Any:  # noqa: N802 - the RPC's name
-        return api().VersionResponse(version="0.1.0", runtime_name=RUNTIME_NAME,
-                                     runtime_version=__version__,
-                                     runtime_api_version=RUNTIME_API_VERSION)
+        return api().VersionResponse(
+            version="0.1.0",
+            runtime_name=RUNTIME_NAME,
+            runtime_version=__version__,
+            runtime_api_version=RUNTIME_API_VERSION,
+        )
 
     async def Status(self, req: Any) -> Any:  # noqa: N802
         a = api()
@@ -68,27 +79,31 @@ class PodHandlers:
             self.cni.network()
         except BerthError as e:
             net_ok, why = False, str(e)
-        conds = [a.RuntimeCondition(type="RuntimeReady", status=True),
-                 a.RuntimeCondition(type="NetworkReady", status=net_ok,
-                                    reason="" if net_ok else "NetworkPluginNotReady",
-                                    message=why)]
+        conds = [
+            a.RuntimeCondition(type="RuntimeReady", status=True),
+            a.RuntimeCondition(
+                type="NetworkReady",
+                status=net_ok,
+                reason="" if net_ok else "NetworkPluginNotReady",
+                message=why,
+            ),
+        ]
         # "" is the default runtime; the others are berthd's runtimes by name (berth, runc,
         # crun, --add-runtime's), which a RuntimeClass's handler names
         handlers = [a.RuntimeHandler(name=n) for n in ["", *sorted(self.c.runtimes())]]
-        return a.StatusResponse(status=a.RuntimeStatus(conditions=conds),
-                                runtime_handlers=handlers)
+        return a.StatusResponse(status=a.RuntimeStatus(conditions=conds), runtime_handlers=handlers)
 
     async def RuntimeConfig(self, req: Any) -> Any:  # noqa: N802
         """The cgroup driver, for a kubelet to match: berth manages cgroups itself
         (cgroupfs), with no systemd slices."""
         a = api()
-        return a.RuntimeConfigResponse(linux=a.LinuxRuntimeConfiguration(
-            cgroup_driver=a.CgroupDriver.Value("CGROUPFS")))
+        return a.RuntimeConfigResponse(
+            linux=a.LinuxRuntimeConfiguration(cgroup_driver=a.CgroupDriver.Value("CGROUPFS"))
+        )
 
     async def UpdateRuntimeConfig(self, req: Any) -> Any:  # noqa: N802
         # the pod CIDR goes to the CNI config, which kubelets' deployments write themselves
         return api().UpdateRuntimeConfigResponse()
-
 
     async def RunPodSandbox(self, req: Any) -> Any:  # noqa: N802
         c = req.config
@@ -99,26 +114,43 @@ class PodHandlers:
         if not _HOSTNAME.fullmatch(hostname):
             raise InvalidArgument(f"hostname {hostname!r} is not a valid host name")
         if req.runtime_handler and req.runtime_handler not in self.c.runtimes():
-            raise InvalidArgument(f"no runtime for {req.runtime_handler!r} is configured "
-                                  f"(berthd has {', '.join(sorted(self.c.runtimes()))})")
+            raise InvalidArgument(
+                f"no runtime for {req.runtime_handler!r} is configured "
+                f"(berthd has {', '.join(sorted(self.c.runtimes()))})"
+            )
         nso = c.linux.security_context.namespace_options
-        sb = Sandbox(id="", name=md.name, uid=md.uid, namespace=md.namespace,
-                     attempt=md.attempt, hostname=hostname,
-                     log_directory=c.log_directory,
-                     host_network=nso.network == NS_NODE, host_ipc=nso.ipc == NS_NODE,
-                     host_pid=nso.pid == NS_NODE, share_pid=nso.pid == NS_POD,
-                     dns=DnsConfig(servers=list(c.dns_config.servers),
-                                   searches=list(c.dns_config.searches),
-                                   options=list(c.dns_config.options)),
-                     ports=[PortMapping(protocol=_PROTOCOLS.get(p.protocol, "tcp"),
-                                        container_port=p.container_port,
-                                        host_port=p.host_port, host_ip=p.host_ip)
-                            for p in c.port_mappings],
-                     labels=dict(c.labels), annotations=dict(c.annotations),
-                     runtime_handler=req.runtime_handler,
-                     cgroup_parent=c.linux.cgroup_parent,
-                     sysctls=pod_sysctls(dict(c.linux.sysctls), nso.network == NS_NODE,
-                                         nso.ipc == NS_NODE))
+        sb = Sandbox(
+            id="",
+            name=md.name,
+            uid=md.uid,
+            namespace=md.namespace,
+            attempt=md.attempt,
+            hostname=hostname,
+            log_directory=c.log_directory,
+            host_network=nso.network == NS_NODE,
+            host_ipc=nso.ipc == NS_NODE,
+            host_pid=nso.pid == NS_NODE,
+            share_pid=nso.pid == NS_POD,
+            dns=DnsConfig(
+                servers=list(c.dns_config.servers),
+                searches=list(c.dns_config.searches),
+                options=list(c.dns_config.options),
+            ),
+            ports=[
+                PortMapping(
+                    protocol=_PROTOCOLS.get(p.protocol, "tcp"),
+                    container_port=p.container_port,
+                    host_port=p.host_port,
+                    host_ip=p.host_ip,
+                )
+                for p in c.port_mappings
+            ],
+            labels=dict(c.labels),
+            annotations=dict(c.annotations),
+            runtime_handler=req.runtime_handler,
+            cgroup_parent=c.linux.cgroup_parent,
+            sysctls=pod_sysctls(dict(c.linux.sysctls), nso.network == NS_NODE, nso.ipc == NS_NODE),
+        )
         sb = await self.pods.run(sb)
         self.c.events.sandbox(sb.id, events.CREATED)
         self.c.events.sandbox(sb.id, events.STARTED)
@@ -127,7 +159,7 @@ class PodHandlers:
     async def StopPodSandbox(self, req: Any) -> Any:  # noqa: N802
         try:
             sb = self.pods.resolve(req.pod_sandbox_id)
-        except NotFound:   # idempotent: a sandbox already gone is stopped
+        except NotFound:  # idempotent: a sandbox already gone is stopped
             return api().StopPodSandboxResponse()
         for rec in self.c.pod_containers(sb.id):
             if rec.state.status.is_running:
@@ -148,42 +180,53 @@ class PodHandlers:
         return api().RemovePodSandboxResponse()
 
     def _sandbox_metadata(self, sb: Sandbox) -> Any:
-        return api().PodSandboxMetadata(name=sb.name, uid=sb.uid, namespace=sb.namespace,
-                                        attempt=sb.attempt)
+        return api().PodSandboxMetadata(
+            name=sb.name, uid=sb.uid, namespace=sb.namespace, attempt=sb.attempt
+        )
 
     def status_of(self, sb: Sandbox) -> Any:
         """The pod's PodSandboxStatus message."""
         a = api()
-        ns = a.NamespaceOption(network=NS_NODE if sb.host_network else NS_POD,
-                               ipc=NS_NODE if sb.host_ipc else NS_POD,
-                               pid=NS_NODE if sb.host_pid else
-                               NS_POD if sb.share_pid else NS_CONTAINER)
+        ns = a.NamespaceOption(
+            network=NS_NODE if sb.host_network else NS_POD,
+            ipc=NS_NODE if sb.host_ipc else NS_POD,
+            pid=NS_NODE if sb.host_pid else NS_POD if sb.share_pid else NS_CONTAINER,
+        )
         return a.PodSandboxStatus(
-            id=sb.id, metadata=self._sandbox_metadata(sb), state=self._state(sb),
+            id=sb.id,
+            metadata=self._sandbox_metadata(sb),
+            state=self._state(sb),
             created_at=sb.created_ns,
             network=a.PodSandboxNetworkStatus(
-                ip=sb.ip, additional_ips=[a.PodIP(ip=ip) for ip in sb.additional_ips]),
+                ip=sb.ip, additional_ips=[a.PodIP(ip=ip) for ip in sb.additional_ips]
+            ),
             linux=a.LinuxPodSandboxStatus(namespaces=a.Namespace(options=ns)),
-            labels=sb.labels, annotations=sb.annotations, runtime_handler=sb.runtime_handler)
+            labels=sb.labels,
+            annotations=sb.annotations,
+            runtime_handler=sb.runtime_handler,
+        )
 
     async def PodSandboxStatus(self, req: Any) -> Any:  # noqa: N802
         sb = self.pods.resolve(req.pod_sandbox_id)
         info = {"pid": str(sb.pid)} if req.verbose else {}
-        return api().PodSandboxStatusResponse(status=self.status_of(sb), info=info,
-                                              timestamp=time.time_ns())
+        return api().PodSandboxStatusResponse(
+            status=self.status_of(sb), info=info, timestamp=time.time_ns()
+        )
 
     async def GetContainerEvents(self, req: Any) -> AsyncIterator[Any]:  # noqa: N802
         """The pods' and their containers' lifecycle, as it happens (kubelets' evented PLEG),
         each event with its pod's status and its containers' then."""
         a = api()
         async for ev in self.c.events.stream():
-            resp = a.ContainerEventResponse(container_id=ev.id,
-                                            container_event_type=ev.kind, created_at=ev.at_ns)
+            resp = a.ContainerEventResponse(
+                container_id=ev.id, container_event_type=ev.kind, created_at=ev.at_ns
+            )
             sb = self.pods.all.get(ev.sandbox_id)
             if sb is not None:
                 resp.pod_sandbox_status.CopyFrom(self.status_of(sb))
             resp.containers_statuses.extend(
-                self.c.status_of(r) for r in self.c.pod_containers(ev.sandbox_id))
+                self.c.status_of(r) for r in self.c.pod_containers(ev.sandbox_id)
+            )
             yield resp
 
     async def ListPodSandbox(self, req: Any) -> Any:  # noqa: N802
@@ -199,10 +242,17 @@ class PodHandlers:
                     continue
                 if not labels_match(sb.labels, f.label_selector):
                     continue
-            items.append(a.PodSandbox(id=sb.id, metadata=self._sandbox_metadata(sb),
-                                      state=state, created_at=sb.created_ns,
-                                      labels=sb.labels, annotations=sb.annotations,
-                                      runtime_handler=sb.runtime_handler))
+            items.append(
+                a.PodSandbox(
+                    id=sb.id,
+                    metadata=self._sandbox_metadata(sb),
+                    state=state,
+                    created_at=sb.created_ns,
+                    labels=sb.labels,
+                    annotations=sb.annotations,
+                    runtime_handler=sb.runtime_handler,
+                )
+            )
         return a.ListPodSandboxResponse(items=items)
 
     async def _pod_stats(self, sb: Sandbox) -> Any:
@@ -231,10 +281,10 @@ class PodHandlers:
         target = "127.0.0.1" if sb.host_network else sb.ip
         if not target:
             raise Conflict(f"pod sandbox {sb.id} has no address to forward to")
-        url = self.c.stream_url(StreamRequest(kind="portforward", target=target,
-                                             ports=check_ports(list(req.port))))
+        url = self.c.stream_url(
+            StreamRequest(kind="portforward", target=target, ports=check_ports(list(req.port)))
+        )
         return api().PortForwardResponse(url=url)
-
 
 
 __all__ = ["NS_CONTAINER", "NS_NODE", "NS_POD", "PodHandlers", "pod_sysctls"]

@@ -30,7 +30,7 @@ from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImp
 
 log = logging.getLogger(__name__)
 
-EXEC_OUTPUT_MAX = 16 << 20   # ExecSync's output kept, per stream (the rest is dropped)
+EXEC_OUTPUT_MAX = 16 << 20  # ExecSync's output kept, per stream (the rest is dropped)
 
 
 def labels_match(have: dict[str, str], selector: Any) -> bool:
@@ -42,9 +42,15 @@ def _text(v: str | bytes) -> str:
 
 
 class ContainerHandlers:
-    def __init__(self, pods: Pods, containers: ContainerService, execs: ExecService,
-                 cni: Cni, streams: StreamServer | None = None,
-                 events: CriEvents | None = None) -> None:
+    def __init__(
+        self,
+        pods: Pods,
+        containers: ContainerService,
+        execs: ExecService,
+        cni: Cni,
+        streams: StreamServer | None = None,
+        events: CriEvents | None = None,
+    ) -> None:
         self.events = events or CriEvents(None)
         self.streams = streams
         self.pods = pods
@@ -66,8 +72,9 @@ class ContainerHandlers:
             if path and rec.state.status.is_running and rec.id not in self.logs:
                 with contextlib.suppress(BerthError, OSError):
                     writer = CriLog(path)
-                    self._follow(rec.id, writer,
-                                 self.containers.attach(rec.id, stdout=True, stderr=True))
+                    self._follow(
+                        rec.id, writer, self.containers.attach(rec.id, stdout=True, stderr=True)
+                    )
 
     async def close(self) -> None:
         """At the daemon's shutdown: the spare holder goes; the CRI logs are flushed and
@@ -82,8 +89,7 @@ class ContainerHandlers:
                 await task
 
     def pod_containers(self, sid: str) -> list[ContainerRecord]:
-        return [r for r in self.containers.store.all()
-                if cc.label(r, cc.L_SANDBOX) == sid]
+        return [r for r in self.containers.store.all() if cc.label(r, cc.L_SANDBOX) == sid]
 
     # --- containers -------------------------------------------------------------------------
     @staticmethod
@@ -91,29 +97,43 @@ class ContainerHandlers:
         sc = c.linux.security_context
         res = c.linux.resources
         return cc.Spec(
-            name=c.metadata.name, attempt=c.metadata.attempt, image=c.image.image,
+            name=c.metadata.name,
+            attempt=c.metadata.attempt,
+            image=c.image.image,
             shown_image=c.image.user_specified_image,
-            command=list(c.command), args=list(c.args), working_dir=c.working_dir,
+            command=list(c.command),
+            args=list(c.args),
+            working_dir=c.working_dir,
             env=[(e.key, _text(e.value)) for e in c.envs],
-            mounts=[(m.host_path, m.container_path, m.readonly, m.propagation)
-                    for m in c.mounts],
+            mounts=[(m.host_path, m.container_path, m.readonly, m.propagation) for m in c.mounts],
             devices=[(d.host_path, d.container_path, d.permissions) for d in c.devices],
-            labels=dict(c.labels), annotations=dict(c.annotations), log_path=c.log_path,
-            stdin=c.stdin, stdin_once=c.stdin_once, tty=c.tty,
+            labels=dict(c.labels),
+            annotations=dict(c.annotations),
+            log_path=c.log_path,
+            stdin=c.stdin,
+            stdin_once=c.stdin_once,
+            tty=c.tty,
             run_as_user=sc.run_as_user.value if sc.HasField("run_as_user") else None,
             run_as_group=sc.run_as_group.value if sc.HasField("run_as_group") else None,
-            run_as_username=sc.run_as_username, privileged=sc.privileged,
-            readonly_rootfs=sc.readonly_rootfs, no_new_privs=sc.no_new_privs,
+            run_as_username=sc.run_as_username,
+            privileged=sc.privileged,
+            readonly_rootfs=sc.readonly_rootfs,
+            no_new_privs=sc.no_new_privs,
             cap_add=list(sc.capabilities.add_capabilities),
             cap_drop=list(sc.capabilities.drop_capabilities),
             masked_paths=list(sc.masked_paths) if sc.masked_paths else None,
             readonly_paths=list(sc.readonly_paths) if sc.readonly_paths else None,
             supplemental_groups=list(sc.supplemental_groups),
             seccomp=(sc.seccomp.profile_type, sc.seccomp.localhost_ref)
-            if sc.HasField("seccomp") else (cc.PROFILE_RUNTIME_DEFAULT, ""),
-            cpu_shares=res.cpu_shares, cpu_period=res.cpu_period, cpu_quota=res.cpu_quota,
-            memory=res.memory_limit_in_bytes, cpuset_cpus=res.cpuset_cpus,
-            cpuset_mems=res.cpuset_mems)
+            if sc.HasField("seccomp")
+            else (cc.PROFILE_RUNTIME_DEFAULT, ""),
+            cpu_shares=res.cpu_shares,
+            cpu_period=res.cpu_period,
+            cpu_quota=res.cpu_quota,
+            memory=res.memory_limit_in_bytes,
+            cpuset_cpus=res.cpuset_cpus,
+            cpuset_mems=res.cpuset_mems,
+        )
 
     async def CreateContainer(self, req: Any) -> Any:  # noqa: N802
         sb = self.pods.resolve(req.pod_sandbox_id)
@@ -126,8 +146,9 @@ class ContainerHandlers:
             if not sb.log_directory:
                 raise InvalidArgument("log_path given but the sandbox has no log_directory")
             if spec.log_path.startswith("/") or ".." in spec.log_path.split("/"):
-                raise InvalidArgument(f"log_path {spec.log_path!r} is not relative to the "
-                                      "sandbox's log directory")
+                raise InvalidArgument(
+                    f"log_path {spec.log_path!r} is not relative to the sandbox's log directory"
+                )
             spec.log_path = f"{sb.log_directory.rstrip('/')}/{spec.log_path}"
         name = cc.container_name(spec, sb)
         cid, _ = await self.containers.create(cc.create_body(spec, sb), name)
@@ -173,6 +194,7 @@ class ContainerHandlers:
                     att.close()
                 if self.logs.get(cid, (None, None))[0] is writer:
                     del self.logs[cid]
+
         self.logs[cid] = (writer, asyncio.get_running_loop().create_task(run()))
 
     async def StopContainer(self, req: Any) -> Any:  # noqa: N802
@@ -223,8 +245,9 @@ class ContainerHandlers:
         return api().RemoveContainerResponse()
 
     def metadata(self, rec: ContainerRecord) -> Any:
-        return api().ContainerMetadata(name=cc.label(rec, cc.L_NAME),
-                                       attempt=int(cc.label(rec, cc.L_ATTEMPT) or 0))
+        return api().ContainerMetadata(
+            name=cc.label(rec, cc.L_NAME), attempt=int(cc.label(rec, cc.L_ATTEMPT) or 0)
+        )
 
     async def ListContainers(self, req: Any) -> Any:  # noqa: N802
         a = api()
@@ -245,28 +268,48 @@ class ContainerHandlers:
                     continue
                 if not labels_match(labels, f.label_selector):
                     continue
-            items.append(a.Container(
-                id=rec.id, pod_sandbox_id=sid, metadata=self.metadata(rec),
-                image=a.ImageSpec(image=cc.label(rec, cc.L_IMAGE)), image_ref=rec.image,
-                image_id=rec.image, state=state, created_at=rec.created_ns, labels=labels,
-                annotations=cc.annotations_of(rec)))
+            items.append(
+                a.Container(
+                    id=rec.id,
+                    pod_sandbox_id=sid,
+                    metadata=self.metadata(rec),
+                    image=a.ImageSpec(image=cc.label(rec, cc.L_IMAGE)),
+                    image_ref=rec.image,
+                    image_id=rec.image,
+                    state=state,
+                    created_at=rec.created_ns,
+                    labels=labels,
+                    annotations=cc.annotations_of(rec),
+                )
+            )
         return a.ListContainersResponse(containers=items)
 
     def status_of(self, rec: ContainerRecord) -> Any:
         """The container's ContainerStatus message."""
         a = api()
-        mounts = [a.Mount(container_path=m.destination, host_path=m.source,
-                          readonly=not m.rw) for m in rec.mounts]
+        mounts = [
+            a.Mount(container_path=m.destination, host_path=m.source, readonly=not m.rw)
+            for m in rec.mounts
+        ]
         return a.ContainerStatus(
-            id=rec.id, metadata=self.metadata(rec), state=cc.state_of(rec),
-            created_at=rec.created_ns, started_at=cc.time_ns(rec.state.started_at),
-            finished_at=cc.time_ns(rec.state.finished_at), exit_code=rec.state.exit_code,
-            image=a.ImageSpec(image=cc.label(rec, cc.L_IMAGE)), image_ref=rec.image,
-            image_id=rec.image, reason=cc.reason_of(rec), message=rec.state.error,
-            labels=cc.labels_of(rec), annotations=cc.annotations_of(rec), mounts=mounts,
+            id=rec.id,
+            metadata=self.metadata(rec),
+            state=cc.state_of(rec),
+            created_at=rec.created_ns,
+            started_at=cc.time_ns(rec.state.started_at),
+            finished_at=cc.time_ns(rec.state.finished_at),
+            exit_code=rec.state.exit_code,
+            image=a.ImageSpec(image=cc.label(rec, cc.L_IMAGE)),
+            image_ref=rec.image,
+            image_id=rec.image,
+            reason=cc.reason_of(rec),
+            message=rec.state.error,
+            labels=cc.labels_of(rec),
+            annotations=cc.annotations_of(rec),
+            mounts=mounts,
             log_path=cc.label(rec, cc.L_LOG),
-            resources=a.ContainerResources(
-                linux=a.LinuxContainerResources(**cc.resources_of(rec))))
+            resources=a.ContainerResources(linux=a.LinuxContainerResources(**cc.resources_of(rec))),
+        )
 
     async def ContainerStatus(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
@@ -278,14 +321,22 @@ class ContainerHandlers:
         rec = self._resolve(req.container_id)
         r = req.linux
         # as before: a field left at zero (or empty) is not changed
-        await self.containers.update(rec.id, ResourcesUpdate(
-            cpu_shares=r.cpu_shares or None, cpu_period=r.cpu_period or None,
-            cpu_quota=r.cpu_quota or None, memory=r.memory_limit_in_bytes or None,
-            cpuset_cpus=r.cpuset_cpus or None, cpuset_mems=r.cpuset_mems or None))
+        await self.containers.update(
+            rec.id,
+            ResourcesUpdate(
+                cpu_shares=r.cpu_shares or None,
+                cpu_period=r.cpu_period or None,
+                cpu_quota=r.cpu_quota or None,
+                memory=r.memory_limit_in_bytes or None,
+                cpuset_cpus=r.cpuset_cpus or None,
+                cpuset_mems=r.cpuset_mems or None,
+            ),
+        )
         return api().UpdateContainerResourcesResponse()
 
-    def _cri_containers(self, *, cid: str = "", sid: str = "",
-                        labels: Any = None) -> list[ContainerRecord]:
+    def _cri_containers(
+        self, *, cid: str = "", sid: str = "", labels: Any = None
+    ) -> list[ContainerRecord]:
         out = []
         for rec in self.containers.store.all():
             if not cc.is_cri(rec) or (cid and not rec.id.startswith(cid)):
@@ -300,14 +351,19 @@ class ContainerHandlers:
     async def ContainerStats(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
         return api().ContainerStatsResponse(
-            stats=await self.stats.container(rec, self.metadata(rec)))
+            stats=await self.stats.container(rec, self.metadata(rec))
+        )
 
     async def ListContainerStats(self, req: Any) -> Any:  # noqa: N802
         f = req.filter
         recs = self._cri_containers(cid=f.id, sid=f.pod_sandbox_id, labels=f.label_selector)
-        return api().ListContainerStatsResponse(stats=[
-            await self.stats.container(r, self.metadata(r)) for r in recs
-            if r.state.status.is_running])
+        return api().ListContainerStatsResponse(
+            stats=[
+                await self.stats.container(r, self.metadata(r))
+                for r in recs
+                if r.state.status.is_running
+            ]
+        )
 
     async def ReopenContainerLog(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
@@ -331,26 +387,42 @@ class ContainerHandlers:
             raise InvalidArgument("one of stdin, stdout, or stderr must be set")
         if not rec.state.status.is_running:
             raise Conflict(f"container {rec.id} is not running")
-        url = self.stream_url(StreamRequest(
-            kind="exec", container_id=rec.id, cmd=list(req.cmd), tty=req.tty,
-            stdin=req.stdin, stdout=req.stdout, stderr=req.stderr))
+        url = self.stream_url(
+            StreamRequest(
+                kind="exec",
+                container_id=rec.id,
+                cmd=list(req.cmd),
+                tty=req.tty,
+                stdin=req.stdin,
+                stdout=req.stdout,
+                stderr=req.stderr,
+            )
+        )
         return api().ExecResponse(url=url)
 
     async def Attach(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
         if not (req.stdin or req.stdout or req.stderr):
             raise InvalidArgument("one of stdin, stdout, or stderr must be set")
-        url = self.stream_url(StreamRequest(
-            kind="attach", container_id=rec.id, tty=req.tty, stdin=req.stdin,
-            stdout=req.stdout, stderr=req.stderr))
+        url = self.stream_url(
+            StreamRequest(
+                kind="attach",
+                container_id=rec.id,
+                tty=req.tty,
+                stdin=req.stdin,
+                stdout=req.stdout,
+                stderr=req.stderr,
+            )
+        )
         return api().AttachResponse(url=url)
 
     async def ExecSync(self, req: Any) -> Any:  # noqa: N802
         rec = self._resolve(req.container_id)
         if not req.cmd:
             raise InvalidArgument("ExecSync needs a command")
-        eid = self.execs.create(rec.id, ExecConfig(cmd=tuple(req.cmd), attach_stdout=True,
-                                                   attach_stderr=True))
+        eid = self.execs.create(
+            rec.id, ExecConfig(cmd=tuple(req.cmd), attach_stdout=True, attach_stderr=True)
+        )
         att = self.execs.attach(eid)
         out: dict[int, bytearray] = {T_STDOUT: bytearray(), T_STDERR: bytearray()}
 
@@ -358,7 +430,8 @@ class ContainerHandlers:
             async for stream, data in att.output():
                 buf = out.get(stream)
                 if buf is not None and len(buf) < EXEC_OUTPUT_MAX:
-                    buf += data[:EXEC_OUTPUT_MAX - len(buf)]
+                    buf += data[: EXEC_OUTPUT_MAX - len(buf)]
+
         try:
             await self.execs.start(eid)
             timeout = float(req.timeout) if req.timeout > 0 else None
@@ -369,13 +442,17 @@ class ContainerHandlers:
                 if ex.pid:
                     with contextlib.suppress(OSError):
                         os.kill(ex.pid, signal.SIGKILL)
-                raise BerthError(f"command {list(req.cmd)} timed out after {req.timeout}s"
-                                 ) from None
+                raise BerthError(
+                    f"command {list(req.cmd)} timed out after {req.timeout}s"
+                ) from None
             code = await self.execs.wait(eid, 10.0)
         finally:
             att.close()
-        return api().ExecSyncResponse(stdout=bytes(out[T_STDOUT]), stderr=bytes(out[T_STDERR]),
-                                      exit_code=code if code is not None else -1)
+        return api().ExecSyncResponse(
+            stdout=bytes(out[T_STDOUT]),
+            stderr=bytes(out[T_STDERR]),
+            exit_code=code if code is not None else -1,
+        )
 
 
 __all__ = ["ContainerHandlers", "labels_match"]

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 PAUSE_READY_TIMEOUT = 10.0
 PAUSE_STOP_TIMEOUT = 5.0
-SHM_SIZE = 64 << 20   # a pod's /dev/shm, as Docker's default
+SHM_SIZE = 64 << 20  # a pod's /dev/shm, as Docker's default
 
 
 class SandboxState(enum.StrEnum):
@@ -40,7 +40,7 @@ class SandboxState(enum.StrEnum):
 
 @dataclass(slots=True, kw_only=True)
 class PortMapping:
-    protocol: str           # tcp, udp, sctp
+    protocol: str  # tcp, udp, sctp
     container_port: int
     host_port: int
     host_ip: str = ""
@@ -67,7 +67,7 @@ class Sandbox:
     host_network: bool = False
     host_ipc: bool = False
     host_pid: bool = False
-    share_pid: bool = False   # shareProcessNamespace: a PID namespace of the pod's own
+    share_pid: bool = False  # shareProcessNamespace: a PID namespace of the pod's own
     dns: DnsConfig = field(default_factory=DnsConfig)
     ports: list[PortMapping] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
@@ -75,12 +75,12 @@ class Sandbox:
     runtime_handler: str = ""
     cgroup_parent: str = ""
     sysctls: dict[str, str] = field(default_factory=dict)
-    shm_path: str = ""      # the pod's /dev/shm on the host (a tmpfs of its own)
-    pid: int = 0            # the holder's, while READY
-    pid_start: str = ""     # its start time (/proc/PID/stat), against a reused PID
+    shm_path: str = ""  # the pod's /dev/shm on the host (a tmpfs of its own)
+    pid: int = 0  # the holder's, while READY
+    pid_start: str = ""  # its start time (/proc/PID/stat), against a reused PID
     ip: str = ""
     additional_ips: list[str] = field(default_factory=list)
-    network_up: bool = False   # a CNI ADD not yet undone by a DEL
+    network_up: bool = False  # a CNI ADD not yet undone by a DEL
 
     def to_json(self) -> dict[str, Any]:
         j = asdict(self)
@@ -129,7 +129,7 @@ class Pods:
         self.cni = cni
         self.all: dict[str, Sandbox] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        self.holders: dict[str, asyncio.subprocess.Process] = {}   # ours to reap
+        self.holders: dict[str, asyncio.subprocess.Process] = {}  # ours to reap
         # a holder started ahead of the next pod (an interpreter's start-up is ~25 ms)
         self.spare: asyncio.Task[asyncio.subprocess.Process] | None = None
         for n in sorted(os.listdir(self.dir)):
@@ -142,7 +142,7 @@ class Pods:
                 log.warning("skipping sandbox record %s: %s", n, e)
                 continue
             if sb.state is SandboxState.READY and not self.holder_alive(sb):
-                sb.state = SandboxState.NOTREADY   # its holder died while we were away
+                sb.state = SandboxState.NOTREADY  # its holder died while we were away
             self.all[sb.id] = sb
 
     def save(self, sb: Sandbox) -> None:
@@ -198,9 +198,13 @@ class Pods:
 
     async def _spawn_holder(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            *pause.argv(self.root), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True, close_fds=True)
+            *pause.argv(self.root),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
 
     async def _take_spare(self) -> asyncio.subprocess.Process:
         """The spare holder (made now if there is none), and another spare made behind it."""
@@ -211,7 +215,7 @@ class Pods:
                 proc = await task
         if proc is None or proc.returncode is not None:
             proc = await self._spawn_holder()
-        if self.spare is None:   # another pod's start, concurrent with ours, may have made it
+        if self.spare is None:  # another pod's start, concurrent with ours, may have made it
             self.spare = asyncio.get_running_loop().create_task(self._spawn_holder())
         return proc
 
@@ -236,8 +240,14 @@ class Pods:
         self.holders[sb.id] = proc
         sb.pid = proc.pid
         assert proc.stdin is not None and proc.stdout is not None
-        ask = {"net": not sb.host_network, "ipc": not sb.host_ipc, "uts": True,
-               "pid": sb.share_pid, "hostname": sb.hostname, "sysctls": sb.sysctls}
+        ask = {
+            "net": not sb.host_network,
+            "ipc": not sb.host_ipc,
+            "uts": True,
+            "pid": sb.share_pid,
+            "hostname": sb.hostname,
+            "sysctls": sb.sysctls,
+        }
         proc.stdin.write(json.dumps(ask).encode() + b"\n")
         proc.stdin.close()
         try:
@@ -245,10 +255,14 @@ class Pods:
         except TimeoutError:
             line = b"error: no answer"
         words = line.split()
-        if not words or words[0] != b"ready" or len(words) > 2 or \
-                (len(words) == 2 and not words[1].isdigit()):
+        if (
+            not words
+            or words[0] != b"ready"
+            or len(words) > 2
+            or (len(words) == 2 and not words[1].isdigit())
+        ):
             raise System(f"pod sandbox holder failed: {line.decode(errors='replace').strip()}")
-        if len(words) == 2:   # the holder is its child, PID 1 of the pod's PID namespace
+        if len(words) == 2:  # the holder is its child, PID 1 of the pod's PID namespace
             sb.pid = int(words[1])
         sb.pid_start = _start_time(sb.pid)
 
@@ -257,8 +271,13 @@ class Pods:
         a tmpfs of Docker's default size."""
         path = os.path.join(self.root, "shm", sb.id)
         os.makedirs(path, mode=0o700, exist_ok=True)
-        linux.mount("shm", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
-                    f"mode=1777,size={SHM_SIZE}")
+        linux.mount(
+            "shm",
+            path,
+            "tmpfs",
+            linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+            f"mode=1777,size={SHM_SIZE}",
+        )
         sb.shm_path = path
 
     @staticmethod
@@ -279,14 +298,25 @@ class Pods:
         sb.additional_ips = ips[1:]
 
     def _attachment(self, sb: Sandbox) -> Attachment:
-        args = (("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", sb.namespace),
-                ("K8S_POD_NAME", sb.name), ("K8S_POD_INFRA_CONTAINER_ID", sb.id),
-                ("K8S_POD_UID", sb.uid))
+        args = (
+            ("IgnoreUnknown", "1"),
+            ("K8S_POD_NAMESPACE", sb.namespace),
+            ("K8S_POD_NAME", sb.name),
+            ("K8S_POD_INFRA_CONTAINER_ID", sb.id),
+            ("K8S_POD_UID", sb.uid),
+        )
         rc: dict[str, Any] = {}
         if sb.ports:
-            rc["portMappings"] = [{"hostPort": p.host_port, "containerPort": p.container_port,
-                                   "protocol": p.protocol, "hostIP": p.host_ip}
-                                  for p in sb.ports if p.host_port]
+            rc["portMappings"] = [
+                {
+                    "hostPort": p.host_port,
+                    "containerPort": p.container_port,
+                    "protocol": p.protocol,
+                    "hostIP": p.host_ip,
+                }
+                for p in sb.ports
+                if p.host_port
+            ]
         netns = sb.ns_path("net") if self.holder_alive(sb) else ""
         return Attachment(container_id=sb.id, netns=netns, args=args, runtime_config=rc)
 

@@ -62,18 +62,19 @@ def _wrap(name: str, fn: Callable[[Any], Awaitable[Any]]) -> Handler:
         except OSError as e:
             log.warning("CRI %s: %s", name, e)
             await context.abort(grpc.StatusCode.UNKNOWN, str(e))
+
     return call
 
 
 def _wrap_stream(name: str, fn: Callable[[Any], AsyncIterator[Any]]) -> Any:
-    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]
-                   ) -> AsyncIterator[Any]:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
             async for item in fn(request):
                 yield item
         except BerthError as e:
             log.debug("CRI %s: %s", name, e)
             await context.abort(status_code(e), str(e))
+
     return call
 
 
@@ -83,19 +84,22 @@ def service_handler(service: str, *impls: object) -> grpc.GenericRpcHandler:
     desc = api().DESCRIPTOR.services_by_name[service]
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for m in desc.methods:
-        fn = next((f for f in (getattr(i, m.name, None) for i in impls) if f is not None),
-                  None)
+        fn = next((f for f in (getattr(i, m.name, None) for i in impls) if f is not None), None)
         if fn is None or m.client_streaming:
             continue
         req = getattr(api(), m.input_type.name)
         if m.server_streaming:
             methods[m.name] = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(m.name, fn), request_deserializer=req.FromString,
-                response_serializer=lambda msg: msg.SerializeToString())
+                _wrap_stream(m.name, fn),
+                request_deserializer=req.FromString,
+                response_serializer=lambda msg: msg.SerializeToString(),
+            )
             continue
         methods[m.name] = grpc.unary_unary_rpc_method_handler(
-            _wrap(m.name, fn), request_deserializer=req.FromString,
-            response_serializer=lambda msg: msg.SerializeToString())
+            _wrap(m.name, fn),
+            request_deserializer=req.FromString,
+            response_serializer=lambda msg: msg.SerializeToString(),
+        )
     return grpc.method_handlers_generic_handler(desc.full_name, methods)
 
 
@@ -112,14 +116,22 @@ class CriServer:
     async def start(self, address: str) -> None:
         if not address.startswith("unix://"):
             raise InvalidArgument(f"--cri-socket {address!r}: only unix:///PATH is served")
-        self.path = address[len("unix://"):]
+        self.path = address[len("unix://") :]
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         if os.path.exists(self.path):
             os.unlink(self.path)
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20),
-                                          ("grpc.max_send_message_length", 16 << 20)])
-        server.add_generic_rpc_handlers((service_handler("RuntimeService", *self.runtime),
-                                         service_handler("ImageService", self.images)))
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 16 << 20),
+                ("grpc.max_send_message_length", 16 << 20),
+            ]
+        )
+        server.add_generic_rpc_handlers(
+            (
+                service_handler("RuntimeService", *self.runtime),
+                service_handler("ImageService", self.images),
+            )
+        )
         if not server.add_insecure_port(address):
             raise InvalidArgument(f"cannot listen on {address}")
         await server.start()

@@ -21,21 +21,27 @@ from berth.events import EventBus
 from berth.images import ImageService
 from berth.images.distribution import Distribution
 
-DEFAULT_CNI_BIN_DIRS = ("/opt/cni/bin", "/usr/lib/cni")   # the second: Debian's plug-ins
+DEFAULT_CNI_BIN_DIRS = ("/opt/cni/bin", "/usr/lib/cni")  # the second: Debian's plug-ins
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CriConfig:
-    socket: str                        # unix:///PATH
-    data_root: str                     # the daemon's: the CRI keeps DATA_ROOT/cri
+    socket: str  # unix:///PATH
+    data_root: str  # the daemon's: the CRI keeps DATA_ROOT/cri
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: tuple[str, ...] = field(default=DEFAULT_CNI_BIN_DIRS)
 
 
-async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: ExecService,
-                    images: ImageService, distribution: Distribution,
-                    events: EventBus | None = None) -> CriServer:
-    api()   # compile the messages now, not in the first request
+async def start_cri(
+    cfg: CriConfig,
+    *,
+    containers: ContainerService,
+    execs: ExecService,
+    images: ImageService,
+    distribution: Distribution,
+    events: EventBus | None = None,
+) -> CriServer:
+    api()  # compile the messages now, not in the first request
     root = os.path.join(cfg.data_root, "cri")
     os.makedirs(root, mode=0o700, exist_ok=True)
     cni = Cni(cfg.cni_conf_dir, list(cfg.cni_bin_dirs), os.path.join(root, "cni-results"))
@@ -45,8 +51,10 @@ async def start_cri(cfg: CriConfig, *, containers: ContainerService, execs: Exec
     await streams.start()
     runtime = ContainerHandlers(pods, containers, execs, cni, streams, CriEvents(events))
     runtime.resume_logs()
-    server = CriServer((PodHandlers(pods, cni, runtime), runtime),
-                       ImageHandlers(images, distribution, cfg.data_root))
+    server = CriServer(
+        (PodHandlers(pods, cni, runtime), runtime),
+        ImageHandlers(images, distribution, cfg.data_root),
+    )
     await server.start(cfg.socket)
     return server
 

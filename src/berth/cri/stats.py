@@ -40,7 +40,7 @@ def net_dev(pid: int) -> dict[str, tuple[int, int, int, int]]:
 class Stats:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
-        self.last: dict[str, tuple[int, int]] = {}   # container → (cpu ns, when ns)
+        self.last: dict[str, tuple[int, int]] = {}  # container → (cpu ns, when ns)
 
     async def sample(self, rec: ContainerRecord) -> StatsSample:
         return await asyncio.to_thread(self.containers.stats, rec.id)
@@ -64,42 +64,58 @@ class Stats:
         rss = extra.get("total_rss", extra.get("anon", extra.get("rss", 0)))
         limit = s.memory_limit
         memory = a.MemoryUsage(
-            timestamp=now, working_set_bytes=_u64(max(0, s.memory_usage - inactive)),
-            usage_bytes=_u64(s.memory_usage), rss_bytes=_u64(rss),
+            timestamp=now,
+            working_set_bytes=_u64(max(0, s.memory_usage - inactive)),
+            usage_bytes=_u64(s.memory_usage),
+            rss_bytes=_u64(rss),
             page_faults=_u64(extra.get("total_pgfault", extra.get("pgfault", 0))),
-            major_page_faults=_u64(extra.get("total_pgmajfault", extra.get("pgmajfault", 0))))
+            major_page_faults=_u64(extra.get("total_pgmajfault", extra.get("pgmajfault", 0))),
+        )
         if limit:
             memory.available_bytes.value = max(0, limit - s.memory_usage)
-        cpu = a.CpuUsage(timestamp=now, usage_core_nano_seconds=_u64(s.cpu_usage_ns),
-                         usage_nano_cores=_u64(self._nano_cores(rec.id, s.cpu_usage_ns, now)))
-        attrs = a.ContainerAttributes(id=rec.id, metadata=metadata, labels=cc.labels_of(rec),
-                                      annotations=cc.annotations_of(rec))
+        cpu = a.CpuUsage(
+            timestamp=now,
+            usage_core_nano_seconds=_u64(s.cpu_usage_ns),
+            usage_nano_cores=_u64(self._nano_cores(rec.id, s.cpu_usage_ns, now)),
+        )
+        attrs = a.ContainerAttributes(
+            id=rec.id,
+            metadata=metadata,
+            labels=cc.labels_of(rec),
+            annotations=cc.annotations_of(rec),
+        )
         return a.ContainerStats(attributes=attrs, cpu=cpu, memory=memory)
 
-    async def pod(self, sb: Sandbox, metadata: Any, recs: list[tuple[ContainerRecord, Any]]
-                  ) -> Any:
+    async def pod(self, sb: Sandbox, metadata: Any, recs: list[tuple[ContainerRecord, Any]]) -> Any:
         """The pod's stats: its containers' summed, and its interfaces' counters (read in
         any running container of it, which shares the pod's network namespace)."""
         a = api()
         now = time.time_ns()
         items = [await self.container(r, md) for r, md in recs]
         cpu_total = sum(i.cpu.usage_core_nano_seconds.value for i in items)
-        cpu = a.CpuUsage(timestamp=now, usage_core_nano_seconds=_u64(cpu_total),
-                         usage_nano_cores=_u64(sum(i.cpu.usage_nano_cores.value
-                                                   for i in items)))
+        cpu = a.CpuUsage(
+            timestamp=now,
+            usage_core_nano_seconds=_u64(cpu_total),
+            usage_nano_cores=_u64(sum(i.cpu.usage_nano_cores.value for i in items)),
+        )
         memory = a.MemoryUsage(
             timestamp=now,
             working_set_bytes=_u64(sum(i.memory.working_set_bytes.value for i in items)),
             usage_bytes=_u64(sum(i.memory.usage_bytes.value for i in items)),
-            rss_bytes=_u64(sum(i.memory.rss_bytes.value for i in items)))
+            rss_bytes=_u64(sum(i.memory.rss_bytes.value for i in items)),
+        )
         network = a.NetworkUsage(timestamp=now)
         if sb.pid and not sb.host_network:
             for name, (rx, rx_err, tx, tx_err) in sorted(net_dev(sb.pid).items()):
                 if name == "lo":
                     continue
-                iface = a.NetworkInterfaceUsage(name=name, rx_bytes=_u64(rx),
-                                                rx_errors=_u64(rx_err), tx_bytes=_u64(tx),
-                                                tx_errors=_u64(tx_err))
+                iface = a.NetworkInterfaceUsage(
+                    name=name,
+                    rx_bytes=_u64(rx),
+                    rx_errors=_u64(rx_err),
+                    tx_bytes=_u64(tx),
+                    tx_errors=_u64(tx_err),
+                )
                 network.interfaces.append(iface)
                 if name == "eth0":
                     network.default_interface.CopyFrom(iface)
@@ -107,11 +123,19 @@ class Stats:
         for r, _ in recs:
             if r.state.status.is_running:
                 procs += (await self.sample(r)).pids
-        attrs = a.PodSandboxAttributes(id=sb.id, metadata=metadata, labels=sb.labels,
-                                       annotations=sb.annotations)
-        return a.PodSandboxStats(attributes=attrs, linux=a.LinuxPodSandboxStats(
-            cpu=cpu, memory=memory, network=network, containers=items,
-            process=a.ProcessUsage(timestamp=now, process_count=_u64(procs))))
+        attrs = a.PodSandboxAttributes(
+            id=sb.id, metadata=metadata, labels=sb.labels, annotations=sb.annotations
+        )
+        return a.PodSandboxStats(
+            attributes=attrs,
+            linux=a.LinuxPodSandboxStats(
+                cpu=cpu,
+                memory=memory,
+                network=network,
+                containers=items,
+                process=a.ProcessUsage(timestamp=now, process_count=_u64(procs)),
+            ),
+        )
 
 
 __all__ = ["Stats"]

@@ -41,14 +41,14 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 @dataclass(slots=True, kw_only=True)
 class StreamRequest:
-    kind: str                   # exec, attach, portforward
+    kind: str  # exec, attach, portforward
     container_id: str = ""
     cmd: list[str] = field(default_factory=list)
     tty: bool = False
     stdin: bool = False
     stdout: bool = True
     stderr: bool = True
-    target: str = ""            # portforward: the host the pod's ports are reached on
+    target: str = ""  # portforward: the host the pod's ports are reached on
     ports: list[int] = field(default_factory=list)
     expires: float = 0.0
 
@@ -57,11 +57,15 @@ def exit_status(code: int | None) -> bytes:
     """The error channel's last word: a metav1.Status, as kubelets write it."""
     if code == 0:
         return json.dumps({"metadata": {}, "status": "Success"}).encode()
-    return json.dumps({
-        "metadata": {}, "status": "Failure",
-        "message": f"command terminated with non-zero exit code: {code}",
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}).encode()
+    return json.dumps(
+        {
+            "metadata": {},
+            "status": "Failure",
+            "message": f"command terminated with non-zero exit code: {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+        }
+    ).encode()
 
 
 class StreamServer:
@@ -75,8 +79,9 @@ class StreamServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
         app.router.add_get("/{kind:exec|attach|portforward}/{token}", self._serve)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                    shutdown_timeout=1.0)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self.runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -101,8 +106,7 @@ class StreamServer:
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         req = self.requests.pop(request.match_info["token"], None)
-        if req is None or req.kind != request.match_info["kind"] or \
-                req.expires < time.monotonic():
+        if req is None or req.kind != request.match_info["kind"] or req.expires < time.monotonic():
             raise web.HTTPNotFound(text="unknown or expired stream token\n")
         protocols = PORTFORWARD_PROTOCOLS if req.kind == "portforward" else CHANNEL_PROTOCOLS
         ws = web.WebSocketResponse(protocols=protocols, max_msg_size=16 << 20)
@@ -130,8 +134,7 @@ class StreamServer:
             if chan is not None:
                 await ws.send_bytes(bytes([chan]) + data)
 
-    async def _pump_in(self, ws: web.WebSocketResponse, att: Attachment,
-                       resize: Any) -> None:
+    async def _pump_in(self, ws: web.WebSocketResponse, att: Attachment, resize: Any) -> None:
         """The client's stdin and resizes, until it closes (or closes stdin, v5)."""
         async for msg in ws:
             if msg.type != WSMsgType.BINARY or not msg.data:
@@ -148,14 +151,22 @@ class StreamServer:
         await att.end_stdin()
 
     async def _exec(self, req: StreamRequest, ws: web.WebSocketResponse) -> None:
-        eid = self.execs.create(req.container_id, ExecConfig(
-            cmd=tuple(req.cmd), tty=req.tty, attach_stdin=req.stdin,
-            attach_stdout=req.stdout, attach_stderr=req.stderr and not req.tty))
+        eid = self.execs.create(
+            req.container_id,
+            ExecConfig(
+                cmd=tuple(req.cmd),
+                tty=req.tty,
+                attach_stdin=req.stdin,
+                attach_stdout=req.stdout,
+                attach_stderr=req.stderr and not req.tty,
+            ),
+        )
         att = self.execs.attach(eid)
         try:
             await self.execs.start(eid)
             inp = asyncio.get_running_loop().create_task(
-                self._pump_in(ws, att, lambda h, w: self.execs.resize(eid, h, w)))
+                self._pump_in(ws, att, lambda h, w: self.execs.resize(eid, h, w))
+            )
             try:
                 await self._pump_out(att, ws)
                 code = await self.execs.wait(eid, 10.0)
@@ -169,11 +180,11 @@ class StreamServer:
             att.close()
 
     async def _attach(self, req: StreamRequest, ws: web.WebSocketResponse) -> None:
-        att = self.containers.attach(req.container_id, stdout=req.stdout,
-                                     stderr=req.stderr)
+        att = self.containers.attach(req.container_id, stdout=req.stdout, stderr=req.stderr)
         try:
-            inp = asyncio.get_running_loop().create_task(self._pump_in(
-                ws, att, lambda h, w: self.containers.resize(req.container_id, h, w)))
+            inp = asyncio.get_running_loop().create_task(
+                self._pump_in(ws, att, lambda h, w: self.containers.resize(req.container_id, h, w))
+            )
             out = asyncio.get_running_loop().create_task(self._pump_out(att, ws))
             await asyncio.wait({inp, out}, return_when=asyncio.FIRST_COMPLETED)
             for t in (inp, out):
@@ -196,12 +207,12 @@ class StreamServer:
             try:
                 reader, writer = await asyncio.open_connection(req.target, port)
             except OSError as e:
-                await ws.send_bytes(bytes([2 * i + 1]) + (
-                    f"failed to connect to {req.target}:{port}: {e}").encode())
+                await ws.send_bytes(
+                    bytes([2 * i + 1]) + (f"failed to connect to {req.target}:{port}: {e}").encode()
+                )
                 continue
             writers[2 * i] = writer
-            tasks.append(asyncio.get_running_loop().create_task(
-                self._copy_back(reader, ws, 2 * i)))
+            tasks.append(asyncio.get_running_loop().create_task(self._copy_back(reader, ws, 2 * i)))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY and msg.data and msg.data[0] in writers:
@@ -215,8 +226,9 @@ class StreamServer:
                 w.close()
 
     @staticmethod
-    async def _copy_back(reader: asyncio.StreamReader, ws: web.WebSocketResponse,
-                         chan: int) -> None:
+    async def _copy_back(
+        reader: asyncio.StreamReader, ws: web.WebSocketResponse, chan: int
+    ) -> None:
         while data := await reader.read(32 * 1024):
             await ws.send_bytes(bytes([chan]) + data)
 

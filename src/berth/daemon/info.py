@@ -38,48 +38,98 @@ def system_info(d: Daemon) -> dict[str, Any]:
             if line.startswith("PRETTY_NAME="):
                 os_name = line.split("=", 1)[1].strip().strip('"')
     return {
-        "ID": _daemon_id(d), **counts, "Images": len(d.meta.image_ids()),
-        "Driver": d.driver.name, "DriverStatus": [["Backing Filesystem", "extfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file"]},
-        "MemoryLimit": True, "SwapLimit": os.path.exists(
-            "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or v2,
-        "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
-        "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": False,
-        "BridgeNfIp6tables": False, "Debug": d.cfg.log_level == "debug",
-        "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": not v2,
-        "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(),
-        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
-        "CgroupVersion": "2" if v2 else "1", "NEventsListener": 0,
-        "KernelVersion": u.release, "OperatingSystem": os_name, "OSVersion": "",
-        "OSType": "linux", "Architecture": platform.machine(),
+        "ID": _daemon_id(d),
+        **counts,
+        "Images": len(d.meta.image_ids()),
+        "Driver": d.driver.name,
+        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "null"],
+            "Authorization": None,
+            "Log": ["json-file"],
+        },
+        "MemoryLimit": True,
+        "SwapLimit": os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or v2,
+        "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
+        "CPUShares": True,
+        "CPUSet": True,
+        "PidsLimit": True,
+        "IPv4Forwarding": True,
+        "BridgeNfIptables": False,
+        "BridgeNfIp6tables": False,
+        "Debug": d.cfg.log_level == "debug",
+        "NFd": len(os.listdir("/proc/self/fd")),
+        "OomKillDisable": not v2,
+        "NGoroutines": len(asyncio.all_tasks()),
+        "SystemTime": _now(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": "2" if v2 else "1",
+        "NEventsListener": 0,
+        "KernelVersion": u.release,
+        "OperatingSystem": os_name,
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                           "AllowNondistributableArtifactsHostnames": None,
-                           "InsecureRegistryCIDRs": [
-                               str(n) for n in d.registry.options.insecure_cidrs()],
-                           "IndexConfigs": {"docker.io": {
-                               "Name": "docker.io", "Mirrors": d.cfg.registry_mirrors,
-                               "Secure": True, "Official": True}, **{
-                               r: {"Name": r, "Mirrors": [], "Secure": False,
-                                   "Official": False}
-                               for r in d.cfg.insecure_registries if "/" not in r}},
-                           "Mirrors": d.cfg.registry_mirrors or None},
-        "NCPU": os.cpu_count() or 1, "MemTotal": mem_total,
-        "GenericResources": None, "DockerRootDir": d.cfg.data_root,
-        "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": u.nodename,
-        "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
+        "RegistryConfig": {
+            "AllowNondistributableArtifactsCIDRs": None,
+            "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": [str(n) for n in d.registry.options.insecure_cidrs()],
+            "IndexConfigs": {
+                "docker.io": {
+                    "Name": "docker.io",
+                    "Mirrors": d.cfg.registry_mirrors,
+                    "Secure": True,
+                    "Official": True,
+                },
+                **{
+                    r: {"Name": r, "Mirrors": [], "Secure": False, "Official": False}
+                    for r in d.cfg.insecure_registries
+                    if "/" not in r
+                },
+            },
+            "Mirrors": d.cfg.registry_mirrors or None,
+        },
+        "NCPU": os.cpu_count() or 1,
+        "MemTotal": mem_total,
+        "GenericResources": None,
+        "DockerRootDir": d.cfg.data_root,
+        "HttpProxy": "",
+        "HttpsProxy": "",
+        "NoProxy": "",
+        "Name": u.nodename,
+        "Labels": [],
+        "ExperimentalBuild": False,
+        "ServerVersion": ENGINE_VERSION,
         # under the names clients know: berth's own is "runc" where no real runc is
-        "Runtimes": {d.containers.cfg.runtime_shown(name): {"path": path or "berth-runtime"}
-                     for name, path in d.cfg.runtimes.items()},
+        "Runtimes": {
+            d.containers.cfg.runtime_shown(name): {"path": path or "berth-runtime"}
+            for name, path in d.cfg.runtimes.items()
+        },
         "DefaultRuntime": d.containers.cfg.runtime_shown(d.containers.cfg.runtime),
-        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
-                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
-        "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""},
-        "InitCommit": {"ID": ""}, "SecurityOptions": [
-            "name=seccomp,profile=builtin", "name=no-new-privileges",
-            *(["name=userns"] if d.cfg.idmap else [])], "CDISpecDirs": [],
+        "Swarm": {
+            "NodeID": "",
+            "NodeAddr": "",
+            "LocalNodeState": "inactive",
+            "ControlAvailable": False,
+            "Error": "",
+            "RemoteManagers": None,
+        },
+        "LiveRestoreEnabled": True,
+        "Isolation": "",
+        "InitBinary": "",
+        "ContainerdCommit": {"ID": ""},
+        "RuncCommit": {"ID": ""},
+        "InitCommit": {"ID": ""},
+        "SecurityOptions": [
+            "name=seccomp,profile=builtin",
+            "name=no-new-privileges",
+            *(["name=userns"] if d.cfg.idmap else []),
+        ],
+        "CDISpecDirs": [],
         "Containerd": None,
         "Warnings": listeners.api_warnings(d.cfg.hosts, d.cfg.tls) or None,
     }
@@ -92,6 +142,7 @@ def _daemon_id(d: Daemon) -> str:
             return f.read().strip()
     except FileNotFoundError:
         import uuid
+
         ident = str(uuid.uuid4())
         atomic_write(path, ident.encode())
         return ident

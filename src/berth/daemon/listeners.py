@@ -36,7 +36,7 @@ DEFAULT_TCP_PORT = 2375
 
 @dataclass(frozen=True, slots=True)
 class TLSSettings:
-    verify: bool        # require a client certificate signed by `ca`
+    verify: bool  # require a client certificate signed by `ca`
     ca: str
     cert: str
     key: str
@@ -55,13 +55,12 @@ def normalize_host(host: str, default_unix: str, tls: bool) -> str:
     if proto != "tcp":
         raise InvalidArgument(f"invalid bind address ({host}): unsupported proto '{proto}'")
     if "/" in addr:
-        raise InvalidArgument(f"invalid bind address ({host}): should not contain a path "
-                              "element")
+        raise InvalidArgument(f"invalid bind address ({host}): should not contain a path element")
     if addr.startswith("["):
         end = addr.find("]")
-        if end < 0 or (addr[end + 1:] and not addr[end + 1:].startswith(":")):
+        if end < 0 or (addr[end + 1 :] and not addr[end + 1 :].startswith(":")):
             raise InvalidArgument(f"invalid bind address ({host})")
-        name, port = addr[1:end], addr[end + 2:]
+        name, port = addr[1:end], addr[end + 2 :]
     else:
         name, _, port = addr.rpartition(":") if ":" in addr else (addr, "", "")
     if port and not port.isdigit() or ":" in name and not addr.startswith("["):
@@ -71,7 +70,7 @@ def normalize_host(host: str, default_unix: str, tls: bool) -> str:
 
 
 def split_tcp(host: str) -> tuple[str, int]:
-    name, _, port = host[len("tcp://"):].rpartition(":")
+    name, _, port = host[len("tcp://") :].rpartition(":")
     return name.strip("[]"), int(port)
 
 
@@ -89,8 +88,7 @@ def _is_loopback(name: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def insecure_tcp(host: str, tls: TLSSettings | None, tls_explicit: bool) -> \
-        tuple[list[str], float]:
+def insecure_tcp(host: str, tls: TLSSettings | None, tls_explicit: bool) -> tuple[list[str], float]:
     """dockerd's warnings for a tcp:// host without TLS client verification, and how long it
     waits after them (seconds): 1, or 16 when TLS was not set either way and the address is
     not a loopback one. ([], 0) for a host that needs none."""
@@ -111,8 +109,7 @@ def insecure_tcp(host: str, tls: TLSSettings | None, tls_explicit: bool) -> \
             "intentionally being slowed down to show this message",
             "Please consider generating tls certificates with client validation to prevent "
             "exposing unauthenticated root access to your network",
-            "You can override this by explicitly specifying '--tls=false' or "
-            "'--tlsverify=false'",
+            "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'",
             "Support for listening on TCP without authentication or explicit intent to run "
             "without authentication will be removed in the next release",
         ]
@@ -122,23 +119,31 @@ def insecure_tcp(host: str, tls: TLSSettings | None, tls_explicit: bool) -> \
 
 def api_warnings(hosts: list[str], tls: TLSSettings | None) -> list[str]:
     """What dockerd's /info says of its tcp:// hosts (daemon/info.go, fillAPIInfo)."""
-    attack = ("\n         Access to the remote API is equivalent to root access on the host. "
-              "Refer\n         to the 'Docker daemon attack surface' section in the "
-              "documentation for\n         more information: "
-              "https://docs.docker.com/go/attack-surface/")
-    removal = ("In future versions this will be a hard failure preventing the daemon from "
-               "starting! Learn more at: https://docs.docker.com/go/api-security/")
+    attack = (
+        "\n         Access to the remote API is equivalent to root access on the host. "
+        "Refer\n         to the 'Docker daemon attack surface' section in the "
+        "documentation for\n         more information: "
+        "https://docs.docker.com/go/attack-surface/"
+    )
+    removal = (
+        "In future versions this will be a hard failure preventing the daemon from "
+        "starting! Learn more at: https://docs.docker.com/go/api-security/"
+    )
     out = []
     for h in hosts:
         if not h.startswith("tcp://"):
             continue
-        addr = h[len("tcp://"):]
+        addr = h[len("tcp://") :]
         if tls is None:
-            out.append(f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without "
-                       f"encryption.{attack}\n{removal}")
+            out.append(
+                f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without "
+                f"encryption.{attack}\n{removal}"
+            )
         elif not tls.verify:
-            out.append(f"[DEPRECATION NOTICE]: API is accessible on https://{addr} without "
-                       f"TLS client verification.{attack}\n{removal}")
+            out.append(
+                f"[DEPRECATION NOTICE]: API is accessible on https://{addr} without "
+                f"TLS client verification.{attack}\n{removal}"
+            )
     return out
 
 
@@ -151,14 +156,17 @@ def server_context(t: TLSSettings) -> ssl.SSLContext:
     try:
         ctx.load_cert_chain(t.cert, t.key)
     except (OSError, ssl.SSLError) as e:
-        raise InvalidArgument(f'invalid TLS configuration: could not load X509 key pair '
-                              f'(cert: "{t.cert}", key: "{t.key}"): {e}') from None
+        raise InvalidArgument(
+            f"invalid TLS configuration: could not load X509 key pair "
+            f'(cert: "{t.cert}", key: "{t.key}"): {e}'
+        ) from None
     if t.verify:
         try:
             ctx.load_verify_locations(cafile=t.ca)
         except (OSError, ssl.SSLError) as e:
-            raise InvalidArgument(f"invalid TLS configuration: could not read CA certificate "
-                                  f'"{t.ca}": {e}') from None
+            raise InvalidArgument(
+                f'invalid TLS configuration: could not read CA certificate "{t.ca}": {e}'
+            ) from None
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
@@ -168,7 +176,8 @@ def bind_tcp(host: str) -> socket.socket:
     name, port = split_tcp(host)
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(
-            name, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
+            name, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )[0]
     except (OSError, IndexError) as e:
         raise InvalidArgument(f"listen tcp {name}:{port}: {e}") from None
     sock = socket.socket(family, kind, proto)
@@ -189,7 +198,7 @@ class _HalfCloseTLS(sslproto.SSLProtocol):
     close_notify (Go's tls.Conn.CloseWrite: the docker CLI's hijacked streams), or a TCP FIN
     under the TLS (berth's CLI, as a half-closed TCP connection)."""
 
-    _kept_open: bool | None = None   # the app protocol's answer to eof_received
+    _kept_open: bool | None = None  # the app protocol's answer to eof_received
 
     def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
         me: Any = self
@@ -198,15 +207,17 @@ class _HalfCloseTLS(sslproto.SSLProtocol):
             # that spoke plain HTTP gets an HTTP answer that says so
             with contextlib.suppress(Exception):
                 if getattr(handshake_exc, "reason", "") == "HTTP_REQUEST":
-                    me._transport.write(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP "
-                                        b"request to an HTTPS server.\n")
+                    me._transport.write(
+                        b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP "
+                        b"request to an HTTPS server.\n"
+                    )
                 else:
                     me._process_outgoing()
         base: Any = super()
         base._on_handshake_complete(handshake_exc)
 
     def _call_eof_received(self) -> None:
-        me: Any = self   # asyncio's private state, which typeshed does not describe
+        me: Any = self  # asyncio's private state, which typeshed does not describe
         if me._app_state is not sslproto.AppProtocolState.STATE_CON_MADE:
             return
         me._app_state = sslproto.AppProtocolState.STATE_EOF
@@ -220,7 +231,7 @@ class _HalfCloseTLS(sslproto.SSLProtocol):
     def _start_shutdown(self) -> None:
         me: Any = self
         if self._kept_open and not getattr(me._app_transport, "_closed", True):
-            return   # the client's close_notify: the application still writes; its close()
+            return  # the client's close_notify: the application still writes; its close()
         me_base: Any = super()
         me_base._start_shutdown()
 
@@ -228,7 +239,7 @@ class _HalfCloseTLS(sslproto.SSLProtocol):
         me: Any = self
         wrapped = sslproto.SSLProtocolState.WRAPPED
         if me._state is wrapped and not me._app_reading_paused:
-            me._do_read()   # what came before the FIN goes first
+            me._do_read()  # what came before the FIN goes first
             if me._state is wrapped:
                 self._call_eof_received()
                 if self._kept_open:
@@ -251,10 +262,11 @@ class TLSSite(web.SockSite):
 
         def factory() -> asyncio.BaseProtocol:
             waiter: Any = None
-            return _HalfCloseTLS(loop, server(), ctx, waiter, server_side=True,
-                                 ssl_handshake_timeout=60)
-        self._server = await loop.create_server(factory, sock=self._sock,
-                                                backlog=self._backlog)
+            return _HalfCloseTLS(
+                loop, server(), ctx, waiter, server_side=True, ssl_handshake_timeout=60
+            )
+
+        self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
 
 
 async def warn_insecure(host: str, tls: TLSSettings | None, tls_explicit: bool) -> None:

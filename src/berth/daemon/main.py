@@ -59,54 +59,98 @@ class Daemon:
         self.content = ContentStore(os.path.join(cfg.data_root, "content"))
         self.content.clean_ingest()
         shift = (cfg.idmap[0], cfg.idmap[1]) if cfg.idmap else (0, 0)
-        self.layers = storage.LayerStore(os.path.join(cfg.data_root, "storage"), self.content,
-                                         shift)
+        self.layers = storage.LayerStore(
+            os.path.join(cfg.data_root, "storage"), self.content, shift
+        )
         self.layers.clean()
         driver_name = cfg.storage_driver or (
-            "overlay2" if storage.overlay_supported(cfg.data_root) else "vfs")
+            "overlay2" if storage.overlay_supported(cfg.data_root) else "vfs"
+        )
         self.driver = storage.make_driver(driver_name, os.path.join(cfg.data_root, "storage"))
         self.driver.shift = shift
         self.events = EventBus()
         self.images = ImageService(self.meta, self.content, self.layers, emit=self._emit)
         self.forkserver_sock = os.path.join(cfg.exec_root, "forkserver.sock")
-        self.ui_url_file = os.path.join(cfg.exec_root, "ui-url")   # --ui's URL, 0600
-        self.networks = NetworkService(self.meta, NetConfig(
-            bridge=cfg.bridge, bip=cfg.bip, iptables=cfg.iptables, ip_forward=cfg.ip_forward,
-            ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6, run_dir=os.path.join(cfg.exec_root, "networks")), emit=self._emit)
-        self.volumes = VolumeService(self.meta, os.path.join(cfg.data_root, "volumes"),
-                                     owner=shift, emit=self._emit)
+        self.ui_url_file = os.path.join(cfg.exec_root, "ui-url")  # --ui's URL, 0600
+        self.networks = NetworkService(
+            self.meta,
+            NetConfig(
+                bridge=cfg.bridge,
+                bip=cfg.bip,
+                iptables=cfg.iptables,
+                ip_forward=cfg.ip_forward,
+                ipv6=cfg.ipv6,
+                fixed_cidr_v6=cfg.fixed_cidr_v6,
+                run_dir=os.path.join(cfg.exec_root, "networks"),
+            ),
+            emit=self._emit,
+        )
+        self.volumes = VolumeService(
+            self.meta, os.path.join(cfg.data_root, "volumes"), owner=shift, emit=self._emit
+        )
         self.networks.load()
         self.containers = ContainerService(
-            ContainersConfig(data_root=cfg.data_root, exec_root=cfg.exec_root,
-                             forkserver=self.forkserver_sock, cgroup_parent=cfg.cgroup_parent,
-                             dns=cfg.dns, dns_search=cfg.dns_search, dns_options=cfg.dns_opts,
-                             runtime=cfg.default_runtime, runtimes=dict(cfg.runtimes),
-                             idmap=cfg.idmap,
-                             init_path=cfg.init_path, cdi_spec_dirs=cfg.cdi_spec_dirs,
-                             **log_defaults(cfg.log_opts)),
-            self.meta, self.images, self.driver, emit=self._emit,
-            volumes=self.volumes, networks=self.networks)
+            ContainersConfig(
+                data_root=cfg.data_root,
+                exec_root=cfg.exec_root,
+                forkserver=self.forkserver_sock,
+                cgroup_parent=cfg.cgroup_parent,
+                dns=cfg.dns,
+                dns_search=cfg.dns_search,
+                dns_options=cfg.dns_opts,
+                runtime=cfg.default_runtime,
+                runtimes=dict(cfg.runtimes),
+                idmap=cfg.idmap,
+                init_path=cfg.init_path,
+                cdi_spec_dirs=cfg.cdi_spec_dirs,
+                **log_defaults(cfg.log_opts),
+            ),
+            self.meta,
+            self.images,
+            self.driver,
+            emit=self._emit,
+            volumes=self.volumes,
+            networks=self.networks,
+        )
         self.images.containers_using = lambda image_id: [
             ImageUser(c["Id"], bool(c["State"]["Running"]))
-            for c in self.containers.containers_using(image_id)]
+            for c in self.containers.containers_using(image_id)
+        ]
         self.images.layers_in_use = self.containers.layers_in_use
         self.execs = ExecService(self.containers)
         self.containers.on_remove.append(self.execs.forget_container)
         self.health = HealthChecker(self.containers, self.execs)
-        self.registry = RegistryClient(RegistryOptions(
-            mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
-            certs_dir=cfg.certs_dir, docker_hub=cfg.docker_hub))
+        self.registry = RegistryClient(
+            RegistryOptions(
+                mirrors=cfg.registry_mirrors,
+                insecure=cfg.insecure_registries,
+                certs_dir=cfg.certs_dir,
+                docker_hub=cfg.docker_hub,
+            )
+        )
         self.distribution = Distribution(self.images, self.registry, emit=self._emit)
-        self.builder = Builder(self.images, BuildRunner(self.containers), data_root=cfg.data_root,
-                               pull=self.distribution.pull,
-                               entitlements=cfg.insecure_entitlements)
-        self.api = Api(containers=self.containers, images=self.images, info=self.info,
-                       execs=self.execs, events=self.events, distribution=self.distribution,
-                       builder=self.builder, networks=self.networks, volumes=self.volumes)
+        self.builder = Builder(
+            self.images,
+            BuildRunner(self.containers),
+            data_root=cfg.data_root,
+            pull=self.distribution.pull,
+            entitlements=cfg.insecure_entitlements,
+        )
+        self.api = Api(
+            containers=self.containers,
+            images=self.images,
+            info=self.info,
+            execs=self.execs,
+            events=self.events,
+            distribution=self.distribution,
+            builder=self.builder,
+            networks=self.networks,
+            volumes=self.volumes,
+        )
         self.forkserver: asyncio.subprocess.Process | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None   # run() sets it
-        self.cri: Any = None   # berth.cri's server, with --cri-socket
-        self.nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]   # main() sets it
+        self.loop: asyncio.AbstractEventLoop | None = None  # run() sets it
+        self.cri: Any = None  # berth.cri's server, with --cri-socket
+        self.nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]  # main() sets it
 
     def _emit(self, typ: str, action: str, actor: str, attrs: dict[str, str]) -> None:
         log.debug("event %s %s %s %s", typ, action, actor[:12], attrs)
@@ -116,9 +160,10 @@ class Daemon:
             # a service's blocking method in a worker thread (rmi, volume rm, load): the bus's
             # subscriber queues are the loop's, and an asyncio.Queue is not thread-safe
             if self.loop is not None:
-                with contextlib.suppress(RuntimeError):   # the loop has closed: no one listens
-                    self.loop.call_soon_threadsafe(self.events.publish, typ, action, actor,
-                                                   dict(attrs))
+                with contextlib.suppress(RuntimeError):  # the loop has closed: no one listens
+                    self.loop.call_soon_threadsafe(
+                        self.events.publish, typ, action, actor, dict(attrs)
+                    )
                     return
         self.events.publish(typ, action, actor, attrs)
 
@@ -157,14 +202,24 @@ class Daemon:
         await self.containers.start_restartable()
         if self.cfg.cri_socket:
             from berth.cri.service import CriConfig, start_cri  # grpc: only when asked for
+
             self.cri = await start_cri(
-                CriConfig(socket=self.cfg.cri_socket, data_root=self.cfg.data_root,
-                          cni_conf_dir=self.cfg.cni_conf_dir, cni_bin_dirs=self.cfg.cni_bin_dirs),
-                containers=self.containers, execs=self.execs, images=self.images,
-                distribution=self.distribution, events=self.events)
+                CriConfig(
+                    socket=self.cfg.cri_socket,
+                    data_root=self.cfg.data_root,
+                    cni_conf_dir=self.cfg.cni_conf_dir,
+                    cni_bin_dirs=self.cfg.cni_bin_dirs,
+                ),
+                containers=self.containers,
+                execs=self.execs,
+                images=self.images,
+                distribution=self.distribution,
+                events=self.events,
+            )
         # streams that never end on their own (events, logs -f) must not hold up a shutdown
-        runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            self.api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
         runners = [runner]
         owned: list[tuple[str, tuple[int, int]]] = []
@@ -172,10 +227,13 @@ class Daemon:
             site: web.SockSite
             if h.startswith("tcp://"):
                 sock = listeners.bind_tcp(h)
-                site = listeners.TLSSite(runner, sock, ssl_context=ssl_ctx) if ssl_ctx \
+                site = (
+                    listeners.TLSSite(runner, sock, ssl_context=ssl_ctx)
+                    if ssl_ctx
                     else web.SockSite(runner, sock)
+                )
             else:
-                path = h[len("unix://"):]
+                path = h[len("unix://") :]
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -188,22 +246,35 @@ class Daemon:
                 owned.append((path, (st.st_ino, st.st_ctime_ns)))
                 site = web.SockSite(runner, sock)
             await site.start()
-            log.info("API listen on %s%s", h[len("unix://"):] if h.startswith("unix://")
-                     else h[len("tcp://"):], " (TLS)" if h.startswith("tcp://") and ssl_ctx
-                     else "")
+            log.info(
+                "API listen on %s%s",
+                h[len("unix://") :] if h.startswith("unix://") else h[len("tcp://") :],
+                " (TLS)" if h.startswith("tcp://") and ssl_ctx else "",
+            )
         if self.cfg.ui is not None:
             ui_runner, _gate = await ui.start(
-                self.cfg.ui, containers=self.containers, images=self.images, execs=self.execs,
-                events=self.events, networks=self.networks, volumes=self.volumes,
-                distribution=self.distribution, ssl_context=listeners.server_context(self.cfg.tls) if self.cfg.tls else None,
-                url_file=self.ui_url_file)
+                self.cfg.ui,
+                containers=self.containers,
+                images=self.images,
+                execs=self.execs,
+                events=self.events,
+                networks=self.networks,
+                volumes=self.volumes,
+                distribution=self.distribution,
+                ssl_context=listeners.server_context(self.cfg.tls) if self.cfg.tls else None,
+                url_file=self.ui_url_file,
+            )
             runners.append(ui_runner)
         if self.cfg.pidfile:
             with open(self.cfg.pidfile, "w") as f:
                 f.write(str(os.getpid()))
-        log.info("berthd %s listening on %s (storage %s, cgroup v%s)", __version__,
-                 ", ".join(self.cfg.hosts), self.driver.name,
-                 "2" if cgroups.is_v2() else "1")
+        log.info(
+            "berthd %s listening on %s (storage %s, cgroup v%s)",
+            __version__,
+            ", ".join(self.cfg.hosts),
+            self.driver.name,
+            "2" if cgroups.is_v2() else "1",
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for s in (signal.SIGTERM, signal.SIGINT):
@@ -229,9 +300,11 @@ class Daemon:
             except Exception:  # noqa: BLE001 - the daemon's edge: log, look again later
                 log.exception("putting the iptables rules back failed")
 
-    async def _shutdown(self, runners: list[web.AppRunner],
-                        owned: list[tuple[str, tuple[int, int]]]) -> None:
+    async def _shutdown(
+        self, runners: list[web.AppRunner], owned: list[tuple[str, tuple[int, int]]]
+    ) -> None:
         """Every step runs, whatever the one before it did."""
+
         async def step(what: str, coro: Any) -> None:
             t0 = time.monotonic()
             try:
@@ -272,11 +345,11 @@ class Daemon:
         await step("registry client", self.registry.close())
         await step("fork server", stop_forkserver())
         await step("socket and pidfile", unlink_own())
-        await step("cgroup parent", asyncio.to_thread(cgroups.remove_parent,
-                                                      self.cfg.cgroup_parent))
+        await step(
+            "cgroup parent", asyncio.to_thread(cgroups.remove_parent, self.cfg.cgroup_parent)
+        )
         await step("networks", networks_down())
         self.meta.close()
-
 
 
 def raise_nofile() -> int:
@@ -285,7 +358,7 @@ def raise_nofile() -> int:
     limit it had, which the fork server gives back to monitors and containers."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard
-    if want == resource.RLIM_INFINITY:   # the kernel caps open files at nr_open anyway
+    if want == resource.RLIM_INFINITY:  # the kernel caps open files at nr_open anyway
         with open("/proc/sys/fs/nr_open") as f:
             want = int(f.read())
     if soft != resource.RLIM_INFINITY and soft < want:
@@ -310,8 +383,9 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             # the roots cannot be made or written (read-only, full, not a directory): say
             # so in words, as dockerd does, not with a traceback
-            raise System(f"cannot start with data root {cfg.data_root} and exec root "
-                         f"{cfg.exec_root}: {e}") from None
+            raise System(
+                f"cannot start with data root {cfg.data_root} and exec root {cfg.exec_root}: {e}"
+            ) from None
         daemon.nofile_soft = nofile
         asyncio.run(daemon.run())
     except BerthError as e:

@@ -89,7 +89,8 @@ def lock_data_root(data_root: str) -> int:
         raise Conflict(
             f"data root {data_root} is in use by another berthd"
             f"{f' (pid {holder})' if holder.isdigit() else ''}: stop it first, or give this one "
-            "its own --data-root") from None
+            "its own --data-root"
+        ) from None
     except BaseException:
         os.close(fd)
         raise

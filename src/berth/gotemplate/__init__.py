@@ -44,17 +44,41 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "BUILTINS", "DOCKER_FUNCS", "HEADER_FUNCS", "MISSING", "NILPTR", "ExecError", "GoMap",
-    "GoTime", "NilList", "NilMap", "ParseError", "Template", "TemplateError", "execute",
-    "format_float", "omitted", "show", "sprintf", "tabwrite", "to_json", "truth", "type_name",
+    "BUILTINS",
+    "DOCKER_FUNCS",
+    "HEADER_FUNCS",
+    "MISSING",
+    "NILPTR",
+    "ExecError",
+    "GoMap",
+    "GoTime",
+    "NilList",
+    "NilMap",
+    "ParseError",
+    "Template",
+    "TemplateError",
+    "execute",
+    "format_float",
+    "omitted",
+    "show",
+    "sprintf",
+    "tabwrite",
+    "to_json",
+    "truth",
+    "type_name",
 ]
 
 
 class Template:
     """A parsed template: `Template(text).execute(data)` gives the text Go's would."""
 
-    def __init__(self, text: str, name: str = "", funcs: dict[str, Fn] | None = None,
-                 missingkey: str = "default") -> None:
+    def __init__(
+        self,
+        text: str,
+        name: str = "",
+        funcs: dict[str, Fn] | None = None,
+        missingkey: str = "default",
+    ) -> None:
         """`missingkey` as Go's option: "default" (`<no value>`), "zero", "error"; or
         "inspect", docker inspect's way: its typed struct first, so a key missing from a map
         field gives `<no value>`, one missing from an object standing for a struct an error
@@ -77,8 +101,14 @@ class Template:
         return "".join(st.out)
 
 
-def execute(text: str, data: Any, *, name: str = "", missingkey: str = "default",
-            funcs: dict[str, Fn] | None = None) -> str:
+def execute(
+    text: str,
+    data: Any,
+    *,
+    name: str = "",
+    missingkey: str = "default",
+    funcs: dict[str, Fn] | None = None,
+) -> str:
     """Parse and run `text` on `data` in one step."""
     return Template(text, name=name, missingkey=missingkey, funcs=funcs).execute(data)
 
@@ -86,6 +116,7 @@ def execute(text: str, data: Any, *, name: str = "", missingkey: str = "default"
 def sprintf(fmt: str, args: list[Any]) -> str:
     """Go's fmt.Sprintf over the values the templates have."""
     from berth.gotemplate import printf
+
     return printf.sprintf(fmt, args)
 
 
@@ -93,10 +124,12 @@ def to_json(v: Any, escape_html: bool = True, sort_maps: bool = True) -> str:
     """Go's json.Marshal: compact, keys of maps sorted, `<>&` escaped unless told not to.
     Without `sort_maps`, objects keep their order (JSON passed through as it came)."""
     from berth.gotemplate import marshal
+
     return marshal.to_json(v, escape_html, sort_maps)
 
 
 def tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
     """Align tab-separated cells as Go's tabwriter.NewWriter(w, minwidth, 1, padding, ' ', 0)."""
     from berth.gotemplate import tabwriter
+
     return tabwriter.tabwrite(text, minwidth, padding)

@@ -252,29 +252,35 @@ class State:
         value = self.eval_arg(dot, "a", pipe)
         return self.eval_field_chain(dot, value, chain, chain.fields, args, final)
 
-    def eval_field_chain(self, dot: Any, receiver: Any, node: Node, idents: list[str],
-                         args: list[Node], final: Any) -> Any:
+    def eval_field_chain(
+        self, dot: Any, receiver: Any, node: Node, idents: list[str], args: list[Node], final: Any
+    ) -> Any:
         for ident in idents[:-1]:
             receiver = self.eval_field(dot, ident, node, [], NO_FINAL, receiver)
         return self.eval_field(dot, idents[-1], node, args, final, receiver)
 
-    def eval_field(self, dot: Any, name: str, node: Node, args: list[Node], final: Any,
-                   receiver: Any) -> Any:
+    def eval_field(
+        self, dot: Any, name: str, node: Node, args: list[Node], final: Any, receiver: Any
+    ) -> Any:
         self.node = node
         if receiver is None or receiver is MISSING or isinstance(receiver, NilPtr):
             if self.tmpl.missingkey in ("error", "inspect") and not isinstance(receiver, NilMap):
                 self.fail(f"nil data; no entry for key {quote(name)}", node)
             return MISSING
-        method = getattr(receiver, "go_methods", {}).get(name) \
-            if not isinstance(receiver, (str, int, float, list)) else None
+        method = (
+            getattr(receiver, "go_methods", {}).get(name)
+            if not isinstance(receiver, (str, int, float, list))
+            else None
+        )
         if method is not None:
             return self.call(dot, Fn(method[0], method[1]), node, name, args, final)
         if isinstance(receiver, dict):
             return self.eval_key(receiver, name, node, args, final)
         self.fail(f"can't evaluate field {name} in type {type_name(receiver)}", node)
 
-    def eval_key(self, receiver: dict[str, Any], name: str, node: Node, args: list[Node],
-            final: Any) -> Any:
+    def eval_key(
+        self, receiver: dict[str, Any], name: str, node: Node, args: list[Node], final: Any
+    ) -> Any:
         """`.name` of a JSON object: a Go struct's field (it has `go_type`, maybe
         `go_renames`) or a map's entry, where `missingkey` decides what a missing key gives."""
         has_args = len(args) > 1 or final is not NO_FINAL
@@ -283,8 +289,11 @@ class State:
             if name in renames:
                 name = renames[name]
             elif name in renames.values():
-                self.fail(f"can't evaluate field {name} in type "
-                          f"{getattr(receiver, 'go_type', type_name(receiver))}", node)
+                self.fail(
+                    f"can't evaluate field {name} in type "
+                    f"{getattr(receiver, 'go_type', type_name(receiver))}",
+                    node,
+                )
         elif name not in receiver and self.tmpl.missingkey == "inspect":
             name = _json_name(name)
         if name in receiver:
@@ -304,8 +313,9 @@ class State:
             return None
         return MISSING
 
-    def eval_function(self, dot: Any, ident: IdentifierNode, cmd: CommandNode, args: list[Node],
-                      final: Any) -> Any:
+    def eval_function(
+        self, dot: Any, ident: IdentifierNode, cmd: CommandNode, args: list[Node], final: Any
+    ) -> Any:
         self.node = ident
         name = ident.name
         fn = self.funcs.get(name)
@@ -315,8 +325,9 @@ class State:
             return self.eval_and_or(dot, name, cmd, args, final)
         return self.call(dot, fn, cmd, name, args, final)
 
-    def eval_and_or(self, dot: Any, name: str, cmd: CommandNode, args: list[Node],
-                    final: Any) -> Any:
+    def eval_and_or(
+        self, dot: Any, name: str, cmd: CommandNode, args: list[Node], final: Any
+    ) -> Any:
         nodes = args[1:]
         total = len(nodes) + (final is not NO_FINAL)
         if total < 1:
@@ -330,8 +341,7 @@ class State:
                 return v
         return v
 
-    def call(self, dot: Any, fn: Fn, node: Node, name: str, args: list[Node],
-             final: Any) -> Any:
+    def call(self, dot: Any, fn: Fn, node: Node, name: str, args: list[Node], final: Any) -> Any:
         nodes = args[1:]
         params = fn.params
         variadic = params.endswith("*")
@@ -340,8 +350,9 @@ class State:
         # as Go's, reported at the function's name (the node being evaluated)
         if variadic:
             if got < len(fixed):
-                self.fail(f"wrong number of args for {name}: want at least {len(fixed)} "
-                          f"got {len(nodes)}")
+                self.fail(
+                    f"wrong number of args for {name}: want at least {len(fixed)} got {len(nodes)}"
+                )
         elif got != len(fixed):
             self.fail(f"wrong number of args for {name}: want {len(fixed)} got {got}")
 
@@ -414,8 +425,17 @@ class State:
         return self.check_value(kind, v, n)
 
 
-_ACRONYMS = (("ID", "Id"), ("CPU", "Cpu"), ("DNS", "Dns"), ("API", "Api"), ("OOM", "Oom"),
-             ("IPC", "Ipc"), ("PID", "Pid"), ("UTS", "Uts"), ("IO", "Io"))
+_ACRONYMS = (
+    ("ID", "Id"),
+    ("CPU", "Cpu"),
+    ("DNS", "Dns"),
+    ("API", "Api"),
+    ("OOM", "Oom"),
+    ("IPC", "Ipc"),
+    ("PID", "Pid"),
+    ("UTS", "Uts"),
+    ("IO", "Io"),
+)
 
 
 def _json_name(name: str) -> str:

@@ -50,8 +50,9 @@ def _eq(a: Any, *bs: Any) -> bool:
             continue
         if ka == "other":
             if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
-                raise CallError(f"non-comparable types {show(a)}: {type_name(a)}, "
-                                 f"{type_name(b)}: {show(b)}")
+                raise CallError(
+                    f"non-comparable types {show(a)}: {type_name(a)}, {type_name(b)}: {show(b)}"
+                )
         if ka == "nil" or a == b:
             return True
     return False
@@ -114,8 +115,8 @@ def _slice(item: Any, *idx: Any) -> Any:
     if ix[0] > ix[1]:
         raise CallError(f"invalid slice index: {ix[0]} > {ix[1]}")
     if isinstance(item, str):
-        return item.encode()[ix[0]:ix[1]].decode("utf-8", "replace")
-    return item[ix[0]:ix[1]]
+        return item.encode()[ix[0] : ix[1]].decode("utf-8", "replace")
+    return item[ix[0] : ix[1]]
 
 
 def _len(v: Any) -> int:
@@ -218,11 +219,13 @@ def _truncate(s: str, length: int) -> str:
 
 def _printf(fmt: str, *args: Any) -> str:
     from berth.gotemplate import printf  # the verbs only when a template uses them
+
     return printf.sprintf(fmt, list(args))
 
 
 def _json(v: Any) -> str:
     from berth.gotemplate import marshal
+
     return marshal.to_json(v, escape_html=False).strip(" \t\r\n")
 
 
@@ -235,25 +238,36 @@ def _call(fn: Any, *args: Any) -> Any:
 # `and` and `or` are evaluated in place, argument by argument, as Go's stop at the first that
 # decides; their entries here name them (and let a caller's own functions replace them)
 BUILTINS: dict[str, Fn] = {
-    "and": Fn(lambda *a: a[-1], "aa*"), "or": Fn(lambda *a: a[-1], "aa*"),
-    "not": Fn(lambda a: not truth(a), "a"), "len": Fn(_len, "a"),
-    "index": Fn(_index, "aa*"), "slice": Fn(_slice, "aa*"),
+    "and": Fn(lambda *a: a[-1], "aa*"),
+    "or": Fn(lambda *a: a[-1], "aa*"),
+    "not": Fn(lambda a: not truth(a), "a"),
+    "len": Fn(_len, "a"),
+    "index": Fn(_index, "aa*"),
+    "slice": Fn(_slice, "aa*"),
     "print": Fn(lambda *a: sprint(list(a)), "a*"),
-    "printf": Fn(_printf, "sa*"), "println": Fn(sprintln, "a*"),
-    "eq": Fn(_eq, "aa*"), "ne": Fn(lambda a, b: not _eq(a, b), "aa"),
-    "lt": Fn(_lt, "aa"), "le": Fn(lambda a, b: _lt(a, b) or _eq(a, b), "aa"),
+    "printf": Fn(_printf, "sa*"),
+    "println": Fn(sprintln, "a*"),
+    "eq": Fn(_eq, "aa*"),
+    "ne": Fn(lambda a, b: not _eq(a, b), "aa"),
+    "lt": Fn(_lt, "aa"),
+    "le": Fn(lambda a, b: _lt(a, b) or _eq(a, b), "aa"),
     "gt": Fn(lambda a, b: not (_lt(a, b) or _eq(a, b)), "aa"),
     "ge": Fn(lambda a, b: not _lt(a, b), "aa"),
-    "html": Fn(_html, "a*"), "js": Fn(_js, "a*"), "urlquery": Fn(_urlquery, "a*"),
+    "html": Fn(_html, "a*"),
+    "js": Fn(_js, "a*"),
+    "urlquery": Fn(_urlquery, "a*"),
     "call": Fn(_call, "aa*"),
 }
 
 # the docker CLI's (cli/templates): json without HTML escaping, as its encoder is set up
 DOCKER_FUNCS: dict[str, Fn] = {
     "json": Fn(_json, "a"),
-    "split": Fn(_split, "ss"), "join": Fn(lambda a, sep: sep.join(a), "Ls"),
-    "title": Fn(_title, "s"), "lower": Fn(_lower, "s"),
-    "upper": Fn(_upper, "s"), "pad": Fn(_pad_space, "sii"),
+    "split": Fn(_split, "ss"),
+    "join": Fn(lambda a, sep: sep.join(a), "Ls"),
+    "title": Fn(_title, "s"),
+    "lower": Fn(_lower, "s"),
+    "upper": Fn(_upper, "s"),
+    "pad": Fn(_pad_space, "sii"),
     "truncate": Fn(_truncate, "si"),
 }
 

@@ -7,12 +7,37 @@ from __future__ import annotations
 from berth.gotemplate.values import is_alnum, quote, quote_rune
 
 SPACE_CHARS = " \t\r\n"
-_KEYWORDS = frozenset(["block", "break", "continue", "define", "else", "end", "if", "range",
-                       "template", "with"])
+_KEYWORDS = frozenset(
+    ["block", "break", "continue", "define", "else", "end", "if", "range", "template", "with"]
+)
 
 # item kinds
-EOF, TEXT, LEFT, RIGHT, SPACE, IDENT, KEYWORD, FIELD, VARIABLE, DOT, STRING, RAW, CHAR, NUMBER, \
-    BOOL, NIL, LPAREN, RPAREN, PIPE, DECLARE, ASSIGN, COMMA, OTHER, ERROR = range(24)
+(
+    EOF,
+    TEXT,
+    LEFT,
+    RIGHT,
+    SPACE,
+    IDENT,
+    KEYWORD,
+    FIELD,
+    VARIABLE,
+    DOT,
+    STRING,
+    RAW,
+    CHAR,
+    NUMBER,
+    BOOL,
+    NIL,
+    LPAREN,
+    RPAREN,
+    PIPE,
+    DECLARE,
+    ASSIGN,
+    COMMA,
+    OTHER,
+    ERROR,
+) = range(24)
 
 _PUNCTUATION = {"=": ASSIGN, "|": PIPE, ",": COMMA}
 
@@ -90,8 +115,12 @@ class _Lexer:
     def right_delim(self, p: int) -> tuple[bool, bool]:
         """Whether a right delimiter is at `p`, and whether it trims (` -}}`)."""
         text = self.text
-        if p + 1 < self.n and text[p] in SPACE_CHARS and text[p + 1] == "-" and \
-                text.startswith("}}", p + 2):
+        if (
+            p + 1 < self.n
+            and text[p] in SPACE_CHARS
+            and text[p + 1] == "-"
+            and text.startswith("}}", p + 2)
+        ):
             return True, True
         return text.startswith("}}", p), False
 
@@ -221,8 +250,15 @@ class _Lexer:
             q += 1
         word = self.text[p:q]
         self.check_terminator(q)
-        kind = KEYWORD if word in _KEYWORDS else BOOL if word in ("true", "false") \
-            else NIL if word == "nil" else IDENT
+        kind = (
+            KEYWORD
+            if word in _KEYWORDS
+            else BOOL
+            if word in ("true", "false")
+            else NIL
+            if word == "nil"
+            else IDENT
+        )
         self.emit(kind, p, q)
         return q
 
@@ -245,8 +281,7 @@ def _scan_number(text: str, p: int) -> int:
     q = p + 1 if text[p] in "+-" else p
     digits = "0123456789_"
     if text.startswith("0", q) and q + 1 < n and text[q + 1] in "xXoObB":
-        digits = {"x": "0123456789abcdefABCDEF_", "o": "01234567_", "b": "01_"}[
-            text[q + 1].lower()]
+        digits = {"x": "0123456789abcdefABCDEF_", "o": "01234567_", "b": "01_"}[text[q + 1].lower()]
         q += 2
     q = run(q, digits)
     if q < n and text[q] == ".":

@@ -32,8 +32,7 @@ def _json_str(s: str, escape_html: bool) -> str:
         elif c == "\\":
             out.append("\\\\")
         elif o < 0x20:
-            out.append({10: "\\n", 13: "\\r", 9: "\\t", 8: "\\b", 12: "\\f"}.get(
-                o, f"\\u{o:04x}"))
+            out.append({10: "\\n", 13: "\\r", 9: "\\t", 8: "\\b", 12: "\\f"}.get(o, f"\\u{o:04x}"))
         elif escape_html and c in "<>&":
             out.append(f"\\u{o:04x}")
         elif o in (0x2028, 0x2029):
@@ -82,8 +81,17 @@ def to_json(v: Any, escape_html: bool = True, sort_maps: bool = True) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(to_json(x, escape_html, sort_maps) for x in v) + "]"
     if isinstance(v, dict):
-        items = [(k, x) for k, x in (sorted(v.items()) if sort_maps and is_go_map(v)
-                                     else v.items()) if not getattr(x, "go_omit", False)]
-        return "{" + ",".join(_json_str(str(k), escape_html) + ":" +
-                              to_json(x, escape_html, sort_maps) for k, x in items) + "}"
+        items = [
+            (k, x)
+            for k, x in (sorted(v.items()) if sort_maps and is_go_map(v) else v.items())
+            if not getattr(x, "go_omit", False)
+        ]
+        return (
+            "{"
+            + ",".join(
+                _json_str(str(k), escape_html) + ":" + to_json(x, escape_html, sort_maps)
+                for k, x in items
+            )
+            + "}"
+        )
     raise ExecError(f"json: unsupported type: {type_name(v)}")

@@ -158,8 +158,9 @@ class ListNode(Node):
 class BranchNode(Node):
     """if, range or with (`kind`): `else_` holds an `else if` as a list of one branch."""
 
-    def __init__(self, kind: str, pos: int, pipe: PipeNode, body: ListNode,
-                 else_: ListNode | None) -> None:
+    def __init__(
+        self, kind: str, pos: int, pipe: PipeNode, body: ListNode, else_: ListNode | None
+    ) -> None:
         self.kind, self.pos, self.pipe, self.body, self.else_ = kind, pos, pipe, body, else_
 
 
@@ -390,12 +391,22 @@ class Parser:
                 if not pipe.cmds:
                     self.fail(f"missing value for {context}")
                 for i, c in enumerate(pipe.cmds[1:], 1):
-                    if isinstance(c.args[0], (BoolNode, DotNode, NilNode, NumberNode,
-                                              StringNode)):
+                    if isinstance(c.args[0], (BoolNode, DotNode, NilNode, NumberNode, StringNode)):
                         self.fail(f"non executable command in pipeline stage {i + 1}")
                 return pipe
-            if it.kind in (BOOL, CHAR, DOT, FIELD, IDENT, NUMBER, NIL, RAW, STRING, VARIABLE,
-                           LPAREN):
+            if it.kind in (
+                BOOL,
+                CHAR,
+                DOT,
+                FIELD,
+                IDENT,
+                NUMBER,
+                NIL,
+                RAW,
+                STRING,
+                VARIABLE,
+                LPAREN,
+            ):
                 self.backup()
                 pipe.cmds.append(self.command())
             else:
@@ -503,8 +514,11 @@ class Parser:
         val = _parse_number(text)
         if val is None:
             self.fail(f"illegal number syntax: {quote(text)}")
-        is_float = isinstance(val, float) and not text.lower().lstrip("+-").startswith("0x") \
+        is_float = (
+            isinstance(val, float)
+            and not text.lower().lstrip("+-").startswith("0x")
             and any(ch in text for ch in ".eEpP")
+        )
         if isinstance(val, float) and not is_float and val == int(val):
             val = int(val)
         return NumberNode(it.pos, text, val, not is_float)

@@ -17,7 +17,7 @@ def _pad(s: str, width: int, minus: bool, zero: bool = False) -> str:
         return s + " " * (width - len(s))
     if zero:
         sign = s[0] if s[:1] in "+- " else ""
-        return sign + "0" * (width - len(s)) + s[len(sign):]
+        return sign + "0" * (width - len(s)) + s[len(sign) :]
     return " " * (width - len(s)) + s
 
 
@@ -33,9 +33,14 @@ def _fmt_one(verb: str, a: Any, flags: str, width: int, prec: int) -> str:
     if isinstance(a, list) and verb != "T":
         return "[" + " ".join(_fmt_one(verb, x, flags, width, prec) for x in a) + "]"
     if isinstance(a, dict) and verb != "T":
-        return "map[" + " ".join(f"{_fmt_one(verb, k, flags, width, prec)}:"
-                                 f"{_fmt_one(verb, x, flags, width, prec)}"
-                                 for k, x in sorted(a.items())) + "]"
+        return (
+            "map["
+            + " ".join(
+                f"{_fmt_one(verb, k, flags, width, prec)}:{_fmt_one(verb, x, flags, width, prec)}"
+                for k, x in sorted(a.items())
+            )
+            + "]"
+        )
     minus = "-" in flags
     if verb == "T":
         return _pad(type_name(a), width, minus)
@@ -99,8 +104,13 @@ def _fmt_hex_float(verb: str, a: float, flags: str, width: int, prec: int) -> st
         digits = (frac + "0" * prec)[:prec]
         mant = "0x" + whole + ("." + digits if prec else "")
     x = int(e)
-    h = ("-" if a < 0 else "+" if "+" in flags else "") + mant + "p" + ("-" if x < 0 else "+") + \
-        f"{abs(x):02d}"
+    h = (
+        ("-" if a < 0 else "+" if "+" in flags else "")
+        + mant
+        + "p"
+        + ("-" if x < 0 else "+")
+        + f"{abs(x):02d}"
+    )
     return _pad(h.upper() if verb == "X" else h, width, "-" in flags)
 
 
@@ -152,9 +162,9 @@ class _Printf:
         while self.i < n:
             j = fmt.find("%", self.i)
             if j < 0:
-                out.append(fmt[self.i:])
+                out.append(fmt[self.i :])
                 break
-            out.append(fmt[self.i:j])
+            out.append(fmt[self.i : j])
             self.i = j + 1
             flags, width, prec = self.spec()
             if self.i >= n:
@@ -164,9 +174,14 @@ class _Printf:
             self.i += 1
             out.append(self.operand(verb, flags, width, prec))
         if self.argi < len(self.args):
-            out.append("%!(EXTRA " + ", ".join(
-                "<nil>" if a is None or a is MISSING else f"{type_name(a)}={show(a)}"
-                for a in self.args[self.argi:]) + ")")
+            out.append(
+                "%!(EXTRA "
+                + ", ".join(
+                    "<nil>" if a is None or a is MISSING else f"{type_name(a)}={show(a)}"
+                    for a in self.args[self.argi :]
+                )
+                + ")"
+            )
         return "".join(out)
 
     def spec(self) -> tuple[str, int, int]:
@@ -212,7 +227,7 @@ class _Printf:
         s = self.i
         while self.i < len(self.fmt) and self.fmt[self.i].isdigit():
             self.i += 1
-        return int(self.fmt[s:self.i]) if self.i > s else none
+        return int(self.fmt[s : self.i]) if self.i > s else none
 
     def operand(self, verb: str, flags: str, width: int, prec: int) -> str:
         if verb == "%":

@@ -90,14 +90,20 @@ def type_name(v: Any) -> str:
     if isinstance(v, str):
         return "string"
     if isinstance(v, list):
-        return "[]string" if isinstance(v, NilList) or (v and all(isinstance(x, str) for x in v)) \
+        return (
+            "[]string"
+            if isinstance(v, NilList) or (v and all(isinstance(x, str) for x in v))
             else "[]interface {}"
+        )
     if isinstance(v, dict):
         gt = getattr(v, "go_type", None)
         if gt:
             return str(gt)
-        return "map[string]string" if isinstance(v, NilMap) or (
-            v and all(isinstance(x, str) for x in v.values())) else "map[string]interface {}"
+        return (
+            "map[string]string"
+            if isinstance(v, NilMap) or (v and all(isinstance(x, str) for x in v.values()))
+            else "map[string]interface {}"
+        )
     return type(v).__name__
 
 
@@ -125,8 +131,9 @@ def is_go_map(d: dict[Any, Any]) -> bool:
         return True
     if getattr(d, "go_type", None):  # a struct: its fields in their order
         return False
-    return not all(isinstance(k, str) and k[:1].isupper() and all(is_alnum(c) for c in k)
-                   for k in d)
+    return not all(
+        isinstance(k, str) and k[:1].isupper() and all(is_alnum(c) for c in k) for k in d
+    )
 
 
 # Go's strconv
@@ -142,7 +149,7 @@ def escape_rune(r: int, quote: str, ascii_only: bool = False) -> str:
         return c
     if r in _SHORT_ESCAPES:
         return _SHORT_ESCAPES[r]
-    if r < 0x20 or r == 0x7f:
+    if r < 0x20 or r == 0x7F:
         return f"\\x{r:02x}"
     if 0xD800 <= r <= 0xDFFF:
         return "\\ufffd"
@@ -160,8 +167,18 @@ def quote_rune(r: int) -> str:
     return "'" + escape_rune(r, "'") + "'"
 
 
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-            "\\": "\\", "'": "'", '"': '"'}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+}
 _WIDTHS = {"x": 2, "u": 4, "U": 8}
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -190,13 +207,13 @@ def unquote(q: str) -> str:
                 i += 2
             elif e in _WIDTHS:
                 width = _WIDTHS[e]
-                digits = body[i + 2:i + 2 + width]
+                digits = body[i + 2 : i + 2 + width]
                 if len(digits) != width or any(d not in _HEX for d in digits):
                     raise ValueError
                 out.append(chr(int(digits, 16)))  # ValueError past U+10FFFF
                 i += 2 + width
             elif e in "01234567":
-                digits = body[i + 1:i + 4]
+                digits = body[i + 1 : i + 4]
                 if len(digits) != 3 or any(d not in "01234567" for d in digits):
                     raise ValueError
                 out.append(chr(int(digits, 8)))
@@ -216,7 +233,7 @@ def shortest(f: float) -> tuple[str, int]:
     ip, _, fp = mant.partition(".")
     if fp == "0":
         fp = ""
-    digits = (ip + fp)
+    digits = ip + fp
     dp = len(ip) + (int(exp) if exp else 0)
     stripped = digits.lstrip("0")
     dp -= len(digits) - len(stripped)

@@ -51,10 +51,16 @@ log = logging.getLogger(__name__)
 
 
 class ImageService:
-    def __init__(self, meta: MetadataStore, content: ContentStore, layers: LayerStore,
-                 *, containers_using: Callable[[str], list[ImageUser]] | None = None,
-                 layers_in_use: Callable[[], set[str]] | None = None,
-                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
+    def __init__(
+        self,
+        meta: MetadataStore,
+        content: ContentStore,
+        layers: LayerStore,
+        *,
+        containers_using: Callable[[str], list[ImageUser]] | None = None,
+        layers_in_use: Callable[[], set[str]] | None = None,
+        emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
+    ) -> None:
         self.meta = meta
         # rmi, prune and tag, one at a time: an rmi that resolved a tag another one removed
         # meanwhile would take the name for an ID and remove the image under its other tags
@@ -72,8 +78,13 @@ class ImageService:
         doc = self.meta.get_image(image_id)
         if doc is None:
             raise NotFound(f"No such image: {image_id}")
-        return Image(id=image_id, config=doc["config"], layers=doc["layers"], size=doc["size"],
-                     created=doc["created"])
+        return Image(
+            id=image_id,
+            config=doc["config"],
+            layers=doc["layers"],
+            size=doc["size"],
+            created=doc["created"],
+        )
 
     def resolve(self, name: str) -> Image:
         """By full ID, tag, or unique ID prefix; NotFound with Docker's wording otherwise."""
@@ -87,8 +98,11 @@ class ImageService:
         except InvalidArgument:
             ref = None
         if ref is not None:
-            target = (self.meta.digest_target(f"{ref.repository}@{ref.digest}") if ref.digest
-                      else self.meta.tag_target(str(ref)))
+            target = (
+                self.meta.digest_target(f"{ref.repository}@{ref.digest}")
+                if ref.digest
+                else self.meta.tag_target(str(ref))
+            )
             if target:
                 return self.get(target)
         if re.fullmatch(r"[a-f0-9]{1,63}", raw) and (len(raw) >= 4 or name.startswith("sha256:")):
@@ -116,8 +130,9 @@ class ImageService:
         """A layer from a tar stream, on top of the chain `parent` (or of nothing)."""
         return self.layer_store.create(tar, parent)
 
-    def layer_from_diff(self, upper: str, lowers: list[str], exclude: set[str],
-                        parent: str | None) -> Layer:
+    def layer_from_diff(
+        self, upper: str, lowers: list[str], exclude: set[str], parent: str | None
+    ) -> Layer:
         """A layer of what a container changed in `upper` over `lowers` (its image's layer
         directories, top first), less the paths in `exclude` (the runtime's mount points).
         The diff tar is written in a thread and read into the layer store as it comes."""
@@ -131,7 +146,9 @@ class ImageService:
                     storage.write_diff_tar(upper, lowers, wf, exclude, self.layer_store.shift)
             except BaseException as e:  # noqa: BLE001 - handed to the reader
                 err.append(e)
+
         import threading
+
         t = threading.Thread(target=writer, daemon=True)
         t.start()
         try:
@@ -144,8 +161,7 @@ class ImageService:
         return layer
 
     @staticmethod
-    def diff_changes(upper: str, lowers: list[str], exclude: set[str]
-                     ) -> list[tuple[str, str]]:
+    def diff_changes(upper: str, lowers: list[str], exclude: set[str]) -> list[tuple[str, str]]:
         """(kind, path) of what a container changed: kind "A", "C" or "D" (see
         storage.upper_changes)."""
         return [(k, rel) for k, rel, _ in storage.upper_changes(upper, lowers, exclude)]
@@ -162,14 +178,22 @@ class ImageService:
         config = json.loads(raw)
         size = sum(self.layer_store.get(c).size for c in layers)
         created = int(parse_rfc3339(config.get("created", "")) or time.time())
-        self.meta.put_image(image_id, created, {"config": config, "layers": layers, "size": size},
-                            tags)
+        self.meta.put_image(
+            image_id, created, {"config": config, "layers": layers, "size": size}, tags
+        )
         log.info("image %s committed with tags %s", image_id[7:19], tags)
         return image_id
 
-    def import_(self, src: BinaryIO, *, repo: str = "", tag: str = "",
-                changes: list[str] | None = None, message: str = "",
-                source_name: str = "-") -> str:
+    def import_(
+        self,
+        src: BinaryIO,
+        *,
+        repo: str = "",
+        tag: str = "",
+        changes: list[str] | None = None,
+        message: str = "",
+        source_name: str = "-",
+    ) -> str:
         """`docker import`: one layer from a tarball, a fresh config, optionally tagged."""
         tags = [self._tag_ref(repo, tag)] if repo else []
         cfg: dict[str, Any] = {}
@@ -180,8 +204,9 @@ class ImageService:
             "architecture": host_arch(),
             "config": cfg,
             "created": rfc3339(now),
-            "history": [{"created": rfc3339(now),
-                         "comment": message or f"Imported from {source_name}"}],
+            "history": [
+                {"created": rfc3339(now), "comment": message or f"Imported from {source_name}"}
+            ],
             "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         }
@@ -213,8 +238,9 @@ class ImageService:
     def familiar(ref: str) -> str:
         return views.familiar(ref)
 
-    def list(self, *, all_: bool = False, filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[ImageSummary]:
+    def list(
+        self, *, all_: bool = False, filters: dict[str, builtins.list[str]] | None = None
+    ) -> builtins.list[ImageSummary]:
         return views.list_images(self, all_=all_, filters=filters)
 
     def disk_usage(self) -> tuple[int, builtins.list[ImageSummary]]:
@@ -256,6 +282,21 @@ class ImageService:
 
 # Layer and LayerView are the types of ImageService's layer methods; decompressed (any of the
 # compressions a layer or a build context may come in) is storage's, named here for the builder
-__all__ = ["ImageService", "Image", "ImageConfig", "ImageUser", "Removed", "RunConfig",
-           "ImageSummary", "ImageDetails", "HistoryLine", "Layer", "LayerView", "apply_changes",
-           "decompressed", "rfc3339", "parse_rfc3339", "host_arch"]
+__all__ = [
+    "ImageService",
+    "Image",
+    "ImageConfig",
+    "ImageUser",
+    "Removed",
+    "RunConfig",
+    "ImageSummary",
+    "ImageDetails",
+    "HistoryLine",
+    "Layer",
+    "LayerView",
+    "apply_changes",
+    "decompressed",
+    "rfc3339",
+    "parse_rfc3339",
+    "host_arch",
+]

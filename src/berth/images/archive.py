@@ -46,6 +46,7 @@ def _save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
     manifest = []
     index_manifests = []
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+
         def add_bytes(name: str, data: bytes) -> None:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
@@ -73,49 +74,70 @@ def _save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
             layer_descs = []
             for layer in svc.layers_of(img):
                 layer_names.append(add_blob(layer.diff_id))
-                layer_descs.append({"mediaType": oci.MEDIA_OCI_LAYER, "digest": layer.diff_id,
-                                    "size": svc.content.size(layer.diff_id)})
+                layer_descs.append(
+                    {
+                        "mediaType": oci.MEDIA_OCI_LAYER,
+                        "digest": layer.diff_id,
+                        "size": svc.content.size(layer.diff_id),
+                    }
+                )
             fam = [familiar(t) for t in tagged]
-            manifest.append({"Config": cfg_name, "RepoTags": fam or None,
-                             "Layers": layer_names})
-            m = {"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST,
-                 "config": {"mediaType": oci.MEDIA_OCI_CONFIG, "digest": img.id,
-                            "size": svc.content.size(img.id)},
-                 "layers": layer_descs}
+            manifest.append({"Config": cfg_name, "RepoTags": fam or None, "Layers": layer_names})
+            m = {
+                "schemaVersion": 2,
+                "mediaType": oci.MEDIA_OCI_MANIFEST,
+                "config": {
+                    "mediaType": oci.MEDIA_OCI_CONFIG,
+                    "digest": img.id,
+                    "size": svc.content.size(img.id),
+                },
+                "layers": layer_descs,
+            }
             mraw = json.dumps(m, separators=(",", ":")).encode()
             mdigest = oci.sha256_digest(mraw)
             if "blobs/sha256/" + oci.hex_of(mdigest) not in written:
                 written.add("blobs/sha256/" + oci.hex_of(mdigest))
                 add_bytes("blobs/sha256/" + oci.hex_of(mdigest), mraw)
             for t in tagged or [""]:  # "": the untagged image's one entry
-                desc: dict[str, Any] = {"mediaType": oci.MEDIA_OCI_MANIFEST, "digest": mdigest,
-                                        "size": len(mraw)}
+                desc: dict[str, Any] = {
+                    "mediaType": oci.MEDIA_OCI_MANIFEST,
+                    "digest": mdigest,
+                    "size": len(mraw),
+                }
                 if t:
-                    desc["annotations"] = {"io.containerd.image.name": t,
-                                           "org.opencontainers.image.ref.name": t.rsplit(":", 1)[1]}
+                    desc["annotations"] = {
+                        "io.containerd.image.name": t,
+                        "org.opencontainers.image.ref.name": t.rsplit(":", 1)[1],
+                    }
                 index_manifests.append(desc)
-        add_bytes("index.json", json.dumps({"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_INDEX,
-                                            "manifests": index_manifests}).encode())
+        add_bytes(
+            "index.json",
+            json.dumps(
+                {"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_INDEX, "manifests": index_manifests}
+            ).encode(),
+        )
         add_bytes("manifest.json", json.dumps(manifest).encode())
         add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
 
 
 # what is read whole from an archive, bounded as a registry's answers are (registry/answers.py)
-CONFIG_LIMIT = 8 << 20        # an image config
-MANIFEST_LIMIT = 8 << 20      # manifest.json (an entry per image)
+CONFIG_LIMIT = 8 << 20  # an image config
+MANIFEST_LIMIT = 8 << 20  # manifest.json (an entry per image)
 
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """An image of a docker-archive's manifest.json."""
-    config: str                   # the config's path in the archive
-    layers: list[str]             # the layers' paths, the bottom first
+
+    config: str  # the config's path in the archive
+    layers: list[str]  # the layers' paths, the bottom first
     repo_tags: list[str]
 
 
 def _entries(doc: object) -> list[_Entry]:
     def strings(v: object) -> list[str] | None:
         return v if isinstance(v, list) and all(isinstance(x, str) for x in v) else None
+
     bad = InvalidArgument("invalid archive: malformed manifest.json")
     if not isinstance(doc, list):
         raise bad
@@ -143,6 +165,7 @@ def load(svc: ImageService, src: BinaryIO) -> Iterator[str]:
     """`docker load` of a docker-archive (old per-layer directories or Docker 25+'s
     blobs/ layout). Everything is verified before a tag moves. Yields the lines to print."""
     import tempfile
+
     with tempfile.TemporaryDirectory(dir=svc.content.root, prefix="load-") as tmp:
         name = ""
         try:
@@ -164,12 +187,13 @@ def load(svc: ImageService, src: BinaryIO) -> Iterator[str]:
                             outf.write(chunk)
         except (tarfile.TarError, EOFError) as e:
             raise InvalidArgument(f"Error processing tar file(exit status 1): {e}") from e
-        except OSError as e:   # a name that is a file and a directory both
+        except OSError as e:  # a name that is a file and a directory both
             raise InvalidArgument(f"invalid archive: {name}: {e.strerror or e}") from None
         mpath = os.path.join(tmp, "manifest.json")
         if not os.path.exists(mpath):
-            raise InvalidArgument("invalid archive: no manifest.json "
-                                  "(only docker-archive tarballs can be loaded)")
+            raise InvalidArgument(
+                "invalid archive: no manifest.json (only docker-archive tarballs can be loaded)"
+            )
         try:
             manifest = json.loads(_read_bounded(mpath, MANIFEST_LIMIT, "manifest.json"))
         except (ValueError, OSError):
@@ -191,6 +215,7 @@ def _load_one(svc: ImageService, tmp: str, entry: _Entry) -> tuple[str, list[str
         if not p.startswith(tmp + "/"):
             raise InvalidArgument(f"invalid archive: path {rel!r} escapes the archive")
         return p
+
     try:
         raw = _read_bounded(inside(entry.config), CONFIG_LIMIT, "image config")
         config = json.loads(raw)
@@ -202,8 +227,10 @@ def _load_one(svc: ImageService, tmp: str, entry: _Entry) -> tuple[str, list[str
     for d in diff_ids:
         oci.validate_digest(d)
     if len(diff_ids) != len(entry.layers):
-        raise InvalidArgument("invalid archive: the config names "
-                              f"{len(diff_ids)} layers, the manifest {len(entry.layers)}")
+        raise InvalidArgument(
+            "invalid archive: the config names "
+            f"{len(diff_ids)} layers, the manifest {len(entry.layers)}"
+        )
     tags = [str(reference.parse(t)) for t in entry.repo_tags]
     chain: list[str] = []
     parent = None

@@ -62,15 +62,22 @@ class _Feed(io.RawIOBase):
         self.q.put_nowait(exc)
 
 
-async def download(store: LayerStore, repo: Repository, desc: Descriptor, diff_id: str,
-                   short: str, queue: asyncio.Queue[Message | None]) -> StagedLayer:
+async def download(
+    store: LayerStore,
+    repo: Repository,
+    desc: Descriptor,
+    diff_id: str,
+    short: str,
+    queue: asyncio.Queue[Message | None],
+) -> StagedLayer:
     """The layer `desc` of `repo`, staged in `store` (not committed: the pull commits its
     layers in order when all are here); discarded on any failure."""
     digest, size = desc.digest, desc.size
     loop = asyncio.get_running_loop()
     feed = _Feed(loop)
-    stage = asyncio.ensure_future(asyncio.to_thread(
-        store.stage, io.BufferedReader(feed, 1 << 20), expected_diff_id=diff_id))
+    stage = asyncio.ensure_future(
+        asyncio.to_thread(store.stage, io.BufferedReader(feed, 1 << 20), expected_diff_id=diff_id)
+    )
     h = hashlib.sha256()
     got = 0
     last_report = 0.0
@@ -87,40 +94,60 @@ async def download(store: LayerStore, repo: Repository, desc: Descriptor, diff_i
                                 continue
                         got += len(chunk)
                         if size and got > size:
-                            raise InvalidArgument(f"blob {digest}: the registry sent more than "
-                                                  f"the {size} bytes the manifest names")
+                            raise InvalidArgument(
+                                f"blob {digest}: the registry sent more than "
+                                f"the {size} bytes the manifest names"
+                            )
                         h.update(chunk)
                         await _feed(feed, chunk, stage)
                         now = loop.time()
                         if now - last_report > 0.1:
                             last_report = now
-                            queue.put_nowait({"status": "Downloading", "id": short,
-                                              "progressDetail": {"current": got, "total": size},
-                                              "progress": progress_bar(got, size)})
+                            queue.put_nowait(
+                                {
+                                    "status": "Downloading",
+                                    "id": short,
+                                    "progressDetail": {"current": got, "total": size},
+                                    "progress": progress_bar(got, size),
+                                }
+                            )
                 if size and got < size:
                     raise aiohttp.ClientPayloadError(f"short read: {got} of {size} bytes")
                 break
-            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
-                    aiohttp.ClientOSError, ConnectionResetError, TimeoutError) as e:
+            except (
+                aiohttp.ClientPayloadError,
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientOSError,
+                ConnectionResetError,
+                TimeoutError,
+            ) as e:
                 if attempt == RETRIES:
-                    raise Unavailable(f"downloading {digest}: {e} (after {RETRIES} retries)"
-                                      ) from None
+                    raise Unavailable(
+                        f"downloading {digest}: {e} (after {RETRIES} retries)"
+                    ) from None
                 log.info("layer %s: %s; resuming at byte %d", short, e, got)
-                await asyncio.sleep(min(2 ** attempt * 0.2, 3))
+                await asyncio.sleep(min(2**attempt * 0.2, 3))
             except Unavailable:
                 if attempt == RETRIES:
                     raise
-                await asyncio.sleep(min(2 ** attempt * 0.2, 3))
+                await asyncio.sleep(min(2**attempt * 0.2, 3))
         queue.put_nowait({"status": "Verifying Checksum", "progressDetail": {}, "id": short})
         actual = "sha256:" + h.hexdigest()
         if actual != digest:
-            raise InvalidArgument(f"filesystem layer verification failed for digest {digest}: "
-                                  f"the registry sent content with digest {actual}")
+            raise InvalidArgument(
+                f"filesystem layer verification failed for digest {digest}: "
+                f"the registry sent content with digest {actual}"
+            )
         queue.put_nowait({"status": "Download complete", "progressDetail": {}, "id": short})
         await _feed(feed, None, stage)
-        queue.put_nowait({"status": "Extracting", "id": short,
-                          "progressDetail": {"current": size, "total": size},
-                          "progress": progress_bar(size, size)})
+        queue.put_nowait(
+            {
+                "status": "Extracting",
+                "id": short,
+                "progressDetail": {"current": size, "total": size},
+                "progress": progress_bar(size, size),
+            }
+        )
         return await stage
     except BaseException as e:
         if not stage.done():
@@ -129,7 +156,6 @@ async def download(store: LayerStore, repo: Repository, desc: Descriptor, diff_i
             s = await stage
             store.discard(s)
         raise
-
 
 
 async def _feed(feed: _Feed, chunk: bytes | None, stage: asyncio.Future[Any]) -> None:

@@ -26,7 +26,7 @@ class LayerView:
     def __init__(self, dirs_top_first: list[str], shift: tuple[int, int] = (0, 0)) -> None:
         self.dirs = dirs_top_first
         self.shift = shift
-        self._merged: MergedView | None = None   # opened on first use
+        self._merged: MergedView | None = None  # opened on first use
 
     @property
     def _view(self) -> MergedView:
@@ -42,8 +42,9 @@ class LayerView:
     def __enter__(self) -> LayerView:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:

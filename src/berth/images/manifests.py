@@ -21,6 +21,7 @@ INDEX_TYPES = (oci.MEDIA_OCI_INDEX, oci.MEDIA_DOCKER_LIST)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Platform:
     """What an image runs on (OCI image-spec's platform): "" and () are fields not set."""
+
     os: str = ""
     architecture: str = ""
     variant: str = ""
@@ -30,22 +31,29 @@ class Platform:
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> Platform:
         """An index entry's `platform`, or the same fields of an image config."""
+
         def s(key: str) -> str:
             v = d.get(key)
             return v if isinstance(v, str) else ""
+
         feats = d.get("os.features")
-        return cls(os=s("os"), architecture=s("architecture"), variant=s("variant"),
-                   os_version=s("os.version"),
-                   os_features=tuple(str(f) for f in feats) if isinstance(feats, list) else ())
+        return cls(
+            os=s("os"),
+            architecture=s("architecture"),
+            variant=s("variant"),
+            os_version=s("os.version"),
+            os_features=tuple(str(f) for f in feats) if isinstance(feats, list) else (),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Descriptor:
     """A blob or manifest a manifest points at (OCI image-spec's descriptor)."""
+
     media_type: str
-    digest: str           # sha256:HEX, checked
-    size: int             # 0 where the document did not say
-    platform: Platform | None = None   # an index's entries
+    digest: str  # sha256:HEX, checked
+    size: int  # 0 where the document did not say
+    platform: Platform | None = None  # an index's entries
 
     @property
     def short(self) -> str:
@@ -61,16 +69,25 @@ class Descriptor:
             raise InvalidArgument(f"{what}: malformed descriptor")
         oci.validate_digest(d["digest"])
         size, media, platform = d.get("size", 0), d.get("mediaType", ""), d.get("platform")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or \
-                not isinstance(media, str):
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not isinstance(media, str)
+        ):
             raise InvalidArgument(f"{what}: malformed descriptor of {d['digest']}")
-        return cls(media_type=media, digest=d["digest"], size=size,
-                   platform=Platform.from_doc(platform) if isinstance(platform, dict) else None)
+        return cls(
+            media_type=media,
+            digest=d["digest"],
+            size=size,
+            platform=Platform.from_doc(platform) if isinstance(platform, dict) else None,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Manifest:
     """An image manifest: its config blob and its layers, the bottom first."""
+
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
@@ -78,6 +95,7 @@ class Manifest:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Index:
     """An index (a manifest list): one manifest per platform."""
+
     manifests: tuple[Descriptor, ...]
 
     def select(self, os: str, arch: str, variant: str) -> Descriptor | None:
@@ -124,9 +142,21 @@ def parse_manifest(doc: dict[str, Any], what: str) -> Manifest:
     layers = doc.get("layers") or []
     if not isinstance(layers, list):
         raise InvalidArgument(f"{what}: malformed manifest")
-    return Manifest(config=Descriptor.from_doc(doc.get("config"), what),
-                    layers=tuple(Descriptor.from_doc(la, what) for la in layers))
+    return Manifest(
+        config=Descriptor.from_doc(doc.get("config"), what),
+        layers=tuple(Descriptor.from_doc(la, what) for la in layers),
+    )
 
 
-__all__ = ["Descriptor", "INDEX_TYPES", "Index", "MANIFEST_TYPES", "Manifest", "Platform",
-           "document", "is_index", "parse_index", "parse_manifest"]
+__all__ = [
+    "Descriptor",
+    "INDEX_TYPES",
+    "Index",
+    "MANIFEST_TYPES",
+    "Manifest",
+    "Platform",
+    "document",
+    "is_index",
+    "parse_index",
+    "parse_manifest",
+]

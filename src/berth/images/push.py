@@ -26,11 +26,12 @@ from berth.storage import Layer
 if TYPE_CHECKING:
     from berth.images.distribution import Distribution
 
-MAX_UPLOADS = 5           # Docker's max-concurrent-uploads
+MAX_UPLOADS = 5  # Docker's max-concurrent-uploads
 
 
-async def push(dist: Distribution, name: str, tag: str = "", *, auth: AuthConfig | None = None
-               ) -> AsyncIterator[Message]:
+async def push(
+    dist: Distribution, name: str, tag: str = "", *, auth: AuthConfig | None = None
+) -> AsyncIterator[Message]:
     auth = auth or AuthConfig()
     ref = reference.parse(name, default_tag=False)
     if ref.digest:
@@ -39,32 +40,46 @@ async def push(dist: Distribution, name: str, tag: str = "", *, auth: AuthConfig
         tags = [reference.validate_tag(tag or ref.tag or "")]
     else:
         prefix = ref.repository + ":"
-        tags = sorted(t[len(prefix):] for ts in dist.images.meta.all_tags().values()
-                      for t in ts if t.startswith(prefix))
+        tags = sorted(
+            t[len(prefix) :]
+            for ts in dist.images.meta.all_tags().values()
+            for t in ts
+            if t.startswith(prefix)
+        )
     images = []
     for t in tags:
         tref = f"{ref.repository}:{t}"
         target = dist.images.meta.tag_target(tref)
         if target is None:
-            raise NotFound(f"An image does not exist locally with the tag: "
-                           f"{reference.parse(tref).familiar_repository}")
+            raise NotFound(
+                f"An image does not exist locally with the tag: "
+                f"{reference.parse(tref).familiar_repository}"
+            )
         images.append((t, dist.images.get(target)))
     if not images:
         raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
     host = dist.registry.endpoints(ref.domain, push=True)[0].host
-    others = sorted({r.split("/", 1)[1] for _, img in images for la in dist.images.layers_of(img)
-                     for _, _, _, r in dist.images.meta.blob_sources(la.diff_id)
-                     if r.split("/", 1)[0] == host and r.split("/", 1)[1] != ref.path})
-    repo = await dist.registry.repository(ref.domain, ref.path, auth, push=True,
-                                          mount_from=others[:5])
+    others = sorted(
+        {
+            r.split("/", 1)[1]
+            for _, img in images
+            for la in dist.images.layers_of(img)
+            for _, _, _, r in dist.images.meta.blob_sources(la.diff_id)
+            if r.split("/", 1)[0] == host and r.split("/", 1)[1] != ref.path
+        }
+    )
+    repo = await dist.registry.repository(
+        ref.domain, ref.path, auth, push=True, mount_from=others[:5]
+    )
     yield {"status": f"The push refers to repository [{ref.repository}]"}
     for t, img in images:
         async for m in _push_one(dist, repo, ref, t, img):
             yield m
 
 
-async def _push_one(dist: Distribution, repo: Repository, ref: reference.Reference, tag: str,
-                    img: Image) -> AsyncIterator[Message]:
+async def _push_one(
+    dist: Distribution, repo: Repository, ref: reference.Reference, tag: str, img: Image
+) -> AsyncIterator[Message]:
     layers = dist.images.layers_of(img)
     queue: asyncio.Queue[Message | None] = asyncio.Queue()
     for la in reversed(layers):
@@ -78,54 +93,63 @@ async def _push_one(dist: Distribution, repo: Repository, ref: reference.Referen
         async with sem:
             descs[i] = await _push_layer(dist, repo, la, short, queue)
 
-    async for m in messages(all_or_none([one(i, la) for i, la in enumerate(layers)]),
-                             queue):
+    async for m in messages(all_or_none([one(i, la) for i, la in enumerate(layers)]), queue):
         yield m
     config_raw = await asyncio.to_thread(dist.images.content.read, img.id)
     await repo.put_blob(config_raw)
     ordered = [descs[i] for i in range(len(layers))]
     # Docker's manifest where every layer is Docker's gzip type, else OCI's
     docker_types = all(d.media_type == oci.MEDIA_DOCKER_LAYER for d in ordered)
-    config = Descriptor(media_type=oci.MEDIA_DOCKER_CONFIG if docker_types else
-                        oci.MEDIA_OCI_CONFIG, size=len(config_raw), digest=img.id)
+    config = Descriptor(
+        media_type=oci.MEDIA_DOCKER_CONFIG if docker_types else oci.MEDIA_OCI_CONFIG,
+        size=len(config_raw),
+        digest=img.id,
+    )
     if not docker_types:
         ordered = [dataclasses.replace(d, media_type=_oci_type(d.media_type)) for d in ordered]
-    manifest = {"schemaVersion": 2,
-                "mediaType": oci.MEDIA_DOCKER_MANIFEST if docker_types else
-                oci.MEDIA_OCI_MANIFEST,
-                "config": config.to_doc(), "layers": [d.to_doc() for d in ordered]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": oci.MEDIA_DOCKER_MANIFEST if docker_types else oci.MEDIA_OCI_MANIFEST,
+        "config": config.to_doc(),
+        "layers": [d.to_doc() for d in ordered],
+    }
     raw = json.dumps(manifest, indent=3).encode()
     mdigest = await repo.put_manifest(tag, str(manifest["mediaType"]), raw)
     dist.images.meta.put_digest(f"{ref.repository}@{mdigest}", img.id)
-    dist.emit("image", "push", f"{ref.familiar_repository}:{tag}",
-              {"name": f"{ref.familiar_repository}:{tag}"})
+    dist.emit(
+        "image",
+        "push",
+        f"{ref.familiar_repository}:{tag}",
+        {"name": f"{ref.familiar_repository}:{tag}"},
+    )
     yield {"status": f"{tag}: digest: {mdigest} size: {len(raw)}"}
     yield {"progressDetail": {}, "aux": {"Tag": tag, "Digest": mdigest, "Size": len(raw)}}
 
 
-async def _push_layer(dist: Distribution, repo: Repository, la: Layer, short: str,
-                      queue: asyncio.Queue[Message | None]) -> Descriptor:
+async def _push_layer(
+    dist: Distribution,
+    repo: Repository,
+    la: Layer,
+    short: str,
+    queue: asyncio.Queue[Message | None],
+) -> Descriptor:
     meta = dist.images.meta
-    known = [k for k in meta.blob_sources(la.diff_id)
-             if k[3].split("/", 1)[0] == repo.ep.host]
+    known = [k for k in meta.blob_sources(la.diff_id) if k[3].split("/", 1)[0] == repo.ep.host]
     for digest, media, size, where in known:
         if where == repo.name and await repo.blob_exists(digest):
-            queue.put_nowait({"status": "Layer already exists", "progressDetail": {},
-                              "id": short})
+            queue.put_nowait({"status": "Layer already exists", "progressDetail": {}, "id": short})
             return Descriptor(media_type=media, size=size, digest=digest)
     for digest, media, size, where in known:
         src = where.split("/", 1)[1]
         if src == repo.path:
             continue
         if await repo.blob_exists(digest):
-            queue.put_nowait({"status": "Layer already exists", "progressDetail": {},
-                              "id": short})
+            queue.put_nowait({"status": "Layer already exists", "progressDetail": {}, "id": short})
             meta.add_blob_source(la.diff_id, digest, media, size, repo.name)
             return Descriptor(media_type=media, size=size, digest=digest)
         mounted, _ = await repo.start_upload(digest, src)
         if mounted:
-            queue.put_nowait({"status": f"Mounted from {src}", "progressDetail": {},
-                              "id": short})
+            queue.put_nowait({"status": f"Mounted from {src}", "progressDetail": {}, "id": short})
             meta.add_blob_source(la.diff_id, digest, media, size, repo.name)
             return Descriptor(media_type=media, size=size, digest=digest)
     digest, size = await _upload_layer(dist, repo, la, short, queue)
@@ -134,8 +158,13 @@ async def _push_layer(dist: Distribution, repo: Repository, la: Layer, short: st
     return Descriptor(media_type=oci.MEDIA_DOCKER_LAYER, size=size, digest=digest)
 
 
-async def _upload_layer(dist: Distribution, repo: Repository, la: Layer, short: str,
-                        queue: asyncio.Queue[Message | None]) -> tuple[str, int]:
+async def _upload_layer(
+    dist: Distribution,
+    repo: Repository,
+    la: Layer,
+    short: str,
+    queue: asyncio.Queue[Message | None],
+) -> tuple[str, int]:
     path = dist.images.content.path(la.diff_id)
     total = dist.images.content.size(la.diff_id)
     loop = asyncio.get_running_loop()
@@ -145,6 +174,7 @@ async def _upload_layer(dist: Distribution, repo: Repository, la: Layer, short: 
 
     def compress() -> None:
         from isal import isal_zlib
+
         try:
             z = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31)
             with open(path, "rb") as f:
@@ -175,9 +205,14 @@ async def _upload_layer(dist: Distribution, repo: Repository, la: Layer, short: 
             now = loop.time()
             if now - last > 0.1:
                 last = now
-                queue.put_nowait({"status": "Pushing", "id": short,
-                                  "progressDetail": {"current": read[0], "total": total},
-                                  "progress": progress_bar(read[0], total)})
+                queue.put_nowait(
+                    {
+                        "status": "Pushing",
+                        "id": short,
+                        "progressDetail": {"current": read[0], "total": total},
+                        "progress": progress_bar(read[0], total),
+                    }
+                )
             yield item
 
     worker = asyncio.ensure_future(asyncio.to_thread(compress))

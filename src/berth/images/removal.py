@@ -45,18 +45,25 @@ def _remove(svc: ImageService, name: str, *, force: bool) -> list[Removed]:
         svc.meta.untag(by_ref)
         return [Removed(familiar(by_ref))]
     if by_ref is None and len(tags) > 1 and not force:
-        raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
-                       "image is referenced in multiple repositories")
+        raise Conflict(
+            f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
+            "image is referenced in multiple repositories"
+        )
     if running and (by_ref is None or not force):
-        raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - "
-                       f"image is being used by running container {running[0].id[:12]}")
+        raise Conflict(
+            f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - "
+            f"image is being used by running container {running[0].id[:12]}"
+        )
     if users and not force:
         if by_ref is not None:
             raise Conflict(
                 f'conflict: unable to remove repository reference "{name}" (must force) - '
-                f"container {users[0].id[:12]} is using its referenced image {img.id[7:19]}")
-        raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
-                       f"image is being used by stopped container {users[0].id[:12]}")
+                f"container {users[0].id[:12]} is using its referenced image {img.id[7:19]}"
+            )
+        raise Conflict(
+            f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
+            f"image is being used by stopped container {users[0].id[:12]}"
+        )
     for t in tags:
         svc.meta.untag(t)
         svc.meta.delete_digest(t)
@@ -80,12 +87,16 @@ def _delete_unused_parents(svc: ImageService, parent: str | None) -> list[Remove
     them (untagged, no container, no other step made from them)."""
     out = []
     while parent and parent.startswith("sha256:") and svc.meta.get_image(parent):
-        if svc.meta.tags_of(parent) or svc.meta.digests_of(parent) or \
-                svc.containers_using(parent) or svc.meta.cache_by_parent(parent):
+        if (
+            svc.meta.tags_of(parent)
+            or svc.meta.digests_of(parent)
+            or svc.containers_using(parent)
+            or svc.meta.cache_by_parent(parent)
+        ):
             break
         up = svc.meta.cache_parent_of(parent)
         if up is None:
-            break   # not a build's intermediate image (a base image): it stays
+            break  # not a build's intermediate image (a base image): it stays
         svc.meta.delete_image(parent)
         out.append(Removed(parent, deleted=True))
         parent = up
@@ -134,8 +145,11 @@ def prune(svc: ImageService, *, all_: bool = False) -> list[Removed]:
     tags = svc.meta.all_tags()
     parents = set() if all_ else svc.meta.cache_children()
     for image_id, _ in svc.meta.images():
-        if image_id in parents or svc.containers_using(image_id) or \
-                not svc.meta.get_image(image_id):
+        if (
+            image_id in parents
+            or svc.containers_using(image_id)
+            or not svc.meta.get_image(image_id)
+        ):
             continue
         if tags.get(image_id) and not all_:
             continue
@@ -150,7 +164,6 @@ def prune(svc: ImageService, *, all_: bool = False) -> list[Removed]:
         deleted += _delete_unused_parents(svc, parent)
     gc(svc)
     return deleted
-
 
 
 __all__ = ["gc", "prune", "remove"]

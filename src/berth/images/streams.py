@@ -17,6 +17,7 @@ Message = dict[str, Any]
 def progress_bar(current: int, total: int) -> str:
     """Docker's `[=====>      ]  1.2MB/3.4MB`."""
     from berth.units import human_size
+
     if total <= 0:
         return f"{human_size(current)}"
     width = 50
@@ -25,10 +26,10 @@ def progress_bar(current: int, total: int) -> str:
     return f"[{bar}] {human_size(current):>8}/{human_size(total)}"
 
 
-
 async def messages(work: Any, queue: asyncio.Queue[Message | None]) -> AsyncIterator[Message]:
     """The progress messages `work` (a coroutine) puts on `queue`, as they come, then its
     result; if the consumer goes away or `work` fails, `work` is cancelled and waited for."""
+
     async def run() -> None:
         try:
             await work
@@ -58,7 +59,6 @@ async def all_or_none(coros: list[Any]) -> None:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
 
 
 __all__ = ["Message", "all_or_none", "messages", "progress_bar"]

@@ -22,33 +22,36 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageSummary:
     """An image as `images` lists it."""
+
     id: str
-    created: int                  # seconds since the epoch
+    created: int  # seconds since the epoch
     size: int
     labels: Mapping[str, str] | None
-    repo_tags: list[str]          # familiar names
+    repo_tags: list[str]  # familiar names
     repo_digests: list[str]
-    containers: int               # containers made from it
-    shared_size: int = -1         # bytes of its layers other images hold too; -1: not counted
+    containers: int  # containers made from it
+    shared_size: int = -1  # bytes of its layers other images hold too; -1: not counted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageDetails:
     """An image as `image inspect` shows it."""
+
     image: Image
     spec: ImageConfig
     repo_tags: list[str]
     repo_digests: list[str]
-    layer_dirs: list[str]         # its layers' directories, the bottom first
+    layer_dirs: list[str]  # its layers' directories, the bottom first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryLine:
     """A line of `image history`, the newest first."""
-    id: str                       # the image's ID on the top line, else "<missing>"
+
+    id: str  # the image's ID on the top line, else "<missing>"
     created: int
     created_by: str
-    tags: list[str] | None        # the image's tags, on the top line
+    tags: list[str] | None  # the image's tags, on the top line
     size: int
     comment: str
 
@@ -57,16 +60,16 @@ def familiar(ref: str) -> str:
     return reference.parse(ref).familiar
 
 
-def list_images(svc: ImageService, *, all_: bool = False,
-                filters: dict[str, list[str]] | None = None) -> list[ImageSummary]:
+def list_images(
+    svc: ImageService, *, all_: bool = False, filters: dict[str, list[str]] | None = None
+) -> list[ImageSummary]:
     filters = filters or {}
     tags = svc.meta.all_tags()
     # a build's intermediate images (steps that later steps ran on) show only with -a
     hidden = set() if all_ else svc.meta.cache_children()
     out = []
     for image_id, doc in svc.meta.images():
-        if image_id in hidden and not tags.get(image_id) and \
-                not svc.meta.digests_of(image_id):
+        if image_id in hidden and not tags.get(image_id) and not svc.meta.digests_of(image_id):
             continue
         refs = [familiar(r) for r in tags.get(image_id, [])]
         labels = ImageConfig.from_doc(doc["config"]).config.labels
@@ -75,10 +78,17 @@ def list_images(svc: ImageService, *, all_: bool = False,
         if filters.get("reference"):
             # as Docker: only the tags that match are shown
             refs = [r for r in refs if _ref_matches(r, filters["reference"])]
-        out.append(ImageSummary(
-            id=image_id, created=doc["created"], size=doc["size"], labels=labels or None,
-            repo_tags=refs, repo_digests=[familiar(r) for r in svc.meta.digests_of(image_id)],
-            containers=len(svc.containers_using(image_id))))
+        out.append(
+            ImageSummary(
+                id=image_id,
+                created=doc["created"],
+                size=doc["size"],
+                labels=labels or None,
+                repo_tags=refs,
+                repo_digests=[familiar(r) for r in svc.meta.digests_of(image_id)],
+                containers=len(svc.containers_using(image_id)),
+            )
+        )
     return out
 
 
@@ -97,14 +107,19 @@ def disk_usage(svc: ImageService) -> tuple[int, list[ImageSummary]]:
                 try:
                     sizes[chain] = svc.layer_store.get(chain).size
                 except BerthError:
-                    sizes[chain] = 0   # a layer being removed
-    images = [dataclasses.replace(img, shared_size=sum(
-        sizes[c] for c in chains.get(img.id, ()) if holders[c] > 1)) for img in list_images(svc)]
+                    sizes[chain] = 0  # a layer being removed
+    images = [
+        dataclasses.replace(
+            img, shared_size=sum(sizes[c] for c in chains.get(img.id, ()) if holders[c] > 1)
+        )
+        for img in list_images(svc)
+    ]
     return sum(sizes.values()), images
 
 
-def _match(filters: dict[str, list[str]], refs: list[str], labels: Mapping[str, str],
-           image_id: str) -> bool:
+def _match(
+    filters: dict[str, list[str]], refs: list[str], labels: Mapping[str, str], image_id: str
+) -> bool:
     for key, values in filters.items():
         if key == "dangling":
             want = values[-1].lower() in ("true", "1")
@@ -127,16 +142,20 @@ def _match(filters: dict[str, list[str]], refs: list[str], labels: Mapping[str, 
 
 def _ref_matches(ref: str, patterns: list[str]) -> bool:
     import fnmatch
+
     name = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
     return any(fnmatch.fnmatchcase(ref, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def inspect(svc: ImageService, name: str) -> ImageDetails:
     img = svc.resolve(name)
-    return ImageDetails(image=img, spec=img.spec,
-                        repo_tags=[familiar(r) for r in svc.meta.tags_of(img.id)],
-                        repo_digests=[familiar(r) for r in svc.meta.digests_of(img.id)],
-                        layer_dirs=[la.path for la in svc.layers_of(img)])
+    return ImageDetails(
+        image=img,
+        spec=img.spec,
+        repo_tags=[familiar(r) for r in svc.meta.tags_of(img.id)],
+        repo_digests=[familiar(r) for r in svc.meta.digests_of(img.id)],
+        layer_dirs=[la.path for la in svc.layers_of(img)],
+    )
 
 
 def history(svc: ImageService, name: str) -> list[HistoryLine]:
@@ -149,14 +168,31 @@ def history(svc: ImageService, name: str) -> list[HistoryLine]:
         if not h.empty_layer:
             size = layers[li].size if li < len(layers) else 0
             li += 1
-        out.append(HistoryLine(id="<missing>", created=int(h.created), created_by=h.created_by,
-                               tags=None, size=size, comment=h.comment))
+        out.append(
+            HistoryLine(
+                id="<missing>",
+                created=int(h.created),
+                created_by=h.created_by,
+                tags=None,
+                size=size,
+                comment=h.comment,
+            )
+        )
     out.reverse()
     if out:
         out[0] = dataclasses.replace(
-            out[0], id=img.id, tags=[familiar(r) for r in svc.meta.tags_of(img.id)] or None)
+            out[0], id=img.id, tags=[familiar(r) for r in svc.meta.tags_of(img.id)] or None
+        )
     return out
 
 
-__all__ = ["HistoryLine", "ImageDetails", "ImageSummary", "disk_usage",
-           "familiar", "history", "inspect", "list_images"]
+__all__ = [
+    "HistoryLine",
+    "ImageDetails",
+    "ImageSummary",
+    "disk_usage",
+    "familiar",
+    "history",
+    "inspect",
+    "list_images",
+]

@@ -43,10 +43,10 @@ MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 # <asm-generic/ioctls.h>: what `termios` does not export
-TIOCGPTN = 0x80045430    # the number of a pty master's slave
+TIOCGPTN = 0x80045430  # the number of a pty master's slave
 TIOCSPTLCK = 0x40045431  # lock or unlock the slave (unlockpt)
-TIOCSCTTY = 0x540E       # make a terminal the controlling one
-TIOCSWINSZ = 0x5414      # set a terminal's window size
+TIOCSCTTY = 0x540E  # make a terminal the controlling one
+TIOCSWINSZ = 0x5414  # set a terminal's window size
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
@@ -68,22 +68,57 @@ NAMESPACE_FLAGS = {
 }
 # /proc/PID/ns/<name> for each runtime-spec namespace type
 NAMESPACE_FILES = {
-    "pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
-    "cgroup": "cgroup", "user": "user",
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "cgroup": "cgroup",
+    "user": "user",
 }
 
 # capability numbers, <linux/capability.h>
 CAPABILITIES = {
-    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
-    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
-    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
-    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
-    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
-    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
-    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
-    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
-    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
-    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_DAC_READ_SEARCH": 2,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12,
+    "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14,
+    "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16,
+    "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22,
+    "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24,
+    "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26,
+    "CAP_MKNOD": 27,
+    "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30,
+    "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34,
+    "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36,
+    "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
     "CAP_CHECKPOINT_RESTORE": 40,
 }
 
@@ -111,6 +146,7 @@ def _libc_name() -> str:
         return "libc.so.6"
     except OSError:
         from ctypes.util import find_library  # subprocess, shutil...: only as a fallback
+
         return find_library("c") or "libc.so.6"
 
 
@@ -141,10 +177,13 @@ def read_text(path: str) -> str:
         os.close(fd)
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
-          data: str | None = None) -> None:
-    _check(_libc().mount(_b(source), _b(target), _b(fstype), _ffi.c_ulong(flags), _b(data)),
-           f"mount {source or fstype} on {target}")
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
+    _check(
+        _libc().mount(_b(source), _b(target), _b(fstype), _ffi.c_ulong(flags), _b(data)),
+        f"mount {source or fstype} on {target}",
+    )
 
 
 def umount(target: str, flags: int = 0) -> None:
@@ -154,8 +193,7 @@ def umount(target: str, flags: int = 0) -> None:
 def pivot_root(new_root: str, put_old: str) -> None:
     nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if nr is None:
-        raise OSError(errno.ENOSYS, f"pivot_root: no syscall number known for "
-                                    f"{os.uname().machine}")
+        raise OSError(errno.ENOSYS, f"pivot_root: no syscall number known for {os.uname().machine}")
     _check(_libc().syscall(nr, _b(new_root), _b(put_old)), "pivot_root")
 
 
@@ -168,9 +206,22 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 
 class _CloneArgs(_ffi.Structure):
-    _fields_ = [(n, _ffi.c_uint64) for n in (
-        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
-        "tls", "set_tid", "set_tid_size", "cgroup")]
+    _fields_ = [
+        (n, _ffi.c_uint64)
+        for n in (
+            "flags",
+            "pidfd",
+            "child_tid",
+            "parent_tid",
+            "exit_signal",
+            "stack",
+            "stack_size",
+            "tls",
+            "set_tid",
+            "set_tid_size",
+            "cgroup",
+        )
+    ]
 
 
 CLONE_INTO_CGROUP = 0x200000000
@@ -189,8 +240,11 @@ def clone3(flags: int, cgroup_dir: str | None = None) -> int | None:
         return None
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cgroup_dir else -1
     try:
-        args = _CloneArgs(flags=flags | (CLONE_INTO_CGROUP if cgroup_dir else 0),
-                          exit_signal=17, cgroup=max(fd, 0))  # SIGCHLD
+        args = _CloneArgs(
+            flags=flags | (CLONE_INTO_CGROUP if cgroup_dir else 0),
+            exit_signal=17,
+            cgroup=max(fd, 0),
+        )  # SIGCHLD
         api, libc = _ffi.pythonapi, _libc_gil()
         api.PyOS_BeforeFork()
         pid = libc.syscall(435, _ffi.byref(args), _ffi.c_size_t(_ffi.sizeof(args)))
@@ -205,7 +259,8 @@ def clone3(flags: int, cgroup_dir: str | None = None) -> int | None:
     if pid >= 0:
         return int(pid)
     if err not in (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EOPNOTSUPP) or (
-            err == errno.EINVAL and flags):
+        err == errno.EINVAL and flags
+    ):
         what = f"clone3 into {cgroup_dir}" if cgroup_dir else "clone3"
         raise OSError(err, f"{what}: {os.strerror(err)}")
     _clone3_works = False
@@ -271,8 +326,12 @@ def ioprio_set(io_class: int, level: int) -> None:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc().prctl(option, _ffi.c_ulong(arg2), _ffi.c_ulong(arg3),
-                                _ffi.c_ulong(arg4), _ffi.c_ulong(arg5)), "prctl")
+    return _check(
+        _libc().prctl(
+            option, _ffi.c_ulong(arg2), _ffi.c_ulong(arg3), _ffi.c_ulong(arg4), _ffi.c_ulong(arg5)
+        ),
+        "prctl",
+    )
 
 
 def set_child_subreaper() -> None:
@@ -316,8 +375,11 @@ class _CapHeader(_ffi.Structure):
 
 
 class _CapData(_ffi.Structure):
-    _fields_ = [("effective", _ffi.c_uint32), ("permitted", _ffi.c_uint32),
-                ("inheritable", _ffi.c_uint32)]
+    _fields_ = [
+        ("effective", _ffi.c_uint32),
+        ("permitted", _ffi.c_uint32),
+        ("inheritable", _ffi.c_uint32),
+    ]
 
 
 def set_caps(effective: set[int], permitted: set[int], inheritable: set[int]) -> None:
@@ -325,8 +387,10 @@ def set_caps(effective: set[int], permitted: set[int], inheritable: set[int]) ->
     hdr = _CapHeader(0x20080522, 0)
     data = (_CapData * 2)()
     for i in range(2):
+
         def word(caps: set[int], i: int = i) -> int:
             return sum(1 << (c - 32 * i) for c in caps if 32 * i <= c < 32 * (i + 1))
+
         data[i].effective = word(effective)
         data[i].permitted = word(permitted)
         data[i].inheritable = word(inheritable)
@@ -335,9 +399,6 @@ def set_caps(effective: set[int], permitted: set[int], inheritable: set[int]) ->
 
 def set_keepcaps(on: bool) -> None:
     prctl(8, 1 if on else 0)  # PR_SET_KEEPCAPS
-
-
-
 
 
 def set_link_up(name: str = "lo") -> None:
@@ -359,4 +420,3 @@ def secure_join(root: str, path: str) -> str:
     hostile image resolves inside the rootfs, never onto the host. The walk is berth.fs's, the
     one root-confined resolver, by directory fd."""
     return fs.resolve_path(root, path)
-

@@ -12,12 +12,25 @@ from __future__ import annotations
 import _ctypes
 from _ctypes import Structure, byref, get_errno, sizeof
 
-__all__ = ["CDLL", "PyDLL", "Structure", "byref", "c_int", "c_size_t", "c_uint", "c_uint32",
-           "c_uint64", "c_ulong", "get_errno", "pythonapi", "sizeof"]
+__all__ = [
+    "CDLL",
+    "PyDLL",
+    "Structure",
+    "byref",
+    "c_int",
+    "c_size_t",
+    "c_uint",
+    "c_uint32",
+    "c_uint64",
+    "c_ulong",
+    "get_errno",
+    "pythonapi",
+    "sizeof",
+]
 
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # typeshed makes it generic; at run time it is not subscriptable
+if TYPE_CHECKING:  # typeshed makes it generic; at run time it is not subscriptable
     _Int = _ctypes._SimpleCData[int]
 else:
     _Int = _ctypes._SimpleCData
@@ -36,7 +49,7 @@ class c_ulong(_Int):  # noqa: N801
 
 
 c_uint32 = c_uint
-c_uint64 = c_ulong   # LP64: as ctypes itself aliases them
+c_uint64 = c_ulong  # LP64: as ctypes itself aliases them
 c_size_t = c_ulong
 
 

@@ -24,7 +24,7 @@ BPF_PROG_DETACH = 9
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_PROG_QUERY = 16
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
-BPF_CGROUP_DEVICE = 6          # attach type
+BPF_CGROUP_DEVICE = 6  # attach type
 BPF_F_ALLOW_MULTI = 1 << 1
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
@@ -42,30 +42,50 @@ def _buffer(n: int, data: bytes = b"") -> _ctypes.Array:  # type: ignore[type-ar
 
 
 class _ProgLoad(_ffi.Structure):
-    _fields_ = [("prog_type", _ffi.c_uint32), ("insn_cnt", _ffi.c_uint32),
-                ("insns", _ffi.c_uint64), ("license", _ffi.c_uint64),
-                ("log_level", _ffi.c_uint32), ("log_size", _ffi.c_uint32),
-                ("log_buf", _ffi.c_uint64), ("kern_version", _ffi.c_uint32),
-                ("prog_flags", _ffi.c_uint32), ("name_lo", _ffi.c_uint64),
-                ("name_hi", _ffi.c_uint64), ("prog_ifindex", _ffi.c_uint32),
-                ("expected_attach_type", _ffi.c_uint32)]
+    _fields_ = [
+        ("prog_type", _ffi.c_uint32),
+        ("insn_cnt", _ffi.c_uint32),
+        ("insns", _ffi.c_uint64),
+        ("license", _ffi.c_uint64),
+        ("log_level", _ffi.c_uint32),
+        ("log_size", _ffi.c_uint32),
+        ("log_buf", _ffi.c_uint64),
+        ("kern_version", _ffi.c_uint32),
+        ("prog_flags", _ffi.c_uint32),
+        ("name_lo", _ffi.c_uint64),
+        ("name_hi", _ffi.c_uint64),
+        ("prog_ifindex", _ffi.c_uint32),
+        ("expected_attach_type", _ffi.c_uint32),
+    ]
 
 
 class _Attach(_ffi.Structure):  # BPF_PROG_ATTACH and BPF_PROG_DETACH
-    _fields_ = [("target_fd", _ffi.c_uint32), ("attach_bpf_fd", _ffi.c_uint32),
-                ("attach_type", _ffi.c_uint32), ("attach_flags", _ffi.c_uint32),
-                ("replace_bpf_fd", _ffi.c_uint32)]
+    _fields_ = [
+        ("target_fd", _ffi.c_uint32),
+        ("attach_bpf_fd", _ffi.c_uint32),
+        ("attach_type", _ffi.c_uint32),
+        ("attach_flags", _ffi.c_uint32),
+        ("replace_bpf_fd", _ffi.c_uint32),
+    ]
 
 
 class _Query(_ffi.Structure):
-    _fields_ = [("target_fd", _ffi.c_uint32), ("attach_type", _ffi.c_uint32),
-                ("query_flags", _ffi.c_uint32), ("attach_flags", _ffi.c_uint32),
-                ("prog_ids", _ffi.c_uint64), ("prog_cnt", _ffi.c_uint32)]
+    _fields_ = [
+        ("target_fd", _ffi.c_uint32),
+        ("attach_type", _ffi.c_uint32),
+        ("query_flags", _ffi.c_uint32),
+        ("attach_flags", _ffi.c_uint32),
+        ("prog_ids", _ffi.c_uint64),
+        ("prog_cnt", _ffi.c_uint32),
+    ]
 
 
 class _GetFd(_ffi.Structure):
-    _fields_ = [("prog_id", _ffi.c_uint32), ("next_id", _ffi.c_uint32),
-                ("open_flags", _ffi.c_uint32)]
+    _fields_ = [
+        ("prog_id", _ffi.c_uint32),
+        ("next_id", _ffi.c_uint32),
+        ("open_flags", _ffi.c_uint32),
+    ]
 
 
 def _bpf(cmd: int, attr: _ffi.Structure) -> int:
@@ -86,9 +106,14 @@ def prog_load(prog_type: int, insns: bytes, name: bytes = b"") -> int:
     code = _buffer(len(insns), insns)
     lic = _buffer(len(_LICENSE), _LICENSE)
     lo, hi = _name(name)
-    attr = _ProgLoad(prog_type=prog_type, insn_cnt=len(insns) // 8,
-                     insns=_ctypes.addressof(code), license=_ctypes.addressof(lic),
-                     name_lo=lo, name_hi=hi)
+    attr = _ProgLoad(
+        prog_type=prog_type,
+        insn_cnt=len(insns) // 8,
+        insns=_ctypes.addressof(code),
+        license=_ctypes.addressof(lic),
+        name_lo=lo,
+        name_hi=hi,
+    )
     fd = _bpf(BPF_PROG_LOAD, attr)
     if fd >= 0:
         return fd
@@ -99,31 +124,49 @@ def prog_load(prog_type: int, insns: bytes, name: bytes = b"") -> int:
     if _bpf(BPF_PROG_LOAD, attr) >= 0:  # pragma: no cover - it failed a moment ago
         raise OSError(err, f"bpf prog load: {os.strerror(err)}")
     text = log.raw.split(b"\0", 1)[0].decode(errors="replace").strip()
-    raise OSError(err, f"bpf prog load: {os.strerror(err)}" + (f": {text[-2000:]}" if text
-                                                                 else ""))
+    raise OSError(err, f"bpf prog load: {os.strerror(err)}" + (f": {text[-2000:]}" if text else ""))
 
 
 def prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
-    _check(_bpf(BPF_PROG_ATTACH, _Attach(target_fd=target_fd, attach_bpf_fd=prog_fd,
-                                         attach_type=attach_type, attach_flags=flags)),
-           "bpf prog attach")
+    _check(
+        _bpf(
+            BPF_PROG_ATTACH,
+            _Attach(
+                target_fd=target_fd,
+                attach_bpf_fd=prog_fd,
+                attach_type=attach_type,
+                attach_flags=flags,
+            ),
+        ),
+        "bpf prog attach",
+    )
 
 
 def prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
-    _check(_bpf(BPF_PROG_DETACH, _Attach(target_fd=target_fd, attach_bpf_fd=prog_fd,
-                                         attach_type=attach_type)), "bpf prog detach")
+    _check(
+        _bpf(
+            BPF_PROG_DETACH,
+            _Attach(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type),
+        ),
+        "bpf prog detach",
+    )
 
 
 def prog_query(target_fd: int, attach_type: int) -> list[int]:
     """The ids of the programs attached to `target_fd` itself (not those it inherits)."""
     for cnt in (16, 1024):
         ids = _buffer(4 * cnt)
-        attr = _Query(target_fd=target_fd, attach_type=attach_type,
-                      prog_ids=_ctypes.addressof(ids), prog_cnt=cnt)
+        attr = _Query(
+            target_fd=target_fd,
+            attach_type=attach_type,
+            prog_ids=_ctypes.addressof(ids),
+            prog_cnt=cnt,
+        )
         if _bpf(BPF_PROG_QUERY, attr) >= 0:
             raw = ids.raw
-            return [int.from_bytes(raw[4 * i:4 * i + 4], sys.byteorder)
-                    for i in range(attr.prog_cnt)]
+            return [
+                int.from_bytes(raw[4 * i : 4 * i + 4], sys.byteorder) for i in range(attr.prog_cnt)
+            ]
         if _ffi.get_errno() != errno.ENOSPC:
             break
     _check(-1, "bpf prog query")
@@ -170,6 +213,15 @@ def detach_cgroup_device(cgroup_dir: str) -> None:
         os.close(dfd)
 
 
-__all__ = ["prog_load", "prog_attach", "prog_detach", "prog_query", "prog_fd_by_id",
-           "attach_cgroup_device", "detach_cgroup_device", "BPF_PROG_TYPE_CGROUP_DEVICE",
-           "BPF_CGROUP_DEVICE", "BPF_F_ALLOW_MULTI"]
+__all__ = [
+    "prog_load",
+    "prog_attach",
+    "prog_detach",
+    "prog_query",
+    "prog_fd_by_id",
+    "attach_cgroup_device",
+    "detach_cgroup_device",
+    "BPF_PROG_TYPE_CGROUP_DEVICE",
+    "BPF_CGROUP_DEVICE",
+    "BPF_F_ALLOW_MULTI",
+]

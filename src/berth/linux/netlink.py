@@ -15,11 +15,12 @@ from typing import Any
 
 from berth.errors import Conflict, System
 
-_IFA_F_NODAD = 0x02   # linux/if_addr.h
+_IFA_F_NODAD = 0x02  # linux/if_addr.h
 
 
 def _ipr() -> Any:
     from pyroute2 import IPRoute  # noqa: PLC0415 - heavy: only where networking is done
+
     return IPRoute()
 
 
@@ -46,10 +47,14 @@ def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500) -> bool:
         if (str(iface.ip), iface.network.prefixlen) not in have:
             try:
                 v6 = iface.version == 6
-                ipr.addr("add", index=index, address=str(iface.ip),
-                         prefixlen=iface.network.prefixlen,
-                         family=socket.AF_INET6 if v6 else socket.AF_INET,
-                         **({"flags": _IFA_F_NODAD} if v6 else {}))
+                ipr.addr(
+                    "add",
+                    index=index,
+                    address=str(iface.ip),
+                    prefixlen=iface.network.prefixlen,
+                    family=socket.AF_INET6 if v6 else socket.AF_INET,
+                    **({"flags": _IFA_F_NODAD} if v6 else {}),
+                )
             except Exception as e:
                 if "File exists" not in str(e):
                     raise Conflict(f"address {gateway_cidr} on {name}: {e}") from e
@@ -62,12 +67,19 @@ def remove_address(name: str, cidr: str) -> None:
     iface = ipaddress.ip_interface(cidr)
     with _ipr() as ipr:
         idx = ipr.link_lookup(ifname=name)
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-                for a in ipr.get_addr(index=idx[0])} if idx else set()
+        have = (
+            {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx[0])}
+            if idx
+            else set()
+        )
         if (str(iface.ip), iface.network.prefixlen) in have:
-            ipr.addr("del", index=idx[0], address=str(iface.ip),
-                     prefixlen=iface.network.prefixlen,
-                     family=socket.AF_INET6 if iface.version == 6 else socket.AF_INET)
+            ipr.addr(
+                "del",
+                index=idx[0],
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+                family=socket.AF_INET6 if iface.version == 6 else socket.AF_INET,
+            )
 
 
 def delete_link(name: str) -> None:
@@ -86,8 +98,11 @@ def bridge_ports(bridge: str) -> list[str]:
         idx = ipr.link_lookup(ifname=bridge)
         if not idx:
             return []
-        return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()
-                if link.get_attr("IFLA_MASTER") == idx[0]]
+        return [
+            str(link.get_attr("IFLA_IFNAME"))
+            for link in ipr.get_links()
+            if link.get_attr("IFLA_MASTER") == idx[0]
+        ]
 
 
 def routes_overlap(cidr: str, skip_ifname: str = "") -> str | None:
@@ -99,8 +114,9 @@ def routes_overlap(cidr: str, skip_ifname: str = "") -> str | None:
             name = names.get(a["index"], "")
             if name == skip_ifname or name == "lo":
                 continue
-            other = ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}",
-                                         strict=False)
+            other = ipaddress.ip_network(
+                f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False
+            )
             if net.overlaps(other):
                 return str(name)
     return None
@@ -109,27 +125,36 @@ def routes_overlap(cidr: str, skip_ifname: str = "") -> str | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoint:
     bridge: str
-    host_if: str          # the host side of the veth pair
-    ifname: str           # the name inside the container: eth0, eth1, ...
-    address: str          # 10.88.0.2/16 ("" on an IPv6-only network)
-    gateway: str          # "" on an internal network: no default route
+    host_if: str  # the host side of the veth pair
+    ifname: str  # the name inside the container: eth0, eth1, ...
+    address: str  # 10.88.0.2/16 ("" on an IPv6-only network)
+    gateway: str  # "" on an internal network: no default route
     mac: str
-    kind: str = "veth"    # veth (on `bridge`) | macvlan | ipvlan (on `parent`)
+    kind: str = "veth"  # veth (on `bridge`) | macvlan | ipvlan (on `parent`)
     parent: str = ""
-    mode: str = ""        # macvlan: bridge, private, vepa, passthru; ipvlan: l2, l3
-    mtu: int = 0          # 0: the kernel's default
-    address6: str = ""    # fd00::2/64 on a network with IPv6
+    mode: str = ""  # macvlan: bridge, private, vepa, passthru; ipvlan: l2, l3
+    mtu: int = 0  # 0: the kernel's default
+    address6: str = ""  # fd00::2/64 on a network with IPv6
     gateway6: str = ""
-    link_local_ips: str = ""   # comma-separated (--link-local-ip)
+    link_local_ips: str = ""  # comma-separated (--link-local-ip)
 
     @classmethod
     def decode(cls, d: dict) -> Endpoint:  # type: ignore[type-arg]
-        return cls(bridge=d.get("bridge", ""), host_if=d["host_if"], ifname=d["ifname"],
-                   address=d["address"], gateway=d.get("gateway", ""), mac=d["mac"],
-                   kind=d.get("kind", "veth"), parent=d.get("parent", ""),
-                   mode=d.get("mode", ""), mtu=int(d.get("mtu") or 0),
-                   address6=d.get("address6", ""), gateway6=d.get("gateway6", ""),
-                   link_local_ips=d.get("link_local_ips", ""))
+        return cls(
+            bridge=d.get("bridge", ""),
+            host_if=d["host_if"],
+            ifname=d["ifname"],
+            address=d["address"],
+            gateway=d.get("gateway", ""),
+            mac=d["mac"],
+            kind=d.get("kind", "veth"),
+            parent=d.get("parent", ""),
+            mode=d.get("mode", ""),
+            mtu=int(d.get("mtu") or 0),
+            address6=d.get("address6", ""),
+            gateway6=d.get("gateway6", ""),
+            link_local_ips=d.get("link_local_ips", ""),
+        )
 
 
 def _in_child(fn, netns_pid: int = 0) -> bool:  # type: ignore[no-untyped-def]
@@ -141,6 +166,7 @@ def _in_child(fn, netns_pid: int = 0) -> bool:  # type: ignore[no-untyped-def]
         try:
             if netns_pid:
                 from berth import linux
+
                 fd = os.open(f"/proc/{netns_pid}/ns/net", os.O_RDONLY)
                 linux.setns(fd, linux.CLONE_NEWNET)
                 os.close(fd)
@@ -172,10 +198,14 @@ def plug(pid: int, eps: list[Endpoint]) -> None:
                 if not parent:
                     raise System(f"parent interface {ep.parent} is gone")
                 extra: dict[str, object] = (
-                    {"macvlan_mode": {"private": 1, "vepa": 2, "bridge": 4,
-                                      "passthru": 8}[ep.mode or "bridge"]}
-                    if ep.kind == "macvlan" else
-                    {"ipvlan_mode": {"l2": 0, "l3": 1, "l3s": 2}[ep.mode or "l2"]})
+                    {
+                        "macvlan_mode": {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}[
+                            ep.mode or "bridge"
+                        ]
+                    }
+                    if ep.kind == "macvlan"
+                    else {"ipvlan_mode": {"l2": 0, "l3": 1, "l3s": 2}[ep.mode or "l2"]}
+                )
                 try:
                     ipr.link("add", ifname=peer, kind=ep.kind, link=parent[0], **extra)
                 except Exception as e:
@@ -210,10 +240,9 @@ def _configure(eps: list[Endpoint]) -> None:
                 ipr.link("set", index=idx, ifname=ep.ifname)
             else:
                 ipr.link("set", index=idx, ifname=ep.ifname, address=ep.mac)
-            if ep.address:   # none on an IPv6-only network
+            if ep.address:  # none on an IPv6-only network
                 iface = ipaddress.ip_interface(ep.address)
-                ipr.addr("add", index=idx, address=str(iface.ip),
-                         prefixlen=iface.network.prefixlen)
+                ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
             extra = [ipaddress.ip_interface(ep.address6)] if ep.address6 else []
             for ll in filter(None, ep.link_local_ips.split(",")):
                 # as dockerd: an IPv4 link-local address in 169.254/16, IPv6 in fe80::/64
@@ -222,9 +251,14 @@ def _configure(eps: list[Endpoint]) -> None:
             for a in extra:
                 # no duplicate address detection: the address is ours alone on the bridge,
                 # and a tentative one could not be used for the first second
-                ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen,
-                         family=socket.AF_INET6 if a.version == 6 else socket.AF_INET,
-                         **({"flags": _IFA_F_NODAD} if a.version == 6 else {}))
+                ipr.addr(
+                    "add",
+                    index=idx,
+                    address=str(a.ip),
+                    prefixlen=a.network.prefixlen,
+                    family=socket.AF_INET6 if a.version == 6 else socket.AF_INET,
+                    **({"flags": _IFA_F_NODAD} if a.version == 6 else {}),
+                )
             ipr.link("set", index=idx, state="up")
         for ep in eps:
             if ep.gateway:
@@ -238,11 +272,13 @@ def _configure(eps: list[Endpoint]) -> None:
 
 def unplug(pid: int, ifname: str) -> None:
     """Remove an interface from the namespace of `pid` (its veth peer goes with it)."""
+
     def go() -> None:
         with _ipr() as ipr:
             idx = ipr.link_lookup(ifname=ifname)
             if idx:
                 ipr.link("del", index=idx[0])
+
     if not _in_child(go, pid):
         raise System(f"remove {ifname} from the container")
 
@@ -257,6 +293,7 @@ def udp_socket_in_netns(pid: int, host: str, port: int) -> int:
         try:
             a.close()
             from berth import linux
+
             fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
             linux.setns(fd, linux.CLONE_NEWNET)
             os.close(fd)
@@ -284,6 +321,16 @@ def mac_for(ip: str) -> str:
     return "02:42:" + ":".join(f"{x:02x}" for x in b)
 
 
-__all__ = ["ensure_bridge", "delete_link", "link_exists", "remove_address", "routes_overlap",
-           "Endpoint", "plug",
-           "setup_endpoints", "unplug", "udp_socket_in_netns", "mac_for"]
+__all__ = [
+    "ensure_bridge",
+    "delete_link",
+    "link_exists",
+    "remove_address",
+    "routes_overlap",
+    "Endpoint",
+    "plug",
+    "setup_endpoints",
+    "unplug",
+    "udp_socket_in_netns",
+    "mac_for",
+]

@@ -27,18 +27,37 @@ ACT_TRACE = 0x7FF00000
 ACT_LOG = 0x7FFC0000
 ACT_ALLOW = 0x7FFF0000
 ACT_NOTIFY = 0x7FC00000
-FLTATR_CTL_NNP = 3       # SCMP_FLTATR_CTL_NNP: set no_new_privs when loading
-OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
-       "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-ARCHES = {"SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32": "x32",
-          "SCMP_ARCH_ARM": "arm", "SCMP_ARCH_AARCH64": "aarch64", "SCMP_ARCH_MIPS": "mips",
-          "SCMP_ARCH_MIPS64": "mips64", "SCMP_ARCH_PPC64LE": "ppc64le",
-          "SCMP_ARCH_S390X": "s390x", "SCMP_ARCH_RISCV64": "riscv64"}
+FLTATR_CTL_NNP = 3  # SCMP_FLTATR_CTL_NNP: set no_new_privs when loading
+OPS = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+ARCHES = {
+    "SCMP_ARCH_X86": "x86",
+    "SCMP_ARCH_X86_64": "x86_64",
+    "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm",
+    "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_MIPS": "mips",
+    "SCMP_ARCH_MIPS64": "mips64",
+    "SCMP_ARCH_PPC64LE": "ppc64le",
+    "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_RISCV64": "riscv64",
+}
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 def _open() -> Any:
@@ -48,6 +67,7 @@ def _open() -> Any:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError:
         from ctypes.util import find_library  # runs ldconfig: only as a fallback
+
         name = find_library("seccomp")
         if not name:
             return None
@@ -62,8 +82,13 @@ def _open() -> Any:
     lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
     lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                           ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(_ArgCmp),
+    ]
     lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -113,8 +138,7 @@ def _build(profile: dict[str, Any], set_nnp: bool) -> Any:
     """A libseccomp filter context for the profile; the caller releases it."""
     if _LIB is None:
         raise System("seccomp: libseccomp.so.2 is not installed (apt-get install libseccomp2)")
-    default = action(profile.get("defaultAction", "SCMP_ACT_ALLOW"),
-                     profile.get("defaultErrnoRet"))
+    default = action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
     ctx = _LIB.seccomp_init(default)
     if not ctx:
         raise System("seccomp: seccomp_init failed")
@@ -129,16 +153,17 @@ def _build(profile: dict[str, Any], set_nnp: bool) -> Any:
         for rule in profile.get("syscalls") or []:
             act = action(rule.get("action", ""), rule.get("errnoRet"))
             if act == default:
-                continue   # libseccomp refuses a rule that repeats the default
+                continue  # libseccomp refuses a rule that repeats the default
             args = rule.get("args") or []
             arr = (_ArgCmp * max(1, len(args)))()
             for i, a in enumerate(args):
-                arr[i] = _ArgCmp(int(a["index"]), OPS[a["op"]], int(a.get("value", 0)),
-                                 int(a.get("valueTwo", 0)))
+                arr[i] = _ArgCmp(
+                    int(a["index"]), OPS[a["op"]], int(a.get("value", 0)), int(a.get("valueTwo", 0))
+                )
             for name in rule.get("names") or []:
                 nr = _LIB.seccomp_syscall_resolve_name(name.encode())
                 if nr < 0:
-                    continue   # not a syscall of this architecture (as runc: skipped)
+                    continue  # not a syscall of this architecture (as runc: skipped)
                 rc = _LIB.seccomp_rule_add_array(ctx, act, nr, len(args), arr)
                 if rc < 0 and rc != -_errno.EEXIST:
                     raise System(f"seccomp: rule for {name}: {_errno.errorcode.get(-rc, rc)}")
@@ -178,6 +203,7 @@ def cached_bpf(profile: dict[str, Any], cache_dir: str) -> bytes:
     to build the default profile, which every start and exec would pay."""
     import hashlib
     import json
+
     key = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
     path = os.path.join(cache_dir, f"{key}.bpf")
     try:
@@ -209,5 +235,13 @@ def load_bpf(prog: bytes) -> None:
         raise System(f"seccomp: loading the filter: {os.strerror(err)}")
 
 
-__all__ = ["load", "validate", "available", "action", "compile_bpf", "cached_bpf", "load_bpf",
-           "ARCHES"]
+__all__ = [
+    "load",
+    "validate",
+    "available",
+    "action",
+    "compile_bpf",
+    "cached_bpf",
+    "load_bpf",
+    "ARCHES",
+]

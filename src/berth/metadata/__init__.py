@@ -138,19 +138,28 @@ class MetadataStore:
         self._db.close()
 
     # images
-    def put_image(self, image_id: str, created: int, doc: dict[str, Any],
-                  tags: list[str] = ()) -> list[tuple[str, str]]:  # type: ignore[assignment]
+    def put_image(
+        self,
+        image_id: str,
+        created: int,
+        doc: dict[str, Any],
+        tags: list[str] = (),  # type: ignore[assignment]
+    ) -> list[tuple[str, str]]:
         """Insert the image and move `tags` to it; returns the (ref, old image) tags moved."""
         moved: list[tuple[str, str]] = []
         with self.tx() as c:
-            c.execute("INSERT OR IGNORE INTO images(id, created, doc) VALUES (?,?,?)",
-                      (image_id, created, json.dumps(doc)))
+            c.execute(
+                "INSERT OR IGNORE INTO images(id, created, doc) VALUES (?,?,?)",
+                (image_id, created, json.dumps(doc)),
+            )
             for ref in tags:
                 row = c.execute("SELECT image_id FROM tags WHERE ref=?", (ref,)).fetchone()
                 if row and row[0] != image_id:
                     moved.append((ref, row[0]))
-                c.execute("INSERT OR REPLACE INTO tags(ref, image_id, created) VALUES (?,?,?)",
-                          (ref, image_id, created))
+                c.execute(
+                    "INSERT OR REPLACE INTO tags(ref, image_id, created) VALUES (?,?,?)",
+                    (ref, image_id, created),
+                )
         return moved
 
     def get_image(self, image_id: str) -> dict[str, Any] | None:
@@ -167,7 +176,8 @@ class MetadataStore:
     def images(self) -> list[tuple[str, dict[str, Any]]]:
         out = []
         for i, doc, created in self._db.execute(
-                "SELECT id, doc, created FROM images ORDER BY created DESC, id"):
+            "SELECT id, doc, created FROM images ORDER BY created DESC, id"
+        ):
             d = json.loads(doc)
             d["created"] = created
             out.append((i, d))
@@ -180,8 +190,12 @@ class MetadataStore:
             c.execute("DELETE FROM images WHERE id=?", (image_id,))
 
     def resolve_id_prefix(self, prefix: str) -> list[str]:
-        return [r[0] for r in self._db.execute(
-            "SELECT id FROM images WHERE id LIKE ? LIMIT 2", ("sha256:" + prefix + "%",))]
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT id FROM images WHERE id LIKE ? LIMIT 2", ("sha256:" + prefix + "%",)
+            )
+        ]
 
     # tags
     def tag(self, ref: str, image_id: str, created: int) -> str | None:
@@ -189,8 +203,10 @@ class MetadataStore:
             if not c.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone():
                 raise NotFound(f"No such image: {image_id}")
             row = c.execute("SELECT image_id FROM tags WHERE ref=?", (ref,)).fetchone()
-            c.execute("INSERT OR REPLACE INTO tags(ref, image_id, created) VALUES (?,?,?)",
-                      (ref, image_id, created))
+            c.execute(
+                "INSERT OR REPLACE INTO tags(ref, image_id, created) VALUES (?,?,?)",
+                (ref, image_id, created),
+            )
         return row[0] if row and row[0] != image_id else None
 
     def untag(self, ref: str) -> None:
@@ -202,12 +218,18 @@ class MetadataStore:
         return row[0] if row else None
 
     def tags_of(self, image_id: str) -> list[str]:
-        return [r[0] for r in self._db.execute(
-            "SELECT ref FROM tags WHERE image_id=? ORDER BY created, ref", (image_id,))]
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT ref FROM tags WHERE image_id=? ORDER BY created, ref", (image_id,)
+            )
+        ]
 
     def all_tags(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for ref, image_id in self._db.execute("SELECT ref, image_id FROM tags ORDER BY created, ref"):
+        for ref, image_id in self._db.execute(
+            "SELECT ref, image_id FROM tags ORDER BY created, ref"
+        ):
             out.setdefault(image_id, []).append(ref)
         return out
 
@@ -221,47 +243,70 @@ class MetadataStore:
         return row[0] if row else None
 
     def digests_of(self, image_id: str) -> list[str]:
-        return [r[0] for r in self._db.execute(
-            "SELECT ref FROM digests WHERE image_id=? ORDER BY ref", (image_id,))]
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT ref FROM digests WHERE image_id=? ORDER BY ref", (image_id,)
+            )
+        ]
 
     def delete_digest(self, ref: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM digests WHERE ref=?", (ref,))
 
-    def add_blob_source(self, diff_id: str, digest: str, media_type: str, size: int,
-                        repository: str) -> None:
+    def add_blob_source(
+        self, diff_id: str, digest: str, media_type: str, size: int, repository: str
+    ) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO blob_sources VALUES (?,?,?,?,?)",
-                      (diff_id, digest, media_type, size, repository))
+            c.execute(
+                "INSERT OR REPLACE INTO blob_sources VALUES (?,?,?,?,?)",
+                (diff_id, digest, media_type, size, repository),
+            )
 
     def blob_sources(self, diff_id: str) -> list[tuple[str, str, int, str]]:
         """(digest, media type, size, repository) of the compressed blobs known for a layer."""
-        return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(
-            "SELECT digest, media_type, size, repository FROM blob_sources WHERE diff_id=?",
-            (diff_id,))]
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._db.execute(
+                "SELECT digest, media_type, size, repository FROM blob_sources WHERE diff_id=?",
+                (diff_id,),
+            )
+        ]
 
     # the build cache: which image a build step made
-    def put_cache(self, key: str, parent: str, image_id: str, created: int,
-                  doc: dict[str, Any]) -> None:
+    def put_cache(
+        self, key: str, parent: str, image_id: str, created: int, doc: dict[str, Any]
+    ) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO build_cache VALUES (?,?,?,?,?)",
-                      (key, parent, image_id, created, json.dumps(doc)))
+            c.execute(
+                "INSERT OR REPLACE INTO build_cache VALUES (?,?,?,?,?)",
+                (key, parent, image_id, created, json.dumps(doc)),
+            )
 
     def get_cache(self, key: str) -> list[str]:
         """The images a step with this key made, newest first."""
-        return [r[0] for r in self._db.execute(
-            "SELECT image_id FROM build_cache WHERE key=? ORDER BY created DESC, rowid DESC",
-            (key,))]
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT image_id FROM build_cache WHERE key=? ORDER BY created DESC, rowid DESC",
+                (key,),
+            )
+        ]
 
     def cache_by_parent(self, parent: str) -> list[tuple[str, dict[str, Any]]]:
         """(image, doc) of the steps that ran on `parent`, newest first."""
-        return [(r[0], json.loads(r[1])) for r in self._db.execute(
-            "SELECT image_id, doc FROM build_cache WHERE parent=? ORDER BY created DESC",
-            (parent,))]
+        return [
+            (r[0], json.loads(r[1]))
+            for r in self._db.execute(
+                "SELECT image_id, doc FROM build_cache WHERE parent=? ORDER BY created DESC",
+                (parent,),
+            )
+        ]
 
     def cache_parent_of(self, image_id: str) -> str | None:
-        row = self._db.execute("SELECT parent FROM build_cache WHERE image_id=? LIMIT 1",
-                               (image_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT parent FROM build_cache WHERE image_id=? LIMIT 1", (image_id,)
+        ).fetchone()
         return row[0] if row else None
 
     def cache_children(self) -> set[str]:
@@ -276,31 +321,40 @@ class MetadataStore:
             return c.execute("DELETE FROM build_cache").rowcount
 
     # containers
-    def put_container(self, cid: str, name: str, image_id: str, created: int,
-                      doc: dict[str, Any]) -> None:
+    def put_container(
+        self, cid: str, name: str, image_id: str, created: int, doc: dict[str, Any]
+    ) -> None:
         with self.tx() as c:
             if c.execute("SELECT 1 FROM containers WHERE name=? AND id!=?", (name, cid)).fetchone():
                 raise Conflict(f'Conflict. The container name "/{name}" is already in use')
-            c.execute("INSERT OR REPLACE INTO containers(id, name, image_id, created, doc) "
-                      "VALUES (?,?,?,?,?)", (cid, name, image_id, created, json.dumps(doc)))
+            c.execute(
+                "INSERT OR REPLACE INTO containers(id, name, image_id, created, doc) "
+                "VALUES (?,?,?,?,?)",
+                (cid, name, image_id, created, json.dumps(doc)),
+            )
 
     def containers(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._db.execute(
-            "SELECT doc FROM containers ORDER BY created DESC")]
+        return [
+            json.loads(r[0])
+            for r in self._db.execute("SELECT doc FROM containers ORDER BY created DESC")
+        ]
 
     def delete_container(self, cid: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM containers WHERE id=?", (cid,))
 
     # volumes
-    def put_volume(self, name: str, created: int, doc: dict[str, Any], *,
-                   exclusive: bool = False) -> bool:
+    def put_volume(
+        self, name: str, created: int, doc: dict[str, Any], *, exclusive: bool = False
+    ) -> bool:
         """Store a volume; with `exclusive`, False if one of that name exists already."""
         with self.tx() as c:
             if exclusive and c.execute("SELECT 1 FROM volumes WHERE name=?", (name,)).fetchone():
                 return False
-            c.execute("INSERT OR REPLACE INTO volumes(name, created, doc) VALUES (?,?,?)",
-                      (name, created, json.dumps(doc)))
+            c.execute(
+                "INSERT OR REPLACE INTO volumes(name, created, doc) VALUES (?,?,?)",
+                (name, created, json.dumps(doc)),
+            )
         return True
 
     def get_volume(self, name: str) -> dict[str, Any] | None:
@@ -308,8 +362,10 @@ class MetadataStore:
         return json.loads(row[0]) if row else None
 
     def volumes(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._db.execute(
-            "SELECT doc FROM volumes ORDER BY created, name")]
+        return [
+            json.loads(r[0])
+            for r in self._db.execute("SELECT doc FROM volumes ORDER BY created, name")
+        ]
 
     def delete_volume(self, name: str) -> None:
         with self.tx() as c:
@@ -318,8 +374,10 @@ class MetadataStore:
     # networks
     def put_network(self, nid: str, name: str, doc: dict[str, Any]) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO networks(id, name, doc) VALUES (?,?,?)",
-                      (nid, name, json.dumps(doc)))
+            c.execute(
+                "INSERT OR REPLACE INTO networks(id, name, doc) VALUES (?,?,?)",
+                (nid, name, json.dumps(doc)),
+            )
 
     def networks(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._db.execute("SELECT doc FROM networks")]

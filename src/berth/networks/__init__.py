@@ -51,12 +51,18 @@ _DEFAULT_BRIDGE_OPTIONS = {  # the options dockerd shows on its default bridge
     "com.docker.network.bridge.enable_icc": "true",
     "com.docker.network.bridge.enable_ip_masquerade": "true",
     "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-    MTU_OPT: "1500"}
+    MTU_OPT: "1500",
+}
 
 
 class NetworkService:
-    def __init__(self, meta: Any, cfg: NetConfig, *,
-                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
+    def __init__(
+        self,
+        meta: Any,
+        cfg: NetConfig,
+        *,
+        emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
+    ) -> None:
         self.meta = meta
         self.cfg = cfg
         # the daemon's event bus: a network's create and destroy are published here
@@ -65,12 +71,11 @@ class NetworkService:
         os.makedirs(cfg.run_dir, exist_ok=True)
         # endpoints of running containers: network id -> container id -> endpoint
         self.endpoints: dict[str, dict[str, Endpoint]] = {}
-        self.ports = PortMapper(cfg.chain, lambda net: self.get(net).bridge,
-                                iptables=cfg.iptables)
+        self.ports = PortMapper(cfg.chain, lambda net: self.get(net).bridge, iptables=cfg.iptables)
         self.rules4 = Rules(cfg.chain, "iptables")
         self.rules6 = Rules(cfg.chain, "ip6tables")
-        self._chains6 = False     # the ip6tables chains are made with the first IPv6 bridge
-        self._stale: NetworkRecord | None = None   # the default bridge before its flags changed
+        self._chains6 = False  # the ip6tables chains are made with the first IPv6 bridge
+        self._stale: NetworkRecord | None = None  # the default bridge before its flags changed
         # the bridges and the chain prefix this daemon uses, held against other daemons
         self.claims = Claims()
         # network create, remove and prune, and the rules' repair, run in worker threads:
@@ -81,9 +86,18 @@ class NetworkService:
         # no running container on it, and a starting container's network is not removed
         # under it (the users the API passes to `remove` were read before it ran)
         self._ep_lock = threading.Lock()
-        self.usernets = UserNetworks(meta, cfg, self.nets, self.endpoints, self,
-                                     claims=self.claims, rules6=self.rules6, lock=self._lock,
-                                     ep_lock=self._ep_lock, emit=self.emit)
+        self.usernets = UserNetworks(
+            meta,
+            cfg,
+            self.nets,
+            self.endpoints,
+            self,
+            claims=self.claims,
+            rules6=self.rules6,
+            lock=self._lock,
+            ep_lock=self._ep_lock,
+            emit=self.emit,
+        )
 
     # --- state ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -93,9 +107,14 @@ class NetworkService:
         self._default_bridge()
         for name in ("host", "none"):
             if not any(n.name == name for n in self.nets.values()):
-                self._add(NetworkRecord(
-                    id=secrets.token_hex(32), name=name, created=_now(),
-                    driver=Driver.HOST if name == "host" else Driver.NULL))
+                self._add(
+                    NetworkRecord(
+                        id=secrets.token_hex(32),
+                        name=name,
+                        created=_now(),
+                        driver=Driver.HOST if name == "host" else Driver.NULL,
+                    )
+                )
 
     def _default_bridge(self) -> None:
         """The default bridge network as the daemon's flags make it at each start (as
@@ -114,17 +133,23 @@ class NetworkService:
                 net6 = ipam.free_subnet6([c.network for n in self._records() for c in n.ipam])
             for n in self._records():
                 if n.name != "bridge" and any(net6.overlaps(c.network) for c in n.ipam):
-                    raise InvalidArgument(f"--fixed-cidr-v6 {net6} overlaps the subnet of "
-                                          f"network {n.name}")
+                    raise InvalidArgument(
+                        f"--fixed-cidr-v6 {net6} overlaps the subnet of network {n.name}"
+                    )
             # dockerd shows the subnet alone; the bridge has its first address
-            pools.append(IpamConfig(subnet=str(net6), gateway=str(next(net6.hosts())),
-                                    gateway_shown=False))
+            pools.append(
+                IpamConfig(subnet=str(net6), gateway=str(next(net6.hosts())), gateway_shown=False)
+            )
         rec = NetworkRecord(
-            id=old.id if old is not None else secrets.token_hex(32), name="bridge",
-            driver=Driver.BRIDGE, created=old.created if old is not None else _now(),
-            ipam=tuple(pools), enable_ipv6=self.cfg.ipv6,
+            id=old.id if old is not None else secrets.token_hex(32),
+            name="bridge",
+            driver=Driver.BRIDGE,
+            created=old.created if old is not None else _now(),
+            ipam=tuple(pools),
+            enable_ipv6=self.cfg.ipv6,
             options={**_DEFAULT_BRIDGE_OPTIONS, BRIDGE_NAME_OPT: self.cfg.bridge},
-            bridge=self.cfg.bridge)
+            bridge=self.cfg.bridge,
+        )
         if rec != old:
             self._add(rec)
             # the pools it had no more: their addresses and rules go at set-up (those of a
@@ -156,35 +181,65 @@ class NetworkService:
         Driver, Internal, IPAM.Config[].Gateway, Options): a view of its record, to go once
         that service takes `get`'s NetworkRecord."""
         rec = self.get(ref)
-        return {"Id": rec.id, "Name": rec.name, "Driver": str(rec.driver),
-                "Internal": rec.internal, "EnableIPv6": rec.enable_ipv6,
-                "Options": dict(rec.options),
-                "IPAM": {"Config": [{"Subnet": c.subnet, "Gateway": c.gateway}
-                                    for c in rec.ipam]}}
+        return {
+            "Id": rec.id,
+            "Name": rec.name,
+            "Driver": str(rec.driver),
+            "Internal": rec.internal,
+            "EnableIPv6": rec.enable_ipv6,
+            "Options": dict(rec.options),
+            "IPAM": {"Config": [{"Subnet": c.subnet, "Gateway": c.gateway} for c in rec.ipam]},
+        }
 
     # --- user-defined networks: `UserNetworks`' ---------------------------------------------
-    def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
-               ip_range: str = "", ipam: Sequence[IpamConfig] = (), ipam_driver: str = "default",
-               ipam_options: dict[str, str] | None = None, enable_ipv6: bool = False,
-               enable_ipv4: bool = True, internal: bool = False, attachable: bool = False,
-               options: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None) -> NetworkRecord:
+    def create(
+        self,
+        name: str,
+        *,
+        driver: str = "bridge",
+        subnet: str = "",
+        gateway: str = "",
+        ip_range: str = "",
+        ipam: Sequence[IpamConfig] = (),
+        ipam_driver: str = "default",
+        ipam_options: dict[str, str] | None = None,
+        enable_ipv6: bool = False,
+        enable_ipv4: bool = True,
+        internal: bool = False,
+        attachable: bool = False,
+        options: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> NetworkRecord:
         return self.usernets.create(
-            name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, ipam=ipam,
-            ipam_driver=ipam_driver, ipam_options=ipam_options, enable_ipv6=enable_ipv6,
-            enable_ipv4=enable_ipv4, internal=internal, attachable=attachable,
-            options=options, labels=labels)
+            name,
+            driver=driver,
+            subnet=subnet,
+            gateway=gateway,
+            ip_range=ip_range,
+            ipam=ipam,
+            ipam_driver=ipam_driver,
+            ipam_options=ipam_options,
+            enable_ipv6=enable_ipv6,
+            enable_ipv4=enable_ipv4,
+            internal=internal,
+            attachable=attachable,
+            options=options,
+            labels=labels,
+        )
 
-    def prune(self, users_of: Callable[[str], builtins.list[str]],
-              filters: dict[str, builtins.list[str]] | None = None
-              ) -> builtins.list[NetworkRecord]:
+    def prune(
+        self,
+        users_of: Callable[[str], builtins.list[str]],
+        filters: dict[str, builtins.list[str]] | None = None,
+    ) -> builtins.list[NetworkRecord]:
         return self.usernets.prune(users_of, filters)
 
     def remove(self, ref: str, users: builtins.list[str]) -> None:
         self.usernets.remove(ref, users)
 
-    def list(self, filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[NetworkView]:
+    def list(
+        self, filters: dict[str, builtins.list[str]] | None = None
+    ) -> builtins.list[NetworkView]:
         return self.usernets.list(filters)
 
     def inspect(self, ref: str) -> NetworkView:
@@ -213,18 +268,24 @@ class NetworkService:
         if not self.cfg.iptables:
             return False
         with self._lock:
-            if self.rules4.intact() and self.ports.intact() and (
-                    not self._chains6 or self.rules6.intact()):
+            if (
+                self.rules4.intact()
+                and self.ports.intact()
+                and (not self._chains6 or self.rules6.intact())
+            ):
                 return False
-            log.warning("the iptables rules of chain %s were removed (a firewall reload?): "
-                        "putting them back", self.cfg.chain)
+            log.warning(
+                "the iptables rules of chain %s were removed (a firewall reload?): "
+                "putting them back",
+                self.cfg.chain,
+            )
             self.rules4.chains()
             if self._chains6:
                 self.rules6.chains()
             for rec in builtins.list(self.nets.values()):
                 if rec.driver == Driver.BRIDGE:
                     self._bridge_rules(rec, add=True)
-            self.ports.reapply()   # in front of the bridges' last rules, as publish does
+            self.ports.reapply()  # in front of the bridges' last rules, as publish does
             return True
 
     def setup(self) -> None:
@@ -252,29 +313,34 @@ class NetworkService:
                 continue
             if self.cfg.iptables:
                 (self.rules6 if c.v6 else self.rules4).bridge(
-                    old.bridge, c.subnet, internal=old.internal, add=False)
+                    old.bridge, c.subnet, internal=old.internal, add=False
+                )
             netlink.remove_address(old.bridge, f"{c.gateway}/{c.network.prefixlen}")
 
     def _bring_up(self, rec: NetworkRecord) -> None:
         v4, v6 = rec.ipv4, rec.ipv6
         if v6 is not None and self.cfg.iptables and not self._chains6:
-            self.rules6.chains()   # raises if ip6tables is missing: nothing made yet
+            self.rules6.chains()  # raises if ip6tables is missing: nothing made yet
             self._chains6 = True
         mtu = rec.mtu or 1500
         if v4 is not None:
             netlink.ensure_bridge(rec.bridge, f"{v4.gateway}/{v4.network.prefixlen}", mtu)
         if v6 is not None:
-            if v4 is not None:   # the bridge is there: IPv6 on it before its address
-                with contextlib.suppress(OSError), open(
-                        f"/proc/sys/net/ipv6/conf/{rec.bridge}/disable_ipv6", "w") as f:
+            if v4 is not None:  # the bridge is there: IPv6 on it before its address
+                with (
+                    contextlib.suppress(OSError),
+                    open(f"/proc/sys/net/ipv6/conf/{rec.bridge}/disable_ipv6", "w") as f,
+                ):
                     f.write("0")
             netlink.ensure_bridge(rec.bridge, f"{v6.gateway}/{v6.network.prefixlen}", mtu)
             if self.cfg.ip_forward:
                 # as dockerd (libnetwork's setupIPv6Forwarding): containers reach out over
                 # IPv6 through the host, masqueraded by the ip6tables rules
                 for conf in ("default", "all"):
-                    with contextlib.suppress(OSError), open(
-                            f"/proc/sys/net/ipv6/conf/{conf}/forwarding", "w") as f:
+                    with (
+                        contextlib.suppress(OSError),
+                        open(f"/proc/sys/net/ipv6/conf/{conf}/forwarding", "w") as f,
+                    ):
                         f.write("1")
         if self.cfg.iptables:
             self._bridge_rules(rec, add=True)
@@ -300,20 +366,50 @@ class NetworkService:
                 self._chains6 = False
 
     # --- endpoints --------------------------------------------------------------------------
-    def allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
-                 ip: str = "", ifname: str = "eth0", mac: str = "", ip6: str = "",
-                 link_local: Sequence[str] = (),
-                 driver_opts: dict[str, str] | None = None) -> dict[str, Any]:
+    def allocate(
+        self,
+        ref: str,
+        cid: str,
+        *,
+        name: str,
+        aliases: builtins.list[str],
+        ip: str = "",
+        ifname: str = "eth0",
+        mac: str = "",
+        ip6: str = "",
+        link_local: Sequence[str] = (),
+        driver_opts: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Addresses and a link for a starting container on a bridge (or macvlan, ipvlan)
         network; the endpoint in the form the container service keeps."""
-        with self._ep_lock:   # not while the network is being removed (see _ep_lock)
-            return self._allocate(ref, cid, name=name, aliases=aliases, ip=ip, ifname=ifname,
-                                  mac=mac, ip6=ip6, link_local=link_local,
-                                  driver_opts=driver_opts)
+        with self._ep_lock:  # not while the network is being removed (see _ep_lock)
+            return self._allocate(
+                ref,
+                cid,
+                name=name,
+                aliases=aliases,
+                ip=ip,
+                ifname=ifname,
+                mac=mac,
+                ip6=ip6,
+                link_local=link_local,
+                driver_opts=driver_opts,
+            )
 
-    def _allocate(self, ref: str, cid: str, *, name: str, aliases: builtins.list[str],
-                  ip: str, ifname: str, mac: str, ip6: str, link_local: Sequence[str],
-                  driver_opts: dict[str, str] | None) -> dict[str, Any]:
+    def _allocate(
+        self,
+        ref: str,
+        cid: str,
+        *,
+        name: str,
+        aliases: builtins.list[str],
+        ip: str,
+        ifname: str,
+        mac: str,
+        ip6: str,
+        link_local: Sequence[str],
+        driver_opts: dict[str, str] | None,
+    ) -> dict[str, Any]:
         rec = self.get(ref)
         if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")
@@ -326,31 +422,48 @@ class NetworkService:
             raise InvalidArgument(f"network {rec.name} has no address pool")
         for want, pool in ((ip, v4), (ip6, v6)):
             if want and pool is None:
-                raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
-                                      "this network's subnets")
+                raise InvalidArgument(
+                    f"Invalid address {want}: It does not belong to any of this network's subnets"
+                )
         addr4 = ipam.address(rec.name, v4, ip, {e.ip for e in eps.values()}) if v4 else ""
         addr6 = ""
         if v6 is not None:
             used6 = {e.ip6 for e in eps.values()}
             # on the default bridge, as dockerd: the address made of the prefix and the MAC
-            derived = ipam.mac_derived(v6, mac or netlink.mac_for(addr4), used6) if (
-                rec.name == "bridge" and addr4) else ""
+            derived = (
+                ipam.mac_derived(v6, mac or netlink.mac_for(addr4), used6)
+                if (rec.name == "bridge" and addr4)
+                else ""
+            )
             addr6 = ipam.address(rec.name, v6, ip6 or derived, used6)
         ep = Endpoint(
-            network=rec.id, name=name, aliases=builtins.list(aliases), ip=addr4,
+            network=rec.id,
+            name=name,
+            aliases=builtins.list(aliases),
+            ip=addr4,
             prefix=v4.network.prefixlen if v4 is not None else 0,
             gateway="" if rec.internal or v4 is None else v4.gateway,
             # an IPv6-only endpoint's MAC is made of its address's last four bytes
-            mac=mac or netlink.mac_for(addr4 or str(ipaddress.IPv4Address(
-                ipaddress.IPv6Address(addr6).packed[-4:]))),
+            mac=mac
+            or netlink.mac_for(
+                addr4 or str(ipaddress.IPv4Address(ipaddress.IPv6Address(addr6).packed[-4:]))
+            ),
             endpoint=secrets.token_hex(32),
-            bridge=rec.bridge, host_if="vb" + secrets.token_hex(6)[:11], ifname=ifname,
+            bridge=rec.bridge,
+            host_if="vb" + secrets.token_hex(6)[:11],
+            ifname=ifname,
             kind="veth" if rec.driver == Driver.BRIDGE else str(rec.driver),
-            parent=rec.parent, mode=rec.mode, ip6=addr6,
+            parent=rec.parent,
+            mode=rec.mode,
+            ip6=addr6,
             prefix6=v6.network.prefixlen if v6 is not None else 0,
             gateway6=v6.gateway if v6 is not None and not rec.internal else "",
-            link_local=builtins.list(link_local), driver_opts=dict(driver_opts or {}),
-            mtu=rec.mtu, requested_ip=ip, requested_ip6=ip6)
+            link_local=builtins.list(link_local),
+            driver_opts=dict(driver_opts or {}),
+            mtu=rec.mtu,
+            requested_ip=ip,
+            requested_ip6=ip6,
+        )
         self.endpoints.setdefault(rec.id, {})[cid] = ep
         self._write_hosts(rec.id)
         return ep.to_dict()
@@ -383,8 +496,9 @@ class NetworkService:
                     continue
                 for link in netlink.bridge_ports(rec.bridge):
                     if link.startswith("vb") and link not in known:
-                        log.warning("network %s: removing veth %s, which no container holds",
-                                    rec.name, link)
+                        log.warning(
+                            "network %s: removing veth %s, which no container holds", rec.name, link
+                        )
                         netlink.delete_link(link)
                         gone += 1
         return gone
@@ -413,14 +527,38 @@ class NetworkService:
 def link_spec(ep: dict[str, Any]) -> dict[str, str]:
     """What a container's shim needs to plumb one endpoint (`linux.netlink.Endpoint`'s
     fields), from the endpoint the container service keeps."""
-    spec = {k: str(ep.get(k) or "") for k in (
-        "bridge", "host_if", "ifname", "gateway", "mac", "kind", "parent", "mode", "gateway6",
-        "address6", "link_local_ips")}
-    spec["address"] = f"{ep['ip']}/{ep['prefix']}" if ep["ip"] else ""   # "": IPv6 only
+    spec = {
+        k: str(ep.get(k) or "")
+        for k in (
+            "bridge",
+            "host_if",
+            "ifname",
+            "gateway",
+            "mac",
+            "kind",
+            "parent",
+            "mode",
+            "gateway6",
+            "address6",
+            "link_local_ips",
+        )
+    }
+    spec["address"] = f"{ep['ip']}/{ep['prefix']}" if ep["ip"] else ""  # "": IPv6 only
     spec["mtu"] = str(ep.get("mtu") or 0)
     return spec
 
 
-__all__ = ["BRIDGE_NAME_OPT", "Driver", "Endpoint", "IpamConfig", "MTU_OPT", "NetConfig",
-           "NetworkRecord", "NetworkService", "NetworkView", "link_spec",
-           "parse_publish", "ps_ports"]
+__all__ = [
+    "BRIDGE_NAME_OPT",
+    "Driver",
+    "Endpoint",
+    "IpamConfig",
+    "MTU_OPT",
+    "NetConfig",
+    "NetworkRecord",
+    "NetworkService",
+    "NetworkView",
+    "link_spec",
+    "parse_publish",
+    "ps_ports",
+]

@@ -35,8 +35,14 @@ def ip_address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Ad
         raise InvalidArgument(f"invalid {what} {text}") from None
 
 
-def pool(asked: IpamConfig | None, version: int, *, used: Iterable[Net], free4: str,
-         host_overlap: HostOverlap) -> IpamConfig:
+def pool(
+    asked: IpamConfig | None,
+    version: int,
+    *,
+    used: Iterable[Net],
+    free4: str,
+    host_overlap: HostOverlap,
+) -> IpamConfig:
     """One pool of a new network, checked: the subnet asked for (or a free one: a /24 of
     `free4`, or a random unique local /64), its gateway (shown only if given, as dockerd), the
     range and auxiliary addresses in it. `used`: the subnets of the other networks."""
@@ -44,8 +50,7 @@ def pool(asked: IpamConfig | None, version: int, *, used: Iterable[Net], free4: 
     if asked is None or not asked.subnet:
         if asked is not None and (asked.gateway or asked.ip_range):
             raise InvalidArgument("a gateway or ip-range needs a subnet")
-        net: Net = (free_subnet4(free4, used, host_overlap) if version == 4
-                    else free_subnet6(used))
+        net: Net = free_subnet4(free4, used, host_overlap) if version == 4 else free_subnet6(used)
         return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
     net = ip_network(asked.subnet, "subnet")
     if any(net.overlaps(u) for u in used):
@@ -56,20 +61,23 @@ def pool(asked: IpamConfig | None, version: int, *, used: Iterable[Net], free4: 
     gw = ip_address(asked.gateway, "gateway") if asked.gateway else next(net.hosts())
     if gw not in net:
         raise InvalidArgument(f"gateway {gw} is not in subnet {net}")
-    if asked.ip_range and not ip_network(asked.ip_range, "ip-range").subnet_of(
-            net):  # type: ignore[arg-type]
+    if asked.ip_range and not ip_network(asked.ip_range, "ip-range").subnet_of(net):  # type: ignore[arg-type]
         raise InvalidArgument(f"ip-range {asked.ip_range} is not in subnet {net}")
     for key, addr in asked.aux_addresses.items():
         if ip_address(addr, "auxiliary address") not in net:
-            raise InvalidArgument(f"auxiliary address: ({key}:{addr}) must belong to the "
-                                  f"master pool: {net}")
-    return IpamConfig(subnet=str(net), gateway=str(gw), ip_range=asked.ip_range,
-                      aux_addresses=dict(asked.aux_addresses),
-                      gateway_shown=bool(asked.gateway))
+            raise InvalidArgument(
+                f"auxiliary address: ({key}:{addr}) must belong to the master pool: {net}"
+            )
+    return IpamConfig(
+        subnet=str(net),
+        gateway=str(gw),
+        ip_range=asked.ip_range,
+        aux_addresses=dict(asked.aux_addresses),
+        gateway_shown=bool(asked.gateway),
+    )
 
 
-def free_subnet4(space: str, used: list[Net], host_overlap: HostOverlap
-                 ) -> ipaddress.IPv4Network:
+def free_subnet4(space: str, used: list[Net], host_overlap: HostOverlap) -> ipaddress.IPv4Network:
     """The first /24 of `space` that no network and no link of the host uses."""
     for cand in ipaddress.ip_network(space).subnets(new_prefix=24):
         if not any(cand.overlaps(u) for u in used) and not host_overlap(str(cand)):
@@ -107,8 +115,9 @@ def address(network: str, pool: IpamConfig, want: str, used: set[str]) -> str:
     if want:
         addr = ip_address(want, f"{family} address")
         if addr not in net:
-            raise InvalidArgument(f"Invalid address {want}: It does not belong to any of "
-                                  "this network's subnets")
+            raise InvalidArgument(
+                f"Invalid address {want}: It does not belong to any of this network's subnets"
+            )
         if str(addr) in taken:
             raise Conflict(f"Address already in use: {want}")
         return str(addr)
@@ -116,10 +125,17 @@ def address(network: str, pool: IpamConfig, want: str, used: set[str]) -> str:
     for n, h in enumerate(hosts):
         if str(h) not in taken:
             return str(h)
-        if n > len(taken) + 1:   # a big (IPv6) range: what is taken is all there is
+        if n > len(taken) + 1:  # a big (IPv6) range: what is taken is all there is
             break
     raise Unavailable(f"no available {family} addresses on network {network}")
 
 
-__all__ = ["address", "free_subnet4", "free_subnet6", "ip_address", "ip_network", "mac_derived",
-           "pool"]
+__all__ = [
+    "address",
+    "free_subnet4",
+    "free_subnet6",
+    "ip_address",
+    "ip_network",
+    "mac_derived",
+    "pool",
+]

@@ -46,8 +46,8 @@ class Claims:
                 s.close()
                 raise Conflict(
                     f"{what or kind} {name} is in use by another berthd (a daemon with another "
-                    "data root or socket): give this one its own with --bridge and --bip") \
-                    from None
+                    "data root or socket): give this one its own with --bridge and --bip"
+                ) from None
             self._held[(kind, name)] = s
 
     def holds(self, kind: str, name: str) -> bool:

@@ -36,8 +36,10 @@ from berth.errors import Conflict, InvalidArgument, System
 
 log = logging.getLogger(__name__)
 
-_SPEC = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:(?P<host>[0-9]*(?:-[0-9]+)?):)?"
-                   r"(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp|sctp))?$")
+_SPEC = re.compile(
+    r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|\d+\.\d+\.\d+\.\d+):)?(?:(?P<host>[0-9]*(?:-[0-9]+)?):)?"
+    r"(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp|sctp))?$"
+)
 
 
 def _range(s: str) -> list[int]:
@@ -52,7 +54,7 @@ def parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
     """`-p` into Docker's PortBindings: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}."""
     m = _SPEC.match(spec)
     if not m:
-        raise InvalidArgument(f"invalid port specification: \"{spec}\"")
+        raise InvalidArgument(f'invalid port specification: "{spec}"')
     proto = m.group("proto") or "tcp"
     ctr = _range(m.group("ctr"))
     host = m.group("host") or ""
@@ -62,12 +64,15 @@ def parse_publish(spec: str) -> dict[str, list[dict[str, str]]]:
             hosts = [0]
             ctr = ctr[:1]
         else:
-            raise InvalidArgument(f"invalid ranges specified for container and host Ports: "
-                                  f"{m.group('ctr')} and {host}")
+            raise InvalidArgument(
+                f"invalid ranges specified for container and host Ports: "
+                f"{m.group('ctr')} and {host}"
+            )
     out: dict[str, list[dict[str, str]]] = {}
     for c, h in zip(ctr, hosts, strict=True):
         out.setdefault(f"{c}/{proto}", []).append(
-            {"HostIp": (m.group("ip") or "").strip("[]"), "HostPort": str(h) if h else ""})
+            {"HostIp": (m.group("ip") or "").strip("[]"), "HostPort": str(h) if h else ""}
+        )
     return out
 
 
@@ -82,12 +87,12 @@ class Published:
     proto: str
     host_ip: str
     host_port: int
-    ctr_ip: str              # where the proxy connects (and DNAT sends, if of host_ip's family)
+    ctr_ip: str  # where the proxy connects (and DNAT sends, if of host_ip's family)
     ctr_port: int
     bridge: str = ""
     task: asyncio.Future[None] | None = None
     holder: socket.socket | None = None
-    conns: set[socket.socket] = field(default_factory=set)   # proxied clients, open now
+    conns: set[socket.socket] = field(default_factory=set)  # proxied clients, open now
 
 
 class _Slots:
@@ -116,13 +121,19 @@ class _Slots:
 
 
 class PortMapper:
-    def __init__(self, chain: str, bridge_of: Any, iptables: bool = True,
-                 max_per_port: int = MAX_CONNS_PER_PORT, max_conns: int = MAX_CONNS) -> None:
-        self.chain = chain            # the daemon's chain prefix
+    def __init__(
+        self,
+        chain: str,
+        bridge_of: Any,
+        iptables: bool = True,
+        max_per_port: int = MAX_CONNS_PER_PORT,
+        max_conns: int = MAX_CONNS,
+    ) -> None:
+        self.chain = chain  # the daemon's chain prefix
         self.iptables = iptables
-        self.bridge_of = bridge_of    # network name -> bridge name
+        self.bridge_of = bridge_of  # network name -> bridge name
         self.by_container: dict[str, list[Published]] = {}
-        self.v6 = False   # the ip6tables DNAT chain is made with the first IPv6 DNAT
+        self.v6 = False  # the ip6tables DNAT chain is made with the first IPv6 DNAT
         # never more than the fd limit allows, with room for everything else berthd holds
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft != resource.RLIM_INFINITY:
@@ -130,15 +141,18 @@ class PortMapper:
         self.slots = _Slots(min(max_per_port, max_conns), max_conns)
 
     # --- rules ------------------------------------------------------------------------------
-    def _ipt(self, *args: str, table: str = "nat", check: bool = False,
-             binary: str = "iptables") -> bool:
+    def _ipt(
+        self, *args: str, table: str = "nat", check: bool = False, binary: str = "iptables"
+    ) -> bool:
         return iptables(*args, table=table, check=check, binary=binary)
 
     def _jumps(self, v6: bool) -> list[list[str]]:
         c = f"{self.chain}-DNAT"
         loop = "::1/128" if v6 else "127.0.0.0/8"
-        return [["PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", c],
-                ["OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", loop, "-j", c]]
+        return [
+            ["PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", c],
+            ["OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", loop, "-j", c],
+        ]
 
     def setup(self, *, v6: bool = False) -> None:
         """The DNAT chain and the jumps to it: iptables' at start, ip6tables' with the first
@@ -169,8 +183,11 @@ class PortMapper:
             for line in r.stdout.splitlines():
                 words = line.split()
                 # the shape of `_rules`' accept: -A FWD -d IP ! -i BR -o BR -p P -m P --dport N
-                if words[:3] == ["-A", fwd, "-d"] and "--dport" in words and \
-                        words[-2:] == ["-j", "ACCEPT"]:
+                if (
+                    words[:3] == ["-A", fwd, "-d"]
+                    and "--dport" in words
+                    and words[-2:] == ["-j", "ACCEPT"]
+                ):
                     self._ipt("-D", *words[1:], table="filter", binary=binary)
 
     def teardown(self) -> None:
@@ -217,18 +234,56 @@ class PortMapper:
         dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0", "::") else []
         to = f"[{p.ctr_ip}]:{p.ctr_port}" if v6 else f"{p.ctr_ip}:{p.ctr_port}"
         return [
-            (binary, "nat", [f"{self.chain}-DNAT", "!", "-i", bridge, *dst, "-p", p.proto,
-                             "--dport", str(p.host_port), "-j", "DNAT", "--to-destination",
-                             to]),
-            (binary, "filter", [f"{self.chain}-FWD", "-d", p.ctr_ip, "!", "-i", bridge, "-o",
-                                bridge, "-p", p.proto, "--dport", str(p.ctr_port), "-j",
-                                "ACCEPT"]),
+            (
+                binary,
+                "nat",
+                [
+                    f"{self.chain}-DNAT",
+                    "!",
+                    "-i",
+                    bridge,
+                    *dst,
+                    "-p",
+                    p.proto,
+                    "--dport",
+                    str(p.host_port),
+                    "-j",
+                    "DNAT",
+                    "--to-destination",
+                    to,
+                ],
+            ),
+            (
+                binary,
+                "filter",
+                [
+                    f"{self.chain}-FWD",
+                    "-d",
+                    p.ctr_ip,
+                    "!",
+                    "-i",
+                    bridge,
+                    "-o",
+                    bridge,
+                    "-p",
+                    p.proto,
+                    "--dport",
+                    str(p.ctr_port),
+                    "-j",
+                    "ACCEPT",
+                ],
+            ),
         ]
 
     # --- per container ----------------------------------------------------------------------
-    async def publish(self, cid: str, bindings: dict[str, list[dict[str, str]]],
-                      ctr_ip: str, network: str, ctr_ip6: str = ""
-                      ) -> dict[str, list[dict[str, str]]]:
+    async def publish(
+        self,
+        cid: str,
+        bindings: dict[str, list[dict[str, str]]],
+        ctr_ip: str,
+        network: str,
+        ctr_ip6: str = "",
+    ) -> dict[str, list[dict[str, str]]]:
         """Open the ports of a container with addresses `ctr_ip` and `ctr_ip6` (either may be
         ""); returns NetworkSettings.Ports. Undoes all on any failure."""
         bridge = self.bridge_of(network)
@@ -239,12 +294,14 @@ class PortMapper:
                 port_s, _, proto = key.partition("/")
                 proto = proto or "tcp"
                 for b in binds or [{}]:
-                    for p in await self._open_binding(b, proto, int(port_s), ctr_ip, ctr_ip6,
-                                                      bridge):
+                    for p in await self._open_binding(
+                        b, proto, int(port_s), ctr_ip, ctr_ip6, bridge
+                    ):
                         done.append(p)
                         self._add_rules(p, bridge)
-                        ports.setdefault(key, []).append({"HostIp": p.host_ip,
-                                                          "HostPort": str(p.host_port)})
+                        ports.setdefault(key, []).append(
+                            {"HostIp": p.host_ip, "HostPort": str(p.host_port)}
+                        )
         except BaseException:
             for p in done:
                 self._close(p, bridge)
@@ -252,8 +309,9 @@ class PortMapper:
         self.by_container[cid] = done
         return ports
 
-    async def _open_binding(self, b: dict[str, str], proto: str, ctr_port: int, ctr_ip: str,
-                            ctr_ip6: str, bridge: str) -> list[Published]:
+    async def _open_binding(
+        self, b: dict[str, str], proto: str, ctr_port: int, ctr_ip: str, ctr_ip6: str, bridge: str
+    ) -> list[Published]:
         """The host sockets of one binding: its address, or 0.0.0.0 and [::] on one port (a
         random one taken on [::] alone is given up for another, a few times)."""
         asked = b.get("HostIp") or ""
@@ -261,14 +319,19 @@ class PortMapper:
             port = int(b.get("HostPort") or 0)
             opened: list[Published] = []
             try:
-                for host_ip in ([asked] if asked else ["0.0.0.0", "::"]):
+                for host_ip in [asked] if asked else ["0.0.0.0", "::"]:
                     v6 = ":" in host_ip
-                    p = Published(proto=proto, host_ip=host_ip, host_port=port,
-                                  ctr_ip=(ctr_ip6 or ctr_ip) if v6 else (ctr_ip or ctr_ip6),
-                                  ctr_port=ctr_port, bridge=bridge)
+                    p = Published(
+                        proto=proto,
+                        host_ip=host_ip,
+                        host_port=port,
+                        ctr_ip=(ctr_ip6 or ctr_ip) if v6 else (ctr_ip or ctr_ip6),
+                        ctr_port=ctr_port,
+                        bridge=bridge,
+                    )
                     if await self._open(p, optional=not asked and v6):  # False: no IPv6 here
                         opened.append(p)
-                        port = p.host_port   # [::] gets the port 0.0.0.0 got
+                        port = p.host_port  # [::] gets the port 0.0.0.0 got
             except Conflict:
                 for p in opened:
                     self._close(p, bridge)
@@ -305,7 +368,7 @@ class PortMapper:
                 return False
             raise
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6:   # [::] beside 0.0.0.0, not over it
+        if fam == socket.AF_INET6:  # [::] beside 0.0.0.0, not over it
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             s.bind((p.host_ip, p.host_port))
@@ -314,8 +377,9 @@ class PortMapper:
             if optional and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                 return False
             shown = f"[{p.host_ip}]" if fam == socket.AF_INET6 else p.host_ip
-            raise Conflict(f"Bind for {shown}:{p.host_port} failed: port is already "
-                           f"allocated ({e.strerror})") from None
+            raise Conflict(
+                f"Bind for {shown}:{p.host_port} failed: port is already allocated ({e.strerror})"
+            ) from None
         p.host_port = s.getsockname()[1]
         if p.proto != "tcp":
             p.holder = s
@@ -331,25 +395,28 @@ class PortMapper:
         while True:
             try:
                 conn, _ = await loop.sock_accept(s)
-            except OSError as e:   # EMFILE and friends: wait, do not spin
+            except OSError as e:  # EMFILE and friends: wait, do not spin
                 log.warning("port %s:%d: accept: %s", p.host_ip, p.host_port, e)
                 await asyncio.sleep(0.1)
                 continue
             if not self.slots.take(p, conn):
                 # reset at once: a client should not wait on a connection no one will serve
                 with contextlib.suppress(OSError):
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                    struct.pack("ii", 1, 0))
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.close()
                 if self.slots.refused % 1000 == 1:
-                    log.warning("port %s:%d: too many proxied connections (%d on this port, "
-                                "%d in all): refusing new ones", p.host_ip, p.host_port,
-                                self.slots.per_port, self.slots.total)
+                    log.warning(
+                        "port %s:%d: too many proxied connections (%d on this port, "
+                        "%d in all): refusing new ones",
+                        p.host_ip,
+                        p.host_port,
+                        self.slots.per_port,
+                        self.slots.total,
+                    )
                 continue
             try:
-                threading.Thread(target=_proxy, args=(conn, p, self.slots),
-                                 daemon=True).start()
-            except RuntimeError:   # no more threads
+                threading.Thread(target=_proxy, args=(conn, p, self.slots), daemon=True).start()
+            except RuntimeError:  # no more threads
                 self.slots.give(p, conn)
                 conn.close()
 
@@ -360,7 +427,7 @@ class PortMapper:
             p.holder.close()
         with self.slots.lock:
             conns = list(p.conns)
-        for c in conns:   # their threads see the end and close both sides
+        for c in conns:  # their threads see the end and close both sides
             with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
         if self.iptables:
@@ -374,16 +441,17 @@ class PortMapper:
             self._close(p, p.bridge or self.bridge_of(network))
 
 
-def iptables(*args: str, table: str = "filter", check: bool = True,
-             binary: str = "iptables") -> bool:
+def iptables(
+    *args: str, table: str = "filter", check: bool = True, binary: str = "iptables"
+) -> bool:
     """One iptables (or ip6tables) call, waiting for the xtables lock; True if it succeeded.
     With `check`, a failure is an error naming the rule."""
     try:
-        r = subprocess.run([binary, "-w", "-t", table, *args], capture_output=True,
-                           text=True)
+        r = subprocess.run([binary, "-w", "-t", table, *args], capture_output=True, text=True)
     except FileNotFoundError:
-        raise System(f"{binary} is not installed: install it, or start berthd with "
-                     "--iptables=false") from None
+        raise System(
+            f"{binary} is not installed: install it, or start berthd with --iptables=false"
+        ) from None
     if check and r.returncode != 0:
         raise System(f"{binary} -t {table} {' '.join(args)}: {r.stderr.strip()}")
     return r.returncode == 0
@@ -407,7 +475,7 @@ def _proxy(client: socket.socket, p: Published, slots: _Slots) -> None:
         slots.give(p, client)
 
 
-_PIPE = 1 << 16   # a pipe's default capacity
+_PIPE = 1 << 16  # a pipe's default capacity
 
 
 @dataclass(slots=True)
@@ -416,7 +484,7 @@ class _Way:
     dst: socket.socket
     r: int
     w: int
-    held: int = 0          # bytes in the pipe
+    held: int = 0  # bytes in the pipe
     pipe_full: bool = False
     eof: bool = False
     shut: bool = False
@@ -442,7 +510,7 @@ def _splice_both(a: socket.socket, b: socket.socket) -> None:
                 if x.held:
                     want[x.dst.fileno()] = want.get(x.dst.fileno(), 0) | select.POLLOUT
             if not want:
-                return   # both ways have ended
+                return  # both ways have ended
             for fd in set(registered) - set(want):
                 poller.unregister(fd)
                 del registered[fd]
@@ -453,12 +521,15 @@ def _splice_both(a: socket.socket, b: socket.socket) -> None:
             ready = dict(poller.poll())
             bad = select.POLLHUP | select.POLLERR
             for x in ways:
-                if (not x.eof and not x.pipe_full
-                        and ready.get(x.src.fileno(), 0) & (select.POLLIN | bad)):
+                if (
+                    not x.eof
+                    and not x.pipe_full
+                    and ready.get(x.src.fileno(), 0) & (select.POLLIN | bad)
+                ):
                     try:
                         n = os.splice(x.src.fileno(), x.w, _PIPE - x.held, flags=flags)
                     except BlockingIOError:
-                        x.pipe_full = x.held > 0   # out of pipe slots: drain first
+                        x.pipe_full = x.held > 0  # out of pipe slots: drain first
                     else:
                         if n == 0:
                             x.eof = True
@@ -476,7 +547,7 @@ def _splice_both(a: socket.socket, b: socket.socket) -> None:
                     with contextlib.suppress(OSError):
                         x.dst.shutdown(socket.SHUT_WR)
     except OSError:
-        pass   # a reset or a broken pipe ends the connection both ways
+        pass  # a reset or a broken pipe ends the connection both ways
     finally:
         for x in ways:
             os.close(x.r)

@@ -37,7 +37,7 @@ class IpamConfig:
     containers get addresses from, and addresses kept out of allocation."""
 
     subnet: str
-    gateway: str = ""            # the bridge's address on this subnet, as used
+    gateway: str = ""  # the bridge's address on this subnet, as used
     ip_range: str = ""
     aux_addresses: dict[str, str] = field(default_factory=dict)
     # dockerd shows Gateway only where the user gave it or where the whole pool was chosen
@@ -53,17 +53,23 @@ class IpamConfig:
         return self.network.version == 6
 
     def encode(self) -> dict[str, Any]:
-        return {"subnet": self.subnet, "gateway": self.gateway, "ip_range": self.ip_range,
-                "aux_addresses": dict(self.aux_addresses),
-                "gateway_shown": self.gateway_shown}
+        return {
+            "subnet": self.subnet,
+            "gateway": self.gateway,
+            "ip_range": self.ip_range,
+            "aux_addresses": dict(self.aux_addresses),
+            "gateway_shown": self.gateway_shown,
+        }
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> IpamConfig:
-        return cls(subnet=str(d["subnet"]), gateway=str(d.get("gateway") or ""),
-                   ip_range=str(d.get("ip_range") or ""),
-                   aux_addresses={str(k): str(v) for k, v in
-                                  (d.get("aux_addresses") or {}).items()},
-                   gateway_shown=bool(d.get("gateway_shown", True)))
+        return cls(
+            subnet=str(d["subnet"]),
+            gateway=str(d.get("gateway") or ""),
+            ip_range=str(d.get("ip_range") or ""),
+            aux_addresses={str(k): str(v) for k, v in (d.get("aux_addresses") or {}).items()},
+            gateway_shown=bool(d.get("gateway_shown", True)),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,16 +77,16 @@ class NetworkRecord:
     id: str
     name: str
     driver: Driver
-    created: str                 # RFC 3339, UTC
+    created: str  # RFC 3339, UTC
     ipam: tuple[IpamConfig, ...] = ()
     ipam_driver: str = "default"
     ipam_options: dict[str, str] = field(default_factory=dict)
     enable_ipv6: bool = False
     internal: bool = False
     attachable: bool = False
-    options: dict[str, str] = field(default_factory=dict)   # as the user set them
+    options: dict[str, str] = field(default_factory=dict)  # as the user set them
     labels: dict[str, str] = field(default_factory=dict)
-    bridge: str = ""             # the kernel bridge of a bridge network
+    bridge: str = ""  # the kernel bridge of a bridge network
 
     @property
     def predefined(self) -> bool:
@@ -110,12 +116,22 @@ class NetworkRecord:
         return self.options.get(f"{self.driver}_mode", "")
 
     def encode(self) -> dict[str, Any]:
-        return {"format": FORMAT, "id": self.id, "name": self.name, "driver": str(self.driver),
-                "created": self.created, "ipam": [c.encode() for c in self.ipam],
-                "ipam_driver": self.ipam_driver, "ipam_options": dict(self.ipam_options),
-                "enable_ipv6": self.enable_ipv6, "internal": self.internal,
-                "attachable": self.attachable, "options": dict(self.options),
-                "labels": dict(self.labels), "bridge": self.bridge}
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "name": self.name,
+            "driver": str(self.driver),
+            "created": self.created,
+            "ipam": [c.encode() for c in self.ipam],
+            "ipam_driver": self.ipam_driver,
+            "ipam_options": dict(self.ipam_options),
+            "enable_ipv6": self.enable_ipv6,
+            "internal": self.internal,
+            "attachable": self.attachable,
+            "options": dict(self.options),
+            "labels": dict(self.labels),
+            "bridge": self.bridge,
+        }
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> NetworkRecord:
@@ -123,49 +139,67 @@ class NetworkRecord:
         from before it."""
         if d.get("format") != FORMAT:
             return cls._decode_legacy(d)
-        return cls(id=str(d["id"]), name=str(d["name"]), driver=Driver(d["driver"]),
-                   created=str(d["created"]),
-                   ipam=tuple(IpamConfig.decode(c) for c in d.get("ipam") or []),
-                   ipam_driver=str(d.get("ipam_driver") or "default"),
-                   ipam_options=_strs(d.get("ipam_options")),
-                   enable_ipv6=bool(d.get("enable_ipv6")), internal=bool(d.get("internal")),
-                   attachable=bool(d.get("attachable")), options=_strs(d.get("options")),
-                   labels=_strs(d.get("labels")), bridge=str(d.get("bridge") or ""))
+        return cls(
+            id=str(d["id"]),
+            name=str(d["name"]),
+            driver=Driver(d["driver"]),
+            created=str(d["created"]),
+            ipam=tuple(IpamConfig.decode(c) for c in d.get("ipam") or []),
+            ipam_driver=str(d.get("ipam_driver") or "default"),
+            ipam_options=_strs(d.get("ipam_options")),
+            enable_ipv6=bool(d.get("enable_ipv6")),
+            internal=bool(d.get("internal")),
+            attachable=bool(d.get("attachable")),
+            options=_strs(d.get("options")),
+            labels=_strs(d.get("labels")),
+            bridge=str(d.get("bridge") or ""),
+        )
 
     @classmethod
     def _decode_legacy(cls, d: dict[str, Any]) -> NetworkRecord:
         ipam = d.get("IPAM") or {}
         options = _strs(d.get("Options"))
         return cls(
-            id=str(d["Id"]), name=str(d["Name"]), driver=Driver(d.get("Driver") or "bridge"),
+            id=str(d["Id"]),
+            name=str(d["Name"]),
+            driver=Driver(d.get("Driver") or "bridge"),
             created=str(d.get("Created") or ""),
-            ipam=tuple(IpamConfig(subnet=str(c["Subnet"]), gateway=str(c.get("Gateway") or ""),
-                                  ip_range=str(c.get("IPRange") or ""),
-                                  aux_addresses=_strs(c.get("AuxiliaryAddresses")))
-                       for c in ipam.get("Config") or []),
+            ipam=tuple(
+                IpamConfig(
+                    subnet=str(c["Subnet"]),
+                    gateway=str(c.get("Gateway") or ""),
+                    ip_range=str(c.get("IPRange") or ""),
+                    aux_addresses=_strs(c.get("AuxiliaryAddresses")),
+                )
+                for c in ipam.get("Config") or []
+            ),
             ipam_driver=str(ipam.get("Driver") or "default"),
-            ipam_options=_strs(ipam.get("Options")), enable_ipv6=bool(d.get("EnableIPv6")),
-            internal=bool(d.get("Internal")), attachable=bool(d.get("Attachable")),
-            options=options, labels=_strs(d.get("Labels")),
-            bridge=str(d.get("_bridge") or options.get(BRIDGE_NAME_OPT, "")))
+            ipam_options=_strs(ipam.get("Options")),
+            enable_ipv6=bool(d.get("EnableIPv6")),
+            internal=bool(d.get("Internal")),
+            attachable=bool(d.get("Attachable")),
+            options=options,
+            labels=_strs(d.get("Labels")),
+            bridge=str(d.get("_bridge") or options.get(BRIDGE_NAME_OPT, "")),
+        )
 
 
 @dataclass(slots=True, kw_only=True)
 class Endpoint:
     """A container's attachment to a network for one run: its addresses and its link."""
 
-    network: str                 # the network's id
-    name: str                    # the container's name
+    network: str  # the network's id
+    name: str  # the container's name
     aliases: list[str]
     ip: str
     prefix: int
-    gateway: str                 # "" on an internal network: no default route
+    gateway: str  # "" on an internal network: no default route
     mac: str
-    endpoint: str                # the endpoint's id
+    endpoint: str  # the endpoint's id
     bridge: str
-    host_if: str                 # the host side of the veth pair
-    ifname: str                  # eth0, eth1, ... inside the container
-    kind: str = "veth"           # veth | macvlan | ipvlan
+    host_if: str  # the host side of the veth pair
+    ifname: str  # eth0, eth1, ... inside the container
+    kind: str = "veth"  # veth | macvlan | ipvlan
     parent: str = ""
     mode: str = ""
     ip6: str = ""
@@ -180,35 +214,61 @@ class Endpoint:
 
     def to_dict(self) -> dict[str, Any]:
         """The form the container service keeps in its record (and hands to its shim)."""
-        return {"network": self.network, "name": self.name, "aliases": list(self.aliases),
-                "ip": self.ip, "prefix": self.prefix, "gateway": self.gateway,
-                "mac": self.mac, "endpoint": self.endpoint, "bridge": self.bridge,
-                "host_if": self.host_if, "ifname": self.ifname, "kind": self.kind,
-                "parent": self.parent, "mode": self.mode, "ip6": self.ip6,
-                "prefix6": self.prefix6, "gateway6": self.gateway6,
-                "link_local": list(self.link_local), "driver_opts": dict(self.driver_opts),
-                "mtu": self.mtu, "requested_ip": self.requested_ip,
-                "requested_ip6": self.requested_ip6,
-                # the fields the shim's plumbing reads (linux.netlink.Endpoint)
-                "address": f"{self.ip}/{self.prefix}" if self.ip else "",
-                "address6": f"{self.ip6}/{self.prefix6}" if self.ip6 else "",
-                "link_local_ips": ",".join(self.link_local)}
+        return {
+            "network": self.network,
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "ip": self.ip,
+            "prefix": self.prefix,
+            "gateway": self.gateway,
+            "mac": self.mac,
+            "endpoint": self.endpoint,
+            "bridge": self.bridge,
+            "host_if": self.host_if,
+            "ifname": self.ifname,
+            "kind": self.kind,
+            "parent": self.parent,
+            "mode": self.mode,
+            "ip6": self.ip6,
+            "prefix6": self.prefix6,
+            "gateway6": self.gateway6,
+            "link_local": list(self.link_local),
+            "driver_opts": dict(self.driver_opts),
+            "mtu": self.mtu,
+            "requested_ip": self.requested_ip,
+            "requested_ip6": self.requested_ip6,
+            # the fields the shim's plumbing reads (linux.netlink.Endpoint)
+            "address": f"{self.ip}/{self.prefix}" if self.ip else "",
+            "address6": f"{self.ip6}/{self.prefix6}" if self.ip6 else "",
+            "link_local_ips": ",".join(self.link_local),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Endpoint:
-        return cls(network=str(d["network"]), name=str(d.get("name") or ""),
-                   aliases=[str(a) for a in d.get("aliases") or []], ip=str(d["ip"]),
-                   prefix=int(d.get("prefix") or 0), gateway=str(d.get("gateway") or ""),
-                   mac=str(d.get("mac") or ""), endpoint=str(d.get("endpoint") or ""),
-                   bridge=str(d.get("bridge") or ""), host_if=str(d.get("host_if") or ""),
-                   ifname=str(d.get("ifname") or "eth0"), kind=str(d.get("kind") or "veth"),
-                   parent=str(d.get("parent") or ""), mode=str(d.get("mode") or ""),
-                   ip6=str(d.get("ip6") or ""), prefix6=int(d.get("prefix6") or 0),
-                   gateway6=str(d.get("gateway6") or ""),
-                   link_local=[str(a) for a in d.get("link_local") or []],
-                   driver_opts=_strs(d.get("driver_opts")), mtu=int(d.get("mtu") or 0),
-                   requested_ip=str(d.get("requested_ip") or ""),
-                   requested_ip6=str(d.get("requested_ip6") or ""))
+        return cls(
+            network=str(d["network"]),
+            name=str(d.get("name") or ""),
+            aliases=[str(a) for a in d.get("aliases") or []],
+            ip=str(d["ip"]),
+            prefix=int(d.get("prefix") or 0),
+            gateway=str(d.get("gateway") or ""),
+            mac=str(d.get("mac") or ""),
+            endpoint=str(d.get("endpoint") or ""),
+            bridge=str(d.get("bridge") or ""),
+            host_if=str(d.get("host_if") or ""),
+            ifname=str(d.get("ifname") or "eth0"),
+            kind=str(d.get("kind") or "veth"),
+            parent=str(d.get("parent") or ""),
+            mode=str(d.get("mode") or ""),
+            ip6=str(d.get("ip6") or ""),
+            prefix6=int(d.get("prefix6") or 0),
+            gateway6=str(d.get("gateway6") or ""),
+            link_local=[str(a) for a in d.get("link_local") or []],
+            driver_opts=_strs(d.get("driver_opts")),
+            mtu=int(d.get("mtu") or 0),
+            requested_ip=str(d.get("requested_ip") or ""),
+            requested_ip6=str(d.get("requested_ip6") or ""),
+        )
 
 
 def mtu_of(options: dict[str, str]) -> int:
@@ -228,5 +288,14 @@ def _strs(d: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (d or {}).items()}
 
 
-__all__ = ["BRIDGE_NAME_OPT", "Driver", "Endpoint", "FORMAT", "IpamConfig", "MTU_OPT",
-           "NetworkRecord", "PREDEFINED", "mtu_of"]
+__all__ = [
+    "BRIDGE_NAME_OPT",
+    "Driver",
+    "Endpoint",
+    "FORMAT",
+    "IpamConfig",
+    "MTU_OPT",
+    "NetworkRecord",
+    "PREDEFINED",
+    "mtu_of",
+]

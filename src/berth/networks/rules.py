@@ -35,8 +35,9 @@ class Rules:
     def chains(self) -> None:
         """The daemon's chains and the jumps to them (kept if present)."""
         if not self.available():
-            raise System(f"{self.binary} is not installed: install it, or start berthd "
-                         "with --iptables=false")
+            raise System(
+                f"{self.binary} is not installed: install it, or start berthd with --iptables=false"
+            )
         ch = self.prefix
         for table, chains in _CHAINS:
             for c in chains:
@@ -53,10 +54,11 @@ class Rules:
         and the first rule of PREFIX-FWD. A flush of the tables (`iptables -F`, `-X`, a
         firewalld reload) removes them all; a missing one means the rules must be put back."""
         ch = self.prefix
-        return (self._ipt("-C", "FORWARD", "-j", f"{ch}-FWD", check=False)
-                and self._ipt("-C", f"{ch}-FWD", "-j", f"{ch}-ISO1", check=False)
-                and self._ipt("-C", "POSTROUTING", "-j", f"{ch}-POST", table="nat",
-                              check=False))
+        return (
+            self._ipt("-C", "FORWARD", "-j", f"{ch}-FWD", check=False)
+            and self._ipt("-C", f"{ch}-FWD", "-j", f"{ch}-ISO1", check=False)
+            and self._ipt("-C", "POSTROUTING", "-j", f"{ch}-POST", table="nat", check=False)
+        )
 
     def remove_chains(self) -> None:
         """The jumps and the chains go, with whatever is left in them."""
@@ -79,12 +81,26 @@ class Rules:
             ("filter", [f"{ch}-FWD", "-i", br, "-o", br, "-j", "ACCEPT"]),
         ]
         if internal:
-            rules += [("filter", [f"{ch}-FWD", "-i", br, "!", "-o", br, "-j", "DROP"]),
-                      ("filter", [f"{ch}-FWD", "-o", br, "!", "-i", br, "-j", "DROP"])]
+            rules += [
+                ("filter", [f"{ch}-FWD", "-i", br, "!", "-o", br, "-j", "DROP"]),
+                ("filter", [f"{ch}-FWD", "-o", br, "!", "-i", br, "-j", "DROP"]),
+            ]
         else:
             rules += [
-                ("filter", [f"{ch}-FWD", "-o", br, "-m", "conntrack", "--ctstate",
-                            "RELATED,ESTABLISHED", "-j", "ACCEPT"]),
+                (
+                    "filter",
+                    [
+                        f"{ch}-FWD",
+                        "-o",
+                        br,
+                        "-m",
+                        "conntrack",
+                        "--ctstate",
+                        "RELATED,ESTABLISHED",
+                        "-j",
+                        "ACCEPT",
+                    ],
+                ),
                 ("filter", [f"{ch}-FWD", "-i", br, "!", "-o", br, "-j", "ACCEPT"]),
                 ("nat", [f"{ch}-POST", "-s", subnet, "!", "-o", br, "-j", "MASQUERADE"]),
                 # nothing else reaches the containers from outside: only what is published

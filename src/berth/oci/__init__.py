@@ -30,13 +30,13 @@ _HEX = frozenset("0123456789abcdef")
 
 def sha256_digest(data: bytes) -> str:
     import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def validate_digest(d: str) -> str:
     # r"^sha256:[a-f0-9]{64}$", without importing re
-    if not (isinstance(d, str) and len(d) == 71 and d.startswith("sha256:")
-            and set(d[7:]) <= _HEX):
+    if not (isinstance(d, str) and len(d) == 71 and d.startswith("sha256:") and set(d[7:]) <= _HEX):
         raise InvalidArgument(f"invalid digest: {d!r}")
     return d
 
@@ -55,8 +55,14 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 def canonical_json(obj: Any) -> bytes:
     import json
+
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
 __all__ = [n for n in list(globals()) if n.startswith("MEDIA_")] + [
-    "sha256_digest", "validate_digest", "hex_of", "chain_ids", "canonical_json"]
+    "sha256_digest",
+    "validate_digest",
+    "hex_of",
+    "chain_ids",
+    "canonical_json",
+]

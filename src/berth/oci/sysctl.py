@@ -19,16 +19,26 @@ from __future__ import annotations
 
 import os
 
-IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                         "kernel.shm_rmid_forced"})
+IPC_SYSCTLS = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 MAX_VALUE = 4096
 
 
 def valid_name(name: str) -> bool:
     return 0 < len(name) <= 256 and all(
-        w and set(w) <= _WORD and w.strip("-") for w in name.split("."))
+        w and set(w) <= _WORD and w.strip("-") for w in name.split(".")
+    )
 
 
 def refusal(name: str, *, ipc: bool, net: bool, uts: bool) -> str | None:
@@ -43,8 +53,7 @@ def refusal(name: str, *, ipc: bool, net: bool, uts: bool) -> str | None:
     if uts and name == "kernel.domainname":
         return None
     if uts and name == "kernel.hostname":
-        return (f'sysctl "{name}" is not allowed as it conflicts with the OCI "hostname" '
-                "field")
+        return f'sysctl "{name}" is not allowed as it conflicts with the OCI "hostname" field'
     return f'sysctl "{name}" is not in a separate kernel namespace'
 
 
@@ -70,7 +79,7 @@ def _is_host_netns(path: str) -> bool:
     try:
         a, b = os.stat(path), os.stat("/proc/self/ns/net")
     except OSError:
-        return False   # joining it fails later, with its own error
+        return False  # joining it fails later, with its own error
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
@@ -82,8 +91,8 @@ def check_spec(lx: dict) -> str | None:  # type: ignore[type-arg]
     nss = lx.get("namespaces") or []
     kinds = {ns.get("type") for ns in nss}
     net = "network" in kinds and not any(
-        ns.get("type") == "network" and ns.get("path") and _is_host_netns(ns["path"])
-        for ns in nss)
+        ns.get("type") == "network" and ns.get("path") and _is_host_netns(ns["path"]) for ns in nss
+    )
     return check(lx["sysctl"], ipc="ipc" in kinds, net=net, uts="uts" in kinds)
 
 

@@ -68,8 +68,10 @@ class RegistryClient:
             self._http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, connect=15, sock_read=60),
                 connector=aiohttp.TCPConnector(limit=32, use_dns_cache=True),
-                headers={"User-Agent": "berth/0.1 (docker-compatible)"}, trust_env=False,
-                auto_decompress=False)
+                headers={"User-Agent": "berth/0.1 (docker-compatible)"},
+                trust_env=False,
+                auto_decompress=False,
+            )
         return self._http
 
     async def close(self) -> None:
@@ -81,7 +83,7 @@ class RegistryClient:
             return False
         d = os.path.join(self.options.certs_dir, ep.host)
         try:
-            stamp = os.stat(d).st_mtime_ns   # certificates added later are picked up
+            stamp = os.stat(d).st_mtime_ns  # certificates added later are picked up
         except OSError:
             stamp = 0
         key = (ep.host, ep.verify, stamp)
@@ -107,12 +109,20 @@ class RegistryClient:
         """TLS for any URL a registry sends us to, as for a registry of that address."""
         u = urlsplit(url)
         hostport = u.netloc.rpartition("@")[2]
-        return self.ssl_for(Endpoint(f"{u.scheme.lower()}://{hostport}",
-                                     self.options.is_secure(hostport)))
+        return self.ssl_for(
+            Endpoint(f"{u.scheme.lower()}://{hostport}", self.options.is_secure(hostport))
+        )
 
-    async def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                   data: Any = None, authorization: str | None = None, owner: str = ""
-                   ) -> aiohttp.ClientResponse:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        authorization: str | None = None,
+        owner: str = "",
+    ) -> aiohttp.ClientResponse:
         """One request, following redirects here rather than in aiohttp so that the rule is
         ours: `authorization` goes only to URLs of the origin (scheme, host, port) of `owner`
         (the registry, or the token realm), never to a host a redirect or a Location names.
@@ -125,32 +135,44 @@ class RegistryClient:
             if authorization and origin(url) == own:
                 hdrs["Authorization"] = authorization
             # a TLS context is made once per host (the system's CAs: ~20 ms), off the loop
-            ctx = await asyncio.to_thread(self.ssl_for_url, url) \
-                if url[:6].lower() == "https:" else False
-            r = await http.request(method, url, headers=hdrs, data=data, ssl=ctx,
-                                   allow_redirects=False)
+            ctx = (
+                await asyncio.to_thread(self.ssl_for_url, url)
+                if url[:6].lower() == "https:"
+                else False
+            )
+            r = await http.request(
+                method, url, headers=hdrs, data=data, ssl=ctx, allow_redirects=False
+            )
             loc = r.headers.get("Location", "")
-            if not (r.status in REDIRECTS and loc and (
-                    method in ("GET", "HEAD") or (r.status in (307, 308)
-                                                  and isinstance(data, bytes | None)))):
+            if not (
+                r.status in REDIRECTS
+                and loc
+                and (
+                    method in ("GET", "HEAD")
+                    or (r.status in (307, 308) and isinstance(data, bytes | None))
+                )
+            ):
                 return r
             r.release()
             nxt = urljoin(url, loc)
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):
-                raise Unavailable(f'{method.capitalize()} "{url}": redirected to a URL that is '
-                                  "not http(s)")
+                raise Unavailable(
+                    f'{method.capitalize()} "{url}": redirected to a URL that is not http(s)'
+                )
             url = nxt
-        raise Unavailable(f'{method.capitalize()} "{url}": stopped after {MAX_REDIRECTS} '
-                          "redirects")
+        raise Unavailable(f'{method.capitalize()} "{url}": stopped after {MAX_REDIRECTS} redirects')
 
-    async def search(self, domain: str, term: str, limit: int,
-                     auth: AuthConfig | None = None) -> list[SearchResult]:
+    async def search(
+        self, domain: str, term: str, limit: int, auth: AuthConfig | None = None
+    ) -> list[SearchResult]:
         """The registry's v1 search (`/v1/search?q=TERM&n=LIMIT`), as dockerd asks it: Docker
         Hub's index for names without a registry host. Results are checked for shape."""
         if domain == "docker.io" and not self.options.docker_hub:
-            raise Unavailable("searching Docker Hub is turned off in this daemon "
-                              "(--docker-hub=false): name a registry in the term "
-                              "(REGISTRY/TERM)")
+            raise Unavailable(
+                "searching Docker Hub is turned off in this daemon "
+                "(--docker-hub=false): name a registry in the term "
+                "(REGISTRY/TERM)"
+            )
         host = "index.docker.io" if domain == "docker.io" else registry_host(domain)
         bases = ["https://" + host] + ([] if self.options.is_secure(host) else ["http://" + host])
         authorization = basic_header(auth) if auth is not None and auth.username else None
@@ -170,12 +192,16 @@ class RegistryClient:
                 raise status_error(r.status, body, f"search on {host}")
             try:
                 results = json.loads(body).get("results") or []
-                return [SearchResult(name=str(x["name"]),
-                                     description=str(x.get("description") or ""),
-                                     star_count=int(x.get("star_count") or 0),
-                                     is_official=bool(x.get("is_official")),
-                                     is_automated=bool(x.get("is_automated")))
-                        for x in results[:limit]]
+                return [
+                    SearchResult(
+                        name=str(x["name"]),
+                        description=str(x.get("description") or ""),
+                        star_count=int(x.get("star_count") or 0),
+                        is_official=bool(x.get("is_official")),
+                        is_automated=bool(x.get("is_automated")),
+                    )
+                    for x in results[:limit]
+                ]
             except (ValueError, KeyError, TypeError, AttributeError):
                 raise Unavailable(f"search on {host}: malformed answer") from None
         raise Unavailable(f"search on {host}: " + "; ".join(errors))
@@ -191,9 +217,11 @@ class RegistryClient:
         host = registry_host(domain)
         if domain == "docker.io" and not self.options.docker_hub:
             if not out:
-                raise Unavailable(f"{'pushing to' if push else 'pulling from'} Docker Hub is "
-                                  "turned off in this daemon (--docker-hub=false)"
-                                  + ("" if push else " and no registry mirror is set"))
+                raise Unavailable(
+                    f"{'pushing to' if push else 'pulling from'} Docker Hub is "
+                    "turned off in this daemon (--docker-hub=false)"
+                    + ("" if push else " and no registry mirror is set")
+                )
             return out
         if self.options.is_secure(host):
             out.append(Endpoint("https://" + host, True))
@@ -201,8 +229,15 @@ class RegistryClient:
             out += [Endpoint("https://" + host, False), Endpoint("http://" + host, False)]
         return out
 
-    async def repository(self, domain: str, path: str, auth: AuthConfig, *,
-                         push: bool = False, mount_from: list[str] | None = None) -> Repository:
+    async def repository(
+        self,
+        domain: str,
+        path: str,
+        auth: AuthConfig,
+        *,
+        push: bool = False,
+        mount_from: list[str] | None = None,
+    ) -> Repository:
         """The first endpoint that answers /v2/ (Docker's ping). Mirrors are left to the
         caller (`candidates`), which may go on to the next one when an image is missing."""
         errors: list[str] = []
@@ -215,7 +250,9 @@ class RegistryClient:
                 errors.append(str(e))
         raise Unavailable("; ".join(errors))
 
-    async def candidates(self, domain: str, path: str, auth: AuthConfig) -> AsyncIterator[Repository]:
+    async def candidates(
+        self, domain: str, path: str, auth: AuthConfig
+    ) -> AsyncIterator[Repository]:
         """For pulls: each reachable endpoint in turn (mirrors first)."""
         errors: list[str] = []
         eps = self.endpoints(domain)
@@ -233,8 +270,17 @@ class RegistryClient:
             reached = True
             yield repo
             # an insecure registry's http endpoint is only a fallback for its https one
-            i += 2 if (not ep.verify and ep.base.startswith("https://") and not ep.mirror
-                       and i + 1 < len(eps) and eps[i + 1].base.startswith("http://")) else 1
+            i += (
+                2
+                if (
+                    not ep.verify
+                    and ep.base.startswith("https://")
+                    and not ep.mirror
+                    and i + 1 < len(eps)
+                    and eps[i + 1].base.startswith("http://")
+                )
+                else 1
+            )
         if not reached:
             raise Unavailable("; ".join(errors))
 
@@ -246,7 +292,22 @@ class RegistryClient:
         return domain
 
 
-__all__ = ["AuthConfig", "RegistryClient", "read_limited", "MANIFEST_LIMIT", "CONFIG_LIMIT",
-           "LIST_LIMIT", "SMALL_LIMIT", "RegistryOptions", "Repository", "Endpoint",
-           "origin", "auth_key", "normalize_server", "registry_host", "DOCKER_HUB_AUTH_KEY",
-           "SearchResult", "status_error"]
+__all__ = [
+    "AuthConfig",
+    "RegistryClient",
+    "read_limited",
+    "MANIFEST_LIMIT",
+    "CONFIG_LIMIT",
+    "LIST_LIMIT",
+    "SMALL_LIMIT",
+    "RegistryOptions",
+    "Repository",
+    "Endpoint",
+    "origin",
+    "auth_key",
+    "normalize_server",
+    "registry_host",
+    "DOCKER_HUB_AUTH_KEY",
+    "SearchResult",
+    "status_error",
+]

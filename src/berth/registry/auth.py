@@ -26,8 +26,8 @@ class AuthConfig:
 
     username: str = ""
     password: str = ""
-    identitytoken: str = ""      # an OAuth refresh token from an earlier login
-    registrytoken: str = ""      # a bearer token to send as it is
+    identitytoken: str = ""  # an OAuth refresh token from an earlier login
+    registrytoken: str = ""  # a bearer token to send as it is
     serveraddress: str = ""
 
     @property
@@ -43,9 +43,13 @@ class AuthConfig:
                 user, _, pw = base64.b64decode(low["auth"]).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise InvalidArgument("invalid auth in registry credentials") from None
-        return cls(username=user, password=pw, identitytoken=low.get("identitytoken", ""),
-                   registrytoken=low.get("registrytoken", ""),
-                   serveraddress=low.get("serveraddress", ""))
+        return cls(
+            username=user,
+            password=pw,
+            identitytoken=low.get("identitytoken", ""),
+            registrytoken=low.get("registrytoken", ""),
+            serveraddress=low.get("serveraddress", ""),
+        )
 
     @classmethod
     def from_header(cls, value: str | None) -> AuthConfig:
@@ -64,17 +68,21 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    scheme: str                  # "bearer" or "basic"
+    scheme: str  # "bearer" or "basic"
     params: dict[str, str] = field(default_factory=dict)
 
 
 def parse_challenges(header: str) -> list[Challenge]:
     """`Bearer realm="https://auth",service="reg",scope="repository:x:pull"` and friends."""
     out: list[Challenge] = []
-    for m in re.finditer(r"(?:^|,)\s*([A-Za-z]+)\s+((?:[a-zA-Z_]+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^,\s]*)\s*,?\s*)*)",
-                         header):
-        params = {k.lower(): (q if q else v).replace('\\"', '"')
-                  for k, q, v in _PARAM_RE.findall(m.group(2))}
+    for m in re.finditer(
+        r"(?:^|,)\s*([A-Za-z]+)\s+((?:[a-zA-Z_]+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^,\s]*)\s*,?\s*)*)",
+        header,
+    ):
+        params = {
+            k.lower(): (q if q else v).replace('\\"', '"')
+            for k, q, v in _PARAM_RE.findall(m.group(2))
+        }
         out.append(Challenge(m.group(1).lower(), params))
     if not out and header.strip():
         out.append(Challenge(header.strip().split()[0].lower()))
@@ -100,8 +108,13 @@ class TokenCache:
             return None
         return t.value
 
-    def put(self, key: tuple[str, str, str, str], value: str, expires_in: float,
-            issued_at: float | None = None) -> None:
+    def put(
+        self,
+        key: tuple[str, str, str, str],
+        value: str,
+        expires_in: float,
+        issued_at: float | None = None,
+    ) -> None:
         # a token server's default lifetime is 60 s; keep a margin against clock skew
         start = issued_at if issued_at else time.time()
         self._tokens[key] = _Token(value, start + max(expires_in, 60) - 10)

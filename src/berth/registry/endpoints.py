@@ -31,14 +31,16 @@ def origin(url: str) -> tuple[str, str, int]:
 
 @dataclass(slots=True)
 class RegistryOptions:
-    mirrors: list[str] = field(default_factory=list)      # for docker.io: http(s)://host[:port]
-    insecure: list[str] = field(default_factory=list)     # host[:port] or CIDR
+    mirrors: list[str] = field(default_factory=list)  # for docker.io: http(s)://host[:port]
+    insecure: list[str] = field(default_factory=list)  # host[:port] or CIDR
     certs_dir: str = "/etc/docker/certs.d"
-    docker_hub: bool = True     # False: docker.io names go to the mirrors only, never the Hub
+    docker_hub: bool = True  # False: docker.io names go to the mirrors only, never the Hub
 
     def insecure_cidrs(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
-            ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+            ipaddress.ip_network("127.0.0.0/8"),
+            ipaddress.ip_network("::1/128"),
+        ]
         for e in self.insecure:
             if "/" in e:
                 with contextlib.suppress(ValueError):
@@ -64,7 +66,7 @@ class RegistryOptions:
 
 def _strip_port(host: str) -> str:
     if host.startswith("["):
-        return host[1:host.index("]")]
+        return host[1 : host.index("]")]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -80,8 +82,15 @@ def auth_key(domain: str) -> str:
 def normalize_server(server: str) -> str:
     """`https://host:5000/v2/` and `host:5000` name the same registry, as in `docker login`."""
     s = server.strip()
-    if s in ("", "docker.io", "index.docker.io", "registry-1.docker.io", DOCKER_HUB_AUTH_KEY,
-             "https://index.docker.io/v1", "https://registry-1.docker.io"):
+    if s in (
+        "",
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        DOCKER_HUB_AUTH_KEY,
+        "https://index.docker.io/v1",
+        "https://registry-1.docker.io",
+    ):
         return "docker.io"
     if "://" in s:
         s = urlsplit(s).netloc
@@ -90,7 +99,7 @@ def normalize_server(server: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    base: str                       # https://host:port
+    base: str  # https://host:port
     verify: bool
     mirror: bool = False
 
@@ -99,5 +108,13 @@ class Endpoint:
         return urlsplit(self.base).netloc
 
 
-__all__ = ["DOCKER_HUB_AUTH_KEY", "DOCKER_HUB_HOST", "Endpoint", "RegistryOptions", "auth_key",
-           "normalize_server", "origin", "registry_host"]
+__all__ = [
+    "DOCKER_HUB_AUTH_KEY",
+    "DOCKER_HUB_HOST",
+    "Endpoint",
+    "RegistryOptions",
+    "auth_key",
+    "normalize_server",
+    "origin",
+    "registry_host",
+]

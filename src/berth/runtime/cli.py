@@ -40,29 +40,12 @@ def cmd_spec(a: Args) -> int:
     if os.path.exists(path):
         container.die("File config.json exists. Remove it first")
     from berth.oci.defaults import default_spec
+
     spec = default_spec(["sh"], hostname="berth")
     spec["root"]["readonly"] = True
     with open(path, "w") as f:
         json.dump(spec, f, indent=4)
     return 0
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def cmd_create(a: Args) -> int:
@@ -100,7 +83,7 @@ def cmd_exec(a: Args) -> int:
     if lx.get("seccomp"):
         proc["_seccomp"] = lx["seccomp"]
     stdio = container.stdio_for(bool(proc.get("terminal")), a.console_socket)
-    linux.set_child_subreaper()   # the process is our grandchild: wait for it
+    linux.set_child_subreaper()  # the process is our grandchild: wait for it
     pid, err_r = process.spawn_exec(st["pid"], proc, stdio)
     if stdio.console >= 0:
         os.close(stdio.console)
@@ -132,18 +115,27 @@ def cmd_start(a: Args) -> int:
 
 def cmd_state(a: Args) -> int:
     st = container.load(a.root, a.id)
-    out = {"ociVersion": st["ociVersion"], "id": st["id"],
-           "status": container.status_of(st, a.root),
-           "pid": st["pid"], "bundle": st["bundle"], "rootfs": st["rootfs"],
-           "created": st["created"], "annotations": st["annotations"]}
+    out = {
+        "ociVersion": st["ociVersion"],
+        "id": st["id"],
+        "status": container.status_of(st, a.root),
+        "pid": st["pid"],
+        "bundle": st["bundle"],
+        "rootfs": st["rootfs"],
+        "created": st["created"],
+        "annotations": st["annotations"],
+    }
     if out["status"] == "stopped":
         out["pid"] = 0
     print(json.dumps(out, indent=2))
     return 0
 
 
-_SIGNALS = {k: v for k, v in vars(signal).items()
-            if k.startswith("SIG") and not k.startswith("SIG_") and isinstance(v, int)}
+_SIGNALS = {
+    k: v
+    for k, v in vars(signal).items()
+    if k.startswith("SIG") and not k.startswith("SIG_") and isinstance(v, int)
+}
 
 
 def _signal(name: str) -> int:
@@ -151,8 +143,6 @@ def _signal(name: str) -> int:
         return int(name)
     n = name.upper()
     return _SIGNALS[n if n.startswith("SIG") else "SIG" + n]
-
-
 
 
 def cmd_kill(a: Args) -> int:
@@ -163,13 +153,11 @@ def cmd_kill(a: Args) -> int:
         sig = _signal(a.signal)
     except KeyError:
         container.die(f"unknown signal {a.signal!r}")
-    if a.all:   # runc's --all: every process in the container's cgroup
+    if a.all:  # runc's --all: every process in the container's cgroup
         container.signal_all(st, sig)
     else:
         os.kill(st["pid"], sig)
     return 0
-
-
 
 
 def cmd_pause(a: Args) -> int:
@@ -195,8 +183,9 @@ def cmd_list(a: Args) -> int:
                 st = container.load(a.root, cid)
             except SystemExit:
                 continue
-            rows.append((cid, str(st["pid"]), container.status_of(st, a.root), st["bundle"],
-                         st["created"]))
+            rows.append(
+                (cid, str(st["pid"]), container.status_of(st, a.root), st["bundle"], st["created"])
+            )
     print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}CREATED")
     for r in rows:
         print(f"{r[0]:<20}{r[1]:<10}{r[2]:<10}{r[3]:<40}{r[4]}")
@@ -206,9 +195,16 @@ def cmd_list(a: Args) -> int:
 def cmd_run(a: Args) -> int:
     # the init is our child, or re-parented to us when an intermediate exits: we can wait for it
     linux.set_child_subreaper()
-    st, cg, err_r = container.create_container(a.root, a.id, a.bundle or ".", a.pid_file,
-                                               a.console_socket, a.spec, a.trampoline,
-                                               keep_err=True)
+    st, cg, err_r = container.create_container(
+        a.root,
+        a.id,
+        a.bundle or ".",
+        a.pid_file,
+        a.console_socket,
+        a.spec,
+        a.trampoline,
+        keep_err=True,
+    )
     if a.trampoline is not None:
         os.close(a.trampoline)
 
@@ -225,8 +221,8 @@ def cmd_run(a: Args) -> int:
         container.rmtree(os.path.join(a.root, a.id))
 
     try:
-        container.release(a.root, st, err_r)   # `start`, without reading back our own state
-    except SystemExit:   # a startContainer hook failed: the init is gone
+        container.release(a.root, st, err_r)  # `start`, without reading back our own state
+    except SystemExit:  # a startContainer hook failed: the init is gone
         destroy()
         raise
     hooks.run_warn(st, "poststart", container.hook_state(st, "running"), container.warn)
@@ -250,15 +246,21 @@ class GlobalArgs(Options):
     """Options before the command (`berth-runtime --root R create ...`)."""
 
     INTERSPERSED = False
-    root = string("root", default=DEFAULT_ROOT, help="root directory for storage of container "
-                  "state (default: \"/run/berth-runtime\")")
-    log = string("log", help="set the log file to write berth-runtime logs to (default is "
-                 "'/dev/stderr')")
-    log_format = string("log-format", default="text",
-                        help="set the log format ('text' (default), or 'json')")
+    root = string(
+        "root",
+        default=DEFAULT_ROOT,
+        help='root directory for storage of container state (default: "/run/berth-runtime")',
+    )
+    log = string(
+        "log", help="set the log file to write berth-runtime logs to (default is '/dev/stderr')"
+    )
+    log_format = string(
+        "log-format", default="text", help="set the log format ('text' (default), or 'json')"
+    )
     debug = boolean("debug", help="enable debug logging")
-    systemd_cgroup = boolean("systemd-cgroup", help="accepted for runc's callers; "
-                             "berth-runtime manages cgroupfs itself")
+    systemd_cgroup = boolean(
+        "systemd-cgroup", help="accepted for runc's callers; berth-runtime manages cgroupfs itself"
+    )
     help = boolean("help", "h", help="show help")
 
 
@@ -267,25 +269,32 @@ class CommandArgs(Options):
 
 
 class SpecArgs(CommandArgs):
-    bundle = string("bundle", "b", help="path to the root of the bundle directory, defaults "
-                    "to the current directory")
+    bundle = string(
+        "bundle",
+        "b",
+        help="path to the root of the bundle directory, defaults to the current directory",
+    )
 
 
 class CreateArgs(SpecArgs):
     pid_file = optional_string("pid-file", help="specify the file to write the process id to")
     console_socket = optional_string(
-        "console-socket", help="path to an AF_UNIX socket which will receive a file "
-        "descriptor referencing the master end of the console's pseudoterminal")
+        "console-socket",
+        help="path to an AF_UNIX socket which will receive a file "
+        "descriptor referencing the master end of the console's pseudoterminal",
+    )
 
 
 class ExecArgs(CommandArgs):
-    INTERSPERSED = False   # everything after the id is the command
+    INTERSPERSED = False  # everything after the id is the command
     process = string("process", "p", help="path to the process.json")
     tty = boolean("tty", "t", help="allocate a pseudo-TTY")
     detach = boolean("detach", "d", help="detach from the container's process")
     console_socket = optional_string(
-        "console-socket", help="path to an AF_UNIX socket which will receive a file "
-        "descriptor referencing the master end of the console's pseudoterminal")
+        "console-socket",
+        help="path to an AF_UNIX socket which will receive a file "
+        "descriptor referencing the master end of the console's pseudoterminal",
+    )
     pid_file = optional_string("pid-file", help="specify the file to write the process id to")
     cwd = string("cwd", help="current working directory in the container")
     env = strings("env", "e", help="set environment variables")
@@ -293,13 +302,15 @@ class ExecArgs(CommandArgs):
 
 
 class KillArgs(CommandArgs):
-    all = boolean("all", "a", help="send the specified signal to all processes inside the "
-                  "container")
+    all = boolean(
+        "all", "a", help="send the specified signal to all processes inside the container"
+    )
 
 
 class DeleteArgs(CommandArgs):
-    force = boolean("force", "f", help="forcibly deletes the container if it is still running "
-                    "(uses SIGKILL)")
+    force = boolean(
+        "force", "f", help="forcibly deletes the container if it is still running (uses SIGKILL)"
+    )
 
 
 class Args:
@@ -343,9 +354,11 @@ _COMMANDS: dict[str, tuple[Any, type[CommandArgs], list[str]]] = {
 
 
 def _usage(msg: str) -> NoReturn:
-    sys.stderr.write(f"usage: berth-runtime [--root ROOT] COMMAND [OPTIONS] ID\n"
-                     f"berth-runtime: error: {msg}\n"
-                     f"commands: {', '.join(_COMMANDS)}\n")
+    sys.stderr.write(
+        f"usage: berth-runtime [--root ROOT] COMMAND [OPTIONS] ID\n"
+        f"berth-runtime: error: {msg}\n"
+        f"commands: {', '.join(_COMMANDS)}\n"
+    )
     sys.exit(2)
 
 
@@ -355,12 +368,18 @@ _SUMMARY = {
     "run": ("create and run a container", "<container-id>"),
     "start": ("executes the user defined process in a created container", "<container-id>"),
     "state": ("output the state of a container", "<container-id>"),
-    "exec": ("execute new process inside the container",
-             "<container-id> <command> [command options]"),
-    "kill": ("kill sends the specified signal (default: SIGTERM) to the container's init "
-             "process", "<container-id> [signal]"),
-    "delete": ("delete any resources held by the container often used with detached "
-               "container", "<container-id>"),
+    "exec": (
+        "execute new process inside the container",
+        "<container-id> <command> [command options]",
+    ),
+    "kill": (
+        "kill sends the specified signal (default: SIGTERM) to the container's init process",
+        "<container-id> [signal]",
+    ),
+    "delete": (
+        "delete any resources held by the container often used with detached container",
+        "<container-id>",
+    ),
     "list": ("lists containers started by berth-runtime with the given root", ""),
     "pause": ("pause suspends all processes inside the container", "<container-id>"),
     "resume": ("resumes all processes that have been previously paused", "<container-id>"),
@@ -369,6 +388,7 @@ _SUMMARY = {
 
 def _help(command: str | None) -> NoReturn:
     """runc's help, on stdout with exit 0: the whole command's, or one command's."""
+
     def options(cls: type[Options]) -> list[str]:
         lines = []
         for f in cls.FLAGS:
@@ -376,19 +396,34 @@ def _help(command: str | None) -> NoReturn:
             names += " value" if f.kind != "bool" else ""
             lines.append(f"   {names:<28} {f.help}")
         return lines
+
     if command is None:
-        text = ["NAME:", "   berth-runtime - Open Container Initiative runtime", "",
-                "berth-runtime is berth's implementation of the OCI runtime specification, "
-                "with runc's", "command line.", "", "USAGE:",
-                "   berth-runtime [global options] command [command options] [arguments...]",
-                "", "COMMANDS:"]
+        text = [
+            "NAME:",
+            "   berth-runtime - Open Container Initiative runtime",
+            "",
+            "berth-runtime is berth's implementation of the OCI runtime specification, with runc's",
+            "command line.",
+            "",
+            "USAGE:",
+            "   berth-runtime [global options] command [command options] [arguments...]",
+            "",
+            "COMMANDS:",
+        ]
         text += [f"   {c:<10} {d}" for c, (d, _) in _SUMMARY.items()]
         text += ["", "GLOBAL OPTIONS:", *options(GlobalArgs)]
     else:
         summary, usage = _SUMMARY[command]
-        text = ["NAME:", f"   berth-runtime {command} - {summary}", "", "USAGE:",
-                f"   berth-runtime {command} [command options] {usage}".rstrip(), "",
-                "OPTIONS:", *options(_COMMANDS[command][1])]
+        text = [
+            "NAME:",
+            f"   berth-runtime {command} - {summary}",
+            "",
+            "USAGE:",
+            f"   berth-runtime {command} [command options] {usage}".rstrip(),
+            "",
+            "OPTIONS:",
+            *options(_COMMANDS[command][1]),
+        ]
     sys.stdout.write("\n".join(text) + "\n")
     sys.stdout.flush()
     os._exit(0)
@@ -444,16 +479,18 @@ def _fast_run(a: Args) -> tuple[dict[str, Any], int] | None:
     try:
         with open(os.path.join(os.path.abspath(a.bundle or "."), "config.json")) as f:
             spec = json.load(f)
-        if not any(ns.get("type") == "pid" and not ns.get("path")
-                   for ns in spec["linux"]["namespaces"]):
+        if not any(
+            ns.get("type") == "pid" and not ns.get("path") for ns in spec["linux"]["namespaces"]
+        ):
             return None
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
-        return None   # the sealed process reports it
+        return None  # the sealed process reports it
     from berth.runtime.sealed import trampoline
+
     try:
         fd = trampoline()
     except OSError:
-        return None   # no executable memfd: the sealed path says why
+        return None  # no executable memfd: the sealed path says why
     return None if fd is None else (spec, fd)
 
 
@@ -465,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         a.spec, a.trampoline = fast
     elif a.fn in (cmd_create, cmd_run, cmd_exec):
         from berth.runtime.sealed import reexec_sealed
+
         try:
             reexec_sealed("berth.runtime.cli", args)
         except OSError as e:
@@ -475,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
-        os._exit(code)   # no interpreter tear-down: ~2 ms of every command
+        os._exit(code)  # no interpreter tear-down: ~2 ms of every command
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def status_of(st: dict[str, Any], root: str) -> str:
     except (ProcessLookupError, FileNotFoundError, ValueError):
         return "stopped"
     cg = _cgroup(st)
-    if cg and cg.frozen():   # as runc: a created container can be paused too
+    if cg and cg.frozen():  # as runc: a created container can be paused too
         return "paused"
     fifo = os.path.join(root, st["id"], "exec.fifo")
     return "created" if os.path.exists(fifo) else "running"
@@ -91,8 +91,7 @@ def pause(root: str, cid: str, frozen: bool) -> None:
 
 def _save(root: str, st: dict[str, Any]) -> None:
     # as before: no fsync (a runtime's state lives in a run directory, gone at boot)
-    atomic_write(os.path.join(root, st["id"], "state.json"), json.dumps(st).encode(),
-                 sync=False)
+    atomic_write(os.path.join(root, st["id"], "state.json"), json.dumps(st).encode(), sync=False)
 
 
 def stdio_for(terminal: bool, console_socket: str | None) -> process.Stdio:
@@ -103,6 +102,7 @@ def stdio_for(terminal: bool, console_socket: str | None) -> process.Stdio:
     if not console_socket:
         die("cannot allocate tty if runc will detach without setting console socket")
     import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(console_socket)
@@ -111,15 +111,22 @@ def stdio_for(terminal: bool, console_socket: str | None) -> process.Stdio:
     return process.Stdio(console=sock.detach())
 
 
-def create(root: str, cid: str, bundle: str, pid_file: str | None,
-           console_socket: str | None = None) -> dict[str, Any]:
+def create(
+    root: str, cid: str, bundle: str, pid_file: str | None, console_socket: str | None = None
+) -> dict[str, Any]:
     return create_container(root, cid, bundle, pid_file, console_socket)[0]
 
 
-def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
-            console_socket: str | None, spec: dict[str, Any] | None = None,
-            trampoline: int | None = None, keep_err: bool = False,
-            ) -> tuple[dict[str, Any], cgroups.CgroupManager | None, int | None]:
+def create_container(
+    root: str,
+    cid: str,
+    bundle: str,
+    pid_file: str | None,
+    console_socket: str | None,
+    spec: dict[str, Any] | None = None,
+    trampoline: int | None = None,
+    keep_err: bool = False,
+) -> tuple[dict[str, Any], cgroups.CgroupManager | None, int | None]:
     """`create`; and for `run`, the container's cgroup manager and, with `keep_err`, the init's
     error pipe, open, to wait for its exec."""
     bundle = os.path.abspath(bundle)
@@ -151,22 +158,31 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
     fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
     if any(ns.get("type") == "user" and not ns.get("path") for ns in lx.get("namespaces", [])):
         os.chown(fifo, _host_id(lx.get("uidMappings")), _host_id(lx.get("gidMappings")))
-    st = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": cid, "pid": 0,
-          "bundle": bundle, "rootfs": os.path.join(bundle, spec.get("root", {}).get(
-              "path", "rootfs")), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-          "annotations": spec.get("annotations") or {},
-          # as runc: without a cgroupsPath, a cgroup named after the container, under ours
-          "cgroupsPath": lx.get("cgroupsPath") or cid, "cgroupBases": cgroups.own_cgroups()}
+    st = {
+        "ociVersion": spec.get("ociVersion", "1.0.2"),
+        "id": cid,
+        "pid": 0,
+        "bundle": bundle,
+        "rootfs": os.path.join(bundle, spec.get("root", {}).get("path", "rootfs")),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "annotations": spec.get("annotations") or {},
+        # as runc: without a cgroupsPath, a cgroup named after the container, under ours
+        "cgroupsPath": lx.get("cgroupsPath") or cid,
+        "cgroupBases": cgroups.own_cgroups(),
+    }
     if spec.get("hooks"):
         st["hooks"] = spec["hooks"]
-    st["ownPidNamespace"] = any(ns.get("type") == "pid" and not ns.get("path")
-                                for ns in lx.get("namespaces") or [])
+    st["ownPidNamespace"] = any(
+        ns.get("type") == "pid" and not ns.get("path") for ns in lx.get("namespaces") or []
+    )
     cg = None
     sync = None
-    if any(hooks.of(spec, k) for k in ("prestart", "createRuntime", "createContainer",
-                                       "startContainer")):
+    if any(
+        hooks.of(spec, k)
+        for k in ("prestart", "createRuntime", "createContainer", "startContainer")
+    ):
         sync = os.pipe()
-    unclosed = list(sync or ())   # each closed once, whichever way create ends
+    unclosed = list(sync or ())  # each closed once, whichever way create ends
 
     def close(fd: int) -> None:
         if fd in unclosed:
@@ -188,23 +204,29 @@ def create_container(root: str, cid: str, bundle: str, pid_file: str | None,
 
     mem = (lx.get("resources") or {}).get("memory") or {}
     if mem.get("kernel") and not cgroups.kernel_memory_enforced():
-        warn("linux.resources.memory.kernel is ignored: Linux 5.16 and later no longer "
-             "limit kernel memory")
+        warn(
+            "linux.resources.memory.kernel is ignored: Linux 5.16 and later no longer "
+            "limit kernel memory"
+        )
     try:
         if st["cgroupsPath"]:
             cg = cgroups.for_spec(st["cgroupsPath"])
-            cg.create(cgroups.Resources.from_spec(
-                process.cgroup_resources(lx, runc_allowed=True)))
+            cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx, runc_allowed=True)))
         stdio = stdio_for(bool(spec.get("process", {}).get("terminal")), console_socket)
-        pid, err_r = process.spawn(spec, bundle, stdio, cgroup=cg, exec_fifo=fifo_fd,
-                                   trampoline=trampoline, hook_sync=sync)
+        pid, err_r = process.spawn(
+            spec, bundle, stdio, cgroup=cg, exec_fifo=fifo_fd, trampoline=trampoline, hook_sync=sync
+        )
         st["pid"] = pid
         if sync is not None:
-            close(sync[0])   # the init's end
+            close(sync[0])  # the init's end
         if stdio.console >= 0:
             os.close(stdio.console)
-        process.wait_exec(err_r, until_ready=True, close=not keep_err,
-                          on_hooks=on_hooks if sync is not None else None)
+        process.wait_exec(
+            err_r,
+            until_ready=True,
+            close=not keep_err,
+            on_hooks=on_hooks if sync is not None else None,
+        )
     except (process.StartError, OSError, Exception) as e:
         if st["pid"]:
             kill_reap(st["pid"])
@@ -329,7 +351,7 @@ def delete(root: str, cid: str, force: bool) -> None:
             os.kill(st["pid"], signal.SIGKILL)
         except ProcessLookupError:
             pass
-        if status == "paused":   # on v1, a frozen process dies only once thawed
+        if status == "paused":  # on v1, a frozen process dies only once thawed
             cg = _cgroup(st)
             if cg:
                 cg.freeze(False)
@@ -360,7 +382,7 @@ def signal_all(st: dict[str, Any], sig: int) -> int:
             pids.update(int(p) for p in linux.read_text(f).split())
         except (OSError, ValueError):
             continue
-        break   # one hierarchy holds them all
+        break  # one hierarchy holds them all
     sent = 0
     for pid in sorted(pids):
         try:

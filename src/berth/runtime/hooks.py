@@ -32,8 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-         "poststop")
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 # what a hook's stdout and stderr may add to an error message
 _OUTPUT_LIMIT = 4096
 
@@ -50,8 +49,11 @@ def of(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
         raise HookError(f"hooks.{kind} must be a list")
     for i, h in enumerate(hooks):
         where = f"hooks.{kind}[{i}]"
-        if not isinstance(h, dict) or not isinstance(h.get("path"), str) or \
-                not h["path"].startswith("/"):
+        if (
+            not isinstance(h, dict)
+            or not isinstance(h.get("path"), str)
+            or not h["path"].startswith("/")
+        ):
             raise HookError(f"{where}: path must be an absolute path")
         for key in ("args", "env"):
             v = h.get(key)
@@ -87,8 +89,7 @@ def run_all(spec: dict[str, Any], kind: str, state: dict[str, Any]) -> None:
             raise HookError(f"error running {kind} hook #{i}: {e}") from None
 
 
-def run_warn(spec: dict[str, Any], kind: str, state: dict[str, Any],
-             warn: Any) -> None:
+def run_warn(spec: dict[str, Any], kind: str, state: dict[str, Any], warn: Any) -> None:
     """Run every hook of `kind`, each failure a warning (`warn(message)`) and not an error: the
     spec's rule for poststart and poststop."""
     try:
@@ -126,8 +127,7 @@ def run(hook: dict[str, Any], stdin: bytes) -> None:
                 for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, [])
-                os.execve(path, argv, dict(e.split("=", 1) if "=" in e else (e, "")
-                                           for e in env))
+                os.execve(path, argv, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))
             except BaseException as e:  # noqa: BLE001 - reported as the hook's stderr
                 os.write(2, f"exec {path}: {e}".encode())
             os._exit(127)

@@ -23,19 +23,31 @@ from berth.runtime.report import StartError, Stdio, exec_program, oci_message, r
 from berth.runtime.users import home_of, resolve_user
 
 _RLIMITS = {
-    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE, "RLIMIT_NPROC": resource.RLIMIT_NPROC,
-    "RLIMIT_CORE": resource.RLIMIT_CORE, "RLIMIT_STACK": resource.RLIMIT_STACK,
-    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_AS": resource.RLIMIT_AS,
-    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
-    "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_NICE": resource.RLIMIT_NICE,
-    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO, "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE,
+    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE,
+    "RLIMIT_NPROC": resource.RLIMIT_NPROC,
+    "RLIMIT_CORE": resource.RLIMIT_CORE,
+    "RLIMIT_STACK": resource.RLIMIT_STACK,
+    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK,
+    "RLIMIT_AS": resource.RLIMIT_AS,
+    "RLIMIT_CPU": resource.RLIMIT_CPU,
+    "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
+    "RLIMIT_DATA": resource.RLIMIT_DATA,
+    "RLIMIT_NICE": resource.RLIMIT_NICE,
+    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO,
+    "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE,
     "RLIMIT_SIGPENDING": resource.RLIMIT_SIGPENDING,
 }
 
 
-def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
-             exec_fifo: str | int | None = None, trampoline: int | None = None,
-             hook_sync: int | None = None) -> None:
+def run_init(
+    spec: dict,  # type: ignore[type-arg]
+    bundle: str,
+    stdio: Stdio,
+    err_w: int,
+    exec_fifo: str | int | None = None,
+    trampoline: int | None = None,
+    hook_sync: int | None = None,
+) -> None:
     """PID 1 of the container: never returns. With `trampoline` (see sealed.trampoline; only
     with `exec_fifo`), the program is exec'd through it. With `hook_sync` (the read end of a
     pipe from the caller), it stops before pivot_root for the caller's createRuntime hooks
@@ -43,8 +55,13 @@ def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[
     try:
         # opened before pivot_root (O_PATH, close-on-exec), reopened through /proc after it
         # (or given as such a descriptor, by a caller whose path to it we may not reach)
-        fifo = (exec_fifo if isinstance(exec_fifo, int) else
-                os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None)
+        fifo = (
+            exec_fifo
+            if isinstance(exec_fifo, int)
+            else os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC)
+            if exec_fifo
+            else None
+        )
         state = _setup(spec, bundle, stdio, err_w, hook_sync)  # may add HOME to the env
         proc = spec["process"]
         args = proc["args"]
@@ -78,8 +95,11 @@ def run_init(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[
     os._exit(code)
 
 
-def _hook_point(spec: dict, err_w: int, hook_sync: int | None,  # type: ignore[type-arg]
-                ) -> dict | None:  # type: ignore[type-arg]
+def _hook_point(
+    spec: dict,  # type: ignore[type-arg]
+    err_w: int,
+    hook_sync: int | None,
+) -> dict | None:  # type: ignore[type-arg]
     """Where the namespaces exist and pivot_root is next: the caller runs the prestart and
     createRuntime hooks (told by a `{"hooks": true}` line on the error pipe) and answers with
     the container's state as one JSON line; then the createContainer hooks run here, in the
@@ -91,7 +111,7 @@ def _hook_point(spec: dict, err_w: int, hook_sync: int | None,  # type: ignore[t
     while not line.endswith(b"\n"):
         chunk = os.read(hook_sync, 65536)
         if not chunk:
-            os._exit(1)   # the caller gave up (a hook of its own failed): nothing to report
+            os._exit(1)  # the caller gave up (a hook of its own failed): nothing to report
         line += chunk
     os.close(hook_sync)
     state: dict = json.loads(line.decode())  # type: ignore[type-arg]
@@ -111,7 +131,7 @@ def _exec_trampoline(fd: int, argv: list[str], env: dict[str, str]) -> None:
     try:
         os.execve(fd, argv, env)
     except OSError as e:
-        if e.errno not in (1, 13, 38):   # EPERM, EACCES, ENOSYS: what a filter answers
+        if e.errno not in (1, 13, 38):  # EPERM, EACCES, ENOSYS: what a filter answers
             raise
     os.execve(f"/proc/self/fd/{fd}", argv, env)
 
@@ -122,16 +142,22 @@ def _lookup(cmd: str, env: dict[str, str]) -> str:
         if not os.path.exists(cmd):
             raise StartError(f'exec: "{cmd}": stat {cmd}: no such file or directory', 127)
         return cmd
-    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                     ).split(":"):
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(
+        ":"
+    ):
         p = os.path.join(d or ".", cmd)
         if os.path.isfile(p) and os.access(p, os.X_OK):
             return p
     raise StartError(f'exec: "{cmd}": executable file not found in $PATH', 127)
 
 
-def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[type-arg]
-           hook_sync: int | None) -> dict | None:  # type: ignore[type-arg]
+def _setup(
+    spec: dict,  # type: ignore[type-arg]
+    bundle: str,
+    stdio: Stdio,
+    err_w: int,
+    hook_sync: int | None,
+) -> dict | None:  # type: ignore[type-arg]
     """Everything before execve; returns the state of `_hook_point`."""
     lx = spec.get("linux", {})
     oom_score_adj(spec.get("process", {}), "error during container init", 1)
@@ -143,9 +169,17 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
         raise StartError(f"linux.rootfsPropagation: unknown value {prop!r}", 1)
     if "mount" in ns_types:
         # nothing we mount goes back to the host; slave where the spec wants mounts from it
-        linux.mount(None, "/", None, linux.MS_REC | (
-            linux.MS_SLAVE if prop and prop.lstrip("r") in ("slave", "shared")
-            else linux.MS_PRIVATE))
+        linux.mount(
+            None,
+            "/",
+            None,
+            linux.MS_REC
+            | (
+                linux.MS_SLAVE
+                if prop and prop.lstrip("r") in ("slave", "shared")
+                else linux.MS_PRIVATE
+            ),
+        )
         # pivot_root needs rootfs to be a mount point: bind it onto itself (no-op for overlay)
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
         rootfs_fd = os.open(rootfs, fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -160,7 +194,7 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
         linux.pivot_root(".", ".")
         linux.umount(".", linux.MNT_DETACH)
         os.chdir("/")
-        if prop:   # the container's root, once it is one (as runc)
+        if prop:  # the container's root, once it is one (as runc)
             linux.mount(None, "/", None, _ROOT_PROPAGATION[prop])
         # through the container's own /proc, in its namespaces, before /proc/sys is read-only
         _write_sysctls(lx)
@@ -177,7 +211,8 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
         os.chdir("/")
         _write_sysctls(lx)
     if "network" in ns_types and not any(
-            ns.get("path") for ns in lx.get("namespaces", []) if ns["type"] == "network"):
+        ns.get("path") for ns in lx.get("namespaces", []) if ns["type"] == "network"
+    ):
         linux.set_link_up("lo")
     if "uts" in ns_types and spec.get("hostname"):
         linux.sethostname(spec["hostname"])
@@ -215,13 +250,23 @@ def _setup(spec: dict, bundle: str, stdio: Stdio, err_w: int,  # type: ignore[ty
 
 _MS_UNBINDABLE = 1 << 17
 _ROOT_PROPAGATION = {
-    "private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
-    "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
-    "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC,
-    "unbindable": _MS_UNBINDABLE, "runbindable": _MS_UNBINDABLE | linux.MS_REC}
+    "private": linux.MS_PRIVATE,
+    "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "slave": linux.MS_SLAVE,
+    "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "shared": linux.MS_SHARED,
+    "rshared": linux.MS_SHARED | linux.MS_REC,
+    "unbindable": _MS_UNBINDABLE,
+    "runbindable": _MS_UNBINDABLE | linux.MS_REC,
+}
 _PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
-_SCHED_POLICY = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
-                 "SCHED_IDLE": 5}
+_SCHED_POLICY = {
+    "SCHED_OTHER": 0,
+    "SCHED_FIFO": 1,
+    "SCHED_RR": 2,
+    "SCHED_BATCH": 3,
+    "SCHED_IDLE": 5,
+}
 _IOPRIO_CLASS = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 
 
@@ -254,8 +299,11 @@ def _process_attributes(spec: dict) -> None:  # type: ignore[type-arg]
     profile = proc.get("apparmorProfile")
     if profile:
         # applied at execve (as runc): the container's /proc, after pivot_root
-        path = ("/proc/self/attr/apparmor/exec" if os.path.exists("/proc/self/attr/apparmor")
-                else "/proc/self/attr/exec")
+        path = (
+            "/proc/self/attr/apparmor/exec"
+            if os.path.exists("/proc/self/attr/apparmor")
+            else "/proc/self/attr/exec"
+        )
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -300,22 +348,35 @@ def _write_sysctls(lx: dict) -> None:  # type: ignore[type-arg]
         raise StartError(f"error during container init: write sysctl: {e}", 1) from None
 
 
-def _become(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
-            groups: list[int]) -> None:
+def _become(
+    proc: dict,  # type: ignore[type-arg]
+    stdio: Stdio,
+    uid: int,
+    gid: int,
+    groups: list[int],
+) -> None:
     """The last steps before execve, for a container's init: `drop_privileges`, then
     `finish`. An exec runs the two in different processes (see `spawn_exec`)."""
     slave = drop_privileges(proc, stdio, uid, gid, groups)
     finish(proc, stdio, slave)
 
 
-def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignore[type-arg]
-                     groups: list[int]) -> int:
+def drop_privileges(
+    proc: dict,  # type: ignore[type-arg]
+    stdio: Stdio,
+    uid: int,
+    gid: int,
+    groups: list[int],
+) -> int:
     """What needs privileges: seccomp without no_new_privs, the bounding set, no_new_privs,
     the console's pty (made and sent while root), the user and the capabilities. Returns the
     pty's slave descriptor (-1 without a console), for `finish`."""
     caps = proc.get("capabilities")
-    keep = {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", [])
-            if c in linux.CAPABILITIES} if caps is not None else None
+    keep = (
+        {linux.CAPABILITIES[c] for c in (caps or {}).get("bounding", []) if c in linux.CAPABILITIES}
+        if caps is not None
+        else None
+    )
     nnp = bool(proc.get("noNewPrivileges"))
     if proc.get("_seccomp") and not nnp:
         # as runc: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in while
@@ -327,7 +388,7 @@ def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignor
         linux.set_no_new_privs()
     slave = _open_console(stdio, uid, proc.get("consoleSize")) if stdio.console >= 0 else -1
     if keep is not None and uid != 0:
-        linux.set_keepcaps(True)   # as runc: the capabilities outlive setuid to a user
+        linux.set_keepcaps(True)  # as runc: the capabilities outlive setuid to a user
     try:
         os.setgroups(groups)
     except PermissionError:
@@ -341,8 +402,10 @@ def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignor
         caps = caps or {}  # not None when `keep` is set
 
         def capset(kind: str) -> set[int]:
-            return {linux.CAPABILITIES[c] for c in caps.get(kind) or []
-                    if c in linux.CAPABILITIES} & keep
+            return {
+                linux.CAPABILITIES[c] for c in caps.get(kind) or [] if c in linux.CAPABILITIES
+            } & keep
+
         if uid != 0:
             linux.set_keepcaps(False)
         linux.set_caps(capset("effective"), capset("permitted"), capset("inheritable"))
@@ -351,7 +414,7 @@ def drop_privileges(proc: dict, stdio: Stdio, uid: int, gid: int,  # type: ignor
             try:
                 linux.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, cap)
             except OSError:
-                pass   # as runc: an ambient capability that cannot be raised is skipped
+                pass  # as runc: an ambient capability that cannot be raised is skipped
     return slave
 
 
@@ -368,7 +431,7 @@ def finish(proc: dict, stdio: Stdio, slave: int) -> None:  # type: ignore[type-a
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     if proc.get("_seccomp") and proc.get("noNewPrivileges"):
-        _load_seccomp(proc)   # last, as runc: nothing after it but execve
+        _load_seccomp(proc)  # last, as runc: nothing after it but execve
 
 
 def preload(seccomp: bool, execvpe: bool = True, console: bool = False) -> None:
@@ -387,6 +450,7 @@ def _load_seccomp(proc: dict) -> None:  # type: ignore[type-arg]
     """The filter compiled ahead (by the monitor, from its cache), else built now. Runs after
     pivot_root: `preload` imported the module (and opened libseccomp) before."""
     from berth.linux import seccomp
+
     if proc.get("_seccomp_bpf"):
         seccomp.load_bpf(proc["_seccomp_bpf"])
     else:
@@ -401,16 +465,21 @@ def _open_console(stdio: Stdio, uid: int, size: dict | None) -> int:  # type: ig
     try:
         fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
         if size and size.get("height") and size.get("width"):
-            fcntl.ioctl(master, linux.TIOCSWINSZ, struct.pack(
-                "HHHH", int(size["height"]), int(size["width"]), 0, 0))
+            fcntl.ioctl(
+                master,
+                linux.TIOCSWINSZ,
+                struct.pack("HHHH", int(size["height"]), int(size["width"]), 0, 0),
+            )
         n = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0" * 4))[0]
         slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
         os.fchown(slave, uid, 5)
         import _socket  # preloaded (`preload`): this runs after pivot_root
+
         sock = _socket.socket(fileno=os.dup(stdio.console))
         try:
-            sock.sendmsg([b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                         struct.pack("i", master))])
+            sock.sendmsg(
+                [b"console"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))]
+            )
         finally:
             sock.close()
     finally:

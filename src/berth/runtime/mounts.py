@@ -14,18 +14,28 @@ import stat
 from berth import fs, linux
 
 _MOUNT_FLAGS = {
-    "ro": (linux.MS_RDONLY, True), "rw": (linux.MS_RDONLY, False),
-    "nosuid": (linux.MS_NOSUID, True), "suid": (linux.MS_NOSUID, False),
-    "nodev": (linux.MS_NODEV, True), "dev": (linux.MS_NODEV, False),
-    "noexec": (linux.MS_NOEXEC, True), "exec": (linux.MS_NOEXEC, False),
-    "bind": (linux.MS_BIND, True), "rbind": (linux.MS_BIND | linux.MS_REC, True),
+    "ro": (linux.MS_RDONLY, True),
+    "rw": (linux.MS_RDONLY, False),
+    "nosuid": (linux.MS_NOSUID, True),
+    "suid": (linux.MS_NOSUID, False),
+    "nodev": (linux.MS_NODEV, True),
+    "dev": (linux.MS_NODEV, False),
+    "noexec": (linux.MS_NOEXEC, True),
+    "exec": (linux.MS_NOEXEC, False),
+    "bind": (linux.MS_BIND, True),
+    "rbind": (linux.MS_BIND | linux.MS_REC, True),
     "strictatime": (linux.MS_STRICTATIME, True),
 }
 
 
-_PROPAGATION = {"private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
-                "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
-                "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC}
+_PROPAGATION = {
+    "private": linux.MS_PRIVATE,
+    "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "slave": linux.MS_SLAVE,
+    "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "shared": linux.MS_SHARED,
+    "rshared": linux.MS_SHARED | linux.MS_REC,
+}
 
 
 def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
@@ -44,8 +54,9 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
     return flags, prop, ",".join(data)
 
 
-def _mount_cgroups(parent: int, name: str, target: int, flags: int,
-                   cgroupns: bool = False, source: str = "cgroup") -> None:
+def _mount_cgroups(
+    parent: int, name: str, target: int, flags: int, cgroupns: bool = False, source: str = "cgroup"
+) -> None:
     """/sys/fs/cgroup as runc sets it up, on the mount point `target` (`name` in `parent`).
     Without a cgroup namespace, on v1: a tmpfs with, for each hierarchy, the container's own
     cgroup directory bound read-only. In a cgroup namespace: fresh cgroup mounts, which show
@@ -61,8 +72,12 @@ def _mount_cgroups(parent: int, name: str, target: int, flags: int,
     dest = _fd_path(target)
     if "" in own and len(own) == 1:  # cgroup v2
         try:
-            linux.mount(source, dest, "cgroup2", linux.MS_NOSUID | linux.MS_NODEV |
-                        linux.MS_NOEXEC | linux.MS_RDONLY)
+            linux.mount(
+                source,
+                dest,
+                "cgroup2",
+                linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC | linux.MS_RDONLY,
+            )
             return
         except OSError as e:
             if cgroupns or e.errno not in (errno.EPERM, errno.EBUSY):
@@ -70,13 +85,18 @@ def _mount_cgroups(parent: int, name: str, target: int, flags: int,
         linux.mount("/sys/fs/cgroup" + own[""], dest, None, linux.MS_BIND | linux.MS_REC)
         new = _mounted(parent, name, target)
         try:
-            linux.mount(None, _fd_path(new), None,
-                        linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
+            linux.mount(
+                None,
+                _fd_path(new),
+                None,
+                linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags,
+            )
         finally:
             os.close(new)
         return
-    linux.mount("tmpfs", dest, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
-                "mode=755")
+    linux.mount(
+        "tmpfs", dest, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=755"
+    )
     # a fresh tmpfs of this process's own: paths below it are safe to use
     new = _mounted(parent, name, target)
     try:
@@ -100,12 +120,26 @@ def _cgroup_hierarchies(dest: str, own: dict[str, str], cgroupns: bool) -> None:
         target = os.path.join(dest, name)
         os.makedirs(target, exist_ok=True)
         if cgroupns:
-            linux.mount("cgroup", target, "cgroup", linux.MS_NOSUID | linux.MS_NODEV |
-                        linux.MS_NOEXEC | linux.MS_RDONLY, key)
+            linux.mount(
+                "cgroup",
+                target,
+                "cgroup",
+                linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC | linux.MS_RDONLY,
+                key,
+            )
         else:
             linux.mount(point + own[key], target, None, linux.MS_BIND | linux.MS_REC)
-            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND |
-                        linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+            linux.mount(
+                None,
+                target,
+                None,
+                linux.MS_REMOUNT
+                | linux.MS_BIND
+                | linux.MS_RDONLY
+                | linux.MS_NOSUID
+                | linux.MS_NODEV
+                | linux.MS_NOEXEC,
+            )
         if "," in name:  # cpu,cpuacct: the links runc makes for each controller
             for ctrl in name.split(","):
                 link = os.path.join(dest, ctrl)
@@ -145,7 +179,7 @@ def mount_one(rootfs_fd: int, m: dict, cgroupns: bool = False) -> None:  # type:
     is_bind = bool(flags & linux.MS_BIND)
     src_fd = -1
     if is_bind:
-        src_fd = os.open(source, fs.O_PATH | os.O_CLOEXEC)   # the source as it is now
+        src_fd = os.open(source, fs.O_PATH | os.O_CLOEXEC)  # the source as it is now
     try:
         directory = not is_bind or stat.S_ISDIR(os.fstat(src_fd).st_mode)
         parent, name, target = fs.make_beneath(rootfs_fd, m["destination"], directory=directory)
@@ -159,11 +193,20 @@ def mount_one(rootfs_fd: int, m: dict, cgroupns: bool = False) -> None:  # type:
             os.close(src_fd)
 
 
-def _mount_at(parent: int, name: str, target: int, mtype: str, source: str, src_fd: int,
-              flags: int, prop: int, data: str, cgroupns: bool) -> None:
+def _mount_at(
+    parent: int,
+    name: str,
+    target: int,
+    mtype: str,
+    source: str,
+    src_fd: int,
+    flags: int,
+    prop: int,
+    data: str,
+    cgroupns: bool,
+) -> None:
     if mtype in ("cgroup", "cgroup2"):
-        _mount_cgroups(parent, name, target, flags & linux.MS_NOSUID, cgroupns,
-                       source or "cgroup")
+        _mount_cgroups(parent, name, target, flags & linux.MS_NOSUID, cgroupns, source or "cgroup")
         return
     dest = _fd_path(target)
     if src_fd >= 0:
@@ -176,7 +219,7 @@ def _mount_at(parent: int, name: str, target: int, mtype: str, source: str, src_
                 # no sysfs of our own without a network namespace: bind the host's read-only
                 linux.mount("/sys", dest, None, linux.MS_BIND | linux.MS_REC)
                 flags = linux.MS_BIND | linux.MS_RDONLY
-                src_fd = -2   # remount it below
+                src_fd = -2  # remount it below
             elif mtype == "mqueue":
                 return  # not fatal: an mqueue mount needs an ipc namespace of our own
             else:
@@ -215,5 +258,6 @@ def readonly(path: str) -> None:
     linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
     # keep nosuid/nodev/noexec of the mount it came from (statvfs's ST_* bits are MS_*'s)
     keep = os.statvfs(path).f_flag & (linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    linux.mount(None, path, None,
-                linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_REC | keep)
+    linux.mount(
+        None, path, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_REC | keep
+    )

@@ -52,11 +52,17 @@ if TYPE_CHECKING:
     from berth.cgroups import CgroupManager
 
 
-def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
-          cgroup: CgroupManager | None = None,
-          exec_fifo: str | int | None = None, trampoline: int | None = None,
-          go: tuple[int, int] | None = None,
-          hook_sync: tuple[int, int] | None = None) -> tuple[int, int]:
+def spawn(
+    spec: dict,  # type: ignore[type-arg]
+    bundle: str,
+    stdio: Stdio,
+    *,
+    cgroup: CgroupManager | None = None,
+    exec_fifo: str | int | None = None,
+    trampoline: int | None = None,
+    go: tuple[int, int] | None = None,
+    hook_sync: tuple[int, int] | None = None,
+) -> tuple[int, int]:
     """Fork the intermediate and the init. Returns (init host pid, read end of the error pipe).
 
     The caller must read the error pipe to EOF (see `wait_exec`) and reap the init. With
@@ -66,7 +72,7 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     end) the init stops before pivot_root for the hooks (`wait_exec`'s `on_hooks`); the caller
     closes the read end once this returns, and answers on the write end."""
     lx = spec.get("linux", {})
-    why = sysctl_rules.check_spec(lx)   # as runc: only namespaced sysctls, in the container's own
+    why = sysctl_rules.check_spec(lx)  # as runc: only namespaced sysctls, in the container's own
     if why:
         raise StartError(oci_message(why), 1)
     preload(bool(lx.get("seccomp")), execvpe=trampoline is None, console=stdio.console >= 0)
@@ -74,17 +80,16 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
     pid_r, pid_w = os.pipe()
     userns = any(ns["type"] == "user" and not ns.get("path") for ns in lx.get("namespaces", []))
     if userns:
-        uns_r, uns_w = os.pipe()   # intermediate -> us: "my user namespace exists"
-        map_r, map_w = os.pipe()   # us -> intermediate: "its maps are written"
+        uns_r, uns_w = os.pipe()  # intermediate -> us: "my user namespace exists"
+        map_r, map_w = os.pipe()  # us -> intermediate: "its maps are written"
     unified = cgroup.unified_dir() if cgroup else None
     # a new time namespace takes its offsets before its first process: made by the
     # intermediate, which writes them, for the init it forks
-    timens = any(ns["type"] == "time" and not ns.get("path")
-                 for ns in lx.get("namespaces", []))
-    if not userns and not timens and not any(ns.get("path")
-                                             for ns in lx.get("namespaces", [])):
-        init = _clone_init(spec, bundle, stdio, err_r, err_w, exec_fifo, trampoline, cgroup,
-                           unified, go, hook_sync)
+    timens = any(ns["type"] == "time" and not ns.get("path") for ns in lx.get("namespaces", []))
+    if not userns and not timens and not any(ns.get("path") for ns in lx.get("namespaces", [])):
+        init = _clone_init(
+            spec, bundle, stdio, err_r, err_w, exec_fifo, trampoline, cgroup, unified, go, hook_sync
+        )
         if init is not None:
             os.close(pid_r)
             os.close(pid_w)
@@ -119,8 +124,11 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
             # every path opened first (joining one, a mount namespace above all, changes
             # what the next path names), then joined as runc's nsexec does: the user
             # namespace first (it owns the others), the mount namespace last
-            joins = [(ns["type"], os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC))
-                     for ns in lx.get("namespaces", []) if ns.get("path")]
+            joins = [
+                (ns["type"], os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC))
+                for ns in lx.get("namespaces", [])
+                if ns.get("path")
+            ]
             joins.sort(key=lambda j: (j[0] != "user", j[0] == "mount"))
             for typ, fd in joins:
                 linux.setns(fd, _ns_flag(typ))
@@ -136,8 +144,9 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
                 os.close(pid_w)
                 if go is not None and os.read(go[0], 1) != b"1":
                     os._exit(1)  # the caller gave up on us
-                run_init(spec, bundle, stdio, err_w, exec_fifo, trampoline,
-                         _hook_end(hook_sync))  # never returns
+                run_init(
+                    spec, bundle, stdio, err_w, exec_fifo, trampoline, _hook_end(hook_sync)
+                )  # never returns
             os.write(pid_w, str(init).encode())
             code = 0
         except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
@@ -160,19 +169,28 @@ def spawn(spec: dict, bundle: str, stdio: Stdio, *,  # type: ignore[type-arg]
 def _write_id_maps(pid: int, lx: dict) -> None:  # type: ignore[type-arg]
     """uid_map and gid_map of a process's new user namespace, from the spec's mappings."""
     for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
-                        for m in lx.get(key) or [])
+        lines = "".join(
+            f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lx.get(key) or []
+        )
         if not lines:
             raise StartError(f"a user namespace needs linux.{key}", 1)
         with open(f"/proc/{pid}/{name}", "w") as f:
             f.write(lines)
 
 
-def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
-                err_r: int, err_w: int, exec_fifo: str | int | None, trampoline: int | None,
-                cgroup: CgroupManager | None, unified: str | None,
-                go: tuple[int, int] | None,
-                hook_sync: tuple[int, int] | None = None) -> int | None:
+def _clone_init(
+    spec: dict,  # type: ignore[type-arg]
+    bundle: str,
+    stdio: Stdio,
+    err_r: int,
+    err_w: int,
+    exec_fifo: str | int | None,
+    trampoline: int | None,
+    cgroup: CgroupManager | None,
+    unified: str | None,
+    go: tuple[int, int] | None,
+    hook_sync: tuple[int, int] | None = None,
+) -> int | None:
     """The init cloned straight into its new namespaces (and v2 cgroup): no intermediate, for a
     spec that joins no namespace by path and maps no user namespace. Its cgroup namespace, if
     any, it makes itself once in its v1 cgroups (clone3 would root it in ours). None where the
@@ -197,8 +215,9 @@ def _clone_init(spec: dict, bundle: str, stdio: Stdio,  # type: ignore[type-arg]
     except BaseException as e:  # noqa: BLE001 - report anything to the caller, then die
         report(err_w, f"container init: {e}", 1)
         os._exit(1)
-    run_init(spec, bundle, stdio, err_w, exec_fifo, trampoline,
-             _hook_end(hook_sync))  # never returns
+    run_init(
+        spec, bundle, stdio, err_w, exec_fifo, trampoline, _hook_end(hook_sync)
+    )  # never returns
     return None
 
 
@@ -220,7 +239,7 @@ def _write_time_offsets(offsets: dict) -> None:  # type: ignore[type-arg]
     if lines:
         fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
         try:
-            for line in lines:   # one clock per write: the kernel reads one line each
+            for line in lines:  # one clock per write: the kernel reads one line each
                 os.write(fd, line.encode())
         finally:
             os.close(fd)
@@ -235,8 +254,9 @@ def _hook_end(hook_sync: tuple[int, int] | None) -> int | None:
     return hook_sync[0]
 
 
-def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what: str,
-               code: int) -> tuple[int, int]:
+def _child_pid(
+    inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what: str, code: int
+) -> tuple[int, int]:
     """The parent's side: the pid the intermediate reports, once it has gone; or its error."""
     os.close(err_w)
     os.close(pid_w)
@@ -252,8 +272,13 @@ def _child_pid(inter: int, pid_r: int, pid_w: int, err_r: int, err_w: int, what:
     return int(data), err_r
 
 
-def wait_exec(err_r: int, *, until_ready: bool = False, close: bool = True,
-              on_hooks: Callable[[], None] | None = None) -> None:
+def wait_exec(
+    err_r: int,
+    *,
+    until_ready: bool = False,
+    close: bool = True,
+    on_hooks: Callable[[], None] | None = None,
+) -> None:
     """Block until the init has exec'd (EOF) or failed (a JSON error line): raise StartError.
     With `until_ready`, return as soon as the init reports it waits on its exec fifo (and,
     with `close` false, leave the pipe open to wait for its exec later). `on_hooks` is called
@@ -298,8 +323,7 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     err_r, err_w = os.pipe()
     pid_r, pid_w = os.pipe()
     try:
-        inter = (linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified)
-                 else os.fork())
+        inter = linux.fork_into_cgroup(unified) if unified and os.path.isdir(unified) else os.fork()
     except OSError as e:
         for fd in (err_r, err_w, pid_r, pid_w):
             os.close(fd)
@@ -317,8 +341,14 @@ def spawn_exec(target: int, proc: dict, stdio: Stdio) -> tuple[int, int]:  # typ
     return _child_pid(inter, pid_r, pid_w, err_r, err_w, exec_message("exec failed"), 126)
 
 
-def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ignore[type-arg]
-               err_w: int, pid_w: int) -> None:
+def _exec_join(
+    target: int,
+    v1: list[str],
+    proc: dict,  # type: ignore[type-arg]
+    stdio: Stdio,
+    err_w: int,
+    pid_w: int,
+) -> None:
     """The first process of an exec, outside the container's pid namespace: never returns."""
     # not dumpable until execve: a process of the container must not reach our
     # /proc/PID/exe (the host's interpreter) (CVE-2019-5736); execve makes the new program
@@ -360,11 +390,11 @@ def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ig
         os.close(root)
     # (/proc/self does not resolve from here: we have no pid in the container's /proc)
     user = proc.get("user") or "0"
-    if isinstance(user, dict):   # a runtime-spec user (berth-runtime exec --process)
+    if isinstance(user, dict):  # a runtime-spec user (berth-runtime exec --process)
         uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
         groups = [int(g) for g in user.get("additionalGids") or []]
         home = home_of(uid)
-    else:                        # a `user[:group]` string (docker exec -u)
+    else:  # a `user[:group]` string (docker exec -u)
         uid, gid, groups, home = resolve_user(user, [])
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.get("env", []))
     env.setdefault("HOME", home or "/")
@@ -389,8 +419,13 @@ def _exec_join(target: int, v1: list[str], proc: dict, stdio: Stdio,  # type: ig
     os._exit(0)
 
 
-def _exec_init(proc: dict, stdio: Stdio, slave: int,  # type: ignore[type-arg]
-               env: dict[str, str], err_w: int) -> None:
+def _exec_init(
+    proc: dict,  # type: ignore[type-arg]
+    stdio: Stdio,
+    slave: int,
+    env: dict[str, str],
+    err_w: int,
+) -> None:
     """The exec'd process, in the container's pid namespace: never returns."""
     try:
         finish(proc, stdio, slave)
@@ -416,8 +451,11 @@ def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
             point = left.split()[4]
             if ctrls == "" and fields[0] == "cgroup2":
                 unified = point + path
-            elif fields[0] == "cgroup" and ctrls and set(ctrls.split(",")) <= set(
-                    fields[2].split(",")):
+            elif (
+                fields[0] == "cgroup"
+                and ctrls
+                and set(ctrls.split(",")) <= set(fields[2].split(","))
+            ):
                 v1.append(point + path)
             else:
                 continue
@@ -425,5 +463,13 @@ def _cgroups_of(pid: int) -> tuple[list[str], str | None]:
     return v1, unified
 
 
-__all__ = ["spawn", "spawn_exec", "wait_exec", "StartError", "Stdio", "resolve_user",
-           "parse_mount_options", "cgroup_resources"]
+__all__ = [
+    "spawn",
+    "spawn_exec",
+    "wait_exec",
+    "StartError",
+    "Stdio",
+    "resolve_user",
+    "parse_mount_options",
+    "cgroup_resources",
+]

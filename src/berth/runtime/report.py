@@ -23,8 +23,9 @@ class StartError(Exception):
 class Stdio:
     __slots__ = ("stdin", "stdout", "stderr", "console")
 
-    def __init__(self, stdin: int = -1, stdout: int = -1, stderr: int = -1,
-                 console: int = -1) -> None:
+    def __init__(
+        self, stdin: int = -1, stdout: int = -1, stderr: int = -1, console: int = -1
+    ) -> None:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         # a Tty: a unix socket to the caller. The init makes the pty from the container's own
         # devpts (so `tty` inside names /dev/pts/N), hands the master over it with SCM_RIGHTS
@@ -63,10 +64,14 @@ def report(err_w: int, message: str, code: int) -> None:
 
 def oci_message(detail: str) -> str:
     # the prefix Docker users see; scripts match on the tail ("executable file not found")
-    return ("failed to create task for container: OCI runtime create failed: "
-            f"unable to start container process: {detail}: unknown")
+    return (
+        "failed to create task for container: OCI runtime create failed: "
+        f"unable to start container process: {detail}: unknown"
+    )
 
 
 def exec_message(detail: str) -> str:
-    return ("OCI runtime exec failed: exec failed: unable to start container process: "
-            f"{detail}: unknown")
+    return (
+        "OCI runtime exec failed: exec failed: unable to start container process: "
+        f"{detail}: unknown"
+    )

@@ -17,13 +17,13 @@ import sys
 
 _F_ADD_SEALS = 1033
 _F_GET_SEALS = 1034
-_SEALS = 1 | 2 | 4 | 8   # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
+_SEALS = 1 | 2 | 4 | 8  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 # set by the second interpreter's own code (reexec_sealed): it never re-executes again, even
 # where /proc/self/exe cannot be checked; nothing outside the process can set it
 REEXECUTED = False
 
 
-_MFD_EXEC = 0x10   # Linux 6.3: executable even where vm.memfd_noexec = 1 makes it opt-in
+_MFD_EXEC = 0x10  # Linux 6.3: executable even where vm.memfd_noexec = 1 makes it opt-in
 
 
 def _memfd_exec(name: str, flags: int) -> int:
@@ -32,8 +32,9 @@ def _memfd_exec(name: str, flags: int) -> int:
         return os.memfd_create(name, flags | os.MFD_ALLOW_SEALING | _MFD_EXEC)
     except OSError as e:
         if e.errno != errno.EINVAL:
-            raise OSError(e.errno, f"an executable memfd: {e.strerror} "
-                          "(see sysctl vm.memfd_noexec)") from e
+            raise OSError(
+                e.errno, f"an executable memfd: {e.strerror} (see sysctl vm.memfd_noexec)"
+            ) from e
     return os.memfd_create(name, flags | os.MFD_ALLOW_SEALING)
 
 
@@ -60,38 +61,46 @@ def sealed_copy(path: str, name: str = "berth-runtime") -> int:
 # 1.2 shipped the same idea as runc-dmz. Machine code per architecture (x86-64, and aarch64,
 # assembled with GNU as and tried under qemu-aarch64); None elsewhere.
 _TRAMPOLINE_CODE = {
-    "x86_64": (62, bytes.fromhex(
-        "48833c2402"      # cmp qword [rsp], 2      argc: a path and a program's argv[0]
-        "7c24"            # jl fail                 (what `#!/proc/self/exe` ends in)
-        "488b7c2408"      # mov rdi, [rsp+8]        path: argv[0]
-        "488d742410"      # lea rsi, [rsp+16]       argv + 1
-        "488b0424"        # mov rax, [rsp]          argc
-        "488d54c410"      # lea rdx, [rsp+rax*8+16] envp
-        "b83b000000"      # mov eax, 59             execve
-        "0f05"            # syscall
-        "bf7f000000"      # mov edi, 127
-        "83f8fe"          # cmp eax, -ENOENT
-        "7405"            # je exit
-        "bf7e000000"      # fail: mov edi, 126
-        "b8e7000000"      # exit: mov eax, 231      exit_group
-        "0f05")),         # syscall
-    "aarch64": (183, bytes.fromhex(
-        "e30340f9"        # ldr x3, [sp]            argc
-        "7f0800f1"        # cmp x3, #2
-        "4b010054"        # b.lt fail
-        "e00740f9"        # ldr x0, [sp, #8]        path: argv[0]
-        "e1430091"        # add x1, sp, #16         argv + 1
-        "e26f238b"        # add x2, sp, x3, lsl #3
-        "42400091"        # add x2, x2, #16         envp
-        "a81b80d2"        # mov x8, #221            execve
-        "010000d4"        # svc #0
-        "e90f80d2"        # mov x9, #127
-        "1f0800b1"        # cmn x0, #2              -ENOENT?
-        "40000054"        # b.eq out
-        "c90f80d2"        # fail: mov x9, #126
-        "e00309aa"        # out: mov x0, x9
-        "c80b80d2"        # mov x8, #94             exit_group
-        "010000d4")),     # svc #0
+    "x86_64": (
+        62,
+        bytes.fromhex(
+            "48833c2402"  # cmp qword [rsp], 2      argc: a path and a program's argv[0]
+            "7c24"  # jl fail                 (what `#!/proc/self/exe` ends in)
+            "488b7c2408"  # mov rdi, [rsp+8]        path: argv[0]
+            "488d742410"  # lea rsi, [rsp+16]       argv + 1
+            "488b0424"  # mov rax, [rsp]          argc
+            "488d54c410"  # lea rdx, [rsp+rax*8+16] envp
+            "b83b000000"  # mov eax, 59             execve
+            "0f05"  # syscall
+            "bf7f000000"  # mov edi, 127
+            "83f8fe"  # cmp eax, -ENOENT
+            "7405"  # je exit
+            "bf7e000000"  # fail: mov edi, 126
+            "b8e7000000"  # exit: mov eax, 231      exit_group
+            "0f05"
+        ),
+    ),  # syscall
+    "aarch64": (
+        183,
+        bytes.fromhex(
+            "e30340f9"  # ldr x3, [sp]            argc
+            "7f0800f1"  # cmp x3, #2
+            "4b010054"  # b.lt fail
+            "e00740f9"  # ldr x0, [sp, #8]        path: argv[0]
+            "e1430091"  # add x1, sp, #16         argv + 1
+            "e26f238b"  # add x2, sp, x3, lsl #3
+            "42400091"  # add x2, x2, #16         envp
+            "a81b80d2"  # mov x8, #221            execve
+            "010000d4"  # svc #0
+            "e90f80d2"  # mov x9, #127
+            "1f0800b1"  # cmn x0, #2              -ENOENT?
+            "40000054"  # b.eq out
+            "c90f80d2"  # fail: mov x9, #126
+            "e00309aa"  # out: mov x0, x9
+            "c80b80d2"  # mov x8, #94             exit_group
+            "010000d4"
+        ),
+    ),  # svc #0
 }
 _LOAD_ADDR = 0x400000
 
@@ -103,8 +112,28 @@ def trampoline_elf(machine: str | None = None) -> bytes | None:
         return None
     e_machine, code = entry
     size = 64 + 56 + len(code)
-    header = struct.pack("<4sBBBB8sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, b"",
-                         2, e_machine, 1, _LOAD_ADDR + 120, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    header = struct.pack(
+        "<4sBBBB8sHHIQQQIHHHHHH",
+        b"\x7fELF",
+        2,
+        1,
+        1,
+        0,
+        b"",
+        2,
+        e_machine,
+        1,
+        _LOAD_ADDR + 120,
+        64,
+        0,
+        0,
+        64,
+        56,
+        1,
+        0,
+        0,
+        0,
+    )
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, _LOAD_ADDR, _LOAD_ADDR, size, size, 0x1000)
     return header + phdr + code
 
@@ -149,10 +178,13 @@ def reexec_sealed(module: str, argv: list[str]) -> None:
         return
     fd = sealed_copy(os.path.realpath(sys.executable))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = (f"import sys; sys.path[:0] = [{root!r}]; import {__name__} as s; "
-            f"s.REEXECUTED = True; from {module} import main; main()")
-    os.execve(f"/proc/self/fd/{fd}", [sys.executable, "-I", "-S", "-c", code, *argv],
-              dict(os.environ))
+    code = (
+        f"import sys; sys.path[:0] = [{root!r}]; import {__name__} as s; "
+        f"s.REEXECUTED = True; from {module} import main; main()"
+    )
+    os.execve(
+        f"/proc/self/fd/{fd}", [sys.executable, "-I", "-S", "-c", code, *argv], dict(os.environ)
+    )
 
 
 __all__ = ["sealed_copy", "trampoline", "trampoline_elf", "exe_is_sealed", "reexec_sealed"]

@@ -25,8 +25,9 @@ def write_all(sysctls: dict[str, str]) -> None:
             fd = os.dup(top)
             try:
                 for d in dirs:
-                    nxt = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=fd)
+                    nxt = os.open(
+                        d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                    )
                     os.close(fd)
                     fd = nxt
                 wfd = os.open(leaf, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)

@@ -18,8 +18,9 @@ def home_of(uid: int) -> str | None:
     return None
 
 
-def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
-                 ) -> tuple[int, int, list[int], str | None]:
+def resolve_user(
+    spec_user: str, extra_groups: list[int], root: str = "/"
+) -> tuple[int, int, list[int], str | None]:
     """`user[:group]` by name or number, through the container's /etc/passwd and /etc/group
     (we are already inside the rootfs). Returns uid, gid, supplementary gids and the home
     directory. Raises StartError with Docker's wording."""
@@ -55,7 +56,8 @@ def resolve_user(spec_user: str, extra_groups: list[int], root: str = "/"
                     break
             else:
                 raise StartError(
-                    f"unable to find group {group}: no matching entries in group file", 125)
+                    f"unable to find group {group}: no matching entries in group file", 125
+                )
     assert uid is not None and gid is not None  # found, or StartError above
     # as runc: the primary group is among the supplementary ones
     supplementary = list(extra_groups)
@@ -73,5 +75,6 @@ def _read_db(path: str) -> list[list[str]]:
         text = linux.read_text(path)
     except OSError:
         return []
-    return [line.split(":") for line in text.splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        line.split(":") for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]

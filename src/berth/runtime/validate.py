@@ -25,17 +25,33 @@ NAMESPACE_TYPES = (*linux.NAMESPACE_FLAGS, "time")
 # for one is refused rather than started without it
 _NOT_IMPLEMENTED = (
     (("linux", "intelRdt"), "Intel RDT (resctrl) is not supported by berth-runtime"),
-    (("linux", "netDevices"), "moving network devices into the container is not "
-                              "supported by berth-runtime"),
+    (
+        ("linux", "netDevices"),
+        "moving network devices into the container is not supported by berth-runtime",
+    ),
     (("linux", "memoryPolicy"), "NUMA memory policies are not supported by berth-runtime"),
-    (("linux", "seccomp", "listenerPath"), "seccomp notify listeners are not supported by "
-                                           "berth-runtime"),
+    (
+        ("linux", "seccomp", "listenerPath"),
+        "seccomp notify listeners are not supported by berth-runtime",
+    ),
     (("process", "execCPUAffinity"), "exec CPU affinity is not supported by berth-runtime"),
     (("linux", "seccomp", "flags"), "seccomp filter flags are not supported by berth-runtime"),
 )
-_RLIMIT_TYPES = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_STACK",
-                 "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA",
-                 "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_MSGQUEUE", "RLIMIT_SIGPENDING")
+_RLIMIT_TYPES = (
+    "RLIMIT_NOFILE",
+    "RLIMIT_NPROC",
+    "RLIMIT_CORE",
+    "RLIMIT_STACK",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_AS",
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_DATA",
+    "RLIMIT_NICE",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_SIGPENDING",
+)
 
 
 class SpecError(Exception):
@@ -58,12 +74,13 @@ def check_version(version: object) -> None:
     if not isinstance(version, str) or not version:
         raise SpecError(f"invalid ociVersion {version!r}")
     core = version.split("+", 1)[0].split("-", 1)[0].split(".")
-    if len(core) != 3 or not all(p.isdigit() and (p == "0" or not p.startswith("0"))
-                                 for p in core):
+    if len(core) != 3 or not all(p.isdigit() and (p == "0" or not p.startswith("0")) for p in core):
         raise SpecError(f"invalid ociVersion {version!r}: not a SemVer 2.0.0 version")
     if int(core[0]) != SPEC_MAJOR:
-        raise SpecError(f"unsupported ociVersion {version}: berth-runtime implements the "
-                        f"runtime-spec {SPEC_MAJOR}.x")
+        raise SpecError(
+            f"unsupported ociVersion {version}: berth-runtime implements the "
+            f"runtime-spec {SPEC_MAJOR}.x"
+        )
 
 
 def check(spec: dict[str, Any]) -> list[str]:
@@ -83,36 +100,51 @@ def check(spec: dict[str, Any]) -> list[str]:
             raise SpecError(f"duplicated namespace type {typ!r}")
         seen.add(typ)
     if lx.get("timeOffsets") and not any(
-            ns.get("type") == "time" and not ns.get("path") for ns in lx.get("namespaces") or []):
+        ns.get("type") == "time" and not ns.get("path") for ns in lx.get("namespaces") or []
+    ):
         raise SpecError("linux.timeOffsets needs a new time namespace")
     for path, why in _NOT_IMPLEMENTED:
         if _get(spec, path) not in (None, {}, []):
             raise SpecError(f"{'.'.join(path)}: {why}")
-    for rl in _get(spec, ("process", "rlimits")) or []:   # type: ignore[attr-defined]
+    for rl in _get(spec, ("process", "rlimits")) or []:  # type: ignore[attr-defined]
         typ = rl.get("type") if isinstance(rl, dict) else None
         if typ not in _RLIMIT_TYPES:
             raise SpecError(f"process.rlimits: unknown type {typ!r}")
     warnings = []
-    labels = [f for f, v in (("linux.mountLabel", lx.get("mountLabel")),
-                             ("process.selinuxLabel", _get(spec, ("process", "selinuxLabel"))))
-              if v]
+    labels = [
+        f
+        for f, v in (
+            ("linux.mountLabel", lx.get("mountLabel")),
+            ("process.selinuxLabel", _get(spec, ("process", "selinuxLabel"))),
+        )
+        if v
+    ]
     if labels:
         if selinux_enabled():
-            raise SpecError(f"{', '.join(labels)}: SELinux labels are not supported by "
-                            "berth-runtime")
+            raise SpecError(
+                f"{', '.join(labels)}: SELinux labels are not supported by berth-runtime"
+            )
         warnings.append(f"{', '.join(labels)} ignored: SELinux is not enabled on this host")
     if _get(spec, ("process", "apparmorProfile")) and not apparmor_enabled():
         raise SpecError("process.apparmorProfile: AppArmor is not enabled on this host")
     sched = _get(spec, ("process", "scheduler"))
-    if isinstance(sched, dict) and (sched.get("flags") or sched.get("runtime") or
-                                    sched.get("deadline") or sched.get("period") or
-                                    sched.get("policy") == "SCHED_DEADLINE"):
-        raise SpecError("process.scheduler: SCHED_DEADLINE and scheduler flags "
-                        "(sched_setattr) are not supported by berth-runtime")
+    if isinstance(sched, dict) and (
+        sched.get("flags")
+        or sched.get("runtime")
+        or sched.get("deadline")
+        or sched.get("period")
+        or sched.get("policy") == "SCHED_DEADLINE"
+    ):
+        raise SpecError(
+            "process.scheduler: SCHED_DEADLINE and scheduler flags "
+            "(sched_setattr) are not supported by berth-runtime"
+        )
     for m in spec.get("mounts") or []:
         if isinstance(m, dict) and (m.get("uidMappings") or m.get("gidMappings")):
-            raise SpecError(f"mounts: idmapped mounts ({m.get('destination')}) are not "
-                            "supported by berth-runtime")
+            raise SpecError(
+                f"mounts: idmapped mounts ({m.get('destination')}) are not "
+                "supported by berth-runtime"
+            )
     return warnings
 
 
@@ -127,5 +159,13 @@ def apparmor_enabled() -> bool:
         return False
 
 
-__all__ = ["SpecError", "check", "check_version", "selinux_enabled", "apparmor_enabled",
-           "SPEC_MAJOR", "CLONE_NEWTIME", "NAMESPACE_TYPES"]
+__all__ = [
+    "SpecError",
+    "check",
+    "check_version",
+    "selinux_enabled",
+    "apparmor_enabled",
+    "SPEC_MAJOR",
+    "CLONE_NEWTIME",
+    "NAMESPACE_TYPES",
+]

@@ -35,8 +35,16 @@ class DnsServer:
     MAX_PENDING = 1024
     TIMEOUT = 10.0
 
-    def __init__(self, fd: int, tables: list[str], upstream: list[str], *,
-                 forward: bool, port: int = 53, links: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        fd: int,
+        tables: list[str],
+        upstream: list[str],
+        *,
+        forward: bool,
+        port: int = 53,
+        links: dict[str, str] | None = None,
+    ) -> None:
         self.sock = socket.socket(fileno=fd)
         # the container's links on user-defined networks: alias -> a name in the tables
         self.links = dict(links or {})
@@ -65,7 +73,8 @@ class DnsServer:
     def _lookup(self, name: str) -> list[str]:
         name = name.rstrip(".").lower()
         return self._table_lookup(name) or (
-            self._table_lookup(self.links[name]) if name in self.links else [])
+            self._table_lookup(self.links[name]) if name in self.links else []
+        )
 
     def _table_lookup(self, name: str) -> list[str]:
         out: list[str] = []
@@ -88,6 +97,7 @@ class DnsServer:
 
     def on_query(self) -> None:
         from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
+
         try:
             data, addr = self.sock.recvfrom(4096)
         except OSError:
@@ -104,10 +114,16 @@ class DnsServer:
             reply = q.reply()
             # a name with addresses of the other family only: an answer with none (NOERROR)
             for ip in ips:
-                v6 = ":" in ip    # containers on IPv6 networks have both
+                v6 = ":" in ip  # containers on IPv6 networks have both
                 if q.q.qtype in (QTYPE.AAAA if v6 else QTYPE.A, QTYPE.ANY):
-                    reply.add_answer(RR(q.q.qname, QTYPE.AAAA if v6 else QTYPE.A,
-                                        rdata=AAAA(ip) if v6 else A(ip), ttl=600))
+                    reply.add_answer(
+                        RR(
+                            q.q.qname,
+                            QTYPE.AAAA if v6 else QTYPE.A,
+                            rdata=AAAA(ip) if v6 else A(ip),
+                            ttl=600,
+                        )
+                    )
             with contextlib.suppress(OSError):  # a full buffer or a gone client: one answer
                 self.sock.sendto(reply.pack(), addr)
             return
@@ -131,6 +147,7 @@ class DnsServer:
 
     def on_answer(self, index: int) -> None:
         from dnslib import DNSRecord
+
         try:
             data = self.upstream[index].recv(65536)
         except OSError:
@@ -145,8 +162,11 @@ class DnsServer:
             a = DNSRecord.parse(data)
         except Exception:  # noqa: BLE001 - not DNS: drop it
             return
-        if not a.header.qr or len(a.questions) != 1 or (
-                str(a.q.qname).lower(), int(a.q.qtype), int(a.q.qclass)) != entry[2]:
+        if (
+            not a.header.qr
+            or len(a.questions) != 1
+            or (str(a.q.qname).lower(), int(a.q.qtype), int(a.q.qclass)) != entry[2]
+        ):
             return  # not the answer to what we asked
         del self.pending[key]
         with contextlib.suppress(OSError):

@@ -81,8 +81,11 @@ def _accept_loop(srv: socket.socket, cfg: monitor.ShimConfig) -> None:
                 req = protocol.decode_request(line) if line else None
             except Exception as e:  # noqa: BLE001 - answered on its own connection
                 with contextlib.suppress(OSError):
-                    conn.sendall(protocol.encode_control(
-                        protocol.StartFailed(error=f"monitor: {e}", code=125)))
+                    conn.sendall(
+                        protocol.encode_control(
+                            protocol.StartFailed(error=f"monitor: {e}", code=125)
+                        )
+                    )
                 conn.close()
                 continue
             if req is None:
@@ -132,16 +135,24 @@ class _Hosts:
     def hand(self, line: bytes, conn: socket.socket) -> None:
         for attempt in range(2):
             try:
-                ctl = self.ctl if self.ctl is not None and self.taken < host.CAPACITY \
+                ctl = (
+                    self.ctl
+                    if self.ctl is not None and self.taken < host.CAPACITY
                     else self._new(conn)
+                )
                 starter.handoff(ctl, line, conn)
             except OSError:
                 if attempt:
                     with contextlib.suppress(OSError):
-                        conn.sendall(protocol.encode_control(protocol.StartFailed(
-                            error="monitor: no shim host to take the container", code=125)))
+                        conn.sendall(
+                            protocol.encode_control(
+                                protocol.StartFailed(
+                                    error="monitor: no shim host to take the container", code=125
+                                )
+                            )
+                        )
                     return
-                self.close()   # it died: a new one
+                self.close()  # it died: a new one
                 continue
             self.taken += 1
             return

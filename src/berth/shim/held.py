@@ -44,14 +44,16 @@ class Watches:
     def __init__(self) -> None:
         self.sel = selectors.DefaultSelector()
 
-    def watch(self, fileobj: Any, data: tuple[str, Any], mask: int = selectors.EVENT_READ
-              ) -> None:
+    def watch(self, fileobj: Any, data: tuple[str, Any], mask: int = selectors.EVENT_READ) -> None:
         try:
             self.sel.register(fileobj, mask, data)
         except KeyError:
             old = self.sel.get_key(fileobj)
-            if old.fileobj is not fileobj if not isinstance(fileobj, int) else \
-                    _owner(old.data) is not _owner(data):
+            if (
+                old.fileobj is not fileobj
+                if not isinstance(fileobj, int)
+                else _owner(old.data) is not _owner(data)
+            ):
                 # a number left registered by something closed: now another's (defensive;
                 # every close unwatches first)
                 log(f"shim host: a stale watch of {fileobj!r} replaced")
@@ -124,6 +126,7 @@ def _owner(data: tuple[str, Any]) -> Any:
 @dataclass(eq=False)
 class Held:
     """One container the host holds, and the serving of its stdio and channels."""
+
     req: StartRequest
     rt: runtimes.Runtime
     stdio: Stdio
@@ -206,8 +209,9 @@ class Held:
                     size = protocol.Resize.decode(payload)
                     self.stdio.resize(size.h, size.w)
             elif typ == T_CONTROL:
-                answer, started = monitor.command(self.rt, runtimes.Handle(self.pid), payload,
-                                                  self.dns)
+                answer, started = monitor.command(
+                    self.rt, runtimes.Handle(self.pid), payload, self.dns
+                )
                 if started is not None:
                     self.dns = started
                     self.w.watch_dns(self)

@@ -70,6 +70,7 @@ EARLY_KEEP = 60.0
 @dataclass(eq=False)
 class Starting:
     """A container whose starter is at work."""
+
     held: Held
     result: socket.socket
     starter: int
@@ -80,9 +81,9 @@ class Host:
         self.ctl: socket.socket | None = ctl
         self.cfg = cfg
         self.w = Watches()  # one selector for all it holds
-        self.held: dict[int, Held] = {}          # by the init's pid
+        self.held: dict[int, Held] = {}  # by the init's pid
         self.starting: dict[int, Starting] = {}  # by the starter's pid
-        self.starters: set[int] = set()          # starters not reaped yet
+        self.starters: set[int] = set()  # starters not reaped yet
         self.early: dict[int, tuple[int, float]] = {}  # pid -> (wait status, when reaped)
         self.closing: dict[QueuedChannel, float] = {}  # channels with a last word to write
         self.wake_r, self.wake_w = os.pipe()
@@ -172,8 +173,10 @@ class Host:
         for c in list(self.held.values()):
             for ch in list(c.chans):
                 if ch.full_since and now - ch.full_since > STALL_LIMIT:
-                    log(f"shim host: {c.req.id[:12]}: a channel read nothing for "
-                         f"{STALL_LIMIT:.0f} s: closed")
+                    log(
+                        f"shim host: {c.req.id[:12]}: a channel read nothing for "
+                        f"{STALL_LIMIT:.0f} s: closed"
+                    )
                     ch.close()
                     self.w.sent(c)
         for ch, deadline in list(self.closing.items()):
@@ -210,7 +213,7 @@ class Host:
             if not more:
                 break
             data += more
-        line = data[LEN.size:LEN.size + size]
+        line = data[LEN.size : LEN.size + size]
         if not fds:
             return
         conn = socket.socket(fileno=fds[0])
@@ -224,8 +227,9 @@ class Host:
             with contextlib.suppress(OSError):
                 conn.setblocking(True)
                 conn.settimeout(1)
-                conn.sendall(protocol.encode_control(
-                    protocol.StartFailed(error=f"monitor: {e}", code=125)))
+                conn.sendall(
+                    protocol.encode_control(protocol.StartFailed(error=f"monitor: {e}", code=125))
+                )
             conn.close()
 
     def _start(self, req: StartRequest, conn: socket.socket) -> None:
@@ -258,8 +262,15 @@ class Host:
         stdio.after_fork()
         ours.setblocking(False)
         self.starters.add(pid)
-        c = Held(req=req, rt=rt, stdio=stdio, cg=cg, chans=[self.w.channel(conn)],
-                 w=self.w, forked_at=forked_at)
+        c = Held(
+            req=req,
+            rt=rt,
+            stdio=stdio,
+            cg=cg,
+            chans=[self.w.channel(conn)],
+            w=self.w,
+            forked_at=forked_at,
+        )
         self.starting[pid] = Starting(c, ours, pid)
         self.w.watch(ours, ("started", self.starting[pid]))
 
@@ -278,8 +289,11 @@ class Host:
         self.starting.pop(s.starter, None)
         c = s.held
         try:
-            word: dict[str, Any] = json.loads(data) if data else {
-                "error": "monitor: the container's starter died", "code": 125}
+            word: dict[str, Any] = (
+                json.loads(data)
+                if data
+                else {"error": "monitor: the container's starter died", "code": 125}
+            )
         except ValueError:
             word = {"error": "monitor: the container's starter said nonsense", "code": 125}
         if "error" in word:
@@ -302,8 +316,9 @@ class Host:
             self._fail(c, f"monitor: {e}", 125)
 
     def _fail(self, c: Held, message: str, code: int) -> None:
-        record = protocol.Exit(exit=code, oom=False, finished_at=time.time_ns(), error=message,
-                               code=code)
+        record = protocol.Exit(
+            exit=code, oom=False, finished_at=time.time_ns(), error=message, code=code
+        )
         with contextlib.suppress(OSError):
             atomic_write(os.path.join(c.req.state_dir, "exit.json"), record.to_json())
         self._last_word(c, record)
@@ -313,8 +328,9 @@ class Host:
             c.stdio.take_master(fds.pop(0))
         if word.get("dns") and fds and c.req.dns is not None:
             d = c.req.dns
-            c.dns = DnsServer(fds.pop(0), list(d.hosts), list(d.upstream), forward=d.forward,
-                              links=dict(d.links))
+            c.dns = DnsServer(
+                fds.pop(0), list(d.hosts), list(d.upstream), forward=d.forward, links=dict(d.links)
+            )
         for fd in fds:
             os.close(fd)
         c.logw = LogWriter(c.req.log_path, c.req.log_max_size, c.req.log_max_file)
@@ -368,8 +384,11 @@ class Host:
         for pid, c in list(self.held.items()):
             if c.status is None:
                 continue
-            if c.open_out and now - c.last_output < QUIET_AFTER_EXIT and not any(
-                    ch.full for ch in c.chans):
+            if (
+                c.open_out
+                and now - c.last_output < QUIET_AFTER_EXIT
+                and not any(ch.full for ch in c.chans)
+            ):
                 continue
             del self.held[pid]
             try:
@@ -418,7 +437,6 @@ class Host:
         c.chans = []
 
 
-
 def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
     """Entry in a forked host. Never returns."""
     code = 0
@@ -426,6 +444,7 @@ def run_host(ctl: socket.socket, cfg: monitor.ShimConfig) -> None:
         os.setsid()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         from berth import linux
+
         linux.set_child_subreaper()
         Host(ctl, cfg).serve()
     except BaseException as e:  # noqa: BLE001 - the host's edge

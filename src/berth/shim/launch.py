@@ -22,11 +22,17 @@ async def start_forkserver(sock: str, nofile_soft: int) -> asyncio.subprocess.Pr
     exe_fd = sealed_copy(os.path.realpath(sys.executable))
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "berth.shim.forkserver", sock,
-            executable=f"/proc/self/fd/{exe_fd}", pass_fds=[exe_fd],
+            sys.executable,
+            "-m",
+            "berth.shim.forkserver",
+            sock,
+            executable=f"/proc/self/fd/{exe_fd}",
+            pass_fds=[exe_fd],
             env={**os.environ, NOFILE_ENV: str(nofile_soft)},
-            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         os.close(exe_fd)
     assert proc.stdout is not None

@@ -45,8 +45,9 @@ from berth.shim.stdio import Channel, LogWriter, Stdio
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShimConfig:
     """What the fork server tells the monitors it forks."""
-    seccomp_cache: str = ""     # where compiled seccomp filters are kept
-    network_server: str = ""    # the fork server with netlink, which plumbs interfaces
+
+    seccomp_cache: str = ""  # where compiled seccomp filters are kept
+    network_server: str = ""  # the fork server with netlink, which plumbs interfaces
 
 
 def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = None) -> int:
@@ -62,8 +63,7 @@ def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = No
         with open(os.path.join(req.bundle, "process.json")) as f:
             proc_spec = json.load(f)
         if req.tty and req.console_size:  # sized before the process can ask
-            proc_spec["consoleSize"] = {"height": req.console_size[0],
-                                        "width": req.console_size[1]}
+            proc_spec["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
         stdio = Stdio(req, rt.console_dir())
         try:
             h = rt.exec(proc_spec, stdio)
@@ -102,8 +102,7 @@ def run(req: StartRequest, chan_sock: socket.socket, cfg: ShimConfig | None = No
         code = 128 - code  # killed by signal N: 128+N, as a shell reports it
     record = protocol.Exit(exit=code, oom=oom, finished_at=time.time_ns())
     # a container's exit must survive a crash (live restore reads it); an exec's is in memory
-    atomic_write(os.path.join(req.state_dir, "exit.json"), record.to_json(),
-                 sync=not req.exec_pid)
+    atomic_write(os.path.join(req.state_dir, "exit.json"), record.to_json(), sync=not req.exec_pid)
     if listener is not None:
         listener.close()
         with contextlib.suppress(Exception):
@@ -124,8 +123,9 @@ class Failed(Exception):
         self.code = code
 
 
-def start_container(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: ShimConfig
-                    ) -> tuple[runtimes.Handle, cgroups.CgroupManager | None, DnsServer | None]:
+def start_container(
+    req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: ShimConfig
+) -> tuple[runtimes.Handle, cgroups.CgroupManager | None, DnsServer | None]:
     """Start the container of `req` from this process (it must be a child subreaper, or the
     child of one that outlives it: the init is its child): mounts in a mount namespace of its
     own, the cgroup, the process, its network and embedded DNS; returns once it has exec'd.
@@ -135,16 +135,23 @@ def start_container(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: 
     with open(os.path.join(req.bundle, "config.json")) as f:
         spec = json.load(f)
     if req.tty and req.console_size:  # sized before the process can ask
-        spec.setdefault("process", {})["consoleSize"] = {"height": req.console_size[0],
-                                                         "width": req.console_size[1]}
+        spec.setdefault("process", {})["consoleSize"] = {
+            "height": req.console_size[0],
+            "width": req.console_size[1],
+        }
     # a mount namespace of the monitor's own: the rootfs mount is invisible on the host
     # and goes away with the last process of this container, whatever happens to us
     linux.unshare(linux.CLONE_NEWNS)
     # slave, not private, where a bind wants the host's later mounts (rootfsPropagation:
     # slave or shared): nothing goes back to the host either way
     prop = str(spec.get("linux", {}).get("rootfsPropagation") or "")
-    linux.mount(None, "/", None, linux.MS_REC | (
-        linux.MS_SLAVE if prop.lstrip("r") in ("slave", "shared") else linux.MS_PRIVATE))
+    linux.mount(
+        None,
+        "/",
+        None,
+        linux.MS_REC
+        | (linux.MS_SLAVE if prop.lstrip("r") in ("slave", "shared") else linux.MS_PRIVATE),
+    )
     rootfs = os.path.join(req.bundle, spec.get("root", {}).get("path", "rootfs"))
     if req.rootfs_mount:
         m = req.rootfs_mount
@@ -173,9 +180,13 @@ def start_container(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: 
         try:
             netsetup.setup_endpoints(h.pid, list(req.networks), cfg.network_server)
             if req.dns:
-                dns = DnsServer(netsetup.dns_socket(h.pid), list(req.dns.hosts),
-                                list(req.dns.upstream), forward=req.dns.forward,
-                                links=dict(req.dns.links))
+                dns = DnsServer(
+                    netsetup.dns_socket(h.pid),
+                    list(req.dns.hosts),
+                    list(req.dns.upstream),
+                    forward=req.dns.forward,
+                    links=dict(req.dns.links),
+                )
         except Exception as e:
             rt.abort(h)
             _reap(h.pid)
@@ -224,8 +235,9 @@ class _Sink(Protocol):
 
 def fail(req: StartRequest, chans: Sequence[_Sink], message: str, code: int) -> int:
     """A start that failed: its exit record, in the state directory and to the daemon."""
-    record = protocol.Exit(exit=code, oom=False, finished_at=time.time_ns(), error=message,
-                           code=code)
+    record = protocol.Exit(
+        exit=code, oom=False, finished_at=time.time_ns(), error=message, code=code
+    )
     atomic_write(os.path.join(req.state_dir, "exit.json"), record.to_json())
     for ch in chans:
         ch.control(record)
@@ -243,9 +255,15 @@ def _reap(pid: int) -> int:
             continue
 
 
-def _loop(rt: runtimes.Runtime, h: runtimes.Handle, stdio: Stdio, logw: LogWriter,
-          chans: list[Channel], listener: socket.socket | None,
-          dns: DnsServer | None = None) -> int:
+def _loop(
+    rt: runtimes.Runtime,
+    h: runtimes.Handle,
+    stdio: Stdio,
+    logw: LogWriter,
+    chans: list[Channel],
+    listener: socket.socket | None,
+    dns: DnsServer | None = None,
+) -> int:
     """Copy output to the log and the channels, stdin and resizes from the channels, until
     the output closes and the process is reaped."""
     pid = h.pid
@@ -347,8 +365,9 @@ def _loop(rt: runtimes.Runtime, h: runtimes.Handle, stdio: Stdio, logw: LogWrite
     return status
 
 
-def command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
-             dns: DnsServer | None) -> tuple[protocol.Answer | None, DnsServer | None]:
+def command(
+    rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes, dns: DnsServer | None
+) -> tuple[protocol.Answer | None, DnsServer | None]:
     """A command from the daemon. Network connect/disconnect of a running container: (un)plug
     one interface; the new network's names join what the embedded DNS answers, which starts
     now if it did not run (the server started, if so). A signal has no answer."""
@@ -358,9 +377,13 @@ def command(rt: runtimes.Runtime, h: runtimes.Handle, payload: bytes,
             ifname = netsetup.plug(h.pid, cmd.endpoint)
             started = None
             if dns is None and cmd.dns is not None:
-                dns = started = DnsServer(netsetup.dns_socket(h.pid), list(cmd.dns.hosts),
-                                          list(cmd.dns.upstream), forward=cmd.dns.forward,
-                                          links=dict(cmd.dns.links))
+                dns = started = DnsServer(
+                    netsetup.dns_socket(h.pid),
+                    list(cmd.dns.hosts),
+                    list(cmd.dns.upstream),
+                    forward=cmd.dns.forward,
+                    links=dict(cmd.dns.links),
+                )
             if dns is not None:
                 dns.links.update(cmd.links)
             if dns is not None and cmd.hosts and cmd.hosts not in dns.tables:
@@ -397,8 +420,9 @@ def read_request_line(conn: socket.socket) -> bytes:
     return line
 
 
-def serve_connection(conn: socket.socket, cfg: ShimConfig | None = None,
-                     line: bytes | None = None) -> None:
+def serve_connection(
+    conn: socket.socket, cfg: ShimConfig | None = None, line: bytes | None = None
+) -> None:
     """Entry in the forked monitor: read the request line (unless the fork server has) and
     run. Never returns."""
     code = 1
@@ -418,13 +442,21 @@ def serve_connection(conn: socket.socket, cfg: ShimConfig | None = None,
             code = run(req, conn, cfg)
     except BaseException as e:  # noqa: BLE001 - the monitor's edge: report, then exit
         with contextlib.suppress(OSError):
-            conn.sendall(protocol.encode_control(
-                protocol.StartFailed(error=f"monitor: {e}", code=125)))
+            conn.sendall(
+                protocol.encode_control(protocol.StartFailed(error=f"monitor: {e}", code=125))
+            )
         code = 125
     finally:
         os._exit(code & 0xFF)
 
 
-__all__ = ["Failed", "ShimConfig", "command", "fail", "read_request_line", "run",
-           "serve_connection",
-           "start_container"]
+__all__ = [
+    "Failed",
+    "ShimConfig",
+    "command",
+    "fail",
+    "read_request_line",
+    "run",
+    "serve_connection",
+    "start_container",
+]

@@ -70,8 +70,7 @@ class FrameType(IntEnum):
 
 
 T_STDIN, T_STDOUT, T_STDERR = FrameType.STDIN, FrameType.STDOUT, FrameType.STDERR
-T_CLOSE_STDIN, T_RESIZE, T_CONTROL = (FrameType.CLOSE_STDIN, FrameType.RESIZE,
-                                      FrameType.CONTROL)
+T_CLOSE_STDIN, T_RESIZE, T_CONTROL = (FrameType.CLOSE_STDIN, FrameType.RESIZE, FrameType.CONTROL)
 
 
 class ProtocolError(ValueError):
@@ -95,8 +94,8 @@ def split_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         typ, size = _HEADER.unpack_from(buf)
         if len(buf) < HEADER_SIZE + size:
             break
-        out.append((typ, buf[HEADER_SIZE:HEADER_SIZE + size]))
-        buf = buf[HEADER_SIZE + size:]
+        out.append((typ, buf[HEADER_SIZE : HEADER_SIZE + size]))
+        buf = buf[HEADER_SIZE + size :]
     return out, buf
 
 
@@ -105,6 +104,7 @@ def split_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
 class RootfsMount:
     """The container's root filesystem, mounted by the shim in a mount namespace of its own:
     an overlay, or a bind mount of the copying driver's full copy."""
+
     type: str
     source: str = ""
     options: tuple[str, ...] = ()
@@ -114,105 +114,134 @@ class RootfsMount:
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> RootfsMount:
-        return cls(type=str(d["type"]), source=str(d.get("source") or ""),
-                   options=tuple(str(o) for o in d.get("options") or ()))
+        return cls(
+            type=str(d["type"]),
+            source=str(d.get("source") or ""),
+            options=tuple(str(o) for o in d.get("options") or ()),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DnsConfig:
     """The embedded DNS server of a container on user-defined networks."""
-    hosts: tuple[str, ...] = ()        # the name tables the daemon writes, one per network
-    upstream: tuple[str, ...] = ()     # resolvers for other names
-    forward: bool = False              # whether other names go upstream (no: all internal)
+
+    hosts: tuple[str, ...] = ()  # the name tables the daemon writes, one per network
+    upstream: tuple[str, ...] = ()  # resolvers for other names
+    forward: bool = False  # whether other names go upstream (no: all internal)
     # the endpoints' links: alias -> the name in the tables it stands for, for this
     # container only
     links: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> dict[str, Any]:
-        d = {"hosts": list(self.hosts), "upstream": list(self.upstream),
-             "forward": self.forward}
+        d = {"hosts": list(self.hosts), "upstream": list(self.upstream), "forward": self.forward}
         if self.links:
             d["links"] = dict(self.links)
         return d
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> DnsConfig:
-        return cls(hosts=tuple(d.get("hosts") or ()), upstream=tuple(d.get("upstream") or ()),
-                   forward=bool(d.get("forward")),
-                   links={str(k): str(v) for k, v in (d.get("links") or {}).items()})
+        return cls(
+            hosts=tuple(d.get("hosts") or ()),
+            upstream=tuple(d.get("upstream") or ()),
+            forward=bool(d.get("forward")),
+            links={str(k): str(v) for k, v in (d.get("links") or {}).items()},
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartRequest:
     """Start a container (from `bundle`/config.json) or, with `exec_pid`, an exec (from
     `bundle`/process.json) in the container whose process is `exec_pid`."""
+
     id: str
     state_dir: str
     bundle: str = ""
     log_path: str = ""
-    socket: str = ""                  # where later channels connect
+    socket: str = ""  # where later channels connect
     rootfs_mount: RootfsMount | None = None
-    stdin: bool = False               # keep a stdin pipe (OpenStdin)
+    stdin: bool = False  # keep a stdin pipe (OpenStdin)
     tty: bool = False
     console_size: tuple[int, int] | None = None
-    exec_pid: int = 0                 # an exec: join this container process instead
-    log_max_size: int = 0             # bytes; 0: no rotation
+    exec_pid: int = 0  # an exec: join this container process instead
+    log_max_size: int = 0  # bytes; 0: no rotation
     log_max_file: int = 1
-    networks: tuple[dict[str, str], ...] = ()   # netlink.Endpoint fields
+    networks: tuple[dict[str, str], ...] = ()  # netlink.Endpoint fields
     dns: DnsConfig | None = None
-    runtime: str = ""                 # an OCI runtime binary (runc, crun) instead of berth's
+    runtime: str = ""  # an OCI runtime binary (runc, crun) instead of berth's
     runtime_root: str = ""
-    container_id: str = ""            # an exec's container, by the runtime's id
+    container_id: str = ""  # an exec's container, by the runtime's id
     version: int = PROTOCOL_VERSION
 
     def encode(self) -> bytes:
         d: dict[str, Any] = {
-            "version": self.version, "id": self.id, "state_dir": self.state_dir,
-            "bundle": self.bundle, "log_path": self.log_path, "socket": self.socket,
+            "version": self.version,
+            "id": self.id,
+            "state_dir": self.state_dir,
+            "bundle": self.bundle,
+            "log_path": self.log_path,
+            "socket": self.socket,
             "rootfs_mount": self.rootfs_mount.encode() if self.rootfs_mount else None,
-            "stdin": self.stdin, "tty": self.tty,
+            "stdin": self.stdin,
+            "tty": self.tty,
             "console_size": list(self.console_size) if self.console_size else None,
-            "exec_pid": self.exec_pid, "log_max_size": self.log_max_size,
-            "log_max_file": self.log_max_file, "networks": [dict(n) for n in self.networks],
-            "dns": self.dns.encode() if self.dns else None, "runtime": self.runtime,
-            "runtime_root": self.runtime_root, "container_id": self.container_id}
+            "exec_pid": self.exec_pid,
+            "log_max_size": self.log_max_size,
+            "log_max_file": self.log_max_file,
+            "networks": [dict(n) for n in self.networks],
+            "dns": self.dns.encode() if self.dns else None,
+            "runtime": self.runtime,
+            "runtime_root": self.runtime_root,
+            "container_id": self.container_id,
+        }
         return json.dumps(d).encode() + b"\n"
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> StartRequest:
         version = int(d.get("version") or 1)
         if version > PROTOCOL_VERSION:
-            raise ProtocolError(f"protocol version {version} is newer than the shim's "
-                                f"({PROTOCOL_VERSION})")
+            raise ProtocolError(
+                f"protocol version {version} is newer than the shim's ({PROTOCOL_VERSION})"
+            )
         cs = d.get("console_size")
         rm = d.get("rootfs_mount")
         dns = d.get("dns")
-        return cls(id=d["id"], bundle=d.get("bundle", ""), log_path=d.get("log_path", ""),
-                   state_dir=d["state_dir"], socket=d.get("socket", ""),
-                   rootfs_mount=RootfsMount.decode(rm) if rm else None,
-                   stdin=bool(d.get("stdin")), tty=bool(d.get("tty")),
-                   console_size=(int(cs[0]), int(cs[1])) if cs else None,
-                   exec_pid=int(d.get("exec_pid") or 0),
-                   log_max_size=int(d.get("log_max_size") or 0),
-                   log_max_file=max(1, int(d.get("log_max_file") or 1)),
-                   networks=tuple({str(k): str(v) for k, v in n.items()}
-                                  for n in d.get("networks") or ()),
-                   dns=DnsConfig.decode(dns) if dns else None,
-                   runtime=d.get("runtime", ""), runtime_root=d.get("runtime_root", ""),
-                   container_id=d.get("container_id", ""), version=version)
+        return cls(
+            id=d["id"],
+            bundle=d.get("bundle", ""),
+            log_path=d.get("log_path", ""),
+            state_dir=d["state_dir"],
+            socket=d.get("socket", ""),
+            rootfs_mount=RootfsMount.decode(rm) if rm else None,
+            stdin=bool(d.get("stdin")),
+            tty=bool(d.get("tty")),
+            console_size=(int(cs[0]), int(cs[1])) if cs else None,
+            exec_pid=int(d.get("exec_pid") or 0),
+            log_max_size=int(d.get("log_max_size") or 0),
+            log_max_file=max(1, int(d.get("log_max_file") or 1)),
+            networks=tuple({str(k): str(v) for k, v in n.items()} for n in d.get("networks") or ()),
+            dns=DnsConfig.decode(dns) if dns else None,
+            runtime=d.get("runtime", ""),
+            runtime_root=d.get("runtime_root", ""),
+            container_id=d.get("container_id", ""),
+            version=version,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetSetupRequest:
     """A monitor forked without netlink asks the fork server that has it to plug and
     configure `networks` (netlink.Endpoint fields) in the network namespace of `pid`."""
+
     pid: int
     networks: tuple[dict[str, str], ...]
 
     def encode(self) -> bytes:
-        return json.dumps({"netsetup": {"pid": self.pid,
-                                        "networks": [dict(n) for n in self.networks]}}
-                          ).encode() + b"\n"
+        return (
+            json.dumps(
+                {"netsetup": {"pid": self.pid, "networks": [dict(n) for n in self.networks]}}
+            ).encode()
+            + b"\n"
+        )
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> NetSetupRequest:
@@ -233,6 +262,7 @@ def decode_request(line: bytes) -> StartRequest | NetSetupRequest:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ready:
     """The process runs (it has exec'd): its pid, and the monitor's."""
+
     pid: int
     monitor: int
 
@@ -244,6 +274,7 @@ class Ready:
 class StartFailed:
     """The process could not be started (before any `Ready`), with the exit code a CLI shows
     for it: 125 (engine), 126 (cannot be invoked), 127 (not found)."""
+
     error: str
     code: int = 125
 
@@ -255,6 +286,7 @@ class StartFailed:
 class Exit:
     """The end of the process: its exit code (128+N when killed by signal N), whether the
     OOM killer took it, when (ns since the epoch); with `error` set when it never started."""
+
     exit: int
     oom: bool = False
     finished_at: int = 0
@@ -331,11 +363,12 @@ class Plug:
     other names from now on (not if all the container's networks are internal); `dns`: the
     embedded DNS server to start if the monitor runs none yet (a container started on the
     default bridge and connected to a user-defined network later, as dockerd does)."""
+
     endpoint: dict[str, str] = field(default_factory=dict)
     hosts: str = ""
     dns_forward: bool | None = None
     dns: DnsConfig | None = None
-    links: dict[str, str] = field(default_factory=dict)   # the endpoint's (`DnsConfig.links`)
+    links: dict[str, str] = field(default_factory=dict)  # the endpoint's (`DnsConfig.links`)
 
     def encode(self) -> dict[str, Any]:
         d: dict[str, Any] = {"plug": dict(self.endpoint)}
@@ -354,6 +387,7 @@ class Plug:
 class Unplug:
     """Unplug one interface (`network disconnect`); `hosts`: its network's name table, which
     the embedded DNS no longer answers from."""
+
     ifname: str
     dns_forward: bool | None = None
     hosts: str = ""
@@ -370,6 +404,7 @@ class Unplug:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Signal:
     """Send signal `signo` to the container's (or exec's) process."""
+
     signo: int
 
     def encode(self) -> dict[str, Any]:
@@ -395,9 +430,13 @@ def decode_control(payload: bytes) -> ShimMessage:
         raise ProtocolError("protocol error: a control message is not an object")
     if "exit" in d:
         code = d.get("code")
-        return Exit(exit=int(d["exit"]), oom=bool(d.get("oom")),
-                    finished_at=int(d.get("finished_at") or 0), error=str(d.get("error") or ""),
-                    code=None if code is None else int(code))
+        return Exit(
+            exit=int(d["exit"]),
+            oom=bool(d.get("oom")),
+            finished_at=int(d.get("finished_at") or 0),
+            error=str(d.get("error") or ""),
+            code=None if code is None else int(code),
+        )
     if "pid" in d:
         return Ready(pid=int(d["pid"]), monitor=int(d.get("monitor") or 0))
     if "error" in d:
@@ -418,21 +457,60 @@ def decode_command(payload: bytes) -> Command:
         raise ProtocolError("protocol error: a command is not an object")
     if "plug" in d:
         dns = d.get("dns")
-        return Plug(endpoint=dict(d["plug"]), hosts=str(d.get("hosts") or ""),
-                    dns_forward=_opt_bool(d, "dns_forward"),
-                    dns=DnsConfig.decode(dns) if isinstance(dns, dict) else None,
-                    links={str(k): str(v) for k, v in (d.get("links") or {}).items()})
+        return Plug(
+            endpoint=dict(d["plug"]),
+            hosts=str(d.get("hosts") or ""),
+            dns_forward=_opt_bool(d, "dns_forward"),
+            dns=DnsConfig.decode(dns) if isinstance(dns, dict) else None,
+            links={str(k): str(v) for k, v in (d.get("links") or {}).items()},
+        )
     if "unplug" in d:
-        return Unplug(ifname=str(d["unplug"]), dns_forward=_opt_bool(d, "dns_forward"),
-                      hosts=str(d.get("hosts") or ""))
+        return Unplug(
+            ifname=str(d["unplug"]),
+            dns_forward=_opt_bool(d, "dns_forward"),
+            hosts=str(d.get("hosts") or ""),
+        )
     if "signal" in d:
         return Signal(signo=int(d["signal"]))
     raise ProtocolError(f"unknown command {sorted(d)}")
 
 
-__all__ = ["PROTOCOL_VERSION", "NOFILE_ENV", "lean_socket", "dns_socket", "FrameType", "ProtocolError", "frame", "frame_header",
-           "split_frames", "HEADER_SIZE", "RootfsMount", "DnsConfig", "StartRequest",
-           "NetSetupRequest", "decode_request", "Ready", "StartFailed", "Exit", "Plugged", "Unplugged",
-           "CommandFailed", "ShimMessage", "Answer", "Resize", "Plug", "Unplug", "Signal",
-           "Command", "encode_control", "decode_control", "decode_command",
-           "T_STDIN", "T_STDOUT", "T_STDERR", "T_CLOSE_STDIN", "T_RESIZE", "T_CONTROL"]
+__all__ = [
+    "PROTOCOL_VERSION",
+    "NOFILE_ENV",
+    "lean_socket",
+    "dns_socket",
+    "FrameType",
+    "ProtocolError",
+    "frame",
+    "frame_header",
+    "split_frames",
+    "HEADER_SIZE",
+    "RootfsMount",
+    "DnsConfig",
+    "StartRequest",
+    "NetSetupRequest",
+    "decode_request",
+    "Ready",
+    "StartFailed",
+    "Exit",
+    "Plugged",
+    "Unplugged",
+    "CommandFailed",
+    "ShimMessage",
+    "Answer",
+    "Resize",
+    "Plug",
+    "Unplug",
+    "Signal",
+    "Command",
+    "encode_control",
+    "decode_control",
+    "decode_command",
+    "T_STDIN",
+    "T_STDOUT",
+    "T_STDERR",
+    "T_CLOSE_STDIN",
+    "T_RESIZE",
+    "T_CONTROL",
+]

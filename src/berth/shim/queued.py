@@ -23,8 +23,11 @@ class QueuedChannel(Channel):
     reads them). `on_close` is told before the socket closes (the host stops watching it
     while its number is still its own)."""
 
-    def __init__(self, sock: socket.socket,  # not Channel's: no timeout, never blocking
-                 on_close: Callable[[socket.socket], None] | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,  # not Channel's: no timeout, never blocking
+        on_close: Callable[[socket.socket], None] | None = None,
+    ) -> None:
         self.sock = sock
         sock.setblocking(False)
         self.on_close = on_close

@@ -26,9 +26,10 @@ StartError = process.StartError
 @dataclass(slots=True)
 class Handle:
     """A process a runtime made: its host pid, and what the runtime still needs of it."""
+
     pid: int
-    exec_r: int = -1    # berth's: the init's error pipe, EOF once it has exec'd
-    go_w: int = -1      # berth's: the init waits to read a byte here before it execs
+    exec_r: int = -1  # berth's: the init's error pipe, EOF once it has exec'd
+    go_w: int = -1  # berth's: the init waits to read a byte here before it execs
 
 
 class Runtime(Protocol):
@@ -46,8 +47,15 @@ class Runtime(Protocol):
 
     def make_cgroup(self, cg: cgroups.CgroupManager, lx: dict[str, Any]) -> None: ...
 
-    def create(self, spec: dict[str, Any], rootfs: str, stdio: Stdio,
-               cgroup: cgroups.CgroupManager | None, *, hold: bool) -> Handle: ...
+    def create(
+        self,
+        spec: dict[str, Any],
+        rootfs: str,
+        stdio: Stdio,
+        cgroup: cgroups.CgroupManager | None,
+        *,
+        hold: bool,
+    ) -> Handle: ...
 
     def start(self, h: Handle) -> None: ...
 
@@ -75,16 +83,24 @@ class BerthRuntime:
     def make_cgroup(self, cg: cgroups.CgroupManager, lx: dict[str, Any]) -> None:
         cg.create(cgroups.Resources.from_spec(process.cgroup_resources(lx)))
 
-    def create(self, spec: dict[str, Any], rootfs: str, stdio: Stdio,
-               cgroup: cgroups.CgroupManager | None, *, hold: bool) -> Handle:
+    def create(
+        self,
+        spec: dict[str, Any],
+        rootfs: str,
+        stdio: Stdio,
+        cgroup: cgroups.CgroupManager | None,
+        *,
+        hold: bool,
+    ) -> Handle:
         lx = spec.get("linux", {})
         if lx.get("seccomp") and self.seccomp_cache:
             # not a runtime-spec field: only berth's own init reads it
             lx["_seccompBPF"] = seccomp.cached_bpf(lx["seccomp"], self.seccomp_cache)
         go_r, go_w = os.pipe() if hold else (-1, -1)
         try:
-            pid, exec_r = process.spawn(spec, self.req.bundle, stdio.child, cgroup=cgroup,
-                                        go=(go_r, go_w) if hold else None)
+            pid, exec_r = process.spawn(
+                spec, self.req.bundle, stdio.child, cgroup=cgroup, go=(go_r, go_w) if hold else None
+            )
         except BaseException:
             if go_w >= 0:
                 os.close(go_w)
@@ -136,24 +152,35 @@ class OciCliRuntime:
         return self.req.runtime_root
 
     def make_cgroup(self, cg: cgroups.CgroupManager, lx: dict[str, Any]) -> None:
-        pass   # the runtime makes the cgroup itself
+        pass  # the runtime makes the cgroup itself
 
     def _argv(self) -> list[str]:
         req = self.req
-        return [req.runtime, "--root", req.runtime_root, "--log",
-                os.path.join(req.state_dir, "runtime.log"), "--log-format", "json"]
+        return [
+            req.runtime,
+            "--root",
+            req.runtime_root,
+            "--log",
+            os.path.join(req.state_dir, "runtime.log"),
+            "--log-format",
+            "json",
+        ]
 
     def _run(self, args: list[str], stdio: Stdio | None, what: str, code: int) -> None:
         """Run one runtime command; its failure becomes a StartError with its own message."""
         import subprocess
+
         req = self.req
         os.makedirs(req.runtime_root, exist_ok=True)
         child = stdio.child if stdio is not None else None
-        r = subprocess.run(self._argv() + args,
-                           stdin=child.stdin if child else subprocess.DEVNULL,
-                           stdout=child.stdout if child else subprocess.DEVNULL,
-                           stderr=child.stderr if child else subprocess.DEVNULL,
-                           close_fds=True, timeout=120)
+        r = subprocess.run(
+            self._argv() + args,
+            stdin=child.stdin if child else subprocess.DEVNULL,
+            stdout=child.stdout if child else subprocess.DEVNULL,
+            stderr=child.stderr if child else subprocess.DEVNULL,
+            close_fds=True,
+            timeout=120,
+        )
         if r.returncode != 0:
             msg = ""
             with contextlib.suppress(OSError):
@@ -186,8 +213,15 @@ class OciCliRuntime:
         if not any(e.startswith("HOME=") for e in env):
             env.append("HOME=" + (home or "/"))
 
-    def create(self, spec: dict[str, Any], rootfs: str, stdio: Stdio,
-               cgroup: cgroups.CgroupManager | None, *, hold: bool) -> Handle:
+    def create(
+        self,
+        spec: dict[str, Any],
+        rootfs: str,
+        stdio: Stdio,
+        cgroup: cgroups.CgroupManager | None,
+        *,
+        hold: bool,
+    ) -> Handle:
         """Always held: an OCI runtime's `create` leaves the init waiting for `start`."""
         req = self.req
         proc = spec["process"]
@@ -196,10 +230,14 @@ class OciCliRuntime:
         if req.tty and req.console_size:
             proc["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
         # the container's environment is in it: 0600, as the daemon wrote it
-        atomic_write(os.path.join(req.bundle, "config.json"), json.dumps(spec).encode(),
-                     sync=False)
-        args = ["create", "--bundle", req.bundle, "--pid-file",
-                os.path.join(req.state_dir, "init.pid")]
+        atomic_write(os.path.join(req.bundle, "config.json"), json.dumps(spec).encode(), sync=False)
+        args = [
+            "create",
+            "--bundle",
+            req.bundle,
+            "--pid-file",
+            os.path.join(req.state_dir, "init.pid"),
+        ]
         if stdio.console_path:
             args += ["--console-socket", stdio.console_path]
         try:
@@ -207,7 +245,7 @@ class OciCliRuntime:
         except StartError:
             self.delete()
             raise
-        stdio.receive_console()   # sized before the process starts
+        stdio.receive_console()  # sized before the process starts
         return Handle(self._pid_file("init.pid"))
 
     def start(self, h: Handle) -> None:
@@ -217,32 +255,41 @@ class OciCliRuntime:
         self.delete()
 
     def wait_started(self, h: Handle) -> None:
-        pass   # `start` returned: the process has exec'd
+        pass  # `start` returned: the process has exec'd
 
     def exec(self, proc: dict[str, Any], stdio: Stdio) -> Handle:
         """`RUNTIME exec -d`: the process runs detached and is re-parented to us (a
         subreaper)."""
         req = self.req
         user = proc.get("user") or "0"
-        oci_proc: dict[str, Any] = {"terminal": req.tty, "args": proc["args"],
-                                    "env": list(proc.get("env") or []),
-                                    "cwd": proc.get("cwd") or "/",
-                                    "noNewPrivileges": bool(proc.get("noNewPrivileges"))}
+        oci_proc: dict[str, Any] = {
+            "terminal": req.tty,
+            "args": proc["args"],
+            "env": list(proc.get("env") or []),
+            "cwd": proc.get("cwd") or "/",
+            "noNewPrivileges": bool(proc.get("noNewPrivileges")),
+        }
         if not any(e.startswith("PATH=") for e in oci_proc["env"]):
-            oci_proc["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                                      "/sbin:/bin")
+            oci_proc["env"].insert(
+                0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            )
         caps = (proc.get("capabilities") or {}).get("bounding")
         if caps is not None:
             oci_proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
         oci_proc["user"] = {"uid": 0, "gid": 0}
         self._user(oci_proc, f"/proc/{req.exec_pid}/root", user)
         if req.tty and req.console_size:
-            oci_proc["consoleSize"] = {"height": req.console_size[0],
-                                       "width": req.console_size[1]}
+            oci_proc["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
         path = os.path.join(req.state_dir, "process-oci.json")
         atomic_write(path, json.dumps(oci_proc).encode(), sync=False)
-        args = ["exec", "--process", path, "--detach", "--pid-file",
-                os.path.join(req.state_dir, "exec.pid")]
+        args = [
+            "exec",
+            "--process",
+            path,
+            "--detach",
+            "--pid-file",
+            os.path.join(req.state_dir, "exec.pid"),
+        ]
         if stdio.console_path:
             args += ["--console-socket", stdio.console_path]
         self._run(args + [req.container_id], stdio, "exec", 126)

@@ -24,8 +24,14 @@ from berth.shim.stdio import Stdio
 LEN = struct.Struct(">I")
 
 
-def starter(req: StartRequest, rt: runtimes.Runtime, stdio: Stdio, cfg: monitor.ShimConfig,
-             result: socket.socket, keep: set[int]) -> None:
+def starter(
+    req: StartRequest,
+    rt: runtimes.Runtime,
+    stdio: Stdio,
+    cfg: monitor.ShimConfig,
+    result: socket.socket,
+    keep: set[int],
+) -> None:
     """In the starter (a child of the host): start the container and say how it went."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)

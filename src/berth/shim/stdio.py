@@ -89,14 +89,13 @@ class LogWriter:
         self.max_file = max_file
         self.fd = -1
         self.size = 0
-        self.dropped = 0   # writes the disk refused
+        self.dropped = 0  # writes the disk refused
         if path:
             self._open()
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def _open(self) -> None:
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                          0o640)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.size = os.fstat(self.fd).st_size
 
     def _write(self, data: bytes) -> None:
@@ -112,7 +111,7 @@ class LogWriter:
             self._open()
         try:
             n = os.write(self.fd, data)
-        except OSError:   # ENOSPC, EIO, EROFS
+        except OSError:  # ENOSPC, EIO, EROFS
             n = -1
         if n < len(data):
             # a full (or failing) disk: these entries are dropped, as Docker's json-file
@@ -140,10 +139,10 @@ class LogWriter:
             if nl < 0:
                 if end - start < _MAX_LINE:
                     break
-                out.append(self._entry(stream, buf[start:start + _MAX_LINE], now))
+                out.append(self._entry(stream, buf[start : start + _MAX_LINE], now))
                 start += _MAX_LINE
                 continue
-            out.append(self._entry(stream, buf[start:nl + 1], now))
+            out.append(self._entry(stream, buf[start : nl + 1], now))
             start = nl + 1
         self.partial[stream] = buf[start:]
         # rotation falls between entries, never inside one
@@ -167,8 +166,10 @@ class LogWriter:
     @staticmethod
     def _entry(stream: str, data: bytes, now: str) -> bytes:
         # Docker's own bytes: {"log":"...","stream":"stdout","time":"..."} (no spaces)
-        return (f'{{"log":{_json_string(data.decode("utf-8", errors="replace"))},'
-                f'"stream":"{stream}","time":"{now}"}}\n').encode()
+        return (
+            f'{{"log":{_json_string(data.decode("utf-8", errors="replace"))},'
+            f'"stream":"{stream}","time":"{now}"}}\n'
+        ).encode()
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -191,8 +192,7 @@ class Stdio:
         if req.tty and console_dir:
             # a unix socket path has at most 107 bytes: the runtime's root is short enough
             os.makedirs(console_dir, exist_ok=True)
-            self.console_path = os.path.join(console_dir,
-                                             f"console-{os.urandom(4).hex()}.sock")
+            self.console_path = os.path.join(console_dir, f"console-{os.urandom(4).hex()}.sock")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.console_path)
             self._console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -220,7 +220,7 @@ class Stdio:
     def receive_console(self) -> None:
         """The pty master the init sends before it execs (nothing if it failed first)."""
         if not self.tty or self._console.fileno() < 0:
-            return   # no terminal, or received already
+            return  # no terminal, or received already
         try:
             if self.console_path:
                 self._console.settimeout(10)

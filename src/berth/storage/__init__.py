@@ -53,7 +53,7 @@ class Layer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StagedLayer:
-    path: str          # a private directory with diff/ inside
+    path: str  # a private directory with diff/ inside
     diff_id: str
     size: int
 
@@ -69,8 +69,7 @@ class Mount:
 
 
 class LayerStore:
-    def __init__(self, root: str, content: ContentStore, shift: tuple[int, int] = (0, 0)
-                 ) -> None:
+    def __init__(self, root: str, content: ContentStore, shift: tuple[int, int] = (0, 0)) -> None:
         self.root = root
         self.content = content
         # --userns-remap: files are owned on disk by the container's ids plus this (uid, gid),
@@ -94,14 +93,20 @@ class LayerStore:
                 meta = json.load(f)
         except FileNotFoundError:
             raise NotFound(f"no such layer: {chain_id}") from None
-        return Layer(chain_id=chain_id, diff_id=meta["diff_id"], parent=meta.get("parent"),
-                     size=meta.get("size", 0), path=os.path.join(d, "diff"))
+        return Layer(
+            chain_id=chain_id,
+            diff_id=meta["diff_id"],
+            parent=meta.get("parent"),
+            size=meta.get("size", 0),
+            path=os.path.join(d, "diff"),
+        )
 
     def exists(self, chain_id: str) -> bool:
         return os.path.exists(os.path.join(self._dir(chain_id), "meta.json"))
 
-    def create(self, src: BinaryIO, parent: str | None, *,
-               expected_diff_id: str | None = None) -> Layer:
+    def create(
+        self, src: BinaryIO, parent: str | None, *, expected_diff_id: str | None = None
+    ) -> Layer:
         """Unpack a layer tarball (any compression) on top of `parent` (a chain ID).
 
         The uncompressed tar is kept in the content store under its diff ID (for save and
@@ -123,7 +128,8 @@ class LayerStore:
                 diff_id = w.digest
                 if expected_diff_id and expected_diff_id != diff_id:
                     raise InvalidArgument(
-                        f"layer digest mismatch: expected {expected_diff_id}, got {diff_id}")
+                        f"layer digest mismatch: expected {expected_diff_id}, got {diff_id}"
+                    )
                 if not self.content.exists(diff_id):
                     w.commit(diff_id)
             return StagedLayer(path=tmp, diff_id=diff_id, size=stats.size)
@@ -137,8 +143,11 @@ class LayerStore:
     def commit(self, staged: StagedLayer, parent: str | None) -> Layer:
         tmp = staged.path
         try:
-            chain = staged.diff_id if parent is None else oci.sha256_digest(
-                f"{parent} {staged.diff_id}".encode())
+            chain = (
+                staged.diff_id
+                if parent is None
+                else oci.sha256_digest(f"{parent} {staged.diff_id}".encode())
+            )
             final = self._dir(chain)
             meta = {"diff_id": staged.diff_id, "parent": parent, "size": staged.size}
             atomic_write(os.path.join(tmp, "meta.json"), json.dumps(meta).encode())
@@ -166,9 +175,12 @@ class LayerStore:
             shutil.rmtree(d, ignore_errors=True)
 
     def list(self) -> list[str]:
-        return ["sha256:" + n for n in os.listdir(self.layers_dir)
-                if not n.startswith("tmp-") and os.path.exists(
-                    os.path.join(self.layers_dir, n, "meta.json"))]
+        return [
+            "sha256:" + n
+            for n in os.listdir(self.layers_dir)
+            if not n.startswith("tmp-")
+            and os.path.exists(os.path.join(self.layers_dir, n, "meta.json"))
+        ]
 
     def clean(self) -> None:
         """Remove half-made layers: a daemon killed mid-import leaves them."""
@@ -184,7 +196,7 @@ class Driver(Protocol):
     Lifecycle: prepare(id, chain) → mount() any number of times → remove(id)."""
 
     name: str
-    shift: tuple[int, int]   # --userns-remap: (uid, gid) added to every owner
+    shift: tuple[int, int]  # --userns-remap: (uid, gid) added to every owner
 
     def prepare(self, cid: str, layers: list[Layer]) -> None: ...
     def mount(self, cid: str, layers: list[Layer]) -> Mount: ...
@@ -202,7 +214,7 @@ class OverlayDriver:
         os.makedirs(root, mode=0o700, exist_ok=True)
         os.makedirs(self.rw, mode=0o700, exist_ok=True)
 
-    shift: tuple[int, int] = (0, 0)   # --userns-remap (see LayerStore.shift)
+    shift: tuple[int, int] = (0, 0)  # --userns-remap (see LayerStore.shift)
 
     def prepare(self, cid: str, layers: list[Layer]) -> None:
         for d in ("upper", "work"):
@@ -215,8 +227,11 @@ class OverlayDriver:
 
     def mount(self, cid: str, layers: list[Layer]) -> Mount:
         lower = ":".join(layer.path for layer in reversed(layers))
-        opts = [f"lowerdir={lower}", f"upperdir={self.upper(cid)}",
-                f"workdir={os.path.join(self.rw, cid, 'work')}"]
+        opts = [
+            f"lowerdir={lower}",
+            f"upperdir={self.upper(cid)}",
+            f"workdir={os.path.join(self.rw, cid, 'work')}",
+        ]
         if len(",".join(opts)) > 4000:
             raise System(f"too many layers for one overlay mount ({len(layers)})")
         return Mount(type="overlay", source="overlay", options=opts)
@@ -250,7 +265,7 @@ class CopyDriver:
         os.makedirs(tmp)
         for layer in layers:
             apply_overlay_dir(layer.path, tmp)
-        for name in INIT_DIRS:   # see init_dirs
+        for name in INIT_DIRS:  # see init_dirs
             p = os.path.join(tmp, name)
             if os.path.islink(p) or (os.path.lexists(p) and not os.path.isdir(p)):
                 os.unlink(p)
@@ -348,7 +363,9 @@ def _fs_type(path: str) -> str:
         for line in f:
             left, _, right = line.partition(" - ")
             point = left.split()[4]
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(
+                best
+            ):
                 best, typ = point, right.split()[0]
     return typ
 
@@ -361,6 +378,18 @@ def make_driver(name: str, root: str) -> Driver:
     raise InvalidArgument(f"unknown storage driver: {name}")
 
 
-__all__ = ["Layer", "Mount", "LayerStore", "Driver", "OverlayDriver", "CopyDriver", "merged_entries", "write_merged_tar",
-           "MergedView", "copy_into",
-           "apply_overlay_dir", "overlay_supported", "make_driver"]
+__all__ = [
+    "Layer",
+    "Mount",
+    "LayerStore",
+    "Driver",
+    "OverlayDriver",
+    "CopyDriver",
+    "merged_entries",
+    "write_merged_tar",
+    "MergedView",
+    "copy_into",
+    "apply_overlay_dir",
+    "overlay_supported",
+    "make_driver",
+]

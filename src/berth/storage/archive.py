@@ -52,22 +52,26 @@ def decompressed(src: BinaryIO) -> BinaryIO:
     head = buf.peek(4)[:4]
     if head.startswith(GZIP_MAGIC):
         from isal import igzip  # ~2x zlib's inflate speed (shared/PEERS.md)
+
         return igzip.IGzipFile(fileobj=buf, mode="rb")  # type: ignore[no-untyped-call,return-value]
     if head == ZSTD_MAGIC:
         import zstandard
+
         return zstandard.ZstdDecompressor().stream_reader(buf)
     if head.startswith(b"BZh"):
         import bz2
+
         return bz2.BZ2File(buf)  # type: ignore[return-value]
     if head.startswith(b"\xfd7zX"):
         import lzma
+
         return lzma.LZMAFile(buf)  # type: ignore[return-value]
     return buf
 
 
 @dataclass(slots=True)
 class UnpackStats:
-    size: int = 0        # bytes of file content written
+    size: int = 0  # bytes of file content written
     entries: int = 0
 
 
@@ -91,7 +95,7 @@ class _Extractor:
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dir_times: list[tuple[list[str], int]] = []
         self.stats = UnpackStats()
-        self.shift = shift   # --userns-remap: owners as the host sees them
+        self.shift = shift  # --userns-remap: owners as the host sees them
 
     def close(self) -> None:
         os.close(self.root_fd)
@@ -102,19 +106,22 @@ class _Extractor:
         try:
             for p in parts:
                 try:
-                    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=fd)
+                    nfd = os.open(
+                        p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                    )
                 except FileNotFoundError:
                     if not create:
                         raise
                     os.mkdir(p, 0o755, dir_fd=fd)
-                    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=fd)
+                    nfd = os.open(
+                        p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                    )
                 except OSError as e:
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise InvalidArgument(
                             f"invalid tar entry: {'/'.join(parts)}: "
-                            f"{p} is not a directory (a symlink is never followed)") from None
+                            f"{p} is not a directory (a symlink is never followed)"
+                        ) from None
                     raise
                 os.close(fd)
                 fd = nfd
@@ -154,7 +161,7 @@ class _Extractor:
                 os.setxattr(pfd, "trusted.overlay.opaque", b"y")
                 return
             if name.startswith(WHITEOUT_PREFIX):
-                target = name[len(WHITEOUT_PREFIX):]
+                target = name[len(WHITEOUT_PREFIX) :]
                 self._remove(target, pfd)
                 os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
                 return
@@ -166,8 +173,12 @@ class _Extractor:
                     pass
                 self.dir_times.append((parts, int(m.mtime)))
             elif m.isreg():
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             0o600, dir_fd=pfd)
+                fd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=pfd,
+                )
                 try:
                     src = tf.extractfile(m)
                     assert src is not None
@@ -218,8 +229,9 @@ class _Extractor:
             os.close(pfd)
 
     @staticmethod
-    def _apply_metadata(m: tarfile.TarInfo, name: str, pfd: int,
-                        shift: tuple[int, int] = (0, 0)) -> None:
+    def _apply_metadata(
+        m: tarfile.TarInfo, name: str, pfd: int, shift: tuple[int, int] = (0, 0)
+    ) -> None:
         os.chown(name, m.uid + shift[0], m.gid + shift[1], dir_fd=pfd, follow_symlinks=False)
         if not m.issym():
             # chmod after chown: chown clears setuid/setgid bits
@@ -229,8 +241,11 @@ class _Extractor:
                 for key, value in m.pax_headers.items():
                     if key.startswith("SCHILY.xattr."):
                         try:
-                            os.setxattr(f"/proc/self/fd/{fd}", key[len("SCHILY.xattr."):],
-                                        value.encode("utf-8", "surrogateescape"))
+                            os.setxattr(
+                                f"/proc/self/fd/{fd}",
+                                key[len("SCHILY.xattr.") :],
+                                value.encode("utf-8", "surrogateescape"),
+                            )
                         except OSError:
                             pass  # an xattr this filesystem refuses is not fatal, as in Docker
             finally:
@@ -274,5 +289,13 @@ def drain(stream: BinaryIO) -> None:
         pass
 
 
-__all__ = ["unpack", "decompressed", "drain", "clean_name", "UnpackStats", "WHITEOUT_PREFIX",
-           "OPAQUE", "_Tee"]
+__all__ = [
+    "unpack",
+    "decompressed",
+    "drain",
+    "clean_name",
+    "UnpackStats",
+    "WHITEOUT_PREFIX",
+    "OPAQUE",
+    "_Tee",
+]

@@ -17,8 +17,9 @@ from berth.storage.merged import MergedView
 from berth.storage.tars import _add_to_tar
 
 
-def _lower_stat(rel: str, lowers_top_first: list[str],
-                view: MergedView | None = None) -> os.stat_result | None:
+def _lower_stat(
+    rel: str, lowers_top_first: list[str], view: MergedView | None = None
+) -> os.stat_result | None:
     """What the image below has at `rel`, as the kernel would show it (whiteouts, opaque
     directories and non-directories of higher layers honoured; no symlink followed)."""
     if view is None:
@@ -33,8 +34,11 @@ def _lower_stat(rel: str, lowers_top_first: list[str],
     return node.st
 
 
-def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = frozenset()  # type: ignore[assignment]
-                  ) -> Iterator[tuple[str, str, str]]:
+def upper_changes(
+    upper: str,
+    lowers_top_first: list[str],
+    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Iterator[tuple[str, str, str]]:
     """(kind, relative path, source path) for what a container changed, parents first:
     kind is "A" (added), "C" (changed) or "D" (deleted). `exclude` names paths the runtime
     made as mount points (/etc/hosts, ...), which are not part of the container's changes.
@@ -45,8 +49,9 @@ def upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str] = f
         yield from _upper_changes(upper, lowers_top_first, exclude, view)
 
 
-def _upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str],
-                   view: MergedView | None) -> Iterator[tuple[str, str, str]]:
+def _upper_changes(
+    upper: str, lowers_top_first: list[str], exclude: set[str], view: MergedView | None
+) -> Iterator[tuple[str, str, str]]:
     entries: list[tuple[str, str, str]] = []
     for dirpath, dirnames, filenames in os.walk(upper):
         dirnames.sort()
@@ -78,9 +83,12 @@ def _upper_changes(upper: str, lowers_top_first: list[str], exclude: set[str],
             opaque = False
             with contextlib.suppress(OSError):
                 opaque = os.getxattr(src, "trusted.overlay.opaque") == b"y"
-            if (low is not None and not opaque and stat.S_IMODE(st.st_mode) ==
-                    stat.S_IMODE(low.st_mode) and (st.st_uid, st.st_gid) ==
-                    (low.st_uid, low.st_gid)):
+            if (
+                low is not None
+                and not opaque
+                and stat.S_IMODE(st.st_mode) == stat.S_IMODE(low.st_mode)
+                and (st.st_uid, st.st_gid) == (low.st_uid, low.st_gid)
+            ):
                 continue
         yield kind, rel, src
 
@@ -93,15 +101,22 @@ class _Fd:
         os.close(self.fd)
 
 
-def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
-                   exclude: set[str] = frozenset(),  # type: ignore[assignment]
-                   shift: tuple[int, int] = (0, 0)) -> None:
+def write_diff_tar(
+    upper: str,
+    lowers_top_first: list[str],
+    out: BinaryIO,
+    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+    shift: tuple[int, int] = (0, 0),
+) -> None:
     """A layer tarball of a container's changes: whiteouts become `.wh.` entries and opaque
     directories a `.wh..wh..opq` entry, as in an image layer."""
     import tarfile
+
     root_fd = fs.open_dir(upper)
-    with contextlib.closing(_Fd(root_fd)), \
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    with (
+        contextlib.closing(_Fd(root_fd)),
+        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf,
+    ):
         links: dict[tuple[int, int], str] = {}
         for kind, rel, src in upper_changes(upper, lowers_top_first, exclude):
             if kind == "D":
@@ -114,8 +129,7 @@ def write_diff_tar(upper: str, lowers_top_first: list[str], out: BinaryIO,
             ti = _add_to_tar(tf, root_fd, rel, links, shift)
             if ti is not None and ti.isdir():
                 with contextlib.suppress(OSError):
-                    if os.getxattr(src, "trusted.overlay.opaque",
-                                   follow_symlinks=False) == b"y":
+                    if os.getxattr(src, "trusted.overlay.opaque", follow_symlinks=False) == b"y":
                         wh = tarfile.TarInfo(rel + "/.wh..wh..opq")
                         wh.mtime = ti.mtime
                         tf.addfile(wh)

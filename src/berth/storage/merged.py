@@ -38,11 +38,18 @@ class Node:
 
     __slots__ = ("st", "dirs", "parent", "layer", "name")
 
-    def __init__(self, st: os.stat_result, *, dirs: list[tuple[int, int]] | None = None,
-                 parent: int = -1, layer: int = 0, name: str = "") -> None:
+    def __init__(
+        self,
+        st: os.stat_result,
+        *,
+        dirs: list[tuple[int, int]] | None = None,
+        parent: int = -1,
+        layer: int = 0,
+        name: str = "",
+    ) -> None:
         self.st = st
-        self.dirs = dirs or []      # (layer index, O_RDONLY|O_DIRECTORY fd)
-        self.parent = parent        # non-directories: the fd of the layer directory holding it
+        self.dirs = dirs or []  # (layer index, O_RDONLY|O_DIRECTORY fd)
+        self.parent = parent  # non-directories: the fd of the layer directory holding it
         self.layer = layer if not dirs else dirs[0][0]
         self.name = name
 
@@ -92,10 +99,11 @@ def child(parent: Node, name: str) -> Node | None:
                 break
             if not stat.S_ISDIR(st.st_mode):
                 if found:
-                    break   # a directory above hides it
+                    break  # a directory above hides it
                 return Node(st, parent=os.dup(pfd), layer=layer, name=name)
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=pfd)
+            fd = os.open(
+                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd
+            )
             found.append((layer, fd))
             if top_st is None:
                 top_st = os.fstat(fd)
@@ -119,7 +127,7 @@ def names(node: Node) -> list[str]:
             for e in it:
                 if e.name in seen:
                     continue
-                seen.add(e.name)   # a whiteout hides the name below, as an entry does
+                seen.add(e.name)  # a whiteout hides the name below, as an entry does
                 if not is_whiteout(e.stat(follow_symlinks=False)):
                     out.append(e.name)
     return sorted(out)
@@ -149,8 +157,9 @@ class MergedView:
     def __enter__(self) -> MergedView:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def lookup(self, rel: str) -> Node | None:
@@ -212,8 +221,7 @@ class MergedView:
         # a running container's layer may change under the walk: what the name is now is
         # checked on an O_PATH fd before it is opened for reading, so a device node or fifo
         # swapped in is never opened
-        path_fd = os.open(node.name, fs.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=node.parent)
+        path_fd = os.open(node.name, fs.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=node.parent)
         try:
             if not stat.S_ISREG(os.fstat(path_fd).st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", node.name)

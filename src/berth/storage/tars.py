@@ -27,27 +27,37 @@ def merged_entries(dirs_top_first: list[str]) -> Iterator[tuple[str, str]]:
             yield rel, view.source_path(node, rel)
 
 
-def write_merged_tar(dirs_top_first: list[str], out: BinaryIO,
-                     shift: tuple[int, int] = (0, 0)) -> None:
+def write_merged_tar(
+    dirs_top_first: list[str], out: BinaryIO, shift: tuple[int, int] = (0, 0)
+) -> None:
     """A tar of the merged filesystem (`docker export`), streamed to `out`. Read by directory
     fd (a running container's upper directory may change under the walk: a symlink swapped in
     is archived as a symlink, never followed)."""
     import tarfile
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf, \
-            MergedView(dirs_top_first) as view:
+
+    with (
+        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf,
+        MergedView(dirs_top_first) as view,
+    ):
         links: dict[tuple[int, int], str] = {}
         for rel, node in view.entries():
             _add_node_to_tar(tf, view, node, rel, links, shift)
 
 
-def tar_header(name: str, st: os.stat_result, links: dict[tuple[int, int], str],
-               readlink: Callable[[], str], shift: tuple[int, int] = (0, 0)) -> Any:
+def tar_header(
+    name: str,
+    st: os.stat_result,
+    links: dict[tuple[int, int], str],
+    readlink: Callable[[], str],
+    shift: tuple[int, int] = (0, 0),
+) -> Any:
     """The tar header of an entry described by `st`, or None for a socket (no place in a tar).
     A regular file seen before under another name (`links`, by device and inode) becomes a hard
     link to it; any other regular file's header has its size, and its content is the caller's
     to add. Owners are moved down by `shift` (see LayerStore.shift); a symlink's target comes
     from `readlink`. One place for export, commit and `cp`."""
     import tarfile
+
     ti = tarfile.TarInfo(name)
     ti.mode = stat.S_IMODE(st.st_mode)
     ti.uid, ti.gid, ti.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
@@ -76,8 +86,14 @@ def tar_header(name: str, st: os.stat_result, links: dict[tuple[int, int], str],
     return ti
 
 
-def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
-                     links: dict[tuple[int, int], str], shift: tuple[int, int]) -> None:
+def _add_node_to_tar(
+    tf: Any,
+    view: MergedView,
+    node: Any,
+    rel: str,
+    links: dict[tuple[int, int], str],
+    shift: tuple[int, int],
+) -> None:
     ti = tar_header(rel, node.st, links, lambda: view.readlink(node), shift)
     if ti is None:
         return
@@ -88,8 +104,13 @@ def _add_node_to_tar(tf: Any, view: MergedView, node: Any, rel: str,
     tf.addfile(ti)
 
 
-def _add_to_tar(tf: Any, root_fd: int, rel: str, links: dict[tuple[int, int], str],
-                shift: tuple[int, int] = (0, 0)) -> Any:
+def _add_to_tar(
+    tf: Any,
+    root_fd: int,
+    rel: str,
+    links: dict[tuple[int, int], str],
+    shift: tuple[int, int] = (0, 0),
+) -> Any:
     """Add the entry `rel` of the directory `root_fd` (a container's upper directory, which its
     processes may be changing right now): opened beneath the root by fd, never through a path
     string, described from that fd and read only as long as its size then. None if the entry

@@ -49,20 +49,31 @@ def parse_address(addr: str, *, tls: bool) -> tuple[str, int]:
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            raise InvalidArgument(f"--ui {addr}: the host must be an IP address or "
-                                  "localhost") from None
+            raise InvalidArgument(
+                f"--ui {addr}: the host must be an IP address or localhost"
+            ) from None
     if not is_loopback(host) and not tls:
-        raise InvalidArgument(f"--ui {addr}: the dashboard listens on a loopback address "
-                              "only (127.0.0.1), unless berthd serves TLS (--tlsverify, "
-                              "--tlscert, --tlskey)")
+        raise InvalidArgument(
+            f"--ui {addr}: the dashboard listens on a loopback address "
+            "only (127.0.0.1), unless berthd serves TLS (--tlsverify, "
+            "--tlscert, --tlskey)"
+        )
     return host, port
 
 
-async def start(addr: tuple[str, int], *, containers: ContainerService, images: ImageService,
-                execs: ExecService, events: EventBus, networks: NetworkService | None,
-                volumes: VolumeService | None, distribution: Distribution | None,
-                ssl_context: ssl.SSLContext | None,
-                url_file: str = "") -> tuple[web.AppRunner, Gate]:
+async def start(
+    addr: tuple[str, int],
+    *,
+    containers: ContainerService,
+    images: ImageService,
+    execs: ExecService,
+    events: EventBus,
+    networks: NetworkService | None,
+    volumes: VolumeService | None,
+    distribution: Distribution | None,
+    ssl_context: ssl.SSLContext | None,
+    url_file: str = "",
+) -> tuple[web.AppRunner, Gate]:
     """Bind `addr`, serve the dashboard there, log the URL with its token (and write it to
     `url_file`, mode 0600, for `berth` and scripts to read). The caller cleans the runner
     up at shutdown (and removes `url_file`)."""
@@ -79,11 +90,17 @@ async def start(addr: tuple[str, int], *, containers: ContainerService, images: 
         raise InvalidArgument(f"--ui {host}:{port}: {e.strerror}") from None
     port = sock.getsockname()[1]
     gate = Gate(host, port, secure=ssl_context is not None)
-    dash = Dashboard(containers=containers, images=images, execs=execs, events=events,
-                     networks=networks, volumes=volumes, distribution=distribution,
-                     gate=gate)
-    runner = web.AppRunner(dash.app(), access_log=None, handle_signals=False,
-                           shutdown_timeout=1.0)
+    dash = Dashboard(
+        containers=containers,
+        images=images,
+        execs=execs,
+        events=events,
+        networks=networks,
+        volumes=volumes,
+        distribution=distribution,
+        gate=gate,
+    )
+    runner = web.AppRunner(dash.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     if url_file:
@@ -93,7 +110,8 @@ async def start(addr: tuple[str, int], *, containers: ContainerService, images: 
         with os.fdopen(fd, "w") as f:
             f.write(gate.url + "\n")
     logging.getLogger("berthd").warning(
-        "dashboard: open %s (the token is a password: keep it to yourself)", gate.url)
+        "dashboard: open %s (the token is a password: keep it to yourself)", gate.url
+    )
     return runner, gate
 
 

@@ -30,8 +30,8 @@ from aiohttp import web
 
 COOKIE = "berth_ui"
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_TTL = 12 * 3600.0          # a session lasts a working day
-MAX_SESSIONS = 64                  # the oldest goes when more are opened
+SESSION_TTL = 12 * 3600.0  # a session lasts a working day
+MAX_SESSIONS = 64  # the oldest goes when more are opened
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,7 +45,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'self'"),
+        "base-uri 'none'; form-action 'self'"
+    ),
 }
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -56,7 +57,7 @@ class Session:
     created: float = field(default_factory=time.monotonic)
 
 
-SESSION = web.RequestKey("session", Session)   # a request's session, once the gate let it in
+SESSION = web.RequestKey("session", Session)  # a request's session, once the gate let it in
 
 
 def is_loopback(host: str) -> bool:
@@ -71,8 +72,9 @@ def is_loopback(host: str) -> bool:
 class Gate:
     """The token, the sessions it opened, and the middleware that checks both."""
 
-    def __init__(self, host: str, port: int, *, token: str | None = None,
-                 secure: bool = False) -> None:
+    def __init__(
+        self, host: str, port: int, *, token: str | None = None, secure: bool = False
+    ) -> None:
         self.token = token or secrets.token_urlsafe(32)
         self.sessions: dict[str, Session] = {}
         self.secure = secure
@@ -83,11 +85,11 @@ class Gate:
         # TLS, whose certificate names the host) any, as the address has many names
         self.hosts: set[str] | None = None
         if is_loopback(host):
-            self.hosts = {f"{h}:{port}", f"localhost:{port}", f"127.0.0.1:{port}",
-                          f"[::1]:{port}"}
+            self.hosts = {f"{h}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
         self.scheme = "https" if secure else "http"
-        shown = h if self.hosts is not None or host not in ("0.0.0.0", "::") else \
-            socket.gethostname()
+        shown = (
+            h if self.hosts is not None or host not in ("0.0.0.0", "::") else socket.gethostname()
+        )
         self.url = f"{self.scheme}://{shown}:{port}/?token={self.token}"
 
     # --- sessions ---------------------------------------------------------------------------
@@ -116,12 +118,20 @@ class Gate:
         """`/?token=...`: a session and its cookie, and a redirect to the URL without the
         token. A wrong token is a 403, and no session."""
         if not self.token_ok(request.query.get("token", "")):
-            return web.Response(status=403, text="wrong token: open the URL berthd printed\n",
-                                headers=NO_STORE)
+            return web.Response(
+                status=403, text="wrong token: open the URL berthd printed\n", headers=NO_STORE
+            )
         sid, _sess = self.open_session()
         resp = web.Response(status=303, headers={"Location": "/", **NO_STORE})
-        resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
-                        secure=self.secure, max_age=int(SESSION_TTL))
+        resp.set_cookie(
+            COOKIE,
+            sid,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            secure=self.secure,
+            max_age=int(SESSION_TTL),
+        )
         return resp
 
     # --- checks -----------------------------------------------------------------------------
@@ -148,15 +158,20 @@ class Gate:
             resp = self.login(request)
         else:
             sess = self.session_of(request)
-            action = request.method not in ("GET", "HEAD") or \
-                request.headers.get("Upgrade", "").lower() == "websocket"
+            action = (
+                request.method not in ("GET", "HEAD")
+                or request.headers.get("Upgrade", "").lower() == "websocket"
+            )
             if sess is None and request.path.startswith("/static/"):
-                resp = await handler(request)    # the bundle holds nothing secret
+                resp = await handler(request)  # the bundle holds nothing secret
             elif sess is None:
                 resp = web.Response(
-                    status=401, headers=NO_STORE, content_type="text/plain",
+                    status=401,
+                    headers=NO_STORE,
+                    content_type="text/plain",
                     text="berth dashboard: open the URL with ?token= that berthd printed "
-                    "at start\n")
+                    "at start\n",
+                )
             elif action and not (self.origin_ok(request) and self.csrf_ok(request, sess)):
                 resp = web.json_response({"message": "CSRF check failed"}, status=403)
             else:

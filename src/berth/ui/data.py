@@ -25,8 +25,11 @@ from berth.volumes.records import VolumeUsage
 Json = dict[str, Any]
 MASK = "••••••"
 # a variable whose name says it holds a secret: its value never leaves berthd through here
-SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|private|cert|salt|session|"
-                         r"cookie|signature|dsn|api_?key", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"pass|secret|token|key|credential|auth|private|cert|salt|session|"
+    r"cookie|signature|dsn|api_?key",
+    re.IGNORECASE,
+)
 # a value that carries a password in it (a URL with user:password@)
 SECRET_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
@@ -48,8 +51,14 @@ def ports(rec: ContainerRecord) -> list[Json]:
         return out
     for port, binds in sorted((rec.ports or {}).items()):
         for b in binds or ():
-            out.append({"hostIp": b.host_ip, "hostPort": b.host_port,
-                        "port": str(port.number), "proto": port.proto})
+            out.append(
+                {
+                    "hostIp": b.host_ip,
+                    "hostPort": b.host_port,
+                    "port": str(port.number),
+                    "proto": port.proto,
+                }
+            )
     return out
 
 
@@ -57,12 +66,21 @@ def container_row(view: ContainerView) -> Json:
     rec = view.record
     st = rec.state
     status = view.status_text or status_text(rec, time.time())
-    return {"id": rec.id, "name": rec.name.lstrip("/"), "image": rec.config.image or rec.image,
-            "imageId": rec.image, "state": st.status.value, "status": status,
-            "health": st.health.status.value if st.health else "",
-            "running": st.running, "paused": st.paused, "created": rec.created_ns // 10**9,
-            "startedAt": st.started_at if st.running else "", "ports": ports(rec),
-            "command": " ".join([rec.path, *rec.args]).strip()}
+    return {
+        "id": rec.id,
+        "name": rec.name.lstrip("/"),
+        "image": rec.config.image or rec.image,
+        "imageId": rec.image,
+        "state": st.status.value,
+        "status": status,
+        "health": st.health.status.value if st.health else "",
+        "running": st.running,
+        "paused": st.paused,
+        "created": rec.created_ns // 10**9,
+        "startedAt": st.started_at if st.running else "",
+        "ports": ports(rec),
+        "command": " ".join([rec.path, *rec.args]).strip(),
+    }
 
 
 def container_detail(view: ContainerView) -> Json:
@@ -73,37 +91,55 @@ def container_detail(view: ContainerView) -> Json:
     for req in rec.nets:
         nid = view.network_ids.get(req.net, "")
         ep = eps.get(nid)
-        networks.append({"name": req.net, "id": nid, "aliases": list(req.aliases),
-                         "ip": ep.ip if ep else "", "prefix": ep.prefix if ep else 0,
-                         "gateway": ep.gateway if ep else "", "mac": ep.mac if ep else ""})
+        networks.append(
+            {
+                "name": req.net,
+                "id": nid,
+                "aliases": list(req.aliases),
+                "ip": ep.ip if ep else "",
+                "prefix": ep.prefix if ep else 0,
+                "gateway": ep.gateway if ep else "",
+                "mac": ep.mac if ep else "",
+            }
+        )
     return {
         **container_row(view),
         "general": [
-            ["ID", rec.id], ["Name", rec.name.lstrip("/")],
-            ["Image", cfg.image], ["Image ID", rec.image],
-            ["Created", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(
-                rec.created_ns / 1e9))],
+            ["ID", rec.id],
+            ["Name", rec.name.lstrip("/")],
+            ["Image", cfg.image],
+            ["Image ID", rec.image],
+            ["Created", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(rec.created_ns / 1e9))],
             ["Status", status_text(rec, time.time())],
-            ["Started", st.started_at], ["Finished", st.finished_at],
-            ["Exit code", str(st.exit_code)], ["PID", str(st.pid)],
-            ["Error", st.error], ["OOM killed", "yes" if st.oom_killed else "no"],
+            ["Started", st.started_at],
+            ["Finished", st.finished_at],
+            ["Exit code", str(st.exit_code)],
+            ["PID", str(st.pid)],
+            ["Error", st.error],
+            ["OOM killed", "yes" if st.oom_killed else "no"],
             ["Restart policy", hc.restart_policy.name or "no"],
             ["Restart count", str(rec.restart_count)],
             ["Command", " ".join([rec.path, *rec.args])],
             ["Working dir", cfg.working_dir or "/"],
-            ["User", cfg.user or "root"], ["Hostname", cfg.hostname],
+            ["User", cfg.user or "root"],
+            ["Hostname", cfg.hostname],
             ["TTY", "yes" if cfg.tty else "no"],
-            ["Runtime", view.runtime], ["Storage driver", rec.driver],
+            ["Runtime", view.runtime],
+            ["Storage driver", rec.driver],
             ["Network mode", hc.network_mode],
         ],
         "labels": sorted([k, str(v)] for k, v in (cfg.labels or {}).items()),
         "env": mask_env(list(cfg.env or ())),
-        "mounts": [{"type": m.type, "source": m.name or m.source, "destination": m.destination,
-                    "rw": m.rw} for m in rec.mounts],
+        "mounts": [
+            {"type": m.type, "source": m.name or m.source, "destination": m.destination, "rw": m.rw}
+            for m in rec.mounts
+        ],
         "networks": networks,
         "tty": cfg.tty,
-        "healthLog": [{"start": p.start, "exitCode": p.exit_code, "output": p.output}
-                      for p in (st.health.log if st.health else [])],
+        "healthLog": [
+            {"start": p.start, "exitCode": p.exit_code, "output": p.output}
+            for p in (st.health.log if st.health else [])
+        ],
         "failingStreak": st.health.failing_streak if st.health else 0,
     }
 
@@ -117,43 +153,93 @@ def stats_point(cur: StatsSample, prev: StatsSample | None) -> Json:
         ds = cur.system_cpu_ns - prev.system_cpu_ns
         if dc > 0 and ds > 0:
             cpu = dc / ds * max(cur.online_cpus, 1) * 100.0
-    return {"t": time.time(), "running": cur.running, "cpu": round(cpu, 2),
-            "mem": cur.memory_usage, "memLimit": cur.memory_limit, "pids": cur.pids,
-            "rx": sum(n.rx_bytes for n in cur.networks.values()),
-            "tx": sum(n.tx_bytes for n in cur.networks.values()),
-            "blkRead": cur.io_read, "blkWrite": cur.io_write}
+    return {
+        "t": time.time(),
+        "running": cur.running,
+        "cpu": round(cpu, 2),
+        "mem": cur.memory_usage,
+        "memLimit": cur.memory_limit,
+        "pids": cur.pids,
+        "rx": sum(n.rx_bytes for n in cur.networks.values()),
+        "tx": sum(n.tx_bytes for n in cur.networks.values()),
+        "blkRead": cur.io_read,
+        "blkWrite": cur.io_write,
+    }
 
 
 def image_row(s: ImageSummary, users: list[str]) -> Json:
     """An image, with the names of the containers made from it."""
-    return {"id": s.id, "tags": list(s.repo_tags), "digests": list(s.repo_digests),
-            "created": s.created, "size": s.size, "containers": s.containers,
-            "usedBy": sorted(users)}
+    return {
+        "id": s.id,
+        "tags": list(s.repo_tags),
+        "digests": list(s.repo_digests),
+        "created": s.created,
+        "size": s.size,
+        "containers": s.containers,
+        "usedBy": sorted(users),
+    }
 
 
 def history_row(h: HistoryLine) -> Json:
-    return {"id": h.id, "created": h.created, "createdBy": h.created_by, "size": h.size,
-            "comment": h.comment, "tags": list(h.tags or [])}
+    return {
+        "id": h.id,
+        "created": h.created,
+        "createdBy": h.created_by,
+        "size": h.size,
+        "comment": h.comment,
+        "tags": list(h.tags or []),
+    }
 
 
 def network_row(view: NetworkView, names: dict[str, str]) -> Json:
     rec = view.record
-    return {"id": rec.id, "name": rec.name, "driver": str(rec.driver), "created": rec.created,
-            "internal": rec.internal, "builtin": rec.predefined,
-            "subnets": [c.subnet for c in rec.ipam],
-            "containers": sorted(({"id": cid, "name": names.get(cid, ep.name.lstrip("/")),
-                                   "ip": ep.ip, "prefix": ep.prefix, "ip6": ep.ip6,
-                                   "mac": ep.mac}
-                                  for cid, ep in view.endpoints.items()),
-                                 key=lambda c: str(c["name"]))}
+    return {
+        "id": rec.id,
+        "name": rec.name,
+        "driver": str(rec.driver),
+        "created": rec.created,
+        "internal": rec.internal,
+        "builtin": rec.predefined,
+        "subnets": [c.subnet for c in rec.ipam],
+        "containers": sorted(
+            (
+                {
+                    "id": cid,
+                    "name": names.get(cid, ep.name.lstrip("/")),
+                    "ip": ep.ip,
+                    "prefix": ep.prefix,
+                    "ip6": ep.ip6,
+                    "mac": ep.mac,
+                }
+                for cid, ep in view.endpoints.items()
+            ),
+            key=lambda c: str(c["name"]),
+        ),
+    }
 
 
 def volume_row(u: VolumeUsage, users: list[str]) -> Json:
     v = u.volume
-    return {"name": v.name, "driver": v.driver, "mountpoint": v.mountpoint,
-            "created": v.created, "size": u.size, "refCount": u.ref_count,
-            "anonymous": v.anonymous, "usedBy": users}
+    return {
+        "name": v.name,
+        "driver": v.driver,
+        "mountpoint": v.mountpoint,
+        "created": v.created,
+        "size": u.size,
+        "refCount": u.ref_count,
+        "anonymous": v.anonymous,
+        "usedBy": users,
+    }
 
 
-__all__ = ["mask_env", "container_row", "container_detail", "stats_point", "image_row",
-           "history_row", "network_row", "volume_row", "MASK"]
+__all__ = [
+    "mask_env",
+    "container_row",
+    "container_detail",
+    "stats_point",
+    "image_row",
+    "history_row",
+    "network_row",
+    "volume_row",
+    "MASK",
+]

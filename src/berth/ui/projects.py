@@ -54,17 +54,29 @@ def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
         if not name:
             continue
         by.setdefault(name, {}).setdefault(labels.get(SERVICE, ""), []).append(v)
-        meta.setdefault(name, {"workingDir": labels.get(WORKING_DIR, ""),
-                               "configFiles": labels.get(CONFIG_FILES, "")})
+        meta.setdefault(
+            name,
+            {
+                "workingDir": labels.get(WORKING_DIR, ""),
+                "configFiles": labels.get(CONFIG_FILES, ""),
+            },
+        )
     out = []
     for name in sorted(by):
-        services = [{"name": svc, "containers": [container_row(v) for v in
-                                                  sorted(vs, key=_number)]}
-                    for svc, vs in sorted(by[name].items())]
+        services = [
+            {"name": svc, "containers": [container_row(v) for v in sorted(vs, key=_number)]}
+            for svc, vs in sorted(by[name].items())
+        ]
         every = [v for vs in by[name].values() for v in vs]
-        out.append({"name": name, **meta[name], "services": services,
-                    "running": sum(1 for v in every if v.record.state.running),
-                    "total": len(every)})
+        out.append(
+            {
+                "name": name,
+                **meta[name],
+                "services": services,
+                "running": sum(1 for v in every if v.record.state.running),
+                "total": len(every),
+            }
+        )
     return out
 
 
@@ -95,8 +107,9 @@ async def action(containers: ContainerService, name: str, verb: str) -> list[str
     return done
 
 
-async def down(containers: ContainerService, networks: NetworkService | None,
-               name: str) -> dict[str, list[str]]:
+async def down(
+    containers: ContainerService, networks: NetworkService | None, name: str
+) -> dict[str, list[str]]:
     """As `compose down` without its file: the project's containers removed (stopped first),
     then its networks (those that carry its label); its volumes are kept, as `down` without
     `-v` keeps them."""
@@ -124,9 +137,9 @@ async def logs(request: web.Request, containers: ContainerService) -> web.Stream
     async def one(v: ContainerView, follow: bool) -> None:
         name = v.record.name.lstrip("/")
         svc = _labels(v).get(SERVICE, name)
-        async for stream, data in containers.logs(v.record.id, follow=follow,
-                                                  tail=tail if not follow else "0",
-                                                  timestamps=True):
+        async for stream, data in containers.logs(
+            v.record.id, follow=follow, tail=tail if not follow else "0", timestamps=True
+        ):
             await q.put((name, svc, stream, data))
 
     resp = await open_sse(request)
@@ -135,15 +148,15 @@ async def logs(request: web.Request, containers: ContainerService) -> web.Stream
         first: list[tuple[str, str, int, bytes]] = []
         for v in views:
             name, svc = v.record.name.lstrip("/"), _labels(v).get(SERVICE, "")
-            async for stream, data in containers.logs(v.record.id, follow=False, tail=tail,
-                                                      timestamps=True):
+            async for stream, data in containers.logs(
+                v.record.id, follow=False, tail=tail, timestamps=True
+            ):
                 first.append((name, svc, stream, data))
         first.sort(key=lambda x: x[3].split(b" ", 1)[0])
         with contextlib.suppress(ConnectionResetError):
             for item in first:
                 await send_event(resp, _line(*item))
-            tasks = [asyncio.ensure_future(one(v, True)) for v in views
-                     if v.record.state.running]
+            tasks = [asyncio.ensure_future(one(v, True)) for v in views if v.record.state.running]
             while True:
                 try:
                     got = await asyncio.wait_for(q.get(), KEEPALIVE)
@@ -163,8 +176,13 @@ async def logs(request: web.Request, containers: ContainerService) -> web.Stream
 
 def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
     ts, _sp, line = data.decode("utf-8", "replace").partition(" ")
-    return {"c": name, "svc": svc, "s": "err" if stream == 2 else "out", "t": ts,
-            "l": line.rstrip("\n")}
+    return {
+        "c": name,
+        "svc": svc,
+        "s": "err" if stream == 2 else "out",
+        "t": ts,
+        "l": line.rstrip("\n"),
+    }
 
 
 __all__ = ["projects", "members", "action", "down", "logs"]

@@ -70,9 +70,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACTIONS = ("start", "stop", "restart", "kill", "pause", "unpause")
-CHUNK = re.compile(r"chunk-[A-Z0-9]{8}\.js")   # esbuild's chunk names (ui/frontend/build.mjs)
-STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css",
-                "LICENSES.txt": "text/plain", "favicon.svg": "image/svg+xml"}
+CHUNK = re.compile(r"chunk-[A-Z0-9]{8}\.js")  # esbuild's chunk names (ui/frontend/build.mjs)
+STATIC_FILES = {
+    "app.js": "text/javascript",
+    "app.css": "text/css",
+    "LICENSES.txt": "text/plain",
+    "favicon.svg": "image/svg+xml",
+}
 
 
 def static_dir() -> str:
@@ -91,10 +95,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 class Dashboard:
-    def __init__(self, *, containers: ContainerService, images: ImageService,
-                 execs: ExecService, events: EventBus, networks: NetworkService | None = None,
-                 volumes: VolumeService | None = None,
-                 distribution: Distribution | None = None, gate: Gate) -> None:
+    def __init__(
+        self,
+        *,
+        containers: ContainerService,
+        images: ImageService,
+        execs: ExecService,
+        events: EventBus,
+        networks: NetworkService | None = None,
+        volumes: VolumeService | None = None,
+        distribution: Distribution | None = None,
+        gate: Gate,
+    ) -> None:
         self.containers = containers
         self.images = images
         self.execs = execs
@@ -103,30 +115,32 @@ class Dashboard:
         self.volumes = volumes
         self.distribution = distribution
         self.gate = gate
-        self.streams: set[asyncio.Task[Any]] = set()   # the live ones (`_live`)
+        self.streams: set[asyncio.Task[Any]] = set()  # the live ones (`_live`)
         self.static = static_dir()
         with open(os.path.join(self.static, "index.html"), encoding="utf-8") as f:
             self.index_html = f.read()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.gate.middleware, errors_middleware],
-                              client_max_size=1 << 16)
+        app = web.Application(
+            middlewares=[self.gate.middleware, errors_middleware], client_max_size=1 << 16
+        )
         r = app.router
         r.add_get("/", self.index)
         r.add_get("/static/{name}", self.static_file)
         r.add_get("/api/containers", self.container_list)
         r.add_get("/api/containers/{id}", self.container_get)
         live = self._live
-        r.add_get("/api/containers/{id}/stats",
-                  live(lambda q: streams.stats(q, self.containers)))
+        r.add_get("/api/containers/{id}/stats", live(lambda q: streams.stats(q, self.containers)))
         r.add_get("/api/containers/{id}/logs", live(lambda q: streams.logs(q, self.containers)))
-        r.add_get("/api/containers/{id}/logs.txt",
-                  lambda q: streams.download_logs(q, self.containers))
+        r.add_get(
+            "/api/containers/{id}/logs.txt", lambda q: streams.download_logs(q, self.containers)
+        )
         r.add_get("/api/containers/{id}/top", self.container_top)
-        r.add_get("/api/containers/{id}/terminal",
-                  live(lambda q: streams.terminal(q, self.containers, self.execs)))
-        r.add_get("/api/containers/{id}/attach",
-                  live(lambda q: streams.attach(q, self.containers)))
+        r.add_get(
+            "/api/containers/{id}/terminal",
+            live(lambda q: streams.terminal(q, self.containers, self.execs)),
+        )
+        r.add_get("/api/containers/{id}/attach", live(lambda q: streams.attach(q, self.containers)))
         r.add_post("/api/containers/{id}/{action}", self.container_action)
         r.add_delete("/api/containers/{id}", self.container_remove)
         r.add_get("/api/images", self.image_list)
@@ -151,6 +165,7 @@ class Dashboard:
     def _live(self, handler: Handler) -> Handler:
         """A stream that never ends by itself (SSE, a terminal): it ends at berthd's shutdown,
         which does not wait for it."""
+
         async def run(request: web.Request) -> web.StreamResponse:
             task = asyncio.current_task()
             assert task is not None
@@ -159,6 +174,7 @@ class Dashboard:
                 return await handler(request)
             finally:
                 self.streams.discard(task)
+
         return run
 
     async def _end_streams(self, _app: web.Application) -> None:
@@ -191,8 +207,9 @@ class Dashboard:
         return web.json_response([container_row(v) for v in views])
 
     async def container_get(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(container_detail(self.containers.inspect(
-            request.match_info["id"])))
+        return web.json_response(
+            container_detail(self.containers.inspect(request.match_info["id"]))
+        )
 
     async def container_top(self, request: web.Request) -> web.StreamResponse:
         table = await asyncio.to_thread(self.containers.top, request.match_info["id"], "-ef")
@@ -218,8 +235,9 @@ class Dashboard:
         return web.json_response({"ok": True})
 
     async def container_remove(self, request: web.Request) -> web.StreamResponse:
-        await self.containers.remove(request.match_info["id"],
-                                     force=request.query.get("force") == "1")
+        await self.containers.remove(
+            request.match_info["id"], force=request.query.get("force") == "1"
+        )
         return web.json_response({"ok": True})
 
     # --- images -----------------------------------------------------------------------------
@@ -235,8 +253,9 @@ class Dashboard:
         return web.json_response([history_row(h) for h in lines])
 
     async def image_remove(self, request: web.Request) -> web.StreamResponse:
-        removed = await asyncio.to_thread(self.images.remove, request.match_info["id"],
-                                          force=request.query.get("force") == "1")
+        removed = await asyncio.to_thread(
+            self.images.remove, request.match_info["id"], force=request.query.get("force") == "1"
+        )
         return web.json_response([{"ref": r.ref, "deleted": r.deleted} for r in removed])
 
     async def image_prune(self, request: web.Request) -> web.StreamResponse:
@@ -258,8 +277,7 @@ class Dashboard:
             first: dict[str, Any] | None = await anext(it)
         except StopAsyncIteration:
             first = None
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
-                                           **NO_STORE})
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", **NO_STORE})
         await resp.prepare(request)
         try:
             if first is not None:
@@ -312,8 +330,7 @@ class Dashboard:
     async def volume_list(self, request: web.Request) -> web.StreamResponse:
         usage = await asyncio.to_thread(self._vols().usage)
         users = self._volume_users()
-        return web.json_response([volume_row(u, users.get(u.volume.name, []))
-                                  for u in usage])
+        return web.json_response([volume_row(u, users.get(u.volume.name, [])) for u in usage])
 
     async def volume_remove(self, request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(self._vols().remove, request.match_info["name"])
@@ -321,8 +338,11 @@ class Dashboard:
 
     async def volume_files(self, request: web.Request) -> web.StreamResponse:
         vol = self._vols().get(request.match_info["name"])
-        return web.json_response(await asyncio.to_thread(
-            volfiles.list_dir, vol.mountpoint, request.query.get("path", "/")))
+        return web.json_response(
+            await asyncio.to_thread(
+                volfiles.list_dir, vol.mountpoint, request.query.get("path", "/")
+            )
+        )
 
     async def volume_file(self, request: web.Request) -> web.StreamResponse:
         """The first bytes of a file, as text in JSON (never served as a page of its own)."""
@@ -330,9 +350,15 @@ class Dashboard:
         path = request.query.get("path", "")
         data, size = await asyncio.to_thread(volfiles.read_file, vol.mountpoint, path)
         binary = b"\x00" in data
-        return web.json_response({"path": path, "size": size, "shown": len(data),
-                                  "binary": binary,
-                                  "text": "" if binary else data.decode("utf-8", "replace")})
+        return web.json_response(
+            {
+                "path": path,
+                "size": size,
+                "shown": len(data),
+                "binary": binary,
+                "text": "" if binary else data.decode("utf-8", "replace"),
+            }
+        )
 
     # --- compose projects ------------------------------------------------------------------
     async def project_list(self, request: web.Request) -> web.StreamResponse:
@@ -341,8 +367,14 @@ class Dashboard:
     async def project_action(self, request: web.Request) -> web.StreamResponse:
         verb = request.match_info["action"]
         if verb == "down":
-            return web.json_response({"ok": True, **await projects.down(
-                self.containers, self.networks, request.match_info["name"])})
+            return web.json_response(
+                {
+                    "ok": True,
+                    **await projects.down(
+                        self.containers, self.networks, request.match_info["name"]
+                    ),
+                }
+            )
         if verb not in ("start", "stop", "restart"):
             raise web.HTTPNotFound()
         done = await projects.action(self.containers, request.match_info["name"], verb)
@@ -354,13 +386,21 @@ class Dashboard:
         views = await asyncio.to_thread(self.containers.list, all_=True, size=True)
         usage = await asyncio.to_thread(self._vols().usage) if self.volumes else []
         out: dict[str, Any] = {
-            "images": {"count": len(images), "active": sum(1 for i in images if i.containers),
-                       "size": layers},
-            "containers": {"count": len(views),
-                           "active": sum(1 for v in views if v.record.state.running),
-                           "size": sum(v.size_rw or 0 for v in views)},
-            "volumes": {"count": len(usage), "active": sum(1 for u in usage if u.ref_count),
-                        "size": sum(max(u.size, 0) for u in usage)},
+            "images": {
+                "count": len(images),
+                "active": sum(1 for i in images if i.containers),
+                "size": layers,
+            },
+            "containers": {
+                "count": len(views),
+                "active": sum(1 for v in views if v.record.state.running),
+                "size": sum(v.size_rw or 0 for v in views),
+            },
+            "volumes": {
+                "count": len(usage),
+                "active": sum(1 for u in usage if u.ref_count),
+                "size": sum(max(u.size, 0) for u in usage),
+            },
         }
         return web.json_response(out)
 

@@ -26,15 +26,16 @@ from .data import stats_point
 
 log = logging.getLogger(__name__)
 
-STATS_INTERVAL = 1.0       # seconds between two points of the graphs
-LOG_TAIL_MAX = 5000        # lines a log view starts with, at most
-KEEPALIVE = 15.0           # an SSE comment this often keeps proxies and the browser patient
+STATS_INTERVAL = 1.0  # seconds between two points of the graphs
+LOG_TAIL_MAX = 5000  # lines a log view starts with, at most
+KEEPALIVE = 15.0  # an SSE comment this often keeps proxies and the browser patient
 TERMINAL_SHELLS = ("/bin/bash", "/bin/sh")
 
 
 async def open_sse(request: web.Request) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **NO_STORE,
-                                       "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", **NO_STORE, "X-Accel-Buffering": "no"}
+    )
     await resp.prepare(request)
     return resp
 
@@ -78,14 +79,16 @@ async def logs(request: web.Request, containers: ContainerService) -> web.Stream
                 continue
             text = data.decode("utf-8", "replace")
             ts, _sp, line = text.partition(" ")
-            await send_event(resp, {"s": "err" if stream == 2 else "out", "t": ts,
-                                    "l": line.rstrip("\n")})
+            await send_event(
+                resp, {"s": "err" if stream == 2 else "out", "t": ts, "l": line.rstrip("\n")}
+            )
         await send_event(resp, {}, "end")
     return resp
 
 
-async def _with_keepalive(src: AsyncIterator[tuple[int, bytes]]
-                          ) -> AsyncIterator[tuple[int, bytes]]:
+async def _with_keepalive(
+    src: AsyncIterator[tuple[int, bytes]],
+) -> AsyncIterator[tuple[int, bytes]]:
     """The items of `src`, and (-1, b"") whenever none came for KEEPALIVE seconds."""
     it = aiter(src)
     pending: asyncio.Task[tuple[int, bytes]] | None = None
@@ -110,14 +113,17 @@ async def _with_keepalive(src: AsyncIterator[tuple[int, bytes]]
                 await pending
 
 
-async def download_logs(request: web.Request,
-                        containers: ContainerService) -> web.StreamResponse:
+async def download_logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
     """The whole log as a text file, with timestamps."""
     rec = containers.resolve(request.match_info["id"])
     name = rec.name.lstrip("/") or rec.id[:12]
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/plain; charset=utf-8", **NO_STORE,
-        "Content-Disposition": f'attachment; filename="{name}.log"'})
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/plain; charset=utf-8",
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="{name}.log"',
+        }
+    )
     await resp.prepare(request)
     with contextlib.suppress(ConnectionResetError):
         async for _stream, data in containers.logs(rec.id, follow=False, timestamps=True):
@@ -148,9 +154,14 @@ async def events(request: web.Request, bus: EventBus) -> web.StreamResponse:
 
 def _event(ev: dict[str, Any]) -> dict[str, Any]:
     attrs = ev.get("Actor", {}).get("Attributes", {})
-    return {"time": ev.get("timeNano", 0) / 1e9, "type": ev.get("Type", ""),
-            "action": ev.get("Action", ""), "id": ev.get("Actor", {}).get("ID", ""),
-            "name": attrs.get("name", ""), "attrs": attrs}
+    return {
+        "time": ev.get("timeNano", 0) / 1e9,
+        "type": ev.get("Type", ""),
+        "action": ev.get("Action", ""),
+        "id": ev.get("Actor", {}).get("ID", ""),
+        "name": attrs.get("name", ""),
+        "attrs": attrs,
+    }
 
 
 def _size(request: web.Request) -> tuple[int, int]:
@@ -162,8 +173,9 @@ def _size(request: web.Request) -> tuple[int, int]:
     return min(max(rows, 2), 500), min(max(cols, 10), 1000)
 
 
-async def terminal(request: web.Request, containers: ContainerService,
-                   execs: ExecService) -> web.StreamResponse:
+async def terminal(
+    request: web.Request, containers: ContainerService, execs: ExecService
+) -> web.StreamResponse:
     """A shell in the container, over a WebSocket: binary messages are the terminal's bytes
     both ways; a text message `{"resize": [rows, cols]}` resizes its pty."""
     rec = containers.resolve(request.match_info["id"])
@@ -172,11 +184,22 @@ async def terminal(request: web.Request, containers: ContainerService,
         raise InvalidArgument("the terminal needs a WebSocket")
     rows, cols = _size(request)
     shell = request.query.get("shell", "")
-    cmd = [shell] if shell in TERMINAL_SHELLS else \
-        ["/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash; else exec /bin/sh; fi"]
-    eid = execs.create(rec.id, ExecConfig(cmd=tuple(cmd), tty=True, attach_stdin=True,
-                                          attach_stdout=True, attach_stderr=True,
-                                          env=("TERM=xterm-256color",)))
+    cmd = (
+        [shell]
+        if shell in TERMINAL_SHELLS
+        else ["/bin/sh", "-c", "if [ -x /bin/bash ]; then exec /bin/bash; else exec /bin/sh; fi"]
+    )
+    eid = execs.create(
+        rec.id,
+        ExecConfig(
+            cmd=tuple(cmd),
+            tty=True,
+            attach_stdin=True,
+            attach_stdout=True,
+            attach_stderr=True,
+            env=("TERM=xterm-256color",),
+        ),
+    )
     att = execs.attach(eid)
     await ws.prepare(request)
     try:
@@ -213,9 +236,11 @@ async def attach(request: web.Request, containers: ContainerService) -> web.Stre
     return ws
 
 
-async def _pump(ws: web.WebSocketResponse, att: Attachment,
-                resize: Callable[[int, int], None]) -> None:
+async def _pump(
+    ws: web.WebSocketResponse, att: Attachment, resize: Callable[[int, int], None]
+) -> None:
     """Output to the page and its keys to the process, until one of them ends."""
+
     async def output() -> None:
         async for _stream, data in att.output():
             if ws.closed:
@@ -232,8 +257,11 @@ async def _pump(ws: web.WebSocketResponse, att: Attachment,
                     resize(min(max(int(r), 2), 500), min(max(int(c), 10), 1000))
         await att.end_stdin()
 
-    tasks = (asyncio.ensure_future(output()), asyncio.ensure_future(input_()),
-             asyncio.ensure_future(att.cut_off()))
+    tasks = (
+        asyncio.ensure_future(output()),
+        asyncio.ensure_future(input_()),
+        asyncio.ensure_future(att.cut_off()),
+    )
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -17,8 +17,8 @@ from typing import Any
 from berth import fs
 from berth.errors import InvalidArgument, NotFound
 
-MAX_ENTRIES = 2000          # a directory's entries shown, at most
-MAX_READ = 256 * 1024       # a file's bytes shown, at most
+MAX_ENTRIES = 2000  # a directory's entries shown, at most
+MAX_READ = 256 * 1024  # a file's bytes shown, at most
 
 
 def _open(root: str, path: str, flags: int) -> int:
@@ -51,22 +51,39 @@ def list_dir(root: str, path: str) -> dict[str, Any]:
                     st = e.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                kind = ("dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode)
-                        else "link" if stat.S_ISLNK(st.st_mode) else "other")
+                kind = (
+                    "dir"
+                    if stat.S_ISDIR(st.st_mode)
+                    else "file"
+                    if stat.S_ISREG(st.st_mode)
+                    else "link"
+                    if stat.S_ISLNK(st.st_mode)
+                    else "other"
+                )
                 target = ""
                 if kind == "link":
                     try:
                         target = os.readlink(e.name, dir_fd=fd)
                     except OSError:
                         target = "?"
-                entries.append({"name": e.name, "type": kind, "size": st.st_size,
-                                "mode": stat.filemode(st.st_mode), "mtime": int(st.st_mtime),
-                                "target": target})
+                entries.append(
+                    {
+                        "name": e.name,
+                        "type": kind,
+                        "size": st.st_size,
+                        "mode": stat.filemode(st.st_mode),
+                        "mtime": int(st.st_mtime),
+                        "target": target,
+                    }
+                )
     finally:
         os.close(fd)
     entries.sort(key=lambda x: (x["type"] != "dir", x["name"]))
-    return {"path": posixpath.normpath("/" + path.lstrip("/")), "entries": entries,
-            "truncated": truncated}
+    return {
+        "path": posixpath.normpath("/" + path.lstrip("/")),
+        "entries": entries,
+        "truncated": truncated,
+    }
 
 
 def read_file(root: str, path: str) -> tuple[bytes, int]:

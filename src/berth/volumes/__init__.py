@@ -34,16 +34,20 @@ _OPTION_KEYS = {"type", "device", "o"}
 
 
 class VolumeService:
-    def __init__(self, meta: MetadataStore, root: str,
-                 users: Callable[[str], list[str]] | None = None,
-                 owner: tuple[int, int] = (0, 0),
-                 emit: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
+    def __init__(
+        self,
+        meta: MetadataStore,
+        root: str,
+        users: Callable[[str], list[str]] | None = None,
+        owner: tuple[int, int] = (0, 0),
+        emit: Callable[[str, str, str, dict[str, str]], None] | None = None,
+    ) -> None:
         self.meta = meta
         self._remove_lock = threading.RLock()
         # the daemon's event bus: a volume's create and destroy are published here
         self.emit = emit or (lambda typ, action, actor, attrs: None)
         self.root = root
-        self.owner = owner   # --userns-remap: a new volume belongs to the container's root
+        self.owner = owner  # --userns-remap: a new volume belongs to the container's root
         # closed (berthd gives it the group of --userns-remap): what a container plants in a
         # volume must not be reachable from the host; a volume's own _data keeps its mode
         os.makedirs(root, mode=0o700, exist_ok=True)
@@ -52,28 +56,39 @@ class VolumeService:
     def _path(self, name: str) -> str:
         return os.path.join(self.root, name, "_data")
 
-    def create(self, name: str = "", *, driver: str = "local",
-               options: dict[str, str] | None = None, labels: dict[str, str] | None = None,
-               anonymous: bool = False) -> VolumeRecord:
+    def create(
+        self,
+        name: str = "",
+        *,
+        driver: str = "local",
+        options: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        anonymous: bool = False,
+    ) -> VolumeRecord:
         """A volume, or the one of that name that exists; a `create` event either way (as
         dockerd's volume service)."""
-        vol = self._create(name, driver=driver, options=options, labels=labels,
-                           anonymous=anonymous)
+        vol = self._create(name, driver=driver, options=options, labels=labels, anonymous=anonymous)
         self.emit("volume", "create", vol.name, {"driver": vol.driver})
         return vol
 
-    def _create(self, name: str, *, driver: str, options: dict[str, str] | None,
-                labels: dict[str, str] | None, anonymous: bool) -> VolumeRecord:
+    def _create(
+        self,
+        name: str,
+        *,
+        driver: str,
+        options: dict[str, str] | None,
+        labels: dict[str, str] | None,
+        anonymous: bool,
+    ) -> VolumeRecord:
         driver = driver or "local"
         if driver != "local":
-            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" '
-                           "not found")
+            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
         options = dict(options or {})
         for k in options:
             if k not in _OPTION_KEYS:
                 raise InvalidArgument(f"invalid option key: {k!r}")
         if options and not options.get("type") and not options.get("device"):
-            raise InvalidArgument("missing required option: \"type\"")
+            raise InvalidArgument('missing required option: "type"')
         if not name:
             name = secrets.token_hex(32)
             anonymous = True
@@ -81,7 +96,8 @@ class VolumeService:
             raise InvalidArgument(
                 f'create {name}: "{name}" includes invalid characters for a local volume '
                 'name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass '
-                "a host directory, use absolute path")
+                "a host directory, use absolute path"
+            )
         existing = self.find(name)
         if existing is not None:
             return existing
@@ -91,9 +107,16 @@ class VolumeService:
         os.makedirs(self._path(name), mode=0o755, exist_ok=True)
         if self.owner != (0, 0):
             os.chown(self._path(name), *self.owner)
-        vol = VolumeRecord(name=name, mountpoint=self._path(name), driver=driver,
-                           options=options, labels=labels, scope=VolumeScope.LOCAL,
-                           created=int(time.time()), anonymous=anonymous)
+        vol = VolumeRecord(
+            name=name,
+            mountpoint=self._path(name),
+            driver=driver,
+            options=options,
+            labels=labels,
+            scope=VolumeScope.LOCAL,
+            created=int(time.time()),
+            anonymous=anonymous,
+        )
         if not self.meta.put_volume(name, vol.created, vol.to_doc(), exclusive=True):
             return self.get(name)
         return vol
@@ -115,8 +138,9 @@ class VolumeService:
         """Every volume, the oldest first."""
         return [VolumeRecord.from_doc(d) for d in self.meta.volumes()]
 
-    def list(self, filters: dict[str, builtins.list[str]] | None = None
-             ) -> builtins.list[VolumeRecord]:
+    def list(
+        self, filters: dict[str, builtins.list[str]] | None = None
+    ) -> builtins.list[VolumeRecord]:
         """The volumes `filters` (dangling, name, label, driver; as dockerd's) let through."""
         filters = filters or {}
         for k in filters:
@@ -139,8 +163,14 @@ class VolumeService:
     def usage(self) -> builtins.list[VolumeUsage]:
         """`GET /system/df`'s volumes: each with its size on disk and how many containers use
         it (-1 where the size cannot be known: tmpfs and device volumes)."""
-        return [VolumeUsage(volume=v, size=_du(self._path(v.name)) if v.is_directory else -1,
-                            ref_count=len(self.users(v.name))) for v in self.all()]
+        return [
+            VolumeUsage(
+                volume=v,
+                size=_du(self._path(v.name)) if v.is_directory else -1,
+                ref_count=len(self.users(v.name)),
+            )
+            for v in self.all()
+        ]
 
     def remove(self, name: str, *, force: bool = False) -> None:
         """Remove an unused volume (a `destroy` event); with `force`, a missing one is no
@@ -179,13 +209,25 @@ class VolumeService:
         vol = self.get(name)
         ro = ["ro"] if read_only else []
         if vol.fs_type:
-            return {"destination": target, "type": vol.fs_type,
-                    "source": vol.device or vol.fs_type, "options": vol.mount_options + ro}
+            return {
+                "destination": target,
+                "type": vol.fs_type,
+                "source": vol.device or vol.fs_type,
+                "options": vol.mount_options + ro,
+            }
         if vol.device:
-            return {"destination": target, "type": "bind", "source": vol.device,
-                    "options": ["rbind", "rprivate", *ro]}
-        return {"destination": target, "type": "bind", "source": self._path(name),
-                "options": ["rbind", "rprivate", *ro]}
+            return {
+                "destination": target,
+                "type": "bind",
+                "source": vol.device,
+                "options": ["rbind", "rprivate", *ro],
+            }
+        return {
+            "destination": target,
+            "type": "bind",
+            "source": self._path(name),
+            "options": ["rbind", "rprivate", *ro],
+        }
 
     def copy_up(self, name: str, layer_dirs_top_first: builtins.list[str], path: str) -> None:
         """Fill a new, empty volume with what the image has at `path` (owners and modes kept)."""
@@ -238,5 +280,13 @@ def _du(path: str) -> int:
 
 # MountSpec and its parsers are specs', the record and its reports records': named here for the
 # container service
-__all__ = ["ANONYMOUS", "MountSpec", "VolumePruneReport", "VolumeRecord", "VolumeService",
-           "VolumeUsage", "parse_bind", "parse_mount"]
+__all__ = [
+    "ANONYMOUS",
+    "MountSpec",
+    "VolumePruneReport",
+    "VolumeRecord",
+    "VolumeService",
+    "VolumeUsage",
+    "parse_bind",
+    "parse_mount",
+]

@@ -25,6 +25,7 @@ DOC_VERSION = 1
 
 class VolumeScope(enum.Enum):
     """Where a volume's name is known: this host (the local driver), or the whole cluster."""
+
     LOCAL = "local"
     GLOBAL = "global"
 
@@ -32,14 +33,14 @@ class VolumeScope(enum.Enum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumeRecord:
     name: str
-    mountpoint: str                  # the directory containers see (ROOT/NAME/_data)
+    mountpoint: str  # the directory containers see (ROOT/NAME/_data)
     driver: str = "local"
     # the driver's options as given (DriverOpts); the local driver's are type, device, o
     options: Mapping[str, str] = field(default_factory=dict)
-    labels: Mapping[str, str] = field(default_factory=dict)   # the user's, without ANONYMOUS
+    labels: Mapping[str, str] = field(default_factory=dict)  # the user's, without ANONYMOUS
     scope: VolumeScope = VolumeScope.LOCAL
-    created: int = 0                 # seconds since the epoch
-    anonymous: bool = False          # made for one container: `rm -v` and prune take it
+    created: int = 0  # seconds since the epoch
+    anonymous: bool = False  # made for one container: `rm -v` and prune take it
 
     # --- the local driver's options ------------------------------------------------------------
     @property
@@ -68,46 +69,61 @@ class VolumeRecord:
 
     # --- the stored document ---------------------------------------------------------------------
     def to_doc(self) -> dict[str, Any]:
-        return {"v": DOC_VERSION, "name": self.name, "mountpoint": self.mountpoint,
-                "driver": self.driver, "options": dict(self.options),
-                "labels": dict(self.labels), "scope": self.scope.value,
-                "created": self.created, "anonymous": self.anonymous}
+        return {
+            "v": DOC_VERSION,
+            "name": self.name,
+            "mountpoint": self.mountpoint,
+            "driver": self.driver,
+            "options": dict(self.options),
+            "labels": dict(self.labels),
+            "scope": self.scope.value,
+            "created": self.created,
+            "anonymous": self.anonymous,
+        }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> VolumeRecord:
         """A stored document: this record's (`v`), or the Docker-shaped one berth stored
         before it (Name, Mountpoint, Options, Labels, CreatedAt, ...)."""
         if "v" in doc:
-            return cls(name=str(doc["name"]), mountpoint=str(doc["mountpoint"]),
-                       driver=str(doc.get("driver") or "local"),
-                       options=_strings(doc.get("options")),
-                       labels=_strings(doc.get("labels")),
-                       scope=VolumeScope(doc.get("scope") or "local"),
-                       created=int(doc.get("created") or 0),
-                       anonymous=bool(doc.get("anonymous")))
+            return cls(
+                name=str(doc["name"]),
+                mountpoint=str(doc["mountpoint"]),
+                driver=str(doc.get("driver") or "local"),
+                options=_strings(doc.get("options")),
+                labels=_strings(doc.get("labels")),
+                scope=VolumeScope(doc.get("scope") or "local"),
+                created=int(doc.get("created") or 0),
+                anonymous=bool(doc.get("anonymous")),
+            )
         labels = _strings(doc.get("Labels"))
         anonymous = ANONYMOUS in labels
         labels.pop(ANONYMOUS, None)
-        return cls(name=str(doc["Name"]), mountpoint=str(doc.get("Mountpoint") or ""),
-                   driver=str(doc.get("Driver") or "local"),
-                   options=_strings(doc.get("Options")), labels=labels,
-                   scope=VolumeScope(doc.get("Scope") or "local"),
-                   created=parse_created(str(doc.get("CreatedAt") or "")),
-                   anonymous=anonymous)
+        return cls(
+            name=str(doc["Name"]),
+            mountpoint=str(doc.get("Mountpoint") or ""),
+            driver=str(doc.get("Driver") or "local"),
+            options=_strings(doc.get("Options")),
+            labels=labels,
+            scope=VolumeScope(doc.get("Scope") or "local"),
+            created=parse_created(str(doc.get("CreatedAt") or "")),
+            anonymous=anonymous,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumeUsage:
     """`system df`'s line of a volume."""
+
     volume: VolumeRecord
-    size: int           # bytes on disk; -1 where it cannot be known (tmpfs, device)
-    ref_count: int      # containers that mount it
+    size: int  # bytes on disk; -1 where it cannot be known (tmpfs, device)
+    ref_count: int  # containers that mount it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumePruneReport:
     deleted: list[str]
-    reclaimed: int      # bytes
+    reclaimed: int  # bytes
 
 
 def format_created(ts: int) -> str:
@@ -129,5 +145,12 @@ def _strings(m: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in m.items()}
 
 
-__all__ = ["ANONYMOUS", "VolumePruneReport", "VolumeRecord", "VolumeScope", "VolumeUsage",
-           "format_created", "parse_created"]
+__all__ = [
+    "ANONYMOUS",
+    "VolumePruneReport",
+    "VolumeRecord",
+    "VolumeScope",
+    "VolumeUsage",
+    "format_created",
+    "parse_created",
+]

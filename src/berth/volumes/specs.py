@@ -19,9 +19,10 @@ NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MountSpec:
     """One mount of a container, as `-v`, `--mount`, `--tmpfs` or VOLUME asked for it."""
-    type: str                 # volume | bind | tmpfs
+
+    type: str  # volume | bind | tmpfs
     target: str
-    source: str = ""          # volume name ("" for a new anonymous one) or host path
+    source: str = ""  # volume name ("" for a new anonymous one) or host path
     read_only: bool = False
     nocopy: bool = False
     tmpfs_options: str = ""
@@ -40,9 +41,11 @@ def parse_bind(spec: str) -> MountSpec:
     else:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
     if not dst.startswith("/"):
-        raise InvalidArgument(f"invalid volume specification: '{spec}': "
-                              f"invalid mount config for type \"volume\": invalid mount path: "
-                              f"'{dst}' mount path must be absolute")
+        raise InvalidArgument(
+            f"invalid volume specification: '{spec}': "
+            f'invalid mount config for type "volume": invalid mount path: '
+            f"'{dst}' mount path must be absolute"
+        )
     ro = nocopy = False
     propagation = ""
     for m in [x for x in mode.split(",") if x]:
@@ -57,13 +60,13 @@ def parse_bind(spec: str) -> MountSpec:
         elif m not in ("z", "Z", "consistent", "cached", "delegated"):
             raise InvalidArgument(f"invalid mode: {m}")
     if src.startswith("/"):
-        return MountSpec(type="bind", target=dst, source=src, read_only=ro,
-                         propagation=propagation)
+        return MountSpec(type="bind", target=dst, source=src, read_only=ro, propagation=propagation)
     if src and not NAME.match(src):
         raise InvalidArgument(
             f'"{src}" includes invalid characters for a local volume name, only '
             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
-            "directory, use absolute path")
+            "directory, use absolute path"
+        )
     return MountSpec(type="volume", target=dst, source=src, read_only=ro, nocopy=nocopy)
 
 
@@ -72,33 +75,36 @@ def parse_mount(m: dict[str, Any]) -> MountSpec:
     typ = m.get("Type", "volume")
     target = m.get("Target", "")
     if not target.startswith("/"):
-        raise InvalidArgument(f"invalid mount config for type \"{typ}\": invalid mount path: "
-                              f"'{target}' mount path must be absolute")
+        raise InvalidArgument(
+            f'invalid mount config for type "{typ}": invalid mount path: '
+            f"'{target}' mount path must be absolute"
+        )
     ro = bool(m.get("ReadOnly"))
     if typ == "bind":
         src = m.get("Source", "")
         if not src.startswith("/"):
-            raise InvalidArgument(f"invalid mount config for type \"bind\": invalid mount "
-                                  f"path: '{src}' mount path must be absolute")
+            raise InvalidArgument(
+                f'invalid mount config for type "bind": invalid mount '
+                f"path: '{src}' mount path must be absolute"
+            )
         if not os.path.exists(src):
             # unlike -v, --mount does not create a missing source (Docker's behaviour)
-            raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path "
-                                  f"does not exist: {src}")
+            raise InvalidArgument(
+                f'invalid mount config for type "bind": bind source path does not exist: {src}'
+            )
         prop = (m.get("BindOptions") or {}).get("Propagation", "")
-        return MountSpec(type="bind", target=target, source=src, read_only=ro,
-                         propagation=prop)
+        return MountSpec(type="bind", target=target, source=src, read_only=ro, propagation=prop)
     if typ == "volume":
         src = m.get("Source", "")
         if src and not NAME.match(src):
-            raise InvalidArgument(f"invalid mount config for type \"volume\": invalid volume "
-                                  f"name: {src}")
+            raise InvalidArgument(
+                f'invalid mount config for type "volume": invalid volume name: {src}'
+            )
         nocopy = bool((m.get("VolumeOptions") or {}).get("NoCopy"))
-        return MountSpec(type="volume", target=target, source=src, read_only=ro,
-                         nocopy=nocopy)
+        return MountSpec(type="volume", target=target, source=src, read_only=ro, nocopy=nocopy)
     if typ == "tmpfs":
         if m.get("Source"):
-            raise InvalidArgument("invalid mount config for type \"tmpfs\": "
-                                  "source is not allowed")
+            raise InvalidArgument('invalid mount config for type "tmpfs": source is not allowed')
         t = m.get("TmpfsOptions") or {}
         opts = []
         if t.get("SizeBytes"):
@@ -106,7 +112,7 @@ def parse_mount(m: dict[str, Any]) -> MountSpec:
         if t.get("Mode"):
             opts.append(f"mode={int(t['Mode']):o}")
         return MountSpec(type="tmpfs", target=target, read_only=ro, tmpfs_options=",".join(opts))
-    raise InvalidArgument(f"invalid mount config: mount type unknown: \"{typ}\"")
+    raise InvalidArgument(f'invalid mount config: mount type unknown: "{typ}"')
 
 
 __all__ = ["NAME", "MountSpec", "parse_bind", "parse_mount"]
