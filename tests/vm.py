@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 
 CACHE = Path(os.environ.get("BERTH_VM_CACHE", "/var/cache/berth-vm"))
+# the checkout: the guest mounts it at the same path
+SRC = Path(__file__).resolve().parents[1]
 QEMU = "qemu-system-x86_64"
 # what /init loads, in this order after their dependencies: 9p over virtio (the shares),
 # overlay (a writable root, and berthd's), null_blk (a block device for io.max and io.weight),
@@ -57,6 +59,15 @@ mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 for d in tmp run dev/shm; do mount -t tmpfs -o mode=1777 tmpfs /newroot/$d; done
 mount -t tmpfs tmpfs /newroot/var/lib
+# the checkout the tests run from, wherever it is (the tmpfs mounts above may hide it: CI's
+# clone can live under /tmp), shared on its own, with a tmpfs overlay for writes
+src=$(sed -n 's/.* berth\.src=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$src" ]; then
+    mkdir -p /mnt/src /mnt/rw/src-upper /mnt/rw/src-work /newroot$src
+    mount -t 9p -o $o,ro,cache=loose src /mnt/src || echo "vm: no checkout share"
+    mount -t overlay -o lowerdir=/mnt/src,upperdir=/mnt/rw/src-upper,workdir=/mnt/rw/src-work \
+        srcov /newroot$src || echo "vm: no checkout overlay"
+fi
 hostname berth-vm
 echo "vm: up"
 # switch_root, not chroot: AppArmor names a file by its path from the mount namespace's root
@@ -245,11 +256,13 @@ def run(script: str, job: Path, *, timeout: float = 300, memory_mb: int = 1024) 
         "-initrd",
         str(initrd),
         "-append",
-        CMDLINE,
+        f"{CMDLINE} berth.src={SRC}",
         "-virtfs",
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
         "-virtfs",
         f"local,path={job},mount_tag=job,security_model=none,multidevs=remap",
+        "-virtfs",
+        f"local,path={SRC},mount_tag=src,security_model=none,readonly=on,multidevs=remap",
     ]
     try:
         r = subprocess.run(

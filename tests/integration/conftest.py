@@ -5,6 +5,7 @@ also when a test fails."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -31,7 +32,15 @@ def rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-_subnets = iter(range(200, 250))
+# the n-th daemon of a session: 10.(200 + n % 50).(this session's base + n // 50).0/24, so a
+# session of any length never hands out one subnet twice, and two sessions at once (their
+# pids differ) seldom meet
+_daemons = itertools.count()
+
+
+def _next_bip() -> str:
+    n = next(_daemons)
+    return f"10.{200 + n % 50}.{(os.getpid() % 200 + n // 50) % 256}.1/24"
 
 
 class Daemon:
@@ -39,7 +48,7 @@ class Daemon:
         tag = secrets.token_hex(3)
         # a bridge and subnet of its own: daemons in one session never share them
         self.bridge = f"bt{tag}"
-        self.bip = f"10.{next(_subnets)}.{os.getpid() % 200}.1/24"
+        self.bip = _next_bip()
         self.base = base
         self.data_root = base / "data"
         self.exec_root = base / "run"
