@@ -686,6 +686,106 @@ def test_dashboard_over_tls(tmp_path: Path, rootfs_tar: Path, shots: Path) -> No
             drv.quit()
 
 
+def test_compose_scale_and_up(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path) -> None:
+    """Scale a service up (containers made as compose makes them) and down (the highest
+    numbers go), then up a stopped project: each service after those it depends on."""
+    d, drv = ui_daemon, browser
+    d.ok("network", "create", "--label", "com.docker.compose.project=cart", "cart_default")
+    try:
+        for svc, deps in (("db", ""), ("web", "db:service_started:false")):
+            d.ok(
+                "run",
+                "-d",
+                "--name",
+                f"cart-{svc}-1",
+                "--network",
+                "cart_default",
+                "--network-alias",
+                svc,
+                "--network-alias",
+                f"cart-{svc}-1",
+                "--label",
+                "com.docker.compose.project=cart",
+                "--label",
+                f"com.docker.compose.service={svc}",
+                "--label",
+                "com.docker.compose.container-number=1",
+                "--label",
+                f"com.docker.compose.depends_on={deps}",
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; while true; do sleep 0.3; done",
+            )
+        go(drv, d, "#/projects")
+        sel = 'section[data-project="cart"]'
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text)
+
+        def scale_to(n: int) -> bool:
+            box = css(drv, f'{sel} .scale[data-service="web"]')
+            inp = box.find_element(By.CSS_SELECTOR, "input")
+            drv.execute_script("arguments[0].value = arguments[1]", inp, str(n))
+            box.find_element(By.CSS_SELECTOR, 'button[data-action="scale"]').click()
+            return True
+
+        wait(drv, lambda: scale_to(3))
+        wait(drv, lambda: "4 of 4 running" in css(drv, sel).text, what="scale up did nothing")
+        shot(drv, shots, "projects-scaled")
+        one, three = d.inspect("cart-web-1"), d.inspect("cart-web-3")
+        assert three["Config"]["Labels"]["com.docker.compose.container-number"] == "3"
+        assert three["Config"]["Labels"]["com.docker.compose.service"] == "web"
+        assert three["Config"]["Cmd"] == one["Config"]["Cmd"]
+        assert three["Config"]["Hostname"] != one["Config"]["Hostname"]
+        aliases = three["NetworkSettings"]["Networks"]["cart_default"]["Aliases"]
+        assert "web" in aliases and "cart-web-3" in aliases and "cart-web-1" not in aliases
+        # down to 1: the highest numbers go
+        wait(drv, lambda: scale_to(1))
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text, what="scale down did nothing")
+        names = d.ok(
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=com.docker.compose.project=cart",
+        )
+        assert sorted(names.split()) == ["cart-db-1", "cart-web-1"]
+        # up of the stopped project: db first, as web depends on it
+        d.ok("stop", "-t", "2", "cart-web-1", "cart-db-1")
+        wait(drv, lambda: "0 of 2 running" in css(drv, sel).text)
+        wait(drv, lambda: css(drv, f'{sel} button[data-action="up"]').click() or True)
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text, what="up did not start it")
+        db, web = d.inspect("cart-db-1"), d.inspect("cart-web-1")
+        assert db["State"]["StartedAt"] < web["State"]["StartedAt"]
+    finally:
+        for c in d.ok("ps", "-aq", "--filter", "label=com.docker.compose.project=cart").split():
+            d.berth("rm", "-f", c)
+        d.berth("network", "rm", "cart_default")
+
+
+def test_logout(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
+    """Log out ends the session on the server: the page shows the way back in, and the old
+    cookie, kept by hand, opens nothing."""
+    d, drv = ui_daemon, browser
+    go(drv, d, "#/containers")
+    cookie = drv.get_cookie("berth_ui")
+    assert cookie
+    css(drv, "#logout").click()
+    wait(
+        drv,
+        lambda: "open the URL with ?token=" in drv.find_element(By.TAG_NAME, "body").text,
+        what="logout did not end the session",
+    )
+    assert drv.get_cookie("berth_ui") is None
+    base = ui_url(d).split("/?")[0]
+    req = urllib.request.Request(
+        base + "/api/containers", headers={"Cookie": f"berth_ui={cookie['value']}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 401
+
+
 def test_screenshots_kept(shots: Path) -> None:
     """The artefacts: a png per page the tests drove (in $BERTH_UI_SHOTS's directory if set)."""
     names = {p.stem for p in shots.glob("*.png")}
