@@ -759,6 +759,12 @@ class ScaleContainers:
             rec = record(f"/{name}", labels=labels)
             rec.id = name + "-id"
             rec.config = ContainerConfig(image="busybox", hostname=rec.id[:12], labels=labels)
+            rec.host_config = HostConfig(
+                mounts=(
+                    {"Type": "volume", "Source": "f" * 64, "Target": "/cache"},
+                    {"Type": "volume", "Source": "shop_data", "Target": "/data"},
+                )
+            )
             rec.nets = [
                 NetworkRequest(
                     net="shop_default", aliases=[svc, name, rec.id[:12]], ip="10.0.0.9", mac="m"
@@ -802,6 +808,11 @@ def test_scale_up_makes_containers_as_compose_does() -> None:
     assert req.config.hostname == ""  # the model's made-up hostname is not copied
     ep = req.endpoints["shop_default"]
     assert ep.aliases == ["web", "shop-web-2"] and ep.ip == "" and ep.mac == ""
+    # its anonymous volume is its own; a named one is shared, as compose shares it
+    assert req.host_config.mounts == (
+        {"Type": "volume", "Target": "/cache"},
+        {"Type": "volume", "Source": "shop_data", "Target": "/data"},
+    )
     with pytest.raises(InvalidArgument):
         asyncio.run(scale(c, "shop", "web", 1000))  # type: ignore[arg-type]
     with pytest.raises(NotFound):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import re
 import time
 
 from berth.containers import ContainerService
@@ -32,6 +33,7 @@ ONEOFF = "com.docker.compose.oneoff"
 DEPENDS_ON = "com.docker.compose.depends_on"
 MAX_REPLICAS = 100  # a click (or a typo) does not make a thousand containers
 UP_WAIT = 120.0  # seconds a dependency gets to become healthy or to complete
+ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # an anonymous volume's name (a named one is PROJECT_X)
 
 
 def container_name(project: str, service: str, number: int) -> str:
@@ -74,6 +76,15 @@ def clone_request(rec: ContainerRecord, project: str, service: str, number: int)
     )
     hc = copy.deepcopy(rec.host_config)
     hc.container_id_file = ""
+    if hc.mounts:
+        # a recreated container keeps its anonymous volumes by name (compose passes them back):
+        # a new replica gets volumes of its own, as compose gives it
+        hc.mounts = tuple(
+            {k: v for k, v in m.items() if k != "Source"}
+            if m.get("Type") == "volume" and ANONYMOUS.fullmatch(str(m.get("Source") or ""))
+            else m
+            for m in hc.mounts
+        )
     endpoints = {
         n.net: NetworkRequest(
             net=n.net,
