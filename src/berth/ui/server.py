@@ -118,6 +118,9 @@ class Dashboard:
         self.distribution = distribution
         self.gate = gate
         self.streams: set[asyncio.Task[Any]] = set()  # the live ones (`_live`)
+        # one change of a compose project at a time (two clicks of Scale must not both
+        # pick the same free number)
+        self.project_locks: dict[str, asyncio.Lock] = {}
         self.static = static_dir()
         with open(os.path.join(self.static, "index.html"), encoding="utf-8") as f:
             self.index_html = f.read()
@@ -369,6 +372,15 @@ class Dashboard:
         return web.json_response(projects.projects(self.containers.list(all_=True)))
 
     async def project_action(self, request: web.Request) -> web.StreamResponse:
+        async with self._project_lock(request.match_info["name"]):
+            return await self._project_action(request)
+
+    def _project_lock(self, name: str) -> asyncio.Lock:
+        """The project's lock: only of projects that exist (a name asked for is not kept)."""
+        projects.members(self.containers, name)  # NotFound
+        return self.project_locks.setdefault(name, asyncio.Lock())
+
+    async def _project_action(self, request: web.Request) -> web.StreamResponse:
         verb = request.match_info["action"]
         if verb == "down":
             return web.json_response(
@@ -391,9 +403,11 @@ class Dashboard:
         asked = request.query.get("replicas", "")
         if not asked.isdigit():
             raise InvalidArgument("replicas must be a number")
-        done = await scaling.scale(
-            self.containers, request.match_info["name"], request.match_info["service"], int(asked)
-        )
+        name = request.match_info["name"]
+        async with self._project_lock(name):
+            done = await scaling.scale(
+                self.containers, name, request.match_info["service"], int(asked)
+            )
         return web.json_response({"ok": True, **done})
 
     async def logout(self, request: web.Request) -> web.StreamResponse:

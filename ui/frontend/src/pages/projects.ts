@@ -45,6 +45,7 @@ export function projectsPage(root: HTMLElement): Cleanup {
 
   const scale = async (name: string, svc: string, input: HTMLInputElement) => {
     const n = Number(input.value);
+    typed.delete(`${name}/${svc}`);
     if (!Number.isInteger(n) || n < 0) { notify(`scale ${svc}: not a number of replicas`, true); return; }
     try {
       const r = await post<{ created: string[]; removed: string[] }>(
@@ -54,8 +55,12 @@ export function projectsPage(root: HTMLElement): Cleanup {
     void load();
   };
 
+  // what was typed in a replicas box outlives the list's redraws (each container event)
+  const typed = new Map<string, string>();
   const scaler = (name: string, svc: string, count: number) => {
-    const input = h("input", { type: "number", min: 0, max: 100, value: count, class: "replicas", "aria-label": `replicas of ${svc}` });
+    const key = `${name}/${svc}`;
+    const input = h("input", { type: "number", min: 0, max: 100, value: typed.get(key) ?? count, class: "replicas", "aria-label": `replicas of ${svc}`,
+      oninput: () => typed.set(key, input.value) });
     return h("span", { class: "scale", "data-service": svc }, svc, " ", input,
       h("button", { class: "btn", "data-action": "scale", title: "as many containers of this service", onclick: () => void scale(name, svc, input) }, "Scale"));
   };
