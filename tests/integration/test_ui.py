@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Daemon, running_daemon
+from .conftest import BIN, Daemon, running_daemon
 from .registries import FakeRegistry, hand_image
 
 pytestmark = pytest.mark.root
@@ -684,6 +685,137 @@ def test_dashboard_over_tls(tmp_path: Path, rootfs_tar: Path, shots: Path) -> No
             shot(drv, shots, "tls")
         finally:
             drv.quit()
+
+
+def test_compose_scale_and_up(
+    ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path, tmp_path: Path
+) -> None:
+    """On a project `berth compose up` made: scale a service up (containers made as compose
+    makes them, which compose then counts as its own) and down (the highest numbers go),
+    then up the stopped project: each service after those it depends on."""
+    d, drv = ui_daemon, browser
+    loop = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.3; done"]
+    (tmp_path / "compose.yaml").write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "services": {
+                    "db": {
+                        "image": "busybox",
+                        "command": loop,
+                        "healthcheck": {"test": ["CMD", "true"], "interval": "1s"},
+                    },
+                    "web": {
+                        "image": "busybox",
+                        "command": loop,
+                        "depends_on": {"db": {"condition": "service_healthy"}},
+                        "volumes": ["/cache", "data:/data"],
+                    },
+                },
+                "volumes": {"data": {}},
+            }
+        )
+    )
+
+    def compose(*args: str) -> str:
+        r = subprocess.run(
+            [str(BIN / "berth"), "compose", "-p", "cart", *args],
+            cwd=tmp_path,
+            env={**d.env, "XDG_CACHE_HOME": str(tmp_path / ".cache")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, f"compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
+        return r.stdout
+
+    try:
+        compose("up", "-d")
+        go(drv, d, "#/projects")
+        sel = 'section[data-project="cart"]'
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text)
+
+        def scale_to(n: int) -> bool:
+            box = css(drv, f'{sel} .scale[data-service="web"]')
+            inp = box.find_element(By.CSS_SELECTOR, "input")
+            drv.execute_script("arguments[0].value = arguments[1]", inp, str(n))
+            box.find_element(By.CSS_SELECTOR, 'button[data-action="scale"]').click()
+            return True
+
+        wait(drv, lambda: scale_to(3))
+        wait(drv, lambda: "4 of 4 running" in css(drv, sel).text, what="scale up did nothing")
+        shot(drv, shots, "projects-scaled")
+        one, three = d.inspect("cart-web-1"), d.inspect("cart-web-3")
+        labels = three["Config"]["Labels"]
+        assert labels["com.docker.compose.container-number"] == "3"
+        for k in ("project", "service", "config-hash", "depends_on"):
+            assert (
+                labels[f"com.docker.compose.{k}"]
+                == one["Config"]["Labels"][f"com.docker.compose.{k}"]
+            )
+        assert three["Config"]["Cmd"] == one["Config"]["Cmd"]
+        assert three["Config"]["Hostname"] != one["Config"]["Hostname"]
+        aliases = three["NetworkSettings"]["Networks"]["cart_default"]["Aliases"]
+        assert "web" in aliases and "cart-web-3" in aliases and "cart-web-1" not in aliases
+        vols = {m["Destination"]: m["Name"] for m in three["Mounts"]}
+        old = {m["Destination"]: m["Name"] for m in one["Mounts"]}
+        assert vols["/data"] == old["/data"] == "cart_data" and vols["/cache"] != old["/cache"]
+        # compose counts them as the service's own
+        assert sorted(compose("ps", "-q", "web").split()) == sorted(
+            d.inspect(f"cart-web-{n}")["Id"] for n in (1, 2, 3)
+        )
+        # down to 1: the highest numbers go
+        wait(drv, lambda: scale_to(1))
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text, what="scale down did nothing")
+        names = d.ok(
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=com.docker.compose.project=cart",
+        )
+        assert sorted(names.split()) == ["cart-db-1", "cart-web-1"]
+        # up of the stopped project: db first, and web once db is healthy
+        compose("stop", "-t", "2")
+        wait(drv, lambda: "0 of 2 running" in css(drv, sel).text)
+        wait(drv, lambda: css(drv, f'{sel} button[data-action="up"]').click() or True)
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text, what="up did not start it")
+        db, web = d.inspect("cart-db-1"), d.inspect("cart-web-1")
+        assert db["State"]["Health"]["Status"] == "healthy"
+        assert db["State"]["StartedAt"] < web["State"]["StartedAt"]
+    finally:
+        subprocess.run(
+            [str(BIN / "berth"), "compose", "-p", "cart", "down", "-v", "-t", "1"],
+            cwd=tmp_path,
+            env={**d.env, "XDG_CACHE_HOME": str(tmp_path / ".cache")},
+            capture_output=True,
+            timeout=120,
+        )
+        for c in d.ok("ps", "-aq", "--filter", "label=com.docker.compose.project=cart").split():
+            d.berth("rm", "-f", "-v", c)
+
+
+def test_logout(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
+    """Log out ends the session on the server: the page shows the way back in, and the old
+    cookie, kept by hand, opens nothing."""
+    d, drv = ui_daemon, browser
+    go(drv, d, "#/containers")
+    cookie = drv.get_cookie("berth_ui")
+    assert cookie
+    css(drv, "#logout").click()
+    wait(
+        drv,
+        lambda: "open the URL with ?token=" in drv.find_element(By.TAG_NAME, "body").text,
+        what="logout did not end the session",
+    )
+    assert drv.get_cookie("berth_ui") is None
+    base = ui_url(d).split("/?")[0]
+    req = urllib.request.Request(
+        base + "/api/containers", headers={"Cookie": f"berth_ui={cookie['value']}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 401
 
 
 def test_screenshots_kept(shots: Path) -> None:

@@ -705,3 +705,154 @@ def test_project_down_removes_its_containers_and_networks() -> None:
     assert n.asked == [{"label": ["com.docker.compose.project=shop"]}]
     with pytest.raises(NotFound):
         asyncio.run(down(c, n, "nope"))  # type: ignore[arg-type]
+
+
+def test_scale_up_logout_routes_need_csrf_and_a_session() -> None:
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        hdr = {CSRF_HEADER: await login(client, gate), "Origin": f"http://127.0.0.1:{gate.port}"}
+        scale = "/api/projects/shop/services/web/scale?replicas=2"
+        for path in (scale, "/api/projects/shop/up", "/api/logout"):
+            assert (await client.post(path)).status == 403, path  # no CSRF
+            assert (await client.post(path, headers={CSRF_HEADER: "x"})).status == 403
+        r = await client.post("/api/projects/shop/services/web/scale?replicas=x", headers=hdr)
+        assert r.status == 400 and "number" in (await r.json())["message"]
+        r = await client.post(scale, headers=hdr)
+        assert r.status == 404 and "no such project" in (await r.json())["message"]
+        r = await client.post("/api/projects/shop/up", headers=hdr)
+        assert r.status == 404
+        assert c.calls == []
+        # logout: the cookie is cleared, and the session is gone on the server too
+        sid = next(iter(gate.sessions))
+        r = await client.post("/api/logout", headers=hdr)
+        assert r.status == 200 and "no-store" in r.headers["Cache-Control"]
+        assert f"{COOKIE}=" in r.headers["Set-Cookie"] and "Max-Age=0" in r.headers["Set-Cookie"]
+        assert sid not in gate.sessions
+        client.session.cookie_jar.update_cookies({COOKIE: sid})  # a copy kept: no use
+        assert (await client.get("/api/containers")).status == 401
+
+    run(t)
+
+
+class ScaleContainers:
+    """Containers of a project `shop`: web-1 (running), web-3 (stopped) and db-1, whose
+    depends_on labels say web needs db healthy."""
+
+    def __init__(self) -> None:
+        from berth.containers.record import NetworkRequest
+        from berth.containers.status import ContainerStatus
+
+        self.recs: dict[str, ContainerRecord] = {}
+        self.created: list[tuple[str, Any]] = []
+        self.calls: list[tuple[str, str]] = []
+        for name, svc, n, running in (
+            ("shop-web-1", "web", 1, True),
+            ("shop-web-3", "web", 3, False),
+            ("shop-db-1", "db", 1, False),
+        ):
+            labels = {
+                "com.docker.compose.project": "shop",
+                "com.docker.compose.service": svc,
+                "com.docker.compose.container-number": str(n),
+            }
+            if svc == "web":
+                labels["com.docker.compose.depends_on"] = "db:service_started:false"
+            rec = record(f"/{name}", labels=labels)
+            rec.id = name + "-id"
+            rec.config = ContainerConfig(image="busybox", hostname=rec.id[:12], labels=labels)
+            rec.host_config = HostConfig(
+                mounts=(
+                    {"Type": "volume", "Source": "f" * 64, "Target": "/cache"},
+                    {"Type": "volume", "Source": "shop_data", "Target": "/data"},
+                )
+            )
+            rec.nets = [
+                NetworkRequest(
+                    net="shop_default", aliases=[svc, name, rec.id[:12]], ip="10.0.0.9", mac="m"
+                )
+            ]
+            if running:
+                rec.state.status = ContainerStatus.RUNNING
+            self.recs[rec.id] = rec
+
+    def list(self, *, all_: bool = False) -> list[ContainerView]:
+        return [ContainerView(r) for r in self.recs.values()]
+
+    def inspect(self, ref: str) -> ContainerView:
+        return ContainerView(self.recs[ref])
+
+    async def create(self, req: Any, name: str = "") -> tuple[str, list[str]]:
+        self.created.append((name, req))
+        return name + "-id", []
+
+    async def start(self, ref: str) -> None:
+        self.calls.append(("start", ref))
+
+    async def stop(self, ref: str) -> None:
+        self.calls.append(("stop", ref))
+
+    async def remove(self, ref: str, *, force: bool = False) -> None:
+        self.calls.append(("remove", ref))
+
+
+def test_scale_up_makes_containers_as_compose_does() -> None:
+    from berth.ui.scaling import scale
+
+    c = ScaleContainers()
+    got = asyncio.run(scale(c, "shop", "web", 4))  # type: ignore[arg-type]
+    # the free numbers, from 1: 2 and 4 (1 and 3 are there)
+    assert got == {"created": ["shop-web-2", "shop-web-4"], "removed": []}
+    assert c.calls == [("start", "shop-web-2-id"), ("start", "shop-web-4-id")]
+    name, req = c.created[0]
+    assert req.config.labels["com.docker.compose.container-number"] == "2"
+    assert req.config.labels["com.docker.compose.service"] == "web"
+    assert req.config.hostname == ""  # the model's made-up hostname is not copied
+    ep = req.endpoints["shop_default"]
+    assert ep.aliases == ["web", "shop-web-2"] and ep.ip == "" and ep.mac == ""
+    # its anonymous volume is its own; a named one is shared, as compose shares it
+    assert req.host_config.mounts == (
+        {"Type": "volume", "Target": "/cache"},
+        {"Type": "volume", "Source": "shop_data", "Target": "/data"},
+    )
+    with pytest.raises(InvalidArgument):
+        asyncio.run(scale(c, "shop", "web", 1000))  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        asyncio.run(scale(c, "shop", "cache", 2))  # type: ignore[arg-type]
+
+
+def test_scale_down_stops_and_removes_the_highest_numbers() -> None:
+    from berth.ui.scaling import scale
+
+    c = ScaleContainers()
+    got = asyncio.run(scale(c, "shop", "web", 0))  # type: ignore[arg-type]
+    assert got == {"created": [], "removed": ["shop-web-3", "shop-web-1"]}
+    # web-3 is stopped already: removed; web-1 is stopped first
+    assert c.calls == [
+        ("remove", "shop-web-3-id"),
+        ("stop", "shop-web-1-id"),
+        ("remove", "shop-web-1-id"),
+    ]
+
+
+def test_scale_refuses_a_fixed_container_name() -> None:
+    from berth.ui.scaling import scale
+
+    c = ScaleContainers()
+    c.recs["shop-web-1-id"].name = "/my-web"
+    c.recs.pop("shop-web-3-id")
+    with pytest.raises(Conflict):
+        asyncio.run(scale(c, "shop", "web", 2))  # type: ignore[arg-type]
+
+
+def test_up_starts_in_depends_on_order() -> None:
+    from berth.ui.scaling import start_order, up
+
+    c = ScaleContainers()
+    # db first (web depends on it); web-1 runs already: only web-3 is started
+    assert asyncio.run(up(c, "shop")) == ["shop-db-1", "shop-web-3"]  # type: ignore[arg-type]
+    assert start_order({"a": {"b": "service_started"}, "b": {}, "c": {"zz": "x"}}) == [
+        "b",
+        "c",
+        "a",
+    ]
+    with pytest.raises(InvalidArgument):
+        start_order({"a": {"b": "service_started"}, "b": {"a": "service_started"}})

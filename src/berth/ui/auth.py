@@ -134,6 +134,14 @@ class Gate:
         )
         return resp
 
+    def logout(self, request: web.Request) -> web.StreamResponse:
+        """The session ends here, on the server (its cookie no longer opens anything, even if
+        a copy of it is kept), and the browser is told to forget the cookie."""
+        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        resp = web.json_response({"ok": True}, headers=NO_STORE)
+        resp.del_cookie(COOKIE, path="/", secure=self.secure, httponly=True, samesite="Strict")
+        return resp
+
     # --- checks -----------------------------------------------------------------------------
     def csrf_ok(self, request: web.Request, sess: Session) -> bool:
         given = request.headers.get(CSRF_HEADER) or ""

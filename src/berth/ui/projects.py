@@ -5,8 +5,8 @@ and the logs of all its services interleaved.
 
 Compose itself is a client of the API (DESIGN.md): the dashboard reads only the labels it
 leaves on containers, so it sees projects made by `berth compose` and by Docker Compose alike.
-Bringing a project up or scaling it needs its compose file, which berthd does not have: those
-stay with `berth compose`. Taking it down does not: what to remove carries the project's label.
+Taking a project down needs no compose file: what to remove carries the project's label. Its
+scale and up (`scaling`) work from the containers it has, as berthd has no compose file.
 
 Imports the containers and networks services.
 """
@@ -34,13 +34,13 @@ WORKING_DIR = "com.docker.compose.project.working_dir"
 CONFIG_FILES = "com.docker.compose.project.config_files"
 
 
-def _labels(v: ContainerView) -> dict[str, str]:
+def labels_of(v: ContainerView) -> dict[str, str]:
     return {str(k): str(val) for k, val in (v.record.config.labels or {}).items()}
 
 
-def _number(v: ContainerView) -> int:
+def number_of(v: ContainerView) -> int:
     try:
-        return int(_labels(v).get(NUMBER, "0"))
+        return int(labels_of(v).get(NUMBER, "0"))
     except ValueError:
         return 0
 
@@ -49,7 +49,7 @@ def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
     by: dict[str, dict[str, list[ContainerView]]] = {}
     meta: dict[str, dict[str, str]] = {}
     for v in views:
-        labels = _labels(v)
+        labels = labels_of(v)
         name = labels.get(PROJECT)
         if not name:
             continue
@@ -64,7 +64,7 @@ def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
     out = []
     for name in sorted(by):
         services = [
-            {"name": svc, "containers": [container_row(v) for v in sorted(vs, key=_number)]}
+            {"name": svc, "containers": [container_row(v) for v in sorted(vs, key=number_of)]}
             for svc, vs in sorted(by[name].items())
         ]
         every = [v for vs in by[name].values() for v in vs]
@@ -81,10 +81,10 @@ def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
 
 
 def members(containers: ContainerService, name: str) -> list[ContainerView]:
-    found = [v for v in containers.list(all_=True) if _labels(v).get(PROJECT) == name]
+    found = [v for v in containers.list(all_=True) if labels_of(v).get(PROJECT) == name]
     if not found:
         raise NotFound(f"no such project: {name}")
-    return sorted(found, key=lambda v: (_labels(v).get(SERVICE, ""), _number(v)))
+    return sorted(found, key=lambda v: (labels_of(v).get(SERVICE, ""), number_of(v)))
 
 
 async def action(containers: ContainerService, name: str, verb: str) -> list[str]:
@@ -136,7 +136,7 @@ async def logs(request: web.Request, containers: ContainerService) -> web.Stream
 
     async def one(v: ContainerView, follow: bool) -> None:
         name = v.record.name.lstrip("/")
-        svc = _labels(v).get(SERVICE, name)
+        svc = labels_of(v).get(SERVICE, name)
         async for stream, data in containers.logs(
             v.record.id, follow=follow, tail=tail if not follow else "0", timestamps=True
         ):
@@ -147,7 +147,7 @@ async def logs(request: web.Request, containers: ContainerService) -> web.Stream
     try:
         first: list[tuple[str, str, int, bytes]] = []
         for v in views:
-            name, svc = v.record.name.lstrip("/"), _labels(v).get(SERVICE, "")
+            name, svc = v.record.name.lstrip("/"), labels_of(v).get(SERVICE, "")
             async for stream, data in containers.logs(
                 v.record.id, follow=False, tail=tail, timestamps=True
             ):
@@ -185,4 +185,4 @@ def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
     }
 
 
-__all__ = ["projects", "members", "action", "down", "logs"]
+__all__ = ["projects", "members", "action", "down", "logs", "labels_of", "number_of"]

@@ -24,9 +24,11 @@ Routes (all under the session):
   GET  /api/volumes/{name}/files?path=, /api/volumes/{name}/file?path=   browse, read-only
   GET  /api/projects                   compose projects (by their labels)
   GET  /api/projects/{name}/logs       SSE: all its services' logs, interleaved
-  POST /api/projects/{name}/{start,stop,restart,down}
+  POST /api/projects/{name}/{up,start,stop,restart,down}
+  POST /api/projects/{name}/services/{service}/scale?replicas=N
   GET  /api/events                     SSE
   GET  /api/df                         disk usage
+  POST /api/logout                     ends the session (its cookie is no longer let in)
 
 Imports the services, the event bus and `errors`.
 """
@@ -55,7 +57,7 @@ from berth.images.distribution import Distribution
 from berth.networks import NetworkService
 from berth.volumes import VolumeService
 
-from . import projects, streams, volfiles
+from . import projects, scaling, streams, volfiles
 from .auth import NO_STORE, SESSION, Gate
 from .data import (
     container_detail,
@@ -116,6 +118,9 @@ class Dashboard:
         self.distribution = distribution
         self.gate = gate
         self.streams: set[asyncio.Task[Any]] = set()  # the live ones (`_live`)
+        # one change of a compose project at a time (two clicks of Scale must not both
+        # pick the same free number)
+        self.project_locks: dict[str, asyncio.Lock] = {}
         self.static = static_dir()
         with open(os.path.join(self.static, "index.html"), encoding="utf-8") as f:
             self.index_html = f.read()
@@ -157,8 +162,10 @@ class Dashboard:
         r.add_get("/api/projects", self.project_list)
         r.add_get("/api/projects/{name}/logs", live(lambda q: projects.logs(q, self.containers)))
         r.add_post("/api/projects/{name}/{action}", self.project_action)
+        r.add_post("/api/projects/{name}/services/{service}/scale", self.project_scale)
         r.add_get("/api/events", live(lambda q: streams.events(q, self.events)))
         r.add_get("/api/df", self.df)
+        r.add_post("/api/logout", self.logout)
         app.on_shutdown.append(self._end_streams)
         return app
 
@@ -365,6 +372,15 @@ class Dashboard:
         return web.json_response(projects.projects(self.containers.list(all_=True)))
 
     async def project_action(self, request: web.Request) -> web.StreamResponse:
+        async with self._project_lock(request.match_info["name"]):
+            return await self._project_action(request)
+
+    def _project_lock(self, name: str) -> asyncio.Lock:
+        """The project's lock: only of projects that exist (a name asked for is not kept)."""
+        projects.members(self.containers, name)  # NotFound
+        return self.project_locks.setdefault(name, asyncio.Lock())
+
+    async def _project_action(self, request: web.Request) -> web.StreamResponse:
         verb = request.match_info["action"]
         if verb == "down":
             return web.json_response(
@@ -375,10 +391,27 @@ class Dashboard:
                     ),
                 }
             )
+        if verb == "up":
+            started = await scaling.up(self.containers, request.match_info["name"])
+            return web.json_response({"ok": True, "containers": started})
         if verb not in ("start", "stop", "restart"):
             raise web.HTTPNotFound()
         done = await projects.action(self.containers, request.match_info["name"], verb)
         return web.json_response({"ok": True, "containers": done})
+
+    async def project_scale(self, request: web.Request) -> web.StreamResponse:
+        asked = request.query.get("replicas", "")
+        if not asked.isdigit():
+            raise InvalidArgument("replicas must be a number")
+        name = request.match_info["name"]
+        async with self._project_lock(name):
+            done = await scaling.scale(
+                self.containers, name, request.match_info["service"], int(asked)
+            )
+        return web.json_response({"ok": True, **done})
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        return self.gate.logout(request)
 
     # --- system -----------------------------------------------------------------------------
     async def df(self, request: web.Request) -> web.StreamResponse:

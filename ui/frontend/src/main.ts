@@ -1,6 +1,7 @@
 // berth's dashboard: a hash router over its pages. Each page renders into #main and hands
 // back what stops its live streams when the page goes.
 
+import { post } from "./api";
 import { h, clear } from "./dom";
 import { Cleanup } from "./notify";
 import { containersPage } from "./pages/containers";
@@ -50,6 +51,11 @@ function route(): void {
   }
   main.appendChild(h("p", {}, "No such page. ", h("a", { href: "#/" }, "Containers")));
 }
+
+// logout: the session ends on the server; the page then shows what to do to come back
+document.getElementById("logout")?.addEventListener("click", () => {
+  post("/api/logout").catch(() => undefined).finally(() => { cleanup?.(); location.replace("/"); });
+});
 
 window.addEventListener("hashchange", route);
 route();

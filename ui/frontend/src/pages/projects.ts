@@ -1,7 +1,8 @@
 // Compose projects, from the labels compose leaves on containers: services and their
-// containers, start / stop / restart of a whole project, and the logs of all its services
-// interleaved, and down (its containers and networks go, as with compose down). Up and scale
-// need the compose file: `berth compose` does those.
+// containers, up / start / stop / restart of a whole project, the scale of each service, the
+// logs of all its services interleaved, and down (its containers and networks go, as with
+// compose down). berthd has no compose file: up starts what the project has (in depends_on
+// order) and scale copies a service's own container; a changed file needs `berth compose up`.
 
 import { ContainerRow, get, post, stream } from "../api";
 import { clear, h } from "../dom";
@@ -42,6 +43,28 @@ export function projectsPage(root: HTMLElement): Cleanup {
     void load();
   };
 
+  const scale = async (name: string, svc: string, input: HTMLInputElement) => {
+    const n = Number(input.value);
+    typed.delete(`${name}/${svc}`);
+    if (!Number.isInteger(n) || n < 0) { notify(`scale ${svc}: not a number of replicas`, true); return; }
+    try {
+      const r = await post<{ created: string[]; removed: string[] }>(
+        `/api/projects/${encodeURIComponent(name)}/services/${encodeURIComponent(svc)}/scale?replicas=${n}`);
+      notify(`scale ${svc} to ${n}: ${r.created.length} created, ${r.removed.length} removed`);
+    } catch (e) { notify(`scale ${svc}: ${(e as Error).message}`, true); }
+    void load();
+  };
+
+  // what was typed in a replicas box outlives the list's redraws (each container event)
+  const typed = new Map<string, string>();
+  const scaler = (name: string, svc: string, count: number) => {
+    const key = `${name}/${svc}`;
+    const input = h("input", { type: "number", min: 0, max: 100, value: typed.get(key) ?? count, class: "replicas", "aria-label": `replicas of ${svc}`,
+      oninput: () => typed.set(key, input.value) });
+    return h("span", { class: "scale", "data-service": svc }, svc, " ", input,
+      h("button", { class: "btn", "data-action": "scale", title: "as many containers of this service", onclick: () => void scale(name, svc, input) }, "Scale"));
+  };
+
   const load = async () => {
     let rows: Project[];
     try { rows = await get<Project[]>("/api/projects"); } catch (e) { notify((e as Error).message, true); return; }
@@ -54,9 +77,11 @@ export function projectsPage(root: HTMLElement): Cleanup {
       body.append(h("section", { class: "project", "data-project": p.name },
         h("h2", {}, p.name, " ", h("span", { class: "sub" }, `${p.running} of ${p.total} running`, p.workingDir ? ` · ${p.workingDir}` : "")),
         h("span", { class: "actions" },
+          h("button", { class: "btn", "data-action": "up", title: "start all its containers, each service after those it depends on", onclick: () => void act(p.name, "up") }, "Up"),
           ...["start", "stop", "restart"].map((v) => h("button", { class: "btn", "data-action": v, onclick: () => void act(p.name, v) }, v[0].toUpperCase() + v.slice(1))),
           h("button", { class: "btn", "data-action": "logs", onclick: () => showLogs(p.name) }, "Logs"),
           h("button", { class: "btn danger", "data-action": "down", title: "remove its containers and networks (as compose down)", onclick: () => void act(p.name, "down") }, "Down")),
+        h("div", { class: "scales" }, p.services.map((s) => scaler(p.name, s.name, s.containers.length))),
         h("table", { class: "list" },
           h("thead", {}, h("tr", {}, ["Service", "Container", "State", "Status"].map((x) => h("th", {}, x)))),
           h("tbody", {}, p.services.flatMap((s) => s.containers.map((c) => h("tr", { "data-name": c.name },
