@@ -61,7 +61,7 @@ for d in tmp run dev/shm; do mount -t tmpfs -o mode=1777 tmpfs /newroot/$d; done
 mount -t tmpfs tmpfs /newroot/var/lib
 # the checkout the tests run from, wherever it is (the tmpfs mounts above may hide it: CI's
 # clone can live under /tmp), shared on its own, with a tmpfs overlay for writes
-src=$(sed -n 's/.* berth\.src=\([^ ]*\).*/\1/p' /proc/cmdline)
+src=$(sed -n 's/.* berth\.src=\([^ ]*\).*/\1/p' /newroot/proc/cmdline)
 if [ -n "$src" ]; then
     mkdir -p /mnt/src /mnt/rw/src-upper /mnt/rw/src-work /newroot$src
     mount -t 9p -o $o,ro,cache=loose src /mnt/src || echo "vm: no checkout share"
