@@ -11,7 +11,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -91,8 +93,26 @@ def make_browser(*, insecure_certs: bool = False) -> webdriver.Chrome:
     ):
         opts.add_argument(a)
     opts.accept_insecure_certs = insecure_certs
+    # Chromium's profile and its temporary files (it leaves an org.chromium.Chromium.* directory
+    # in $TMPDIR behind each run) in a directory of the browser's own, removed when it quits
+    tmp = tempfile.mkdtemp(prefix="berth-ui-chromium-")
+    opts.add_argument(f"--user-data-dir={tmp}/profile")
     # the driver is Debian's: selenium-manager must not look for (or download) one
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": tmp})
+    try:
+        drv = webdriver.Chrome(service=service, options=opts)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    quit_browser = drv.quit
+
+    def quit_and_clean() -> None:
+        try:
+            quit_browser()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    drv.quit = quit_and_clean  # type: ignore[method-assign]
     drv.set_page_load_timeout(30)
     return drv
 
