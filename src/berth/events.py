@@ -49,9 +49,14 @@ class EventBus:
         self.subscribers.discard(q)
 
 
+# the filters that name an object: an event passes when its actor's ID or name starts with
+# one of the values (Docker's fuzzy match; for any type of event, as Docker's)
+_BY_NAME = ("volume", "network", "daemon", "plugin", "node", "service", "secret", "config")
+
+
 def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
-    """Docker's event filters: type, event/action, container, image, label, … (OR within a
-    key, AND across keys)."""
+    """Docker's event filters: type, event/action, container, image, label, volume, network,
+    … (OR within a key, AND across keys)."""
     actor = ev["Actor"]
     attrs = actor["Attributes"]
     for key, values in filters.items():
@@ -59,6 +64,8 @@ def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
             continue
         if key == "type":
             ok = ev["Type"] in values
+        elif key == "scope":
+            ok = ev.get("scope", "local") in values
         elif key in ("event", "action"):
             ok = any(ev["Action"] == v or ev["Action"].split(":")[0] == v for v in values)
         elif key == "container":
@@ -74,6 +81,10 @@ def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
             ok = any(
                 attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs
                 for v in values
+            )
+        elif key in _BY_NAME:
+            ok = any(
+                actor["ID"].startswith(v) or attrs.get("name", "").startswith(v) for v in values
             )
         else:
             ok = True
