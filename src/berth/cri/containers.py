@@ -17,7 +17,7 @@ from typing import Any
 
 from berth.containers.bundle import CRI_IPCNS, CRI_NETNS, CRI_PIDNS
 from berth.containers.create import CreateRequest
-from berth.containers.hostconfig import HostConfig
+from berth.containers.hostconfig import DeviceMapping, HostConfig, LogConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
@@ -110,8 +110,8 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
 
 
 def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
-    """What the containers service creates for `spec` in `sb`: its Config typed, its HostConfig
-    read from the HostConfig's own (Docker-named) form."""
+    """What the containers service creates for `spec` in `sb`: its Config and HostConfig,
+    typed (Docker's JSON is the Engine API's edge only)."""
     labels = dict(spec.labels)
     labels.update(
         {
@@ -130,62 +130,55 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
         user = spec.run_as_username
     if user and spec.run_as_group is not None:
         user += f":{spec.run_as_group}"
-    hc: dict[str, Any] = {
-        "Binds": [
+    annotations: dict[str, str] = {}
+    if not sb.host_network:
+        annotations[CRI_NETNS] = sb.ns_path("net")
+    if not sb.host_ipc:
+        annotations[CRI_IPCNS] = sb.ns_path("ipc")
+    if not sb.host_pid and sb.share_pid:
+        annotations[CRI_PIDNS] = sb.ns_path("pid")
+    hc = HostConfig(
+        binds=tuple(
             f"{h}:{c}:{'ro' if ro else 'rw'},{_PROPAGATION.get(p, 'rprivate')}"
             for h, c, ro, p in spec.mounts
-        ],
-        "Privileged": spec.privileged,
-        "ReadonlyRootfs": spec.readonly_rootfs,
-        "CapAdd": spec.cap_add or None,
-        "CapDrop": spec.cap_drop or None,
-        "SecurityOpt": [
+        ),
+        privileged=spec.privileged,
+        readonly_rootfs=spec.readonly_rootfs,
+        cap_add=tuple(spec.cap_add) or None,
+        cap_drop=tuple(spec.cap_drop) or None,
+        security_opt=(
             *_seccomp_opt(*spec.seccomp),
             *(["no-new-privileges:true"] if spec.no_new_privs else []),
-        ],
-        "GroupAdd": [str(g) for g in spec.supplemental_groups] or None,
-        "Devices": [
-            {"PathOnHost": h, "PathInContainer": c or h, "CgroupPermissions": p or "rwm"}
+        ),
+        group_add=tuple(str(g) for g in spec.supplemental_groups) or None,
+        devices=tuple(
+            DeviceMapping(path_on_host=h, path_in_container=c or h, cgroup_permissions=p or "rwm")
             for h, c, p in spec.devices
-        ]
+        )
         or None,
-        "CpuShares": spec.cpu_shares,
-        "CpuPeriod": spec.cpu_period,
-        "CpuQuota": spec.cpu_quota,
-        "Memory": spec.memory,
-        "CpusetCpus": spec.cpuset_cpus,
-        "CpusetMems": spec.cpuset_mems,
-        "LogConfig": {"Type": "json-file"},
-        "Dns": list(sb.dns.servers),
-        "DnsSearch": list(sb.dns.searches),
-        "DnsOptions": list(sb.dns.options),
-    }
-    if spec.masked_paths is not None:
-        hc["MaskedPaths"] = spec.masked_paths
-    if spec.readonly_paths is not None:
-        hc["ReadonlyPaths"] = spec.readonly_paths
-    annotations: dict[str, str] = {}
-    if sb.host_network:
-        hc["NetworkMode"] = "host"
-    else:
-        hc["NetworkMode"] = "none"
-        annotations[CRI_NETNS] = sb.ns_path("net")
-    if sb.host_ipc:
-        hc["IpcMode"] = "host"
-    else:
-        hc["IpcMode"] = "private"
-        annotations[CRI_IPCNS] = sb.ns_path("ipc")
-    if sb.host_pid:
-        hc["PidMode"] = "host"
-    elif sb.share_pid:
-        annotations[CRI_PIDNS] = sb.ns_path("pid")
-    if sb.cgroup_parent:
-        hc["CgroupParent"] = sb.cgroup_parent
-    if sb.runtime_handler:  # a RuntimeClass: one of berthd's runtimes, by name
-        hc["Runtime"] = sb.runtime_handler
-    if sb.shm_path:  # the pod's, shared by its containers
-        hc["Mounts"] = [{"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"}]
-    hc["Annotations"] = annotations
+        cpu_shares=spec.cpu_shares,
+        cpu_period=spec.cpu_period,
+        cpu_quota=spec.cpu_quota,
+        memory=spec.memory,
+        cpuset_cpus=spec.cpuset_cpus,
+        cpuset_mems=spec.cpuset_mems,
+        log_config=LogConfig(type="json-file"),
+        dns=tuple(sb.dns.servers),
+        dns_search=tuple(sb.dns.searches),
+        dns_options=tuple(sb.dns.options),
+        masked_paths=None if spec.masked_paths is None else tuple(spec.masked_paths),
+        readonly_paths=None if spec.readonly_paths is None else tuple(spec.readonly_paths),
+        network_mode="host" if sb.host_network else "none",
+        ipc_mode="host" if sb.host_ipc else "private",
+        pid_mode="host" if sb.host_pid else "",
+        cgroup_parent=sb.cgroup_parent,
+        runtime=sb.runtime_handler,  # a RuntimeClass: one of berthd's runtimes, by name
+        # the pod's /dev/shm, shared by its containers
+        mounts=({"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"},)
+        if sb.shm_path
+        else None,
+        annotations=annotations,
+    )
     cmd: tuple[str, ...] | None = tuple(spec.args) if spec.command or spec.args else None
     config = ContainerConfig(
         image=spec.image,
@@ -200,7 +193,7 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
         entrypoint=tuple(spec.command) if spec.command else None,
         cmd=cmd,
     )
-    return CreateRequest(config=config, host_config=HostConfig.from_json(hc, strict=True))
+    return CreateRequest(config=config, host_config=hc)
 
 
 def record_labels(rec: ContainerRecord) -> dict[str, str]:
