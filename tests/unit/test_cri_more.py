@@ -1,15 +1,88 @@
-"""berth.cri's create body, typed: the HostConfig as the Docker-named form once built reads."""
+"""berth.cri's newer parts that need no root: AppArmor and CDI in the create body, CDI specs as
+hostile input, the streamed lists' chunks, the metrics' values, user namespaces refused."""
 
 from __future__ import annotations
 
+import pytest
+
+from berth import linux
 from berth.containers.hostconfig import HostConfig
+from berth.containers.spec import apparmor_profile
 from berth.cri import containers as cc
 from berth.cri.containers import Spec, create_body
+from berth.cri.gen import api
 from berth.cri.sandboxes import Sandbox
+from berth.errors import InvalidArgument, NotImplemented_
 
 
 def _sb() -> Sandbox:
     return Sandbox(id="s" * 64, name="web", uid="u", namespace="ns", hostname="web", pid=42)
+
+
+def _opts(spec: Spec) -> tuple[str, ...]:
+    return create_body(spec, _sb()).host_config.security_opt or ()
+
+
+def test_apparmor_in_the_create_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    local = (cc.PROFILE_LOCALHOST, "localhost/k8s-deny-write")
+    monkeypatch.setattr(linux, "apparmor_enabled", lambda: False)
+    with pytest.raises(InvalidArgument, match="AppArmor is not enabled on this host"):
+        _opts(Spec(name="a", image="busybox", apparmor=local))
+    # unconfined, the runtime's default and a privileged container need no AppArmor
+    assert _opts(Spec(name="a", image="busybox", apparmor=(cc.PROFILE_UNCONFINED, ""))) == ()
+    assert _opts(Spec(name="a", image="busybox")) == ()
+    assert _opts(Spec(name="a", image="busybox", apparmor=local, privileged=True)) == ()
+    monkeypatch.setattr(linux, "apparmor_enabled", lambda: True)
+    assert _opts(Spec(name="a", image="busybox", apparmor=local)) == ("apparmor=k8s-deny-write",)
+    for bad in ("", "a b", "x\nchange_profile", "/../../etc", "p" * 300):
+        with pytest.raises(InvalidArgument, match="AppArmor profile name"):
+            _opts(Spec(name="a", image="busybox", apparmor=(cc.PROFILE_LOCALHOST, bad)))
+
+
+def test_apparmor_in_the_runtime_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    hc = HostConfig(security_opt=("apparmor=one", "apparmor:two"))
+    monkeypatch.setattr(linux, "apparmor_enabled", lambda: True)
+    assert apparmor_profile(hc) == "two"  # the last one given
+    assert apparmor_profile(HostConfig(security_opt=("apparmor=unconfined",))) == ""
+    assert apparmor_profile(HostConfig(security_opt=("apparmor=x",), privileged=True)) == ""
+    monkeypatch.setattr(linux, "apparmor_enabled", lambda: False)
+    assert apparmor_profile(hc) == ""  # as dockerd: no effect where the host has none
+
+
+def test_cdi_devices_in_the_create_body() -> None:
+    hc = create_body(
+        Spec(name="a", image="busybox", cdi_devices=["vendor.com/gpu=0", "vendor.com/gpu=1"]),
+        _sb(),
+    ).host_config
+    assert hc.device_requests is not None
+    [req] = hc.device_requests
+    assert (req.driver, req.device_ids) == ("cdi", ("vendor.com/gpu=0", "vendor.com/gpu=1"))
+    assert create_body(Spec(name="a", image="busybox"), _sb()).host_config.device_requests is None
+    for bad in ("gpu0", "vendor.com/gpu", "../x=y", "v/c=a b", "v/c=" + "x" * 200):
+        with pytest.raises(InvalidArgument, match="CDI device name"):
+            create_body(Spec(name="a", image="busybox", cdi_devices=[bad]), _sb())
+    with pytest.raises(InvalidArgument, match="at most 64"):
+        create_body(Spec(name="a", image="busybox", cdi_devices=["v.com/c=d"] * 65), _sb())
+
+
+def test_user_namespaces_refused_clearly() -> None:
+    from berth.cri.runtime import refuse_userns
+
+    a = api()
+    refuse_userns(a.NamespaceOption(), "pod")  # not asked
+    refuse_userns(a.NamespaceOption(userns_options={"mode": 2}), "pod")  # NODE: the host's
+    with pytest.raises(NotImplemented_, match="hostUsers: false"):
+        refuse_userns(
+            a.NamespaceOption(
+                userns_options={
+                    "mode": 0,
+                    "uids": [{"host_id": 65536, "container_id": 0, "length": 65536}],
+                }
+            ),
+            "pod",
+        )
+    with pytest.raises(InvalidArgument):
+        refuse_userns(a.NamespaceOption(userns_options={"mode": 3}), "pod")
 
 
 def test_create_body_typed_as_before() -> None:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from berth import linux
 from berth.containers.bundle import CRI_IPCNS, CRI_NETNS, CRI_PIDNS
 from berth.containers.create import CreateRequest
-from berth.containers.hostconfig import DeviceMapping, HostConfig, LogConfig
+from berth.containers.hostconfig import DeviceMapping, DeviceRequest, HostConfig, LogConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
@@ -37,6 +38,12 @@ _PROPAGATION = {0: "rprivate", 1: "rslave", 2: "rshared"}
 # SecurityProfile.ProfileType
 PROFILE_RUNTIME_DEFAULT, PROFILE_UNCONFINED, PROFILE_LOCALHOST = 0, 1, 2
 SECCOMP_PROFILE_MAX = 1 << 20
+# an AppArmor profile's name as the kernel takes it in /proc/self/attr/apparmor/exec
+APPARMOR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/+@=-]{0,254}")
+CDI_DEVICES_MAX = 64
+CDI_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}/[A-Za-z0-9][A-Za-z0-9_.-]{0,62}=[A-Za-z0-9_.:-]{1,128}"
+)
 
 
 class State:
@@ -79,6 +86,8 @@ class Spec:
     readonly_paths: list[str] | None = None
     supplemental_groups: list[int] = field(default_factory=list)
     seccomp: tuple[int, str] = (PROFILE_RUNTIME_DEFAULT, "")  # (type, localhost file)
+    apparmor: tuple[int, str] = (PROFILE_RUNTIME_DEFAULT, "")  # (type, profile name)
+    cdi_devices: list[str] = field(default_factory=list)  # fully qualified CDI names
     cpu_shares: int = 0
     cpu_period: int = 0
     cpu_quota: int = 0
@@ -107,6 +116,37 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
             raise InvalidArgument(f"seccomp profile {path}: larger than 1 MiB")
         return ["seccomp=" + data.decode(errors="replace")]
     return []  # RuntimeDefault: berth's default profile, as Docker's
+
+
+def _apparmor_opt(kind: int, name: str, privileged: bool) -> list[str]:
+    """The security option of an AppArmor profile: a localhost profile by its name (loaded on
+    the node), refused where the host has no AppArmor, as containerd refuses it. RuntimeDefault
+    is berth's default, which is no profile (berth loads none of its own); a privileged
+    container is not confined."""
+    if kind != PROFILE_LOCALHOST or privileged:
+        return []
+    name = name.removeprefix("localhost/")
+    if not APPARMOR_NAME.fullmatch(name):
+        raise InvalidArgument(f"AppArmor profile name {name[:100]!r} is not valid")
+    if not linux.apparmor_enabled():
+        raise InvalidArgument(
+            f"AppArmor profile {name!r}: AppArmor is not enabled on this host "
+            "(/sys/module/apparmor/parameters/enabled)"
+        )
+    return [f"apparmor={name}"]
+
+
+def _cdi_requests(names: list[str]) -> tuple[DeviceRequest, ...] | None:
+    """CDI_devices as a DeviceRequest of the `cdi` driver (`berth.containers.cdi` resolves and
+    applies it, as for `--device vendor.com/class=name`), the names checked first."""
+    if not names:
+        return None
+    if len(names) > CDI_DEVICES_MAX:
+        raise InvalidArgument(f"{len(names)} CDI devices asked: at most {CDI_DEVICES_MAX}")
+    for n in names:
+        if not CDI_NAME.fullmatch(n):
+            raise InvalidArgument(f"CDI device name {n[:200]!r} is not vendor.com/class=name")
+    return (DeviceRequest(driver="cdi", device_ids=tuple(names)),)
 
 
 def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
@@ -148,8 +188,10 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
         cap_drop=tuple(spec.cap_drop) or None,
         security_opt=(
             *_seccomp_opt(*spec.seccomp),
+            *_apparmor_opt(*spec.apparmor, spec.privileged),
             *(["no-new-privileges:true"] if spec.no_new_privs else []),
         ),
+        device_requests=_cdi_requests(spec.cdi_devices),
         group_add=tuple(str(g) for g in spec.supplemental_groups) or None,
         devices=tuple(
             DeviceMapping(path_on_host=h, path_in_container=c or h, cgroup_permissions=p or "rwm")
