@@ -320,10 +320,11 @@ def test_errors(cri: Cri) -> None:
     assert all(p.metadata.name != "nosuch" for p in cri.runtime("ListPodSandbox").items)
     assert wait_for(lambda: len(holders(cri.root)) == len(before))
     assert _ports(cri.bridge) == []
-    # an RPC berth does not serve yet says so
+    # an RPC berth does not serve says so, and why
     with pytest.raises(grpc.RpcError) as e:
-        cri.runtime("ListMetricDescriptors")
+        cri.runtime("RestorePod", checkpoint_path="/nonexistent")
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "CRIU" in (e.value.details() or "")
 
 
 @pytest.mark.registry

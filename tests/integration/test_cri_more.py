@@ -41,6 +41,133 @@ def _gone(cri: Cri, sid: str) -> None:
     cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
 
 
+def test_pod_metrics(cri: Cri) -> None:
+    """cadvisor's names from the pod's cgroups and interfaces: each metric is described, its
+    labels match its descriptor's keys; the streamed form has the same pods."""
+    sid, pod = cri.pod("metrics")
+    try:
+        cid = cri.container(sid, pod, "busy", ["sh", "-c", "while true; do :; done"])
+        cri.exec(cid, "ping", "-c", "2", "-i", "0.2", cri.gateway)  # some traffic on eth0
+        desc = {
+            d.name: list(d.label_keys) for d in cri.runtime("ListMetricDescriptors").descriptors
+        }
+        assert desc["container_cpu_usage_seconds_total"] == ["id", "name", "image"]
+        assert desc["container_network_receive_bytes_total"] == ["id", "name", "image", "interface"]
+
+        def ours() -> Any:
+            got = cri.runtime("ListPodSandboxMetrics").pod_metrics
+            m = [p for p in got if p.pod_sandbox_id == sid]
+            if m and m[0].container_metrics:
+                cpu = {x.name: x.value.value for x in m[0].container_metrics[0].metrics}
+                if cpu["container_cpu_usage_seconds_total"] >= 1:  # the loop has run a second
+                    return m[0]
+            return None
+
+        pm = wait_for(ours, 20)
+        assert pm is not None
+        net = {(m.name, m.label_values[3]): m for m in pm.metrics}
+        rx = net[("container_network_receive_bytes_total", "eth0")]
+        assert rx.value.value > 0 and list(rx.label_values) == [sid, "POD", "", "eth0"]
+        assert rx.metric_type == 0  # COUNTER
+        assert net[("container_network_transmit_packets_total", "eth0")].value.value >= 2
+        [cm] = pm.container_metrics
+        assert cm.container_id == cid
+        values = {m.name: m for m in cm.metrics}
+        assert list(values["container_memory_usage_bytes"].label_values) == [cid, "busy", "busybox"]
+        assert values["container_memory_usage_bytes"].value.value > 0
+        assert values["container_memory_usage_bytes"].metric_type == 1  # GAUGE
+        assert values["container_processes"].value.value >= 1
+        assert values["container_start_time_seconds"].value.value > 1_700_000_000
+        for m in [*pm.metrics, *cm.metrics]:
+            assert len(m.label_values) == len(desc[m.name]), m.name
+        streamed = [
+            p.pod_sandbox_id
+            for msg in cri.client.stream("RuntimeService", "StreamPodSandboxMetrics")
+            for p in msg.pod_sandbox_metrics
+        ]
+        assert sid in streamed and len(streamed) == len(set(streamed))
+    finally:
+        _gone(cri, sid)
+    assert all(p.pod_sandbox_id != sid for p in cri.runtime("ListPodSandboxMetrics").pod_metrics)
+
+
+def _streamed(cri: Cri, service: str, method: str, field: str, **req: Any) -> list[Any]:
+    out = []
+    for msg in cri.client.stream(service, method, **req):
+        items = list(getattr(msg, field))
+        assert items, "a streamed message has at least one item"
+        out += items
+    return out
+
+
+def test_streamed_lists(cri: Cri) -> None:
+    """Each Stream* RPC gives what its List RPC gives, filters and all; nothing found: no
+    message at all."""
+    sid, pod = cri.pod("streams", labels={"app": "streams"})
+    try:
+        cid = cri.container(sid, pod, "c", ["sleep", "100"], labels={"role": "x"})
+        pods = _streamed(
+            cri,
+            "RuntimeService",
+            "StreamPodSandboxes",
+            "pod_sandboxes",
+            filter={"label_selector": {"app": "streams"}},
+        )
+        assert [p.id for p in pods] == [sid]
+        ctrs = _streamed(
+            cri, "RuntimeService", "StreamContainers", "containers", filter={"pod_sandbox_id": sid}
+        )
+        assert [(c.id, dict(c.labels)) for c in ctrs] == [(cid, {"role": "x"})]
+        stats = _streamed(
+            cri, "RuntimeService", "StreamContainerStats", "container_stats", filter={"id": cid}
+        )
+        assert [s.attributes.id for s in stats] == [cid]
+        pstats = _streamed(
+            cri,
+            "RuntimeService",
+            "StreamPodSandboxStats",
+            "pod_sandbox_stats",
+            filter={"id": sid},
+        )
+        assert [s.attributes.id for s in pstats] == [sid]
+        images = _streamed(cri, "ImageService", "StreamImages", "images")
+        listed = cri.image("ListImages").images
+        assert sorted(i.id for i in images) == sorted(i.id for i in listed) and images
+        assert (
+            _streamed(
+                cri, "RuntimeService", "StreamContainers", "containers", filter={"id": "f" * 64}
+            )
+            == []
+        )
+    finally:
+        _gone(cri, sid)
+
+
+def test_checkpoints_and_pod_resources(cri: Cri) -> None:
+    sid, pod = cri.pod("ckpt")
+    try:
+        cid = cri.container(sid, pod, "c", ["sleep", "100"])
+        for call in (
+            lambda: cri.runtime("CheckpointContainer", container_id=cid, location="/tmp/x.tar"),
+            lambda: cri.runtime(
+                "CheckpointPod", pod_sandbox_id=sid, output_path="/tmp", container_ids=[cid]
+            ),
+        ):
+            code, why = _code(call)
+            assert code == grpc.StatusCode.UNIMPLEMENTED and "CRIU" in why
+        # best effort, after the kubelet resized the pod's cgroup: accepted for a pod there is
+        cri.runtime(
+            "UpdatePodSandboxResources",
+            pod_sandbox_id=sid,
+            resources={"cpu_shares": 512, "memory_limit_in_bytes": 64 << 20},
+        )
+        code, _ = _code(lambda: cri.runtime("UpdatePodSandboxResources", pod_sandbox_id="nope"))
+        assert code == grpc.StatusCode.NOT_FOUND
+        assert cri.runtime("ContainerStatus", container_id=cid).status.state == 1  # still running
+    finally:
+        _gone(cri, sid)
+
+
 def _apparmor_on() -> bool:
     try:
         return Path("/sys/module/apparmor/parameters/enabled").read_text().strip() == "Y"

@@ -3,6 +3,10 @@ hostile input, the streamed lists' chunks, the metrics' values, user namespaces 
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import Any
+
 import pytest
 
 from berth import linux
@@ -63,6 +67,79 @@ def test_cdi_devices_in_the_create_body() -> None:
             create_body(Spec(name="a", image="busybox", cdi_devices=[bad]), _sb())
     with pytest.raises(InvalidArgument, match="at most 64"):
         create_body(Spec(name="a", image="busybox", cdi_devices=["v.com/c=d"] * 65), _sb())
+
+
+def test_streamed_lists_are_chunked() -> None:
+    from berth.cri.extras import STREAM_CHUNK, Extras
+
+    a = api()
+
+    class Lists:
+        def __init__(self, n: int) -> None:
+            self.n = n
+            self.asked: Any = None
+
+        async def ListContainers(self, req: Any) -> Any:  # noqa: N802
+            self.asked = req
+            return a.ListContainersResponse(
+                containers=[a.Container(id=str(i)) for i in range(self.n)]
+            )
+
+    async def collect(n: int, **filt: Any) -> tuple[list[int], Lists]:
+        impl = Lists(n)
+        ex = Extras(None, impl)  # type: ignore[arg-type]
+        sizes = []
+        seen: list[str] = []
+        async for msg in ex.StreamContainers(a.StreamContainersRequest(**filt)):
+            sizes.append(len(msg.containers))
+            seen += [c.id for c in msg.containers]
+        assert seen == [str(i) for i in range(n)]  # each once, in order
+        return sizes, impl
+
+    sizes, _ = asyncio.run(collect(2 * STREAM_CHUNK + 5))
+    assert sizes == [STREAM_CHUNK, STREAM_CHUNK, 5]
+    sizes, impl = asyncio.run(collect(0, filter={"id": "abc"}))
+    assert sizes == [] and impl.asked.filter.id == "abc"  # no items: no message, the filter passed
+
+
+def test_checkpoints_refused_with_a_reason() -> None:
+    from berth.cri.extras import Extras
+
+    ex = Extras(None)  # type: ignore[arg-type]
+    for rpc in ("CheckpointContainer", "CheckpointPod", "RestorePod"):
+        with pytest.raises(NotImplemented_, match="CRIU"):
+            asyncio.run(getattr(ex, rpc)(None))
+
+
+def test_metric_values() -> None:
+    from berth.containers.record import ContainerRecord
+    from berth.containers.resources import StatsSample
+    from berth.cri import metrics
+
+    names = [d.name for d in metrics.DESCRIPTORS]
+    assert len(names) == len(set(names)) and "container_cpu_usage_seconds_total" in names
+    nets = metrics.net_counters(os.getpid())
+    assert "lo" not in nets and all(len(v) == len(metrics.NETWORK) for v in nets.values())
+    assert metrics.net_counters(2**22 + 1) == {}  # no such process
+    rec: Any = type("R", (), {})()
+    rec.host_config = HostConfig(memory=1 << 20)
+    rec.state = type("S", (), {"started_at": "2026-01-01T00:00:01.5Z"})()
+    s = StatsSample(
+        read="",
+        name="x",
+        id="x",
+        cpu_usage_ns=2_600_000_000,
+        memory_usage=1000,
+        memory_extra={"inactive_file": 100, "anon": 700, "file": 200, "pgfault": 9},
+        pids=3,
+    )
+    v = dict(zip(names, metrics.container_values(rec, s), strict=False))
+    assert v["container_cpu_usage_seconds_total"] == 2  # whole seconds, as containerd
+    assert v["container_memory_working_set_bytes"] == 900
+    assert (v["container_memory_rss"], v["container_memory_cache"]) == (700, 200)
+    assert v["container_spec_memory_limit_bytes"] == 1 << 20 and v["container_processes"] == 3
+    assert v["container_start_time_seconds"] == 1767225601
+    assert isinstance(rec, object) and ContainerRecord  # the type the handler passes
 
 
 def test_user_namespaces_refused_clearly() -> None:
