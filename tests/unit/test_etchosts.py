@@ -36,6 +36,17 @@ def test_connect_appends_and_disconnect_removes_only_that_network_s_lines(
     assert hosts.stat().st_ino == inode
 
 
+def test_a_last_line_left_open_is_not_joined_to_the_new_one(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.9.9.9\tmine")  # the container's own edit, no newline at the end
+    etchosts.add(str(hosts), [HostsRecord("10.205.2.2", "h")])
+    assert hosts.read_text() == "10.9.9.9\tmine\n10.205.2.2\th\n"
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    etchosts.add(str(empty), [HostsRecord("10.205.2.2", "h")])
+    assert empty.read_text() == "10.205.2.2\th\n"
+
+
 def test_delete_keeps_comments_and_lines_a_user_changed_and_drops_empty_lines() -> None:
     text = "# mine\n\n10.205.1.2\th\n10.205.1.2\th extra\n10.205.1.3\th\n010.205.1.2\th\n"
     recs = [HostsRecord("10.205.1.2", "h")]

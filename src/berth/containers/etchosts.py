@@ -68,14 +68,19 @@ def _open(path: str, flags: int) -> int:
 
 
 def add(path: str, recs: list[HostsRecord]) -> None:
-    """Append `recs` to the hosts file at `path` (dockerd's `etchosts.Add`). A failure is
-    logged, not raised: as dockerd, the connect has happened."""
+    """Append `recs` to the hosts file at `path` (dockerd's `etchosts.Add`; unlike it, after
+    a newline where the file's last line has none). A failure is logged, not raised: as
+    dockerd, the connect has happened."""
     if not recs:
         return
     try:
-        fd = _open(path, os.O_WRONLY | os.O_APPEND)
+        fd = _open(path, os.O_RDWR | os.O_APPEND)
         try:
-            os.write(fd, "".join(r.line() for r in recs).encode())
+            body = "".join(r.line() for r in recs).encode()
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                body = b"\n" + body  # a last line the container left open stays its own
+            os.write(fd, body)
         finally:
             os.close(fd)
     except OSError as e:
