@@ -5,12 +5,19 @@ path)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from berth.cri import cni
 from berth.cri.images import ImageHandlers, _user
+from berth.errors import System
 
 
 class _Images:
@@ -43,3 +50,150 @@ def test_an_image_user_never_breaks_the_image_messages(user: str, uid: Any, name
     msg.SerializeToString()
     assert (msg.uid.value if msg.HasField("uid") else None) == uid
     assert msg.username == name
+
+
+# --- a CNI plug-in's output ---------------------------------------------------------------------
+def _plugin(tmp_path: Path, body: str, name: str = "evil") -> cni.Cni:
+    """A network of one plug-in whose program is `body` (Python, after `import ...`)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    p = bin_dir / name
+    p.write_text(f"#!{sys.executable}\nimport json, os, subprocess, sys, time\n{body}\n")
+    p.chmod(0o755)
+    conf = tmp_path / "net.d"
+    conf.mkdir(exist_ok=True)
+    (conf / "10.conflist").write_text(
+        json.dumps({"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": name}]})
+    )
+    return cni.Cni(str(conf), [str(bin_dir)], str(tmp_path / "cache"))
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie of an init that reaps it later counts)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+ATT = cni.Attachment(container_id="a" * 64, netns="/proc/1/ns/net")
+PIDS = 'open(os.environ.get("PIDS", "/dev/null"), "a").write(f"{os.getpid()}\\n")'
+
+
+def test_a_plugin_that_floods_stdout_is_cut_off(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    c = _plugin(
+        tmp_path,
+        f'os.environ["PIDS"] = {str(pids)!r}\n{PIDS}\n'
+        'while True:\n    sys.stdout.buffer.write(b"[" * 65536)',
+    )
+    start = time.monotonic()
+    with pytest.raises(System, match="printed more than"):
+        c.add(ATT)
+    assert time.monotonic() - start < 10
+    assert all(_gone(int(p)) for p in pids.read_text().split())
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_plugin_that_hangs_is_killed_with_what_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plug-in that leaves a child holding its stdout: both go at the timeout."""
+    monkeypatch.setattr(cni, "PLUGIN_TIMEOUT", 1.0)
+    pids = tmp_path / "pids"
+    c = _plugin(
+        tmp_path,
+        f'p = subprocess.Popen(["sleep", "1000"])\n'
+        f'open({str(pids)!r}, "a").write(f"{{os.getpid()}}\\n{{p.pid}}\\n")\n'
+        "time.sleep(1000)",
+    )
+    start = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        c.add(ATT)
+    assert time.monotonic() - start < 10  # ADD's timeout, and DEL's after it
+    got = [int(p) for p in pids.read_text().split()]
+    assert len(got) == 4 and all(_gone(p) for p in got)  # ADD's two, DEL's two
+
+
+def test_a_failing_plugin_s_message_is_bounded(tmp_path: Path) -> None:
+    c = _plugin(
+        tmp_path,
+        'sys.stderr.write("e" * (8 << 20))\n'
+        'print(json.dumps({"code": "not a number", "msg": 12345678901234567890 * 10**20}))\n'
+        "sys.exit(3)",
+    )
+    with pytest.raises(cni.CniError) as e:
+        c.add(ATT)
+    assert e.value.code == 3 and len(str(e.value)) < 2 * cni.MESSAGE_MAX
+    c = _plugin(tmp_path, 'sys.stderr.write("e" * (8 << 20))\nsys.exit(1)', "noisy")
+    with pytest.raises(cni.CniError) as e:
+        c.add(ATT)
+    assert len(str(e.value)) < 2 * cni.MESSAGE_MAX
+
+
+def test_a_deeply_nested_result_is_an_error(tmp_path: Path) -> None:
+    c = _plugin(tmp_path, 'print("[" * 200000)')
+    with pytest.raises(System, match="no JSON result"):
+        c.add(ATT)
+
+
+GOOD_IP = {"address": "10.201.0.5/24", "interface": 0}
+IFACE = {"name": "eth0", "sandbox": "/proc/1/ns/net"}
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"ips": [{"address": "127.0.0.1/8"}]},  # port forwarding would reach the host's lo
+        {"ips": [{"address": "::1/128"}]},
+        {"ips": [{"address": "0.0.0.0/0"}]},
+        {"ips": [{"address": "224.0.0.1/4"}]},
+        {"ips": [{"address": "10.0.0.300/24"}]},
+        {"ips": [{"address": "10.0.0.3"}]},  # no prefix
+        {"ips": [{"address": "10.0.0.3/24; rm -rf /"}]},
+        {"ips": [{"address": "10.0.0.3/24", "gateway": "not an address"}]},
+        {"ips": [GOOD_IP] * (cni.RESULT_ITEMS_MAX + 1)},
+        {"interfaces": [IFACE] * (cni.RESULT_ITEMS_MAX + 1), "ips": [GOOD_IP]},
+        {"ips": {"address": "10.0.0.3/24"}},
+        {"interfaces": "eth0", "ips": [GOOD_IP]},
+    ],
+)
+def test_a_bogus_result_is_refused_and_undone(tmp_path: Path, result: dict[str, Any]) -> None:
+    calls = tmp_path / "calls"
+    c = _plugin(
+        tmp_path,
+        f'open({str(calls)!r}, "a").write(os.environ["CNI_COMMAND"] + "\\n")\n'
+        'if os.environ["CNI_COMMAND"] == "ADD":\n'
+        f"    print(json.dumps({{'cniVersion': '1.0.0', **{result!r}}}))",
+    )
+    with pytest.raises(System, match="CNI result"):
+        c.add(ATT)
+    assert calls.read_text().split() == ["ADD", "DEL"]  # what the plug-in did is undone
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_result_s_strings_and_indexes_are_bounded() -> None:
+    r = cni.parse_result(
+        {
+            "cniVersion": "1.0.0" + "x" * 1000,
+            "interfaces": [{"name": "n" * 1000, "mac": "m" * 1000, "sandbox": 7}, "junk"],
+            "ips": [
+                {"address": "10.201.0.5/24", "interface": True},
+                {"address": "fd00::5/64", "interface": 99, "gateway": "fd00::1"},
+                {"address": 17},
+            ],
+        }
+    )
+    assert len(r.cni_version) == 32 and r.interfaces[0].name == "n" * 15
+    assert len(r.interfaces) == 1 and r.interfaces[0].mac == "m" * 64
+    assert [(i.address, i.interface) for i in r.ips] == [
+        ("10.201.0.5/24", None),
+        ("fd00::5/64", None),
+    ]
+    assert r.sandbox_ips() == ["10.201.0.5", "fd00::5"]
