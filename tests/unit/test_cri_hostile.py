@@ -6,9 +6,12 @@ path)."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +20,9 @@ import pytest
 
 from berth.cri import cni
 from berth.cri.images import ImageHandlers, _user
-from berth.errors import System
+from berth.cri.logs import CriLog
+from berth.errors import InvalidArgument, System
+from tests.unit.test_volfiles_hostile import OpenWatch
 
 
 class _Images:
@@ -197,3 +202,72 @@ def test_a_result_s_strings_and_indexes_are_bounded() -> None:
         ("fd00::5/64", None),
     ]
     assert r.sandbox_ips() == ["10.201.0.5", "fd00::5"]
+
+
+# --- the CRI log file, in a directory a pod may write in ---------------------------------------
+@pytest.fixture
+def logdir(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A pod's log directory, and a host directory the pod aims at (untouched at the end)."""
+    root = tmp_path / "pods" / "ns_pod_uid"
+    root.mkdir(parents=True)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "passwd").write_text("root:x:0:0\n")
+    yield root, host
+    assert sorted(p.name for p in host.iterdir()) == ["passwd"]
+    assert (host / "passwd").read_text() == "root:x:0:0\n"
+
+
+def _write(root: Path, rel: str) -> None:
+    log = CriLog(str(root / rel), str(root))
+    try:
+        log.write(b"line\n")
+    finally:
+        log.close()
+
+
+def test_the_log_is_made_and_appended(logdir: tuple[Path, Path]) -> None:
+    root, _ = logdir
+    _write(root, "c/0.log")
+    _write(root, "c/0.log")
+    assert (root / "c" / "0.log").read_bytes() == b"line\nline\n"
+    assert stat.S_IMODE((root / "c" / "0.log").stat().st_mode) == 0o640
+
+
+def test_symlinks_in_the_log_directory_stay_inside(logdir: tuple[Path, Path]) -> None:
+    root, host = logdir
+    (root / "c").symlink_to(host)  # the container's directory: the host's
+    (root / "d").mkdir()
+    (root / "d" / "0.log").symlink_to(host / "passwd")  # the file: a host file
+    (root / "e").symlink_to("../../host")
+    _write(root, "c/0.log")  # made inside the pod's directory, where the link leads there
+    assert (root / str(host).lstrip("/") / "0.log").read_bytes() == b"line\n"
+    _write(root, "e/0.log")
+    with pytest.raises(InvalidArgument):
+        _write(root, "d/0.log")
+    for bad in ("../host/x.log", "/etc/x.log", ""):
+        with pytest.raises(InvalidArgument):
+            CriLog(bad if bad.startswith("/") else str(root / bad), str(root))
+
+
+def test_a_fifo_or_hard_link_is_no_log(logdir: tuple[Path, Path]) -> None:
+    root, host = logdir
+    os.mkfifo(root / "fifo.log")  # a writer's open would wait for a reader for ever
+    os.link(host / "passwd", root / "linked.log")
+    for name in ("fifo.log", "linked.log"):
+        with pytest.raises(InvalidArgument, match="regular file"):
+            _write(root, name)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_a_device_in_the_log_directory_is_never_opened(logdir: tuple[Path, Path]) -> None:
+    root, _ = logdir
+    dev = root / "0.log"
+    os.mknod(dev, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    watch = OpenWatch(dev)
+    try:
+        with pytest.raises(InvalidArgument, match="regular file"):
+            _write(root, "0.log")
+        assert not watch.opened()
+    finally:
+        watch.close()

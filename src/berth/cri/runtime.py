@@ -71,7 +71,8 @@ class ContainerHandlers:
             path = cc.label(rec, cc.L_LOG) if cc.is_cri(rec) else ""
             if path and rec.state.status.is_running and rec.id not in self.logs:
                 with contextlib.suppress(BerthError, OSError):
-                    writer = CriLog(path)
+                    sb = self.pods.resolve(cc.label(rec, cc.L_SANDBOX))
+                    writer = CriLog(path, sb.log_directory)
                     self._follow(
                         rec.id, writer, self.containers.attach(rec.id, stdout=True, stderr=True)
                     )
@@ -170,7 +171,7 @@ class ContainerHandlers:
             await self.containers.start(rec.id)
             return api().StartContainerResponse()
         # attached before the start: the log misses none of the output
-        writer = CriLog(path)
+        writer = CriLog(path, sb.log_directory)
         att = self.containers.attach(rec.id, stdout=True, stderr=True)
         try:
             await self.containers.start(rec.id)
