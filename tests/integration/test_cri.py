@@ -294,6 +294,37 @@ def test_host_network_pod(cri: Cri) -> None:
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
 
 
+def test_exec_sync_output_and_time_are_bounded(cri: Cri) -> None:
+    """A command that prints 20 MB on each stream: its answer is cut to fit a gRPC message (it
+    was an error, both streams kept whole up to 16 MiB each); one that outlives its timeout
+    is killed and the RPC fails, at once."""
+    from berth.cri.gen import api
+    from berth.cri.runtime import EXEC_OUTPUT_MAX
+
+    sid, pod = cri.pod(
+        "execsync", linux={"security_context": {"namespace_options": {"network": 2}}}
+    )
+    try:
+        cid = cri.container(sid, pod, "c", ["sleep", "100"])
+        out = cri.exec(
+            cid, "sh", "-c", "head -c 20000000 /dev/zero; head -c 20000000 /dev/zero >&2"
+        )
+        assert out.exit_code == 0
+        assert len(out.stdout) == len(out.stderr) == EXEC_OUTPUT_MAX
+        assert out.ByteSize() < 16 << 20
+        start = time.monotonic()
+        req = api().ExecSyncRequest(container_id=cid, cmd=["sleep", "77"], timeout=1)
+        with pytest.raises(grpc.RpcError) as e:  # (cri.exec's timeout is the RPC's deadline)
+            cri.client.runtime("ExecSync", req)
+        assert "timed out" in (e.value.details() or "")
+        assert time.monotonic() - start < 10
+        ps = cri.exec(cid, "ps", "-o", "args")
+        assert "sleep 77" not in ps.stdout.decode()
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
 def test_errors(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
         cri.runtime("PodSandboxStatus", pod_sandbox_id="nope")

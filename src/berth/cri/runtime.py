@@ -30,7 +30,10 @@ from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImp
 
 log = logging.getLogger(__name__)
 
-EXEC_OUTPUT_MAX = 16 << 20  # ExecSync's output kept, per stream (the rest is dropped)
+# ExecSync's output kept, per stream (the rest is read and dropped): both streams and the
+# message around them fit the 16 MiB a gRPC message may be (the server's send limit and
+# kubelets' receive limit); 16 MiB each made a chatty command's answer an error
+EXEC_OUTPUT_MAX = (8 << 20) - (64 << 10)
 
 
 def labels_match(have: dict[str, str], selector: Any) -> bool:
