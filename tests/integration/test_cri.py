@@ -325,6 +325,32 @@ def test_exec_sync_output_and_time_are_bounded(cri: Cri) -> None:
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
 
 
+def test_an_image_s_volumes_go_with_its_container(cri: Cri, rootfs_tar: Path) -> None:
+    """An image's VOLUMEs are anonymous volumes of each container made of it: RemoveContainer
+    removes them (every restart of a crash-looping container left its own behind)."""
+    tag = f"vols-{secrets.token_hex(3)}"
+    cri.daemon.ok("import", "--change", "VOLUME /data /cache", str(rootfs_tar), tag)
+    sid, pod = cri.pod("vols", linux={"security_context": {"namespace_options": {"network": 2}}})
+    before = set(cri.daemon.ok("volume", "ls", "-q").split())
+    try:
+        for attempt in range(3):
+            cid = cri.container(
+                sid,
+                pod,
+                "c",
+                ["true"],
+                image={"image": tag},
+                metadata={"name": "c", "attempt": attempt},
+            )
+            cri.runtime("StopContainer", container_id=cid, timeout=1)
+            cri.runtime("RemoveContainer", container_id=cid)
+        assert set(cri.daemon.ok("volume", "ls", "-q").split()) == before
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+        cri.daemon.berth("rmi", "-f", tag)
+
+
 def test_errors(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
         cri.runtime("PodSandboxStatus", pod_sandbox_id="nope")

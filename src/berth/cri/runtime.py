@@ -234,7 +234,9 @@ class ContainerHandlers:
 
     async def remove_container(self, cid: str) -> None:
         with contextlib.suppress(NotFound):
-            await self.containers.remove(cid, force=True)
+            # with the anonymous volumes of its image's VOLUMEs (a pod's own mounts are host
+            # paths): each attempt of a container that crash-loops made new ones, never removed
+            await self.containers.remove(cid, force=True, volumes=True)
         entry = self.logs.pop(cid, None)
         if entry is not None:
             entry[1].cancel()
