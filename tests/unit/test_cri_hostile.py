@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from berth.cri import cni
+from berth.cri.containers import Spec, create_body
 from berth.cri.images import ImageHandlers, _user
 from berth.cri.logs import CriLog
+from berth.cri.sandboxes import Sandbox
 from berth.errors import InvalidArgument, System
 from tests.unit.test_volfiles_hostile import OpenWatch
 
@@ -271,3 +273,22 @@ def test_a_device_in_the_log_directory_is_never_opened(logdir: tuple[Path, Path]
         assert not watch.opened()
     finally:
         watch.close()
+
+
+# --- mounts -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("host", "target"),
+    [
+        ("vol", "/c"),  # would be a named volume, shared by every pod naming it
+        ("", "/c"),  # an anonymous volume
+        ("/h", "c"),
+        ("/a:/etc", "/c"),  # a ':' read as the bind string's next field
+        ("/a", "/c:ro"),
+        ("/a\x00b", "/c"),
+    ],
+)
+def test_a_mount_is_an_absolute_host_path(host: str, target: str) -> None:
+    sb = Sandbox(id="s" * 64, name="w", uid="u", namespace="n", pid=42)
+    with pytest.raises(InvalidArgument):
+        create_body(Spec(name="a", image="b", mounts=[(host, target, False, 0)]), sb)
+    assert create_body(Spec(name="a", image="b", mounts=[("/h", "/c", False, 0)]), sb)

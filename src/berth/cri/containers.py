@@ -109,9 +109,20 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
     return []  # RuntimeDefault: berth's default profile, as Docker's
 
 
+def _check_mount(host: str, target: str) -> None:
+    """A CRI mount is a host path onto a container path, both absolute: it rides on a bind
+    string (`-v`'s form), where a relative source would name a volume (shared by every pod
+    that names it) and a `:` would be read as the next field."""
+    for path, what in ((host, "host_path"), (target, "container_path")):
+        if not path.startswith("/") or ":" in path or "\x00" in path:
+            raise InvalidArgument(f"mount {what} {path!r} is not an absolute path without ':'")
+
+
 def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
     """What the containers service creates for `spec` in `sb`: its Config typed, its HostConfig
     read from the HostConfig's own (Docker-named) form."""
+    for h, c, _ro, _p in spec.mounts:
+        _check_mount(h, c)
     labels = dict(spec.labels)
     labels.update(
         {
