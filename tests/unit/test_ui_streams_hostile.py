@@ -86,3 +86,27 @@ def test_hostile_resizes_leave_the_terminal_working() -> None:
     assert att.stdin == [b"ls\n"]  # the keys after the hostile sizes still arrive
     assert sizes == [(500, 10)]  # and a size out of bounds is clamped
     assert att.ended and att.closed and ws.closed
+
+
+def test_the_static_handler_serves_the_bundle_only() -> None:
+    """Without a session (the bundle is public), names that climb out of the static directory
+    or name a file beside the bundle are 404s; the page itself needs the session."""
+    from tests.unit.test_ui import run
+
+    async def go(client: Any, *_: Any) -> None:
+        r = await client.get("/static/app.css")
+        assert r.status == 200 and r.headers["X-Content-Type-Options"] == "nosniff"
+        for path in (
+            "/static/..%2f__init__.py",
+            "/static/..%2F..%2Fauth.py",
+            "/static/%2e%2e/server.py",
+            "/static/index.html",  # the page's template: through `/` only
+            "/static/chunk-AAAAAAAA.js.map",
+            "/static/chunk-../../x.js",
+            "/static/app.js%00.txt",
+        ):
+            r = await client.get(path)
+            assert r.status in (400, 401, 404), (path, r.status)
+            assert "csrf" not in await r.text()
+
+    run(go)
