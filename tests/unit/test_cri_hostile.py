@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from berth.cri import cni
-from berth.cri.containers import Spec, create_body
+from berth.cri.containers import PROFILE_LOCALHOST, SECCOMP_PROFILE_MAX, Spec, create_body
 from berth.cri.images import ImageHandlers, _user
 from berth.cri.logs import CriLog
 from berth.cri.sandboxes import Sandbox
@@ -292,3 +292,19 @@ def test_a_mount_is_an_absolute_host_path(host: str, target: str) -> None:
     with pytest.raises(InvalidArgument):
         create_body(Spec(name="a", image="b", mounts=[(host, target, False, 0)]), sb)
     assert create_body(Spec(name="a", image="b", mounts=[("/h", "/c", False, 0)]), sb)
+
+
+def test_a_seccomp_profile_is_a_regular_file(tmp_path: Path) -> None:
+    """A FIFO in its place would block the daemon's event loop: refused at once."""
+    sb = Sandbox(id="s" * 64, name="w", uid="u", namespace="n", pid=42)
+    fifo = tmp_path / "profile.json"
+    os.mkfifo(fifo)
+    spec = Spec(name="a", image="b", seccomp=(PROFILE_LOCALHOST, str(fifo)))
+    start = time.monotonic()
+    with pytest.raises(InvalidArgument, match="regular file"):
+        create_body(spec, sb)
+    assert time.monotonic() - start < 5
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (SECCOMP_PROFILE_MAX + 1))
+    with pytest.raises(InvalidArgument, match="larger"):
+        create_body(Spec(name="a", image="b", seccomp=(PROFILE_LOCALHOST, str(big))), sb)

@@ -10,7 +10,9 @@ named them (`k8s_NAME_POD_NAMESPACE_UID_ATTEMPT`) and shows in `berth ps`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,7 +101,11 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
         if not path.startswith("/"):
             raise InvalidArgument(f"seccomp localhost profile {path!r} is not an absolute path")
         try:
-            with open(path, "rb") as f:
+            # never blocking (a FIFO), never a device: a regular file, read bounded
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            with open(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise InvalidArgument(f"seccomp profile {path}: not a regular file")
                 data = f.read(SECCOMP_PROFILE_MAX + 1)
         except OSError as e:
             raise InvalidArgument(f"seccomp profile {path}: {e.strerror}") from None
