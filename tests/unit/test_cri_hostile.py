@@ -308,3 +308,16 @@ def test_a_seccomp_profile_is_a_regular_file(tmp_path: Path) -> None:
     big.write_bytes(b" " * (SECCOMP_PROFILE_MAX + 1))
     with pytest.raises(InvalidArgument, match="larger"):
         create_body(Spec(name="a", image="b", seccomp=(PROFILE_LOCALHOST, str(big))), sb)
+
+
+def test_an_image_s_volumes_are_bounded() -> None:
+    """A config of megabytes could name half a million VOLUMEs: each a volume made and filled
+    at every create (and at every attempt of a crash-looping pod)."""
+    from berth.containers.hostconfig import HostConfig
+    from berth.containers.mounts import MAX_IMAGE_VOLUMES, Mounts
+
+    m = Mounts(None, None)  # type: ignore[arg-type]
+    many = [f"/v{i}" for i in range(MAX_IMAGE_VOLUMES + 1)]
+    with pytest.raises(InvalidArgument, match="volumes"):
+        m.specs(None, HostConfig(), many)
+    assert len(m.specs(None, HostConfig(), many[:-1])) == MAX_IMAGE_VOLUMES
