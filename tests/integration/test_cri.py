@@ -615,6 +615,44 @@ def test_pid_namespace_of_the_pod(cri: Cri) -> None:
             cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
 
 
+def test_the_pod_s_pid_1_is_no_way_to_the_host(cri: Cri, tmp_path: Path) -> None:
+    """With shareProcessNamespace the holder is the pod's PID 1. A container that may ptrace
+    (CAP_SYS_PTRACE, which a pod may add) passes /proc/1's access checks: the holder's root,
+    its cwd and what `..` climbs to from them must be no host directory, and the holder must
+    have no capability left to inject code into."""
+    sentinel = tmp_path / "host-secret"
+    sentinel.write_text("host secret")
+    sid, pod = cri.pod("pidesc", linux={"security_context": {"namespace_options": {"pid": 0}}})
+    try:
+        cid = cri.container(
+            sid,
+            pod,
+            "c",
+            ["sleep", "1000"],
+            linux={"security_context": {"capabilities": {"add_capabilities": ["SYS_PTRACE"]}}},
+        )
+        for path in (
+            f"/proc/1/root{sentinel}",
+            f"/proc/1/root/../../..{sentinel}",
+            f"/proc/1/cwd{sentinel}",
+            f"/proc/1/cwd/../../..{sentinel}",
+        ):
+            out = cri.exec(cid, "cat", path)
+            assert out.exit_code != 0 and b"host secret" not in out.stdout, path
+        ls = cri.exec(cid, "ls", "-a", "/proc/1/root/", "/proc/1/root/../..").stdout.decode()
+        assert "etc" not in ls.split() and "usr" not in ls.split(), ls
+        status = cri.exec(cid, "cat", "/proc/1/status").stdout.decode()
+        caps = {k: v for k, _, v in (ln.partition(":\t") for ln in status.splitlines())}
+        assert int(caps["CapEff"], 16) == int(caps["CapPrm"], 16) == int(caps["CapBnd"], 16) == 0
+        assert caps["NoNewPrivs"].strip() == "1"
+        assert (
+            cri.exec(cid, "ps", "-o", "pid,args").stdout.decode().splitlines()[1].split()[0] == "1"
+        )
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
 def test_container_options(cri: Cri, tmp_path: Path) -> None:
     """What a ContainerConfig asks: user and group, read-only rootfs, a dropped capability,
     env, working dir, bind mounts (read-only too); and ReopenContainerLog."""
