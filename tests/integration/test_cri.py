@@ -645,9 +645,14 @@ def test_the_pod_s_pid_1_is_no_way_to_the_host(cri: Cri, tmp_path: Path) -> None
         caps = {k: v for k, _, v in (ln.partition(":\t") for ln in status.splitlines())}
         assert int(caps["CapEff"], 16) == int(caps["CapPrm"], 16) == int(caps["CapBnd"], 16) == 0
         assert caps["NoNewPrivs"].strip() == "1"
-        assert (
-            cri.exec(cid, "ps", "-o", "pid,args").stdout.decode().splitlines()[1].split()[0] == "1"
-        )
+        # and nothing else of the host's is in the pod's PID namespace: the holder as PID 1,
+        # the container's process, this exec
+        ps = [
+            ln.split(None, 1)
+            for ln in cri.exec(cid, "ps", "-o", "pid,args").stdout.decode().splitlines()[1:]
+        ]
+        assert ps[0][0] == "1" and "berth.cri.pause" in ps[0][1]
+        assert [a for _, a in ps[1:]] == ["sleep 1000", "ps -o pid,args"]
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
