@@ -305,6 +305,63 @@ def test_host_network_pod(cri: Cri) -> None:
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
 
 
+def test_exec_sync_output_and_time_are_bounded(cri: Cri) -> None:
+    """A command that prints 20 MB on each stream: its answer is cut to fit a gRPC message (it
+    was an error, both streams kept whole up to 16 MiB each); one that outlives its timeout
+    is killed and the RPC fails, at once."""
+    from berth.cri.gen import api
+    from berth.cri.runtime import EXEC_OUTPUT_MAX
+
+    sid, pod = cri.pod(
+        "execsync", linux={"security_context": {"namespace_options": {"network": 2}}}
+    )
+    try:
+        cid = cri.container(sid, pod, "c", ["sleep", "100"])
+        out = cri.exec(
+            cid, "sh", "-c", "head -c 20000000 /dev/zero; head -c 20000000 /dev/zero >&2"
+        )
+        assert out.exit_code == 0
+        assert len(out.stdout) == len(out.stderr) == EXEC_OUTPUT_MAX
+        assert out.ByteSize() < 16 << 20
+        start = time.monotonic()
+        req = api().ExecSyncRequest(container_id=cid, cmd=["sleep", "77"], timeout=1)
+        with pytest.raises(grpc.RpcError) as e:  # (cri.exec's timeout is the RPC's deadline)
+            cri.client.runtime("ExecSync", req)
+        assert "timed out" in (e.value.details() or "")
+        assert time.monotonic() - start < 10
+        ps = cri.exec(cid, "ps", "-o", "args")
+        assert "sleep 77" not in ps.stdout.decode()
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_an_image_s_volumes_go_with_its_container(cri: Cri, rootfs_tar: Path) -> None:
+    """An image's VOLUMEs are anonymous volumes of each container made of it: RemoveContainer
+    removes them (every restart of a crash-looping container left its own behind)."""
+    tag = f"vols-{secrets.token_hex(3)}"
+    cri.daemon.ok("import", "--change", "VOLUME /data /cache", str(rootfs_tar), tag)
+    sid, pod = cri.pod("vols", linux={"security_context": {"namespace_options": {"network": 2}}})
+    before = set(cri.daemon.ok("volume", "ls", "-q").split())
+    try:
+        for attempt in range(3):
+            cid = cri.container(
+                sid,
+                pod,
+                "c",
+                ["true"],
+                image={"image": tag},
+                metadata={"name": "c", "attempt": attempt},
+            )
+            cri.runtime("StopContainer", container_id=cid, timeout=1)
+            cri.runtime("RemoveContainer", container_id=cid)
+        assert set(cri.daemon.ok("volume", "ls", "-q").split()) == before
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+        cri.daemon.berth("rmi", "-f", tag)
+
+
 def test_errors(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
         cri.runtime("PodSandboxStatus", pod_sandbox_id="nope")
@@ -568,6 +625,49 @@ def test_pid_namespace_of_the_pod(cri: Cri) -> None:
         finally:
             cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
             cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
+
+
+def test_the_pod_s_pid_1_is_no_way_to_the_host(cri: Cri, tmp_path: Path) -> None:
+    """With shareProcessNamespace the holder is the pod's PID 1. A container that may ptrace
+    (CAP_SYS_PTRACE, which a pod may add) passes /proc/1's access checks: the holder's root,
+    its cwd and what `..` climbs to from them must be no host directory, and the holder must
+    have no capability left to inject code into."""
+    sentinel = tmp_path / "host-secret"
+    sentinel.write_text("host secret")
+    sid, pod = cri.pod("pidesc", linux={"security_context": {"namespace_options": {"pid": 0}}})
+    try:
+        cid = cri.container(
+            sid,
+            pod,
+            "c",
+            ["sleep", "1000"],
+            linux={"security_context": {"capabilities": {"add_capabilities": ["SYS_PTRACE"]}}},
+        )
+        for path in (
+            f"/proc/1/root{sentinel}",
+            f"/proc/1/root/../../..{sentinel}",
+            f"/proc/1/cwd{sentinel}",
+            f"/proc/1/cwd/../../..{sentinel}",
+        ):
+            out = cri.exec(cid, "cat", path)
+            assert out.exit_code != 0 and b"host secret" not in out.stdout, path
+        ls = cri.exec(cid, "ls", "-a", "/proc/1/root/", "/proc/1/root/../..").stdout.decode()
+        assert "etc" not in ls.split() and "usr" not in ls.split(), ls
+        status = cri.exec(cid, "cat", "/proc/1/status").stdout.decode()
+        caps = {k: v for k, _, v in (ln.partition(":\t") for ln in status.splitlines())}
+        assert int(caps["CapEff"], 16) == int(caps["CapPrm"], 16) == int(caps["CapBnd"], 16) == 0
+        assert caps["NoNewPrivs"].strip() == "1"
+        # and nothing else of the host's is in the pod's PID namespace: the holder as PID 1,
+        # the container's process, this exec
+        ps = [
+            ln.split(None, 1)
+            for ln in cri.exec(cid, "ps", "-o", "pid,args").stdout.decode().splitlines()[1:]
+        ]
+        assert ps[0][0] == "1" and "berth.cri.pause" in ps[0][1]
+        assert [a for _, a in ps[1:]] == ["sleep 1000", "ps -o pid,args"]
+    finally:
+        cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
+        cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
 
 
 def test_container_options(cri: Cri, tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ from berth.volumes import MountSpec, VolumeService, parse_bind, parse_mount
 log = logging.getLogger(__name__)
 
 
+MAX_IMAGE_VOLUMES = 1024  # an image's VOLUMEs a container is made with, at most
+
+
 class Mounts:
     """A container's mounts: the volumes, binds and tmpfs it asks for, made at create and
     given to the runtime at each start."""
@@ -57,7 +60,15 @@ class Mounts:
                         type=m.type, target=m.destination, source=m.name or m.source, read_only=ro
                     )
                 )
-        for target in [*(image_volumes or ()), *(volumes or ())]:
+        image_volumes = list(image_volumes or ())
+        if len(image_volumes) > MAX_IMAGE_VOLUMES:
+            # a hostile image's config (megabytes) can name a volume per line: each one a
+            # volume made and filled at every create (and, in a crash-looping pod, again)
+            raise InvalidArgument(
+                f"the image asks for {len(image_volumes)} volumes; at most "
+                f"{MAX_IMAGE_VOLUMES} are made"
+            )
+        for target in [*image_volumes, *(volumes or ())]:
             if target not in seen:
                 seen.add(target)
                 specs.append(MountSpec(type="volume", target=target))

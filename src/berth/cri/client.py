@@ -16,7 +16,14 @@ from berth.cri.gen import api
 
 class CriClient:
     def __init__(self, address: str, timeout: float = 60.0) -> None:
-        self.channel = grpc.insecure_channel(address)
+        # kubelets' message size limit (grpc's default is 4 MiB)
+        self.channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", 16 << 20),
+                ("grpc.max_send_message_length", 16 << 20),
+            ],
+        )
         self.timeout = timeout
 
     def close(self) -> None:

@@ -10,10 +10,14 @@ plug-ins the same `prevResult`, even after a daemon restart.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
+import selectors
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +30,13 @@ log = logging.getLogger(__name__)
 PLUGIN_TIMEOUT = 60.0
 # the versions whose result format (`ips` with `interface` indexes) this parser reads
 RESULT_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+# a plug-in's output is read as hostile: its result at most this long (a result of dozens of
+# interfaces and addresses is a few kB), what it says on stderr cut here, a result's lists
+# and strings bounded
+STDOUT_MAX = 256 * 1024
+STDERR_MAX = 16 * 1024
+MESSAGE_MAX = 4096
+RESULT_ITEMS_MAX = 64
 
 
 class CniError(System):
@@ -100,26 +111,56 @@ class Result:
         return out
 
 
+def _text(v: Any, limit: int) -> str:
+    return str(v)[:limit] if isinstance(v, str | int) else ""
+
+
+def _address(v: Any, what: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """A result's address (CIDR), refused where it could not be a pod's: not an address,
+    loopback (port forwarding would reach the host's own services), unspecified, multicast."""
+    try:
+        ifc = ipaddress.ip_interface(v) if isinstance(v, str) and len(v) <= 64 else None
+    except ValueError:
+        ifc = None
+    if ifc is None or "/" not in v:
+        raise System(f"CNI result: {what} {str(v)[:64]!r} is not an address/prefix")
+    ip = ifc.ip
+    if ip.is_loopback or ip.is_unspecified or ip.is_multicast:
+        raise System(f"CNI result: {what} {v!r} cannot be a pod's address")
+    return ifc
+
+
 def parse_result(raw: dict[str, Any]) -> Result:
-    """A plug-in's success result (0.3.0 and later: `interfaces`, `ips`)."""
+    """A plug-in's success result (0.3.0 and later: `interfaces`, `ips`), checked as hostile:
+    lists of at most RESULT_ITEMS_MAX, each address a valid unicast one, strings bounded."""
     if not isinstance(raw, dict):
         raise System("CNI result is not a JSON object")
-    version = str(raw.get("cniVersion") or "")
+    version = _text(raw.get("cniVersion") or "", 32)
+    lists = {k: raw.get(k) or [] for k in ("interfaces", "ips")}
+    for k, v in lists.items():
+        if not isinstance(v, list):
+            raise System(f"CNI result: `{k}` is not a list")
+        if len(v) > RESULT_ITEMS_MAX:
+            raise System(f"CNI result: more than {RESULT_ITEMS_MAX} {k}")
     ifaces = tuple(
-        Interface(str(i.get("name", "")), str(i.get("mac", "")), str(i.get("sandbox", "")))
-        for i in raw.get("interfaces") or []
+        Interface(_text(i.get("name"), 15), _text(i.get("mac"), 64), _text(i.get("sandbox"), 4096))
+        for i in lists["interfaces"]
         if isinstance(i, dict)
     )
     ips = []
-    for ipc in raw.get("ips") or []:
+    for ipc in lists["ips"]:
         if not isinstance(ipc, dict) or not isinstance(ipc.get("address"), str):
             continue
+        address = str(_address(ipc["address"], "address"))
+        gateway = ipc.get("gateway") or ""
+        if gateway:
+            try:
+                gateway = str(ipaddress.ip_address(gateway)) if isinstance(gateway, str) else ""
+            except ValueError:
+                raise System(f"CNI result: gateway {str(gateway)[:64]!r} is no address") from None
         idx = ipc.get("interface")
-        ips.append(
-            IPConfig(
-                ipc["address"], str(ipc.get("gateway") or ""), idx if isinstance(idx, int) else None
-            )
-        )
+        ok = isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < len(ifaces)
+        ips.append(IPConfig(address, gateway, idx if ok else None))
     return Result(version, ifaces, tuple(ips), raw)
 
 
@@ -184,6 +225,68 @@ class Attachment:
     runtime_config: dict[str, Any] = field(default_factory=dict)
 
 
+def run_plugin(
+    argv: list[str], data: bytes, env: dict[str, str], timeout: float
+) -> tuple[int, bytes, bytes]:
+    """Run a plug-in with `data` on its stdin: its exit status, stdout and stderr. Its output
+    is bounded as it is read (more than STDOUT_MAX on stdout is an error, stderr is cut at
+    STDERR_MAX), and it (with what it started: a session of its own) is killed after
+    `timeout` seconds (subprocess.TimeoutExpired), or at once when its stdout overflows."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    pos = 0
+    try:
+        with selectors.DefaultSelector() as sel:
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
+            sel.register(proc.stdout, selectors.EVENT_READ, out)
+            sel.register(proc.stderr, selectors.EVENT_READ, err)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in sel.select(left):
+                    f = key.fileobj
+                    if f is proc.stdin:
+                        try:
+                            pos += os.write(proc.stdin.fileno(), data[pos : pos + 65536])
+                        except BrokenPipeError:
+                            pos = len(data)
+                        if pos >= len(data):
+                            sel.unregister(f)
+                            proc.stdin.close()
+                        continue
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        sel.unregister(f)
+                        continue
+                    buf: bytearray = key.data
+                    if buf is out and len(out) + len(chunk) > STDOUT_MAX:
+                        raise System(f"plugin {argv[0]} printed more than {STDOUT_MAX} bytes")
+                    buf += chunk[: max(0, STDERR_MAX - len(buf))] if buf is err else chunk
+        code = proc.wait(max(0.0, deadline - time.monotonic()))
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            with contextlib.suppress(OSError):
+                f.close()
+    return code, bytes(out), bytes(err)
+
+
 class Cni:
     """Runs a network list's plug-ins from `bin_dirs`; caches ADD results in `cache_dir`."""
 
@@ -221,32 +324,30 @@ class Cni:
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         }
         typ = str(plugin["type"])
-        r = subprocess.run(
-            [self._find(typ)],
-            input=json.dumps(conf).encode(),
-            env=env,
-            capture_output=True,
-            timeout=PLUGIN_TIMEOUT,
-            check=False,
+        code, stdout, stderr = run_plugin(
+            [self._find(typ)], json.dumps(conf).encode(), env, PLUGIN_TIMEOUT
         )
-        if r.returncode != 0:
+        if code != 0:
             try:
-                err = json.loads(r.stdout)
-            except ValueError:
+                err = json.loads(stdout)
+            except (ValueError, RecursionError):
                 err = {}
             if not isinstance(err, dict):
                 err = {}
+            errno_ = err.get("code")
             raise CniError(
                 typ,
-                int(err.get("code") or r.returncode),
-                str(err.get("msg") or r.stderr.decode(errors="replace").strip() or "no message"),
-                str(err.get("details") or ""),
+                errno_ if isinstance(errno_, int) and 0 < errno_ < 1 << 31 else code,
+                _text(err.get("msg"), MESSAGE_MAX)
+                or stderr.decode(errors="replace").strip()[:MESSAGE_MAX]
+                or "no message",
+                _text(err.get("details"), MESSAGE_MAX),
             )
         if command != "ADD":
             return None
         try:
-            out = json.loads(r.stdout)
-        except ValueError as e:
+            out = json.loads(stdout)
+        except (ValueError, RecursionError) as e:
             raise System(f"plugin type={typ!r} printed no JSON result: {e}") from None
         if not isinstance(out, dict):
             raise System(f"plugin type={typ!r}: result is not an object")
@@ -258,19 +359,21 @@ class Cni:
         return os.path.join(self.cache_dir, f"{att.container_id}-{att.ifname}.json")
 
     def add(self, att: Attachment, net: NetworkList | None = None) -> Result:
-        """ADD through the list; on a failure the plug-ins done so far are deleted again."""
+        """ADD through the list; on a failure (a plug-in's, or a last result that is no
+        valid one) the plug-ins done so far are deleted again."""
         net = net or self.network()
         prev: dict[str, Any] | None = None
         try:
             for plugin in net.plugins:
                 out = self._exec("ADD", net, plugin, att, prev)
                 prev = out if out is not None else prev
+            if prev is None:
+                raise System(f"CNI network {net.name}: no result")
+            result = parse_result(prev)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.delete(att, net, prev)
             raise
-        if prev is None:
-            raise System(f"CNI network {net.name}: no result")
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         atomic_write(
             self._cache_path(att),
@@ -282,7 +385,7 @@ class Cni:
                 }
             ).encode(),
         )
-        return parse_result(prev)
+        return result
 
     def _cached(self, att: Attachment) -> tuple[NetworkList | None, dict[str, Any] | None]:
         """The list as it was at ADD and its result (the conf dir may have changed since)."""
@@ -342,4 +445,5 @@ __all__ = [
     "load_conf_dir",
     "parse_config",
     "parse_result",
+    "run_plugin",
 ]

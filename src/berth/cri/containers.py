@@ -10,7 +10,9 @@ named them (`k8s_NAME_POD_NAMESPACE_UID_ATTEMPT`) and shows in `berth ps`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -108,7 +110,11 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
         if not path.startswith("/"):
             raise InvalidArgument(f"seccomp localhost profile {path!r} is not an absolute path")
         try:
-            with open(path, "rb") as f:
+            # never blocking (a FIFO), never a device: a regular file, read bounded
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            with open(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise InvalidArgument(f"seccomp profile {path}: not a regular file")
                 data = f.read(SECCOMP_PROFILE_MAX + 1)
         except OSError as e:
             raise InvalidArgument(f"seccomp profile {path}: {e.strerror}") from None
@@ -116,6 +122,15 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
             raise InvalidArgument(f"seccomp profile {path}: larger than 1 MiB")
         return ["seccomp=" + data.decode(errors="replace")]
     return []  # RuntimeDefault: berth's default profile, as Docker's
+
+
+def _check_mount(host: str, target: str) -> None:
+    """A CRI mount is a host path onto a container path, both absolute: it rides on a bind
+    string (`-v`'s form), where a relative source would name a volume (shared by every pod
+    that names it) and a `:` would be read as the next field."""
+    for path, what in ((host, "host_path"), (target, "container_path")):
+        if not path.startswith("/") or ":" in path or "\x00" in path:
+            raise InvalidArgument(f"mount {what} {path!r} is not an absolute path without ':'")
 
 
 def _apparmor_opt(kind: int, name: str, privileged: bool) -> list[str]:
@@ -152,6 +167,8 @@ def _cdi_requests(names: list[str]) -> tuple[DeviceRequest, ...] | None:
 def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
     """What the containers service creates for `spec` in `sb`: its Config and HostConfig,
     typed (Docker's JSON is the Engine API's edge only)."""
+    for h, c, _ro, _p in spec.mounts:
+        _check_mount(h, c)
     labels = dict(spec.labels)
     labels.update(
         {

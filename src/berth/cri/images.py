@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -33,12 +34,23 @@ def full_name(ref: str) -> str:
         return ref
 
 
+_UID = re.compile(r"[0-9]{1,10}")
+UID_MAX = (1 << 32) - 1
+
+
 def _user(config: dict[str, Any]) -> tuple[int | None, str]:
-    """Image.uid or Image.username from the image's User (its user part)."""
-    user = str(config.get("User") or "").split(":", 1)[0]
+    """Image.uid or Image.username from the image's User (its user part). The image is
+    hostile: a uid is ASCII digits within a uid's range (str.isdigit takes "²", which int()
+    refuses, and a number past Int64Value's range fails the message, as does a string that
+    is not UTF-8: each broke ListImages for the whole node); anything else is a name (a kubelet cannot tell a name's uid, so it
+    refuses runAsNonRoot for it rather than trust it)."""
+    user = str(config.get("User") or "").split(":", 1)[0][:256]
+    user = user.encode("utf-8", "replace").decode()  # a lone surrogate fails the message too
     if not user:
         return None, ""
-    return (int(user), "") if user.isdigit() else (None, user)
+    if _UID.fullmatch(user) and int(user) <= UID_MAX:
+        return int(user), ""
+    return None, user
 
 
 class ImageHandlers:

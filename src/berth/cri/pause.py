@@ -10,6 +10,12 @@ allows only namespaced ones), says `ready` on stdout and sleeps until SIGTERM or
 `ready CHILD_PID`. A spare whose stdin closes with no
 line (its daemon went away) exits. The pod's containers join its namespaces through
 /proc/PID/ns/*. It imports `berth.linux` alone, and runs as `python -I -S` (see `argv`).
+
+Before it says `ready` it gives up all it does not need to wait (`_confine`): its root and
+working directory become an empty read-only tmpfs in a mount namespace of its own, and it
+drops every capability, sets no_new_privs and is no longer dumpable. With
+shareProcessNamespace the holder is the pod's PID 1: a container that may ptrace
+(CAP_SYS_PTRACE) passes /proc/1's checks, and /proc/1/root was the host's `/`.
 """
 
 from __future__ import annotations
@@ -69,23 +75,30 @@ def main(args: list[str]) -> int:
             f.write("-998")
     except OSError:
         pass
+    devnull = os.open(os.devnull, os.O_RDWR)  # for `_quiet`, once there is no /dev
+    try:
+        if ask.get("pid"):
+            # the pod's own PID namespace (shareProcessNamespace): a child is its PID 1 and
+            # holds it; this process stays as the child's parent, as the daemon's child
+            linux.unshare(linux.CLONE_NEWPID)
+        _confine(_root_dir(args))
+    except OSError as e:
+        print(f"error: {e}", flush=True)
+        return 1
     if not ask.get("pid"):
         print("ready", flush=True)
-        _quiet()
+        _quiet(devnull)
         return _hold()
-    # the pod's own PID namespace (shareProcessNamespace): a child is its PID 1 and holds it;
-    # this process stays as the child's parent, as the daemon's child
     try:
-        linux.unshare(linux.CLONE_NEWPID)
         child = os.fork()
     except OSError as e:
         print(f"error: {e}", flush=True)
         return 1
     if child == 0:
-        _quiet()
+        _quiet(devnull)
         return _hold()
     print(f"ready {child}", flush=True)
-    _quiet()
+    _quiet(devnull)
     while True:
         try:
             _, status = os.waitpid(child, 0)
@@ -95,11 +108,44 @@ def main(args: list[str]) -> int:
             return 0
 
 
-def _quiet() -> None:
+def _root_dir(args: list[str]) -> str:
+    """The directory the empty tmpfs is mounted on (in the holder's own mount namespace, so
+    the host never sees it): the CRI's root (`--root=`), which exists."""
+    for a in args:
+        if a.startswith("--root="):
+            return a[len("--root=") :]
+    return "/tmp"
+
+
+def _confine(mountpoint: str) -> None:
+    """Keep nothing a process that reaches this one could use: no capability (the bounding
+    set too), no_new_privs, not dumpable (/proc/PID/root, environ, mem and ptrace then need
+    CAP_SYS_PTRACE), and as root and working directory an empty read-only tmpfs, the only
+    mount of a mount namespace of its own (so neither `/proc/PID/root/..` nor
+    `/proc/PID/cwd/..` climbs to the host's tree)."""
+    linux.drop_bounding_caps(set())  # reads /proc: before the pivot
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
+    linux.mount(
+        "pause",
+        mountpoint,
+        "tmpfs",
+        linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+        "size=4k,nr_inodes=1,mode=0555",
+    )
+    os.chdir(mountpoint)
+    linux.pivot_root(".", ".")  # the old root is stacked under the new one: unmount it
+    linux.umount(".", linux.MNT_DETACH)
+    os.chdir("/")
+    linux.set_caps(set(), set(), set())
+    linux.set_no_new_privs()
+    linux.set_dumpable(False)
+
+
+def _quiet(devnull: int) -> None:
     """Nothing more to read or say: stdin and stdout become /dev/null (a stray write)."""
     for fd in (0, 1):
-        os.close(fd)
-        os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, fd)
 
 
 def _hold() -> int:

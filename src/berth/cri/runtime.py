@@ -30,7 +30,10 @@ from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImp
 
 log = logging.getLogger(__name__)
 
-EXEC_OUTPUT_MAX = 16 << 20  # ExecSync's output kept, per stream (the rest is dropped)
+# ExecSync's output kept, per stream (the rest is read and dropped): both streams and the
+# message around them fit the 16 MiB a gRPC message may be (the server's send limit and
+# kubelets' receive limit); 16 MiB each made a chatty command's answer an error
+EXEC_OUTPUT_MAX = (8 << 20) - (64 << 10)
 
 
 def labels_match(have: dict[str, str], selector: Any) -> bool:
@@ -101,7 +104,8 @@ class ContainerHandlers:
             path = cc.label(rec, cc.L_LOG) if cc.is_cri(rec) else ""
             if path and rec.state.status.is_running and rec.id not in self.logs:
                 with contextlib.suppress(BerthError, OSError):
-                    writer = CriLog(path)
+                    sb = self.pods.resolve(cc.label(rec, cc.L_SANDBOX))
+                    writer = CriLog(path, sb.log_directory)
                     self._follow(
                         rec.id, writer, self.containers.attach(rec.id, stdout=True, stderr=True)
                     )
@@ -215,7 +219,7 @@ class ContainerHandlers:
             await self.containers.start(rec.id)
             return api().StartContainerResponse()
         # attached before the start: the log misses none of the output
-        writer = CriLog(path)
+        writer = CriLog(path, sb.log_directory)
         att = self.containers.attach(rec.id, stdout=True, stderr=True)
         try:
             await self.containers.start(rec.id)
@@ -275,7 +279,9 @@ class ContainerHandlers:
 
     async def remove_container(self, cid: str) -> None:
         with contextlib.suppress(NotFound):
-            await self.containers.remove(cid, force=True)
+            # with the anonymous volumes of its image's VOLUMEs (a pod's own mounts are host
+            # paths): each attempt of a container that crash-loops made new ones, never removed
+            await self.containers.remove(cid, force=True, volumes=True)
         entry = self.logs.pop(cid, None)
         if entry is not None:
             entry[1].cancel()

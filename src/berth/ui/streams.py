@@ -252,7 +252,11 @@ async def _pump(
             if msg.type is WSMsgType.BINARY:
                 await att.send_stdin(msg.data)
             elif msg.type is WSMsgType.TEXT:
-                with contextlib.suppress(ValueError, TypeError, KeyError, BerthError):
+                # the page's own, but read as any client's: an infinite number (OverflowError)
+                # or JSON nested deeper than the parser goes must not end the terminal
+                with contextlib.suppress(
+                    ValueError, TypeError, KeyError, OverflowError, RecursionError, BerthError
+                ):
                     r, c = json.loads(msg.data)["resize"]
                     resize(min(max(int(r), 2), 500), min(max(int(c), 10), 1000))
         await att.end_stdin()
