@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import WSMsgType
 
+from berth.containers.channel import Attachment
 from berth.ui import streams
 
 
@@ -59,6 +60,8 @@ class FakeAtt:
 
     def close(self) -> None:
         self.closed = True
+
+    serve = Attachment.serve  # the real ending of a stream, over this fake's parts
 
 
 def test_hostile_resizes_leave_the_terminal_working() -> None:
