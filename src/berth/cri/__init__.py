@@ -6,7 +6,8 @@ held by berth's own pause process (`pause`) and networked through CNI plug-ins (
 proto's descriptors; `service` assembles it all for the daemon. `sandboxes` keeps the pods;
 `pods` (runtime and pods), `runtime` (containers) and `images` are the handlers, with `containers`
 (a CRI container as a berth container), `logs` (the kubelet's log format), `stats` and
-`streaming` (Exec, Attach, PortForward URLs). `client` drives a CRI socket from Python (tests,
+`streaming` (Exec, Attach, PortForward URLs, over WebSocket or SPDY: `spdy` frames and sessions,
+`spdystreams` Kubernetes' protocols on them). `client` drives a CRI socket from Python (tests,
 bench). This package is imported by the daemon only when --cri-socket is given (grpc is not
 cheap to import).
 """
