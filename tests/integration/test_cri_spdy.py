@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOPATH = "/usr/share/gocode"
 SPDYSTREAM = f"{GOPATH}/src/github.com/moby/spdystream"
 SUBNET = "10.202.67.0/25"
+Pod = tuple[str, str, dict[str, Any]]  # sandbox ID, the server container's ID, pod config
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +68,7 @@ def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def pod(cri: Cri) -> Iterator[tuple[str, str]]:
+def pod(cri: Cri) -> Iterator[Pod]:
     """A pod whose container prints a tick every 0.2 s and serves 8080 (pong) and 8081 (echo)."""
     sid, config = cri.pod("spdy")
     try:
@@ -83,7 +84,7 @@ def pod(cri: Cri) -> Iterator[tuple[str, str]]:
                 "while true; do nc -l -p 8080 -e echo pong; done",
             ],
         )
-        yield sid, cid
+        yield sid, cid, config
     finally:
         cri.runtime("StopPodSandbox", pod_sandbox_id=sid)
         cri.runtime("RemovePodSandbox", pod_sandbox_id=sid)
@@ -105,9 +106,9 @@ def exec_url(cri: Cri, cid: str, cmd: list[str], **flags: bool) -> str:
     return url
 
 
-def test_exec_v4(cri: Cri, pod: tuple[str, str], spdy_client: Path, tmp_path: Path) -> None:
+def test_exec_v4(cri: Cri, pod: Pod, spdy_client: Path, tmp_path: Path) -> None:
     """stdin in, stdout and stderr out, the exit code as a v4 Status on the error stream."""
-    _, cid = pod
+    _, cid, _ = pod
     script = "read x; echo got $x; echo oops >&2; exit 3"
     url = exec_url(cri, cid, ["sh", "-c", script], stdin=True)
     got = client(spdy_client, url, "-stdin", r"hello\n", "-stdout", "-stderr")
@@ -117,6 +118,12 @@ def test_exec_v4(cri: Cri, pod: tuple[str, str], spdy_client: Path, tmp_path: Pa
     assert got["status"]["status"] == "Failure"
     assert got["status"]["reason"] == "NonZeroExitCode"
     assert got["status"]["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+    # a command that is not there: a Status all the same
+    url = exec_url(cri, cid, ["/no/such/command"])
+    got = client(spdy_client, url, "-stdout", "-stderr")
+    assert got["status"]["status"] == "Failure"
+    assert "/no/such/command" in got["status"]["message"]
 
     url = exec_url(cri, cid, ["echo", "fine"])
     got = client(spdy_client, url, "-stdout", "-stderr")
@@ -139,12 +146,10 @@ def test_exec_v4(cri: Cri, pod: tuple[str, str], spdy_client: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     "protocol", ["v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io", ""]
 )
-def test_exec_older_protocols(
-    cri: Cri, pod: tuple[str, str], spdy_client: Path, protocol: str
-) -> None:
+def test_exec_older_protocols(cri: Cri, pod: Pod, spdy_client: Path, protocol: str) -> None:
     """Before v4 the error stream carries a failure's message and nothing on success; a
     client that names no protocol gets the oldest."""
-    _, cid = pod
+    _, cid, _ = pod
     url = exec_url(cri, cid, ["sh", "-c", "echo out; exit 7"])
     got = client(spdy_client, url, "-protocols", protocol, "-stdout", "-stderr")
     assert got["protocol"] == protocol
@@ -156,8 +161,8 @@ def test_exec_older_protocols(
     assert got["streams"]["error"] == ""
 
 
-def test_protocol_not_spoken(cri: Cri, pod: tuple[str, str], spdy_client: Path) -> None:
-    _, cid = pod
+def test_protocol_not_spoken(cri: Cri, pod: Pod, spdy_client: Path) -> None:
+    _, cid, _ = pod
     url = exec_url(cri, cid, ["true"])
     p = subprocess.run(
         [str(spdy_client), "-protocols", "v9.channel.k8s.io", "-stdout", url],
@@ -167,9 +172,9 @@ def test_protocol_not_spoken(cri: Cri, pod: tuple[str, str], spdy_client: Path) 
     assert p.returncode == 1 and "403" in p.stderr and "v4.channel.k8s.io" in p.stderr
 
 
-def test_exec_tty_resize(cri: Cri, pod: tuple[str, str], spdy_client: Path) -> None:
+def test_exec_tty_resize(cri: Cri, pod: Pod, spdy_client: Path) -> None:
     """With a tty: no stderr stream, and the resize stream sets the terminal's size."""
-    _, cid = pod
+    _, cid, _ = pod
     url = exec_url(cri, cid, ["sh", "-c", "sleep 0.5; stty size; exit 2"], tty=True, stderr=False)
     got = client(spdy_client, url, "-tty", "-stdout", "-resize", "100x37")
     assert "stderr" not in got["streams"]
@@ -177,17 +182,35 @@ def test_exec_tty_resize(cri: Cri, pod: tuple[str, str], spdy_client: Path) -> N
     assert got["status"]["details"]["causes"][0]["message"] == "2"
 
 
-def test_attach(cri: Cri, pod: tuple[str, str], spdy_client: Path) -> None:
-    _, cid = pod
+def test_attach(cri: Cri, pod: Pod, spdy_client: Path) -> None:
+    _, cid, _ = pod
     url: str = cri.runtime("Attach", container_id=cid, stdout=True, stderr=True).url
     got = client(spdy_client, url, "-method", "GET", "-stdout", "-stderr", "-until", "tick")
     assert "tick\n" in got["streams"]["stdout"]
 
 
-def test_portforward(cri: Cri, pod: tuple[str, str], spdy_client: Path) -> None:
+def test_attach_stdin_and_tty(cri: Cri, pod: Pod, spdy_client: Path) -> None:
+    """Attach to a container that reads its stdin; and to one with a tty, resized."""
+    sid, _, config = pod
+    cid = cri.container(
+        sid, config, "reader", ["sh", "-c", "read x; echo got $x; sleep 100"], stdin=True
+    )
+    url: str = cri.runtime("Attach", container_id=cid, stdin=True, stdout=True).url
+    got = client(spdy_client, url, "-stdin", r"hello\n", "-stdout", "-until", "got hello")
+    assert got["streams"]["stdout"] == "got hello\n"
+
+    script = "while true; do stty size; sleep 0.3; done"
+    cid = cri.container(sid, config, "tty", ["sh", "-c", script], stdin=True, tty=True)
+    url = cri.runtime("Attach", container_id=cid, stdin=True, stdout=True, tty=True).url
+    args = ["-stdin-open", "-stdout", "-tty", "-resize", "90x33", "-until", "33 90"]
+    got = client(spdy_client, url, *args)
+    assert "33 90" in got["streams"]["stdout"]
+
+
+def test_portforward(cri: Cri, pod: Pod, spdy_client: Path) -> None:
     """Two ports on one connection (streams paired by requestID); by stream ID, as older
     clients pair them; a port nothing listens on answers on its error stream."""
-    sid, _ = pod
+    sid, _, _ = pod
     url: str = cri.runtime("PortForward", pod_sandbox_id=sid).url
     args = ["-mode", "portforward", "-port", "8080,8081", "-send", r"ping\n", "-until", "ng\n"]
     got = client(spdy_client, url, *args)
@@ -238,10 +261,10 @@ def _frames(s: socket.socket) -> list[tuple[int, int, bytes]]:
     return out
 
 
-def test_hostile_client(cri: Cri, pod: tuple[str, str], spdy_client: Path) -> None:
+def test_hostile_client(cri: Cri, pod: Pod, spdy_client: Path) -> None:
     """A frame that breaks the protocol ends the session with GOAWAY PROTOCOL_ERROR; a header
     block that inflates past its bound too; the daemon serves on."""
-    _, cid = pod
+    _, cid, _ = pod
     bomb = zlib.compressobj(zdict=DICTIONARY)
     block = struct.pack(">I", 1) + struct.pack(">I", 1) + b"a" + struct.pack(">I", 4 << 20)
     block += b"\0" * (4 << 20)

@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
-from berth.containers.execs import ExecConfig
+from berth.containers.execs import ExecConfig, ExecStartError
 from berth.cri.spdy import REFUSED_STREAM, Session, Stream
 from berth.errors import BerthError, InvalidArgument
 
@@ -224,8 +224,11 @@ async def serve_command(server: Any, req: Any, session: Session, protocol: str) 
         await out
         if req.kind == "exec":
             code = await server.execs.wait(eid, 10.0)
-    except BerthError as e:
+    except (BerthError, ExecStartError) as e:
         code, message = None, str(e)
+    except Exception as e:  # a bug: the client hears of it, the daemon's log has the trace
+        log.exception("SPDY %s", req.kind)
+        code, message = None, f"internal error: {e!r}"
     finally:
         for t in tasks:
             t.cancel()

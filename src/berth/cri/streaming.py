@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 
 from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
-from berth.containers.execs import ExecConfig, ExecService
+from berth.containers.execs import ExecConfig, ExecService, ExecStartError
 from berth.cri import spdystreams
 from berth.errors import BerthError, InvalidArgument
 
@@ -128,7 +128,7 @@ class StreamServer:
                 await self._attach(req, ws)
             else:
                 await self._portforward(req, ws)
-        except BerthError as e:
+        except (BerthError, ExecStartError) as e:  # a command that cannot start, too
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_bytes(bytes([ERROR]) + str(e).encode())
         finally:
