@@ -54,8 +54,8 @@ def is_spdy(request: web.Request) -> bool:
 
 
 def negotiate(request: web.Request, supported: tuple[str, ...]) -> str:
-    """The first protocol of the client's that berth speaks ("" when the client names none:
-    the oldest version)."""
+    """The first protocol of the client's that berth speaks. A client must name some, as
+    kubelets (since 1.x) and containerd ask."""
     offered = [
         p.strip()
         for h in request.headers.getall("X-Stream-Protocol-Version", [])
@@ -63,7 +63,7 @@ def negotiate(request: web.Request, supported: tuple[str, ...]) -> str:
         if p.strip()
     ]
     if not offered:
-        return ""
+        raise web.HTTPBadRequest(text="unable to upgrade: X-Stream-Protocol-Version is required\n")
     for p in offered:
         if p in supported:
             return p
@@ -76,9 +76,11 @@ def negotiate(request: web.Request, supported: tuple[str, ...]) -> str:
 
 async def upgrade(request: web.Request, protocol: str) -> tuple[web.StreamResponse, Session]:
     """Answer 101 and take the connection over from aiohttp (which knows no SPDY)."""
-    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1"}
-    if protocol:
-        headers["X-Stream-Protocol-Version"] = protocol
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "SPDY/3.1",
+        "X-Stream-Protocol-Version": protocol,
+    }
     resp = web.StreamResponse(status=101, reason="Switching Protocols", headers=headers)
     await resp.prepare(request)
     request.protocol.keep_alive(False)
