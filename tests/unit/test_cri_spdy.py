@@ -252,3 +252,58 @@ def test_peer_goaway_and_eof_end_the_session() -> None:
         assert await session.accept() is None
 
     run_session(test)
+
+
+class FakeStream:
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+
+    async def read(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_resize_stream() -> None:
+    """Sizes split across frames; of several in one frame only the last is applied; a stream
+    of something else is cut off at a bound, not buffered."""
+    from berth.cri import spdystreams
+    from berth.errors import InvalidArgument
+
+    sizes: list[tuple[int, int]] = []
+    stream = FakeStream(
+        b'{"Width": 80, "Hei',
+        b'ght": 24}\n',
+        b'{"Width": 1, "Height": 1}\n{"Width": 100, "Height": 37}\n',
+        b'[1] "x" {"Height": "tall"}',
+    )
+    asyncio.run(spdystreams._pump_resize(stream, lambda h, w: sizes.append((h, w))))  # type: ignore[arg-type]
+    assert sizes == [(24, 80), (37, 100)]
+    for junk in (b"[" * 5000, b'{"Width": "' + b"x" * 5000):
+        with pytest.raises(InvalidArgument, match="terminal size"):
+            asyncio.run(spdystreams._pump_resize(FakeStream(junk), lambda h, w: None))  # type: ignore[arg-type]
+
+
+def test_negotiate() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+    from multidict import CIMultiDict
+
+    from berth.cri import spdystreams
+
+    def req(*protocols: str) -> Any:
+        h = CIMultiDict([("Upgrade", "SPDY/3.1")])
+        for p in protocols:
+            h.add("X-Stream-Protocol-Version", p)
+        return make_mocked_request("POST", "/exec/x", headers=h)
+
+    supported = spdystreams.REMOTECOMMAND_PROTOCOLS
+    assert spdystreams.is_spdy(req())
+    assert spdystreams.negotiate(req("v5.channel.k8s.io", "v3.channel.k8s.io"), supported) == (
+        "v3.channel.k8s.io"
+    )
+    assert spdystreams.negotiate(req("v2.channel.k8s.io, v4.channel.k8s.io"), supported) == (
+        "v2.channel.k8s.io"
+    )
+    with pytest.raises(web.HTTPForbidden):
+        spdystreams.negotiate(req("v9.channel.k8s.io"), supported)
+    with pytest.raises(web.HTTPBadRequest):
+        spdystreams.negotiate(req(), supported)

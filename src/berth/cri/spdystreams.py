@@ -113,6 +113,21 @@ async def open_streams(session: Session, want: set[str]) -> dict[str, Stream]:
     return got
 
 
+def exit_status(code: int | None) -> bytes:
+    """The error channel's last word: a metav1.Status, as kubelets write it."""
+    if code == 0:
+        return json.dumps({"metadata": {}, "status": "Success"}).encode()
+    return json.dumps(
+        {
+            "metadata": {},
+            "status": "Failure",
+            "message": f"command terminated with non-zero exit code: {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+        }
+    ).encode()
+
+
 def status_json(code: int | None, message: str = "") -> bytes:
     """A metav1.Status as v4 writes it: success, a non-zero exit, or an internal error."""
     if message:
@@ -126,8 +141,6 @@ def status_json(code: int | None, message: str = "") -> bytes:
                 "code": 500,
             }
         ).encode()
-    from berth.cri.streaming import exit_status
-
     return exit_status(code)
 
 
@@ -147,20 +160,28 @@ async def _pump_stdin(s: Stream, att: Attachment) -> None:
 
 
 async def _pump_resize(s: Stream, resize: Callable[[int, int], None]) -> None:
+    """JSON terminal sizes one after another; of those that came together, the last counts."""
     buf = ""
     dec = json.JSONDecoder()
     while data := await s.read():
         buf += data.decode("utf-8", "replace")
-        while buf.strip():
+        pos, last = 0, None
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
             try:
-                size, end = dec.raw_decode(buf.lstrip())
+                size, pos = dec.raw_decode(buf, pos)
             except ValueError:
                 break
-            buf = buf.lstrip()[end:]
-            with contextlib.suppress(ValueError, KeyError, TypeError, BerthError):
-                resize(int(size["Height"]), int(size["Width"]))
+            except RecursionError:  # nested too deep to be a size
+                raise InvalidArgument("resize stream: not a JSON terminal size") from None
+            last = size
+        buf = buf[pos:]
         if len(buf) > MAX_RESIZE_BUFFER:
             raise InvalidArgument("resize stream: not a JSON terminal size")
+        with contextlib.suppress(ValueError, KeyError, TypeError, BerthError):
+            if last is not None:
+                resize(int(last["Height"]), int(last["Width"]))
 
 
 async def _pump_out(att: Attachment, streams: dict[str, Stream]) -> None:
@@ -335,6 +356,7 @@ __all__ = [
     "PORTFORWARD_PROTOCOL",
     "REMOTECOMMAND_PROTOCOLS",
     "is_spdy",
+    "exit_status",
     "negotiate",
     "serve_command",
     "serve_portforward",

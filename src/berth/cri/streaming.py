@@ -31,6 +31,7 @@ from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
 from berth.containers.execs import ExecConfig, ExecService, ExecStartError
 from berth.cri import spdystreams
+from berth.cri.spdystreams import exit_status
 from berth.errors import BerthError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -53,21 +54,6 @@ class StreamRequest:
     target: str = ""  # portforward: the host the pod's ports are reached on
     ports: list[int] = field(default_factory=list)
     expires: float = 0.0
-
-
-def exit_status(code: int | None) -> bytes:
-    """The error channel's last word: a metav1.Status, as kubelets write it."""
-    if code == 0:
-        return json.dumps({"metadata": {}, "status": "Success"}).encode()
-    return json.dumps(
-        {
-            "metadata": {},
-            "status": "Failure",
-            "message": f"command terminated with non-zero exit code: {code}",
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
-        }
-    ).encode()
 
 
 class StreamServer:
