@@ -307,3 +307,18 @@ def test_negotiate() -> None:
         spdystreams.negotiate(req("v9.channel.k8s.io"), supported)
     with pytest.raises(web.HTTPBadRequest):
         spdystreams.negotiate(req(), supported)
+
+
+def test_unidirectional_stream_is_not_written_to() -> None:
+    async def test(session: Session, peer: Peer) -> None:
+        peer.syn(1, {"streamtype": "x"}, spdy.FLAG_UNIDIRECTIONAL)
+        peer.send(spdy.data(1, b"in"))
+        s = await session.accept()
+        assert s is not None and not s.remote_closed
+        assert await s.read() == b"in"
+        await s.write(b"out")  # dropped: the peer said it takes nothing on this stream
+        peer.send(spdy.control(spdy.PING, 0, struct.pack(">I", 5)))
+        first = await peer.frame()
+        assert isinstance(first, spdy.ControlFrame) and first.type == spdy.PING
+
+    run_session(test)

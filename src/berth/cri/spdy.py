@@ -397,7 +397,8 @@ class Session:
         if len(self.streams) >= MAX_STREAMS or self._incoming.full():
             await self._send(control(RST_STREAM, 0, struct.pack(">II", sid, REFUSED_STREAM)))
             return
-        s = Stream(self, sid, headers, bool(frame.flags & (FLAG_FIN | FLAG_UNIDIRECTIONAL)))
+        s = Stream(self, sid, headers, bool(frame.flags & FLAG_FIN))
+        s.local_closed = bool(frame.flags & FLAG_UNIDIRECTIONAL)  # we may not send on it
         self.streams[sid] = s
         self._incoming.put_nowait(s)
 
