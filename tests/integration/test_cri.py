@@ -710,6 +710,10 @@ def test_streaming_exec_attach_portforward(cri: Cri) -> None:
             "metadata": {},
             "status": "Success",
         }
+        # a command that cannot start: a Status too
+        url = cri.runtime("Exec", container_id=cid, cmd=["/no/such/command"], stdout=True).url
+        status = json.loads(_ws(url, "v4.channel.k8s.io", [], lambda g: 3 in g)[0][3])
+        assert status["status"] == "Failure" and "/no/such/command" in status["message"]
 
         url = cri.runtime("Attach", container_id=cid, stdout=True, stderr=True).url
         url_pf = cri.runtime("PortForward", pod_sandbox_id=sid, port=[8080]).url

@@ -31,7 +31,7 @@ from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
 from berth.containers.execs import ExecConfig, ExecService, ExecStartError
 from berth.cri import spdystreams
-from berth.cri.spdystreams import exit_status
+from berth.cri.spdystreams import exit_status, status_json
 from berth.errors import BerthError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,12 @@ class StreamServer:
             else:
                 await self._portforward(req, ws)
         except (BerthError, ExecStartError) as e:  # a command that cannot start, too
+            # v4 and later: a Status (InternalError), as for an exit; before, the text
+            why = (
+                str(e).encode() if ws.ws_protocol == "channel.k8s.io" else status_json(None, str(e))
+            )
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_bytes(bytes([ERROR]) + str(e).encode())
+                await ws.send_bytes(bytes([ERROR]) + why)
         finally:
             await ws.close()
         return ws
