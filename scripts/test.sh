@@ -12,10 +12,12 @@ cd "$(dirname "$0")/.."
 # qemu-user: runs berth-runtime's aarch64 trampoline (tests/unit/test_trampoline.py); bare,
 # since it recommends qemu-user-binfmt, which would register foreign binaries with the kernel
 # chromium and chromium-driver: the dashboard's browser tests (tests/integration/test_ui.py)
+# golang-go and golang-github-docker-spdystream-dev: the SPDY client (tests/cri_spdy_client, on
+# spdystream, which Kubernetes' client-go speaks SPDY with) of tests/integration/test_cri_spdy.py
 # qemu-system-x86, apparmor: the cgroup v2 / AppArmor guest of tests/integration/
 # test_runtime_v2_vm.py (tests/vm.py; Debian's kernel is fetched with apt-get download into
 # /var/cache/berth-vm, never installed), bare: their recommends are a desktop's
-EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins chromium chromium-driver" PIP_EXTRAS="[test]"
+EXTRA_APT="docker.io docker-registry skopeo runc docker-compose containernetworking-plugins chromium chromium-driver golang-go golang-github-docker-spdystream-dev" PIP_EXTRAS="[test]"
 EXTRA_APT_BARE="qemu-user qemu-system-x86 apparmor"
 . scripts/setup.sh
 .venv/bin/python -m tests.vm build >/dev/null || echo "==> no guest kernel: the v2 VM tests will skip"

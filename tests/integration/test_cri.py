@@ -162,6 +162,9 @@ def cri_daemon(base: Path, rootfs_tar: Path, subnet: str = SUBNET, *args: str) -
             remove_portmap_chains()
 
 
+running_cri = cri_daemon  # the name test_cri_spdy.py imports
+
+
 @pytest.fixture(scope="module")
 def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Cri]:
     with cri_daemon(tmp_path_factory.mktemp("cri"), rootfs_tar) as c:
@@ -815,6 +818,10 @@ def test_streaming_exec_attach_portforward(cri: Cri) -> None:
             "metadata": {},
             "status": "Success",
         }
+        # a command that cannot start: a Status too
+        url = cri.runtime("Exec", container_id=cid, cmd=["/no/such/command"], stdout=True).url
+        status = json.loads(_ws(url, "v4.channel.k8s.io", [], lambda g: 3 in g)[0][3])
+        assert status["status"] == "Failure" and "/no/such/command" in status["message"]
 
         url = cri.runtime("Attach", container_id=cid, stdout=True, stderr=True).url
         url_pf = cri.runtime("PortForward", pod_sandbox_id=sid, port=[8080]).url

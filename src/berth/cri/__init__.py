@@ -6,8 +6,10 @@ held by berth's own pause process (`pause`) and networked through CNI plug-ins (
 proto's descriptors; `service` assembles it all for the daemon. `sandboxes` keeps the pods;
 `pods` (runtime and pods), `runtime` (containers) and `images` are the handlers, with `containers`
 (a CRI container as a berth container), `logs` (the kubelet's log format), `stats`, `metrics`
-(cadvisor's, for ListPodSandboxMetrics) and `streaming` (Exec, Attach, PortForward URLs);
-`extras` has the streamed lists, the checkpoints refused and UpdatePodSandboxResources. `client` drives a CRI socket from Python (tests,
+(cadvisor's, for ListPodSandboxMetrics) and `streaming` (Exec, Attach, PortForward URLs, over
+WebSocket or SPDY: `spdy` frames and sessions, `spdystreams` Kubernetes' protocols on them);
+`extras` has the streamed lists, the checkpoints refused and UpdatePodSandboxResources. `client`
+drives a CRI socket from Python (tests,
 bench). This package is imported by the daemon only when --cri-socket is given (grpc is not
 cheap to import).
 """

@@ -6,8 +6,9 @@ terminal resize ({"Width", "Height"}), 255 a stream's close (v5). Port forwardin
 (`portforward.k8s.io`, `v4.channel.k8s.io`) gives each port a data and an error channel
 (2i, 2i+1), whose first message is the port, two bytes little-endian.
 
-SPDY/3.1, the other transport of kubelets' streaming servers (and what an API server speaks
-to a kubelet), is not served yet. The server listens on 127.0.0.1 (a random port) and each URL
+A request with `Upgrade: SPDY/3.1` (what an API server hands a kubelet, and a kubelet the
+runtime, for `kubectl exec`, `attach` and `port-forward`) is served over SPDY instead
+(berth.cri.spdystreams). The server listens on 127.0.0.1 (a random port) and each URL
 holds a one-time token that expires after a minute, as kubelets' own streaming servers do.
 """
 
@@ -28,7 +29,9 @@ from aiohttp import WSMsgType, web
 
 from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
-from berth.containers.execs import ExecConfig, ExecService
+from berth.containers.execs import ExecConfig, ExecService, ExecStartError
+from berth.cri import spdystreams
+from berth.cri.spdystreams import exit_status, status_json
 from berth.errors import BerthError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -53,21 +56,6 @@ class StreamRequest:
     expires: float = 0.0
 
 
-def exit_status(code: int | None) -> bytes:
-    """The error channel's last word: a metav1.Status, as kubelets write it."""
-    if code == 0:
-        return json.dumps({"metadata": {}, "status": "Success"}).encode()
-    return json.dumps(
-        {
-            "metadata": {},
-            "status": "Failure",
-            "message": f"command terminated with non-zero exit code: {code}",
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
-        }
-    ).encode()
-
-
 class StreamServer:
     def __init__(self, containers: ContainerService, execs: ExecService) -> None:
         self.containers = containers
@@ -78,7 +66,9 @@ class StreamServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
-        app.router.add_get("/{kind:exec|attach|portforward}/{token}", self._serve)
+        path = "/{kind:exec|attach|portforward}/{token}"
+        app.router.add_get(path, self._serve)
+        app.router.add_post(path, self._serve)  # what SPDY clients (client-go) send
         self.runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
@@ -108,10 +98,14 @@ class StreamServer:
         req = self.requests.pop(request.match_info["token"], None)
         if req is None or req.kind != request.match_info["kind"] or req.expires < time.monotonic():
             raise web.HTTPNotFound(text="unknown or expired stream token\n")
+        if spdystreams.is_spdy(request):
+            return await self._serve_spdy(request, req)
         protocols = PORTFORWARD_PROTOCOLS if req.kind == "portforward" else CHANNEL_PROTOCOLS
         ws = web.WebSocketResponse(protocols=protocols, max_msg_size=16 << 20)
         if not ws.can_prepare(request).ok:
-            raise web.HTTPBadRequest(text="only WebSocket streams are served (SPDY is not)\n")
+            raise web.HTTPBadRequest(text="expected a WebSocket or SPDY/3.1 upgrade\n")
+        if req.kind == "portforward" and not req.ports:
+            raise web.HTTPBadRequest(text="WebSocket port forwarding needs the ports asked for\n")
         await ws.prepare(request)
         try:
             if req.kind == "exec":
@@ -120,12 +114,37 @@ class StreamServer:
                 await self._attach(req, ws)
             else:
                 await self._portforward(req, ws)
-        except BerthError as e:
+        except (BerthError, ExecStartError) as e:  # a command that cannot start, too
+            # v4 and later: a Status (InternalError), as for an exit; before, the text
+            why = (
+                str(e).encode() if ws.ws_protocol == "channel.k8s.io" else status_json(None, str(e))
+            )
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_bytes(bytes([ERROR]) + str(e).encode())
+                await ws.send_bytes(bytes([ERROR]) + why)
         finally:
             await ws.close()
         return ws
+
+    async def _serve_spdy(self, request: web.Request, req: StreamRequest) -> web.StreamResponse:
+        if req.kind == "portforward":
+            protocol = spdystreams.negotiate(request, (spdystreams.PORTFORWARD_PROTOCOL,))
+        else:
+            protocol = spdystreams.negotiate(request, spdystreams.REMOTECOMMAND_PROTOCOLS)
+        resp, session = await spdystreams.upgrade(request, protocol)
+        reading = asyncio.get_running_loop().create_task(session.run())
+        try:
+            if req.kind == "portforward":
+                await spdystreams.serve_portforward(req, session)
+            else:
+                await spdystreams.serve_command(self, req, session, protocol)
+        except (BerthError, TimeoutError, ConnectionError) as e:
+            log.info("SPDY %s stream: %s", req.kind, e or "timed out")
+        finally:
+            await session.close()
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+        return resp
 
     @staticmethod
     async def _pump_out(att: Attachment, ws: web.WebSocketResponse) -> None:
@@ -234,7 +253,8 @@ class StreamServer:
 
 
 def check_ports(ports: list[int]) -> list[int]:
-    if not ports or any(not 0 < p < 65536 for p in ports):
+    """The ports a PortForward names (none over SPDY: its streams name them)."""
+    if any(not 0 < p < 65536 for p in ports):
         raise InvalidArgument(f"invalid ports {ports}")
     return ports
 
