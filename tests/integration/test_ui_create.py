@@ -8,7 +8,9 @@ berthd's roots nor its log."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from .conftest import Daemon, running_daemon
+from .conftest import BIN, Daemon, running_daemon
 from .registries import Registry, running
 from .test_ui import css, go, make_browser, shot, wait
 
@@ -196,3 +198,116 @@ def test_pull_with_a_registry_login(
         for path in [root] if root.is_file() else root.rglob("*"):
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 << 20:
                 assert password.encode() not in path.read_bytes(), path
+
+
+def test_compose_up_and_scale_from_none_with_the_record(
+    ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path, tmp_path: Path
+) -> None:
+    """`berth compose up` leaves each service's create request with berthd; the dashboard
+    makes a service's containers from it when none is left (scale from 0, up of a service
+    whose containers were removed), containers compose then counts as its own. Down (the
+    page's or compose's) removes the record."""
+    d, drv = ui_daemon, browser
+    loop = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.3; done"]
+    (tmp_path / "compose.yaml").write_text(
+        json.dumps(
+            {
+                "services": {
+                    "db": {"image": "busybox", "command": loop},
+                    "web": {
+                        "image": "busybox",
+                        "command": loop,
+                        "depends_on": ["db"],
+                        "environment": {"FROM_FILE": "${FROM_SHELL}"},
+                        "networks": ["default", "back"],
+                    },
+                },
+                "networks": {"back": {}},
+            }
+        )
+    )
+    env = {**d.env, "XDG_CACHE_HOME": str(tmp_path / ".cache"), "FROM_SHELL": "shell-value"}
+
+    def compose(*args: str) -> str:
+        r = subprocess.run(
+            [str(BIN / "berth"), "compose", "-p", "rec", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, f"compose {' '.join(args)}: {r.stdout}\n{r.stderr}"
+        return r.stdout
+
+    record = d.data_root / "compose" / "rec.json"
+    sel = 'section[data-project="rec"]'
+
+    def scale_to(svc: str, n: int) -> bool:
+        box = css(drv, f'{sel} .scale[data-service="{svc}"]')
+        inp = box.find_element(By.CSS_SELECTOR, "input")
+        drv.execute_script("arguments[0].value = arguments[1]", inp, str(n))
+        box.find_element(By.CSS_SELECTOR, 'button[data-action="scale"]').click()
+        return True
+
+    def names() -> list[str]:
+        out = d.ok(
+            "ps", "-a", "--format", "{{.Names}}", "--filter", "label=com.docker.compose.project=rec"
+        )
+        return sorted(out.split())
+
+    try:
+        compose("up", "-d")
+        assert record.exists() and record.stat().st_mode & 0o777 == 0o600
+        go(drv, d, "#/projects")
+        wait(drv, lambda: "2 of 2 running" in css(drv, sel).text)
+        assert "recorded" in css(drv, f"{sel} h2").text
+        # web to 0, then back to 2: from the record, as compose made web-1
+        wait(drv, lambda: scale_to("web", 0))
+        wait(drv, lambda: names() == ["rec-db-1"], what="scale to 0 left containers")
+        wait(drv, lambda: "1 of 1 running" in css(drv, sel).text)
+        wait(drv, lambda: scale_to("web", 2))
+        wait(drv, lambda: "3 of 3 running" in css(drv, sel).text, what="scale from 0 did nothing")
+        shot(drv, shots, "projects-from-record")
+        two = d.inspect("rec-web-2")
+        labels = two["Config"]["Labels"]
+        assert labels["com.docker.compose.container-number"] == "2"
+        # the environment as compose resolved it from the shell that ran it
+        assert "FROM_FILE=shell-value" in two["Config"]["Env"]
+        nets = two["NetworkSettings"]["Networks"]
+        assert sorted(nets) == ["rec_back", "rec_default"]
+        for n in nets.values():
+            assert "web" in n["Aliases"] and "rec-web-2" in n["Aliases"]
+            assert "rec-web-1" not in n["Aliases"]
+        # compose counts them as its own, up to date: its up recreates nothing
+        ids = {d.inspect(f"rec-web-{n}")["Id"] for n in (1, 2)}
+        assert set(compose("ps", "-q", "web").split()) == ids
+        compose("up", "-d", "--scale", "web=2")
+        assert {d.inspect(f"rec-web-{n}")["Id"] for n in (1, 2)} == ids
+        # db's container removed by hand: Up makes it again from the record, and starts it
+        # before web
+        d.ok("rm", "-f", "rec-db-1")
+        compose("stop", "-t", "1")
+        wait(drv, lambda: "0 of 2 running" in css(drv, sel).text)
+        wait(drv, lambda: css(drv, f'{sel} button[data-action="up"]').click() or True)
+        wait(drv, lambda: "3 of 3 running" in css(drv, sel).text, what="up did not make db")
+        db = d.inspect("rec-db-1")
+        assert db["State"]["StartedAt"] < d.inspect("rec-web-1")["State"]["StartedAt"]
+        # the page's down removes the record, as compose down does
+        wait(drv, lambda: css(drv, f'{sel} button[data-action="down"]').click() or True)
+        wait(drv, lambda: not record.exists(), what="down left the record")
+        wait(drv, lambda: names() == [])
+        compose("up", "-d")
+        assert record.exists()
+        compose("down", "-t", "1")
+        assert not record.exists()
+    finally:
+        subprocess.run(
+            [str(BIN / "berth"), "compose", "-p", "rec", "down", "-v", "-t", "1"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        for c in d.ok("ps", "-aq", "--filter", "label=com.docker.compose.project=rec").split():
+            d.berth("rm", "-f", "-v", c)

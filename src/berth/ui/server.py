@@ -418,7 +418,9 @@ class Dashboard:
 
     # --- compose projects ------------------------------------------------------------------
     async def project_list(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(projects.projects(self.containers.list(all_=True)))
+        return web.json_response(
+            projects.projects(self.containers.list(all_=True), self.containers.templates.all())
+        )
 
     async def project_action(self, request: web.Request) -> web.StreamResponse:
         async with self._project_lock(request.match_info["name"]):
@@ -426,7 +428,7 @@ class Dashboard:
 
     def _project_lock(self, name: str) -> asyncio.Lock:
         """The project's lock: only of projects that exist (a name asked for is not kept)."""
-        projects.members(self.containers, name)  # NotFound
+        projects.project_members(self.containers, name)  # NotFound
         return self.project_locks.setdefault(name, asyncio.Lock())
 
     async def _project_action(self, request: web.Request) -> web.StreamResponse:
