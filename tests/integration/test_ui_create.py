@@ -311,3 +311,54 @@ def test_compose_up_and_scale_from_none_with_the_record(
         )
         for c in d.ok("ps", "-aq", "--filter", "label=com.docker.compose.project=rec").split():
             d.berth("rm", "-f", "-v", c)
+
+
+def test_many_tabs_share_one_live_socket(
+    ui_daemon: Daemon, browser: webdriver.Chrome, shots: Path
+) -> None:
+    """Ten tabs with live views (events, a container's graphs) and an eleventh still loads
+    its list and follows: all of the browser's views go over the one WebSocket its shared
+    worker holds, where a Server-Sent Events stream each took one of the six connections a
+    browser opens to one host, and the fifth or sixth tab stalled."""
+    d, drv = ui_daemon, browser
+    d.ok("run", "-d", "--name", "tabbed", "busybox", "sh", "-c", "while true; do sleep 0.5; done")
+    first = drv.current_window_handle
+    opened = []
+    try:
+        go(drv, d, "#/events")
+        base = drv.current_url.split("#")[0]
+        for i in range(10):
+            drv.switch_to.new_window("tab")
+            opened.append(drv.current_window_handle)
+            drv.get(base + ("#/events" if i % 2 else "#/containers/tabbed"))
+            if not i % 2:  # the graphs: a live view of their own
+                css(drv, 'button[data-tab="stats"]').click()
+        # the eleventh: its list draws, and the container's graphs get samples
+        drv.switch_to.new_window("tab")
+        opened.append(drv.current_window_handle)
+        drv.get(base + "#/containers")
+        wait(
+            drv,
+            lambda: css(drv, "#main").get_attribute("data-loaded-ms"),
+            timeout=20,
+            what="the list did not load with ten tabs open",
+        )
+        drv.get(base + "#/containers/tabbed")
+        css(drv, 'button[data-tab="stats"]').click()
+        wait(
+            drv,
+            lambda: int(css(drv, "#pane").get_attribute("data-samples") or 0) >= 3,
+            timeout=20,
+            what="no stats samples with ten tabs open",
+        )
+        # the first tab's events feed still follows
+        drv.switch_to.window(first)
+        d.ok("kill", "tabbed")
+        wait(drv, lambda: "kill" in css(drv, "#events").text, what="the first tab missed it")
+        shot(drv, shots, "many-tabs")
+    finally:
+        for h in opened:
+            drv.switch_to.window(h)
+            drv.close()
+        drv.switch_to.window(first)
+        d.berth("rm", "-f", "tabbed")

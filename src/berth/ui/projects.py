@@ -28,7 +28,7 @@ from berth.errors import NotFound
 from berth.networks import NetworkService
 
 from .data import container_row
-from .streams import KEEPALIVE, LOG_TAIL_MAX, open_sse, send_event
+from .streams import KEEPALIVE, LOG_TAIL_MAX, Feed, sse
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -158,52 +158,57 @@ async def down(
     return {"containers": removed, "networks": nets}
 
 
-async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+def logs_feed(containers: ContainerService, name: str, asked: str = "100") -> Feed:
     """The logs of every container of the project, interleaved: the last lines of each in the
     order of their timestamps, then each new line as it comes, named by its container."""
-    views = members(containers, request.match_info["name"])
-    asked = request.query.get("tail", "100")
+    views = members(containers, name)
     tail = str(min(int(asked), LOG_TAIL_MAX)) if asked.isdigit() else "100"
-    q: asyncio.Queue[tuple[str, str, int, bytes] | None] = asyncio.Queue(maxsize=1024)
 
-    async def one(v: ContainerView, follow: bool) -> None:
-        name = v.record.name.lstrip("/")
-        svc = labels_of(v).get(SERVICE, name)
-        async for stream, data in containers.logs(
-            v.record.id, follow=follow, tail=tail if not follow else "0", timestamps=True
-        ):
-            await q.put((name, svc, stream, data))
+    async def gen() -> Feed:
+        q: asyncio.Queue[tuple[str, str, int, bytes] | None] = asyncio.Queue(maxsize=1024)
 
-    resp = await open_sse(request)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        first: list[tuple[str, str, int, bytes]] = []
-        for v in views:
-            name, svc = v.record.name.lstrip("/"), labels_of(v).get(SERVICE, "")
+        async def one(v: ContainerView) -> None:
+            cname = v.record.name.lstrip("/")
+            svc = labels_of(v).get(SERVICE, cname)
             async for stream, data in containers.logs(
-                v.record.id, follow=False, tail=tail, timestamps=True
+                v.record.id, follow=True, tail="0", timestamps=True
             ):
-                first.append((name, svc, stream, data))
-        first.sort(key=lambda x: x[3].split(b" ", 1)[0])
-        with contextlib.suppress(ConnectionResetError):
+                await q.put((cname, svc, stream, data))
+
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            first: list[tuple[str, str, int, bytes]] = []
+            for v in views:
+                cname, svc = v.record.name.lstrip("/"), labels_of(v).get(SERVICE, "")
+                async for stream, data in containers.logs(
+                    v.record.id, follow=False, tail=tail, timestamps=True
+                ):
+                    first.append((cname, svc, stream, data))
+            first.sort(key=lambda x: x[3].split(b" ", 1)[0])
             for item in first:
-                await send_event(resp, _line(*item))
-            tasks = [asyncio.ensure_future(one(v, True)) for v in views if v.record.state.running]
+                yield "", _line(*item)
+            tasks = [asyncio.ensure_future(one(v)) for v in views if v.record.state.running]
             while True:
                 try:
                     got = await asyncio.wait_for(q.get(), KEEPALIVE)
                 except TimeoutError:
-                    await resp.write(b": keepalive\n\n")
+                    yield "", None
                     continue
                 if got is not None:
-                    await send_event(resp, _line(*got))
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
-    return resp
+                    yield "", _line(*got)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+
+    return gen()
+
+
+async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    feed = logs_feed(containers, request.match_info["name"], request.query.get("tail", "100"))
+    return await sse(request, feed)
 
 
 def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
@@ -224,6 +229,7 @@ __all__ = [
     "action",
     "down",
     "logs",
+    "logs_feed",
     "labels_of",
     "number_of",
 ]

@@ -29,6 +29,8 @@ Routes (all under the session):
   POST /api/projects/{name}/{up,start,stop,restart,down}
   POST /api/projects/{name}/services/{service}/scale?replicas=N
   GET  /api/events                     SSE
+  GET  /api/live                       WebSocket: every live view of the browser at once,
+                                       multiplexed (`live`): the page uses it, not the SSE
   GET  /api/df                         disk usage
   POST /api/logout                     ends the session (its cookie is no longer let in)
 
@@ -60,7 +62,7 @@ from berth.networks import NetworkService
 from berth.registry.auth import AuthConfig
 from berth.volumes import VolumeService
 
-from . import create, projects, scaling, streams, volfiles
+from . import create, live, projects, scaling, streams, volfiles
 from .auth import NO_STORE, SESSION, Gate
 from .data import (
     container_detail,
@@ -81,7 +83,11 @@ STATIC_FILES = {
     "app.css": "text/css",
     "LICENSES.txt": "text/plain",
     "favicon.svg": "image/svg+xml",
+    "live-worker.js": "text/javascript",  # the shared worker that holds /api/live
 }
+
+
+_live_socket = live.live
 
 
 def static_dir() -> str:
@@ -194,6 +200,7 @@ class Dashboard:
         r.add_post("/api/projects/{name}/{action}", self.project_action)
         r.add_post("/api/projects/{name}/services/{service}/scale", self.project_scale)
         r.add_get("/api/events", live(lambda q: streams.events(q, self.events)))
+        r.add_get("/api/live", live(lambda q: _live_socket(q, self.containers, self.events)))
         r.add_get("/api/df", self.df)
         r.add_post("/api/logout", self.logout)
         app.on_shutdown.append(self._end_streams)

@@ -1,6 +1,8 @@
 // The dashboard's calls to berthd: JSON over fetch, with the session's CSRF token in a
 // header on every action (the cookie goes by itself), and the live streams.
 
+import { Live, liveView } from "./live";
+
 const csrf = (document.querySelector('meta[name="csrf-token"]') as HTMLMetaElement | null)?.content ?? "";
 
 export class ApiError extends Error {
@@ -58,12 +60,14 @@ export async function postLines<T>(path: string, onLine: (m: T) => void, body?: 
   }
 }
 
-// A Server-Sent Events stream; the caller closes it when its page goes.
-export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): EventSource {
-  const es = new EventSource(path);
-  es.onmessage = (ev: MessageEvent<string>) => onData(JSON.parse(ev.data) as T);
-  es.addEventListener("end", () => { es.close(); onEnd?.(); });
-  return es;
+// A live view: what the SSE route at `path` streams, carried with every other view of the
+// browser over one WebSocket (live.ts), so that many open tabs do not use up the six
+// connections a browser opens to one host. The caller closes it when its page goes.
+export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): Live {
+  return liveView(csrf, path, (event, data) => {
+    if (event === "") onData(data as T);
+    else onEnd?.();
+  });
 }
 
 // the terminal's WebSocket: a shell through exec ("terminal") or the container's own console

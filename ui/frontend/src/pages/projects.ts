@@ -6,6 +6,7 @@
 // record `berth compose up` left with berthd. A changed file needs `berth compose up`.
 
 import { ContainerRow, get, post, stream } from "../api";
+import { Live } from "../live";
 import { clear, h } from "../dom";
 import { Cleanup, notify } from "../notify";
 import { changesTheList, stateBadge } from "./containers";
@@ -21,7 +22,7 @@ export function projectsPage(root: HTMLElement): Cleanup {
   const body = h("div", { id: "projects" });
   const logs = h("div", { id: "project-logs" });
   root.append(h("h1", {}, "Compose projects"), body, logs);
-  let es: EventSource | undefined;
+  let es: Live | undefined;
 
   const showLogs = (name: string) => {
     es?.close();
