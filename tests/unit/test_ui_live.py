@@ -9,9 +9,11 @@ import asyncio
 import json
 from typing import Any
 
-from aiohttp import WSMsgType
+import pytest
+from aiohttp import ClientPayloadError, WSMsgType
 
 from berth.ui import live as live_mod
+from berth.ui.auth import CSRF_HEADER
 
 from .test_ui import Client, FakeContainers, FakeImages, Gate, login, run
 
@@ -103,5 +105,39 @@ def test_live_socket_unsubscribes_and_bounds_its_feeds(monkeypatch: Any) -> None
             assert got[-1]["event"] == "error"  # e2, e3, e5: full again
         finally:
             await ws.close()
+
+    run(t)
+
+
+def test_logout_ends_the_sessions_open_streams() -> None:
+    """The gate checks a session when a stream opens: its logout ends the streams it has
+    open (the live socket, an SSE stream), and leaves another session's alone."""
+
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        from aiohttp import ClientSession, CookieJar
+
+        csrf = await login(client, gate)
+        mine = await client.ws_connect(f"/api/live?csrf={csrf}")
+        sse = await client.get("/api/events")
+        assert sse.status == 200
+        # another browser's session
+        jar = CookieJar(unsafe=True)  # its cookie is for 127.0.0.1
+        async with ClientSession(base_url=str(client.make_url("")), cookie_jar=jar) as other:
+            r = await other.get(f"/?token={gate.token}", allow_redirects=True)
+            page = await r.text()
+            other_csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+            theirs = await other.ws_connect(f"/api/live?csrf={other_csrf}")
+            await theirs.send_str(json.dumps({"sub": "x", "path": "/api/events"}))
+            r = await client.post("/api/logout", headers={CSRF_HEADER: csrf})
+            assert r.status == 200
+            msg = await asyncio.wait_for(mine.receive(), 5)
+            assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING), msg
+            with pytest.raises(ClientPayloadError):  # cut off, not left running
+                await asyncio.wait_for(sse.content.read(), 5)
+            # the other session's socket still answers
+            await theirs.send_str(json.dumps({"sub": "y", "path": "/nope"}))
+            got = await until(theirs, lambda g: any(m["id"] == "y" for m in g))
+            assert got[-1]["event"] == "error"
+            await theirs.close()
 
     run(t)

@@ -63,7 +63,7 @@ from berth.registry.auth import AuthConfig
 from berth.volumes import VolumeService
 
 from . import create, live, projects, scaling, streams, volfiles
-from .auth import NO_STORE, SESSION, Gate
+from .auth import NO_STORE, SESSION, Gate, Session
 from .data import (
     container_detail,
     container_row,
@@ -152,7 +152,8 @@ class Dashboard:
         self.volumes = volumes
         self.distribution = distribution
         self.gate = gate
-        self.streams: set[asyncio.Task[Any]] = set()  # the live ones (`_live`)
+        # the live ones (`_live`), with the session each runs for
+        self.streams: dict[asyncio.Task[Any], Session] = {}
         # one change of a compose project at a time (two clicks of Scale must not both
         # pick the same free number)
         self.project_locks: dict[str, asyncio.Lock] = {}
@@ -207,17 +208,18 @@ class Dashboard:
         return app
 
     def _live(self, handler: Handler) -> Handler:
-        """A stream that never ends by itself (SSE, a terminal): it ends at berthd's shutdown,
-        which does not wait for it."""
+        """A stream that never ends by itself (SSE, a terminal, the live socket): it ends at
+        berthd's shutdown, which does not wait for it, and when its session logs out (the
+        gate checks a session when a stream opens, not while it runs)."""
 
         async def run(request: web.Request) -> web.StreamResponse:
             task = asyncio.current_task()
             assert task is not None
-            self.streams.add(task)
+            self.streams[task] = request[SESSION]
             try:
                 return await handler(request)
             finally:
-                self.streams.discard(task)
+                self.streams.pop(task, None)
 
         return run
 
@@ -469,6 +471,10 @@ class Dashboard:
         return web.json_response({"ok": True, **done})
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
+        sess = request[SESSION]
+        for task, owner in list(self.streams.items()):
+            if owner is sess:
+                task.cancel()
         return self.gate.logout(request)
 
     # --- system -----------------------------------------------------------------------------
