@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from berth import cgroups
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.root
@@ -154,7 +156,9 @@ class Daemon:
         return json.loads(self.ok("inspect", name))[0]
 
     def cgroup_dirs(self) -> list[Path]:
-        return [p for p in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}")]
+        """This daemon's parent cgroup, where it exists: in every v1 hierarchy (and a hybrid
+        layout's unified one), or the one directory of cgroup v2, as berth's cgroups find it."""
+        return [Path(d) for d in cgroups.dirs(self.cgroup_parent) if os.path.isdir(d)]
 
     def _shims(self) -> list[int]:
         """This daemon's shim processes (fork servers, shim hosts, monitors: all run as

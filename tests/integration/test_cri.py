@@ -31,7 +31,7 @@ CNI_BIN = "/usr/lib/cni"
 SUBNET = "10.251.67.0/25"
 
 
-def _conflist(bridge: str, ipam_dir: Path) -> dict[str, Any]:
+def _conflist(bridge: str, ipam_dir: Path, subnet: str = SUBNET) -> dict[str, Any]:
     return {
         "cniVersion": "1.0.0",
         "name": f"berth-test-{bridge}",
@@ -43,7 +43,7 @@ def _conflist(bridge: str, ipam_dir: Path) -> dict[str, Any]:
                 "ipMasq": False,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": SUBNET}]],
+                    "ranges": [[{"subnet": subnet}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                     "dataDir": str(ipam_dir),
                 },
@@ -67,7 +67,7 @@ def holders(root: str) -> list[int]:
 
 
 class Cri:
-    def __init__(self, daemon: Daemon, base: Path, bridge: str) -> None:
+    def __init__(self, daemon: Daemon, base: Path, bridge: str, subnet: str = SUBNET) -> None:
         from berth.cri.client import CriClient
 
         self.daemon = daemon
@@ -75,7 +75,7 @@ class Cri:
         self.bridge = bridge
         self.client = CriClient(f"unix://{daemon.exec_root}/cri.sock", timeout=60)
         self.root = str(daemon.data_root / "cri")
-        self.gateway = SUBNET.split("/")[0][:-1] + "1"
+        self.gateway = subnet.split("/")[0][:-1] + "1"
 
     def runtime(self, method: str, **fields: Any) -> Any:
         return self.client.runtime(method, **fields)
@@ -119,14 +119,18 @@ class Cri:
             self.runtime("RemovePodSandbox", pod_sandbox_id=p.id)
 
 
-@pytest.fixture(scope="module")
-def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Cri]:
+@contextlib.contextmanager
+def cri_daemon(base: Path, rootfs_tar: Path, subnet: str = SUBNET, *args: str) -> Iterator[Cri]:
+    """A berthd serving the CRI (`args`: more of its flags), its pods on a bridge of their
+    own on `subnet`; all of it (pods, holders, the bridge, the portmap chains it made) gone
+    after."""
     if not os.path.exists(f"{CNI_BIN}/bridge"):
         pytest.skip("needs Debian's containernetworking-plugins (/usr/lib/cni)")
-    base = tmp_path_factory.mktemp("cri")
     bridge = f"bc{secrets.token_hex(3)}"
     (base / "net.d").mkdir()
-    (base / "net.d" / "10-test.conflist").write_text(json.dumps(_conflist(bridge, base / "ipam")))
+    (base / "net.d" / "10-test.conflist").write_text(
+        json.dumps(_conflist(bridge, base / "ipam", subnet))
+    )
     c: Cri | None = None
     had_portmap = ":CNI-HOSTPORT-DNAT" in _nat_rules()
     try:
@@ -139,8 +143,9 @@ def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[
             str(base / "net.d"),
             "--cni-bin-dir",
             CNI_BIN,
+            *args,
         ) as d:
-            c = Cri(d, base, bridge)
+            c = Cri(d, base, bridge, subnet)
             try:
                 yield c
             finally:
@@ -155,6 +160,12 @@ def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         if not had_portmap:
             remove_portmap_chains()
+
+
+@pytest.fixture(scope="module")
+def cri(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: Path) -> Iterator[Cri]:
+    with cri_daemon(tmp_path_factory.mktemp("cri"), rootfs_tar) as c:
+        yield c
 
 
 def wait_for(cond: Any, timeout: float = 10.0) -> Any:
@@ -309,10 +320,11 @@ def test_errors(cri: Cri) -> None:
     assert all(p.metadata.name != "nosuch" for p in cri.runtime("ListPodSandbox").items)
     assert wait_for(lambda: len(holders(cri.root)) == len(before))
     assert _ports(cri.bridge) == []
-    # an RPC berth does not serve yet says so
+    # an RPC berth does not serve says so, and why
     with pytest.raises(grpc.RpcError) as e:
-        cri.runtime("ListMetricDescriptors")
+        cri.runtime("RestorePod", checkpoint_path="/nonexistent")
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "CRIU" in (e.value.details() or "")
 
 
 @pytest.mark.registry

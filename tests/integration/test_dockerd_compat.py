@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from berth import cgroups
+
 from .conftest import Daemon, remove_cgroup_tree
 
 pytestmark = pytest.mark.root
@@ -101,8 +103,8 @@ class Dockerd:
             points = [line.split()[4] for line in f]
         for point in sorted((p for p in points if p.startswith(base)), key=len, reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True)
-        for d in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
-            remove_cgroup_tree(d)
+        for d in cgroups.dirs(self.cgroup_parent):  # v1's hierarchies, or v2's one
+            remove_cgroup_tree(Path(d))
         shutil.rmtree(self.base, ignore_errors=True)
 
 

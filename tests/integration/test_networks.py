@@ -373,6 +373,51 @@ def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
         daemon.berth("network", "rm", "live-a", "live-b")
 
 
+def test_connect_and_disconnect_edit_the_running_container_s_hosts_file(daemon: Daemon) -> None:
+    """As dockerd 28: `network connect` appends the new addresses with the container's names to
+    its /etc/hosts, `disconnect` removes those lines only; the docker CLI sees the same file."""
+    daemon.ok("network", "create", "hosts-a")
+    daemon.ok("network", "create", "--ipv6", "--subnet", "fd00:b5:7::/64", "hosts-b")
+    docker = shutil.which("docker")
+    try:
+        daemon.ok(
+            "run", "-d", "--name", "hostsc", "-h", "web", "--domainname", "example.test",
+            "--network", "hosts-a", "busybox", "sleep", "60",
+        )  # fmt: skip
+        before = daemon.ok("exec", "hostsc", "cat", "/etc/hosts")
+        ip_a = daemon.inspect("hostsc")["NetworkSettings"]["Networks"]["hosts-a"]["IPAddress"]
+        assert f"{ip_a}\tweb.example.test web\n" in before
+        daemon.ok("network", "connect", "hosts-b", "hostsc")
+        b = daemon.inspect("hostsc")["NetworkSettings"]["Networks"]["hosts-b"]
+        joined = daemon.ok("exec", "hostsc", "cat", "/etc/hosts")
+        assert joined == before + (
+            f"{b['IPAddress']}\tweb.example.test web\n"
+            f"{b['GlobalIPv6Address']}\tweb.example.test web\n"
+        )
+        if docker is not None:
+            seen = subprocess.run(
+                [docker, "exec", "hostsc", "cat", "/etc/hosts"],
+                env={**daemon.env, "DOCKER_CONFIG": str(daemon.base / "docker-config")},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert seen.returncode == 0 and seen.stdout == joined, seen.stderr
+        # the name resolves to an address on the new network too
+        assert b["IPAddress"] in daemon.ok(
+            "exec", "hostsc", "grep", "-F", b["IPAddress"], "/etc/hosts"
+        )
+        daemon.ok("network", "disconnect", "hosts-a", "hostsc")
+        left = daemon.ok("exec", "hostsc", "cat", "/etc/hosts")
+        assert ip_a not in left and f"{b['IPAddress']}\tweb.example.test web\n" in left
+        # the last network's lines go with it
+        daemon.ok("network", "disconnect", "hosts-b", "hostsc")
+        assert b["IPAddress"] not in daemon.ok("exec", "hostsc", "cat", "/etc/hosts")
+    finally:
+        daemon.berth("rm", "-f", "hostsc")
+        daemon.berth("network", "rm", "hosts-a", "hosts-b")
+
+
 def _kernel_has(kind: str, parent: str) -> bool:
     probe = f"pk{parent[2:]}"
     ok = (

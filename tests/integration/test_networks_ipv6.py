@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -350,3 +351,73 @@ def test_ipv6_only_networks(daemon: Daemon) -> None:
             daemon.berth("rm", "-f", srv)
         daemon.berth("network", "rm", "v6only")
     assert "fd00:b3:163:2:" not in _ip6tables_all()
+
+
+ECHO = """
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5353))
+print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(65535)
+    s.sendto(addr[0].encode() + b" " + data, addr)
+"""
+
+
+@contextlib.contextmanager
+def _udp_echo(daemon: Daemon, cid: str, ip: str) -> Iterator[None]:
+    """A UDP echo server on `ip`:5353 in the container's network namespace (busybox has no UDP
+    server): each answer is the client's address as the container sees it, then the datagram."""
+    pid = daemon.inspect(cid)["State"]["Pid"]
+    proc = subprocess.Popen(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", ECHO, ip],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("ipv4_only", [True, False], ids=["ipv4-network", "ipv6-network"])
+def test_udp_ports_across_families(daemon: Daemon, ipv4_only: bool) -> None:
+    """A UDP port published on 0.0.0.0 and [::]: datagrams of the family the container lacks
+    (and loopback's) go through the daemon's UDP proxy, and the answers come back to the client
+    that asked, as dockerd's userland proxy carries them."""
+    if not ipv4_only and not shutil.which("ip6tables"):
+        pytest.skip("no ip6tables here")
+    net = "udpx4" if ipv4_only else "udpx6"
+    create = [] if ipv4_only else ["--ipv4=false", "--ipv6", "--subnet", "fd00:b3:163:5::/64"]
+    daemon.ok("network", "create", *create, net)
+    cid = ""
+    try:
+        cid = daemon.ok(
+            "run", "-d", "--network", net, "-p", "5353/udp", "busybox", "sleep", "120"
+        ).strip()
+        ep = daemon.inspect(cid)["NetworkSettings"]["Networks"][net]
+        ctr_ip = ep["IPAddress"] or ep["GlobalIPv6Address"]
+        ports = daemon.inspect(cid)["NetworkSettings"]["Ports"]["5353/udp"]
+        assert [p["HostIp"] for p in ports] == ["0.0.0.0", "::"]
+        port = int(ports[0]["HostPort"])
+        gw = ep["Gateway"] or ep["IPv6Gateway"]
+        with _udp_echo(daemon, cid, ctr_ip):
+            for host in ("::1", "127.0.0.1"):
+                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with socket.socket(fam, socket.SOCK_DGRAM) as s:
+                    s.settimeout(5)
+                    for n in range(2):  # one client: one flow, used twice
+                        s.sendto(b"hello %d" % n, (host, port))
+                        # the proxy's own address on the bridge is the client the container sees
+                        assert s.recv(65535) == b"%s hello %d" % (gw.encode(), n)
+    finally:
+        if cid:
+            daemon.berth("rm", "-f", cid)
+        daemon.berth("network", "rm", net)
+    # the host port (both families) is free again
+    assert f":{port} " not in _sh("ss", "-lun")

@@ -61,7 +61,7 @@ def test_one_host_holds_many_containers(private_daemon: Daemon) -> None:
                 flags = int(next(ln for ln in f if ln.startswith("flags:")).split()[1], 8)
             target = os.readlink(f"/proc/{host}/fd/{name}")
             # the sealed interpreter every process of the shim runs from, kept open on purpose
-            # (runtime/sealed.py); an init closes what it inherited before it execs
+            # (berth/memfd.py); an init closes what it inherited before it execs
             if not flags & 0o2000000 and not target.startswith("/memfd:berth-runtime"):
                 leaky.append((name, target))
     assert leaky == []

@@ -276,3 +276,28 @@ def test_v2_relative_path_under_the_callers_parent(monkeypatch: pytest.MonkeyPat
     assert cgroups.for_spec("x/c", {"": "top"}).path == "x/c"
     assert cgroups.for_spec("x/c", {"": ""}).path == "x/c"
     assert cgroups.for_spec("/abs/c", {"": "a/b"}).path == "abs/c"
+
+
+def test_the_dirs_of_a_cgroup_on_v1_and_on_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cgroups.dirs`: each v1 hierarchy's directory (a shared cpu,cpuacct once; a hybrid
+    layout's unified one too), or v2's one directory straight under /sys/fs/cgroup (a glob
+    of `*/PARENT`, what the tests' daemons looked at, finds nothing there)."""
+    mounts = {"cpu": "/c", "cpuacct": "/c", "memory": "/m", "": "/u"}
+    monkeypatch.setattr(cgroups, "is_v2", lambda root="/sys/fs/cgroup": False)
+    monkeypatch.setattr(cgroups, "v1_mounts", lambda mountinfo="": mounts)
+    assert cgroups.dirs("/berth-test") == ["/c/berth-test", "/m/berth-test", "/u/berth-test"]
+    monkeypatch.setattr(cgroups, "is_v2", lambda root="/sys/fs/cgroup": True)
+    assert cgroups.dirs("berth-test") == ["/sys/fs/cgroup/berth-test"]
+    assert cgroups.V2("a/b", root="/r").dirs() == ["/r/a/b"]
+
+
+def test_remove_parent_on_v2_removes_the_unified_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cgroups, "detect", lambda path: cgroups.V2(path, root=str(tmp_path)))
+    (tmp_path / "berth" / "busy").mkdir(parents=True)
+    cgroups.remove_parent("berth")  # one with a child stays
+    assert (tmp_path / "berth").is_dir()
+    (tmp_path / "berth" / "busy").rmdir()
+    cgroups.remove_parent("berth")
+    assert not (tmp_path / "berth").exists()

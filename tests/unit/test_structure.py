@@ -126,10 +126,77 @@ def test_packages_named_with_a_module_reach_only_it() -> None:
     assert bad == []
 
 
+# what runs in the shim's processes and the runtime's, never in berthd's
+SHIM_SIDE = (
+    "berth.runtime",
+    "berth.shim.monitor",
+    "berth.shim.runtimes",
+    "berth.shim.stdio",
+    "berth.shim.forkserver",
+    "berth.shim.host",
+    "berth.shim.held",
+)
+
+
+def _module_file(name: str) -> Path | None:
+    rel = Path(*name.split(".")[1:])
+    for cand in (SRC / rel / "__init__.py", SRC.joinpath(*rel.parts[:-1], f"{rel.name}.py")):
+        if rel.parts and cand.exists():
+            return cand
+    return SRC / "__init__.py" if name == "berth" else None
+
+
+def _resolve(name: str) -> str | None:
+    """The berth module an imported name is, or is in (`berth.errors.NotFound`: berth.errors)."""
+    parts = name.split(".")
+    while parts and _module_file(".".join(parts)) is None:
+        parts.pop()
+    return ".".join(parts) or None
+
+
+def _import_graph(starts: list[str]) -> dict[str, str]:
+    """Every berth module that importing `starts` can load, each with the module that imports
+    it: static, so an import inside a function (one that runs later, or rarely) counts too,
+    and every package above a module (its __init__ runs first)."""
+    by: dict[str, str] = {}
+    todo = [(s, "") for s in starts]
+    while todo:
+        mod, via = todo.pop()
+        if mod in by:
+            continue
+        by[mod] = via
+        parts = mod.split(".")
+        todo += [(".".join(parts[:i]), mod) for i in range(1, len(parts))]
+        path = _module_file(mod)
+        assert path is not None, mod
+        todo += [(r, mod) for n in _imports(path) if (r := _resolve(n))]
+    return by
+
+
+def test_the_daemon_s_import_graph_holds_no_runtime_code() -> None:
+    """berthd reaches the shim only through `shim.launch`, which starts the fork server from
+    a sealed copy of the interpreter (`memfd`, a leaf): no module of berthd's import graph,
+    lazy imports included, is the runtime's or the shim processes' (shim.launch once took its
+    sealed copy from runtime.sealed, which loaded the runtime package into berthd)."""
+    daemon = [f"berth.daemon.{p.stem}" for p in (SRC / "daemon").glob("*.py")]
+    graph = _import_graph([m.removesuffix(".__init__") for m in daemon])
+    assert "berth.shim.launch" in graph and "berth.memfd" in graph
+    bad = {m: via for m, via in graph.items() if m.startswith(SHIM_SIDE)}
+    assert bad == {}, "imported by: " + ", ".join(f"{m} <- {v}" for m, v in bad.items())
+
+
+def test_the_import_graph_sees_an_import_inside_a_function() -> None:
+    """The graph's own check: a lazy import is an edge (a module the daemon imports at the
+    first `run` is a module of the daemon)."""
+    assert "berth.runtime.sealed" in _import_graph(["berth.runtime.cli"])  # lazily, in a def
+    assert _import_graph(["berth.errors"]) == {"berth.errors": "", "berth": "berth.errors"}
+
+
 def test_daemon_does_not_load_the_runtime() -> None:
-    """Importing the container service loads no module of the runtime or the monitor."""
+    """Importing the daemon (and the container service) loads no module of the runtime or
+    the monitor."""
     code = (
-        "import sys, berth.containers, berth.containers.execs\n"
+        "import sys, berth.daemon.main, berth.containers, berth.containers.execs\n"
         "print(sorted(n for n in sys.modules if n.startswith(('berth.runtime', "
         "'berth.shim.monitor', 'berth.shim.runtimes', 'berth.shim.stdio', "
         "'berth.shim.forkserver', 'berth.shim.host', 'berth.shim.held'))))"

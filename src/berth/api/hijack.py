@@ -8,7 +8,6 @@ Imports the containers service's attachment channel and `errors`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from aiohttp import web
 
@@ -154,21 +153,12 @@ async def _input(conn: Hijacked, att: Attachment, stdin: bool, keys: bytes) -> N
 async def pump(conn: Hijacked, att: Attachment, *, tty: bool, stdin: bool, keys: bytes) -> None:
     """Output to the client, its input to the process, until the process ends, the client
     goes, or it types the detach keys (the process goes on)."""
-    out_task = asyncio.ensure_future(_output(conn, att, tty))
-    in_task = asyncio.ensure_future(_input(conn, att, stdin, keys))
-    # a client that stopped taking output is dropped, even while a write to it waits
-    cut_task = asyncio.ensure_future(att.cut_off())
-    tasks = (out_task, in_task, cut_task)
+    cut = False
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        cut = await att.serve(_output(conn, att, tty), _input(conn, att, stdin, keys))
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
-        att.close()
-        if cut_task.done() and not cut_task.cancelled():
+        # a client that stopped taking output is dropped, even while a write to it waits
+        if cut:
             conn.abort()
         else:
             conn.close()

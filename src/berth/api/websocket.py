@@ -7,9 +7,6 @@ the process's input. The query is the attach's (`logs`, `stream`, `stdin`, `stdo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from aiohttp import WSMsgType, web
 
 from berth.containers import ContainerService
@@ -77,18 +74,7 @@ async def _pump(ws: web.WebSocketResponse, att: Attachment, *, stdin: bool, keys
         if stdin:  # the client closed the socket
             await att.end_stdin()
 
-    tasks = (
-        asyncio.ensure_future(output()),
-        asyncio.ensure_future(input_()),
-        asyncio.ensure_future(att.cut_off()),
-    )
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await att.serve(output(), input_())
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
-        att.close()
         await ws.close()

@@ -70,12 +70,7 @@ def for_spec(path: str, bases: dict[str, str] | None = None) -> CgroupManager:
 def remove_parent(path: str) -> None:
     """Remove the daemon's parent cgroup where it is empty (at shutdown); a parent that still
     holds running containers stays."""
-    dirs = (
-        [os.path.join("/sys/fs/cgroup", path)]
-        if is_v2()
-        else [os.path.join(m, path.strip("/")) for m in set(v1_mounts().values())]
-    )
-    for d in dirs:
+    for d in detect(path).dirs():
         try:
             os.rmdir(d)
         except OSError:
@@ -89,6 +84,12 @@ def detect(path: str) -> CgroupManager:
     return V1(path, mounts=v1_mounts())
 
 
+def dirs(path: str) -> list[str]:
+    """The directories of the cgroup `path` (from each hierarchy's root) on this machine: one
+    a v1 controller's hierarchy (and a hybrid layout's unified one), or the one of v2."""
+    return detect(path).dirs()
+
+
 __all__ = [
     "Resources",
     "Stats",
@@ -97,6 +98,7 @@ __all__ = [
     "V1",
     "V2",
     "detect",
+    "dirs",
     "is_v2",
     "THROTTLE_KINDS",
     "BLKIO_WEIGHT_UNSUPPORTED",

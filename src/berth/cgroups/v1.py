@@ -74,7 +74,8 @@ class V1:
         m = self.mounts.get(controller)
         return os.path.join(m, self._rel(controller)) if m else None
 
-    def _dirs(self) -> list[str]:
+    def dirs(self) -> list[str]:
+        """The cgroup's directory in each hierarchy (cpu and cpuacct's shared one once)."""
         return sorted({os.path.join(m, self._rel(c)) for c, m in self.mounts.items()})
 
     def create(self, res: Resources) -> None:
@@ -83,7 +84,7 @@ class V1:
         cpuset = self._dir("cpuset")
         if cpuset:
             self._fill_cpusets()
-        for d in self._dirs():
+        for d in self.dirs():
             os.makedirs(d, exist_ok=True)
         self._memory(res)
         self._blkio(res)
@@ -290,7 +291,7 @@ class V1:
             )
 
     def procs_files(self) -> list[str]:
-        return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs()]
 
     def add(self, pid: int) -> None:
         for f in self.procs_files():
@@ -354,7 +355,7 @@ class V1:
         return fr is not None and read(os.path.join(fr, "freezer.state")).strip() == "FROZEN"
 
     def remove(self) -> None:
-        for d in self._dirs():
+        for d in self.dirs():
             rmdir_retry(d)
 
 

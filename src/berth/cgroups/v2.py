@@ -30,6 +30,10 @@ class V2:
     def dir(self) -> str:
         return os.path.join(self.root, self.path)
 
+    def dirs(self) -> list[str]:
+        """The cgroup's one directory, in the unified hierarchy."""
+        return [self.dir]
+
     def create(self, res: Resources) -> None:
         available = read(os.path.join(self.root, "cgroup.controllers")).split()
         cur = self.root

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
 GPU_KIND = "nvidia.com/gpu"
+# specs are read from a directory any vendor tool writes to: each bounded, checked whole
+SPEC_MAX = 1 << 20
+SPEC_FILES_MAX = 256
+DEVICES_MAX = 4096
+EDITS_MAX = 1024
+PATH_MAX = 4096
+ENV_MAX = 32768
+KIND = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}/[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 @dataclass
@@ -45,19 +55,30 @@ class Registry:
         self.devices = {}
         for d in self.dirs:
             try:
-                names = sorted(os.listdir(d))
+                dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError:
                 continue
-            for name in names:
-                if name.endswith((".json", ".yaml", ".yml")):
-                    self._load_file(os.path.join(d, name))
+            try:
+                names = sorted(os.listdir(dfd))
+                specs = [n for n in names if n.endswith((".json", ".yaml", ".yml"))]
+                if len(specs) > SPEC_FILES_MAX:
+                    log.warning(
+                        "CDI: %s has %d specs: only the first %d read",
+                        d,
+                        len(specs),
+                        SPEC_FILES_MAX,
+                    )
+                for name in specs[:SPEC_FILES_MAX]:
+                    self._load_file(dfd, d, name)
+            finally:
+                os.close(dfd)
         return self
 
-    def _load_file(self, path: str) -> None:
+    def _load_file(self, dfd: int, d: str, name: str) -> None:
+        path = os.path.join(d, name)
         try:
-            with open(path) as f:
-                text = f.read()
-            if path.endswith(".json"):
+            text = _read_spec(dfd, name)
+            if name.endswith(".json"):
                 doc = json.loads(text)
             else:
                 # PyYAML only where a host has YAML specs (berth does not depend on it: a
@@ -65,15 +86,122 @@ class Registry:
                 import importlib
 
                 doc = importlib.import_module("yaml").safe_load(text)
-            kind = doc["kind"]
-            common = doc.get("containerEdits") or {}
-            for dev in doc.get("devices") or []:
-                self.devices[f"{kind}={dev['name']}"] = [dev.get("containerEdits") or {}, common]
+            found = check_spec(doc)
         except Exception as e:  # noqa: BLE001 - a bad spec is skipped, as the CDI registry does
             log.warning("CDI spec %s skipped: %s", path, e)
+            return
+        if len(self.devices) + len(found) > DEVICES_MAX:
+            log.warning("CDI spec %s skipped: more than %d devices in all", path, DEVICES_MAX)
+            return
+        self.devices.update(found)
 
     def kind(self, kind: str) -> list[str]:
         return sorted(n for n in self.devices if n.partition("=")[0] == kind)
+
+
+def _read_spec(dfd: int, name: str) -> str:
+    """A spec file of the directory `dfd`, not through a symbolic link, bounded."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = b""
+        while len(data) <= SPEC_MAX and (chunk := os.read(fd, SPEC_MAX + 1 - len(data))):
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > SPEC_MAX:
+        raise ValueError(f"larger than {SPEC_MAX} bytes")
+    return data.decode()
+
+
+def _path(v: Any, where: str) -> str:
+    """An absolute path, normalized (no `..`, no empty or `.` part), bounded."""
+    if not isinstance(v, str) or not v.startswith("/") or len(v) > PATH_MAX or "\0" in v:
+        raise ValueError(f"{where}: not an absolute path")
+    if any(p in ("..", ".") for p in v.split("/")):
+        raise ValueError(f"{where}: {v!r} is not a normalized path")
+    return v
+
+
+def _int(v: Any, where: str, lo: int, hi: int) -> None:
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi):
+        raise ValueError(f"{where}: not an integer in [{lo}, {hi}]")
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list) or len(v) > EDITS_MAX:
+        raise ValueError(f"{where}: not a list of at most {EDITS_MAX}")
+    return v
+
+
+def check_edits(e: Any, where: str) -> dict[str, Any]:
+    """A containerEdits object as apply reads it, or ValueError: env `KEY=VALUE` strings,
+    device nodes and mounts with absolute, normalized paths, integer IDs and modes, option
+    strings. Hooks are kept (apply refuses a device that has any)."""
+    if e is None:
+        return {}
+    if not isinstance(e, dict):
+        raise ValueError(f"{where}: not an object")
+    for i, env in enumerate(_list(e.get("env"), f"{where}.env")):
+        if not isinstance(env, str) or "=" not in env or "\0" in env or len(env) > ENV_MAX:
+            raise ValueError(f"{where}.env[{i}]: not KEY=VALUE")
+    for i, n in enumerate(_list(e.get("deviceNodes"), f"{where}.deviceNodes")):
+        at = f"{where}.deviceNodes[{i}]"
+        if not isinstance(n, dict):
+            raise ValueError(f"{at}: not an object")
+        _path(n.get("path"), f"{at}.path")
+        if n.get("hostPath") is not None:
+            _path(n["hostPath"], f"{at}.hostPath")
+        if n.get("type") not in (None, "b", "c", "u", "p"):
+            raise ValueError(f"{at}.type: not b, c, u or p")
+        for k, hi in (
+            ("major", 1 << 32),
+            ("minor", 1 << 32),
+            ("fileMode", 0o7777),
+            ("uid", 1 << 32),
+            ("gid", 1 << 32),
+        ):
+            _int(n.get(k), f"{at}.{k}", 0, hi)
+        perms = n.get("permissions")
+        if perms is not None and (not isinstance(perms, str) or not set(perms) <= set("rwm")):
+            raise ValueError(f"{at}.permissions: not made of r, w, m")
+    for i, m in enumerate(_list(e.get("mounts"), f"{where}.mounts")):
+        at = f"{where}.mounts[{i}]"
+        if not isinstance(m, dict):
+            raise ValueError(f"{at}: not an object")
+        _path(m.get("hostPath"), f"{at}.hostPath")
+        _path(m.get("containerPath"), f"{at}.containerPath")
+        opts = _list(m.get("options"), f"{at}.options")
+        if not all(isinstance(o, str) and 0 < len(o) <= 256 for o in opts):
+            raise ValueError(f"{at}.options: not a list of strings")
+    for i, g in enumerate(_list(e.get("additionalGids"), f"{where}.additionalGids")):
+        _int(g, f"{where}.additionalGids[{i}]", 0, (1 << 32) - 1)
+    _list(e.get("hooks"), f"{where}.hooks")
+    return e
+
+
+def check_spec(doc: Any) -> dict[str, list[dict[str, Any]]]:
+    """A CDI spec's devices by fully qualified name, each with its edits and the spec's
+    (checked: `check_edits`), or ValueError."""
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    kind = doc.get("kind")
+    if not isinstance(kind, str) or not KIND.fullmatch(kind):
+        raise ValueError(f"kind {str(kind)[:100]!r} is not vendor.com/class")
+    common = check_edits(doc.get("containerEdits"), "containerEdits")
+    devices = doc.get("devices")
+    if not isinstance(devices, list) or not 0 < len(devices) <= DEVICES_MAX:
+        raise ValueError(f"devices: not a list of 1 to {DEVICES_MAX}")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i, dev in enumerate(devices):
+        name = dev.get("name") if isinstance(dev, dict) else None
+        if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+            raise ValueError(f"devices[{i}].name: not a device name")
+        out[f"{kind}={name}"] = [check_edits(dev.get("containerEdits"), f"devices[{i}]"), common]
+    return out
 
 
 def resolve(requests: Sequence[DeviceRequest], registry: Registry) -> list[str]:

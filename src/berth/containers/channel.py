@@ -14,7 +14,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 from berth.detachkeys import DetachScanner, parse_detach_keys  # the CLI's parser too
 from berth.shim import protocol
@@ -291,6 +292,26 @@ class Attachment:
 
     def close(self) -> None:
         self._on_close()
+
+    async def serve(self, *ways: Coroutine[Any, Any, None]) -> bool:
+        """Run one stream's ways (its output to the client, the client's input) until the
+        first ends, the process's end or the client's, or the client is cut off for taking no
+        output; then end the others and close the attachment (the process goes on). True if
+        the client was cut off: the caller drops its connection rather than closing it
+        politely, as a write to it may be waiting. The one ending of the attach and exec
+        streams of the API (hijacked or WebSocket) and of the dashboard's consoles."""
+        cut = asyncio.ensure_future(self.cut_off())
+        tasks = (*(asyncio.ensure_future(w) for w in ways), cut)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+            self.close()
+        return cut.done() and not cut.cancelled()
 
 
 __all__ = [

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 
+from berth.containers import etchosts
 from berth.containers.hostconfig import HostConfig
 from berth.containers.links import LegacyLinks
 from berth.containers.links import link_env as link_env
@@ -170,6 +171,8 @@ class Networking:
                 self.networks.release_one(rec.id, n["Id"])
                 raise System(f"connect {rec.name[1:]} to {n['Name']}: {_why(answer)}")
             eps.append(ep)
+            # as dockerd: the new address names the container in its own /etc/hosts
+            etchosts.add(rec.hosts_path, self._own_records(rec, ep))
             if user_net:
                 # as dockerd: the container's resolv.conf now names the embedded DNS (and
                 # keeps it after a disconnect; the server forwards other names upstream)
@@ -200,6 +203,8 @@ class Networking:
                 raise System(f"disconnect: {_why(answer)}")
             self.networks.release_one(rec.id, ep.network)
             rec.endpoints = [e for e in eps if e is not ep]
+            # its lines for this network's addresses only: the others' stay (dockerd 28)
+            etchosts.delete(rec.hosts_path, self._own_records(rec, ep))
         rec.nets = [x for x in nets if x.net != n["Name"]]
         self.store.save(rec)
         self.store.event(rec, "disconnect", network=n["Name"])
@@ -318,16 +323,22 @@ class Networking:
         if not host_net:
             hosts += self.links.hosts(rec)
             for ep in eps or []:
-                if ep.ip:  # none on an IPv6-only network
-                    hosts += f"{ep.ip}\t{hostname}\n"
-                if ep.ip6:  # as dockerd: the IPv6 address names the host too
-                    hosts += f"{ep.ip6}\t{hostname}\n"
+                # none for an IPv6-only network's IPv4; the IPv6 address names the host too
+                for r in self._own_records(rec, ep):
+                    hosts += r.line()
         with open(rec.hosts_path, "w") as f:
             f.write(hosts)
         if only_hosts:
             return
         user_net = any(self.networks and self.networks.user_defined(n.net) for n in rec.nets)
         self.write_resolv_conf(rec, embedded=user_net)
+
+    @staticmethod
+    def _own_records(rec: ContainerRecord, ep: ContainerEndpoint) -> list[etchosts.HostsRecord]:
+        """The /etc/hosts lines of the container's own addresses on one network."""
+        return etchosts.endpoint_records(
+            rec.config.hostname, rec.config.domainname, [ep.ip, ep.ip6]
+        )
 
     def write_resolv_conf(self, rec: ContainerRecord, *, embedded: bool) -> None:
         """In place: the file is bind-mounted into a running container."""

@@ -12,6 +12,7 @@ import os
 import stat
 from typing import Any
 
+from berth import linux
 from berth.containers import seccomp
 from berth.containers.hostconfig import DeviceMapping, HostConfig
 from berth.containers.settings import ContainerConfig
@@ -162,6 +163,21 @@ def no_new_privileges(hc: HostConfig) -> bool:
     return on
 
 
+def apparmor_profile(hc: HostConfig) -> str:
+    """`--security-opt apparmor=PROFILE` (or `apparmor:PROFILE`; the last wins): the profile
+    the process is confined by, "" for none. As dockerd, only where the host has AppArmor
+    (elsewhere the option has no effect), never for `unconfined` or a privileged container.
+    berth loads no default profile of its own: a profile named is one loaded on the host."""
+    profile = ""
+    for opt in hc.security_opt or ():
+        key, sep, value = opt.partition("=") if "=" in opt else opt.partition(":")
+        if key == "apparmor" and sep:
+            profile = value
+    if profile in ("", "unconfined") or hc.privileged or not linux.apparmor_enabled():
+        return ""
+    return profile
+
+
 def cgroupns_mode(hc: HostConfig) -> str:
     """`--cgroupns`: Docker's default is `host` on cgroup v1 and `private` on v2."""
     mode = hc.cgroupns_mode
@@ -230,6 +246,8 @@ def build_spec(
     proc["capabilities"] = {"bounding": caps_list, "effective": caps_list, "permitted": caps_list}
     if no_new_privileges(hc):
         proc["noNewPrivileges"] = True
+    if profile := apparmor_profile(hc):
+        proc["apparmorProfile"] = profile
     filt = seccomp.for_container(hc, caps)
     if filt is not None:
         spec["linux"]["seccomp"] = filt

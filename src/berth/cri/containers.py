@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from berth import linux
 from berth.containers.bundle import CRI_IPCNS, CRI_NETNS, CRI_PIDNS
 from berth.containers.create import CreateRequest
-from berth.containers.hostconfig import HostConfig
+from berth.containers.hostconfig import DeviceMapping, DeviceRequest, HostConfig, LogConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.settings import ContainerConfig
 from berth.containers.status import ContainerStatus
@@ -37,6 +38,12 @@ _PROPAGATION = {0: "rprivate", 1: "rslave", 2: "rshared"}
 # SecurityProfile.ProfileType
 PROFILE_RUNTIME_DEFAULT, PROFILE_UNCONFINED, PROFILE_LOCALHOST = 0, 1, 2
 SECCOMP_PROFILE_MAX = 1 << 20
+# an AppArmor profile's name as the kernel takes it in /proc/self/attr/apparmor/exec
+APPARMOR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/+@=-]{0,254}")
+CDI_DEVICES_MAX = 64
+CDI_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}/[A-Za-z0-9][A-Za-z0-9_.-]{0,62}=[A-Za-z0-9_.:-]{1,128}"
+)
 
 
 class State:
@@ -79,6 +86,8 @@ class Spec:
     readonly_paths: list[str] | None = None
     supplemental_groups: list[int] = field(default_factory=list)
     seccomp: tuple[int, str] = (PROFILE_RUNTIME_DEFAULT, "")  # (type, localhost file)
+    apparmor: tuple[int, str] = (PROFILE_RUNTIME_DEFAULT, "")  # (type, profile name)
+    cdi_devices: list[str] = field(default_factory=list)  # fully qualified CDI names
     cpu_shares: int = 0
     cpu_period: int = 0
     cpu_quota: int = 0
@@ -109,9 +118,40 @@ def _seccomp_opt(kind: int, path: str) -> list[str]:
     return []  # RuntimeDefault: berth's default profile, as Docker's
 
 
+def _apparmor_opt(kind: int, name: str, privileged: bool) -> list[str]:
+    """The security option of an AppArmor profile: a localhost profile by its name (loaded on
+    the node), refused where the host has no AppArmor, as containerd refuses it. RuntimeDefault
+    is berth's default, which is no profile (berth loads none of its own); a privileged
+    container is not confined."""
+    if kind != PROFILE_LOCALHOST or privileged:
+        return []
+    name = name.removeprefix("localhost/")
+    if not APPARMOR_NAME.fullmatch(name):
+        raise InvalidArgument(f"AppArmor profile name {name[:100]!r} is not valid")
+    if not linux.apparmor_enabled():
+        raise InvalidArgument(
+            f"AppArmor profile {name!r}: AppArmor is not enabled on this host "
+            "(/sys/module/apparmor/parameters/enabled)"
+        )
+    return [f"apparmor={name}"]
+
+
+def _cdi_requests(names: list[str]) -> tuple[DeviceRequest, ...] | None:
+    """CDI_devices as a DeviceRequest of the `cdi` driver (`berth.containers.cdi` resolves and
+    applies it, as for `--device vendor.com/class=name`), the names checked first."""
+    if not names:
+        return None
+    if len(names) > CDI_DEVICES_MAX:
+        raise InvalidArgument(f"{len(names)} CDI devices asked: at most {CDI_DEVICES_MAX}")
+    for n in names:
+        if not CDI_NAME.fullmatch(n):
+            raise InvalidArgument(f"CDI device name {n[:200]!r} is not vendor.com/class=name")
+    return (DeviceRequest(driver="cdi", device_ids=tuple(names)),)
+
+
 def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
-    """What the containers service creates for `spec` in `sb`: its Config typed, its HostConfig
-    read from the HostConfig's own (Docker-named) form."""
+    """What the containers service creates for `spec` in `sb`: its Config and HostConfig,
+    typed (Docker's JSON is the Engine API's edge only)."""
     labels = dict(spec.labels)
     labels.update(
         {
@@ -130,62 +170,57 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
         user = spec.run_as_username
     if user and spec.run_as_group is not None:
         user += f":{spec.run_as_group}"
-    hc: dict[str, Any] = {
-        "Binds": [
+    annotations: dict[str, str] = {}
+    if not sb.host_network:
+        annotations[CRI_NETNS] = sb.ns_path("net")
+    if not sb.host_ipc:
+        annotations[CRI_IPCNS] = sb.ns_path("ipc")
+    if not sb.host_pid and sb.share_pid:
+        annotations[CRI_PIDNS] = sb.ns_path("pid")
+    hc = HostConfig(
+        binds=tuple(
             f"{h}:{c}:{'ro' if ro else 'rw'},{_PROPAGATION.get(p, 'rprivate')}"
             for h, c, ro, p in spec.mounts
-        ],
-        "Privileged": spec.privileged,
-        "ReadonlyRootfs": spec.readonly_rootfs,
-        "CapAdd": spec.cap_add or None,
-        "CapDrop": spec.cap_drop or None,
-        "SecurityOpt": [
+        ),
+        privileged=spec.privileged,
+        readonly_rootfs=spec.readonly_rootfs,
+        cap_add=tuple(spec.cap_add) or None,
+        cap_drop=tuple(spec.cap_drop) or None,
+        security_opt=(
             *_seccomp_opt(*spec.seccomp),
+            *_apparmor_opt(*spec.apparmor, spec.privileged),
             *(["no-new-privileges:true"] if spec.no_new_privs else []),
-        ],
-        "GroupAdd": [str(g) for g in spec.supplemental_groups] or None,
-        "Devices": [
-            {"PathOnHost": h, "PathInContainer": c or h, "CgroupPermissions": p or "rwm"}
+        ),
+        device_requests=_cdi_requests(spec.cdi_devices),
+        group_add=tuple(str(g) for g in spec.supplemental_groups) or None,
+        devices=tuple(
+            DeviceMapping(path_on_host=h, path_in_container=c or h, cgroup_permissions=p or "rwm")
             for h, c, p in spec.devices
-        ]
+        )
         or None,
-        "CpuShares": spec.cpu_shares,
-        "CpuPeriod": spec.cpu_period,
-        "CpuQuota": spec.cpu_quota,
-        "Memory": spec.memory,
-        "CpusetCpus": spec.cpuset_cpus,
-        "CpusetMems": spec.cpuset_mems,
-        "LogConfig": {"Type": "json-file"},
-        "Dns": list(sb.dns.servers),
-        "DnsSearch": list(sb.dns.searches),
-        "DnsOptions": list(sb.dns.options),
-    }
-    if spec.masked_paths is not None:
-        hc["MaskedPaths"] = spec.masked_paths
-    if spec.readonly_paths is not None:
-        hc["ReadonlyPaths"] = spec.readonly_paths
-    annotations: dict[str, str] = {}
-    if sb.host_network:
-        hc["NetworkMode"] = "host"
-    else:
-        hc["NetworkMode"] = "none"
-        annotations[CRI_NETNS] = sb.ns_path("net")
-    if sb.host_ipc:
-        hc["IpcMode"] = "host"
-    else:
-        hc["IpcMode"] = "private"
-        annotations[CRI_IPCNS] = sb.ns_path("ipc")
-    if sb.host_pid:
-        hc["PidMode"] = "host"
-    elif sb.share_pid:
-        annotations[CRI_PIDNS] = sb.ns_path("pid")
-    if sb.cgroup_parent:
-        hc["CgroupParent"] = sb.cgroup_parent
-    if sb.runtime_handler:  # a RuntimeClass: one of berthd's runtimes, by name
-        hc["Runtime"] = sb.runtime_handler
-    if sb.shm_path:  # the pod's, shared by its containers
-        hc["Mounts"] = [{"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"}]
-    hc["Annotations"] = annotations
+        cpu_shares=spec.cpu_shares,
+        cpu_period=spec.cpu_period,
+        cpu_quota=spec.cpu_quota,
+        memory=spec.memory,
+        cpuset_cpus=spec.cpuset_cpus,
+        cpuset_mems=spec.cpuset_mems,
+        log_config=LogConfig(type="json-file"),
+        dns=tuple(sb.dns.servers),
+        dns_search=tuple(sb.dns.searches),
+        dns_options=tuple(sb.dns.options),
+        masked_paths=None if spec.masked_paths is None else tuple(spec.masked_paths),
+        readonly_paths=None if spec.readonly_paths is None else tuple(spec.readonly_paths),
+        network_mode="host" if sb.host_network else "none",
+        ipc_mode="host" if sb.host_ipc else "private",
+        pid_mode="host" if sb.host_pid else "",
+        cgroup_parent=sb.cgroup_parent,
+        runtime=sb.runtime_handler,  # a RuntimeClass: one of berthd's runtimes, by name
+        # the pod's /dev/shm, shared by its containers
+        mounts=({"Type": "bind", "Source": sb.shm_path, "Target": "/dev/shm"},)
+        if sb.shm_path
+        else None,
+        annotations=annotations,
+    )
     cmd: tuple[str, ...] | None = tuple(spec.args) if spec.command or spec.args else None
     config = ContainerConfig(
         image=spec.image,
@@ -200,7 +235,7 @@ def create_body(spec: Spec, sb: Sandbox) -> CreateRequest:
         entrypoint=tuple(spec.command) if spec.command else None,
         cmd=cmd,
     )
-    return CreateRequest(config=config, host_config=HostConfig.from_json(hc, strict=True))
+    return CreateRequest(config=config, host_config=hc)
 
 
 def record_labels(rec: ContainerRecord) -> dict[str, str]:

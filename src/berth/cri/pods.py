@@ -16,7 +16,7 @@ from berth import __version__
 from berth.cri import events
 from berth.cri.cni import Cni
 from berth.cri.gen import api
-from berth.cri.runtime import ContainerHandlers, labels_match
+from berth.cri.runtime import ContainerHandlers, labels_match, refuse_userns
 from berth.cri.sandboxes import DnsConfig, Pods, PortMapping, Sandbox
 from berth.cri.streaming import StreamRequest, check_ports
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
@@ -119,6 +119,7 @@ class PodHandlers:
                 f"(berthd has {', '.join(sorted(self.c.runtimes()))})"
             )
         nso = c.linux.security_context.namespace_options
+        refuse_userns(nso, "pod sandbox")
         sb = Sandbox(
             id="",
             name=md.name,

@@ -13,10 +13,10 @@ import os
 import signal
 from typing import Any
 
-from berth.containers import ContainerService
+from berth.containers import ContainerService, cdi
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
 from berth.containers.execs import ExecConfig, ExecService
-from berth.containers.hostconfig import ResourcesUpdate
+from berth.containers.hostconfig import DeviceRequest, ResourcesUpdate
 from berth.containers.record import ContainerRecord
 from berth.cri import containers as cc
 from berth.cri.cni import Cni
@@ -39,6 +39,36 @@ def labels_match(have: dict[str, str], selector: Any) -> bool:
 
 def _text(v: str | bytes) -> str:
     return v.decode(errors="replace") if isinstance(v, bytes) else v
+
+
+def _profile(p: Any) -> tuple[int, str]:
+    return int(p.profile_type), str(p.localhost_ref)
+
+
+def _legacy_apparmor(name: str) -> tuple[int, str]:
+    """The deprecated apparmor_profile string: runtime/default, unconfined, localhost/NAME."""
+    if name.startswith("localhost/"):
+        return cc.PROFILE_LOCALHOST, name
+    if name == "unconfined":
+        return cc.PROFILE_UNCONFINED, ""
+    return cc.PROFILE_RUNTIME_DEFAULT, ""
+
+
+def refuse_userns(nso: Any, what: str) -> None:
+    """A user namespace of the pod's own (UserNamespace mode POD, as kubelets ask with
+    hostUsers: false) is refused, clearly: berth's runtime maps IDs, but its storage remaps a
+    rootfs's owners only daemon-wide (--userns-remap), not per pod's mappings."""
+    if not nso.HasField("userns_options"):
+        return
+    mode = nso.userns_options.mode
+    if mode == 2:  # NODE: the host's user namespace, which every container is in anyway
+        return
+    if mode == 0:  # POD
+        raise NotImplemented_(
+            f"{what}: user namespaces of a pod's own (hostUsers: false) are not supported: "
+            "berth remaps image files only daemon-wide (berthd --userns-remap)"
+        )
+    raise InvalidArgument(f"{what}: user namespace mode {mode} is not POD or NODE")
 
 
 class ContainerHandlers:
@@ -127,6 +157,10 @@ class ContainerHandlers:
             seccomp=(sc.seccomp.profile_type, sc.seccomp.localhost_ref)
             if sc.HasField("seccomp")
             else (cc.PROFILE_RUNTIME_DEFAULT, ""),
+            apparmor=_profile(sc.apparmor)
+            if sc.HasField("apparmor")
+            else _legacy_apparmor(sc.apparmor_profile),
+            cdi_devices=[d.name for d in c.CDI_devices],
             cpu_shares=res.cpu_shares,
             cpu_period=res.cpu_period,
             cpu_quota=res.cpu_quota,
@@ -139,6 +173,7 @@ class ContainerHandlers:
         sb = self.pods.resolve(req.pod_sandbox_id)
         if not self.pods.ready(sb):
             raise Conflict(f"pod sandbox {sb.id} is not ready")
+        refuse_userns(req.config.linux.security_context.namespace_options, "container")
         spec = self._spec(req.config)
         if not spec.name:
             raise InvalidArgument("container metadata needs a name")
@@ -151,8 +186,18 @@ class ContainerHandlers:
                 )
             spec.log_path = f"{sb.log_directory.rstrip('/')}/{spec.log_path}"
         name = cc.container_name(spec, sb)
-        cid, _ = await self.containers.create(cc.create_body(spec, sb), name)
+        body = cc.create_body(spec, sb)
+        if spec.cdi_devices:  # refused now, not at the start: unknown, hooked, missing nodes
+            await asyncio.to_thread(self._check_cdi, spec.cdi_devices)
+        cid, _ = await self.containers.create(body, name)
         return api().CreateContainerResponse(container_id=cid)
+
+    def _check_cdi(self, names: list[str]) -> None:
+        """The CDI devices' edits, tried on an empty spec against the specs on the host now
+        (the container's start reads them again, as vendor tools may rewrite them)."""
+        registry = cdi.Registry(self.containers.cfg.cdi_spec_dirs).load()
+        cdi.resolve([DeviceRequest(driver="cdi", device_ids=tuple(names))], registry)
+        cdi.apply({"process": {}, "linux": {}, "mounts": []}, names, registry)
 
     def _resolve(self, ref: str) -> ContainerRecord:
         rec = self.containers.resolve(ref)

@@ -104,10 +104,10 @@ def service_handler(service: str, *impls: object) -> grpc.GenericRpcHandler:
 
 
 class CriServer:
-    """Serves `runtime` (the RuntimeService's handler objects) and `images` on a unix
-    socket."""
+    """Serves `runtime` and `images` (the RuntimeService's and the ImageService's handler
+    objects) on a unix socket."""
 
-    def __init__(self, runtime: tuple[object, ...], images: object) -> None:
+    def __init__(self, runtime: tuple[object, ...], images: tuple[object, ...]) -> None:
         self.runtime = runtime
         self.images = images
         self.server: grpc.aio.Server | None = None
@@ -129,7 +129,7 @@ class CriServer:
         server.add_generic_rpc_handlers(
             (
                 service_handler("RuntimeService", *self.runtime),
-                service_handler("ImageService", self.images),
+                service_handler("ImageService", *self.images),
             )
         )
         if not server.add_insecure_port(address):

@@ -10,8 +10,10 @@ from berth.containers import ContainerService
 from berth.containers.execs import ExecService
 from berth.cri.cni import Cni
 from berth.cri.events import CriEvents
+from berth.cri.extras import Extras
 from berth.cri.gen import api
 from berth.cri.images import ImageHandlers
+from berth.cri.metrics import MetricsHandlers
 from berth.cri.pods import PodHandlers
 from berth.cri.runtime import ContainerHandlers
 from berth.cri.sandboxes import Pods
@@ -51,10 +53,12 @@ async def start_cri(
     await streams.start()
     runtime = ContainerHandlers(pods, containers, execs, cni, streams, CriEvents(events))
     runtime.resume_logs()
-    server = CriServer(
-        (PodHandlers(pods, cni, runtime), runtime),
-        ImageHandlers(images, distribution, cfg.data_root),
-    )
+    pod_handlers = PodHandlers(pods, cni, runtime)
+    metrics = MetricsHandlers(pods, runtime)
+    image_handlers = ImageHandlers(images, distribution, cfg.data_root)
+    # the streamed lists, the checkpoints refused, pod resources: over the handlers above
+    extras = Extras(pods, pod_handlers, runtime, metrics, image_handlers)
+    server = CriServer((pod_handlers, runtime, metrics, extras), (image_handlers, extras))
     await server.start(cfg.socket)
     return server
 

@@ -177,6 +177,14 @@ def read_text(path: str) -> str:
         os.close(fd)
 
 
+def apparmor_enabled() -> bool:
+    """Whether the host's kernel has AppArmor on (a profile can confine a process)."""
+    try:
+        return read_text("/sys/module/apparmor/parameters/enabled").strip() == "Y"
+    except OSError:
+        return False
+
+
 def mount(
     source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
 ) -> None:

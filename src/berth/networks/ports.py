@@ -3,8 +3,8 @@
 Imports `errors`. As Docker does it: an iptables DNAT rule (nat PREROUTING and OUTPUT, through
 the daemon's PREFIX-DNAT chain) sends connections that arrive on the host's addresses to the
 container, keeping their source address (kernel forwarding); loopback connections, which DNAT
-cannot reach, go through a small TCP proxy in the daemon, which also holds the port so no one
-else takes it.
+cannot reach, go through a small proxy in the daemon (TCP here, UDP `networks.udpproxy`),
+which also holds the port so no one else takes it.
 
 IPv6 as dockerd 20.10 does it: a port published with no host address is held on `0.0.0.0`
 and on `[::]` (the same port; the latter skipped where the host has no IPv6), and both show
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import Conflict, InvalidArgument, System
+from berth.networks.udpproxy import IDLE_TIMEOUT, FlowBudget, UdpProxy
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Published:
     bridge: str = ""
     task: asyncio.Future[None] | None = None
     holder: socket.socket | None = None
+    udp: UdpProxy | None = None  # a UDP port's proxy, which owns `holder`
     conns: set[socket.socket] = field(default_factory=set)  # proxied clients, open now
 
 
@@ -128,6 +130,7 @@ class PortMapper:
         iptables: bool = True,
         max_per_port: int = MAX_CONNS_PER_PORT,
         max_conns: int = MAX_CONNS,
+        udp_idle: float = IDLE_TIMEOUT,
     ) -> None:
         self.chain = chain  # the daemon's chain prefix
         self.iptables = iptables
@@ -139,6 +142,8 @@ class PortMapper:
         if soft != resource.RLIM_INFINITY:
             max_conns = max(16, min(max_conns, (soft - 1024) // 6))
         self.slots = _Slots(min(max_per_port, max_conns), max_conns)
+        self.udp_flows = FlowBudget(max_conns)  # one fd a flow: within the same fd room
+        self.udp_idle = udp_idle
 
     # --- rules ------------------------------------------------------------------------------
     def _ipt(
@@ -356,9 +361,9 @@ class PortMapper:
                 self._ipt("-I", *r, table=table, check=True, binary=binary)
 
     async def _open(self, p: Published, *, optional: bool = False) -> bool:
-        """Hold the host port: a proxy for TCP (what loopback clients reach), a bound socket
-        for UDP. A taken port is Docker's error; False if `optional` and the host has no
-        IPv6."""
+        """Hold the host port with a proxy (what loopback clients and the other address family
+        reach: DNAT takes the rest). A taken port is Docker's error; False if `optional` and
+        the host has no IPv6."""
         fam = socket.AF_INET6 if ":" in p.host_ip else socket.AF_INET
         typ = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
         try:
@@ -383,6 +388,9 @@ class PortMapper:
         p.host_port = s.getsockname()[1]
         if p.proto != "tcp":
             p.holder = s
+            if p.proto == "udp" and p.ctr_ip:
+                p.udp = UdpProxy(s, (p.ctr_ip, p.ctr_port), self.udp_flows, idle=self.udp_idle)
+                p.udp.start()
             return True
         s.listen(128)
         s.setblocking(False)
@@ -423,7 +431,9 @@ class PortMapper:
     def _close(self, p: Published, bridge: str) -> None:
         if p.task is not None:
             p.task.cancel()
-        if p.holder is not None:
+        if p.udp is not None:
+            p.udp.close()
+        elif p.holder is not None:
             p.holder.close()
         with self.slots.lock:
             conns = list(p.conns)

@@ -1,55 +1,25 @@
 """Running from a sealed copy of the interpreter (CVE-2019-5736, the way runc answers it).
 
-Imports nothing of berth's. A process that enters a container runs from a read-only, sealed
-in-memory copy of the executable: a container that reaches its /proc/PID/exe cannot write
-through it to the host's interpreter. Or, where nothing of the container can reach the process
+Imports `memfd` (the sealed copy itself, shared with berthd). A process that enters a
+container runs from a read-only, sealed in-memory copy of the executable: a container that
+reaches its /proc/PID/exe cannot write through it to the host's interpreter. Or, where nothing of the container can reach the process
 before it execs (`berth-runtime run`, see cli._fast_run), its program is exec'd through a
 sealed trampoline instead.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import struct
 import sys
 
-_F_ADD_SEALS = 1033
-_F_GET_SEALS = 1034
-_SEALS = 1 | 2 | 4 | 8  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
+# the sealed copy itself is a leaf's, which berthd imports to start the fork server from one
+from berth.memfd import F_ADD_SEALS, F_GET_SEALS, SEALS, memfd_exec, sealed_copy
+
 # set by the second interpreter's own code (reexec_sealed): it never re-executes again, even
 # where /proc/self/exe cannot be checked; nothing outside the process can set it
 REEXECUTED = False
-
-
-_MFD_EXEC = 0x10  # Linux 6.3: executable even where vm.memfd_noexec = 1 makes it opt-in
-
-
-def _memfd_exec(name: str, flags: int) -> int:
-    """An executable memfd; kernels before 6.3 know no MFD_EXEC, and all of theirs are."""
-    try:
-        return os.memfd_create(name, flags | os.MFD_ALLOW_SEALING | _MFD_EXEC)
-    except OSError as e:
-        if e.errno != errno.EINVAL:
-            raise OSError(
-                e.errno, f"an executable memfd: {e.strerror} (see sysctl vm.memfd_noexec)"
-            ) from e
-    return os.memfd_create(name, flags | os.MFD_ALLOW_SEALING)
-
-
-def sealed_copy(path: str, name: str = "berth-runtime") -> int:
-    """A sealed in-memory copy of an executable, as an inheritable descriptor to exec."""
-    fd = _memfd_exec(name, 0)
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                os.write(fd, chunk)
-        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 # The trampoline: a static ELF of a few instructions, `execve(argv[0], argv + 1, envp)`, then,
@@ -144,11 +114,11 @@ def trampoline() -> int | None:
     elf = trampoline_elf()
     if elf is None:
         return None
-    fd = _memfd_exec("berth-exec", os.MFD_CLOEXEC)
+    fd = memfd_exec("berth-exec", os.MFD_CLOEXEC)
     try:
         os.write(fd, elf)
         os.fchmod(fd, 0o555)
-        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+        fcntl.fcntl(fd, F_ADD_SEALS, SEALS)
     except BaseException:
         os.close(fd)
         raise
@@ -161,7 +131,7 @@ def exe_is_sealed() -> bool:
     except OSError:
         return False
     try:
-        return fcntl.fcntl(fd, _F_GET_SEALS) & _SEALS == _SEALS
+        return fcntl.fcntl(fd, F_GET_SEALS) & SEALS == SEALS
     except OSError:
         return False
     finally:

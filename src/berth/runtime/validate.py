@@ -153,10 +153,7 @@ def selinux_enabled() -> bool:
 
 
 def apparmor_enabled() -> bool:
-    try:
-        return linux.read_text("/sys/module/apparmor/parameters/enabled").strip() == "Y"
-    except OSError:
-        return False
+    return linux.apparmor_enabled()
 
 
 __all__ = [

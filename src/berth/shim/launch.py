@@ -1,7 +1,8 @@
 """Starting the fork server from berthd: the one way the daemon reaches the shim's code, which
 runs in that process and its children, never in the daemon's.
 
-Imports `runtime.sealed` (a sealed copy of the interpreter: CVE-2019-5736), `shim.protocol`.
+Imports `memfd` (a sealed copy of the interpreter: CVE-2019-5736) and `shim.protocol`, and
+nothing of the runtime: this module loads into berthd.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import os
 import sys
 
-from berth.runtime.sealed import sealed_copy
+from berth.memfd import sealed_copy
 from berth.shim.protocol import NOFILE_ENV
 
 
@@ -18,7 +19,7 @@ async def start_forkserver(sock: str, nofile_soft: int) -> asyncio.subprocess.Pr
     """The fork server listening on `sock` (and its lean and DNS siblings: `shim.protocol`),
     once it says it is ready. `nofile_soft`: the soft RLIMIT_NOFILE the containers get."""
     # the fork server (and so every monitor and container init it forks) runs from a
-    # sealed copy of the interpreter: see runtime/sealed.py
+    # sealed copy of the interpreter: see berth/memfd.py
     exe_fd = sealed_copy(os.path.realpath(sys.executable))
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -304,20 +304,9 @@ async def _pump(
                     resize(min(max(int(r), 2), 500), min(max(int(c), 10), 1000))
         await att.end_stdin()
 
-    tasks = (
-        asyncio.ensure_future(output()),
-        asyncio.ensure_future(input_()),
-        asyncio.ensure_future(att.cut_off()),
-    )
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await att.serve(output(), input_())
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
-        att.close()
         await ws.close()
 
 
