@@ -1,15 +1,18 @@
 // The shared worker of the dashboard's tabs: it holds the one /api/live WebSocket of the
 // browser (a hub per session, by its URL), so that any number of open tabs use one
 // connection for all their live views and leave the others to their fetches. A tab talks
-// to it through its port: {hello: url}, {sub: localId, path}, {unsub: localId}, {alive},
-// {bye}; a tab that has said nothing for 30 s (closed without its bye) loses its views.
+// to it through its port: {hello: url}, {tab: lockName}, {sub: localId, path}, {unsub:
+// localId}. A port does not say when its tab closes; the tab holds a Web Lock of its own
+// name for as long as it lives, and the worker's request of that lock is granted when the
+// tab is gone: its views go then (a timer would drop a background tab, whose timers the
+// browser slows to one a minute).
 
 import { Hub } from "./hub";
 
-interface Tab { hub?: Hub; views: Map<string, string>; seen: number }
-type Ask = { hello?: string; sub?: string; path?: string; unsub?: string; alive?: true; bye?: true };
+interface Tab { hub?: Hub; views: Map<string, string> }
+type Ask = { hello?: string; tab?: string; sub?: string; path?: string; unsub?: string };
 
-declare const self: { onconnect: ((e: MessageEvent) => void) | null };
+declare const self: { onconnect: ((e: MessageEvent) => void) | null; navigator: Navigator };
 
 const hubs = new Map<string, Hub>();
 const tabs = new Map<MessagePort, Tab>();
@@ -23,15 +26,16 @@ function drop(port: MessagePort): void {
 
 self.onconnect = (e: MessageEvent) => {
   const port = e.ports[0];
-  const tab: Tab = { views: new Map(), seen: Date.now() };
+  const tab: Tab = { views: new Map() };
   tabs.set(port, tab);
   port.onmessage = (ev: MessageEvent<Ask>) => {
     const m = ev.data;
-    tab.seen = Date.now();
     if (m.hello) {
       let hub = hubs.get(m.hello);
       if (!hub) { hub = new Hub(m.hello); hubs.set(m.hello, hub); }
       tab.hub = hub;
+    } else if (m.tab) {
+      if (self.navigator.locks) void self.navigator.locks.request(m.tab, () => drop(port));
     } else if (m.sub && m.path && tab.hub) {
       const local = m.sub;
       const id = tab.hub.subscribe(m.path, (event, data) => {
@@ -43,14 +47,7 @@ self.onconnect = (e: MessageEvent) => {
       const id = tab.views.get(m.unsub);
       tab.views.delete(m.unsub);
       if (id) tab.hub?.unsubscribe(id);
-    } else if (m.bye) {
-      drop(port);
     }
   };
   port.start();
 };
-
-setInterval(() => {
-  const old = Date.now() - 30000;
-  for (const [port, tab] of tabs) if (tab.seen < old) drop(port);
-}, 10000);

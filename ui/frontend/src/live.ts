@@ -29,9 +29,14 @@ function connect(csrf: string): void {
   };
   port.start();
   port.postMessage({ hello: url(csrf) });
+  // the tab holds a lock of its own name while it lives: the worker learns that the tab is
+  // gone when the lock is let go (live-worker.ts); its name goes once the lock is held
   const p = port;
-  setInterval(() => p.postMessage({ alive: true }), 10000);
-  window.addEventListener("pagehide", () => p.postMessage({ bye: true }));
+  const tab = `berth-tab-${crypto.randomUUID()}`;
+  void navigator.locks?.request(tab, () => {
+    p.postMessage({ tab });
+    return new Promise<void>(() => undefined);
+  });
 }
 
 export function liveView(csrf: string, path: string, deliver: Deliver): Live {
