@@ -141,3 +141,34 @@ def test_logout_ends_the_sessions_open_streams() -> None:
             await theirs.close()
 
     run(t)
+
+
+def test_a_feed_that_fails_ends_that_view_only(monkeypatch: Any) -> None:
+    real = live_mod.feed_for
+
+    def feed_for(path: str, containers: Any, bus: Any) -> Any:
+        if path != "/boom":
+            return real(path, containers, bus)
+
+        async def gen() -> Any:
+            yield "", {"first": True}
+            raise RuntimeError("a bug")
+
+        return gen()
+
+    monkeypatch.setattr(live_mod, "feed_for", feed_for)
+
+    async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
+        csrf = await login(client, gate)
+        ws = await client.ws_connect(f"/api/live?csrf={csrf}")
+        try:
+            await ws.send_str(json.dumps({"sub": "b", "path": "/boom"}))
+            got = await until(ws, lambda g: any(m["event"] == "error" for m in g))
+            assert got[-1] == {"id": "b", "event": "error", "data": {"message": "internal error"}}
+            # the socket goes on
+            await ws.send_str(json.dumps({"sub": "l", "path": "/api/containers/c1/logs?follow=0"}))
+            await until(ws, lambda g: any(m["id"] == "l" and m["event"] == "end" for m in g))
+        finally:
+            await ws.close()
+
+    run(t)

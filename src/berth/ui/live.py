@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -35,6 +36,8 @@ from berth.events import EventBus
 
 from . import projects
 from .streams import Feed, events_feed, logs_feed, stats_feed
+
+log = logging.getLogger(__name__)
 
 MAX_FEEDS = 64
 MAX_MESSAGE = 4096
@@ -96,6 +99,10 @@ async def live(
             await send({"id": sid, "event": "error", "data": {"message": e.message}})
         except ConnectionResetError:
             pass
+        except Exception:  # noqa: BLE001 - one view's failure ends that view only
+            log.exception("live view %s", path)
+            with contextlib.suppress(ConnectionResetError):
+                await send({"id": sid, "event": "error", "data": {"message": "internal error"}})
         finally:
             if feed is not None:
                 with contextlib.suppress(BaseException):
