@@ -34,6 +34,7 @@ class FakeEngine:
         self.images = {"busybox": "sha256:" + "b" * 64}
         self.calls: list[tuple[str, str]] = []
         self.n = 0
+        self.templates: dict[str, dict[str, dict[str, Any]]] = {}  # berthd's records
 
     def _find(self, ref: str) -> str:
         for cid, c in self.containers_.items():
@@ -153,6 +154,12 @@ class FakeEngine:
     def remove_volume(self, name: str) -> None:
         del self.volumes_[name]
         self.calls.append(("rm-volume", name))
+
+    def put_template(self, project: str, service: str, body: dict[str, Any]) -> None:
+        self.templates.setdefault(project, {})[service] = body
+
+    def remove_templates(self, project: str) -> None:
+        self.templates.pop(project, None)
 
     def image(self, ref: str) -> ImageInfo | None:
         i = self.images.get(ref)

@@ -21,6 +21,7 @@ from berth.containers.hostconfig import HostConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.resources import StatsSample
 from berth.containers.settings import ContainerConfig
+from berth.containers.templates import TemplateStore
 from berth.containers.views import ContainerView
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.events import EventBus
@@ -49,9 +50,14 @@ def record(
     )
 
 
+# compose's records (none): a store on a directory that does not exist reads as empty
+NO_RECORDS = TemplateStore("/nonexistent/berth-ui-test")
+
+
 class FakeContainers:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.templates = NO_RECORDS
 
     def resolve(self, ref: str) -> ContainerRecord:
         if ref not in ("c1", CID, "one"):
@@ -665,6 +671,7 @@ def test_project_down_removes_its_containers_and_networks() -> None:
     class Containers:
         def __init__(self) -> None:
             self.removed: list[tuple[str, bool]] = []
+            self.templates = NO_RECORDS
 
         def list(self, *, all_: bool = False) -> list[ContainerView]:
             out = []
@@ -744,6 +751,7 @@ class ScaleContainers:
         self.recs: dict[str, ContainerRecord] = {}
         self.created: list[tuple[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
+        self.templates = NO_RECORDS
         for name, svc, n, running in (
             ("shop-web-1", "web", 1, True),
             ("shop-web-3", "web", 3, False),

@@ -8,7 +8,11 @@ const out = "../../src/berth/ui/static";
 for (const f of readdirSync(out)) if (f.startsWith("chunk-")) rmSync(`${out}/${f}`);   // the last build's
 await esbuild.build({
   // the styles (with uPlot's and xterm's) are an entry of their own: app.css
-  entryPoints: [{ in: "src/main.ts", out: "app" }, { in: "src/app.css", out: "app" }],
+  // the shared worker that holds the live views' one WebSocket is an entry of its own too
+  entryPoints: [
+    { in: "src/main.ts", out: "app" }, { in: "src/app.css", out: "app" },
+    { in: "src/live-worker.ts", out: "live-worker" },
+  ],
   bundle: true,
   minify: true,
   // the container page (xterm.js, uPlot) is a chunk of its own, loaded when first opened

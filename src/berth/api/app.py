@@ -27,6 +27,7 @@ from berth.volumes import VolumeService
 
 from . import plugins
 from .build import BuildHandlers
+from .compose import ComposeHandlers
 from .containers import ContainerHandlers
 from .execs import ExecHandlers
 from .images import ImageHandlers
@@ -151,6 +152,7 @@ class Api:
         self.build = BuildHandlers(builder)
         self.networks = NetworkHandlers(networks, containers)
         self.volumes = VolumeHandlers(volumes)
+        self.compose = ComposeHandlers(containers)
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         """(method, path, handler) in the order aiohttp tries them."""
@@ -226,6 +228,10 @@ class Api:
             ("POST", "/volumes/prune", v.prune),
             ("GET", "/volumes/{name}", v.inspect),
             ("DELETE", "/volumes/{name}", v.delete),
+            # berth's own: compose's service templates, for the dashboard (api/compose.py)
+            ("PUT", "/berth/compose/{project}/services/{service}", self.compose.put_service),
+            ("GET", "/berth/compose/{project}", self.compose.get),
+            ("DELETE", "/berth/compose/{project}", self.compose.delete),
         ]
         routes += [(method, path, s.not_in_a_swarm) for method, path in SWARM_ROUTES]
         return routes + plugins.ROUTES

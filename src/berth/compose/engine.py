@@ -149,6 +149,23 @@ class Engine:
     def start(self, ref: str) -> None:
         self.client.send("POST", f"/containers/{q(ref)}/start").close()
 
+    # --- berthd's record of the services, for its dashboard (berth.containers.templates) ---
+    def put_template(self, project: str, service: str, body: dict[str, Any]) -> None:
+        """How the service's container number 1 was made, left with berthd; a daemon that
+        has no such route (dockerd) is left alone."""
+        try:
+            self.client.send(
+                "PUT", f"/berth/compose/{q(project)}/services/{q(service)}", body=body
+            ).close()
+        except NotFound:
+            pass
+
+    def remove_templates(self, project: str) -> None:
+        try:
+            self.client.send("DELETE", f"/berth/compose/{q(project)}").close()
+        except NotFound:
+            pass
+
     def stop(self, ref: str, timeout: int | None = None) -> None:
         self.client.send("POST", f"/containers/{q(ref)}/stop", query={"t": timeout}).close()
 

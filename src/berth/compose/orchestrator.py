@@ -23,6 +23,7 @@ from berth.compose.model import Project, Service
 from berth.compose.parallel import run_parallel
 from berth.compose.prestart import PreStarts
 from berth.compose.spec import container_body, endpoint
+from berth.compose.templates import service_template
 from berth.compose.topology import ensure_networks, ensure_volumes
 from berth.compose.waits import Waiter
 from berth.errors import BerthError, InvalidArgument, NotFound
@@ -127,6 +128,15 @@ class Orchestrator:
             for n, changed in zip(level, run_parallel(one, level, self.parallel), strict=True):
                 if changed:
                     recreated.add(n)
+        for n in names:  # for berthd's dashboard, which has no compose file
+            svc = self.project.services[n]
+            try:  # a `service:` reference to a service with no container makes none
+                tmpl = service_template(
+                    self.project, svc, images[n], opts.scale.get(n, svc.replicas), self.container_of
+                )
+            except ComposeError:
+                continue
+            self.engine.put_template(self.project.name, n, tmpl)
         if opts.wait:
             self.waiter.running(names, opts.wait_timeout)
 
@@ -378,6 +388,7 @@ class Orchestrator:
                 self._each(lambda c: self._stop_remove(c, timeout, volumes=volumes), level)
             return
         everything = self.containers() + self.containers(oneoff=True)
+        self.engine.remove_templates(self.project.name)
         if not self.project.services:
             self._down_by_labels(everything, volumes, timeout)
             return

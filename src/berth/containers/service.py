@@ -46,6 +46,7 @@ from berth.containers.restarts import Restarts
 from berth.containers.status import ContainerStatus
 from berth.containers.stopping import Stopping
 from berth.containers.store import ContainerStore, Emit, Live
+from berth.containers.templates import TemplateStore
 from berth.containers.views import ContainerView, Views
 from berth.errors import (
     BerthError,
@@ -94,6 +95,8 @@ class ContainerService:
         os.makedirs(os.path.join(cfg.data_root, "containers"), mode=0o700, exist_ok=True)
         os.makedirs(os.path.join(cfg.exec_root, "containers"), mode=0o700, exist_ok=True)
         self.store = ContainerStore(cfg, meta, emit)
+        # compose projects' service templates, for the dashboard (`templates`)
+        self.templates = TemplateStore(os.path.join(cfg.data_root, "compose"))
         self.monitors = Monitors(self.store, open_channel or Channel.open)
         self.net = Networking(self.store, networks)
         self.mounts = Mounts(self.store, self.volumes)

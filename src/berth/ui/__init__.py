@@ -2,9 +2,11 @@
 services as the Engine API: containers (with live stats, logs and a terminal), images,
 networks, volumes, events and disk usage.
 
-`server` has the routes, `streams` the live ones (SSE, the terminal's WebSocket), `auth` the
-token, cookie and CSRF checks, `data` the page's JSON. The front end's built bundle is in
-`static/`; its source, and how to build it, in the repository's ui/frontend/.
+`server` has the routes, `streams` the live ones (feeds served as SSE, the terminal's
+WebSocket), `live` the one WebSocket that carries all of a browser's feeds, `auth` the token,
+cookie and CSRF checks, `data` the page's JSON, `create` the new-container form, `projects`
+and `scaling` compose projects. The front end's built bundle is in `static/`; its source, and
+how to build it, in the repository's ui/frontend/.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ and the logs of all its services interleaved.
 
 Compose itself is a client of the API (DESIGN.md): the dashboard reads only the labels it
 leaves on containers, so it sees projects made by `berth compose` and by Docker Compose alike.
-Taking a project down needs no compose file: what to remove carries the project's label. Its
-scale and up (`scaling`) work from the containers it has, as berthd has no compose file.
+Taking a project down needs no compose file: what to remove carries the project's label (and
+the record `berth compose up` left goes too). Its scale and up (`scaling`) work from the
+containers it has, or from that record for a service that has none, as berthd has no compose
+file.
 
 Imports the containers and networks services.
 """
@@ -20,12 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from berth.containers import ContainerService
+from berth.containers.templates import ProjectTemplate
 from berth.containers.views import ContainerView
 from berth.errors import NotFound
 from berth.networks import NetworkService
 
 from .data import container_row
-from .streams import KEEPALIVE, LOG_TAIL_MAX, open_sse, send_event
+from .streams import KEEPALIVE, LOG_TAIL_MAX, Feed, sse
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -45,34 +48,52 @@ def number_of(v: ContainerView) -> int:
         return 0
 
 
-def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
+def projects(
+    views: list[ContainerView], records: dict[str, ProjectTemplate] | None = None
+) -> list[dict[str, Any]]:
+    """The projects by their containers' labels, with the services of `berth compose up`'s
+    records (`containers.templates`) that have no container (scaled to 0, say): a project
+    whose every container is gone but whose record stays shows too."""
+    records = records or {}
     by: dict[str, dict[str, list[ContainerView]]] = {}
     meta: dict[str, dict[str, str]] = {}
+    for pname, precord in records.items():
+        for svc in precord.services:
+            by.setdefault(pname, {}).setdefault(svc, [])
+        meta.setdefault(pname, {"workingDir": "", "configFiles": ""})
     for v in views:
         labels = labels_of(v)
-        name = labels.get(PROJECT)
-        if not name:
+        found = labels.get(PROJECT)
+        if not found:
             continue
+        name = found
         by.setdefault(name, {}).setdefault(labels.get(SERVICE, ""), []).append(v)
-        meta.setdefault(
-            name,
-            {
+        if not meta.get(name, {}).get("workingDir"):
+            meta[name] = {
                 "workingDir": labels.get(WORKING_DIR, ""),
                 "configFiles": labels.get(CONFIG_FILES, ""),
-            },
-        )
+            }
     out = []
     for name in sorted(by):
-        services = [
-            {"name": svc, "containers": [container_row(v) for v in sorted(vs, key=number_of)]}
-            for svc, vs in sorted(by[name].items())
-        ]
+        rec = records.get(name)
+        services = []
+        for svc, vs in sorted(by[name].items()):
+            tmpl = rec.services.get(svc) if rec else None
+            services.append(
+                {
+                    "name": svc,
+                    "containers": [container_row(v) for v in sorted(vs, key=number_of)],
+                    "recorded": tmpl is not None,
+                    "needsCompose": tmpl.needs_compose if tmpl else "",
+                }
+            )
         every = [v for vs in by[name].values() for v in vs]
         out.append(
             {
                 "name": name,
                 **meta[name],
                 "services": services,
+                "recorded": rec is not None,
                 "running": sum(1 for v in every if v.record.state.running),
                 "total": len(every),
             }
@@ -81,8 +102,18 @@ def projects(views: list[ContainerView]) -> list[dict[str, Any]]:
 
 
 def members(containers: ContainerService, name: str) -> list[ContainerView]:
-    found = [v for v in containers.list(all_=True) if labels_of(v).get(PROJECT) == name]
+    """The project's containers; NotFound if it has none."""
+    found = project_members(containers, name)
     if not found:
+        raise NotFound(f"no such project: {name}")
+    return found
+
+
+def project_members(containers: ContainerService, name: str) -> list[ContainerView]:
+    """The project's containers, by service and number: none if `berth compose up`'s record
+    of it stays, NotFound if there is not that either."""
+    found = [v for v in containers.list(all_=True) if labels_of(v).get(PROJECT) == name]
+    if not found and containers.templates.get(name) is None:
         raise NotFound(f"no such project: {name}")
     return sorted(found, key=lambda v: (labels_of(v).get(SERVICE, ""), number_of(v)))
 
@@ -114,9 +145,10 @@ async def down(
     then its networks (those that carry its label); its volumes are kept, as `down` without
     `-v` keeps them."""
     removed = []
-    for v in members(containers, name):
+    for v in project_members(containers, name):
         await containers.remove(v.record.id, force=True)
         removed.append(v.record.name.lstrip("/"))
+    await asyncio.to_thread(containers.templates.remove, name)  # as compose down does
     nets = []
     if networks is not None:
         for view in networks.list({"label": [f"{PROJECT}={name}"]}):
@@ -126,52 +158,57 @@ async def down(
     return {"containers": removed, "networks": nets}
 
 
-async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+def logs_feed(containers: ContainerService, name: str, asked: str = "100") -> Feed:
     """The logs of every container of the project, interleaved: the last lines of each in the
     order of their timestamps, then each new line as it comes, named by its container."""
-    views = members(containers, request.match_info["name"])
-    asked = request.query.get("tail", "100")
+    views = members(containers, name)
     tail = str(min(int(asked), LOG_TAIL_MAX)) if asked.isdigit() else "100"
-    q: asyncio.Queue[tuple[str, str, int, bytes] | None] = asyncio.Queue(maxsize=1024)
 
-    async def one(v: ContainerView, follow: bool) -> None:
-        name = v.record.name.lstrip("/")
-        svc = labels_of(v).get(SERVICE, name)
-        async for stream, data in containers.logs(
-            v.record.id, follow=follow, tail=tail if not follow else "0", timestamps=True
-        ):
-            await q.put((name, svc, stream, data))
+    async def gen() -> Feed:
+        q: asyncio.Queue[tuple[str, str, int, bytes] | None] = asyncio.Queue(maxsize=1024)
 
-    resp = await open_sse(request)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        first: list[tuple[str, str, int, bytes]] = []
-        for v in views:
-            name, svc = v.record.name.lstrip("/"), labels_of(v).get(SERVICE, "")
+        async def one(v: ContainerView) -> None:
+            cname = v.record.name.lstrip("/")
+            svc = labels_of(v).get(SERVICE, cname)
             async for stream, data in containers.logs(
-                v.record.id, follow=False, tail=tail, timestamps=True
+                v.record.id, follow=True, tail="0", timestamps=True
             ):
-                first.append((name, svc, stream, data))
-        first.sort(key=lambda x: x[3].split(b" ", 1)[0])
-        with contextlib.suppress(ConnectionResetError):
+                await q.put((cname, svc, stream, data))
+
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            first: list[tuple[str, str, int, bytes]] = []
+            for v in views:
+                cname, svc = v.record.name.lstrip("/"), labels_of(v).get(SERVICE, "")
+                async for stream, data in containers.logs(
+                    v.record.id, follow=False, tail=tail, timestamps=True
+                ):
+                    first.append((cname, svc, stream, data))
+            first.sort(key=lambda x: x[3].split(b" ", 1)[0])
             for item in first:
-                await send_event(resp, _line(*item))
-            tasks = [asyncio.ensure_future(one(v, True)) for v in views if v.record.state.running]
+                yield "", _line(*item)
+            tasks = [asyncio.ensure_future(one(v)) for v in views if v.record.state.running]
             while True:
                 try:
                     got = await asyncio.wait_for(q.get(), KEEPALIVE)
                 except TimeoutError:
-                    await resp.write(b": keepalive\n\n")
+                    yield "", None
                     continue
                 if got is not None:
-                    await send_event(resp, _line(*got))
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
-    return resp
+                    yield "", _line(*got)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+
+    return gen()
+
+
+async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    feed = logs_feed(containers, request.match_info["name"], request.query.get("tail", "100"))
+    return await sse(request, feed)
 
 
 def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
@@ -185,4 +222,14 @@ def _line(name: str, svc: str, stream: int, data: bytes) -> dict[str, str]:
     }
 
 
-__all__ = ["projects", "members", "action", "down", "logs", "labels_of", "number_of"]
+__all__ = [
+    "projects",
+    "members",
+    "project_members",
+    "action",
+    "down",
+    "logs",
+    "logs_feed",
+    "labels_of",
+    "number_of",
+]

@@ -10,6 +10,10 @@ service after those it depends on (label `com.docker.compose.depends_on`), as `d
 up -d` does for a project whose file has not changed; it reads no file, so a changed file
 needs `berth compose up`.
 
+A service with no container left (scaled to 0, or never made) is made from the record `berth
+compose up` leaves with berthd (`containers.templates`): number 1's create request, as
+compose sent it.
+
 Imports the containers service (compose itself is a client of the API: DESIGN.md).
 """
 
@@ -24,10 +28,11 @@ import time
 from berth.containers import ContainerService
 from berth.containers.create import CreateRequest
 from berth.containers.record import ContainerRecord, HealthStatus, NetworkRequest
+from berth.containers.templates import ServiceTemplate
 from berth.containers.views import ContainerView
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import Conflict, InvalidArgument
 
-from .projects import NUMBER, SERVICE, labels_of, members, number_of
+from .projects import NUMBER, SERVICE, labels_of, members, number_of, project_members
 
 ONEOFF = "com.docker.compose.oneoff"
 DEPENDS_ON = "com.docker.compose.depends_on"
@@ -46,15 +51,48 @@ def container_name(project: str, service: str, number: int) -> str:
 def service_members(
     containers: ContainerService, project: str, service: str
 ) -> list[ContainerView]:
-    """The service's containers (not `compose run`'s one-off ones), by number."""
+    """The service's containers (not `compose run`'s one-off ones), by number; none if the
+    project's record (`berth compose up`'s) has the service, else NotFound."""
     found = [
         v
-        for v in members(containers, project)
+        for v in project_members(containers, project)
         if labels_of(v).get(SERVICE) == service and labels_of(v).get(ONEOFF, "False") != "True"
     ]
     if not found:
-        raise NotFound(f"no such service: {service} in project {project}")
+        containers.templates.service(project, service)  # NotFound
     return sorted(found, key=number_of)
+
+
+def template_request(
+    tmpl: ServiceTemplate, project: str, service: str, number: int
+) -> tuple[CreateRequest, str]:
+    """Container `number` of the service from compose's record of its number 1 (what compose
+    itself would send: its number, name and aliases changed); with its name."""
+    if tmpl.needs_compose:
+        raise Conflict(
+            f"service {service}: only berth compose up can make its containers "
+            f"({tmpl.needs_compose})"
+        )
+    one = container_name(project, service, 1)
+    if tmpl.name != one:  # a fixed container_name
+        if number != 1:
+            raise Conflict(
+                f"service {service} has a fixed container name ({tmpl.name}): "
+                "it cannot have more than one container"
+            )
+        new = tmpl.name
+    else:
+        new = container_name(project, service, number)
+    req = tmpl.request
+    config = dataclasses.replace(req.config, labels={**req.config.labels, NUMBER: str(number)})
+    endpoints = {
+        k: dataclasses.replace(
+            ep, aliases=[new if a == tmpl.name else a for a in ep.aliases], links=ep.links
+        )
+        for k, ep in req.endpoints.items()
+    }
+    hc = copy.deepcopy(req.host_config)
+    return CreateRequest(config=config, host_config=hc, endpoints=endpoints), new
 
 
 def clone_request(rec: ContainerRecord, project: str, service: str, number: int) -> CreateRequest:
@@ -108,6 +146,14 @@ async def scale(
     views = service_members(containers, project, service)
     created: list[str] = []
     removed: list[str] = []
+    if not views:  # none left to copy: from `berth compose up`'s record
+        tmpl = containers.templates.service(project, service)
+        for n in range(1, replicas + 1):
+            req, name = template_request(tmpl, project, service, n)
+            cid, _warnings = await containers.create(req, name)
+            created.append(name)
+            await containers.start(cid)
+        return {"created": created, "removed": removed}
     if len(views) > replicas:
         for v in sorted(views, key=number_of, reverse=True)[: len(views) - replicas]:
             if v.record.state.running:
@@ -199,8 +245,38 @@ async def _wait_for(containers: ContainerService, views: list[ContainerView], co
             await asyncio.sleep(0.5)
 
 
+async def create_missing(containers: ContainerService, project: str) -> list[str]:
+    """The containers of the services in `berth compose up`'s record that have none (as
+    many as it recorded), created but not started; their names. A service only compose can
+    make is refused before anything is made."""
+    tmpl = containers.templates.get(project)
+    if tmpl is None:
+        return []
+    have = {
+        labels_of(v).get(SERVICE, "")
+        for v in project_members(containers, project)
+        if labels_of(v).get(ONEOFF) != "True"
+    }
+    missing = [s for name, s in sorted(tmpl.services.items()) if name not in have]
+    for s in missing:
+        if s.needs_compose and s.replicas:
+            raise Conflict(
+                f"service {s.service} has no container, and only berth compose up can make "
+                f"its containers ({s.needs_compose})"
+            )
+    made = []
+    for s in missing:
+        for n in range(1, s.replicas + 1):
+            req, name = template_request(s, project, s.service, n)
+            await containers.create(req, name)
+            made.append(name)
+    return made
+
+
 async def up(containers: ContainerService, project: str) -> list[str]:
-    """Every container of the project started, in depends_on order; the names started."""
+    """The services that have no container made (`create_missing`), then every container of
+    the project started, in depends_on order; the names started."""
+    await create_missing(containers, project)
     views = [v for v in members(containers, project) if labels_of(v).get(ONEOFF) != "True"]
     by: dict[str, list[ContainerView]] = {}
     for v in views:
@@ -220,4 +296,13 @@ async def up(containers: ContainerService, project: str) -> list[str]:
     return started
 
 
-__all__ = ["scale", "up", "clone_request", "container_name", "start_order", "dependencies"]
+__all__ = [
+    "scale",
+    "up",
+    "clone_request",
+    "template_request",
+    "create_missing",
+    "container_name",
+    "start_order",
+    "dependencies",
+]

@@ -8,6 +8,7 @@ Routes (all under the session):
   GET  /                               the page (the CSRF token in a <meta>)
   GET  /static/...                     the built bundle (app.js, app.css, licences)
   GET  /api/containers                 rows of the containers page
+  POST /api/containers                 create (and start) one from the form (`create`)
   GET  /api/containers/{id}            one container, readable (environment masked)
   GET  /api/containers/{id}/stats      SSE: a graph point a second
   GET  /api/containers/{id}/logs       SSE: the tail, then lines as they come
@@ -19,6 +20,7 @@ Routes (all under the session):
   DELETE /api/containers/{id}          remove (force)
   GET  /api/images, /api/images/{id}/history; DELETE /api/images/{id}; POST /api/images/prune
   POST /api/images/pull?ref=NAME       the registry's progress messages, a JSON line each
+                                       (a JSON body {username, password}: that pull's login)
   GET  /api/networks; DELETE /api/networks/{id}
   GET  /api/volumes; DELETE /api/volumes/{name}
   GET  /api/volumes/{name}/files?path=, /api/volumes/{name}/file?path=   browse, read-only
@@ -27,6 +29,8 @@ Routes (all under the session):
   POST /api/projects/{name}/{up,start,stop,restart,down}
   POST /api/projects/{name}/services/{service}/scale?replicas=N
   GET  /api/events                     SSE
+  GET  /api/live                       WebSocket: every live view of the browser at once,
+                                       multiplexed (`live`): the page uses it, not the SSE
   GET  /api/df                         disk usage
   POST /api/logout                     ends the session (its cookie is no longer let in)
 
@@ -55,10 +59,11 @@ from berth.events import EventBus
 from berth.images import ImageService
 from berth.images.distribution import Distribution
 from berth.networks import NetworkService
+from berth.registry.auth import AuthConfig
 from berth.volumes import VolumeService
 
-from . import projects, scaling, streams, volfiles
-from .auth import NO_STORE, SESSION, Gate
+from . import create, live, projects, scaling, streams, volfiles
+from .auth import NO_STORE, SESSION, Gate, Session
 from .data import (
     container_detail,
     container_row,
@@ -78,7 +83,11 @@ STATIC_FILES = {
     "app.css": "text/css",
     "LICENSES.txt": "text/plain",
     "favicon.svg": "image/svg+xml",
+    "live-worker.js": "text/javascript",  # the shared worker that holds /api/live
 }
+
+
+_live_socket = live.live
 
 
 def static_dir() -> str:
@@ -94,6 +103,32 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if e.status >= 500:
             log.error("%s %s: %s", request.method, request.path, e)
         return web.json_response({"message": e.message}, status=e.status)
+
+
+async def read_json(request: web.Request) -> Any:
+    """A request's JSON body (bounded by the application's client_max_size); a 400 if it is
+    not JSON."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise InvalidArgument("the request's body is not JSON") from None
+
+
+def pull_auth(body: Any) -> AuthConfig:
+    """The login a pull from the page gives for its registry: used for that pull only, never
+    written anywhere nor sent back (as X-Registry-Auth's)."""
+    if body is None:
+        return AuthConfig()
+    if not isinstance(body, dict):
+        raise InvalidArgument("the pull's login: want an object")
+    user, password = body.get("username") or "", body.get("password") or ""
+    if not isinstance(user, str) or not isinstance(password, str):
+        raise InvalidArgument("the pull's login: the user name and password are text")
+    if len(user) > 1024 or len(password) > 8192:
+        raise InvalidArgument("the pull's login: too long")
+    if password and not user:
+        raise InvalidArgument("the pull's login: a password needs a user name")
+    return AuthConfig(username=user, password=password)
 
 
 class Dashboard:
@@ -117,7 +152,8 @@ class Dashboard:
         self.volumes = volumes
         self.distribution = distribution
         self.gate = gate
-        self.streams: set[asyncio.Task[Any]] = set()  # the live ones (`_live`)
+        # the live ones (`_live`), with the session each runs for
+        self.streams: dict[asyncio.Task[Any], Session] = {}
         # one change of a compose project at a time (two clicks of Scale must not both
         # pick the same free number)
         self.project_locks: dict[str, asyncio.Lock] = {}
@@ -133,6 +169,7 @@ class Dashboard:
         r.add_get("/", self.index)
         r.add_get("/static/{name}", self.static_file)
         r.add_get("/api/containers", self.container_list)
+        r.add_post("/api/containers", self.container_create)
         r.add_get("/api/containers/{id}", self.container_get)
         live = self._live
         r.add_get("/api/containers/{id}/stats", live(lambda q: streams.stats(q, self.containers)))
@@ -164,23 +201,25 @@ class Dashboard:
         r.add_post("/api/projects/{name}/{action}", self.project_action)
         r.add_post("/api/projects/{name}/services/{service}/scale", self.project_scale)
         r.add_get("/api/events", live(lambda q: streams.events(q, self.events)))
+        r.add_get("/api/live", live(lambda q: _live_socket(q, self.containers, self.events)))
         r.add_get("/api/df", self.df)
         r.add_post("/api/logout", self.logout)
         app.on_shutdown.append(self._end_streams)
         return app
 
     def _live(self, handler: Handler) -> Handler:
-        """A stream that never ends by itself (SSE, a terminal): it ends at berthd's shutdown,
-        which does not wait for it."""
+        """A stream that never ends by itself (SSE, a terminal, the live socket): it ends at
+        berthd's shutdown, which does not wait for it, and when its session logs out (the
+        gate checks a session when a stream opens, not while it runs)."""
 
         async def run(request: web.Request) -> web.StreamResponse:
             task = asyncio.current_task()
             assert task is not None
-            self.streams.add(task)
+            self.streams[task] = request[SESSION]
             try:
                 return await handler(request)
             finally:
-                self.streams.discard(task)
+                self.streams.pop(task, None)
 
         return run
 
@@ -212,6 +251,23 @@ class Dashboard:
     async def container_list(self, request: web.Request) -> web.StreamResponse:
         views = self.containers.list(all_=True)
         return web.json_response([container_row(v) for v in views])
+
+    async def container_create(self, request: web.Request) -> web.StreamResponse:
+        """A container of the form (`create`), started unless the form says not to. One that
+        was made but did not start stays, as `docker run`'s does: the answer names it with
+        the start's error and status."""
+        form = create.parse(await read_json(request))
+        cid, warnings = await self.containers.create(form.request, form.name)
+        name = self.containers.inspect(cid).record.name.lstrip("/")
+        out: dict[str, Any] = {"id": cid, "name": name, "warnings": warnings, "started": False}
+        if form.start:
+            try:
+                await self.containers.start(cid)
+            except BerthError as e:
+                msg = f"created {name}, but it did not start: {e.message}"
+                return web.json_response({**out, "message": msg}, status=e.status)
+            out["started"] = True
+        return web.json_response(out, status=201)
 
     async def container_get(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(
@@ -271,15 +327,17 @@ class Dashboard:
         return web.json_response([{"ref": r.ref, "deleted": r.deleted} for r in removed])
 
     async def image_pull(self, request: web.Request) -> web.StreamResponse:
-        """A pull, anonymous (as `berth pull` without a login), its progress a JSON line per
-        message (Docker's: status, id of the layer, progressDetail). An error before the first
-        message is an HTTP error; a later one is the last line, `{"error": ...}`."""
+        """A pull, its progress a JSON line per message (Docker's: status, id of the layer,
+        progressDetail). An error before the first message is an HTTP error; a later one is
+        the last line, `{"error": ...}`. Anonymous, or with the login of the request's body
+        (`pull_auth`), as X-Registry-Auth gives one to the Engine API's pull."""
         if self.distribution is None:
             raise Unavailable("pulling is not served by this daemon")
         ref = request.query.get("ref", "").strip()
         if not ref:
             raise InvalidArgument("name the image to pull")
-        it = aiter(self.distribution.pull(ref, auth=Distribution.credentials(None)))
+        auth = pull_auth(await read_json(request) if request.can_read_body else None)
+        it = aiter(self.distribution.pull(ref, auth=auth))
         try:
             first: dict[str, Any] | None = await anext(it)
         except StopAsyncIteration:
@@ -369,7 +427,9 @@ class Dashboard:
 
     # --- compose projects ------------------------------------------------------------------
     async def project_list(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(projects.projects(self.containers.list(all_=True)))
+        return web.json_response(
+            projects.projects(self.containers.list(all_=True), self.containers.templates.all())
+        )
 
     async def project_action(self, request: web.Request) -> web.StreamResponse:
         async with self._project_lock(request.match_info["name"]):
@@ -377,7 +437,7 @@ class Dashboard:
 
     def _project_lock(self, name: str) -> asyncio.Lock:
         """The project's lock: only of projects that exist (a name asked for is not kept)."""
-        projects.members(self.containers, name)  # NotFound
+        projects.project_members(self.containers, name)  # NotFound
         return self.project_locks.setdefault(name, asyncio.Lock())
 
     async def _project_action(self, request: web.Request) -> web.StreamResponse:
@@ -411,6 +471,10 @@ class Dashboard:
         return web.json_response({"ok": True, **done})
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
+        sess = request[SESSION]
+        for task, owner in list(self.streams.items()):
+            if owner is sess:
+                task.cancel()
         return self.gate.logout(request)
 
     # --- system -----------------------------------------------------------------------------

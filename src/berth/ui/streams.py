@@ -45,45 +45,87 @@ async def send_event(resp: web.StreamResponse, data: Any, event: str = "") -> No
     await resp.write(f"{head}data: {json.dumps(data)}\n\n".encode())
 
 
-async def stats(request: web.Request, containers: ContainerService) -> web.StreamResponse:
-    """A point a second, as long as the page listens (and while the container exists)."""
-    cid = containers.resolve(request.match_info["id"]).id
+# A live feed: (event, data) pairs for a page; data None is only a tick (nothing came for
+# KEEPALIVE seconds), which an SSE stream turns into a comment. The feeds are made by plain
+# functions that check their arguments first (an unknown container is a 404 before anything
+# streams), and served both as Server-Sent Events (`sse`) and over the page's one multiplexed
+# WebSocket (`live`).
+Feed = AsyncIterator[tuple[str, Any]]
+
+
+async def sse(request: web.Request, feed: Feed) -> web.StreamResponse:
+    """`feed` as Server-Sent Events, until it ends or the page goes."""
     resp = await open_sse(request)
-    prev = None
-    with contextlib.suppress(ConnectionResetError):
-        while containers.exists(cid):
-            cur = containers.stats(cid)
-            await send_event(resp, stats_point(cur, prev))
-            prev = cur
-            await asyncio.sleep(STATS_INTERVAL)
-        await send_event(resp, {"gone": True}, "end")
+    try:
+        with contextlib.suppress(ConnectionResetError):
+            async for event, data in feed:
+                if data is None:
+                    await resp.write(b": keepalive\n\n")
+                else:
+                    await send_event(resp, data, event)
+    finally:
+        with contextlib.suppress(BaseException):
+            await feed.aclose()  # type: ignore[attr-defined]
     return resp
 
 
-async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
-    """The last `tail` lines, then each new one as it comes (`follow=0`: no more)."""
-    rec = containers.resolve(request.match_info["id"])
-    tail = request.query.get("tail", "500")
+def stats_feed(containers: ContainerService, ref: str) -> Feed:
+    """A point a second, as long as the page listens (and while the container exists)."""
+    cid = containers.resolve(ref).id
+
+    async def gen() -> Feed:
+        prev = None
+        while containers.exists(cid):
+            cur = containers.stats(cid)
+            yield "", stats_point(cur, prev)
+            prev = cur
+            await asyncio.sleep(STATS_INTERVAL)
+        yield "end", {"gone": True}
+
+    return gen()
+
+
+def log_tail(asked: str, default: str = "500") -> str:
+    tail = asked or default
     if tail != "all":
         try:
             tail = str(min(max(int(tail), 0), LOG_TAIL_MAX))
         except ValueError:
             raise InvalidArgument(f"invalid tail: {tail!r}") from None
-    follow = request.query.get("follow", "1") != "0"
-    entries = containers.logs(rec.id, follow=follow, tail=tail, timestamps=True)
-    resp = await open_sse(request)
-    with contextlib.suppress(ConnectionResetError):
+    return tail
+
+
+def logs_feed(containers: ContainerService, ref: str, tail: str, follow: bool) -> Feed:
+    """The last `tail` lines, then each new one as it comes (`follow` false: no more)."""
+    rec = containers.resolve(ref)
+    tail = log_tail(tail)
+
+    async def gen() -> Feed:
+        entries = containers.logs(rec.id, follow=follow, tail=tail, timestamps=True)
         async for stream, data in _with_keepalive(entries):
             if stream < 0:
-                await resp.write(b": keepalive\n\n")
+                yield "", None
                 continue
             text = data.decode("utf-8", "replace")
             ts, _sp, line = text.partition(" ")
-            await send_event(
-                resp, {"s": "err" if stream == 2 else "out", "t": ts, "l": line.rstrip("\n")}
-            )
-        await send_event(resp, {}, "end")
-    return resp
+            yield "", {"s": "err" if stream == 2 else "out", "t": ts, "l": line.rstrip("\n")}
+        yield "end", {}
+
+    return gen()
+
+
+async def stats(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    return await sse(request, stats_feed(containers, request.match_info["id"]))
+
+
+async def logs(request: web.Request, containers: ContainerService) -> web.StreamResponse:
+    feed = logs_feed(
+        containers,
+        request.match_info["id"],
+        request.query.get("tail", "500"),
+        request.query.get("follow", "1") != "0",
+    )
+    return await sse(request, feed)
 
 
 async def _with_keepalive(
@@ -132,24 +174,29 @@ async def download_logs(request: web.Request, containers: ContainerService) -> w
     return resp
 
 
-async def events(request: web.Request, bus: EventBus) -> web.StreamResponse:
+def events_feed(bus: EventBus) -> Feed:
     """The last events kept, then each new one."""
     q = bus.subscribe()
-    try:
-        resp = await open_sse(request)
-        with contextlib.suppress(ConnectionResetError):
+
+    async def gen() -> Feed:
+        try:
             for ev in list(bus.recent)[-100:]:
-                await send_event(resp, _event(ev))
+                yield "", _event(ev)
             while True:
                 try:
                     ev = await asyncio.wait_for(q.get(), KEEPALIVE)
                 except TimeoutError:
-                    await resp.write(b": keepalive\n\n")
+                    yield "", None
                     continue
-                await send_event(resp, _event(ev))
-    finally:
-        bus.unsubscribe(q)
-    return resp
+                yield "", _event(ev)
+        finally:
+            bus.unsubscribe(q)
+
+    return gen()
+
+
+async def events(request: web.Request, bus: EventBus) -> web.StreamResponse:
+    return await sse(request, events_feed(bus))
 
 
 def _event(ev: dict[str, Any]) -> dict[str, Any]:
@@ -267,4 +314,17 @@ async def _pump(
         await ws.close()
 
 
-__all__ = ["stats", "logs", "download_logs", "events", "terminal", "attach"]
+__all__ = [
+    "Feed",
+    "sse",
+    "stats",
+    "stats_feed",
+    "logs",
+    "logs_feed",
+    "log_tail",
+    "download_logs",
+    "events",
+    "events_feed",
+    "terminal",
+    "attach",
+]

@@ -1,34 +1,45 @@
 // The dashboard's calls to berthd: JSON over fetch, with the session's CSRF token in a
 // header on every action (the cookie goes by itself), and the live streams.
 
+import { Live, liveView } from "./live";
+
 const csrf = (document.querySelector('meta[name="csrf-token"]') as HTMLMetaElement | null)?.content ?? "";
 
 export class ApiError extends Error {
   constructor(public status: number, message: string) { super(message); }
 }
 
-async function call<T>(method: string, path: string): Promise<T> {
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { "Accept": "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
-  const resp = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store" });
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, {
+    method, headers, credentials: "same-origin", cache: "no-store",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await resp.text();
-  let body: unknown = null;
-  try { body = text ? JSON.parse(text) : null; } catch { body = { message: text }; }
+  let answer: unknown = null;
+  try { answer = text ? JSON.parse(text) : null; } catch { answer = { message: text }; }
   if (!resp.ok) {
-    const msg = (body as { message?: string } | null)?.message ?? resp.statusText;
+    const msg = (answer as { message?: string } | null)?.message ?? resp.statusText;
     throw new ApiError(resp.status, msg);
   }
-  return body as T;
+  return answer as T;
 }
 
 export const get = <T>(path: string): Promise<T> => call<T>("GET", path);
-export const post = <T>(path: string): Promise<T> => call<T>("POST", path);
+export const post = <T>(path: string, body?: unknown): Promise<T> => call<T>("POST", path, body);
 export const del = <T>(path: string): Promise<T> => call<T>("DELETE", path);
 
 // A POST whose answer is a JSON line per message (a pull's progress), each handed to onLine
-// as it comes.
-export async function postLines<T>(path: string, onLine: (m: T) => void): Promise<void> {
-  const resp = await fetch(path, { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin", cache: "no-store" });
+// as it comes; `body`, if given, goes as JSON (a pull's login).
+export async function postLines<T>(path: string, onLine: (m: T) => void, body?: unknown): Promise<void> {
+  const headers: Record<string, string> = { "X-CSRF-Token": csrf };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, {
+    method: "POST", headers, credentials: "same-origin", cache: "no-store",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   if (!resp.ok || !resp.body) {
     let msg = resp.statusText;
     try { msg = ((await resp.json()) as { message?: string }).message ?? msg; } catch { /* not JSON */ }
@@ -49,12 +60,14 @@ export async function postLines<T>(path: string, onLine: (m: T) => void): Promis
   }
 }
 
-// A Server-Sent Events stream; the caller closes it when its page goes.
-export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): EventSource {
-  const es = new EventSource(path);
-  es.onmessage = (ev: MessageEvent<string>) => onData(JSON.parse(ev.data) as T);
-  es.addEventListener("end", () => { es.close(); onEnd?.(); });
-  return es;
+// A live view: what the SSE route at `path` streams, carried with every other view of the
+// browser over one WebSocket (live.ts), so that many open tabs do not use up the six
+// connections a browser opens to one host. The caller closes it when its page goes.
+export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): Live {
+  return liveView(csrf, path, (event, data) => {
+    if (event === "") onData(data as T);
+    else onEnd?.();
+  });
 }
 
 // the terminal's WebSocket: a shell through exec ("terminal") or the container's own console

@@ -5,6 +5,7 @@ import { post } from "./api";
 import { h, clear } from "./dom";
 import { Cleanup } from "./notify";
 import { containersPage } from "./pages/containers";
+import { createPage } from "./pages/create";
 import { imagesPage } from "./pages/images";
 import { networksPage, volumesPage } from "./pages/netvol";
 import { eventsPage, systemPage } from "./pages/system";
@@ -24,6 +25,7 @@ const containerPage: Page = (root, arg) => {
 const routes: [RegExp, Page, string][] = [
   [/^#\/containers\/([0-9a-zA-Z_.-]+)$/, containerPage, "containers"],
   [/^#\/(?:containers)?$/, containersPage, "containers"],
+  [/^#\/create$/, createPage, "containers"],
   [/^#\/images$/, imagesPage, "images"],
   [/^#\/networks$/, networksPage, "networks"],
   [/^#\/volumes$/, volumesPage, "volumes"],

@@ -72,7 +72,8 @@ export function containersPage(root: HTMLElement): Cleanup {
   const body = h("div", { id: "containers" });
   root.append(
     h("h1", {}, "Containers"),
-    h("div", { class: "toolbar" }, search, stateSel, count),
+    h("div", { class: "toolbar" }, search, stateSel, count,
+      h("a", { class: "btn primary", id: "new-container", href: "#/create" }, "New container")),
     body);
 
   const draw = () => {

@@ -19,7 +19,14 @@ export function imagesPage(root: HTMLElement): void {
   const ref = h("input", { type: "search", id: "pull-ref", placeholder: "registry.example:5000/name:tag", autocomplete: "off" });
   const progress = h("div", { id: "pull-progress" });
   const pullBtn = h("button", { class: "btn", id: "pull", onclick: () => void pull() }, "Pull");
-  root.append(h("h1", {}, "Images"), h("div", { class: "toolbar" }, ref, pullBtn, prune), progress, body, detail);
+  // a login for the registry, for this pull only: berthd uses it for the pull and keeps it
+  // nowhere; the password leaves the page once the pull is done
+  const user = h("input", { type: "text", id: "pull-user", placeholder: "user (registry login)", autocomplete: "off", spellcheck: "false" });
+  const password = h("input", { type: "password", id: "pull-password", placeholder: "password", autocomplete: "new-password" });
+  root.append(h("h1", {}, "Images"),
+    h("div", { class: "toolbar" }, ref, pullBtn, prune),
+    h("div", { class: "toolbar pull-login" }, h("span", { class: "sub" }, "Registry login for the pull (optional):"), user, password),
+    progress, body, detail);
 
   // a pull, with a line per layer: its status and a bar of its bytes
   interface PullMessage { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; error?: string }
@@ -44,12 +51,13 @@ export function imagesPage(root: HTMLElement): void {
         el.setAttribute("data-status", m.status ?? "");
         el.append(h("code", {}, m.id), " ", m.status ?? "",
           total > 0 ? h("progress", { max: total, value: cur }) : "", total > 0 ? ` ${bytes(cur)} / ${bytes(total)}` : "");
-      });
+      }, user.value.trim() ? { username: user.value.trim(), password: password.value } : undefined);
       if (!overall.classList.contains("error")) overall.setAttribute("data-done", "1");
     } catch (e) {
       overall.textContent = `error: ${(e as Error).message}`;
       overall.classList.add("error");
     }
+    password.value = "";
     pullBtn.disabled = false;
     void load();
   };

@@ -2,16 +2,19 @@
 // containers, up / start / stop / restart of a whole project, the scale of each service, the
 // logs of all its services interleaved, and down (its containers and networks go, as with
 // compose down). berthd has no compose file: up starts what the project has (in depends_on
-// order) and scale copies a service's own container; a changed file needs `berth compose up`.
+// order) and scale copies a service's own container; a service with none is made from the
+// record `berth compose up` left with berthd. A changed file needs `berth compose up`.
 
 import { ContainerRow, get, post, stream } from "../api";
+import { Live } from "../live";
 import { clear, h } from "../dom";
 import { Cleanup, notify } from "../notify";
 import { changesTheList, stateBadge } from "./containers";
 
 interface Project {
   name: string; workingDir: string; configFiles: string; running: number; total: number;
-  services: { name: string; containers: ContainerRow[] }[];
+  recorded: boolean;
+  services: { name: string; containers: ContainerRow[]; recorded: boolean; needsCompose: string }[];
 }
 interface ProjectLine { c: string; svc: string; s: "out" | "err"; t: string; l: string }
 
@@ -19,7 +22,7 @@ export function projectsPage(root: HTMLElement): Cleanup {
   const body = h("div", { id: "projects" });
   const logs = h("div", { id: "project-logs" });
   root.append(h("h1", {}, "Compose projects"), body, logs);
-  let es: EventSource | undefined;
+  let es: Live | undefined;
 
   const showLogs = (name: string) => {
     es?.close();
@@ -57,12 +60,17 @@ export function projectsPage(root: HTMLElement): Cleanup {
 
   // what was typed in a replicas box outlives the list's redraws (each container event)
   const typed = new Map<string, string>();
-  const scaler = (name: string, svc: string, count: number) => {
+  // a service with no container is made from berth compose up's record of it, if berthd has
+  // one (and the service needs nothing but a create: no hooks, no files copied in)
+  const scaler = (name: string, s: Project["services"][number]) => {
+    const svc = s.name, count = s.containers.length;
     const key = `${name}/${svc}`;
+    const stuck = count === 0 && (!s.recorded || s.needsCompose !== "");
+    const why = !s.recorded ? "no container to copy and no record of berth compose up: run it" : `only berth compose up can make it (${s.needsCompose})`;
     const input = h("input", { type: "number", min: 0, max: 100, value: typed.get(key) ?? count, class: "replicas", "aria-label": `replicas of ${svc}`,
       oninput: () => typed.set(key, input.value) });
     return h("span", { class: "scale", "data-service": svc }, svc, " ", input,
-      h("button", { class: "btn", "data-action": "scale", title: "as many containers of this service", onclick: () => void scale(name, svc, input) }, "Scale"));
+      h("button", { class: "btn", "data-action": "scale", disabled: stuck, title: stuck ? why : "as many containers of this service", onclick: () => void scale(name, svc, input) }, "Scale"));
   };
 
   const load = async () => {
@@ -75,13 +83,14 @@ export function projectsPage(root: HTMLElement): Cleanup {
     }
     for (const p of rows) {
       body.append(h("section", { class: "project", "data-project": p.name },
-        h("h2", {}, p.name, " ", h("span", { class: "sub" }, `${p.running} of ${p.total} running`, p.workingDir ? ` · ${p.workingDir}` : "")),
+        h("h2", {}, p.name, " ", h("span", { class: "sub" }, `${p.running} of ${p.total} running`, p.workingDir ? ` · ${p.workingDir}` : "",
+          p.recorded ? h("span", { class: "recorded", title: "berth compose up left its services' create requests with berthd: up and scale can make containers of a service that has none" }, " · recorded") : "")),
         h("span", { class: "actions" },
-          h("button", { class: "btn", "data-action": "up", title: "start all its containers, each service after those it depends on", onclick: () => void act(p.name, "up") }, "Up"),
+          h("button", { class: "btn", "data-action": "up", title: "start all its containers, each service after those it depends on (and make those of a recorded service that has none)", onclick: () => void act(p.name, "up") }, "Up"),
           ...["start", "stop", "restart"].map((v) => h("button", { class: "btn", "data-action": v, onclick: () => void act(p.name, v) }, v[0].toUpperCase() + v.slice(1))),
           h("button", { class: "btn", "data-action": "logs", onclick: () => showLogs(p.name) }, "Logs"),
           h("button", { class: "btn danger", "data-action": "down", title: "remove its containers and networks (as compose down)", onclick: () => void act(p.name, "down") }, "Down")),
-        h("div", { class: "scales" }, p.services.map((s) => scaler(p.name, s.name, s.containers.length))),
+        h("div", { class: "scales" }, p.services.map((s) => scaler(p.name, s))),
         h("table", { class: "list" },
           h("thead", {}, h("tr", {}, ["Service", "Container", "State", "Status"].map((x) => h("th", {}, x)))),
           h("tbody", {}, p.services.flatMap((s) => s.containers.map((c) => h("tr", { "data-name": c.name },
