@@ -38,6 +38,34 @@ Output = tuple[int, bytes] | None  # (stream, data); None: the process has ended
 log = logging.getLogger(__name__)
 
 
+class _ChannelProtocol(asyncio.StreamReaderProtocol):
+    """A monitor's connection, whose output outlives a failed write. A monitor sends the
+    process's last output and its exit, then closes; input the daemon sends after that (the
+    client's end of stdin, a resize) fails with EPIPE, and asyncio would then fail every read
+    of the connection, losing what the monitor had sent before it closed (an exec's whole
+    output, on a loaded machine). What is left in the socket is read, and the stream ends as at
+    an EOF."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reader: asyncio.StreamReader | None = getattr(self, "_stream_reader", None)
+        transport: asyncio.BaseTransport | None = getattr(self, "_transport", None)
+        if isinstance(exc, BrokenPipeError | ConnectionResetError) and reader and transport:
+            sock = transport.get_extra_info("socket")
+            fd = sock.fileno() if sock is not None else -1
+            # the peer has closed: what it sent is all in the socket's queue (a unix socket's
+            # buffer), so this ends at its EOF
+            while fd >= 0:
+                try:
+                    data = os.read(fd, 1 << 16)
+                except (BlockingIOError, InterruptedError, OSError):
+                    break
+                if not data:
+                    break
+                reader.feed_data(data)
+            exc = None
+        super().connection_lost(exc)
+
+
 class Channel:
     """A connection to one monitor: control messages in, output fanned out, input sent."""
 
@@ -55,7 +83,11 @@ class Channel:
             dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
             path = f"/proc/self/fd/{dirfd}/{os.path.basename(path)}"
         try:
-            reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
+            proto = _ChannelProtocol(reader, loop=loop)
+            transport, _ = await loop.create_unix_connection(lambda: proto, path)
+            writer = asyncio.StreamWriter(transport, proto, reader, loop)
         finally:
             if dirfd >= 0:
                 os.close(dirfd)
