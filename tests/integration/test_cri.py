@@ -634,7 +634,7 @@ def test_the_pod_s_pid_1_is_no_way_to_the_host(cri: Cri, tmp_path: Path) -> None
     """With shareProcessNamespace the holder is the pod's PID 1. A container that may ptrace
     (CAP_SYS_PTRACE, which a pod may add) passes /proc/1's access checks: the holder's root,
     its cwd and what `..` climbs to from them must be no host directory, and the holder must
-    have no capability left to inject code into."""
+    have no capability left to inject code into, and a seccomp filter."""
     sentinel = tmp_path / "host-secret"
     sentinel.write_text("host secret")
     sid, pod = cri.pod("pidesc", linux={"security_context": {"namespace_options": {"pid": 0}}})
@@ -660,6 +660,8 @@ def test_the_pod_s_pid_1_is_no_way_to_the_host(cri: Cri, tmp_path: Path) -> None
         caps = {k: v for k, _, v in (ln.partition(":\t") for ln in status.splitlines())}
         assert int(caps["CapEff"], 16) == int(caps["CapPrm"], 16) == int(caps["CapBnd"], 16) == 0
         assert caps["NoNewPrivs"].strip() == "1"
+        # and what a ptrace could make it call is all but nothing: its seccomp filter is on
+        assert caps["Seccomp"].strip() == "2"
         # and nothing else of the host's is in the pod's PID namespace: the holder as PID 1,
         # the container's process, this exec
         ps = [

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from berth.containers.channel import parse_detach_keys
-from berth.containers.create import CreateRequest
+from berth.containers.create import CRI_PREFIX, CreateRequest
 from berth.containers.execs import Exec, ExecConfig
 from berth.containers.hostconfig import HostConfig, ResourcesUpdate
 from berth.containers.ports import Port, PortBinding, PortMap, port_set
@@ -231,11 +231,20 @@ def create_request(body: Any) -> CreateRequest:
         raise InvalidArgument(f"invalid container config: {e}") from None
     nc = json_object(body.get("NetworkingConfig"), "NetworkingConfig")
     eps = json_object(nc.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
+    host_config = HostConfig.from_json(
+        json_object(body.get("HostConfig"), "HostConfig"), strict=True
+    )
+    for key in host_config.annotations or {}:
+        # the CRI's namespace paths (a pod's, or the host's /proc/1/ns/*) would pass by
+        # --network/--ipc/--pid and their checks: only the CRI, which does not come this
+        # way, gives them
+        if key.startswith(CRI_PREFIX):
+            raise InvalidArgument(
+                f"invalid annotation {key!r}: the {CRI_PREFIX} prefix is the CRI's own"
+            )
     return CreateRequest(
         config=config,
-        host_config=HostConfig.from_json(
-            json_object(body.get("HostConfig"), "HostConfig"), strict=True
-        ),
+        host_config=host_config,
         endpoints={
             str(name): endpoint_request(ec, f"NetworkingConfig.EndpointsConfig.{name}")
             for name, ec in eps.items()

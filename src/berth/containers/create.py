@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from berth.containers import names, seccomp
@@ -33,6 +33,16 @@ from berth.containers.spec import (
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.images import RunConfig
 from berth.oci.defaults import MASKED_PATHS, READONLY_PATHS
+
+# the CRI's own keys, on a container's labels (its pod, name, ...) and HostConfig.Annotations
+# (the pod's namespaces to join): only the CRI sets them, never an image or an API client
+CRI_PREFIX = "io.berth.cri."
+
+
+def image_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """An image's labels as a container takes them: all but the CRI's own (an image labelled
+    `io.berth.cri.sandbox-id` would make its container look like a pod's to the CRI)."""
+    return {k: v for k, v in (labels or {}).items() if not k.startswith(CRI_PREFIX)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,7 +195,7 @@ def container_config(req: CreateRequest, image: RunConfig, cid: str) -> Containe
         cmd=cmd,
         entrypoint=entrypoint,
         working_dir=cfg.working_dir or image.working_dir,
-        labels={**(image.labels or {}), **cfg.labels},
+        labels={**image_labels(image.labels), **cfg.labels},
         volumes=cfg.volumes or image.volumes or None,
         # as dockerd: no key where there are none
         exposed_ports=cfg.exposed_ports or port_set(image.exposed_ports or ()),
@@ -197,10 +207,12 @@ def container_config(req: CreateRequest, image: RunConfig, cid: str) -> Containe
 
 
 __all__ = [
+    "CRI_PREFIX",
     "CreateRequest",
     "check_host_config",
     "command",
     "container_config",
     "fill_defaults",
+    "image_labels",
     "pick_name",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from berth import linux
 from berth.containers.bundle import CRI_IPCNS, CRI_NETNS, CRI_PIDNS
-from berth.containers.create import CreateRequest
+from berth.containers.create import CRI_PREFIX, CreateRequest
 from berth.containers.hostconfig import DeviceMapping, DeviceRequest, HostConfig, LogConfig
 from berth.containers.record import ContainerRecord
 from berth.containers.settings import ContainerConfig
@@ -27,7 +27,7 @@ from berth.containers.status import ContainerStatus
 from berth.cri.sandboxes import Sandbox
 from berth.errors import InvalidArgument
 
-PREFIX = "io.berth.cri."
+PREFIX = CRI_PREFIX
 L_SANDBOX = PREFIX + "sandbox-id"
 L_NAME = PREFIX + "name"
 L_ATTEMPT = PREFIX + "attempt"

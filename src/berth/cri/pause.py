@@ -9,13 +9,17 @@ allows only namespaced ones), says `ready` on stdout and sleeps until SIGTERM or
 `pid`, a child of it in a new PID namespace is that namespace's PID 1 and the holder: it says
 `ready CHILD_PID`. A spare whose stdin closes with no
 line (its daemon went away) exits. The pod's containers join its namespaces through
-/proc/PID/ns/*. It imports `berth.linux` alone, and runs as `python -I -S` (see `argv`).
+/proc/PID/ns/*. It imports `berth.linux` alone (and its seccomp), and runs as
+`python -I -S` (see `argv`).
 
 Before it says `ready` it gives up all it does not need to wait (`_confine`): its root and
 working directory become an empty read-only tmpfs in a mount namespace of its own, and it
 drops every capability, sets no_new_privs and is no longer dumpable. With
 shareProcessNamespace the holder is the pod's PID 1: a container that may ptrace
-(CAP_SYS_PTRACE) passes /proc/1's checks, and /proc/1/root was the host's `/`.
+(CAP_SYS_PTRACE) passes /proc/1's checks, and /proc/1/root was the host's `/`. Last, before it
+says `ready`, it loads a seccomp filter (`hold_filter`, by berth.linux.seccomp) that allows only
+HOLD_SYSCALLS, what waiting for signals, reaping and exiting take: a process that ptraces it
+can make it call nothing else (any other call fails with EPERM).
 """
 
 from __future__ import annotations
@@ -26,6 +30,37 @@ import signal
 import sys
 
 from berth import linux
+from berth.errors import System
+from berth.linux import seccomp
+
+TYPE_CHECKING = False  # not typing's: the holder's start-up
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+# all the holder calls once it holds (its interpreter's exit and allocator included): signals
+# waited for (and a handler's return, a call restarted after a stop), children reaped, a stray
+# write to /dev/null, stdin and stdout made /dev/null, memory, a lock, the exit
+HOLD_SYSCALLS = (
+    "rt_sigtimedwait",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "rt_sigreturn",
+    "restart_syscall",
+    "wait4",
+    "waitid",
+    "write",
+    "close",
+    "dup2",
+    "dup3",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "madvise",
+    "futex",
+    "exit",
+    "exit_group",
+)
 
 
 def argv(root: str) -> list[str]:
@@ -77,26 +112,34 @@ def main(args: list[str]) -> int:
         pass
     devnull = os.open(os.devnull, os.O_RDWR)  # for `_quiet`, once there is no /dev
     try:
+        prog = hold_filter()  # built now, loaded last
         if ask.get("pid"):
             # the pod's own PID namespace (shareProcessNamespace): a child is its PID 1 and
             # holds it; this process stays as the child's parent, as the daemon's child
             linux.unshare(linux.CLONE_NEWPID)
         _confine(_root_dir(args))
-    except OSError as e:
+        if not ask.get("pid"):
+            seccomp.load_bpf(prog)
+    except (OSError, System) as e:
         print(f"error: {e}", flush=True)
         return 1
     if not ask.get("pid"):
         print("ready", flush=True)
         _quiet(devnull)
         return _hold()
+    child = -1
     try:
-        child = os.fork()
-    except OSError as e:
-        print(f"error: {e}", flush=True)
+        child, why = _fork_locked(prog, devnull)
+        if not why:
+            seccomp.load_bpf(prog)
+    except (OSError, System) as e:
+        why = str(e)
+    if why:
+        print(f"error: {why}", flush=True)
+        if child > 0:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
         return 1
-    if child == 0:
-        _quiet(devnull)
-        return _hold()
     print(f"ready {child}", flush=True)
     _quiet(devnull)
     while True:
@@ -106,6 +149,51 @@ def main(args: list[str]) -> int:
             return 0
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             return 0
+
+
+def hold_filter() -> bytes:
+    """The holder's seccomp filter, as the kernel runs it: HOLD_SYSCALLS of this architecture
+    allowed, any other call fails with EPERM (a call of another architecture kills it)."""
+    return seccomp.compile_bpf(
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": list(HOLD_SYSCALLS), "action": "SCMP_ACT_ALLOW"}],
+        }
+    )
+
+
+def _fork_locked(prog: bytes, devnull: int) -> tuple[int, str]:
+    """Fork the holder of the new PID namespace (its PID 1), which loads the filter and holds;
+    (its PID, "") once it has, (its PID or -1, why) where it could not."""
+    r, w = os.pipe()
+    try:
+        child = os.fork()
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        return -1, str(e)
+    if child == 0:
+        _locked_child(prog, devnull, r, w)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        why = f.read(4096).decode("utf-8", "replace")
+    return child, why
+
+
+def _locked_child(prog: bytes, devnull: int, r: int, w: int) -> NoReturn:
+    code = 1
+    try:
+        os.close(r)
+        _quiet(devnull)
+        try:
+            seccomp.load_bpf(prog)
+        except System as e:
+            os.write(w, str(e).encode()[:4096])
+        else:
+            os.close(w)  # says it holds: its parent reads the end of the pipe
+            code = _hold()
+    finally:
+        os._exit(code)
 
 
 def _root_dir(args: list[str]) -> str:

@@ -46,6 +46,10 @@ PORTFORWARD_PROTOCOL = "portforward.k8s.io"
 STREAM_TIMEOUT = 30.0  # for the client to open its streams, as kubelets wait
 CONNECT_TIMEOUT = 10.0
 MAX_RESIZE_BUFFER = 4096
+# a terminal size a client may ask (rows, columns), as the dashboard's terminal: beyond them
+# clamped (a pty's winsize is 16-bit; nothing needs more)
+ROWS = (2, 500)
+COLUMNS = (10, 1000)
 MAX_PENDING_PAIRS = 32  # port-forward: half-opened pairs waiting for their other stream
 
 
@@ -159,6 +163,27 @@ async def _pump_stdin(s: Stream, att: Attachment) -> None:
     await att.end_stdin()
 
 
+def terminal_size(size: Any) -> tuple[int, int] | None:
+    """A client's `{"Height": H, "Width": W}`, clamped to ROWS and COLUMNS; None where it is no
+    size (not an object, not numbers, an infinite or NaN one)."""
+    if not isinstance(size, dict):
+        return None
+    try:
+        h, w = int(size["Height"]), int(size["Width"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    return min(max(h, ROWS[0]), ROWS[1]), min(max(w, COLUMNS[0]), COLUMNS[1])
+
+
+def resize_to(size: Any, resize: Callable[[int, int], None]) -> None:
+    """Resize to a client's size where it is one; a container or exec that is gone (or a
+    size the shim refuses) ends nothing."""
+    hw = terminal_size(size)
+    if hw is not None:
+        with contextlib.suppress(BerthError):
+            resize(*hw)
+
+
 async def _pump_resize(s: Stream, resize: Callable[[int, int], None]) -> None:
     """JSON terminal sizes one after another; of those that came together, the last counts."""
     buf = ""
@@ -179,9 +204,8 @@ async def _pump_resize(s: Stream, resize: Callable[[int, int], None]) -> None:
         buf = buf[pos:]
         if len(buf) > MAX_RESIZE_BUFFER:
             raise InvalidArgument("resize stream: not a JSON terminal size")
-        with contextlib.suppress(ValueError, KeyError, TypeError, BerthError):
-            if last is not None:
-                resize(int(last["Height"]), int(last["Width"]))
+        if last is not None:
+            resize_to(last, resize)
 
 
 async def _pump_out(att: Attachment, streams: dict[str, Stream]) -> None:
@@ -358,8 +382,10 @@ __all__ = [
     "is_spdy",
     "exit_status",
     "negotiate",
+    "resize_to",
     "serve_command",
     "serve_portforward",
     "status_json",
+    "terminal_size",
     "upgrade",
 ]

@@ -2,9 +2,10 @@
 over WebSocket with Kubernetes' channel protocol (`v5.channel.k8s.io`, `v4.channel.k8s.io`,
 `channel.k8s.io`): each binary message starts with its channel's byte: 0 stdin, 1 stdout,
 2 stderr, 3 the error channel (v4 and later: the exit as a Status object, at the end), 4 a
-terminal resize ({"Width", "Height"}), 255 a stream's close (v5). Port forwarding
-(`portforward.k8s.io`, `v4.channel.k8s.io`) gives each port a data and an error channel
-(2i, 2i+1), whose first message is the port, two bytes little-endian.
+terminal resize ({"Width", "Height"}, clamped as over SPDY; a size that is none is skipped),
+255 a stream's close (v5). Port forwarding (`portforward.k8s.io`, `v4.channel.k8s.io`) gives
+each port a data and an error channel (2i, 2i+1), whose first message is the port, two bytes
+little-endian. The server pings each WebSocket every HEARTBEAT seconds.
 
 A request with `Upgrade: SPDY/3.1` (what an API server hands a kubelet, and a kubelet the
 runtime, for `kubectl exec`, `attach` and `port-forward`) is served over SPDY instead
@@ -31,10 +32,13 @@ from berth.containers import ContainerService
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
 from berth.containers.execs import ExecConfig, ExecService, ExecStartError
 from berth.cri import spdystreams
-from berth.cri.spdystreams import exit_status, status_json
+from berth.cri.spdystreams import exit_status, resize_to, status_json
 from berth.errors import BerthError, InvalidArgument
 
 log = logging.getLogger(__name__)
+# a ping every HEARTBEAT seconds: a client that stops answering (a peer gone without a close)
+# no longer holds its exec or attach, and its stream, open
+HEARTBEAT = 30.0
 
 TOKEN_TTL = 60.0
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
@@ -101,7 +105,7 @@ class StreamServer:
         if spdystreams.is_spdy(request):
             return await self._serve_spdy(request, req)
         protocols = PORTFORWARD_PROTOCOLS if req.kind == "portforward" else CHANNEL_PROTOCOLS
-        ws = web.WebSocketResponse(protocols=protocols, max_msg_size=16 << 20)
+        ws = web.WebSocketResponse(protocols=protocols, max_msg_size=16 << 20, heartbeat=HEARTBEAT)
         if not ws.can_prepare(request).ok:
             raise web.HTTPBadRequest(text="expected a WebSocket or SPDY/3.1 upgrade\n")
         if req.kind == "portforward" and not req.ports:
@@ -162,9 +166,11 @@ class StreamServer:
             if chan == STDIN and data:
                 await att.send_stdin(data)
             elif chan == RESIZE:
-                with contextlib.suppress(ValueError, KeyError, TypeError, BerthError):
+                try:
                     size = json.loads(data)
-                    resize(int(size["Height"]), int(size["Width"]))
+                except (ValueError, RecursionError):  # RecursionError: nested past the parser
+                    continue
+                resize_to(size, resize)
             elif chan == CLOSE and data[:1] == bytes([STDIN]):
                 await att.end_stdin()
         await att.end_stdin()
