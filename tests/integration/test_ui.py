@@ -334,6 +334,26 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: "#" in drv.execute_script(term_text), what="no prompt")
     ActionChains(drv).send_keys("echo out-$((6*7))\n").perform()
     wait(drv, lambda: "out-42" in drv.execute_script(term_text), what="no echo")
+    # a link the container writes (OSC 8) opens only if it is http(s), with noopener
+    opened = drv.execute_script(
+        "const got = []; window.open = (...a) => { got.push(a); return null; };"
+        "window.confirm = () => true;"
+        "for (const u of arguments[0]) window.berthTerminalLink(u); return got;",
+        [
+            "javascript:alert(document.domain)",
+            "JavaScript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "vbscript:x",
+            "not a url",
+            "https://example.test/a?b=1",
+            "http://127.0.0.1:9/x",
+        ],
+    )
+    assert opened == [
+        ["https://example.test/a?b=1", "_blank", "noopener,noreferrer"],
+        ["http://127.0.0.1:9/x", "_blank", "noopener,noreferrer"],
+    ]
 
     def sizes() -> list[tuple[int, int]]:
         text = drv.execute_script(term_text).replace("\n", "")
