@@ -198,6 +198,15 @@ def test_login_and_containers_page(
     cookie = drv.get_cookie("berth_ui")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert drv.execute_script("return document.cookie") == ""
+    # the session's secret is in this origin's storage, not in the page; the cookie alone
+    # (what another port of this host is sent too) opens no API route
+    secret = drv.execute_script("return localStorage.getItem('berth-session')")
+    assert secret and secret not in drv.page_source
+    got = drv.execute_async_script(
+        "const done = arguments[0]; Promise.all(['/api/containers', '/api/df'].map(p => "
+        "fetch(p).then(r => r.status))).then(done)"
+    )
+    assert got == [403, 403]
     # (the list is drawn again on each container event: every look goes through `wait`)
     wait(
         drv,
@@ -216,6 +225,12 @@ def test_login_and_containers_page(
     css(drv, '#state-filter option[value="running"]').click()
     wait(drv, lambda: not drv.find_elements(By.CSS_SELECTOR, '#containers tr[data-name="idle"]'))
     css(drv, '#state-filter option[value="all"]').click()
+    # a browser whose storage lost the secret (the cookie kept) is told how to come back
+    drv.execute_script("localStorage.removeItem('berth-session')")
+    drv.get(ui_url(d).split("/?")[0] + "/")
+    assert "open the URL with ?token=" in css(drv, "#no-session").text
+    drv.get(ui_url(d))
+    wait(drv, lambda: state_of(drv, "web") == "running", what="no way back in")
 
 
 def test_lifecycle_actions(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
@@ -849,6 +864,7 @@ def test_logout(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
         what="logout did not end the session",
     )
     assert drv.get_cookie("berth_ui") is None
+    assert drv.execute_script("return localStorage.getItem('berth-session')") is None
     base = ui_url(d).split("/?")[0]
     req = urllib.request.Request(
         base + "/api/containers", headers={"Cookie": f"berth_ui={cookie['value']}"}

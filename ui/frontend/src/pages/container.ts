@@ -5,7 +5,7 @@
 import uPlot from "uplot";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
-import { ApiError, ContainerDetail, LogLine, StatsPoint, get, stream, terminalUrl } from "../api";
+import { ApiError, ContainerDetail, LogLine, StatsPoint, get, logsUrl, stream, terminalUrl } from "../api";
 import { bytes, clear, h, table } from "../dom";
 import { linkHandler } from "../links";
 import { Cleanup, notify } from "../notify";
@@ -134,7 +134,7 @@ function logsTab(d: ContainerDetail, pane: HTMLElement): Cleanup {
   const search = h("input", { type: "search", id: "log-search", placeholder: "Search the log…", autocomplete: "off" });
   const follow = h("input", { type: "checkbox", id: "log-follow", checked: true });
   const box = h("div", { class: "logs", id: "logs" });
-  const download = h("a", { class: "btn", id: "log-download", href: `/api/containers/${encodeURIComponent(d.id)}/logs.txt`, download: `${d.name}.log` }, "Download");
+  const download = h("a", { class: "btn", id: "log-download", href: logsUrl(d.id), download: `${d.name}.log` }, "Download");
   pane.append(h("div", { class: "toolbar" }, search, h("label", {}, follow, " follow"), download), box);
   const lines: LogLine[] = [];
   const lineEl = (l: LogLine) => h("div", { class: `line ${l.s}` }, h("span", { class: "ts" }, l.t.slice(11, 23)), " ", l.l);
