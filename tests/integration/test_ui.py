@@ -36,6 +36,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -351,9 +352,9 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: "out-42" in drv.execute_script(term_text), what="no echo")
     # a link the container writes (OSC 8) opens only if it is http(s), with noopener
     opened = drv.execute_script(
-        "const got = []; window.open = (...a) => { got.push(a); return null; };"
+        "const got = window.berthOpened = []; window.open = (...a) => { got.push(a); return null; };"
         "window.confirm = () => true;"
-        "for (const u of arguments[0]) window.berthTerminalLink(u); return got;",
+        "for (const u of arguments[0]) window.berthTerminalLink(u); return got.splice(0);",
         [
             "javascript:alert(document.domain)",
             "JavaScript:alert(1)",
@@ -368,6 +369,41 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     assert opened == [
         ["https://example.test/a?b=1", "_blank", "noopener,noreferrer"],
         ["http://127.0.0.1:9/x", "_blank", "noopener,noreferrer"],
+    ]
+    # and as the user meets them: links the shell prints, clicked (the command line spells
+    # the words with octal escapes, so only the output says OKLINK and JSLINK)
+    ActionChains(drv).send_keys(
+        "printf '\\033]8;;http://127.0.0.1:9/ok\\033\\\\\\117KLINK\\033]8;;\\033\\\\ "
+        "\\033]8;;javascript:alert(1)\\033\\\\\\112SLINK\\033]8;;\\033\\\\\\n'\n"
+    ).perform()
+    wait(drv, lambda: "OKLINK JSLINK" in drv.execute_script(term_text), what="no links")
+
+    def click_word(word: str) -> None:
+        # the word's place on the screen, from xterm's DOM rows
+        x, y = drv.execute_script(
+            "for (const row of document.querySelectorAll('#terminal .xterm-rows > div')) {"
+            "  const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);"
+            "  for (let n = walker.nextNode(); n; n = walker.nextNode()) {"
+            "    const i = n.textContent.indexOf(arguments[0]);"
+            "    if (i < 0) continue;"
+            "    const r = document.createRange(); r.setStart(n, i + 1); r.setEnd(n, i + 2);"
+            "    const b = r.getBoundingClientRect();"
+            "    return [Math.round(b.x + b.width / 2), Math.round(b.y + b.height / 2)];"
+            "  }"
+            "} return [0, 0];",
+            word,
+        )
+        assert x and y, word
+        actions = ActionBuilder(drv)
+        actions.pointer_action.move_to_location(x - 2, y).pause(0.3)
+        actions.pointer_action.move_to_location(x, y).pause(0.5).click()
+        actions.perform()
+
+    click_word("JSLINK")
+    click_word("OKLINK")
+    wait(drv, lambda: drv.execute_script("return window.berthOpened.length"), what="not opened")
+    assert drv.execute_script("return window.berthOpened") == [
+        ["http://127.0.0.1:9/ok", "_blank", "noopener,noreferrer"]
     ]
 
     def sizes() -> list[tuple[int, int]]:
