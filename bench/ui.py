@@ -45,9 +45,15 @@ def jar() -> aiohttp.CookieJar:
     return aiohttp.CookieJar(unsafe=True)  # the cookie of an IP address (127.0.0.1)
 
 
-async def login(session: aiohttp.ClientSession, url: str) -> None:
+async def login(session: aiohttp.ClientSession, url: str) -> str:
+    """The token's exchange: the cookie, and the session's secret (the login's page holds it
+    for the browser's storage), which every later request of `session` shows, as the page's
+    own do."""
     async with session.get(url, allow_redirects=False) as r:
-        assert r.status == 303, r.status
+        assert r.status == 200, r.status
+        secret = (await r.text()).split('name="berth-session" content="')[1].split('"')[0]
+    session.headers["X-CSRF-Token"] = secret
+    return secret
 
 
 async def json_times(url: str, n: int) -> tuple[list[float], int]:
@@ -154,9 +160,7 @@ async def watch_live(url: str, ids: list[str], seconds: float) -> int:
     async with aiohttp.ClientSession(
         cookie_jar=jar(), timeout=aiohttp.ClientTimeout(total=None)
     ) as s:
-        await login(s, url)
-        async with s.get(base + "/") as r:
-            csrf = (await r.text()).split('name="csrf-token" content="')[1].split('"')[0]
+        csrf = await login(s, url)
         ws_url = base.replace("http", "ws", 1) + f"/api/live?csrf={csrf}"
         async with s.ws_connect(ws_url, headers={"Origin": base}) as ws:
             for i, cid in enumerate(ids):

@@ -36,6 +36,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -198,6 +199,15 @@ def test_login_and_containers_page(
     cookie = drv.get_cookie("berth_ui")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert drv.execute_script("return document.cookie") == ""
+    # the session's secret is in this origin's storage, not in the page; the cookie alone
+    # (what another port of this host is sent too) opens no API route
+    secret = drv.execute_script("return localStorage.getItem('berth-session')")
+    assert secret and secret not in drv.page_source
+    got = drv.execute_async_script(
+        "const done = arguments[0]; Promise.all(['/api/containers', '/api/df'].map(p => "
+        "fetch(p).then(r => r.status))).then(done)"
+    )
+    assert got == [403, 403]
     # (the list is drawn again on each container event: every look goes through `wait`)
     wait(
         drv,
@@ -216,6 +226,12 @@ def test_login_and_containers_page(
     css(drv, '#state-filter option[value="running"]').click()
     wait(drv, lambda: not drv.find_elements(By.CSS_SELECTOR, '#containers tr[data-name="idle"]'))
     css(drv, '#state-filter option[value="all"]').click()
+    # a browser whose storage lost the secret (the cookie kept) is told how to come back
+    drv.execute_script("localStorage.removeItem('berth-session')")
+    drv.get(ui_url(d).split("/?")[0] + "/")
+    assert "open the URL with ?token=" in css(drv, "#no-session").text
+    drv.get(ui_url(d))
+    wait(drv, lambda: state_of(drv, "web") == "running", what="no way back in")
 
 
 def test_lifecycle_actions(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
@@ -334,6 +350,61 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: "#" in drv.execute_script(term_text), what="no prompt")
     ActionChains(drv).send_keys("echo out-$((6*7))\n").perform()
     wait(drv, lambda: "out-42" in drv.execute_script(term_text), what="no echo")
+    # a link the container writes (OSC 8) opens only if it is http(s), with noopener
+    opened = drv.execute_script(
+        "const got = window.berthOpened = []; window.open = (...a) => { got.push(a); return null; };"
+        "window.confirm = () => true;"
+        "for (const u of arguments[0]) window.berthTerminalLink(u); return got.splice(0);",
+        [
+            "javascript:alert(document.domain)",
+            "JavaScript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "vbscript:x",
+            "not a url",
+            "https://example.test/a?b=1",
+            "http://127.0.0.1:9/x",
+        ],
+    )
+    assert opened == [
+        ["https://example.test/a?b=1", "_blank", "noopener,noreferrer"],
+        ["http://127.0.0.1:9/x", "_blank", "noopener,noreferrer"],
+    ]
+    # and as the user meets them: links the shell prints, clicked (the command line spells
+    # the words with octal escapes, so only the output says OKLINK and JSLINK)
+    ActionChains(drv).send_keys(
+        "printf '\\033]8;;http://127.0.0.1:9/ok\\033\\\\\\117KLINK\\033]8;;\\033\\\\ "
+        "\\033]8;;javascript:alert(1)\\033\\\\\\112SLINK\\033]8;;\\033\\\\\\n'\n"
+    ).perform()
+    wait(drv, lambda: "OKLINK JSLINK" in drv.execute_script(term_text), what="no links")
+
+    def click_word(word: str) -> None:
+        # the word's place on the screen, from xterm's DOM rows
+        x, y = drv.execute_script(
+            "for (const row of document.querySelectorAll('#terminal .xterm-rows > div')) {"
+            "  const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);"
+            "  for (let n = walker.nextNode(); n; n = walker.nextNode()) {"
+            "    const i = n.textContent.indexOf(arguments[0]);"
+            "    if (i < 0) continue;"
+            "    const r = document.createRange(); r.setStart(n, i + 1); r.setEnd(n, i + 2);"
+            "    const b = r.getBoundingClientRect();"
+            "    return [Math.round(b.x + b.width / 2), Math.round(b.y + b.height / 2)];"
+            "  }"
+            "} return [0, 0];",
+            word,
+        )
+        assert x and y, word
+        actions = ActionBuilder(drv)
+        actions.pointer_action.move_to_location(x - 2, y).pause(0.3)
+        actions.pointer_action.move_to_location(x, y).pause(0.5).click()
+        actions.perform()
+
+    click_word("JSLINK")
+    click_word("OKLINK")
+    wait(drv, lambda: drv.execute_script("return window.berthOpened.length"), what="not opened")
+    assert drv.execute_script("return window.berthOpened") == [
+        ["http://127.0.0.1:9/ok", "_blank", "noopener,noreferrer"]
+    ]
 
     def sizes() -> list[tuple[int, int]]:
         text = drv.execute_script(term_text).replace("\n", "")
@@ -829,6 +900,7 @@ def test_logout(ui_daemon: Daemon, browser: webdriver.Chrome) -> None:
         what="logout did not end the session",
     )
     assert drv.get_cookie("berth_ui") is None
+    assert drv.execute_script("return localStorage.getItem('berth-session')") is None
     base = ui_url(d).split("/?")[0]
     req = urllib.request.Request(
         base + "/api/containers", headers={"Cookie": f"berth_ui={cookie['value']}"}

@@ -199,18 +199,23 @@ def run(fn: Callable[[Client, Gate, FakeContainers, FakeImages], Awaitable[None]
     asyncio.run(main())
 
 
-async def login(client: Client, gate: Gate) -> str:
-    """The session's CSRF token, after the token's exchange for the cookie."""
+async def login(client: Client, gate: Gate, *, carry: bool = True) -> str:
+    """The session's secret, after the token's exchange for the cookie: the answer is the
+    page that keeps it (in the browser's localStorage), and the dashboard's page holds none.
+    With `carry`, every later request of the client shows it, as the page's own do."""
     r = await client.get(f"/?token={gate.token}", allow_redirects=False)
-    assert r.status == 303 and r.headers["Location"] == "/"
-    assert "no-store" in r.headers["Cache-Control"]
+    assert r.status == 200 and "no-store" in r.headers["Cache-Control"]
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and COOKIE in cookie
+    m = re.search(r'name="berth-session" content="([^"]+)"', await r.text())
+    assert m and '<script type="module" src="/static/login.js">' in await r.text()
+    secret = m.group(1)
     page = await client.get("/")
     assert page.status == 200 and "no-store" in page.headers["Cache-Control"]
-    m = re.search(r'name="csrf-token" content="([^"]+)"', await page.text())
-    assert m
-    return m.group(1)
+    assert secret not in await page.text()
+    if carry:
+        client.session.headers[CSRF_HEADER] = secret
+    return secret
 
 
 def test_nothing_without_the_token() -> None:
@@ -269,7 +274,7 @@ def test_token_gives_a_cookie_and_the_api() -> None:
 
 def test_actions_need_the_csrf_header() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        csrf = await login(client, gate)
+        csrf = await login(client, gate, carry=False)
         for bad in ({}, {CSRF_HEADER: "nope"}, {CSRF_HEADER: gate.token}):
             r = await client.post("/api/containers/c1/stop", headers=bad)
             assert r.status == 403, bad
@@ -367,14 +372,14 @@ def test_host_header_is_checked() -> None:
             headers={"Host": f"localhost:{gate.port}"},
             allow_redirects=False,
         )
-        assert r.status == 303
+        assert r.status == 200
 
     run(t)
 
 
 def test_terminal_websocket_needs_csrf() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        csrf = await login(client, gate)
+        csrf = await login(client, gate, carry=False)
         ws = {
             "Upgrade": "websocket",
             "Connection": "Upgrade",
@@ -497,8 +502,8 @@ def test_projects_group_by_compose_labels() -> None:
 
 def test_project_routes() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        hdr = {CSRF_HEADER: await login(client, gate)}
-        r = await client.get("/api/projects")
+        hdr = {CSRF_HEADER: await login(client, gate, carry=False)}
+        r = await client.get("/api/projects", headers=hdr)
         assert r.status == 200 and await r.json() == []  # the fake's one has no labels
         assert (await client.post("/api/projects/shop/stop")).status == 403  # no CSRF
         r = await client.post("/api/projects/shop/stop", headers=hdr)
@@ -544,7 +549,7 @@ def test_pull_streams_progress() -> None:
         client: Client = TestClient(TestServer(app, host="127.0.0.1", port=port))
         await client.start_server()
         try:
-            hdr = {CSRF_HEADER: await login(client, gate)}
+            hdr = {CSRF_HEADER: await login(client, gate, carry=False)}
             assert (await client.post("/api/images/pull?ref=x")).status == 403
             r = await client.post("/api/images/pull?ref=reg.example/x:1", headers=hdr)
             lines = [json.loads(x) for x in (await r.text()).splitlines()]
@@ -603,7 +608,7 @@ def test_gate_over_tls_on_another_address() -> None:
     )
     assert gate.host_ok(req)  # an address of many names: the certificate names the host
     resp = gate.login(req)
-    assert resp.status == 303
+    assert resp.status == 200
     cookie = resp.cookies["berth_ui"]
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
     same = make_mocked_request(
@@ -716,7 +721,10 @@ def test_project_down_removes_its_containers_and_networks() -> None:
 
 def test_scale_up_logout_routes_need_csrf_and_a_session() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
-        hdr = {CSRF_HEADER: await login(client, gate), "Origin": f"http://127.0.0.1:{gate.port}"}
+        hdr = {
+            CSRF_HEADER: await login(client, gate, carry=False),
+            "Origin": f"http://127.0.0.1:{gate.port}",
+        }
         scale = "/api/projects/shop/services/web/scale?replicas=2"
         for path in (scale, "/api/projects/shop/up", "/api/logout"):
             assert (await client.post(path)).status == 403, path  # no CSRF

@@ -172,7 +172,7 @@ def serve(containers: Any, dist: Any, fn: Any) -> None:
         client: Client = TestClient(TestServer(app, host="127.0.0.1", port=port))
         await client.start_server()
         try:
-            await fn(client, {CSRF_HEADER: await login(client, gate)})
+            await fn(client, {CSRF_HEADER: await login(client, gate, carry=False)})
         finally:
             await client.close()
 

@@ -39,7 +39,7 @@ async def until(ws: Any, pred: Any, limit: int = 50) -> list[dict[str, Any]]:
 def test_live_socket_needs_the_session_csrf_and_origin() -> None:
     async def t(client: Client, gate: Gate, c: FakeContainers, i: FakeImages) -> None:
         assert (await client.get("/api/live", headers=WS)).status == 401
-        csrf = await login(client, gate)
+        csrf = await login(client, gate, carry=False)
         assert (await client.get("/api/live", headers=WS)).status == 403
         r = await client.get(f"/api/live?csrf={csrf}", headers={**WS, "Origin": "http://x.test"})
         assert r.status == 403
@@ -125,7 +125,7 @@ def test_logout_ends_the_sessions_open_streams() -> None:
         async with ClientSession(base_url=str(client.make_url("")), cookie_jar=jar) as other:
             r = await other.get(f"/?token={gate.token}", allow_redirects=True)
             page = await r.text()
-            other_csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+            other_csrf = page.split('name="berth-session" content="')[1].split('"')[0]
             theirs = await other.ws_connect(f"/api/live?csrf={other_csrf}")
             await theirs.send_str(json.dumps({"sub": "x", "path": "/api/events"}))
             r = await client.post("/api/logout", headers={CSRF_HEADER: csrf})

@@ -12,6 +12,8 @@ await esbuild.build({
   entryPoints: [
     { in: "src/main.ts", out: "app" }, { in: "src/app.css", out: "app" },
     { in: "src/live-worker.ts", out: "live-worker" },
+    // the login's page: keeps the session's secret (session.ts), then goes to the dashboard
+    { in: "src/login.ts", out: "login" },
   ],
   bundle: true,
   minify: true,

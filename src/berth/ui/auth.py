@@ -1,14 +1,19 @@
-"""The dashboard's gate: the start-up token, the session cookie it is exchanged for, CSRF
-checks on every action, and the headers every answer carries.
+"""The dashboard's gate: the start-up token, the session it is exchanged for, the session's
+secret that every request but the page and the bundle must show, and the headers every
+answer carries.
 
 As Jupyter does, berthd makes a random token at start and prints a URL with it
 (`http://127.0.0.1:PORT/?token=...`). Opening that URL once trades the token for a session:
-an HttpOnly, SameSite=Strict cookie, and a CSRF token of that session's own that the page
-reads from its HTML and sends back in the `X-CSRF-Token` header of every request that is not
-a GET (and in the query of the terminal's WebSocket, which a browser cannot give headers).
-Nothing else is reachable without the cookie. The answers that carry a token are never
-cached, and the URL with the token is replaced at once (a redirect) so that it stays out of
-the browser's history and of any Referer.
+an HttpOnly, SameSite=Strict cookie, and a secret of that session's own. Cookies do not
+isolate by port (RFC 6265 8.5): a page of another service on the same host (another local
+user's dev server) is sent the cookie too, and could use it. So the cookie alone opens only
+the page (`/`) and the bundle (`/static/`), which hold nothing secret; everything else (every
+`/api` route, reads included) also wants the session's secret, in the `X-CSRF-Token` header
+(or, for a GET that cannot have headers, EventSource, WebSocket, the log's download, in
+`?csrf=`). The secret is given once, by the answer to the token's URL: a small page that
+stores it in the origin's own localStorage (per scheme, host and port, unlike cookies) and
+goes on to `/` at once, which also takes the token out of the URL, the history and any
+Referer. No answer that carries the token or the secret is cached.
 
 Also: a Host header check (only the address the dashboard was bound to, and `localhost`
 for a loopback one), which turns away DNS rebinding, and an Origin check on actions.
@@ -19,6 +24,7 @@ Imports nothing of berth's.
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import secrets
 import socket
@@ -49,6 +55,15 @@ SECURITY_HEADERS = {
     ),
 }
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# the answer to the token's URL: the session's secret for login.js to keep in localStorage
+# (the CSP allows no inline script), which then goes on to the page
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta name="berth-session" content="{secret}"><title>berth</title>
+<script type="module" src="/static/login.js"></script></head>
+<body><noscript>The dashboard needs JavaScript.</noscript></body></html>
+"""
 
 
 @dataclass(slots=True)
@@ -115,14 +130,19 @@ class Gate:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def login(self, request: web.Request) -> web.StreamResponse:
-        """`/?token=...`: a session and its cookie, and a redirect to the URL without the
-        token. A wrong token is a 403, and no session."""
+        """`/?token=...`: a session, its cookie, and the page that keeps its secret in the
+        origin's storage and goes on to the URL without the token. A wrong token is a 403,
+        and no session."""
         if not self.token_ok(request.query.get("token", "")):
             return web.Response(
                 status=403, text="wrong token: open the URL berthd printed\n", headers=NO_STORE
             )
-        sid, _sess = self.open_session()
-        resp = web.Response(status=303, headers={"Location": "/", **NO_STORE})
+        sid, sess = self.open_session()
+        resp = web.Response(
+            text=LOGIN_PAGE.format(secret=html.escape(sess.csrf, quote=True)),
+            content_type="text/html",
+            headers=NO_STORE,
+        )
         resp.set_cookie(
             COOKIE,
             sid,
@@ -144,10 +164,22 @@ class Gate:
 
     # --- checks -----------------------------------------------------------------------------
     def csrf_ok(self, request: web.Request, sess: Session) -> bool:
+        """The session's secret: in the header; for a GET (EventSource, WebSocket and a
+        download cannot have headers), in `?csrf=` too. Never in an action's query."""
         given = request.headers.get(CSRF_HEADER) or ""
-        if not given and request.headers.get("Upgrade", "").lower() == "websocket":
+        if not given and request.method in ("GET", "HEAD"):
             given = request.query.get("csrf", "")
         return bool(given) and hmac.compare_digest(given.encode(), sess.csrf.encode())
+
+    @staticmethod
+    def cookie_only(request: web.Request) -> bool:
+        """The only requests that the cookie opens by itself: a plain GET of the page or of
+        the bundle (neither holds a secret nor does anything)."""
+        return (
+            request.method in ("GET", "HEAD")
+            and request.headers.get("Upgrade", "").lower() != "websocket"
+            and (request.path == "/" or request.path.startswith("/static/"))
+        )
 
     def host_ok(self, request: web.Request) -> bool:
         return self.hosts is None or request.host in self.hosts
@@ -180,8 +212,17 @@ class Gate:
                     text="berth dashboard: open the URL with ?token= that berthd printed "
                     "at start\n",
                 )
-            elif action and not (self.origin_ok(request) and self.csrf_ok(request, sess)):
+            elif action and not self.origin_ok(request):
                 resp = web.json_response({"message": "CSRF check failed"}, status=403)
+            elif not self.cookie_only(request) and not self.csrf_ok(request, sess):
+                resp = web.json_response(
+                    {
+                        "message": "this request lacks the session's secret: open the URL "
+                        "with ?token= that berthd printed in this browser again"
+                    },
+                    status=403,
+                    headers=NO_STORE,
+                )
             else:
                 request[SESSION] = sess
                 resp = await handler(request)

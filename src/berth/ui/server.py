@@ -2,11 +2,12 @@
 
 `Dashboard` takes the services as the Engine API's `Api` does and makes an aiohttp
 application of its own, which berthd serves on its own site (`--ui ADDR`). Every route is
-behind `auth.Gate`: the token, the session cookie, CSRF on actions.
+behind `auth.Gate`: the token, the session cookie, and the session's secret on every
+request but the page's and the bundle's.
 
 Routes (all under the session):
-  GET  /                               the page (the CSRF token in a <meta>)
-  GET  /static/...                     the built bundle (app.js, app.css, licences)
+  GET  /                               the page (nothing secret in it)
+  GET  /static/...                     the built bundle (app.js, app.css, login.js, licences)
   GET  /api/containers                 rows of the containers page
   POST /api/containers                 create (and start) one from the form (`create`)
   GET  /api/containers/{id}            one container, readable (environment masked)
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import os
@@ -84,6 +84,7 @@ STATIC_FILES = {
     "LICENSES.txt": "text/plain",
     "favicon.svg": "image/svg+xml",
     "live-worker.js": "text/javascript",  # the shared worker that holds /api/live
+    "login.js": "text/javascript",  # keeps the session's secret that the login's page gives
 }
 
 
@@ -229,9 +230,9 @@ class Dashboard:
 
     # --- the page ---------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.StreamResponse:
-        csrf = html.escape(request[SESSION].csrf, quote=True)
-        page = self.index_html.replace("{{csrf}}", csrf)
-        return web.Response(text=page, content_type="text/html", headers=NO_STORE)
+        """The page: the same for every session, nothing secret in it (the session's secret
+        is in the origin's storage, `auth`)."""
+        return web.Response(text=self.index_html, content_type="text/html", headers=NO_STORE)
 
     async def static_file(self, request: web.Request) -> web.StreamResponse:
         """The bundle's files, by name only (nothing beside them): app.js and app.css, asked

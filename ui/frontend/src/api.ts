@@ -1,17 +1,16 @@
-// The dashboard's calls to berthd: JSON over fetch, with the session's CSRF token in a
-// header on every action (the cookie goes by itself), and the live streams.
+// The dashboard's calls to berthd: JSON over fetch, with the session's secret in a header
+// on every call (the cookie goes by itself, and alone opens nothing: session.ts), and the
+// live streams.
 
 import { Live, liveView } from "./live";
-
-const csrf = (document.querySelector('meta[name="csrf-token"]') as HTMLMetaElement | null)?.content ?? "";
+import { secret } from "./session";
 
 export class ApiError extends Error {
   constructor(public status: number, message: string) { super(message); }
 }
 
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { "Accept": "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  const headers: Record<string, string> = { "Accept": "application/json", "X-CSRF-Token": secret() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(path, {
     method, headers, credentials: "same-origin", cache: "no-store",
@@ -34,7 +33,7 @@ export const del = <T>(path: string): Promise<T> => call<T>("DELETE", path);
 // A POST whose answer is a JSON line per message (a pull's progress), each handed to onLine
 // as it comes; `body`, if given, goes as JSON (a pull's login).
 export async function postLines<T>(path: string, onLine: (m: T) => void, body?: unknown): Promise<void> {
-  const headers: Record<string, string> = { "X-CSRF-Token": csrf };
+  const headers: Record<string, string> = { "X-CSRF-Token": secret() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(path, {
     method: "POST", headers, credentials: "same-origin", cache: "no-store",
@@ -64,7 +63,7 @@ export async function postLines<T>(path: string, onLine: (m: T) => void, body?: 
 // browser over one WebSocket (live.ts), so that many open tabs do not use up the six
 // connections a browser opens to one host. The caller closes it when its page goes.
 export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => void): Live {
-  return liveView(csrf, path, (event, data) => {
+  return liveView(secret(), path, (event, data) => {
     if (event === "") onData(data as T);
     else onEnd?.();
   });
@@ -74,8 +73,13 @@ export function stream<T>(path: string, onData: (d: T) => void, onEnd?: () => vo
 // ("attach")
 export function terminalUrl(id: string, rows: number, cols: number, mode: "terminal" | "attach" = "terminal"): string {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const q = new URLSearchParams({ rows: String(rows), cols: String(cols), csrf });
+  const q = new URLSearchParams({ rows: String(rows), cols: String(cols), csrf: secret() });
   return `${proto}//${location.host}/api/containers/${encodeURIComponent(id)}/${mode}?${q}`;
+}
+
+// the whole log, as a download: a link cannot have headers, the secret goes in its query
+export function logsUrl(id: string): string {
+  return `/api/containers/${encodeURIComponent(id)}/logs.txt?${new URLSearchParams({ csrf: secret() })}`;
 }
 
 export interface Port { hostIp: string; hostPort: string; port: string; proto: string }

@@ -12,6 +12,7 @@ export class Hub {
   private queue: string[] = [];
   private subs = new Map<string, Deliver>();
   private n = 0;
+  private closed = false;
 
   constructor(private readonly url: string) {}
 
@@ -28,7 +29,15 @@ export class Hub {
     if (this.subs.delete(id)) this.send({ unsub: id });
   }
 
+  // the socket goes (no view is left on it)
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.ws?.close();
+  }
+
   private send(msg: object): void {
+    if (this.closed) return;
     const text = JSON.stringify(msg);
     if (this.ws?.readyState === WebSocket.OPEN) { this.ws.send(text); return; }
     this.queue.push(text);

@@ -9,7 +9,7 @@
 
 import { Hub } from "./hub";
 
-interface Tab { hub?: Hub; views: Map<string, string> }
+interface Tab { hub?: Hub; views: Map<string, [Hub, string]> }
 type Ask = { hello?: string; tab?: string; sub?: string; path?: string; unsub?: string };
 
 declare const self: { onconnect: ((e: MessageEvent) => void) | null; navigator: Navigator };
@@ -17,11 +17,21 @@ declare const self: { onconnect: ((e: MessageEvent) => void) | null; navigator: 
 const hubs = new Map<string, Hub>();
 const tabs = new Map<MessagePort, Tab>();
 
+// a hub no tab sends new views to (its session's secret was replaced by a new login's)
+// goes with its last view
+function release(hub: Hub | undefined): void {
+  if (!hub || hub.size > 0) return;
+  for (const t of tabs.values()) if (t.hub === hub) return;
+  for (const [u, x] of hubs) if (x === hub) hubs.delete(u);
+  hub.close();
+}
+
 function drop(port: MessagePort): void {
   const tab = tabs.get(port);
   if (!tab) return;
-  for (const id of tab.views.values()) tab.hub?.unsubscribe(id);
   tabs.delete(port);
+  for (const [hub, id] of tab.views.values()) { hub.unsubscribe(id); release(hub); }
+  release(tab.hub);
 }
 
 self.onconnect = (e: MessageEvent) => {
@@ -33,20 +43,23 @@ self.onconnect = (e: MessageEvent) => {
     if (m.hello) {
       let hub = hubs.get(m.hello);
       if (!hub) { hub = new Hub(m.hello); hubs.set(m.hello, hub); }
+      const was = tab.hub;
       tab.hub = hub;
+      if (was !== hub) release(was);
     } else if (m.tab) {
       if (self.navigator.locks) void self.navigator.locks.request(m.tab, () => drop(port));
     } else if (m.sub && m.path && tab.hub) {
       const local = m.sub;
-      const id = tab.hub.subscribe(m.path, (event, data) => {
+      const hub = tab.hub;
+      const id = hub.subscribe(m.path, (event, data) => {
         if (event === "end" || event === "error") tab.views.delete(local);
         port.postMessage({ sub: local, event, data });
       });
-      tab.views.set(local, id);
+      tab.views.set(local, [hub, id]);
     } else if (m.unsub) {
-      const id = tab.views.get(m.unsub);
+      const view = tab.views.get(m.unsub);
       tab.views.delete(m.unsub);
-      if (id) tab.hub?.unsubscribe(id);
+      if (view) { view[0].unsubscribe(view[1]); release(view[0]); }
     }
   };
   port.start();

@@ -8,6 +8,7 @@ export interface Live { close(): void }
 
 let port: MessagePort | undefined;
 let hub: Hub | undefined;
+let said = ""; // the socket's URL the worker (or this tab's hub) was last given
 let n = 0;
 const views = new Map<string, Deliver>();
 
@@ -16,9 +17,14 @@ function url(csrf: string): string {
   return `${proto}//${location.host}/api/live?${new URLSearchParams({ csrf })}`;
 }
 
+// the views go over the socket of the session's secret as it is now: a login in another tab
+// makes a new session (and cookie), and the next views go over a socket of the new one
 function connect(csrf: string): void {
-  if (port || hub) return;
-  if (typeof SharedWorker === "undefined") { hub = new Hub(url(csrf)); return; }
+  const u = url(csrf);
+  if (u === said) return;
+  said = u;
+  if (typeof SharedWorker === "undefined") { hub = new Hub(u); return; }
+  if (port) { port.postMessage({ hello: u }); return; }
   const worker = new SharedWorker("/static/live-worker.js", { type: "module", name: "berth-live" });
   port = worker.port;
   port.onmessage = (ev: MessageEvent<{ sub: string; event: string; data: unknown }>) => {
@@ -28,7 +34,7 @@ function connect(csrf: string): void {
     deliver(ev.data.event, ev.data.data);
   };
   port.start();
-  port.postMessage({ hello: url(csrf) });
+  port.postMessage({ hello: u });
   // the tab holds a lock of its own name while it lives: the worker learns that the tab is
   // gone when the lock is let go (live-worker.ts); its name goes once the lock is held
   const p = port;

@@ -5,6 +5,7 @@ import { post } from "./api";
 import { h, clear } from "./dom";
 import { Cleanup } from "./notify";
 import { containersPage } from "./pages/containers";
+import { forgetSecret, secret } from "./session";
 import { createPage } from "./pages/create";
 import { imagesPage } from "./pages/images";
 import { networksPage, volumesPage } from "./pages/netvol";
@@ -41,6 +42,12 @@ function route(): void {
   cleanup = undefined;
   const main = document.getElementById("main")!;
   clear(main);
+  if (!secret()) {
+    // the cookie came, but this origin's storage has no session: the token's URL gives one
+    main.appendChild(h("p", { id: "no-session" },
+      "This browser has no session of the dashboard at this address: open the URL with ?token= that berthd printed."));
+    return;
+  }
   const hash = location.hash || "#/";
   for (const [re, page, nav] of routes) {
     const m = re.exec(hash);
@@ -56,7 +63,7 @@ function route(): void {
 
 // logout: the session ends on the server; the page then shows what to do to come back
 document.getElementById("logout")?.addEventListener("click", () => {
-  post("/api/logout").catch(() => undefined).finally(() => { cleanup?.(); location.replace("/"); });
+  post("/api/logout").catch(() => undefined).finally(() => { cleanup?.(); forgetSecret(); location.replace("/"); });
 });
 
 window.addEventListener("hashchange", route);

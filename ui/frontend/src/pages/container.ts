@@ -5,8 +5,9 @@
 import uPlot from "uplot";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
-import { ApiError, ContainerDetail, LogLine, StatsPoint, get, stream, terminalUrl } from "../api";
+import { ApiError, ContainerDetail, LogLine, StatsPoint, get, logsUrl, stream, terminalUrl } from "../api";
 import { bytes, clear, h, table } from "../dom";
+import { linkHandler } from "../links";
 import { Cleanup, notify } from "../notify";
 import { actionButtons, onActionClick, stateBadge } from "./containers";
 
@@ -133,7 +134,7 @@ function logsTab(d: ContainerDetail, pane: HTMLElement): Cleanup {
   const search = h("input", { type: "search", id: "log-search", placeholder: "Search the log…", autocomplete: "off" });
   const follow = h("input", { type: "checkbox", id: "log-follow", checked: true });
   const box = h("div", { class: "logs", id: "logs" });
-  const download = h("a", { class: "btn", id: "log-download", href: `/api/containers/${encodeURIComponent(d.id)}/logs.txt`, download: `${d.name}.log` }, "Download");
+  const download = h("a", { class: "btn", id: "log-download", href: logsUrl(d.id), download: `${d.name}.log` }, "Download");
   pane.append(h("div", { class: "toolbar" }, search, h("label", {}, follow, " follow"), download), box);
   const lines: LogLine[] = [];
   const lineEl = (l: LogLine) => h("div", { class: `line ${l.s}` }, h("span", { class: "ts" }, l.t.slice(11, 23)), " ", l.l);
@@ -185,7 +186,7 @@ function terminalTab(d: ContainerDetail, pane: HTMLElement): Cleanup | void {
 function openTerminal(d: ContainerDetail, holder: HTMLElement, mode: "terminal" | "attach"): Cleanup {
   const box = h("div", { class: "terminal", id: "terminal", "data-mode": mode });
   holder.append(box);
-  const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000, convertEol: mode === "attach" && !d.tty });
+  const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000, convertEol: mode === "attach" && !d.tty, linkHandler });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(box);
@@ -215,6 +216,10 @@ function openTerminal(d: ContainerDetail, holder: HTMLElement, mode: "terminal" 
     const out: string[] = [];
     for (let i = 0; i < b.length; i++) out.push(b.getLine(i)?.translateToString(true) ?? "");
     return out.join("\n");
+  };
+  // for tests: a link activated as a click on it would be, through the terminal's own handler
+  (window as unknown as { berthTerminalLink: (uri: string) => void }).berthTerminalLink = (uri) => {
+    term.options.linkHandler?.activate(new MouseEvent("click"), uri, { start: { x: 1, y: 1 }, end: { x: 1, y: 1 } });
   };
   return () => { window.removeEventListener("resize", onWin); input.dispose(); resize.dispose(); ws.close(); term.dispose(); };
 }

@@ -1,0 +1,1 @@
+var t="berth-session";function r(){try{return localStorage.getItem(t)??""}catch{return""}}function o(e){localStorage.setItem(t,e)}function c(){try{localStorage.removeItem(t)}catch{}}export{r as a,o as b,c};
