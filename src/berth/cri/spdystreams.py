@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from berth.containers.channel import T_STDERR, T_STDOUT, Attachment
-from berth.containers.execs import ExecConfig, ExecStartError
+from berth.containers.execs import ExecStartError
 from berth.cri.spdy import REFUSED_STREAM, Session, Stream
 from berth.errors import BerthError, InvalidArgument
 
@@ -236,16 +236,7 @@ async def serve_command(server: Any, req: Any, session: Session, protocol: str) 
     try:
         resize: Callable[[int, int], None]
         if req.kind == "exec":
-            eid = server.execs.create(
-                req.container_id,
-                ExecConfig(
-                    cmd=tuple(req.cmd),
-                    tty=req.tty,
-                    attach_stdin=req.stdin,
-                    attach_stdout=req.stdout,
-                    attach_stderr=req.stderr and not req.tty,
-                ),
-            )
+            eid = server.execs.create(req.container_id, req.exec_config())
             att = server.execs.attach(eid)
             await server.execs.start(eid)
 

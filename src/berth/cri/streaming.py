@@ -59,6 +59,16 @@ class StreamRequest:
     ports: list[int] = field(default_factory=list)
     expires: float = 0.0
 
+    def exec_config(self) -> ExecConfig:
+        """The exec this request runs (over WebSocket or SPDY): a tty has no stderr."""
+        return ExecConfig(
+            cmd=tuple(self.cmd),
+            tty=self.tty,
+            attach_stdin=self.stdin,
+            attach_stdout=self.stdout,
+            attach_stderr=self.stderr and not self.tty,
+        )
+
 
 class StreamServer:
     def __init__(self, containers: ContainerService, execs: ExecService) -> None:
@@ -176,16 +186,7 @@ class StreamServer:
         await att.end_stdin()
 
     async def _exec(self, req: StreamRequest, ws: web.WebSocketResponse) -> None:
-        eid = self.execs.create(
-            req.container_id,
-            ExecConfig(
-                cmd=tuple(req.cmd),
-                tty=req.tty,
-                attach_stdin=req.stdin,
-                attach_stdout=req.stdout,
-                attach_stderr=req.stderr and not req.tty,
-            ),
-        )
+        eid = self.execs.create(req.container_id, req.exec_config())
         att = self.execs.attach(eid)
         try:
             await self.execs.start(eid)
