@@ -379,21 +379,29 @@ def test_container_page(ui_daemon: Daemon, browser: webdriver.Chrome, shots: Pat
     wait(drv, lambda: "OKLINK JSLINK" in drv.execute_script(term_text), what="no links")
 
     def click_word(word: str) -> None:
-        # the word's place on the screen, from xterm's DOM rows
-        x, y = drv.execute_script(
+        # the word's place on the screen, from xterm's DOM rows: drawn at the next animation
+        # frame after the buffer has the text, and a row may be several text nodes (one a run
+        # of cells alike), so the row's whole text is searched and the word's second letter
+        # found in its node
+        find = (
             "for (const row of document.querySelectorAll('#terminal .xterm-rows > div')) {"
+            "  const at = row.textContent.indexOf(arguments[0]);"
+            "  if (at < 0) continue;"
             "  const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);"
+            "  let seen = 0;"
             "  for (let n = walker.nextNode(); n; n = walker.nextNode()) {"
-            "    const i = n.textContent.indexOf(arguments[0]);"
-            "    if (i < 0) continue;"
-            "    const r = document.createRange(); r.setStart(n, i + 1); r.setEnd(n, i + 2);"
-            "    const b = r.getBoundingClientRect();"
-            "    return [Math.round(b.x + b.width / 2), Math.round(b.y + b.height / 2)];"
+            "    const len = n.textContent.length;"
+            "    if (at + 1 < seen + len) {"
+            "      const r = document.createRange();"
+            "      r.setStart(n, at + 1 - seen); r.setEnd(n, at + 2 - seen);"
+            "      const b = r.getBoundingClientRect();"
+            "      return [Math.round(b.x + b.width / 2), Math.round(b.y + b.height / 2)];"
+            "    }"
+            "    seen += len;"
             "  }"
-            "} return [0, 0];",
-            word,
+            "} return null;"
         )
-        assert x and y, word
+        x, y = wait(drv, lambda: drv.execute_script(find, word), what=f"{word} not drawn")
         actions = ActionBuilder(drv)
         actions.pointer_action.move_to_location(x - 2, y).pause(0.3)
         actions.pointer_action.move_to_location(x, y).pause(0.5).click()
