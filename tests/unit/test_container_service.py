@@ -387,6 +387,37 @@ def test_names_rename_and_resolution(tmp_path: Path) -> None:
     assert ("rename", events[0][1]) in events
 
 
+def test_creates_at_once_never_pick_one_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name is taken from its pick, not from the record's save: concurrent builds' step
+    containers once picked the same random name and one build failed with a conflict."""
+    from berth.containers import names
+
+    monkeypatch.setattr(names, "random_name", lambda: "keen_feynman")
+
+    async def scenario(svc: ContainerService, shim: FakeShim) -> None:
+        cids = await asyncio.gather(*(_create(svc, "true") for _ in range(4)))
+        got = sorted(svc.resolve(c).name for c in cids)
+        assert len(set(got)) == 4 and got[0] == "/keen_feynman", got
+        # an explicit name asked twice at once: one create has it, the other is refused
+        made = await asyncio.gather(
+            *(
+                svc.create(
+                    create_request(
+                        {"Image": "fake", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+                    ),
+                    "twice",
+                )
+                for _ in range(2)
+            ),
+            return_exceptions=True,
+        )
+        assert sorted(type(m).__name__ for m in made) == ["Conflict", "tuple"]
+
+    _run(tmp_path, scenario)
+
+
 def test_wait_conditions_and_ps_filters(tmp_path: Path) -> None:
     async def scenario(svc: ContainerService, shim: FakeShim) -> None:
         done = await _create(svc, "sh", "-c", "exit 2")

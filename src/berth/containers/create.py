@@ -143,20 +143,24 @@ def command(
     return entrypoint or None, cmd or None
 
 
-def pick_name(name: str, records: Iterable[ContainerRecord]) -> str:
-    """The given name, checked and free, or a random one not taken."""
+def pick_name(
+    name: str, records: Iterable[ContainerRecord], reserved: Mapping[str, str] | None = None
+) -> str:
+    """The given name, checked and free, or a random one not taken; `reserved` names those of
+    creates under way (name: ID), taken as well."""
     records = list(records)
+    reserved = reserved or {}
     if name:
         name = names.validate(name)
-        other = next((r for r in records if r.name == "/" + name), None)
+        other = next((r.id for r in records if r.name == "/" + name), reserved.get(name))
         if other is not None:
             raise Conflict(
                 f'Conflict. The container name "/{name}" is already in use by '
-                f'container "{other.id}". You have to remove (or rename) '
+                f'container "{other}". You have to remove (or rename) '
                 "that container to be able to reuse that name."
             )
         return name
-    taken = {r.name for r in records}
+    taken = {r.name for r in records} | {"/" + n for n in reserved}
     name = names.random_name()
     while "/" + name in taken:
         name = names.random_name() + str(secrets.randbelow(10))

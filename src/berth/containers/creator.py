@@ -55,6 +55,7 @@ class Creator:
         self.driver = driver
         self.mounts = mounts
         self.net = net
+        self._reserved: dict[str, str] = {}  # names of creates under way: their IDs
 
     async def create(self, req: CreateRequest, name: str = "") -> tuple[str, list[str]]:
         """A container of `req` (read from Docker's JSON at the API edge); its ID and the
@@ -82,51 +83,62 @@ class Creator:
         except (TypeError, AttributeError, ValueError) as e:
             # a field of the wrong JSON type (dockerd's typed decoding refuses it: 400)
             raise InvalidArgument(f"invalid container config: {e}") from None
-        name = pick_name(name, self.store.all())
-        mount_specs = self.mounts.specs(req.config.volumes, hc, icfg.volumes)
-        nets = self.net.requested(hc, req.endpoints)
-        links = self.net.register_links(hc, nets)
-        if full_cfg.mac_address and nets:  # the older, container-wide field
-            nets[0].mac = nets[0].mac or full_cfg.mac_address
-        elif full_cfg.mac_address:
-            full_cfg = dataclasses.replace(full_cfg, mac_address="")
-        cdir = self.store.dir(cid)
-        now = time.time()
-        layers = self.images.layers_of(image)
-        hc.log_config = log_config(hc.log_config)
-        args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
-        rec = ContainerRecord(
-            id=cid,
-            name="/" + name,
-            created_ns=int(now * 1e9),
-            image=image.id,
-            path=args[0],
-            args=args[1:],
-            config=full_cfg,
-            host_config=hc,
-            driver=self.driver.name,
-            upper_dir=self.driver.upper(cid),
-            lower_dirs=[la.path for la in reversed(layers)],
-            resolv_conf_path=os.path.join(cdir, "resolv.conf"),
-            hostname_path=os.path.join(cdir, "hostname"),
-            hosts_path=os.path.join(cdir, "hosts"),
-            log_path="" if hc.log_config.type == "none" else os.path.join(cdir, f"{cid}-json.log"),
-            layers=[la.chain_id for la in layers],
-            nets=nets,
-            links=links,
-        )
-        # each step registers its undo; nothing half made stays if a later one fails
-        with contextlib.ExitStack() as undo:
-            os.makedirs(cdir, exist_ok=True)
-            undo.callback(shutil.rmtree, cdir, ignore_errors=True)
-            undo.callback(self.driver.remove, cid)
-            await asyncio.to_thread(self.driver.prepare, cid, layers)
-            rec.mounts = await asyncio.to_thread(self.mounts.make, cid, mount_specs, layers, undo)
-            self.net.write_etc_files(rec)
-            self.store.add(rec)
-            undo.callback(self.store.forget, cid)
-            self.store.save(rec)
-            undo.pop_all()
-        log.info("created container %s", cid[:12], extra={"container": cid})
-        self.store.event(rec, "create")
-        return cid, warnings
+        # a name is taken from its pick until the record holds it: two creates at once (the
+        # steps of concurrent builds) could pick the same random name, and the second failed
+        # with a conflict at its save
+        name = pick_name(name, self.store.all(), self._reserved)
+        self._reserved[name] = cid
+        try:
+            mount_specs = self.mounts.specs(req.config.volumes, hc, icfg.volumes)
+            nets = self.net.requested(hc, req.endpoints)
+            links = self.net.register_links(hc, nets)
+            if full_cfg.mac_address and nets:  # the older, container-wide field
+                nets[0].mac = nets[0].mac or full_cfg.mac_address
+            elif full_cfg.mac_address:
+                full_cfg = dataclasses.replace(full_cfg, mac_address="")
+            cdir = self.store.dir(cid)
+            now = time.time()
+            layers = self.images.layers_of(image)
+            hc.log_config = log_config(hc.log_config)
+            args = [*(full_cfg.entrypoint or ()), *(full_cfg.cmd or ())]
+            rec = ContainerRecord(
+                id=cid,
+                name="/" + name,
+                created_ns=int(now * 1e9),
+                image=image.id,
+                path=args[0],
+                args=args[1:],
+                config=full_cfg,
+                host_config=hc,
+                driver=self.driver.name,
+                upper_dir=self.driver.upper(cid),
+                lower_dirs=[la.path for la in reversed(layers)],
+                resolv_conf_path=os.path.join(cdir, "resolv.conf"),
+                hostname_path=os.path.join(cdir, "hostname"),
+                hosts_path=os.path.join(cdir, "hosts"),
+                log_path=""
+                if hc.log_config.type == "none"
+                else os.path.join(cdir, f"{cid}-json.log"),
+                layers=[la.chain_id for la in layers],
+                nets=nets,
+                links=links,
+            )
+            # each step registers its undo; nothing half made stays if a later one fails
+            with contextlib.ExitStack() as undo:
+                os.makedirs(cdir, exist_ok=True)
+                undo.callback(shutil.rmtree, cdir, ignore_errors=True)
+                undo.callback(self.driver.remove, cid)
+                await asyncio.to_thread(self.driver.prepare, cid, layers)
+                rec.mounts = await asyncio.to_thread(
+                    self.mounts.make, cid, mount_specs, layers, undo
+                )
+                self.net.write_etc_files(rec)
+                self.store.add(rec)
+                undo.callback(self.store.forget, cid)
+                self.store.save(rec)
+                undo.pop_all()
+            log.info("created container %s", cid[:12], extra={"container": cid})
+            self.store.event(rec, "create")
+            return cid, warnings
+        finally:
+            self._reserved.pop(name, None)
